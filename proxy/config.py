@@ -1,0 +1,619 @@
+"""Configuration: one YAML file parsed once into frozen, typed objects, or every problem with its path.
+
+Nothing else in the proxy reads YAML or the environment. Unknown keys are errors, so a typo never
+silently turns a restriction off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+
+from proxy.errors import ConfigError
+from proxy.labels import MAX_LABELS, is_label
+
+T = TypeVar("T")
+
+PROTOCOLS = ("openai", "oip", "passthrough")
+BUILTIN_DETECTORS = ("email", "phone", "credit_card", "ip_address", "iban")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    http: Address
+    grpc: Address | None = None
+    admin: Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    protocol: str
+    url: str | None = None  # HTTP base URL, no trailing slash
+    grpc: str | None = None  # host:port of an OIP v2 gRPC server
+    region: str | None = None
+    checkpoint: str | None = None  # a pin; else discovered
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    api_key: str | None = None  # the upstream's own key, sent as Authorization: Bearer
+    max_connections: int = 256
+    discovery_interval_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model: str  # exact model name, or "*"
+    upstream: str
+    purposes: frozenset[str] | None = None  # None: any purpose
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    name: str
+    api_key_sha256: str | None = None
+    purposes: frozenset[str] | None = None  # None: any purpose
+    labels: frozenset[str] = frozenset()
+    default_purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    name: str
+    labels: frozenset[str]
+    allow_purposes: frozenset[str]
+    regions: frozenset[str] | None = None
+    reroute_to: str | None = None  # on_deny: reroute:<upstream>; None means block
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    mode: str = "enforce"  # enforce | audit
+    anonymous: str = "deny"  # deny | allow
+    default_purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    name: str
+    pattern: str | None = None  # None: a built-in detector
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    service_name: str = "lineage-proxy"
+    exporter: str = "none"  # otlp | console | none
+    endpoint: str | None = None
+    protocol: str = "grpc"  # grpc | http/protobuf
+    sample_ratio: float = 1.0
+    capture_content: bool = False
+    queue_size: int = 4096
+    export_timeout_s: float = 5.0
+    resource_attributes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    store: str | None = "./lineage.db"
+    retention_days: float = 30.0
+    flush_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_body_bytes: int = 64 * 1024 * 1024
+    scan_max_chars: int = 1_000_000
+    drain_timeout_s: float = 30.0
+    buffer_max_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen: Listen
+    upstreams: tuple[Upstream, ...]
+    routes: tuple[Route, ...]
+    callers: tuple[Caller, ...] = ()
+    zones: tuple[Zone, ...] = ()
+    policy: PolicySettings = PolicySettings()
+    detectors: tuple[DetectorSpec, ...] = ()
+    telemetry: Telemetry = Telemetry()
+    lineage: Lineage = Lineage()
+    limits: Limits = Limits()
+    source: str = field(default="<memory>", compare=False)
+
+    def upstream(self, name: str) -> Upstream:
+        for upstream in self.upstreams:
+            if upstream.name == name:
+                return upstream
+        raise KeyError(name)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError listing every problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    return parse(text, source=str(path), env=os.environ if env is None else env)
+
+
+def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None = None) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    reader = _Reader(env if env is not None else {})
+    config = reader.config(raw, source)
+    if reader.problems or config is None:
+        raise ConfigError(reader.problems or ["the configuration is empty"])
+    return config
+
+
+def parse_address(text: str) -> Address:
+    """`host:port` or `[v6]:port` into an Address; ValueError when malformed."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {text!r}")
+    return Address(host, int(port))
+
+
+class _Reader:
+    """Walks the raw YAML tree, converting as it goes and collecting problems with their paths."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    # -- scalars
+
+    def expand(self, path: str, value: Any) -> Any:
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.env and (self.env[name] != "" or default is None):
+                return self.env[name]
+            if default is not None:
+                return default
+            self.problem(path, f"environment variable {name} is not set (write ${{{name}:-default}})")
+            return ""
+
+        return _VAR.sub(substitute, value)
+
+    def string(self, path: str, value: Any, *, optional: bool = False) -> str | None:
+        value = self.expand(path, value)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+            self.problem(path, "expected a non-empty string")
+            return None
+        return str(value)
+
+    def number(self, path: str, value: Any, *, minimum: float = 0.0, maximum: float | None = None) -> float | None:
+        value = self.expand(path, value)
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            self.problem(path, f"expected a number, got {value!r}")
+            return None
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
+            self.problem(path, f"must be {bound}, got {number:g}")
+            return None
+        return number
+
+    def integer(self, path: str, value: Any, *, minimum: int = 0) -> int | None:
+        number = self.number(path, value, minimum=minimum)
+        if number is None:
+            return None
+        if number != int(number):
+            self.problem(path, f"expected a whole number, got {number:g}")
+            return None
+        return int(number)
+
+    def boolean(self, path: str, value: Any) -> bool | None:
+        value = self.expand(path, value)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.problem(path, f"expected true or false, got {value!r}")
+        return None
+
+    def choice(self, path: str, value: Any, options: tuple[str, ...]) -> str | None:
+        text = self.string(path, value)
+        if text is not None and text not in options:
+            self.problem(path, f"must be one of {', '.join(options)}, got {text!r}")
+            return None
+        return text
+
+    def address(self, path: str, value: Any) -> Address | None:
+        text = self.string(path, value)
+        if text is None:
+            return None
+        try:
+            return parse_address(text)
+        except ValueError as exc:
+            self.problem(path, str(exc))
+            return None
+
+    def label_set(self, path: str, value: Any) -> frozenset[str]:
+        items = self.string_list(path, value)
+        bad = False
+        for index, label in enumerate(items):
+            if not is_label(label):
+                self.problem(f"{path}[{index}]", f"invalid label {label!r} (grammar [a-z0-9][a-z0-9._:/-]{{0,127}})")
+                bad = True
+        if len(items) > MAX_LABELS:
+            self.problem(path, f"at most {MAX_LABELS} labels")
+        return frozenset() if bad else frozenset(items)
+
+    def string_list(self, path: str, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(path, "expected a list")
+            return []
+        out = []
+        for index, item in enumerate(value):
+            text = self.string(f"{path}[{index}]", item)
+            if text is not None:
+                out.append(text)
+        return out
+
+    def name(self, path: str, value: Any) -> str | None:
+        text = self.string(path, value)
+        if text is not None and not _NAME.fullmatch(text):
+            self.problem(path, f"invalid name {text!r} (letters, digits, '.', '_', '-')")
+            return None
+        return text
+
+    # -- structure
+
+    def mapping(self, path: str, value: Any, known: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Any]:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.problem(path, "expected a mapping")
+            return {}
+        for key in value:
+            if key not in known:
+                self.problem(f"{path}.{key}" if path else str(key), f"unknown key (known: {', '.join(known)})")
+        for key in required:
+            if value.get(key) is None:
+                self.problem(f"{path}.{key}" if path else key, "is required")
+        return value
+
+    def sequence(self, path: str, value: Any, item: Callable[[str, Any], T | None]) -> list[T]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(path, "expected a list")
+            return []
+        out = []
+        for index, raw in enumerate(value):
+            parsed = item(f"{path}[{index}]", raw)
+            if parsed is not None:
+                out.append(parsed)
+        return out
+
+    # -- sections
+
+    def config(self, raw: Any, source: str) -> Config | None:
+        top = self.mapping(
+            "",
+            raw,
+            ("listen", "upstreams", "routes", "callers", "zones", "policy", "detectors", "telemetry", "lineage", "limits"),
+            ("listen", "upstreams", "routes"),
+        )
+        if not top:
+            return None
+        listen = self.listen(top.get("listen"))
+        upstreams = self.sequence("upstreams", top.get("upstreams"), self.upstream)
+        routes = self.sequence("routes", top.get("routes"), self.route)
+        callers = self.sequence("callers", top.get("callers"), self.caller)
+        zones = self.sequence("zones", top.get("zones"), self.zone)
+        policy = self.policy(top.get("policy"))
+        detectors = self.sequence("detectors", top.get("detectors"), self.detector)
+        telemetry = self.telemetry(top.get("telemetry"))
+        lineage = self.lineage(top.get("lineage"))
+        limits = self.limits(top.get("limits"))
+        self.cross_check(top, upstreams, routes, callers, zones, detectors)
+        if listen is None or self.problems:
+            return None
+        return Config(
+            listen=listen,
+            upstreams=tuple(upstreams),
+            routes=tuple(routes),
+            callers=tuple(callers),
+            zones=tuple(zones),
+            policy=policy,
+            detectors=tuple(detectors),
+            telemetry=telemetry,
+            lineage=lineage,
+            limits=limits,
+            source=source,
+        )
+
+    def listen(self, raw: Any) -> Listen | None:
+        section = self.mapping("listen", raw, ("http", "grpc", "admin"), ("http",))
+        http = self.address("listen.http", section.get("http")) if section.get("http") is not None else None
+        grpc = self.address("listen.grpc", section["grpc"]) if section.get("grpc") is not None else None
+        admin = self.address("listen.admin", section["admin"]) if section.get("admin") is not None else None
+        return Listen(http, grpc, admin) if http else None
+
+    def upstream(self, path: str, raw: Any) -> Upstream | None:
+        known = (
+            "name", "url", "grpc", "protocol", "region", "checkpoint", "timeout_s", "connect_timeout_s",
+            "api_key", "max_connections", "discovery_interval_s",
+        )  # fmt: skip
+        section = self.mapping(path, raw, known, ("name",))
+        name = self.name(f"{path}.name", section.get("name"))
+        protocol = self.choice(f"{path}.protocol", section.get("protocol", "openai"), PROTOCOLS)
+        url = self.string(f"{path}.url", section.get("url"), optional=True)
+        grpc = self.string(f"{path}.grpc", section.get("grpc"), optional=True)
+        if url is None and grpc is None:
+            self.problem(path, "needs url (HTTP) or grpc (host:port)")
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                self.problem(f"{path}.url", f"expected an http:// or https:// URL, got {url!r}")
+            url = url.rstrip("/")
+        if grpc is not None:
+            try:
+                parse_address(grpc)
+            except ValueError as exc:
+                self.problem(f"{path}.grpc", str(exc))
+            if protocol not in (None, "oip"):
+                self.problem(f"{path}.protocol", "a grpc upstream speaks oip")
+        timeout = self.number(f"{path}.timeout_s", section.get("timeout_s", 600), minimum=0.001)
+        connect = self.number(f"{path}.connect_timeout_s", section.get("connect_timeout_s", 5), minimum=0.001)
+        conns = self.integer(f"{path}.max_connections", section.get("max_connections", 256), minimum=1)
+        interval = self.number(f"{path}.discovery_interval_s", section.get("discovery_interval_s", 60), minimum=0.1)
+        if name is None or protocol is None:
+            return None
+        return Upstream(
+            name=name,
+            protocol=protocol,
+            url=url,
+            grpc=grpc,
+            region=self.string(f"{path}.region", section.get("region"), optional=True),
+            checkpoint=self.string(f"{path}.checkpoint", section.get("checkpoint"), optional=True),
+            timeout_s=timeout or 600.0,
+            connect_timeout_s=connect or 5.0,
+            api_key=self.string(f"{path}.api_key", section.get("api_key"), optional=True),
+            max_connections=conns or 256,
+            discovery_interval_s=interval or 60.0,
+        )
+
+    def purposes(self, path: str, raw: Any) -> frozenset[str] | None:
+        if raw is None:
+            return None
+        items = self.string_list(path, raw)
+        for index, purpose in enumerate(items):
+            if not is_label(purpose):
+                self.problem(f"{path}[{index}]", f"invalid purpose {purpose!r} (same grammar as labels)")
+        return frozenset(items)
+
+    def route(self, path: str, raw: Any) -> Route | None:
+        section = self.mapping(path, raw, ("model", "upstream", "purposes"), ("model", "upstream"))
+        model = self.string(f"{path}.model", section.get("model"))
+        upstream = self.string(f"{path}.upstream", section.get("upstream"))
+        purposes = self.purposes(f"{path}.purposes", section.get("purposes"))
+        if model is None or upstream is None:
+            return None
+        return Route(model, upstream, purposes)
+
+    def caller(self, path: str, raw: Any) -> Caller | None:
+        known = ("name", "api_key_sha256", "purposes", "labels", "default_purpose")
+        section = self.mapping(path, raw, known, ("name",))
+        name = self.name(f"{path}.name", section.get("name"))
+        digest = self.string(f"{path}.api_key_sha256", section.get("api_key_sha256"), optional=True)
+        if digest is not None:
+            digest = digest.lower()
+            if not _SHA256_HEX.fullmatch(digest):
+                self.problem(f"{path}.api_key_sha256", "expected 64 hex digits (sha256 of the key, never the key)")
+        purposes = self.purposes(f"{path}.purposes", section.get("purposes"))
+        default = self.string(f"{path}.default_purpose", section.get("default_purpose"), optional=True)
+        if default is not None and purposes is not None and default not in purposes:
+            self.problem(f"{path}.default_purpose", f"{default!r} is not one of the caller's purposes")
+        labels = self.label_set(f"{path}.labels", section.get("labels"))
+        if name is None:
+            return None
+        return Caller(name, digest, purposes, labels, default)
+
+    def zone(self, path: str, raw: Any) -> Zone | None:
+        known = ("name", "labels", "allow_purposes", "regions", "on_deny")
+        section = self.mapping(path, raw, known, ("name", "labels"))
+        name = self.name(f"{path}.name", section.get("name"))
+        labels = self.label_set(f"{path}.labels", section.get("labels"))
+        if not labels and section.get("labels") is not None:
+            self.problem(f"{path}.labels", "a zone needs at least one label")
+        allow = self.purposes(f"{path}.allow_purposes", section.get("allow_purposes")) or frozenset()
+        regions_raw = section.get("regions")
+        regions = frozenset(self.string_list(f"{path}.regions", regions_raw)) if regions_raw is not None else None
+        on_deny = self.string(f"{path}.on_deny", section.get("on_deny", "block")) or "block"
+        reroute = None
+        if on_deny.startswith("reroute:"):
+            reroute = on_deny.removeprefix("reroute:")
+            if not reroute:
+                self.problem(f"{path}.on_deny", "reroute needs an upstream: reroute:<upstream>")
+        elif on_deny != "block":
+            self.problem(f"{path}.on_deny", f"must be block or reroute:<upstream>, got {on_deny!r}")
+        if name is None:
+            return None
+        return Zone(name, labels, allow, regions, reroute)
+
+    def policy(self, raw: Any) -> PolicySettings:
+        section = self.mapping("policy", raw, ("mode", "anonymous", "default_purpose"))
+        mode = self.choice("policy.mode", section.get("mode", "enforce"), ("enforce", "audit"))
+        anonymous = self.choice("policy.anonymous", section.get("anonymous", "deny"), ("deny", "allow"))
+        default = self.string("policy.default_purpose", section.get("default_purpose"), optional=True)
+        return PolicySettings(mode or "enforce", anonymous or "deny", default)
+
+    def detector(self, path: str, raw: Any) -> DetectorSpec | None:
+        if isinstance(raw, str):
+            if raw not in BUILTIN_DETECTORS:
+                self.problem(path, f"unknown detector {raw!r} (built-in: {', '.join(BUILTIN_DETECTORS)}; "
+                             "or {name: ..., pattern: ...})")  # fmt: skip
+                return None
+            return DetectorSpec(raw)
+        section = self.mapping(path, raw, ("name", "pattern"), ("name", "pattern"))
+        name = self.string(f"{path}.name", section.get("name"))
+        pattern = self.string(f"{path}.pattern", section.get("pattern"))
+        if name is not None and not is_label(f"pii:{name}"):
+            self.problem(f"{path}.name", f"pii:{name} is not a valid label")
+            return None
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                self.problem(f"{path}.pattern", f"not a valid regular expression: {exc}")
+                return None
+        return DetectorSpec(name, pattern) if name and pattern else None
+
+    def telemetry(self, raw: Any) -> Telemetry:
+        known = (
+            "service_name", "exporter", "endpoint", "protocol", "sample_ratio", "capture_content",
+            "queue_size", "export_timeout_s", "resource_attributes",
+        )  # fmt: skip
+        s = self.mapping("telemetry", raw, known)
+        exporter = self.choice("telemetry.exporter", s.get("exporter", "none"), ("otlp", "console", "none"))
+        protocol = self.choice("telemetry.protocol", s.get("protocol", "grpc"), ("grpc", "http/protobuf"))
+        endpoint = self.string("telemetry.endpoint", s.get("endpoint"), optional=True)
+        if endpoint is not None and not urlsplit(endpoint).scheme.startswith("http"):
+            self.problem("telemetry.endpoint", f"expected an http:// URL, got {endpoint!r}")
+        attrs = s.get("resource_attributes") or {}
+        if not isinstance(attrs, dict):
+            self.problem("telemetry.resource_attributes", "expected a mapping of string to string")
+            attrs = {}
+        return Telemetry(
+            service_name=self.string("telemetry.service_name", s.get("service_name", "lineage-proxy")) or "",
+            exporter=exporter or "none",
+            endpoint=endpoint,
+            protocol=protocol or "grpc",
+            sample_ratio=_or(self.number("telemetry.sample_ratio", s.get("sample_ratio", 1.0), maximum=1.0), 1.0),
+            capture_content=bool(self.boolean("telemetry.capture_content", s.get("capture_content", False))),
+            queue_size=_or(self.integer("telemetry.queue_size", s.get("queue_size", 4096), minimum=1), 4096),
+            export_timeout_s=_or(self.number("telemetry.export_timeout_s", s.get("export_timeout_s", 5)), 5.0),
+            resource_attributes=tuple(
+                (str(k), str(self.expand(f"telemetry.resource_attributes.{k}", v))) for k, v in attrs.items()
+            ),
+        )
+
+    def lineage(self, raw: Any) -> Lineage:
+        s = self.mapping("lineage", raw, ("store", "retention_days", "flush_interval_s"))
+        store = s.get("store", "./lineage.db")
+        return Lineage(
+            store=self.string("lineage.store", store, optional=True),
+            retention_days=_or(self.number("lineage.retention_days", s.get("retention_days", 30), minimum=0.0001), 30.0),
+            flush_interval_s=_or(
+                self.number("lineage.flush_interval_s", s.get("flush_interval_s", 1.0), minimum=0.01, maximum=1.0),
+                1.0,
+            ),
+        )
+
+    def limits(self, raw: Any) -> Limits:
+        s = self.mapping("limits", raw, ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes"))
+        d = Limits()
+        return Limits(
+            max_body_bytes=_or(self.integer("limits.max_body_bytes", s.get("max_body_bytes", d.max_body_bytes)), 0),
+            scan_max_chars=_or(self.integer("limits.scan_max_chars", s.get("scan_max_chars", d.scan_max_chars)), 0),
+            drain_timeout_s=_or(self.number("limits.drain_timeout_s", s.get("drain_timeout_s", d.drain_timeout_s)), 0),
+            buffer_max_bytes=_or(
+                self.integer("limits.buffer_max_bytes", s.get("buffer_max_bytes", d.buffer_max_bytes)), 0
+            ),
+        )
+
+    def cross_check(
+        self,
+        top: dict[str, Any],
+        upstreams: list[Upstream],
+        routes: list[Route],
+        callers: list[Caller],
+        zones: list[Zone],
+        detectors: list[DetectorSpec],
+    ) -> None:
+        """References between sections: every name used is defined, and defined once."""
+        by_name = {}
+        for index, upstream in enumerate(upstreams):
+            if upstream.name in by_name:
+                self.problem(f"upstreams[{index}].name", f"duplicate upstream {upstream.name!r}")
+            by_name[upstream.name] = upstream
+        if isinstance(top.get("upstreams"), list) and not top["upstreams"]:
+            self.problem("upstreams", "at least one upstream is required")
+        seen_models: set[str] = set()
+        for index, route in enumerate(routes):
+            if route.upstream not in by_name:
+                self.problem(f"routes[{index}].upstream", f"unknown upstream {route.upstream!r}")
+            if route.model in seen_models:
+                self.problem(f"routes[{index}].model", f"duplicate route for model {route.model!r}")
+            seen_models.add(route.model)
+        names: set[str] = set()
+        keys: set[str] = set()
+        for index, caller in enumerate(callers):
+            if caller.name in names:
+                self.problem(f"callers[{index}].name", f"duplicate caller {caller.name!r}")
+            names.add(caller.name)
+            if caller.api_key_sha256 is not None:
+                if caller.api_key_sha256 in keys:
+                    self.problem(f"callers[{index}].api_key_sha256", "the same key is given to two callers")
+                keys.add(caller.api_key_sha256)
+        zone_names: set[str] = set()
+        for index, zone in enumerate(zones):
+            if zone.name in zone_names:
+                self.problem(f"zones[{index}].name", f"duplicate zone {zone.name!r}")
+            zone_names.add(zone.name)
+            if zone.reroute_to is None:
+                continue
+            target = by_name.get(zone.reroute_to)
+            if target is None:
+                self.problem(f"zones[{index}].on_deny", f"unknown upstream {zone.reroute_to!r}")
+            elif zone.regions is not None and target.region not in zone.regions:
+                self.problem(
+                    f"zones[{index}].on_deny",
+                    f"reroute target {target.name!r} is in region {target.region!r}, "
+                    f"not one the zone allows ({', '.join(sorted(zone.regions))})",
+                )
+        detector_names: set[str] = set()
+        for index, detector in enumerate(detectors):
+            if detector.name in detector_names:
+                self.problem(f"detectors[{index}]", f"duplicate detector {detector.name!r}")
+            detector_names.add(detector.name)
+
+
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value

@@ -1,0 +1,106 @@
+"""The ProxyError family: every failure a client can see, with the contract's code and statuses.
+
+Transports map these to HTTP and gRPC in one place each; nothing else decides a status code.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+
+class ProxyError(Exception):
+    """A failure with a stable contract code (CONTRACT.md §3)."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    grpc_code: ClassVar[str] = "INTERNAL"
+    error_type: ClassVar[str] = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def body(self) -> bytes:
+        """The OpenAI error shape, so OpenAI SDKs raise typed errors carrying the message."""
+        return orjson.dumps(
+            {"error": {"message": self.message, "type": self.error_type, "code": self.code, "param": self.param}}
+        )
+
+
+class InvalidRequest(ProxyError):
+    code = "invalid_request"
+    status = 400
+    grpc_code = "INVALID_ARGUMENT"
+    error_type = "invalid_request_error"
+
+
+class Unauthenticated(ProxyError):
+    code = "invalid_api_key"
+    status = 401
+    grpc_code = "UNAUTHENTICATED"
+    error_type = "authentication_error"
+
+
+class PurposeDenied(ProxyError):
+    code = "purpose_denied"
+    status = 403
+    grpc_code = "PERMISSION_DENIED"
+    error_type = "permission_error"
+
+
+class PurposeRequired(ProxyError):
+    code = "purpose_required"
+    status = 403
+    grpc_code = "PERMISSION_DENIED"
+    error_type = "permission_error"
+
+
+class RegionDenied(ProxyError):
+    code = "region_denied"
+    status = 403
+    grpc_code = "PERMISSION_DENIED"
+    error_type = "permission_error"
+
+
+class ModelNotFound(ProxyError):
+    code = "model_not_found"
+    status = 404
+    grpc_code = "NOT_FOUND"
+    error_type = "invalid_request_error"
+
+
+class RequestTooLarge(ProxyError):
+    code = "request_too_large"
+    status = 413
+    grpc_code = "RESOURCE_EXHAUSTED"
+    error_type = "invalid_request_error"
+
+
+class UpstreamUnavailable(ProxyError):
+    code = "upstream_unavailable"
+    status = 502
+    grpc_code = "UNAVAILABLE"
+    error_type = "server_error"
+
+
+class UpstreamTimeout(ProxyError):
+    code = "upstream_timeout"
+    status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
+    error_type = "server_error"
+
+
+DENIAL_ERRORS: dict[str, type[ProxyError]] = {
+    cls.code: cls for cls in (Unauthenticated, PurposeDenied, PurposeRequired, RegionDenied, ModelNotFound)
+}
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; carries every problem, each with its location."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

@@ -1,0 +1,97 @@
+"""The pipeline's vocabulary: Call → Decision → Outcome, each frozen and protocol-neutral.
+
+Protocol adapters build a Call; `policy.decide` turns it into a Decision; the transport forwards and an
+observer fills an Outcome; the recorder turns the three into a span and an edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.config import Upstream
+
+ALLOW = "allow"
+DENY = "deny"
+REROUTE = "reroute"
+AUDIT_DENY = "audit-deny"
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """W3C trace context for one call: the proxy's own span id and, if the caller sent one, its parent."""
+
+    trace_id: int
+    span_id: int
+    parent_span_id: int | None = None
+    sampled: bool = True
+    tracestate: str | None = None
+
+    @property
+    def trace_id_hex(self) -> str:
+        return f"{self.trace_id:032x}"
+
+    def traceparent(self) -> str:
+        """The header to send upstream: the proxy's span is the upstream's parent."""
+        return f"00-{self.trace_id:032x}-{self.span_id:016x}-{'01' if self.sampled else '00'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One inference call as the policy and the recorder see it, whatever the wire protocol."""
+
+    protocol: str  # openai | oip | passthrough
+    operation: str  # gen_ai.operation.name: chat, text_completion, embeddings, infer, passthrough
+    model: str  # the requested model ("" when the protocol does not say)
+    trace: TraceContext
+    key_sha256: str | None = None  # sha256 hex of the presented API key; the key itself is never kept
+    purpose: str | None = None  # as declared by the call
+    labels: frozenset[str] = frozenset()  # declared by the call (header, OIP parameter)
+    detected: frozenset[str] = frozenset()  # found by detectors in the input content
+    input_digest: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()  # gen_ai.request.* attributes
+    stream: bool = False
+    model_version: str | None = None  # OIP: the version named in the request
+    content: tuple[str, ...] = ()  # the input text, kept only when telemetry.capture_content is on
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy decided, why, and where the call goes if it goes anywhere."""
+
+    action: str  # allow | deny | reroute | audit-deny
+    upstream: Upstream | None
+    caller: str | None = None
+    purpose: str | None = None
+    labels: frozenset[str] = frozenset()  # every input label: declared ∪ caller's ∪ detected
+    zones: tuple[str, ...] = ()  # the zones whose labels the call carries
+    code: str | None = None  # the contract's error code when not allowed
+    rule: str | None = None  # the rule that fired: caller:<name>, route:<model>, zone:<name>, policy.<key>
+    reason: str | None = None
+
+    @property
+    def forwards(self) -> bool:
+        return self.action != DENY
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What came back. Mutable while the reply streams through; recorded once, at the end."""
+
+    started_ns: int
+    ended_ns: int = 0
+    first_token_ns: int = 0
+    status: int | None = None
+    error_type: str | None = None
+    checkpoint: str | None = None
+    checkpoint_source: str | None = None  # config | upstream | response
+    checkpoint_parent: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    output_digest: str | None = None
+    output_detected: frozenset[str] = frozenset()
+    content: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)

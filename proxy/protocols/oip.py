@@ -1,0 +1,165 @@
+"""The Open Inference Protocol v2 (KServe, Triton, MLServer): extraction shared by REST and gRPC.
+
+REST bodies are JSON, optionally followed by binary tensor data (the binary-tensor extension, with the
+JSON length in `Inference-Header-Content-Length`). Labels may ride in the request parameter
+`data_labels` (a comma-separated string or a list). BYTES tensors are scanned as text; the digest covers
+the tensor data (JSON `data` values and the binary section), not the framing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome
+from proxy.protocols import OutputText, Request
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+LABELS_PARAMETER = "data_labels"
+_MAX_SCAN_STRINGS = 10_000
+
+
+def split_path(path: str) -> tuple[str, str | None, str] | None:
+    """`/v2/models/{name}[/versions/{v}][/rest]` -> (name, version, rest); None for other paths."""
+    if not path.startswith("/v2/models/"):
+        return None
+    parts = path[len("/v2/models/") :].split("/")
+    name = parts[0]
+    if not name:
+        return None
+    version = None
+    rest = parts[1:]
+    if len(rest) >= 2 and rest[0] == "versions":
+        version, rest = rest[1], rest[2:]
+    return name, version, "/".join(rest)
+
+
+def labels_parameter(value: Any) -> tuple[str, ...]:
+    """The `data_labels` parameter as a tuple of labels (grammar is checked by the caller)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip())
+    raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string or a list of strings", param=LABELS_PARAMETER)
+
+
+def _strings(data: Any, out: list[str]) -> None:
+    if isinstance(data, str):
+        if len(out) < _MAX_SCAN_STRINGS:
+            out.append(data)
+    elif isinstance(data, list):
+        for item in data:
+            _strings(item, out)
+
+
+def bytes_tensor_strings(raw: bytes, out: list[str]) -> None:
+    """Decode a raw BYTES tensor (each element: 4-byte little-endian length, then the bytes)."""
+    offset, end = 0, len(raw)
+    while offset + 4 <= end and len(out) < _MAX_SCAN_STRINGS:
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > end:
+            return
+        out.append(raw[offset : offset + length].decode("utf-8", "replace"))
+        offset += length
+
+
+def _tensor_digest(tensors: Iterable[dict[str, Any]], binary: bytes) -> str | None:
+    h = hashlib.sha256()
+    seen = False
+    for tensor in tensors:
+        if "data" in tensor:
+            h.update(orjson.dumps(tensor["data"]))
+            seen = True
+    if binary:
+        h.update(binary)
+        seen = True
+    return "sha256:" + h.hexdigest() if seen else None
+
+
+def _json_part(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    if header_length is None:
+        return body, b""
+    try:
+        length = int(header_length)
+    except ValueError:
+        raise InvalidRequest(f"{HEADER_LENGTH} must be a number") from None
+    if not 0 <= length <= len(body):
+        raise InvalidRequest(f"{HEADER_LENGTH} ({length}) exceeds the body ({len(body)} bytes)")
+    return body[:length], body[length:]
+
+
+def read_rest_request(model: str, version: str | None, body: bytes, header_length: str | None) -> Request:
+    head, binary = _json_part(body, header_length)
+    try:
+        data = orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"inference request is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("inference request must be a JSON object")
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+        raise InvalidRequest("'inputs' is required and must be a list of tensors", param="inputs")
+    parameters = data.get("parameters")
+    labels = labels_parameter(parameters.get(LABELS_PARAMETER)) if isinstance(parameters, dict) else ()
+    texts: list[str] = []
+    for tensor in inputs:
+        if tensor.get("datatype") == "BYTES":
+            _strings(tensor.get("data"), texts)
+    return Request(model, "infer", False, tuple(texts), (), labels, version, _tensor_digest(inputs, binary))
+
+
+class RestReplyObserver:
+    """Fills an Outcome from an OIP REST inference reply (JSON, optionally with binary outputs)."""
+
+    __slots__ = ("_header_length", "_text", "detectors", "outcome")
+
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, header_length: str | None) -> None:
+        self.outcome = outcome
+        self.detectors = detectors
+        self._text = OutputText(outcome, detectors, capture)
+        self._header_length = header_length
+
+    def body(self, data: bytes) -> None:
+        try:
+            head, binary = _json_part(data, self._header_length)
+            reply = orjson.loads(head)
+        except (InvalidRequest, orjson.JSONDecodeError):
+            return
+        if not isinstance(reply, dict):
+            return
+        observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
+        outputs = [o for o in reply.get("outputs") or () if isinstance(o, dict)]
+        texts: list[str] = []
+        for tensor in outputs:
+            if tensor.get("datatype") == "BYTES":
+                _strings(tensor.get("data"), texts)
+        for text in texts:
+            self._text.add(text)
+            self._text.end_piece()
+        self.outcome.output_digest = _tensor_digest(outputs, binary)
+
+    def chunk(self, data: bytes) -> None:
+        """OIP REST has no streamed inference; a chunked reply is observed when whole."""
+
+    def finish(self) -> None:
+        digest = self.outcome.output_digest
+        self._text.finish(self.detectors)
+        if digest:
+            self.outcome.output_digest = digest
+
+
+def observe_reply_meta(outcome: Outcome, model: Any, version: Any, reply_id: Any) -> None:
+    if isinstance(model, str) and model:
+        outcome.response_model = f"{model}:{version}" if isinstance(version, str) and version else model
+        outcome.extra["lineage.model.version"] = version if isinstance(version, str) else ""
+    if isinstance(reply_id, str) and reply_id:
+        outcome.response_id = reply_id

@@ -1,0 +1,195 @@
+"""The OpenAI-compatible API (vLLM, TGI, llama.cpp, Ollama): chat, completions, embeddings.
+
+Reads the request once (orjson) for the model, the content and the request parameters; watches the
+reply, whole or as server-sent events, for model, id, usage, finish reasons and the output text.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome
+from proxy.protocols import OutputText, Request
+
+OPERATIONS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "text_completion",
+    "/v1/embeddings": "embeddings",
+}
+
+# request field -> gen_ai.request.<name>
+_PARAMS = {
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "seed": "seed",
+    "n": "choice.count",
+    "stop": "stop_sequences",
+    "encoding_format": "encoding_formats",
+    "dimensions": "embeddings.dimension.count",
+}
+
+
+def _param(name: str, value: Any) -> Any:
+    if name in ("stop_sequences", "encoding_formats"):
+        values = value if isinstance(value, list) else [value]
+        return [str(v) for v in values]
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return str(value)
+    return value
+
+
+def _content_texts(content: Any, out: list[str]) -> None:
+    if isinstance(content, str):
+        out.append(content)
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                out.append(part["text"])
+
+
+def read_request(operation: str, body: bytes) -> Request:
+    """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string", param="model")
+    texts: list[str] = []
+    if operation == "chat":
+        messages = data.get("messages")
+        if not isinstance(messages, list):
+            raise InvalidRequest("'messages' is required and must be a list", param="messages")
+        for message in messages:
+            if isinstance(message, dict):
+                _content_texts(message.get("content"), texts)
+    elif operation == "text_completion":
+        prompt = data.get("prompt")
+        if isinstance(prompt, str):
+            texts.append(prompt)
+        elif isinstance(prompt, list):
+            texts.extend(p for p in prompt if isinstance(p, str))
+    elif operation == "embeddings":
+        value = data.get("input")
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list):
+            texts.extend(p for p in value if isinstance(p, str))
+    params = tuple((_PARAMS[key], _param(_PARAMS[key], data[key])) for key in _PARAMS.keys() & data.keys())
+    stream = data.get("stream") is True
+    return Request(model, operation, stream, tuple(texts), params)
+
+
+class ReplyObserver:
+    """Fills an Outcome from a chat/completion/embedding reply, whole (`body`) or streamed (`chunk`)."""
+
+    __slots__ = ("_extra", "_operation", "_partial", "_text", "detectors", "outcome")
+
+    def __init__(self, operation: str, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        self._operation = operation
+        self.outcome = outcome
+        self.detectors = detectors
+        self._text = OutputText(outcome, detectors, capture)
+        self._partial = b""
+        self._extra: dict[int, list[str]] = {}  # streamed text of choices other than index 0
+
+    def body(self, data: bytes) -> None:
+        try:
+            reply = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(reply, dict):
+            return
+        self._meta(reply)
+        choices = reply.get("choices")
+        if isinstance(choices, list):
+            for choice in sorted((c for c in choices if isinstance(c, dict)), key=lambda c: c.get("index") or 0):
+                message = choice.get("message")
+                text = message.get("content") if isinstance(message, dict) else choice.get("text")
+                if isinstance(text, str):
+                    self._text.add(text)
+                    self._text.end_piece()
+                reason = choice.get("finish_reason")
+                if isinstance(reason, str):
+                    self.outcome.finish_reasons += (reason,)
+
+    def chunk(self, data: bytes) -> None:
+        """Server-sent events: `data: {...}` lines; a line may be split across chunks."""
+        if self._partial:
+            data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.startswith(b"data:"):
+                self._event(line[5:].strip())
+
+    def _event(self, payload: bytes) -> None:
+        if not payload or payload == b"[DONE]":
+            return
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(event, dict):
+            return
+        self._meta(event)
+        choices = event.get("choices")
+        if not isinstance(choices, list):
+            return
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+            if isinstance(text, str) and text:
+                if not self.outcome.first_token_ns:
+                    self.outcome.first_token_ns = time.time_ns()
+                index = choice.get("index") or 0
+                if index == 0:
+                    self._text.add(text)
+                else:
+                    self._extra.setdefault(index, []).append(text)
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                self.outcome.finish_reasons += (reason,)
+
+    def _meta(self, reply: dict[str, Any]) -> None:
+        outcome = self.outcome
+        if outcome.response_model is None and isinstance(reply.get("model"), str):
+            outcome.response_model = reply["model"]
+        if outcome.response_id is None and isinstance(reply.get("id"), str):
+            outcome.response_id = reply["id"]
+        fingerprint = reply.get("system_fingerprint")
+        if isinstance(fingerprint, str):
+            outcome.extra["lineage.checkpoint.fingerprint"] = fingerprint
+        usage = reply.get("usage")
+        if isinstance(usage, dict):
+            if isinstance(usage.get("prompt_tokens"), int):
+                outcome.input_tokens = usage["prompt_tokens"]
+            if isinstance(usage.get("completion_tokens"), int):
+                outcome.output_tokens = usage["completion_tokens"]
+
+    def finish(self) -> None:
+        if self._partial.startswith(b"data:"):
+            self._event(self._partial[5:].strip())
+            self._partial = b""
+        if self._extra or self.outcome.first_token_ns:
+            self._text.end_piece()
+            for index in sorted(self._extra):
+                for text in self._extra[index]:
+                    self._text.add(text)
+                self._text.end_piece()
+        self._text.finish(self.detectors)

@@ -1,0 +1,1 @@
+"""The record of every call: OpenTelemetry spans (sampled) and lineage edges (never sampled)."""

@@ -1,0 +1,104 @@
+"""Edge aggregation: every call counts, no flow is ever missed, and the hot path never waits for disk
+except the first time a flow is seen.
+
+A new edge is written through (the call's response waits for that one commit); counts of known edges
+accumulate in memory and are flushed at least every `flush_interval_s` and on shutdown. All writes go
+through one writer thread that owns the sink, in order, so a flush never overtakes the insert it adds to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from proxy.record.store import EdgeKey, SqliteStore
+
+log = logging.getLogger("lineage_proxy.edges")
+
+
+class EdgeAggregator:
+    """Lives on the event loop thread; only the writer executor touches the store."""
+
+    def __init__(self, store: SqliteStore, *, flush_interval_s: float = 1.0, retention_days: float = 30.0) -> None:
+        self._store = store
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-writer")
+        # key -> the write-through future while the first insert is in flight, then None
+        self._known: dict[EdgeKey, concurrent.futures.Future[None] | None] = {}
+        self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, rule]
+        self._flush_interval_s = flush_interval_s
+        self._retention_days = retention_days
+        self._task: asyncio.Task[None] | None = None
+        self.write_errors = 0
+        self.new_edges = 0
+
+    def start(self) -> None:
+        self._submit(self._store.purge, self._retention_days)
+        self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    def add(self, key: EdgeKey, rule: str | None) -> concurrent.futures.Future[None] | None:
+        """Count one call. Returns a future to await before the response completes when the edge is new
+        (or its first write is still in flight); None when the count is merely batched."""
+        now = time.time()
+        state = self._known.get(key, False)
+        if state is False:
+            future = self._submit(self._store.upsert, [(key, now, now, 1, rule)])
+            self._known[key] = future
+            self.new_edges += 1
+            future.add_done_callback(lambda f, key=key: self._written(key, f))
+            return future
+        pending = self._pending.get(key)
+        if pending is None:
+            self._pending[key] = [1, now, now, rule]
+        else:
+            pending[0] += 1
+            pending[2] = now
+        return state
+
+    def _written(self, key: EdgeKey, future: concurrent.futures.Future[None]) -> None:
+        # runs on the writer thread; dict assignment is atomic under the GIL
+        if future.exception() is None:
+            self._known[key] = None
+            return
+        self.write_errors += 1
+        log.error("lineage store: cannot write a new edge: %s", future.exception())
+        self._known.pop(key, None)  # the next call with this flow tries again
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[None]:
+        return self._writer.submit(fn, *args)
+
+    def flush(self) -> concurrent.futures.Future[None] | None:
+        if not self._pending:
+            return None
+        batch, self._pending = self._pending, {}
+        rows = [(key, first, last, count, rule) for key, (count, first, last, rule) in batch.items()]
+        future = self._submit(self._store.upsert, rows)
+        future.add_done_callback(self._flushed)
+        return future
+
+    def _flushed(self, future: concurrent.futures.Future[None]) -> None:
+        if future.exception() is not None:
+            self.write_errors += 1
+            log.error("lineage store: cannot flush edge counts: %s", future.exception())
+
+    async def _flush_loop(self) -> None:
+        last_purge = time.monotonic()
+        while True:
+            await asyncio.sleep(self._flush_interval_s)
+            self.flush()
+            if time.monotonic() - last_purge > 3600:
+                last_purge = time.monotonic()
+                self._submit(self._store.purge, self._retention_days)
+
+    async def close(self) -> None:
+        """Flush what is pending and wait for every write, then release the store."""
+        if self._task is not None:
+            self._task.cancel()
+        future = self.flush()
+        if future is not None:
+            await asyncio.wrap_future(future)
+        self._writer.shutdown(wait=True)
+        self._store.close()

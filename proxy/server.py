@@ -1,0 +1,250 @@
+"""One proxy process: listeners, upstream pool, checkpoint book, recorder and the pipeline in force.
+
+Start, reload (a valid new config swapped in atomically; an invalid one refused and logged) and a
+graceful stop (stop accepting, drain in-flight calls for at most `limits.drain_timeout_s`, flush the
+record). `--workers N` runs N of these, see `workers.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from proxy.checkpoints import CheckpointBook
+from proxy.config import Address, Config, load
+from proxy.errors import ConfigError
+from proxy.pipeline import Pipeline, Runtime
+from proxy.record.edges import EdgeAggregator
+from proxy.record.spans import SpanRecorder, make_exporter
+from proxy.record.store import SqliteStore
+from proxy.transport.http import HttpIngress, PipelineRef
+from proxy.transport.upstreams import UpstreamPool
+
+log = logging.getLogger("lineage_proxy")
+
+
+def bind(address: Address, *, listen: bool = True, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to `address`. With reuse_port, several processes can share the port."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((address.host, address.port))
+    if listen:
+        sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """The addresses actually listened on (port 0 resolved)."""
+
+    http: Address
+    grpc: Address | None
+    admin: Address | None
+
+    def describe(self) -> str:
+        parts = [f"http={self.http}"]
+        if self.grpc:
+            parts.append(f"grpc={self.grpc}")
+        if self.admin:
+            parts.append(f"admin={self.admin}")
+        return " ".join(parts)
+
+
+def _bound(sock: socket.socket) -> Address:
+    host, port = sock.getsockname()[:2]
+    return Address(host, port)
+
+
+class ProxyProcess:
+    """Everything one event loop serves."""
+
+    def __init__(self, config: Config, *, reuse_port: bool = False, ports: Bound | None = None) -> None:
+        self.config = config
+        self._reuse_port = reuse_port
+        self._ports = ports  # in a worker: the ports the supervisor reserved (port 0 already resolved)
+        self.pool = UpstreamPool()
+        self.book = self._book(config)
+        self.runtime = Runtime(self.book, self._spans(config), self._edges(config))
+        self.ref = PipelineRef(Pipeline(config, self.runtime))
+        self.started = time.time()
+        self._runners: list[web.BaseRunner] = []
+        self._grpc: Any = None
+        self.bound: Bound | None = None
+
+    # -- parts
+
+    def _book(self, config: Config) -> CheckpointBook:
+        oip_models: dict[str, set[str]] = {}
+        for route in config.routes:
+            if route.model != "*":
+                oip_models.setdefault(route.upstream, set()).add(route.model)
+        fetcher = None
+        if any(upstream.grpc for upstream in config.upstreams):
+            from proxy.transport.grpc import model_metadata_fetcher
+
+            fetcher = model_metadata_fetcher()
+        return CheckpointBook(config.upstreams, self.pool.get_json, fetcher, oip_models)
+
+    @staticmethod
+    def _spans(config: Config) -> SpanRecorder | None:
+        exporter = make_exporter(config.telemetry)
+        return SpanRecorder(config.telemetry, exporter) if exporter is not None else None
+
+    @staticmethod
+    def _edges(config: Config) -> EdgeAggregator | None:
+        if not config.lineage.store:
+            return None
+        return EdgeAggregator(
+            SqliteStore(config.lineage.store),
+            flush_interval_s=config.lineage.flush_interval_s,
+            retention_days=config.lineage.retention_days,
+        )
+
+    def _address(self, name: str) -> Address | None:
+        reserved = getattr(self._ports, name) if self._ports else None
+        return reserved or getattr(self.config.listen, name)
+
+    # -- lifecycle
+
+    async def start(self) -> Bound:
+        if self.runtime.edges is not None:
+            self.runtime.edges.start()
+        self.book.start()
+        admin_here = self.config.listen.admin is None
+        ingress = HttpIngress(self.ref, self.pool, self.admin_response if admin_here else None)
+        http_addr = self._address("http")
+        assert http_addr is not None
+        http = await self._serve(ingress.handle, http_addr)
+        admin = None
+        admin_addr = self._address("admin")
+        if admin_addr is not None:
+            admin = await self._serve(self._admin_handle, admin_addr)
+        grpc = None
+        grpc_addr = self._address("grpc")
+        if grpc_addr is not None:
+            from proxy.transport.grpc import GrpcIngress
+
+            self._grpc = GrpcIngress(self.ref)
+            grpc = await self._grpc.start(grpc_addr)
+        self.bound = Bound(http, grpc, admin)
+        return self.bound
+
+    async def _serve(self, handler: Any, address: Address) -> Address:
+        server = web.Server(handler, handler_cancellation=True, access_log=None)
+        runner = web.ServerRunner(server, shutdown_timeout=self.config.limits.drain_timeout_s)
+        await runner.setup()
+        sock = bind(address, reuse_port=self._reuse_port)
+        site = web.SockSite(runner, sock, shutdown_timeout=self.config.limits.drain_timeout_s)
+        await site.start()
+        self._runners.append(runner)
+        return _bound(sock)
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight calls finish (bounded), then flush and close the record."""
+        drain = self.config.limits.drain_timeout_s
+        tasks = [runner.cleanup() for runner in self._runners]
+        if self._grpc is not None:
+            tasks.append(self._grpc.stop(drain))
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.book.stop()
+        await self.pool.close()
+        if self.runtime.edges is not None:
+            await self.runtime.edges.close()
+        if self.runtime.spans is not None:
+            await asyncio.to_thread(self.runtime.spans.shutdown)
+
+    def reload(self, path: str) -> bool:
+        """Swap in the config at `path` if it is valid; otherwise keep the old one and say why."""
+        try:
+            new = load(path)
+        except ConfigError as exc:
+            log.error("reload refused; the old config stays in force. Problems:\n  %s", "\n  ".join(exc.problems))
+            return False
+        old = self.config
+        if new.listen != old.listen:
+            log.warning("reload: listen addresses changed; they take effect on restart only")
+        if new.lineage.store != old.lineage.store:
+            log.warning("reload: lineage.store changed; it takes effect on restart only")
+        if new.telemetry != old.telemetry:
+            previous = self.runtime.spans
+            self.runtime.spans = self._spans(new)
+            if previous is not None:
+                asyncio.get_running_loop().run_in_executor(None, previous.shutdown)
+        if new.upstreams != old.upstreams or new.routes != old.routes:
+            previous_book = self.book
+            self.book = self.runtime.book = self._book(new)
+            self.book.start()
+            asyncio.get_running_loop().create_task(previous_book.stop())
+        self.config = new
+        self.ref.current = Pipeline(new, self.runtime)
+        if self._grpc is not None:
+            self._grpc.reloaded()
+        log.info("reloaded %s", path)
+        return True
+
+    # -- admin
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        reachable = self.book.reachable
+        down = sorted(name for name, ok in reachable.items() if not ok)
+        return not down, {"status": "ready" if not down else "not ready", "upstreams_down": down}
+
+    def admin_response(self, request: web.BaseRequest) -> web.StreamResponse | None:
+        path = request.path
+        if path == "/healthz":
+            return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+        if path == "/readyz":
+            ok, detail = self.ready()
+            return web.Response(status=200 if ok else 503, body=orjson.dumps(detail), content_type="application/json")
+        if path == "/metrics":
+            return web.Response(text=self.metrics(), content_type="text/plain", charset="utf-8")
+        return None
+
+    async def _admin_handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        return self.admin_response(request) or web.Response(status=404, text="not found\n")
+
+    def metrics(self) -> str:
+        """Prometheus text exposition of the process's counters."""
+        stats = self.runtime.stats
+        lines = [
+            "# HELP lineage_proxy_decisions_total Calls decided, by decision.",
+            "# TYPE lineage_proxy_decisions_total counter",
+        ]
+        lines += [f'lineage_proxy_decisions_total{{decision="{k}"}} {v}' for k, v in sorted(stats.decisions.items())]
+        lines += ["# HELP lineage_proxy_errors_total Failed calls, by error type.", "# TYPE lineage_proxy_errors_total counter"]
+        lines += [f'lineage_proxy_errors_total{{type="{k}"}} {v}' for k, v in sorted(stats.errors.items())]
+        lines += ["# TYPE lineage_proxy_in_flight gauge", f"lineage_proxy_in_flight {stats.in_flight}"]
+        spans = self.runtime.spans
+        if spans is not None:
+            queue = spans.queue
+            lines += [
+                "# HELP lineage_proxy_spans_dropped_total Spans dropped because the export queue was full.",
+                "# TYPE lineage_proxy_spans_dropped_total counter",
+                f"lineage_proxy_spans_dropped_total {queue.dropped}",
+                "# TYPE lineage_proxy_spans_export_failed_total counter",
+                f"lineage_proxy_spans_export_failed_total {queue.failed}",
+                "# TYPE lineage_proxy_spans_exported_total counter",
+                f"lineage_proxy_spans_exported_total {queue.exported}",
+            ]
+        edges = self.runtime.edges
+        if edges is not None:
+            lines += [
+                "# TYPE lineage_proxy_edges_new_total counter",
+                f"lineage_proxy_edges_new_total {edges.new_edges}",
+                "# TYPE lineage_proxy_edge_write_errors_total counter",
+                f"lineage_proxy_edge_write_errors_total {edges.write_errors}",
+            ]
+        lines.append("# TYPE lineage_proxy_upstream_up gauge")
+        lines += [f'lineage_proxy_upstream_up{{upstream="{k}"}} {int(v)}' for k, v in sorted(self.book.reachable.items())]
+        return "\n".join(lines) + "\n"
