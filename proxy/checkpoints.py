@@ -75,6 +75,8 @@ class CheckpointBook:
         self.probed: dict[str, bool] = {name: False for name in self._upstreams}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._all_probed = asyncio.Event()
+        self._all_reachable = asyncio.Event()
 
     # -- hot path
 
@@ -140,6 +142,20 @@ class CheckpointBook:
             log.info("upstream %s: reachable", upstream.name)
         self.reachable[upstream.name] = ok
         self.probed[upstream.name] = True
+        if all(self.probed.values()):
+            self._all_probed.set()
+        if all(self.reachable.values()):
+            self._all_reachable.set()
+        else:
+            self._all_reachable.clear()
+
+    async def wait_probed(self) -> None:
+        """Until every upstream was asked once (whatever the answer)."""
+        await self._all_probed.wait()
+
+    async def wait_reachable(self) -> None:
+        """Until every upstream answered its metadata (what /readyz reports)."""
+        await self._all_reachable.wait()
 
     async def _keep_fresh(self, upstream: Upstream) -> None:
         wake = self._wake[upstream.name]

@@ -72,8 +72,8 @@ class Pipeline:
 
     def key_digest(self, headers: Mapping[str, str]) -> str | None:
         auth = headers.get("authorization")
-        if not auth:
-            return None
+        if not auth or not self.strips_auth:
+            return None  # no caller has a key: the header is the upstream's business, passed on as is
         scheme, _, key = auth.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:

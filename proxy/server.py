@@ -145,7 +145,7 @@ class ProxyProcess:
         runner = web.ServerRunner(server, shutdown_timeout=self.config.limits.drain_timeout_s)
         await runner.setup()
         sock = bind(address, reuse_port=self._reuse_port)
-        site = web.SockSite(runner, sock, shutdown_timeout=self.config.limits.drain_timeout_s)
+        site = web.SockSite(runner, sock)
         await site.start()
         self._runners.append(runner)
         return _bound(sock)

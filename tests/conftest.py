@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import LoopThread, ProxyHandle, start_app, start_proxy
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import VllmLike
+
+KEYS = {"glasses": "key-glasses", "ads": "key-ads", "ops": "key-ops"}
+
+
+def sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def vllm(loop_thread: LoopThread) -> Iterator[tuple[VllmLike, str]]:
+    server = VllmLike()
+
+    async def start():  # type: ignore[no-untyped-def]
+        return await start_app(server.app())
+
+    runner, port = loop_thread.run(start())
+    yield server, f"http://127.0.0.1:{port}"
+    loop_thread.run(runner.cleanup())
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def make_proxy(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Callable[..., ProxyHandle]]:
+    started: list[ProxyHandle] = []
+
+    def make(config_text: str, wait: str = "reachable", **env: str) -> ProxyHandle:
+        handle = loop_thread.run(start_proxy(config_text, wait=wait, env={"STORE": str(tmp_path / "lineage.db"), **env}))
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        loop_thread.run(handle.process.stop())
+
+
+def require_real_servers() -> bool:
+    """In CI (.ci/run sets LP_REQUIRE_REAL_SERVERS=1) a missing real server is a failure, not a skip."""
+    return os.environ.get("LP_REQUIRE_REAL_SERVERS") == "1"

@@ -1,0 +1,174 @@
+"""A faithful vLLM-like OpenAI-compatible server for tests, with hooks for failure cases.
+
+Shapes follow vLLM's OpenAI server: `/v1/models` entries carry `root` and `parent`; chat and text
+completions carry `usage` and `system_fingerprint`-free ids; streams are SSE events ending in
+`data: [DONE]`, with usage in the last event when `stream_options.include_usage` is set.
+
+Test hooks, chosen by the last user message / prompt:
+- `__slow__`  never answers (for upstream timeouts);
+- `__cut__`   streams two events then drops the connection (a cut-off stream);
+- `__gate__`  streams in lockstep: each event waits for the test to call `release()`;
+- `__big__`   answers with a 2 MB content string.
+Every request received is kept in `requests` (method, path, headers, body) so tests can assert what
+reached the upstream, and what did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+SERVED = "llama-3.1-8b"
+ROOT = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class VllmLike:
+    models: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"id": SERVED, "object": "model", "created": 1, "owned_by": "vllm", "root": ROOT, "parent": None,
+             "max_model_len": 8192},
+            {"id": "sql-lora", "object": "model", "created": 1, "owned_by": "vllm", "root": "/adapters/sql-lora",
+             "parent": SERVED, "max_model_len": 8192},
+        ]
+    )  # fmt: skip
+    requests: list[Received] = field(default_factory=list)
+    gate: asyncio.Queue[None] | None = None
+    cancelled: int = 0  # requests whose client went away mid-reply
+    cancelled_event: asyncio.Event | None = None
+    reply_words: int = 6
+
+    def app(self) -> web.Application:
+        self.gate = asyncio.Queue()
+        self.cancelled_event = asyncio.Event()
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_get("/v1/models", self.list_models)
+        app.router.add_post("/v1/chat/completions", self.complete)
+        app.router.add_post("/v1/completions", self.complete)
+        app.router.add_post("/v1/embeddings", self.embed)
+        app.router.add_get("/health", self.health)
+        app.router.add_post("/tokenize", self.tokenize)
+        return app
+
+    def release(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let one gated event through (thread-safe)."""
+        assert self.gate is not None
+        loop.call_soon_threadsafe(self.gate.put_nowait, None)
+
+    async def _record(self, request: web.Request) -> bytes:
+        body = await request.read()
+        self.requests.append(Received(request.method, request.path, dict(request.headers), body))
+        return body
+
+    def data_requests(self) -> list[Received]:
+        return [r for r in self.requests if r.method == "POST"]
+
+    async def health(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.Response(status=200)
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response({"object": "list", "data": self.models})
+
+    async def tokenize(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await self._record(request))
+        tokens = list(range(len(str(body.get("prompt", "")).split())))
+        return web.json_response({"tokens": tokens, "count": len(tokens), "max_model_len": 8192})
+
+    async def embed(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await self._record(request))
+        items = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"index": i, "object": "embedding", "embedding": [0.25 * (i + 1), -0.5, 0.125]} for i in range(len(items))]
+        return web.json_response(
+            {"id": "embd-1", "object": "list", "created": 1, "model": body["model"], "data": data,
+             "usage": {"prompt_tokens": 3 * len(items), "total_tokens": 3 * len(items), "completion_tokens": 0}}
+        )  # fmt: skip
+
+    async def complete(self, request: web.Request) -> web.StreamResponse:
+        raw = await self._record(request)
+        body = orjson.loads(raw)
+        chat = request.path.endswith("/chat/completions")
+        if chat:
+            prompt = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+            prompt = prompt if isinstance(prompt, str) else " ".join(p.get("text", "") for p in prompt)
+        else:
+            prompt = body.get("prompt", "")
+        if "__slow__" in prompt:
+            await asyncio.Event().wait()
+        n = int(body.get("n", 1))
+        if "__big__" in prompt:
+            words = ["x" * 2_000_000]
+        else:
+            words = [f"w{i}" for i in range(self.reply_words)] + ["echo:", prompt]
+        # deterministic (a digest of the request) so direct and proxied answers compare byte for byte
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{hashlib.sha256(raw).hexdigest()[:24]}"
+        created = 1_730_000_000
+        model = body["model"]
+        usage = {"prompt_tokens": len(prompt.split()) + 5, "completion_tokens": len(words), "total_tokens": 0}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        text = " ".join(words)
+        if not body.get("stream"):
+            if chat:
+                choices = [{"index": i, "message": {"role": "assistant", "content": text, "tool_calls": []},
+                            "logprobs": None, "finish_reason": "stop", "stop_reason": None} for i in range(n)]  # fmt: skip
+            else:
+                choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": "stop", "stop_reason": None}
+                           for i in range(n)]  # fmt: skip
+            kind = "chat.completion" if chat else "text_completion"
+            return web.json_response(
+                {"id": rid, "object": kind, "created": created, "model": model, "choices": choices, "usage": usage}
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        try:
+            if chat:
+                first = {"id": rid, "object": kind, "created": created, "model": model,
+                         "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                                      "finish_reason": None} for i in range(n)]}  # fmt: skip
+                await response.write(b"data: " + orjson.dumps(first) + b"\n\n")
+            for position, word in enumerate(words):
+                piece = word if position == 0 else " " + word
+                for i in range(n):
+                    choice: dict[str, Any] = {"index": i, "logprobs": None, "finish_reason": None}
+                    choice.update({"delta": {"content": piece}} if chat else {"text": piece})
+                    event = {"id": rid, "object": kind, "created": created, "model": model, "choices": [choice]}
+                    if "__gate__" in prompt:
+                        assert self.gate is not None
+                        await self.gate.get()
+                    await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
+                if "__cut__" in prompt and position == 1:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+            for i in range(n):
+                last: dict[str, Any] = {"index": i, "logprobs": None, "finish_reason": "stop", "stop_reason": None}
+                last.update({"delta": {"content": ""}} if chat else {"text": ""})
+                await response.write(b"data: " + orjson.dumps(
+                    {"id": rid, "object": kind, "created": created, "model": model, "choices": [last]}) + b"\n\n")  # fmt: skip
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await response.write(b"data: " + orjson.dumps(
+                    {"id": rid, "object": kind, "created": created, "model": model, "choices": [],
+                     "usage": usage}) + b"\n\n")  # fmt: skip
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.cancelled += 1
+            assert self.cancelled_event is not None
+            self.cancelled_event.set()
+            raise
+        return response

@@ -1,0 +1,238 @@
+"""The HTTP sidecar end to end: the real openai SDK, through the proxy, to a vLLM-like upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from tests.harness import dead_port
+from tests.servers.vllm_like import ROOT, SERVED
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: vllm
+    url: ${UPSTREAM}
+    protocol: openai
+    timeout_s: ${TIMEOUT:-30}
+routes:
+  - model: "*"
+    upstream: vllm
+policy:
+  anonymous: allow
+  default_purpose: assistant
+limits:
+  max_body_bytes: ${MAX_BODY:-1048576}
+lineage:
+  store: ${STORE}
+"""
+
+MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
+
+
+def client(base: str, timeout: float = 10) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=timeout)
+
+
+@pytest.fixture
+def setup(vllm, make_proxy):  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    return server, upstream, proxy
+
+
+def test_chat_is_byte_for_byte_the_direct_answer(setup) -> None:  # type: ignore[no-untyped-def]
+    _, upstream, proxy = setup
+    direct = client(upstream).chat.completions.with_raw_response.create(model=SERVED, messages=MESSAGES, max_tokens=9)
+    via = client(proxy.url).chat.completions.with_raw_response.create(model=SERVED, messages=MESSAGES, max_tokens=9)
+    assert via.http_response.content == direct.http_response.content
+    assert via.parse().choices[0].message.content == direct.parse().choices[0].message.content
+    headers = via.http_response.headers
+    assert headers["x-lineage-checkpoint"] == ROOT
+    assert headers["x-lineage-decision"] == "allow"
+    assert len(headers["x-trace-id"]) == 32
+    assert headers["content-type"].startswith("application/json")
+
+
+def test_completions_embeddings_and_models_match_direct(setup) -> None:  # type: ignore[no-untyped-def]
+    _, upstream, proxy = setup
+    for base_a, base_b in [(upstream, proxy.url)]:
+        a, b = client(base_a), client(base_b)
+        ca = a.completions.with_raw_response.create(model=SERVED, prompt="once upon", max_tokens=5)
+        cb = b.completions.with_raw_response.create(model=SERVED, prompt="once upon", max_tokens=5)
+        assert cb.http_response.content == ca.http_response.content
+        ea = a.embeddings.with_raw_response.create(model=SERVED, input=["one", "two"])
+        eb = b.embeddings.with_raw_response.create(model=SERVED, input=["one", "two"])
+        assert eb.http_response.content == ea.http_response.content
+        assert [d.embedding for d in eb.parse().data] == [[0.25, -0.5, 0.125], [0.5, -0.5, 0.125]]
+        ma = a.models.with_raw_response.list()
+        mb = b.models.with_raw_response.list()
+        assert mb.http_response.content == ma.http_response.content
+        assert [m.id for m in mb.parse().data] == [SERVED, "sql-lora"]
+
+
+def test_streamed_chat_matches_direct(setup) -> None:  # type: ignore[no-untyped-def]
+    _, upstream, proxy = setup
+    kwargs = {"model": SERVED, "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    direct = client(upstream).chat.completions.with_raw_response.create(**kwargs)
+    via = client(proxy.url).chat.completions.with_raw_response.create(**kwargs)
+    assert via.http_response.read() == direct.http_response.read()
+    assert via.http_response.headers["content-type"].startswith("text/event-stream")
+    assert via.http_response.headers["x-lineage-checkpoint"] == ROOT
+    chunks = list(client(proxy.url).chat.completions.create(**kwargs))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "w0 w1 w2 w3 w4 w5 echo: hello there"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 8
+
+
+def test_streamed_chunks_arrive_one_by_one(setup, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    """The upstream sends each event only after the client has received the previous one: a proxy
+    that buffered the reply would deadlock here and the client's read timeout would fail the test."""
+    server, _, proxy = setup
+    stream = client(proxy.url, timeout=5).chat.completions.create(
+        model=SERVED, messages=[{"role": "user", "content": "__gate__"}], stream=True
+    )
+    events = iter(stream)
+    first = next(events)  # the role event is not gated
+    assert first.choices[0].delta.role == "assistant"
+    for index in range(3):
+        server.release(loop_thread.loop)
+        chunk = next(events)
+        assert chunk.choices[0].delta.content == (f"w{index}" if index == 0 else f" w{index}")
+    stream.close()
+
+
+def test_client_disconnect_reaches_the_upstream(setup, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    server, _, proxy = setup
+    stream = client(proxy.url, timeout=5).chat.completions.create(
+        model=SERVED, messages=[{"role": "user", "content": "__gate__"}], stream=True
+    )
+    next(iter(stream))
+    stream.close()  # the client goes away mid-reply
+    server.release(loop_thread.loop)  # the upstream's next write finds its client gone
+    loop_thread.run(asyncio.wait_for(server.cancelled_event.wait(), 5))
+    assert server.cancelled == 1
+
+
+def test_dead_upstream_is_502_and_the_proxy_keeps_serving(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    proxy = make_proxy(CONFIG, wait="probed", UPSTREAM=f"http://127.0.0.1:{dead_port()}")
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(proxy.url).chat.completions.create(model=SERVED, messages=MESSAGES)
+    assert caught.value.status_code == 502
+    assert caught.value.code == "upstream_unavailable"
+    assert "upstream 'vllm' is unavailable" in caught.value.message
+    assert caught.value.response.headers["x-trace-id"]
+    ready = httpx.get(f"{proxy.url}/readyz")
+    assert ready.status_code == 503 and ready.json()["upstreams_down"] == ["vllm"]
+    assert httpx.get(f"{proxy.url}/healthz").status_code == 200
+
+
+def test_slow_upstream_is_504_then_the_next_call_works(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, TIMEOUT="0.3")
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(proxy.url).chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "__slow__"}])
+    assert caught.value.status_code == 504
+    assert caught.value.code == "upstream_timeout"
+    assert "did not answer within 0.3s" in caught.value.message
+    ok = client(proxy.url).chat.completions.create(model=SERVED, messages=MESSAGES)
+    assert ok.choices[0].message.content.endswith("hello there")
+
+
+def test_cut_off_stream_fails_the_client_not_the_proxy(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, proxy = setup
+    stream = client(proxy.url).chat.completions.create(
+        model=SERVED, messages=[{"role": "user", "content": "__cut__"}], stream=True
+    )
+    with pytest.raises((httpx.HTTPError, openai.APIError)):
+        for _ in stream:
+            pass
+    assert client(proxy.url).chat.completions.create(model=SERVED, messages=MESSAGES).choices
+    metrics = httpx.get(f"{proxy.url}/metrics").text
+    assert 'lineage_proxy_errors_total{type="upstream_reset"} 1' in metrics
+
+
+def test_too_large_body_is_413_and_never_forwarded(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, MAX_BODY="2000")
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(proxy.url).chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "x" * 5000}])
+    assert caught.value.status_code == 413
+    assert caught.value.code == "request_too_large"
+    # chunked upload (no Content-Length) is cut off at the limit too
+    def body():  # type: ignore[no-untyped-def]
+        yield b'{"model": "m", "messages": [{"role": "user", "content": "'
+        yield b"y" * 4000
+        yield b'"}]}'
+
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=body())
+    assert reply.status_code == 413
+    assert server.data_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"messages": []}', "'model' is required"),
+        (b'{"model": "m", "messages": "hi"}', "'messages' is required and must be a list"),
+    ],
+)
+def test_malformed_bodies_are_400_with_a_reason(setup, body: bytes, needle: str) -> None:  # type: ignore[no-untyped-def]
+    server, _, proxy = setup
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["code"] == "invalid_request" and needle in error["message"]
+    assert error["type"] == "invalid_request_error"
+    assert server.data_requests() == []
+
+
+def test_headers_hop_by_hop_and_trace_context_forwarded(setup) -> None:  # type: ignore[no-untyped-def]
+    server, _, proxy = setup
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    reply = httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        content=orjson.dumps({"model": SERVED, "messages": MESSAGES}),
+        headers={
+            "content-type": "application/json",
+            "connection": "keep-alive, x-hop",
+            "x-hop": "secret",
+            "x-custom": "kept",
+            "traceparent": parent,
+            "accept-encoding": "gzip",
+        },
+    )
+    assert reply.status_code == 200
+    assert reply.headers["x-trace-id"] == "0af7651916cd43dd8448eb211c80319c"
+    got = {k.lower(): v for k, v in server.data_requests()[-1].headers.items()}
+    assert "x-hop" not in got
+    assert got["x-custom"] == "kept"
+    assert got["accept-encoding"] == "identity"
+    version, trace_id, span_id, flags = got["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", "0af7651916cd43dd8448eb211c80319c", "01")
+    assert span_id != "b7ad6b7169203331"  # the proxy's span is the upstream's parent
+
+
+def test_passthrough_paths_reach_the_fallback_upstream(setup) -> None:  # type: ignore[no-untyped-def]
+    server, _, proxy = setup
+    reply = httpx.post(f"{proxy.url}/tokenize", json={"model": SERVED, "prompt": "a b c"})
+    assert reply.status_code == 200 and reply.json()["count"] == 3
+    assert reply.headers["x-lineage-decision"] == "allow"
+    assert httpx.get(f"{proxy.url}/health").status_code == 200
+    assert [r.path for r in server.requests if r.path in ("/tokenize", "/health")] == ["/tokenize", "/health"]
+
+
+def test_no_route_is_404_model_not_found(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG.replace('model: "*"', f"model: {SERVED}"), UPSTREAM=upstream)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client(proxy.url).chat.completions.create(model="gpt-9", messages=MESSAGES)
+    assert caught.value.code == "model_not_found"
+    assert "no route for model 'gpt-9'" in caught.value.message
