@@ -403,11 +403,11 @@ class _Reader:
         connect = self.number(f"{path}.connect_timeout_s", section.get("connect_timeout_s", 5), minimum=0.001)
         conns = self.integer(f"{path}.max_connections", section.get("max_connections", 256), minimum=1)
         interval = self.number(f"{path}.discovery_interval_s", section.get("discovery_interval_s", 60), minimum=0.1)
-        if name is None or protocol is None:
+        if name is None:
             return None
-        return Upstream(
+        return Upstream(  # with a bad protocol too, so references to it are still checked
             name=name,
-            protocol=protocol,
+            protocol=protocol or "openai",
             url=url,
             grpc=grpc,
             region=self.string(f"{path}.region", section.get("region"), optional=True),
@@ -460,7 +460,7 @@ class _Reader:
         section = self.mapping(path, raw, known, ("name", "labels"))
         name = self.name(f"{path}.name", section.get("name"))
         labels = self.label_set(f"{path}.labels", section.get("labels"))
-        if not labels and section.get("labels") is not None:
+        if section.get("labels") == []:
             self.problem(f"{path}.labels", "a zone needs at least one label")
         allow = self.purposes(f"{path}.allow_purposes", section.get("allow_purposes")) or frozenset()
         regions_raw = section.get("regions")

@@ -126,27 +126,20 @@ def decide(call: Call, policy: Policy) -> Decision:
                           f"(zone {zone.name} allows: {_names(zone.allow_purposes)})")  # fmt: skip
                 break
 
-    action = ALLOW
     if denial is None:
-        target = upstream
-        for zone in zones:
-            if zone.regions is None or target.region in zone.regions:
-                continue
-            reroute = policy.upstreams.get(zone.reroute_to) if zone.reroute_to else None
-            if reroute is not None and all(z.regions is None or reroute.region in z.regions for z in zones):
-                target, action = reroute, REROUTE
-                continue
-            denial = ("region_denied", f"zone:{zone.name}",
-                      f"data labelled {_names(zone.labels & labels)!r} may only go to regions "
-                      f"{_names(zone.regions)} (zone {zone.name}); upstream {target.name!r} is in region "
-                      f"{target.region or 'unset'!r}")  # fmt: skip
-            break
-        if denial is None:
-            reason = None
-            if action == REROUTE:
+        violated = [z for z in zones if z.regions is not None and upstream.region not in z.regions]
+        if not violated:
+            return Decision(ALLOW, upstream, caller_name, purpose, labels, zone_names)
+        for zone in violated:  # the first reroute target every zone touched accepts
+            target = policy.upstreams.get(zone.reroute_to) if zone.reroute_to else None
+            if target is not None and all(z.regions is None or target.region in z.regions for z in zones):
                 reason = f"rerouted from upstream {upstream.name!r} to {target.name!r} to keep data in its zone's regions"
-            return Decision(action, target, caller_name, purpose, labels, zone_names,
-                            rule="zones" if action == REROUTE else None, reason=reason)  # fmt: skip
+                return Decision(REROUTE, target, caller_name, purpose, labels, zone_names, None, f"zone:{zone.name}", reason)
+        zone = violated[0]
+        denial = ("region_denied", f"zone:{zone.name}",
+                  f"data labelled {_names(zone.labels & labels)!r} may only go to regions "
+                  f"{_names(zone.regions or ())} (zone {zone.name}); upstream {upstream.name!r} is in region "
+                  f"{upstream.region or 'unset'!r}")  # fmt: skip
 
     code, rule, reason = denial
     if policy.audit:

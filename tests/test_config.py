@@ -1,0 +1,112 @@
+"""Config: the shipped examples load; every problem is reported with its location; env expansion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.config import load, parse
+from proxy.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = """
+listen: {http: "127.0.0.1:0"}
+upstreams:
+  - {name: llama, url: "http://127.0.0.1:8000"}
+routes:
+  - {model: "*", upstream: llama}
+"""
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env=env or {})
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("name", ["example.yaml", "minimal.yaml"])
+def test_shipped_examples_are_valid(name: str) -> None:
+    config = load(ROOT / "config" / name, env={})
+    assert config.upstreams and config.routes
+
+
+def test_example_has_every_section() -> None:
+    config = load(ROOT / "config" / "example.yaml", env={})
+    assert config.listen.grpc is not None and config.listen.admin is not None
+    assert config.zones[0].reroute_to == "llama" and config.policy.mode == "enforce"
+    assert config.detectors[-1].pattern is not None
+    assert config.telemetry.resource_attributes == (("deployment.environment", "prod"),)
+
+
+def test_defaults() -> None:
+    config = parse(BASE, env={})
+    up = config.upstreams[0]
+    assert (up.protocol, up.timeout_s, up.checkpoint) == ("openai", 600.0, None)
+    assert config.policy.anonymous == "deny" and config.telemetry.exporter == "none"
+    assert config.lineage.store == "./lineage.db" and config.lineage.retention_days == 30
+
+
+def test_every_problem_is_reported_with_its_path() -> None:
+    text = """
+listen: {http: "nowhere"}
+upstreams:
+  - {name: llama, url: "ftp://x", protocol: grpcx, timeout_s: -1, colour: red}
+  - {name: llama, url: "http://a:1"}
+routes:
+  - {model: a, upstream: llama}
+  - {model: b, upstream: llama}
+  - {model: c, upstream: vlm}
+callers:
+  - {name: app, api_key_sha256: abc, purposes: [Bad Purpose]}
+zones:
+  - {name: z, labels: [UPPER], on_deny: "reroute:nope"}
+policy: {mode: strict}
+detectors: [email, ssn, {name: x, pattern: "("}]
+telemetry: {exporter: jaeger, sample_ratio: 2}
+"""
+    found = problems(text)
+    expected = [
+        "listen.http: expected host:port, got 'nowhere'",
+        "upstreams[0].colour: unknown key",
+        "upstreams[0].protocol: must be one of openai, oip, passthrough, got 'grpcx'",
+        "upstreams[0].url: expected an http:// or https:// URL, got 'ftp://x'",
+        "upstreams[0].timeout_s: must be >= 0.001, got -1",
+        "upstreams[1].name: duplicate upstream 'llama'",
+        'routes[2].upstream: unknown upstream \'vlm\'',
+        "callers[0].api_key_sha256: expected 64 hex digits",
+        "callers[0].purposes[0]: invalid purpose 'Bad Purpose'",
+        "zones[0].labels[0]: invalid label 'UPPER'",
+        "zones[0].on_deny: unknown upstream 'nope'",
+        "policy.mode: must be one of enforce, audit, got 'strict'",
+        "detectors[1]: unknown detector 'ssn'",
+        "detectors[2].pattern: not a valid regular expression",
+        "telemetry.exporter: must be one of otlp, console, none, got 'jaeger'",
+        "telemetry.sample_ratio: must be between 0 and 1, got 2",
+    ]
+    for message in expected:
+        assert any(p.startswith(message) for p in found), f"missing {message!r} in {found}"
+
+
+def test_unknown_top_level_key_and_missing_sections() -> None:
+    assert any(p.startswith("routs: unknown key") for p in problems(BASE + "routs: []\n"))
+    found = problems("listen: {http: '127.0.0.1:0'}\n")
+    assert "upstreams: is required" in found and "routes: is required" in found
+
+
+def test_environment_expansion() -> None:
+    text = BASE.replace('"http://127.0.0.1:8000"', '"${URL}"').replace("{name: llama,", "{name: llama, timeout_s: '${T:-7}',")
+    config = parse(text, env={"URL": "http://10.0.0.1:9"})
+    assert config.upstreams[0].url == "http://10.0.0.1:9" and config.upstreams[0].timeout_s == 7
+    assert any("environment variable URL is not set" in p for p in problems(text, env={}))
+
+
+def test_reroute_target_must_be_in_an_allowed_region() -> None:
+    text = BASE.replace("routes:", "  - {name: us, url: 'http://b:1', region: us}\nroutes:") + (
+        "zones:\n  - {name: z, labels: [a], allow_purposes: [p], regions: [eu], on_deny: 'reroute:us'}\n"
+    )
+    assert any("reroute target 'us' is in region 'us'" in p for p in problems(text))
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    assert problems("listen: [\n", env={})[0].startswith("<memory>:2:1: not valid YAML")

@@ -1,0 +1,93 @@
+"""Detectors: true positives, near-misses, streamed values split across chunks, bounded scans, masking."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.config import DetectorSpec
+from proxy.detectors import TRUNCATED, Detectors
+
+ALL = Detectors([DetectorSpec(n) for n in ("email", "phone", "credit_card", "ip_address", "iban")]
+                + [DetectorSpec("employee-id", r"\bEMP-\d{6}\b")])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("write to ana.lopez+work@example.co.uk today", "pii:email"),
+        ("call me at +1 415 555 2671", "pii:phone"),
+        ("call me at (415) 555-2671", "pii:phone"),
+        ("my number is +447911123456", "pii:phone"),
+        ("card 4111 1111 1111 1111 exp 12/29", "pii:credit_card"),
+        ("card 5500-0000-0000-0004", "pii:credit_card"),
+        ("from 192.168.10.254 yesterday", "pii:ip_address"),
+        ("v6 2001:db8::8a2e:370:7334 seen", "pii:ip_address"),
+        ("pay to DE89 3704 0044 0532 0130 00 please", "pii:iban"),
+        ("pay to GB82WEST12345698765432", "pii:iban"),
+        ("badge EMP-004211 at the door", "pii:employee-id"),
+    ],
+)
+def test_true_positives(text: str, label: str) -> None:
+    assert label in ALL.scan(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version 1.2.3 released",  # dotted version, not an IP
+        "in 2024-01-15 at 12:30:45",  # date and time
+        "card 4111 1111 1111 1112",  # fails Luhn
+        "ip 999.1.1.1 is not valid",  # octet out of range
+        "order #12345 shipped",  # too few digits for a phone
+        "user@localhost has no domain",
+        "DE89 3704 0044 0532 0130 01",  # IBAN with a wrong check
+        "EMP-12345 is too short",
+        "the ratio is 3.14159",
+    ],
+)
+def test_near_misses_are_not_labelled(text: str) -> None:
+    assert ALL.scan(text) == frozenset()
+
+
+def test_stream_finds_values_split_across_chunks() -> None:
+    scanner = ALL.stream()
+    for piece in ["contact: an", "a@exam", "ple.org and card 4111 11", "11 1111 1111", " bye"]:
+        scanner.feed(piece)
+    assert scanner.found == {"pii:email", "pii:credit_card"}
+
+
+def test_scan_is_bounded_and_says_so() -> None:
+    small = Detectors([DetectorSpec("email")], max_chars=100)
+    assert small.scan("x" * 200 + " a@b.io") == {TRUNCATED}
+    scanner = small.stream()
+    scanner.feed("y" * 150)
+    scanner.feed("a@b.io")
+    assert TRUNCATED in scanner.found and "pii:email" not in scanner.found
+
+
+def test_mask_replaces_only_valid_values() -> None:
+    masked = ALL.mask("mail a@b.io, card 4111 1111 1111 1111, not 4111 1111 1111 1112")
+    assert masked == "mail [pii:email], card [pii:credit_card], not 4111 1111 1111 1112"
+
+
+def test_no_detectors_costs_nothing() -> None:
+    none = Detectors([])
+    assert not none and none.scan("a@b.io") == frozenset()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_scanning_arbitrary_text_never_raises(text: str) -> None:
+    ALL.scan(text)
+    ALL.mask(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab@.x 19-", max_size=200), st.integers(min_value=1, max_value=50))
+def test_streamed_scan_equals_whole_scan(text: str, size: int) -> None:
+    scanner = ALL.stream()
+    for start in range(0, len(text), size):
+        scanner.feed(text[start : start + size])
+    assert ALL.scan(text) <= scanner.found | {TRUNCATED}
