@@ -1,0 +1,236 @@
+"""Purpose enforcement end to end: the real openai SDK sees each contract error as its typed error with
+the human reason; denied calls never reach an upstream; reroutes reach the compliant one; audit mode
+lets calls through and says what it would have done; labels propagate on the reply."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import KEYS, sha
+from tests.harness import start_app
+from tests.servers.vllm_like import ROOT, SERVED, VllmLike
+
+CONFIG = f"""
+listen:
+  http: 127.0.0.1:0
+upstreams:
+  - name: us
+    url: ${{US}}
+    region: us
+  - name: eu
+    url: ${{EU}}
+    region: eu
+routes:
+  - model: {SERVED}
+    upstream: us
+    purposes: [assistant, ads, safety-review]
+callers:
+  - name: glasses-app
+    api_key_sha256: {sha(KEYS["glasses"])}
+    purposes: [assistant, ads]
+    labels: [user-interaction]
+    default_purpose: assistant
+  - name: ads-ranker
+    api_key_sha256: {sha(KEYS["ads"])}
+    purposes: [ads]
+zones:
+  - name: interaction-data
+    labels: [user-interaction]
+    allow_purposes: [assistant, safety-review]
+    regions: [eu]
+    on_deny: reroute:eu
+  - name: health
+    labels: [health]
+    allow_purposes: [assistant]
+    regions: [us]
+policy:
+  mode: ${{MODE:-enforce}}
+  anonymous: deny
+detectors: [email, credit_card]
+lineage:
+  store: ${{STORE}}
+"""
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+def two(loop_thread, make_proxy):  # type: ignore[no-untyped-def]
+    us, eu = VllmLike(), VllmLike()
+    runners = []
+    urls = []
+    for server in (us, eu):
+        runner, port = loop_thread.run(start_app(server.app()))
+        runners.append(runner)
+        urls.append(f"http://127.0.0.1:{port}")
+
+    def make(mode: str = "enforce"):  # type: ignore[no-untyped-def]
+        return make_proxy(CONFIG, US=urls[0], EU=urls[1], MODE=mode)
+
+    yield us, eu, make
+    for runner in runners:
+        loop_thread.run(runner.cleanup())
+
+
+def sdk(proxy, key: str | None, **headers: str) -> openai.OpenAI:  # type: ignore[no-untyped-def]
+    return openai.OpenAI(
+        base_url=f"{proxy.url}/v1",
+        api_key=KEYS.get(key, key) if key else "",
+        max_retries=0,
+        timeout=10,
+        default_headers=headers or None,
+    )
+
+
+def test_zone_purpose_denial_is_a_typed_403_and_never_reaches_an_upstream(two) -> None:  # type: ignore[no-untyped-def]
+    us, eu, make = two
+    proxy = make()
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        sdk(proxy, "glasses", **{"x-purpose": "ads"}).chat.completions.create(model=SERVED, messages=MESSAGES)
+    error = caught.value
+    assert error.status_code == 403 and error.code == "purpose_denied"
+    assert error.message == "Error code: 403 - " + (
+        "purpose 'ads' is not allowed for data labelled 'user-interaction' "
+        "(zone interaction-data allows: assistant, safety-review)"
+    )
+    assert error.response.headers["x-lineage-decision"] == "deny"
+    assert us.data_requests() == [] and eu.data_requests() == []
+
+
+def test_every_denial_code_as_the_sdk_sees_it(two) -> None:  # type: ignore[no-untyped-def]
+    us, eu, make = two
+    proxy = make()
+    cases = [
+        (sdk(proxy, "wrong-key", **{"x-purpose": "assistant"}), openai.AuthenticationError, 401, "invalid_api_key", "unknown API key"),
+        (sdk(proxy, "ads"), openai.PermissionDeniedError, 403, "purpose_required", "no purpose given"),
+        (sdk(proxy, "ads", **{"x-purpose": "assistant"}), openai.PermissionDeniedError, 403, "purpose_denied",
+         "caller 'ads-ranker' may not act for purpose 'assistant'"),
+        (sdk(proxy, "ads", **{"x-purpose": "ads", "x-data-labels": "health"}), openai.PermissionDeniedError, 403,
+         "purpose_denied", "zone health allows: assistant"),
+        (sdk(proxy, "ads", **{"x-purpose": "ads", "x-data-labels": "Bad Label"}), openai.BadRequestError, 400,
+         "invalid_request", "x-data-labels: invalid label 'Bad Label'"),
+        (sdk(proxy, "ads", **{"x-purpose": "no such!"}), openai.BadRequestError, 400, "invalid_request", "x-purpose"),
+    ]  # fmt: skip
+    for client, kind, status, code, needle in cases:
+        with pytest.raises(kind) as caught:
+            client.chat.completions.create(model=SERVED, messages=MESSAGES)
+        assert caught.value.status_code == status and caught.value.code == code, caught.value.message
+        assert needle in caught.value.message
+    # the SDK refuses to send no key at all, so a plain client shows the missing-key case
+    nokey = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": SERVED, "messages": MESSAGES},
+                       headers={"x-purpose": "assistant"})  # fmt: skip
+    assert nokey.status_code == 401
+    assert nokey.json()["error"] == {"message": "missing API key: send 'Authorization: Bearer <key>'",
+                                     "type": "authentication_error", "code": "invalid_api_key", "param": None}  # fmt: skip
+    with pytest.raises(openai.NotFoundError) as missing:
+        sdk(proxy, "ads", **{"x-purpose": "ads"}).chat.completions.create(model="other", messages=MESSAGES)
+    assert missing.value.code == "model_not_found"
+    assert us.data_requests() == [] and eu.data_requests() == []
+
+
+def test_region_denial_when_no_reroute_fits(two) -> None:  # type: ignore[no-untyped-def]
+    us, eu, make = two
+    proxy = make()
+    # user-interaction must stay in eu, health in us: no upstream satisfies both
+    client = sdk(proxy, "glasses", **{"x-purpose": "assistant", "x-data-labels": "health"})
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client.chat.completions.create(model=SERVED, messages=MESSAGES)
+    assert caught.value.code == "region_denied"
+    assert "may only go to regions eu (zone interaction-data)" in caught.value.message
+    assert us.data_requests() == [] and eu.data_requests() == []
+
+
+def test_reroute_reaches_the_compliant_upstream(two) -> None:  # type: ignore[no-untyped-def]
+    us, eu, make = two
+    proxy = make()
+    reply = sdk(proxy, "glasses").chat.completions.with_raw_response.create(model=SERVED, messages=MESSAGES)
+    assert reply.http_response.headers["x-lineage-decision"] == "reroute"
+    assert reply.http_response.headers["x-lineage-checkpoint"] == ROOT
+    assert reply.http_response.headers["x-data-labels"] == "user-interaction"
+    assert len(eu.data_requests()) == 1 and us.data_requests() == []
+    # the caller's key is the proxy's business: it never reaches the upstream
+    assert "Authorization" not in eu.data_requests()[0].headers
+
+
+def test_unlabelled_call_stays_on_its_route(two) -> None:  # type: ignore[no-untyped-def]
+    us, eu, make = two
+    proxy = make()
+    reply = sdk(proxy, "ads", **{"x-purpose": "ads"}).chat.completions.with_raw_response.create(model=SERVED, messages=MESSAGES)
+    assert reply.http_response.headers["x-lineage-decision"] == "allow"
+    assert len(us.data_requests()) == 1 and eu.data_requests() == []
+
+
+def test_audit_mode_lets_the_call_through_and_says_so(two) -> None:  # type: ignore[no-untyped-def]
+    us, eu, make = two
+    proxy = make("audit")
+    reply = sdk(proxy, "glasses", **{"x-purpose": "ads"}).chat.completions.with_raw_response.create(
+        model=SERVED, messages=MESSAGES
+    )
+    assert reply.http_response.status_code == 200
+    assert reply.http_response.headers["x-lineage-decision"] == "audit-deny"
+    assert len(us.data_requests()) == 1
+
+
+def test_detected_labels_on_input_and_output(two) -> None:  # type: ignore[no-untyped-def]
+    us, eu, make = two
+    proxy = make()
+    client = sdk(proxy, "ads", **{"x-purpose": "ads", "x-data-labels": "campaign-7"})
+    reply = client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": "card 4111 1111 1111 1111"}]
+    )
+    # the upstream echoes the prompt, so the output carries the card too
+    assert reply.http_response.headers["x-data-labels"] == "campaign-7,pii:credit_card"
+    streamed = client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": "mail a@b.io"}], stream=True
+    )
+    # streamed replies: headers go out before the output, so they carry the input's labels
+    assert streamed.http_response.headers["x-data-labels"] == "campaign-7,pii:email"
+    streamed.http_response.read()
+
+
+def test_oip_rest_data_labels_parameter(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """OIP calls may carry labels as the request parameter `data_labels` (here against a minimal
+    in-test OIP REST endpoint; the real MLServer is driven in tests/transport/test_grpc.py)."""
+    from aiohttp import web
+
+    seen = []
+
+    async def infer(request: web.Request) -> web.Response:
+        seen.append(await request.json())
+        return web.json_response({"model_name": "iris", "model_version": "3", "id": "r1",
+                                  "outputs": [{"name": "out", "shape": [1], "datatype": "INT64", "data": [2]}]})  # fmt: skip
+
+    async def meta(request: web.Request) -> web.Response:
+        return web.json_response({"name": "iris", "versions": ["1", "3"], "platform": "sklearn"})
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/v2/models/iris/infer", infer)
+    app.router.add_get("/v2/models/iris", meta)
+    app.router.add_get("/v2/health/ready", ready)
+    runner, port = loop_thread.run(start_app(app))
+    config = CONFIG.replace("  - name: eu\n    url: ${EU}\n    region: eu\n", "").replace(
+        "routes:\n", "routes:\n  - model: iris\n    upstream: oip\n"
+    ).replace("upstreams:\n", f"upstreams:\n  - name: oip\n    url: http://127.0.0.1:{port}\n    protocol: oip\n    region: us\n")
+    config = config.replace("on_deny: reroute:eu", "on_deny: block")
+    proxy = make_proxy(config, wait="probed", US=f"http://127.0.0.1:{port}")
+    body = {"parameters": {"data_labels": "health"},
+            "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {KEYS['ads']}", "x-purpose": "ads"}
+    denied = httpx.post(f"{proxy.url}/v2/models/iris/infer", json=body, headers=headers)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "purpose_denied"
+    assert seen == []
+    body["parameters"] = {"data_labels": ["campaign-7"]}
+    ok = httpx.post(f"{proxy.url}/v2/models/iris/infer", json=body, headers=headers)
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-data-labels"] == "campaign-7"
+    assert ok.headers["x-lineage-checkpoint"] == "iris:3"
+    assert seen[0]["inputs"][0]["data"] == [5.1, 3.5, 1.4, 0.2]
+    body["parameters"] = {"data_labels": 7}
+    bad = httpx.post(f"{proxy.url}/v2/models/iris/infer", json=body, headers=headers)
+    assert bad.status_code == 400 and "data_labels" in bad.json()["error"]["message"]
+    loop_thread.run(runner.cleanup())
