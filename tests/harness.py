@@ -77,3 +77,62 @@ async def start_proxy(config_text: str, *, wait: str = "reachable", env: dict[st
     elif wait == "probed":
         await asyncio.wait_for(process.book.wait_probed(), 10)
     return ProxyHandle(process, bound, config)
+
+
+class ServeProcess:
+    """`lineage-proxy serve` as a user runs it, in a subprocess; waits for its ready line."""
+
+    def __init__(self, config_path: str, *args: str, env: dict[str, str] | None = None) -> None:
+        import queue
+        import subprocess
+        import sys
+
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stderr: list[str] = []
+        self._stderr_cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "serve", "--config", config_path, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        threading.Thread(target=self._pump_stdout, daemon=True).start()
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        line = self.lines.get(timeout=30)
+        assert line.startswith("lineage-proxy ready "), line
+        self.addresses = dict(part.split("=", 1) for part in line.split()[2:])
+
+    def _pump_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put("<eof>")
+
+    def _pump_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._stderr_cond:
+                self.stderr.append(line)
+                self._stderr_cond.notify_all()
+
+    def wait_log(self, needle: str, timeout: float = 10.0) -> str:
+        """Block until a stderr line containing `needle` appears; returns it."""
+        with self._stderr_cond:
+            found = self._stderr_cond.wait_for(lambda: any(needle in l for l in self.stderr), timeout)
+            assert found, f"{needle!r} never logged; stderr so far:\n{''.join(self.stderr)}"
+            return next(l for l in self.stderr if needle in l)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.addresses['http']}"
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self) -> int:
+        import signal as _signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(_signal.SIGTERM)
+        return self.proc.wait(30)

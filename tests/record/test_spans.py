@@ -1,0 +1,228 @@
+"""Spans as Jaeger receives them: a real OTLP receiver decodes what the proxy exports."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import openai
+import pytest
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from tests.conftest import KEYS, sha
+from tests.harness import dead_port, start_app
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import ROOT, SERVED
+
+CONFIG = f"""
+listen:
+  http: 127.0.0.1:0
+upstreams:
+  - name: vllm
+    url: ${{UPSTREAM}}
+    region: eu
+routes:
+  - model: "*"
+    upstream: vllm
+callers:
+  - name: glasses-app
+    api_key_sha256: {sha(KEYS["glasses"])}
+    labels: [user-interaction]
+    default_purpose: assistant
+zones:
+  - name: interaction-data
+    labels: [user-interaction]
+    allow_purposes: [assistant]
+detectors: [email]
+telemetry:
+  exporter: otlp
+  endpoint: ${{OTLP}}
+  protocol: ${{PROTOCOL:-grpc}}
+  service_name: proxy-under-test
+  capture_content: ${{CAPTURE:-false}}
+  queue_size: ${{QUEUE:-4096}}
+  export_timeout_s: ${{EXPORT_TIMEOUT:-5}}
+  resource_attributes:
+    deployment.environment: test
+lineage:
+  store: ${{STORE}}
+"""
+
+SERVER_KIND = 2  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_SERVER
+STATUS_ERROR = 2
+
+
+def sdk(proxy, **headers: str) -> openai.OpenAI:  # type: ignore[no-untyped-def]
+    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=KEYS["glasses"], max_retries=0, timeout=10,
+                         default_headers=headers or None)  # fmt: skip
+
+
+def digest(*texts: str) -> str:
+    return "sha256:" + hashlib.sha256("".join(t + "\n" for t in texts).encode()).hexdigest()
+
+
+@pytest.fixture
+def traced(vllm, otlp, make_proxy):  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+    return server, proxy, otlp
+
+
+def test_chat_span_joins_the_callers_trace_with_every_attribute(traced) -> None:  # type: ignore[no-untyped-def]
+    server, proxy, otlp = traced
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    reply = sdk(proxy, traceparent=parent).chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": "hello"}], max_tokens=20, temperature=0.5, top_p=0.9
+    )
+    assert reply.http_response.headers["x-trace-id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    span = otlp.by_trace("4bf92f3577b34da6a3ce929d0e0e4736")
+    assert span.name == f"chat {SERVED}"
+    assert span.kind == SERVER_KIND
+    assert span.parent_span_id == "00f067aa0ba902b7"
+    upstream_parent = server.data_requests()[-1].headers["traceparent"].split("-")[2]
+    assert span.span_id == upstream_parent  # the upstream's own spans hang under the proxy's
+    a = span.attributes
+    expected = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": SERVED,
+        "gen_ai.response.model": SERVED,
+        "gen_ai.provider.name": "vllm",
+        "gen_ai.request.max_tokens": 20,
+        "gen_ai.request.temperature": 0.5,
+        "gen_ai.request.top_p": 0.9,
+        "gen_ai.usage.input_tokens": 6,
+        "gen_ai.usage.output_tokens": 8,
+        "gen_ai.response.finish_reasons": ["stop"],
+        "server.address": "127.0.0.1",
+        "lineage.checkpoint": ROOT,
+        "lineage.checkpoint.source": "upstream",
+        "lineage.caller": "glasses-app",
+        "lineage.purpose": "assistant",
+        "lineage.decision": "allow",
+        "lineage.zones": ["interaction-data"],
+        "lineage.input.labels": ["user-interaction"],
+        "lineage.output.labels": ["user-interaction"],
+        "lineage.input.digest": digest("hello"),
+        "lineage.output.digest": digest("w0 w1 w2 w3 w4 w5 echo: hello"),
+        "http.response.status_code": 200,
+    }
+    for key, value in expected.items():
+        assert a.get(key) == value, key
+    assert a["gen_ai.response.id"].startswith("chatcmpl-")
+    assert isinstance(a["server.port"], int)
+    assert "lineage.reason" not in a and "gen_ai.input.messages" not in a
+    assert span.resource["service.name"] == "proxy-under-test"
+    assert span.resource["deployment.environment"] == "test"
+    assert span.end_ns >= span.start_ns > 0
+
+
+def test_new_trace_without_traceparent(traced) -> None:  # type: ignore[no-untyped-def]
+    _, proxy, otlp = traced
+    reply = sdk(proxy).embeddings.with_raw_response.create(model=SERVED, input="hi")
+    span = otlp.by_trace(reply.http_response.headers["x-trace-id"])
+    assert span.parent_span_id == "" and span.name == f"embeddings {SERVED}"
+    assert span.attributes["gen_ai.operation.name"] == "embeddings"
+
+
+def test_streamed_span_has_time_to_first_token_and_the_same_digest(traced) -> None:  # type: ignore[no-untyped-def]
+    _, proxy, otlp = traced
+    stream = sdk(proxy).chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": "hello"}], stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    stream.http_response.read()
+    span = otlp.by_trace(stream.http_response.headers["x-trace-id"])
+    a = span.attributes
+    assert a["gen_ai.request.stream"] is True
+    assert a["lineage.output.digest"] == digest("w0 w1 w2 w3 w4 w5 echo: hello")  # as if not streamed
+    assert a["gen_ai.usage.output_tokens"] == 8
+    assert 0 < a["gen_ai.response.time_to_first_chunk"] < 10
+    assert [name for name, _ in span.events] == ["gen_ai.first_token"]
+
+
+def test_denied_call_has_an_error_span(traced) -> None:  # type: ignore[no-untyped-def]
+    server, proxy, otlp = traced
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        sdk(proxy, **{"x-purpose": "ads"}).chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "x"}])
+    span = otlp.by_trace(caught.value.response.headers["x-trace-id"])
+    a = span.attributes
+    assert a["lineage.decision"] == "deny" and a["error.type"] == "purpose_denied"
+    assert a["lineage.rule"] == "zone:interaction-data"
+    assert "not allowed for data labelled 'user-interaction'" in a["lineage.reason"]
+    assert span.status_code == STATUS_ERROR and "zone interaction-data" in span.status_message
+    assert "lineage.checkpoint" not in a and a["lineage.output.labels"] == []
+    assert server.data_requests() == []
+
+
+def test_lora_adapter_checkpoint_and_parent(traced) -> None:  # type: ignore[no-untyped-def]
+    _, proxy, otlp = traced
+    reply = sdk(proxy).completions.with_raw_response.create(model="sql-lora", prompt="select")
+    assert reply.http_response.headers["x-lineage-checkpoint"] == "/adapters/sql-lora"
+    span = otlp.by_trace(reply.http_response.headers["x-trace-id"])
+    assert span.attributes["lineage.checkpoint.parent"] == SERVED
+    assert span.name == "text_completion sql-lora"
+
+
+def test_captured_content_is_masked(vllm, otlp, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}", CAPTURE="true")
+    reply = sdk(proxy).chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": "mail ana@example.org"}]
+    )
+    a = otlp.by_trace(reply.http_response.headers["x-trace-id"]).attributes
+    assert a["gen_ai.input.messages"] == "mail [pii:email]"
+    assert "[pii:email]" in a["gen_ai.output.messages"] and "ana@example.org" not in a["gen_ai.output.messages"]
+    assert a["lineage.output.labels"] == ["pii:email", "user-interaction"]
+
+
+def test_otlp_over_http_protobuf(vllm, loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Jaeger's 4318: the proxy POSTs ExportTraceServiceRequest protobufs to /v1/traces."""
+    received: list[trace_service_pb2.ExportTraceServiceRequest] = []
+    arrived = []
+
+    async def traces(request: web.Request) -> web.Response:
+        message = trace_service_pb2.ExportTraceServiceRequest()
+        message.ParseFromString(await request.read())
+        received.append(message)
+        arrived[0].set()
+        return web.Response(body=trace_service_pb2.ExportTraceServiceResponse().SerializeToString(),
+                            content_type="application/x-protobuf")  # fmt: skip
+
+    import asyncio
+
+    async def start():  # type: ignore[no-untyped-def]
+        arrived.append(asyncio.Event())
+        app = web.Application()
+        app.router.add_post("/v1/traces", traces)
+        return await start_app(app)
+
+    runner, port = loop_thread.run(start())
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{port}", PROTOCOL="http/protobuf")
+    reply = sdk(proxy).chat.completions.with_raw_response.create(model=SERVED, messages=[{"role": "user", "content": "x"}])
+    loop_thread.run(asyncio.wait_for(arrived[0].wait(), 10))
+    span = received[0].resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id.hex() == reply.http_response.headers["x-trace-id"]
+    assert span.name == f"chat {SERVED}"
+    loop_thread.run(runner.cleanup())
+
+
+@pytest.mark.parametrize("receiver", ["dead", "hanging"])
+def test_a_dead_or_hanging_collector_drops_spans_and_never_fails_calls(vllm, make_proxy, receiver: str) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    hanging = OtlpReceiver(hang=True)
+    port = hanging.start() if receiver == "hanging" else dead_port()
+    try:
+        proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{port}", QUEUE="4", EXPORT_TIMEOUT="0.5")
+        client = sdk(proxy)
+        for _ in range(40):
+            assert client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "x"}]).choices
+        queue = proxy.process.runtime.spans.queue
+        assert queue.dropped > 0  # the queue (4) filled while the exporter was stuck or failing
+        assert queue.exported == 0
+        metrics = httpx.get(f"{proxy.url}/metrics").text
+        assert f"lineage_proxy_spans_dropped_total {queue.dropped}" in metrics
+        assert 'lineage_proxy_decisions_total{decision="allow"} 40' in metrics
+    finally:
+        hanging.stop()
