@@ -74,6 +74,11 @@ class ProxyProcess:
         self._reuse_port = reuse_port
         self._ports = ports  # in a worker: the ports the supervisor reserved (port 0 already resolved)
         self.pool = UpstreamPool()
+        self.channels: Any = None
+        if any(upstream.grpc for upstream in config.upstreams) or config.listen.grpc is not None:
+            from proxy.transport.grpc import GrpcChannels
+
+            self.channels = GrpcChannels()
         self.book = self._book(config)
         self.runtime = Runtime(self.book, self._spans(config), self._edges(config))
         self.ref = PipelineRef(Pipeline(config, self.runtime))
@@ -89,11 +94,11 @@ class ProxyProcess:
         for route in config.routes:
             if route.model != "*":
                 oip_models.setdefault(route.upstream, set()).add(route.model)
-        fetcher = None
-        if any(upstream.grpc for upstream in config.upstreams):
-            from proxy.transport.grpc import model_metadata_fetcher
+        if self.channels is None and any(upstream.grpc for upstream in config.upstreams):
+            from proxy.transport.grpc import GrpcChannels
 
-            fetcher = model_metadata_fetcher()
+            self.channels = GrpcChannels()
+        fetcher = self.channels.model_metadata if self.channels is not None else None
         return CheckpointBook(config.upstreams, self.pool.get_json, fetcher, oip_models)
 
     @staticmethod
@@ -135,7 +140,7 @@ class ProxyProcess:
         if grpc_addr is not None:
             from proxy.transport.grpc import GrpcIngress
 
-            self._grpc = GrpcIngress(self.ref)
+            self._grpc = GrpcIngress(self.ref, self.channels)
             grpc = await self._grpc.start(grpc_addr)
         self.bound = Bound(http, grpc, admin)
         return self.bound
@@ -159,6 +164,8 @@ class ProxyProcess:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.book.stop()
         await self.pool.close()
+        if self.channels is not None:
+            await self.channels.close()
         if self.runtime.edges is not None:
             await self.runtime.edges.close()
         if self.runtime.spans is not None:
@@ -188,8 +195,6 @@ class ProxyProcess:
             asyncio.get_running_loop().create_task(previous_book.stop())
         self.config = new
         self.ref.current = Pipeline(new, self.runtime)
-        if self._grpc is not None:
-            self._grpc.reloaded()
         log.info("reloaded %s", path)
         return True
 

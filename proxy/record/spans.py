@@ -60,6 +60,9 @@ def make_exporter(telemetry: Telemetry) -> SpanExporter | None:
     """The SpanExporter for the configured backend (where spans go); None when spans are off."""
     if telemetry.exporter == "none":
         return None
+    # the OTLP exporters log every failed attempt; BoundedExporter logs once per outage instead
+    for name in ("opentelemetry.exporter.otlp.proto.grpc.exporter", "opentelemetry.exporter.otlp.proto.http.trace_exporter"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if telemetry.exporter == "console":
         return ConsoleSpanExporter(service_name=telemetry.service_name)
     timeout = telemetry.export_timeout_s
@@ -141,7 +144,7 @@ class SpanRecorder:
         if outcome.output_tokens is not None:
             attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
         if outcome.status is not None:
-            attrs["http.response.status_code" if call.protocol != "grpc" else "rpc.grpc.status_code"] = outcome.status
+            attrs["rpc.grpc.status_code" if call.protocol == "oip-grpc" else "http.response.status_code"] = outcome.status
         for key, value in outcome.extra.items():
             attrs[key] = value
         if call.content:

@@ -61,3 +61,63 @@ def llama_cpp_server(log_path: Path) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+IRIS_TRAIN = """
+import sys, joblib
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+x, y = load_iris(return_X_y=True)
+joblib.dump(LogisticRegression(max_iter=500).fit(x, y), sys.argv[1])
+"""
+
+
+@contextmanager
+def mlserver(workdir: Path) -> Iterator[tuple[str, str]]:
+    """MLServer serving a scikit-learn iris classifier the test trains; yields (http url, grpc host:port)."""
+    import json as _json
+
+    mlserver_bin, python = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
+    model_dir = workdir / "models" / "iris"
+    model_dir.mkdir(parents=True)
+    subprocess.run([python, "-c", IRIS_TRAIN, str(model_dir / "model.joblib")], check=True)
+    (model_dir / "model-settings.json").write_text(_json.dumps({
+        "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel", "versions": ["1"],
+        "parameters": {"uri": "./model.joblib", "version": "1"},
+    }))  # fmt: skip
+    http_port, grpc_port, metrics_port = dead_port(), dead_port(), dead_port()
+    (workdir / "models" / "settings.json").write_text(_json.dumps({
+        "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port, "host": "127.0.0.1",
+        "parallel_workers": 0, "metrics_endpoint": None,
+    }))  # fmt: skip
+    with open(workdir / "mlserver.log", "wb") as log:
+        proc = subprocess.Popen([mlserver_bin, "start", str(workdir / "models")], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "MLSERVER_PARALLEL_WORKERS": "0"})  # fmt: skip
+        try:
+            wait_http(f"http://127.0.0.1:{http_port}/v2/models/iris/ready", proc)
+            yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextmanager
+def faithful_oip(workdir: Path) -> Iterator[tuple[str, Path]]:
+    """tests/servers/oip_grpc.py in its own process; yields (host:port, request log)."""
+    import sys
+
+    log = workdir / "oip-requests.jsonl"
+    log.touch()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.servers.oip_grpc", "--log", str(log)],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        assert line and line[0] == "ready", f"faithful OIP server did not start: {line}"
+        yield f"127.0.0.1:{line[1]}", log
+    finally:
+        proc.terminate()
+        proc.wait(10)

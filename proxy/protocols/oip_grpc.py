@@ -1,0 +1,249 @@
+"""OIP v2 over gRPC: read the few fields the proxy needs straight from the protobuf wire bytes.
+
+The proxy forwards the caller's original message bytes; it never builds protobuf objects for them.
+Walking the wire format reads model name, version, id, the `data_labels` parameter and tensor data
+as memoryview slices, so a 50 MB tensor is hashed in place and never copied. (Importing generated
+`inference.*` message classes would also collide with tritonclient's in protobuf's default pool.)
+Field numbers: protos/grpc_predict_v2.proto.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome
+from proxy.protocols import OutputText, Request
+from proxy.protocols.oip import LABELS_PARAMETER, bytes_tensor_strings, labels_parameter, observe_reply_meta
+
+SERVICE = "/inference.GRPCInferenceService/"
+MODEL_INFER = SERVICE + "ModelInfer"
+MODEL_STREAM_INFER = SERVICE + "ModelStreamInfer"
+MODEL_METADATA = SERVICE + "ModelMetadata"
+MODEL_READY = SERVICE + "ModelReady"
+
+_MAX_STRINGS = 10_000
+
+
+class WireError(ValueError):
+    pass
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise WireError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise WireError("varint too long")
+
+
+def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
+    """(field number, wire type, value): an int for varints/fixed, a zero-copy slice for bytes."""
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            yield number, wire, value
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > end:
+                raise WireError("truncated length-delimited field")
+            yield number, wire, buf[pos : pos + length]
+            pos += length
+        elif wire == 1:
+            pos += 8
+            yield number, wire, 0
+        elif wire == 5:
+            pos += 4
+            yield number, wire, 0
+        else:
+            raise WireError(f"unsupported wire type {wire}")
+        if pos > end:
+            raise WireError("truncated fixed-width field")
+
+
+def _text(value: int | memoryview) -> str:
+    return bytes(value).decode("utf-8", "replace") if isinstance(value, memoryview) else ""
+
+
+def _parameter(entry: memoryview) -> tuple[str, str | None]:
+    """A map<string, InferParameter> entry: (key, string_param or None)."""
+    key, text = "", None
+    for number, _, value in fields(entry):
+        if number == 1:
+            key = _text(value)
+        elif number == 2 and isinstance(value, memoryview):
+            for inner, _, param in fields(value):
+                if inner == 3:  # string_param
+                    text = _text(param)
+    return key, text
+
+
+def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> str:
+    """An Infer{Input,Output}Tensor: hash its `contents`, collect BYTES strings; returns the datatype."""
+    datatype = ""
+    for number, _, value in fields(tensor):
+        if number == 2:
+            datatype = _text(value)
+        elif number == 5 and isinstance(value, memoryview):
+            digest.update(value)
+            for inner, _, item in fields(value):
+                if inner == 8 and isinstance(item, memoryview) and len(texts) < _MAX_STRINGS:  # bytes_contents
+                    texts.append(bytes(item).decode("utf-8", "replace"))
+    return datatype
+
+
+def read_infer_request(data: bytes) -> Request:
+    """A ModelInferRequest's model, version, labels, scannable text and content digest."""
+    buf = memoryview(data)
+    model = version = ""
+    labels: tuple[str, ...] = ()
+    texts: list[str] = []
+    datatypes: list[str] = []
+    digest = hashlib.sha256()
+    raw_index = 0
+    seen = False
+    try:
+        for number, _, value in fields(buf):
+            if number == 1:
+                model = _text(value)
+            elif number == 2:
+                version = _text(value)
+            elif number == 4 and isinstance(value, memoryview):
+                key, text = _parameter(value)
+                if key == LABELS_PARAMETER:
+                    if text is None:
+                        raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
+                    labels = labels + labels_parameter(text)
+            elif number == 5 and isinstance(value, memoryview):
+                datatypes.append(_tensor(value, texts, digest))
+                seen = True
+            elif number == 7 and isinstance(value, memoryview):  # raw_input_contents[i] belongs to inputs[i]
+                digest.update(value)
+                seen = True
+                if raw_index < len(datatypes) and datatypes[raw_index] == "BYTES":
+                    bytes_tensor_strings(bytes(value[: 1 << 20]), texts)
+                raw_index += 1
+    except WireError as exc:
+        raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
+    if not model:
+        raise InvalidRequest("model_name is required", param="model_name")
+    return Request(model, "infer", False, tuple(texts), (), labels, version or None,
+                   "sha256:" + digest.hexdigest() if seen else None)  # fmt: skip
+
+
+def read_model_name(data: bytes) -> str:
+    """field 1 of ModelReadyRequest / ModelMetadataRequest (both: name = 1); "" when absent or invalid."""
+    try:
+        for number, _, value in fields(memoryview(data)):
+            if number == 1:
+                return _text(value)
+    except WireError:
+        pass
+    return ""
+
+
+def encode_model_metadata_request(name: str) -> bytes:
+    encoded = name.encode()
+    return b"\x0a" + _encode_varint(len(encoded)) + encoded if encoded else b""
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def read_model_metadata(data: bytes) -> dict[str, object]:
+    """ModelMetadataResponse: name = 1, versions = 2, platform = 3."""
+    name, platform, versions = "", "", []
+    for number, _, value in fields(memoryview(data)):
+        if number == 1:
+            name = _text(value)
+        elif number == 2:
+            versions.append(_text(value))
+        elif number == 3:
+            platform = _text(value)
+    return {"name": name, "versions": versions, "platform": platform}
+
+
+class ReplyObserver:
+    """Fills an Outcome from ModelInferResponse bytes (or ModelStreamInferResponse, field 2 of it)."""
+
+    __slots__ = ("_digest", "_seen", "_text", "detectors", "outcome")
+
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        self.outcome = outcome
+        self.detectors = detectors
+        self._text = OutputText(outcome, detectors, capture)
+        self._digest = hashlib.sha256()
+        self._seen = False
+
+    def body(self, data: bytes) -> None:
+        self._response(memoryview(data))
+
+    def stream_message(self, data: bytes) -> str | None:
+        """One ModelStreamInferResponse; returns its error_message, if any."""
+        error = None
+        try:
+            for number, _, value in fields(memoryview(data)):
+                if number == 1:
+                    error = _text(value) or None
+                elif number == 2 and isinstance(value, memoryview):
+                    self._response(value)
+        except WireError:
+            pass
+        return error
+
+    def chunk(self, data: bytes) -> None:
+        self.stream_message(data)
+
+    def _response(self, buf: memoryview) -> None:
+        model = version = rid = ""
+        texts: list[str] = []
+        datatypes: list[str] = []
+        raw_index = 0
+        try:
+            for number, _, value in fields(buf):
+                if number == 1:
+                    model = _text(value)
+                elif number == 2:
+                    version = _text(value)
+                elif number == 3:
+                    rid = _text(value)
+                elif number == 5 and isinstance(value, memoryview):
+                    datatypes.append(_tensor(value, texts, self._digest))
+                    self._seen = True
+                elif number == 6 and isinstance(value, memoryview):
+                    self._digest.update(value)
+                    self._seen = True
+                    if raw_index < len(datatypes) and datatypes[raw_index] == "BYTES":
+                        bytes_tensor_strings(bytes(value[: 1 << 20]), texts)
+                    raw_index += 1
+        except WireError:
+            return
+        observe_reply_meta(self.outcome, model, version, rid)
+        for text in texts:
+            self._text.add(text)
+            self._text.end_piece()
+
+    def finish(self) -> None:
+        self._text.finish(self.detectors)
+        self.outcome.output_digest = "sha256:" + self._digest.hexdigest() if self._seen else None

@@ -1,0 +1,297 @@
+"""The gRPC sidecar with the real tritonclient: MLServer behind it (real), and a faithful OIP server
+in its own process for the fault cases."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.conftest import KEYS, sha
+from tests.harness import dead_port
+from tests.servers.real import faithful_oip, mlserver
+
+CONFIG = f"""
+listen:
+  http: 127.0.0.1:0
+  grpc: 127.0.0.1:0
+upstreams:
+  - name: oip
+    grpc: ${{OIP_GRPC}}
+    protocol: oip
+    timeout_s: ${{TIMEOUT:-30}}
+  - name: oip-rest
+    url: ${{OIP_HTTP:-http://127.0.0.1:1}}
+    protocol: oip
+routes:
+  - model: simple          # named: its metadata is fetched at start (others when first seen)
+    upstream: oip
+  - model: iris-rest
+    upstream: oip-rest
+  - model: "*"
+    upstream: ${{ROUTE:-oip}}
+callers:
+  - name: lab
+    api_key_sha256: {sha(KEYS["ops"])}
+    purposes: [evaluation, assistant]
+    default_purpose: evaluation
+zones:
+  - name: health
+    labels: [health]
+    allow_purposes: [assistant]
+telemetry:
+  exporter: otlp
+  endpoint: ${{OTLP}}
+lineage:
+  store: ${{STORE}}
+"""
+AUTH = {"authorization": f"Bearer {KEYS['ops']}"}
+IRIS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def faithful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    with faithful_oip(tmp_path_factory.mktemp("oip")) as server:
+        yield server
+
+
+def requests_seen(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def simple_inputs(a: list[int], b: list[int]) -> list[grpcclient.InferInput]:
+    inputs = []
+    for name, values in (("A", a), ("B", b)):
+        tensor = grpcclient.InferInput(name, [1, len(values)], "INT32")
+        tensor.set_data_from_numpy(np.array([values], dtype=np.int32))
+        inputs.append(tensor)
+    return inputs
+
+
+@pytest.fixture
+def proxied(faithful, otlp, make_proxy):  # type: ignore[no-untyped-def]
+    address, log = faithful
+    proxy = make_proxy(CONFIG, wait="probed", OIP_GRPC=address, OTLP=f"http://127.0.0.1:{otlp.port}",
+                       OIP_HTTP=f"http://127.0.0.1:{dead_port()}")  # fmt: skip
+    return proxy, grpcclient.InferenceServerClient(proxy.grpc), log, otlp
+
+
+def test_unary_infer_with_lineage_metadata_and_span(proxied) -> None:  # type: ignore[no-untyped-def]
+    proxy, client, log, otlp = proxied
+    before = len(requests_seen(log))
+    result = client.infer("simple", simple_inputs([1, 2, 3], [10, 20, 30]), headers=AUTH)
+    assert result.as_numpy("SUM").tolist() == [[11, 22, 33]]
+    response = result.get_response()
+    assert (response.model_name, response.model_version) == ("simple", "2")
+    seen = requests_seen(log)[before:]
+    assert len(seen) == 1 and "authorization" not in seen[0]["metadata"]  # the caller's key stays at the proxy
+    trace_id = seen[0]["metadata"]["traceparent"].split("-")[1]
+    span = otlp.by_trace(trace_id)
+    assert span.name == "infer simple"
+    a = span.attributes
+    assert a["lineage.checkpoint"] == "simple:2" and a["lineage.checkpoint.source"] == "upstream"
+    assert a["lineage.purpose"] == "evaluation" and a["lineage.caller"] == "lab"
+    assert a["rpc.method"] == "ModelInfer" and a["rpc.grpc.status_code"] == 0
+    assert a["lineage.input.digest"].startswith("sha256:") and a["lineage.output.digest"].startswith("sha256:")
+    assert a["server.address"] == "127.0.0.1"
+
+
+def test_initial_metadata_carries_lineage(proxied) -> None:  # type: ignore[no-untyped-def]
+    """tritonclient hides initial metadata, so read it with a raw grpc call."""
+    import grpc
+
+    proxy, _, _, _ = proxied
+    request = grpcclient.service_pb2.ModelInferRequest(model_name="echo", model_version="1")
+    tensor = request.inputs.add(name="TEXT", datatype="BYTES", shape=[1])
+    tensor.contents.bytes_contents.append(b"write to ana@example.org")
+    request.parameters["data_labels"].string_param = "campaign-7"
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        stub = grpcclient.service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        reply, call = stub.ModelInfer.with_call(request, metadata=tuple(AUTH.items()))
+    md = dict(call.initial_metadata())
+    assert md["x-lineage-checkpoint"] == "echo:1"
+    assert md["x-lineage-decision"] == "allow"
+    assert md["x-data-labels"] == "campaign-7"
+    assert md["x-upstream"] == "faithful"  # the upstream's own initial metadata is passed on
+    assert len(md["x-trace-id"]) == 32
+    assert reply.outputs[0].contents.bytes_contents == [b"write to ana@example.org"]
+
+
+def test_denials_over_grpc(proxied) -> None:  # type: ignore[no-untyped-def]
+    proxy, client, log, otlp = proxied
+    before = len(requests_seen(log))
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("simple", simple_inputs([1], [2]), headers={**AUTH, "x-data-labels": "health"})
+    assert caught.value.status() == "StatusCode.PERMISSION_DENIED"
+    assert "zone health allows: assistant" in caught.value.message()
+    with pytest.raises(InferenceServerException) as anonymous:
+        client.infer("simple", simple_inputs([1], [2]))
+    assert anonymous.value.status() == "StatusCode.UNAUTHENTICATED"
+    assert "missing API key" in anonymous.value.message()
+    with pytest.raises(InferenceServerException) as bad:
+        client.infer("simple", simple_inputs([1], [2]), headers={**AUTH, "x-data-labels": "NOT OK"})
+    assert bad.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert requests_seen(log)[before:] == []  # nothing reached the upstream
+    denied = otlp.wait_for(lambda spans: any(s.attributes.get("lineage.decision") == "deny" for s in spans))
+    assert any(s.attributes.get("error.type") == "purpose_denied" for s in denied)
+
+
+def test_metadata_calls_and_an_unknown_method_pass_through(proxied) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+
+    proxy, client, _, _ = proxied
+    assert client.is_server_live(headers=AUTH) and client.is_server_ready(headers=AUTH)
+    assert client.is_model_ready("simple", headers=AUTH)
+    assert client.get_server_metadata(headers=AUTH).name == "faithful-oip"
+    assert list(client.get_model_metadata("simple", headers=AUTH).versions) == ["1", "2"]
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        reverse = channel.unary_unary("/test.Extra/Reverse")
+        assert reverse(b"lineage", metadata=tuple(AUTH.items())) == b"egaenil"
+        with pytest.raises(grpc.RpcError) as caught:
+            reverse(b"x")
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_streamed_inference(proxied) -> None:  # type: ignore[no-untyped-def]
+    import queue
+
+    proxy, client, log, _ = proxied
+    results: queue.Queue[object] = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put(error or result), headers=AUTH)
+    for i in range(3):
+        client.async_stream_infer("simple", simple_inputs([i], [100]))
+    got = [results.get(timeout=10) for _ in range(3)]
+    client.stop_stream()
+    assert [r.as_numpy("SUM").tolist() for r in got] == [[[100]], [[101]], [[102]]]  # type: ignore[attr-defined]
+
+
+def test_stream_denied_when_a_later_message_adds_a_forbidden_label(proxied) -> None:  # type: ignore[no-untyped-def]
+    import queue
+
+    proxy, client, log, _ = proxied
+    results: queue.Queue[object] = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put(error or result), headers=AUTH)
+    client.async_stream_infer("simple", simple_inputs([1], [1]))
+    first = results.get(timeout=10)
+    assert first.as_numpy("SUM").tolist() == [[2]]  # type: ignore[attr-defined]
+    client.async_stream_infer("simple", simple_inputs([1], [1]), parameters={"data_labels": "health"})
+    error = results.get(timeout=10)
+    client.stop_stream()
+    assert isinstance(error, InferenceServerException)
+    assert "PERMISSION_DENIED" in str(error.status()) and "zone health" in error.message()
+
+
+def test_fifty_megabyte_tensor_arrives_intact(proxied) -> None:  # type: ignore[no-untyped-def]
+    proxy, client, _, _ = proxied
+    payload = np.random.default_rng(7).bytes(50 * 1024 * 1024)
+    tensor = grpcclient.InferInput("BLOB", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([payload], dtype=np.object_))
+    result = client.infer("echo", [tensor], headers=AUTH)
+    raw = tensor._get_content()  # the length-prefixed bytes tritonclient put on the wire
+    assert result.as_numpy("SHA256")[0].decode() == hashlib.sha256(raw).hexdigest()
+
+
+def test_upstream_down_is_unavailable(make_proxy, otlp) -> None:  # type: ignore[no-untyped-def]
+    proxy = make_proxy(CONFIG, wait="probed", OIP_GRPC=f"127.0.0.1:{dead_port()}", OTLP=f"http://127.0.0.1:{otlp.port}")
+    client = grpcclient.InferenceServerClient(proxy.grpc)
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("simple", simple_inputs([1], [2]), headers=AUTH)
+    assert caught.value.status() == "StatusCode.UNAVAILABLE"
+    assert "upstream 'oip' is unavailable" in caught.value.message()
+
+
+def test_deadline_exceeded(faithful, make_proxy, otlp) -> None:  # type: ignore[no-untyped-def]
+    address, _ = faithful
+    proxy = make_proxy(CONFIG, wait="probed", OIP_GRPC=address, TIMEOUT="0.3", OTLP=f"http://127.0.0.1:{otlp.port}")
+    client = grpcclient.InferenceServerClient(proxy.grpc)
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("slow", simple_inputs([1], [2]), headers=AUTH)
+    assert caught.value.status() == "StatusCode.DEADLINE_EXCEEDED"
+    assert "did not answer in time" in caught.value.message()
+    assert client.infer("simple", simple_inputs([1], [2]), headers=AUTH).as_numpy("SUM").tolist() == [[3]]
+
+
+def test_generated_code_matches_tritonclients_wire_format() -> None:
+    """Our .proto and Triton's agree field for field (checked in a separate process: the two
+    copies of `inference.*` cannot share protobuf's default pool)."""
+    script = """
+import json
+from proxy.oip import grpc_predict_v2_pb2 as ours
+def shape(module):
+    out = {}
+    for name, message in module.DESCRIPTOR.message_types_by_name.items():
+        out[name] = sorted((f.name, f.number, f.type, f.is_repeated) for f in message.fields)
+        for nested in message.nested_types:
+            out[name + "." + nested.name] = sorted((f.name, f.number, f.type, f.is_repeated) for f in nested.fields)
+    methods = {m.name: (m.input_type.name, m.output_type.name, m.client_streaming, m.server_streaming)
+               for m in module.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods}
+    return out, methods
+print(json.dumps(shape(ours)))
+"""
+    ours_messages, ours_methods = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                                            text=True, check=True).stdout)  # fmt: skip
+    theirs = grpcclient.service_pb2.DESCRIPTOR
+    for name, fields in ours_messages.items():
+        top, _, nested = name.partition(".")
+        message = theirs.message_types_by_name[top]
+        if nested:
+            message = message.nested_types_by_name[nested]
+        assert sorted([f.name, f.number, f.type, f.is_repeated] for f in message.fields) == fields, name
+    service = theirs.services_by_name["GRPCInferenceService"].methods_by_name
+    for method, (request, reply, client_stream, server_stream) in ours_methods.items():
+        theirs_method = service[method]
+        assert (theirs_method.input_type.name, theirs_method.output_type.name) == (request, reply)
+        assert (theirs_method.client_streaming, theirs_method.server_streaming) == (client_stream, server_stream)
+
+
+# -- the real OIP server: MLServer ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    with mlserver(tmp_path_factory.mktemp("mlserver")) as urls:
+        yield urls
+
+
+@pytest.mark.realserver
+def test_mlserver_grpc_and_rest_through_the_proxy(ml, make_proxy, otlp) -> None:  # type: ignore[no-untyped-def]
+    http_url, grpc_address = ml
+    proxy = make_proxy(CONFIG, OIP_GRPC=grpc_address, OIP_HTTP=http_url, OTLP=f"http://127.0.0.1:{otlp.port}")
+
+    def grpc_infer(target: str, headers: dict[str, str] | None) -> np.ndarray:
+        tensor = grpcclient.InferInput("predict", list(IRIS.shape), "FP32")
+        tensor.set_data_from_numpy(IRIS)
+        return grpcclient.InferenceServerClient(target).infer("iris", [tensor], headers=headers).as_numpy("predict")
+
+    direct = grpc_infer(grpc_address, None)
+    via = grpc_infer(proxy.grpc, AUTH)
+    assert via.tolist() == direct.tolist() and direct.ravel().tolist() == [0, 2]
+    client = grpcclient.InferenceServerClient(proxy.grpc)
+    assert client.is_model_ready("iris", headers=AUTH)
+    assert list(client.get_model_metadata("iris", headers=AUTH).versions) == ["1"]
+
+    def rest_infer(base: str, model: str, headers: dict[str, str] | None) -> tuple[np.ndarray, dict[str, str]]:
+        tensor = httpclient.InferInput("predict", list(IRIS.shape), "FP32")
+        tensor.set_data_from_numpy(IRIS, binary_data=False)
+        result = httpclient.InferenceServerClient(base.removeprefix("http://")).infer(model, [tensor], headers=headers)
+        return result.as_numpy("predict"), {}
+
+    direct_rest, _ = rest_infer(http_url, "iris", None)
+    assert direct_rest.ravel().tolist() == [0, 2]
+    # the REST route sends model "iris-rest"... MLServer serves "iris": route the real name instead
+    proxy_rest = make_proxy(CONFIG.replace("model: iris-rest", "model: iris"), OIP_GRPC=grpc_address, OIP_HTTP=http_url,
+                            OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
+    via_rest, _ = rest_infer(proxy_rest.url, "iris", AUTH)
+    assert via_rest.tolist() == direct_rest.tolist()
+    spans = otlp.wait_for(lambda s: sum(x.name == "infer iris" for x in s) >= 2)
+    checkpoints = {s.attributes["lineage.checkpoint"] for s in spans if s.name == "infer iris"}
+    assert checkpoints == {"iris:1"}
