@@ -176,9 +176,12 @@ class CheckpointBook:
         served: dict[str, Checkpoint] = {}
         for entry in body.get("data", []) if isinstance(body, dict) else []:
             if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                root = entry.get("root") if isinstance(entry.get("root"), str) else entry["id"]
-                parent = entry.get("parent") if isinstance(entry.get("parent"), str) else None
-                served[entry["id"]] = Checkpoint(root, UPSTREAM, parent)
+                root, parent = entry.get("root"), entry.get("parent")
+                served[entry["id"]] = Checkpoint(
+                    str(root) if isinstance(root, str) else str(entry["id"]),
+                    UPSTREAM,
+                    parent if isinstance(parent, str) else None,
+                )
         try:  # TGI: /info names the exact weights (model_sha); vLLM answers 404
             info = await self._get_json(upstream, "/info")
         except Exception:

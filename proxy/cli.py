@@ -90,7 +90,9 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     print(f"labels:    {format_labels(decision.labels) or '-'}")
     print(f"zones:     {', '.join(decision.zones) or '-'}")
     upstream = decision.upstream
-    print(f"upstream:  {upstream.name + (f' (region {upstream.region})' if upstream.region else '') if upstream else '-'}")
+    print(
+        f"upstream:  {upstream.name + (f' (region {upstream.region})' if upstream.region else '') if upstream else '-'}"
+    )
     return 0 if decision.action != "deny" else 2
 
 

@@ -336,7 +336,18 @@ class _Reader:
         top = self.mapping(
             "",
             raw,
-            ("listen", "upstreams", "routes", "callers", "zones", "policy", "detectors", "telemetry", "lineage", "limits"),
+            (
+                "listen",
+                "upstreams",
+                "routes",
+                "callers",
+                "zones",
+                "policy",
+                "detectors",
+                "telemetry",
+                "lineage",
+                "limits",
+            ),
             ("listen", "upstreams", "routes"),
         )
         if not top:
@@ -539,7 +550,9 @@ class _Reader:
         store = s.get("store", "./lineage.db")
         return Lineage(
             store=self.string("lineage.store", store, optional=True),
-            retention_days=_or(self.number("lineage.retention_days", s.get("retention_days", 30), minimum=0.0001), 30.0),
+            retention_days=_or(
+                self.number("lineage.retention_days", s.get("retention_days", 30), minimum=0.0001), 30.0
+            ),
             flush_interval_s=_or(
                 self.number("lineage.flush_interval_s", s.get("flush_interval_s", 1.0), minimum=0.01, maximum=1.0),
                 1.0,

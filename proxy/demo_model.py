@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -39,7 +40,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     kind = "chat.completion" if chat else "text_completion"
     if not body.get("stream"):
-        choice = {"index": 0, "finish_reason": "stop"}
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
         reply = {"id": rid, "object": kind, "created": created, "model": body.get("model", MODEL),
                  "choices": [choice], "usage": usage}  # fmt: skip
@@ -53,8 +54,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
         event = {"id": rid, "object": kind + ".chunk", "created": created, "model": body.get("model", MODEL),
                  "choices": [choice]}  # fmt: skip
         await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
-    last = {"index": 0, "finish_reason": "stop"}
-    last.update({"delta": {}} if chat else {"text": ""})
+    last: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+    last.update({"delta": {"content": ""}} if chat else {"text": ""})
     event = {"id": rid, "object": kind + ".chunk", "created": created, "model": body.get("model", MODEL),
              "choices": [last], "usage": usage}  # fmt: skip
     await response.write(b"data: " + orjson.dumps(event) + b"\n\ndata: [DONE]\n\n")

@@ -75,7 +75,9 @@ _BUILTIN: dict[str, list[Detector]] = {
     "email": [
         Detector(
             "pii:email",
-            re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"),
+            re.compile(
+                r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"
+            ),
             hint="@",
         )
     ],

@@ -133,8 +133,12 @@ def decide(call: Call, policy: Policy) -> Decision:
         for zone in violated:  # the first reroute target every zone touched accepts
             target = policy.upstreams.get(zone.reroute_to) if zone.reroute_to else None
             if target is not None and all(z.regions is None or target.region in z.regions for z in zones):
-                reason = f"rerouted from upstream {upstream.name!r} to {target.name!r} to keep data in its zone's regions"
-                return Decision(REROUTE, target, caller_name, purpose, labels, zone_names, None, f"zone:{zone.name}", reason)
+                reason = (
+                    f"rerouted from upstream {upstream.name!r} to {target.name!r} to keep data in its zone's regions"
+                )
+                return Decision(
+                    REROUTE, target, caller_name, purpose, labels, zone_names, None, f"zone:{zone.name}", reason
+                )
         zone = violated[0]
         denial = ("region_denied", f"zone:{zone.name}",
                   f"data labelled {_names(zone.labels & labels)!r} may only go to regions "

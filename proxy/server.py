@@ -61,7 +61,7 @@ class Bound:
         return " ".join(parts)
 
 
-def _bound(sock: socket.socket) -> Address:
+def bound_address(sock: socket.socket) -> Address:
     host, port = sock.getsockname()[:2]
     return Address(host, port)
 
@@ -117,8 +117,9 @@ class ProxyProcess:
         )
 
     def _address(self, name: str) -> Address | None:
-        reserved = getattr(self._ports, name) if self._ports else None
-        return reserved or getattr(self.config.listen, name)
+        reserved: Address | None = getattr(self._ports, name) if self._ports else None
+        configured: Address | None = getattr(self.config.listen, name)
+        return reserved or configured
 
     # -- lifecycle
 
@@ -153,7 +154,7 @@ class ProxyProcess:
         site = web.SockSite(runner, sock)
         await site.start()
         self._runners.append(runner)
-        return _bound(sock)
+        return bound_address(sock)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight calls finish (bounded), then flush and close the record."""
@@ -227,7 +228,10 @@ class ProxyProcess:
             "# TYPE lineage_proxy_decisions_total counter",
         ]
         lines += [f'lineage_proxy_decisions_total{{decision="{k}"}} {v}' for k, v in sorted(stats.decisions.items())]
-        lines += ["# HELP lineage_proxy_errors_total Failed calls, by error type.", "# TYPE lineage_proxy_errors_total counter"]
+        lines += [
+            "# HELP lineage_proxy_errors_total Failed calls, by error type.",
+            "# TYPE lineage_proxy_errors_total counter",
+        ]
         lines += [f'lineage_proxy_errors_total{{type="{k}"}} {v}' for k, v in sorted(stats.errors.items())]
         lines += ["# TYPE lineage_proxy_in_flight gauge", f"lineage_proxy_in_flight {stats.in_flight}"]
         spans = self.runtime.spans
@@ -251,5 +255,7 @@ class ProxyProcess:
                 f"lineage_proxy_edge_write_errors_total {edges.write_errors}",
             ]
         lines.append("# TYPE lineage_proxy_upstream_up gauge")
-        lines += [f'lineage_proxy_upstream_up{{upstream="{k}"}} {int(v)}' for k, v in sorted(self.book.reachable.items())]
+        lines += [
+            f'lineage_proxy_upstream_up{{upstream="{k}"}} {int(v)}' for k, v in sorted(self.book.reachable.items())
+        ]
         return "\n".join(lines) + "\n"

@@ -17,7 +17,8 @@ import sys
 from multiprocessing.connection import Connection
 
 from proxy.config import Config, load
-from proxy.server import Bound, ProxyProcess, bind
+from proxy.errors import ConfigError
+from proxy.server import Bound, ProxyProcess, bind, bound_address
 
 log = logging.getLogger("lineage_proxy")
 
@@ -68,10 +69,11 @@ def _worker_main(config_path: str, config: Config, ports: Bound, ready: Connecti
 
 def run_workers(config_path: str, config: Config, workers: int) -> int:
     """Reserve the ports, start `workers` processes, supervise them until told to stop."""
-    reserved = [bind(addr, listen=False, reuse_port=True) for addr in _addresses(config)]
-    resolved = [_resolved(sock) for sock in reserved]
-    names = [name for name in ("http", "grpc", "admin") if getattr(config.listen, name) is not None]
-    ports = Bound(**{name: resolved[names.index(name)] if name in names else None for name in ("http", "grpc", "admin")})
+    listen = config.listen
+    addresses = {"http": listen.http, "grpc": listen.grpc, "admin": listen.admin}
+    reserved = {name: bind(addr, listen=False, reuse_port=True) for name, addr in addresses.items() if addr}
+    resolved = {name: bound_address(sock) for name, sock in reserved.items()}
+    ports = Bound(resolved["http"], resolved.get("grpc"), resolved.get("admin"))
     context = multiprocessing.get_context("fork")
     children: dict[int, multiprocessing.process.BaseProcess] = {}
     stopping = False
@@ -90,8 +92,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         nonlocal stopping, config
         if signum == signal.SIGHUP:
             try:
-                config = load(config_path)  # workers re-validate; this only keeps restarts current
-            except Exception:
+                config = load(config_path)  # workers validate and log themselves; this keeps restarts current
+            except ConfigError:
                 pass
         else:
             stopping = True
@@ -114,16 +116,6 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             if not stopping:
                 log.error("worker %d exited with %s; restarting it", index, child.exitcode)
                 spawn(index)
-    for sock in reserved:
+    for sock in reserved.values():
         sock.close()
     return 0
-
-
-def _addresses(config: Config) -> list:  # type: ignore[type-arg]
-    return [a for a in (config.listen.http, config.listen.grpc, config.listen.admin) if a is not None]
-
-
-def _resolved(sock):  # type: ignore[no-untyped-def]
-    from proxy.server import _bound
-
-    return _bound(sock)

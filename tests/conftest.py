@@ -50,7 +50,9 @@ def make_proxy(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Callable[...
     started: list[ProxyHandle] = []
 
     def make(config_text: str, wait: str = "reachable", **env: str) -> ProxyHandle:
-        handle = loop_thread.run(start_proxy(config_text, wait=wait, env={"STORE": str(tmp_path / "lineage.db"), **env}))
+        handle = loop_thread.run(
+            start_proxy(config_text, wait=wait, env={"STORE": str(tmp_path / "lineage.db"), **env})
+        )
         started.append(handle)
         return handle
 

@@ -119,9 +119,9 @@ class ServeProcess:
     def wait_log(self, needle: str, timeout: float = 10.0) -> str:
         """Block until a stderr line containing `needle` appears; returns it."""
         with self._stderr_cond:
-            found = self._stderr_cond.wait_for(lambda: any(needle in l for l in self.stderr), timeout)
+            found = self._stderr_cond.wait_for(lambda: any(needle in line for line in self.stderr), timeout)
             assert found, f"{needle!r} never logged; stderr so far:\n{''.join(self.stderr)}"
-            return next(l for l in self.stderr if needle in l)
+            return next(line for line in self.stderr if needle in line)
 
     @property
     def url(self) -> str:

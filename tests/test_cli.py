@@ -104,7 +104,11 @@ def test_sighup_swaps_a_valid_config_and_refuses_an_invalid_one(served) -> None:
     serve.signal(signal.SIGHUP)
     serve.wait_log("reloaded")
     assert call(serve.url, "evaluation").status_code == 200
-    path.write_text(SERVE_CONFIG.replace("PURPOSES", "evaluation").replace("upstream: vllm\n    purposes", "upstream: vlm\n    purposes"))
+    path.write_text(
+        SERVE_CONFIG.replace("PURPOSES", "evaluation").replace(
+            "upstream: vllm\n    purposes", "upstream: vlm\n    purposes"
+        )
+    )
     serve.signal(signal.SIGHUP)
     line = serve.wait_log("reload refused")
     assert "old config stays in force" in line

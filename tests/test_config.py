@@ -73,7 +73,7 @@ telemetry: {exporter: jaeger, sample_ratio: 2}
         "upstreams[0].url: expected an http:// or https:// URL, got 'ftp://x'",
         "upstreams[0].timeout_s: must be >= 0.001, got -1",
         "upstreams[1].name: duplicate upstream 'llama'",
-        'routes[2].upstream: unknown upstream \'vlm\'',
+        "routes[2].upstream: unknown upstream 'vlm'",
         "callers[0].api_key_sha256: expected 64 hex digits",
         "callers[0].purposes[0]: invalid purpose 'Bad Purpose'",
         "zones[0].labels[0]: invalid label 'UPPER'",
@@ -95,7 +95,9 @@ def test_unknown_top_level_key_and_missing_sections() -> None:
 
 
 def test_environment_expansion() -> None:
-    text = BASE.replace('"http://127.0.0.1:8000"', '"${URL}"').replace("{name: llama,", "{name: llama, timeout_s: '${T:-7}',")
+    text = BASE.replace('"http://127.0.0.1:8000"', '"${URL}"').replace(
+        "{name: llama,", "{name: llama, timeout_s: '${T:-7}',"
+    )
     config = parse(text, env={"URL": "http://10.0.0.1:9"})
     assert config.upstreams[0].url == "http://10.0.0.1:9" and config.upstreams[0].timeout_s == 7
     assert any("environment variable URL is not set" in p for p in problems(text, env={}))

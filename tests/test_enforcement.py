@@ -157,7 +157,9 @@ def test_reroute_reaches_the_compliant_upstream(two) -> None:  # type: ignore[no
 def test_unlabelled_call_stays_on_its_route(two) -> None:  # type: ignore[no-untyped-def]
     us, eu, make = two
     proxy = make()
-    reply = sdk(proxy, "ads", **{"x-purpose": "ads"}).chat.completions.with_raw_response.create(model=SERVED, messages=MESSAGES)
+    reply = sdk(proxy, "ads", **{"x-purpose": "ads"}).chat.completions.with_raw_response.create(
+        model=SERVED, messages=MESSAGES
+    )
     assert reply.http_response.headers["x-lineage-decision"] == "allow"
     assert len(us.data_requests()) == 1 and eu.data_requests() == []
 
@@ -213,9 +215,14 @@ def test_oip_rest_data_labels_parameter(loop_thread, make_proxy) -> None:  # typ
     app.router.add_get("/v2/models/iris", meta)
     app.router.add_get("/v2/health/ready", ready)
     runner, port = loop_thread.run(start_app(app))
-    config = CONFIG.replace("  - name: eu\n    url: ${EU}\n    region: eu\n", "").replace(
-        "routes:\n", "routes:\n  - model: iris\n    upstream: oip\n"
-    ).replace("upstreams:\n", f"upstreams:\n  - name: oip\n    url: http://127.0.0.1:{port}\n    protocol: oip\n    region: us\n")
+    config = (
+        CONFIG.replace("  - name: eu\n    url: ${EU}\n    region: eu\n", "")
+        .replace("routes:\n", "routes:\n  - model: iris\n    upstream: oip\n")
+        .replace(
+            "upstreams:\n",
+            f"upstreams:\n  - name: oip\n    url: http://127.0.0.1:{port}\n    protocol: oip\n    region: us\n",
+        )
+    )
     config = config.replace("on_deny: reroute:eu", "on_deny: block")
     proxy = make_proxy(config, wait="probed", US=f"http://127.0.0.1:{port}")
     body = {"parameters": {"data_labels": "health"},

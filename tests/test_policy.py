@@ -83,7 +83,9 @@ def test_purpose_required_when_nobody_names_one() -> None:
     d = decide(call(key="ads"), POLICY)
     assert (d.action, d.code, d.rule) == ("deny", "purpose_required", "policy.default_purpose")
     assert "send 'x-purpose'" in (d.reason or "")
-    with_default = Policy.compile(parse(POLICY_YAML.replace("anonymous: deny", "anonymous: deny, default_purpose: ads")))
+    with_default = Policy.compile(
+        parse(POLICY_YAML.replace("anonymous: deny", "anonymous: deny, default_purpose: ads"))
+    )
     assert decide(call(key="ads"), with_default).purpose == "ads"
 
 

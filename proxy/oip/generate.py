@@ -23,12 +23,20 @@ NAMES = ("grpc_predict_v2_pb2.py", "grpc_predict_v2_pb2_grpc.py")
 def generate(into: Path) -> None:
     from grpc_tools import protoc
 
-    args = ["protoc", f"-I{PROTOS}", f"--python_out={into}", f"--grpc_python_out={into}", str(PROTOS / "grpc_predict_v2.proto")]
+    args = [
+        "protoc",
+        f"-I{PROTOS}",
+        f"--python_out={into}",
+        f"--grpc_python_out={into}",
+        str(PROTOS / "grpc_predict_v2.proto"),
+    ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     grpc_module = into / "grpc_predict_v2_pb2_grpc.py"
     text = grpc_module.read_text()
-    grpc_module.write_text(text.replace("import grpc_predict_v2_pb2 as", "from proxy.oip import grpc_predict_v2_pb2 as"))
+    grpc_module.write_text(
+        text.replace("import grpc_predict_v2_pb2 as", "from proxy.oip import grpc_predict_v2_pb2 as")
+    )
 
 
 def main() -> int:

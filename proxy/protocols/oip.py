@@ -48,7 +48,9 @@ def labels_parameter(value: Any) -> tuple[str, ...]:
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(v.strip() for v in value if v.strip())
-    raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string or a list of strings", param=LABELS_PARAMETER)
+    raise InvalidRequest(
+        f"parameter {LABELS_PARAMETER!r} must be a string or a list of strings", param=LABELS_PARAMETER
+    )
 
 
 def _strings(data: Any, out: list[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -43,20 +44,20 @@ class EdgeAggregator:
         """Count one call. Returns a future to await before the response completes when the edge is new
         (or its first write is still in flight); None when the count is merely batched."""
         now = time.time()
-        state = self._known.get(key, False)
-        if state is False:
+        if key not in self._known:
             future = self._submit(self._store.upsert, [(key, now, now, 1, rule)])
             self._known[key] = future
             self.new_edges += 1
-            future.add_done_callback(lambda f, key=key: self._written(key, f))
+            future.add_done_callback(functools.partial(self._written, key))
             return future
+        in_flight = self._known[key]
         pending = self._pending.get(key)
         if pending is None:
             self._pending[key] = [1, now, now, rule]
         else:
             pending[0] += 1
             pending[2] = now
-        return state
+        return in_flight
 
     def _written(self, key: EdgeKey, future: concurrent.futures.Future[None]) -> None:
         # runs on the writer thread; dict assignment is atomic under the GIL

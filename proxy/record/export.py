@@ -46,7 +46,7 @@ class BoundedExporter:
             self._wake.set()
 
     def _take(self) -> list[ReadableSpan]:
-        batch = []
+        batch: list[ReadableSpan] = []
         queue = self._queue
         while queue and len(batch) < self._batch_size:
             batch.append(queue.popleft())

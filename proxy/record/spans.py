@@ -61,7 +61,10 @@ def make_exporter(telemetry: Telemetry) -> SpanExporter | None:
     if telemetry.exporter == "none":
         return None
     # the OTLP exporters log every failed attempt; BoundedExporter logs once per outage instead
-    for name in ("opentelemetry.exporter.otlp.proto.grpc.exporter", "opentelemetry.exporter.otlp.proto.http.trace_exporter"):
+    for name in (
+        "opentelemetry.exporter.otlp.proto.grpc.exporter",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    ):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     if telemetry.exporter == "console":
         return ConsoleSpanExporter(service_name=telemetry.service_name)
@@ -144,7 +147,9 @@ class SpanRecorder:
         if outcome.output_tokens is not None:
             attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
         if outcome.status is not None:
-            attrs["rpc.grpc.status_code" if call.protocol == "oip-grpc" else "http.response.status_code"] = outcome.status
+            attrs["rpc.grpc.status_code" if call.protocol == "oip-grpc" else "http.response.status_code"] = (
+                outcome.status
+            )
         for key, value in outcome.extra.items():
             attrs[key] = value
         if call.content:
@@ -158,11 +163,13 @@ class SpanRecorder:
             attrs["error.type"] = error_type
             status = Status(StatusCode.ERROR, decision.reason if decision.action == DENY else error_type)
 
-        events = ()
+        events: tuple[Event, ...] = ()
         if outcome.first_token_ns:
             ttft = (outcome.first_token_ns - outcome.started_ns) / 1e9
             attrs["gen_ai.response.time_to_first_chunk"] = ttft
-            events = (Event("gen_ai.first_token", {"gen_ai.response.time_to_first_chunk": ttft}, outcome.first_token_ns),)
+            events = (
+                Event("gen_ai.first_token", {"gen_ai.response.time_to_first_chunk": ttft}, outcome.first_token_ns),
+            )
 
         state = TraceState.from_header([trace.tracestate]) if trace.tracestate else None
         context = SpanContext(trace.trace_id, trace.span_id, False, _SAMPLED, state)

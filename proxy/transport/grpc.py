@@ -46,7 +46,9 @@ _CHANNEL_OPTIONS = [*_UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enab
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
 _LOOKUP_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED)
 _STATUS = {code.name: code for code in grpc.StatusCode}
-_DATA_FREE = frozenset(SERVICE + m for m in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata"))
+_DATA_FREE = frozenset(
+    SERVICE + m for m in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
+)
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -97,7 +99,7 @@ def _code(name: str) -> grpc.StatusCode:
     return _STATUS.get(name, grpc.StatusCode.UNKNOWN)
 
 
-class GrpcIngress(grpc.GenericRpcHandler):
+class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     def __init__(self, ref: PipelineRef, channels: GrpcChannels) -> None:
         self.ref = ref
         self.channels = channels
@@ -119,7 +121,7 @@ class GrpcIngress(grpc.GenericRpcHandler):
     # -- dispatch
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = details.method  # type: ignore[attr-defined]
+        method: str = details.method
         if method == MODEL_INFER:
             return grpc.unary_unary_rpc_method_handler(self.model_infer)
         if method == MODEL_STREAM_INFER:
@@ -156,14 +158,18 @@ class GrpcIngress(grpc.GenericRpcHandler):
         return out
 
     @staticmethod
-    def _lineage(decision: Decision, outcome: Outcome | None, trace: TraceContext, labels: frozenset[str]) -> list[tuple[str, str]]:
+    def _lineage(
+        decision: Decision, outcome: Outcome | None, trace: TraceContext, labels: frozenset[str]
+    ) -> list[tuple[str, str]]:
         md = [("x-trace-id", trace.trace_id_hex), ("x-lineage-decision", decision.action),
               ("x-data-labels", format_labels(labels))]  # fmt: skip
         if outcome is not None and outcome.checkpoint:
             md.append(("x-lineage-checkpoint", outcome.checkpoint))
         return md
 
-    async def _abort(self, context: grpc.aio.ServicerContext[Any, Any], error: ProxyError, trailing: Metadata = ()) -> None:
+    async def _abort(
+        self, context: grpc.aio.ServicerContext[Any, Any], error: ProxyError, trailing: Metadata = ()
+    ) -> None:
         self.ref.current.runtime.stats.errors[error.code] += 1
         await context.abort(_code(error.grpc_code), error.message, tuple(trailing))
 
@@ -202,9 +208,13 @@ class GrpcIngress(grpc.GenericRpcHandler):
         code = exc.code()
         outcome.status = code.value[0]
         if code == grpc.StatusCode.UNAVAILABLE:
-            error: ProxyError | None = UpstreamUnavailable(f"upstream {upstream.name!r} is unavailable: {exc.details()}")
+            error: ProxyError | None = UpstreamUnavailable(
+                f"upstream {upstream.name!r} is unavailable: {exc.details()}"
+            )
         elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            error = UpstreamTimeout(f"upstream {upstream.name!r} did not answer in time (timeout_s {upstream.timeout_s:g})")
+            error = UpstreamTimeout(
+                f"upstream {upstream.name!r} did not answer in time (timeout_s {upstream.timeout_s:g})"
+            )
         else:
             error = None
         outcome.error_type = error.code if error else code.name
@@ -351,7 +361,9 @@ class GrpcIngress(grpc.GenericRpcHandler):
             reply: bytes = await rpc
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                await self._abort(context, UpstreamUnavailable(f"upstream {upstream.name!r} is unavailable: {exc.details()}"))
+                await self._abort(
+                    context, UpstreamUnavailable(f"upstream {upstream.name!r} is unavailable: {exc.details()}")
+                )
             await context.abort(exc.code(), exc.details() or exc.code().name)
             raise
         await context.send_initial_metadata([*_pass(await rpc.initial_metadata()), ("x-trace-id", trace.trace_id_hex)])
@@ -414,4 +426,3 @@ async def _await(future: Any) -> None:
     if future is not None:
         with contextlib.suppress(Exception):
             await asyncio.wrap_future(future)
-

@@ -19,7 +19,13 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, RequestTooLarge, UpstreamTimeout, UpstreamUnavailable
+from proxy.errors import (
+    ModelNotFound,
+    ProxyError,
+    RequestTooLarge,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from proxy.flow import Call, Decision, Outcome, TraceContext
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
@@ -85,7 +91,9 @@ def _reply_headers(upstream_headers: CIMultiDictProxy[str], lineage: dict[str, s
     return out
 
 
-def _lineage_headers(decision: Decision | None, outcome: Outcome | None, labels: frozenset[str], trace: str) -> dict[str, str]:
+def _lineage_headers(
+    decision: Decision | None, outcome: Outcome | None, labels: frozenset[str], trace: str
+) -> dict[str, str]:
     headers = {"x-trace-id": trace}
     if decision is not None:
         headers["x-lineage-decision"] = decision.action
@@ -176,7 +184,13 @@ class HttpIngress:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _call(
-        self, request: web.BaseRequest, pipeline: Pipeline, trace: TraceContext, read: Request, protocol: str, body: bytes
+        self,
+        request: web.BaseRequest,
+        pipeline: Pipeline,
+        trace: TraceContext,
+        read: Request,
+        protocol: str,
+        body: bytes,
     ) -> web.StreamResponse:
         started = time.time_ns()
         call = pipeline.call(read, protocol, request.headers, trace)
@@ -211,12 +225,18 @@ class HttpIngress:
         if upstream.url is None:
             outcome.error_type = "upstream_unavailable"
             await _await_edge(pipeline.finish(call, decision, outcome))
-            raise UpstreamUnavailable(f"upstream {upstream.name!r} speaks gRPC only; send this call to the gRPC listener")
+            raise UpstreamUnavailable(
+                f"upstream {upstream.name!r} speaks gRPC only; send this call to the gRPC listener"
+            )
         headers = _forward_headers(request.headers, trace, pipeline, upstream.api_key, observer is not None)
         session = self.pool.session(upstream)
         try:
             resp = await session.request(
-                request.method, upstream.url + request.raw_path, data=body or None, headers=headers, allow_redirects=False
+                request.method,
+                upstream.url + request.raw_path,
+                data=body or None,
+                headers=headers,
+                allow_redirects=False,
             )
         except asyncio.CancelledError:
             outcome.error_type = "client_disconnected"
@@ -323,7 +343,11 @@ class HttpIngress:
             # to cut the client's connection without a clean end of body
             outcome.error_type = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_reset"
             self._finish_observed(pipeline, call, decision, outcome, observer)
-            log.warning("upstream %s failed mid-reply (%s); aborting the client connection", decision.upstream.name if decision.upstream else "?", outcome.error_type)
+            log.warning(
+                "upstream %s failed mid-reply (%s); aborting the client connection",
+                decision.upstream.name if decision.upstream else "?",
+                outcome.error_type,
+            )
             if request.transport is not None:
                 request.transport.abort()
             return reply
@@ -357,7 +381,9 @@ class HttpIngress:
     async def _models(self, request: web.BaseRequest, pipeline: Pipeline, trace: TraceContext) -> web.StreamResponse:
         """`GET /v1/models`: one OpenAI upstream answers as it is; several are merged into one list."""
         pipeline.identify_only(request.headers)
-        upstreams = list({u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == "openai" and u.url}.values())
+        upstreams = list(
+            {u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == "openai" and u.url}.values()
+        )
         if len(upstreams) == 1:
             decision = Decision("allow", upstreams[0])
             return await self._plain_forward(request, pipeline, trace, decision)
@@ -371,7 +397,9 @@ class HttpIngress:
             headers={"Content-Type": "application/json", "x-trace-id": trace.trace_id_hex},
         )
 
-    async def _passthrough(self, request: web.BaseRequest, pipeline: Pipeline, trace: TraceContext) -> web.StreamResponse:
+    async def _passthrough(
+        self, request: web.BaseRequest, pipeline: Pipeline, trace: TraceContext
+    ) -> web.StreamResponse:
         """Anything else goes to the upstream of its model (OIP model paths) or of the '*' route.
 
         Data-carrying methods go through the policy like any call; GET/HEAD/OPTIONS only need a key."""
@@ -391,7 +419,9 @@ class HttpIngress:
         outcome = Outcome(started_ns=started)
         if not decision.forwards:
             await _await_edge(pipeline.finish(call, decision, outcome))
-            return error_response(pipeline.denial(decision), trace, _lineage_headers(decision, None, decision.labels, trace.trace_id_hex))
+            return error_response(
+                pipeline.denial(decision), trace, _lineage_headers(decision, None, decision.labels, trace.trace_id_hex)
+            )
         assert decision.upstream is not None
         pipeline.resolve_checkpoint(decision.upstream, call, outcome)
         return await self._forward(request, pipeline, call, decision, outcome, body, None)
@@ -408,14 +438,22 @@ class HttpIngress:
         headers = _forward_headers(request.headers, trace, pipeline, upstream.api_key, False)
         try:
             resp = await self.pool.session(upstream).request(
-                request.method, upstream.url + request.raw_path, data=body or None, headers=headers, allow_redirects=False
+                request.method,
+                upstream.url + request.raw_path,
+                data=body or None,
+                headers=headers,
+                allow_redirects=False,
             )
             async with resp:
                 data = await resp.read()
         except Exception as exc:
             if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-                raise UpstreamTimeout(f"upstream {upstream.name!r} did not answer within {upstream.timeout_s:g}s") from None
-            raise UpstreamUnavailable(f"upstream {upstream.name!r} is unavailable: {type(exc).__name__}: {exc}") from None
+                raise UpstreamTimeout(
+                    f"upstream {upstream.name!r} did not answer within {upstream.timeout_s:g}s"
+                ) from None
+            raise UpstreamUnavailable(
+                f"upstream {upstream.name!r} is unavailable: {type(exc).__name__}: {exc}"
+            ) from None
         headers = _reply_headers(resp.headers, {"x-trace-id": trace.trace_id_hex})
         return web.Response(status=resp.status, headers=headers, body=data)
 

@@ -69,6 +69,7 @@ def test_counts_are_exact_after_concurrent_calls(vllm, make_proxy, loop_thread, 
             return await asyncio.gather(*(one(i) for i in range(90)))
 
     assert loop_thread.run(burst()) == [200] * 90
+
     async def flush() -> None:
         await asyncio.wrap_future(proxy.process.runtime.edges.flush())
 
@@ -133,7 +134,7 @@ def test_edges_command_answers_which_checkpoints_saw_a_label(tmp_path) -> None: 
     store.close()
     run = [sys.executable, "-m", "proxy", "edges", "--store", str(path)]
     table = subprocess.run([*run, "--label", "user-interaction"], capture_output=True, text=True, check=True).stdout
-    assert table.splitlines()[0].split() [:3] == ["checkpoint", "purpose", "caller"]
+    assert table.splitlines()[0].split()[:3] == ["checkpoint", "purpose", "caller"]
     assert len(table.splitlines()) == 3 and "llama@1" in table and "deny" in table
     out = subprocess.run([*run, "--label", "pii:email", "--json"], capture_output=True, text=True, check=True).stdout
     assert [json.loads(line)["count"] for line in out.splitlines()] == [7]

@@ -144,7 +144,9 @@ def test_streamed_span_has_time_to_first_token_and_the_same_digest(traced) -> No
 def test_denied_call_has_an_error_span(traced) -> None:  # type: ignore[no-untyped-def]
     server, proxy, otlp = traced
     with pytest.raises(openai.PermissionDeniedError) as caught:
-        sdk(proxy, **{"x-purpose": "ads"}).chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "x"}])
+        sdk(proxy, **{"x-purpose": "ads"}).chat.completions.create(
+            model=SERVED, messages=[{"role": "user", "content": "x"}]
+        )
     span = otlp.by_trace(caught.value.response.headers["x-trace-id"])
     a = span.attributes
     assert a["lineage.decision"] == "deny" and a["error.type"] == "purpose_denied"
@@ -200,7 +202,9 @@ def test_otlp_over_http_protobuf(vllm, loop_thread, make_proxy) -> None:  # type
     runner, port = loop_thread.run(start())
     _, upstream = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{port}", PROTOCOL="http/protobuf")
-    reply = sdk(proxy).chat.completions.with_raw_response.create(model=SERVED, messages=[{"role": "user", "content": "x"}])
+    reply = sdk(proxy).chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": "x"}]
+    )
     loop_thread.run(asyncio.wait_for(arrived[0].wait(), 10))
     span = received[0].resource_spans[0].scope_spans[0].spans[0]
     assert span.trace_id.hex() == reply.http_response.headers["x-trace-id"]

@@ -40,19 +40,19 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         with open(self.log_path, "a") as log:
             log.write(json.dumps(entry) + "\n")
 
-    async def ServerLive(self, request, context):  # noqa: N802
+    async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request, context):  # noqa: N802
+    async def ServerReady(self, request, context):
         return pb.ServerReadyResponse(ready=True)
 
-    async def ModelReady(self, request, context):  # noqa: N802
+    async def ModelReady(self, request, context):
         return pb.ModelReadyResponse(ready=request.name in ("simple", "echo", "slow"))
 
-    async def ServerMetadata(self, request, context):  # noqa: N802
+    async def ServerMetadata(self, request, context):
         return pb.ServerMetadataResponse(name="faithful-oip", version="2.0", extensions=["binary_tensor_data"])
 
-    async def ModelMetadata(self, request, context):  # noqa: N802
+    async def ModelMetadata(self, request, context):
         if request.name not in ("simple", "echo", "slow"):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown model {request.name}")
         versions = ["1", "2"] if request.name == "simple" else ["1"]
@@ -86,10 +86,12 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                     texts.extend(tensor.contents.bytes_contents)
             digests = [hashlib.sha256(raw).hexdigest().encode() for raw in request.raw_input_contents]
             reply.outputs.add(name="TEXT", datatype="BYTES", shape=[len(texts)]).contents.bytes_contents.extend(texts)
-            reply.outputs.add(name="SHA256", datatype="BYTES", shape=[len(digests)]).contents.bytes_contents.extend(digests)
+            reply.outputs.add(name="SHA256", datatype="BYTES", shape=[len(digests)]).contents.bytes_contents.extend(
+                digests
+            )
         return reply
 
-    async def ModelInfer(self, request, context):  # noqa: N802
+    async def ModelInfer(self, request, context):
         self._log(request, context)
         if request.model_name == "slow":
             await asyncio.sleep(5)
@@ -98,7 +100,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         await context.send_initial_metadata((("x-upstream", "faithful"),))
         return self._infer(request)
 
-    async def ModelStreamInfer(self, request_iterator, context):  # noqa: N802
+    async def ModelStreamInfer(self, request_iterator, context):
         async for request in request_iterator:
             self._log(request, context)
             yield pb.ModelStreamInferResponse(infer_response=self._infer(request))

@@ -47,7 +47,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         self._server: grpc.Server | None = None
         self.port = 0
 
-    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any) -> Any:  # noqa: N802
+    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any) -> Any:
         if self._hang is not None:
             self._hang.wait(30)
         with self._cond:
@@ -67,7 +67,9 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
                                 resource=resource,
                                 status_code=span.status.code,
                                 status_message=span.status.message,
-                                events=[(e.name, {kv.key: _value(kv.value) for kv in e.attributes}) for e in span.events],
+                                events=[
+                                    (e.name, {kv.key: _value(kv.value) for kv in e.attributes}) for e in span.events
+                                ],
                                 start_ns=span.start_time_unix_nano,
                                 end_ns=span.end_time_unix_nano,
                             )

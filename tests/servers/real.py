@@ -50,8 +50,25 @@ def llama_cpp_server(log_path: Path) -> Iterator[str]:
     port = dead_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [python, "-m", "llama_cpp.server", "--model", model, "--model_alias", "smollm2", "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--seed", "7"],  # fmt: skip
+            [
+                python,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                model,
+                "--model_alias",
+                "smollm2",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "1024",
+                "--n_threads",
+                "1",
+                "--seed",
+                "7",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -92,7 +92,9 @@ class VllmLike:
     async def embed(self, request: web.Request) -> web.Response:
         body = orjson.loads(await self._record(request))
         items = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"index": i, "object": "embedding", "embedding": [0.25 * (i + 1), -0.5, 0.125]} for i in range(len(items))]
+        data = [
+            {"index": i, "object": "embedding", "embedding": [0.25 * (i + 1), -0.5, 0.125]} for i in range(len(items))
+        ]
         return web.json_response(
             {"id": "embd-1", "object": "list", "created": 1, "model": body["model"], "data": data,
              "usage": {"prompt_tokens": 3 * len(items), "total_tokens": 3 * len(items), "completion_tokens": 0}}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 
 import httpx
 import openai
@@ -164,6 +163,7 @@ def test_too_large_body_is_413_and_never_forwarded(vllm, make_proxy) -> None:  #
         client(proxy.url).chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "x" * 5000}])
     assert caught.value.status_code == 413
     assert caught.value.code == "request_too_large"
+
     # chunked upload (no Content-Length) is cut off at the limit too
     def body():  # type: ignore[no-untyped-def]
         yield b'{"model": "m", "messages": [{"role": "user", "content": "'
