@@ -1,0 +1,459 @@
+"""One command, one run, every hop measured against the same upstream, interleaved, medians of rounds.
+
+    python -m benchmarks.run [--rounds 3] [--duration 4] [--quick]
+
+Needs Debian's nginx and wrk (`apt-get install nginx-light wrk`) and the test extra (OTLP receiver).
+Pinning (2 cores): the upstream nginx, wrk and this script on CPU 0; each hop under test (nginx,
+aiohttp passthrough, lineage-proxy) on CPU 1; `--workers 2` on both. Writes results/latest.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.upstreams import MODEL, nginx_hop_conf, nginx_upstream_conf
+
+HERE = Path(__file__).resolve().parent
+KEY = "bench-key"
+KEY_SHA = "c2e5e4e0d4b8c4f6e5e6a1d8b1e1f0c8a4d8c2b5e7f9a1c3d5e7f9b1d3f5a7c9"  # replaced at run time
+PROMPT = (
+    "You are a helpful assistant for a travel company. Answer briefly and precisely, citing the landmark's "
+    "history where useful. The user is planning a three-day trip and wants to know which monuments to see first, "
+    "how long the queues usually are in the morning, and whether tickets can be bought on the day. "
+) * 3
+BODY = orjson.dumps({"model": MODEL, "messages": [{"role": "system", "content": "Be concise."},
+                                                  {"role": "user", "content": PROMPT}],
+                     "max_tokens": 128, "temperature": 0.2})  # fmt: skip
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}", "x-purpose": "assistant"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+sys of a process and its live children (workers), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == pid]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, IndexError):
+        return -1
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Hop:
+    name: str
+    base: str
+    pid: int  # whose CPU counts as this hop's cost (the upstream's for "direct")
+    proc: subprocess.Popen[bytes] | None = None
+    results: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, key: str, value: float) -> None:
+        self.results.setdefault(key, []).append(value)
+
+    def median(self, key: str) -> float | None:
+        values = self.results.get(key)
+        return statistics.median(values) if values else None
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="lineage-bench-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.lua = self.tmp / "post.lua"
+        headers = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in HEADERS.items())
+        self.lua.write_text(f'wrk.method = "POST"\nwrk.body = [[{BODY.decode()}]]\n{headers}')
+
+    # -- processes
+
+    def start(
+        self, cmd: list[str], cpus: str, ready: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})})  # fmt: skip
+        self.procs.append(proc)
+        if ready is not None:
+            assert proc.stdout is not None
+            while True:
+                line = proc.stdout.readline().decode()
+                if not line:
+                    raise RuntimeError(f"{cmd} exited before it was ready")
+                if ready in line:
+                    break
+        return proc
+
+    def wait_port(self, port: int) -> None:
+        for _ in range(500):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.01)
+        raise RuntimeError(f"nothing listening on {port}")
+
+    def proxy_config(self, port: int, grpc_port: int | None, upstream: str, grpc_upstream: str | None, *,
+                     exporter: str, endpoint: str, detectors: bool) -> Path:  # fmt: skip
+        import hashlib
+
+        lines = [
+            "listen:", f"  http: 127.0.0.1:{port}",
+            *( [f"  grpc: 127.0.0.1:{grpc_port}"] if grpc_port else []),
+            "upstreams:", "  - name: vllm", f"    url: {upstream}", "    region: eu",
+            *( ["  - name: triton", f"    grpc: {grpc_upstream}", "    protocol: oip", "    region: eu"] if grpc_upstream else []),
+            "routes:", "  - model: simple", "    upstream: " + ("triton" if grpc_upstream else "vllm"),
+            "  - model: '*'", "    upstream: vllm",
+            "callers:", "  - name: app", f"    api_key_sha256: {hashlib.sha256(KEY.encode()).hexdigest()}",
+            "    labels: [user-interaction]", "    default_purpose: assistant",
+            "zones:", "  - name: interaction-data", "    labels: [user-interaction]",
+            "    allow_purposes: [assistant]", "    regions: [eu]",
+            "policy: {anonymous: deny}",
+            "detectors: " + ("[email, phone, credit_card, ip_address, iban]" if detectors else "[]"),
+            "telemetry:", f"  exporter: {exporter}", f"  endpoint: {endpoint}", "  export_timeout_s: 2",
+            "lineage:", f"  store: {self.tmp / f'lineage-{port}.db'}",
+        ]  # fmt: skip
+        path = self.tmp / f"proxy-{port}.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start_proxy(self, name: str, upstream: str, *, exporter: str, endpoint: str, detectors: bool = True,
+                    workers: int = 1, grpc_upstream: str | None = None) -> Hop:  # fmt: skip
+        port = free_port()
+        grpc_port = free_port() if grpc_upstream else None
+        config = self.proxy_config(port, grpc_port, upstream, grpc_upstream, exporter=exporter, endpoint=endpoint,
+                                   detectors=detectors)  # fmt: skip
+        cpus = "0-1" if workers > 1 else "1"
+        proc = self.start([sys.executable, "-m", "proxy", "serve", "--config", str(config), "--workers", str(workers),
+                           "--log-level", "error"], cpus, ready="lineage-proxy ready")  # fmt: skip
+        hop = Hop(name, f"http://127.0.0.1:{port}", proc.pid, proc)
+        hop.grpc = f"127.0.0.1:{grpc_port}" if grpc_port else None  # type: ignore[attr-defined]
+        # wait until the checkpoint is discovered, as in production
+        import httpx
+
+        for _ in range(500):
+            if httpx.get(hop.base + "/readyz").status_code == 200:
+                break
+            time.sleep(0.01)
+        return hop
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- measurements
+
+    def wrk(self, hop: Hop, connections: int, duration: float, path: str = "/v1/chat/completions") -> dict[str, float]:
+        before = cpu_seconds(hop.pid)
+        out = subprocess.run(
+            [
+                "taskset",
+                "-c",
+                "0",
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(duration))}s",
+                "--latency",
+                "-s",
+                str(self.lua),
+                hop.base + path,
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        cpu = cpu_seconds(hop.pid) - before
+        requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+        errors = 0
+        if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+            errors += int(m.group(1))
+        if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+            errors += sum(int(x) for x in m.groups())
+        lat = {p: _us(v, unit) for p, v, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+        return {"p50_us": lat["50"], "p99_us": lat["99"], "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+                "errors": errors, "requests": requests, "cpu_us_per_call": cpu / max(requests, 1) * 1e6}  # fmt: skip
+
+    async def _stream_once(self, port: int) -> tuple[float, float]:
+        body = orjson.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        head = (f"POST /v1/chat/completions?s=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {KEY}\r\nx-purpose: assistant\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        start = time.perf_counter()
+        writer.write(head + body)
+        data = b""
+        first = 0.0
+        while b"data: [DONE]" not in data:
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            if not first and b"data: {" in data + chunk:
+                first = time.perf_counter()
+            data += chunk
+        last = time.perf_counter()
+        writer.close()
+        return (first - start) * 1e6, (last - start) * 1e6
+
+    def stream(self, hop: Hop, n: int) -> tuple[float, float]:
+        port = int(hop.base.rsplit(":", 1)[1])
+        results = [asyncio.run(self._stream_once(port)) for _ in range(n)]
+        return statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
+
+    def grpc_infer(self, target: str, n: int) -> float:
+        import grpc
+
+        request = (b"\x0a\x06simple" + b"\x2a" + bytes([len(t := b"\x0a\x02IN\x12\x04FP32\x1a\x02\x01\x04")]) + t
+                   + b"\x3a\x10" + bytes(16))  # fmt: skip
+        md = (("authorization", f"Bearer {KEY}"), ("x-purpose", "assistant"))
+        with grpc.insecure_channel(target) as channel:
+            infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+            for _ in range(50):
+                infer(request, metadata=md)
+            times = []
+            for _ in range(n):
+                t = time.perf_counter()
+                infer(request, metadata=md)
+                times.append((time.perf_counter() - t) * 1e6)
+        return statistics.median(times)
+
+
+def _us(value: str, unit: str) -> float:
+    return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
+    parser.add_argument("--rss-calls", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="1 round, 2 s runs, 20k calls for RSS")
+    parser.add_argument("--out", default=str(HERE / "results"))
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.rss_calls = 1, 2.0, 20_000
+    for tool in ("nginx", "wrk", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found: apt-get install nginx-light wrk util-linux", file=sys.stderr)
+            return 1
+    os.sched_setaffinity(0, {0})
+    bench = Bench(args)
+    try:
+        return run(bench, args)
+    finally:
+        bench.stop()
+
+
+def run(bench: Bench, args: argparse.Namespace) -> int:
+    from benchmarks import upstreams
+    from tests.servers.otlp_receiver import OtlpReceiver
+
+    tmp = bench.tmp
+    stream_port, grpc_port, up_port, hop_port, pt_port = (free_port() for _ in range(5))
+    bench.start([sys.executable, "-m", "benchmarks.upstreams", "stream", str(stream_port)], "0", ready="ready")
+    grpc_up = bench.start([sys.executable, "-m", "benchmarks.upstreams", "grpc", str(grpc_port)], "0", ready="ready")
+    conf = nginx_upstream_conf(up_port, str(tmp)).replace(
+        "location = /v1/chat/completions { client_body_buffer_size 64k; return 200",
+        "location @stream { proxy_pass http://127.0.0.1:%d; proxy_buffering off; proxy_http_version 1.1; }\n"
+        "        location = /v1/chat/completions { client_body_buffer_size 64k; error_page 418 = @stream; "
+        "if ($arg_s) { return 418; } return 200" % stream_port,
+    )
+    (tmp / "upstream.conf").write_text(conf)
+    up = bench.start(["nginx", "-p", str(tmp), "-c", str(tmp / "upstream.conf")], "0")
+    bench.wait_port(up_port)
+    upstream = f"http://127.0.0.1:{up_port}"
+    (tmp / "hop.conf").write_text(nginx_hop_conf(hop_port, up_port, str(tmp)))
+    hop_proc = bench.start(["nginx", "-p", str(tmp), "-c", str(tmp / "hop.conf")], "1")
+    bench.wait_port(hop_port)
+    pt = bench.start([sys.executable, "-m", "benchmarks.passthrough", str(pt_port), upstream], "1", ready="ready")
+
+    receiver = OtlpReceiver()
+    otlp_port = receiver.start()
+    dead = free_port()
+    direct = Hop("direct", upstream, up.pid)
+    hops = [
+        direct,
+        Hop("nginx", f"http://127.0.0.1:{hop_port}", hop_proc.pid),
+        Hop("aiohttp passthrough", f"http://127.0.0.1:{pt_port}", pt.pid),
+        bench.start_proxy(
+            "lineage-proxy",
+            upstream,
+            exporter="otlp",
+            endpoint=f"http://127.0.0.1:{otlp_port}",
+            grpc_upstream=f"127.0.0.1:{grpc_port}",
+        ),  # fmt: skip
+        bench.start_proxy("lineage-proxy, exporter off", upstream, exporter="none", endpoint="http://127.0.0.1:1"),
+        bench.start_proxy(
+            "lineage-proxy, exporter dead", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{dead}"
+        ),
+        bench.start_proxy(
+            "lineage-proxy, detectors off",
+            upstream,
+            exporter="otlp",
+            endpoint=f"http://127.0.0.1:{otlp_port}",
+            detectors=False,
+        ),  # fmt: skip
+    ]
+    two = bench.start_proxy(
+        "lineage-proxy, 2 workers", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{otlp_port}"
+    )
+    full = hops[3]
+    print(f"warming up; {args.rounds} rounds of {args.duration:g}s runs", file=sys.stderr)
+    for hop in [*hops, two]:
+        bench.wrk(hop, 8, 1.0)
+    for rnd in range(args.rounds):
+        for hop in hops:  # interleaved: every hop once per round, so drift hits all alike
+            one = bench.wrk(hop, 1, args.duration)
+            many = bench.wrk(hop, 64, args.duration)
+            for key in ("p50_us", "p99_us", "cpu_us_per_call"):
+                hop.add(key, one[key])
+            hop.add("rps64", many["rps"])
+            hop.add("errors", one["errors"] + many["errors"])
+            if hop.name in ("direct", "nginx", "aiohttp passthrough", "lineage-proxy"):
+                ttfb, ttlb = bench.stream(hop, 20 if args.quick else 40)
+                hop.add("ttfb_us", ttfb)
+                hop.add("ttlb_us", ttlb)
+        many2 = bench.wrk(two, 64, args.duration)
+        two.add("rps64", many2["rps"])
+        two.add("errors", many2["errors"])
+        full.add("grpc_p50_us", bench.grpc_infer(full.grpc, 300))  # type: ignore[attr-defined]
+        direct.add("grpc_p50_us", bench.grpc_infer(f"127.0.0.1:{grpc_port}", 300))
+        print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
+
+    # RSS of the proxy over many calls (no growth expected)
+    rss_start = rss_mib(full.pid)
+    done = 0
+    rss_mid = rss_start
+    while done < args.rss_calls:
+        result = bench.wrk(full, 64, args.duration)
+        done += int(result["requests"])
+        if done >= args.rss_calls // 2 and rss_mid == rss_start:
+            rss_mid = rss_mib(full.pid)
+    rss_end = rss_mib(full.pid)
+    receiver.stop()
+    del grpc_up
+
+    report = build_report(hops, two, direct, full, rss=(rss_start, rss_mid, rss_end, done), args=args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(report["json"], indent=2))
+    (out / "latest.md").write_text(report["md"])
+    print(report["md"])
+    return 0
+
+
+def build_report(hops: list[Hop], two: Hop, direct: Hop, full: Hop, rss: tuple[float, float, float, int],
+                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    d50, d99 = direct.median("p50_us") or 0, direct.median("p99_us") or 0
+    dttfb, dttlb = direct.median("ttfb_us"), direct.median("ttlb_us")
+    rows = []
+    data: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
+                            "rounds": args.rounds, "duration_s": args.duration, "hops": {}}  # fmt: skip
+    for hop in [*hops, two]:
+        p50, p99 = hop.median("p50_us"), hop.median("p99_us")
+        ttfb, ttlb = hop.median("ttfb_us"), hop.median("ttlb_us")
+        entry = {
+            "added_p50_us": None if p50 is None or hop is direct else p50 - d50,
+            "added_p99_us": None if p99 is None or hop is direct else p99 - d99,
+            "p50_us": p50, "p99_us": p99, "rps_64": hop.median("rps64"),
+            "cpu_us_per_call": hop.median("cpu_us_per_call"),
+            "added_ttfb_us": None if ttfb is None or hop is direct or dttfb is None else ttfb - dttfb,
+            "added_ttlb_us": None if ttlb is None or hop is direct or dttlb is None else ttlb - dttlb,
+            "errors": sum(hop.results.get("errors", [])),
+        }  # fmt: skip
+        data["hops"][hop.name] = entry
+        rows.append((hop.name, entry))
+    grpc_direct, grpc_proxy = direct.median("grpc_p50_us"), full.median("grpc_p50_us")
+    data["grpc"] = {"direct_p50_us": grpc_direct, "proxy_p50_us": grpc_proxy,
+                    "added_p50_us": (grpc_proxy or 0) - (grpc_direct or 0)}  # fmt: skip
+    data["rss_mib"] = {"start": rss[0], "half": rss[1], "end": rss[2], "calls": rss[3]}
+
+    def f(v: float | None, digits: int = 0) -> str:
+        return "–" if v is None else f"{v:,.{digits}f}"
+
+    lines = [
+        f"Run {data['date']} on {data['machine']}; {args.rounds} rounds × {args.duration:g} s per wrk run, medians. "
+        "~1 KB chat call; added = hop − direct in the same round.",
+        "",
+        "| hop | added p50 µs | added p99 µs | req/s @64 | CPU µs/call | added TTFB µs | added TTLB µs | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, e in rows:
+        if name == "direct":
+            lines.append(f"| direct (p50 {f(e['p50_us'])} µs, p99 {f(e['p99_us'])} µs) | – | – | {f(e['rps_64'])} | "
+                         f"{f(e['cpu_us_per_call'])} (upstream) | – | – | {e['errors']} |")  # fmt: skip
+            continue
+        lines.append(f"| {name} | {f(e['added_p50_us'])} | {f(e['added_p99_us'])} | {f(e['rps_64'])} | "
+                     f"{f(e['cpu_us_per_call'])} | {f(e['added_ttfb_us'])} | {f(e['added_ttlb_us'])} | {e['errors']} |")  # fmt: skip
+    pt = data["hops"]["aiohttp passthrough"]
+    lp = data["hops"]["lineage-proxy"]
+    off = data["hops"]["lineage-proxy, exporter off"]
+    dead = data["hops"]["lineage-proxy, exporter dead"]
+    ratio = lambda a, b: None if not a or not b else a / b  # noqa: E731
+    lines += [
+        "",
+        f"gRPC ModelInfer (small tensor), p50: direct {f(grpc_direct)} µs, through the proxy {f(grpc_proxy)} µs "
+        f"(added {f(data['grpc']['added_p50_us'])} µs).",
+        f"Proxy RSS over {rss[3]:,} calls: {rss[0]:.1f} → {rss[1]:.1f} → {rss[2]:.1f} MiB.",
+        "",
+        "Targets (lineage-proxy ÷ aiohttp passthrough, same run):",
+        f"- added p50 {f(ratio(lp['added_p50_us'], pt['added_p50_us']), 2)}× (target ≤ 1.25×); "
+        f"CPU/call {f(ratio(lp['cpu_us_per_call'], pt['cpu_us_per_call']), 2)}× (≤ 1.5×); "
+        f"p99 {f(ratio(lp['p99_us'], pt['p99_us']), 2)}× (≤ 3×)",
+        f"- exporter dead ÷ off, added p50: {f(ratio(dead['added_p50_us'], off['added_p50_us']), 2)}× (≤ 1.10×)",
+        f"- added TTFB {f(ratio(lp['added_ttfb_us'], pt['added_ttfb_us']), 2)}× the passthrough's (≤ 1.25×)",
+        f"- 2 workers ÷ 1 worker, req/s @64: {f(ratio(data['hops']['lineage-proxy, 2 workers']['rps_64'], lp['rps_64']), 2)}×",
+    ]
+    return {"json": data, "md": "\n".join(lines) + "\n"}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    return f"{os.cpu_count()} × {cpu}, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
