@@ -1,16 +1,24 @@
 """Content detectors: find personal data in request and reply text and name it with `pii:<kind>` labels.
 
-Each detector is a precompiled candidate pattern plus an optional validator (Luhn, IBAN mod-97, address
-ranges), so near-misses such as version numbers or invalid card numbers are not labelled. Every pattern
-is linear in the text scanned, and at most `limits.scan_max_chars` characters are scanned per call and
-direction; a longer text gets the label `scan:truncated` so nobody mistakes "not scanned" for "clean".
+Each detector is a candidate pattern plus a validator (Luhn, IBAN mod-97, address ranges, boundaries),
+so near-misses such as version numbers or invalid card numbers are not labelled.
+
+Speed: Python's `re` only skips quickly through text when a pattern starts with a literal. So the
+text is first translated, byte for byte and at C speed, into a *class string* (every digit becomes `0`,
+hex letters `x`/`X`, other letters `a`/`A`, separators kept, anything else `#`), and the built-in
+candidate patterns run on that, each starting with a literal (`0`, `@`, `:`). Offsets are byte offsets
+into the UTF-8 text, so validators read the real characters at the same positions. A 1 KB prompt with
+no personal data costs a few microseconds instead of ~200. Every pattern is linear in the text, and at
+most `limits.scan_max_chars` characters are scanned per call and direction; a longer text gets the label
+`scan:truncated` so nobody mistakes "not scanned" for "clean". User-defined patterns run on the text
+itself: their cost is theirs.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from proxy.config import DetectorSpec
@@ -18,10 +26,34 @@ from proxy.config import DetectorSpec
 TRUNCATED = "scan:truncated"
 
 
-def _luhn(digits: str) -> bool:
+def _class_table() -> bytes:
+    table = bytearray(b"#" * 256)
+    for byte in range(256):
+        char = chr(byte)
+        if "0" <= char <= "9":
+            table[byte] = ord("0")
+        elif "a" <= char <= "f":
+            table[byte] = ord("x")
+        elif "A" <= char <= "F":
+            table[byte] = ord("X")
+        elif "g" <= char <= "z":
+            table[byte] = ord("a")
+        elif "G" <= char <= "Z":
+            table[byte] = ord("A")
+        elif char in " .-+():@_%":
+            table[byte] = byte
+    return bytes(table)
+
+
+_CLASSES = _class_table()
+_WORDISH = frozenset(b"0aAxX_")
+_LETTERS = frozenset(b"aAxX")
+
+
+def _luhn(digits: bytes) -> bool:
     total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
+    for index, value in enumerate(reversed(digits)):
+        value -= 48
         if index % 2:
             value *= 2
             if value > 9:
@@ -30,126 +62,201 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card(match: str) -> bool:
-    digits = match.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and _luhn(digits)
-
-
-def _phone(match: str) -> bool:
-    digits = sum(c.isdigit() for c in match)
-    return 9 <= digits <= 15
-
-
-def _ipv4(match: str) -> bool:
-    return all(int(part) <= 255 and (part == "0" or not part.startswith("0")) for part in match.split("."))
-
-
-def _ipv6(match: str) -> bool:
-    if match.count(":") < 2 or len(match) < 6:
-        return False
-    try:
-        ipaddress.IPv6Address(match)
-    except ValueError:
-        return False
-    return True
-
-
-def _iban(match: str) -> bool:
-    compact = match.replace(" ", "")
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    number = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(number) % 97 == 1
-
-
 @dataclass(frozen=True, slots=True)
-class Detector:
+class Found:
+    start: int  # byte offsets into the UTF-8 text
+    end: int
     label: str
-    pattern: re.Pattern[str]
-    valid: Callable[[str], bool] | None = None
-    hint: str | None = None  # a substring every match contains: skip the regex when absent
 
 
-_BUILTIN: dict[str, list[Detector]] = {
-    "email": [
-        Detector(
-            "pii:email",
-            re.compile(
-                r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"
-            ),
-            hint="@",
-        )
-    ],
-    "phone": [
-        Detector(
-            "pii:phone",
-            re.compile(r"(?<![\w+.])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w.])"),
-            _phone,
-        ),
-        Detector("pii:phone", re.compile(r"(?<![\w+])\+\d{9,15}(?!\w)"), _phone, hint="+"),
-    ],
-    "credit_card": [Detector("pii:credit_card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card)],
-    "ip_address": [
-        Detector("pii:ip_address", re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"), _ipv4, hint="."),
-        Detector(
-            "pii:ip_address", re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"), _ipv6, ":"
-        ),
-    ],
-    "iban": [Detector("pii:iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), _iban)],
+class _Text:
+    """The UTF-8 bytes of a text and their class string, same length, same offsets."""
+
+    __slots__ = ("classes", "raw")
+
+    def __init__(self, text: str) -> None:
+        self.raw = text.encode("utf-8", "surrogatepass")
+        self.classes = self.raw.translate(_CLASSES)
+
+    def before(self, index: int) -> int:
+        return self.classes[index - 1] if index > 0 else 32
+
+    def after(self, index: int) -> int:
+        return self.classes[index] if index < len(self.classes) else 32
+
+
+# Each finder yields (start, end) of validated values in a _Text.
+Finder = Callable[[_Text], Iterator[tuple[int, int]]]
+
+_CARD = re.compile(rb"0(?:[ -]?0){12,18}")
+_PHONE = re.compile(rb"0[0 ().-]{6,24}0")
+_IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
+_IPV6_TRIGGER = re.compile(rb":[0xX]{0,4}:")
+_IPV6 = re.compile(rb"[0xX:]{2,39}")
+_IBAN = re.compile(rb"00(?: ?[AX0]{4}){2,7}(?: ?[AX0]{1,3})?")
+_EMAIL = re.compile(rb"[aAxX0._%+-]{1,64}@[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
+
+
+def _cards(t: _Text) -> Iterator[tuple[int, int]]:
+    for m in _CARD.finditer(t.classes):
+        start, end = m.span()
+        if t.before(start) in b"0-" or t.after(end) in b"0-":
+            continue
+        digits = t.raw[start:end].replace(b" ", b"").replace(b"-", b"")
+        if 13 <= len(digits) <= 19 and _luhn(digits):
+            yield start, end
+
+
+def _phones(t: _Text) -> Iterator[tuple[int, int]]:
+    for m in _PHONE.finditer(t.classes):
+        start, end = m.span()
+        # take in a leading "+", "(" or "+1 (": the candidate pattern starts at the first digit
+        while start > 0 and t.classes[start - 1] in b"+( ":
+            if t.classes[start - 1] == 32 and (start < 2 or t.classes[start - 2] not in b"+(0"):
+                break
+            start -= 1
+        while t.classes[start] == 32:
+            start += 1
+        if t.before(start) in _WORDISH or t.before(start) in b"+." or t.after(end) in _WORDISH or t.after(end) == 46:
+            continue
+        if 9 <= sum(48 <= b <= 57 for b in t.raw[start:end]) <= 15:
+            yield start, end
+
+
+def _ipv4s(t: _Text) -> Iterator[tuple[int, int]]:
+    for m in _IPV4.finditer(t.classes):
+        start, end = m.span()
+        if t.before(start) in _WORDISH or t.before(start) == 46 or t.after(end) in _WORDISH or t.after(end) == 46:
+            continue
+        parts = t.raw[start:end].split(b".")
+        if all(int(p) <= 255 and (p == b"0" or not p.startswith(b"0")) for p in parts):
+            yield start, end
+
+
+def _ipv6s(t: _Text) -> Iterator[tuple[int, int]]:
+    if _IPV6_TRIGGER.search(t.classes) is None:
+        return
+    for m in _IPV6.finditer(t.classes):
+        start, end = m.span()
+        candidate = t.raw[start:end]
+        if candidate.count(b":") < 2 or len(candidate) < 6 or t.before(start) in _LETTERS or t.after(end) in _LETTERS:
+            continue
+        try:
+            ipaddress.IPv6Address(candidate.decode())
+        except ValueError:
+            continue
+        yield start, end
+
+
+def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
+    for m in _IBAN.finditer(t.classes):
+        start, end = m.start() - 2, m.end()
+        if start < 0 or t.classes[start] not in b"AX" or t.classes[start + 1] not in b"AX":
+            continue
+        if t.before(start) in _WORDISH or t.after(end) in _WORDISH:
+            continue
+        compact = t.raw[start:end].replace(b" ", b"").decode()
+        if not 15 <= len(compact) <= 34:
+            continue
+        if int("".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])) % 97 == 1:
+            yield start, end
+
+
+def _emails(t: _Text) -> Iterator[tuple[int, int]]:
+    at = t.classes.find(b"@")
+    while at != -1:
+        window = max(0, at - 64)
+        for m in _EMAIL.finditer(t.classes, window, min(len(t.classes), at + 256)):
+            start, end = m.span()
+            if start <= at < end and t.before(start) not in b"0aAxX._+-" and t.after(end) not in _WORDISH:
+                yield start, end
+                break
+        at = t.classes.find(b"@", at + 1)
+
+
+def _custom(pattern: re.Pattern[str]) -> Finder:
+    def find(t: _Text) -> Iterator[tuple[int, int]]:
+        text = t.raw.decode("utf-8", "surrogatepass")
+        for m in pattern.finditer(text):
+            start = len(text[: m.start()].encode("utf-8", "surrogatepass"))
+            yield start, start + len(m.group().encode("utf-8", "surrogatepass"))
+
+    return find
+
+
+_BUILTIN: dict[str, tuple[Finder, ...]] = {
+    "email": (_emails,),
+    "phone": (_phones,),
+    "credit_card": (_cards,),
+    "ip_address": (_ipv4s, _ipv6s),
+    "iban": (_ibans,),
 }
 
 
 class Detectors:
     """The configured set, compiled once. `scan` is the hot-path entry point."""
 
-    __slots__ = ("_detectors", "max_chars")
+    __slots__ = ("_finders", "max_chars")
 
     def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000) -> None:
-        detectors: list[Detector] = []
+        finders: list[tuple[str, Finder]] = []
         for spec in specs:
+            label = f"pii:{spec.name}"
             if spec.pattern is None:
-                detectors.extend(_BUILTIN[spec.name])
+                finders.extend((label, finder) for finder in _BUILTIN[spec.name])
             else:
-                detectors.append(Detector(f"pii:{spec.name}", re.compile(spec.pattern)))
-        self._detectors = tuple(detectors)
+                finders.append((label, _custom(re.compile(spec.pattern))))
+        self._finders = tuple(finders)
         self.max_chars = max_chars
 
     def __bool__(self) -> bool:
-        return bool(self._detectors)
+        return bool(self._finders)
 
     def scan(self, text: str) -> frozenset[str]:
         """The labels of everything found in `text` (capped at max_chars, see the module doc)."""
-        if not self._detectors or not text:
+        if not self._finders or not text:
             return frozenset()
         found: set[str] = set()
         if len(text) > self.max_chars:
             text = text[: self.max_chars]
             found.add(TRUNCATED)
-        for detector in self._detectors:
-            if detector.label in found or (detector.hint is not None and detector.hint not in text):
-                continue
-            for match in detector.pattern.finditer(text):
-                if detector.valid is None or detector.valid(match.group()):
-                    found.add(detector.label)
-                    break
+        t = _Text(text)
+        for label, finder in self._finders:
+            if label not in found and next(finder(t), None) is not None:
+                found.add(label)
         return frozenset(found)
 
     def scan_all(self, texts: Iterable[str]) -> frozenset[str]:
-        return self.scan("\n".join(texts)) if self._detectors else frozenset()
+        return self.scan("\n".join(texts)) if self._finders else frozenset()
+
+    def findings(self, text: str) -> list[Found]:
+        """Every value found, in order, without overlaps (for masking)."""
+        t = _Text(text)
+        spans = sorted(
+            (Found(s, e, label) for label, finder in self._finders for s, e in finder(t)),
+            key=lambda f: (f.start, -f.end),
+        )
+        kept: list[Found] = []
+        for item in spans:
+            if not kept or item.start >= kept[-1].end:
+                kept.append(item)
+        return kept
 
     def mask(self, text: str) -> str:
         """`text` with every detected value replaced by `[pii:<kind>]` (for captured content)."""
-        for detector in self._detectors:
-            if detector.hint is not None and detector.hint not in text:
-                continue
-
-            def replace(match: re.Match[str], detector: Detector = detector) -> str:
-                value = match.group()
-                return f"[{detector.label}]" if detector.valid is None or detector.valid(value) else value
-
-            text = detector.pattern.sub(replace, text)
-        return text
+        if not self._finders or not text:
+            return text
+        found = self.findings(text)
+        if not found:
+            return text
+        raw = text.encode("utf-8", "surrogatepass")
+        out, position = [], 0
+        for item in found:
+            out.append(raw[position : item.start])
+            out.append(f"[{item.label}]".encode())
+            position = item.end
+        out.append(raw[position:])
+        return b"".join(out).decode("utf-8", "surrogatepass")
 
     def stream(self) -> StreamScanner:
         return StreamScanner(self)

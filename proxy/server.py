@@ -22,7 +22,7 @@ from proxy.config import Address, Config, load
 from proxy.errors import ConfigError
 from proxy.pipeline import Pipeline, Runtime
 from proxy.record.edges import EdgeAggregator
-from proxy.record.spans import SpanRecorder, make_exporter
+from proxy.record.spans import SpanRecorder
 from proxy.record.store import SqliteStore
 from proxy.transport.http import HttpIngress, PipelineRef
 from proxy.transport.upstreams import UpstreamPool
@@ -103,8 +103,7 @@ class ProxyProcess:
 
     @staticmethod
     def _spans(config: Config) -> SpanRecorder | None:
-        exporter = make_exporter(config.telemetry)
-        return SpanRecorder(config.telemetry, exporter) if exporter is not None else None
+        return SpanRecorder(config.telemetry) if config.telemetry.exporter != "none" else None
 
     @staticmethod
     def _edges(config: Config) -> EdgeAggregator | None:

@@ -91,3 +91,16 @@ def test_streamed_scan_equals_whole_scan(text: str, size: int) -> None:
     for start in range(0, len(text), size):
         scanner.feed(text[start : start + size])
     assert ALL.scan(text) <= scanner.found | {TRUNCATED}
+
+
+def test_offsets_survive_non_ascii_text() -> None:
+    text = "Grüße an José — mail josé.ñ@exämple.de? no: jose@example.de, Karte 4111 1111 1111 1111 ✓"
+    assert ALL.scan(text) == {"pii:email", "pii:credit_card"}
+    assert ALL.mask(text) == "Grüße an José — mail josé.ñ@exämple.de? no: [pii:email], Karte [pii:credit_card] ✓"
+    custom = Detectors([DetectorSpec("name", r"José")])
+    assert custom.mask("¿Dónde está José?") == "¿Dónde está [pii:name]?"
+
+
+def test_overlapping_findings_are_masked_once() -> None:
+    # a 16-digit card is also a phone-shaped run of digits: masked once, as the longest match first
+    assert ALL.mask("4111 1111 1111 1111") == "[pii:credit_card]"

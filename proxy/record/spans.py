@@ -1,8 +1,9 @@
 """The span of a call: OpenTelemetry GenAI attributes plus this project's `lineage.*` namespace.
 
-The span is built once, when the call ends, as a finished ReadableSpan: no live span object, no lock
-per attribute on the hot path. Ids are chosen when the call arrives (see `trace_context`) so the
-upstream and the client learn the trace id before the span exists.
+The span is built once, when the call ends, straight into OTLP protobuf bytes (otlp.py): no live span
+object, no lock per attribute, and nothing left for the export thread but framing and I/O. Ids are
+chosen when the call arrives (see `trace_context`) so the upstream and the client learn the trace id
+before the span exists.
 """
 
 from __future__ import annotations
@@ -13,21 +14,16 @@ import random
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+import orjson
 
 from proxy import __version__
 from proxy.config import Telemetry, Upstream
 from proxy.flow import DENY, Call, Decision, Outcome, TraceContext
-from proxy.record.export import BoundedExporter
+from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink
+from proxy.record.otlp import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, encode_resource, encode_scope, encode_span
 
 log = logging.getLogger("lineage_proxy.spans")
 
-_SCOPE = InstrumentationScope("lineage-proxy", __version__)
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _HEX = frozenset("0123456789abcdef")
 _getrandbits = random.getrandbits
 
@@ -56,57 +52,46 @@ def trace_context(traceparent: str | None, tracestate: str | None, sample_ratio:
     return TraceContext(trace_id, span_id, None, sampled)
 
 
-def make_exporter(telemetry: Telemetry) -> SpanExporter | None:
-    """The SpanExporter for the configured backend (where spans go); None when spans are off."""
+def make_sink(telemetry: Telemetry, resource: bytes, scope: bytes) -> Sink | None:
+    """The sink for the configured backend (where spans go); None when spans are off."""
     if telemetry.exporter == "none":
         return None
-    # the OTLP exporters log every failed attempt; BoundedExporter logs once per outage instead
-    for name in (
-        "opentelemetry.exporter.otlp.proto.grpc.exporter",
-        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    ):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
     if telemetry.exporter == "console":
-        return ConsoleSpanExporter(service_name=telemetry.service_name)
-    timeout = telemetry.export_timeout_s
+        return ConsoleSink()
     if telemetry.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        endpoint = telemetry.endpoint or "http://127.0.0.1:4317"
-        return GrpcExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=timeout)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-    endpoint = (telemetry.endpoint or "http://127.0.0.1:4318").rstrip("/")
-    if not endpoint.endswith("/v1/traces"):
-        endpoint += "/v1/traces"
-    return HttpExporter(endpoint=endpoint, timeout=timeout)
+        return OtlpGrpcSink(telemetry.endpoint or "http://127.0.0.1:4317", telemetry.export_timeout_s, resource, scope)
+    return OtlpHttpSink(telemetry.endpoint or "http://127.0.0.1:4318", telemetry.export_timeout_s, resource, scope)
 
 
 class SpanRecorder:
-    """Turns (Call, Decision, Outcome) into a finished span and queues it for export."""
+    """Turns (Call, Decision, Outcome) into an encoded span and queues it for export."""
 
-    def __init__(self, telemetry: Telemetry, exporter: SpanExporter) -> None:
-        attributes: dict[str, Any] = {"service.name": telemetry.service_name, "service.version": __version__}
-        attributes.update(dict(telemetry.resource_attributes))
-        self._resource = Resource.create(attributes)
-        self.queue = BoundedExporter(exporter, max_queue=telemetry.queue_size)
+    def __init__(self, telemetry: Telemetry, sink: Sink | None = None) -> None:
+        resource: dict[str, Any] = {"service.name": telemetry.service_name, "service.version": __version__,
+                                    "telemetry.sdk.name": "lineage-proxy", "telemetry.sdk.language": "python"}  # fmt: skip
+        resource.update(dict(telemetry.resource_attributes))
+        self.console = telemetry.exporter == "console"
+        self.resource = resource
+        if sink is None:
+            sink = make_sink(telemetry, encode_resource(resource), encode_scope("lineage-proxy", __version__))
+        assert sink is not None, "telemetry.exporter is none: no SpanRecorder"
+        self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size)
 
     def record(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
-        trace = call.trace
-        if not trace.sampled:
-            return
-        self.queue.submit(self.build(call, decision, outcome, output_labels))
+        if call.trace.sampled:
+            self.queue.submit(self.encode(call, decision, outcome, output_labels))
 
-    def build(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> ReadableSpan:
-        trace = call.trace
+    def attributes(
+        self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
+    ) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": call.operation,
             "gen_ai.request.model": call.model,
             "lineage.caller": decision.caller or "anonymous",
             "lineage.decision": decision.action,
-            "lineage.input.labels": sorted(decision.labels),
-            "lineage.output.labels": sorted(output_labels),
-            "lineage.zones": list(decision.zones),
+            "lineage.input.labels": _sorted(decision.labels),
+            "lineage.output.labels": _sorted(output_labels),
+            "lineage.zones": decision.zones,
             "lineage.protocol": call.protocol,
         }
         if decision.purpose:
@@ -120,7 +105,7 @@ class SpanRecorder:
         if call.stream:
             attrs["gen_ai.request.stream"] = True
         for key, value in call.params:
-            attrs[f"gen_ai.request.{key}"] = value
+            attrs[f"gen_ai.request.{key}"] = tuple(value) if isinstance(value, list) else value
         upstream: Upstream | None = decision.upstream
         if upstream is not None:
             attrs["gen_ai.provider.name"] = upstream.name
@@ -141,7 +126,7 @@ class SpanRecorder:
         if outcome.response_id:
             attrs["gen_ai.response.id"] = outcome.response_id
         if outcome.finish_reasons:
-            attrs["gen_ai.response.finish_reasons"] = list(outcome.finish_reasons)
+            attrs["gen_ai.response.finish_reasons"] = outcome.finish_reasons
         if outcome.input_tokens is not None:
             attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens
         if outcome.output_tokens is not None:
@@ -150,50 +135,68 @@ class SpanRecorder:
             attrs["rpc.grpc.status_code" if call.protocol == "oip-grpc" else "http.response.status_code"] = (
                 outcome.status
             )
-        for key, value in outcome.extra.items():
-            attrs[key] = value
+        attrs.update(outcome.extra)
         if call.content:
             attrs["gen_ai.input.messages"] = "\n".join(call.content)
         if outcome.content:
             attrs["gen_ai.output.messages"] = "".join(outcome.content)
-
-        status = Status(StatusCode.UNSET)
         error_type = outcome.error_type or (decision.code if decision.action == DENY else None)
         if error_type:
             attrs["error.type"] = error_type
-            status = Status(StatusCode.ERROR, decision.reason if decision.action == DENY else error_type)
-
-        events: tuple[Event, ...] = ()
         if outcome.first_token_ns:
-            ttft = (outcome.first_token_ns - outcome.started_ns) / 1e9
-            attrs["gen_ai.response.time_to_first_chunk"] = ttft
-            events = (
-                Event("gen_ai.first_token", {"gen_ai.response.time_to_first_chunk": ttft}, outcome.first_token_ns),
-            )
+            attrs["gen_ai.response.time_to_first_chunk"] = (outcome.first_token_ns - outcome.started_ns) / 1e9
+        return attrs
 
-        state = TraceState.from_header([trace.tracestate]) if trace.tracestate else None
-        context = SpanContext(trace.trace_id, trace.span_id, False, _SAMPLED, state)
-        parent = (
-            SpanContext(trace.trace_id, trace.parent_span_id, True, _SAMPLED, state)
-            if trace.parent_span_id is not None
-            else None
-        )
-        return ReadableSpan(
-            name=f"{call.operation} {call.model}" if call.model else call.operation,
-            context=context,
-            parent=parent,
-            resource=self._resource,
+    def encode(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> bytes:
+        attrs = self.attributes(call, decision, outcome, output_labels)
+        trace = call.trace
+        name = f"{call.operation} {call.model}" if call.model else call.operation
+        status, message = STATUS_UNSET, ""
+        if "error.type" in attrs:
+            status = STATUS_ERROR
+            message = decision.reason or "" if decision.action == DENY else str(attrs["error.type"])
+        events: tuple[tuple[str, int, dict[str, Any]], ...] = ()
+        if outcome.first_token_ns:
+            ttft = attrs["gen_ai.response.time_to_first_chunk"]
+            events = (("gen_ai.first_token", outcome.first_token_ns, {"gen_ai.response.time_to_first_chunk": ttft}),)
+        end = outcome.ended_ns or outcome.started_ns
+        if self.console:
+            return orjson.dumps({
+                "name": name, "trace_id": trace.trace_id_hex, "span_id": f"{trace.span_id:016x}",
+                "parent_span_id": f"{trace.parent_span_id:016x}" if trace.parent_span_id else None,
+                "kind": "SERVER", "start_ns": outcome.started_ns, "end_ns": end, "status": status,
+                "status_message": message, "attributes": attrs, "events": events, "resource": self.resource,
+            })  # fmt: skip
+        return encode_span(
+            trace_id=trace.trace_id,
+            span_id=trace.span_id,
+            parent_span_id=trace.parent_span_id,
+            trace_state=trace.tracestate,
+            name=name,
+            kind=SPAN_KIND_SERVER,
+            start_ns=outcome.started_ns,
+            end_ns=end,
             attributes=attrs,
             events=events,
-            kind=SpanKind.SERVER,
-            status=status,
-            start_time=outcome.started_ns,
-            end_time=outcome.ended_ns or outcome.started_ns,
-            instrumentation_scope=_SCOPE,
+            status_code=status,
+            status_message=message,
         )
 
     def shutdown(self) -> None:
         self.queue.shutdown()
+
+
+_SORTED: dict[frozenset[str], tuple[str, ...]] = {}
+
+
+def _sorted(labels: frozenset[str]) -> tuple[str, ...]:
+    """Sorted label tuples, memoised: the same few label sets recur on every call."""
+    found = _SORTED.get(labels)
+    if found is None:
+        found = tuple(sorted(labels))
+        if len(_SORTED) < 4096:
+            _SORTED[labels] = found
+    return found
 
 
 @functools.lru_cache(maxsize=256)

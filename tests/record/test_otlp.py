@@ -1,0 +1,81 @@
+"""The hand-written OTLP encoder, decoded by opentelemetry-proto itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from proxy.record.otlp import encode_request, encode_resource, encode_scope, encode_span
+
+
+def decode(*spans: bytes) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(encode_request(encode_resource({"service.name": "svc"}), encode_scope("lp", "9"), spans))
+    return request
+
+
+def values(span: Span) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for kv in span.attributes:
+        kind = kv.value.WhichOneof("value")
+        out[kv.key] = (
+            [v.string_value for v in kv.value.array_value.values] if kind == "array_value" else getattr(kv.value, kind)
+        )
+    return out
+
+
+def test_every_field_round_trips() -> None:
+    raw = encode_span(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C, span_id=0xB7AD6B7169203331, parent_span_id=0x00F067AA0BA902B7,
+        trace_state="vendor=x", name="chat m", kind=2, start_ns=1_700_000_000_000_000_001, end_ns=1_700_000_000_500_000_000,
+        attributes={"s": "é", "i": -3, "big": 2**40, "f": 0.25, "b": True, "labels": ("a", "b"), "empty": ()},
+        events=[("gen_ai.first_token", 1_700_000_000_100_000_000, {"t": 0.1})], status_code=2, status_message="denied",
+    )  # fmt: skip
+    request = decode(raw)
+    assert request.resource_spans[0].resource.attributes[0].value.string_value == "svc"
+    assert request.resource_spans[0].scope_spans[0].scope.name == "lp"
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id.hex() == "0af7651916cd43dd8448eb211c80319c"
+    assert (span.span_id.hex(), span.parent_span_id.hex()) == ("b7ad6b7169203331", "00f067aa0ba902b7")
+    assert (span.trace_state, span.name, span.kind) == ("vendor=x", "chat m", Span.SPAN_KIND_SERVER)
+    assert (span.start_time_unix_nano, span.end_time_unix_nano) == (
+        1_700_000_000_000_000_001,
+        1_700_000_000_500_000_000,
+    )
+    assert values(span) == {"s": "é", "i": -3, "big": 2**40, "f": 0.25, "b": True, "labels": ["a", "b"], "empty": []}
+    assert span.events[0].name == "gen_ai.first_token" and span.events[0].attributes[0].value.double_value == 0.1
+    assert (span.status.code, span.status.message) == (Status.STATUS_CODE_ERROR, "denied")
+    assert span.flags == 0x301  # sampled, parent known to be remote
+
+
+def test_cached_values_never_confuse_types() -> None:
+    first = decode(encode_span(trace_id=1, span_id=1, parent_span_id=None, trace_state=None, name="a", kind=2,
+                               start_ns=1, end_ns=2, attributes={"x": 1, "y": "1"}))  # fmt: skip
+    second = decode(encode_span(trace_id=1, span_id=2, parent_span_id=None, trace_state=None, name="a", kind=2,
+                                start_ns=1, end_ns=2, attributes={"x": True, "y": "1"}))  # fmt: skip
+    assert values(first.resource_spans[0].scope_spans[0].spans[0]) == {"x": 1, "y": "1"}
+    assert values(second.resource_spans[0].scope_spans[0].spans[0]) == {"x": True, "y": "1"}
+    root = second.resource_spans[0].scope_spans[0].spans[0]
+    assert root.parent_span_id == b"" and root.flags == 0x101
+
+
+def test_console_exporter_prints_json_spans(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = """
+import asyncio, time
+from proxy.config import parse
+from proxy.flow import Call, Decision, Outcome, TraceContext
+from proxy.record.spans import SpanRecorder
+config = parse('listen: {http: "127.0.0.1:0"}\\nupstreams: [{name: u, url: "http://h:1"}]\\nroutes: [{model: "*", upstream: u}]\\ntelemetry: {exporter: console}', env={})
+recorder = SpanRecorder(config.telemetry)
+call = Call("openai", "chat", "m", TraceContext(5, 6))
+recorder.record(call, Decision("allow", config.upstreams[0], "app", "assistant", frozenset({"l"})), Outcome(started_ns=1, ended_ns=2), frozenset({"l"}))
+recorder.shutdown()
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    span = orjson.loads(out.strip().splitlines()[-1])
+    assert span["name"] == "chat m" and span["trace_id"] == f"{5:032x}"
+    assert span["attributes"]["lineage.output.labels"] == ["l"] and span["attributes"]["server.port"] == 1
