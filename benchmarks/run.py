@@ -2,7 +2,7 @@
 
     python -m benchmarks.run [--rounds 3] [--duration 4] [--quick]
 
-Needs Debian's nginx and wrk (`apt-get install nginx-light wrk`) and the test extra (OTLP receiver).
+Needs Debian's nginx and wrk (`apt-get install nginx-light wrk`).
 Pinning (2 cores): the upstream nginx, wrk and this script on CPU 0; each hop under test (nginx,
 aiohttp passthrough, lineage-proxy) on CPU 1; `--workers 2` on both. Writes results/latest.{md,json}.
 """
@@ -135,21 +135,42 @@ class Bench:
         import hashlib
 
         lines = [
-            "listen:", f"  http: 127.0.0.1:{port}",
-            *( [f"  grpc: 127.0.0.1:{grpc_port}"] if grpc_port else []),
-            "upstreams:", "  - name: vllm", f"    url: {upstream}", "    region: eu",
-            *( ["  - name: triton", f"    grpc: {grpc_upstream}", "    protocol: oip", "    region: eu"] if grpc_upstream else []),
-            "routes:", "  - model: simple", "    upstream: " + ("triton" if grpc_upstream else "vllm"),
-            "  - model: '*'", "    upstream: vllm",
-            "callers:", "  - name: app", f"    api_key_sha256: {hashlib.sha256(KEY.encode()).hexdigest()}",
-            "    labels: [user-interaction]", "    default_purpose: assistant",
-            "zones:", "  - name: interaction-data", "    labels: [user-interaction]",
-            "    allow_purposes: [assistant]", "    regions: [eu]",
+            "listen:",
+            f"  http: 127.0.0.1:{port}",
+            *([f"  grpc: 127.0.0.1:{grpc_port}"] if grpc_port else []),
+            "upstreams:",
+            "  - name: vllm",
+            f"    url: {upstream}",
+            "    region: eu",
+            *(
+                ["  - name: triton", f"    grpc: {grpc_upstream}", "    protocol: oip", "    region: eu"]
+                if grpc_upstream
+                else []
+            ),
+            "routes:",
+            "  - model: simple",
+            "    upstream: " + ("triton" if grpc_upstream else "vllm"),
+            "  - model: '*'",
+            "    upstream: vllm",
+            "callers:",
+            "  - name: app",
+            f"    api_key_sha256: {hashlib.sha256(KEY.encode()).hexdigest()}",
+            "    labels: [user-interaction]",
+            "    default_purpose: assistant",
+            "zones:",
+            "  - name: interaction-data",
+            "    labels: [user-interaction]",
+            "    allow_purposes: [assistant]",
+            "    regions: [eu]",
             "policy: {anonymous: deny}",
             "detectors: " + ("[email, phone, credit_card, ip_address, iban]" if detectors else "[]"),
-            "telemetry:", f"  exporter: {exporter}", f"  endpoint: {endpoint}", "  export_timeout_s: 2",
-            "lineage:", f"  store: {self.tmp / f'lineage-{port}.db'}",
-        ]  # fmt: skip
+            "telemetry:",
+            f"  exporter: {exporter}",
+            f"  endpoint: {endpoint}",
+            "  export_timeout_s: 2",
+            "lineage:",
+            f"  store: {self.tmp / f'lineage-{port}.db'}",
+        ]
         path = self.tmp / f"proxy-{port}.yaml"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -201,7 +222,7 @@ class Bench:
                 "-s",
                 str(self.lua),
                 hop.base + path,
-            ],  # fmt: skip
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -287,18 +308,15 @@ def main() -> int:
 
 
 def run(bench: Bench, args: argparse.Namespace) -> int:
-    from benchmarks import upstreams
-    from tests.servers.otlp_receiver import OtlpReceiver
-
     tmp = bench.tmp
     stream_port, grpc_port, up_port, hop_port, pt_port = (free_port() for _ in range(5))
     bench.start([sys.executable, "-m", "benchmarks.upstreams", "stream", str(stream_port)], "0", ready="ready")
     grpc_up = bench.start([sys.executable, "-m", "benchmarks.upstreams", "grpc", str(grpc_port)], "0", ready="ready")
     conf = nginx_upstream_conf(up_port, str(tmp)).replace(
         "location = /v1/chat/completions { client_body_buffer_size 64k; return 200",
-        "location @stream { proxy_pass http://127.0.0.1:%d; proxy_buffering off; proxy_http_version 1.1; }\n"
+        f"location @stream {{ proxy_pass http://127.0.0.1:{stream_port}; proxy_buffering off; proxy_http_version 1.1; }}\n"
         "        location = /v1/chat/completions { client_body_buffer_size 64k; error_page 418 = @stream; "
-        "if ($arg_s) { return 418; } return 200" % stream_port,
+        "if ($arg_s) { return 418; } return 200",
     )
     (tmp / "upstream.conf").write_text(conf)
     up = bench.start(["nginx", "-p", str(tmp), "-c", str(tmp / "upstream.conf")], "0")
@@ -309,8 +327,8 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
     bench.wait_port(hop_port)
     pt = bench.start([sys.executable, "-m", "benchmarks.passthrough", str(pt_port), upstream], "1", ready="ready")
 
-    receiver = OtlpReceiver()
-    otlp_port = receiver.start()
+    otlp_port = free_port()
+    bench.start([sys.executable, "-m", "benchmarks.upstreams", "otlp", str(otlp_port)], "0", ready="ready")
     dead = free_port()
     direct = Hop("direct", upstream, up.pid)
     hops = [
@@ -323,7 +341,7 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
             exporter="otlp",
             endpoint=f"http://127.0.0.1:{otlp_port}",
             grpc_upstream=f"127.0.0.1:{grpc_port}",
-        ),  # fmt: skip
+        ),
         bench.start_proxy("lineage-proxy, exporter off", upstream, exporter="none", endpoint="http://127.0.0.1:1"),
         bench.start_proxy(
             "lineage-proxy, exporter dead", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{dead}"
@@ -334,7 +352,7 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
             exporter="otlp",
             endpoint=f"http://127.0.0.1:{otlp_port}",
             detectors=False,
-        ),  # fmt: skip
+        ),
     ]
     two = bench.start_proxy(
         "lineage-proxy, 2 workers", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{otlp_port}"
@@ -372,7 +390,6 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
         if done >= args.rss_calls // 2 and rss_mid == rss_start:
             rss_mid = rss_mib(full.pid)
     rss_end = rss_mib(full.pid)
-    receiver.stop()
     del grpc_up
 
     report = build_report(hops, two, direct, full, rss=(rss_start, rss_mid, rss_end, done), args=args)
@@ -397,12 +414,14 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, full: Hop, rss: tuple[f
         entry = {
             "added_p50_us": None if p50 is None or hop is direct else p50 - d50,
             "added_p99_us": None if p99 is None or hop is direct else p99 - d99,
-            "p50_us": p50, "p99_us": p99, "rps_64": hop.median("rps64"),
+            "p50_us": p50,
+            "p99_us": p99,
+            "rps_64": hop.median("rps64"),
             "cpu_us_per_call": hop.median("cpu_us_per_call"),
             "added_ttfb_us": None if ttfb is None or hop is direct or dttfb is None else ttfb - dttfb,
             "added_ttlb_us": None if ttlb is None or hop is direct or dttlb is None else ttlb - dttlb,
             "errors": sum(hop.results.get("errors", [])),
-        }  # fmt: skip
+        }
         data["hops"][hop.name] = entry
         rows.append((hop.name, entry))
     grpc_direct, grpc_proxy = direct.median("grpc_p50_us"), full.median("grpc_p50_us")

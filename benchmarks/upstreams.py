@@ -49,7 +49,7 @@ CHAT_JSON = orjson.dumps(
             }
         ],
         "usage": {"prompt_tokens": 212, "total_tokens": 330, "completion_tokens": 118},
-    }  # fmt: skip
+    }
 ).decode()
 
 
@@ -169,9 +169,32 @@ async def serve_grpc(port: int) -> None:
     await server.wait_for_termination()
 
 
+async def serve_otlp(port: int) -> None:
+    """A live OTLP/gRPC trace receiver that accepts every export and only counts bytes: the cost of
+    the record is the proxy's, not a Python decoder's on the load generator's core."""
+    import grpc
+    import grpc.aio
+
+    received = [0, 0]
+
+    async def export(request: bytes, context: object) -> bytes:
+        received[0] += 1
+        received[1] += len(request)
+        return b""
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": grpc.unary_unary_rpc_method_handler(export)}),))  # fmt: skip
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print("ready", flush=True)
+    await server.wait_for_termination()
+
+
 if __name__ == "__main__":
     import uvloop
 
     uvloop.install()
     kind, port = sys.argv[1], int(sys.argv[2])
-    asyncio.run(serve_stream(port) if kind == "stream" else serve_grpc(port))
+    serve = {"stream": serve_stream, "grpc": serve_grpc, "otlp": serve_otlp}[kind]
+    asyncio.run(serve(port))
