@@ -213,7 +213,7 @@ def test_otlp_over_http_protobuf(vllm, loop_thread, make_proxy) -> None:  # type
 
 
 @pytest.mark.parametrize("receiver", ["dead", "hanging"])
-def test_a_dead_or_hanging_collector_drops_spans_and_never_fails_calls(vllm, make_proxy, receiver: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_dead_or_hanging_collector_drops_spans_and_never_fails_calls(vllm, make_proxy, receiver: str, caplog) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
     hanging = OtlpReceiver(hang=True)
     port = hanging.start() if receiver == "hanging" else dead_port()
@@ -228,5 +228,8 @@ def test_a_dead_or_hanging_collector_drops_spans_and_never_fails_calls(vllm, mak
         metrics = httpx.get(f"{proxy.url}/metrics").text
         assert f"lineage_proxy_spans_dropped_total {queue.dropped}" in metrics
         assert 'lineage_proxy_decisions_total{decision="allow"} 40' in metrics
+        proxy.process.runtime.spans.queue.force_flush()  # at least one export attempt has failed now
+        outage_logs = [r for r in caplog.records if "span export failed" in r.getMessage()]
+        assert len(outage_logs) == 1  # once per outage, not per span or per batch
     finally:
         hanging.stop()
