@@ -130,20 +130,22 @@ def decide(call: Call, policy: Policy) -> Decision:
         violated = [z for z in zones if z.regions is not None and upstream.region not in z.regions]
         if not violated:
             return Decision(ALLOW, upstream, caller_name, purpose, labels, zone_names)
-        for zone in violated:  # the first reroute target every zone touched accepts
-            target = policy.upstreams.get(zone.reroute_to) if zone.reroute_to else None
-            if target is not None and all(z.regions is None or target.region in z.regions for z in zones):
-                reason = (
-                    f"rerouted from upstream {upstream.name!r} to {target.name!r} to keep data in its zone's regions"
-                )
-                return Decision(
-                    REROUTE, target, caller_name, purpose, labels, zone_names, None, f"zone:{zone.name}", reason
-                )
-        zone = violated[0]
+        # Reroute only when every violated zone asks for it, all to the same upstream, and that upstream
+        # satisfies every zone touched. A zone that says `block` is never overridden by another zone's
+        # reroute, so adding a label can never turn a refusal into a forwarded call.
+        targets = {zone.reroute_to for zone in violated}
+        target = policy.upstreams.get(targets.pop()) if len(targets) == 1 and None not in targets else None
+        if target is not None and all(z.regions is None or target.region in z.regions for z in zones):
+            reason = f"rerouted from upstream {upstream.name!r} to {target.name!r} to keep data in its zone's regions"
+            return Decision(
+                REROUTE, target, caller_name, purpose, labels, zone_names, None, f"zone:{violated[0].name}", reason
+            )
+        zone = next((z for z in violated if z.reroute_to is None), violated[0])
         denial = ("region_denied", f"zone:{zone.name}",
                   f"data labelled {_names(zone.labels & labels)!r} may only go to regions "
                   f"{_names(zone.regions or ())} (zone {zone.name}); upstream {upstream.name!r} is in region "
-                  f"{upstream.region or 'unset'!r}")  # fmt: skip
+                  f"{upstream.region or 'unset'!r}"
+                  + ("" if zone.reroute_to is None else "; no single reroute target satisfies every zone touched"))  # fmt: skip
 
     code, rule, reason = denial
     if policy.audit:

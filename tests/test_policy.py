@@ -126,11 +126,33 @@ def test_region_reroute_and_region_denial() -> None:
     assert "upstream 'us-llama' is in region 'us'" in (denied.reason or "")
 
 
-def test_reroute_must_satisfy_every_zone_touched() -> None:
-    # interaction-data would reroute to eu (fine for health too): allowed via reroute
-    both = frozenset({"health"})
-    d = decide(call(model="llama-ap", purpose="assistant", labels=both), POLICY)
-    assert (d.action, d.upstream.name) == ("reroute", "eu-llama")  # type: ignore[union-attr]
+def test_a_blocking_zone_is_never_overridden_by_another_zones_reroute() -> None:
+    # glasses-app carries user-interaction (reroute to eu); health says block: the stricter zone wins
+    d = decide(call(model="llama-ap", purpose="assistant", labels=frozenset({"health"})), POLICY)
+    assert (d.action, d.code, d.rule) == ("deny", "region_denied", "zone:health")
+    assert d.upstream is None
+
+
+def test_reroute_needs_every_violated_zone_to_agree_on_a_target_that_fits_all_zones() -> None:
+    two_targets = Policy.compile(
+        parse(
+            POLICY_YAML.replace(
+                "    regions: [eu]\npolicy:", "    regions: [eu]\n    on_deny: reroute:eu-llama\npolicy:"
+            )
+        )
+    )
+    d = decide(call(model="llama-ap", purpose="assistant", labels=frozenset({"health"})), two_targets)
+    assert (d.action, d.upstream.name, d.zones) == ("reroute", "eu-llama", ("health", "interaction-data"))  # type: ignore[union-attr]
+    to_us = Policy.compile(
+        parse(
+            POLICY_YAML.replace(
+                "    regions: [eu]\npolicy:", "    regions: [eu, us]\n    on_deny: reroute:us-llama\npolicy:"
+            )
+        )
+    )
+    d = decide(call(model="llama-ap", purpose="assistant", labels=frozenset({"health"})), to_us)
+    assert (d.action, d.code) == ("deny", "region_denied")
+    assert "no single reroute target satisfies every zone touched" in (d.reason or "")
 
 
 def test_no_route() -> None:
