@@ -134,7 +134,8 @@ def decide(call: Call, policy: Policy) -> Decision:
         # satisfies every zone touched. A zone that says `block` is never overridden by another zone's
         # reroute, so adding a label can never turn a refusal into a forwarded call.
         targets = {zone.reroute_to for zone in violated}
-        target = policy.upstreams.get(targets.pop()) if len(targets) == 1 and None not in targets else None
+        agreed = targets.pop() if len(targets) == 1 else None
+        target = policy.upstreams.get(agreed) if agreed is not None else None
         if target is not None and all(z.regions is None or target.region in z.regions for z in zones):
             reason = f"rerouted from upstream {upstream.name!r} to {target.name!r} to keep data in its zone's regions"
             return Decision(

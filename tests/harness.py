@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import uvloop
 from aiohttp import web
 
 from proxy.config import Config, parse
@@ -23,8 +24,10 @@ T = TypeVar("T")
 
 
 class LoopThread:
+    """The in-process proxy's loop: uvloop, as `lineage-proxy serve` runs it."""
+
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
         self._thread.start()
 

@@ -30,6 +30,7 @@ from proxy.flow import Call, Decision, Outcome, TraceContext
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
 from proxy.protocols import Observer, Request, bytes_digest, oip, openai
+from proxy.transport.upstreams import Response as UpstreamResponse
 from proxy.transport.upstreams import UpstreamPool
 
 log = logging.getLogger("lineage_proxy.http")
@@ -38,7 +39,7 @@ log = logging.getLogger("lineage_proxy.http")
 HOP_BY_HOP = frozenset(
     {
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-        "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+        "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
     }
 )  # fmt: skip
 _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -53,16 +54,16 @@ class PipelineRef:
         self.current = pipeline
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
     value = headers.get("connection")
     return frozenset(t.strip().lower() for t in value.split(",")) if value else frozenset()
 
 
 def _forward_headers(
     headers: CIMultiDictProxy[str], trace: TraceContext, pipeline: Pipeline, api_key: str | None, observe: bool
-) -> CIMultiDict[str]:
+) -> list[tuple[str, str]]:
     drop = _connection_tokens(headers)
-    out: CIMultiDict[str] = CIMultiDict()
+    out: list[tuple[str, str]] = []
     for name, value in headers.items():
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in drop or lower == "traceparent":
@@ -71,16 +72,16 @@ def _forward_headers(
             continue
         if lower == "accept-encoding" and observe:
             continue
-        out.add(name, value)
-    out["traceparent"] = trace.traceparent()
+        out.append((name, value))
+    out.append(("traceparent", trace.traceparent()))
     if api_key:
-        out["Authorization"] = f"Bearer {api_key}"
+        out.append(("Authorization", f"Bearer {api_key}"))
     if observe:
-        out["Accept-Encoding"] = "identity"  # the proxy reads replies to record them
+        out.append(("Accept-Encoding", "identity"))  # the proxy reads replies to record them
     return out
 
 
-def _reply_headers(upstream_headers: CIMultiDictProxy[str], lineage: dict[str, str]) -> CIMultiDict[str]:
+def _reply_headers(upstream_headers: CIMultiDict[str], lineage: dict[str, str]) -> CIMultiDict[str]:
     drop = _connection_tokens(upstream_headers)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream_headers.items():
@@ -229,15 +230,8 @@ class HttpIngress:
                 f"upstream {upstream.name!r} speaks gRPC only; send this call to the gRPC listener"
             )
         headers = _forward_headers(request.headers, trace, pipeline, upstream.api_key, observer is not None)
-        session = self.pool.session(upstream)
         try:
-            resp = await session.request(
-                request.method,
-                upstream.url + request.raw_path,
-                data=body or None,
-                headers=headers,
-                allow_redirects=False,
-            )
+            resp = await self.pool.request(upstream, request.method, request.raw_path, headers, body)
         except asyncio.CancelledError:
             outcome.error_type = "client_disconnected"
             pipeline.finish(call, decision, outcome)
@@ -262,7 +256,7 @@ class HttpIngress:
 
     async def _whole_reply(
         self,
-        resp: aiohttp.ClientResponse,
+        resp: UpstreamResponse,
         pipeline: Pipeline,
         call: Call,
         decision: Decision,
@@ -293,19 +287,18 @@ class HttpIngress:
     async def _streamed_reply(
         self,
         request: web.BaseRequest,
-        resp: aiohttp.ClientResponse,
+        resp: UpstreamResponse,
         pipeline: Pipeline,
         call: Call,
         decision: Decision,
         outcome: Outcome,
         observer: Observer | None,
     ) -> web.StreamResponse:
-        content = resp.content
         first = b""
         try:
             if outcome.checkpoint is None and observer is not None:
                 # the reply names the model in its first event: wait for it so the header can say
-                first = await content.readany()
+                first = await resp.readany()
                 if first:
                     observer.chunk(first)
                     pipeline.checkpoint_from_response(outcome)
@@ -324,7 +317,7 @@ class HttpIngress:
             if first:
                 await reply.write(first)
             while True:
-                chunk = await content.readany()
+                chunk = await resp.readany()
                 if not chunk:
                     break
                 if observer is not None:
@@ -370,7 +363,7 @@ class HttpIngress:
         upstream = decision.upstream
         assert upstream is not None
         error: ProxyError
-        if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        if isinstance(exc, TimeoutError):
             error = UpstreamTimeout(f"upstream {upstream.name!r} did not answer within {upstream.timeout_s:g}s")
         else:
             error = UpstreamUnavailable(f"upstream {upstream.name!r} is unavailable: {type(exc).__name__}: {exc}")
@@ -437,25 +430,21 @@ class HttpIngress:
         body = await self._body(request, pipeline)
         headers = _forward_headers(request.headers, trace, pipeline, upstream.api_key, False)
         try:
-            resp = await self.pool.session(upstream).request(
-                request.method,
-                upstream.url + request.raw_path,
-                data=body or None,
-                headers=headers,
-                allow_redirects=False,
-            )
-            async with resp:
+            resp = await self.pool.request(upstream, request.method, request.raw_path, headers, body)
+            try:
                 data = await resp.read()
+            finally:
+                resp.release()
         except Exception as exc:
-            if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+            if isinstance(exc, TimeoutError):
                 raise UpstreamTimeout(
                     f"upstream {upstream.name!r} did not answer within {upstream.timeout_s:g}s"
                 ) from None
             raise UpstreamUnavailable(
                 f"upstream {upstream.name!r} is unavailable: {type(exc).__name__}: {exc}"
             ) from None
-        headers = _reply_headers(resp.headers, {"x-trace-id": trace.trace_id_hex})
-        return web.Response(status=resp.status, headers=headers, body=data)
+        reply_headers = _reply_headers(resp.headers, {"x-trace-id": trace.trace_id_hex})
+        return web.Response(status=resp.status, headers=reply_headers, body=data)
 
 
 async def _await_edge(future: concurrent.futures.Future[None] | None) -> None:

@@ -131,6 +131,29 @@ def test_dead_upstream_is_502_and_the_proxy_keeps_serving(vllm, make_proxy) -> N
     assert httpx.get(f"{proxy.url}/healthz").status_code == 200
 
 
+def test_an_upstream_that_is_not_http_is_a_clear_502(vllm, make_proxy, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")  # a port mix-up: something else listens there
+        await writer.drain()
+        writer.close()
+
+    async def start() -> asyncio.Server:
+        return await asyncio.start_server(not_http, "127.0.0.1", 0)
+
+    server = loop_thread.run(start())
+    try:
+        port = server.sockets[0].getsockname()[1]
+        proxy = make_proxy(CONFIG, wait="probed", UPSTREAM=f"http://127.0.0.1:{port}")
+        with pytest.raises(openai.APIStatusError) as caught:
+            client(proxy.url).chat.completions.create(model=SERVED, messages=MESSAGES)
+        assert (caught.value.status_code, caught.value.code) == (502, "upstream_unavailable")
+        assert "not an HTTP/1.x status line: b'SSH-2.0-OpenSSH_9.2'" in caught.value.message
+        assert httpx.get(f"{proxy.url}/healthz").status_code == 200
+    finally:
+        server.close()
+
+
 def test_slow_upstream_is_504_then_the_next_call_works(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=upstream, TIMEOUT="0.3")

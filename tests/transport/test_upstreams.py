@@ -1,0 +1,438 @@
+"""The upstream HTTP/1.1 client against scripted servers that write exact bytes on the wire.
+
+Each test's server is a real TCP listener on 127.0.0.1; it records every request it reads and answers
+with the bytes the test gives it, so framing, keep-alive and failure handling are checked exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.config import Upstream
+from proxy.transport import upstreams
+from proxy.transport.upstreams import UpstreamClosed, UpstreamPool, UpstreamProtocolError
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+class Scripted:
+    """A listener running `script(reader, writer, connection_number)` for each connection."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.closed = asyncio.Event()  # a connection saw EOF from the client
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Scripted:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await self.script(reader, writer, self.connections)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def read_request(self, reader: asyncio.StreamReader) -> bytes:
+        """One request head and its Content-Length body; b"" when the client closed."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            self.closed.set()
+            return b""
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        request = head + await reader.readexactly(length)
+        self.requests.append(request)
+        return request
+
+
+def upstream(url: str, **kw: object) -> Upstream:
+    return Upstream(name="up", protocol="openai", url=url, **kw)  # type: ignore[arg-type]
+
+
+def keep_answering(reply: bytes) -> Callable[[Scripted], Script]:
+    def script(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            while await server.read_request(reader):
+                writer.write(reply)
+                await writer.drain()
+
+        return run
+
+    return script
+
+
+def serve(make: Callable[[Scripted], Script]) -> Scripted:
+    holder: list[Scripted] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await make(holder[0])(reader, writer, n)
+
+    server = Scripted(script)
+    holder.append(server)
+    return server
+
+
+async def fetch(pool: UpstreamPool, up: Upstream, method: str = "POST", body: bytes = b"{}") -> tuple[int, bytes]:
+    resp = await pool.request(up, method, "/v1/x", [("Content-Type", "application/json")], body)
+    try:
+        return resp.status, await resp.read()
+    finally:
+        resp.release()
+
+
+def test_the_request_on_the_wire_and_keep_alive_reuse() -> None:
+    async def main() -> None:
+        async with serve(keep_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url + "/prefix")
+            assert await fetch(pool, up, body=b'{"a":1}') == (200, b"hello")
+            assert await fetch(pool, up, "GET", b"") == (200, b"hello")
+            await pool.close()
+        port = server.url.rsplit(":", 1)[1]
+        assert server.requests[0] == (
+            b"POST /prefix/v1/x HTTP/1.1\r\nHost: 127.0.0.1:" + port.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 7\r\n\r\n" + b'{"a":1}'
+        )
+        assert server.requests[1].startswith(b"GET /prefix/v1/x HTTP/1.1\r\n")
+        assert b"Content-Length" not in server.requests[1]  # a GET without a body says nothing of one
+        assert server.connections == 1
+
+    asyncio.run(main())
+
+
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n"
+    b"6;ext=1\r\ndata: \r\n"
+    b'1a\r\n{"choices":[{"text":"x"}]}\r\n'
+    b"0\r\nX-Trailer: dropped\r\n\r\n"
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(CHUNKED) - 1), max_size=8, unique=True))
+def test_chunked_replies_are_dechunked_however_the_bytes_are_split(cuts: list[int]) -> None:
+    cuts = sorted(cuts)
+    pieces = [CHUNKED[a:b] for a, b in zip([0, *cuts], [*cuts, len(CHUNKED)], strict=True)]
+
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            while await server.read_request(reader):
+                for piece in pieces:
+                    writer.write(piece)
+                    await writer.drain()
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url)
+            for _ in range(2):
+                resp = await pool.request(up, "POST", "/", [], b"{}")
+                assert resp.content_length is None and resp.headers["Content-Type"] == "text/event-stream"
+                assert await resp.read() == b'data: {"choices":[{"text":"x"}]}'
+            await pool.close()
+        assert server.connections == 1  # the chunked reply ended cleanly, so the connection was kept
+
+    asyncio.run(main())
+
+
+def test_a_reply_framed_by_closing_the_connection() -> None:
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\npart one, ")
+            await writer.drain()
+            writer.write(b"part two")
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url)
+            assert await fetch(pool, up) == (200, b"part one, part two")
+            assert await fetch(pool, up) == (200, b"part one, part two")
+            await pool.close()
+        assert server.connections == 2
+
+    asyncio.run(main())
+
+
+def test_interim_replies_head_and_no_content_have_no_body() -> None:
+    replies = [
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",  # to a HEAD: the length of what a GET would get
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nend",
+    ]
+
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            for reply in replies:
+                await server.read_request(reader)
+                writer.write(reply)
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url)
+            assert await fetch(pool, up) == (201, b"ok")
+            assert await fetch(pool, up, "HEAD", b"") == (200, b"")
+            assert await fetch(pool, up, "DELETE", b"") == (204, b"")
+            assert await fetch(pool, up) == (200, b"end")
+            await pool.close()
+        assert server.connections == 1
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP/1.x status line"),
+        (b"HTTP/1.1 abc OK\r\n\r\n", "bad status code"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nBad header\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY", "not followed by CRLF"),
+    ],
+)
+def test_malformed_replies_are_clear_errors(reply: bytes, message: str) -> None:
+    async def main() -> None:
+        async with serve(keep_answering(reply)) as server:
+            pool = UpstreamPool()
+            with pytest.raises(UpstreamProtocolError, match=message):
+                await fetch(pool, upstream(server.url, timeout_s=5.0))
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_reply_cut_short_is_an_error_not_a_short_body() -> None:
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            with pytest.raises(UpstreamClosed):
+                await fetch(pool, upstream(server.url))
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_server_closing_an_idle_connection_is_not_a_failed_request() -> None:
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            # then the server's keep-alive timer fires: it closes without a word
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url)
+            for _ in range(3):
+                assert await fetch(pool, up) == (200, b"ok")
+                idle = pool.pool(up).idle[0]
+                while idle.lost is None:  # until the client has seen the close (no timing assumed)
+                    await asyncio.sleep(0)
+            assert await fetch(pool, up) == (200, b"ok")
+            await pool.close()
+        assert server.connections == 4
+
+    asyncio.run(main())
+
+
+def test_a_stale_connection_is_retried_for_a_get_but_never_for_a_post(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race a keep-alive pool cannot avoid: the server closes as the request is sent."""
+
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await server.read_request(reader)  # the second request on this connection: dropped unanswered
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url)
+            assert await fetch(pool, up, "GET", b"") == (200, b"ok")
+            assert await fetch(pool, up, "GET", b"") == (200, b"ok")  # retried once on a new connection
+            assert server.connections == 2
+            with pytest.raises(UpstreamClosed):
+                await fetch(pool, up, "POST")  # may have been acted on: not sent twice
+            assert server.connections == 2
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def test_idle_connections_expire_before_a_typical_server_keep_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        async with serve(keep_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url)
+            await fetch(pool, up)
+            monkeypatch.setattr(upstreams, "IDLE_S", 0.0)
+            await fetch(pool, up)
+            await pool.close()
+        assert server.connections == 2
+
+    asyncio.run(main())
+
+
+def test_max_connections_queues_requests() -> None:
+    release = asyncio.Event()
+
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            while await server.read_request(reader):
+                if len(server.requests) == 1:
+                    await release.wait()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url, max_connections=1)
+            calls = [asyncio.ensure_future(fetch(pool, up)) for _ in range(3)]
+            while not server.requests:
+                await asyncio.sleep(0)
+            assert len(server.requests) == 1 and pool.pool(up).waiters  # the others wait for the connection
+            release.set()
+            assert await asyncio.gather(*calls) == [(200, b"ok")] * 3
+            await pool.close()
+        assert server.connections == 1
+
+    asyncio.run(main())
+
+
+def test_timeouts_for_the_head_and_between_chunks() -> None:
+    gone: list[int] = []
+
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+            await server.read_request(reader)
+            if n == 2:
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+            await reader.read()  # then silence until the client gives up and closes
+            gone.append(n)
+            if len(gone) == 2:
+                server.closed.set()
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url, timeout_s=0.2)
+            with pytest.raises(TimeoutError):
+                await pool.request(up, "POST", "/", [], b"{}")
+            resp = await pool.request(up, "POST", "/", [], b"{}")
+            assert await resp.readany() == b"a"
+            with pytest.raises(TimeoutError):
+                await resp.readany()
+            resp.release()
+            await server.closed.wait()  # both abandoned connections were closed, so the server knows
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_slow_reader_pauses_the_upstream_instead_of_buffering_everything() -> None:
+    total = 16 * upstreams.HIGH_WATER
+
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total)
+            block = b"x" * 65536
+            for _ in range(total // len(block)):
+                writer.write(block)
+                await writer.drain()
+
+        return run
+
+    async def main() -> None:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            up = upstream(server.url)
+            resp = await pool.request(up, "POST", "/", [], b"{}")
+            conn = resp._conn
+            assert conn is not None
+            while not conn._paused:
+                await conn.wait(5.0)
+            peak = conn.buffered
+            assert upstreams.HIGH_WATER < peak < upstreams.HIGH_WATER + 1024 * 1024
+            received = 0
+            while chunk := await resp.readany():
+                received += len(chunk)
+            assert received == total
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_dead_upstream_frees_its_connection_slot() -> None:
+    async def main() -> None:
+        pool = UpstreamPool()
+        with socket_bound_not_listening() as port:
+            up = upstream(f"http://127.0.0.1:{port}", max_connections=1)
+            for _ in range(3):  # a leaked slot would make the second call wait forever
+                with pytest.raises(ConnectionRefusedError):
+                    await fetch(pool, up)
+            assert pool.pool(up).open == 0
+        await pool.close()
+
+    asyncio.run(main())
+
+
+class socket_bound_not_listening:
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
