@@ -21,9 +21,12 @@ SPAN_KIND_SERVER = 2
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 
 
+_SMALL = tuple(bytes((i,)) for i in range(0x80))
+
+
 def varint(value: int) -> bytes:
     if value < 0x80:
-        return bytes((value,))
+        return _SMALL[value]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -34,17 +37,19 @@ def varint(value: int) -> bytes:
 
 def _ld(field: int, payload: bytes) -> bytes:
     """A length-delimited field."""
-    return varint(field << 3 | 2) + varint(len(payload)) + payload
+    size = len(payload)
+    return _TAG_LD[field] + (_SMALL[size] if size < 0x80 else varint(size)) + payload
 
 
 def _str(field: int, text: str) -> bytes:
     return _ld(field, text.encode("utf-8", "surrogatepass"))
 
 
-# Encoded KeyValues by (key, value). Most span attributes repeat from call to call (operation, model,
-# caller, purpose, labels, checkpoint, decision, upstream), so encoding them once pays; values that are
-# unique per call are never cached, and the cache stops growing at a fixed size.
-_KV_CACHE: dict[tuple[str, Any], bytes] = {}
+# Encoded KeyValues by (key, value), one table per value type (True == 1 == 1.0 must not share an
+# entry). Most span attributes repeat from call to call (operation, model, caller, purpose, labels,
+# checkpoint, decision, upstream, status, request parameters), so encoding them once pays; values that
+# are unique per call are never cached, and each table stops growing at a fixed size.
+_KV_CACHE: dict[type, dict[tuple[str, Any], bytes]] = {str: {}, tuple: {}, int: {}, float: {}}
 _KV_CACHE_MAX = 16384
 UNIQUE = frozenset(
     {
@@ -72,23 +77,21 @@ def _any_value(value: Any) -> bytes:
 def key_values(field: int, attributes: Mapping[str, Any]) -> bytes:
     """Repeated common.v1.KeyValue (key 1, value 2) as field `field` of the enclosing message."""
     out = []
-    cache = _KV_CACHE
+    caches = _KV_CACHE
     for item in attributes.items():
-        # only str and tuple values are cached: True == 1 == 1.0 would share a key
-        cacheable = type(item[1]) in _CACHEABLE and item[0] not in UNIQUE
-        encoded = cache.get(item) if cacheable else None
+        cache = caches.get(type(item[1])) if item[0] not in UNIQUE else None
+        encoded = cache.get(item) if cache is not None else None
         if encoded is None:
             body = _str(1, item[0]) + _ld(2, _any_value(item[1]))
             encoded = varint(len(body)) + body
-            if cacheable and len(cache) < _KV_CACHE_MAX:
+            if cache is not None and len(cache) < _KV_CACHE_MAX:
                 cache[item] = encoded
         out.append(encoded)
-    tag = _TAG[field]
+    tag = _TAG_LD[field]
     return tag + tag.join(out) if out else b""
 
 
-_CACHEABLE = (str, tuple)
-_TAG = {field: varint(field << 3 | 2) for field in (1, 3, 9)}
+_TAG_LD = {field: varint(field << 3 | 2) for field in range(1, 16)}
 
 
 def encode_span(

@@ -53,14 +53,29 @@ def test_every_field_round_trips() -> None:
 
 
 def test_cached_values_never_confuse_types() -> None:
-    first = decode(encode_span(trace_id=1, span_id=1, parent_span_id=None, trace_state=None, name="a", kind=2,
-                               start_ns=1, end_ns=2, attributes={"x": 1, "y": "1"}))  # fmt: skip
-    second = decode(encode_span(trace_id=1, span_id=2, parent_span_id=None, trace_state=None, name="a", kind=2,
-                                start_ns=1, end_ns=2, attributes={"x": True, "y": "1"}))  # fmt: skip
-    assert values(first.resource_spans[0].scope_spans[0].spans[0]) == {"x": 1, "y": "1"}
-    assert values(second.resource_spans[0].scope_spans[0].spans[0]) == {"x": True, "y": "1"}
-    root = second.resource_spans[0].scope_spans[0].spans[0]
+    """True == 1 == 1.0 in Python; each must still reach the wire as its own type, cached or not."""
+
+    def one(span_id: int, value: object) -> dict[str, object]:
+        raw = encode_span(trace_id=1, span_id=span_id, parent_span_id=None, trace_state=None, name="a", kind=2,
+                          start_ns=1, end_ns=2, attributes={"x": value, "y": "1"})  # fmt: skip
+        return values(decode(raw).resource_spans[0].scope_spans[0].spans[0])
+
+    for _ in range(2):  # the second pass is served from the cache
+        assert one(1, 1) == {"x": 1, "y": "1"}
+        assert one(2, True) == {"x": True, "y": "1"}
+        assert one(3, 1.0) == {"x": 1.0, "y": "1"} and isinstance(one(3, 1.0)["x"], float)
+        assert one(4, ("1",)) == {"x": ["1"], "y": "1"}
+    root = decode(encode_span(trace_id=1, span_id=2, parent_span_id=None, trace_state=None, name="a", kind=2,
+                              start_ns=1, end_ns=2, attributes={})).resource_spans[0].scope_spans[0].spans[0]  # fmt: skip
     assert root.parent_span_id == b"" and root.flags == 0x101
+
+
+def test_long_values_use_multi_byte_lengths() -> None:
+    text = "é" * 70_000  # 140,000 bytes: a three-byte length varint
+    raw = encode_span(trace_id=1, span_id=1, parent_span_id=None, trace_state=None, name="a" * 200, kind=2,
+                      start_ns=1, end_ns=2, attributes={"gen_ai.input.messages": text})  # fmt: skip
+    span = decode(raw).resource_spans[0].scope_spans[0].spans[0]
+    assert span.name == "a" * 200 and values(span) == {"gen_ai.input.messages": text}
 
 
 def test_console_exporter_prints_json_spans(tmp_path) -> None:  # type: ignore[no-untyped-def]
