@@ -355,7 +355,7 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
         ),
     ]
     two = bench.start_proxy(
-        "lineage-proxy, 2 workers", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{otlp_port}"
+        "lineage-proxy, 2 workers", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{otlp_port}", workers=2
     )
     full = hops[3]
     print(f"warming up; {args.rounds} rounds of {args.duration:g}s runs", file=sys.stderr)
