@@ -81,6 +81,21 @@ def keep_answering(reply: bytes) -> Callable[[Scripted], Script]:
     return script
 
 
+def replies_then_close(*replies: bytes) -> Callable[[Scripted], Script]:
+    """Per connection: read a request and write the next reply, for each reply; then close."""
+
+    def script(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            for reply in replies:
+                await server.read_request(reader)
+                writer.write(reply)
+                await writer.drain()
+
+        return run
+
+    return script
+
+
 def serve(make: Callable[[Scripted], Script]) -> Scripted:
     holder: list[Scripted] = []
 
@@ -158,14 +173,7 @@ def test_chunked_replies_are_dechunked_however_the_bytes_are_split(cuts: list[in
 
 
 def test_a_reply_framed_by_closing_the_connection() -> None:
-    def make(server: Scripted) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-            await server.read_request(reader)
-            writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\npart one, ")
-            await writer.drain()
-            writer.write(b"part two")
-
-        return run
+    make = replies_then_close(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\npart one, part two")
 
     async def main() -> None:
         async with serve(make) as server:
@@ -188,13 +196,7 @@ def test_interim_replies_head_and_no_content_have_no_body() -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nend",
     ]
 
-    def make(server: Scripted) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-            for reply in replies:
-                await server.read_request(reader)
-                writer.write(reply)
-
-        return run
+    make = replies_then_close(*replies)
 
     async def main() -> None:
         async with serve(make) as server:
@@ -234,12 +236,7 @@ def test_malformed_replies_are_clear_errors(reply: bytes, message: str) -> None:
 
 
 def test_a_reply_cut_short_is_an_error_not_a_short_body() -> None:
-    def make(server: Scripted) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-            await server.read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-
-        return run
+    make = replies_then_close(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
 
     async def main() -> None:
         async with serve(make) as server:
@@ -252,14 +249,7 @@ def test_a_reply_cut_short_is_an_error_not_a_short_body() -> None:
 
 
 def test_a_server_closing_an_idle_connection_is_not_a_failed_request() -> None:
-    def make(server: Scripted) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-            await server.read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-            # then the server's keep-alive timer fires: it closes without a word
-
-        return run
+    make = replies_then_close(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # then keep-alive ends it
 
     async def main() -> None:
         async with serve(make) as server:
