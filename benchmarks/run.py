@@ -275,9 +275,9 @@ class Bench:
                 infer(request, metadata=md)
             times = []
             for _ in range(n):
-                t = time.perf_counter()
+                started = time.perf_counter()
                 infer(request, metadata=md)
-                times.append((time.perf_counter() - t) * 1e6)
+                times.append((time.perf_counter() - started) * 1e6)
         return statistics.median(times)
 
 
@@ -456,7 +456,10 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, full: Hop, rss: tuple[f
     lp = data["hops"]["lineage-proxy"]
     off = data["hops"]["lineage-proxy, exporter off"]
     dead = data["hops"]["lineage-proxy, exporter dead"]
-    ratio = lambda a, b: None if not a or not b else a / b  # noqa: E731
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if not a or not b else a / b
+
     lines += [
         "",
         f"gRPC ModelInfer (small tensor), p50: direct {f(grpc_direct)} µs, through the proxy {f(grpc_proxy)} µs "
