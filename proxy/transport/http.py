@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from proxy.config import Upstream
 from proxy.errors import (
     ModelNotFound,
     ProxyError,
@@ -362,11 +363,7 @@ class HttpIngress:
     ) -> ProxyError:
         upstream = decision.upstream
         assert upstream is not None
-        error: ProxyError
-        if isinstance(exc, TimeoutError):
-            error = UpstreamTimeout(f"upstream {upstream.name!r} did not answer within {upstream.timeout_s:g}s")
-        else:
-            error = UpstreamUnavailable(f"upstream {upstream.name!r} is unavailable: {type(exc).__name__}: {exc}")
+        error = _upstream_error(upstream, exc)
         outcome.error_type = error.code
         await _await_edge(pipeline.finish(call, decision, outcome))
         return error
@@ -436,15 +433,15 @@ class HttpIngress:
             finally:
                 resp.release()
         except Exception as exc:
-            if isinstance(exc, TimeoutError):
-                raise UpstreamTimeout(
-                    f"upstream {upstream.name!r} did not answer within {upstream.timeout_s:g}s"
-                ) from None
-            raise UpstreamUnavailable(
-                f"upstream {upstream.name!r} is unavailable: {type(exc).__name__}: {exc}"
-            ) from None
+            raise _upstream_error(upstream, exc) from None
         reply_headers = _reply_headers(resp.headers, {"x-trace-id": trace.trace_id_hex})
         return web.Response(status=resp.status, headers=reply_headers, body=data)
+
+
+def _upstream_error(upstream: Upstream, exc: BaseException) -> ProxyError:
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"upstream {upstream.name!r} did not answer within {upstream.timeout_s:g}s")
+    return UpstreamUnavailable(f"upstream {upstream.name!r} is unavailable: {type(exc).__name__}: {exc}")
 
 
 async def _await_edge(future: concurrent.futures.Future[None] | None) -> None:

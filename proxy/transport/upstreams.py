@@ -2,8 +2,8 @@
 
 The proxy's upstream traffic is narrow — one request at a time per connection, a body already in
 memory, a reply that is either read whole or passed on chunk by chunk — so this client does only that,
-without a general client's per-request machinery (on the benchmark it halved the cost of the upstream
-hop against aiohttp's ClientSession). What it does:
+without a general client's per-request machinery (against aiohttp's ClientSession it cut the proxy's
+CPU per call by about a sixth on the benchmark). What it does:
 
 - replies framed by Content-Length, by chunked transfer coding (handed on de-chunked), or by the end of
   the connection; HEAD, 1xx, 204 and 304 replies carry no body;
