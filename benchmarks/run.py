@@ -109,7 +109,8 @@ class Bench:
     def start(
         self, cmd: list[str], cpus: str, ready: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], stdout=subprocess.PIPE if ready else subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})})  # fmt: skip
         self.procs.append(proc)
         if ready is not None:
@@ -195,6 +196,31 @@ class Bench:
             time.sleep(0.01)
         return hop
 
+    def start_litellm(self, command: str, upstream: str) -> Hop:
+        """LiteLLM's proxy, the Python LLM gateway users would otherwise pick, as one more hop."""
+        port = free_port()
+        config = self.tmp / "litellm.yaml"
+        config.write_text(
+            f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/{MODEL}\n"
+            f"      api_base: {upstream}/v1\n      api_key: unused\nlitellm_settings:\n  telemetry: false\n"
+        )
+        env = {  # loopback only: no master key, no hub downloads, the bundled cost map
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+            "HF_HUB_OFFLINE": "1",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+        }
+        cmd = [command, "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+        proc = self.start(cmd, "1", env=env)
+        for _ in range(1200):  # it takes a few seconds to import
+            if proc.poll() is not None:
+                raise RuntimeError(f"litellm exited with {proc.returncode}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return Hop("LiteLLM proxy (peer)", f"http://127.0.0.1:{port}", proc.pid, proc)
+            time.sleep(0.1)
+        raise RuntimeError("litellm did not listen within 120 s")
+
     def stop(self) -> None:
         for proc in self.procs:
             proc.terminate()
@@ -218,6 +244,8 @@ class Bench:
                 "-t1",
                 f"-c{connections}",
                 f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "30s",  # a slow peer's replies count as late, not as socket errors
                 "--latency",
                 "-s",
                 str(self.lua),
@@ -234,7 +262,9 @@ class Bench:
             errors += int(m.group(1))
         if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
             errors += sum(int(x) for x in m.groups())
-        lat = {p: _us(v, unit) for p, v, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+        lat = {p: _us(v, unit) for p, v, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+        if not lat:
+            raise RuntimeError(f"wrk got no replies from {hop.name}:\n{out}")
         return {"p50_us": lat["50"], "p99_us": lat["99"], "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
                 "errors": errors, "requests": requests, "cpu_us_per_call": cpu / max(requests, 1) * 1e6}  # fmt: skip
 
@@ -292,6 +322,9 @@ def main() -> int:
     parser.add_argument("--rss-calls", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="1 round, 2 s runs, 20k calls for RSS")
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--litellm", default=os.environ.get("LP_LITELLM") or shutil.which("litellm"),
+                        help="the `litellm` command of a venv with requirements-peers.txt (default: on PATH); "
+                        "when given, LiteLLM's proxy runs as one more hop")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.rss_calls = 1, 2.0, 20_000
@@ -354,6 +387,8 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
             detectors=False,
         ),
     ]
+    if args.litellm:
+        hops.append(bench.start_litellm(args.litellm, upstream))
     two = bench.start_proxy(
         "lineage-proxy, 2 workers", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{otlp_port}", workers=2
     )
@@ -474,6 +509,12 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, full: Hop, rss: tuple[f
         f"- added TTFB {f(ratio(lp['added_ttfb_us'], pt['added_ttfb_us']), 2)}× the passthrough's (≤ 1.25×)",
         f"- 2 workers ÷ 1 worker, req/s @64 (adjacent runs, median of per-round ratios): {f(two.median('ratio_vs_1'), 2)}×",
     ]
+    peer = data["hops"].get("LiteLLM proxy (peer)")
+    if peer is not None:
+        lines.append(
+            f"- LiteLLM proxy ÷ lineage-proxy: added p50 {f(ratio(peer['added_p50_us'], lp['added_p50_us']), 0)}×, "
+            f"CPU/call {f(ratio(peer['cpu_us_per_call'], lp['cpu_us_per_call']), 0)}×"
+        )
     return {"json": data, "md": "\n".join(lines) + "\n"}
 
 

@@ -12,6 +12,7 @@ import http.client
 import logging
 import sys
 import threading
+import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -112,11 +113,24 @@ class BoundedExporter:
         self._wake = threading.Event()
         self._stopping = False
         self._outage = False
+        self._next_probe = 0.0
         self.dropped = 0  # spans refused because the queue was full
         self.failed = 0  # spans the sink could not deliver
         self.exported = 0
         self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
         self._thread.start()
+
+    def accepting(self) -> bool:
+        """Whether a new span is worth encoding. During an outage, one span per interval goes on as a
+        probe for the collector's return; the others are counted as dropped before they cost anything."""
+        if not self._outage:
+            return True
+        now = time.monotonic()
+        if now >= self._next_probe:
+            self._next_probe = now + self._interval_s
+            return True
+        self.dropped += 1
+        return False
 
     def submit(self, span: bytes) -> None:
         if len(self._queue) >= self._max_queue:

@@ -78,7 +78,7 @@ class SpanRecorder:
         self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size)
 
     def record(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
-        if call.trace.sampled:
+        if call.trace.sampled and self.queue.accepting():
             self.queue.submit(self.encode(call, decision, outcome, output_labels))
 
     def attributes(

@@ -233,3 +233,41 @@ def test_a_dead_or_hanging_collector_drops_spans_and_never_fails_calls(vllm, mak
         assert len(outage_logs) == 1  # once per outage, not per span or per batch
     finally:
         hanging.stop()
+
+
+class FlakySink:
+    """A sink whose collector is down until told otherwise; remembers what it delivered."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.delivered: list[bytes] = []
+
+    def send(self, batch: list[bytes]) -> None:
+        if self.down:
+            raise ConnectionRefusedError("collector down")
+        self.delivered.extend(batch)
+
+    def close(self) -> None:
+        pass
+
+
+def test_during_an_outage_spans_are_not_encoded_but_one_probe_per_interval_is() -> None:
+    from proxy.record.export import BoundedExporter
+
+    sink = FlakySink()
+    queue = BoundedExporter(sink, interval_s=3600.0)  # the export thread sleeps; the test flushes
+    try:
+        assert queue.accepting()
+        queue.submit(b"first")
+        queue.force_flush()  # fails: the outage begins
+        assert queue.failed == 1
+        assert queue.accepting()  # the probe
+        assert not queue.accepting() and not queue.accepting()  # the rest are dropped unencoded
+        assert queue.dropped == 2
+        sink.down = False
+        queue.submit(b"probe")
+        queue.force_flush()  # the probe gets through: the outage is over
+        assert sink.delivered == [b"probe"]
+        assert all(queue.accepting() for _ in range(10)) and queue.dropped == 2
+    finally:
+        queue.shutdown(0.1)
