@@ -8,8 +8,9 @@ import httpx
 import openai
 import orjson
 import pytest
+from aiohttp import web
 
-from tests.harness import dead_port
+from tests.harness import dead_port, start_app
 from tests.servers.vllm_like import ROOT, SERVED
 
 CONFIG = """
@@ -259,3 +260,51 @@ def test_no_route_is_404_model_not_found(vllm, make_proxy) -> None:  # type: ign
         client(proxy.url).chat.completions.create(model="gpt-9", messages=MESSAGES)
     assert caught.value.code == "model_not_found"
     assert "no route for model 'gpt-9'" in caught.value.message
+
+
+BLOB_CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - {name: files, url: "${UPSTREAM}", protocol: passthrough}
+routes:
+  - {model: "*", upstream: files}
+policy: {anonymous: allow, default_purpose: assistant}
+limits: {buffer_max_bytes: 1048576}
+lineage: {store: "${STORE}"}
+"""
+
+
+def test_large_replies_stream_through_with_their_framing(make_proxy, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    """Replies past limits.buffer_max_bytes take the streamed path (incremental delivery itself is
+    checked on SSE above): a sized one keeps its length, a chunked one stays chunked, no byte is lost."""
+    blob = bytes(range(256)) * (3 * 4096)  # 3 MiB
+
+    async def sized(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=blob, content_type="application/octet-stream")
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        reply = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        reply.enable_chunked_encoding()
+        await reply.prepare(request)
+        for start in range(0, len(blob), 65536):
+            await reply.write(blob[start : start + 65536])
+        await reply.write_eof()
+        return reply
+
+    app = web.Application()
+    app.router.add_post("/blobs/sized", sized)
+    app.router.add_post("/blobs/chunked", chunked)
+    runner, port = loop_thread.run(start_app(app))
+    try:
+        proxy = make_proxy(BLOB_CONFIG, wait="none", UPSTREAM=f"http://127.0.0.1:{port}")
+        with httpx.Client(timeout=30) as http:
+            one = http.post(f"{proxy.url}/blobs/sized", content=b"{}")
+            assert one.status_code == 200 and one.content == blob
+            assert one.headers["content-length"] == str(len(blob))
+            two = http.post(f"{proxy.url}/blobs/chunked", content=b"{}")
+            assert two.status_code == 200 and two.content == blob
+            assert two.headers["transfer-encoding"] == "chunked" and "content-length" not in two.headers
+    finally:
+        loop_thread.run(runner.cleanup())
