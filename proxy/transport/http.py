@@ -315,35 +315,14 @@ class HttpIngress:
             reply.content_length = resp.content_length
         await reply.prepare(request)
         try:
-            if first:
-                await reply.write(first)
-            while True:
-                chunk = await resp.readany()
-                if not chunk:
-                    break
-                if observer is not None:
-                    observer.chunk(chunk)
-                await reply.write(chunk)
+            error = await _relay(request, resp, reply, decision.upstream, observer, first)
         except asyncio.CancelledError:
             outcome.error_type = "client_disconnected"
             self._finish_observed(pipeline, call, decision, outcome, observer)
             raise
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            outcome.error_type = "client_disconnected"
+        if error is not None:
+            outcome.error_type = error
             self._finish_observed(pipeline, call, decision, outcome, observer)
-            return reply
-        except Exception as exc:
-            # the upstream failed mid-reply: the status line is gone, so the only honest signal left is
-            # to cut the client's connection without a clean end of body
-            outcome.error_type = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_reset"
-            self._finish_observed(pipeline, call, decision, outcome, observer)
-            log.warning(
-                "upstream %s failed mid-reply (%s); aborting the client connection",
-                decision.upstream.name if decision.upstream else "?",
-                outcome.error_type,
-            )
-            if request.transport is not None:
-                request.transport.abort()
             return reply
         await _await_edge(self._finish_observed(pipeline, call, decision, outcome, observer))
         with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -428,14 +407,59 @@ class HttpIngress:
         headers = _forward_headers(request.headers, trace, pipeline, upstream.api_key, False)
         try:
             resp = await self.pool.request(upstream, request.method, request.raw_path, headers, body)
-            try:
-                data = await resp.read()
-            finally:
-                resp.release()
         except Exception as exc:
             raise _upstream_error(upstream, exc) from None
         reply_headers = _reply_headers(resp.headers, {"x-trace-id": trace.trace_id_hex})
-        return web.Response(status=resp.status, headers=reply_headers, body=data)
+        try:
+            if resp.content_length is not None and resp.content_length <= pipeline.config.limits.buffer_max_bytes:
+                try:
+                    data = await resp.read()
+                except Exception as exc:
+                    raise _upstream_error(upstream, exc) from None
+                return web.Response(status=resp.status, headers=reply_headers, body=data)
+            # a large or unsized reply (a file, a model artifact) is passed on as it arrives
+            reply = web.StreamResponse(status=resp.status, headers=reply_headers)
+            if resp.content_length is not None:
+                reply.content_length = resp.content_length
+            await reply.prepare(request)
+            if await _relay(request, resp, reply, upstream, None) is None:
+                with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+                    await reply.write_eof()
+            return reply
+        finally:
+            resp.release()
+
+
+async def _relay(
+    request: web.BaseRequest,
+    resp: UpstreamResponse,
+    reply: web.StreamResponse,
+    upstream: Upstream | None,
+    observer: Observer | None,
+    first: bytes = b"",
+) -> str | None:
+    """Pass the rest of an upstream reply on as it arrives (`first`: bytes already read and observed).
+
+    Returns None when the reply ended cleanly, else the error type. When the upstream fails mid-reply
+    the status line is gone, so the only honest signal left is to cut the client's connection without
+    a clean end of body. A cancelled handler (the client left) raises as usual."""
+    try:
+        if first:
+            await reply.write(first)
+        while chunk := await resp.readany():
+            if observer is not None:
+                observer.chunk(chunk)
+            await reply.write(chunk)
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        return "client_disconnected"
+    except Exception as exc:
+        error = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_reset"
+        name = upstream.name if upstream else "?"
+        log.warning("upstream %s failed mid-reply (%s); aborting the client connection", name, error)
+        if request.transport is not None:
+            request.transport.abort()
+        return error
+    return None
 
 
 def _upstream_error(upstream: Upstream, exc: BaseException) -> ProxyError:

@@ -296,6 +296,7 @@ def test_large_replies_stream_through_with_their_framing(make_proxy, loop_thread
     app = web.Application()
     app.router.add_post("/blobs/sized", sized)
     app.router.add_post("/blobs/chunked", chunked)
+    app.router.add_get("/blobs/chunked", chunked)
     runner, port = loop_thread.run(start_app(app))
     try:
         proxy = make_proxy(BLOB_CONFIG, wait="none", UPSTREAM=f"http://127.0.0.1:{port}")
@@ -306,5 +307,7 @@ def test_large_replies_stream_through_with_their_framing(make_proxy, loop_thread
             two = http.post(f"{proxy.url}/blobs/chunked", content=b"{}")
             assert two.status_code == 200 and two.content == blob
             assert two.headers["transfer-encoding"] == "chunked" and "content-length" not in two.headers
+            three = http.get(f"{proxy.url}/blobs/chunked")  # data-free methods take the plain path
+            assert three.status_code == 200 and three.content == blob
     finally:
         loop_thread.run(runner.cleanup())
