@@ -16,6 +16,7 @@ CPU per call by about a sixth on the benchmark). What it does:
   fails before any byte of the reply arrives is retried once on a new one, for idempotent methods only;
 - back-pressure: reading from the upstream pauses while `HIGH_WATER` bytes wait for a slow client;
 - abandoning a reply (client gone, cancelled) closes the connection, so the upstream sees it at once.
+- a reload that changes an upstream retires its pool: calls in flight finish, no connection is kept.
 """
 
 from __future__ import annotations
@@ -342,6 +343,7 @@ class _Pool:
         self.open = 0
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.closed = False
+        self.retired = False  # replaced by a reload: calls in flight finish, no connection is kept
         self._ssl: ssl.SSLContext | None = None
 
     async def request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> Response:
@@ -421,7 +423,7 @@ class _Pool:
         return conn
 
     def put(self, conn: _Connection, reusable: bool) -> None:
-        if reusable and not self.closed:
+        if reusable and not self.closed and not self.retired:
             conn.idle_since = time.monotonic()
             self.idle.append(conn)
         else:
@@ -439,6 +441,11 @@ class _Pool:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+    def retire(self) -> None:
+        self.retired = True
+        while self.idle:
+            self._discard(self.idle.pop())
 
     def close(self) -> None:
         self.closed = True
@@ -464,7 +471,8 @@ class UpstreamPool:
             if pool.upstream == upstream:  # an identical upstream after a reload keeps its pool
                 pool.upstream = upstream
                 return pool
-            self._retired.append(pool)  # changed on reload: a new pool; the old one closes at shutdown
+            pool.retire()  # changed on reload: a new pool; the old one lets its calls in flight finish
+            self._retired.append(pool)
         pool = self._pools[upstream.name] = _Pool(upstream)
         return pool
 

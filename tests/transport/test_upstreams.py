@@ -426,3 +426,22 @@ class socket_bound_not_listening:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_a_reload_that_changes_an_upstream_retires_its_connections() -> None:
+    async def main() -> None:
+        async with serve(keep_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as server:
+            pool = UpstreamPool()
+            old = upstream(server.url)
+            in_flight = await pool.request(old, "POST", "/", [], b"{}")  # a call still running
+            assert await fetch(pool, old) == (200, b"ok")  # and an idle keep-alive connection
+            retired = pool.pool(old)
+            new = upstream(server.url, timeout_s=5.0)  # the reloaded config changed this upstream
+            assert pool.pool(new) is not retired and retired.retired
+            await server.closed.wait()  # the idle connection of the old pool was closed at once
+            assert await in_flight.read() == b"ok"  # the call in flight finished normally
+            assert retired.open == 0 and not retired.idle  # and its connection was not kept either
+            assert await fetch(pool, new) == (200, b"ok")
+            await pool.close()
+
+    asyncio.run(main())
