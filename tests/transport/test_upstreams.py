@@ -69,12 +69,15 @@ def upstream(url: str, **kw: object) -> Upstream:
     return Upstream(name="up", protocol="openai", url=url, **kw)  # type: ignore[arg-type]
 
 
-def keep_answering(reply: bytes) -> Callable[[Scripted], Script]:
+def keep_answering(*pieces: bytes) -> Callable[[Scripted], Script]:
+    """Per request, for as long as the connection lasts: the reply, written (and drained) piece by piece."""
+
     def script(server: Scripted) -> Script:
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
             while await server.read_request(reader):
-                writer.write(reply)
-                await writer.drain()
+                for piece in pieces:
+                    writer.write(piece)
+                    await writer.drain()
 
         return run
 
@@ -149,14 +152,7 @@ def test_chunked_replies_are_dechunked_however_the_bytes_are_split(cuts: list[in
     cuts = sorted(cuts)
     pieces = [CHUNKED[a:b] for a, b in zip([0, *cuts], [*cuts, len(CHUNKED)], strict=True)]
 
-    def make(server: Scripted) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-            while await server.read_request(reader):
-                for piece in pieces:
-                    writer.write(piece)
-                    await writer.drain()
-
-        return run
+    make = keep_answering(*pieces)
 
     async def main() -> None:
         async with serve(make) as server:
@@ -371,16 +367,8 @@ def test_timeouts_for_the_head_and_between_chunks() -> None:
 def test_a_slow_reader_pauses_the_upstream_instead_of_buffering_everything() -> None:
     total = 16 * upstreams.HIGH_WATER
 
-    def make(server: Scripted) -> Script:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-            await server.read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total)
-            block = b"x" * 65536
-            for _ in range(total // len(block)):
-                writer.write(block)
-                await writer.drain()
-
-        return run
+    block = b"x" * 65536
+    make = keep_answering(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total, *[block] * (total // len(block)))
 
     async def main() -> None:
         async with serve(make) as server:
