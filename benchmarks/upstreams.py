@@ -53,43 +53,46 @@ CHAT_JSON = orjson.dumps(
 ).decode()
 
 
+def _nginx_conf(name: str, prefix: str, http: str) -> str:
+    """A foreground one-worker nginx whose files all live under `prefix`, named after `name`."""
+    return f"""
+worker_processes 1;
+daemon off;
+pid {prefix}/{name}.pid;
+error_log {prefix}/{name}-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/{name}-body; proxy_temp_path {prefix}/{name}-proxy;
+    fastcgi_temp_path {prefix}/{name}-f; uwsgi_temp_path {prefix}/{name}-u; scgi_temp_path {prefix}/{name}-s;
+    keepalive_requests 1000000;
+{http}
+}}
+"""
+
+
 def nginx_upstream_conf(port: int, prefix: str) -> str:
     def js(s: str) -> str:
         return s.replace("\\", "\\\\").replace("'", "\\'")
 
-    return f"""
-worker_processes 1;
-daemon off;
-pid {prefix}/upstream.pid;
-error_log {prefix}/upstream-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp-body; proxy_temp_path {prefix}/tmp-proxy;
-    fastcgi_temp_path {prefix}/tmp-f; uwsgi_temp_path {prefix}/tmp-u; scgi_temp_path {prefix}/tmp-s;
-    keepalive_requests 1000000;
+    return _nginx_conf(
+        "upstream",
+        prefix,
+        f"""
     server {{
         listen 127.0.0.1:{port} reuseport;
         default_type application/json;
         location = /v1/models {{ return 200 '{js(MODELS_JSON)}'; }}
         location = /v1/chat/completions {{ client_body_buffer_size 64k; return 200 '{js(CHAT_JSON)}'; }}
-    }}
-}}
-"""
+    }}""",
+    )
 
 
 def nginx_hop_conf(port: int, upstream_port: int, prefix: str) -> str:
-    return f"""
-worker_processes 1;
-daemon off;
-pid {prefix}/hop.pid;
-error_log {prefix}/hop-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp-body2; proxy_temp_path {prefix}/tmp-proxy2;
-    fastcgi_temp_path {prefix}/tmp-f2; uwsgi_temp_path {prefix}/tmp-u2; scgi_temp_path {prefix}/tmp-s2;
-    keepalive_requests 1000000;
+    return _nginx_conf(
+        "hop",
+        prefix,
+        f"""
     upstream model {{ server 127.0.0.1:{upstream_port}; keepalive 256; }}
     server {{
         listen 127.0.0.1:{port} reuseport;
@@ -100,9 +103,8 @@ http {{
             proxy_buffering off;
             proxy_request_buffering off;
         }}
-    }}
-}}
-"""
+    }}""",
+    )
 
 
 async def serve_stream(port: int) -> None:
