@@ -1,76 +1,34 @@
 """Checkpoint identity: which weights serve a model name, from the most trusted source available.
 
-Order of trust (ARCHITECTURE.md): a pin in config, then the upstream's own metadata (vLLM/OpenAI
-`/v1/models` root+parent, TGI `/info` model_id+model_sha, OIP model metadata versions), then what the
-response says. Metadata is fetched in the background and refreshed; `resolve` is a dict lookup.
+Order of trust (ARCHITECTURE.md): a pin in config, then the upstream's own metadata, read by the
+upstream's dialect (proxy/protocols/) in the background and kept fresh, then what the response says.
+`resolve` is a dict lookup: nothing on the hot path waits for discovery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
 from proxy.config import Upstream
+from proxy.flow import CONFIG, Checkpoint
+from proxy.protocols import DIALECTS, Catalog, Fetch
+from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
 
 log = logging.getLogger("lineage_proxy.checkpoints")
-
-CONFIG = "config"
-UPSTREAM = "upstream"
-RESPONSE = "response"
-
-# (upstream, path) -> parsed JSON body, or raises. Supplied by the transport that owns the pool.
-GetJson = Callable[[Upstream, str], Awaitable[Any]]
-# (upstream, model) -> OIP model metadata as a dict with "versions", or raises (gRPC upstreams).
-GetModelMetadata = Callable[[Upstream, str], Awaitable[dict[str, Any]]]
-
-
-class MetadataStatus(LookupError):
-    """The upstream answered a metadata request, but not with 2xx (404: it does not serve that)."""
-
-    def __init__(self, status: int, what: str) -> None:
-        super().__init__(f"HTTP {status} for {what}")
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    name: str
-    source: str
-    parent: str | None = None
-
-
-def latest_version(versions: Iterable[str]) -> str | None:
-    """The highest version, numerically when the versions are numbers (Triton/MLServer's default policy)."""
-    items = [v for v in versions if v]
-    if not items:
-        return None
-    numeric = [v for v in items if v.isdigit()]
-    return max(numeric, key=int) if numeric else max(items)
-
-
-def oip_checkpoint(model: str, version: str | None) -> str:
-    return f"{model}:{version}" if version else model
 
 
 class CheckpointBook:
     """What every upstream serves, kept fresh by one background task per upstream."""
 
-    def __init__(
-        self,
-        upstreams: Iterable[Upstream],
-        get_json: GetJson,
-        get_model_metadata: GetModelMetadata | None = None,
-        oip_models: dict[str, set[str]] | None = None,
-    ) -> None:
+    def __init__(self, upstreams: Iterable[Upstream], fetch: Fetch, models: dict[str, set[str]] | None = None) -> None:
+        """`models`: upstream name -> the model names its routes name (asked about at start)."""
         self._upstreams = {u.name: u for u in upstreams}
-        self._get_json = get_json
-        self._get_model_metadata = get_model_metadata
-        self._served: dict[str, dict[str, Checkpoint]] = {}  # upstream -> model -> checkpoint
-        self._versions: dict[tuple[str, str], tuple[str, ...]] = {}  # (upstream, model) -> OIP versions
-        self._oip_models = {name: set(models) for name, models in (oip_models or {}).items()}
+        self._fetch = fetch
+        self._pins = {u.name: Checkpoint(u.checkpoint, CONFIG) for u in self._upstreams.values() if u.checkpoint}
+        self._catalogs: dict[str, Catalog] = {}
+        self._models = {name: set(found) for name, found in (models or {}).items()}
         self.reachable: dict[str, bool] = {name: False for name in self._upstreams}
         self.probed: dict[str, bool] = {name: False for name in self._upstreams}
         self._wake: dict[str, asyncio.Event] = {}
@@ -80,26 +38,22 @@ class CheckpointBook:
 
     # -- hot path
 
-    def resolve(self, upstream: Upstream, model: str, version: str | None = None) -> Checkpoint | None:
-        if upstream.checkpoint:
-            return Checkpoint(upstream.checkpoint, CONFIG)
-        if upstream.protocol == "oip":
-            versions = self._versions.get((upstream.name, model))
-            if versions is None:
-                self.want(upstream, model)
-                return None
-            if version:
-                return Checkpoint(oip_checkpoint(model, version), UPSTREAM) if version in versions else None
-            latest = latest_version(versions)
-            return Checkpoint(oip_checkpoint(model, latest), UPSTREAM) if latest else None
-        served = self._served.get(upstream.name)
-        if not served:
-            return None
-        return served.get(model) or served.get("*")
+    def resolve(
+        self, upstream: Upstream, model: str, version: str | None = None, *, learn: bool = True
+    ) -> Checkpoint | None:
+        """The checkpoint serving `model` on `upstream`, if a pin or the metadata says; with `learn`,
+        a miss asks the background task to learn about the model (never waits)."""
+        pinned = self._pins.get(upstream.name)
+        if pinned is not None:
+            return pinned
+        catalog = self._catalogs.get(upstream.name)
+        found = catalog.resolve(model, version) if catalog is not None else None
+        if found is None and learn:
+            self.want(upstream, model)
+        return found
 
     def want(self, upstream: Upstream, model: str) -> None:
-        """Ask the background task to learn about a model seen in traffic (never waits)."""
-        known = self._oip_models.setdefault(upstream.name, set())
+        known = self._models.setdefault(upstream.name, set())
         if model and model not in known and len(known) < 1024:
             known.add(model)
             event = self._wake.get(upstream.name)
@@ -123,16 +77,10 @@ class CheckpointBook:
         self._tasks.clear()
 
     async def refresh(self, upstream: Upstream) -> None:
+        dialect = DIALECTS[upstream.protocol]
+        models = frozenset(self._models.get(upstream.name, ()))
         try:
-            if upstream.protocol == "openai":
-                await self._discover_openai(upstream)
-            elif upstream.protocol == "oip":
-                await self._discover_oip(upstream)
-            else:
-                try:
-                    await self._get_json(upstream, "/")
-                except LookupError:
-                    pass  # any HTTP answer means the upstream is up
+            self._catalogs[upstream.name] = await dialect.discover(upstream, self._fetch, models)
             ok = True
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
@@ -170,46 +118,3 @@ class CheckpointBook:
                 await asyncio.wait_for(wake.wait(), interval)
             except TimeoutError:
                 pass
-
-    async def _discover_openai(self, upstream: Upstream) -> None:
-        body = await self._get_json(upstream, "/v1/models")
-        served: dict[str, Checkpoint] = {}
-        for entry in body.get("data", []) if isinstance(body, dict) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                root, parent = entry.get("root"), entry.get("parent")
-                served[entry["id"]] = Checkpoint(
-                    str(root) if isinstance(root, str) else str(entry["id"]),
-                    UPSTREAM,
-                    parent if isinstance(parent, str) else None,
-                )
-        try:  # TGI: /info names the exact weights (model_sha); vLLM answers 404
-            info = await self._get_json(upstream, "/info")
-        except Exception:
-            info = None
-        if isinstance(info, dict) and isinstance(info.get("model_id"), str):
-            sha = info.get("model_sha")
-            name = f"{info['model_id']}@{sha}" if isinstance(sha, str) and sha else info["model_id"]
-            served = {model: Checkpoint(name, UPSTREAM) for model in served} or {}
-            served["*"] = Checkpoint(name, UPSTREAM)
-        self._served[upstream.name] = served
-
-    async def _discover_oip(self, upstream: Upstream) -> None:
-        models = sorted(self._oip_models.get(upstream.name, ()))
-        if upstream.grpc and self._get_model_metadata is not None:
-            fetch: Callable[[str], Awaitable[Any]] = lambda m: self._get_model_metadata(upstream, m)  # type: ignore[misc]  # noqa: E731
-        else:
-            await self._get_json(upstream, "/v2/health/ready")
-            fetch = lambda m: self._get_json(upstream, f"/v2/models/{m}")  # noqa: E731
-        if not models and upstream.grpc and self._get_model_metadata is not None:
-            try:
-                await self._get_model_metadata(upstream, "")  # a liveness probe: any answer will do
-            except LookupError:
-                pass
-        for model in models:
-            try:
-                meta = await fetch(model)
-            except LookupError:
-                continue  # the upstream does not serve it (yet); not an outage
-            versions = meta.get("versions") if isinstance(meta, dict) else None
-            if isinstance(versions, list):
-                self._versions[(upstream.name, model)] = tuple(str(v) for v in versions)

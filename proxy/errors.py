@@ -5,18 +5,17 @@ Transports map these to HTTP and gRPC in one place each; nothing else decides a 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import orjson
 
 
 class ProxyError(Exception):
-    """A failure with a stable contract code (CONTRACT.md §3)."""
+    """A failure with a stable contract code (CONTRACT.md §3). Subclasses fix the four values; an
+    instance may override them (an upstream's own gRPC status, passed on as it came)."""
 
-    code: ClassVar[str] = "internal_error"
-    status: ClassVar[int] = 500
-    grpc_code: ClassVar[str] = "INTERNAL"
-    error_type: ClassVar[str] = "server_error"
+    code: str = "internal_error"
+    status: int = 500
+    grpc_code: str = "INTERNAL"
+    error_type: str = "server_error"
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -91,6 +90,19 @@ class UpstreamTimeout(ProxyError):
     status = 504
     grpc_code = "DEADLINE_EXCEEDED"
     error_type = "server_error"
+
+
+class UpstreamStatus(ProxyError):
+    """An upstream answered a gRPC call with an error status: what the gRPC transport raises, mapped
+    to the contract's errors by the Exchange (UNAVAILABLE, DEADLINE_EXCEEDED) or passed on as is."""
+
+    status = 502
+    error_type = "server_error"
+
+    def __init__(self, grpc_code: str, message: str) -> None:
+        super().__init__(message)
+        self.grpc_code = grpc_code
+        self.code = grpc_code
 
 
 DENIAL_ERRORS: dict[str, type[ProxyError]] = {

@@ -7,7 +7,7 @@ observer fills an Outcome; the recorder turns the three into a span and an edge.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from proxy.config import Upstream
 
@@ -15,6 +15,25 @@ ALLOW = "allow"
 DENY = "deny"
 REROUTE = "reroute"
 AUDIT_DENY = "audit-deny"
+
+# The wire protocols a call can arrive in: one adapter each (proxy/protocols/), closed so that a
+# misspelt protocol is a type error, not a silent miss.
+ProtocolName = Literal["openai", "oip", "oip-grpc", "passthrough"]
+
+
+# where a checkpoint's identity came from (lineage.checkpoint.source), most trusted first
+CONFIG = "config"
+UPSTREAM = "upstream"
+RESPONSE = "response"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The weights that serve a call: a name (`org/model@rev`, `iris:3`), and a LoRA adapter's base."""
+
+    name: str
+    source: str
+    parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +59,7 @@ class TraceContext:
 class Call:
     """One inference call as the policy and the recorder see it, whatever the wire protocol."""
 
-    protocol: str  # openai | oip | passthrough
+    protocol: ProtocolName
     operation: str  # gen_ai.operation.name: chat, text_completion, embeddings, infer, passthrough
     model: str  # the requested model ("" when the protocol does not say)
     trace: TraceContext
@@ -53,6 +72,7 @@ class Call:
     stream: bool = False
     model_version: str | None = None  # OIP: the version named in the request
     content: tuple[str, ...] = ()  # the input text, kept only when telemetry.capture_content is on
+    carries_data: bool = True  # False for metadata/health/admin RPCs: spanned, but no lineage edge
 
 
 @dataclass(frozen=True, slots=True)

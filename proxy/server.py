@@ -20,11 +20,13 @@ from aiohttp import web
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError
-from proxy.pipeline import Pipeline, Runtime
+from proxy.ingress.http import HttpIngress
+from proxy.pipeline import Pipeline, PipelineRef, Runtime
+from proxy.protocols import Fetch
 from proxy.record.edges import EdgeAggregator
+from proxy.record.sinks import FanOut, Recorder
 from proxy.record.spans import SpanRecorder
 from proxy.record.store import SqliteStore
-from proxy.transport.http import HttpIngress, PipelineRef
 from proxy.transport.upstreams import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
@@ -76,11 +78,11 @@ class ProxyProcess:
         self.pool = UpstreamPool()
         self.channels: Any = None
         if any(upstream.grpc for upstream in config.upstreams) or config.listen.grpc is not None:
-            from proxy.transport.grpc import GrpcChannels
+            from proxy.transport.grpc_channels import GrpcChannels
 
             self.channels = GrpcChannels()
         self.book = self._book(config)
-        self.runtime = Runtime(self.book, self._spans(config), self._edges(config))
+        self.runtime = Runtime(self.book, FanOut(self._sinks(config)))
         self.ref = PipelineRef(Pipeline(config, self.runtime))
         self.started = time.time()
         self._runners: list[web.BaseRunner] = []
@@ -90,16 +92,22 @@ class ProxyProcess:
     # -- parts
 
     def _book(self, config: Config) -> CheckpointBook:
-        oip_models: dict[str, set[str]] = {}
+        models: dict[str, set[str]] = {}
         for route in config.routes:
             if route.model != "*":
-                oip_models.setdefault(route.upstream, set()).add(route.model)
+                models.setdefault(route.upstream, set()).add(route.model)
         if self.channels is None and any(upstream.grpc for upstream in config.upstreams):
-            from proxy.transport.grpc import GrpcChannels
+            from proxy.transport.grpc_channels import GrpcChannels
 
             self.channels = GrpcChannels()
         fetcher = self.channels.model_metadata if self.channels is not None else None
-        return CheckpointBook(config.upstreams, self.pool.get_json, fetcher, oip_models)
+        return CheckpointBook(config.upstreams, Fetch(self.pool.get_json, fetcher), models)
+
+    @classmethod
+    def _sinks(cls, config: Config) -> list[Recorder]:
+        """Where each call's record goes: one line per sink."""
+        sinks: list[Recorder | None] = [cls._spans(config), cls._edges(config)]
+        return [sink for sink in sinks if sink is not None]
 
     @staticmethod
     def _spans(config: Config) -> SpanRecorder | None:
@@ -123,8 +131,7 @@ class ProxyProcess:
     # -- lifecycle
 
     async def start(self) -> Bound:
-        if self.runtime.edges is not None:
-            self.runtime.edges.start()
+        self.runtime.sinks.start()
         self.book.start()
         admin_here = self.config.listen.admin is None
         ingress = HttpIngress(self.ref, self.pool, self.admin_response if admin_here else None)
@@ -138,7 +145,7 @@ class ProxyProcess:
         grpc = None
         grpc_addr = self._address("grpc")
         if grpc_addr is not None:
-            from proxy.transport.grpc import GrpcIngress
+            from proxy.ingress.grpc import GrpcIngress
 
             self._grpc = GrpcIngress(self.ref, self.channels)
             grpc = await self._grpc.start(grpc_addr)
@@ -166,10 +173,7 @@ class ProxyProcess:
         await self.pool.close()
         if self.channels is not None:
             await self.channels.close()
-        if self.runtime.edges is not None:
-            await self.runtime.edges.close()
-        if self.runtime.spans is not None:
-            await asyncio.to_thread(self.runtime.spans.shutdown)
+        await self.runtime.sinks.stop()
 
     def reload(self, path: str) -> bool:
         """Swap in the config at `path` if it is valid; otherwise keep the old one and say why."""
@@ -184,10 +188,9 @@ class ProxyProcess:
         if new.lineage.store != old.lineage.store:
             log.warning("reload: lineage.store changed; it takes effect on restart only")
         if new.telemetry != old.telemetry:
-            previous = self.runtime.spans
-            self.runtime.spans = self._spans(new)
+            previous = self.runtime.sinks.swap(SpanRecorder.name, self._spans(new))
             if previous is not None:
-                asyncio.get_running_loop().run_in_executor(None, previous.shutdown)
+                asyncio.get_running_loop().create_task(previous.stop())
         if new.upstreams != old.upstreams or new.routes != old.routes:
             previous_book = self.book
             self.book = self.runtime.book = self._book(new)
@@ -232,27 +235,12 @@ class ProxyProcess:
             "# TYPE lineage_proxy_errors_total counter",
         ]
         lines += [f'lineage_proxy_errors_total{{type="{k}"}} {v}' for k, v in sorted(stats.errors.items())]
-        lines += ["# TYPE lineage_proxy_in_flight gauge", f"lineage_proxy_in_flight {stats.in_flight}"]
-        spans = self.runtime.spans
-        if spans is not None:
-            queue = spans.queue
-            lines += [
-                "# HELP lineage_proxy_spans_dropped_total Spans dropped because the export queue was full.",
-                "# TYPE lineage_proxy_spans_dropped_total counter",
-                f"lineage_proxy_spans_dropped_total {queue.dropped}",
-                "# TYPE lineage_proxy_spans_export_failed_total counter",
-                f"lineage_proxy_spans_export_failed_total {queue.failed}",
-                "# TYPE lineage_proxy_spans_exported_total counter",
-                f"lineage_proxy_spans_exported_total {queue.exported}",
-            ]
-        edges = self.runtime.edges
-        if edges is not None:
-            lines += [
-                "# TYPE lineage_proxy_edges_new_total counter",
-                f"lineage_proxy_edges_new_total {edges.new_edges}",
-                "# TYPE lineage_proxy_edge_write_errors_total counter",
-                f"lineage_proxy_edge_write_errors_total {edges.write_errors}",
-            ]
+        lines += [
+            "# HELP lineage_proxy_in_flight Calls being served now.",
+            "# TYPE lineage_proxy_in_flight gauge",
+            f"lineage_proxy_in_flight {stats.in_flight}",
+        ]
+        lines += self.runtime.sinks.metrics()
         lines.append("# TYPE lineage_proxy_upstream_up gauge")
         lines += [
             f'lineage_proxy_upstream_up{{upstream="{k}"}} {int(v)}' for k, v in sorted(self.book.reachable.items())

@@ -1,17 +1,23 @@
 """Protocol adapters: how to read a call and its reply in each wire protocol (no sockets here).
 
-Each adapter turns a request body into a `Request` (what the policy and recorder need) and offers an
-observer that fills an Outcome from the reply, whole or chunk by chunk.
+An adapter matches a request (HTTP method and path, or a gRPC method), reads its body into a `Request`
+(what the policy and recorder need), names its operation, and makes the observer that fills an Outcome
+from the reply, whole or chunk by chunk. A dialect is what an upstream speaks (`upstreams[].protocol`)
+and knows how to read that upstream's metadata for checkpoint discovery. Both live in tables here
+(`ADAPTERS`, `DIALECTS`), so transports, checkpoints and spans never compare protocol names: a new wire
+protocol is one module and one line in each table.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from proxy.config import Upstream
 from proxy.detectors import Detectors, StreamScanner
-from proxy.flow import Outcome
+from proxy.flow import Checkpoint, Outcome, ProtocolName
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +52,91 @@ def bytes_digest(*parts: bytes) -> str:
     return "sha256:" + h.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What an adapter's `match` found in the request line: the operation, and what the path names."""
+
+    operation: str
+    model: str = ""
+    version: str | None = None
+
+
+# a header by lower-case name, None when absent (HTTP headers, gRPC metadata)
+Header = Callable[[str], str | None]
+
+
 class Observer(Protocol):
-    """Watches a reply go by and fills the call's Outcome."""
+    """Watches a reply go by and fills the call's Outcome. Observing never fails forwarding: an
+    observer ignores what it cannot read."""
+
+    @property
+    def ended(self) -> bool:
+        """True once the reply's last event went by (SSE `data: [DONE]`): the record can be made
+        before the client has that event, even if the upstream's body has not ended yet."""
+        ...
+
+    def head(self, status: int, header: Header) -> None: ...
 
     def body(self, data: bytes) -> None: ...
 
     def chunk(self, data: bytes) -> None: ...
 
     def finish(self) -> None: ...
+
+
+class Adapter(Protocol):
+    """One wire protocol as the ingresses see it."""
+
+    @property
+    def name(self) -> ProtocolName: ...
+
+    @property
+    def status_attribute(self) -> str:
+        """The span attribute for the reply's status (`http.response.status_code`, ...)."""
+        ...
+
+    def match(self, method: str, path: str) -> Target | None: ...
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        """Read one request body; malformed input is an InvalidRequest naming what is wrong."""
+        ...
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> Observer | None: ...
+
+
+GetJson = Callable[[Upstream, str], Awaitable[Any]]
+GetModelMetadata = Callable[[Upstream, str], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """How discovery reaches an upstream's metadata: supplied by the transports that own the sockets."""
+
+    get_json: GetJson
+    model_metadata: GetModelMetadata | None = None
+
+
+class MetadataStatus(LookupError):
+    """The upstream answered a metadata request, but not with 2xx (404: it does not serve that)."""
+
+    def __init__(self, status: int, what: str) -> None:
+        super().__init__(f"HTTP {status} for {what}")
+        self.status = status
+
+
+class Catalog(Protocol):
+    """What one upstream serves, as its metadata says."""
+
+    def resolve(self, model: str, version: str | None) -> Checkpoint | None: ...
+
+
+class Dialect(Protocol):
+    """What an upstream speaks (`upstreams[].protocol`): how to learn which checkpoints it serves."""
+
+    async def discover(self, upstream: Upstream, fetch: Fetch, models: frozenset[str]) -> Catalog:
+        """Read the upstream's metadata (raises when the upstream is unreachable); `models` are the
+        model names routes and traffic asked about."""
+        ...
 
 
 class OutputText:
@@ -90,3 +173,24 @@ class OutputText:
         if self._capture:
             text = "".join(self._capture)
             self.outcome.content = (masker.mask(text) if masker else text,)
+
+
+def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], Mapping[str, Dialect]]:
+    from proxy.protocols import oip, oip_grpc, openai, passthrough
+
+    adapters: dict[ProtocolName, Adapter] = {
+        "openai": openai.ADAPTER,
+        "oip": oip.ADAPTER,
+        "oip-grpc": oip_grpc.ADAPTER,
+        "passthrough": passthrough.ADAPTER,
+    }
+    http = (openai.ADAPTER, oip.ADAPTER)  # in match order; passthrough is the fallback
+    dialects: dict[str, Dialect] = {
+        "openai": openai.DIALECT,
+        "oip": oip.DIALECT,
+        "passthrough": passthrough.DIALECT,
+    }
+    return adapters, http, dialects
+
+
+ADAPTERS, HTTP_ADAPTERS, DIALECTS = _tables()

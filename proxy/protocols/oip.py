@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
 
+from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
-from proxy.flow import Outcome
-from proxy.protocols import OutputText, Request
+from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
+from proxy.protocols import Fetch, Header, OutputText, Request, Target
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 LABELS_PARAMETER = "data_labels"
@@ -54,12 +55,14 @@ def labels_parameter(value: Any) -> tuple[str, ...]:
 
 
 def _strings(data: Any, out: list[str]) -> None:
-    if isinstance(data, str):
-        if len(out) < _MAX_SCAN_STRINGS:
-            out.append(data)
-    elif isinstance(data, list):
-        for item in data:
-            _strings(item, out)
+    """Every string in (nested lists of) tensor data, in order; iterative, so no nesting is too deep."""
+    stack = [data]
+    while stack and len(out) < _MAX_SCAN_STRINGS:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def bytes_tensor_strings(raw: bytes, out: list[str]) -> None:
@@ -123,12 +126,16 @@ class RestReplyObserver:
     """Fills an Outcome from an OIP REST inference reply (JSON, optionally with binary outputs)."""
 
     __slots__ = ("_header_length", "_text", "detectors", "outcome")
+    ended = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, header_length: str | None) -> None:
         self.outcome = outcome
         self.detectors = detectors
         self._text = OutputText(outcome, detectors, capture)
         self._header_length = header_length
+
+    def head(self, status: int, header: Header) -> None:
+        self._header_length = header(HEADER_LENGTH.lower())
 
     def body(self, data: bytes) -> None:
         try:
@@ -165,3 +172,95 @@ def observe_reply_meta(outcome: Outcome, model: Any, version: Any, reply_id: Any
         outcome.extra["lineage.model.version"] = version if isinstance(version, str) else ""
     if isinstance(reply_id, str) and reply_id:
         outcome.response_id = reply_id
+
+
+class Adapter:
+    """OIP v2 REST inference: POST /v2/models/{name}[/versions/{v}]/infer."""
+
+    __slots__ = ()
+    name: ProtocolName = "oip"
+    status_attribute = "http.response.status_code"
+
+    def match(self, method: str, path: str) -> Target | None:
+        if method != "POST":
+            return None
+        parts = split_path(path)
+        if parts is None or parts[2] != "infer":
+            return None
+        return Target("infer", parts[0], parts[1])
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return read_rest_request(target.model, target.version, body, header(HEADER_LENGTH.lower()))
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> RestReplyObserver:
+        return RestReplyObserver(outcome, detectors, capture, None)
+
+
+class ModelVersions:
+    """OIP model metadata: model -> the versions it serves; no version asked means the latest
+    (Triton's and MLServer's default version policy)."""
+
+    __slots__ = ("_versions",)
+
+    def __init__(self, versions: dict[str, tuple[str, ...]]) -> None:
+        self._versions = versions
+
+    def resolve(self, model: str, version: str | None) -> Checkpoint | None:
+        versions = self._versions.get(model)
+        if versions is None:
+            return None
+        if version:
+            return Checkpoint(oip_checkpoint(model, version), UPSTREAM) if version in versions else None
+        latest = latest_version(versions)
+        return Checkpoint(oip_checkpoint(model, latest), UPSTREAM) if latest else None
+
+
+def latest_version(versions: Iterable[str]) -> str | None:
+    """The highest version, numerically when the versions are numbers."""
+    items = [v for v in versions if v]
+    if not items:
+        return None
+    numeric = [v for v in items if v.isdigit()]
+    return max(numeric, key=int) if numeric else max(items)
+
+
+def oip_checkpoint(model: str, version: str | None) -> str:
+    return f"{model}:{version}" if version else model
+
+
+class Dialect:
+    """`GET /v2/models/{name}` over REST, or ModelMetadata over gRPC, for each model asked about."""
+
+    async def discover(self, upstream: Upstream, fetch: Fetch, models: frozenset[str]) -> ModelVersions:
+        grpc_metadata = fetch.model_metadata if upstream.grpc else None
+        get: Callable[[str], Awaitable[Any]]
+        if grpc_metadata is not None:
+
+            async def get(model: str) -> Any:
+                return await grpc_metadata(upstream, model)
+
+            if not models:
+                try:
+                    await grpc_metadata(upstream, "")  # a liveness probe: any answer will do
+                except LookupError:
+                    pass
+        else:
+            await fetch.get_json(upstream, "/v2/health/ready")
+
+            async def get(model: str) -> Any:
+                return await fetch.get_json(upstream, f"/v2/models/{model}")
+
+        found: dict[str, tuple[str, ...]] = {}
+        for model in sorted(models):
+            try:
+                meta = await get(model)
+            except LookupError:
+                continue  # the upstream does not serve it (yet); not an outage
+            versions = meta.get("versions") if isinstance(meta, dict) else None
+            if isinstance(versions, list):
+                found[model] = tuple(str(v) for v in versions)
+        return ModelVersions(found)
+
+
+ADAPTER = Adapter()
+DIALECT = Dialect()

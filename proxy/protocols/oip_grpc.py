@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
-from proxy.flow import Outcome
-from proxy.protocols import OutputText, Request
+from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import Header, OutputText, Request, Target
 from proxy.protocols.oip import LABELS_PARAMETER, bytes_tensor_strings, labels_parameter, observe_reply_meta
 
 SERVICE = "/inference.GRPCInferenceService/"
@@ -188,6 +188,7 @@ class ReplyObserver:
     """Fills an Outcome from ModelInferResponse bytes (or ModelStreamInferResponse, field 2 of it)."""
 
     __slots__ = ("_digest", "_seen", "_text", "detectors", "outcome")
+    ended = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -195,6 +196,9 @@ class ReplyObserver:
         self._text = OutputText(outcome, detectors, capture)
         self._digest = hashlib.sha256()
         self._seen = False
+
+    def head(self, status: int, header: Header) -> None:
+        pass
 
     def body(self, data: bytes) -> None:
         self._response(memoryview(data))
@@ -247,3 +251,26 @@ class ReplyObserver:
     def finish(self) -> None:
         self._text.finish(self.detectors)
         self.outcome.output_digest = "sha256:" + self._digest.hexdigest() if self._seen else None
+
+
+_INFER = Target("infer")
+
+
+class Adapter:
+    """OIP v2 over gRPC: ModelInfer and ModelStreamInfer (one stream is one call)."""
+
+    __slots__ = ()
+    name: ProtocolName = "oip-grpc"
+    status_attribute = "rpc.grpc.status_code"
+
+    def match(self, method: str, path: str) -> Target | None:
+        return _INFER if path in (MODEL_INFER, MODEL_STREAM_INFER) else None
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return read_infer_request(body)
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver:
+        return ReplyObserver(outcome, detectors, capture)
+
+
+ADAPTER = Adapter()

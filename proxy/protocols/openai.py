@@ -11,10 +11,11 @@ from typing import Any
 
 import orjson
 
+from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
-from proxy.flow import Outcome
-from proxy.protocols import OutputText, Request
+from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
+from proxy.protocols import Fetch, Header, OutputText, Request, Target
 
 OPERATIONS = {
     "/v1/chat/completions": "chat",
@@ -96,15 +97,19 @@ def read_request(operation: str, body: bytes) -> Request:
 class ReplyObserver:
     """Fills an Outcome from a chat/completion/embedding reply, whole (`body`) or streamed (`chunk`)."""
 
-    __slots__ = ("_extra", "_operation", "_partial", "_text", "detectors", "outcome")
+    __slots__ = ("_extra", "_operation", "_partial", "_text", "detectors", "ended", "outcome")
 
     def __init__(self, operation: str, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self._operation = operation
+        self.ended = False
         self.outcome = outcome
         self.detectors = detectors
         self._text = OutputText(outcome, detectors, capture)
         self._partial = b""
         self._extra: dict[int, list[str]] = {}  # streamed text of choices other than index 0
+
+    def head(self, status: int, header: Header) -> None:
+        pass
 
     def body(self, data: bytes) -> None:
         try:
@@ -116,7 +121,7 @@ class ReplyObserver:
         self._meta(reply)
         choices = reply.get("choices")
         if isinstance(choices, list):
-            for choice in sorted((c for c in choices if isinstance(c, dict)), key=lambda c: c.get("index") or 0):
+            for choice in sorted((c for c in choices if isinstance(c, dict)), key=_index):
                 message = choice.get("message")
                 text = message.get("content") if isinstance(message, dict) else choice.get("text")
                 if isinstance(text, str):
@@ -137,7 +142,10 @@ class ReplyObserver:
                 self._event(line[5:].strip())
 
     def _event(self, payload: bytes) -> None:
-        if not payload or payload == b"[DONE]":
+        if payload == b"[DONE]":
+            self.ended = True
+            return
+        if not payload:
             return
         try:
             event = orjson.loads(payload)
@@ -157,7 +165,7 @@ class ReplyObserver:
             if isinstance(text, str) and text:
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()
-                index = choice.get("index") or 0
+                index = _index(choice)
                 if index == 0:
                     self._text.add(text)
                 else:
@@ -193,3 +201,72 @@ class ReplyObserver:
                     self._text.add(text)
                 self._text.end_piece()
         self._text.finish(self.detectors)
+
+
+def _index(choice: dict[str, Any]) -> int:
+    """A choice's index; anything but a whole number counts as 0 (observing never fails a reply)."""
+    index = choice.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else 0
+
+
+_TARGETS = {path: Target(operation) for path, operation in OPERATIONS.items()}
+
+
+class Adapter:
+    """OpenAI-compatible HTTP: POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
+
+    __slots__ = ()
+    name: ProtocolName = "openai"
+    status_attribute = "http.response.status_code"
+
+    def match(self, method: str, path: str) -> Target | None:
+        return _TARGETS.get(path) if method == "POST" else None
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return read_request(target.operation, body)
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver:
+        return ReplyObserver(target.operation, outcome, detectors, capture)
+
+
+class ServedModels:
+    """vLLM/TGI/llama.cpp metadata: model id -> checkpoint; "*" is what serves any name (TGI)."""
+
+    __slots__ = ("_served",)
+
+    def __init__(self, served: dict[str, Checkpoint]) -> None:
+        self._served = served
+
+    def resolve(self, model: str, version: str | None) -> Checkpoint | None:
+        return self._served.get(model) or self._served.get("*")
+
+
+class Dialect:
+    """`/v1/models` (vLLM: `root` = the weights, `parent` for LoRA adapters), then TGI's `/info`
+    (`model_id@model_sha`, the exact weights; vLLM answers 404)."""
+
+    async def discover(self, upstream: Upstream, fetch: Fetch, models: frozenset[str]) -> ServedModels:
+        body = await fetch.get_json(upstream, "/v1/models")
+        served: dict[str, Checkpoint] = {}
+        for entry in body.get("data", []) if isinstance(body, dict) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                root, parent = entry.get("root"), entry.get("parent")
+                served[entry["id"]] = Checkpoint(
+                    str(root) if isinstance(root, str) else str(entry["id"]),
+                    UPSTREAM,
+                    parent if isinstance(parent, str) else None,
+                )
+        try:
+            info = await fetch.get_json(upstream, "/info")
+        except Exception:
+            info = None
+        if isinstance(info, dict) and isinstance(info.get("model_id"), str):
+            sha = info.get("model_sha")
+            name = f"{info['model_id']}@{sha}" if isinstance(sha, str) and sha else info["model_id"]
+            served = {model: Checkpoint(name, UPSTREAM) for model in served}
+            served["*"] = Checkpoint(name, UPSTREAM)
+        return ServedModels(served)
+
+
+ADAPTER = Adapter()
+DIALECT = Dialect()

@@ -1,9 +1,10 @@
-"""Edge aggregation: every call counts, no flow is ever missed, and the hot path never waits for disk
-except the first time a flow is seen.
+"""Edge aggregation, the `edges` record sink: every call counts, no flow is ever missed, and the hot
+path never waits for disk except the first time a flow is seen.
 
-A new edge is written through (the call's response waits for that one commit); counts of known edges
+A new edge is written through (the call's reply waits for that one commit); counts of known edges
 accumulate in memory and are flushed at least every `flush_interval_s` and on shutdown. All writes go
-through one writer thread that owns the sink, in order, so a flush never overtakes the insert it adds to.
+through one writer thread that owns the store, in order, so a flush never overtakes the insert it adds
+to. *When* to write is decided here; *where* is the `EdgeStore` (SQLite today, see store.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import concurrent.futures
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from proxy.record.store import EdgeKey, SqliteStore
+from proxy.flow import Call, Decision, Outcome
+from proxy.labels import format_labels
+from proxy.record.store import EdgeKey, EdgeStore
 
 log = logging.getLogger("lineage_proxy.edges")
 
@@ -24,7 +27,9 @@ log = logging.getLogger("lineage_proxy.edges")
 class EdgeAggregator:
     """Lives on the event loop thread; only the writer executor touches the store."""
 
-    def __init__(self, store: SqliteStore, *, flush_interval_s: float = 1.0, retention_days: float = 30.0) -> None:
+    name = "edges"
+
+    def __init__(self, store: EdgeStore, *, flush_interval_s: float = 1.0, retention_days: float = 30.0) -> None:
         self._store = store
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-writer")
         # key -> the write-through future while the first insert is in flight, then None
@@ -39,6 +44,21 @@ class EdgeAggregator:
     def start(self) -> None:
         self._submit(self._store.purge, self._retention_days)
         self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    def on_end(
+        self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
+    ) -> concurrent.futures.Future[None] | None:
+        if not call.carries_data:
+            return None  # metadata and health RPCs: no labelled data, no lineage flow
+        key = EdgeKey(
+            decision.caller or "anonymous",
+            decision.purpose or "",
+            format_labels(decision.labels),
+            outcome.checkpoint or "",
+            format_labels(output_labels),
+            decision.action,
+        )
+        return self.add(key, decision.rule)
 
     def add(self, key: EdgeKey, rule: str | None) -> concurrent.futures.Future[None] | None:
         """Count one call. Returns a future to await before the response completes when the edge is new
@@ -60,18 +80,27 @@ class EdgeAggregator:
         return in_flight
 
     def _written(self, key: EdgeKey, future: concurrent.futures.Future[None]) -> None:
-        # runs on the writer thread; dict assignment is atomic under the GIL
-        if future.exception() is None:
+        # runs on the writer thread (or wherever the future was cancelled); dict updates are atomic
+        # under the GIL. A failed or cancelled write forgets the flow, so the next call of that flow
+        # writes it through again instead of waiting on a dead future.
+        error = "cancelled" if future.cancelled() else future.exception()
+        if error is None:
             self._known[key] = None
             return
         self.write_errors += 1
-        log.error("lineage store: cannot write a new edge: %s", future.exception())
-        self._known.pop(key, None)  # the next call with this flow tries again
+        log.error("lineage store: cannot write a new edge: %s", error)
+        if self._known.get(key) is future:
+            del self._known[key]
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[None]:
         return self._writer.submit(fn, *args)
 
-    def flush(self) -> concurrent.futures.Future[None] | None:
+    async def flush(self) -> None:
+        """Write the batched counts now (and wait for every write queued before)."""
+        future = self._flush_pending() or self._submit(_nothing)
+        await asyncio.wrap_future(future)
+
+    def _flush_pending(self) -> concurrent.futures.Future[None] | None:
         if not self._pending:
             return None
         batch, self._pending = self._pending, {}
@@ -81,25 +110,43 @@ class EdgeAggregator:
         return future
 
     def _flushed(self, future: concurrent.futures.Future[None]) -> None:
-        if future.exception() is not None:
+        error = "cancelled" if future.cancelled() else future.exception()
+        if error is not None:
             self.write_errors += 1
-            log.error("lineage store: cannot flush edge counts: %s", future.exception())
+            log.error("lineage store: cannot flush edge counts: %s", error)
 
     async def _flush_loop(self) -> None:
         last_purge = time.monotonic()
         while True:
             await asyncio.sleep(self._flush_interval_s)
-            self.flush()
+            self._flush_pending()
             if time.monotonic() - last_purge > 3600:
                 last_purge = time.monotonic()
                 self._submit(self._store.purge, self._retention_days)
+
+    def metrics(self) -> Iterable[str]:
+        return (
+            "# HELP lineage_proxy_edges_new_total Lineage flows seen for the first time by this process.",
+            "# TYPE lineage_proxy_edges_new_total counter",
+            f"lineage_proxy_edges_new_total {self.new_edges}",
+            "# HELP lineage_proxy_edge_write_errors_total Failed or cancelled writes to the lineage store.",
+            "# TYPE lineage_proxy_edge_write_errors_total counter",
+            f"lineage_proxy_edge_write_errors_total {self.write_errors}",
+        )
+
+    async def stop(self) -> None:
+        await self.close()
 
     async def close(self) -> None:
         """Flush what is pending and wait for every write, then release the store."""
         if self._task is not None:
             self._task.cancel()
-        future = self.flush()
+        future = self._flush_pending()
         if future is not None:
             await asyncio.wrap_future(future)
         self._writer.shutdown(wait=True)
         self._store.close()
+
+
+def _nothing() -> None:
+    """A no-op write: waiting for it waits for every write queued before it."""

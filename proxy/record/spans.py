@@ -8,9 +8,11 @@ before the span exists.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import random
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ import orjson
 from proxy import __version__
 from proxy.config import Telemetry, Upstream
 from proxy.flow import DENY, Call, Decision, Outcome, TraceContext
+from proxy.protocols import ADAPTERS
 from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink
 from proxy.record.otlp import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, encode_resource, encode_scope, encode_span
 
@@ -64,7 +67,10 @@ def make_sink(telemetry: Telemetry, resource: bytes, scope: bytes) -> Sink | Non
 
 
 class SpanRecorder:
-    """Turns (Call, Decision, Outcome) into an encoded span and queues it for export."""
+    """The `spans` record sink: turns (Call, Decision, Outcome) into an encoded span and queues it for
+    export. Never blocks a call: a full queue drops and counts."""
+
+    name = "spans"
 
     def __init__(self, telemetry: Telemetry, sink: Sink | None = None) -> None:
         resource: dict[str, Any] = {"service.name": telemetry.service_name, "service.version": __version__,
@@ -77,9 +83,32 @@ class SpanRecorder:
         assert sink is not None, "telemetry.exporter is none: no SpanRecorder"
         self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size)
 
-    def record(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
+    def start(self) -> None:
+        pass  # the export thread starts with the queue
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
         if call.trace.sampled and self.queue.accepting():
             self.queue.submit(self.encode(call, decision, outcome, output_labels))
+
+    async def flush(self) -> None:
+        await asyncio.to_thread(self.queue.force_flush)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.shutdown)
+
+    def metrics(self) -> Iterable[str]:
+        queue = self.queue
+        return (
+            "# HELP lineage_proxy_spans_dropped_total Spans dropped because the export queue was full.",
+            "# TYPE lineage_proxy_spans_dropped_total counter",
+            f"lineage_proxy_spans_dropped_total {queue.dropped}",
+            "# HELP lineage_proxy_spans_export_failed_total Spans in export batches that failed.",
+            "# TYPE lineage_proxy_spans_export_failed_total counter",
+            f"lineage_proxy_spans_export_failed_total {queue.failed}",
+            "# HELP lineage_proxy_spans_exported_total Spans the collector accepted.",
+            "# TYPE lineage_proxy_spans_exported_total counter",
+            f"lineage_proxy_spans_exported_total {queue.exported}",
+        )
 
     def attributes(
         self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
@@ -132,9 +161,7 @@ class SpanRecorder:
         if outcome.output_tokens is not None:
             attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
         if outcome.status is not None:
-            attrs["rpc.grpc.status_code" if call.protocol == "oip-grpc" else "http.response.status_code"] = (
-                outcome.status
-            )
+            attrs[ADAPTERS[call.protocol].status_attribute] = outcome.status
         attrs.update(outcome.extra)
         if call.content:
             attrs["gen_ai.input.messages"] = "\n".join(call.content)

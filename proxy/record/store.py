@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS edges (
@@ -74,6 +74,19 @@ class EdgeRow:
             "count": self.count,
             "rule": self.rule,
         }
+
+
+class EdgeStore(Protocol):
+    """Where edges are kept. Called from one writer thread at a time; `upsert` adds counts, so any
+    number of writers (workers, sidecars) may share one store."""
+
+    def upsert(self, rows: Iterable[tuple[EdgeKey, float, float, int, str | None]]) -> None: ...
+
+    def purge(self, retention_days: float, now: float | None = None) -> int: ...
+
+    def rows(self) -> list[EdgeRow]: ...
+
+    def close(self) -> None: ...
 
 
 def split_labels(joined: str) -> list[str]:

@@ -71,7 +71,7 @@ def test_counts_are_exact_after_concurrent_calls(vllm, make_proxy, loop_thread, 
     assert loop_thread.run(burst()) == [200] * 90
 
     async def flush() -> None:
-        await asyncio.wrap_future(proxy.process.runtime.edges.flush())
+        await proxy.process.runtime.sinks.flush()
 
     loop_thread.run(flush())
     assert rows(tmp_path / "lineage.db") == {

@@ -87,7 +87,7 @@ from proxy.record.spans import SpanRecorder
 config = parse('listen: {http: "127.0.0.1:0"}\\nupstreams: [{name: u, url: "http://h:1"}]\\nroutes: [{model: "*", upstream: u}]\\ntelemetry: {exporter: console}', env={})
 recorder = SpanRecorder(config.telemetry)
 call = Call("openai", "chat", "m", TraceContext(5, 6))
-recorder.record(call, Decision("allow", config.upstreams[0], "app", "assistant", frozenset({"l"})), Outcome(started_ns=1, ended_ns=2), frozenset({"l"}))
+recorder.on_end(call, Decision("allow", config.upstreams[0], "app", "assistant", frozenset({"l"})), Outcome(started_ns=1, ended_ns=2), frozenset({"l"}))
 recorder.shutdown()
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout

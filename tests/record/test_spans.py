@@ -222,13 +222,13 @@ def test_a_dead_or_hanging_collector_drops_spans_and_never_fails_calls(vllm, mak
         client = sdk(proxy)
         for _ in range(40):
             assert client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "x"}]).choices
-        queue = proxy.process.runtime.spans.queue
+        queue = proxy.process.runtime.sinks.get("spans").queue
         assert queue.dropped > 0  # the queue (4) filled while the exporter was stuck or failing
         assert queue.exported == 0
         metrics = httpx.get(f"{proxy.url}/metrics").text
         assert f"lineage_proxy_spans_dropped_total {queue.dropped}" in metrics
         assert 'lineage_proxy_decisions_total{decision="allow"} 40' in metrics
-        proxy.process.runtime.spans.queue.force_flush()  # at least one export attempt has failed now
+        proxy.process.runtime.sinks.get("spans").queue.force_flush()  # at least one export attempt has failed now
         outage_logs = [r for r in caplog.records if "span export failed" in r.getMessage()]
         assert len(outage_logs) == 1  # once per outage, not per span or per batch
     finally:

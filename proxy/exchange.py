@@ -1,0 +1,315 @@
+"""One call, one Exchange: the transport-neutral walk admit → forward → observe → finish.
+
+An ingress (HTTP or gRPC) only reads sockets and writes replies; it drives an Exchange through the
+call's moments, each a method here, each calling only downward (pipeline, policy, adapter, sinks):
+
+    ex = Exchange(pipeline, adapter, target, trace)
+    upstream = ex.admit(body, header)         # read, identify, label, decide; a denial is raised
+    ... forward; on a transport failure: raise ex.upstream_failed(exc)
+    ex.head(status, header, content_length)   # the reply's head
+    ex.whole(body) | ex.chunk(piece) -> last? # observe; before writing the last piece: finish+recorded
+    ex.finish(error_type)                     # idempotent: the only way a call is recorded
+    await ex.recorded()                       # a new flow is durable before the reply completes
+
+`finish` runs at most once whatever path the call took (allowed, denied, failed, client gone), so
+"every call leaves exactly one record" holds by construction rather than by every branch remembering.
+A client that leaves never cancels the record: the durable write is shielded from the handler's
+cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from proxy.config import Upstream
+from proxy.errors import ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
+from proxy.flow import ALLOW, RESPONSE, Call, Decision, Outcome, TraceContext
+from proxy.labels import format_labels
+from proxy.pipeline import Pipeline
+from proxy.protocols import Adapter, Header, Observer, Target
+from proxy.record.sinks import Durable
+
+log = logging.getLogger("lineage_proxy.exchange")
+
+CLIENT_GONE = "client_disconnected"
+INTERNAL = "internal_error"
+
+_observer_failures = [0]  # logged once per process, counted always
+
+
+class Exchange:
+    """The life of one call. Not thread-safe: it lives on the event loop that serves the call."""
+
+    __slots__ = (
+        "_durable", "_finished", "_left", "_observer", "_record", "adapter", "call", "decision", "outcome",
+        "pipeline", "target", "trace",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        adapter: Adapter,
+        target: Target,
+        trace: TraceContext,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.adapter = adapter
+        self.target = target
+        self.trace = trace
+        self.outcome = Outcome(started_ns=time.time_ns(), extra=extra if extra is not None else {})
+        self.call: Call | None = None
+        self.decision: Decision | None = None
+        self._observer: Observer | None = None
+        self._durable: Durable | None = None
+        self._finished = False
+        self._record = True
+        self._left: int | None = None  # bytes of a sized reply still to come
+        pipeline.runtime.stats.in_flight += 1
+
+    # -- admit
+
+    def admit(self, body: bytes, header: Header) -> Upstream:
+        """Read the request, identify the caller, label, decide. Returns the upstream to forward to;
+        a denial is raised as its ProxyError (and recorded when the ingress finishes the call)."""
+        pipeline = self.pipeline
+        read = self.adapter.read(self.target, body, header)
+        call = self.call = pipeline.call(read, self.adapter.name, header, self.trace)
+        decision = self.decision = pipeline.decide(call)
+        if not decision.forwards:
+            raise pipeline.denial(decision)
+        upstream = decision.upstream
+        assert upstream is not None
+        found = pipeline.runtime.book.resolve(upstream, call.model, call.model_version)
+        if found is not None:
+            outcome = self.outcome
+            outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
+                found.name,
+                found.source,
+                found.parent,
+            )
+        self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
+        return upstream
+
+    def admit_data_free(self, upstream: Upstream, *, span: bool) -> None:
+        """A call that carries no data (metadata, health, repository RPCs): the caller's key was
+        checked (`Pipeline.identify_only`); it gets a span when `span`, never a lineage edge."""
+        self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace, carries_data=False)
+        self.decision = Decision(ALLOW, upstream)
+        self._record = span
+
+    def readmit(self, body: bytes, header: Header) -> ProxyError | None:
+        """A later message of a stream: when it adds labels, the call is decided again with all of
+        them. Returns the denial (the stream must end), else None."""
+        call, decision = self.call, self.decision
+        assert call is not None and decision is not None
+        more = self.pipeline.call(self.adapter.read(self.target, body, header), self.adapter.name, header, self.trace)
+        if more.labels <= call.labels and more.detected <= call.detected:
+            return None
+        call = self.call = Call(call.protocol, call.operation, call.model, call.trace, call.key_sha256, call.purpose,
+                                call.labels | more.labels, call.detected | more.detected, call.input_digest,
+                                call.params, call.stream, call.model_version, call.content)  # fmt: skip
+        again = self.pipeline.decide(call)
+        if again.forwards:
+            return None
+        self.decision = again
+        return self.pipeline.denial(again)
+
+    # -- the reply
+
+    @property
+    def wants_first_chunk(self) -> bool:
+        """True when only the reply can name the checkpoint: read its first piece before the head goes
+        out, so `x-lineage-checkpoint` can say."""
+        return self.outcome.checkpoint is None and self._observer is not None
+
+    def head(self, status: int, header: Header, content_length: int | None = None) -> None:
+        outcome = self.outcome
+        outcome.status = status
+        if status >= 500:
+            outcome.error_type = str(status)
+        observer = self._observer
+        if status >= 300:
+            self._observer = None  # an error body is not the model's output
+        elif observer is not None:
+            try:
+                observer.head(status, header)
+            except Exception:
+                self._observer_failed()
+        self._left = content_length
+
+    def whole(self, body: bytes) -> None:
+        """The whole reply body (not streamed)."""
+        observer = self._observer
+        if observer is not None:
+            try:
+                observer.body(body)
+            except Exception:
+                self._observer_failed()
+
+    def chunk(self, data: bytes) -> bool:
+        """One piece of a streamed reply, before it is written to the client. True when the piece
+        holds the reply's end (the last SSE event, or the last byte of a sized body): the ingress
+        then finishes the call and awaits `recorded()` before the client can have it."""
+        if self._finished:
+            return False
+        observer = self._observer
+        if observer is not None:
+            try:
+                observer.chunk(data)
+            except Exception:
+                self._observer_failed()
+                observer = None
+        if self.outcome.checkpoint is None and self.outcome.response_model:
+            self._checkpoint_from_response()
+        if self._left is not None:
+            self._left -= len(data)
+            if self._left <= 0:
+                return True
+        return observer is not None and observer.ended
+
+    def stream_message(self, message: bytes) -> None:
+        """One message of a streamed gRPC reply (each message is whole)."""
+        outcome = self.outcome
+        if not outcome.first_token_ns:
+            outcome.first_token_ns = time.time_ns()
+        observer = self._observer
+        if observer is not None and not self._finished:
+            try:
+                observer.chunk(message)
+            except Exception:
+                self._observer_failed()
+
+    def _observer_failed(self) -> None:
+        """Observing never breaks forwarding: an observer that raises is dropped for this call, and
+        the call is still forwarded and recorded (without what the observer would have read)."""
+        self._observer = None
+        _observer_failures[0] += 1
+        if _observer_failures[0] == 1:
+            log.warning("could not read a reply from upstream (forwarded unchanged; logged once)", exc_info=True)
+
+    # -- failures
+
+    def upstream_failed(self, exc: BaseException) -> ProxyError:
+        """Map a transport failure to the contract's error: the one place for both transports."""
+        decision = self.decision
+        upstream = decision.upstream if decision is not None else None
+        name = upstream.name if upstream is not None else "?"
+        if isinstance(exc, UpstreamStatus):
+            if exc.grpc_code == "UNAVAILABLE":
+                return UpstreamUnavailable(f"upstream {name!r} is unavailable: {exc.message}")
+            if exc.grpc_code == "DEADLINE_EXCEEDED":
+                timeout = upstream.timeout_s if upstream is not None else 0
+                return UpstreamTimeout(f"upstream {name!r} did not answer in time (timeout_s {timeout:g})")
+            return exc  # the upstream's own answer, passed on as it came
+        if isinstance(exc, ProxyError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            timeout = upstream.timeout_s if upstream is not None else 0
+            return UpstreamTimeout(f"upstream {name!r} did not answer within {timeout:g}s")
+        return UpstreamUnavailable(f"upstream {name!r} is unavailable: {type(exc).__name__}: {exc}")
+
+    # -- the end
+
+    def finish(self, error: ProxyError | str | None = None) -> None:
+        """Record the call: once, whatever path it took. `error`: why it failed, if it did."""
+        if self._finished:
+            return
+        self._finished = True
+        runtime = self.pipeline.runtime
+        stats = runtime.stats
+        stats.in_flight -= 1
+        outcome = self.outcome
+        decision = self.decision
+        if isinstance(error, ProxyError):
+            stats.errors[error.code] += 1
+            if decision is None or decision.forwards:  # a denial's type is its decision's code
+                outcome.error_type = outcome.error_type or error.code
+        elif error is not None:
+            outcome.error_type = outcome.error_type or error
+            stats.errors[error] += 1
+        elif outcome.error_type:
+            stats.errors[outcome.error_type] += 1
+        outcome.ended_ns = time.time_ns()
+        call = self.call
+        if call is None or decision is None or not self._record:
+            return  # not an admitted call (a malformed request): counted, nothing to record
+        observer = self._observer
+        if observer is not None:
+            try:
+                observer.finish()
+            except Exception:
+                self._observer_failed()
+        self._checkpoint_from_response()
+        self._durable = runtime.sinks.on_end(call, decision, outcome, self.edge_labels())
+
+    def _checkpoint_from_response(self) -> None:
+        outcome = self.outcome
+        if outcome.checkpoint is not None or not outcome.response_model:
+            return
+        decision = self.decision
+        upstream = decision.upstream if decision is not None else None
+        found = (
+            self.pipeline.runtime.book.resolve(upstream, outcome.response_model, learn=False)
+            if upstream is not None
+            else None
+        )
+        if found is not None:  # the upstream's metadata names what the reply's model is
+            outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
+                found.name,
+                found.source,
+                found.parent,
+            )
+        else:
+            outcome.checkpoint, outcome.checkpoint_source = outcome.response_model, RESPONSE
+
+    async def recorded(self) -> None:
+        """Wait until a new flow's first record is durable. Shielded: a client that leaves cancels
+        the wait, never the write. A store failure is logged by its sink, never fails the call."""
+        durable = self._durable
+        if durable is None or durable.done():
+            return
+        try:
+            await asyncio.shield(asyncio.wrap_future(durable))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            pass
+
+    async def end(self) -> None:
+        """finish + recorded: the call is complete and its record durable."""
+        self.finish()
+        await self.recorded()
+
+    # -- what the client is told
+
+    def output_labels(self) -> frozenset[str]:
+        """The reply's labels: the inputs' labels plus what detectors found in the output so far."""
+        decision = self.decision
+        if decision is None:
+            return frozenset()
+        detected = self.outcome.output_detected
+        return decision.labels | detected if detected else decision.labels
+
+    def edge_labels(self) -> frozenset[str]:
+        """Output labels as the edge records them: a denied call produced no output."""
+        decision = self.decision
+        return self.output_labels() if decision is not None and decision.forwards else frozenset()
+
+    def lineage_headers(self) -> list[tuple[str, str]]:
+        """`x-trace-id`, `x-lineage-decision`, `x-data-labels`, `x-lineage-upstream`,
+        `x-lineage-checkpoint` (CONTRACT.md §3): the same for HTTP headers and gRPC metadata."""
+        headers = [("x-trace-id", self.trace.trace_id_hex)]
+        decision = self.decision
+        if decision is not None and self.call is not None and self.call.carries_data:
+            headers.append(("x-lineage-decision", decision.action))
+            headers.append(("x-data-labels", format_labels(self.output_labels())))
+            if decision.forwards and decision.upstream is not None:
+                headers.append(("x-lineage-upstream", decision.upstream.name))
+        checkpoint = self.outcome.checkpoint
+        if checkpoint:
+            headers.append(("x-lineage-checkpoint", checkpoint))
+        return headers

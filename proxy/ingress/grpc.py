@@ -1,0 +1,324 @@
+"""The gRPC ingress: a grpc.aio server proxying the OIP v2 GRPCInferenceService to gRPC upstreams.
+
+Every method is handled generically on raw bytes. Inference (ModelInfer, ModelStreamInfer) is read by
+the OIP gRPC adapter and walked by an Exchange like any HTTP call; metadata and health RPCs only check
+the caller's key; any other method of any service (Triton's repository, statistics, shared-memory RPCs)
+is passed through as a byte stream in both directions, key-checked, with its method name in a span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NoReturn
+
+import grpc
+import grpc.aio
+
+from proxy.config import Address, Upstream
+from proxy.errors import ProxyError, UpstreamUnavailable
+from proxy.exchange import CLIENT_GONE, Exchange
+from proxy.pipeline import Pipeline, PipelineRef
+from proxy.protocols import ADAPTERS, Header, Target
+from proxy.protocols.oip_grpc import (
+    MODEL_INFER,
+    MODEL_METADATA,
+    MODEL_READY,
+    MODEL_STREAM_INFER,
+    SERVICE,
+    read_model_name,
+)
+from proxy.transport.grpc_channels import UNLIMITED, GrpcChannels, upstream_status
+
+_NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
+_STATUS = {code.name: code for code in grpc.StatusCode}
+_DATA_FREE = frozenset(
+    SERVICE + m for m in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
+)
+_OIP = ADAPTERS["oip-grpc"]
+_INFER = Target("infer")
+_INFERENCE_SERVICE = "inference.GRPCInferenceService"
+
+Metadata = Sequence[tuple[str, str | bytes]]
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            found[key] = value
+    return found
+
+
+def _pass(metadata: Metadata | None) -> list[tuple[str, str | bytes]]:
+    """The upstream's own metadata, less transport keys and the keys only the proxy may set."""
+    return [
+        (k, v)
+        for k, v in metadata or ()
+        if not k.startswith(":")
+        and k not in ("content-type", "grpc-status", "x-data-labels", "x-trace-id")
+        and not k.startswith("x-lineage-")
+    ]
+
+
+def _rpc(method: str) -> dict[str, Any]:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return {"rpc.system": "grpc", "rpc.service": service or _INFERENCE_SERVICE, "rpc.method": name or method}
+
+
+class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
+    def __init__(self, ref: PipelineRef, channels: GrpcChannels) -> None:
+        self.ref = ref
+        self.channels = channels
+        self._server: grpc.aio.Server | None = None
+
+    # -- lifecycle
+
+    async def start(self, address: Address) -> Address:
+        self._server = grpc.aio.server(options=[*UNLIMITED, ("grpc.so_reuseport", 1)])
+        self._server.add_generic_rpc_handlers((self,))
+        port = self._server.add_insecure_port(str(address))
+        await self._server.start()
+        return Address(address.host, port)
+
+    async def stop(self, grace_s: float) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)
+
+    # -- dispatch
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method: str = details.method
+        if method == MODEL_INFER:
+            return grpc.unary_unary_rpc_method_handler(self.model_infer)
+        if method == MODEL_STREAM_INFER:
+            return grpc.stream_stream_rpc_method_handler(self.model_stream_infer)
+        if method in _DATA_FREE:
+            # partial, not lambda: grpc.aio tells coroutines and async generators apart by inspection
+            return grpc.unary_unary_rpc_method_handler(functools.partial(self.data_free, method))
+        return grpc.stream_stream_rpc_method_handler(functools.partial(self.passthrough, method))
+
+    # -- the steps every handler shares
+
+    def _exchange(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> tuple[Exchange, Header]:
+        pipeline = self.ref.current
+        header = _metadata(context).get
+        return Exchange(pipeline, _OIP, _INFER, pipeline.trace(header), _rpc(method)), header
+
+    @staticmethod
+    def _admit(ex: Exchange, request: bytes, header: Header) -> Upstream:
+        upstream = ex.admit(request, header)
+        if upstream.grpc is None:
+            raise UpstreamUnavailable(
+                f"upstream {upstream.name!r} speaks HTTP only; send this call to the HTTP listener"
+            )
+        return upstream
+
+    @staticmethod
+    def _data_free_upstream(pipeline: Pipeline, model: str) -> Upstream:
+        matched = pipeline.policy.route(model)
+        if matched is not None and matched[1].grpc:
+            return matched[1]
+        for upstream in pipeline.config.upstreams:
+            if upstream.grpc:
+                return upstream
+        raise UpstreamUnavailable("no gRPC upstream is configured for this call")
+
+    @staticmethod
+    def _forward_metadata(
+        ex: Exchange, upstream: Upstream, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> list[tuple[str, str | bytes]]:
+        strips = ex.pipeline.strips_auth or upstream.api_key
+        out: list[tuple[str, str | bytes]] = [
+            (key, value)
+            for key, value in context.invocation_metadata() or ()
+            if key not in _NOT_FORWARDED and not key.startswith(":") and not (key == "authorization" and strips)
+        ]
+        out.append(("traceparent", ex.trace.traceparent()))
+        if upstream.api_key:
+            out.append(("authorization", f"Bearer {upstream.api_key}"))
+        return out
+
+    @staticmethod
+    def _timeout(upstream: Upstream, context: grpc.aio.ServicerContext[Any, Any]) -> float:
+        remaining = context.time_remaining()
+        return upstream.timeout_s if remaining is None else min(upstream.timeout_s, remaining)
+
+    @staticmethod
+    async def _abort(context: grpc.aio.ServicerContext[Any, Any], ex: Exchange, error: ProxyError) -> NoReturn:
+        """End the call with `error`: recorded first, then the status with the lineage as trailers."""
+        ex.finish(error)
+        await ex.recorded()
+        code = _STATUS.get(error.grpc_code, grpc.StatusCode.UNKNOWN)
+        await context.abort(code, error.message, tuple(ex.lineage_headers()))
+        raise AssertionError("unreachable: abort raises")
+
+    # -- inference
+
+    async def model_infer(self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        ex, header = self._exchange(context, MODEL_INFER)
+        try:
+            upstream = self._admit(ex, request, header)
+            rpc = self.channels.channel(upstream).unary_unary(MODEL_INFER)(
+                request,
+                metadata=self._forward_metadata(ex, upstream, context),
+                timeout=self._timeout(upstream, context),
+            )
+            try:
+                reply: bytes = await rpc
+                initial = await rpc.initial_metadata()
+                trailing = await rpc.trailing_metadata()
+            except grpc.aio.AioRpcError as exc:
+                ex.outcome.status = exc.code().value[0]
+                raise ex.upstream_failed(upstream_status(exc)) from None
+            ex.head(0, header)
+            ex.whole(reply)
+            await ex.end()
+        except ProxyError as error:
+            await self._abort(context, ex, error)
+        except asyncio.CancelledError:
+            ex.finish(CLIENT_GONE)
+            raise
+        finally:
+            ex.finish()
+        await context.send_initial_metadata([*_pass(initial), *ex.lineage_headers()])
+        context.set_trailing_metadata(tuple(_pass(trailing)))
+        return reply
+
+    async def model_stream_infer(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        """One stream is one call: decided on its first message, decided again whenever a later message
+        adds labels (a denial, or a malformed message, ends the stream); the span ends with the stream."""
+        first = await anext(aiter(requests), None)
+        if first is None:
+            return
+        ex, header = self._exchange(context, MODEL_STREAM_INFER)
+        try:
+            upstream = self._admit(ex, first, header)
+            rpc = self.channels.channel(upstream).stream_stream(MODEL_STREAM_INFER)(
+                metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
+            )
+            ended: list[ProxyError] = []  # why the proxy ended the stream, if it did
+
+            async def pump() -> None:
+                await rpc.write(first)
+                async for message in requests:
+                    try:
+                        refused = ex.readmit(message, header)
+                    except ProxyError as error:  # a malformed later message ends the stream at once
+                        refused = error
+                    if refused is not None:
+                        ended.append(refused)
+                        rpc.cancel()
+                        return
+                    await rpc.write(message)
+                await rpc.done_writing()
+
+            writer = asyncio.get_running_loop().create_task(pump())
+            sent_metadata = False
+            try:
+                async for message in rpc:
+                    ex.stream_message(message)
+                    if not sent_metadata:
+                        initial = await rpc.initial_metadata()
+                        await context.send_initial_metadata([*_pass(initial), *ex.lineage_headers()])
+                        sent_metadata = True
+                    yield message
+                ex.outcome.status = 0
+            except asyncio.CancelledError:
+                if not ended:
+                    raise
+            except grpc.aio.AioRpcError as exc:
+                if not ended:
+                    ex.outcome.status = exc.code().value[0]
+                    raise ex.upstream_failed(upstream_status(exc)) from None
+            finally:
+                if not writer.done():
+                    writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, ProxyError):
+                    await writer
+            if ended:
+                raise ended[0]
+            await ex.end()
+        except ProxyError as error:
+            await self._abort(context, ex, error)
+        except asyncio.CancelledError:
+            ex.finish(CLIENT_GONE)
+            raise
+        finally:
+            ex.finish()
+
+    # -- everything else
+
+    async def data_free(self, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Health and metadata RPCs: the caller's key is checked, nothing is recorded."""
+        ex, header = self._exchange(context, method)
+        try:
+            pipeline = ex.pipeline
+            pipeline.identify_only(header)
+            model = read_model_name(request) if method in (MODEL_READY, MODEL_METADATA) else ""
+            upstream = self._data_free_upstream(pipeline, model)
+            ex.admit_data_free(upstream, span=False)
+            rpc = self.channels.channel(upstream).unary_unary(method)(
+                request,
+                metadata=self._forward_metadata(ex, upstream, context),
+                timeout=self._timeout(upstream, context),
+            )
+            try:
+                reply: bytes = await rpc
+                initial = await rpc.initial_metadata()
+            except grpc.aio.AioRpcError as exc:
+                raise ex.upstream_failed(upstream_status(exc)) from None
+            ex.finish()
+        except ProxyError as error:
+            await self._abort(context, ex, error)
+        finally:
+            ex.finish()
+        await context.send_initial_metadata([*_pass(initial), ("x-trace-id", ex.trace.trace_id_hex)])
+        return reply
+
+    async def passthrough(
+        self, method: str, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        """Any other method, unary or streaming alike (the wire does not tell them apart): bytes both
+        ways; the caller's key is checked and the method recorded in a span."""
+        pipeline = self.ref.current
+        header = _metadata(context).get
+        ex = Exchange(pipeline, _OIP, Target("passthrough"), pipeline.trace(header), _rpc(method))
+        ex.outcome.extra["rpc.method"] = method
+        try:
+            pipeline.identify_only(header)
+            upstream = self._data_free_upstream(pipeline, "")
+            ex.admit_data_free(upstream, span=True)
+            rpc = self.channels.channel(upstream).stream_stream(method)(
+                metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
+            )
+
+            async def pump() -> None:
+                async for message in requests:
+                    await rpc.write(message)
+                await rpc.done_writing()
+
+            writer = asyncio.get_running_loop().create_task(pump())
+            try:
+                async for message in rpc:
+                    yield message
+                ex.outcome.status = 0
+            except grpc.aio.AioRpcError as exc:
+                ex.outcome.status = exc.code().value[0]
+                raise upstream_status(exc) from None  # the upstream's own answer, passed on
+            finally:
+                if not writer.done():
+                    writer.cancel()
+            context.set_trailing_metadata(tuple(_pass(await rpc.trailing_metadata())))
+            ex.finish()
+        except ProxyError as error:
+            await self._abort(context, ex, error)
+        except asyncio.CancelledError:
+            ex.finish(CLIENT_GONE)
+            raise
+        finally:
+            ex.finish()

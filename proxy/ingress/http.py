@@ -1,0 +1,297 @@
+"""The HTTP ingress: aiohttp's low-level server in front of the pooled upstream client.
+
+It reads requests and writes replies; what a request means is its protocol adapter's business (matched
+from `HTTP_ADAPTERS`, passthrough otherwise) and the call's life is an Exchange's. Bodies are read once
+and forwarded as the original bytes; replies that stream (SSE, chunked, or larger than
+`limits.buffer_max_bytes`) are written chunk by chunk as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from proxy.config import Upstream
+from proxy.errors import ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
+from proxy.exchange import CLIENT_GONE, Exchange
+from proxy.flow import TraceContext
+from proxy.pipeline import Pipeline, PipelineRef
+from proxy.protocols import ADAPTERS, HTTP_ADAPTERS
+from proxy.transport.upstreams import Response as UpstreamResponse
+from proxy.transport.upstreams import UpstreamPool
+
+log = logging.getLogger("lineage_proxy.http")
+
+# RFC 9110 §7.6.1 connection-specific fields, plus framing the proxy recomputes itself.
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+        "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
+    }
+)  # fmt: skip
+# reply headers only the proxy may set: an upstream's own are dropped, never passed off as the proxy's
+OWNED = frozenset({"x-data-labels", "x-trace-id"})
+_NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PASSTHROUGH = ADAPTERS["passthrough"]
+_CLIENT_GONE_ERRORS = (ConnectionResetError, aiohttp.ClientConnectionResetError)
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
+    value = headers.get("connection")
+    return frozenset(t.strip().lower() for t in value.split(",")) if value else frozenset()
+
+
+def _forward_headers(
+    headers: CIMultiDictProxy[str], trace: TraceContext, pipeline: Pipeline, api_key: str | None, observe: bool
+) -> list[tuple[str, str]]:
+    drop = _connection_tokens(headers)
+    out: list[tuple[str, str]] = []
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in drop or lower == "traceparent":
+            continue
+        if lower == "authorization" and (pipeline.strips_auth or api_key):
+            continue
+        if lower == "accept-encoding" and observe:
+            continue
+        out.append((name, value))
+    out.append(("traceparent", trace.traceparent()))
+    if api_key:
+        out.append(("Authorization", f"Bearer {api_key}"))
+    if observe:
+        out.append(("Accept-Encoding", "identity"))  # the proxy reads replies to record them
+    return out
+
+
+def _reply_headers(upstream_headers: CIMultiDict[str], lineage: list[tuple[str, str]]) -> CIMultiDict[str]:
+    drop = _connection_tokens(upstream_headers)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream_headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in drop or lower in OWNED or lower.startswith("x-lineage-"):
+            continue
+        out.add(name, value)
+    out.extend(lineage)
+    return out
+
+
+def error_response(error: ProxyError, lineage: list[tuple[str, str]]) -> web.Response:
+    headers: CIMultiDict[str] = CIMultiDict(lineage)
+    headers["Content-Type"] = "application/json"
+    return web.Response(status=error.status, body=error.body(), headers=headers)
+
+
+class HttpIngress:
+    """One per process: the request handler for the http listener."""
+
+    def __init__(
+        self,
+        ref: PipelineRef,
+        pool: UpstreamPool,
+        admin: Callable[[web.BaseRequest], web.StreamResponse | None] | None = None,
+    ) -> None:
+        self.ref = ref
+        self.pool = pool
+        self.admin = admin
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        method, path = request.method, request.path
+        if method == "GET" and self.admin is not None:
+            response = self.admin(request)
+            if response is not None:
+                return response
+        pipeline = self.ref.current
+        header = request.headers.get
+        for adapter in HTTP_ADAPTERS:
+            target = adapter.match(method, path)
+            if target is not None:
+                break
+        else:
+            adapter, target = _PASSTHROUGH, _PASSTHROUGH.match(method, path)
+        assert target is not None
+        ex = Exchange(pipeline, adapter, target, pipeline.trace(header))
+        try:
+            if adapter is _PASSTHROUGH and method in _NO_DATA_METHODS:
+                return await self._data_free(request, ex, pipeline, target.model)
+            body = await self._body(request, pipeline)
+            upstream = ex.admit(body, header)
+            return await self._forward(request, ex, upstream, body, observe=adapter is not _PASSTHROUGH)
+        except ProxyError as error:
+            ex.finish(error)
+            await ex.recorded()
+            return error_response(error, ex.lineage_headers())
+        except (asyncio.CancelledError, *_CLIENT_GONE_ERRORS):
+            ex.finish(CLIENT_GONE)
+            raise
+        except Exception:
+            log.exception("internal error handling %s %s", method, path)
+            internal = ProxyError("internal error in lineage-proxy; see its log")
+            ex.finish(internal)
+            await ex.recorded()
+            return error_response(internal, ex.lineage_headers())
+        finally:
+            ex.finish()  # a no-op when the call already ended, which every path above does
+
+    async def _body(self, request: web.BaseRequest, pipeline: Pipeline) -> bytes:
+        limit = pipeline.config.limits.max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            raise RequestTooLarge(f"request body of {length} bytes is over the limit of {limit} bytes")
+        chunks = []
+        size = 0
+        while True:
+            chunk = await request.content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(f"request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _data_free(
+        self, request: web.BaseRequest, ex: Exchange, pipeline: Pipeline, model: str
+    ) -> web.StreamResponse:
+        """GET/HEAD/OPTIONS that name no inference (metadata, health, files): only the caller's key is
+        checked; forwarded to the upstream of the model the path names, or of the '*' route."""
+        pipeline.identify_only(request.headers.get)
+        if request.method == "GET" and request.path == "/v1/models":
+            return await self._models(request, ex, pipeline)
+        matched = pipeline.policy.route(model)
+        if matched is None:
+            raise ModelNotFound(f"no route for {request.path!r} (no route for model {model!r} and no '*' route)")
+        ex.admit_data_free(matched[1], span=False)
+        return await self._forward(request, ex, matched[1], b"", observe=False)
+
+    async def _models(self, request: web.BaseRequest, ex: Exchange, pipeline: Pipeline) -> web.StreamResponse:
+        """`GET /v1/models`: one OpenAI upstream answers as it is; several are merged into one list in
+        which each model appears once."""
+        upstreams = list(
+            {u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == "openai" and u.url}.values()
+        )
+        if len(upstreams) == 1:
+            ex.admit_data_free(upstreams[0], span=False)
+            return await self._forward(request, ex, upstreams[0], b"", observe=False)
+        data: list[object] = []
+        seen: set[object] = set()
+        for upstream in upstreams:
+            try:
+                body = await self.pool.get_json(upstream, "/v1/models")
+            except Exception as exc:
+                log.warning("GET /v1/models: upstream %s did not answer: %s", upstream.name, exc)
+                continue
+            for entry in body.get("data", []) if isinstance(body, dict) else []:
+                model = entry.get("id") if isinstance(entry, dict) else None
+                if model in seen:
+                    continue
+                seen.add(model)
+                data.append(entry)
+        ex.finish()
+        return web.Response(
+            body=orjson.dumps({"object": "list", "data": data}),
+            headers={"Content-Type": "application/json", "x-trace-id": ex.trace.trace_id_hex},
+        )
+
+    async def _forward(
+        self, request: web.BaseRequest, ex: Exchange, upstream: Upstream, body: bytes, *, observe: bool
+    ) -> web.StreamResponse:
+        if upstream.url is None:
+            raise UpstreamUnavailable(
+                f"upstream {upstream.name!r} speaks gRPC only; send this call to the gRPC listener"
+            )
+        headers = _forward_headers(request.headers, ex.trace, ex.pipeline, upstream.api_key, observe)
+        try:
+            resp = await self.pool.request(upstream, request.method, request.raw_path, headers, body)
+        except Exception as exc:
+            raise ex.upstream_failed(exc) from None
+        try:
+            ex.head(resp.status, resp.headers.get, resp.content_length)
+            streamed = (
+                resp.content_length is None
+                or resp.content_length > ex.pipeline.config.limits.buffer_max_bytes
+                or resp.headers.get("Content-Type", "").startswith("text/event-stream")
+            )
+            if streamed:
+                return await self._streamed_reply(request, ex, resp)
+            try:
+                data = await resp.read()
+            except Exception as exc:
+                raise ex.upstream_failed(exc) from None
+            ex.whole(data)
+            await ex.end()
+            return web.Response(status=resp.status, headers=_reply_headers(resp.headers, ex.lineage_headers()),
+                                body=data)  # fmt: skip
+        finally:
+            resp.release()
+
+    async def _streamed_reply(
+        self, request: web.BaseRequest, ex: Exchange, resp: UpstreamResponse
+    ) -> web.StreamResponse:
+        first = b""
+        last = False
+        if ex.wants_first_chunk:
+            # the reply names the model in its first event: wait for it so the head can say
+            try:
+                first = await resp.readany()
+            except Exception as exc:
+                raise ex.upstream_failed(exc) from None
+            last = ex.chunk(first) if first else False
+        reply = web.StreamResponse(status=resp.status, headers=_reply_headers(resp.headers, ex.lineage_headers()))
+        if resp.content_length is not None:
+            reply.content_length = resp.content_length
+        await reply.prepare(request)
+        error = await _relay(request, resp, reply, ex, first, last)
+        if error is not None:
+            ex.finish(error)
+            return reply
+        await ex.end()
+        with contextlib.suppress(*_CLIENT_GONE_ERRORS):
+            await reply.write_eof()
+        return reply
+
+
+async def _relay(
+    request: web.BaseRequest,
+    resp: UpstreamResponse,
+    reply: web.StreamResponse,
+    ex: Exchange,
+    first: bytes,
+    last: bool,
+) -> str | None:
+    """Pass the rest of an upstream reply on as it arrives (`first`: a piece already read and observed,
+    `last`: it held the reply's end). The piece holding the end is written only once the call is
+    recorded, so a client that stops reading at `data: [DONE]` and leaves loses nothing.
+
+    Returns None when the reply ended cleanly, else the error type. When the upstream fails mid-reply
+    the status line is gone, so the only honest signal left is to cut the client's connection without
+    a clean end of body. A cancelled handler (the client left) raises as usual."""
+    try:
+        if first:
+            if last:
+                await ex.end()
+            await reply.write(first)
+        while chunk := await resp.readany():
+            if ex.chunk(chunk):
+                await ex.end()
+            await reply.write(chunk)
+    except _CLIENT_GONE_ERRORS:
+        return CLIENT_GONE
+    except Exception as exc:
+        error = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_reset"
+        upstream = ex.decision.upstream if ex.decision is not None else None
+        log.warning(
+            "upstream %s failed mid-reply (%s); aborting the client connection",
+            upstream.name if upstream else "?",
+            error,
+        )
+        if request.transport is not None:
+            request.transport.abort()
+        return error
+    return None

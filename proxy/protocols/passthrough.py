@@ -1,0 +1,51 @@
+"""Passthrough: any other request is forwarded as it came, its body digested but not read.
+
+The model is taken from an OIP model path when there is one (so `/v2/models/{name}/...` follows that
+model's route), else the call goes to the `"*"` route.
+"""
+
+from __future__ import annotations
+
+from proxy.config import Upstream
+from proxy.detectors import Detectors
+from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import Fetch, Header, Request, Target, bytes_digest
+from proxy.protocols.oip import split_path
+
+
+class Adapter:
+    __slots__ = ()
+    name: ProtocolName = "passthrough"
+    status_attribute = "http.response.status_code"
+
+    def match(self, method: str, path: str) -> Target:
+        parts = split_path(path)
+        return Target("passthrough", parts[0] if parts else "", parts[1] if parts else None)
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return Request(target.model, target.operation, digest=bytes_digest(body) if body else None)
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        return None  # forwarded as it came: nothing is read from the reply
+
+
+class NothingServed:
+    """A passthrough upstream says nothing about its weights: only a pin names them."""
+
+    def resolve(self, model: str, version: str | None) -> None:
+        return None
+
+
+class Dialect:
+    """Any HTTP answer to `GET /` means the upstream is up; there is no metadata to read."""
+
+    async def discover(self, upstream: Upstream, fetch: Fetch, models: frozenset[str]) -> NothingServed:
+        try:
+            await fetch.get_json(upstream, "/")
+        except LookupError:
+            pass
+        return NothingServed()
+
+
+ADAPTER = Adapter()
+DIALECT = Dialect()

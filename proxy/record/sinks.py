@@ -1,0 +1,128 @@
+"""Record sinks as a fan-out: every finished call goes to each sink in turn (spans, edges, ...).
+
+Like OpenTelemetry's SynchronousMultiSpanProcessor: the Exchange calls one `on_end`; each sink keeps
+its own *when* (queue, batch, write-through) and *where* (OTLP, SQLite). A sink that raises never
+fails the call or starves the others. Adding a sink is one module implementing `Recorder` and one
+line where the runtime builds its list (`proxy/server.py`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from proxy.flow import Call, Decision, Outcome
+
+log = logging.getLogger("lineage_proxy.record")
+
+Durable = concurrent.futures.Future[None]
+
+
+class Recorder(Protocol):
+    """One place a call's record goes."""
+
+    @property
+    def name(self) -> str: ...
+
+    def start(self) -> None:
+        """Begin background work (flush loops); called on the event loop."""
+        ...
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+        """Record one finished call. Returns a future when the reply must wait for this record to be
+        durable (a new lineage flow), else None. Must not block."""
+        ...
+
+    async def flush(self) -> None:
+        """Write what is batched now (shutdown, tests, the demo); may wait for I/O."""
+        ...
+
+    async def stop(self) -> None:
+        """Flush what is pending and release resources."""
+        ...
+
+    def metrics(self) -> Iterable[str]:
+        """Prometheus text lines for this sink's counters."""
+        ...
+
+
+class FanOut:
+    """The runtime's sinks, by name; `on_end` reaches every one."""
+
+    __slots__ = ("_failed", "_sinks")
+
+    def __init__(self, sinks: Iterable[Recorder] = ()) -> None:
+        self._sinks: dict[str, Recorder] = {sink.name: sink for sink in sinks}
+        self._failed: set[str] = set()
+
+    def __iter__(self) -> Iterator[Recorder]:
+        return iter(tuple(self._sinks.values()))
+
+    def get(self, name: str) -> Recorder | None:
+        return self._sinks.get(name)
+
+    def swap(self, name: str, sink: Recorder | None) -> Recorder | None:
+        """Put `sink` in place of the one called `name` (a reload); returns the old one to stop."""
+        old = self._sinks.pop(name, None)
+        if sink is not None:
+            self._sinks[name] = sink
+        return old
+
+    def start(self) -> None:
+        for sink in self._sinks.values():
+            sink.start()
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+        durable: Durable | None = None
+        for name, sink in self._sinks.items():
+            try:
+                future = sink.on_end(call, decision, outcome, output_labels)
+            except Exception:
+                if name not in self._failed:  # once per sink, not once per call
+                    self._failed.add(name)
+                    log.exception("record sink %s failed on a call (logged once; the call goes on)", name)
+                continue
+            if future is not None:
+                durable = future if durable is None else _both(durable, future)
+        return durable
+
+    async def flush(self) -> None:
+        for sink in tuple(self._sinks.values()):
+            try:
+                await sink.flush()
+            except Exception:
+                log.exception("record sink %s failed to flush", sink.name)
+
+    async def stop(self) -> None:
+        for sink in self._sinks.values():
+            try:
+                await sink.stop()
+            except Exception:
+                log.exception("record sink %s failed to stop cleanly", sink.name)
+
+    def metrics(self) -> list[str]:
+        lines: list[str] = []
+        for sink in self._sinks.values():
+            lines.extend(sink.metrics())
+        return lines
+
+
+def _both(first: Durable, second: Durable) -> Durable:
+    """A future done when both are (rare: two sinks with write-through in one call)."""
+    joined: Durable = concurrent.futures.Future()
+    pending = [2]
+    lock = threading.Lock()  # the two may complete on two threads
+
+    def done(_: Durable) -> None:
+        with lock:
+            pending[0] -= 1
+            last = pending[0] == 0
+        if last:
+            joined.set_result(None)
+
+    first.add_done_callback(done)
+    second.add_done_callback(done)
+    return joined
