@@ -5,17 +5,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
 
 from proxy import __version__
 from proxy.errors import ConfigError
 
+# `check` options that describe the hypothetical call of --explain; without it they would do nothing
+EXPLAIN_ONLY = ("model", "purpose", "labels", "caller", "key", "text")
+DECISIONS = ("allow", "deny", "reroute", "audit-deny")
 
-def _setup_logging(level: str) -> None:
+
+def _setup_logging(level: str, role: str) -> None:
+    """Log to stderr; every line names the process it came from (`worker-2[4711]`, `supervisor[4710]`)."""
+    multiprocessing.current_process().name = role  # forked workers carry their own name (workers.py)
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(processName)s[%(process)d] %(name)s: %(message)s",
         stream=sys.stderr,
     )
 
@@ -32,16 +40,28 @@ def _load(path: str):  # type: ignore[no-untyped-def]
         return None
 
 
+def _fail(message: str) -> int:
+    print(f"lineage-proxy: {message}", file=sys.stderr)
+    return 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, "proxy" if args.workers == 1 else "supervisor")
     config = _load(args.config)
     if config is None:
         return 1
-    from proxy.workers import run_single, run_workers
+    from proxy.workers import StartupError, run_single, run_workers
 
-    if args.workers <= 1:
-        return run_single(args.config, config)
-    return run_workers(args.config, config, args.workers)
+    try:
+        if args.workers == 1:
+            return run_single(args.config, config)
+        return run_workers(args.config, config, args.workers)
+    except StartupError as exc:
+        return _fail(str(exc))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -49,8 +69,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     if not args.explain:
-        print(f"{args.config}: ok ({len(config.upstreams)} upstreams, {len(config.routes)} routes, "
-              f"{len(config.callers)} callers, {len(config.zones)} zones)")  # fmt: skip
+        counts = ", ".join(
+            _count(len(items), noun)
+            for items, noun in (
+                (config.upstreams, "upstream"),
+                (config.routes, "route"),
+                (config.callers, "caller"),
+                (config.zones, "zone"),
+            )
+        )
+        print(f"{args.config}: ok ({counts})")
         return 0
     return _explain(config, args)
 
@@ -69,16 +97,16 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     elif args.caller:
         match = [c for c in config.callers if c.name == args.caller]
         if not match:
-            print(f"unknown caller {args.caller!r} (known: {', '.join(c.name for c in config.callers) or 'none'})")
-            return 1
+            known = ", ".join(c.name for c in config.callers) or "none"
+            return _fail(f"unknown caller {args.caller!r} (known: {known})")
         key_sha = match[0].api_key_sha256
     try:
         labels = parse_labels(args.labels, source="--labels")
     except ProxyError as exc:
-        print(exc.message)
-        return 1
+        return _fail(exc.message)
     detected = Detectors(config.detectors, config.limits.scan_max_chars).scan(args.text) if args.text else frozenset()
-    call = Call("openai", "chat", args.model, TraceContext(1, 1), key_sha, args.purpose, labels, detected)
+    model = args.model if args.model is not None else "*"
+    call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, args.purpose, labels, detected)
     decision = decide(call, Policy.compile(config))
     print(f"decision:  {decision.action}")
     if decision.code:
@@ -97,16 +125,43 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, "demo")
     from proxy.demo import run_demo
+    from proxy.workers import ListenError, StartupError
 
-    return run_demo(keep=args.keep, store=args.store)
+    port = args.port if args.port is not None else (8080 if args.keep else 0)
+    try:
+        return run_demo(keep=args.keep, store=args.store, port=port)
+    except ListenError as exc:
+        return _fail(f"{exc} (choose another with --port N; --port 0 takes any free port)")
+    except StartupError as exc:
+        return _fail(str(exc))
 
 
 def cmd_edges(args: argparse.Namespace) -> int:
     from proxy.edges_query import run_edges
 
     return run_edges(args)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,33 +178,40 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy", description="Run the proxy with a config file. "
                            "SIGTERM drains in-flight calls and exits 0; SIGHUP reloads the config.")  # fmt: skip
     serve.add_argument("--config", required=True, metavar="PATH", help="the YAML config (see config/)")
-    serve.add_argument("--workers", type=int, default=1, metavar="N", help="processes sharing the ports (default 1)")
-    serve.add_argument("--log-level", default="info", choices=levels)
-    serve.set_defaults(func=cmd_serve)
+    serve.add_argument("--workers", type=_positive, default=1, metavar="N",
+                       help="processes sharing the ports (SO_REUSEPORT; default 1)")  # fmt: skip
+    serve.add_argument("--log-level", default="info", choices=levels, help="log verbosity on stderr (default info)")
+    serve.set_defaults(func=cmd_serve, subparser=serve)
 
     check = sub.add_parser("check", help="validate a config (and explain decisions)",
                            description="Validate a config: exit 0 if valid, else exit 1 listing every problem "
                            "with its location. With --explain, decide one hypothetical call and say why "
                            "(exit 2 when it would be denied).")  # fmt: skip
-    check.add_argument("--config", required=True, metavar="PATH")
+    check.add_argument("--config", required=True, metavar="PATH", help="the YAML config to validate")
     check.add_argument("--explain", action="store_true", help="decide the call described by the options below")
-    check.add_argument("--model", default="*", help="requested model (default: the '*' route)")
-    check.add_argument("--purpose", help="the call's x-purpose")
-    check.add_argument("--labels", help="the call's x-data-labels, comma-separated")
+    check.add_argument("--model", help="requested model (default: the '*' route); with --explain")
+    check.add_argument("--purpose", help="the call's x-purpose; with --explain")
+    check.add_argument("--labels", help="the call's x-data-labels, comma-separated; with --explain")
     who = check.add_mutually_exclusive_group()
-    who.add_argument("--caller", help="act as this configured caller")
-    who.add_argument("--key", help="act as the caller owning this API key")
-    check.add_argument("--text", help="request content to run the detectors on")
-    check.set_defaults(func=cmd_check)
+    who.add_argument("--caller", help="act as this configured caller; with --explain")
+    who.add_argument("--key", help="act as the caller owning this API key; with --explain")
+    check.add_argument("--text", help="request content to run the detectors on; with --explain")
+    check.set_defaults(func=cmd_check, subparser=check)
 
     demo = sub.add_parser("demo", help="run the embedded demo end to end",
                           description="Start a demo model server and the proxy on loopback with a sample "
                           "policy, send a few calls (allowed, denied, rerouted, streamed), print what was "
                           "recorded and exit 0.")  # fmt: skip
     demo.add_argument("--keep", action="store_true", help="stay up afterwards so you can send your own calls")
-    demo.add_argument("--store", metavar="PATH", help="lineage store file (default: a temporary file)")
-    demo.add_argument("--log-level", default="warning", choices=levels)
-    demo.set_defaults(func=cmd_demo)
+    demo.add_argument("--port", type=_port, metavar="N",
+                      help="the proxy's port on 127.0.0.1 (default 8080 with --keep, else any free port; "
+                      "0: any free port)")  # fmt: skip
+    demo.add_argument("--store", metavar="PATH",
+                      help="keep the lineage store in this file (default: a temporary file deleted at exit)")  # fmt: skip
+    demo.add_argument(
+        "--log-level", default="warning", choices=levels, help="log verbosity on stderr (default warning)"
+    )
+    demo.set_defaults(func=cmd_demo, subparser=demo)
 
     edges = sub.add_parser("edges", help="query the lineage store",
                            description="Which checkpoints saw which labels, for which purposes, by which "
@@ -159,15 +221,36 @@ def build_parser() -> argparse.ArgumentParser:
     edges.add_argument("--purpose", help="only flows for this purpose")
     edges.add_argument("--checkpoint", help="only flows that reached this checkpoint")
     edges.add_argument("--caller", help="only flows from this caller")
-    edges.add_argument("--decision", help="only flows with this decision (allow, deny, reroute, audit-deny)")
+    edges.add_argument("--decision", choices=DECISIONS, help="only flows with this decision")
     edges.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    edges.set_defaults(func=cmd_edges)
+    edges.set_defaults(func=cmd_edges, subparser=edges)
     return parser
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Options that would do nothing are errors (exit 2), not silently ignored."""
+    if args.command == "check" and not args.explain:
+        for name in EXPLAIN_ONLY:
+            if getattr(args, name) is not None:
+                args.subparser.error(f"--{name} only makes sense with --explain")
+
+
+def _quiet_stdout() -> None:
+    """The reader went away (`| head`): send what is left to /dev/null, so exiting says nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _validate(args)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141  # what a shell reports for a writer ended by SIGPIPE (128 + 13), as `yes | head` does
     except KeyboardInterrupt:
         return 130

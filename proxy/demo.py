@@ -7,23 +7,27 @@ calls that show each decision, then what the record holds. Nothing leaves 127.0.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import shlex
 import tempfile
+from collections.abc import Mapping
 from importlib import resources
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy.config import parse
+from proxy.config import Config, parse
 from proxy.demo_model import MODEL, make_app
 from proxy.edges_query import render_table
 from proxy.record.store import SqliteStore
 from proxy.server import ProxyProcess
-from proxy.workers import install_uvloop
+from proxy.workers import install_uvloop, open_process, start_process
 
 GLASSES_KEY = "demo-glasses-key"
 ANALYTICS_KEY = "demo-analytics-key"
+DEMO_KEYS = {hashlib.sha256(key.encode()).hexdigest(): key for key in (GLASSES_KEY, ANALYTICS_KEY)}
 
 CALLS = [
     ("glasses-app asks the assistant (its data must stay in the EU: rerouted)",
@@ -34,7 +38,7 @@ CALLS = [
      GLASSES_KEY, {}, "Remind me to write to ana@example.org", False),
     ("glasses-app tries to use interaction data for analytics (denied by the zone)",
      GLASSES_KEY, {"x-purpose": "analytics"}, "What did I look at today?", False),
-    ("analytics-job runs on unlabelled data (allowed, stays on the US model)",
+    ("analytics-job sends data labelled public (no zone covers that label: allowed, stays on the US model)",
      ANALYTICS_KEY, {"x-purpose": "analytics", "x-data-labels": "public"}, "Summarise: sales rose 4%.", False),
     ("a call without an API key (anonymous: deny)",
      None, {"x-purpose": "assistant"}, "Hello?", False),
@@ -43,6 +47,41 @@ CALLS = [
 
 def _config_text() -> str:
     return resources.files("proxy").joinpath("demo_config.yaml").read_text(encoding="utf-8")
+
+
+def _names(items: frozenset[str] | None, anything: str = "any") -> str:
+    return ", ".join(sorted(items)) if items else anything
+
+
+def describe_policy(config: Config) -> str:
+    """The sample policy in a few lines: who may call with which key, and what the zones allow."""
+    regions = {upstream.name: upstream.region for upstream in config.upstreams}
+    lines = ["the policy (proxy/demo_config.yaml):"]
+    ups = ", ".join(f"{u.name} (region {u.region or '-'})" for u in config.upstreams)
+    lines.append(f"  upstreams  {ups}; both are the demo model server")
+    for i, route in enumerate(config.routes):
+        where = f"{route.upstream} (region {regions.get(route.upstream) or '-'})"
+        lines.append(f"  {'routes' if i == 0 else '':<9}  model {route.model} -> {where}, "
+                     f"for purposes {_names(route.purposes)}")  # fmt: skip
+    width = max((len(c.name) for c in config.callers), default=0)
+    for i, caller in enumerate(config.callers):
+        key = DEMO_KEYS.get(caller.api_key_sha256 or "", "?")
+        extra = f"; inputs always labelled {_names(caller.labels)}" if caller.labels else ""
+        if caller.default_purpose:
+            extra += f"; default purpose {caller.default_purpose}"
+        lines.append(f"  {'callers' if i == 0 else '':<9}  {caller.name:<{width}}  key {key:<18}  "
+                     f"purposes {_names(caller.purposes)}{extra}")  # fmt: skip
+    lines.append(f"  {'' if config.callers else 'callers':<9}  no key: {config.policy.anonymous} "
+                 f"(policy.anonymous); policy.mode: {config.policy.mode}")  # fmt: skip
+    for i, zone in enumerate(config.zones):
+        on_deny = f"reroute:{zone.reroute_to}" if zone.reroute_to else "block"
+        lines.append(f"  {'zones' if i == 0 else '':<9}  {zone.name}  labels {_names(zone.labels)}; "
+                     f"allowed purposes {_names(zone.allow_purposes)}; regions {_names(zone.regions)}; "
+                     f"on_deny {on_deny}")  # fmt: skip
+    if config.detectors:
+        names = ", ".join(d.name for d in config.detectors)
+        lines.append(f"  detectors  {names} (found in the text: adds the label pii:<kind>)")
+    return "\n".join(lines)
 
 
 async def _send(session: aiohttp.ClientSession, base: str, key: str | None, headers: dict[str, str],
@@ -67,58 +106,85 @@ async def _send(session: aiohttp.ClientSession, base: str, key: str | None, head
         return resp.status, {k.lower(): v for k, v in resp.headers.items()}, answer
 
 
-async def _demo(keep: bool, store: str) -> int:
+def _outcome(status: int, headers: Mapping[str, str], regions: Mapping[str, str | None]) -> str:
+    """One line per call: what the client saw, including where it went (x-lineage-upstream)."""
+    upstream = headers.get("x-lineage-upstream", "-")
+    where = f"upstream={upstream}"
+    if upstream in regions:
+        where += f" region={regions[upstream] or '-'}"
+    return (f"HTTP {status}  decision={headers.get('x-lineage-decision', '-')}  {where}  "
+            f"checkpoint={headers.get('x-lineage-checkpoint', '-')}  labels={headers.get('x-data-labels') or '-'}  "
+            f"trace={headers.get('x-trace-id', '-')}")  # fmt: skip
+
+
+async def _demo(keep: bool, store: str, port: int, temporary: bool) -> int:
     runner = web.AppRunner(make_app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    upstream_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    env = {"DEMO_UPSTREAM": f"http://127.0.0.1:{upstream_port}", "DEMO_STORE": store, **os.environ}
-    if keep:
-        env.setdefault("DEMO_PORT", "8080")
-    config = parse(_config_text(), source="demo_config.yaml", env=env)
-    proxy = ProxyProcess(config)
-    bound = await proxy.start()
-    base = f"http://{bound.http}"
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        upstream_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        env = {**os.environ, "DEMO_UPSTREAM": f"http://127.0.0.1:{upstream_port}", "DEMO_STORE": store,
+               "DEMO_PORT": str(port)}  # fmt: skip
+        config = parse(_config_text(), source="demo_config.yaml", env=env)
+        proxy = open_process(config)
+        bound = await start_process(proxy)
+        try:
+            return await _run(proxy, config, f"http://{bound.http}", upstream_port, keep, store, temporary)
+        finally:
+            await proxy.stop()
+    finally:
+        await runner.cleanup()
+
+
+async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: int, keep: bool, store: str,
+               temporary: bool) -> int:  # fmt: skip
     for _ in range(200):  # wait until the upstream's metadata is known (checkpoint from the source)
         if proxy.ready()[0]:
             break
         await asyncio.sleep(0.01)
-    print(f"demo model server on http://127.0.0.1:{upstream_port}, proxy on {base}, store {store}\n")
+    kept = "temporary, deleted when the demo exits; pass --store PATH to keep it" if temporary else "kept"
+    print(f"demo model server on http://127.0.0.1:{upstream_port}, proxy on {base}")
+    print(f"lineage store {store} ({kept})\n")
+    print(describe_policy(config) + "\n")
+    regions = {upstream.name: upstream.region for upstream in config.upstreams}
     async with aiohttp.ClientSession() as session:
         for title, key, headers, text, stream in CALLS:
             status, reply_headers, answer = await _send(session, base, key, headers, text, stream)
             print(f"- {title}")
-            print(f"    HTTP {status}  decision={reply_headers.get('x-lineage-decision', '-')}  "
-                  f"checkpoint={reply_headers.get('x-lineage-checkpoint', '-')}  "
-                  f"labels={reply_headers.get('x-data-labels') or '-'}  trace={reply_headers.get('x-trace-id', '-')}")  # fmt: skip
+            print(f"    {_outcome(status, reply_headers, regions)}")
             print(f"    {answer}")
-    if proxy.runtime.edges is not None:
-        future = proxy.runtime.edges.flush()
-        if future is not None:
-            await asyncio.wrap_future(future)
+    await proxy.runtime.sinks.flush()
     reader = SqliteStore(store, readonly=True)
     rows = reader.rows()
     reader.close()
     print(f"\nlineage edges recorded ({len(rows)}):\n")
     print(render_table(rows))
+    query = f"lineage-proxy edges --store {shlex.quote(store)}"
+    if temporary:
+        print(f"\nthe store {store} is temporary and is deleted when the demo exits; to keep one and query it:\n"
+              f"  lineage-proxy demo --store lineage.db && lineage-proxy edges --store lineage.db")  # fmt: skip
+    else:
+        print(f"\nthe store is kept in {store}; query it with:\n  {query}")
     if keep:
-        print(f"\nstill serving on {base} (Ctrl-C to stop). Try:\n"
+        body = f'{{"model": "{MODEL}", "messages": [{{"role": "user", "content": "hi"}}]}}'
+        print(f"\nstill serving on {base} (Ctrl-C to stop). Send your own calls as any caller above, e.g.:\n"
               f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {GLASSES_KEY}' "
-              f"-H 'x-purpose: assistant' -d '{{\"model\": \"{MODEL}\", \"messages\": "
-              f"[{{\"role\": \"user\", \"content\": \"hi\"}}]}}' -i")  # fmt: skip
+              f"-H 'x-purpose: assistant' -d '{body}' -i\n"
+              f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {ANALYTICS_KEY}' "
+              f"-H 'x-purpose: analytics' -H 'x-data-labels: public' -d '{body}' -i\n"
+              f"and see the record grow from another terminal: {query}", flush=True)  # fmt: skip
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             pass
-    await proxy.stop()
-    await runner.cleanup()
     return 0
 
 
-def run_demo(keep: bool = False, store: str | None = None) -> int:
+def run_demo(keep: bool = False, store: str | None = None, port: int = 0) -> int:
+    """Run the demo; the proxy listens on 127.0.0.1:`port` (0: any free port). Raises StartupError."""
     install_uvloop()
     if store is not None:
-        return asyncio.run(_demo(keep, store))
+        return asyncio.run(_demo(keep, store, port, temporary=False))
     with tempfile.TemporaryDirectory(prefix="lineage-demo-") as tmp:
-        return asyncio.run(_demo(keep, os.path.join(tmp, "lineage.db")))
+        return asyncio.run(_demo(keep, os.path.join(tmp, "lineage.db"), port, temporary=True))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import sqlite3
 import sys
 
 import orjson
@@ -54,13 +56,23 @@ def render_table(rows: list[EdgeRow]) -> str:
 
 
 def run_edges(args: argparse.Namespace) -> int:
+    if os.path.isdir(args.store):
+        print(f"lineage-proxy: {args.store}: is a directory, not a lineage store", file=sys.stderr)
+        return 1
     try:
         store = SqliteStore(args.store, readonly=True)
     except FileNotFoundError:
-        print(f"{args.store}: no lineage store there (is lineage.store set to this path?)", file=sys.stderr)
+        print(f"lineage-proxy: {args.store}: no lineage store there (is lineage.store set to this path?)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except sqlite3.Error as exc:
+        print(f"lineage-proxy: {args.store}: cannot open it as a lineage store: {exc}", file=sys.stderr)
         return 1
     try:
         rows = select(store.rows(), args)
+    except sqlite3.Error as exc:  # not SQLite at all, or SQLite without the edges table
+        print(f"lineage-proxy: {args.store}: not a lineage store: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     if args.json:

@@ -4,23 +4,37 @@ Signals: SIGTERM/SIGINT drain in-flight calls and exit 0; SIGHUP reloads the con
 validates and swaps it in, or refuses it and keeps the old one). The supervisor restarts a worker that
 dies unexpectedly. Ports given as 0 are resolved once by the supervisor, which holds a bound but not
 listening SO_REUSEPORT socket (so it takes no connections) while workers listen on the same port.
+
+Startup failures a user can fix (a port already taken, a lineage store that cannot be opened) are
+raised as StartupError, whose message is the one line `lineage-proxy` prints before exiting 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
+import socket
+import sqlite3
 import sys
 from multiprocessing.connection import Connection
 
-from proxy.config import Config, load
+from proxy.config import Address, Config, load
 from proxy.errors import ConfigError
 from proxy.server import Bound, ProxyProcess, bind, bound_address
 
 log = logging.getLogger("lineage_proxy")
+
+
+class StartupError(Exception):
+    """Why the proxy could not start, as one line for the user (no traceback)."""
+
+
+class ListenError(StartupError):
+    """A listen address cannot be bound (taken, not local, privileged)."""
 
 
 def install_uvloop() -> None:
@@ -31,16 +45,70 @@ def install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _reason(exc: BaseException) -> str:
+    """`[Errno 98] Address already in use` → `address already in use`."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc).split(";")[0]
+
+
+def _listen_addresses(config: Config) -> list[tuple[str, Address]]:
+    listen = config.listen
+    named = (("http", listen.http), ("grpc", listen.grpc), ("admin", listen.admin))
+    return [(name, address) for name, address in named if address is not None]
+
+
+def _is_bind_failure(exc: BaseException) -> bool:
+    # grpc.aio raises RuntimeError("Failed to bind to address ...") where sockets raise OSError
+    return isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and "bind" in str(exc).lower())
+
+
+def _listen_error(config: Config, reuse_port: bool, exc: BaseException) -> ListenError:
+    """Name the address that cannot be bound: the first configured one a probe bind fails on."""
+    addresses = _listen_addresses(config)
+    for _, address in addresses:
+        try:
+            probe = bind(address, listen=False, reuse_port=reuse_port)
+        except OSError as failed:
+            return ListenError(f"cannot listen on {address}: {_reason(failed)}")
+        probe.close()
+    where = ", ".join(str(address) for _, address in addresses)
+    return ListenError(f"cannot listen on {where}: {_reason(exc)}")
+
+
+def open_process(config: Config, *, reuse_port: bool = False, ports: Bound | None = None) -> ProxyProcess:
+    """ProxyProcess(config), with a lineage store that cannot be opened reported as a StartupError."""
+    try:
+        return ProxyProcess(config, reuse_port=reuse_port, ports=ports)
+    except (OSError, sqlite3.Error) as exc:
+        if not config.lineage.store:
+            raise
+        raise StartupError(f"cannot open the lineage store {config.lineage.store}: {_reason(exc)}") from exc
+
+
+async def start_process(process: ProxyProcess, *, reuse_port: bool = False) -> Bound:
+    """process.start(), with a listen address that cannot be bound reported as a StartupError."""
+    try:
+        return await process.start()
+    except (OSError, RuntimeError) as exc:
+        if not _is_bind_failure(exc):
+            raise
+        with contextlib.suppress(Exception):
+            await process.stop()  # release what did bind, so the probe names the address that did not
+        raise _listen_error(process.config, reuse_port, exc) from exc
+
+
 async def _serve(config_path: str, config: Config, ports: Bound | None, ready: Connection | None) -> int:
-    process = ProxyProcess(config, reuse_port=ports is not None, ports=ports)
-    bound = await process.start()
+    process = open_process(config, reuse_port=ports is not None, ports=ports)
+    bound = await start_process(process, reuse_port=ports is not None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: process.reload(config_path))
     if ready is not None:
-        ready.send(bound.describe())
+        log.info("serving %s", bound.describe())
+        ready.send(("ready", bound.describe()))
         ready.close()
     else:
         announce(bound)
@@ -57,6 +125,7 @@ def announce(bound: Bound) -> None:
 
 
 def run_single(config_path: str, config: Config) -> int:
+    """Serve in this process. Raises StartupError when it cannot start."""
     install_uvloop()
     return asyncio.run(_serve(config_path, config, None, None))
 
@@ -64,29 +133,58 @@ def run_single(config_path: str, config: Config) -> int:
 def _worker_main(config_path: str, config: Config, ports: Bound, ready: Connection) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop installs its own handler
     install_uvloop()
-    sys.exit(asyncio.run(_serve(config_path, config, ports, ready)))
+    try:
+        code = asyncio.run(_serve(config_path, config, ports, ready))
+    except StartupError as exc:
+        ready.send(("error", str(exc)))  # the supervisor reports it, once
+        ready.close()
+        sys.exit(1)
+    sys.exit(code)
 
 
 def run_workers(config_path: str, config: Config, workers: int) -> int:
-    """Reserve the ports, start `workers` processes, supervise them until told to stop."""
-    listen = config.listen
-    addresses = {"http": listen.http, "grpc": listen.grpc, "admin": listen.admin}
-    reserved = {name: bind(addr, listen=False, reuse_port=True) for name, addr in addresses.items() if addr}
+    """Reserve the ports, start `workers` processes, supervise them until told to stop.
+
+    Raises StartupError when a port cannot be reserved or a worker cannot start (the others are stopped).
+    """
+    reserved: dict[str, socket.socket] = {}
+    try:
+        for name, address in _listen_addresses(config):
+            reserved[name] = bind(address, listen=False, reuse_port=True)
+    except OSError as exc:
+        for sock in reserved.values():
+            sock.close()
+        raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
     resolved = {name: bound_address(sock) for name, sock in reserved.items()}
     ports = Bound(resolved["http"], resolved.get("grpc"), resolved.get("admin"))
     context = multiprocessing.get_context("fork")
     children: dict[int, multiprocessing.process.BaseProcess] = {}
     stopping = False
+    failed = False
 
-    def spawn(index: int) -> None:
+    def spawn(index: int) -> str | None:
+        """Start worker `index` and wait for it to serve; None, or why it could not start."""
         receive, send = context.Pipe(duplex=False)
         child = context.Process(target=_worker_main, args=(config_path, config, ports, send), name=f"worker-{index}")
         child.start()
         send.close()
-        if receive.poll(60):
-            receive.recv()
-        receive.close()
         children[index] = child
+        error = None
+        if receive.poll(60):
+            try:
+                kind, detail = receive.recv()
+                if kind == "error":
+                    error = f"worker-{index}: {detail}"
+            except EOFError:  # it died before saying anything: its own traceback is on stderr
+                child.join(5)
+                error = f"worker-{index} exited during startup with {child.exitcode}"
+        receive.close()
+        return error
+
+    def signal_children(signum: int) -> None:
+        for child in children.values():
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signum)
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping, config
@@ -97,25 +195,36 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 pass
         else:
             stopping = True
-        for child in children.values():
-            if child.pid is not None and child.is_alive():
-                os.kill(child.pid, signal.SIGTERM if signum != signal.SIGHUP else signal.SIGHUP)
+        signal_children(signal.SIGTERM if signum != signal.SIGHUP else signal.SIGHUP)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
-    for index in range(workers):
-        spawn(index)
-    announce(ports)
-    while children:
-        for index, child in list(children.items()):
-            child.join(0.2)
-            if child.exitcode is None:
-                continue
-            del children[index]
-            if not stopping:
-                log.error("worker %d exited with %s; restarting it", index, child.exitcode)
-                spawn(index)
-    for sock in reserved.values():
-        sock.close()
-    return 0
+    try:
+        for index in range(1, workers + 1):
+            error = spawn(index)
+            if error is not None:
+                stopping = True
+                signal_children(signal.SIGTERM)
+                for child in children.values():
+                    child.join(config.limits.drain_timeout_s + 5)
+                raise StartupError(error)
+        announce(ports)
+        while children:
+            for index, child in list(children.items()):
+                child.join(0.2)
+                if child.exitcode is None:
+                    continue
+                del children[index]
+                if stopping:
+                    continue
+                log.error("worker-%d exited with %s; restarting it", index, child.exitcode)
+                error = spawn(index)
+                if error is not None:
+                    log.error("%s; not restarting it again", error)
+                    children.pop(index).join(5)
+                    failed = True
+    finally:
+        for sock in reserved.values():
+            sock.close()
+    return 1 if failed and not stopping else 0

@@ -1,18 +1,25 @@
-"""The command line as users run it: check (and --explain), serve with SIGHUP and SIGTERM, demo."""
+"""The command line as users run it: check (and --explain), serve with SIGHUP and SIGTERM, edges, demo."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from proxy.cli import DECISIONS, EXPLAIN_ONLY, build_parser
+from proxy.record.store import EdgeKey, SqliteStore
 from tests.conftest import KEYS, sha
-from tests.harness import ServeProcess
+from tests.harness import ServeProcess, dead_port
 from tests.servers.vllm_like import SERVED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +65,96 @@ def test_check_explain_says_what_and_why() -> None:
     card = cli("check", "--config", example, "--explain", "--key", "eval", "--purpose", "evaluation",
                "--text", "card 4111 1111 1111 1111")  # fmt: skip
     assert "zone payment-data" in card.stdout and "pii:credit_card" in card.stdout
+    unknown = cli("check", "--config", example, "--explain", "--caller", "nobody")
+    assert unknown.returncode == 1 and "unknown caller 'nobody' (known: glasses-app, eval-batch)" in unknown.stderr
+
+
+def test_check_counts_are_pluralised() -> None:
+    minimal = cli("check", "--config", str(ROOT / "config" / "minimal.yaml"))
+    assert minimal.returncode == 0
+    assert minimal.stdout.endswith(": ok (1 upstream, 1 route, 0 callers, 0 zones)\n")
+    example = cli("check", "--config", str(ROOT / "config" / "example.yaml"))
+    assert example.stdout.endswith(": ok (3 upstreams, 3 routes, 2 callers, 2 zones)\n")
+
+
+@pytest.mark.parametrize("option", EXPLAIN_ONLY)
+def test_check_options_of_explain_without_explain_are_an_error(option: str) -> None:
+    result = cli("check", "--config", str(ROOT / "config" / "minimal.yaml"), f"--{option}", "x")
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"error: --{option} only makes sense with --explain" in result.stderr
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == {"serve", "check", "demo", "edges"}
+    for name, command in commands.items():
+        for action in command._actions:
+            assert action.help, f"{name} {'/'.join(action.option_strings)} has no help text"
+    assert "the YAML config to validate" in cli("check", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("serve", "--config", "x.yaml", "--workers", "0"), "--workers: must be at least 1, not 0"),
+        (("demo", "--port", "70000"), "--port: a port is 0-65535, not 70000"),
+        (("edges", "--store", "x.db", "--decision", "bogus"), "--decision: invalid choice: 'bogus'"),
+    ],
+)
+def test_unknown_values_are_errors(args: tuple[str, ...], message: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+# -- edges
+
+
+def edge_store(path: Path, n: int) -> Path:
+    store = SqliteStore(path)
+    rows = [(EdgeKey(f"caller-{i}", "assistant", "user-interaction", "ckpt", "user-interaction",
+                     DECISIONS[i % len(DECISIONS)]), 1.0, 2.0, i + 1, None) for i in range(n)]  # fmt: skip
+    store.upsert(rows)
+    store.close()
+    return path
+
+
+def test_edges_filters_by_decision(tmp_path: Path) -> None:
+    store = str(edge_store(tmp_path / "l.db", 8))
+    result = cli("edges", "--store", store, "--decision", "audit-deny", "--json")
+    assert result.returncode == 0
+    assert [line.count('"decision":"audit-deny"') for line in result.stdout.splitlines()] == [1, 1]
+
+
+@pytest.mark.parametrize("json", [True, False])
+def test_edges_into_a_closed_pipe_ends_quietly(tmp_path: Path, json: bool) -> None:
+    """`lineage-proxy edges ... | head -3`: no BrokenPipeError, no traceback, the shell's SIGPIPE status."""
+    store = str(edge_store(tmp_path / "l.db", 3000))  # far more than a pipe buffer holds
+    args = [sys.executable, "-m", "proxy", "edges", "--store", store] + (["--json"] if json else [])
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(30) == 141
+    assert stderr == ""
+    assert "caller-" in head[-1]
+
+
+def test_edges_on_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database, just text that is long enough to have a header-sized first page\n" * 20)
+    other = tmp_path / "other.db"
+    SqliteStore(other).close()
+    db = sqlite3.connect(other)
+    db.execute("DROP TABLE edges")
+    db.close()
+    for path, reason in ((text, "not a lineage store: file is not a database"),
+                         (other, "not a lineage store: no such table: edges"),
+                         (tmp_path, "is a directory, not a lineage store"),
+                         (tmp_path / "none.db", "no lineage store there (is lineage.store set to this path?)")):  # fmt: skip
+        result = cli("edges", "--store", str(path))
+        assert (result.returncode, result.stderr) == (1, f"lineage-proxy: {path}: {reason}\n")
 
 
 SERVE_CONFIG = f"""
@@ -161,3 +258,64 @@ def test_demo_runs_end_to_end() -> None:
     assert "chunks)" in out  # the streamed call
     assert "lineage edges recorded (5)" in out
     assert "checkpoint=lineage-proxy/demo-echo-1" in out
+
+
+# -- serve: startup errors, worker ids in logs
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port somebody else is listening on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def listen_config(tmp_path: Path, store: str = "null", ports: dict[str, int] | None = None) -> str:
+    listen = "".join(f"  {name}: 127.0.0.1:{port}\n" for name, port in {"http": 0, **(ports or {})}.items())
+    path = tmp_path / "proxy.yaml"
+    path.write_text(f"listen:\n{listen}upstreams: [{{name: m, url: 'http://127.0.0.1:{dead_port()}'}}]\n"
+                    f"routes: [{{model: '*', upstream: m}}]\nlineage: {{store: {store}}}\n")  # fmt: skip
+    return str(path)
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lineage-proxy: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("listener", ["http", "admin", "grpc"])
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_taken_port_says_which_in_one_line(tmp_path: Path, taken_port: int, listener: str,
+                                                       workers: str) -> None:  # fmt: skip
+    config = listen_config(tmp_path, ports={listener: taken_port})
+    result = cli("serve", "--config", config, "--workers", workers)
+    assert one_error_line(result) == f"lineage-proxy: cannot listen on 127.0.0.1:{taken_port}: address already in use"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_with_a_store_that_cannot_be_opened(tmp_path: Path, workers: str) -> None:
+    (tmp_path / "a-file").write_text("")
+    store = tmp_path / "a-file" / "lineage.db"
+    result = cli("serve", "--config", listen_config(tmp_path, store=str(store)), "--workers", workers)
+    line = one_error_line(result)
+    assert re.fullmatch(rf"lineage-proxy: (worker-1: )?cannot open the lineage store {store}: .+", line), line
+    assert ("worker-1: " in line) == (workers == "2")
+
+
+def test_workers_log_lines_say_which_process_wrote_them(tmp_path: Path) -> None:
+    serve = ServeProcess(listen_config(tmp_path), "--workers", "2")
+    try:
+        lines = [serve.wait_log(f"{role}[") for role in ("supervisor", "worker-1", "worker-2")]
+    finally:
+        assert serve.stop() == 0
+    pids = {re.search(r" (supervisor|worker-\d)\[(\d+)\] ", line).group(2) for line in lines}  # type: ignore[union-attr]
+    assert len(pids) == 3, lines
+    single = ServeProcess(listen_config(tmp_path))
+    try:
+        assert f" proxy[{single.proc.pid}] lineage_proxy: serving " in single.wait_log("serving")
+    finally:
+        assert single.stop() == 0
