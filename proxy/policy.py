@@ -3,7 +3,8 @@
 `decide` does no I/O, reads no clock and touches no globals: the same Call and Policy always give the
 same Decision. Rules, in order: caller identity, route, purpose resolution, caller purposes, route
 purposes, zones (purpose, then region, with reroute). In audit mode nothing is blocked: a call that
-would have been denied goes through as `audit-deny`, carrying the code and reason it would have had.
+would have been denied goes through as `audit-deny`, carrying the code and reason it would have had,
+and still to the upstream its zones' regions allow when a reroute fits (a reroute never blocks).
 """
 
 from __future__ import annotations
@@ -126,17 +127,24 @@ def decide(call: Call, policy: Policy) -> Decision:
                           f"(zone {zone.name} allows: {_names(zone.allow_purposes)})")  # fmt: skip
                 break
 
-    if denial is None:
-        violated = [z for z in zones if z.regions is not None and upstream.region not in z.regions]
-        if not violated:
-            return Decision(ALLOW, upstream, caller_name, purpose, labels, zone_names)
+    # Where the data may go is decided whatever the purpose: a reroute never blocks, so audit mode,
+    # which forwards calls it would have denied, still sends zoned data only where its zones allow.
+    violated = [z for z in zones if z.regions is not None and upstream.region not in z.regions]
+    target: Upstream | None = None
+    if violated:
         # Reroute only when every violated zone asks for it, all to the same upstream, and that upstream
         # satisfies every zone touched. A zone that says `block` is never overridden by another zone's
         # reroute, so adding a label can never turn a refusal into a forwarded call.
         targets = {zone.reroute_to for zone in violated}
         agreed = targets.pop() if len(targets) == 1 else None
-        target = policy.upstreams.get(agreed) if agreed is not None else None
-        if target is not None and all(z.regions is None or target.region in z.regions for z in zones):
+        found = policy.upstreams.get(agreed) if agreed is not None else None
+        if found is not None and all(z.regions is None or found.region in z.regions for z in zones):
+            target = found
+
+    if denial is None:
+        if not violated:
+            return Decision(ALLOW, upstream, caller_name, purpose, labels, zone_names)
+        if target is not None:
             reason = f"rerouted from upstream {upstream.name!r} to {target.name!r} to keep data in its zone's regions"
             return Decision(
                 REROUTE, target, caller_name, purpose, labels, zone_names, None, f"zone:{violated[0].name}", reason
@@ -150,5 +158,6 @@ def decide(call: Call, policy: Policy) -> Decision:
 
     code, rule, reason = denial
     if policy.audit:
-        return Decision(AUDIT_DENY, upstream, caller_name, purpose, labels, zone_names, code, rule, reason)
+        forward_to = target or upstream  # audit: the call goes on, to where its data may go if anywhere
+        return Decision(AUDIT_DENY, forward_to, caller_name, purpose, labels, zone_names, code, rule, reason)
     return Decision(DENY, None, caller_name, purpose, labels, zone_names, code, rule, reason)

@@ -172,7 +172,18 @@ def test_audit_mode_lets_the_call_through_and_says_so(two) -> None:  # type: ign
     )
     assert reply.http_response.status_code == 200
     assert reply.http_response.headers["x-lineage-decision"] == "audit-deny"
-    assert len(us.data_requests()) == 1
+    # audit mode forwards what it would have refused, but a reroute never blocks: the zone's data still
+    # goes only to a region the zone allows, exactly where the same call with an allowed purpose goes
+    assert us.data_requests() == [] and len(eu.data_requests()) == 1
+    assert reply.http_response.headers["x-lineage-upstream"] == "eu"
+    allowed = sdk(proxy, "glasses", **{"x-purpose": "assistant"}).chat.completions.with_raw_response.create(
+        model=SERVED, messages=MESSAGES
+    )
+    assert allowed.http_response.headers["x-lineage-decision"] == "reroute"
+    assert allowed.http_response.headers["x-lineage-upstream"] == "eu" and len(eu.data_requests()) == 2
+    anonymous = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": SERVED, "messages": MESSAGES},
+                           headers={"x-purpose": "ads", "x-data-labels": "health"}, timeout=10)  # fmt: skip
+    assert anonymous.headers["x-lineage-decision"] == "audit-deny" and anonymous.headers["x-lineage-upstream"] == "us"
 
 
 def test_detected_labels_on_input_and_output(two) -> None:  # type: ignore[no-untyped-def]
@@ -241,3 +252,10 @@ def test_oip_rest_data_labels_parameter(loop_thread, make_proxy) -> None:  # typ
     bad = httpx.post(f"{proxy.url}/v2/models/iris/infer", json=body, headers=headers)
     assert bad.status_code == 400 and "data_labels" in bad.json()["error"]["message"]
     loop_thread.run(runner.cleanup())
+
+
+def test_models_served_by_two_upstreams_are_listed_once(two) -> None:  # type: ignore[no-untyped-def]
+    us, eu, make = two
+    proxy = make()
+    listed = sdk(proxy, "glasses").models.list()
+    assert [m.id for m in listed.data] == [SERVED, "sql-lora"]

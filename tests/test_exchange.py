@@ -155,7 +155,9 @@ def test_sdk_closing_at_done_loses_no_record_and_breaks_no_flow(proxied, loop_th
     assert len(counting.ended) == 50
     assert all(error is None for _, error, _ in counting.ended)  # delivered streams are not failures
     assert 'type="client_disconnected"' not in metrics(proxy.url)
-    assert "lineage_proxy_edge_write_errors_total 0" in metrics(proxy.url)
+    scraped = metrics(proxy.url)
+    assert "lineage_proxy_edge_write_errors_total 0" in scraped
+    assert "lineage_proxy_in_flight 0" in scraped  # the scrape itself is not a call in flight
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])

@@ -211,3 +211,27 @@ def test_adding_a_label_never_turns_a_deny_into_an_allow(key, model, purpose, la
 def test_decide_is_pure(key, model, purpose, labels) -> None:  # type: ignore[no-untyped-def]
     c = call(key, model, purpose, labels)
     assert decide(c, POLICY) == decide(c, POLICY)
+
+
+AUDIT = Policy.compile(parse(POLICY_YAML.replace("mode: enforce", "mode: audit")))
+
+
+@settings(max_examples=400, deadline=None)
+@given(KEYS_, MODELS, PURPOSES, LABELS, LABELS)
+def test_audit_mode_sends_zoned_data_where_enforcement_would(key, model, purpose, labels, detected) -> None:  # type: ignore[no-untyped-def]
+    """Audit mode never blocks, but a reroute never blocks either: whatever the purpose, an audited
+    call goes to the upstream that enforcement picks for the same data with an allowed purpose."""
+    audited = decide(call(key, model, purpose, labels, detected), AUDIT)
+    compliant = decide(call("ops", model, "assistant", labels, detected), POLICY)
+    if audited.upstream is None or compliant.action not in ("allow", "reroute"):
+        return
+    if audited.labels == compliant.labels:
+        assert audited.upstream == compliant.upstream
+
+
+def test_audit_deny_of_a_region_violation_takes_the_reroute() -> None:
+    d = decide(call(key="ads", model="llama-us", purpose="ads", labels=frozenset({"user-interaction"})), AUDIT)
+    assert (d.action, d.code, d.upstream.name) == ("audit-deny", "purpose_denied", "eu-llama")  # type: ignore[union-attr]
+    enforced = decide(call(key="ads", model="llama-us", purpose="assistant", labels=frozenset({"user-interaction"})),
+                      POLICY)  # fmt: skip
+    assert (enforced.action, enforced.upstream.name) == ("reroute", "eu-llama")  # type: ignore[union-attr]

@@ -311,3 +311,36 @@ def test_large_replies_stream_through_with_their_framing(make_proxy, loop_thread
             assert three.status_code == 200 and three.content == blob
     finally:
         loop_thread.run(runner.cleanup())
+
+
+def test_fallback_route_records_the_checkpoint_the_upstream_advertises(make_proxy, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    """llama.cpp answers any model name with its own; a call that falls through to the '*' route is
+    recorded with the checkpoint the upstream's /v1/models names for that model, not the bare name."""
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "tiny", "root": "acme/tiny-1b@abc123"}]})
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        event = {"id": "c1", "model": "tiny", "choices": [{"index": 0, "delta": {"content": "hi"}}]}
+        if body.get("stream"):
+            reply = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await reply.prepare(request)
+            await reply.write(b"data: " + orjson.dumps(event) + b"\n\ndata: [DONE]\n\n")
+            return reply
+        return web.json_response({"id": "c1", "model": "tiny", "choices": [{"index": 0, "message": {"content": "hi"}}]})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat)
+    runner, port = loop_thread.run(start_app(app))
+    try:
+        proxy = make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}")
+        sdk = client(proxy.url)
+        whole = sdk.chat.completions.with_raw_response.create(model="any-name", messages=MESSAGES)
+        assert whole.http_response.headers["x-lineage-checkpoint"] == "acme/tiny-1b@abc123"
+        streamed = sdk.chat.completions.with_raw_response.create(model="other", messages=MESSAGES, stream=True)
+        assert streamed.http_response.headers["x-lineage-checkpoint"] == "acme/tiny-1b@abc123"
+        streamed.http_response.read()
+    finally:
+        loop_thread.run(runner.cleanup())
