@@ -65,8 +65,6 @@ class CheckpointBook:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         for upstream in self._upstreams.values():
-            if upstream.checkpoint and upstream.protocol != "oip":
-                self.reachable[upstream.name] = True  # pinned: nothing to learn; readiness still probed
             self._wake[upstream.name] = asyncio.Event()
             self._tasks.append(loop.create_task(self._keep_fresh(upstream)))
 

@@ -121,6 +121,11 @@ class Exchange:
     # -- the reply
 
     @property
+    def observes(self) -> bool:
+        """True when the adapter reads the reply (so it must come unencoded: Accept-Encoding: identity)."""
+        return self._observer is not None
+
+    @property
     def wants_first_chunk(self) -> bool:
         """True when only the reply can name the checkpoint: read its first piece before the head goes
         out, so `x-lineage-checkpoint` can say."""

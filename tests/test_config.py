@@ -1,12 +1,16 @@
-"""Config: the shipped examples load; every problem is reported with its location; env expansion."""
+"""Config: the shipped examples load; every problem is reported with its location; env expansion;
+the model's field defaults are the only defaults."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from proxy.config import load, parse
+from proxy.config import Config, Limits, Lineage, PolicySettings, Telemetry, Upstream, load, parse
 from proxy.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +49,63 @@ def test_defaults() -> None:
     assert (up.protocol, up.timeout_s, up.checkpoint) == ("openai", 600.0, None)
     assert config.policy.anonymous == "deny" and config.telemetry.exporter == "none"
     assert config.lineage.store == "./lineage.db" and config.lineage.retention_days == 30
+
+
+SETTINGS: list[tuple[type[Any], Callable[[Config], Any]]] = [
+    (Upstream, lambda config: config.upstreams[0]),
+    (PolicySettings, lambda config: config.policy),
+    (Telemetry, lambda config: config.telemetry),
+    (Lineage, lambda config: config.lineage),
+    (Limits, lambda config: config.limits),
+]
+EVERY_SETTING = """
+listen: {http: "127.0.0.1:0"}
+upstreams:
+  - name: llama
+    url: "http://127.0.0.1:8000"
+    grpc: "127.0.0.1:8001"
+    protocol: oip
+    region: eu
+    checkpoint: org/model@abc
+    timeout_s: 7
+    connect_timeout_s: 2
+    api_key: k
+    max_connections: 3
+    discovery_interval_s: 9
+routes:
+  - {model: "*", upstream: llama}
+policy: {mode: audit, anonymous: allow, default_purpose: p}
+telemetry:
+  service_name: svc
+  exporter: otlp
+  endpoint: "http://127.0.0.1:4318"
+  protocol: http/protobuf
+  sample_ratio: 0.5
+  capture_content: true
+  queue_size: 8
+  export_timeout_s: 2
+  resource_attributes: {a: b}
+lineage: {store: null, retention_days: 2, flush_interval_s: 0.5}
+limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4}
+"""
+
+
+@pytest.mark.parametrize(("model", "section"), SETTINGS, ids=[model.__name__ for model, _ in SETTINGS])
+def test_what_the_file_leaves_out_is_the_model_default(model: type[Any], section: Callable[[Config], Any]) -> None:
+    """The loader writes no default of its own, so it cannot drift from the model's."""
+    parsed = section(parse(BASE, env={}))
+    for f in fields(model):
+        if f.default is not MISSING and f.name != "url":  # BASE sets the url
+            assert getattr(parsed, f.name) == f.default, f"{model.__name__}.{f.name}"
+
+
+@pytest.mark.parametrize(("model", "section"), SETTINGS, ids=[model.__name__ for model, _ in SETTINGS])
+def test_every_setting_is_read_from_the_file(model: type[Any], section: Callable[[Config], Any]) -> None:
+    """A field the loader forgot would silently keep its default; here every one is set otherwise."""
+    parsed = section(parse(EVERY_SETTING, env={}))
+    for f in fields(model):
+        if f.default is not MISSING:
+            assert getattr(parsed, f.name) != f.default, f"{model.__name__}.{f.name} ignored"
 
 
 def test_every_problem_is_reported_with_its_path() -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -189,15 +191,93 @@ def test_a_streamed_new_flow_survives_kill_9_right_after_done(vllm, tmp_path) ->
     flows = [f"killed-flow-{i}" for i in range(20)]
     try:
         port = int(serve.addresses["http"].rsplit(":", 1)[1])
+        wait_ready(serve.url)  # so every flow names the checkpoint the upstream advertises
         for labels in flows:
             read_to_done_and_close(port, labels, reset=False)
         serve.proc.send_signal(signal.SIGKILL)
         serve.proc.wait(10)
     finally:
         serve.stop()
+    recorded = {key[2] for key in rows(store)}
+    assert [labels for labels in flows if labels not in recorded] == []
+
+
+def wait_ready(base: str, timeout: float = 10.0) -> None:
+    """Until /readyz says every upstream answered its metadata (a readiness wait, not a sleep)."""
+    with httpx.Client(timeout=2) as http:
+        for _ in range(int(timeout / 0.02)):
+            if http.get(f"{base}/readyz").status_code == 200:
+                return
+            threading.Event().wait(0.02)
+    raise AssertionError("the proxy never became ready")
+
+
+class GatedStore:
+    """A store whose writes wait for the test to open the gate: holds the edge writer busy so that the
+    next new flow's write is queued, not running, when its client leaves."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def upsert(self, rows: Any) -> None:
+        self.entered.set()
+        self.gate.wait(10)
+        self.inner.upsert(rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def read_until(sock: socket.socket, needle: bytes) -> bytes:
+    got = b""
+    while needle not in got:
+        piece = sock.recv(65536)
+        assert piece, f"closed before {needle!r}: {got[-200:]!r}"
+        got += piece
+    return got
+
+
+def test_a_client_leaving_while_its_new_flow_is_queued_never_cancels_the_write(proxied, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    """The first-user defect, made deterministic: the edge writer is busy with one new flow while a
+    second new flow's write waits in the queue; that second client leaves. Its record must still be
+    written, and the next call of its flow must be served."""
+    server, proxy, counting, store = proxied
+    edges = proxy.process.runtime.sinks.get("edges")
+    gated = GatedStore(edges._store)
+    edges._store = gated
+    port = proxy.bound.http.port
+
+    def until(predicate) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(500):
+            if predicate():
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("never happened")
+
+    first = socket.create_connection(("127.0.0.1", port), timeout=10)
+    first.sendall(sse_request(port, "gated-a"))
+    read_until(first, b"data: ")
+    until(gated.entered.is_set)  # the writer is inside flow a's write, held by the gate
+    second = socket.create_connection(("127.0.0.1", port), timeout=10)
+    second.sendall(sse_request(port, "gated-b"))
+    read_until(second, b"data: ")
+    until(lambda: edges.new_edges == 2)  # flow b's write is queued behind flow a's
+    for sock in (second, first):  # both clients leave, with a RST, while their writes wait
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    for _ in range(5):  # let the proxy's loop see both resets and cancel both handlers
+        loop_thread.run(asyncio.sleep(0))
+    gated.gate.set()
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", timeout=10, headers={"x-data-labels": "gated-b"},
+                       json={"model": SERVED, "messages": [{"role": "user", "content": "next"}]})  # fmt: skip
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"].endswith("echo: next")
+    flush(proxy, loop_thread)
     found = rows(store)
-    missing = [labels for labels in flows if ("anonymous", "assistant", labels, ROOT, labels, "allow") not in found]
-    assert missing == []
+    assert found[("anonymous", "assistant", "gated-a", ROOT, "gated-a", "allow")] == 1
+    assert found[("anonymous", "assistant", "gated-b", ROOT, "gated-b", "allow")] == 2
+    assert edges.write_errors == 0
 
 
 def test_every_exit_path_records_exactly_once(proxied, vllm, make_proxy, loop_thread) -> None:  # type: ignore[no-untyped-def]

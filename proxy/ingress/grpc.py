@@ -21,25 +21,12 @@ from proxy.config import Address, Upstream
 from proxy.errors import ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.pipeline import Pipeline, PipelineRef
-from proxy.protocols import ADAPTERS, Header, Target
-from proxy.protocols.oip_grpc import (
-    MODEL_INFER,
-    MODEL_METADATA,
-    MODEL_READY,
-    MODEL_STREAM_INFER,
-    SERVICE,
-    read_model_name,
-)
+from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.transport.grpc_channels import UNLIMITED, GrpcChannels, upstream_status
 
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
 _STATUS = {code.name: code for code in grpc.StatusCode}
-_DATA_FREE = frozenset(
-    SERVICE + m for m in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
-)
-_OIP = ADAPTERS["oip-grpc"]
-_INFER = Target("infer")
-_INFERENCE_SERVICE = "inference.GRPCInferenceService"
+_PASSTHROUGH = Target("passthrough", carries_data=False)
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -65,7 +52,7 @@ def _pass(metadata: Metadata | None) -> list[tuple[str, str | bytes]]:
 
 def _rpc(method: str) -> dict[str, Any]:
     service, _, name = method.lstrip("/").rpartition("/")
-    return {"rpc.system": "grpc", "rpc.service": service or _INFERENCE_SERVICE, "rpc.method": name or method}
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name or method}
 
 
 class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
@@ -90,22 +77,28 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     # -- dispatch
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        """The handler for a method: by the adapter that matches it; other methods pass through."""
         method: str = details.method
-        if method == MODEL_INFER:
-            return grpc.unary_unary_rpc_method_handler(self.model_infer)
-        if method == MODEL_STREAM_INFER:
-            return grpc.stream_stream_rpc_method_handler(self.model_stream_infer)
-        if method in _DATA_FREE:
-            # partial, not lambda: grpc.aio tells coroutines and async generators apart by inspection
-            return grpc.unary_unary_rpc_method_handler(functools.partial(self.data_free, method))
+        # partial, not lambda: grpc.aio tells coroutines and async generators apart by inspection
+        for adapter in GRPC_ADAPTERS:
+            target = adapter.match("POST", method)
+            if target is None:
+                continue
+            if not target.carries_data:
+                return grpc.unary_unary_rpc_method_handler(functools.partial(self.data_free, adapter, target, method))
+            if target.stream:
+                return grpc.stream_stream_rpc_method_handler(functools.partial(self.stream, adapter, target, method))
+            return grpc.unary_unary_rpc_method_handler(functools.partial(self.unary, adapter, target, method))
         return grpc.stream_stream_rpc_method_handler(functools.partial(self.passthrough, method))
 
     # -- the steps every handler shares
 
-    def _exchange(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> tuple[Exchange, Header]:
+    def _exchange(
+        self, adapter: Adapter, target: Target, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tuple[Exchange, Header]:
         pipeline = self.ref.current
         header = _metadata(context).get
-        return Exchange(pipeline, _OIP, _INFER, pipeline.trace(header), _rpc(method)), header
+        return Exchange(pipeline, adapter, target, pipeline.trace(header), _rpc(method)), header
 
     @staticmethod
     def _admit(ex: Exchange, request: bytes, header: Header) -> Upstream:
@@ -157,11 +150,14 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     # -- inference
 
-    async def model_infer(self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        ex, header = self._exchange(context, MODEL_INFER)
+    async def unary(
+        self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        """A unary inference call (ModelInfer)."""
+        ex, header = self._exchange(adapter, target, method, context)
         try:
             upstream = self._admit(ex, request, header)
-            rpc = self.channels.channel(upstream).unary_unary(MODEL_INFER)(
+            rpc = self.channels.channel(upstream).unary_unary(method)(
                 request,
                 metadata=self._forward_metadata(ex, upstream, context),
                 timeout=self._timeout(upstream, context),
@@ -187,18 +183,24 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         context.set_trailing_metadata(tuple(_pass(trailing)))
         return reply
 
-    async def model_stream_infer(
-        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    async def stream(
+        self,
+        adapter: Adapter,
+        target: Target,
+        method: str,
+        requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[bytes]:
-        """One stream is one call: decided on its first message, decided again whenever a later message
-        adds labels (a denial, or a malformed message, ends the stream); the span ends with the stream."""
+        """A streaming inference call (ModelStreamInfer). One stream is one call: decided on its first
+        message, decided again whenever a later message adds labels (a denial, or a malformed message,
+        ends the stream); the span ends with the stream."""
         first = await anext(aiter(requests), None)
         if first is None:
             return
-        ex, header = self._exchange(context, MODEL_STREAM_INFER)
+        ex, header = self._exchange(adapter, target, method, context)
         try:
             upstream = self._admit(ex, first, header)
-            rpc = self.channels.channel(upstream).stream_stream(MODEL_STREAM_INFER)(
+            rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
             )
             ended: list[ProxyError] = []  # why the proxy ended the stream, if it did
@@ -253,14 +255,15 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     # -- everything else
 
-    async def data_free(self, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+    async def data_free(
+        self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
         """Health and metadata RPCs: the caller's key is checked, nothing is recorded."""
-        ex, header = self._exchange(context, method)
+        ex, header = self._exchange(adapter, target, method, context)
         try:
             pipeline = ex.pipeline
             pipeline.identify_only(header)
-            model = read_model_name(request) if method in (MODEL_READY, MODEL_METADATA) else ""
-            upstream = self._data_free_upstream(pipeline, model)
+            upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
             ex.admit_data_free(upstream, span=False)
             rpc = self.channels.channel(upstream).unary_unary(method)(
                 request,
@@ -285,10 +288,9 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     ) -> AsyncIterator[bytes]:
         """Any other method, unary or streaming alike (the wire does not tell them apart): bytes both
         ways; the caller's key is checked and the method recorded in a span."""
-        pipeline = self.ref.current
-        header = _metadata(context).get
-        ex = Exchange(pipeline, _OIP, Target("passthrough"), pipeline.trace(header), _rpc(method))
+        ex, header = self._exchange(GRPC_ADAPTERS[0], _PASSTHROUGH, method, context)
         ex.outcome.extra["rpc.method"] = method
+        pipeline = ex.pipeline
         try:
             pipeline.identify_only(header)
             upstream = self._data_free_upstream(pipeline, "")

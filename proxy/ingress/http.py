@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 
 import aiohttp
-import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -23,7 +22,7 @@ from proxy.errors import ModelNotFound, ProxyError, RequestTooLarge, UpstreamUna
 from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.flow import TraceContext
 from proxy.pipeline import Pipeline, PipelineRef
-from proxy.protocols import ADAPTERS, HTTP_ADAPTERS
+from proxy.protocols import HTTP_ADAPTERS, Adapter, Target
 from proxy.transport.upstreams import Response as UpstreamResponse
 from proxy.transport.upstreams import UpstreamPool
 
@@ -38,8 +37,6 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 # reply headers only the proxy may set: an upstream's own are dropped, never passed off as the proxy's
 OWNED = frozenset({"x-data-labels", "x-trace-id"})
-_NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_PASSTHROUGH = ADAPTERS["passthrough"]
 _CLIENT_GONE_ERRORS = (ConnectionResetError, aiohttp.ClientConnectionResetError)
 
 
@@ -109,20 +106,18 @@ class HttpIngress:
                 return response
         pipeline = self.ref.current
         header = request.headers.get
-        for adapter in HTTP_ADAPTERS:
+        for adapter in HTTP_ADAPTERS:  # the last one matches anything
             target = adapter.match(method, path)
             if target is not None:
                 break
-        else:
-            adapter, target = _PASSTHROUGH, _PASSTHROUGH.match(method, path)
         assert target is not None
         ex = Exchange(pipeline, adapter, target, pipeline.trace(header))
         try:
-            if adapter is _PASSTHROUGH and method in _NO_DATA_METHODS:
-                return await self._data_free(request, ex, pipeline, target.model)
+            if not target.carries_data:
+                return await self._data_free(request, ex, pipeline, adapter, target)
             body = await self._body(request, pipeline)
             upstream = ex.admit(body, header)
-            return await self._forward(request, ex, upstream, body, observe=adapter is not _PASSTHROUGH)
+            return await self._forward(request, ex, upstream, body, observe=ex.observes)
         except ProxyError as error:
             ex.finish(error)
             await ex.recorded()
@@ -157,45 +152,39 @@ class HttpIngress:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _data_free(
-        self, request: web.BaseRequest, ex: Exchange, pipeline: Pipeline, model: str
+        self, request: web.BaseRequest, ex: Exchange, pipeline: Pipeline, adapter: Adapter, target: Target
     ) -> web.StreamResponse:
-        """GET/HEAD/OPTIONS that name no inference (metadata, health, files): only the caller's key is
+        """Requests that carry no data (metadata, health, files, listings): only the caller's key is
         checked; forwarded to the upstream of the model the path names, or of the '*' route."""
         pipeline.identify_only(request.headers.get)
-        if request.method == "GET" and request.path == "/v1/models":
-            return await self._models(request, ex, pipeline)
-        matched = pipeline.policy.route(model)
+        if target.listing:
+            return await self._listing(request, ex, pipeline, adapter)
+        matched = pipeline.policy.route(target.model)
         if matched is None:
-            raise ModelNotFound(f"no route for {request.path!r} (no route for model {model!r} and no '*' route)")
+            raise ModelNotFound(f"no route for {request.path!r} (no route for model {target.model!r} and no '*' route)")
         ex.admit_data_free(matched[1], span=False)
         return await self._forward(request, ex, matched[1], b"", observe=False)
 
-    async def _models(self, request: web.BaseRequest, ex: Exchange, pipeline: Pipeline) -> web.StreamResponse:
-        """`GET /v1/models`: one OpenAI upstream answers as it is; several are merged into one list in
-        which each model appears once."""
+    async def _listing(
+        self, request: web.BaseRequest, ex: Exchange, pipeline: Pipeline, adapter: Adapter
+    ) -> web.StreamResponse:
+        """A listing (`GET /v1/models`): one upstream of the adapter's dialect answers as it is;
+        several are merged by the adapter (each model once)."""
         upstreams = list(
-            {u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == "openai" and u.url}.values()
+            {u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == adapter.dialect and u.url}.values()
         )
         if len(upstreams) == 1:
             ex.admit_data_free(upstreams[0], span=False)
             return await self._forward(request, ex, upstreams[0], b"", observe=False)
-        data: list[object] = []
-        seen: set[object] = set()
+        listings = []
         for upstream in upstreams:
             try:
-                body = await self.pool.get_json(upstream, "/v1/models")
+                listings.append(await self.pool.get_json(upstream, request.path))
             except Exception as exc:
-                log.warning("GET /v1/models: upstream %s did not answer: %s", upstream.name, exc)
-                continue
-            for entry in body.get("data", []) if isinstance(body, dict) else []:
-                model = entry.get("id") if isinstance(entry, dict) else None
-                if model in seen:
-                    continue
-                seen.add(model)
-                data.append(entry)
+                log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
         ex.finish()
         return web.Response(
-            body=orjson.dumps({"object": "list", "data": data}),
+            body=adapter.merge(listings),
             headers={"Content-Type": "application/json", "x-trace-id": ex.trace.trace_id_hex},
         )
 

@@ -59,6 +59,9 @@ class Target:
     operation: str
     model: str = ""
     version: str | None = None
+    carries_data: bool = True  # False: metadata, health, listings; only the caller's key is checked
+    stream: bool = False  # gRPC: a streaming RPC (one stream is one call)
+    listing: bool = False  # the answer is every upstream's listing merged (`Adapter.merge`)
 
 
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)
@@ -102,6 +105,15 @@ class Adapter(Protocol):
         ...
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> Observer | None: ...
+
+    @property
+    def dialect(self) -> str:
+        """The upstream protocol (`upstreams[].protocol`) this adapter's calls are served by."""
+        ...
+
+    def merge(self, listings: list[Any]) -> bytes:
+        """One listing from several upstreams' (for `Target.listing`)."""
+        ...
 
 
 GetJson = Callable[[Upstream, str], Awaitable[Any]]
@@ -175,7 +187,7 @@ class OutputText:
             self.outcome.content = (masker.mask(text) if masker else text,)
 
 
-def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], Mapping[str, Dialect]]:
+def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[Adapter, ...], Mapping[str, Dialect]]:
     from proxy.protocols import oip, oip_grpc, openai, passthrough
 
     adapters: dict[ProtocolName, Adapter] = {
@@ -184,13 +196,14 @@ def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], Mapping
         "oip-grpc": oip_grpc.ADAPTER,
         "passthrough": passthrough.ADAPTER,
     }
-    http = (openai.ADAPTER, oip.ADAPTER)  # in match order; passthrough is the fallback
+    http = (openai.ADAPTER, oip.ADAPTER, passthrough.ADAPTER)  # in match order; passthrough matches anything
     dialects: dict[str, Dialect] = {
         "openai": openai.DIALECT,
         "oip": oip.DIALECT,
         "passthrough": passthrough.DIALECT,
     }
-    return adapters, http, dialects
+    grpc = (oip_grpc.ADAPTER,)  # methods no adapter matches pass through as bytes
+    return adapters, http, grpc, dialects
 
 
-ADAPTERS, HTTP_ADAPTERS, DIALECTS = _tables()
+ADAPTERS, HTTP_ADAPTERS, GRPC_ADAPTERS, DIALECTS = _tables()

@@ -179,7 +179,11 @@ class Adapter:
 
     __slots__ = ()
     name: ProtocolName = "oip"
+    dialect = "oip"
     status_attribute = "http.response.status_code"
+
+    def merge(self, listings: list[Any]) -> bytes:
+        raise NotImplementedError("OIP REST has no merged listing")
 
     def match(self, method: str, path: str) -> Target | None:
         if method != "POST":

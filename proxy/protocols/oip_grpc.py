@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
@@ -23,6 +24,7 @@ MODEL_INFER = SERVICE + "ModelInfer"
 MODEL_STREAM_INFER = SERVICE + "ModelStreamInfer"
 MODEL_METADATA = SERVICE + "ModelMetadata"
 MODEL_READY = SERVICE + "ModelReady"
+_DATA_FREE = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
 
 _MAX_STRINGS = 10_000
 
@@ -253,21 +255,32 @@ class ReplyObserver:
         self.outcome.output_digest = "sha256:" + self._digest.hexdigest() if self._seen else None
 
 
-_INFER = Target("infer")
+_TARGETS = {
+    MODEL_INFER: Target("infer"),
+    MODEL_STREAM_INFER: Target("infer", stream=True),
+    **{SERVICE + m: Target("metadata", carries_data=False) for m in _DATA_FREE},
+}
 
 
 class Adapter:
-    """OIP v2 over gRPC: ModelInfer and ModelStreamInfer (one stream is one call)."""
+    """OIP v2 over gRPC: ModelInfer and ModelStreamInfer (one stream is one call); health and metadata
+    RPCs carry no data (`read` gives the model they name, for routing)."""
 
     __slots__ = ()
     name: ProtocolName = "oip-grpc"
+    dialect = "oip"
     status_attribute = "rpc.grpc.status_code"
 
     def match(self, method: str, path: str) -> Target | None:
-        return _INFER if path in (MODEL_INFER, MODEL_STREAM_INFER) else None
+        return _TARGETS.get(path)
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
+        if not target.carries_data:
+            return Request(read_model_name(body), target.operation)
         return read_infer_request(body)
+
+    def merge(self, listings: list[Any]) -> bytes:
+        raise NotImplementedError("OIP gRPC has no merged listing")
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver:
         return ReplyObserver(outcome, detectors, capture)

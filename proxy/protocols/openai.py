@@ -210,17 +210,34 @@ def _index(choice: dict[str, Any]) -> int:
 
 
 _TARGETS = {path: Target(operation) for path, operation in OPERATIONS.items()}
+_MODELS = Target("models", carries_data=False, listing=True)
 
 
 class Adapter:
-    """OpenAI-compatible HTTP: POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
+    """OpenAI-compatible HTTP: POST /v1/chat/completions, /v1/completions, /v1/embeddings; and
+    GET /v1/models, answered with every OpenAI upstream's models."""
 
     __slots__ = ()
     name: ProtocolName = "openai"
+    dialect = "openai"
     status_attribute = "http.response.status_code"
 
     def match(self, method: str, path: str) -> Target | None:
-        return _TARGETS.get(path) if method == "POST" else None
+        if method == "POST":
+            return _TARGETS.get(path)
+        return _MODELS if method == "GET" and path == "/v1/models" else None
+
+    def merge(self, listings: list[Any]) -> bytes:
+        """One `/v1/models` list from several upstreams': each model once, first upstream first."""
+        data: list[Any] = []
+        seen: set[Any] = set()
+        for listing in listings:
+            for entry in listing.get("data", []) if isinstance(listing, dict) else []:
+                model = entry.get("id") if isinstance(entry, dict) else None
+                if model not in seen:
+                    seen.add(model)
+                    data.append(entry)
+        return orjson.dumps({"object": "list", "data": data})
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         return read_request(target.operation, body)

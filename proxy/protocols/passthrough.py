@@ -6,21 +6,31 @@ model's route), else the call goes to the `"*"` route.
 
 from __future__ import annotations
 
+from typing import Any
+
 from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Fetch, Header, Request, Target, bytes_digest
 from proxy.protocols.oip import split_path
 
+_NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class Adapter:
     __slots__ = ()
     name: ProtocolName = "passthrough"
+    dialect = "passthrough"
     status_attribute = "http.response.status_code"
 
     def match(self, method: str, path: str) -> Target:
+        """Anything: GET, HEAD and OPTIONS carry no data (metadata, health, files); other methods may."""
         parts = split_path(path)
-        return Target("passthrough", parts[0] if parts else "", parts[1] if parts else None)
+        model, version = (parts[0], parts[1]) if parts else ("", None)
+        return Target("passthrough", model, version, carries_data=method not in _NO_DATA_METHODS)
+
+    def merge(self, listings: list[Any]) -> bytes:
+        raise NotImplementedError("passthrough has no merged listing")
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         return Request(target.model, target.operation, digest=bytes_digest(body) if body else None)

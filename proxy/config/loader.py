@@ -1,7 +1,7 @@
-"""Configuration: one YAML file parsed once into frozen, typed objects, or every problem with its path.
+"""YAML into the model, or every problem with its path.
 
-Nothing else in the proxy reads YAML or the environment. Unknown keys are errors, so a typo never
-silently turns a restriction off.
+Unknown keys are errors, so a typo never silently turns a restriction off. A key the file leaves out
+takes the model's field default: this module writes none of its own, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -9,145 +9,38 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, fields
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import yaml
 
+from proxy.config.model import (
+    BUILTIN_DETECTORS,
+    Address,
+    Caller,
+    Config,
+    DetectorSpec,
+    Limits,
+    Lineage,
+    Listen,
+    PolicySettings,
+    Route,
+    Telemetry,
+    Upstream,
+    Zone,
+)
 from proxy.errors import ConfigError
 from proxy.labels import MAX_LABELS, is_label
 
 T = TypeVar("T")
 
-PROTOCOLS = ("openai", "oip", "passthrough")
-BUILTIN_DETECTORS = ("email", "phone", "credit_card", "ip_address", "iban")
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    http: Address
-    grpc: Address | None = None
-    admin: Address | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    name: str
-    protocol: str
-    url: str | None = None  # HTTP base URL, no trailing slash
-    grpc: str | None = None  # host:port of an OIP v2 gRPC server
-    region: str | None = None
-    checkpoint: str | None = None  # a pin; else discovered
-    timeout_s: float = 600.0
-    connect_timeout_s: float = 5.0
-    api_key: str | None = None  # the upstream's own key, sent as Authorization: Bearer
-    max_connections: int = 256
-    discovery_interval_s: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    model: str  # exact model name, or "*"
-    upstream: str
-    purposes: frozenset[str] | None = None  # None: any purpose
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    name: str
-    api_key_sha256: str | None = None
-    purposes: frozenset[str] | None = None  # None: any purpose
-    labels: frozenset[str] = frozenset()
-    default_purpose: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Zone:
-    name: str
-    labels: frozenset[str]
-    allow_purposes: frozenset[str]
-    regions: frozenset[str] | None = None
-    reroute_to: str | None = None  # on_deny: reroute:<upstream>; None means block
-
-
-@dataclass(frozen=True, slots=True)
-class PolicySettings:
-    mode: str = "enforce"  # enforce | audit
-    anonymous: str = "deny"  # deny | allow
-    default_purpose: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DetectorSpec:
-    name: str
-    pattern: str | None = None  # None: a built-in detector
-
-
-@dataclass(frozen=True, slots=True)
-class Telemetry:
-    service_name: str = "lineage-proxy"
-    exporter: str = "none"  # otlp | console | none
-    endpoint: str | None = None
-    protocol: str = "grpc"  # grpc | http/protobuf
-    sample_ratio: float = 1.0
-    capture_content: bool = False
-    queue_size: int = 4096
-    export_timeout_s: float = 5.0
-    resource_attributes: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Lineage:
-    store: str | None = "./lineage.db"
-    retention_days: float = 30.0
-    flush_interval_s: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_body_bytes: int = 64 * 1024 * 1024
-    scan_max_chars: int = 1_000_000
-    drain_timeout_s: float = 30.0
-    buffer_max_bytes: int = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    listen: Listen
-    upstreams: tuple[Upstream, ...]
-    routes: tuple[Route, ...]
-    callers: tuple[Caller, ...] = ()
-    zones: tuple[Zone, ...] = ()
-    policy: PolicySettings = PolicySettings()
-    detectors: tuple[DetectorSpec, ...] = ()
-    telemetry: Telemetry = Telemetry()
-    lineage: Lineage = Lineage()
-    limits: Limits = Limits()
-    source: str = field(default="<memory>", compare=False)
-
-    def upstream(self, name: str) -> Upstream:
-        for upstream in self.upstreams:
-            if upstream.name == name:
-                return upstream
-        raise KeyError(name)
-
-
-# --- loading -------------------------------------------------------------------------------------
-
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -182,6 +75,27 @@ def parse_address(text: str) -> Address:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"expected host:port, got {text!r}")
     return Address(host, int(port))
+
+
+class _Section:
+    """One YAML mapping read against its model class: a key the file leaves out takes the field's default."""
+
+    __slots__ = ("defaults", "path", "values")
+
+    def __init__(self, path: str, values: dict[str, Any], model: type[Any]) -> None:
+        self.path = path
+        self.values = values
+        self.defaults: dict[str, Any] = {f.name: f.default for f in fields(model) if f.default is not MISSING}
+
+    def raw(self, key: str) -> Any:
+        """The file's value (an explicit null stays None), else the model's default, else None."""
+        return self.values[key] if key in self.values else self.defaults.get(key)
+
+    def read(self, key: str, convert: Callable[[str, Any], T | None]) -> T:
+        """The converted value, or the default where `convert` reported a problem: no Config is returned
+        then, but the section still builds for the cross-checks."""
+        value = convert(f"{self.path}.{key}", self.raw(key))
+        return cast(T, self.defaults[key]) if value is None else value
 
 
 class _Reader:
@@ -317,6 +231,11 @@ class _Reader:
                 self.problem(f"{path}.{key}" if path else key, "is required")
         return value
 
+    def section(
+        self, path: str, raw: Any, model: type[Any], known: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> _Section:
+        return _Section(path, self.mapping(path, raw, known, required), model)
+
     def sequence(self, path: str, value: Any, item: Callable[[str, Any], T | None]) -> list[T]:
         if value is None:
             return []
@@ -391,11 +310,13 @@ class _Reader:
             "name", "url", "grpc", "protocol", "region", "checkpoint", "timeout_s", "connect_timeout_s",
             "api_key", "max_connections", "discovery_interval_s",
         )  # fmt: skip
-        section = self.mapping(path, raw, known, ("name",))
-        name = self.name(f"{path}.name", section.get("name"))
-        protocol = self.choice(f"{path}.protocol", section.get("protocol", "openai"), PROTOCOLS)
-        url = self.string(f"{path}.url", section.get("url"), optional=True)
-        grpc = self.string(f"{path}.grpc", section.get("grpc"), optional=True)
+        s = self.section(path, raw, Upstream, known, ("name",))
+        name = self.name(f"{path}.name", s.raw("name"))
+        from proxy.protocols import DIALECTS  # here: the protocols package itself reads the config model
+
+        protocol = self.choice(f"{path}.protocol", s.raw("protocol"), tuple(DIALECTS))
+        url = self.string(f"{path}.url", s.raw("url"), optional=True)
+        grpc = self.string(f"{path}.grpc", s.raw("grpc"), optional=True)
         if url is None and grpc is None:
             self.problem(path, "needs url (HTTP) or grpc (host:port)")
         if url is not None:
@@ -410,24 +331,24 @@ class _Reader:
                 self.problem(f"{path}.grpc", str(exc))
             if protocol not in (None, "oip"):
                 self.problem(f"{path}.protocol", "a grpc upstream speaks oip")
-        timeout = self.number(f"{path}.timeout_s", section.get("timeout_s", 600), minimum=0.001)
-        connect = self.number(f"{path}.connect_timeout_s", section.get("connect_timeout_s", 5), minimum=0.001)
-        conns = self.integer(f"{path}.max_connections", section.get("max_connections", 256), minimum=1)
-        interval = self.number(f"{path}.discovery_interval_s", section.get("discovery_interval_s", 60), minimum=0.1)
+        timeout = s.read("timeout_s", partial(self.number, minimum=0.001))
+        connect = s.read("connect_timeout_s", partial(self.number, minimum=0.001))
+        conns = s.read("max_connections", partial(self.integer, minimum=1))
+        interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
         if name is None:
             return None
         return Upstream(  # with a bad protocol too, so references to it are still checked
             name=name,
-            protocol=protocol or "openai",
+            protocol=protocol or s.defaults["protocol"],
             url=url,
             grpc=grpc,
-            region=self.string(f"{path}.region", section.get("region"), optional=True),
-            checkpoint=self.string(f"{path}.checkpoint", section.get("checkpoint"), optional=True),
-            timeout_s=timeout or 600.0,
-            connect_timeout_s=connect or 5.0,
-            api_key=self.string(f"{path}.api_key", section.get("api_key"), optional=True),
-            max_connections=conns or 256,
-            discovery_interval_s=interval or 60.0,
+            region=self.string(f"{path}.region", s.raw("region"), optional=True),
+            checkpoint=self.string(f"{path}.checkpoint", s.raw("checkpoint"), optional=True),
+            timeout_s=timeout,
+            connect_timeout_s=connect,
+            api_key=self.string(f"{path}.api_key", s.raw("api_key"), optional=True),
+            max_connections=conns,
+            discovery_interval_s=interval,
         )
 
     def purposes(self, path: str, raw: Any) -> frozenset[str] | None:
@@ -476,24 +397,24 @@ class _Reader:
         allow = self.purposes(f"{path}.allow_purposes", section.get("allow_purposes")) or frozenset()
         regions_raw = section.get("regions")
         regions = frozenset(self.string_list(f"{path}.regions", regions_raw)) if regions_raw is not None else None
-        on_deny = self.string(f"{path}.on_deny", section.get("on_deny", "block")) or "block"
+        on_deny = self.string(f"{path}.on_deny", section.get("on_deny", _BLOCK)) or _BLOCK
         reroute = None
         if on_deny.startswith("reroute:"):
             reroute = on_deny.removeprefix("reroute:")
             if not reroute:
                 self.problem(f"{path}.on_deny", "reroute needs an upstream: reroute:<upstream>")
-        elif on_deny != "block":
+        elif on_deny != _BLOCK:
             self.problem(f"{path}.on_deny", f"must be block or reroute:<upstream>, got {on_deny!r}")
         if name is None:
             return None
         return Zone(name, labels, allow, regions, reroute)
 
     def policy(self, raw: Any) -> PolicySettings:
-        section = self.mapping("policy", raw, ("mode", "anonymous", "default_purpose"))
-        mode = self.choice("policy.mode", section.get("mode", "enforce"), ("enforce", "audit"))
-        anonymous = self.choice("policy.anonymous", section.get("anonymous", "deny"), ("deny", "allow"))
-        default = self.string("policy.default_purpose", section.get("default_purpose"), optional=True)
-        return PolicySettings(mode or "enforce", anonymous or "deny", default)
+        s = self.section("policy", raw, PolicySettings, ("mode", "anonymous", "default_purpose"))
+        mode = s.read("mode", partial(self.choice, options=("enforce", "audit")))
+        anonymous = s.read("anonymous", partial(self.choice, options=("deny", "allow")))
+        default = self.string("policy.default_purpose", s.raw("default_purpose"), optional=True)
+        return PolicySettings(mode, anonymous, default)
 
     def detector(self, path: str, raw: Any) -> DetectorSpec | None:
         if isinstance(raw, str):
@@ -521,54 +442,46 @@ class _Reader:
             "service_name", "exporter", "endpoint", "protocol", "sample_ratio", "capture_content",
             "queue_size", "export_timeout_s", "resource_attributes",
         )  # fmt: skip
-        s = self.mapping("telemetry", raw, known)
-        exporter = self.choice("telemetry.exporter", s.get("exporter", "none"), ("otlp", "console", "none"))
-        protocol = self.choice("telemetry.protocol", s.get("protocol", "grpc"), ("grpc", "http/protobuf"))
-        endpoint = self.string("telemetry.endpoint", s.get("endpoint"), optional=True)
+        s = self.section("telemetry", raw, Telemetry, known)
+        exporter = s.read("exporter", partial(self.choice, options=("otlp", "console", "none")))
+        protocol = s.read("protocol", partial(self.choice, options=("grpc", "http/protobuf")))
+        endpoint = self.string("telemetry.endpoint", s.raw("endpoint"), optional=True)
         if endpoint is not None and not urlsplit(endpoint).scheme.startswith("http"):
             self.problem("telemetry.endpoint", f"expected an http:// URL, got {endpoint!r}")
-        attrs = s.get("resource_attributes") or {}
+        attrs = s.values.get("resource_attributes") or {}
         if not isinstance(attrs, dict):
             self.problem("telemetry.resource_attributes", "expected a mapping of string to string")
             attrs = {}
         return Telemetry(
-            service_name=self.string("telemetry.service_name", s.get("service_name", "lineage-proxy")) or "",
-            exporter=exporter or "none",
+            service_name=s.read("service_name", self.string),
+            exporter=exporter,
             endpoint=endpoint,
-            protocol=protocol or "grpc",
-            sample_ratio=_or(self.number("telemetry.sample_ratio", s.get("sample_ratio", 1.0), maximum=1.0), 1.0),
-            capture_content=bool(self.boolean("telemetry.capture_content", s.get("capture_content", False))),
-            queue_size=_or(self.integer("telemetry.queue_size", s.get("queue_size", 4096), minimum=1), 4096),
-            export_timeout_s=_or(self.number("telemetry.export_timeout_s", s.get("export_timeout_s", 5)), 5.0),
+            protocol=protocol,
+            sample_ratio=s.read("sample_ratio", partial(self.number, maximum=1.0)),
+            capture_content=s.read("capture_content", self.boolean),
+            queue_size=s.read("queue_size", partial(self.integer, minimum=1)),
+            export_timeout_s=s.read("export_timeout_s", self.number),
             resource_attributes=tuple(
                 (str(k), str(self.expand(f"telemetry.resource_attributes.{k}", v))) for k, v in attrs.items()
             ),
         )
 
     def lineage(self, raw: Any) -> Lineage:
-        s = self.mapping("lineage", raw, ("store", "retention_days", "flush_interval_s"))
-        store = s.get("store", "./lineage.db")
+        s = self.section("lineage", raw, Lineage, ("store", "retention_days", "flush_interval_s"))
         return Lineage(
-            store=self.string("lineage.store", store, optional=True),
-            retention_days=_or(
-                self.number("lineage.retention_days", s.get("retention_days", 30), minimum=0.0001), 30.0
-            ),
-            flush_interval_s=_or(
-                self.number("lineage.flush_interval_s", s.get("flush_interval_s", 1.0), minimum=0.01, maximum=1.0),
-                1.0,
-            ),
+            store=self.string("lineage.store", s.raw("store"), optional=True),  # null: no edge store
+            retention_days=s.read("retention_days", partial(self.number, minimum=0.0001)),
+            flush_interval_s=s.read("flush_interval_s", partial(self.number, minimum=0.01, maximum=1.0)),
         )
 
     def limits(self, raw: Any) -> Limits:
-        s = self.mapping("limits", raw, ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes"))
-        d = Limits()
+        known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes")
+        s = self.section("limits", raw, Limits, known)
         return Limits(
-            max_body_bytes=_or(self.integer("limits.max_body_bytes", s.get("max_body_bytes", d.max_body_bytes)), 0),
-            scan_max_chars=_or(self.integer("limits.scan_max_chars", s.get("scan_max_chars", d.scan_max_chars)), 0),
-            drain_timeout_s=_or(self.number("limits.drain_timeout_s", s.get("drain_timeout_s", d.drain_timeout_s)), 0),
-            buffer_max_bytes=_or(
-                self.integer("limits.buffer_max_bytes", s.get("buffer_max_bytes", d.buffer_max_bytes)), 0
-            ),
+            max_body_bytes=s.read("max_body_bytes", self.integer),
+            scan_max_chars=s.read("scan_max_chars", self.integer),
+            drain_timeout_s=s.read("drain_timeout_s", self.number),
+            buffer_max_bytes=s.read("buffer_max_bytes", self.integer),
         )
 
     def cross_check(
@@ -626,7 +539,3 @@ class _Reader:
             if detector.name in detector_names:
                 self.problem(f"detectors[{index}]", f"duplicate detector {detector.name!r}")
             detector_names.add(detector.name)
-
-
-def _or(value: T | None, default: T) -> T:
-    return default if value is None else value

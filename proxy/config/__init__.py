@@ -1,0 +1,41 @@
+"""Configuration: one YAML file parsed once into frozen, typed objects, or every problem with its path.
+
+`model` says what a configuration is, with every default; `loader` turns YAML into one. Nothing else
+in the proxy reads YAML or the environment.
+"""
+
+from proxy.config.loader import load, parse, parse_address
+from proxy.config.model import (
+    BUILTIN_DETECTORS,
+    Address,
+    Caller,
+    Config,
+    DetectorSpec,
+    Limits,
+    Lineage,
+    Listen,
+    PolicySettings,
+    Route,
+    Telemetry,
+    Upstream,
+    Zone,
+)
+
+__all__ = [
+    "BUILTIN_DETECTORS",
+    "Address",
+    "Caller",
+    "Config",
+    "DetectorSpec",
+    "Limits",
+    "Lineage",
+    "Listen",
+    "PolicySettings",
+    "Route",
+    "Telemetry",
+    "Upstream",
+    "Zone",
+    "load",
+    "parse",
+    "parse_address",
+]

@@ -1,0 +1,129 @@
+"""The configuration as frozen, typed data; each default is written here once, as a field default.
+
+The loader and the tests take their defaults from these classes, so what a YAML file leaves out and
+what the code assumes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BUILTIN_DETECTORS = ("email", "phone", "credit_card", "ip_address", "iban")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    http: Address
+    grpc: Address | None = None
+    admin: Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    protocol: str = "openai"  # a dialect in proxy.protocols.DIALECTS
+    url: str | None = None  # HTTP base URL, no trailing slash
+    grpc: str | None = None  # host:port of an OIP v2 gRPC server
+    region: str | None = None
+    checkpoint: str | None = None  # a pin; else discovered
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    api_key: str | None = None  # the upstream's own key, sent as Authorization: Bearer
+    max_connections: int = 256
+    discovery_interval_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model: str  # exact model name, or "*"
+    upstream: str
+    purposes: frozenset[str] | None = None  # None: any purpose
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    name: str
+    api_key_sha256: str | None = None
+    purposes: frozenset[str] | None = None  # None: any purpose
+    labels: frozenset[str] = frozenset()
+    default_purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    name: str
+    labels: frozenset[str]
+    allow_purposes: frozenset[str]
+    regions: frozenset[str] | None = None
+    reroute_to: str | None = None  # on_deny: reroute:<upstream>; None means block
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    mode: str = "enforce"  # enforce | audit
+    anonymous: str = "deny"  # deny | allow
+    default_purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    name: str
+    pattern: str | None = None  # None: a built-in detector, one of BUILTIN_DETECTORS
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    service_name: str = "lineage-proxy"
+    exporter: str = "none"  # otlp | console | none
+    endpoint: str | None = None
+    protocol: str = "grpc"  # grpc | http/protobuf
+    sample_ratio: float = 1.0
+    capture_content: bool = False
+    queue_size: int = 4096
+    export_timeout_s: float = 5.0
+    resource_attributes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    store: str | None = "./lineage.db"  # None: no edge store
+    retention_days: float = 30.0
+    flush_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_body_bytes: int = 64 * 1024 * 1024
+    scan_max_chars: int = 1_000_000
+    drain_timeout_s: float = 30.0
+    buffer_max_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen: Listen
+    upstreams: tuple[Upstream, ...]
+    routes: tuple[Route, ...]
+    callers: tuple[Caller, ...] = ()
+    zones: tuple[Zone, ...] = ()
+    policy: PolicySettings = PolicySettings()
+    detectors: tuple[DetectorSpec, ...] = ()
+    telemetry: Telemetry = Telemetry()
+    lineage: Lineage = Lineage()
+    limits: Limits = Limits()
+    source: str = field(default="<memory>", compare=False)
+
+    def upstream(self, name: str) -> Upstream:
+        for upstream in self.upstreams:
+            if upstream.name == name:
+                return upstream
+        raise KeyError(name)
