@@ -64,6 +64,13 @@ class RegionDenied(ProxyError):
     error_type = "permission_error"
 
 
+class EndpointDenied(ProxyError):
+    code = "endpoint_denied"
+    status = 403
+    grpc_code = "PERMISSION_DENIED"
+    error_type = "permission_error"
+
+
 class ModelNotFound(ProxyError):
     code = "model_not_found"
     status = 404
@@ -106,7 +113,8 @@ class UpstreamStatus(ProxyError):
 
 
 DENIAL_ERRORS: dict[str, type[ProxyError]] = {
-    cls.code: cls for cls in (Unauthenticated, PurposeDenied, PurposeRequired, RegionDenied, ModelNotFound)
+    cls.code: cls
+    for cls in (Unauthenticated, PurposeDenied, PurposeRequired, RegionDenied, ModelNotFound, EndpointDenied)
 }
 
 

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from proxy.config import Upstream
-from proxy.errors import ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
+from proxy.errors import InvalidRequest, ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from proxy.flow import ALLOW, RESPONSE, Call, Decision, Outcome, TraceContext
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
@@ -107,6 +107,12 @@ class Exchange:
         call, decision = self.call, self.decision
         assert call is not None and decision is not None
         more = self.pipeline.call(self.adapter.read(self.target, body, header), self.adapter.name, header, self.trace)
+        if more.model != call.model:  # decided and recorded for one model: a stream never changes it
+            raise InvalidRequest(
+                f"a stream serves one model: this message names {more.model!r}, the stream was opened for "
+                f"{call.model!r}",
+                param="model_name",
+            )
         if more.labels <= call.labels and more.detected <= call.detected:
             return None
         call = self.call = Call(call.protocol, call.operation, call.model, call.trace, call.key_sha256, call.purpose,

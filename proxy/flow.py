@@ -73,6 +73,7 @@ class Call:
     model_version: str | None = None  # OIP: the version named in the request
     content: tuple[str, ...] = ()  # the input text, kept only when telemetry.capture_content is on
     carries_data: bool = True  # False for metadata/health/admin RPCs: spanned, but no lineage edge
+    opaque: bool = False  # a body no adapter reads: its content cannot be scanned (policy.passthrough)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from proxy.errors import InvalidRequest
 
 MAX_LABELS = 64
 _LABEL = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")
+# characters that render as nothing: a label or purpose spelt with one is the same word to a reader
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
+)
+
+
+def normalize(text: str) -> str:
+    """The one normalisation of purposes and labels, applied before the decision and the record:
+    surrounding white space dropped, lower case, invisible characters removed, Unicode compatibility
+    forms folded (NFKC: fullwidth and styled letters become ASCII). Look-alikes from other scripts
+    (Cyrillic 'а') stay what they are, and then fail the ASCII grammar: refused, never a new label."""
+    text = text.strip()
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).strip().lower()
 
 
 def is_label(text: str) -> bool:
@@ -18,19 +34,24 @@ def parse_labels(raw: str | None, *, source: str = "x-data-labels") -> frozenset
     """Split a comma-separated label list; a malformed entry is an InvalidRequest naming it."""
     if not raw:
         return frozenset()
-    labels = [part.strip() for part in raw.split(",")]
-    return check_labels(labels, source=source)
+    return check_labels(raw.split(","), source=source)
 
 
 def check_labels(labels: list[str] | tuple[str, ...], *, source: str) -> frozenset[str]:
-    """Validate a sequence of labels from `source`; empty entries are ignored."""
-    kept = [label for label in labels if label]
-    for label in kept:
-        if not isinstance(label, str) or _LABEL.fullmatch(label) is None:
+    """Normalise and validate labels from `source`; empty entries are ignored."""
+    kept = []
+    for label in labels:
+        if not isinstance(label, str):
+            raise InvalidRequest(f"{source}: every label must be a string, got {label!r}", param=source)
+        label = normalize(label)
+        if not label:
+            continue
+        if _LABEL.fullmatch(label) is None:
             raise InvalidRequest(
                 f"{source}: invalid label {label!r}: labels match [a-z0-9][a-z0-9._:/-]{{0,127}}",
                 param=source,
             )
+        kept.append(label)
     if len(kept) > MAX_LABELS:
         raise InvalidRequest(f"{source}: {len(kept)} labels given, at most {MAX_LABELS} allowed", param=source)
     return frozenset(kept)

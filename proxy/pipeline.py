@@ -17,7 +17,7 @@ from proxy.config import Config
 from proxy.detectors import Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import DENY, Call, Decision, ProtocolName, TraceContext
-from proxy.labels import check_labels, is_label, parse_labels
+from proxy.labels import check_labels, is_label, normalize, parse_labels
 from proxy.policy import Policy, decide
 from proxy.protocols import Header, Request, text_digest
 from proxy.record.sinks import FanOut
@@ -72,7 +72,12 @@ class Pipeline:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400."""
         purpose = header("x-purpose")
         if purpose is not None:
-            purpose = purpose.strip()
+            if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
+                raise InvalidRequest(
+                    "x-purpose: one purpose per call (the header was sent more than once, or lists several)",
+                    param="x-purpose",
+                )
+            purpose = normalize(purpose)
             if not is_label(purpose):
                 raise InvalidRequest(f"x-purpose: invalid purpose {purpose!r}", param="x-purpose")
         labels = parse_labels(header("x-data-labels"))
@@ -95,6 +100,7 @@ class Pipeline:
             stream=request.stream,
             model_version=request.version,
             content=tuple(self.detectors.mask(t) for t in texts) if self.capture and trace.sampled else (),
+            opaque=request.opaque,
         )
 
     def decide(self, call: Call) -> Decision:

@@ -29,6 +29,7 @@ class Policy:
     audit: bool
     anonymous_allowed: bool
     default_purpose: str | None
+    opaque_allowed: bool  # policy.passthrough: bodies the proxy cannot read may be forwarded
 
     @classmethod
     def compile(cls, config: Config) -> Policy:
@@ -48,6 +49,8 @@ class Policy:
             audit=config.policy.mode == "audit",
             anonymous_allowed=config.policy.anonymous == "allow",
             default_purpose=config.policy.default_purpose,
+            opaque_allowed=config.policy.passthrough == "forward"
+            or (config.policy.passthrough == "auto" and not config.zones),
         )
 
     def route(self, model: str) -> tuple[Route, Upstream] | None:
@@ -107,6 +110,10 @@ def decide(call: Call, policy: Policy) -> Decision:
         zones = tuple(hit[name] for name in sorted(hit))
     zone_names = tuple(zone.name for zone in zones)
 
+    if denial is None and call.opaque and not policy.opaque_allowed:
+        denial = ("endpoint_denied", "policy.passthrough",
+                  "this endpoint carries data the proxy does not read, so no zone can be checked on it; it is "
+                  "refused while zones are configured (policy.passthrough: forward allows it)")  # fmt: skip
     if denial is None and purpose is None:
         who = f"caller {caller_name!r} has no default_purpose" if caller else "the call has no known caller"
         denial = ("purpose_required", "policy.default_purpose",

@@ -410,11 +410,12 @@ class _Reader:
         return Zone(name, labels, allow, regions, reroute)
 
     def policy(self, raw: Any) -> PolicySettings:
-        s = self.section("policy", raw, PolicySettings, ("mode", "anonymous", "default_purpose"))
+        s = self.section("policy", raw, PolicySettings, ("mode", "anonymous", "default_purpose", "passthrough"))
         mode = s.read("mode", partial(self.choice, options=("enforce", "audit")))
         anonymous = s.read("anonymous", partial(self.choice, options=("deny", "allow")))
         default = self.string("policy.default_purpose", s.raw("default_purpose"), optional=True)
-        return PolicySettings(mode, anonymous, default)
+        passthrough = s.read("passthrough", partial(self.choice, options=("auto", "forward", "refuse")))
+        return PolicySettings(mode, anonymous, default, passthrough)
 
     def detector(self, path: str, raw: Any) -> DetectorSpec | None:
         if isinstance(raw, str):

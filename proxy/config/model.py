@@ -72,6 +72,9 @@ class PolicySettings:
     mode: str = "enforce"  # enforce | audit
     anonymous: str = "deny"  # deny | allow
     default_purpose: str | None = None
+    # a body-carrying call to a path no adapter reads (its data cannot be scanned or labelled by content):
+    # forward | refuse | auto (refuse when zones are configured, else forward)
+    passthrough: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,10 +32,12 @@ Metadata = Sequence[tuple[str, str | bytes]]
 
 
 def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    """Text metadata by key; a key sent several times is one list, joined with ',' as HTTP does, so a
+    second `x-data-labels` adds labels and a second `x-purpose` is refused (never "last one wins")."""
     found: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if isinstance(value, str):
-            found[key] = value
+            found[key] = f"{found[key]},{value}" if key in found else value
     return found
 
 

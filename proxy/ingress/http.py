@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.config import Upstream
-from proxy.errors import ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
+from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.flow import TraceContext
 from proxy.pipeline import Pipeline, PipelineRef
@@ -79,6 +79,23 @@ def _reply_headers(upstream_headers: CIMultiDict[str], lineage: list[tuple[str, 
     return out
 
 
+class _Header:
+    """Request headers as the pipeline reads them: a field sent on several lines is one list, its values
+    joined with ',' (RFC 9110 §5.3), so a second `x-data-labels` line adds labels and a second
+    `x-purpose` is refused, the same as over gRPC: never "first (or last) one wins"."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: CIMultiDictProxy[str]) -> None:
+        self._headers = headers
+
+    def __call__(self, name: str) -> str | None:
+        values = self._headers.getall(name, None)
+        if values is None:
+            return None
+        return values[0] if len(values) == 1 else ",".join(values)
+
+
 def error_response(error: ProxyError, lineage: list[tuple[str, str]]) -> web.Response:
     headers: CIMultiDict[str] = CIMultiDict(lineage)
     headers["Content-Type"] = "application/json"
@@ -105,7 +122,7 @@ class HttpIngress:
             if response is not None:
                 return response
         pipeline = self.ref.current
-        header = request.headers.get
+        header = _Header(request.headers)
         for adapter in HTTP_ADAPTERS:  # the last one matches anything
             target = adapter.match(method, path)
             if target is not None:
@@ -113,8 +130,14 @@ class HttpIngress:
         assert target is not None
         ex = Exchange(pipeline, adapter, target, pipeline.trace(header))
         try:
+            if not request.raw_path.startswith("/"):
+                raise InvalidRequest(
+                    "the request target must be a path (origin-form): lineage-proxy is not a forward proxy"
+                )
             if not target.carries_data:
                 return await self._data_free(request, ex, pipeline, adapter, target)
+            if header("expect") is not None:
+                await _expect(request, pipeline.config.limits.max_body_bytes)
             body = await self._body(request, pipeline)
             upstream = ex.admit(body, header)
             return await self._forward(request, ex, upstream, body, observe=ex.observes)
@@ -134,7 +157,8 @@ class HttpIngress:
         finally:
             ex.finish()  # a no-op when the call already ended, which every path above does
 
-    async def _body(self, request: web.BaseRequest, pipeline: Pipeline) -> bytes:
+    @staticmethod
+    async def _body(request: web.BaseRequest, pipeline: Pipeline) -> bytes:
         limit = pipeline.config.limits.max_body_bytes
         length = request.content_length
         if length is not None and length > limit:
@@ -156,7 +180,7 @@ class HttpIngress:
     ) -> web.StreamResponse:
         """Requests that carry no data (metadata, health, files, listings): only the caller's key is
         checked; forwarded to the upstream of the model the path names, or of the '*' route."""
-        pipeline.identify_only(request.headers.get)
+        pipeline.identify_only(_Header(request.headers))
         if target.listing:
             return await self._listing(request, ex, pipeline, adapter)
         matched = pipeline.policy.route(target.model)
@@ -244,6 +268,19 @@ class HttpIngress:
         with contextlib.suppress(*_CLIENT_GONE_ERRORS):
             await reply.write_eof()
         return reply
+
+
+async def _expect(request: web.BaseRequest, limit: int) -> None:
+    """`Expect: 100-continue`: the client waits for a go-ahead before it sends the body; give it (the
+    size limit is checked on Content-Length first, so an oversized body is refused without being sent)."""
+    expect = request.headers.get("expect", "")
+    if expect.lower() != "100-continue":
+        raise InvalidRequest(f"unsupported Expect: {expect!r} (only 100-continue)", param="expect")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestTooLarge(f"request body of {length} bytes is over the limit of {limit} bytes")
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 async def _relay(

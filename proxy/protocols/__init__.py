@@ -32,6 +32,7 @@ class Request:
     labels: tuple[str, ...] = ()  # labels carried in the body (OIP `data_labels` parameter)
     version: str | None = None
     digest: str | None = None  # set when the adapter digests something other than `texts`
+    opaque: bool = False  # the adapter forwards the body unread (passthrough)
 
 
 def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:

@@ -295,3 +295,71 @@ def test_mlserver_grpc_and_rest_through_the_proxy(ml, make_proxy, otlp) -> None:
     spans = otlp.wait_for(lambda s: sum(x.name == "infer iris" for x in s) >= 2)
     checkpoints = {s.attributes["lineage.checkpoint"] for s in spans if s.name == "infer iris"}
     assert checkpoints == {"iris:1"}
+
+
+def _infer_request(model: str, labels: str | None = None, garbage: bool = False) -> bytes:
+    from tritonclient.grpc import service_pb2
+
+    request = service_pb2.ModelInferRequest(model_name=model)
+    for name in ("A", "B"):
+        tensor = request.inputs.add(name=name, datatype="INT32", shape=[1, 1])
+        tensor.contents.int_contents.append(1)
+    if labels is not None:
+        request.parameters["data_labels"].string_param = labels
+    data: bytes = request.SerializeToString()
+    return data + b"\xff\xff" if garbage else data
+
+
+def _stream(proxy, messages: list[bytes], metadata: tuple[tuple[str, str], ...]) -> tuple[list[bytes], object]:  # type: ignore[no-untyped-def]
+    import grpc
+
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")(
+            iter(messages), metadata=metadata, timeout=10
+        )
+        got: list[bytes] = []
+        try:
+            for reply in call:
+                got.append(reply)
+        except grpc.RpcError as exc:
+            return got, exc
+        return got, None
+
+
+def test_repeated_label_metadata_adds_labels(proxied) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+
+    proxy, client, log, _ = proxied
+    before = len(requests_seen(log))
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        with pytest.raises(grpc.RpcError) as caught:
+            infer(_infer_request("simple"), timeout=10, metadata=(*AUTH.items(), ("x-purpose", "evaluation"),
+                                                                  ("x-data-labels", "public"), ("x-data-labels", "health")))  # fmt: skip
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED and "zone health" in caught.value.details()
+        with pytest.raises(grpc.RpcError) as twice:
+            infer(_infer_request("simple"), timeout=10,
+                  metadata=(*AUTH.items(), ("x-purpose", "assistant"), ("x-purpose", "evaluation")))  # fmt: skip
+        assert (
+            twice.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "one purpose per call" in twice.value.details()
+        )
+    assert requests_seen(log)[before:] == []
+
+
+def test_a_stream_cannot_switch_models(proxied) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+
+    proxy, _, log, _ = proxied
+    got, exc = _stream(proxy, [_infer_request("simple"), _infer_request("echo")], tuple(AUTH.items()))
+    assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "a stream serves one model" in exc.details()
+    assert [json.loads(line)["model"] for line in log.read_text().splitlines()][-1:] != ["echo"]
+
+
+def test_a_malformed_later_message_ends_the_stream_at_once(proxied) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+
+    proxy, _, _, _ = proxied
+    got, exc = _stream(proxy, [_infer_request("simple"), _infer_request("simple", garbage=True)], tuple(AUTH.items()))
+    assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT  # not DEADLINE_EXCEEDED
+    assert "not a valid protobuf message" in exc.details()

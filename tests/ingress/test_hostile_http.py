@@ -1,0 +1,189 @@
+"""Hostile and unusual HTTP input: nothing forbidden reaches a model, and every refusal is the
+documented error shape. Each test holds one finding of the 2026-11-23 attacker's run (issue 16)."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import KEYS, sha
+from tests.servers.vllm_like import ROOT, SERVED
+
+CONFIG = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams:
+  - name: vllm
+    url: ${{UPSTREAM}}
+    region: eu
+routes:
+  - model: "*"
+    upstream: vllm
+callers:
+  - name: app
+    api_key_sha256: {sha(KEYS["glasses"])}
+    purposes: [assistant, ads]
+    default_purpose: assistant
+zones:
+  - name: health
+    labels: [health]
+    allow_purposes: [assistant]
+policy:
+  anonymous: deny
+  passthrough: ${{PASSTHROUGH:-auto}}
+lineage:
+  store: ${{STORE}}
+"""
+AUTH = f"Bearer {KEYS['glasses']}"
+BODY = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "hello"}]})
+
+
+@pytest.fixture
+def proxied(vllm, make_proxy):  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    return server, make_proxy(CONFIG, UPSTREAM=upstream)
+
+
+def raw(port: int, head: str, body: bytes = BODY, *, wait_for: bytes | None = None) -> bytes:
+    """Send `head` (request line and headers, CRLF-joined, without the blank line), then the body;
+    return the whole reply (the proxy is asked to close)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        if wait_for is not None:  # e.g. an interim 100 Continue before the body is sent
+            got = b""
+            while wait_for not in got:
+                piece = sock.recv(4096)
+                assert piece, f"closed before {wait_for!r}: {got!r}"
+                got += piece
+            sock.sendall(body)
+            reply = got
+        else:
+            sock.sendall(body)
+            reply = b""
+        while piece := sock.recv(65536):
+            reply += piece
+        return reply
+
+
+def post(proxy, headers: list[tuple[str, str]], body: bytes = BODY, path: str = "/v1/chat/completions") -> bytes:  # type: ignore[no-untyped-def]
+    lines = "\r\n".join(f"{name}: {value}" for name, value in [("Authorization", AUTH), *headers])
+    return raw(proxy.bound.http.port, f"POST {path} HTTP/1.1\r\n{lines}")
+
+
+def status(reply: bytes) -> int:
+    return int(reply.split(b" ", 2)[1])
+
+
+def error(reply: bytes) -> dict[str, object]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"application/json" in head.lower()
+    found: dict[str, object] = orjson.loads(body)["error"]
+    return found
+
+
+def test_a_second_labels_line_adds_its_labels(proxied) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied
+    reply = post(proxy, [("x-purpose", "ads"), ("x-data-labels", "public"), ("x-data-labels", "health")])
+    assert status(reply) == 403 and "zone health" in str(error(reply)["message"])
+    assert server.data_requests() == []
+
+
+def test_a_second_purpose_line_is_refused(proxied) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied
+    reply = post(proxy, [("x-purpose", "assistant"), ("x-purpose", "ads")])
+    assert status(reply) == 400
+    assert error(reply)["code"] == "invalid_request" and "one purpose per call" in str(error(reply)["message"])
+    assert server.data_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("spelt", "decision"),
+    [("HEALTH", "deny"), ("ｈｅａｌｔｈ", "deny"), ("hea\u200blth", "deny"), (" health ", "deny"), ("public", "allow")],
+    ids=["upper", "fullwidth", "zero-width", "spaces", "other"],
+)
+def test_label_spellings_are_one_label(proxied, spelt: str, decision: str) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied
+    reply = post(proxy, [("x-purpose", "ads"), ("x-data-labels", spelt)])  # sent as UTF-8 bytes
+    assert header(reply, "x-lineage-decision") == decision
+    assert len(server.data_requests()) == (1 if decision == "allow" else 0)
+
+
+def test_purpose_spellings_are_one_purpose_and_look_alikes_are_refused(proxied) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied
+    loud = post(proxy, [("x-purpose", "ADS"), ("x-data-labels", "health")])
+    assert status(loud) == 403  # "ADS" is ads: the zone still refuses it
+    cyrillic = post(proxy, [("x-purpose", "аssistant")])  # a Cyrillic "а"
+    assert status(cyrillic) == 400 and error(cyrillic)["code"] == "invalid_request"
+    assert server.data_requests() == []
+
+
+def header(reply: bytes, name: str) -> str | None:
+    head = reply.partition(b"\r\n\r\n")[0].decode("latin-1")
+    for line in head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+def test_a_body_to_a_path_no_adapter_reads_is_refused_while_zones_are_configured(proxied, vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied
+    reply = post(proxy, [("x-purpose", "assistant")], path="/tokenize")
+    assert status(reply) == 403 and error(reply)["code"] == "endpoint_denied"
+    assert server.data_requests() == []
+    _, upstream = vllm
+    open_proxy = make_proxy(CONFIG, UPSTREAM=upstream, PASSTHROUGH="forward")
+    forwarded = post(open_proxy, [("x-purpose", "assistant")], body=b'{"prompt": "a b"}', path="/tokenize")
+    assert status(forwarded) == 200 and [r.path for r in server.data_requests()] == ["/tokenize"]
+
+
+def test_an_absolute_form_target_is_refused(proxied) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied
+    reply = raw(proxy.bound.http.port, f"POST http://other-host/v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}")
+    assert status(reply) == 400 and "not a forward proxy" in str(error(reply)["message"])
+    assert server.requests == [] or all(r.method == "GET" for r in server.requests)
+
+
+def test_expect_100_continue_is_answered(proxied) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\nExpect: 100-continue"
+    reply = raw(proxy.bound.http.port, head, wait_for=b"100 Continue")
+    assert reply.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")
+    assert len(server.data_requests()) == 1
+
+
+def test_an_upstreams_own_lineage_headers_never_reach_the_client(make_proxy, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp import web
+
+    from tests.harness import start_app
+
+    forged = {"x-lineage-checkpoint": "forged", "x-lineage-decision": "allow", "x-data-labels": "none",
+              "x-trace-id": "0" * 32}  # fmt: skip
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.method == "GET":
+            return web.json_response({"object": "list", "data": []}, headers=forged)
+        return web.json_response({"id": "x", "choices": [], "model": ""}, headers=forged)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner, port = loop_thread.run(start_app(app))
+    try:
+        proxy = make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}")
+        reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=BODY, timeout=10,
+                           headers={"authorization": AUTH, "x-data-labels": "public"})  # fmt: skip
+        assert reply.status_code == 200
+        assert "x-lineage-checkpoint" not in reply.headers  # the proxy has none to state, and says none
+        assert reply.headers["x-data-labels"] == "public" and reply.headers["x-trace-id"] != "0" * 32
+        listing = httpx.get(f"{proxy.url}/v1/models", headers={"authorization": AUTH}, timeout=10)
+        assert "x-lineage-checkpoint" not in listing.headers and listing.headers["x-trace-id"] != "0" * 32
+    finally:
+        loop_thread.run(runner.cleanup())
+
+
+def test_root_checkpoint_is_still_stated(proxied) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=BODY, timeout=10, headers={"authorization": AUTH})
+    assert reply.headers["x-lineage-checkpoint"] == ROOT
