@@ -78,11 +78,16 @@ def bytes_tensor_strings(raw: bytes, out: list[str]) -> None:
 
 
 def _tensor_digest(tensors: Iterable[dict[str, Any]], binary: bytes) -> str | None:
+    """`sha256:` over the tensors' JSON data, then the binary section; InvalidRequest for data nested
+    deeper than any tensor (orjson stops at 255 levels)."""
     h = hashlib.sha256()
     seen = False
     for tensor in tensors:
         if "data" in tensor:
-            h.update(orjson.dumps(tensor["data"]))
+            try:
+                h.update(orjson.dumps(tensor["data"]))
+            except TypeError:
+                raise InvalidRequest("tensor data is nested too deeply to be a tensor", param="data") from None
             seen = True
     if binary:
         h.update(binary)
@@ -115,11 +120,27 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
         raise InvalidRequest("'inputs' is required and must be a list of tensors", param="inputs")
     parameters = data.get("parameters")
     labels = labels_parameter(parameters.get(LABELS_PARAMETER)) if isinstance(parameters, dict) else ()
-    texts: list[str] = []
-    for tensor in inputs:
-        if tensor.get("datatype") == "BYTES":
-            _strings(tensor.get("data"), texts)
+    texts = _tensor_texts(inputs, binary)
     return Request(model, "infer", False, tuple(texts), (), labels, version, _tensor_digest(inputs, binary))
+
+
+def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes) -> list[str]:
+    """The strings of BYTES tensors, from JSON `data` or from the binary section: with the binary-tensor
+    extension each tensor's `parameters.binary_data_size` bytes follow the JSON in tensor order, BYTES
+    elements each a 4-byte little-endian length and the bytes (as tritonclient sends by default)."""
+    texts: list[str] = []
+    offset = 0
+    for tensor in tensors:
+        parameters = tensor.get("parameters")
+        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        is_bytes = tensor.get("datatype") == "BYTES"
+        if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+            if is_bytes:
+                bytes_tensor_strings(binary[offset : offset + min(size, 1 << 20)], texts)
+            offset += size
+        elif is_bytes:
+            _strings(tensor.get("data"), texts)
+    return texts
 
 
 class RestReplyObserver:
@@ -146,15 +167,15 @@ class RestReplyObserver:
         if not isinstance(reply, dict):
             return
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
-        outputs = [o for o in reply.get("outputs") or () if isinstance(o, dict)]
-        texts: list[str] = []
-        for tensor in outputs:
-            if tensor.get("datatype") == "BYTES":
-                _strings(tensor.get("data"), texts)
-        for text in texts:
+        found = reply.get("outputs")
+        outputs = [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
+        for text in _tensor_texts(outputs, binary):
             self._text.add(text)
             self._text.end_piece()
-        self.outcome.output_digest = _tensor_digest(outputs, binary)
+        try:
+            self.outcome.output_digest = _tensor_digest(outputs, binary)
+        except InvalidRequest:
+            self.outcome.output_digest = None  # not a tensor the proxy can digest; forwarded all the same
 
     def chunk(self, data: bytes) -> None:
         """OIP REST has no streamed inference; a chunked reply is observed when whole."""

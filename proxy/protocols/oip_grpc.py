@@ -106,6 +106,14 @@ def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> str:
     return datatype
 
 
+def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str]) -> None:
+    """raw_*_contents[i] belongs to the i-th tensor, wherever the fields stand on the wire (protobuf
+    allows any order): match them up only once the whole message is read."""
+    for raw, datatype in zip(raws, datatypes, strict=False):
+        if datatype == "BYTES":
+            bytes_tensor_strings(bytes(raw[: 1 << 20]), texts)
+
+
 def read_infer_request(data: bytes) -> Request:
     """A ModelInferRequest's model, version, labels, scannable text and content digest."""
     buf = memoryview(data)
@@ -114,7 +122,7 @@ def read_infer_request(data: bytes) -> Request:
     texts: list[str] = []
     datatypes: list[str] = []
     digest = hashlib.sha256()
-    raw_index = 0
+    raws: list[memoryview] = []
     seen = False
     try:
         for number, _, value in fields(buf):
@@ -131,14 +139,13 @@ def read_infer_request(data: bytes) -> Request:
             elif number == 5 and isinstance(value, memoryview):
                 datatypes.append(_tensor(value, texts, digest))
                 seen = True
-            elif number == 7 and isinstance(value, memoryview):  # raw_input_contents[i] belongs to inputs[i]
+            elif number == 7 and isinstance(value, memoryview):
                 digest.update(value)
                 seen = True
-                if raw_index < len(datatypes) and datatypes[raw_index] == "BYTES":
-                    bytes_tensor_strings(bytes(value[: 1 << 20]), texts)
-                raw_index += 1
+                raws.append(value)
     except WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
+    _raw_strings(raws, datatypes, texts)
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     return Request(model, "infer", False, tuple(texts), (), labels, version or None,
@@ -225,7 +232,7 @@ class ReplyObserver:
         model = version = rid = ""
         texts: list[str] = []
         datatypes: list[str] = []
-        raw_index = 0
+        raws: list[memoryview] = []
         try:
             for number, _, value in fields(buf):
                 if number == 1:
@@ -240,11 +247,10 @@ class ReplyObserver:
                 elif number == 6 and isinstance(value, memoryview):
                     self._digest.update(value)
                     self._seen = True
-                    if raw_index < len(datatypes) and datatypes[raw_index] == "BYTES":
-                        bytes_tensor_strings(bytes(value[: 1 << 20]), texts)
-                    raw_index += 1
+                    raws.append(value)
         except WireError:
             return
+        _raw_strings(raws, datatypes, texts)
         observe_reply_meta(self.outcome, model, version, rid)
         for text in texts:
             self._text.add(text)

@@ -40,13 +40,24 @@ _PARAMS = {
 }
 
 
+_PARAM_ORDER = tuple(_PARAMS)  # a stable order, so max_completion_tokens wins over max_tokens the same way
+
+
 def _param(name: str, value: Any) -> Any:
     if name in ("stop_sequences", "encoding_formats"):
         values = value if isinstance(value, list) else [value]
-        return [str(v) for v in values]
+        return [v if isinstance(v, str) else _text(v) for v in values if v is not None]
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return str(value)
+        return _text(value)
     return value
+
+
+def _text(value: Any) -> str:
+    """A parameter of an unexpected shape, as compact JSON; never raises (observing never fails)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return f"<{type(value).__name__}>"
 
 
 def _content_texts(content: Any, out: list[str]) -> None:
@@ -89,7 +100,7 @@ def read_request(operation: str, body: bytes) -> Request:
             texts.append(value)
         elif isinstance(value, list):
             texts.extend(p for p in value if isinstance(p, str))
-    params = tuple((_PARAMS[key], _param(_PARAMS[key], data[key])) for key in _PARAMS.keys() & data.keys())
+    params = tuple((_PARAMS[key], _param(_PARAMS[key], data[key])) for key in _PARAM_ORDER if data.get(key) is not None)
     stream = data.get("stream") is True
     return Request(model, operation, stream, tuple(texts), params)
 
@@ -126,6 +137,7 @@ class ReplyObserver:
                 text = message.get("content") if isinstance(message, dict) else choice.get("text")
                 if isinstance(text, str):
                     self._text.add(text)
+                if isinstance(text, str) or _index(choice) == 0:  # as a stream ends choice 0's piece
                     self._text.end_piece()
                 reason = choice.get("finish_reason")
                 if isinstance(reason, str):

@@ -33,7 +33,13 @@ class Adapter:
         raise NotImplementedError("passthrough has no merged listing")
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
-        return Request(target.model, target.operation, digest=bytes_digest(body) if body else None, opaque=bool(body))
+        return Request(
+            target.model,
+            target.operation,
+            version=target.version,
+            digest=bytes_digest(body) if body else None,
+            opaque=bool(body),
+        )
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         return None  # forwarded as it came: nothing is read from the reply

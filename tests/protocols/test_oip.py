@@ -1,0 +1,380 @@
+"""OIP v2 REST without a socket: paths, JSON and binary-tensor requests, labels, and the reply observer."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Any
+
+import orjson
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome
+from proxy.protocols.oip import (
+    ADAPTER,
+    HEADER_LENGTH,
+    RestReplyObserver,
+    _strings,
+    bytes_tensor_strings,
+    labels_parameter,
+    read_rest_request,
+    split_path,
+)
+
+EMAIL = Detectors([DetectorSpec("email")])
+
+
+def no_header(name: str) -> str | None:
+    """A request or reply without headers."""
+    return None
+
+
+def sha(*parts: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def raw_bytes(*items: bytes) -> bytes:
+    """A BYTES tensor in the binary format: each element a 4-byte little-endian length, then the bytes."""
+    return b"".join(struct.pack("<I", len(item)) + item for item in items)
+
+
+def nested(depth: int, leaf: Any) -> Any:
+    """`leaf` inside `depth` lists, built without recursion."""
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+# -- paths ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "parts"),
+    [
+        ("/v2/models/iris/versions/3/infer", ("iris", "3", "infer")),
+        ("/v2/models/iris/infer", ("iris", None, "infer")),
+        ("/v2/models/iris", ("iris", None, "")),
+        ("/v2/models/iris/ready", ("iris", None, "ready")),
+        ("/v2/models/iris/versions/3", ("iris", "3", "")),
+        ("/v2/models/iris/versions/3/ready", ("iris", "3", "ready")),
+        ("/v2/models/iris/versions", ("iris", None, "versions")),
+        ("/v2/models/iris/infer/extra", ("iris", None, "infer/extra")),
+        ("/v2/models/", None),
+        ("/v2/models//infer", None),
+        ("/v2/models", None),
+        ("/v2/health/ready", None),
+        ("/v1/chat/completions", None),
+        ("", None),
+    ],
+)
+def test_split_path(path: str, parts: tuple[str, str | None, str] | None) -> None:
+    assert split_path(path) == parts
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "found"),
+    [
+        ("POST", "/v2/models/iris/versions/3/infer", ("infer", "iris", "3")),
+        ("POST", "/v2/models/iris/infer", ("infer", "iris", None)),
+        ("GET", "/v2/models/iris/versions/3/infer", None),
+        ("POST", "/v2/models/iris/ready", None),
+        ("POST", "/v2/models/iris", None),
+        ("POST", "/v2/models/iris/infer/extra", None),
+        ("POST", "/v1/chat/completions", None),
+    ],
+)
+def test_adapter_match(method: str, path: str, found: tuple[str, str, str | None] | None) -> None:
+    target = ADAPTER.match(method, path)
+    assert (None if target is None else (target.operation, target.model, target.version)) == found
+
+
+# -- JSON requests ----------------------------------------------------------------------------------
+
+BYTES_DATA = [["write to", "ana@example.org"], ["é"]]
+FP32_DATA = [5.1, 3.5, 1.4, 0.2]
+REQUEST: dict[str, Any] = {
+    "id": "r-1",
+    "parameters": {"data_labels": "campaign-7, health", "other": 1},
+    "inputs": [
+        {"name": "TEXT", "shape": [3], "datatype": "BYTES", "data": BYTES_DATA},
+        {"name": "X", "shape": [1, 4], "datatype": "FP32", "data": FP32_DATA},
+        {"name": "NUMBERS_AS_TEXT", "shape": [1], "datatype": "INT32", "data": ["not scanned"]},
+    ],
+    "outputs": [{"name": "Y"}],
+}
+
+
+def test_json_request() -> None:
+    request = read_rest_request("iris", "3", orjson.dumps(REQUEST), None)
+    assert (request.model, request.version, request.operation, request.stream) == ("iris", "3", "infer", False)
+    assert request.texts == ("write to", "ana@example.org", "é")
+    assert request.labels == ("campaign-7", "health")
+    assert request.params == ()
+    assert request.digest == sha(*(orjson.dumps(t["data"]) for t in REQUEST["inputs"]))
+
+
+def test_json_digest_covers_the_data_not_the_framing() -> None:
+    reframed = (
+        b'{ "outputs": [], "inputs": [ {"datatype": "BYTES", "data": [["write to", "ana@example.org"], ["\\u00e9"]],'
+        b' "name": "renamed", "shape": [1, 3]}, {"data": [5.1, 3.5, 1.4, 0.2], "datatype": "FP32", "name": "X2"},'
+        b' {"datatype": "INT32", "data": ["not scanned"]} ] }'
+    )
+    original = read_rest_request("iris", None, orjson.dumps(REQUEST), None)
+    assert read_rest_request("iris", None, reframed, None).digest == original.digest
+    changed = {**REQUEST, "inputs": [{**REQUEST["inputs"][1], "data": [5.1, 3.5, 1.4, 0.3]}]}
+    assert read_rest_request("iris", None, orjson.dumps(changed), None).digest != original.digest
+
+
+def test_request_without_data_has_no_digest() -> None:
+    request = read_rest_request("iris", None, b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [0]}]}', None)
+    assert (request.digest, request.texts, request.labels) == (None, (), ())
+
+
+def test_bytes_data_flat_scalar_and_mixed() -> None:
+    inputs = [
+        {"name": "A", "datatype": "BYTES", "data": "scalar"},
+        {"name": "B", "datatype": "BYTES", "data": ["x", 1, None, ["y", {"z": "no"}]]},
+    ]
+    assert read_rest_request("m", None, orjson.dumps({"inputs": inputs}), None).texts == ("scalar", "x", "y")
+
+
+@pytest.mark.parametrize(
+    ("value", "labels"),
+    [
+        ("a", ("a",)),
+        (" a , b,,c ,", ("a", "b", "c")),
+        ("", ()),
+        (["a", " b ", ""], ("a", "b")),
+        ([], ()),
+        (None, ()),
+    ],
+)
+def test_data_labels_parameter(value: Any, labels: tuple[str, ...]) -> None:
+    assert labels_parameter(value) == labels
+    data = {"parameters": {"data_labels": value}, "inputs": []}
+    assert read_rest_request("m", None, orjson.dumps(data), None).labels == labels
+
+
+@pytest.mark.parametrize("value", [5, True, {"a": 1}, ["a", 1], [["a"]]])
+def test_data_labels_of_the_wrong_type_are_invalid(value: Any) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        read_rest_request("m", None, orjson.dumps({"parameters": {"data_labels": value}, "inputs": []}), None)
+    assert caught.value.message == "parameter 'data_labels' must be a string or a list of strings"
+    assert caught.value.param == "data_labels"
+
+
+def test_parameters_that_are_not_an_object_carry_no_labels() -> None:
+    assert read_rest_request("m", None, b'{"parameters": "data_labels", "inputs": []}', None).labels == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message", "param"),
+    [
+        (b"{", "inference request is not valid JSON", None),
+        (b"", "inference request is not valid JSON", None),
+        (b"[]", "inference request must be a JSON object", None),
+        (b"{}", "'inputs' is required and must be a list of tensors", "inputs"),
+        (b'{"inputs": {"name": "X"}}', "'inputs' is required and must be a list of tensors", "inputs"),
+        (b'{"inputs": [1]}', "'inputs' is required and must be a list of tensors", "inputs"),
+    ],
+)
+def test_malformed_json_requests(raw: bytes, message: str, param: str | None) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        read_rest_request("m", None, raw, None)
+    assert caught.value.message.startswith(message)
+    assert caught.value.param == param
+
+
+def test_5000_levels_of_nesting_never_raise_recursion_error() -> None:
+    out: list[str] = []
+    _strings(nested(5000, "deep"), out)
+    assert out == ["deep"]
+    body = b'{"inputs": [{"name": "T", "datatype": "BYTES", "data": ' + b"[" * 5000 + b'"deep"' + b"]" * 5000 + b"}]}"
+    with pytest.raises(InvalidRequest, match="not valid JSON"):  # beyond orjson's depth limit: said so, not a crash
+        read_rest_request("m", None, body, None)
+
+
+def test_data_nested_300_deep_is_read_or_invalid() -> None:
+    body = b'{"inputs": [{"name": "T", "datatype": "BYTES", "data": ' + b"[" * 300 + b'"deep"' + b"]" * 300 + b"}]}"
+    try:
+        request = read_rest_request("m", None, body, None)
+    except InvalidRequest:
+        return
+    assert request.texts == ("deep",)
+
+
+def test_scanned_strings_are_capped() -> None:
+    data = {"inputs": [{"name": "T", "datatype": "BYTES", "data": ["s"] * 10_005}]}
+    assert len(read_rest_request("m", None, orjson.dumps(data), None).texts) == 10_000
+
+
+# -- the binary tensor extension --------------------------------------------------------------------
+
+
+def binary_request(inputs: list[dict[str, Any]], binary: bytes, **more: Any) -> tuple[bytes, str]:
+    head = orjson.dumps({"inputs": inputs, **more})
+    return head + binary, str(len(head))
+
+
+def test_bytes_tensor_strings() -> None:
+    out: list[str] = []
+    bytes_tensor_strings(raw_bytes(b"hello", b"", "wörld".encode()), out)
+    assert out == ["hello", "", "wörld"]
+    out = []
+    bytes_tensor_strings(raw_bytes(b"ok") + struct.pack("<I", 10) + b"short", out)  # a truncated element ends it
+    assert out == ["ok"]
+    out = []
+    bytes_tensor_strings(raw_bytes(b"\xff\xfeok") + b"\x01\x00", out)  # invalid UTF-8 replaced; a stub length ignored
+    assert out == ["\ufffd\ufffdok"]
+    out = []
+    bytes_tensor_strings(raw_bytes(*[b"x"] * 10_005), out)
+    assert len(out) == 10_000
+
+
+def test_binary_request_digest_covers_json_data_and_binary() -> None:
+    floats = struct.pack("<4f", *FP32_DATA)
+    inputs = [
+        {"name": "X", "datatype": "FP32", "shape": [1, 4], "parameters": {"binary_data_size": len(floats)}},
+        {"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": ["in json"]},
+    ]
+    body, length = binary_request(inputs, floats, parameters={"data_labels": ["a", "b"]})
+    target = ADAPTER.match("POST", "/v2/models/iris/versions/3/infer")
+    assert target is not None
+    request = ADAPTER.read(target, body, {HEADER_LENGTH.lower(): length, "content-type": "application/json"}.get)
+    assert (request.model, request.version, request.labels) == ("iris", "3", ("a", "b"))
+    assert request.texts == ("in json",)
+    assert request.digest == sha(orjson.dumps(["in json"]), floats)
+
+
+def test_binary_only_request_digest_is_the_binary() -> None:
+    floats = struct.pack("<2f", 1.0, 2.0)
+    body, length = binary_request(
+        [{"name": "X", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}}], floats
+    )
+    request = read_rest_request("m", None, body, length)
+    assert (request.texts, request.digest) == ((), sha(floats))
+    assert read_rest_request("m", None, body[: int(length)], length).digest is None  # header length == body length
+
+
+def test_binary_bytes_inputs_are_scanned_as_text() -> None:
+    raw = raw_bytes(b"write to ana@example.org")
+    inputs = [{"name": "TEXT", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(raw)}}]
+    body, length = binary_request(inputs, raw)
+    assert read_rest_request("m", None, body, length).texts == ("write to ana@example.org",)
+
+
+@pytest.mark.parametrize("length", ["abc", "", "1.5", "-1", "100000"])
+def test_bad_header_length_is_invalid(length: str) -> None:
+    body, _ = binary_request([], b"\x00" * 8)
+    with pytest.raises(InvalidRequest) as caught:
+        read_rest_request("m", None, body, length)
+    assert caught.value.message.startswith("Inference-Header-Content-Length")
+
+
+def test_header_length_that_cuts_the_json_is_invalid_json() -> None:
+    body, length = binary_request([], b"\x00" * 8)
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
+        read_rest_request("m", None, body, str(int(length) - 1))
+
+
+# -- replies ----------------------------------------------------------------------------------------
+
+
+def reply_observer(capture: bool = True) -> tuple[RestReplyObserver, Outcome]:
+    outcome = Outcome(started_ns=0)
+    target = ADAPTER.match("POST", "/v2/models/iris/infer")
+    assert target is not None
+    observer = ADAPTER.observer(target, outcome, EMAIL, capture)
+    assert observer.ended is False
+    return observer, outcome
+
+
+def test_reply_with_binary_outputs_after_head() -> None:
+    floats = struct.pack("<2f", 0.0, 2.0)
+    head = orjson.dumps({
+        "model_name": "iris", "model_version": "3", "id": "r-1",
+        "outputs": [{"name": "Y", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}}],
+    })  # fmt: skip
+    observer, outcome = reply_observer()
+    headers = {"content-type": "application/octet-stream", "inference-header-content-length": str(len(head))}
+    observer.head(200, headers.get)
+    observer.body(head + floats)
+    observer.finish()
+    assert (outcome.response_model, outcome.response_id) == ("iris:3", "r-1")
+    assert outcome.extra == {"lineage.model.version": "3"}
+    assert outcome.output_digest == sha(floats)
+    assert (outcome.content, outcome.output_detected, observer.ended) == ((), frozenset(), False)
+
+
+def test_reply_with_binary_outputs_without_the_header_is_ignored() -> None:
+    head = orjson.dumps({"model_name": "iris", "outputs": [{"name": "Y", "datatype": "FP32", "shape": [2]}]})
+    observer, outcome = reply_observer()
+    observer.head(200, no_header)
+    observer.body(head + b"\x00\x01\x02\x03")
+    observer.finish()
+    assert (outcome.response_model, outcome.output_digest) == (None, None)
+
+
+def test_json_reply_with_bytes_outputs() -> None:
+    outputs = [
+        {"name": "TEXT", "datatype": "BYTES", "shape": [2], "data": ["mail ana@example.org", " ok"]},
+        {"name": "Y", "datatype": "INT64", "shape": [1], "data": [2]},
+    ]
+    observer, outcome = reply_observer()
+    observer.head(200, {"content-type": "application/json"}.get)
+    observer.body(orjson.dumps({"model_name": "echo", "model_version": "", "outputs": outputs}))
+    observer.finish()
+    assert (outcome.response_model, outcome.response_id, outcome.extra) == ("echo", None, {"lineage.model.version": ""})
+    assert outcome.output_digest == sha(orjson.dumps(outputs[0]["data"]), orjson.dumps([2]))
+    assert outcome.output_detected == frozenset({"pii:email"})
+    assert outcome.content == ("mail [pii:email] ok",)
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"{", b"[]", b'{"outputs": null}', b'{"outputs": "xy"}', b'{"model_name": 3, "outputs": [1, "x"]}']
+)
+def test_unreadable_replies_are_ignored(data: bytes) -> None:
+    observer, outcome = reply_observer()
+    observer.head(500, no_header)
+    observer.body(data)
+    observer.chunk(b"ignored")
+    observer.finish()
+    assert (outcome.response_model, outcome.response_id, outcome.output_digest, outcome.content) == (
+        None,
+        None,
+        None,
+        (),
+    )
+
+
+@pytest.mark.parametrize("outputs", [b"5", b"true", b"1.5"])
+def test_reply_with_outputs_that_are_not_a_list_does_not_raise(outputs: bytes) -> None:
+    observer, outcome = reply_observer()
+    observer.head(200, no_header)
+    observer.body(b'{"model_name": "m", "outputs": ' + outputs + b"}")
+    observer.finish()
+    assert outcome.response_model == "m"
+
+
+def test_reply_nested_300_deep_does_not_raise() -> None:
+    observer, outcome = reply_observer()
+    observer.head(200, no_header)
+    observer.body(
+        b'{"model_name": "m", "outputs": [{"datatype": "BYTES", "data": ' + b"[" * 300 + b'"x"' + b"]" * 300 + b"}]}"
+    )
+    observer.finish()
+
+
+def test_binary_bytes_outputs_are_scanned_as_text() -> None:
+    raw = raw_bytes(b"mail ana@example.org")
+    head = orjson.dumps({
+        "model_name": "echo", "outputs": [{"name": "T", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(raw)}}],
+    })  # fmt: skip
+    observer, outcome = reply_observer()
+    observer.head(200, {"inference-header-content-length": str(len(head))}.get)
+    observer.body(head + raw)
+    observer.finish()
+    assert outcome.output_detected == frozenset({"pii:email"})

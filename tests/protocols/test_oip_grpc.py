@@ -1,0 +1,384 @@
+"""OIP v2 gRPC wire reader without a socket, on bytes built with the project's generated messages.
+
+The generated module registers `inference.*` in protobuf's default pool, where tritonclient (imported by
+tests/transport/test_grpc.py in this same pytest process) registers its own copy: importing both fails.
+So the messages here come from the generated module's own serialized descriptor, loaded into a private
+pool; the wire format is the same and the default pool is never touched.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import descriptor_pool, message_factory
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import proxy.oip
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome
+from proxy.protocols.oip_grpc import (
+    ADAPTER,
+    MODEL_INFER,
+    MODEL_STREAM_INFER,
+    ReplyObserver,
+    WireError,
+    encode_model_metadata_request,
+    fields,
+    read_infer_request,
+    read_model_metadata,
+    read_model_name,
+)
+
+
+def no_header(name: str) -> str | None:
+    """A request or reply without headers."""
+    return None
+
+
+def _messages() -> dict[str, Any]:
+    source = Path(proxy.oip.__file__).with_name("grpc_predict_v2_pb2.py").read_text()
+    serialized = next(
+        node.args[0].value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "AddSerializedFile"
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(serialized)
+    names = ("ModelInferRequest", "ModelInferResponse", "ModelStreamInferResponse", "ModelMetadataRequest",
+             "ModelMetadataResponse", "InferParameter", "ModelReadyResponse")  # fmt: skip
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"inference.{name}")) for name in names}
+
+
+PB = _messages()
+EMAIL = Detectors([DetectorSpec("email")])
+
+
+def sha(*parts: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def raw_bytes(*items: bytes) -> bytes:
+    return b"".join(struct.pack("<I", len(item)) + item for item in items)
+
+
+def infer_request(**fields_: Any) -> Any:
+    return PB["ModelInferRequest"](**fields_)
+
+
+def as_tuples(buf: bytes) -> list[tuple[int, int, int | bytes]]:
+    return [(n, w, bytes(v) if isinstance(v, memoryview) else v) for n, w, v in fields(memoryview(buf))]
+
+
+# -- the wire walker --------------------------------------------------------------------------------
+
+
+def test_fields_of_a_message() -> None:
+    data = PB["ModelMetadataRequest"](name="iris", version="2").SerializeToString()
+    assert as_tuples(data) == [(1, 2, b"iris"), (2, 2, b"2")]
+    assert as_tuples(PB["ModelReadyResponse"](ready=True).SerializeToString()) == [(1, 0, 1)]
+    assert as_tuples(b"") == []
+
+
+def test_fields_reads_varints_and_skips_fixed_width() -> None:
+    assert as_tuples(PB["InferParameter"](int64_param=300).SerializeToString()) == [(2, 0, 300)]
+    assert as_tuples(PB["InferParameter"](int64_param=-1).SerializeToString()) == [(2, 0, 2**64 - 1)]
+    double = PB["InferParameter"](double_param=1.5).SerializeToString() + b"\x08\x01"  # then bool_param
+    assert [(n, w) for n, w, _ in fields(memoryview(double))] == [(4, 1), (1, 0)]
+    fixed32 = b"\x0d\x00\x00\x80\x3f\x10\x07"  # field 1 fixed32, then field 2 varint 7
+    assert [(n, w) for n, w, _ in fields(memoryview(fixed32))] == [(1, 5), (2, 0)]
+    assert as_tuples(fixed32)[1] == (2, 0, 7)
+
+
+def test_fields_slices_without_copying() -> None:
+    data = PB["ModelMetadataRequest"](name="x" * 1000).SerializeToString()
+    buf = memoryview(data)
+    ((_, _, value),) = list(fields(buf))
+    assert isinstance(value, memoryview) and value.obj is data and len(value) == 1000
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x08", "truncated varint"),
+        (b"\x08\xff", "truncated varint"),
+        (b"\x08" + b"\xff" * 10 + b"\x01", "varint too long"),
+        (b"\x0a\x05abc", "truncated length-delimited field"),
+        (b"\x0a", "truncated varint"),
+        (b"\x09\x00\x00", "truncated fixed-width field"),
+        (b"\x0d\x00", "truncated fixed-width field"),
+        (b"\x0b", "unsupported wire type 3"),
+        (b"\x0c", "unsupported wire type 4"),
+        (b"\x0e", "unsupported wire type 6"),
+        (b"\x0f", "unsupported wire type 7"),
+    ],
+)
+def test_fields_of_broken_bytes(data: bytes, message: str) -> None:
+    with pytest.raises(WireError, match=message):
+        list(fields(memoryview(data)))
+
+
+# -- ModelInferRequest ------------------------------------------------------------------------------
+
+
+def full_request() -> Any:
+    request = infer_request(model_name="iris", model_version="3", id="req-1")
+    request.parameters["data_labels"].string_param = "campaign-7, health"
+    request.parameters["priority"].int64_param = 2
+    text = request.inputs.add(name="TEXT", datatype="BYTES", shape=[2])
+    text.contents.bytes_contents.extend([b"write to ana@example.org", "wörld".encode()])
+    numbers = request.inputs.add(name="X", datatype="FP32", shape=[1, 2])
+    numbers.contents.fp32_contents.extend([1.5, 2.5])
+    request.outputs.add(name="Y")
+    return request
+
+
+def test_read_infer_request() -> None:
+    message = full_request()
+    request = read_infer_request(message.SerializeToString())
+    assert (request.model, request.version, request.operation, request.stream) == ("iris", "3", "infer", False)
+    assert request.labels == ("campaign-7", "health")
+    assert request.texts == ("write to ana@example.org", "wörld")
+    assert request.params == ()
+    assert request.digest == sha(*(tensor.contents.SerializeToString() for tensor in message.inputs))
+
+
+def test_read_infer_request_with_raw_input_contents() -> None:
+    """raw_input_contents[i] belongs to inputs[i]: only BYTES inputs' raw bytes are read as text."""
+    request = infer_request(model_name="echo")
+    request.inputs.add(name="X", datatype="INT8", shape=[15])
+    request.inputs.add(name="TEXT", datatype="BYTES", shape=[2])
+    request.inputs.add(name="MORE", datatype="BYTES", shape=[1])
+    looks_like_text, text, more = raw_bytes(b"not scanned"), raw_bytes(b"hello", "é".encode()), raw_bytes(b"more")
+    request.raw_input_contents.extend([looks_like_text, text, more])
+    read = read_infer_request(request.SerializeToString())
+    assert (read.model, read.version, read.labels) == ("echo", None, ())
+    assert read.texts == ("hello", "é", "more")
+    assert read.digest == sha(looks_like_text, text, more)
+
+
+def test_read_infer_request_labels_from_several_entries_and_lists() -> None:
+    data = infer_request(model_name="m").SerializeToString()
+    for value in ("a,b", " c "):
+        entry = infer_request()
+        entry.parameters["data_labels"].string_param = value
+        data += entry.SerializeToString()  # concatenated messages merge: two map entries with one key
+    assert read_infer_request(data).labels == ("a", "b", "c")
+
+
+@pytest.mark.parametrize("kind", ["int64_param", "bool_param", "double_param"])
+def test_data_labels_that_is_not_a_string_param_is_invalid(kind: str) -> None:
+    request = infer_request(model_name="m")
+    setattr(request.parameters["data_labels"], kind, 1)
+    with pytest.raises(InvalidRequest) as caught:
+        read_infer_request(request.SerializeToString())
+    assert caught.value.message == "parameter 'data_labels' must be a string_param"
+
+
+def test_missing_model_name_is_invalid() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        read_infer_request(infer_request(model_version="1").SerializeToString())
+    assert (caught.value.message, caught.value.param) == ("model_name is required", "model_name")
+    with pytest.raises(InvalidRequest, match="model_name is required"):
+        read_infer_request(b"")
+
+
+def test_a_request_without_tensors_has_no_digest() -> None:
+    request = read_infer_request(infer_request(model_name="m", id="x").SerializeToString())
+    assert (request.texts, request.digest) == ((), None)
+
+
+def test_every_truncation_is_a_request_or_an_invalid_request() -> None:
+    data = full_request().SerializeToString()
+    cut_inside_a_field = 0
+    for length in range(len(data)):
+        try:
+            read_infer_request(data[:length])
+        except InvalidRequest as exc:
+            if exc.message.startswith("ModelInferRequest is not a valid protobuf message: truncated"):
+                cut_inside_a_field += 1
+            else:
+                assert exc.message == "model_name is required"
+    assert cut_inside_a_field > len(data) // 2
+
+
+@pytest.mark.parametrize("data", [b"\xff" * 20, b"\x0b\x0c", b"\x0a\xff\xff\xff\xff\x0f", b"GET / HTTP/1.1\r\n\r\n"])
+def test_garbage_is_an_invalid_request(data: bytes) -> None:
+    with pytest.raises(InvalidRequest, match="not a valid protobuf message"):
+        read_infer_request(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise_anything_but_invalid_request(data: bytes) -> None:
+    try:
+        request = read_infer_request(data)
+    except InvalidRequest:
+        return
+    assert request.model
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=60), position=st.integers(0, 400))
+def test_a_mangled_request_never_raises_anything_but_invalid_request(data: bytes, position: int) -> None:
+    good = full_request().SerializeToString()
+    position = min(position, len(good))
+    try:
+        read_infer_request(good[:position] + data + good[position:])
+    except InvalidRequest:
+        pass
+
+
+def test_field_order_does_not_change_what_is_scanned() -> None:
+    inputs = infer_request(model_name="echo")
+    inputs.inputs.add(name="TEXT", datatype="BYTES", shape=[1])
+    raw = infer_request()
+    raw.raw_input_contents.append(raw_bytes(b"write to ana@example.org"))
+    in_order = inputs.SerializeToString() + raw.SerializeToString()
+    reordered = raw.SerializeToString() + inputs.SerializeToString()
+    assert PB["ModelInferRequest"].FromString(reordered) == PB["ModelInferRequest"].FromString(in_order)
+    assert read_infer_request(in_order).texts == ("write to ana@example.org",)
+    assert read_infer_request(reordered).texts == ("write to ana@example.org",)
+
+
+# -- replies ----------------------------------------------------------------------------------------
+
+
+def infer_response() -> Any:
+    response = PB["ModelInferResponse"](model_name="echo", model_version="1", id="r-9")
+    text = response.outputs.add(name="TEXT", datatype="BYTES", shape=[1])
+    text.contents.bytes_contents.append(b"mail ana@example.org")
+    return response
+
+
+def observer(capture: bool = True) -> tuple[ReplyObserver, Outcome]:
+    outcome = Outcome(started_ns=0)
+    target = ADAPTER.match("POST", MODEL_STREAM_INFER)
+    assert target is not None
+    obs = ADAPTER.observer(target, outcome, EMAIL, capture)
+    assert obs.ended is False
+    return obs, outcome
+
+
+def test_stream_message() -> None:
+    response = infer_response()
+    obs, outcome = observer()
+    obs.head(0, no_header)
+    error = obs.stream_message(PB["ModelStreamInferResponse"](infer_response=response).SerializeToString())
+    assert error is None
+    obs.finish()
+    assert (outcome.response_model, outcome.response_id) == ("echo:1", "r-9")
+    assert outcome.extra == {"lineage.model.version": "1"}
+    assert outcome.output_digest == sha(response.outputs[0].contents.SerializeToString())
+    assert outcome.output_detected == frozenset({"pii:email"})
+    assert outcome.content == ("mail [pii:email]",)
+    assert obs.ended is False
+
+
+def test_stream_messages_with_an_error_and_raw_outputs() -> None:
+    obs, outcome = observer()
+    failed = PB["ModelStreamInferResponse"](error_message="model failed: out of memory").SerializeToString()
+    assert obs.stream_message(failed) == "model failed: out of memory"
+    response = PB["ModelInferResponse"](model_name="echo", id="r-2")
+    response.outputs.add(name="Y", datatype="INT32", shape=[1])
+    response.outputs.add(name="TEXT", datatype="BYTES", shape=[2])
+    ints, text = struct.pack("<i", 7), raw_bytes(b"one", b"two")
+    response.raw_output_contents.extend([ints, text])
+    obs.chunk(PB["ModelStreamInferResponse"](infer_response=response).SerializeToString())  # chunk is stream_message
+    obs.finish()
+    assert (outcome.response_model, outcome.response_id, outcome.extra) == (
+        "echo",
+        "r-2",
+        {"lineage.model.version": ""},
+    )
+    assert outcome.output_digest == sha(ints, text)
+    assert outcome.content == ("onetwo",)
+
+
+def test_unary_reply_body() -> None:
+    response = infer_response()
+    obs, outcome = observer(capture=False)
+    obs.body(response.SerializeToString())
+    obs.finish()
+    assert (outcome.response_model, outcome.content) == ("echo:1", ())
+    assert outcome.output_digest == sha(response.outputs[0].contents.SerializeToString())
+
+
+def test_reply_without_tensors_has_no_digest() -> None:
+    obs, outcome = observer()
+    obs.body(PB["ModelInferResponse"](model_name="echo").SerializeToString())
+    obs.finish()
+    assert (outcome.response_model, outcome.output_digest) == ("echo", None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_observer_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    obs, outcome = observer()
+    obs.body(data)
+    error = obs.stream_message(data)
+    assert error is None or isinstance(error, str)
+    obs.finish()
+
+
+# -- metadata ---------------------------------------------------------------------------------------
+
+
+def test_read_model_metadata() -> None:
+    response = PB["ModelMetadataResponse"](name="iris", versions=["1", "2"], platform="sklearn")
+    tensor = response.inputs.add(name="predict", datatype="FP32")
+    tensor.shape.extend([-1, 4])
+    assert read_model_metadata(response.SerializeToString()) == {
+        "name": "iris",
+        "versions": ["1", "2"],
+        "platform": "sklearn",
+    }
+    assert read_model_metadata(b"") == {"name": "", "versions": [], "platform": ""}
+
+
+@pytest.mark.parametrize("name", ["iris", "", "modèle/ü", "m" * 200, "x" * 20_000])
+def test_encode_model_metadata_request_round_trips(name: str) -> None:
+    encoded = encode_model_metadata_request(name)
+    parsed = PB["ModelMetadataRequest"].FromString(encoded)
+    assert (parsed.name, parsed.version) == (name, "")
+    assert encoded == PB["ModelMetadataRequest"](name=name).SerializeToString()
+    assert read_model_name(encoded) == name
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.text(max_size=300))
+def test_encode_model_metadata_request_round_trips_any_name(name: str) -> None:
+    encoded = encode_model_metadata_request(name)
+    assert PB["ModelMetadataRequest"].FromString(encoded).name == name
+    assert encoded == PB["ModelMetadataRequest"](name=name).SerializeToString()
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=100))
+def test_read_model_name_never_raises(data: bytes) -> None:
+    assert isinstance(read_model_name(data), str)
+
+
+# -- the adapter ------------------------------------------------------------------------------------
+
+
+def test_adapter_matches_infer_rpcs() -> None:
+    for path in (MODEL_INFER, MODEL_STREAM_INFER):
+        target = ADAPTER.match("POST", path)
+        assert target is not None and (target.operation, target.model) == ("infer", "")
+    assert ADAPTER.match("POST", "/inference.GRPCInferenceService/NoSuchMethod") is None
+    assert ADAPTER.match("POST", "/other.Service/ModelInfer") is None
+
+
+def test_adapter_reads_an_infer_request() -> None:
+    target = ADAPTER.match("POST", MODEL_INFER)
+    assert target is not None
+    request = ADAPTER.read(target, full_request().SerializeToString(), no_header)
+    assert (request.model, request.version, request.labels) == ("iris", "3", ("campaign-7", "health"))

@@ -1,0 +1,70 @@
+"""Passthrough: any request, its model from an OIP path, its body digested but never read."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.detectors import Detectors
+from proxy.flow import UPSTREAM, Checkpoint, Outcome
+from proxy.protocols.oip import ModelVersions
+from proxy.protocols.passthrough import ADAPTER
+
+
+def no_header(name: str) -> str | None:
+    """A request or reply without headers."""
+    return None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "model", "version"),
+    [
+        ("GET", "/v2/models/iris/versions/3/ready", "iris", "3"),
+        ("POST", "/v2/models/iris/generate", "iris", None),
+        ("GET", "/v2/models/iris", "iris", None),
+        ("GET", "/v2/health/ready", "", None),
+        ("POST", "/v1/rerank", "", None),
+        ("DELETE", "/", "", None),
+        ("PATCH", "", "", None),
+    ],
+)
+def test_model_and_version_from_an_oip_path(method: str, path: str, model: str, version: str | None) -> None:
+    target = ADAPTER.match(method, path)
+    assert (target.operation, target.model, target.version) == ("passthrough", model, version)
+
+
+def test_body_is_digested_not_read() -> None:
+    target = ADAPTER.match("POST", "/v2/models/iris/versions/3/generate")
+    body = b'{"text_input": "write to ana@example.org", "parameters": {"data_labels": "x"}}'
+    request = ADAPTER.read(target, body, {"content-type": "application/json"}.get)
+    assert (request.model, request.operation) == ("iris", "passthrough")
+    assert request.digest == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert (request.texts, request.labels, request.params, request.stream) == ((), (), (), False)
+
+
+def test_version_from_the_path_reaches_the_request() -> None:
+    target = ADAPTER.match("POST", "/v2/models/iris/versions/3/generate")
+    assert target.version == "3"
+    request = ADAPTER.read(target, b'{"text_input": "hi"}', no_header)
+    served = ModelVersions({"iris": ("3", "5")})
+    assert served.resolve(request.model, request.version) == Checkpoint("iris:3", UPSTREAM)
+
+
+def test_empty_body_has_no_digest() -> None:
+    request = ADAPTER.read(ADAPTER.match("GET", "/v2/health/live"), b"", no_header)
+    assert (request.model, request.operation, request.digest, request.texts) == ("", "passthrough", None, ())
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=st.binary(min_size=1, max_size=300))
+def test_any_body_is_digested(body: bytes) -> None:
+    request = ADAPTER.read(ADAPTER.match("PUT", "/anything"), body, no_header)
+    assert request.digest == "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def test_no_observer() -> None:
+    target = ADAPTER.match("POST", "/v1/rerank")
+    assert ADAPTER.observer(target, Outcome(started_ns=0), Detectors([]), True) is None

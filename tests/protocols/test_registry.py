@@ -1,0 +1,148 @@
+"""The adapter and dialect tables, HTTP dispatch by method and path, and the shared output digest."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import get_args
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import proxy.config
+from proxy.detectors import Detectors
+from proxy.errors import ConfigError
+from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import ADAPTERS, DIALECTS, HTTP_ADAPTERS, Adapter, OutputText, Target, text_digest
+
+
+def dispatch(method: str, path: str) -> tuple[Adapter, Target]:
+    """What the HTTP ingress does: the first adapter in `HTTP_ADAPTERS` that matches, else passthrough."""
+    for adapter in HTTP_ADAPTERS:
+        target = adapter.match(method, path)
+        if target is not None:
+            return adapter, target
+    passthrough = ADAPTERS["passthrough"]
+    target = passthrough.match(method, path)
+    assert target is not None
+    return passthrough, target
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_one_adapter_per_protocol_name() -> None:
+    assert sorted(ADAPTERS) == sorted(get_args(ProtocolName))
+    assert len({id(adapter) for adapter in ADAPTERS.values()}) == len(ADAPTERS)
+
+
+def test_adapter_name_is_its_key() -> None:
+    assert {name: adapter.name for name, adapter in ADAPTERS.items()} == {name: name for name in ADAPTERS}
+
+
+def test_status_attributes() -> None:
+    assert {name: adapter.status_attribute for name, adapter in ADAPTERS.items()} == {
+        "openai": "http.response.status_code",
+        "oip": "http.response.status_code",
+        "oip-grpc": "rpc.grpc.status_code",
+        "passthrough": "http.response.status_code",
+    }
+
+
+def test_grpc_adapter_is_not_an_http_adapter() -> None:
+    assert ADAPTERS["oip-grpc"] not in HTTP_ADAPTERS
+    assert HTTP_ADAPTERS[0] is ADAPTERS["openai"]
+    assert HTTP_ADAPTERS[1] is ADAPTERS["oip"]
+
+
+@pytest.mark.parametrize(
+    ("path", "operation"),
+    [("/v1/chat/completions", "chat"), ("/v1/completions", "text_completion"), ("/v1/embeddings", "embeddings")],
+)
+def test_post_openai_paths_dispatch_to_openai(path: str, operation: str) -> None:
+    adapter, target = dispatch("POST", path)
+    assert adapter is ADAPTERS["openai"]
+    assert (target.operation, target.model, target.version) == (operation, "", None)
+
+
+def test_post_oip_infer_dispatches_to_oip_with_model_and_version() -> None:
+    adapter, target = dispatch("POST", "/v2/models/iris/versions/3/infer")
+    assert adapter is ADAPTERS["oip"]
+    assert (target.operation, target.model, target.version) == ("infer", "iris", "3")
+    adapter, target = dispatch("POST", "/v2/models/iris/infer")
+    assert adapter is ADAPTERS["oip"]
+    assert (target.operation, target.model, target.version) == ("infer", "iris", None)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v2/models/iris/versions/3/infer"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
+def test_other_methods_on_inference_paths_match_no_inference_adapter(method: str, path: str) -> None:
+    assert ADAPTERS["openai"].match(method, path) is None
+    assert ADAPTERS["oip"].match(method, path) is None
+    adapter, target = dispatch(method, path)
+    assert adapter is ADAPTERS["passthrough"]
+    assert target.operation == "passthrough"
+
+
+@pytest.mark.parametrize(
+    "path", ["/v2/models/iris/versions/3/ready", "/v2/models/iris", "/v1/chat", "/v1/chat/completions/", "/"]
+)
+def test_post_to_other_paths_falls_through_to_passthrough(path: str) -> None:
+    adapter, target = dispatch("POST", path)
+    assert adapter is ADAPTERS["passthrough"]
+    assert target.operation == "passthrough"
+
+
+@settings(max_examples=150, deadline=None)
+@given(method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]), path=st.text(max_size=60))
+def test_passthrough_matches_anything(method: str, path: str) -> None:
+    target = ADAPTERS["passthrough"].match(method, path)
+    assert target is not None and target.operation == "passthrough"
+    openai, oip = ADAPTERS["openai"].match(method, path), ADAPTERS["oip"].match(method, path)
+    assert openai is None or oip is None  # no request is two protocols at once
+
+
+def test_dialects_are_the_configs_upstream_protocols() -> None:
+    """The config accepts exactly the dialects in the table: a new one needs no second list."""
+    base = "listen: {http: '127.0.0.1:0'}\nroutes: [{model: '*', upstream: u}]\nupstreams: [{name: u, url: 'http://a:1', protocol: %s}]"
+    for name in DIALECTS:
+        assert proxy.config.parse(base % name).upstreams[0].protocol == name
+    with pytest.raises(ConfigError) as caught:
+        proxy.config.parse(base % "grpc-web")
+    assert f"must be one of {', '.join(DIALECTS)}" in str(caught.value)
+
+
+def test_dialects_table() -> None:
+    assert sorted(DIALECTS) == ["oip", "openai", "passthrough"]
+
+
+def test_text_digest_is_each_text_followed_by_a_newline() -> None:
+    assert text_digest(()) is None
+    assert text_digest(["a", "é"]) == sha("a\né\n".encode())
+    assert text_digest(("",)) == sha(b"\n")
+
+
+@settings(max_examples=100, deadline=None)
+@given(outputs=st.lists(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4), min_size=1, max_size=3))
+def test_output_text_digest_does_not_depend_on_how_an_output_is_cut(outputs: list[list[str]]) -> None:
+    """OutputText over pieces, one end_piece per output, equals text_digest over the whole outputs:
+    what makes the digests of whole and streamed replies equal."""
+    outcome = Outcome(started_ns=0)
+    text = OutputText(outcome, Detectors([]), capture=True)
+    for pieces in outputs:
+        for piece in pieces:
+            text.add(piece)
+        text.end_piece()
+    text.finish()
+    assert outcome.output_digest == text_digest(["".join(pieces) for pieces in outputs])
+    assert outcome.content == ("".join("".join(pieces) for pieces in outputs),)
+
+
+def test_output_text_with_no_text_leaves_no_digest() -> None:
+    outcome = Outcome(started_ns=0)
+    text = OutputText(outcome, Detectors([]), capture=True)
+    text.add("")
+    text.end_piece()
+    text.finish()
+    assert (outcome.output_digest, outcome.content) == (None, ())
