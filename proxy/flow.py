@@ -18,7 +18,7 @@ AUDIT_DENY = "audit-deny"
 
 # The wire protocols a call can arrive in: one adapter each (proxy/protocols/), closed so that a
 # misspelt protocol is a type error, not a silent miss.
-ProtocolName = Literal["openai", "oip", "oip-grpc", "passthrough"]
+ProtocolName = Literal["openai", "anthropic", "oip", "oip-grpc", "passthrough"]
 
 
 # where a checkpoint's identity came from (lineage.checkpoint.source), most trusted first
@@ -89,6 +89,7 @@ class Decision:
     code: str | None = None  # the contract's error code when not allowed
     rule: str | None = None  # the rule that fired: caller:<name>, route:<model>, zone:<name>, policy.<key>
     reason: str | None = None
+    approved: bool | None = None  # covered by the approved baseline (lineage.baseline); None: no baseline
 
     @property
     def forwards(self) -> bool:

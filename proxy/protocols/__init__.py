@@ -35,6 +35,34 @@ class Request:
     opaque: bool = False  # the adapter forwards the body unread (passthrough)
 
 
+# keys whose strings are framing, not data: roles, ids, types, enums, and binary payloads (images, audio,
+# files as base64) that text detectors cannot read
+FRAMING_KEYS = frozenset(
+    {
+        "role", "type", "id", "tool_call_id", "tool_use_id", "call_id", "model", "status", "object",
+        "image_url", "input_audio", "file", "file_id", "source", "url", "detail", "format", "cache_control",
+        "media_type", "mime_type", "encoding_format",
+    }
+)  # fmt: skip
+MAX_STRINGS = 10_000
+
+
+def user_strings(value: Any, out: list[str]) -> None:
+    """Every user-data string in a JSON value, in document order: message text, tool-call arguments,
+    tool outputs, documents, queries. Everything but `FRAMING_KEYS` is scanned, so a field the proxy
+    does not know yet is scanned, not skipped. Iterative: no nesting is too deep."""
+    stack = [value]
+    while stack and len(out) < MAX_STRINGS:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item:
+                out.append(item)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed([v for k, v in item.items() if k not in FRAMING_KEYS]))
+
+
 def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:
     """`sha256:<hex>` of the content: the text pieces in order, each followed by a newline."""
     if not texts:
@@ -189,15 +217,17 @@ class OutputText:
 
 
 def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[Adapter, ...], Mapping[str, Dialect]]:
-    from proxy.protocols import oip, oip_grpc, openai, passthrough
+    from proxy.protocols import anthropic, oip, oip_grpc, openai, passthrough
 
     adapters: dict[ProtocolName, Adapter] = {
         "openai": openai.ADAPTER,
+        "anthropic": anthropic.ADAPTER,
         "oip": oip.ADAPTER,
         "oip-grpc": oip_grpc.ADAPTER,
         "passthrough": passthrough.ADAPTER,
     }
-    http = (openai.ADAPTER, oip.ADAPTER, passthrough.ADAPTER)  # in match order; passthrough matches anything
+    # in match order; passthrough matches anything
+    http = (openai.ADAPTER, anthropic.ADAPTER, oip.ADAPTER, passthrough.ADAPTER)
     dialects: dict[str, Dialect] = {
         "openai": openai.DIALECT,
         "oip": oip.DIALECT,

@@ -15,13 +15,23 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
-from proxy.protocols import Fetch, Header, OutputText, Request, Target
+from proxy.protocols import Fetch, Header, Request, Target, user_strings
+from proxy.protocols.sse import SseObserver
 
+# path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
 OPERATIONS = {
     "/v1/chat/completions": "chat",
     "/v1/completions": "text_completion",
     "/v1/embeddings": "embeddings",
+    "/v1/responses": "responses",
+    "/chat/completions": "chat",
+    "/completions": "text_completion",
+    "/embeddings": "embeddings",
+    "/responses": "responses",
 }
+# gen_ai.operation.name of each (the Responses API is a chat in the GenAI conventions' terms)
+_GEN_AI_OPERATION = {"chat": "chat", "text_completion": "text_completion", "embeddings": "embeddings",
+                     "responses": "chat"}  # fmt: skip
 
 # request field -> gen_ai.request.<name>
 _PARAMS = {
@@ -60,13 +70,14 @@ def _text(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
-def _content_texts(content: Any, out: list[str]) -> None:
-    if isinstance(content, str):
-        out.append(content)
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                out.append(part["text"])
+# where each operation's user data is: every string below these keys is scanned and digested, in
+# order, framing aside (`FRAMING_KEYS`): message text, tool-call arguments, tool outputs, documents
+_DATA_KEYS = {
+    "chat": ("messages", "documents"),
+    "text_completion": ("prompt", "suffix"),
+    "embeddings": ("input",),
+    "responses": ("instructions", "input"),
+}
 
 
 def read_request(operation: str, body: bytes) -> Request:
@@ -80,55 +91,27 @@ def read_request(operation: str, body: bytes) -> Request:
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
+    if operation == "chat" and not isinstance(data.get("messages"), list):
+        raise InvalidRequest("'messages' is required and must be a list", param="messages")
     texts: list[str] = []
-    if operation == "chat":
-        messages = data.get("messages")
-        if not isinstance(messages, list):
-            raise InvalidRequest("'messages' is required and must be a list", param="messages")
-        for message in messages:
-            if isinstance(message, dict):
-                _content_texts(message.get("content"), texts)
-    elif operation == "text_completion":
-        prompt = data.get("prompt")
-        if isinstance(prompt, str):
-            texts.append(prompt)
-        elif isinstance(prompt, list):
-            texts.extend(p for p in prompt if isinstance(p, str))
-    elif operation == "embeddings":
-        value = data.get("input")
-        if isinstance(value, str):
-            texts.append(value)
-        elif isinstance(value, list):
-            texts.extend(p for p in value if isinstance(p, str))
+    for key in _DATA_KEYS[operation]:
+        if key in data:
+            user_strings(data[key], texts)
     params = tuple((_PARAMS[key], _param(_PARAMS[key], data[key])) for key in _PARAM_ORDER if data.get(key) is not None)
     stream = data.get("stream") is True
-    return Request(model, operation, stream, tuple(texts), params)
+    return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params)
 
 
-class ReplyObserver:
+class ReplyObserver(SseObserver):
     """Fills an Outcome from a chat/completion/embedding reply, whole (`body`) or streamed (`chunk`)."""
 
-    __slots__ = ("_extra", "_operation", "_partial", "_text", "detectors", "ended", "outcome")
+    __slots__ = ("_extra",)
 
-    def __init__(self, operation: str, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
-        self._operation = operation
-        self.ended = False
-        self.outcome = outcome
-        self.detectors = detectors
-        self._text = OutputText(outcome, detectors, capture)
-        self._partial = b""
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        super().__init__(outcome, detectors, capture)
         self._extra: dict[int, list[str]] = {}  # streamed text of choices other than index 0
 
-    def head(self, status: int, header: Header) -> None:
-        pass
-
-    def body(self, data: bytes) -> None:
-        try:
-            reply = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(reply, dict):
-            return
+    def whole(self, reply: dict[str, Any]) -> None:
         self._meta(reply)
         choices = reply.get("choices")
         if isinstance(choices, list):
@@ -143,28 +126,7 @@ class ReplyObserver:
                 if isinstance(reason, str):
                     self.outcome.finish_reasons += (reason,)
 
-    def chunk(self, data: bytes) -> None:
-        """Server-sent events: `data: {...}` lines; a line may be split across chunks."""
-        if self._partial:
-            data = self._partial + data
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            if line.startswith(b"data:"):
-                self._event(line[5:].strip())
-
-    def _event(self, payload: bytes) -> None:
-        if payload == b"[DONE]":
-            self.ended = True
-            return
-        if not payload:
-            return
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(event, dict):
-            return
+    def event(self, event: dict[str, Any]) -> None:
         self._meta(event)
         choices = event.get("choices")
         if not isinstance(choices, list):
@@ -202,17 +164,78 @@ class ReplyObserver:
             if isinstance(usage.get("completion_tokens"), int):
                 outcome.output_tokens = usage["completion_tokens"]
 
-    def finish(self) -> None:
-        if self._partial.startswith(b"data:"):
-            self._event(self._partial[5:].strip())
-            self._partial = b""
+    def done(self) -> None:
         if self._extra or self.outcome.first_token_ns:
             self._text.end_piece()
             for index in sorted(self._extra):
                 for text in self._extra[index]:
                     self._text.add(text)
                 self._text.end_piece()
-        self._text.finish(self.detectors)
+
+
+class ResponsesObserver(SseObserver):
+    """The Responses API (`/v1/responses`, vLLM and llama.cpp serve it): output items, each a message's
+    text or a function call's arguments; streamed as typed events ending in `response.completed`."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        super().__init__(outcome, detectors, capture)
+        self._items: dict[int, list[str]] = {}  # output_index -> streamed text
+
+    def whole(self, reply: dict[str, Any]) -> None:
+        self._response(reply)
+        output = reply.get("output")
+        for item in output if isinstance(output, list) else ():
+            pieces: list[str] = []
+            if isinstance(item, dict):
+                content = item.get("content")
+                for part in content if isinstance(content, list) else ():
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        pieces.append(part["text"])
+                if isinstance(item.get("arguments"), str):
+                    pieces.append(item["arguments"])
+            for piece in pieces:
+                self._text.add(piece)
+            self._text.end_piece()
+
+    def event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
+            delta = event.get("delta")
+            if isinstance(delta, str) and delta:
+                if not self.outcome.first_token_ns:
+                    self.outcome.first_token_ns = time.time_ns()
+                index = event.get("output_index")
+                self._items.setdefault(index if isinstance(index, int) else 0, []).append(delta)
+        elif isinstance(kind, str) and kind.startswith("response."):
+            response = event.get("response")
+            if isinstance(response, dict):
+                self._response(response)
+            if kind in ("response.completed", "response.incomplete", "response.failed"):
+                self.ended = True
+
+    def _response(self, response: dict[str, Any]) -> None:
+        outcome = self.outcome
+        if outcome.response_model is None and isinstance(response.get("model"), str):
+            outcome.response_model = response["model"]
+        if outcome.response_id is None and isinstance(response.get("id"), str):
+            outcome.response_id = response["id"]
+        status = response.get("status")
+        if isinstance(status, str) and status not in ("in_progress", "queued"):
+            outcome.finish_reasons = (status,)
+        usage = response.get("usage")
+        if isinstance(usage, dict):
+            if isinstance(usage.get("input_tokens"), int):
+                outcome.input_tokens = usage["input_tokens"]
+            if isinstance(usage.get("output_tokens"), int):
+                outcome.output_tokens = usage["output_tokens"]
+
+    def done(self) -> None:
+        for index in sorted(self._items):
+            for piece in self._items[index]:
+                self._text.add(piece)
+            self._text.end_piece()
 
 
 def _index(choice: dict[str, Any]) -> int:
@@ -221,7 +244,7 @@ def _index(choice: dict[str, Any]) -> int:
     return index if isinstance(index, int) and not isinstance(index, bool) else 0
 
 
-_TARGETS = {path: Target(operation) for path, operation in OPERATIONS.items()}
+_TARGETS = {path: Target(operation) for path, operation in OPERATIONS.items()}  # Target.operation: how to read
 _MODELS = Target("models", carries_data=False, listing=True)
 
 
@@ -254,8 +277,10 @@ class Adapter:
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         return read_request(target.operation, body)
 
-    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver:
-        return ReplyObserver(target.operation, outcome, detectors, capture)
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> SseObserver:
+        if target.operation == "responses":
+            return ResponsesObserver(outcome, detectors, capture)
+        return ReplyObserver(outcome, detectors, capture)
 
 
 class ServedModels:

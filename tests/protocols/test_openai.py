@@ -60,10 +60,41 @@ def test_chat_texts_in_order_from_string_and_part_contents() -> None:
     )  # fmt: skip
     assert request.model == "llama"
     assert request.operation == "chat"
-    assert request.texts == ("be brief", "look at", "this é", "thanks")
+    # every string is user data but framing (roles, types, image URLs): stray strings are scanned too
+    assert request.texts == ("be brief", "look at", "this é", "not a part", "not a message", "thanks")
     assert request.stream is False
     assert request.params == ()
     assert request.labels == () and request.version is None and request.digest is None
+
+
+def test_tool_calls_tool_outputs_and_documents_are_user_data() -> None:
+    request = read_request(
+        "chat",
+        body({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "book it"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "book", "arguments": "{\"email\": \"ana@example.org\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "booked for ana"}]},
+            ],
+            "documents": [{"title": "memo", "text": "call +1 415 555 0100"}],
+            "tools": [{"type": "function", "function": {"name": "book", "description": "not scanned"}}],
+        }),
+    )  # fmt: skip
+    assert request.texts == ("book it", "book", '{"email": "ana@example.org"}', "booked for ana", "memo",
+                             "call +1 415 555 0100")  # fmt: skip
+
+
+def test_responses_api_input_and_instructions() -> None:
+    request = read_request(
+        "responses",
+        body({"model": "m", "instructions": "be kind", "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"type": "function_call_output", "call_id": "c1", "output": "42 results"}]}),
+    )  # fmt: skip
+    assert request.operation == "chat" and request.texts == ("be kind", "hi", "42 results")
 
 
 def test_completion_prompts_in_order_strings_only() -> None:
@@ -249,7 +280,7 @@ WHOLE = body(
 
 def observer(operation: str = "chat") -> tuple[ReplyObserver, Outcome]:
     outcome = Outcome(started_ns=0)
-    return ReplyObserver(operation, outcome, EMAIL, True), outcome
+    return ReplyObserver(outcome, EMAIL, True), outcome
 
 
 def summary(outcome: Outcome) -> tuple[Any, ...]:

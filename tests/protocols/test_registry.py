@@ -44,6 +44,7 @@ def test_adapter_name_is_its_key() -> None:
 def test_status_attributes() -> None:
     assert {name: adapter.status_attribute for name, adapter in ADAPTERS.items()} == {
         "openai": "http.response.status_code",
+        "anthropic": "http.response.status_code",
         "oip": "http.response.status_code",
         "oip-grpc": "rpc.grpc.status_code",
         "passthrough": "http.response.status_code",
@@ -53,7 +54,9 @@ def test_status_attributes() -> None:
 def test_grpc_adapter_is_not_an_http_adapter() -> None:
     assert ADAPTERS["oip-grpc"] not in HTTP_ADAPTERS
     assert HTTP_ADAPTERS[0] is ADAPTERS["openai"]
-    assert HTTP_ADAPTERS[1] is ADAPTERS["oip"]
+    assert HTTP_ADAPTERS[1] is ADAPTERS["anthropic"]
+    assert HTTP_ADAPTERS[2] is ADAPTERS["oip"]
+    assert HTTP_ADAPTERS[-1] is ADAPTERS["passthrough"]  # matches anything: last
 
 
 @pytest.mark.parametrize(

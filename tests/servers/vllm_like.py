@@ -9,6 +9,8 @@ Test hooks, chosen by the last user message / prompt:
 - `__cut__`   streams two events then drops the connection (a cut-off stream);
 - `__gate__`  streams in lockstep: each event waits for the test to call `release()`;
 - `__big__`   answers with a 2 MB content string.
+Also served as vLLM does: the Responses API (`/v1/responses`) and the Anthropic Messages API
+(`/v1/messages`), whole or streamed as their typed SSE events.
 Every request received is kept in `requests` (method, path, headers, body) so tests can assert what
 reached the upstream, and what did not.
 """
@@ -59,6 +61,9 @@ class VllmLike:
         app.router.add_post("/v1/chat/completions", self.complete)
         app.router.add_post("/v1/completions", self.complete)
         app.router.add_post("/v1/embeddings", self.embed)
+        app.router.add_post("/chat/completions", self.complete)  # vLLM and llama.cpp serve both paths
+        app.router.add_post("/v1/responses", self.respond)
+        app.router.add_post("/v1/messages", self.messages)
         app.router.add_get("/health", self.health)
         app.router.add_post("/tokenize", self.tokenize)
         return app
@@ -173,4 +178,63 @@ class VllmLike:
             assert self.cancelled_event is not None
             self.cancelled_event.set()
             raise
+        return response
+
+    async def respond(self, request: web.Request) -> web.StreamResponse:
+        """The Responses API: output items; streamed as response.* events ending in response.completed."""
+        raw = await self._record(request)
+        body = orjson.loads(raw)
+        prompt = body["input"] if isinstance(body["input"], str) else "items"
+        words = [f"w{i}" for i in range(self.reply_words)] + ["echo:", prompt]
+        rid = f"resp_{hashlib.sha256(raw).hexdigest()[:24]}"
+        usage = {"input_tokens": 5, "output_tokens": len(words), "total_tokens": 5 + len(words)}
+        item = {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": " ".join(words), "annotations": []}]}  # fmt: skip
+        done = {"id": rid, "object": "response", "created_at": 1_730_000_000, "model": body["model"],
+                "status": "completed", "output": [item], "usage": usage}  # fmt: skip
+        if not body.get("stream"):
+            return web.json_response(done)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        started = {**done, "status": "in_progress", "output": [], "usage": None}
+        events: list[dict[str, Any]] = [{"type": "response.created", "response": started}]
+        events += [{"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0,
+                    "delta": word if i == 0 else " " + word} for i, word in enumerate(words)]  # fmt: skip
+        events.append({"type": "response.completed", "response": done})
+        for number, event in enumerate(events):
+            event["sequence_number"] = number
+            await response.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
+        await response.write_eof()
+        return response
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        """The Anthropic Messages API: content blocks; streamed from message_start to message_stop."""
+        raw = await self._record(request)
+        body = orjson.loads(raw)
+        last = body["messages"][-1]["content"]
+        prompt = last if isinstance(last, str) else " ".join(b.get("text", "") for b in last)
+        words = [f"w{i}" for i in range(self.reply_words)] + ["echo:", prompt]
+        mid = f"msg_{hashlib.sha256(raw).hexdigest()[:24]}"
+        usage = {"input_tokens": 5, "output_tokens": len(words)}
+        if not body.get("stream"):
+            return web.json_response({"id": mid, "type": "message", "role": "assistant", "model": body["model"],
+                                      "content": [{"type": "text", "text": " ".join(words)}],
+                                      "stop_reason": "end_turn", "stop_sequence": None, "usage": usage})  # fmt: skip
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        events: list[dict[str, Any]] = [
+            {"type": "message_start", "message": {"id": mid, "type": "message", "role": "assistant", "content": [],
+                                                  "model": body["model"], "usage": {"input_tokens": 5}}},
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ]  # fmt: skip
+        events += [{"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": word if i == 0 else " " + word}}
+                   for i, word in enumerate(words)]  # fmt: skip
+        events += [{"type": "content_block_stop", "index": 0},
+                   {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": len(words)}},
+                   {"type": "message_stop"}]  # fmt: skip
+        for event in events:
+            await response.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
+        await response.write_eof()
         return response

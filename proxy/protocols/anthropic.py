@@ -1,0 +1,140 @@
+"""The Anthropic Messages API (`POST /v1/messages`), which llama.cpp and vLLM also serve.
+
+Served by upstreams of the `openai` dialect (the same servers, whose `/v1/models` names the weights).
+Requests: `system` and `messages` (text blocks, tool uses and tool results are user data). Replies:
+`content` blocks; streamed as typed events from `message_start` to `message_stop`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import Header, Request, Target, user_strings
+from proxy.protocols.sse import SseObserver
+
+PATHS = ("/v1/messages", "/messages")
+_TARGET = Target("chat")
+_PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}
+
+
+def read_request(body: bytes) -> Request:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string", param="model")
+    if not isinstance(data.get("messages"), list):
+        raise InvalidRequest("'messages' is required and must be a list", param="messages")
+    texts: list[str] = []
+    user_strings(data.get("system"), texts)
+    user_strings(data["messages"], texts)
+    params: list[tuple[str, Any]] = [
+        (name, data[key]) for key, name in _PARAMS.items() if isinstance(data.get(key), int | float)
+    ]
+    stops = data.get("stop_sequences")
+    if isinstance(stops, list):
+        params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
+    return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params))
+
+
+class MessagesObserver(SseObserver):
+    """Fills an Outcome from a Messages reply: text blocks (and tool inputs) in block order."""
+
+    __slots__ = ("_blocks",)
+
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        super().__init__(outcome, detectors, capture)
+        self._blocks: dict[int, list[str]] = {}  # content block index -> streamed text
+
+    def whole(self, reply: dict[str, Any]) -> None:
+        self._message(reply)
+        content = reply.get("content")
+        for block in content if isinstance(content, list) else ():
+            if isinstance(block, dict):
+                if isinstance(block.get("text"), str):
+                    self._text.add(block["text"])
+                elif "input" in block:
+                    self._text.add(orjson.dumps(block["input"]).decode())
+            self._text.end_piece()
+        self._reason(reply.get("stop_reason"))
+
+    def event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta")
+            text = None
+            if isinstance(delta, dict):
+                text = delta.get("text") if delta.get("type") == "text_delta" else delta.get("partial_json")
+            if isinstance(text, str) and text:
+                if not self.outcome.first_token_ns:
+                    self.outcome.first_token_ns = time.time_ns()
+                index = event.get("index")
+                self._blocks.setdefault(index if isinstance(index, int) else 0, []).append(text)
+        elif kind == "message_start":
+            message = event.get("message")
+            if isinstance(message, dict):
+                self._message(message)
+        elif kind == "message_delta":
+            delta = event.get("delta")
+            if isinstance(delta, dict):
+                self._reason(delta.get("stop_reason"))
+            self._usage(event.get("usage"))
+        elif kind == "message_stop":
+            self.ended = True
+
+    def _message(self, message: dict[str, Any]) -> None:
+        outcome = self.outcome
+        if outcome.response_model is None and isinstance(message.get("model"), str):
+            outcome.response_model = message["model"]
+        if outcome.response_id is None and isinstance(message.get("id"), str):
+            outcome.response_id = message["id"]
+        self._usage(message.get("usage"))
+
+    def _usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            if isinstance(usage.get("input_tokens"), int):
+                self.outcome.input_tokens = usage["input_tokens"]
+            if isinstance(usage.get("output_tokens"), int):
+                self.outcome.output_tokens = usage["output_tokens"]
+
+    def _reason(self, reason: Any) -> None:
+        if isinstance(reason, str):
+            self.outcome.finish_reasons = (reason,)
+
+    def done(self) -> None:
+        for index in sorted(self._blocks):
+            for piece in self._blocks[index]:
+                self._text.add(piece)
+            self._text.end_piece()
+
+
+class Adapter:
+    __slots__ = ()
+    name: ProtocolName = "anthropic"
+    dialect = "openai"
+    status_attribute = "http.response.status_code"
+
+    def match(self, method: str, path: str) -> Target | None:
+        return _TARGET if method == "POST" and path in PATHS else None
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return read_request(body)
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> MessagesObserver:
+        return MessagesObserver(outcome, detectors, capture)
+
+    def merge(self, listings: list[Any]) -> bytes:
+        raise NotImplementedError("the Messages API has no merged listing")
+
+
+ADAPTER = Adapter()

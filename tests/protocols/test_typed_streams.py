@@ -1,0 +1,92 @@
+"""The Responses API and Anthropic Messages observers: a streamed reply, split anywhere, reads the same
+as the whole reply, and `ended` turns true exactly at the API's own last event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from proxy.flow import Outcome
+from proxy.protocols.anthropic import MessagesObserver
+from proxy.protocols.anthropic import read_request as read_messages
+from proxy.protocols.openai import ResponsesObserver
+from proxy.protocols.sse import SseObserver
+
+EMAIL = Detectors((DetectorSpec("email"),), 100_000)
+TEXT = "write to ana@example.org today"
+
+
+def sse(events: list[dict[str, Any]]) -> bytes:
+    return b"".join(f"event: {e['type']}\n".encode() + b"data: " + orjson.dumps(e) + b"\n\n" for e in events)
+
+
+RESPONSE = {"id": "resp_1", "model": "m", "status": "completed", "usage": {"input_tokens": 3, "output_tokens": 5},
+            "output": [{"type": "message", "content": [{"type": "output_text", "text": TEXT}]}]}  # fmt: skip
+RESPONSE_EVENTS = (
+    [{"type": "response.created", "response": {**RESPONSE, "status": "in_progress", "output": [], "usage": None}}]
+    + [{"type": "response.output_text.delta", "output_index": 0, "delta": w} for w in ("write to ", "ana@exa", "mple.org today")]
+    + [{"type": "response.completed", "response": RESPONSE}]
+)  # fmt: skip
+MESSAGE = {"id": "msg_1", "type": "message", "model": "m", "content": [{"type": "text", "text": TEXT}],
+           "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 5}}  # fmt: skip
+MESSAGE_EVENTS = (
+    [{"type": "message_start", "message": {**MESSAGE, "content": [], "usage": {"input_tokens": 3}}},
+     {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}]
+    + [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}
+       for w in ("write to ", "ana@exa", "mple.org today")]
+    + [{"type": "content_block_stop", "index": 0},
+       {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}},
+       {"type": "message_stop"}]
+)  # fmt: skip
+CASES = [(ResponsesObserver, RESPONSE, RESPONSE_EVENTS), (MessagesObserver, MESSAGE, MESSAGE_EVENTS)]
+
+
+def observed(
+    kind: type[SseObserver], pieces: list[bytes], whole: dict[str, Any] | None = None
+) -> tuple[Outcome, list[bool]]:
+    outcome = Outcome(started_ns=1)
+    observer = kind(outcome, EMAIL, False)
+    ended = []
+    if whole is not None:
+        observer.body(orjson.dumps(whole))
+    for piece in pieces:
+        observer.chunk(piece)
+        ended.append(observer.ended)
+    observer.finish()
+    return outcome, ended
+
+
+@pytest.mark.parametrize(("kind", "whole", "events"), CASES, ids=["responses", "messages"])
+def test_streamed_split_anywhere_reads_as_the_whole_reply(kind, whole, events) -> None:  # type: ignore[no-untyped-def]
+    reference, _ = observed(kind, [], whole)
+    assert reference.output_detected == {"pii:email"} and reference.output_digest is not None
+    assert (reference.response_model, reference.response_id) == ("m", whole["id"])
+    assert (reference.input_tokens, reference.output_tokens) == (3, 5)
+    stream = sse(events)
+    for cut in range(0, len(stream), 7):
+        outcome, ended = observed(kind, [stream[:cut], stream[cut:]])
+        assert outcome.output_digest == reference.output_digest
+        assert outcome.output_detected == {"pii:email"}
+        assert (outcome.input_tokens, outcome.output_tokens, outcome.finish_reasons) == (3, 5, reference.finish_reasons)
+        assert outcome.first_token_ns > 0
+
+
+@pytest.mark.parametrize(("kind", "whole", "events"), CASES, ids=["responses", "messages"])
+def test_ended_only_at_the_last_event(kind, whole, events) -> None:  # type: ignore[no-untyped-def]
+    _, ended = observed(kind, [sse([event]) for event in events])
+    assert ended == [False] * (len(events) - 1) + [True]
+
+
+def test_messages_request_reads_system_messages_and_tool_blocks() -> None:
+    body = {"model": "m", "max_tokens": 9, "system": [{"type": "text", "text": "be brief"}], "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "mail", "input": {"to": "ana@example.org"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sent"},
+                                     {"type": "image", "source": {"type": "base64", "data": "AAAA"}}]}]}  # fmt: skip
+    request = read_messages(orjson.dumps(body))
+    assert request.texts == ("be brief", "hi", "mail", "ana@example.org", "sent")
+    assert dict(request.params) == {"max_tokens": 9} and request.operation == "chat"
