@@ -11,12 +11,17 @@ protocol is one module and one line in each table.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from proxy.config import Upstream
 from proxy.detectors import Detectors, StreamScanner
+from proxy.errors import InvalidRequest
 from proxy.flow import Checkpoint, Outcome, ProtocolName
 
 
@@ -45,6 +50,56 @@ FRAMING_KEYS = frozenset(
     }
 )  # fmt: skip
 MAX_STRINGS = 10_000
+
+
+_KEY_TOKEN = re.compile(rb'"\s*:')
+
+
+def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]:
+    """Parse a request body that must be a JSON object. Duplicate keys are refused: parsers disagree on
+    which one wins (Python and orjson keep the last, others the first), so the body the proxy decides
+    on could differ from the body the upstream reads."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{what} must be a JSON object")
+    # Every key is a string followed by ':', so the count of '":' in the text is at least the number of
+    # keys; when it equals the keys parsed, no key was dropped. Only otherwise (a duplicate, or '":'
+    # inside a string value) is the body parsed again, slowly, to tell which.
+    if len(_KEY_TOKEN.findall(body)) != _count_keys(data):
+        try:
+            json.loads(body, object_pairs_hook=_no_duplicates)
+        except _Duplicate as exc:
+            raise InvalidRequest(f"{what}: key {exc.args[0]!r} appears twice in one object") from None
+    return data
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Duplicate(key)
+        found[key] = value
+    return found
+
+
+def _count_keys(value: Any) -> int:
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, dict | list))
+    return count
 
 
 def user_strings(value: Any, out: list[str]) -> None:

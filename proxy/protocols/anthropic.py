@@ -15,7 +15,7 @@ import orjson
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import Header, Request, Target, user_strings
+from proxy.protocols import Header, Request, Target, load_request_json, user_strings
 from proxy.protocols.sse import SseObserver
 
 PATHS = ("/v1/messages", "/messages")
@@ -24,12 +24,7 @@ _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "t
 
 
 def read_request(body: bytes) -> Request:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("request body must be a JSON object")
+    data = load_request_json(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")

@@ -19,7 +19,7 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
-from proxy.protocols import Fetch, Header, OutputText, Request, Target
+from proxy.protocols import Fetch, Header, OutputText, Request, Target, load_request_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 LABELS_PARAMETER = "data_labels"
@@ -109,12 +109,7 @@ def _json_part(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
 
 def read_rest_request(model: str, version: str | None, body: bytes, header_length: str | None) -> Request:
     head, binary = _json_part(body, header_length)
-    try:
-        data = orjson.loads(head)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"inference request is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("inference request must be a JSON object")
+    data = load_request_json(head, "inference request")
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
         raise InvalidRequest("'inputs' is required and must be a list of tensors", param="inputs")

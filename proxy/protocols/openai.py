@@ -15,7 +15,7 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
-from proxy.protocols import Fetch, Header, Request, Target, user_strings
+from proxy.protocols import Fetch, Header, Request, Target, load_request_json, user_strings
 from proxy.protocols.sse import SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
@@ -82,12 +82,7 @@ _DATA_KEYS = {
 
 def read_request(operation: str, body: bytes) -> Request:
     """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("request body must be a JSON object")
+    data = load_request_json(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")

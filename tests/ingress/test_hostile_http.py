@@ -69,7 +69,7 @@ def raw(port: int, head: str, body: bytes = BODY, *, wait_for: bytes | None = No
 
 def post(proxy, headers: list[tuple[str, str]], body: bytes = BODY, path: str = "/v1/chat/completions") -> bytes:  # type: ignore[no-untyped-def]
     lines = "\r\n".join(f"{name}: {value}" for name, value in [("Authorization", AUTH), *headers])
-    return raw(proxy.bound.http.port, f"POST {path} HTTP/1.1\r\n{lines}")
+    return raw(proxy.bound.http.port, f"POST {path} HTTP/1.1\r\n{lines}", body)
 
 
 def status(reply: bytes) -> int:
@@ -187,3 +187,13 @@ def test_root_checkpoint_is_still_stated(proxied) -> None:  # type: ignore[no-un
     server, proxy = proxied
     reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=BODY, timeout=10, headers={"authorization": AUTH})
     assert reply.headers["x-lineage-checkpoint"] == ROOT
+
+
+def test_a_body_whose_meaning_depends_on_the_parser_is_refused(proxied) -> None:  # type: ignore[no-untyped-def]
+    """Duplicate keys: one parser takes the first, another the last; the proxy must not decide on one
+    body while the upstream reads another."""
+    server, proxy = proxied
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "ok", "content": "mail ana@example.org"}]}'
+    reply = post(proxy, [("x-purpose", "assistant"), ("Content-Type", "application/json")], body=body)
+    assert status(reply) == 400 and "appears twice" in str(error(reply)["message"])
+    assert server.data_requests() == []

@@ -149,3 +149,39 @@ def test_output_text_with_no_text_leaves_no_digest() -> None:
     text.end_piece()
     text.finish()
     assert (outcome.output_digest, outcome.content) == (None, ())
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet='ab":\\ {}[],', max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet='ab":', max_size=3), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(alphabet='ab":', max_size=3), JSON_VALUES, max_size=4))
+def test_request_json_without_duplicates_reads_as_orjson_does(data: dict[str, object]) -> None:
+    import orjson
+
+    from proxy.protocols import load_request_json
+
+    body = orjson.dumps(data)
+    assert load_request_json(body) == orjson.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "a", "messages": [], "model": "b"}',
+        b'{"model": "a", "messages": [{"role": "user", "content": "x", "content": "y"}]}',
+        b'{"a": {"b": 1, "b" : 2}, "note": "\\":"}',
+    ],
+)
+def test_duplicate_keys_are_refused(body: bytes) -> None:
+    from proxy.errors import InvalidRequest
+    from proxy.protocols import load_request_json
+
+    with pytest.raises(InvalidRequest, match="appears twice"):
+        load_request_json(body)
