@@ -20,7 +20,7 @@ from aiohttp import web
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError
-from proxy.ingress.http import HttpIngress
+from proxy.ingress.http import HttpIngress, HttpServer
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
 from proxy.record.edges import EdgeAggregator
@@ -153,7 +153,7 @@ class ProxyProcess:
         return self.bound
 
     async def _serve(self, handler: Any, address: Address) -> Address:
-        server = web.Server(handler, handler_cancellation=True, access_log=None)
+        server = HttpServer(handler, handler_cancellation=True, access_log=None)
         runner = web.ServerRunner(server, shutdown_timeout=self.config.limits.drain_timeout_s)
         await runner.setup()
         sock = bind(address, reuse_port=self._reuse_port)
@@ -239,6 +239,10 @@ class ProxyProcess:
             "# HELP lineage_proxy_in_flight Calls being served now.",
             "# TYPE lineage_proxy_in_flight gauge",
             f"lineage_proxy_in_flight {stats.in_flight}",
+            "# HELP lineage_proxy_unapproved_flows_total Calls whose flow lineage.baseline does not approve, "
+            "blocked or not.",
+            "# TYPE lineage_proxy_unapproved_flows_total counter",
+            f"lineage_proxy_unapproved_flows_total {stats.unapproved}",
         ]
         lines += self.runtime.sinks.metrics()
         lines.append("# TYPE lineage_proxy_upstream_up gauge")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.config import Upstream
@@ -100,6 +101,45 @@ def error_response(error: ProxyError, lineage: list[tuple[str, str]]) -> web.Res
     headers: CIMultiDict[str] = CIMultiDict(lineage)
     headers["Content-Type"] = "application/json"
     return web.Response(status=error.status, body=error.body(), headers=headers)
+
+
+class _Connection(RequestHandler):
+    """aiohttp's per-connection protocol, with its framing errors in the contract's shape: a malformed
+    request line, header or chunked body gets the OpenAI error JSON (never text/plain, never a
+    traceback) and one warning line, not an ERROR traceback per request."""
+
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("the reply has started; the connection is closed instead")
+        if status < 500:
+            _framing_errors[0] += 1
+            if _framing_errors[0] in (1, 10, 100) or _framing_errors[0] % 1000 == 0:
+                log.warning("malformed HTTP request from %s: %s (%d so far)", request.remote,
+                            message or exc or status, _framing_errors[0])  # fmt: skip
+            error: ProxyError = InvalidRequest(f"malformed HTTP request: {_first_line(message or str(exc or ''))}")
+            error.status = status
+        else:
+            log.error("internal error handling %s %s", request.method, request.path, exc_info=exc)
+            error = ProxyError("internal error in lineage-proxy; see its log")
+        response = web.Response(status=error.status, body=error.body(), content_type="application/json")
+        response.force_close()
+        return response
+
+
+_framing_errors = [0]
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:200] if text.strip() else "bad framing"
+
+
+class HttpServer(web.Server):
+    """aiohttp's low-level server, making `_Connection`s."""
+
+    def __call__(self) -> RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
 
 
 class HttpIngress:
