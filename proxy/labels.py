@@ -40,15 +40,15 @@ def parse_labels(raw: str | None, *, source: str = "x-data-labels") -> frozenset
 def check_labels(labels: list[str] | tuple[str, ...], *, source: str) -> frozenset[str]:
     """Normalise and validate labels from `source`; empty entries are ignored."""
     kept = []
-    for label in labels:
-        if not isinstance(label, str):
-            raise InvalidRequest(f"{source}: every label must be a string, got {label!r}", param=source)
-        label = normalize(label)
+    for given in labels:
+        if not isinstance(given, str):
+            raise InvalidRequest(f"{source}: every label must be a string, got {given!r}", param=source)
+        label = normalize(given)
         if not label:
             continue
         if _LABEL.fullmatch(label) is None:
             raise InvalidRequest(
-                f"{source}: invalid label {label!r}: labels match [a-z0-9][a-z0-9._:/-]{{0,127}}",
+                f"{source}: invalid label {given.strip()!r}: labels match [a-z0-9][a-z0-9._:/-]{{0,127}}",
                 param=source,
             )
         kept.append(label)
