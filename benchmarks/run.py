@@ -177,14 +177,16 @@ class Bench:
         return path
 
     def start_proxy(self, name: str, upstream: str, *, exporter: str, endpoint: str, detectors: bool = True,
-                    workers: int = 1, grpc_upstream: str | None = None) -> Hop:  # fmt: skip
+                    workers: int = 1, grpc_upstream: str | None = None, tree: str | None = None) -> Hop:  # fmt: skip
+        """`tree`: run the proxy package of another checkout (`--baseline`), for before/after figures."""
         port = free_port()
         grpc_port = free_port() if grpc_upstream else None
         config = self.proxy_config(port, grpc_port, upstream, grpc_upstream, exporter=exporter, endpoint=endpoint,
                                    detectors=detectors)  # fmt: skip
         cpus = "0-1" if workers > 1 else "1"
+        env = {**os.environ, "PYTHONPATH": tree} if tree else None
         proc = self.start([sys.executable, "-m", "proxy", "serve", "--config", str(config), "--workers", str(workers),
-                           "--log-level", "error"], cpus, ready="lineage-proxy ready")  # fmt: skip
+                           "--log-level", "error"], cpus, ready="lineage-proxy ready", env=env)  # fmt: skip
         hop = Hop(name, f"http://127.0.0.1:{port}", proc.pid, proc)
         hop.grpc = f"127.0.0.1:{grpc_port}" if grpc_port else None  # type: ignore[attr-defined]
         # wait until the checkpoint is discovered, as in production
@@ -321,6 +323,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
     parser.add_argument("--rss-calls", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="1 round, 2 s runs, 20k calls for RSS")
+    parser.add_argument("--baseline", metavar="TREE", help="also measure the full pipeline of another checkout "
+                        "(e.g. a `git worktree` of an older commit) in the same run: before/after figures")  # fmt: skip
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--litellm", default=os.environ.get("LP_LITELLM") or shutil.which("litellm"),
                         help="the `litellm` command of a venv with requirements-peers.txt (default: on PATH); "
@@ -389,6 +393,9 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
     ]
     if args.litellm:
         hops.append(bench.start_litellm(args.litellm, upstream))
+    if args.baseline:
+        hops.append(bench.start_proxy(f"lineage-proxy @ {Path(args.baseline).name}", upstream, exporter="otlp",
+                                      endpoint=f"http://127.0.0.1:{otlp_port}", tree=args.baseline))  # fmt: skip
     two = bench.start_proxy(
         "lineage-proxy, 2 workers", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{otlp_port}", workers=2
     )
