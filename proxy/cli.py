@@ -1,4 +1,4 @@
-"""The `lineage-proxy` command: serve, check, demo, edges."""
+"""The `lineage-proxy` command: serve, check, demo, edges, verify, report."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from proxy import __version__
 from proxy.errors import ConfigError
 
 # `check` options that describe the hypothetical call of --explain; without it they would do nothing
-EXPLAIN_ONLY = ("model", "purpose", "labels", "caller", "key", "text")
+EXPLAIN_ONLY = ("model", "purpose", "labels", "caller", "key", "text", "checkpoint")
 DECISIONS = ("allow", "deny", "reroute", "audit-deny")
 
 
@@ -46,10 +46,13 @@ def _fail(message: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    _setup_logging(args.log_level, "proxy" if args.workers == 1 else "supervisor")
+    _setup_logging(args.log_level or "info", "proxy" if args.workers == 1 else "supervisor")
     config = _load(args.config)
     if config is None:
         return 1
+    from proxy.logs import configure
+
+    configure(config.logging, args.log_level)  # logging: in the config; --log-level wins
     from proxy.workers import StartupError, run_single, run_workers
 
     try:
@@ -89,7 +92,7 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from proxy.errors import ProxyError
     from proxy.flow import Call, TraceContext
     from proxy.labels import format_labels, parse_labels
-    from proxy.policy import Policy, decide
+    from proxy.policy import Policy, Served, boundary_flow, decide, pinned
 
     key_sha = None
     if args.key:
@@ -107,7 +110,11 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     detected = Detectors(config.detectors, config.limits.scan_max_chars).scan(args.text) if args.text else frozenset()
     model = args.model if args.model is not None else "*"
     call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, args.purpose, labels, detected)
-    decision = decide(call, Policy.compile(config))
+    policy = Policy.compile(config)
+    served: Served = pinned
+    if args.checkpoint:
+        served = lambda upstream, model, version: args.checkpoint  # noqa: E731
+    decision = decide(call, policy, served)
     print(f"decision:  {decision.action}")
     if decision.code:
         print(f"code:      {decision.code}")
@@ -121,6 +128,18 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     print(
         f"upstream:  {upstream.name + (f' (region {upstream.region})' if upstream.region else '') if upstream else '-'}"
     )
+    if decision.approved is not None:
+        flow = boundary_flow(call, decision, served)
+        if upstream is not None:
+            print(f"checkpoint: {flow.checkpoint or 'not known before the reply (any approved one fits)'}")
+        if decision.approved:
+            print("approved:  yes (lineage.baseline covers this flow)")
+        elif decision.code == "flow_not_approved":
+            print("approved:  no (refused: lineage.on_unapproved is block)")
+        else:
+            finding = policy.unapproved(flow)
+            why = f"{finding.kind}: {finding.message}" if finding is not None else "-"
+            print(f"approved:  no, {why} (lineage.on_unapproved: {config.lineage.on_unapproved})")
     return 0 if decision.action != "deny" else 2
 
 
@@ -136,6 +155,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _fail(f"{exc} (choose another with --port N; --port 0 takes any free port)")
     except StartupError as exc:
         return _fail(str(exc))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from proxy.verify import run_verify
+
+    return run_verify(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from proxy.report import run_report
+
+    return run_report(args)
+
+
+def _duration(text: str) -> str:
+    from proxy.verify import parse_duration
+
+    parse_duration(text)  # an ArgumentTypeError names the problem
+    return text
 
 
 def cmd_edges(args: argparse.Namespace) -> int:
@@ -180,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, metavar="PATH", help="the YAML config (see config/)")
     serve.add_argument("--workers", type=_positive, default=1, metavar="N",
                        help="processes sharing the ports (SO_REUSEPORT; default 1)")  # fmt: skip
-    serve.add_argument("--log-level", default="info", choices=levels, help="log verbosity on stderr (default info)")
+    serve.add_argument("--log-level", choices=levels,
+                       help="log verbosity on stderr (default: the config's logging.level, else info)")  # fmt: skip
     serve.set_defaults(func=cmd_serve, subparser=serve)
 
     check = sub.add_parser("check", help="validate a config (and explain decisions)",
@@ -196,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--caller", help="act as this configured caller; with --explain")
     who.add_argument("--key", help="act as the caller owning this API key; with --explain")
     check.add_argument("--text", help="request content to run the detectors on; with --explain")
+    check.add_argument("--checkpoint", help="the checkpoint the upstream serves, for lineage.baseline (default: "
+                       "its pin in the config, else unknown); with --explain")  # fmt: skip
     check.set_defaults(func=cmd_check, subparser=check)
 
     demo = sub.add_parser("demo", help="run the embedded demo end to end",
@@ -224,6 +265,39 @@ def build_parser() -> argparse.ArgumentParser:
     edges.add_argument("--decision", choices=DECISIONS, help="only flows with this decision")
     edges.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     edges.set_defaults(func=cmd_edges, subparser=edges)
+
+    verify = sub.add_parser("verify", help="check recorded flows against the approved baseline",
+                            description="Print every recorded flow no entry of the baseline covers, and why "
+                            "(new caller, new purpose, a label reaching a new checkpoint, a route served by a "
+                            "different checkpoint, a new kind of denial), and approved entries not seen. Exit 0 "
+                            "when every flow is approved, 1 when any is not, 2 on a usage or file error. With "
+                            "--write-baseline, start a baseline from what is recorded.")  # fmt: skip
+    verify.add_argument("--store", required=True, metavar="PATH", help="the lineage store (lineage.store)")
+    what = verify.add_mutually_exclusive_group(required=True)
+    what.add_argument("--baseline", metavar="FILE", help="the approved flows (YAML) to verify against")
+    what.add_argument("--write-baseline", metavar="FILE",
+                      help="write a baseline approving what is recorded, to review and edit")  # fmt: skip
+    verify.add_argument("--since", type=_duration, metavar="DURATION",
+                        help="only flows last seen this recently (30d, 12h, 15m, 90s); approved entries not "
+                        "seen in it are listed (default: the whole store)")  # fmt: skip
+    verify.add_argument("--json", action="store_true", help="one JSON document instead of text; with --baseline")
+    verify.add_argument("--force", action="store_true", help="let --write-baseline replace an existing file")
+    verify.set_defaults(func=cmd_verify, subparser=verify)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of the recorded flows",
+                            description="Write one HTML file (no network fetch when opened) with the flow graph, "
+                            "every flow, denials with their reasons, checkpoints and when they changed, flows "
+                            "outside the baseline and, with --config, the policy in force. Exit 0 when written, "
+                            "1 when an input cannot be read or the file cannot be written.")  # fmt: skip
+    report.add_argument("--store", required=True, metavar="PATH", help="the lineage store (lineage.store)")
+    report.add_argument("--config", metavar="FILE",
+                        help="the proxy's config: shows the policy in force and verifies against its "
+                        "lineage.baseline")  # fmt: skip
+    report.add_argument("--baseline", metavar="FILE", help="verify against this baseline (default: the config's)")
+    report.add_argument("--since", type=_duration, metavar="DURATION",
+                        help="only flows last seen this recently (30d, 12h, ...; default: the whole store)")  # fmt: skip
+    report.add_argument("--out", required=True, metavar="FILE.html", help="where to write the report")
+    report.set_defaults(func=cmd_report, subparser=report)
     return parser
 
 
@@ -233,6 +307,11 @@ def _validate(args: argparse.Namespace) -> None:
         for name in EXPLAIN_ONLY:
             if getattr(args, name) is not None:
                 args.subparser.error(f"--{name} only makes sense with --explain")
+    if args.command == "verify":
+        if args.json and args.write_baseline:
+            args.subparser.error("--json only makes sense with --baseline")
+        if args.force and not args.write_baseline:
+            args.subparser.error("--force only makes sense with --write-baseline")
 
 
 def _quiet_stdout() -> None:

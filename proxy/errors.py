@@ -71,6 +71,15 @@ class EndpointDenied(ProxyError):
     error_type = "permission_error"
 
 
+class FlowNotApproved(ProxyError):
+    """The call's flow is not in the approved baseline and `lineage.on_unapproved` is `block`."""
+
+    code = "flow_not_approved"
+    status = 403
+    grpc_code = "PERMISSION_DENIED"
+    error_type = "permission_error"
+
+
 class ModelNotFound(ProxyError):
     code = "model_not_found"
     status = 404
@@ -114,7 +123,15 @@ class UpstreamStatus(ProxyError):
 
 DENIAL_ERRORS: dict[str, type[ProxyError]] = {
     cls.code: cls
-    for cls in (Unauthenticated, PurposeDenied, PurposeRequired, RegionDenied, ModelNotFound, EndpointDenied)
+    for cls in (
+        Unauthenticated,
+        PurposeDenied,
+        PurposeRequired,
+        RegionDenied,
+        ModelNotFound,
+        EndpointDenied,
+        FlowNotApproved,
+    )
 }
 
 

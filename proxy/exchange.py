@@ -20,6 +20,7 @@ cancellation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -72,12 +73,13 @@ class Exchange:
 
     # -- admit
 
-    def admit(self, body: bytes, header: Header) -> Upstream:
-        """Read the request, identify the caller, label, decide. Returns the upstream to forward to;
-        a denial is raised as its ProxyError (and recorded when the ingress finishes the call)."""
+    def admit(self, body: bytes, header: Header, peer: tuple[str, ...] = ()) -> Upstream:
+        """Read the request, identify the caller (key, or `peer`: what a client certificate proves),
+        label, decide. Returns the upstream to forward to; a denial is raised as its ProxyError (and
+        recorded when the ingress finishes the call)."""
         pipeline = self.pipeline
         read = self.adapter.read(self.target, body, header)
-        call = self.call = pipeline.call(read, self.adapter.name, header, self.trace)
+        call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer)
         decision = self.decision = pipeline.decide(call)
         if not decision.forwards:
             raise pipeline.denial(decision)
@@ -86,12 +88,14 @@ class Exchange:
         found = pipeline.runtime.book.resolve(upstream, call.model, call.model_version)
         if found is not None:
             outcome = self.outcome
+            outcome.provider = found.provider
             outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
                 found.name,
                 found.source,
                 found.parent,
             )
         self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
+        self.outcome.forwarded_ns = time.time_ns()
         return upstream
 
     def admit_data_free(self, upstream: Upstream, *, span: bool) -> None:
@@ -106,7 +110,9 @@ class Exchange:
         them. Returns the denial (the stream must end), else None."""
         call, decision = self.call, self.decision
         assert call is not None and decision is not None
-        more = self.pipeline.call(self.adapter.read(self.target, body, header), self.adapter.name, header, self.trace)
+        more = self.pipeline.call(
+            self.adapter.read(self.target, body, header), self.adapter.name, header, self.trace, call.peer
+        )
         if more.model != call.model:  # decided and recorded for one model: a stream never changes it
             raise InvalidRequest(
                 f"a stream serves one model: this message names {more.model!r}, the stream was opened for "
@@ -115,9 +121,8 @@ class Exchange:
             )
         if more.labels <= call.labels and more.detected <= call.detected:
             return None
-        call = self.call = Call(call.protocol, call.operation, call.model, call.trace, call.key_sha256, call.purpose,
-                                call.labels | more.labels, call.detected | more.detected, call.input_digest,
-                                call.params, call.stream, call.model_version, call.content)  # fmt: skip
+        call = self.call = dataclasses.replace(call, labels=call.labels | more.labels,
+                                               detected=call.detected | more.detected)  # fmt: skip
         again = self.pipeline.decide(call)
         if again.forwards:
             return None
@@ -154,6 +159,7 @@ class Exchange:
 
     def whole(self, body: bytes) -> None:
         """The whole reply body (not streamed)."""
+        self.outcome.upstream_ns = time.time_ns()
         observer = self._observer
         if observer is not None:
             try:
@@ -179,8 +185,12 @@ class Exchange:
         if self._left is not None:
             self._left -= len(data)
             if self._left <= 0:
+                self.outcome.upstream_ns = time.time_ns()
                 return True
-        return observer is not None and observer.ended
+        if observer is not None and observer.ended:
+            self.outcome.upstream_ns = time.time_ns()
+            return True
+        return False
 
     def stream_message(self, message: bytes) -> None:
         """One message of a streamed gRPC reply (each message is whole)."""
@@ -245,6 +255,8 @@ class Exchange:
         elif outcome.error_type:
             stats.errors[outcome.error_type] += 1
         outcome.ended_ns = time.time_ns()
+        if outcome.forwarded_ns and not outcome.upstream_ns:  # a stream that ended without a last event
+            outcome.upstream_ns = outcome.ended_ns
         call = self.call
         if call is None or decision is None or not self._record:
             return  # not an admitted call (a malformed request): counted, nothing to record
@@ -269,6 +281,7 @@ class Exchange:
             else None
         )
         if found is not None:  # the upstream's metadata names what the reply's model is
+            outcome.provider = found.provider
             outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
                 found.name,
                 found.source,

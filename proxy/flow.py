@@ -34,6 +34,7 @@ class Checkpoint:
     name: str
     source: str
     parent: str | None = None
+    provider: str | None = None  # the serving engine its metadata names (gen_ai.provider.name): vllm, tgi, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class Call:
     content: tuple[str, ...] = ()  # the input text, kept only when telemetry.capture_content is on
     carries_data: bool = True  # False for metadata/health/admin RPCs: spanned, but no lineage edge
     opaque: bool = False  # a body no adapter reads: its content cannot be scanned (policy.passthrough)
+    peer: tuple[str, ...] = ()  # what a verified client certificate proves (SPIFFE ID, CN=...), mTLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +105,14 @@ class Outcome:
     started_ns: int
     ended_ns: int = 0
     first_token_ns: int = 0
+    forwarded_ns: int = 0  # when the call left for the upstream (0: never forwarded)
+    upstream_ns: int = 0  # when the upstream's reply ended: the upstream's time is upstream_ns - forwarded_ns
     status: int | None = None
     error_type: str | None = None
     checkpoint: str | None = None
     checkpoint_source: str | None = None  # config | upstream | response
     checkpoint_parent: str | None = None
+    provider: str | None = None  # the serving engine, as the upstream's metadata says
     response_model: str | None = None
     response_id: str | None = None
     finish_reasons: tuple[str, ...] = ()

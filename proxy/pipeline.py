@@ -9,37 +9,33 @@ checkpoint book, the record sinks and the counters. The walk of one call is the 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from dataclasses import dataclass, field
+import logging
 
+from proxy.baseline import Flow
 from proxy.checkpoints import CheckpointBook
-from proxy.config import Config
+from proxy.config import Config, Upstream
 from proxy.detectors import Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import DENY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import check_labels, is_label, normalize, parse_labels
-from proxy.policy import Policy, decide
+from proxy.metrics import Metrics, Stats
+from proxy.policy import Policy, boundary_flow, decide
 from proxy.protocols import Header, Request, text_digest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
-
-@dataclass(slots=True)
-class Stats:
-    """Counters for /metrics; plain ints on the loop thread, no locks."""
-
-    decisions: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    in_flight: int = 0
+log = logging.getLogger("lineage_proxy.baseline")
 
 
 class Runtime:
     """The long-lived parts shared by every Pipeline a process runs."""
 
-    def __init__(self, book: CheckpointBook, sinks: FanOut) -> None:
+    def __init__(self, book: CheckpointBook, sinks: FanOut, metrics: Metrics | None = None) -> None:
         self.book = book
         self.sinks = sinks
-        self.stats = Stats()
+        self.metrics = metrics or Metrics()
+        self.stats = Stats(self.metrics)  # for /metrics, summed over workers (proxy/metrics.py)
+        self.flagged: set[Flow] = set()  # unapproved flows already logged: one WARNING per flow, not per call
 
 
 class Pipeline:
@@ -68,7 +64,9 @@ class Pipeline:
             raise InvalidRequest("Authorization must be 'Bearer <key>'", param="authorization")
         return hashlib.sha256(key.encode()).hexdigest()
 
-    def call(self, request: Request, protocol: ProtocolName, header: Header, trace: TraceContext) -> Call:
+    def call(
+        self, request: Request, protocol: ProtocolName, header: Header, trace: TraceContext, peer: tuple[str, ...] = ()
+    ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400."""
         purpose = header("x-purpose")
         if purpose is not None:
@@ -77,9 +75,9 @@ class Pipeline:
                     "x-purpose: one purpose per call (the header was sent more than once, or lists several)",
                     param="x-purpose",
                 )
-            purpose = normalize(purpose)
+            given, purpose = purpose, normalize(purpose)
             if not is_label(purpose):
-                raise InvalidRequest(f"x-purpose: invalid purpose {purpose!r}", param="x-purpose")
+                raise InvalidRequest(f"x-purpose: invalid purpose {given.strip()!r}", param="x-purpose")
         labels = parse_labels(header("x-data-labels"))
         if request.labels:
             labels = labels | check_labels(request.labels, source="parameters.data_labels")
@@ -101,17 +99,45 @@ class Pipeline:
             model_version=request.version,
             content=tuple(self.detectors.mask(t) for t in texts) if self.capture and trace.sampled else (),
             opaque=request.opaque,
+            peer=peer,
         )
 
     def decide(self, call: Call) -> Decision:
-        decision = decide(call, self.policy)
+        decision = decide(call, self.policy, self._served)
         self.runtime.stats.decisions[decision.action] += 1
+        if decision.approved is False:
+            self._unapproved(call, decision)
         return decision
 
-    def identify_only(self, header: Header) -> None:
-        """For calls that carry no data (metadata, health): only the caller's key is checked."""
+    def _served(self, upstream: Upstream, model: str, version: str | None) -> str | None:
+        """The checkpoint an upstream serves, when a pin or its metadata already says (never waits)."""
+        found = self.runtime.book.resolve(upstream, model, version, learn=False)
+        return found.name if found is not None else None
+
+    def _unapproved(self, call: Call, decision: Decision) -> None:
+        """Count every unapproved call; log a flow the first time this process sees it."""
+        runtime = self.runtime
+        runtime.stats.unapproved += 1
+        flow = boundary_flow(call, decision, self._served)
+        if flow in runtime.flagged or len(runtime.flagged) >= 4096:
+            return
+        runtime.flagged.add(flow)
+        if decision.code == "flow_not_approved":
+            why = f"refused (lineage.on_unapproved: block): {decision.reason}"
+        else:
+            finding = self.policy.unapproved(flow)
+            why = finding.message if finding is not None else decision.reason or "-"
+        log.warning(
+            "unapproved flow: caller %r purpose %r labels %s checkpoint %s decision %s: %s",
+            flow.caller, flow.purpose, ",".join(sorted(flow.labels)) or "-", flow.checkpoint or "-", decision.action,
+            why,
+        )  # fmt: skip
+
+    def identify_only(self, header: Header, peer: tuple[str, ...] = ()) -> None:
+        """For calls that carry no data (metadata, health): only the caller's key (or certificate) is
+        checked."""
         digest = self.key_digest(header)
-        if self.policy.caller(digest) is not None:
+        if self.policy.caller(digest, peer) is not None:
             return
         if digest is not None:
             raise DENIAL_ERRORS["invalid_api_key"]("unknown API key")

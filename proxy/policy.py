@@ -5,14 +5,21 @@ same Decision. Rules, in order: caller identity, route, purpose resolution, call
 purposes, zones (purpose, then region, with reroute). In audit mode nothing is blocked: a call that
 would have been denied goes through as `audit-deny`, carrying the code and reason it would have had,
 and still to the upstream its zones' regions allow when a reroute fits (a reroute never blocks).
+
+Last, the boundary verifier: with `lineage.baseline`, the flow the call is about to make (caller,
+purpose, input labels, decision and rule, and the checkpoint its upstream serves when that is known) is
+matched against the approved baseline; an unapproved flow is marked `approved=False`, and with
+`lineage.on_unapproved: block` refused as `flow_not_approved`. The checkpoint comes from a lookup the
+caller passes (`served`): the proxy's checkpoint book, or config pins only (`check --explain`).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
+from proxy.baseline import Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
 from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, Call, Decision
 
@@ -24,12 +31,18 @@ class Policy:
     routes: dict[str, tuple[Route, Upstream]]
     fallback: tuple[Route, Upstream] | None
     callers_by_key: dict[str, Caller]
+    callers_by_identity: dict[str, Caller]  # a client certificate's SPIFFE ID or CN=<name> (mTLS)
     zones_by_label: dict[str, tuple[Zone, ...]]
     upstreams: dict[str, Upstream]
     audit: bool
     anonymous_allowed: bool
     default_purpose: str | None
     opaque_allowed: bool  # policy.passthrough: bodies the proxy cannot read may be forwarded
+    baseline: Baseline | None = None  # lineage.baseline: the approved flows; None: not verified
+    block_unapproved: bool = False  # lineage.on_unapproved: block
+    # flow -> why it is not approved (None: approved). A memo of a pure function: a few distinct flows
+    # recur on every call, so the boundary costs one dict lookup, not a walk of the baseline.
+    verdicts: dict[Flow, Finding | None] = field(default_factory=dict, compare=False)
 
     @classmethod
     def compile(cls, config: Config) -> Policy:
@@ -44,6 +57,7 @@ class Policy:
             routes=routes,
             fallback=fallback,
             callers_by_key={c.api_key_sha256: c for c in config.callers if c.api_key_sha256},
+            callers_by_identity={c.tls_identity: c for c in config.callers if c.tls_identity},
             zones_by_label={label: tuple(zones) for label, zones in by_label.items()},
             upstreams=upstreams,
             audit=config.policy.mode == "audit",
@@ -51,34 +65,101 @@ class Policy:
             default_purpose=config.policy.default_purpose,
             opaque_allowed=config.policy.passthrough == "forward"
             or (config.policy.passthrough == "auto" and not config.zones),
+            baseline=config.baseline,
+            block_unapproved=config.lineage.on_unapproved == "block",
         )
 
     def route(self, model: str) -> tuple[Route, Upstream] | None:
         return self.routes.get(model) or self.fallback
 
-    def caller(self, key_sha256: str | None) -> Caller | None:
-        """The caller owning a key digest. The dict lookup is on a digest of the secret, not the secret,
-        and the final comparison is constant-time, so timing reveals nothing about valid keys."""
+    def caller(self, key_sha256: str | None, peer: tuple[str, ...] = ()) -> Caller | None:
+        """The caller owning a key digest, else the one a verified client certificate names (`peer`).
+        The key lookup is on a digest of the secret, not the secret, and the final comparison is
+        constant-time, so timing reveals nothing about valid keys."""
         if key_sha256 is None:
+            for identity in peer:
+                found = self.callers_by_identity.get(identity)
+                if found is not None:
+                    return found
             return None
         caller = self.callers_by_key.get(key_sha256)
         if caller is None or caller.api_key_sha256 is None:
             return None
         return caller if hmac.compare_digest(caller.api_key_sha256, key_sha256) else None
 
+    def unapproved(self, flow: Flow) -> Finding | None:
+        """Why the baseline does not cover `flow`, or None when it does (or there is no baseline)."""
+        if self.baseline is None:
+            return None
+        verdicts = self.verdicts
+        if flow in verdicts:
+            return verdicts[flow]
+        finding = self.baseline.explain(flow)
+        if len(verdicts) >= 4096:
+            verdicts.clear()
+        verdicts[flow] = finding
+        return finding
+
+
+# (upstream, requested model, requested version) -> the checkpoint it serves, when known before the reply
+Served = Callable[[Upstream, str, str | None], str | None]
+
+
+def pinned(upstream: Upstream, model: str, version: str | None) -> str | None:
+    """What the config alone says an upstream serves: its pin, if it has one."""
+    return upstream.checkpoint
+
 
 def _names(items: Iterable[str]) -> str:
     return ", ".join(sorted(items)) or "none"
 
 
-def decide(call: Call, policy: Policy) -> Decision:
+def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
     """Decide one call. Pure: see the module docstring for the order of the rules."""
+    decision = _decide(call, policy)
+    if policy.baseline is None or not call.carries_data:
+        return decision
+    return verify_flow(call, decision, policy, served)
+
+
+def boundary_flow(call: Call, decision: Decision, served: Served = pinned) -> Flow:
+    """The flow a call is about to make, as far as it is known before the reply: output labels are not
+    (so only input labels are matched), and the checkpoint only when pinned or already discovered."""
+    upstream = decision.upstream
+    checkpoint = served(upstream, call.model, call.model_version) if upstream is not None else ""
+    return Flow(decision.caller or "anonymous", decision.purpose or "", decision.labels, checkpoint,
+                decision.action, decision.rule)  # fmt: skip
+
+
+def verify_flow(call: Call, decision: Decision, policy: Policy, served: Served = pinned) -> Decision:
+    """The boundary verifier: mark the decision approved or not; with `block`, refuse a forwarded
+    call whose flow is unapproved (in audit mode it goes on as `audit-deny`, like every denial)."""
+    finding = policy.unapproved(boundary_flow(call, decision, served))
+    d = decision
+    if finding is None:
+        return Decision(d.action, d.upstream, d.caller, d.purpose, d.labels, d.zones, d.code, d.rule, d.reason, True)
+    if not policy.block_unapproved or d.action == DENY or d.action == AUDIT_DENY:
+        return Decision(d.action, d.upstream, d.caller, d.purpose, d.labels, d.zones, d.code, d.rule, d.reason, False)
+    reason = f"flow not in the approved baseline: {finding.message}"
+    if policy.audit:
+        return Decision(AUDIT_DENY, d.upstream, d.caller, d.purpose, d.labels, d.zones, "flow_not_approved",
+                        "lineage.baseline", reason, False)  # fmt: skip
+    return Decision(DENY, None, d.caller, d.purpose, d.labels, d.zones, "flow_not_approved", "lineage.baseline",
+                    reason, False)  # fmt: skip
+
+
+def _certificate_note(peer: tuple[str, ...]) -> str:
+    return f" (the client certificate {peer[0]!r} names no caller)" if peer else ""
+
+
+def _decide(call: Call, policy: Policy) -> Decision:
     denial: tuple[str, str, str] | None = None  # (code, rule, reason): the first rule that fired
 
-    caller = policy.caller(call.key_sha256)
+    caller = policy.caller(call.key_sha256, call.peer)
     if caller is None and (call.key_sha256 is not None or not policy.anonymous_allowed):
         if call.key_sha256 is None:
-            denial = ("invalid_api_key", "policy.anonymous", "missing API key: send 'Authorization: Bearer <key>'")
+            denial = ("invalid_api_key", "policy.anonymous",
+                      "missing API key: send 'Authorization: Bearer <key>'" + _certificate_note(call.peer))  # fmt: skip
         else:
             denial = ("invalid_api_key", "callers", "unknown API key")
     caller_name = caller.name if caller else None

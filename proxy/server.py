@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,16 +18,21 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from proxy import logs
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError
 from proxy.ingress.http import HttpIngress, HttpServer
+from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
+from proxy.record.access import AccessRecorder
 from proxy.record.edges import EdgeAggregator
 from proxy.record.sinks import FanOut, Recorder
 from proxy.record.spans import SpanRecorder
 from proxy.record.store import SqliteStore
+from proxy.record.timings import TimingRecorder
+from proxy.tls import reload_context, server_context
 from proxy.transport.upstreams import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
@@ -82,11 +88,14 @@ class ProxyProcess:
 
             self.channels = GrpcChannels()
         self.book = self._book(config)
-        self.runtime = Runtime(self.book, FanOut(self._sinks(config)))
+        self.metrics = Metrics()
+        self.runtime = Runtime(self.book, FanOut(self._sinks(config, self.metrics)), self.metrics)
+        self._publisher: asyncio.Task[None] | None = None
         self.ref = PipelineRef(Pipeline(config, self.runtime))
         self.started = time.time()
         self._runners: list[web.BaseRunner] = []
         self._grpc: Any = None
+        self._ssl: ssl.SSLContext | None = None
         self.bound: Bound | None = None
 
     # -- parts
@@ -104,9 +113,11 @@ class ProxyProcess:
         return CheckpointBook(config.upstreams, Fetch(self.pool.get_json, fetcher), models)
 
     @classmethod
-    def _sinks(cls, config: Config) -> list[Recorder]:
+    def _sinks(cls, config: Config, metrics: Metrics) -> list[Recorder]:
         """Where each call's record goes: one line per sink."""
-        sinks: list[Recorder | None] = [cls._spans(config), cls._edges(config)]
+        sinks: list[Recorder | None] = [
+            cls._spans(config), cls._edges(config), TimingRecorder(metrics), AccessRecorder(),
+        ]  # fmt: skip
         return [sink for sink in sinks if sink is not None]
 
     @staticmethod
@@ -133,11 +144,15 @@ class ProxyProcess:
     async def start(self) -> Bound:
         self.runtime.sinks.start()
         self.book.start()
+        if self.metrics.shared is not None:
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_metrics())
         admin_here = self.config.listen.admin is None
         ingress = HttpIngress(self.ref, self.pool, self.admin_response if admin_here else None)
         http_addr = self._address("http")
         assert http_addr is not None
-        http = await self._serve(ingress.handle, http_addr)
+        tls = self.config.listen.tls
+        self._ssl = server_context(tls) if tls is not None else None
+        http = await self._serve(ingress.handle, http_addr, self._ssl)
         admin = None
         admin_addr = self._address("admin")
         if admin_addr is not None:
@@ -148,16 +163,16 @@ class ProxyProcess:
             from proxy.ingress.grpc import GrpcIngress
 
             self._grpc = GrpcIngress(self.ref, self.channels)
-            grpc = await self._grpc.start(grpc_addr)
+            grpc = await self._grpc.start(grpc_addr, tls)
         self.bound = Bound(http, grpc, admin)
         return self.bound
 
-    async def _serve(self, handler: Any, address: Address) -> Address:
+    async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None) -> Address:
         server = HttpServer(handler, handler_cancellation=True, access_log=None)
         runner = web.ServerRunner(server, shutdown_timeout=self.config.limits.drain_timeout_s)
         await runner.setup()
         sock = bind(address, reuse_port=self._reuse_port)
-        site = web.SockSite(runner, sock)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
         await site.start()
         self._runners.append(runner)
         return bound_address(sock)
@@ -169,6 +184,8 @@ class ProxyProcess:
         if self._grpc is not None:
             tasks.append(self._grpc.stop(drain))
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._publisher is not None:
+            self._publisher.cancel()
         await self.book.stop()
         await self.pool.close()
         if self.channels is not None:
@@ -181,10 +198,18 @@ class ProxyProcess:
             new = load(path)
         except ConfigError as exc:
             log.error("reload refused; the old config stays in force. Problems:\n  %s", "\n  ".join(exc.problems))
+            self.metrics.reloads.labels("refused").inc()
             return False
         old = self.config
-        if new.listen != old.listen:
-            log.warning("reload: listen addresses changed; they take effect on restart only")
+        if new.listen.tls != old.listen.tls and new.listen.tls is not None and self._ssl is not None:
+            reload_context(self._ssl, new.listen.tls)  # new handshakes use the new certificate
+            if self._grpc is not None:
+                self._grpc.reload_tls(new.listen.tls)
+            log.info("reload: listener certificate reloaded from %s", new.listen.tls.cert)
+        before, after = old.listen, new.listen
+        moved = (after.http, after.grpc, after.admin) != (before.http, before.grpc, before.admin)
+        if moved or (new.listen.tls is None) != (old.listen.tls is None):
+            log.warning("reload: listen addresses or TLS on/off changed; they take effect on restart only")
         if new.lineage.store != old.lineage.store:
             log.warning("reload: lineage.store changed; it takes effect on restart only")
         if new.telemetry != old.telemetry:
@@ -198,7 +223,10 @@ class ProxyProcess:
             asyncio.get_running_loop().create_task(previous_book.stop())
         self.config = new
         self.ref.current = Pipeline(new, self.runtime)
+        if new.logging != old.logging:
+            logs.configure(new.logging)
         log.info("reloaded %s", path)
+        self.metrics.reloads.labels("ok").inc()
         return True
 
     # -- admin
@@ -216,37 +244,22 @@ class ProxyProcess:
             ok, detail = self.ready()
             return web.Response(status=200 if ok else 503, body=orjson.dumps(detail), content_type="application/json")
         if path == "/metrics":
-            return web.Response(text=self.metrics(), content_type="text/plain", charset="utf-8")
+            return web.Response(text=self.metrics_text(), content_type="text/plain", charset="utf-8")
         return None
 
     async def _admin_handle(self, request: web.BaseRequest) -> web.StreamResponse:
         return self.admin_response(request) or web.Response(status=404, text="not found\n")
 
-    def metrics(self) -> str:
-        """Prometheus text exposition of the process's counters."""
-        stats = self.runtime.stats
-        lines = [
-            "# HELP lineage_proxy_decisions_total Calls decided, by decision.",
-            "# TYPE lineage_proxy_decisions_total counter",
-        ]
-        lines += [f'lineage_proxy_decisions_total{{decision="{k}"}} {v}' for k, v in sorted(stats.decisions.items())]
-        lines += [
-            "# HELP lineage_proxy_errors_total Failed calls, by error type.",
-            "# TYPE lineage_proxy_errors_total counter",
-        ]
-        lines += [f'lineage_proxy_errors_total{{type="{k}"}} {v}' for k, v in sorted(stats.errors.items())]
-        lines += [
-            "# HELP lineage_proxy_in_flight Calls being served now.",
-            "# TYPE lineage_proxy_in_flight gauge",
-            f"lineage_proxy_in_flight {stats.in_flight}",
-            "# HELP lineage_proxy_unapproved_flows_total Calls whose flow lineage.baseline does not approve, "
-            "blocked or not.",
-            "# TYPE lineage_proxy_unapproved_flows_total counter",
-            f"lineage_proxy_unapproved_flows_total {stats.unapproved}",
-        ]
-        lines += self.runtime.sinks.metrics()
-        lines.append("# TYPE lineage_proxy_upstream_up gauge")
-        lines += [
-            f'lineage_proxy_upstream_up{{upstream="{k}"}} {int(v)}' for k, v in sorted(self.book.reachable.items())
-        ]
-        return "\n".join(lines) + "\n"
+    def metrics_text(self) -> str:
+        """Prometheus text exposition: with --workers N, every worker's series summed (proxy/metrics.py)."""
+        return self.metrics.render(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
+
+    async def _publish_metrics(self) -> None:
+        """With --workers N: copy the sinks' counters into the shared files at least once a second, so
+        a scrape answered by another worker sees them too."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.metrics.publish(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
+            except Exception:
+                log.exception("could not publish metrics for the other workers")

@@ -16,12 +16,15 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import sys
+import tempfile
 from multiprocessing.connection import Connection
 
+from proxy import metrics
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError
 from proxy.server import Bound, ProxyProcess, bind, bound_address
@@ -130,8 +133,9 @@ def run_single(config_path: str, config: Config) -> int:
     return asyncio.run(_serve(config_path, config, None, None))
 
 
-def _worker_main(config_path: str, config: Config, ports: Bound, ready: Connection) -> None:
+def _worker_main(config_path: str, config: Config, ports: Bound, ready: Connection, metrics_dir: str) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop installs its own handler
+    metrics.share(metrics_dir)  # a scrape of any worker sums every worker's series
     install_uvloop()
     try:
         code = asyncio.run(_serve(config_path, config, ports, ready))
@@ -158,6 +162,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     resolved = {name: bound_address(sock) for name, sock in reserved.items()}
     ports = Bound(resolved["http"], resolved.get("grpc"), resolved.get("admin"))
     context = multiprocessing.get_context("fork")
+    # the workers' metric files (prometheus-client multiprocess mode); removed when the supervisor exits
+    metrics_dir = tempfile.mkdtemp(prefix="lineage-proxy-metrics-")
     children: dict[int, multiprocessing.process.BaseProcess] = {}
     stopping = False
     failed = False
@@ -165,7 +171,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     def spawn(index: int) -> str | None:
         """Start worker `index` and wait for it to serve; None, or why it could not start."""
         receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_worker_main, args=(config_path, config, ports, send), name=f"worker-{index}")
+        child = context.Process(target=_worker_main, args=(config_path, config, ports, send, metrics_dir),
+                                name=f"worker-{index}")  # fmt: skip
         child.start()
         send.close()
         children[index] = child
@@ -216,6 +223,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 if child.exitcode is None:
                     continue
                 del children[index]
+                if child.pid is not None:
+                    metrics.process_gone(child.pid, metrics_dir)
                 if stopping:
                     continue
                 log.error("worker-%d exited with %s; restarting it", index, child.exitcode)
@@ -227,4 +236,5 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     finally:
         for sock in reserved.values():
             sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 1 if failed and not stopping else 0

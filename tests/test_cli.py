@@ -31,7 +31,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_version_and_help_on_every_command() -> None:
     assert cli("--version").stdout.strip() == "lineage-proxy 0.1.0"
-    for command in ("serve", "check", "demo", "edges"):
+    for command in ("serve", "check", "demo", "edges", "verify", "report"):
         result = cli(command, "--help")
         assert result.returncode == 0 and result.stdout.startswith("usage: lineage-proxy " + command)
 
@@ -87,7 +87,7 @@ def test_check_options_of_explain_without_explain_are_an_error(option: str) -> N
 def test_every_option_of_every_command_has_help_text() -> None:
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert set(commands) == {"serve", "check", "demo", "edges"}
+    assert set(commands) == {"serve", "check", "demo", "edges", "verify", "report"}
     for name, command in commands.items():
         for action in command._actions:
             assert action.help, f"{name} {'/'.join(action.option_strings)} has no help text"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from proxy.config import Config, Limits, Lineage, PolicySettings, Telemetry, Upstream, load, parse
+from proxy.config import Config, Limits, Lineage, Logging, PolicySettings, Telemetry, Upstream, load, parse
 from proxy.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,7 @@ SETTINGS: list[tuple[type[Any], Callable[[Config], Any]]] = [
     (Telemetry, lambda config: config.telemetry),
     (Lineage, lambda config: config.lineage),
     (Limits, lambda config: config.limits),
+    (Logging, lambda config: config.logging),
 ]
 EVERY_SETTING = """
 listen: {http: "127.0.0.1:0"}
@@ -72,9 +73,10 @@ upstreams:
     api_key: k
     max_connections: 3
     discovery_interval_s: 9
+    provider: triton
 routes:
   - {model: "*", upstream: llama}
-policy: {mode: audit, anonymous: allow, default_purpose: p}
+policy: {mode: audit, anonymous: allow, default_purpose: p, passthrough: refuse}
 telemetry:
   service_name: svc
   exporter: otlp
@@ -85,9 +87,15 @@ telemetry:
   queue_size: 8
   export_timeout_s: 2
   resource_attributes: {a: b}
-lineage: {store: null, retention_days: 2, flush_interval_s: 0.5}
+  headers: {x-api-key: k}
+  compression: gzip
+  certificate: /etc/ca.pem
+  insecure: true
+  traces_endpoint: "http://127.0.0.1:4318/v1/traces"
+lineage: {store: null, retention_days: 2, flush_interval_s: 0.5, baseline: BASELINE, on_unapproved: block}
 limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4}
-"""
+logging: {format: json, level: debug, access: true}
+""".replace("BASELINE", str(ROOT / "config" / "baseline.yaml"))
 
 
 @pytest.mark.parametrize(("model", "section"), SETTINGS, ids=[model.__name__ for model, _ in SETTINGS])

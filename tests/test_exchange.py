@@ -256,13 +256,19 @@ def test_a_client_leaving_while_its_new_flow_is_queued_never_cancels_the_write(p
             threading.Event().wait(0.01)
         raise AssertionError("never happened")
 
-    first = socket.create_connection(("127.0.0.1", port), timeout=10)
-    first.sendall(sse_request(port, "gated-a"))
-    read_until(first, b"data: ")
+    def open_and_finish(labels: str) -> socket.socket:
+        """A stream whose first event the client has, and whose last the upstream has sent: its
+        [DONE] waits in the proxy for the flow's first write."""
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(sse_request(port, labels, text="__gate__"))
+        read_until(sock, b"data: ")  # the role event: the upstream gates the words that follow
+        for _ in range(server.reply_words + 2):
+            server.release(loop_thread.loop)
+        return sock
+
+    first = open_and_finish("gated-a")
     until(gated.entered.is_set)  # the writer is inside flow a's write, held by the gate
-    second = socket.create_connection(("127.0.0.1", port), timeout=10)
-    second.sendall(sse_request(port, "gated-b"))
-    read_until(second, b"data: ")
+    second = open_and_finish("gated-b")
     until(lambda: edges.new_edges == 2)  # flow b's write is queued behind flow a's
     for sock in (second, first):  # both clients leave, with a RST, while their writes wait
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from proxy.baseline import Baseline, BaselineError, load_baseline
 from proxy.config.model import (
     BUILTIN_DETECTORS,
     Address,
@@ -26,12 +27,15 @@ from proxy.config.model import (
     Limits,
     Lineage,
     Listen,
+    Logging,
     PolicySettings,
     Route,
     Telemetry,
+    Tls,
     Upstream,
     Zone,
 )
+from proxy.config.otel_env import telemetry_from_env
 from proxy.errors import ConfigError
 from proxy.labels import MAX_LABELS, is_label
 
@@ -266,6 +270,7 @@ class _Reader:
                 "telemetry",
                 "lineage",
                 "limits",
+                "logging",
             ),
             ("listen", "upstreams", "routes"),
         )
@@ -280,7 +285,9 @@ class _Reader:
         detectors = self.sequence("detectors", top.get("detectors"), self.detector)
         telemetry = self.telemetry(top.get("telemetry"))
         lineage = self.lineage(top.get("lineage"))
+        baseline = self.baseline(lineage)
         limits = self.limits(top.get("limits"))
+        logging = self.logging(top.get("logging"))
         self.cross_check(top, upstreams, routes, callers, zones, detectors)
         if listen is None or self.problems:
             return None
@@ -295,20 +302,44 @@ class _Reader:
             telemetry=telemetry,
             lineage=lineage,
             limits=limits,
+            logging=logging,
+            baseline=baseline,
             source=source,
         )
 
     def listen(self, raw: Any) -> Listen | None:
-        section = self.mapping("listen", raw, ("http", "grpc", "admin"), ("http",))
+        section = self.mapping("listen", raw, ("http", "grpc", "admin", "tls"), ("http",))
         http = self.address("listen.http", section.get("http")) if section.get("http") is not None else None
         grpc = self.address("listen.grpc", section["grpc"]) if section.get("grpc") is not None else None
         admin = self.address("listen.admin", section["admin"]) if section.get("admin") is not None else None
-        return Listen(http, grpc, admin) if http else None
+        tls = self.tls("listen.tls", section["tls"]) if section.get("tls") is not None else None
+        return Listen(http, grpc, admin, tls) if http else None
+
+    def tls(self, path: str, raw: Any) -> Tls | None:
+        """Certificates are loaded here, so `check` and a reload refuse a bad file with its reason."""
+        section = self.mapping(path, raw, ("cert", "key", "client_ca", "require_client_cert"), ("cert", "key"))
+        cert = self.string(f"{path}.cert", section.get("cert"))
+        key = self.string(f"{path}.key", section.get("key"))
+        client_ca = self.string(f"{path}.client_ca", section.get("client_ca"), optional=True)
+        require = bool(self.boolean(f"{path}.require_client_cert", section.get("require_client_cert", False)))
+        if require and client_ca is None:
+            self.problem(f"{path}.require_client_cert", "needs client_ca (the bundle client certificates match)")
+        if cert is None or key is None:
+            return None
+        tls = Tls(cert, key, client_ca, require)
+        from proxy.tls import server_context  # here: only a config with TLS needs the ssl module set up
+
+        try:
+            server_context(tls)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self.problem(path, f"cannot use the certificate, key or client_ca: {exc}")
+            return None
+        return tls
 
     def upstream(self, path: str, raw: Any) -> Upstream | None:
         known = (
             "name", "url", "grpc", "protocol", "region", "checkpoint", "timeout_s", "connect_timeout_s",
-            "api_key", "max_connections", "discovery_interval_s",
+            "api_key", "max_connections", "discovery_interval_s", "provider",
         )  # fmt: skip
         s = self.section(path, raw, Upstream, known, ("name",))
         name = self.name(f"{path}.name", s.raw("name"))
@@ -349,6 +380,7 @@ class _Reader:
             api_key=self.string(f"{path}.api_key", s.raw("api_key"), optional=True),
             max_connections=conns,
             discovery_interval_s=interval,
+            provider=self.string(f"{path}.provider", s.raw("provider"), optional=True),
         )
 
     def purposes(self, path: str, raw: Any) -> frozenset[str] | None:
@@ -370,7 +402,7 @@ class _Reader:
         return Route(model, upstream, purposes)
 
     def caller(self, path: str, raw: Any) -> Caller | None:
-        known = ("name", "api_key_sha256", "purposes", "labels", "default_purpose")
+        known = ("name", "api_key_sha256", "purposes", "labels", "default_purpose", "tls_identity")
         section = self.mapping(path, raw, known, ("name",))
         name = self.name(f"{path}.name", section.get("name"))
         digest = self.string(f"{path}.api_key_sha256", section.get("api_key_sha256"), optional=True)
@@ -383,9 +415,12 @@ class _Reader:
         if default is not None and purposes is not None and default not in purposes:
             self.problem(f"{path}.default_purpose", f"{default!r} is not one of the caller's purposes")
         labels = self.label_set(f"{path}.labels", section.get("labels"))
+        identity = self.string(f"{path}.tls_identity", section.get("tls_identity"), optional=True)
+        if identity is not None and not (identity.startswith("spiffe://") or identity.startswith("CN=")):
+            self.problem(f"{path}.tls_identity", f"expected spiffe://... or CN=<name>, got {identity!r}")
         if name is None:
             return None
-        return Caller(name, digest, purposes, labels, default)
+        return Caller(name, digest, purposes, labels, default, identity)
 
     def zone(self, path: str, raw: Any) -> Zone | None:
         known = ("name", "labels", "allow_purposes", "regions", "on_deny")
@@ -441,9 +476,23 @@ class _Reader:
     def telemetry(self, raw: Any) -> Telemetry:
         known = (
             "service_name", "exporter", "endpoint", "protocol", "sample_ratio", "capture_content",
-            "queue_size", "export_timeout_s", "resource_attributes",
+            "queue_size", "export_timeout_s", "resource_attributes", "headers", "compression", "certificate",
+            "insecure", "traces_endpoint",
         )  # fmt: skip
         s = self.section("telemetry", raw, Telemetry, known)
+        # OTEL_* variables fill what the file leaves out (proxy/config/otel_env.py)
+        from_env, env_problems = telemetry_from_env(self.env)
+        self.problems.extend(env_problems)
+        if "endpoint" in s.values:  # the file's endpoint wins over any OTEL_* one
+            from_env.pop("traces_endpoint", None)
+        s.values = {**from_env, **s.values}
+        if isinstance(from_env.get("resource_attributes"), dict) and isinstance(raw, dict):
+            s.values["resource_attributes"] = {**from_env["resource_attributes"],
+                                               **(raw.get("resource_attributes") or {})}  # fmt: skip
+        headers = s.values.get("headers") or {}
+        if not isinstance(headers, dict):
+            self.problem("telemetry.headers", "expected a mapping of header name to value")
+            headers = {}
         exporter = s.read("exporter", partial(self.choice, options=("otlp", "console", "none")))
         protocol = s.read("protocol", partial(self.choice, options=("grpc", "http/protobuf")))
         endpoint = self.string("telemetry.endpoint", s.raw("endpoint"), optional=True)
@@ -465,14 +514,44 @@ class _Reader:
             resource_attributes=tuple(
                 (str(k), str(self.expand(f"telemetry.resource_attributes.{k}", v))) for k, v in attrs.items()
             ),
+            headers=tuple((str(k), str(self.expand(f"telemetry.headers.{k}", v))) for k, v in headers.items()),
+            compression=s.read("compression", partial(self.choice, options=("gzip", "none"))),
+            certificate=self.string("telemetry.certificate", s.raw("certificate"), optional=True),
+            insecure=self.boolean("telemetry.insecure", s.raw("insecure")) if s.raw("insecure") is not None else None,
+            traces_endpoint=self.string("telemetry.traces_endpoint", s.raw("traces_endpoint"), optional=True),
         )
 
     def lineage(self, raw: Any) -> Lineage:
-        s = self.section("lineage", raw, Lineage, ("store", "retention_days", "flush_interval_s"))
-        return Lineage(
+        known = ("store", "retention_days", "flush_interval_s", "baseline", "on_unapproved")
+        s = self.section("lineage", raw, Lineage, known)
+        lineage = Lineage(
             store=self.string("lineage.store", s.raw("store"), optional=True),  # null: no edge store
             retention_days=s.read("retention_days", partial(self.number, minimum=0.0001)),
             flush_interval_s=s.read("flush_interval_s", partial(self.number, minimum=0.01, maximum=1.0)),
+            baseline=self.string("lineage.baseline", s.raw("baseline"), optional=True),
+            on_unapproved=s.read("on_unapproved", partial(self.choice, options=("warn", "block"))),
+        )
+        if lineage.on_unapproved == "block" and lineage.baseline is None:
+            self.problem("lineage.on_unapproved", "block needs lineage.baseline (the approved flows to check against)")
+        return lineage
+
+    def baseline(self, lineage: Lineage) -> Baseline | None:
+        """The approved flows, read now so that `check`, start and every reload refuse a bad file."""
+        if lineage.baseline is None:
+            return None
+        try:
+            return load_baseline(lineage.baseline)
+        except BaselineError as exc:
+            for problem in exc.problems:
+                self.problem("lineage.baseline", problem)
+            return None
+
+    def logging(self, raw: Any) -> Logging:
+        s = self.section("logging", raw, Logging, ("format", "level", "access"))
+        return Logging(
+            format=s.read("format", partial(self.choice, options=("text", "json"))),
+            level=s.read("level", partial(self.choice, options=("debug", "info", "warning", "error"))),
+            access=s.read("access", self.boolean),
         )
 
     def limits(self, raw: Any) -> Limits:

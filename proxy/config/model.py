@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from proxy.baseline import Baseline
+
 BUILTIN_DETECTORS = ("email", "phone", "credit_card", "ip_address", "iban")
 
 
@@ -21,10 +23,21 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    """TLS on the http and grpc listeners; with `client_ca`, callers may present certificates (mTLS)."""
+
+    cert: str  # PEM certificate chain file
+    key: str  # PEM private key file
+    client_ca: str | None = None  # PEM bundle that client certificates are verified against
+    require_client_cert: bool = False  # with client_ca: refuse handshakes without a valid certificate
+
+
+@dataclass(frozen=True, slots=True)
 class Listen:
     http: Address
     grpc: Address | None = None
     admin: Address | None = None
+    tls: Tls | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +53,7 @@ class Upstream:
     api_key: str | None = None  # the upstream's own key, sent as Authorization: Bearer
     max_connections: int = 256
     discovery_interval_s: float = 60.0
+    provider: str | None = None  # gen_ai.provider.name (vllm, tgi, llama.cpp, triton, ...); else discovered
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +70,9 @@ class Caller:
     purposes: frozenset[str] | None = None  # None: any purpose
     labels: frozenset[str] = frozenset()
     default_purpose: str | None = None
+    # a client certificate that identifies this caller (mTLS): its SPIFFE ID (URI SAN) or its subject
+    # common name as `CN=<name>`
+    tls_identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +111,11 @@ class Telemetry:
     queue_size: int = 4096
     export_timeout_s: float = 5.0
     resource_attributes: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every export (a hosted backend's API key)
+    compression: str = "none"  # gzip | none
+    certificate: str | None = None  # PEM CA bundle to verify the backend with (https / TLS gRPC)
+    insecure: bool | None = None  # gRPC: plaintext; None: by the endpoint's scheme
+    traces_endpoint: str | None = None  # a traces-specific URL, used as is (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +123,18 @@ class Lineage:
     store: str | None = "./lineage.db"  # None: no edge store
     retention_days: float = 30.0
     flush_interval_s: float = 1.0
+    baseline: str | None = None  # the approved-flows file (proxy/baseline.py); None: flows are not verified
+    on_unapproved: str = "warn"  # warn | block: what a call whose flow the baseline does not cover gets
+
+
+@dataclass(frozen=True, slots=True)
+class Logging:
+    """What the proxy writes to stderr: `json` is one object a line for log pipelines; the access log
+    (one line per call, never its content) is off by default."""
+
+    format: str = "text"  # text | json
+    level: str = "info"  # debug | info | warning | error (`--log-level` wins)
+    access: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +157,8 @@ class Config:
     telemetry: Telemetry = Telemetry()
     lineage: Lineage = Lineage()
     limits: Limits = Limits()
+    logging: Logging = Logging()
+    baseline: Baseline | None = None  # lineage.baseline as read when the config was: a reload re-reads it
     source: str = field(default="<memory>", compare=False)
 
     def upstream(self, name: str) -> Upstream:

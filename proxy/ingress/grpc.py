@@ -17,11 +17,12 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 
-from proxy.config import Address, Upstream
+from proxy.config import Address, Tls, Upstream
 from proxy.errors import ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
+from proxy.tls import grpc_certificate_configuration, identities_from_auth_context
 from proxy.transport.grpc_channels import UNLIMITED, GrpcChannels, upstream_status
 
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
@@ -39,6 +40,13 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
         if isinstance(value, str):
             found[key] = f"{found[key]},{value}" if key in found else value
     return found
+
+
+def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
+    """What the client's certificate proves, on a TLS listener (else ()). grpc asks for client
+    certificates only when it requires them (`listen.tls.require_client_cert: true`)."""
+    auth = context.auth_context()
+    return identities_from_auth_context(auth) if auth else ()
 
 
 def _pass(metadata: Metadata | None) -> list[tuple[str, str | bytes]]:
@@ -62,15 +70,35 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         self.ref = ref
         self.channels = channels
         self._server: grpc.aio.Server | None = None
+        self._tls: Tls | None = None
+        self._tls_served: Tls | None = None
 
     # -- lifecycle
 
-    async def start(self, address: Address) -> Address:
+    async def start(self, address: Address, tls: Tls | None = None) -> Address:
         self._server = grpc.aio.server(options=[*UNLIMITED, ("grpc.so_reuseport", 1)])
         self._server.add_generic_rpc_handlers((self,))
-        port = self._server.add_insecure_port(str(address))
+        if tls is None:
+            port = self._server.add_insecure_port(str(address))
+        else:
+            self._tls = self._tls_served = tls
+            credentials = grpc.dynamic_ssl_server_credentials(
+                grpc_certificate_configuration(tls), self._certificate_update, tls.require_client_cert
+            )
+            port = self._server.add_secure_port(str(address), credentials)
         await self._server.start()
         return Address(address.host, port)
+
+    def reload_tls(self, tls: Tls | None) -> None:
+        """New handshakes use `tls`'s certificate (grpc asks `_certificate_update` on each)."""
+        self._tls = tls
+
+    def _certificate_update(self) -> Any:
+        tls = self._tls
+        if tls is None or tls == self._tls_served:
+            return None  # unchanged
+        self._tls_served = tls
+        return grpc_certificate_configuration(tls)
 
     async def stop(self, grace_s: float) -> None:
         if self._server is not None:
@@ -103,8 +131,8 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         return Exchange(pipeline, adapter, target, pipeline.trace(header), _rpc(method)), header
 
     @staticmethod
-    def _admit(ex: Exchange, request: bytes, header: Header) -> Upstream:
-        upstream = ex.admit(request, header)
+    def _admit(ex: Exchange, request: bytes, header: Header, context: grpc.aio.ServicerContext[Any, Any]) -> Upstream:
+        upstream = ex.admit(request, header, _peer(context))
         if upstream.grpc is None:
             raise UpstreamUnavailable(
                 f"upstream {upstream.name!r} speaks HTTP only; send this call to the HTTP listener"
@@ -158,7 +186,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         """A unary inference call (ModelInfer)."""
         ex, header = self._exchange(adapter, target, method, context)
         try:
-            upstream = self._admit(ex, request, header)
+            upstream = self._admit(ex, request, header, context)
             rpc = self.channels.channel(upstream).unary_unary(method)(
                 request,
                 metadata=self._forward_metadata(ex, upstream, context),
@@ -201,7 +229,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             return
         ex, header = self._exchange(adapter, target, method, context)
         try:
-            upstream = self._admit(ex, first, header)
+            upstream = self._admit(ex, first, header, context)
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
             )
@@ -264,7 +292,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         ex, header = self._exchange(adapter, target, method, context)
         try:
             pipeline = ex.pipeline
-            pipeline.identify_only(header)
+            pipeline.identify_only(header, _peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
             ex.admit_data_free(upstream, span=False)
             rpc = self.channels.channel(upstream).unary_unary(method)(
@@ -294,7 +322,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         ex.outcome.extra["rpc.method"] = method
         pipeline = ex.pipeline
         try:
-            pipeline.identify_only(header)
+            pipeline.identify_only(header, _peer(context))
             upstream = self._data_free_upstream(pipeline, "")
             ex.admit_data_free(upstream, span=True)
             rpc = self.channels.channel(upstream).stream_stream(method)(

@@ -24,6 +24,7 @@ from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.flow import TraceContext
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import HTTP_ADAPTERS, Adapter, Target
+from proxy.tls import identities_from_peercert
 from proxy.transport.upstreams import Response as UpstreamResponse
 from proxy.transport.upstreams import UpstreamPool
 
@@ -95,6 +96,14 @@ class _Header:
         if values is None:
             return None
         return values[0] if len(values) == 1 else ",".join(values)
+
+
+def _peer(request: web.BaseRequest) -> tuple[str, ...]:
+    """What the client's certificate proves, on a TLS listener with client certificates (else ())."""
+    transport = request.transport
+    if transport is None or transport.get_extra_info("sslcontext") is None:
+        return ()
+    return identities_from_peercert(transport.get_extra_info("peercert"))
 
 
 def error_response(error: ProxyError, lineage: list[tuple[str, str]]) -> web.Response:
@@ -179,7 +188,7 @@ class HttpIngress:
             if header("expect") is not None:
                 await _expect(request, pipeline.config.limits.max_body_bytes)
             body = await self._body(request, pipeline)
-            upstream = ex.admit(body, header)
+            upstream = ex.admit(body, header, _peer(request))
             return await self._forward(request, ex, upstream, body, observe=ex.observes)
         except ProxyError as error:
             ex.finish(error)
@@ -220,7 +229,7 @@ class HttpIngress:
     ) -> web.StreamResponse:
         """Requests that carry no data (metadata, health, files, listings): only the caller's key is
         checked; forwarded to the upstream of the model the path names, or of the '*' route."""
-        pipeline.identify_only(_Header(request.headers))
+        pipeline.identify_only(_Header(request.headers), _peer(request))
         if target.listing:
             return await self._listing(request, ex, pipeline, adapter)
         matched = pipeline.policy.route(target.model)

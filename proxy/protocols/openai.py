@@ -290,6 +290,12 @@ class ServedModels:
         return self._served.get(model) or self._served.get("*")
 
 
+# `/v1/models` owned_by → gen_ai.provider.name: what serving engines put there (an unknown owner, often
+# an organisation, names no engine)
+ENGINES = {"vllm": "vllm", "llamacpp": "llama.cpp", "llama.cpp": "llama.cpp", "tgi": "tgi", "sglang": "sglang",
+           "library": "ollama", "ollama": "ollama", "openai": "openai", "system": "openai"}  # fmt: skip
+
+
 class Dialect:
     """`/v1/models` (vLLM: `root` = the weights, `parent` for LoRA adapters), then TGI's `/info`
     (`model_id@model_sha`, the exact weights; vLLM answers 404)."""
@@ -304,6 +310,7 @@ class Dialect:
                     str(root) if isinstance(root, str) else str(entry["id"]),
                     UPSTREAM,
                     parent if isinstance(parent, str) else None,
+                    ENGINES.get(str(entry.get("owned_by", "")).lower()),
                 )
         try:
             info = await fetch.get_json(upstream, "/info")
@@ -312,8 +319,8 @@ class Dialect:
         if isinstance(info, dict) and isinstance(info.get("model_id"), str):
             sha = info.get("model_sha")
             name = f"{info['model_id']}@{sha}" if isinstance(sha, str) and sha else info["model_id"]
-            served = {model: Checkpoint(name, UPSTREAM) for model in served}
-            served["*"] = Checkpoint(name, UPSTREAM)
+            served = {model: Checkpoint(name, UPSTREAM, provider="tgi") for model in served}
+            served["*"] = Checkpoint(name, UPSTREAM, provider="tgi")
         return ServedModels(served)
 
 

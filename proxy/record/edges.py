@@ -34,7 +34,7 @@ class EdgeAggregator:
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-writer")
         # key -> the write-through future while the first insert is in flight, then None
         self._known: dict[EdgeKey, concurrent.futures.Future[None] | None] = {}
-        self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, rule]
+        self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, rule, reason]
         self._flush_interval_s = flush_interval_s
         self._retention_days = retention_days
         self._task: asyncio.Task[None] | None = None
@@ -58,14 +58,14 @@ class EdgeAggregator:
             format_labels(output_labels),
             decision.action,
         )
-        return self.add(key, decision.rule)
+        return self.add(key, decision.rule, decision.reason)
 
-    def add(self, key: EdgeKey, rule: str | None) -> concurrent.futures.Future[None] | None:
+    def add(self, key: EdgeKey, rule: str | None, reason: str | None = None) -> concurrent.futures.Future[None] | None:
         """Count one call. Returns a future to await before the response completes when the edge is new
         (or its first write is still in flight); None when the count is merely batched."""
         now = time.time()
         if key not in self._known:
-            future = self._submit(self._store.upsert, [(key, now, now, 1, rule)])
+            future = self._submit(self._store.upsert, [(key, now, now, 1, rule, reason)])
             self._known[key] = future
             self.new_edges += 1
             future.add_done_callback(functools.partial(self._written, key))
@@ -73,7 +73,7 @@ class EdgeAggregator:
         in_flight = self._known[key]
         pending = self._pending.get(key)
         if pending is None:
-            self._pending[key] = [1, now, now, rule]
+            self._pending[key] = [1, now, now, rule, reason]
         else:
             pending[0] += 1
             pending[2] = now
@@ -104,7 +104,7 @@ class EdgeAggregator:
         if not self._pending:
             return None
         batch, self._pending = self._pending, {}
-        rows = [(key, first, last, count, rule) for key, (count, first, last, rule) in batch.items()]
+        rows = [(key, first, last, count, rule, reason) for key, (count, first, last, rule, reason) in batch.items()]
         future = self._submit(self._store.upsert, rows)
         future.add_done_callback(self._flushed)
         return future

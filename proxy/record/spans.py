@@ -22,7 +22,7 @@ from proxy import __version__
 from proxy.config import Telemetry, Upstream
 from proxy.flow import DENY, Call, Decision, Outcome, TraceContext
 from proxy.protocols import ADAPTERS
-from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink
+from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink, SinkOptions
 from proxy.record.otlp import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, encode_resource, encode_scope, encode_span
 
 log = logging.getLogger("lineage_proxy.spans")
@@ -61,9 +61,18 @@ def make_sink(telemetry: Telemetry, resource: bytes, scope: bytes) -> Sink | Non
         return None
     if telemetry.exporter == "console":
         return ConsoleSink()
+    options = SinkOptions(
+        headers=telemetry.headers,
+        compression=telemetry.compression if telemetry.compression != "none" else None,
+        certificate=telemetry.certificate,
+        insecure=telemetry.insecure,
+        exact_path=telemetry.traces_endpoint is not None,
+    )
+    timeout = telemetry.export_timeout_s
+    endpoint = telemetry.traces_endpoint or telemetry.endpoint
     if telemetry.protocol == "grpc":
-        return OtlpGrpcSink(telemetry.endpoint or "http://127.0.0.1:4317", telemetry.export_timeout_s, resource, scope)
-    return OtlpHttpSink(telemetry.endpoint or "http://127.0.0.1:4318", telemetry.export_timeout_s, resource, scope)
+        return OtlpGrpcSink(endpoint or "http://127.0.0.1:4317", timeout, resource, scope, options)
+    return OtlpHttpSink(endpoint or "http://127.0.0.1:4318", timeout, resource, scope, options)
 
 
 class SpanRecorder:
@@ -129,6 +138,8 @@ class SpanRecorder:
             attrs["lineage.reason"] = decision.reason
         if decision.rule:
             attrs["lineage.rule"] = decision.rule
+        if decision.approved is not None:
+            attrs["lineage.approved"] = decision.approved
         if call.input_digest:
             attrs["lineage.input.digest"] = call.input_digest
         if call.stream:
@@ -137,7 +148,9 @@ class SpanRecorder:
             attrs[f"gen_ai.request.{key}"] = tuple(value) if isinstance(value, list) else value
         upstream: Upstream | None = decision.upstream
         if upstream is not None:
-            attrs["gen_ai.provider.name"] = upstream.name
+            provider = upstream.provider or outcome.provider  # the engine, never the upstream's config name
+            if provider:
+                attrs["gen_ai.provider.name"] = provider
             attrs["lineage.upstream"] = upstream.name
             address, port = _server(upstream)
             if address:

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS edges (
     last_seen     REAL NOT NULL,
     count         INTEGER NOT NULL,
     rule          TEXT,
+    reason        TEXT,
     PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen);
@@ -32,13 +33,14 @@ CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen);
 
 UPSERT = """
 INSERT INTO edges (caller, purpose, input_labels, checkpoint, output_labels, decision,
-                   first_seen, last_seen, count, rule)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   first_seen, last_seen, count, rule, reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (caller, purpose, input_labels, checkpoint, output_labels, decision) DO UPDATE SET
     count = count + excluded.count,
     first_seen = min(first_seen, excluded.first_seen),
     last_seen = max(last_seen, excluded.last_seen),
-    rule = coalesce(excluded.rule, rule)
+    rule = coalesce(excluded.rule, rule),
+    reason = coalesce(excluded.reason, reason)
 """
 
 
@@ -53,6 +55,11 @@ class EdgeKey(NamedTuple):
     decision: str
 
 
+# One edge's write: key, first_seen, last_seen, count, rule, and the reason the caller was given (the
+# reason may be left out: a store written before it existed, or a caller that has none).
+EdgeWrite = tuple[EdgeKey, float, float, int, str | None] | tuple[EdgeKey, float, float, int, str | None, str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class EdgeRow:
     key: EdgeKey
@@ -60,6 +67,7 @@ class EdgeRow:
     last_seen: float
     count: int
     rule: str | None
+    reason: str | None = None  # what the caller was told (a denial's message), when the store has it
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -73,6 +81,7 @@ class EdgeRow:
             "last_seen": self.last_seen,
             "count": self.count,
             "rule": self.rule,
+            "reason": self.reason,
         }
 
 
@@ -80,7 +89,7 @@ class EdgeStore(Protocol):
     """Where edges are kept. Called from one writer thread at a time; `upsert` adds counts, so any
     number of writers (workers, sidecars) may share one store."""
 
-    def upsert(self, rows: Iterable[tuple[EdgeKey, float, float, int, str | None]]) -> None: ...
+    def upsert(self, rows: Iterable[EdgeWrite]) -> None: ...
 
     def purge(self, retention_days: float, now: float | None = None) -> int: ...
 
@@ -112,9 +121,18 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
+        if "reason" not in self._columns():
+            try:  # a store made before reasons were kept; another worker may be adding it right now
+                self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
-    def upsert(self, rows: Iterable[tuple[EdgeKey, float, float, int, str | None]]) -> None:
-        params = [(*key, first, last, count, rule) for key, first, last, count, rule in rows]
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
+
+    def upsert(self, rows: Iterable[EdgeWrite]) -> None:
+        params = [(*row[0], *row[1:5], row[5] if len(row) > 5 else None) for row in rows]
         if not params:
             return
         with self._db:
@@ -128,11 +146,12 @@ class SqliteStore:
         return cursor.rowcount
 
     def rows(self) -> list[EdgeRow]:
+        reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
         cursor = self._db.execute(
             "SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, "
-            "count, rule FROM edges ORDER BY checkpoint, purpose, caller, input_labels"
+            f"count, rule, {reason} FROM edges ORDER BY checkpoint, purpose, caller, input_labels"
         )
-        return [EdgeRow(EdgeKey(*row[:6]), row[6], row[7], row[8], row[9]) for row in cursor]
+        return [EdgeRow(EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10]) for row in cursor]
 
     def close(self) -> None:
         self._db.close()

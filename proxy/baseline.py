@@ -1,0 +1,269 @@
+"""The approved baseline: the lineage flows a deployment has reviewed, and the match that says whether
+a flow is one of them.
+
+A baseline is a YAML file people edit, with shell-style patterns (`pii:*`, `meta-llama/*@*`) for labels
+and checkpoints and comments of their own. The proxy only ever reads it, so those comments stay: PyYAML
+does not round-trip comments, and nothing here needs it to (`verify --write-baseline` writes a new file,
+it never rewrites one). Problems are reported like config problems, each with its file, line and path.
+
+Matching is a pure function of a `Flow` and the entries, used by `verify` on recorded edges and by the
+policy at the boundary on a call about to be forwarded (where the checkpoint may not be known yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import yaml
+
+from proxy.errors import ConfigError
+
+DECISIONS = ("allow", "reroute", "deny", "audit-deny")
+DENIALS = frozenset({"deny", "audit-deny"})
+FORWARDED = ("allow", "reroute")  # an entry's decisions when it names none
+ANY = ("*",)
+KEYS = ("caller", "purpose", "labels", "checkpoints", "decisions", "rules", "note")
+
+# Why a flow is not covered, most general first: the first that applies is the one reported.
+NEW_CALLER = "new-caller"
+NEW_PURPOSE = "new-purpose"
+NEW_DENIAL = "new-denial"
+NEW_DECISION = "new-decision"
+NEW_CHECKPOINT = "new-checkpoint"
+NEW_LABEL = "new-label"
+
+
+class BaselineError(ConfigError):
+    """A baseline that cannot be used: every problem, each with its file, line and path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A flow as the baseline sees it: a recorded edge, or a call about to be forwarded."""
+
+    caller: str
+    purpose: str
+    labels: frozenset[str]  # every label the flow carries: inputs, and outputs once known
+    checkpoint: str | None  # None: not known yet (at the boundary), so any approved checkpoint fits
+    decision: str
+    rule: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Why a flow is not covered: a stable kind (for CI and JSON) and a sentence for people."""
+
+    kind: str
+    message: str
+
+
+def _any(patterns: tuple[str, ...], value: str) -> bool:
+    return any(p == value or fnmatchcase(value, p) for p in patterns)
+
+
+def _names(items: set[str] | tuple[str, ...]) -> str:
+    return ", ".join(sorted(items)) or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One baseline entry: the flows it approves. Every label a flow carries must match one of `labels`
+    (empty: unlabelled data only); its checkpoint one of `checkpoints`; its rule one of `rules`."""
+
+    caller: str
+    purpose: str
+    labels: tuple[str, ...] = ()
+    checkpoints: tuple[str, ...] = ANY
+    decisions: tuple[str, ...] = FORWARDED
+    rules: tuple[str, ...] = ANY
+    note: str | None = None
+    location: str = "<memory>"  # file:line (flows[i]), where a reviewer finds it
+
+    def who(self, flow: Flow) -> bool:
+        return _any((self.caller,), flow.caller) and _any((self.purpose,), flow.purpose)
+
+    def how(self, flow: Flow) -> bool:
+        return flow.decision in self.decisions and _any(self.rules, flow.rule or "")
+
+    def at(self, flow: Flow) -> bool:
+        """A refused flow reached no checkpoint, so only a forwarded one is held to `checkpoints`."""
+        if flow.checkpoint is None or (flow.decision == "deny" and not flow.checkpoint):
+            return True
+        return _any(self.checkpoints, flow.checkpoint)
+
+    def allows(self, label: str) -> bool:
+        return _any(self.labels, label)
+
+    def matches(self, flow: Flow) -> bool:
+        return self.who(flow) and self.how(flow) and self.at(flow) and all(self.allows(label) for label in flow.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The approved flows of one file. A flow is covered when one entry matches all of it."""
+
+    approvals: tuple[Approval, ...]
+    source: str = "<memory>"
+
+    def covering(self, flow: Flow) -> Approval | None:
+        return next((a for a in self.approvals if a.matches(flow)), None)
+
+    def explain(self, flow: Flow) -> Finding | None:
+        """None when the flow is covered; else the most general reason it is not."""
+        if self.covering(flow) is not None:
+            return None
+        mine = [a for a in self.approvals if _any((a.caller,), flow.caller)]
+        if not mine:
+            return Finding(NEW_CALLER, f"new caller {flow.caller!r}: no approved flow names it")
+        purposes = {a.purpose for a in mine}
+        mine = [a for a in mine if a.who(flow)]
+        if not mine:
+            return Finding(NEW_PURPOSE, f"new purpose {flow.purpose!r} for caller {flow.caller!r} "
+                           f"(approved purposes: {_names(purposes)})")  # fmt: skip
+        kinds = {f"{d} ({r})" if d in DENIALS else d for a in mine for d in a.decisions for r in a.rules}
+        mine = [a for a in mine if a.how(flow)]
+        if not mine:
+            if flow.decision in DENIALS:
+                return Finding(NEW_DENIAL, f"a new kind of denial for {flow.caller!r} acting for {flow.purpose!r}: "
+                               f"{flow.decision} by rule {flow.rule or '-'} (approved: {_names(kinds)})")  # fmt: skip
+            return Finding(NEW_DECISION, f"decision {flow.decision!r} was never approved for {flow.caller!r} "
+                           f"acting for {flow.purpose!r} (approved: {_names(kinds)})")  # fmt: skip
+        here = [a for a in mine if a.at(flow)]
+        checkpoint = flow.checkpoint or "an unknown checkpoint"
+        if not here:
+            approved = {p for a in mine for p in a.checkpoints}
+            return Finding(NEW_CHECKPOINT, f"now served by {checkpoint!r}, not a checkpoint approved for "
+                           f"{flow.caller!r} acting for {flow.purpose!r} (approved: {_names(approved)})")  # fmt: skip
+        new = {label for label in flow.labels if not any(a.allows(label) for a in here)}
+        if not new:  # each label is approved there, but never all of them in one entry
+            new = set(flow.labels)
+        return Finding(NEW_LABEL, f"label {_names(new)!r} reaching {checkpoint!r}, which it never reached for "
+                       f"{flow.caller!r} acting for {flow.purpose!r}")  # fmt: skip
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    """Read and validate a baseline file; BaselineError lists every problem with its location."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BaselineError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    return parse_baseline(text, source=str(path))
+
+
+def parse_baseline(text: str, *, source: str = "<memory>") -> Baseline:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise BaselineError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    reader = _Reader(source)
+    baseline = reader.baseline(root)
+    if reader.problems or baseline is None:
+        raise BaselineError(reader.problems or [f"{source}: empty: expected a mapping with flows:"])
+    return baseline
+
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+
+
+class _Reader:
+    """Walks the YAML node tree (not the loaded values), so every problem knows its line."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def problem(self, node: yaml.Node | None, path: str, message: str) -> None:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        self.problems.append(f"{self.source}{line}: {path}: {message}")
+
+    def mapping(self, node: yaml.Node, path: str, known: tuple[str, ...]) -> dict[str, yaml.Node] | None:
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, path, "expected a mapping")
+            return None
+        out: dict[str, yaml.Node] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            if name not in known:
+                self.problem(key, f"{path}.{name}" if path else name, f"unknown key (known: {', '.join(known)})")
+                continue
+            out[name] = value
+        return out
+
+    def string(self, node: yaml.Node, path: str, *, empty: bool = False) -> str | None:
+        """A scalar's text; `empty`: a quoted '' is a value too (a purpose no call gave)."""
+        if isinstance(node, yaml.ScalarNode) and empty and node.value == "" and node.tag == _STR:
+            return ""
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL or not node.value:
+            self.problem(node, path, "expected a non-empty string")
+            return None
+        return str(node.value)
+
+    def strings(
+        self, node: yaml.Node | None, path: str, default: tuple[str, ...], *, empty: bool = False
+    ) -> tuple[str, ...]:
+        """A list of strings; one string stands for a list of one; null or absent: the default."""
+        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
+            return default
+        if isinstance(node, yaml.ScalarNode):
+            value = self.string(node, path, empty=empty)
+            return (value,) if value is not None else default
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, path, "expected a list of strings")
+            return default
+        out = [self.string(item, f"{path}[{i}]", empty=empty) for i, item in enumerate(node.value)]
+        return tuple(value for value in out if value is not None)
+
+    def baseline(self, root: yaml.Node | None) -> Baseline | None:
+        if root is None:
+            return None
+        top = self.mapping(root, "", ("version", "flows"))
+        if top is None:
+            return None
+        version = top.get("version")
+        if version is not None and not (isinstance(version, yaml.ScalarNode) and version.value == "1"):
+            self.problem(version, "version", "this lineage-proxy reads version 1")
+        flows = top.get("flows")
+        if flows is None:
+            self.problem(root, "flows", "is required: the list of approved flows ([] approves none)")
+            return None
+        if not isinstance(flows, yaml.SequenceNode):
+            self.problem(flows, "flows", "expected a list of approved flows")
+            return None
+        approvals = [self.approval(item, f"flows[{i}]") for i, item in enumerate(flows.value)]
+        return Baseline(tuple(a for a in approvals if a is not None), self.source)
+
+    def approval(self, node: yaml.Node, path: str) -> Approval | None:
+        entry = self.mapping(node, path, KEYS)
+        if entry is None:
+            return None
+        for key in ("caller", "purpose"):
+            if key not in entry:
+                self.problem(node, f"{path}.{key}", "is required (a name or a pattern such as '*')")
+        caller = self.string(entry["caller"], f"{path}.caller") if "caller" in entry else None
+        purpose = self.string(entry["purpose"], f"{path}.purpose", empty=True) if "purpose" in entry else None
+        labels = self.strings(entry.get("labels"), f"{path}.labels", ())
+        for i, label in enumerate(labels):
+            if label != label.lower():
+                self.problem(entry["labels"], f"{path}.labels[{i}]", f"labels are lower case: {label!r} never matches")
+        if purpose is not None and purpose != purpose.lower():
+            self.problem(entry["purpose"], f"{path}.purpose", f"purposes are lower case: {purpose!r} never matches")
+        decisions = self.strings(entry.get("decisions"), f"{path}.decisions", FORWARDED)
+        for i, decision in enumerate(decisions):
+            if decision not in DECISIONS:
+                self.problem(entry["decisions"], f"{path}.decisions[{i}]",
+                             f"must be one of {', '.join(DECISIONS)}, got {decision!r}")  # fmt: skip
+        if "decisions" in entry and not decisions:
+            self.problem(entry["decisions"], f"{path}.decisions", "needs at least one decision")
+        # '' is a checkpoint too: a forwarded call whose reply never said which weights served it
+        checkpoints = self.strings(entry.get("checkpoints"), f"{path}.checkpoints", ANY, empty=True)
+        rules = self.strings(entry.get("rules"), f"{path}.rules", ANY)
+        note = self.string(entry["note"], f"{path}.note") if "note" in entry else None
+        if caller is None or purpose is None:
+            return None
+        where = f"{self.source}:{node.start_mark.line + 1} ({path})"
+        return Approval(caller, purpose, labels, checkpoints or ANY, decisions, rules or ANY, note, where)

@@ -1,0 +1,122 @@
+"""The OpenTelemetry environment variables users already set, read as `telemetry:` keys the config
+file did not write (a key in the file wins).
+
+Why not opentelemetry-sdk's own readers: they come with the SDK, the API and the semantic conventions
+packages for what is, here, a dozen lines run once at load; the proxy builds spans itself (spans.py).
+The rules follow the specification's "OTLP Exporter Configuration" and "General SDK Configuration":
+a signal-specific variable (`..._TRACES_...`) wins over the general one; a general endpoint is a base
+URL that gets `/v1/traces` (HTTP), a traces endpoint is used as is; headers and resource attributes
+are `key=value` lists with percent-encoded values; the timeout is in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+SAMPLERS = {  # OTEL_TRACES_SAMPLER → the ratio of new traces sampled (None: read OTEL_TRACES_SAMPLER_ARG)
+    "always_on": 1.0,
+    "always_off": 0.0,
+    "traceidratio": None,
+    "parentbased_always_on": 1.0,
+    "parentbased_always_off": 0.0,
+    "parentbased_traceidratio": None,
+}
+PROTOCOLS = ("grpc", "http/protobuf")
+
+
+def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """`k1=v1,k2=v%202` → (("k1", "v1"), ("k2", "v 2")); a member without `=` or key is skipped, as the
+    spec says to skip what cannot be parsed rather than fail."""
+    pairs = []
+    for member in text.split(","):
+        key, sep, value = member.partition("=")
+        key = key.strip()
+        if sep and key:
+            pairs.append((unquote(key), unquote(value.strip())))
+    return tuple(pairs)
+
+
+def _get(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """The traces-specific variable, else the general one: (variable name, value), or None."""
+    for var in (f"OTEL_EXPORTER_OTLP_TRACES_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
+        value = env.get(var, "").strip()
+        if value:
+            return var, value
+    return None
+
+
+def telemetry_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """`telemetry:` keys as the environment sets them, and its problems (`VAR: message`)."""
+    keys: dict[str, Any] = {}
+    problems: list[str] = []
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        keys["exporter"] = "none"
+    elif env.get("OTEL_TRACES_EXPORTER", "").strip():
+        exporter = env["OTEL_TRACES_EXPORTER"].strip().lower().split(",")[0]
+        if exporter in ("otlp", "console", "none"):
+            keys["exporter"] = exporter
+        else:
+            problems.append(f"OTEL_TRACES_EXPORTER: {exporter!r} is not supported (otlp, console, none)")
+    traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    general = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if traces:
+        keys["traces_endpoint"] = traces
+    if general:
+        keys["endpoint"] = general
+    if traces or general:
+        keys.setdefault("exporter", "otlp")  # an endpoint in the environment means: export there
+        keys["protocol"] = "http/protobuf"  # the spec's default, unless a protocol variable says otherwise
+    found = _get(env, "PROTOCOL")
+    if found is not None:
+        var, protocol = found
+        if protocol in PROTOCOLS:
+            keys["protocol"] = protocol
+        else:
+            problems.append(f"{var}: {protocol!r} is not supported ({', '.join(PROTOCOLS)})")
+    found = _get(env, "HEADERS")
+    if found is not None:
+        keys["headers"] = dict(parse_pairs(found[1]))
+    found = _get(env, "COMPRESSION")
+    if found is not None:
+        var, compression = found
+        if compression in ("gzip", "none"):
+            keys["compression"] = compression
+        else:
+            problems.append(f"{var}: {compression!r} is not supported (gzip, none)")
+    found = _get(env, "CERTIFICATE")
+    if found is not None:
+        keys["certificate"] = found[1]
+    found = _get(env, "INSECURE")
+    if found is not None:
+        keys["insecure"] = found[1].lower() == "true"
+    found = _get(env, "TIMEOUT")
+    if found is not None:
+        var, timeout = found
+        try:
+            keys["export_timeout_s"] = float(timeout) / 1000.0
+        except ValueError:
+            problems.append(f"{var}: expected milliseconds, got {timeout!r}")
+    attributes = dict(parse_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", "")))
+    service = env.get("OTEL_SERVICE_NAME", "").strip() or attributes.pop("service.name", "")
+    attributes.pop("service.name", None)
+    if service:
+        keys["service_name"] = service
+    if attributes:
+        keys["resource_attributes"] = attributes
+    sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if sampler:
+        if sampler not in SAMPLERS:
+            problems.append(f"OTEL_TRACES_SAMPLER: {sampler!r} is not supported ({', '.join(SAMPLERS)})")
+        else:
+            ratio = SAMPLERS[sampler]
+            if ratio is None:
+                arg = env.get("OTEL_TRACES_SAMPLER_ARG", "1.0").strip() or "1.0"
+                try:
+                    ratio = float(arg)
+                except ValueError:
+                    problems.append(f"OTEL_TRACES_SAMPLER_ARG: expected a number, got {arg!r}")
+                    ratio = 1.0
+            keys["sample_ratio"] = ratio
+    return keys, problems

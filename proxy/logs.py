@@ -1,0 +1,81 @@
+"""Log lines on stderr: text for people, or one JSON object a line for log pipelines (Loki, Elastic,
+Cloud Logging), each naming the process that wrote it.
+
+A line about a call carries its `trace_id` (the `x-trace-id` the client got), so a log search joins
+the trace. Content never reaches a log line: the access log says who called for what and how it went,
+not what was said.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from proxy.config import Logging
+
+ACCESS = "lineage_proxy.access"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s[%(process)d] %(name)s: %(message)s"
+# LogRecord attributes that are the record's machinery, not fields a caller passed in `extra`
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (RFC 3339, UTC), level, process, pid, logger, message, then every
+    field passed as `extra=` (trace_id, caller, ...), then the exception if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "process": record.processName,
+            "pid": record.process,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """The classic line, with the `extra=` fields appended as key=value (the access log's shape)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extra = [f"{key}={value}" for key, value in record.__dict__.items() if key not in _STANDARD
+                 and not key.startswith("_")]  # fmt: skip
+        return f"{text} {' '.join(extra)}" if extra else text
+
+
+_override: list[str | None] = [None]
+
+
+def configure(settings: Logging, level_override: str | None = None) -> None:
+    """Apply `logging:` (a reload applies it again). `--log-level` given on the command line wins, on
+    reloads too."""
+    if level_override is not None:
+        _override[0] = level_override
+    level_override = _override[0]
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, "_lineage_proxy", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler._lineage_proxy = True  # type: ignore[attr-defined]
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    root.setLevel(getattr(logging, (level_override or settings.level).upper(), logging.INFO))
+    # the access log has its own switch: on at any level once `access: true`, silent otherwise
+    access = logging.getLogger(ACCESS)
+    access.setLevel(logging.INFO if settings.access else logging.CRITICAL + 1)

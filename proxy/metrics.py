@@ -1,0 +1,229 @@
+"""Prometheus metrics a scrape can trust whichever worker answers it: prometheus-client instruments,
+summed over `--workers N` by the library's multiprocess mode.
+
+Why multiprocess mode rather than the supervisor aggregating: a scrape reaches one worker (the kernel
+picks, SO_REUSEPORT), so either that worker can read every worker's values or it must ask the
+supervisor for them over IPC on each scrape. With multiprocess mode each worker writes its values to its
+own mmap file in a directory the supervisor creates (and removes at exit), and the scraped worker sums
+the files: no IPC, no new failure mode, and what is counted is written before the call's reply ends,
+so N calls read as exactly N on every scrape. The cost is a lock and a write to a mapped page per
+increment instead of a float add (≈1 µs; see benchmarks/), only with `--workers N > 1`.
+
+Counters the record sinks keep themselves (spans exported, edges written) arrive as exposition text
+(`Recorder.metrics()`); with one process they are printed as they are, with several each worker copies
+their increase into shared counters at least once a second and when it answers a scrape.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import values as prometheus_values
+from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+# `_created` series double what Prometheus stores, for nothing
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DECISIONS = ("allow", "deny", "reroute", "audit-deny")
+
+# Seconds. LLM calls run from milliseconds (embeddings, denials) to minutes (long generations).
+CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# The proxy's own share of a call: tens of microseconds to a few milliseconds.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+FIRST_CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+_shared_dir: str | None = None
+_INTEGRAL = re.compile(r" (-?\d+)\.0$", re.MULTILINE)
+
+
+def share(directory: str) -> None:
+    """Make this process (a worker) write its metric values under `directory`, to be summed with the
+    other workers' at scrape time. Call before any Metrics is built in the process."""
+    global _shared_dir
+    os.environ[MULTIPROC_ENV] = directory
+    prometheus_values.ValueClass = prometheus_values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    _shared_dir = directory
+
+
+def process_gone(pid: int, directory: str) -> None:
+    """A worker died: its live gauges (in flight, upstream up) stop counting; its counters stay summed,
+    so a restart never makes a counter go backwards."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+class CountMap:
+    """`counts[key] += 1` on a labelled counter: children resolved once per key, never per call."""
+
+    __slots__ = ("_children", "_counts", "_metric")
+
+    def __init__(self, metric: Counter, keys: Iterable[str] = ()) -> None:
+        self._metric = metric
+        self._children: dict[str, Counter] = {}
+        self._counts: dict[str, int] = {}
+        for key in keys:
+            self._child(key)
+
+    def _child(self, key: str) -> Counter:
+        child = self._metric.labels(key)
+        self._children[key] = child
+        self._counts[key] = 0
+        return child
+
+    def __getitem__(self, key: str) -> int:
+        return self._counts.get(key, 0)
+
+    def __setitem__(self, key: str, value: int) -> None:
+        child = self._children.get(key) or self._child(key)
+        child.inc(value - self._counts[key])
+        self._counts[key] = value
+
+    def items(self) -> Iterable[tuple[str, int]]:
+        return self._counts.items()
+
+
+class Metrics:
+    """One process's instruments. Per-call work is a few pre-resolved `inc`/`observe` calls."""
+
+    def __init__(self) -> None:
+        self.shared = _shared_dir
+        registry = self.registry = CollectorRegistry(auto_describe=False)
+        p = "lineage_proxy_"
+        self.decisions = Counter(p + "decisions", "Calls decided, by decision.", ["decision"], registry=registry)
+        self.errors = Counter(p + "errors", "Failed calls, by error type.", ["type"], registry=registry)
+        self.in_flight = Gauge(p + "in_flight", "Calls being served now.", registry=registry,
+                               multiprocess_mode="livesum")  # fmt: skip
+        self.unapproved = Counter(p + "unapproved_flows", "Calls whose flow lineage.baseline does not approve, "
+                                  "blocked or not.", registry=registry)  # fmt: skip
+        self.request_duration = Histogram(p + "request_duration_seconds", "Calls as the client sees them: from "
+                                          "the request to the reply's end.", registry=registry,
+                                          buckets=CALL_BUCKETS)  # fmt: skip
+        self.overhead = Histogram(p + "overhead_seconds", "Time a call spent in the proxy: its duration minus "
+                                  "the upstream's.", registry=registry, buckets=OVERHEAD_BUCKETS)  # fmt: skip
+        self.upstream_duration = Histogram(p + "upstream_duration_seconds", "From forwarding a call to the "
+                                           "upstream's last byte, by upstream.", ["upstream"], registry=registry,
+                                           buckets=CALL_BUCKETS)  # fmt: skip
+        self.first_chunk = Histogram(p + "time_to_first_chunk_seconds", "Streamed calls: from the request to "
+                                     "the first content chunk.", registry=registry,
+                                     buckets=FIRST_CHUNK_BUCKETS)  # fmt: skip
+        self.detector_hits = Counter(p + "detector_hits", "Calls in which a detector found its kind of data, "
+                                     "by kind (email, phone, ...) and direction (input, output).",
+                                     ["kind", "direction"], registry=registry)  # fmt: skip
+        self.reloads = Counter(p + "config_reloads", "Config reloads (SIGHUP) by result, per process.",
+                               ["result"], registry=registry)  # fmt: skip
+        self.upstream_up = Gauge(p + "upstream_up", "Whether the upstream answered its metadata.", ["upstream"],
+                                 registry=registry, multiprocess_mode="livemax")  # fmt: skip
+        self._upstreams: dict[str, Histogram] = {}
+        self._hits: dict[tuple[str, str], Counter] = {}
+        self._mirrored: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Any, float]] = {}
+        self._mirror_metrics: dict[str, Any] = {}
+
+    # -- per call (pre-resolved children)
+
+    def upstream(self, name: str) -> Histogram:
+        child = self._upstreams.get(name)
+        if child is None:
+            child = self._upstreams[name] = self.upstream_duration.labels(name)
+        return child
+
+    def hit(self, kind: str, direction: str) -> None:
+        key = (kind, direction)
+        child = self._hits.get(key)
+        if child is None:
+            child = self._hits[key] = self.detector_hits.labels(kind, direction)
+        child.inc()
+
+    # -- scrape
+
+    def publish(self, sink_lines: Iterable[str], upstream_up: Iterable[tuple[str, bool]]) -> None:
+        """Copy what this process knows only as text or state into shared series (multiprocess mode):
+        the sinks' counters by their increase, upstream reachability as a gauge."""
+        for name, up in upstream_up:
+            self.upstream_up.labels(name).set(1 if up else 0)
+        if self.shared is None:
+            return
+        for family in text_string_to_metric_families("\n".join(sink_lines) + "\n"):
+            for sample in family.samples:
+                labels = tuple(sorted(sample.labels.items()))
+                key = (sample.name, labels)
+                known = self._mirrored.get(key)
+                if known is None:
+                    metric = self._mirror(family.name, family.documentation, family.type, [k for k, _ in labels])
+                    child = metric.labels(*[v for _, v in labels]) if labels else metric
+                    known = (child, 0.0)
+                child, last = known
+                if family.type == "counter":
+                    if sample.value > last:
+                        child.inc(sample.value - last)
+                elif not math.isnan(sample.value):
+                    child.set(sample.value)
+                self._mirrored[key] = (child, sample.value)
+
+    def _mirror(self, name: str, documentation: str, kind: str, labels: list[str]) -> Any:
+        metric = self._mirror_metrics.get(name)
+        if metric is None:
+            if kind == "counter":
+                metric = Counter(name, documentation, labels, registry=None)
+            else:
+                metric = Gauge(name, documentation, labels, registry=None, multiprocess_mode="livesum")
+            self._mirror_metrics[name] = metric
+        return metric
+
+    def render(self, sink_lines: Iterable[str], upstream_up: Iterable[tuple[str, bool]]) -> str:
+        """The exposition text: this process's series, or every worker's summed in multiprocess mode.
+        Whole numbers are written as integers (`..._total 3`), as /metrics always has."""
+        lines = list(sink_lines)
+        self.publish(lines, upstream_up)
+        if self.shared is not None:
+            registry = CollectorRegistry(auto_describe=False)
+            MultiProcessCollector(registry, path=self.shared)  # type: ignore[no-untyped-call]
+            text = generate_latest(registry).decode()
+        else:
+            text = generate_latest(self.registry).decode() + "".join(line + "\n" for line in lines)
+        return _INTEGRAL.sub(r" \1", text)
+
+
+class Stats:
+    """The counters the Exchange and the Pipeline bump on the loop thread (`stats.in_flight += 1`,
+    `stats.decisions[action] += 1`): plain attribute arithmetic, backed by the process's instruments so
+    that a scrape of any worker sums them."""
+
+    __slots__ = ("_in_flight", "_in_flight_gauge", "_unapproved", "_unapproved_counter", "decisions", "errors")
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        metrics = metrics or Metrics()
+        self.decisions = CountMap(metrics.decisions, DECISIONS)
+        self.errors = CountMap(metrics.errors)
+        self._in_flight_gauge = metrics.in_flight
+        self._unapproved_counter = metrics.unapproved
+        self._in_flight = 0
+        self._unapproved = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self._in_flight_gauge.inc(value - self._in_flight)
+        self._in_flight = value
+
+    @property
+    def unapproved(self) -> int:
+        """Calls whose flow the approved baseline does not cover (blocked or not)."""
+        return self._unapproved
+
+    @unapproved.setter
+    def unapproved(self, value: int) -> None:
+        self._unapproved_counter.inc(value - self._unapproved)
+        self._unapproved = value

@@ -1,0 +1,546 @@
+"""`lineage-proxy report`: one self-contained HTML file a privacy reviewer reads.
+
+What it shows: the flow graph (labels → checkpoints → purpose and caller, line width by calls, denials
+and unapproved flows in their own colours), every flow, the denials with the reason each caller was
+given, the checkpoints seen and when each changed, flows outside the approved baseline, and the policy
+in force when a config is given.
+
+The file fetches nothing when opened: CSS and the SVG graph are inline, there is no script, and a
+Content-Security-Policy of `default-src 'none'` makes the browser refuse any fetch a future edit might
+add. `render` is pure (rows in, text out); `run_report` does the I/O.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from proxy import __version__
+from proxy.baseline import Baseline, BaselineError, Finding, load_baseline
+from proxy.config import Config
+from proxy.errors import ConfigError
+from proxy.record.store import EdgeKey, EdgeRow, split_labels
+from proxy.verify import UsageError, Verdict, check, parse_duration, read_edges, when
+
+REFUSED = "refused at the boundary"
+UNLABELLED = "(no labels)"
+# how each kind of flow is drawn and named: css class, legend text
+KINDS = {
+    "allow": "allowed",
+    "reroute": "rerouted to a compliant upstream",
+    "audit-deny": "would be denied (audit mode)",
+    "deny": "denied",
+    "unapproved": "not in the approved baseline",
+}
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def kind_of(row: EdgeRow, unapproved: set[EdgeKey]) -> str:
+    """The colour a flow is drawn in: a denial is red whatever the baseline says; else unapproved."""
+    if row.key.decision == "deny":
+        return "deny"
+    if row.key in unapproved:
+        return "unapproved"
+    return row.key.decision if row.key.decision in KINDS else "allow"
+
+
+# -- the graph
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    column: int
+    name: str
+    sub: str
+    x: float
+    y: float
+    width: float
+    calls: int
+    refused: bool = False
+
+
+NODE_H, GAP, TOP = 34.0, 12.0, 40.0
+COLUMNS = ((16.0, 230.0), (440.0, 300.0), (930.0, 214.0))  # x, width: labels, checkpoints, purpose · caller
+VIEW_W = 1160.0
+
+
+def _fit(text: str, width: float, size: float = 12.5) -> str:
+    """Shorten text to what fits `width` px (SVG cannot wrap); the full text is in the node's title."""
+    room = max(4, int((width - 52) / (size * 0.58)))
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
+def _order(names: dict[str, int], weights: dict[tuple[str, str], int], anchor: dict[str, float]) -> list[str]:
+    """Nodes of one column by the weighted mean position of their neighbours: fewer crossing lines."""
+
+    def centre(name: str) -> tuple[float, int, str]:
+        total = sum(w for (a, _), w in weights.items() if a == name) or 1
+        mean = sum(anchor.get(b, 0.0) * w for (a, b), w in weights.items() if a == name) / total
+        return mean, -names[name], name
+
+    return sorted(names, key=centre)
+
+
+def graph(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[str] = frozenset()) -> str:
+    """The flow graph as inline SVG: labels → checkpoints → purpose · caller."""
+    if not rows:
+        return '<p class="empty">No flows were recorded in this window.</p>'
+    left: dict[tuple[str, str, str], int] = defaultdict(int)  # (label, checkpoint, kind) -> calls
+    right: dict[tuple[str, str, str], int] = defaultdict(int)  # (checkpoint, purpose·caller, kind) -> calls
+    labels: dict[str, int] = defaultdict(int)
+    checkpoints: dict[str, int] = defaultdict(int)
+    users: dict[str, int] = defaultdict(int)
+    for row in rows:
+        key = row.key
+        kind = kind_of(row, unapproved)
+        checkpoint = REFUSED if key.decision == "deny" else (key.checkpoint or "(checkpoint unknown)")
+        user = f"{key.purpose or '(no purpose)'}\x00{key.caller}"
+        checkpoints[checkpoint] += row.count
+        users[user] += row.count
+        right[(checkpoint, user, kind)] += row.count
+        for label in split_labels(key.input_labels) or [UNLABELLED]:
+            labels[label] += row.count
+            left[(label, checkpoint, kind)] += row.count
+
+    # checkpoints by calls, the refused node last; then each side by its neighbours' positions
+    middle = sorted(checkpoints, key=lambda c: (c == REFUSED, -checkpoints[c], c))
+    middle_at = {name: float(i) for i, name in enumerate(middle)}
+    to_mid: dict[tuple[str, str], int] = defaultdict(int)
+    for (label, checkpoint, _), calls in left.items():
+        to_mid[(label, checkpoint)] += calls
+    from_mid: dict[tuple[str, str], int] = defaultdict(int)
+    for (checkpoint, user, _), calls in right.items():
+        from_mid[(user, checkpoint)] += calls
+    columns = [_order(labels, to_mid, middle_at), middle, _order(users, from_mid, middle_at)]
+    counts = [labels, checkpoints, users]
+    tallest = max(len(c) for c in columns)
+    height = TOP + tallest * (NODE_H + GAP) + 24
+    nodes: dict[tuple[int, str], Node] = {}
+    for index, names in enumerate(columns):
+        x, width = COLUMNS[index]
+        offset = TOP + (tallest - len(names)) * (NODE_H + GAP) / 2
+        for i, name in enumerate(names):
+            main, _, sub = name.partition("\x00")
+            nodes[(index, name)] = Node(index, main, sub, x, offset + i * (NODE_H + GAP), width,
+                                        counts[index][name], name == REFUSED)  # fmt: skip
+
+    top = max(max(left.values(), default=1), max(right.values(), default=1))
+
+    def stroke(calls: int) -> float:
+        return round(2.0 + 16.0 * math.sqrt(calls / top), 1)
+
+    links: list[str] = []
+    for column, table in ((0, left), (1, right)):
+        # thick lines first, so thin ones stay visible on top
+        for (a, b, kind), calls in sorted(table.items(), key=lambda item: -item[1]):
+            src, dst = nodes[(column, a)], nodes[(column + 1, b)]
+            x1, y1 = src.x + src.width, src.y + NODE_H / 2
+            x2, y2 = dst.x, dst.y + NODE_H / 2
+            bend = (x2 - x1) * 0.5
+            what = f"{a.replace(chr(0), ' · ')} → {b.replace(chr(0), ' · ')}: {calls} call{'s' if calls != 1 else ''}"
+            links.append(
+                f'<path class="link {kind}" data-kind="{kind}" stroke-width="{stroke(calls)}" '
+                f'd="M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}">'
+                f"<title>{esc(what)} ({esc(KINDS[kind])})</title></path>"
+            )
+    boxes: list[str] = []
+    for node in nodes.values():
+        css = "node refused" if node.refused else f"node col{node.column}"
+        if node.column == 0 and node.name in zoned:
+            css += " zoned"
+        title = node.name + (f" · {node.sub}" if node.sub else "")
+        text_y = node.y + (14.0 if node.sub else 21.5)
+        sub = (
+            f'<text class="sub" x="{node.x + 10:.1f}" y="{node.y + 27.5:.1f}">{esc(_fit(node.sub, node.width, 11))}</text>'
+            if node.sub
+            else ""
+        )
+        boxes.append(
+            f'<g class="{css}" data-name="{esc(title)}"><title>{esc(title)}: {node.calls} calls</title>'
+            f'<rect x="{node.x:.1f}" y="{node.y:.1f}" width="{node.width:.1f}" height="{NODE_H:.0f}" rx="6"/>'
+            f'<text x="{node.x + 10:.1f}" y="{text_y:.1f}">{esc(_fit(node.name, node.width))}</text>{sub}'
+            f'<text class="count" x="{node.x + node.width - 8:.1f}" y="{node.y + 21.5:.1f}">{node.calls}</text></g>'
+        )
+    heads = "".join(
+        f'<text class="head" x="{x:.1f}" y="20">{esc(text)}</text>'
+        for (x, _), text in zip(COLUMNS, ("DATA LABELS", "CHECKPOINTS", "PURPOSE · CALLER"), strict=True)
+    )
+    return (
+        f'<svg id="flow-graph" role="img" aria-label="flow graph" viewBox="0 0 {VIEW_W:.0f} {height:.0f}" '
+        f'width="100%" preserveAspectRatio="xMidYMin meet">'
+        f'{heads}<g class="links">{"".join(links)}</g><g class="nodes">{"".join(boxes)}</g></svg>'
+    )
+
+
+def legend(kinds: Iterable[str]) -> str:
+    present = set(kinds)
+    items = "".join(
+        f'<span class="key"><svg width="26" height="10" aria-hidden="true"><line class="link {k}" x1="1" y1="5" '
+        f'x2="25" y2="5" stroke-width="5"/></svg>{esc(text)}</span>'
+        for k, text in KINDS.items()
+        if k in present
+    )
+    return f'<div class="legend">{items}<span class="key muted">line width: calls</span></div>'
+
+
+# -- tables
+
+
+def pills(labels: Iterable[str], zoned: frozenset[str] = frozenset()) -> str:
+    items = [f'<span class="pill{" zoned" if label in zoned else ""}">{esc(label)}</span>' for label in labels]
+    return "".join(items) or '<span class="muted">none</span>'
+
+
+def chip(kind: str, text: str | None = None) -> str:
+    return f'<span class="chip {kind}">{esc(text or kind)}</span>'
+
+
+def table(head: Iterable[str], body: list[str], css: str = "") -> str:
+    if not body:
+        return '<p class="empty">None.</p>'
+    cells = "".join(f"<th>{esc(h)}</th>" for h in head)
+    return f'<div class="scroll"><table class="{css}"><thead><tr>{cells}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _day(ts: float) -> str:
+    return when(ts)[:16]
+
+
+def flows_table(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[str], baseline: bool) -> str:
+    body = []
+    for row in sorted(rows, key=lambda r: (-r.last_seen, r.key)):
+        key = row.key
+        approved = ""
+        if baseline:
+            approved = "<td>" + (chip("unapproved", "no") if key in unapproved else chip("ok", "yes")) + "</td>"
+        body.append(
+            f'<tr><td class="who">{esc(key.caller)}</td><td class="who">{esc(key.purpose or "-")}</td>'
+            f'<td>{pills(split_labels(key.input_labels), zoned)}</td><td class="mono">{esc(key.checkpoint or "-")}</td>'
+            f"<td>{pills(split_labels(key.output_labels), zoned)}</td><td>{chip(kind_of(row, set()), key.decision)}</td>"
+            f'{approved}<td class="num">{row.count}</td><td class="when">{_day(row.first_seen)}</td>'
+            f'<td class="when">{_day(row.last_seen)}</td></tr>'
+        )
+    head = ["caller", "purpose", "input labels", "checkpoint", "output labels", "decision"]
+    head += ["approved"] if baseline else []
+    return table([*head, "calls", "first seen (UTC)", "last seen (UTC)"], body)
+
+
+def denials_table(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
+    body = []
+    denied = [r for r in rows if r.key.decision in ("deny", "audit-deny")]
+    for row in sorted(denied, key=lambda r: (-r.count, r.key)):
+        key = row.key
+        reason = (
+            esc(row.reason) if row.reason else '<span class="muted">not recorded (a store older than reasons)</span>'
+        )
+        body.append(
+            f'<tr><td class="who">{esc(key.caller)}</td><td class="who">{esc(key.purpose or "-")}</td>'
+            f"<td>{pills(split_labels(key.input_labels), zoned)}</td><td>{chip(kind_of(row, set()), key.decision)}</td>"
+            f'<td class="mono rule">{esc(row.rule or "-")}</td><td class="reason">{reason}</td>'
+            f'<td class="num">{row.count}</td><td class="when">{_day(row.last_seen)}</td></tr>'
+        )
+    return table(["caller", "purpose", "labels", "decision", "rule", "reason the caller was given", "calls",
+                  "last seen (UTC)"], body)  # fmt: skip
+
+
+def unapproved_table(findings: tuple[tuple[EdgeRow, Finding], ...], zoned: frozenset[str]) -> str:
+    body = []
+    for row, finding in findings:
+        key = row.key
+        body.append(
+            f'<tr><td>{chip("unapproved", finding.kind)}</td><td class="reason">{esc(finding.message)}</td>'
+            f'<td class="who">{esc(key.caller)}</td><td class="who">{esc(key.purpose or "-")}</td>'
+            f'<td>{pills(split_labels(key.input_labels), zoned)}</td><td class="mono">{esc(key.checkpoint or "-")}</td>'
+            f'<td>{chip(kind_of(row, set()), key.decision)}</td><td class="num">{row.count}</td>'
+            f'<td class="when">{_day(row.first_seen)}</td></tr>'
+        )
+    return table(["why", "what is new", "caller", "purpose", "labels", "checkpoint", "decision", "calls",
+                  "first seen (UTC)"], body)  # fmt: skip
+
+
+def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
+    """Each checkpoint with when it was first and last seen, and where the checkpoint serving one caller
+    and purpose changed: the moment a model swap shows up in the record."""
+    seen: dict[str, list[EdgeRow]] = defaultdict(list)
+    for row in rows:
+        if row.key.checkpoint and row.key.decision != "deny":
+            seen[row.key.checkpoint].append(row)
+    body = []
+    for name, group in sorted(seen.items(), key=lambda item: min(r.first_seen for r in item[1])):
+        users = sorted({f"{r.key.caller} · {r.key.purpose or '-'}" for r in group})
+        labels = sorted({label for r in group for label in split_labels(r.key.input_labels)})
+        body.append(
+            f'<tr><td class="mono">{esc(name)}</td><td class="when">{_day(min(r.first_seen for r in group))}</td>'
+            f'<td class="when">{_day(max(r.last_seen for r in group))}</td><td class="num">{sum(r.count for r in group)}</td>'
+            f"<td>{'<br>'.join(esc(u) for u in users)}</td><td>{pills(labels, zoned)}</td></tr>"
+        )
+    out = table(["checkpoint", "first seen (UTC)", "last seen (UTC)", "calls", "caller · purpose", "labels it saw"],
+                body)  # fmt: skip
+    streams: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)
+    for name, group in seen.items():
+        for r in group:
+            first, last = streams[(r.key.caller, r.key.purpose)].get(name, (r.first_seen, r.last_seen))
+            streams[(r.key.caller, r.key.purpose)][name] = (min(first, r.first_seen), max(last, r.last_seen))
+    changes = []
+    for (caller, purpose), by_name in sorted(streams.items()):
+        if len(by_name) < 2:
+            continue
+        steps = sorted(by_name.items(), key=lambda item: item[1][0])
+        path = " → ".join(
+            f'<span class="mono">{esc(name)}</span> <span class="muted">({_day(first)} – {_day(last)})</span>'
+            for name, (first, last) in steps
+        )
+        changes.append(f"<li><b>{esc(caller)}</b> acting for <b>{esc(purpose or '-')}</b>: {path}</li>")
+    if changes:
+        out += f'<h3>Changes</h3><ul class="changes">{"".join(changes)}</ul>'
+    else:
+        out += '<p class="muted">No caller and purpose was served by more than one checkpoint in this window.</p>'
+    return out
+
+
+def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict | None) -> str:
+    p, lineage = config.policy, config.lineage
+    facts = [
+        ("config", config.source),
+        ("mode", p.mode + (" (decide and record, never block)" if p.mode == "audit" else "")),
+        ("calls without a key", p.anonymous),
+        ("default purpose", p.default_purpose or "none"),
+        ("approved baseline", lineage.baseline or "none"),
+        ("unapproved flows", lineage.on_unapproved if lineage.baseline else "not verified"),
+        ("retention", f"{lineage.retention_days:g} days"),
+    ]
+    out = '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts) + "</dl>"
+    zones = [
+        f"<tr><td><b>{esc(z.name)}</b></td><td>{pills(sorted(z.labels), z.labels)}</td>"
+        f"<td>{pills(sorted(z.allow_purposes))}</td><td>{esc(', '.join(sorted(z.regions)) if z.regions else 'any')}</td>"
+        f"<td>{esc('reroute to ' + z.reroute_to if z.reroute_to else 'block')}</td></tr>"
+        for z in config.zones
+    ]
+    out += "<h3>Policy Zones</h3>" + table(["zone", "labels", "allowed purposes", "regions", "on deny"], zones)
+    upstreams = {u.name: u for u in config.upstreams}
+    routes = [
+        f'<tr><td class="mono">{esc(r.model)}</td><td>{esc(r.upstream)}</td>'
+        f"<td>{esc(upstreams[r.upstream].region or '-') if r.upstream in upstreams else '-'}</td>"
+        f'<td class="mono">{esc(upstreams[r.upstream].checkpoint or "discovered") if r.upstream in upstreams else "-"}</td>'
+        f"<td>{pills(sorted(r.purposes)) if r.purposes is not None else 'any'}</td></tr>"
+        for r in config.routes
+    ]
+    out += "<h3>Routes</h3>" + table(["model", "upstream", "region", "checkpoint", "purposes"], routes)
+    callers = [
+        f"<tr><td><b>{esc(c.name)}</b></td><td>{pills(sorted(c.purposes)) if c.purposes is not None else 'any'}</td>"
+        f"<td>{pills(sorted(c.labels))}</td><td>{esc(c.default_purpose or '-')}</td>"
+        f"<td>{'yes' if c.api_key_sha256 else 'no'}</td></tr>"
+        for c in config.callers
+    ]
+    out += "<h3>Callers</h3>" + table(["caller", "purposes", "labels on every input", "default purpose", "has a key"],
+                                      callers)  # fmt: skip
+    if baseline is not None:
+        unseen = {a.location for a in verdict.unseen} if verdict is not None else set()
+        entries = [
+            f'<tr><td class="mono">{esc(a.location)}</td><td>{esc(a.caller)}</td><td>{esc(a.purpose or "-")}</td>'
+            f'<td>{pills(a.labels)}</td><td class="mono">{esc(", ".join(a.checkpoints))}</td>'
+            f"<td>{esc(', '.join(a.decisions))}</td><td>{chip('muted', 'not seen') if a.location in unseen else chip('ok', 'seen')}"
+            f"</td></tr>"
+            for a in baseline.approvals
+        ]
+        out += "<h3>Approved flows</h3>" + table(
+            ["entry", "caller", "purpose", "labels", "checkpoints", "decisions", "in this window"], entries
+        )
+    return out
+
+
+CSS = """
+:root{--ink:#1c2430;--muted:#667085;--line:#e4e7ec;--bg:#f6f7f9;--card:#fff;--allow:#2f6fde;--reroute:#7c4ddb;
+--deny:#d92d20;--audit:#c11574;--unapproved:#e08a00;--ok:#12805c}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,
+"Helvetica Neue",Arial,sans-serif}
+header{background:#101828;color:#fff;padding:28px 40px 22px}
+header h1{margin:0 0 4px;font-size:24px;font-weight:650;letter-spacing:-.01em}
+header p{margin:2px 0;color:#c8d0dc;font-size:13px}
+header code{color:#fff}
+nav{display:flex;gap:18px;padding:10px 40px;background:#1d2939;font-size:13px}
+nav a{color:#d0d5dd;text-decoration:none}
+main{max-width:1280px;margin:0 auto;padding:24px 40px 48px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:14px;margin-bottom:24px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px}
+.card b{display:block;font-size:26px;font-weight:650}
+.card span{color:var(--muted);font-size:12.5px;text-transform:uppercase;letter-spacing:.04em}
+.card.alert{border-color:#fda29b;background:#fff6f5}.card.alert b{color:var(--deny)}
+.card.warn{border-color:#fedf89;background:#fffcf0}.card.warn b{color:#b54708}
+section{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:20px 24px;margin-bottom:22px}
+h2{margin:0 0 4px;font-size:18px}h3{margin:22px 0 8px;font-size:15px}
+.lede{margin:0 0 14px;color:var(--muted)}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th{text-align:left;font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em;
+border-bottom:2px solid var(--line);padding:8px 10px;white-space:nowrap}
+td{border-bottom:1px solid var(--line);padding:7px 10px;vertical-align:top}
+tbody tr:nth-child(even){background:#fafbfc}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.when{white-space:nowrap;color:var(--muted);font-variant-numeric:tabular-nums}
+td.reason{max-width:460px}
+.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px;overflow-wrap:anywhere}
+td.who,td.rule{white-space:nowrap}
+.pill{display:inline-block;background:#eef2f6;border:1px solid #d5dbe3;border-radius:999px;padding:0 8px;margin:1px 3px 1px 0;
+font-size:12px;white-space:nowrap}
+.pill.zoned{background:#fef3f2;border-color:#fecdca;color:#912018}
+.chip{display:inline-block;border-radius:5px;padding:0 7px;font-size:12px;font-weight:600;color:#fff;white-space:nowrap}
+.chip.allow{background:var(--allow)}.chip.reroute{background:var(--reroute)}.chip.deny{background:var(--deny)}
+.chip.audit-deny{background:var(--audit)}.chip.unapproved{background:var(--unapproved)}.chip.ok{background:var(--ok)}
+.chip.muted{background:#98a2b3}
+.muted{color:var(--muted)}.empty{color:var(--muted);font-style:italic}
+.legend{display:flex;flex-wrap:wrap;gap:16px;margin:6px 0 10px;font-size:12.5px}
+.key{display:inline-flex;align-items:center;gap:6px}
+#flow-graph{display:block;max-width:1160px;margin:0 auto}
+#flow-graph .head{font-size:11px;font-weight:700;fill:var(--muted);letter-spacing:.08em}
+.link{fill:none;stroke-opacity:.5;stroke-linecap:butt}
+.link:hover{stroke-opacity:.85}
+.link.allow{stroke:var(--allow)}.link.reroute{stroke:var(--reroute)}.link.deny{stroke:var(--deny)}
+.link.audit-deny{stroke:var(--audit)}.link.unapproved{stroke:var(--unapproved);stroke-dasharray:12 4;stroke-opacity:.65}
+.node rect{fill:#fff;stroke:#98a2b3;stroke-width:1.2}
+.node.col0 rect{fill:#f2f4f7}.node.col1 rect{fill:#eff4ff;stroke:#84adff}.node.col2 rect{fill:#f4f3ff;stroke:#bdb4fe}
+.node.refused rect{fill:#fef3f2;stroke:var(--deny)}.node.zoned rect{fill:#fef3f2;stroke:#f97066}
+.node text{font-size:12.5px;fill:var(--ink)}.node .sub{font-size:11px;fill:var(--muted)}
+.node .count{font-size:11px;fill:var(--muted);text-anchor:end}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 18px;margin:8px 0}
+dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
+ul.changes{margin:0;padding-left:18px}ul.changes li{margin:4px 0}
+footer{color:var(--muted);font-size:12px;text-align:center;padding:0 0 30px}
+@media print{nav{display:none}section{break-inside:avoid}}
+"""
+
+
+def render(
+    rows: list[EdgeRow],
+    *,
+    store: str,
+    window: str,
+    config: Config | None = None,
+    baseline: Baseline | None = None,
+    generated: float | None = None,
+) -> str:
+    """The whole report as one HTML document."""
+    verdict = check(rows, baseline) if baseline is not None else None
+    unapproved = {row.key for row, _ in verdict.unapproved} if verdict is not None else set()
+    zoned = frozenset(label for zone in config.zones for label in zone.labels) if config is not None else frozenset()
+    calls = sum(r.count for r in rows)
+    denied = sum(r.count for r in rows if r.key.decision == "deny")
+    audit = sum(r.count for r in rows if r.key.decision == "audit-deny")
+    seen = {r.key.checkpoint for r in rows if r.key.checkpoint and r.key.decision != "deny"}
+    stamp = when(time.time() if generated is None else generated)
+    span = (
+        f"{_day(min(r.first_seen for r in rows))} – {_day(max(r.last_seen for r in rows))} UTC" if rows else "nothing"
+    )
+    cards = [
+        ("", calls, "calls"),
+        ("", len(rows), "distinct flows"),
+        ("", len(seen), "checkpoints"),
+        ("alert" if denied else "", denied, "denied calls"),
+    ]
+    if audit:
+        cards.append(("warn", audit, "audit-mode denials"))
+    if verdict is not None:
+        cards.append(("warn" if verdict.unapproved else "", len(verdict.unapproved), "unapproved flows"))
+    card_html = "".join(
+        f'<div class="card {css}"><b>{value}</b><span>{esc(text)}</span></div>' for css, value, text in cards
+    )
+    kinds = {kind_of(r, unapproved) for r in rows}
+    sections = [
+        '<section id="graph"><h2>Flow graph</h2><p class="lede">Which labelled data reached which checkpoint, and '
+        "for whom; labels a Policy Zone guards are red. Hover a line or a box for its calls.</p>"
+        + legend(kinds)
+        + graph(rows, unapproved, zoned)
+        + "</section>"
+    ]
+    nav = [("graph", "Flow graph")]
+    if verdict is not None:
+        sections.append(
+            '<section id="unapproved"><h2>Flows outside the approved baseline</h2><p class="lede">Recorded flows no '
+            f"entry of <code>{esc(baseline.source if baseline else '')}</code> covers, and why.</p>"
+            + unapproved_table(verdict.unapproved, zoned)
+            + "</section>"
+        )
+        nav.append(("unapproved", "Unapproved"))
+    sections.append(
+        '<section id="denials"><h2>Denials</h2><p class="lede">Calls refused at the boundary (and, in audit mode, '
+        "calls that would have been), with the reason the caller was given.</p>"
+        + denials_table(rows, zoned)
+        + "</section>"
+    )
+    sections.append(
+        '<section id="checkpoints"><h2>Checkpoints</h2><p class="lede">The weights that served calls, and when the '
+        "checkpoint serving a caller changed.</p>" + checkpoints_section(rows, zoned) + "</section>"
+    )
+    sections.append(
+        '<section id="flows"><h2>Every flow</h2><p class="lede">One row per lineage edge: caller, purpose, labels in, '
+        "checkpoint, labels out and decision; zoned labels are red.</p>"
+        + flows_table(rows, unapproved, zoned, verdict is not None)
+        + "</section>"
+    )
+    nav += [("denials", "Denials"), ("checkpoints", "Checkpoints"), ("flows", "Every flow")]
+    if config is not None:
+        sections.append(
+            '<section id="policy"><h2>Policy in force</h2><p class="lede">From the config given to the report.</p>'
+            + policy_section(config, baseline, verdict)
+            + "</section>"
+        )
+        nav.append(("policy", "Policy"))
+    nav_html = "".join(f'<a href="#{anchor}">{esc(text)}</a>' for anchor, text in nav)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Lineage report: {esc(Path(store).name)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>Lineage report</h1><p>Store <code>{esc(store)}</code> · flows {esc(window)} · first to last "
+        f"seen {esc(span)}</p><p>Generated {esc(stamp)} UTC by lineage-proxy {esc(__version__)}</p></header>"
+        f'<nav>{nav_html}</nav><main><div class="cards">{card_html}</div>{"".join(sections)}</main>'
+        "<footer>A self-contained file: it loads nothing from the network.</footer></body></html>\n"
+    )
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Exit 0 with the file written; 1 when the store, config or baseline cannot be read or the file written."""
+    since_s = parse_duration(args.since) if args.since else None
+    try:
+        rows = read_edges(args.store, since_s)
+    except UsageError as exc:
+        return _fail(str(exc))
+    config: Config | None = None
+    if args.config:
+        from proxy.config import load
+
+        try:
+            config = load(args.config)
+        except ConfigError as exc:
+            return _fail(f"{args.config}: invalid configuration:\n  " + "\n  ".join(exc.problems))
+    baseline = config.baseline if config is not None else None
+    if args.baseline:
+        try:
+            baseline = load_baseline(args.baseline)
+        except BaselineError as exc:
+            return _fail(f"{args.baseline}: invalid baseline:\n  " + "\n  ".join(exc.problems))
+    window = f"last seen in the last {args.since}" if args.since else "all recorded"
+    text = render(rows, store=args.store, window=window, config=config, baseline=baseline)
+    out = Path(args.out)
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"{out}: cannot write: {exc.strerror or exc}")
+    print(f"wrote {out}: {len(rows)} flows, {sum(r.count for r in rows)} calls")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"lineage-proxy report: {message}", file=sys.stderr)
+    return 1

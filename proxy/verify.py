@@ -1,0 +1,291 @@
+"""`lineage-proxy verify`: the recorded flows against the approved baseline, as a CI gate and a timer job.
+
+Every recorded edge that no baseline entry covers is printed with why (new caller, new purpose for a
+caller, a label reaching a checkpoint it never reached, a route now served by another checkpoint, a new
+kind of denial); approved entries no edge matched in the window are listed too, since an approval
+nobody uses is one to retire. Exit 0: every flow approved; 1: some are not; 2: usage or file error.
+`--write-baseline` starts a baseline from what was recorded, for people to review and edit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import yaml
+
+from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
+from proxy.record.store import EdgeRow, SqliteStore, split_labels
+
+OK, UNAPPROVED, USAGE = 0, 1, 2
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class UsageError(Exception):
+    """A problem with what the command was given (a file, a duration): exit 2 with this message."""
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `15m`, `12h`, `30d`, `2w` into seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30d, 12h, 15m or 90s, not {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def read_edges(path: str, since_s: float | None = None, now: float | None = None) -> list[EdgeRow]:
+    """The store's edges last seen within the window (all of them without one); UsageError if unreadable."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory, not a lineage store")
+    try:
+        store = SqliteStore(path, readonly=True)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no lineage store there (is lineage.store set to this path?)") from None
+    except sqlite3.Error as exc:
+        raise UsageError(f"{path}: cannot open it as a lineage store: {exc}") from None
+    try:
+        rows = store.rows()
+    except sqlite3.Error as exc:
+        raise UsageError(f"{path}: not a lineage store: {exc}") from None
+    finally:
+        store.close()
+    if since_s is None:
+        return rows
+    cutoff = (time.time() if now is None else now) - since_s
+    return [row for row in rows if row.last_seen >= cutoff]
+
+
+def edge_flow(row: EdgeRow) -> Flow:
+    """A recorded edge as a baseline flow: every label it carried, in or out."""
+    key = row.key
+    labels = frozenset(split_labels(key.input_labels)) | frozenset(split_labels(key.output_labels))
+    return Flow(key.caller, key.purpose, labels, key.checkpoint, key.decision, row.rule)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The store against the baseline: approved edges, the others with why, entries nothing matched."""
+
+    approved: tuple[EdgeRow, ...]
+    unapproved: tuple[tuple[EdgeRow, Finding], ...]
+    unseen: tuple[Approval, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.unapproved
+
+
+def check(rows: Iterable[EdgeRow], baseline: Baseline) -> Verdict:
+    approved: list[EdgeRow] = []
+    unapproved: list[tuple[EdgeRow, Finding]] = []
+    used: set[int] = set()
+    for row in rows:
+        flow = edge_flow(row)
+        matched = [i for i, entry in enumerate(baseline.approvals) if entry.matches(flow)]
+        if matched:
+            approved.append(row)
+            used.update(matched)
+            continue
+        finding = baseline.explain(flow)
+        assert finding is not None
+        unapproved.append((row, finding))
+    unseen = tuple(entry for i, entry in enumerate(baseline.approvals) if i not in used)
+    return Verdict(tuple(approved), tuple(unapproved), unseen)
+
+
+def when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def describe(row: EdgeRow) -> str:
+    """One edge in words, for people reading a CI log."""
+    key = row.key
+    how = key.decision + (f" by {row.rule}" if row.rule and key.decision != "allow" else "")
+    calls = _calls(row.count)
+    return (
+        f"caller {key.caller}, purpose {key.purpose or '-'}, labels {key.input_labels or '-'} -> checkpoint "
+        f"{key.checkpoint or '-'} (output labels {key.output_labels or '-'}), {how}; {calls}, "
+        f"last seen {when(row.last_seen)} UTC"
+    )
+
+
+def _window(since: str | None) -> str:
+    return f"last seen in the last {since}" if since else "all recorded"
+
+
+def _calls(n: int) -> str:
+    return f"{n} call" if n == 1 else f"{n} calls"
+
+
+def render_text(verdict: Verdict, baseline: str, store: str, since: str | None) -> str:
+    lines: list[str] = []
+    for row, finding in verdict.unapproved:
+        lines.append(f"UNAPPROVED {finding.kind}: {finding.message}")
+        lines.append(f"    {describe(row)}")
+        if row.reason and row.key.decision in DENIALS:
+            lines.append(f"    the caller was told: {row.reason}")
+    for entry in verdict.unseen:
+        lines.append(f"UNSEEN {entry.location}: {entry.caller} acting for {entry.purpose or '-'} "
+                     f"({', '.join(entry.decisions)}) matched no flow ({_window(since)})")  # fmt: skip
+    calls = sum(row.count for row, _ in verdict.unapproved)
+    summary = (
+        f"{len(verdict.unapproved)} unapproved flow{'s' if len(verdict.unapproved) != 1 else ''} ({_calls(calls)}), "
+        f"{len(verdict.approved)} approved, {len(verdict.unseen)} approved entr{'ies' if len(verdict.unseen) != 1 else 'y'}"
+        f" unseen; the flows of {store} ({_window(since)}) against {baseline}"
+    )
+    lines.append(("FAIL: " if verdict.unapproved else "ok: ") + summary)
+    return "\n".join(lines)
+
+
+def _entry(e: Approval) -> dict[str, object]:
+    return {"location": e.location, "caller": e.caller, "purpose": e.purpose, "labels": e.labels,
+            "checkpoints": e.checkpoints, "decisions": e.decisions, "rules": e.rules, "note": e.note}  # fmt: skip
+
+
+def render_json(verdict: Verdict, baseline: str, store: str, since_s: float | None) -> bytes:
+    return orjson.dumps(
+        {
+            "ok": verdict.ok,
+            "baseline": baseline,
+            "store": store,
+            "since_s": since_s,
+            "approved": len(verdict.approved),
+            "unapproved": [
+                {"kind": finding.kind, "message": finding.message, "edge": row.as_dict()}
+                for row, finding in verdict.unapproved
+            ],
+            "unseen": [_entry(e) for e in verdict.unseen],
+        },
+        option=orjson.OPT_INDENT_2,
+    )
+
+
+# -- writing a baseline
+
+
+def _yaml(value: object) -> str:
+    """One YAML value on one line, quoted only when it has to be."""
+    text: str = yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True)
+    return text.removesuffix("\n...\n").removesuffix("\n")
+
+
+def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float | None = None) -> str:
+    """A baseline approving exactly what was recorded: one entry per caller, purpose, checkpoint,
+    decision and rule, with the labels seen there. Comments say what each entry rests on, so the
+    reviewer knows what they are approving; the file is meant to be edited, then kept under review."""
+    groups: dict[tuple[str, str, str, str, str], list[EdgeRow]] = {}
+    for row in rows:
+        key = row.key
+        groups.setdefault((key.caller, key.purpose, key.checkpoint, key.decision, row.rule or ""), []).append(row)
+    stamp = when(time.time() if now is None else now)
+    out = [
+        "# lineage-proxy baseline: the flows approved for this deployment.",
+        "#",
+        f"# Started by `lineage-proxy verify --write-baseline` on {stamp} UTC from the {len(rows)} flows of",
+        f"# {store} ({window}).",
+        "#",
+        "# Every entry below is a flow that HAPPENED, not one anybody approved yet: review each, delete",
+        "# what must not happen, and widen with patterns what may (labels `pii:*`,",
+        "# checkpoints `meta-llama/Llama-3.1-8B-Instruct@*`; shell-style: * any text, ? one character).",
+        "#",
+        "# An entry approves a flow when its caller, purpose, decision and rule match, its checkpoint matches",
+        "# one of `checkpoints` (omitted: any), and every label it carries, in or out, matches one of",
+        "# `labels` (omitted: unlabelled data only). `decisions` omitted: allow and reroute. lineage-proxy",
+        "# only reads this file and never rewrites it, so comments you add here stay.",
+        "version: 1",
+    ]
+    if not groups:
+        out.append("flows: []  # nothing was recorded: every flow is new")
+        return "\n".join(out) + "\n"
+    out.append("flows:")
+
+    def order(item: tuple[tuple[str, str, str, str, str], list[EdgeRow]]) -> tuple[bool, str, str, str, str]:
+        caller, purpose, checkpoint, decision, _ = item[0]
+        return decision in DENIALS, caller, purpose, checkpoint, decision
+
+    for (caller, purpose, checkpoint, decision, rule), group in sorted(groups.items(), key=order):
+        labels = sorted({label for row in group for label in edge_flow(row).labels})
+        calls = sum(row.count for row in group)
+        first, last = min(row.first_seen for row in group), max(row.last_seen for row in group)
+        span = f"{when(first)[:10]} .. {when(last)[:10]}"
+        out.append("")
+        if decision in DENIALS:
+            reasons = sorted({row.reason for row in group if row.reason})
+            out.append(f"  # expected {'denial' if decision == 'deny' else 'audit-mode denial'}: "
+                       f"{_calls(calls)}, {span}")  # fmt: skip
+            out.extend(f"  # the caller was told: {reason}" for reason in reasons[:3])
+        else:
+            out.append(f"  # {_calls(calls)}, {span}")
+        out.append(f"  - caller: {_yaml(caller)}")
+        out.append(f"    purpose: {_yaml(purpose)}")
+        out.append(f"    labels: {_yaml(labels)}")
+        if decision != "deny":
+            out.append(f"    checkpoints: {_yaml([checkpoint])}")
+        out.append(f"    decisions: {_yaml([decision])}")
+        if rule and decision != "allow":
+            out.append(f"    rules: {_yaml([rule])}")
+    return "\n".join(out) + "\n"
+
+
+# -- the command
+
+
+def _error(message: str) -> int:
+    print(f"lineage-proxy verify: {message}", file=sys.stderr)
+    return USAGE
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    since_s = parse_duration(args.since) if args.since else None
+    try:
+        rows = read_edges(args.store, since_s)
+    except UsageError as exc:
+        return _error(str(exc))
+    if args.write_baseline:
+        return _write(args, rows, since_s)
+    try:
+        baseline = load_baseline(args.baseline)
+    except BaselineError as exc:
+        print(f"lineage-proxy verify: {args.baseline}: invalid baseline:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return USAGE
+    verdict = check(rows, baseline)
+    if args.json:
+        sys.stdout.write(render_json(verdict, args.baseline, args.store, since_s).decode() + "\n")
+    else:
+        print(render_text(verdict, args.baseline, args.store, args.since))
+    return OK if verdict.ok else UNAPPROVED
+
+
+def _write(args: argparse.Namespace, rows: list[EdgeRow], since_s: float | None) -> int:
+    target = Path(args.write_baseline)
+    if target.exists() and not args.force:
+        return _error(f"{target}: exists; a reviewed baseline is never overwritten (--force replaces it)")
+    text = write_baseline(rows, store=args.store, window=_window(args.since))
+    try:
+        parse_baseline(text, source=str(target))  # what is written must read back
+    except BaselineError as exc:
+        return _error("internal error: the written baseline does not read back: " + "; ".join(exc.problems))
+    try:
+        partial = target.with_name(f".{target.name}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+    except OSError as exc:
+        return _error(f"{target}: cannot write: {exc.strerror or exc}")
+    entries = text.count("\n  - caller: ")
+    print(
+        f"wrote {target}: {entries} entr{'y' if entries == 1 else 'ies'} from {len(rows)} flows; review it before use"
+    )
+    return OK

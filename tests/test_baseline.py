@@ -1,0 +1,165 @@
+"""The baseline: its file format (every problem with file, line and path), the match, why a flow is not
+covered, the boundary verifier in the pure decide(), and the property that a written baseline covers
+exactly what was recorded."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.baseline import Baseline, BaselineError, Flow, parse_baseline
+from proxy.config import parse
+from proxy.flow import Call, TraceContext
+from proxy.policy import Policy, decide
+from proxy.record.store import EdgeKey, EdgeRow
+from proxy.verify import check, write_baseline
+from tests.conftest import KEYS, sha
+
+REVIEWED = """
+version: 1
+flows:
+  - caller: glasses-app
+    purpose: assistant
+    labels: [user-interaction, "pii:*"]
+    checkpoints: ["meta-llama/*@*"]
+  - {caller: "glasses-*", purpose: ads, labels: ["*"], decisions: [deny], rules: ["zone:*"]}
+"""
+
+
+def flow(caller: str = "glasses-app", purpose: str = "assistant", labels: str = "user-interaction",
+         checkpoint: str | None = "meta-llama/L@1", decision: str = "allow", rule: str | None = None) -> Flow:  # fmt: skip
+    return Flow(caller, purpose, frozenset(label for label in labels.split(",") if label), checkpoint, decision, rule)
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(BaselineError) as caught:
+        parse_baseline(text, source="b.yaml")
+    return caught.value.problems
+
+
+def test_patterns_cover_labels_checkpoints_and_denials() -> None:
+    baseline = parse_baseline(REVIEWED, source="b.yaml")
+    assert baseline.covering(flow(labels="user-interaction,pii:email")) is baseline.approvals[0]
+    assert baseline.approvals[0].location == "b.yaml:4 (flows[0])"
+    assert baseline.covering(flow(checkpoint=None)) is not None  # at the boundary, before discovery
+    assert baseline.covering(flow(labels="")) is not None  # fewer labels than approved is covered
+    assert baseline.covering(flow(purpose="ads", checkpoint="", decision="deny", rule="zone:z"))
+    assert baseline.covering(flow(purpose="ads", checkpoint="", decision="deny", rule="caller:x")) is None
+
+
+@pytest.mark.parametrize(
+    ("changed", "kind", "message"),
+    [
+        ({"caller": "ops"}, "new-caller", "new caller 'ops': no approved flow names it"),
+        ({"purpose": "analytics"}, "new-purpose", "new purpose 'analytics' for caller 'glasses-app' (approved purposes: ads, assistant)"),
+        ({"labels": "user-interaction,health"}, "new-label", "label 'health' reaching 'meta-llama/L@1', which it never reached"),
+        ({"checkpoint": "mistral/M@2"}, "new-checkpoint", "now served by 'mistral/M@2', not a checkpoint approved"),
+        ({"decision": "deny", "rule": "caller:glasses-app", "checkpoint": ""}, "new-denial",
+         "a new kind of denial for 'glasses-app' acting for 'assistant': deny by rule caller:glasses-app"),
+        ({"decision": "audit-deny", "rule": "zone:z"}, "new-denial", "audit-deny by rule zone:z"),
+    ],
+)  # fmt: skip
+def test_why_a_flow_is_not_covered(changed: dict[str, str], kind: str, message: str) -> None:
+    finding = parse_baseline(REVIEWED).explain(flow(**changed))  # type: ignore[arg-type]
+    assert finding is not None and finding.kind == kind and message in finding.message, finding
+
+
+def test_every_problem_has_its_file_line_and_path() -> None:
+    found = problems("version: 2\nflows:\n  - caller: a\n    purpose: Ads\n    labels: [PII]\n    decisions: [yes]\n"
+                     "    colour: red\n  - labels: x\n  - just a string\n")  # fmt: skip
+    for expected in [
+        "b.yaml:1: version: this lineage-proxy reads version 1",
+        "b.yaml:4: flows[0].purpose: purposes are lower case: 'Ads' never matches",
+        "b.yaml:5: flows[0].labels[0]: labels are lower case: 'PII' never matches",
+        "b.yaml:6: flows[0].decisions[0]: must be one of allow, reroute, deny, audit-deny, got 'yes'",
+        "b.yaml:7: flows[0].colour: unknown key",
+        "b.yaml:8: flows[1].caller: is required",
+        "b.yaml:9: flows[2]: expected a mapping",
+    ]:
+        assert any(problem.startswith(expected) for problem in found), (expected, found)
+    assert problems("flows: [\n")[0].startswith("b.yaml:2:1: not valid YAML")
+    assert problems("version: 1\n") == ["b.yaml:1: flows: is required: the list of approved flows ([] approves none)"]
+    assert problems("") == ["b.yaml: empty: expected a mapping with flows:"]
+    assert parse_baseline("flows: []").approvals == ()
+
+
+POLICY_YAML = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{{name: eu, url: "http://127.0.0.1:1", region: eu, checkpoint: "meta-llama/L@1"}}]
+routes: [{{model: "*", upstream: eu}}]
+callers:
+  - {{name: glasses-app, api_key_sha256: {sha(KEYS["glasses"])}, labels: [user-interaction]}}
+  - {{name: ops, api_key_sha256: {sha(KEYS["ops"])}}}
+policy: {{mode: MODE}}
+"""
+
+
+def policy(mode: str = "enforce", block: bool = True) -> Policy:
+    config = parse(POLICY_YAML.replace("MODE", mode))
+    baseline = parse_baseline(REVIEWED)
+    return Policy(**{**{f: getattr(Policy.compile(config), f) for f in Policy.__slots__ if f != "verdicts"},
+                     "baseline": baseline, "block_unapproved": block})  # fmt: skip
+
+
+def call(key: str, purpose: str = "assistant") -> Call:
+    return Call("openai", "chat", "m", TraceContext(1, 2), sha(KEYS[key]), purpose)
+
+
+def test_decide_marks_approval_and_blocks_or_audits_the_rest() -> None:
+    ok = decide(call("glasses"), policy())
+    assert (ok.action, ok.approved) == ("allow", True)
+    refused = decide(call("ops"), policy())
+    assert (refused.action, refused.code, refused.rule, refused.approved) == (
+        "deny", "flow_not_approved", "lineage.baseline", False)  # fmt: skip
+    assert refused.upstream is None and "new caller 'ops'" in (refused.reason or "")
+    flagged = decide(call("ops"), policy(block=False))
+    assert (flagged.action, flagged.code, flagged.approved) == ("allow", None, False)
+    audited = decide(call("ops"), policy("audit"))
+    assert (audited.action, audited.code, audited.approved) == ("audit-deny", "flow_not_approved", False)
+    assert audited.upstream is not None and audited.upstream.name == "eu"
+    moved = decide(call("glasses"), policy(), lambda upstream, model, version: "other/M@9")
+    assert moved.code == "flow_not_approved" and "now served by 'other/M@9'" in (moved.reason or "")
+    p = policy()
+    decide(call("ops"), p)
+    assert len(p.verdicts) == 1  # memoised: one walk of the baseline per distinct flow
+
+
+NAMES = st.text("abcxyz-.:*?[]", min_size=1, max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            NAMES, st.text("abcxyz", max_size=5), st.sets(NAMES, max_size=3), st.text("abcxyz/@*?[]", max_size=8),
+            st.sets(NAMES, max_size=2), st.sampled_from(["allow", "reroute", "deny", "audit-deny"]),
+            st.one_of(st.none(), NAMES),
+        ),
+        max_size=12,
+    )
+)  # fmt: skip
+def test_a_written_baseline_approves_every_flow_it_was_written_from(edges: list[tuple]) -> None:  # type: ignore[type-arg]
+    rows = [
+        EdgeRow(
+            EdgeKey(
+                caller,
+                purpose,
+                ",".join(sorted(inputs)),
+                checkpoint if decision != "deny" else "",
+                ",".join(sorted(outputs)),
+                decision,
+            ),
+            1.0,
+            2.0,
+            1,
+            rule,
+        )
+        for caller, purpose, inputs, checkpoint, outputs, decision, rule in edges
+    ]
+    written = parse_baseline(write_baseline(rows, store="s.db", window="all recorded", now=0))
+    verdict = check(rows, written)
+    assert verdict.ok and not verdict.unseen, verdict.unapproved
+    nothing = check(rows, Baseline(()))
+    assert {finding.kind for _, finding in nothing.unapproved} <= {"new-caller"}
+    assert len(nothing.unapproved) == len(rows)

@@ -1,0 +1,107 @@
+"""Logs a pipeline can ingest: with `logging.format: json` every stderr line is one JSON object, a
+call's access line carries its `x-trace-id`, and no prompt or reply text appears in any line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from proxy.config import Logging
+from proxy.logs import JsonFormatter
+from tests.conftest import KEYS, sha
+from tests.harness import ServeProcess
+from tests.servers.vllm_like import SERVED
+
+SECRET = "my-unmistakable-prompt-7f3a"
+
+CONFIG = f"""
+listen:
+  http: 127.0.0.1:0
+upstreams:
+  - name: vllm
+    url: ${{UPSTREAM}}
+routes:
+  - model: "*"
+    upstream: vllm
+    purposes: [assistant]
+callers:
+  - name: app
+    api_key_sha256: {sha(KEYS["glasses"])}
+detectors: [email]
+lineage:
+  store: ${{STORE}}
+logging:
+  format: FORMAT
+  access: true
+"""
+
+
+def chat(base: str, purpose: str, stream: bool = False) -> httpx.Response:
+    body = {"model": SERVED, "messages": [{"role": "user", "content": f"{SECRET} ann@example.com"}], "stream": stream}
+    headers = {"Authorization": f"Bearer {KEYS['glasses']}", "x-purpose": purpose}
+    return httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_json_lines_with_trace_ids_and_no_content(vllm, tmp_path: Path, workers: str) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("FORMAT", "json"))
+    serve = ServeProcess(str(config), "--workers", workers, env={"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")})
+    try:
+        allowed = chat(serve.url, "assistant")
+        streamed = chat(serve.url, "assistant", stream=True)
+        denied = chat(serve.url, "ads")
+        assert (allowed.status_code, streamed.status_code, denied.status_code) == (200, 200, 403)
+        lines = {}
+        for reply in (allowed, streamed, denied):
+            trace_id = reply.headers["x-trace-id"]
+            lines[trace_id] = orjson.loads(serve.wait_log(f'"trace_id":"{trace_id}"'))
+    finally:
+        assert serve.stop() == 0
+    parsed = [orjson.loads(line) for line in serve.stderr]  # every line, supervisor's and workers' alike
+    assert all({"time", "level", "process", "pid", "logger", "message"} <= set(line) for line in parsed)
+    assert not [line for line in serve.stderr if SECRET in line or "ann@example.com" in line]
+    ok = lines[allowed.headers["x-trace-id"]]
+    assert ok["logger"] == "lineage_proxy.access" and ok["caller"] == "app" and ok["purpose"] == "assistant"
+    assert (ok["model"], ok["decision"], ok["status"], ok["upstream"]) == (SERVED, "allow", 200, "vllm")
+    assert ok["checkpoint"] == allowed.headers["x-lineage-checkpoint"] and ok["duration_ms"] > 0
+    assert "pii:email" in ok["labels"]
+    no = lines[denied.headers["x-trace-id"]]
+    assert (no["decision"], no["status"], no["code"], no["upstream"]) == ("deny", 403, "purpose_denied", "")
+
+
+def test_text_access_lines_are_key_value(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("FORMAT", "text"))
+    serve = ServeProcess(str(config), env={"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")})
+    try:
+        reply = chat(serve.url, "assistant")
+        line = serve.wait_log(f"trace_id={reply.headers['x-trace-id']}")
+    finally:
+        assert serve.stop() == 0
+    assert " lineage_proxy.access: allow chat " in line and "caller=app" in line and "status=200" in line
+    assert SECRET not in "".join(serve.stderr)
+
+
+def test_access_log_is_off_by_default() -> None:
+    assert Logging().access is False
+
+
+def test_json_formatter_keeps_exceptions_on_one_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("here",), exc_info=True)
+        import sys
+
+        record.exc_info = sys.exc_info()
+    text = JsonFormatter().format(record)
+    assert "\n" not in text
+    line = orjson.loads(text)
+    assert line["message"] == "failed here" and "ValueError: boom" in line["exception"]

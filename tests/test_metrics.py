@@ -1,0 +1,117 @@
+"""/metrics a Prometheus can trust: summed over `--workers N` whichever worker answers the scrape, with
+the histograms and counters an SRE charts (durations, overhead, upstream time, first chunk, detector
+hits, reloads)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import KEYS, sha
+from tests.harness import ServeProcess
+from tests.servers.vllm_like import SERVED
+
+CONFIG = f"""
+listen:
+  http: 127.0.0.1:0
+  admin: 127.0.0.1:0
+upstreams:
+  - name: vllm
+    url: ${{UPSTREAM}}
+routes:
+  - model: "*"
+    upstream: vllm
+    purposes: [assistant]
+callers:
+  - name: app
+    api_key_sha256: {sha(KEYS["glasses"])}
+detectors: [email]
+lineage:
+  store: ${{STORE}}
+"""
+
+
+def chat(base: str, purpose: str = "assistant", text: str = "hi", stream: bool = False) -> httpx.Response:
+    body = {"model": SERVED, "messages": [{"role": "user", "content": text}], "stream": stream}
+    headers = {"Authorization": f"Bearer {KEYS['glasses']}", "x-purpose": purpose}
+    return httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers, timeout=10)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, by (name, sorted labels); parsing it proves it is valid text."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_every_scrape_of_two_workers_reports_every_call(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Each call and each scrape opens its own connection, so the kernel spreads them over both workers;
+    a scrape answered by either must count all of them, every time."""
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG)
+    serve = ServeProcess(str(config), "--workers", "2",
+                         env={"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db"), "TMPDIR": str(tmp_path)})  # fmt: skip
+    try:
+        allowed, denied = 30, 10
+        for _ in range(allowed):
+            assert chat(serve.url).status_code == 200
+        for _ in range(denied):
+            assert chat(serve.url, purpose="ads").status_code == 403
+        assert [p.name for p in tmp_path.glob("lineage-proxy-metrics-*")]  # the supervisor's shared directory
+        admin = f"http://{serve.addresses['admin']}/metrics"
+        for _ in range(20):
+            scraped = samples(httpx.get(admin, timeout=5).text)
+            assert scraped[("lineage_proxy_decisions_total", (("decision", "allow"),))] == allowed
+            assert scraped[("lineage_proxy_decisions_total", (("decision", "deny"),))] == denied
+            assert scraped[("lineage_proxy_request_duration_seconds_count", ())] == allowed + denied
+            assert scraped[("lineage_proxy_upstream_duration_seconds_count", (("upstream", "vllm"),))] == allowed
+            assert scraped[("lineage_proxy_errors_total", (("type", "purpose_denied"),))] == denied
+            assert scraped[("lineage_proxy_in_flight", ())] == 0
+    finally:
+        assert serve.stop() == 0
+    assert not list(tmp_path.glob("lineage-proxy-metrics-*"))  # cleaned up at exit
+
+
+def test_histograms_and_counters_of_one_process(make_proxy, vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    assert chat(proxy.url).status_code == 200
+    assert chat(proxy.url, text="write to ann@example.com").status_code == 200
+    streamed = chat(proxy.url, stream=True)
+    assert streamed.status_code == 200 and "[DONE]" in streamed.text
+    assert chat(proxy.url, purpose="ads").status_code == 403
+    text = proxy.process.metrics_text()
+    scraped = samples(text)
+    assert scraped[("lineage_proxy_request_duration_seconds_count", ())] == 4
+    assert scraped[("lineage_proxy_overhead_seconds_count", ())] == 4
+    assert scraped[("lineage_proxy_upstream_duration_seconds_count", (("upstream", "vllm"),))] == 3
+    assert scraped[("lineage_proxy_time_to_first_chunk_seconds_count", ())] == 1
+    assert scraped[("lineage_proxy_detector_hits_total", (("direction", "input"), ("kind", "email")))] == 1
+    assert scraped[("lineage_proxy_upstream_up", (("upstream", "vllm"),))] == 1
+    assert scraped[("lineage_proxy_edges_new_total", ())] >= 1  # a sink's own counter, as before
+    # the proxy's share is below the call's whole duration, the upstream's time is not counted twice
+    total = scraped[("lineage_proxy_request_duration_seconds_sum", ())]
+    overhead = scraped[("lineage_proxy_overhead_seconds_sum", ())]
+    upstream_time = scraped[("lineage_proxy_upstream_duration_seconds_sum", (("upstream", "vllm"),))]
+    assert 0 < overhead < total and abs(overhead + upstream_time - total) < 1e-3
+    assert re.search(r"^lineage_proxy_decisions_total\{decision=\"allow\"\} 3$", text, re.M)  # integers stay integers
+    assert "_created" not in text
+
+
+def test_reloads_are_counted_by_result(make_proxy, vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    good = tmp_path / "good.yaml"
+    good.write_text(CONFIG.replace("${UPSTREAM}", upstream).replace("${STORE}", str(tmp_path / "lineage.db")))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listen: {}\n")
+    assert proxy.process.reload(str(good)) and not proxy.process.reload(str(bad))
+    scraped = samples(proxy.process.metrics_text())
+    assert scraped[("lineage_proxy_config_reloads_total", (("result", "ok"),))] == 1
+    assert scraped[("lineage_proxy_config_reloads_total", (("result", "refused"),))] == 1
