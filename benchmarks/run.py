@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.upstreams import MODEL, nginx_hop_conf, nginx_upstream_conf
+from benchmarks.upstreams import MODEL, nginx_hop_conf, nginx_streaming_upstream_conf
 
 HERE = Path(__file__).resolve().parent
 KEY = "bench-key"
@@ -349,12 +349,7 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
     stream_port, grpc_port, up_port, hop_port, pt_port = (free_port() for _ in range(5))
     bench.start([sys.executable, "-m", "benchmarks.upstreams", "stream", str(stream_port)], "0", ready="ready")
     grpc_up = bench.start([sys.executable, "-m", "benchmarks.upstreams", "grpc", str(grpc_port)], "0", ready="ready")
-    conf = nginx_upstream_conf(up_port, str(tmp)).replace(
-        "location = /v1/chat/completions { client_body_buffer_size 64k; return 200",
-        f"location @stream {{ proxy_pass http://127.0.0.1:{stream_port}; proxy_buffering off; proxy_http_version 1.1; }}\n"
-        "        location = /v1/chat/completions { client_body_buffer_size 64k; error_page 418 = @stream; "
-        "if ($arg_s) { return 418; } return 200",
-    )
+    conf = nginx_streaming_upstream_conf(up_port, str(tmp), stream_port)
     (tmp / "upstream.conf").write_text(conf)
     up = bench.start(["nginx", "-p", str(tmp), "-c", str(tmp / "upstream.conf")], "0")
     bench.wait_port(up_port)

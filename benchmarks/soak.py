@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 
 from benchmarks.run import free_port, rss_mib
-from benchmarks.upstreams import MODEL, nginx_upstream_conf
+from benchmarks.upstreams import MODEL, nginx_streaming_upstream_conf
 
 KEY = "soak-key"
 KEY_SHA = "77ee1a6a5a0b4b3c7e1df33ff0f1bc2c4e0a6e9f5cd2e4e4b1b6a8b7c9d0e1f2"
@@ -123,12 +123,7 @@ def main() -> int:
         stream_port, up_port, port = free_port(), free_port(), free_port()
         procs.append(subprocess.Popen([sys.executable, "-m", "benchmarks.upstreams", "stream", str(stream_port)],
                                       stdout=subprocess.PIPE))  # fmt: skip
-        conf = nginx_upstream_conf(up_port, str(tmp)).replace(
-            "location = /v1/chat/completions { client_body_buffer_size 64k; return 200",
-            f"location @stream {{ proxy_pass http://127.0.0.1:{stream_port}; proxy_buffering off; "
-            "proxy_http_version 1.1; }\n        location = /v1/chat/completions { client_body_buffer_size 64k; "
-            "error_page 418 = @stream; if ($arg_s) { return 418; } return 200",
-        )
+        conf = nginx_streaming_upstream_conf(up_port, str(tmp), stream_port)
         (tmp / "upstream.conf").write_text(conf)
         procs.append(subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(tmp / "upstream.conf")]))
         store = tmp / "lineage.db"

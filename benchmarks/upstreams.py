@@ -71,6 +71,16 @@ http {{
 """
 
 
+def nginx_streaming_upstream_conf(port: int, prefix: str, stream_port: int) -> str:
+    """The upstream, with `?s=1` chat calls passed to the SSE stream server on `stream_port`."""
+    return nginx_upstream_conf(port, prefix).replace(
+        "location = /v1/chat/completions { client_body_buffer_size 64k; return 200",
+        f"location @stream {{ proxy_pass http://127.0.0.1:{stream_port}; proxy_buffering off; proxy_http_version 1.1; }}\n"
+        "        location = /v1/chat/completions { client_body_buffer_size 64k; error_page 418 = @stream; "
+        "if ($arg_s) { return 418; } return 200",
+    )
+
+
 def nginx_upstream_conf(port: int, prefix: str) -> str:
     def js(s: str) -> str:
         return s.replace("\\", "\\\\").replace("'", "\\'")

@@ -164,6 +164,14 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             out.append(("authorization", f"Bearer {upstream.api_key}"))
         return out
 
+    def _unary(
+        self, ex: Exchange, upstream: Upstream, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Any:
+        """The same unary call to the upstream, with the forwarded metadata and the caller's deadline."""
+        return self.channels.channel(upstream).unary_unary(method)(
+            request, metadata=self._forward_metadata(ex, upstream, context), timeout=self._timeout(upstream, context)
+        )
+
     @staticmethod
     def _timeout(upstream: Upstream, context: grpc.aio.ServicerContext[Any, Any]) -> float:
         remaining = context.time_remaining()
@@ -187,11 +195,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         ex, header = self._exchange(adapter, target, method, context)
         try:
             upstream = self._admit(ex, request, header, context)
-            rpc = self.channels.channel(upstream).unary_unary(method)(
-                request,
-                metadata=self._forward_metadata(ex, upstream, context),
-                timeout=self._timeout(upstream, context),
-            )
+            rpc = self._unary(ex, upstream, method, request, context)
             try:
                 reply: bytes = await rpc
                 initial = await rpc.initial_metadata()
@@ -295,11 +299,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             pipeline.identify_only(header, _peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
             ex.admit_data_free(upstream, span=False)
-            rpc = self.channels.channel(upstream).unary_unary(method)(
-                request,
-                metadata=self._forward_metadata(ex, upstream, context),
-                timeout=self._timeout(upstream, context),
-            )
+            rpc = self._unary(ex, upstream, method, request, context)
             try:
                 reply: bytes = await rpc
                 initial = await rpc.initial_metadata()

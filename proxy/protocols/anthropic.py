@@ -83,34 +83,20 @@ class MessagesObserver(SseObserver):
             delta = event.get("delta")
             if isinstance(delta, dict):
                 self._reason(delta.get("stop_reason"))
-            self._usage(event.get("usage"))
+            self.usage(event.get("usage"))
         elif kind == "message_stop":
             self.ended = True
 
     def _message(self, message: dict[str, Any]) -> None:
-        outcome = self.outcome
-        if outcome.response_model is None and isinstance(message.get("model"), str):
-            outcome.response_model = message["model"]
-        if outcome.response_id is None and isinstance(message.get("id"), str):
-            outcome.response_id = message["id"]
-        self._usage(message.get("usage"))
-
-    def _usage(self, usage: Any) -> None:
-        if isinstance(usage, dict):
-            if isinstance(usage.get("input_tokens"), int):
-                self.outcome.input_tokens = usage["input_tokens"]
-            if isinstance(usage.get("output_tokens"), int):
-                self.outcome.output_tokens = usage["output_tokens"]
+        self.identify(message)
+        self.usage(message.get("usage"))
 
     def _reason(self, reason: Any) -> None:
         if isinstance(reason, str):
             self.outcome.finish_reasons = (reason,)
 
     def done(self) -> None:
-        for index in sorted(self._blocks):
-            for piece in self._blocks[index]:
-                self._text.add(piece)
-            self._text.end_piece()
+        self.add_pieces(self._blocks)
 
 
 class Adapter:

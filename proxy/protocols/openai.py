@@ -144,28 +144,16 @@ class ReplyObserver(SseObserver):
                 self.outcome.finish_reasons += (reason,)
 
     def _meta(self, reply: dict[str, Any]) -> None:
-        outcome = self.outcome
-        if outcome.response_model is None and isinstance(reply.get("model"), str):
-            outcome.response_model = reply["model"]
-        if outcome.response_id is None and isinstance(reply.get("id"), str):
-            outcome.response_id = reply["id"]
+        self.identify(reply)
         fingerprint = reply.get("system_fingerprint")
         if isinstance(fingerprint, str):
-            outcome.extra["lineage.checkpoint.fingerprint"] = fingerprint
-        usage = reply.get("usage")
-        if isinstance(usage, dict):
-            if isinstance(usage.get("prompt_tokens"), int):
-                outcome.input_tokens = usage["prompt_tokens"]
-            if isinstance(usage.get("completion_tokens"), int):
-                outcome.output_tokens = usage["completion_tokens"]
+            self.outcome.extra["lineage.checkpoint.fingerprint"] = fingerprint
+        self.usage(reply.get("usage"), "prompt_tokens", "completion_tokens")
 
     def done(self) -> None:
         if self._extra or self.outcome.first_token_ns:
             self._text.end_piece()
-            for index in sorted(self._extra):
-                for text in self._extra[index]:
-                    self._text.add(text)
-                self._text.end_piece()
+            self.add_pieces(self._extra)
 
 
 class ResponsesObserver(SseObserver):
@@ -211,26 +199,14 @@ class ResponsesObserver(SseObserver):
                 self.ended = True
 
     def _response(self, response: dict[str, Any]) -> None:
-        outcome = self.outcome
-        if outcome.response_model is None and isinstance(response.get("model"), str):
-            outcome.response_model = response["model"]
-        if outcome.response_id is None and isinstance(response.get("id"), str):
-            outcome.response_id = response["id"]
+        self.identify(response)
         status = response.get("status")
         if isinstance(status, str) and status not in ("in_progress", "queued"):
-            outcome.finish_reasons = (status,)
-        usage = response.get("usage")
-        if isinstance(usage, dict):
-            if isinstance(usage.get("input_tokens"), int):
-                outcome.input_tokens = usage["input_tokens"]
-            if isinstance(usage.get("output_tokens"), int):
-                outcome.output_tokens = usage["output_tokens"]
+            self.outcome.finish_reasons = (status,)
+        self.usage(response.get("usage"))
 
     def done(self) -> None:
-        for index in sorted(self._items):
-            for piece in self._items[index]:
-                self._text.add(piece)
-            self._text.end_piece()
+        self.add_pieces(self._items)
 
 
 def _index(choice: dict[str, Any]) -> int:

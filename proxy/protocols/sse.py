@@ -69,6 +69,30 @@ class SseObserver:
         self.done()
         self._text.finish(self.detectors)
 
+    # -- shared by the subclasses
+
+    def identify(self, reply: dict[str, Any]) -> None:
+        """The reply's model and id, as first named."""
+        outcome = self.outcome
+        if outcome.response_model is None and isinstance(reply.get("model"), str):
+            outcome.response_model = reply["model"]
+        if outcome.response_id is None and isinstance(reply.get("id"), str):
+            outcome.response_id = reply["id"]
+
+    def usage(self, usage: Any, input_key: str = "input_tokens", output_key: str = "output_tokens") -> None:
+        if isinstance(usage, dict):
+            if isinstance(usage.get(input_key), int):
+                self.outcome.input_tokens = usage[input_key]
+            if isinstance(usage.get(output_key), int):
+                self.outcome.output_tokens = usage[output_key]
+
+    def add_pieces(self, pieces: dict[int, list[str]]) -> None:
+        """Streamed text kept per output (by index): each output's text in order, then its end."""
+        for index in sorted(pieces):
+            for piece in pieces[index]:
+                self._text.add(piece)
+            self._text.end_piece()
+
     # -- what a subclass reads
 
     def whole(self, reply: dict[str, Any]) -> None:
