@@ -277,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--baseline", metavar="FILE", help="the approved flows (YAML) to verify against")
     what.add_argument("--write-baseline", metavar="FILE",
                       help="write a baseline approving what is recorded, to review and edit")  # fmt: skip
+    what.add_argument("--integrity", action="store_true",
+                      help="prove the record untouched: walk the store's hash chain and replay it against the "
+                      "edge table; exit 1 naming the first broken link")  # fmt: skip
+    verify.add_argument("--key-file", metavar="FILE",
+                        help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
     verify.add_argument("--since", type=_duration, metavar="DURATION",
                         help="only flows last seen this recently (30d, 12h, 15m, 90s); approved entries not "
                         "seen in it are listed (default: the whole store)")  # fmt: skip

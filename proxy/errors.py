@@ -94,6 +94,13 @@ class RequestTooLarge(ProxyError):
     error_type = "invalid_request_error"
 
 
+class Overloaded(ProxyError):
+    code = "overloaded"
+    status = 503
+    grpc_code = "UNAVAILABLE"
+    error_type = "server_error"
+
+
 class UpstreamUnavailable(ProxyError):
     code = "upstream_unavailable"
     status = 502

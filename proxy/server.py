@@ -13,6 +13,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -117,6 +118,7 @@ class ProxyProcess:
         """Where each call's record goes: one line per sink."""
         sinks: list[Recorder | None] = [
             cls._spans(config), cls._edges(config), TimingRecorder(metrics), AccessRecorder(),
+            cls._openlineage(config),
         ]  # fmt: skip
         return [sink for sink in sinks if sink is not None]
 
@@ -128,11 +130,21 @@ class ProxyProcess:
     def _edges(config: Config) -> EdgeAggregator | None:
         if not config.lineage.store:
             return None
+        key_file = config.lineage.integrity_key_file
+        key = Path(key_file).read_bytes().strip() if key_file else None  # checked readable by the loader
         return EdgeAggregator(
-            SqliteStore(config.lineage.store),
+            SqliteStore(config.lineage.store, key=key),
             flush_interval_s=config.lineage.flush_interval_s,
             retention_days=config.lineage.retention_days,
         )
+
+    @staticmethod
+    def _openlineage(config: Config) -> Recorder | None:
+        if config.lineage.openlineage is None:
+            return None
+        from proxy.record.openlineage import OpenLineageRecorder  # openlineage-python only when configured
+
+        return OpenLineageRecorder(config.lineage.openlineage)
 
     def _address(self, name: str) -> Address | None:
         reserved: Address | None = getattr(self._ports, name) if self._ports else None
@@ -168,7 +180,9 @@ class ProxyProcess:
         return self.bound
 
     async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None) -> Address:
-        server = HttpServer(handler, handler_cancellation=True, access_log=None)
+        limits = self.config.limits
+        server = HttpServer(handler, handler_cancellation=True, access_log=None,
+                            keepalive_timeout=limits.idle_timeout_s, max_connections=limits.max_connections)  # fmt: skip
         runner = web.ServerRunner(server, shutdown_timeout=self.config.limits.drain_timeout_s)
         await runner.setup()
         sock = bind(address, reuse_port=self._reuse_port)
@@ -214,6 +228,13 @@ class ProxyProcess:
             log.warning("reload: lineage.store changed; it takes effect on restart only")
         if new.telemetry != old.telemetry:
             previous = self.runtime.sinks.swap(SpanRecorder.name, self._spans(new))
+            if previous is not None:
+                asyncio.get_running_loop().create_task(previous.stop())
+        if new.lineage.openlineage != old.lineage.openlineage:
+            sink = self._openlineage(new)
+            if sink is not None:
+                sink.start()
+            previous = self.runtime.sinks.swap("openlineage", sink)
             if previous is not None:
                 asyncio.get_running_loop().create_task(previous.stop())
         if new.upstreams != old.upstreams or new.routes != old.routes:

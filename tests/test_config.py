@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from proxy.config import Config, Limits, Lineage, Logging, PolicySettings, Telemetry, Upstream, load, parse
+from proxy.config import Config, Limits, Lineage, Logging, OpenLineage, PolicySettings, Telemetry, Upstream, load, parse
 from proxy.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +56,7 @@ SETTINGS: list[tuple[type[Any], Callable[[Config], Any]]] = [
     (PolicySettings, lambda config: config.policy),
     (Telemetry, lambda config: config.telemetry),
     (Lineage, lambda config: config.lineage),
+    (OpenLineage, lambda config: config.lineage.openlineage or OpenLineage()),  # BASE has none: see below
     (Limits, lambda config: config.limits),
     (Logging, lambda config: config.logging),
 ]
@@ -92,10 +93,12 @@ telemetry:
   certificate: /etc/ca.pem
   insecure: true
   traces_endpoint: "http://127.0.0.1:4318/v1/traces"
-lineage: {store: null, retention_days: 2, flush_interval_s: 0.5, baseline: BASELINE, on_unapproved: block}
-limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4}
+lineage: {store: null, retention_days: 2, flush_interval_s: 0.5, baseline: BASELINE, on_unapproved: block,
+          integrity_key_file: KEYFILE,
+          openlineage: {url: "http://marquez:5000", namespace: prod, snapshot_interval_s: 5, queue_size: 7}}
+limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4, idle_timeout_s: 5, max_connections: 6}
 logging: {format: json, level: debug, access: true}
-""".replace("BASELINE", str(ROOT / "config" / "baseline.yaml"))
+""".replace("BASELINE", str(ROOT / "config" / "baseline.yaml")).replace("KEYFILE", str(ROOT / "pyproject.toml"))
 
 
 @pytest.mark.parametrize(("model", "section"), SETTINGS, ids=[model.__name__ for model, _ in SETTINGS])
@@ -114,6 +117,33 @@ def test_every_setting_is_read_from_the_file(model: type[Any], section: Callable
     for f in fields(model):
         if f.default is not MISSING:
             assert getattr(parsed, f.name) != f.default, f"{model.__name__}.{f.name} ignored"
+
+
+def test_openlineage_url_is_marquez_over_http_and_the_rest_is_the_models_default() -> None:
+    lineage = parse(BASE + 'lineage: {openlineage: {url: "http://marquez:5000"}}', env={}).lineage.openlineage
+    assert lineage is not None
+    assert dict(lineage.transport) == {"type": "http", "url": "http://marquez:5000", "endpoint": "api/v1/lineage"}
+    for f in fields(OpenLineage):
+        if f.default is not MISSING:
+            assert getattr(lineage, f.name) == f.default, f.name
+
+
+def test_openlineage_transport_is_passed_through_expanded_and_checked_by_openlineage_python() -> None:
+    text = BASE + "lineage: {openlineage: {transport: {type: kafka, topic: t, config: {bootstrap.servers: '${B}'}}}}"
+    lineage = parse(text, env={"B": "k:9092"}).lineage.openlineage
+    assert lineage is not None and lineage.transport["config"] == {"bootstrap.servers": "k:9092"}
+    cases = {
+        "{url: http://m:5000, transport: {type: console}}": "lineage.openlineage: give url",
+        "{namespace: x}": "lineage.openlineage: needs url",
+        "{url: ftp://m}": "lineage.openlineage.url: expected an http(s):// URL",
+        "{transport: {type: carrier-pigeon}}": "lineage.openlineage.transport.type: unknown transport type",
+        "{transport: {type: file}}": "lineage.openlineage.transport: openlineage-python refuses this file transport",
+        "{url: http://m, colour: red}": "lineage.openlineage.colour: unknown key",
+    }
+    for raw, expected in cases.items():
+        with pytest.raises(ConfigError) as caught:
+            parse(BASE + f"lineage: {{openlineage: {raw}}}", env={})
+        assert any(problem.startswith(expected) for problem in caught.value.problems), (raw, caught.value.problems)
 
 
 def test_every_problem_is_reported_with_its_path() -> None:

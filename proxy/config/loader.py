@@ -6,6 +6,7 @@ takes the model's field default: this module writes none of its own, so the two 
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from proxy.config.model import (
     Lineage,
     Listen,
     Logging,
+    OpenLineage,
     PolicySettings,
     Route,
     Telemetry,
@@ -522,7 +524,8 @@ class _Reader:
         )
 
     def lineage(self, raw: Any) -> Lineage:
-        known = ("store", "retention_days", "flush_interval_s", "baseline", "on_unapproved")
+        known = ("store", "retention_days", "flush_interval_s", "baseline", "on_unapproved", "integrity_key_file",
+                 "openlineage")  # fmt: skip
         s = self.section("lineage", raw, Lineage, known)
         lineage = Lineage(
             store=self.string("lineage.store", s.raw("store"), optional=True),  # null: no edge store
@@ -530,10 +533,79 @@ class _Reader:
             flush_interval_s=s.read("flush_interval_s", partial(self.number, minimum=0.01, maximum=1.0)),
             baseline=self.string("lineage.baseline", s.raw("baseline"), optional=True),
             on_unapproved=s.read("on_unapproved", partial(self.choice, options=("warn", "block"))),
+            integrity_key_file=self.string("lineage.integrity_key_file", s.raw("integrity_key_file"), optional=True),
+            openlineage=self.openlineage(s.raw("openlineage")),
         )
+        if lineage.integrity_key_file is not None and not _readable_key(lineage.integrity_key_file):
+            self.problem("lineage.integrity_key_file", f"cannot read a key from {lineage.integrity_key_file!r}")
         if lineage.on_unapproved == "block" and lineage.baseline is None:
             self.problem("lineage.on_unapproved", "block needs lineage.baseline (the approved flows to check against)")
         return lineage
+
+    def openlineage(self, raw: Any) -> OpenLineage | None:
+        """`url:` is Marquez's http transport; `transport:` is openlineage-python's own config, checked by
+        its own config classes now, so a typo fails `check` and start, not the first event."""
+        if raw is None:
+            return None
+        path = "lineage.openlineage"
+        known = ("url", "transport", "namespace", "snapshot_interval_s", "queue_size")
+        s = self.section(path, raw, OpenLineage, known)
+        url = self.string(f"{path}.url", s.values.get("url"), optional=True)
+        transport = self.expand_tree(f"{path}.transport", s.values.get("transport"))
+        if url is not None and transport is not None:
+            self.problem(path, "give url (Marquez over http) or transport, not both")
+        elif url is not None:
+            transport = {"type": "http", "url": url, "endpoint": "api/v1/lineage"}
+        elif transport is None:
+            self.problem(path, "needs url (e.g. http://marquez:5000) or transport (openlineage-python's transport "
+                         "config, e.g. {type: kafka, ...})")  # fmt: skip
+        where = f"{path}.url" if url is not None else f"{path}.transport"
+        if transport is not None and not self.lineage_transport(where, transport, url_given=url is not None):
+            transport = None
+        return OpenLineage(
+            transport=transport or {},
+            namespace=s.read("namespace", self.name),
+            snapshot_interval_s=s.read("snapshot_interval_s", partial(self.number, minimum=0.01)),
+            queue_size=s.read("queue_size", partial(self.integer, minimum=1)),
+        )
+
+    def expand_tree(self, path: str, value: Any) -> Any:
+        """${VAR} in every string of a nested value (an API key in a transport's auth)."""
+        if isinstance(value, dict):
+            return {key: self.expand_tree(f"{path}.{key}", item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.expand_tree(f"{path}[{index}]", item) for index, item in enumerate(value)]
+        return self.expand(path, value)
+
+    def lineage_transport(self, path: str, transport: Any, *, url_given: bool) -> bool:
+        from openlineage.client.transport import get_default_factory
+        from openlineage.client.utils import import_from_string
+
+        if not isinstance(transport, dict):
+            self.problem(path, "expected a mapping: openlineage-python's transport config ({type: http|file|...})")
+            return False
+        kinds = get_default_factory().transports
+        kind = transport.get("type")
+        if not isinstance(kind, str) or (kind not in kinds and "." not in kind):
+            self.problem(f"{path}.type", f"unknown transport type {kind!r} (openlineage-python has: "
+                         f"{', '.join(sorted(kinds))}; or the dotted path of your own Transport class)")  # fmt: skip
+            return False
+        if kind == "http":
+            url = transport.get("url")
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+                self.problem(path if url_given else f"{path}.url", f"expected an http(s):// URL, got {url!r}")
+                return False
+        try:
+            target = kinds.get(kind, kind)
+            transport_class = import_from_string(target) if isinstance(target, str) else target
+            config_class = transport_class.config_class
+            config_class = import_from_string(config_class) if isinstance(config_class, str) else config_class
+            config_class.from_dict(copy.deepcopy(transport))
+        except Exception as exc:  # openlineage-python's own checks raise what they like
+            self.problem(path, f"openlineage-python refuses this {kind} transport: {exc}")
+            return False
+        return True
 
     def baseline(self, lineage: Lineage) -> Baseline | None:
         """The approved flows, read now so that `check`, start and every reload refuse a bad file."""
@@ -555,13 +627,16 @@ class _Reader:
         )
 
     def limits(self, raw: Any) -> Limits:
-        known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes")
+        known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
+                 "max_connections")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
         return Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
             scan_max_chars=s.read("scan_max_chars", self.integer),
             drain_timeout_s=s.read("drain_timeout_s", self.number),
             buffer_max_bytes=s.read("buffer_max_bytes", self.integer),
+            idle_timeout_s=s.read("idle_timeout_s", partial(self.number, minimum=0.01)),
+            max_connections=s.read("max_connections", partial(self.integer, minimum=1)),
         )
 
     def cross_check(
@@ -619,3 +694,10 @@ class _Reader:
             if detector.name in detector_names:
                 self.problem(f"detectors[{index}]", f"duplicate detector {detector.name!r}")
             detector_names.add(detector.name)
+
+
+def _readable_key(path: str) -> bool:
+    try:
+        return bool(Path(path).read_bytes().strip())
+    except OSError:
+        return False

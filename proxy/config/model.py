@@ -6,7 +6,9 @@ what the code assumes cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from proxy.baseline import Baseline
 
@@ -119,12 +121,27 @@ class Telemetry:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenLineage:
+    """Lineage flows as OpenLineage RunEvents (proxy/record/openlineage.py). `transport` goes to
+    openlineage-python's transport factory as written, so every transport it has (http to Marquez, kafka,
+    file, console) is configured the way its own docs say; the loader turns `url:` into the http one."""
+
+    transport: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    namespace: str = "lineage-proxy"  # the jobs' namespace (one job per checkpoint)
+    snapshot_interval_s: float = 60.0  # how often counts of the flows seen since go out
+    queue_size: int = 1024  # events waiting for the backend; beyond it they are dropped and counted
+
+
+@dataclass(frozen=True, slots=True)
 class Lineage:
     store: str | None = "./lineage.db"  # None: no edge store
     retention_days: float = 30.0
     flush_interval_s: float = 1.0
     baseline: str | None = None  # the approved-flows file (proxy/baseline.py); None: flows are not verified
     on_unapproved: str = "warn"  # warn | block: what a call whose flow the baseline does not cover gets
+    openlineage: OpenLineage | None = None  # None: no OpenLineage export
+    # a file holding the key that signs the store's hash chain (HMAC-SHA256); None: plain sha256 links
+    integrity_key_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +160,9 @@ class Limits:
     scan_max_chars: int = 1_000_000
     drain_timeout_s: float = 30.0
     buffer_max_bytes: int = 16 * 1024 * 1024
+    # a connection with no complete request head for this long is closed: slow or idle clients cannot pin it
+    idle_timeout_s: float = 15.0
+    max_connections: int = 4096  # per process; more get 503 overloaded at once, so calls in flight go on
 
 
 @dataclass(frozen=True, slots=True)

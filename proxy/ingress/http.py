@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +20,7 @@ from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.config import Upstream
-from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
+from proxy.errors import InvalidRequest, ModelNotFound, Overloaded, ProxyError, RequestTooLarge, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.flow import TraceContext
 from proxy.pipeline import Pipeline, PipelineRef
@@ -115,7 +116,23 @@ def error_response(error: ProxyError, lineage: list[tuple[str, str]]) -> web.Res
 class _Connection(RequestHandler):
     """aiohttp's per-connection protocol, with its framing errors in the contract's shape: a malformed
     request line, header or chunked body gets the OpenAI error JSON (never text/plain, never a
-    traceback) and one warning line, not an ERROR traceback per request."""
+    traceback) and one warning line, not an ERROR traceback per request. Past the listener's
+    connection cap a new connection gets 503 `overloaded` at once and is closed, so the calls in flight
+    keep their file descriptors. (aiohttp's keep-alive timer, `limits.idle_timeout_s`, closes a
+    connection whose request head is not complete in time: slow clients cannot pin connections.)"""
+
+    over_cap = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        server = self._manager
+        if isinstance(server, HttpServer) and len(server.connections) > server.max_connections:
+            # answered once its request is read (closing now would reset the client before it reads)
+            self.over_cap = True
+            _refused[0] += 1
+            if _refused[0] in (1, 100) or _refused[0] % 10_000 == 0:
+                log.warning("connection cap (limits.max_connections %d) reached: refusing new connections with "
+                            "503 (%d so far)", server.max_connections, _refused[0])  # fmt: skip
 
     def handle_error(
         self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
@@ -138,6 +155,7 @@ class _Connection(RequestHandler):
 
 
 _framing_errors = [0]
+_refused = [0]
 
 
 def _first_line(text: str) -> str:
@@ -145,7 +163,11 @@ def _first_line(text: str) -> str:
 
 
 class HttpServer(web.Server):
-    """aiohttp's low-level server, making `_Connection`s."""
+    """aiohttp's low-level server, making `_Connection`s; at most `max_connections` at once."""
+
+    def __init__(self, handler: Any, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.max_connections = max_connections
 
     def __call__(self) -> RequestHandler:
         return _Connection(self, loop=self._loop, **self._kwargs)
@@ -165,6 +187,11 @@ class HttpIngress:
         self.admin = admin
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.protocol.over_cap:  # type: ignore[attr-defined]
+            refusal = error_response(Overloaded("lineage-proxy is at its connection limit; retry shortly"), [])
+            refusal.headers["Retry-After"] = "1"
+            refusal.force_close()
+            return refusal
         method, path = request.method, request.path
         if method == "GET" and self.admin is not None:
             response = self.admin(request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import time
@@ -38,10 +39,13 @@ class EdgeAggregator:
         self._flush_interval_s = flush_interval_s
         self._retention_days = retention_days
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failing_since: float | None = None  # set while the store refuses writes (an outage)
         self.write_errors = 0
         self.new_edges = 0
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._submit(self._store.purge, self._retention_days)
         self._task = asyncio.get_running_loop().create_task(self._flush_loop())
 
@@ -50,25 +54,18 @@ class EdgeAggregator:
     ) -> concurrent.futures.Future[None] | None:
         if not call.carries_data:
             return None  # metadata and health RPCs: no labelled data, no lineage flow
-        key = EdgeKey(
-            decision.caller or "anonymous",
-            decision.purpose or "",
-            format_labels(decision.labels),
-            outcome.checkpoint or "",
-            format_labels(output_labels),
-            decision.action,
-        )
-        return self.add(key, decision.rule, decision.reason)
+        return self.add(edge_key(decision, outcome, output_labels), decision.rule, decision.reason)
 
     def add(self, key: EdgeKey, rule: str | None, reason: str | None = None) -> concurrent.futures.Future[None] | None:
         """Count one call. Returns a future to await before the response completes when the edge is new
         (or its first write is still in flight); None when the count is merely batched."""
         now = time.time()
         if key not in self._known:
-            future = self._submit(self._store.upsert, [(key, now, now, 1, rule, reason)])
+            rows = [(key, now, now, 1, rule, reason)]
+            future = self._submit(self._store.upsert, rows)
             self._known[key] = future
             self.new_edges += 1
-            future.add_done_callback(functools.partial(self._written, key))
+            future.add_done_callback(functools.partial(self._written, key, rows))
             return future
         in_flight = self._known[key]
         pending = self._pending.get(key)
@@ -79,18 +76,44 @@ class EdgeAggregator:
             pending[2] = now
         return in_flight
 
-    def _written(self, key: EdgeKey, future: concurrent.futures.Future[None]) -> None:
+    def _written(self, key: EdgeKey, rows: list[Any], future: concurrent.futures.Future[None]) -> None:
         # runs on the writer thread (or wherever the future was cancelled); dict updates are atomic
         # under the GIL. A failed or cancelled write forgets the flow, so the next call of that flow
-        # writes it through again instead of waiting on a dead future.
+        # writes it through again instead of waiting on a dead future, and its count is kept.
         error = "cancelled" if future.cancelled() else future.exception()
         if error is None:
             self._known[key] = None
+            self._store_ok()
             return
-        self.write_errors += 1
-        log.error("lineage store: cannot write a new edge: %s", error)
         if self._known.get(key) is future:
             del self._known[key]
+        self._store_failed(error, rows)
+
+    def _store_failed(self, error: object, rows: list[Any]) -> None:
+        """A write failed (disk full, read-only, locked too long): calls go on; the rows go back to the
+        batch and are written once the store takes writes again; one log line per outage."""
+        self.write_errors += 1
+        if self._failing_since is None:
+            self._failing_since = time.time()
+            log.error("lineage store: writes are failing (%s); calls go on and their counts are kept in memory "
+                      "until it takes writes again (logged once per outage)", error)  # fmt: skip
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._requeue, rows)
+
+    def _store_ok(self) -> None:
+        if self._failing_since is not None:
+            log.warning("lineage store: writes succeed again after %.0fs", time.time() - self._failing_since)
+            self._failing_since = None
+
+    def _requeue(self, rows: list[Any]) -> None:
+        for key, first, last, count, rule, reason in rows:
+            pending = self._pending.get(key)
+            if pending is None:
+                self._pending[key] = [count, first, last, rule, reason]
+            else:
+                pending[0] += count
+                pending[1] = min(pending[1], first)
+                pending[2] = max(pending[2], last)
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[None]:
         return self._writer.submit(fn, *args)
@@ -98,7 +121,8 @@ class EdgeAggregator:
     async def flush(self) -> None:
         """Write the batched counts now (and wait for every write queued before)."""
         future = self._flush_pending() or self._submit(_nothing)
-        await asyncio.wrap_future(future)
+        with contextlib.suppress(Exception):  # a store failure is counted, logged once, and kept for later
+            await asyncio.wrap_future(future)
 
     def _flush_pending(self) -> concurrent.futures.Future[None] | None:
         if not self._pending:
@@ -106,14 +130,15 @@ class EdgeAggregator:
         batch, self._pending = self._pending, {}
         rows = [(key, first, last, count, rule, reason) for key, (count, first, last, rule, reason) in batch.items()]
         future = self._submit(self._store.upsert, rows)
-        future.add_done_callback(self._flushed)
+        future.add_done_callback(functools.partial(self._flushed, rows))
         return future
 
-    def _flushed(self, future: concurrent.futures.Future[None]) -> None:
+    def _flushed(self, rows: list[Any], future: concurrent.futures.Future[None]) -> None:
         error = "cancelled" if future.cancelled() else future.exception()
-        if error is not None:
-            self.write_errors += 1
-            log.error("lineage store: cannot flush edge counts: %s", error)
+        if error is None:
+            self._store_ok()
+        else:
+            self._store_failed(error, rows)
 
     async def _flush_loop(self) -> None:
         last_purge = time.monotonic()
@@ -132,6 +157,9 @@ class EdgeAggregator:
             "# HELP lineage_proxy_edge_write_errors_total Failed or cancelled writes to the lineage store.",
             "# TYPE lineage_proxy_edge_write_errors_total counter",
             f"lineage_proxy_edge_write_errors_total {self.write_errors}",
+            "# HELP lineage_proxy_edge_store_failing 1 while the lineage store refuses writes (summed over workers).",
+            "# TYPE lineage_proxy_edge_store_failing gauge",
+            f"lineage_proxy_edge_store_failing {1 if self._failing_since is not None else 0}",
         )
 
     async def stop(self) -> None:
@@ -143,9 +171,24 @@ class EdgeAggregator:
             self._task.cancel()
         future = self._flush_pending()
         if future is not None:
-            await asyncio.wrap_future(future)
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(future)
         self._writer.shutdown(wait=True)
+        if self._pending:  # requeued by a failed last write: nothing is left to retry it
+            log.error("lineage store: %d flows' counts could not be written before shutdown", len(self._pending))
         self._store.close()
+
+
+def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> EdgeKey:
+    """The flow a finished call counts toward; every sink that keys by flow uses this one."""
+    return EdgeKey(
+        decision.caller or "anonymous",
+        decision.purpose or "",
+        format_labels(decision.labels),
+        outcome.checkpoint or "",
+        format_labels(output_labels),
+        decision.action,
+    )
 
 
 def _nothing() -> None:

@@ -1,7 +1,8 @@
 """The embedded lineage store: edges in one SQLite file (WAL), safe for several processes at once.
 
 Writes are upserts that add counts, so any number of proxy workers can share the file. The sink only
-writes what it is given; when to write is the aggregator's business (`edges.py`).
+writes what it is given; when to write is the aggregator's business (`edges.py`). Every write is also
+an entry of a hash chain in the same transaction (`integrity.py`), so edits and deletions show.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
+
+from proxy.record import integrity
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS edges (
@@ -29,7 +32,16 @@ CREATE TABLE IF NOT EXISTS edges (
     PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen);
+CREATE TABLE IF NOT EXISTS chain (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    at   REAL NOT NULL,
+    body TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_COLUMNS = "caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, rule"
 
 UPSERT = """
 INSERT INTO edges (caller, purpose, input_labels, checkpoint, output_labels, decision,
@@ -103,10 +115,12 @@ def split_labels(joined: str) -> list[str]:
 
 
 class SqliteStore:
-    """One connection, used from one thread at a time (the aggregator's writer thread)."""
+    """One connection, used from one thread at a time (the aggregator's writer thread). `key`: the HMAC
+    key that chain entries written from now on are signed with (`lineage.integrity_key_file`)."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False, key: bytes | None = None) -> None:
         self.path = str(path)
+        self._key = key
         if readonly:
             if not Path(self.path).exists():
                 raise FileNotFoundError(self.path)
@@ -127,6 +141,10 @@ class SqliteStore:
             except sqlite3.OperationalError as exc:
                 if "duplicate column" not in str(exc):
                     raise
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
+                self._snapshot()  # a new store, or one from before the chain: the chain starts here
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
@@ -138,12 +156,50 @@ class SqliteStore:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(UPSERT, params)
+            self._append(integrity.body(integrity.EDGES, params))
 
     def purge(self, retention_days: float, now: float | None = None) -> int:
+        """Delete edges not seen for `retention_days`; the chain is cut down to a snapshot of what
+        remains (its `prev` kept as the anchor), so it proves the same and stays small."""
         cutoff = (time.time() if now is None else now) - retention_days * 86400
         with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
             cursor = self._db.execute("DELETE FROM edges WHERE last_seen < ?", (cutoff,))
-        return cursor.rowcount
+            deleted = cursor.rowcount
+            if deleted:
+                seq, prev = self._snapshot()
+                self._db.execute("DELETE FROM chain WHERE seq < ?", (seq,))
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', ?)", (prev,))
+        return deleted
+
+    def _snapshot(self) -> tuple[int, str]:
+        rows = self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY {_COLUMNS}").fetchall()
+        return self._append(integrity.body(integrity.SNAPSHOT, rows))
+
+    def _append(self, text: str) -> tuple[int, str]:
+        """One chain entry, inside the caller's write transaction (so workers append in turn)."""
+        last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is None:
+            anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
+            prev = anchor[0] if anchor else integrity.GENESIS
+        else:
+            prev = last[0]
+        cursor = self._db.execute(
+            "INSERT INTO chain (at, body, prev, hash) VALUES (?, ?, ?, ?)",
+            (time.time(), text, prev, integrity.link(prev, text, self._key)),
+        )
+        return int(cursor.lastrowid or 0), prev
+
+    def integrity(self, key: bytes | None = None) -> integrity.Report:
+        """Walk and replay the chain against the edge table (read-only)."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "chain" not in tables:
+            return integrity.Report(0, "", False, "this store has no chain (written by a release before it)")
+        entries = [integrity.Entry(*row) for row in self._db.execute("SELECT seq, at, body, prev, hash FROM chain "
+                                                                     "ORDER BY seq")]  # fmt: skip
+        anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM edges").fetchall()
+        return integrity.verify(entries, anchor[0] if anchor else integrity.GENESIS, rows, key)
 
     def rows(self) -> list[EdgeRow]:
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is

@@ -197,3 +197,34 @@ def test_a_body_whose_meaning_depends_on_the_parser_is_refused(proxied) -> None:
     reply = post(proxy, [("x-purpose", "assistant"), ("Content-Type", "application/json")], body=body)
     assert status(reply) == 400 and "appears twice" in str(error(reply)["message"])
     assert server.data_requests() == []
+
+
+SLOW = CONFIG.replace("lineage:", "limits: {idle_timeout_s: 0.3, max_connections: 3}\nlineage:")
+
+
+def test_a_client_dribbling_its_request_head_is_cut_off(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(SLOW, UPSTREAM=upstream)
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and nothing more
+        assert sock.recv(100) == b""  # closed by the proxy after limits.idle_timeout_s, not by this timeout
+    assert status(post(proxy, [("x-purpose", "assistant")])) == 200
+
+
+def test_past_the_connection_cap_new_connections_get_503_and_calls_go_on(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(SLOW.replace("idle_timeout_s: 0.3", "idle_timeout_s: 30"), UPSTREAM=upstream)
+    port = proxy.bound.http.port
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        refused = raw(port, f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}")
+        assert status(refused) == 503 and error(refused)["code"] == "overloaded"
+    finally:
+        for sock in idle:
+            sock.close()
+    # the cap counts open connections: once they are gone, calls are served again
+    for _ in range(50):
+        reply = post(proxy, [("x-purpose", "assistant")])
+        if status(reply) == 200:
+            break
+    assert status(reply) == 200

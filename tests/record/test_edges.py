@@ -120,6 +120,10 @@ def test_two_workers_share_one_store(vllm, tmp_path) -> None:  # type: ignore[no
     finally:
         serve.stop()
     assert rows(store) == {("anonymous", "assistant", "shared", ROOT, "shared", "allow"): 40}
+    reader = SqliteStore(store, readonly=True)
+    report = reader.integrity()  # two writers took turns appending to one hash chain
+    reader.close()
+    assert report.intact, report.problem
 
 
 def test_edges_command_answers_which_checkpoints_saw_a_label(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -143,3 +147,43 @@ def test_edges_command_answers_which_checkpoints_saw_a_label(tmp_path) -> None: 
     assert [json.loads(line)["input_labels"] for line in out.splitlines()] == [["public"]]
     missing = subprocess.run([*run[:-1], str(tmp_path / "nope.db")], capture_output=True, text=True)
     assert missing.returncode == 1 and "no lineage store there" in missing.stderr
+
+
+class FailingStore:
+    """A store that refuses writes while `failing` (a full or read-only disk), else writes through."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.failing = True
+
+    def upsert(self, rows):  # type: ignore[no-untyped-def]
+        if self.failing:
+            import sqlite3
+
+            raise sqlite3.OperationalError("database or disk is full")
+        self.inner.upsert(rows)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def test_a_store_outage_loses_no_count_and_is_logged_once(vllm, make_proxy, loop_thread, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    edges = proxy.process.runtime.sinks.get("edges")
+    failing = FailingStore(edges._store)
+    edges._store = failing
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        for i in range(12):  # calls keep flowing while nothing can be written
+            assert chat(proxy.url, f"during {i}", labels=f"outage-{i % 3}").status_code == 200
+        loop_thread.run(proxy.process.runtime.sinks.flush())
+    scraped = httpx.get(f"{proxy.url}/metrics").text
+    assert "lineage_proxy_edge_store_failing 1" in scraped
+    assert [r.message for r in caplog.records].count(next(r.message for r in caplog.records)) == 1
+    assert len(caplog.records) == 1 and "logged once per outage" in caplog.records[0].message
+    failing.failing = False  # the disk has room again
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    assert rows(tmp_path / "lineage.db") == {
+        ("anonymous", "assistant", f"outage-{n}", ROOT, f"outage-{n}", "allow"): 4 for n in range(3)
+    }
+    assert "lineage_proxy_edge_store_failing 0" in httpx.get(f"{proxy.url}/metrics").text

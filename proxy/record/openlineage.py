@@ -1,0 +1,411 @@
+"""OpenLineage export, the `openlineage` record sink: lineage flows as RunEvents for Marquez, Kafka or a file.
+
+A flow (the edge key: caller, purpose, input labels, checkpoint, output labels, decision) goes out once
+when this process first sees it, and its call count once per `snapshot_interval_s` in which it changed.
+The hot path only counts in a dict and, for a new flow, puts one small tuple on a bounded queue; one
+background thread builds the events and hands them to openlineage-python's transport (built by its own
+factory from `lineage.openlineage.transport`, so its http, kafka, file and console transports all work
+as its docs say). A dead backend is logged once per outage and counted; calls never wait for it.
+
+Every event is a self-contained COMPLETE run of the checkpoint's job (one job per checkpoint, type
+SERVICE): Marquez builds a job version, the datasets and the graph from a COMPLETE event at once, whereas
+a long-lived START/RUNNING run shows nothing until a COMPLETE that a killed sidecar never sends. Inputs
+are the label set (a dataset per set, `lineage-proxy://labels`), the output is what the caller got back
+(a dataset per caller/purpose, `lineage-proxy://callers`; none when the call was denied). A snapshot's
+count covers its nominal time window; summing snapshots gives the calls, the first included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import attr
+from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.facet_v2 import DatasetFacet, JobFacet, RunFacet, job_type_job, nominal_time_run
+from openlineage.client.transport import Transport, get_default_factory
+from openlineage.client.uuid import generate_new_uuid
+
+from proxy.config import OpenLineage
+from proxy.flow import DENY, Call, Decision, Outcome
+from proxy.record.edges import edge_key
+from proxy.record.store import EdgeKey, split_labels
+
+log = logging.getLogger("lineage_proxy.openlineage")
+
+try:
+    _VERSION = version("lineage-proxy")
+except PackageNotFoundError:  # a source checkout that was never installed
+    _VERSION = "0.0.0"
+REPOSITORY = "https://github.com/lineage-proxy/lineage-proxy"
+PRODUCER = f"{REPOSITORY}/tree/v{_VERSION}"
+# the JSON schema of the facets below, shipped beside this module
+FACETS_SCHEMA = f"{REPOSITORY}/blob/v{_VERSION}/proxy/record/openlineage_facets.json"
+LABELS_NAMESPACE = "lineage-proxy://labels"
+CALLERS_NAMESPACE = "lineage-proxy://callers"
+UNLABELLED = "unlabelled"  # the dataset of calls that carry no label
+NO_CHECKPOINT = "policy-boundary"  # the job of flows no checkpoint served (denials, early failures)
+STOP_WAIT_S = 5.0  # at shutdown, how long the events still queued may take to go out
+
+
+def _facet_schema(name: str) -> str:
+    return f"{FACETS_SCHEMA}#/$defs/{name}"
+
+
+@attr.define
+class PurposeRunFacet(RunFacet):
+    """What the call was for (`x-purpose`, a caller's default, or the policy's)."""
+
+    purpose: str
+    caller: str
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _facet_schema("PurposeRunFacet")
+
+
+@attr.define
+class DecisionRunFacet(RunFacet):
+    """The policy's decision, the rule that fired and what the caller was told: a flow's rule belongs with
+    its decision, so they travel in one facet."""
+
+    decision: str
+    rule: str | None = None
+    reason: str | None = None
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _facet_schema("DecisionRunFacet")
+
+
+@attr.define
+class ZonesRunFacet(RunFacet):
+    """The Policy Zones whose labels the flow carried."""
+
+    zones: list[str]
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _facet_schema("ZonesRunFacet")
+
+
+@attr.define
+class CountRunFacet(RunFacet):
+    """Calls of this flow in the run's nominal time window (snapshots only)."""
+
+    count: int
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _facet_schema("CountRunFacet")
+
+
+@attr.define
+class LabelsDatasetFacet(DatasetFacet):
+    """The data labels a dataset carries (the input's, or the output's: inputs' labels ∪ detected)."""
+
+    labels: list[str]
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _facet_schema("LabelsDatasetFacet")
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What a flow's events say beyond its key (the last call's, when they change)."""
+
+    rule: str | None
+    reason: str | None
+    zones: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _NewFlow:
+    key: EdgeKey
+    facts: _Facts
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    flows: tuple[tuple[EdgeKey, int, _Facts], ...]
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Barrier:
+    done: concurrent.futures.Future[None]
+
+
+_Item = _NewFlow | _Snapshot | _Barrier | None
+
+
+class _Tally:
+    __slots__ = ("count", "facts")
+
+    def __init__(self, facts: _Facts) -> None:
+        self.count = 0
+        self.facts = facts
+
+
+class OpenLineageRecorder:
+    """Lives on the event loop thread; only the sender thread touches the transport."""
+
+    name = "openlineage"
+
+    def __init__(self, settings: OpenLineage, *, transport: Transport | None = None) -> None:
+        self._settings = settings
+        self._transport = transport  # None: built from settings on the sender thread (it may do I/O)
+        self._target = _describe(settings.transport)
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=settings.queue_size)
+        self._seen: set[EdgeKey] = set()
+        self._window: dict[EdgeKey, _Tally] = {}
+        self._window_start = time.time()
+        self._unsent: dict[EdgeKey, tuple[int, _Facts]] = {}  # sender thread only: counts a failure kept
+        self._unsent_since = 0.0
+        self._thread = threading.Thread(target=self._send_loop, name="openlineage-sender", daemon=True)
+        self._task: asyncio.Task[None] | None = None
+        self._down = False
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self.outages = 0
+
+    # -- the event loop's side
+
+    def start(self) -> None:
+        self._thread.start()
+        self._task = asyncio.get_running_loop().create_task(self._snapshot_loop())
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
+        if not call.carries_data:
+            return None  # metadata and health RPCs: no labelled data, no lineage flow
+        key = edge_key(decision, outcome, output_labels)
+        tally = self._window.get(key)
+        if tally is None or tally.facts.rule != decision.rule or tally.facts.zones != decision.zones:
+            facts = _Facts(decision.rule, decision.reason, decision.zones)
+            if tally is None:
+                tally = self._window[key] = _Tally(facts)
+            tally.facts = facts
+        tally.count += 1
+        if key not in self._seen:
+            self._seen.add(key)
+            self._put(_NewFlow(key, tally.facts, time.time()))
+        return None
+
+    def _put(self, item: _Item) -> bool:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1  # a dropped new flow still goes out with the next snapshot's counts
+            return False
+        return True
+
+    def _take_window(self) -> _Snapshot | None:
+        now = time.time()
+        window, start, self._window, self._window_start = self._window, self._window_start, {}, now
+        if not window:
+            return None
+        return _Snapshot(tuple((key, tally.count, tally.facts) for key, tally in window.items()), start, now)
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.snapshot_interval_s)
+            snapshot = self._take_window()
+            if snapshot is not None and not self._put(snapshot):
+                self._restore(snapshot)
+
+    def _restore(self, snapshot: _Snapshot) -> None:
+        """A snapshot the full queue refused: its counts go back into the window, for the next one."""
+        for key, count, facts in snapshot.flows:
+            tally = self._window.setdefault(key, _Tally(facts))
+            tally.count += count
+        self._window_start = snapshot.start
+
+    async def flush(self) -> None:
+        """Send this window's counts now and wait until everything queued before has been handed over.
+        Flush and stop may wait for room in the queue; calls never do."""
+        snapshot = self._take_window()
+        if snapshot is not None:
+            await asyncio.to_thread(self._queue.put, snapshot)
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        await asyncio.to_thread(self._queue.put, _Barrier(done))
+        await asyncio.wrap_future(done)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if not self._thread.is_alive():
+            return
+        snapshot = self._take_window()
+        try:
+            if snapshot is not None:
+                await asyncio.to_thread(self._queue.put, snapshot, True, STOP_WAIT_S)
+            await asyncio.to_thread(self._queue.put, None, True, STOP_WAIT_S)
+        except queue.Full:
+            pass  # the sender is stuck on a dead backend: said below
+        await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
+        if self._thread.is_alive():
+            log.warning("openlineage: %d events not sent to %s at shutdown", self._queue.qsize(), self._target)
+
+    def metrics(self) -> Iterable[str]:
+        return (
+            "# HELP lineage_proxy_openlineage_events_total OpenLineage events by what became of them.",
+            "# TYPE lineage_proxy_openlineage_events_total counter",
+            f'lineage_proxy_openlineage_events_total{{result="sent"}} {self.sent}',
+            f'lineage_proxy_openlineage_events_total{{result="failed"}} {self.failed}',
+            f'lineage_proxy_openlineage_events_total{{result="dropped"}} {self.dropped}',
+            "# HELP lineage_proxy_openlineage_outages_total Times the OpenLineage backend stopped taking events.",
+            "# TYPE lineage_proxy_openlineage_outages_total counter",
+            f"lineage_proxy_openlineage_outages_total {self.outages}",
+        )
+
+    # -- the sender thread's side
+
+    def _send_loop(self) -> None:
+        transport = self._transport
+        if transport is None:
+            try:
+                transport = get_default_factory().create(copy.deepcopy(dict(self._settings.transport)))
+            except Exception:
+                log.exception("openlineage: cannot build the %s transport; no events will be sent", self._target)
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            if isinstance(item, _Barrier):
+                item.done.set_result(None)
+            elif transport is None:
+                self.failed += 1
+            elif isinstance(item, _NewFlow):
+                self._emit(transport, self._event(item.key, item.facts, item.at))
+            else:
+                self._send_snapshot(transport, item)
+        if transport is not None:
+            try:
+                transport.close()
+            except Exception:
+                log.exception("openlineage: the %s transport failed to close", self._target)
+
+    def _send_snapshot(self, transport: Transport, snapshot: _Snapshot) -> None:
+        flows = {key: (count, facts) for key, count, facts in snapshot.flows}
+        start = snapshot.start
+        if self._unsent:  # what an earlier snapshot could not send goes out with this one
+            for key, (count, facts) in self._unsent.items():
+                flows[key] = (flows[key][0] + count, flows[key][1]) if key in flows else (count, facts)
+            start, self._unsent = min(start, self._unsent_since), {}
+        failed: dict[EdgeKey, tuple[int, _Facts]] = {}
+        for key, (count, facts) in flows.items():
+            if not self._emit(
+                transport, self._event(key, facts, snapshot.end, window=(start, snapshot.end), count=count)
+            ):
+                failed[key] = (count, facts)
+        if failed:
+            self._unsent, self._unsent_since = failed, start
+
+    def _emit(self, transport: Transport, event: RunEvent) -> bool:
+        try:
+            transport.emit(event)
+        except Exception as exc:
+            self.failed += 1
+            if not self._down:
+                self._down = True
+                self.outages += 1
+                log.warning(
+                    "openlineage: cannot send events to %s (%s); logged once per outage, counts are kept for the "
+                    "next snapshot, calls are not slowed",
+                    self._target,
+                    exc,
+                )
+            return False
+        self.sent += 1
+        if self._down:
+            self._down = False
+            log.warning("openlineage: %s takes events again", self._target)
+        return True
+
+    def _event(
+        self, key: EdgeKey, facts: _Facts, at: float, *, window: tuple[float, float] | None = None, count: int = 0
+    ) -> RunEvent:
+        """One flow as a self-contained COMPLETE run of its checkpoint's job."""
+        run_facets: dict[str, RunFacet] = {
+            "lineageProxy_purpose": PurposeRunFacet(purpose=key.purpose, caller=key.caller, producer=PRODUCER),
+            "lineageProxy_decision": DecisionRunFacet(
+                decision=key.decision, rule=facts.rule, reason=facts.reason, producer=PRODUCER
+            ),
+            "lineageProxy_zones": ZonesRunFacet(zones=list(facts.zones), producer=PRODUCER),
+        }
+        if window is None:
+            pattern = job_type_job.EmissionPattern(eventTrigger="EVENT_BASED", eventContentMode="COMPLETE_SNAPSHOT")
+        else:
+            pattern = job_type_job.EmissionPattern(
+                eventTrigger="PERIODIC",
+                eventContentMode="COMPLETE_SNAPSHOT",
+                windowDuration=max(1, round(self._settings.snapshot_interval_s)),
+            )
+            run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
+                nominalStartTime=_iso(window[0]), nominalEndTime=_iso(window[1]), producer=PRODUCER
+            )
+            run_facets["lineageProxy_count"] = CountRunFacet(count=count, producer=PRODUCER)
+        job_facets: dict[str, JobFacet] = {
+            "jobType": job_type_job.JobTypeJobFacet(
+                processingType="SERVICE",
+                integration="LINEAGE-PROXY",
+                jobType="INFERENCE",
+                emissionPattern=pattern,
+                producer=PRODUCER,
+            )
+        }
+        inputs = [
+            InputDataset(
+                namespace=LABELS_NAMESPACE,
+                name=key.input_labels or UNLABELLED,
+                facets={"lineageProxy_labels": _labels(key.input_labels)},
+            )
+        ]
+        outputs = []
+        if key.decision != DENY:  # a denied call's data went nowhere past the boundary
+            outputs.append(
+                OutputDataset(
+                    namespace=CALLERS_NAMESPACE,
+                    name=f"{key.caller}/{key.purpose or '-'}",
+                    facets={"lineageProxy_labels": _labels(key.output_labels)},
+                )
+            )
+        return RunEvent(
+            eventType=RunState.COMPLETE,
+            eventTime=_iso(at),
+            run=Run(runId=str(generate_new_uuid()), facets=run_facets),
+            job=Job(namespace=self._settings.namespace, name=key.checkpoint or NO_CHECKPOINT, facets=job_facets),
+            inputs=inputs,
+            outputs=outputs,
+            producer=PRODUCER,
+        )
+
+
+def _labels(joined: str) -> DatasetFacet:
+    facet: DatasetFacet = LabelsDatasetFacet(labels=split_labels(joined), producer=PRODUCER)
+    return facet
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _describe(transport: Mapping[str, Any]) -> str:
+    """Where events go, for log lines: never the auth or headers a transport config may hold."""
+    kind = transport.get("type", "?")
+    where = transport.get("url") or transport.get("log_file_path") or transport.get("topic") or ""
+    return f"{kind} {where}".strip()

@@ -1,0 +1,264 @@
+"""OpenLineage export end to end: real calls through the proxy (openai SDK) reach a stand-in for Marquez's
+`/api/v1/lineage` as RunEvents that satisfy the OpenLineage RunEvent schema; a dead or hung backend
+never slows a call, is logged once and counted; the file transport works by configuration alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+
+from proxy.record.openlineage import CALLERS_NAMESPACE, LABELS_NAMESPACE, OpenLineageRecorder
+from tests.conftest import KEYS, sha
+from tests.harness import LoopThread, ProxyHandle, dead_port, start_app
+from tests.servers.vllm_like import ROOT, SERVED
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+EVENT_TYPES = {"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"}
+
+
+def config(openlineage: str) -> str:
+    return f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "${{UPSTREAM}}"}}]
+routes: [{{model: "*", upstream: llm}}]
+callers:
+  - {{name: glasses-app, api_key_sha256: {sha(KEYS["glasses"])}, labels: [user-interaction],
+     default_purpose: assistant, purposes: [assistant]}}
+zones:
+  - {{name: interaction-data, labels: [user-interaction], allow_purposes: [assistant]}}
+lineage:
+  store: ${{STORE}}
+  openlineage: {openlineage}
+"""
+
+
+class Marquez:
+    """Stands in for Marquez's lineage endpoint: keeps every event; `hold` makes it hang until released."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self.hold: asyncio.Event | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/v1/lineage", self._lineage)
+        return app
+
+    async def _lineage(self, request: web.Request) -> web.Response:
+        if self.hold is not None:
+            await self.hold.wait()
+        event = await request.json()
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+        return web.Response(status=201)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.events) >= count, timeout), self.events
+            return list(self.events)
+
+
+@pytest.fixture
+def marquez(loop_thread: LoopThread) -> Iterator[tuple[Marquez, str]]:
+    server = Marquez()
+    runner, port = loop_thread.run(start_app(server.app()))
+    yield server, f"http://127.0.0.1:{port}"
+    if server.hold is not None:
+        loop_thread.loop.call_soon_threadsafe(server.hold.set)
+    loop_thread.run(runner.cleanup())
+
+
+def check_run_event(event: dict[str, Any]) -> None:
+    """The OpenLineage 2-0-2 RunEvent schema's required fields and shapes, and every facet's base fields.
+    (openlineage-python does not ship the JSON schema, so its requirements are written out here.)"""
+    assert event["schemaURL"] == RUN_EVENT_SCHEMA
+    assert event["eventType"] in EVENT_TYPES
+    assert "T" in event["eventTime"] and event["eventTime"].endswith("Z")
+    assert event["producer"].startswith("https://")
+    assert uuid.UUID(event["run"]["runId"]).version == 7
+    assert event["job"]["namespace"] and event["job"]["name"]
+    facets: list[dict[str, Any]] = [
+        *event["run"]["facets"].values(),
+        *event["job"]["facets"].values(),
+    ]
+    for dataset in [*event["inputs"], *event["outputs"]]:
+        assert dataset["namespace"] and dataset["name"]
+        facets.extend(dataset["facets"].values())
+    for facet in facets:
+        assert facet["_producer"].startswith("https://"), facet
+        assert facet["_schemaURL"].startswith("https://") and "#/$defs/" in facet["_schemaURL"], facet
+    for name, facet in event["run"]["facets"].items():
+        if name.startswith("lineageProxy_"):
+            assert facet["_schemaURL"].endswith("/proxy/record/openlineage_facets.json#/$defs/" + type_of(name))
+    job_type = event["job"]["facets"]["jobType"]
+    assert (job_type["processingType"], job_type["integration"], job_type["jobType"]) == (
+        "SERVICE",
+        "LINEAGE-PROXY",
+        "INFERENCE",
+    )
+
+
+def type_of(facet_name: str) -> str:
+    return {
+        "lineageProxy_purpose": "PurposeRunFacet",
+        "lineageProxy_decision": "DecisionRunFacet",
+        "lineageProxy_zones": "ZonesRunFacet",
+        "lineageProxy_count": "CountRunFacet",
+    }[facet_name]
+
+
+def sink(proxy: ProxyHandle) -> OpenLineageRecorder:
+    found = proxy.process.runtime.sinks.get("openlineage")
+    assert isinstance(found, OpenLineageRecorder)
+    return found
+
+
+def chat(proxy: ProxyHandle, **headers: str) -> None:
+    client = openai.OpenAI(
+        base_url=f"{proxy.url}/v1", api_key=KEYS["glasses"], max_retries=0, timeout=10, default_headers=headers
+    )
+    client.chat.completions.create(model=SERVED, messages=MESSAGES)  # type: ignore[arg-type]
+
+
+def metric(proxy: ProxyHandle, line_start: str) -> float:
+    for line in proxy.process.metrics_text().splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {line_start} in /metrics")
+
+
+def test_each_new_flow_then_its_counts_reach_marquez(
+    vllm: Any, marquez: tuple[Marquez, str], make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    _, upstream = vllm
+    backend, url = marquez
+    proxy = make_proxy(config(f'{{url: "{url}", namespace: prod-eu, snapshot_interval_s: 600}}'), UPSTREAM=upstream)
+    for _ in range(3):
+        chat(proxy)
+    chat(proxy, **{"x-data-labels": "health"})
+
+    new = backend.wait_for(2)  # one event per new flow, not per call
+    assert len(new) == 2
+    for event in new:
+        check_run_event(event)
+        assert event["eventType"] == "COMPLETE"
+        assert event["job"]["namespace"] == "prod-eu" and event["job"]["name"].startswith(ROOT)
+        assert event["outputs"][0]["namespace"] == CALLERS_NAMESPACE
+        assert event["outputs"][0]["name"] == "glasses-app/assistant"
+        assert "lineageProxy_count" not in event["run"]["facets"]
+        assert event["job"]["facets"]["jobType"]["emissionPattern"]["eventTrigger"] == "EVENT_BASED"
+    inputs = {event["inputs"][0]["name"] for event in new}
+    assert inputs == {"user-interaction", "health,user-interaction"}
+    assert {event["inputs"][0]["namespace"] for event in new} == {LABELS_NAMESPACE}
+    first = next(event for event in new if event["inputs"][0]["name"] == "user-interaction")
+    assert first["run"]["facets"]["lineageProxy_purpose"]["purpose"] == "assistant"
+    assert first["run"]["facets"]["lineageProxy_decision"]["decision"] == "allow"
+    assert first["run"]["facets"]["lineageProxy_zones"]["zones"] == ["interaction-data"]
+    assert first["inputs"][0]["facets"]["lineageProxy_labels"]["labels"] == ["user-interaction"]
+
+    loop_thread.run(sink(proxy).flush())  # what the snapshot timer does every snapshot_interval_s
+    snapshots = backend.wait_for(4)[2:]
+    counts = {e["inputs"][0]["name"]: e["run"]["facets"]["lineageProxy_count"]["count"] for e in snapshots}
+    assert counts == {"user-interaction": 3, "health,user-interaction": 1}
+    for event in snapshots:
+        check_run_event(event)
+        window = event["run"]["facets"]["nominalTime"]
+        assert window["nominalStartTime"] <= window["nominalEndTime"]
+        assert event["job"]["facets"]["jobType"]["emissionPattern"]["eventTrigger"] == "PERIODIC"
+
+    loop_thread.run(sink(proxy).flush())  # nothing changed: no snapshot event
+    assert len(backend.events) == 4
+    assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="sent"}') == 4
+
+
+def test_a_denied_flow_has_no_output(
+    vllm: Any, marquez: tuple[Marquez, str], make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    _, upstream = vllm
+    backend, url = marquez
+    proxy = make_proxy(config(f'{{url: "{url}"}}'), UPSTREAM=upstream)
+    with pytest.raises(openai.PermissionDeniedError):
+        chat(proxy, **{"x-purpose": "ads"})
+    (event,) = backend.wait_for(1)
+    check_run_event(event)
+    assert event["outputs"] == [] and event["job"]["name"] == "policy-boundary"
+    decision = event["run"]["facets"]["lineageProxy_decision"]
+    assert decision["decision"] == "deny" and decision["rule"] and "ads" in decision["reason"]
+
+
+def test_a_dead_backend_is_logged_once_counted_and_never_slows_a_call(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, upstream = vllm
+    dead = f"http://127.0.0.1:{dead_port()}"
+    transport = f'{{type: http, url: "{dead}", endpoint: api/v1/lineage, retry: {{total: 0}}}}'
+    proxy = make_proxy(config(f"{{transport: {transport}}}"), UPSTREAM=upstream)
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        for index in range(5):
+            chat(proxy, **{"x-data-labels": f"set-{index}"})  # five new flows: five events to lose
+        loop_thread.run(sink(proxy).flush())
+    outage_lines = [r for r in caplog.records if "cannot send events" in r.getMessage()]
+    assert len(outage_lines) == 1 and dead in outage_lines[0].getMessage()
+    assert metric(proxy, "lineage_proxy_openlineage_outages_total") == 1
+    assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="failed"}') == 10  # 5 new + 5 counted
+    assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="sent"}') == 0
+
+
+def test_a_hung_backend_fills_the_queue_drops_are_counted_and_the_counts_catch_up(
+    vllm: Any, marquez: tuple[Marquez, str], make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    _, upstream = vllm
+    backend, url = marquez
+
+    async def hold() -> asyncio.Event:
+        return asyncio.Event()
+
+    backend.hold = loop_thread.run(hold())
+    proxy = make_proxy(config(f'{{url: "{url}", queue_size: 2, snapshot_interval_s: 600}}'), UPSTREAM=upstream)
+    slowest = 0.0
+    for index in range(8):
+        began = time.perf_counter()
+        chat(proxy, **{"x-data-labels": f"set-{index}"})
+        slowest = max(slowest, time.perf_counter() - began)
+    assert slowest < 1.0  # the sender is stuck in an HTTP request with a 5 s timeout; calls are not
+    dropped = metric(proxy, 'lineage_proxy_openlineage_events_total{result="dropped"}')
+    assert dropped >= 5  # at most one in flight and two queued
+
+    assert backend.hold is not None
+    loop_thread.loop.call_soon_threadsafe(backend.hold.set)
+    loop_thread.run(sink(proxy).flush())
+    events = backend.wait_for(int(8 - dropped + 8))
+    counted = {e["inputs"][0]["name"] for e in events if "lineageProxy_count" in e["run"]["facets"]}
+    assert counted == {f"set-{index},user-interaction" for index in range(8)}  # no flow lost
+
+
+def test_the_file_transport_by_configuration(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    _, upstream = vllm
+    path = tmp_path / "openlineage.jsonl"
+    proxy = make_proxy(
+        config(f'{{transport: {{type: file, log_file_path: "{path}", append: true}}}}'), UPSTREAM=upstream
+    )
+    chat(proxy)
+    chat(proxy)
+    loop_thread.run(sink(proxy).flush())
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(events) == 2  # the new flow, then its count
+    for event in events:
+        check_run_event(event)
+    assert events[1]["run"]["facets"]["lineageProxy_count"]["count"] == 2
