@@ -63,20 +63,24 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
                 raise WireError("truncated length-delimited field")
             yield number, wire, buf[pos : pos + length]
             pos += length
-        elif wire == 1:
-            pos += 8
-            yield number, wire, 0
-        elif wire == 5:
-            pos += 4
-            yield number, wire, 0
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+            if pos > end:
+                raise WireError("truncated fixed-width field")
+            yield number, wire, 0  # the proxy reads no fixed-width field: skipped, not decoded
         else:
             raise WireError(f"unsupported wire type {wire}")
-        if pos > end:
-            raise WireError("truncated fixed-width field")
 
 
 def _text(value: int | memoryview) -> str:
-    return bytes(value).decode("utf-8", "replace") if isinstance(value, memoryview) else ""
+    """A protobuf `string` field. Invalid UTF-8 is a WireError: protobuf parsers refuse it, so the
+    upstream would read another message than the one the proxy decided on."""
+    if not isinstance(value, memoryview):
+        return ""
+    try:
+        return bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError("a string field is not valid UTF-8") from None
 
 
 def _parameter(entry: memoryview) -> tuple[str, str | None]:
