@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from proxy.config import Tls
+from proxy.config import Tls, UpstreamTls
 
 
 def server_context(tls: Tls) -> ssl.SSLContext:
@@ -63,3 +63,24 @@ def grpc_certificate_configuration(tls: Tls) -> Any:
     root = Path(tls.client_ca).read_bytes() if tls.client_ca else None
     pair = (Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())
     return grpc.ssl_server_certificate_configuration([pair], root_certificates=root)
+
+
+def client_context(tls: UpstreamTls | None) -> ssl.SSLContext:
+    """The context for TLS to an upstream: its certificate checked (against `ca`, else the system's
+    CAs), and the proxy's own certificate shown when the upstream asks for one."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca if tls else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls is not None and tls.cert and tls.key:
+        context.load_cert_chain(tls.cert, tls.key)
+    return context
+
+
+def grpc_channel_credentials(tls: UpstreamTls) -> Any:
+    """grpc's credentials for a TLS channel to an upstream (files read now)."""
+    import grpc
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(tls.ca).read_bytes() if tls.ca else None,
+        private_key=Path(tls.key).read_bytes() if tls.key else None,
+        certificate_chain=Path(tls.cert).read_bytes() if tls.cert else None,
+    )

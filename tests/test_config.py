@@ -75,6 +75,7 @@ upstreams:
     max_connections: 3
     discovery_interval_s: 9
     provider: triton
+    tls: {ca: /etc/ssl/certs/ca-certificates.crt, server_name: model.internal}
 routes:
   - {model: "*", upstream: llama}
 policy: {mode: audit, anonymous: allow, default_purpose: p, passthrough: refuse}

@@ -21,6 +21,7 @@ from proxy.config.model import (
     Telemetry,
     Tls,
     Upstream,
+    UpstreamTls,
     Zone,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "Telemetry",
     "Tls",
     "Upstream",
+    "UpstreamTls",
     "Zone",
     "load",
     "parse",

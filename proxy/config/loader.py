@@ -35,6 +35,7 @@ from proxy.config.model import (
     Telemetry,
     Tls,
     Upstream,
+    UpstreamTls,
     Zone,
 )
 from proxy.config.otel_env import telemetry_from_env
@@ -341,7 +342,7 @@ class _Reader:
     def upstream(self, path: str, raw: Any) -> Upstream | None:
         known = (
             "name", "url", "grpc", "protocol", "region", "checkpoint", "timeout_s", "connect_timeout_s",
-            "api_key", "max_connections", "discovery_interval_s", "provider",
+            "api_key", "max_connections", "discovery_interval_s", "provider", "tls",
         )  # fmt: skip
         s = self.section(path, raw, Upstream, known, ("name",))
         name = self.name(f"{path}.name", s.raw("name"))
@@ -383,7 +384,29 @@ class _Reader:
             max_connections=conns,
             discovery_interval_s=interval,
             provider=self.string(f"{path}.provider", s.raw("provider"), optional=True),
+            tls=self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None,
         )
+
+    def upstream_tls(self, path: str, raw: Any) -> UpstreamTls | None:
+        """Files are loaded here, so `check` and a reload refuse a missing or bad one with its reason."""
+        section = self.mapping(path, raw, ("ca", "cert", "key", "server_name"))
+        tls = UpstreamTls(
+            ca=self.string(f"{path}.ca", section.get("ca"), optional=True),
+            cert=self.string(f"{path}.cert", section.get("cert"), optional=True),
+            key=self.string(f"{path}.key", section.get("key"), optional=True),
+            server_name=self.string(f"{path}.server_name", section.get("server_name"), optional=True),
+        )
+        if (tls.cert is None) != (tls.key is None):
+            self.problem(path, "a client certificate needs both cert and key")
+            return None
+        from proxy.tls import client_context  # here: only a config with upstream TLS needs it
+
+        try:
+            client_context(tls)
+        except (OSError, ValueError) as exc:
+            self.problem(path, f"cannot use the ca, cert or key: {exc}")
+            return None
+        return tls
 
     def purposes(self, path: str, raw: Any) -> frozenset[str] | None:
         if raw is None:

@@ -43,6 +43,16 @@ class Listen:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    """How the proxy checks an upstream over TLS, and the client certificate it shows (mTLS)."""
+
+    ca: str | None = None  # PEM bundle the upstream's certificate is checked against; None: the system's
+    cert: str | None = None  # the proxy's client certificate chain (PEM), when the upstream asks for one
+    key: str | None = None
+    server_name: str | None = None  # the name the certificate must carry, when not the URL's host
+
+
+@dataclass(frozen=True, slots=True)
 class Upstream:
     name: str
     protocol: str = "openai"  # a dialect in proxy.protocols.DIALECTS
@@ -56,6 +66,8 @@ class Upstream:
     max_connections: int = 256
     discovery_interval_s: float = 60.0
     provider: str | None = None  # gen_ai.provider.name (vllm, tgi, llama.cpp, triton, ...); else discovered
+    # TLS: an https:// url always; a gRPC upstream when this is set. None with https: the system's CAs
+    tls: UpstreamTls | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from proxy.config import Upstream
 from proxy.errors import UpstreamStatus
 from proxy.protocols import MetadataStatus
 from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_request, read_model_metadata
+from proxy.tls import grpc_channel_credentials
 
 UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 _CHANNEL_OPTIONS = [*UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0)]
@@ -34,7 +35,13 @@ class GrpcChannels:
         entry = self._channels.get(upstream.name)
         if entry is not None and entry[0] == upstream.grpc:
             return entry[1]
-        channel = grpc.aio.insecure_channel(upstream.grpc, options=_CHANNEL_OPTIONS)
+        if upstream.tls is None:
+            channel = grpc.aio.insecure_channel(upstream.grpc, options=_CHANNEL_OPTIONS)
+        else:
+            options: list[tuple[str, str | int]] = list(_CHANNEL_OPTIONS)
+            if upstream.tls.server_name:
+                options.append(("grpc.ssl_target_name_override", upstream.tls.server_name))
+            channel = grpc.aio.secure_channel(upstream.grpc, grpc_channel_credentials(upstream.tls), options=options)
         self._channels[upstream.name] = (upstream.grpc, channel)
         return channel
 

@@ -179,3 +179,36 @@ def test_a_bad_certificate_is_a_config_problem(pki, tmp_path: Path) -> None:  # 
     with pytest.raises(ConfigError) as caught:
         parse(CONFIG, env={**env(pki), "CERT": str(broken), "UPSTREAM": "http://127.0.0.1:1", "STORE": "x.db"})
     assert any(problem.startswith("listen.tls: cannot use the certificate") for problem in caught.value.problems)
+
+
+def test_a_grpc_upstream_over_tls_with_the_proxys_client_certificate(make_proxy, pki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    from tests.servers.real import faithful_oip
+
+    ca = pki["ca"]
+    upstream_cert = ca.issue("model-server", common_name="model.internal", server=True)
+    proxy_cert = ca.issue("proxy-client", common_name="lineage-proxy")
+    config = f"""
+listen: {{http: 127.0.0.1:0, grpc: 127.0.0.1:0}}
+upstreams:
+  - name: triton
+    grpc: ${{OIP_GRPC}}
+    protocol: oip
+    tls: {{ca: "{ca.pair.cert}", cert: "{proxy_cert.cert}", key: "{proxy_cert.key}"}}
+routes: [{{model: "*", upstream: triton}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+lineage: {{store: "${{STORE}}"}}
+"""
+    with faithful_oip(tmp_path, (str(upstream_cert.cert), str(upstream_cert.key), str(ca.pair.cert))) as (address, log):
+        proxy = make_proxy(config, wait="reachable", OIP_GRPC=address.replace("127.0.0.1", "localhost"))
+        client = grpcclient.InferenceServerClient(proxy.grpc)
+        inputs = []
+        for name in ("A", "B"):
+            tensor = grpcclient.InferInput(name, [1, 1], "INT32")
+            tensor.set_data_from_numpy(np.array([[2]], dtype=np.int32))
+            inputs.append(tensor)
+        result = client.infer("simple", inputs)
+        assert result.as_numpy("SUM").tolist() == [[4]]
+        assert '"model": "simple"' in log.read_text()  # it reached the upstream, over TLS with the proxy's certificate

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import struct
+from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -113,13 +114,19 @@ async def reverse(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--log", required=True)
+    parser.add_argument("--tls", nargs=3, metavar=("CERT", "KEY", "CLIENT_CA"), help="serve TLS, require a client cert")
     args = parser.parse_args()
     server = grpc.aio.server(options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)])
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(args.log), server)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("test.Extra", {"Reverse": grpc.unary_unary_rpc_method_handler(reverse)}),)
     )
-    port = server.add_insecure_port("127.0.0.1:0")
+    if args.tls:
+        cert, key, client_ca = (Path(path).read_bytes() for path in args.tls)
+        credentials = grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca, require_client_auth=True)
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(f"ready {port}", flush=True)
     await server.wait_for_termination()

@@ -122,13 +122,15 @@ def mlserver(workdir: Path) -> Iterator[tuple[str, str]]:
 
 
 @contextmanager
-def faithful_oip(workdir: Path) -> Iterator[tuple[str, Path]]:
-    """tests/servers/oip_grpc.py in its own process; yields (host:port, request log)."""
+def faithful_oip(workdir: Path, tls: tuple[str, str, str] | None = None) -> Iterator[tuple[str, Path]]:
+    """tests/servers/oip_grpc.py in its own process; yields (host:port, request log). `tls`: serve TLS
+    with (cert, key, client CA), requiring a client certificate."""
     import sys
 
     log = workdir / "oip-requests.jsonl"
     log.touch()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.servers.oip_grpc", "--log", str(log)],
+    extra = ["--tls", *tls] if tls else []
+    proc = subprocess.Popen([sys.executable, "-m", "tests.servers.oip_grpc", "--log", str(log), *extra],
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert proc.stdout is not None
