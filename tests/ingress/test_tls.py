@@ -212,3 +212,46 @@ lineage: {{store: "${{STORE}}"}}
         result = client.infer("simple", inputs)
         assert result.as_numpy("SUM").tolist() == [[4]]
         assert '"model": "simple"' in log.read_text()  # it reached the upstream, over TLS with the proxy's certificate
+
+
+def test_an_https_upstream_checked_against_its_ca_with_the_proxys_client_certificate(
+    make_proxy, pki, loop_thread
+) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp import web
+
+    from tests.servers.vllm_like import VllmLike
+
+    ca = pki["ca"]
+    upstream_cert = ca.issue("https-upstream", common_name="model.internal", server=True)
+    proxy_cert = ca.issue("proxy-https-client", common_name="lineage-proxy")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca.pair.cert))
+    context.load_cert_chain(str(upstream_cert.cert), str(upstream_cert.key))
+    context.verify_mode = ssl.CERT_REQUIRED  # the model server only talks to callers with a certificate
+    server = VllmLike()
+
+    async def start() -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(server.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    runner, port = loop_thread.run(start())
+    try:
+        config = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams:
+  - name: vllm
+    url: https://localhost:{port}
+    tls: {{ca: "{ca.pair.cert}", cert: "{proxy_cert.cert}", key: "{proxy_cert.key}"}}
+routes: [{{model: "*", upstream: vllm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+lineage: {{store: "${{STORE}}"}}
+"""
+        proxy = make_proxy(config)
+        reply = httpx.post(f"{proxy.url}/v1/chat/completions", timeout=10,
+                           json={"model": SERVED, "messages": [{"role": "user", "content": "over tls"}]})  # fmt: skip
+        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"].endswith("over tls")
+        assert reply.headers["x-lineage-checkpoint"] == "meta-llama/Llama-3.1-8B-Instruct"  # discovery over TLS too
+    finally:
+        loop_thread.run(runner.cleanup())

@@ -1,4 +1,4 @@
-"""The upstream HTTP/1.1 client against scripted servers that write exact bytes on the wire.
+"""The upstream HTTP/1.1 client (`proxy.transport.pool`) against scripted servers that write exact bytes on the wire.
 
 Each test's server is a real TCP listener on 127.0.0.1; it records every request it reads and answers
 with the bytes the test gives it, so framing, keep-alive and failure handling are checked exactly.
@@ -14,8 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.config import Upstream
+from proxy.transport import pool as pool_module
 from proxy.transport import upstreams
-from proxy.transport.upstreams import UpstreamClosed, UpstreamPool, UpstreamProtocolError
+from proxy.transport.connection import HIGH_WATER, UpstreamClosed
+from proxy.transport.http11 import UpstreamProtocolError
+from proxy.transport.pool import Response, UpstreamPool
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
@@ -296,7 +299,7 @@ def test_idle_connections_expire_before_a_typical_server_keep_alive(monkeypatch:
             pool = UpstreamPool()
             up = upstream(server.url)
             await fetch(pool, up)
-            monkeypatch.setattr(upstreams, "IDLE_S", 0.0)
+            monkeypatch.setattr(pool_module, "IDLE_S", 0.0)
             await fetch(pool, up)
             await pool.close()
         assert server.connections == 2
@@ -365,7 +368,7 @@ def test_timeouts_for_the_head_and_between_chunks() -> None:
 
 
 def test_a_slow_reader_pauses_the_upstream_instead_of_buffering_everything() -> None:
-    total = 16 * upstreams.HIGH_WATER
+    total = 16 * HIGH_WATER
 
     block = b"x" * 65536
     make = keep_answering(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total, *[block] * (total // len(block)))
@@ -379,8 +382,8 @@ def test_a_slow_reader_pauses_the_upstream_instead_of_buffering_everything() -> 
             assert conn is not None
             while not conn._paused:
                 await conn.wait(5.0)
-            peak = conn.buffered
-            assert upstreams.HIGH_WATER < peak < upstreams.HIGH_WATER + 1024 * 1024
+            peak = conn.parser.buffered
+            assert HIGH_WATER < peak < HIGH_WATER + 1024 * 1024
             received = 0
             while chunk := await resp.readany():
                 received += len(chunk)
@@ -433,3 +436,8 @@ def test_a_reload_that_changes_an_upstream_retires_its_connections() -> None:
             await pool.close()
 
     asyncio.run(main())
+
+
+def test_the_former_module_still_exports_the_client() -> None:
+    assert upstreams.UpstreamPool is UpstreamPool and upstreams.Response is Response
+    assert upstreams.UpstreamClosed is UpstreamClosed and upstreams.UpstreamProtocolError is UpstreamProtocolError

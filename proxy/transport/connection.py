@@ -1,0 +1,117 @@
+"""One upstream connection on asyncio's Protocol API: bytes in go to the reply's parser, waiters are woken.
+
+It sends one request at a time and parses the reply (`http11.ReplyParser`) as it arrives. Reading
+pauses while more than `HIGH_WATER` bytes of body wait to be taken (a slow client slows the upstream
+instead of filling memory) and resumes once they are. `wait(timeout)` is how the pool waits for more of
+a reply; a reply the upstream breaks off leaves `lost` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from proxy.transport.http11 import ReplyParser, UpstreamProtocolError
+
+HIGH_WATER: Final = 1 << 20
+
+
+class UpstreamClosed(ConnectionError):
+    """The upstream closed the connection before the reply was complete."""
+
+
+class Connection(asyncio.Protocol):
+    """One socket to an upstream and the parser of its replies."""
+
+    __slots__ = ("_paused", "_waiter", "idle_since", "loop", "lost", "parser", "received", "reused", "transport")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.lost: BaseException | None = None  # set once the connection is gone
+        self.reused = False
+        self.idle_since = 0.0
+        self.received = False  # any byte of the current reply
+        self.parser = ReplyParser()
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is not registered as one
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        parser = self.parser
+        try:
+            parser.feed(data)
+        except UpstreamProtocolError as exc:
+            self._fail(exc)
+            return
+        if parser.buffered > HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None:
+            self.parser.feed_eof()
+        if self.lost is None:  # a protocol error that aborted the connection stays the reason
+            self.lost = exc or UpstreamClosed("the upstream closed the connection")
+        self._wake()
+
+    # -- the reply
+
+    def send(self, method: str, head: bytes, body: bytes) -> None:
+        """Write one request (`head` already encoded) and start parsing its reply."""
+        self.parser.start(method)
+        self.received = False
+        assert self.transport is not None
+        if len(body) < 65536:
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines((head, body))
+
+    async def wait(self, timeout: float) -> None:
+        """Until more of the reply (or its end, or a failure) is here; TimeoutError after `timeout`."""
+        waiter = self.loop.create_future()
+        self._waiter = waiter
+        timer = self.loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def take(self) -> bytes:
+        """All the body bytes received and not yet taken; reading resumes if it was paused."""
+        parser = self.parser
+        pieces = parser.pieces
+        data = pieces.popleft() if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        parser.buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.lost = exc
+        self.parser.keep_alive = False
+        if self.transport is not None:
+            self.transport.abort()
+        self._wake()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
