@@ -262,6 +262,8 @@ class ReplyParser:
             if end < 0:
                 if len(buf) > MAX_HEAD:
                     raise UpstreamProtocolError(f"reply head is over {MAX_HEAD} bytes")
+                if b"\n\n" in buf:  # a head ended by bare LFs: not HTTP/1.1 as the proxy speaks it
+                    raise UpstreamProtocolError("reply head lines end in a bare LF, not CRLF")
                 return None
             head = bytes(buf[:end])
             del buf[: end + 4]
@@ -272,15 +274,19 @@ class ReplyParser:
 
     def _parse_head(self, head: bytes) -> BodyReader | None:
         """The body's reader, after setting `head` and `keep_alive`; None for an interim reply."""
+        if b"\n" in head.replace(b"\r\n", b""):
+            raise UpstreamProtocolError("a reply head line ends in a bare LF, not CRLF")
         lines = head.split(b"\r\n")
         status_line = lines[0].split(b" ", 2)
         if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
             raise UpstreamProtocolError(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
-        try:
-            status = int(status_line[1])
-        except ValueError:
-            raise UpstreamProtocolError(f"bad status code in {lines[0][:60]!r}") from None
-        if 100 <= status < 200 and status != 101:
+        code = status_line[1]
+        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 599:
+            raise UpstreamProtocolError(f"bad status code in {lines[0][:60]!r}")  # three digits, 100 to 599
+        status = int(code)
+        if status == 101:  # the proxy never asks to switch protocols (it drops Upgrade): not an answer
+            raise UpstreamProtocolError("101 Switching Protocols, though no upgrade was asked for")
+        if 100 <= status < 200:
             return None  # interim reply (100 Continue, 103 Early Hints): the real one follows
         headers: CIMultiDict[str] = CIMultiDict()
         length: int | None = None
