@@ -14,6 +14,7 @@ Interim replies (100 Continue, 103 Early Hints) are skipped. Bytes that are not 
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Final
@@ -22,6 +23,7 @@ from multidict import CIMultiDict
 
 MAX_HEAD: Final = 64 * 1024
 MAX_CHUNK_LINE: Final = 4096
+_HEX: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class UpstreamProtocolError(ConnectionError):
@@ -124,12 +126,9 @@ class ChunkedReader(BodyReader):
                     break
                 line = bytes(buf[:end]).split(b";", 1)[0].strip()
                 del buf[: end + 2]
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise UpstreamProtocolError(f"bad chunk size {line[:20]!r}") from None
-                if size < 0:
+                if _HEX.fullmatch(line) is None:  # int(x, 16) would take "0x3", "1_0" and "-1"
                     raise UpstreamProtocolError(f"bad chunk size {line[:20]!r}")
+                size = int(line, 16)
                 self.remaining = size
                 self.state = _DATA if size else _TRAILERS
             elif state == _DATA:
@@ -150,6 +149,8 @@ class ChunkedReader(BodyReader):
             else:  # _TRAILERS: fields are dropped; an empty line ends the body
                 end = buf.find(b"\r\n")
                 if end < 0:
+                    if len(buf) > MAX_CHUNK_LINE:
+                        raise UpstreamProtocolError("trailer line is too long")
                     break
                 del buf[: end + 2]
                 if end == 0:
@@ -300,7 +301,7 @@ class ReplyParser:
             text = value.strip().decode("utf-8", "surrogateescape")
             lower = key.lower()
             if lower == "content-length":
-                if not text.isdigit() or (length is not None and int(text) != length):
+                if not (text.isascii() and text.isdigit()) or (length is not None and int(text) != length):
                     raise UpstreamProtocolError(f"bad Content-Length {text[:20]!r}")
                 length = int(text)
             elif lower == "transfer-encoding":

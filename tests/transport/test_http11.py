@@ -440,3 +440,18 @@ def test_heads_the_proxy_cannot_trust_are_protocol_errors(reply: bytes, reason: 
     """Each becomes a clear 502 instead of being passed on (hostile upstreams)."""
     with pytest.raises(UpstreamProtocolError, match=reason):
         events(reply)
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", "bad chunk size"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: ²\r\n\r\n".encode(), "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + b"a" * 5000, "trailer line is too long"),
+    ],
+    ids=["0x chunk size", "underscore chunk size", "unicode digit length", "endless trailer"],
+)
+def test_loosely_written_framing_is_refused(reply: bytes, reason: str) -> None:
+    with pytest.raises(UpstreamProtocolError, match=reason):
+        events(reply)
