@@ -107,11 +107,11 @@ class Bench:
     # -- processes
 
     def start(
-        self, cmd: list[str], cpus: str, ready: str | None = None, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
+        self, cmd: list[str], cpus: str, ready: str | None = None, env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> subprocess.Popen[bytes]:  # fmt: skip
         proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], stdout=subprocess.PIPE if ready else subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})})  # fmt: skip
+                                stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=cwd)  # fmt: skip
         self.procs.append(proc)
         if ready is not None:
             assert proc.stdout is not None
@@ -184,9 +184,10 @@ class Bench:
         config = self.proxy_config(port, grpc_port, upstream, grpc_upstream, exporter=exporter, endpoint=endpoint,
                                    detectors=detectors)  # fmt: skip
         cpus = "0-1" if workers > 1 else "1"
+        # `python -m` puts the working directory first on sys.path: run from the other tree, so its package loads
         env = {**os.environ, "PYTHONPATH": tree} if tree else None
         proc = self.start([sys.executable, "-m", "proxy", "serve", "--config", str(config), "--workers", str(workers),
-                           "--log-level", "error"], cpus, ready="lineage-proxy ready", env=env)  # fmt: skip
+                           "--log-level", "error"], cpus, ready="lineage-proxy ready", env=env, cwd=tree)  # fmt: skip
         hop = Hop(name, f"http://127.0.0.1:{port}", proc.pid, proc)
         hop.grpc = f"127.0.0.1:{grpc_port}" if grpc_port else None  # type: ignore[attr-defined]
         # wait until the checkpoint is discovered, as in production

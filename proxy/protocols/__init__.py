@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,7 +68,7 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
     # Every key is a string followed by ':', so the count of '":' in the text is at least the number of
     # keys; when it equals the keys parsed, no key was dropped. Only otherwise (a duplicate, or '":'
     # inside a string value) is the body parsed again, slowly, to tell which.
-    if len(_KEY_TOKEN.findall(body)) != _count_keys(data):
+    if body.count(b'":') != _count_keys(data) and len(_KEY_TOKEN.findall(body)) != _count_keys(data):
         try:
             json.loads(body, object_pairs_hook=_no_duplicates)
         except _Duplicate as exc:
@@ -90,15 +90,21 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _count_keys(value: Any) -> int:
+    """Keys in every object of a parsed JSON value (orjson gives exact dicts and lists: `type() is`)."""
     count = 0
     stack = [value]
+    pop, push = stack.pop, stack.append
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
+        item = pop()
+        if type(item) is dict:
             count += len(item)
-            stack.extend(v for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend(v for v in item if isinstance(v, dict | list))
+            children: Iterable[Any] = item.values()
+        else:
+            children = item
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                push(child)
     return count
 
 
@@ -106,16 +112,29 @@ def user_strings(value: Any, out: list[str]) -> None:
     """Every user-data string in a JSON value, in document order: message text, tool-call arguments,
     tool outputs, documents, queries. Everything but `FRAMING_KEYS` is scanned, so a field the proxy
     does not know yet is scanned, not skipped. Iterative: no nesting is too deep."""
+    if type(value) is str:
+        if value:
+            out.append(value)
+        return
     stack = [value]
+    pop, push, add = stack.pop, stack.append, out.append
     while stack and len(out) < MAX_STRINGS:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item:
-                out.append(item)
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-        elif isinstance(item, dict):
-            stack.extend(reversed([v for k, v in item.items() if k not in FRAMING_KEYS]))
+        item = pop()
+        if type(item) is dict:
+            children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS]
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        for child in reversed(children):
+            kind = type(child)
+            if kind is str:
+                if child:
+                    push(child)
+            elif kind is dict or kind is list:
+                push(child)
+        while stack and type(stack[-1]) is str:  # strings in document order, as they come off the stack
+            add(pop())
 
 
 def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:

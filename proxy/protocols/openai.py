@@ -50,9 +50,6 @@ _PARAMS = {
 }
 
 
-_PARAM_ORDER = tuple(_PARAMS)  # a stable order, so max_completion_tokens wins over max_tokens the same way
-
-
 def _param(name: str, value: Any) -> Any:
     if name in ("stop_sequences", "encoding_formats"):
         values = value if isinstance(value, list) else [value]
@@ -92,7 +89,11 @@ def read_request(operation: str, body: bytes) -> Request:
     for key in _DATA_KEYS[operation]:
         if key in data:
             user_strings(data[key], texts)
-    params = tuple((_PARAMS[key], _param(_PARAMS[key], data[key])) for key in _PARAM_ORDER if data.get(key) is not None)
+    params = tuple(
+        (_PARAMS[key], _param(_PARAMS[key], value))
+        for key, value in data.items()
+        if key in _PARAMS and value is not None
+    )
     stream = data.get("stream") is True
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params)
 
