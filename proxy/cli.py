@@ -257,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     edges = sub.add_parser("edges", help="query the lineage store",
                            description="Which checkpoints saw which labels, for which purposes, by which "
                            "caller, how often.")  # fmt: skip
-    edges.add_argument("--store", required=True, metavar="PATH", help="the lineage store (lineage.store)")
+    edges.add_argument("--store", required=True, metavar="PATH|URL",
+                       help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
+    edges.add_argument("--copy-to", metavar="URL",
+                       help="add every edge of --store to this PostgreSQL store (once per history) and exit")  # fmt: skip
     edges.add_argument("--label", action="append", help="only flows carrying this label (in or out); repeatable")
     edges.add_argument("--purpose", help="only flows for this purpose")
     edges.add_argument("--checkpoint", help="only flows that reached this checkpoint")
@@ -272,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "different checkpoint, a new kind of denial), and approved entries not seen. Exit 0 "
                             "when every flow is approved, 1 when any is not, 2 on a usage or file error. With "
                             "--write-baseline, start a baseline from what is recorded.")  # fmt: skip
-    verify.add_argument("--store", required=True, metavar="PATH", help="the lineage store (lineage.store)")
+    verify.add_argument("--store", required=True, metavar="PATH|URL",
+                        help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     what = verify.add_mutually_exclusive_group(required=True)
     what.add_argument("--baseline", metavar="FILE", help="the approved flows (YAML) to verify against")
     what.add_argument("--write-baseline", metavar="FILE",
@@ -294,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "every flow, denials with their reasons, checkpoints and when they changed, flows "
                             "outside the baseline and, with --config, the policy in force. Exit 0 when written, "
                             "1 when an input cannot be read or the file cannot be written.")  # fmt: skip
-    report.add_argument("--store", required=True, metavar="PATH", help="the lineage store (lineage.store)")
+    report.add_argument("--store", required=True, metavar="PATH|URL",
+                        help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     report.add_argument("--config", metavar="FILE",
                         help="the proxy's config: shows the policy in force and verifies against its "
                         "lineage.baseline")  # fmt: skip

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import sqlite3
 import sys
 
 import orjson
 
-from proxy.record.store import EdgeRow, SqliteStore, split_labels
+from proxy.record.integrity import Report
+from proxy.record.store import EdgeRow, split_labels
+from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
 
 
 def select(rows: list[EdgeRow], args: argparse.Namespace) -> list[EdgeRow]:
@@ -56,25 +56,22 @@ def render_table(rows: list[EdgeRow]) -> str:
 
 
 def run_edges(args: argparse.Namespace) -> int:
-    if os.path.isdir(args.store):
-        print(f"lineage-proxy: {args.store}: is a directory, not a lineage store", file=sys.stderr)
+    try:
+        store = open_reader(args.store)
+    except StoreUnreadable as exc:
+        print(f"lineage-proxy: {exc}", file=sys.stderr)
         return 1
     try:
-        store = SqliteStore(args.store, readonly=True)
-    except FileNotFoundError:
-        print(f"lineage-proxy: {args.store}: no lineage store there (is lineage.store set to this path?)",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    except sqlite3.Error as exc:
-        print(f"lineage-proxy: {args.store}: cannot open it as a lineage store: {exc}", file=sys.stderr)
-        return 1
-    try:
-        rows = select(store.rows(), args)
-    except sqlite3.Error as exc:  # not SQLite at all, or SQLite without the edges table
-        print(f"lineage-proxy: {args.store}: not a lineage store: {exc}", file=sys.stderr)
+        every = store.rows()
+        chain = store.integrity() if args.copy_to else None
+    except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table
+        print(f"lineage-proxy: {shown(args.store)}: not a lineage store: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
+    if chain is not None:
+        return copy_to(every, chain, args)
+    rows = select(every, args)
     if args.json:
         for row in rows:
             sys.stdout.write(orjson.dumps(row.as_dict()).decode() + "\n")
@@ -83,4 +80,36 @@ def run_edges(args: argparse.Namespace) -> int:
         print("no edges match")
         return 0
     print(render_table(rows))
+    return 0
+
+
+def copy_to(rows: list[EdgeRow], chain: Report, args: argparse.Namespace) -> int:
+    """`edges --store A --copy-to B`: every edge of A added to the PostgreSQL store B in one transaction,
+    chained there as a snapshot. A's chain must verify first (an altered history is not moved), and a
+    history is copied once: B remembers A's chain head, so running it again adds nothing."""
+    target = args.copy_to
+    if not is_database(target):
+        print(f"lineage-proxy: --copy-to {target}: expected a PostgreSQL URL (postgresql://...)", file=sys.stderr)
+        return 1
+    if not chain.intact:
+        print(f"lineage-proxy: {shown(args.store)}: its chain does not verify, nothing copied: {chain.problem}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    from proxy.record.postgres import PostgresStore
+
+    errors: tuple[type[Exception], ...] = (*read_errors(), RuntimeError)
+    try:
+        database = PostgresStore(target)
+        try:
+            copied = database.absorb(rows, chain.head or shown(args.store))
+        finally:
+            database.close()
+    except errors as exc:
+        print(f"lineage-proxy: {shown(target)}: cannot copy into it: {exc}", file=sys.stderr)
+        return 1
+    calls = sum(row.count for row in rows)
+    if not copied:
+        print(f"{shown(args.store)} (chain head {chain.head}) was copied into {shown(target)} before: nothing added")
+        return 0
+    print(f"copied {len(rows)} edges ({calls} calls) from {shown(args.store)} into {shown(target)}")
     return 0

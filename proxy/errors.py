@@ -101,6 +101,15 @@ class Overloaded(ProxyError):
     error_type = "server_error"
 
 
+class RecordUnavailable(ProxyError):
+    """A zone with `require_record: true` while neither the lineage store nor its journal takes edges."""
+
+    code = "record_unavailable"
+    status = 503
+    grpc_code = "UNAVAILABLE"
+    error_type = "server_error"
+
+
 class UpstreamUnavailable(ProxyError):
     code = "upstream_unavailable"
     status = 502
@@ -138,6 +147,7 @@ DENIAL_ERRORS: dict[str, type[ProxyError]] = {
         ModelNotFound,
         EndpointDenied,
         FlowNotApproved,
+        RecordUnavailable,
     )
 }
 

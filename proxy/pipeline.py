@@ -8,15 +8,17 @@ checkpoint book, the record sinks and the counters. The walk of one call is the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+from collections.abc import Callable
 
 from proxy.baseline import Flow
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Config, Upstream
 from proxy.detectors import Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
-from proxy.flow import DENY, Call, Decision, ProtocolName, TraceContext
+from proxy.flow import AUDIT_DENY, DENY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import check_labels, is_label, normalize, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, boundary_flow, decide
@@ -36,10 +38,12 @@ class Runtime:
         self.metrics = metrics or Metrics()
         self.stats = Stats(self.metrics)  # for /metrics, summed over workers (proxy/metrics.py)
         self.flagged: set[Flow] = set()  # unapproved flows already logged: one WARNING per flow, not per call
+        # whether the lineage store (or its journal) takes edges now: the server wires the aggregator's
+        self.recording: Callable[[], bool] = _always
 
 
 class Pipeline:
-    __slots__ = ("capture", "config", "detectors", "policy", "runtime", "sample_ratio", "strips_auth")
+    __slots__ = ("capture", "config", "detectors", "policy", "require_record", "runtime", "sample_ratio", "strips_auth")
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         self.config = config
@@ -50,6 +54,7 @@ class Pipeline:
         self.sample_ratio = config.telemetry.sample_ratio if config.telemetry.exporter != "none" else 0.0
         # the proxy authenticates callers itself: their key is never passed on to an upstream
         self.strips_auth = bool(self.policy.callers_by_key)
+        self.require_record = frozenset(zone.name for zone in config.zones if zone.require_record)
 
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
@@ -104,10 +109,27 @@ class Pipeline:
 
     def decide(self, call: Call) -> Decision:
         decision = decide(call, self.policy, self._served)
+        if self.require_record and decision.forwards:
+            decision = self._unrecorded(decision)
         self.runtime.stats.decisions[decision.action] += 1
         if decision.approved is False:
             self._unapproved(call, decision)
         return decision
+
+    def _unrecorded(self, decision: Decision) -> Decision:
+        """A forwarded call of a `require_record` zone is refused while nothing can record it. Applied
+        here, after the pure `decide`, because store health is runtime state no policy input carries;
+        in audit mode it goes through as audit-deny, like every other refusal."""
+        zones = [name for name in decision.zones if name in self.require_record]
+        if not zones or decision.action == AUDIT_DENY or self.runtime.recording():
+            return decision
+        reason = (f"zone {zones[0]} requires every call to be recorded, and the lineage store cannot record now "
+                  "(its database and journal both refuse writes)")  # fmt: skip
+        if self.policy.audit:
+            return dataclasses.replace(decision, action=AUDIT_DENY, code="record_unavailable",
+                                       rule=f"zone:{zones[0]}", reason=reason)  # fmt: skip
+        return dataclasses.replace(decision, action=DENY, upstream=None, code="record_unavailable",
+                                   rule=f"zone:{zones[0]}", reason=reason)  # fmt: skip
 
     def _served(self, upstream: Upstream, model: str, version: str | None) -> str | None:
         """The checkpoint an upstream serves, when a pin or its metadata already says (never waits)."""
@@ -147,6 +169,10 @@ class Pipeline:
     def denial(self, decision: Decision) -> ProxyError:
         assert decision.action == DENY and decision.code is not None
         return DENIAL_ERRORS[decision.code](decision.reason or decision.code)
+
+
+def _always() -> bool:
+    return True
 
 
 class PipelineRef:

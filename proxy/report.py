@@ -27,6 +27,7 @@ from proxy.baseline import Baseline, BaselineError, Finding, load_baseline
 from proxy.config import Config
 from proxy.errors import ConfigError
 from proxy.record.store import EdgeKey, EdgeRow, split_labels
+from proxy.record.stores import shown
 from proxy.verify import UsageError, Verdict, check, parse_duration, read_edges, when
 
 REFUSED = "refused at the boundary"
@@ -531,7 +532,7 @@ def run_report(args: argparse.Namespace) -> int:
         except BaselineError as exc:
             return _fail(f"{args.baseline}: invalid baseline:\n  " + "\n  ".join(exc.problems))
     window = f"last seen in the last {args.since}" if args.since else "all recorded"
-    text = render(rows, store=args.store, window=window, config=config, baseline=baseline)
+    text = render(rows, store=shown(args.store), window=window, config=config, baseline=baseline)
     out = Path(args.out)
     try:
         out.write_text(text, encoding="utf-8")

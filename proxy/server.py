@@ -31,7 +31,7 @@ from proxy.record.access import AccessRecorder
 from proxy.record.edges import EdgeAggregator
 from proxy.record.sinks import FanOut, Recorder
 from proxy.record.spans import SpanRecorder
-from proxy.record.store import SqliteStore
+from proxy.record.stores import open_store
 from proxy.record.timings import TimingRecorder
 from proxy.tls import reload_context, server_context
 from proxy.transport.upstreams import UpstreamPool
@@ -90,7 +90,11 @@ class ProxyProcess:
             self.channels = GrpcChannels()
         self.book = self._book(config)
         self.metrics = Metrics()
-        self.runtime = Runtime(self.book, FanOut(self._sinks(config, self.metrics)), self.metrics)
+        sinks = self._sinks(config, self.metrics)
+        self.runtime = Runtime(self.book, FanOut(sinks), self.metrics)
+        for sink in sinks:
+            if isinstance(sink, EdgeAggregator):
+                self.runtime.recording = sink.recording  # require_record zones ask it (pipeline.py)
         self._publisher: asyncio.Task[None] | None = None
         self.ref = PipelineRef(Pipeline(config, self.runtime))
         self.started = time.time()
@@ -132,8 +136,11 @@ class ProxyProcess:
             return None
         key_file = config.lineage.integrity_key_file
         key = Path(key_file).read_bytes().strip() if key_file else None  # checked readable by the loader
+        lineage = config.lineage
+        store = open_store(config.lineage.store, key=key, password_file=lineage.password_file,
+                           journal=lineage.journal, journal_max_rows=lineage.journal_max_rows)  # fmt: skip
         return EdgeAggregator(
-            SqliteStore(config.lineage.store, key=key),
+            store,
             flush_interval_s=config.lineage.flush_interval_s,
             retention_days=config.lineage.retention_days,
         )

@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import os
 import re
-import sqlite3
 import sys
 import time
 from collections.abc import Iterable
@@ -24,7 +23,8 @@ import orjson
 import yaml
 
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
-from proxy.record.store import EdgeRow, SqliteStore, split_labels
+from proxy.record.store import EdgeRow, split_labels
+from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
 
 OK, UNAPPROVED, USAGE = 0, 1, 2
 
@@ -46,18 +46,14 @@ def parse_duration(text: str) -> float:
 
 def read_edges(path: str, since_s: float | None = None, now: float | None = None) -> list[EdgeRow]:
     """The store's edges last seen within the window (all of them without one); UsageError if unreadable."""
-    if os.path.isdir(path):
-        raise UsageError(f"{path}: is a directory, not a lineage store")
     try:
-        store = SqliteStore(path, readonly=True)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no lineage store there (is lineage.store set to this path?)") from None
-    except sqlite3.Error as exc:
-        raise UsageError(f"{path}: cannot open it as a lineage store: {exc}") from None
+        store = open_reader(path)
+    except StoreUnreadable as exc:
+        raise UsageError(str(exc)) from None
     try:
         rows = store.rows()
-    except sqlite3.Error as exc:
-        raise UsageError(f"{path}: not a lineage store: {exc}") from None
+    except read_errors() as exc:
+        raise UsageError(f"{shown(path)}: not a lineage store: {exc}") from None
     finally:
         store.close()
     if since_s is None:
@@ -276,20 +272,24 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_integrity(path: str, key_file: str | None, as_json: bool) -> int:
     """`verify --integrity`: exit 0 when the chain is intact and matches the edges, 1 naming the first
     broken link, 2 when the store or key cannot be read."""
-    if os.path.isdir(path) or not os.path.exists(path):
+    if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
         return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
     try:
         key = Path(key_file).read_bytes().strip() if key_file else None
     except OSError as exc:
         return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
+    errors: tuple[type[Exception], ...] = (*read_errors(), ValueError)
     try:
-        store = SqliteStore(path, readonly=True)
+        store = open_reader(path)
         try:
             report = store.integrity(key)
         finally:
             store.close()
-    except (sqlite3.Error, ValueError) as exc:
-        return _error(f"{path}: cannot read it as a lineage store: {exc}")
+    except StoreUnreadable as exc:
+        return _error(str(exc))
+    except errors as exc:
+        return _error(f"{shown(path)}: cannot read it as a lineage store: {exc}")
+    path = shown(path)
     if as_json:
         document = {"store": path, "intact": report.intact, "entries": report.entries, "head": report.head,
                     "keyed": report.keyed, "problem": report.problem}  # fmt: skip

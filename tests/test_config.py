@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from proxy.config import Config, Limits, Lineage, Logging, OpenLineage, PolicySettings, Telemetry, Upstream, load, parse
+from proxy.config.model import Zone
 from proxy.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ SETTINGS: list[tuple[type[Any], Callable[[Config], Any]]] = [
     (Lineage, lambda config: config.lineage),
     (OpenLineage, lambda config: config.lineage.openlineage or OpenLineage()),  # BASE has none: see below
     (Limits, lambda config: config.limits),
+    (Zone, lambda config: config.zones[0] if config.zones else Zone("z", frozenset(), frozenset())),  # BASE: none
     (Logging, lambda config: config.logging),
 ]
 EVERY_SETTING = """
@@ -94,8 +96,11 @@ telemetry:
   certificate: /etc/ca.pem
   insecure: true
   traces_endpoint: "http://127.0.0.1:4318/v1/traces"
-lineage: {store: null, retention_days: 2, flush_interval_s: 0.5, baseline: BASELINE, on_unapproved: block,
-          integrity_key_file: KEYFILE,
+zones:
+  - {name: z, labels: [l], allow_purposes: [p], regions: [eu], on_deny: "reroute:llama", require_record: true}
+lineage: {store: "postgresql://u@db:5432/lineage", retention_days: 2, flush_interval_s: 0.5, baseline: BASELINE,
+          on_unapproved: block, integrity_key_file: KEYFILE, password_file: KEYFILE, journal: /var/lib/j.db,
+          journal_max_rows: 5,
           openlineage: {url: "http://marquez:5000", namespace: prod, snapshot_interval_s: 5, queue_size: 7}}
 limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4, idle_timeout_s: 5, max_connections: 6}
 logging: {format: json, level: debug, access: true}

@@ -448,7 +448,7 @@ class _Reader:
         return Caller(name, digest, purposes, labels, default, identity)
 
     def zone(self, path: str, raw: Any) -> Zone | None:
-        known = ("name", "labels", "allow_purposes", "regions", "on_deny")
+        known = ("name", "labels", "allow_purposes", "regions", "on_deny", "require_record")
         section = self.mapping(path, raw, known, ("name", "labels"))
         name = self.name(f"{path}.name", section.get("name"))
         labels = self.label_set(f"{path}.labels", section.get("labels"))
@@ -465,9 +465,10 @@ class _Reader:
                 self.problem(f"{path}.on_deny", "reroute needs an upstream: reroute:<upstream>")
         elif on_deny != _BLOCK:
             self.problem(f"{path}.on_deny", f"must be block or reroute:<upstream>, got {on_deny!r}")
+        require_record = bool(self.boolean(f"{path}.require_record", section.get("require_record", False)))
         if name is None:
             return None
-        return Zone(name, labels, allow, regions, reroute)
+        return Zone(name, labels, allow, regions, reroute, require_record)
 
     def policy(self, raw: Any) -> PolicySettings:
         s = self.section("policy", raw, PolicySettings, ("mode", "anonymous", "default_purpose", "passthrough"))
@@ -548,7 +549,7 @@ class _Reader:
 
     def lineage(self, raw: Any) -> Lineage:
         known = ("store", "retention_days", "flush_interval_s", "baseline", "on_unapproved", "integrity_key_file",
-                 "openlineage")  # fmt: skip
+                 "openlineage", "password_file", "journal", "journal_max_rows")  # fmt: skip
         s = self.section("lineage", raw, Lineage, known)
         lineage = Lineage(
             store=self.string("lineage.store", s.raw("store"), optional=True),  # null: no edge store
@@ -558,12 +559,38 @@ class _Reader:
             on_unapproved=s.read("on_unapproved", partial(self.choice, options=("warn", "block"))),
             integrity_key_file=self.string("lineage.integrity_key_file", s.raw("integrity_key_file"), optional=True),
             openlineage=self.openlineage(s.raw("openlineage")),
+            password_file=self.string("lineage.password_file", s.raw("password_file"), optional=True),
+            journal=s.read("journal", self.string),
+            journal_max_rows=s.read("journal_max_rows", partial(self.integer, minimum=1)),
         )
+        self.store_url(lineage)
         if lineage.integrity_key_file is not None and not _readable_key(lineage.integrity_key_file):
             self.problem("lineage.integrity_key_file", f"cannot read a key from {lineage.integrity_key_file!r}")
         if lineage.on_unapproved == "block" and lineage.baseline is None:
             self.problem("lineage.on_unapproved", "block needs lineage.baseline (the approved flows to check against)")
         return lineage
+
+    def store_url(self, lineage: Lineage) -> None:
+        """A PostgreSQL `lineage.store` is checked here (parsed, never connected), so a typo fails `check`."""
+        store = lineage.store
+        if lineage.password_file is not None and not _readable_key(lineage.password_file):
+            self.problem("lineage.password_file", f"cannot read a password from {lineage.password_file!r}")
+        if store is None or not store.startswith(("postgresql://", "postgres://")):
+            if lineage.password_file is not None:
+                self.problem("lineage.password_file", "only a PostgreSQL lineage.store (postgresql://...) has one")
+            return
+        try:
+            from psycopg import conninfo
+
+            params = conninfo.conninfo_to_dict(store)
+        except ImportError:
+            self.problem("lineage.store", "a PostgreSQL store needs psycopg: pip install 'psycopg[binary]'")
+            return
+        except Exception as exc:
+            self.problem("lineage.store", f"not a valid PostgreSQL URL: {exc}")
+            return
+        if not params.get("dbname"):
+            self.problem("lineage.store", "the PostgreSQL URL names no database: postgresql://user@host:5432/DB")
 
     def openlineage(self, raw: Any) -> OpenLineage | None:
         """`url:` is Marquez's http transport; `transport:` is openlineage-python's own config, checked by

@@ -96,6 +96,8 @@ class Zone:
     allow_purposes: frozenset[str]
     regions: frozenset[str] | None = None
     reroute_to: str | None = None  # on_deny: reroute:<upstream>; None means block
+    # refuse the zone's calls (503 record_unavailable) while neither the store nor its journal takes edges
+    require_record: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,11 @@ class Lineage:
     openlineage: OpenLineage | None = None  # None: no OpenLineage export
     # a file holding the key that signs the store's hash chain (HMAC-SHA256); None: plain sha256 links
     integrity_key_file: str | None = None
+    # a PostgreSQL store (postgresql://...): a file holding its password (else the URL's, else PGPASSWORD)
+    password_file: str | None = None
+    # a PostgreSQL store: the local SQLite journal its writes go to while the database is away
+    journal: str = "./lineage-journal.db"
+    journal_max_rows: int = 1_000_000  # edge writes the journal holds at most; beyond, counts wait in memory
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,11 @@ class EdgeAggregator:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._requeue, rows)
 
+    def recording(self) -> bool:
+        """False while the store refuses writes (for a PostgreSQL store: its database and journal both),
+        from the first failed write to the next one that succeeds: what `require_record` zones ask."""
+        return self._failing_since is None
+
     def _store_ok(self) -> None:
         if self._failing_since is not None:
             log.warning("lineage store: writes succeed again after %.0fs", time.time() - self._failing_since)
@@ -144,13 +149,16 @@ class EdgeAggregator:
         last_purge = time.monotonic()
         while True:
             await asyncio.sleep(self._flush_interval_s)
-            self._flush_pending()
+            if self._flush_pending() is None:  # a quiet tick: a store with a backlog (journal) may drain it
+                self._submit(self._store.upsert, [])
             if time.monotonic() - last_purge > 3600:
                 last_purge = time.monotonic()
                 self._submit(self._store.purge, self._retention_days)
 
     def metrics(self) -> Iterable[str]:
+        store_metrics = getattr(self._store, "metrics", None)  # a journaled store's own (journal.py)
         return (
+            *(store_metrics() if store_metrics is not None else ()),
             "# HELP lineage_proxy_edges_new_total Lineage flows seen for the first time by this process.",
             "# TYPE lineage_proxy_edges_new_total counter",
             f"lineage_proxy_edges_new_total {self.new_edges}",

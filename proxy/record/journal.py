@@ -1,0 +1,188 @@
+"""When the lineage database is away, nothing is lost: writes go to a bounded local journal (a SQLite
+file) and are replayed into the database, in order and exactly once, when it answers again.
+
+Every batch carries a token (`<process id>:<n>`), and the database records the token of every batch it
+applies in the same transaction (postgres.py `applied`). So a replay that crashes between applying an
+entry and deleting it, a batch whose commit was lost with the connection and then journaled, or two
+workers sharing one journal and replaying the same entry, all count once. While the journal holds rows,
+new writes join its end (the order stays the order the calls came), and the database is probed at most
+every `RETRY_S`, never on every write, so a database that hangs does not slow each new flow by a
+connect timeout. Only when the journal cannot take a batch either (full, or its disk refuses) does
+`upsert` raise: the aggregator then keeps the counts in memory and `require_record` zones fail closed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from proxy.record import integrity
+from proxy.record.postgres import PostgresStore, redact
+from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite
+
+log = logging.getLogger("lineage_proxy.edges")
+
+RETRY_S = 1.0  # how often a failing database is tried again (by the next write or the aggregator's tick)
+DEFAULT_MAX_ROWS = 1_000_000  # edge writes the journal holds at most (lineage.journal_max_rows)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    token TEXT NOT NULL,
+    n     INTEGER NOT NULL,
+    rows  TEXT NOT NULL
+);
+"""
+
+
+class JournalFull(Exception):
+    """The journal holds `max_rows` already: the batch stays with the caller."""
+
+
+class Journal:
+    """Batches not yet in the database, oldest first. Safe for several workers sharing the file (WAL)."""
+
+    def __init__(self, path: str | Path, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+        self.path = str(path)
+        self.max_rows = max_rows
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
+        self._db.executescript(_SCHEMA)
+
+    def append(self, token: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            held = self._db.execute("SELECT coalesce(sum(n), 0) FROM entries").fetchone()[0]
+            if held + len(rows) > self.max_rows:
+                raise JournalFull(f"the journal {self.path} holds {held} edge writes (journal_max_rows "
+                                  f"{self.max_rows})")  # fmt: skip
+            self._db.execute("INSERT INTO entries (token, n, rows) VALUES (?, ?, ?)",
+                             (token, len(rows), orjson.dumps(rows)))  # fmt: skip
+
+    def oldest(self, limit: int = 100) -> list[tuple[int, str, list[EdgeWrite]]]:
+        found = self._db.execute("SELECT id, token, rows FROM entries ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [(id_, token, [_write(row) for row in orjson.loads(text)]) for id_, token, text in found]
+
+    def remove(self, entry_id: int) -> None:
+        self._db.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+
+    def held(self) -> int:
+        """Edge writes waiting (from every process sharing the file)."""
+        return int(self._db.execute("SELECT coalesce(sum(n), 0) FROM entries").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _write(row: list[Any]) -> EdgeWrite:
+    return (EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10])
+
+
+class JournaledStore:
+    """The PostgreSQL store with the journal in front of its outages (an `EdgeStore`)."""
+
+    def __init__(self, database: PostgresStore, journal: Journal) -> None:
+        self.database = database
+        self.journal = journal
+        self._process = uuid.uuid4().hex
+        self._serial = itertools.count(1)
+        self._backlog = journal.held() > 0  # left by a previous run (a crash during an outage)
+        self._down_since: float | None = None
+        self._next_try = 0.0  # monotonic: when the database may be tried again
+        self.journaled = 0  # edge writes that went to the journal
+        self.replayed = 0  # edge writes replayed from it into the database
+
+    def upsert(self, rows: Iterable[EdgeWrite]) -> None:
+        """Write to the database, or journal when it is away or a backlog is still waiting. Raises only
+        when neither can take the rows. An empty call only gives a backlog its chance to drain."""
+        params = [(*row[0], *row[1:5], row[5] if len(row) > 5 else None) for row in rows]
+        if self._backlog and time.monotonic() >= self._next_try:
+            self._replay()
+        if not params:
+            return
+        token = f"{self._process}:{next(self._serial)}"
+        if (not self._backlog and self._down_since is None) or self._probe_due():
+            try:
+                self.database.apply([_write(list(p)) for p in params], token)
+            except psycopg.Error as exc:
+                self._failed(exc)
+            else:
+                self._recovered()
+                return
+        self.journal.append(token, params)  # JournalFull / sqlite3.Error: the aggregator keeps the rows
+        self.journaled += len(params)
+        self._backlog = True
+
+    def _probe_due(self) -> bool:
+        return not self._backlog and self._down_since is not None and time.monotonic() >= self._next_try
+
+    def _replay(self) -> None:
+        """Every journaled batch, oldest first, each applied (or found applied) then deleted."""
+        try:
+            while batch := self.journal.oldest():
+                for entry_id, token, rows in batch:
+                    if self.database.apply(rows, token):
+                        self.replayed += len(rows)
+                    self.journal.remove(entry_id)
+        except psycopg.Error as exc:
+            self._failed(exc)
+            return
+        self._backlog = False
+        self._recovered()
+
+    def _failed(self, error: Exception) -> None:
+        self._next_try = time.monotonic() + RETRY_S
+        if self._down_since is None:
+            self._down_since = time.time()
+            log.error("lineage database %s: writes are failing (%s); new flows and counts go to the journal %s "
+                      "and are replayed when it answers (logged once per outage)",
+                      redact(self.database.url), str(error).strip(), self.journal.path)  # fmt: skip
+
+    def _recovered(self) -> None:
+        if self._down_since is not None:
+            log.warning("lineage database %s: writes succeed again after %.0fs; the journal is replayed",
+                        redact(self.database.url), time.time() - self._down_since)  # fmt: skip
+            self._down_since = None
+
+    def purge(self, retention_days: float, now: float | None = None) -> int:
+        try:
+            return self.database.purge(retention_days, now)
+        except psycopg.Error as exc:
+            self._failed(exc)
+            return 0  # the next purge (hourly) tries again; nothing is lost by waiting
+
+    def rows(self) -> list[EdgeRow]:
+        return self.database.rows()
+
+    def integrity(self, key: bytes | None = None) -> integrity.Report:
+        return self.database.integrity(key)
+
+    def metrics(self) -> list[str]:
+        return [
+            "# HELP lineage_proxy_edge_database_failing 1 while the lineage database refuses writes (summed over workers).",
+            "# TYPE lineage_proxy_edge_database_failing gauge",
+            f"lineage_proxy_edge_database_failing {1 if self._down_since is not None else 0}",
+            "# HELP lineage_proxy_edge_journaled_total Edge writes that went to the local journal.",
+            "# TYPE lineage_proxy_edge_journaled_total counter",
+            f"lineage_proxy_edge_journaled_total {self.journaled}",
+            "# HELP lineage_proxy_edge_replayed_total Edge writes replayed from the journal into the database.",
+            "# TYPE lineage_proxy_edge_replayed_total counter",
+            f"lineage_proxy_edge_replayed_total {self.replayed}",
+        ]
+
+    def close(self) -> None:
+        if self._backlog:
+            self._replay()  # a last chance; what stays is replayed by the next start
+        self.database.close()
+        self.journal.close()

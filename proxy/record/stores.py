@@ -1,0 +1,85 @@
+"""Which edge store a `lineage.store` / `--store` value names: the one place that tells a PostgreSQL URL
+from a SQLite path, so `serve`, `edges`, `verify` and `report` all accept both."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Protocol
+
+from proxy.record import integrity
+from proxy.record.store import EdgeStore, SqliteStore
+
+DEFAULT_JOURNAL = "./lineage-journal.db"  # lineage.journal when the store is PostgreSQL and none is set
+
+
+class ReadableStore(EdgeStore, Protocol):
+    """What the read commands need: the edges and the chain that proves them."""
+
+    def integrity(self, key: bytes | None = None) -> integrity.Report: ...
+
+
+def is_database(store: str) -> bool:
+    return store.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(
+    store: str,
+    *,
+    key: bytes | None = None,
+    readonly: bool = False,
+    password_file: str | None = None,
+    journal: str | None = None,
+    journal_max_rows: int | None = None,
+) -> ReadableStore:
+    """Open the store `store` names. A writable PostgreSQL store gets the local journal in front of its
+    outages (`journal`, default DEFAULT_JOURNAL). FileNotFoundError when a read-only store is not there."""
+    if not is_database(store):
+        return SqliteStore(store, readonly=readonly, key=key)
+    from proxy.record.journal import DEFAULT_MAX_ROWS, Journal, JournaledStore  # psycopg only when used
+    from proxy.record.postgres import PostgresStore
+
+    password = Path(password_file).read_text().strip() if password_file else None
+    database = PostgresStore(store, readonly=readonly, key=key, password=password)
+    if readonly:
+        return database
+    return JournaledStore(database, Journal(journal or DEFAULT_JOURNAL, journal_max_rows or DEFAULT_MAX_ROWS))
+
+
+class StoreUnreadable(Exception):
+    """A read command's store cannot be opened; the message names it and says why, for the user."""
+
+
+def read_errors() -> tuple[type[Exception], ...]:
+    """What reading a store may raise: SQLite's errors, and psycopg's when it is installed."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency; an SQLite-only install still reads
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+def shown(store: str) -> str:
+    """The store as messages show it: a URL without its password."""
+    if not is_database(store):
+        return store
+    from proxy.record.postgres import redact
+
+    return redact(store)
+
+
+def open_reader(store: str) -> ReadableStore:
+    """A read-only store for `edges`, `verify` and `report`: StoreUnreadable when it cannot be opened."""
+    if not is_database(store):
+        if os.path.isdir(store):
+            raise StoreUnreadable(f"{store}: is a directory, not a lineage store")
+        if not os.path.exists(store):
+            raise StoreUnreadable(f"{store}: no lineage store there (is lineage.store set to this path?)")
+    open_errors: tuple[type[Exception], ...] = (*read_errors(), ValueError, RuntimeError)
+    try:
+        return open_store(store, readonly=True)
+    except FileNotFoundError:
+        raise StoreUnreadable(f"{shown(store)}: no lineage store there (is lineage.store set to this path?)") from None
+    except open_errors as exc:
+        raise StoreUnreadable(f"{shown(store)}: cannot open it as a lineage store: {exc}") from None

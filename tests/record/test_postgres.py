@@ -1,0 +1,342 @@
+"""The fleet store against a real PostgreSQL: many proxies, one table, exact counts; an outage costs no
+record (the journal takes it and is replayed once); require_record fails closed exactly while nothing
+can record; the chain verifies; a SQLite history moves in with `edges --copy-to`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import psycopg
+import pytest
+import yaml
+
+from proxy.config import parse
+from proxy.errors import ConfigError
+from proxy.record.journal import Journal, JournaledStore
+from proxy.record.postgres import SCHEMA_VERSION, PostgresStore, redact
+from proxy.record.store import EdgeKey, SqliteStore
+from tests.harness import LoopThread, ProxyHandle, ServeProcess
+from tests.record.conftest import PostgresServer
+from tests.servers.vllm_like import ROOT, SERVED
+
+CONFIG = """
+listen:
+  http: 127.0.0.1:0
+upstreams:
+  - name: vllm
+    url: ${UPSTREAM}
+    region: eu
+routes:
+  - model: "*"
+    upstream: vllm
+policy:
+  anonymous: allow
+  default_purpose: assistant
+zones:
+  - name: audited
+    labels: [audited]
+    allow_purposes: [assistant]
+    require_record: true
+lineage:
+  store: ${STORE}
+  journal: ${JOURNAL}
+  journal_max_rows: ${JOURNAL_MAX:-1000000}
+"""
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+KEY = EdgeKey("svc", "assistant", "team-a", "ckpt", "team-a", "allow")
+
+
+def counts(url: str) -> dict[tuple[str, ...], int]:
+    store = PostgresStore(url, readonly=True)
+    try:
+        return {tuple(r.key): r.count for r in store.rows()}
+    finally:
+        store.close()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "proxy", *args], capture_output=True, text=True, timeout=60)
+
+
+async def calls(url: str, labels: list[str]) -> list[int]:
+    """One call per entry of `labels`, all at once; the statuses the clients saw."""
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int, label: str) -> int:
+            body = {"model": SERVED, "messages": [{"role": "user", "content": f"hi {i}"}]}
+            async with session.post(f"{url}/v1/chat/completions", json=body,
+                                    headers={"x-data-labels": label}) as resp:  # fmt: skip
+                await resp.read()
+                return resp.status
+
+        return list(await asyncio.gather(*(one(i, label) for i, label in enumerate(labels))))
+
+
+def flush(loop_thread: LoopThread, proxy: ProxyHandle) -> None:
+    async def run() -> None:
+        await proxy.process.runtime.sinks.flush()
+
+    loop_thread.run(run())
+
+
+def start(make_proxy: Callable[..., ProxyHandle], upstream: str, url: str, journal: Path, **env: str) -> ProxyHandle:
+    return make_proxy(CONFIG, UPSTREAM=upstream, STORE=url, JOURNAL=str(journal), **env)
+
+
+# -- the store itself
+
+
+def test_store_upserts_chains_and_versions_its_schema(postgres: PostgresServer) -> None:
+    url = postgres.database()
+    store = PostgresStore(url)
+    store.upsert([(KEY, 10.0, 11.0, 2, "zone:a", None)])
+    store.upsert([(KEY, 5.0, 12.0, 3, None, "why"), (KEY._replace(caller="other"), 7.0, 7.0, 1, None)])
+    again = PostgresStore(url)  # a second sidecar starting on the same database: no second schema or chain
+    again.upsert([(KEY, 20.0, 20.0, 1, None)])
+    rows = {r.key: r for r in store.rows()}
+    assert (rows[KEY].count, rows[KEY].first_seen, rows[KEY].last_seen) == (6, 5.0, 20.0)
+    assert (rows[KEY].rule, rows[KEY].reason) == ("zone:a", "why")
+    report = store.integrity()
+    assert report.intact and report.entries == 4, report  # the first snapshot and three writes
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(RuntimeError, match="schema version 99 was written by a newer lineage-proxy"):
+        PostgresStore(url)
+    assert store.apply([(KEY, 30.0, 30.0, 1, None)], "t1") is True
+    assert store.apply([(KEY, 30.0, 30.0, 1, None)], "t1") is False  # a token counts once
+    assert {r.key: r.count for r in store.rows()}[KEY] == 7
+    assert store.purge(1, now=86400 + 17.0) == 1  # `other` (last seen 7.0) goes, KEY stays
+    assert store.integrity().intact
+    store.close()
+    again.close()
+
+
+def test_journal_takes_writes_while_the_database_is_away_and_replays_them_once(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    url = postgres.database()
+    store = JournaledStore(PostgresStore(url), Journal(tmp_path / "journal.db"))
+    store.upsert([(KEY, 1.0, 1.0, 1, None)])
+    postgres.stop()
+    try:
+        store.upsert([(KEY, 2.0, 2.0, 2, None)])
+        store.upsert([(KEY._replace(caller="new"), 3.0, 3.0, 1, None)])
+        assert store.journal.held() == 2 and store.journaled == 2
+        assert "lineage_proxy_edge_database_failing 1" in store.metrics()
+    finally:
+        postgres.start()
+    # a crash after an entry was applied but before it was deleted: the token keeps it from counting twice
+    entry_id, token, rows = store.journal.oldest()[0]
+    assert store.database.apply(rows, token)
+    store._next_try = 0.0  # the retry is due now (instead of waiting RETRY_S)
+    store.upsert([])
+    assert store.journal.held() == 0 and store.replayed == 1
+    assert counts(url) == {tuple(KEY): 3, tuple(KEY._replace(caller="new")): 1}
+    assert store.integrity().intact
+    store.close()
+
+
+def test_a_full_journal_refuses_so_the_aggregator_keeps_the_counts(postgres: PostgresServer, tmp_path: Path) -> None:
+    url = postgres.database()
+    store = JournaledStore(PostgresStore(url), Journal(tmp_path / "journal.db", max_rows=1))
+    postgres.stop()
+    try:
+        store.upsert([(KEY, 2.0, 2.0, 2, None)])
+        with pytest.raises(Exception, match="journal_max_rows 1"):
+            store.upsert([(KEY, 3.0, 3.0, 1, None)])
+    finally:
+        postgres.start()
+    store.close()  # replays what it holds on the way out
+    assert counts(url) == {tuple(KEY): 2}
+
+
+# -- proxies writing one database
+
+
+def test_two_proxies_write_one_database_and_every_call_counts(  # type: ignore[no-untyped-def]
+    postgres, vllm, make_proxy, loop_thread, tmp_path
+) -> None:
+    url = postgres.database()
+    _, upstream = vllm
+    proxies = [start(make_proxy, upstream, url, tmp_path / f"journal-{i}.db") for i in range(2)]
+    labels = [("team-a" if i % 3 else "team-b") for i in range(120)]
+
+    async def load() -> list[list[int]]:
+        return list(await asyncio.gather(*(calls(p.url, labels) for p in proxies for _ in range(2))))
+
+    statuses = loop_thread.run(load(), timeout=120)
+    assert all(s == [200] * 120 for s in statuses)
+    for proxy in proxies:
+        flush(loop_thread, proxy)
+    assert counts(url) == {
+        ("anonymous", "assistant", "team-a", ROOT, "team-a", "allow"): 4 * 80,
+        ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow"): 4 * 40,
+    }
+    assert cli("verify", "--store", url, "--integrity").returncode == 0
+
+
+def test_database_stopped_mid_load_loses_and_doubles_nothing(  # type: ignore[no-untyped-def]
+    postgres, vllm, make_proxy, loop_thread, tmp_path
+) -> None:
+    url = postgres.database()
+    _, upstream = vllm
+    proxy = start(make_proxy, upstream, url, tmp_path / "journal.db")
+    seen: dict[str, int] = {}
+
+    def count(label: str, statuses: list[int]) -> None:
+        seen[label] = seen.get(label, 0) + statuses.count(200)
+
+    async def during(action: Callable[[], None], label: str) -> None:
+        got = await asyncio.gather(calls(proxy.url, [label] * 60), asyncio.to_thread(action))
+        count(label, got[0])
+
+    count("before", loop_thread.run(calls(proxy.url, ["before"] * 40)))
+    loop_thread.run(during(postgres.stop, "before"))  # the database goes away under load
+    count("outage", loop_thread.run(calls(proxy.url, ["outage"] * 40)))  # a new flow while it is away
+    flush(loop_thread, proxy)
+    edges = proxy.process.runtime.sinks.get("edges")
+    assert edges is not None
+    assert "lineage_proxy_edge_database_failing 1" in edges.metrics()
+    loop_thread.run(during(postgres.start, "after"))  # and comes back under load
+    loop_thread.run(proxy.process.stop())  # drains, flushes, and replays the journal
+    assert seen == {"before": 100, "outage": 40, "after": 60}  # calls kept flowing throughout
+    assert counts(url) == {("anonymous", "assistant", k, ROOT, k, "allow"): n for k, n in seen.items()}
+    assert Journal(tmp_path / "journal.db").held() == 0
+    assert cli("verify", "--store", url, "--integrity").returncode == 0
+
+
+def test_require_record_fails_closed_exactly_while_nothing_can_record(  # type: ignore[no-untyped-def]
+    postgres, vllm, make_proxy, loop_thread, tmp_path
+) -> None:
+    url = postgres.database()
+    _, upstream = vllm
+    proxy = start(make_proxy, upstream, url, tmp_path / "journal.db", JOURNAL_MAX="1")
+    assert loop_thread.run(calls(proxy.url, ["audited", "open"])) == [200, 200]
+    postgres.stop()
+    try:
+        # the database is away, the journal (one row) still takes a write: the zone's calls go on
+        assert loop_thread.run(calls(proxy.url, ["audited"])) == [200]
+        flush(loop_thread, proxy)  # journaled: the journal is now full
+        assert loop_thread.run(calls(proxy.url, ["audited"])) == [200]
+        flush(loop_thread, proxy)  # neither can take it: from here nothing records
+        assert loop_thread.run(calls(proxy.url, ["audited", "open", "audited"])) == [503, 200, 503]
+    finally:
+        postgres.start()
+    proxy.process.runtime.sinks.get("edges")._store._next_try = 0.0  # type: ignore[union-attr]
+    flush(loop_thread, proxy)  # the database answers: journal replayed, kept counts written
+    assert loop_thread.run(calls(proxy.url, ["audited"])) == [200]
+    loop_thread.run(proxy.process.stop())
+    found = counts(url)
+    assert found[("anonymous", "assistant", "audited", ROOT, "audited", "allow")] == 4
+    assert found[("anonymous", "assistant", "open", ROOT, "open", "allow")] == 2
+    assert found[("anonymous", "assistant", "audited", "", "", "deny")] == 2  # the refusals are recorded too
+
+
+def test_kill_9_during_an_outage_loses_no_flow_whose_reply_was_sent(postgres, vllm, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = postgres.database()
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG)
+    env = {"UPSTREAM": upstream, "STORE": url, "JOURNAL": str(tmp_path / "journal.db")}
+    serve = ServeProcess(str(config), env=env)
+    try:
+        postgres.stop()
+        try:
+            status = asyncio.run(calls(serve.url, ["fresh-flow"]))
+            assert status == [200]
+            serve.proc.send_signal(signal.SIGKILL)
+            serve.proc.wait(10)
+        finally:
+            postgres.start()
+    finally:
+        serve.stop()
+    again = ServeProcess(str(config), env=env)  # the next start replays what the dead one journaled
+    assert again.stop() == 0
+    assert counts(url) == {("anonymous", "assistant", "fresh-flow", ROOT, "fresh-flow", "allow"): 1}
+
+
+# -- the commands
+
+
+def test_verify_integrity_reads_a_postgresql_store_and_names_an_edited_row(postgres: PostgresServer) -> None:
+    url = postgres.database()
+    store = PostgresStore(url)
+    store.upsert([(KEY, 1.0, 2.0, 5, None)])
+    store.close()
+    done = cli("verify", "--store", url, "--integrity")
+    assert done.returncode == 0, done.stderr
+    assert "intact: 2 chain entries" in done.stdout
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE edges SET count = 50")
+    done = cli("verify", "--store", url, "--integrity")
+    assert done.returncode == 1
+    assert "the store says count 50" in done.stdout + done.stderr
+
+
+def test_edges_copy_to_moves_a_sqlite_history_into_postgresql_once(postgres: PostgresServer, tmp_path: Path) -> None:
+    url = postgres.database()
+    sqlite = SqliteStore(tmp_path / "lineage.db")
+    sqlite.upsert([(KEY, 1.0, 2.0, 7, "zone:a", "a reason")])
+    sqlite.upsert([(KEY._replace(decision="deny"), 3.0, 4.0, 2, "caller:x", None), (KEY, 1.5, 5.0, 1, None)])
+    sqlite.close()
+    done = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url)
+    assert done.returncode == 0, done.stderr
+    assert "copied 2 edges (10 calls)" in done.stdout
+    assert cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url).returncode == 0  # adds nothing
+    assert counts(url) == {tuple(KEY): 8, tuple(KEY._replace(decision="deny")): 2}
+    store = PostgresStore(url, readonly=True)
+    row = next(r for r in store.rows() if r.key == KEY)
+    assert (row.first_seen, row.last_seen, row.rule, row.reason) == (1.0, 5.0, "zone:a", "a reason")
+    assert store.integrity().intact
+    store.close()
+    listed = cli("edges", "--store", url, "--json")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 2
+
+
+def test_read_commands_report_an_unreachable_database_without_its_password(postgres: PostgresServer) -> None:
+    url = f"postgresql://postgres:secret@127.0.0.1:{postgres.port}/nosuchdb?connect_timeout=2"
+    done = cli("edges", "--store", url)
+    assert done.returncode == 1
+    assert redact(url) in done.stderr and "secret" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("lineage", "problem"),
+    [
+        ("store: 'postgresql://u@h:5432/db?bogus=1'", "lineage.store: not a valid PostgreSQL URL"),
+        ("store: 'postgresql://u@h:5432'", "lineage.store: the PostgreSQL URL names no database"),
+        ("password_file: ./missing", "lineage.password_file: cannot read a password"),
+        ("journal_max_rows: 0", "lineage.journal_max_rows: must be >= 1"),
+    ],
+)
+def test_config_checks_the_postgresql_settings(lineage: str, problem: str) -> None:
+    text = f"upstreams: [{{name: u, url: 'http://127.0.0.1:1'}}]\nroutes: [{{model: '*', upstream: u}}]\nlineage:\n  {lineage}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse(text, source="t.yaml")
+    assert any(problem in p for p in caught.value.problems), caught.value.problems
+
+
+def test_the_kubernetes_example_config_is_valid(tmp_path: Path) -> None:
+    documents = list(yaml.safe_load_all((ROOT_DIR / "config" / "kubernetes" / "lineage-proxy.yaml").read_text()))
+    config_map = next(d for d in documents if d["kind"] == "ConfigMap")
+    secret = next(d for d in documents if d["kind"] == "Secret")
+    password = tmp_path / "db-password"
+    password.write_text(secret["stringData"]["db-password"])
+    text = config_map["data"]["proxy.yaml"].replace("/run/secrets/lineage/db-password", str(password))
+    config = parse(
+        text, source="proxy.yaml", env={"GLASSES_APP_KEY_SHA256": secret["stringData"]["glasses-app-key-sha256"]}
+    )
+    assert config.lineage.store is not None and config.lineage.store.startswith("postgresql://")
+    assert config.zones[0].require_record
+    pod = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(config.listen.admin.port)  # type: ignore[union-attr]
+    proxy = next(c for c in pod["spec"]["containers"] if c["name"] == "lineage-proxy")
+    assert proxy["readinessProbe"]["httpGet"]["path"] == "/readyz"
