@@ -210,7 +210,8 @@ class Exchange:
         self._observer = None
         _observer_failures[0] += 1
         if _observer_failures[0] == 1:
-            log.warning("could not read a reply from upstream (forwarded unchanged; logged once)", exc_info=True)
+            log.warning("could not read a reply from upstream (forwarded unchanged; logged once)", exc_info=True,
+                        extra={"trace_id": self.trace.trace_id_hex})  # fmt: skip
 
     # -- failures
 

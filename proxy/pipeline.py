@@ -152,7 +152,7 @@ class Pipeline:
         log.warning(
             "unapproved flow: caller %r purpose %r labels %s checkpoint %s decision %s: %s",
             flow.caller, flow.purpose, ",".join(sorted(flow.labels)) or "-", flow.checkpoint or "-", decision.action,
-            why,
+            why, extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
     def identify_only(self, header: Header, peer: tuple[str, ...] = ()) -> None:

@@ -189,13 +189,17 @@ def test_warn_flags_with_a_log_line_the_metric_and_the_span(vllm, make_proxy, ot
     caplog.set_level(logging.WARNING, logger="lineage_proxy.baseline")
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=KEYS["ads"], max_retries=0,
                            default_headers={"x-purpose": "analytics", "x-data-labels": "public"})  # fmt: skip
+    traces = []
     for _ in range(2):
         reply = client.chat.completions.with_raw_response.create(
             model=SERVED, messages=[{"role": "user", "content": "hi"}]
         )
         assert reply.http_response.status_code == 200
+        traces.append(reply.http_response.headers["x-trace-id"])
     assert len(server.data_requests()) == 2  # warn: the calls went through
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    flagged = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.trace_id for r in flagged] == traces[:1]  # type: ignore[attr-defined]  # the line joins the trace
+    warnings = [r.getMessage() for r in flagged]
     assert len(warnings) == 1, warnings  # once per flow, not once per call
     assert warnings[0].startswith("unapproved flow: caller 'ads-ranker' purpose 'analytics' labels public checkpoint "
                                   "org/llama@v1 decision allow: new caller 'ads-ranker'")  # fmt: skip

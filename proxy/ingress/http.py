@@ -225,7 +225,7 @@ class HttpIngress:
             ex.finish(CLIENT_GONE)
             raise
         except Exception:
-            log.exception("internal error handling %s %s", method, path)
+            log.exception("internal error handling %s %s", method, path, extra={"trace_id": ex.trace.trace_id_hex})
             internal = ProxyError("internal error in lineage-proxy; see its log")
             ex.finish(internal)
             await ex.recorded()
@@ -392,6 +392,7 @@ async def _relay(
             "upstream %s failed mid-reply (%s); aborting the client connection",
             upstream.name if upstream else "?",
             error,
+            extra={"trace_id": ex.trace.trace_id_hex},
         )
         if request.transport is not None:
             request.transport.abort()
