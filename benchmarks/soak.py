@@ -121,8 +121,13 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         stream_port, up_port, port = free_port(), free_port(), free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "benchmarks.upstreams", "stream", str(stream_port)],
-                                      stdout=subprocess.PIPE))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.upstreams", "stream", str(stream_port)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        )  # abandoned streams log there
         conf = nginx_streaming_upstream_conf(up_port, str(tmp), stream_port)
         (tmp / "upstream.conf").write_text(conf)
         procs.append(subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(tmp / "upstream.conf")]))
