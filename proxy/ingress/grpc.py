@@ -177,6 +177,20 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         remaining = context.time_remaining()
         return upstream.timeout_s if remaining is None else min(upstream.timeout_s, remaining)
 
+    @contextlib.asynccontextmanager
+    async def _ends(self, ex: Exchange, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        """How every call ends: a ProxyError is recorded, then sent as the status with the lineage as
+        trailers; a client that leaves is recorded as gone; and whatever happens, the call is finished."""
+        try:
+            yield
+        except ProxyError as error:
+            await self._abort(context, ex, error)
+        except asyncio.CancelledError:
+            ex.finish(CLIENT_GONE)
+            raise
+        finally:
+            ex.finish()
+
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext[Any, Any], ex: Exchange, error: ProxyError) -> NoReturn:
         """End the call with `error`: recorded first, then the status with the lineage as trailers."""
@@ -193,7 +207,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     ) -> bytes:
         """A unary inference call (ModelInfer)."""
         ex, header = self._exchange(adapter, target, method, context)
-        try:
+        async with self._ends(ex, context):
             upstream = self._admit(ex, request, header, context)
             rpc = self._unary(ex, upstream, method, request, context)
             try:
@@ -206,13 +220,6 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             ex.head(0, header)
             ex.whole(reply)
             await ex.end()
-        except ProxyError as error:
-            await self._abort(context, ex, error)
-        except asyncio.CancelledError:
-            ex.finish(CLIENT_GONE)
-            raise
-        finally:
-            ex.finish()
         await context.send_initial_metadata([*_pass(initial), *ex.lineage_headers()])
         context.set_trailing_metadata(tuple(_pass(trailing)))
         return reply
@@ -232,7 +239,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         if first is None:
             return
         ex, header = self._exchange(adapter, target, method, context)
-        try:
+        async with self._ends(ex, context):
             upstream = self._admit(ex, first, header, context)
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
@@ -279,13 +286,6 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             if ended:
                 raise ended[0]
             await ex.end()
-        except ProxyError as error:
-            await self._abort(context, ex, error)
-        except asyncio.CancelledError:
-            ex.finish(CLIENT_GONE)
-            raise
-        finally:
-            ex.finish()
 
     # -- everything else
 
@@ -321,7 +321,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         ex, header = self._exchange(GRPC_ADAPTERS[0], _PASSTHROUGH, method, context)
         ex.outcome.extra["rpc.method"] = method
         pipeline = ex.pipeline
-        try:
+        async with self._ends(ex, context):
             pipeline.identify_only(header, _peer(context))
             upstream = self._data_free_upstream(pipeline, "")
             ex.admit_data_free(upstream, span=True)
@@ -346,11 +346,4 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
                 if not writer.done():
                     writer.cancel()
             context.set_trailing_metadata(tuple(_pass(await rpc.trailing_metadata())))
-            ex.finish()
-        except ProxyError as error:
-            await self._abort(context, ex, error)
-        except asyncio.CancelledError:
-            ex.finish(CLIENT_GONE)
-            raise
-        finally:
             ex.finish()
