@@ -75,6 +75,7 @@ upstreams:
     connect_timeout_s: 2
     api_key: k
     max_connections: 3
+    max_queue: 7
     discovery_interval_s: 9
     provider: triton
     tls: {ca: /etc/ssl/certs/ca-certificates.crt, server_name: model.internal}

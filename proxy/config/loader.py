@@ -342,7 +342,7 @@ class _Reader:
     def upstream(self, path: str, raw: Any) -> Upstream | None:
         known = (
             "name", "url", "grpc", "protocol", "region", "checkpoint", "timeout_s", "connect_timeout_s",
-            "api_key", "max_connections", "discovery_interval_s", "provider", "tls",
+            "api_key", "max_connections", "max_queue", "discovery_interval_s", "provider", "tls",
         )  # fmt: skip
         s = self.section(path, raw, Upstream, known, ("name",))
         name = self.name(f"{path}.name", s.raw("name"))
@@ -368,6 +368,7 @@ class _Reader:
         timeout = s.read("timeout_s", partial(self.number, minimum=0.001))
         connect = s.read("connect_timeout_s", partial(self.number, minimum=0.001))
         conns = s.read("max_connections", partial(self.integer, minimum=1))
+        queue = s.read("max_queue", partial(self.integer, minimum=0))
         interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
         if name is None:
             return None
@@ -382,6 +383,7 @@ class _Reader:
             connect_timeout_s=connect,
             api_key=self.string(f"{path}.api_key", s.raw("api_key"), optional=True),
             max_connections=conns,
+            max_queue=queue,
             discovery_interval_s=interval,
             provider=self.string(f"{path}.provider", s.raw("provider"), optional=True),
             tls=self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None,

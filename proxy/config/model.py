@@ -64,6 +64,7 @@ class Upstream:
     connect_timeout_s: float = 5.0
     api_key: str | None = None  # the upstream's own key, sent as Authorization: Bearer
     max_connections: int = 256
+    max_queue: int = 1024  # calls waiting for one of its connections; past this, 503 overloaded at once
     discovery_interval_s: float = 60.0
     provider: str | None = None  # gen_ai.provider.name (vllm, tgi, llama.cpp, triton, ...); else discovered
     # TLS: an https:// url always; a gRPC upstream when this is set. None with https: the system's CAs

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import ssl
 import time
@@ -31,6 +32,7 @@ import orjson
 
 from proxy.checkpoints import MetadataStatus
 from proxy.config import Upstream
+from proxy.errors import Overloaded
 from proxy.tls import client_context
 from proxy.transport.connection import Connection, UpstreamClosed
 from proxy.transport.http11 import UpstreamProtocolError
@@ -153,6 +155,11 @@ class ConnectionPool:
                 return conn
             self._discard(conn)
         while self.open >= self.upstream.max_connections:
+            if len(self.waiters) >= self.upstream.max_queue:
+                raise Overloaded(
+                    f"upstream {self.upstream.name!r} is saturated: {self.upstream.max_connections} calls in "
+                    f"flight and {self.upstream.max_queue} waiting (upstreams[].max_queue); retry shortly"
+                )
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
             try:
@@ -160,6 +167,9 @@ class ConnectionPool:
             except BaseException:
                 if not waiter.cancelled() and waiter.done():  # woken but leaving: pass the turn on
                     self._wake_one()
+                else:  # left while waiting: no longer counts against max_queue
+                    with contextlib.suppress(ValueError):
+                        self.waiters.remove(waiter)
                 raise
             if self.idle:
                 conn = self.idle.pop()

@@ -228,3 +228,39 @@ def test_past_the_connection_cap_new_connections_get_503_and_calls_go_on(vllm, m
         if status(reply) == 200:
             break
     assert status(reply) == 200
+
+
+def test_past_an_upstreams_queue_calls_get_503_at_once(vllm, make_proxy, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    """One connection to the upstream, one call may wait for it: a third call is refused with 503
+    `overloaded` at once instead of queueing without bound; the first two still get their answers."""
+    import threading
+
+    _, upstream = vllm
+    config = CONFIG.replace(
+        "    region: eu\n", "    region: eu\n    max_connections: 1\n    max_queue: 1\n    timeout_s: 2\n"
+    )
+    proxy = make_proxy(config, UPSTREAM=upstream)
+    results: list[int] = []
+
+    def slow() -> None:
+        body = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "__slow__"}]})
+        results.append(status(post(proxy, [("x-purpose", "assistant")], body=body)))
+
+    callers = [threading.Thread(target=slow) for _ in range(2)]
+    callers[0].start()
+    pool = proxy.process.pool.pool(proxy.config.upstreams[0])
+    for _ in range(500):  # the first call holds the one connection
+        if pool.open == 1:
+            break
+        threading.Event().wait(0.01)
+    callers[1].start()
+    for _ in range(500):  # the second waits for it
+        if len(pool.waiters) == 1:
+            break
+        threading.Event().wait(0.01)
+    refused = post(proxy, [("x-purpose", "assistant")])
+    assert status(refused) == 503 and error(refused)["code"] == "overloaded"
+    assert "max_queue" in str(error(refused)["message"])
+    for caller in callers:
+        caller.join(10)
+    assert sorted(results) == [504, 504]  # both waited their turn and timed out on the never-answering model
