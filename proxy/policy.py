@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from proxy.baseline import Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
@@ -135,17 +135,13 @@ def verify_flow(call: Call, decision: Decision, policy: Policy, served: Served =
     """The boundary verifier: mark the decision approved or not; with `block`, refuse a forwarded
     call whose flow is unapproved (in audit mode it goes on as `audit-deny`, like every denial)."""
     finding = policy.unapproved(boundary_flow(call, decision, served))
-    d = decision
     if finding is None:
-        return Decision(d.action, d.upstream, d.caller, d.purpose, d.labels, d.zones, d.code, d.rule, d.reason, True)
-    if not policy.block_unapproved or d.action == DENY or d.action == AUDIT_DENY:
-        return Decision(d.action, d.upstream, d.caller, d.purpose, d.labels, d.zones, d.code, d.rule, d.reason, False)
-    reason = f"flow not in the approved baseline: {finding.message}"
-    if policy.audit:
-        return Decision(AUDIT_DENY, d.upstream, d.caller, d.purpose, d.labels, d.zones, "flow_not_approved",
-                        "lineage.baseline", reason, False)  # fmt: skip
-    return Decision(DENY, None, d.caller, d.purpose, d.labels, d.zones, "flow_not_approved", "lineage.baseline",
-                    reason, False)  # fmt: skip
+        return replace(decision, approved=True)
+    if not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY):
+        return replace(decision, approved=False)
+    refusal = replace(decision, code="flow_not_approved", rule="lineage.baseline", approved=False,
+                      reason=f"flow not in the approved baseline: {finding.message}")  # fmt: skip
+    return replace(refusal, action=AUDIT_DENY) if policy.audit else replace(refusal, action=DENY, upstream=None)
 
 
 def _certificate_note(peer: tuple[str, ...]) -> str:

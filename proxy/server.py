@@ -34,7 +34,7 @@ from proxy.record.spans import SpanRecorder
 from proxy.record.stores import open_store
 from proxy.record.timings import TimingRecorder
 from proxy.tls import reload_context, server_context
-from proxy.transport.upstreams import UpstreamPool
+from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
 

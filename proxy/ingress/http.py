@@ -26,8 +26,8 @@ from proxy.flow import TraceContext
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import HTTP_ADAPTERS, Adapter, Target
 from proxy.tls import identities_from_peercert
-from proxy.transport.upstreams import Response as UpstreamResponse
-from proxy.transport.upstreams import UpstreamPool
+from proxy.transport.pool import Response as UpstreamResponse
+from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy.http")
 

@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from proxy.config import Upstream
 from proxy.transport import pool as pool_module
-from proxy.transport import upstreams
 from proxy.transport.connection import HIGH_WATER, UpstreamClosed
 from proxy.transport.http11 import UpstreamProtocolError
-from proxy.transport.pool import Response, UpstreamPool
+from proxy.transport.pool import UpstreamPool
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
@@ -436,8 +435,3 @@ def test_a_reload_that_changes_an_upstream_retires_its_connections() -> None:
             await pool.close()
 
     asyncio.run(main())
-
-
-def test_the_former_module_still_exports_the_client() -> None:
-    assert upstreams.UpstreamPool is UpstreamPool and upstreams.Response is Response
-    assert upstreams.UpstreamClosed is UpstreamClosed and upstreams.UpstreamProtocolError is UpstreamProtocolError
