@@ -107,7 +107,8 @@ class Exchange:
 
     def readmit(self, body: bytes, header: Header) -> ProxyError | None:
         """A later message of a stream: when it adds labels, the call is decided again with all of
-        them. Returns the denial (the stream must end), else None."""
+        them. Returns the denial (the stream must end), else None; a message naming another model is
+        an InvalidRequest (raised), since the call was decided and is recorded for one model."""
         call, decision = self.call, self.decision
         assert call is not None and decision is not None
         more = self.pipeline.call(
