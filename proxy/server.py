@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from proxy import logs
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError
-from proxy.ingress.http import HttpIngress, HttpServer
+from proxy.ingress.http import HttpIngress
+from proxy.ingress.wire import HttpConnection, HttpServer, Request, simple_reply
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
@@ -98,7 +98,7 @@ class ProxyProcess:
         self._publisher: asyncio.Task[None] | None = None
         self.ref = PipelineRef(Pipeline(config, self.runtime))
         self.started = time.time()
-        self._runners: list[web.BaseRunner] = []
+        self._servers: list[HttpServer] = []
         self._grpc: Any = None
         self._ssl: ssl.SSLContext | None = None
         self.bound: Bound | None = None
@@ -188,20 +188,24 @@ class ProxyProcess:
 
     async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None) -> Address:
         limits = self.config.limits
-        server = HttpServer(handler, handler_cancellation=True, access_log=None,
-                            keepalive_timeout=limits.idle_timeout_s, max_connections=limits.max_connections)  # fmt: skip
-        runner = web.ServerRunner(server, shutdown_timeout=self.config.limits.drain_timeout_s)
-        await runner.setup()
+        server = HttpServer(
+            handler,
+            max_connections=limits.max_connections,
+            idle_timeout_s=limits.idle_timeout_s,
+            header_timeout_s=limits.header_timeout_s,
+            max_header_bytes=limits.max_header_bytes,
+            max_headers=limits.max_headers,
+            max_body_bytes=limits.max_body_bytes,
+        )
         sock = bind(address, reuse_port=self._reuse_port)
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
-        await site.start()
-        self._runners.append(runner)
+        await server.start(sock, ssl_context)
+        self._servers.append(server)
         return bound_address(sock)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight calls finish (bounded), then flush and close the record."""
         drain = self.config.limits.drain_timeout_s
-        tasks = [runner.cleanup() for runner in self._runners]
+        tasks = [server.shutdown(drain) for server in self._servers]
         if self._grpc is not None:
             tasks.append(self._grpc.stop(drain))
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -264,19 +268,22 @@ class ProxyProcess:
         down = sorted(name for name, ok in reachable.items() if not ok)
         return not down, {"status": "ready" if not down else "not ready", "upstreams_down": down}
 
-    def admin_response(self, request: web.BaseRequest) -> web.StreamResponse | None:
-        path = request.path
+    def admin_response(self, path: str) -> tuple[int, bytes, bytes] | None:
+        """(status, content type, body) for an admin path, None for any other path."""
         if path == "/healthz":
-            return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+            return 200, b"application/json", b'{"status":"ok"}'
         if path == "/readyz":
             ok, detail = self.ready()
-            return web.Response(status=200 if ok else 503, body=orjson.dumps(detail), content_type="application/json")
+            return 200 if ok else 503, b"application/json", orjson.dumps(detail)
         if path == "/metrics":
-            return web.Response(text=self.metrics_text(), content_type="text/plain", charset="utf-8")
+            return 200, b"text/plain; charset=utf-8", self.metrics_text().encode()
         return None
 
-    async def _admin_handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        return self.admin_response(request) or web.Response(status=404, text="not found\n")
+    async def _admin_handle(self, request: Request, conn: HttpConnection) -> None:
+        answer = self.admin_response(request.path) if request.method in ("GET", "HEAD") else None
+        status, content_type, body = answer or (404, b"text/plain; charset=utf-8", b"not found\n")
+        conn.write(simple_reply(status, body, content_type, keep_alive=conn.keeps_alive(request),
+                                head=request.method == "HEAD"))  # fmt: skip
 
     def metrics_text(self) -> str:
         """Prometheus text exposition: with --workers N, every worker's series summed (proxy/metrics.py)."""

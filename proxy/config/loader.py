@@ -680,7 +680,7 @@ class _Reader:
 
     def limits(self, raw: Any) -> Limits:
         known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
-                 "max_connections")  # fmt: skip
+                 "header_timeout_s", "max_header_bytes", "max_headers", "max_connections")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
         return Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
@@ -688,6 +688,9 @@ class _Reader:
             drain_timeout_s=s.read("drain_timeout_s", self.number),
             buffer_max_bytes=s.read("buffer_max_bytes", self.integer),
             idle_timeout_s=s.read("idle_timeout_s", partial(self.number, minimum=0.01)),
+            header_timeout_s=s.read("header_timeout_s", partial(self.number, minimum=0.01)),
+            max_header_bytes=s.read("max_header_bytes", partial(self.integer, minimum=1024)),
+            max_headers=s.read("max_headers", partial(self.integer, minimum=8)),
             max_connections=s.read("max_connections", partial(self.integer, minimum=1)),
         )
 

@@ -180,8 +180,12 @@ class Limits:
     scan_max_chars: int = 1_000_000
     drain_timeout_s: float = 30.0
     buffer_max_bytes: int = 16 * 1024 * 1024
-    # a connection with no complete request head for this long is closed: slow or idle clients cannot pin it
+    # a keep-alive connection idle this long is closed; so is one whose request head is not complete within
+    # header_timeout_s of its first byte: slow or idle clients cannot pin connections
     idle_timeout_s: float = 15.0
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 32 * 1024  # the request head (431 past it), and at most max_headers fields
+    max_headers: int = 100
     max_connections: int = 4096  # per process; more get 503 overloaded at once, so calls in flight go on
 
 

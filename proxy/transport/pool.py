@@ -38,6 +38,7 @@ from proxy.transport.connection import Connection, UpstreamClosed
 from proxy.transport.http11 import UpstreamProtocolError
 
 IDLE_S = 4.0
+Fields = list[tuple[str, str]] | bytes  # a request's header fields, or their block already encoded
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -114,8 +115,9 @@ class ConnectionPool:
         self.retired = False  # replaced by a reload: calls in flight finish, no connection is kept
         self._ssl: ssl.SSLContext | None = None
 
-    async def request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> Response:
-        """Send one request; returns once the reply's head is in (its body follows through the Response)."""
+    async def request(self, method: str, target: str, headers: Fields, body: bytes) -> Response:
+        """Send one request; returns once the reply's head is in (its body follows through the Response).
+        `headers`: (name, value) pairs, or a header block already encoded (`Name: value\r\n` lines)."""
         head = self._head(method, target, headers, body)
         for attempt in (0, 1):
             conn = await self._acquire()
@@ -135,10 +137,13 @@ class ConnectionPool:
             return Response(self, conn)
         raise AssertionError("unreachable")
 
-    def _head(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    def _head(self, method: str, target: str, headers: Fields, body: bytes) -> bytes:
         lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: ".encode("latin-1"), self.host_header, b"\r\n"]
-        for name, value in headers:
-            lines.append(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape"))
+        if isinstance(headers, bytes):
+            lines.append(headers)
+        else:
+            for name, value in headers:
+                lines.append(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape"))
         if body or method not in IDEMPOTENT:
             lines.append(b"Content-Length: %d\r\n" % len(body))
         lines.append(b"\r\n")
@@ -255,7 +260,7 @@ class UpstreamPool:
         return pool
 
     async def request(
-        self, upstream: Upstream, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b""
+        self, upstream: Upstream, method: str, target: str, headers: Fields, body: bytes = b""
     ) -> Response:
         return await self.pool(upstream).request(method, target, headers, body)
 

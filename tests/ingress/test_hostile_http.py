@@ -199,7 +199,7 @@ def test_a_body_whose_meaning_depends_on_the_parser_is_refused(proxied) -> None:
     assert server.data_requests() == []
 
 
-SLOW = CONFIG.replace("lineage:", "limits: {idle_timeout_s: 0.3, max_connections: 3}\nlineage:")
+SLOW = CONFIG.replace("lineage:", "limits: {idle_timeout_s: 0.3, header_timeout_s: 0.3, max_connections: 3}\nlineage:")
 
 
 def test_a_client_dribbling_its_request_head_is_cut_off(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
@@ -207,7 +207,7 @@ def test_a_client_dribbling_its_request_head_is_cut_off(vllm, make_proxy) -> Non
     proxy = make_proxy(SLOW, UPSTREAM=upstream)
     with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=5) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and nothing more
-        assert sock.recv(100) == b""  # closed by the proxy after limits.idle_timeout_s, not by this timeout
+        assert sock.recv(100) == b""  # closed by the proxy after limits.header_timeout_s, not by this timeout
     assert status(post(proxy, [("x-purpose", "assistant")])) == 200
 
 

@@ -1,0 +1,486 @@
+"""HTTP/1.1 on the wire: an `asyncio.Protocol` per connection, requests parsed by httptools (llhttp).
+
+Sockets and bytes only; what a request means is the handler's business (`http.py`). Per connection:
+
+- requests are parsed as they arrive and served one at a time, in order (keep-alive and pipelining);
+  a malformed request is answered after the ones before it, with 400 (414, 431) in the error shape, and
+  the connection is closed;
+- the request line is capped at `MAX_TARGET` bytes (414), the head at `limits.max_header_bytes` and
+  `limits.max_headers` fields (431), the body at `limits.max_body_bytes` (413, then the connection is
+  closed: the rest is not read);
+- a connection idle for `limits.idle_timeout_s`, or whose request head is not complete within
+  `limits.header_timeout_s` of its first byte, is closed: slow clients cannot pin connections;
+- back-pressure both ways: reading pauses while requests queue up unserved, and the handler's writes
+  wait while the client is not reading (`drain`);
+- a client that leaves cancels its request's handler, which is how the upstream hears of it;
+- past `limits.max_connections`, a new connection's first request gets 503 `overloaded` and the
+  connection is closed, so the calls in flight keep their file descriptors;
+- `shutdown` stops accepting, closes idle connections, lets requests in flight finish (their replies
+  say `Connection: close`) and aborts what is left after the drain timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import http
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+from urllib.parse import unquote
+
+import httptools
+
+from proxy.errors import InvalidRequest, Overloaded, ProxyError, RequestTooLarge
+from proxy.tls import identities_from_peercert
+
+log = logging.getLogger("lineage_proxy.http")
+
+MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default line limits
+PIPELINE_DEPTH: Final = 8  # parsed requests waiting to be served before reading pauses
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in http.HTTPStatus}
+
+
+class HeaderTooLarge(InvalidRequest):
+    status = 431
+
+
+class TargetTooLong(InvalidRequest):
+    status = 414
+
+
+class Request:
+    """One parsed request: its line, its header fields as sent (bytes), its body once read."""
+
+    __slots__ = (
+        "_body", "_fields", "_waiter", "complete", "content_length", "expects", "failed", "head_size", "headers", "keep_alive",
+        "method", "size", "target", "too_large", "version",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.target = ""
+        self.version = "1.1"
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.keep_alive = True
+        self.content_length: int | None = None
+        self.expects = False  # `Expect: 100-continue`, not yet answered
+        self.complete = False  # the whole body is in
+        self.too_large = False
+        self.failed: ProxyError | None = None  # the body's framing was malformed
+        self.size = 0
+        self.head_size = 0
+        self._body: list[bytes] = []
+        self._fields: dict[str, str] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def path(self) -> str:
+        """The target's path, percent-decoded, without the query."""
+        path = self.target.partition("?")[0]
+        return unquote(path) if "%" in path else path
+
+    def header(self, name: str) -> str | None:
+        """A field by lower-case name; a field sent on several lines is one, its values joined with ','
+        (RFC 9110 §5.3), so a second `x-data-labels` line adds labels and a second `x-purpose` is
+        refused, the same as over gRPC: never "first (or last) one wins"."""
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = {}
+            for raw, value in self.headers:
+                key = raw.decode("latin-1").lower()
+                text = value.decode("utf-8", "surrogateescape")
+                fields[key] = f"{fields[key]},{text}" if key in fields else text
+        return fields.get(name)
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection. The parser calls the `on_*` methods as bytes arrive (httptools' protocol)."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: collections.deque[Request | ProxyError] = collections.deque()
+        self.parsing: Request | None = None
+        self.serving: Request | None = None
+        self.peer: tuple[str, ...] = ()  # what the client's certificate proves (TLS with client certs)
+        self.lost = False
+        self.closing = False  # close once the request being served is answered
+        self.over_cap = False
+        self._broken = False  # the parser failed or the client's body was refused: read no more
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading = True
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's classes
+        server = self.server
+        server.connections.add(self)
+        if len(server.connections) > server.max_connections:
+            self.over_cap = True  # answered once its request is read (closing now resets the client)
+            server.refused += 1
+            if server.refused in (1, 100) or server.refused % 10_000 == 0:
+                log.warning("connection cap (limits.max_connections %d) reached: refusing new connections with "
+                            "503 (%d so far)", server.max_connections, server.refused)  # fmt: skip
+        if transport.get_extra_info("sslcontext") is not None:
+            self.peer = identities_from_peercert(transport.get_extra_info("peercert"))
+        self._arm(server.idle_timeout_s)
+
+    def data_received(self, data: bytes) -> None:
+        if self._broken:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # the client asks to switch protocols; the proxy does not (it drops Upgrade when forwarding):
+            # the request is served as it is and the connection closed after it, the rest unread
+            self.closing = True
+            self._stop_reading()
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            error = cause if isinstance(cause, ProxyError) else _malformed(exc)
+            self.server.framing_error(self, error)
+            request = self.parsing
+            if request is not None and request.method:  # its head was read: its body is what is malformed
+                request.failed = error
+                if request._waiter is not None and not request._waiter.done():
+                    request._waiter.set_result(None)
+            else:
+                self.queue.append(error)
+            self._stop_reading()
+        if len(self.queue) >= PIPELINE_DEPTH and self._reading:
+            self._reading = False
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        self._kick()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.server.connections.discard(self)
+        self._cancel_timer()
+        if self._task is not None and not self._task.done() and self.serving is not None:
+            self._task.cancel()  # the client left: its handler (and so its upstream request) is cancelled
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+        for waiter in (self._drained, self.serving._waiter if self.serving else None):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionResetError("the client closed the connection"))
+
+    def pause_writing(self) -> None:
+        if self._drained is None or self._drained.done():
+            self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.parsing = Request()
+        if self.serving is None and not self.queue:
+            self._arm(self.server.header_timeout_s)
+
+    def on_url(self, url: bytes) -> None:
+        request = self.parsing
+        assert request is not None
+        request.head_size += len(url)
+        if request.head_size > MAX_TARGET:
+            raise TargetTooLong(f"the request target is over {MAX_TARGET} bytes")
+        request.target += url.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self.parsing
+        assert request is not None
+        request.headers.append((name, value))
+        request.head_size += len(name) + len(value) + 4
+        server = self.server
+        if request.head_size > server.max_header_bytes:
+            raise HeaderTooLarge(f"the request head is over limits.max_header_bytes ({server.max_header_bytes})")
+        if len(request.headers) > server.max_headers:
+            raise HeaderTooLarge(f"the request has over limits.max_headers ({server.max_headers}) header fields")
+
+    def on_headers_complete(self) -> None:
+        request = self.parsing
+        assert request is not None
+        parser = self.parser
+        request.method = parser.get_method().decode("latin-1")
+        request.version = parser.get_http_version()
+        request.keep_alive = parser.should_keep_alive()
+        for name, value in request.headers:
+            if len(name) == 14 and name.lower() == b"content-length":
+                request.content_length = int(value)  # llhttp has checked it is one number
+            elif len(name) == 6 and name.lower() == b"expect":
+                request.expects = value.strip().lower() == b"100-continue"
+        if request.content_length is not None and request.content_length > self.server.max_body_bytes:
+            request.too_large = True
+        self.queue.append(request)
+        if self.serving is None and len(self.queue) == 1:
+            self._cancel_timer()
+
+    def on_body(self, body: bytes) -> None:
+        request = self.parsing
+        assert request is not None
+        request.size += len(body)
+        if request.size > self.server.max_body_bytes:
+            if not request.too_large:
+                request.too_large = True
+                request._body.clear()
+            self._stop_reading()  # answered with 413, then the connection closes: read no more of it
+            return
+        request._body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self.parsing
+        assert request is not None
+        request.complete = True
+        self.parsing = None
+        waiter = request._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- what the handler uses
+
+    def write(self, data: bytes) -> None:
+        if self.lost:
+            raise ConnectionResetError("the client closed the connection")
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    async def drain(self) -> None:
+        """Wait while the client is not reading what was written (the transport's buffer is full)."""
+        drained = self._drained
+        if drained is not None and not drained.done():
+            await drained
+        if self.lost:
+            raise ConnectionResetError("the client closed the connection")
+
+    async def body(self, request: Request) -> bytes:
+        """The request's body, once all of it is in; `Expect: 100-continue` is answered first."""
+        if request.failed is not None:
+            raise request.failed
+        if request.too_large:
+            raise _too_large(request, self.server.max_body_bytes)
+        if not request.complete:
+            if request.expects:
+                request.expects = False
+                if request.version == "1.1":
+                    self.write(CONTINUE)
+            request._waiter = asyncio.get_running_loop().create_future()
+            await request._waiter
+            if request.failed is not None:
+                raise request.failed
+            if request.too_large:
+                raise _too_large(request, self.server.max_body_bytes)
+        parts = request._body
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def abort(self) -> None:
+        """Cut the connection without a clean end (an upstream that failed mid-reply)."""
+        self.lost = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- serving
+
+    def _kick(self) -> None:
+        if self._task is None:
+            if self.queue:
+                self._task = asyncio.get_running_loop().create_task(self._serve())
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _serve(self) -> None:
+        server = self.server
+        while not self.lost:
+            if not self.queue:
+                if self._broken or self.closing:
+                    break
+                self._wake = asyncio.get_running_loop().create_future()
+                await self._wake
+                continue
+            item = self.queue.popleft()
+            if not self._reading and len(self.queue) < PIPELINE_DEPTH // 2 and not self._broken:
+                self._reading = True
+                self.transport.resume_reading()  # type: ignore[union-attr]
+            if isinstance(item, ProxyError):
+                self._answer_error(item)
+                break
+            self.serving = item
+            try:
+                if self.over_cap:
+                    refusal = Overloaded("lineage-proxy is at its connection limit; retry shortly")
+                    self.write(error_reply(refusal, [("Retry-After", "1")], keep_alive=False))
+                    break
+                await server.handler(item, self)
+            except (ConnectionError, asyncio.CancelledError):
+                break
+            except Exception:
+                log.exception("internal error serving %s %s", item.method, item.target)
+                break
+            finally:
+                self.serving = None
+            if not item.keep_alive or self.closing or item.too_large or not item.complete:
+                break
+            if not self.queue:
+                self._arm(server.idle_timeout_s)
+        self._close()
+
+    def keeps_alive(self, request: Request) -> bool:
+        """Whether the reply to `request` leaves the connection open (else it says `Connection: close`)."""
+        return (
+            request.keep_alive and not self.closing and request.complete and not request.too_large
+            and request.failed is None
+        )  # fmt: skip
+
+    def _answer_error(self, error: ProxyError) -> None:
+        self.write(error_reply(error, [], keep_alive=False))
+
+    def _close(self) -> None:
+        self._cancel_timer()
+        if self.transport is not None and not self.lost:
+            self.transport.close()  # after what was written is sent
+
+    def _stop_reading(self) -> None:
+        self._broken = True
+        if self._reading and self.transport is not None:
+            self._reading = False
+            self.transport.pause_reading()
+
+    def shutdown(self) -> None:
+        """Stop after the request being served; an idle connection closes now."""
+        self.closing = True
+        if self.serving is None and not self.queue:
+            if self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)
+            else:
+                self._close()
+
+    # -- timers
+
+    def _arm(self, delay: float) -> None:
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self.serving is None and not self.queue and self.transport is not None:
+            self.lost = True
+            self.transport.close()
+
+
+def _malformed(exc: Exception) -> ProxyError:
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "bad framing"
+    return InvalidRequest(f"malformed HTTP request: {text}")
+
+
+def _too_large(request: Request, limit: int) -> RequestTooLarge:
+    length = request.content_length
+    if length is not None and length > limit:
+        return RequestTooLarge(f"request body of {length} bytes is over the limit of {limit} bytes")
+    return RequestTooLarge(f"request body is over the limit of {limit} bytes")
+
+
+_date: list[object] = [0, b""]
+
+
+def date_header() -> bytes:
+    """`Date: ...\\r\\n` for the proxy's own replies, formatted once a second."""
+    now = int(time.time())
+    if _date[0] != now:
+        _date[0], _date[1] = now, b"Date: " + email.utils.formatdate(now, usegmt=True).encode() + b"\r\n"
+    return _date[1]  # type: ignore[return-value]
+
+
+def status_line(status: int, reason: bytes | None = None) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason if reason is not None else _REASONS.get(status, b""))
+
+
+def encode_fields(fields: list[tuple[str, str]]) -> bytes:
+    return b"".join(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape") for name, value in fields)
+
+
+def simple_reply(
+    status: int, body: bytes, content_type: bytes, fields: bytes = b"", *, keep_alive: bool = True, head: bool = False
+) -> bytes:
+    """A whole reply the proxy makes itself, in one buffer (`head`: a reply to HEAD, so no body)."""
+    return b"".join((
+        status_line(status), date_header(), b"Content-Type: ", content_type, b"\r\nContent-Length: %d\r\n" % len(body),
+        fields, b"" if keep_alive else b"Connection: close\r\n", b"\r\n", b"" if head else body,
+    ))  # fmt: skip
+
+
+def error_reply(error: ProxyError, fields: list[tuple[str, str]], *, keep_alive: bool) -> bytes:
+    return simple_reply(error.status, error.body(), b"application/json", encode_fields(fields), keep_alive=keep_alive)
+
+
+Handler = Callable[[Request, HttpConnection], Awaitable[None]]
+
+
+class HttpServer:
+    """One listener's connections, with the limits every connection obeys."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_connections: int,
+        idle_timeout_s: float,
+        header_timeout_s: float,
+        max_header_bytes: int,
+        max_headers: int,
+        max_body_bytes: int,
+    ) -> None:
+        self.handler = handler
+        self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
+        self.header_timeout_s = header_timeout_s
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        self.max_body_bytes = max_body_bytes
+        self.connections: set[HttpConnection] = set()
+        self.refused = 0
+        self.framing_errors = 0
+        self._server: asyncio.Server | None = None
+
+    def __call__(self) -> HttpConnection:
+        return HttpConnection(self)
+
+    async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._server = await asyncio.get_running_loop().create_server(self, sock=sock, ssl=ssl_context)
+
+    def framing_error(self, conn: HttpConnection, error: ProxyError) -> None:
+        self.framing_errors += 1
+        count = self.framing_errors
+        if count in (1, 10, 100) or count % 1000 == 0:
+            peer = conn.transport.get_extra_info("peername") if conn.transport is not None else None
+            log.warning("malformed HTTP request from %s: %s (%d so far)", peer, error.message, count)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Stop accepting; let requests in flight finish for at most `timeout` seconds; close the rest."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            tasks = [c._task for c in self.connections if c._task is not None and not c._task.done()]
+            if not tasks:
+                break
+            await asyncio.wait(tasks, timeout=deadline - time.monotonic())
+        for conn in list(self.connections):
+            conn.abort()
+        self.connections.clear()
