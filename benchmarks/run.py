@@ -2,9 +2,11 @@
 
     python -m benchmarks.run [--rounds 3] [--duration 4] [--quick]
 
-Needs Debian's nginx and wrk (`apt-get install nginx-light wrk`).
-Pinning (2 cores): the upstream nginx, wrk and this script on CPU 0; each hop under test (nginx,
-aiohttp passthrough, lineage-proxy) on CPU 1; `--workers 2` on both. Writes results/latest.{md,json}.
+Needs Debian's nginx, with the http_v2 and grpc modules for the gRPC reference hop, and wrk
+(`apt-get install nginx wrk`).
+Pinning (2 cores): the upstreams, wrk and this script on CPU 0; each hop under test (nginx, aiohttp
+passthrough, httptools floor, nginx grpc_pass, grpc.aio passthrough, lineage-proxy) on CPU 1;
+`--workers 2` on both. Writes results/latest.{md,json}.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.upstreams import MODEL, nginx_hop_conf, nginx_streaming_upstream_conf
+from benchmarks.upstreams import MODEL, nginx_grpc_hop_conf, nginx_hop_conf, nginx_streaming_upstream_conf
 
 HERE = Path(__file__).resolve().parent
 KEY = "bench-key"
@@ -43,6 +45,7 @@ BODY = orjson.dumps({"model": MODEL, "messages": [{"role": "system", "content": 
                                                   {"role": "user", "content": PROMPT}],
                      "max_tokens": 128, "temperature": 0.2})  # fmt: skip
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}", "x-purpose": "assistant"}
+STREAMED = ("direct", "nginx", "aiohttp passthrough", "httptools floor", "lineage-proxy")  # time to first/last byte
 
 
 def free_port() -> int:
@@ -85,6 +88,7 @@ class Hop:
     base: str
     pid: int  # whose CPU counts as this hop's cost (the upstream's for "direct")
     proc: subprocess.Popen[bytes] | None = None
+    grpc: str | None = None  # host:port of its gRPC listener, if it has one
     results: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, key: str, value: float) -> None:
@@ -188,8 +192,9 @@ class Bench:
         env = {**os.environ, "PYTHONPATH": tree} if tree else None
         proc = self.start([sys.executable, "-m", "proxy", "serve", "--config", str(config), "--workers", str(workers),
                            "--log-level", "error"], cpus, ready="lineage-proxy ready", env=env, cwd=tree)  # fmt: skip
-        hop = Hop(name, f"http://127.0.0.1:{port}", proc.pid, proc)
-        hop.grpc = f"127.0.0.1:{grpc_port}" if grpc_port else None  # type: ignore[attr-defined]
+        hop = Hop(
+            name, f"http://127.0.0.1:{port}", proc.pid, proc, grpc=f"127.0.0.1:{grpc_port}" if grpc_port else None
+        )
         # wait until the checkpoint is discovered, as in production
         import httpx
 
@@ -296,22 +301,27 @@ class Bench:
         results = [asyncio.run(self._stream_once(port)) for _ in range(n)]
         return statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
 
-    def grpc_infer(self, target: str, n: int) -> float:
+    def grpc_infer(self, hop: Hop, n: int) -> tuple[float, float]:
+        """p50 µs of `n` sequential ModelInfer calls on one channel (after 50 to warm up), and the hop's
+        CPU µs per call over them."""
         import grpc
 
         request = (b"\x0a\x06simple" + b"\x2a" + bytes([len(t := b"\x0a\x02IN\x12\x04FP32\x1a\x02\x01\x04")]) + t
                    + b"\x3a\x10" + bytes(16))  # fmt: skip
         md = (("authorization", f"Bearer {KEY}"), ("x-purpose", "assistant"))
-        with grpc.insecure_channel(target) as channel:
+        assert hop.grpc is not None, hop.name
+        with grpc.insecure_channel(hop.grpc) as channel:
             infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
             for _ in range(50):
                 infer(request, metadata=md)
             times = []
+            before = cpu_seconds(hop.pid)
             for _ in range(n):
                 started = time.perf_counter()
                 infer(request, metadata=md)
                 times.append((time.perf_counter() - started) * 1e6)
-        return statistics.median(times)
+            cpu = cpu_seconds(hop.pid) - before
+        return statistics.median(times), cpu / n * 1e6
 
 
 def _us(value: str, unit: str) -> float:
@@ -335,8 +345,12 @@ def main() -> int:
         args.rounds, args.duration, args.rss_calls = 1, 2.0, 20_000
     for tool in ("nginx", "wrk", "taskset"):
         if shutil.which(tool) is None:
-            print(f"{tool} not found: apt-get install nginx-light wrk util-linux", file=sys.stderr)
+            print(f"{tool} not found: apt-get install nginx wrk util-linux", file=sys.stderr)
             return 1
+    built = subprocess.run(["nginx", "-V"], capture_output=True, text=True).stderr
+    if "--with-http_v2_module" not in built or "--without-http_grpc_module" in built:
+        print("this nginx lacks the http_v2 or grpc module (grpc_pass): apt-get install nginx", file=sys.stderr)
+        return 1
     os.sched_setaffinity(0, {0})
     bench = Bench(args)
     try:
@@ -347,7 +361,9 @@ def main() -> int:
 
 def run(bench: Bench, args: argparse.Namespace) -> int:
     tmp = bench.tmp
-    stream_port, grpc_port, up_port, hop_port, pt_port = (free_port() for _ in range(5))
+    stream_port, grpc_port, up_port, hop_port, pt_port, floor_port, grpc_hop_port, grpc_pt_port = (
+        free_port() for _ in range(8)
+    )
     bench.start([sys.executable, "-m", "benchmarks.upstreams", "stream", str(stream_port)], "0", ready="ready")
     grpc_up = bench.start([sys.executable, "-m", "benchmarks.upstreams", "grpc", str(grpc_port)], "0", ready="ready")
     conf = nginx_streaming_upstream_conf(up_port, str(tmp), stream_port)
@@ -359,22 +375,31 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
     hop_proc = bench.start(["nginx", "-p", str(tmp), "-c", str(tmp / "hop.conf")], "1")
     bench.wait_port(hop_port)
     pt = bench.start([sys.executable, "-m", "benchmarks.passthrough", str(pt_port), upstream], "1", ready="ready")
+    floor = bench.start([sys.executable, "-m", "benchmarks.floor", str(floor_port), upstream], "1", ready="ready")
+    # the gRPC reference hops, in front of the same OIP upstream as the proxy's gRPC listener
+    (tmp / "grpc-hop.conf").write_text(nginx_grpc_hop_conf(grpc_hop_port, grpc_port, str(tmp)))
+    grpc_hop = bench.start(["nginx", "-p", str(tmp), "-c", str(tmp / "grpc-hop.conf")], "1")
+    bench.wait_port(grpc_hop_port)
+    grpc_pt = bench.start([sys.executable, "-m", "benchmarks.grpc_passthrough", str(grpc_pt_port),
+                           f"127.0.0.1:{grpc_port}"], "1", ready="ready")  # fmt: skip
 
     otlp_port = free_port()
     bench.start([sys.executable, "-m", "benchmarks.upstreams", "otlp", str(otlp_port)], "0", ready="ready")
     dead = free_port()
     direct = Hop("direct", upstream, up.pid)
+    full = bench.start_proxy(
+        "lineage-proxy",
+        upstream,
+        exporter="otlp",
+        endpoint=f"http://127.0.0.1:{otlp_port}",
+        grpc_upstream=f"127.0.0.1:{grpc_port}",
+    )
     hops = [
         direct,
         Hop("nginx", f"http://127.0.0.1:{hop_port}", hop_proc.pid),
         Hop("aiohttp passthrough", f"http://127.0.0.1:{pt_port}", pt.pid),
-        bench.start_proxy(
-            "lineage-proxy",
-            upstream,
-            exporter="otlp",
-            endpoint=f"http://127.0.0.1:{otlp_port}",
-            grpc_upstream=f"127.0.0.1:{grpc_port}",
-        ),
+        Hop("httptools floor", f"http://127.0.0.1:{floor_port}", floor.pid),
+        full,
         bench.start_proxy("lineage-proxy, exporter off", upstream, exporter="none", endpoint="http://127.0.0.1:1"),
         bench.start_proxy(
             "lineage-proxy, exporter dead", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{dead}"
@@ -395,7 +420,12 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
     two = bench.start_proxy(
         "lineage-proxy, 2 workers", upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{otlp_port}", workers=2
     )
-    full = hops[3]
+    grpc_hops = [  # gRPC ModelInfer, measured apart from HTTP; "direct" costs the gRPC upstream's CPU
+        Hop("direct", "", grpc_up.pid, grpc=f"127.0.0.1:{grpc_port}"),
+        Hop("nginx grpc_pass", "", grpc_hop.pid, grpc=f"127.0.0.1:{grpc_hop_port}"),
+        Hop("grpc.aio passthrough", "", grpc_pt.pid, grpc=f"127.0.0.1:{grpc_pt_port}"),
+        Hop("lineage-proxy", "", full.pid, grpc=full.grpc),
+    ]
     print(f"warming up; {args.rounds} rounds of {args.duration:g}s runs", file=sys.stderr)
     for hop in [*hops, two]:
         bench.wrk(hop, 8, 1.0)
@@ -414,12 +444,14 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
                 two.add("cpu64", many2["cpu_us_per_call"])
                 two.add("errors", many2["errors"])
                 two.add("ratio_vs_1", many2["rps"] / max(many["rps"], 1.0))
-            if hop.name in ("direct", "nginx", "aiohttp passthrough", "lineage-proxy"):
+            if hop.name in STREAMED:
                 ttfb, ttlb = bench.stream(hop, 20 if args.quick else 40)
                 hop.add("ttfb_us", ttfb)
                 hop.add("ttlb_us", ttlb)
-        full.add("grpc_p50_us", bench.grpc_infer(full.grpc, 300))  # type: ignore[attr-defined]
-        direct.add("grpc_p50_us", bench.grpc_infer(f"127.0.0.1:{grpc_port}", 300))
+        for hop in grpc_hops:  # interleaved too
+            p50, cpu = bench.grpc_infer(hop, 300)
+            hop.add("p50_us", p50)
+            hop.add("cpu_us_per_call", cpu)
         print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
 
     # RSS of the proxy over many calls (no growth expected)
@@ -432,9 +464,8 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
         if done >= args.rss_calls // 2 and rss_mid == rss_start:
             rss_mid = rss_mib(full.pid)
     rss_end = rss_mib(full.pid)
-    del grpc_up
 
-    report = build_report(hops, two, direct, full, rss=(rss_start, rss_mid, rss_end, done), args=args)
+    report = build_report(hops, two, direct, grpc_hops, rss=(rss_start, rss_mid, rss_end, done), args=args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(report["json"], indent=2))
@@ -443,8 +474,8 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_report(hops: list[Hop], two: Hop, direct: Hop, full: Hop, rss: tuple[float, float, float, int],
-                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
+                 rss: tuple[float, float, float, int], args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     d50, d99 = direct.median("p50_us") or 0, direct.median("p99_us") or 0
     dttfb, dttlb = direct.median("ttfb_us"), direct.median("ttlb_us")
     rows = []
@@ -468,9 +499,16 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, full: Hop, rss: tuple[f
         data.setdefault("per_round", {})[hop.name] = hop.results  # every figure of every round
         data["hops"][hop.name] = entry
         rows.append((hop.name, entry))
-    grpc_direct, grpc_proxy = direct.median("grpc_p50_us"), full.median("grpc_p50_us")
-    data["grpc"] = {"direct_p50_us": grpc_direct, "proxy_p50_us": grpc_proxy,
-                    "added_p50_us": (grpc_proxy or 0) - (grpc_direct or 0)}  # fmt: skip
+    grpc: dict[str, dict[str, float | None]] = {}
+    gd50 = grpc_hops[0].median("p50_us") or 0
+    for hop in grpc_hops:
+        p50 = hop.median("p50_us")
+        grpc[hop.name] = {"p50_us": p50, "added_p50_us": None if p50 is None or hop is grpc_hops[0] else p50 - gd50,
+                          "cpu_us_per_call": hop.median("cpu_us_per_call")}  # fmt: skip
+    grpc_direct, grpc_lp = grpc["direct"], grpc["lineage-proxy"]
+    data["grpc"] = {"direct_p50_us": grpc_direct["p50_us"], "proxy_p50_us": grpc_lp["p50_us"],
+                    "added_p50_us": grpc_lp["added_p50_us"], "hops": grpc,
+                    "per_round": {hop.name: hop.results for hop in grpc_hops}}  # fmt: skip
     data["rss_mib"] = {"start": rss[0], "half": rss[1], "end": rss[2], "calls": rss[3]}
 
     def f(v: float | None, digits: int = 0) -> str:
@@ -490,26 +528,54 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, full: Hop, rss: tuple[f
             continue
         lines.append(f"| {name} | {f(e['added_p50_us'])} | {f(e['added_p99_us'])} | {f(e['rps_64'])} | "
                      f"{f(e['cpu_us_per_call'])} | {f(e['added_ttfb_us'])} | {f(e['added_ttlb_us'])} | {e['errors']} |")  # fmt: skip
+    lines += [
+        "",
+        "| gRPC hop (ModelInfer, small tensor; 300 sequential calls) | p50 µs | added p50 µs | CPU µs/call |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, g in grpc.items():
+        label = {"direct": "direct", "nginx grpc_pass": "nginx grpc_pass (h2c, upstream keep-alive)"}.get(name, name)
+        cpu = f(g["cpu_us_per_call"]) + (" (upstream)" if name == "direct" else "")
+        lines.append(f"| {label} | {f(g['p50_us'])} | {f(g['added_p50_us'])} | {cpu} |")
     pt = data["hops"]["aiohttp passthrough"]
+    fl = data["hops"]["httptools floor"]
     lp = data["hops"]["lineage-proxy"]
     off = data["hops"]["lineage-proxy, exporter off"]
     dead = data["hops"]["lineage-proxy, exporter dead"]
+    targets: dict[str, dict[str, Any]] = {}
 
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return None if not a or not b else a / b
+    def target(key: str, a: float | None, b: float | None, limit: float, at_most: bool = True) -> str:
+        """a ÷ b against its target, kept under data["targets"][key]; "1.23× (≤ 1.6× ✓)" for the table.
+        No ratio ("–") when the reference's figure is not above 0 (an added time within noise of direct)."""
+        value = ratio(a, b) if b is not None and b > 0 else None
+        met = None if value is None else (value <= limit if at_most else value >= limit)
+        bound = f"{'≤' if at_most else '≥'} {limit:g}×"
+        targets[key] = {"ratio": value, "target": bound, "met": met}
+        return f"{f(value, 2)}× ({bound}{'' if met is None else ' ✓' if met else ' ✗'})"
 
     lines += [
         "",
-        f"gRPC ModelInfer (small tensor), p50: direct {f(grpc_direct)} µs, through the proxy {f(grpc_proxy)} µs "
-        f"(added {f(data['grpc']['added_p50_us'])} µs).",
         f"Proxy RSS over {rss[3]:,} calls: {rss[0]:.1f} → {rss[1]:.1f} → {rss[2]:.1f} MiB.",
         "",
+        "Targets (lineage-proxy ÷ httptools floor, same run):",
+        f"- added p50 {target('floor_added_p50', lp['added_p50_us'], fl['added_p50_us'], 1.6)}; "
+        f"CPU/call {target('floor_cpu', lp['cpu_us_per_call'], fl['cpu_us_per_call'], 1.6)}; "
+        f"req/s @64 {target('floor_rps64', lp['rps_64'], fl['rps_64'], 0.7, at_most=False)}; "
+        f"p99 @1 connection {target('floor_p99', lp['p99_us'], fl['p99_us'], 2)}; "
+        f"streamed added TTFB {target('floor_ttfb', lp['added_ttfb_us'], fl['added_ttfb_us'], 1.6)}",
+        "",
         "Targets (lineage-proxy ÷ aiohttp passthrough, same run):",
-        f"- added p50 {f(ratio(lp['added_p50_us'], pt['added_p50_us']), 2)}× (target ≤ 1.25×); "
-        f"CPU/call {f(ratio(lp['cpu_us_per_call'], pt['cpu_us_per_call']), 2)}× (≤ 1.5×); "
-        f"p99 {f(ratio(lp['p99_us'], pt['p99_us']), 2)}× (≤ 3×)",
-        f"- exporter dead ÷ off, added p50: {f(ratio(dead['added_p50_us'], off['added_p50_us']), 2)}× (≤ 1.10×)",
-        f"- added TTFB {f(ratio(lp['added_ttfb_us'], pt['added_ttfb_us']), 2)}× the passthrough's (≤ 1.25×)",
+        f"- added p50 {target('passthrough_added_p50', lp['added_p50_us'], pt['added_p50_us'], 1.25)}; "
+        f"CPU/call {target('passthrough_cpu', lp['cpu_us_per_call'], pt['cpu_us_per_call'], 1.5)}; "
+        f"p99 {target('passthrough_p99', lp['p99_us'], pt['p99_us'], 3)}",
+        f"- added TTFB {target('passthrough_ttfb', lp['added_ttfb_us'], pt['added_ttfb_us'], 1.25)} the passthrough's",
+        "",
+        "Targets (gRPC, lineage-proxy ÷ grpc.aio passthrough, same run):",
+        f"- added p50 {target('grpc_added_p50', grpc_lp['added_p50_us'], grpc['grpc.aio passthrough']['added_p50_us'], 1.25)}; "
+        f"CPU/call {f(ratio(grpc_lp['cpu_us_per_call'], grpc['grpc.aio passthrough']['cpu_us_per_call']), 2)}× (no target)",
+        "",
+        "Other:",
+        f"- exporter dead ÷ off, added p50: {target('exporter_dead_vs_off', dead['added_p50_us'], off['added_p50_us'], 1.1)}",
         f"- 2 workers ÷ 1 worker, req/s @64 (adjacent runs, median of per-round ratios): {f(two.median('ratio_vs_1'), 2)}×",
     ]
     peer = data["hops"].get("LiteLLM proxy (peer)")
@@ -518,7 +584,12 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, full: Hop, rss: tuple[f
             f"- LiteLLM proxy ÷ lineage-proxy: added p50 {f(ratio(peer['added_p50_us'], lp['added_p50_us']), 0)}×, "
             f"CPU/call {f(ratio(peer['cpu_us_per_call'], lp['cpu_us_per_call']), 0)}×"
         )
+    data["targets"] = targets
     return {"json": data, "md": "\n".join(lines) + "\n"}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if not a or not b else a / b
 
 
 def machine() -> str:

@@ -117,6 +117,21 @@ def nginx_hop_conf(port: int, upstream_port: int, prefix: str) -> str:
     )
 
 
+def nginx_grpc_hop_conf(port: int, upstream_port: int, prefix: str) -> str:
+    """The gRPC reference hop: `grpc_pass` over h2c (HTTP/2 without TLS both ways), upstream keep-alive.
+    Needs an nginx built with the http_v2 and grpc modules (Debian's `nginx` package has both)."""
+    return _nginx_conf(
+        "grpc-hop",
+        prefix,
+        f"""
+    upstream grpc_model {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_requests 1000000; }}
+    server {{
+        listen 127.0.0.1:{port} http2 reuseport;
+        location / {{ grpc_pass grpc://grpc_model; }}
+    }}""",
+    )
+
+
 async def serve_stream(port: int) -> None:
     from aiohttp import web
 
