@@ -131,3 +131,74 @@ def test_a_valid_request_pipelined_with_a_malformed_one_gets_both_answers(proxy)
     first, _, rest = reply.partition(b"HTTP/1.1 400")
     assert first.startswith(b"HTTP/1.1 200") and b"echo: hello there" in first
     assert b'"code":"invalid_request"' in rest
+
+
+def ask(content: str, *, close: bool = False, extra: bytes = b"") -> bytes:
+    body = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": content}]})
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + (b"Connection: close\r\n" if close else b"")
+        + extra
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(1, 2 * len(REQUEST)), max_size=6, unique=True))
+def test_pipelined_requests_split_anywhere_are_answered_in_order(proxy, cuts: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """Keep-alive and pipelining: three requests sent back to back, cut at any bytes, get three replies
+    in the order asked (the last says `Connection: close`, so the proxy then closes)."""
+    wire = ask("one") + ask("two") + ask("three", close=True)
+    bounds = [0, *sorted(c for c in cuts if c < len(wire)), len(wire)]
+    reply = exchange(proxy.bound.http.port, [wire[a:b] for a, b in itertools.pairwise(bounds)], half_close=False)
+    assert reply.count(b"HTTP/1.1 200") == 3, reply[:500]
+    assert reply.index(b"echo: one") < reply.index(b"echo: two") < reply.index(b"echo: three")
+
+
+def test_a_chunked_request_body_is_read_and_forwarded(proxy) -> None:  # type: ignore[no-untyped-def]
+    body = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "in pieces"}]})
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:20], body[20:])) + b"0\r\n\r\n"
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")  # fmt: skip
+    reply = exchange(proxy.bound.http.port, [head, chunks[:10], chunks[10:]], half_close=False)
+    assert reply.startswith(b"HTTP/1.1 200") and b"echo: in pieces" in reply
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n", 431),
+    ],
+    ids=["long target", "too many fields"],
+)
+def test_oversized_request_heads_get_414_or_431_and_the_connection_closes(proxy, raw: bytes, code: int) -> None:  # type: ignore[no-untyped-def]
+    reply = exchange(proxy.bound.http.port, [raw], half_close=False)  # returns once the proxy closed
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % code) and b"Connection: close" in head
+    assert orjson.loads(body)["error"]["code"] == "invalid_request"
+    assert_serving(proxy.bound.http.port)
+
+
+def test_http_1_0_and_head_requests(proxy) -> None:  # type: ignore[no-untyped-def]
+    """An HTTP/1.0 request is answered and the connection closed (no keep-alive asked); a HEAD reply has
+    a head only, so a GET pipelined after it is read correctly."""
+    old = exchange(proxy.bound.http.port, [b"GET /v1/models HTTP/1.0\r\n\r\n"], half_close=False)
+    assert old.startswith(b"HTTP/1.1 200") and b"Connection: close" in old and SERVED.encode() in old
+    both = exchange(
+        proxy.bound.http.port,
+        [b"HEAD /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+        half_close=False,
+    )
+    first, _, second = both.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200"), both[:400]
+    assert SERVED.encode() in second.partition(b"\r\n\r\n")[2]
+
+
+def test_an_oversized_body_gets_413_and_the_connection_closes(proxy) -> None:  # type: ignore[no-untyped-def]
+    limit = proxy.config.limits.max_body_bytes
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (limit + 1)
+    reply = exchange(proxy.bound.http.port, [head, b"{" * 1024], half_close=False)
+    assert reply.startswith(b"HTTP/1.1 413") and b"Connection: close" in reply
+    assert b'"code":"request_too_large"' in reply

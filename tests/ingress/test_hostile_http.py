@@ -204,11 +204,24 @@ SLOW = CONFIG.replace("lineage:", "limits: {idle_timeout_s: 0.3, header_timeout_
 
 def test_a_client_dribbling_its_request_head_is_cut_off(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
-    proxy = make_proxy(SLOW, UPSTREAM=upstream)
+    proxy = make_proxy(SLOW.replace("idle_timeout_s: 0.3", "idle_timeout_s: 30"), UPSTREAM=upstream)
     with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=5) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and nothing more
         assert sock.recv(100) == b""  # closed by the proxy after limits.header_timeout_s, not by this timeout
     assert status(post(proxy, [("x-purpose", "assistant")])) == 200
+
+
+def test_an_idle_keep_alive_connection_is_closed(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    proxy = make_proxy(SLOW.replace("header_timeout_s: 0.3", "header_timeout_s: 30"), UPSTREAM=upstream)
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=5) as sock:
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json"
+                     f"\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + BODY)  # fmt: skip
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.endswith(b"}"):
+            reply += sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 200") and b"Connection: close" not in reply  # kept alive...
+        assert sock.recv(100) == b""  # ...until idle for limits.idle_timeout_s; not this socket's timeout
 
 
 def test_past_the_connection_cap_new_connections_get_503_and_calls_go_on(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
