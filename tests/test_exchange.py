@@ -53,6 +53,7 @@ class Counting:
     """A record sink that counts what it is given: one entry per finished call."""
 
     name = "counting"
+    durable = True  # run as each call ends (not on the next turn of the loop), so the counts are exact at once
 
     def __init__(self) -> None:
         self.ended: list[tuple[str, str | None, str | None]] = []

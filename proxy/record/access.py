@@ -21,6 +21,7 @@ class AccessRecorder:
     """Formats only when the access logger is on (the check is one attribute read per call)."""
 
     name = "access"
+    durable = False
 
     def start(self) -> None:
         pass

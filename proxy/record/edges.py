@@ -29,6 +29,7 @@ class EdgeAggregator:
     """Lives on the event loop thread; only the writer executor touches the store."""
 
     name = "edges"
+    durable = True  # a new flow is written through before the reply completes
 
     def __init__(self, store: EdgeStore, *, flush_interval_s: float = 1.0, retention_days: float = 30.0) -> None:
         self._store = store

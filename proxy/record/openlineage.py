@@ -164,6 +164,7 @@ class OpenLineageRecorder:
     """Lives on the event loop thread; only the sender thread touches the transport."""
 
     name = "openlineage"
+    durable = False
 
     def __init__(self, settings: OpenLineage, *, transport: Transport | None = None) -> None:
         self._settings = settings

@@ -2,12 +2,16 @@
 
 Like OpenTelemetry's SynchronousMultiSpanProcessor: the Exchange calls one `on_end`; each sink keeps
 its own *when* (queue, batch, write-through) and *where* (OTLP, SQLite). A sink that raises never
-fails the call or starves the others. Adding a sink is one module implementing `Recorder` and one
+fails the call or starves the others. Only sinks that may hold the reply (`durable = True`: a new
+lineage flow is written through before the client has the reply's end) run inside `on_end`; the others
+(span encoding, timings, access lines) run right after, on the event loop's next turn, so the client's
+bytes are written first and their cost is never in a call's added latency. Adding a sink is one module implementing `Recorder` and one
 line where the runtime builds its list (`proxy/server.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import threading
@@ -26,6 +30,9 @@ class Recorder(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    # True for a sink whose on_end may return a Durable: it runs before the reply completes
+    durable: bool
 
     def start(self) -> None:
         """Begin background work (flush loops); called on the event loop."""
@@ -52,11 +59,13 @@ class Recorder(Protocol):
 class FanOut:
     """The runtime's sinks, by name; `on_end` reaches every one."""
 
-    __slots__ = ("_failed", "_sinks")
+    __slots__ = ("_failed", "_later", "_scheduled", "_sinks")
 
     def __init__(self, sinks: Iterable[Recorder] = ()) -> None:
         self._sinks: dict[str, Recorder] = {sink.name: sink for sink in sinks}
         self._failed: set[str] = set()
+        self._later: list[tuple[Call, Decision, Outcome, frozenset[str]]] = []
+        self._scheduled = False
 
     def __iter__(self) -> Iterator[Recorder]:
         return iter(tuple(self._sinks.values()))
@@ -77,19 +86,42 @@ class FanOut:
 
     def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
         durable: Durable | None = None
-        for name, sink in self._sinks.items():
+        for sink in self._sinks.values():
+            if getattr(sink, "durable", False):
+                future = self._one(sink, call, decision, outcome, output_labels)
+                if future is not None:
+                    durable = future if durable is None else _both(durable, future)
+        self._later.append((call, decision, outcome, output_labels))
+        if not self._scheduled:
             try:
-                future = sink.on_end(call, decision, outcome, output_labels)
-            except Exception:
-                if name not in self._failed:  # once per sink, not once per call
-                    self._failed.add(name)
-                    log.exception("record sink %s failed on a call (logged once; the call goes on)", name)
-                continue
-            if future is not None:
-                durable = future if durable is None else _both(durable, future)
+                asyncio.get_running_loop().call_soon(self._run_later)
+                self._scheduled = True
+            except RuntimeError:  # no event loop (a tool recording outside the server): now
+                self._run_later()
         return durable
 
+    def _run_later(self) -> None:
+        """The other sinks, for every call that ended since the last turn of the loop."""
+        self._scheduled = False
+        later, self._later = self._later, []
+        sinks = [sink for sink in self._sinks.values() if not getattr(sink, "durable", False)]
+        for record in later:
+            for sink in sinks:
+                self._one(sink, *record)
+
+    def _one(
+        self, sink: Recorder, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
+    ) -> Durable | None:
+        try:
+            return sink.on_end(call, decision, outcome, output_labels)
+        except Exception:
+            if sink.name not in self._failed:  # once per sink, not once per call
+                self._failed.add(sink.name)
+                log.exception("record sink %s failed on a call (logged once; the call goes on)", sink.name)
+            return None
+
     async def flush(self) -> None:
+        self._run_later()
         for sink in tuple(self._sinks.values()):
             try:
                 await sink.flush()
@@ -97,6 +129,7 @@ class FanOut:
                 log.exception("record sink %s failed to flush", sink.name)
 
     async def stop(self) -> None:
+        self._run_later()
         for sink in self._sinks.values():
             try:
                 await sink.stop()

@@ -80,6 +80,7 @@ class SpanRecorder:
     export. Never blocks a call: a full queue drops and counts."""
 
     name = "spans"
+    durable = False
 
     def __init__(self, telemetry: Telemetry, sink: Sink | None = None) -> None:
         resource: dict[str, Any] = {"service.name": telemetry.service_name, "service.version": __version__,

@@ -20,6 +20,7 @@ class TimingRecorder:
     """Never blocks, never fails a call: arithmetic and in-memory (or mmap) increments only."""
 
     name = "metrics"
+    durable = False
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
