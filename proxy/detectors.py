@@ -191,6 +191,9 @@ _BUILTIN: dict[str, tuple[Finder, ...]] = {
     "ip_address": (_ipv4s, _ipv6s),
     "iban": (_ibans,),
 }
+# a class byte a finder's every match contains: a text without it is not scanned by that finder (most
+# prose has no digits, so four of the six builtin scans are skipped by one memchr)
+_NEEDS: dict[Finder, bytes] = {_cards: b"0", _phones: b"0", _ipv4s: b"0", _ibans: b"0", _emails: b"@", _ipv6s: b":"}
 
 
 class Detectors:
@@ -199,13 +202,13 @@ class Detectors:
     __slots__ = ("_finders", "max_chars")
 
     def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000) -> None:
-        finders: list[tuple[str, Finder]] = []
+        finders: list[tuple[str, Finder, bytes]] = []
         for spec in specs:
             label = f"pii:{spec.name}"
             if spec.pattern is None:
-                finders.extend((label, finder) for finder in _BUILTIN[spec.name])
+                finders.extend((label, finder, _NEEDS[finder]) for finder in _BUILTIN[spec.name])
             else:
-                finders.append((label, _custom(re.compile(spec.pattern))))
+                finders.append((label, _custom(re.compile(spec.pattern)), b""))
         self._finders = tuple(finders)
         self.max_chars = max_chars
 
@@ -221,8 +224,9 @@ class Detectors:
             text = text[: self.max_chars]
             found.add(TRUNCATED)
         t = _Text(text)
-        for label, finder in self._finders:
-            if label not in found and next(finder(t), None) is not None:
+        classes = t.classes
+        for label, finder, needs in self._finders:
+            if label not in found and needs in classes and next(finder(t), None) is not None:
                 found.add(label)
         return frozenset(found)
 
@@ -233,7 +237,7 @@ class Detectors:
         """Every value found, in order, without overlaps (for masking)."""
         t = _Text(text)
         spans = sorted(
-            (Found(s, e, label) for label, finder in self._finders for s, e in finder(t)),
+            (Found(s, e, label) for label, finder, _ in self._finders for s, e in finder(t)),
             key=lambda f: (f.start, -f.end),
         )
         kept: list[Found] = []
