@@ -51,13 +51,28 @@ def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
 
 def _pass(metadata: Metadata | None) -> list[tuple[str, str | bytes]]:
     """The upstream's own metadata, less transport keys and the keys only the proxy may set."""
+    if not metadata:
+        return []
     return [
         (k, v)
-        for k, v in metadata or ()
+        for k, v in metadata
         if not k.startswith(":")
         and k not in ("content-type", "grpc-status", "x-data-labels", "x-trace-id")
         and not k.startswith("x-lineage-")
     ]
+
+
+async def _reply_metadata(
+    context: grpc.aio.ServicerContext[Any, Any], upstream_initial: Metadata | None, trailing: Metadata
+) -> None:
+    """A unary reply's metadata: the lineage (with the upstream's trailers) as trailing metadata, which
+    grpc.aio sends in the one batch that carries the reply and the status. grpc.aio cannot hold initial
+    metadata back for that batch (it sends it empty there; `send_initial_metadata` is a batch of its own,
+    a round through grpc's core per call), so initial metadata is sent only when the upstream sent some."""
+    passed = _pass(upstream_initial)
+    if passed:
+        await context.send_initial_metadata(passed)
+    context.set_trailing_metadata(tuple(trailing))
 
 
 def _rpc(method: str) -> dict[str, Any]:
@@ -72,6 +87,8 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         self._server: grpc.aio.Server | None = None
         self._tls: Tls | None = None
         self._tls_served: Tls | None = None
+        self._secure = False  # a TLS listener: only then can a peer have shown a certificate
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # by OIP method, made on its first call
 
     # -- lifecycle
 
@@ -82,6 +99,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             port = self._server.add_insecure_port(str(address))
         else:
             self._tls = self._tls_served = tls
+            self._secure = True
             credentials = grpc.dynamic_ssl_server_credentials(
                 grpc_certificate_configuration(tls), self._certificate_update, tls.require_client_cert
             )
@@ -109,16 +127,25 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The handler for a method: by the adapter that matches it; other methods pass through."""
         method: str = details.method
+        handler = self._handlers.get(method)
+        if handler is not None:
+            return handler
         # partial, not lambda: grpc.aio tells coroutines and async generators apart by inspection
         for adapter in GRPC_ADAPTERS:
             target = adapter.match("POST", method)
             if target is None:
                 continue
             if not target.carries_data:
-                return grpc.unary_unary_rpc_method_handler(functools.partial(self.data_free, adapter, target, method))
-            if target.stream:
-                return grpc.stream_stream_rpc_method_handler(functools.partial(self.stream, adapter, target, method))
-            return grpc.unary_unary_rpc_method_handler(functools.partial(self.unary, adapter, target, method))
+                handler = grpc.unary_unary_rpc_method_handler(
+                    functools.partial(self.data_free, adapter, target, method)
+                )
+            elif target.stream:
+                handler = grpc.stream_stream_rpc_method_handler(functools.partial(self.stream, adapter, target, method))
+            else:
+                handler = grpc.unary_unary_rpc_method_handler(functools.partial(self.unary, adapter, target, method))
+            self._handlers[method] = handler  # adapters match a fixed set of methods: the cache is bounded
+            return handler
+        # any other method (whatever name a client sends): made per call, never cached
         return grpc.stream_stream_rpc_method_handler(functools.partial(self.passthrough, method))
 
     # -- the steps every handler shares
@@ -130,9 +157,14 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         header = _metadata(context).get
         return Exchange(pipeline, adapter, target, pipeline.trace(header), _rpc(method)), header
 
-    @staticmethod
-    def _admit(ex: Exchange, request: bytes, header: Header, context: grpc.aio.ServicerContext[Any, Any]) -> Upstream:
-        upstream = ex.admit(request, header, _peer(context))
+    def _peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
+        """What the client's certificate proves; nothing on a plaintext listener (no auth context asked)."""
+        return _peer(context) if self._secure else ()
+
+    def _admit(
+        self, ex: Exchange, request: bytes, header: Header, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Upstream:
+        upstream = ex.admit(request, header, self._peer(context))
         if upstream.grpc is None:
             raise UpstreamUnavailable(
                 f"upstream {upstream.name!r} speaks HTTP only; send this call to the HTTP listener"
@@ -205,7 +237,8 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     async def unary(
         self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        """A unary inference call (ModelInfer)."""
+        """A unary inference call (ModelInfer). Its lineage goes back as trailing metadata, with the
+        reply and the status in one batch (a streamed call's goes as initial metadata)."""
         ex, header = self._exchange(adapter, target, method, context)
         async with self._ends(ex, context):
             upstream = self._admit(ex, request, header, context)
@@ -220,8 +253,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             ex.head(0, header)
             ex.whole(reply)
             await ex.end()
-        await context.send_initial_metadata([*_pass(initial), *ex.lineage_headers()])
-        context.set_trailing_metadata(tuple(_pass(trailing)))
+        await _reply_metadata(context, initial, (*_pass(trailing), *ex.lineage_headers()))
         return reply
 
     async def stream(
@@ -292,17 +324,19 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     async def data_free(
         self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        """Health and metadata RPCs: the caller's key is checked, nothing is recorded."""
+        """Health and metadata RPCs: the caller's key is checked, nothing is recorded; `x-trace-id` goes
+        back as trailing metadata."""
         ex, header = self._exchange(adapter, target, method, context)
         try:
             pipeline = ex.pipeline
-            pipeline.identify_only(header, _peer(context))
+            pipeline.identify_only(header, self._peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
             ex.admit_data_free(upstream, span=False)
             rpc = self._unary(ex, upstream, method, request, context)
             try:
                 reply: bytes = await rpc
                 initial = await rpc.initial_metadata()
+                trailing = await rpc.trailing_metadata()
             except grpc.aio.AioRpcError as exc:
                 raise ex.upstream_failed(upstream_status(exc)) from None
             ex.finish()
@@ -310,7 +344,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             await self._abort(context, ex, error)
         finally:
             ex.finish()
-        await context.send_initial_metadata([*_pass(initial), ("x-trace-id", ex.trace.trace_id_hex)])
+        await _reply_metadata(context, initial, (*_pass(trailing), ("x-trace-id", ex.trace.trace_id_hex)))
         return reply
 
     async def passthrough(
@@ -322,7 +356,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         ex.outcome.extra["rpc.method"] = method
         pipeline = ex.pipeline
         async with self._ends(ex, context):
-            pipeline.identify_only(header, _peer(context))
+            pipeline.identify_only(header, self._peer(context))
             upstream = self._data_free_upstream(pipeline, "")
             ex.admit_data_free(upstream, span=True)
             rpc = self.channels.channel(upstream).stream_stream(method)(

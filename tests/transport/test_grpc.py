@@ -105,8 +105,12 @@ def test_unary_infer_with_lineage_metadata_and_span(proxied) -> None:  # type: i
     assert a["server.address"] == "127.0.0.1"
 
 
-def test_initial_metadata_carries_lineage(proxied) -> None:  # type: ignore[no-untyped-def]
-    """tritonclient hides initial metadata, so read it with a raw grpc call."""
+LINEAGE_KEYS = ("x-lineage-checkpoint", "x-lineage-decision", "x-lineage-upstream", "x-data-labels", "x-trace-id")
+
+
+def test_trailing_metadata_carries_lineage(proxied) -> None:  # type: ignore[no-untyped-def]
+    """A unary call's lineage is trailing metadata (sent with the reply and the status in one batch);
+    tritonclient hides a call's metadata, so read it with a raw grpc call."""
     import grpc
 
     proxy, _, _, _ = proxied
@@ -117,12 +121,15 @@ def test_initial_metadata_carries_lineage(proxied) -> None:  # type: ignore[no-u
     with grpc.insecure_channel(proxy.grpc) as channel:
         stub = grpcclient.service_pb2_grpc.GRPCInferenceServiceStub(channel)
         reply, call = stub.ModelInfer.with_call(request, metadata=tuple(AUTH.items()))
-    md = dict(call.initial_metadata())
+    md = dict(call.trailing_metadata())
     assert md["x-lineage-checkpoint"] == "echo:1"
     assert md["x-lineage-decision"] == "allow"
+    assert md["x-lineage-upstream"] == "oip"
     assert md["x-data-labels"] == "campaign-7"
-    assert md["x-upstream"] == "faithful"  # the upstream's own initial metadata is passed on
     assert len(md["x-trace-id"]) == 32
+    initial = dict(call.initial_metadata())
+    assert initial["x-upstream"] == "faithful"  # the upstream's own initial metadata is passed on, as such
+    assert not set(LINEAGE_KEYS) & set(initial)  # and the lineage is not (also) there
     assert reply.outputs[0].contents.bytes_contents == [b"write to ana@example.org"]
 
 
@@ -154,6 +161,10 @@ def test_metadata_calls_and_an_unknown_method_pass_through(proxied) -> None:  # 
     assert client.get_server_metadata(headers=AUTH).name == "faithful-oip"
     assert list(client.get_model_metadata("simple", headers=AUTH).versions) == ["1", "2"]
     with grpc.insecure_channel(proxy.grpc) as channel:
+        live = channel.unary_unary("/inference.GRPCInferenceService/ServerLive")
+        _, call = live.with_call(b"", metadata=tuple(AUTH.items()), timeout=10)
+        assert len(dict(call.trailing_metadata())["x-trace-id"]) == 32  # a data-free RPC's trace, as a trailer
+        assert not set(LINEAGE_KEYS) & set(dict(call.initial_metadata()))
         reverse = channel.unary_unary("/test.Extra/Reverse")
         assert reverse(b"lineage", metadata=tuple(AUTH.items())) == b"egaenil"
         with pytest.raises(grpc.RpcError) as caught:
@@ -172,6 +183,21 @@ def test_streamed_inference(proxied) -> None:  # type: ignore[no-untyped-def]
     got = [results.get(timeout=10) for _ in range(3)]
     client.stop_stream()
     assert [r.as_numpy("SUM").tolist() for r in got] == [[[100]], [[101]], [[102]]]  # type: ignore[attr-defined]
+
+
+def test_a_streams_lineage_is_initial_metadata(proxied) -> None:  # type: ignore[no-untyped-def]
+    """A ModelStreamInfer stream's lineage comes before its first reply, as initial metadata."""
+    import grpc
+
+    proxy, _, _, _ = proxied
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")(
+            iter([_infer_request("simple")]), metadata=tuple(AUTH.items()), timeout=10
+        )
+        assert len(list(call)) == 1
+        initial = dict(call.initial_metadata())
+    assert initial["x-lineage-decision"] == "allow" and initial["x-lineage-checkpoint"] == "simple:2"
+    assert len(initial["x-trace-id"]) == 32
 
 
 def test_stream_denied_when_a_later_message_adds_a_forbidden_label(proxied) -> None:  # type: ignore[no-untyped-def]
@@ -337,6 +363,9 @@ def test_repeated_label_metadata_adds_labels(proxied) -> None:  # type: ignore[n
             infer(_infer_request("simple"), timeout=10, metadata=(*AUTH.items(), ("x-purpose", "evaluation"),
                                                                   ("x-data-labels", "public"), ("x-data-labels", "health")))  # fmt: skip
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED and "zone health" in caught.value.details()
+        trailers = dict(caught.value.trailing_metadata())  # a refusal's lineage: trailing metadata too
+        assert trailers["x-lineage-decision"] == "deny" and len(trailers["x-trace-id"]) == 32
+        assert "x-lineage-upstream" not in trailers  # refused: it reached no upstream
         with pytest.raises(grpc.RpcError) as twice:
             infer(_infer_request("simple"), timeout=10,
                   metadata=(*AUTH.items(), ("x-purpose", "assistant"), ("x-purpose", "evaluation")))  # fmt: skip
