@@ -43,6 +43,8 @@ class Policy:
     # flow -> why it is not approved (None: approved). A memo of a pure function: a few distinct flows
     # recur on every call, so the boundary costs one dict lookup, not a walk of the baseline.
     verdicts: dict[Flow, Finding | None] = field(default_factory=dict, compare=False)
+    # the decisions of `_decide`, by what it reads of a call: the same memo for the same reason
+    decisions: dict[tuple[object, ...], Decision] = field(default_factory=dict, compare=False)
 
     @classmethod
     def compile(cls, config: Config) -> Policy:
@@ -114,9 +116,19 @@ def _names(items: Iterable[str]) -> str:
     return ", ".join(sorted(items)) or "none"
 
 
+DECISIONS_KEPT = 4096  # distinct (caller, purpose, labels, model) combinations remembered per policy
+
+
 def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
-    """Decide one call. Pure: see the module docstring for the order of the rules."""
-    decision = _decide(call, policy)
+    """Decide one call. Pure: see the module docstring for the order of the rules. A combination seen
+    before costs one dict lookup (the memo is per compiled policy, so a reload starts afresh)."""
+    key = (call.key_sha256, call.peer, call.labels, call.detected, call.model, call.purpose, call.opaque)
+    decision = policy.decisions.get(key)
+    if decision is None:
+        decision = _decide(call, policy)
+        if len(policy.decisions) >= DECISIONS_KEPT:
+            policy.decisions.clear()  # a bounded memo: traffic with endless distinct labels cannot grow it
+        policy.decisions[key] = decision
     if policy.baseline is None or not call.carries_data:
         return decision
     return verify_flow(call, decision, policy, served)

@@ -180,6 +180,28 @@ def test_decide_is_fast() -> None:
 
 
 LABELS = st.frozensets(st.sampled_from(["user-interaction", "health", "pii:medical", "pii:email", "public", "x"]))
+
+
+def test_the_decision_memo_is_bounded_and_never_answers_for_another_call(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """decide remembers what `_decide` answered per (key, peer, labels, detected, model, purpose, opaque):
+    every combination gets exactly the decision the rules give it, and the memo stays under its cap."""
+    import proxy.policy as policy_module
+
+    monkeypatch.setattr(policy_module, "DECISIONS_KEPT", 16)
+    policy = Policy.compile(CONFIG)
+    keys, models, purposes = ["glasses", "ads", "ops", None, "bogus"], ["llama", "llama-us", "other"], ["ads", None]
+    labelsets = [frozenset(), frozenset({"health"}), frozenset({"user-interaction", "pii:email"})]
+    for _ in range(2):  # the second pass is answered from the memo (partly: it is cleared when full)
+        for key in keys:
+            for model in models:
+                for purpose in purposes:
+                    for labels in labelsets:
+                        c = call(key, model, purpose, labels)
+                        assert decide(c, policy) == policy_module._decide(c, policy)
+                        assert len(policy.decisions) <= 16
+    assert decide(call(), policy) is decide(call(), policy)  # a repeat is one dict lookup
+
+
 PURPOSES = st.sampled_from(["assistant", "ads", "safety-review", "training", None])
 KEYS_ = st.sampled_from(["glasses", "ads", "ops", None, "bogus"])
 MODELS = st.sampled_from(["llama", "llama-us", "llama-ap", "other"])
