@@ -136,7 +136,7 @@ class Bench:
         raise RuntimeError(f"nothing listening on {port}")
 
     def proxy_config(self, port: int, grpc_port: int | None, upstream: str, grpc_upstream: str | None, *,
-                     exporter: str, endpoint: str, detectors: bool) -> Path:  # fmt: skip
+                     exporter: str, endpoint: str, detectors: bool, metrics: bool = True) -> Path:  # fmt: skip
         import hashlib
 
         lines = [
@@ -173,6 +173,7 @@ class Bench:
             f"  exporter: {exporter}",
             f"  endpoint: {endpoint}",
             "  export_timeout_s: 2",
+            f"  metrics: {'true' if metrics else 'false'}",
             "lineage:",
             f"  store: {self.tmp / f'lineage-{port}.db'}",
         ]
@@ -180,13 +181,13 @@ class Bench:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def start_proxy(self, name: str, upstream: str, *, exporter: str, endpoint: str, detectors: bool = True,
+    def start_proxy(self, name: str, upstream: str, *, exporter: str, endpoint: str, detectors: bool = True, metrics: bool = True,
                     workers: int = 1, grpc_upstream: str | None = None, tree: str | None = None) -> Hop:  # fmt: skip
         """`tree`: run the proxy package of another checkout (`--baseline`), for before/after figures."""
         port = free_port()
         grpc_port = free_port() if grpc_upstream else None
         config = self.proxy_config(port, grpc_port, upstream, grpc_upstream, exporter=exporter, endpoint=endpoint,
-                                   detectors=detectors)  # fmt: skip
+                                   detectors=detectors, metrics=metrics)  # fmt: skip
         cpus = "0-1" if workers > 1 else "1"
         # `python -m` puts the working directory first on sys.path: run from the other tree, so its package loads
         env = {**os.environ, "PYTHONPATH": tree} if tree else None
@@ -411,6 +412,13 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
             endpoint=f"http://127.0.0.1:{otlp_port}",
             detectors=False,
         ),
+        bench.start_proxy(
+            "lineage-proxy, metrics off",
+            upstream,
+            exporter="otlp",
+            endpoint=f"http://127.0.0.1:{otlp_port}",
+            metrics=False,
+        ),
     ]
     if args.litellm:
         hops.append(bench.start_litellm(args.litellm, upstream))
@@ -542,6 +550,7 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
     lp = data["hops"]["lineage-proxy"]
     off = data["hops"]["lineage-proxy, exporter off"]
     dead = data["hops"]["lineage-proxy, exporter dead"]
+    no_metrics = data["hops"]["lineage-proxy, metrics off"]
     targets: dict[str, dict[str, Any]] = {}
 
     def target(key: str, a: float | None, b: float | None, limit: float, at_most: bool = True) -> str:
@@ -576,6 +585,7 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         "",
         "Other:",
         f"- exporter dead ÷ off, added p50: {target('exporter_dead_vs_off', dead['added_p50_us'], off['added_p50_us'], 1.1)}",
+        f"- metrics on ÷ off, CPU/call: {target('metrics_cpu', lp['cpu_us_per_call'], no_metrics['cpu_us_per_call'], 1.05)}",
         f"- 2 workers ÷ 1 worker, req/s @64 (adjacent runs, median of per-round ratios): {f(two.median('ratio_vs_1'), 2)}×",
     ]
     peer = data["hops"].get("LiteLLM proxy (peer)")

@@ -92,10 +92,28 @@ class CountMap:
         return self._counts.items()
 
 
-class Metrics:
-    """One process's instruments. Per-call work is a few pre-resolved `inc`/`observe` calls."""
+class _Off:
+    """An instrument that records nothing (`telemetry.metrics: false`)."""
 
-    def __init__(self) -> None:
+    def labels(self, *_: str) -> _Off:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+
+class Metrics:
+    """One process's instruments. Per-call work is a few pre-resolved `inc`/`observe` calls; with
+    `enabled=False` (`telemetry.metrics: false`) none, and /metrics is not served."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.shared = _shared_dir
         registry = self.registry = CollectorRegistry(auto_describe=False)
         p = "lineage_proxy_"
@@ -123,6 +141,10 @@ class Metrics:
                                ["result"], registry=registry)  # fmt: skip
         self.upstream_up = Gauge(p + "upstream_up", "Whether the upstream answered its metadata.", ["upstream"],
                                  registry=registry, multiprocess_mode="livemax")  # fmt: skip
+        if not enabled:  # the per-call instruments record nothing (the two per-process ones are kept)
+            off: Any = _Off()
+            self.decisions = self.errors = self.in_flight = self.unapproved = self.request_duration = off
+            self.overhead = self.upstream_duration = self.first_chunk = self.detector_hits = off
         self._upstreams: dict[str, Histogram] = {}
         self._hits: dict[tuple[str, str], Counter] = {}
         self._mirrored: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Any, float]] = {}

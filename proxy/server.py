@@ -89,7 +89,7 @@ class ProxyProcess:
 
             self.channels = GrpcChannels()
         self.book = self._book(config)
-        self.metrics = Metrics()
+        self.metrics = Metrics(enabled=config.telemetry.metrics)
         sinks = self._sinks(config, self.metrics)
         self.runtime = Runtime(self.book, FanOut(sinks), self.metrics)
         for sink in sinks:
@@ -121,7 +121,7 @@ class ProxyProcess:
     def _sinks(cls, config: Config, metrics: Metrics) -> list[Recorder]:
         """Where each call's record goes: one line per sink."""
         sinks: list[Recorder | None] = [
-            cls._spans(config), cls._edges(config), TimingRecorder(metrics), AccessRecorder(),
+            cls._spans(config), cls._edges(config), TimingRecorder(metrics) if metrics.enabled else None, AccessRecorder(),
             cls._openlineage(config),
         ]  # fmt: skip
         return [sink for sink in sinks if sink is not None]
@@ -235,6 +235,8 @@ class ProxyProcess:
         moved = (after.http, after.grpc, after.admin) != (before.http, before.grpc, before.admin)
         if moved or (new.listen.tls is None) != (old.listen.tls is None):
             log.warning("reload: listen addresses or TLS on/off changed; they take effect on restart only")
+        if new.telemetry.metrics != old.telemetry.metrics:
+            log.warning("reload: telemetry.metrics changed; it takes effect on restart only")
         if new.lineage.store != old.lineage.store:
             log.warning("reload: lineage.store changed; it takes effect on restart only")
         if new.telemetry != old.telemetry:
@@ -275,6 +277,8 @@ class ProxyProcess:
         if path == "/readyz":
             ok, detail = self.ready()
             return 200 if ok else 503, b"application/json", orjson.dumps(detail)
+        if path == "/metrics" and not self.metrics.enabled:
+            return 404, b"text/plain; charset=utf-8", b"metrics are off (telemetry.metrics: false)\n"
         if path == "/metrics":
             return 200, b"text/plain; charset=utf-8", self.metrics_text().encode()
         return None

@@ -97,6 +97,7 @@ telemetry:
   certificate: /etc/ca.pem
   insecure: true
   traces_endpoint: "http://127.0.0.1:4318/v1/traces"
+  metrics: false
 zones:
   - {name: z, labels: [l], allow_purposes: [p], regions: [eu], on_deny: "reroute:llama", require_record: true}
 lineage: {store: "postgresql://u@db:5432/lineage", retention_days: 2, flush_interval_s: 0.5, baseline: BASELINE,

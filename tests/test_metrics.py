@@ -78,7 +78,7 @@ def test_every_scrape_of_two_workers_reports_every_call(vllm, tmp_path: Path) ->
     assert not list(tmp_path.glob("lineage-proxy-metrics-*"))  # cleaned up at exit
 
 
-def test_histograms_and_counters_of_one_process(make_proxy, vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_histograms_and_counters_of_one_process(make_proxy, vllm, loop_thread, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=upstream)
     assert chat(proxy.url).status_code == 200
@@ -86,6 +86,7 @@ def test_histograms_and_counters_of_one_process(make_proxy, vllm, tmp_path: Path
     streamed = chat(proxy.url, stream=True)
     assert streamed.status_code == 200 and "[DONE]" in streamed.text
     assert chat(proxy.url, purpose="ads").status_code == 403
+    loop_thread.run(proxy.process.runtime.sinks.flush())  # timings are recorded on the loop's next turn
     text = proxy.process.metrics_text()
     scraped = samples(text)
     assert scraped[("lineage_proxy_request_duration_seconds_count", ())] == 4
@@ -115,3 +116,17 @@ def test_reloads_are_counted_by_result(make_proxy, vllm, tmp_path: Path) -> None
     scraped = samples(proxy.process.metrics_text())
     assert scraped[("lineage_proxy_config_reloads_total", (("result", "ok"),))] == 1
     assert scraped[("lineage_proxy_config_reloads_total", (("result", "refused"),))] == 1
+
+
+def test_metrics_can_be_turned_off(make_proxy, vllm) -> None:  # type: ignore[no-untyped-def]
+    """`telemetry.metrics: false`: calls are served and recorded as ever, no per-call instrument is
+    touched, and /metrics says it is off instead of serving zeros."""
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG.replace("telemetry:", "telemetry:\n  metrics: false") if "telemetry:" in CONFIG
+                       else CONFIG + "telemetry: {metrics: false}\n", UPSTREAM=upstream)  # fmt: skip
+    assert chat(proxy.url).status_code == 200
+    off = httpx.get(f"http://{proxy.bound.admin}/metrics")
+    assert off.status_code == 404 and "telemetry.metrics: false" in off.text
+    assert not proxy.process.metrics.enabled
+    assert "metrics" not in {sink.name for sink in proxy.process.runtime.sinks}
+    assert proxy.process.runtime.stats.decisions["allow"] == 1  # the plain counts the pipeline keeps

@@ -505,7 +505,7 @@ class _Reader:
         known = (
             "service_name", "exporter", "endpoint", "protocol", "sample_ratio", "capture_content",
             "queue_size", "export_timeout_s", "resource_attributes", "headers", "compression", "certificate",
-            "insecure", "traces_endpoint",
+            "insecure", "traces_endpoint", "metrics",
         )  # fmt: skip
         s = self.section("telemetry", raw, Telemetry, known)
         # OTEL_* variables fill what the file leaves out (proxy/config/otel_env.py)
@@ -532,6 +532,7 @@ class _Reader:
             attrs = {}
         return Telemetry(
             service_name=s.read("service_name", self.string),
+            metrics=s.read("metrics", self.boolean),
             exporter=exporter,
             endpoint=endpoint,
             protocol=protocol,

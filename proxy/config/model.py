@@ -133,6 +133,7 @@ class Telemetry:
     certificate: str | None = None  # PEM CA bundle to verify the backend with (https / TLS gRPC)
     insecure: bool | None = None  # gRPC: plaintext; None: by the endpoint's scheme
     traces_endpoint: str | None = None  # a traces-specific URL, used as is (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+    metrics: bool = True  # Prometheus /metrics; false: no per-call instruments and no /metrics
 
 
 @dataclass(frozen=True, slots=True)
