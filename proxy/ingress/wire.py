@@ -117,7 +117,7 @@ class HttpConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time past which an idle or slow connection is closed
         self._reading = True
 
     # -- asyncio.Protocol
@@ -166,7 +166,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.server.connections.discard(self)
-        self._cancel_timer()
+        self._disarm()
         if self._task is not None and not self._task.done() and self.serving is not None:
             self._task.cancel()  # the client left: its handler (and so its upstream request) is cancelled
         elif self._wake is not None and not self._wake.done():
@@ -225,7 +225,7 @@ class HttpConnection(asyncio.Protocol):
             request.too_large = True
         self.queue.append(request)
         if self.serving is None and len(self.queue) == 1:
-            self._cancel_timer()
+            self._disarm()
 
     def on_body(self, body: bytes) -> None:
         request = self.parsing
@@ -345,7 +345,7 @@ class HttpConnection(asyncio.Protocol):
         self.write(error_reply(error, [], keep_alive=False))
 
     def _close(self) -> None:
-        self._cancel_timer()
+        self._disarm()
         if self.transport is not None and not self.lost:
             self.transport.close()  # after what was written is sent
 
@@ -366,20 +366,23 @@ class HttpConnection(asyncio.Protocol):
 
     # -- timers
 
+    # A deadline per connection, checked by the server's sweep (`HttpServer._sweep`): no timer is made
+    # and cancelled per request.
+
     def _arm(self, delay: float) -> None:
-        self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._timed_out)
+        self._deadline = self.server.now() + delay
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _disarm(self) -> None:
+        self._deadline = None
 
-    def _timed_out(self) -> None:
-        self._timer = None
-        if self.serving is None and not self.queue and self.transport is not None:
-            self.lost = True
-            self.transport.close()
+    def expire(self, now: float) -> None:
+        """Close the connection if its deadline passed while it waited for a request (head)."""
+        deadline = self._deadline
+        if deadline is not None and now >= deadline and self.serving is None and not self.queue:
+            self._deadline = None
+            if self.transport is not None:
+                self.lost = True
+                self.transport.close()
 
 
 def _malformed(exc: Exception) -> ProxyError:
@@ -455,12 +458,27 @@ class HttpServer:
         self.refused = 0
         self.framing_errors = 0
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.now = time.monotonic
+        # timeouts are checked this often, so a connection closes at most a quarter of its timeout late
+        self.sweep_s = min(1.0, max(0.01, min(idle_timeout_s, header_timeout_s) / 4))
 
     def __call__(self) -> HttpConnection:
         return HttpConnection(self)
 
     async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._server = await asyncio.get_running_loop().create_server(self, sock=sock, ssl=ssl_context)
+        loop = asyncio.get_running_loop()
+        self.now = loop.time
+        self._server = await loop.create_server(self, sock=sock, ssl=ssl_context)
+        self._sweeper = loop.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Close connections idle past `idle_timeout_s`, or whose request head is late."""
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            now = self.now()
+            for conn in list(self.connections):
+                conn.expire(now)
 
     def framing_error(self, conn: HttpConnection, error: ProxyError) -> None:
         self.framing_errors += 1
@@ -473,6 +491,8 @@ class HttpServer:
         """Stop accepting; let requests in flight finish for at most `timeout` seconds; close the rest."""
         if self._server is not None:
             self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for conn in list(self.connections):
             conn.shutdown()
         deadline = time.monotonic() + timeout
