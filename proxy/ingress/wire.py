@@ -41,6 +41,7 @@ from proxy.tls import identities_from_peercert
 log = logging.getLogger("lineage_proxy.http")
 
 MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default line limits
+LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
 PIPELINE_DEPTH: Final = 8  # parsed requests waiting to be served before reading pauses
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in http.HTTPStatus}
@@ -232,10 +233,12 @@ class HttpConnection(asyncio.Protocol):
         assert request is not None
         request.size += len(body)
         if request.size > self.server.max_body_bytes:
-            if not request.too_large:
-                request.too_large = True
-                request._body.clear()
-            self._stop_reading()  # answered with 413, then the connection closes: read no more of it
+            request.too_large = True
+            request._body.clear()
+            self._broken = True  # answered with 413, then the connection closes: the rest is dropped unparsed
+            waiter = request._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             return
         request._body.append(body)
 
@@ -285,9 +288,9 @@ class HttpConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Cut the connection without a clean end (an upstream that failed mid-reply)."""
-        self.lost = True
-        if self.transport is not None:
+        if self.transport is not None and not self.lost:
             self.transport.abort()
+        self.lost = True
 
     # -- serving
 
@@ -319,6 +322,7 @@ class HttpConnection(asyncio.Protocol):
                 if self.over_cap:
                     refusal = Overloaded("lineage-proxy is at its connection limit; retry shortly")
                     self.write(error_reply(refusal, [("Retry-After", "1")], keep_alive=False))
+                    self._broken = not item.complete  # its body may still come: dropped while closing
                     break
                 await server.handler(item, self)
             except (ConnectionError, asyncio.CancelledError):
@@ -329,6 +333,7 @@ class HttpConnection(asyncio.Protocol):
             finally:
                 self.serving = None
             if not item.keep_alive or self.closing or item.too_large or not item.complete:
+                self._broken = self._broken or not item.complete  # a body still coming is dropped while closing
                 break
             if not self.queue:
                 self._arm(server.idle_timeout_s)
@@ -345,9 +350,21 @@ class HttpConnection(asyncio.Protocol):
         self.write(error_reply(error, [], keep_alive=False))
 
     def _close(self) -> None:
+        """Close after what was written is sent. When the client may still be sending (a refused body,
+        malformed framing), close the writing side only and drop what still comes for up to
+        `LINGER_S`: closing a socket with unread bytes resets it, and the client could lose the answer."""
         self._disarm()
-        if self.transport is not None and not self.lost:
-            self.transport.close()  # after what was written is sent
+        transport = self.transport
+        if transport is None or self.lost:
+            return
+        if not self._broken or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        if not self._reading:
+            self._reading = True
+            transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_S, self.abort)
 
     def _stop_reading(self) -> None:
         self._broken = True
