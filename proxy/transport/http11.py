@@ -1,29 +1,37 @@
 """HTTP/1.1 replies parsed without a socket: fed bytes, a `ReplyParser` gives the head, body pieces, the end.
 
-As in h11's `_readers.py`, the head (status line, header fields, at most `MAX_HEAD` bytes) is parsed
-here and the body is read by one small reader per framing, picked from `READERS`:
+The parsing is llhttp's (through httptools), the C parser of Node.js and uvicorn, in its strict mode: it
+frames the body (Content-Length, chunked, or until the connection closes), drops chunk extensions and
+trailer fields, and refuses what is not HTTP/1.1 — bare-LF lines, a repeated Content-Length, one beside
+Transfer-Encoding, a malformed chunk size or chunk end — which becomes `UpstreamProtocolError`. Here is
+only what llhttp does not know or do:
 
-- `ContentLengthReader`: exactly Content-Length bytes;
-- `ChunkedReader`: chunked transfer coding, handed on de-chunked (extensions and trailer fields dropped);
-- `UntilCloseReader`: no length given, so the body ends with the connection;
-- `NoBodyReader`: replies to HEAD, and 101, 204 and 304 replies.
+- a reply to HEAD has no body whatever its head says, and llhttp cannot be told the request was HEAD
+  (httptools ignores what `on_headers_complete` returns), so that reply is given to it a head at a time
+  and is complete at its head;
+- a reply with neither Content-Length nor chunked coding ends with the connection, which `feed_eof` says
+  (httptools has no `llhttp_finish`); one whose Transfer-Encoding names chunked at all is never taken to
+  end so, as a chunked body cut off must not look complete;
+- interim replies (100 Continue, 103 Early Hints) are skipped, and refused where llhttp would read a body
+  after one; a 101 (no upgrade is ever asked for), a version other than 1.0 and 1.1 and a status outside
+  100-599 are refused;
+- a head over `MAX_HEAD` bytes, and over `MAX_CHUNK_LINE` bytes of chunked framing with no body in them (a
+  chunk size line, extensions, a trailer field), are refused, as llhttp sets no limit;
+- bytes after a complete reply end keep-alive (empty lines, which llhttp skips between replies, aside).
 
-Interim replies (100 Continue, 103 Early Hints) are skipped. Bytes that are not HTTP/1.1 raise
-`UpstreamProtocolError`. Nothing here does I/O: `connection.py` feeds it from a socket, tests by hand.
+Nothing here does I/O: `connection.py` feeds it from a socket, tests by hand.
 """
 
 from __future__ import annotations
 
-import re
 from collections import deque
-from collections.abc import Callable
 from typing import Final
 
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 from multidict import CIMultiDict
 
 MAX_HEAD: Final = 64 * 1024
 MAX_CHUNK_LINE: Final = 4096
-_HEX: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class UpstreamProtocolError(ConnectionError):
@@ -35,170 +43,27 @@ class UpstreamProtocolError(ConnectionError):
 # before the split: a NamedTuple cost 2,700 more instructions per reply (cachegrind), 0.5% of a proxied call.
 Head = tuple[int, str, CIMultiDict[str], int | None]
 
+_STATUS_LINE: Final = "not an HTTP/1.x status line:"
+_STATUS_CODE: Final = "bad status code in"
 
-class BodyReader:
-    """Reads one framing of a body; `done` once the body is complete.
+# llhttp's reasons for refusing a reply, by what they are about (the first key found in the reason, lowercased),
+# for messages in the proxy's words; the status-line kinds quote the line.
+_KINDS: Final = (
+    ("version", _STATUS_LINE),
+    ("chunk data", "chunk data is not followed by CRLF"),
+    ("chunk size", "bad chunk size"),
+    ("chunk extension", "bad chunk extension"),
+    ("content-length", "bad Content-Length"),
+    ("transfer-encoding", "bad Transfer-Encoding"),
+    ("expected cr", "a head line ends in a bare LF, not CRLF"),
+    ("expected lf", "a head line ends in a bare CR, not CRLF"),
+    ("status", _STATUS_CODE),
+    ("header", "malformed header line"),
+)
 
-    `feed(data, buf, out)` is given the bytes that just arrived and `buf`, the parser's buffer of earlier
-    bytes not yet used (body or framing). It moves the body found at their front to `out`, leaves what
-    it cannot use yet (and anything past the body's end) in `buf`, and returns how many body bytes it
-    moved. A packet that is all body, with `buf` empty, goes to `out` as it is: no copy.
-    """
-
-    __slots__ = ("done",)
-
-    def __init__(self, length: int) -> None:  # the Content-Length, for the framings that use it
-        self.done = False
-
-    def feed(self, data: bytes, buf: bytearray, out: deque[bytes]) -> int:
-        raise NotImplementedError
-
-    def eof(self) -> None:
-        """The connection ended; that completes only a close-delimited body."""
-
-
-class NoBodyReader(BodyReader):
-    """No body: replies to HEAD, and 101, 204 and 304 replies."""
-
-    __slots__ = ()
-
-    def __init__(self, length: int) -> None:
-        self.done = True
-
-    def feed(self, data: bytes, buf: bytearray, out: deque[bytes]) -> int:
-        buf += data
-        return 0
-
-
-class ContentLengthReader(BodyReader):
-    """Exactly `length` bytes."""
-
-    __slots__ = ("remaining",)
-
-    def __init__(self, length: int) -> None:
-        self.remaining = length
-        self.done = not length
-
-    def feed(self, data: bytes, buf: bytearray, out: deque[bytes]) -> int:
-        taken = len(data)
-        if buf or taken > self.remaining:
-            buf += data
-            data = bytes(buf[: self.remaining])
-            del buf[: self.remaining]
-            taken = len(data)
-        if taken:
-            out.append(data)
-            self.remaining -= taken
-            if not self.remaining:
-                self.done = True
-        return taken
-
-
-_SIZE, _DATA, _CRLF, _TRAILERS = range(4)
-
-
-class ChunkedReader(BodyReader):
-    """Chunked transfer coding: one piece per chunk (or part of one); extensions and trailer fields are dropped."""
-
-    __slots__ = ("remaining", "state")
-
-    def __init__(self, length: int) -> None:
-        self.done = False
-        self.state = _SIZE
-        self.remaining = 0  # of the current chunk's data
-
-    def feed(self, data: bytes, buf: bytearray, out: deque[bytes]) -> int:
-        if self.state == _DATA and not buf and 0 < len(data) <= self.remaining:
-            out.append(data)
-            self.remaining -= len(data)
-            if not self.remaining:
-                self.state = _CRLF
-            return len(data)
-        buf += data
-        moved = 0
-        while buf:
-            state = self.state
-            if state == _SIZE:
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > MAX_CHUNK_LINE:
-                        raise UpstreamProtocolError("chunk size line is too long")
-                    break
-                line = bytes(buf[:end]).split(b";", 1)[0].strip()
-                del buf[: end + 2]
-                if _HEX.fullmatch(line) is None:  # int(x, 16) would take "0x3", "1_0" and "-1"
-                    raise UpstreamProtocolError(f"bad chunk size {line[:20]!r}")
-                size = int(line, 16)
-                self.remaining = size
-                self.state = _DATA if size else _TRAILERS
-            elif state == _DATA:
-                take = min(self.remaining, len(buf))
-                out.append(bytes(buf[:take]))
-                del buf[:take]
-                moved += take
-                self.remaining -= take
-                if not self.remaining:
-                    self.state = _CRLF
-            elif state == _CRLF:
-                if len(buf) < 2:
-                    break
-                if buf[:2] != b"\r\n":
-                    raise UpstreamProtocolError("chunk data is not followed by CRLF")
-                del buf[:2]
-                self.state = _SIZE
-            else:  # _TRAILERS: fields are dropped; an empty line ends the body
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > MAX_CHUNK_LINE:
-                        raise UpstreamProtocolError("trailer line is too long")
-                    break
-                del buf[: end + 2]
-                if end == 0:
-                    self.done = True
-                    break
-        return moved
-
-
-class UntilCloseReader(BodyReader):
-    """No length given: everything until the connection closes (so the connection is not reused)."""
-
-    __slots__ = ()
-
-    def feed(self, data: bytes, buf: bytearray, out: deque[bytes]) -> int:
-        if buf:
-            buf += data
-            data = bytes(buf)
-            buf.clear()
-        if data:
-            out.append(data)
-        return len(data)
-
-    def eof(self) -> None:
-        self.done = True
-
-
-NO_BODY: Final = "no-body"
-CONTENT_LENGTH: Final = "content-length"
-CHUNKED: Final = "chunked"
-UNTIL_CLOSE: Final = "until-close"
-
-READERS: Final[dict[str, Callable[[int], BodyReader]]] = {
-    NO_BODY: NoBodyReader,
-    CONTENT_LENGTH: ContentLengthReader,
-    CHUNKED: ChunkedReader,
-    UNTIL_CLOSE: UntilCloseReader,
-}
-
-
-def framing(method: str, status: int, chunked: bool, length: int | None) -> str:
-    """How a final reply's body is delimited (RFC 9112 §6.3), as a key of `READERS`."""
-    if method == "HEAD" or status in (204, 304) or status == 101:
-        return NO_BODY
-    if chunked:
-        return CHUNKED
-    if length is not None:
-        return CONTENT_LENGTH
-    return UNTIL_CLOSE
+# llhttp reads a body after a 1xx other than 100, 102 and 103 when its head frames one (RFC 9110 §15.2: a
+# 1xx has none); such a reply is refused instead.
+_BODY_FIELDS: Final = frozenset({"content-length", "transfer-encoding"})
 
 
 class ReplyParser:
@@ -207,18 +72,37 @@ class ReplyParser:
     After each `feed`: `head` once the final reply's head is in; the body received and not yet taken in
     `pieces` (`buffered` bytes; whoever takes the pieces clears both); `done` once the reply is complete;
     `keep_alive` while the connection may carry another request afterwards.
+
+    The `on_*` methods are llhttp's callbacks (this object is its httptools protocol).
     """
 
-    __slots__ = ("_buf", "_method", "_reader", "buffered", "done", "head", "keep_alive", "pieces")
+    __slots__ = (
+        "_fields", "_head_only", "_head_start", "_idle", "_llhttp", "_reason", "_tail", "_until_close", "buffered",
+        "done", "head", "keep_alive", "pieces",
+    )  # fmt: skip
+
+    _head_only: bool
+    _llhttp: HttpResponseParser | None
+    done: bool
+    keep_alive: bool
 
     def __init__(self, method: str = "GET") -> None:
+        self.done = False
         self.start(method)
 
     def start(self, method: str) -> None:
         """Expect the reply to a request with this method (HEAD's reply has no body)."""
-        self._method = method
-        self._buf = bytearray()
-        self._reader: BodyReader | None = None  # None until the final head is in
+        # llhttp is ready for the next reply only after one it completed itself on a kept-alive connection;
+        # otherwise a new one is made when the first bytes come
+        if not (self.done and self.keep_alive and not self._head_only):
+            self._llhttp = None
+        self._head_only = method == "HEAD"
+        self._head_start = b""  # the start of the head being read (60 bytes or more), to quote its status line
+        self._tail = b""  # HEAD: the last bytes given to llhttp, for a head's end split across packets
+        self._fields: list[tuple[str, str]] = []
+        self._reason = b""
+        self._idle = 0  # bytes fed since the last head or body byte came out (the MAX_HEAD, MAX_CHUNK_LINE limits)
+        self._until_close = False
         self.head: Head | None = None
         self.keep_alive = True
         self.done = False
@@ -227,95 +111,126 @@ class ReplyParser:
 
     def feed(self, data: bytes) -> None:
         """The next bytes from the connection; raises UpstreamProtocolError when they are not HTTP/1.1."""
-        reader = self._reader
-        buf = self._buf
-        if reader is None:  # the head is not in yet
-            buf += data
-            reader = self._read_head(buf)
-            if reader is None:
-                return
-            data = b""
-        if reader.done:
-            buf += data
+        if self.done:  # bytes after a complete reply: the connection cannot be trusted again
+            if data.strip(b"\r\n"):
+                self.keep_alive = False
+        elif self._head_only:
+            self._feed_heads(data)
         else:
-            try:
-                self.buffered += reader.feed(data, buf, self.pieces)
-            except UpstreamProtocolError:
-                self.buffered = sum(map(len, self.pieces))  # the pieces before the error are kept
-                raise
-            if not reader.done:
-                return
-        self.done = True
-        if buf:  # bytes after a complete reply: the connection cannot be trusted again
-            self.keep_alive = False
-            buf.clear()
+            self._execute(data)
 
     def feed_eof(self) -> None:
         """The connection ended cleanly: that completes a close-delimited body, and nothing else."""
-        reader = self._reader
-        if reader is not None:
-            reader.eof()
-            self.done = reader.done
+        if self._until_close:
+            self.done = True
 
-    def _read_head(self, buf: bytearray) -> BodyReader | None:
-        while True:
-            end = buf.find(b"\r\n\r\n")
+    def _feed_heads(self, data: bytes) -> None:
+        """A reply to HEAD: llhttp is given up to each head's end only, as it would read the body announced."""
+        while data:
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")  # where a head ends, llhttp being strict about CRLF
             if end < 0:
-                if len(buf) > MAX_HEAD:
-                    raise UpstreamProtocolError(f"reply head is over {MAX_HEAD} bytes")
-                if b"\n\n" in buf:  # a head ended by bare LFs: not HTTP/1.1 as the proxy speaks it
-                    raise UpstreamProtocolError("reply head lines end in a bare LF, not CRLF")
-                return None
-            head = bytes(buf[:end])
-            del buf[: end + 4]
-            reader = self._parse_head(head)
-            if reader is not None:
-                self._reader = reader
-                return reader
+                self._tail = seen[-3:]
+                self._execute(data)
+                return
+            cut = end + 4 - len(self._tail)
+            self._tail = b""
+            self._execute(data[:cut])
+            data = data[cut:]
+            if self.done:
+                self.feed(data)
+                return
 
-    def _parse_head(self, head: bytes) -> BodyReader | None:
-        """The body's reader, after setting `head` and `keep_alive`; None for an interim reply."""
-        if b"\n" in head.replace(b"\r\n", b""):
-            raise UpstreamProtocolError("a reply head line ends in a bare LF, not CRLF")
-        lines = head.split(b"\r\n")
-        status_line = lines[0].split(b" ", 2)
-        if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
-            raise UpstreamProtocolError(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
-        code = status_line[1]
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 599:
-            raise UpstreamProtocolError(f"bad status code in {lines[0][:60]!r}")  # three digits, 100 to 599
-        status = int(code)
-        if status == 101:  # the proxy never asks to switch protocols (it drops Upgrade): not an answer
-            raise UpstreamProtocolError("101 Switching Protocols, though no upgrade was asked for")
-        if 100 <= status < 200:
-            return None  # interim reply (100 Continue, 103 Early Hints): the real one follows
-        headers: CIMultiDict[str] = CIMultiDict()
-        length: int | None = None
-        chunked = False
-        keep_alive = status_line[0] == b"HTTP/1.1"
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name[-1:] in (b" ", b"\t") or line[:1] in (b" ", b"\t"):
-                raise UpstreamProtocolError(f"malformed header line {line[:60]!r}")
-            key = name.decode("latin-1")
-            text = value.strip().decode("utf-8", "surrogateescape")
-            lower = key.lower()
-            if lower == "content-length":
-                if not (text.isascii() and text.isdigit()) or (length is not None and int(text) != length):
-                    raise UpstreamProtocolError(f"bad Content-Length {text[:20]!r}")
-                length = int(text)
-            elif lower == "transfer-encoding":
-                chunked = text.lower().rsplit(",", 1)[-1].strip() == "chunked"
-            elif lower == "connection":
-                tokens = {t.strip().lower() for t in text.split(",")}
-                if "close" in tokens:
-                    keep_alive = False
-                elif "keep-alive" in tokens:
-                    keep_alive = True
-            headers.add(key, text)
-        kind = framing(self._method, status, chunked, length)
-        self.keep_alive = keep_alive and kind != UNTIL_CLOSE
-        reason = status_line[2].decode("latin-1") if len(status_line) > 2 else ""
-        content_length = 0 if kind == NO_BODY else length if kind == CONTENT_LENGTH else None
-        self.head = (status, reason, headers, content_length)
-        return READERS[kind](length or 0)
+    def _execute(self, data: bytes) -> None:
+        buffered = self.buffered
+        self._idle += len(data)
+        if self.head is None and len(self._head_start) < 60:
+            self._head_start = self._head_start + data[:60] if self._head_start else data
+        llhttp = self._llhttp
+        if llhttp is None:
+            llhttp = self._llhttp = HttpResponseParser(self)
+        try:
+            llhttp.feed_data(data)
+        except (HttpParserError, HttpParserUpgrade) as exc:
+            if self.done:  # llhttp was stopped at (or refused) bytes after the complete reply
+                self.keep_alive = False
+                return
+            if isinstance(exc, HttpParserCallbackError) and isinstance(exc.__context__, UpstreamProtocolError):
+                raise exc.__context__ from None
+            raise self._refusal(str(exc), data) from None
+        if self.buffered != buffered or self.done:
+            self._idle = 0
+        elif self.head is None:
+            if self._idle > MAX_HEAD:
+                raise UpstreamProtocolError(f"reply head is over {MAX_HEAD} bytes")
+        elif self._idle > MAX_CHUNK_LINE:
+            raise UpstreamProtocolError(f"chunk framing without data is over {MAX_CHUNK_LINE} bytes")
+
+    def _refusal(self, reason: str, data: bytes) -> UpstreamProtocolError:
+        """llhttp's reason for refusing the reply (`data` the bytes it was given), in the proxy's words."""
+        lowered = reason.lower()
+        kind = next((kind for key, kind in _KINDS if key in lowered), _STATUS_LINE)
+        if kind is _STATUS_LINE or kind is _STATUS_CODE:
+            kind = f"{kind} {self._status_line(data)!r}"
+        return UpstreamProtocolError(f"{kind} (llhttp: {reason})")
+
+    def _status_line(self, data: bytes = b"") -> bytes:
+        """The status line being read, for messages (at most 60 bytes)."""
+        return (self._head_start or data).lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")[:60]
+
+    # -- llhttp's callbacks
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            raise UpstreamProtocolError("bytes after the reply")  # stops llhttp; _execute ends keep-alive
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason  # in pieces when split across packets
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head is None:  # not a trailer field
+            self._fields.append((name.decode("latin-1"), value.rstrip(b" \t").decode("utf-8", "surrogateescape")))
+
+    def on_headers_complete(self) -> None:
+        llhttp = self._llhttp
+        assert llhttp is not None  # it is calling
+        self._idle = 0
+        version = llhttp.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise UpstreamProtocolError(f"{_STATUS_LINE} {self._status_line()!r} (HTTP/{version})")
+        status = llhttp.get_status_code()
+        if not 100 <= status <= 599:
+            raise UpstreamProtocolError(f"{_STATUS_CODE} {self._status_line()!r} (not 100-599)")
+        if status < 200:
+            if status == 101:  # the proxy never asks to switch protocols (it drops Upgrade): not an answer
+                raise UpstreamProtocolError("101 Switching Protocols, though no upgrade was asked for")
+            if status not in (100, 102, 103) and any(name.lower() in _BODY_FIELDS for name, _ in self._fields):
+                raise UpstreamProtocolError(f"interim reply {status} frames a body")
+            self._fields = []  # interim reply (100 Continue, 103 Early Hints): the real one follows
+            self._reason = b""
+            self._head_start = b""
+            return
+        headers = CIMultiDict(self._fields)
+        self.keep_alive = llhttp.should_keep_alive()
+        length = headers.get("Content-Length")  # llhttp has checked it: digits, once, no Transfer-Encoding
+        content_length: int | None
+        if self._head_only:
+            content_length = 0
+            self.done = True  # llhttp, not told, would wait for the body the head announces
+        elif status == 204 or status == 304:
+            content_length = 0  # llhttp ends these itself
+        elif length is not None:
+            content_length = int(length)
+        else:
+            content_length = None  # chunked, or until the connection closes; "chunked" named anywhere in
+            # Transfer-Encoding is taken to be chunked here, so a cut-off chunked body is never complete at EOF
+            self._until_close = all("chunked" not in v.lower() for v in headers.getall("Transfer-Encoding", ()))
+        self.head = (status, self._reason.decode("latin-1"), headers, content_length)
+
+    def on_body(self, body: bytes) -> None:
+        self.pieces.append(body)
+        self.buffered += len(body)
+
+    def on_message_complete(self) -> None:
+        if self.head is not None:  # not an interim reply
+            self.done = True
