@@ -130,3 +130,25 @@ def test_metrics_can_be_turned_off(make_proxy, vllm) -> None:  # type: ignore[no
     assert not proxy.process.metrics.enabled
     assert "metrics" not in {sink.name for sink in proxy.process.runtime.sinks}
     assert proxy.process.runtime.stats.decisions["allow"] == 1  # the plain counts the pipeline keeps
+
+
+def test_one_process_instruments_expose_what_prometheus_client_would() -> None:
+    """Without --workers the per-call instruments are plain numbers collected at scrape time; their
+    exposition is the library's own for the same observations, bucket by bucket."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client.exposition import generate_latest
+
+    from proxy.metrics import CALL_BUCKETS, _Family
+
+    ours, theirs = CollectorRegistry(auto_describe=False), CollectorRegistry(auto_describe=False)
+    histogram = _Family("histogram", "t_seconds", "doc", ["upstream"], buckets=CALL_BUCKETS, registry=ours)
+    reference = Histogram("t_seconds", "doc", ["upstream"], buckets=CALL_BUCKETS, registry=theirs)
+    counter = _Family("counter", "c", "doc", ["decision"], registry=ours)
+    reference_counter = Counter("c", "doc", ["decision"], registry=theirs)
+    for value in (0.0001, 0.005, 0.0051, 1.0, 42.0, 999.0, 0.3):  # on a bound, between, past the last
+        histogram.labels("vllm").observe(value)
+        reference.labels("vllm").observe(value)
+    counter.labels("allow").inc()
+    counter.labels("allow").inc(2)
+    reference_counter.labels("allow").inc(3)
+    assert samples(generate_latest(ours).decode()) == samples(generate_latest(theirs).decode())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from proxy.flow import Call, Decision, Outcome
-from proxy.metrics import Metrics
+from proxy.metrics import Metrics, unlabelled
 
 _PII = "pii:"
 
@@ -24,9 +24,9 @@ class TimingRecorder:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._observe_total = metrics.request_duration.observe
-        self._observe_overhead = metrics.overhead.observe
-        self._observe_first = metrics.first_chunk.observe
+        self._observe_total = unlabelled(metrics.request_duration).observe
+        self._observe_overhead = unlabelled(metrics.overhead).observe
+        self._observe_first = unlabelled(metrics.first_chunk).observe
 
     def start(self) -> None:
         pass
