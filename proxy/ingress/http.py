@@ -14,8 +14,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from multidict import CIMultiDict
-
 from proxy.config import Upstream
 from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
@@ -23,7 +21,6 @@ from proxy.ingress.wire import (
     HttpConnection,
     Request,
     date_header,
-    encode_fields,
     error_reply,
     simple_reply,
     status_line,
@@ -55,45 +52,58 @@ _UPSTREAM_BROKE = (UpstreamClosed, UpstreamProtocolError, TimeoutError)
 Admin = Callable[[str], tuple[int, bytes, bytes] | None]
 
 
-def _tokens(value: str | bytes | None) -> frozenset[str]:
+def _tokens(value: str | None) -> frozenset[bytes]:
+    """The field names a Connection header lists (they are hop-by-hop too), lower-case."""
     if not value:
         return frozenset()
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    return frozenset(t.strip().lower() for t in text.split(","))
+    return frozenset(t.strip().lower().encode("latin-1", "replace") for t in value.split(","))
+
+
+# what is never forwarded to the upstream: by (strips the caller's Authorization, reads the reply)
+_NOT_FORWARDED = {
+    (strips, observe): _HOP_BY_HOP_BYTES
+    | {b"traceparent"}
+    | ({b"authorization"} if strips else set())
+    | ({b"accept-encoding"} if observe else set())
+    for strips in (False, True)
+    for observe in (False, True)
+}
+# what is never passed back from the upstream: framing, and what only the proxy may say
+_NOT_RETURNED = _HOP_BY_HOP_BYTES | {name.encode() for name in OWNED}
 
 
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
-    """The request's header block as the upstream gets it (encoded once, from the bytes as sent)."""
-    drop = _tokens(request.header("connection"))
-    strips_auth = ex.pipeline.strips_auth or api_key
-    out = []
-    for name, value in request.headers:
-        lower = name.lower()
-        if lower in _HOP_BY_HOP_BYTES or lower == b"traceparent":
-            continue
-        if drop and lower.decode("latin-1") in drop:
-            continue
-        if (strips_auth and lower == b"authorization") or (observe and lower == b"accept-encoding"):
-            continue
-        out.append(b"%s: %s\r\n" % (name, value))
-    out.append(b"traceparent: %s\r\n" % ex.trace.traceparent().encode())
+    """The request's header block as the upstream gets it: the fields as sent (bytes, never decoded
+    and encoded again) less hop-by-hop ones, then the proxy's own."""
+    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key), observe]
+    listed = _tokens(request.header("connection"))
+    if listed and not listed <= skip:
+        skip = skip | listed
+    out = [name + b": " + value for name, value in request.headers if name.lower() not in skip]
+    out.append(b"traceparent: " + ex.trace.traceparent().encode())
     if api_key:
-        out.append(f"Authorization: Bearer {api_key}\r\n".encode())
+        out.append(f"Authorization: Bearer {api_key}".encode())
     if observe:
-        out.append(b"Accept-Encoding: identity\r\n")  # the proxy reads replies to record them
-    return b"".join(out)
+        out.append(b"Accept-Encoding: identity")  # the proxy reads replies to record them
+    out.append(b"")
+    return b"\r\n".join(out)
 
 
-def reply_fields(upstream_headers: CIMultiDict[str], lineage: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    drop = _tokens(upstream_headers.get("connection"))
-    out = []
-    for name, value in upstream_headers.items():
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in drop or lower in OWNED or lower.startswith("x-lineage-"):
-            continue
-        out.append((name, value))
-    out.extend(lineage)
-    return out
+def reply_fields(raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]]) -> bytes:
+    """The upstream's header block as the client gets it: its fields as received less hop-by-hop ones
+    and those only the proxy may set (`x-lineage-*` and `OWNED`), then the lineage headers."""
+    skip = _NOT_RETURNED
+    for name, value in raw:
+        if name.lower() == b"connection":
+            skip = skip | _tokens(value.decode("latin-1"))
+    out = [
+        name + b": " + value
+        for name, value in raw
+        if (lower := name.lower()) not in skip and not lower.startswith(b"x-lineage-")
+    ]
+    out.extend(f"{name}: {value}".encode("utf-8", "surrogateescape") for name, value in lineage)
+    out.append(b"")
+    return b"\r\n".join(out)
 
 
 class HttpIngress:
@@ -256,7 +266,7 @@ class HttpIngress:
             framing += b"Connection: close\r\n"
         elif request.version == "1.0":
             framing += b"Connection: keep-alive\r\n"
-        fields = encode_fields(reply_fields(resp.headers, ex.lineage_headers()))
+        fields = reply_fields(resp.raw_headers, ex.lineage_headers())
         date = b"" if "Date" in resp.headers else date_header()
         reason = resp.reason.encode("latin-1", "replace")
         return b"".join((status_line(resp.status, reason), date, fields, framing, b"\r\n")), chunked

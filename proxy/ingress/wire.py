@@ -47,6 +47,9 @@ CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in http.HTTPStatus}
 
 
+_NAMES: dict[str, bytes] = {}  # the header names the pipeline asks for, encoded once
+
+
 class HeaderTooLarge(InvalidRequest):
     status = 431
 
@@ -77,7 +80,7 @@ class Request:
         self.size = 0
         self.head_size = 0
         self._body: list[bytes] = []
-        self._fields: dict[str, str] | None = None
+        self._fields: dict[bytes, bytes] | None = None  # by lower-case name, repeated fields joined
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -93,11 +96,16 @@ class Request:
         fields = self._fields
         if fields is None:
             fields = self._fields = {}
-            for raw, value in self.headers:
-                key = raw.decode("latin-1").lower()
-                text = value.decode("utf-8", "surrogateescape")
-                fields[key] = f"{fields[key]},{text}" if key in fields else text
-        return fields.get(name)
+            for raw, given in self.headers:
+                lower = raw.lower()
+                fields[lower] = fields[lower] + b"," + given if lower in fields else given
+        key = _NAMES.get(name)
+        if key is None:
+            key = name.encode("latin-1", "replace")
+            if len(_NAMES) < 256:
+                _NAMES[name] = key
+        value = fields.get(key)
+        return None if value is None else value.decode("utf-8", "surrogateescape")
 
 
 class HttpConnection(asyncio.Protocol):

@@ -63,7 +63,7 @@ _KINDS: Final = (
 
 # llhttp reads a body after a 1xx other than 100, 102 and 103 when its head frames one (RFC 9110 §15.2: a
 # 1xx has none); such a reply is refused instead.
-_BODY_FIELDS: Final = frozenset({"content-length", "transfer-encoding"})
+_BODY_FIELDS: Final = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class ReplyParser:
@@ -78,7 +78,7 @@ class ReplyParser:
 
     __slots__ = (
         "_fields", "_head_only", "_head_start", "_idle", "_llhttp", "_reason", "_tail", "_until_close", "buffered",
-        "done", "head", "keep_alive", "pieces",
+        "done", "head", "keep_alive", "pieces", "raw_fields",
     )  # fmt: skip
 
     _head_only: bool
@@ -99,7 +99,8 @@ class ReplyParser:
         self._head_only = method == "HEAD"
         self._head_start = b""  # the start of the head being read (60 bytes or more), to quote its status line
         self._tail = b""  # HEAD: the last bytes given to llhttp, for a head's end split across packets
-        self._fields: list[tuple[str, str]] = []
+        self._fields: list[tuple[bytes, bytes]] = []  # as received (value less trailing whitespace)
+        self.raw_fields: list[tuple[bytes, bytes]] = []  # the final head's fields, as received
         self._reason = b""
         self._idle = 0  # bytes fed since the last head or body byte came out (the MAX_HEAD, MAX_CHUNK_LINE limits)
         self._until_close = False
@@ -189,7 +190,7 @@ class ReplyParser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.head is None:  # not a trailer field
-            self._fields.append((name.decode("latin-1"), value.rstrip(b" \t").decode("utf-8", "surrogateescape")))
+            self._fields.append((name, value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
         llhttp = self._llhttp
@@ -210,7 +211,8 @@ class ReplyParser:
             self._reason = b""
             self._head_start = b""
             return
-        headers = CIMultiDict(self._fields)
+        self.raw_fields = fields = self._fields
+        headers = CIMultiDict([(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in fields])
         self.keep_alive = llhttp.should_keep_alive()
         length = headers.get("Content-Length")  # llhttp has checked it: digits, once, no Transfer-Encoding
         content_length: int | None

@@ -45,12 +45,13 @@ IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE
 class Response:
     """An upstream reply: its head at once, its body read whole or chunk by chunk; then `release()`."""
 
-    __slots__ = ("_conn", "_pool", "content_length", "headers", "reason", "status")
+    __slots__ = ("_conn", "_pool", "content_length", "headers", "raw_headers", "reason", "status")
 
     def __init__(self, pool: ConnectionPool, conn: Connection) -> None:
         head = conn.parser.head
         assert head is not None
         self.status, self.reason, self.headers, self.content_length = head
+        self.raw_headers = conn.parser.raw_fields  # the same fields as sent (bytes), to pass on without re-encoding
         self._pool = pool
         self._conn: Connection | None = conn
 
