@@ -42,13 +42,9 @@ class Forward(grpc.GenericRpcHandler):  # type: ignore[misc]
 
 
 async def main(port: int, upstream: str) -> None:
-    channel = grpc.aio.insecure_channel(upstream)
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((Forward(channel),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    print("ready", flush=True)
-    await server.wait_for_termination()
+    from benchmarks.upstreams import serve_handlers
+
+    await serve_handlers(port, Forward(grpc.aio.insecure_channel(upstream)))
 
 
 if __name__ == "__main__":

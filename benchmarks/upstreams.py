@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import orjson
 
@@ -185,15 +186,10 @@ async def serve_grpc(port: int) -> None:
     async def meta(request: bytes, context: object) -> bytes:
         return metadata
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
+    await serve_handlers(port, grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
         "ModelInfer": grpc.unary_unary_rpc_method_handler(infer),
         "ModelMetadata": grpc.unary_unary_rpc_method_handler(meta),
-    }),))  # fmt: skip
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    print("ready", flush=True)
-    await server.wait_for_termination()
+    }))  # fmt: skip
 
 
 async def serve_otlp(port: int) -> None:
@@ -209,9 +205,16 @@ async def serve_otlp(port: int) -> None:
         received[1] += len(request)
         return b""
 
+    await serve_handlers(port, grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": grpc.unary_unary_rpc_method_handler(export)}))  # fmt: skip
+
+
+async def serve_handlers(port: int, handler: Any) -> None:
+    """A grpc.aio server on 127.0.0.1:`port` with one generic handler; says "ready", serves until killed."""
+    import grpc
+
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": grpc.unary_unary_rpc_method_handler(export)}),))  # fmt: skip
+    server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print("ready", flush=True)
