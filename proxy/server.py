@@ -23,7 +23,7 @@ from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError
 from proxy.ingress.http import HttpIngress
-from proxy.ingress.wire import HttpConnection, HttpServer, Request, simple_reply
+from proxy.ingress.wire import HttpConnection, HttpServer, Request
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
@@ -285,9 +285,7 @@ class ProxyProcess:
 
     async def _admin_handle(self, request: Request, conn: HttpConnection) -> None:
         answer = self.admin_response(request.path) if request.method in ("GET", "HEAD") else None
-        status, content_type, body = answer or (404, b"text/plain; charset=utf-8", b"not found\n")
-        conn.write(simple_reply(status, body, content_type, keep_alive=conn.keeps_alive(request),
-                                head=request.method == "HEAD"))  # fmt: skip
+        conn.reply(request, *(answer or (404, b"text/plain; charset=utf-8", b"not found\n")))
 
     def metrics_text(self) -> str:
         """Prometheus text exposition: with --workers N, every worker's series summed (proxy/metrics.py)."""

@@ -21,8 +21,6 @@ from proxy.ingress.wire import (
     HttpConnection,
     Request,
     date_header,
-    error_reply,
-    simple_reply,
     status_line,
 )
 from proxy.pipeline import Pipeline, PipelineRef
@@ -119,9 +117,7 @@ class HttpIngress:
         if method in ("GET", "HEAD") and self.admin is not None:
             answer = self.admin(path)
             if answer is not None:
-                status, content_type, body = answer
-                conn.write(simple_reply(status, body, content_type, keep_alive=conn.keeps_alive(request),
-                                        head=method == "HEAD"))  # fmt: skip
+                conn.reply(request, *answer)
                 return
         pipeline = self.ref.current
         header = request.header
@@ -148,7 +144,10 @@ class HttpIngress:
         except ProxyError as error:
             ex.finish(error)
             await ex.recorded()
-            conn.write(error_reply(error, ex.lineage_headers(), keep_alive=conn.keeps_alive(request)))
+            if conn.replying:  # the reply has started (no known path; never two replies on one connection)
+                conn.abort()
+            else:
+                conn.error(request, error, ex.lineage_headers())
         except (asyncio.CancelledError, ConnectionError):
             ex.finish(CLIENT_GONE)
             raise
@@ -157,7 +156,10 @@ class HttpIngress:
             internal = ProxyError("internal error in lineage-proxy; see its log")
             ex.finish(internal)
             await ex.recorded()
-            conn.write(error_reply(internal, ex.lineage_headers(), keep_alive=False))
+            if conn.replying:  # the reply has started: the connection is cut instead
+                conn.abort()
+            else:
+                conn.error(request, internal, ex.lineage_headers(), keep_alive=False)
             conn.closing = True
         finally:
             ex.finish()  # a no-op when the call already ended, which every path above does
@@ -198,8 +200,7 @@ class HttpIngress:
                 log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
         ex.finish()
         fields = b"x-trace-id: %s\r\n" % ex.trace.trace_id_hex.encode()
-        conn.write(simple_reply(200, adapter.merge(listings), b"application/json", fields,
-                                keep_alive=conn.keeps_alive(request), head=request.method == "HEAD"))  # fmt: skip
+        conn.reply(request, 200, b"application/json", adapter.merge(listings), fields)
 
     async def _forward(
         self, request: Request, conn: HttpConnection, ex: Exchange, upstream: Upstream, body: bytes, *, observe: bool

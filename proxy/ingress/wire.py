@@ -58,6 +58,10 @@ class TargetTooLong(InvalidRequest):
     status = 414
 
 
+class BodyTimeout(InvalidRequest):
+    status = 408
+
+
 class Request:
     """One parsed request: its line, its header fields as sent (bytes), its body once read."""
 
@@ -122,11 +126,17 @@ class HttpConnection(asyncio.Protocol):
         self.lost = False
         self.closing = False  # close once the request being served is answered
         self.over_cap = False
+        self.replying = False  # the reply to the request being served has started
         self._broken = False  # the parser failed or the client's body was refused: read no more
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         self._deadline: float | None = None  # loop time past which an idle or slow connection is closed
+        self._head_started = 0.0  # when the request head being read began (its header timeout runs from then)
+        self._head_fed = 0  # bytes fed while one request head stayed open (llhttp buffers a header line itself)
+        self._last: Request | None = None  # the last request whose head was read
+        self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # set when the socket is
         self._reading = True
 
     # -- asyncio.Protocol
@@ -146,31 +156,73 @@ class HttpConnection(asyncio.Protocol):
         self._arm(server.idle_timeout_s)
 
     def data_received(self, data: bytes) -> None:
+        if self._upgrade_body is not None:
+            self._take_upgrade_body(data)
+            return
         if self._broken:
             return
+        open_head = self.parsing if self.parsing is not None and not self.parsing.method else None
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # the client asks to switch protocols; the proxy does not (it drops Upgrade when forwarding):
-            # the request is served as it is and the connection closed after it, the rest unread
-            self.closing = True
+        except httptools.HttpParserUpgrade as upgrade:
+            # the client asks to switch protocols (`Upgrade: h2c`); the proxy does not, and serves the request as
+            # it is (RFC 9110 §7.8), then closes the connection. llhttp stops at its head as if it had no body:
+            # a Content-Length body is taken here; a chunked one is refused.
             self._stop_reading()
+            last = self._last
+            if last is not None:
+                last.keep_alive = False
+                if any(name.lower() == b"transfer-encoding" for name, _ in last.headers):
+                    last.failed = InvalidRequest("a request asking to upgrade its connection may not carry a "
+                                                 "chunked body (lineage-proxy does not switch protocols)")  # fmt: skip
+                elif last.content_length:
+                    last.complete = False
+                    self._upgrade_body = last
+                    self._take_upgrade_body(data[upgrade.args[0] :])
+                    if self._upgrade_body is not None:
+                        self._reading = True
+                        self.transport.resume_reading()  # type: ignore[union-attr]
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            error = cause if isinstance(cause, ProxyError) else _malformed(exc)
-            self.server.framing_error(self, error)
-            request = self.parsing
-            if request is not None and request.method:  # its head was read: its body is what is malformed
-                request.failed = error
-                if request._waiter is not None and not request._waiter.done():
-                    request._waiter.set_result(None)
-            else:
-                self.queue.append(error)
-            self._stop_reading()
+            self._refuse(cause if isinstance(cause, ProxyError) else _malformed(exc))
+        else:
+            if open_head is not None and self.parsing is open_head and not open_head.method:
+                self._head_fed += len(data)  # one head still open: llhttp may be buffering one long line
+                if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
+                    self._refuse(HeaderTooLarge(
+                        f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})"))  # fmt: skip
         if len(self.queue) >= PIPELINE_DEPTH and self._reading:
             self._reading = False
             self.transport.pause_reading()  # type: ignore[union-attr]
         self._kick()
+
+    def _take_upgrade_body(self, data: bytes) -> None:
+        """The Content-Length body of a request that asked to upgrade (llhttp does not read it)."""
+        request = self._upgrade_body
+        assert request is not None and request.content_length is not None
+        need = request.content_length - request.size
+        if data and need > 0:
+            piece = data[:need]
+            request.size += len(piece)
+            request._body.append(piece)
+            if request._waiter is not None:
+                self._arm(self.server.header_timeout_s)
+        if request.size >= request.content_length:
+            self._upgrade_body = None  # what follows is dropped: the connection closes after this request
+            request.complete = True
+            _wake(request._waiter)
+
+    def _refuse(self, error: ProxyError) -> None:
+        """Malformed framing, or a head over the limits: answered after the requests before it, then the
+        connection closes. A request whose head was read has a malformed body: it fails."""
+        self.server.framing_error(self, error)
+        request = self.parsing
+        if request is not None and request.method:
+            request.failed = error
+            _wake(request._waiter)
+        else:
+            self.queue.append(error)
+        self._stop_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -178,11 +230,12 @@ class HttpConnection(asyncio.Protocol):
         self._disarm()
         if self._task is not None and not self._task.done() and self.serving is not None:
             self._task.cancel()  # the client left: its handler (and so its upstream request) is cancelled
-        elif self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-        for waiter in (self._drained, self.serving._waiter if self.serving else None):
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(ConnectionResetError("the client closed the connection"))
+        else:
+            _wake(self._wake)
+        _wake(self._drained)  # whoever waits sees `lost` and raises
+        if self.serving is not None:
+            _wake(self.serving._waiter)
+        _wake(self.closed)
 
     def pause_writing(self) -> None:
         if self._drained is None or self._drained.done():
@@ -196,8 +249,10 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.parsing = Request()
+        self._head_fed = 0
+        self._head_started = self.server.now()
         if self.serving is None and not self.queue:
-            self._arm(self.server.header_timeout_s)
+            self._deadline = self._head_started + self.server.header_timeout_s
 
     def on_url(self, url: bytes) -> None:
         request = self.parsing
@@ -210,8 +265,9 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.parsing
         assert request is not None
-        request.headers.append((name, value))
         request.head_size += len(name) + len(value) + 4
+        if not request.method:  # a trailer field of a chunked body is never a header: counted, not kept
+            request.headers.append((name, value))
         server = self.server
         if request.head_size > server.max_header_bytes:
             raise HeaderTooLarge(f"the request head is over limits.max_header_bytes ({server.max_header_bytes})")
@@ -225,13 +281,20 @@ class HttpConnection(asyncio.Protocol):
         request.method = parser.get_method().decode("latin-1")
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
+        hosts = 0
         for name, value in request.headers:
             if len(name) == 14 and name.lower() == b"content-length":
                 request.content_length = int(value)  # llhttp has checked it is one number
             elif len(name) == 6 and name.lower() == b"expect":
                 request.expects = value.strip().lower() == b"100-continue"
+            elif len(name) == 4 and name.lower() == b"host":
+                hosts += 1
         if request.content_length is not None and request.content_length > self.server.max_body_bytes:
             request.too_large = True
+        if hosts != 1 and request.version == "1.1":  # RFC 9112 §3.2
+            request.failed = InvalidRequest(f"an HTTP/1.1 request must have one Host header field, not {hosts}")
+        self._head_fed = 0
+        self._last = request
         self.queue.append(request)
         if self.serving is None and len(self.queue) == 1:
             self._disarm()
@@ -240,30 +303,29 @@ class HttpConnection(asyncio.Protocol):
         request = self.parsing
         assert request is not None
         request.size += len(body)
-        if request.size > self.server.max_body_bytes:
+        if request.too_large or request.size > self.server.max_body_bytes:
             request.too_large = True
             request._body.clear()
             self._broken = True  # answered with 413, then the connection closes: the rest is dropped unparsed
-            waiter = request._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            _wake(request._waiter)
             return
         request._body.append(body)
+        if request._waiter is not None:  # the handler waits for this body: it is still coming
+            self._arm(self.server.header_timeout_s)
 
     def on_message_complete(self) -> None:
         request = self.parsing
         assert request is not None
         request.complete = True
         self.parsing = None
-        waiter = request._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _wake(request._waiter)
 
     # -- what the handler uses
 
     def write(self, data: bytes) -> None:
         if self.lost:
             raise ConnectionResetError("the client closed the connection")
+        self.replying = True
         self.transport.write(data)  # type: ignore[union-attr]
 
     async def drain(self) -> None:
@@ -275,7 +337,8 @@ class HttpConnection(asyncio.Protocol):
             raise ConnectionResetError("the client closed the connection")
 
     async def body(self, request: Request) -> bytes:
-        """The request's body, once all of it is in; `Expect: 100-continue` is answered first."""
+        """The request's body, once all of it is in; `Expect: 100-continue` is answered first. A body
+        that stops coming for `limits.header_timeout_s` fails with 408 (slow clients cannot pin it)."""
         if request.failed is not None:
             raise request.failed
         if request.too_large:
@@ -283,16 +346,26 @@ class HttpConnection(asyncio.Protocol):
         if not request.complete:
             if request.expects:
                 request.expects = False
-                if request.version == "1.1":
-                    self.write(CONTINUE)
+                if request.version == "1.1" and not self.lost:
+                    self.transport.write(CONTINUE)  # type: ignore[union-attr]  # interim: not the reply
             request._waiter = asyncio.get_running_loop().create_future()
-            await request._waiter
+            self._arm(self.server.header_timeout_s)
+            try:
+                await request._waiter
+            finally:
+                self._disarm()
+            if self.lost:
+                raise ConnectionResetError("the client closed the connection")
             if request.failed is not None:
                 raise request.failed
             if request.too_large:
                 raise _too_large(request, self.server.max_body_bytes)
         parts = request._body
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def unsent(self) -> int:
+        """Bytes written and not yet sent (0 once the connection is gone)."""
+        return 0 if self.lost or self.transport is None else self.transport.get_write_buffer_size()
 
     def abort(self) -> None:
         """Cut the connection without a clean end (an upstream that failed mid-reply)."""
@@ -326,13 +399,18 @@ class HttpConnection(asyncio.Protocol):
                 self._answer_error(item)
                 break
             self.serving = item
+            self.replying = False
             try:
+                refusal = item.failed if item.failed is not None and item.complete else None
                 if self.over_cap:
                     refusal = Overloaded("lineage-proxy is at its connection limit; retry shortly")
-                    self.write(error_reply(refusal, [("Retry-After", "1")], keep_alive=False))
+                if refusal is not None:
+                    extra = [("Retry-After", "1")] if self.over_cap else []
+                    self.write(error_reply(refusal, extra, keep_alive=False, head=item.method == "HEAD"))
                     self._broken = not item.complete  # its body may still come: dropped while closing
                     break
                 await server.handler(item, self)
+                await self.drain()  # a client that pipelines and does not read gets no more replies buffered
             except (ConnectionError, asyncio.CancelledError):
                 break
             except Exception:
@@ -344,7 +422,11 @@ class HttpConnection(asyncio.Protocol):
                 self._broken = self._broken or not item.complete  # a body still coming is dropped while closing
                 break
             if not self.queue:
-                self._arm(server.idle_timeout_s)
+                open_head = self.parsing is not None and not self.parsing.method
+                if open_head:  # a pipelined head still coming: its header timeout runs from its first byte
+                    self._deadline = self._head_started + server.header_timeout_s
+                else:
+                    self._arm(server.idle_timeout_s)
         self._close()
 
     def keeps_alive(self, request: Request) -> bool:
@@ -353,6 +435,17 @@ class HttpConnection(asyncio.Protocol):
             request.keep_alive and not self.closing and request.complete and not request.too_large
             and request.failed is None
         )  # fmt: skip
+
+    def reply(self, request: Request, status: int, content_type: bytes, body: bytes, fields: bytes = b"") -> None:
+        """A whole reply of the proxy's own to `request` (admin, listings), framed for it."""
+        self.write(simple_reply(status, body, content_type, fields, keep_alive=self.keeps_alive(request),
+                                head=request.method == "HEAD", http10=request.version == "1.0"))  # fmt: skip
+
+    def error(self, request: Request, error: ProxyError, lineage: list[tuple[str, str]], *,
+              keep_alive: bool = True) -> None:  # fmt: skip
+        """The contract's error reply to `request` (`keep_alive=False`: and the connection closes)."""
+        self.write(error_reply(error, lineage, keep_alive=keep_alive and self.keeps_alive(request),
+                               head=request.method == "HEAD", http10=request.version == "1.0"))  # fmt: skip
 
     def _answer_error(self, error: ProxyError) -> None:
         self.write(error_reply(error, [], keep_alive=False))
@@ -372,7 +465,18 @@ class HttpConnection(asyncio.Protocol):
         if not self._reading:
             self._reading = True
             transport.resume_reading()
-        asyncio.get_running_loop().call_later(LINGER_S, self.abort)
+        asyncio.get_running_loop().call_later(LINGER_S, self._linger, transport.get_write_buffer_size())
+
+    def _linger(self, unsent: int) -> None:
+        """`LINGER_S` after a closing connection's answer: cut it, unless the client is still reading
+        it (what was unsent then has shrunk since), in which case look again later."""
+        if self.lost or self.transport is None:
+            return
+        left = self.transport.get_write_buffer_size()
+        if left and left < unsent:
+            asyncio.get_running_loop().call_later(LINGER_S, self._linger, left)
+            return
+        self.abort()
 
     def _stop_reading(self) -> None:
         self._broken = True
@@ -401,13 +505,29 @@ class HttpConnection(asyncio.Protocol):
         self._deadline = None
 
     def expire(self, now: float) -> None:
-        """Close the connection if its deadline passed while it waited for a request (head)."""
+        """Past the deadline: close a connection waiting for a request (head); fail a request whose
+        body stopped coming (408)."""
         deadline = self._deadline
-        if deadline is not None and now >= deadline and self.serving is None and not self.queue:
-            self._deadline = None
-            if self.transport is not None:
-                self.lost = True
-                self.transport.close()
+        if deadline is None or now < deadline:
+            return
+        self._deadline = None
+        serving = self.serving
+        if serving is not None:
+            if serving._waiter is not None and not serving._waiter.done():
+                serving.failed = BodyTimeout(
+                    f"the request body stopped coming for limits.header_timeout_s ({self.server.header_timeout_s:g}s)"
+                )
+                self._broken = True  # the rest of that body is not read
+                _wake(serving._waiter)
+            return
+        if not self.queue and self.transport is not None:
+            self.lost = True
+            self.transport.close()
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 def _malformed(exc: Exception) -> ProxyError:
@@ -442,17 +562,24 @@ def encode_fields(fields: list[tuple[str, str]]) -> bytes:
 
 
 def simple_reply(
-    status: int, body: bytes, content_type: bytes, fields: bytes = b"", *, keep_alive: bool = True, head: bool = False
-) -> bytes:
-    """A whole reply the proxy makes itself, in one buffer (`head`: a reply to HEAD, so no body)."""
+    status: int, body: bytes, content_type: bytes, fields: bytes = b"", *, keep_alive: bool = True, head: bool = False,
+    http10: bool = False,
+) -> bytes:  # fmt: skip
+    """A whole reply the proxy makes itself, in one buffer (`head`: a reply to HEAD, so no body;
+    `http10`: to an HTTP/1.0 client, which is told when the connection stays open)."""
+    connection = b"" if keep_alive and not http10 else b"Connection: keep-alive\r\n" if keep_alive else \
+        b"Connection: close\r\n"  # fmt: skip
     return b"".join((
         status_line(status), date_header(), b"Content-Type: ", content_type, b"\r\nContent-Length: %d\r\n" % len(body),
-        fields, b"" if keep_alive else b"Connection: close\r\n", b"\r\n", b"" if head else body,
+        fields, connection, b"\r\n", b"" if head else body,
     ))  # fmt: skip
 
 
-def error_reply(error: ProxyError, fields: list[tuple[str, str]], *, keep_alive: bool) -> bytes:
-    return simple_reply(error.status, error.body(), b"application/json", encode_fields(fields), keep_alive=keep_alive)
+def error_reply(
+    error: ProxyError, fields: list[tuple[str, str]], *, keep_alive: bool, head: bool = False, http10: bool = False
+) -> bytes:
+    return simple_reply(error.status, error.body(), b"application/json", encode_fields(fields), keep_alive=keep_alive,
+                        head=head, http10=http10)  # fmt: skip
 
 
 Handler = Callable[[Request, HttpConnection], Awaitable[None]]
@@ -494,7 +621,9 @@ class HttpServer:
     async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.now = loop.time
-        self._server = await loop.create_server(self, sock=sock, ssl=ssl_context)
+        # a TLS client that never completes its handshake has no protocol yet, so no timeout of ours: bound it
+        handshake = self.header_timeout_s if ssl_context is not None else None
+        self._server = await loop.create_server(self, sock=sock, ssl=ssl_context, ssl_handshake_timeout=handshake)
         self._sweeper = loop.create_task(self._sweep())
 
     async def _sweep(self) -> None:
@@ -520,12 +649,18 @@ class HttpServer:
             self._sweeper.cancel()
         for conn in list(self.connections):
             conn.shutdown()
+        # calls in flight finish (each connection closes itself after its reply), then what they wrote is sent
+        # (a TLS peer that never answers close_notify is not waited for: only unsent bytes are)
         deadline = time.monotonic() + timeout
-        while self.connections and time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             tasks = [c._task for c in self.connections if c._task is not None and not c._task.done()]
-            if not tasks:
+            if tasks:
+                await asyncio.wait(tasks, timeout=left)
+                continue
+            sending = [c.closed for c in self.connections if c.unsent()]
+            if not sending:
                 break
-            await asyncio.wait(tasks, timeout=deadline - time.monotonic())
+            await asyncio.wait(sending, timeout=min(left, 0.05))
         for conn in list(self.connections):
             conn.abort()
         self.connections.clear()

@@ -215,7 +215,7 @@ def test_an_idle_keep_alive_connection_is_closed(vllm, make_proxy) -> None:  # t
     _, upstream = vllm
     proxy = make_proxy(SLOW.replace("header_timeout_s: 0.3", "header_timeout_s: 30"), UPSTREAM=upstream)
     with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=5) as sock:
-        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json"
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\nContent-Type: application/json"
                      f"\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + BODY)  # fmt: skip
         reply = b""
         while b"\r\n\r\n" not in reply or not reply.endswith(b"}"):
