@@ -41,6 +41,7 @@ from proxy.tls import identities_from_peercert
 log = logging.getLogger("lineage_proxy.http")
 
 MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default line limits
+SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this long is cut off (nginx's send_timeout)
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
 PIPELINE_DEPTH: Final = 8  # parsed requests waiting to be served before reading pauses
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -329,10 +330,15 @@ class HttpConnection(asyncio.Protocol):
         self.transport.write(data)  # type: ignore[union-attr]
 
     async def drain(self) -> None:
-        """Wait while the client is not reading what was written (the transport's buffer is full)."""
+        """Wait while the client is not reading what was written (the transport's buffer is full); a
+        client that reads nothing for `SEND_TIMEOUT_S` is cut off (it would hold an upstream connection)."""
         drained = self._drained
         if drained is not None and not drained.done():
-            await drained
+            try:
+                await asyncio.wait_for(asyncio.shield(drained), SEND_TIMEOUT_S)
+            except TimeoutError:
+                self.abort()
+                raise ConnectionResetError(f"the client read nothing for {SEND_TIMEOUT_S:g}s") from None
         if self.lost:
             raise ConnectionResetError("the client closed the connection")
 

@@ -568,6 +568,23 @@ def test_tls_keep_alive_and_a_refused_body_over_tls(tls_proxy) -> None:  # type:
         assert status == 413 and fields.get("connection") == "close"
 
 
+def test_a_client_that_reads_nothing_is_cut_off_after_the_send_timeout(proxy, loop_thread, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A client that asks and never reads would hold its connection (and, streaming, an upstream
+    connection) for ever: after SEND_TIMEOUT_S without progress the proxy cuts it and the call ends."""
+    import proxy.ingress.wire as wire
+
+    monkeypatch.setattr(wire, "SEND_TIMEOUT_S", 0.3)
+    with connect(proxy, rcvbuf=4096, timeout=10) as sock:
+        sock.sendall(get("/big"))
+
+        def settled() -> bool:  # the connection is gone and the call has ended
+            return not any(s.connections for s in proxy.process._servers) and not proxy.process.runtime.stats.in_flight
+
+        deadline = time.monotonic() + 10
+        while not on_loop(loop_thread, settled):
+            assert time.monotonic() < deadline, "a client that reads nothing still holds its connection"
+
+
 # ======================================================================================================
 # Regression tests: behaviour verified to work
 # ======================================================================================================
