@@ -173,7 +173,7 @@ class Bench:
             f"  exporter: {exporter}",
             f"  endpoint: {endpoint}",
             "  export_timeout_s: 2",
-            f"  metrics: {'true' if metrics else 'false'}",
+            *([] if metrics else ["  metrics: false"]),  # only when off: a --baseline tree may predate the key
             "lineage:",
             f"  store: {self.tmp / f'lineage-{port}.db'}",
         ]
