@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import LoopThread, ProxyHandle, start_app, start_proxy
+from tests.harness import LoopThread, ProxyHandle, serving, start_proxy
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import VllmLike
 
@@ -28,13 +28,8 @@ def loop_thread() -> Iterator[LoopThread]:
 @pytest.fixture
 def vllm(loop_thread: LoopThread) -> Iterator[tuple[VllmLike, str]]:
     server = VllmLike()
-
-    async def start():  # type: ignore[no-untyped-def]
-        return await start_app(server.app())
-
-    runner, port = loop_thread.run(start())
-    yield server, f"http://127.0.0.1:{port}"
-    loop_thread.run(runner.cleanup())
+    with serving(loop_thread, server.app()) as url:
+        yield server, url
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ test thread; servers run on one background loop. Readiness is awaited, never sle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,6 +47,20 @@ async def start_app(app: web.Application) -> tuple[web.AppRunner, int]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, port
+
+
+@contextlib.contextmanager
+def serving(loop_thread: LoopThread, app: web.Application) -> Iterator[str]:
+    """An aiohttp app served on the loop thread for the block: its base URL."""
+
+    async def start() -> tuple[web.AppRunner, int]:
+        return await start_app(app)
+
+    runner, port = loop_thread.run(start())
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop_thread.run(runner.cleanup())
 
 
 def dead_port() -> int:

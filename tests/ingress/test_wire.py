@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.harness import LoopThread, ProxyHandle, start_app, start_proxy
+from tests.harness import LoopThread, ProxyHandle, serving, start_proxy
 from tests.servers.vllm_like import SERVED
 
 BIG = 4 * 1024 * 1024  # a reply body the proxy reads whole (under limits.buffer_max_bytes) and writes at once
@@ -100,13 +100,8 @@ class Origin:
 @pytest.fixture
 def origin(loop_thread: LoopThread) -> Iterator[tuple[Origin, str]]:
     server = Origin()
-
-    async def start():  # type: ignore[no-untyped-def]
-        return await start_app(server.app())
-
-    runner, port = loop_thread.run(start())
-    yield server, f"http://127.0.0.1:{port}"
-    loop_thread.run(runner.cleanup())
+    with serving(loop_thread, server.app()) as url:
+        yield server, url
 
 
 @pytest.fixture
@@ -190,6 +185,13 @@ class Replies:
         return status, fields, body
 
 
+def ask_once(proxy: ProxyHandle, wire: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `wire` on a new connection; the first reply's status, fields and body."""
+    with connect(proxy) as sock:
+        sock.sendall(wire)
+        return Replies(sock).next()
+
+
 def on_loop(loop_thread: LoopThread, fn: Any) -> Any:
     """Run a plain function on the proxy's loop and return what it returns."""
 
@@ -240,9 +242,7 @@ def test_trailer_fields_are_not_merged_into_the_forwarded_header_section(proxy, 
     body = b"payload"
     wire = (b"POST /echo HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
             b"%x\r\n%s\r\n0\r\nX-Smuggled: from-the-trailer\r\n\r\n" % (len(body), body))  # fmt: skip
-    with connect(proxy) as sock:
-        sock.sendall(wire)
-        status, _, reply = Replies(sock).next()
+    status, _, reply = ask_once(proxy, wire)
     assert status == 200 and reply == b"ok:/echo:payload"
     ((_, _, headers, _),) = server.marked()
     assert "x-smuggled" not in {name.lower() for name in headers}, headers
@@ -363,9 +363,7 @@ def test_a_request_asking_to_upgrade_is_served_with_its_body(proxy, origin) -> N
     body = b'{"hello": "world"}'
     wire = (b"POST /echo HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
             b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
-    with connect(proxy) as sock:
-        sock.sendall(wire)
-        status, _, reply = Replies(sock).next()
+    status, _, reply = ask_once(proxy, wire)
     assert [r[3] for r in server.marked()] == [body], "the upstream got another body than the client sent"
     assert status == 200 and reply == b"ok:/echo:" + body
 
