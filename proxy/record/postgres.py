@@ -37,6 +37,9 @@ SCHEMA_VERSION = 1
 # every write transaction takes this lock first (pg_advisory_xact_lock): the chain's writers in turn
 LOCK_ID = 0x6C696E65616765  # "lineage"
 DEFAULT_CONNECT_TIMEOUT_S = 5
+# a database that hangs (a stalled server, a lock held elsewhere) fails the statement instead of holding
+# the writer thread for ever: the aggregator keeps the counts (or the journal takes them) and retries
+DEFAULT_STATEMENT_TIMEOUT_S = 30.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS edges (
@@ -94,14 +97,23 @@ class PostgresStore:
     own `PGPASSWORD` / `~/.pgpass`. `key`: the HMAC key chain entries written from now on are signed with."""
 
     def __init__(
-        self, url: str, *, readonly: bool = False, key: bytes | None = None, password: str | None = None
+        self,
+        url: str,
+        *,
+        readonly: bool = False,
+        key: bytes | None = None,
+        password: str | None = None,
+        statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
     ) -> None:
         self.url = url
         self._readonly = readonly
         self._key = key
         params: dict[str, Any] = {"application_name": "lineage-proxy"}
-        if "connect_timeout" not in conninfo.conninfo_to_dict(url):
+        given = conninfo.conninfo_to_dict(url)
+        if "connect_timeout" not in given:
             params["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_S
+        if "options" not in given:  # the URL's own `?options=-c statement_timeout=...` wins
+            params["options"] = f"-c statement_timeout={max(1, round(statement_timeout_s * 1000))}"
         if password is not None:
             params["password"] = password
         self._conninfo = conninfo.make_conninfo(url, **params)

@@ -340,3 +340,23 @@ def test_the_kubernetes_example_config_is_valid(tmp_path: Path) -> None:
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(config.listen.admin.port)  # type: ignore[union-attr]
     proxy = next(c for c in pod["spec"]["containers"] if c["name"] == "lineage-proxy")
     assert proxy["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_a_database_that_hangs_fails_the_write_in_time_and_writes_go_on(postgres: PostgresServer) -> None:
+    """A lock held elsewhere (or a stalled server) would hold the writer thread for ever: the statement
+    timeout fails the write, the caller keeps its counts, and the next write after the hang succeeds."""
+    import time
+
+    from proxy.record.postgres import LOCK_ID
+
+    url = postgres.database()
+    store = PostgresStore(url, statement_timeout_s=0.3)
+    with psycopg.connect(url) as holder:  # a transaction holding the writers' lock
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError):
+            store.upsert([(KEY, 1.0, 1.0, 1, None)])
+        assert time.monotonic() - started < 5
+    store.upsert([(KEY, 2.0, 2.0, 2, None)])
+    assert {r.key: r.count for r in store.rows()}[KEY] == 2
+    store.close()
