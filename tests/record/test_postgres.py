@@ -360,3 +360,36 @@ def test_a_database_that_hangs_fails_the_write_in_time_and_writes_go_on(postgres
     store.upsert([(KEY, 2.0, 2.0, 2, None)])
     assert {r.key: r.count for r in store.rows()}[KEY] == 2
     store.close()
+
+
+def test_two_sidecars_of_two_workers_each_write_one_database(postgres, vllm, loop_thread, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Four processes (two `serve --workers 2`) writing one database: every call counts exactly once,
+    the new flows of all four race on one chain and it still verifies."""
+    url = postgres.database()
+    _, upstream = vllm
+    servers = []
+    for i in range(2):
+        config = tmp_path / f"proxy-{i}.yaml"
+        config.write_text(CONFIG)
+        env = {
+            "UPSTREAM": upstream,
+            "STORE": url,
+            "JOURNAL": str(tmp_path / f"journal-{i}.db"),
+            "TMPDIR": str(tmp_path),
+        }
+        servers.append(ServeProcess(str(config), "--workers", "2", env=env))
+    labels = [("team-a" if i % 3 else "team-b") for i in range(90)]
+    try:
+
+        async def load() -> list[list[int]]:  # separate connections, so each sidecar's kernel spreads them
+            return list(await asyncio.gather(*(calls(s.url, labels) for s in servers for _ in range(2))))
+
+        statuses = loop_thread.run(load(), timeout=120)
+        assert all(s == [200] * 90 for s in statuses)
+    finally:
+        assert [s.stop() for s in servers] == [0, 0]  # SIGTERM: each worker flushes its counts
+    assert counts(url) == {
+        ("anonymous", "assistant", "team-a", ROOT, "team-a", "allow"): 4 * 60,
+        ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow"): 4 * 30,
+    }
+    assert cli("verify", "--store", url, "--integrity").returncode == 0
