@@ -20,7 +20,9 @@ from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.ingress.wire import (
     HttpConnection,
     Request,
+    connection_field,
     date_header,
+    encode_fields,
     status_line,
 )
 from proxy.pipeline import Pipeline, PipelineRef
@@ -32,16 +34,16 @@ from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy.http")
 
-# RFC 9110 §7.6.1 connection-specific fields, plus framing the proxy recomputes itself.
+# RFC 9110 §7.6.1 connection-specific fields, plus framing the proxy recomputes itself (lower-case, as bytes:
+# header blocks pass through undecoded)
 HOP_BY_HOP = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-        "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
+        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection", b"te",
+        b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length", b"expect",
     }
 )  # fmt: skip
-_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 # reply headers only the proxy may set: an upstream's own are dropped, never passed off as the proxy's
-OWNED = frozenset({"x-data-labels", "x-trace-id"})
+OWNED = frozenset({b"x-data-labels", b"x-trace-id"})
 NO_BODY_STATUSES = frozenset({204, 304})
 # how an upstream fails mid-reply (a client that leaves is a ConnectionResetError from the writes)
 _UPSTREAM_BROKE = (UpstreamClosed, UpstreamProtocolError, TimeoutError)
@@ -59,7 +61,7 @@ def _tokens(value: str | None) -> frozenset[bytes]:
 
 # what is never forwarded to the upstream: by (strips the caller's Authorization, reads the reply)
 _NOT_FORWARDED = {
-    (strips, observe): _HOP_BY_HOP_BYTES
+    (strips, observe): HOP_BY_HOP
     | {b"traceparent"}
     | ({b"authorization"} if strips else set())
     | ({b"accept-encoding"} if observe else set())
@@ -67,7 +69,7 @@ _NOT_FORWARDED = {
     for observe in (False, True)
 }
 # what is never passed back from the upstream: framing, and what only the proxy may say
-_NOT_RETURNED = _HOP_BY_HOP_BYTES | {name.encode() for name in OWNED}
+_NOT_RETURNED = HOP_BY_HOP | OWNED
 
 
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
@@ -94,14 +96,12 @@ def reply_fields(raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]])
     for name, value in raw:
         if name.lower() == b"connection":
             skip = skip | _tokens(value.decode("latin-1"))
-    out = [
-        name + b": " + value
+    passed = b"".join(
+        name + b": " + value + b"\r\n"
         for name, value in raw
         if (lower := name.lower()) not in skip and not lower.startswith(b"x-lineage-")
-    ]
-    out.extend(f"{name}: {value}".encode("utf-8", "surrogateescape") for name, value in lineage)
-    out.append(b"")
-    return b"\r\n".join(out)
+    )
+    return passed + encode_fields(lineage)
 
 
 class HttpIngress:
@@ -233,8 +233,10 @@ class HttpIngress:
             durable = ex.recorded()
             head, _ = self._head(request, conn, ex, resp, len(data))
             await durable  # a new flow's first edge is durable before the client has the reply
-            conn.write(head + data if len(data) < 65536 else head)
-            if len(data) >= 65536:
+            if len(data) < 65536:
+                conn.write(head + data)  # one write (one send) for a small reply
+            else:
+                conn.write(head)  # a large body is not copied to be joined
                 conn.write(data)
         finally:
             resp.release()
@@ -264,9 +266,7 @@ class HttpIngress:
             keep_alive = False  # an HTTP/1.0 client: the body ends with the connection
         if not keep_alive:
             conn.closing = True
-            framing += b"Connection: close\r\n"
-        elif request.version == "1.0":
-            framing += b"Connection: keep-alive\r\n"
+        framing += connection_field(keep_alive, request.version == "1.0")
         fields = reply_fields(resp.raw_headers, ex.lineage_headers())
         date = b"" if "Date" in resp.headers else date_header()
         reason = resp.reason.encode("latin-1", "replace")

@@ -135,7 +135,6 @@ class HttpConnection(asyncio.Protocol):
         self._deadline: float | None = None  # loop time past which an idle or slow connection is closed
         self._head_started = 0.0  # when the request head being read began (its header timeout runs from then)
         self._head_fed = 0  # bytes fed while one request head stayed open (llhttp buffers a header line itself)
-        self._last: Request | None = None  # the last request whose head was read
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # set when the socket is
         self._reading = True
@@ -170,8 +169,8 @@ class HttpConnection(asyncio.Protocol):
             # it is (RFC 9110 §7.8), then closes the connection. llhttp stops at its head as if it had no body:
             # a Content-Length body is taken here; a chunked one is refused.
             self._stop_reading()
-            last = self._last
-            if last is not None:
+            last = self.queue[-1] if self.queue else None  # llhttp stops right after the upgrade request's head
+            if isinstance(last, Request):
                 last.keep_alive = False
                 if any(name.lower() == b"transfer-encoding" for name, _ in last.headers):
                     last.failed = InvalidRequest("a request asking to upgrade its connection may not carry a "
@@ -243,8 +242,7 @@ class HttpConnection(asyncio.Protocol):
             self._drained = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        _wake(self._drained)
 
     # -- httptools callbacks
 
@@ -295,7 +293,6 @@ class HttpConnection(asyncio.Protocol):
         if hosts != 1 and request.version == "1.1":  # RFC 9112 §3.2
             request.failed = InvalidRequest(f"an HTTP/1.1 request must have one Host header field, not {hosts}")
         self._head_fed = 0
-        self._last = request
         self.queue.append(request)
         if self.serving is None and len(self.queue) == 1:
             self._disarm()
@@ -345,11 +342,7 @@ class HttpConnection(asyncio.Protocol):
     async def body(self, request: Request) -> bytes:
         """The request's body, once all of it is in; `Expect: 100-continue` is answered first. A body
         that stops coming for `limits.header_timeout_s` fails with 408 (slow clients cannot pin it)."""
-        if request.failed is not None:
-            raise request.failed
-        if request.too_large:
-            raise _too_large(request, self.server.max_body_bytes)
-        if not request.complete:
+        if not (request.complete or request.failed or request.too_large):
             if request.expects:
                 request.expects = False
                 if request.version == "1.1" and not self.lost:
@@ -362,10 +355,10 @@ class HttpConnection(asyncio.Protocol):
                 self._disarm()
             if self.lost:
                 raise ConnectionResetError("the client closed the connection")
-            if request.failed is not None:
-                raise request.failed
-            if request.too_large:
-                raise _too_large(request, self.server.max_body_bytes)
+        if request.failed is not None:
+            raise request.failed
+        if request.too_large:
+            raise _too_large(request, self.server.max_body_bytes)
         parts = request._body
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -385,8 +378,8 @@ class HttpConnection(asyncio.Protocol):
         if self._task is None:
             if self.queue:
                 self._task = asyncio.get_running_loop().create_task(self._serve())
-        elif self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
+        else:
+            _wake(self._wake)
 
     async def _serve(self) -> None:
         server = self.server
@@ -411,8 +404,7 @@ class HttpConnection(asyncio.Protocol):
                 if self.over_cap:
                     refusal = Overloaded("lineage-proxy is at its connection limit; retry shortly")
                 if refusal is not None:
-                    extra = [("Retry-After", "1")] if self.over_cap else []
-                    self.write(error_reply(refusal, extra, keep_alive=False, head=item.method == "HEAD"))
+                    self.error(item, refusal, [("Retry-After", "1")] if self.over_cap else [], keep_alive=False)
                     self._broken = not item.complete  # its body may still come: dropped while closing
                     break
                 await server.handler(item, self)
@@ -495,7 +487,7 @@ class HttpConnection(asyncio.Protocol):
         self.closing = True
         if self.serving is None and not self.queue:
             if self._wake is not None and not self._wake.done():
-                self._wake.set_result(None)
+                _wake(self._wake)  # the serve loop closes
             else:
                 self._close()
 
@@ -573,12 +565,18 @@ def simple_reply(
 ) -> bytes:  # fmt: skip
     """A whole reply the proxy makes itself, in one buffer (`head`: a reply to HEAD, so no body;
     `http10`: to an HTTP/1.0 client, which is told when the connection stays open)."""
-    connection = b"" if keep_alive and not http10 else b"Connection: keep-alive\r\n" if keep_alive else \
-        b"Connection: close\r\n"  # fmt: skip
     return b"".join((
         status_line(status), date_header(), b"Content-Type: ", content_type, b"\r\nContent-Length: %d\r\n" % len(body),
-        fields, connection, b"\r\n", b"" if head else body,
+        fields, connection_field(keep_alive, http10), b"\r\n", b"" if head else body,
     ))  # fmt: skip
+
+
+def connection_field(keep_alive: bool, http10: bool) -> bytes:
+    """The Connection field a reply needs: `close` when the connection ends after it; `keep-alive` to an
+    HTTP/1.0 client when it does not (1.1 keeps alive unless told otherwise)."""
+    if not keep_alive:
+        return b"Connection: close\r\n"
+    return b"Connection: keep-alive\r\n" if http10 else b""
 
 
 def error_reply(

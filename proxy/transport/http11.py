@@ -77,7 +77,7 @@ class ReplyParser:
     """
 
     __slots__ = (
-        "_fields", "_head_only", "_head_start", "_idle", "_llhttp", "_reason", "_tail", "_until_close", "buffered",
+        "_head_only", "_head_start", "_idle", "_llhttp", "_reason", "_tail", "_until_close", "buffered",
         "done", "head", "keep_alive", "pieces", "raw_fields",
     )  # fmt: skip
 
@@ -99,8 +99,8 @@ class ReplyParser:
         self._head_only = method == "HEAD"
         self._head_start = b""  # the start of the head being read (60 bytes or more), to quote its status line
         self._tail = b""  # HEAD: the last bytes given to llhttp, for a head's end split across packets
-        self._fields: list[tuple[bytes, bytes]] = []  # as received (value less trailing whitespace)
-        self.raw_fields: list[tuple[bytes, bytes]] = []  # the final head's fields, as received
+        # the head's fields as received (values less trailing whitespace); `head` has them decoded
+        self.raw_fields: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._idle = 0  # bytes fed since the last head or body byte came out (the MAX_HEAD, MAX_CHUNK_LINE limits)
         self._until_close = False
@@ -190,7 +190,7 @@ class ReplyParser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.head is None:  # not a trailer field
-            self._fields.append((name, value.rstrip(b" \t")))
+            self.raw_fields.append((name, value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
         llhttp = self._llhttp
@@ -205,13 +205,13 @@ class ReplyParser:
         if status < 200:
             if status == 101:  # the proxy never asks to switch protocols (it drops Upgrade): not an answer
                 raise UpstreamProtocolError("101 Switching Protocols, though no upgrade was asked for")
-            if status not in (100, 102, 103) and any(name.lower() in _BODY_FIELDS for name, _ in self._fields):
+            if status not in (100, 102, 103) and any(name.lower() in _BODY_FIELDS for name, _ in self.raw_fields):
                 raise UpstreamProtocolError(f"interim reply {status} frames a body")
-            self._fields = []  # interim reply (100 Continue, 103 Early Hints): the real one follows
+            self.raw_fields = []  # interim reply (100 Continue, 103 Early Hints): the real one follows
             self._reason = b""
             self._head_start = b""
             return
-        self.raw_fields = fields = self._fields
+        fields = self.raw_fields
         headers = CIMultiDict([(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in fields])
         self.keep_alive = llhttp.should_keep_alive()
         length = headers.get("Content-Length")  # llhttp has checked it: digits, once, no Transfer-Encoding
