@@ -24,7 +24,11 @@ listen:
 upstreams:
   - name: vllm
     url: ${{UPSTREAM}}
+  - name: dead
+    url: http://127.0.0.1:1
 routes:
+  - model: gone
+    upstream: dead
   - model: "*"
     upstream: vllm
     purposes: [assistant]
@@ -56,9 +60,13 @@ def test_json_lines_with_trace_ids_and_no_content(vllm, tmp_path: Path, workers:
         allowed = chat(serve.url, "assistant")
         streamed = chat(serve.url, "assistant", stream=True)
         denied = chat(serve.url, "ads")
+        unreachable = httpx.post(f"{serve.url}/v1/chat/completions", timeout=10,
+                                 json={"model": "gone", "messages": [{"role": "user", "content": "hi"}]},
+                                 headers={"Authorization": f"Bearer {KEYS['glasses']}", "x-purpose": "assistant"})  # fmt: skip
         assert (allowed.status_code, streamed.status_code, denied.status_code) == (200, 200, 403)
+        assert unreachable.status_code == 502
         lines = {}
-        for reply in (allowed, streamed, denied):
+        for reply in (allowed, streamed, denied, unreachable):
             trace_id = reply.headers["x-trace-id"]
             lines[trace_id] = orjson.loads(serve.wait_log(f'"trace_id":"{trace_id}"'))
     finally:
@@ -73,6 +81,8 @@ def test_json_lines_with_trace_ids_and_no_content(vllm, tmp_path: Path, workers:
     assert "pii:email" in ok["labels"]
     no = lines[denied.headers["x-trace-id"]]
     assert (no["decision"], no["status"], no["code"], no["upstream"]) == ("deny", 403, "purpose_denied", "")
+    dead = lines[unreachable.headers["x-trace-id"]]  # the proxy's own answer, not an upstream's: its status is kept
+    assert (dead["status"], dead["code"]) == (502, "upstream_unavailable")
 
 
 def test_text_access_lines_are_key_value(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -87,7 +87,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         self._server: grpc.aio.Server | None = None
         self._tls: Tls | None = None
         self._tls_served: Tls | None = None
-        self._secure = False  # a TLS listener: only then can a peer have shown a certificate
+        self._secure = False  # a TLS listener asking for client certificates: only then can a peer show one
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # by OIP method, made on its first call
 
     # -- lifecycle
@@ -99,7 +99,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             port = self._server.add_insecure_port(str(address))
         else:
             self._tls = self._tls_served = tls
-            self._secure = True
+            self._secure = tls.require_client_cert  # grpc asks for a client certificate only when it requires one
             credentials = grpc.dynamic_ssl_server_credentials(
                 grpc_certificate_configuration(tls), self._certificate_update, tls.require_client_cert
             )
@@ -225,10 +225,13 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext[Any, Any], ex: Exchange, error: ProxyError) -> NoReturn:
-        """End the call with `error`: recorded first, then the status with the lineage as trailers."""
+        """End the call with `error`: recorded first (with the status it is answered with), then the status
+        with the lineage as trailers."""
+        code = _STATUS.get(error.grpc_code, grpc.StatusCode.UNKNOWN)
+        if ex.outcome.status is None:
+            ex.outcome.status = code.value[0]
         ex.finish(error)
         await ex.recorded()
-        code = _STATUS.get(error.grpc_code, grpc.StatusCode.UNKNOWN)
         await context.abort(code, error.message, tuple(ex.lineage_headers()))
         raise AssertionError("unreachable: abort raises")
 

@@ -142,6 +142,7 @@ class HttpIngress:
             upstream = ex.admit(body, header, conn.peer)
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)
         except ProxyError as error:
+            ex.outcome.status = ex.outcome.status or error.status  # what the client is answered (the record says)
             ex.finish(error)
             await ex.recorded()
             if conn.replying:  # the reply has started (no known path; never two replies on one connection)
@@ -154,6 +155,7 @@ class HttpIngress:
         except Exception:
             log.exception("internal error handling %s %s", method, path, extra={"trace_id": ex.trace.trace_id_hex})
             internal = ProxyError("internal error in lineage-proxy; see its log")
+            ex.outcome.status = internal.status
             ex.finish(internal)
             await ex.recorded()
             if conn.replying:  # the reply has started: the connection is cut instead

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from proxy.errors import DENIAL_ERRORS
-from proxy.flow import DENY, Call, Decision, Outcome
+from proxy.flow import Call, Decision, Outcome
+from proxy.labels import format_labels
 from proxy.logs import ACCESS
 
 log = logging.getLogger(ACCESS)
@@ -29,9 +29,7 @@ class AccessRecorder:
     def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
-        status = outcome.status
-        if status is None and decision.action == DENY and decision.code in DENIAL_ERRORS:
-            status = DENIAL_ERRORS[decision.code].status  # refused before any upstream, with the denial's status
+        status = outcome.status  # set by the ingress for every answer, the proxy's own errors included
         upstream = decision.upstream
         fields = {
             "trace_id": call.trace.trace_id_hex,
@@ -44,7 +42,7 @@ class AccessRecorder:
             "code": decision.code or outcome.error_type or "",
             "status": status if status is not None else 0,
             "upstream": upstream.name if upstream is not None and decision.forwards else "",
-            "labels": ",".join(sorted(decision.labels)),
+            "labels": format_labels(decision.labels),
             "duration_ms": round((outcome.ended_ns - outcome.started_ns) / 1e6, 3),
         }
         log.info("%s %s %s", decision.action, call.operation, call.model or "-", extra=fields)

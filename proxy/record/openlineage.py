@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import attr
@@ -36,6 +35,7 @@ from openlineage.client.facet_v2 import DatasetFacet, JobFacet, RunFacet, job_ty
 from openlineage.client.transport import Transport, get_default_factory
 from openlineage.client.uuid import generate_new_uuid
 
+from proxy import __version__
 from proxy.config import OpenLineage
 from proxy.flow import DENY, Call, Decision, Outcome
 from proxy.record.edges import edge_key
@@ -43,14 +43,10 @@ from proxy.record.store import EdgeKey, split_labels
 
 log = logging.getLogger("lineage_proxy.openlineage")
 
-try:
-    _VERSION = version("lineage-proxy")
-except PackageNotFoundError:  # a source checkout that was never installed
-    _VERSION = "0.0.0"
 REPOSITORY = "https://github.com/lineage-proxy/lineage-proxy"
-PRODUCER = f"{REPOSITORY}/tree/v{_VERSION}"
+PRODUCER = f"{REPOSITORY}/tree/v{__version__}"
 # the JSON schema of the facets below, shipped beside this module
-FACETS_SCHEMA = f"{REPOSITORY}/blob/v{_VERSION}/proxy/record/openlineage_facets.json"
+FACETS_SCHEMA = f"{REPOSITORY}/blob/v{__version__}/proxy/record/openlineage_facets.json"
 LABELS_NAMESPACE = "lineage-proxy://labels"
 CALLERS_NAMESPACE = "lineage-proxy://callers"
 UNLABELLED = "unlabelled"  # the dataset of calls that carry no label

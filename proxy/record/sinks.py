@@ -59,10 +59,13 @@ class Recorder(Protocol):
 class FanOut:
     """The runtime's sinks, by name; `on_end` reaches every one."""
 
-    __slots__ = ("_failed", "_later", "_scheduled", "_sinks")
+    __slots__ = ("_deferred", "_durable", "_failed", "_later", "_scheduled", "_sinks")
 
     def __init__(self, sinks: Iterable[Recorder] = ()) -> None:
         self._sinks: dict[str, Recorder] = {sink.name: sink for sink in sinks}
+        self._durable: tuple[Recorder, ...] = ()
+        self._deferred: tuple[Recorder, ...] = ()
+        self._sorted()
         self._failed: set[str] = set()
         self._later: list[tuple[Call, Decision, Outcome, frozenset[str]]] = []
         self._scheduled = False
@@ -78,7 +81,14 @@ class FanOut:
         old = self._sinks.pop(name, None)
         if sink is not None:
             self._sinks[name] = sink
+        self._sorted()
         return old
+
+    def _sorted(self) -> None:
+        """Which sinks run as a call ends (`durable`) and which on the loop's next turn, once per change."""
+        sinks = tuple(self._sinks.values())
+        self._durable = tuple(sink for sink in sinks if getattr(sink, "durable", False))
+        self._deferred = tuple(sink for sink in sinks if not getattr(sink, "durable", False))
 
     def start(self) -> None:
         for sink in self._sinks.values():
@@ -86,11 +96,10 @@ class FanOut:
 
     def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
         durable: Durable | None = None
-        for sink in self._sinks.values():
-            if getattr(sink, "durable", False):
-                future = self._one(sink, call, decision, outcome, output_labels)
-                if future is not None:
-                    durable = future if durable is None else _both(durable, future)
+        for sink in self._durable:
+            future = self._one(sink, call, decision, outcome, output_labels)
+            if future is not None:
+                durable = future if durable is None else _both(durable, future)
         self._later.append((call, decision, outcome, output_labels))
         if not self._scheduled:
             try:
@@ -104,9 +113,8 @@ class FanOut:
         """The other sinks, for every call that ended since the last turn of the loop."""
         self._scheduled = False
         later, self._later = self._later, []
-        sinks = [sink for sink in self._sinks.values() if not getattr(sink, "durable", False)]
         for record in later:
-            for sink in sinks:
+            for sink in self._deferred:
                 self._one(sink, *record)
 
     def _one(

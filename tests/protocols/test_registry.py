@@ -177,6 +177,8 @@ def test_request_json_without_duplicates_reads_as_orjson_does(data: dict[str, ob
         b'{"model": "a", "messages": [], "model": "b"}',
         b'{"model": "a", "messages": [{"role": "user", "content": "x", "content": "y"}]}',
         b'{"a": {"b": 1, "b" : 2}, "note": "\\":"}',
+        b'{"k\\\\": 1, "b": 1, "b": 2}',  # a key ending in an escaped backslash must not hide a duplicate
+        b'{"k" : 1, "b": 1, "b": 2}',  # nor a key with space before its colon
     ],
 )
 def test_duplicate_keys_are_refused(body: bytes) -> None:
@@ -185,3 +187,23 @@ def test_duplicate_keys_are_refused(body: bytes) -> None:
 
     with pytest.raises(InvalidRequest, match="appears twice"):
         load_request_json(body)
+
+
+def test_json_inside_strings_does_not_send_a_body_to_the_slow_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tool-call arguments and tool results are JSON in strings ('\\":' everywhere): the duplicate-key check
+    still decides in C, without parsing the body a second time."""
+    import orjson
+
+    import proxy.protocols as protocols
+    from proxy.protocols import load_request_json
+
+    def slow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed a second time")
+
+    monkeypatch.setattr(protocols.json, "loads", slow)
+    arguments = orjson.dumps({"city": "Paris", "days": 3}).decode()
+    body = orjson.dumps({"model": "m", "messages": [
+        {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "c", "content": orjson.dumps({"result": "sunny"}).decode()},
+    ]})  # fmt: skip
+    assert load_request_json(body)["messages"][0]["tool_calls"][0]["function"]["arguments"] == arguments
