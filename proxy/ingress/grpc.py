@@ -330,7 +330,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         """Health and metadata RPCs: the caller's key is checked, nothing is recorded; `x-trace-id` goes
         back as trailing metadata."""
         ex, header = self._exchange(adapter, target, method, context)
-        try:
+        async with self._ends(ex, context):
             pipeline = ex.pipeline
             pipeline.identify_only(header, self._peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
@@ -342,11 +342,6 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
                 trailing = await rpc.trailing_metadata()
             except grpc.aio.AioRpcError as exc:
                 raise ex.upstream_failed(upstream_status(exc)) from None
-            ex.finish()
-        except ProxyError as error:
-            await self._abort(context, ex, error)
-        finally:
-            ex.finish()
         await _reply_metadata(context, initial, (*_pass(trailing), ("x-trace-id", ex.trace.trace_id_hex)))
         return reply
 

@@ -34,7 +34,9 @@ def read_request(body: bytes) -> Request:
     user_strings(data.get("system"), texts)
     user_strings(data["messages"], texts)
     params: list[tuple[str, Any]] = [
-        (name, data[key]) for key, name in _PARAMS.items() if isinstance(data.get(key), int | float)
+        (name, value)
+        for key, name in _PARAMS.items()
+        if isinstance(value := data.get(key), int | float) and not isinstance(value, bool)  # true is not 1.0
     ]
     stops = data.get("stop_sequences")
     if isinstance(stops, list):

@@ -90,3 +90,26 @@ def test_messages_request_reads_system_messages_and_tool_blocks() -> None:
     request = read_messages(orjson.dumps(body))
     assert request.texts == ("be brief", "hi", "mail", "ana@example.org", "sent")
     assert dict(request.params) == {"max_tokens": 9} and request.operation == "chat"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"[1]", "must be a JSON object"),
+        (b'{"messages": []}', "'model' is required"),
+        (b'{"model": 7, "messages": []}', "'model' is required"),
+        (b'{"model": "m", "messages": "hi"}', "'messages' is required"),
+        (b'{"model": "m", "messages": [], "model": "n"}', "appears twice"),
+        (b'{"model": "m", "messages": [}', "not valid JSON"),
+    ],
+)
+def test_a_malformed_messages_request_is_refused_with_its_reason(body: bytes, needle: str) -> None:
+    from proxy.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match=needle):
+        read_messages(body)
+
+
+def test_messages_parameters_of_the_wrong_type_are_not_recorded_as_numbers() -> None:
+    body = {"model": "m", "messages": [], "temperature": True, "top_p": "0.9", "top_k": 5}
+    assert dict(read_messages(orjson.dumps(body)).params) == {"top_k": 5}
