@@ -53,7 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.logs import configure
 
     configure(config.logging, args.log_level)  # logging: in the config; --log-level wins
-    from proxy.workers import StartupError, run_single, run_workers
+    from proxy.errors import StartupError
+    from proxy.workers import run_single, run_workers
 
     try:
         if args.workers == 1:
@@ -146,7 +147,8 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
 def cmd_demo(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level, "demo")
     from proxy.demo import run_demo
-    from proxy.workers import ListenError, StartupError
+    from proxy.errors import StartupError
+    from proxy.workers import ListenError
 
     port = args.port if args.port is not None else (8080 if args.keep else 0)
     try:

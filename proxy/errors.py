@@ -8,6 +8,10 @@ from __future__ import annotations
 import orjson
 
 
+class StartupError(Exception):
+    """Why the proxy could not start, as one line for the user (no traceback)."""
+
+
 class ProxyError(Exception):
     """A failure with a stable contract code (CONTRACT.md §3). Subclasses fix the four values; an
     instance may override them (an upstream's own gRPC status, passed on as it came)."""

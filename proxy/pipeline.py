@@ -8,7 +8,6 @@ checkpoint book, the record sinks and the counters. The walk of one call is the 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import AUDIT_DENY, DENY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import check_labels, is_label, normalize, parse_labels
 from proxy.metrics import Metrics, Stats
-from proxy.policy import Policy, boundary_flow, decide
+from proxy.policy import Policy, boundary_flow, decide, refuse
 from proxy.protocols import Header, Request, text_digest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
@@ -125,11 +124,7 @@ class Pipeline:
             return decision
         reason = (f"zone {zones[0]} requires every call to be recorded, and the lineage store cannot record now "
                   "(its database and journal both refuse writes)")  # fmt: skip
-        if self.policy.audit:
-            return dataclasses.replace(decision, action=AUDIT_DENY, code="record_unavailable",
-                                       rule=f"zone:{zones[0]}", reason=reason)  # fmt: skip
-        return dataclasses.replace(decision, action=DENY, upstream=None, code="record_unavailable",
-                                   rule=f"zone:{zones[0]}", reason=reason)  # fmt: skip
+        return refuse(decision, self.policy, "record_unavailable", f"zone:{zones[0]}", reason)
 
     def _served(self, upstream: Upstream, model: str, version: str | None) -> str | None:
         """The checkpoint an upstream serves, when a pin or its metadata already says (never waits)."""

@@ -151,9 +151,16 @@ def verify_flow(call: Call, decision: Decision, policy: Policy, served: Served =
         return replace(decision, approved=True)
     if not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY):
         return replace(decision, approved=False)
-    refusal = replace(decision, code="flow_not_approved", rule="lineage.baseline", approved=False,
-                      reason=f"flow not in the approved baseline: {finding.message}")  # fmt: skip
-    return replace(refusal, action=AUDIT_DENY) if policy.audit else replace(refusal, action=DENY, upstream=None)
+    return refuse(replace(decision, approved=False), policy, "flow_not_approved", "lineage.baseline",
+                  f"flow not in the approved baseline: {finding.message}")  # fmt: skip
+
+
+def refuse(decision: Decision, policy: Policy, code: str, rule: str, reason: str) -> Decision:
+    """A forwarded call refused after `decide`'s rules (by the baseline, or by a store that cannot record):
+    denied, or in audit mode let through as `audit-deny` like every other refusal."""
+    if policy.audit:
+        return replace(decision, action=AUDIT_DENY, code=code, rule=rule, reason=reason)
+    return replace(decision, action=DENY, upstream=None, code=code, rule=rule, reason=reason)
 
 
 def _certificate_note(peer: tuple[str, ...]) -> str:

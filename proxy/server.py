@@ -13,15 +13,14 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from proxy import logs
 from proxy.checkpoints import CheckpointBook
-from proxy.config import Address, Config, load
-from proxy.errors import ConfigError
+from proxy.config import Address, Config, load, read_secret
+from proxy.errors import ConfigError, StartupError
 from proxy.ingress.http import HttpIngress
 from proxy.ingress.wire import HttpConnection, HttpServer, Request
 from proxy.metrics import Metrics
@@ -132,12 +131,12 @@ class ProxyProcess:
 
     @staticmethod
     def _edges(config: Config) -> EdgeAggregator | None:
-        if not config.lineage.store:
-            return None
-        key_file = config.lineage.integrity_key_file
-        key = Path(key_file).read_bytes().strip() if key_file else None  # checked readable by the loader
         lineage = config.lineage
-        store = open_store(config.lineage.store, key=key, password_file=lineage.password_file,
+        if not lineage.store:
+            return None
+        key = _secret("lineage.integrity_key_file", lineage.integrity_key_file)
+        password = _secret("lineage.password_file", lineage.password_file)
+        store = open_store(lineage.store, key=key, password=password.decode() if password else None,
                            journal=lineage.journal, journal_max_rows=lineage.journal_max_rows)  # fmt: skip
         return EdgeAggregator(
             store,
@@ -300,3 +299,13 @@ class ProxyProcess:
                 self.metrics.publish(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
             except Exception:
                 log.exception("could not publish metrics for the other workers")
+
+
+def _secret(setting: str, path: str | None) -> bytes | None:
+    """A key or password file's secret. The loader checked it was readable; it may have changed since."""
+    if path is None:
+        return None
+    try:
+        return read_secret(path)
+    except OSError as exc:
+        raise StartupError(f"{setting}: cannot read {path!r}: {exc.strerror or exc}") from exc

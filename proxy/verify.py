@@ -23,6 +23,7 @@ import orjson
 import yaml
 
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
+from proxy.config import read_secret
 from proxy.record.store import EdgeRow, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
 
@@ -275,7 +276,7 @@ def run_integrity(path: str, key_file: str | None, as_json: bool) -> int:
     if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
         return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
     try:
-        key = Path(key_file).read_bytes().strip() if key_file else None
+        key = read_secret(key_file) if key_file else None
     except OSError as exc:
         return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError)

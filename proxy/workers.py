@@ -26,14 +26,10 @@ from multiprocessing.connection import Connection
 
 from proxy import metrics
 from proxy.config import Address, Config, load
-from proxy.errors import ConfigError
+from proxy.errors import ConfigError, StartupError
 from proxy.server import Bound, ProxyProcess, bind, bound_address
 
 log = logging.getLogger("lineage_proxy")
-
-
-class StartupError(Exception):
-    """Why the proxy could not start, as one line for the user (no traceback)."""
 
 
 class ListenError(StartupError):
@@ -83,7 +79,7 @@ def open_process(config: Config, *, reuse_port: bool = False, ports: Bound | Non
     """ProxyProcess(config), with a lineage store that cannot be opened reported as a StartupError."""
     try:
         return ProxyProcess(config, reuse_port=reuse_port, ports=ports)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error) as exc:  # a StartupError (an unreadable key or password) says it already
         if not config.lineage.store:
             raise
         raise StartupError(f"cannot open the lineage store {config.lineage.store}: {_reason(exc)}") from exc

@@ -4,7 +4,7 @@
 in the proxy reads YAML or the environment.
 """
 
-from proxy.config.loader import load, parse, parse_address
+from proxy.config.loader import load, parse, parse_address, read_secret
 from proxy.config.model import (
     BUILTIN_DETECTORS,
     Address,
@@ -46,4 +46,5 @@ __all__ = [
     "load",
     "parse",
     "parse_address",
+    "read_secret",
 ]

@@ -7,6 +7,7 @@ takes the model's field default: this module writes none of its own, so the two 
 from __future__ import annotations
 
 import copy
+import errno
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -752,8 +753,18 @@ class _Reader:
             detector_names.add(detector.name)
 
 
+def read_secret(path: str) -> bytes:
+    """The secret a file holds (an HMAC key, a password) less surrounding whitespace. Raises OSError,
+    whose `strerror` says why, when the file cannot be read or holds nothing."""
+    secret = Path(path).read_bytes().strip()
+    if not secret:
+        raise OSError(errno.ENODATA, "the file is empty", path)
+    return secret
+
+
 def _readable_key(path: str) -> bool:
     try:
-        return bool(Path(path).read_bytes().strip())
+        read_secret(path)
     except OSError:
         return False
+    return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
 from typing import Protocol
 
 from proxy.record import integrity
@@ -29,7 +28,7 @@ def open_store(
     *,
     key: bytes | None = None,
     readonly: bool = False,
-    password_file: str | None = None,
+    password: str | None = None,
     journal: str | None = None,
     journal_max_rows: int | None = None,
 ) -> ReadableStore:
@@ -40,7 +39,6 @@ def open_store(
     from proxy.record.journal import DEFAULT_MAX_ROWS, Journal, JournaledStore  # psycopg only when used
     from proxy.record.postgres import PostgresStore
 
-    password = Path(password_file).read_text().strip() if password_file else None
     database = PostgresStore(store, readonly=readonly, key=key, password=password)
     if readonly:
         return database

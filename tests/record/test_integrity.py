@@ -124,3 +124,29 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     store.close()
     missing_key = verify(tmp_path / "s.db", "--key-file", str(tmp_path / "no.key"))
     assert missing_key.returncode == 2 and "cannot read the key" in missing_key.stderr
+    empty = tmp_path / "empty.key"
+    empty.write_text(" \n")
+    empty_key = verify(tmp_path / "s.db", "--key-file", str(empty))
+    assert empty_key.returncode == 2 and "the file is empty" in empty_key.stderr
+
+
+@pytest.mark.parametrize("setting", ["integrity_key_file", "password_file"])
+def test_a_secret_file_gone_after_the_check_stops_the_start_with_one_line(tmp_path: Path, setting: str) -> None:
+    from proxy.config import parse
+    from proxy.errors import StartupError
+    from proxy.workers import open_process
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    store = "postgresql://lp@127.0.0.1:9/lp" if setting == "password_file" else str(tmp_path / "lineage.db")
+    config = parse(f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{{name: u, url: "http://127.0.0.1:9"}}]
+routes: [{{model: "*", upstream: u}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+lineage: {{store: "{store}", {setting}: "{secret}"}}
+""")
+    secret.unlink()  # rotated away between `check` (or the loader) and the start
+    with pytest.raises(StartupError) as caught:
+        open_process(config)
+    assert str(caught.value) == f"lineage.{setting}: cannot read {str(secret)!r}: No such file or directory"
