@@ -248,14 +248,14 @@ class Exchange:
         outcome = self.outcome
         decision = self.decision
         if isinstance(error, ProxyError):
-            stats.errors[error.code] += 1
+            stats.failed(error.code)
             if decision is None or decision.forwards:  # a denial's type is its decision's code
                 outcome.error_type = outcome.error_type or error.code
         elif error is not None:
             outcome.error_type = outcome.error_type or error
-            stats.errors[error] += 1
+            stats.failed(error)
         elif outcome.error_type:
-            stats.errors[outcome.error_type] += 1
+            stats.failed(outcome.error_type)
         outcome.ended_ns = time.time_ns()
         if outcome.forwarded_ns and not outcome.upstream_ns:  # a stream that ended without a last event
             outcome.upstream_ns = outcome.ended_ns

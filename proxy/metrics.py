@@ -48,6 +48,28 @@ CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 FIRST_CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
+# The per-call instruments: (Metrics attribute, kind, name, help, labels, histogram buckets). Built as
+# prometheus-client instruments with --workers N, as `_Family`s in one process; `_Off` when metrics are off.
+_P = "lineage_proxy_"
+PER_CALL: tuple[tuple[str, str, str, str, tuple[str, ...], tuple[float, ...]], ...] = (
+    ("decisions", "counter", _P + "decisions", "Calls decided, by decision.", ("decision",), ()),
+    ("errors", "counter", _P + "errors", "Failed calls, by error type.", ("type",), ()),
+    ("in_flight", "gauge", _P + "in_flight", "Calls being served now.", (), ()),
+    ("unapproved", "counter", _P + "unapproved_flows",
+     "Calls whose flow lineage.baseline does not approve, blocked or not.", (), ()),
+    ("request_duration", "histogram", _P + "request_duration_seconds",
+     "Calls as the client sees them: from the request to the reply's end.", (), CALL_BUCKETS),
+    ("overhead", "histogram", _P + "overhead_seconds",
+     "Time a call spent in the proxy: its duration minus the upstream's.", (), OVERHEAD_BUCKETS),
+    ("upstream_duration", "histogram", _P + "upstream_duration_seconds",
+     "From forwarding a call to the upstream's last byte, by upstream.", ("upstream",), CALL_BUCKETS),
+    ("first_chunk", "histogram", _P + "time_to_first_chunk_seconds",
+     "Streamed calls: from the request to the first content chunk.", (), FIRST_CHUNK_BUCKETS),
+    ("detector_hits", "counter", _P + "detector_hits",
+     "Calls in which a detector found its kind of data, by kind (email, phone, ...) and direction (input, output).",
+     ("kind", "direction"), ()),
+)  # fmt: skip
+
 _shared_dir: str | None = None
 _INTEGRAL = re.compile(r" (-?\d+)\.0$", re.MULTILINE)
 
@@ -67,36 +89,6 @@ def process_gone(pid: int, directory: str) -> None:
     from prometheus_client.multiprocess import mark_process_dead
 
     mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
-
-
-class CountMap:
-    """`counts[key] += 1` on a labelled counter: children resolved once per key, never per call."""
-
-    __slots__ = ("_children", "_counts", "_metric")
-
-    def __init__(self, metric: Counter, keys: Iterable[str] = ()) -> None:
-        self._metric = metric
-        self._children: dict[str, Counter] = {}
-        self._counts: dict[str, int] = {}
-        for key in keys:
-            self._child(key)
-
-    def _child(self, key: str) -> Counter:
-        child = self._metric.labels(key)
-        self._children[key] = child
-        self._counts[key] = 0
-        return child
-
-    def __getitem__(self, key: str) -> int:
-        return self._counts.get(key, 0)
-
-    def __setitem__(self, key: str, value: int) -> None:
-        child = self._children.get(key) or self._child(key)
-        child.inc(value - self._counts[key])
-        self._counts[key] = value
-
-    def items(self) -> Iterable[tuple[str, int]]:
-        return self._counts.items()
 
 
 class _Value:
@@ -199,72 +191,44 @@ class Metrics:
     """One process's instruments. Per-call work is a few pre-resolved `inc`/`observe` calls; with
     `enabled=False` (`telemetry.metrics: false`) none, and /metrics is not served."""
 
+    # the PER_CALL instruments, set in __init__ from the table
+    decisions: Any
+    errors: Any
+    in_flight: Any
+    unapproved: Any
+    request_duration: Any
+    overhead: Any
+    upstream_duration: Any
+    first_chunk: Any
+    detector_hits: Any
+
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
         self.shared = _shared_dir
         registry = self.registry = CollectorRegistry(auto_describe=False)
+        plain = self.shared is None  # one process: the per-call instruments without locks (see the module doc)
+        for attribute, kind, name, documentation, labels, buckets in PER_CALL:
+            instrument: Any
+            if plain:
+                instrument = _Family(kind, name, documentation, labels, buckets=buckets, registry=registry)
+                if not labels:
+                    instrument.labels()  # an unlabelled series is exposed from the start, at zero
+            elif kind == "counter":
+                instrument = Counter(name, documentation, labels, registry=registry)
+            elif kind == "gauge":
+                instrument = Gauge(name, documentation, labels, registry=registry, multiprocess_mode="livesum")
+            else:
+                instrument = Histogram(name, documentation, labels, registry=registry, buckets=buckets)
+            setattr(self, attribute, instrument if enabled else _Off())  # off: per-call updates record nothing
         p = "lineage_proxy_"
-        self.decisions: Any = Counter(p + "decisions", "Calls decided, by decision.", ["decision"], registry=registry)
-        self.errors: Any = Counter(p + "errors", "Failed calls, by error type.", ["type"], registry=registry)
-        self.in_flight: Any = Gauge(p + "in_flight", "Calls being served now.", registry=registry,
-                               multiprocess_mode="livesum")  # fmt: skip
-        self.unapproved: Any = Counter(p + "unapproved_flows", "Calls whose flow lineage.baseline does not approve, "
-                                  "blocked or not.", registry=registry)  # fmt: skip
-        self.request_duration: Any = Histogram(p + "request_duration_seconds", "Calls as the client sees them: from "
-                                          "the request to the reply's end.", registry=registry,
-                                          buckets=CALL_BUCKETS)  # fmt: skip
-        self.overhead: Any = Histogram(p + "overhead_seconds", "Time a call spent in the proxy: its duration minus "
-                                  "the upstream's.", registry=registry, buckets=OVERHEAD_BUCKETS)  # fmt: skip
-        self.upstream_duration: Any = Histogram(p + "upstream_duration_seconds", "From forwarding a call to the "
-                                           "upstream's last byte, by upstream.", ["upstream"], registry=registry,
-                                           buckets=CALL_BUCKETS)  # fmt: skip
-        self.first_chunk: Any = Histogram(p + "time_to_first_chunk_seconds", "Streamed calls: from the request to "
-                                     "the first content chunk.", registry=registry,
-                                     buckets=FIRST_CHUNK_BUCKETS)  # fmt: skip
-        self.detector_hits = Counter(p + "detector_hits", "Calls in which a detector found its kind of data, "
-                                     "by kind (email, phone, ...) and direction (input, output).",
-                                     ["kind", "direction"], registry=registry)  # fmt: skip
         self.reloads = Counter(p + "config_reloads", "Config reloads (SIGHUP) by result, per process.",
                                ["result"], registry=registry)  # fmt: skip
         self.upstream_up = Gauge(p + "upstream_up", "Whether the upstream answered its metadata.", ["upstream"],
                                  registry=registry, multiprocess_mode="livemax")  # fmt: skip
-        if self.shared is None:  # one process: the per-call instruments without locks (see the module doc)
-            self._plain(registry, p)
-        if not enabled:  # the per-call instruments record nothing (the two per-process ones are kept)
-            off: Any = _Off()
-            self.decisions = self.errors = self.in_flight = self.unapproved = self.request_duration = off
-            self.overhead = self.upstream_duration = self.first_chunk = self.detector_hits = off
         self._upstreams: dict[str, Histogram] = {}
         self._hits: dict[tuple[str, str], Counter] = {}
         self._mirrored: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Any, float]] = {}
         self._mirror_metrics: dict[str, Any] = {}
-
-    def _plain(self, registry: CollectorRegistry, p: str) -> None:
-        """Replace the per-call instruments by `_Family`s of the same names (registered in their place)."""
-        for metric in (self.decisions, self.errors, self.in_flight, self.unapproved, self.request_duration,
-                       self.overhead, self.upstream_duration, self.first_chunk):  # fmt: skip
-            registry.unregister(metric)
-        self.decisions = _Family("counter", p + "decisions", "Calls decided, by decision.", ["decision"],
-                                 registry=registry)  # fmt: skip
-        self.errors = _Family("counter", p + "errors", "Failed calls, by error type.", ["type"], registry=registry)
-        self.in_flight = _Family("gauge", p + "in_flight", "Calls being served now.", registry=registry)
-        self.in_flight.labels()
-        self.unapproved = _Family("counter", p + "unapproved_flows", "Calls whose flow lineage.baseline does not "
-                                  "approve, blocked or not.", registry=registry)  # fmt: skip
-        self.unapproved.labels()
-        self.request_duration = _Family("histogram", p + "request_duration_seconds", "Calls as the client sees "
-                                        "them: from the request to the reply's end.", buckets=CALL_BUCKETS,
-                                        registry=registry)  # fmt: skip
-        self.overhead = _Family("histogram", p + "overhead_seconds", "Time a call spent in the proxy: its "
-                                "duration minus the upstream's.", buckets=OVERHEAD_BUCKETS, registry=registry)  # fmt: skip
-        self.upstream_duration = _Family("histogram", p + "upstream_duration_seconds", "From forwarding a call to "
-                                         "the upstream's last byte, by upstream.", ["upstream"], buckets=CALL_BUCKETS,
-                                         registry=registry)  # fmt: skip
-        self.first_chunk = _Family("histogram", p + "time_to_first_chunk_seconds", "Streamed calls: from the "
-                                   "request to the first content chunk.", buckets=FIRST_CHUNK_BUCKETS,
-                                   registry=registry)  # fmt: skip
-        for histogram in (self.request_duration, self.overhead, self.first_chunk):
-            histogram.labels()
 
     # -- per call (pre-resolved children)
 
@@ -332,20 +296,32 @@ class Metrics:
 
 
 class Stats:
-    """The counters the Exchange and the Pipeline bump on the loop thread (`stats.in_flight += 1`,
-    `stats.decisions[action] += 1`): plain attribute arithmetic, backed by the process's instruments so
-    that a scrape of any worker sums them."""
+    """What the Exchange and the Pipeline count on the loop thread, through the process's instruments
+    (so that a scrape of any worker sums them). `in_flight` is also read here, to drain."""
 
-    __slots__ = ("_in_flight", "_in_flight_gauge", "_unapproved", "_unapproved_counter", "decisions", "errors")
+    __slots__ = ("_decided", "_errors", "_failed", "_in_flight", "_in_flight_gauge", "_unapproved")
 
     def __init__(self, metrics: Metrics | None = None) -> None:
         metrics = metrics or Metrics()
-        self.decisions = CountMap(metrics.decisions, DECISIONS)
-        self.errors = CountMap(metrics.errors)
+        self._decided = {action: metrics.decisions.labels(action) for action in DECISIONS}
+        self._errors = metrics.errors
+        self._failed: dict[str, Any] = {}
         self._in_flight_gauge = unlabelled(metrics.in_flight)
-        self._unapproved_counter = unlabelled(metrics.unapproved)
+        self._unapproved = unlabelled(metrics.unapproved)
         self._in_flight = 0
-        self._unapproved = 0
+
+    def decided(self, action: str) -> None:
+        self._decided[action].inc()
+
+    def failed(self, error_type: str) -> None:
+        child = self._failed.get(error_type)
+        if child is None:
+            child = self._failed[error_type] = self._errors.labels(error_type)
+        child.inc()
+
+    def unapproved(self) -> None:
+        """A call whose flow the approved baseline does not cover (blocked or not)."""
+        self._unapproved.inc()
 
     @property
     def in_flight(self) -> int:
@@ -355,13 +331,3 @@ class Stats:
     def in_flight(self, value: int) -> None:
         self._in_flight_gauge.inc(value - self._in_flight)
         self._in_flight = value
-
-    @property
-    def unapproved(self) -> int:
-        """Calls whose flow the approved baseline does not cover (blocked or not)."""
-        return self._unapproved
-
-    @unapproved.setter
-    def unapproved(self, value: int) -> None:
-        self._unapproved_counter.inc(value - self._unapproved)
-        self._unapproved = value

@@ -110,7 +110,7 @@ class Pipeline:
         decision = decide(call, self.policy, self._served)
         if self.require_record and decision.forwards:
             decision = self._unrecorded(decision)
-        self.runtime.stats.decisions[decision.action] += 1
+        self.runtime.stats.decided(decision.action)
         if decision.approved is False:
             self._unapproved(call, decision)
         return decision
@@ -134,7 +134,7 @@ class Pipeline:
     def _unapproved(self, call: Call, decision: Decision) -> None:
         """Count every unapproved call; log a flow the first time this process sees it."""
         runtime = self.runtime
-        runtime.stats.unapproved += 1
+        runtime.stats.unapproved()
         flow = boundary_flow(call, decision, self._served)
         if flow in runtime.flagged or len(runtime.flagged) >= 4096:
             return

@@ -114,6 +114,9 @@ def split_labels(joined: str) -> list[str]:
     return joined.split(",") if joined else []
 
 
+WRITER_CACHE_KIB = 256
+
+
 class SqliteStore:
     """One connection, used from one thread at a time (the aggregator's writer thread). `key`: the HMAC
     key that chain entries written from now on are signed with (`lineage.integrity_key_file`)."""
@@ -134,6 +137,9 @@ class SqliteStore:
         # only a power loss may roll back the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
+        # the writer touches a few hot pages (its edges' rows, the chain's last page): SQLite's default 2 MiB
+        # page cache would fill, as the chain grows, with pages it never reads again
+        self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         self._db.executescript(SCHEMA)
         if "reason" not in self._columns():
             try:  # a store made before reasons were kept; another worker may be adding it right now
