@@ -57,6 +57,26 @@ def check_labels(labels: list[str] | tuple[str, ...], *, source: str) -> frozens
     return frozenset(kept)
 
 
-def format_labels(labels: frozenset[str] | set[str]) -> str:
-    """The wire form: sorted, comma-separated (stable, so headers and edge keys compare equal)."""
-    return ",".join(sorted(labels))
+_KEPT = 4096  # label sets remembered: the same few recur on every call (a caller's, a zone's)
+_SORTED: dict[frozenset[str], tuple[str, ...]] = {}
+_FORMATTED: dict[frozenset[str], str] = {}
+
+
+def sorted_labels(labels: frozenset[str]) -> tuple[str, ...]:
+    """The labels in order, memoised."""
+    found = _SORTED.get(labels)
+    if found is None:
+        found = tuple(sorted(labels))
+        if len(_SORTED) < _KEPT:
+            _SORTED[labels] = found
+    return found
+
+
+def format_labels(labels: frozenset[str]) -> str:
+    """The wire form: sorted, comma-separated (stable, so headers and edge keys compare equal); memoised."""
+    found = _FORMATTED.get(labels)
+    if found is None:
+        found = ",".join(sorted(labels))
+        if len(_FORMATTED) < _KEPT:
+            _FORMATTED[labels] = found
+    return found

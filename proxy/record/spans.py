@@ -21,6 +21,7 @@ import orjson
 from proxy import __version__
 from proxy.config import Telemetry, Upstream
 from proxy.flow import DENY, Call, Decision, Outcome, TraceContext
+from proxy.labels import sorted_labels
 from proxy.protocols import ADAPTERS
 from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink, SinkOptions
 from proxy.record.otlp import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, encode_resource, encode_scope, encode_span
@@ -128,8 +129,8 @@ class SpanRecorder:
             "gen_ai.request.model": call.model,
             "lineage.caller": decision.caller or "anonymous",
             "lineage.decision": decision.action,
-            "lineage.input.labels": _sorted(decision.labels),
-            "lineage.output.labels": _sorted(output_labels),
+            "lineage.input.labels": sorted_labels(decision.labels),
+            "lineage.output.labels": sorted_labels(output_labels),
             "lineage.zones": decision.zones,
             "lineage.protocol": call.protocol,
         }
@@ -225,19 +226,6 @@ class SpanRecorder:
 
     def shutdown(self) -> None:
         self.queue.shutdown()
-
-
-_SORTED: dict[frozenset[str], tuple[str, ...]] = {}
-
-
-def _sorted(labels: frozenset[str]) -> tuple[str, ...]:
-    """Sorted label tuples, memoised: the same few label sets recur on every call."""
-    found = _SORTED.get(labels)
-    if found is None:
-        found = tuple(sorted(labels))
-        if len(_SORTED) < 4096:
-            _SORTED[labels] = found
-    return found
 
 
 @functools.lru_cache(maxsize=256)
