@@ -104,3 +104,24 @@ def test_offsets_survive_non_ascii_text() -> None:
 def test_overlapping_findings_are_masked_once() -> None:
     # a 16-digit card is also a phone-shaped run of digits: masked once, as the longest match first
     assert ALL.mask("4111 1111 1111 1111") == "[pii:credit_card]"
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("4222222222222", "pii:credit_card"),  # 13 digits: the fewest a card has
+        ("dial 415 555 267", "pii:phone"),  # 9 digits: the fewest a phone has
+        ("at 1.2.3.4", "pii:ip_address"),
+        ("NO9386011117947", "pii:iban"),  # 15 characters: the shortest IBAN
+    ],
+)
+def test_the_fewest_digits_a_value_has_still_pass_the_prefilter(text: str, label: str) -> None:
+    assert label in ALL.scan(text)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="0123456789 .-+()@:aAxDE", max_size=120))
+def test_the_prefilter_skips_only_texts_with_nothing_to_find(text: str) -> None:
+    """`scan` skips a finder when the text lacks what its every match contains; `findings` runs every
+    finder on everything. They must name the same labels."""
+    assert ALL.scan(text) == {found.label for found in ALL.findings(text)}
