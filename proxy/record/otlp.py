@@ -148,5 +148,13 @@ def encode_scope(name: str, version: str) -> bytes:
 def encode_request(resource: bytes, scope: bytes, spans: Iterable[bytes]) -> bytes:
     """collector.trace.v1.ExportTraceServiceRequest: resource_spans 1 → ResourceSpans(resource 1,
     scope_spans 2 → ScopeSpans(scope 1, spans 2))."""
-    scope_spans = _ld(1, scope) + b"".join(_ld(2, span) for span in spans)
-    return _ld(1, _ld(1, resource) + _ld(2, scope_spans))
+    # each span is copied once, into the joined message: only the tags and lengths around it are made here
+    parts = [b"", _ld(1, resource), b"", _ld(1, scope)]
+    size = len(parts[3])
+    for span in spans:
+        head = _TAG_LD[2] + varint(len(span))
+        parts += (head, span)
+        size += len(head) + len(span)
+    parts[2] = _TAG_LD[2] + varint(size)  # ResourceSpans.scope_spans
+    parts[0] = _TAG_LD[1] + varint(len(parts[1]) + len(parts[2]) + size)  # ExportTraceServiceRequest.resource_spans
+    return b"".join(parts)

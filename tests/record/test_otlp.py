@@ -94,3 +94,21 @@ recorder.shutdown()
     span = orjson.loads(out.strip().splitlines()[-1])
     assert span["name"] == "chat m" and span["trace_id"] == f"{5:032x}"
     assert span["attributes"]["lineage.output.labels"] == ["l"] and span["attributes"]["server.port"] == 1
+
+
+def test_a_batch_of_many_spans_decodes_whole_and_in_order() -> None:
+    """Lengths of one, two and three varint bytes (a span of 100 bytes, of 1,000; a batch over 16 KiB)."""
+    spans = [
+        encode_span(trace_id=i + 1, span_id=i + 1, parent_span_id=None, trace_state=None, name="n" * (i % 3 * 450),
+                    kind=2, start_ns=1, end_ns=2, attributes={"i": i})
+        for i in range(60)
+    ]  # fmt: skip
+    request = decode(*spans)
+    assert len(request.resource_spans) == 1
+    resource_spans = request.resource_spans[0]
+    assert resource_spans.resource.attributes[0].value.string_value == "svc"
+    assert resource_spans.scope_spans[0].scope.name == "lp" and resource_spans.scope_spans[0].scope.version == "9"
+    decoded = resource_spans.scope_spans[0].spans
+    assert [values(span)["i"] for span in decoded] == list(range(60))
+    assert [len(span.name) for span in decoded] == [i % 3 * 450 for i in range(60)]
+    assert sum(map(len, spans)) > 16384
