@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from proxy.record.store import SqliteStore
 from tests.conftest import KEYS, sha
 from tests.harness import start_app
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
@@ -66,8 +67,8 @@ def two(loop_thread, make_proxy):  # type: ignore[no-untyped-def]
         runners.append(runner)
         urls.append(f"http://127.0.0.1:{port}")
 
-    def make(mode: str = "enforce"):  # type: ignore[no-untyped-def]
-        return make_proxy(CONFIG, US=urls[0], EU=urls[1], MODE=mode)
+    def make(mode: str = "enforce", config: str = CONFIG):  # type: ignore[no-untyped-def]
+        return make_proxy(config, US=urls[0], EU=urls[1], MODE=mode)
 
     yield us, eu, make
     for runner in runners:
@@ -184,6 +185,56 @@ def test_audit_mode_lets_the_call_through_and_says_so(two) -> None:  # type: ign
     anonymous = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": SERVED, "messages": MESSAGES},
                            headers={"x-purpose": "ads", "x-data-labels": "health"}, timeout=10)  # fmt: skip
     assert anonymous.headers["x-lineage-decision"] == "audit-deny" and anonymous.headers["x-lineage-upstream"] == "us"
+
+
+RECORDED_ZONE = """  - name: recorded-data
+    labels: [recorded]
+    allow_purposes: [ads]
+    require_record: true
+"""
+
+
+@pytest.mark.parametrize("mode", ["enforce", "audit"])
+def test_a_zone_that_requires_a_record_while_nothing_records(two, loop_thread, tmp_path, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """Enforced: the zone's calls are refused with 503 record_unavailable and never reach the upstream.
+    Audited: they go through as audit-deny, recorded with the code, rule and reason they would have had.
+    Calls outside the zone are not touched either way."""
+    us, eu, make = two
+    proxy = make(mode, CONFIG.replace("zones:\n", "zones:\n" + RECORDED_ZONE))
+    # what the edge aggregator answers while its store and journal both refuse writes (made to refuse for
+    # real in tests/record/test_postgres.py); the store itself still records, so this test can read it
+    proxy.process.runtime.recording = lambda: False
+    client = sdk(proxy, "ads", **{"x-purpose": "ads", "x-data-labels": "recorded"})
+    reason = ("zone recorded-data requires every call to be recorded, and the lineage store cannot record now "
+              "(its database and journal both refuse writes)")  # fmt: skip
+    if mode == "enforce":
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.chat.completions.create(model=SERVED, messages=MESSAGES)
+        assert (caught.value.status_code, caught.value.code) == (503, "record_unavailable")
+        assert caught.value.message == f"Error code: 503 - {reason}"
+        assert caught.value.response.headers["x-lineage-decision"] == "deny"
+        assert us.data_requests() == []
+    else:
+        reply = client.chat.completions.with_raw_response.create(model=SERVED, messages=MESSAGES)
+        assert reply.http_response.status_code == 200
+        assert reply.http_response.headers["x-lineage-decision"] == "audit-deny"
+        assert reply.http_response.headers["x-lineage-upstream"] == "us"
+        assert len(us.data_requests()) == 1
+    unzoned = sdk(proxy, "ads", **{"x-purpose": "ads"}).chat.completions.with_raw_response.create(
+        model=SERVED, messages=MESSAGES
+    )
+    assert unzoned.http_response.headers["x-lineage-decision"] == "allow"
+    assert eu.data_requests() == []
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    store = SqliteStore(tmp_path / "lineage.db", readonly=True)
+    try:
+        rows = {row.key.input_labels: row for row in store.rows()}
+    finally:
+        store.close()
+    recorded = rows["recorded"]
+    expected = ("deny" if mode == "enforce" else "audit-deny", "zone:recorded-data", reason, 1)
+    assert (recorded.key.decision, recorded.rule, recorded.reason, recorded.count) == expected
+    assert rows[""].key.decision == "allow"
 
 
 def test_detected_labels_on_input_and_output(two) -> None:  # type: ignore[no-untyped-def]

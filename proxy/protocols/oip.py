@@ -115,6 +115,11 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
         raise InvalidRequest("'inputs' is required and must be a list of tensors", param="inputs")
     parameters = data.get("parameters")
     labels = labels_parameter(parameters.get(LABELS_PARAMETER)) if isinstance(parameters, dict) else ()
+    declared = sum(size for size in map(_binary_size, inputs) if size is not None)
+    if declared != len(binary):
+        raise InvalidRequest(f"the inputs' binary_data_size add up to {declared} bytes, but {len(binary)} bytes "
+                             f"follow the JSON ({HEADER_LENGTH}): each byte must belong to exactly one input",
+                             param="binary_data_size")  # fmt: skip
     texts = _tensor_texts(inputs, binary)
     return Request(model, "infer", False, tuple(texts), (), labels, version, _tensor_digest(inputs, binary))
 
@@ -126,16 +131,23 @@ def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes) -> list[str]:
     texts: list[str] = []
     offset = 0
     for tensor in tensors:
-        parameters = tensor.get("parameters")
-        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        size = _binary_size(tensor)
         is_bytes = tensor.get("datatype") == "BYTES"
-        if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+        if size is not None:
             if is_bytes:
                 bytes_tensor_strings(binary[offset : offset + min(size, 1 << 20)], texts)
             offset += size
         elif is_bytes:
             _strings(tensor.get("data"), texts)
     return texts
+
+
+def _binary_size(tensor: dict[str, Any]) -> int | None:
+    """`parameters.binary_data_size`: the bytes of the binary section that are this tensor's; None when
+    its data is in the JSON."""
+    parameters = tensor.get("parameters")
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
 
 
 class RestReplyObserver:

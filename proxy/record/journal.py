@@ -49,7 +49,10 @@ class JournalFull(Exception):
 
 
 class Journal:
-    """Batches not yet in the database, oldest first. Safe for several workers sharing the file (WAL)."""
+    """Batches not yet in the database, oldest first. Safe for several workers sharing the file (WAL).
+    The edge writes it holds are counted as batches come and go, so a write never scans the journal to
+    enforce `max_rows`; the count is read from the file again only when another process has written to it
+    since (`PRAGMA data_version` changes for other connections' commits only)."""
 
     def __init__(self, path: str | Path, max_rows: int = DEFAULT_MAX_ROWS) -> None:
         self.path = str(path)
@@ -59,27 +62,41 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
         self._db.executescript(_SCHEMA)
+        self._held = 0  # edge writes in the file, as of `_version`
+        self._version: int | None = None
+        self._count()
+
+    def _count(self) -> int:
+        """The edge writes held: the running count, read again when another connection has committed."""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:  # read before the sum: a commit in between only makes it recount
+            self._held = int(self._db.execute("SELECT coalesce(sum(n), 0) FROM entries").fetchone()[0])
+            self._version = version
+        return self._held
 
     def append(self, token: str, rows: list[tuple[Any, ...]]) -> None:
         with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            held = self._db.execute("SELECT coalesce(sum(n), 0) FROM entries").fetchone()[0]
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no other process appends meanwhile
+            held = self._count()
             if held + len(rows) > self.max_rows:
                 raise JournalFull(f"the journal {self.path} holds {held} edge writes (journal_max_rows "
                                   f"{self.max_rows})")  # fmt: skip
             self._db.execute("INSERT INTO entries (token, n, rows) VALUES (?, ?, ?)",
                              (token, len(rows), orjson.dumps(rows)))  # fmt: skip
+        self._held = held + len(rows)  # committed
 
     def oldest(self, limit: int = 100) -> list[tuple[int, str, list[EdgeWrite]]]:
         found = self._db.execute("SELECT id, token, rows FROM entries ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [(id_, token, [_write(row) for row in orjson.loads(text)]) for id_, token, text in found]
 
     def remove(self, entry_id: int) -> None:
-        self._db.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+        found = self._db.execute("SELECT n FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        if self._db.execute("DELETE FROM entries WHERE id = ?", (entry_id,)).rowcount and found is not None:
+            self._held -= found[0]  # not when another process replayed and removed it first (it recounts then)
 
     def held(self) -> int:
         """Edge writes waiting (from every process sharing the file)."""
-        return int(self._db.execute("SELECT coalesce(sum(n), 0) FROM entries").fetchone()[0])
+        return self._count()
 
     def close(self) -> None:
         self._db.close()
@@ -87,6 +104,11 @@ class Journal:
 
 def _write(row: list[Any]) -> EdgeWrite:
     return (EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10])
+
+
+def _flat(row: EdgeWrite) -> tuple[Any, ...]:
+    """One edge write as the journal keeps it: the key's fields, then first, last, count, rule, reason."""
+    return (*row[0], *row[1:5], row[5] if len(row) > 5 else None)
 
 
 class JournaledStore:
@@ -106,22 +128,23 @@ class JournaledStore:
     def upsert(self, rows: Iterable[EdgeWrite]) -> None:
         """Write to the database, or journal when it is away or a backlog is still waiting. Raises only
         when neither can take the rows. An empty call only gives a backlog its chance to drain."""
-        params = [(*row[0], *row[1:5], row[5] if len(row) > 5 else None) for row in rows]
+        writes = list(rows)
         if self._backlog and time.monotonic() >= self._next_try:
             self._replay()
-        if not params:
+        if not writes:
             return
         token = f"{self._process}:{next(self._serial)}"
         if (not self._backlog and self._down_since is None) or self._probe_due():
             try:
-                self.database.apply([_write(list(p)) for p in params], token)
+                self.database.apply(writes, token)  # it flattens them for its statement itself
             except psycopg.Error as exc:
                 self._failed(exc)
             else:
                 self._recovered()
                 return
-        self.journal.append(token, params)  # JournalFull / sqlite3.Error: the aggregator keeps the rows
-        self.journaled += len(params)
+        # JournalFull / sqlite3.Error: the aggregator keeps the rows
+        self.journal.append(token, [_flat(row) for row in writes])
+        self.journaled += len(writes)
         self._backlog = True
 
     def _probe_due(self) -> bool:

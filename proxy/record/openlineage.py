@@ -277,6 +277,7 @@ class OpenLineageRecorder:
             try:
                 transport = get_default_factory().create(copy.deepcopy(dict(self._settings.transport)))
             except Exception:
+                self.outages += 1  # one that lasts: alerts on outages fire for it as for a dead backend
                 log.exception("openlineage: cannot build the %s transport; no events will be sent", self._target)
         while True:
             item = self._queue.get()
@@ -285,7 +286,7 @@ class OpenLineageRecorder:
             if isinstance(item, _Barrier):
                 item.done.set_result(None)
             elif transport is None:
-                self.failed += 1
+                self.failed += len(item.flows) if isinstance(item, _Snapshot) else 1  # events, as _emit counts
             elif isinstance(item, _NewFlow):
                 self._emit(transport, self._event(item.key, item.facts, item.at))
             else:

@@ -256,7 +256,8 @@ def test_binary_only_request_digest_is_the_binary() -> None:
     )
     request = read_rest_request("m", None, body, length)
     assert (request.texts, request.digest) == ((), sha(floats))
-    assert read_rest_request("m", None, body[: int(length)], length).digest is None  # header length == body length
+    with pytest.raises(InvalidRequest, match="add up to 8 bytes, but 0 bytes"):  # the 8 declared bytes are missing
+        read_rest_request("m", None, body[: int(length)], length)
 
 
 def test_binary_bytes_inputs_are_scanned_as_text() -> None:
@@ -278,6 +279,54 @@ def test_header_length_that_cuts_the_json_is_invalid_json() -> None:
     body, length = binary_request([], b"\x00" * 8)
     with pytest.raises(InvalidRequest, match="not valid JSON"):
         read_rest_request("m", None, body, str(int(length) - 1))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "binary", "says"),
+    [
+        (
+            [5],
+            raw_bytes(b"write to ana@example.org"),
+            "add up to 5 bytes, but 28 bytes",
+        ),  # the text hides past the sizes
+        ([0, 8], struct.pack("<2f", 1.0, 2.0) + raw_bytes(b"ana@example.org"), "add up to 8 bytes, but 27 bytes"),
+        ([64], raw_bytes(b"short"), "add up to 64 bytes, but 9 bytes"),  # less data than declared
+        ([8], b"", "add up to 8 bytes, but 0 bytes"),  # sizes, and no binary section at all
+    ],
+    ids=["text-past-the-sizes", "text-after-the-last-input", "fewer-bytes-than-declared", "no-binary-section"],
+)
+def test_binary_sizes_that_do_not_match_the_body_are_invalid(sizes: list[int], binary: bytes, says: str) -> None:
+    """Every byte after the JSON belongs to exactly one input, in order (the binary-tensor extension): a
+    body with bytes no input claims, or too few for what they claim, would be read by the upstream other
+    than the proxy scanned it. So it is a 400 before anything is decided or forwarded."""
+    inputs = [
+        {"name": f"T{i}", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": size}}
+        for i, size in enumerate(sizes)
+    ]
+    body, length = binary_request(inputs, binary)
+    target = ADAPTER.match("POST", "/v2/models/m/infer")
+    assert target is not None
+    with pytest.raises(InvalidRequest) as caught:
+        ADAPTER.read(target, body, {HEADER_LENGTH.lower(): length}.get)
+    assert caught.value.status == 400 and says in caught.value.message, caught.value.message
+    assert caught.value.param == "binary_data_size"
+
+
+def test_what_tritonclient_sends_in_binary_passes_the_size_check() -> None:
+    """The check above against the real client's encoding: binary FP32 and BYTES inputs and a JSON one."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    numbers = triton.InferInput("X", [1, 2], "FP32")
+    numbers.set_data_from_numpy(np.array([[1.0, 2.0]], dtype=np.float32), binary_data=True)
+    text = triton.InferInput("T", [2], "BYTES")
+    text.set_data_from_numpy(np.array([b"mail ana@example.org", "wörld".encode()], dtype=object), binary_data=True)
+    inline = triton.InferInput("J", [1], "BYTES")
+    inline.set_data_from_numpy(np.array([b"in json"], dtype=object), binary_data=False)
+    body, json_size = triton.InferenceServerClient.generate_request_body([numbers, text, inline])
+    assert json_size is not None and len(body) > json_size
+    request = read_rest_request("m", None, body, str(json_size))
+    assert request.texts == ("mail ana@example.org", "wörld", "in json")
 
 
 # -- replies ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -246,6 +247,40 @@ def test_field_order_does_not_change_what_is_scanned() -> None:
     assert PB["ModelInferRequest"].FromString(reordered) == PB["ModelInferRequest"].FromString(in_order)
     assert read_infer_request(in_order).texts == ("write to ana@example.org",)
     assert read_infer_request(reordered).texts == ("write to ana@example.org",)
+
+
+def test_bytes_tensors_that_are_not_utf8_are_scanned_with_replacement_characters() -> None:
+    """BYTES elements are bytes (an image, a tokenizer's ids): invalid UTF-8 is no error. The request
+    reads, each bad byte scans as U+FFFD so the text around it is still scanned, and the digest covers
+    the bytes as sent, not their decoding."""
+    request = infer_request(model_name="echo")
+    tensor = request.inputs.add(name="TEXT", datatype="BYTES", shape=[2])
+    tensor.contents.bytes_contents.extend([b"\xff\xfe write to ana@example.org \xc3", b"\x80"])
+    request.inputs.add(name="RAW", datatype="BYTES", shape=[1])
+    raw = raw_bytes(b"mail bo@example.org\xe2\x82")
+    request.raw_input_contents.extend([b"", raw])
+    read = read_infer_request(request.SerializeToString())
+    assert read.texts == ("\ufffd\ufffd write to ana@example.org \ufffd", "\ufffd", "mail bo@example.org\ufffd")
+    assert EMAIL.scan_all(read.texts) == frozenset({"pii:email"})
+    assert read.digest == sha(tensor.contents.SerializeToString(), b"", raw)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x0a\x02\xff\xfe",  # model_name
+        b"\x0a\x01m\x12\x01\xc3",  # model_version
+        b"\x0a\x01m\x2a\x04\x12\x02\xff\xfe",  # inputs[0].datatype
+        b"\x0a\x01m\x22\x06\x0a\x04\xff\xfe\xfd\xfc",  # a parameter's key
+    ],
+)
+def test_a_string_field_that_is_not_utf8_is_an_invalid_request(data: bytes) -> None:
+    """protobuf `string` fields, unlike BYTES contents, must be UTF-8: the upstream's parser refuses them,
+    so the proxy refuses the call instead of deciding on a message the upstream reads differently."""
+    with pytest.raises(DecodeError):
+        PB["ModelInferRequest"].FromString(data)
+    with pytest.raises(InvalidRequest, match="not a valid protobuf message: a string field is not valid UTF-8"):
+        read_infer_request(data)
 
 
 # -- replies ----------------------------------------------------------------------------------------

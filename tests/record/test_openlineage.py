@@ -12,11 +12,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import attr
 import openai
 import pytest
 from aiohttp import web
+from openlineage.client.event_v2 import RunEvent
+from openlineage.client.transport import Config, Transport
 
 from proxy.record.openlineage import CALLERS_NAMESPACE, LABELS_NAMESPACE, OpenLineageRecorder
 from tests.conftest import KEYS, sha
@@ -262,3 +265,102 @@ def test_the_file_transport_by_configuration(
     for event in events:
         check_run_event(event)
     assert events[1]["run"]["facets"]["lineageProxy_count"]["count"] == 2
+
+
+@attr.define
+class TapConfig(Config):
+    tap: str = ""
+    refuse: bool = False
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> TapConfig:
+        return cls(tap=str(params.get("tap", "")), refuse=bool(params.get("refuse", False)))
+
+
+class TapTransport(Transport):
+    """Your own transport by dotted path, as openlineage-python loads it: keeps the events it is given,
+    under its `tap` name, and says when it is closed. `refuse: true` raises while it is built, as a kafka
+    transport does without confluent-kafka: `lineage-proxy check` only sees the config, which is fine."""
+
+    kind = "tap"
+    config_class = TapConfig
+    built: ClassVar[dict[str, TapTransport]] = {}
+
+    def __init__(self, config: TapConfig) -> None:
+        if config.refuse:
+            raise RuntimeError(f"tap {config.tap} cannot be built")
+        self.events: list[RunEvent] = []
+        self.closed = threading.Event()
+        TapTransport.built[config.tap] = self
+
+    def emit(self, event: Any) -> None:
+        assert not self.closed.is_set(), "an event after close"
+        self.events.append(event)
+
+    def close(self, timeout: float = -1) -> bool:
+        self.closed.set()
+        return True
+
+
+def tap(name: str, *, refuse: bool = False) -> str:
+    return f"{{transport: {{type: {__name__}.TapTransport, tap: {name}, refuse: {str(refuse).lower()}}}}}"
+
+
+def counted(events: list[RunEvent]) -> list[tuple[str, int | None]]:
+    """(input dataset, snapshot count or None for a new flow's event), in the order sent."""
+    found = []
+    for event in events:
+        count = event.run.facets.get("lineageProxy_count") if event.run.facets else None
+        found.append((event.inputs[0].name, getattr(count, "count", None)))
+    return found
+
+
+def test_a_transport_that_cannot_be_built_is_logged_counted_and_calls_go_on(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The transport is built on the sender thread, after start: the proxy serves, says once why no
+    event goes out, and counts every event it could not send as failed, and the outage."""
+    _, upstream = vllm
+    name = uuid.uuid4().hex
+    with caplog.at_level(logging.ERROR, logger="lineage_proxy.openlineage"):
+        proxy = make_proxy(config(tap(name, refuse=True)), UPSTREAM=upstream)
+        chat(proxy)
+        chat(proxy)
+        chat(proxy, **{"x-data-labels": "health"})  # three calls, two new flows
+        loop_thread.run(sink(proxy).flush())  # and their two counts: four events, none sent
+    assert name not in TapTransport.built
+    (line,) = [r for r in caplog.records if "cannot build" in r.getMessage()]
+    assert "no events will be sent" in line.getMessage() and "TapTransport" in line.getMessage()
+    assert line.exc_info is not None and f"tap {name} cannot be built" in str(line.exc_info[1])
+    assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="failed"}') == 4
+    assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="sent"}') == 0
+    assert metric(proxy, "lineage_proxy_openlineage_outages_total") == 1
+
+
+def test_a_reload_sends_later_flows_to_the_new_transport_and_closes_the_old(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    _, upstream = vllm
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    proxy = make_proxy(config(tap(first)), UPSTREAM=upstream)
+    old = sink(proxy)
+    chat(proxy)
+    chat(proxy)  # counted in the old recorder's window, not yet sent
+    path = tmp_path / "reloaded.yaml"
+    text = config(tap(second)).replace("${UPSTREAM}", upstream).replace("${STORE}", str(tmp_path / "lineage.db"))
+    path.write_text(text)
+
+    async def reload() -> bool:
+        return proxy.process.reload(str(path))
+
+    assert loop_thread.run(reload())
+    assert sink(proxy) is not old
+    before = TapTransport.built[first]
+    assert before.closed.wait(10)  # the old recorder was stopped: its window went out, then its transport closed
+    assert counted(before.events) == [("user-interaction", None), ("user-interaction", 2)]
+
+    chat(proxy, **{"x-data-labels": "health"})
+    loop_thread.run(sink(proxy).flush())
+    after = TapTransport.built[second]
+    assert counted(after.events) == [("health,user-interaction", None), ("health,user-interaction", 1)]
+    assert len(before.events) == 2 and not after.closed.is_set()

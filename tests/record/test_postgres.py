@@ -5,6 +5,7 @@ can record; the chain verifies; a SQLite history moves in with `edges --copy-to`
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import yaml
 
 from proxy.config import parse
 from proxy.errors import ConfigError
-from proxy.record.journal import Journal, JournaledStore
+from proxy.record.journal import Journal, JournaledStore, JournalFull
 from proxy.record.postgres import SCHEMA_VERSION, PostgresStore, redact
 from proxy.record.store import EdgeKey, SqliteStore
 from tests.harness import LoopThread, ProxyHandle, ServeProcess
@@ -158,6 +159,30 @@ def test_a_full_journal_refuses_so_the_aggregator_keeps_the_counts(postgres: Pos
     assert counts(url) == {tuple(KEY): 2}
 
 
+def test_the_journal_limit_counts_the_writes_of_every_process_sharing_it(tmp_path: Path) -> None:
+    """Workers share one journal file: each keeps a running count of what it holds (no scan per write),
+    which must still see the others' appends and removals."""
+    path = tmp_path / "journal.db"
+    row = (*KEY, 1.0, 1.0, 1, None, None)
+    one, two = Journal(path, max_rows=3), Journal(path, max_rows=3)
+    one.append("one:1", [row, row])
+    with pytest.raises(JournalFull, match="holds 2 edge writes"):
+        two.append("two:1", [row, row])
+    two.append("two:1", [row])
+    assert one.held() == two.held() == 3
+    with pytest.raises(JournalFull, match="holds 3 edge writes"):
+        one.append("one:2", [row])
+    first = two.oldest()[0][0]
+    two.remove(first)  # one worker replays the first entry ...
+    one.remove(first)  # ... and the other, replaying it too, finds it gone
+    assert one.held() == two.held() == 1
+    one.append("one:2", [row, row])
+    assert two.held() == 3 and Journal(path, max_rows=3).held() == 3
+    assert [token for _, token, _ in two.oldest()] == ["two:1", "one:2"]
+    one.close()
+    two.close()
+
+
 # -- proxies writing one database
 
 
@@ -238,6 +263,52 @@ def test_require_record_fails_closed_exactly_while_nothing_can_record(  # type: 
     assert found[("anonymous", "assistant", "audited", ROOT, "audited", "allow")] == 4
     assert found[("anonymous", "assistant", "open", ROOT, "open", "allow")] == 2
     assert found[("anonymous", "assistant", "audited", "", "", "deny")] == 2  # the refusals are recorded too
+
+
+def test_a_journal_whose_disk_refuses_while_the_database_is_away(  # type: ignore[no-untyped-def]
+    postgres, vllm, make_proxy, loop_thread, tmp_path, caplog
+) -> None:
+    """Database down and the journal's own file refusing writes: the write fails (counted, logged once per
+    outage by each layer), the counts wait in memory, require_record zones answer 503 record_unavailable
+    while other calls go on; once the database answers, every kept count is written."""
+    url = postgres.database()
+    _, upstream = vllm
+    proxy = start(make_proxy, upstream, url, tmp_path / "journal.db")
+    assert loop_thread.run(calls(proxy.url, ["audited", "open"])) == [200, 200]
+    edges = proxy.process.runtime.sinks.get("edges")
+    assert edges is not None
+    store = edges._store  # type: ignore[attr-defined]
+    # SQLite's own "the file cannot be written" (a read-only volume; the tests run as root, which chmod
+    # does not stop): every write to the journal fails with "attempt to write a readonly database"
+    store.journal._db.execute("PRAGMA query_only = ON")
+    postgres.stop()
+    try:
+        with caplog.at_level(logging.ERROR, logger="lineage_proxy.edges"):
+            assert loop_thread.run(calls(proxy.url, ["audited"])) == [200]  # counted in memory
+            flush(loop_thread, proxy)  # neither the database nor the journal takes it
+            assert loop_thread.run(calls(proxy.url, ["audited", "open", "audited"])) == [503, 200, 503]
+            flush(loop_thread, proxy)
+        metrics = list(edges.metrics())
+        assert "lineage_proxy_edge_store_failing 1" in metrics
+        assert "lineage_proxy_edge_database_failing 1" in metrics
+        assert "lineage_proxy_edge_journaled_total 0" in metrics and store.journal.held() == 0
+        assert edges.write_errors >= 1  # type: ignore[attr-defined]
+        messages = [r.getMessage() for r in caplog.records]
+        (store_line,) = [m for m in messages if m.startswith("lineage store: writes are failing")]
+        assert "attempt to write a readonly database" in store_line
+        assert len([m for m in messages if m.startswith(f"lineage database {redact(url)}: writes are failing")]) == 1
+    finally:
+        store.journal._db.execute("PRAGMA query_only = OFF")
+        postgres.start()
+    store._next_try = 0.0  # the retry is due now (instead of waiting RETRY_S)
+    flush(loop_thread, proxy)  # the database answers: the counts kept in memory are written
+    assert "lineage_proxy_edge_store_failing 0" in list(edges.metrics())
+    assert loop_thread.run(calls(proxy.url, ["audited"])) == [200]
+    loop_thread.run(proxy.process.stop())
+    found = counts(url)
+    assert found[("anonymous", "assistant", "audited", ROOT, "audited", "allow")] == 3
+    assert found[("anonymous", "assistant", "open", ROOT, "open", "allow")] == 2
+    assert found[("anonymous", "assistant", "audited", "", "", "deny")] == 2
 
 
 def test_kill_9_during_an_outage_loses_no_flow_whose_reply_was_sent(postgres, vllm, tmp_path) -> None:  # type: ignore[no-untyped-def]
