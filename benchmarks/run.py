@@ -5,7 +5,7 @@
 Needs Debian's nginx, with the http_v2 and grpc modules for the gRPC reference hop, and wrk
 (`apt-get install nginx wrk`).
 Pinning (2 cores): the upstreams, wrk and this script on CPU 0; each hop under test (nginx, aiohttp
-passthrough, httptools floor, nginx grpc_pass, grpc.aio passthrough, lineage-proxy) on CPU 1;
+passthrough, httptools floor, nginx grpc_pass, grpc.aio passthrough bare and with the wire work, lineage-proxy) on CPU 1;
 `--workers 2` on both. Writes results/latest.{md,json}.
 """
 
@@ -45,6 +45,7 @@ BODY = orjson.dumps({"model": MODEL, "messages": [{"role": "system", "content": 
                                                   {"role": "user", "content": PROMPT}],
                      "max_tokens": 128, "temperature": 0.2})  # fmt: skip
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}", "x-purpose": "assistant"}
+GRPC_WIRE = "grpc.aio passthrough + the contract's wire work"
 STREAMED = ("direct", "nginx", "aiohttp passthrough", "httptools floor", "lineage-proxy")  # time to first/last byte
 
 
@@ -362,8 +363,8 @@ def main() -> int:
 
 def run(bench: Bench, args: argparse.Namespace) -> int:
     tmp = bench.tmp
-    stream_port, grpc_port, up_port, hop_port, pt_port, floor_port, grpc_hop_port, grpc_pt_port = (
-        free_port() for _ in range(8)
+    stream_port, grpc_port, up_port, hop_port, pt_port, floor_port, grpc_hop_port, grpc_pt_port, grpc_wire_port = (
+        free_port() for _ in range(9)
     )
     bench.start([sys.executable, "-m", "benchmarks.upstreams", "stream", str(stream_port)], "0", ready="ready")
     grpc_up = bench.start([sys.executable, "-m", "benchmarks.upstreams", "grpc", str(grpc_port)], "0", ready="ready")
@@ -383,6 +384,8 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
     bench.wait_port(grpc_hop_port)
     grpc_pt = bench.start([sys.executable, "-m", "benchmarks.grpc_passthrough", str(grpc_pt_port),
                            f"127.0.0.1:{grpc_port}"], "1", ready="ready")  # fmt: skip
+    grpc_wire = bench.start([sys.executable, "-m", "benchmarks.grpc_passthrough", str(grpc_wire_port),
+                             f"127.0.0.1:{grpc_port}", "--wire"], "1", ready="ready")  # fmt: skip
 
     otlp_port = free_port()
     bench.start([sys.executable, "-m", "benchmarks.upstreams", "otlp", str(otlp_port)], "0", ready="ready")
@@ -432,6 +435,7 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
         Hop("direct", "", grpc_up.pid, grpc=f"127.0.0.1:{grpc_port}"),
         Hop("nginx grpc_pass", "", grpc_hop.pid, grpc=f"127.0.0.1:{grpc_hop_port}"),
         Hop("grpc.aio passthrough", "", grpc_pt.pid, grpc=f"127.0.0.1:{grpc_pt_port}"),
+        Hop(GRPC_WIRE, "", grpc_wire.pid, grpc=f"127.0.0.1:{grpc_wire_port}"),
         Hop("lineage-proxy", "", full.pid, grpc=full.grpc),
     ]
     print(f"warming up; {args.rounds} rounds of {args.duration:g}s runs", file=sys.stderr)
@@ -582,6 +586,10 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         "Targets (gRPC, lineage-proxy ÷ grpc.aio passthrough, same run):",
         f"- added p50 {target('grpc_added_p50', grpc_lp['added_p50_us'], grpc['grpc.aio passthrough']['added_p50_us'], 1.25)}; "
         f"CPU/call {f(ratio(grpc_lp['cpu_us_per_call'], grpc['grpc.aio passthrough']['cpu_us_per_call']), 2)}× (no target)",
+        f"- of which grpc.aio's own cost for the wire work the contract asks (metadata both ways, deadline, lineage "
+        f"trailers): the wire passthrough ÷ the bare one, added p50 "
+        f"{f(ratio(grpc[GRPC_WIRE]['added_p50_us'], grpc['grpc.aio passthrough']['added_p50_us']), 2)}×; "
+        f"lineage-proxy ÷ the wire passthrough {f(ratio(grpc_lp['added_p50_us'], grpc[GRPC_WIRE]['added_p50_us']), 2)}×",
         "",
         "Other:",
         f"- exporter dead ÷ off, added p50: {target('exporter_dead_vs_off', dead['added_p50_us'], off['added_p50_us'], 1.1)}",
