@@ -138,6 +138,10 @@ class HttpIngress:
             if request.header("expect") is not None and not request.expects:
                 raise InvalidRequest(f"unsupported Expect: {request.header('expect')!r} (only 100-continue)",
                                      param="expect")  # fmt: skip
+            encoding = request.header("content-encoding")
+            if encoding is not None and encoding.strip().lower() != "identity":
+                raise InvalidRequest(f"Content-Encoding {encoding!r}: the proxy reads every request body it checks, "
+                                     "so send it uncompressed", param="content-encoding")  # fmt: skip
             body = await conn.body(request)
             upstream = ex.admit(body, header, conn.peer)
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)

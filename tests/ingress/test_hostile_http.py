@@ -277,3 +277,21 @@ def test_past_an_upstreams_queue_calls_get_503_at_once(vllm, make_proxy, loop_th
     for caller in callers:
         caller.join(10)
     assert sorted(results) == [504, 504]  # both waited their turn and timed out on the never-answering model
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate, gzip", "br"])
+def test_a_compressed_request_body_is_refused_not_forwarded_unread(proxied, encoding: str) -> None:  # type: ignore[no-untyped-def]
+    """A body the proxy cannot read cannot be checked: refused with a clear 400 naming the header, and
+    never forwarded (the upstream would decompress what the detectors never saw)."""
+    import gzip
+
+    server, proxy = proxied
+    secret = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "mail ana@example.com"}]})
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\n"
+            f"Content-Encoding: {encoding}")  # fmt: skip
+    reply = raw(proxy.bound.http.port, head, gzip.compress(secret))
+    assert status(reply) == 400
+    assert error(reply)["param"] == "content-encoding" and "uncompressed" in str(error(reply)["message"])
+    assert server.data_requests() == []
+    identity = raw(proxy.bound.http.port, head.replace(f"Content-Encoding: {encoding}", "Content-Encoding: identity"))
+    assert status(identity) == 200 and len(server.data_requests()) == 1
