@@ -1,8 +1,8 @@
 """Server-sent events, read as they pass: the one splitter every streamed JSON API shares.
 
-Lines may be split anywhere across chunks; `data:` lines carry one JSON event each (other lines,
-`event:` and comments, are framing). `data: [DONE]` (OpenAI) marks the end; APIs whose end is an event
-of their own (Responses, Anthropic Messages) set `ended` from `event`.
+Lines (ended by LF, CRLF or a bare CR) may be split anywhere across chunks; `data:` lines carry one
+JSON event each (other lines, `event:` and comments, are framing). `data: [DONE]` (OpenAI) marks the
+end; APIs whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class SseObserver:
             self.whole(reply)
 
     def chunk(self, data: bytes) -> None:
+        if b"\r" in data:  # CRLF, or a bare CR, ends a line too (WHATWG EventSource); a CRLF split between
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # two chunks only adds an empty line
         if self._partial:
             data = self._partial + data
         lines = data.split(b"\n")
