@@ -6,7 +6,7 @@ A generic handler takes any unary-unary method and forwards its request's raw by
 grpc's default identity serializers) on one shared channel to the same method upstream, and returns
 the reply's bytes; an upstream error status is returned as is. No metadata is passed either way.
 
-`--wire`: the same hop doing the gRPC work lineage-proxy's contract asks of every call, and nothing
+`--wire`: the same hop doing the gRPC work lineage-proxy does on every proxied call, and nothing
 else: the caller's metadata forwarded with a `traceparent`, the caller's deadline passed on, the
 upstream's initial and trailing metadata read, and five lineage keys sent back as trailing metadata.
 It tells grpc.aio's cost for that work apart from the proxy's own Python.

@@ -45,7 +45,7 @@ BODY = orjson.dumps({"model": MODEL, "messages": [{"role": "system", "content": 
                                                   {"role": "user", "content": PROMPT}],
                      "max_tokens": 128, "temperature": 0.2})  # fmt: skip
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}", "x-purpose": "assistant"}
-GRPC_WIRE = "grpc.aio passthrough + the contract's wire work"
+GRPC_WIRE = "grpc.aio passthrough + the proxy's wire work"
 STREAMED = ("direct", "nginx", "aiohttp passthrough", "httptools floor", "lineage-proxy")  # time to first/last byte
 
 
@@ -586,7 +586,7 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         "Targets (gRPC, lineage-proxy ÷ grpc.aio passthrough, same run):",
         f"- added p50 {target('grpc_added_p50', grpc_lp['added_p50_us'], grpc['grpc.aio passthrough']['added_p50_us'], 1.25)}; "
         f"CPU/call {f(ratio(grpc_lp['cpu_us_per_call'], grpc['grpc.aio passthrough']['cpu_us_per_call']), 2)}× (no target)",
-        f"- of which grpc.aio's own cost for the wire work the contract asks (metadata both ways, deadline, lineage "
+        f"- of which grpc.aio's own cost for the wire work every proxied call needs (metadata both ways, deadline, lineage "
         f"trailers): the wire passthrough ÷ the bare one, added p50 "
         f"{f(ratio(grpc[GRPC_WIRE]['added_p50_us'], grpc['grpc.aio passthrough']['added_p50_us']), 2)}×; "
         f"lineage-proxy ÷ the wire passthrough {f(ratio(grpc_lp['added_p50_us'], grpc[GRPC_WIRE]['added_p50_us']), 2)}×",
