@@ -52,13 +52,21 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
     """(field number, wire type, value): an int for varints/fixed, a zero-copy slice for bytes."""
     pos, end = 0, len(buf)
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key = buf[pos]  # a tag and a length under 128 are one byte: read inline, the common case
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
             value, pos = _varint(buf, pos)
             yield number, wire, value
         elif wire == 2:
-            length, pos = _varint(buf, pos)
+            length = buf[pos] if pos < end else 0x80
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos)
             if pos + length > end:
                 raise WireError("truncated length-delimited field")
             yield number, wire, buf[pos : pos + length]
