@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import sys
 import tempfile
 from multiprocessing.connection import Connection
@@ -27,6 +26,8 @@ from multiprocessing.connection import Connection
 from proxy import metrics
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
+from proxy.record.store import SchemaTooNew
+from proxy.record.stores import read_errors, shown
 from proxy.server import Bound, ProxyProcess, bind, bound_address
 
 log = logging.getLogger("lineage_proxy")
@@ -48,7 +49,7 @@ def _reason(exc: BaseException) -> str:
     """`[Errno 98] Address already in use` → `address already in use`."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
-    return str(exc).split(";")[0]
+    return str(exc).strip().split("\n")[0].split(";")[0]  # psycopg's: "connection failed: ...", then hints
 
 
 def _listen_addresses(config: Config) -> list[tuple[str, Address]]:
@@ -77,12 +78,13 @@ def _listen_error(config: Config, reuse_port: bool, exc: BaseException) -> Liste
 
 def open_process(config: Config, *, reuse_port: bool = False, ports: Bound | None = None) -> ProxyProcess:
     """ProxyProcess(config), with a lineage store that cannot be opened reported as a StartupError."""
+    refused: tuple[type[Exception], ...] = (OSError, *read_errors(), SchemaTooNew)  # SQLite's or the database's
     try:
         return ProxyProcess(config, reuse_port=reuse_port, ports=ports)
-    except (OSError, sqlite3.Error) as exc:  # a StartupError (an unreadable key or password) says it already
+    except refused as exc:  # a StartupError (an unreadable key or password file) says it already
         if not config.lineage.store:
             raise
-        raise StartupError(f"cannot open the lineage store {config.lineage.store}: {_reason(exc)}") from exc
+        raise StartupError(f"cannot open the lineage store {shown(config.lineage.store)}: {_reason(exc)}") from exc
 
 
 async def start_process(process: ProxyProcess, *, reuse_port: bool = False) -> Bound:

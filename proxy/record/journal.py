@@ -27,7 +27,7 @@ import psycopg
 
 from proxy.record import integrity
 from proxy.record.postgres import PostgresStore, redact
-from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite
+from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew
 
 log = logging.getLogger("lineage_proxy.edges")
 
@@ -124,6 +124,8 @@ class JournaledStore:
         self._next_try = 0.0  # monotonic: when the database may be tried again
         self.journaled = 0  # edge writes that went to the journal
         self.replayed = 0  # edge writes replayed from it into the database
+        if database.unreachable is not None:  # away at the start: an outage from the first write on
+            self._failed(database.unreachable)
 
     def upsert(self, rows: Iterable[EdgeWrite]) -> None:
         """Write to the database, or journal when it is away or a backlog is still waiting. Raises only
@@ -137,7 +139,7 @@ class JournaledStore:
         if (not self._backlog and self._down_since is None) or self._probe_due():
             try:
                 self.database.apply(writes, token)  # it flattens them for its statement itself
-            except psycopg.Error as exc:
+            except (psycopg.Error, SchemaTooNew) as exc:
                 self._failed(exc)
             else:
                 self._recovered()
@@ -158,7 +160,7 @@ class JournaledStore:
                     if self.database.apply(rows, token):
                         self.replayed += len(rows)
                     self.journal.remove(entry_id)
-        except psycopg.Error as exc:
+        except (psycopg.Error, SchemaTooNew) as exc:
             self._failed(exc)
             return
         self._backlog = False
@@ -181,7 +183,7 @@ class JournaledStore:
     def purge(self, retention_days: float, now: float | None = None) -> int:
         try:
             return self.database.purge(retention_days, now)
-        except psycopg.Error as exc:
+        except (psycopg.Error, SchemaTooNew) as exc:
             self._failed(exc)
             return 0  # the next purge (hourly) tries again; nothing is lost by waiting
 

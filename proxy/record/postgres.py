@@ -31,7 +31,7 @@ import psycopg
 from psycopg import conninfo
 
 from proxy.record import integrity
-from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite
+from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew
 
 SCHEMA_VERSION = 1
 # every write transaction takes this lock first (pg_advisory_xact_lock): the chain's writers in turn
@@ -81,6 +81,19 @@ ON CONFLICT ({_KEY}) DO UPDATE SET
 """
 
 
+# what a server says while it cannot take a connection for now (libpq's words, in the server's language:
+# English unless its lc_messages says otherwise; another language reads as "no answer", which waits too)
+_NOT_NOW = ("starting up", "shutting down", "in recovery mode", "too many clients", "connection slots are reserved")
+
+
+def refused(exc: psycopg.OperationalError) -> bool:
+    """Whether the server answered a connection with a lasting "no" (no such database or role, wrong
+    password, no pg_hba entry): a configuration to fix, not an outage to wait out. libpq gives no
+    SQLSTATE for connection failures, only the server's FATAL message in its text."""
+    text = str(exc)
+    return exc.sqlstate is not None or ("FATAL:" in text and not any(words in text for words in _NOT_NOW))
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
@@ -104,7 +117,11 @@ class PostgresStore:
         key: bytes | None = None,
         password: str | None = None,
         statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+        wait_for_server: bool = False,
     ) -> None:
+        """`wait_for_server` (a writer with a journal in front): a server that cannot be reached now (no
+        answer at all) does not fail the constructor; the schema is made by the first write that reaches
+        it (`unreachable` says why until then). A server that answers with an error still raises."""
         self.url = url
         self._readonly = readonly
         self._key = key
@@ -118,6 +135,7 @@ class PostgresStore:
             params["password"] = password
         self._conninfo = conninfo.make_conninfo(url, **params)
         self._conn: psycopg.Connection[Any] | None = None
+        self.unreachable: psycopg.OperationalError | None = None  # why the schema is not made yet
         if readonly:
             with self._transaction() as cur:
                 cur.execute("SELECT to_regclass('edges'), to_regclass('meta')")
@@ -126,12 +144,22 @@ class PostgresStore:
                     raise FileNotFoundError(f"{redact(url)}: no lineage tables in this database")
                 self._check_version(cur, meta is not None)
             return
+        try:
+            self._prepare()
+        except psycopg.OperationalError as exc:
+            if not wait_for_server or refused(exc):
+                raise
+            self.unreachable = exc
+
+    def _prepare(self) -> None:
+        """The schema, made or checked, and the chain's first entry in a new store."""
         with self._transaction() as cur:
             cur.execute(SCHEMA)
             self._check_version(cur, True)
             cur.execute("SELECT 1 FROM chain LIMIT 1")
             if cur.fetchone() is None:
                 self._snapshot(cur)  # a new store: the chain starts here
+        self.unreachable = None
 
     # -- connection
 
@@ -175,7 +203,7 @@ class PostgresStore:
         if version is None and not self._readonly:
             cur.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
         elif version is not None and version > SCHEMA_VERSION:
-            raise RuntimeError(f"{redact(self.url)}: schema version {version} was written by a newer lineage-proxy "
+            raise SchemaTooNew(f"{redact(self.url)}: schema version {version} was written by a newer lineage-proxy "
                                f"(this one knows {SCHEMA_VERSION})")  # fmt: skip
 
     # -- EdgeStore
@@ -190,6 +218,8 @@ class PostgresStore:
         params = [(*row[0], *row[1:5], row[5] if len(row) > 5 else None) for row in rows]
         if not params:
             return True
+        if self.unreachable is not None:
+            self._prepare()  # the first write that reaches a server that was away at the start
         with self._transaction() as cur:
             if token is not None:
                 cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -203,6 +233,8 @@ class PostgresStore:
     def purge(self, retention_days: float, now: float | None = None) -> int:
         """Delete edges (and write tokens) not seen for `retention_days`; the chain is cut down to a
         snapshot of what remains, its `prev` kept as the anchor."""
+        if self.unreachable is not None:
+            self._prepare()
         cutoff = (time.time() if now is None else now) - retention_days * 86400
         with self._transaction() as cur:
             cur.execute("DELETE FROM edges WHERE last_seen < %s", (cutoff,))

@@ -114,6 +114,10 @@ def split_labels(joined: str) -> list[str]:
     return joined.split(",") if joined else []
 
 
+class SchemaTooNew(RuntimeError):
+    """A store's lineage tables were made by a newer lineage-proxy: this one does not write them."""
+
+
 WRITER_CACHE_KIB = 256
 
 

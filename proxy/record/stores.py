@@ -39,7 +39,8 @@ def open_store(
     from proxy.record.journal import DEFAULT_MAX_ROWS, Journal, JournaledStore  # psycopg only when used
     from proxy.record.postgres import PostgresStore
 
-    database = PostgresStore(store, readonly=readonly, key=key, password=password)
+    # a writer whose database is away at the start journals until it answers, as during any outage
+    database = PostgresStore(store, readonly=readonly, key=key, password=password, wait_for_server=not readonly)
     if readonly:
         return database
     return JournaledStore(database, Journal(journal or DEFAULT_JOURNAL, journal_max_rows or DEFAULT_MAX_ROWS))

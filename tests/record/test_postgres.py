@@ -464,3 +464,70 @@ def test_two_sidecars_of_two_workers_each_write_one_database(postgres, vllm, loo
         ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow"): 4 * 30,
     }
     assert cli("verify", "--store", url, "--integrity").returncode == 0
+
+
+def test_a_proxy_started_while_the_database_is_down_serves_and_writes_everything_once_it_is_back(  # type: ignore[no-untyped-def]
+    postgres, vllm, make_proxy, loop_thread, tmp_path, caplog
+) -> None:
+    """A sidecar restarted during a database outage (maintenance, failover) must not crash-loop: it
+    starts, journals (so require_record zones still record), makes the schema on the first write that
+    reaches the database, and replays the journal once."""
+    url = postgres.database()  # made, but the proxy has never seen it: no tables yet
+    _, upstream = vllm
+    postgres.stop()
+    try:
+        with caplog.at_level(logging.ERROR, logger="lineage_proxy.edges"):
+            proxy = start(make_proxy, upstream, url, tmp_path / "journal.db")
+        assert [r.getMessage() for r in caplog.records if "writes are failing" in r.getMessage()]
+        assert loop_thread.run(calls(proxy.url, ["audited", "open", "audited"])) == [200, 200, 200]
+        flush(loop_thread, proxy)
+        edges = proxy.process.runtime.sinks.get("edges")
+        assert edges is not None
+        assert "lineage_proxy_edge_database_failing 1" in edges.metrics()
+        assert Journal(tmp_path / "journal.db").held() > 0
+    finally:
+        postgres.start()
+    proxy.process.runtime.sinks.get("edges")._store._next_try = 0.0  # type: ignore[union-attr]
+    loop_thread.run(proxy.process.stop())  # drains, flushes, and replays the journal
+    assert counts(url) == {
+        ("anonymous", "assistant", "audited", ROOT, "audited", "allow"): 2,
+        ("anonymous", "assistant", "open", ROOT, "open", "allow"): 1,
+    }
+    assert Journal(tmp_path / "journal.db").held() == 0
+    assert cli("verify", "--store", url, "--integrity").returncode == 0
+
+
+def test_a_database_that_answers_with_an_error_stops_the_start_with_one_line(  # type: ignore[no-untyped-def]
+    postgres, tmp_path
+) -> None:
+    """Unlike a database that is away, one that answers "no" (no such database, wrong password, no
+    rights) is a configuration to fix: `serve` says so in one line, without the password, and exits 1."""
+    missing = postgres.url("no_such_database").replace("postgres@", "postgres:s3cret@")
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("${UPSTREAM}", "http://127.0.0.1:9").replace("${STORE}", f'"{missing}"')
+                      .replace("${JOURNAL}", str(tmp_path / "journal.db")))  # fmt: skip
+    served = cli("serve", "--config", str(config))
+    assert served.returncode == 1, served.stderr
+    lines = served.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in served.stderr, served.stderr
+    assert "cannot open the lineage store" in lines[0] and 'database "no_such_database" does not exist' in lines[0]
+    assert "s3cret" not in served.stderr and "***" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("message", "lasting"),
+    [
+        ('connection to server at "10.0.0.5", port 5432 failed: Connection refused', False),
+        ('connection to server at "db", port 5432 failed: timeout expired', False),
+        ('could not translate host name "db" to address: Name or service not known', False),
+        ('connection to server at "db", port 5432 failed: FATAL:  the database system is starting up', False),
+        ('connection to server at "db", port 5432 failed: FATAL:  sorry, too many clients already', False),
+        ('connection to server at "db", port 5432 failed: FATAL:  password authentication failed for user "lp"', True),
+        ('connection to server at "db", port 5432 failed: FATAL:  database "lineage" does not exist', True),
+        ('connection to server at "db", port 5432 failed: FATAL:  no pg_hba.conf entry for host "10.0.0.9"', True),
+    ],
+)
+def test_an_outage_is_waited_out_and_a_refusal_is_not(message: str, lasting: bool) -> None:
+    from proxy.record.postgres import refused
+
+    assert refused(psycopg.OperationalError(f"connection failed: {message}")) is lasting
