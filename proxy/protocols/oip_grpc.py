@@ -58,6 +58,8 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
         else:
             key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        if number == 0:
+            raise WireError("field number 0")  # protobuf refuses it: so must the proxy, or the two would differ
         if wire == 0:
             value, pos = _varint(buf, pos)
             yield number, wire, value
@@ -76,8 +78,38 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
             if pos > end:
                 raise WireError("truncated fixed-width field")
             yield number, wire, 0  # the proxy reads no fixed-width field: skipped, not decoded
+        elif wire == 3:  # a (deprecated) group: protobuf skips it as an unknown field, and so does the proxy
+            pos = _skip_group(buf, pos, number, 1)
         else:
             raise WireError(f"unsupported wire type {wire}")
+
+
+def _skip_group(buf: memoryview, pos: int, group: int, depth: int) -> int:
+    """Past the end-group tag that closes `group` (groups nest, as deep as protobuf's recursion limit)."""
+    if depth > 100:
+        raise WireError("groups nested too deep")
+    end = len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 4:
+            if number != group:
+                raise WireError("end-group of another group")
+            return pos
+        if wire == 0:
+            _, pos = _varint(buf, pos)
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            pos += length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        elif wire == 3:
+            pos = _skip_group(buf, pos, number, depth + 1)
+        else:
+            raise WireError(f"unsupported wire type {wire}")
+        if pos > end:
+            raise WireError("truncated field in a group")
+    raise WireError("a group without its end")
 
 
 def _text(value: int | memoryview) -> str:
@@ -95,11 +127,13 @@ def _parameter(entry: memoryview) -> tuple[str, str | None]:
     """A map<string, InferParameter> entry: (key, string_param or None)."""
     key, text = "", None
     for number, _, value in fields(entry):
+        if not isinstance(value, memoryview):
+            continue  # a field of the expected number and another wire type is an unknown field, as for protobuf
         if number == 1:
             key = _text(value)
-        elif number == 2 and isinstance(value, memoryview):
+        elif number == 2:
             for inner, _, param in fields(value):
-                if inner == 3:  # string_param
+                if inner == 3 and isinstance(param, memoryview):  # string_param
                     text = _text(param)
     return key, text
 
@@ -108,7 +142,7 @@ def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> str:
     """An Infer{Input,Output}Tensor: hash its `contents`, collect BYTES strings; returns the datatype."""
     datatype = ""
     for number, _, value in fields(tensor):
-        if number == 2:
+        if number == 2 and isinstance(value, memoryview):
             datatype = _text(value)
         elif number == 5 and isinstance(value, memoryview):
             digest.update(value)
@@ -138,20 +172,22 @@ def read_infer_request(data: bytes) -> Request:
     seen = False
     try:
         for number, _, value in fields(buf):
+            if not isinstance(value, memoryview):
+                continue  # every field read here is length-delimited; another wire type is an unknown field
             if number == 1:
                 model = _text(value)
             elif number == 2:
                 version = _text(value)
-            elif number == 4 and isinstance(value, memoryview):
+            elif number == 4:
                 key, text = _parameter(value)
                 if key == LABELS_PARAMETER:
                     if text is None:
                         raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                     labels = labels + labels_parameter(text)
-            elif number == 5 and isinstance(value, memoryview):
+            elif number == 5:
                 datatypes.append(_tensor(value, texts, digest))
                 seen = True
-            elif number == 7 and isinstance(value, memoryview):
+            elif number == 7:
                 digest.update(value)
                 seen = True
                 raws.append(value)
@@ -168,7 +204,7 @@ def read_model_name(data: bytes) -> str:
     """field 1 of ModelReadyRequest / ModelMetadataRequest (both: name = 1); "" when absent or invalid."""
     try:
         for number, _, value in fields(memoryview(data)):
-            if number == 1:
+            if number == 1 and isinstance(value, memoryview):
                 return _text(value)
     except WireError:
         pass

@@ -25,6 +25,7 @@ from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome
+from proxy.protocols.oip import labels_parameter
 from proxy.protocols.oip_grpc import (
     ADAPTER,
     MODEL_INFER,
@@ -417,3 +418,35 @@ def test_adapter_reads_an_infer_request() -> None:
     assert target is not None
     request = ADAPTER.read(target, full_request().SerializeToString(), no_header)
     assert (request.model, request.version, request.labels) == ("iris", "3", ("campaign-7", "health"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=40), position=st.integers(0, 400), cut=st.integers(0, 400))
+def test_whatever_protobuf_reads_from_a_message_the_proxy_reads_too(data: bytes, position: int, cut: int) -> None:
+    """The message the proxy decides on must be the one the upstream reads: on mangled bytes that
+    protobuf's own parser accepts, the wire walker names the same model and version, and sees at least
+    the labels and the BYTES strings protobuf sees (protobuf keeps a map key's last entry; the proxy
+    unites them all). What protobuf refuses, the upstream refuses too, whatever the proxy made of it."""
+    good = full_request().SerializeToString()
+    position = min(position, len(good))
+    mangled = (good[:position] + data + good[position:])[: max(cut, 1) + len(good) // 2]
+    parsed = infer_request()
+    try:
+        parsed.ParseFromString(mangled)
+    except Exception:  # google.protobuf.message.DecodeError: the upstream would refuse the call
+        return
+    if not parsed.model_name:
+        with pytest.raises(InvalidRequest, match="model_name"):
+            read_infer_request(mangled)
+        return
+    try:
+        request = read_infer_request(mangled)
+    except InvalidRequest as exc:  # a data_labels parameter that is not a string_param: refused by policy
+        assert "data_labels" in str(exc), exc
+        return
+    assert (request.model, request.version or "") == (parsed.model_name, parsed.model_version)
+    if "data_labels" in parsed.parameters:
+        assert set(labels_parameter(parsed.parameters["data_labels"].string_param)) <= set(request.labels)
+    for tensor in parsed.inputs:
+        for item in tensor.contents.bytes_contents:
+            assert item.decode("utf-8", "replace") in request.texts
