@@ -106,6 +106,14 @@ def test_fields_slices_without_copying() -> None:
     assert isinstance(value, memoryview) and value.obj is data and len(value) == 1000
 
 
+def test_a_group_is_skipped_as_protobuf_skips_an_unknown_one() -> None:
+    nested = b"\x0b\x08\x01\x13\x0a\x01y\x14\x0c"  # group 1 { varint, group 2 { bytes } }
+    assert as_tuples(nested + b"\x0a\x01x") == [(1, 2, b"x")]
+    parsed = infer_request()
+    parsed.ParseFromString(nested + b"\x0a\x01x")
+    assert parsed.model_name == "x"
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -116,7 +124,8 @@ def test_fields_slices_without_copying() -> None:
         (b"\x0a", "truncated varint"),
         (b"\x09\x00\x00", "truncated fixed-width field"),
         (b"\x0d\x00", "truncated fixed-width field"),
-        (b"\x0b", "unsupported wire type 3"),
+        (b"\x0b", "a group without its end"),
+        (b"\x0b\x14", "end-group of another group"),
         (b"\x0c", "unsupported wire type 4"),
         (b"\x0e", "unsupported wire type 6"),
         (b"\x0f", "unsupported wire type 7"),
@@ -211,7 +220,7 @@ def test_every_truncation_is_a_request_or_an_invalid_request() -> None:
     assert cut_inside_a_field > len(data) // 2
 
 
-@pytest.mark.parametrize("data", [b"\xff" * 20, b"\x0b\x0c", b"\x0a\xff\xff\xff\xff\x0f", b"GET / HTTP/1.1\r\n\r\n"])
+@pytest.mark.parametrize("data", [b"\xff" * 20, b"\x0b\x14", b"\x0a\xff\xff\xff\xff\x0f", b"GET / HTTP/1.1\r\n\r\n"])
 def test_garbage_is_an_invalid_request(data: bytes) -> None:
     with pytest.raises(InvalidRequest, match="not a valid protobuf message"):
         read_infer_request(data)
