@@ -136,7 +136,11 @@ class ProxyProcess:
             return None
         key = _secret("lineage.integrity_key_file", lineage.integrity_key_file)
         password = _secret("lineage.password_file", lineage.password_file)
-        store = open_store(lineage.store, key=key, password=password.decode() if password else None,
+        try:
+            text = password.decode() if password else None
+        except UnicodeDecodeError:
+            raise StartupError(f"lineage.password_file: {lineage.password_file!r} is not UTF-8 text") from None
+        store = open_store(lineage.store, key=key, password=text,
                            journal=lineage.journal, journal_max_rows=lineage.journal_max_rows)  # fmt: skip
         return EdgeAggregator(
             store,

@@ -139,7 +139,8 @@ class HttpIngress:
                 raise InvalidRequest(f"unsupported Expect: {request.header('expect')!r} (only 100-continue)",
                                      param="expect")  # fmt: skip
             encoding = request.header("content-encoding")
-            if encoding is not None and encoding.strip().lower() != "identity":
+            reads_body = adapter.name != "passthrough"  # passthrough forwards bodies as they came, unread
+            if reads_body and encoding is not None and encoding.strip().lower() != "identity":
                 raise InvalidRequest(f"Content-Encoding {encoding!r}: the proxy reads every request body it checks, "
                                      "so send it uncompressed", param="content-encoding")  # fmt: skip
             body = await conn.body(request)

@@ -65,16 +65,26 @@ def _strings(data: Any, out: list[str]) -> None:
             stack.extend(reversed(item))
 
 
-def bytes_tensor_strings(raw: bytes, out: list[str]) -> None:
-    """Decode a raw BYTES tensor (each element: 4-byte little-endian length, then the bytes)."""
+BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the rest is forwarded unscanned)
+
+
+def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> None:
+    """Decode a raw BYTES tensor (each element: 4-byte little-endian length, then the bytes), its first
+    `BYTES_SCANNED` bytes. Contents that do not split into such elements are an InvalidRequest: bytes
+    past the last whole element would reach the model unscanned."""
     offset, end = 0, len(raw)
-    while offset + 4 <= end and len(out) < _MAX_SCAN_STRINGS:
+    while offset + 4 <= end and offset < BYTES_SCANNED and len(out) < _MAX_SCAN_STRINGS:
         (length,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + length > end:
-            return
-        out.append(raw[offset : offset + length].decode("utf-8", "replace"))
+            break
+        out.append(str(raw[offset : offset + min(length, BYTES_SCANNED)], "utf-8", "replace"))
         offset += length
+    else:
+        if offset == end or offset >= BYTES_SCANNED or len(out) >= _MAX_SCAN_STRINGS:
+            return
+    raise InvalidRequest("a BYTES tensor's contents do not split into elements (a 4-byte little-endian length, "
+                         "then that many bytes)", param="raw_input_contents")  # fmt: skip
 
 
 def _tensor_digest(tensors: Iterable[dict[str, Any]], binary: bytes) -> str | None:
@@ -135,7 +145,7 @@ def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes) -> list[str]:
         is_bytes = tensor.get("datatype") == "BYTES"
         if size is not None:
             if is_bytes:
-                bytes_tensor_strings(binary[offset : offset + min(size, 1 << 20)], texts)
+                bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts)
             offset += size
         elif is_bytes:
             _strings(tensor.get("data"), texts)

@@ -157,7 +157,7 @@ def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str])
     allows any order): match them up only once the whole message is read."""
     for raw, datatype in zip(raws, datatypes, strict=False):
         if datatype == "BYTES":
-            bytes_tensor_strings(bytes(raw[: 1 << 20]), texts)
+            bytes_tensor_strings(raw, texts)
 
 
 def read_infer_request(data: bytes) -> Request:

@@ -27,7 +27,7 @@ import psycopg
 
 from proxy.record import integrity
 from proxy.record.postgres import PostgresStore, redact
-from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew
+from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
 
 log = logging.getLogger("lineage_proxy.edges")
 
@@ -106,11 +106,6 @@ def _write(row: list[Any]) -> EdgeWrite:
     return (EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10])
 
 
-def _flat(row: EdgeWrite) -> tuple[Any, ...]:
-    """One edge write as the journal keeps it: the key's fields, then first, last, count, rule, reason."""
-    return (*row[0], *row[1:5], row[5] if len(row) > 5 else None)
-
-
 class JournaledStore:
     """The PostgreSQL store with the journal in front of its outages (an `EdgeStore`)."""
 
@@ -145,7 +140,7 @@ class JournaledStore:
                 self._recovered()
                 return
         # JournalFull / sqlite3.Error: the aggregator keeps the rows
-        self.journal.append(token, [_flat(row) for row in writes])
+        self.journal.append(token, [flat(row) for row in writes])
         self.journaled += len(writes)
         self._backlog = True
 

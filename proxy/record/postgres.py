@@ -25,13 +25,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import conninfo
 
 from proxy.record import integrity
-from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew
+from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
 
 SCHEMA_VERSION = 1
 # every write transaction takes this lock first (pg_advisory_xact_lock): the chain's writers in turn
@@ -81,27 +81,40 @@ ON CONFLICT ({_KEY}) DO UPDATE SET
 """
 
 
-# what a server says while it cannot take a connection for now (libpq's words, in the server's language:
-# English unless its lc_messages says otherwise; another language reads as "no answer", which waits too)
-_NOT_NOW = ("starting up", "shutting down", "in recovery mode", "too many clients", "connection slots are reserved")
+# what a server says while it cannot take a connection for now, in libpq's (English) words. A server whose
+# lc_messages is another language says them otherwise: then its FATAL reads as lasting, and `serve` exits 1
+# quoting it, as for a wrong password
+_NOT_NOW = (
+    "starting up", "shutting down", "in recovery mode", "not yet accepting connections", "too many clients",
+    "connection slots are reserved",
+)  # fmt: skip
+# SQLSTATE classes of a lasting "no": 28 authorization, 3D no such database, 42 no rights (or a schema clash)
+_LASTING = ("28", "3D", "42")
 
 
 def refused(exc: psycopg.OperationalError) -> bool:
-    """Whether the server answered a connection with a lasting "no" (no such database or role, wrong
-    password, no pg_hba entry): a configuration to fix, not an outage to wait out. libpq gives no
-    SQLSTATE for connection failures, only the server's FATAL message in its text."""
+    """Whether the server answered with a lasting "no" (no such database or role, wrong password, no
+    pg_hba entry, no rights): a configuration to fix, not an outage to wait out (08 connection, 53
+    resources, 57 shutdown or timeout). libpq gives no SQLSTATE for a failed connection, only the
+    server's FATAL message in its text."""
+    if exc.sqlstate is not None:
+        return exc.sqlstate[:2] in _LASTING
     text = str(exc)
-    return exc.sqlstate is not None or ("FATAL:" in text and not any(words in text for words in _NOT_NOW))
+    return "FATAL:" in text and not any(words in text for words in _NOT_NOW)
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password (in the user part, or a `password=` parameter), for messages and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        host = parts.hostname or ""
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else ""))
+    if "password" in parts.query.lower():
+        query = [
+            (k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
 
 
 class PostgresStore:
@@ -215,7 +228,7 @@ class PostgresStore:
     def apply(self, rows: Iterable[EdgeWrite], token: str | None) -> bool:
         """`upsert`, and with `token` only when no write with that token was applied before (it is
         recorded in the same transaction); False when one was, and nothing is written."""
-        params = [(*row[0], *row[1:5], row[5] if len(row) > 5 else None) for row in rows]
+        params = [flat(row) for row in rows]
         if not params:
             return True
         if self.unreachable is not None:

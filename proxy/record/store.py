@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from proxy.record import integrity
 
@@ -70,6 +70,12 @@ class EdgeKey(NamedTuple):
 # One edge's write: key, first_seen, last_seen, count, rule, and the reason the caller was given (the
 # reason may be left out: a store written before it existed, or a caller that has none).
 EdgeWrite = tuple[EdgeKey, float, float, int, str | None] | tuple[EdgeKey, float, float, int, str | None, str | None]
+
+
+def flat(row: EdgeWrite) -> tuple[Any, ...]:
+    """One edge write as statement parameters (and journal rows): the key's fields, then first, last,
+    count, rule, reason."""
+    return (*row[0], *row[1:5], row[5] if len(row) > 5 else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +166,7 @@ class SqliteStore:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
 
     def upsert(self, rows: Iterable[EdgeWrite]) -> None:
-        params = [(*row[0], *row[1:5], row[5] if len(row) > 5 else None) for row in rows]
+        params = [flat(row) for row in rows]
         if not params:
             return
         with self._db:

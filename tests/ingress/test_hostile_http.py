@@ -295,3 +295,20 @@ def test_a_compressed_request_body_is_refused_not_forwarded_unread(proxied, enco
     assert server.data_requests() == []
     identity = raw(proxy.bound.http.port, head.replace(f"Content-Encoding: {encoding}", "Content-Encoding: identity"))
     assert status(identity) == 200 and len(server.data_requests()) == 1
+
+
+def test_a_compressed_body_on_a_passthrough_path_is_forwarded_as_it_came(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Passthrough bodies are forwarded unread (and refused while zones ask, unless `passthrough:
+    forward`), so their encoding is none of the proxy's business."""
+    import gzip
+
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, PASSTHROUGH="forward")
+    packed = gzip.compress(b"any upload")
+    head = f"POST /tokenize HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Encoding: gzip"  # vLLM's, passed through
+    reply = raw(proxy.bound.http.port, head, packed)
+    assert b"content-encoding" not in reply.partition(b"\r\n\r\n")[2].lower()  # not the proxy's refusal
+    forwarded = [r for r in server.requests if r.path == "/tokenize"]
+    assert len(forwarded) == 1 and forwarded[0].headers.get("Content-Encoding") == "gzip"
+    # the compressed bytes arrived intact (the test server's aiohttp undoes the gzip as it reads)
+    assert forwarded[0].headers.get("Content-Length") == str(len(packed)) and forwarded[0].body == b"any upload"

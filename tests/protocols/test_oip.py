@@ -224,11 +224,16 @@ def test_bytes_tensor_strings() -> None:
     bytes_tensor_strings(raw_bytes(b"hello", b"", "wörld".encode()), out)
     assert out == ["hello", "", "wörld"]
     out = []
-    bytes_tensor_strings(raw_bytes(b"ok") + struct.pack("<I", 10) + b"short", out)  # a truncated element ends it
-    assert out == ["ok"]
-    out = []
-    bytes_tensor_strings(raw_bytes(b"\xff\xfeok") + b"\x01\x00", out)  # invalid UTF-8 replaced; a stub length ignored
+    bytes_tensor_strings(raw_bytes(b"\xff\xfeok"), out)  # invalid UTF-8 replaced
     assert out == ["\ufffd\ufffdok"]
+    # bytes that are not whole elements would reach the model unscanned: refused, never skipped
+    for broken in (
+        raw_bytes(b"ok") + struct.pack("<I", 10) + b"short",  # an element shorter than its length
+        raw_bytes(b"ok") + b"\x01\x00",  # a stub length
+        raw_bytes(b"hi") + b"ana@example.com",  # text after the last element
+    ):
+        with pytest.raises(InvalidRequest, match="BYTES tensor"):
+            bytes_tensor_strings(broken, [])
     out = []
     bytes_tensor_strings(raw_bytes(*[b"x"] * 10_005), out)
     assert len(out) == 10_000

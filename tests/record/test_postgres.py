@@ -522,6 +522,10 @@ def test_a_database_that_answers_with_an_error_stops_the_start_with_one_line(  #
         ('could not translate host name "db" to address: Name or service not known', False),
         ('connection to server at "db", port 5432 failed: FATAL:  the database system is starting up', False),
         ('connection to server at "db", port 5432 failed: FATAL:  sorry, too many clients already', False),
+        (
+            'connection to server at "db", port 5432 failed: FATAL:  the database system is not yet accepting connections',
+            False,
+        ),
         ('connection to server at "db", port 5432 failed: FATAL:  password authentication failed for user "lp"', True),
         ('connection to server at "db", port 5432 failed: FATAL:  database "lineage" does not exist', True),
         ('connection to server at "db", port 5432 failed: FATAL:  no pg_hba.conf entry for host "10.0.0.9"', True),
@@ -531,3 +535,20 @@ def test_an_outage_is_waited_out_and_a_refusal_is_not(message: str, lasting: boo
     from proxy.record.postgres import refused
 
     assert refused(psycopg.OperationalError(f"connection failed: {message}")) is lasting
+
+
+@pytest.mark.parametrize(("sqlstate", "lasting"), [("28P01", True), ("3D000", True), ("42501", True),
+                                                   ("57P01", False), ("57014", False), ("53300", False)])  # fmt: skip
+def test_an_answer_with_a_sqlstate_is_lasting_only_for_rights_and_names(sqlstate: str, lasting: bool) -> None:
+    from proxy.record.postgres import refused
+
+    error = psycopg.OperationalError("server said no")
+    error.sqlstate = sqlstate  # type: ignore[misc]  # what psycopg sets from the server's answer
+    assert refused(error) is lasting
+
+
+def test_redact_hides_a_password_in_the_query_string_too() -> None:
+    assert redact("postgresql://lp:pw@db:5432/lineage") == "postgresql://lp:***@db:5432/lineage"
+    assert redact("postgresql://db/lineage?password=s3cret&sslmode=require") == (
+        "postgresql://db/lineage?password=***&sslmode=require"
+    )
