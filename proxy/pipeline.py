@@ -15,7 +15,7 @@ from collections.abc import Callable
 from proxy.baseline import Flow
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Config, Upstream
-from proxy.detectors import Detectors
+from proxy.detectors import TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import AUDIT_DENY, DENY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import check_labels, is_label, normalize, parse_labels
@@ -26,6 +26,10 @@ from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
 log = logging.getLogger("lineage_proxy.baseline")
+
+
+_NONE: frozenset[str] = frozenset()
+_UNSCANNED = frozenset({TRUNCATED})  # an adapter left content past a scan limit unread
 
 
 class Runtime:
@@ -96,7 +100,7 @@ class Pipeline:
             key_sha256=self.key_digest(header),
             purpose=purpose or None,
             labels=labels,
-            detected=self.detectors.scan_all(texts) if texts else frozenset(),
+            detected=self._detected(request),
             input_digest=request.digest or text_digest(texts),
             params=request.params,
             stream=request.stream,
@@ -105,6 +109,10 @@ class Pipeline:
             opaque=request.opaque,
             peer=peer,
         )
+
+    def _detected(self, request: Request) -> frozenset[str]:
+        found = self.detectors.scan_all(request.texts) if request.texts else _NONE
+        return found | _UNSCANNED if request.unscanned else found
 
     def decide(self, call: Call) -> Decision:
         decision = decide(call, self.policy, self._served)

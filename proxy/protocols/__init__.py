@@ -38,6 +38,7 @@ class Request:
     version: str | None = None
     digest: str | None = None  # set when the adapter digests something other than `texts`
     opaque: bool = False  # the adapter forwards the body unread (passthrough)
+    unscanned: bool = False  # part of the content was past a scan limit: labelled `scan:truncated`
 
 
 # keys whose strings are framing, not data: roles, ids, types, enums, and binary payloads (images, audio,

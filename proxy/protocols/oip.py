@@ -68,10 +68,11 @@ def _strings(data: Any, out: list[str]) -> None:
 BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the rest is forwarded unscanned)
 
 
-def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> None:
+def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:
     """Decode a raw BYTES tensor (each element: 4-byte little-endian length, then the bytes), its first
-    `BYTES_SCANNED` bytes. Contents that do not split into such elements are an InvalidRequest: bytes
-    past the last whole element would reach the model unscanned."""
+    `BYTES_SCANNED` bytes; False when more was left unread (the call is labelled `scan:truncated`).
+    Contents that do not split into such elements are an InvalidRequest: bytes past the last whole
+    element would reach the model unscanned."""
     offset, end = 0, len(raw)
     while offset + 4 <= end and offset < BYTES_SCANNED and len(out) < _MAX_SCAN_STRINGS:
         (length,) = struct.unpack_from("<I", raw, offset)
@@ -81,8 +82,10 @@ def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> None:
         out.append(str(raw[offset : offset + min(length, BYTES_SCANNED)], "utf-8", "replace"))
         offset += length
     else:
-        if offset == end or offset >= BYTES_SCANNED or len(out) >= _MAX_SCAN_STRINGS:
-            return
+        if offset == end:
+            return True
+        if offset >= BYTES_SCANNED or len(out) >= _MAX_SCAN_STRINGS:
+            return False
     raise InvalidRequest("a BYTES tensor's contents do not split into elements (a 4-byte little-endian length, "
                          "then that many bytes)", param="raw_input_contents")  # fmt: skip
 
@@ -130,26 +133,29 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
         raise InvalidRequest(f"the inputs' binary_data_size add up to {declared} bytes, but {len(binary)} bytes "
                              f"follow the JSON ({HEADER_LENGTH}): each byte must belong to exactly one input",
                              param="binary_data_size")  # fmt: skip
-    texts = _tensor_texts(inputs, binary)
-    return Request(model, "infer", False, tuple(texts), (), labels, version, _tensor_digest(inputs, binary))
+    texts: list[str] = []
+    whole = _tensor_texts(inputs, binary, texts)
+    return Request(model, "infer", False, tuple(texts), (), labels, version, _tensor_digest(inputs, binary),
+                   unscanned=not whole)  # fmt: skip
 
 
-def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes) -> list[str]:
+def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes, texts: list[str]) -> bool:
     """The strings of BYTES tensors, from JSON `data` or from the binary section: with the binary-tensor
     extension each tensor's `parameters.binary_data_size` bytes follow the JSON in tensor order, BYTES
-    elements each a 4-byte little-endian length and the bytes (as tritonclient sends by default)."""
-    texts: list[str] = []
+    elements each a 4-byte little-endian length and the bytes (as tritonclient sends by default).
+    Into `texts`; False when some of it was past a scan limit."""
+    whole = True
     offset = 0
     for tensor in tensors:
         size = _binary_size(tensor)
         is_bytes = tensor.get("datatype") == "BYTES"
         if size is not None:
             if is_bytes:
-                bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts)
+                whole = bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts) and whole
             offset += size
         elif is_bytes:
             _strings(tensor.get("data"), texts)
-    return texts
+    return whole and len(texts) < _MAX_SCAN_STRINGS
 
 
 def _binary_size(tensor: dict[str, Any]) -> int | None:
@@ -186,7 +192,12 @@ class RestReplyObserver:
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
         found = reply.get("outputs")
         outputs = [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
-        for text in _tensor_texts(outputs, binary):
+        texts: list[str] = []
+        try:
+            _tensor_texts(outputs, binary, texts)
+        except InvalidRequest:  # BYTES that are not whole elements: the strings before them are still read
+            pass
+        for text in texts:
             self._text.add(text)
             self._text.end_piece()
         try:

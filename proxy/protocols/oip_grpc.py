@@ -152,12 +152,15 @@ def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> str:
     return datatype
 
 
-def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str]) -> None:
+def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str]) -> bool:
     """raw_*_contents[i] belongs to the i-th tensor, wherever the fields stand on the wire (protobuf
-    allows any order): match them up only once the whole message is read."""
+    allows any order): match them up only once the whole message is read. False when some of it was past
+    a scan limit."""
+    whole = True
     for raw, datatype in zip(raws, datatypes, strict=False):
         if datatype == "BYTES":
-            bytes_tensor_strings(raw, texts)
+            whole = bytes_tensor_strings(raw, texts) and whole
+    return whole and len(texts) < _MAX_STRINGS
 
 
 def read_infer_request(data: bytes) -> Request:
@@ -193,11 +196,11 @@ def read_infer_request(data: bytes) -> Request:
                 raws.append(value)
     except WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
-    _raw_strings(raws, datatypes, texts)
+    whole = _raw_strings(raws, datatypes, texts)
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     return Request(model, "infer", False, tuple(texts), (), labels, version or None,
-                   "sha256:" + digest.hexdigest() if seen else None)  # fmt: skip
+                   "sha256:" + digest.hexdigest() if seen else None, unscanned=not whole)  # fmt: skip
 
 
 def read_model_name(data: bytes) -> str:
@@ -298,7 +301,10 @@ class ReplyObserver:
                     raws.append(value)
         except WireError:
             return
-        _raw_strings(raws, datatypes, texts)
+        try:
+            _raw_strings(raws, datatypes, texts)
+        except InvalidRequest:  # BYTES that are not whole elements: the strings before them are still read
+            pass
         observe_reply_meta(self.outcome, model, version, rid)
         for text in texts:
             self._text.add(text)

@@ -432,3 +432,41 @@ def test_binary_bytes_outputs_are_scanned_as_text() -> None:
     observer.body(head + raw)
     observer.finish()
     assert outcome.output_detected == frozenset({"pii:email"})
+
+
+def test_a_bytes_tensor_past_the_scan_limit_is_labelled_truncated_not_passed_as_clean() -> None:
+    """Only the first BYTES_SCANNED bytes of a BYTES tensor are read for detectors: the rest goes to the
+    model unscanned, so the call says so (`scan:truncated`), as a prompt over limits.scan_max_chars does.
+    A tensor within the limit is not labelled."""
+    from proxy.protocols.oip import BYTES_SCANNED
+
+    big = raw_bytes(b"x" * (BYTES_SCANNED // 2), b"y" * (BYTES_SCANNED // 2), b"mail ana@example.org")
+    small = raw_bytes(b"mail ana@example.org")
+    target = ADAPTER.match("POST", "/v2/models/m/infer")
+    assert target is not None
+    for raw, cut in ((big, True), (small, False)):
+        inputs = [{"name": "T", "datatype": "BYTES", "shape": [3], "parameters": {"binary_data_size": len(raw)}}]
+        body, length = binary_request(inputs, raw)
+        assert ADAPTER.read(target, body, {HEADER_LENGTH.lower(): length}.get).unscanned is cut
+    from proxy.protocols.oip_grpc import read_infer_request
+    from tests.protocols.test_oip_grpc import infer_request
+
+    message = infer_request(model_name="m")
+    message.inputs.add(name="T", datatype="BYTES", shape=[3])
+    message.raw_input_contents.append(big)
+    request = read_infer_request(message.SerializeToString())
+    assert request.unscanned is True
+    from proxy.config import parse
+    from proxy.detectors import TRUNCATED
+    from proxy.record.spans import trace_context
+    from proxy.server import ProxyProcess
+
+    pipeline = ProxyProcess(parse("""
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: u, url: "http://127.0.0.1:9"}]
+routes: [{model: "*", upstream: u}]
+policy: {anonymous: allow, default_purpose: assistant}
+detectors: [email]
+""")).ref.current  # fmt: skip
+    call = pipeline.call(request, "oip", {}.get, trace_context(None, None, 1.0))
+    assert call.detected == {TRUNCATED}  # the email was past the limit: unread, and the call says so
