@@ -120,7 +120,8 @@ def _count_keys(value: Any) -> int:
 def user_strings(value: Any, out: list[str]) -> None:
     """Every user-data string in a JSON value, in document order: message text, tool-call arguments,
     tool outputs, documents, queries. Everything but `FRAMING_KEYS` is scanned, so a field the proxy
-    does not know yet is scanned, not skipped. Iterative: no nesting is too deep."""
+    does not know yet is scanned, not skipped. Iterative: no nesting is too deep. At most `MAX_STRINGS`:
+    a request that reaches it is marked `unscanned` by its adapter."""
     if type(value) is str:
         if value:
             out.append(value)

@@ -15,7 +15,7 @@ import orjson
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import Header, Request, Target, load_request_json, user_strings
+from proxy.protocols import MAX_STRINGS, Header, Request, Target, load_request_json, user_strings
 from proxy.protocols.sse import SseObserver
 
 PATHS = ("/v1/messages", "/messages")
@@ -41,7 +41,8 @@ def read_request(body: bytes) -> Request:
     stops = data.get("stop_sequences")
     if isinstance(stops, list):
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
-    return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params))
+    return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params),
+                   unscanned=len(texts) >= MAX_STRINGS)  # fmt: skip
 
 
 class MessagesObserver(SseObserver):

@@ -546,3 +546,16 @@ def test_adapter_match_and_observer() -> None:
     obs.body(WHOLE)
     obs.finish()
     assert (outcome.output_digest, outcome.content) == (sha(TEXT + "\n"), ())
+
+
+def test_a_request_past_the_strings_scanned_is_labelled_truncated() -> None:
+    """At most MAX_STRINGS strings of a request are scanned: a message past them would reach the model
+    unread, so the request says so (the pipeline labels it scan:truncated) instead of looking clean."""
+    from proxy.protocols import MAX_STRINGS
+    from proxy.protocols.anthropic import read_request as read_messages_request
+
+    messages = [{"role": "user", "content": "hi"}] * MAX_STRINGS + [{"role": "user", "content": "ana@example.org"}]
+    body = orjson.dumps({"model": "m", "messages": messages})
+    assert read_request("chat", body).unscanned and read_messages_request(body).unscanned
+    few = orjson.dumps({"model": "m", "messages": messages[-2:]})
+    assert not read_request("chat", few).unscanned and not read_messages_request(few).unscanned
