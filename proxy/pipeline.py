@@ -111,6 +111,8 @@ class Pipeline:
         )
 
     def _detected(self, request: Request) -> frozenset[str]:
+        if not self.detectors:
+            return _NONE  # nothing is scanned, so nothing is said about what was not
         found = self.detectors.scan_all(request.texts) if request.texts else _NONE
         return found | _UNSCANNED if request.unscanned else found
 

@@ -69,23 +69,25 @@ BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the re
 
 
 def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:
-    """Decode a raw BYTES tensor (each element: 4-byte little-endian length, then the bytes), its first
-    `BYTES_SCANNED` bytes; False when more was left unread (the call is labelled `scan:truncated`).
-    Contents that do not split into such elements are an InvalidRequest: bytes past the last whole
-    element would reach the model unscanned."""
-    offset, end = 0, len(raw)
-    while offset + 4 <= end and offset < BYTES_SCANNED and len(out) < _MAX_SCAN_STRINGS:
+    """Decode a raw BYTES tensor (each element: 4-byte little-endian length, then the bytes), at most
+    `BYTES_SCANNED` bytes of it; False when some of it was left unread (the call is then labelled
+    `scan:truncated`). Contents that do not split into such elements are an InvalidRequest: bytes past
+    the last whole element would reach the model unscanned."""
+    offset, end, budget, whole = 0, len(raw), BYTES_SCANNED, True
+    while offset + 4 <= end:
+        if budget <= 0 or len(out) >= _MAX_SCAN_STRINGS:
+            return False  # the rest is forwarded unread, and said to be
         (length,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + length > end:
             break
-        out.append(str(raw[offset : offset + min(length, BYTES_SCANNED)], "utf-8", "replace"))
+        taken = min(length, budget)
+        out.append(str(raw[offset : offset + taken], "utf-8", "replace"))
+        budget -= taken
+        whole = whole and taken == length
         offset += length
-    else:
-        if offset == end:
-            return True
-        if offset >= BYTES_SCANNED or len(out) >= _MAX_SCAN_STRINGS:
-            return False
+    if offset == end:
+        return whole
     raise InvalidRequest("a BYTES tensor's contents do not split into elements (a 4-byte little-endian length, "
                          "then that many bytes)", param="raw_input_contents")  # fmt: skip
 

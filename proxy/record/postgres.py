@@ -103,15 +103,20 @@ def refused(exc: psycopg.OperationalError) -> bool:
     return "FATAL:" in text and not any(words in text for words in _NOT_NOW)
 
 
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 def redact(url: str) -> str:
-    """The URL without its password (in the user part, or a `password=` parameter), for messages and logs."""
+    """The URL without its passwords (in the user part, or a `password=` / `sslpassword=` parameter), for
+    messages and logs. Hosts are left as written: libpq accepts several (`h1:5432,h2:5433`)."""
     parts = urlsplit(url)
-    if parts.password is not None:
-        host = parts.hostname or ""
-        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else ""))
+    user, at, hosts = parts.netloc.rpartition("@")
+    if at and ":" in user:
+        parts = parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{hosts}")
     if "password" in parts.query.lower():
         query = [
-            (k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            (k, "***" if k.lower() in _SECRET_PARAMETERS else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
         ]
         parts = parts._replace(query=urlencode(query, safe="*"))
     return urlunsplit(parts)

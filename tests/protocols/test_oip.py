@@ -221,7 +221,7 @@ def binary_request(inputs: list[dict[str, Any]], binary: bytes, **more: Any) -> 
 
 def test_bytes_tensor_strings() -> None:
     out: list[str] = []
-    bytes_tensor_strings(raw_bytes(b"hello", b"", "wörld".encode()), out)
+    assert bytes_tensor_strings(raw_bytes(b"hello", b"", "wörld".encode()), out) is True  # all of it read
     assert out == ["hello", "", "wörld"]
     out = []
     bytes_tensor_strings(raw_bytes(b"\xff\xfeok"), out)  # invalid UTF-8 replaced
@@ -235,7 +235,7 @@ def test_bytes_tensor_strings() -> None:
         with pytest.raises(InvalidRequest, match="BYTES tensor"):
             bytes_tensor_strings(broken, [])
     out = []
-    bytes_tensor_strings(raw_bytes(*[b"x"] * 10_005), out)
+    assert bytes_tensor_strings(raw_bytes(*[b"x"] * 10_005), out) is False  # five left unread
     assert len(out) == 10_000
 
 
@@ -441,10 +441,11 @@ def test_a_bytes_tensor_past_the_scan_limit_is_labelled_truncated_not_passed_as_
     from proxy.protocols.oip import BYTES_SCANNED
 
     big = raw_bytes(b"x" * (BYTES_SCANNED // 2), b"y" * (BYTES_SCANNED // 2), b"mail ana@example.org")
+    one_long = raw_bytes("é".encode() * (BYTES_SCANNED // 2 + 1) + b" mail ana@example.org")  # one element
     small = raw_bytes(b"mail ana@example.org")
     target = ADAPTER.match("POST", "/v2/models/m/infer")
     assert target is not None
-    for raw, cut in ((big, True), (small, False)):
+    for raw, cut in ((big, True), (one_long, True), (small, False)):
         inputs = [{"name": "T", "datatype": "BYTES", "shape": [3], "parameters": {"binary_data_size": len(raw)}}]
         body, length = binary_request(inputs, raw)
         assert ADAPTER.read(target, body, {HEADER_LENGTH.lower(): length}.get).unscanned is cut
@@ -470,3 +471,9 @@ detectors: [email]
 """)).ref.current  # fmt: skip
     call = pipeline.call(request, "oip", {}.get, trace_context(None, None, 1.0))
     assert call.detected == {TRUNCATED}  # the email was past the limit: unread, and the call says so
+    from proxy.protocols import Request
+
+    short = ("mail ana@example.org",)  # well under limits.scan_max_chars: the label can only come from the flag
+    for unscanned, detected in ((True, {TRUNCATED, "pii:email"}), (False, {"pii:email"})):
+        request = Request("m", "infer", texts=short, unscanned=unscanned)
+        assert pipeline.call(request, "oip", {}.get, trace_context(None, None, 1.0)).detected == detected

@@ -552,3 +552,6 @@ def test_redact_hides_a_password_in_the_query_string_too() -> None:
     assert redact("postgresql://db/lineage?password=s3cret&sslmode=require") == (
         "postgresql://db/lineage?password=***&sslmode=require"
     )
+    assert redact("postgresql://lp:pw@h1:5432,h2:5433/lineage?sslpassword=k") == (
+        "postgresql://lp:***@h1:5432,h2:5433/lineage?sslpassword=***"
+    )
