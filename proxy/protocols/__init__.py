@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from proxy.config import Upstream
-from proxy.detectors import Detectors, StreamScanner
+from proxy.detectors import TRUNCATED, Detectors, StreamScanner
 from proxy.errors import InvalidRequest
 from proxy.flow import Checkpoint, Outcome, ProtocolName
 
@@ -117,15 +117,15 @@ def _count_keys(value: Any) -> int:
     return count
 
 
-def user_strings(value: Any, out: list[str]) -> None:
+def user_strings(value: Any, out: list[str]) -> bool:
     """Every user-data string in a JSON value, in document order: message text, tool-call arguments,
     tool outputs, documents, queries. Everything but `FRAMING_KEYS` is scanned, so a field the proxy
-    does not know yet is scanned, not skipped. Iterative: no nesting is too deep. At most `MAX_STRINGS`:
-    a request that reaches it is marked `unscanned` by its adapter."""
+    does not know yet is scanned, not skipped. Iterative: no nesting is too deep. At most `MAX_STRINGS`
+    are taken: False when some were left (the adapter marks the request `unscanned`)."""
     if type(value) is str:
         if value:
             out.append(value)
-        return
+        return True
     stack = [value]
     pop, push, add = stack.pop, stack.append, out.append
     while stack and len(out) < MAX_STRINGS:
@@ -145,6 +145,7 @@ def user_strings(value: Any, out: list[str]) -> None:
                 push(child)
         while stack and type(stack[-1]) is str:  # strings in document order, as they come off the stack
             add(pop())
+    return not stack
 
 
 def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:
@@ -267,7 +268,7 @@ class Dialect(Protocol):
 class OutputText:
     """Incremental digest, detection and (optional) capture of reply text as it passes."""
 
-    __slots__ = ("_capture", "_hash", "_scanner", "_seen", "outcome")
+    __slots__ = ("_capture", "_hash", "_scanner", "_seen", "_unread", "outcome")
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -275,6 +276,7 @@ class OutputText:
         self._scanner: StreamScanner | None = detectors.stream() if detectors else None
         self._capture: list[str] | None = [] if capture else None
         self._seen = False
+        self._unread = False
 
     def add(self, text: str) -> None:
         if not text:
@@ -286,6 +288,10 @@ class OutputText:
         if self._capture is not None:
             self._capture.append(text)
 
+    def unread(self) -> None:
+        """Some of the reply's text was past a read limit: its labels say `scan:truncated`."""
+        self._unread = True
+
     def end_piece(self) -> None:
         """Mark the end of one output (a choice); keeps digests of whole and streamed replies equal."""
         self._hash.update(b"\n")
@@ -294,7 +300,8 @@ class OutputText:
         if self._seen:
             self.outcome.output_digest = "sha256:" + self._hash.hexdigest()
         if self._scanner is not None:
-            self.outcome.output_detected = frozenset(self._scanner.found)
+            found = frozenset(self._scanner.found)
+            self.outcome.output_detected = found | {TRUNCATED} if self._unread else found
         if self._capture:
             text = "".join(self._capture)
             self.outcome.content = (masker.mask(text) if masker else text,)

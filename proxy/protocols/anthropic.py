@@ -15,7 +15,7 @@ import orjson
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import MAX_STRINGS, Header, Request, Target, load_request_json, user_strings
+from proxy.protocols import Header, Request, Target, load_request_json, user_strings
 from proxy.protocols.sse import SseObserver
 
 PATHS = ("/v1/messages", "/messages")
@@ -31,8 +31,8 @@ def read_request(body: bytes) -> Request:
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
     texts: list[str] = []
-    user_strings(data.get("system"), texts)
-    user_strings(data["messages"], texts)
+    whole = user_strings(data.get("system"), texts)
+    whole = user_strings(data["messages"], texts) and whole
     params: list[tuple[str, Any]] = [
         (name, value)
         for key, name in _PARAMS.items()
@@ -41,8 +41,7 @@ def read_request(body: bytes) -> Request:
     stops = data.get("stop_sequences")
     if isinstance(stops, list):
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
-    return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params),
-                   unscanned=len(texts) >= MAX_STRINGS)  # fmt: skip
+    return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params), unscanned=not whole)
 
 
 class MessagesObserver(SseObserver):

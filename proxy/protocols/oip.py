@@ -54,8 +54,9 @@ def labels_parameter(value: Any) -> tuple[str, ...]:
     )
 
 
-def _strings(data: Any, out: list[str]) -> None:
-    """Every string in (nested lists of) tensor data, in order; iterative, so no nesting is too deep."""
+def _strings(data: Any, out: list[str]) -> bool:
+    """Every string in (nested lists of) tensor data, in order; iterative, so no nesting is too deep.
+    False when some were left past `_MAX_SCAN_STRINGS`."""
     stack = [data]
     while stack and len(out) < _MAX_SCAN_STRINGS:
         item = stack.pop()
@@ -63,6 +64,7 @@ def _strings(data: Any, out: list[str]) -> None:
             out.append(item)
         elif isinstance(item, list):
             stack.extend(reversed(item))
+    return not stack
 
 
 BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the rest is forwarded unscanned)
@@ -156,8 +158,8 @@ def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes, texts: list[str]
                 whole = bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts) and whole
             offset += size
         elif is_bytes:
-            _strings(tensor.get("data"), texts)
-    return whole and len(texts) < _MAX_SCAN_STRINGS
+            whole = _strings(tensor.get("data"), texts) and whole
+    return whole
 
 
 def _binary_size(tensor: dict[str, Any]) -> int | None:
@@ -196,9 +198,11 @@ class RestReplyObserver:
         outputs = [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
         texts: list[str] = []
         try:
-            _tensor_texts(outputs, binary, texts)
+            whole = _tensor_texts(outputs, binary, texts)
         except InvalidRequest:  # BYTES that are not whole elements: the strings before them are still read
-            pass
+            whole = False
+        if not whole:
+            self._text.unread()
         for text in texts:
             self._text.add(text)
             self._text.end_piece()

@@ -302,9 +302,11 @@ class ReplyObserver:
         except WireError:
             return
         try:
-            _raw_strings(raws, datatypes, texts)
+            whole = _raw_strings(raws, datatypes, texts)
         except InvalidRequest:  # BYTES that are not whole elements: the strings before them are still read
-            pass
+            whole = False
+        if not whole:
+            self._text.unread()
         observe_reply_meta(self.outcome, model, version, rid)
         for text in texts:
             self._text.add(text)

@@ -15,7 +15,7 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
-from proxy.protocols import MAX_STRINGS, Fetch, Header, Request, Target, load_request_json, user_strings
+from proxy.protocols import Fetch, Header, Request, Target, load_request_json, user_strings
 from proxy.protocols.sse import SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
@@ -86,17 +86,17 @@ def read_request(operation: str, body: bytes) -> Request:
     if operation == "chat" and not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
     texts: list[str] = []
+    whole = True
     for key in _DATA_KEYS[operation]:
         if key in data:
-            user_strings(data[key], texts)
+            whole = user_strings(data[key], texts) and whole
     params = tuple(
         (_PARAMS[key], _param(_PARAMS[key], value))
         for key, value in data.items()
         if key in _PARAMS and value is not None
     )
     stream = data.get("stream") is True
-    return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params,
-                   unscanned=len(texts) >= MAX_STRINGS)  # fmt: skip
+    return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params, unscanned=not whole)
 
 
 class ReplyObserver(SseObserver):

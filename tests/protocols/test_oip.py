@@ -449,6 +449,10 @@ def test_a_bytes_tensor_past_the_scan_limit_is_labelled_truncated_not_passed_as_
         inputs = [{"name": "T", "datatype": "BYTES", "shape": [3], "parameters": {"binary_data_size": len(raw)}}]
         body, length = binary_request(inputs, raw)
         assert ADAPTER.read(target, body, {HEADER_LENGTH.lower(): length}.get).unscanned is cut
+    for count, cut in ((10_001, True), (10_000, False)):  # JSON strings: as many as are scanned, and one more
+        inputs = [{"name": "T", "datatype": "BYTES", "shape": [count], "data": ["x"] * count}]
+        body = orjson.dumps({"inputs": inputs})
+        assert ADAPTER.read(target, body, no_header).unscanned is cut
     from proxy.protocols.oip_grpc import read_infer_request
     from tests.protocols.test_oip_grpc import infer_request
 
@@ -477,3 +481,22 @@ detectors: [email]
     for unscanned, detected in ((True, {TRUNCATED, "pii:email"}), (False, {"pii:email"})):
         request = Request("m", "infer", texts=short, unscanned=unscanned)
         assert pipeline.call(request, "oip", {}.get, trace_context(None, None, 1.0)).detected == detected
+
+
+@pytest.mark.parametrize(
+    ("raw", "labels"),
+    [
+        (raw_bytes(b"mail ana@example.org"), {"pii:email"}),  # read whole
+        (raw_bytes(b"mail ana@example.org", b"x" * (1 << 20)), {"pii:email", "scan:truncated"}),  # past the read
+        (raw_bytes(b"mail ana@example.org") + b"\x09\x00", {"pii:email", "scan:truncated"}),  # not whole elements
+    ],
+    ids=["whole", "past-the-limit", "malformed"],
+)
+def test_a_bytes_output_the_observer_could_not_read_whole_is_labelled_truncated(raw: bytes, labels: set[str]) -> None:
+    head = orjson.dumps({"model_name": "iris", "outputs": [
+        {"name": "T", "datatype": "BYTES", "shape": [2], "parameters": {"binary_data_size": len(raw)}}]})  # fmt: skip
+    observer, outcome = reply_observer(capture=False)
+    observer.head(200, {"inference-header-content-length": str(len(head))}.get)
+    observer.body(head + raw)
+    observer.finish()
+    assert outcome.output_detected == labels

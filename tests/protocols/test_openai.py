@@ -557,5 +557,6 @@ def test_a_request_past_the_strings_scanned_is_labelled_truncated() -> None:
     messages = [{"role": "user", "content": "hi"}] * MAX_STRINGS + [{"role": "user", "content": "ana@example.org"}]
     body = orjson.dumps({"model": "m", "messages": messages})
     assert read_request("chat", body).unscanned and read_messages_request(body).unscanned
-    few = orjson.dumps({"model": "m", "messages": messages[-2:]})
-    assert not read_request("chat", few).unscanned and not read_messages_request(few).unscanned
+    for fitting in (messages[-2:], messages[:MAX_STRINGS]):  # a few, and exactly as many as are scanned
+        body = orjson.dumps({"model": "m", "messages": fitting})
+        assert not read_request("chat", body).unscanned and not read_messages_request(body).unscanned
