@@ -131,7 +131,7 @@ def user_strings(value: Any, out: list[str]) -> bool:
     while stack and len(out) < MAX_STRINGS:
         item = pop()
         if type(item) is dict:
-            children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS]
+            children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or _text_source(k, v)]
         elif type(item) is list:
             children = item
         else:
@@ -146,6 +146,12 @@ def user_strings(value: Any, out: list[str]) -> bool:
         while stack and type(stack[-1]) is str:  # strings in document order, as they come off the stack
             add(pop())
     return not stack
+
+
+def _text_source(key: str, value: Any) -> bool:
+    """A document's `source` that is text, not a file (Anthropic: `{"type": "text", "data": ...}` or
+    `{"type": "content", "content": [blocks]}`): data to scan, though other sources are binary or links."""
+    return key == "source" and type(value) is dict and value.get("type") in ("text", "content")
 
 
 def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:

@@ -92,6 +92,18 @@ def test_messages_request_reads_system_messages_and_tool_blocks() -> None:
     assert dict(request.params) == {"max_tokens": 9} and request.operation == "chat"
 
 
+def test_a_document_whose_source_is_text_is_scanned_and_a_file_source_is_not() -> None:
+    """Anthropic documents: a `text` or `content` source carries plain text (scanned: it reaches the model
+    as text); a base64 or URL source is a file or a link (not text detectors can read)."""
+    body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "mail ana@example.org"}},
+        {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "call 415 555 2671"}]}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.org/a.pdf"}},
+        {"type": "text", "text": "summarise these"}]}]}  # fmt: skip
+    assert read_messages(orjson.dumps(body)).texts == ("mail ana@example.org", "call 415 555 2671", "summarise these")
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
