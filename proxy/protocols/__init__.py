@@ -145,7 +145,13 @@ def user_strings(value: Any, out: list[str]) -> bool:
                 push(child)
         while stack and type(stack[-1]) is str:  # strings in document order, as they come off the stack
             add(pop())
-    return not stack
+    return not any(map(_holds_text, stack))  # what is left over may hold no text at all
+
+
+def _holds_text(value: Any) -> bool:
+    found: list[str] = []
+    user_strings(value, found)
+    return bool(found)
 
 
 def _text_source(key: str, value: Any) -> bool:

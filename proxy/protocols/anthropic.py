@@ -33,6 +33,7 @@ def read_request(body: bytes) -> Request:
     texts: list[str] = []
     whole = user_strings(data.get("system"), texts)
     whole = user_strings(data["messages"], texts) and whole
+    whole = user_strings(data.get("tools"), texts) and whole  # names, descriptions and schemas reach the model
     params: list[tuple[str, Any]] = [
         (name, value)
         for key, name in _PARAMS.items()

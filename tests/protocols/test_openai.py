@@ -80,11 +80,21 @@ def test_tool_calls_tool_outputs_and_documents_are_user_data() -> None:
                 {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "booked for ana"}]},
             ],
             "documents": [{"title": "memo", "text": "call +1 415 555 0100"}],
-            "tools": [{"type": "function", "function": {"name": "book", "description": "not scanned"}}],
+            "tools": [{"type": "function", "function": {"name": "book", "description": "books for ana"}}],
         }),
     )  # fmt: skip
     assert request.texts == ("book it", "book", '{"email": "ana@example.org"}', "booked for ana", "memo",
-                             "call +1 415 555 0100")  # fmt: skip
+                             "call +1 415 555 0100", "book", "books for ana")  # fmt: skip  # tools reach the model
+
+
+def test_what_servers_render_into_the_prompt_beside_the_messages_is_scanned() -> None:
+    """A predicted output and a response format's schema reach the model with the messages."""
+    request = read_request("chat", body({
+        "model": "m", "messages": [{"role": "user", "content": "fix it"}],
+        "prediction": {"type": "content", "content": "Dear Ana (ana@example.org),"},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "reply", "description": "to 415 555 2671"}},
+    }))  # fmt: skip
+    assert request.texts == ("fix it", "Dear Ana (ana@example.org),", "reply", "to 415 555 2671")
 
 
 def test_responses_api_input_and_instructions() -> None:

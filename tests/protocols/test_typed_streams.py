@@ -102,6 +102,11 @@ def test_a_document_whose_source_is_text_is_scanned_and_a_file_source_is_not() -
         {"type": "document", "source": {"type": "url", "url": "https://example.org/a.pdf"}},
         {"type": "text", "text": "summarise these"}]}]}  # fmt: skip
     assert read_messages(orjson.dumps(body)).texts == ("mail ana@example.org", "call 415 555 2671", "summarise these")
+    body["tools"] = [{"name": "mail", "description": "writes to ana@example.org", "input_schema": {"type": "object"}}]
+    assert read_messages(orjson.dumps(body)).texts[-2:] == (
+        "mail",
+        "writes to ana@example.org",
+    )  # tools reach the model
 
 
 @pytest.mark.parametrize(
