@@ -70,9 +70,19 @@ def _text(value: Any) -> str:
 # where each operation's user data is: every string below these keys is scanned and digested, in
 # order, framing aside (`FRAMING_KEYS`): message text, tool-call arguments, tool outputs, documents
 # what reaches the model, by operation: the messages, and what servers render into the prompt with them
-# (tool and function descriptions, a predicted output, a response format's schema)
+# (tool and function descriptions, a predicted output, a response format's schema, and vLLM's per-request
+# chat template and the values it is given)
 _DATA_KEYS = {
-    "chat": ("messages", "documents", "tools", "functions", "prediction", "response_format"),
+    "chat": (
+        "messages",
+        "documents",
+        "tools",
+        "functions",
+        "prediction",
+        "response_format",
+        "chat_template",
+        "chat_template_kwargs",
+    ),
     "text_completion": ("prompt", "suffix"),
     "embeddings": ("input",),
     "responses": ("instructions", "input", "tools", "text"),

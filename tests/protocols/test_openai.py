@@ -93,8 +93,12 @@ def test_what_servers_render_into_the_prompt_beside_the_messages_is_scanned() ->
         "model": "m", "messages": [{"role": "user", "content": "fix it"}],
         "prediction": {"type": "content", "content": "Dear Ana (ana@example.org),"},
         "response_format": {"type": "json_schema", "json_schema": {"name": "reply", "description": "to 415 555 2671"}},
+        "chat_template": "{{ 'Customer: ana@example.org' }}{% for m in messages %}{{ m.content }}{% endfor %}",
+        "chat_template_kwargs": {"customer": "GB82WEST12345698765432", "enable_thinking": False},
     }))  # fmt: skip
-    assert request.texts == ("fix it", "Dear Ana (ana@example.org),", "reply", "to 415 555 2671")
+    assert request.texts == ("fix it", "Dear Ana (ana@example.org),", "reply", "to 415 555 2671",
+                             "{{ 'Customer: ana@example.org' }}{% for m in messages %}{{ m.content }}{% endfor %}",
+                             "GB82WEST12345698765432")  # fmt: skip
 
 
 def test_responses_api_input_and_instructions() -> None:
