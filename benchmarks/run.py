@@ -46,6 +46,7 @@ BODY = orjson.dumps({"model": MODEL, "messages": [{"role": "system", "content": 
                      "max_tokens": 128, "temperature": 0.2})  # fmt: skip
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}", "x-purpose": "assistant"}
 GRPC_WIRE = "grpc.aio passthrough + the proxy's wire work"
+POSTGRES = "lineage-proxy, PostgreSQL store"
 STREAMED = ("direct", "nginx", "aiohttp passthrough", "httptools floor", "lineage-proxy")  # time to first/last byte
 
 
@@ -105,6 +106,7 @@ class Bench:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="lineage-bench-"))
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._postgres: Any = None  # tests.servers.postgres.PostgresServer, when the PostgreSQL row runs
         self.lua = self.tmp / "post.lua"
         headers = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in HEADERS.items())
         self.lua.write_text(f'wrk.method = "POST"\nwrk.body = [[{BODY.decode()}]]\n{headers}')
@@ -137,7 +139,8 @@ class Bench:
         raise RuntimeError(f"nothing listening on {port}")
 
     def proxy_config(self, port: int, grpc_port: int | None, upstream: str, grpc_upstream: str | None, *,
-                     exporter: str, endpoint: str, detectors: bool, metrics: bool = True) -> Path:  # fmt: skip
+                     exporter: str, endpoint: str, detectors: bool, metrics: bool = True,
+                     store: str | None = None) -> Path:  # fmt: skip
         import hashlib
 
         lines = [
@@ -176,19 +179,21 @@ class Bench:
             "  export_timeout_s: 2",
             *([] if metrics else ["  metrics: false"]),  # only when off: a --baseline tree may predate the key
             "lineage:",
-            f"  store: {self.tmp / f'lineage-{port}.db'}",
+            f"  store: {store or self.tmp / f'lineage-{port}.db'}",
+            *([f"  journal: {self.tmp / f'journal-{port}.db'}"] if store else []),
         ]
         path = self.tmp / f"proxy-{port}.yaml"
         path.write_text("\n".join(lines) + "\n")
         return path
 
     def start_proxy(self, name: str, upstream: str, *, exporter: str, endpoint: str, detectors: bool = True, metrics: bool = True,
-                    workers: int = 1, grpc_upstream: str | None = None, tree: str | None = None) -> Hop:  # fmt: skip
+                    workers: int = 1, grpc_upstream: str | None = None, tree: str | None = None,
+                    store: str | None = None) -> Hop:  # fmt: skip
         """`tree`: run the proxy package of another checkout (`--baseline`), for before/after figures."""
         port = free_port()
         grpc_port = free_port() if grpc_upstream else None
         config = self.proxy_config(port, grpc_port, upstream, grpc_upstream, exporter=exporter, endpoint=endpoint,
-                                   detectors=detectors, metrics=metrics)  # fmt: skip
+                                   detectors=detectors, metrics=metrics, store=store)  # fmt: skip
         cpus = "0-1" if workers > 1 else "1"
         # `python -m` puts the working directory first on sys.path: run from the other tree, so its package loads
         env = {**os.environ, "PYTHONPATH": tree} if tree else None
@@ -231,7 +236,26 @@ class Bench:
             time.sleep(0.1)
         raise RuntimeError("litellm did not listen within 120 s")
 
+    def postgres(self) -> str | None:
+        """A database on a throwaway PostgreSQL cluster (Debian's `postgresql` binaries), for the fleet
+        store's row; None, and the row is left out, when PostgreSQL is not installed."""
+        from tests.servers.postgres import PostgresServer, bin_dir
+
+        binaries = bin_dir()
+        if binaries is None:
+            print("PostgreSQL is not installed (apt-get install postgresql): no PostgreSQL store row", file=sys.stderr)
+            return None
+        root = self.tmp / "postgres"
+        root.mkdir()
+        self.tmp.chmod(0o755)
+        root.chmod(0o755)
+        server = self._postgres = PostgresServer(binaries, root)
+        server.start()
+        return server.database()
+
     def stop(self) -> None:
+        if self._postgres is not None:
+            self._postgres.stop()
         for proc in self.procs:
             proc.terminate()
         for proc in self.procs:
@@ -423,6 +447,10 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
             metrics=False,
         ),
     ]
+    database = bench.postgres()
+    if database is not None:  # the fleet store: the same proxy writing one PostgreSQL database
+        hops.append(bench.start_proxy(POSTGRES, upstream, exporter="otlp", endpoint=f"http://127.0.0.1:{otlp_port}",
+                                      store=database))  # fmt: skip
     if args.litellm:
         hops.append(bench.start_litellm(args.litellm, upstream))
     if args.baseline:
@@ -594,6 +622,14 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         "Other:",
         f"- exporter dead ÷ off, added p50: {target('exporter_dead_vs_off', dead['added_p50_us'], off['added_p50_us'], 1.1)}",
         f"- metrics on ÷ off, CPU/call: {target('metrics_cpu', lp['cpu_us_per_call'], no_metrics['cpu_us_per_call'], 1.05)}",
+        *(
+            [
+                f"- PostgreSQL ÷ SQLite store, CPU/call: "
+                f"{target('postgres_cpu', data['hops'][POSTGRES]['cpu_us_per_call'], lp['cpu_us_per_call'], 1.05)}"
+            ]
+            if POSTGRES in data["hops"]
+            else []
+        ),
         f"- 2 workers ÷ 1 worker, req/s @64 (adjacent runs, median of per-round ratios): {f(two.median('ratio_vs_1'), 2)}×",
     ]
     peer = data["hops"].get("LiteLLM proxy (peer)")

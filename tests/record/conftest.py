@@ -4,13 +4,7 @@ database (`postgres.database()`), so tests share the server but never each other
 
 from __future__ import annotations
 
-import glob
-import itertools
-import os
-import pwd
 import shutil
-import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,68 +12,20 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_real_servers
-
-
-def _bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PostgresServer:
-    """One cluster; `stop()` and `start()` let a test take the database away and bring it back."""
-
-    def __init__(self, bin_dir: Path, root: Path) -> None:
-        self.bin = bin_dir
-        self.root = root
-        self.data = root / "data"
-        self.port = _free_port()
-        self._names = itertools.count(1)
-        self._as: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses root: run the server as the package's postgres user
-            pwd.getpwnam("postgres")
-            shutil.chown(root, "postgres", "postgres")
-            self._as = ["runuser", "-u", "postgres", "--"]
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-
-    def _run(self, tool: str, *args: str) -> None:
-        command = [*self._as, str(self.bin / tool), *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-        assert done.returncode == 0, f"{tool} failed: {done.stdout}\n{done.stderr}"
-
-    def start(self) -> None:
-        options = f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options)
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data))
-
-    def database(self) -> str:
-        """A new, empty database; its URL."""
-        name = f"lineage_{next(self._names)}"
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
-        return self.url(name)
-
-    def url(self, name: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}?connect_timeout=2"
+from tests.servers.postgres import PostgresServer, bin_dir
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    bin_dir = _bin_dir()
-    if bin_dir is None:
+    binaries = bin_dir()
+    if binaries is None:
         message = "PostgreSQL is not installed (apt-get install postgresql): the fleet store is tested against it"
         if require_real_servers():
             pytest.fail(message)
         pytest.skip(message)
     root = Path(tempfile.mkdtemp(prefix="lp-pg-"))
     root.chmod(0o755)
-    server = PostgresServer(bin_dir, root)
+    server = PostgresServer(binaries, root)
     server.start()
     yield server
     try:

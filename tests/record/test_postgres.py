@@ -23,7 +23,7 @@ from proxy.record.journal import Journal, JournaledStore, JournalFull
 from proxy.record.postgres import SCHEMA_VERSION, PostgresStore, redact
 from proxy.record.store import EdgeKey, SqliteStore
 from tests.harness import LoopThread, ProxyHandle, ServeProcess
-from tests.record.conftest import PostgresServer
+from tests.servers.postgres import PostgresServer
 from tests.servers.vllm_like import ROOT, SERVED
 
 CONFIG = """
