@@ -304,6 +304,20 @@ class OutputText:
         """Some of the reply's text was past a read limit: its labels say `scan:truncated`."""
         self._unread = True
 
+    def add_tensors(self, read: Callable[[list[str]], bool]) -> None:
+        """The strings of a reply's output tensors, each its own piece. `read` fills the list and says
+        whether it read them all; BYTES that are not whole elements (InvalidRequest) keep those before."""
+        texts: list[str] = []
+        try:
+            whole = read(texts)
+        except InvalidRequest:
+            whole = False
+        if not whole:
+            self.unread()
+        for text in texts:
+            self.add(text)
+            self.end_piece()
+
     def end_piece(self) -> None:
         """Mark the end of one output (a choice); keeps digests of whole and streamed replies equal."""
         self._hash.update(b"\n")

@@ -8,6 +8,7 @@ the tensor data (JSON `data` values and the binary section), not the framing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections.abc import Awaitable, Callable, Iterable
@@ -196,16 +197,7 @@ class RestReplyObserver:
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
         found = reply.get("outputs")
         outputs = [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
-        texts: list[str] = []
-        try:
-            whole = _tensor_texts(outputs, binary, texts)
-        except InvalidRequest:  # BYTES that are not whole elements: the strings before them are still read
-            whole = False
-        if not whole:
-            self._text.unread()
-        for text in texts:
-            self._text.add(text)
-            self._text.end_piece()
+        self._text.add_tensors(functools.partial(_tensor_texts, outputs, binary))
         try:
             self.outcome.output_digest = _tensor_digest(outputs, binary)
         except InvalidRequest:

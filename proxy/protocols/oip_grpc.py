@@ -301,16 +301,13 @@ class ReplyObserver:
                     raws.append(value)
         except WireError:
             return
-        try:
-            whole = _raw_strings(raws, datatypes, texts)
-        except InvalidRequest:  # BYTES that are not whole elements: the strings before them are still read
-            whole = False
-        if not whole:
-            self._text.unread()
         observe_reply_meta(self.outcome, model, version, rid)
-        for text in texts:
-            self._text.add(text)
-            self._text.end_piece()
+
+        def read(out: list[str]) -> bool:
+            out.extend(texts)  # the tensors' bytes_contents, read on the walk; then their raw contents
+            return _raw_strings(raws, datatypes, out)
+
+        self._text.add_tensors(read)
 
     def finish(self) -> None:
         self._text.finish(self.detectors)
