@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable
 
 from proxy.config import Upstream
-from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, UpstreamUnavailable
+from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.ingress.wire import (
     HttpConnection,
@@ -138,14 +139,11 @@ class HttpIngress:
             if request.header("expect") is not None and not request.expects:
                 raise InvalidRequest(f"unsupported Expect: {request.header('expect')!r} (only 100-continue)",
                                      param="expect")  # fmt: skip
-            encoding = request.header("content-encoding")
-            reads_body = adapter.name != "passthrough"  # passthrough forwards bodies as they came, unread
-            if reads_body and encoding is not None and encoding.strip().lower() != "identity":
-                raise InvalidRequest(f"Content-Encoding {encoding!r}: the proxy reads every request body it checks, "
-                                     "so send it uncompressed", param="content-encoding")  # fmt: skip
+            coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
             body = await conn.body(request)
-            upstream = ex.admit(body, header, conn.peer)
-            await self._forward(request, conn, ex, upstream, body, observe=ex.observes)
+            read = body if coding is None else _decoded(body, coding, conn.server.max_body_bytes)
+            upstream = ex.admit(read, header, conn.peer)
+            await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
             ex.outcome.status = ex.outcome.status or error.status  # what the client is answered (the record says)
             ex.finish(error)
@@ -328,6 +326,40 @@ class HttpIngress:
         )
         ex.finish(error)
         conn.abort()
+
+
+_CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits: gzip framing, zlib framing
+
+
+def _coding(encoding: str | None, reads_body: bool) -> str | None:
+    """The request body's content coding the proxy must undo to read it (None: none, or a body it
+    forwards unread, passthrough). One gzip or deflate layer is read; anything else is a 400, since a
+    body the proxy cannot read cannot be checked."""
+    if encoding is None or not reads_body:
+        return None
+    coding = encoding.strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if coding not in _CODINGS:
+        raise InvalidRequest(f"Content-Encoding {encoding!r}: the proxy reads every request body it checks, and "
+                             "reads gzip or deflate (one layer) or an uncompressed body", param="content-encoding")  # fmt: skip
+    return coding
+
+
+def _decoded(body: bytes, coding: str, limit: int) -> bytes:
+    """`body` decompressed, for the proxy to read (the upstream gets the compressed bytes as they came);
+    at most `limit` bytes, as for an uncompressed body, so a small bomb cannot fill memory."""
+    raw = coding == "deflate" and body[:1] != b"\x78"  # "deflate" is zlib-framed; some clients send it raw
+    inflater = zlib.decompressobj(-15 if raw else _CODINGS[coding])
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidRequest(f"the body is not valid {coding} data: {exc}", param="content-encoding") from None
+    if len(data) > limit:
+        raise RequestTooLarge(f"request body is over the limit of {limit} bytes once decompressed ({coding})")
+    if not inflater.eof or inflater.unused_data:
+        raise InvalidRequest(f"the {coding} body is cut short or has bytes after its end", param="content-encoding")
+    return data
 
 
 def _frame(data: bytes, chunked: bool) -> bytes:

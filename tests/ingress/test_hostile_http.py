@@ -279,22 +279,75 @@ def test_past_an_upstreams_queue_calls_get_503_at_once(vllm, make_proxy, loop_th
     assert sorted(results) == [504, 504]  # both waited their turn and timed out on the never-answering model
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate, gzip", "br"])
-def test_a_compressed_request_body_is_refused_not_forwarded_unread(proxied, encoding: str) -> None:  # type: ignore[no-untyped-def]
-    """A body the proxy cannot read cannot be checked: refused with a clear 400 naming the header, and
-    never forwarded (the upstream would decompress what the detectors never saw)."""
+ZONED = CONFIG.replace(
+    "zones:\n",
+    "detectors: [email]\nzones:\n  - name: mail\n    labels: [pii:email]\n    allow_purposes: [safety-review]\n",
+)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "raw-deflate"])
+def test_a_compressed_request_body_is_read_checked_and_forwarded_as_it_came(vllm, make_proxy, coding: str) -> None:  # type: ignore[no-untyped-def]
+    """gzip and deflate bodies (tritonclient's request compression, say) are decompressed to be read and
+    checked; the upstream gets the compressed bytes as they came. An email inside is found (a zone that
+    keeps it from this purpose refuses the call), and a clean body goes through."""
+    import gzip
+    import zlib
+
+    server, upstream = vllm
+    proxy = make_proxy(ZONED, UPSTREAM=upstream)
+
+    def pack(data: bytes) -> bytes:
+        if coding == "gzip":
+            return gzip.compress(data)
+        packer = zlib.compressobj(wbits=15 if coding == "deflate" else -15)
+        return packer.compress(data) + packer.flush()
+
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\n"
+            f"Content-Encoding: {'deflate' if 'deflate' in coding else coding}")  # fmt: skip
+    secret = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "mail ana@example.com"}]})
+    refused = raw(proxy.bound.http.port, head, pack(secret))
+    assert status(refused) == 403 and error(refused)["code"] == "purpose_denied"
+    assert server.data_requests() == []
+    packed = pack(BODY)
+    reply = raw(proxy.bound.http.port, head, packed)
+    assert status(reply) == 200
+    [forwarded] = server.data_requests()
+    assert forwarded.headers.get("Content-Length") == str(len(packed))  # the compressed bytes, as they came
+    assert orjson.loads(forwarded.body) == orjson.loads(BODY)  # (the test server's aiohttp undoes the coding)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "answer", "says"),
+    [
+        ("br", b"\x0b\x02\x80hello\x03", 400, "gzip or deflate"),
+        ("deflate, gzip", b"", 400, "gzip or deflate"),  # one layer only
+        ("gzip", b"\x1f\x8b\x08\x00not gzip at all", 400, "not valid gzip"),
+        ("gzip", b"", 400, "cut short"),
+    ],
+)
+def test_a_body_the_proxy_cannot_decompress_is_refused_not_forwarded(  # type: ignore[no-untyped-def]
+    proxied, encoding: str, body: bytes, answer: int, says: str
+) -> None:
+    server, proxy = proxied
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Encoding: {encoding}"
+    reply = raw(proxy.bound.http.port, head, body)
+    assert status(reply) == answer and says in str(error(reply)["message"]), reply[:300]
+    assert error(reply)["param"] == "content-encoding"
+    assert server.data_requests() == []
+
+
+def test_a_compressed_body_is_held_to_the_body_limit_once_decompressed(proxied) -> None:  # type: ignore[no-untyped-def]
+    """A small gzip bomb: a few KB that decompress past limits.max_body_bytes are a 413, and only that much
+    is ever decompressed."""
     import gzip
 
     server, proxy = proxied
-    secret = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "mail ana@example.com"}]})
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\n"
-            f"Content-Encoding: {encoding}")  # fmt: skip
-    reply = raw(proxy.bound.http.port, head, gzip.compress(secret))
-    assert status(reply) == 400
-    assert error(reply)["param"] == "content-encoding" and "uncompressed" in str(error(reply)["message"])
+    bomb = gzip.compress(b"{" + b" " * (proxy.config.limits.max_body_bytes + 1))
+    assert len(bomb) < 100_000
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Encoding: gzip"
+    reply = raw(proxy.bound.http.port, head, bomb)
+    assert status(reply) == 413 and "once decompressed" in str(error(reply)["message"])
     assert server.data_requests() == []
-    identity = raw(proxy.bound.http.port, head.replace(f"Content-Encoding: {encoding}", "Content-Encoding: identity"))
-    assert status(identity) == 200 and len(server.data_requests()) == 1
 
 
 def test_a_compressed_body_on_a_passthrough_path_is_forwarded_as_it_came(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
