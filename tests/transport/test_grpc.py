@@ -305,10 +305,13 @@ def test_mlserver_grpc_and_rest_through_the_proxy(ml, make_proxy, otlp) -> None:
     assert client.is_model_ready("iris", headers=AUTH)
     assert list(client.get_model_metadata("iris", headers=AUTH).versions) == ["1"]
 
-    def rest_infer(base: str, model: str, headers: dict[str, str] | None) -> tuple[np.ndarray, dict[str, str]]:
+    def rest_infer(
+        base: str, model: str, headers: dict[str, str] | None, compression: str | None = None
+    ) -> tuple[np.ndarray, dict[str, str]]:
         tensor = httpclient.InferInput("predict", list(IRIS.shape), "FP32")
         tensor.set_data_from_numpy(IRIS, binary_data=False)
-        result = httpclient.InferenceServerClient(base.removeprefix("http://")).infer(model, [tensor], headers=headers)
+        client = httpclient.InferenceServerClient(base.removeprefix("http://"))
+        result = client.infer(model, [tensor], headers=headers, request_compression_algorithm=compression)
         return result.as_numpy("predict"), {}
 
     direct_rest, _ = rest_infer(http_url, "iris", None)
@@ -318,7 +321,10 @@ def test_mlserver_grpc_and_rest_through_the_proxy(ml, make_proxy, otlp) -> None:
                             OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
     via_rest, _ = rest_infer(proxy_rest.url, "iris", AUTH)
     assert via_rest.tolist() == direct_rest.tolist()
-    spans = otlp.wait_for(lambda s: sum(x.name == "infer iris" for x in s) >= 2)
+    # tritonclient's request compression: read by the proxy, forwarded compressed, served by MLServer
+    via_gzip, _ = rest_infer(proxy_rest.url, "iris", AUTH, compression="gzip")
+    assert via_gzip.tolist() == direct_rest.tolist()
+    spans = otlp.wait_for(lambda s: sum(x.name == "infer iris" for x in s) >= 3)
     checkpoints = {s.attributes["lineage.checkpoint"] for s in spans if s.name == "infer iris"}
     assert checkpoints == {"iris:1"}
 
