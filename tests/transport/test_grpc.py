@@ -311,7 +311,8 @@ def test_mlserver_grpc_and_rest_through_the_proxy(ml, make_proxy, otlp) -> None:
         tensor = httpclient.InferInput("predict", list(IRIS.shape), "FP32")
         tensor.set_data_from_numpy(IRIS, binary_data=False)
         client = httpclient.InferenceServerClient(base.removeprefix("http://"))
-        result = client.infer(model, [tensor], headers=headers, request_compression_algorithm=compression)
+        # a copy: tritonclient adds its Content-Encoding to the dict it is given (AUTH, shared by the gRPC tests)
+        result = client.infer(model, [tensor], headers=dict(headers or {}), request_compression_algorithm=compression)
         return result.as_numpy("predict"), {}
 
     direct_rest, _ = rest_infer(http_url, "iris", None)
