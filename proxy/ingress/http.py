@@ -145,29 +145,33 @@ class HttpIngress:
             upstream = ex.admit(read, header, conn.peer)
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
-            ex.outcome.status = ex.outcome.status or error.status  # what the client is answered (the record says)
-            ex.finish(error)
-            await ex.recorded()
-            if conn.replying:  # the reply has started (no known path; never two replies on one connection)
-                conn.abort()
-            else:
-                conn.error(request, error, ex.lineage_headers())
+            await self._failed(request, conn, ex, error)
         except (asyncio.CancelledError, ConnectionError):
             ex.finish(CLIENT_GONE)
             raise
         except Exception:
             log.exception("internal error handling %s %s", method, path, extra={"trace_id": ex.trace.trace_id_hex})
             internal = ProxyError("internal error in lineage-proxy; see its log")
-            ex.outcome.status = internal.status
-            ex.finish(internal)
-            await ex.recorded()
-            if conn.replying:  # the reply has started: the connection is cut instead
-                conn.abort()
-            else:
-                conn.error(request, internal, ex.lineage_headers(), keep_alive=False)
-            conn.closing = True
+            ex.outcome.status = internal.status  # whatever the upstream said, the client gets this
+            await self._failed(request, conn, ex, internal, keep_alive=False)
+            conn.closing = True  # the connection's state is unknown: it ends with this answer
         finally:
             ex.finish()  # a no-op when the call already ended, which every path above does
+
+    @staticmethod
+    async def _failed(
+        request: Request, conn: HttpConnection, ex: Exchange, error: ProxyError, *, keep_alive: bool = True
+    ) -> None:
+        """Answer `error`: recorded first, with the status the client gets, then the error reply; if the
+        reply has already started (no known path; never two replies on one connection), the connection
+        is cut instead."""
+        ex.outcome.status = ex.outcome.status or error.status
+        ex.finish(error)
+        await ex.recorded()
+        if conn.replying:
+            conn.abort()
+        else:
+            conn.error(request, error, ex.lineage_headers(), keep_alive=keep_alive)
 
     async def _data_free(
         self, request: Request, conn: HttpConnection, ex: Exchange, pipeline: Pipeline, adapter: Adapter,
