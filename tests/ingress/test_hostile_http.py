@@ -365,3 +365,40 @@ def test_a_compressed_body_on_a_passthrough_path_is_forwarded_as_it_came(vllm, m
     assert len(forwarded) == 1 and forwarded[0].headers.get("Content-Encoding") == "gzip"
     # the compressed bytes arrived intact (the test server's aiohttp undoes the gzip as it reads)
     assert forwarded[0].headers.get("Content-Length") == str(len(packed)) and forwarded[0].body == b"any upload"
+
+
+def test_a_fault_inside_the_proxy_is_a_500_that_closes_the_connection_and_is_recorded(  # type: ignore[no-untyped-def]
+    proxied, loop_thread, monkeypatch, caplog
+) -> None:
+    """An unexpected exception in the proxy's own code (here while reading the upstream's reply): the
+    client gets the contract's 500 and the connection ends with it (its state is unknown); the call is
+    recorded with the status the client got, not the upstream's 200, and logged; the next connection is
+    served as ever."""
+    import logging
+
+    from proxy.exchange import Exchange
+
+    server, proxy = proxied
+    real_whole = Exchange.whole
+
+    def broken(self: Exchange, body: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Exchange, "whole", broken)
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json"
+    with (
+        caplog.at_level(logging.INFO),
+        socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock,
+    ):
+        sock.sendall(f"{head}\r\nHost: x\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + BODY)  # keep-alive asked
+        reply = b""
+        while piece := sock.recv(65536):  # read until the proxy closes: it must, despite keep-alive
+            reply += piece
+        loop_thread.run(proxy.process.runtime.sinks.flush())  # the access line is written after the reply
+    assert status(reply) == 500 and error(reply)["code"] == "internal_error"
+    assert b"connection: close" in reply.partition(b"\r\n\r\n")[0].lower()
+    assert any("internal error handling POST /v1/chat/completions" in r.getMessage() for r in caplog.records)
+    assert [getattr(r, "status", None) for r in caplog.records if r.name == "lineage_proxy.access"] == [500]
+    assert len(server.data_requests()) == 1  # the upstream had answered: the fault was the proxy's
+    monkeypatch.setattr(Exchange, "whole", real_whole)
+    assert status(raw(proxy.bound.http.port, head)) == 200
