@@ -312,11 +312,23 @@ class BoundedExporter:
             log.warning("span export recovered; %d spans were lost during the outage", self.failed + self.dropped)
 
     def _run(self) -> None:
+        """Export a batch when `batch_size` spans are queued, and what is queued once `interval_s` has
+        passed since the last export. Never "whatever came in while the last export was in flight":
+        under load that exported batches of a handful of spans back to back, each costing as much as a
+        full one (one run: 4 spans a batch, 29 µs of export CPU a call, on the proxy's own core)."""
+        queue, batch_size = self._queue, self._batch_size
+        due = time.monotonic() + self._interval_s
         while not self._stopping:
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
-            while self._queue and not self._stopping:
+            if len(queue) < batch_size:
+                self._wake.wait(max(0.0, due - time.monotonic()))
+                self._wake.clear()
+            if len(queue) < batch_size and time.monotonic() < due:
+                continue  # woken early (a flush, a stop) with no full batch
+            due = time.monotonic() + self._interval_s
+            while queue and not self._stopping:
                 self._export(self._take())
+                if len(queue) < batch_size:
+                    break  # the rest waits for a full batch or the next interval
 
     def force_flush(self) -> None:
         """Export what is queued now (tests, shutdown); stops at the first failure, so a dead

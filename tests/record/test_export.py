@@ -3,7 +3,8 @@ connections closed, 429/503 with Retry-After), and hosted-backend settings (head
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -148,3 +149,62 @@ def test_a_signal_specific_endpoint_is_used_as_is(receiver: OtlpHttpReceiver) ->
     with pytest.raises(ExportRefused):  # the receiver only serves /v1/traces: the path was not rewritten
         other.send([span(4)])
     assert receiver.statuses == [200, 404]
+
+
+class _Batches:
+    """A sink that keeps each batch's size. `during_first` runs inside its first send (spans that
+    arrive while an export is in flight); `first_done` is set as that send returns."""
+
+    def __init__(self, during_first: Callable[[], None] = lambda: None) -> None:
+        self.sizes: list[int] = []
+        self.changed = threading.Condition()
+        self.first_done = threading.Event()
+        self._during_first = during_first
+
+    def send(self, batch: list[bytes]) -> None:
+        with self.changed:
+            self.sizes.append(len(batch))
+            self.changed.notify_all()
+        if len(self.sizes) == 1:
+            self._during_first()
+            self.first_done.set()
+
+    def close(self) -> None:
+        pass
+
+    def wait_for(self, total: int) -> list[int]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: sum(self.sizes) >= total, timeout=10), self.sizes
+            return list(self.sizes)
+
+
+def test_spans_that_arrive_during_an_export_wait_for_a_full_batch() -> None:
+    """Under load, the export thread used to send whatever had come in while its last export was in
+    flight, back to back: one benchmark run exported 4 spans a batch, at the cost of a full batch each.
+    The spans queued during an export now wait for a full batch (or the interval, an hour here)."""
+    queue: BoundedExporter
+    sink = _Batches(during_first=lambda: [queue.submit(span(n)) for n in range(8, 11)])
+    queue = BoundedExporter(sink, batch_size=8, interval_s=3600.0)
+    try:
+        for n in range(8):
+            queue.submit(span(n))
+        assert sink.first_done.wait(10)
+        for n in range(11, 16):
+            queue.submit(span(n))
+        assert sink.wait_for(16) == [8, 8]  # it was [8, 3, 5]
+        queue.submit(span(16))
+        queue.force_flush()  # what is left goes on a flush (or when the interval passes)
+        assert sink.sizes == [8, 8, 1] and queue.exported == 17
+    finally:
+        queue.shutdown()
+
+
+def test_a_partial_batch_goes_when_the_interval_passes() -> None:
+    sink = _Batches()
+    queue = BoundedExporter(sink, batch_size=512, interval_s=0.05)
+    try:
+        for n in range(3):
+            queue.submit(span(n))
+        assert sink.wait_for(3) == [3]
+    finally:
+        queue.shutdown()
