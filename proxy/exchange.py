@@ -46,7 +46,7 @@ class Exchange:
 
     __slots__ = (
         "_durable", "_finished", "_left", "_observer", "_record", "adapter", "call", "decision", "outcome",
-        "pipeline", "target", "trace",
+        "pipeline", "refused", "target", "trace",
     )  # fmt: skip
 
     def __init__(
@@ -69,6 +69,7 @@ class Exchange:
         self._finished = False
         self._record = True
         self._left: int | None = None  # bytes of a sized reply still to come
+        self.refused: Exchange | None = None  # a stream's later message that was denied (`readmit`)
         pipeline.runtime.stats.in_flight += 1
 
     # -- admit
@@ -114,20 +115,29 @@ class Exchange:
         more = self.pipeline.call(
             self.adapter.read(self.target, body, header), self.adapter.name, header, self.trace, call.peer
         )
-        if more.model != call.model:  # decided and recorded for one model: a stream never changes it
+        if more.model != call.model or more.model_version != call.model_version:
+            # decided and recorded for one model and version (its checkpoint): a stream never changes them
+            named, opened = (more.model, call.model) if more.model != call.model else (
+                f"{more.model} version {more.model_version or '(none)'}",
+                f"{call.model} version {call.model_version or '(none)'}",
+            )  # fmt: skip
             raise InvalidRequest(
-                f"a stream serves one model: this message names {more.model!r}, the stream was opened for "
-                f"{call.model!r}",
-                param="model_name",
+                f"a stream serves one model: this message names {named!r}, the stream was opened for {opened!r}",
+                param="model_version" if more.model == call.model else "model_name",
             )
         if more.labels <= call.labels and more.detected <= call.detected:
             return None
-        call = self.call = dataclasses.replace(call, labels=call.labels | more.labels,
-                                               detected=call.detected | more.detected)  # fmt: skip
-        again = self.pipeline.decide(call)
+        widened = dataclasses.replace(call, labels=call.labels | more.labels, detected=call.detected | more.detected)
+        again = self.pipeline.decide(widened)
         if again.forwards:
+            self.call = widened
             return None
-        self.decision = again
+        # This call stays the record of what was forwarded (its labels, its decision, the outputs so far); the
+        # message refused is a call of its own, denied (`refused`, which the ingress finishes as it answers):
+        # the stream ends with its answer.
+        trace = self.trace.sibling()
+        refused = self.refused = Exchange(self.pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
+        refused.call, refused.decision = dataclasses.replace(widened, trace=trace), again
         return self.pipeline.denial(again)
 
     # -- the reply

@@ -6,6 +6,8 @@ observer fills an Outcome; the recorder turns the three into a span and an edge.
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,6 +52,10 @@ class TraceContext:
     @property
     def trace_id_hex(self) -> str:
         return f"{self.trace_id:032x}"
+
+    def sibling(self) -> TraceContext:
+        """Another span of the proxy's beside this one: the same trace and parent, its own span id."""
+        return dataclasses.replace(self, span_id=random.getrandbits(64) or 1)
 
     def traceparent(self) -> str:
         """The header to send upstream: the proxy's span is the upstream's parent."""

@@ -182,21 +182,15 @@ def _decide(call: Call, policy: Policy) -> Decision:
     if caller is not None and caller.labels:
         labels = labels | caller.labels
 
+    purpose = call.purpose or (caller.default_purpose if caller else None) or policy.default_purpose
     matched = policy.route(call.model)
     if matched is None:
-        return Decision(
-            DENY,
-            None,
-            caller_name,
-            call.purpose,
-            labels,
-            code="model_not_found",
-            rule="routes",
-            reason=f"no route for model {call.model!r} (and no '*' fallback route)",
-        )
+        # a caller the proxy does not know is refused as such: it never learns which models are routed
+        code, rule, reason = denial or ("model_not_found", "routes",
+                                        f"no route for model {call.model!r} (and no '*' fallback route)")  # fmt: skip
+        return Decision(DENY, None, caller_name, purpose, labels, code=code, rule=rule, reason=reason)
     route, upstream = matched
 
-    purpose = call.purpose or (caller.default_purpose if caller else None) or policy.default_purpose
     zones: tuple[Zone, ...] = ()
     if labels:
         hit: dict[str, Zone] = {}
@@ -208,8 +202,9 @@ def _decide(call: Call, policy: Policy) -> Decision:
 
     if denial is None and call.opaque and not policy.opaque_allowed:
         denial = ("endpoint_denied", "policy.passthrough",
-                  "this endpoint carries data the proxy does not read, so no zone can be checked on it; it is "
-                  "refused while zones are configured (policy.passthrough: forward allows it)")  # fmt: skip
+                  "this call carries data the proxy does not read (a path or method no adapter reads, or tensors "
+                  "in shared memory), so no zone can be checked on it; it is refused while zones are configured "
+                  "(policy.passthrough: forward allows it)")  # fmt: skip
     if denial is None and purpose is None:
         who = f"caller {caller_name!r} has no default_purpose" if caller else "the call has no known caller"
         denial = ("purpose_required", "policy.default_purpose",

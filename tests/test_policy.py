@@ -159,6 +159,15 @@ def test_no_route() -> None:
     policy = Policy.compile(parse(POLICY_YAML.replace('  - {model: "*", upstream: eu-llama}\n', "")))
     d = decide(call(model="gpt-x", purpose="assistant"), policy)
     assert (d.action, d.code) == ("deny", "model_not_found")
+    assert decide(call(model="gpt-x"), policy).purpose == "assistant"  # the caller's default, recorded
+
+
+def test_an_unknown_caller_is_refused_as_such_even_for_a_model_without_a_route() -> None:
+    """Otherwise a caller without a key learns which model names are routed (404 against 401)."""
+    policy = Policy.compile(parse(POLICY_YAML.replace('  - {model: "*", upstream: eu-llama}\n', "")))
+    for key in (None, "not-a-key"):
+        d = decide(call(model="gpt-x", key=key), policy)
+        assert (d.action, d.code) == ("deny", "invalid_api_key"), key
 
 
 def test_audit_mode_never_blocks_but_says_what_it_would_have_done() -> None:

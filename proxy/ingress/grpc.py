@@ -22,12 +22,12 @@ from proxy.errors import ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
+from proxy.protocols.oip_grpc import PASSTHROUGH
 from proxy.tls import grpc_certificate_configuration, identities_from_auth_context
-from proxy.transport.grpc_channels import UNLIMITED, GrpcChannels, upstream_status
+from proxy.transport.grpc_channels import GrpcChannels, upstream_status
 
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
 _STATUS = {code.name: code for code in grpc.StatusCode}
-_PASSTHROUGH = Target("passthrough", carries_data=False)
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -93,7 +93,12 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     # -- lifecycle
 
     async def start(self, address: Address, tls: Tls | None = None) -> Address:
-        self._server = grpc.aio.server(options=[*UNLIMITED, ("grpc.so_reuseport", 1)])
+        # a request message over limits.max_body_bytes (decompressed) is refused by grpc itself, RESOURCE_EXHAUSTED,
+        # before it is held whole; replies are the upstream's, passed on whatever their size
+        limit = self.ref.current.config.limits.max_body_bytes
+        self._server = grpc.aio.server(options=[
+            ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
+        ])  # fmt: skip
         self._server.add_generic_rpc_handlers((self,))
         if tls is None:
             port = self._server.add_insecure_port(str(address))
@@ -222,17 +227,21 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             raise
         finally:
             ex.finish()
+            if ex.refused is not None:  # the client left before its stream's denial was answered
+                ex.refused.finish(CLIENT_GONE)
 
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext[Any, Any], ex: Exchange, error: ProxyError) -> NoReturn:
         """End the call with `error`: recorded first (with the status it is answered with), then the status
         with the lineage as trailers."""
         code = _STATUS.get(error.grpc_code, grpc.StatusCode.UNKNOWN)
-        if ex.outcome.status is None:
-            ex.outcome.status = code.value[0]
-        ex.finish(error)
-        await ex.recorded()
-        await context.abort(code, error.message, tuple(ex.lineage_headers()))
+        answered = ex.refused or ex  # a stream ended by a denied message: it is that message's answer
+        for one in (answered, ex) if answered is not ex else (ex,):
+            if one.outcome.status is None:
+                one.outcome.status = code.value[0]
+            one.finish(error)
+            await one.recorded()
+        await context.abort(code, error.message, tuple(answered.lineage_headers()))
         raise AssertionError("unreachable: abort raises")
 
     # -- inference
@@ -348,15 +357,13 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     async def passthrough(
         self, method: str, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        """Any other method, unary or streaming alike (the wire does not tell them apart): bytes both
-        ways; the caller's key is checked and the method recorded in a span."""
-        ex, header = self._exchange(GRPC_ADAPTERS[0], _PASSTHROUGH, method, context)
+        """Any other method, unary or streaming alike (the wire does not tell them apart): its messages
+        are not read, so it is decided as an opaque call on its metadata (`policy.passthrough`: refused
+        while zones are configured, unless `forward`), routed by the `"*"` route, then bytes both ways."""
+        ex, header = self._exchange(GRPC_ADAPTERS[0], PASSTHROUGH, method, context)
         ex.outcome.extra["rpc.method"] = method
-        pipeline = ex.pipeline
         async with self._ends(ex, context):
-            pipeline.identify_only(header, self._peer(context))
-            upstream = self._data_free_upstream(pipeline, "")
-            ex.admit_data_free(upstream, span=True)
+            upstream = self._admit(ex, b"", header, context)
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
             )
@@ -377,5 +384,5 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             finally:
                 if not writer.done():
                     writer.cancel()
-            context.set_trailing_metadata(tuple(_pass(await rpc.trailing_metadata())))
+            context.set_trailing_metadata((*_pass(await rpc.trailing_metadata()), *ex.lineage_headers()))
             ex.finish()

@@ -24,6 +24,9 @@ from proxy.protocols import Fetch, Header, OutputText, Request, Target, load_req
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 LABELS_PARAMETER = "data_labels"
+# a tensor parameter naming a shared-memory region that holds the tensor's data (Triton's extension): data the
+# proxy cannot read, so such a call is opaque, as a path no adapter reads (policy.passthrough decides)
+SHARED_MEMORY = "shared_memory_region"
 _MAX_SCAN_STRINGS = 10_000
 
 
@@ -140,8 +143,15 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
                              param="binary_data_size")  # fmt: skip
     texts: list[str] = []
     whole = _tensor_texts(inputs, binary, texts)
-    return Request(model, "infer", False, tuple(texts), (), labels, version, _tensor_digest(inputs, binary),
-                   unscanned=not whole)  # fmt: skip
+    outputs = data.get("outputs")
+    shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
+    return Request(model, "infer", False, tuple(texts), (), labels, version,
+                   None if shared else _tensor_digest(inputs, binary), opaque=shared, unscanned=not whole)  # fmt: skip
+
+
+def _in_shared_memory(tensor: Any) -> bool:
+    parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+    return isinstance(parameters, dict) and SHARED_MEMORY in parameters
 
 
 def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes, texts: list[str]) -> bool:

@@ -17,16 +17,30 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Header, OutputText, Request, Target
-from proxy.protocols.oip import LABELS_PARAMETER, bytes_tensor_strings, labels_parameter, observe_reply_meta
+from proxy.protocols.oip import (
+    LABELS_PARAMETER,
+    SHARED_MEMORY,
+    bytes_tensor_strings,
+    labels_parameter,
+    observe_reply_meta,
+)
 
 SERVICE = "/inference.GRPCInferenceService/"
 MODEL_INFER = SERVICE + "ModelInfer"
 MODEL_STREAM_INFER = SERVICE + "ModelStreamInfer"
 MODEL_METADATA = SERVICE + "ModelMetadata"
 MODEL_READY = SERVICE + "ModelReady"
-_DATA_FREE = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
+# RPCs whose requests carry no data, only a name (of a model, a repository or a region) and flags; every other
+# method is opaque (`PASSTHROUGH`): Triton's repository loads, shared-memory registration and trace settings
+# move data (model files, tensors, other callers' tensors to disk) the proxy does not read
+_DATA_FREE = (
+    "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelConfig", "ModelStatistics",
+    "RepositoryIndex", "SystemSharedMemoryStatus", "CudaSharedMemoryStatus",
+)  # fmt: skip
+PASSTHROUGH = Target("passthrough")
 
 _MAX_STRINGS = 10_000
+_MAX_FIELD = (1 << 29) - 1  # protobuf's largest field number
 
 
 class WireError(ValueError):
@@ -48,6 +62,29 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
             raise WireError("varint too long")
 
 
+def _tag(buf: memoryview, pos: int) -> tuple[int, int]:
+    """A field's tag, read only in the one form every protobuf parser reads alike: at most 5 bytes, the
+    shortest encoding, a field number protobuf allows. Parsers differ past that: C++ protobuf (Triton)
+    keeps a tag's low 32 bits, so `8a 80 80 80 10` is field 1 to it and field 2^29+1 here; pure-Python
+    protobuf looks tags up by their bytes, so `8a 00` is an unknown field to it and field 1 here. Either
+    way the upstream would read another model name or tensor than the proxy checked."""
+    start = pos
+    key, pos = _varint(buf, pos)
+    if pos - start > 5 or key >> 3 > _MAX_FIELD or buf[pos - 1] == 0:
+        raise WireError("a field tag in a form protobuf parsers read differently (overlong, or field number "
+                        "out of range)")  # fmt: skip
+    return key, pos
+
+
+def _length(buf: memoryview, pos: int) -> tuple[int, int]:
+    """A length-delimited field's length: protobuf caps it below 2^31 and reads at most 5 bytes of it."""
+    start = pos
+    length, pos = _varint(buf, pos)
+    if pos - start > 5 or length >= 1 << 31:
+        raise WireError("a field length over protobuf's limit")
+    return length, pos
+
+
 def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
     """(field number, wire type, value): an int for varints/fixed, a zero-copy slice for bytes."""
     pos, end = 0, len(buf)
@@ -56,7 +93,7 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
         if key < 0x80:
             pos += 1
         else:
-            key, pos = _varint(buf, pos)
+            key, pos = _tag(buf, pos)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise WireError("field number 0")  # protobuf refuses it: so must the proxy, or the two would differ
@@ -68,7 +105,7 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
             if length < 0x80:
                 pos += 1
             else:
-                length, pos = _varint(buf, pos)
+                length, pos = _length(buf, pos)
             if pos + length > end:
                 raise WireError("truncated length-delimited field")
             yield number, wire, buf[pos : pos + length]
@@ -90,8 +127,10 @@ def _skip_group(buf: memoryview, pos: int, group: int, depth: int) -> int:
         raise WireError("groups nested too deep")
     end = len(buf)
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _tag(buf, pos)
         number, wire = key >> 3, key & 7
+        if number == 0:
+            raise WireError("field number 0")
         if wire == 4:
             if number != group:
                 raise WireError("end-group of another group")
@@ -99,7 +138,7 @@ def _skip_group(buf: memoryview, pos: int, group: int, depth: int) -> int:
         if wire == 0:
             _, pos = _varint(buf, pos)
         elif wire == 2:
-            length, pos = _varint(buf, pos)
+            length, pos = _length(buf, pos)
             pos += length
         elif wire in (1, 5):
             pos += 8 if wire == 1 else 4
@@ -138,18 +177,30 @@ def _parameter(entry: memoryview) -> tuple[str, str | None]:
     return key, text
 
 
-def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> str:
-    """An Infer{Input,Output}Tensor: hash its `contents`, collect BYTES strings; returns the datatype."""
+def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> tuple[str, bool]:
+    """An Infer{Input,Output}Tensor: hash its `contents`, collect BYTES strings; returns the datatype,
+    and whether its data is in a shared-memory region (which the proxy cannot read)."""
     datatype = ""
+    shared = False
     for number, _, value in fields(tensor):
         if number == 2 and isinstance(value, memoryview):
             datatype = _text(value)
+        elif number == 4 and isinstance(value, memoryview):
+            shared = shared or _parameter(value)[0] == SHARED_MEMORY
         elif number == 5 and isinstance(value, memoryview):
             digest.update(value)
             for inner, _, item in fields(value):
                 if inner == 8 and isinstance(item, memoryview) and len(texts) < _MAX_STRINGS:  # bytes_contents
                     texts.append(bytes(item).decode("utf-8", "replace"))
-    return datatype
+    return datatype, shared
+
+
+def _output_in_shared_memory(output: memoryview) -> bool:
+    """An InferRequestedOutputTensor whose result is to be written to a shared-memory region."""
+    return any(
+        number == 2 and isinstance(value, memoryview) and _parameter(value)[0] == SHARED_MEMORY
+        for number, _, value in fields(output)
+    )
 
 
 def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str]) -> bool:
@@ -173,6 +224,7 @@ def read_infer_request(data: bytes) -> Request:
     digest = hashlib.sha256()
     raws: list[memoryview] = []
     seen = False
+    shared = False  # a tensor in shared memory: data the proxy cannot read (policy.passthrough decides)
     try:
         for number, _, value in fields(buf):
             if not isinstance(value, memoryview):
@@ -188,8 +240,12 @@ def read_infer_request(data: bytes) -> Request:
                         raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                     labels = labels + labels_parameter(text)
             elif number == 5:
-                datatypes.append(_tensor(value, texts, digest))
+                datatype, in_shared = _tensor(value, texts, digest)
+                datatypes.append(datatype)
+                shared = shared or in_shared
                 seen = True
+            elif number == 6:
+                shared = shared or _output_in_shared_memory(value)
             elif number == 7:
                 digest.update(value)
                 seen = True
@@ -200,18 +256,21 @@ def read_infer_request(data: bytes) -> Request:
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     return Request(model, "infer", False, tuple(texts), (), labels, version or None,
-                   "sha256:" + digest.hexdigest() if seen else None, unscanned=not whole)  # fmt: skip
+                   "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
+                   unscanned=not whole)  # fmt: skip
 
 
 def read_model_name(data: bytes) -> str:
-    """field 1 of ModelReadyRequest / ModelMetadataRequest (both: name = 1); "" when absent or invalid."""
+    """field 1 of ModelReadyRequest, ModelMetadataRequest and the like (name = 1), the last one as for
+    protobuf; "" when absent or invalid."""
+    name = ""
     try:
         for number, _, value in fields(memoryview(data)):
             if number == 1 and isinstance(value, memoryview):
-                return _text(value)
+                name = _text(value)
     except WireError:
-        pass
-    return ""
+        return ""
+    return name
 
 
 def encode_model_metadata_request(name: str) -> bytes:
@@ -293,7 +352,7 @@ class ReplyObserver:
                 elif number == 3:
                     rid = _text(value)
                 elif number == 5 and isinstance(value, memoryview):
-                    datatypes.append(_tensor(value, texts, self._digest))
+                    datatypes.append(_tensor(value, texts, self._digest)[0])
                     self._seen = True
                 elif number == 6 and isinstance(value, memoryview):
                     self._digest.update(value)
@@ -336,13 +395,15 @@ class Adapter:
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         if not target.carries_data:
             return Request(read_model_name(body), target.operation)
+        if target is PASSTHROUGH:  # decided before its messages are read, which it never is: opaque
+            return Request("", "passthrough", opaque=True)
         return read_infer_request(body)
 
     def merge(self, listings: list[Any]) -> bytes:
         raise NotImplementedError("OIP gRPC has no merged listing")
 
-    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver:
-        return ReplyObserver(outcome, detectors, capture)
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver | None:
+        return None if target is PASSTHROUGH else ReplyObserver(outcome, detectors, capture)
 
 
 ADAPTER = Adapter()

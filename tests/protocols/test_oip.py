@@ -133,6 +133,18 @@ def test_request_without_data_has_no_digest() -> None:
     assert (request.digest, request.texts, request.labels) == (None, (), ())
 
 
+def test_tensors_in_shared_memory_make_the_request_opaque() -> None:
+    """Triton's shared-memory extension over REST: the data is in a region the proxy cannot read, so the
+    call is opaque (policy.passthrough decides) and has no digest; an output to shared memory too."""
+    shared = {"name": "T", "datatype": "BYTES", "shape": [1],
+              "parameters": {"shared_memory_region": "r0", "shared_memory_byte_size": 64}}  # fmt: skip
+    request = read_rest_request("m", None, orjson.dumps({"inputs": [shared]}), None)
+    assert request.opaque and request.digest is None
+    output = {"inputs": REQUEST["inputs"], "outputs": [{"name": "Y", "parameters": {"shared_memory_region": "o"}}]}
+    assert read_rest_request("m", None, orjson.dumps(output), None).opaque
+    assert not read_rest_request("m", None, orjson.dumps(REQUEST), None).opaque
+
+
 def test_bytes_data_flat_scalar_and_mixed() -> None:
     inputs = [
         {"name": "A", "datatype": "BYTES", "data": "scalar"},

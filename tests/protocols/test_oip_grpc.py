@@ -136,6 +136,52 @@ def test_fields_of_broken_bytes(data: bytes, message: str) -> None:
         list(fields(memoryview(data)))
 
 
+HIDDEN = b"\x0arestricted"  # a model_name field's length and value, after one of the tags below
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        b"\x8a\x80\x80\x80\x10",  # field 1 to C++ protobuf (it keeps a tag's low 32 bits), 2^29+1 when read whole
+        b"\x8a\x80\x80\x80\x80\x00",  # six bytes
+        b"\x8a\x00",  # field 1 in two bytes: an unknown field to pure-Python protobuf (it looks tags up by bytes)
+        b"\xfa\xff\xff\xff\x1f",  # field number 2^30 - 1: past protobuf's largest (2^29 - 1)
+    ],
+)
+def test_a_tag_protobuf_parsers_read_differently_is_refused(tag: bytes) -> None:
+    """Otherwise the upstream's parser and the proxy read different models or tensors: `echo` here, and
+    to Triton's C++ parser `restricted`, a model the caller may not use."""
+    message = b"\x0a\x04echo" + tag + HIDDEN
+    with pytest.raises(WireError, match="a field tag in a form protobuf parsers read differently"):
+        list(fields(memoryview(message)))
+    with pytest.raises(InvalidRequest, match="not a valid protobuf message"):
+        read_infer_request(message)
+
+
+def test_the_largest_field_number_and_long_lengths_are_read() -> None:
+    largest = b"\xfa\xff\xff\xff\x0f"  # field 2^29 - 1, wire type 2, in five bytes
+    assert as_tuples(largest + b"\x01x") == [((1 << 29) - 1, 2, b"x")]
+    long_value = b"x" * 200  # a two-byte length
+    assert as_tuples(b"\x0a\xc8\x01" + long_value) == [(1, 2, long_value)]
+    with pytest.raises(WireError, match="a field length over protobuf's limit"):
+        list(fields(memoryview(b"\x0a\x80\x80\x80\x80\x08")))  # 2^31
+
+
+def test_tensors_in_shared_memory_make_the_request_opaque() -> None:
+    """Triton's shared-memory extension: the tensor's data is in a region the proxy cannot read, so the
+    call is opaque (policy.passthrough decides), and has no digest (nothing was read to digest)."""
+    message = infer_request(model_name="echo")
+    tensor = message.inputs.add(name="TEXT", datatype="BYTES", shape=[1])
+    tensor.parameters["shared_memory_region"].string_param = "r0"
+    tensor.parameters["shared_memory_byte_size"].int64_param = 64
+    request = read_infer_request(message.SerializeToString())
+    assert request.opaque and request.digest is None and request.texts == ()
+    output_only = full_request()
+    output_only.outputs[0].parameters["shared_memory_region"].string_param = "out"
+    assert read_infer_request(output_only.SerializeToString()).opaque
+    assert not read_infer_request(full_request().SerializeToString()).opaque
+
+
 # -- ModelInferRequest ------------------------------------------------------------------------------
 
 
@@ -411,6 +457,14 @@ def test_read_model_name_never_raises(data: bytes) -> None:
     assert isinstance(read_model_name(data), str)
 
 
+def test_read_model_name_takes_the_last_name_as_protobuf_does() -> None:
+    twice = (
+        PB["ModelMetadataRequest"](name="echo").SerializeToString()
+        + PB["ModelMetadataRequest"](name="restricted").SerializeToString()
+    )
+    assert PB["ModelMetadataRequest"].FromString(twice).name == read_model_name(twice) == "restricted"
+
+
 # -- the adapter ------------------------------------------------------------------------------------
 
 
@@ -451,8 +505,9 @@ def test_whatever_protobuf_reads_from_a_message_the_proxy_reads_too(data: bytes,
     try:
         request = read_infer_request(mangled)
     except InvalidRequest as exc:  # refused by the proxy's own rules, which protobuf does not know:
-        # a data_labels parameter that is not a string_param, BYTES contents that are not whole elements
-        assert "data_labels" in str(exc) or "BYTES tensor" in str(exc), exc
+        # a data_labels parameter that is not a string_param, BYTES contents that are not whole elements, a
+        # tag this parser (upb) reads but others read differently (test_a_tag_protobuf_parsers_read_differently)
+        assert any(why in str(exc) for why in ("data_labels", "BYTES tensor", "protobuf parsers read differently")), exc
         return
     assert (request.model, request.version or "") == (parsed.model_name, parsed.model_version)
     if "data_labels" in parsed.parameters:

@@ -152,10 +152,13 @@ def test_denials_over_grpc(proxied) -> None:  # type: ignore[no-untyped-def]
     assert any(s.attributes.get("error.type") == "purpose_denied" for s in denied)
 
 
-def test_metadata_calls_and_an_unknown_method_pass_through(proxied) -> None:  # type: ignore[no-untyped-def]
+def test_metadata_calls_pass_through_and_an_unknown_method_is_refused_under_zones(proxied) -> None:  # type: ignore[no-untyped-def]
+    """Health and metadata RPCs carry no data; any other method (Triton's repository loads, shared-memory
+    registration, trace settings, or a service of its own) is opaque: the proxy does not read its messages,
+    so with zones configured it is refused (`policy.passthrough: auto`), as a path no adapter reads is."""
     import grpc
 
-    proxy, client, _, _ = proxied
+    proxy, client, _, otlp = proxied
     assert client.is_server_live(headers=AUTH) and client.is_server_ready(headers=AUTH)
     assert client.is_model_ready("simple", headers=AUTH)
     assert client.get_server_metadata(headers=AUTH).name == "faithful-oip"
@@ -166,10 +169,39 @@ def test_metadata_calls_and_an_unknown_method_pass_through(proxied) -> None:  # 
         assert len(dict(call.trailing_metadata())["x-trace-id"]) == 32  # a data-free RPC's trace, as a trailer
         assert not set(LINEAGE_KEYS) & set(dict(call.initial_metadata()))
         reverse = channel.unary_unary("/test.Extra/Reverse")
-        assert reverse(b"lineage", metadata=tuple(AUTH.items())) == b"egaenil"
+        with pytest.raises(grpc.RpcError) as refused:
+            reverse(b"lineage", metadata=tuple(AUTH.items()))
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "policy.passthrough" in refused.value.details()
+        md = dict(refused.value.trailing_metadata())
+        assert md["x-lineage-decision"] == "deny"
+        span = otlp.by_trace(md["x-trace-id"])
+        assert span.attributes["rpc.method"] == "/test.Extra/Reverse"
+        assert span.attributes["error.type"] == "endpoint_denied"
         with pytest.raises(grpc.RpcError) as caught:
             reverse(b"x")
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_an_unknown_method_forwarded_by_policy_is_decided_on_its_metadata(faithful, otlp, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """`policy.passthrough: forward`: the method goes through, decided like any call on what its metadata
+    declares (purpose, labels), and recorded as such."""
+    import grpc
+
+    address, _ = faithful
+    proxy = make_proxy(CONFIG + "policy:\n  passthrough: forward\n", wait="probed", OIP_GRPC=address,
+                       OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        reverse = channel.unary_unary("/test.Extra/Reverse")
+        reply, call = reverse.with_call(b"lineage", metadata=(*AUTH.items(), ("x-data-labels", "campaign-7")))
+        assert reply == b"egaenil"
+        with pytest.raises(grpc.RpcError) as denied:  # the zone's purposes still hold for what it declares
+            reverse(b"x", metadata=(*AUTH.items(), ("x-data-labels", "health")))
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "zone health allows: assistant" in denied.value.details()
+    span = otlp.by_trace(dict(call.trailing_metadata())["x-trace-id"])
+    assert span.attributes["lineage.input.labels"] == ["campaign-7"]
+    assert span.attributes["lineage.decision"] == "allow" and span.attributes["lineage.purpose"] == "evaluation"
 
 
 def test_streamed_inference(proxied) -> None:  # type: ignore[no-untyped-def]
@@ -390,6 +422,111 @@ def test_a_stream_cannot_switch_models(proxied) -> None:  # type: ignore[no-unty
     assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "a stream serves one model" in exc.details()
     assert [json.loads(line)["model"] for line in log.read_text().splitlines()][-1:] != ["echo"]
+
+
+def test_a_stream_cannot_switch_model_versions(proxied) -> None:  # type: ignore[no-untyped-def]
+    """The call is decided and recorded for one checkpoint: a later message naming another version of
+    the same model is refused, as one naming another model is."""
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    proxy, _, log, _ = proxied
+
+    def versioned(version: str) -> bytes:
+        request = service_pb2.ModelInferRequest.FromString(_infer_request("simple"))
+        request.model_version = version
+        return bytes(request.SerializeToString())
+
+    before = len(requests_seen(log))
+    got, exc = _stream(proxy, [versioned("1"), versioned("2")], tuple(AUTH.items()))
+    assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'simple version 2', the stream was opened for 'simple version 1'" in exc.details()
+    assert "2" not in [r["version"] for r in requests_seen(log)[before:]]  # (the first may be cut off too)
+
+
+def test_a_stream_denied_partway_records_what_flowed_and_what_was_refused(proxied) -> None:  # type: ignore[no-untyped-def]
+    """Two records: the call as forwarded (allowed, with the labels that reached the model and its
+    outputs), and the refused message as a denied call in the same trace, whose denial ends the stream."""
+    import threading
+
+    import grpc
+
+    proxy, _, log, otlp = proxied
+    before = len(requests_seen(log))
+    answered = threading.Event()
+
+    def messages() -> Iterator[bytes]:
+        yield _infer_request("simple", labels="campaign-7")
+        assert answered.wait(10)  # the second goes once the first has its reply: the model had the first
+        yield _infer_request("simple", labels="health")
+
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")(
+            messages(), metadata=tuple(AUTH.items()), timeout=10
+        )
+        got = []
+        with pytest.raises(grpc.RpcError) as ended:
+            for reply in call:
+                got.append(reply)
+                answered.set()
+    assert len(got) == 1 and len(requests_seen(log)[before:]) == 1  # the refused message never reached the model
+    exc = ended.value
+    assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
+    trailers = dict(exc.trailing_metadata())
+    assert trailers["x-lineage-decision"] == "deny" and trailers["x-data-labels"] == "campaign-7,health"
+    spans = otlp.wait_for(lambda spans: sum(s.trace_id == trailers["x-trace-id"] for s in spans) == 2)
+    flowed, refused = sorted((s for s in spans if s.trace_id == trailers["x-trace-id"]),
+                             key=lambda s: s.attributes["lineage.decision"])  # fmt: skip
+    assert flowed.attributes["lineage.decision"] == "allow"
+    assert flowed.attributes["lineage.input.labels"] == ["campaign-7"]
+    assert flowed.attributes["lineage.checkpoint"] == "simple:2"
+    assert flowed.attributes["error.type"] == "purpose_denied"  # what ended it
+    assert refused.attributes["lineage.decision"] == "deny"
+    assert refused.attributes["lineage.input.labels"] == ["campaign-7", "health"]
+    assert refused.span_id != flowed.span_id and refused.parent_span_id == flowed.parent_span_id
+
+
+def test_tensors_in_shared_memory_are_refused_under_zones(proxied) -> None:  # type: ignore[no-untyped-def]
+    """Their data is in a region the proxy cannot read: the call is opaque (policy.passthrough)."""
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    proxy, _, log, _ = proxied
+    request = service_pb2.ModelInferRequest(model_name="echo")
+    tensor = request.inputs.add(name="TEXT", datatype="BYTES", shape=[1])
+    tensor.parameters["shared_memory_region"].string_param = "r0"
+    tensor.parameters["shared_memory_byte_size"].int64_param = 64
+    before = len(requests_seen(log))
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        with pytest.raises(grpc.RpcError) as refused:
+            infer(request.SerializeToString(), metadata=tuple(AUTH.items()), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "tensors in shared memory" in refused.value.details()
+    assert requests_seen(log)[before:] == []
+
+
+def test_a_request_over_max_body_bytes_is_resource_exhausted(faithful, otlp, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """limits.max_body_bytes holds on gRPC too, for a compressed message once decompressed: grpc refuses
+    it before it is held whole, and it never reaches the upstream."""
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    address, log = faithful
+    proxy = make_proxy(CONFIG + "limits:\n  max_body_bytes: 4096\n", wait="probed", OIP_GRPC=address,
+                       OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
+    request = service_pb2.ModelInferRequest(model_name="simple")
+    request.inputs.add(name="A", datatype="INT32", shape=[1, 2000])
+    request.raw_input_contents.append(bytes(8000))
+    before = len(requests_seen(log))
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        for compression in (None, grpc.Compression.Gzip):  # 8 KB of zeros: a few dozen bytes gzipped
+            with pytest.raises(grpc.RpcError) as refused:
+                infer(request.SerializeToString(), metadata=tuple(AUTH.items()), timeout=10, compression=compression)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert infer(_infer_request("simple"), metadata=tuple(AUTH.items()), timeout=10)  # small calls go on
+    assert len(requests_seen(log)[before:]) == 1
 
 
 def test_a_malformed_later_message_ends_the_stream_at_once(proxied) -> None:  # type: ignore[no-untyped-def]
