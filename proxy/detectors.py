@@ -12,16 +12,22 @@ no personal data costs a few microseconds instead of ~200. Every pattern is line
 most `limits.scan_max_chars` characters are scanned per call and direction; a longer text gets the label
 `scan:truncated` so nobody mistakes "not scanned" for "clean". User-defined patterns run on the text
 itself: their cost is theirs.
+
+A text that is not ASCII is scanned in its NFKC form without invisible characters, as labels are read:
+a fullwidth `＠` or digit is the ASCII one, a zero-width space inside an address is no gap. (Addresses
+whose domain is not ASCII are not found: the class string has no non-ASCII letters.)
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from proxy.config import DetectorSpec
+from proxy.labels import INVISIBLE
 
 TRUNCATED = "scan:truncated"
 
@@ -40,7 +46,7 @@ def _class_table() -> bytes:
             table[byte] = ord("a")
         elif "G" <= char <= "Z":
             table[byte] = ord("A")
-        elif char in " .-+():@_%":
+        elif char in " .-+():@_%/":
             table[byte] = byte
     return bytes(table)
 
@@ -88,7 +94,7 @@ class _Text:
 # Each finder yields (start, end) of validated values in a _Text.
 Finder = Callable[[_Text], Iterator[tuple[int, int]]]
 
-_CARD = re.compile(rb"0(?:[ -]?0){12,18}")
+_CARD = re.compile(rb"0(?:[ ./-]?0){12,18}")
 _PHONE = re.compile(rb"0[0 ().-]{6,24}0")
 _IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
 _IPV6_TRIGGER = re.compile(rb":[0xX]{0,4}:")
@@ -102,7 +108,11 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         start, end = m.span()
         if t.before(start) in b"0-" or t.after(end) in b"0-":
             continue
-        digits = t.raw[start:end].replace(b" ", b"").replace(b"-", b"")
+        if (t.before(start) in b"./" and t.before(start - 1) == 48) or (
+            t.after(end) in b"./" and t.after(end + 1) == 48
+        ):
+            continue  # part of a longer dotted number, not a sentence's full stop
+        digits = bytes(b for b in t.raw[start:end] if 48 <= b <= 57)
         if 13 <= len(digits) <= 19 and _luhn(digits):
             yield start, end
 
@@ -229,6 +239,8 @@ class Detectors:
         if len(text) > self.max_chars:
             text = text[: self.max_chars]
             found.add(TRUNCATED)
+        if not text.isascii():  # `ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com`, digits and `@` in other widths, zero-width spaces
+            text = unicodedata.normalize("NFKC", text.translate(INVISIBLE))
         t = _Text(text)
         classes = t.classes
         digits = -1  # counted once, when a finder asks

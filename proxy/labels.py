@@ -10,7 +10,7 @@ from proxy.errors import InvalidRequest
 MAX_LABELS = 64
 _LABEL = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")
 # characters that render as nothing: a label or purpose spelt with one is the same word to a reader
-_INVISIBLE = dict.fromkeys(
+INVISIBLE = dict.fromkeys(
     map(ord, "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
 )
 
@@ -23,7 +23,7 @@ def normalize(text: str) -> str:
     text = text.strip()
     if text.isascii():
         return text.lower()
-    return unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).strip().lower()
+    return unicodedata.normalize("NFKC", text.translate(INVISIBLE)).strip().lower()
 
 
 def is_label(text: str) -> bool:

@@ -27,6 +27,13 @@ ALL = Detectors([DetectorSpec(n) for n in ("email", "phone", "credit_card", "ip_
         ("pay to DE89 3704 0044 0532 0130 00 please", "pii:iban"),
         ("pay to GB82WEST12345698765432", "pii:iban"),
         ("badge EMP-004211 at the door", "pii:employee-id"),
+        # other spellings of the same value (a review's bypasses): NFKC and invisible characters, more separators
+        ("write to alice\uff20example.com", "pii:email"),  # a fullwidth @
+        ("write to alice@exam\u200bple.com", "pii:email"),  # a zero-width space
+        ("card \uff14\uff11\uff11\uff11 1111 1111 1111", "pii:credit_card"),  # fullwidth digits
+        ("card 4111.1111.1111.1111", "pii:credit_card"),
+        ("card 4111/1111/1111/1111", "pii:credit_card"),
+        ("card: 4111111111111111.", "pii:credit_card"),  # a full stop after it
     ],
 )
 def test_true_positives(text: str, label: str) -> None:
@@ -45,6 +52,7 @@ def test_true_positives(text: str, label: str) -> None:
         "DE89 3704 0044 0532 0130 01",  # IBAN with a wrong check
         "EMP-12345 is too short",
         "the ratio is 3.14159",
+        "v1.4111.1111.1111.1111.2",  # a longer dotted number around a Luhn-valid run
     ],
 )
 def test_near_misses_are_not_labelled(text: str) -> None:

@@ -28,6 +28,7 @@ from proxy.transport.grpc_channels import GrpcChannels, upstream_status
 
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
 _STATUS = {code.name: code for code in grpc.StatusCode}
+DEADLINE_PASSED = "deadline_exceeded"  # error.type of a call cut off by its client's own deadline
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -223,7 +224,12 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         except ProxyError as error:
             await self._abort(context, ex, error)
         except asyncio.CancelledError:
-            ex.finish(CLIENT_GONE)
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:  # the client's deadline passed: grpc told it so
+                ex.outcome.status = ex.outcome.status or grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+                ex.finish(DEADLINE_PASSED)
+            else:
+                ex.finish(CLIENT_GONE)
             raise
         finally:
             ex.finish()

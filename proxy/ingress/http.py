@@ -90,19 +90,38 @@ def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe:
     return b"\r\n".join(out)
 
 
-def reply_fields(raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]]) -> bytes:
+def reply_fields(raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None = None) -> bytes:
     """The upstream's header block as the client gets it: its fields as received less hop-by-hop ones
-    and those only the proxy may set (`x-lineage-*` and `OWNED`), then the lineage headers."""
+    and those only the proxy may set (`x-lineage-*` and `OWNED`), then the lineage headers. A `Location`
+    on the upstream itself (`base`: its URL) is made a path, so a client that follows a redirect comes
+    back through the proxy, not around it to an address it should not know."""
     skip = _NOT_RETURNED
     for name, value in raw:
         if name.lower() == b"connection":
             skip = skip | _tokens(value.decode("latin-1"))
-    passed = b"".join(
-        name + b": " + value + b"\r\n"
-        for name, value in raw
-        if (lower := name.lower()) not in skip and not lower.startswith(b"x-lineage-")
-    )
-    return passed + encode_fields(lineage)
+    out = []
+    for name, value in raw:
+        lower = name.lower()
+        if lower in skip or lower.startswith(b"x-lineage-"):
+            continue
+        if lower == b"location" and base:
+            value = _on_proxy(value, base)
+        out.append(name + b": " + value + b"\r\n")
+    return b"".join(out) + encode_fields(lineage)
+
+
+def _on_proxy(location: bytes, base: str) -> bytes:
+    """`location` as a path when it points at the upstream (`base`, its URL); as it is otherwise."""
+    prefix = base.rstrip("/").encode("latin-1", "replace").lower()
+    if not location.lower().startswith(prefix) or location[len(prefix) : len(prefix) + 1] not in (
+        b"",
+        b"/",
+        b"?",
+        b"#",
+    ):
+        return location
+    rest = location[len(prefix) :]
+    return rest if rest.startswith(b"/") else b"/" + rest
 
 
 class HttpIngress:
@@ -134,6 +153,9 @@ class HttpIngress:
                     "the request target must be a path (origin-form): lineage-proxy is not a forward proxy"
                 )
             if not target.carries_data:
+                if request.content_length or request.header("transfer-encoding") is not None:
+                    raise InvalidRequest(f"a {method} request may not carry a body here: lineage-proxy forwards no "
+                                         "data it does not read and decide on")  # fmt: skip
                 await self._data_free(request, conn, ex, pipeline, adapter, target)
                 return
             if request.header("expect") is not None and not request.expects:
@@ -276,7 +298,8 @@ class HttpIngress:
         if not keep_alive:
             conn.closing = True
         framing += connection_field(keep_alive, request.version == "1.0")
-        fields = reply_fields(resp.raw_headers, ex.lineage_headers())
+        upstream = ex.decision.upstream if ex.decision is not None else None
+        fields = reply_fields(resp.raw_headers, ex.lineage_headers(), upstream.url if upstream is not None else None)
         date = b"" if "Date" in resp.headers else date_header()
         reason = resp.reason.encode("latin-1", "replace")
         return b"".join((status_line(resp.status, reason), date, fields, framing, b"\r\n")), chunked
@@ -353,7 +376,7 @@ def _coding(encoding: str | None, reads_body: bool) -> str | None:
 def _decoded(body: bytes, coding: str, limit: int) -> bytes:
     """`body` decompressed, for the proxy to read (the upstream gets the compressed bytes as they came);
     at most `limit` bytes, as for an uncompressed body, so a small bomb cannot fill memory."""
-    raw = coding == "deflate" and body[:1] != b"\x78"  # "deflate" is zlib-framed; some clients send it raw
+    raw = coding == "deflate" and not _zlib_header(body)  # "deflate" is zlib-framed; some clients send it raw
     inflater = zlib.decompressobj(-15 if raw else _CODINGS[coding])
     try:
         data = inflater.decompress(body, limit + 1)
@@ -364,6 +387,11 @@ def _decoded(body: bytes, coding: str, limit: int) -> bytes:
     if not inflater.eof or inflater.unused_data:
         raise InvalidRequest(f"the {coding} body is cut short or has bytes after its end", param="content-encoding")
     return data
+
+
+def _zlib_header(data: bytes) -> bool:
+    """Whether `data` starts with a zlib header (RFC 1950: deflate, any window size, a valid check)."""
+    return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 def _frame(data: bytes, chunked: bool) -> bytes:

@@ -41,15 +41,21 @@ class Request:
     unscanned: bool = False  # part of the content was past a scan limit: labelled `scan:truncated`
 
 
-# keys whose strings are framing, not data: roles, ids, types, enums, and binary payloads (images, audio,
-# files as base64) that text detectors cannot read
-FRAMING_KEYS = frozenset(
+# keys whose string values are framing, not data: roles, ids, types, enums, links (inside messages; a role that
+# is not a standard one is data: chat templates print it)
+_STRING_FRAMING = frozenset(
     {
-        "role", "type", "id", "tool_call_id", "tool_use_id", "call_id", "model", "status", "object",
-        "image_url", "input_audio", "file", "file_id", "source", "url", "detail", "format", "cache_control",
-        "media_type", "mime_type", "encoding_format",
+        "role", "type", "id", "tool_call_id", "tool_use_id", "call_id", "model", "status", "object", "url", "file_id",
+        "detail", "format", "media_type", "mime_type", "encoding_format",
     }
 )  # fmt: skip
+# keys whose values are binary payloads (images, audio, files as base64 or links) that text detectors cannot
+# read, whatever their shape: skipped inside messages
+_PAYLOADS = frozenset({"image_url", "input_audio", "file", "source", "cache_control"})
+FRAMING_KEYS = _STRING_FRAMING | _PAYLOADS
+ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer", "ipython"})
+# top-level keys whose values are about the request, never in the prompt: not scanned
+NOT_DATA = frozenset({"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options"})
 MAX_STRINGS = 10_000
 
 
@@ -117,11 +123,27 @@ def _count_keys(value: Any) -> int:
     return count
 
 
+def request_strings(data: dict[str, Any], rendered: frozenset[str], out: list[str]) -> bool:
+    """Every string of a request body that may reach the model, in body order: each top-level value but
+    the parameters (numbers, booleans, null) and `NOT_DATA`, so a field the proxy does not know (an
+    engine's own, a new API's) is scanned, not skipped. Values under `rendered` keys are what chat
+    templates print whole (tool definitions, schemas, template arguments): `rendered_strings`; the
+    rest (messages, prompts, inputs) `user_strings`. False when some were past `MAX_STRINGS`."""
+    whole = True
+    for key, value in data.items():
+        kind = type(value)
+        if (kind is not str and kind is not list and kind is not dict) or key in NOT_DATA:
+            continue
+        whole = (rendered_strings(value, out) if key in rendered else user_strings(value, out)) and whole
+    return whole
+
+
 def user_strings(value: Any, out: list[str]) -> bool:
-    """Every user-data string in a JSON value, in document order: message text, tool-call arguments,
-    tool outputs, documents, queries. Everything but `FRAMING_KEYS` is scanned, so a field the proxy
-    does not know yet is scanned, not skipped. Iterative: no nesting is too deep. At most `MAX_STRINGS`
-    are taken: False when some were left (the adapter marks the request `unscanned`)."""
+    """Every user-data string in a JSON value (messages, prompts, documents), in document order. Framing
+    is skipped: the string values of `_STRING_FRAMING` keys (a role only when it is a standard one) and
+    binary payloads (`_PAYLOADS`); a framing key whose value is an object or a list is walked, so a
+    user's own key named `id` or `url` hides nothing. Iterative: no nesting is too deep. At most
+    `MAX_STRINGS` are taken: False when some were left (the adapter marks the request `unscanned`)."""
     if type(value) is str:
         if value:
             out.append(value)
@@ -131,7 +153,7 @@ def user_strings(value: Any, out: list[str]) -> bool:
     while stack and len(out) < MAX_STRINGS:
         item = pop()
         if type(item) is dict:
-            children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or _text_source(k, v)]
+            children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
         elif type(item) is list:
             children = item
         else:
@@ -146,6 +168,91 @@ def user_strings(value: Any, out: list[str]) -> bool:
         while stack and type(stack[-1]) is str:  # strings in document order, as they come off the stack
             add(pop())
     return not any(map(_holds_text, stack))  # what is left over may hold no text at all
+
+
+def _framing(key: str, value: Any) -> bool:
+    if key in _PAYLOADS:
+        return not _text_source(key, value)
+    return type(value) is str and (key != "role" or value in ROLES)
+
+
+def rendered_strings(value: Any, out: list[str]) -> bool:
+    """Every string, object key and number of a JSON value, as text, in document order: what a chat
+    template prints with `tojson` (tool definitions, JSON schemas, template arguments), where no key is
+    framing, a property may be named `url` and an enum may hold a card number. False when some were past
+    `MAX_STRINGS`."""
+    stack = [value]
+    pop, push, add = stack.pop, stack.append, out.append
+    while stack and len(out) < MAX_STRINGS:
+        item = pop()
+        kind = type(item)
+        if kind is str:
+            if item:
+                add(item)
+        elif kind is dict:
+            for key, child in reversed(item.items()):
+                push(child)
+                push(key)
+        elif kind is list:
+            stack.extend(reversed(item))
+        elif kind is int or kind is float:
+            add(repr(item))
+    return not any(map(_holds_scalar, stack))  # what is left over may hold nothing that prints
+
+
+def _holds_scalar(value: Any) -> bool:
+    """Whether a JSON value holds any string (an empty key aside) or number: stops at the first."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if any(item):
+                return True
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif (kind is str and item) or kind is int or kind is float:
+            return True
+    return False
+
+
+_TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+
+
+def join_text_parts(messages: Any) -> None:
+    """In place: consecutive text parts of one message's content become one part. Chat templates print a
+    message's parts one after the other with nothing between (Qwen2-VL's, which vLLM uses for OpenAI-style
+    content), so `alice@exa` and `mple.com` in two parts are one address to the model, and must be one
+    text to the detectors. (`messages`: the body's own parsed copy; the upstream gets the bytes as sent.)"""
+    if type(messages) is not list:
+        return
+    for message in messages:
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is not list or len(content) < 2:
+            continue
+        merged: list[Any] = []
+        run: list[str] = []
+        for part in content:
+            if type(part) is dict and part.get("type") in _TEXT_PARTS and type(text := part.get("text")) is str:
+                run.append(text)
+                continue
+            if run:
+                merged.append({"type": "text", "text": "".join(run)})
+                run = []
+            merged.append(part)
+        if run:
+            merged.append({"type": "text", "text": "".join(run)})
+        if len(merged) < len(content):
+            message["content"] = merged
+
+
+def token_ids(value: Any) -> bool:
+    """Whether a prompt or input holds token ids (`[64, 65]`, `[[1, 2]]`, llama.cpp's mixed
+    `["text", 13, "text"]`): text the proxy cannot read, which the model reads whole."""
+    if type(value) is not list:
+        return False
+    return any(type(item) is int or (type(item) is list and any(type(i) is int for i in item)) for item in value)
 
 
 def _holds_text(value: Any) -> bool:

@@ -1,7 +1,8 @@
 """The Anthropic Messages API (`POST /v1/messages`), which llama.cpp and vLLM also serve.
 
 Served by upstreams of the `openai` dialect (the same servers, whose `/v1/models` names the weights).
-Requests: `system` and `messages` (text blocks, tool uses and tool results are user data). Replies:
+Requests: every top-level value but the parameters is read (`system`, `messages`: text blocks, tool uses
+and tool results are user data; `tools` whole). Replies:
 `content` blocks; streamed as typed events from `message_start` to `message_stop`.
 """
 
@@ -15,11 +16,13 @@ import orjson
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import Header, Request, Target, load_request_json, user_strings
+from proxy.protocols import Header, Request, Target, join_text_parts, load_request_json, request_strings
 from proxy.protocols.sse import SseObserver
 
 PATHS = ("/v1/messages", "/messages")
 _TARGET = Target("chat")
+# what the template prints whole (tool names, descriptions and schemas): every key and value is data
+_RENDERED = frozenset({"tools", "tool_choice"})
 _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}
 
 
@@ -30,10 +33,9 @@ def read_request(body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
+    join_text_parts(data["messages"])
     texts: list[str] = []
-    whole = user_strings(data.get("system"), texts)
-    whole = user_strings(data["messages"], texts) and whole
-    whole = user_strings(data.get("tools"), texts) and whole  # names, descriptions and schemas reach the model
+    whole = request_strings(data, _RENDERED, texts)
     params: list[tuple[str, Any]] = [
         (name, value)
         for key, name in _PARAMS.items()

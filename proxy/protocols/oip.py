@@ -8,6 +8,7 @@ the tensor data (JSON `data` values and the binary section), not the framing.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import hashlib
 import struct
@@ -169,8 +170,26 @@ def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes, texts: list[str]
                 whole = bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts) and whole
             offset += size
         elif is_bytes:
-            whole = _strings(tensor.get("data"), texts) and whole
+            if _parameters(tensor).get("content_type") == "base64":  # MLServer's codec: the model reads it decoded
+                encoded: list[str] = []
+                whole = _strings(tensor.get("data"), encoded) and whole
+                texts.extend(map(_unbase64, encoded))
+            else:
+                whole = _strings(tensor.get("data"), texts) and whole
     return whole
+
+
+def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:
+    parameters = tensor.get("parameters")
+    return parameters if isinstance(parameters, dict) else {}
+
+
+def _unbase64(text: str) -> str:
+    """A base64 element as the text it encodes; as it is when it is not base64 (then that is what is read)."""
+    try:
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True).decode("utf-8", "replace")
+    except (ValueError, UnicodeEncodeError):
+        return text
 
 
 def _binary_size(tensor: dict[str, Any]) -> int | None:

@@ -15,7 +15,16 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
-from proxy.protocols import Fetch, Header, Request, Target, load_request_json, user_strings
+from proxy.protocols import (
+    Fetch,
+    Header,
+    Request,
+    Target,
+    join_text_parts,
+    load_request_json,
+    request_strings,
+    token_ids,
+)
 from proxy.protocols.sse import SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
@@ -67,25 +76,18 @@ def _text(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
-# where each operation's user data is: every string below these keys is scanned and digested, in
-# order, framing aside (`FRAMING_KEYS`): message text, tool-call arguments, tool outputs, documents
-# what reaches the model, by operation: the messages, and what servers render into the prompt with them
-# (tool and function descriptions, a predicted output, a response format's schema, and vLLM's per-request
-# chat template and the values it is given)
-_DATA_KEYS = {
-    "chat": (
-        "messages",
-        "documents",
-        "tools",
-        "functions",
-        "prediction",
-        "response_format",
-        "chat_template",
-        "chat_template_kwargs",
-    ),
-    "text_completion": ("prompt", "suffix"),
-    "embeddings": ("input",),
-    "responses": ("instructions", "input", "tools", "text"),
+# Every top-level value of a body is scanned but its parameters (`request_strings`): messages, prompts and
+# inputs, and what servers put beside them (vLLM's embeddings read chat `messages`, llama.cpp's a `content`).
+# By operation, the keys whose values servers print into the prompt whole (a chat template's `tojson`), so
+# that no key in them is framing: tool and function definitions, a response format's or guided decoding's
+# schema, vLLM's chat template arguments and documents.
+_GUIDED = ("response_format", "guided_json", "guided_choice", "guided_regex", "guided_grammar", "structured_outputs",
+           "json_schema", "grammar")  # fmt: skip
+_RENDERED = {
+    "chat": frozenset({"tools", "functions", "tool_choice", "chat_template_kwargs", "documents", *_GUIDED}),
+    "text_completion": frozenset(_GUIDED),
+    "embeddings": frozenset({"chat_template_kwargs"}),
+    "responses": frozenset({"tools", "tool_choice", "text"}),
 }
 
 
@@ -97,11 +99,13 @@ def read_request(operation: str, body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if operation == "chat" and not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
+    join_text_parts(data.get("messages"))
+    if operation == "responses":
+        join_text_parts(data.get("input"))
     texts: list[str] = []
-    whole = True
-    for key in _DATA_KEYS[operation]:
-        if key in data:
-            whole = user_strings(data[key], texts) and whole
+    whole = request_strings(data, _RENDERED[operation], texts)
+    # token ids (vLLM, llama.cpp) and prompt embeddings: what the model reads there, the proxy cannot
+    whole = whole and not (token_ids(data.get("prompt")) or token_ids(data.get("input")) or "prompt_embeds" in data)
     params = tuple(
         (_PARAMS[key], _param(_PARAMS[key], value))
         for key, value in data.items()

@@ -183,6 +183,50 @@ def test_an_upstreams_own_lineage_headers_never_reach_the_client(make_proxy, loo
         loop_thread.run(runner.cleanup())
 
 
+def test_a_redirect_to_the_upstreams_own_address_is_made_a_path_on_the_proxy(make_proxy, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    """Starlette (vLLM) answers `/v1/chat/completions/` with a 307 to its own absolute address: a client
+    that follows it would go around the proxy, to an address it should not know. It comes back through the
+    proxy instead; a redirect elsewhere is passed on as it is."""
+    from aiohttp import web
+
+    from tests.harness import start_app
+
+    port = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.method == "GET":  # the proxy's discovery
+            return web.json_response({"object": "list", "data": []})
+        target = (
+            f"http://127.0.0.1:{port}/v1/chat/completions" if request.path.endswith("/") else "https://example.org/x"
+        )
+        return web.Response(status=307, headers={"Location": target})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner, port = loop_thread.run(start_app(app))
+    try:
+        proxy = make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}", PASSTHROUGH="forward")
+        for path, location in (("/v1/chat/completions/", "/v1/chat/completions"),
+                               ("/v1/chat/completions", "https://example.org/x")):  # fmt: skip
+            reply = httpx.post(f"{proxy.url}{path}", content=BODY, headers={"authorization": AUTH}, timeout=10)
+            assert reply.status_code == 307 and reply.headers["location"] == location
+    finally:
+        loop_thread.run(runner.cleanup())
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_a_body_on_a_request_that_carries_no_data_is_refused(proxied, method: str) -> None:  # type: ignore[no-untyped-def]
+    """A GET (HEAD, OPTIONS) is forwarded with only the key checked: its body would reach the upstream
+    with no decision and no record, so one that has a body is refused."""
+    server, proxy = proxied
+    secret = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "mail ana@example.com"}]})
+    reply = raw(proxy.bound.http.port, f"{method} /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}", secret)
+    assert status(reply) == 400
+    if method != "HEAD":
+        assert "may not carry a body" in str(error(reply)["message"])
+    assert all(r.path != "/v1/chat/completions" for r in server.requests)  # nothing reached the upstream
+
+
 def test_root_checkpoint_is_still_stated(proxied) -> None:  # type: ignore[no-untyped-def]
     server, proxy = proxied
     reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=BODY, timeout=10, headers={"authorization": AUTH})
@@ -285,7 +329,7 @@ ZONED = CONFIG.replace(
 )
 
 
-@pytest.mark.parametrize("coding", ["gzip", "deflate", "raw-deflate"])
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "deflate-small-window", "raw-deflate"])
 def test_a_compressed_request_body_is_read_checked_and_forwarded_as_it_came(vllm, make_proxy, coding: str) -> None:  # type: ignore[no-untyped-def]
     """gzip and deflate bodies (tritonclient's request compression, say) are decompressed to be read and
     checked; the upstream gets the compressed bytes as they came. An email inside is found (a zone that
@@ -299,7 +343,7 @@ def test_a_compressed_request_body_is_read_checked_and_forwarded_as_it_came(vllm
     def pack(data: bytes) -> bytes:
         if coding == "gzip":
             return gzip.compress(data)
-        packer = zlib.compressobj(wbits=15 if coding == "deflate" else -15)
+        packer = zlib.compressobj(wbits={"deflate": 15, "deflate-small-window": 9}.get(coding, -15))
         return packer.compress(data) + packer.flush()
 
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\n"

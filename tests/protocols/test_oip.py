@@ -133,6 +133,15 @@ def test_request_without_data_has_no_digest() -> None:
     assert (request.digest, request.texts, request.labels) == (None, (), ())
 
 
+def test_base64_bytes_are_scanned_as_the_model_reads_them() -> None:
+    """MLServer's base64 codec (`content_type: base64`): the model gets the decoded bytes, so they are what
+    is scanned; an element that is not base64 is scanned as it is."""
+    tensor = {"name": "t", "datatype": "BYTES", "shape": [2], "parameters": {"content_type": "base64"},
+              "data": ["YWxpY2VAZXhhbXBsZS5jb20=", "not base64!"]}  # fmt: skip
+    request = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
+    assert request.texts == ("alice@example.com", "not base64!")
+
+
 def test_tensors_in_shared_memory_make_the_request_opaque() -> None:
     """Triton's shared-memory extension over REST: the data is in a region the proxy cannot read, so the
     call is opaque (policy.passthrough decides) and has no digest; an output to shared memory too."""

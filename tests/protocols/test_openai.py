@@ -83,8 +83,9 @@ def test_tool_calls_tool_outputs_and_documents_are_user_data() -> None:
             "tools": [{"type": "function", "function": {"name": "book", "description": "books for ana"}}],
         }),
     )  # fmt: skip
-    assert request.texts == ("book it", "book", '{"email": "ana@example.org"}', "booked for ana", "memo",
-                             "call +1 415 555 0100", "book", "books for ana")  # fmt: skip  # tools reach the model
+    assert request.texts == ("book it", "book", '{"email": "ana@example.org"}', "booked for ana",
+                             "title", "memo", "text", "call +1 415 555 0100",  # documents and tools: printed whole
+                             "type", "function", "function", "name", "book", "description", "books for ana")  # fmt: skip
 
 
 def test_what_servers_render_into_the_prompt_beside_the_messages_is_scanned() -> None:
@@ -96,9 +97,10 @@ def test_what_servers_render_into_the_prompt_beside_the_messages_is_scanned() ->
         "chat_template": "{{ 'Customer: ana@example.org' }}{% for m in messages %}{{ m.content }}{% endfor %}",
         "chat_template_kwargs": {"customer": "GB82WEST12345698765432", "enable_thinking": False},
     }))  # fmt: skip
-    assert request.texts == ("fix it", "Dear Ana (ana@example.org),", "reply", "to 415 555 2671",
+    assert request.texts == ("fix it", "Dear Ana (ana@example.org),",
+                             "type", "json_schema", "json_schema", "name", "reply", "description", "to 415 555 2671",
                              "{{ 'Customer: ana@example.org' }}{% for m in messages %}{{ m.content }}{% endfor %}",
-                             "GB82WEST12345698765432")  # fmt: skip
+                             "customer", "GB82WEST12345698765432", "enable_thinking")  # fmt: skip
 
 
 def test_responses_api_input_and_instructions() -> None:
@@ -574,3 +576,89 @@ def test_a_request_past_the_strings_scanned_is_labelled_truncated() -> None:
     for fitting in (messages[-2:], messages[:MAX_STRINGS]):  # a few, and exactly as many as are scanned
         body = orjson.dumps({"model": "m", "messages": fitting})
         assert not read_request("chat", body).unscanned and not read_messages_request(body).unscanned
+
+
+ALICE = "alice@example.com"
+
+
+def _tool(properties: dict[str, object]) -> list[dict[str, object]]:
+    return [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": properties}}}]
+
+
+@pytest.mark.parametrize(
+    ("operation", "extra", "found"),
+    [
+        # a role that is not a standard one: chat templates print it
+        ("chat", {"messages": [{"role": ALICE, "content": "hi"}]}, ALICE),
+        # parts a template prints with nothing between them
+        (
+            "chat",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "alice@exa"}, {"type": "text", "text": "mple.com"}],
+                    }
+                ]
+            },
+            ALICE,
+        ),
+        (
+            "responses",
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_text", "text": "alice@exa"},
+                            {"type": "input_text", "text": "mple.com"},
+                        ],
+                    }
+                ]
+            },
+            ALICE,
+        ),
+        # a framing key's object value is walked: a tool property may be named `url` or `id`
+        ("chat", {"tools": _tool({"url": {"type": "string", "description": f"contact {ALICE}"}})}, f"contact {ALICE}"),
+        ("chat", {"tools": _tool({ALICE: {"type": "string"}})}, ALICE),  # a key, printed by tojson
+        ("chat", {"tools": _tool({"n": {"enum": [4111111111111111]}})}, "4111111111111111"),  # a number
+        ("chat", {"chat_template_kwargs": {"card": 4111111111111111}}, "4111111111111111"),
+        ("chat", {"documents": [{"source": ALICE, "id": ALICE}]}, ALICE),
+        ("chat", {"guided_choice": [ALICE, "no"]}, ALICE),
+        ("chat", {"stop": [ALICE]}, ALICE),
+        ("chat", {"some_engine_field": {"note": ALICE}}, ALICE),  # a field the proxy does not know
+        ("embeddings", {"messages": [{"role": "user", "content": ALICE}]}, ALICE),  # vLLM
+        ("embeddings", {"content": ALICE}, ALICE),  # llama.cpp
+        ("responses", {"input": "hi", "text": {"format": {"type": "json_schema", "description": ALICE}}}, ALICE),
+    ],
+)
+def test_what_a_server_reads_beside_the_known_fields_is_scanned(operation: str, extra: dict[str, object],
+                                                                found: str) -> None:  # fmt: skip
+    """Bypasses a review found: each put text before the model that the proxy did not read."""
+    data: dict[str, object] = {
+        "model": "m",
+        **({"messages": [{"role": "user", "content": "x"}]} if operation == "chat" else {}),
+        **extra,
+    }
+    assert found in read_request(operation, body(data)).texts
+
+
+@pytest.mark.parametrize(
+    ("operation", "extra"),
+    [
+        ("text_completion", {"prompt": [64, 65, 66]}),
+        ("text_completion", {"prompt": [[64, 65], [66]]}),
+        ("text_completion", {"prompt": ["alice@example", 13, "com"]}),  # llama.cpp's mixed prompt: one text
+        ("embeddings", {"input": [[1, 2, 3]]}),
+        ("text_completion", {"prompt": "", "prompt_embeds": "AAAA"}),
+    ],
+)
+def test_token_ids_and_prompt_embeddings_are_marked_unscanned(operation: str, extra: dict[str, object]) -> None:
+    """The model reads text there that the proxy cannot: the call is labelled `scan:truncated`."""
+    assert read_request(operation, body({"model": "m", **extra})).unscanned
+
+
+def test_what_is_about_the_request_and_not_in_it_is_not_scanned() -> None:
+    request = read_request("chat", body({"model": "m", "messages": [{"role": "user", "content": "hi"}], "user": ALICE,
+                                         "metadata": {"owner": ALICE}, "temperature": 0.5, "n": 4111111111111111}))  # fmt: skip
+    assert request.texts == ("hi",) and not request.unscanned

@@ -103,10 +103,9 @@ def test_a_document_whose_source_is_text_is_scanned_and_a_file_source_is_not() -
         {"type": "text", "text": "summarise these"}]}]}  # fmt: skip
     assert read_messages(orjson.dumps(body)).texts == ("mail ana@example.org", "call 415 555 2671", "summarise these")
     body["tools"] = [{"name": "mail", "description": "writes to ana@example.org", "input_schema": {"type": "object"}}]
-    assert read_messages(orjson.dumps(body)).texts[-2:] == (
-        "mail",
-        "writes to ana@example.org",
-    )  # tools reach the model
+    assert read_messages(orjson.dumps(body)).texts[3:] == (  # tools reach the model whole, keys and all
+        "name", "mail", "description", "writes to ana@example.org", "input_schema", "type", "object",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -130,3 +129,9 @@ def test_a_malformed_messages_request_is_refused_with_its_reason(body: bytes, ne
 def test_messages_parameters_of_the_wrong_type_are_not_recorded_as_numbers() -> None:
     body = {"model": "m", "messages": [], "temperature": True, "top_p": "0.9", "top_k": 5}
     assert dict(read_messages(orjson.dumps(body)).params) == {"top_k": 5}
+
+
+def test_text_blocks_a_template_prints_together_are_scanned_together() -> None:
+    body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "mail alice@exa"}, {"type": "text", "text": "mple.com"}]}]}  # fmt: skip
+    assert read_messages(orjson.dumps(body)).texts == ("mail alice@example.com",)

@@ -278,6 +278,24 @@ def test_deadline_exceeded(faithful, make_proxy, otlp) -> None:  # type: ignore[
     assert client.infer("simple", simple_inputs([1], [2]), headers=AUTH).as_numpy("SUM").tolist() == [[3]]
 
 
+def test_a_call_cut_off_by_the_clients_own_deadline_is_recorded_as_such(proxied) -> None:  # type: ignore[no-untyped-def]
+    """grpc tells the client DEADLINE_EXCEEDED; the record says so too (it said the client had left)."""
+    import grpc
+
+    proxy, _, _, otlp = proxied
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        with pytest.raises(grpc.RpcError) as caught:
+            infer(_infer_request("slow"), metadata=(*AUTH.items(), ("traceparent", TRACEPARENT)), timeout=0.3)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    span = otlp.by_trace(TRACEPARENT.split("-")[1])
+    assert span.attributes["error.type"] == "deadline_exceeded"
+    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 def test_generated_code_matches_tritonclients_wire_format() -> None:
     """Our .proto and Triton's agree field for field (checked in a separate process: the two
     copies of `inference.*` cannot share protobuf's default pool)."""
