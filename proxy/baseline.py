@@ -64,7 +64,21 @@ def _any(patterns: tuple[str, ...], value: str) -> bool:
 
 
 def _names(items: set[str] | tuple[str, ...]) -> str:
-    return ", ".join(sorted(items)) or "none"
+    return ", ".join(sorted(item or "(none)" for item in items)) or "none"
+
+
+# An edge keeps '' where nothing was known: no purpose named, no checkpoint said (a failed upstream call,
+# or a reply that named none). Findings say so in words, never as a quoted empty name.
+
+
+def _acting(flow: Flow) -> str:
+    return f"{flow.caller!r} acting for {flow.purpose!r}" if flow.purpose else f"{flow.caller!r} acting for no purpose"
+
+
+def _reached(checkpoint: str | None) -> str:
+    if checkpoint is None:
+        return "a checkpoint not known yet"
+    return repr(checkpoint) if checkpoint else "no known checkpoint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,27 +134,30 @@ class Baseline:
         purposes = {a.purpose for a in mine}
         mine = [a for a in mine if a.who(flow)]
         if not mine:
-            return Finding(NEW_PURPOSE, f"new purpose {flow.purpose!r} for caller {flow.caller!r} "
-                           f"(approved purposes: {_names(purposes)})")  # fmt: skip
+            purpose = f"new purpose {flow.purpose!r} for" if flow.purpose else "no purpose named, by"
+            return Finding(NEW_PURPOSE, f"{purpose} caller {flow.caller!r} (approved purposes: {_names(purposes)})")
         kinds = {f"{d} ({r})" if d in DENIALS else d for a in mine for d in a.decisions for r in a.rules}
         mine = [a for a in mine if a.how(flow)]
         if not mine:
             if flow.decision in DENIALS:
-                return Finding(NEW_DENIAL, f"a new kind of denial for {flow.caller!r} acting for {flow.purpose!r}: "
-                               f"{flow.decision} by rule {flow.rule or '-'} (approved: {_names(kinds)})")  # fmt: skip
-            return Finding(NEW_DECISION, f"decision {flow.decision!r} was never approved for {flow.caller!r} "
-                           f"acting for {flow.purpose!r} (approved: {_names(kinds)})")  # fmt: skip
+                return Finding(NEW_DENIAL, f"a new kind of denial for {_acting(flow)}: {flow.decision} by rule "
+                               f"{flow.rule or '-'} (approved: {_names(kinds)})")  # fmt: skip
+            return Finding(NEW_DECISION, f"decision {flow.decision!r} was never approved for {_acting(flow)} "
+                           f"(approved: {_names(kinds)})")  # fmt: skip
         here = [a for a in mine if a.at(flow)]
-        checkpoint = flow.checkpoint or "an unknown checkpoint"
         if not here:
             approved = {p for a in mine for p in a.checkpoints}
-            return Finding(NEW_CHECKPOINT, f"now served by {checkpoint!r}, not a checkpoint approved for "
-                           f"{flow.caller!r} acting for {flow.purpose!r} (approved: {_names(approved)})")  # fmt: skip
+            if flow.checkpoint:
+                served = f"now served by {flow.checkpoint!r}, not a checkpoint approved for"
+            else:
+                served = ("served by no known checkpoint (the upstream failed, or its reply named none), which no "
+                          "entry approves for")  # fmt: skip
+            return Finding(NEW_CHECKPOINT, f"{served} {_acting(flow)} (approved: {_names(approved)})")
         new = {label for label in flow.labels if not any(a.allows(label) for a in here)}
         if not new:  # each label is approved there, but never all of them in one entry
             new = set(flow.labels)
-        return Finding(NEW_LABEL, f"label {_names(new)!r} reaching {checkpoint!r}, which it never reached for "
-                       f"{flow.caller!r} acting for {flow.purpose!r}")  # fmt: skip
+        return Finding(NEW_LABEL, f"label {_names(new)!r} reaching {_reached(flow.checkpoint)}, which it never "
+                       f"reached for {_acting(flow)}")  # fmt: skip
 
 
 def load_baseline(path: str | Path) -> Baseline:

@@ -9,9 +9,13 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from proxy import __version__
 from proxy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from proxy.config import Caller
 
 # `check` options that describe the hypothetical call of --explain; without it they would do nothing
 EXPLAIN_ONLY = ("model", "purpose", "labels", "caller", "key", "text", "checkpoint")
@@ -95,7 +99,8 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from proxy.labels import format_labels, parse_labels
     from proxy.policy import Policy, Served, boundary_flow, decide, pinned
 
-    key_sha = None
+    key_sha: str | None = None
+    peer: tuple[str, ...] = ()
     if args.key:
         key_sha = hashlib.sha256(args.key.encode()).hexdigest()
     elif args.caller:
@@ -103,14 +108,14 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         if not match:
             known = ", ".join(c.name for c in config.callers) or "none"
             return _fail(f"unknown caller {args.caller!r} (known: {known})")
-        key_sha = match[0].api_key_sha256
+        key_sha, peer = _credentials(match[0])
     try:
         labels = parse_labels(args.labels, source="--labels")
     except ProxyError as exc:
         return _fail(exc.message)
     detected = Detectors(config.detectors, config.limits.scan_max_chars).scan(args.text) if args.text else frozenset()
     model = args.model if args.model is not None else "*"
-    call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, args.purpose, labels, detected)
+    call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, args.purpose, labels, detected, peer=peer)
     policy = Policy.compile(config)
     served: Served = pinned
     if args.checkpoint:
@@ -142,6 +147,13 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
             why = f"{finding.kind}: {finding.message}" if finding is not None else "-"
             print(f"approved:  no, {why} (lineage.on_unapproved: {config.lineage.on_unapproved})")
     return 0 if decision.action != "deny" else 2
+
+
+def _credentials(caller: Caller) -> tuple[str | None, tuple[str, ...]]:
+    """What a call from `caller` presents: its key's digest, else the identity its client certificate proves."""
+    if caller.api_key_sha256 is not None:
+        return caller.api_key_sha256, ()
+    return None, (caller.tls_identity,) if caller.tls_identity is not None else ()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -291,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--since", type=_duration, metavar="DURATION",
                         help="only flows last seen this recently (30d, 12h, 15m, 90s); approved entries not "
                         "seen in it are listed (default: the whole store)")  # fmt: skip
-    verify.add_argument("--json", action="store_true", help="one JSON document instead of text; with --baseline")
+    verify.add_argument("--json", action="store_true",
+                        help="one JSON document instead of text; with --baseline or --integrity")  # fmt: skip
     verify.add_argument("--force", action="store_true", help="let --write-baseline replace an existing file")
     verify.set_defaults(func=cmd_verify, subparser=verify)
 
@@ -321,7 +334,11 @@ def _validate(args: argparse.Namespace) -> None:
                 args.subparser.error(f"--{name} only makes sense with --explain")
     if args.command == "verify":
         if args.json and args.write_baseline:
-            args.subparser.error("--json only makes sense with --baseline")
+            args.subparser.error("--json goes with --baseline or --integrity (--write-baseline writes YAML)")
+        if args.since and args.integrity:
+            args.subparser.error(
+                "--since goes with --baseline or --write-baseline (--integrity proves the whole chain)"
+            )
         if args.force and not args.write_baseline:
             args.subparser.error("--force only makes sense with --write-baseline")
 

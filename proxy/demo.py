@@ -13,6 +13,7 @@ import shlex
 import tempfile
 from collections.abc import Mapping
 from importlib import resources
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -45,8 +46,13 @@ CALLS = [
 ]  # fmt: skip
 
 
+def config_path() -> Path:
+    """The sample policy's file, as installed with the package: the path a newcomer can open or copy."""
+    return Path(str(resources.files("proxy").joinpath("demo_config.yaml"))).resolve()
+
+
 def _config_text() -> str:
-    return resources.files("proxy").joinpath("demo_config.yaml").read_text(encoding="utf-8")
+    return config_path().read_text(encoding="utf-8")
 
 
 def _names(items: frozenset[str] | None, anything: str = "any") -> str:
@@ -56,7 +62,7 @@ def _names(items: frozenset[str] | None, anything: str = "any") -> str:
 def describe_policy(config: Config) -> str:
     """The sample policy in a few lines: who may call with which key, and what the zones allow."""
     regions = {upstream.name: upstream.region for upstream in config.upstreams}
-    lines = ["the policy (proxy/demo_config.yaml):"]
+    lines = [f"the policy ({config_path()}):"]
     ups = ", ".join(f"{u.name} (region {u.region or '-'})" for u in config.upstreams)
     lines.append(f"  upstreams  {ups}; both are the demo model server")
     for i, route in enumerate(config.routes):
@@ -126,7 +132,7 @@ async def _demo(keep: bool, store: str, port: int, temporary: bool) -> int:
         upstream_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         env = {**os.environ, "DEMO_UPSTREAM": f"http://127.0.0.1:{upstream_port}", "DEMO_STORE": store,
                "DEMO_PORT": str(port)}  # fmt: skip
-        config = parse(_config_text(), source="demo_config.yaml", env=env)
+        config = parse(_config_text(), source=str(config_path()), env=env)
         proxy = open_process(config)
         bound = await start_process(proxy)
         try:
@@ -162,8 +168,8 @@ async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: in
     print(render_table(rows))
     query = f"lineage-proxy edges --store {shlex.quote(store)}"
     if temporary:
-        print(f"\nthe store {store} is temporary and is deleted when the demo exits; to keep one and query it:\n"
-              f"  lineage-proxy demo --store lineage.db && lineage-proxy edges --store lineage.db")  # fmt: skip
+        print("\nto keep a store and query it:\n  lineage-proxy demo --store lineage.db && lineage-proxy edges "
+              "--store lineage.db")  # fmt: skip
     else:
         print(f"\nthe store is kept in {store}; query it with:\n  {query}")
     if keep:

@@ -24,7 +24,7 @@ import yaml
 
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
 from proxy.config import read_secret
-from proxy.record.store import EdgeRow, split_labels
+from proxy.record.store import EdgeRow, NotALineageStore, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
 
 OK, UNAPPROVED, USAGE = 0, 1, 2
@@ -177,6 +177,12 @@ def _yaml(value: object) -> str:
     return text.removesuffix("\n...\n").removesuffix("\n")
 
 
+# what '' stands for in an entry the writer makes: an edge keeps '' where nothing was known, and '' approves
+# exactly that (a reviewer may delete the entry; verify then names such flows in words)
+NO_PURPOSE = "  # none: the call named no purpose and there was no default"
+NO_CHECKPOINT = "  # none known: the upstream failed (502/504) or its reply named none"
+
+
 def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float | None = None) -> str:
     """A baseline approving exactly what was recorded: one entry per caller, purpose, checkpoint,
     decision and rule, with the labels seen there. Comments say what each entry rests on, so the
@@ -225,10 +231,10 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
         else:
             out.append(f"  # {_calls(calls)}, {span}")
         out.append(f"  - caller: {_yaml(caller)}")
-        out.append(f"    purpose: {_yaml(purpose)}")
+        out.append(f"    purpose: {_yaml(purpose)}" + ("" if purpose else NO_PURPOSE))
         out.append(f"    labels: {_yaml(labels)}")
         if decision != "deny":
-            out.append(f"    checkpoints: {_yaml([checkpoint])}")
+            out.append(f"    checkpoints: {_yaml([checkpoint])}" + ("" if checkpoint else NO_CHECKPOINT))
         out.append(f"    decisions: {_yaml([decision])}")
         if rule and decision != "allow":
             out.append(f"    rules: {_yaml([rule])}")
@@ -288,6 +294,8 @@ def run_integrity(path: str, key_file: str | None, as_json: bool) -> int:
             store.close()
     except StoreUnreadable as exc:
         return _error(str(exc))
+    except NotALineageStore as exc:
+        return _error(f"{shown(path)}: not a lineage store ({exc})")
     except errors as exc:
         return _error(f"{shown(path)}: cannot read it as a lineage store: {exc}")
     path = shown(path)

@@ -58,11 +58,30 @@ def test_patterns_cover_labels_checkpoints_and_denials() -> None:
         ({"decision": "deny", "rule": "caller:glasses-app", "checkpoint": ""}, "new-denial",
          "a new kind of denial for 'glasses-app' acting for 'assistant': deny by rule caller:glasses-app"),
         ({"decision": "audit-deny", "rule": "zone:z"}, "new-denial", "audit-deny by rule zone:z"),
+        ({"purpose": ""}, "new-purpose", "no purpose named, by caller 'glasses-app' (approved purposes: ads, assistant)"),
+        ({"checkpoint": ""}, "new-checkpoint", "served by no known checkpoint (the upstream failed, or its reply named "
+         "none), which no entry approves for 'glasses-app' acting for 'assistant' (approved: meta-llama/*@*)"),
+        ({"decision": "deny", "rule": "policy.purpose", "purpose": "", "checkpoint": ""}, "new-purpose",
+         "no purpose named"),
     ],
 )  # fmt: skip
 def test_why_a_flow_is_not_covered(changed: dict[str, str], kind: str, message: str) -> None:
     finding = parse_baseline(REVIEWED).explain(flow(**changed))  # type: ignore[arg-type]
     assert finding is not None and finding.kind == kind and message in finding.message, finding
+    assert "''" not in finding.message  # an empty name is said as such, never quoted as if it were one
+
+
+def test_an_unnamed_purpose_in_a_denial_or_label_finding_is_said_in_words() -> None:
+    baseline = parse_baseline("flows:\n  - {caller: a, purpose: '', decisions: [deny], rules: ['zone:*']}\n"
+                              "  - {caller: a, purpose: '', checkpoints: ['']}\n")  # fmt: skip
+    denial = baseline.explain(flow("a", "", "", "", "deny", "caller:a"))
+    assert (
+        denial is not None
+        and "a new kind of denial for 'a' acting for no purpose: deny by rule caller:a" in denial.message
+    )
+    label = baseline.explain(flow("a", "", "health", ""))
+    assert label is not None and label.message == ("label 'health' reaching no known checkpoint, which it never "
+                                                   "reached for 'a' acting for no purpose")  # fmt: skip
 
 
 def test_every_problem_has_its_file_line_and_path() -> None:

@@ -69,6 +69,38 @@ def test_check_explain_says_what_and_why() -> None:
     assert unknown.returncode == 1 and "unknown caller 'nobody' (known: glasses-app, eval-batch)" in unknown.stderr
 
 
+def test_check_reports_two_listeners_on_one_port_with_its_location(tmp_path: Path) -> None:
+    config = listen_config(tmp_path, ports={"http": 18080, "admin": 18080})
+    result = cli("check", "--config", config)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "  listen.admin: 127.0.0.1:18080 is listen.http's address" in result.stderr
+
+
+def test_check_refuses_a_caller_nothing_can_identify(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text(Path(listen_config(tmp_path)).read_text() + "callers:\n  - {name: app, purposes: [assistant]}\n")
+    result = cli("check", "--config", str(config))
+    assert result.returncode == 1
+    assert "  callers[0]: nothing identifies this caller: give api_key_sha256" in result.stderr
+
+
+def test_check_explain_acts_as_a_caller_known_by_its_certificate(tmp_path: Path) -> None:
+    from tests.certs import Authority
+
+    authority = Authority(tmp_path)
+    server = authority.issue("server", common_name="127.0.0.1", server=True)
+    config = tmp_path / "proxy.yaml"
+    config.write_text(
+        f"listen: {{http: 127.0.0.1:0, tls: {{cert: '{server.cert}', key: '{server.key}', "
+        f"client_ca: '{authority.pair.cert}'}}}}\n"
+        "upstreams: [{name: m, url: 'http://127.0.0.1:9'}]\nroutes: [{model: '*', upstream: m}]\n"
+        "callers: [{name: batch, tls_identity: CN=batch, purposes: [evaluation], default_purpose: evaluation}]\n"
+    )
+    result = cli("check", "--config", str(config), "--explain", "--caller", "batch")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "caller:    batch\n" in result.stdout and "purpose:   evaluation\n" in result.stdout
+
+
 def test_check_counts_are_pluralised() -> None:
     minimal = cli("check", "--config", str(ROOT / "config" / "minimal.yaml"))
     assert minimal.returncode == 0

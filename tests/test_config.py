@@ -219,3 +219,90 @@ def test_reroute_target_must_be_in_an_allowed_region() -> None:
 
 def test_invalid_yaml_names_the_line() -> None:
     assert problems("listen: [\n", env={})[0].startswith("<memory>:2:1: not valid YAML")
+
+
+# -- what a first user tripped over: each problem once, at its place, saying what is allowed
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [
+        ('{http: "127.0.0.1:8080", admin: "127.0.0.1:8080"}', "listen.admin: 127.0.0.1:8080 is listen.http's address"),
+        ('{http: "127.0.0.1:8080", grpc: "127.0.0.1:8080"}', "listen.grpc: 127.0.0.1:8080 is listen.http's address"),
+        ('{http: "127.0.0.1:8080", grpc: "127.0.0.1:9", admin: "127.0.0.1:9"}',
+         "listen.admin: 127.0.0.1:9 is listen.grpc's address"),
+        ('{http: "0.0.0.0:8080", admin: "127.0.0.1:8080"}', "listen.admin: 127.0.0.1:8080 is listen.http's address"),
+    ],
+)  # fmt: skip
+def test_two_listeners_on_one_address_is_a_problem(listen: str, expected: str) -> None:
+    found = problems(BASE.replace('listen: {http: "127.0.0.1:0"}', f"listen: {listen}"))
+    assert [p for p in found if p.startswith("listen.")] == [
+        f"{expected} (each listener needs its own port; port 0 takes any free one)"
+    ]
+
+
+def test_listeners_may_share_port_0_or_a_port_on_other_hosts() -> None:
+    for listen in ('{http: "127.0.0.1:0", grpc: "127.0.0.1:0", admin: "127.0.0.1:0"}',
+                   '{http: "127.0.0.1:8080", admin: "127.0.0.2:8080"}'):  # fmt: skip
+        parse(BASE.replace('listen: {http: "127.0.0.1:0"}', f"listen: {listen}"), env={})
+
+
+def test_a_caller_nothing_can_identify_is_a_problem() -> None:
+    found = problems(BASE + "callers:\n  - {name: app, purposes: [assistant]}\n")
+    assert found == ["callers[0]: nothing identifies this caller: give api_key_sha256 (a Bearer key) or "
+                     "tls_identity (a client certificate)"]  # fmt: skip
+    by_certificate = problems(BASE + "callers:\n  - {name: app, tls_identity: CN=app}\n")
+    assert by_certificate == ["callers[0].tls_identity: no client certificate is ever asked for: set "
+                              "listen.tls.client_ca"]  # fmt: skip
+
+
+@pytest.mark.parametrize("listener", [True, False])
+def test_a_missing_tls_file_is_named_with_its_key(tmp_path: Path, listener: bool) -> None:
+    from tests.certs import Authority
+
+    server = Authority(tmp_path).issue("server", common_name="127.0.0.1", server=True)
+    missing = tmp_path / "nope.pem"
+    if listener:
+        tls = f"{{cert: '{server.cert}', key: '{server.key}', client_ca: '{missing}'}}"
+        text = BASE.replace('"127.0.0.1:0"}', f'"127.0.0.1:0", tls: {tls}}}')
+        expected = f"listen.tls.client_ca: cannot read {str(missing)!r}: No such file or directory"
+    else:
+        text = BASE.replace('8000"}', f"8000\", tls: {{ca: '{missing}'}}}}")
+        expected = f"upstreams[0].tls.ca: cannot read {str(missing)!r}: No such file or directory"
+    assert problems(text) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ('{default_purpose: "Not Valid!"}', "policy.default_purpose: invalid purpose 'Not Valid!' (same grammar as labels)"),
+        ("{anonymous: no}", "policy.anonymous: must be one of deny, allow, got false: YAML reads an unquoted "
+                            "yes/no/on/off as a boolean"),
+    ],
+)  # fmt: skip
+def test_policy_values_say_what_is_allowed(policy: str, expected: str) -> None:
+    assert problems(BASE + f"policy: {policy}\n") == [expected]
+
+
+def test_a_callers_default_purpose_has_the_purpose_grammar() -> None:
+    found = problems(
+        BASE + f"callers:\n  - {{name: app, api_key_sha256: '{'a' * 64}', default_purpose: 'Not Valid!'}}\n"
+    )
+    assert found == ["callers[0].default_purpose: invalid purpose 'Not Valid!' (same grammar as labels)"]
+
+
+def test_a_nested_resource_attribute_is_refused() -> None:
+    found = problems(BASE + "telemetry: {resource_attributes: {team: {name: x}}}\n")
+    assert found == ["telemetry.resource_attributes.team: expected a string, number or boolean, got a mapping"]
+
+
+def test_one_mistake_is_one_problem() -> None:
+    unset = problems(BASE.replace('"http://127.0.0.1:8000"', '"${URL}"'))
+    assert unset == ["upstreams[0].url: environment variable URL is not set (write ${URL:-default})"]
+    no_listen = problems(BASE.replace('listen: {http: "127.0.0.1:0"}', ""))
+    assert no_listen == ["listen: is required"]
+
+
+def test_a_top_level_list_names_where() -> None:
+    assert problems("- listen\n- upstreams\n") == ["(top level): expected a mapping of sections (listen, upstreams, "
+                                                    "routes, ...), got a list"]  # fmt: skip

@@ -40,6 +40,14 @@ def test_without_store_it_says_the_store_is_temporary(plain: subprocess.Complete
     assert match, out
     assert not Path(match.group(1)).exists()  # as it said
     assert "lineage-proxy edges --store lineage.db" in out  # how to keep one and query it
+    assert out.count("temporary") == 1 and out.count("deleted when the demo exits") == 1  # said once
+
+
+def test_it_names_the_sample_policy_file_where_it_is(plain: subprocess.CompletedProcess[str]) -> None:
+    match = re.search(r"^the policy \((\S+)\):$", plain.stdout, re.MULTILINE)
+    assert match, plain.stdout
+    path = Path(match.group(1))
+    assert path.is_absolute() and path.read_text(encoding="utf-8") == _config_text()
 
 
 def test_it_shows_the_policy_and_every_caller_with_its_key(plain: subprocess.CompletedProcess[str]) -> None:

@@ -134,7 +134,14 @@ def test_patterns_widen_an_entry_and_unseen_entries_are_listed(recorded, tmp_pat
         (("--baseline", "BAD"), "BAD:3: flows[0].colour: unknown key"),
         (("--baseline", "BAD", "--since", "soon"), "expected a duration such as 30d"),
         (("--baseline", "BAD", "--write-baseline", "x.yaml"), "not allowed with argument"),
-        (("--write-baseline", "x.yaml", "--json"), "--json only makes sense with --baseline"),
+        (
+            ("--write-baseline", "x.yaml", "--json"),
+            "--json goes with --baseline or --integrity (--write-baseline writes YAML)",
+        ),
+        (
+            ("--integrity", "--since", "1d"),
+            "--since goes with --baseline or --write-baseline (--integrity proves the whole chain)",
+        ),
     ],
 )
 def test_usage_and_file_errors_exit_2(tmp_path, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
@@ -150,6 +157,60 @@ def test_usage_and_file_errors_exit_2(tmp_path, args: tuple[str, ...], message: 
     assert result.returncode == 2 and message in result.stderr, result.stderr
     nowhere = cli("verify", "--store", str(tmp_path / "none.db"), "--baseline", str(bad))
     assert nowhere.returncode == 2 and "no lineage store there" in nowhere.stderr
+
+
+def test_help_says_what_json_goes_with() -> None:
+    help_text = " ".join(cli("verify", "--help").stdout.split())
+    assert "one JSON document instead of text; with --baseline or --integrity" in help_text
+
+
+def test_integrity_of_an_sqlite_file_with_no_tables_says_it_is_not_a_lineage_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    empty = tmp_path / "other.db"
+    sqlite3.connect(empty).execute("PRAGMA user_version = 1").connection.close()
+    result = cli("verify", "--store", str(empty), "--integrity")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"lineage-proxy verify: {empty}: not a lineage store (it has no tables)\n"
+
+
+def failed_and_unnamed_edges(path) -> None:  # type: ignore[no-untyped-def]
+    """What the proxy records for a call whose upstream failed (allow, no checkpoint) and for an anonymous
+    call refused before it named a purpose (no purpose)."""
+    from proxy.record.store import EdgeKey, SqliteStore
+
+    store = SqliteStore(path)
+    store.upsert([
+        (EdgeKey("glasses-app", "assistant", "user-interaction", "org/llama@v1", "user-interaction", "allow"), 1.0, 2.0, 3, None),
+        (EdgeKey("glasses-app", "assistant", "user-interaction", "", "", "allow"), 1.0, 2.0, 2, None),
+        (EdgeKey("anonymous", "", "", "", "", "deny"), 1.0, 2.0, 1, "policy.anonymous"),
+    ])  # fmt: skip
+    store.close()
+
+
+def test_a_written_baseline_says_what_an_empty_checkpoint_or_purpose_means(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, baseline = tmp_path / "lineage.db", tmp_path / "baseline.yaml"
+    failed_and_unnamed_edges(store)
+    assert cli("verify", "--store", str(store), "--write-baseline", str(baseline)).returncode == 0
+    text = baseline.read_text()
+    assert "    checkpoints: ['']  # none known: the upstream failed (502/504) or its reply named none\n" in text
+    assert "    purpose: ''  # none: the call named no purpose and there was no default\n" in text
+    ok = cli("verify", "--store", str(store), "--baseline", str(baseline))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_verify_never_prints_an_empty_name_as_a_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, baseline = tmp_path / "lineage.db", tmp_path / "baseline.yaml"
+    failed_and_unnamed_edges(store)
+    baseline.write_text("version: 1\nflows:\n  - {caller: glasses-app, purpose: assistant, labels: [user-interaction], "
+                        "checkpoints: ['org/llama@*']}\n  - {caller: anonymous, purpose: assistant, decisions: [deny]}\n")  # fmt: skip
+    result = cli("verify", "--store", str(store), "--baseline", str(baseline))
+    assert result.returncode == 1
+    out = result.stdout
+    assert "''" not in out, out
+    assert ("UNAPPROVED new-checkpoint: served by no known checkpoint (the upstream failed, or its reply named "
+            "none), which no entry approves for 'glasses-app' acting for 'assistant'") in out  # fmt: skip
+    assert "UNAPPROVED new-purpose: no purpose named, by caller 'anonymous' (approved purposes: assistant)" in out
 
 
 # -- the verifier at the boundary

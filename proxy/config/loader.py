@@ -49,6 +49,8 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
+_TOP_LEVEL = "(top level)"  # where a problem with the whole file is reported
+_WILDCARD_HOSTS = ("0.0.0.0", "::")  # a listener on one of these takes the port on every address
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -112,9 +114,18 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.unset: set[str] = set()  # paths whose ${VAR} is not set: said once, not again as its consequences
 
     def problem(self, path: str, message: str) -> None:
+        if self._follows_unset(path):
+            return
         self.problems.append(f"{path}: {message}")
+
+    def _follows_unset(self, path: str) -> bool:
+        """A value, or its section, already reported for an unset ${VAR}: what follows from it is not news."""
+        if not path:
+            return False
+        return any(unset == path or unset.startswith((f"{path}.", f"{path}[")) for unset in self.unset)
 
     # -- scalars
 
@@ -129,6 +140,7 @@ class _Reader:
             if default is not None:
                 return default
             self.problem(path, f"environment variable {name} is not set (write ${{{name}:-default}})")
+            self.unset.add(path)
             return ""
 
         return _VAR.sub(substitute, value)
@@ -176,6 +188,10 @@ class _Reader:
         return None
 
     def choice(self, path: str, value: Any, options: tuple[str, ...]) -> str | None:
+        if isinstance(value, bool):
+            self.problem(path, f"must be one of {', '.join(options)}, got {str(value).lower()}: YAML reads an "
+                         "unquoted yes/no/on/off as a boolean")  # fmt: skip
+            return None
         text = self.string(path, value)
         if text is not None and text not in options:
             self.problem(path, f"must be one of {', '.join(options)}, got {text!r}")
@@ -260,6 +276,10 @@ class _Reader:
     # -- sections
 
     def config(self, raw: Any, source: str) -> Config | None:
+        if raw is not None and not isinstance(raw, dict):
+            kind = "a list" if isinstance(raw, list) else f"{raw!r}"
+            self.problem(_TOP_LEVEL, f"expected a mapping of sections (listen, upstreams, routes, ...), got {kind}")
+            return None
         top = self.mapping(
             "",
             raw,
@@ -292,7 +312,7 @@ class _Reader:
         baseline = self.baseline(lineage)
         limits = self.limits(top.get("limits"))
         logging = self.logging(top.get("logging"))
-        self.cross_check(top, upstreams, routes, callers, zones, detectors)
+        self.cross_check(top, listen, upstreams, routes, callers, zones, detectors)
         if listen is None or self.problems:
             return None
         return Config(
@@ -312,12 +332,26 @@ class _Reader:
         )
 
     def listen(self, raw: Any) -> Listen | None:
+        if raw is None:  # `listen: is required` is said by the top level
+            return None
         section = self.mapping("listen", raw, ("http", "grpc", "admin", "tls"), ("http",))
         http = self.address("listen.http", section.get("http")) if section.get("http") is not None else None
         grpc = self.address("listen.grpc", section["grpc"]) if section.get("grpc") is not None else None
         admin = self.address("listen.admin", section["admin"]) if section.get("admin") is not None else None
         tls = self.tls("listen.tls", section["tls"]) if section.get("tls") is not None else None
+        self.distinct_listeners({"http": http, "grpc": grpc, "admin": admin})
         return Listen(http, grpc, admin, tls) if http else None
+
+    def distinct_listeners(self, addresses: dict[str, Address | None]) -> None:
+        """Two listeners on one address would start and then fail `address already in use` (or, with
+        SO_REUSEPORT workers, share the port): `check` says so first. Port 0 is a new free port each time."""
+        named = [(name, address) for name, address in addresses.items() if address is not None and address.port]
+        for index, (name, address) in enumerate(named):
+            for earlier, other in named[:index]:
+                if _same_socket(address, other):
+                    self.problem(f"listen.{name}", f"{address} is listen.{earlier}'s address (each listener needs "
+                                 "its own port; port 0 takes any free one)")  # fmt: skip
+                    break
 
     def tls(self, path: str, raw: Any) -> Tls | None:
         """Certificates are loaded here, so `check` and a reload refuse a bad file with its reason."""
@@ -329,6 +363,8 @@ class _Reader:
         if require and client_ca is None:
             self.problem(f"{path}.require_client_cert", "needs client_ca (the bundle client certificates match)")
         if cert is None or key is None:
+            return None
+        if not self.readable_files(path, {"cert": cert, "key": key, "client_ca": client_ca}):
             return None
         tls = Tls(cert, key, client_ca, require)
         from proxy.tls import server_context  # here: only a config with TLS needs the ssl module set up
@@ -402,6 +438,8 @@ class _Reader:
         if (tls.cert is None) != (tls.key is None):
             self.problem(path, "a client certificate needs both cert and key")
             return None
+        if not self.readable_files(path, {"ca": tls.ca, "cert": tls.cert, "key": tls.key}):
+            return None
         from proxy.tls import client_context  # here: only a config with upstream TLS needs it
 
         try:
@@ -411,14 +449,39 @@ class _Reader:
             return None
         return tls
 
+    def readable_files(self, path: str, files: dict[str, str | None]) -> bool:
+        """Each file a TLS section names can be opened; else a problem at its own key, naming the file (the
+        ssl module's errors name neither)."""
+        readable = True
+        for key, file in files.items():
+            if file is None:
+                continue
+            try:
+                with open(file, "rb"):
+                    pass
+            except OSError as exc:
+                self.problem(f"{path}.{key}", f"cannot read {file!r}: {exc.strerror or exc}")
+                readable = False
+        return readable
+
     def purposes(self, path: str, raw: Any) -> frozenset[str] | None:
         if raw is None:
             return None
         items = self.string_list(path, raw)
         for index, purpose in enumerate(items):
-            if not is_label(purpose):
-                self.problem(f"{path}[{index}]", f"invalid purpose {purpose!r} (same grammar as labels)")
+            self.check_purpose(f"{path}[{index}]", purpose)
         return frozenset(items)
+
+    def purpose(self, path: str, raw: Any) -> str | None:
+        """One optional purpose (a default_purpose), held to the grammar of the `purposes` lists."""
+        text = self.string(path, raw, optional=True)
+        return text if text is None or self.check_purpose(path, text) else None
+
+    def check_purpose(self, path: str, purpose: str) -> bool:
+        if is_label(purpose):
+            return True
+        self.problem(path, f"invalid purpose {purpose!r} (same grammar as labels)")
+        return False
 
     def route(self, path: str, raw: Any) -> Route | None:
         section = self.mapping(path, raw, ("model", "upstream", "purposes"), ("model", "upstream"))
@@ -439,13 +502,16 @@ class _Reader:
             if not _SHA256_HEX.fullmatch(digest):
                 self.problem(f"{path}.api_key_sha256", "expected 64 hex digits (sha256 of the key, never the key)")
         purposes = self.purposes(f"{path}.purposes", section.get("purposes"))
-        default = self.string(f"{path}.default_purpose", section.get("default_purpose"), optional=True)
+        default = self.purpose(f"{path}.default_purpose", section.get("default_purpose"))
         if default is not None and purposes is not None and default not in purposes:
             self.problem(f"{path}.default_purpose", f"{default!r} is not one of the caller's purposes")
         labels = self.label_set(f"{path}.labels", section.get("labels"))
         identity = self.string(f"{path}.tls_identity", section.get("tls_identity"), optional=True)
         if identity is not None and not (identity.startswith("spiffe://") or identity.startswith("CN=")):
             self.problem(f"{path}.tls_identity", f"expected spiffe://... or CN=<name>, got {identity!r}")
+        if section and section.get("api_key_sha256") is None and section.get("tls_identity") is None:
+            self.problem(path, "nothing identifies this caller: give api_key_sha256 (a Bearer key) or tls_identity "
+                         "(a client certificate)")  # fmt: skip
         if name is None:
             return None
         return Caller(name, digest, purposes, labels, default, identity)
@@ -477,7 +543,7 @@ class _Reader:
         s = self.section("policy", raw, PolicySettings, ("mode", "anonymous", "default_purpose", "passthrough"))
         mode = s.read("mode", partial(self.choice, options=("enforce", "audit")))
         anonymous = s.read("anonymous", partial(self.choice, options=("deny", "allow")))
-        default = self.string("policy.default_purpose", s.raw("default_purpose"), optional=True)
+        default = self.purpose("policy.default_purpose", s.raw("default_purpose"))
         passthrough = s.read("passthrough", partial(self.choice, options=("auto", "forward", "refuse")))
         return PolicySettings(mode, anonymous, default, passthrough)
 
@@ -522,6 +588,7 @@ class _Reader:
         if not isinstance(headers, dict):
             self.problem("telemetry.headers", "expected a mapping of header name to value")
             headers = {}
+        headers = self.flat_values("telemetry.headers", headers)
         exporter = s.read("exporter", partial(self.choice, options=("otlp", "console", "none")))
         protocol = s.read("protocol", partial(self.choice, options=("grpc", "http/protobuf")))
         endpoint = self.string("telemetry.endpoint", s.raw("endpoint"), optional=True)
@@ -531,6 +598,7 @@ class _Reader:
         if not isinstance(attrs, dict):
             self.problem("telemetry.resource_attributes", "expected a mapping of string to string")
             attrs = {}
+        attrs = self.flat_values("telemetry.resource_attributes", attrs)
         return Telemetry(
             service_name=s.read("service_name", self.string),
             metrics=s.read("metrics", self.boolean),
@@ -550,6 +618,17 @@ class _Reader:
             insecure=self.boolean("telemetry.insecure", s.raw("insecure")) if s.raw("insecure") is not None else None,
             traces_endpoint=self.string("telemetry.traces_endpoint", s.raw("traces_endpoint"), optional=True),
         )
+
+    def flat_values(self, path: str, mapping: dict[Any, Any]) -> dict[Any, Any]:
+        """The entries whose value is one scalar: a nested mapping or list would be sent as its Python repr."""
+        flat = {}
+        for key, value in mapping.items():
+            if isinstance(value, dict | list):
+                kind = "a mapping" if isinstance(value, dict) else "a list"
+                self.problem(f"{path}.{key}", f"expected a string, number or boolean, got {kind}")
+            else:
+                flat[key] = value
+        return flat
 
     def lineage(self, raw: Any) -> Lineage:
         known = ("store", "retention_days", "flush_interval_s", "baseline", "on_unapproved", "integrity_key_file",
@@ -699,6 +778,7 @@ class _Reader:
     def cross_check(
         self,
         top: dict[str, Any],
+        listen: Listen | None,
         upstreams: list[Upstream],
         routes: list[Route],
         callers: list[Caller],
@@ -722,10 +802,16 @@ class _Reader:
             seen_models.add(route.model)
         names: set[str] = set()
         keys: set[str] = set()
+        # a listen.tls that did not load has its own problem: its callers' are not repeated
+        tls_given = isinstance(top.get("listen"), dict) and top["listen"].get("tls") is not None
+        asks_for_certificates = listen is None or (tls_given and (listen.tls is None or bool(listen.tls.client_ca)))
         for index, caller in enumerate(callers):
             if caller.name in names:
                 self.problem(f"callers[{index}].name", f"duplicate caller {caller.name!r}")
             names.add(caller.name)
+            if caller.tls_identity is not None and not asks_for_certificates:
+                self.problem(f"callers[{index}].tls_identity", "no client certificate is ever asked for: set "
+                             "listen.tls.client_ca")  # fmt: skip
             if caller.api_key_sha256 is not None:
                 if caller.api_key_sha256 in keys:
                     self.problem(f"callers[{index}].api_key_sha256", "the same key is given to two callers")
@@ -768,3 +854,9 @@ def _readable_key(path: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _same_socket(one: Address, other: Address) -> bool:
+    """Whether two listen addresses take the same port: the same host, or a wildcard host on either."""
+    wildcard = one.host in _WILDCARD_HOSTS or other.host in _WILDCARD_HOSTS
+    return one.port == other.port and (one.host == other.host or wildcard)

@@ -27,7 +27,7 @@ import psycopg
 
 from proxy.record import integrity
 from proxy.record.postgres import PostgresStore, redact
-from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
+from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat, require_directory
 
 log = logging.getLogger("lineage_proxy.edges")
 
@@ -57,7 +57,7 @@ class Journal:
     def __init__(self, path: str | Path, max_rows: int = DEFAULT_MAX_ROWS) -> None:
         self.path = str(path)
         self.max_rows = max_rows
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        require_directory(self.path, "lineage journal")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from proxy.errors import StartupError
 from proxy.record import integrity
 
 SCHEMA = """
@@ -120,8 +121,32 @@ def split_labels(joined: str) -> list[str]:
     return joined.split(",") if joined else []
 
 
+class NotALineageStore(ValueError):
+    """A database without the edges table of a lineage store; the message says what it holds instead."""
+
+
 class SchemaTooNew(RuntimeError):
     """A store's lineage tables were made by a newer lineage-proxy: this one does not write them."""
+
+
+class StoreLocationError(StartupError):
+    """A store file's directory is missing or is not a directory. The file is refused rather than its
+    directories made: a typo in `lineage.store` would otherwise build a directory tree nobody asked for."""
+
+
+def require_directory(path: str, what: str) -> None:
+    """Raise StoreLocationError unless the directory `path` goes in exists; `what` names the file in the message."""
+    parent = Path(path).parent
+    if parent.is_dir():
+        return
+    above = (parent, *parent.parents)
+    existing = next((directory for directory in above if directory.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise StoreLocationError(f"cannot open the {what} {path}: {existing} is not a directory")
+    missing = next((directory for directory in above if directory.parent == existing), parent)
+    where = str(missing) if missing.is_absolute() else f"{missing} ({missing.absolute()})"  # relative: to the cwd
+    raise StoreLocationError(f"cannot open the {what} {path}: the directory {where} does not exist "
+                             "(create it, or correct the path)")  # fmt: skip
 
 
 WRITER_CACHE_KIB = 256
@@ -140,7 +165,7 @@ class SqliteStore:
             uri = f"file:{Path(self.path).resolve()}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
             return
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        require_directory(self.path, "lineage store")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
@@ -209,6 +234,10 @@ class SqliteStore:
     def integrity(self, key: bytes | None = None) -> integrity.Report:
         """Walk and replay the chain against the edge table (read-only)."""
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "edges" not in tables:
+            raise NotALineageStore(
+                "it has no tables" if not tables else f"no edges table; it has {', '.join(sorted(tables))}"
+            )
         if "chain" not in tables:
             return integrity.Report(0, "", False, "this store has no chain (written by a release before it)")
         entries = [integrity.Entry(*row) for row in self._db.execute("SELECT seq, at, body, prev, hash FROM chain "
