@@ -94,7 +94,7 @@ class _Text:
 # Each finder yields (start, end) of validated values in a _Text.
 Finder = Callable[[_Text], Iterator[tuple[int, int]]]
 
-_CARD = re.compile(rb"0(?:[ ./-]?0){12,18}")
+_CARD = re.compile(rb"0(?:[ ./-]?0){12,}")
 _PHONE = re.compile(rb"0[0 ().-]{6,24}0")
 _IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
 _IPV6_TRIGGER = re.compile(rb":[0xX]{0,4}:")
@@ -104,17 +104,26 @@ _EMAIL = re.compile(rb"[aAxX0._%+-]{1,64}@[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[
 
 
 def _cards(t: _Text) -> Iterator[tuple[int, int]]:
-    for m in _CARD.finditer(t.classes):
+    for m in _CARD.finditer(t.classes):  # a whole run of digits and single separators
         start, end = m.span()
         if t.before(start) in b"0-" or t.after(end) in b"0-":
             continue
-        if (t.before(start) in b"./" and t.before(start - 1) == 48) or (
-            t.after(end) in b"./" and t.after(end + 1) == 48
-        ):
-            continue  # part of a longer dotted number, not a sentence's full stop
-        digits = bytes(b for b in t.raw[start:end] if 48 <= b <= 57)
-        if 13 <= len(digits) <= 19 and _luhn(digits):
+        if _card(t.raw[start:end]):
             yield start, end
+            continue
+        # a number joined by '/' or '.' to digits beside it (`4111111111111111/12`, an expiry): each part alone
+        for part in _CARD_PART.finditer(t.raw, start, end):
+            if _card(part.group()):
+                yield part.span()
+                break
+
+
+_CARD_PART = re.compile(rb"[0-9](?:[ -]?[0-9])*")
+
+
+def _card(candidate: bytes) -> bool:
+    digits = bytes(b for b in candidate if 48 <= b <= 57)
+    return 13 <= len(digits) <= 19 and _luhn(digits)
 
 
 def _phones(t: _Text) -> Iterator[tuple[int, int]]:
@@ -212,6 +221,26 @@ _NEEDS: dict[Finder, tuple[bytes, int, bytes]] = {
 }  # fmt: skip
 
 
+_FOLD_PIECE = 4096
+
+
+def folded(text: str, limit: int) -> tuple[str, bool]:
+    """`text` in NFKC form without invisible characters, at most `limit` characters of it, and whether
+    some was cut. NFKC can make a text 18 times longer (`\ufdfa`): it is folded a piece at a time and stops
+    at the limit, so the work stays bounded by it. (A piece boundary may split what NFKC would compose:
+    only accents, never the ASCII the detectors read.)"""
+    pieces: list[str] = []
+    size = 0
+    for at in range(0, len(text), _FOLD_PIECE):
+        piece = unicodedata.normalize("NFKC", text[at : at + _FOLD_PIECE].translate(INVISIBLE))
+        pieces.append(piece)
+        size += len(piece)
+        if size >= limit:
+            whole = "".join(pieces)
+            return whole[:limit], size > limit or at + _FOLD_PIECE < len(text)
+    return "".join(pieces), False
+
+
 class Detectors:
     """The configured set, compiled once. `scan` is the hot-path entry point."""
 
@@ -240,7 +269,9 @@ class Detectors:
             text = text[: self.max_chars]
             found.add(TRUNCATED)
         if not text.isascii():  # `ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com`, digits and `@` in other widths, zero-width spaces
-            text = unicodedata.normalize("NFKC", text.translate(INVISIBLE))
+            text, cut = folded(text, self.max_chars)
+            if cut:
+                found.add(TRUNCATED)
         t = _Text(text)
         classes = t.classes
         digits = -1  # counted once, when a finder asks
@@ -273,10 +304,15 @@ class Detectors:
         return kept
 
     def mask(self, text: str) -> str:
-        """`text` with every detected value replaced by `[pii:<kind>]` (for captured content)."""
+        """`text` with every detected value replaced by `[pii:<kind>]` (for captured content). A value found
+        only in the text's folded form (`scan`) is masked in that form, which is then what is captured."""
         if not self._finders or not text:
             return text
         found = self.findings(text)
+        if not text.isascii():
+            fold, _ = folded(text, len(text) * 18)
+            if fold != text and len(self.findings(fold)) > len(found):
+                text, found = fold, self.findings(fold)
         if not found:
             return text
         raw = text.encode("utf-8", "surrogatepass")

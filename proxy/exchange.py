@@ -27,7 +27,7 @@ from typing import Any
 
 from proxy.config import Upstream
 from proxy.errors import InvalidRequest, ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
-from proxy.flow import ALLOW, RESPONSE, Call, Decision, Outcome, TraceContext
+from proxy.flow import ALLOW, DENY, RESPONSE, Call, Decision, Outcome, TraceContext
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
 from proxy.protocols import Adapter, Header, Observer, Target
@@ -100,7 +100,7 @@ class Exchange:
         return upstream
 
     def admit_data_free(self, upstream: Upstream, *, span: bool) -> None:
-        """A call that carries no data (metadata, health, repository RPCs): the caller's key was
+        """A call that carries no data (metadata, health, statistics, listings): the caller's key was
         checked (`Pipeline.identify_only`); it gets a span when `span`, never a lineage edge."""
         self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace, carries_data=False)
         self.decision = Decision(ALLOW, upstream)
@@ -125,13 +125,20 @@ class Exchange:
                 f"a stream serves one model: this message names {named!r}, the stream was opened for {opened!r}",
                 param="model_version" if more.model == call.model else "model_name",
             )
-        if more.labels <= call.labels and more.detected <= call.detected:
+        if more.labels <= call.labels and more.detected <= call.detected and (call.opaque or not more.opaque):
             return None
-        widened = dataclasses.replace(call, labels=call.labels | more.labels, detected=call.detected | more.detected)
+        widened = dataclasses.replace(call, labels=call.labels | more.labels, detected=call.detected | more.detected,
+                                      opaque=call.opaque or more.opaque)  # fmt: skip
         again = self.pipeline.decide(widened)
-        if again.forwards:
-            self.call = widened
-            return None
+        upstream = decision.upstream
+        if again.forwards and again.upstream is not None and upstream is not None:
+            if again.upstream.name == upstream.name:
+                self.call, self.decision = widened, again  # the record has every label (and audit-deny, if so)
+                return None
+            # its zones send this data elsewhere (a reroute): a stream cannot move upstream partway
+            again = dataclasses.replace(again, action=DENY, upstream=None, code="region_denied", reason=(
+                f"{again.reason or 'a zone sends this data to another upstream'}: this stream is served by "
+                f"{upstream.name!r} and cannot move partway to {again.upstream.name!r}; open a new stream"))  # fmt: skip
         # This call stays the record of what was forwarded (its labels, its decision, the outputs so far); the
         # message refused is a call of its own, denied (`refused`, which the ingress finishes as it answers):
         # the stream ends with its answer.

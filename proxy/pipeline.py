@@ -114,6 +114,8 @@ class Pipeline:
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
         found = self.detectors.scan_all(request.texts) if request.texts else _NONE
+        if request.joined:
+            found = found | self.detectors.scan_all(request.joined)
         return found | _UNSCANNED if request.unscanned else found
 
     def decide(self, call: Call) -> Decision:

@@ -232,6 +232,7 @@ def test_invalid_yaml_names_the_line() -> None:
         ('{http: "127.0.0.1:8080", grpc: "127.0.0.1:9", admin: "127.0.0.1:9"}',
          "listen.admin: 127.0.0.1:9 is listen.grpc's address"),
         ('{http: "0.0.0.0:8080", admin: "127.0.0.1:8080"}', "listen.admin: 127.0.0.1:8080 is listen.http's address"),
+        ('{http: "[::]:8080", admin: "127.0.0.1:8080"}', "listen.admin: 127.0.0.1:8080 is listen.http's address"),
     ],
 )  # fmt: skip
 def test_two_listeners_on_one_address_is_a_problem(listen: str, expected: str) -> None:
@@ -243,7 +244,8 @@ def test_two_listeners_on_one_address_is_a_problem(listen: str, expected: str) -
 
 def test_listeners_may_share_port_0_or_a_port_on_other_hosts() -> None:
     for listen in ('{http: "127.0.0.1:0", grpc: "127.0.0.1:0", admin: "127.0.0.1:0"}',
-                   '{http: "127.0.0.1:8080", admin: "127.0.0.2:8080"}'):  # fmt: skip
+                   '{http: "127.0.0.1:8080", admin: "127.0.0.2:8080"}',
+                   '{http: "0.0.0.0:8080", admin: "[::1]:8080"}'):  # another family: another socket  # fmt: skip
         parse(BASE.replace('listen: {http: "127.0.0.1:0"}', f"listen: {listen}"), env={})
 
 

@@ -34,6 +34,9 @@ ALL = Detectors([DetectorSpec(n) for n in ("email", "phone", "credit_card", "ip_
         ("card 4111.1111.1111.1111", "pii:credit_card"),
         ("card 4111/1111/1111/1111", "pii:credit_card"),
         ("card: 4111111111111111.", "pii:credit_card"),  # a full stop after it
+        ("card 5500 0000 0000 0004/2027", "pii:credit_card"),  # an expiry joined by a slash
+        ("4111111111111111/12", "pii:credit_card"),
+        ("item 7/4111111111111111", "pii:credit_card"),
     ],
 )
 def test_true_positives(text: str, label: str) -> None:
@@ -142,3 +145,20 @@ def test_the_prefilter_skips_only_texts_with_nothing_to_find(text: str) -> None:
 
     everything = {label for label, finder, *_ in ALL._finders if next(finder(_Text(text)), None) is not None}
     assert ALL.scan(text) == everything
+
+
+def test_folding_is_bounded_by_the_scan_limit() -> None:
+    """NFKC can make a text 18 times longer: folding stops at the limit, and says it cut."""
+    from proxy.detectors import folded
+
+    text, cut = folded("\ufdfa" * 10_000, 1000)
+    assert len(text) == 1000 and cut
+    assert folded("ｈｉ", 1000) == ("hi", False)
+    small = Detectors([DetectorSpec("email")], max_chars=1000)
+    assert small.scan("\ufdfa" * 10_000 + " ana@example.org") == {"scan:truncated"}
+
+
+def test_a_value_found_only_in_the_folded_text_is_masked() -> None:
+    """Captured content: what `scan` finds in another width is masked too (in the folded form)."""
+    assert ALL.mask("mail ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com now") == "mail [pii:email] now"
+    assert ALL.mask("plain é text") == "plain é text"

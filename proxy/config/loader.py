@@ -50,7 +50,6 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
 _TOP_LEVEL = "(top level)"  # where a problem with the whole file is reported
-_WILDCARD_HOSTS = ("0.0.0.0", "::")  # a listener on one of these takes the port on every address
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -857,6 +856,14 @@ def _readable_key(path: str) -> bool:
 
 
 def _same_socket(one: Address, other: Address) -> bool:
-    """Whether two listen addresses take the same port: the same host, or a wildcard host on either."""
-    wildcard = one.host in _WILDCARD_HOSTS or other.host in _WILDCARD_HOSTS
-    return one.port == other.port and (one.host == other.host or wildcard)
+    """Whether two listen addresses take the same port: the same host, or a wildcard of the other's
+    family on either (`::` is dual-stack: every address; `0.0.0.0` every IPv4 one, so `[::1]` beside it
+    is another socket)."""
+    if one.port != other.port:
+        return False
+    if one.host == other.host or "::" in (one.host, other.host):
+        return True
+    if "0.0.0.0" in (one.host, other.host):
+        rest = other.host if one.host == "0.0.0.0" else one.host
+        return ":" not in rest
+    return False

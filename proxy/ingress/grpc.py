@@ -1,15 +1,17 @@
 """The gRPC ingress: a grpc.aio server proxying the OIP v2 GRPCInferenceService to gRPC upstreams.
 
 Every method is handled generically on raw bytes. Inference (ModelInfer, ModelStreamInfer) is read by
-the OIP gRPC adapter and walked by an Exchange like any HTTP call; metadata and health RPCs only check
-the caller's key; any other method of any service (Triton's repository, statistics, shared-memory RPCs)
-is passed through as a byte stream in both directions, key-checked, with its method name in a span.
+the OIP gRPC adapter and walked by an Exchange like any HTTP call; health, metadata, config, statistics
+and status RPCs only check the caller's key; any other method of any service (Triton's repository loads,
+shared-memory registration, trace settings) is opaque: decided on its metadata (`policy.passthrough`),
+then passed through as a byte stream in both directions and recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
@@ -96,7 +98,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     async def start(self, address: Address, tls: Tls | None = None) -> Address:
         # a request message over limits.max_body_bytes (decompressed) is refused by grpc itself, RESOURCE_EXHAUSTED,
         # before it is held whole; replies are the upstream's, passed on whatever their size
-        limit = self.ref.current.config.limits.max_body_bytes
+        limit = min(self.ref.current.config.limits.max_body_bytes, 2**31 - 1)  # grpc's option is a C int
         self._server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
         ])  # fmt: skip
@@ -369,7 +371,19 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         ex, header = self._exchange(GRPC_ADAPTERS[0], PASSTHROUGH, method, context)
         ex.outcome.extra["rpc.method"] = method
         async with self._ends(ex, context):
-            upstream = self._admit(ex, b"", header, context)
+            upstream = ex.admit(b"", header, self._peer(context))
+            decision = ex.decision
+            if upstream.grpc is None and decision is not None and not decision.zones:
+                # the '*' route serves HTTP (vLLM) beside a gRPC upstream on named routes (Triton): no zone
+                # says where this call's data may go, so it goes where gRPC is served, as the record says
+                upstream = self._data_free_upstream(ex.pipeline, "")
+                ex.decision = dataclasses.replace(decision, upstream=upstream)
+            elif upstream.grpc is None:
+                raise UpstreamUnavailable(
+                    f"{method}: the '*' route's upstream {upstream.name!r} speaks HTTP only, and this call's zones "
+                    f"({', '.join(decision.zones) if decision else '?'}) say where its data may go: route '*' to a "
+                    "gRPC upstream in their regions"
+                )
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
             )

@@ -39,6 +39,7 @@ class Request:
     digest: str | None = None  # set when the adapter digests something other than `texts`
     opaque: bool = False  # the adapter forwards the body unread (passthrough)
     unscanned: bool = False  # part of the content was past a scan limit: labelled `scan:truncated`
+    joined: tuple[str, ...] = ()  # texts the model reads run together (`join_text_parts`): scanned, not digested
 
 
 # keys whose string values are framing, not data: roles, ids, types, enums, links (inside messages; a role that
@@ -220,31 +221,27 @@ def _holds_scalar(value: Any) -> bool:
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 
 
-def join_text_parts(messages: Any) -> None:
-    """In place: consecutive text parts of one message's content become one part. Chat templates print a
-    message's parts one after the other with nothing between (Qwen2-VL's, which vLLM uses for OpenAI-style
-    content), so `alice@exa` and `mple.com` in two parts are one address to the model, and must be one
-    text to the detectors. (`messages`: the body's own parsed copy; the upstream gets the bytes as sent.)"""
+def join_text_parts(messages: Any) -> tuple[str, ...]:
+    """Each message's consecutive text parts run together, for the detectors to scan as well as each part:
+    chat templates may print a message's parts with nothing between them (Qwen2-VL's, which vLLM uses for
+    OpenAI-style content), so `alice@exa` and `mple.com` in two parts are one address to the model; others
+    join them with a newline (vLLM's string format), so the parts are scanned on their own too."""
     if type(messages) is not list:
-        return
+        return ()
+    joined: list[str] = []
     for message in messages:
         content = message.get("content") if type(message) is dict else None
         if type(content) is not list or len(content) < 2:
             continue
-        merged: list[Any] = []
         run: list[str] = []
-        for part in content:
+        for part in (*content, None):
             if type(part) is dict and part.get("type") in _TEXT_PARTS and type(text := part.get("text")) is str:
                 run.append(text)
                 continue
-            if run:
-                merged.append({"type": "text", "text": "".join(run)})
-                run = []
-            merged.append(part)
-        if run:
-            merged.append({"type": "text", "text": "".join(run)})
-        if len(merged) < len(content):
-            message["content"] = merged
+            if len(run) > 1:
+                joined.append("".join(run))
+            run = []
+    return tuple(joined)
 
 
 def token_ids(value: Any) -> bool:

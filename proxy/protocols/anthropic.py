@@ -33,7 +33,7 @@ def read_request(body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    join_text_parts(data["messages"])
+    joined = join_text_parts(data["messages"])
     texts: list[str] = []
     whole = request_strings(data, _RENDERED, texts)
     params: list[tuple[str, Any]] = [
@@ -44,7 +44,8 @@ def read_request(body: bytes) -> Request:
     stops = data.get("stop_sequences")
     if isinstance(stops, list):
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
-    return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params), unscanned=not whole)
+    return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params), unscanned=not whole,
+                   joined=joined)  # fmt: skip
 
 
 class MessagesObserver(SseObserver):

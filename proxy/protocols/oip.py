@@ -185,10 +185,12 @@ def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unbase64(text: str) -> str:
-    """A base64 element as the text it encodes; as it is when it is not base64 (then that is what is read)."""
+    """A base64 element as the text it encodes, decoded as MLServer's codec does (`base64.b64decode`:
+    characters outside the alphabet are dropped, so `dG86\nIGFs…` is still an address); as it is when it
+    does not decode (then that is what the model is given)."""
     try:
-        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True).decode("utf-8", "replace")
-    except (ValueError, UnicodeEncodeError):
+        return binascii.a2b_base64(text.encode("utf-8", "surrogateescape")).decode("utf-8", "replace")
+    except ValueError:
         return text
 
 

@@ -99,9 +99,7 @@ def read_request(operation: str, body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if operation == "chat" and not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    join_text_parts(data.get("messages"))
-    if operation == "responses":
-        join_text_parts(data.get("input"))
+    joined = join_text_parts(data.get("messages") if operation != "responses" else data.get("input"))
     texts: list[str] = []
     whole = request_strings(data, _RENDERED[operation], texts)
     # token ids (vLLM, llama.cpp) and prompt embeddings: what the model reads there, the proxy cannot
@@ -112,7 +110,8 @@ def read_request(operation: str, body: bytes) -> Request:
         if key in _PARAMS and value is not None
     )
     stream = data.get("stream") is True
-    return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params, unscanned=not whole)
+    return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params, unscanned=not whole,
+                   joined=joined)  # fmt: skip
 
 
 class ReplyObserver(SseObserver):

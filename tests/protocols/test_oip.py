@@ -135,11 +135,12 @@ def test_request_without_data_has_no_digest() -> None:
 
 def test_base64_bytes_are_scanned_as_the_model_reads_them() -> None:
     """MLServer's base64 codec (`content_type: base64`): the model gets the decoded bytes, so they are what
-    is scanned; an element that is not base64 is scanned as it is."""
+    is scanned."""
     tensor = {"name": "t", "datatype": "BYTES", "shape": [2], "parameters": {"content_type": "base64"},
-              "data": ["YWxpY2VAZXhhbXBsZS5jb20=", "not base64!"]}  # fmt: skip
+              "data": ["YWxpY2VAZXhhbXBsZS5jb20=", "dG86IGFs\naWNlQGV4YW1wbGUuY29t", "not base64"]}  # fmt: skip
     request = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
-    assert request.texts == ("alice@example.com", "not base64!")
+    # a stray character is dropped, as MLServer's b64decode drops it; what does not decode is scanned as sent
+    assert request.texts == ("alice@example.com", "to: alice@example.com", "not base64")
 
 
 def test_tensors_in_shared_memory_make_the_request_opaque() -> None:

@@ -131,7 +131,16 @@ def test_messages_parameters_of_the_wrong_type_are_not_recorded_as_numbers() -> 
     assert dict(read_messages(orjson.dumps(body)).params) == {"top_k": 5}
 
 
-def test_text_blocks_a_template_prints_together_are_scanned_together() -> None:
+def test_text_blocks_are_scanned_together_and_each_on_its_own() -> None:
+    """Templates print a message's parts with nothing between them, or with a newline: either way the
+    model reads what the detectors must find (`alice@exa` + `mple.com`; `… 4111111111111111` + `0`)."""
+    from proxy.config import DetectorSpec
+    from proxy.detectors import Detectors
+
     body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "mail alice@exa"}, {"type": "text", "text": "mple.com"}]}]}  # fmt: skip
-    assert read_messages(orjson.dumps(body)).texts == ("mail alice@example.com",)
+    request = read_messages(orjson.dumps(body))
+    assert request.texts == ("mail alice@exa", "mple.com") and request.joined == ("mail alice@example.com",)
+    body["messages"][0]["content"] = [{"type": "text", "text": "card 4111111111111111"}, {"type": "text", "text": "0"}]
+    request = read_messages(orjson.dumps(body))
+    assert Detectors([DetectorSpec("credit_card")]).scan_all(request.texts) == {"pii:credit_card"}

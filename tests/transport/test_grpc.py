@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -202,6 +203,25 @@ def test_an_unknown_method_forwarded_by_policy_is_decided_on_its_metadata(faithf
     span = otlp.by_trace(dict(call.trailing_metadata())["x-trace-id"])
     assert span.attributes["lineage.input.labels"] == ["campaign-7"]
     assert span.attributes["lineage.decision"] == "allow" and span.attributes["lineage.purpose"] == "evaluation"
+
+
+def test_an_unknown_method_goes_where_grpc_is_served_when_no_zone_says_otherwise(faithful, otlp, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A common setup: '*' routes to an HTTP server (vLLM), Triton serves named models over gRPC. An opaque
+    gRPC method (tritonclient's load_model, say) goes to the gRPC upstream when no zone is involved, and
+    the record names that upstream; with zones involved, where the data may go is theirs to say."""
+    import grpc
+
+    address, _ = faithful
+    proxy = make_proxy(CONFIG + "policy:\n  passthrough: forward\n", wait="probed", OIP_GRPC=address, ROUTE="oip-rest",
+                       OIP_HTTP=f"http://127.0.0.1:{dead_port()}", OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        reverse = channel.unary_unary("/test.Extra/Reverse")
+        reply, call = reverse.with_call(b"lineage", metadata=tuple(AUTH.items()), timeout=10)
+        assert reply == b"egaenil" and dict(call.trailing_metadata())["x-lineage-upstream"] == "oip"
+        with pytest.raises(grpc.RpcError) as zoned:
+            reverse(b"x", metadata=(*AUTH.items(), ("x-purpose", "assistant"), ("x-data-labels", "health")), timeout=10)
+    assert zoned.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "speaks HTTP only, and this call's zones (health)" in zoned.value.details()
 
 
 def test_streamed_inference(proxied) -> None:  # type: ignore[no-untyped-def]
@@ -462,34 +482,46 @@ def test_a_stream_cannot_switch_model_versions(proxied) -> None:  # type: ignore
     assert "2" not in [r["version"] for r in requests_seen(log)[before:]]  # (the first may be cut off too)
 
 
+def _stream_in_turn(proxy, messages: list[bytes], metadata: tuple[tuple[str, str], ...]) -> tuple[list[bytes], Any]:  # type: ignore[no-untyped-def]
+    """A stream whose next message goes only once the last one has its reply: what reached the model is
+    then known exactly (each message answered before the next is read)."""
+    import queue
+
+    import grpc
+
+    answered: queue.Queue[None] = queue.Queue()
+
+    def in_turn() -> Iterator[bytes]:
+        for index, message in enumerate(messages):
+            if index:
+                answered.get(timeout=10)
+            yield message
+
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")(
+            in_turn(), metadata=metadata, timeout=10
+        )
+        got: list[bytes] = []
+        try:
+            for reply in call:
+                got.append(reply)
+                answered.put(None)
+        except grpc.RpcError as exc:
+            return got, exc
+        return got, None
+
+
 def test_a_stream_denied_partway_records_what_flowed_and_what_was_refused(proxied) -> None:  # type: ignore[no-untyped-def]
     """Two records: the call as forwarded (allowed, with the labels that reached the model and its
     outputs), and the refused message as a denied call in the same trace, whose denial ends the stream."""
-    import threading
-
     import grpc
 
     proxy, _, log, otlp = proxied
     before = len(requests_seen(log))
-    answered = threading.Event()
-
-    def messages() -> Iterator[bytes]:
-        yield _infer_request("simple", labels="campaign-7")
-        assert answered.wait(10)  # the second goes once the first has its reply: the model had the first
-        yield _infer_request("simple", labels="health")
-
-    with grpc.insecure_channel(proxy.grpc) as channel:
-        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")(
-            messages(), metadata=tuple(AUTH.items()), timeout=10
-        )
-        got = []
-        with pytest.raises(grpc.RpcError) as ended:
-            for reply in call:
-                got.append(reply)
-                answered.set()
+    got, exc = _stream_in_turn(proxy, [_infer_request("simple", labels="campaign-7"),
+                                       _infer_request("simple", labels="health")], tuple(AUTH.items()))  # fmt: skip
     assert len(got) == 1 and len(requests_seen(log)[before:]) == 1  # the refused message never reached the model
-    exc = ended.value
-    assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.PERMISSION_DENIED
     trailers = dict(exc.trailing_metadata())
     assert trailers["x-lineage-decision"] == "deny" and trailers["x-data-labels"] == "campaign-7,health"
     spans = otlp.wait_for(lambda spans: sum(s.trace_id == trailers["x-trace-id"] for s in spans) == 2)
@@ -502,6 +534,46 @@ def test_a_stream_denied_partway_records_what_flowed_and_what_was_refused(proxie
     assert refused.attributes["lineage.decision"] == "deny"
     assert refused.attributes["lineage.input.labels"] == ["campaign-7", "health"]
     assert refused.span_id != flowed.span_id and refused.parent_span_id == flowed.parent_span_id
+
+
+def test_a_later_message_with_tensors_in_shared_memory_ends_the_stream(proxied) -> None:  # type: ignore[no-untyped-def]
+    """Opaque partway, as on a first message: refused while zones are configured, never forwarded."""
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    proxy, _, log, _ = proxied
+    shared = service_pb2.ModelInferRequest.FromString(_infer_request("simple"))
+    shared.inputs[0].parameters["shared_memory_region"].string_param = "r0"
+    before = len(requests_seen(log))
+    got, exc = _stream_in_turn(proxy, [_infer_request("simple"), shared.SerializeToString()], tuple(AUTH.items()))
+    assert len(got) == 1 and len(requests_seen(log)[before:]) == 1
+    assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "tensors in shared memory" in exc.details()
+
+
+def test_a_stream_whose_later_labels_need_another_region_ends(faithful, otlp, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A zone that sends its data to another upstream (a reroute) cannot move a stream already open on
+    this one: the message is refused, where it used to go on to the wrong region, recorded as allowed."""
+    import grpc
+
+    address, log = faithful
+    config = CONFIG.replace(
+        "  - name: oip-rest\n", "  - name: oip-eu\n    grpc: ${OIP_GRPC}\n    protocol: oip\n    region: eu\n  - name: oip-rest\n"
+    ).replace("    protocol: oip\n    timeout_s:", "    protocol: oip\n    region: us\n    timeout_s:").replace(
+        "zones:\n", "zones:\n  - name: eu-only\n    labels: [eu-data]\n    allow_purposes: [evaluation]\n"
+        "    regions: [eu]\n    on_deny: reroute:oip-eu\n",
+    )  # fmt: skip
+    proxy = make_proxy(config, wait="probed", OIP_GRPC=address, OTLP=f"http://127.0.0.1:{otlp.port}")
+    before = len(requests_seen(log))
+    got, exc = _stream_in_turn(proxy, [_infer_request("simple"), _infer_request("simple", labels="eu-data")],
+                               tuple(AUTH.items()))  # fmt: skip
+    assert len(got) == 1 and len(requests_seen(log)[before:]) == 1
+    assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "cannot move partway to 'oip-eu'" in exc.details()
+    with grpc.insecure_channel(proxy.grpc) as channel:  # a new call with that label is rerouted, as ever
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        _, call = infer.with_call(_infer_request("simple", labels="eu-data"), metadata=tuple(AUTH.items()), timeout=10)
+    assert dict(call.trailing_metadata())["x-lineage-upstream"] == "oip-eu"
 
 
 def test_tensors_in_shared_memory_are_refused_under_zones(proxied) -> None:  # type: ignore[no-untyped-def]
