@@ -48,6 +48,8 @@ def _class_table() -> bytes:
             table[byte] = ord("A")
         elif char in " .-+():@_%/":
             table[byte] = byte
+        elif char == "\t":
+            table[byte] = ord(" ")
     return bytes(table)
 
 
@@ -94,7 +96,7 @@ class _Text:
 # Each finder yields (start, end) of validated values in a _Text.
 Finder = Callable[[_Text], Iterator[tuple[int, int]]]
 
-_CARD = re.compile(rb"0(?:[ ./-]?0){12,}")
+_CARD = re.compile(rb"0(?:[ ./_-]{0,2}0){12,}")
 _PHONE = re.compile(rb"0[0 ().-]{6,24}0")
 _IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
 _IPV6_TRIGGER = re.compile(rb":[0xX]{0,4}:")
@@ -118,7 +120,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 break
 
 
-_CARD_PART = re.compile(rb"[0-9](?:[ -]?[0-9])*")
+_CARD_PART = re.compile(rb"[0-9](?:[ \t_-]{0,2}[0-9])*")
 
 
 def _card(candidate: bytes) -> bool:
@@ -222,6 +224,9 @@ _NEEDS: dict[Finder, tuple[bytes, int, bytes]] = {
 
 
 _FOLD_PIECE = 4096
+# invisible characters dropped, and dashes (Unicode Pd: en dash, non-breaking hyphen ...) read as '-'
+_DASHES = "\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\u2212"  # Unicode's Pd (dash punctuation), and the minus sign
+_FOLD = {**INVISIBLE, **dict.fromkeys(map(ord, _DASHES), "-")}
 
 
 def folded(text: str, limit: int) -> tuple[str, bool]:
@@ -232,7 +237,7 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
     pieces: list[str] = []
     size = 0
     for at in range(0, len(text), _FOLD_PIECE):
-        piece = unicodedata.normalize("NFKC", text[at : at + _FOLD_PIECE].translate(INVISIBLE))
+        piece = unicodedata.normalize("NFKC", text[at : at + _FOLD_PIECE].translate(_FOLD))
         pieces.append(piece)
         size += len(piece)
         if size >= limit:

@@ -37,6 +37,11 @@ ALL = Detectors([DetectorSpec(n) for n in ("email", "phone", "credit_card", "ip_
         ("card 5500 0000 0000 0004/2027", "pii:credit_card"),  # an expiry joined by a slash
         ("4111111111111111/12", "pii:credit_card"),
         ("item 7/4111111111111111", "pii:credit_card"),
+        ("card 4111  1111  1111  1111", "pii:credit_card"),  # double spaces
+        ("card 4111\t1111\t1111\t1111", "pii:credit_card"),
+        ("card 4111_1111_1111_1111", "pii:credit_card"),
+        ("card 4111\u20131111\u20131111\u20131111", "pii:credit_card"),  # en dashes
+        ("card 4111\u20111111\u20111111\u20111111", "pii:credit_card"),  # non-breaking hyphens
     ],
 )
 def test_true_positives(text: str, label: str) -> None:

@@ -151,10 +151,17 @@ def user_strings(value: Any, out: list[str]) -> bool:
         return True
     stack = [value]
     pop, push, add = stack.pop, stack.append, out.append
+    whole = True
     while stack and len(out) < MAX_STRINGS:
         item = pop()
         if type(item) is dict:
             children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
+            if item.get("type") in _PRINTED_WHOLE:  # a tool call's input, a tool's result: printed as JSON
+                for key in ("input", "content"):
+                    printed = item.get(key)
+                    if type(printed) is dict or type(printed) is list:
+                        whole = rendered_strings(printed, out, payloads=False) and whole
+                        children = [child for child in children if child is not printed]
         elif type(item) is list:
             children = item
         else:
@@ -168,7 +175,12 @@ def user_strings(value: Any, out: list[str]) -> bool:
                 push(child)
         while stack and type(stack[-1]) is str:  # strings in document order, as they come off the stack
             add(pop())
-    return not any(map(_holds_text, stack))  # what is left over may hold no text at all
+    return whole and not any(map(_holds_text, stack))  # what is left over may hold no text at all
+
+
+# content blocks engines print whole, keys and all: a tool call's `input` (vLLM json.dumps it into the call's
+# arguments, llama.cpp dumps it), a tool's result (vLLM prints an assistant-side one as a Python repr)
+_PRINTED_WHOLE = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "tool_result", "mcp_tool_result"})
 
 
 def _framing(key: str, value: Any) -> bool:
@@ -177,11 +189,11 @@ def _framing(key: str, value: Any) -> bool:
     return type(value) is str and (key != "role" or value in ROLES)
 
 
-def rendered_strings(value: Any, out: list[str]) -> bool:
+def rendered_strings(value: Any, out: list[str], *, payloads: bool = True) -> bool:
     """Every string, object key and number of a JSON value, as text, in document order: what a chat
     template prints with `tojson` (tool definitions, JSON schemas, template arguments), where no key is
-    framing, a property may be named `url` and an enum may hold a card number. False when some were past
-    `MAX_STRINGS`."""
+    framing, a property may be named `url` and an enum may hold a card number. `payloads=False` skips
+    binary payloads (`_PAYLOADS`: an image in a tool's result). False when some were past `MAX_STRINGS`."""
     stack = [value]
     pop, push, add = stack.pop, stack.append, out.append
     while stack and len(out) < MAX_STRINGS:
@@ -192,6 +204,8 @@ def rendered_strings(value: Any, out: list[str]) -> bool:
                 add(item)
         elif kind is dict:
             for key, child in reversed(item.items()):
+                if not payloads and key in _PAYLOADS and not _text_source(key, child):
+                    continue
                 push(child)
                 push(key)
         elif kind is list:
@@ -218,38 +232,87 @@ def _holds_scalar(value: Any) -> bool:
     return False
 
 
-_TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+# content parts whose text a template prints (vLLM turns plain strings, refusals and thinking into text parts)
+_TEXT_PARTS = {
+    "text": "text",
+    "input_text": "text",
+    "output_text": "text",
+    "refusal": "refusal",
+    "thinking": "thinking",
+}
 
 
-def join_text_parts(messages: Any) -> tuple[str, ...]:
-    """Each message's consecutive text parts run together, for the detectors to scan as well as each part:
-    chat templates may print a message's parts with nothing between them (Qwen2-VL's, which vLLM uses for
-    OpenAI-style content), so `alice@exa` and `mple.com` in two parts are one address to the model; others
-    join them with a newline (vLLM's string format), so the parts are scanned on their own too."""
-    if type(messages) is not list:
-        return ()
+def _part_text(part: Any) -> str | None:
+    if type(part) is str:
+        return part
+    if type(part) is dict:
+        field = _TEXT_PARTS.get(part.get("type"))  # type: ignore[arg-type]
+        text = part.get(field) if field is not None else None
+        return text if type(text) is str else None
+    return None
+
+
+def join_text_parts(messages: Any, system: Any = None) -> tuple[str, ...]:
+    """Texts the model may read run together, for the detectors to scan as well as each piece: a
+    message's consecutive text parts (templates print them with nothing between: Qwen2-VL's, which vLLM
+    uses for OpenAI-style content; Gemma 3's trims each first), the text blocks of a tool result, and
+    the system prompt's blocks with system-role messages (vLLM and llama.cpp join them). Others put a
+    newline between parts (vLLM's string format), so each part is scanned on its own too."""
     joined: list[str] = []
-    for message in messages:
-        content = message.get("content") if type(message) is dict else None
-        if type(content) is not list or len(content) < 2:
+    systems: list[str] = []
+    if type(system) is str:
+        systems.append(system)
+    elif type(system) is list:
+        systems.extend(t for t in map(_part_text, system) if t is not None)
+    for message in messages if type(messages) is list else ():
+        if type(message) is not dict:
             continue
-        run: list[str] = []
-        for part in (*content, None):
-            if type(part) is dict and part.get("type") in _TEXT_PARTS and type(text := part.get("text")) is str:
-                run.append(text)
-                continue
-            if len(run) > 1:
-                joined.append("".join(run))
-            run = []
+        content = message.get("content")
+        if message.get("role") == "system":
+            systems.extend([content] if type(content) is str else [])
+        if type(content) is not list:
+            continue
+        _runs(content, joined)
+        for part in content:  # a tool result's blocks (llama.cpp concatenates their text)
+            if type(part) is dict and part.get("type") == "tool_result" and type(part.get("content")) is list:
+                _runs(part["content"], joined)
+    if len(systems) > 1:
+        _runs(systems, joined)
     return tuple(joined)
 
 
+def _runs(parts: list[Any], joined: list[str]) -> None:
+    """Each run of two or more consecutive text parts, joined as is and with each part trimmed."""
+    run: list[str] = []
+    for part in (*parts, None):
+        text = _part_text(part) if part is not None else None
+        if text is not None:
+            run.append(text)
+            continue
+        if len(run) > 1:
+            joined.append("".join(run))
+            trimmed = "".join(piece.strip() for piece in run)
+            if trimmed != joined[-1]:
+                joined.append(trimmed)
+        run = []
+
+
 def token_ids(value: Any) -> bool:
-    """Whether a prompt or input holds token ids (`[64, 65]`, `[[1, 2]]`, llama.cpp's mixed
-    `["text", 13, "text"]`): text the proxy cannot read, which the model reads whole."""
-    if type(value) is not list:
-        return False
-    return any(type(item) is int or (type(item) is list and any(type(i) is int for i in item)) for item in value)
+    """Whether a prompt or input holds token ids anywhere (`[64, 65]`, `[[1, 2]]`, llama.cpp's mixed
+    `["text", 13, "text"]` and `{"prompt_string": [...]}`) or prompt embeddings (a `prompt_embeds` part):
+    text the proxy cannot read, which the model reads whole."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            if any(type(i) is int for i in item):
+                return True
+            stack.extend(i for i in item if type(i) is list or type(i) is dict)
+        elif type(item) is dict:
+            if item.get("type") == "prompt_embeds":
+                return True
+            stack.extend(i for i in item.values() if type(i) is list or type(i) is dict)
+    return False
 
 
 def _holds_text(value: Any) -> bool:

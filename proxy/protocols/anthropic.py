@@ -22,7 +22,7 @@ from proxy.protocols.sse import SseObserver
 PATHS = ("/v1/messages", "/messages")
 _TARGET = Target("chat")
 # what the template prints whole (tool names, descriptions and schemas): every key and value is data
-_RENDERED = frozenset({"tools", "tool_choice"})
+_RENDERED = frozenset({"tools", "tool_choice", "chat_template_kwargs"})
 _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}
 
 
@@ -33,7 +33,7 @@ def read_request(body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    joined = join_text_parts(data["messages"])
+    joined = join_text_parts(data["messages"], data.get("system"))
     texts: list[str] = []
     whole = request_strings(data, _RENDERED, texts)
     params: list[tuple[str, Any]] = [

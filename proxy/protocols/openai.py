@@ -103,7 +103,11 @@ def read_request(operation: str, body: bytes) -> Request:
     texts: list[str] = []
     whole = request_strings(data, _RENDERED[operation], texts)
     # token ids (vLLM, llama.cpp) and prompt embeddings: what the model reads there, the proxy cannot
-    whole = whole and not (token_ids(data.get("prompt")) or token_ids(data.get("input")) or "prompt_embeds" in data)
+    whole = (
+        whole
+        and "prompt_embeds" not in data
+        and not any(token_ids(data.get(key)) for key in ("prompt", "input", "content", "messages"))
+    )
     params = tuple(
         (_PARAMS[key], _param(_PARAMS[key], value))
         for key, value in data.items()

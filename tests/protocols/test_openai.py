@@ -618,6 +618,31 @@ def _tool(properties: dict[str, object]) -> list[dict[str, object]]:
             },
             ALICE,
         ),
+        ("chat", {"messages": [{"role": "user", "content": ["alice@exa", "mple.com"]}]}, ALICE),  # plain strings
+        (
+            "chat",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "alice@exa "}, {"type": "text", "text": " mple.com"}],
+                    }
+                ]
+            },
+            ALICE,
+        ),
+        (
+            "chat",
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "refusal", "refusal": "alice@exa"}, {"type": "text", "text": "mple.com"}],
+                    }
+                ]
+            },
+            ALICE,
+        ),
         # a framing key's object value is walked: a tool property may be named `url` or `id`
         ("chat", {"tools": _tool({"url": {"type": "string", "description": f"contact {ALICE}"}})}, f"contact {ALICE}"),
         ("chat", {"tools": _tool({ALICE: {"type": "string"}})}, ALICE),  # a key, printed by tojson
@@ -652,6 +677,11 @@ def test_what_a_server_reads_beside_the_known_fields_is_scanned(operation: str, 
         ("text_completion", {"prompt": ["alice@example", 13, "com"]}),  # llama.cpp's mixed prompt: one text
         ("embeddings", {"input": [[1, 2, 3]]}),
         ("text_completion", {"prompt": "", "prompt_embeds": "AAAA"}),
+        ("text_completion", {"prompt": {"prompt_string": [4, 1, 1, 1]}}),  # llama.cpp
+        ("text_completion", {"prompt": [{"prompt_string": [4, 1, 1, 1]}]}),
+        ("embeddings", {"content": [4, 1, 1, 1]}),  # llama.cpp reads `content` when `input` is absent
+        ("embeddings", {"input": [{"prompt_string": [4, 1]}]}),
+        ("chat", {"messages": [{"role": "user", "content": [{"type": "prompt_embeds", "data": "AAAA"}]}]}),  # vLLM
     ],
 )
 def test_token_ids_and_prompt_embeddings_are_marked_unscanned(operation: str, extra: dict[str, object]) -> None:

@@ -88,7 +88,7 @@ def test_messages_request_reads_system_messages_and_tool_blocks() -> None:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sent"},
                                      {"type": "image", "source": {"type": "base64", "data": "AAAA"}}]}]}  # fmt: skip
     request = read_messages(orjson.dumps(body))
-    assert request.texts == ("be brief", "hi", "mail", "ana@example.org", "sent")
+    assert request.texts == ("be brief", "hi", "to", "ana@example.org", "mail", "sent")  # a tool's input: whole
     assert dict(request.params) == {"max_tokens": 9} and request.operation == "chat"
 
 
@@ -144,3 +144,34 @@ def test_text_blocks_are_scanned_together_and_each_on_its_own() -> None:
     body["messages"][0]["content"] = [{"type": "text", "text": "card 4111111111111111"}, {"type": "text", "text": "0"}]
     request = read_messages(orjson.dumps(body))
     assert Detectors([DetectorSpec("credit_card")]).scan_all(request.texts) == {"pii:credit_card"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # a tool call's input and a tool's result are printed whole (json.dumps, a Python repr): no key is framing
+        {"messages": [{"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t1", "name": "f", "input": {"url": "alice@example.com"}}]}]},
+        {"messages": [{"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t1", "name": "f", "input": {"alice@example.com": 1}}]}]},
+        {"messages": [{"role": "assistant", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "alice@example.com"}]}]}]},
+        {"chat_template_kwargs": {"documents": [{"url": "alice@example.com"}]}},  # vLLM passes it to the template
+        # run together by the engines: system blocks, system blocks with system-role messages, a tool result's blocks
+        {"system": [{"type": "text", "text": "alice@exa"}, {"type": "text", "text": "mple.com"}]},
+        {"system": "mail alice@exa", "messages": [{"role": "system", "content": "mple.com"}]},
+        {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
+            {"type": "text", "text": "alice@exa"}, {"type": "text", "text": "mple.com"}]}]}]},
+        {"messages": [{"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "alice@exa"}, {"type": "thinking", "thinking": "mple.com"}]}]},
+    ],
+)  # fmt: skip
+def test_what_engines_print_of_a_messages_request_is_scanned(extra: dict[str, object]) -> None:
+    """A second review's bypasses: each reached the prompt through vLLM or llama.cpp unscanned."""
+    from proxy.config import DetectorSpec
+    from proxy.detectors import Detectors
+
+    body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}], **extra}
+    request = read_messages(orjson.dumps(body))
+    email = Detectors([DetectorSpec("email")])
+    assert email.scan_all(request.texts) | email.scan_all(request.joined) == {"pii:email"}
