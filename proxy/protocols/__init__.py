@@ -156,7 +156,8 @@ def user_strings(value: Any, out: list[str]) -> bool:
         item = pop()
         if type(item) is dict:
             children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
-            if item.get("type") in _PRINTED_WHOLE:  # a tool call's input, a tool's result: printed as JSON
+            block = item.get("type")
+            if type(block) is str and block in _PRINTED_WHOLE:  # a tool call's input, a tool's result: printed as JSON
                 for key in ("input", "content"):
                     printed = item.get(key)
                     if type(printed) is dict or type(printed) is list:
@@ -246,7 +247,8 @@ def _part_text(part: Any) -> str | None:
     if type(part) is str:
         return part
     if type(part) is dict:
-        field = _TEXT_PARTS.get(part.get("type"))  # type: ignore[arg-type]
+        kind = part.get("type")
+        field = _TEXT_PARTS.get(kind) if type(kind) is str else None  # (a hostile `type` may be a list)
         text = part.get(field) if field is not None else None
         return text if type(text) is str else None
     return None

@@ -221,11 +221,25 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=8,
 )  # fmt: skip
+# content parts of the kinds the readers treat specially, with any values (a hostile `type` may be a list)
+parts = st.fixed_dictionaries(
+    {
+        "type": json_values
+        | st.sampled_from(["text", "tool_use", "tool_result", "thinking", "refusal", "prompt_embeds"])
+    },
+    optional={"text": json_values, "input": json_values, "content": json_values, "thinking": json_values},
+)
+messages = st.lists(
+    st.fixed_dictionaries({"content": json_values | st.lists(parts | json_values, max_size=3)},
+                          optional={"role": json_values | st.sampled_from(["user", "system"])}),
+    max_size=3,
+)  # fmt: skip
 request_fields = st.fixed_dictionaries(
     {},
     optional={
         "model": json_values | st.text(min_size=1, max_size=8),
-        "messages": json_values | st.lists(st.fixed_dictionaries({"content": json_values}), max_size=3),
+        "messages": json_values | messages,
+        "system": json_values | st.lists(parts, max_size=3),
         "prompt": json_values,
         "input": json_values,
         "stream": json_values,
@@ -236,11 +250,14 @@ request_fields = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=100, deadline=None)
-@given(operation=st.sampled_from(["chat", "text_completion", "embeddings"]), data=request_fields | json_values)
+@settings(max_examples=300, deadline=None)
+@given(operation=st.sampled_from(["chat", "text_completion", "embeddings", "responses", "anthropic"]),
+       data=request_fields | json_values)  # fmt: skip
 def test_any_json_is_a_request_or_an_invalid_request(operation: str, data: Any) -> None:
+    from proxy.protocols.anthropic import read_request as read_messages
+
     try:
-        request = read_request(operation, body(data))
+        request = read_messages(body(data)) if operation == "anthropic" else read_request(operation, body(data))
     except InvalidRequest as exc:
         assert exc.message
         return
