@@ -301,8 +301,10 @@ def _runs(parts: list[Any], joined: list[str]) -> None:
 
 def token_ids(value: Any) -> bool:
     """Whether a prompt or input holds token ids anywhere (`[64, 65]`, `[[1, 2]]`, llama.cpp's mixed
-    `["text", 13, "text"]` and `{"prompt_string": [...]}`) or prompt embeddings (a `prompt_embeds` part):
-    text the proxy cannot read, which the model reads whole."""
+    `["text", 13, "text"]` and `{"prompt_string": [...]}`): text the proxy cannot read, which the model
+    reads whole."""
+    if value is None or type(value) is str:
+        return False
     stack = [value]
     while stack:
         item = stack.pop()
@@ -311,9 +313,18 @@ def token_ids(value: Any) -> bool:
                 return True
             stack.extend(i for i in item if type(i) is list or type(i) is dict)
         elif type(item) is dict:
-            if item.get("type") == "prompt_embeds":
-                return True
             stack.extend(i for i in item.values() if type(i) is list or type(i) is dict)
+    return False
+
+
+def embedded_prompt(messages: Any) -> bool:
+    """Whether a message holds a prompt given as embeddings (vLLM's `prompt_embeds` content part)."""
+    for message in messages if type(messages) is list else ():
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list:
+            for part in content:
+                if type(part) is dict and part.get("type") == "prompt_embeds":
+                    return True
     return False
 
 

@@ -20,6 +20,7 @@ from proxy.protocols import (
     Header,
     Request,
     Target,
+    embedded_prompt,
     join_text_parts,
     load_request_json,
     request_strings,
@@ -103,11 +104,8 @@ def read_request(operation: str, body: bytes) -> Request:
     texts: list[str] = []
     whole = request_strings(data, _RENDERED[operation], texts)
     # token ids (vLLM, llama.cpp) and prompt embeddings: what the model reads there, the proxy cannot
-    whole = (
-        whole
-        and "prompt_embeds" not in data
-        and not any(token_ids(data.get(key)) for key in ("prompt", "input", "content", "messages"))
-    )
+    unread = "prompt_embeds" in data or embedded_prompt(data.get("messages"))
+    whole = whole and not unread and not any(token_ids(data.get(key)) for key in ("prompt", "input", "content"))
     params = tuple(
         (_PARAMS[key], _param(_PARAMS[key], value))
         for key, value in data.items()
