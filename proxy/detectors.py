@@ -48,8 +48,6 @@ def _class_table() -> bytes:
             table[byte] = ord("A")
         elif char in " .-+():@_%/":
             table[byte] = byte
-        elif char == "\t":
-            table[byte] = ord(" ")
     return bytes(table)
 
 
@@ -96,7 +94,8 @@ class _Text:
 # Each finder yields (start, end) of validated values in a _Text.
 Finder = Callable[[_Text], Iterator[tuple[int, int]]]
 
-_CARD = re.compile(rb"0(?:[ ./_-]{0,2}0){12,}")
+_CARD = re.compile(rb"0(?:[ -]?0){12,18}")
+_CARD_GROUPED = re.compile(rb"0000([./])0000\1(?:0000\1)0000")  # 4111.1111.1111.1111, 4111/1111/1111/1111
 _PHONE = re.compile(rb"0[0 ().-]{6,24}0")
 _IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
 _IPV6_TRIGGER = re.compile(rb":[0xX]{0,4}:")
@@ -106,21 +105,28 @@ _EMAIL = re.compile(rb"[aAxX0._%+-]{1,64}@[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[
 
 
 def _cards(t: _Text) -> Iterator[tuple[int, int]]:
-    for m in _CARD.finditer(t.classes):  # a whole run of digits and single separators
+    for m in _CARD.finditer(t.classes):
         start, end = m.span()
         if t.before(start) in b"0-" or t.after(end) in b"0-":
             continue
         if _card(t.raw[start:end]):
             yield start, end
+    for m in _CARD_GROUPED.finditer(t.classes):  # only as four groups of four: dots and slashes join other numbers
+        start, end = m.span()
+        if t.before(start) in b"0" or t.after(end) in b"0" or _dotted(t, start - 1, -1) or _dotted(t, end, 1):
             continue
-        # a number joined by '/' or '.' to digits beside it (`4111111111111111/12`, an expiry): each part alone
-        for part in _CARD_PART.finditer(t.raw, start, end):
-            if _card(part.group()):
-                yield part.span()
-                break
+        if _card(t.raw[start:end]):
+            yield start, end
 
 
-_CARD_PART = re.compile(rb"[0-9](?:[ \t_-]{0,2}[0-9])*")
+def _dotted(t: _Text, at: int, step: int) -> bool:
+    """Whether a '.' or '/' at `at` joins the value to more digits (a longer dotted number or a date)."""
+    return (
+        0 <= at < len(t.classes)
+        and t.classes[at] in b"./"
+        and 0 <= at + step < len(t.classes)
+        and (t.classes[at + step] == 48)
+    )
 
 
 def _card(candidate: bytes) -> bool:
@@ -309,15 +315,20 @@ class Detectors:
         return kept
 
     def mask(self, text: str) -> str:
-        """`text` with every detected value replaced by `[pii:<kind>]` (for captured content). A value found
-        only in the text's folded form (`scan`) is masked in that form, which is then what is captured."""
+        """`text` with every detected value replaced by `[pii:<kind>]` (for captured content). What only the
+        text's folded form shows (`scan` reads that) is masked in a second pass on that form, which is then
+        what is captured."""
         if not self._finders or not text:
             return text
+        masked = self._masked(text)
+        if not masked.isascii():
+            fold, _ = folded(masked, len(masked) * 18)
+            if fold != masked and self.findings(fold):
+                return self._masked(fold)
+        return masked
+
+    def _masked(self, text: str) -> str:
         found = self.findings(text)
-        if not text.isascii():
-            fold, _ = folded(text, len(text) * 18)
-            if fold != text and len(self.findings(fold)) > len(found):
-                text, found = fold, self.findings(fold)
         if not found:
             return text
         raw = text.encode("utf-8", "surrogatepass")

@@ -86,18 +86,27 @@ class Exchange:
             raise pipeline.denial(decision)
         upstream = decision.upstream
         assert upstream is not None
-        found = pipeline.runtime.book.resolve(upstream, call.model, call.model_version)
-        if found is not None:
-            outcome = self.outcome
-            outcome.provider = found.provider
-            outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
-                found.name,
-                found.source,
-                found.parent,
-            )
+        self._resolve(upstream)
         self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
         self.outcome.forwarded_ns = time.time_ns()
         return upstream
+
+    def _resolve(self, upstream: Upstream) -> None:
+        """The checkpoint `upstream` serves for this call's model, when its pin or metadata says."""
+        call = self.call
+        assert call is not None
+        found = self.pipeline.runtime.book.resolve(upstream, call.model, call.model_version)
+        outcome = self.outcome
+        outcome.provider, outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
+            (found.provider, found.name, found.source, found.parent) if found is not None else (None, None, None, None)
+        )
+
+    def retarget(self, upstream: Upstream) -> None:
+        """Forward to `upstream` instead of the one decided (only where no zone says where the data may
+        go): the decision and the checkpoint recorded are that upstream's."""
+        assert self.decision is not None
+        self.decision = dataclasses.replace(self.decision, upstream=upstream)
+        self._resolve(upstream)
 
     def admit_data_free(self, upstream: Upstream, *, span: bool) -> None:
         """A call that carries no data (metadata, health, statistics, listings): the caller's key was

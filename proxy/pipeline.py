@@ -21,7 +21,7 @@ from proxy.flow import AUDIT_DENY, DENY, Call, Decision, ProtocolName, TraceCont
 from proxy.labels import check_labels, is_label, normalize, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, boundary_flow, decide, refuse
-from proxy.protocols import Header, Request, text_digest
+from proxy.protocols import Header, Request, boundary_windows, text_digest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
@@ -29,7 +29,7 @@ log = logging.getLogger("lineage_proxy.baseline")
 
 
 _NONE: frozenset[str] = frozenset()
-_UNSCANNED = frozenset({TRUNCATED})  # an adapter left content past a scan limit unread
+_TRUNCATED = frozenset({TRUNCATED})  # also: an adapter left content past a scan limit unread
 
 
 class Runtime:
@@ -105,18 +105,29 @@ class Pipeline:
             params=request.params,
             stream=request.stream,
             model_version=request.version,
-            content=tuple(self.detectors.mask(t) for t in texts) if self.capture and trace.sampled else (),
+            content=self._content(request) if self.capture and trace.sampled else (),
             opaque=request.opaque,
             peer=peer,
         )
+
+    def _content(self, request: Request) -> tuple[str, ...]:
+        """The input text as captured (`telemetry.capture_content`), masked. A value split across content
+        parts is in no part to mask: such a call's content is withheld rather than captured half-masked."""
+        mask = self.detectors.mask
+        masked = tuple(mask(t) for t in request.texts)
+        if request.joined:
+            split = boundary_windows([[mask(piece) for piece in run] for run in request.joined])
+            if self.detectors.scan_all(split) - _TRUNCATED:
+                return ("[withheld: a detected value is split across content parts]",)
+        return masked
 
     def _detected(self, request: Request) -> frozenset[str]:
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
         found = self.detectors.scan_all(request.texts) if request.texts else _NONE
-        if request.joined:
-            found = found | self.detectors.scan_all(request.joined)
-        return found | _UNSCANNED if request.unscanned else found
+        if request.joined:  # copies of what was scanned above, where parts meet: no share of the scan limit
+            found = found | (self.detectors.scan_all(boundary_windows(request.joined)) - _TRUNCATED)
+        return found | _TRUNCATED if request.unscanned else found
 
     def decide(self, call: Call) -> Decision:
         decision = decide(call, self.policy, self._served)

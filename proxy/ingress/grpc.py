@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
@@ -377,7 +376,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
                 # the '*' route serves HTTP (vLLM) beside a gRPC upstream on named routes (Triton): no zone
                 # says where this call's data may go, so it goes where gRPC is served, as the record says
                 upstream = self._data_free_upstream(ex.pipeline, "")
-                ex.decision = dataclasses.replace(decision, upstream=upstream)
+                ex.retarget(upstream)
             elif upstream.grpc is None:
                 raise UpstreamUnavailable(
                     f"{method}: the '*' route's upstream {upstream.name!r} speaks HTTP only, and this call's zones "

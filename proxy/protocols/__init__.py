@@ -39,7 +39,8 @@ class Request:
     digest: str | None = None  # set when the adapter digests something other than `texts`
     opaque: bool = False  # the adapter forwards the body unread (passthrough)
     unscanned: bool = False  # part of the content was past a scan limit: labelled `scan:truncated`
-    joined: tuple[str, ...] = ()  # texts the model reads run together (`join_text_parts`): scanned, not digested
+    joined: tuple[tuple[str, ...], ...] = ()  # texts the model reads run together (`join_text_parts`): scanned
+    # where they meet (`boundary_windows`), not digested
 
 
 # keys whose string values are framing, not data: roles, ids, types, enums, links (inside messages; a role that
@@ -158,10 +159,10 @@ def user_strings(value: Any, out: list[str]) -> bool:
             children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
             block = item.get("type")
             if type(block) is str and block in _PRINTED_WHOLE:  # a tool call's input, a tool's result: printed as JSON
-                for key in ("input", "content"):
+                for key in ("input", "content"):  # a call's input whole; a result's content but its images
                     printed = item.get(key)
                     if type(printed) is dict or type(printed) is list:
-                        whole = rendered_strings(printed, out, payloads=False) and whole
+                        whole = rendered_strings(printed, out, payloads=key == "input") and whole
                         children = [child for child in children if child is not printed]
         elif type(item) is list:
             children = item
@@ -186,8 +187,13 @@ _PRINTED_WHOLE = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "tool
 
 def _framing(key: str, value: Any) -> bool:
     if key in _PAYLOADS:
-        return not _text_source(key, value)
+        return _payload(key, value)
     return type(value) is str and (key != "role" or value in ROLES)
+
+
+def _payload(key: str, value: Any) -> bool:
+    """Whether a value is a binary payload (an image, audio, a file; not a document's text source)."""
+    return key in _PAYLOADS and not _text_source(key, value)
 
 
 def rendered_strings(value: Any, out: list[str], *, payloads: bool = True) -> bool:
@@ -205,7 +211,7 @@ def rendered_strings(value: Any, out: list[str], *, payloads: bool = True) -> bo
                 add(item)
         elif kind is dict:
             for key, child in reversed(item.items()):
-                if not payloads and key in _PAYLOADS and not _text_source(key, child):
+                if not payloads and _payload(key, child):
                     continue
                 push(child)
                 push(key)
@@ -254,13 +260,17 @@ def _part_text(part: Any) -> str | None:
     return None
 
 
-def join_text_parts(messages: Any, system: Any = None) -> tuple[str, ...]:
-    """Texts the model may read run together, for the detectors to scan as well as each piece: a
-    message's consecutive text parts (templates print them with nothing between: Qwen2-VL's, which vLLM
-    uses for OpenAI-style content; Gemma 3's trims each first), the text blocks of a tool result, and
-    the system prompt's blocks with system-role messages (vLLM and llama.cpp join them). Others put a
-    newline between parts (vLLM's string format), so each part is scanned on its own too."""
-    joined: list[str] = []
+Run = tuple[str, ...]  # consecutive text parts the model reads run together
+
+
+def join_text_parts(messages: Any, system: Any = None) -> tuple[Run, ...]:
+    """The runs of texts the model may read run together, for the detectors to scan where they meet
+    (`boundary_windows`) as well as each piece: a message's consecutive text parts (templates print them
+    with nothing between: Qwen2-VL's, which vLLM uses for OpenAI-style content; Gemma 3's trims each
+    first), the text blocks of a tool result, and the system prompt's blocks with system-role messages
+    (vLLM and llama.cpp join them). Others put a newline between parts (vLLM's string format), so each
+    part is scanned on its own too."""
+    runs: list[Run] = []
     systems: list[str] = []
     if type(system) is str:
         systems.append(system)
@@ -274,17 +284,17 @@ def join_text_parts(messages: Any, system: Any = None) -> tuple[str, ...]:
             systems.extend([content] if type(content) is str else [])
         if type(content) is not list:
             continue
-        _runs(content, joined)
+        _runs(content, runs)
         for part in content:  # a tool result's blocks (llama.cpp concatenates their text)
             if type(part) is dict and part.get("type") == "tool_result" and type(part.get("content")) is list:
-                _runs(part["content"], joined)
+                _runs(part["content"], runs)
     if len(systems) > 1:
-        _runs(systems, joined)
-    return tuple(joined)
+        _runs(systems, runs)
+    return tuple(runs)
 
 
-def _runs(parts: list[Any], joined: list[str]) -> None:
-    """Each run of two or more consecutive text parts, joined as is and with each part trimmed."""
+def _runs(parts: list[Any], runs: list[Run]) -> None:
+    """Each run of two or more consecutive text parts, as they are and with each part trimmed."""
     run: list[str] = []
     for part in (*parts, None):
         text = _part_text(part) if part is not None else None
@@ -292,11 +302,27 @@ def _runs(parts: list[Any], joined: list[str]) -> None:
             run.append(text)
             continue
         if len(run) > 1:
-            joined.append("".join(run))
-            trimmed = "".join(piece.strip() for piece in run)
-            if trimmed != joined[-1]:
-                joined.append(trimmed)
+            runs.append(tuple(run))
+            trimmed = tuple(piece.strip() for piece in run)
+            if trimmed != runs[-1]:
+                runs.append(trimmed)
         run = []
+
+
+_REACH = 256  # characters either side of a part boundary that a value split there can span (an address's most)
+
+
+def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
+    """Around each boundary inside each run, the text as it reads joined: only what a boundary can split
+    is scanned again, so a long message costs no second full scan, nor a second share of the scan limit."""
+    windows: list[str] = []
+    for run in runs:
+        whole = "".join(run)
+        at = 0
+        for piece in run[:-1]:
+            at += len(piece)
+            windows.append(whole[max(0, at - _REACH) : at + _REACH])
+    return windows
 
 
 def token_ids(value: Any) -> bool:

@@ -170,10 +170,14 @@ def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes, texts: list[str]
                 whole = bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts) and whole
             offset += size
         elif is_bytes:
-            if _parameters(tensor).get("content_type") == "base64":  # MLServer's codec: the model reads it decoded
+            if _parameters(tensor).get("content_type") == "base64":  # MLServer's codec: its model reads it decoded
                 encoded: list[str] = []
                 whole = _strings(tensor.get("data"), encoded) and whole
-                texts.extend(map(_unbase64, encoded))
+                for text in encoded:  # decoded, and as sent: a server that ignores content_type reads that
+                    texts.append(text)
+                    decoded = _unbase64(text)
+                    if decoded != text:
+                        texts.append(decoded)
             else:
                 whole = _strings(tensor.get("data"), texts) and whole
     return whole

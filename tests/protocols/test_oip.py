@@ -139,8 +139,12 @@ def test_base64_bytes_are_scanned_as_the_model_reads_them() -> None:
     tensor = {"name": "t", "datatype": "BYTES", "shape": [2], "parameters": {"content_type": "base64"},
               "data": ["YWxpY2VAZXhhbXBsZS5jb20=", "dG86IGFs\naWNlQGV4YW1wbGUuY29t", "not base64"]}  # fmt: skip
     request = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
-    # a stray character is dropped, as MLServer's b64decode drops it; what does not decode is scanned as sent
-    assert request.texts == ("alice@example.com", "to: alice@example.com", "not base64")
+    # decoded as MLServer's b64decode does (a stray character dropped), and as sent: a server that ignores
+    # content_type (Triton, KServe, a runtime reading `data` itself) gives the model the text as sent
+    assert request.texts == ("YWxpY2VAZXhhbXBsZS5jb20=", "alice@example.com", "dG86IGFs\naWNlQGV4YW1wbGUuY29t",
+                             "to: alice@example.com", "not base64")  # fmt: skip
+    plain = {**tensor, "data": ["xalice@example.com"]}
+    assert "xalice@example.com" in read_rest_request("m", None, orjson.dumps({"inputs": [plain]}), None).texts
 
 
 def test_tensors_in_shared_memory_make_the_request_opaque() -> None:

@@ -136,11 +136,13 @@ def test_text_blocks_are_scanned_together_and_each_on_its_own() -> None:
     model reads what the detectors must find (`alice@exa` + `mple.com`; `… 4111111111111111` + `0`)."""
     from proxy.config import DetectorSpec
     from proxy.detectors import Detectors
+    from proxy.protocols import boundary_windows
 
     body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "mail alice@exa"}, {"type": "text", "text": "mple.com"}]}]}  # fmt: skip
     request = read_messages(orjson.dumps(body))
-    assert request.texts == ("mail alice@exa", "mple.com") and request.joined == ("mail alice@example.com",)
+    assert request.texts == ("mail alice@exa", "mple.com") and request.joined == (("mail alice@exa", "mple.com"),)
+    assert boundary_windows(request.joined) == ["mail alice@example.com"]
     body["messages"][0]["content"] = [{"type": "text", "text": "card 4111111111111111"}, {"type": "text", "text": "0"}]
     request = read_messages(orjson.dumps(body))
     assert Detectors([DetectorSpec("credit_card")]).scan_all(request.texts) == {"pii:credit_card"}
@@ -154,6 +156,8 @@ def test_text_blocks_are_scanned_together_and_each_on_its_own() -> None:
             {"type": "tool_use", "id": "t1", "name": "f", "input": {"url": "alice@example.com"}}]}]},
         {"messages": [{"role": "assistant", "content": [
             {"type": "tool_use", "id": "t1", "name": "f", "input": {"alice@example.com": 1}}]}]},
+        {"messages": [{"role": "assistant", "content": [  # keys that are payloads elsewhere are the tool's own here
+            {"type": "tool_use", "id": "t1", "name": "f", "input": {"file": "alice@example.com"}}]}]},
         {"messages": [{"role": "assistant", "content": [
             {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "alice@example.com"}]}]}]},
         {"chat_template_kwargs": {"documents": [{"url": "alice@example.com"}]}},  # vLLM passes it to the template
@@ -170,8 +174,9 @@ def test_what_engines_print_of_a_messages_request_is_scanned(extra: dict[str, ob
     """A second review's bypasses: each reached the prompt through vLLM or llama.cpp unscanned."""
     from proxy.config import DetectorSpec
     from proxy.detectors import Detectors
+    from proxy.protocols import boundary_windows
 
     body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}], **extra}
     request = read_messages(orjson.dumps(body))
     email = Detectors([DetectorSpec("email")])
-    assert email.scan_all(request.texts) | email.scan_all(request.joined) == {"pii:email"}
+    assert email.scan_all(request.texts) | email.scan_all(boundary_windows(request.joined)) == {"pii:email"}

@@ -178,6 +178,23 @@ def test_captured_content_is_masked(vllm, otlp, make_proxy) -> None:  # type: ig
     assert a["lineage.output.labels"] == ["pii:email", "user-interaction"]
 
 
+def test_a_value_split_across_content_parts_is_labelled_and_never_captured_half_masked(vllm, otlp, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """`alice@exa` + `mple.com`: the label comes from where the parts meet; no part holds the value to mask,
+    so the call's content is withheld. A value inside one part is masked there as usual."""
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}", CAPTURE="true")
+    for parts, captured in (
+        (["mail ana@exa", "mple.org"], "[withheld: a detected value is split across content parts]"),
+        (["mail ana@example.org", " thanks"], "mail [pii:email]\n thanks"),
+    ):
+        reply = sdk(proxy).chat.completions.with_raw_response.create(
+            model=SERVED, messages=[{"role": "user", "content": [{"type": "text", "text": p} for p in parts]}]
+        )
+        a = otlp.by_trace(reply.http_response.headers["x-trace-id"]).attributes
+        assert "pii:email" in a["lineage.input.labels"]
+        assert a["gen_ai.input.messages"] == captured
+
+
 def test_otlp_over_http_protobuf(vllm, loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
     """Jaeger's 4318: the proxy POSTs ExportTraceServiceRequest protobufs to /v1/traces."""
     received: list[trace_service_pb2.ExportTraceServiceRequest] = []

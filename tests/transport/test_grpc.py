@@ -212,12 +212,17 @@ def test_an_unknown_method_goes_where_grpc_is_served_when_no_zone_says_otherwise
     import grpc
 
     address, _ = faithful
-    proxy = make_proxy(CONFIG + "policy:\n  passthrough: forward\n", wait="probed", OIP_GRPC=address, ROUTE="oip-rest",
+    pinned = CONFIG.replace("    url: ${OIP_HTTP:-http://127.0.0.1:1}\n", "    url: ${OIP_HTTP:-http://127.0.0.1:1}\n"
+                                                                         "    checkpoint: vllm-pinned@abc\n")  # fmt: skip
+    assert pinned != CONFIG
+    proxy = make_proxy(pinned + "policy:\n  passthrough: forward\n", wait="probed", OIP_GRPC=address, ROUTE="oip-rest",
                        OIP_HTTP=f"http://127.0.0.1:{dead_port()}", OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
     with grpc.insecure_channel(proxy.grpc) as channel:
         reverse = channel.unary_unary("/test.Extra/Reverse")
         reply, call = reverse.with_call(b"lineage", metadata=tuple(AUTH.items()), timeout=10)
-        assert reply == b"egaenil" and dict(call.trailing_metadata())["x-lineage-upstream"] == "oip"
+        trailers = dict(call.trailing_metadata())
+        assert reply == b"egaenil" and trailers["x-lineage-upstream"] == "oip"
+        assert trailers.get("x-lineage-checkpoint") != "vllm-pinned@abc"  # the HTTP upstream's pin is not this call's
         with pytest.raises(grpc.RpcError) as zoned:
             reverse(b"x", metadata=(*AUTH.items(), ("x-purpose", "assistant"), ("x-data-labels", "health")), timeout=10)
     assert zoned.value.code() == grpc.StatusCode.UNAVAILABLE
