@@ -95,6 +95,7 @@ class _Text:
 Finder = Callable[[_Text], Iterator[tuple[int, int]]]
 
 _CARD = re.compile(rb"0(?:[ -]?0){12,18}")
+_DIGITS = re.compile(rb"[0-9]+")
 _CARD_GROUPED = re.compile(rb"0000([./])0000\1(?:0000\1)0000")  # 4111.1111.1111.1111, 4111/1111/1111/1111
 _PHONE = re.compile(rb"0[0 ().-]{6,24}0")
 _IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
@@ -111,6 +112,16 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue
         if _card(t.raw[start:end]):
             yield start, end
+            continue
+        # the run took in a number beside the card (`4111 1111 1111 1111 05/27`, `... 123`): its groups
+        groups = [g.span() for g in _DIGITS.finditer(t.raw, start, end)]
+        found = next(
+            ((groups[i][0], groups[j - 1][1]) for i in range(len(groups)) for j in range(len(groups), i, -1)
+             if _card(t.raw[groups[i][0] : groups[j - 1][1]])),
+            None,
+        )  # fmt: skip
+        if found is not None:
+            yield found
     for m in _CARD_GROUPED.finditer(t.classes):  # only as four groups of four: dots and slashes join other numbers
         start, end = m.span()
         if t.before(start) in b"0" or t.after(end) in b"0" or _dotted(t, start - 1, -1) or _dotted(t, end, 1):
@@ -315,20 +326,28 @@ class Detectors:
         return kept
 
     def mask(self, text: str) -> str:
-        """`text` with every detected value replaced by `[pii:<kind>]` (for captured content). What only the
-        text's folded form shows (`scan` reads that) is masked in a second pass on that form, which is then
-        what is captured."""
+        """`text` with every detected value replaced by `[pii:<kind>]` (for captured content). When its folded
+        form (what `scan` reads) shows other values, that form is captured instead, masked, with the values
+        only the text's own form showed masked in it too: a fullwidth or zero-width-split value is masked
+        whole, never half. Otherwise the text keeps its own characters."""
         if not self._finders or not text:
             return text
-        masked = self._masked(text)
-        if not masked.isascii():
-            fold, _ = folded(masked, len(masked) * 18)
-            if fold != masked and self.findings(fold):
-                return self._masked(fold)
-        return masked
-
-    def _masked(self, text: str) -> str:
         found = self.findings(text)
+        if text.isascii():
+            return self._masked(text, found)
+        fold, _ = folded(text, len(text) * 18)
+        in_fold = self.findings(fold) if fold != text else found
+        if sorted(f.label for f in in_fold) == sorted(f.label for f in found):
+            return self._masked(text, found)
+        out = self._masked(fold, in_fold)
+        raw = text.encode("utf-8", "surrogatepass")
+        for item in found:  # what only the text's own form showed, as it reads folded
+            value, _ = folded(raw[item.start : item.end].decode("utf-8", "surrogatepass"), len(text) * 18)
+            if value:
+                out = out.replace(value, f"[{item.label}]")
+        return out
+
+    def _masked(self, text: str, found: list[Found]) -> str:
         if not found:
             return text
         raw = text.encode("utf-8", "surrogatepass")

@@ -125,8 +125,8 @@ class Pipeline:
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
         found = self.detectors.scan_all(request.texts) if request.texts else _NONE
-        if request.joined:  # copies of what was scanned above, where parts meet: no share of the scan limit
-            found = found | (self.detectors.scan_all(boundary_windows(request.joined)) - _TRUNCATED)
+        if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
+            found = found | self.detectors.scan_all(boundary_windows(request.joined))
         return found | _TRUNCATED if request.unscanned else found
 
     def decide(self, call: Call) -> Decision:

@@ -39,6 +39,8 @@ ALL = Detectors([DetectorSpec(n) for n in ("email", "phone", "credit_card", "ip_
         ("item 7/4111111111111111", "pii:credit_card"),
         ("4111111111111111  12/25  123", "pii:credit_card"),  # an expiry and a code beside it
         ("Card\t4111111111111111\t12\t2027", "pii:credit_card"),
+        ("4111111111111111 12/25 123", "pii:credit_card"),  # the run takes in the expiry: its groups are tried
+        ("card 4111 1111 1111 1111 05/27", "pii:credit_card"),
         ("card 4111\u20131111\u20131111\u20131111", "pii:credit_card"),  # en dashes
         ("card 4111\u20111111\u20111111\u20111111", "pii:credit_card"),  # non-breaking hyphens
     ],
@@ -168,6 +170,14 @@ def test_folding_is_bounded_by_the_scan_limit() -> None:
 
 
 def test_a_value_found_only_in_the_folded_text_is_masked() -> None:
-    """Captured content: what `scan` finds in another width is masked too (in the folded form)."""
+    """Captured content: what `scan` finds in another width is masked too (in the folded form), whole, and
+    so is what only the text's own form shows; a text whose forms show the same keeps its characters."""
     assert ALL.mask("mail ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com now") == "mail [pii:email] now"
     assert ALL.mask("plain é text") == "plain é text"
+    assert ALL.mask("card ４１１１ 1111 1111 1111") == "card [pii:credit_card]"  # not "card ４１１１ [pii:phone]"
+    assert ALL.mask("cards 4111111111111111\u200b5555555555554444 mail ｂｏｂ＠ｅｘａｍｐｌｅ．ｃｏｍ") == (
+        "cards [pii:credit_card][pii:credit_card] mail [pii:email]"
+    )
+    assert ALL.mask("Karte — 4111 1111 1111 1111") == "Karte — [pii:credit_card]"
+    tags = Detectors([DetectorSpec("tag", r"[a-z]+:[a-z_]+"), DetectorSpec("email")])
+    assert tags.mask("ｘ mail alice@example.com") == "ｘ mail [pii:email]"  # a mask is never masked again

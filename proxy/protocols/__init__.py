@@ -313,16 +313,39 @@ _REACH = 256  # characters either side of a part boundary that a value split the
 
 
 def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
-    """Around each boundary inside each run, the text as it reads joined: only what a boundary can split
-    is scanned again, so a long message costs no second full scan, nor a second share of the scan limit."""
+    """Around the boundaries inside each run, the text as it reads joined: at least `_REACH` characters
+    either side, widened to whitespace so no word is cut (a cut would read as a word's edge, and a token
+    longer than the reach, a custom pattern's, stays whole), overlapping windows merged so the text
+    scanned again is never more than the run. A long message costs no second full scan."""
     windows: list[str] = []
     for run in runs:
         whole = "".join(run)
+        spans: list[list[int]] = []
         at = 0
         for piece in run[:-1]:
             at += len(piece)
-            windows.append(whole[max(0, at - _REACH) : at + _REACH])
+            start, end = _word_edge(whole, at - _REACH, -1), _word_edge(whole, at + _REACH, 1)
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = end
+            else:
+                spans.append([start, end])
+        windows.extend(whole[start:end] for start, end in spans)
     return windows
+
+
+def _word_edge(text: str, at: int, step: int) -> int:
+    """`at` moved outward (`step` -1: back, 1: on) to white space or the text's end."""
+    if step < 0:
+        if at <= 0:
+            return 0
+        while at > 0 and not text[at - 1].isspace():
+            at -= 1
+        return at
+    if at >= len(text):
+        return len(text)
+    while at < len(text) and not text[at].isspace():
+        at += 1
+    return at
 
 
 def token_ids(value: Any) -> bool:

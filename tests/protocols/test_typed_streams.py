@@ -180,3 +180,22 @@ def test_what_engines_print_of_a_messages_request_is_scanned(extra: dict[str, ob
     request = read_messages(orjson.dumps(body))
     email = Detectors([DetectorSpec("email")])
     assert email.scan_all(request.texts) | email.scan_all(boundary_windows(request.joined)) == {"pii:email"}
+
+
+def test_where_parts_meet_is_read_whole_words_and_never_more_than_the_parts() -> None:
+    """Windows around part boundaries are merged (3,000 one-character parts cost one short window, and a
+    split value among them is still found), are cut only at white space (a cut inside a number read as
+    its edge: a false card), and keep a long token whole (a custom pattern's)."""
+    from proxy.config import DetectorSpec
+    from proxy.detectors import Detectors
+    from proxy.protocols import boundary_windows
+
+    cards = Detectors([DetectorSpec("credit_card")])
+    many = tuple(["x"] * 2500 + ["card 4111 1111 ", "1111 1111"])
+    windows = boundary_windows((many,))
+    assert sum(map(len, windows)) <= len("".join(many)) and cards.scan_all(windows) == {"pii:credit_card"}
+    cut = ("Ref 1234567894111111111111111 " + "lorem " * 40, "thanks")
+    assert cards.scan_all(boundary_windows((cut,))) == frozenset()
+    token = "eyJ" + "a" * 400 + "." + "b" * 400
+    jwt = Detectors([DetectorSpec("jwt", r"eyJa+\.b+")])
+    assert jwt.scan_all(boundary_windows((("send " + token[:450], token[450:] + " now"),))) == {"pii:jwt"}
