@@ -113,15 +113,16 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         if _card(t.raw[start:end]):
             yield start, end
             continue
-        # the run took in a number beside the card (`4111 1111 1111 1111 05/27`, `... 123`): its groups
+        # the run took in a number beside the card (`4111 1111 1111 1111 05/27`, `... 123`): the card is its
+        # first or last groups, written as cards are (one block, or 4-4-4-4, 4-6-5)
         groups = [g.span() for g in _DIGITS.finditer(t.raw, start, end)]
-        found = next(
-            ((groups[i][0], groups[j - 1][1]) for i in range(len(groups)) for j in range(len(groups), i, -1)
-             if _card(t.raw[groups[i][0] : groups[j - 1][1]])),
-            None,
-        )  # fmt: skip
-        if found is not None:
-            yield found
+        for kept in (
+            *(groups[:j] for j in range(len(groups) - 1, 0, -1)),
+            *(groups[i:] for i in range(1, len(groups))),
+        ):
+            if _card_shaped([b - a for a, b in kept]) and _card(t.raw[kept[0][0] : kept[-1][1]]):
+                yield kept[0][0], kept[-1][1]
+                break
     for m in _CARD_GROUPED.finditer(t.classes):  # only as four groups of four: dots and slashes join other numbers
         start, end = m.span()
         if t.before(start) in b"0" or t.after(end) in b"0" or _dotted(t, start - 1, -1) or _dotted(t, end, 1):
@@ -138,6 +139,13 @@ def _dotted(t: _Text, at: int, step: int) -> bool:
         and 0 <= at + step < len(t.classes)
         and (t.classes[at + step] == 48)
     )
+
+
+def _card_shaped(sizes: list[int]) -> bool:
+    """Digit groups as card numbers are written: one block of 13-19, fours (the last may be shorter), 4-6-5."""
+    if len(sizes) == 1:
+        return 13 <= sizes[0] <= 19
+    return sizes == [4, 6, 5] or (all(size == 4 for size in sizes[:-1]) and 1 <= sizes[-1] <= 4)
 
 
 def _card(candidate: bytes) -> bool:
