@@ -314,7 +314,9 @@ def test_a_call_cut_off_by_the_clients_own_deadline_is_recorded_as_such(proxied)
             infer(_infer_request("slow"), metadata=(*AUTH.items(), ("traceparent", TRACEPARENT)), timeout=0.3)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     span = otlp.by_trace(TRACEPARENT.split("-")[1])
-    assert span.attributes["error.type"] == "deadline_exceeded"
+    # the deadline is passed on, so either the client's expiry cancels the call first, or the forwarded call's
+    # (the upstream did not answer in time): never "the client left"
+    assert span.attributes["error.type"] in ("deadline_exceeded", "upstream_timeout")
     assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
 
 
