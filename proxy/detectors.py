@@ -125,20 +125,14 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 break
     for m in _CARD_GROUPED.finditer(t.classes):  # only as four groups of four: dots and slashes join other numbers
         start, end = m.span()
-        if t.before(start) in b"0" or t.after(end) in b"0" or _dotted(t, start - 1, -1) or _dotted(t, end, 1):
+        if t.before(start) == 48 or t.after(end) == 48:
             continue
+        if (t.before(start) in b"./" and t.before(start - 1) == 48) or (
+            t.after(end) in b"./" and t.after(end + 1) == 48
+        ):
+            continue  # joined by a dot or a slash to more digits: a longer dotted number, or a date
         if _card(t.raw[start:end]):
             yield start, end
-
-
-def _dotted(t: _Text, at: int, step: int) -> bool:
-    """Whether a '.' or '/' at `at` joins the value to more digits (a longer dotted number or a date)."""
-    return (
-        0 <= at < len(t.classes)
-        and t.classes[at] in b"./"
-        and 0 <= at + step < len(t.classes)
-        and (t.classes[at + step] == 48)
-    )
 
 
 def _card_shaped(sizes: list[int]) -> bool:
