@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     edges.add_argument("--copy-to", metavar="URL",
                        help="add every edge of --store to this PostgreSQL store (once per history) and exit")  # fmt: skip
+    edges.add_argument("--key-file", metavar="FILE",
+                       help="with --copy-to: the HMAC key of both stores' chains (lineage.integrity_key_file), to "
+                       "verify the source and sign the copy")  # fmt: skip
     edges.add_argument("--label", action="append", help="only flows carrying this label (in or out); repeatable")
     edges.add_argument("--purpose", help="only flows for this purpose")
     edges.add_argument("--checkpoint", help="only flows that reached this checkpoint")
@@ -300,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "edge table; exit 1 naming the first broken link")  # fmt: skip
     verify.add_argument("--key-file", metavar="FILE",
                         help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
+    verify.add_argument("--expect-head", metavar="HASH", action="append", default=[],
+                        help="with --integrity: a head printed by an earlier verify, recorded elsewhere; exit 1 "
+                        "unless it is still in the chain (the newest entries, and their counts, were not cut "
+                        "away since). Repeatable")  # fmt: skip
     verify.add_argument("--since", type=_duration, metavar="DURATION",
                         help="only flows last seen this recently (30d, 12h, 15m, 90s); approved entries not "
                         "seen in it are listed (default: the whole store)")  # fmt: skip
@@ -332,6 +339,8 @@ def _validate(args: argparse.Namespace) -> None:
         for name in EXPLAIN_ONLY:
             if getattr(args, name) is not None:
                 args.subparser.error(f"--{name} only makes sense with --explain")
+    if args.command == "edges" and args.key_file and not args.copy_to:
+        args.subparser.error("--key-file goes with --copy-to")
     if args.command == "verify":
         if args.json and args.write_baseline:
             args.subparser.error("--json goes with --baseline or --integrity (--write-baseline writes YAML)")
@@ -339,6 +348,8 @@ def _validate(args: argparse.Namespace) -> None:
             args.subparser.error(
                 "--since goes with --baseline or --write-baseline (--integrity proves the whole chain)"
             )
+        if args.expect_head and not args.integrity:
+            args.subparser.error("--expect-head goes with --integrity")
         if args.force and not args.write_baseline:
             args.subparser.error("--force only makes sense with --write-baseline")
 

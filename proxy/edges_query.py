@@ -8,6 +8,7 @@ import sys
 
 import orjson
 
+from proxy.config import read_secret
 from proxy.record.integrity import Report
 from proxy.record.store import EdgeRow, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
@@ -61,16 +62,23 @@ def run_edges(args: argparse.Namespace) -> int:
     except StoreUnreadable as exc:
         print(f"lineage-proxy: {exc}", file=sys.stderr)
         return 1
+    key = None
+    if args.key_file:
+        try:
+            key = read_secret(args.key_file)
+        except OSError as exc:
+            print(f"lineage-proxy: {args.key_file}: cannot read the key: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     try:
         every = store.rows()
-        chain = store.integrity() if args.copy_to else None
+        chain = store.integrity(key) if args.copy_to else None
     except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table
         print(f"lineage-proxy: {shown(args.store)}: not a lineage store: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
     if chain is not None:
-        return copy_to(every, chain, args)
+        return copy_to(every, chain, args, key)
     rows = select(every, args)
     if args.json:
         for row in rows:
@@ -83,10 +91,11 @@ def run_edges(args: argparse.Namespace) -> int:
     return 0
 
 
-def copy_to(rows: list[EdgeRow], chain: Report, args: argparse.Namespace) -> int:
+def copy_to(rows: list[EdgeRow], chain: Report, args: argparse.Namespace, key: bytes | None = None) -> int:
     """`edges --store A --copy-to B`: every edge of A added to the PostgreSQL store B in one transaction,
-    chained there as a snapshot. A's chain must verify first (an altered history is not moved), and a
-    history is copied once: B remembers A's chain head, so running it again adds nothing."""
+    chained there as a snapshot (signed with `--key-file`, the key of both chains). A's chain must verify
+    first (an altered history is not moved), and a history is copied once: B remembers A's chain head,
+    and refuses A again while A's chain still holds that head, even after A has grown."""
     target = args.copy_to
     if not is_database(target):
         print(f"lineage-proxy: --copy-to {target}: expected a PostgreSQL URL (postgresql://...)", file=sys.stderr)
@@ -99,17 +108,18 @@ def copy_to(rows: list[EdgeRow], chain: Report, args: argparse.Namespace) -> int
 
     errors: tuple[type[Exception], ...] = (*read_errors(), RuntimeError)
     try:
-        database = PostgresStore(target)
+        database = PostgresStore(target, key=key)
         try:
-            copied = database.absorb(rows, chain.head or shown(args.store))
+            before = database.absorb(rows, chain.head or shown(args.store), chain.hashes)
         finally:
             database.close()
     except errors as exc:
         print(f"lineage-proxy: {shown(target)}: cannot copy into it: {exc}", file=sys.stderr)
         return 1
     calls = sum(row.count for row in rows)
-    if not copied:
-        print(f"{shown(args.store)} (chain head {chain.head}) was copied into {shown(target)} before: nothing added")
+    if before is not None:
+        print(f"{shown(args.store)} was copied into {shown(target)} before (at chain head {before}): nothing added, "
+              "since its calls would count twice")  # fmt: skip
         return 0
     print(f"copied {len(rows)} edges ({calls} calls) from {shown(args.store)} into {shown(target)}")
     return 0

@@ -10,12 +10,13 @@ nobody uses is one to retire. Exit 0: every flow approved; 1: some are not; 2: u
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,7 +252,7 @@ def _error(message: str) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     if getattr(args, "integrity", False):
-        return run_integrity(args.store, args.key_file, args.json)
+        return run_integrity(args.store, args.key_file, args.json, getattr(args, "expect_head", None) or ())
     if getattr(args, "key_file", None):
         return _error("--key-file goes with --integrity")
     since_s = parse_duration(args.since) if args.since else None
@@ -276,9 +277,10 @@ def run_verify(args: argparse.Namespace) -> int:
     return OK if verdict.ok else UNAPPROVED
 
 
-def run_integrity(path: str, key_file: str | None, as_json: bool) -> int:
-    """`verify --integrity`: exit 0 when the chain is intact and matches the edges, 1 naming the first
-    broken link, 2 when the store or key cannot be read."""
+def run_integrity(path: str, key_file: str | None, as_json: bool, expect_heads: Sequence[str] = ()) -> int:
+    """`verify --integrity`: exit 0 when the chain is intact and matches the edges (and holds every head
+    in `expect_heads`), 1 naming the first broken link or the head no longer there, 2 when the store or
+    key cannot be read, or a keyed chain is verified without its key."""
     if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
         return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
     try:
@@ -299,6 +301,16 @@ def run_integrity(path: str, key_file: str | None, as_json: bool) -> int:
     except errors as exc:
         return _error(f"{shown(path)}: cannot read it as a lineage store: {exc}")
     path = shown(path)
+    if report.needs_key:
+        return _error(f"{path}: the chain is signed with an HMAC key: give --key-file (lineage.integrity_key_file) "
+                      "to verify it")  # fmt: skip
+    if report.intact:
+        gone = [head for head in expect_heads if head.strip() not in report.hashes]
+        if gone:
+            report = dataclasses.replace(report, problem=(
+                f"the head {gone[0].strip()} is not in the chain: the entries after it were cut away (with their "
+                "counts), or the record was rebuilt, or a retention purge has since replaced the entries up to "
+                "it with a snapshot"))  # fmt: skip
     if as_json:
         document = {"store": path, "intact": report.intact, "entries": report.entries, "head": report.head,
                     "keyed": report.keyed, "problem": report.problem}  # fmt: skip
@@ -306,7 +318,10 @@ def run_integrity(path: str, key_file: str | None, as_json: bool) -> int:
     elif report.intact:
         print(f"{path}: intact: {report.entries} chain entries, every edge matches; head {report.head}"
               + ("" if report.keyed else " (unkeyed: set lineage.integrity_key_file to sign the chain)"))  # fmt: skip
-        print("record the head elsewhere: a later verify proves nothing was removed before it")
+        print(
+            "record the head elsewhere: `verify --integrity --expect-head HEAD` later proves the chain still "
+            "holds it, so nothing up to it was cut away"
+        )
     else:
         print(f"{path}: NOT intact: {report.problem}")
     return OK if report.intact else UNAPPROVED

@@ -261,6 +261,7 @@ class BoundedExporter:
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._wake = threading.Event()
+        self._exporting = threading.Lock()  # one export at a time: a flush waits for the one in flight
         self._stopping = False
         self._outage = False
         self._next_probe = 0.0
@@ -326,19 +327,22 @@ class BoundedExporter:
                 continue  # woken early (a flush, a stop) with no full batch
             due = time.monotonic() + self._interval_s
             while queue and not self._stopping:
-                self._export(self._take())
+                with self._exporting:
+                    self._export(self._take())
                 if len(queue) < batch_size:
                     break  # the rest waits for a full batch or the next interval
 
     def force_flush(self) -> None:
-        """Export what is queued now (tests, shutdown); stops at the first failure, so a dead
-        collector costs at most one sink timeout."""
-        while self._queue:
-            failed = self.failed
-            self._export(self._take())
-            if self.failed != failed:
-                self.dropped += len(self._queue)
-                self._queue.clear()
+        """Export what is queued now (tests, shutdown), after the export in flight, if any, has ended: every
+        span queued before the call is then exported or counted lost. Stops at the first failure, so a
+        dead collector costs at most one sink timeout more."""
+        with self._exporting:
+            while self._queue:
+                failed = self.failed
+                self._export(self._take())
+                if self.failed != failed:
+                    self.dropped += len(self._queue)
+                    self._queue.clear()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         self._stopping = True

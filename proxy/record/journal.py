@@ -13,6 +13,8 @@ connect timeout. Only when the journal cannot take a batch either (full, or its 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import logging
 import sqlite3
@@ -39,9 +41,25 @@ CREATE TABLE IF NOT EXISTS entries (
     id    INTEGER PRIMARY KEY AUTOINCREMENT,
     token TEXT NOT NULL,
     n     INTEGER NOT NULL,
-    rows  TEXT NOT NULL
+    rows  TEXT NOT NULL,
+    mac   TEXT
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    id    INTEGER PRIMARY KEY,
+    token TEXT NOT NULL,
+    n     INTEGER NOT NULL,
+    rows  TEXT NOT NULL,
+    mac   TEXT,
+    at    REAL NOT NULL,
+    why   TEXT NOT NULL
 );
 """
+
+
+def _mac(key: bytes, token: str, rows: bytes) -> str:
+    """What signs one journaled batch: the chain's key over the token and the rows (the database chains the
+    batch, signed with the same key, only once this matches)."""
+    return hmac.new(key, b"journal\n" + token.encode() + b"\n" + rows, hashlib.sha256).hexdigest()
 
 
 class JournalFull(Exception):
@@ -54,14 +72,24 @@ class Journal:
     enforce `max_rows`; the count is read from the file again only when another process has written to it
     since (`PRAGMA data_version` changes for other connections' commits only)."""
 
-    def __init__(self, path: str | Path, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+    def __init__(self, path: str | Path, max_rows: int = DEFAULT_MAX_ROWS, *, key: bytes | None = None) -> None:
+        """`key`: the chain's HMAC key (lineage.integrity_key_file). Each batch is signed with it, and one
+        whose signature does not match (edited, added by hand, or written without the key) is never
+        replayed into the database, where it would be chained and signed: it is set aside in `rejected`."""
         self.path = str(path)
         self.max_rows = max_rows
+        self._key = key
         require_directory(self.path, "lineage journal")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
-        self._db.executescript(_SCHEMA)
+        with self._db:  # under the write lock: workers opening one journal together see one schema
+            self._db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            if "mac" not in {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}:
+                self._db.execute("ALTER TABLE entries ADD COLUMN mac TEXT")  # a journal from before signatures
         self._held = 0  # edge writes in the file, as of `_version`
         self._version: int | None = None
         self._count()
@@ -81,13 +109,39 @@ class Journal:
             if held + len(rows) > self.max_rows:
                 raise JournalFull(f"the journal {self.path} holds {held} edge writes (journal_max_rows "
                                   f"{self.max_rows})")  # fmt: skip
-            self._db.execute("INSERT INTO entries (token, n, rows) VALUES (?, ?, ?)",
-                             (token, len(rows), orjson.dumps(rows)))  # fmt: skip
+            text = orjson.dumps(rows)
+            mac = _mac(self._key, token, text) if self._key is not None else None
+            self._db.execute("INSERT INTO entries (token, n, rows, mac) VALUES (?, ?, ?, ?)",
+                             (token, len(rows), text, mac))  # fmt: skip
         self._held = held + len(rows)  # committed
 
-    def oldest(self, limit: int = 100) -> list[tuple[int, str, list[EdgeWrite]]]:
-        found = self._db.execute("SELECT id, token, rows FROM entries ORDER BY id LIMIT ?", (limit,)).fetchall()
-        return [(id_, token, [_write(row) for row in orjson.loads(text)]) for id_, token, text in found]
+    def oldest(self, limit: int = 100) -> list[tuple[int, str, list[EdgeWrite] | str]]:
+        """The oldest batches: (id, token, edge writes), or in place of the writes why the batch may not
+        be replayed (its signature does not match, or it is not a batch of edge writes)."""
+        found = self._db.execute("SELECT id, token, rows, mac FROM entries ORDER BY id LIMIT ?", (limit,)).fetchall()
+        batches: list[tuple[int, str, list[EdgeWrite] | str]] = []
+        for id_, token, text, mac in found:
+            data = text.encode() if isinstance(text, str) else bytes(text)
+            if self._key is not None and not (
+                isinstance(mac, str) and hmac.compare_digest(mac, _mac(self._key, token, data))
+            ):
+                batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
+                continue
+            try:
+                batches.append((id_, token, [_write(row) for row in orjson.loads(data)]))
+            except (orjson.JSONDecodeError, TypeError, IndexError) as exc:
+                batches.append((id_, token, f"not a batch of edge writes ({exc})"))
+        return batches
+
+    def reject(self, entry_id: int, why: str) -> None:
+        """Set a batch aside, kept for whoever looks into it, never replayed."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            found = self._db.execute("SELECT n FROM entries WHERE id = ?", (entry_id,)).fetchone()
+            self._db.execute("INSERT OR REPLACE INTO rejected SELECT id, token, n, rows, mac, ?, ? FROM entries "
+                             "WHERE id = ?", (time.time(), why, entry_id))  # fmt: skip
+            if self._db.execute("DELETE FROM entries WHERE id = ?", (entry_id,)).rowcount and found is not None:
+                self._held -= found[0]
 
     def remove(self, entry_id: int) -> None:
         found = self._db.execute("SELECT n FROM entries WHERE id = ?", (entry_id,)).fetchone()
@@ -119,6 +173,7 @@ class JournaledStore:
         self._next_try = 0.0  # monotonic: when the database may be tried again
         self.journaled = 0  # edge writes that went to the journal
         self.replayed = 0  # edge writes replayed from it into the database
+        self.rejected = 0  # batches set aside by the replay (signature or shape)
         if database.unreachable is not None:  # away at the start: an outage from the first write on
             self._failed(database.unreachable)
 
@@ -152,6 +207,12 @@ class JournaledStore:
         try:
             while batch := self.journal.oldest():
                 for entry_id, token, rows in batch:
+                    if isinstance(rows, str):
+                        log.error("lineage journal %s: batch %s is not replayed: %s. It is kept in the journal's "
+                                  "`rejected` table", self.journal.path, token, rows)  # fmt: skip
+                        self.journal.reject(entry_id, rows)
+                        self.rejected += 1
+                        continue
                     if self.database.apply(rows, token):
                         self.replayed += len(rows)
                     self.journal.remove(entry_id)
@@ -199,6 +260,10 @@ class JournaledStore:
             "# HELP lineage_proxy_edge_replayed_total Edge writes replayed from the journal into the database.",
             "# TYPE lineage_proxy_edge_replayed_total counter",
             f"lineage_proxy_edge_replayed_total {self.replayed}",
+            "# HELP lineage_proxy_edge_journal_rejected_total Journaled batches not replayed: their signature or "
+            "shape is wrong (kept in the journal's rejected table).",
+            "# TYPE lineage_proxy_edge_journal_rejected_total counter",
+            f"lineage_proxy_edge_journal_rejected_total {self.rejected}",
         ]
 
     def close(self) -> None:

@@ -21,8 +21,9 @@ so a batch replayed after a crash, or whose commit was lost with the connection,
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -31,7 +32,10 @@ import psycopg
 from psycopg import conninfo
 
 from proxy.record import integrity
-from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
+from proxy.record.integrity import Report
+from proxy.record.store import TAMPERED_START, UNVERIFIED_PURGE, EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
+
+log = logging.getLogger("lineage_proxy.edges")
 
 SCHEMA_VERSION = 1
 # every write transaction takes this lock first (pg_advisory_xact_lock): the chain's writers in turn
@@ -172,11 +176,19 @@ class PostgresStore:
     def _prepare(self) -> None:
         """The schema, made or checked, and the chain's first entry in a new store."""
         with self._transaction() as cur:
+            cur.execute("SELECT to_regclass('edges') IS NOT NULL AND to_regclass('chain') IS NULL")
+            found = cur.fetchone()
+            pre_chain = bool(found and found[0])
             cur.execute(SCHEMA)
             self._check_version(cur, True)
             cur.execute("SELECT 1 FROM chain LIMIT 1")
             if cur.fetchone() is None:
-                self._snapshot(cur)  # a new store: the chain starts here
+                cur.execute("SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'anchor'), EXISTS (SELECT 1 FROM edges)")
+                anchored, has_edges = cur.fetchone() or (False, False)
+                if anchored or (has_edges and not pre_chain):
+                    log.error(TAMPERED_START, redact(self.url))  # never signed over: `verify` names it
+                else:
+                    self._snapshot(cur)  # a new store: the chain starts here
         self.unreachable = None
 
     # -- connection
@@ -255,9 +267,16 @@ class PostgresStore:
             self._prepare()
         cutoff = (time.time() if now is None else now) - retention_days * 86400
         with self._transaction() as cur:
+            cur.execute("DELETE FROM applied WHERE at < %s", (cutoff,))
+            cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
+            if cur.fetchone() is None:
+                return 0
+            report = self._verify(cur, self._key)
+            if not report.intact:  # a snapshot signs what the table holds: only a record that verifies
+                log.error(UNVERIFIED_PURGE, redact(self.url), report.problem)
+                return 0
             cur.execute("DELETE FROM edges WHERE last_seen < %s", (cutoff,))
             deleted = cur.rowcount
-            cur.execute("DELETE FROM applied WHERE at < %s", (cutoff,))
             if deleted:
                 seq, prev = self._snapshot(cur)
                 cur.execute("DELETE FROM chain WHERE seq < %s", (seq,))
@@ -265,19 +284,24 @@ class PostgresStore:
                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (prev,))  # fmt: skip
         return deleted
 
-    def absorb(self, rows: Sequence[EdgeRow], source: str) -> bool:
-        """Add another store's edges (`edges --copy-to`), once per `source` (its chain head): the counts
-        add to what is here, and a snapshot entry chains the result. False when already copied."""
+    def absorb(self, rows: Sequence[EdgeRow], head: str, history: Collection[str] = ()) -> str | None:
+        """Add another store's edges (`edges --copy-to`): the counts add to what is here, and a snapshot
+        entry chains the result. A history is copied once: the copy records the source's chain `head`,
+        and a source whose `history` (its entries' hashes) holds a head copied before is refused, even
+        after it has grown, since its calls would count twice. Returns that earlier head, or None when
+        copied."""
         params = [(*row.key, row.first_seen, row.last_seen, row.count, row.rule, row.reason) for row in rows]
         with self._transaction() as cur:
-            cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                        (f"copy:{source}", time.time()))  # fmt: skip
-            if cur.rowcount == 0:
-                return False
+            cur.execute("SELECT token FROM applied WHERE token = ANY(%s) LIMIT 1",
+                        ([f"copy:{h}" for h in {head, *history}],))  # fmt: skip
+            found = cur.fetchone()
+            if found is not None:
+                return str(found[0]).removeprefix("copy:")
+            cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s)", (f"copy:{head}", time.time()))
             if params:
                 cur.executemany(UPSERT, params)
             self._snapshot(cur)
-        return True
+        return None
 
     def _snapshot(self, cur: psycopg.Cursor[Any]) -> tuple[int, str]:
         cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY {_COLUMNS}")
@@ -304,12 +328,16 @@ class PostgresStore:
         """Walk and replay the chain against the edge table, all read in one snapshot of the database
         (repeatable read), so writers that go on meanwhile cannot make it disagree with itself."""
         with self._transaction() as cur:
-            cur.execute("SELECT seq, at, body, prev, hash FROM chain ORDER BY seq")
-            entries = [integrity.Entry(*row) for row in cur.fetchall()]
-            cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
-            anchor = cur.fetchone()
-            cur.execute(f"SELECT {_COLUMNS} FROM edges")
-            rows = cur.fetchall()
+            return self._verify(cur, key)
+
+    @staticmethod
+    def _verify(cur: psycopg.Cursor[Any], key: bytes | None) -> Report:
+        cur.execute("SELECT seq, at, body, prev, hash FROM chain ORDER BY seq")
+        entries = [integrity.Entry(*row) for row in cur.fetchall()]
+        cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
+        anchor = cur.fetchone()
+        cur.execute(f"SELECT {_COLUMNS}, reason FROM edges")
+        rows = cur.fetchall()
         return integrity.verify(entries, anchor[0] if anchor else integrity.GENESIS, rows, key)
 
     def rows(self) -> list[EdgeRow]:

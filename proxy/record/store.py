@@ -7,6 +7,7 @@ an entry of a hash chain in the same transaction (`integrity.py`), so edits and 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -16,6 +17,9 @@ from typing import Any, NamedTuple, Protocol
 
 from proxy.errors import StartupError
 from proxy.record import integrity
+from proxy.record.integrity import Report
+
+log = logging.getLogger("lineage_proxy.edges")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS edges (
@@ -150,6 +154,11 @@ def require_directory(path: str, what: str) -> None:
 
 
 WRITER_CACHE_KIB = 256
+TAMPERED_START = ("lineage store %s: its chain is empty, though the store holds edges or was purged before: "
+                  "the chain was removed. Its edges are not signed over; `lineage-proxy verify --integrity` "
+                  "names the mismatch, and new entries chain on from here")  # fmt: skip
+UNVERIFIED_PURGE = ("lineage store %s: retention purge skipped: the record does not verify (%s). A purge signs "
+                    "what the table holds, so it waits until the record is looked into")  # fmt: skip
 
 
 class SqliteStore:
@@ -175,17 +184,16 @@ class SqliteStore:
         # the writer touches a few hot pages (its edges' rows, the chain's last page): SQLite's default 2 MiB
         # page cache would fill, as the chain grows, with pages it never reads again
         self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-        self._db.executescript(SCHEMA)
-        if "reason" not in self._columns():
-            try:  # a store made before reasons were kept; another worker may be adding it right now
-                self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
-            except sqlite3.OperationalError as exc:
-                if "duplicate column" not in str(exc):
-                    raise
-        with self._db:
+        with self._db:  # made, or brought up to date, under the write lock: workers starting together see one state
             self._db.execute("BEGIN IMMEDIATE")
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            if "reason" not in self._columns():  # a store made before reasons were kept
+                self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
             if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
-                self._snapshot()  # a new store, or one from before the chain: the chain starts here
+                self._start_chain(pre_chain="edges" in tables and "chain" not in tables)
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
@@ -199,18 +207,36 @@ class SqliteStore:
             self._db.executemany(UPSERT, params)
             self._append(integrity.body(integrity.EDGES, params))
 
+    def _start_chain(self, *, pre_chain: bool) -> None:
+        """The first entry of an empty chain: a snapshot of the edges, which signs them. Only for a new
+        store, or one written before the chain existed; an emptied chain beside edges (or after a purge's
+        anchor) is left as it is, for `verify` to name, never signed over."""
+        anchored = self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
+        has_edges = self._db.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is not None
+        if anchored or (has_edges and not pre_chain):
+            log.error(TAMPERED_START, self.path)
+            return
+        self._snapshot()
+
     def purge(self, retention_days: float, now: float | None = None) -> int:
         """Delete edges not seen for `retention_days`; the chain is cut down to a snapshot of what
-        remains (its `prev` kept as the anchor), so it proves the same and stays small."""
+        remains (its `prev` kept as the anchor), so it proves the same and stays small. Only a record
+        that verifies is cut down (a snapshot signs what the table holds): otherwise nothing is purged,
+        and the error says why."""
         cutoff = (time.time() if now is None else now) - retention_days * 86400
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            if self._db.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
+                return 0
+            report = self._verify(self._key)
+            if not report.intact:
+                log.error(UNVERIFIED_PURGE, self.path, report.problem)
+                return 0
             cursor = self._db.execute("DELETE FROM edges WHERE last_seen < ?", (cutoff,))
             deleted = cursor.rowcount
-            if deleted:
-                seq, prev = self._snapshot()
-                self._db.execute("DELETE FROM chain WHERE seq < ?", (seq,))
-                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', ?)", (prev,))
+            seq, prev = self._snapshot()
+            self._db.execute("DELETE FROM chain WHERE seq < ?", (seq,))
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', ?)", (prev,))
         return deleted
 
     def _snapshot(self) -> tuple[int, str]:
@@ -240,10 +266,18 @@ class SqliteStore:
             )
         if "chain" not in tables:
             return integrity.Report(0, "", False, "this store has no chain (written by a release before it)")
+        self._db.execute("BEGIN")  # one read transaction: writers going on meanwhile cannot make it disagree
+        try:
+            return self._verify(key)
+        finally:
+            self._db.execute("COMMIT")
+
+    def _verify(self, key: bytes | None) -> Report:
         entries = [integrity.Entry(*row) for row in self._db.execute("SELECT seq, at, body, prev, hash FROM chain "
                                                                      "ORDER BY seq")]  # fmt: skip
         anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM edges").fetchall()
+        reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
+        rows = self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges").fetchall()
         return integrity.verify(entries, anchor[0] if anchor else integrity.GENESIS, rows, key)
 
     def rows(self) -> list[EdgeRow]:

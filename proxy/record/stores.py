@@ -43,7 +43,7 @@ def open_store(
     database = PostgresStore(store, readonly=readonly, key=key, password=password, wait_for_server=not readonly)
     if readonly:
         return database
-    return JournaledStore(database, Journal(journal or DEFAULT_JOURNAL, journal_max_rows or DEFAULT_MAX_ROWS))
+    return JournaledStore(database, Journal(journal or DEFAULT_JOURNAL, journal_max_rows or DEFAULT_MAX_ROWS, key=key))
 
 
 class StoreUnreadable(Exception):

@@ -208,3 +208,25 @@ def test_a_partial_batch_goes_when_the_interval_passes() -> None:
         assert sink.wait_for(3) == [3]
     finally:
         queue.shutdown()
+
+
+def test_a_flush_waits_for_the_export_in_flight() -> None:
+    """A flush (shutdown, `sinks.flush()`) returns once every span queued before it is exported or counted
+    lost, including a batch the export thread has taken and is still sending."""
+    release = threading.Event()
+    sink = _Batches(during_first=lambda: release.wait(10))
+    queue = BoundedExporter(sink, batch_size=2, interval_s=3600.0)
+    try:
+        queue.submit(span(0))
+        queue.submit(span(1))  # a full batch: the export thread takes it; its send holds until released
+        sink.wait_for(2)
+        flushed = threading.Event()
+        flusher = threading.Thread(target=lambda: (queue.force_flush(), flushed.set()))
+        flusher.start()
+        assert not flushed.wait(0.2)  # it used to return at once: the queue was empty, the batch still in flight
+        release.set()
+        assert flushed.wait(10) and queue.exported == 2
+        flusher.join()
+    finally:
+        release.set()
+        queue.shutdown()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from proxy.record.store import EdgeKey, SqliteStore
@@ -86,7 +87,7 @@ def test_a_keyed_chain_cannot_be_rebuilt_without_the_key(vllm, make_proxy, loop_
     store = tmp_path / "lineage.db"
     assert verify(store, "--key-file", str(key)).returncode == 0
     unkeyed = verify(store)
-    assert unkeyed.returncode == 1 and "give --key-file" in unkeyed.stdout
+    assert unkeyed.returncode == 2 and "give --key-file" in unkeyed.stderr  # a usage error, not tampering
     wrong = tmp_path / "wrong.key"
     wrong.write_text("guess")
     assert "its hash does not match" in verify(store, "--key-file", str(wrong)).stdout
@@ -150,3 +151,143 @@ lineage: {{store: "{store}", {setting}: "{secret}"}}
     with pytest.raises(StartupError) as caught:
         open_process(config)
     assert str(caught.value) == f"lineage.{setting}: cannot read {str(secret)!r}: No such file or directory"
+
+
+# -- what a writer of the store file, without the key, cannot make verify say intact
+
+
+def keyed_store(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A keyed store of four writes: a (3 calls), b, and a denial with its rule and reason."""
+    key_file = tmp_path / "chain.key"
+    key_file.write_text("kept-out-of-the-store's-reach\n")
+    key = b"kept-out-of-the-store's-reach"
+    path = tmp_path / "keyed.db"
+    store = SqliteStore(path, key=key)
+    a, b = EdgeKey("app", "assistant", "a", "ck", "", "allow"), EdgeKey("app", "assistant", "b", "ck", "", "allow")
+    denied = EdgeKey("app", "ads", "health", "", "", "deny")
+    store.upsert([(a, 100.0, 100.0, 1, None)])
+    store.upsert([(a, 101.0, 101.0, 2, None), (b, 101.0, 101.0, 1, None)])
+    store.upsert([(denied, 102.0, 102.0, 2, "zone:h", "purpose ads is not allowed for health")])
+    store.upsert([(a, 103.0, 103.0, 1, None)])
+    store.close()
+    return path, key_file, key
+
+
+def test_a_purge_never_signs_an_edited_table(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path, key_file, key = keyed_store(tmp_path)
+    tamper(path, "DELETE FROM edges WHERE decision = 'deny'")
+    tamper(path, "INSERT INTO edges VALUES ('old', 'p', '', '', '', 'allow', 0, 0, 1, NULL, NULL)")  # purgeable
+    store = SqliteStore(path, key=key)
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        assert store.purge(30) == 0  # the old row is not purged: a purge would sign the edited table
+    store.close()
+    assert "retention purge skipped: the record does not verify" in caplog.text
+    result = verify(path, "--key-file", str(key_file))
+    assert result.returncode == 1 and "NOT intact" in result.stdout, result.stdout
+
+
+def test_a_removed_chain_is_never_signed_over_at_the_next_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, key_file, key = keyed_store(tmp_path)
+    with sqlite3.connect(path) as db:
+        head = db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        db.execute("DELETE FROM chain")
+        db.execute("INSERT INTO meta VALUES ('anchor', ?)", (head,))  # as if a purge had left it
+        db.execute("DELETE FROM edges WHERE decision = 'deny'")
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        SqliteStore(path, key=key).close()  # a restart
+    assert "its chain is empty, though the store holds edges or was purged before" in caplog.text
+    result = verify(path, "--key-file", str(key_file))
+    assert result.returncode == 1 and "the chain is empty" in result.stdout, result.stdout
+
+
+def test_cutting_the_oldest_entries_is_named(tmp_path: Path) -> None:
+    path, key_file, _ = keyed_store(tmp_path)
+    with sqlite3.connect(path) as db:  # entries 1-2 go; the anchor is set to what entry 3 follows; edges replayed
+        prev = db.execute("SELECT prev FROM chain WHERE seq = 3").fetchone()[0]
+        db.execute("DELETE FROM chain WHERE seq < 3")
+        db.execute("INSERT INTO meta VALUES ('anchor', ?)", (prev,))
+        db.execute("DELETE FROM edges WHERE input_labels = 'b'")
+        db.execute("UPDATE edges SET count = 1, first_seen = 103 WHERE input_labels = 'a'")
+    result = verify(path, "--key-file", str(key_file))
+    assert result.returncode == 1 and "the oldest entry kept is not a snapshot" in result.stdout, result.stdout
+
+
+def test_an_edited_rule_or_reason_and_a_row_stored_twice_are_named(tmp_path: Path) -> None:
+    path, key_file, _ = keyed_store(tmp_path)
+    tamper(path, "UPDATE edges SET reason = 'the caller agreed to ads' WHERE decision = 'deny'")
+    edited = verify(path, "--key-file", str(key_file))
+    assert edited.returncode == 1 and "reason 'the caller agreed to ads'" in edited.stdout, edited.stdout
+    (tmp_path / "twice").mkdir()
+    path, key_file, _ = keyed_store(tmp_path / "twice")
+    with sqlite3.connect(path) as db:  # the table made again without its key, a copy of `a` ahead of the real one
+        db.executescript("""
+            CREATE TABLE e2 AS SELECT * FROM edges WHERE 0;
+            INSERT INTO e2 SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen,
+                                  last_seen, 1000, rule, reason FROM edges WHERE input_labels = 'a';
+            INSERT INTO e2 SELECT * FROM edges;
+            DROP TABLE edges;
+            ALTER TABLE e2 RENAME TO edges;
+        """)
+    twice = verify(path, "--key-file", str(key_file))
+    assert twice.returncode == 1 and "is in the store twice" in twice.stdout, twice.stdout
+
+
+@pytest.mark.parametrize("body", ['{"rows":[]}', '{"kind":"edges","rows":[["a"]]}', "[1]", "not json"])
+def test_a_malformed_entry_is_named_not_a_traceback(store: Path, body: str) -> None:
+    from proxy.record import integrity
+
+    with sqlite3.connect(store) as db:  # an unkeyed chain rebuilt from entry 2 on, with a bad body in entry 2
+        rows = db.execute("SELECT seq, body, prev FROM chain ORDER BY seq").fetchall()
+        prev = rows[1][2]
+        for seq, text, _ in rows[1:]:
+            text = body if seq == rows[1][0] else text
+            db.execute("UPDATE chain SET body = ?, prev = ?, hash = ? WHERE seq = ?",
+                       (text, prev, integrity.link(prev, text, None), seq))  # fmt: skip
+            prev = integrity.link(prev, text, None)
+    result = verify(store)
+    assert result.returncode == 1 and "its content is not a chain entry" in result.stdout, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_expect_head_names_newest_entries_cut_away(tmp_path: Path) -> None:
+    path, key_file, _ = keyed_store(tmp_path)
+    first = verify(path, "--key-file", str(key_file), "--json")
+    head = orjson.loads(first.stdout)["head"]
+    assert verify(path, "--key-file", str(key_file), "--expect-head", head).returncode == 0
+    with sqlite3.connect(path) as db:  # the newest entry and its count go: a consistent, shorter record
+        db.execute("DELETE FROM chain WHERE seq = (SELECT max(seq) FROM chain)")
+        db.execute("UPDATE edges SET count = count - 1, last_seen = 101 WHERE input_labels = 'a'")
+    assert verify(path, "--key-file", str(key_file)).returncode == 0  # what the chain alone cannot see
+    cut = verify(path, "--key-file", str(key_file), "--expect-head", head)
+    assert cut.returncode == 1 and f"the head {head} is not in the chain" in cut.stdout, cut.stdout
+    assert subprocess.run([sys.executable, "-m", "proxy", "verify", "--store", str(path), "--baseline", "x.yaml",
+                           "--expect-head", head], capture_output=True).returncode == 2  # fmt: skip
+
+
+def test_verify_reads_one_snapshot_while_writers_go_on(tmp_path: Path) -> None:
+    """The chain, the anchor and the edges are read in one transaction: a flow written between the
+    reads (another worker's) is in all of them or in none."""
+    path = tmp_path / "live.db"
+    writer = SqliteStore(path)
+    writer.upsert([(EdgeKey("c", "p", "", "ck", "", "allow"), 1.0, 1.0, 1, None)])
+    reader = SqliteStore(path, readonly=True)
+    db = reader._db
+    new = EdgeKey("c", "p", "new", "ck", "", "allow")
+
+    class Between:  # the reader's connection, with a write landing right after the chain is read
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            cursor = db.execute(sql, *args)
+            if sql.startswith("SELECT seq, at, body"):
+                cursor = iter(cursor.fetchall())  # type: ignore[assignment]
+                writer.upsert([(new, 2.0, 2.0, 1, None)])
+            return cursor
+
+    reader._db = Between()  # type: ignore[assignment]
+    report = reader.integrity()
+    reader._db = db
+    assert report.intact, report.problem
+    assert reader.integrity().intact  # and after it, with the new flow in both
+    reader.close()
+    writer.close()

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import orjson
 import psycopg
 import pytest
 import yaml
@@ -363,6 +365,12 @@ def test_edges_copy_to_moves_a_sqlite_history_into_postgresql_once(postgres: Pos
     assert "copied 2 edges (10 calls)" in done.stdout
     assert cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url).returncode == 0  # adds nothing
     assert counts(url) == {tuple(KEY): 8, tuple(KEY._replace(decision="deny")): 2}
+    grown = SqliteStore(tmp_path / "lineage.db")  # the source goes on recording: a new head, the same history
+    grown.upsert([(KEY, 6.0, 6.0, 1, None)])
+    grown.close()
+    again = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url)
+    assert again.returncode == 0 and "copied into" in again.stdout and "nothing added" in again.stdout, again.stdout
+    assert counts(url) == {tuple(KEY): 8, tuple(KEY._replace(decision="deny")): 2}  # never counted twice
     store = PostgresStore(url, readonly=True)
     row = next(r for r in store.rows() if r.key == KEY)
     assert (row.first_seen, row.last_seen, row.rule, row.reason) == (1.0, 5.0, "zone:a", "a reason")
@@ -555,3 +563,75 @@ def test_redact_hides_a_password_in_the_query_string_too() -> None:
     assert redact("postgresql://lp:pw@h1:5432,h2:5433/lineage?sslpassword=k") == (
         "postgresql://lp:***@h1:5432,h2:5433/lineage?sslpassword=***"
     )
+
+
+def test_a_purge_or_a_start_never_signs_an_edited_fleet_record(
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = postgres.database()
+    store = PostgresStore(url, key=b"k")
+    store.upsert([(KEY, 100.0, 100.0, 3, None), (KEY._replace(decision="deny"), 100.0, 100.0, 2, "zone:z", "no")])
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM edges WHERE decision = 'deny'")
+        conn.execute("INSERT INTO edges VALUES ('old', 'p', '', '', '', 'allow', 0, 0, 1, NULL, NULL)")
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        assert store.purge(30) == 0  # the purgeable row stays: a snapshot would sign the edited table
+        assert "retention purge skipped: the record does not verify" in caplog.text
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM chain")
+        PostgresStore(url, key=b"k").close()  # a restart on the emptied chain
+        assert "its chain is empty, though the store holds edges" in caplog.text
+    report = store.integrity(b"k")
+    store.close()
+    assert not report.intact and "is in the store but in no chain entry" in (report.problem or ""), report
+
+
+def test_a_journaled_batch_edited_or_added_by_hand_is_never_replayed_and_signed(
+    postgres: PostgresServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = postgres.database()
+    key = b"the chain's key"
+    store = JournaledStore(PostgresStore(url, key=key), Journal(tmp_path / "journal.db", key=key))
+    denied = KEY._replace(decision="deny")
+    postgres.stop()
+    try:
+        store.upsert([(KEY, 1.0, 1.0, 1, None)])
+        store.upsert([(denied, 2.0, 2.0, 2, "zone:z", "not for ads")])
+        store.upsert([(KEY, 3.0, 3.0, 1, None)])
+    finally:
+        postgres.start()
+    with sqlite3.connect(tmp_path / "journal.db") as db:  # the denial's count edited; a flow forged
+        db.execute(
+            "UPDATE entries SET rows = replace(rows, ',2,\"zone:z\"', ',0,\"zone:z\"') WHERE CAST(rows AS TEXT) LIKE '%deny%'"
+        )
+        forged = orjson.dumps([[*KEY._replace(caller="forged"), 4.0, 4.0, 100, None, None]]).decode()
+        db.execute("INSERT INTO entries (token, n, rows, mac) VALUES ('x:1', 1, ?, 'ab12')", (forged,))
+        db.execute("INSERT INTO entries (token, n, rows) VALUES ('x:2', 1, ?)", (forged,))
+    store._next_try = 0.0
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        store.upsert([])
+    assert caplog.text.count("is not replayed: its signature does not match") == 3
+    assert counts(url) == {tuple(KEY): 2}  # the two authentic batches; nothing forged, the edited denial set aside
+    assert "lineage_proxy_edge_journal_rejected_total 3" in store.metrics()
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        assert db.execute("SELECT count(*) FROM rejected").fetchone() == (3,)
+        assert db.execute("SELECT count(*) FROM entries").fetchone() == (0,)
+    assert store.integrity(key).intact
+    store.close()
+
+
+def test_edges_copy_to_moves_a_keyed_history_and_signs_the_copy(postgres: PostgresServer, tmp_path: Path) -> None:
+    url = postgres.database()
+    key_file = tmp_path / "chain.key"
+    key_file.write_text("one key for the fleet\n")
+    PostgresStore(url, key=b"one key for the fleet").close()  # the fleet's store, keyed
+    sqlite = SqliteStore(tmp_path / "lineage.db", key=b"one key for the fleet")
+    sqlite.upsert([(KEY, 1.0, 2.0, 7, "zone:a", None)])
+    sqlite.close()
+    unkeyed = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url)
+    assert unkeyed.returncode == 1 and "give --key-file" in unkeyed.stderr
+    done = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url, "--key-file", str(key_file))
+    assert done.returncode == 0 and "copied 1 edges (7 calls)" in done.stdout, done.stdout + done.stderr
+    verified = cli("verify", "--store", url, "--integrity", "--key-file", str(key_file))
+    assert verified.returncode == 0, verified.stdout + verified.stderr  # the copy's entry is signed too
+    assert cli("edges", "--store", url, "--key-file", str(key_file)).returncode == 2  # only with --copy-to
