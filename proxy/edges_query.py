@@ -9,6 +9,7 @@ import sys
 import orjson
 
 from proxy.config import read_secret
+from proxy.logs import escaped
 from proxy.record.integrity import Report
 from proxy.record.store import EdgeRow, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
@@ -39,7 +40,7 @@ def _time(ts: float) -> str:
 
 def render_table(rows: list[EdgeRow]) -> str:
     header = ("checkpoint", "purpose", "caller", "input labels", "output labels", "decision", "count", "last seen")
-    table = [header] + [
+    table: list[tuple[str, ...]] = [header, *(
         (
             r.key.checkpoint or "-",
             r.key.purpose or "-",
@@ -51,7 +52,8 @@ def render_table(rows: list[EdgeRow]) -> str:
             _time(r.last_seen),
         )
         for r in rows
-    ]
+    )]  # fmt: skip
+    table = [tuple(map(escaped, line)) for line in table]  # a name never breaks a line
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table)
 

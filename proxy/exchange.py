@@ -27,7 +27,7 @@ from typing import Any
 
 from proxy.config import Upstream
 from proxy.errors import InvalidRequest, ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
-from proxy.flow import ALLOW, DENY, RESPONSE, Call, Decision, Outcome, TraceContext
+from proxy.flow import ALLOW, DENY, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
 from proxy.protocols import Adapter, Header, Observer, Target
@@ -316,7 +316,7 @@ class Exchange:
                 found.parent,
             )
         else:
-            outcome.checkpoint, outcome.checkpoint_source = outcome.response_model, RESPONSE
+            outcome.checkpoint, outcome.checkpoint_source = printable_name(outcome.response_model), RESPONSE
 
     async def recorded(self) -> None:
         """Wait until a new flow's first record is durable. Shielded: a client that leaves cancels

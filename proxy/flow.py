@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,14 +30,34 @@ UPSTREAM = "upstream"
 RESPONSE = "response"
 
 
+# what a checkpoint name is written in: visible ASCII, `%` escaped (`printable_name`)
+_VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
+def printable_name(name: str) -> str:
+    """A checkpoint name as the record and the headers carry it: visible ASCII, anything else (white
+    space, control characters, non-ASCII) percent-encoded as UTF-8. Names come from upstream replies and
+    metadata, and from what a caller asks for; written raw, a CR LF in one would split the reply's head
+    (a header of its own, a whole second reply) and the `edges` table's lines."""
+    if name.isascii() and name.isprintable() and " " not in name and "%" not in name:
+        return name
+    return urllib.parse.quote(name, safe=_VISIBLE)
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """The weights that serve a call: a name (`org/model@rev`, `iris:3`), and a LoRA adapter's base."""
+    """The weights that serve a call: a name (`org/model@rev`, `iris:3`), and a LoRA adapter's base.
+    Both names are kept printable (`printable_name`), whatever the metadata they were read from said."""
 
     name: str
     source: str
     parent: str | None = None
     provider: str | None = None  # the serving engine its metadata names (gen_ai.provider.name): vllm, tgi, ...
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", printable_name(self.name))
+        if self.parent is not None:
+            object.__setattr__(self, "parent", printable_name(self.parent))
 
 
 @dataclass(frozen=True, slots=True)

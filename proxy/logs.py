@@ -44,6 +44,15 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+_ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def escaped(text: str) -> str:
+    """`text` with its control characters escaped (`\\n`, `\\x00`): a value shown in a line of text (a log
+    field, a table cell) cannot start a line of its own."""
+    return text.translate(_ESCAPED)
+
+
 class TextFormatter(logging.Formatter):
     """The classic line, with the `extra=` fields appended as key=value (the access log's shape)."""
 
@@ -52,8 +61,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        extra = [f"{key}={value}" for key, value in record.__dict__.items() if key not in _STANDARD
-                 and not key.startswith("_")]  # fmt: skip
+        extra = [f"{key}={escaped(str(value))}" for key, value in record.__dict__.items()
+                 if key not in _STANDARD and not key.startswith("_")]  # fmt: skip
         return f"{text} {' '.join(extra)}" if extra else text
 
 

@@ -115,3 +115,17 @@ def test_json_formatter_keeps_exceptions_on_one_line() -> None:
     assert "\n" not in text
     line = orjson.loads(text)
     assert line["message"] == "failed here" and "ValueError: boom" in line["exception"]
+
+
+def test_a_text_log_field_never_starts_a_line_of_its_own() -> None:
+    """The access log's fields hold what callers wrote (a model name): a line break in one made a
+    forged log line in the text format."""
+    import logging
+
+    from proxy.logs import TextFormatter
+
+    record = logging.LogRecord("lineage_proxy.access", logging.INFO, __file__, 1, "call", None, None)
+    record.model = "m\nINFO lineage_proxy.access forged=yes\r\x00"
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\r" not in line and "\x00" not in line
+    assert line.endswith("model=m\\nINFO lineage_proxy.access forged=yes\\r\\x00")

@@ -121,7 +121,8 @@ def _on_proxy(location: bytes, base: str) -> bytes:
     ):
         return location
     rest = location[len(prefix) :]
-    return rest if rest.startswith(b"/") else b"/" + rest
+    # one leading slash: `//host/x` (or `/\host/x`) is read by browsers as another host's address
+    return b"/" + rest.lstrip(b"/\\")
 
 
 class HttpIngress:
@@ -152,6 +153,8 @@ class HttpIngress:
                 raise InvalidRequest(
                     "the request target must be a path (origin-form): lineage-proxy is not a forward proxy"
                 )
+            if "#" in request.target:  # servers drop it; matched with it, a call would miss the adapter that reads it
+                raise InvalidRequest("the request target may not carry a fragment (#...): it is never sent to a server")
             if not target.carries_data:
                 if request.content_length or request.header("transfer-encoding") is not None:
                     raise InvalidRequest(f"a {method} request may not carry a body here: lineage-proxy forwards no "

@@ -196,6 +196,8 @@ def test_a_redirect_to_the_upstreams_own_address_is_made_a_path_on_the_proxy(mak
     async def handler(request: web.Request) -> web.Response:
         if request.method == "GET":  # the proxy's discovery
             return web.json_response({"object": "list", "data": []})
+        if request.path.endswith("//"):  # `//host/...` on the upstream's own address: a path, never another host
+            return web.Response(status=307, headers={"Location": f"http://127.0.0.1:{port}//evil.example/phish"})
         target = (
             f"http://127.0.0.1:{port}/v1/chat/completions" if request.path.endswith("/") else "https://example.org/x"
         )
@@ -207,7 +209,8 @@ def test_a_redirect_to_the_upstreams_own_address_is_made_a_path_on_the_proxy(mak
     try:
         proxy = make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}", PASSTHROUGH="forward")
         for path, location in (("/v1/chat/completions/", "/v1/chat/completions"),
-                               ("/v1/chat/completions", "https://example.org/x")):  # fmt: skip
+                               ("/v1/chat/completions", "https://example.org/x"),
+                               ("/v1/chat/completions//", "/evil.example/phish")):  # fmt: skip
             reply = httpx.post(f"{proxy.url}{path}", content=BODY, headers={"authorization": AUTH}, timeout=10)
             assert reply.status_code == 307 and reply.headers["location"] == location
     finally:
@@ -446,3 +449,42 @@ def test_a_fault_inside_the_proxy_is_a_500_that_closes_the_connection_and_is_rec
     assert len(server.data_requests()) == 1  # the upstream had answered: the fault was the proxy's
     monkeypatch.setattr(Exchange, "whole", real_whole)
     assert status(raw(proxy.bound.http.port, head)) == 200
+
+
+def test_a_model_name_with_a_line_break_never_splits_the_reply(proxied, loop_thread, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An upstream that echoes the request's model (vLLM, llama.cpp, the demo model) hands the proxy a
+    checkpoint name the caller wrote: with CR LF in it, written raw into `x-lineage-checkpoint`, it added
+    headers of its own and a whole second reply (served to the next user of a shared connection), and
+    lines of its own to the `edges` table."""
+    import subprocess
+    import sys
+
+    server, proxy = proxied
+    model = "m\r\nX-Injected: yes\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+    body = orjson.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    reply = raw(proxy.bound.http.port, f"POST /v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}", body)
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    fields = head.split(b"\r\n")[1:]
+    assert status(reply) == 200 and not any(field.lower().startswith(b"x-injected") for field in fields), reply
+    length = next(field for field in fields if field.lower().startswith(b"content-length:"))
+    assert int(length.split(b":")[1]) == len(rest) and orjson.loads(rest)["model"] == model  # one reply, whole
+    checkpoint = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"x-lineage-checkpoint:"))
+    assert (
+        checkpoint.split(b": ", 1)[1] == b"m%0D%0AX-Injected:%20yes%0D%0AContent-Length:%200%0D%0A%0D%0AHTTP/1.1"
+        b"%20200%20OK%0D%0AContent-Length:%208%0D%0A%0D%0ASMUGGLED"
+    )
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    listed = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(tmp_path / "lineage.db")],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("m%0D%0AX-Injected:%20yes"), listed.stdout
+
+
+def test_a_fragment_in_the_request_target_is_refused(proxied) -> None:  # type: ignore[no-untyped-def]
+    """Servers drop a `#fragment`; matched with it, `/v1/chat/completions#x` was no adapter's path and went
+    by passthrough, its body never read (with `passthrough: forward`, forbidden data reached the model)."""
+    server, proxy = proxied
+    secret = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "mail ana@example.com"}]})
+    reply = raw(proxy.bound.http.port, f"POST /v1/chat/completions#x HTTP/1.1\r\nAuthorization: {AUTH}", secret)
+    assert status(reply) == 400 and "fragment" in str(error(reply)["message"])
+    assert server.data_requests() == []
