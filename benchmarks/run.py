@@ -46,6 +46,8 @@ BODY = orjson.dumps({"model": MODEL, "messages": [{"role": "system", "content": 
                      "max_tokens": 128, "temperature": 0.2})  # fmt: skip
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}", "x-purpose": "assistant"}
 GRPC_WIRE = "grpc.aio passthrough + the proxy's wire work"
+GRPC_REF = "grpc.aio passthrough"  # the gRPC hop the proxy's added p50 is held against
+GRPC_WARMUP, GRPC_BLOCKS, GRPC_CALLS = 30, 12, 25  # per hop and round: 30 + 12 × (1 + 25) = 342 calls
 POSTGRES = "lineage-proxy, PostgreSQL store"
 STREAMED = ("direct", "nginx", "aiohttp passthrough", "httptools floor", "lineage-proxy")  # time to first/last byte
 
@@ -66,6 +68,24 @@ def cpu_seconds(pid: int) -> float:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick
         except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def process_cpu_clocks(pid: int) -> list[int]:
+    """The CPU-time clocks (CLOCK_PROCESS_CPUTIME_ID of another process: all its threads, in ns) of a
+    process and its live children, found from /proc once; read them with `cpu_ns`. /proc's stat counts
+    in ticks of 10 ms, too coarse for a block of a few ms."""
+    pids = [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == pid]
+    return [(~p << 3) | 2 for p in pids]  # the kernel's CPUCLOCK_SCHED clock of process p
+
+
+def cpu_ns(clocks: list[int]) -> int:
+    total = 0
+    for clock in clocks:
+        try:
+            total += time.clock_gettime_ns(clock)
+        except OSError:  # the process exited
             pass
     return total
 
@@ -327,27 +347,54 @@ class Bench:
         results = [asyncio.run(self._stream_once(port)) for _ in range(n)]
         return statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
 
-    def grpc_infer(self, hop: Hop, n: int) -> tuple[float, float]:
-        """p50 µs of `n` sequential ModelInfer calls on one channel (after 50 to warm up), and the hop's
-        CPU µs per call over them."""
+    def grpc_round(self, hops: list[Hop], blocks: int = GRPC_BLOCKS, calls: int = GRPC_CALLS) -> None:
+        """One round of sequential gRPC ModelInfer calls through every hop (hops[0] is "direct"),
+        interleaved in blocks so the machine's drift hits every hop alike: `blocks` blocks per hop of
+        `calls` timed calls (each block after one untimed call that wakes the hop), the hops' order
+        changing block by block (rotated, every other block reversed). Adds, per hop, the p50 µs of all
+        its calls in the round ("p50_us"), its CPU µs per call over its own blocks ("cpu_us_per_call"),
+        and, but for hops[0], the median over blocks of its added p50 (its block's p50 − direct's in the
+        same turn) ÷ the reference hop's (GRPC_REF, when it is one of `hops`): "block_ratio"."""
         import grpc
 
         request = (b"\x0a\x06simple" + b"\x2a" + bytes([len(t := b"\x0a\x02IN\x12\x04FP32\x1a\x02\x01\x04")]) + t
                    + b"\x3a\x10" + bytes(16))  # fmt: skip
         md = (("authorization", f"Bearer {KEY}"), ("x-purpose", "assistant"))
-        assert hop.grpc is not None, hop.name
-        with grpc.insecure_channel(hop.grpc) as channel:
-            infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
-            for _ in range(50):
-                infer(request, metadata=md)
-            times = []
-            before = cpu_seconds(hop.pid)
-            for _ in range(n):
-                started = time.perf_counter()
-                infer(request, metadata=md)
-                times.append((time.perf_counter() - started) * 1e6)
-            cpu = cpu_seconds(hop.pid) - before
-        return statistics.median(times), cpu / n * 1e6
+        channels = [grpc.insecure_channel(hop.grpc or "") for hop in hops]
+        try:
+            infers = [c.unary_unary("/inference.GRPCInferenceService/ModelInfer") for c in channels]
+            for infer in infers:  # warm: the connection, and each hop's first calls
+                for _ in range(GRPC_WARMUP):
+                    infer(request, metadata=md)
+            times: list[list[float]] = [[] for _ in hops]
+            block_p50: list[list[float]] = [[] for _ in hops]  # per hop, per turn (the same turn for all)
+            cpu = [0] * len(hops)
+            clocks = [process_cpu_clocks(hop.pid) for hop in hops]
+            for block in range(blocks):
+                order = list(range(len(hops)))[block % len(hops) :] + list(range(len(hops)))[: block % len(hops)]
+                for i in reversed(order) if block % 2 else order:
+                    infer = infers[i]
+                    infer(request, metadata=md)
+                    block_times = []
+                    before = cpu_ns(clocks[i])
+                    for _ in range(calls):
+                        started = time.perf_counter()
+                        infer(request, metadata=md)
+                        block_times.append((time.perf_counter() - started) * 1e6)
+                    cpu[i] += cpu_ns(clocks[i]) - before
+                    times[i].extend(block_times)
+                    block_p50[i].append(statistics.median(block_times))
+        finally:
+            for channel in channels:
+                channel.close()
+        names = [hop.name for hop in hops]
+        ref = names.index(GRPC_REF) if GRPC_REF in names else None
+        for i, hop in enumerate(hops):
+            hop.add("p50_us", statistics.median(times[i]))
+            hop.add("cpu_us_per_call", cpu[i] / 1e3 / (blocks * calls))
+            if i and ref is not None:  # a turn whose reference added nothing over direct tells nothing
+                ratios = [(b[i] - b[0]) / (b[ref] - b[0]) for b in zip(*block_p50, strict=True) if b[ref] > b[0]]
+                hop.add("block_ratio", statistics.median(ratios) if ratios else float("nan"))
 
 
 def _us(value: str, unit: str) -> float:
@@ -488,10 +535,7 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
                 ttfb, ttlb = bench.stream(hop, 20 if args.quick else 40)
                 hop.add("ttfb_us", ttfb)
                 hop.add("ttlb_us", ttlb)
-        for hop in grpc_hops:  # interleaved too
-            p50, cpu = bench.grpc_infer(hop, 300)
-            hop.add("p50_us", p50)
-            hop.add("cpu_us_per_call", cpu)
+        bench.grpc_round(grpc_hops)  # interleaved too, in blocks of calls
         print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
 
     # RSS of the proxy over many calls (no growth expected)
@@ -546,6 +590,7 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         grpc[hop.name] = {"p50_us": p50, "added_p50_us": None if p50 is None or hop is grpc_hops[0] else p50 - gd50,
                           "cpu_us_per_call": hop.median("cpu_us_per_call")}  # fmt: skip
     grpc_direct, grpc_lp = grpc["direct"], grpc["lineage-proxy"]
+    lp_blocks = next(hop for hop in grpc_hops if hop.name == "lineage-proxy").median("block_ratio")
     data["grpc"] = {"direct_p50_us": grpc_direct["p50_us"], "proxy_p50_us": grpc_lp["p50_us"],
                     "added_p50_us": grpc_lp["added_p50_us"], "hops": grpc,
                     "per_round": {hop.name: hop.results for hop in grpc_hops}}  # fmt: skip
@@ -570,7 +615,8 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
                      f"{f(e['cpu_us_per_call'])} | {f(e['added_ttfb_us'])} | {f(e['added_ttlb_us'])} | {e['errors']} |")  # fmt: skip
     lines += [
         "",
-        "| gRPC hop (ModelInfer, small tensor; 300 sequential calls) | p50 µs | added p50 µs | CPU µs/call |",
+        f"| gRPC hop (ModelInfer, small tensor; per round {GRPC_BLOCKS} blocks of {GRPC_CALLS} sequential calls, hops interleaved) "
+        "| p50 µs | added p50 µs | CPU µs/call |",
         "|---|---:|---:|---:|",
     ]
     for name, g in grpc.items():
@@ -613,7 +659,8 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         "",
         "Targets (gRPC, lineage-proxy ÷ grpc.aio passthrough, same run):",
         f"- added p50 {target('grpc_added_p50', grpc_lp['added_p50_us'], grpc['grpc.aio passthrough']['added_p50_us'], 1.25)}; "
-        f"CPU/call {f(ratio(grpc_lp['cpu_us_per_call'], grpc['grpc.aio passthrough']['cpu_us_per_call']), 2)}× (no target)",
+        f"CPU/call {f(ratio(grpc_lp['cpu_us_per_call'], grpc['grpc.aio passthrough']['cpu_us_per_call']), 2)}× (no target); "
+        f"added p50, median of per-block ratios: {f(lp_blocks, 2)}×",
         f"- of which grpc.aio's own cost for the wire work every proxied call needs (metadata both ways, deadline, lineage "
         f"trailers): the wire passthrough ÷ the bare one, added p50 "
         f"{f(ratio(grpc[GRPC_WIRE]['added_p50_us'], grpc['grpc.aio passthrough']['added_p50_us']), 2)}×; "
