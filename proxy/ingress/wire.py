@@ -290,7 +290,11 @@ class HttpConnection(asyncio.Protocol):
                 hosts += 1
         if request.content_length is not None and request.content_length > self.server.max_body_bytes:
             request.too_large = True
-        if hosts != 1 and request.version == "1.1":  # RFC 9112 §3.2
+        if request.version != "1.1" and request.version != "1.0":  # llhttp reads `HTTP/2.0` (and 0.9) lines too
+            request.failed = InvalidRequest(f"HTTP/{request.version}: lineage-proxy speaks HTTP/1.1 (and 1.0) here")
+        elif request.method == "CONNECT":
+            request.failed = InvalidRequest("CONNECT: lineage-proxy is not a forward proxy")
+        elif hosts != 1 and request.version == "1.1":  # RFC 9112 §3.2
             request.failed = InvalidRequest(f"an HTTP/1.1 request must have one Host header field, not {hosts}")
         self._head_fed = 0
         self.queue.append(request)

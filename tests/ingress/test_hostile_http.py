@@ -488,3 +488,14 @@ def test_a_fragment_in_the_request_target_is_refused(proxied) -> None:  # type: 
     reply = raw(proxy.bound.http.port, f"POST /v1/chat/completions#x HTTP/1.1\r\nAuthorization: {AUTH}", secret)
     assert status(reply) == 400 and "fragment" in str(error(reply)["message"])
     assert server.data_requests() == []
+
+
+@pytest.mark.parametrize(("line", "why"), [("POST /v1/chat/completions HTTP/2.0", "speaks HTTP/1.1"),
+                                           ("CONNECT /v1/chat/completions HTTP/1.1", "not a forward proxy")])  # fmt: skip
+def test_a_request_line_the_proxy_does_not_speak_is_refused(proxied, line: str, why: str) -> None:  # type: ignore[no-untyped-def]
+    """llhttp reads an `HTTP/2.0` request line, and a CONNECT to a path, as it would HTTP/1.1: both were
+    served (CONNECT as a passthrough)."""
+    server, proxy = proxied
+    reply = raw(proxy.bound.http.port, f"{line}\r\nAuthorization: {AUTH}")
+    assert status(reply) == 400 and why in str(error(reply)["message"]), reply
+    assert server.data_requests() == []
