@@ -49,7 +49,18 @@ GRPC_WIRE = "grpc.aio passthrough + the proxy's wire work"
 GRPC_REF = "grpc.aio passthrough"  # the gRPC hop the proxy's added p50 is held against
 GRPC_WARMUP, GRPC_BLOCKS, GRPC_CALLS = 30, 12, 25  # per hop and round: 30 + 12 × (1 + 25) = 342 calls
 POSTGRES = "lineage-proxy, PostgreSQL store"
-STREAMED = ("direct", "nginx", "aiohttp passthrough", "httptools floor", "lineage-proxy")  # time to first/last byte
+# the floor spending about lineage-proxy's extra CPU a call in a busy loop: the latency that much CPU costs
+# by itself on this machine, with no other work (the p99 at one connection is set by it)
+BUSY_US = 250
+BUSY = f"httptools floor + {BUSY_US} µs busy CPU a call"
+STREAMED = (
+    "direct",
+    "nginx",
+    "aiohttp passthrough",
+    "httptools floor",
+    BUSY,
+    "lineage-proxy",
+)  # time to first/last byte
 
 
 def free_port() -> int:
@@ -449,6 +460,9 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
     bench.wait_port(hop_port)
     pt = bench.start([sys.executable, "-m", "benchmarks.passthrough", str(pt_port), upstream], "1", ready="ready")
     floor = bench.start([sys.executable, "-m", "benchmarks.floor", str(floor_port), upstream], "1", ready="ready")
+    busy_port = free_port()
+    busy = bench.start([sys.executable, "-m", "benchmarks.floor", str(busy_port), upstream, "--busy-us", str(BUSY_US)],
+                       "1", ready="ready")  # fmt: skip
     # the gRPC reference hops, in front of the same OIP upstream as the proxy's gRPC listener
     (tmp / "grpc-hop.conf").write_text(nginx_grpc_hop_conf(grpc_hop_port, grpc_port, str(tmp)))
     grpc_hop = bench.start(["nginx", "-p", str(tmp), "-c", str(tmp / "grpc-hop.conf")], "1")
@@ -474,6 +488,7 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
         Hop("nginx", f"http://127.0.0.1:{hop_port}", hop_proc.pid),
         Hop("aiohttp passthrough", f"http://127.0.0.1:{pt_port}", pt.pid),
         Hop("httptools floor", f"http://127.0.0.1:{floor_port}", floor.pid),
+        Hop(BUSY, f"http://127.0.0.1:{busy_port}", busy.pid),
         full,
         bench.start_proxy("lineage-proxy, exporter off", upstream, exporter="none", endpoint="http://127.0.0.1:1"),
         bench.start_proxy(
@@ -625,6 +640,7 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         lines.append(f"| {label} | {f(g['p50_us'])} | {f(g['added_p50_us'])} | {cpu} |")
     pt = data["hops"]["aiohttp passthrough"]
     fl = data["hops"]["httptools floor"]
+    busy = data["hops"][BUSY]
     lp = data["hops"]["lineage-proxy"]
     off = data["hops"]["lineage-proxy, exporter off"]
     dead = data["hops"]["lineage-proxy, exporter dead"]
@@ -667,6 +683,11 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         f"lineage-proxy ÷ the wire passthrough {f(ratio(grpc_lp['added_p50_us'], grpc[GRPC_WIRE]['added_p50_us']), 2)}×",
         "",
         "Other:",
+        f"- lineage-proxy against the floor spending {BUSY_US} µs of busy CPU a call (CPU/call "
+        f"{f(busy['cpu_us_per_call'])} against {f(lp['cpu_us_per_call'])}): added p50 "
+        f"{f(ratio(lp['added_p50_us'], busy['added_p50_us']), 2)}×, p99 @1 connection {f(ratio(lp['p99_us'], busy['p99_us']), 2)}×, "
+        f"streamed added TTFB {f(ratio(lp['added_ttfb_us'], busy['added_ttfb_us']), 2)}× (the reference hop shows what "
+        "that much CPU a call costs in latency by itself, with no other work)",
         f"- exporter dead ÷ off, added p50: {target('exporter_dead_vs_off', dead['added_p50_us'], off['added_p50_us'], 1.1)}",
         f"- metrics on ÷ off, CPU/call: {target('metrics_cpu', lp['cpu_us_per_call'], no_metrics['cpu_us_per_call'], 1.05)}",
         *(
