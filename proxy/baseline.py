@@ -12,6 +12,7 @@ policy at the boundary on a call about to be forwarded (where the checkpoint may
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -61,6 +62,22 @@ class Finding:
 
 def _any(patterns: tuple[str, ...], value: str) -> bool:
     return any(p == value or fnmatchcase(value, p) for p in patterns)
+
+
+# a `%` that is not the start of a `%XX` escape: the name was written raw, not as the record writes it
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def checkpoint_pattern(pattern: str) -> str:
+    """A checkpoint name or pattern as recorded checkpoints are written (`printable_name`), so an operator's
+    raw `Qwen2.5 7B (ft ü)` matches the `Qwen2.5%207B%20(ft%20%C3%BC)` a call reports. One already in that
+    form (what `verify --write-baseline` writes, or copied from an `x-lineage-checkpoint` header) is kept: it
+    would be encoded again. Glob characters (`*`, `?`, `[`, `]`) are visible ASCII, so patterns stay patterns."""
+    if pattern.isascii() and pattern.isprintable() and " " not in pattern and not _BARE_PERCENT.search(pattern):
+        return pattern
+    from proxy.flow import printable_name  # here, not at the top: proxy.flow imports proxy.config, which imports us
+
+    return printable_name(pattern)
 
 
 def _names(items: set[str] | tuple[str, ...]) -> str:
@@ -278,6 +295,7 @@ class _Reader:
             self.problem(entry["decisions"], f"{path}.decisions", "needs at least one decision")
         # '' is a checkpoint too: a forwarded call whose reply never said which weights served it
         checkpoints = self.strings(entry.get("checkpoints"), f"{path}.checkpoints", ANY, empty=True)
+        checkpoints = tuple(checkpoint_pattern(c) for c in checkpoints)
         rules = self.strings(entry.get("rules"), f"{path}.rules", ANY)
         note = self.string(entry["note"], f"{path}.note") if "note" in entry else None
         if caller is None or purpose is None:

@@ -93,6 +93,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     """Decide one hypothetical call and say why: how an engineer debugs a policy."""
+    from proxy.baseline import checkpoint_pattern
     from proxy.detectors import Detectors
     from proxy.errors import ProxyError
     from proxy.flow import Call, TraceContext
@@ -118,8 +119,9 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, args.purpose, labels, detected, peer=peer)
     policy = Policy.compile(config)
     served: Served = pinned
-    if args.checkpoint:
-        served = lambda upstream, model, version: args.checkpoint  # noqa: E731
+    if args.checkpoint:  # named as calls report it (`printable_name`), raw or already so
+        checkpoint = checkpoint_pattern(args.checkpoint)
+        served = lambda upstream, model, version: checkpoint  # noqa: E731
     decision = decide(call, policy, served)
     print(f"decision:  {decision.action}")
     if decision.code:

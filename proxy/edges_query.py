@@ -8,6 +8,7 @@ import sys
 
 import orjson
 
+from proxy.baseline import checkpoint_pattern
 from proxy.config import read_secret
 from proxy.logs import escaped
 from proxy.record.integrity import Report
@@ -24,7 +25,7 @@ def select(rows: list[EdgeRow], args: argparse.Namespace) -> list[EdgeRow]:
             continue
         if args.purpose and key.purpose != args.purpose:
             continue
-        if args.checkpoint and key.checkpoint != args.checkpoint:
+        if args.checkpoint and key.checkpoint != checkpoint_pattern(args.checkpoint):
             continue
         if getattr(args, "caller", None) and key.caller != args.caller:
             continue
@@ -72,15 +73,17 @@ def run_edges(args: argparse.Namespace) -> int:
             print(f"lineage-proxy: {args.key_file}: cannot read the key: {exc.strerror or exc}", file=sys.stderr)
             return 1
     try:
-        every = store.rows()
-        chain = store.integrity(key) if args.copy_to else None
+        if args.copy_to:  # the rows, the chain's verdict and the store's origin, read in one transaction
+            chain, every, origin = store.for_copy(key)
+        else:
+            every = store.rows()
     except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table
         print(f"lineage-proxy: {shown(args.store)}: not a lineage store: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
-    if chain is not None:
-        return copy_to(every, chain, args, key)
+    if args.copy_to:
+        return copy_to(every, chain, origin, args, key)
     rows = select(every, args)
     if args.json:
         for row in rows:
@@ -93,11 +96,14 @@ def run_edges(args: argparse.Namespace) -> int:
     return 0
 
 
-def copy_to(rows: list[EdgeRow], chain: Report, args: argparse.Namespace, key: bytes | None = None) -> int:
+def copy_to(
+    rows: list[EdgeRow], chain: Report, origin: str | None, args: argparse.Namespace, key: bytes | None = None
+) -> int:
     """`edges --store A --copy-to B`: every edge of A added to the PostgreSQL store B in one transaction,
-    chained there as a snapshot (signed with `--key-file`, the key of both chains). A's chain must verify
-    first (an altered history is not moved), and a history is copied once: B remembers A's chain head,
-    and refuses A again while A's chain still holds that head, even after A has grown."""
+    chained there as one write (signed with `--key-file`, which also checks A's signed entries). Both
+    records must verify first (an altered history is not moved, nor signed over), and a history is copied
+    once: B remembers A's origin (a store from before origins: its chain head), and refuses A again however
+    it has grown or been purged since."""
     target = args.copy_to
     if not is_database(target):
         print(f"lineage-proxy: --copy-to {target}: expected a PostgreSQL URL (postgresql://...)", file=sys.stderr)
@@ -112,7 +118,8 @@ def copy_to(rows: list[EdgeRow], chain: Report, args: argparse.Namespace, key: b
     try:
         database = PostgresStore(target, key=key)
         try:
-            before = database.absorb(rows, chain.head or shown(args.store), chain.hashes)
+            before = database.absorb(rows, f"origin:{origin}" if origin else chain.head or shown(args.store),
+                                     chain.hashes)  # fmt: skip
         finally:
             database.close()
     except errors as exc:
@@ -120,8 +127,8 @@ def copy_to(rows: list[EdgeRow], chain: Report, args: argparse.Namespace, key: b
         return 1
     calls = sum(row.count for row in rows)
     if before is not None:
-        print(f"{shown(args.store)} was copied into {shown(target)} before (at chain head {before}): nothing added, "
-              "since its calls would count twice")  # fmt: skip
+        print(f"{shown(args.store)} was copied into {shown(target)} before ({before}): nothing added, since its "
+              "calls would count twice")  # fmt: skip
         return 0
     print(f"copied {len(rows)} edges ({calls} calls) from {shown(args.store)} into {shown(target)}")
     return 0

@@ -59,6 +59,12 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # the message's args hold what callers wrote (a model name); a line break in one would forge a
+        # line. Escaped here, not in `record.message`, which other handlers read; a traceback is appended
+        # after this and keeps its lines.
+        return TEXT_FORMAT % (record.__dict__ | {"message": escaped(record.message)})
+
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         extra = [f"{key}={escaped(str(value))}" for key, value in record.__dict__.items()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from proxy.baseline import Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
-from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, Call, Decision
+from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, Call, Decision, printable_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +108,9 @@ Served = Callable[[Upstream, str, str | None], str | None]
 
 
 def pinned(upstream: Upstream, model: str, version: str | None) -> str | None:
-    """What the config alone says an upstream serves: its pin, if it has one."""
-    return upstream.checkpoint
+    """What the config alone says an upstream serves: its pin, if it has one, written as the live path's
+    checkpoint book writes it (`Checkpoint` encodes it with `printable_name`), so both meet the baseline alike."""
+    return printable_name(upstream.checkpoint) if upstream.checkpoint else None
 
 
 def _names(items: Iterable[str]) -> str:

@@ -307,10 +307,12 @@ def run_integrity(path: str, key_file: str | None, as_json: bool, expect_heads: 
     if report.intact:
         gone = [head for head in expect_heads if head.strip() not in report.hashes]
         if gone:
+            since = _when(report.oldest_at) if report.oldest_at else "its start"
             report = dataclasses.replace(report, problem=(
-                f"the head {gone[0].strip()} is not in the chain: the entries after it were cut away (with their "
-                "counts), or the record was rebuilt, or a retention purge has since replaced the entries up to "
-                "it with a snapshot"))  # fmt: skip
+                f"the head {gone[0].strip()} is not in the chain. The chain's oldest entry was written {since} (the "
+                "store's start, or its last retention purge, which replaces the entries before it with a snapshot): a "
+                "head recorded before then can no longer be checked; one recorded after it was cut away, with the "
+                "counts after it, or the record was rebuilt"))  # fmt: skip
     if as_json:
         document = {"store": path, "intact": report.intact, "entries": report.entries, "head": report.head,
                     "keyed": report.keyed, "problem": report.problem}  # fmt: skip
@@ -347,3 +349,7 @@ def _write(args: argparse.Namespace, rows: list[EdgeRow], since_s: float | None)
         f"wrote {target}: {entries} entr{'y' if entries == 1 else 'ies'} from {len(rows)} flows; review it before use"
     )
     return OK
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

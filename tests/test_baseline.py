@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from proxy.baseline import Baseline, BaselineError, Flow, parse_baseline
 from proxy.config import parse
-from proxy.flow import Call, TraceContext
+from proxy.flow import Call, TraceContext, printable_name
 from proxy.policy import Policy, decide
 from proxy.record.store import EdgeKey, EdgeRow
 from proxy.verify import check, write_baseline
@@ -125,6 +125,45 @@ def call(key: str, purpose: str = "assistant") -> Call:
     return Call("openai", "chat", "m", TraceContext(1, 2), sha(KEYS[key]), purpose)
 
 
+PINNED = "Qwen2.5 7B (ft \u00fc)"  # as an operator writes it; calls report Qwen2.5%207B%20(ft%20%C3%BC)
+
+
+@pytest.mark.parametrize("approved", [PINNED, "Qwen2.5%207B%20(ft%20%C3%BC)", "Qwen2.5 7B*"])
+def test_a_pin_and_a_baseline_written_raw_or_encoded_agree_on_the_live_path_and_in_check(tmp_path, approved) -> None:  # type: ignore[no-untyped-def]
+    """Checkpoint names are encoded (`printable_name`) where calls report them: the live path's pin came
+    out encoded while `check --explain` (the `pinned` lookup) and the baseline kept the operator's raw name,
+    so check said allow where serve refused with flow_not_approved (or the other way round)."""
+    from proxy.checkpoints import CheckpointBook
+
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text(
+        f"flows: [{{caller: glasses-app, purpose: assistant, labels: ['*'], checkpoints: ['{approved}']}}]\n"
+    )
+    config = parse(POLICY_YAML.replace("MODE", "enforce").replace('"meta-llama/L@1"', f'"{PINNED}"')
+                   + f"lineage: {{baseline: {baseline}, on_unapproved: block}}\n")  # fmt: skip
+    book = CheckpointBook(config.upstreams, fetch=None)  # type: ignore[arg-type]  # a pin never fetches
+
+    def live(upstream, model, version):  # type: ignore[no-untyped-def]  # as the pipeline's `_served`
+        found = book.resolve(upstream, model, version, learn=False)
+        return found.name if found is not None else None
+
+    checked = decide(call("glasses"), Policy.compile(config))  # `check --explain` without --checkpoint
+    served = decide(call("glasses"), Policy.compile(config), live)
+    assert (checked.action, checked.approved) == (served.action, served.approved) == ("allow", True)
+    assert live(config.upstreams[0], "m", None) == "Qwen2.5%207B%20(ft%20%C3%BC)"
+
+
+def test_a_baselines_checkpoints_are_read_as_calls_report_them_and_patterns_stay_patterns() -> None:
+    entry = "flows: [{caller: a, purpose: p, checkpoints: ['%s']}]"
+    read = {name: parse_baseline(entry % name).approvals[0].checkpoints[0]
+            for name in ("Qwen 7B*", "iris:?", "[ab]*@*", "x%C3%BC", "50%", "")}  # fmt: skip
+    assert read == {"Qwen 7B*": "Qwen%207B*", "iris:?": "iris:?", "[ab]*@*": "[ab]*@*", "x%C3%BC": "x%C3%BC",
+                    "50%": "50%25", "": ""}  # fmt: skip
+    assert parse_baseline(entry % "Qwen 7B*").covering(
+        flow(caller="a", purpose="p", labels="", checkpoint="Qwen%207B@2")
+    )
+
+
 def test_decide_marks_approval_and_blocks_or_audits_the_rest() -> None:
     ok = decide(call("glasses"), policy())
     assert (ok.action, ok.approved) == ("allow", True)
@@ -151,7 +190,8 @@ NAMES = st.text("abcxyz-.:*?[]", min_size=1, max_size=8)
 @given(
     st.lists(
         st.tuples(
-            NAMES, st.text("abcxyz", max_size=5), st.sets(NAMES, max_size=3), st.text("abcxyz/@*?[]", max_size=8),
+            NAMES, st.text("abcxyz", max_size=5), st.sets(NAMES, max_size=3),
+            st.text("abcxyz/@*?[] %\u00fc", max_size=8).map(printable_name),  # as calls record them
             st.sets(NAMES, max_size=2), st.sampled_from(["allow", "reroute", "deny", "audit-deny"]),
             st.one_of(st.none(), NAMES),
         ),

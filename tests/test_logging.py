@@ -129,3 +129,28 @@ def test_a_text_log_field_never_starts_a_line_of_its_own() -> None:
     line = TextFormatter().format(record)
     assert "\n" not in line and "\r" not in line and "\x00" not in line
     assert line.endswith("model=m\\nINFO lineage_proxy.access forged=yes\\r\\x00")
+
+
+def test_a_text_log_message_never_starts_a_line_of_its_own_but_a_traceback_does() -> None:
+    """The access log's message is formatted from what callers wrote (`"%s %s %s"` with the model name):
+    a line break in an arg made a forged log line. A traceback still prints on lines of its own."""
+    from proxy.logs import TextFormatter
+
+    forged = "m\n2026-01-01 00:00:00,000 ERROR MainProcess[1] lineage_proxy.access: forged\r\x00"
+    record = logging.LogRecord(
+        "lineage_proxy.access", logging.INFO, __file__, 1, "%s %s %s", ("allow", "chat", forged), None
+    )
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\r" not in line and "\x00" not in line
+    assert line.endswith("lineage_proxy.access: allow chat m\\n2026-01-01 00:00:00,000 ERROR MainProcess[1] "
+                         "lineage_proxy.access: forged\\r\\x00")  # fmt: skip
+    assert record.message == f"allow chat {forged}"  # what other handlers see of the record is as it was
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("a\nb",), sys.exc_info())
+    lines = TextFormatter().format(failed).splitlines()
+    assert lines[0].endswith("x: failed a\\nb") and lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: boom"

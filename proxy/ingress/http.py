@@ -121,8 +121,9 @@ def _on_proxy(location: bytes, base: str) -> bytes:
     ):
         return location
     rest = location[len(prefix) :]
-    # one leading slash: `//host/x` (or `/\host/x`) is read by browsers as another host's address
-    return b"/" + rest.lstrip(b"/\\")
+    # one leading slash: `//host/x` (or `/\host/x`) is read by browsers as another host's address, and so
+    # is `/\t/host/x`, as browsers drop tab, CR and LF anywhere in a URL
+    return b"/" + rest.lstrip(b"/\\\t\r\n")
 
 
 class HttpIngress:

@@ -26,9 +26,13 @@ from typing import Any
 
 import orjson
 
+from proxy.logs import escaped
+
 GENESIS = ""  # the `prev` of the first entry
 EDGES = "edges"  # an upsert: rows whose counts add
 SNAPSHOT = "snapshot"  # the complete edge table: state is replaced
+
+BATCH = 5000  # entries read at a time when a chain is replayed
 
 # one edge change in an entry: caller, purpose, input labels, checkpoint, output labels, decision,
 # first_seen, last_seen, count (an increment in `edges`, the total in `snapshot`), rule, reason
@@ -66,6 +70,7 @@ class Report:
     problem: str | None = None  # the first broken link or mismatch, None when intact
     needs_key: bool = False  # not walked: the chain is keyed and no key was given (a usage error, not tampering)
     hashes: frozenset[str] = frozenset()  # every kept entry's hash, and the anchor: the heads still in the chain
+    oldest_at: float | None = None  # when the oldest kept entry was written: the store's start, or its last purge
 
     @property
     def intact(self) -> bool:
@@ -76,72 +81,129 @@ class _Malformed(ValueError):
     pass
 
 
-def verify(entries: Sequence[Entry], anchor: str, rows: Iterable[Sequence[Any]], key: bytes | None) -> Report:
-    """Walk `entries` (oldest first) from `anchor` (the `prev` of the first one kept), check every link,
-    replay the changes and compare with the edge `rows` as stored (key fields, first, last, count, rule,
-    reason)."""
-    head = anchor
-    keyed = bool(entries) and entries[-1].hash.startswith("hmac-")
-    hashes = frozenset({anchor, *(entry.hash for entry in entries)} - {GENESIS})
+class Replay:
+    """A chain walked and replayed so far, oldest entry first, fed in batches (`feed`), so a long chain
+    is never held in memory and a writer can replay most of it before it takes the write lock and only
+    what was appended since under it. `problem` is the first broken link, once there is one."""
 
-    def broken(problem: str) -> Report:
-        return Report(len(entries), head, keyed, problem, hashes=hashes)
+    def __init__(self, anchor: str, key: bytes | None, *, hashes: bool = False) -> None:
+        self.anchor = anchor
+        self.key = key
+        self.head = anchor
+        self.seq = 0  # the last entry replayed
+        self.first_seq = 0  # the first: a chain cut since (a purge elsewhere) starts later
+        self.first_at: float | None = None
+        self.entries = 0
+        self.signed = False  # an entry so far was signed: none after it may be unsigned
+        self.state: dict[tuple[str, ...], list[Any]] = {}
+        self.problem: str | None = None
+        self.needs_key = False
+        self.hashes: set[str] | None = {anchor} - {GENESIS} if hashes else None
 
-    if not entries and anchor != GENESIS:
-        return broken("the chain is empty, though the store's anchor says a purge kept a snapshot (entries were "
-                      "removed)")  # fmt: skip
-    if key is not None and entries and not keyed:
-        return broken("a key was given but the newest entry is not signed with one (the chain was rebuilt without "
-                      "the key, or never keyed)")  # fmt: skip
-    state: dict[tuple[str, ...], list[Any]] = {}
-    signed = False
-    for entry in entries:
-        if signed and not entry.hash.startswith("hmac-"):
-            return broken(f"entry {entry.seq}: unsigned after signed entries (an entry was replaced without the key)")
-        signed = signed or entry.hash.startswith("hmac-")
-        if entry.prev != head:
-            return broken(f"entry {entry.seq}: it does not follow the entry before it (an entry was removed or "
-                          "reordered)")  # fmt: skip
-        if entry.hash.startswith("hmac-") and key is None:
-            return Report(len(entries), head, True, "the chain is keyed: give --key-file to verify it",
-                          needs_key=True, hashes=hashes)  # fmt: skip
-        expected = link(entry.prev, entry.body, key if entry.hash.startswith("hmac-") else None)
-        if not hmac.compare_digest(expected, entry.hash):
-            return broken(f"entry {entry.seq}: its hash does not match its content (the entry was edited, or the "
-                          "key is not the one it was written with)")  # fmt: skip
+    def feed(self, entries: Iterable[Entry]) -> bool:
+        """Walk and replay `entries`, the next ones after those fed before; False at a broken link."""
+        if self.problem is not None:
+            return False
+        for entry in entries:
+            problem = self._one(entry)
+            if problem is not None:
+                self.problem = problem
+                return False
+        return True
+
+    def _one(self, entry: Entry) -> str | None:
+        signed = entry.hash.startswith("hmac-")
+        if self.signed and not signed:
+            return f"entry {entry.seq}: unsigned after signed entries (an entry was replaced without the key)"
+        if entry.prev != self.head:
+            return f"entry {entry.seq}: it does not follow the entry before it (an entry was removed or reordered)"
+        if signed and self.key is None:
+            self.needs_key = True
+            return "the chain is keyed: give --key-file to verify it"
+        if not hmac.compare_digest(link(entry.prev, entry.body, self.key if signed else None), entry.hash):
+            return (f"entry {entry.seq}: its hash does not match its content (the entry was edited, or the key is "
+                    "not the one it was written with)")  # fmt: skip
         try:
             kind, changes = _read(entry.body)
-            if entry is entries[0] and kind != SNAPSHOT:
-                return broken(f"entry {entry.seq}: the oldest entry kept is not a snapshot (every chain starts with "
-                              "one; older entries were removed)")  # fmt: skip
-            if kind == SNAPSHOT:
-                state = {}
-            for change in changes:
-                _add(state, change)
         except _Malformed as exc:
-            return broken(f"entry {entry.seq}: its content is not a chain entry ({exc})")
-        head = entry.hash
-    stored: dict[tuple[str, ...], list[Any]] = {}
-    for row in rows:
-        edge = tuple(row[:6])
-        if edge in stored:
-            return broken(f"edge {_name(edge)} is in the store twice (a row was inserted)")
-        stored[edge] = [row[6], row[7], row[8], row[9], row[10] if len(row) > 10 else None]
-    for edge, found in sorted(stored.items()):
-        replayed = state.pop(edge, None)
-        if replayed is None:
-            return broken(f"edge {_name(edge)} is in the store but in no chain entry (a row was inserted)")
-        if found[:3] != replayed[:3]:
-            return broken(f"edge {_name(edge)}: the store says count {found[2]}, first {found[0]}, last "
-                          f"{found[1]}; the chain says count {replayed[2]}, first {replayed[0]}, last {replayed[1]} "
-                          "(the row was edited)")  # fmt: skip
-        if found[3:] != replayed[3:]:
-            return broken(f"edge {_name(edge)}: the store says rule {found[3]!r}, reason {found[4]!r}; the chain "
-                          f"says rule {replayed[3]!r}, reason {replayed[4]!r} (the row was edited)")  # fmt: skip
-    if state:
-        edge = sorted(state)[0]
-        return broken(f"edge {_name(edge)} is in the chain but not in the store (a row was deleted)")
-    return Report(len(entries), head, keyed, hashes=hashes)
+            return f"entry {entry.seq}: its content is not a chain entry ({exc})"
+        if self.entries == 0 and kind != SNAPSHOT:
+            return (f"entry {entry.seq}: the oldest entry kept is not a snapshot (every chain starts with one; older "
+                    "entries were removed)")  # fmt: skip
+        if kind == SNAPSHOT:
+            self.state = {}
+        for change in changes:
+            _add(self.state, change)
+        self.signed = self.signed or signed
+        self.head, self.seq = entry.hash, entry.seq
+        if not self.first_seq:
+            self.first_seq, self.first_at = entry.seq, entry.at
+        self.entries += 1
+        if self.hashes is not None:
+            self.hashes.add(entry.hash)
+        return None
+
+    def finish(self, rows: Iterable[Sequence[Any]], *, strict: bool = True) -> Report:
+        """The verdict, comparing the replayed state with the edge `rows` as stored (key fields, first,
+        last, count, rule, reason). `strict`: a key was given, so the newest entry must be signed with it
+        (an unkeyed chain rebuilt by someone without the key is then named)."""
+        if self.problem is None:
+            self.problem = self._compare(rows, strict)
+        return Report(self.entries, self.head, self.head.startswith("hmac-"), self.problem, needs_key=self.needs_key,
+                      hashes=frozenset(self.hashes or ()), oldest_at=self.first_at)  # fmt: skip
+
+    def _compare(self, rows: Iterable[Sequence[Any]], strict: bool) -> str | None:
+        if self.entries == 0 and self.anchor != GENESIS:
+            return "the chain is empty, though the store's anchor says a purge kept a snapshot (entries were removed)"
+        if strict and self.key is not None and self.entries and not self.head.startswith("hmac-"):
+            return ("a key was given but the newest entry is not signed with one (the chain was rebuilt without the "
+                    "key, or never keyed)")  # fmt: skip
+        state = dict(self.state)
+        stored: dict[tuple[str, ...], list[Any]] = {}
+        for row in rows:
+            edge = tuple(row[:6])
+            values = [row[6], row[7], row[8], row[9], row[10] if len(row) > 10 else None]
+            if not _edge_row(edge, values):
+                return f"edge {_name(edge)}: a row whose values are not an edge's ({escaped(repr(values))[:200]})"
+            if edge in stored:
+                return f"edge {_name(edge)} is in the store twice (a row was inserted)"
+            stored[edge] = values
+        for edge, found in sorted(stored.items()):
+            replayed = state.pop(edge, None)
+            if replayed is None:
+                return f"edge {_name(edge)} is in the store but in no chain entry (a row was inserted)"
+            if found[:3] != replayed[:3]:
+                return (f"edge {_name(edge)}: the store says count {found[2]}, first {found[0]}, last {found[1]}; the "
+                        f"chain says count {replayed[2]}, first {replayed[0]}, last {replayed[1]} (the row was "
+                        "edited)")  # fmt: skip
+            if found[3:] != replayed[3:]:
+                return (f"edge {_name(edge)}: the store says rule {escaped(repr(found[3]))}, reason "
+                        f"{escaped(repr(found[4]))}; the chain says rule {escaped(repr(replayed[3]))}, reason "
+                        f"{escaped(repr(replayed[4]))} (the row was edited)")  # fmt: skip
+        if state:
+            return f"edge {_name(sorted(state)[0])} is in the chain but not in the store (a row was deleted)"
+        return None
+
+
+def verify(
+    entries: Iterable[Entry], anchor: str, rows: Iterable[Sequence[Any]], key: bytes | None, *, strict: bool = True
+) -> Report:
+    """Walk `entries` (oldest first) from `anchor` (the `prev` of the first one kept), check every link,
+    replay the changes and compare with the edge `rows` as stored."""
+    replay = Replay(anchor, key, hashes=True)
+    replay.feed(entries)
+    return replay.finish(rows, strict=strict)
+
+
+def _edge_row(edge: tuple[Any, ...], values: list[Any]) -> bool:
+    """Whether a stored row has an edge's types (a column SQLite let someone fill with a blob, say)."""
+    return (
+        len(edge) == 6
+        and all(isinstance(part, str) for part in edge)
+        and all(type(value) in (int, float) for value in values[:2])
+        and type(values[2]) is int
+        and all(value is None or isinstance(value, str) for value in values[3:])
+    )
 
 
 def _read(text: str) -> tuple[str, list[Sequence[Any]]]:
@@ -157,16 +219,22 @@ def _read(text: str) -> tuple[str, list[Sequence[Any]]]:
     if not isinstance(changes, list):
         raise _Malformed("no rows")
     for change in changes:
-        if (
-            not isinstance(change, list)
-            or len(change) not in (10, 11)  # 10: written before reasons were kept
-            or not all(isinstance(value, str) for value in change[:6])
-            or not all(type(value) in (int, float) for value in change[6:8])
-            or type(change[8]) is not int
-            or not all(value is None or isinstance(value, str) for value in change[9:])
-        ):
-            raise _Malformed(f"a row that is not an edge change: {orjson.dumps(change).decode()[:200]}")
+        if not is_change(change):
+            raise _Malformed(f"a row that is not an edge change: {escaped(orjson.dumps(change).decode()[:200])}")
     return record["kind"], changes
+
+
+def is_change(change: Any) -> bool:
+    """Whether `change` has an edge change's shape: six key strings, first and last seen, a count, a rule
+    and a reason (10 items: written before reasons were kept)."""
+    return (
+        isinstance(change, list)
+        and len(change) in (10, 11)
+        and all(isinstance(value, str) for value in change[:6])
+        and all(type(value) in (int, float) for value in change[6:8])
+        and type(change[8]) is int
+        and all(value is None or isinstance(value, str) for value in change[9:])
+    )
 
 
 def _add(state: dict[tuple[str, ...], list[Any]], row: Sequence[Any]) -> None:
@@ -188,5 +256,5 @@ def _add(state: dict[tuple[str, ...], list[Any]], row: Sequence[Any]) -> None:
 
 
 def _name(edge: tuple[str, ...]) -> str:
-    caller, purpose, labels, checkpoint, _, decision = edge
+    caller, purpose, labels, checkpoint, _, decision = (escaped(str(part)) for part in edge)
     return f"(caller {caller}, purpose {purpose or '-'}, labels {labels or '-'}, checkpoint {checkpoint or '-'}, {decision})"

@@ -28,6 +28,7 @@ import orjson
 import psycopg
 
 from proxy.record import integrity
+from proxy.record.integrity import Report
 from proxy.record.postgres import PostgresStore, redact
 from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat, require_directory
 
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS entries (
     rows  TEXT NOT NULL,
     mac   TEXT
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (
     id    INTEGER PRIMARY KEY,
     token TEXT NOT NULL,
@@ -90,6 +92,16 @@ class Journal:
                     self._db.execute(statement)
             if "mac" not in {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}:
                 self._db.execute("ALTER TABLE entries ADD COLUMN mac TEXT")  # a journal from before signatures
+                if key is not None:  # its backlog (an outage the release before left) replays, unsigned
+                    first = self._db.execute("SELECT coalesce(max(id), 0) + 1 FROM entries").fetchone()[0]
+                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('signed_from', ?)",
+                                     (f"{first}:{_mac(key, 'signed_from', str(first).encode())}",))  # fmt: skip
+            self._signed_from = 0  # the first batch journaled signed; those before it were journaled by a release
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'signed_from'").fetchone()  # before
+            if key is not None and found is not None:
+                first, _, mac = str(found[0]).partition(":")
+                if first.isdigit() and hmac.compare_digest(mac, _mac(key, "signed_from", first.encode())):
+                    self._signed_from = int(first)  # signed too: moving the line by hand admits nothing
         self._held = 0  # edge writes in the file, as of `_version`
         self._version: int | None = None
         self._count()
@@ -125,12 +137,20 @@ class Journal:
             if self._key is not None and not (
                 isinstance(mac, str) and hmac.compare_digest(mac, _mac(self._key, token, data))
             ):
-                batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
-                continue
+                if mac is not None or id_ >= self._signed_from:
+                    batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
+                    continue
+                log.warning("lineage journal %s: batch %s was journaled before batches were signed (an earlier "
+                            "release, or no key then): replayed unsigned", self.path, token)  # fmt: skip
             try:
-                batches.append((id_, token, [_write(row) for row in orjson.loads(data)]))
-            except (orjson.JSONDecodeError, TypeError, IndexError) as exc:
-                batches.append((id_, token, f"not a batch of edge writes ({exc})"))
+                rows = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                batches.append((id_, token, f"not JSON ({exc})"))
+                continue
+            if not isinstance(rows, list) or not all(integrity.is_change(row) for row in rows):
+                batches.append((id_, token, "not a batch of edge writes"))
+                continue
+            batches.append((id_, token, [_write(row) for row in rows]))
         return batches
 
     def reject(self, entry_id: int, why: str) -> None:
@@ -213,7 +233,13 @@ class JournaledStore:
                         self.journal.reject(entry_id, rows)
                         self.rejected += 1
                         continue
-                    if self.database.apply(rows, token):
+                    try:
+                        applied = self.database.apply(rows, token)
+                    except psycopg.DataError as exc:  # values the database refuses: never any better on a retry
+                        self.journal.reject(entry_id, f"the database refuses its values: {exc}")
+                        self.rejected += 1
+                        continue
+                    if applied:
                         self.replayed += len(rows)
                     self.journal.remove(entry_id)
         except (psycopg.Error, SchemaTooNew) as exc:
@@ -248,6 +274,9 @@ class JournaledStore:
 
     def integrity(self, key: bytes | None = None) -> integrity.Report:
         return self.database.integrity(key)
+
+    def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]:
+        return self.database.for_copy(key)
 
     def metrics(self) -> list[str]:
         return [

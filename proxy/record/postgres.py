@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +33,7 @@ import psycopg
 from psycopg import conninfo
 
 from proxy.record import integrity
-from proxy.record.integrity import Report
+from proxy.record.integrity import Replay, Report
 from proxy.record.store import TAMPERED_START, UNVERIFIED_PURGE, EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
 
 log = logging.getLogger("lineage_proxy.edges")
@@ -176,19 +177,19 @@ class PostgresStore:
     def _prepare(self) -> None:
         """The schema, made or checked, and the chain's first entry in a new store."""
         with self._transaction() as cur:
-            cur.execute("SELECT to_regclass('edges') IS NOT NULL AND to_regclass('chain') IS NULL")
-            found = cur.fetchone()
-            pre_chain = bool(found and found[0])
             cur.execute(SCHEMA)
             self._check_version(cur, True)
             cur.execute("SELECT 1 FROM chain LIMIT 1")
-            if cur.fetchone() is None:
+            if cur.fetchone() is None:  # no PostgreSQL store was ever written without its chain
                 cur.execute("SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'anchor'), EXISTS (SELECT 1 FROM edges)")
                 anchored, has_edges = cur.fetchone() or (False, False)
-                if anchored or (has_edges and not pre_chain):
+                if anchored or has_edges:
                     log.error(TAMPERED_START, redact(self.url))  # never signed over: `verify` names it
                 else:
                     self._snapshot(cur)  # a new store: the chain starts here
+            cur.execute(
+                "INSERT INTO meta (key, value) VALUES ('origin', %s) ON CONFLICT DO NOTHING", (uuid.uuid4().hex,)
+            )
         self.unreachable = None
 
     # -- connection
@@ -211,14 +212,18 @@ class PostgresStore:
             self._conn = None
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
-        """One transaction; a writer's holds the chain lock. Any failure drops the connection, so the
-        next call starts on a fresh one (the server may have restarted or failed over)."""
+    def _transaction(self, *, lock: bool = True) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction; a writer's holds the chain lock (`lock=False`: a writer's read, in one snapshot
+        of the database). Any failure drops the connection, so the next call starts on a fresh one (the
+        server may have restarted or failed over)."""
         try:
             conn = self._connect()
             with conn.transaction(), conn.cursor() as cur:
                 if not self._readonly:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+                    if lock:
+                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+                    else:
+                        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield cur
         except psycopg.OperationalError:
             self._drop()
@@ -261,18 +266,25 @@ class PostgresStore:
         return True
 
     def purge(self, retention_days: float, now: float | None = None) -> int:
-        """Delete edges (and write tokens) not seen for `retention_days`; the chain is cut down to a
-        snapshot of what remains, its `prev` kept as the anchor."""
+        """Delete edges (and write tokens, but copies') not seen for `retention_days`; the chain is cut
+        down to a snapshot of what remains, its `prev` kept as the anchor. Only a record that verifies is
+        cut down (a snapshot signs what the table holds); the chain is replayed in one read snapshot
+        first, and under the chain lock only what was appended since."""
         if self.unreachable is not None:
             self._prepare()
         cutoff = (time.time() if now is None else now) - retention_days * 86400
-        with self._transaction() as cur:
-            cur.execute("DELETE FROM applied WHERE at < %s", (cutoff,))
+        with self._transaction(lock=False) as cur:
             cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
-            if cur.fetchone() is None:
+            replay = None if cur.fetchone() is None else self._replay(cur, None)  # nothing to purge: no replay
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'", (cutoff,))
+            if replay is None:
                 return 0
-            report = self._verify(cur, self._key)
-            if not report.intact:  # a snapshot signs what the table holds: only a record that verifies
+            cur.execute("SELECT min(seq) FROM chain")
+            first = (cur.fetchone() or (None,))[0]
+            replay = self._replay(cur, replay if first == replay.first_seq else None)  # cut meanwhile: again
+            report = self._finish(cur, replay, strict=False)
+            if not report.intact:
                 log.error(UNVERIFIED_PURGE, redact(self.url), report.problem)
                 return 0
             cur.execute("DELETE FROM edges WHERE last_seen < %s", (cutoff,))
@@ -284,24 +296,47 @@ class PostgresStore:
                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (prev,))  # fmt: skip
         return deleted
 
-    def absorb(self, rows: Sequence[EdgeRow], head: str, history: Collection[str] = ()) -> str | None:
-        """Add another store's edges (`edges --copy-to`): the counts add to what is here, and a snapshot
-        entry chains the result. A history is copied once: the copy records the source's chain `head`,
-        and a source whose `history` (its entries' hashes) holds a head copied before is refused, even
-        after it has grown, since its calls would count twice. Returns that earlier head, or None when
-        copied."""
+    def absorb(self, rows: Sequence[EdgeRow], origin: str, history: Collection[str] = ()) -> str | None:
+        """Add another store's edges (`edges --copy-to`): their counts add to what is here, chained as one
+        write (an `edges` entry, as the writers' own). Only onto a record that verifies: the entry signs
+        the table it adds to. A history is copied once: the copy records the source's `origin` (or, for a
+        store without one, its chain head, in `history` with the source's other entries' hashes), and a
+        source whose origin or history was copied before is refused, however it has grown or been purged
+        since. Returns what was copied before, or None when copied now."""
         params = [(*row.key, row.first_seen, row.last_seen, row.count, row.rule, row.reason) for row in rows]
+        tokens = [f"copy:{origin}", *(f"copy:{h}" for h in history)]
         with self._transaction() as cur:
-            cur.execute("SELECT token FROM applied WHERE token = ANY(%s) LIMIT 1",
-                        ([f"copy:{h}" for h in {head, *history}],))  # fmt: skip
+            cur.execute("SELECT token FROM applied WHERE token = ANY(%s) LIMIT 1", (tokens,))
             found = cur.fetchone()
             if found is not None:
                 return str(found[0]).removeprefix("copy:")
-            cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s)", (f"copy:{head}", time.time()))
+            report = self._finish(cur, self._replay(cur, None), strict=False)
+            if not report.intact:
+                raise RuntimeError(f"its own record does not verify, so nothing was added to it: {report.problem}")
+            cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s)", (tokens[0], time.time()))
             if params:
                 cur.executemany(UPSERT, params)
-            self._snapshot(cur)
+                self._append(cur, integrity.body(integrity.EDGES, params))
         return None
+
+    def _replay(self, cur: psycopg.Cursor[Any], replay: Replay | None, key: bytes | None = None) -> Replay:
+        """`replay` fed the entries after its position, `integrity.BATCH` at a time; a new one from the
+        anchor when None (checking with `key`, the writer's own when None)."""
+        if replay is None:
+            cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
+            anchor = cur.fetchone()
+            replay = Replay(anchor[0] if anchor else integrity.GENESIS, key or self._key, hashes=True)
+        while True:
+            cur.execute("SELECT seq, at, body, prev, hash FROM chain WHERE seq > %s ORDER BY seq LIMIT %s",
+                        (replay.seq, integrity.BATCH))  # fmt: skip
+            batch = [integrity.Entry(*row) for row in cur.fetchall()]
+            if not replay.feed(batch) or len(batch) < integrity.BATCH:
+                return replay
+
+    @staticmethod
+    def _finish(cur: psycopg.Cursor[Any], replay: Replay, *, strict: bool = True) -> Report:
+        cur.execute(f"SELECT {_COLUMNS}, reason FROM edges")
+        return replay.finish(cur.fetchall(), strict=strict)
 
     def _snapshot(self, cur: psycopg.Cursor[Any]) -> tuple[int, str]:
         cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY {_COLUMNS}")
@@ -327,18 +362,25 @@ class PostgresStore:
     def integrity(self, key: bytes | None = None) -> integrity.Report:
         """Walk and replay the chain against the edge table, all read in one snapshot of the database
         (repeatable read), so writers that go on meanwhile cannot make it disagree with itself."""
-        with self._transaction() as cur:
+        with self._transaction(lock=False) as cur:
             return self._verify(cur, key)
 
-    @staticmethod
-    def _verify(cur: psycopg.Cursor[Any], key: bytes | None) -> Report:
-        cur.execute("SELECT seq, at, body, prev, hash FROM chain ORDER BY seq")
-        entries = [integrity.Entry(*row) for row in cur.fetchall()]
+    def _verify(self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True) -> Report:
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
         anchor = cur.fetchone()
-        cur.execute(f"SELECT {_COLUMNS}, reason FROM edges")
-        rows = cur.fetchall()
-        return integrity.verify(entries, anchor[0] if anchor else integrity.GENESIS, rows, key)
+        replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True)  # the caller's key only
+        return self._finish(cur, self._replay(cur, replay), strict=strict)
+
+    def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]:
+        """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key` checks the signed
+        entries), the rows, and the store's origin."""
+        with self._transaction(lock=False) as cur:
+            report = self._verify(cur, key, strict=False)
+            cur.execute("SELECT value FROM meta WHERE key = 'origin'")
+            found = cur.fetchone()
+            cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY checkpoint, purpose, caller, input_labels")
+            rows = [EdgeRow(EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10]) for row in cur.fetchall()]
+        return report, rows, found[0] if found else None
 
     def rows(self) -> list[EdgeRow]:
         with self._transaction() as cur:

@@ -7,10 +7,12 @@ an entry of a hash chain in the same transaction (`integrity.py`), so edits and 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -154,9 +156,10 @@ def require_directory(path: str, what: str) -> None:
 
 
 WRITER_CACHE_KIB = 256
-TAMPERED_START = ("lineage store %s: its chain is empty, though the store holds edges or was purged before: "
-                  "the chain was removed. Its edges are not signed over; `lineage-proxy verify --integrity` "
-                  "names the mismatch, and new entries chain on from here")  # fmt: skip
+TAMPERED_START = ("lineage store %s: its chain is empty or missing, though the store holds edges or was purged "
+                  "before: the chain was removed (or the store predates it; such a store is adopted only without a "
+                  "key: start once without lineage.integrity_key_file). Its edges are not signed over; `lineage-proxy "
+                  "verify --integrity` names the mismatch, and new entries chain on from here")  # fmt: skip
 UNVERIFIED_PURGE = ("lineage store %s: retention purge skipped: the record does not verify (%s). A purge signs "
                     "what the table holds, so it waits until the record is looked into")  # fmt: skip
 
@@ -194,6 +197,7 @@ class SqliteStore:
                 self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
             if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
                 self._start_chain(pre_chain="edges" in tables and "chain" not in tables)
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
@@ -209,11 +213,12 @@ class SqliteStore:
 
     def _start_chain(self, *, pre_chain: bool) -> None:
         """The first entry of an empty chain: a snapshot of the edges, which signs them. Only for a new
-        store, or one written before the chain existed; an emptied chain beside edges (or after a purge's
-        anchor) is left as it is, for `verify` to name, never signed over."""
+        store, or, without a key, one written before the chain existed (a chain table dropped looks the
+        same, and an unkeyed chain proves nothing against a writer anyway); an emptied or dropped chain
+        beside edges, or after a purge's anchor, is left as it is for `verify` to name, never signed over."""
         anchored = self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
         has_edges = self._db.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is not None
-        if anchored or (has_edges and not pre_chain):
+        if anchored or (has_edges and (not pre_chain or self._key is not None)):
             log.error(TAMPERED_START, self.path)
             return
         self._snapshot()
@@ -222,13 +227,20 @@ class SqliteStore:
         """Delete edges not seen for `retention_days`; the chain is cut down to a snapshot of what
         remains (its `prev` kept as the anchor), so it proves the same and stays small. Only a record
         that verifies is cut down (a snapshot signs what the table holds): otherwise nothing is purged,
-        and the error says why."""
+        and the error says why. The chain is replayed in a read transaction first, and under the write
+        lock only what was appended since, so other writers wait for that, not for the whole chain."""
         cutoff = (time.time() if now is None else now) - retention_days * 86400
+        if self._db.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
+            return 0
+        with self._reading():
+            replay = self._replay(None)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             if self._db.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
                 return 0
-            report = self._verify(self._key)
+            first = self._db.execute("SELECT min(seq) FROM chain").fetchone()[0]
+            replay = self._replay(replay if first == replay.first_seq else None)  # cut meanwhile: again, short now
+            report = replay.finish(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges"), strict=False)
             if not report.intact:
                 log.error(UNVERIFIED_PURGE, self.path, report.problem)
                 return 0
@@ -238,6 +250,34 @@ class SqliteStore:
             self._db.execute("DELETE FROM chain WHERE seq < ?", (seq,))
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', ?)", (prev,))
         return deleted
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One read transaction (a snapshot of the file: WAL), however many statements it takes."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def _replay(
+        self, replay: integrity.Replay | None, *, key: bytes | None = None, hashes: bool = False
+    ) -> integrity.Replay:
+        """`replay` fed the entries after its position, `integrity.BATCH` at a time; a new one from the
+        anchor when None, verifying with `key` (the writer's own when None)."""
+        if replay is None:
+            anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
+            replay = integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key or self._key, hashes=hashes)
+        while True:
+            batch = [
+                integrity.Entry(*row)
+                for row in self._db.execute(
+                    "SELECT seq, at, body, prev, hash FROM chain WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (replay.seq, integrity.BATCH),
+                )
+            ]
+            if not replay.feed(batch) or len(batch) < integrity.BATCH:
+                return replay
 
     def _snapshot(self) -> tuple[int, str]:
         rows = self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY {_COLUMNS}").fetchall()
@@ -266,19 +306,27 @@ class SqliteStore:
             )
         if "chain" not in tables:
             return integrity.Report(0, "", False, "this store has no chain (written by a release before it)")
-        self._db.execute("BEGIN")  # one read transaction: writers going on meanwhile cannot make it disagree
-        try:
+        with self._reading():  # one read transaction: writers going on meanwhile cannot make it disagree
             return self._verify(key)
-        finally:
-            self._db.execute("COMMIT")
 
-    def _verify(self, key: bytes | None) -> Report:
-        entries = [integrity.Entry(*row) for row in self._db.execute("SELECT seq, at, body, prev, hash FROM chain "
-                                                                     "ORDER BY seq")]  # fmt: skip
+    def _verify(self, key: bytes | None, *, strict: bool = True) -> Report:
+        """The chain replayed with `key` (given by the caller: never the writer's own) against the edges."""
         anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
+        replay = self._replay(integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True))
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
-        rows = self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges").fetchall()
-        return integrity.verify(entries, anchor[0] if anchor else integrity.GENESIS, rows, key)
+        return replay.finish(self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges"), strict=strict)
+
+    def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]:
+        """What `edges --copy-to` takes, read in one transaction: the chain's verdict (`key` checks the
+        signed entries; an unkeyed source copies into a keyed store), the rows, and the store's origin
+        (None: no writer of this release has opened it)."""
+        with self._reading():
+            report = self._verify(key, strict=False)
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            found = (
+                self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if "meta" in tables else None
+            )
+            return report, self.rows(), found[0] if found else None
 
     def rows(self) -> list[EdgeRow]:
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is

@@ -8,7 +8,8 @@ import sqlite3
 from typing import Protocol
 
 from proxy.record import integrity
-from proxy.record.store import EdgeStore, SqliteStore
+from proxy.record.integrity import Report
+from proxy.record.store import EdgeRow, EdgeStore, SqliteStore
 
 DEFAULT_JOURNAL = "./lineage-journal.db"  # lineage.journal when the store is PostgreSQL and none is set
 
@@ -17,6 +18,8 @@ class ReadableStore(EdgeStore, Protocol):
     """What the read commands need: the edges and the chain that proves them."""
 
     def integrity(self, key: bytes | None = None) -> integrity.Report: ...
+
+    def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]: ...
 
 
 def is_database(store: str) -> bool:

@@ -197,7 +197,7 @@ def test_a_removed_chain_is_never_signed_over_at_the_next_start(
         db.execute("DELETE FROM edges WHERE decision = 'deny'")
     with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
         SqliteStore(path, key=key).close()  # a restart
-    assert "its chain is empty, though the store holds edges or was purged before" in caplog.text
+    assert "its chain is empty or missing, though the store holds edges or was purged" in caplog.text
     result = verify(path, "--key-file", str(key_file))
     assert result.returncode == 1 and "the chain is empty" in result.stdout, result.stdout
 
@@ -291,3 +291,51 @@ def test_verify_reads_one_snapshot_while_writers_go_on(tmp_path: Path) -> None:
     assert reader.integrity().intact  # and after it, with the new flow in both
     reader.close()
     writer.close()
+
+
+def test_a_dropped_chain_table_is_never_adopted_when_the_store_is_keyed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store from before the chain is adopted with a first snapshot; a keyed store whose chain table
+    was dropped looks just the same, so with a key nothing is adopted (without one, the chain proves
+    nothing against a writer anyway)."""
+    path, key_file, key = keyed_store(tmp_path)
+    tamper(path, "UPDATE edges SET count = 1 WHERE input_labels = 'a'")
+    tamper(path, "DROP TABLE chain")
+    tamper(path, "DROP TABLE meta")
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        SqliteStore(path, key=key).close()
+    assert "its chain is empty or missing" in caplog.text
+    result = verify(path, "--key-file", str(key_file))
+    assert result.returncode == 1 and "NOT intact" in result.stdout, result.stdout
+
+
+def test_a_purge_replays_a_chain_longer_than_a_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain is read `BATCH` entries at a time (never held whole), first in a read transaction, then
+    under the write lock only what was appended since."""
+    from proxy.record import integrity
+
+    monkeypatch.setattr(integrity, "BATCH", 3)
+    store = SqliteStore(tmp_path / "s.db")
+    old, new = EdgeKey("c", "p", "", "ck", "", "allow"), EdgeKey("c", "p", "x", "ck", "x", "allow")
+    store.upsert([(old, 1.0, 2.0, 1, None)])
+    for n in range(10):
+        store.upsert([(new, 5.0 + n, 9e9, 1, None)])
+    assert store.purge(30) == 1 and store.integrity().intact
+    tamper(tmp_path / "s.db", "UPDATE edges SET count = 99")
+    store.upsert([(old, 1.0, 2.0, 1, None)])  # purgeable again, on an edited table
+    assert store.purge(30) == 0  # replayed in batches, the edit is found: nothing is purged
+    store.close()
+
+
+def test_an_edge_row_of_the_wrong_types_is_named_not_a_traceback(store: Path) -> None:
+    tamper(store, "UPDATE edges SET first_seen = x'00ff' WHERE input_labels = 'b'")
+    result = verify(store)
+    assert result.returncode == 1 and "a row whose values are not an edge's" in result.stdout, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_names_in_verify_messages_cannot_write_over_the_terminal(store: Path) -> None:
+    tamper(store, "INSERT INTO edges VALUES (?, 'p', '', '', '', 'allow', 1, 1, 1, NULL, NULL)", "\r\x1b[2Kx: intact")
+    result = verify(store)
+    assert result.returncode == 1 and "\x1b" not in result.stdout and "\\r\\x1b[2Kx: intact" in result.stdout
