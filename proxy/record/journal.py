@@ -30,7 +30,7 @@ import psycopg
 from proxy.record import integrity
 from proxy.record.integrity import Report
 from proxy.record.postgres import PostgresStore, redact
-from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat, require_directory
+from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat, require_directory, wal
 
 log = logging.getLogger("lineage_proxy.edges")
 
@@ -83,7 +83,7 @@ class Journal:
         self._key = key
         require_directory(self.path, "lineage journal")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
         with self._db:  # under the write lock: workers opening one journal together see one schema
             self._db.execute("BEGIN IMMEDIATE")

@@ -310,6 +310,9 @@ class PostgresStore:
             found = cur.fetchone()
             if found is not None:
                 return str(found[0]).removeprefix("copy:")
+            cur.execute("SELECT 1 FROM meta WHERE key = 'origin' AND %s = 'origin:' || value", (origin,))
+            if cur.fetchone() is not None:
+                raise RuntimeError("it is the store being copied: its calls would count twice")
             report = self._finish(cur, self._replay(cur, None), strict=False)
             if not report.intact:
                 raise RuntimeError(f"its own record does not verify, so nothing was added to it: {report.problem}")

@@ -156,6 +156,23 @@ def require_directory(path: str, what: str) -> None:
 
 
 WRITER_CACHE_KIB = 256
+
+
+def wal(db: sqlite3.Connection, wait_s: float = 10.0) -> None:
+    """Put a database file in WAL mode. Switching a new file takes a lock SQLite does not wait for (the
+    busy timeout does not apply): workers opening one new store together got "database is locked" at
+    start, about one run in fifteen with eight. So it is tried again until `wait_s` has passed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # a retry pause, not a synchronisation: another process holds the file's lock
+
+
 TAMPERED_START = ("lineage store %s: its chain is empty or missing, though the store holds edges or was purged "
                   "before: the chain was removed (or the store predates it; such a store is adopted only without a "
                   "key: start once without lineage.integrity_key_file). Its edges are not signed over; `lineage-proxy "
@@ -179,7 +196,7 @@ class SqliteStore:
             return
         require_directory(self.path, "lineage store")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        wal(self._db)
         # NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
         # only a power loss may roll back the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -723,3 +723,13 @@ def test_a_journal_from_before_signatures_replays_its_backlog_and_nothing_added_
     assert unkeyed.rejected == 1 and unkeyed.journal.held() == 0
     store.close()
     unkeyed.close()
+
+
+def test_copying_a_store_into_itself_is_refused(postgres: PostgresServer) -> None:
+    url = postgres.database()
+    store = PostgresStore(url)
+    store.upsert([(KEY, 1.0, 1.0, 10, None)])
+    store.close()
+    done = cli("edges", "--store", url, "--copy-to", url)
+    assert done.returncode == 1 and "it is the store being copied" in done.stderr, done.stdout + done.stderr
+    assert counts(url) == {tuple(KEY): 10}  # it was 20
