@@ -280,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     edges.add_argument("--key-file", metavar="FILE",
                        help="with --copy-to: the HMAC key of both stores' chains (lineage.integrity_key_file), to "
                        "verify the source and sign the copy")  # fmt: skip
+    edges.add_argument("--unkeyed-source", action="store_true",
+                       help="with --copy-to --key-file: the source's chain has no key (it is verified unkeyed; the "
+                       "key signs the copy only)")  # fmt: skip
     edges.add_argument("--label", action="append", help="only flows carrying this label (in or out); repeatable")
     edges.add_argument("--purpose", help="only flows for this purpose")
     edges.add_argument("--checkpoint", help="only flows that reached this checkpoint")
@@ -343,6 +346,8 @@ def _validate(args: argparse.Namespace) -> None:
                 args.subparser.error(f"--{name} only makes sense with --explain")
     if args.command == "edges" and args.key_file and not args.copy_to:
         args.subparser.error("--key-file goes with --copy-to")
+    if args.command == "edges" and args.unkeyed_source and not args.key_file:
+        args.subparser.error("--unkeyed-source goes with --copy-to --key-file (without a key, nothing is keyed)")
     if args.command == "verify":
         if args.json and args.write_baseline:
             args.subparser.error("--json goes with --baseline or --integrity (--write-baseline writes YAML)")

@@ -74,7 +74,7 @@ def run_edges(args: argparse.Namespace) -> int:
             return 1
     try:
         if args.copy_to:  # the rows, the chain's verdict and the store's origin, read in one transaction
-            chain, every, origin = store.for_copy(key)
+            chain, every, origin = store.for_copy(None if args.unkeyed_source else key)
         else:
             every = store.rows()
     except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table
@@ -109,7 +109,12 @@ def copy_to(
         print(f"lineage-proxy: --copy-to {target}: expected a PostgreSQL URL (postgresql://...)", file=sys.stderr)
         return 1
     if not chain.intact:
-        print(f"lineage-proxy: {shown(args.store)}: its chain does not verify, nothing copied: {chain.problem}",
+        hint = ""
+        if chain.needs_key:
+            hint = " (drop --unkeyed-source: the source is keyed)" if args.unkeyed_source else ""
+        elif key is not None and not args.unkeyed_source and not chain.keyed:
+            hint = " (a source that never had a key: add --unkeyed-source)"
+        print(f"lineage-proxy: {shown(args.store)}: its chain does not verify, nothing copied: {chain.problem}{hint}",
               file=sys.stderr)  # fmt: skip
         return 1
     from proxy.record.postgres import PostgresStore
@@ -119,7 +124,7 @@ def copy_to(
         database = PostgresStore(target, key=key)
         try:
             before = database.absorb(rows, f"origin:{origin}" if origin else chain.head or shown(args.store),
-                                     chain.hashes)  # fmt: skip
+                                     chain.hashes, chain.head)  # fmt: skip
         finally:
             database.close()
     except errors as exc:

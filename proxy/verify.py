@@ -25,6 +25,7 @@ import yaml
 
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
 from proxy.config import read_secret
+from proxy.logs import escaped
 from proxy.record.store import EdgeRow, NotALineageStore, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
 
@@ -307,12 +308,13 @@ def run_integrity(path: str, key_file: str | None, as_json: bool, expect_heads: 
     if report.intact:
         gone = [head for head in expect_heads if head.strip() not in report.hashes]
         if gone:
-            since = _when(report.oldest_at) if report.oldest_at else "its start"
+            since = _when(report.oldest_at)
             report = dataclasses.replace(report, problem=(
-                f"the head {gone[0].strip()} is not in the chain. The chain's oldest entry was written {since} (the "
-                "store's start, or its last retention purge, which replaces the entries before it with a snapshot): a "
-                "head recorded before then can no longer be checked; one recorded after it was cut away, with the "
-                "counts after it, or the record was rebuilt"))  # fmt: skip
+                f"the head {gone[0].strip()} is not in the chain. Its oldest entry, the store's start or its last "
+                "retention purge (which replaces the entries before it with a snapshot), says it was written "
+                f"{since} (a time the chain does not sign): a head recorded before a purge can no longer be "
+                "checked; otherwise the entries after it were cut away, with their counts, or the record was "
+                "rebuilt"))  # fmt: skip
     if as_json:
         document = {"store": path, "intact": report.intact, "entries": report.entries, "head": report.head,
                     "keyed": report.keyed, "problem": report.problem}  # fmt: skip
@@ -351,5 +353,9 @@ def _write(args: argparse.Namespace, rows: list[EdgeRow], since_s: float | None)
     return OK
 
 
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _when(ts: object) -> str:
+    """A chain entry's time for a message; the column is not signed, so whatever it holds is shown safely."""
+    try:
+        return dt.datetime.fromtimestamp(float(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return f"at {escaped(repr(ts))[:40]}"

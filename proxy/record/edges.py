@@ -47,7 +47,7 @@ class EdgeAggregator:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._submit(self._store.purge, self._retention_days)
+        self._purge()
         self._task = asyncio.get_running_loop().create_task(self._flush_loop())
 
     def on_end(
@@ -121,6 +121,10 @@ class EdgeAggregator:
                 pending[1] = min(pending[1], first)
                 pending[2] = max(pending[2], last)
 
+    def _purge(self) -> None:
+        """A retention purge on the writer thread; a failure is logged (its future is not read)."""
+        self._submit(self._store.purge, self._retention_days).add_done_callback(_log_purge)
+
     def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[None]:
         return self._writer.submit(fn, *args)
 
@@ -154,7 +158,7 @@ class EdgeAggregator:
                 self._submit(self._store.upsert, [])
             if time.monotonic() - last_purge > 3600:
                 last_purge = time.monotonic()
-                self._submit(self._store.purge, self._retention_days)
+                self._purge()
 
     def metrics(self) -> Iterable[str]:
         store_metrics = getattr(self._store, "metrics", None)  # a journaled store's own (journal.py)
@@ -202,3 +206,9 @@ def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]
 
 def _nothing() -> None:
     """A no-op write: waiting for it waits for every write queued before it."""
+
+
+def _log_purge(future: concurrent.futures.Future[None]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("retention purge failed: %s: %s", type(exc).__name__, exc)

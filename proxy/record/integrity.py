@@ -112,6 +112,9 @@ class Replay:
         return True
 
     def _one(self, entry: Entry) -> str | None:
+        if not (type(entry.seq) is int and isinstance(entry.body, str) and isinstance(entry.prev, str)
+                and isinstance(entry.hash, str)):  # fmt: skip
+            return f"entry {escaped(repr(entry.seq))[:40]}: its columns are not a chain entry's (edited by hand)"
         signed = entry.hash.startswith("hmac-")
         if self.signed and not signed:
             return f"entry {entry.seq}: unsigned after signed entries (an entry was replaced without the key)"

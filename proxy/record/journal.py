@@ -92,16 +92,10 @@ class Journal:
                     self._db.execute(statement)
             if "mac" not in {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}:
                 self._db.execute("ALTER TABLE entries ADD COLUMN mac TEXT")  # a journal from before signatures
-                if key is not None:  # its backlog (an outage the release before left) replays, unsigned
-                    first = self._db.execute("SELECT coalesce(max(id), 0) + 1 FROM entries").fetchone()[0]
-                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('signed_from', ?)",
-                                     (f"{first}:{_mac(key, 'signed_from', str(first).encode())}",))  # fmt: skip
-            self._signed_from = 0  # the first batch journaled signed; those before it were journaled by a release
-            found = self._db.execute("SELECT value FROM meta WHERE key = 'signed_from'").fetchone()  # before
-            if key is not None and found is not None:
-                first, _, mac = str(found[0]).partition(":")
-                if first.isdigit() and hmac.compare_digest(mac, _mac(key, "signed_from", first.encode())):
-                    self._signed_from = int(first)  # signed too: moving the line by hand admits nothing
+                if key is not None:  # its backlog (an outage the release before left) is signed as it stands
+                    for id_, token, text in self._db.execute("SELECT id, token, rows FROM entries").fetchall():
+                        data = text.encode() if isinstance(text, str) else bytes(text)
+                        self._db.execute("UPDATE entries SET mac = ? WHERE id = ?", (_mac(key, token, data), id_))
         self._held = 0  # edge writes in the file, as of `_version`
         self._version: int | None = None
         self._count()
@@ -137,11 +131,8 @@ class Journal:
             if self._key is not None and not (
                 isinstance(mac, str) and hmac.compare_digest(mac, _mac(self._key, token, data))
             ):
-                if mac is not None or id_ >= self._signed_from:
-                    batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
-                    continue
-                log.warning("lineage journal %s: batch %s was journaled before batches were signed (an earlier "
-                            "release, or no key then): replayed unsigned", self.path, token)  # fmt: skip
+                batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
+                continue
             try:
                 rows = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
@@ -177,7 +168,7 @@ class Journal:
 
 
 def _write(row: list[Any]) -> EdgeWrite:
-    return (EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10])
+    return (EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10] if len(row) > 10 else None)
 
 
 class JournaledStore:

@@ -296,13 +296,15 @@ class PostgresStore:
                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (prev,))  # fmt: skip
         return deleted
 
-    def absorb(self, rows: Sequence[EdgeRow], origin: str, history: Collection[str] = ()) -> str | None:
+    def absorb(self, rows: Sequence[EdgeRow], origin: str, history: Collection[str] = (), head: str = "") -> str | None:
         """Add another store's edges (`edges --copy-to`): their counts add to what is here, chained as one
         write (an `edges` entry, as the writers' own). Only onto a record that verifies: the entry signs
         the table it adds to. A history is copied once: the copy records the source's `origin` (or, for a
         store without one, its chain head, in `history` with the source's other entries' hashes), and a
         source whose origin or history was copied before is refused, however it has grown or been purged
-        since. Returns what was copied before, or None when copied now."""
+        since; so is this store itself (`head`: the source's), and a signed copy onto an unsigned chain,
+        which would leave the unkeyed writers' entries after it unverifiable. Returns what was copied
+        before, or None when copied now."""
         params = [(*row.key, row.first_seen, row.last_seen, row.count, row.rule, row.reason) for row in rows]
         tokens = [f"copy:{origin}", *(f"copy:{h}" for h in history)]
         with self._transaction() as cur:
@@ -313,22 +315,28 @@ class PostgresStore:
             cur.execute("SELECT 1 FROM meta WHERE key = 'origin' AND %s = 'origin:' || value", (origin,))
             if cur.fetchone() is not None:
                 raise RuntimeError("it is the store being copied: its calls would count twice")
-            report = self._finish(cur, self._replay(cur, None), strict=False)
+            replay = self._replay(cur, None, hashes=True)
+            report = self._finish(cur, replay, strict=False)
             if not report.intact:
                 raise RuntimeError(f"its own record does not verify, so nothing was added to it: {report.problem}")
+            if params and head in report.hashes:  # a store without an origin (an earlier release's), into itself
+                raise RuntimeError("it is the store being copied: its calls would count twice")
+            if replay.entries and self._key is not None and not replay.head.startswith("hmac-"):
+                raise RuntimeError("its chain is not signed: a signed entry would leave its unkeyed writers' entries "
+                                   "after it unverifiable (copy without --key-file)")  # fmt: skip
             cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s)", (tokens[0], time.time()))
             if params:
                 cur.executemany(UPSERT, params)
                 self._append(cur, integrity.body(integrity.EDGES, params))
         return None
 
-    def _replay(self, cur: psycopg.Cursor[Any], replay: Replay | None, key: bytes | None = None) -> Replay:
+    def _replay(self, cur: psycopg.Cursor[Any], replay: Replay | None, *, hashes: bool = False) -> Replay:
         """`replay` fed the entries after its position, `integrity.BATCH` at a time; a new one from the
-        anchor when None (checking with `key`, the writer's own when None)."""
+        anchor, checking with the writer's key, when None (`hashes`: keeping every entry's hash)."""
         if replay is None:
             cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
             anchor = cur.fetchone()
-            replay = Replay(anchor[0] if anchor else integrity.GENESIS, key or self._key, hashes=True)
+            replay = Replay(anchor[0] if anchor else integrity.GENESIS, self._key, hashes=hashes)
         while True:
             cur.execute("SELECT seq, at, body, prev, hash FROM chain WHERE seq > %s ORDER BY seq LIMIT %s",
                         (replay.seq, integrity.BATCH))  # fmt: skip
@@ -378,7 +386,7 @@ class PostgresStore:
         """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key` checks the signed
         entries), the rows, and the store's origin."""
         with self._transaction(lock=False) as cur:
-            report = self._verify(cur, key, strict=False)
+            report = self._verify(cur, key)
             cur.execute("SELECT value FROM meta WHERE key = 'origin'")
             found = cur.fetchone()
             cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY checkpoint, purpose, caller, input_labels")

@@ -235,7 +235,12 @@ class SqliteStore:
         beside edges, or after a purge's anchor, is left as it is for `verify` to name, never signed over."""
         anchored = self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
         has_edges = self._db.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is not None
-        if anchored or (has_edges and (not pre_chain or self._key is not None)):
+        if has_edges and pre_chain and not anchored and self._key is not None:
+            raise StartupError(f"lineage store {self.path}: it was written before the record was chained (or its chain "
+                               "table was dropped). A keyed proxy does not sign edges it did not write: start once "
+                               "without lineage.integrity_key_file to adopt it (the chain then starts unkeyed, and is "
+                               "signed from the next keyed write), or move the file aside")  # fmt: skip
+        if anchored or (has_edges and not pre_chain):
             log.error(TAMPERED_START, self.path)
             return
         self._snapshot()
@@ -334,11 +339,18 @@ class SqliteStore:
         return replay.finish(self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges"), strict=strict)
 
     def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]:
-        """What `edges --copy-to` takes, read in one transaction: the chain's verdict (`key` checks the
-        signed entries; an unkeyed source copies into a keyed store), the rows, and the store's origin
-        (None: no writer of this release has opened it)."""
+        """What `edges --copy-to` takes, read in one transaction: the chain's verdict with `key` (given, the
+        chain must be signed with it, as for `verify`), the rows, and the store's origin (None: no writer
+        of this release has opened it)."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "edges" not in tables:
+            raise NotALineageStore(
+                "it has no tables" if not tables else f"no edges table; it has {', '.join(sorted(tables))}"
+            )
+        if "chain" not in tables:
+            return Report(0, "", False, "this store has no chain (written by a release before it)"), [], None
         with self._reading():
-            report = self._verify(key, strict=False)
+            report = self._verify(key)
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             found = (
                 self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if "meta" in tables else None

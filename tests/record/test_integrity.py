@@ -303,9 +303,10 @@ def test_a_dropped_chain_table_is_never_adopted_when_the_store_is_keyed(
     tamper(path, "UPDATE edges SET count = 1 WHERE input_labels = 'a'")
     tamper(path, "DROP TABLE chain")
     tamper(path, "DROP TABLE meta")
-    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
-        SqliteStore(path, key=key).close()
-    assert "its chain is empty or missing" in caplog.text
+    from proxy.errors import StartupError
+
+    with pytest.raises(StartupError, match="written before the record was chained"):
+        SqliteStore(path, key=key)  # it stops with one line: nothing is signed over, nothing chained on
     result = verify(path, "--key-file", str(key_file))
     assert result.returncode == 1 and "NOT intact" in result.stdout, result.stdout
 
@@ -339,3 +340,76 @@ def test_names_in_verify_messages_cannot_write_over_the_terminal(store: Path) ->
     tamper(store, "INSERT INTO edges VALUES (?, 'p', '', '', '', 'allow', 1, 1, 1, NULL, NULL)", "\r\x1b[2Kx: intact")
     result = verify(store)
     assert result.returncode == 1 and "\x1b" not in result.stdout and "\\r\\x1b[2Kx: intact" in result.stdout
+
+
+def pre_chain_store(path: Path) -> None:
+    """A store as releases before the chain wrote it: the edges table alone."""
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE edges (caller TEXT NOT NULL, purpose TEXT NOT NULL, input_labels TEXT NOT NULL, "
+                   "checkpoint TEXT NOT NULL, output_labels TEXT NOT NULL, decision TEXT NOT NULL, first_seen REAL "
+                   "NOT NULL, last_seen REAL NOT NULL, count INTEGER NOT NULL, rule TEXT, PRIMARY KEY (caller, "
+                   "purpose, input_labels, checkpoint, output_labels, decision)) WITHOUT ROWID")  # fmt: skip
+        db.execute("INSERT INTO edges VALUES ('app', 'assistant', 'a', 'ck', '', 'allow', 1, 2, 5, NULL)")
+
+
+def test_a_store_from_before_the_chain_is_adopted_only_without_a_key(tmp_path: Path) -> None:
+    """A keyed proxy does not sign edges it did not write: it stops with one line (a dropped chain table
+    looks the same) rather than chain on and leave a record that can never verify."""
+    from proxy.errors import StartupError
+
+    pre_chain_store(tmp_path / "old.db")
+    with pytest.raises(StartupError, match=r"start once without lineage\.integrity_key_file"):
+        SqliteStore(tmp_path / "old.db", key=b"k")
+    SqliteStore(tmp_path / "old.db").close()  # adopted: its first entry a snapshot of what it holds
+    assert verify(tmp_path / "old.db").returncode == 0
+    store = SqliteStore(tmp_path / "old.db", key=b"k")  # then keyed from the next write on
+    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 3.0, 3.0, 1, None)])
+    store.close()
+    key_file = tmp_path / "k"
+    key_file.write_text("k")
+    assert verify(tmp_path / "old.db", "--key-file", str(key_file)).returncode == 0
+
+
+def test_chain_columns_edited_by_hand_are_named_not_a_traceback(tmp_path: Path) -> None:
+    path, key_file, _ = keyed_store(tmp_path)
+    head = orjson.loads(verify(path, "--key-file", str(key_file), "--json").stdout)["head"]
+    tamper(path, "UPDATE chain SET at = 'yesterday' WHERE seq = 1")  # not signed: shown, never trusted
+    tamper(path, "DELETE FROM chain WHERE seq = (SELECT max(seq) FROM chain)")
+    tamper(path, "UPDATE edges SET count = count - 1, last_seen = 101 WHERE input_labels = 'a'")
+    cut = verify(path, "--key-file", str(key_file), "--expect-head", head)
+    assert cut.returncode == 1 and "is not in the chain" in cut.stdout and "'yesterday'" in cut.stdout, cut.stderr
+    tamper(path, "UPDATE chain SET hash = x'00' WHERE seq = 2")
+    blob = verify(path, "--key-file", str(key_file))
+    assert blob.returncode == 1 and "its columns are not a chain entry's" in blob.stdout, blob.stderr
+    assert "Traceback" not in cut.stderr + blob.stderr
+
+
+def test_copy_to_names_a_file_that_is_no_lineage_store_or_predates_the_chain(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    pre_chain_store(tmp_path / "old.db")
+    url = "postgresql://nobody@127.0.0.1:9/none"
+    for path, needle in ((other, "no edges table; it has t"), (tmp_path / "old.db", "this store has no chain")):
+        done = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(path), "--copy-to", url],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 1 and needle in done.stderr, done.stderr
+
+
+def test_a_purge_that_fails_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    from proxy.record.edges import EdgeAggregator
+
+    class Failing(SqliteStore):
+        def purge(self, retention_days: float, now: float | None = None) -> int:
+            raise TypeError("a chain column edited by hand")
+
+    aggregator = EdgeAggregator(Failing(tmp_path / "s.db"), flush_interval_s=3600, retention_days=30)
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        loop_thread.run(_start_and_flush(aggregator))
+    assert "retention purge failed: TypeError: a chain column edited by hand" in caplog.text
+
+
+async def _start_and_flush(aggregator) -> None:  # type: ignore[no-untyped-def]
+    aggregator.start()
+    await aggregator.flush()  # the writer thread runs in order: the purge has ended
+    await aggregator.stop()

@@ -676,7 +676,10 @@ def test_an_unkeyed_history_copies_into_a_keyed_fleet_store(postgres: PostgresSe
     source = SqliteStore(tmp_path / "lineage.db")  # no key
     source.upsert([(KEY, 1.0, 2.0, 3, None)])
     source.close()
-    done = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url, "--key-file", str(key_file))
+    copy = ("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url, "--key-file", str(key_file))
+    refused = cli(*copy)  # given a key, the source must be signed with it, as for verify
+    assert refused.returncode == 1 and "add --unkeyed-source" in refused.stderr, refused.stderr
+    done = cli(*copy, "--unkeyed-source")
     assert done.returncode == 0, done.stdout + done.stderr
     assert cli("verify", "--store", url, "--integrity", "--key-file", str(key_file)).returncode == 0
 
@@ -696,26 +699,28 @@ def test_a_dropped_fleet_chain_is_never_adopted(postgres: PostgresServer, caplog
 
 
 def test_a_journal_from_before_signatures_replays_its_backlog_and_nothing_added_since(
-    postgres: PostgresServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    postgres: PostgresServer, tmp_path: Path
 ) -> None:
-    """An outage backlog the release before left (unsigned: no `mac` column) replays once the journal is
-    opened with a key; an unsigned batch added after that, or rows of the wrong types, never do."""
+    """An outage backlog the release before left (unsigned: no `mac` column) is signed as it stands when
+    the journal is first opened with a key, and replays; an unsigned batch added after that (whatever its
+    id), or rows of the wrong types, never do; a batch of 10-item rows (written before reasons) does."""
     url = postgres.database()
     path = tmp_path / "journal.db"
-    with sqlite3.connect(path) as db:  # the journal's schema before signatures, one batch in it
+    with sqlite3.connect(path) as db:  # the journal's schema before signatures, two batches in it
         db.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, "
                    "n INTEGER NOT NULL, rows TEXT NOT NULL)")  # fmt: skip
         db.execute("INSERT INTO entries (token, n, rows) VALUES ('old:1', 1, ?)",
                    (orjson.dumps([[*KEY, 1.0, 1.0, 42, None, None]]).decode(),))  # fmt: skip
+        db.execute("INSERT INTO entries (token, n, rows) VALUES ('old:2', 1, ?)",
+                   (orjson.dumps([[*KEY, 2.0, 2.0, 1, None]]).decode(),))  # fmt: skip
     journal = Journal(path, key=b"k")
-    with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO entries (token, n, rows) VALUES ('x:1', 1, ?)",
-                   (orjson.dumps([[*KEY._replace(caller="forged"), 1.0, 1.0, 9, None, None]]).decode(),))  # fmt: skip
+    with sqlite3.connect(path) as db:  # forged afterwards, below and above the backlog's ids
+        for id_ in (-5, 0, 99):
+            db.execute("INSERT INTO entries (id, token, n, rows) VALUES (?, ?, 1, ?)", (id_, f"x:{id_}",
+                       orjson.dumps([[*KEY._replace(caller="forged"), 1.0, 1.0, 9, None, None]]).decode()))  # fmt: skip
     store = JournaledStore(PostgresStore(url, key=b"k"), journal)
-    with caplog.at_level("WARNING", logger="lineage_proxy.edges"):
-        store.upsert([])
-    assert "journaled before batches were signed" in caplog.text
-    assert counts(url) == {tuple(KEY): 42} and store.rejected == 1
+    store.upsert([])
+    assert counts(url) == {tuple(KEY): 43} and store.rejected == 3
     unkeyed = JournaledStore(PostgresStore(url), Journal(tmp_path / "j2.db"))
     unkeyed.journal.append("p:1", [["a", "b", "c", "d", "e", "allow", "soon", 1.0, 1, None, None]])
     unkeyed._backlog, unkeyed._next_try = True, 0.0
@@ -723,6 +728,48 @@ def test_a_journal_from_before_signatures_replays_its_backlog_and_nothing_added_
     assert unkeyed.rejected == 1 and unkeyed.journal.held() == 0
     store.close()
     unkeyed.close()
+
+
+def test_copy_to_refuses_a_source_rebuilt_without_the_key_a_self_copy_and_a_key_mismatch(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    from proxy.record import integrity
+
+    url = postgres.database()
+    key_file = tmp_path / "k"
+    key_file.write_text("k\n")
+    PostgresStore(url, key=b"k").close()
+    source = SqliteStore(tmp_path / "lineage.db", key=b"k")
+    source.upsert([(KEY, 1.0, 1.0, 3, None)])
+    source.close()
+    with sqlite3.connect(tmp_path / "lineage.db") as db:  # a count edited, the chain rebuilt unkeyed
+        db.execute("UPDATE edges SET count = 100000")
+        prev = integrity.GENESIS
+        for seq, body in db.execute("SELECT seq, body FROM chain ORDER BY seq").fetchall():
+            body = body.replace(",3,", ",100000,")
+            db.execute("UPDATE chain SET body = ?, prev = ?, hash = ? WHERE seq = ?",
+                       (body, prev, integrity.link(prev, body, None), seq))  # fmt: skip
+            prev = integrity.link(prev, body, None)
+    rebuilt = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url, "--key-file", str(key_file))
+    assert rebuilt.returncode == 1 and "not signed" in rebuilt.stderr, rebuilt.stdout + rebuilt.stderr
+    unkeyed_url = postgres.database()
+    plain = PostgresStore(unkeyed_url)
+    plain.upsert([(KEY, 1.0, 1.0, 7, None)])
+    plain.close()
+    with psycopg.connect(unkeyed_url, autocommit=True) as conn:  # as a store written before origins
+        conn.execute("DELETE FROM meta WHERE key = 'origin'")
+    into_itself = subprocess.run([sys.executable, "-c", "import sys; from proxy.edges_query import run_edges; "
+                                  "import argparse; sys.exit(run_edges(argparse.Namespace(store=sys.argv[1], "
+                                  "copy_to=sys.argv[1], key_file=None, unkeyed_source=False)))", unkeyed_url],
+                                 capture_output=True, text=True, timeout=60, cwd=ROOT_DIR)  # fmt: skip
+    assert into_itself.returncode == 1 and "it is the store being copied" in into_itself.stderr, into_itself.stderr
+    other = SqliteStore(tmp_path / "other.db", key=b"k")
+    other.upsert([(KEY, 1.0, 1.0, 1, None)])
+    other.close()
+    mismatch = cli("edges", "--store", str(tmp_path / "other.db"), "--copy-to", unkeyed_url, "--key-file",
+                   str(key_file))  # fmt: skip
+    assert mismatch.returncode == 1 and "its chain is not signed" in mismatch.stderr, mismatch.stderr
+    assert counts(unkeyed_url) == {tuple(KEY): 7}
 
 
 def test_copying_a_store_into_itself_is_refused(postgres: PostgresServer) -> None:
