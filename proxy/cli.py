@@ -312,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --integrity: a head printed by an earlier verify, recorded elsewhere; exit 1 "
                         "unless it is still in the chain (the newest entries, and their counts, were not cut "
                         "away since). Repeatable")  # fmt: skip
+    verify.add_argument("--adopt-head", metavar="HASH",
+                        help="with --integrity --key-file: sign on top of this unsigned newest entry, so a store "
+                        "kept unkeyed until now is signed from here on (a keyed proxy stops on an unsigned head: a "
+                        "chain rebuilt without the key looks the same; check it against a head recorded earlier)")  # fmt: skip
     verify.add_argument("--since", type=_duration, metavar="DURATION",
                         help="only flows last seen this recently (30d, 12h, 15m, 90s); approved entries not "
                         "seen in it are listed (default: the whole store)")  # fmt: skip
@@ -357,6 +361,8 @@ def _validate(args: argparse.Namespace) -> None:
             )
         if args.expect_head and not args.integrity:
             args.subparser.error("--expect-head goes with --integrity")
+        if args.adopt_head and not (args.integrity and args.key_file):
+            args.subparser.error("--adopt-head goes with --integrity --key-file")
         if args.force and not args.write_baseline:
             args.subparser.error("--force only makes sense with --write-baseline")
 

@@ -113,13 +113,17 @@ def copy_to(
         if chain.needs_key:
             hint = " (drop --unkeyed-source: the source is keyed)" if args.unkeyed_source else ""
         elif key is not None and not args.unkeyed_source and not chain.keyed:
-            hint = " (a source that never had a key: add --unkeyed-source)"
+            hint = (
+                " (if the source never had a key, add --unkeyed-source; but a chain rebuilt without the key "
+                "looks the same: first check it against a head recorded earlier, `verify --expect-head`)"
+            )
         print(f"lineage-proxy: {shown(args.store)}: its chain does not verify, nothing copied: {chain.problem}{hint}",
               file=sys.stderr)  # fmt: skip
         return 1
+    from proxy.errors import StartupError
     from proxy.record.postgres import PostgresStore
 
-    errors: tuple[type[Exception], ...] = (*read_errors(), RuntimeError)
+    errors: tuple[type[Exception], ...] = (*read_errors(), RuntimeError, StartupError)
     try:
         database = PostgresStore(target, key=key)
         try:

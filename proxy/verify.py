@@ -253,6 +253,9 @@ def _error(message: str) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     if getattr(args, "integrity", False):
+        adopt = getattr(args, "adopt_head", None)
+        if adopt:
+            return run_adopt(args.store, args.key_file, adopt.strip())
         return run_integrity(args.store, args.key_file, args.json, getattr(args, "expect_head", None) or ())
     if getattr(args, "key_file", None):
         return _error("--key-file goes with --integrity")
@@ -359,3 +362,43 @@ def _when(ts: object) -> str:
         return dt.datetime.fromtimestamp(float(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):
         return f"at {escaped(repr(ts))[:40]}"
+
+
+def run_adopt(path: str, key_file: str, head: str) -> int:
+    """`verify --integrity --key-file K --adopt-head HEAD`: the chain as it stands verifies (its unsigned
+    entries unkeyed, any signed ones with K), HEAD is its newest entry, and a signed entry that adds
+    nothing goes on top, so the keyed writers sign from there on. Exit 0 adopted, 1 when the chain does not
+    verify or HEAD is not its newest entry, 2 on a usage or file error."""
+    from proxy.errors import StartupError
+    from proxy.record.postgres import PostgresStore
+    from proxy.record.store import SqliteStore
+
+    try:
+        key = read_secret(key_file)
+    except OSError as exc:
+        return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
+    errors: tuple[type[Exception], ...] = (*read_errors(), ValueError, StartupError)
+    try:
+        reader = open_reader(path)
+        try:
+            report = reader.integrity(key, strict=False)
+        finally:
+            reader.close()
+        if not report.intact:
+            print(f"{shown(path)}: NOT intact: {report.problem}; nothing adopted")
+            return UNAPPROVED
+        if report.head != head:
+            print(f"{shown(path)}: its newest entry is {report.head}, not {head}: nothing adopted (adopt the head "
+                  "you checked)")  # fmt: skip
+            return UNAPPROVED
+        if report.keyed:
+            print(f"{shown(path)}: its newest entry is signed already: nothing to adopt")
+            return OK
+        writer = (PostgresStore(path, key=key, adopt_head=head) if is_database(path)
+                  else SqliteStore(path, key=key, adopt_head=head))  # fmt: skip
+        writer.close()
+    except StoreUnreadable as exc:
+        return _error(str(exc))
+    except errors as exc:
+        return _error(f"{shown(path)}: {exc}")
+    return run_integrity(path, key_file, False)

@@ -81,6 +81,22 @@ class _Malformed(ValueError):
     pass
 
 
+class UnsignedHead(RuntimeError):
+    """A keyed writer found the chain's newest entry unsigned: it does not sign on top of it."""
+
+
+def signed_head(last: str | None, key: bytes | None, where: str) -> None:
+    """Raise UnsignedHead when a writer with `key` would chain onto an unsigned newest entry (`last`). A
+    chain rebuilt by someone without the key fails `verify --key-file` only until a keyed entry goes on
+    top of it; so a keyed writer never puts one there. An unkeyed store that is to be signed from now on
+    is adopted once, by hand (`verify --integrity --key-file K --adopt-head HEAD`)."""
+    if key is not None and last is not None and not str(last).startswith("hmac-"):
+        raise UnsignedHead(f"{where}: the chain's newest entry is unsigned, so nothing is signed on top of it: the "
+                           "chain was rebuilt without the key (or the store was unkeyed until now: check it with "
+                           "`lineage-proxy verify --integrity` against a head recorded earlier, then adopt it with "
+                           "`verify --integrity --key-file KEY --adopt-head HEAD`)")  # fmt: skip
+
+
 class Replay:
     """A chain walked and replayed so far, oldest entry first, fed in batches (`feed`), so a long chain
     is never held in memory and a writer can replay most of it before it takes the write lock and only
@@ -98,7 +114,12 @@ class Replay:
         self.state: dict[tuple[str, ...], list[Any]] = {}
         self.problem: str | None = None
         self.needs_key = False
-        self.hashes: set[str] | None = {anchor} - {GENESIS} if hashes else None
+        self.hashes: set[str] | None = (
+            {anchor} - {GENESIS} if hashes and isinstance(anchor, str) else set() if hashes else None
+        )
+        if not isinstance(anchor, str):  # the meta table edited by hand
+            self.problem = f"the store's anchor is not a chain hash ({escaped(repr(anchor))[:60]})"
+            self.head = self.anchor = ""
 
     def feed(self, entries: Iterable[Entry]) -> bool:
         """Walk and replay `entries`, the next ones after those fed before; False at a broken link."""

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import conninfo
 
+from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Replay, Report
 from proxy.record.store import TAMPERED_START, UNVERIFIED_PURGE, EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
@@ -141,6 +142,7 @@ class PostgresStore:
         password: str | None = None,
         statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
         wait_for_server: bool = False,
+        adopt_head: str | None = None,
     ) -> None:
         """`wait_for_server` (a writer with a journal in front): a server that cannot be reached now (no
         answer at all) does not fail the constructor; the schema is made by the first write that reaches
@@ -148,6 +150,7 @@ class PostgresStore:
         self.url = url
         self._readonly = readonly
         self._key = key
+        self._adopt_head = adopt_head  # an unsigned newest entry to sign on top of, by hand (`verify --adopt-head`)
         params: dict[str, Any] = {"application_name": "lineage-proxy"}
         given = conninfo.conninfo_to_dict(url)
         if "connect_timeout" not in given:
@@ -190,6 +193,17 @@ class PostgresStore:
             cur.execute(
                 "INSERT INTO meta (key, value) VALUES ('origin', %s) ON CONFLICT DO NOTHING", (uuid.uuid4().hex,)
             )
+            cur.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
+            last = cur.fetchone()
+            if last is not None and self._key is not None and not str(last[0]).startswith("hmac-"):
+                if self._adopt_head != last[0]:
+                    try:
+                        integrity.signed_head(last[0], self._key, f"lineage database {redact(self.url)}")
+                    except integrity.UnsignedHead as exc:
+                        raise StartupError(str(exc)) from None
+                text = integrity.body(integrity.EDGES, [])  # adopted by hand: a signed entry that adds nothing
+                cur.execute("INSERT INTO chain (at, body, prev, hash) VALUES (%s, %s, %s, %s)",
+                            (time.time(), text, last[0], integrity.link(last[0], text, self._key)))  # fmt: skip
         self.unreachable = None
 
     # -- connection
@@ -283,7 +297,7 @@ class PostgresStore:
             cur.execute("SELECT min(seq) FROM chain")
             first = (cur.fetchone() or (None,))[0]
             replay = self._replay(cur, replay if first == replay.first_seq else None)  # cut meanwhile: again
-            report = self._finish(cur, replay, strict=False)
+            report = self._finish(cur, replay)
             if not report.intact:
                 log.error(UNVERIFIED_PURGE, redact(self.url), report.problem)
                 return 0
@@ -306,7 +320,14 @@ class PostgresStore:
         which would leave the unkeyed writers' entries after it unverifiable. Returns what was copied
         before, or None when copied now."""
         params = [(*row.key, row.first_seen, row.last_seen, row.count, row.rule, row.reason) for row in rows]
-        tokens = [f"copy:{origin}", *(f"copy:{h}" for h in history)]
+        if not params:
+            return None  # nothing to add, nothing to remember
+        # a new store's first entry (an empty snapshot) is the same in every store with the same key, or none:
+        # never taken for a history
+        empty = {
+            integrity.link(integrity.GENESIS, integrity.body(integrity.SNAPSHOT, []), k) for k in (None, self._key)
+        }
+        tokens = [f"copy:{origin}", *(f"copy:{h}" for h in history if h not in empty)]
         with self._transaction() as cur:
             cur.execute("SELECT token FROM applied WHERE token = ANY(%s) LIMIT 1", (tokens,))
             found = cur.fetchone()
@@ -325,9 +346,8 @@ class PostgresStore:
                 raise RuntimeError("its chain is not signed: a signed entry would leave its unkeyed writers' entries "
                                    "after it unverifiable (copy without --key-file)")  # fmt: skip
             cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s)", (tokens[0], time.time()))
-            if params:
-                cur.executemany(UPSERT, params)
-                self._append(cur, integrity.body(integrity.EDGES, params))
+            cur.executemany(UPSERT, params)
+            self._append(cur, integrity.body(integrity.EDGES, params))
         return None
 
     def _replay(self, cur: psycopg.Cursor[Any], replay: Replay | None, *, hashes: bool = False) -> Replay:
@@ -354,9 +374,11 @@ class PostgresStore:
         return self._append(cur, integrity.body(integrity.SNAPSHOT, cur.fetchall()))
 
     def _append(self, cur: psycopg.Cursor[Any], text: str) -> tuple[int, str]:
-        """One chain entry, inside the caller's transaction, which holds the chain lock."""
+        """One chain entry, inside the caller's transaction, which holds the chain lock; never on top of an
+        unsigned entry when the writer has a key (`integrity.signed_head`)."""
         cur.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
         last = cur.fetchone()
+        integrity.signed_head(last[0] if last else None, self._key, f"lineage database {redact(self.url)}")
         if last is None:
             cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
             anchor = cur.fetchone()
@@ -370,11 +392,11 @@ class PostgresStore:
         found = cur.fetchone()
         return int(found[0]) if found else 0, prev
 
-    def integrity(self, key: bytes | None = None) -> integrity.Report:
+    def integrity(self, key: bytes | None = None, *, strict: bool = True) -> integrity.Report:
         """Walk and replay the chain against the edge table, all read in one snapshot of the database
         (repeatable read), so writers that go on meanwhile cannot make it disagree with itself."""
         with self._transaction(lock=False) as cur:
-            return self._verify(cur, key)
+            return self._verify(cur, key, strict=strict)
 
     def _verify(self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True) -> Report:
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")

@@ -185,7 +185,11 @@ class SqliteStore:
     """One connection, used from one thread at a time (the aggregator's writer thread). `key`: the HMAC
     key that chain entries written from now on are signed with (`lineage.integrity_key_file`)."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, key: bytes | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, key: bytes | None = None, adopt_head: str | None = None
+    ) -> None:
+        """`adopt_head`: with `key`, sign on top of this unsigned newest entry (an unkeyed store adopted by
+        hand, `verify --adopt-head`); any other unsigned newest entry stops a keyed writer."""
         self.path = str(path)
         self._key = key
         if readonly:
@@ -207,14 +211,23 @@ class SqliteStore:
         with self._db:  # made, or brought up to date, under the write lock: workers starting together see one state
             self._db.execute("BEGIN IMMEDIATE")
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            pre_chain = "edges" in tables and "chain" not in tables and "meta" not in tables  # meta came with the chain
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             if "reason" not in self._columns():  # a store made before reasons were kept
                 self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
             if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
-                self._start_chain(pre_chain="edges" in tables and "chain" not in tables)
+                self._start_chain(pre_chain=pre_chain)
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
+            last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+            if adopt_head is not None and last is not None and last[0] == adopt_head and self._key is not None:
+                self._append_adopting()
+            try:
+                integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}")
+            except integrity.UnsignedHead as exc:
+                if adopt_head is None or last is None or last[0] != adopt_head:
+                    raise StartupError(str(exc)) from None
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
@@ -228,6 +241,14 @@ class SqliteStore:
             self._db.executemany(UPSERT, params)
             self._append(integrity.body(integrity.EDGES, params))
 
+    def _append_adopting(self) -> None:
+        """A signed entry that adds nothing, on top of the unsigned head the operator adopted."""
+        last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        text = integrity.body(integrity.EDGES, [])
+        self._db.execute("INSERT INTO chain (at, body, prev, hash) VALUES (?, ?, ?, ?)",
+                         (time.time(), text, last[0], integrity.link(last[0], text, self._key)))  # fmt: skip
+        log.warning("lineage store %s: adopted the unsigned chain up to %s; signed from here on", self.path, last[0])
+
     def _start_chain(self, *, pre_chain: bool) -> None:
         """The first entry of an empty chain: a snapshot of the edges, which signs them. Only for a new
         store, or, without a key, one written before the chain existed (a chain table dropped looks the
@@ -236,10 +257,11 @@ class SqliteStore:
         anchored = self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
         has_edges = self._db.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is not None
         if has_edges and pre_chain and not anchored and self._key is not None:
-            raise StartupError(f"lineage store {self.path}: it was written before the record was chained (or its chain "
-                               "table was dropped). A keyed proxy does not sign edges it did not write: start once "
-                               "without lineage.integrity_key_file to adopt it (the chain then starts unkeyed, and is "
-                               "signed from the next keyed write), or move the file aside")  # fmt: skip
+            raise StartupError(f"lineage store {self.path}: it has edges and no chain: written before the record was "
+                               "chained, or its chain was dropped, which looks the same. A keyed proxy does not sign "
+                               "edges it did not write. Move the file aside, or, if it is an old store you trust, start "
+                               "once without lineage.integrity_key_file (the chain then starts unkeyed) and adopt it "
+                               "with `verify --integrity --key-file KEY --adopt-head HEAD`")  # fmt: skip
         if anchored or (has_edges and not pre_chain):
             log.error(TAMPERED_START, self.path)
             return
@@ -262,7 +284,7 @@ class SqliteStore:
                 return 0
             first = self._db.execute("SELECT min(seq) FROM chain").fetchone()[0]
             replay = self._replay(replay if first == replay.first_seq else None)  # cut meanwhile: again, short now
-            report = replay.finish(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges"), strict=False)
+            report = replay.finish(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges"))
             if not report.intact:
                 log.error(UNVERIFIED_PURGE, self.path, report.problem)
                 return 0
@@ -306,8 +328,10 @@ class SqliteStore:
         return self._append(integrity.body(integrity.SNAPSHOT, rows))
 
     def _append(self, text: str) -> tuple[int, str]:
-        """One chain entry, inside the caller's write transaction (so workers append in turn)."""
+        """One chain entry, inside the caller's write transaction (so workers append in turn); never on top
+        of an unsigned entry when the writer has a key (`integrity.signed_head`)."""
         last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}")
         if last is None:
             anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
             prev = anchor[0] if anchor else integrity.GENESIS
@@ -319,8 +343,9 @@ class SqliteStore:
         )
         return int(cursor.lastrowid or 0), prev
 
-    def integrity(self, key: bytes | None = None) -> integrity.Report:
-        """Walk and replay the chain against the edge table (read-only)."""
+    def integrity(self, key: bytes | None = None, *, strict: bool = True) -> integrity.Report:
+        """Walk and replay the chain against the edge table (read-only). `strict`: given a key, the newest
+        entry must be signed with it."""
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "edges" not in tables:
             raise NotALineageStore(
@@ -329,7 +354,7 @@ class SqliteStore:
         if "chain" not in tables:
             return integrity.Report(0, "", False, "this store has no chain (written by a release before it)")
         with self._reading():  # one read transaction: writers going on meanwhile cannot make it disagree
-            return self._verify(key)
+            return self._verify(key, strict=strict)
 
     def _verify(self, key: bytes | None, *, strict: bool = True) -> Report:
         """The chain replayed with `key` (given by the caller: never the writer's own) against the edges."""

@@ -361,12 +361,15 @@ def test_a_store_from_before_the_chain_is_adopted_only_without_a_key(tmp_path: P
     with pytest.raises(StartupError, match=r"start once without lineage\.integrity_key_file"):
         SqliteStore(tmp_path / "old.db", key=b"k")
     SqliteStore(tmp_path / "old.db").close()  # adopted: its first entry a snapshot of what it holds
-    assert verify(tmp_path / "old.db").returncode == 0
-    store = SqliteStore(tmp_path / "old.db", key=b"k")  # then keyed from the next write on
-    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 3.0, 3.0, 1, None)])
-    store.close()
+    checked = verify(tmp_path / "old.db", "--json")
+    assert checked.returncode == 0
     key_file = tmp_path / "k"
     key_file.write_text("k")
+    head = orjson.loads(checked.stdout)["head"]  # then signed from the head adopted by hand
+    assert verify(tmp_path / "old.db", "--key-file", str(key_file), "--adopt-head", head).returncode == 0
+    store = SqliteStore(tmp_path / "old.db", key=b"k")
+    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 3.0, 3.0, 1, None)])
+    store.close()
     assert verify(tmp_path / "old.db", "--key-file", str(key_file)).returncode == 0
 
 
@@ -413,3 +416,57 @@ async def _start_and_flush(aggregator) -> None:  # type: ignore[no-untyped-def]
     aggregator.start()
     await aggregator.flush()  # the writer thread runs in order: the purge has ended
     await aggregator.stop()
+
+
+def test_a_keyed_writer_never_signs_on_top_of_a_chain_rebuilt_without_the_key(tmp_path: Path) -> None:
+    """Someone without the key turns a denial into an allow and replaces the chain with one unsigned
+    snapshot: `verify --key-file` fails, until a keyed writer signs on top, after which it said intact.
+    The running writer now refuses (its counts stay with the aggregator), and a keyed restart stops."""
+    from proxy.errors import StartupError
+    from proxy.record import integrity
+
+    path, key_file, key = keyed_store(tmp_path)
+    store = SqliteStore(path, key=key)
+    tamper(path, "UPDATE edges SET decision = 'allow' WHERE decision = 'deny'")
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM chain")
+        db.execute("DELETE FROM meta WHERE key = 'anchor'")
+        body = integrity.body(integrity.SNAPSHOT, db.execute(
+            "SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, "
+            "rule, reason FROM edges ORDER BY caller, purpose, input_labels").fetchall())  # fmt: skip
+        db.execute("INSERT INTO chain (at, body, prev, hash) VALUES (0, ?, '', ?)",
+                   (body, integrity.link(integrity.GENESIS, body, None)))  # fmt: skip
+    with pytest.raises(integrity.UnsignedHead):
+        store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 104.0, 104.0, 1, None)])
+    store.close()
+    with pytest.raises(StartupError, match="newest entry is unsigned"):
+        SqliteStore(path, key=key)
+    assert verify(path, "--key-file", str(key_file)).returncode == 1
+
+
+def test_an_unkeyed_store_is_signed_from_the_head_adopted_by_hand(tmp_path: Path) -> None:
+    from proxy.errors import StartupError
+
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)  # unkeyed until now
+    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 1.0, 1.0, 3, None)])
+    store.close()
+    key_file = tmp_path / "k"
+    key_file.write_text("the new key")
+    with pytest.raises(StartupError, match="adopt-head"):
+        SqliteStore(path, key=b"the new key")
+    head = orjson.loads(verify(path, "--json").stdout)["head"]
+    wrong = verify(path, "--key-file", str(key_file), "--adopt-head", "sha256:" + "0" * 64)
+    assert wrong.returncode == 1 and "nothing adopted" in wrong.stdout
+    adopted = verify(path, "--key-file", str(key_file), "--adopt-head", head)
+    assert adopted.returncode == 0 and "intact" in adopted.stdout, adopted.stdout + adopted.stderr
+    store = SqliteStore(path, key=b"the new key")  # the keyed writer starts, and signs on
+    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 2.0, 2.0, 1, None)])
+    store.close()
+    assert verify(path, "--key-file", str(key_file)).returncode == 0
+
+
+def test_an_anchor_edited_to_a_blob_is_named_not_a_traceback(store: Path) -> None:
+    tamper(store, "INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', x'00')")
+    result = verify(store)
+    assert result.returncode == 1 and "the store's anchor is not a chain hash" in result.stdout, result.stderr

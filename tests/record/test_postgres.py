@@ -646,7 +646,9 @@ def test_copy_to_never_signs_over_an_edited_fleet_record(postgres: PostgresServe
     fleet.close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE edges SET count = 1")  # edited without the key
-    SqliteStore(tmp_path / "new.db", key=b"k").close()
+    source = SqliteStore(tmp_path / "new.db", key=b"k")
+    source.upsert([(KEY._replace(caller="new"), 2.0, 2.0, 1, None)])
+    source.close()
     done = cli("edges", "--store", str(tmp_path / "new.db"), "--copy-to", url, "--key-file", str(key_file))
     assert done.returncode == 1 and "its own record does not verify" in done.stderr, done.stdout + done.stderr
     verified = cli("verify", "--store", url, "--integrity", "--key-file", str(key_file))
@@ -698,36 +700,78 @@ def test_a_dropped_fleet_chain_is_never_adopted(postgres: PostgresServer, caplog
     store.close()
 
 
-def test_a_journal_from_before_signatures_replays_its_backlog_and_nothing_added_since(
-    postgres: PostgresServer, tmp_path: Path
+def test_an_unsigned_journal_batch_is_set_aside_however_it_got_there(
+    postgres: PostgresServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An outage backlog the release before left (unsigned: no `mac` column) is signed as it stands when
-    the journal is first opened with a key, and replays; an unsigned batch added after that (whatever its
-    id), or rows of the wrong types, never do; a batch of 10-item rows (written before reasons) does."""
+    """With a key, a batch without a valid signature is never replayed: a backlog from a release before
+    signatures, and a journal whose `mac` column was dropped to pass for one, look the same. Rows of the
+    wrong types, or a token that is not text, are set aside too; 10-item rows (written before reasons)
+    replay."""
     url = postgres.database()
     path = tmp_path / "journal.db"
-    with sqlite3.connect(path) as db:  # the journal's schema before signatures, two batches in it
+    with sqlite3.connect(path) as db:  # the journal's schema before signatures (or with its column dropped)
         db.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, "
                    "n INTEGER NOT NULL, rows TEXT NOT NULL)")  # fmt: skip
-        db.execute("INSERT INTO entries (token, n, rows) VALUES ('old:1', 1, ?)",
-                   (orjson.dumps([[*KEY, 1.0, 1.0, 42, None, None]]).decode(),))  # fmt: skip
-        db.execute("INSERT INTO entries (token, n, rows) VALUES ('old:2', 1, ?)",
-                   (orjson.dumps([[*KEY, 2.0, 2.0, 1, None]]).decode(),))  # fmt: skip
-    journal = Journal(path, key=b"k")
-    with sqlite3.connect(path) as db:  # forged afterwards, below and above the backlog's ids
-        for id_ in (-5, 0, 99):
+        for id_ in (-5, 1, 2):
             db.execute("INSERT INTO entries (id, token, n, rows) VALUES (?, ?, 1, ?)", (id_, f"x:{id_}",
                        orjson.dumps([[*KEY._replace(caller="forged"), 1.0, 1.0, 9, None, None]]).decode()))  # fmt: skip
-    store = JournaledStore(PostgresStore(url, key=b"k"), journal)
-    store.upsert([])
-    assert counts(url) == {tuple(KEY): 43} and store.rejected == 3
+        db.execute("INSERT INTO entries (id, token, n, rows) VALUES (3, x'00', 1, '[]')")
+    store = JournaledStore(PostgresStore(url, key=b"k"), Journal(path, key=b"k"))
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        store._backlog, store._next_try = True, 0.0
+        store.upsert([])
+    assert counts(url) == {} and store.rejected == 4, (counts(url), store.rejected)
+    assert "its signature does not match" in caplog.text and "its token or rows are not text" in caplog.text
     unkeyed = JournaledStore(PostgresStore(url), Journal(tmp_path / "j2.db"))
     unkeyed.journal.append("p:1", [["a", "b", "c", "d", "e", "allow", "soon", 1.0, 1, None, None]])
+    unkeyed.journal.append("p:2", [[*KEY, 2.0, 2.0, 1, None]])  # 10 items: no reason
     unkeyed._backlog, unkeyed._next_try = True, 0.0
-    unkeyed.upsert([])  # a row of the wrong types: set aside, not replayed into a DataError for ever
-    assert unkeyed.rejected == 1 and unkeyed.journal.held() == 0
+    unkeyed.upsert([])  # the wrong types: set aside, not replayed into a DataError for ever
+    assert unkeyed.rejected == 1 and unkeyed.journal.held() == 0 and counts(url) == {tuple(KEY): 1}
     store.close()
     unkeyed.close()
+
+
+def test_a_keyed_fleet_writer_never_signs_on_top_of_a_chain_rebuilt_without_the_key(postgres: PostgresServer) -> None:
+    from proxy.errors import StartupError
+    from proxy.record import integrity
+
+    url = postgres.database()
+    store = PostgresStore(url, key=b"k")
+    store.upsert([(KEY._replace(decision="deny"), 1.0, 1.0, 2, "zone:z", None)])
+    with psycopg.connect(url, autocommit=True) as conn:  # deny made allow; the chain replaced by an unsigned snapshot
+        conn.execute("UPDATE edges SET decision = 'allow'")
+        conn.execute("DELETE FROM chain")
+        conn.execute("DELETE FROM meta WHERE key = 'anchor'")
+        body = integrity.body(integrity.SNAPSHOT, conn.execute(
+            "SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, "
+            "rule, reason FROM edges").fetchall())  # fmt: skip
+        conn.execute("INSERT INTO chain (at, body, prev, hash) VALUES (0, %s, '', %s)",
+                     (body, integrity.link(integrity.GENESIS, body, None)))  # fmt: skip
+    with pytest.raises(integrity.UnsignedHead):
+        store.upsert([(KEY, 2.0, 2.0, 1, None)])  # the running writer: its counts stay with the aggregator
+    store.close()
+    with pytest.raises(StartupError, match="newest entry is unsigned"):
+        PostgresStore(url, key=b"k")  # a keyed restart
+    assert not PostgresStore(url, readonly=True).integrity(b"k").intact
+
+
+def test_copying_after_an_old_empty_store_was_copied_still_copies(postgres: PostgresServer, tmp_path: Path) -> None:
+    """Every new store's first entry is the same empty snapshot: it is never taken for a history."""
+    url = postgres.database()
+    empty = SqliteStore(tmp_path / "empty.db")
+    empty.close()
+    with sqlite3.connect(tmp_path / "empty.db") as db:
+        db.execute("DELETE FROM meta WHERE key = 'origin'")  # as an earlier release made it
+    assert cli("edges", "--store", str(tmp_path / "empty.db"), "--copy-to", url).returncode == 0
+    busy = SqliteStore(tmp_path / "busy.db")
+    busy.upsert([(KEY, 1.0, 1.0, 4, None)])
+    busy.close()
+    with sqlite3.connect(tmp_path / "busy.db") as db:
+        db.execute("DELETE FROM meta WHERE key = 'origin'")
+    done = cli("edges", "--store", str(tmp_path / "busy.db"), "--copy-to", url)
+    assert done.returncode == 0 and "copied 1 edges (4 calls)" in done.stdout, done.stdout
+    assert counts(url) == {tuple(KEY): 4}
 
 
 def test_copy_to_refuses_a_source_rebuilt_without_the_key_a_self_copy_and_a_key_mismatch(
@@ -768,7 +812,7 @@ def test_copy_to_refuses_a_source_rebuilt_without_the_key_a_self_copy_and_a_key_
     other.close()
     mismatch = cli("edges", "--store", str(tmp_path / "other.db"), "--copy-to", unkeyed_url, "--key-file",
                    str(key_file))  # fmt: skip
-    assert mismatch.returncode == 1 and "its chain is not signed" in mismatch.stderr, mismatch.stderr
+    assert mismatch.returncode == 1 and "newest entry is unsigned" in mismatch.stderr, mismatch.stderr
     assert counts(unkeyed_url) == {tuple(KEY): 7}
 
 
