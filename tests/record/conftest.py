@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,3 +33,18 @@ def postgres() -> Iterator[PostgresServer]:
         server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def forge_unsigned_chain(db: Any, mark: str) -> None:
+    """What someone who can write a store but not read its key can do: replace the chain with one unsigned
+    snapshot of the edge table as it now stands (`db`: a SQLite or psycopg connection; `mark`: its
+    parameter placeholder, `?` or `%s`)."""
+    from proxy.record import integrity
+
+    db.execute("DELETE FROM chain")
+    db.execute("DELETE FROM meta WHERE key = 'anchor'")
+    rows = db.execute("SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, "
+                      "last_seen, count, rule, reason FROM edges ORDER BY caller, purpose, input_labels").fetchall()  # fmt: skip
+    body = integrity.body(integrity.SNAPSHOT, rows)
+    db.execute(f"INSERT INTO chain (at, body, prev, hash) VALUES (0, {mark}, '', {mark})",
+               (body, integrity.link(integrity.GENESIS, body, None)))  # fmt: skip

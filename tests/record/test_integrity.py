@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from proxy.record.store import EdgeKey, SqliteStore
+from tests.record.conftest import forge_unsigned_chain
 from tests.servers.vllm_like import SERVED
 
 CONFIG = """
@@ -429,13 +430,7 @@ def test_a_keyed_writer_never_signs_on_top_of_a_chain_rebuilt_without_the_key(tm
     store = SqliteStore(path, key=key)
     tamper(path, "UPDATE edges SET decision = 'allow' WHERE decision = 'deny'")
     with sqlite3.connect(path) as db:
-        db.execute("DELETE FROM chain")
-        db.execute("DELETE FROM meta WHERE key = 'anchor'")
-        body = integrity.body(integrity.SNAPSHOT, db.execute(
-            "SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, "
-            "rule, reason FROM edges ORDER BY caller, purpose, input_labels").fetchall())  # fmt: skip
-        db.execute("INSERT INTO chain (at, body, prev, hash) VALUES (0, ?, '', ?)",
-                   (body, integrity.link(integrity.GENESIS, body, None)))  # fmt: skip
+        forge_unsigned_chain(db, "?")
     with pytest.raises(integrity.UnsignedHead):
         store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 104.0, 104.0, 1, None)])
     store.close()

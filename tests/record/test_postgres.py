@@ -25,6 +25,7 @@ from proxy.record.journal import Journal, JournaledStore, JournalFull
 from proxy.record.postgres import SCHEMA_VERSION, PostgresStore, redact
 from proxy.record.store import EdgeKey, SqliteStore
 from tests.harness import LoopThread, ProxyHandle, ServeProcess
+from tests.record.conftest import forge_unsigned_chain
 from tests.servers.postgres import PostgresServer
 from tests.servers.vllm_like import ROOT, SERVED
 
@@ -741,13 +742,7 @@ def test_a_keyed_fleet_writer_never_signs_on_top_of_a_chain_rebuilt_without_the_
     store.upsert([(KEY._replace(decision="deny"), 1.0, 1.0, 2, "zone:z", None)])
     with psycopg.connect(url, autocommit=True) as conn:  # deny made allow; the chain replaced by an unsigned snapshot
         conn.execute("UPDATE edges SET decision = 'allow'")
-        conn.execute("DELETE FROM chain")
-        conn.execute("DELETE FROM meta WHERE key = 'anchor'")
-        body = integrity.body(integrity.SNAPSHOT, conn.execute(
-            "SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, "
-            "rule, reason FROM edges").fetchall())  # fmt: skip
-        conn.execute("INSERT INTO chain (at, body, prev, hash) VALUES (0, %s, '', %s)",
-                     (body, integrity.link(integrity.GENESIS, body, None)))  # fmt: skip
+        forge_unsigned_chain(conn, "%s")
     with pytest.raises(integrity.UnsignedHead):
         store.upsert([(KEY, 2.0, 2.0, 1, None)])  # the running writer: its counts stay with the aggregator
     store.close()
