@@ -363,6 +363,9 @@ def _validate(args: argparse.Namespace) -> None:
             args.subparser.error("--expect-head goes with --integrity")
         if args.adopt_head and not (args.integrity and args.key_file):
             args.subparser.error("--adopt-head goes with --integrity --key-file")
+        if args.adopt_head and (args.expect_head or args.json):
+            args.subparser.error("--adopt-head takes neither --expect-head nor --json: check the head first "
+                                 "(`verify --integrity --expect-head`), then adopt it")  # fmt: skip
         if args.force and not args.write_baseline:
             args.subparser.error("--force only makes sense with --write-baseline")
 

@@ -387,13 +387,13 @@ def run_adopt(path: str, key_file: str, head: str) -> int:
         if not report.intact:
             print(f"{shown(path)}: NOT intact: {report.problem}; nothing adopted")
             return UNAPPROVED
+        if report.keyed:
+            print(f"{shown(path)}: its newest entry is signed already: nothing to adopt")
+            return OK
         if report.head != head:
             print(f"{shown(path)}: its newest entry is {report.head}, not {head}: nothing adopted (adopt the head "
                   "you checked)")  # fmt: skip
             return UNAPPROVED
-        if report.keyed:
-            print(f"{shown(path)}: its newest entry is signed already: nothing to adopt")
-            return OK
         writer = (PostgresStore(path, key=key, adopt_head=head) if is_database(path)
                   else SqliteStore(path, key=key, adopt_head=head))  # fmt: skip
         writer.close()

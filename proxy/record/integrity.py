@@ -82,19 +82,31 @@ class _Malformed(ValueError):
 
 
 class UnsignedHead(RuntimeError):
-    """A keyed writer found the chain's newest entry unsigned: it does not sign on top of it."""
+    """A writer would chain where it must not: a keyed one onto an unsigned (or missing) newest entry, or
+    an unkeyed one onto a signed chain."""
 
 
-def signed_head(last: str | None, key: bytes | None, where: str) -> None:
-    """Raise UnsignedHead when a writer with `key` would chain onto an unsigned newest entry (`last`). A
-    chain rebuilt by someone without the key fails `verify --key-file` only until a keyed entry goes on
-    top of it; so a keyed writer never puts one there. An unkeyed store that is to be signed from now on
-    is adopted once, by hand (`verify --integrity --key-file K --adopt-head HEAD`)."""
-    if key is not None and last is not None and not str(last).startswith("hmac-"):
+def signed_head(last: str | None, key: bytes | None, where: str, *, held: bool = False) -> None:
+    """Raise UnsignedHead when a writer may not chain onto the newest entry `last` (None: the chain is
+    empty; `held`: though the store holds edges or a purge's anchor). A chain rebuilt by someone without
+    the key fails `verify --key-file` only until a keyed entry goes on top of it, so a keyed writer never
+    puts one on an unsigned entry, nor starts a chain over edges it did not write; an unsigned entry after
+    signed ones leaves the chain unverifiable for good, so an unkeyed writer never adds one. A store kept
+    unkeyed until now is adopted once, by hand (`verify --integrity --key-file K --adopt-head HEAD`)."""
+    if key is None:
+        if last is not None and str(last).startswith("hmac-"):
+            raise UnsignedHead(f"{where}: the chain is signed and this writer has no key: set "
+                               "lineage.integrity_key_file as the other writers do (an unsigned entry after signed "
+                               "ones would leave the record unverifiable)")  # fmt: skip
+    elif last is None and held:
+        raise UnsignedHead(f"{where}: its chain is empty or missing, though the store holds edges or was purged "
+                           "before: the chain was removed. A keyed writer does not start a chain over edges it did "
+                           "not write; `lineage-proxy verify --integrity` names the gap")  # fmt: skip
+    elif last is not None and not str(last).startswith("hmac-"):
         raise UnsignedHead(f"{where}: the chain's newest entry is unsigned, so nothing is signed on top of it: the "
-                           "chain was rebuilt without the key (or the store was unkeyed until now: check it with "
-                           "`lineage-proxy verify --integrity` against a head recorded earlier, then adopt it with "
-                           "`verify --integrity --key-file KEY --adopt-head HEAD`)")  # fmt: skip
+                           "chain was rebuilt without the key (or the store was unkeyed until now: stop every writer, "
+                           "check it with `lineage-proxy verify --integrity` against a head recorded earlier, then "
+                           "adopt it with `verify --integrity --key-file KEY --adopt-head HEAD`)")  # fmt: skip
 
 
 class Replay:
@@ -110,13 +122,12 @@ class Replay:
         self.first_seq = 0  # the first: a chain cut since (a purge elsewhere) starts later
         self.first_at: float | None = None
         self.entries = 0
-        self.signed = False  # an entry so far was signed: none after it may be unsigned
+        # an entry so far was signed (or the anchor, the last entry a purge cut): none after it may be unsigned
+        self.signed = isinstance(anchor, str) and anchor.startswith("hmac-")
         self.state: dict[tuple[str, ...], list[Any]] = {}
         self.problem: str | None = None
         self.needs_key = False
-        self.hashes: set[str] | None = (
-            {anchor} - {GENESIS} if hashes and isinstance(anchor, str) else set() if hashes else None
-        )
+        self.hashes: set[str] | None = set() if hashes else None  # the anchor joins when the first entry is signed
         if not isinstance(anchor, str):  # the meta table edited by hand
             self.problem = f"the store's anchor is not a chain hash ({escaped(repr(anchor))[:60]})"
             self.head = self.anchor = ""
@@ -162,6 +173,8 @@ class Replay:
         self.head, self.seq = entry.hash, entry.seq
         if not self.first_seq:
             self.first_seq, self.first_at = entry.seq, entry.at
+            if self.hashes is not None and signed and self.anchor != GENESIS:  # an unsigned anchor anyone may set
+                self.hashes.add(self.anchor)
         self.entries += 1
         if self.hashes is not None:
             self.hashes.add(entry.hash)

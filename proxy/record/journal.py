@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
 from proxy.record.postgres import PostgresStore, redact
@@ -201,8 +202,8 @@ class JournaledStore:
         if (not self._backlog and self._down_since is None) or self._probe_due():
             try:
                 self.database.apply(writes, token)  # it flattens them for its statement itself
-            except (psycopg.Error, SchemaTooNew) as exc:
-                self._failed(exc)
+            except (psycopg.Error, SchemaTooNew, integrity.UnsignedHead, StartupError) as exc:
+                self._failed(exc)  # journaled (signed) until the database takes them
             else:
                 self._recovered()
                 return
@@ -234,7 +235,7 @@ class JournaledStore:
                     if applied:
                         self.replayed += len(rows)
                     self.journal.remove(entry_id)
-        except (psycopg.Error, SchemaTooNew) as exc:
+        except (psycopg.Error, SchemaTooNew, integrity.UnsignedHead, StartupError) as exc:
             self._failed(exc)
             return
         self._backlog = False

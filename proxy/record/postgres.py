@@ -195,15 +195,16 @@ class PostgresStore:
             )
             cur.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
             last = cur.fetchone()
-            if last is not None and self._key is not None and not str(last[0]).startswith("hmac-"):
-                if self._adopt_head != last[0]:
-                    try:
-                        integrity.signed_head(last[0], self._key, f"lineage database {redact(self.url)}")
-                    except integrity.UnsignedHead as exc:
-                        raise StartupError(str(exc)) from None
+            if last is not None and self._key is not None and self._adopt_head == last[0]:
                 text = integrity.body(integrity.EDGES, [])  # adopted by hand: a signed entry that adds nothing
                 cur.execute("INSERT INTO chain (at, body, prev, hash) VALUES (%s, %s, %s, %s)",
                             (time.time(), text, last[0], integrity.link(last[0], text, self._key)))  # fmt: skip
+            else:
+                try:
+                    integrity.signed_head(last[0] if last else None, self._key, f"lineage database {redact(self.url)}",
+                                          held=last is None and self._held(cur))  # fmt: skip
+                except integrity.UnsignedHead as exc:
+                    raise StartupError(str(exc)) from None
         self.unreachable = None
 
     # -- connection
@@ -369,6 +370,13 @@ class PostgresStore:
         cur.execute(f"SELECT {_COLUMNS}, reason FROM edges")
         return replay.finish(cur.fetchall(), strict=strict)
 
+    @staticmethod
+    def _held(cur: psycopg.Cursor[Any]) -> bool:
+        """Whether the store holds edges or a purge's anchor (so an empty chain was emptied)."""
+        cur.execute("SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'anchor') OR EXISTS (SELECT 1 FROM edges)")
+        found = cur.fetchone()
+        return bool(found and found[0])
+
     def _snapshot(self, cur: psycopg.Cursor[Any]) -> tuple[int, str]:
         cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY {_COLUMNS}")
         return self._append(cur, integrity.body(integrity.SNAPSHOT, cur.fetchall()))
@@ -378,7 +386,8 @@ class PostgresStore:
         unsigned entry when the writer has a key (`integrity.signed_head`)."""
         cur.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
         last = cur.fetchone()
-        integrity.signed_head(last[0] if last else None, self._key, f"lineage database {redact(self.url)}")
+        integrity.signed_head(last[0] if last else None, self._key, f"lineage database {redact(self.url)}",
+                              held=last is None and self._held(cur))  # fmt: skip
         if last is None:
             cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
             anchor = cur.fetchone()
@@ -399,6 +408,10 @@ class PostgresStore:
             return self._verify(cur, key, strict=strict)
 
     def _verify(self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True) -> Report:
+        cur.execute("SELECT to_regclass('chain') IS NULL OR to_regclass('meta') IS NULL")
+        missing = cur.fetchone()
+        if missing and missing[0]:  # dropped: no PostgreSQL store was written without them
+            return Report(0, "", False, "this store has no chain table (it was dropped)")
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
         anchor = cur.fetchone()
         replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True)  # the caller's key only
@@ -409,6 +422,8 @@ class PostgresStore:
         entries), the rows, and the store's origin."""
         with self._transaction(lock=False) as cur:
             report = self._verify(cur, key)
+            if not report.intact:
+                return report, [], None  # nothing is copied from a record that does not verify
             cur.execute("SELECT value FROM meta WHERE key = 'origin'")
             found = cur.fetchone()
             cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY checkpoint, purpose, caller, input_labels")

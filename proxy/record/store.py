@@ -174,9 +174,8 @@ def wal(db: sqlite3.Connection, wait_s: float = 10.0) -> None:
 
 
 TAMPERED_START = ("lineage store %s: its chain is empty or missing, though the store holds edges or was purged "
-                  "before: the chain was removed (or the store predates it; such a store is adopted only without a "
-                  "key: start once without lineage.integrity_key_file). Its edges are not signed over; `lineage-proxy "
-                  "verify --integrity` names the mismatch, and new entries chain on from here")  # fmt: skip
+                  "before: the chain was removed. Its edges are not signed over (a keyed proxy stops here); "
+                  "`lineage-proxy verify --integrity` names the gap")  # fmt: skip
 UNVERIFIED_PURGE = ("lineage store %s: retention purge skipped: the record does not verify (%s). A purge signs "
                     "what the table holds, so it waits until the record is looked into")  # fmt: skip
 
@@ -221,12 +220,14 @@ class SqliteStore:
                 self._start_chain(pre_chain=pre_chain)
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
             last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-            if adopt_head is not None and last is not None and last[0] == adopt_head and self._key is not None:
+            adopting = adopt_head is not None and last is not None and last[0] == adopt_head and self._key is not None
+            if adopting:
                 self._append_adopting()
-            try:
-                integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}")
-            except integrity.UnsignedHead as exc:
-                if adopt_head is None or last is None or last[0] != adopt_head:
+            else:
+                try:
+                    integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}",
+                                          held=self._held())  # fmt: skip
+                except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
 
     def _columns(self) -> set[str]:
@@ -240,6 +241,11 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(UPSERT, params)
             self._append(integrity.body(integrity.EDGES, params))
+
+    def _held(self) -> bool:
+        """Whether the store holds edges or a purge's anchor (so an empty chain was emptied)."""
+        return (self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
+                or self._db.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is not None)  # fmt: skip
 
     def _append_adopting(self) -> None:
         """A signed entry that adds nothing, on top of the unsigned head the operator adopted."""
@@ -331,7 +337,8 @@ class SqliteStore:
         """One chain entry, inside the caller's write transaction (so workers append in turn); never on top
         of an unsigned entry when the writer has a key (`integrity.signed_head`)."""
         last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-        integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}")
+        integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}",
+                              held=last is None and self._held())  # fmt: skip
         if last is None:
             anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
             prev = anchor[0] if anchor else integrity.GENESIS

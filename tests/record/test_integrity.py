@@ -196,9 +196,10 @@ def test_a_removed_chain_is_never_signed_over_at_the_next_start(
         db.execute("DELETE FROM chain")
         db.execute("INSERT INTO meta VALUES ('anchor', ?)", (head,))  # as if a purge had left it
         db.execute("DELETE FROM edges WHERE decision = 'deny'")
-    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
-        SqliteStore(path, key=key).close()  # a restart
-    assert "its chain is empty or missing, though the store holds edges or was purged" in caplog.text
+    from proxy.errors import StartupError
+
+    with pytest.raises(StartupError, match="its chain is empty or missing, though the store holds edges or was purged"):
+        SqliteStore(path, key=key)  # a keyed restart stops: no chain is started over edges it did not write
     result = verify(path, "--key-file", str(key_file))
     assert result.returncode == 1 and "the chain is empty" in result.stdout, result.stdout
 
@@ -465,3 +466,78 @@ def test_an_anchor_edited_to_a_blob_is_named_not_a_traceback(store: Path) -> Non
     tamper(store, "INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', x'00')")
     result = verify(store)
     assert result.returncode == 1 and "the store's anchor is not a chain hash" in result.stdout, result.stderr
+
+
+def test_an_emptied_chain_with_a_forged_anchor_is_never_signed_on(tmp_path: Path) -> None:
+    """The chain emptied and the anchor set to a forged entry's hash: a keyed writer chained its next
+    flush onto that anchor, and the forged entry put back below it then verified with the key."""
+    from proxy.errors import StartupError
+    from proxy.record import integrity
+
+    path, _, key = keyed_store(tmp_path)
+    store = SqliteStore(path, key=key)
+    tamper(path, "DELETE FROM chain")
+    tamper(path, "INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', 'sha256:' || hex(randomblob(32)))")
+    with pytest.raises(integrity.UnsignedHead, match="its chain is empty or missing"):
+        store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 104.0, 104.0, 1, None)])
+    store.close()
+    with pytest.raises(StartupError, match="its chain is empty or missing"):
+        SqliteStore(path, key=key)
+
+
+def test_an_unsigned_rebuild_anchored_at_a_recorded_head_does_not_pass_expect_head(tmp_path: Path) -> None:
+    """A rebuilt chain whose anchor is set to the head an auditor recorded: the anchor is anyone's to set,
+    so it counts as a kept head only under a signed first entry; under a signed anchor, unsigned entries
+    are named."""
+    from proxy.record import integrity
+
+    for keyed in (False, True):
+        folder = tmp_path / f"keyed-{keyed}"
+        folder.mkdir()
+        path = folder / "s.db"
+        store = SqliteStore(path, key=b"k" if keyed else None)
+        store.upsert([(EdgeKey("app", "ads", "health", "", "", "deny"), 1.0, 1.0, 2, "zone:h", None)])
+        store.close()
+        key_file = folder / "k"
+        key_file.write_text("k")
+        extra = ("--key-file", str(key_file)) if keyed else ()
+        head = orjson.loads(verify(path, *extra, "--json").stdout)["head"]
+        tamper(path, "DELETE FROM edges WHERE decision = 'deny'")
+        with sqlite3.connect(path) as db:  # one unsigned snapshot of the edited table, after the recorded head
+            db.execute("DELETE FROM chain")
+            body = integrity.body(integrity.SNAPSHOT, [])
+            db.execute("INSERT INTO chain (at, body, prev, hash) VALUES (0, ?, ?, ?)",
+                       (body, head, integrity.link(head, body, None)))  # fmt: skip
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', ?)", (head,))
+        result = verify(path, *extra, "--expect-head", head)
+        assert result.returncode == 1, (keyed, result.stdout)
+
+
+def test_an_unkeyed_writer_never_writes_to_a_signed_chain(tmp_path: Path) -> None:
+    """One writer without the key (config drift, `demo --store` on a keyed store) left an unsigned entry
+    after signed ones: the keyed writers then stopped, and the store could not be adopted back."""
+    from proxy.errors import StartupError
+    from proxy.record import integrity
+
+    path, key_file, key = keyed_store(tmp_path)
+    with pytest.raises(StartupError, match="the chain is signed and this writer has no key"):
+        SqliteStore(path)
+    running = SqliteStore(path, key=key)
+    running._key = None  # a writer that lost its key while running (the same check guards every write)
+    with pytest.raises(integrity.UnsignedHead):
+        running.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 104.0, 104.0, 1, None)])
+    running.close()
+    assert verify(path, "--key-file", str(key_file)).returncode == 0
+
+
+def test_adopt_head_refuses_options_it_would_ignore_and_a_second_run_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SqliteStore(path).close()
+    key_file = tmp_path / "k"
+    key_file.write_text("k")
+    head = orjson.loads(verify(path, "--json").stdout)["head"]
+    both = verify(path, "--key-file", str(key_file), "--adopt-head", head, "--expect-head", head)
+    assert both.returncode == 2 and "takes neither --expect-head nor --json" in both.stderr
+    assert verify(path, "--key-file", str(key_file), "--adopt-head", head).returncode == 0
+    again = verify(path, "--key-file", str(key_file), "--adopt-head", head)
+    assert again.returncode == 0 and "signed already" in again.stdout, again.stdout

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from proxy.config import parse
-from proxy.errors import ConfigError
+from proxy.errors import ConfigError, StartupError
 from proxy.record.journal import Journal, JournaledStore, JournalFull
 from proxy.record.postgres import SCHEMA_VERSION, PostgresStore, redact
 from proxy.record.store import EdgeKey, SqliteStore
@@ -580,8 +580,8 @@ def test_a_purge_or_a_start_never_signs_an_edited_fleet_record(
         assert "retention purge skipped: the record does not verify" in caplog.text
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DELETE FROM chain")
-        PostgresStore(url, key=b"k").close()  # a restart on the emptied chain
-        assert "its chain is empty or missing, though the store holds edges" in caplog.text
+        with pytest.raises(StartupError, match="its chain is empty or missing, though the store holds edges"):
+            PostgresStore(url, key=b"k")  # a keyed restart on the emptied chain stops
     report = store.integrity(b"k")
     store.close()
     assert not report.intact and "is in the store but in no chain entry" in (report.problem or ""), report
@@ -694,11 +694,11 @@ def test_a_dropped_fleet_chain_is_never_adopted(postgres: PostgresServer, caplog
         conn.execute("UPDATE edges SET count = 1")
         conn.execute("DROP TABLE chain")
         conn.execute("DELETE FROM meta WHERE key = 'anchor'")
-    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
-        store = PostgresStore(url, key=b"k")
-    assert "its chain is empty or missing" in caplog.text
-    assert not store.integrity(b"k").intact
-    store.close()
+    with pytest.raises(StartupError, match="its chain is empty or missing"):
+        PostgresStore(url, key=b"k")
+    reader = PostgresStore(url, readonly=True)
+    assert not reader.integrity(b"k").intact
+    reader.close()
 
 
 def test_an_unsigned_journal_batch_is_set_aside_however_it_got_there(
@@ -723,12 +723,13 @@ def test_an_unsigned_journal_batch_is_set_aside_however_it_got_there(
         store.upsert([])
     assert counts(url) == {} and store.rejected == 4, (counts(url), store.rejected)
     assert "its signature does not match" in caplog.text and "its token or rows are not text" in caplog.text
-    unkeyed = JournaledStore(PostgresStore(url), Journal(tmp_path / "j2.db"))
+    plain_url = postgres.database()  # an unkeyed store (a keyed one refuses unkeyed writers)
+    unkeyed = JournaledStore(PostgresStore(plain_url), Journal(tmp_path / "j2.db"))
     unkeyed.journal.append("p:1", [["a", "b", "c", "d", "e", "allow", "soon", 1.0, 1, None, None]])
     unkeyed.journal.append("p:2", [[*KEY, 2.0, 2.0, 1, None]])  # 10 items: no reason
     unkeyed._backlog, unkeyed._next_try = True, 0.0
     unkeyed.upsert([])  # the wrong types: set aside, not replayed into a DataError for ever
-    assert unkeyed.rejected == 1 and unkeyed.journal.held() == 0 and counts(url) == {tuple(KEY): 1}
+    assert unkeyed.rejected == 1 and unkeyed.journal.held() == 0 and counts(plain_url) == {tuple(KEY): 1}
     store.close()
     unkeyed.close()
 
@@ -819,3 +820,18 @@ def test_copying_a_store_into_itself_is_refused(postgres: PostgresServer) -> Non
     done = cli("edges", "--store", url, "--copy-to", url)
     assert done.returncode == 1 and "it is the store being copied" in done.stderr, done.stdout + done.stderr
     assert counts(url) == {tuple(KEY): 10}  # it was 20
+
+
+def test_a_refused_write_goes_to_the_journal_not_lost(postgres: PostgresServer, tmp_path: Path) -> None:
+    """A keyed writer refusing a chain rebuilt without the key journals the batch (signed), as during an
+    outage, so the counts are not lost when the proxy stops before the chain is looked into."""
+    url = postgres.database()
+    store = JournaledStore(PostgresStore(url, key=b"k"), Journal(tmp_path / "journal.db", key=b"k"))
+    store.upsert([(KEY, 1.0, 1.0, 1, None)])
+    with psycopg.connect(url, autocommit=True) as conn:
+        forge_unsigned_chain(conn, "%s")
+    store.upsert([(KEY, 2.0, 2.0, 1, None)])
+    assert store.journaled == 1 and store.journal.held() == 1
+    assert "lineage_proxy_edge_database_failing 1" in store.metrics()
+    store.journal.close()
+    store.database.close()
