@@ -39,9 +39,13 @@ BATCH = 5000  # entries read at a time when a chain is replayed
 Change = tuple[str, str, str, str, str, str, float, float, int, str | None, str | None]
 
 
-def body(kind: str, changes: Iterable[Sequence[Any]]) -> str:
-    """The canonical text an entry hashes: stable whatever the writer (sorted keys, no spaces)."""
-    return orjson.dumps({"kind": kind, "rows": [list(change) for change in changes]}).decode()
+def body(kind: str, changes: Iterable[Sequence[Any]], token: str | None = None) -> str:
+    """The canonical text an entry hashes: stable whatever the writer (sorted keys, no spaces). `token`:
+    the write's once-only token (a journaled batch's), signed with it, so a batch applied twice shows."""
+    record: dict[str, Any] = {"kind": kind, "rows": [list(change) for change in changes]}
+    if token is not None:
+        record["token"] = token
+    return orjson.dumps(record).decode()
 
 
 def link(prev: str, text: str, key: bytes | None) -> str:
@@ -126,6 +130,7 @@ class Replay:
         self.signed = isinstance(anchor, str) and anchor.startswith("hmac-")
         self.state: dict[tuple[str, ...], list[Any]] = {}
         self.problem: str | None = None
+        self.tokens: dict[str, int] = {}  # write tokens in the kept entries: the entry that applied each
         self.needs_key = False
         self.hashes: set[str] | None = set() if hashes else None  # the anchor joins when the first entry is signed
         if not isinstance(anchor, str):  # the meta table edited by hand
@@ -159,9 +164,14 @@ class Replay:
             return (f"entry {entry.seq}: its hash does not match its content (the entry was edited, or the key is "
                     "not the one it was written with)")  # fmt: skip
         try:
-            kind, changes = _read(entry.body)
+            kind, changes, token = _read(entry.body)
         except _Malformed as exc:
             return f"entry {entry.seq}: its content is not a chain entry ({exc})"
+        if token is not None:
+            if token in self.tokens:
+                return (f"entry {entry.seq}: its write was applied before, by entry {self.tokens[token]} (a journaled "
+                        "batch replayed twice)")  # fmt: skip
+            self.tokens[token] = entry.seq
         if self.entries == 0 and kind != SNAPSHOT:
             return (f"entry {entry.seq}: the oldest entry kept is not a snapshot (every chain starts with one; older "
                     "entries were removed)")  # fmt: skip
@@ -179,6 +189,13 @@ class Replay:
         if self.hashes is not None:
             self.hashes.add(entry.hash)
         return None
+
+    def kept(self, cutoff: float) -> list[tuple[Any, ...]]:
+        """The edges the replayed chain holds that were last seen at `cutoff` or later, as stored rows
+        (key, first, last, count, rule, reason), sorted: what a purge's snapshot says, built from the chain
+        it verified, never from a read of the table (a trigger, or a row committed meanwhile, could put
+        anything there)."""
+        return sorted((*edge, *values) for edge, values in self.state.items() if values[1] >= cutoff)
 
     def finish(self, rows: Iterable[Sequence[Any]], *, strict: bool = True) -> Report:
         """The verdict, comparing the replayed state with the edge `rows` as stored (key fields, first,
@@ -243,7 +260,7 @@ def _edge_row(edge: tuple[Any, ...], values: list[Any]) -> bool:
     )
 
 
-def _read(text: str) -> tuple[str, list[Sequence[Any]]]:
+def _read(text: str) -> tuple[str, list[Sequence[Any]], str | None]:
     """An entry's kind and its changes, each checked for shape: a signed entry is only as good as what it
     says, and a malformed one is named, not a traceback."""
     try:
@@ -258,7 +275,10 @@ def _read(text: str) -> tuple[str, list[Sequence[Any]]]:
     for change in changes:
         if not is_change(change):
             raise _Malformed(f"a row that is not an edge change: {escaped(orjson.dumps(change).decode()[:200])}")
-    return record["kind"], changes
+    token = record.get("token")
+    if token is not None and not isinstance(token, str):
+        raise _Malformed("a write token that is not text")
+    return record["kind"], changes, token
 
 
 def is_change(change: Any) -> bool:

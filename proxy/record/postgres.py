@@ -33,6 +33,7 @@ import psycopg
 from psycopg import conninfo
 
 from proxy.errors import StartupError
+from proxy.logs import escaped
 from proxy.record import integrity
 from proxy.record.integrity import Replay, Report
 from proxy.record.store import TAMPERED_START, UNVERIFIED_PURGE, EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
@@ -128,6 +129,10 @@ def redact(url: str) -> str:
     return urlunsplit(parts)
 
 
+class _Refused(Exception):
+    """A purge found the table other than its delete should leave it: the transaction rolls back."""
+
+
 class PostgresStore:
     """One connection, used from one thread at a time (the aggregator's writer thread), reopened on the
     next call after a failure. `password`: from `lineage.password_file`; else the URL's, else libpq's
@@ -188,11 +193,16 @@ class PostgresStore:
                 anchored, has_edges = cur.fetchone() or (False, False)
                 if anchored or has_edges:
                     log.error(TAMPERED_START, redact(self.url))  # never signed over: `verify` names it
-                else:
-                    self._snapshot(cur)  # a new store: the chain starts here
+                else:  # a new store: the chain starts here, with nothing (never a read of a table just checked empty)
+                    self._append(cur, integrity.body(integrity.SNAPSHOT, []))
             cur.execute(
                 "INSERT INTO meta (key, value) VALUES ('origin', %s) ON CONFLICT DO NOTHING", (uuid.uuid4().hex,)
             )
+            odd = self._oddities(cur)
+            if odd:
+                raise StartupError(f"lineage database {redact(self.url)}: its tables have {odd}; only lineage-proxy "
+                                   "writes them (they can change what is written, and what a purge signs): look into "
+                                   "them, then drop them")  # fmt: skip
             cur.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
             last = cur.fetchone()
             if last is not None and self._key is not None and self._adopt_head == last[0]:
@@ -277,7 +287,7 @@ class PostgresStore:
                 if cur.rowcount == 0:
                     return False
             cur.executemany(UPSERT, params)
-            self._append(cur, integrity.body(integrity.EDGES, params))
+            self._append(cur, integrity.body(integrity.EDGES, params, token))
         return True
 
     def purge(self, retention_days: float, now: float | None = None) -> int:
@@ -291,24 +301,36 @@ class PostgresStore:
         with self._transaction(lock=False) as cur:
             cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
             replay = None if cur.fetchone() is None else self._replay(cur, None)  # nothing to purge: no replay
-        with self._transaction() as cur:
-            cur.execute("DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'", (cutoff,))
-            if replay is None:
-                return 0
-            cur.execute("SELECT min(seq) FROM chain")
-            first = (cur.fetchone() or (None,))[0]
-            replay = self._replay(cur, replay if first == replay.first_seq else None)  # cut meanwhile: again
-            report = self._finish(cur, replay)
-            if not report.intact:
-                log.error(UNVERIFIED_PURGE, redact(self.url), report.problem)
-                return 0
-            cur.execute("DELETE FROM edges WHERE last_seen < %s", (cutoff,))
-            deleted = cur.rowcount
-            if deleted:
-                seq, prev = self._snapshot(cur)
-                cur.execute("DELETE FROM chain WHERE seq < %s", (seq,))
-                cur.execute("INSERT INTO meta (key, value) VALUES ('anchor', %s) "
-                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (prev,))  # fmt: skip
+        try:
+            with self._transaction() as cur:
+                cur.execute("DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'", (cutoff,))
+                if replay is None:
+                    return 0
+                cur.execute("SELECT min(seq) FROM chain")
+                first = (cur.fetchone() or (None,))[0]
+                replay = self._replay(cur, replay if first == replay.first_seq else None)  # cut meanwhile: again
+                report = self._finish(cur, replay)
+                if not report.intact:
+                    log.error(UNVERIFIED_PURGE, redact(self.url), report.problem)
+                    return 0
+                odd = self._oddities(cur)
+                if odd:
+                    log.error(UNVERIFIED_PURGE, redact(self.url), f"the lineage tables have {odd}")
+                    return 0
+                keep = replay.kept(cutoff)
+                cur.execute("DELETE FROM edges WHERE last_seen < %s", (cutoff,))
+                deleted = cur.rowcount
+                cur.execute(f"SELECT {_COLUMNS}, reason FROM edges")
+                if sorted(cur.fetchall()) != keep:  # the delete did more than delete: nothing signed, nothing purged
+                    raise _Refused("the table changed under the purge's delete")
+                if deleted:
+                    seq, prev = self._append(cur, integrity.body(integrity.SNAPSHOT, keep))
+                    cur.execute("DELETE FROM chain WHERE seq < %s", (seq,))
+                    cur.execute("INSERT INTO meta (key, value) VALUES ('anchor', %s) "
+                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (prev,))  # fmt: skip
+        except _Refused as exc:  # rolled back
+            log.error(UNVERIFIED_PURGE, redact(self.url), exc)
+            return 0
         return deleted
 
     def absorb(self, rows: Sequence[EdgeRow], origin: str, history: Collection[str] = (), head: str = "") -> str | None:
@@ -407,7 +429,26 @@ class PostgresStore:
         with self._transaction(lock=False) as cur:
             return self._verify(cur, key, strict=strict)
 
+    @staticmethod
+    def _oddities(cur: psycopg.Cursor[Any]) -> str:
+        """Triggers, rules or row security on the lineage tables ('' when none): only lineage-proxy writes
+        them, and any of these can change what a write does, what a purge's delete leaves, or what a read
+        shows."""
+        cur.execute("""
+            SELECT x.rel::regclass::text || ': ' || x.what FROM (
+                SELECT tgrelid AS rel, 'trigger ' || tgname AS what FROM pg_trigger WHERE NOT tgisinternal
+                UNION ALL SELECT ev_class, 'rule ' || rulename FROM pg_rewrite WHERE rulename <> '_RETURN'
+                UNION ALL SELECT oid, 'row security' FROM pg_class WHERE relrowsecurity OR relforcerowsecurity
+            ) x
+            WHERE x.rel IN (to_regclass('edges'), to_regclass('chain'), to_regclass('meta'), to_regclass('applied'))
+        """)
+        return ", ".join(escaped(str(row[0])) for row in cur.fetchall())
+
     def _verify(self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True) -> Report:
+        odd = self._oddities(cur)
+        if odd:
+            return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
+                          "written or read)")  # fmt: skip
         cur.execute("SELECT to_regclass('chain') IS NULL OR to_regclass('meta') IS NULL")
         missing = cur.fetchone()
         if missing and missing[0]:  # dropped: no PostgreSQL store was written without them

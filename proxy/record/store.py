@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from proxy.errors import StartupError
+from proxy.logs import escaped
 from proxy.record import integrity
 from proxy.record.integrity import Report
 
@@ -219,6 +220,11 @@ class SqliteStore:
             if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
                 self._start_chain(pre_chain=pre_chain)
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
+            odd = self._oddities()
+            if odd:
+                raise StartupError(f"lineage store {self.path}: it has {odd}; only lineage-proxy writes its tables "
+                                   "(a trigger can change what is written, and what a purge signs): look into them, "
+                                   "then drop them")  # fmt: skip
             last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
             adopting = adopt_head is not None and last is not None and last[0] == adopt_head and self._key is not None
             if adopting:
@@ -294,12 +300,27 @@ class SqliteStore:
             if not report.intact:
                 log.error(UNVERIFIED_PURGE, self.path, report.problem)
                 return 0
-            cursor = self._db.execute("DELETE FROM edges WHERE last_seen < ?", (cutoff,))
-            deleted = cursor.rowcount
-            seq, prev = self._snapshot()
+            odd = self._oddities()
+            if odd:
+                log.error(UNVERIFIED_PURGE, self.path, f"the lineage tables have {odd}")
+                return 0
+            keep = replay.kept(cutoff)
+            deleted = self._db.execute("DELETE FROM edges WHERE last_seen < ?", (cutoff,)).rowcount
+            after = sorted(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges").fetchall())
+            if after != keep:  # the delete did more than delete: nothing is signed, nothing purged
+                self._db.rollback()
+                log.error(UNVERIFIED_PURGE, self.path, "the table changed under the purge's delete")
+                return 0
+            seq, prev = self._append(integrity.body(integrity.SNAPSHOT, keep))
             self._db.execute("DELETE FROM chain WHERE seq < ?", (seq,))
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', ?)", (prev,))
         return deleted
+
+    def _oddities(self) -> str:
+        """Triggers or views in the store ('' when none): only lineage-proxy writes its tables, and a trigger
+        could change what a purge's delete leaves, or what a read shows."""
+        found = self._db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchall()
+        return ", ".join(f"{kind} {escaped(str(name))}" for kind, name in found)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
@@ -365,6 +386,10 @@ class SqliteStore:
 
     def _verify(self, key: bytes | None, *, strict: bool = True) -> Report:
         """The chain replayed with `key` (given by the caller: never the writer's own) against the edges."""
+        odd = self._oddities()
+        if odd:
+            return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
+                          "written or read)")  # fmt: skip
         anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
         replay = self._replay(integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True))
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is

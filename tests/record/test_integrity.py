@@ -541,3 +541,26 @@ def test_adopt_head_refuses_options_it_would_ignore_and_a_second_run_is_a_no_op(
     assert verify(path, "--key-file", str(key_file), "--adopt-head", head).returncode == 0
     again = verify(path, "--key-file", str(key_file), "--adopt-head", head)
     assert again.returncode == 0 and "signed already" in again.stdout, again.stdout
+
+
+def test_a_trigger_cannot_make_a_purge_sign_what_it_writes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A trigger on the delete a purge makes erased a denial and added a flow, and the purge's snapshot,
+    read back from the table, signed them. The snapshot is now the verified chain less what expired; and a
+    trigger or view in the store stops a writer, skips a purge, and is named by verify."""
+    from proxy.errors import StartupError
+
+    path, key_file, key = keyed_store(tmp_path)
+    store = SqliteStore(path, key=key)
+    store.upsert([(EdgeKey("old", "p", "", "", "", "allow"), 1.0, 1.0, 1, None)])  # expired: a purge will run
+    tamper(path, "CREATE TRIGGER t AFTER DELETE ON edges BEGIN DELETE FROM edges WHERE decision = 'deny'; "
+                 "INSERT INTO edges VALUES ('ads-ranker', 'ads', 'health', 'evil', '', 'allow', 1, 1, 1, NULL, NULL); END")  # fmt: skip
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        assert store.purge(30) == 0
+    assert "retention purge skipped" in caplog.text and "trigger t" in caplog.text
+    store.close()
+    with pytest.raises(StartupError, match="it has trigger t"):
+        SqliteStore(path, key=key)
+    named = verify(path, "--key-file", str(key_file))
+    assert named.returncode == 1 and "the store has trigger t" in named.stdout, named.stdout
+    tamper(path, "DROP TRIGGER t")
+    assert verify(path, "--key-file", str(key_file)).returncode == 0  # nothing was signed over

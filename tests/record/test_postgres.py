@@ -835,3 +835,86 @@ def test_a_refused_write_goes_to_the_journal_not_lost(postgres: PostgresServer, 
     assert "lineage_proxy_edge_database_failing 1" in store.metrics()
     store.journal.close()
     store.database.close()
+
+
+def test_a_trigger_cannot_make_a_fleet_purge_sign_what_it_writes(
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = postgres.database()
+    store = PostgresStore(url, key=b"k")
+    store.upsert([(KEY._replace(decision="deny"), 1e9, 9e9, 2, "zone:z", None), (KEY, 1.0, 1.0, 1, None)])
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                     "DELETE FROM edges WHERE decision = 'deny'; RETURN NULL; END $$")  # fmt: skip
+        conn.execute("CREATE TRIGGER t AFTER DELETE ON edges FOR EACH STATEMENT EXECUTE FUNCTION f()")
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        assert store.purge(30) == 0
+    assert "trigger t" in caplog.text
+    report = store.integrity(b"k")
+    assert not report.intact and "trigger t" in (report.problem or "")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER t ON edges")
+    assert store.integrity(b"k").intact  # nothing was signed over
+    assert store.purge(30) == 1 and store.integrity(b"k").intact
+    store.close()
+
+
+def test_rows_committed_while_a_purge_waits_on_its_delete_are_never_signed(
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The purge verifies, then its delete waits on a row someone holds; they commit forged rows and
+    let go. Read back after the delete (read committed), those rows were signed in the snapshot."""
+    import threading
+
+    url = postgres.database()
+    store = PostgresStore(url, key=b"k")
+    store.upsert([(KEY._replace(decision="deny"), 1e9, 9e9, 2, "zone:z", None), (KEY, 1.0, 1.0, 1, None)])
+    held = psycopg.connect(url)  # a transaction holding the expired row
+    held.execute("SELECT 1 FROM edges WHERE last_seen < 10 FOR UPDATE")
+    result: list[int] = []
+    with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
+        purging = threading.Thread(target=lambda: result.append(store.purge(30)))
+        purging.start()
+        with psycopg.connect(url, autocommit=True) as watch:  # until the purge's delete waits on the held row
+            for _ in range(500):
+                waiting = watch.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+                if waiting and waiting[0]:
+                    break
+                purging.join(0.01)
+        held.execute("DELETE FROM edges WHERE decision = 'deny'")
+        held.execute(
+            "INSERT INTO edges VALUES ('ads-ranker', 'ads', 'health', 'evil', '', 'allow', 1e9, 9e9, 1, NULL, NULL)"
+        )
+        held.commit()
+        purging.join(30)
+    held.close()
+    assert result == [0] and "the table changed under the purge's delete" in caplog.text
+    assert not store.integrity(b"k").intact  # the forged rows stand out, unsigned
+    store.close()
+
+
+def test_a_journaled_batch_replayed_twice_is_named(postgres: PostgresServer, tmp_path: Path) -> None:
+    """The once-only record of a replayed batch (`applied`) is outside the chain: with its row deleted and
+    the batch put back into the journal, it was applied again and verified intact. Each write's token is
+    now signed into its chain entry, so a second application shows."""
+    url = postgres.database()
+    store = JournaledStore(PostgresStore(url, key=b"k"), Journal(tmp_path / "journal.db", key=b"k"))
+    postgres.stop()
+    try:
+        store.upsert([(KEY._replace(decision="deny"), 1.0, 1.0, 5, "zone:z", None)])
+    finally:
+        postgres.start()
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        saved = db.execute("SELECT token, n, rows, mac FROM entries").fetchone()
+    store._next_try = 0.0
+    store.upsert([])
+    assert store.replayed == 1 and store.integrity(b"k").intact
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM applied WHERE token = %s", (saved[0],))
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        db.execute("INSERT INTO entries (token, n, rows, mac) VALUES (?, ?, ?, ?)", saved)
+    store._backlog, store._next_try = True, 0.0
+    store.upsert([])
+    report = store.integrity(b"k")
+    assert not report.intact and "applied before" in (report.problem or ""), report
+    store.close()
