@@ -185,7 +185,11 @@ class PostgresStore:
     def _prepare(self) -> None:
         """The schema, made or checked, and the chain's first entry in a new store."""
         with self._transaction() as cur:
-            cur.execute(SCHEMA)
+            try:
+                cur.execute(SCHEMA)
+            except psycopg.errors.WrongObjectType as exc:  # a view (or another kind) where a lineage table goes
+                raise StartupError(f"lineage database {redact(self.url)}: a lineage table's name is taken by something "
+                                   f"else: {str(exc).strip()}; look into it") from None  # fmt: skip
             self._check_version(cur, True)
             cur.execute("SELECT 1 FROM chain LIMIT 1")
             if cur.fetchone() is None:  # no PostgreSQL store was ever written without its chain
@@ -437,8 +441,10 @@ class PostgresStore:
         cur.execute("""
             SELECT x.rel::regclass::text || ': ' || x.what FROM (
                 SELECT tgrelid AS rel, 'trigger ' || tgname AS what FROM pg_trigger WHERE NOT tgisinternal
-                UNION ALL SELECT ev_class, 'rule ' || rulename FROM pg_rewrite WHERE rulename <> '_RETURN'
+                UNION ALL SELECT ev_class, 'rule ' || rulename FROM pg_rewrite
                 UNION ALL SELECT oid, 'row security' FROM pg_class WHERE relrowsecurity OR relforcerowsecurity
+                UNION ALL SELECT oid, 'not a plain table (a view, or another kind)' FROM pg_class WHERE relkind <> 'r'
+                UNION ALL SELECT inhparent, 'inherited by ' || inhrelid::regclass::text FROM pg_inherits
             ) x
             WHERE x.rel IN (to_regclass('edges'), to_regclass('chain'), to_regclass('meta'), to_regclass('applied'))
         """)

@@ -319,7 +319,10 @@ class SqliteStore:
     def _oddities(self) -> str:
         """Triggers or views in the store ('' when none): only lineage-proxy writes its tables, and a trigger
         could change what a purge's delete leaves, or what a read shows."""
-        found = self._db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchall()
+        found = self._db.execute(
+            "SELECT type, name FROM sqlite_master WHERE (type = 'trigger' AND tbl_name IN ('edges', 'chain', 'meta')) "
+            "OR (type <> 'table' AND name IN ('edges', 'chain', 'meta'))"  # a view in place of a table
+        ).fetchall()
         return ", ".join(f"{kind} {escaped(str(name))}" for kind, name in found)
 
     @contextlib.contextmanager

@@ -564,3 +564,18 @@ def test_a_trigger_cannot_make_a_purge_sign_what_it_writes(tmp_path: Path, caplo
     assert named.returncode == 1 and "the store has trigger t" in named.stdout, named.stdout
     tamper(path, "DROP TRIGGER t")
     assert verify(path, "--key-file", str(key_file)).returncode == 0  # nothing was signed over
+
+
+def test_only_triggers_and_views_on_the_lineage_tables_are_refused(tmp_path: Path) -> None:
+    """A DBA's view or trigger elsewhere in the file is no business of the record's; a view in place of
+    a lineage table is."""
+    path, key_file, key = keyed_store(tmp_path)
+    tamper(path, "CREATE VIEW denials AS SELECT * FROM edges WHERE decision = 'deny'")
+    tamper(path, "CREATE TABLE notes (x)")
+    tamper(path, "CREATE TRIGGER n AFTER INSERT ON notes BEGIN SELECT 1; END")
+    SqliteStore(path, key=key).close()
+    assert verify(path, "--key-file", str(key_file)).returncode == 0
+    tamper(path, "ALTER TABLE edges RENAME TO edges_real")
+    tamper(path, "CREATE VIEW edges AS SELECT * FROM edges_real WHERE decision <> 'deny'")
+    shown = verify(path, "--key-file", str(key_file))  # never intact: the edges table is gone, a view in its place
+    assert shown.returncode == 2 and "no edges table; it has chain, edges_real" in shown.stderr, shown.stderr

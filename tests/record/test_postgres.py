@@ -918,3 +918,24 @@ def test_a_journaled_batch_replayed_twice_is_named(postgres: PostgresServer, tmp
     report = store.integrity(b"k")
     assert not report.intact and "applied before" in (report.problem or ""), report
     store.close()
+
+
+def test_a_view_in_place_of_a_lineage_table_is_named(postgres: PostgresServer) -> None:
+    """A view named `edges` (the table renamed, or a schema earlier on the search path) showed `verify`
+    one history and `edges` another; only the lineage tables themselves are checked, so a DBA's view
+    elsewhere is fine."""
+    url = postgres.database()
+    store = PostgresStore(url, key=b"k")
+    store.upsert([(KEY._replace(decision="deny"), 1.0, 1.0, 2, "zone:z", None)])
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA mon")
+        conn.execute("CREATE VIEW mon.denials AS SELECT * FROM edges WHERE decision = 'deny'")
+    assert PostgresStore(url, readonly=True).integrity(b"k").intact
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE edges RENAME TO edges_real")
+        conn.execute("CREATE VIEW edges AS SELECT * FROM edges_real WHERE decision <> 'deny'")
+    report = PostgresStore(url, readonly=True).integrity(b"k")
+    assert not report.intact and "not a plain table" in (report.problem or ""), report
+    with pytest.raises(StartupError, match=r"name is taken|not a plain table"):
+        PostgresStore(url, key=b"k")
