@@ -34,6 +34,7 @@ class EdgeAggregator:
     def __init__(self, store: EdgeStore, *, flush_interval_s: float = 1.0, retention_days: float = 30.0) -> None:
         self._store = store
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-writer")
+        self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-purge-read")
         # key -> the write-through future while the first insert is in flight, then None
         self._known: dict[EdgeKey, concurrent.futures.Future[None] | None] = {}
         self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, rule, reason]
@@ -122,8 +123,25 @@ class EdgeAggregator:
                 pending[2] = max(pending[2], last)
 
     def _purge(self) -> None:
-        """A retention purge on the writer thread; a failure is logged (its future is not read)."""
-        self._submit(self._store.purge, self._retention_days).add_done_callback(_log_purge)
+        """A retention purge: the chain replayed on a thread of its own (`prepare_purge`: seconds on a long
+        chain, which on the writer thread held up every new flow's first write), then the purge itself,
+        the tail since, on the writer thread. A failure is logged (its future is not read)."""
+        prepare = getattr(self._store, "prepare_purge", None)
+        days = self._retention_days
+        if prepare is None:
+            self._submit(self._store.purge, days).add_done_callback(_log_purge)
+            return
+
+        def replayed(future: concurrent.futures.Future[Any]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                log.error("retention purge failed: %s: %s", type(exc).__name__, exc)
+            elif future.result() is not None:  # None: nothing has expired
+                with contextlib.suppress(RuntimeError):  # the writer has shut down meanwhile
+                    self._submit(self._store.purge, days, None, future.result()).add_done_callback(_log_purge)
+
+        with contextlib.suppress(RuntimeError):
+            self._reader.submit(prepare, days).add_done_callback(replayed)
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[None]:
         return self._writer.submit(fn, *args)
@@ -186,6 +204,7 @@ class EdgeAggregator:
         if future is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wrap_future(future)
+        self._reader.shutdown(wait=True, cancel_futures=True)
         self._writer.shutdown(wait=True)
         if self._pending:  # requeued by a failed last write: nothing is left to retry it
             log.error("lineage store: %d flows' counts could not be written before shutdown", len(self._pending))

@@ -255,9 +255,15 @@ class JournaledStore:
                         redact(self.database.url), time.time() - self._down_since)  # fmt: skip
             self._down_since = None
 
-    def purge(self, retention_days: float, now: float | None = None) -> int:
+    def prepare_purge(self, retention_days: float, now: float | None = None) -> integrity.Replay | None:
         try:
-            return self.database.purge(retention_days, now)
+            return self.database.prepare_purge(retention_days, now)
+        except (psycopg.Error, SchemaTooNew):
+            return None  # the purge reads it again itself, or waits for the next one
+
+    def purge(self, retention_days: float, now: float | None = None, replay: integrity.Replay | None = None) -> int:
+        try:
+            return self.database.purge(retention_days, now, replay)
         except (psycopg.Error, SchemaTooNew) as exc:
             self._failed(exc)
             return 0  # the next purge (hourly) tries again; nothing is lost by waiting

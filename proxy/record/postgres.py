@@ -294,7 +294,16 @@ class PostgresStore:
             self._append(cur, integrity.body(integrity.EDGES, params, token))
         return True
 
-    def purge(self, retention_days: float, now: float | None = None) -> int:
+    def prepare_purge(self, retention_days: float, now: float | None = None) -> Replay | None:
+        """The long part of a purge, on a connection of its own (so off the writer thread when the caller
+        runs it elsewhere): the chain replayed in one read snapshot. None when nothing has expired."""
+        cutoff = (time.time() if now is None else now) - retention_days * 86400
+        with psycopg.connect(self._conninfo, autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
+            return None if cur.fetchone() is None else self._replay(cur, None)
+
+    def purge(self, retention_days: float, now: float | None = None, replay: Replay | None = None) -> int:
         """Delete edges (and write tokens, but copies') not seen for `retention_days`; the chain is cut
         down to a snapshot of what remains, its `prev` kept as the anchor. Only a record that verifies is
         cut down (a snapshot signs what the table holds); the chain is replayed in one read snapshot
@@ -302,9 +311,10 @@ class PostgresStore:
         if self.unreachable is not None:
             self._prepare()
         cutoff = (time.time() if now is None else now) - retention_days * 86400
-        with self._transaction(lock=False) as cur:
-            cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
-            replay = None if cur.fetchone() is None else self._replay(cur, None)  # nothing to purge: no replay
+        if replay is None:
+            with self._transaction(lock=False) as cur:
+                cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
+                replay = None if cur.fetchone() is None else self._replay(cur, None)  # nothing to purge: no replay
         try:
             with self._transaction() as cur:
                 cur.execute("DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'", (cutoff,))

@@ -279,17 +279,36 @@ class SqliteStore:
             return
         self._snapshot()
 
-    def purge(self, retention_days: float, now: float | None = None) -> int:
+    def prepare_purge(self, retention_days: float, now: float | None = None) -> integrity.Replay | None:
+        """The long part of a purge, on a connection of its own (so off the writer thread when the caller
+        runs it elsewhere): the chain replayed in one read transaction. None when nothing has expired."""
+        cutoff = (time.time() if now is None else now) - retention_days * 86400
+        reader = sqlite3.connect(f"file:{Path(self.path).resolve()}?mode=ro", uri=True, timeout=10,
+                                 check_same_thread=False, isolation_level=None)  # fmt: skip
+        try:
+            if reader.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
+                return None
+            reader.execute("BEGIN")
+            try:
+                return self._replay(None, db=reader)
+            finally:
+                reader.execute("COMMIT")
+        finally:
+            reader.close()
+
+    def purge(self, retention_days: float, now: float | None = None, replay: integrity.Replay | None = None) -> int:
         """Delete edges not seen for `retention_days`; the chain is cut down to a snapshot of what
         remains (its `prev` kept as the anchor), so it proves the same and stays small. Only a record
         that verifies is cut down (a snapshot signs what the table holds): otherwise nothing is purged,
-        and the error says why. The chain is replayed in a read transaction first, and under the write
-        lock only what was appended since, so other writers wait for that, not for the whole chain."""
+        and the error says why. The chain is replayed in a read transaction first (`replay`: already,
+        by `prepare_purge`), and under the write lock only what was appended since, so other writers
+        wait for that, not for the whole chain."""
         cutoff = (time.time() if now is None else now) - retention_days * 86400
         if self._db.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
             return 0
-        with self._reading():
-            replay = self._replay(None)
+        if replay is None:
+            with self._reading():
+                replay = self._replay(None)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             if self._db.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
@@ -335,17 +354,24 @@ class SqliteStore:
             self._db.execute("COMMIT")
 
     def _replay(
-        self, replay: integrity.Replay | None, *, key: bytes | None = None, hashes: bool = False
+        self,
+        replay: integrity.Replay | None,
+        *,
+        key: bytes | None = None,
+        hashes: bool = False,
+        db: sqlite3.Connection | None = None,
     ) -> integrity.Replay:
         """`replay` fed the entries after its position, `integrity.BATCH` at a time; a new one from the
-        anchor when None, verifying with `key` (the writer's own when None)."""
+        anchor when None, verifying with `key` (the writer's own when None); read on `db` (the store's
+        own connection when None)."""
+        db = db or self._db
         if replay is None:
-            anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
+            anchor = db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
             replay = integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key or self._key, hashes=hashes)
         while True:
             batch = [
                 integrity.Entry(*row)
-                for row in self._db.execute(
+                for row in db.execute(
                     "SELECT seq, at, body, prev, hash FROM chain WHERE seq > ? ORDER BY seq LIMIT ?",
                     (replay.seq, integrity.BATCH),
                 )
