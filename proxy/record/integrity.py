@@ -239,16 +239,6 @@ class Replay:
         return None
 
 
-def verify(
-    entries: Iterable[Entry], anchor: str, rows: Iterable[Sequence[Any]], key: bytes | None, *, strict: bool = True
-) -> Report:
-    """Walk `entries` (oldest first) from `anchor` (the `prev` of the first one kept), check every link,
-    replay the changes and compare with the edge `rows` as stored."""
-    replay = Replay(anchor, key, hashes=True)
-    replay.feed(entries)
-    return replay.finish(rows, strict=strict)
-
-
 def _edge_row(edge: tuple[Any, ...], values: list[Any]) -> bool:
     """Whether a stored row has an edge's types (a column SQLite let someone fill with a blob, say)."""
     return (

@@ -150,11 +150,9 @@ class Journal:
         """Set a batch aside, kept for whoever looks into it, never replayed."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            found = self._db.execute("SELECT n FROM entries WHERE id = ?", (entry_id,)).fetchone()
             self._db.execute("INSERT OR REPLACE INTO rejected SELECT id, token, n, rows, mac, ?, ? FROM entries "
                              "WHERE id = ?", (time.time(), why, entry_id))  # fmt: skip
-            if self._db.execute("DELETE FROM entries WHERE id = ?", (entry_id,)).rowcount and found is not None:
-                self._held -= found[0]
+            self.remove(entry_id)
 
     def remove(self, entry_id: int) -> None:
         found = self._db.execute("SELECT n FROM entries WHERE id = ?", (entry_id,)).fetchone()
@@ -221,16 +219,12 @@ class JournaledStore:
             while batch := self.journal.oldest():
                 for entry_id, token, rows in batch:
                     if isinstance(rows, str):
-                        log.error("lineage journal %s: batch %s is not replayed: %s. It is kept in the journal's "
-                                  "`rejected` table", self.journal.path, token, rows)  # fmt: skip
-                        self.journal.reject(entry_id, rows)
-                        self.rejected += 1
+                        self._set_aside(entry_id, token, rows)
                         continue
                     try:
                         applied = self.database.apply(rows, token)
                     except psycopg.DataError as exc:  # values the database refuses: never any better on a retry
-                        self.journal.reject(entry_id, f"the database refuses its values: {exc}")
-                        self.rejected += 1
+                        self._set_aside(entry_id, token, f"the database refuses its values: {exc}")
                         continue
                     if applied:
                         self.replayed += len(rows)
@@ -240,6 +234,12 @@ class JournaledStore:
             return
         self._backlog = False
         self._recovered()
+
+    def _set_aside(self, entry_id: int, token: str, why: str) -> None:
+        log.error("lineage journal %s: batch %s is not replayed: %s. It is kept in the journal's `rejected` table",
+                  self.journal.path, token, why)  # fmt: skip
+        self.journal.reject(entry_id, why)
+        self.rejected += 1
 
     def _failed(self, error: Exception) -> None:
         self._next_try = time.monotonic() + RETRY_S

@@ -413,10 +413,6 @@ class PostgresStore:
         found = cur.fetchone()
         return bool(found and found[0])
 
-    def _snapshot(self, cur: psycopg.Cursor[Any]) -> tuple[int, str]:
-        cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY {_COLUMNS}")
-        return self._append(cur, integrity.body(integrity.SNAPSHOT, cur.fetchall()))
-
     def _append(self, cur: psycopg.Cursor[Any], text: str) -> tuple[int, str]:
         """One chain entry, inside the caller's transaction, which holds the chain lock; never on top of an
         unsigned entry when the writer has a key (`integrity.signed_head`)."""

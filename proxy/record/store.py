@@ -250,8 +250,13 @@ class SqliteStore:
 
     def _held(self) -> bool:
         """Whether the store holds edges or a purge's anchor (so an empty chain was emptied)."""
-        return (self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
-                or self._db.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is not None)  # fmt: skip
+        return self._anchored() or self._has_edges()
+
+    def _anchored(self) -> bool:
+        return self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
+
+    def _has_edges(self) -> bool:
+        return self._db.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is not None
 
     def _append_adopting(self) -> None:
         """A signed entry that adds nothing, on top of the unsigned head the operator adopted."""
@@ -266,8 +271,7 @@ class SqliteStore:
         store, or, without a key, one written before the chain existed (a chain table dropped looks the
         same, and an unkeyed chain proves nothing against a writer anyway); an emptied or dropped chain
         beside edges, or after a purge's anchor, is left as it is for `verify` to name, never signed over."""
-        anchored = self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
-        has_edges = self._db.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is not None
+        anchored, has_edges = self._anchored(), self._has_edges()
         if has_edges and pre_chain and not anchored and self._key is not None:
             raise StartupError(f"lineage store {self.path}: it has edges and no chain: written before the record was "
                                "chained, or its chain was dropped, which looks the same. A keyed proxy does not sign "
@@ -403,15 +407,23 @@ class SqliteStore:
     def integrity(self, key: bytes | None = None, *, strict: bool = True) -> integrity.Report:
         """Walk and replay the chain against the edge table (read-only). `strict`: given a key, the newest
         entry must be signed with it."""
+        unchained = self._unchained()
+        if unchained is not None:
+            return unchained
+        with self._reading():  # one read transaction: writers going on meanwhile cannot make it disagree
+            return self._verify(key, strict=strict)
+
+    def _unchained(self) -> Report | None:
+        """The verdict on a file that is no lineage store (NotALineageStore) or has no chain; None when it
+        has both tables to walk."""
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "edges" not in tables:
             raise NotALineageStore(
                 "it has no tables" if not tables else f"no edges table; it has {', '.join(sorted(tables))}"
             )
         if "chain" not in tables:
-            return integrity.Report(0, "", False, "this store has no chain (written by a release before it)")
-        with self._reading():  # one read transaction: writers going on meanwhile cannot make it disagree
-            return self._verify(key, strict=strict)
+            return Report(0, "", False, "this store has no chain (written by a release before it)")
+        return None
 
     def _verify(self, key: bytes | None, *, strict: bool = True) -> Report:
         """The chain replayed with `key` (given by the caller: never the writer's own) against the edges."""
@@ -428,19 +440,13 @@ class SqliteStore:
         """What `edges --copy-to` takes, read in one transaction: the chain's verdict with `key` (given, the
         chain must be signed with it, as for `verify`), the rows, and the store's origin (None: no writer
         of this release has opened it)."""
-        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "edges" not in tables:
-            raise NotALineageStore(
-                "it has no tables" if not tables else f"no edges table; it has {', '.join(sorted(tables))}"
-            )
-        if "chain" not in tables:
-            return Report(0, "", False, "this store has no chain (written by a release before it)"), [], None
+        unchained = self._unchained()
+        if unchained is not None:
+            return unchained, [], None
         with self._reading():
             report = self._verify(key)
-            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            found = (
-                self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if "meta" in tables else None
-            )
+            meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if meta else None
             return report, self.rows(), found[0] if found else None
 
     def rows(self) -> list[EdgeRow]:

@@ -727,9 +727,10 @@ def test_an_unsigned_journal_batch_is_set_aside_however_it_got_there(
     unkeyed = JournaledStore(PostgresStore(plain_url), Journal(tmp_path / "j2.db"))
     unkeyed.journal.append("p:1", [["a", "b", "c", "d", "e", "allow", "soon", 1.0, 1, None, None]])
     unkeyed.journal.append("p:2", [[*KEY, 2.0, 2.0, 1, None]])  # 10 items: no reason
+    unkeyed.journal.append("p:3", [[*KEY._replace(caller="big"), 3.0, 3.0, 2**63, None, None]])  # over bigint
     unkeyed._backlog, unkeyed._next_try = True, 0.0
-    unkeyed.upsert([])  # the wrong types: set aside, not replayed into a DataError for ever
-    assert unkeyed.rejected == 1 and unkeyed.journal.held() == 0 and counts(plain_url) == {tuple(KEY): 1}
+    unkeyed.upsert([])  # the wrong types, and values the database refuses: set aside, never retried for ever
+    assert unkeyed.rejected == 2 and unkeyed.journal.held() == 0 and counts(plain_url) == {tuple(KEY): 1}
     store.close()
     unkeyed.close()
 
