@@ -2,9 +2,11 @@
 
     python -m benchmarks.floor PORT UPSTREAM_URL [--busy-us N]
 
-`--busy-us N`: the same hop spending N µs of CPU in a busy loop on each request before forwarding it,
-a reference for what a hop costing that much more CPU a call, and doing nothing else, gets in latency
-(p50, p99, time to first byte) on this machine.
+`--busy-us N`: the same hop doing a fixed amount of Python work on each request before forwarding it,
+as much as takes N µs of CPU on a quiet machine (calibrated at start): a reference for what a hop
+costing that much more CPU a call, and doing nothing else, gets in latency (p50, p99, time to first
+byte) on this machine. Fixed work, not a loop until N µs have passed: a stall of the CPU (another
+process, the hypervisor) during the work delays the reply as it delays any hop's work.
 
 uvloop + asyncio.Protocol + httptools (llhttp), no framework. The client's bytes (head and body, with a
 Content-Length or chunked body) go upstream verbatim; the reply's bytes come back verbatim as they
@@ -18,6 +20,7 @@ replies to HEAD, upgrades, and the time limits a real proxy sets.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import time
 from typing import Any, cast
@@ -25,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-BUSY_S = 0.0  # --busy-us, in seconds
+BUSY_ROUNDS = 0  # --busy-us, as rounds of `busy()`
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -130,10 +133,8 @@ class Client(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if BUSY_S:
-            until = time.perf_counter() + BUSY_S
-            while time.perf_counter() < until:
-                pass
+        if BUSY_ROUNDS:
+            busy(BUSY_ROUNDS)
         try:
             self.parser.feed_data(data)  # on_message_begin borrows the connection these bytes go to
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
@@ -181,6 +182,29 @@ class Client(asyncio.Protocol):
                     upstream.transport.close()
 
 
+def busy(rounds: int) -> int:
+    """Python work of the kind a proxy does: small dicts, strings and lists made and dropped."""
+    total = 0
+    for i in range(rounds):
+        item = {"index": i, "name": f"call-{i}", "tags": [i, i + 1]}
+        total += len(item["name"]) + len(item["tags"])
+    return total
+
+
+def rounds_for(seconds: float) -> int:
+    """How many rounds of `busy()` take `seconds` of CPU: the median of a few trials of that length."""
+    trial = 500
+    for _ in range(3):  # trials of about `seconds` each, so the rounds match caches as a call finds them
+        trial = max(1, round(trial * seconds / statistics.median(_cpu_time(trial) for _ in range(15))))
+    return trial
+
+
+def _cpu_time(rounds: int) -> float:
+    start = time.thread_time()
+    busy(rounds)
+    return time.thread_time() - start
+
+
 async def main(port: int, upstream: str) -> None:
     url = urlsplit(upstream)
     pool = Pool(url.hostname or "127.0.0.1", url.port or 80)
@@ -194,5 +218,5 @@ if __name__ == "__main__":
 
     uvloop.install()
     if "--busy-us" in sys.argv:
-        BUSY_S = float(sys.argv[sys.argv.index("--busy-us") + 1]) / 1e6
+        BUSY_ROUNDS = rounds_for(float(sys.argv[sys.argv.index("--busy-us") + 1]) / 1e6)
     asyncio.run(main(int(sys.argv[1]), sys.argv[2]))

@@ -49,10 +49,10 @@ GRPC_WIRE = "grpc.aio passthrough + the proxy's wire work"
 GRPC_REF = "grpc.aio passthrough"  # the gRPC hop the proxy's added p50 is held against
 GRPC_WARMUP, GRPC_BLOCKS, GRPC_CALLS = 30, 12, 25  # per hop and round: 30 + 12 × (1 + 25) = 342 calls
 POSTGRES = "lineage-proxy, PostgreSQL store"
-# the floor spending about lineage-proxy's extra CPU a call in a busy loop: the latency that much CPU costs
-# by itself on this machine, with no other work (the p99 at one connection is set by it)
+# the floor doing a fixed amount of Python work a call, about lineage-proxy's extra CPU: the latency that
+# much CPU costs by itself on this machine, stalls included (the p99 at one connection is set by it)
 BUSY_US = 250
-BUSY = f"httptools floor + {BUSY_US} µs busy CPU a call"
+BUSY = f"httptools floor + {BUSY_US} µs of Python work a call"
 STREAMED = (
     "direct",
     "nginx",
@@ -683,7 +683,7 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         f"lineage-proxy ÷ the wire passthrough {f(ratio(grpc_lp['added_p50_us'], grpc[GRPC_WIRE]['added_p50_us']), 2)}×",
         "",
         "Other:",
-        f"- lineage-proxy against the floor spending {BUSY_US} µs of busy CPU a call (CPU/call "
+        f"- lineage-proxy against the floor doing {BUSY_US} µs of Python work a call (CPU/call "
         f"{f(busy['cpu_us_per_call'])} against {f(lp['cpu_us_per_call'])}): added p50 "
         f"{f(ratio(lp['added_p50_us'], busy['added_p50_us']), 2)}×, p99 @1 connection {f(ratio(lp['p99_us'], busy['p99_us']), 2)}×, "
         f"streamed added TTFB {f(ratio(lp['added_ttfb_us'], busy['added_ttfb_us']), 2)}× (the reference hop shows what "
