@@ -186,8 +186,9 @@ def busy(rounds: int) -> int:
     """Python work of the kind a proxy does: small dicts, strings and lists made and dropped."""
     total = 0
     for i in range(rounds):
-        item = {"index": i, "name": f"call-{i}", "tags": [i, i + 1]}
-        total += len(item["name"]) + len(item["tags"])
+        name, tags = f"call-{i}", [i, i + 1]
+        item = {"index": i, "name": name, "tags": tags}
+        total += len(item) + len(name) + len(tags)
     return total
 
 
