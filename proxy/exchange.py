@@ -45,8 +45,8 @@ class Exchange:
     """The life of one call. Not thread-safe: it lives on the event loop that serves the call."""
 
     __slots__ = (
-        "_durable", "_finished", "_left", "_observer", "_record", "adapter", "call", "decision", "outcome",
-        "pipeline", "refused", "target", "trace",
+        "_durable", "_finished", "_left", "_observer", "_record", "_stored", "adapter", "call", "decision",
+        "outcome", "pipeline", "refused", "target", "trace",
     )  # fmt: skip
 
     def __init__(
@@ -68,6 +68,7 @@ class Exchange:
         self._durable: Durable | None = None
         self._finished = False
         self._record = True
+        self._stored = False  # the upstream may store the reply for later calls (`StoredReplies`)
         self._left: int | None = None  # bytes of a sized reply still to come
         self.refused: Exchange | None = None  # a stream's later message that was denied (`readmit`)
         pipeline.runtime.stats.in_flight += 1
@@ -80,6 +81,7 @@ class Exchange:
         recorded when the ingress finishes the call)."""
         pipeline = self.pipeline
         read = self.adapter.read(self.target, body, header)
+        self._stored = read.stored
         call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer)
         decision = self.decision = pipeline.decide(call)
         if not decision.forwards:
@@ -295,7 +297,10 @@ class Exchange:
             except Exception:
                 self._observer_failed()
         self._checkpoint_from_response()
-        self._durable = runtime.sinks.on_end(call, decision, outcome, self.edge_labels())
+        labels = self.edge_labels()
+        self._durable = runtime.sinks.on_end(call, decision, outcome, labels)
+        if self._stored and outcome.response_id and decision.forwards:
+            runtime.stored.remember(outcome.response_id, labels)  # the inputs' labels and the reply's
 
     def _checkpoint_from_response(self) -> None:
         outcome = self.outcome

@@ -8,6 +8,7 @@ checkpoint book, the record sinks and the counters. The walk of one call is the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
@@ -43,6 +44,29 @@ class Runtime:
         self.flagged: set[Flow] = set()  # unapproved flows already logged: one WARNING per flow, not per call
         # whether the lineage store (or its journal) takes edges now: the server wires the aggregator's
         self.recording: Callable[[], bool] = _always
+        self.stored = StoredReplies()
+
+
+class StoredReplies:
+    """The labels of the replies upstreams stored (the Responses API's `store`), by response id. A later
+    call that builds on one (`previous_response_id`) carries them: the upstream puts that conversation
+    before its input. Per process and bounded: an id not here (answered by another worker, before a
+    restart, or long ago) is content the proxy cannot read, labelled `scan:truncated`."""
+
+    MAX = 65_536
+
+    def __init__(self) -> None:
+        self._labels: dict[str, frozenset[str]] = {}
+
+    def remember(self, response_id: str, labels: frozenset[str]) -> None:
+        known = self._labels
+        known.pop(response_id, None)  # a dict keeps insertion order: the oldest is first
+        known[response_id] = labels
+        if len(known) > self.MAX:
+            del known[next(iter(known))]
+
+    def labels(self, response_id: str) -> frozenset[str] | None:
+        return self._labels.get(response_id)
 
 
 class Pipeline:
@@ -91,6 +115,12 @@ class Pipeline:
             labels = labels | check_labels(request.labels, source="parameters.data_labels")
             if len(labels) > 64:
                 raise InvalidRequest("more than 64 labels in x-data-labels and data_labels together")
+        if request.builds_on is not None:  # what the stored conversation carried, or unread
+            inherited = self.runtime.stored.labels(request.builds_on)
+            if inherited is None:
+                request = dataclasses.replace(request, unscanned=True)
+            else:
+                labels = labels | inherited
         texts = request.texts
         return Call(
             protocol=protocol,
@@ -119,6 +149,8 @@ class Pipeline:
             split = boundary_windows([[mask(piece) for piece in run] for run in request.joined])
             if self.detectors.scan_all(split) - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
+        if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
+            return ("[withheld: a detected value is written with JSON escapes]",)
         return masked
 
     def _detected(self, request: Request) -> frozenset[str]:
@@ -127,6 +159,8 @@ class Pipeline:
         found = self.detectors.scan_all(request.texts) if request.texts else _NONE
         if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
             found = found | self.detectors.scan_all(boundary_windows(request.joined))
+        if request.decoded:
+            found = found | self.detectors.scan_all(request.decoded)
         return found | _TRUNCATED if request.unscanned else found
 
     def decide(self, call: Call) -> Decision:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import zlib
 from collections.abc import Callable
 
@@ -71,6 +72,7 @@ _NOT_FORWARDED = {
 }
 # what is never passed back from the upstream: framing, and what only the proxy may say
 _NOT_RETURNED = HOP_BY_HOP | OWNED
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
 
 
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
@@ -156,6 +158,9 @@ class HttpIngress:
                 )
             if "#" in request.target:  # servers drop it; matched with it, a call would miss the adapter that reads it
                 raise InvalidRequest("the request target may not carry a fragment (#...): it is never sent to a server")
+            if "/." in path and _DOT_SEGMENT.search(path):
+                raise InvalidRequest("the request path may not hold '.' or '..' segments: servers and gateways "
+                                     "resolve them, so the path decided on would not be the path served")  # fmt: skip
             if not target.carries_data:
                 if request.content_length or request.header("transfer-encoding") is not None:
                     raise InvalidRequest(f"a {method} request may not carry a body here: lineage-proxy forwards no "

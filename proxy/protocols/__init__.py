@@ -41,14 +41,18 @@ class Request:
     unscanned: bool = False  # part of the content was past a scan limit: labelled `scan:truncated`
     joined: tuple[tuple[str, ...], ...] = ()  # texts the model reads run together (`join_text_parts`): scanned
     # where they meet (`boundary_windows`), not digested
+    decoded: tuple[str, ...] = ()  # texts with JSON escapes, as the model may read them (`unescaped`): scanned
+    builds_on: str | None = None  # a reply the upstream stored, whose conversation it puts before this input
+    stored: bool = False  # the upstream may store this call's reply under its id, for later calls to build on
 
 
-# keys whose string values are framing, not data: roles, ids, types, enums, links (inside messages; a role that
-# is not a standard one is data: chat templates print it)
+# keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that
+# is not a standard one is data: chat templates print it). Not ids: some templates print a tool call's id
+# (Kimi-K2's `<|tool_call_begin|>{{ id }}`, `## Return of {{ tool_call_id }}`), so ids are scanned.
 _STRING_FRAMING = frozenset(
     {
-        "role", "type", "id", "tool_call_id", "tool_use_id", "call_id", "model", "status", "object", "url", "file_id",
-        "detail", "format", "media_type", "mime_type", "encoding_format",
+        "role", "type", "model", "status", "object", "url", "file_id", "detail", "format", "media_type", "mime_type",
+        "encoding_format",
     }
 )  # fmt: skip
 # keys whose values are binary payloads (images, audio, files as base64 or links) that text detectors cannot
@@ -123,6 +127,26 @@ def _count_keys(value: Any) -> int:
             if kind is dict or kind is list:
                 push(child)
     return count
+
+
+_JSON_ESCAPE = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})")
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    high, low, single = match.groups()
+    if single is not None:
+        return chr(int(single, 16))
+    return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
+
+
+def unescaped(body: bytes, texts: Iterable[str]) -> tuple[str, ...]:
+    """The texts holding JSON `\\uXXXX` escapes, with them decoded: a tool call's `arguments` is JSON in
+    a string, which servers parse and print again unescaped (vLLM, then a template's `tojson` with
+    `ensure_ascii=False`), so `alice\\u0040example.com` reaches the model as an address. Empty unless
+    the body holds an escaped backslash before a `u` (one search in C)."""
+    if b"\\\\u" not in body:
+        return ()
+    return tuple(_JSON_ESCAPE.sub(_unescape_one, text) for text in texts if "\\u" in text)
 
 
 def request_strings(data: dict[str, Any], rendered: frozenset[str], out: list[str]) -> bool:

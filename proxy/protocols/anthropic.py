@@ -16,7 +16,15 @@ import orjson
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import Header, Request, Target, join_text_parts, load_request_json, request_strings
+from proxy.protocols import (
+    Header,
+    Request,
+    Target,
+    join_text_parts,
+    load_request_json,
+    request_strings,
+    unescaped,
+)
 from proxy.protocols.sse import SseObserver
 
 PATHS = ("/v1/messages", "/messages")
@@ -45,7 +53,7 @@ def read_request(body: bytes) -> Request:
     if isinstance(stops, list):
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
     return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params), unscanned=not whole,
-                   joined=joined)  # fmt: skip
+                   joined=joined, decoded=unescaped(body, texts))  # fmt: skip
 
 
 class MessagesObserver(SseObserver):

@@ -25,6 +25,7 @@ from proxy.protocols import (
     load_request_json,
     request_strings,
     token_ids,
+    unescaped,
 )
 from proxy.protocols.sse import SseObserver
 
@@ -112,8 +113,23 @@ def read_request(operation: str, body: bytes) -> Request:
         if key in _PARAMS and value is not None
     )
     stream = data.get("stream") is True
+    builds_on, stored = None, False
+    if operation == "responses":
+        builds_on, stored = _state(data)
+        # a conversation the upstream keeps (OpenAI's Conversations API) holds items the proxy never saw
+        whole = whole and data.get("conversation") is None
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params, unscanned=not whole,
-                   joined=joined)  # fmt: skip
+                   joined=joined, decoded=unescaped(body, texts), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _state(data: dict[str, Any]) -> tuple[str | None, bool]:
+    """A Responses API call's server-side state: the stored reply it continues (`previous_response_id`,
+    whose conversation the server puts before this input), and whether its own reply is stored (`store`,
+    on unless false)."""
+    previous = data.get("previous_response_id")
+    if previous is not None and (type(previous) is not str or not previous):
+        raise InvalidRequest("'previous_response_id' must be a response id (a string)", param="previous_response_id")
+    return previous, data.get("store") is not False
 
 
 class ReplyObserver(SseObserver):

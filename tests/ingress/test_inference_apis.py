@@ -3,6 +3,8 @@ the OpenAI paths without /v1 (llama.cpp, vLLM), the Responses API, the Anthropic
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import openai
 import orjson
@@ -114,3 +116,80 @@ def test_anthropic_messages_are_read_and_observed(proxied, stream: bool) -> None
     denied = httpx.post(f"{proxy.url}/v1/messages", json=leaking, headers={"x-purpose": "ads"}, timeout=10)
     assert denied.status_code == 403
     assert len(server.data_requests()) == 2  # direct and allowed; the denied call never reached it
+
+
+def test_text_written_with_json_escapes_in_arguments_and_ids_is_scanned(proxied) -> None:  # type: ignore[no-untyped-def]
+    """A tool call's arguments are JSON in a string: vLLM parses them and the template prints them again
+    unescaped, so `ana\\u0040example.org` reaches the model as an address. Some templates print a tool
+    call's id (Kimi-K2's), so ids are data too."""
+    server, _, proxy = proxied
+    escaped = [
+        {"role": "user", "content": "book it"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "book", "arguments": '{"to": "ana\\u0040example.org"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"},
+    ]  # fmt: skip
+    as_id = [
+        {"role": "user", "content": "book it"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "ana@example.org", "type": "function", "function": {"name": "book", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "ana@example.org", "content": "done"},
+    ]  # fmt: skip
+    for messages in (escaped, as_id):
+        with pytest.raises(openai.PermissionDeniedError) as caught:
+            sdk(proxy.url).chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "ads"})  # type: ignore[arg-type]
+        assert "pii:email" in caught.value.message
+    # a surrogate pair and a plain backslash-u that is no escape are read as the server would
+    reply = sdk(proxy.url).responses.with_raw_response.create(
+        model=SERVED, input=[{"type": "function_call", "call_id": "c2", "name": "send",
+                              "arguments": '{"note": "\\ud83d\\ude00 \\\\user", "to": "ana\\u0040example.org"}'}])  # fmt: skip
+    assert reply.http_response.headers["x-data-labels"] == "pii:email"
+    assert len(server.data_requests()) == 1
+
+
+def test_a_responses_call_that_builds_on_a_stored_reply_carries_its_labels(proxied) -> None:  # type: ignore[no-untyped-def]
+    """`previous_response_id`: the server puts the stored conversation before the new input, so the
+    call carries what that conversation carried; an id the proxy did not see answered is unread."""
+    server, _, proxy = proxied
+    first = sdk(proxy.url).responses.with_raw_response.create(model=SERVED, input="mail ana@example.org")
+    assert first.http_response.headers["x-data-labels"] == "pii:email"
+    stored = first.parse().id
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        sdk(proxy.url).responses.create(model=SERVED, previous_response_id=stored, input="write them a promo",
+                                        extra_headers={"x-purpose": "ads"})  # fmt: skip
+    assert "pii:email" in caught.value.message
+    assert len(server.data_requests()) == 1
+    # built on in turn: the third call carries the first one's labels through the second's stored reply
+    second = sdk(proxy.url).responses.with_raw_response.create(model=SERVED, previous_response_id=stored, input="ok")
+    assert second.http_response.headers["x-data-labels"] == "pii:email"
+    with pytest.raises(openai.PermissionDeniedError):
+        sdk(proxy.url).responses.create(model=SERVED, previous_response_id=second.parse().id, input="and now?",
+                                        extra_headers={"x-purpose": "ads"})  # fmt: skip
+    # not stored (`store: false`), or never seen: what the server puts before the input is unread
+    unstored = sdk(proxy.url).responses.create(model=SERVED, input="hello", store=False).id
+    for previous in (unstored, "resp_never_seen_here"):
+        reply = sdk(proxy.url).responses.with_raw_response.create(model=SERVED, previous_response_id=previous,
+                                                                  input="go on", extra_headers={"x-purpose": "ads"})  # fmt: skip
+        assert reply.http_response.headers["x-data-labels"] == "scan:truncated"
+    bad = httpx.post(f"{proxy.url}/v1/responses", json={"model": SERVED, "input": "x", "previous_response_id": 7}, timeout=10)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "previous_response_id"
+
+
+@pytest.mark.parametrize("path", ["/v1/../v1/chat/completions", "/x/%2e%2e/v1/chat/completions", "/v1/./chat/completions",
+                                  "/v1/models/.."])  # fmt: skip
+def test_a_path_with_dot_segments_is_refused(proxied, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Servers and gateways resolve `.` and `..`: the path decided on would not be the path served (an
+    upstream URL with a path prefix, `/eu`, would send `/eu/../us/...` to another region's backend).
+    Sent on a raw socket: HTTP clients resolve them before sending."""
+    server, _, proxy = proxied
+    body = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})
+    method = "GET" if path.endswith("..") else "POST"
+    sent = b"" if method == "GET" else body
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(sent)}\r\n"
+    with socket.create_connection(("127.0.0.1", int(proxy.url.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(head.encode() + b"Connection: close\r\n\r\n" + sent)
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    status, _, rest = reply.partition(b"\r\n")
+    assert status == b"HTTP/1.1 400 Bad Request" and b"'..' segments" in rest
+    assert server.data_requests() == []
+    assert httpx.post(f"{proxy.url}/v1/chat/completions", content=body, timeout=10).status_code == 200

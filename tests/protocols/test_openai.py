@@ -84,7 +84,7 @@ def test_tool_calls_tool_outputs_and_documents_are_user_data() -> None:
             "tools": [{"type": "function", "function": {"name": "book", "description": "books for ana"}}],
         }),
     )  # fmt: skip
-    assert request.texts == ("book it", "book", '{"email": "ana@example.org"}', "booked for ana",
+    assert request.texts == ("book it", "call_1", "book", '{"email": "ana@example.org"}', "call_1", "booked for ana",
                              "title", "memo", "text", "call +1 415 555 0100",  # documents and tools: printed whole
                              "type", "function", "function", "name", "book", "description", "books for ana")  # fmt: skip
 
@@ -111,7 +111,7 @@ def test_responses_api_input_and_instructions() -> None:
             {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
             {"type": "function_call_output", "call_id": "c1", "output": "42 results"}]}),
     )  # fmt: skip
-    assert request.operation == "chat" and request.texts == ("be kind", "hi", "42 results")
+    assert request.operation == "chat" and request.texts == ("be kind", "hi", "c1", "42 results")
 
 
 def test_completion_prompts_in_order_strings_only() -> None:

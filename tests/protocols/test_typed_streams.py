@@ -88,7 +88,8 @@ def test_messages_request_reads_system_messages_and_tool_blocks() -> None:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sent"},
                                      {"type": "image", "source": {"type": "base64", "data": "AAAA"}}]}]}  # fmt: skip
     request = read_messages(orjson.dumps(body))
-    assert request.texts == ("be brief", "hi", "to", "ana@example.org", "mail", "sent")  # a tool's input: whole
+    # a tool's input: whole; ids too (some templates print them)
+    assert request.texts == ("be brief", "hi", "to", "ana@example.org", "t1", "mail", "t1", "sent")
     assert dict(request.params) == {"max_tokens": 9} and request.operation == "chat"
 
 
