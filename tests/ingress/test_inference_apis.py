@@ -171,7 +171,9 @@ def test_a_responses_call_that_builds_on_a_stored_reply_carries_its_labels(proxi
         reply = sdk(proxy.url).responses.with_raw_response.create(model=SERVED, previous_response_id=previous,
                                                                   input="go on", extra_headers={"x-purpose": "ads"})  # fmt: skip
         assert reply.http_response.headers["x-data-labels"] == "scan:truncated"
-    bad = httpx.post(f"{proxy.url}/v1/responses", json={"model": SERVED, "input": "x", "previous_response_id": 7}, timeout=10)
+    bad = httpx.post(
+        f"{proxy.url}/v1/responses", json={"model": SERVED, "input": "x", "previous_response_id": 7}, timeout=10
+    )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "previous_response_id"
 
 
