@@ -5,6 +5,10 @@ validates and swaps it in, or refuses it and keeps the old one). The supervisor 
 dies unexpectedly. Ports given as 0 are resolved once by the supervisor, which holds a bound but not
 listening SO_REUSEPORT socket (so it takes no connections) while workers listen on the same port.
 
+SO_REUSEPORT also lets any other process of the same user join those ports, so before anything binds,
+`claim` checks that nothing listens on each address and holds it against other lineage-proxies until
+this one stops accepting: a second `serve` on a port in use is refused like any port in use.
+
 Startup failures a user can fix (a port already taken, a lineage store that cannot be opened) are
 raised as StartupError, whose message is the one line `lineage-proxy` prints before exiting 1.
 """
@@ -76,6 +80,52 @@ def _listen_error(config: Config, reuse_port: bool, exc: BaseException) -> Liste
     return ListenError(f"cannot listen on {where}: {_reason(exc)}")
 
 
+def claim(config: Config) -> list[socket.socket]:
+    """This proxy's hold on its listen addresses, taken before it binds them; ListenError when one is in use.
+
+    A probe bound without SO_REUSEPORT fails on any socket listening on the address (the workers of
+    another proxy included, which a SO_REUSEPORT bind would silently join). Another lineage-proxy that is
+    starting and not listening yet holds its claim: an abstract Unix socket named after the address (Linux),
+    which, like ports, belongs to the network namespace, and which the kernel frees when the process ends.
+    What is left: a proxy on an overlapping but differently written address (`0.0.0.0:P` beside
+    `127.0.0.1:P`) that is still starting is seen only once it listens, and a process other than
+    lineage-proxy may still join a port with SO_REUSEPORT after the probe. Port 0 is not claimed: the port
+    the kernel picks for it is one no socket is bound to.
+    """
+    held: list[socket.socket] = []
+    try:
+        for _, address in _listen_addresses(config):
+            if address.port != 0:
+                held.extend(_claim(address))
+    except BaseException:
+        release(held)
+        raise
+    return held
+
+
+def _claim(address: Address) -> list[socket.socket]:
+    try:
+        probe = bind(address, listen=False)  # SO_REUSEADDR: connections in TIME_WAIT after a restart do not count
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
+    with probe:
+        if not sys.platform.startswith("linux"):
+            return []
+        lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:  # named after the address as bound, so `localhost:P` and `127.0.0.1:P` are one claim
+            lock.bind(f"\0lineage-proxy/listen/{bound_address(probe)}")
+        except OSError as exc:
+            lock.close()
+            raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
+    return [lock]
+
+
+def release(claims: list[socket.socket]) -> None:
+    """Let other proxies claim these addresses (once this one has stopped accepting, or never started)."""
+    for sock in claims:
+        sock.close()
+
+
 def open_process(config: Config, *, reuse_port: bool = False, ports: Bound | None = None) -> ProxyProcess:
     """ProxyProcess(config), with a lineage store that cannot be opened reported as a StartupError."""
     refused: tuple[type[Exception], ...] = (OSError, *read_errors(), SchemaTooNew)  # SQLite's or the database's
@@ -99,7 +149,9 @@ async def start_process(process: ProxyProcess, *, reuse_port: bool = False) -> B
         raise _listen_error(process.config, reuse_port, exc) from exc
 
 
-async def _serve(config_path: str, config: Config, ports: Bound | None, ready: Connection | None) -> int:
+async def _serve(
+    config_path: str, config: Config, ports: Bound | None, ready: Connection | None, claims: list[socket.socket]
+) -> int:
     process = open_process(config, reuse_port=ports is not None, ports=ports)
     bound = await start_process(process, reuse_port=ports is not None)
     stop = asyncio.Event()
@@ -114,6 +166,7 @@ async def _serve(config_path: str, config: Config, ports: Bound | None, ready: C
     else:
         announce(bound)
     await stop.wait()
+    release(claims)  # the listeners close now: a new proxy may start while this one drains
     log.info("stopping: draining in-flight calls (at most %gs)", config.limits.drain_timeout_s)
     await process.stop()
     return 0
@@ -128,15 +181,22 @@ def announce(bound: Bound) -> None:
 def run_single(config_path: str, config: Config) -> int:
     """Serve in this process. Raises StartupError when it cannot start."""
     install_uvloop()
-    return asyncio.run(_serve(config_path, config, None, None))
+    claims = claim(config)
+    try:
+        return asyncio.run(_serve(config_path, config, None, None, claims))
+    finally:
+        release(claims)
 
 
-def _worker_main(config_path: str, config: Config, ports: Bound, ready: Connection, metrics_dir: str) -> None:
+def _worker_main(
+    config_path: str, config: Config, ports: Bound, ready: Connection, metrics_dir: str, claims: list[socket.socket]
+) -> None:
+    release(claims)  # the supervisor's, inherited by fork: it holds them, and lets go when it stops
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop installs its own handler
     metrics.share(metrics_dir)  # a scrape of any worker sums every worker's series
     install_uvloop()
     try:
-        code = asyncio.run(_serve(config_path, config, ports, ready))
+        code = asyncio.run(_serve(config_path, config, ports, ready, []))
     except StartupError as exc:
         ready.send(("error", str(exc)))  # the supervisor reports it, once
         ready.close()
@@ -147,15 +207,16 @@ def _worker_main(config_path: str, config: Config, ports: Bound, ready: Connecti
 def run_workers(config_path: str, config: Config, workers: int) -> int:
     """Reserve the ports, start `workers` processes, supervise them until told to stop.
 
-    Raises StartupError when a port cannot be reserved or a worker cannot start (the others are stopped).
+    Raises StartupError when a port is in use or cannot be reserved, or a worker cannot start (the others are
+    stopped).
     """
+    claims = claim(config)
     reserved: dict[str, socket.socket] = {}
     try:
         for name, address in _listen_addresses(config):
             reserved[name] = bind(address, listen=False, reuse_port=True)
     except OSError as exc:
-        for sock in reserved.values():
-            sock.close()
+        release([*claims, *reserved.values()])
         raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
     resolved = {name: bound_address(sock) for name, sock in reserved.items()}
     ports = Bound(resolved["http"], resolved.get("grpc"), resolved.get("admin"))
@@ -169,7 +230,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     def spawn(index: int) -> str | None:
         """Start worker `index` and wait for it to serve; None, or why it could not start."""
         receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_worker_main, args=(config_path, config, ports, send, metrics_dir),
+        child = context.Process(target=_worker_main, args=(config_path, config, ports, send, metrics_dir, claims),
                                 name=f"worker-{index}")  # fmt: skip
         child.start()
         send.close()
@@ -200,6 +261,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 pass
         else:
             stopping = True
+            release(claims)  # the workers stop accepting now: a new proxy may start while they drain
         signal_children(signal.SIGTERM if signum != signal.SIGHUP else signal.SIGHUP)
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -232,7 +294,6 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                     children.pop(index).join(5)
                     failed = True
     finally:
-        for sock in reserved.values():
-            sock.close()
+        release([*claims, *reserved.values()])
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 1 if failed and not stopping else 0

@@ -3,12 +3,15 @@
 It sends one request at a time and parses the reply (`http11.ReplyParser`) as it arrives. Reading
 pauses while more than `HIGH_WATER` bytes of body wait to be taken (a slow client slows the upstream
 instead of filling memory) and resumes once they are. `wait(timeout)` is how the pool waits for more of
-a reply; a reply the upstream breaks off leaves `lost` set.
+a reply; a reply the upstream breaks off leaves `lost` set. While the connection is `idle` in its pool, any
+byte from the upstream closes it (a reply to no request must never be read as the next one's), and its
+end, whatever the cause, is reported to the pool (`on_idle_lost`), which drops it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Final
 
 from proxy.transport.http11 import ReplyParser, UpstreamProtocolError
@@ -23,14 +26,21 @@ class UpstreamClosed(ConnectionError):
 class Connection(asyncio.Protocol):
     """One socket to an upstream and the parser of its replies."""
 
-    __slots__ = ("_paused", "_waiter", "idle_since", "loop", "lost", "parser", "received", "reused", "transport")
+    __slots__ = (
+        "_paused", "_waiter", "idle", "idle_since", "loop", "lost", "on_idle_lost", "parser", "received", "reused",
+        "transport",
+    )  # fmt: skip
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_idle_lost: Callable[[Connection], None] | None = None
+    ) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None  # set once the connection is gone
         self.reused = False
+        self.idle = False  # in its pool's idle list: no request in flight (the pool sets and clears it)
         self.idle_since = 0.0
+        self.on_idle_lost = on_idle_lost
         self.received = False  # any byte of the current reply
         self.parser = ReplyParser()
         self._waiter: asyncio.Future[None] | None = None
@@ -42,6 +52,9 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is not registered as one
 
     def data_received(self, data: bytes) -> None:
+        if self.idle:  # nothing was asked (a misbehaving upstream): close; connection_lost has the pool drop it
+            self._fail(UpstreamProtocolError(f"{len(data)} bytes from the upstream on an idle connection"))
+            return
         self.received = True
         parser = self.parser
         try:
@@ -62,6 +75,8 @@ class Connection(asyncio.Protocol):
             self.parser.feed_eof()
         if self.lost is None:  # a protocol error that aborted the connection stays the reason
             self.lost = exc or UpstreamClosed("the upstream closed the connection")
+        if self.idle and self.on_idle_lost is not None:
+            self.on_idle_lost(self)
         self._wake()
 
     # -- the reply

@@ -13,6 +13,9 @@ CPU per call by about a sixth on the benchmark). One connection is `connection.p
   connections are dropped after `IDLE_S` (under the 5 s keep-alive of uvicorn, llama.cpp and Node, so
   the proxy does not reuse a connection the server is closing); a request on a reused connection that
   fails before any byte of the reply arrives is retried once on a new one, for idempotent methods only;
+- an idle connection the upstream closes, or sends anything on, is closed and dropped at once: late bytes
+  after a reply never become the next request's reply (bytes the loop has not read yet when the
+  connection is taken again cannot be told from that request's reply: HTTP/1.1 has no request ids);
 - abandoning a reply (client gone, cancelled) closes the connection, so the upstream sees it at once;
 - a reload that changes an upstream retires its pool: calls in flight finish, no connection is kept.
 """
@@ -23,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import logging
 import ssl
 import time
 from typing import Any, Final
@@ -36,6 +40,8 @@ from proxy.errors import Overloaded
 from proxy.tls import client_context
 from proxy.transport.connection import Connection, UpstreamClosed
 from proxy.transport.http11 import UpstreamProtocolError
+
+log = logging.getLogger("lineage_proxy")
 
 IDLE_S = 4.0
 Fields = list[tuple[str, str]] | bytes  # a request's header fields, or their block already encoded
@@ -158,6 +164,7 @@ class ConnectionPool:
             conn = self.idle.pop()
             if conn.lost is None and conn.parser.keep_alive and now - conn.idle_since < IDLE_S:
                 conn.reused = True
+                conn.idle = False
                 return conn
             self._discard(conn)
         while self.open >= self.upstream.max_connections:
@@ -181,6 +188,7 @@ class ConnectionPool:
                 conn = self.idle.pop()
                 if conn.lost is None and conn.parser.keep_alive:
                     conn.reused = True
+                    conn.idle = False
                     return conn
                 self._discard(conn)
         self.open += 1
@@ -198,7 +206,7 @@ class ConnectionPool:
             self._ssl = client_context(settings)  # the upstream's CA and the proxy's client certificate
         async with asyncio.timeout(self.upstream.connect_timeout_s):
             _, conn = await loop.create_connection(
-                functools.partial(Connection, loop),
+                functools.partial(Connection, loop, self._idle_lost),
                 self.host,
                 self.port,
                 ssl=self._ssl,
@@ -209,12 +217,21 @@ class ConnectionPool:
     def put(self, conn: Connection, reusable: bool) -> None:
         if reusable and not self.closed and not self.retired:
             conn.idle_since = time.monotonic()
+            conn.idle = True
             self.idle.append(conn)
         else:
             self._discard(conn)
         self._wake_one()
 
+    def _idle_lost(self, conn: Connection) -> None:
+        """An idle connection ended (the upstream closed it, or sent bytes nobody asked for): out of the pool."""
+        log.debug("upstream %s: idle connection dropped: %s", self.upstream.name, conn.lost)
+        self.idle.remove(conn)
+        self._discard(conn)
+        self._wake_one()
+
     def _discard(self, conn: Connection) -> None:
+        conn.idle = False
         self.open -= 1
         if conn.transport is not None and conn.lost is None:
             conn.transport.abort()

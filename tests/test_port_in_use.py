@@ -1,0 +1,100 @@
+"""A second `lineage-proxy serve` on a port another one listens on refuses to start, as on any port in use.
+
+The listeners set SO_REUSEPORT so that the workers of one `serve --workers N` share their ports, and Linux
+lets any process of the same user with SO_REUSEPORT join such a port: without a check, a second proxy
+started on the same address would silently take half of the first one's connections.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy.config import parse
+from tests.harness import ServeProcess, dead_port
+
+
+def config_file(path: Path, http: str = "127.0.0.1:0", grpc: str | None = None, admin: str | None = None) -> str:
+    listen = f"  http: {http}\n" + (f"  grpc: {grpc}\n" if grpc else "") + (f"  admin: {admin}\n" if admin else "")
+    path.write_text(f"listen:\n{listen}upstreams: [{{name: m, url: 'http://127.0.0.1:{dead_port()}'}}]\n"
+                    "routes: [{model: '*', upstream: m}]\nlineage: {store: null}\n")  # fmt: skip
+    return str(path)
+
+
+@pytest.fixture(params=["1", "2"], ids=["first-single", "first-workers-2"])
+def first(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServeProcess]:
+    """A proxy serving http, grpc and admin on ports picked for it (port 0)."""
+    serve = ServeProcess(config_file(tmp_path / "first.yaml", grpc="127.0.0.1:0", admin="127.0.0.1:0"),
+                         "--workers", request.param)  # fmt: skip
+    yield serve
+    assert serve.stop() == 0
+
+
+def second_serve(config: str, workers: str) -> tuple[int, str]:
+    """Run another `serve`; its exit code and stderr. One that starts anyway is stopped and fails the test."""
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", config, "--workers", workers],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the ready line, or "" when it exits first
+    if line.startswith("lineage-proxy ready"):
+        proc.terminate()
+        proc.communicate(timeout=30)
+        pytest.fail(f"a second proxy started on a port in use: {line.strip()}")
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr
+
+
+@pytest.mark.parametrize("listener", ["http", "grpc", "admin"])
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["second-single", "second-workers-2"])
+def test_a_second_proxy_on_a_port_in_use_refuses_to_start(first: ServeProcess, tmp_path: Path, listener: str,
+                                                           workers: str) -> None:  # fmt: skip
+    taken = first.addresses[listener]
+    ports = {"http": "127.0.0.1:0", listener: taken}
+    code, stderr = second_serve(config_file(tmp_path / "second.yaml", **ports), workers)
+    assert code == 1 and "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("lineage-proxy: ")]
+    assert errors == [f"lineage-proxy: cannot listen on {taken}: address already in use"], stderr
+    # the first one is untouched and still answers
+    admin = httpx.get(f"http://{first.addresses['admin']}/healthz", timeout=10)
+    assert admin.status_code == 200
+
+
+def test_workers_share_the_ports_they_were_given(tmp_path: Path) -> None:
+    """`--workers 2` on a fixed port: both workers serve it (the check refuses other proxies, not them)."""
+    port = dead_port()
+    serve = ServeProcess(config_file(tmp_path / "proxy.yaml", http=f"127.0.0.1:{port}"), "--workers", "2")
+    try:
+        assert serve.addresses["http"] == f"127.0.0.1:{port}"
+        for role in ("worker-1", "worker-2"):
+            serve.wait_log(f"{role}[")
+        with httpx.Client(base_url=serve.url, timeout=10) as client:
+            assert client.get("/healthz").status_code == 200
+    finally:
+        assert serve.stop() == 0
+    again = ServeProcess(config_file(tmp_path / "proxy.yaml", http=f"127.0.0.1:{port}"), "--workers", "2")
+    try:  # a restart on the same port, right after the first stopped
+        assert httpx.get(f"{again.url}/healthz", timeout=10).status_code == 200
+    finally:
+        assert again.stop() == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the claim is an abstract Unix socket (Linux)")
+def test_a_claim_is_exclusive_before_anything_listens(tmp_path: Path) -> None:
+    """Two proxies starting at once: the second is refused even before the first listens on its port."""
+    from proxy.workers import ListenError, claim, release
+
+    port = dead_port()
+    config = parse(f"listen: {{http: '127.0.0.1:{port}'}}\nupstreams: [{{name: m, url: 'http://127.0.0.1:1'}}]\n"
+                   "routes: [{model: '*', upstream: m}]\n", source="test.yaml")  # fmt: skip
+    held = claim(config)
+    try:
+        with pytest.raises(ListenError, match=rf"^cannot listen on 127\.0\.0\.1:{port}: address already in use$"):
+            claim(config)
+    finally:
+        release(held)
+    release(claim(config))  # released: the address can be claimed again
