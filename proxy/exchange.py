@@ -36,6 +36,7 @@ from proxy.record.sinks import Durable
 log = logging.getLogger("lineage_proxy.exchange")
 
 CLIENT_GONE = "client_disconnected"
+DRAIN_CUT = "drain_timeout"  # a call still running when the drain's time ran out (SIGTERM)
 INTERNAL = "internal_error"
 
 _observer_failures = [0]  # logged once per process, counted always
@@ -110,11 +111,12 @@ class Exchange:
         self.decision = dataclasses.replace(self.decision, upstream=upstream)
         self._resolve(upstream)
 
-    def admit_data_free(self, upstream: Upstream, *, span: bool) -> None:
-        """A call that carries no data (metadata, health, statistics, listings): the caller's key was
-        checked (`Pipeline.identify_only`); it gets a span when `span`, never a lineage edge."""
+    def admit_data_free(self, upstream: Upstream | None, *, span: bool, caller: str | None = None) -> None:
+        """A call that carries no data (metadata, health, statistics, listings, a stored reply read back):
+        the caller's key was checked (`Pipeline.identify_only`); it is recorded when `span` (its span, its
+        access line, its metrics), never with a lineage edge."""
         self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace, carries_data=False)
-        self.decision = Decision(ALLOW, upstream)
+        self.decision = Decision(ALLOW, upstream, caller=caller)
         self._record = span
 
     def readmit(self, body: bytes, header: Header) -> ProxyError | None:
@@ -288,8 +290,12 @@ class Exchange:
         if outcome.forwarded_ns and not outcome.upstream_ns:  # a stream that ended without a last event
             outcome.upstream_ns = outcome.ended_ns
         call = self.call
+        if call is None and isinstance(error, ProxyError):  # refused before it was read: no data went anywhere
+            call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace,
+                                    carries_data=False)  # fmt: skip
+            decision = self.decision = Decision(DENY, None, code=error.code, reason=error.message)
         if call is None or decision is None or not self._record:
-            return  # not an admitted call (a malformed request): counted, nothing to record
+            return  # a client gone before its request was read, or a data-free call not recorded: counted
         observer = self._observer
         if observer is not None:
             try:

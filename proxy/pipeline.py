@@ -207,16 +207,18 @@ class Pipeline:
             why, extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
-    def identify_only(self, header: Header, peer: tuple[str, ...] = ()) -> None:
+    def identify_only(self, header: Header, peer: tuple[str, ...] = ()) -> str | None:
         """For calls that carry no data (metadata, health): only the caller's key (or certificate) is
-        checked."""
+        checked. Returns the caller's name (None: anonymous, where allowed)."""
         digest = self.key_digest(header)
-        if self.policy.caller(digest, peer) is not None:
-            return
+        caller = self.policy.caller(digest, peer)
+        if caller is not None:
+            return caller.name
         if digest is not None:
             raise DENIAL_ERRORS["invalid_api_key"]("unknown API key")
         if not self.policy.anonymous_allowed and not self.policy.audit:
             raise DENIAL_ERRORS["invalid_api_key"]("missing API key: send 'Authorization: Bearer <key>'")
+        return None
 
     def denial(self, decision: Decision) -> ProxyError:
         assert decision.action == DENY and decision.code is not None

@@ -296,7 +296,7 @@ def test_every_exit_path_records_exactly_once(proxied, vllm, make_proxy, loop_th
     client.chat.completions.create(**ask, extra_headers={"x-data-labels": "eu-data"})  # reroute
     with pytest.raises(openai.PermissionDeniedError):  # deny
         client.chat.completions.create(**ask, extra_headers={"x-purpose": "ads", "x-data-labels": "eu-data"})
-    with pytest.raises(openai.BadRequestError):  # malformed request: not a call, counted, no record
+    with pytest.raises(openai.BadRequestError):  # malformed request: refused before it is read, recorded as such
         client.chat.completions.create(model=SERVED, messages="not a list")  # type: ignore[arg-type]
     with pytest.raises(openai.APIConnectionError):  # upstream fails mid-stream: the client's stream is cut
         list(client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "__cut__"}],
@@ -312,9 +312,9 @@ def test_every_exit_path_records_exactly_once(proxied, vllm, make_proxy, loop_th
         return proxy.process.runtime.stats.in_flight == 0
 
     loop_thread.run(_until(settled))
-    assert Counter(action for action, _, _ in counting.ended) == {"allow": 3, "reroute": 1, "deny": 1}
+    assert Counter(action for action, _, _ in counting.ended) == {"allow": 3, "reroute": 1, "deny": 2}
     errors = sorted(str(error) for _, error, _ in counting.ended if error)
-    assert errors == ["client_disconnected", "upstream_reset"]
+    assert errors == ["client_disconnected", "invalid_request", "upstream_reset"]
 
     dead = make_proxy(CONFIG, wait="probed", UPSTREAM=f"http://127.0.0.1:{dead_port()}")
     dead_counting = Counting()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from proxy.config import Upstream
 from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
-from proxy.exchange import CLIENT_GONE, Exchange
+from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.wire import (
     HttpConnection,
     Request,
@@ -178,7 +178,7 @@ class HttpIngress:
         except ProxyError as error:
             await self._failed(request, conn, ex, error)
         except (asyncio.CancelledError, ConnectionError):
-            ex.finish(CLIENT_GONE)
+            ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
             raise
         except Exception:
             log.exception("internal error handling %s %s", method, path, extra={"trace_id": ex.trace.trace_id_hex})
@@ -196,7 +196,8 @@ class HttpIngress:
         """Answer `error`: recorded first, with the status the client gets, then the error reply; if the
         reply has already started (no known path; never two replies on one connection), the connection
         is cut instead."""
-        ex.outcome.status = ex.outcome.status or error.status
+        # the status the client gets: this error's, unless the upstream's reply head is already on its way
+        ex.outcome.status = ex.outcome.status if conn.replying else error.status
         ex.finish(error)
         await ex.recorded()
         if conn.replying:
@@ -210,26 +211,28 @@ class HttpIngress:
     ) -> None:  # fmt: skip
         """Requests that carry no data (metadata, health, files, listings): only the caller's key is
         checked; forwarded to the upstream of the model the path names, or of the '*' route."""
-        pipeline.identify_only(request.header, conn.peer)
+        caller = pipeline.identify_only(request.header, conn.peer)
         if target.listing:
-            await self._listing(request, conn, ex, pipeline, adapter)
+            await self._listing(request, conn, ex, pipeline, adapter, caller)
             return
         matched = pipeline.policy.route(target.model)
         if matched is None:
             raise ModelNotFound(f"no route for {request.path!r} (no route for model {target.model!r} and no '*' route)")
-        ex.admit_data_free(matched[1], span=False)
+        ex.admit_data_free(matched[1], span=True, caller=caller)
+        ex.outcome.extra.update({"http.request.method": request.method, "url.path": request.path})
         await self._forward(request, conn, ex, matched[1], await conn.body(request), observe=False)
 
     async def _listing(
-        self, request: Request, conn: HttpConnection, ex: Exchange, pipeline: Pipeline, adapter: Adapter
-    ) -> None:
+        self, request: Request, conn: HttpConnection, ex: Exchange, pipeline: Pipeline, adapter: Adapter,
+        caller: str | None,
+    ) -> None:  # fmt: skip
         """A listing (`GET /v1/models`): one upstream of the adapter's dialect answers as it is;
         several are merged by the adapter (each model once)."""
         upstreams = list(
             {u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == adapter.dialect and u.url}.values()
         )
         if len(upstreams) == 1:
-            ex.admit_data_free(upstreams[0], span=False)
+            ex.admit_data_free(upstreams[0], span=True, caller=caller)
             await self._forward(request, conn, ex, upstreams[0], b"", observe=False)
             return
         listings = []
@@ -238,6 +241,8 @@ class HttpIngress:
                 listings.append(await self.pool.get_json(upstream, request.path))
             except Exception as exc:
                 log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
+        ex.admit_data_free(None, span=True, caller=caller)  # several upstreams answered: none is the call's
+        ex.outcome.status = 200
         ex.finish()
         fields = b"x-trace-id: %s\r\n" % ex.trace.trace_id_hex.encode()
         conn.reply(request, 200, b"application/json", adapter.merge(listings), fields)
@@ -343,8 +348,8 @@ class HttpIngress:
         except _UPSTREAM_BROKE as exc:
             self._broke(conn, ex, exc)
             return
-        except ConnectionError:  # the client left
-            ex.finish(CLIENT_GONE)
+        except ConnectionError:  # the client left, or the drain's time ran out
+            ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
             return
         await ex.end()
         if chunked:

@@ -126,6 +126,7 @@ class HttpConnection(asyncio.Protocol):
         self.peer: tuple[str, ...] = ()  # what the client's certificate proves (TLS with client certs)
         self.lost = False
         self.closing = False  # close once the request being served is answered
+        self.cut = False  # closed by the drain (SIGTERM) with a request still being served
         self.over_cap = False
         self.replying = False  # the reply to the request being served has started
         self._broken = False  # the parser failed or the client's body was refused: read no more
@@ -669,6 +670,14 @@ class HttpServer:
             if not sending:
                 break
             await asyncio.wait(sending, timeout=min(left, 0.05))
+        cut = 0
         for conn in list(self.connections):
+            if conn.serving is not None and not conn.lost:
+                conn.cut = True  # its call is recorded as `drain_timeout`, not as the client's leaving
+                cut += 1
             conn.abort()
         self.connections.clear()
+        if cut:
+            log.warning(
+                "drain: %d HTTP call(s) still running after %gs were cut off (limits.drain_timeout_s)", cut, timeout
+            )
