@@ -4,8 +4,13 @@ lets calls through and says what it would have done; labels propagate on the rep
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
+
 import httpx
 import openai
+import orjson
 import pytest
 
 from proxy.record.store import SqliteStore
@@ -310,3 +315,49 @@ def test_models_served_by_two_upstreams_are_listed_once(two) -> None:  # type: i
     proxy = make()
     listed = sdk(proxy, "glasses").models.list()
     assert [m.id for m in listed.data] == [SERVED, "sql-lora"]
+
+
+RELOADED = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: vllm
+    url: ${UPSTREAM}
+routes:
+  - model: "*"
+    upstream: vllm
+zones:
+  - name: secret
+    labels: [secret]
+    allow_purposes: [PURPOSES]
+policy: {anonymous: allow}
+lineage:
+  store: ${STORE}
+"""
+
+
+def test_a_request_whose_body_arrives_after_a_reload_is_decided_by_the_new_config(
+    vllm, make_proxy, tmp_path, loop_thread
+) -> None:  # type: ignore[no-untyped-def]
+    """The call is decided once its body is in: a reload that tightened a zone while the body was on its
+    way applies to it (the pipeline had been taken as the request's head arrived)."""
+    server, upstream = vllm
+    proxy = make_proxy(RELOADED.replace("PURPOSES", "assistant, ads"), UPSTREAM=upstream)
+    tightened = tmp_path / "tightened.yaml"
+    tightened.write_text(RELOADED.replace("PURPOSES", "assistant").replace("${UPSTREAM}", upstream)
+                         .replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
+    body = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nx-purpose: ads\r\n"
+            f"x-data-labels: secret\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
+    stats = proxy.process.runtime.stats
+    with socket.create_connection((proxy.bound.http.host, proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        deadline = time.monotonic() + 10
+        while stats.in_flight == 0:  # the head is read: its call has begun, waiting for the body
+            assert time.monotonic() < deadline, "the proxy never began the call"
+            loop_thread.run(asyncio.sleep(0.001))
+        assert proxy.process.reload(str(tightened))
+        sock.sendall(body)
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
+    assert b"purpose_denied" in reply
+    assert server.data_requests() == []

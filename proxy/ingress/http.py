@@ -173,6 +173,7 @@ class HttpIngress:
             coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
             body = await conn.body(request)
             read = body if coding is None else _decoded(body, coding, conn.server.max_body_bytes)
+            ex.pipeline = self.ref.current  # decided by the config in force once the body is in (a reload meanwhile)
             upstream = ex.admit(read, header, conn.peer)
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
