@@ -187,8 +187,10 @@ def load_baseline(path: str | Path) -> Baseline:
 
 
 def parse_baseline(text: str, *, source: str = "<memory>") -> Baseline:
+    from proxy.config.yamlfile import StrictLoader  # here, not at the top: proxy.config imports us
+
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -297,8 +299,12 @@ class _Reader:
         checkpoints = self.strings(entry.get("checkpoints"), f"{path}.checkpoints", ANY, empty=True)
         checkpoints = tuple(checkpoint_pattern(c) for c in checkpoints)
         rules = self.strings(entry.get("rules"), f"{path}.rules", ANY)
+        for key in ("checkpoints", "rules"):  # `labels: []` is unlabelled data only; these would read as none
+            if isinstance(entry.get(key), yaml.SequenceNode) and not entry[key].value:
+                self.problem(entry[key], f"{path}.{key}", f"an empty list is refused: omit {key} to approve any, "
+                             "or list the ones approved")  # fmt: skip
         note = self.string(entry["note"], f"{path}.note") if "note" in entry else None
         if caller is None or purpose is None:
             return None
         where = f"{self.source}:{node.start_mark.line + 1} ({path})"
-        return Approval(caller, purpose, labels, checkpoints or ANY, decisions, rules or ANY, note, where)
+        return Approval(caller, purpose, labels, checkpoints, decisions, rules, note, where)

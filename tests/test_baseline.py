@@ -222,3 +222,25 @@ def test_a_written_baseline_approves_every_flow_it_was_written_from(edges: list[
     nothing = check(rows, Baseline(()))
     assert {finding.kind for _, finding in nothing.unapproved} <= {"new-caller"}
     assert len(nothing.unapproved) == len(rows)
+
+
+def test_a_key_given_twice_is_refused_with_its_place() -> None:
+    """PyYAML keeps the last: `labels: [public]` then `labels: ["*"]` approved every label."""
+    text = "version: 1\nflows:\n  - caller: app\n    purpose: p\n    labels: [public]\n    labels: ['*']\n"
+    assert problems(text) == [
+        "b.yaml:6:5: not valid YAML: duplicate key 'labels' (first on line 5): only the last would be read"
+    ]
+    assert problems("flows: []\nversion: 1\nflows: [{caller: '*', purpose: '*', labels: ['*']}]\n") == [
+        "b.yaml:3:1: not valid YAML: duplicate key 'flows' (first on line 1): only the last would be read"
+    ]
+
+
+@pytest.mark.parametrize("key", ["checkpoints", "rules"])
+def test_an_empty_list_of_checkpoints_or_rules_is_refused_as_ambiguous(key: str) -> None:
+    """`labels: []` approves unlabelled data only, so `checkpoints: []` read as "none approved yet"; it
+    approved any. Omitting the key is the one way to say any."""
+    found = problems(f"flows:\n  - caller: app\n    purpose: p\n    {key}: []\n")
+    assert found == [f"b.yaml:4: flows[0].{key}: an empty list is refused: omit {key} to approve any, or list "
+                     "the ones approved"]  # fmt: skip
+    omitted = parse_baseline("flows:\n  - {caller: app, purpose: p, labels: []}\n").approvals[0]
+    assert (omitted.labels, omitted.checkpoints, omitted.rules) == ((), ("*",), ("*",))

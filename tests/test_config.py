@@ -308,3 +308,95 @@ def test_one_mistake_is_one_problem() -> None:
 def test_a_top_level_list_names_where() -> None:
     assert problems("- listen\n- upstreams\n") == ["(top level): expected a mapping of sections (listen, upstreams, "
                                                     "routes, ...), got a list"]  # fmt: skip
+
+
+# -- what a security review found `check` passing: a restriction silently dropped or never enforced
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "key", "first"),
+    [
+        (BASE + "zones:\n  - {name: a, labels: [x], allow_purposes: [p]}\npolicy: {}\nzones: []\n", "10:1", "zones", 7),
+        (BASE + "zones:\n  - name: a\n    labels: [x]\n    allow_purposes: [p]\n    allow_purposes: [p, ads]\n",
+         "11:5", "allow_purposes", 10),
+        (BASE + "zones:\n  - {name: a, labels: [x], allow_purposes: [p], regions: [eu], regions: [eu, us]}\n",
+         "8:64", "regions", 8),
+        (BASE + "telemetry:\n  headers: {x-api-key: a, x-api-key: b}\n", "8:27", "x-api-key", 8),
+        (BASE + "policy: {anonymous: deny, 'anonymous': allow}\n", "7:27", "anonymous", 7),
+    ],
+)  # fmt: skip
+def test_a_key_given_twice_in_any_mapping_is_refused_with_its_place(
+    tmp_path: Path, text: str, where: str, key: str, first: int
+) -> None:
+    """PyYAML keeps the last of two equal keys, so a second `zones:` or `allow_purposes:` silently replaced
+    the restriction before it and `check` said ok."""
+    path = tmp_path / "proxy.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load(path, env={})
+    assert caught.value.problems == [
+        f"{path}:{where}: not valid YAML: duplicate key {key!r} (first on line {first}): only the last would be read"
+    ]
+
+
+def test_a_merge_key_may_still_be_overridden() -> None:
+    """`<<: *anchor` then a key of the anchor's is YAML's way to override, not a duplicate."""
+    text = BASE + "zones:\n  - &z {name: a, labels: [x], allow_purposes: [p]}\n  - {<<: *z, name: b}\n"
+    assert [zone.name for zone in parse(text, env={}).zones] == ["a", "b"]
+
+
+def test_a_zone_that_requires_a_record_needs_a_store() -> None:
+    zone = "zones:\n  - {name: health, labels: [health], allow_purposes: [p], require_record: true}\n"
+    assert problems(BASE + zone + "lineage: {store: null}\n") == [
+        "zones[0].require_record: zone 'health' requires a record, but lineage.store is null: set lineage.store, "
+        "or drop require_record"
+    ]
+    assert parse(BASE + zone, env={}).zones[0].require_record  # the default store records
+    assert problems(BASE + zone + "lineage: {store: '${STORE}'}\n") == [
+        "lineage.store: environment variable STORE is not set (write ${STORE:-default})"
+    ]  # said once, not again as the zone's
+
+
+def test_two_callers_with_one_certificate_identity_is_a_problem(tmp_path: Path) -> None:
+    from tests.certs import Authority
+
+    authority = Authority(tmp_path)
+    server = authority.issue("server", common_name="127.0.0.1", server=True)
+    tls = f"{{cert: '{server.cert}', key: '{server.key}', client_ca: '{authority.pair.cert}'}}"
+    callers = ("callers:\n  - {name: glasses, tls_identity: 'spiffe://example.org/glasses'}\n"
+               "  - {name: batch, tls_identity: 'spiffe://example.org/glasses'}\n")  # fmt: skip
+    found = problems(BASE.replace('"127.0.0.1:0"}', f'"127.0.0.1:0", tls: {tls}}}') + callers)
+    assert found == ["callers[1].tls_identity: the same identity is given to two callers ('glasses' and 'batch')"]
+
+
+def test_a_caller_may_not_be_named_anonymous() -> None:
+    """The record, the logs and the baseline name unauthenticated calls `anonymous`: a caller of that name
+    would merge with them into one flow."""
+    found = problems(BASE + f"callers:\n  - {{name: anonymous, api_key_sha256: '{'a' * 64}'}}\n")
+    assert found == ["callers[0].name: 'anonymous' is reserved: the record and the baseline name unauthenticated "
+                     "calls so"]  # fmt: skip
+
+
+def test_check_fails_on_each_of_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from proxy.cli import main
+
+    baseline = tmp_path / "approved.yaml"
+    baseline.write_text("version: 1\nflows:\n  - caller: app\n    purpose: p\n    labels: [public]\n"
+                        "    labels: ['*']\n")  # fmt: skip
+    cases = {
+        "dup.yaml": BASE + "zones:\n  - {name: a, labels: [x], allow_purposes: [p]}\nzones: []\n",
+        "record.yaml": BASE + "zones:\n  - {name: a, labels: [x], allow_purposes: [p], require_record: true}\n"
+        "lineage: {store: null}\n",
+        "anonymous.yaml": BASE + f"callers:\n  - {{name: anonymous, api_key_sha256: '{'a' * 64}'}}\n",
+        "baseline.yaml": BASE + f"lineage: {{baseline: '{baseline}'}}\n",
+    }
+    expected = {
+        "dup.yaml": "duplicate key 'zones'",
+        "record.yaml": "zones[0].require_record: zone 'a' requires a record",
+        "anonymous.yaml": "callers[0].name: 'anonymous' is reserved",
+        "baseline.yaml": f"lineage.baseline: {baseline}:6:5: not valid YAML: duplicate key 'labels'",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["check", "--config", str(tmp_path / name)]) == 1, name
+        assert expected[name] in capsys.readouterr().err, name

@@ -40,6 +40,7 @@ from proxy.config.model import (
     Zone,
 )
 from proxy.config.otel_env import telemetry_from_env
+from proxy.config.yamlfile import StrictLoader
 from proxy.errors import ConfigError
 from proxy.labels import MAX_LABELS, is_label
 
@@ -50,6 +51,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
 _TOP_LEVEL = "(top level)"  # where a problem with the whole file is reported
+_ANONYMOUS = "anonymous"  # the caller the record, the logs and the baseline name an unauthenticated call
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -63,7 +65,7 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
 
 def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None = None) -> Config:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -312,6 +314,7 @@ class _Reader:
         limits = self.limits(top.get("limits"))
         logging = self.logging(top.get("logging"))
         self.cross_check(top, listen, upstreams, routes, callers, zones, detectors)
+        self.record_for_zones(zones, lineage)
         if listen is None or self.problems:
             return None
         return Config(
@@ -495,6 +498,9 @@ class _Reader:
         known = ("name", "api_key_sha256", "purposes", "labels", "default_purpose", "tls_identity")
         section = self.mapping(path, raw, known, ("name",))
         name = self.name(f"{path}.name", section.get("name"))
+        if name == _ANONYMOUS:  # its calls and unauthenticated ones would be one flow, approved as one
+            self.problem(f"{path}.name", f"{name!r} is reserved: the record and the baseline name unauthenticated "
+                         "calls so")  # fmt: skip
         digest = self.string(f"{path}.api_key_sha256", section.get("api_key_sha256"), optional=True)
         if digest is not None:
             digest = digest.lower()
@@ -801,6 +807,7 @@ class _Reader:
             seen_models.add(route.model)
         names: set[str] = set()
         keys: set[str] = set()
+        identities: dict[str, str] = {}  # a certificate's identity: the caller it names
         # a listen.tls that did not load has its own problem: its callers' are not repeated
         tls_given = isinstance(top.get("listen"), dict) and top["listen"].get("tls") is not None
         asks_for_certificates = listen is None or (tls_given and (listen.tls is None or bool(listen.tls.client_ca)))
@@ -811,6 +818,11 @@ class _Reader:
             if caller.tls_identity is not None and not asks_for_certificates:
                 self.problem(f"callers[{index}].tls_identity", "no client certificate is ever asked for: set "
                              "listen.tls.client_ca")  # fmt: skip
+            if caller.tls_identity is not None:
+                if caller.tls_identity in identities:
+                    self.problem(f"callers[{index}].tls_identity", "the same identity is given to two callers "
+                                 f"({identities[caller.tls_identity]!r} and {caller.name!r})")  # fmt: skip
+                identities.setdefault(caller.tls_identity, caller.name)
             if caller.api_key_sha256 is not None:
                 if caller.api_key_sha256 in keys:
                     self.problem(f"callers[{index}].api_key_sha256", "the same key is given to two callers")
@@ -836,6 +848,17 @@ class _Reader:
             if detector.name in detector_names:
                 self.problem(f"detectors[{index}]", f"duplicate detector {detector.name!r}")
             detector_names.add(detector.name)
+
+    def record_for_zones(self, zones: list[Zone], lineage: Lineage) -> None:
+        """A zone that requires a record fails closed while the store takes nothing; with no store at all
+        nothing ever records, and its calls went through unrecorded. A store that did not load (null then)
+        has its own problem."""
+        if lineage.store is not None or any(problem.startswith("lineage.store:") for problem in self.problems):
+            return
+        for index, zone in enumerate(zones):
+            if zone.require_record:
+                self.problem(f"zones[{index}].require_record", f"zone {zone.name!r} requires a record, but "
+                             "lineage.store is null: set lineage.store, or drop require_record")  # fmt: skip
 
 
 def read_secret(path: str) -> bytes:
