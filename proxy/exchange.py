@@ -46,7 +46,7 @@ class Exchange:
     """The life of one call. Not thread-safe: it lives on the event loop that serves the call."""
 
     __slots__ = (
-        "_durable", "_finished", "_left", "_observer", "_record", "_stored", "adapter", "call", "decision",
+        "_durable", "_finished", "_left", "_observer", "_stored", "adapter", "call", "decision",
         "outcome", "pipeline", "refused", "target", "trace",
     )  # fmt: skip
 
@@ -68,7 +68,6 @@ class Exchange:
         self._observer: Observer | None = None
         self._durable: Durable | None = None
         self._finished = False
-        self._record = True
         self._stored = False  # the upstream may store the reply for later calls (`StoredReplies`)
         self._left: int | None = None  # bytes of a sized reply still to come
         self.refused: Exchange | None = None  # a stream's later message that was denied (`readmit`)
@@ -111,20 +110,24 @@ class Exchange:
         self.decision = dataclasses.replace(self.decision, upstream=upstream)
         self._resolve(upstream)
 
-    def admit_data_free(self, upstream: Upstream | None, *, span: bool, caller: str | None = None) -> None:
+    def admit_data_free(self, upstream: Upstream | None, caller: str | None) -> None:
         """A call that carries no data (metadata, health, statistics, listings, a stored reply read back):
-        the caller's key was checked (`Pipeline.identify_only`); it is recorded when `span` (its span, its
-        access line, its metrics), never with a lineage edge."""
+        the caller's key was checked (`Pipeline.identify_only`); it is recorded (its span, its access line,
+        its metrics) but never with a lineage edge."""
         self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace, carries_data=False)
         self.decision = Decision(ALLOW, upstream, caller=caller)
-        self._record = span
 
-    def readmit(self, body: bytes, header: Header) -> ProxyError | None:
-        """A later message of a stream: when it adds labels, the call is decided again with all of
-        them. Returns the denial (the stream must end), else None; a message naming another model is
-        an InvalidRequest (raised), since the call was decided and is recorded for one model."""
+    def readmit(self, body: bytes, header: Header, current: Pipeline | None = None) -> ProxyError | None:
+        """A later message of a stream: when it adds labels, or when a reload put `current` in force since
+        the call was decided, the call is decided again with all of them, by the config in force. Returns
+        the denial (the stream must end), else None; a message naming another model is an InvalidRequest
+        (raised), since the call was decided and is recorded for one model."""
         call, decision = self.call, self.decision
         assert call is not None and decision is not None
+        reloaded = current is not None and current is not self.pipeline
+        if reloaded:
+            assert current is not None
+            self.pipeline = current
         more = self.pipeline.call(
             self.adapter.read(self.target, body, header), self.adapter.name, header, self.trace, call.peer
         )
@@ -138,7 +141,8 @@ class Exchange:
                 f"a stream serves one model: this message names {named!r}, the stream was opened for {opened!r}",
                 param="model_version" if more.model == call.model else "model_name",
             )
-        if more.labels <= call.labels and more.detected <= call.detected and (call.opaque or not more.opaque):
+        if (not reloaded and more.labels <= call.labels and more.detected <= call.detected
+                and (call.opaque or not more.opaque)):  # fmt: skip
             return None
         widened = dataclasses.replace(call, labels=call.labels | more.labels, detected=call.detected | more.detected,
                                       opaque=call.opaque or more.opaque)  # fmt: skip
@@ -294,8 +298,8 @@ class Exchange:
             call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace,
                                     carries_data=False)  # fmt: skip
             decision = self.decision = Decision(DENY, None, code=error.code, reason=error.message)
-        if call is None or decision is None or not self._record:
-            return  # a client gone before its request was read, or a data-free call not recorded: counted
+        if call is None or decision is None:
+            return  # a client gone before its request was read: counted
         observer = self._observer
         if observer is not None:
             try:

@@ -273,6 +273,53 @@ def test_stream_denied_when_a_later_message_adds_a_forbidden_label(proxied) -> N
     assert "PERMISSION_DENIED" in str(error.status()) and "zone health" in error.message()
 
 
+def test_a_streams_later_message_is_decided_by_a_reload_that_tightened_its_zone(  # type: ignore[no-untyped-def]
+    proxied, faithful, monkeypatch, tmp_path, loop_thread
+) -> None:
+    """A stream lasts as long as its client wants: a later message with the labels it opened with is
+    decided again once a reload changed the policy (it went on under the old one, recorded `allow`)."""
+    import queue
+
+    proxy, client, _, otlp = proxied
+    results: queue.Queue[object] = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put(error or result),
+                        headers={**AUTH, "x-purpose": "assistant"})  # fmt: skip
+    client.async_stream_infer("simple", simple_inputs([1], [1]), parameters={"data_labels": "health"})
+    assert results.get(timeout=10).as_numpy("SUM").tolist() == [[2]]  # type: ignore[attr-defined]
+    for name, value in (("OIP_GRPC", faithful[0]), ("OTLP", f"http://127.0.0.1:{otlp.port}"),
+                        ("STORE", str(tmp_path / "lineage.db"))):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    tightened = tmp_path / "tightened.yaml"
+    tightened.write_text(CONFIG.replace("allow_purposes: [assistant]", "allow_purposes: [safety-review]"))
+
+    async def reload() -> bool:
+        return bool(proxy.process.reload(str(tightened)))
+
+    assert loop_thread.run(reload())
+    client.async_stream_infer("simple", simple_inputs([1], [1]), parameters={"data_labels": "health"})
+    error = results.get(timeout=10)
+    client.stop_stream()
+    assert isinstance(error, InferenceServerException)
+    assert "PERMISSION_DENIED" in str(error.status()) and "zone health" in error.message()
+
+
+def test_health_and_metadata_calls_are_recorded_without_an_edge(proxied) -> None:  # type: ignore[no-untyped-def]
+    """They carry no data but are calls: a span and an access line each (they had none), no lineage edge."""
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    proxy, _, _, otlp = proxied
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        live = channel.unary_unary("/inference.GRPCInferenceService/ServerLive",
+                                   request_serializer=service_pb2.ServerLiveRequest.SerializeToString,
+                                   response_deserializer=service_pb2.ServerLiveResponse.FromString)  # fmt: skip
+        reply, call = live.with_call(service_pb2.ServerLiveRequest(), metadata=tuple(AUTH.items()))
+    assert reply.live
+    span = otlp.by_trace(dict(call.trailing_metadata())["x-trace-id"])
+    assert span.attributes["rpc.method"] == "ServerLive" and span.attributes["rpc.grpc.status_code"] == 0
+    assert span.attributes["lineage.caller"] == "lab" and span.attributes["lineage.decision"] == "allow"
+
+
 def test_fifty_megabyte_tensor_arrives_intact(proxied) -> None:  # type: ignore[no-untyped-def]
     proxy, client, _, _ = proxied
     payload = np.random.default_rng(7).bytes(50 * 1024 * 1024)

@@ -1,0 +1,241 @@
+"""How a gRPC call that did not end by itself is recorded: the status its client got (CANCELLED, DEADLINE_EXCEEDED,
+UNAVAILABLE), never gRPC's OK, and why it ended (`client_disconnected`, `deadline_exceeded`, `drain_timeout`), in the
+span and the access line alike."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import grpc.aio
+import pytest
+from tritonclient.grpc import service_pb2
+
+from proxy.flow import Outcome
+from proxy.ingress.grpc import GrpcIngress
+from proxy.logs import ACCESS
+from tests.harness import LoopThread
+from tests.servers.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+SERVICE = "/inference.GRPCInferenceService/"
+CONFIG = """
+listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+upstreams:
+  - name: triton
+    grpc: ${UPSTREAM}
+    protocol: oip
+    checkpoint: held@1
+routes:
+  - model: "*"
+    upstream: triton
+policy: {anonymous: allow, default_purpose: assistant}
+telemetry:
+  exporter: otlp
+  endpoint: ${OTLP}
+logging: {access: true}
+limits: {drain_timeout_s: 0.2}
+lineage:
+  store: ${STORE}
+"""
+
+
+class Holding(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """An OIP upstream that answers a unary call never, and a stream's first message once, then holds both
+    until they are cancelled; `arrived` counts the calls that reached it."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self._cond = threading.Condition()
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if details.method.endswith("/ModelInfer"):
+            return grpc.unary_unary_rpc_method_handler(self._infer)
+        if details.method.endswith("/ModelStreamInfer"):
+            return grpc.stream_stream_rpc_method_handler(self._stream)
+        return None
+
+    def _arrive(self) -> None:
+        with self._cond:
+            self.arrived += 1
+            self._cond.notify_all()
+
+    def wait_arrived(self, count: int) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: self.arrived >= count, 10), f"{self.arrived} of {count} calls arrived"
+
+    async def _infer(self, request: bytes, context: Any) -> bytes:
+        self._arrive()
+        await asyncio.Event().wait()
+        raise AssertionError("held until cancelled")
+
+    async def _stream(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for _ in requests:
+            yield b""  # an empty ModelStreamInferResponse
+            self._arrive()
+            await asyncio.Event().wait()
+
+
+@pytest.fixture
+def held(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[Holding, Any]]:
+    upstream = Holding()
+
+    async def start() -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((upstream,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = loop_thread.run(start())
+    proxy = make_proxy(CONFIG, wait="none", UPSTREAM=f"127.0.0.1:{port}", OTLP=f"http://127.0.0.1:{otlp.port}")
+    yield upstream, proxy
+    loop_thread.run(proxy.process.stop())  # before its upstream goes, so no call fails for that reason
+    loop_thread.run(server.stop(None))
+
+
+def _request() -> bytes:
+    request = service_pb2.ModelInferRequest(model_name="held")
+    request.inputs.add(name="A", datatype="INT32", shape=[1]).contents.int_contents.append(1)
+    data: bytes = request.SerializeToString()
+    return data
+
+
+def _traceparent(n: int) -> tuple[str, tuple[tuple[str, str]]]:
+    trace_id = f"{0x5EED0000 + n:032x}"
+    return trace_id, (("traceparent", f"00-{trace_id}-00000000000000a1-01"),)
+
+
+def _recorded(otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture, trace_id: str) -> tuple[ReceivedSpan, int]:
+    """The call's span and its access line's status (the access line is written in the same pass as the span)."""
+    span = otlp.by_trace(trace_id)
+    lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
+    assert len(lines) == 1, lines
+    return span, lines[0].status
+
+
+def test_a_call_its_client_cancels_is_recorded_with_cancelled_not_ok(
+    held: tuple[Holding, Any], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream, proxy = held
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    unary_trace, unary_md = _traceparent(1)
+    stream_trace, stream_md = _traceparent(2)
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        future = channel.unary_unary(SERVICE + "ModelInfer").future(_request(), metadata=unary_md)
+        upstream.wait_arrived(1)
+        future.cancel()
+        stream = channel.stream_stream(SERVICE + "ModelStreamInfer")(iter([_request()]), metadata=stream_md)
+        next(stream)
+        upstream.wait_arrived(2)
+        stream.cancel()
+    for trace_id in (unary_trace, stream_trace):
+        span, status = _recorded(otlp, caplog, trace_id)
+        assert span.attributes["error.type"] == "client_disconnected"
+        assert span.attributes["rpc.grpc.status_code"] == status == grpc.StatusCode.CANCELLED.value[0]
+
+
+def test_streams_cut_by_their_clients_deadline_are_recorded_as_such(
+    held: tuple[Holding, Any], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whichever comes first, the client's cancel at its deadline or the proxy's own copy of the deadline."""
+    _, proxy = held
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    traces = [_traceparent(10 + n) for n in range(4)]
+
+    def consume(metadata: tuple[tuple[str, str]]) -> grpc.StatusCode:
+        stream = channel.stream_stream(SERVICE + "ModelStreamInfer")
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stream(iter([_request()]), metadata=metadata, timeout=0.3))
+        code: grpc.StatusCode = caught.value.code()
+        return code
+
+    with grpc.insecure_channel(proxy.grpc) as channel, ThreadPoolExecutor(len(traces)) as pool:
+        codes = list(pool.map(consume, [metadata for _, metadata in traces]))
+    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * len(traces)
+    for trace_id, _ in traces:
+        span, status = _recorded(otlp, caplog, trace_id)
+        assert span.attributes["error.type"] == "deadline_exceeded"
+        assert span.attributes["rpc.grpc.status_code"] == status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+def test_calls_the_drain_cuts_off_are_recorded_as_its_and_counted(
+    held: tuple[Holding, Any], otlp: OtlpReceiver, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past limits.drain_timeout_s the client gets UNAVAILABLE: the record says the drain cut the call, not
+    that its client left."""
+    upstream, proxy = held
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    unary_trace, unary_md = _traceparent(20)
+    stream_trace, stream_md = _traceparent(21)
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        future = channel.unary_unary(SERVICE + "ModelInfer").future(_request(), metadata=unary_md)
+        stream = channel.stream_stream(SERVICE + "ModelStreamInfer")(iter([_request()]), metadata=stream_md)
+        next(stream)
+        upstream.wait_arrived(2)
+        loop_thread.run(proxy.process.stop())
+        assert future.exception(10).code() == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.RpcError) as caught:
+            next(stream)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    for trace_id in (unary_trace, stream_trace):
+        span, status = _recorded(otlp, caplog, trace_id)
+        assert span.attributes["error.type"] == "drain_timeout"
+        assert span.attributes["rpc.grpc.status_code"] == status == grpc.StatusCode.UNAVAILABLE.value[0]
+    cut = [r.getMessage() for r in caplog.records if "gRPC call(s) still running" in r.getMessage()]
+    assert cut == ["drain: 2 gRPC call(s) still running after 0.2s were cut off (limits.drain_timeout_s)"]
+
+
+class _Ended:
+    """The part of an Exchange `GrpcIngress._ends` drives."""
+
+    def __init__(self) -> None:
+        self.outcome = Outcome(started_ns=1)
+        self.refused: _Ended | None = None
+        self.errors: list[object] = []
+
+    def finish(self, error: object = None) -> None:
+        if not self.outcome.ended_ns:
+            self.outcome.ended_ns = 2
+            self.errors.append(error)
+
+
+class _Context:
+    def __init__(self, remaining: float | None) -> None:
+        self.remaining = remaining
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+
+@pytest.mark.parametrize(
+    ("remaining", "status", "error_type"),
+    [
+        (0.0, grpc.StatusCode.DEADLINE_EXCEEDED, "deadline_exceeded"),
+        # a stream's client cancels at its deadline a little before the proxy's copy of it runs out (as measured)
+        (0.0038, grpc.StatusCode.DEADLINE_EXCEEDED, "deadline_exceeded"),
+        (1.0, grpc.StatusCode.CANCELLED, "client_disconnected"),
+        (None, grpc.StatusCode.CANCELLED, "client_disconnected"),
+    ],
+)
+@pytest.mark.parametrize("how", [asyncio.CancelledError, GeneratorExit])
+def test_why_a_cancelled_call_ended(
+    remaining: float | None, status: grpc.StatusCode, error_type: str, how: type[BaseException]
+) -> None:
+    """The wire says only "cancelled" (RST_STREAM): the client's deadline is told from its leaving by the time
+    left. A stream's replies left unread (grpc cancelled while writing one) end it with GeneratorExit instead."""
+    ingress = GrpcIngress.__new__(GrpcIngress)
+    ingress._cutting, ingress._cut = False, 0
+    ended = _Ended()
+
+    async def cancelled() -> None:
+        async with ingress._ends(ended, _Context(remaining)):  # type: ignore[arg-type]
+            raise how
+
+    with pytest.raises(how):
+        asyncio.run(cancelled())
+    assert (ended.outcome.status, ended.errors) == (status.value[0], [error_type])
