@@ -3,6 +3,7 @@
 Spans arrive already encoded (see spans.py), so the thread does little but frame bytes and wait on
 the network, with the GIL released. `submit` never blocks: when the queue is full (the collector is
 slow or down) spans are dropped and counted; a failed export is logged once per outage, not per span.
+At shutdown what is left gets a bounded time to go out; what does not is counted and logged in one line.
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ RETRYABLE_GRPC = frozenset({"CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF
 # Errors that on a reused keep-alive connection mean "the backend closed it while idle", not "the backend
 # is down": the request never reached it, so sending it again on a fresh connection cannot duplicate it.
 STALE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.BadStatusLine)
+# gRPC's default reconnect backoff (1 s, ×1.6 per failed attempt, up to 120 s) kept a channel down for
+# ~15 s after a collector came back from a one-minute outage, dropping spans all along. Capped at 1 s, the
+# channel tries again at most ~1.2 s (jitter) after the collector's return: one refused connect a second
+# while it is down. min_reconnect_backoff is gRPC's MIN_CONNECT_TIMEOUT (20 s by default): at 5 s it bounds
+# how long an attempt to a black-holed collector hangs before the next one.
+GRPC_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.min_reconnect_backoff_ms", 5000),
+)
 
 
 def retrying(send: Callable[[], None], timeout_s: float, wait: Callable[[float], object] = time.sleep) -> None:
@@ -124,9 +135,10 @@ class OtlpGrpcSink:
             secure = False
         if secure:
             roots = Path(options.certificate).read_bytes() if options.certificate else None
-            self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            self._channel = grpc.secure_channel(target, credentials, options=GRPC_CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(target, options=GRPC_CHANNEL_OPTIONS)
         self._export = self._channel.unary_unary(TRACE_EXPORT)
         self._timeout_s = timeout_s
         self._metadata = tuple((key.lower(), value) for key, value in options.headers)
@@ -137,10 +149,14 @@ class OtlpGrpcSink:
         import grpc
 
         body = encode_request(self._resource, self._scope, batch)
+        deadline = time.monotonic() + self._timeout_s
 
         def once() -> None:
+            # a retry gets what is left of the batch's timeout, not a fresh one: the export, retries included,
+            # ends within export_timeout_s (what a shutdown waits for)
+            timeout = max(0.001, deadline - time.monotonic())
             try:
-                self._export(body, timeout=self._timeout_s, metadata=self._metadata, compression=self._compression)
+                self._export(body, timeout=timeout, metadata=self._metadata, compression=self._compression)
             except grpc.RpcError as exc:
                 code = exc.code() if callable(getattr(exc, "code", None)) else None
                 name = code.name if code is not None else "UNKNOWN"
@@ -254,18 +270,33 @@ class ConsoleSink:
 class BoundedExporter:
     """When to export (batches, bounded queue, drops) apart from where (the sink)."""
 
-    def __init__(self, sink: Sink, *, max_queue: int = 4096, batch_size: int = 512, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_queue: int = 4096,
+        batch_size: int = 512,
+        interval_s: float = 0.5,
+        stop_timeout_s: float = 5.0,
+    ) -> None:
         self._sink = sink
         self._queue: collections.deque[bytes] = collections.deque()
         self._max_queue = max_queue
         self._batch_size = batch_size
         self._interval_s = interval_s
+        self._stop_timeout_s = stop_timeout_s  # what `shutdown` waits at most, by default
         self._wake = threading.Event()
         self._exporting = threading.Lock()  # one export at a time: a flush waits for the one in flight
+        # a batch is counted once: by the export thread when its send ends, or by a shutdown that gave up on it
+        self._counting = threading.Lock()
+        self._in_flight = 0  # spans taken from the queue whose send has not ended
         self._stopping = False
+        self._given_up = False  # shutdown stopped waiting: the export thread counts and takes nothing more
+        self._stop_lost = 0  # spans lost since shutdown began, not yet reported
+        self._stop_error: Exception | None = None  # why the last export after shutdown began failed
         self._outage = False
         self._next_probe = 0.0
-        self.dropped = 0  # spans refused because the queue was full
+        self.dropped = 0  # spans refused because the queue was full, or left in it at shutdown
         self.failed = 0  # spans the sink could not deliver
         self.exported = 0
         self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
@@ -294,23 +325,61 @@ class BoundedExporter:
     def _take(self) -> list[bytes]:
         batch: list[bytes] = []
         queue = self._queue
-        while queue and len(batch) < self._batch_size:
-            batch.append(queue.popleft())
+        with self._counting:
+            if self._given_up:
+                return batch
+            while queue and len(batch) < self._batch_size:
+                batch.append(queue.popleft())
+            self._in_flight = len(batch)
         return batch
 
-    def _export(self, batch: list[bytes]) -> None:
+    def _discard_queued(self) -> int:
+        """Count what is queued as dropped and empty the queue, spans appended meanwhile included. The
+        caller holds `_counting`."""
+        count = 0
+        queue = self._queue
+        while queue:
+            try:
+                queue.popleft()
+            except IndexError:
+                break
+            count += 1
+        self.dropped += count
+        if self._stopping:
+            self._stop_lost += count
+        return count
+
+    def _export(self, batch: list[bytes]) -> bool:
+        """Send one batch and count it; whether it went."""
+        if not batch:
+            return True
         try:
             self._sink.send(batch)
         except Exception as exc:
-            self.failed += len(batch)
-            if not self._outage:
+            with self._counting:
+                self._in_flight = 0
+                if self._given_up:
+                    return False
+                self.failed += len(batch)
+                if self._stopping:  # told in the shutdown's one line, not as an outage
+                    self._stop_lost += len(batch)
+                    self._stop_error = exc
+                    return False
+                first = not self._outage
                 self._outage = True
+            if first:
                 log.error("span export failed (%s); dropping spans until the collector is back", _short(exc))
-            return
-        self.exported += len(batch)
-        if self._outage:
+            return False
+        with self._counting:
+            self._in_flight = 0
+            if self._given_up:
+                return True  # shutdown has already counted it as failed
+            self.exported += len(batch)
+            recovered = self._outage
             self._outage = False
+        if recovered:
             log.warning("span export recovered; %d spans were lost during the outage", self.failed + self.dropped)
+        return True
 
     def _run(self) -> None:
         """Export a batch when `batch_size` spans are queued, and what is queued once `interval_s` has
@@ -331,25 +400,53 @@ class BoundedExporter:
                     self._export(self._take())
                 if len(queue) < batch_size:
                     break  # the rest waits for a full batch or the next interval
+        self._last_exports()
+
+    def _last_exports(self) -> None:
+        """At stop, on this thread (so `shutdown` can stop waiting for it): what is queued goes out, unless
+        an export has failed since the stop began (the collector is down or stalled: another try would only
+        spend the time the process has left)."""
+        with self._exporting:
+            while self._queue and self._stop_error is None and not self._given_up:
+                if not self._export(self._take()):
+                    break
 
     def force_flush(self) -> None:
         """Export what is queued now (tests, shutdown), after the export in flight, if any, has ended: every
         span queued before the call is then exported or counted lost. Stops at the first failure, so a
         dead collector costs at most one sink timeout more."""
         with self._exporting:
-            while self._queue:
-                failed = self.failed
-                self._export(self._take())
-                if self.failed != failed:
-                    self.dropped += len(self._queue)
-                    self._queue.clear()
+            while self._queue and not self._given_up:
+                if not self._export(self._take()):
+                    with self._counting:
+                        self._discard_queued()
 
-    def shutdown(self, timeout_s: float = 5.0) -> None:
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """Stop: the export in flight and what is queued get `timeout_s` (by default the `stop_timeout_s`
+        given at construction: the sink's export timeout) to go out. Whatever has not gone by then, or whose
+        export failed, is counted (failed when it was being sent, dropped when still queued) and logged in
+        one line with the reason. A stalled collector can neither hold the exit longer nor lose spans silently.
+        """
+        timeout = self._stop_timeout_s if timeout_s is None else timeout_s
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout_s)
-        if not self._thread.is_alive():
-            self.force_flush()
+        self._thread.join(timeout)
+        with self._counting:
+            self._given_up = True
+            in_flight, self._in_flight = self._in_flight, 0
+            self.failed += in_flight
+            self._stop_lost += in_flight
+            self._discard_queued()
+            lost, self._stop_lost = self._stop_lost, 0
+            error = self._stop_error
+        if lost:
+            if error is not None:
+                reason = _short(error)
+            elif in_flight:
+                reason = f"an export was still in flight after {timeout:g} s (the collector is slow or not answering)"
+            else:
+                reason = f"not sent within {timeout:g} s"
+            log.error("%d spans not exported at shutdown: %s", lost, reason)
         self._sink.close()
 
 

@@ -92,7 +92,9 @@ class SpanRecorder:
         if sink is None:
             sink = make_sink(telemetry, encode_resource(resource), encode_scope("lineage-proxy", __version__))
         assert sink is not None, "telemetry.exporter is none: no SpanRecorder"
-        self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size)
+        # a stop waits for the exporter as long as one export may take: what is unsent by then is counted
+        # and logged, not waited for
+        self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size, stop_timeout_s=telemetry.export_timeout_s)
 
     def start(self) -> None:
         pass  # the export thread starts with the queue

@@ -3,14 +3,22 @@ connections closed, 429/503 with Retry-After), and hosted-backend settings (head
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any
 
+import grpc
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from proxy.record.export import (
     BoundedExporter,
     ExportRefused,
+    OtlpGrpcSink,
     OtlpHttpSink,
     SinkOptions,
     retry_after,
@@ -18,6 +26,7 @@ from proxy.record.export import (
 )
 from proxy.record.otlp import encode_resource, encode_scope, encode_span
 from tests.servers.otlp_http_receiver import OtlpHttpReceiver
+from tests.servers.otlp_receiver import OtlpReceiver
 
 RESOURCE = encode_resource({"service.name": "test"})
 SCOPE = encode_scope("lineage-proxy", "0")
@@ -230,3 +239,204 @@ def test_a_flush_waits_for_the_export_in_flight() -> None:
     finally:
         release.set()
         queue.shutdown()
+
+
+class StallingReceiver(OtlpReceiver):
+    """A collector that accepts exports but, once `stall` is set, stops answering them (a hung backend, or
+    one behind a proxy that lost its upstream); `stalled` is set when it holds one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stall = threading.Event()
+        self.stalled = threading.Event()
+        self._release = threading.Event()
+
+    def Export(self, request: Any, context: Any) -> Any:
+        if self.stall.is_set():
+            self.stalled.set()
+            self._release.wait(30)
+        return super().Export(request, context)
+
+    def stop(self) -> None:
+        self._release.set()
+        super().stop()
+
+
+@pytest.fixture
+def stalling() -> Iterator[StallingReceiver]:
+    receiver = StallingReceiver()
+    receiver.start()
+    receiver.stall.set()
+    yield receiver
+    receiver.stop()
+
+
+def export_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "lineage_proxy.export"]
+
+
+def test_spans_still_unsent_when_shutdown_stops_waiting_are_counted_and_logged(
+    stalling: StallingReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At SIGTERM with export_timeout_s 10 and a stalled collector, the process exited 0 with 40 of 60 spans
+    lost and not a line said so: shutdown waited 5 s for the export thread, then closed the sink without a
+    word, and the daemon thread died with the export in flight. Now shutdown still waits no longer than it
+    is given, and whatever is unsent then (in flight: failed; queued: dropped) is counted and told in one line."""
+    sink = OtlpGrpcSink(f"http://127.0.0.1:{stalling.port}", 30.0, RESOURCE, SCOPE)  # an export longer than the stop
+    queue = BoundedExporter(sink, batch_size=2, interval_s=3600.0)
+    queue.submit(span(0))
+    queue.submit(span(1))  # a full batch: the export thread sends it and the collector holds it
+    assert stalling.stalled.wait(10)
+    for n in range(2, 5):
+        queue.submit(span(n))  # these queue behind it
+    caplog.set_level(logging.INFO, "lineage_proxy.export")
+    started = time.monotonic()
+    queue.shutdown(0.3)
+    assert time.monotonic() - started < 2.0  # bounded by what it was given, not by the export's 30 s
+    assert (queue.exported, queue.failed, queue.dropped) == (0, 2, 3)
+    assert export_lines(caplog) == [
+        "5 spans not exported at shutdown: an export was still in flight after 0.3 s "
+        "(the collector is slow or not answering)"
+    ]
+
+
+def test_an_export_that_times_out_at_shutdown_is_told_once_with_its_reason(
+    stalling: StallingReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With an export timeout shorter than the stop's wait, the loss was logged as an outage ("span export
+    failed ...; dropping spans until the collector is back") after a second export had been tried against
+    the stalled collector, and no line said how many spans were lost. Now the export's failure ends the
+    stop at once: nothing more is sent to a collector that just timed out, and one line counts the loss."""
+    sink = OtlpGrpcSink(f"http://127.0.0.1:{stalling.port}", 0.5, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, batch_size=2, interval_s=3600.0)
+    queue.submit(span(0))
+    queue.submit(span(1))
+    assert stalling.stalled.wait(10)
+    for n in range(2, 5):
+        queue.submit(span(n))
+    caplog.set_level(logging.INFO, "lineage_proxy.export")
+    started = time.monotonic()
+    queue.shutdown()  # 5 s by default: the export in flight ends first, at its 0.5 s deadline
+    assert time.monotonic() - started < 0.9  # one export timeout (it was two: the queued spans were tried too)
+    assert (queue.exported, queue.failed, queue.dropped) == (0, 2, 3)
+    assert export_lines(caplog) == [
+        "5 spans not exported at shutdown: ExportRefused: OTLP export answered DEADLINE_EXCEEDED: Deadline Exceeded"
+    ]
+
+
+def test_a_shutdown_with_a_healthy_collector_exports_everything_and_says_nothing(
+    otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = BoundedExporter(OtlpGrpcSink(f"http://127.0.0.1:{otlp.port}", 5.0, RESOURCE, SCOPE), interval_s=3600.0)
+    for n in range(5):
+        queue.submit(span(n))
+    caplog.set_level(logging.INFO, "lineage_proxy.export")
+    queue.shutdown()
+    assert (queue.exported, queue.failed, queue.dropped) == (5, 0, 0) and len(otlp.spans) == 5
+    assert export_lines(caplog) == []
+
+
+class _RefusedThenStalled(OtlpReceiver):
+    """A collector that answers the first export UNAVAILABLE after `slow_s`, then holds every other."""
+
+    def __init__(self, slow_s: float) -> None:
+        super().__init__()
+        self._slow_s = slow_s
+        self._release = threading.Event()
+        self.attempts = 0
+
+    def Export(self, request: Any, context: Any) -> Any:
+        self.attempts += 1
+        if self.attempts == 1:
+            self._release.wait(self._slow_s)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
+        self._release.wait(30)
+        return super().Export(request, context)
+
+    def stop(self) -> None:
+        self._release.set()
+        super().stop()
+
+
+def test_a_grpc_export_with_retries_ends_within_its_timeout() -> None:
+    """A retry got a fresh deadline: an attempt refused after 0.3 s, then a stalled one, took 0.9 s of a
+    0.5 s export timeout, and a stop waiting one export timeout gave up on it."""
+    receiver = _RefusedThenStalled(0.3)
+    receiver.start()
+    try:
+        sink = OtlpGrpcSink(f"http://127.0.0.1:{receiver.port}", 0.5, RESOURCE, SCOPE)
+        started = time.monotonic()
+        with pytest.raises(ExportRefused, match="DEADLINE_EXCEEDED"):
+            sink.send([span(0)])
+        assert receiver.attempts == 2 and time.monotonic() - started < 0.75
+        sink.close()
+    finally:
+        receiver.stop()
+
+
+class _DownCollector:
+    """A collector's address where connections are taken and closed at once (a load balancer or sidecar
+    with no backend): each gRPC connection attempt is seen, unlike a refused connect."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self.attempts: list[float] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            conn.close()
+            with self._cond:
+                self.attempts.append(time.monotonic())
+                self._cond.notify_all()
+
+    def wait_attempt_after(self, when: float, timeout: float = 10.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: bool(self.attempts) and self.attempts[-1] >= when, timeout)
+
+    def close(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept: the port is free once it returns
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(10)
+
+
+def test_a_grpc_exporter_reconnects_within_a_second_or_so_of_the_collectors_return() -> None:
+    """gRPC's default reconnect backoff grows by 1.6× per failed attempt up to 2 minutes: after a 60 s
+    outage spans were still dropped 15 s after the collector was back. Capped at 1 s (±20 % jitter), the
+    channel's next attempt comes at most 1.2 s after the collector's return; here, after 2 s of outage, it
+    came 2.05-3.1 s later (backoff 2.56 s ± 20 %)."""
+    down = _DownCollector()
+    sink = OtlpGrpcSink(f"http://127.0.0.1:{down.port}", 0.2, RESOURCE, SCOPE)
+    receiver = OtlpReceiver()
+    try:
+        with pytest.raises(ExportRefused, match="UNAVAILABLE"):
+            sink.send([span(0)])  # the channel's first connect fails; it keeps trying on its own backoff
+        down.wait_attempt_after(down.attempts[0] + 2.0)  # the outage lasts 2 s, and a failed attempt just ended
+        down.close()
+        receiver._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, receiver._server)
+        receiver.port = receiver._server.add_insecure_port(f"127.0.0.1:{down.port}")
+        receiver._server.start()
+        back = time.monotonic()
+        while True:  # what the exporter's probes do during an outage, every 0.2 s here
+            try:
+                sink.send([span(1)])
+                break
+            except ExportRefused:
+                assert time.monotonic() - back < 10
+        lag = time.monotonic() - back
+        assert lag < 1.8 and [s.name for s in receiver.spans] == ["s1"], lag
+    finally:
+        sink.close()
+        down.close()
+        receiver.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import httpx
 import openai
@@ -11,7 +12,8 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.conftest import KEYS, sha
-from tests.harness import dead_port, start_app
+from tests.harness import dead_port, start_app, start_proxy
+from tests.record.test_export import StallingReceiver
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import ROOT, SERVED
 
@@ -250,6 +252,48 @@ def test_a_dead_or_hanging_collector_drops_spans_and_never_fails_calls(vllm, mak
         assert len(outage_logs) == 1  # once per outage, not per span or per batch
     finally:
         hanging.stop()
+
+
+def test_at_stop_the_spans_a_stalled_collector_never_took_are_counted_and_told_once(
+    vllm, loop_thread, tmp_path, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM while the collector holds an export: the stop waits for it as long as one export may take
+    (export_timeout_s), sends nothing more to a collector that just timed out, and one line counts what is
+    lost. It used to say only "span export failed" (after trying the queued spans too), or, with an export
+    timeout over 5 s, nothing at all."""
+    _, upstream = vllm
+    stalling = StallingReceiver()
+    port = stalling.start()
+    env = {"UPSTREAM": upstream, "OTLP": f"http://127.0.0.1:{port}", "EXPORT_TIMEOUT": "0.5",
+           "STORE": str(tmp_path / "lineage.db")}  # fmt: skip
+    proxy = loop_thread.run(start_proxy(CONFIG, env=env))
+    try:
+        client = sdk(proxy)
+        queue = proxy.process.runtime.sinks.get("spans").queue
+
+        def call() -> None:
+            assert client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "x"}]).choices
+
+        call()
+        call()
+        loop_thread.run(proxy.process.runtime.sinks.flush())
+        assert len(stalling.spans) == 2
+        stalling.stall.set()
+        call()
+        assert stalling.stalled.wait(10)  # its span's export is held by the collector
+        for _ in range(3):
+            call()
+        caplog.set_level("INFO", "lineage_proxy.export")
+        started = time.monotonic()
+        loop_thread.run(proxy.process.stop())
+        assert time.monotonic() - started < 2.0
+        assert (queue.exported, queue.failed, queue.dropped) == (2, 1, 3)
+        lines = [r.getMessage() for r in caplog.records if r.name == "lineage_proxy.export"]
+        assert lines == [
+            "4 spans not exported at shutdown: ExportRefused: OTLP export answered DEADLINE_EXCEEDED: Deadline Exceeded"
+        ]
+    finally:
+        stalling.stop()
 
 
 class FlakySink:
