@@ -219,7 +219,7 @@ class HttpIngress:
         matched = pipeline.policy.route(target.model)
         if matched is None:
             raise ModelNotFound(f"no route for {request.path!r} (no route for model {target.model!r} and no '*' route)")
-        ex.admit_data_free(matched[1], span=True, caller=caller)
+        ex.admit_data_free(matched[1], caller)
         ex.outcome.extra.update({"http.request.method": request.method, "url.path": request.path})
         await self._forward(request, conn, ex, matched[1], await conn.body(request), observe=False)
 
@@ -233,7 +233,7 @@ class HttpIngress:
             {u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == adapter.dialect and u.url}.values()
         )
         if len(upstreams) == 1:
-            ex.admit_data_free(upstreams[0], span=True, caller=caller)
+            ex.admit_data_free(upstreams[0], caller)
             await self._forward(request, conn, ex, upstreams[0], b"", observe=False)
             return
         listings = []
@@ -242,7 +242,7 @@ class HttpIngress:
                 listings.append(await self.pool.get_json(upstream, request.path))
             except Exception as exc:
                 log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
-        ex.admit_data_free(None, span=True, caller=caller)  # several upstreams answered: none is the call's
+        ex.admit_data_free(None, caller)  # several upstreams answered: none is the call's
         ex.outcome.status = 200
         ex.finish()
         fields = b"x-trace-id: %s\r\n" % ex.trace.trace_id_hex.encode()
