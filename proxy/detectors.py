@@ -13,9 +13,13 @@ most `limits.scan_max_chars` characters are scanned per call and direction; a lo
 `scan:truncated` so nobody mistakes "not scanned" for "clean". User-defined patterns run on the text
 itself: their cost is theirs.
 
-A text that is not ASCII is scanned in its NFKC form without invisible characters, as labels are read:
-a fullwidth `＠` or digit is the ASCII one, a zero-width space inside an address is no gap. (Addresses
-whose domain is not ASCII are not found: the class string has no non-ASCII letters.)
+A text that is not ASCII is scanned as the model reads it: in NFKC form (a fullwidth `＠` or digit is the
+ASCII one), without Unicode's default-ignorable characters (zero-width spaces, bidi controls, variation
+selectors, tags, Hangul fillers: no gap inside an address), with every decimal digit as its ASCII one
+(Arabic-Indic `٤` and Devanagari `४` are `4`), dashes as `-` and ideographic full stops as `.` (IDNA reads
+them so in a domain). In any text, `@` written as `%40`, `&#64;`, `&#x40;` or `&commat;` is read as `@`.
+Only a text that is not ASCII or holds such an escape pays for this. (Addresses whose domain is not ASCII
+are not found: the class string has no non-ASCII letters.)
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from proxy.config import DetectorSpec
-from proxy.labels import INVISIBLE
 
 TRUNCATED = "scan:truncated"
 
@@ -46,7 +49,7 @@ def _class_table() -> bytes:
             table[byte] = ord("a")
         elif "G" <= char <= "Z":
             table[byte] = ord("A")
-        elif char in " .-+():@_%/":
+        elif char in " .-+():@_%/,\t\r\n":
             table[byte] = byte
     return bytes(table)
 
@@ -96,16 +99,38 @@ Finder = Callable[[_Text], Iterator[tuple[int, int]]]
 
 _CARD = re.compile(rb"0(?:[ -]?0){12,18}")
 _DIGITS = re.compile(rb"[0-9]+")
-_CARD_GROUPED = re.compile(rb"0000([./])0000\1(?:0000\1)0000")  # 4111.1111.1111.1111, 4111/1111/1111/1111
+# 4111.1111.1111.1111, 4111/1111/1111/1111, 4111_1111_1111_1111, 4111,1111,1111,1111, 4111\t1111\t..., 4111  1111  ...,
+# 3782\t822463\t10005 (4-6-5): one pattern, so one pass
+_CARD_GROUPED = re.compile(
+    rb"0000(?P<sep>[./_]|, ?|[ \t\r\n]{2,}|[\t\r\n])(?:(?:0000(?P=sep)){2}0000|000000(?P=sep)00000)"
+)
+_GAP = frozenset(b" \t\r\n,_")
 _PHONE = re.compile(rb"0[0 ().-]{6,24}0")
 _IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
 _IPV6_TRIGGER = re.compile(rb":[0xX]{0,4}:")
 _IPV6 = re.compile(rb"[0xX:]{2,39}")
-_IBAN = re.compile(rb"00(?: ?[AX0]{4}){2,7}(?: ?[AX0]{1,3})?")
+_IBAN = re.compile(rb"00(?: ?[aAxX0]{4}){2,7}(?: ?[aAxX0]{1,3})?")
+# IBAN lengths by country (SWIFT's IBAN registry, release 101): a lower-case candidate must match them
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29,
+    "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24,
+    "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    "YE": 30,
+}  # fmt: skip
 _EMAIL = re.compile(rb"[aAxX0._%+-]{1,64}@[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
 
 
 def _cards(t: _Text) -> Iterator[tuple[int, int]]:
+    """Luhn-valid numbers of 13-19 digits: split by single spaces or dashes in any grouping; as four groups of
+    four by dots or slashes; as four groups of four (or 4-6-5) by tabs, newlines, commas, underscores or wider
+    white space only if they start as payment cards do and the same separator joins no more numbers to them.
+    The wider the separator, the more other numbers it joins (dates, versions, table rows and columns), so the
+    narrower the shape taken; a row of four numbers that passes all this (1 in ~20 at random) is read as a card."""
     for m in _CARD.finditer(t.classes):
         start, end = m.span()
         if t.before(start) in b"0-" or t.after(end) in b"0-":
@@ -123,16 +148,46 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             if _card_shaped([b - a for a, b in kept]) and _card(t.raw[kept[0][0] : kept[-1][1]]):
                 yield kept[0][0], kept[-1][1]
                 break
-    for m in _CARD_GROUPED.finditer(t.classes):  # only as four groups of four: dots and slashes join other numbers
+    for m in _CARD_GROUPED.finditer(t.classes):
         start, end = m.span()
         if t.before(start) == 48 or t.after(end) == 48:
             continue
-        if (t.before(start) in b"./" and t.before(start - 1) == 48) or (
-            t.after(end) in b"./" and t.after(end + 1) == 48
-        ):
-            continue  # joined by a dot or a slash to more digits: a longer dotted number, or a date
+        if m["sep"] in b"./":  # only as four groups of four: dots and slashes join other numbers
+            if end - start != 19 or (t.before(start) in b"./" and t.before(start - 1) == 48):
+                continue  # joined by a dot or a slash to more digits: a longer dotted number, or a date
+            if t.after(end) in b"./" and t.after(end + 1) == 48:
+                continue
+        elif not _issued(t.raw[start : start + 4]) or _in_a_row(t.classes, start, end, m["sep"]):
+            continue
         if _card(t.raw[start:end]):
             yield start, end
+
+
+def _in_a_row(classes: bytes, start: int, end: int, sep: bytes) -> bool:
+    """Whether the separator of a card candidate in groups also joins it to more digits, before or after: then it
+    is a window of a table row or column of numbers (`12\t4111\t1111\t1111\t1111`, one number a line), not a
+    card. A single space before or after a candidate split by wider white space does not join it (`... 05/27`)."""
+    before = start
+    while before > 0 and classes[before - 1] in _GAP:
+        before -= 1
+    after = end
+    while after < len(classes) and classes[after] in _GAP:
+        after += 1
+    return (before > 0 and classes[before - 1] == 48 and _alike(classes[before:start], sep)) or (
+        after < len(classes) and classes[after] == 48 and _alike(classes[end:after], sep)
+    )
+
+
+def _alike(gap: bytes, sep: bytes) -> bool:
+    if sep.isspace():
+        return gap.isspace() and gap != b" "
+    return gap == sep or (sep[0] == 44 and gap.strip(b" ") == b",")  # a comma, however many spaces around it
+
+
+def _issued(first: bytes) -> bool:
+    """The first four digits are a payment card's (3-6, or Mastercard's 2221-2720), as a spaced card's must be:
+    a row of years or small numbers in a table is not taken for one."""
+    return 51 <= first[0] <= 54 or b"2221" <= first <= b"2720"
 
 
 def _card_shaped(sizes: list[int]) -> bool:
@@ -189,14 +244,18 @@ def _ipv6s(t: _Text) -> Iterator[tuple[int, int]]:
 
 
 def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
+    """IBANs in any case (`de89 3704 …`), mod-97 checked; one not all in capitals must also have its country's
+    length: lower-case hex and identifiers are common, and 1 in 97 passes the check by chance."""
     for m in _IBAN.finditer(t.classes):
         start, end = m.start() - 2, m.end()
-        if start < 0 or t.classes[start] not in b"AX" or t.classes[start + 1] not in b"AX":
+        if start < 0 or t.classes[start] not in _LETTERS or t.classes[start + 1] not in _LETTERS:
             continue
         if t.before(start) in _WORDISH or t.after(end) in _WORDISH:
             continue
         compact = t.raw[start:end].replace(b" ", b"").decode()
         if not 15 <= len(compact) <= 34:
+            continue
+        if not compact.isupper() and _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact):
             continue
         if int("".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])) % 97 == 1:
             yield start, end
@@ -243,16 +302,62 @@ _NEEDS: dict[Finder, tuple[bytes, int, bytes]] = {
 
 
 _FOLD_PIECE = 4096
-# invisible characters dropped, and dashes (Unicode Pd: en dash, non-breaking hyphen ...) read as '-'
-_DASHES = "\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\u2212"  # Unicode's Pd (dash punctuation), and the minus sign
-_FOLD = {**INVISIBLE, **dict.fromkeys(map(ord, _DASHES), "-")}
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1; the same since 14.0):
+# characters that show nothing, dropped
+_IGNORABLE = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x115F, 0x1160),  # Hangul choseong and jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian free variation selectors and vowel separator
+    (0x200B, 0x200F),  # zero-width space, (non-)joiner, left-to-right and right-to-left marks
+    (0x202A, 0x202E),  # bidi embeddings, pop, overrides
+    (0x2060, 0x206F),  # word joiner, invisible operators, bidi isolates, deprecated format characters
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors 1-16
+    (0xFEFF, 0xFEFF),  # zero-width no-break space
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF0, 0xFFF8),  # unassigned
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol beam, tie, slur, phrase
+    (0xE0000, 0xE0FFF),  # language tag, tag characters, variation selectors 17-256, unassigned
+)
+# dashes (Unicode's Pd: en dash, non-breaking hyphen ...; the minus sign and those NFKC makes it) read as '-'
+_DASHES = "\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\U00010ead\u2212\u207b\u208b"
+# full stops IDNA reads as '.' (ideographic, fullwidth, halfwidth ideographic, and the vertical form NFKC
+# makes ideographic)
+_STOPS = "\u3002\uff0e\uff61\ufe12"
+# every decimal digit (Unicode's Nd, as this Python's unicodedata knows them; none lies past U+1FFFF) as
+# ASCII: NFKC leaves `٤` and `४` as they are
+_DECIMALS = {ord(c): str(unicodedata.decimal(c)) for c in filter(str.isdecimal, map(chr, range(0x80, 0x20000)))}
+_FOLD: dict[int, str | None] = {
+    **dict.fromkeys(code for first, last in _IGNORABLE for code in range(first, last + 1)),
+    **dict.fromkeys(map(ord, _DASHES), "-"),
+    **dict.fromkeys(map(ord, _STOPS), "."),
+    **_DECIMALS,
+}
+# `@` escaped for a URL or in HTML, as a browser (or a model) reads it
+_AT_ESCAPE = re.compile(r"%40|&#(?:0*64(?![0-9])|[xX]0*40(?![0-9a-fA-F]));?|&commat;")
+
+
+def _escapes_at(text: str) -> bool:
+    # one-character searches first: they are a memchr, a few times faster than searching for "%40" or "&#"
+    return ("%" in text and "%40" in text) or ("&" in text and ("&#" in text or "&commat;" in text))
+
+
+def _unescaped(text: str) -> str:
+    return _AT_ESCAPE.sub("@", text) if _escapes_at(text) else text
 
 
 def folded(text: str, limit: int) -> tuple[str, bool]:
-    """`text` in NFKC form without invisible characters, at most `limit` characters of it, and whether
+    """`text` as the detectors read it (see the module doc), at most `limit` characters of it, and whether
     some was cut. NFKC can make a text 18 times longer (`\ufdfa`): it is folded a piece at a time and stops
     at the limit, so the work stays bounded by it. (A piece boundary may split what NFKC would compose:
-    only accents, never the ASCII the detectors read.)"""
+    only accents, never the ASCII the detectors read.) The fold comes first, so NFKC may compose across a
+    dropped character; nothing NFKC makes is folded again, as nothing it makes needs to be (tested)."""
+    if text.isascii():
+        return _unescaped(text[:limit]), len(text) > limit
     pieces: list[str] = []
     size = 0
     for at in range(0, len(text), _FOLD_PIECE):
@@ -261,8 +366,8 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
         size += len(piece)
         if size >= limit:
             whole = "".join(pieces)
-            return whole[:limit], size > limit or at + _FOLD_PIECE < len(text)
-    return "".join(pieces), False
+            return _unescaped(whole[:limit]), size > limit or at + _FOLD_PIECE < len(text)
+    return _unescaped("".join(pieces)), False
 
 
 class Detectors:
@@ -292,10 +397,12 @@ class Detectors:
         if len(text) > self.max_chars:
             text = text[: self.max_chars]
             found.add(TRUNCATED)
-        if not text.isascii():  # `ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com`, digits and `@` in other widths, zero-width spaces
+        if not text.isascii():  # `ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com`, `٤١١١ …`, zero-width spaces, bidi controls
             text, cut = folded(text, self.max_chars)
             if cut:
                 found.add(TRUNCATED)
+        elif _escapes_at(text):  # `alice%40example.com`, `alice&#64;example.com`
+            text = _AT_ESCAPE.sub("@", text)
         t = _Text(text)
         classes = t.classes
         digits = -1  # counted once, when a finder asks
@@ -335,7 +442,7 @@ class Detectors:
         if not self._finders or not text:
             return text
         found = self.findings(text)
-        if text.isascii():
+        if text.isascii() and not _escapes_at(text):
             return self._masked(text, found)
         fold, _ = folded(text, len(text) * 18)
         in_fold = self.findings(fold) if fold != text else found

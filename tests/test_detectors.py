@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,13 +66,152 @@ def test_true_positives(text: str, label: str) -> None:
         "v1.4111.1111.1111.1111.2",  # a longer dotted number around a Luhn-valid run
         # tabs and underscores join numbers in tables and names, not card digits (a review's false positives)
         "1026\t1600\t1490",
-        "4916\t4470\t5202\t4112",
         "backup_20230225_053353.tar.gz",
         "user_4150637_7748204",
+        # wider card separators (tab, newline, comma, underscore, white space runs) are taken only for four groups
+        # of four or 4-6-5, with a card's first digits, and not as a window of a longer row or column of numbers
+        "1,2,3",
+        "10,20,30,40",
+        "2019\t2020\t2021\t2020",  # Luhn-valid, but no card starts with 2019
+        "1000,0000,0000,0008",  # Luhn-valid, but no payment card starts with 1
+        "7900_0000_0000_0006",
+        "12\t4111\t1111\t1111\t1111",  # a table row: the Luhn-valid run is a window of it
+        "4111\t1111\t1111\t1111\t2024",
+        "4111,1111,1111,1111,1111",
+        "4111\n1111\n1111\n1111\n1111",  # a column of numbers, one a line
+        "3500   4200   5100   6004   7000",  # aligned columns
+        "4,111,111,111,111,111",  # thousands, not groups of four
+        "total 3500,4200 and 5100,6004",
+        "# 2016\n4021,5231,5232,1186,  15,5233,1079",  # a table of numbers aligned with spaces
+        # lower case: mod-97 passes 1 in 97 by chance, so the country's length must match too
+        "md5 de763f2a9c0e5b7d1a4c6e8f0b2d4a6c",  # mod-97 valid, 32 characters: no German IBAN
+        "zz22370400440532013000",  # mod-97 valid, no such country
+        "版本 1。2。3",  # ideographic full stops as dots: a version, not an address
+        "email me &#64; work",
     ],
 )
 def test_near_misses_are_not_labelled(text: str) -> None:
     assert ALL.scan(text) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        # decimal digits of other scripts, which NFKC leaves as they are
+        ("call +٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨", "pii:phone"),  # Arabic-Indic
+        ("card ٤١١١١١١١١١١١١١١١", "pii:credit_card"),
+        ("card ४१११ ११११ ११११ ११११", "pii:credit_card"),  # Devanagari
+        ("card ۴۱۱۱-۱۱۱۱-۱۱۱۱-۱۱۱۱", "pii:credit_card"),  # extended Arabic-Indic (Persian)
+        ("from ๑๙๒.๑๖๘.๑๐.๒๕๔", "pii:ip_address"),  # Thai
+        # full stops IDNA reads as '.'
+        ("write to alice@example\u3002com", "pii:email"),  # ideographic
+        ("write to alice@example\uff61com", "pii:email"),  # halfwidth ideographic
+        ("write to alice@example\uff0ecom", "pii:email"),  # fullwidth (NFKC folds it)
+        ("write to alice@example\ufe12com", "pii:email"),  # vertical form: NFKC makes it ideographic
+        ("write to alice@mail\u3002example\u3002co\u3002uk", "pii:email"),
+        # an IBAN in lower (or mixed) case: the model reads it all the same
+        ("pay to de89370400440532013000", "pii:iban"),
+        ("pay to de89 3704 0044 0532 0130 00 please", "pii:iban"),
+        ("pay to gb82west12345698765432", "pii:iban"),
+        ("pay to De89370400440532013000", "pii:iban"),
+        # a card split by tabs, newlines, commas, underscores or runs of white space
+        ("4111\t1111\t1111\t1111", "pii:credit_card"),
+        ("card:\t4111\t1111\t1111\t1111 05/27", "pii:credit_card"),
+        ("4111\n1111\n1111\n1111", "pii:credit_card"),
+        ("4111\r\n1111\r\n1111\r\n1111", "pii:credit_card"),
+        ("4111_1111_1111_1111", "pii:credit_card"),
+        ("4111,1111,1111,1111", "pii:credit_card"),
+        ("4111, 1111, 1111, 1111", "pii:credit_card"),
+        ("4111  1111  1111  1111", "pii:credit_card"),
+        ("card 4111 \t1111 \t1111 \t1111.", "pii:credit_card"),
+        ("amex 3782\t822463\t10005", "pii:credit_card"),  # 4-6-5
+        ("2221,0000,0000,0009", "pii:credit_card"),  # Mastercard's 2-series
+        ("4916\t4470\t5202\t4112", "pii:credit_card"),  # Luhn-valid and a Visa's prefix: a card, as it reads
+        # `@` escaped for a URL or in HTML
+        ("write to alice%40example.com", "pii:email"),
+        ("write to alice&#64;example.com", "pii:email"),
+        ("write to alice&#064;example.com", "pii:email"),
+        ("write to alice&#x40;example.com", "pii:email"),
+        ("write to alice&#X40;example.com", "pii:email"),
+        ("write to alice&#64example.com", "pii:email"),  # browsers read it without the ';' too
+        ("write to alice&commat;example.com", "pii:email"),
+        ("schreib an alice%40exämple.com oder alice&#64;example.de", "pii:email"),  # in a text that is not ASCII
+    ],
+)
+def test_other_spellings_of_a_value_are_found(text: str, label: str) -> None:
+    """A second review's bypasses: each reached the model unlabelled, while the model reads the value."""
+    assert label in ALL.scan(text)
+
+
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\ufe0f",  # variation selector
+        "\U000e0100",  # variation selector 17
+        "\u202a",  # bidi embedding, override, isolate ...
+        "\u202b",
+        "\u202c",
+        "\u202d",
+        "\u202e",
+        "\u2066",
+        "\u2067",
+        "\u2068",
+        "\u2069",
+        "\U000e0000",  # tags
+        "\U000e0001",
+        "\U000e0041",
+        "\U000e007f",
+        "\u3164",  # Hangul fillers
+        "\u115f",
+        "\u1160",
+        "\uffa0",
+        "\u180f",  # Mongolian free variation selector four
+        "\u17b4",  # Khmer inherent vowel
+        "\U0001bca0",  # shorthand format control
+        "\U0001d173",  # musical beam
+    ],
+)
+def test_default_ignorable_characters_are_no_gap(char: str) -> None:
+    assert ALL.scan(f"write to alice@exam{char}ple.com") == {"pii:email"}
+    assert ALL.scan(f"card 4111{char}1111 1111 1111") == {"pii:credit_card"}
+
+
+def test_the_ignorable_table_is_unicodes() -> None:
+    """Default_Ignorable_Code_Point has 4,174 code points (Unicode 15.1), the narrower list it replaced among them."""
+    from proxy.detectors import _IGNORABLE
+
+    codes = {code for first, last in _IGNORABLE for code in range(first, last + 1)}
+    assert len(codes) == 4174
+    assert codes >= set(map(ord, "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2064\ufeff"))
+
+
+def test_nothing_nfkc_makes_needs_folding_again() -> None:
+    """The fold runs before NFKC: whatever NFKC makes of a character (U+207B superscript minus is U+2212, U+FE12
+    is U+3002, U+FFA0 is U+1160) must need no folding itself."""
+    from proxy.detectors import _FOLD, folded
+
+    left = []
+    for code in range(0x80, 0x30000):  # no character past U+2FFFF has a compatibility form
+        if 0xD800 <= code < 0xE000 or (code not in _FOLD and unicodedata.is_normalized("NFKC", chr(code))):
+            continue
+        text, _ = folded(chr(code), 100)
+        if any(ord(char) in _FOLD for char in text):
+            left.append(hex(code))
+    assert left == []
+
+
+def test_dots_and_slashes_split_cards_only_in_fours() -> None:
+    """The grouped pattern also takes 4-6-5, for the wider separators only."""
+    assert "pii:credit_card" not in ALL.scan("3782.822463.10005")
+    assert "pii:credit_card" not in ALL.scan("3782/822463/10005")
+    assert "pii:credit_card" in ALL.scan("3782_822463_10005")
+
+
+def test_other_spellings_are_masked_whole() -> None:
+    assert ALL.mask("card ٤١١١١١١١١١١١١١١١ ok") == "card [pii:credit_card] ok"
+    assert ALL.mask("mail alice%40example.com now") == "mail [pii:email] now"
+    assert ALL.mask("mail alice@exam\u202eple.com now") == "mail [pii:email] now"
+    assert ALL.mask("100% sure, R&D") == "100% sure, R&D"  # nothing escaped: the text as it is
 
 
 def test_stream_finds_values_split_across_chunks() -> None:
