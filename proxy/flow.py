@@ -18,6 +18,7 @@ ALLOW = "allow"
 DENY = "deny"
 REROUTE = "reroute"
 AUDIT_DENY = "audit-deny"
+UNKNOWN_KEY = "(unknown key)"  # the caller of a call whose API key no caller owns: never `anonymous`
 
 # The wire protocols a call can arrive in: one adapter each (proxy/protocols/), closed so that a
 # misspelt protocol is a type error, not a silent miss.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from proxy.baseline import Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
-from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, Call, Decision, printable_name
+from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, UNKNOWN_KEY, Call, Decision, printable_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +178,8 @@ def _decide(call: Call, policy: Policy) -> Decision:
                       "missing API key: send 'Authorization: Bearer <key>'" + _certificate_note(call.peer))  # fmt: skip
         else:
             denial = ("invalid_api_key", "callers", "unknown API key")
-    caller_name = caller.name if caller else None
+    # a key no caller owns is not an unauthenticated call: its flows are kept apart (key guessing shows)
+    caller_name = caller.name if caller else (UNKNOWN_KEY if call.key_sha256 is not None else None)
     labels = call.labels | call.detected
     if caller is not None and caller.labels:
         labels = labels | caller.labels

@@ -361,3 +361,23 @@ def test_a_request_whose_body_arrives_after_a_reload_is_decided_by_the_new_confi
     assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
     assert b"purpose_denied" in reply
     assert server.data_requests() == []
+
+
+def test_a_key_no_caller_owns_is_recorded_apart_from_unauthenticated_calls(two, tmp_path, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    """Both were caller `anonymous`, one edge whose rule was whichever came last: a baseline approving the
+    missing-key denials (`policy.anonymous`) approved the key guessing too."""
+    _, _, make = two
+    proxy = make()
+    for key in ("guess-1", "guess-2"):
+        with pytest.raises(openai.AuthenticationError):
+            sdk(proxy, key).chat.completions.create(model=SERVED, messages=MESSAGES)  # type: ignore[arg-type]
+    # the SDK refuses to send no key at all: a plain client sends none
+    missing = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": SERVED, "messages": MESSAGES}, timeout=10)
+    assert missing.status_code == 401
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    store = SqliteStore(tmp_path / "lineage.db", readonly=True)
+    try:
+        rows = {row.key.caller: (row.count, row.rule) for row in store.rows()}
+    finally:
+        store.close()
+    assert rows == {"(unknown key)": (2, "callers"), "anonymous": (1, "policy.anonymous")}
