@@ -2,8 +2,9 @@
 
 REST bodies are JSON, optionally followed by binary tensor data (the binary-tensor extension, with the
 JSON length in `Inference-Header-Content-Length`). Labels may ride in the request parameter
-`data_labels` (a comma-separated string or a list). BYTES tensors are scanned as text; the digest covers
-the tensor data (JSON `data` values and the binary section), not the framing.
+`data_labels` (a comma-separated string or a list). Every string in a tensor's JSON data is scanned as
+text, whatever its datatype (MLServer hands an INT32 tensor's strings to the model), as are binary BYTES
+tensors; the digest covers the tensor data (JSON `data` values and the binary section), not the framing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import re
 import struct
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -29,6 +31,12 @@ LABELS_PARAMETER = "data_labels"
 # proxy cannot read, so such a call is opaque, as a path no adapter reads (policy.passthrough decides)
 SHARED_MEMORY = "shared_memory_region"
 _MAX_SCAN_STRINGS = 10_000
+# a version an integer parser reads as a number (Triton: std::stol skips white space, takes a sign, stops at the
+# first non-digit), and the one form in which that number is the version's only spelling
+_NUMERIC_VERSION = re.compile(r"\s*[+-]?[0-9]")
+_CANONICAL_VERSION = re.compile(r"0|[1-9][0-9]*")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_QUOTE, _BRACE = ord('"'), ord("{")  # as ints, `in` a bytes object is one memchr (a bytes needle costs 10 times that)
 
 
 def split_path(path: str) -> tuple[str, str | None, str] | None:
@@ -59,9 +67,25 @@ def labels_parameter(value: Any) -> tuple[str, ...]:
     )
 
 
-def _strings(data: Any, out: list[str]) -> bool:
-    """Every string in (nested lists of) tensor data, in order; iterative, so no nesting is too deep.
-    False when some were left past `_MAX_SCAN_STRINGS`."""
+def check_version(version: str | None) -> None:
+    """An explicit model version must name one version only. Triton reads `02`, `+2`, ` 2` and `2abc` as
+    version 2, so the proxy, which matches versions as written (the upstream's metadata, the baseline's
+    `iris:2`), would decide on a version the upstream does not run: a version that starts like a number
+    must be one in canonical decimal form. Others (MLServer's `v0.1.0`) are names, matched as written by
+    MLServer and refused by Triton."""
+    if not version or (version.isdigit() and version.isascii() and (version[0] != "0" or len(version) == 1)):
+        return  # none, or canonical: the common case, without a regex
+    if _NUMERIC_VERSION.match(version) and not _CANONICAL_VERSION.fullmatch(version):
+        raise InvalidRequest(f"model version {version!r} is not in canonical form: a version that starts with a "
+                             "digit, a sign or white space must be a decimal number without leading zeros "
+                             "(0|[1-9][0-9]*), as Triton reads it ('02' is its version 2)",
+                             param="model_version")  # fmt: skip
+
+
+def _strings(data: Any, out: list[str], tensor: dict[str, Any] | None = None) -> bool:
+    """Every string in tensor data, in order: nested lists, and the keys and values of objects, which no
+    tensor holds (a request's `tensor` holding one is an InvalidRequest naming it). Iterative, so no
+    nesting is too deep. False when some were left past `_MAX_SCAN_STRINGS`."""
     stack = [data]
     while stack and len(out) < _MAX_SCAN_STRINGS:
         item = stack.pop()
@@ -69,6 +93,13 @@ def _strings(data: Any, out: list[str]) -> bool:
             out.append(item)
         elif isinstance(item, list):
             stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            if tensor is not None:
+                name = str(tensor.get("name"))[:128]
+                raise InvalidRequest(f"tensor {name!r}: its data holds a JSON object; tensor data is a (nested) list "
+                                     "of numbers, booleans or strings", param="data")  # fmt: skip
+            for key, value in reversed(item.items()):
+                stack += (value, key)
     return not stack
 
 
@@ -99,18 +130,29 @@ def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:
                          "then that many bytes)", param="raw_input_contents")  # fmt: skip
 
 
-def _tensor_digest(tensors: Iterable[dict[str, Any]], binary: bytes) -> str | None:
-    """`sha256:` over the tensors' JSON data, then the binary section; InvalidRequest for data nested
-    deeper than any tensor (orjson stops at 255 levels)."""
+def _data_json(tensor: dict[str, Any]) -> bytes | None:
+    """A tensor's `data` as orjson writes it: what the digest covers, and where C finds whether any text is
+    in it (a `"`), so a numeric tensor is never walked in Python. None without data, or nested deeper than
+    orjson writes (255 levels)."""
+    if "data" not in tensor:
+        return None
+    try:
+        return orjson.dumps(tensor["data"])
+    except TypeError:
+        return None
+
+
+def _tensor_digest(tensors: Iterable[dict[str, Any]], dumped: Iterable[bytes | None], binary: bytes) -> str | None:
+    """`sha256:` over the tensors' JSON data (`_data_json`), then the binary section; InvalidRequest for
+    data nested deeper than any tensor."""
     h = hashlib.sha256()
     seen = False
-    for tensor in tensors:
-        if "data" in tensor:
-            try:
-                h.update(orjson.dumps(tensor["data"]))
-            except TypeError:
-                raise InvalidRequest("tensor data is nested too deeply to be a tensor", param="data") from None
+    for tensor, data in zip(tensors, dumped, strict=False):
+        if data is not None:
+            h.update(data)
             seen = True
+        elif "data" in tensor:
+            raise InvalidRequest("tensor data is nested too deeply to be a tensor", param="data")
     if binary:
         h.update(binary)
         seen = True
@@ -130,6 +172,7 @@ def _json_part(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
 
 
 def read_rest_request(model: str, version: str | None, body: bytes, header_length: str | None) -> Request:
+    check_version(version)
     head, binary = _json_part(body, header_length)
     data = load_request_json(head, "inference request")
     inputs = data.get("inputs")
@@ -143,11 +186,13 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
                              f"follow the JSON ({HEADER_LENGTH}): each byte must belong to exactly one input",
                              param="binary_data_size")  # fmt: skip
     texts: list[str] = []
-    whole = _tensor_texts(inputs, binary, texts)
+    dumped = [_data_json(tensor) for tensor in inputs]
+    whole = _tensor_texts(inputs, dumped, binary, texts, request=True)
     outputs = data.get("outputs")
     shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
     return Request(model, "infer", False, tuple(texts), (), labels, version,
-                   None if shared else _tensor_digest(inputs, binary), opaque=shared, unscanned=not whole)  # fmt: skip
+                   None if shared else _tensor_digest(inputs, dumped, binary), opaque=shared,
+                   unscanned=not whole)  # fmt: skip
 
 
 def _in_shared_memory(tensor: Any) -> bool:
@@ -155,32 +200,72 @@ def _in_shared_memory(tensor: Any) -> bool:
     return isinstance(parameters, dict) and SHARED_MEMORY in parameters
 
 
-def _tensor_texts(tensors: list[dict[str, Any]], binary: bytes, texts: list[str]) -> bool:
-    """The strings of BYTES tensors, from JSON `data` or from the binary section: with the binary-tensor
-    extension each tensor's `parameters.binary_data_size` bytes follow the JSON in tensor order, BYTES
-    elements each a 4-byte little-endian length and the bytes (as tritonclient sends by default).
-    Into `texts`; False when some of it was past a scan limit."""
+def _tensor_texts(
+    tensors: list[dict[str, Any]], dumped: list[bytes | None], binary: bytes, texts: list[str], request: bool
+) -> bool:
+    """The strings of the tensors, from the binary section and from JSON `data`, into `texts`: with the
+    binary-tensor extension each tensor's `parameters.binary_data_size` bytes follow the JSON in tensor
+    order, BYTES elements each a 4-byte little-endian length and the bytes (as tritonclient sends by
+    default); JSON `data` is read whatever the datatype (MLServer does not check data against it) and
+    beside a binary part too (MLServer reads no binary part, only `data`). In a `request` an object in
+    `data` is an InvalidRequest, and base64 elements are read decoded too (`add_base64_texts`). False
+    when some of it was past a scan limit."""
     whole = True
     offset = 0
-    for tensor in tensors:
+    for tensor, data in zip(tensors, dumped, strict=False):
         size = _binary_size(tensor)
-        is_bytes = tensor.get("datatype") == "BYTES"
+        start = len(texts)
         if size is not None:
-            if is_bytes:
+            if tensor.get("datatype") == "BYTES":
                 whole = bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts) and whole
             offset += size
-        elif is_bytes:
-            if _parameters(tensor).get("content_type") == "base64":  # MLServer's codec: its model reads it decoded
-                encoded: list[str] = []
-                whole = _strings(tensor.get("data"), encoded) and whole
-                for text in encoded:  # decoded, and as sent: a server that ignores content_type reads that
-                    texts.append(text)
-                    decoded = _unbase64(text)
-                    if decoded != text:
-                        texts.append(decoded)
-            else:
-                whole = _strings(tensor.get("data"), texts) and whole
+        # only numbers, booleans and nulls when orjson wrote no '"' and no '{': then not walked in Python
+        walk = _QUOTE in data or _BRACE in data if data is not None else "data" in tensor
+        refuse = tensor if request else None
+        if walk and _parameters(tensor).get("content_type") == "base64":  # MLServer's codec: the model reads it decoded
+            whole = _declared_base64(tensor.get("data"), texts, refuse) and whole
+            continue
+        if walk:
+            whole = _strings(tensor.get("data"), texts, refuse) and whole
+        if request and len(texts) > start:
+            add_base64_texts(texts, start)
     return whole
+
+
+def _declared_base64(data: Any, texts: list[str], tensor: dict[str, Any] | None) -> bool:
+    """The strings of data declared `content_type: base64`, each as sent (a server that ignores content_type
+    gives the model that) and decoded (`_unbase64`)."""
+    encoded: list[str] = []
+    whole = _strings(data, encoded, tensor)
+    for text in encoded:
+        texts.append(text)
+        decoded = _unbase64(text)
+        if decoded != text:
+            texts.append(decoded)
+    return whole
+
+
+def add_base64_texts(texts: list[str], start: int) -> None:
+    """After `texts[start:]`, the text each base64 one among them stands for. MLServer decodes an input
+    whose model-settings declare `content_type: base64` although the request does not say so, so any
+    element its codec would decode (`b64decode(validate=True)`: the alphabet only, whole padded quads) is
+    scanned decoded too when that is text: UTF-8 but for at most one character in 8 (read replaced, so a
+    stray byte hides nothing). Binary data (an image) is not read: it would only spend the scan budget.
+    Under 8 characters an element holds nothing the detectors find."""
+    for index in range(start, len(texts)):
+        text = texts[index]
+        if len(text) < 8 or len(text) & 3 or _BASE64.fullmatch(text) is None:
+            continue
+        try:
+            raw = binascii.a2b_base64(text, strict_mode=True)
+        except binascii.Error:
+            continue
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            decoded = raw.decode("utf-8", "replace")
+            if decoded.count("\ufffd") * 8 <= len(decoded):
+                texts.append(decoded)
 
 
 def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:
@@ -189,9 +274,10 @@ def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unbase64(text: str) -> str:
-    """A base64 element as the text it encodes, decoded as MLServer's codec does (`base64.b64decode`:
-    characters outside the alphabet are dropped, so `dG86\nIGFs…` is still an address); as it is when it
-    does not decode (then that is what the model is given)."""
+    """An element declared base64 as the text it encodes, decoded leniently (characters outside the
+    alphabet dropped, so `dG86\nIGFs…` is still an address): all that MLServer's strict codec decodes, and
+    what a runtime calling `b64decode` without `validate` decodes; as it is when it does not decode (then
+    that is what the model is given)."""
     try:
         return binascii.a2b_base64(text.encode("utf-8", "surrogateescape")).decode("utf-8", "replace")
     except ValueError:
@@ -232,9 +318,10 @@ class RestReplyObserver:
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
         found = reply.get("outputs")
         outputs = [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
-        self._text.add_tensors(functools.partial(_tensor_texts, outputs, binary))
+        dumped = [_data_json(output) for output in outputs]
+        self._text.add_tensors(functools.partial(_tensor_texts, outputs, dumped, binary, request=False))
         try:
-            self.outcome.output_digest = _tensor_digest(outputs, binary)
+            self.outcome.output_digest = _tensor_digest(outputs, dumped, binary)
         except InvalidRequest:
             self.outcome.output_digest = None  # not a tensor the proxy can digest; forwarded all the same
 

@@ -20,7 +20,9 @@ from proxy.protocols import Header, OutputText, Request, Target
 from proxy.protocols.oip import (
     LABELS_PARAMETER,
     SHARED_MEMORY,
+    add_base64_texts,
     bytes_tensor_strings,
+    check_version,
     labels_parameter,
     observe_reply_meta,
 )
@@ -178,8 +180,10 @@ def _parameter(entry: memoryview) -> tuple[str, str | None]:
 
 
 def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> tuple[str, bool]:
-    """An Infer{Input,Output}Tensor: hash its `contents`, collect BYTES strings; returns the datatype,
-    and whether its data is in a shared-memory region (which the proxy cannot read)."""
+    """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
+    (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
+    type); returns the datatype, and whether its data is in a shared-memory region (which the proxy cannot
+    read)."""
     datatype = ""
     shared = False
     for number, _, value in fields(tensor):
@@ -215,7 +219,8 @@ def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str])
 
 
 def read_infer_request(data: bytes) -> Request:
-    """A ModelInferRequest's model, version, labels, scannable text and content digest."""
+    """A ModelInferRequest's model, version (in canonical form, `check_version`), labels, scannable text
+    (base64 elements decoded too) and content digest."""
     buf = memoryview(data)
     model = version = ""
     labels: tuple[str, ...] = ()
@@ -255,6 +260,8 @@ def read_infer_request(data: bytes) -> Request:
     whole = _raw_strings(raws, datatypes, texts)
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
+    check_version(version)
+    add_base64_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any as base64
     return Request(model, "infer", False, tuple(texts), (), labels, version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
                    unscanned=not whole)  # fmt: skip

@@ -101,7 +101,7 @@ REQUEST: dict[str, Any] = {
     "inputs": [
         {"name": "TEXT", "shape": [3], "datatype": "BYTES", "data": BYTES_DATA},
         {"name": "X", "shape": [1, 4], "datatype": "FP32", "data": FP32_DATA},
-        {"name": "NUMBERS_AS_TEXT", "shape": [1], "datatype": "INT32", "data": ["not scanned"]},
+        {"name": "NUMBERS_AS_TEXT", "shape": [1], "datatype": "INT32", "data": ["scanned all the same"]},
     ],
     "outputs": [{"name": "Y"}],
 }
@@ -110,7 +110,8 @@ REQUEST: dict[str, Any] = {
 def test_json_request() -> None:
     request = read_rest_request("iris", "3", orjson.dumps(REQUEST), None)
     assert (request.model, request.version, request.operation, request.stream) == ("iris", "3", "infer", False)
-    assert request.texts == ("write to", "ana@example.org", "é")
+    # an INT32 tensor's strings too: MLServer hands them to the model, whatever the datatype says
+    assert request.texts == ("write to", "ana@example.org", "é", "scanned all the same")
     assert request.labels == ("campaign-7", "health")
     assert request.params == ()
     assert request.digest == sha(*(orjson.dumps(t["data"]) for t in REQUEST["inputs"]))
@@ -120,7 +121,7 @@ def test_json_digest_covers_the_data_not_the_framing() -> None:
     reframed = (
         b'{ "outputs": [], "inputs": [ {"datatype": "BYTES", "data": [["write to", "ana@example.org"], ["\\u00e9"]],'
         b' "name": "renamed", "shape": [1, 3]}, {"data": [5.1, 3.5, 1.4, 0.2], "datatype": "FP32", "name": "X2"},'
-        b' {"datatype": "INT32", "data": ["not scanned"]} ] }'
+        b' {"datatype": "INT32", "data": ["scanned all the same"]} ] }'
     )
     original = read_rest_request("iris", None, orjson.dumps(REQUEST), None)
     assert read_rest_request("iris", None, reframed, None).digest == original.digest
@@ -139,8 +140,9 @@ def test_base64_bytes_are_scanned_as_the_model_reads_them() -> None:
     tensor = {"name": "t", "datatype": "BYTES", "shape": [2], "parameters": {"content_type": "base64"},
               "data": ["YWxpY2VAZXhhbXBsZS5jb20=", "dG86IGFs\naWNlQGV4YW1wbGUuY29t", "not base64"]}  # fmt: skip
     request = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
-    # decoded as MLServer's b64decode does (a stray character dropped), and as sent: a server that ignores
-    # content_type (Triton, KServe, a runtime reading `data` itself) gives the model the text as sent
+    # decoded leniently (a stray character dropped, as `b64decode` without `validate` does; MLServer's codec
+    # decodes less), and as sent: a server that ignores content_type (Triton, KServe, a runtime reading `data`
+    # itself) gives the model the text as sent
     assert request.texts == ("YWxpY2VAZXhhbXBsZS5jb20=", "alice@example.com", "dG86IGFs\naWNlQGV4YW1wbGUuY29t",
                              "to: alice@example.com", "not base64")  # fmt: skip
     plain = {**tensor, "data": ["xalice@example.com"]}
@@ -162,9 +164,102 @@ def test_tensors_in_shared_memory_make_the_request_opaque() -> None:
 def test_bytes_data_flat_scalar_and_mixed() -> None:
     inputs = [
         {"name": "A", "datatype": "BYTES", "data": "scalar"},
-        {"name": "B", "datatype": "BYTES", "data": ["x", 1, None, ["y", {"z": "no"}]]},
+        {"name": "B", "datatype": "BYTES", "data": ["x", 1, None, ["y", True, 2.5]]},
     ]
     assert read_rest_request("m", None, orjson.dumps({"inputs": inputs}), None).texts == ("scalar", "x", "y")
+
+
+E = "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        {"name": "t", "shape": [1], "datatype": "INT32", "data": [E]},
+        {"name": "t", "shape": [1], "datatype": "FP32", "data": [E], "parameters": {"content_type": "str"}},
+        {"name": "t", "shape": [1, 2], "datatype": "FP64", "data": [[1.5, E]]},
+        {"name": "t", "shape": [1], "datatype": "bytes", "data": [E]},  # a datatype no server has: read all the same
+        {"name": "t", "shape": [1], "datatype": "BYTES", "data": [E], "parameters": {"binary_data_size": 0}},
+    ],
+)
+def test_text_in_a_tensor_of_any_datatype_is_scanned(tensor: dict[str, Any]) -> None:
+    """MLServer checks no tensor's data against its datatype and hands the strings to the model (an INT32
+    tensor's, a BYTES one's beside a binary part it does not read): every string is scanned."""
+    request = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
+    assert E in request.texts and EMAIL.scan_all(request.texts) == {"pii:email"}
+
+
+@pytest.mark.parametrize("data", [[{"x": E}], {"x": E}, [[1, {}]], {"alice@example.com": 1}])
+def test_an_object_in_tensor_data_is_invalid(data: Any) -> None:
+    """No tensor's data holds a JSON object, yet MLServer passes one to the model: refused, naming the tensor."""
+    inputs = [{"name": "ok", "datatype": "BYTES", "data": ["a"]}, {"name": "T", "datatype": "BYTES", "data": data}]
+    with pytest.raises(InvalidRequest) as caught:
+        read_rest_request("m", None, orjson.dumps({"inputs": inputs}), None)
+    assert caught.value.message.startswith("tensor 'T': its data holds a JSON object")
+    assert caught.value.param == "data"
+
+
+def test_numeric_tensors_are_not_walked_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The text check of a numeric tensor is a search of the JSON the digest writes anyway, in C: an image's
+    150,528 floats are never visited one by one."""
+    import proxy.protocols.oip as oip
+
+    walked: list[Any] = []
+    monkeypatch.setattr(oip, "_strings", lambda data, out, tensor=None: walked.append(data) or True)
+    image = {"name": "img", "datatype": "FP32", "shape": [1, 3, 224, 224], "data": [[[[0.5] * 224] * 224] * 3]}
+    flags = {"name": "f", "datatype": "BOOL", "shape": [3], "data": [True, False, None]}
+    request = read_rest_request("m", None, orjson.dumps({"inputs": [image, flags, REQUEST["inputs"][0]]}), None)
+    assert walked == [BYTES_DATA] and request.digest is not None
+
+
+@pytest.mark.parametrize(
+    ("element", "decoded"),
+    [
+        ("YWxpY2VAZXhhbXBsZS5jb20=", "alice@example.com"),
+        ("dG86IGFsaWNlQGV4YW1wbGUuY29t", "to: alice@example.com"),
+        ("/2FsaWNlQGV4YW1wbGUuY29t", "\ufffdalice@example.com"),  # a stray byte that is not UTF-8: read replaced
+        # binary (an image's compressed bytes): not text, not read
+        ("YQXWzHavQAMl6U1YjOURvlv9u3O0N9xR7KQ5F9ekPj1bshrEabXn304XiZ1KrgrftDDw8LM2oiQu8aItJb0uUw==", None),
+        ("internationalization", None),  # a word that happens to be base64, of bytes that are not text
+        ("YWxpY2VAZXhhbXBsZS5jb20", None),  # unpadded: MLServer's codec (validate=True) gives the model it as sent
+        ("YWxp Y2VAZXhh bXBsZS5jb20=", None),  # a character outside the alphabet: likewise
+        ("YWxpY2VA\nZXhhbXBsZS5jb20=", None),
+        ("YWJj", None),  # under 8 characters: 3 bytes, too short for anything the detectors find
+        ("mail alice@example.com", None),
+    ],
+)
+def test_base64_elements_are_scanned_decoded_when_no_content_type_says_so(element: str, decoded: str | None) -> None:
+    """MLServer decodes an input its model-settings declare `content_type: base64` though the request does
+    not say so: an element its codec would decode is scanned decoded too, of any datatype, in JSON or binary."""
+    for tensor in ({"name": "text", "shape": [1], "datatype": "BYTES", "data": [element]},
+                   {"name": "n", "shape": [1], "datatype": "INT64", "data": [[element]]}):  # fmt: skip
+        texts = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None).texts
+        assert texts == ((element, decoded) if decoded else (element,))
+    raw = raw_bytes(element.encode())
+    body, length = binary_request([{"name": "b", "datatype": "BYTES", "shape": [1],
+                                    "parameters": {"binary_data_size": len(raw)}}], raw)  # fmt: skip
+    assert read_rest_request("m", None, body, length).texts == ((element, decoded) if decoded else (element,))
+
+
+@pytest.mark.parametrize("version", ["02", "002", "00", "+2", "-1", " 2", "2 ", "2abc", "1.0", "0x10", "\t7"])
+def test_a_version_not_in_canonical_form_is_invalid(version: str) -> None:
+    """Triton reads a version with std::stol: `02`, `+2`, ` 2` and `2abc` are its version 2, which the
+    proxy, matching versions as written, would check against the baseline as an unknown version."""
+    target = ADAPTER.match("POST", f"/v2/models/iris/versions/{version}/infer")
+    assert target is not None and target.version == version
+    with pytest.raises(InvalidRequest) as caught:
+        ADAPTER.read(target, orjson.dumps(REQUEST), no_header)
+    assert caught.value.param == "model_version"
+    assert f"model version {version!r} is not in canonical form" in caught.value.message
+    assert "(0|[1-9][0-9]*)" in caught.value.message
+
+
+@pytest.mark.parametrize("version", ["0", "1", "10", "9007199254740993", "v0.1.0", "latest", "v2", "\u0662"])
+def test_canonical_versions_and_names_are_read(version: str) -> None:
+    """Versions that are names (MLServer's `v0.1.0`) are matched as written by MLServer and refused by Triton."""
+    target = ADAPTER.match("POST", f"/v2/models/iris/versions/{version}/infer")
+    assert target is not None
+    assert ADAPTER.read(target, orjson.dumps(REQUEST), no_header).version == version
 
 
 @pytest.mark.parametrize(
@@ -437,6 +532,22 @@ def test_reply_with_outputs_that_are_not_a_list_does_not_raise(outputs: bytes) -
     observer.body(b'{"model_name": "m", "outputs": ' + outputs + b"}")
     observer.finish()
     assert outcome.response_model == "m"
+
+
+def test_reply_text_in_any_datatype_and_in_objects_is_scanned() -> None:
+    """A reply is forwarded whatever it holds: its strings are read wherever they are, an object's keys and
+    values too (an object in a request's data is refused instead)."""
+    outputs = [
+        {"name": "N", "datatype": "INT32", "shape": [1], "data": ["mail ana@example.org"]},
+        {"name": "O", "datatype": "BYTES", "shape": [1], "data": [{"to": "bob@example.org"}]},
+    ]
+    for output in outputs:
+        observer, outcome = reply_observer(capture=False)
+        observer.head(200, no_header)
+        observer.body(orjson.dumps({"model_name": "echo", "outputs": [output]}))
+        observer.finish()
+        assert outcome.output_detected == frozenset({"pii:email"})
+        assert outcome.output_digest == sha(orjson.dumps(output["data"]))
 
 
 def test_reply_nested_300_deep_does_not_raise() -> None:

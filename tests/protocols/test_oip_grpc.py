@@ -221,6 +221,41 @@ def test_read_infer_request_with_raw_input_contents() -> None:
     assert read.digest == sha(looks_like_text, text, more)
 
 
+def test_bytes_contents_are_read_whatever_the_datatype() -> None:
+    """MLServer gives the model whichever contents field is set: an INT32 tensor's bytes_contents are text
+    too. Every other contents field is a number by its protobuf type, and raw contents of a numeric datatype
+    are unpacked as numbers, so they hold no string."""
+    request = infer_request(model_name="echo")
+    request.inputs.add(name="N", datatype="INT32", shape=[1]).contents.bytes_contents.append(b"ana@example.org")
+    assert read_infer_request(request.SerializeToString()).texts == ("ana@example.org",)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_base64_elements_are_scanned_decoded_too(raw: bool) -> None:
+    """MLServer decodes an input its model-settings declare `content_type: base64` though the request does
+    not say so (a parameter gRPC callers rarely send): elements its codec decodes are scanned decoded too."""
+    elements = [b"YWxpY2VAZXhhbXBsZS5jb20=", b"YWxpY2VAZXhhbXBsZS5jb20", b"plain text"]
+    request = infer_request(model_name="echo")
+    tensor = request.inputs.add(name="text", datatype="BYTES", shape=[3])
+    if raw:
+        request.raw_input_contents.append(raw_bytes(*elements))
+    else:
+        tensor.contents.bytes_contents.extend(elements)
+    read = read_infer_request(request.SerializeToString())
+    assert read.texts == ("YWxpY2VAZXhhbXBsZS5jb20=", "YWxpY2VAZXhhbXBsZS5jb20", "plain text", "alice@example.com")
+
+
+@pytest.mark.parametrize("version", ["02", "+2", " 2", "2abc", "-1", "1.0"])
+def test_a_version_not_in_canonical_form_is_invalid(version: str) -> None:
+    """Triton parses model_version with std::stol: each of these is a number other than what it spells."""
+    with pytest.raises(InvalidRequest) as caught:
+        read_infer_request(infer_request(model_name="simple", model_version=version).SerializeToString())
+    assert caught.value.param == "model_version" and "(0|[1-9][0-9]*)" in caught.value.message
+    for fine in ("2", "0", "v0.1.0", ""):
+        message = infer_request(model_name="simple", model_version=fine).SerializeToString()
+        assert read_infer_request(message).version == (fine or None)
+
+
 def test_read_infer_request_labels_from_several_entries_and_lists() -> None:
     data = infer_request(model_name="m").SerializeToString()
     for value in ("a,b", " c "):
@@ -506,8 +541,10 @@ def test_whatever_protobuf_reads_from_a_message_the_proxy_reads_too(data: bytes,
         request = read_infer_request(mangled)
     except InvalidRequest as exc:  # refused by the proxy's own rules, which protobuf does not know:
         # a data_labels parameter that is not a string_param, BYTES contents that are not whole elements, a
-        # tag this parser (upb) reads but others read differently (test_a_tag_protobuf_parsers_read_differently)
-        assert any(why in str(exc) for why in ("data_labels", "BYTES tensor", "protobuf parsers read differently")), exc
+        # tag this parser (upb) reads but others read differently (test_a_tag_protobuf_parsers_read_differently),
+        # a model version Triton reads as another number (test_a_version_not_in_canonical_form_is_invalid)
+        reasons = ("data_labels", "BYTES tensor", "protobuf parsers read differently", "not in canonical form")
+        assert any(why in str(exc) for why in reasons), exc
         return
     assert (request.model, request.version or "") == (parsed.model_name, parsed.model_version)
     if "data_labels" in parsed.parameters:
