@@ -12,7 +12,7 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Fetch, Header, Request, Target, bytes_digest
-from proxy.protocols.oip import split_path
+from proxy.protocols.oip import check_version, split_path
 
 _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -33,6 +33,7 @@ class Adapter:
         raise NotImplementedError("passthrough has no merged listing")
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
+        check_version(target.version)  # `/v2/models/m/versions/02/generate` is Triton's version 2, as for infer
         return Request(
             target.model,
             target.operation,

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome
 from proxy.protocols.oip import ModelVersions
 from proxy.protocols.passthrough import ADAPTER
@@ -68,3 +69,13 @@ def test_any_body_is_digested(body: bytes) -> None:
 def test_no_observer() -> None:
     target = ADAPTER.match("POST", "/v1/rerank")
     assert ADAPTER.observer(target, Outcome(started_ns=0), Detectors([]), True) is None
+
+
+@pytest.mark.parametrize("version", ["02", "+2", " 2", "2abc"])
+def test_a_version_triton_reads_as_another_is_refused_on_any_oip_path(version: str) -> None:
+    """`/v2/models/iris/versions/02/generate` is Triton's version 2: matched as written, it would pass a
+    baseline approving only `iris:1` (the infer paths refuse it; other OIP paths went through)."""
+    target = ADAPTER.match("POST", f"/v2/models/iris/versions/{version}/generate")
+    with pytest.raises(InvalidRequest, match="canonical form"):
+        ADAPTER.read(target, b"{}", no_header)
+    assert ADAPTER.read(ADAPTER.match("POST", "/v2/models/iris/versions/2/generate"), b"{}", no_header).version == "2"
