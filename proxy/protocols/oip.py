@@ -82,6 +82,24 @@ def check_version(version: str | None) -> None:
                              param="model_version")  # fmt: skip
 
 
+# parameters of the protocol and its extensions: framing, never data
+FRAMING_PARAMETERS = frozenset({
+    LABELS_PARAMETER, "content_type", "binary_data_size", "binary_data", "binary_data_output", "classification",
+    SHARED_MEMORY, "shared_memory_byte_size", "shared_memory_offset", "sequence_id", "sequence_start",
+    "sequence_end", "priority", "timeout", "headers",
+})  # fmt: skip
+
+
+def parameter_strings(parameters: dict[str, Any], out: list[str]) -> bool:
+    """The strings in a request's or a tensor's `parameters` but the protocol's own: a backend reads its
+    request's parameters (Triton's Python backend, MLServer runtimes), so text there reaches the model."""
+    whole = True
+    for key, value in parameters.items():
+        if key not in FRAMING_PARAMETERS and (type(value) is str or type(value) is list or type(value) is dict):
+            whole = _strings(value, out) and whole
+    return whole
+
+
 def _strings(data: Any, out: list[str], tensor: dict[str, Any] | None = None) -> bool:
     """Every string in tensor data, in order: nested lists, and the keys and values of objects, which no
     tensor holds (a request's `tensor` holding one is an InvalidRequest naming it). Iterative, so no
@@ -188,6 +206,9 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
     texts: list[str] = []
     dumped = [_data_json(tensor) for tensor in inputs]
     whole = _tensor_texts(inputs, dumped, binary, texts, request=True)
+    for given in (parameters, *(tensor.get("parameters") for tensor in inputs)):
+        if isinstance(given, dict) and given:
+            whole = parameter_strings(given, texts) and whole
     outputs = data.get("outputs")
     shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
     return Request(model, "infer", False, tuple(texts), (), labels, version,

@@ -18,6 +18,7 @@ from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Header, OutputText, Request, Target
 from proxy.protocols.oip import (
+    FRAMING_PARAMETERS,
     LABELS_PARAMETER,
     SHARED_MEMORY,
     add_base64_texts,
@@ -190,7 +191,10 @@ def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> tupl
         if number == 2 and isinstance(value, memoryview):
             datatype = _text(value)
         elif number == 4 and isinstance(value, memoryview):
-            shared = shared or _parameter(value)[0] == SHARED_MEMORY
+            key, text = _parameter(value)
+            shared = shared or key == SHARED_MEMORY
+            if text and key not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
+                texts.append(text)
         elif number == 5 and isinstance(value, memoryview):
             digest.update(value)
             for inner, _, item in fields(value):
@@ -244,6 +248,8 @@ def read_infer_request(data: bytes) -> Request:
                     if text is None:
                         raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                     labels = labels + labels_parameter(text)
+                elif text and key not in FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
+                    texts.append(text)
             elif number == 5:
                 datatype, in_shared = _tensor(value, texts, digest)
                 datatypes.append(datatype)

@@ -637,3 +637,13 @@ def test_a_bytes_output_the_observer_could_not_read_whole_is_labelled_truncated(
     observer.body(head + raw)
     observer.finish()
     assert outcome.output_detected == labels
+
+
+def test_text_in_parameters_is_scanned_but_the_protocols_own() -> None:
+    """Triton's Python backend reads its request's parameters, MLServer runtimes theirs: a string there
+    reached the model unscanned."""
+    body = {"parameters": {"note": "mail ana@example.org", "data_labels": "campaign-7", "options": {"to": ["x@y.org"]}},
+            "inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1.0],
+                        "parameters": {"content_type": "np", "hint": "call +1 415 555 0100"}}]}  # fmt: skip
+    texts = read_rest_request("m", None, orjson.dumps(body), None).texts
+    assert texts == ("mail ana@example.org", "to", "x@y.org", "call +1 415 555 0100")

@@ -552,3 +552,16 @@ def test_whatever_protobuf_reads_from_a_message_the_proxy_reads_too(data: bytes,
     for tensor in parsed.inputs:
         for item in tensor.contents.bytes_contents:
             assert item.decode("utf-8", "replace") in request.texts
+
+
+def test_text_in_parameters_is_scanned_but_the_protocols_own() -> None:
+    """Triton's Python backend reads its request's parameters (`request.parameters()`), MLServer runtimes
+    theirs: a string parameter reached the model unscanned."""
+    request = infer_request(model_name="m")
+    request.parameters["note"].string_param = "mail ana@example.org"
+    request.parameters["data_labels"].string_param = "campaign-7"
+    tensor = request.inputs.add(name="X", datatype="FP32", shape=[1])
+    tensor.contents.fp32_contents.append(1.0)
+    tensor.parameters["hint"].string_param = "call +1 415 555 0100"
+    tensor.parameters["content_type"].string_param = "np"
+    assert read_infer_request(request.SerializeToString()).texts == ("mail ana@example.org", "call +1 415 555 0100")
