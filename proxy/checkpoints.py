@@ -60,6 +60,24 @@ class CheckpointBook:
             if event is not None:
                 event.set()
 
+    def inherit(self, previous: CheckpointBook) -> None:
+        """Keep what `previous`, the book a reload replaces, knew about each upstream this book reaches the
+        same way (name, address and protocol), until this book's own discovery replaces it. A new book
+        knows nothing for as long as an upstream's metadata takes to answer: `on_unapproved: block` would
+        let every call through meanwhile (an unknown checkpoint fits any approved one), and /readyz would
+        say not ready."""
+        for name, upstream in self._upstreams.items():
+            before = previous._upstreams.get(name)
+            if before is None or _reached(before) != _reached(upstream):
+                continue
+            catalog = previous._catalogs.get(name)
+            if catalog is not None:
+                self._catalogs[name] = catalog
+            self._models.setdefault(name, set()).update(previous._models.get(name, ()))
+            self.reachable[name] = previous.reachable.get(name, False)
+            self.probed[name] = previous.probed.get(name, False)
+        self._settle()
+
     # -- background
 
     def start(self) -> None:
@@ -88,6 +106,9 @@ class CheckpointBook:
             log.info("upstream %s: reachable", upstream.name)
         self.reachable[upstream.name] = ok
         self.probed[upstream.name] = True
+        self._settle()
+
+    def _settle(self) -> None:
         if all(self.probed.values()):
             self._all_probed.set()
         if all(self.reachable.values()):
@@ -116,3 +137,8 @@ class CheckpointBook:
                 await asyncio.wait_for(wake.wait(), interval)
             except TimeoutError:
                 pass
+
+
+def _reached(upstream: Upstream) -> tuple[str | None, str | None, str]:
+    """What makes two configs' upstreams the same server speaking the same dialect."""
+    return upstream.url, upstream.grpc, upstream.protocol

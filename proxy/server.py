@@ -19,7 +19,7 @@ import orjson
 
 from proxy import logs
 from proxy.checkpoints import CheckpointBook
-from proxy.config import Address, Config, load, read_secret
+from proxy.config import Address, Config, Limits, Tls, load, read_secret
 from proxy.errors import ConfigError, StartupError
 from proxy.ingress.http import HttpIngress
 from proxy.ingress.wire import HttpConnection, HttpServer, Request
@@ -32,7 +32,7 @@ from proxy.record.sinks import FanOut, Recorder
 from proxy.record.spans import SpanRecorder
 from proxy.record.stores import open_store
 from proxy.record.timings import TimingRecorder
-from proxy.tls import reload_context, server_context
+from proxy.tls import ListenerTls, listener_files
 from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
@@ -88,6 +88,8 @@ class ProxyProcess:
 
             self.channels = GrpcChannels()
         self.book = self._book(config)
+        if self.channels is not None:
+            self.channels.use(config.upstreams)
         self.metrics = Metrics(enabled=config.telemetry.metrics)
         sinks = self._sinks(config, self.metrics)
         self.runtime = Runtime(self.book, FanOut(sinks), self.metrics)
@@ -98,8 +100,9 @@ class ProxyProcess:
         self.ref = PipelineRef(Pipeline(config, self.runtime))
         self.started = time.time()
         self._servers: list[HttpServer] = []
+        self._http: HttpServer | None = None
         self._grpc: Any = None
-        self._ssl: ssl.SSLContext | None = None
+        self._tls: ListenerTls | None = None
         self.bound: Bound | None = None
 
     # -- parts
@@ -173,8 +176,9 @@ class ProxyProcess:
         http_addr = self._address("http")
         assert http_addr is not None
         tls = self.config.listen.tls
-        self._ssl = server_context(tls) if tls is not None else None
-        http = await self._serve(ingress.handle, http_addr, self._ssl)
+        self._tls = ListenerTls(tls) if tls is not None else None
+        http = await self._serve(ingress.handle, http_addr, self._tls.context if self._tls is not None else None)
+        self._http = self._servers[-1]
         admin = None
         admin_addr = self._address("admin")
         if admin_addr is not None:
@@ -221,27 +225,35 @@ class ProxyProcess:
         await self.runtime.sinks.stop()
 
     def reload(self, path: str) -> bool:
-        """Swap in the config at `path` if it is valid; otherwise keep the old one and say why."""
+        """Swap in the config at `path` if it is valid and can be applied whole; otherwise keep the old
+        one and say why. Nothing is reported reloaded while a setting it changed is not in force, except
+        those named in a warning (listen addresses, the metrics switch, the store, some limits)."""
         try:
             new = load(path)
         except ConfigError as exc:
-            log.error("reload refused; the old config stays in force. Problems:\n  %s", "\n  ".join(exc.problems))
-            self.metrics.reloads.labels("refused").inc()
-            return False
+            return self._refuse("Problems:\n  " + "\n  ".join(exc.problems))
         old = self.config
-        if new.listen.tls != old.listen.tls and new.listen.tls is not None and self._ssl is not None:
-            reload_context(self._ssl, new.listen.tls)  # new handshakes use the new certificate
-            if self._grpc is not None:
-                self._grpc.reload_tls(new.listen.tls)
-            log.info("reload: listener certificate reloaded from %s", new.listen.tls.cert)
+        problem = self._cannot_apply(old.listen.tls, new.listen.tls)
+        if problem is not None:
+            return self._refuse(problem)
+        if self._tls is not None and new.listen.tls is not None:
+            try:
+                auth_changed = self._tls.reload(new.listen.tls)  # the first change: nothing is applied if it fails
+            except (OSError, ssl.SSLError) as exc:
+                return self._refuse(f"listen.tls: cannot use the certificate, key or client_ca now: {exc}")
+            if auth_changed:
+                self._reauthenticate()
+        if self._grpc is not None and new.listen.tls != old.listen.tls:
+            self._grpc.reload_tls(new.listen.tls)
         before, after = old.listen, new.listen
-        moved = (after.http, after.grpc, after.admin) != (before.http, before.grpc, before.admin)
-        if moved or (new.listen.tls is None) != (old.listen.tls is None):
-            log.warning("reload: listen addresses or TLS on/off changed; they take effect on restart only")
+        if (after.http, after.grpc, after.admin) != (before.http, before.grpc, before.admin):
+            log.warning("reload: listen addresses changed; they take effect on restart only")
         if new.telemetry.metrics != old.telemetry.metrics:
             log.warning("reload: telemetry.metrics changed; it takes effect on restart only")
         if new.lineage.store != old.lineage.store:
             log.warning("reload: lineage.store changed; it takes effect on restart only")
+        if new.limits != old.limits:
+            self._apply_limits(old.limits, new.limits)
         if new.telemetry != old.telemetry:
             previous = self.runtime.sinks.swap(SpanRecorder.name, self._spans(new))
             if previous is not None:
@@ -256,8 +268,11 @@ class ProxyProcess:
         if new.upstreams != old.upstreams or new.routes != old.routes:
             previous_book = self.book
             self.book = self.runtime.book = self._book(new)
+            self.book.inherit(previous_book)  # what it knew stays until the new book's discovery answers
             self.book.start()
             asyncio.get_running_loop().create_task(previous_book.stop())
+        if self.channels is not None:
+            self.channels.use(new.upstreams)  # a channel made with other settings or TLS files is replaced
         self.config = new
         self.ref.current = Pipeline(new, self.runtime)
         if new.logging != old.logging:
@@ -265,6 +280,59 @@ class ProxyProcess:
         log.info("reloaded %s", path)
         self.metrics.reloads.labels("ok").inc()
         return True
+
+    def _refuse(self, why: str) -> bool:
+        log.error("reload refused; the old config stays in force. %s", why)
+        self.metrics.reloads.labels("refused").inc()
+        return False
+
+    def _cannot_apply(self, before: Tls | None, after: Tls | None) -> str | None:
+        """Why a listener TLS change cannot be applied without a restart, if it cannot."""
+        if (before is None) != (after is None):
+            return "listen.tls was added or removed: restart to apply it"
+        if self._grpc is None or before is None or after is None:
+            return None
+        if before.require_client_cert != after.require_client_cert:
+            return ("listen.tls.require_client_cert changed: the gRPC listener asks for client certificates as it "
+                    "started; restart to apply it")  # fmt: skip
+        if before == after and self._tls is not None:
+            try:
+                renewed = listener_files(after) != self._tls.files
+            except OSError as exc:
+                return f"listen.tls: cannot read its files: {exc}"
+            if renewed:
+                return ("listen.tls's files changed in place: the gRPC listener reads them again only when listen.tls "
+                        "names other files; restart, or name the new files, to apply them")  # fmt: skip
+        return None
+
+    def _reauthenticate(self) -> None:
+        """Client authentication changed: open TLS connections to the HTTP listener close (idle ones now,
+        busy ones after their reply), so every later request is identified under the new rules."""
+        server = self._http
+        connections = list(server.connections) if server is not None else []
+        for conn in connections:
+            conn.shutdown()
+        log.info("reload: listen.tls client authentication changed; %d open TLS connection(s) closed for new "
+                 "handshakes", len(connections))  # fmt: skip
+
+    def _apply_limits(self, before: Limits, after: Limits) -> None:
+        """The listeners take the new limits: new connections and requests from now on. Those fixed when a
+        listener started are named in a warning."""
+        for server in self._servers:
+            server.max_connections = after.max_connections
+            server.idle_timeout_s = after.idle_timeout_s
+            server.header_timeout_s = after.header_timeout_s
+            server.max_header_bytes = after.max_header_bytes
+            server.max_headers = after.max_headers
+            server.max_body_bytes = after.max_body_bytes
+            server.sweep_s = min(1.0, max(0.01, min(after.idle_timeout_s, after.header_timeout_s) / 4))  # as wire.py
+        fixed = []
+        if self._grpc is not None and after.max_body_bytes != before.max_body_bytes:
+            fixed.append("limits.max_body_bytes on the gRPC listener (the HTTP listener applies it now)")
+        if self._tls is not None and after.header_timeout_s != before.header_timeout_s:
+            fixed.append("limits.header_timeout_s as the TLS handshake timeout (request heads and bodies use it now)")
+        if fixed:
+            log.warning("reload: %s: restart to apply", "; ".join(fixed))
 
     # -- admin
 

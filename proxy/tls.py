@@ -1,13 +1,16 @@
-"""TLS on the listeners: server contexts that can take a new certificate on reload, and the identity a
-client certificate proves (mTLS callers).
+"""TLS on the listeners: the HTTP listener's context, which a reload replaces for new connections, and
+the identity a client certificate proves (mTLS callers).
 
-A caller's identity is its certificate's SPIFFE ID (a `spiffe://` URI SAN, as SPIRE and Istio issue)
-or, failing that, its subject common name as `CN=<name>`; `callers[].tls_identity` names one.
+A caller's identity is its certificate's SPIFFE ID (a `spiffe://` URI SAN, as SPIRE and Istio issue) or,
+for a certificate that carries none, its subject common name as `CN=<name>`; `callers[].tls_identity`
+names one. A certificate with a SPIFFE ID is that workload and nothing else: its common name is free
+text its issuer may copy from a request, so it never identifies such a certificate.
 """
 
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,16 +29,65 @@ def server_context(tls: Tls) -> ssl.SSLContext:
     return context
 
 
-def reload_context(context: ssl.SSLContext, tls: Tls) -> None:
-    """A new certificate and key for the same context: new handshakes use them, open connections keep
-    theirs. (A client CA can be added this way, not removed: that takes a restart.)"""
-    context.load_cert_chain(tls.cert, tls.key)
-    if tls.client_ca:
-        context.load_verify_locations(cafile=tls.client_ca)
+def listener_files(tls: Tls) -> tuple[bytes, bytes, bytes | None]:
+    """The contents of the listener's certificate, key and client CA files as read now (OSError when one
+    cannot be read): what a reload compares to tell a file renewed in place."""
+    ca = Path(tls.client_ca).read_bytes() if tls.client_ca else None
+    return Path(tls.cert).read_bytes(), Path(tls.key).read_bytes(), ca
+
+
+class ListenerTls:
+    """The HTTP listener's TLS, replaced by a reload for every new connection.
+
+    The listener keeps the context it was created with; its `sni_callback`, which OpenSSL calls on every
+    handshake (with or without SNI) before the certificate is chosen or a client certificate asked for,
+    hands the connection the context of the config in force: certificate, key and client CA. The verify
+    mode is copied into a connection before that callback, so it is set on the listening context too.
+    Checked with real handshakes on uvloop and asyncio (tests/test_reload_tls.py).
+
+    A session resumed from before a change of client authentication would carry the identity its first
+    handshake proved, unchecked against the new CA: such a resumption is refused with a handshake
+    failure (a client that drops the session then makes a full handshake).
+    """
+
+    def __init__(self, tls: Tls) -> None:
+        self.files = listener_files(tls)  # as last read
+        self.context = server_context(tls)
+        self._required = tls.require_client_cert
+        self._current = self.context
+        self._auth_changed = 0  # epoch second of the last change of client authentication (0: none)
+        self.context.sni_callback = self._select
+
+    def reload(self, tls: Tls) -> bool:
+        """New handshakes use `tls`, its files read now (OSError/ssl.SSLError, and nothing changed, when
+        one cannot be used); connections already open keep theirs. True when client authentication
+        changed: the client CA bundle's contents, or whether a certificate is required."""
+        files = listener_files(tls)
+        context = server_context(tls)
+        changed = (files[2], tls.require_client_cert) != (self.files[2], self._required)
+        if changed:
+            self._auth_changed = int(time.time())
+        self.files, self._required = files, tls.require_client_cert
+        self.context.verify_mode = context.verify_mode
+        self._current = context
+        return changed
+
+    def _select(self, connection: ssl.SSLObject, server_name: str | None, listening: ssl.SSLContext) -> int | None:
+        # An exception here would abort the handshake with a traceback on stderr: refuse it plainly instead.
+        try:
+            if connection.session_reused and self._auth_changed:
+                session = connection.session
+                if session is None or session.time <= self._auth_changed:
+                    return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
+            if self._current is not listening:
+                connection.context = self._current
+        except Exception:
+            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+        return None
 
 
 def identities_from_peercert(peercert: dict[str, Any] | None) -> tuple[str, ...]:
-    """What a verified client certificate (Python's `getpeercert()` form) proves, SPIFFE IDs first."""
+    """What a verified client certificate (Python's `getpeercert()` form) proves."""
     if not peercert:
         return ()
     uris = [value for kind, value in peercert.get("subjectAltName", ()) if kind == "URI"]
@@ -49,11 +101,13 @@ def identities_from_auth_context(auth: dict[str, Iterable[bytes]]) -> tuple[str,
         return ()
     sans = [v.decode() for v in auth.get("x509_subject_alternative_name", ())]
     names = [v.decode() for v in auth.get("x509_common_name", ())]
-    return _identities([v for v in sans if v.startswith("spiffe://")], names)
+    return _identities(sans, names)
 
 
 def _identities(uris: list[str], names: list[str]) -> tuple[str, ...]:
-    return (*(u for u in uris if u.startswith("spiffe://")), *(f"CN={n}" for n in names))
+    """SPIFFE IDs when the certificate has any; only a certificate without one is its common name."""
+    spiffe = tuple(u for u in uris if u.startswith("spiffe://"))
+    return spiffe or tuple(f"CN={n}" for n in names)
 
 
 def grpc_certificate_configuration(tls: Tls) -> Any:
@@ -75,12 +129,14 @@ def client_context(tls: UpstreamTls | None) -> ssl.SSLContext:
     return context
 
 
-def grpc_channel_credentials(tls: UpstreamTls) -> Any:
-    """grpc's credentials for a TLS channel to an upstream (files read now)."""
+def upstream_tls_files(tls: UpstreamTls) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """The contents of an upstream's TLS files as read now: (ca, key, cert). OSError when one cannot be read."""
+    return tuple(Path(path).read_bytes() if path else None for path in (tls.ca, tls.key, tls.cert))  # type: ignore[return-value]
+
+
+def grpc_channel_credentials(files: tuple[bytes | None, bytes | None, bytes | None]) -> Any:
+    """grpc's credentials for a TLS channel to an upstream, from `upstream_tls_files`."""
     import grpc
 
-    return grpc.ssl_channel_credentials(
-        root_certificates=Path(tls.ca).read_bytes() if tls.ca else None,
-        private_key=Path(tls.key).read_bytes() if tls.key else None,
-        certificate_chain=Path(tls.cert).read_bytes() if tls.cert else None,
-    )
+    ca, key, cert = files
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)

@@ -1,9 +1,11 @@
 """Running the proxy: one process, or a supervisor with N worker processes sharing the listen ports.
 
 Signals: SIGTERM/SIGINT drain in-flight calls and exit 0; SIGHUP reloads the config (each worker
-validates and swaps it in, or refuses it and keeps the old one). The supervisor restarts a worker that
-dies unexpectedly. Ports given as 0 are resolved once by the supervisor, which holds a bound but not
-listening SO_REUSEPORT socket (so it takes no connections) while workers listen on the same port.
+validates and swaps it in, or refuses it and keeps the old one); one that comes while a process is still
+starting is held, and the reload done once it serves (`hold_sighup`): its default action would end the
+process. The supervisor restarts a worker that dies unexpectedly. Ports given as 0 are resolved once by
+the supervisor, which holds a bound but not listening SO_REUSEPORT socket (so it takes no connections)
+while workers listen on the same port.
 
 SO_REUSEPORT also lets any other process of the same user join those ports, so before anything binds,
 `claim` checks that nothing listens on each address and holds it against other lineage-proxies until
@@ -39,6 +41,25 @@ log = logging.getLogger("lineage_proxy")
 
 class ListenError(StartupError):
     """A listen address cannot be bound (taken, not local, privileged)."""
+
+
+_held_sighup = False
+
+
+def _hold(signum: int, frame: object) -> None:
+    global _held_sighup
+    _held_sighup = True
+
+
+def hold_sighup() -> None:
+    """From now until the serving loop handles it, a SIGHUP is held rather than ending the process."""
+    signal.signal(signal.SIGHUP, _hold)
+
+
+def _take_held_sighup() -> bool:
+    global _held_sighup
+    held, _held_sighup = _held_sighup, False
+    return held
 
 
 def install_uvloop() -> None:
@@ -165,9 +186,12 @@ async def _serve(
         ready.close()
     else:
         announce(bound)
+    if _take_held_sighup():
+        log.info("a SIGHUP came while starting: reloading now")
+        process.reload(config_path)
     await stop.wait()
     release(claims)  # the listeners close now: a new proxy may start while this one drains
-    log.info("stopping: draining in-flight calls (at most %gs)", config.limits.drain_timeout_s)
+    log.info("stopping: draining in-flight calls (at most %gs)", process.config.limits.drain_timeout_s)
     await process.stop()
     return 0
 
@@ -180,6 +204,7 @@ def announce(bound: Bound) -> None:
 
 def run_single(config_path: str, config: Config) -> int:
     """Serve in this process. Raises StartupError when it cannot start."""
+    hold_sighup()
     install_uvloop()
     claims = claim(config)
     try:
@@ -192,7 +217,7 @@ def _worker_main(
     config_path: str, config: Config, ports: Bound, ready: Connection, metrics_dir: str, claims: list[socket.socket]
 ) -> None:
     release(claims)  # the supervisor's, inherited by fork: it holds them, and lets go when it stops
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop installs its own handler
+    hold_sighup()  # until the loop installs its own handler (the supervisor's was inherited by fork)
     metrics.share(metrics_dir)  # a scrape of any worker sums every worker's series
     install_uvloop()
     try:
@@ -210,6 +235,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     Raises StartupError when a port is in use or cannot be reserved, or a worker cannot start (the others are
     stopped).
     """
+    hold_sighup()  # until `on_signal` is installed
     claims = claim(config)
     reserved: dict[str, socket.socket] = {}
     try:
@@ -267,6 +293,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    if _take_held_sighup():
+        on_signal(signal.SIGHUP, None)  # the config is read again; no worker has started yet
     try:
         for index in range(1, workers + 1):
             error = spawn(index)

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from proxy.config import Upstream
+from proxy.config import Upstream, UpstreamTls
 from proxy.errors import UpstreamStatus
 from proxy.protocols import MetadataStatus
 from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_request, read_model_metadata
-from proxy.tls import grpc_channel_credentials
+from proxy.tls import grpc_channel_credentials, upstream_tls_files
 
 UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 _CHANNEL_OPTIONS = [*UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0)]
 _LOOKUP_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED)
+# A retired channel closes once its calls have ended, however long that takes (streams may have no
+# deadline); `close` ends the rest when the proxy stops.
+_UNTIL_CALLS_END_S = 1e9
+
+log = logging.getLogger("lineage_proxy.grpc")
+
+Files = tuple[bytes | None, bytes | None, bytes | None]
 
 
 def upstream_status(exc: grpc.aio.AioRpcError) -> UpstreamStatus:
@@ -24,26 +35,80 @@ def upstream_status(exc: grpc.aio.AioRpcError) -> UpstreamStatus:
     return UpstreamStatus(code.name, exc.details() or code.name)
 
 
+def _shape(upstream: Upstream) -> tuple[str | None, UpstreamTls | None]:
+    """The settings a channel is made from: the address and the TLS settings."""
+    return upstream.grpc, upstream.tls
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    upstream: Upstream  # the settings it was made with
+    files: Files | None  # the contents of the TLS files it was made with (None: plaintext)
+    channel: grpc.aio.Channel
+
+
 class GrpcChannels:
-    """One keep-alive channel per gRPC upstream."""
+    """One keep-alive channel per gRPC upstream, made as the config in force says.
+
+    A reload (`use`) that changes how an upstream is reached — its address, its TLS settings, or the
+    contents of its TLS files — retires its channel: the next call opens a new one, and the old one closes
+    once the calls made on it have ended. A call decided on the config a reload replaced goes the way that
+    config said, on a channel of its own that closes when the call ends.
+    """
 
     def __init__(self) -> None:
-        self._channels: dict[str, tuple[str, grpc.aio.Channel]] = {}
+        self._open: dict[str, _Open] = {}
+        self._wanted: dict[str, Upstream] | None = None  # the config in force's gRPC upstreams, once told
+        self._retiring: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
+
+    def use(self, upstreams: Iterable[Upstream]) -> None:
+        """The config in force (at start and on every reload); TLS files are read again here."""
+        self._wanted = {u.name: u for u in upstreams if u.grpc}
+        for name, entry in list(self._open.items()):
+            wanted = self._wanted.get(name)
+            if wanted is not None and _shape(wanted) == _shape(entry.upstream):
+                try:
+                    same = entry.files == _files(wanted)
+                except OSError as exc:
+                    log.warning("upstream %s: cannot read its TLS files: %s", name, exc.strerror or exc)
+                    same = False
+                if same:
+                    self._open[name] = _Open(wanted, entry.files, entry.channel)
+                    continue
+            del self._open[name]
+            self._retire(entry.channel)
 
     def channel(self, upstream: Upstream) -> grpc.aio.Channel:
-        assert upstream.grpc is not None
-        entry = self._channels.get(upstream.name)
-        if entry is not None and entry[0] == upstream.grpc:
-            return entry[1]
-        if upstream.tls is None:
-            channel = grpc.aio.insecure_channel(upstream.grpc, options=_CHANNEL_OPTIONS)
-        else:
-            options: list[tuple[str, str | int]] = list(_CHANNEL_OPTIONS)
-            if upstream.tls.server_name:
-                options.append(("grpc.ssl_target_name_override", upstream.tls.server_name))
-            channel = grpc.aio.secure_channel(upstream.grpc, grpc_channel_credentials(upstream.tls), options=options)
-        self._channels[upstream.name] = (upstream.grpc, channel)
+        entry = self._open.get(upstream.name)
+        if entry is not None and (entry.upstream is upstream or _shape(entry.upstream) == _shape(upstream)):
+            return entry.channel
+        wanted = self._wanted.get(upstream.name) if self._wanted is not None else upstream
+        if wanted is None or _shape(wanted) != _shape(upstream):  # decided before a reload changed it
+            channel = self._make(upstream, _files(upstream))
+            self._retire(channel)  # closes once the call made on it right after this returns has ended
+            return channel
+        if entry is not None:
+            self._retire(entry.channel)
+        files = _files(upstream)
+        channel = self._make(upstream, files)
+        self._open[upstream.name] = _Open(upstream, files, channel)
         return channel
+
+    @staticmethod
+    def _make(upstream: Upstream, files: Files | None) -> grpc.aio.Channel:
+        assert upstream.grpc is not None
+        if upstream.tls is None or files is None:
+            return grpc.aio.insecure_channel(upstream.grpc, options=_CHANNEL_OPTIONS)
+        options: list[tuple[str, str | int]] = list(_CHANNEL_OPTIONS)
+        if upstream.tls.server_name:
+            options.append(("grpc.ssl_target_name_override", upstream.tls.server_name))
+        return grpc.aio.secure_channel(upstream.grpc, grpc_channel_credentials(files), options=options)
+
+    def _retire(self, channel: grpc.aio.Channel) -> None:
+        """Take no new calls on `channel`; close it once the calls already made on it have ended."""
+        task = asyncio.get_running_loop().create_task(channel.close(_UNTIL_CALLS_END_S))
+        self._retiring[channel] = task
+        task.add_done_callback(lambda _: self._retiring.pop(channel, None))
 
     async def model_metadata(self, upstream: Upstream, model: str) -> dict[str, Any]:
         """OIP ModelMetadata for checkpoint discovery; LookupError when the upstream does not serve it."""
@@ -59,6 +124,16 @@ class GrpcChannels:
         return read_model_metadata(reply)
 
     async def close(self) -> None:
-        for _, channel in self._channels.values():
+        """Close every channel now, retired ones included (calls still on them are cancelled)."""
+        retiring = list(self._retiring.items())
+        self._retiring.clear()
+        for _, task in retiring:
+            task.cancel()
+        await asyncio.gather(*(task for _, task in retiring), return_exceptions=True)
+        for channel in [*(entry.channel for entry in self._open.values()), *(channel for channel, _ in retiring)]:
             await channel.close()
-        self._channels.clear()
+        self._open.clear()
+
+
+def _files(upstream: Upstream) -> Files | None:
+    return upstream_tls_files(upstream.tls) if upstream.tls is not None else None
