@@ -60,6 +60,14 @@ class CheckpointBook:
             if event is not None:
                 event.set()
 
+    def suspect(self, upstream: Upstream) -> None:
+        """A call could not reach `upstream` (refused, reset, unavailable): its metadata is asked again now,
+        not at the next `discovery_interval_s`, so /readyz and `lineage_proxy_upstream_up` say it is down
+        within a round trip (they lagged a minute behind calls failing with 502)."""
+        event = self._wake.get(upstream.name)
+        if event is not None and self.reachable.get(upstream.name):
+            event.set()
+
     def inherit(self, previous: CheckpointBook) -> None:
         """Keep what `previous`, the book a reload replaces, knew about each upstream this book reaches the
         same way (name, address and protocol), until this book's own discovery replaces it. A new book

@@ -255,6 +255,8 @@ class Exchange:
         decision = self.decision
         upstream = decision.upstream if decision is not None else None
         name = upstream.name if upstream is not None else "?"
+        if upstream is not None and (isinstance(exc, OSError) or getattr(exc, "grpc_code", None) == "UNAVAILABLE"):
+            self.pipeline.runtime.book.suspect(upstream)  # /readyz follows within a round trip, not an interval
         if isinstance(exc, UpstreamStatus):
             if exc.grpc_code == "UNAVAILABLE":
                 return UpstreamUnavailable(f"upstream {name!r} is unavailable: {exc.message}")
