@@ -7,6 +7,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -50,6 +51,9 @@ def _fail(message: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # a SIGHUP (a reload) before the proxy serves must not end it: ignored while the config loads (a reload
+    # would read the same file), then held until the serving loop applies it (`hold_sighup`)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _setup_logging(args.log_level or "info", "proxy" if args.workers == 1 else "supervisor")
     config = _load(args.config)
     if config is None:
@@ -58,7 +62,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure(config.logging, args.log_level)  # logging: in the config; --log-level wins
     from proxy.errors import StartupError
-    from proxy.workers import run_single, run_workers
+    from proxy.workers import hold_sighup, run_single, run_workers
+
+    hold_sighup()
 
     try:
         if args.workers == 1:
@@ -192,6 +198,12 @@ def _duration(text: str) -> str:
     return text
 
 
+def _head(text: str) -> str:
+    from proxy.verify import parse_head
+
+    return parse_head(text)  # an ArgumentTypeError says what a head looks like
+
+
 def cmd_edges(args: argparse.Namespace) -> int:
     from proxy.edges_query import run_edges
 
@@ -308,11 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
                       "edge table; exit 1 naming the first broken link")  # fmt: skip
     verify.add_argument("--key-file", metavar="FILE",
                         help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
-    verify.add_argument("--expect-head", metavar="HASH", action="append", default=[],
+    verify.add_argument("--expect-head", metavar="HEAD", type=_head, action="append", default=[],
                         help="with --integrity: a head printed by an earlier verify, recorded elsewhere; exit 1 "
                         "unless it is still in the chain (the newest entries, and their counts, were not cut "
                         "away since). Repeatable")  # fmt: skip
-    verify.add_argument("--adopt-head", metavar="HASH",
+    verify.add_argument("--adopt-head", metavar="HEAD", type=_head,
                         help="with --integrity --key-file: sign on top of this unsigned newest entry, so a store "
                         "kept unkeyed until now is signed from here on (a keyed proxy stops on an unsigned head: a "
                         "chain rebuilt without the key looks the same; check it against a head recorded earlier)")  # fmt: skip

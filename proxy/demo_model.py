@@ -17,11 +17,26 @@ MODEL = "demo-chat"
 ROOT = "lineage-proxy/demo-echo-1"
 
 
-def _reply_text(body: dict) -> str:  # type: ignore[type-arg]
-    messages = body.get("messages") or []
-    last = next((m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), "")
-    prompt = last if isinstance(last, str) else body.get("prompt", "")
-    return f"You said: {prompt}"
+def _reply_text(body: dict[str, Any]) -> str:
+    """What the echo answers: a chat's last user message, or a completion's `prompt`."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        said = next((m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"),
+                    None)  # fmt: skip
+    else:
+        said = body.get("prompt")
+    return f"You said: {_text(said)}"
+
+
+def _text(value: object) -> str:
+    """A string; a list of strings (a batch of prompts) or of content parts (`{"type": "text", "text": ...}`)
+    joined by spaces; '' for anything else (token ids, images)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        return ""
+    parts = (item if isinstance(item, str) else item.get("text") if isinstance(item, dict) else None for item in value)
+    return " ".join(part for part in parts if isinstance(part, str) and part)
 
 
 async def models(_: web.Request) -> web.Response:

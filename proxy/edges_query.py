@@ -40,7 +40,8 @@ def _time(ts: float) -> str:
 
 
 def render_table(rows: list[EdgeRow]) -> str:
-    header = ("checkpoint", "purpose", "caller", "input labels", "output labels", "decision", "count", "last seen")
+    header = ("checkpoint", "purpose", "caller", "input labels", "output labels", "decision", "count",
+              "last seen (UTC)")  # fmt: skip
     table: list[tuple[str, ...]] = [header, *(
         (
             r.key.checkpoint or "-",

@@ -231,7 +231,7 @@ class ProxyProcess:
         try:
             new = load(path)
         except ConfigError as exc:
-            return self._refuse("Problems:\n  " + "\n  ".join(exc.problems))
+            return self._refuse("Problems: " + "; ".join(exc.problems))
         old = self.config
         problem = self._cannot_apply(old.listen.tls, new.listen.tls)
         if problem is not None:

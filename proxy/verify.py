@@ -47,6 +47,19 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+_HEAD = re.compile(r"(?:sha256|hmac-sha256):[0-9a-f]{64}")
+
+
+def parse_head(text: str) -> str:
+    """A chain head as `verify --integrity` prints it (`sha256:` or `hmac-sha256:`, then 64 hex digits),
+    so a mistyped one is a usage error rather than a head "not in the chain"."""
+    head = text.strip().lower()
+    if _HEAD.fullmatch(head) is None:
+        raise argparse.ArgumentTypeError(f"expected a chain head as `verify --integrity` prints it, sha256:<64 hex "
+                                         f"digits> or hmac-sha256:<64 hex digits>, not {text[:80]!r}")  # fmt: skip
+    return head
+
+
 def read_edges(path: str, since_s: float | None = None, now: float | None = None) -> list[EdgeRow]:
     """The store's edges last seen within the window (all of them without one); UsageError if unreadable."""
     try:

@@ -10,6 +10,7 @@ import copy
 import errno
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, fields
 from functools import partial
@@ -652,8 +653,10 @@ class _Reader:
             journal_max_rows=s.read("journal_max_rows", partial(self.integer, minimum=1)),
         )
         self.store_url(lineage)
-        if lineage.integrity_key_file is not None and not _readable_key(lineage.integrity_key_file):
-            self.problem("lineage.integrity_key_file", f"cannot read a key from {lineage.integrity_key_file!r}")
+        if lineage.integrity_key_file is not None:
+            problem = _key_problem(lineage.integrity_key_file)
+            if problem is not None:
+                self.problem("lineage.integrity_key_file", problem)
         if lineage.on_unapproved == "block" and lineage.baseline is None:
             self.problem("lineage.on_unapproved", "block needs lineage.baseline (the approved flows to check against)")
         return lineage
@@ -661,8 +664,12 @@ class _Reader:
     def store_url(self, lineage: Lineage) -> None:
         """A PostgreSQL `lineage.store` is checked here (parsed, never connected), so a typo fails `check`."""
         store = lineage.store
-        if lineage.password_file is not None and not _readable_key(lineage.password_file):
-            self.problem("lineage.password_file", f"cannot read a password from {lineage.password_file!r}")
+        if lineage.password_file is not None:
+            try:
+                read_secret(lineage.password_file)
+            except OSError as exc:
+                self.problem("lineage.password_file",
+                             f"cannot read a password from {lineage.password_file!r}: {exc.strerror or exc}")  # fmt: skip
         if store is None or not store.startswith(("postgresql://", "postgres://")):
             if lineage.password_file is not None:
                 self.problem("lineage.password_file", "only a PostgreSQL lineage.store (postgresql://...) has one")
@@ -870,12 +877,23 @@ def read_secret(path: str) -> bytes:
     return secret
 
 
-def _readable_key(path: str) -> bool:
+MIN_KEY_BYTES = 16  # an HMAC key shorter than this could be guessed, and the chain forged with it
+
+
+def _key_problem(path: str) -> str | None:
+    """Why the file cannot serve as the chain's HMAC key (None when it can): unreadable, or too short to
+    be secret. A missing, empty or short key's message says how to make one."""
+    make = f"make one with `head -c 32 /dev/urandom > {shlex.quote(path)}`"
     try:
-        read_secret(path)
-    except OSError:
-        return False
-    return True
+        key = read_secret(path)
+    except OSError as exc:
+        hint = f" ({make})" if exc.errno in (errno.ENOENT, errno.ENODATA) else ""
+        return f"cannot read a key from {path!r}: {exc.strerror or exc}{hint}"
+    if len(key) < MIN_KEY_BYTES:
+        size = f"{len(key)} byte{'' if len(key) == 1 else 's'}"
+        return (f"the key in {path!r} is {size}: a key needs at least {MIN_KEY_BYTES} (surrounding whitespace "
+                f"aside); {make}")  # fmt: skip
+    return None
 
 
 def _same_socket(one: Address, other: Address) -> bool:

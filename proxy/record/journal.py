@@ -30,7 +30,7 @@ import psycopg
 from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
-from proxy.record.postgres import PostgresStore, redact
+from proxy.record.postgres import PostgresStore, one_line, redact
 from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat, require_directory, wal
 
 log = logging.getLogger("lineage_proxy.edges")
@@ -224,7 +224,7 @@ class JournaledStore:
                     try:
                         applied = self.database.apply(rows, token)
                     except psycopg.DataError as exc:  # values the database refuses: never any better on a retry
-                        self._set_aside(entry_id, token, f"the database refuses its values: {exc}")
+                        self._set_aside(entry_id, token, f"the database refuses its values: {one_line(exc)}")
                         continue
                     if applied:
                         self.replayed += len(rows)
@@ -247,7 +247,7 @@ class JournaledStore:
             self._down_since = time.time()
             log.error("lineage database %s: writes are failing (%s); new flows and counts go to the journal %s "
                       "and are replayed when it answers (logged once per outage)",
-                      redact(self.database.url), str(error).strip(), self.journal.path)  # fmt: skip
+                      redact(self.database.url), one_line(error), self.journal.path)  # fmt: skip
 
     def _recovered(self) -> None:
         if self._down_since is not None:

@@ -129,6 +129,12 @@ def redact(url: str) -> str:
     return urlunsplit(parts)
 
 
+def one_line(error: BaseException | str) -> str:
+    """An error's text on one line, its lines joined by "; ": libpq puts its hints (and each host's failure)
+    on lines of their own, which the text log, escaping control characters, would show as `\\n`."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
 class _Refused(Exception):
     """A purge found the table other than its delete should leave it: the transaction rolls back."""
 
@@ -189,7 +195,7 @@ class PostgresStore:
                 cur.execute(SCHEMA)
             except psycopg.errors.WrongObjectType as exc:  # a view (or another kind) where a lineage table goes
                 raise StartupError(f"lineage database {redact(self.url)}: a lineage table's name is taken by something "
-                                   f"else: {str(exc).strip()}; look into it") from None  # fmt: skip
+                                   f"else: {one_line(exc)}; look into it") from None  # fmt: skip
             self._check_version(cur, True)
             cur.execute("SELECT 1 FROM chain LIMIT 1")
             if cur.fetchone() is None:  # no PostgreSQL store was ever written without its chain

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS chain (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+LINEAGE_TABLES = frozenset({"edges", "chain", "meta"})
 _COLUMNS = "caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, rule"
 
 UPSERT = """
@@ -200,6 +201,11 @@ class SqliteStore:
             return
         require_directory(self.path, "lineage store")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        foreign = self._foreign_tables()
+        if foreign:  # checked before WAL mode is set: that too would change the file
+            self._db.close()
+            raise StartupError(f"lineage store {self.path}: not a lineage store: it holds other tables ({foreign}) "
+                               "and none of a lineage store's; point lineage.store at a new file")  # fmt: skip
         wal(self._db)
         # NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
         # only a power loss may roll back the last commits.
@@ -235,6 +241,19 @@ class SqliteStore:
                                           held=self._held())  # fmt: skip
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
+
+    def _foreign_tables(self) -> str:
+        """The tables of a database that holds some but none of a lineage store's ('' otherwise), shown for a
+        message: another program's file, which a writer must not add its tables to. An empty file is a new store."""
+        tables = sorted(
+            row[0]
+            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not row[0].startswith("sqlite_")  # SQLite's own (sqlite_sequence comes with any AUTOINCREMENT)
+        )
+        if not tables or LINEAGE_TABLES & set(tables):
+            return ""
+        shown = ", ".join(escaped(name) for name in tables[:5])
+        return shown + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}

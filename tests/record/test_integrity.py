@@ -141,7 +141,7 @@ def test_a_secret_file_gone_after_the_check_stops_the_start_with_one_line(tmp_pa
     from proxy.workers import open_process
 
     secret = tmp_path / "secret"
-    secret.write_text("s3cret\n")
+    secret.write_text("s3cret-of-16-bytes-or-more\n")
     store = "postgresql://lp@127.0.0.1:9/lp" if setting == "password_file" else str(tmp_path / "lineage.db")
     config = parse(f"""
 listen: {{http: 127.0.0.1:0}}

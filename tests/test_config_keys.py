@@ -1,0 +1,64 @@
+"""`lineage.integrity_key_file` must hold a key worth signing with, and its problems say how to make one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.config import parse
+from proxy.errors import ConfigError
+
+
+def problems(tmp_path: Path, setting: str, path: Path) -> list[str]:
+    text = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{{name: u, url: "http://127.0.0.1:9"}}]
+routes: [{{model: "*", upstream: u}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+lineage: {{store: "{tmp_path / "lineage.db"}", {setting}: "{path}"}}
+"""
+    try:
+        parse(text, env={})
+    except ConfigError as exc:
+        return [problem for problem in exc.problems if problem.startswith(f"lineage.{setting}:")]
+    return []
+
+
+def test_a_short_key_is_refused_with_how_to_make_one(tmp_path: Path) -> None:
+    key = tmp_path / "chain.key"
+    key.write_bytes(b"k\n")
+    assert problems(tmp_path, "integrity_key_file", key) == [
+        f"lineage.integrity_key_file: the key in {str(key)!r} is 1 byte: a key needs at least 16 (surrounding "
+        f"whitespace aside); make one with `head -c 32 /dev/urandom > {key}`"
+    ]
+    key.write_bytes(b" fifteen bytes!! \n")  # 15 once its whitespace is stripped, as the writers strip it
+    assert "is 15 bytes" in problems(tmp_path, "integrity_key_file", key)[0]
+
+
+def test_a_key_of_16_bytes_or_more_is_taken(tmp_path: Path) -> None:
+    key = tmp_path / "chain.key"
+    key.write_bytes(b"0123456789abcdef")
+    assert problems(tmp_path, "integrity_key_file", key) == []
+
+
+@pytest.mark.parametrize(("content", "why"), [(None, "No such file or directory"), (b" \n", "the file is empty")])
+def test_an_unreadable_key_says_why(tmp_path: Path, content: bytes | None, why: str) -> None:
+    key = tmp_path / "chain.key"
+    if content is not None:
+        key.write_bytes(content)
+    assert problems(tmp_path, "integrity_key_file", key) == [
+        f"lineage.integrity_key_file: cannot read a key from {str(key)!r}: {why} (make one with "
+        f"`head -c 32 /dev/urandom > {key}`)"
+    ]
+
+
+def test_a_key_file_that_is_a_directory_says_so_without_suggesting_to_overwrite_it(tmp_path: Path) -> None:
+    (found,) = problems(tmp_path, "integrity_key_file", tmp_path)
+    assert found == f"lineage.integrity_key_file: cannot read a key from {str(tmp_path)!r}: Is a directory"
+
+
+def test_an_unreadable_password_file_says_why(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    found = problems(tmp_path, "password_file", missing)
+    assert f"lineage.password_file: cannot read a password from {str(missing)!r}: No such file or directory" in found

@@ -1,0 +1,18 @@
+"""`lineage-proxy edges` prints its times in UTC and says so, as `verify` and `report` do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from proxy.cli import main
+from proxy.record.store import EdgeKey, SqliteStore
+
+
+def test_the_table_says_its_times_are_utc(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    store = SqliteStore(tmp_path / "lineage.db")
+    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 0.0, 86400.0 + 3661, 2, None)])
+    store.close()
+    assert main(["edges", "--store", str(tmp_path / "lineage.db")]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split("  ")[-1] == "last seen (UTC)"
+    assert row.endswith("  1970-01-02 01:01:01")
