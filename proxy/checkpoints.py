@@ -138,8 +138,10 @@ class CheckpointBook:
         while True:
             await self.refresh(upstream)
             # retry quickly while unreachable (backing off), otherwise at the configured interval
-            interval = upstream.discovery_interval_s if self.reachable[upstream.name] else delay
-            delay = min(delay * 2, upstream.discovery_interval_s)
+            if self.reachable[upstream.name]:  # backing off only over failures in a row: a new outage starts quick
+                interval, delay = upstream.discovery_interval_s, 0.05
+            else:
+                interval, delay = delay, min(delay * 2, upstream.discovery_interval_s)
             wake.clear()
             try:
                 await asyncio.wait_for(wake.wait(), interval)

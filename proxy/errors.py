@@ -25,6 +25,7 @@ class ProxyError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        self.caller: str | None = None  # who made a call refused before it was read, when known (its record)
 
     def body(self) -> bytes:
         """The OpenAI error shape, so OpenAI SDKs raise typed errors carrying the message."""

@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from proxy.config import Upstream
+from proxy.detectors import TRUNCATED
 from proxy.errors import InvalidRequest, ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from proxy.flow import ALLOW, DENY, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
 from proxy.labels import format_labels
@@ -80,9 +81,13 @@ class Exchange:
         label, decide. Returns the upstream to forward to; a denial is raised as its ProxyError (and
         recorded when the ingress finishes the call)."""
         pipeline = self.pipeline
-        read = self.adapter.read(self.target, body, header)
+        try:
+            read = self.adapter.read(self.target, body, header)
+            call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer)
+        except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
+            error.caller = pipeline.caller_name(header, peer)
+            raise
         self._stored = read.stored
-        call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer)
         decision = self.decision = pipeline.decide(call)
         if not decision.forwards:
             raise pipeline.denial(decision)
@@ -255,7 +260,8 @@ class Exchange:
         decision = self.decision
         upstream = decision.upstream if decision is not None else None
         name = upstream.name if upstream is not None else "?"
-        if upstream is not None and (isinstance(exc, OSError) or getattr(exc, "grpc_code", None) == "UNAVAILABLE"):
+        unreachable = isinstance(exc, OSError) and not isinstance(exc, TimeoutError)  # slow is not down
+        if upstream is not None and (unreachable or getattr(exc, "grpc_code", None) == "UNAVAILABLE"):
             self.pipeline.runtime.book.suspect(upstream)  # /readyz follows within a round trip, not an interval
         if isinstance(exc, UpstreamStatus):
             if exc.grpc_code == "UNAVAILABLE":
@@ -299,7 +305,7 @@ class Exchange:
         if call is None and isinstance(error, ProxyError):  # refused before it was read: no data went anywhere
             call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace,
                                     carries_data=False)  # fmt: skip
-            decision = self.decision = Decision(DENY, None, code=error.code, reason=error.message)
+            decision = self.decision = Decision(DENY, None, error.caller, code=error.code, reason=error.message)
         if call is None or decision is None:
             return  # a client gone before its request was read: counted
         observer = self._observer
@@ -312,7 +318,8 @@ class Exchange:
         labels = self.edge_labels()
         self._durable = runtime.sinks.on_end(call, decision, outcome, labels)
         if self._stored and outcome.response_id and decision.forwards:
-            runtime.stored.remember(outcome.response_id, labels)  # the inputs' labels and the reply's
+            # the inputs' labels and the reply's; a reply not seen to its end is stored whole upstream
+            runtime.stored.remember(outcome.response_id, labels | {TRUNCATED} if outcome.error_type else labels)
 
     def _checkpoint_from_response(self) -> None:
         outcome = self.outcome

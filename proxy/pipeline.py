@@ -8,6 +8,7 @@ checkpoint book, the record sinks and the counters. The walk of one call is the 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import logging
@@ -18,7 +19,7 @@ from proxy.checkpoints import CheckpointBook
 from proxy.config import Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
-from proxy.flow import AUDIT_DENY, DENY, Call, Decision, ProtocolName, TraceContext
+from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import check_labels, is_label, normalize, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, boundary_flow, decide, refuse
@@ -56,14 +57,15 @@ class StoredReplies:
     MAX = 65_536
 
     def __init__(self) -> None:
-        self._labels: dict[str, frozenset[str]] = {}
+        # an OrderedDict: a dict's first key after many deletions at the front is found by a scan
+        self._labels: collections.OrderedDict[str, frozenset[str]] = collections.OrderedDict()
 
     def remember(self, response_id: str, labels: frozenset[str]) -> None:
         known = self._labels
-        known.pop(response_id, None)  # a dict keeps insertion order: the oldest is first
         known[response_id] = labels
+        known.move_to_end(response_id)
         if len(known) > self.MAX:
-            del known[next(iter(known))]
+            known.popitem(last=False)
 
     def labels(self, response_id: str) -> frozenset[str] | None:
         return self._labels.get(response_id)
@@ -207,6 +209,16 @@ class Pipeline:
             why, extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
+    def caller_name(self, header: Header, peer: tuple[str, ...] = ()) -> str | None:
+        """Who the key (or certificate) says made a call, as its record names it: a caller, `UNKNOWN_KEY`,
+        or None (anonymous; also for a malformed Authorization header)."""
+        try:
+            digest = self.key_digest(header)
+        except ProxyError:
+            return None
+        caller = self.policy.caller(digest, peer)
+        return caller.name if caller is not None else (UNKNOWN_KEY if digest is not None else None)
+
     def identify_only(self, header: Header, peer: tuple[str, ...] = ()) -> str | None:
         """For calls that carry no data (metadata, health): only the caller's key (or certificate) is
         checked. Returns the caller's name (None: anonymous, where allowed)."""
@@ -215,7 +227,9 @@ class Pipeline:
         if caller is not None:
             return caller.name
         if digest is not None:
-            raise DENIAL_ERRORS["invalid_api_key"]("unknown API key")
+            unknown = DENIAL_ERRORS["invalid_api_key"]("unknown API key")
+            unknown.caller = UNKNOWN_KEY
+            raise unknown
         if not self.policy.anonymous_allowed and not self.policy.audit:
             raise DENIAL_ERRORS["invalid_api_key"]("missing API key: send 'Authorization: Bearer <key>'")
         return None

@@ -244,3 +244,9 @@ def test_an_empty_list_of_checkpoints_or_rules_is_refused_as_ambiguous(key: str)
                      "the ones approved"]  # fmt: skip
     omitted = parse_baseline("flows:\n  - {caller: app, purpose: p, labels: []}\n").approvals[0]
     assert (omitted.labels, omitted.checkpoints, omitted.rules) == ((), ("*",), ("*",))
+
+
+def test_a_key_yaml_cannot_read_is_a_problem_not_a_traceback() -> None:
+    """`!!bool maybe` made the duplicate-key check raise KeyError (a traceback from verify and report)."""
+    with pytest.raises(BaselineError):
+        parse_baseline("version: 1\nflows:\n  - caller: a\n    purpose: b\n    !!bool maybe: x\n", source="b.yaml")

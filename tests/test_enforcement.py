@@ -381,3 +381,44 @@ def test_a_key_no_caller_owns_is_recorded_apart_from_unauthenticated_calls(two, 
     finally:
         store.close()
     assert rows == {"(unknown key)": (2, "callers"), "anonymous": (1, "policy.anonymous")}
+
+
+class Callers:
+    """A record sink keeping who each finished call was recorded as, and why it was refused."""
+
+    name = "callers"
+    durable = True
+
+    def __init__(self) -> None:
+        self.ended: list[tuple[str | None, str | None]] = []
+
+    def start(self) -> None:
+        pass
+
+    def on_end(self, call, decision, outcome, output_labels) -> None:  # type: ignore[no-untyped-def]
+        self.ended.append((decision.caller, decision.code))
+
+    async def flush(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def test_calls_refused_before_they_are_read_are_recorded_as_their_callers(two) -> None:  # type: ignore[no-untyped-def]
+    """A guessed key on a listing or a stored reply read back, and a known caller's malformed request,
+    were recorded as `anonymous`."""
+    _, _, make = two
+    proxy = make()
+    callers = Callers()
+    proxy.process.runtime.sinks.swap(callers.name, callers)
+    guess = {"Authorization": "Bearer guess-1"}
+    assert httpx.get(f"{proxy.url}/v1/models", headers=guess, timeout=10).status_code == 401
+    assert httpx.get(f"{proxy.url}/v1/responses/resp_1", headers=guess, timeout=10).status_code == 401
+    known = {"Authorization": f"Bearer {KEYS['glasses']}", "Content-Type": "application/json"}
+    assert (
+        httpx.post(f"{proxy.url}/v1/chat/completions", content=b"{not json", headers=known, timeout=10).status_code
+        == 400
+    )
+    assert callers.ended == [("(unknown key)", "invalid_api_key"), ("(unknown key)", "invalid_api_key"),
+                             ("glasses-app", "invalid_request")]  # fmt: skip

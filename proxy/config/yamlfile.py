@@ -44,6 +44,6 @@ class StrictLoader(yaml.SafeLoader):
         if key.tag in _LOADED:
             try:
                 return self.yaml_constructors[key.tag](self, key)
-            except (ValueError, yaml.YAMLError):  # an explicit `!!int x`: refused when loaded, if it is
+            except Exception:  # an explicit `!!int x` or `!!bool maybe` (KeyError): refused when loaded, if it is
                 pass
         return (key.tag, key.value)

@@ -218,7 +218,10 @@ class HttpIngress:
             return
         matched = pipeline.policy.route(target.model)
         if matched is None:
-            raise ModelNotFound(f"no route for {request.path!r} (no route for model {target.model!r} and no '*' route)")
+            missing = ModelNotFound(f"no route for {request.path!r} (no route for model {target.model!r} and no '*' "
+                                    "route)")  # fmt: skip
+            missing.caller = caller
+            raise missing
         ex.admit_data_free(matched[1], caller)
         ex.outcome.extra.update({"http.request.method": request.method, "url.path": request.path})
         await self._forward(request, conn, ex, matched[1], await conn.body(request), observe=False)

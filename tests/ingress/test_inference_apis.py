@@ -195,3 +195,16 @@ def test_a_path_with_dot_segments_is_refused(proxied, path: str) -> None:  # typ
     assert status == b"HTTP/1.1 400 Bad Request" and b"'..' segments" in rest
     assert server.data_requests() == []
     assert httpx.post(f"{proxy.url}/v1/chat/completions", content=body, timeout=10).status_code == 200
+
+
+def test_stored_replies_forget_the_oldest_first(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from proxy.pipeline import StoredReplies
+
+    monkeypatch.setattr(StoredReplies, "MAX", 3)
+    stored = StoredReplies()
+    for n in range(5):
+        stored.remember(f"resp_{n}", frozenset({f"l{n}"}))
+    stored.remember("resp_2", frozenset({"again"}))  # seen again: the newest now
+    stored.remember("resp_5", frozenset())
+    assert [stored.labels(f"resp_{n}") for n in range(6)] == [
+        None, None, frozenset({"again"}), None, frozenset({"l4"}), frozenset()]  # fmt: skip
