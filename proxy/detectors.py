@@ -105,6 +105,13 @@ _CARD_GROUPED = re.compile(
     rb"0000(?P<sep>[./_]|, ?|[ \t\r\n]{2,}|[\t\r\n])(?:(?:0000(?P=sep)){2}0000|000000(?P=sep)00000)"
 )
 _GAP = frozenset(b" \t\r\n,_")
+# the rest of a table row or column that a card candidate was a window of (`_in_a_row`), skipped in one match:
+# every further window of it is in the row too (a long table was a Python check per four numbers)
+_TABLE_RUN = {
+    32: re.compile(rb"(?:(?: [ \t\r\n]+|[\t\r\n][ \t\r\n]*)0+)*"),  # white space, as `_alike` reads it
+    44: re.compile(rb"(?: *, *0+)*"),
+    95: re.compile(rb"(?:_0+)*"),
+}
 _PHONE = re.compile(rb"0[0 ().-]{6,24}0")
 _IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
 _IPV6_TRIGGER = re.compile(rb":[0xX]{0,4}:")
@@ -148,16 +155,23 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             if _card_shaped([b - a for a, b in kept]) and _card(t.raw[kept[0][0] : kept[-1][1]]):
                 yield kept[0][0], kept[-1][1]
                 break
-    for m in _CARD_GROUPED.finditer(t.classes):
-        start, end = m.span()
+    classes, pos = t.classes, 0
+    while (grouped := _CARD_GROUPED.search(classes, pos)) is not None:
+        start, end = grouped.span()
+        pos = end
         if t.before(start) == 48 or t.after(end) == 48:
             continue
-        if m["sep"] in b"./":  # only as four groups of four: dots and slashes join other numbers
+        sep = grouped["sep"]
+        if sep in b"./":  # only as four groups of four: dots and slashes join other numbers
             if end - start != 19 or (t.before(start) in b"./" and t.before(start - 1) == 48):
                 continue  # joined by a dot or a slash to more digits: a longer dotted number, or a date
             if t.after(end) in b"./" and t.after(end + 1) == 48:
                 continue
-        elif not _issued(t.raw[start : start + 4]) or _in_a_row(t.classes, start, end, m["sep"]):
+        elif not _issued(t.raw[start : start + 4]):
+            continue
+        elif _in_a_row(classes, start, end, sep):
+            run = _TABLE_RUN[32 if sep.isspace() else sep[0]].match(classes, end)  # matches, if only ""
+            pos = run.end() if run is not None else end
             continue
         if _card(t.raw[start:end]):
             yield start, end

@@ -322,3 +322,12 @@ def test_a_value_found_only_in_the_folded_text_is_masked() -> None:
     assert ALL.mask("Karte — 4111 1111 1111 1111") == "Karte — [pii:credit_card]"
     tags = Detectors([DetectorSpec("tag", r"[a-z]+:[a-z_]+"), DetectorSpec("email")])
     assert tags.mask("ｘ mail alice@example.com") == "ｘ mail [pii:email]"  # a mask is never masked again
+
+
+@pytest.mark.parametrize("sep", ["\t", "\n", ",", ", ", "_", "  "])
+def test_a_table_is_skipped_whole_and_a_card_after_it_is_still_found(sep: str) -> None:
+    """A row or column of numbers is passed over in one match once a window of it is seen to be one (it was
+    a Python check every four numbers); what follows it is read as ever."""
+    table = sep.join(["5111"] * 4000)
+    assert ALL.scan(table) == frozenset()
+    assert ALL.scan(table + " and then " + sep.join(["4111", "1111", "1111", "1111"])) == {"pii:credit_card"}
