@@ -17,7 +17,7 @@ import pytest
 
 from tests.harness import dead_port
 from tests.protocols.test_oip_grpc import PB  # messages in a pool of their own (tritonclient's is the default)
-from tests.servers.real import faithful_oip, need, wait_http
+from tests.servers.real import faithful_oip, need, stop, wait_http
 
 E = "alice@example.com"
 
@@ -66,11 +66,7 @@ def echo_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             wait_http(f"http://127.0.0.1:{http_port}/v2/models/echo/ready", proc)
             yield f"http://127.0.0.1:{http_port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 MLSERVER_CONFIG = """

@@ -114,11 +114,16 @@ def mlserver(workdir: Path) -> Iterator[tuple[str, str]]:
             wait_http(f"http://127.0.0.1:{http_port}/v2/models/iris/ready", proc)
             yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a server process: SIGTERM, then SIGKILL if it has not gone within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @contextmanager
