@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
+import struct
 import sys
 import tempfile
 from multiprocessing.connection import Connection
@@ -132,13 +134,30 @@ def _claim(address: Address) -> list[socket.socket]:
     with probe:
         if not sys.platform.startswith("linux"):
             return []
+        name = f"\0lineage-proxy/listen/{bound_address(probe)}"  # as bound: `localhost:P` is `127.0.0.1:P`
         lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:  # named after the address as bound, so `localhost:P` and `127.0.0.1:P` are one claim
-            lock.bind(f"\0lineage-proxy/listen/{bound_address(probe)}")
+        try:
+            lock.bind(name)
+            lock.listen(1)  # so that another proxy can ask who holds it (`_held_by_us`)
         except OSError as exc:
             lock.close()
+            if exc.errno == errno.EADDRINUSE and not _held_by_us(name):
+                return []  # any process may bind an abstract name: one that is not our user's proves nothing
             raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
     return [lock]
+
+
+def _held_by_us(name: str) -> bool:
+    """Whether the claim `name` is held by a process of this user (a lineage-proxy that is starting), as the
+    kernel says (SO_PEERCRED). Abstract names have no permissions: a claim held by another user, or a name
+    bound by something that does not listen on it, would otherwise keep this proxy from a free port."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(name)
+            _, uid, _ = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        except OSError:
+            return False
+    return int(uid) == os.getuid()
 
 
 def release(claims: list[socket.socket]) -> None:

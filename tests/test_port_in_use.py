@@ -98,3 +98,19 @@ def test_a_claim_is_exclusive_before_anything_listens(tmp_path: Path) -> None:
     finally:
         release(held)
     release(claim(config))  # released: the address can be claimed again
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the claim is an abstract Unix socket (Linux)")
+def test_a_name_squatted_by_something_not_a_proxy_does_not_block_a_free_port(tmp_path: Path) -> None:
+    """Any local process may bind an abstract name: one bound by a process that is not a starting proxy of
+    this user (it does not listen on it, or another user holds it) kept the proxy from a free port."""
+    import socket
+
+    from proxy.workers import claim, release
+
+    port = dead_port()
+    config = parse(f"listen: {{http: '127.0.0.1:{port}'}}\nupstreams: [{{name: m, url: 'http://127.0.0.1:1'}}]\n"
+                   "routes: [{model: '*', upstream: m}]\n", source="test.yaml")  # fmt: skip
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as squatter:
+        squatter.bind(f"\0lineage-proxy/listen/127.0.0.1:{port}")  # bound, never listening
+        release(claim(config))
