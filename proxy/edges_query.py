@@ -9,7 +9,7 @@ import sys
 import orjson
 
 from proxy.baseline import checkpoint_pattern
-from proxy.config import read_secret
+from proxy.config import key_problem, read_secret
 from proxy.logs import escaped
 from proxy.record.integrity import Report
 from proxy.record.store import EdgeRow, split_labels
@@ -68,11 +68,11 @@ def run_edges(args: argparse.Namespace) -> int:
         return 1
     key = None
     if args.key_file:
-        try:
-            key = read_secret(args.key_file)
-        except OSError as exc:
-            print(f"lineage-proxy: {args.key_file}: cannot read the key: {exc.strerror or exc}", file=sys.stderr)
+        problem = key_problem(args.key_file)  # it signs the copy: a key the proxy would take, no shorter
+        if problem is not None:
+            print(f"lineage-proxy: {problem}", file=sys.stderr)
             return 1
+        key = read_secret(args.key_file)
     try:
         if args.copy_to:  # the rows, the chain's verdict and the store's origin, read in one transaction
             chain, every, origin = store.for_copy(None if args.unkeyed_source else key)

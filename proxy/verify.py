@@ -24,7 +24,7 @@ import orjson
 import yaml
 
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
-from proxy.config import read_secret
+from proxy.config import key_problem, read_secret
 from proxy.logs import escaped
 from proxy.record.store import EdgeRow, NotALineageStore, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
@@ -386,10 +386,10 @@ def run_adopt(path: str, key_file: str, head: str) -> int:
     from proxy.record.postgres import PostgresStore
     from proxy.record.store import SqliteStore
 
-    try:
-        key = read_secret(key_file)
-    except OSError as exc:
-        return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
+    problem = key_problem(key_file)  # it signs from here on: a key the proxy would take, no shorter
+    if problem is not None:
+        return _error(problem)
+    key = read_secret(key_file)
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError, StartupError)
     try:
         reader = open_reader(path)

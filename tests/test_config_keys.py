@@ -62,3 +62,27 @@ def test_an_unreadable_password_file_says_why(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     found = problems(tmp_path, "password_file", missing)
     assert f"lineage.password_file: cannot read a password from {str(missing)!r}: No such file or directory" in found
+
+
+def test_a_short_key_never_signs_from_the_command_line(tmp_path: Path) -> None:
+    """`verify --adopt-head` and `edges --copy-to` sign with `--key-file`: a key `serve` would refuse was
+    taken there."""
+    import subprocess
+    import sys
+
+    from proxy.record.store import EdgeKey, SqliteStore
+
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 1.0, 1.0, 3, None)])
+    store.close()
+    short = tmp_path / "short.key"
+    short.write_text("k\n")
+    cli = [sys.executable, "-m", "proxy"]
+    head = "sha256:" + "0" * 64
+    adopt = subprocess.run([*cli, "verify", "--store", str(path), "--integrity", "--key-file", str(short),
+                            "--adopt-head", head], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert adopt.returncode == 2 and "a key needs at least 16" in adopt.stderr, adopt.stderr
+    copy = subprocess.run([*cli, "edges", "--store", str(path), "--copy-to", "postgresql://127.0.0.1:1/x",
+                           "--key-file", str(short)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert copy.returncode == 1 and "a key needs at least 16" in copy.stderr, copy.stderr

@@ -4,7 +4,7 @@
 in the proxy reads YAML or the environment.
 """
 
-from proxy.config.loader import load, parse, parse_address, read_secret
+from proxy.config.loader import key_problem, load, parse, parse_address, read_secret
 from proxy.config.model import (
     BUILTIN_DETECTORS,
     Address,
@@ -43,6 +43,7 @@ __all__ = [
     "Upstream",
     "UpstreamTls",
     "Zone",
+    "key_problem",
     "load",
     "parse",
     "parse_address",

@@ -654,7 +654,7 @@ class _Reader:
         )
         self.store_url(lineage)
         if lineage.integrity_key_file is not None:
-            problem = _key_problem(lineage.integrity_key_file)
+            problem = key_problem(lineage.integrity_key_file)
             if problem is not None:
                 self.problem("lineage.integrity_key_file", problem)
         if lineage.on_unapproved == "block" and lineage.baseline is None:
@@ -880,7 +880,7 @@ def read_secret(path: str) -> bytes:
 MIN_KEY_BYTES = 16  # an HMAC key shorter than this could be guessed, and the chain forged with it
 
 
-def _key_problem(path: str) -> str | None:
+def key_problem(path: str) -> str | None:
     """Why the file cannot serve as the chain's HMAC key (None when it can): unreadable, or too short to
     be secret. A missing, empty or short key's message says how to make one."""
     make = f"make one with `head -c 32 /dev/urandom > {shlex.quote(path)}`"

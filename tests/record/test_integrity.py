@@ -363,15 +363,15 @@ def test_a_store_from_before_the_chain_is_adopted_only_without_a_key(tmp_path: P
 
     pre_chain_store(tmp_path / "old.db")
     with pytest.raises(StartupError, match=r"start once without lineage\.integrity_key_file"):
-        SqliteStore(tmp_path / "old.db", key=b"k")
+        SqliteStore(tmp_path / "old.db", key=b"k" * 16)
     SqliteStore(tmp_path / "old.db").close()  # adopted: its first entry a snapshot of what it holds
     checked = verify(tmp_path / "old.db", "--json")
     assert checked.returncode == 0
     key_file = tmp_path / "k"
-    key_file.write_text("k")
+    key_file.write_text("k" * 16)
     head = orjson.loads(checked.stdout)["head"]  # then signed from the head adopted by hand
     assert verify(tmp_path / "old.db", "--key-file", str(key_file), "--adopt-head", head).returncode == 0
-    store = SqliteStore(tmp_path / "old.db", key=b"k")
+    store = SqliteStore(tmp_path / "old.db", key=b"k" * 16)
     store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 3.0, 3.0, 1, None)])
     store.close()
     assert verify(tmp_path / "old.db", "--key-file", str(key_file)).returncode == 0
@@ -450,15 +450,15 @@ def test_an_unkeyed_store_is_signed_from_the_head_adopted_by_hand(tmp_path: Path
     store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 1.0, 1.0, 3, None)])
     store.close()
     key_file = tmp_path / "k"
-    key_file.write_text("the new key")
+    key_file.write_text("the new key, long enough")
     with pytest.raises(StartupError, match="adopt-head"):
-        SqliteStore(path, key=b"the new key")
+        SqliteStore(path, key=b"the new key, long enough")
     head = orjson.loads(verify(path, "--json").stdout)["head"]
     wrong = verify(path, "--key-file", str(key_file), "--adopt-head", "sha256:" + "0" * 64)
     assert wrong.returncode == 1 and "nothing adopted" in wrong.stdout
     adopted = verify(path, "--key-file", str(key_file), "--adopt-head", head)
     assert adopted.returncode == 0 and "intact" in adopted.stdout, adopted.stdout + adopted.stderr
-    store = SqliteStore(path, key=b"the new key")  # the keyed writer starts, and signs on
+    store = SqliteStore(path, key=b"the new key, long enough")  # the keyed writer starts, and signs on
     store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 2.0, 2.0, 1, None)])
     store.close()
     assert verify(path, "--key-file", str(key_file)).returncode == 0
@@ -536,7 +536,7 @@ def test_adopt_head_refuses_options_it_would_ignore_and_a_second_run_is_a_no_op(
     path = tmp_path / "s.db"
     SqliteStore(path).close()
     key_file = tmp_path / "k"
-    key_file.write_text("k")
+    key_file.write_text("k" * 16)
     head = orjson.loads(verify(path, "--json").stdout)["head"]
     both = verify(path, "--key-file", str(key_file), "--adopt-head", head, "--expect-head", head)
     assert both.returncode == 2 and "takes neither --expect-head nor --json" in both.stderr

@@ -641,13 +641,13 @@ def test_edges_copy_to_moves_a_keyed_history_and_signs_the_copy(postgres: Postgr
 def test_copy_to_never_signs_over_an_edited_fleet_record(postgres: PostgresServer, tmp_path: Path) -> None:
     url = postgres.database()
     key_file = tmp_path / "k"
-    key_file.write_text("k\n")
-    fleet = PostgresStore(url, key=b"k")
+    key_file.write_text("k" * 16 + "\n")
+    fleet = PostgresStore(url, key=b"k" * 16)
     fleet.upsert([(KEY, 1.0, 1.0, 500, None)])
     fleet.close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE edges SET count = 1")  # edited without the key
-    source = SqliteStore(tmp_path / "new.db", key=b"k")
+    source = SqliteStore(tmp_path / "new.db", key=b"k" * 16)
     source.upsert([(KEY._replace(caller="new"), 2.0, 2.0, 1, None)])
     source.close()
     done = cli("edges", "--store", str(tmp_path / "new.db"), "--copy-to", url, "--key-file", str(key_file))
@@ -674,8 +674,8 @@ def test_a_history_is_copied_once_even_after_the_source_was_purged(postgres: Pos
 def test_an_unkeyed_history_copies_into_a_keyed_fleet_store(postgres: PostgresServer, tmp_path: Path) -> None:
     url = postgres.database()
     key_file = tmp_path / "k"
-    key_file.write_text("k\n")
-    PostgresStore(url, key=b"k").close()
+    key_file.write_text("k" * 16 + "\n")
+    PostgresStore(url, key=b"k" * 16).close()
     source = SqliteStore(tmp_path / "lineage.db")  # no key
     source.upsert([(KEY, 1.0, 2.0, 3, None)])
     source.close()
@@ -778,9 +778,9 @@ def test_copy_to_refuses_a_source_rebuilt_without_the_key_a_self_copy_and_a_key_
 
     url = postgres.database()
     key_file = tmp_path / "k"
-    key_file.write_text("k\n")
-    PostgresStore(url, key=b"k").close()
-    source = SqliteStore(tmp_path / "lineage.db", key=b"k")
+    key_file.write_text("k" * 16 + "\n")
+    PostgresStore(url, key=b"k" * 16).close()
+    source = SqliteStore(tmp_path / "lineage.db", key=b"k" * 16)
     source.upsert([(KEY, 1.0, 1.0, 3, None)])
     source.close()
     with sqlite3.connect(tmp_path / "lineage.db") as db:  # a count edited, the chain rebuilt unkeyed
@@ -804,7 +804,7 @@ def test_copy_to_refuses_a_source_rebuilt_without_the_key_a_self_copy_and_a_key_
                                   "copy_to=sys.argv[1], key_file=None, unkeyed_source=False)))", unkeyed_url],
                                  capture_output=True, text=True, timeout=60, cwd=ROOT_DIR)  # fmt: skip
     assert into_itself.returncode == 1 and "it is the store being copied" in into_itself.stderr, into_itself.stderr
-    other = SqliteStore(tmp_path / "other.db", key=b"k")
+    other = SqliteStore(tmp_path / "other.db", key=b"k" * 16)
     other.upsert([(KEY, 1.0, 1.0, 1, None)])
     other.close()
     mismatch = cli("edges", "--store", str(tmp_path / "other.db"), "--copy-to", unkeyed_url, "--key-file",
