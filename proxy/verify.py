@@ -215,7 +215,8 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
         "#",
         "# Every entry below is a flow that HAPPENED, not one anybody approved yet: review each, delete",
         "# what must not happen, and widen with patterns what may (labels `pii:*`,",
-        "# checkpoints `meta-llama/Llama-3.1-8B-Instruct@*`; shell-style: * any text, ? one character).",
+        "# checkpoints `meta-llama/Llama-3.1-8B-Instruct@*`; shell-style: * any text, ? one character,",
+        "# [...] one of a set; a recorded name holding one of those is written with it in brackets: `[*]`).",
         "#",
         "# An entry approves a flow when its caller, purpose, decision and rule match, its checkpoint matches",
         "# one of `checkpoints` (omitted: any), and every label it carries, in or out, matches one of",
@@ -249,11 +250,20 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
         out.append(f"    purpose: {_yaml(purpose)}" + ("" if purpose else NO_PURPOSE))
         out.append(f"    labels: {_yaml(labels)}")
         if decision != "deny":
-            out.append(f"    checkpoints: {_yaml([checkpoint])}" + ("" if checkpoint else NO_CHECKPOINT))
+            out.append(f"    checkpoints: {_yaml([_literal(checkpoint)])}" + ("" if checkpoint else NO_CHECKPOINT))
         out.append(f"    decisions: {_yaml([decision])}")
         if rule and decision != "allow":
-            out.append(f"    rules: {_yaml([rule])}")
+            out.append(f"    rules: {_yaml([_literal(rule)])}")
     return "\n".join(out) + "\n"
+
+
+_GLOB = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
+
+
+def _literal(value: str) -> str:
+    """A recorded name as a pattern matching it alone: a checkpoint an upstream named `*` (one that echoes the
+    requested model), or the rule `route:*` of the fallback route, would otherwise approve every one."""
+    return value.translate(_GLOB)
 
 
 # -- the command

@@ -314,3 +314,27 @@ def test_check_explain_shows_the_boundary_verifier(tmp_path) -> None:  # type: i
         assert ok.returncode == 0 and "checkpoint: org/llama@v1" in ok.stdout and "approved:  yes" in ok.stdout
         moved = cli("check", "--config", str(config), "--explain", "--caller", "glasses-app", "--checkpoint", "other/x")
         assert "new-checkpoint: now served by 'other/x'" in moved.stdout or "flow_not_approved" in moved.stdout
+
+
+def test_a_written_baseline_approves_recorded_names_literally(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A checkpoint recorded as `*` (an upstream echoing the model a caller asked for) was written as the
+    pattern `*`, approving every checkpoint; the fallback route's rule `route:*` every route's denial."""
+    from proxy.record.store import EdgeKey, SqliteStore
+
+    store = tmp_path / "l.db"
+    writer = SqliteStore(store)
+    writer.upsert([(EdgeKey("app", "assistant", "", "*", "", "allow"), 1.0, 1.0, 1, None),
+                   (EdgeKey("app", "assistant", "", "ck", "", "audit-deny"), 1.0, 1.0, 1, "route:*")])  # fmt: skip
+    writer.close()
+    baseline = tmp_path / "b.yaml"
+    assert cli("verify", "--store", str(store), "--write-baseline", str(baseline)).returncode == 0
+    assert "'[*]'" in baseline.read_text() and "route:[*]" in baseline.read_text()
+    assert cli("verify", "--store", str(store), "--baseline", str(baseline)).returncode == 0  # what happened
+    writer = SqliteStore(store)
+    writer.upsert([(EdgeKey("app", "assistant", "", "evil/model", "", "allow"), 2.0, 2.0, 1, None),
+                   (EdgeKey("app", "assistant", "", "ck", "", "audit-deny"), 2.0, 2.0, 1, "route:secret")])  # fmt: skip
+    writer.close()
+    found = cli("verify", "--store", str(store), "--baseline", str(baseline), "--json")
+    assert found.returncode == 1
+    unapproved = {(u["edge"]["checkpoint"], u["edge"]["rule"]) for u in json.loads(found.stdout)["unapproved"]}
+    assert unapproved == {("evil/model", None), ("ck", "route:secret")}, found.stdout
