@@ -44,13 +44,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-_ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+# C0, DEL, C1 (CSI U+009B rewrites a terminal's line, NEL U+0085 breaks it) and the Unicode line and
+# paragraph separators, which `str.splitlines` and some viewers read as line breaks
+_ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029",
+}  # fmt: skip
 
 
 def escaped(text: str) -> str:
     """`text` with its control characters escaped (`\\n`, `\\x00`): a value shown in a line of text (a log
     field, a table cell) cannot start a line of its own."""
     return text.translate(_ESCAPED)
+
+
+def quoted(value: object) -> str:
+    """A value for a `key=value` line: escaped, and in double quotes when it holds a space, `=` or `"` (or
+    is empty), so a model named `m caller=admin` cannot add a field of its own."""
+    text = escaped(str(value))
+    if text and not any(c in text for c in ' ="'):
+        return text
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 class TextFormatter(logging.Formatter):
@@ -67,7 +80,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        extra = [f"{key}={escaped(str(value))}" for key, value in record.__dict__.items()
+        extra = [f"{key}={quoted(value)}" for key, value in record.__dict__.items()
                  if key not in _STANDARD and not key.startswith("_")]  # fmt: skip
         return f"{text} {' '.join(extra)}" if extra else text
 

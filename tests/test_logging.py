@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from proxy.config import Logging
-from proxy.logs import JsonFormatter
+from proxy.logs import JsonFormatter, quoted
 from tests.conftest import KEYS, sha
 from tests.harness import ServeProcess
 from tests.servers.vllm_like import SERVED
@@ -128,7 +128,21 @@ def test_a_text_log_field_never_starts_a_line_of_its_own() -> None:
     record.model = "m\nINFO lineage_proxy.access forged=yes\r\x00"
     line = TextFormatter().format(record)
     assert "\n" not in line and "\r" not in line and "\x00" not in line
-    assert line.endswith("model=m\\nINFO lineage_proxy.access forged=yes\\r\\x00")
+    assert line.endswith('model="m\\nINFO lineage_proxy.access forged=yes\\r\\x00"')  # quoted: it holds spaces
+
+
+def test_a_text_log_field_cannot_add_a_field_or_a_terminal_control() -> None:
+    """A model named `m caller=admin decision=allow` read as fields of its own ahead of the real ones;
+    C1 controls (CSI rewrites a terminal's line) and U+2028 (a line break to `splitlines`) went through raw."""
+    from proxy.logs import TextFormatter
+
+    record = logging.LogRecord("lineage_proxy.access", logging.INFO, __file__, 1, "%s %s %s", None, None)
+    record.args = ("deny", "chat", quoted("m caller=admin decision=allow"))
+    record.model = "m caller=admin\u009b2K\u2028\u0085"
+    record.caller = "(unknown key)"
+    line = TextFormatter().format(record)
+    assert 'chat "m caller=admin decision=allow" model="m caller=admin\\x9b2K\\u2028\\x85"' in line
+    assert line.endswith('caller="(unknown key)"') and len(line.splitlines()) == 1
 
 
 def test_a_text_log_message_never_starts_a_line_of_its_own_but_a_traceback_does() -> None:
