@@ -10,6 +10,7 @@ import orjson
 
 from proxy.baseline import checkpoint_pattern
 from proxy.config import key_problem, read_secret
+from proxy.labels import normalize
 from proxy.logs import escaped
 from proxy.record.integrity import Report
 from proxy.record.store import EdgeRow, split_labels
@@ -17,13 +18,14 @@ from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_
 
 
 def select(rows: list[EdgeRow], args: argparse.Namespace) -> list[EdgeRow]:
-    wanted = set(args.label or ())
+    wanted = {normalize(label) for label in args.label or ()}  # as the wire and the record normalise them
+    purpose = normalize(args.purpose) if args.purpose else None
     out = []
     for row in rows:
         key = row.key
         if wanted and not wanted <= set(split_labels(key.input_labels)) | set(split_labels(key.output_labels)):
             continue
-        if args.purpose and key.purpose != args.purpose:
+        if purpose and key.purpose != purpose:
             continue
         if args.checkpoint and key.checkpoint != checkpoint_pattern(args.checkpoint):
             continue

@@ -306,6 +306,7 @@ class Exchange:
             call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace,
                                     carries_data=False)  # fmt: skip
             decision = self.decision = Decision(DENY, None, error.caller, code=error.code, reason=error.message)
+            stats.decided(DENY)  # refused: a denial for `lineage_proxy_decisions_total` too
         if call is None or decision is None:
             return  # a client gone before its request was read: counted
         observer = self._observer

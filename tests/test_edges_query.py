@@ -16,3 +16,15 @@ def test_the_table_says_its_times_are_utc(tmp_path: Path, capsys) -> None:  # ty
     header, row = capsys.readouterr().out.splitlines()
     assert header.split("  ")[-1] == "last seen (UTC)"
     assert row.endswith("  1970-01-02 01:01:01")
+
+
+def test_label_and_purpose_filters_read_as_the_wire_does(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Labels and purposes are recorded lower case (the wire normalises them): `--label User-Interaction`
+    and `--purpose ADS` found nothing."""
+    store = SqliteStore(tmp_path / "lineage.db")
+    store.upsert([(EdgeKey("app", "ads", "user-interaction", "ck", "", "deny"), 0.0, 1.0, 2, None)])
+    store.close()
+    assert (
+        main(["edges", "--store", str(tmp_path / "lineage.db"), "--label", "User-Interaction", "--purpose", "ADS"]) == 0
+    )
+    assert len(capsys.readouterr().out.splitlines()) == 2  # the header and the edge

@@ -404,6 +404,9 @@ class Callers:
     async def stop(self) -> None:
         pass
 
+    def metrics(self) -> tuple[str, ...]:
+        return ()
+
 
 def test_calls_refused_before_they_are_read_are_recorded_as_their_callers(two) -> None:  # type: ignore[no-untyped-def]
     """A guessed key on a listing or a stored reply read back, and a known caller's malformed request,
@@ -422,3 +425,5 @@ def test_calls_refused_before_they_are_read_are_recorded_as_their_callers(two) -
     )
     assert callers.ended == [("(unknown key)", "invalid_api_key"), ("(unknown key)", "invalid_api_key"),
                              ("glasses-app", "invalid_request")]  # fmt: skip
+    # refusals are denials for the metrics too (they were errors only)
+    assert 'lineage_proxy_decisions_total{decision="deny"} 3' in proxy.process.metrics_text()
