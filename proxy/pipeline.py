@@ -19,7 +19,7 @@ from proxy.checkpoints import CheckpointBook
 from proxy.config import Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
-from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext, printable_name
+from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import check_labels, is_label, normalize, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, boundary_flow, decide, refuse
@@ -186,13 +186,9 @@ class Pipeline:
         return refuse(decision, self.policy, "record_unavailable", f"zone:{zones[0]}", reason)
 
     def _served(self, upstream: Upstream, model: str, version: str | None) -> str | None:
-        """The checkpoint an upstream serves, when a pin or its metadata already says (never waits). A version
-        the call names explicitly (OIP) that the metadata does not know yet (loaded since, or a model not yet
-        discovered) is that checkpoint by name, `model:version`: unknown, it fitted any approved one."""
+        """The checkpoint an upstream serves, when a pin or its metadata already says (never waits)."""
         found = self.runtime.book.resolve(upstream, model, version, learn=False)
-        if found is not None:
-            return found.name
-        return printable_name(f"{model}:{version}") if version else None
+        return found.name if found is not None else None
 
     def _unapproved(self, call: Call, decision: Decision) -> None:
         """Count every unapproved call; log a flow the first time this process sees it."""

@@ -135,11 +135,18 @@ def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
     return verify_flow(call, decision, policy, served)
 
 
+_NAMES_ITS_VERSION = frozenset({"oip", "oip-grpc"})  # adapters whose reply names the checkpoint `model:version`
+
+
 def boundary_flow(call: Call, decision: Decision, served: Served = pinned) -> Flow:
     """The flow a call is about to make, as far as it is known before the reply: output labels are not
     (so only input labels are matched), and the checkpoint only when pinned or already discovered."""
     upstream = decision.upstream
     checkpoint = served(upstream, call.model, call.model_version) if upstream is not None else ""
+    if not checkpoint and call.model_version and call.protocol in _NAMES_ITS_VERSION:
+        # a version the metadata does not list (yet): the one the reply will name (`iris:3`), not an unknown
+        # checkpoint, which any approved one fitted (a version loaded since discovery went through `block`)
+        checkpoint = printable_name(f"{call.model}:{call.model_version}")
     return Flow(decision.caller or "anonymous", decision.purpose or "", decision.labels, checkpoint,
                 decision.action, decision.rule)  # fmt: skip
 

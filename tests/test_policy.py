@@ -266,3 +266,21 @@ def test_audit_deny_of_a_region_violation_takes_the_reroute() -> None:
     enforced = decide(call(key="ads", model="llama-us", purpose="assistant", labels=frozenset({"user-interaction"})),
                       POLICY)  # fmt: skip
     assert (enforced.action, enforced.upstream.name) == ("reroute", "eu-llama")  # type: ignore[union-attr]
+
+
+def test_at_the_boundary_an_oip_version_not_yet_listed_is_that_checkpoint_and_nothing_else_is() -> None:
+    """An OIP call naming a version the metadata does not list is checked as `model:version` (unknown, any
+    approved checkpoint fitted it); a passthrough call on an OIP-shaped path, whose reply names nothing
+    and which is recorded with no checkpoint, stays unknown (as `model:version` a baseline written from its
+    own record, `checkpoints: ['']`, refused it)."""
+    from proxy.flow import ALLOW, Decision
+    from proxy.policy import boundary_flow
+
+    config = parse("listen: {http: 127.0.0.1:0}\nupstreams: [{name: t, url: 'http://127.0.0.1:1', protocol: oip}]\n"
+                   "routes: [{model: '*', upstream: t}]\n", source="t.yaml")  # fmt: skip
+    decision = Decision(ALLOW, config.upstreams[0])
+    for protocol, checkpoint in (("oip", "iris:3"), ("oip-grpc", "iris:3"), ("passthrough", None)):
+        call = Call(protocol, "infer", "iris", TRACE, model_version="3")  # type: ignore[arg-type]
+        assert boundary_flow(call, decision, lambda upstream, model, version: None).checkpoint == checkpoint
+    unversioned = Call("oip", "infer", "iris", TRACE)
+    assert boundary_flow(unversioned, decision, lambda upstream, model, version: None).checkpoint is None
