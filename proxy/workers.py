@@ -138,7 +138,7 @@ def _claim(address: Address) -> list[socket.socket]:
         lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             lock.bind(name)
-            lock.listen(1)  # so that another proxy can ask who holds it (`_held_by_us`)
+            lock.listen(128)  # so that another proxy can ask who holds it (`_held_by_us`); never accepted
         except OSError as exc:
             lock.close()
             if exc.errno == errno.EADDRINUSE and not _held_by_us(name):
@@ -152,9 +152,12 @@ def _held_by_us(name: str) -> bool:
     kernel says (SO_PEERCRED). Abstract names have no permissions: a claim held by another user, or a name
     bound by something that does not listen on it, would otherwise keep this proxy from a free port."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)  # a holder whose queue is full never answers: held, and said so, not a hang
         try:
             probe.connect(name)
-            _, uid, _ = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+            _, uid, _ = struct.unpack("iII", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        except (TimeoutError, BlockingIOError):  # AF_UNIX: EAGAIN at once when the queue is full
+            return True
         except OSError:
             return False
     return int(uid) == os.getuid()

@@ -7,6 +7,7 @@ started on the same address would silently take half of the first one's connecti
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -114,3 +115,28 @@ def test_a_name_squatted_by_something_not_a_proxy_does_not_block_a_free_port(tmp
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as squatter:
         squatter.bind(f"\0lineage-proxy/listen/127.0.0.1:{port}")  # bound, never listening
         release(claim(config))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the claim is an abstract Unix socket (Linux)")
+def test_a_claim_whose_holder_never_answers_refuses_rather_than_hangs(tmp_path: Path) -> None:
+    """A holder's queue filled with connections it never accepts made the ownership check's connect block:
+    a third proxy starting hung instead of saying the address is in use."""
+    import socket
+
+    from proxy.workers import ListenError, claim
+
+    port = dead_port()
+    config = parse(f"listen: {{http: '127.0.0.1:{port}'}}\nupstreams: [{{name: m, url: 'http://127.0.0.1:1'}}]\n"
+                   "routes: [{model: '*', upstream: m}]\n", source="test.yaml")  # fmt: skip
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as holder:
+        holder.bind(f"\0lineage-proxy/listen/127.0.0.1:{port}")
+        holder.listen(0)
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(f"\0lineage-proxy/listen/127.0.0.1:{port}")  # the queue is full from here on
+        try:
+            with pytest.raises(ListenError, match="address already in use"):
+                claim(config)
+        finally:
+            filler.close()
