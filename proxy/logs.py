@@ -58,12 +58,12 @@ def escaped(text: str) -> str:
 
 
 def quoted(value: object) -> str:
-    """A value for a `key=value` line: escaped, and in double quotes when it holds a space, `=` or `"` (or
-    is empty), so a model named `m caller=admin` cannot add a field of its own."""
+    """A value for a `key=value` line: escaped, and in double quotes (its `\\` and `"` escaped) when it holds
+    a space, `=`, `"` or `\\` (or is empty), so a model named `m caller=admin` cannot add a field of its own."""
     text = escaped(str(value))
-    if text and not any(c in text for c in ' ="'):
+    if text and not any(c in text for c in ' ="\\'):
         return text
-    return '"' + text.replace('"', '\\"') + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class TextFormatter(logging.Formatter):
@@ -75,8 +75,13 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         # the message's args hold what callers wrote (a model name); a line break in one would forge a
         # line. Escaped here, not in `record.message`, which other handlers read; a traceback is appended
-        # after this and keeps its lines.
-        return TEXT_FORMAT % (record.__dict__ | {"message": escaped(record.message)})
+        # after this and keeps its lines. The access line's args are quoted too: its message comes before
+        # its fields, so a model named `m caller=admin` would read as a field ahead of the real ones.
+        message = record.message
+        if record.name == ACCESS and isinstance(record.args, tuple) and record.args:
+            message = escaped(str(record.msg) % tuple(quoted(arg) for arg in record.args))
+            return TEXT_FORMAT % (record.__dict__ | {"message": message})
+        return TEXT_FORMAT % (record.__dict__ | {"message": escaped(message)})
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)

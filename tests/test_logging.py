@@ -4,6 +4,7 @@ call's access line carries its `x-trace-id`, and no prompt or reply text appears
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from proxy.config import Logging
-from proxy.logs import JsonFormatter, quoted
+from proxy.logs import JsonFormatter
 from tests.conftest import KEYS, sha
 from tests.harness import ServeProcess
 from tests.servers.vllm_like import SERVED
@@ -128,7 +129,7 @@ def test_a_text_log_field_never_starts_a_line_of_its_own() -> None:
     record.model = "m\nINFO lineage_proxy.access forged=yes\r\x00"
     line = TextFormatter().format(record)
     assert "\n" not in line and "\r" not in line and "\x00" not in line
-    assert line.endswith('model="m\\nINFO lineage_proxy.access forged=yes\\r\\x00"')  # quoted: it holds spaces
+    assert line.endswith('model="m\\\\nINFO lineage_proxy.access forged=yes\\\\r\\\\x00"')  # quoted, \\ doubled
 
 
 def test_a_text_log_field_cannot_add_a_field_or_a_terminal_control() -> None:
@@ -137,12 +138,14 @@ def test_a_text_log_field_cannot_add_a_field_or_a_terminal_control() -> None:
     from proxy.logs import TextFormatter
 
     record = logging.LogRecord("lineage_proxy.access", logging.INFO, __file__, 1, "%s %s %s", None, None)
-    record.args = ("deny", "chat", quoted("m caller=admin decision=allow"))
+    record.args = ("deny", "chat", 'm\\" caller=admin decision=allow x="')  # a backslash before the quote too
     record.model = "m caller=admin\u009b2K\u2028\u0085"
     record.caller = "(unknown key)"
     line = TextFormatter().format(record)
-    assert 'chat "m caller=admin decision=allow" model="m caller=admin\\x9b2K\\u2028\\x85"' in line
+    assert 'chat "m\\\\\\" caller=admin decision=allow x=\\"" model="m caller=admin\\\\x9b2K\\\\u2028\\\\x85"' in line
     assert line.endswith('caller="(unknown key)"') and len(line.splitlines()) == 1
+    tokens = re.findall(r'(?:[^\s"]|"(?:[^"\\]|\\.)*")+', line)  # as a logfmt reader splits the line
+    assert [t.split("=", 1)[0] for t in tokens if "=" in t and not t.startswith('"')] == ["model", "caller"], tokens
 
 
 def test_a_text_log_message_never_starts_a_line_of_its_own_but_a_traceback_does() -> None:
@@ -156,8 +159,8 @@ def test_a_text_log_message_never_starts_a_line_of_its_own_but_a_traceback_does(
     )
     line = TextFormatter().format(record)
     assert "\n" not in line and "\r" not in line and "\x00" not in line
-    assert line.endswith("lineage_proxy.access: allow chat m\\n2026-01-01 00:00:00,000 ERROR MainProcess[1] "
-                         "lineage_proxy.access: forged\\r\\x00")  # fmt: skip
+    assert line.endswith('lineage_proxy.access: allow chat "m\\\\n2026-01-01 00:00:00,000 ERROR MainProcess[1] '
+                         'lineage_proxy.access: forged\\\\r\\\\x00"')  # fmt: skip
     assert record.message == f"allow chat {forged}"  # what other handlers see of the record is as it was
     try:
         raise ValueError("boom")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from proxy.flow import Call, Decision, Outcome
 from proxy.labels import format_labels
-from proxy.logs import ACCESS, quoted
+from proxy.logs import ACCESS
 
 log = logging.getLogger(ACCESS)
 
@@ -45,7 +45,7 @@ class AccessRecorder:
             "labels": format_labels(decision.labels),
             "duration_ms": round((outcome.ended_ns - outcome.started_ns) / 1e6, 3),
         }
-        log.info("%s %s %s", decision.action, call.operation, quoted(call.model) if call.model else "-", extra=fields)
+        log.info("%s %s %s", decision.action, call.operation, call.model or "-", extra=fields)
 
     async def flush(self) -> None:
         pass
