@@ -9,7 +9,7 @@ import sys
 import orjson
 
 from proxy.baseline import checkpoint_pattern
-from proxy.config import key_problem, read_secret
+from proxy.config import read_key
 from proxy.labels import normalize
 from proxy.logs import escaped
 from proxy.record.integrity import Report
@@ -70,11 +70,11 @@ def run_edges(args: argparse.Namespace) -> int:
         return 1
     key = None
     if args.key_file:
-        problem = key_problem(args.key_file)  # it signs the copy: a key the proxy would take, no shorter
-        if problem is not None:
-            print(f"lineage-proxy: {problem}", file=sys.stderr)
+        found = read_key(args.key_file, existing=True)  # it signs the copy: a key the proxy would take, no shorter
+        if isinstance(found, str):
+            print(f"lineage-proxy: {found}", file=sys.stderr)
             return 1
-        key = read_secret(args.key_file)
+        key = found
     try:
         if args.copy_to:  # the rows, the chain's verdict and the store's origin, read in one transaction
             chain, every, origin = store.for_copy(None if args.unkeyed_source else key)

@@ -24,7 +24,7 @@ import orjson
 import yaml
 
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
-from proxy.config import key_problem, read_secret
+from proxy.config import read_key, read_secret
 from proxy.logs import escaped
 from proxy.record.store import EdgeRow, NotALineageStore, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
@@ -304,14 +304,16 @@ def run_verify(args: argparse.Namespace) -> int:
     return OK if verdict.ok else UNAPPROVED
 
 
-def run_integrity(path: str, key_file: str | None, as_json: bool, expect_heads: Sequence[str] = ()) -> int:
+def run_integrity(
+    path: str, key_file: str | None, as_json: bool, expect_heads: Sequence[str] = (), key: bytes | None = None
+) -> int:
     """`verify --integrity`: exit 0 when the chain is intact and matches the edges (and holds every head
     in `expect_heads`), 1 naming the first broken link or the head no longer there, 2 when the store or
     key cannot be read, or a keyed chain is verified without its key."""
     if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
         return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
     try:
-        key = read_secret(key_file) if key_file else None
+        key = key if key is not None else read_secret(key_file) if key_file else None  # `key`: read already
     except OSError as exc:
         return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError)
@@ -396,10 +398,9 @@ def run_adopt(path: str, key_file: str, head: str) -> int:
     from proxy.record.postgres import PostgresStore
     from proxy.record.store import SqliteStore
 
-    problem = key_problem(key_file)  # it signs from here on: a key the proxy would take, no shorter
-    if problem is not None:
-        return _error(problem)
-    key = read_secret(key_file)
+    key = read_key(key_file, existing=True)  # it signs from here on: a key the proxy would take, no shorter
+    if isinstance(key, str):
+        return _error(key)
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError, StartupError)
     try:
         reader = open_reader(path)
@@ -424,4 +425,4 @@ def run_adopt(path: str, key_file: str, head: str) -> int:
         return _error(str(exc))
     except errors as exc:
         return _error(f"{shown(path)}: {exc}")
-    return run_integrity(path, key_file, False)
+    return run_integrity(path, key_file, False, key=key)  # the key as read: a pipe is read only once

@@ -86,3 +86,23 @@ def test_a_short_key_never_signs_from_the_command_line(tmp_path: Path) -> None:
     copy = subprocess.run([*cli, "edges", "--store", str(path), "--copy-to", "postgresql://127.0.0.1:1/x",
                            "--key-file", str(short)], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert copy.returncode == 1 and "a key needs at least 16" in copy.stderr, copy.stderr
+
+
+def test_a_signing_key_from_a_pipe_is_read_once(tmp_path: Path) -> None:
+    """`--key-file /dev/stdin` (or `<(...)`): the key was read once to check it and again to use it, and the
+    second read of a pipe is empty (a traceback)."""
+    import json
+    import subprocess
+    import sys
+
+    from proxy.record.store import EdgeKey, SqliteStore
+
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), 1.0, 1.0, 3, None)])
+    store.close()
+    cli = [sys.executable, "-m", "proxy", "verify", "--store", str(path), "--integrity"]
+    head = json.loads(subprocess.run([*cli, "--json"], capture_output=True, text=True, timeout=60).stdout)["head"]
+    adopted = subprocess.run([*cli, "--key-file", "/dev/stdin", "--adopt-head", head], input="k" * 32,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert adopted.returncode == 0 and "Traceback" not in adopted.stderr, adopted.stderr

@@ -4,7 +4,7 @@
 in the proxy reads YAML or the environment.
 """
 
-from proxy.config.loader import key_problem, load, parse, parse_address, read_secret
+from proxy.config.loader import key_problem, load, parse, parse_address, read_key, read_secret
 from proxy.config.model import (
     BUILTIN_DETECTORS,
     Address,
@@ -47,5 +47,6 @@ __all__ = [
     "load",
     "parse",
     "parse_address",
+    "read_key",
     "read_secret",
 ]

@@ -883,17 +883,25 @@ MIN_KEY_BYTES = 16  # an HMAC key shorter than this could be guessed, and the ch
 def key_problem(path: str) -> str | None:
     """Why the file cannot serve as the chain's HMAC key (None when it can): unreadable, or too short to
     be secret. A missing, empty or short key's message says how to make one."""
-    make = f"make one with `head -c 32 /dev/urandom > {shlex.quote(path)}`"
+    found = read_key(path)
+    return found if isinstance(found, str) else None
+
+
+def read_key(path: str, *, existing: bool = False) -> bytes | str:
+    """The chain's HMAC key in `path`, read once (a pipe can be read only once), or why it cannot be one:
+    unreadable, or too short to be secret. With `existing` (a key that must be the chains' own), the
+    message does not suggest making a new one."""
+    make = "" if existing else f"make one with `head -c 32 /dev/urandom > {shlex.quote(path)}`"
     try:
         key = read_secret(path)
     except OSError as exc:
-        hint = f" ({make})" if exc.errno in (errno.ENOENT, errno.ENODATA) else ""
+        hint = f" ({make})" if make and exc.errno in (errno.ENOENT, errno.ENODATA) else ""
         return f"cannot read a key from {path!r}: {exc.strerror or exc}{hint}"
-    if len(key) < MIN_KEY_BYTES:
-        size = f"{len(key)} byte{'' if len(key) == 1 else 's'}"
-        return (f"the key in {path!r} is {size}: a key needs at least {MIN_KEY_BYTES} (surrounding whitespace "
-                f"aside); {make}")  # fmt: skip
-    return None
+    if len(key) >= MIN_KEY_BYTES:
+        return key
+    size = f"{len(key)} byte{'' if len(key) == 1 else 's'}"
+    return (f"the key in {path!r} is {size}: a key needs at least {MIN_KEY_BYTES} (surrounding whitespace "
+            f"aside){'; ' + make if make else ''}")  # fmt: skip
 
 
 def _same_socket(one: Address, other: Address) -> bool:
