@@ -172,6 +172,8 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         elif _in_a_row(classes, start, end, sep):
             run = _TABLE_RUN[32 if sep.isspace() else sep[0]].match(classes, end)  # matches, if only ""
             pos = run.end() if run is not None else end
+            while pos > end and classes[pos - 1] == 48:  # the run's last number may start a card written otherwise
+                pos -= 1
             continue
         if _card(t.raw[start:end]):
             yield start, end

@@ -331,3 +331,12 @@ def test_a_table_is_skipped_whole_and_a_card_after_it_is_still_found(sep: str) -
     table = sep.join(["5111"] * 4000)
     assert ALL.scan(table) == frozenset()
     assert ALL.scan(table + " and then " + sep.join(["4111", "1111", "1111", "1111"])) == {"pii:credit_card"}
+
+
+@pytest.mark.parametrize("text", ["12\t5111\t1111\t1111\t1111\t4111,1111,1111,1111",
+                                  "9,5111,1111,1111,1111,4111_1111_1111_1111",
+                                  "7\n5111\n1111\n1111\n1111\n2222\n4111/1111/1111/1111"])  # fmt: skip
+def test_a_card_that_starts_where_a_table_ends_is_found(text: str) -> None:
+    """The table's run ends after its last number, which may be a card's first group written with another
+    separator: skipping the run whole skipped the card."""
+    assert ALL.scan(text) == {"pii:credit_card"}
