@@ -19,13 +19,13 @@ from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_
 
 def select(rows: list[EdgeRow], args: argparse.Namespace) -> list[EdgeRow]:
     wanted = {normalize(label) for label in args.label or ()}  # as the wire and the record normalise them
-    purpose = normalize(args.purpose) if args.purpose else None
+    purpose = normalize(args.purpose) if args.purpose is not None else None  # `--purpose ""`: calls that named none
     out = []
     for row in rows:
         key = row.key
         if wanted and not wanted <= set(split_labels(key.input_labels)) | set(split_labels(key.output_labels)):
             continue
-        if purpose and key.purpose != purpose:
+        if purpose is not None and key.purpose != purpose:
             continue
         if args.checkpoint and key.checkpoint != checkpoint_pattern(args.checkpoint):
             continue

@@ -28,3 +28,12 @@ def test_label_and_purpose_filters_read_as_the_wire_does(tmp_path: Path, capsys)
         main(["edges", "--store", str(tmp_path / "lineage.db"), "--label", "User-Interaction", "--purpose", "ADS"]) == 0
     )
     assert len(capsys.readouterr().out.splitlines()) == 2  # the header and the edge
+
+
+def test_an_empty_purpose_filter_finds_calls_that_named_none(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    store = SqliteStore(tmp_path / "lineage.db")
+    store.upsert([(EdgeKey("app", "", "", "ck", "", "allow"), 0.0, 1.0, 2, None),
+                  (EdgeKey("app", "ads", "", "ck", "", "allow"), 0.0, 1.0, 2, None)])  # fmt: skip
+    store.close()
+    assert main(["edges", "--store", str(tmp_path / "lineage.db"), "--purpose", " "]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # the header and the one edge without a purpose
