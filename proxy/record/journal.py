@@ -31,10 +31,20 @@ from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
 from proxy.record.postgres import PostgresStore, one_line, redact
-from proxy.record.store import EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat, require_directory, wal
+from proxy.record.store import (
+    EdgeKey,
+    EdgeRow,
+    EdgeWrite,
+    SchemaTooNew,
+    flat,
+    foreign_tables,
+    require_directory,
+    wal,
+)
 
 log = logging.getLogger("lineage_proxy.edges")
 
+JOURNAL_TABLES = frozenset({"entries", "meta", "rejected"})
 RETRY_S = 1.0  # how often a failing database is tried again (by the next write or the aggregator's tick)
 DEFAULT_MAX_ROWS = 1_000_000  # edge writes the journal holds at most (lineage.journal_max_rows)
 
@@ -84,6 +94,11 @@ class Journal:
         self._key = key
         require_directory(self.path, "lineage journal")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        foreign = foreign_tables(self._db, JOURNAL_TABLES)
+        if foreign:  # before WAL mode is set: that too would change another program's file
+            self._db.close()
+            raise StartupError(f"lineage journal {self.path}: not a lineage journal: it holds other tables "
+                               f"({foreign}) and none of a journal's; point lineage.journal at a new file")  # fmt: skip
         wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
         with self._db:  # under the write lock: workers opening one journal together see one schema

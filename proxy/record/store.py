@@ -182,6 +182,20 @@ UNVERIFIED_PURGE = ("lineage store %s: retention purge skipped: the record does 
                     "what the table holds, so it waits until the record is looked into")  # fmt: skip
 
 
+def foreign_tables(db: sqlite3.Connection, ours: frozenset[str]) -> str:
+    """The tables of a database that holds some but none of `ours` ('' otherwise), shown for a message:
+    another program's file, which a writer must not add its tables to. An empty file is a new one."""
+    tables = sorted(
+        row[0]
+        for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not row[0].startswith("sqlite_")  # SQLite's own (sqlite_sequence comes with any AUTOINCREMENT)
+    )
+    if not tables or ours & set(tables):
+        return ""
+    shown = ", ".join(escaped(name) for name in tables[:5])
+    return shown + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+
+
 class SqliteStore:
     """One connection, used from one thread at a time (the aggregator's writer thread). `key`: the HMAC
     key that chain entries written from now on are signed with (`lineage.integrity_key_file`)."""
@@ -201,7 +215,7 @@ class SqliteStore:
             return
         require_directory(self.path, "lineage store")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
-        foreign = self._foreign_tables()
+        foreign = foreign_tables(self._db, LINEAGE_TABLES)
         if foreign:  # checked before WAL mode is set: that too would change the file
             self._db.close()
             raise StartupError(f"lineage store {self.path}: not a lineage store: it holds other tables ({foreign}) "
@@ -241,19 +255,6 @@ class SqliteStore:
                                           held=self._held())  # fmt: skip
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
-
-    def _foreign_tables(self) -> str:
-        """The tables of a database that holds some but none of a lineage store's ('' otherwise), shown for a
-        message: another program's file, which a writer must not add its tables to. An empty file is a new store."""
-        tables = sorted(
-            row[0]
-            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            if not row[0].startswith("sqlite_")  # SQLite's own (sqlite_sequence comes with any AUTOINCREMENT)
-        )
-        if not tables or LINEAGE_TABLES & set(tables):
-            return ""
-        shown = ", ".join(escaped(name) for name in tables[:5])
-        return shown + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}

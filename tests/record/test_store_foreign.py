@@ -81,3 +81,16 @@ def test_a_store_beside_other_tables_is_still_a_store(tmp_path: Path) -> None:
         db.execute("CREATE TABLE notes (x)")
     db.close()
     SqliteStore(path).close()
+
+
+def test_a_journal_is_never_written_into_another_programs_database(tmp_path: Path) -> None:
+    """`lineage.journal` pointed at another program's file had the journal's tables added to it."""
+    from proxy.record.journal import Journal
+
+    path = tmp_path / "app.db"
+    before = app_database(path)
+    with pytest.raises(StartupError, match=r"not a lineage journal: it holds other tables \(t\)"):
+        Journal(path)
+    assert path.read_bytes() == before
+    Journal(tmp_path / "journal.db").close()  # a new file is a journal
+    Journal(tmp_path / "journal.db").close()  # and is one when opened again
