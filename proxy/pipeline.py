@@ -213,26 +213,25 @@ class Pipeline:
         """Who the key (or certificate) says made a call, as its record names it: a caller, `UNKNOWN_KEY`,
         or None (anonymous; also for a malformed Authorization header)."""
         try:
-            digest = self.key_digest(header)
+            return self._name(self.key_digest(header), peer)
         except ProxyError:
             return None
+
+    def _name(self, digest: str | None, peer: tuple[str, ...]) -> str | None:
         caller = self.policy.caller(digest, peer)
         return caller.name if caller is not None else (UNKNOWN_KEY if digest is not None else None)
 
     def identify_only(self, header: Header, peer: tuple[str, ...] = ()) -> str | None:
         """For calls that carry no data (metadata, health): only the caller's key (or certificate) is
         checked. Returns the caller's name (None: anonymous, where allowed)."""
-        digest = self.key_digest(header)
-        caller = self.policy.caller(digest, peer)
-        if caller is not None:
-            return caller.name
-        if digest is not None:
+        name = self._name(self.key_digest(header), peer)
+        if name == UNKNOWN_KEY:
             unknown = DENIAL_ERRORS["invalid_api_key"]("unknown API key")
             unknown.caller = UNKNOWN_KEY
             raise unknown
-        if not self.policy.anonymous_allowed and not self.policy.audit:
+        if name is None and not self.policy.anonymous_allowed and not self.policy.audit:
             raise DENIAL_ERRORS["invalid_api_key"]("missing API key: send 'Authorization: Bearer <key>'")
-        return None
+        return name
 
     def denial(self, decision: Decision) -> ProxyError:
         assert decision.action == DENY and decision.code is not None

@@ -194,16 +194,7 @@ class ProxyProcess:
         return self.bound
 
     async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None) -> Address:
-        limits = self.config.limits
-        server = HttpServer(
-            handler,
-            max_connections=limits.max_connections,
-            idle_timeout_s=limits.idle_timeout_s,
-            header_timeout_s=limits.header_timeout_s,
-            max_header_bytes=limits.max_header_bytes,
-            max_headers=limits.max_headers,
-            max_body_bytes=limits.max_body_bytes,
-        )
+        server = HttpServer(handler, **_listener_limits(self.config.limits))
         sock = bind(address, reuse_port=self._reuse_port)
         await server.start(sock, ssl_context)
         self._servers.append(server)
@@ -319,13 +310,7 @@ class ProxyProcess:
         """The listeners take the new limits: new connections and requests from now on. Those fixed when a
         listener started are named in a warning."""
         for server in self._servers:
-            server.max_connections = after.max_connections
-            server.idle_timeout_s = after.idle_timeout_s
-            server.header_timeout_s = after.header_timeout_s
-            server.max_header_bytes = after.max_header_bytes
-            server.max_headers = after.max_headers
-            server.max_body_bytes = after.max_body_bytes
-            server.sweep_s = min(1.0, max(0.01, min(after.idle_timeout_s, after.header_timeout_s) / 4))  # as wire.py
+            server.set_limits(**_listener_limits(after))
         fixed = []
         if self._grpc is not None and after.max_body_bytes != before.max_body_bytes:
             fixed.append("limits.max_body_bytes on the gRPC listener (the HTTP listener applies it now)")
@@ -371,6 +356,15 @@ class ProxyProcess:
                 self.metrics.publish(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
             except Exception:
                 log.exception("could not publish metrics for the other workers")
+
+
+def _listener_limits(limits: Limits) -> dict[str, Any]:
+    """What an HTTP listener enforces of `limits.*` (`HttpServer.set_limits`)."""
+    return {
+        "max_connections": limits.max_connections, "idle_timeout_s": limits.idle_timeout_s,
+        "header_timeout_s": limits.header_timeout_s, "max_header_bytes": limits.max_header_bytes,
+        "max_headers": limits.max_headers, "max_body_bytes": limits.max_body_bytes,
+    }  # fmt: skip
 
 
 def _secret(setting: str, path: str | None) -> bytes | None:

@@ -609,18 +609,33 @@ class HttpServer:
         max_body_bytes: int,
     ) -> None:
         self.handler = handler
-        self.max_connections = max_connections
-        self.idle_timeout_s = idle_timeout_s
-        self.header_timeout_s = header_timeout_s
-        self.max_header_bytes = max_header_bytes
-        self.max_headers = max_headers
-        self.max_body_bytes = max_body_bytes
+        self.set_limits(max_connections=max_connections, idle_timeout_s=idle_timeout_s,
+                        header_timeout_s=header_timeout_s, max_header_bytes=max_header_bytes,
+                        max_headers=max_headers, max_body_bytes=max_body_bytes)  # fmt: skip
         self.connections: set[HttpConnection] = set()
         self.refused = 0
         self.framing_errors = 0
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.now = time.monotonic
+
+    def set_limits(
+        self,
+        *,
+        max_connections: int,
+        idle_timeout_s: float,
+        header_timeout_s: float,
+        max_header_bytes: int,
+        max_headers: int,
+        max_body_bytes: int,
+    ) -> None:
+        """The limits every connection obeys from now on: at start, and on a reload."""
+        self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
+        self.header_timeout_s = header_timeout_s
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        self.max_body_bytes = max_body_bytes
         # timeouts are checked this often, so a connection closes at most a quarter of its timeout late
         self.sweep_s = min(1.0, max(0.01, min(idle_timeout_s, header_timeout_s) / 4))
 

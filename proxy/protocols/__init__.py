@@ -135,7 +135,8 @@ _JSON_ESCAPE = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a
 def _unescape_one(match: re.Match[str]) -> str:
     high, low, single = match.groups()
     if single is not None:
-        return chr(int(single, 16))
+        code = int(single, 16)  # a lone surrogate stays as written: it is no character, and encodes to nothing
+        return match.group(0) if 0xD800 <= code <= 0xDFFF else chr(code)
     return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
 
 

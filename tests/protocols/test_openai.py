@@ -712,3 +712,14 @@ def test_what_is_about_the_request_and_not_in_it_is_not_scanned() -> None:
     request = read_request("chat", body({"model": "m", "messages": [{"role": "user", "content": "hi"}], "user": ALICE,
                                          "metadata": {"owner": ALICE}, "temperature": 0.5, "n": 4111111111111111}))  # fmt: skip
     assert request.texts == ("hi",) and not request.unscanned
+
+
+def test_a_lone_surrogate_escape_stays_as_written_when_escaped_text_is_decoded() -> None:
+    """`\ud800` alone is no character: decoded, it made a string that cannot be encoded (a traceback for
+    anything that writes it); an escaped address and a surrogate pair beside it are still read."""
+    from proxy.protocols import unescaped
+
+    arguments = '{"a": "x\\ud800y \\ud83d\\ude00 ana\\u0040example.org"}'
+    (decoded,) = unescaped(b"\\\\u", [arguments])
+    assert decoded == '{"a": "x\\ud800y \U0001f600 ana@example.org"}'
+    decoded.encode()
