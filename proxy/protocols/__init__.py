@@ -140,6 +140,11 @@ def _unescape_one(match: re.Match[str]) -> str:
     return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
 
 
+def json_unescaped(text: str) -> str:
+    """`text` with its JSON `\\uXXXX` escapes decoded (a lone surrogate stays as written)."""
+    return _JSON_ESCAPE.sub(_unescape_one, text)
+
+
 def unescaped(body: bytes, texts: Iterable[str]) -> tuple[str, ...]:
     """The texts holding JSON `\\uXXXX` escapes, with them decoded: a tool call's `arguments` is JSON in
     a string, which servers parse and print again unescaped (vLLM, then a template's `tojson` with
@@ -147,7 +152,7 @@ def unescaped(body: bytes, texts: Iterable[str]) -> tuple[str, ...]:
     the body holds an escaped backslash before a `u` (one search in C)."""
     if b"\\\\u" not in body:
         return ()
-    return tuple(_JSON_ESCAPE.sub(_unescape_one, text) for text in texts if "\\u" in text)
+    return tuple(json_unescaped(text) for text in texts if "\\u" in text)
 
 
 def request_strings(data: dict[str, Any], rendered: frozenset[str], out: list[str]) -> bool:

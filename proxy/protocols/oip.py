@@ -23,7 +23,7 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
-from proxy.protocols import Fetch, Header, OutputText, Request, Target, load_request_json
+from proxy.protocols import Fetch, Header, OutputText, Request, Target, json_unescaped, load_request_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 LABELS_PARAMETER = "data_labels"
@@ -229,7 +229,7 @@ def _tensor_texts(
     order, BYTES elements each a 4-byte little-endian length and the bytes (as tritonclient sends by
     default); JSON `data` is read whatever the datatype (MLServer does not check data against it) and
     beside a binary part too (MLServer reads no binary part, only `data`). In a `request` an object in
-    `data` is an InvalidRequest, and base64 elements are read decoded too (`add_base64_texts`). False
+    `data` is an InvalidRequest, and base64 and JSON-escaped elements are read decoded too (`add_decoded_texts`). False
     when some of it was past a scan limit."""
     whole = True
     offset = 0
@@ -249,7 +249,7 @@ def _tensor_texts(
         if walk:
             whole = _strings(tensor.get("data"), texts, refuse) and whole
         if request and len(texts) > start:
-            add_base64_texts(texts, start)
+            add_decoded_texts(texts, start)
     return whole
 
 
@@ -266,10 +266,14 @@ def _declared_base64(data: Any, texts: list[str], tensor: dict[str, Any] | None)
     return whole
 
 
-def add_base64_texts(texts: list[str], start: int) -> None:
-    """After `texts[start:]`, the text each base64 one among them stands for. MLServer decodes an input
-    whose model-settings declare `content_type: base64` although the request does not say so, so any
-    element its codec would decode (`b64decode(validate=True)`: the alphabet only, whole padded quads) is
+def add_decoded_texts(texts: list[str], start: int) -> None:
+    """After `texts[start:]`, the text each stands for once a runtime decodes it: base64 (below), then
+    JSON escapes. MLServer's `pd_json` codec (and any runtime parsing an element as JSON) reads
+    `{"to": "alice\\u0040example.com"}` as an address, so an element holding `\\uXXXX` is scanned
+    unescaped too (one search in C per element).
+
+    MLServer decodes an input whose model-settings declare `content_type: base64` although the request
+    does not say so, so any element its codec would decode (`b64decode(validate=True)`: the alphabet only, whole padded quads) is
     scanned decoded too when that is text: UTF-8 but for at most one character in 8 (read replaced, so a
     stray byte hides nothing). Binary data (an image) is not read: it would only spend the scan budget.
     Under 8 characters an element holds nothing the detectors find."""
@@ -287,6 +291,12 @@ def add_base64_texts(texts: list[str], start: int) -> None:
             decoded = raw.decode("utf-8", "replace")
             if decoded.count("\ufffd") * 8 <= len(decoded):
                 texts.append(decoded)
+    for index in range(start, len(texts)):
+        text = texts[index]
+        if "\\u" in text:
+            unescaped = json_unescaped(text)
+            if unescaped != text:
+                texts.append(unescaped)
 
 
 def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from proxy.protocols.oip import (
     FRAMING_PARAMETERS,
     LABELS_PARAMETER,
     SHARED_MEMORY,
-    add_base64_texts,
+    add_decoded_texts,
     bytes_tensor_strings,
     check_version,
     labels_parameter,
@@ -267,7 +267,7 @@ def read_infer_request(data: bytes) -> Request:
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
-    add_base64_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any as base64
+    add_decoded_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any (base64, JSON)
     return Request(model, "infer", False, tuple(texts), (), labels, version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
                    unscanned=not whole)  # fmt: skip

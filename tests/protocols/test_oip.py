@@ -149,6 +149,17 @@ def test_base64_bytes_are_scanned_as_the_model_reads_them() -> None:
     assert "xalice@example.com" in read_rest_request("m", None, orjson.dumps({"inputs": [plain]}), None).texts
 
 
+def test_json_escaped_elements_are_scanned_as_a_json_reading_runtime_reads_them() -> None:
+    """MLServer's `pd_json` codec parses each element as JSON: `\\u0040` is an `@` by the time the model
+    has it, so the element is scanned unescaped too (and as sent)."""
+    element = '{"to": "alice\\u0040example.com", "n": "\\ud83d\\ude00 \\ud800"}'
+    tensor = {"name": "t", "datatype": "BYTES", "shape": [1], "data": [element]}
+    request = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
+    assert request.texts == (element, '{"to": "alice@example.com", "n": "\U0001f600 \\ud800"}')
+    plain = {**tensor, "data": ["no escapes here"]}
+    assert read_rest_request("m", None, orjson.dumps({"inputs": [plain]}), None).texts == ("no escapes here",)
+
+
 def test_tensors_in_shared_memory_make_the_request_opaque() -> None:
     """Triton's shared-memory extension over REST: the data is in a region the proxy cannot read, so the
     call is opaque (policy.passthrough decides) and has no digest; an output to shared memory too."""

@@ -245,6 +245,20 @@ def test_base64_elements_are_scanned_decoded_too(raw: bool) -> None:
     assert read.texts == ("YWxpY2VAZXhhbXBsZS5jb20=", "YWxpY2VAZXhhbXBsZS5jb20", "plain text", "alice@example.com")
 
 
+@pytest.mark.parametrize("raw", [False, True])
+def test_json_escaped_elements_are_scanned_unescaped_too(raw: bool) -> None:
+    """A runtime that parses elements as JSON (MLServer's `pd_json`) gives the model `\\u0040` as `@`."""
+    elements = [b'{"to": "alice\\u0040example.com"}', b"plain"]
+    request = infer_request(model_name="echo")
+    tensor = request.inputs.add(name="text", datatype="BYTES", shape=[2])
+    if raw:
+        request.raw_input_contents.append(raw_bytes(*elements))
+    else:
+        tensor.contents.bytes_contents.extend(elements)
+    read = read_infer_request(request.SerializeToString())
+    assert read.texts == ('{"to": "alice\\u0040example.com"}', "plain", '{"to": "alice@example.com"}')
+
+
 @pytest.mark.parametrize("version", ["02", "+2", " 2", "2abc", "-1", "1.0"])
 def test_a_version_not_in_canonical_form_is_invalid(version: str) -> None:
     """Triton parses model_version with std::stol: each of these is a number other than what it spells."""
