@@ -20,16 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
-import struct
+import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from multiprocessing.connection import Connection
+from typing import BinaryIO
 
 from proxy import metrics
 from proxy.config import Address, Config, load
@@ -39,6 +42,9 @@ from proxy.record.stores import read_errors, shown
 from proxy.server import Bound, ProxyProcess, bind, bound_address
 
 log = logging.getLogger("lineage_proxy")
+
+
+Claim = BinaryIO  # a listen address's lock file, held open (`claim`)
 
 
 class ListenError(StartupError):
@@ -103,19 +109,21 @@ def _listen_error(config: Config, reuse_port: bool, exc: BaseException) -> Liste
     return ListenError(f"cannot listen on {where}: {_reason(exc)}")
 
 
-def claim(config: Config) -> list[socket.socket]:
+def claim(config: Config) -> list[Claim]:
     """This proxy's hold on its listen addresses, taken before it binds them; ListenError when one is in use.
 
     A probe bound without SO_REUSEPORT fails on any socket listening on the address (the workers of
-    another proxy included, which a SO_REUSEPORT bind would silently join). Another lineage-proxy that is
-    starting and not listening yet holds its claim: an abstract Unix socket named after the address (Linux),
-    which, like ports, belongs to the network namespace, and which the kernel frees when the process ends.
-    What is left: a proxy on an overlapping but differently written address (`0.0.0.0:P` beside
-    `127.0.0.1:P`) that is still starting is seen only once it listens, and a process other than
-    lineage-proxy may still join a port with SO_REUSEPORT after the probe. Port 0 is not claimed: the port
-    the kernel picks for it is one no socket is bound to.
+    another proxy included, which a SO_REUSEPORT bind would silently join). Another lineage-proxy of this
+    user that is starting and not listening yet holds its claim: an exclusive lock (flock) on a file named
+    after the address and the network namespace, in a directory only this user can open (`_claims_dir`),
+    which the kernel lets go when the process ends. A lock no other user can reach: an abstract Unix name,
+    as the claim was, can be bound by any local process, and one that filled its queue kept a proxy from a
+    free port. What is left: a proxy on an overlapping but differently written address (`0.0.0.0:P` beside
+    `127.0.0.1:P`), or another user's, that is still starting is seen only once it listens, and a process
+    other than lineage-proxy may still join a port with SO_REUSEPORT after the probe. Port 0 is not claimed:
+    the port the kernel picks for it is one no socket is bound to.
     """
-    held: list[socket.socket] = []
+    held: list[Claim] = []
     try:
         for _, address in _listen_addresses(config):
             if address.port != 0:
@@ -126,47 +134,56 @@ def claim(config: Config) -> list[socket.socket]:
     return held
 
 
-def _claim(address: Address) -> list[socket.socket]:
+def _claim(address: Address) -> list[Claim]:
     try:
         probe = bind(address, listen=False)  # SO_REUSEADDR: connections in TIME_WAIT after a restart do not count
     except OSError as exc:
         raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
     with probe:
-        if not sys.platform.startswith("linux"):
+        directory = _claims_dir()
+        if directory is None:
             return []
-        name = f"\0lineage-proxy/listen/{bound_address(probe)}"  # as bound: `localhost:P` is `127.0.0.1:P`
-        lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        namespace = os.stat("/proc/self/ns/net").st_ino  # ports, like the claim, are per network namespace
+        name = f"listen-{namespace}-{bound_address(probe)}.lock".replace(
+            "/", "_"
+        )  # as bound: `localhost:P` is `127.0.0.1:P`
+        lock = open(os.path.join(directory, name), "ab")  # noqa: SIM115 -- held for the process's life
         try:
-            lock.bind(name)
-            lock.listen(128)  # so that another proxy can ask who holds it (`_held_by_us`); never accepted
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             lock.close()
-            if exc.errno == errno.EADDRINUSE and not _held_by_us(name):
-                return []  # any process may bind an abstract name: one that is not our user's proves nothing
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise ListenError(f"cannot listen on {address}: address already in use (by a lineage-proxy that "
+                                  "is starting)") from exc  # fmt: skip
             raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
     return [lock]
 
 
-def _held_by_us(name: str) -> bool:
-    """Whether the claim `name` is held by a process of this user (a lineage-proxy that is starting), as the
-    kernel says (SO_PEERCRED). Abstract names have no permissions: a claim held by another user, or a name
-    bound by something that does not listen on it, would otherwise keep this proxy from a free port."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)  # a holder whose queue is full never answers: held, and said so, not a hang
+def _claims_dir() -> str | None:
+    """Where claims are kept: `lineage-proxy/` in $XDG_RUNTIME_DIR, else in ~/.cache, made 0700; None (no
+    claim, the probe alone) off Linux or when neither is this user's own and closed to others."""
+    if not sys.platform.startswith("linux"):
+        return None
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), os.path.join(os.path.expanduser("~"), ".cache")):
+        if not base or not os.path.isabs(base):
+            continue
+        directory = os.path.join(base, "lineage-proxy")
+        with contextlib.suppress(OSError):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
         try:
-            probe.connect(name)
-            _, uid, _ = struct.unpack("iII", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-        except (TimeoutError, BlockingIOError):  # AF_UNIX: EAGAIN at once when the queue is full
-            return True
+            info = os.lstat(directory)
         except OSError:
-            return False
-    return int(uid) == os.getuid()
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+            return directory
+    log.debug("no private directory for listen claims: a second proxy starting at once is seen once it listens")
+    return None
 
 
-def release(claims: list[socket.socket]) -> None:
+def release(claims: Iterable[Claim | socket.socket]) -> None:
     """Let other proxies claim these addresses (once this one has stopped accepting, or never started)."""
-    for sock in claims:
-        sock.close()
+    for held in claims:
+        held.close()
 
 
 def open_process(config: Config, *, reuse_port: bool = False, ports: Bound | None = None) -> ProxyProcess:
@@ -193,7 +210,7 @@ async def start_process(process: ProxyProcess, *, reuse_port: bool = False) -> B
 
 
 async def _serve(
-    config_path: str, config: Config, ports: Bound | None, ready: Connection | None, claims: list[socket.socket]
+    config_path: str, config: Config, ports: Bound | None, ready: Connection | None, claims: list[Claim]
 ) -> int:
     process = open_process(config, reuse_port=ports is not None, ports=ports)
     bound = await start_process(process, reuse_port=ports is not None)
@@ -236,7 +253,7 @@ def run_single(config_path: str, config: Config) -> int:
 
 
 def _worker_main(
-    config_path: str, config: Config, ports: Bound, ready: Connection, metrics_dir: str, claims: list[socket.socket]
+    config_path: str, config: Config, ports: Bound, ready: Connection, metrics_dir: str, claims: list[Claim]
 ) -> None:
     release(claims)  # the supervisor's, inherited by fork: it holds them, and lets go when it stops
     hold_sighup()  # until the loop installs its own handler (the supervisor's was inherited by fork)

@@ -8,6 +8,7 @@ started on the same address would silently take half of the first one's connecti
 from __future__ import annotations
 
 import contextlib
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proxy.config import parse
+from proxy.config import Config, parse
 from tests.harness import ServeProcess, dead_port
 
 
@@ -84,59 +85,63 @@ def test_workers_share_the_ports_they_were_given(tmp_path: Path) -> None:
         assert again.stop() == 0
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the claim is an abstract Unix socket (Linux)")
-def test_a_claim_is_exclusive_before_anything_listens(tmp_path: Path) -> None:
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="claims are taken on Linux only")
+
+
+def _config(port: int) -> Config:
+    return parse(f"listen: {{http: '127.0.0.1:{port}'}}\nupstreams: [{{name: m, url: 'http://127.0.0.1:1'}}]\n"
+                 "routes: [{model: '*', upstream: m}]\n", source="test.yaml")  # fmt: skip
+
+
+@LINUX_ONLY
+def test_a_claim_is_exclusive_before_anything_listens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two proxies starting at once: the second is refused even before the first listens on its port."""
     from proxy.workers import ListenError, claim, release
 
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     port = dead_port()
-    config = parse(f"listen: {{http: '127.0.0.1:{port}'}}\nupstreams: [{{name: m, url: 'http://127.0.0.1:1'}}]\n"
-                   "routes: [{model: '*', upstream: m}]\n", source="test.yaml")  # fmt: skip
-    held = claim(config)
+    held = claim(_config(port))
     try:
-        with pytest.raises(ListenError, match=rf"^cannot listen on 127\.0\.0\.1:{port}: address already in use$"):
-            claim(config)
+        with pytest.raises(ListenError, match=rf"^cannot listen on 127\.0\.0\.1:{port}: address already in use "):
+            claim(_config(port))
     finally:
         release(held)
-    release(claim(config))  # released: the address can be claimed again
+    release(claim(_config(port)))  # released: the address can be claimed again
+    assert stat.S_IMODE((tmp_path / "lineage-proxy").stat().st_mode) == 0o700
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the claim is an abstract Unix socket (Linux)")
-def test_a_name_squatted_by_something_not_a_proxy_does_not_block_a_free_port(tmp_path: Path) -> None:
-    """Any local process may bind an abstract name: one bound by a process that is not a starting proxy of
-    this user (it does not listen on it, or another user holds it) kept the proxy from a free port."""
+@LINUX_ONLY
+def test_a_process_that_is_not_a_proxy_of_this_user_cannot_block_a_free_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim was an abstract Unix name, which any local process may bind: one that bound it and let its
+    queue fill kept every proxy from a free port. Claims are now locks in a directory only this user opens;
+    a claims directory others may write is not used (the probe alone decides)."""
     import socket
 
     from proxy.workers import claim, release
 
     port = dead_port()
-    config = parse(f"listen: {{http: '127.0.0.1:{port}'}}\nupstreams: [{{name: m, url: 'http://127.0.0.1:1'}}]\n"
-                   "routes: [{model: '*', upstream: m}]\n", source="test.yaml")  # fmt: skip
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as squatter:
-        squatter.bind(f"\0lineage-proxy/listen/127.0.0.1:{port}")  # bound, never listening
-        release(claim(config))
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the claim is an abstract Unix socket (Linux)")
-def test_a_claim_whose_holder_never_answers_refuses_rather_than_hangs(tmp_path: Path) -> None:
-    """A holder's queue filled with connections it never accepts made the ownership check's connect block:
-    a third proxy starting hung instead of saying the address is in use."""
-    import socket
-
-    from proxy.workers import ListenError, claim
-
-    port = dead_port()
-    config = parse(f"listen: {{http: '127.0.0.1:{port}'}}\nupstreams: [{{name: m, url: 'http://127.0.0.1:1'}}]\n"
-                   "routes: [{model: '*', upstream: m}]\n", source="test.yaml")  # fmt: skip
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as holder:
-        holder.bind(f"\0lineage-proxy/listen/127.0.0.1:{port}")
+        holder.bind(f"\0lineage-proxy/listen/127.0.0.1:{port}")  # the old claim's name, squatted
         holder.listen(0)
         filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         filler.setblocking(False)
         with contextlib.suppress(BlockingIOError):
-            filler.connect(f"\0lineage-proxy/listen/127.0.0.1:{port}")  # the queue is full from here on
+            filler.connect(f"\0lineage-proxy/listen/127.0.0.1:{port}")  # its queue is full from here on
         try:
-            with pytest.raises(ListenError, match="address already in use"):
-                claim(config)
+            release(claim(_config(port)))
         finally:
             filler.close()
+    shared = tmp_path / "shared"
+    (shared / "lineage-proxy").mkdir(parents=True)
+    (shared / "lineage-proxy").chmod(0o777)  # made by someone else, or open to them: their locks would count
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(shared))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    held = claim(_config(port))
+    try:
+        assert len(held) == 1 and held[0].name.startswith(str(tmp_path / "home" / ".cache" / "lineage-proxy"))
+    finally:
+        release(held)
+    assert not list((shared / "lineage-proxy").iterdir())
