@@ -102,6 +102,7 @@ class ProxyProcess:
         self._servers: list[HttpServer] = []
         self._http: HttpServer | None = None
         self._grpc: Any = None
+        self._grpc_replacing: asyncio.Task[None] | None = None  # a reload's new gRPC server, starting
         self._tls: ListenerTls | None = None
         self.bound: Bound | None = None
 
@@ -227,6 +228,10 @@ class ProxyProcess:
         problem = self._cannot_apply(old.listen.tls, new.listen.tls)
         if problem is not None:
             return self._refuse(problem)
+        try:  # before the HTTP listener's TLS reads the files again: whether they were renewed in place
+            new_grpc_server = self._grpc is not None and self._grpc_changed(old, new)
+        except OSError as exc:
+            return self._refuse(f"listen.tls: cannot read its files: {exc}")
         if self._tls is not None and new.listen.tls is not None:
             try:
                 auth_changed = self._tls.reload(new.listen.tls)  # the first change: nothing is applied if it fails
@@ -234,8 +239,11 @@ class ProxyProcess:
                 return self._refuse(f"listen.tls: cannot use the certificate, key or client_ca now: {exc}")
             if auth_changed:
                 self._reauthenticate()
-        if self._grpc is not None and new.listen.tls != old.listen.tls:
-            self._grpc.reload_tls(new.listen.tls)
+        if new_grpc_server:
+            limits = new.limits
+            self._grpc_replacing = asyncio.get_running_loop().create_task(
+                self._grpc.replace(new.listen.tls, limits.max_body_bytes, limits.drain_timeout_s)
+            )
         before, after = old.listen, new.listen
         if (after.http, after.grpc, after.admin) != (before.http, before.grpc, before.admin):
             log.warning("reload: listen addresses changed; they take effect on restart only")
@@ -277,24 +285,25 @@ class ProxyProcess:
         self.metrics.reloads.labels("refused").inc()
         return False
 
-    def _cannot_apply(self, before: Tls | None, after: Tls | None) -> str | None:
+    @staticmethod
+    def _cannot_apply(before: Tls | None, after: Tls | None) -> str | None:
         """Why a listener TLS change cannot be applied without a restart, if it cannot."""
         if (before is None) != (after is None):
             return "listen.tls was added or removed: restart to apply it"
-        if self._grpc is None or before is None or after is None:
-            return None
-        if before.require_client_cert != after.require_client_cert:
-            return ("listen.tls.require_client_cert changed: the gRPC listener asks for client certificates as it "
-                    "started; restart to apply it")  # fmt: skip
-        if before == after and self._tls is not None:
-            try:
-                renewed = listener_files(after) != self._tls.files
-            except OSError as exc:
-                return f"listen.tls: cannot read its files: {exc}"
-            if renewed:
-                return ("listen.tls's files changed in place: the gRPC listener reads them again only when listen.tls "
-                        "names other files; restart, or name the new files, to apply them")  # fmt: skip
         return None
+
+    def _grpc_changed(self, old: Config, new: Config) -> bool:
+        """Whether the gRPC listener needs a new server for `new` (`GrpcIngress.replace`): its TLS changed,
+        in the config or in its files (renewed in place), or limits.max_body_bytes (OSError: a file cannot
+        be read)."""
+        if new.listen.tls != old.listen.tls or new.limits.max_body_bytes != old.limits.max_body_bytes:
+            return True
+        return new.listen.tls is not None and self._tls is not None and listener_files(new.listen.tls) != self._tls.files
+
+    async def settled(self) -> None:
+        """Wait until what the last reload started is in place (the gRPC listener's new server)."""
+        if self._grpc_replacing is not None:
+            await asyncio.gather(self._grpc_replacing, return_exceptions=True)
 
     def _reauthenticate(self) -> None:
         """Client authentication changed: open TLS connections to the HTTP listener close (idle ones now,
@@ -312,8 +321,6 @@ class ProxyProcess:
         for server in self._servers:
             server.set_limits(**_listener_limits(after))
         fixed = []
-        if self._grpc is not None and after.max_body_bytes != before.max_body_bytes:
-            fixed.append("limits.max_body_bytes on the gRPC listener (the HTTP listener applies it now)")
         if self._tls is not None and after.header_timeout_s != before.header_timeout_s:
             fixed.append("limits.header_timeout_s as the TLS handshake timeout (request heads and bodies use it now)")
         if fixed:

@@ -110,15 +110,6 @@ def _identities(uris: list[str], names: list[str]) -> tuple[str, ...]:
     return spiffe or tuple(f"CN={n}" for n in names)
 
 
-def grpc_certificate_configuration(tls: Tls) -> Any:
-    """grpc's server certificate configuration for `tls` (files read now)."""
-    import grpc
-
-    root = Path(tls.client_ca).read_bytes() if tls.client_ca else None
-    pair = (Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())
-    return grpc.ssl_server_certificate_configuration([pair], root_certificates=root)
-
-
 def client_context(tls: UpstreamTls | None) -> ssl.SSLContext:
     """The context for TLS to an upstream: its certificate checked (against `ca`, else the system's
     CAs), and the proxy's own certificate shown when the upstream asks for one."""

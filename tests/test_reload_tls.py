@@ -1,7 +1,8 @@
 """A reload applies the whole of `listen.tls` to new connections: certificate, key, client CA and whether
 a client certificate is required (proxy.tls.ListenerTls, checked with real handshakes on uvloop and
-asyncio); connections and TLS sessions from before a change of client authentication do not outlive it.
-What the gRPC listener cannot apply without a restart is refused, with the old config kept."""
+asyncio), and the gRPC listener takes a new server for it; connections and TLS sessions from before a change
+of client authentication do not outlive it. What cannot be applied without a restart is refused, with the
+old config kept."""
 
 from __future__ import annotations
 
@@ -244,7 +245,9 @@ def reload(proxy, loop_thread, path: Path, text: str, **values: str) -> bool:  #
     path.write_text(text)
 
     async def run() -> bool:
-        return bool(proxy.process.reload(str(path)))
+        done = bool(proxy.process.reload(str(path)))
+        await proxy.process.settled()  # the gRPC listener's new server is serving
+        return done
 
     return loop_thread.run(run())
 
@@ -325,41 +328,86 @@ def test_what_a_restart_would_apply_is_refused_and_the_old_config_stays(
     caplog.set_level(logging.ERROR, logger="lineage_proxy")
     values = {"UPSTREAM": upstream, "STORE": str(tmp_path / "lineage.db")}
     path = tmp_path / "next.yaml"
-    assert not reload(proxy, loop_thread, path, config(pki, pki.ca1, require=False, grpc=True), **values)
     assert not reload(proxy, loop_thread, path, config(pki, pki.ca1, grpc=True, listen_tls=False).replace(
         BY_CERTIFICATE, BY_KEY), **values)  # fmt: skip
     refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(refusals) == 2 and all(m.startswith("reload refused; the old config stays in force.") for m in refusals)
-    assert "listen.tls.require_client_cert changed" in refusals[0] and "restart to apply it" in refusals[0]
-    assert "listen.tls was added or removed: restart to apply it" in refusals[1]
+    assert refusals == ["reload refused; the old config stays in force. listen.tls was added or removed: restart to "
+                        "apply it"]  # fmt: skip
     assert proxy.process.config.listen.tls is not None and proxy.process.config.listen.tls.require_client_cert
     with pytest.raises(httpx.TransportError):  # still required on HTTP too: nothing of the refused config applied
         chat(https(pki, None), proxy)
 
 
+ADMITTED = "admitted"
+
+
+def live(pki: Pki, proxy, who: Pair | None, channel: grpc.Channel | None = None) -> grpc.StatusCode | str:  # type: ignore[no-untyped-def]
+    """A data-free gRPC call (ServerLive) as `who`, on `channel` (kept open by the caller) or a new one:
+    its status, or ADMITTED when the proxy identified the caller and went on to look for a gRPC upstream
+    (these tests configure none)."""
+    if channel is None:
+        with grpc_channel(pki, proxy, who) as fresh:
+            return live(pki, proxy, who, fresh)
+    try:
+        channel.unary_unary("/inference.GRPCInferenceService/ServerLive")(b"", timeout=10)
+    except grpc.RpcError as exc:
+        if "no gRPC upstream is configured" in (exc.details() or ""):
+            return ADMITTED
+        return exc.code()  # type: ignore[no-any-return]
+    return grpc.StatusCode.OK
+
+
+def grpc_channel(pki: Pki, proxy, who: Pair | None) -> grpc.Channel:  # type: ignore[no-untyped-def]
+    credentials = grpc.ssl_channel_credentials(pki.server_ca.pair.cert.read_bytes(),
+                                               who.key.read_bytes() if who else None,
+                                               who.cert.read_bytes() if who else None)  # fmt: skip
+    return grpc.secure_channel(f"localhost:{proxy.bound.grpc.port}", credentials)
+
+
 def test_the_grpc_listener_takes_a_new_client_ca_on_reload(
     vllm, make_proxy, loop_thread, pki: Pki, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """gRPC reads its certificates for every new handshake (grpc's certificate configuration fetcher)."""
     _, upstream = vllm
     proxy = make_proxy(config(pki, pki.ca1, require=True, grpc=True), UPSTREAM=upstream)
-
-    def live(who: Pair) -> grpc.StatusCode:
-        credentials = grpc.ssl_channel_credentials(pki.server_ca.pair.cert.read_bytes(), who.key.read_bytes(),
-                                                   who.cert.read_bytes())  # fmt: skip
-        with grpc.secure_channel(f"localhost:{proxy.bound.grpc.port}", credentials) as channel:
-            try:
-                channel.unary_unary("/inference.GRPCInferenceService/ServerLive")(b"", timeout=10)
-            except grpc.RpcError as exc:
-                return exc.code()  # type: ignore[no-any-return]
-        return grpc.StatusCode.OK
-
-    assert live(pki.stranger1) == grpc.StatusCode.UNAUTHENTICATED  # the handshake passed; it names no caller
-    assert live(pki.stranger2) == grpc.StatusCode.UNAVAILABLE  # no handshake
+    assert live(pki, proxy, pki.stranger1) == grpc.StatusCode.UNAUTHENTICATED  # the handshake passed; no caller
+    assert live(pki, proxy, pki.stranger2) == grpc.StatusCode.UNAVAILABLE  # no handshake
     assert reload(proxy, loop_thread, tmp_path / "ca2.yaml", config(pki, pki.ca2, require=True, grpc=True),
                   UPSTREAM=upstream, STORE=str(tmp_path / "lineage.db"))  # fmt: skip
-    assert live(pki.stranger1) == grpc.StatusCode.UNAVAILABLE
-    assert live(pki.stranger2) == grpc.StatusCode.UNAUTHENTICATED
+    assert live(pki, proxy, pki.stranger1) == grpc.StatusCode.UNAVAILABLE
+    assert live(pki, proxy, pki.stranger2) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_an_open_grpc_connection_does_not_outlive_a_client_ca_change(
+    vllm, make_proxy, loop_thread, pki: Pki, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A gRPC connection kept the identity its handshake proved after the client CA that signed it was
+    dropped: grpc cannot close a connection, so a reload now gives the listener a new server and the old
+    one sends its connections GOAWAY; the client's next call needs a new handshake, which fails."""
+    _, upstream = vllm
+    proxy = make_proxy(config(pki, pki.ca1, require=True, grpc=True), UPSTREAM=upstream)
+    with grpc_channel(pki, proxy, pki.glasses1) as channel:
+        assert live(pki, proxy, pki.glasses1, channel) == ADMITTED
+        assert reload(proxy, loop_thread, tmp_path / "ca2.yaml", config(pki, pki.ca2, require=True, grpc=True),
+                      UPSTREAM=upstream, STORE=str(tmp_path / "lineage.db"))  # fmt: skip
+        assert live(pki, proxy, pki.glasses1, channel) == grpc.StatusCode.UNAVAILABLE  # a new handshake, refused
+    assert live(pki, proxy, pki.glasses2) == ADMITTED
+
+
+def test_the_grpc_listener_takes_require_client_cert_on_reload(
+    vllm, make_proxy, loop_thread, pki: Pki, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """It was refused (the gRPC listener asked for certificates as it started): now applied both ways."""
+    _, upstream = vllm
+    proxy = make_proxy(config(pki, pki.ca1, require=True, grpc=True), UPSTREAM=upstream)
+    values = {"UPSTREAM": upstream, "STORE": str(tmp_path / "lineage.db")}
+    assert live(pki, proxy, None) == grpc.StatusCode.UNAVAILABLE  # no certificate: no handshake
+    assert reload(proxy, loop_thread, tmp_path / "optional.yaml", config(pki, pki.ca1, require=False, grpc=True),
+                  **values)  # fmt: skip
+    assert live(pki, proxy, None) == grpc.StatusCode.UNAUTHENTICATED  # a handshake; no key, no certificate: anonymous
+    assert reload(proxy, loop_thread, tmp_path / "required.yaml", config(pki, pki.ca1, require=True, grpc=True),
+                  **values)  # fmt: skip
+    assert live(pki, proxy, None) == grpc.StatusCode.UNAVAILABLE
+    assert live(pki, proxy, pki.glasses1) == ADMITTED
 
 
 def served_certificate(pki: Pki, port: int) -> bytes:
@@ -396,19 +444,21 @@ def test_a_certificate_renewed_in_place_is_served_after_a_reload(
     assert chat(https(pki, pki.glasses1), proxy).headers["x-lineage-decision"] == "allow"
 
 
-def test_files_renewed_in_place_are_refused_while_a_grpc_listener_runs(
-    vllm, make_proxy, loop_thread, pki: Pki, tmp_path: Path, caplog
+def test_files_renewed_in_place_are_served_by_the_grpc_listener_after_a_reload(
+    vllm, make_proxy, loop_thread, pki: Pki, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """The gRPC listener reads its files again only when `listen.tls` names other ones: reporting the reload
-    done would leave it serving the old certificate (or trusting the old client CA)."""
+    """The gRPC listener read its files again only when `listen.tls` named other ones, so such a reload was
+    refused: now its new server reads them."""
     _, upstream = vllm
     text, cert, key = renewable(pki, tmp_path, grpc=True)
     proxy = make_proxy(text, UPSTREAM=upstream)
-    caplog.set_level(logging.ERROR, logger="lineage_proxy")
     values = {"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")}
+    original, renewed = (ssl.PEM_cert_to_DER_cert(p.cert.read_text()) for p in (pki.server, pki.renewed))
+    assert served_certificate(pki, proxy.bound.grpc.port) == original
     assert reload(proxy, loop_thread, tmp_path / "same.yaml", text, **values)  # nothing renewed: fine
     cert.write_bytes(pki.renewed.cert.read_bytes())
     key.write_bytes(pki.renewed.key.read_bytes())
-    assert not reload(proxy, loop_thread, tmp_path / "same.yaml", text, **values)
-    assert "listen.tls's files changed in place" in caplog.records[-1].getMessage()
-    assert served_certificate(pki, proxy.bound.http.port) == ssl.PEM_cert_to_DER_cert(pki.server.cert.read_text())
+    assert reload(proxy, loop_thread, tmp_path / "same.yaml", text, **values)
+    assert served_certificate(pki, proxy.bound.grpc.port) == renewed
+    assert served_certificate(pki, proxy.bound.http.port) == renewed
+    assert live(pki, proxy, None) == grpc.StatusCode.UNAUTHENTICATED  # a handshake, then no key: anonymous

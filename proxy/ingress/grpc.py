@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -25,7 +26,7 @@ from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.oip_grpc import PASSTHROUGH
-from proxy.tls import grpc_certificate_configuration, identities_from_auth_context
+from proxy.tls import identities_from_auth_context
 from proxy.transport.grpc_channels import GrpcChannels, upstream_status
 
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
@@ -96,63 +97,92 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         self.ref = ref
         self.channels = channels
         self._server: grpc.aio.Server | None = None
-        self._tls: Tls | None = None
-        self._tls_served: Tls | None = None
+        self._bound = Address("", 0)  # the address it listens on (the port the kernel picked, for port 0)
+        self._replacing = asyncio.Lock()  # one reload's new server at a time (`replace`)
+        self._retiring: set[asyncio.Future[None]] = set()  # servers a reload replaced, ending their calls
         self._secure = False  # a TLS listener asking for client certificates: only then can a peer show one
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # by OIP method, made on its first call
-        self._cutting = False  # the drain's time ran out: what is cancelled now, the drain cut
+        self._generation = 0  # of the server serving new calls: one more for each a reload starts (`replace`)
+        self._cutting: set[int] = set()  # generations whose drain's time ran out: what they cancel, the drain cut
         self._cut = 0  # calls the drain cut
 
     # -- lifecycle
 
-    async def start(self, address: Address, tls: Tls | None = None) -> Address:
+    async def start(self, address: Address, tls: Tls | None = None, max_body_bytes: int | None = None) -> Address:
+        limit = self.ref.current.config.limits.max_body_bytes if max_body_bytes is None else max_body_bytes
+        self._server, port = await self._open(address, tls, limit)
+        self._bound = Address(address.host, port)
+        return self._bound
+
+    async def _open(self, address: Address, tls: Tls | None, max_body_bytes: int) -> tuple[grpc.aio.Server, int]:
         # a request message over limits.max_body_bytes (decompressed) is refused by grpc itself, RESOURCE_EXHAUSTED,
         # before it is held whole; replies are the upstream's, passed on whatever their size
-        limit = min(self.ref.current.config.limits.max_body_bytes, 2**31 - 1)  # grpc's option is a C int
-        self._server = grpc.aio.server(options=[
+        limit = min(max_body_bytes, 2**31 - 1)  # grpc's option is a C int
+        server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
         ])  # fmt: skip
-        self._server.add_generic_rpc_handlers((self,))
-        if tls is None:
-            port = self._server.add_insecure_port(str(address))
-        else:
-            self._tls = self._tls_served = tls
-            self._secure = tls.require_client_cert  # grpc asks for a client certificate only when it requires one
-            credentials = grpc.dynamic_ssl_server_credentials(
-                grpc_certificate_configuration(tls), self._certificate_update, tls.require_client_cert
-            )
-            port = self._server.add_secure_port(str(address), credentials)
-        await self._server.start()
-        return Address(address.host, port)
+        server.add_generic_rpc_handlers((self,))
+        try:
+            if tls is None:
+                port = server.add_insecure_port(str(address))
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
+                    root_certificates=Path(tls.client_ca).read_bytes() if tls.client_ca else None,
+                    require_client_auth=tls.require_client_cert,
+                )
+                port = server.add_secure_port(str(address), credentials)
+            await server.start()
+        except BaseException:
+            await server.stop(None)  # a port bound but never served would take a share of new connections
+            raise
+        self._secure = tls is not None and tls.require_client_cert  # grpc asks for a client certificate only then
+        return server, port
 
-    def reload_tls(self, tls: Tls | None) -> None:
-        """New handshakes use `tls`'s certificate (grpc asks `_certificate_update` on each)."""
-        self._tls = tls
-
-    def _certificate_update(self) -> Any:
-        tls = self._tls
-        if tls is None or tls == self._tls_served:
-            return None  # unchanged
-        self._tls_served = tls
-        return grpc_certificate_configuration(tls)
+    async def replace(self, tls: Tls | None, max_body_bytes: int, grace_s: float) -> None:
+        """A reload changed the listener's TLS (its files, renewed in place or not, the client CA, whether a
+        certificate is required) or limits.max_body_bytes: a new server on the same port (SO_REUSEPORT) takes
+        every new connection from now on, its files read now; the old one stops accepting and sends its
+        connections GOAWAY, so each client's next call makes a new connection and a new handshake under the
+        new rules (grpc cannot close a connection by itself, and a connection keeps the identity its
+        handshake proved). The old server's calls in flight have `grace_s` to end, then are cut, as a drain's."""
+        async with self._replacing:
+            old, generation = self._server, self._generation
+            try:
+                self._server, _ = await self._open(self._bound, tls, max_body_bytes)
+                self._generation += 1  # calls from now on are the new server's (the old one takes no more)
+            except Exception as exc:  # the files were read for the HTTP listener a moment ago: not expected
+                log.error("reload: the gRPC listener could not start with the new listen.tls or limits and keeps "
+                          "its old ones (restart to apply them): %s", exc)  # fmt: skip
+                return
+            if old is not None:
+                retiring = asyncio.ensure_future(self._retire(old, generation, grace_s, "reload"))
+                self._retiring.add(retiring)
+                retiring.add_done_callback(self._retiring.discard)
 
     async def stop(self, grace_s: float) -> None:
         """Stop accepting; calls in flight have `grace_s` to end. The ones still running then are cut
         (their clients get UNAVAILABLE), recorded as `drain_timeout` and counted in one log line."""
-        server = self._server
-        if server is None:
-            return
+        async with self._replacing:
+            server, self._server = self._server, None
+        current = [self._retire(server, self._generation, grace_s, "drain")] if server is not None else []
+        retiring = [*self._retiring, *current]
+        await asyncio.gather(*retiring, return_exceptions=True)
+
+    async def _retire(self, server: grpc.aio.Server, generation: int, grace_s: float, why: str) -> None:
         # grpc's own grace would cancel the calls left without saying so, and each would be recorded as its
         # client's leaving: the ingress keeps the time itself, marks the cut, then has grpc cancel them
         graceful = asyncio.ensure_future(server.stop(_UNTIL_CUT_S))
         await asyncio.wait((graceful,), timeout=grace_s)
+        before = self._cut
         if not graceful.done():
-            self._cutting = True
+            self._cutting.add(generation)  # a call of this server cancelled from now on was cut (`_cancelled`)
             await server.stop(None)  # cancels every call still running; returns when their handlers have ended
         await graceful
-        if self._cut:
-            log.warning("drain: %d gRPC call(s) still running after %gs were cut off (limits.drain_timeout_s)",
-                        self._cut, grace_s)  # fmt: skip
+        cut = self._cut - before
+        if cut:
+            log.warning("%s: %d gRPC call(s) still running after %gs were cut off (limits.drain_timeout_s)%s",
+                        why, cut, grace_s, " on connections from before the reload" if why == "reload" else "")  # fmt: skip
 
     # -- dispatch
 
@@ -245,12 +275,13 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     async def _ends(self, ex: Exchange, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         """How every call ends: a ProxyError is recorded, then sent as the status with the lineage as
         trailers; a client that leaves is recorded as gone; and whatever happens, the call is finished."""
+        generation = self._generation  # the server the call came to (a reload may start another meanwhile)
         try:
             yield
         except ProxyError as error:
             await self._abort(context, ex, error)
         except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: grpc stopped reading a stream's replies
-            code, why = self._cancelled(context)
+            code, why = self._cancelled(context, generation)
             for one in (ex, ex.refused):
                 if one is not None and not one.outcome.ended_ns:  # not recorded yet
                     one.outcome.status = code
@@ -261,10 +292,10 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             if ex.refused is not None:  # the client left before its stream's denial was answered
                 ex.refused.finish(CLIENT_GONE)
 
-    def _cancelled(self, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[int, str]:
+    def _cancelled(self, context: grpc.aio.ServicerContext[Any, Any], generation: int) -> tuple[int, str]:
         """Why grpc cancelled a call's handler, as (the status its client got, the error.type): the drain's
         cut (UNAVAILABLE), the client's own deadline (DEADLINE_EXCEEDED), else the client left (CANCELLED)."""
-        if self._cutting:
+        if generation in self._cutting:
             self._cut += 1
             return grpc.StatusCode.UNAVAILABLE.value[0], DRAIN_CUT
         remaining = context.time_remaining()

@@ -229,7 +229,7 @@ def test_why_a_cancelled_call_ended(
     """The wire says only "cancelled" (RST_STREAM): the client's deadline is told from its leaving by the time
     left. A stream's replies left unread (grpc cancelled while writing one) end it with GeneratorExit instead."""
     ingress = GrpcIngress.__new__(GrpcIngress)
-    ingress._cutting, ingress._cut = False, 0
+    ingress._generation, ingress._cutting, ingress._cut = 0, set(), 0
     ended = _Ended()
 
     async def cancelled() -> None:
@@ -239,3 +239,48 @@ def test_why_a_cancelled_call_ended(
     with pytest.raises(how):
         asyncio.run(cancelled())
     assert (ended.outcome.status, ended.errors) == (status.value[0], [error_type])
+
+
+def test_calls_a_reload_cuts_off_on_the_old_server_are_recorded_as_the_drains(
+    held: tuple[Holding, Any],
+    otlp: OtlpReceiver,
+    loop_thread: LoopThread,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reload that gives the gRPC listener a new server (here for limits.max_body_bytes) lets the old one's
+    calls run for limits.drain_timeout_s, then cuts them: recorded as the drain's. A call on the new server that
+    its client cancels meanwhile is its client's."""
+    upstream, proxy = held
+    caplog.set_level(logging.INFO)
+    config = proxy.process.config
+    for name, value in (("UPSTREAM", config.upstreams[0].grpc), ("OTLP", f"http://127.0.0.1:{otlp.port}"),
+                        ("STORE", config.lineage.store)):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    bigger = tmp_path / "bigger.yaml"
+    bigger.write_text(CONFIG.replace("{drain_timeout_s: 0.2}", "{drain_timeout_s: 0.2, max_body_bytes: 100000}"))
+    old_trace, old_md = _traceparent(30)
+    new_trace, new_md = _traceparent(31)
+
+    async def reload() -> bool:
+        done = bool(proxy.process.reload(str(bigger)))
+        await proxy.process.settled()
+        return done
+
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        infer = channel.unary_unary(SERVICE + "ModelInfer")
+        before = infer.future(_request(), metadata=old_md)
+        upstream.wait_arrived(1)
+        assert loop_thread.run(reload())
+        after = infer.future(_request(), metadata=new_md)  # the old server sent GOAWAY: a new connection
+        upstream.wait_arrived(2)
+        assert before.exception(10).code() == grpc.StatusCode.UNAVAILABLE
+        after.cancel()
+    span, status = _recorded(otlp, caplog, old_trace)
+    assert span.attributes["error.type"] == "drain_timeout" and status == grpc.StatusCode.UNAVAILABLE.value[0]
+    span, status = _recorded(otlp, caplog, new_trace)
+    assert span.attributes["error.type"] == "client_disconnected" and status == grpc.StatusCode.CANCELLED.value[0]
+    cut = [r.getMessage() for r in caplog.records if "gRPC call(s) still running" in r.getMessage()]
+    assert cut == ["reload: 1 gRPC call(s) still running after 0.2s were cut off (limits.drain_timeout_s) on "
+                   "connections from before the reload"]  # fmt: skip

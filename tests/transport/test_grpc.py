@@ -303,6 +303,47 @@ def test_a_streams_later_message_is_decided_by_a_reload_that_tightened_its_zone(
     assert "PERMISSION_DENIED" in str(error.status()) and "zone health" in error.message()
 
 
+def test_a_reload_of_max_body_bytes_applies_to_grpc_and_spares_calls_in_flight(  # type: ignore[no-untyped-def]
+    proxied, faithful, monkeypatch, tmp_path, loop_thread
+) -> None:
+    """limits.max_body_bytes was fixed when the gRPC listener started (a reload only warned): the listener now
+    takes a new server on its port. A stream open on the old one goes on until its client ends it."""
+    import queue
+
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    proxy, client, _, otlp = proxied
+    results: queue.Queue[object] = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put(error or result), headers=AUTH)
+    client.async_stream_infer("simple", simple_inputs([1], [1]))
+    assert results.get(timeout=10).as_numpy("SUM").tolist() == [[2]]  # type: ignore[attr-defined]
+    for name, value in (("OIP_GRPC", faithful[0]), ("OTLP", f"http://127.0.0.1:{otlp.port}"),
+                        ("STORE", str(tmp_path / "lineage.db"))):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    smaller = tmp_path / "smaller.yaml"
+    smaller.write_text(CONFIG + "limits:\n  max_body_bytes: 4096\n")
+
+    async def reload() -> bool:
+        done = bool(proxy.process.reload(str(smaller)))
+        await proxy.process.settled()
+        return done
+
+    assert loop_thread.run(reload())
+    client.async_stream_infer("simple", simple_inputs([2], [2]))  # the stream from before the reload goes on
+    assert results.get(timeout=10).as_numpy("SUM").tolist() == [[4]]  # type: ignore[attr-defined]
+    client.stop_stream()
+    request = service_pb2.ModelInferRequest(model_name="simple")
+    request.inputs.add(name="A", datatype="INT32", shape=[1, 2000])
+    request.raw_input_contents.append(bytes(8000))
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        with pytest.raises(grpc.RpcError) as refused:
+            infer(request.SerializeToString(), metadata=tuple(AUTH.items()), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert infer(_infer_request("simple"), metadata=tuple(AUTH.items()), timeout=10)
+
+
 def test_health_and_metadata_calls_are_recorded_without_an_edge(proxied) -> None:  # type: ignore[no-untyped-def]
     """They carry no data but are calls: a span and an access line each (they had none), no lineage edge."""
     import grpc
