@@ -2,13 +2,16 @@
 
 Order of trust (ARCHITECTURE.md): a pin in config, then the upstream's own metadata, read by the
 upstream's dialect (proxy/protocols/) in the background and kept fresh, then what the response says.
-`resolve` is a dict lookup: nothing on the hot path waits for discovery.
+`resolve` is a dict lookup: nothing on the hot path waits for discovery. What is not known yet is said
+by `why_unknown` (on a miss only), for `lineage.on_unapproved: block` to refuse the call rather than let
+it reach weights nobody checked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable
 
 from proxy.config import Upstream
@@ -17,6 +20,12 @@ from proxy.protocols import DIALECTS, Catalog, Fetch
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
 
 log = logging.getLogger("lineage_proxy.checkpoints")
+
+# dialects whose metadata never names a checkpoint (passthrough reads none): only a pin or the reply does
+SILENT_DIALECTS = frozenset({"passthrough"})
+METADATA_TIMEOUT_S = 10.0  # how long one metadata request may take, at most (the transports' bound)
+NUDGE_GAP_S = 1.0  # a call refused for want of a checkpoint asks an upstream's metadata again at most this often
+MODELS_ASKED = 1024  # model names asked about per upstream, at most (routes' names, then calls')
 
 
 class CheckpointBook:
@@ -31,9 +40,16 @@ class CheckpointBook:
         self._models = {name: set(found) for name, found in (models or {}).items()}
         self.reachable: dict[str, bool] = {name: False for name in self._upstreams}
         self.probed: dict[str, bool] = {name: False for name in self._upstreams}
+        # the upstreams whose metadata names the checkpoint a call reaches: no pin, a dialect that reads one
+        self._named = frozenset(
+            u.name for u in self._upstreams.values() if not u.checkpoint and u.protocol not in SILENT_DIALECTS
+        )
+        self._asked: dict[str, frozenset[str]] = {}  # the models the last answered discovery was asked about
+        self._quiet_until: dict[str, float] = {}  # loop time before which a refused call does not wake discovery
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._all_probed = asyncio.Event()
+        self._named_probed = asyncio.Event()
         self._all_reachable = asyncio.Event()
 
     # -- hot path
@@ -52,9 +68,40 @@ class CheckpointBook:
             self.want(upstream, model)
         return found
 
+    def why_unknown(self, upstream: Upstream, model: str) -> str | None:
+        """After a `resolve` miss: why the checkpoint `upstream` serves for `model` is not known yet, when
+        its metadata could say (it is asked again: the model wanted, discovery woken, at most once every
+        `NUDGE_GAP_S`); None when nothing before the reply can name it (a pin would have: a dialect that
+        reads no metadata, or a call that names no model). A model the metadata was asked about and does
+        not list is not known either: it may have been loaded since (a LoRA adapter, a Triton model), or
+        the upstream answers it under another name (llama.cpp serves any name): only a pin says then."""
+        name = upstream.name
+        if not model or name not in self._named:
+            return None
+        self.want(upstream, model)
+        self.nudge(upstream)
+        if name not in self._catalogs:
+            if self.probed.get(name):
+                return f"upstream {name!r} did not answer its metadata (it is asked again)"
+            return f"upstream {name!r} has not answered its metadata yet"
+        if model in self._asked.get(name, ()):
+            return (f"upstream {name!r}'s metadata does not list model {model!r} (it is asked again; an upstream "
+                    "that serves the model under another name needs upstreams[].checkpoint)")  # fmt: skip
+        if model not in self._models.get(name, ()):
+            return f"upstream {name!r} is asked about {MODELS_ASKED} model names already, not about {model!r}"
+        return f"upstream {name!r}'s metadata is being asked about model {model!r}"
+
+    def nudge(self, upstream: Upstream) -> None:
+        """Ask `upstream`'s metadata again now (a call was refused for want of it), unless it is being
+        asked, or was less than `NUDGE_GAP_S` ago: calls arriving while it is down do not become a stream
+        of probes."""
+        event = self._wake.get(upstream.name)
+        if event is not None and asyncio.get_running_loop().time() >= self._quiet_until.get(upstream.name, 0.0):
+            event.set()
+
     def want(self, upstream: Upstream, model: str) -> None:
         known = self._models.setdefault(upstream.name, set())
-        if model and model not in known and len(known) < 1024:
+        if model and model not in known and len(known) < MODELS_ASKED:
             known.add(model)
             event = self._wake.get(upstream.name)
             if event is not None:
@@ -81,6 +128,7 @@ class CheckpointBook:
             catalog = previous._catalogs.get(name)
             if catalog is not None:
                 self._catalogs[name] = catalog
+                self._asked[name] = previous._asked.get(name, frozenset())
             self._models.setdefault(name, set()).update(previous._models.get(name, ()))
             self.reachable[name] = previous.reachable.get(name, False)
             self.probed[name] = previous.probed.get(name, False)
@@ -103,8 +151,10 @@ class CheckpointBook:
     async def refresh(self, upstream: Upstream) -> None:
         dialect = DIALECTS[upstream.protocol]
         models = frozenset(self._models.get(upstream.name, ()))
+        self._quiet_until[upstream.name] = math.inf  # being asked: a refused call need not wake it
         try:
             self._catalogs[upstream.name] = await dialect.discover(upstream, self._fetch, models)
+            self._asked[upstream.name] = models
             ok = True
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
@@ -114,11 +164,14 @@ class CheckpointBook:
             log.info("upstream %s: reachable", upstream.name)
         self.reachable[upstream.name] = ok
         self.probed[upstream.name] = True
+        self._quiet_until[upstream.name] = asyncio.get_running_loop().time() + NUDGE_GAP_S
         self._settle()
 
     def _settle(self) -> None:
         if all(self.probed.values()):
             self._all_probed.set()
+        if all(self.probed[name] for name in self._named):
+            self._named_probed.set()
         if all(self.reachable.values()):
             self._all_reachable.set()
         else:
@@ -132,17 +185,31 @@ class CheckpointBook:
         """Until every upstream answered its metadata (what /readyz reports)."""
         await self._all_reachable.wait()
 
+    def first_probe_timeout(self) -> float:
+        """How long the first probes may take: one metadata request's bound (0: none is waited for)."""
+        return max((min(self._upstreams[name].timeout_s, METADATA_TIMEOUT_S) for name in self._named), default=0.0)
+
+    async def wait_named(self, timeout: float) -> list[str]:
+        """Wait, `timeout` seconds at most, until every upstream whose metadata names the checkpoint its
+        calls reach was asked once (answered or failed); the names of those that were not, sorted."""
+        if any(not self.probed[name] for name in self._named):
+            try:
+                await asyncio.wait_for(self._named_probed.wait(), timeout)
+            except TimeoutError:
+                pass
+        return sorted(name for name in self._named if not self.probed[name])
+
     async def _keep_fresh(self, upstream: Upstream) -> None:
         wake = self._wake[upstream.name]
         delay = 0.05
         while True:
+            wake.clear()  # before asking: a model wanted while the metadata is being read is asked about next
             await self.refresh(upstream)
             # retry quickly while unreachable (backing off), otherwise at the configured interval
             if self.reachable[upstream.name]:  # backing off only over failures in a row: a new outage starts quick
                 interval, delay = upstream.discovery_interval_s, 0.05
             else:
                 interval, delay = delay, min(delay * 2, upstream.discovery_interval_s)
-            wake.clear()
             try:
                 await asyncio.wait_for(wake.wait(), interval)
             except TimeoutError:

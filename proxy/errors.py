@@ -20,6 +20,7 @@ class ProxyError(Exception):
     status: int = 500
     grpc_code: str = "INTERNAL"
     error_type: str = "server_error"
+    retry_after_s: int | None = None  # when a retry may succeed, in seconds: what a Retry-After would say (None: -)
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -83,6 +84,18 @@ class FlowNotApproved(ProxyError):
     status = 403
     grpc_code = "PERMISSION_DENIED"
     error_type = "permission_error"
+
+
+class CheckpointUnknown(ProxyError):
+    """`lineage.on_unapproved: block`, and the checkpoint the call's upstream serves for its model is not
+    known yet (its metadata has not answered, or does not list the model), so the flow cannot be checked
+    against the baseline. Retryable: the metadata is asked again, at most once a second (`CheckpointBook.why_unknown`)."""
+
+    code = "checkpoint_unknown"
+    status = 503
+    grpc_code = "UNAVAILABLE"
+    error_type = "server_error"
+    retry_after_s = 1  # the metadata is asked again at most once a second (checkpoints.NUDGE_GAP_S)
 
 
 class ModelNotFound(ProxyError):
@@ -152,6 +165,7 @@ DENIAL_ERRORS: dict[str, type[ProxyError]] = {
         ModelNotFound,
         EndpointDenied,
         FlowNotApproved,
+        CheckpointUnknown,
         RecordUnavailable,
     )
 }

@@ -22,7 +22,7 @@ from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import check_labels, is_label, normalize, parse_labels
 from proxy.metrics import Metrics, Stats
-from proxy.policy import Policy, boundary_flow, decide, refuse
+from proxy.policy import Policy, Unknown, boundary_flow, decide, refuse
 from proxy.protocols import Header, Request, boundary_windows, text_digest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
@@ -185,10 +185,15 @@ class Pipeline:
                   "(its database and journal both refuse writes)")  # fmt: skip
         return refuse(decision, self.policy, "record_unavailable", f"zone:{zones[0]}", reason)
 
-    def _served(self, upstream: Upstream, model: str, version: str | None) -> str | None:
-        """The checkpoint an upstream serves, when a pin or its metadata already says (never waits)."""
-        found = self.runtime.book.resolve(upstream, model, version, learn=False)
-        return found.name if found is not None else None
+    def _served(self, upstream: Upstream, model: str, version: str | None) -> str | Unknown | None:
+        """The checkpoint an upstream serves, when a pin or its metadata already says (never waits). With
+        `lineage.on_unapproved: block`, a miss the metadata could still answer is `Unknown` (and asked)."""
+        book = self.runtime.book
+        found = book.resolve(upstream, model, version, learn=False)
+        if found is not None:
+            return found.name
+        why = book.why_unknown(upstream, model) if self.policy.block_unapproved else None
+        return Unknown(why) if why is not None else None
 
     def _unapproved(self, call: Call, decision: Decision) -> None:
         """Count every unapproved call; log a flow the first time this process sees it."""

@@ -10,7 +10,10 @@ Last, the boundary verifier: with `lineage.baseline`, the flow the call is about
 purpose, input labels, decision and rule, and the checkpoint its upstream serves when that is known) is
 matched against the approved baseline; an unapproved flow is marked `approved=False`, and with
 `lineage.on_unapproved: block` refused as `flow_not_approved`. The checkpoint comes from a lookup the
-caller passes (`served`): the proxy's checkpoint book, or config pins only (`check --explain`).
+caller passes (`served`): the proxy's checkpoint book, or config pins only (`check --explain`). A
+checkpoint nothing can name before the reply fits any approved one; one the upstream's metadata could
+name but has not yet (`Unknown`) does too, except with `block`: such a call is refused as
+`checkpoint_unknown` (retryable) rather than forwarded to weights nobody checked.
 """
 
 from __future__ import annotations
@@ -103,8 +106,16 @@ class Policy:
         return finding
 
 
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """What a `Served` lookup gives for a checkpoint the upstream's metadata could name but has not (yet):
+    `why`, for the refusal's reason. A lookup gives None when nothing before the reply can name it."""
+
+    why: str
+
+
 # (upstream, requested model, requested version) -> the checkpoint it serves, when known before the reply
-Served = Callable[[Upstream, str, str | None], str | None]
+Served = Callable[[Upstream, str, str | None], str | Unknown | None]
 
 
 def pinned(upstream: Upstream, model: str, version: str | None) -> str | None:
@@ -141,22 +152,35 @@ _NAMES_ITS_VERSION = frozenset({"oip", "oip-grpc"})  # adapters whose reply name
 def boundary_flow(call: Call, decision: Decision, served: Served = pinned) -> Flow:
     """The flow a call is about to make, as far as it is known before the reply: output labels are not
     (so only input labels are matched), and the checkpoint only when pinned or already discovered."""
+    return _boundary(call, decision, served)[0]
+
+
+def _boundary(call: Call, decision: Decision, served: Served) -> tuple[Flow, Unknown | None]:
+    """The boundary flow, and why its checkpoint is not known yet when the upstream could name it."""
     upstream = decision.upstream
-    checkpoint = served(upstream, call.model, call.model_version) if upstream is not None else ""
+    found = served(upstream, call.model, call.model_version) if upstream is not None else ""
+    waiting, checkpoint = (found, None) if isinstance(found, Unknown) else (None, found)
     if not checkpoint and call.model_version and call.protocol in _NAMES_ITS_VERSION:
         # a version the metadata does not list (yet): the one the reply will name (`iris:3`), not an unknown
         # checkpoint, which any approved one fitted (a version loaded since discovery went through `block`)
-        checkpoint = printable_name(f"{call.model}:{call.model_version}")
+        checkpoint, waiting = printable_name(f"{call.model}:{call.model_version}"), None
     return Flow(decision.caller or "anonymous", decision.purpose or "", decision.labels, checkpoint,
-                decision.action, decision.rule)  # fmt: skip
+                decision.action, decision.rule), waiting  # fmt: skip
 
 
 def verify_flow(call: Call, decision: Decision, policy: Policy, served: Served = pinned) -> Decision:
     """The boundary verifier: mark the decision approved or not; with `block`, refuse a forwarded
-    call whose flow is unapproved (in audit mode it goes on as `audit-deny`, like every denial)."""
-    finding = policy.unapproved(boundary_flow(call, decision, served))
+    call whose flow is unapproved, or whose checkpoint its upstream's metadata has not named yet (it
+    cannot be checked: `checkpoint_unknown`, approval left unsaid). In audit mode it goes on as
+    `audit-deny`, like every denial."""
+    flow, waiting = _boundary(call, decision, served)
+    finding = policy.unapproved(flow)
     if finding is None:
-        return replace(decision, approved=True)
+        if waiting is None or not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY):
+            return replace(decision, approved=True)
+        return refuse(decision, policy, "checkpoint_unknown", "lineage.baseline",
+                      f"the checkpoint serving model {call.model!r} is not known yet, so the flow cannot be "
+                      f"checked against the approved baseline: {waiting.why}; retry shortly")  # fmt: skip
     if not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY):
         return replace(decision, approved=False)
     return refuse(replace(decision, approved=False), policy, "flow_not_approved", "lineage.baseline",

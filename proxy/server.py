@@ -37,6 +37,8 @@ from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
 
+LONG_WAIT_S = 1.0  # waiting longer than this for upstreams' first metadata before serving is logged
+
 
 def bind(address: Address, *, listen: bool = True, reuse_port: bool = False) -> socket.socket:
     """A TCP socket bound to `address`. With reuse_port, several processes can share the port."""
@@ -178,6 +180,7 @@ class ProxyProcess:
         assert http_addr is not None
         tls = self.config.listen.tls
         self._tls = ListenerTls(tls) if tls is not None else None
+        await self._first_probes()  # a certificate that cannot be read is said at once, not after the wait
         http = await self._serve(ingress.handle, http_addr, self._tls.context if self._tls is not None else None)
         self._http = self._servers[-1]
         admin = None
@@ -193,6 +196,25 @@ class ProxyProcess:
             grpc = await self._grpc.start(grpc_addr, tls)
         self.bound = Bound(http, grpc, admin)
         return self.bound
+
+    async def _first_probes(self) -> None:
+        """The listeners open once every upstream whose metadata names the checkpoint its calls reach was
+        asked once (answered or failed), for one metadata request's time at most: until then no call's
+        checkpoint is known, which `lineage.on_unapproved: block` would refuse and the record would miss."""
+        limit = self.book.first_probe_timeout()
+        if limit <= 0:
+            return
+        waiting = await self.book.wait_named(min(limit, LONG_WAIT_S))
+        if waiting and limit > LONG_WAIT_S:
+            log.info("waiting up to %gs more for the metadata of upstream %s before serving", limit - LONG_WAIT_S,
+                     ", ".join(waiting))  # fmt: skip
+            waiting = await self.book.wait_named(limit - LONG_WAIT_S)
+        if waiting:
+            log.warning("serving before upstream %s answered its metadata (%gs): its calls' checkpoints are not "
+                        "known until it does%s", ", ".join(waiting), limit,
+                        " (lineage.on_unapproved: block refuses them meanwhile, 503 checkpoint_unknown)"
+                        if self.config.lineage.on_unapproved == "block" and self.config.baseline is not None
+                        else "")  # fmt: skip
 
     async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None) -> Address:
         server = HttpServer(handler, **_listener_limits(self.config.limits))
@@ -298,7 +320,9 @@ class ProxyProcess:
         be read)."""
         if new.listen.tls != old.listen.tls or new.limits.max_body_bytes != old.limits.max_body_bytes:
             return True
-        return new.listen.tls is not None and self._tls is not None and listener_files(new.listen.tls) != self._tls.files
+        return (
+            new.listen.tls is not None and self._tls is not None and listener_files(new.listen.tls) != self._tls.files
+        )
 
     async def settled(self) -> None:
         """Wait until what the last reload started is in place (the gRPC listener's new server)."""

@@ -587,6 +587,8 @@ def connection_field(keep_alive: bool, http10: bool) -> bytes:
 def error_reply(
     error: ProxyError, fields: list[tuple[str, str]], *, keep_alive: bool, head: bool = False, http10: bool = False
 ) -> bytes:
+    if error.retry_after_s is not None:  # a refusal a retry may get past (503 checkpoint_unknown)
+        fields = [*fields, ("Retry-After", str(error.retry_after_s))]
     return simple_reply(error.status, error.body(), b"application/json", encode_fields(fields), keep_alive=keep_alive,
                         head=head, http10=http10)  # fmt: skip
 

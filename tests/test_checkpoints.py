@@ -1,0 +1,410 @@
+"""The checkpoint book at the boundary. With `lineage.on_unapproved: block`, a call whose upstream's
+metadata could name the checkpoint but has not yet (right after start, after a reload adding the upstream,
+a model not asked about yet or loaded since) is refused as retryable `checkpoint_unknown`, never let
+through to weights nobody checked (an unknown checkpoint fitted any approved one); `warn` lets it through
+as before. And the proxy opens its listeners once every such upstream's metadata was asked once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from aiohttp import web
+
+from proxy import checkpoints, server
+from proxy.config import parse
+from proxy.errors import DENIAL_ERRORS
+from proxy.flow import Call, TraceContext
+from proxy.policy import Policy, Unknown, decide
+from proxy.server import ProxyProcess
+from tests.conftest import sha
+from tests.harness import LoopThread, serving
+from tests.protocols.test_oip_grpc import PB
+from tests.servers.real import faithful_oip
+from tests.servers.vllm_like import ROOT, SERVED, VllmLike
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: vllm
+    url: ${UPSTREAM}
+    protocol: PROTOCOL
+    discovery_interval_s: 600
+EXTRA_UPSTREAMS
+routes:
+EXTRA_ROUTES  - model: "*"
+    upstream: vllm
+callers:
+  - name: app
+    api_key_sha256: KEY
+    default_purpose: assistant
+lineage:
+  store: ${STORE}
+  baseline: ${BASELINE}
+  on_unapproved: MODE
+""".replace("KEY", sha("key-app"))
+
+APPROVED = (
+    'version: 1\nflows:\n  - {caller: app, purpose: assistant, checkpoints: ["meta-llama/*", "/adapters/*", "org/*"]}\n'
+)
+
+
+def config(mode: str = "block", protocol: str = "openai", upstreams: str = "", routes: str = "") -> str:
+    return (CONFIG.replace("MODE", mode).replace("PROTOCOL", protocol).replace("EXTRA_UPSTREAMS\n", upstreams)
+            .replace("EXTRA_ROUTES", routes))  # fmt: skip
+
+
+@pytest.fixture
+def baseline(tmp_path: Path) -> str:
+    path = tmp_path / "baseline.yaml"
+    path.write_text(APPROVED)
+    return str(path)
+
+
+class HeldMetadata(VllmLike):
+    """A vLLM-like upstream whose /v1/models answers only once the test lets it (`let_go`); `asked` is
+    set when the first metadata request has arrived."""
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(**fields)
+        self.let_go: asyncio.Event | None = None
+        self.asked = threading.Event()
+
+    def app(self) -> web.Application:
+        self.let_go = asyncio.Event()
+        return super().app()
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        self.asked.set()
+        assert self.let_go is not None
+        await self.let_go.wait()
+        return await super().list_models(request)
+
+
+@pytest.fixture
+def held(loop_thread: LoopThread) -> Iterator[tuple[HeldMetadata, str]]:
+    upstream = HeldMetadata()
+    with serving(loop_thread, upstream.app()) as url:
+        try:
+            yield upstream, url
+        finally:
+            release(loop_thread, upstream)
+
+
+def release(loop_thread: LoopThread, upstream: HeldMetadata) -> None:
+    assert upstream.let_go is not None
+    loop_thread.loop.call_soon_threadsafe(upstream.let_go.set)
+
+
+@pytest.fixture
+def quick_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting gives up on a metadata request after 0.2 s, not 10 s (the request itself stays held)."""
+    monkeypatch.setattr(checkpoints, "METADATA_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(server, "LONG_WAIT_S", 0.05)
+
+
+def chat(url: str, model: str = SERVED) -> httpx.Response:
+    return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": "Bearer key-app"}, timeout=10,
+                      json={"model": model, "messages": [{"role": "user", "content": "hello"}]})  # fmt: skip
+
+
+def until(loop_thread: LoopThread, predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 5
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within 5 s (discovery_interval_s is 600): {what}"
+        loop_thread.run(asyncio.sleep(0.01))
+
+
+def refused_as_unknown(reply: httpx.Response) -> str:
+    """The refusal's message, once it is checked to be a retryable checkpoint_unknown denial."""
+    assert reply.status_code == 503, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "checkpoint_unknown" and error["type"] == "server_error", error
+    assert reply.headers["x-lineage-decision"] == "deny" and reply.headers["retry-after"] == "1"
+    assert "is not known yet, so the flow cannot be checked against the approved baseline" in error["message"]
+    return str(error["message"])
+
+
+# -- the boundary
+
+
+def test_block_refuses_a_call_before_the_metadata_answers_then_admits_it(  # type: ignore[no-untyped-def]
+    held, make_proxy, loop_thread, baseline, quick_start, caplog
+) -> None:
+    """The first call after start, before vLLM's /v1/models answered: it went through unchecked (an unknown
+    checkpoint fitted any approved one). Now it is refused, retryably, and never reaches the model; once
+    the metadata answers, the same call is checked and admitted."""
+    upstream, url = held
+    caplog.set_level(logging.INFO, logger="lineage_proxy")
+    proxy = make_proxy(config(), wait="none", UPSTREAM=url, BASELINE=baseline)
+    assert "waiting up to 0.15s more for the metadata of upstream vllm before serving" in caplog.text
+    assert ("serving before upstream vllm answered its metadata (0.2s): its calls' checkpoints are not known until "
+            "it does (lineage.on_unapproved: block refuses them meanwhile, 503 checkpoint_unknown)") in caplog.text  # fmt: skip
+
+    message = refused_as_unknown(chat(proxy.url))
+    assert "upstream 'vllm' has not answered its metadata yet; retry shortly" in message
+    assert refused_as_unknown(chat(proxy.url))
+    assert not upstream.data_requests()  # neither call reached the model
+    metrics = httpx.get(f"{proxy.url}/metrics").text
+    assert 'lineage_proxy_errors_total{type="checkpoint_unknown"} 2' in metrics
+    assert 'lineage_proxy_decisions_total{decision="deny"} 2' in metrics
+    assert "lineage_proxy_unapproved_flows_total 0" in metrics  # not judged unapproved: not judged at all
+
+    release(loop_thread, upstream)
+    until(loop_thread, lambda: proxy.process.book.reachable["vllm"], "the metadata answered")
+    admitted = chat(proxy.url)
+    assert admitted.status_code == 200, admitted.text
+    assert admitted.headers["x-lineage-checkpoint"] == ROOT
+    assert len(upstream.data_requests()) == 1
+
+
+def test_warn_lets_a_call_through_before_the_metadata_answers(  # type: ignore[no-untyped-def]
+    held, make_proxy, baseline, quick_start, caplog
+) -> None:
+    upstream, url = held
+    caplog.set_level(logging.WARNING, logger="lineage_proxy")
+    proxy = make_proxy(config(mode="warn"), wait="none", UPSTREAM=url, BASELINE=baseline)
+    assert "serving before upstream vllm answered its metadata (0.2s): its calls' checkpoints are not known until " \
+           "it does\n" in caplog.text  # fmt: skip
+    reply = chat(proxy.url)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["x-lineage-checkpoint"] == SERVED  # from the reply: the metadata has not said
+    assert len(upstream.data_requests()) == 1
+    assert "lineage_proxy_unapproved_flows_total 0" in httpx.get(f"{proxy.url}/metrics").text
+
+
+def test_a_reload_adding_an_upstream_refuses_its_calls_until_its_metadata_answers(  # type: ignore[no-untyped-def]
+    vllm, held, make_proxy, loop_thread, baseline, tmp_path
+) -> None:
+    """A reload starts the added upstream's discovery in the background: its calls went through unchecked
+    meanwhile. The upstream that was there keeps what its metadata said (CheckpointBook.inherit)."""
+    first, first_url = vllm
+    added, added_url = held
+    added.models = [{"id": "other", "object": "model", "owned_by": "vllm", "root": "org/other@1", "parent": None}]
+    proxy = make_proxy(config(), UPSTREAM=first_url, BASELINE=baseline)
+    more = config(upstreams=f"  - {{name: added, url: '{added_url}', discovery_interval_s: 600}}\n",
+                  routes="  - {model: other, upstream: added}\n")  # fmt: skip
+    path = tmp_path / "more.yaml"
+    path.write_text(more.replace("${UPSTREAM}", first_url).replace("${STORE}", str(tmp_path / "lineage.db"))
+                    .replace("${BASELINE}", baseline))  # fmt: skip
+    assert loop_thread.run(_reload(proxy.process, str(path)))
+
+    message = refused_as_unknown(chat(proxy.url, "other"))
+    assert "upstream 'added' has not answered its metadata yet" in message
+    assert not added.data_requests()
+    assert chat(proxy.url).status_code == 200  # the other upstream's checkpoint is still known
+    assert len(first.data_requests()) == 1
+
+    release(loop_thread, added)
+    until(loop_thread, lambda: proxy.process.book.reachable["added"], "the added upstream's metadata answered")
+    admitted = chat(proxy.url, "other")
+    assert admitted.status_code == 200 and admitted.headers["x-lineage-checkpoint"] == "org/other@1", admitted.text
+    assert len(added.data_requests()) == 1
+
+
+async def _reload(process: ProxyProcess, path: str) -> bool:
+    return process.reload(path)
+
+
+def test_a_model_the_metadata_does_not_list_is_refused_until_it_does(vllm, make_proxy, loop_thread, baseline) -> None:  # type: ignore[no-untyped-def]
+    """A model the upstream's metadata did not list when it was read (a LoRA adapter loaded since; or a
+    name llama.cpp answers with weights of its own) has no known checkpoint: refused, and the metadata
+    asked again, so one loaded since is admitted within a second, not a `discovery_interval_s`."""
+    upstream, url = vllm
+    proxy = make_proxy(config(), UPSTREAM=url, BASELINE=baseline)
+    refused_as_unknown(chat(proxy.url, "late-lora"))
+    upstream.models.append({"id": "late-lora", "object": "model", "owned_by": "vllm", "root": "/adapters/late-lora",
+                            "parent": SERVED})  # fmt: skip
+    until(loop_thread, lambda: chat(proxy.url, "late-lora").status_code == 200, "the adapter admitted")
+    assert [r.path for r in upstream.data_requests()] == ["/v1/chat/completions"]  # the admitted call alone
+
+    messages: list[str] = []
+
+    def asked() -> bool:
+        messages.append(refused_as_unknown(chat(proxy.url, "nowhere")))
+        return "does not list" in messages[-1]
+
+    until(loop_thread, asked, "the metadata asked about it")
+    assert "upstream 'vllm''s metadata is being asked about model 'nowhere'" in messages[0]
+    assert ("upstream 'vllm''s metadata does not list model 'nowhere' (it is asked again; an upstream that serves the "
+            "model under another name needs upstreams[].checkpoint)") in messages[-1]  # fmt: skip
+    assert len(upstream.data_requests()) == 1
+
+
+def test_an_upstream_that_names_no_checkpoint_keeps_the_rule_unknown_fits_any(vllm, make_proxy, baseline) -> None:  # type: ignore[no-untyped-def]
+    """A passthrough upstream reads no metadata: nothing before the reply can name its checkpoint, so
+    `block` lets the call through as before (a pin names it)."""
+    upstream, url = vllm
+    proxy = make_proxy(config(protocol="passthrough"), UPSTREAM=url, BASELINE=baseline)
+    reply = chat(proxy.url)
+    assert reply.status_code == 200 and reply.headers["x-lineage-checkpoint"] == SERVED, reply.text
+    assert len(upstream.data_requests()) == 1
+
+
+OIP_CONFIG = """
+listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+upstreams: [{name: triton, grpc: "${OIP_GRPC}", protocol: oip, discovery_interval_s: 600}]
+routes: [{model: "*", upstream: triton}]
+policy: {anonymous: allow, default_purpose: evaluation}
+telemetry: {exporter: none}
+lineage: {store: "${STORE}", baseline: "${BASELINE}", on_unapproved: block}
+"""
+
+
+@pytest.fixture
+def faithful(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with faithful_oip(tmp_path) as served:
+        yield served
+
+
+def test_an_oip_model_not_asked_about_yet_is_refused_until_it_is(  # type: ignore[no-untyped-def]
+    faithful, make_proxy, loop_thread, tmp_path
+) -> None:
+    """OIP metadata is read per model (those routes name, then those calls ask for): behind the '*' route,
+    `simple` was not asked about before its first call, which then ran whatever `latest` was, unchecked.
+    A version the call names is checked as `model:version` whatever the metadata says, as before."""
+    address, log = faithful
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text(
+        "version: 1\nflows:\n  - {caller: '*', purpose: '*', labels: ['*'], checkpoints: ['simple:2']}\n"
+    )
+    proxy = make_proxy(OIP_CONFIG, OIP_GRPC=address, BASELINE=str(baseline))
+
+    def infer(version: str = "") -> tuple[grpc.StatusCode, str]:
+        request = PB["ModelInferRequest"](model_name="simple", model_version=version)
+        for name in ("A", "B"):
+            request.inputs.add(name=name, datatype="INT32", shape=[1, 1]).contents.int_contents.append(1)
+        with grpc.insecure_channel(proxy.grpc) as channel:
+            try:
+                channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(
+                    request.SerializeToString(), timeout=10
+                )
+            except grpc.RpcError as exc:
+                return exc.code(), exc.details()
+        return grpc.StatusCode.OK, ""
+
+    code, details = infer()
+    assert code == grpc.StatusCode.UNAVAILABLE and "metadata is being asked about model 'simple'" in details
+    assert log.read_text() == ""  # it never reached the model
+    assert infer("2")[0] == grpc.StatusCode.OK  # simple:2, named by the call: checked without the metadata
+    assert infer("1")[0] == grpc.StatusCode.PERMISSION_DENIED  # simple:1 is not approved
+    upstream = proxy.process.config.upstreams[0]
+    until(loop_thread, lambda: proxy.process.book.resolve(upstream, "simple", learn=False) is not None,
+          "simple asked about")  # fmt: skip
+    assert infer() == (grpc.StatusCode.OK, "")  # latest: simple:2
+    assert [json.loads(line)["version"] for line in log.read_text().splitlines()] == ["2", ""]
+
+
+# -- start
+
+
+def test_the_listeners_open_once_the_metadata_was_asked(held, loop_thread, baseline, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`serve` said ready, and took calls, before any upstream's metadata was asked: every call of the
+    first round trip went through with no checkpoint known. Now the listeners open after the first probe."""
+    upstream, url = held
+    text = config().replace("${UPSTREAM}", url).replace("${BASELINE}", baseline)
+    process = ProxyProcess(parse(text.replace("${STORE}", str(tmp_path / "lineage.db")), source="t.yaml",
+                                 env=dict(os.environ)))  # fmt: skip
+    opened: list[dict[str, bool]] = []
+    serve = process._serve
+
+    async def recorded(*args: Any, **kwargs: Any) -> Any:
+        opened.append(dict(process.book.probed))
+        return await serve(*args, **kwargs)
+
+    process._serve = recorded  # type: ignore[method-assign]
+    started = asyncio.run_coroutine_threadsafe(process.start(), loop_thread.loop)
+    try:
+        assert upstream.asked.wait(10), "the metadata was never asked"
+        loop_thread.run(asyncio.sleep(0))  # the proxy's loop turns: a listener opening now would show
+        assert not started.done() and not opened and process.bound is None
+        release(loop_thread, upstream)
+        bound = started.result(10)
+        assert opened == [{"vllm": True}]
+        reply = chat(f"http://{bound.http}")
+        assert reply.status_code == 200 and reply.headers["x-lineage-checkpoint"] == ROOT, reply.text
+    finally:
+        release(loop_thread, upstream)
+        started.result(10)
+        loop_thread.run(process.stop())
+
+
+def test_upstreams_whose_metadata_names_nothing_are_not_waited_for() -> None:
+    book = checkpoints.CheckpointBook(parse("""
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - {name: pinned, url: "http://127.0.0.1:1", checkpoint: org/m@1}
+  - {name: raw, url: "http://127.0.0.1:1", protocol: passthrough}
+routes: [{model: "*", upstream: pinned}]
+""", source="t.yaml").upstreams, fetch=None)  # type: ignore[arg-type]  # fmt: skip
+    assert book.first_probe_timeout() == 0.0
+    pinned, raw = book._upstreams["pinned"], book._upstreams["raw"]
+    assert book.resolve(pinned, "m", learn=False) is not None and book.why_unknown(raw, "m") is None
+
+
+# -- the pure boundary verifier
+
+
+POLICY = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{{name: u, url: "http://127.0.0.1:1"}}]
+routes: [{{model: "*", upstream: u}}]
+callers: [{{name: app, api_key_sha256: {sha("key-app")}, default_purpose: assistant}}]
+policy: {{mode: MODE}}
+lineage: {{baseline: BASELINE, on_unapproved: ON}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "on", "key", "expected"),
+    [
+        ("enforce", "block", "key-app", ("deny", "checkpoint_unknown", None)),
+        ("audit", "block", "key-app", ("audit-deny", "checkpoint_unknown", None)),  # audit: it goes on
+        ("enforce", "warn", "key-app", ("allow", None, True)),  # warn: unknown fits any approved, as before
+        ("enforce", "block", "key-other", ("deny", "invalid_api_key", True)),  # denied anyway: nothing to wait for
+    ],
+)
+def test_a_checkpoint_not_named_yet_is_refused_in_block_mode_only(tmp_path, mode, on, key, expected) -> None:  # type: ignore[no-untyped-def]
+    baseline = tmp_path / "b.yaml"
+    baseline.write_text("flows:\n  - {caller: app, purpose: assistant, checkpoints: ['org/*']}\n"
+                        "  - {caller: '(unknown key)', purpose: '', decisions: [deny]}\n")  # fmt: skip
+    policy = Policy.compile(parse(POLICY.replace("MODE", mode).replace("ON", on).replace("BASELINE", str(baseline))))
+
+    def waiting(upstream, model, version):  # type: ignore[no-untyped-def]
+        return Unknown("upstream 'u' has not answered its metadata yet")
+
+    decision = decide(Call("openai", "chat", "m", TraceContext(1, 2), sha(key)), policy, waiting)
+    assert (decision.action, decision.code, decision.approved) == expected
+    if decision.code == "checkpoint_unknown":
+        assert decision.rule == "lineage.baseline" and "upstream 'u' has not answered" in (decision.reason or "")
+        assert (decision.upstream is None) == (mode == "enforce")
+    # a checkpoint the call itself names (an OIP version) is checked as such, waiting or not
+    versioned = decide(Call("oip", "infer", "m", TraceContext(1, 2), sha(key), model_version="3"), policy, waiting)
+    assert versioned.code != "checkpoint_unknown"
+
+
+def test_a_flow_unapproved_whatever_its_checkpoint_is_refused_as_such(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Not worth a retry: the caller is not approved for any checkpoint."""
+    baseline = tmp_path / "b.yaml"
+    baseline.write_text("flows:\n  - {caller: someone-else, purpose: assistant}\n")
+    policy = Policy.compile(parse(POLICY.replace("MODE", "enforce").replace("ON", "block")
+                                  .replace("BASELINE", str(baseline))))  # fmt: skip
+    decision = decide(Call("openai", "chat", "m", TraceContext(1, 2), sha("key-app")), policy,
+                      lambda upstream, model, version: Unknown("not yet"))  # fmt: skip
+    assert (decision.code, decision.approved) == ("flow_not_approved", False)
+
+
+def test_the_error_is_retryable_in_http_and_grpc() -> None:
+    error = DENIAL_ERRORS["checkpoint_unknown"]("why")
+    assert (error.status, error.grpc_code, error.error_type, error.retry_after_s) == (
+        503, "UNAVAILABLE", "server_error", 1)  # fmt: skip
