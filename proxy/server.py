@@ -37,6 +37,9 @@ from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
 
+# what the lineage store and its writer read once, when the process starts (a reload says so)
+_LINEAGE_AT_START = ("store", "journal", "journal_max_rows", "integrity_key_file", "password_file", "flush_interval_s",
+                     "retention_days")  # fmt: skip
 LONG_WAIT_S = 1.0  # waiting longer than this for upstreams' first metadata before serving is logged
 
 
@@ -271,8 +274,12 @@ class ProxyProcess:
             log.warning("reload: listen addresses changed; they take effect on restart only")
         if new.telemetry.metrics != old.telemetry.metrics:
             log.warning("reload: telemetry.metrics changed; it takes effect on restart only")
-        if new.lineage.store != old.lineage.store:
-            log.warning("reload: lineage.store changed; it takes effect on restart only")
+        fixed = [
+            f"lineage.{name}" for name in _LINEAGE_AT_START if getattr(new.lineage, name) != getattr(old.lineage, name)
+        ]
+        if fixed:
+            log.warning("reload: %s changed; %s on restart only", ", ".join(fixed),
+                        "it takes effect" if len(fixed) == 1 else "they take effect")  # fmt: skip
         if new.limits != old.limits:
             self._apply_limits(old.limits, new.limits)
         if new.telemetry != old.telemetry:

@@ -229,6 +229,26 @@ def test_max_body_bytes_is_applied_to_the_grpc_listener_too_without_a_warning(
     assert not any("max_body_bytes" in w for w in warnings), warnings
 
 
+def test_lineage_settings_read_at_start_are_named_in_a_warning(
+    vllm, make_proxy, loop_thread, tmp_path: Path, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """A reload naming another integrity key (or journal, flush interval, ...) logged only "reloaded" and went
+    on signing with the old key: the settings the store reads once are named, as lineage.store was."""
+    _, upstream = vllm
+    proxy = make_proxy(LIMITED.replace("GRPC", "").replace("LIMITS", ""), UPSTREAM=upstream)
+    key = tmp_path / "integrity.key"
+    key.write_text("k" * 32)
+    text = LIMITED.replace("GRPC", "").replace("LIMITS", "").replace(
+        'lineage: {store: "${STORE}"}', f'lineage: {{store: "${{STORE}}", integrity_key_file: {key}, flush_interval_s: 0.5}}'
+    )  # fmt: skip
+    config = write(tmp_path / "keyed.yaml", text, UPSTREAM=upstream, STORE=str(proxy.process.config.lineage.store))
+    caplog.set_level(logging.WARNING, logger="lineage_proxy")
+    assert reload(proxy, loop_thread, config)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["reload: lineage.integrity_key_file, lineage.flush_interval_s changed; they take effect on "
+                        "restart only"]  # fmt: skip
+
+
 # -- a SIGHUP while starting
 
 EARLY = """
