@@ -148,6 +148,8 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         handshake proved). The old server's calls in flight have `grace_s` to end, then are cut, as a drain's."""
         async with self._replacing:
             old, generation = self._server, self._generation
+            if old is None:
+                return  # stopped (a SIGHUP during the drain): nothing may start listening again
             try:
                 self._server, _ = await self._open(self._bound, tls, max_body_bytes)
                 self._generation += 1  # calls from now on are the new server's (the old one takes no more)
@@ -155,10 +157,9 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
                 log.error("reload: the gRPC listener could not start with the new listen.tls or limits and keeps "
                           "its old ones (restart to apply them): %s", exc)  # fmt: skip
                 return
-            if old is not None:
-                retiring = asyncio.ensure_future(self._retire(old, generation, grace_s, "reload"))
-                self._retiring.add(retiring)
-                retiring.add_done_callback(self._retiring.discard)
+            retiring = asyncio.ensure_future(self._retire(old, generation, grace_s, "reload"))
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
 
     async def stop(self, grace_s: float) -> None:
         """Stop accepting; calls in flight have `grace_s` to end. The ones still running then are cut

@@ -284,3 +284,16 @@ def test_calls_a_reload_cuts_off_on_the_old_server_are_recorded_as_the_drains(
     cut = [r.getMessage() for r in caplog.records if "gRPC call(s) still running" in r.getMessage()]
     assert cut == ["reload: 1 gRPC call(s) still running after 0.2s were cut off (limits.drain_timeout_s) on "
                    "connections from before the reload"]  # fmt: skip
+
+
+def test_a_reload_during_the_drain_starts_no_new_server(held: tuple[Holding, Any], loop_thread: LoopThread) -> None:
+    """A SIGHUP while the process drains (SIGTERM) must not open the gRPC port again."""
+    import socket
+
+    _, proxy = held
+    ingress = proxy.process._grpc
+    loop_thread.run(ingress.stop(0.1))
+    loop_thread.run(ingress.replace(None, 1000, 0.1))
+    host, port = proxy.grpc.rsplit(":", 1)
+    with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port)), timeout=5):
+        pass
