@@ -42,7 +42,7 @@ def _time(ts: float) -> str:
 
 
 def render_table(rows: list[EdgeRow]) -> str:
-    header = ("checkpoint", "purpose", "caller", "input labels", "output labels", "decision", "count",
+    header = ("checkpoint", "purpose", "caller", "input labels", "output labels", "decision", "rule", "count",
               "last seen (UTC)")  # fmt: skip
     table: list[tuple[str, ...]] = [header, *(
         (
@@ -52,6 +52,7 @@ def render_table(rows: list[EdgeRow]) -> str:
             r.key.input_labels or "-",
             r.key.output_labels or "-",
             r.key.decision,
+            r.rule or "-",
             str(r.count),
             _time(r.last_seen),
         )

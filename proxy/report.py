@@ -228,10 +228,10 @@ def flows_table(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[
             f'<tr><td class="who">{esc(key.caller)}</td><td class="who">{esc(key.purpose or "-")}</td>'
             f'<td>{pills(split_labels(key.input_labels), zoned)}</td><td class="mono">{esc(key.checkpoint or "-")}</td>'
             f"<td>{pills(split_labels(key.output_labels), zoned)}</td><td>{chip(kind_of(row, set()), key.decision)}</td>"
-            f'{approved}<td class="num">{row.count}</td><td class="when">{_day(row.first_seen)}</td>'
-            f'<td class="when">{_day(row.last_seen)}</td></tr>'
+            f'<td class="mono rule">{esc(row.rule or "-")}</td>{approved}<td class="num">{row.count}</td>'
+            f'<td class="when">{_day(row.first_seen)}</td><td class="when">{_day(row.last_seen)}</td></tr>'
         )
-    head = ["caller", "purpose", "input labels", "checkpoint", "output labels", "decision"]
+    head = ["caller", "purpose", "input labels", "checkpoint", "output labels", "decision", "rule"]
     head += ["approved"] if baseline else []
     return table([*head, "calls", "first seen (UTC)", "last seen (UTC)"], body)
 
@@ -485,7 +485,7 @@ def render(
     )
     sections.append(
         '<section id="flows"><h2>Every flow</h2><p class="lede">One row per lineage edge: caller, purpose, labels in, '
-        "checkpoint, labels out and decision; zoned labels are red.</p>"
+        "checkpoint, labels out, decision and the rule that decided it; zoned labels are red.</p>"
         + flows_table(rows, unapproved, zoned, verdict is not None)
         + "</section>"
     )

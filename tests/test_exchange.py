@@ -77,7 +77,7 @@ class Counting:
 def rows(path: Path) -> dict[tuple[str, ...], int]:
     store = SqliteStore(path, readonly=True)
     try:
-        return {tuple(r.key): r.count for r in store.rows()}
+        return {tuple(r.key[:6]): r.count for r in store.rows()}  # the flow (these are allowed: no rule)
     finally:
         store.close()
 

@@ -85,6 +85,25 @@ def test_an_older_store_without_reasons_still_reports(tmp_path: Path) -> None:
     store.close()
 
 
+def test_each_kind_of_denial_of_a_flow_is_its_own_row_and_only_the_unapproved_one_is_marked() -> None:
+    """A route's refusal then a zone's, for one caller, purpose and labels: two edges, so the report shows
+    the kind the baseline does not approve (one edge showed the last kind only)."""
+    from proxy.baseline import parse_baseline
+    from proxy.record.store import EdgeRow
+
+    flow = ("ads-ranker", "ads", "user-interaction", "", "", "deny")
+    rows = [EdgeRow(EdgeKey(*flow), 1, 1, 1, "route:restricted", "the route refuses"),  # the key takes the rule
+            EdgeRow(EdgeKey(*flow), 2, 3, 2, "zone:interaction-data", "the zone refuses")]  # fmt: skip
+    assert rows[0].key != rows[1].key and rows[1].key.rule == "zone:interaction-data"
+    baseline = parse_baseline("version: 1\nflows:\n  - {caller: ads-ranker, purpose: ads, labels: [user-interaction], "
+                              "decisions: [deny], rules: ['zone:interaction-data']}\n")  # fmt: skip
+    text = render(rows, store="s.db", window="all recorded", baseline=baseline)
+    flows = text[text.index('<section id="flows">') :]
+    assert re.search(r'route:restricted</td><td><span class="chip unapproved">no</span>', flows)
+    assert re.search(r'zone:interaction-data</td><td><span class="chip ok">yes</span>', flows)
+    assert "deny by rule route:restricted" in text[text.index('<section id="unapproved">') :]
+
+
 # -- in a real browser
 
 

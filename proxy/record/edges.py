@@ -37,7 +37,7 @@ class EdgeAggregator:
         self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-purge-read")
         # key -> the write-through future while the first insert is in flight, then None
         self._known: dict[EdgeKey, concurrent.futures.Future[None] | None] = {}
-        self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, rule, reason]
+        self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, reason]
         self._flush_interval_s = flush_interval_s
         self._retention_days = retention_days
         self._task: asyncio.Task[None] | None = None
@@ -56,14 +56,15 @@ class EdgeAggregator:
     ) -> concurrent.futures.Future[None] | None:
         if not call.carries_data:
             return None  # metadata and health RPCs: no labelled data, no lineage flow
-        return self.add(edge_key(decision, outcome, output_labels), decision.rule, decision.reason)
+        return self.add(edge_key(decision, outcome, output_labels), decision.reason)
 
-    def add(self, key: EdgeKey, rule: str | None, reason: str | None = None) -> concurrent.futures.Future[None] | None:
-        """Count one call. Returns a future to await before the response completes when the edge is new
-        (or its first write is still in flight); None when the count is merely batched."""
+    def add(self, key: EdgeKey, reason: str | None = None) -> concurrent.futures.Future[None] | None:
+        """Count one call of the edge `key` (its rule is part of it). Returns a future to await before the
+        response completes when the edge is new (or its first write is still in flight); None when the
+        count is merely batched."""
         now = time.time()
         if key not in self._known:
-            rows = [(key, now, now, 1, rule, reason)]
+            rows = [(key, now, now, 1, key.rule, reason)]
             future = self._submit(self._store.upsert, rows)
             self._known[key] = future
             self.new_edges += 1
@@ -72,7 +73,7 @@ class EdgeAggregator:
         in_flight = self._known[key]
         pending = self._pending.get(key)
         if pending is None:
-            self._pending[key] = [1, now, now, rule, reason]
+            self._pending[key] = [1, now, now, reason]
         else:
             pending[0] += 1
             pending[2] = now
@@ -113,10 +114,10 @@ class EdgeAggregator:
             self._failing_since = None
 
     def _requeue(self, rows: list[Any]) -> None:
-        for key, first, last, count, rule, reason in rows:
+        for key, first, last, count, _, reason in rows:
             pending = self._pending.get(key)
             if pending is None:
-                self._pending[key] = [count, first, last, rule, reason]
+                self._pending[key] = [count, first, last, reason]
             else:
                 pending[0] += count
                 pending[1] = min(pending[1], first)
@@ -156,7 +157,7 @@ class EdgeAggregator:
         if not self._pending:
             return None
         batch, self._pending = self._pending, {}
-        rows = [(key, first, last, count, rule, reason) for key, (count, first, last, rule, reason) in batch.items()]
+        rows = [(key, first, last, count, key.rule, reason) for key, (count, first, last, reason) in batch.items()]
         future = self._submit(self._store.upsert, rows)
         future.add_done_callback(functools.partial(self._flushed, rows))
         return future
@@ -212,7 +213,8 @@ class EdgeAggregator:
 
 
 def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> EdgeKey:
-    """The flow a finished call counts toward; every sink that keys by flow uses this one."""
+    """The edge a finished call counts toward: its flow and the rule that decided it, so two kinds of
+    denial of one flow never share an edge; every sink that keys by flow uses this one."""
     return EdgeKey(
         decision.caller or "anonymous",
         decision.purpose or "",
@@ -220,6 +222,7 @@ def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]
         outcome.checkpoint or "",
         format_labels(output_labels),
         decision.action,
+        decision.rule or "",
     )
 
 

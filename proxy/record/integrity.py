@@ -7,13 +7,19 @@ A retention purge writes a `snapshot` entry holding every edge that remains, so 
 shortened without losing what it proves.
 
 `verify` walks the chain and replays it: a link whose hash does not match, an edge row whose count,
-times, rule or reason differ from what the chain says, a row stored twice, or a chain whose oldest
-entry is not a snapshot (every chain starts with one: a new store's, or a purge's) is named. What it
-cannot see, and why the head is printed for an auditor to keep: someone who deletes the newest entries
-*and* the matching edge counts leaves a consistent, shorter record (a head recorded before then is no
-longer in the chain: `verify --expect-head` says so); and without an HMAC key, someone with write
-access can rebuild the whole chain. Keep the key out of the store's reach and record the head elsewhere
-(a ticket, a log pipeline).
+times or reason differ from what the chain says (its rule is part of its key, so an edited rule is a row
+the chain does not hold), a row stored twice, or a chain whose oldest entry is not a snapshot (every
+chain starts with one: a new store's, or a purge's) is named. What it cannot see, and why the head is
+printed for an auditor to keep: someone who deletes the newest entries *and* the matching edge counts
+leaves a consistent, shorter record (a head recorded before then is no longer in the chain: `verify
+--expect-head` says so); and without an HMAC key, someone with write access can rebuild the whole
+chain. Keep the key out of the store's reach and record the head elsewhere (a ticket, a log pipeline).
+
+An entry says how its changes are keyed (`version`): 2, an edge per flow *and rule*, so each kind of
+denial of one flow is an edge of its own; none (1), written by a release that kept one edge per flow,
+its rule the last one given. The entries of a store written before the rule keyed an edge are replayed
+as that release applied them, so its chain still verifies once the store is re-keyed (its rows as they
+were), and the entries after them add edges per rule.
 """
 
 from __future__ import annotations
@@ -34,17 +40,26 @@ SNAPSHOT = "snapshot"  # the complete edge table: state is replaced
 
 BATCH = 5000  # entries read at a time when a chain is replayed
 
+# how an entry's changes are keyed: 2, by flow and rule (this release writes it); 1 (no `version` in the
+# entry), by flow alone, the rule the last one given (written before the rule keyed an edge)
+VERSION = 2
+BY_FLOW = 1
+
 # one edge change in an entry: caller, purpose, input labels, checkpoint, output labels, decision,
-# first_seen, last_seen, count (an increment in `edges`, the total in `snapshot`), rule, reason
+# first_seen, last_seen, count (an increment in `edges`, the total in `snapshot`), rule ('' or None: no
+# rule fired), reason
 Change = tuple[str, str, str, str, str, str, float, float, int, str | None, str | None]
 
 
-def body(kind: str, changes: Iterable[Sequence[Any]], token: str | None = None) -> str:
+def body(kind: str, changes: Iterable[Sequence[Any]], token: str | None = None, *, version: int = VERSION) -> str:
     """The canonical text an entry hashes: stable whatever the writer (sorted keys, no spaces). `token`:
-    the write's once-only token (a journaled batch's), signed with it, so a batch applied twice shows."""
+    the write's once-only token (a journaled batch's), signed with it, so a batch applied twice shows.
+    `version`: how the changes are keyed (BY_FLOW: an entry as a release before VERSION wrote it)."""
     record: dict[str, Any] = {"kind": kind, "rows": [list(change) for change in changes]}
     if token is not None:
         record["token"] = token
+    if version != BY_FLOW:
+        record["version"] = version
     return orjson.dumps(record).decode()
 
 
@@ -128,7 +143,11 @@ class Replay:
         self.entries = 0
         # an entry so far was signed (or the anchor, the last entry a purge cut): none after it may be unsigned
         self.signed = isinstance(anchor, str) and anchor.startswith("hmac-")
+        # edge key (the flow's six fields and its rule, '' for none) -> [first_seen, last_seen, count, reason]
         self.state: dict[tuple[str, ...], list[Any]] = {}
+        # while only entries keyed by flow (version 1) have been replayed since the last snapshot: each
+        # flow's one edge key; None once an entry keyed by rule has been
+        self._by_flow: dict[tuple[str, ...], tuple[str, ...]] | None = {}
         self.problem: str | None = None
         self.tokens: dict[str, int] = {}  # write tokens in the kept entries: the entry that applied each
         self.needs_key = False
@@ -164,7 +183,7 @@ class Replay:
             return (f"entry {entry.seq}: its hash does not match its content (the entry was edited, or the key is "
                     "not the one it was written with)")  # fmt: skip
         try:
-            kind, changes, token = _read(entry.body)
+            kind, changes, token, version = _read(entry.body)
         except _Malformed as exc:
             return f"entry {entry.seq}: its content is not a chain entry ({exc})"
         if token is not None:
@@ -177,8 +196,18 @@ class Replay:
                     "entries were removed)")  # fmt: skip
         if kind == SNAPSHOT:
             self.state = {}
+            self._by_flow = {} if version == BY_FLOW else None
+        elif version != BY_FLOW:
+            self._by_flow = None
+        elif changes and self._by_flow is None:
+            return (f"entry {entry.seq}: its changes are keyed by flow alone (a release before edges were keyed "
+                    "by rule), after entries keyed by rule: no release writes those to a store it re-keyed")  # fmt: skip
+        by_flow = self._by_flow
         for change in changes:
-            _add(self.state, change)
+            if by_flow is None:
+                _add(self.state, change)
+            else:
+                _add_by_flow(self.state, by_flow, change)
         self.signed = self.signed or signed
         self.head, self.seq = entry.hash, entry.seq
         if not self.first_seq:
@@ -192,10 +221,11 @@ class Replay:
 
     def kept(self, cutoff: float) -> list[tuple[Any, ...]]:
         """The edges the replayed chain holds that were last seen at `cutoff` or later, as stored rows
-        (key, first, last, count, rule, reason), sorted: what a purge's snapshot says, built from the chain
-        it verified, never from a read of the table (a trigger, or a row committed meanwhile, could put
-        anything there)."""
-        return sorted((*edge, *values) for edge, values in self.state.items() if values[1] >= cutoff)
+        (the flow's fields, first, last, count, rule, reason), sorted: what a purge's snapshot says, built
+        from the chain it verified, never from a read of the table (a trigger, or a row committed
+        meanwhile, could put anything there)."""
+        return sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values in self.state.items()
+                      if values[1] >= cutoff)  # fmt: skip
 
     def finish(self, rows: Iterable[Sequence[Any]], *, strict: bool = True) -> Report:
         """The verdict, comparing the replayed state with the edge `rows` as stored (key fields, first,
@@ -215,8 +245,9 @@ class Replay:
         state = dict(self.state)
         stored: dict[tuple[str, ...], list[Any]] = {}
         for row in rows:
-            edge = tuple(row[:6])
-            values = [row[6], row[7], row[8], row[9], row[10] if len(row) > 10 else None]
+            # a store not re-keyed yet (read-only) keeps "no rule" as NULL, one re-keyed as ''
+            edge = (*row[:6], "" if row[9] is None else row[9])
+            values = [row[6], row[7], row[8], row[10] if len(row) > 10 else None]
             if not _edge_row(edge, values):
                 return f"edge {_name(edge)}: a row whose values are not an edge's ({escaped(repr(values))[:200]})"
             if edge in stored:
@@ -225,15 +256,15 @@ class Replay:
         for edge, found in sorted(stored.items()):
             replayed = state.pop(edge, None)
             if replayed is None:
-                return f"edge {_name(edge)} is in the store but in no chain entry (a row was inserted)"
+                return (f"edge {_name(edge)} is in the store but in no chain entry (a row was inserted, or its key "
+                        "or rule edited)")  # fmt: skip
             if found[:3] != replayed[:3]:
                 return (f"edge {_name(edge)}: the store says count {found[2]}, first {found[0]}, last {found[1]}; the "
                         f"chain says count {replayed[2]}, first {replayed[0]}, last {replayed[1]} (the row was "
                         "edited)")  # fmt: skip
-            if found[3:] != replayed[3:]:
-                return (f"edge {_name(edge)}: the store says rule {escaped(repr(found[3]))}, reason "
-                        f"{escaped(repr(found[4]))}; the chain says rule {escaped(repr(replayed[3]))}, reason "
-                        f"{escaped(repr(replayed[4]))} (the row was edited)")  # fmt: skip
+            if found[3] != replayed[3]:
+                return (f"edge {_name(edge)}: the store says reason {escaped(repr(found[3]))}; the chain says reason "
+                        f"{escaped(repr(replayed[3]))} (the row was edited)")  # fmt: skip
         if state:
             return f"edge {_name(sorted(state)[0])} is in the chain but not in the store (a row was deleted)"
         return None
@@ -242,15 +273,15 @@ class Replay:
 def _edge_row(edge: tuple[Any, ...], values: list[Any]) -> bool:
     """Whether a stored row has an edge's types (a column SQLite let someone fill with a blob, say)."""
     return (
-        len(edge) == 6
+        len(edge) == 7
         and all(isinstance(part, str) for part in edge)
         and all(type(value) in (int, float) for value in values[:2])
         and type(values[2]) is int
-        and all(value is None or isinstance(value, str) for value in values[3:])
+        and (values[3] is None or isinstance(values[3], str))
     )
 
 
-def _read(text: str) -> tuple[str, list[Sequence[Any]], str | None]:
+def _read(text: str) -> tuple[str, list[Sequence[Any]], str | None, int]:
     """An entry's kind and its changes, each checked for shape: a signed entry is only as good as what it
     says, and a malformed one is named, not a traceback."""
     try:
@@ -268,7 +299,11 @@ def _read(text: str) -> tuple[str, list[Sequence[Any]], str | None]:
     token = record.get("token")
     if token is not None and not isinstance(token, str):
         raise _Malformed("a write token that is not text")
-    return record["kind"], changes, token
+    version = record.get("version", BY_FLOW)
+    if type(version) is not int or version not in (BY_FLOW, VERSION):
+        raise _Malformed(f"version {escaped(repr(version))[:40]}, which this release does not read (written by a newer "
+                         "one?)")  # fmt: skip
+    return record["kind"], changes, token, version
 
 
 def is_change(change: Any) -> bool:
@@ -284,24 +319,40 @@ def is_change(change: Any) -> bool:
     )
 
 
-def _add(state: dict[tuple[str, ...], list[Any]], row: Sequence[Any]) -> None:
-    """One change replayed as the store's upsert applies it: counts add, times widen, a rule or reason
-    that is given replaces the one before (`coalesce`)."""
-    edge, first, last, count = tuple(row[:6]), row[6], row[7], row[8]
-    rule, reason = row[9], row[10] if len(row) > 10 else None
+def _add(state: dict[tuple[str, ...], list[Any]], row: Sequence[Any], edge: tuple[str, ...] | None = None) -> None:
+    """One change replayed as the store's upsert applies it: the edge is the flow and its rule (`edge`,
+    when given, instead); counts add, times widen, a reason that is given replaces the one before
+    (`coalesce`)."""
+    if edge is None:
+        edge = (*row[:6], row[9] or "")
+    first, last, count, reason = row[6], row[7], row[8], row[10] if len(row) > 10 else None
     found = state.get(edge)
     if found is None:
-        state[edge] = [first, last, count, rule, reason]
+        state[edge] = [first, last, count, reason]
         return
     found[0] = min(found[0], first)
     found[1] = max(found[1], last)
     found[2] += count
-    if rule is not None:
-        found[3] = rule
     if reason is not None:
-        found[4] = reason
+        found[3] = reason
+
+
+def _add_by_flow(
+    state: dict[tuple[str, ...], list[Any]], by_flow: dict[tuple[str, ...], tuple[str, ...]], row: Sequence[Any]
+) -> None:
+    """A change keyed by flow alone (version 1), replayed as that release's upsert applied it: the flow's
+    one edge takes the rule given (`coalesce`: none given keeps the one before), with everything it held."""
+    flow, rule = tuple(row[:6]), row[9]
+    edge = by_flow.get(flow)
+    if edge is None:
+        edge = by_flow[flow] = (*flow, rule or "")
+    elif rule is not None and rule != edge[6]:
+        state[(*flow, rule)] = state.pop(edge)
+        edge = by_flow[flow] = (*flow, rule)
+    _add(state, row, edge)
 
 
 def _name(edge: tuple[str, ...]) -> str:
-    caller, purpose, labels, checkpoint, _, decision = (escaped(str(part)) for part in edge)
-    return f"(caller {caller}, purpose {purpose or '-'}, labels {labels or '-'}, checkpoint {checkpoint or '-'}, {decision})"
+    caller, purpose, labels, checkpoint, _, decision, rule = (escaped(str(part)) for part in edge)
+    how = f"{decision} by {rule}" if rule else decision
+    return f"(caller {caller}, purpose {purpose or '-'}, labels {labels or '-'}, checkpoint {checkpoint or '-'}, {how})"

@@ -1,6 +1,6 @@
 """OpenLineage export, the `openlineage` record sink: lineage flows as RunEvents for Marquez, Kafka or a file.
 
-A flow (the edge key: caller, purpose, input labels, checkpoint, output labels, decision) goes out once
+A flow (the edge key: caller, purpose, input labels, checkpoint, output labels, decision, rule) goes out once
 when this process first sees it, and its call count once per `snapshot_interval_s` in which it changed.
 The hot path only counts in a dict and, for a new flow, puts one small tuple on a bounded queue; one
 background thread builds the events and hands them to openlineage-python's transport (built by its own
@@ -119,7 +119,7 @@ class LabelsDatasetFacet(DatasetFacet):
 
 @dataclass(frozen=True, slots=True)
 class _Facts:
-    """What a flow's events say beyond its key (the last call's, when they change)."""
+    """What a flow's events say beyond its key (the last call's, when they change; the rule is the key's)."""
 
     rule: str | None
     reason: str | None
@@ -191,7 +191,7 @@ class OpenLineageRecorder:
             return None  # metadata and health RPCs: no labelled data, no lineage flow
         key = edge_key(decision, outcome, output_labels)
         tally = self._window.get(key)
-        if tally is None or tally.facts.rule != decision.rule or tally.facts.zones != decision.zones:
+        if tally is None or tally.facts.zones != decision.zones:
             facts = _Facts(decision.rule, decision.reason, decision.zones)
             if tally is None:
                 tally = self._window[key] = _Tally(facts)

@@ -30,17 +30,18 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import conninfo
+from psycopg import conninfo, sql
 
 from proxy.errors import StartupError
 from proxy.logs import escaped
 from proxy.record import integrity
 from proxy.record.integrity import Replay, Report
-from proxy.record.store import TAMPERED_START, UNVERIFIED_PURGE, EdgeKey, EdgeRow, EdgeWrite, SchemaTooNew, flat
+from proxy.record.store import TAMPERED_START, UNVERIFIED_PURGE, EdgeRow, EdgeWrite, SchemaTooNew, flat
 
 log = logging.getLogger("lineage_proxy.edges")
 
-SCHEMA_VERSION = 1
+# 2: the rule is part of an edge's key (1: a store made before, re-keyed when a writer opens it)
+SCHEMA_VERSION = 2
 # every write transaction takes this lock first (pg_advisory_xact_lock): the chain's writers in turn
 LOCK_ID = 0x6C696E65616765  # "lineage"
 DEFAULT_CONNECT_TIMEOUT_S = 5
@@ -59,9 +60,9 @@ CREATE TABLE IF NOT EXISTS edges (
     first_seen    double precision NOT NULL,
     last_seen     double precision NOT NULL,
     count         bigint NOT NULL,
-    rule          text,
+    rule          text NOT NULL DEFAULT '',
     reason        text,
-    PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision)
+    PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision, rule)
 );
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen);
 CREATE TABLE IF NOT EXISTS chain (
@@ -74,8 +75,9 @@ CREATE TABLE IF NOT EXISTS chain (
 CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (token text PRIMARY KEY, at double precision NOT NULL);
 """
-_KEY = "caller, purpose, input_labels, checkpoint, output_labels, decision"
-_COLUMNS = f"{_KEY}, first_seen, last_seen, count, rule"
+_FLOW = "caller, purpose, input_labels, checkpoint, output_labels, decision"
+_KEY = f"{_FLOW}, rule"  # an edge: its flow and the rule that decided it ('' for none)
+_COLUMNS = f"{_FLOW}, first_seen, last_seen, count, rule"
 
 UPSERT = f"""
 INSERT INTO edges ({_COLUMNS}, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -83,9 +85,9 @@ ON CONFLICT ({_KEY}) DO UPDATE SET
     count = edges.count + excluded.count,
     first_seen = least(edges.first_seen, excluded.first_seen),
     last_seen = greatest(edges.last_seen, excluded.last_seen),
-    rule = coalesce(excluded.rule, edges.rule),
     reason = coalesce(excluded.reason, edges.reason)
 """
+_ROWS = f"SELECT {_COLUMNS}, reason FROM edges ORDER BY checkpoint, purpose, caller, input_labels, rule"
 
 
 # what a server says while it cannot take a connection for now, in libpq's (English) words. A server whose
@@ -196,7 +198,15 @@ class PostgresStore:
             except psycopg.errors.WrongObjectType as exc:  # a view (or another kind) where a lineage table goes
                 raise StartupError(f"lineage database {redact(self.url)}: a lineage table's name is taken by something "
                                    f"else: {one_line(exc)}; look into it") from None  # fmt: skip
-            self._check_version(cur, True)
+            odd = self._oddities(cur)  # before anything is changed (a trigger or rule would act on it)
+            if odd:
+                raise StartupError(f"lineage database {redact(self.url)}: its tables have {odd}; only lineage-proxy "
+                                   "writes them (they can change what is written, and what a purge signs): look into "
+                                   "them, then drop them")  # fmt: skip
+            version = self._check_version(cur, True)
+            self._rekey(cur)
+            if version is not None and version < SCHEMA_VERSION:
+                cur.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             cur.execute("SELECT 1 FROM chain LIMIT 1")
             if cur.fetchone() is None:  # no PostgreSQL store was ever written without its chain
                 cur.execute("SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'anchor'), EXISTS (SELECT 1 FROM edges)")
@@ -208,11 +218,6 @@ class PostgresStore:
             cur.execute(
                 "INSERT INTO meta (key, value) VALUES ('origin', %s) ON CONFLICT DO NOTHING", (uuid.uuid4().hex,)
             )
-            odd = self._oddities(cur)
-            if odd:
-                raise StartupError(f"lineage database {redact(self.url)}: its tables have {odd}; only lineage-proxy "
-                                   "writes them (they can change what is written, and what a purge signs): look into "
-                                   "them, then drop them")  # fmt: skip
             cur.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
             last = cur.fetchone()
             if last is not None and self._key is not None and self._adopt_head == last[0]:
@@ -264,7 +269,8 @@ class PostgresStore:
             self._drop()
             raise
 
-    def _check_version(self, cur: psycopg.Cursor[Any], has_meta: bool) -> None:
+    def _check_version(self, cur: psycopg.Cursor[Any], has_meta: bool) -> int | None:
+        """The store's schema version (None: a new store, whose version a writer records now)."""
         version = None
         if has_meta:
             cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
@@ -275,6 +281,31 @@ class PostgresStore:
         elif version is not None and version > SCHEMA_VERSION:
             raise SchemaTooNew(f"{redact(self.url)}: schema version {version} was written by a newer lineage-proxy "
                                f"(this one knows {SCHEMA_VERSION})")  # fmt: skip
+        return version
+
+    def _rekey(self, cur: psycopg.Cursor[Any]) -> None:
+        """A store made before the rule keyed an edge (schema version 1) keyed by it now, in the opening
+        transaction (under the chain lock, so the other writers wait; a writer of the release before then
+        refuses the store: SchemaTooNew). Every row stays as it was, "no rule" as '' for NULL; the chain
+        is left as written: its entries say they are keyed by flow alone, and `verify` replays them so."""
+        cur.execute("SELECT c.conname, array_agg(a.attname::text) FROM pg_constraint c JOIN pg_attribute a "
+                    "ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
+                    "WHERE c.conrelid = to_regclass('edges') AND c.contype = 'p' GROUP BY c.conname")  # fmt: skip
+        found = cur.fetchone()
+        if found is not None and "rule" in found[1]:
+            return
+        drop = sql.SQL("DROP CONSTRAINT {}, ").format(sql.Identifier(found[0])) if found else sql.SQL("")
+        try:
+            cur.execute("UPDATE edges SET rule = '' WHERE rule IS NULL")
+            cur.execute(sql.SQL("ALTER TABLE edges ALTER COLUMN rule SET DEFAULT '', ALTER COLUMN rule SET NOT NULL, "
+                                "{}ADD PRIMARY KEY ({})").format(drop, sql.SQL(_KEY)))  # fmt: skip
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise StartupError(f"lineage database {redact(self.url)}: its edges are keyed by rule from this release "
+                               f"on, which changes the table once, and this role may not ({one_line(exc)}): start one "
+                               "proxy once as the table's owner") from None  # fmt: skip
+        log.warning("lineage database %s: its edges are keyed by their rule from now on (each kind of denial of "
+                    "a flow is an edge of its own); the edges it held are kept as they were",
+                    redact(self.url))  # fmt: skip
 
     # -- EdgeStore
 
@@ -362,13 +393,15 @@ class PostgresStore:
         since; so is this store itself (`head`: the source's), and a signed copy onto an unsigned chain,
         which would leave the unkeyed writers' entries after it unverifiable. Returns what was copied
         before, or None when copied now."""
-        params = [(*row.key, row.first_seen, row.last_seen, row.count, row.rule, row.reason) for row in rows]
+        params = [flat((row.key, row.first_seen, row.last_seen, row.count, row.rule, row.reason)) for row in rows]
         if not params:
             return None  # nothing to add, nothing to remember
-        # a new store's first entry (an empty snapshot) is the same in every store with the same key, or none:
-        # never taken for a history
+        # a new store's first entry (an empty snapshot) is the same in every store with the same key, or none,
+        # of the same release: never taken for a history
         empty = {
-            integrity.link(integrity.GENESIS, integrity.body(integrity.SNAPSHOT, []), k) for k in (None, self._key)
+            integrity.link(integrity.GENESIS, integrity.body(integrity.SNAPSHOT, [], version=v), k)
+            for k in (None, self._key)
+            for v in (integrity.BY_FLOW, integrity.VERSION)
         }
         tokens = [f"copy:{origin}", *(f"copy:{h}" for h in history if h not in empty)]
         with self._transaction() as cur:
@@ -485,15 +518,15 @@ class PostgresStore:
                 return report, [], None  # nothing is copied from a record that does not verify
             cur.execute("SELECT value FROM meta WHERE key = 'origin'")
             found = cur.fetchone()
-            cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY checkpoint, purpose, caller, input_labels")
-            rows = [EdgeRow(EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10]) for row in cur.fetchall()]
+            cur.execute(_ROWS)
+            rows = [EdgeRow.stored(row) for row in cur.fetchall()]
         return report, rows, found[0] if found else None
 
     def rows(self) -> list[EdgeRow]:
         with self._transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY checkpoint, purpose, caller, input_labels")
+            cur.execute(_ROWS)
             found = cur.fetchall()
-        return [EdgeRow(EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10]) for row in found]
+        return [EdgeRow.stored(row) for row in found]
 
     def close(self) -> None:
         self._drop()

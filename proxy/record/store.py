@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -24,8 +24,10 @@ from proxy.record.integrity import Report
 
 log = logging.getLogger("lineage_proxy.edges")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS edges (
+# the edge table (`{name}`: edges, or the table a store made before the rule keyed an edge is copied into);
+# the rule is part of the key, '' when no rule fired (an allowed call)
+EDGES_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     caller        TEXT NOT NULL,
     purpose       TEXT NOT NULL,
     input_labels  TEXT NOT NULL,
@@ -35,10 +37,12 @@ CREATE TABLE IF NOT EXISTS edges (
     first_seen    REAL NOT NULL,
     last_seen     REAL NOT NULL,
     count         INTEGER NOT NULL,
-    rule          TEXT,
+    rule          TEXT NOT NULL DEFAULT '',
     reason        TEXT,
-    PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision)
-) WITHOUT ROWID;
+    PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision, rule)
+) WITHOUT ROWID
+"""
+_CHAIN_TABLES = """
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen);
 CREATE TABLE IF NOT EXISTS chain (
     seq  INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,6 +53,7 @@ CREATE TABLE IF NOT EXISTS chain (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+SCHEMA = f"{EDGES_TABLE.format(name='edges')};{_CHAIN_TABLES}"
 LINEAGE_TABLES = frozenset({"edges", "chain", "meta"})
 _COLUMNS = "caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, rule"
 
@@ -56,17 +61,19 @@ UPSERT = """
 INSERT INTO edges (caller, purpose, input_labels, checkpoint, output_labels, decision,
                    first_seen, last_seen, count, rule, reason)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (caller, purpose, input_labels, checkpoint, output_labels, decision) DO UPDATE SET
+ON CONFLICT (caller, purpose, input_labels, checkpoint, output_labels, decision, rule) DO UPDATE SET
     count = count + excluded.count,
     first_seen = min(first_seen, excluded.first_seen),
     last_seen = max(last_seen, excluded.last_seen),
-    rule = coalesce(excluded.rule, rule),
     reason = coalesce(excluded.reason, reason)
 """
 
 
 class EdgeKey(NamedTuple):
-    """The identity of a lineage flow (CONTRACT.md §5). Label sets are stored sorted, comma-joined."""
+    """The identity of a lineage edge: the flow (caller, purpose, input labels, checkpoint, output
+    labels, decision: CONTRACT.md §5) and the rule that decided it ('' when none did: an allowed call),
+    so each kind of denial of one flow is an edge of its own, and an approved kind never hides an
+    unapproved one. Label sets are stored sorted, comma-joined."""
 
     caller: str
     purpose: str
@@ -74,17 +81,20 @@ class EdgeKey(NamedTuple):
     checkpoint: str
     output_labels: str
     decision: str
+    rule: str = ""
 
 
 # One edge's write: key, first_seen, last_seen, count, rule, and the reason the caller was given (the
-# reason may be left out: a store written before it existed, or a caller that has none).
+# reason may be left out: a store written before it existed, or a caller that has none). The rule is the
+# key's; a key built without one ('') takes the write's.
 EdgeWrite = tuple[EdgeKey, float, float, int, str | None] | tuple[EdgeKey, float, float, int, str | None, str | None]
 
 
 def flat(row: EdgeWrite) -> tuple[Any, ...]:
-    """One edge write as statement parameters (and journal rows): the key's fields, then first, last,
-    count, rule, reason."""
-    return (*row[0], *row[1:5], row[5] if len(row) > 5 else None)
+    """One edge write as statement parameters (and journal rows, and chain changes): the flow's fields,
+    then first, last, count, rule ('' for none: it is part of the key), reason."""
+    key = row[0]
+    return (*key[:6], row[1], row[2], row[3], key.rule or row[4] or "", row[5] if len(row) > 5 else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +103,24 @@ class EdgeRow:
     first_seen: float
     last_seen: float
     count: int
-    rule: str | None
+    rule: str | None  # the key's rule; None when none fired
     reason: str | None = None  # what the caller was told (a denial's message), when the store has it
+
+    def __post_init__(self) -> None:
+        """`rule` and the key's rule are one: a key built without its rule takes the row's, and a row given
+        none takes the key's."""
+        rule = self.key.rule or self.rule or None
+        if self.key.rule != (rule or ""):
+            object.__setattr__(self, "key", self.key._replace(rule=rule or ""))
+        if self.rule != rule:
+            object.__setattr__(self, "rule", rule)
+
+    @classmethod
+    def stored(cls, row: Sequence[Any]) -> EdgeRow:
+        """A row as a store holds it: the flow's fields, first, last, count, rule, reason (a rule stored as
+        '', or as NULL in a store not re-keyed yet, is none)."""
+        rule = row[9] or None
+        return cls(EdgeKey._make((*row[:6], rule or "")), row[6], row[7], row[8], rule, row[10])
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -235,16 +261,18 @@ class SqliteStore:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
-            if "reason" not in self._columns():  # a store made before reasons were kept
-                self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
-            if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
-                self._start_chain(pre_chain=pre_chain)
-            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
-            odd = self._oddities()
+            odd = self._oddities()  # before anything is changed (a trigger would fire on it, or go with its table)
             if odd:
                 raise StartupError(f"lineage store {self.path}: it has {odd}; only lineage-proxy writes its tables "
                                    "(a trigger can change what is written, and what a purge signs): look into them, "
                                    "then drop them")  # fmt: skip
+            if "reason" not in self._columns():  # a store made before reasons were kept
+                self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
+            if "rule" not in self._key_columns():
+                self._rekey()
+            if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
+                self._start_chain(pre_chain=pre_chain)
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
             last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
             adopting = adopt_head is not None and last is not None and last[0] == adopt_head and self._key is not None
             if adopting:
@@ -258,6 +286,30 @@ class SqliteStore:
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
+
+    def _key_columns(self) -> set[str]:
+        return {row[1] for row in self._db.execute("PRAGMA table_info(edges)") if row[5]}
+
+    def _rekey(self) -> None:
+        """A store made before the rule keyed an edge, keyed by it now (SQLite changes no primary key in
+        place: the table is copied), in the opening transaction. Every row stays as it was, "no rule" as ''
+        for NULL; the chain is left as written: its entries say they are keyed by flow alone, and `verify`
+        replays them so (integrity.py)."""
+        self._db.execute("DROP TABLE IF EXISTS edges_rekeyed")  # never another's rows mixed in
+        self._db.execute(EDGES_TABLE.format(name="edges_rekeyed"))
+        try:
+            self._db.execute(f"INSERT INTO edges_rekeyed ({_COLUMNS}, reason) SELECT caller, purpose, input_labels, "
+                             "checkpoint, output_labels, decision, first_seen, last_seen, count, coalesce(rule, ''), "
+                             "reason FROM edges")  # fmt: skip
+        except sqlite3.IntegrityError as exc:
+            raise StartupError(f"lineage store {self.path}: its edges cannot be keyed by rule ({exc}): a row "
+                               "holds what lineage-proxy never writes; `lineage-proxy verify --integrity` names "
+                               "it") from None  # fmt: skip
+        self._db.execute("DROP TABLE edges")
+        self._db.execute("ALTER TABLE edges_rekeyed RENAME TO edges")
+        self._db.execute("CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen)")
+        log.warning("lineage store %s: its edges are keyed by their rule from now on (each kind of denial of a flow "
+                    "is an edge of its own); the edges it held are kept as they were", self.path)  # fmt: skip
 
     def upsert(self, rows: Iterable[EdgeWrite]) -> None:
         params = [flat(row) for row in rows]
@@ -472,10 +524,9 @@ class SqliteStore:
     def rows(self) -> list[EdgeRow]:
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
         cursor = self._db.execute(
-            "SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, "
-            f"count, rule, {reason} FROM edges ORDER BY checkpoint, purpose, caller, input_labels"
+            f"SELECT {_COLUMNS}, {reason} FROM edges ORDER BY checkpoint, purpose, caller, input_labels, rule"
         )
-        return [EdgeRow(EdgeKey(*row[:6]), row[6], row[7], row[8], row[9], row[10]) for row in cursor]
+        return [EdgeRow.stored(row) for row in cursor]
 
     def close(self) -> None:
         self._db.close()

@@ -75,8 +75,8 @@ def test_counts_are_exact_after_concurrent_calls(vllm, make_proxy, loop_thread, 
 
     loop_thread.run(flush())
     assert rows(tmp_path / "lineage.db") == {
-        ("anonymous", "assistant", "team-a", ROOT, "team-a", "allow"): 60,
-        ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow"): 30,
+        ("anonymous", "assistant", "team-a", ROOT, "team-a", "allow", ""): 60,
+        ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow", ""): 30,
     }
 
 
@@ -93,7 +93,7 @@ def test_a_new_flow_survives_kill_9_right_after_the_response(vllm, tmp_path) -> 
     finally:
         serve.stop()
     found = rows(store)
-    assert found == {("anonymous", "assistant", "fresh-flow,pii:email", ROOT, "fresh-flow,pii:email", "allow"): 1}
+    assert found == {("anonymous", "assistant", "fresh-flow,pii:email", ROOT, "fresh-flow,pii:email", "allow", ""): 1}
 
 
 def test_retention_purges_old_edges(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -119,7 +119,7 @@ def test_two_workers_share_one_store(vllm, tmp_path) -> None:  # type: ignore[no
         assert serve.stop() == 0
     finally:
         serve.stop()
-    assert rows(store) == {("anonymous", "assistant", "shared", ROOT, "shared", "allow"): 40}
+    assert rows(store) == {("anonymous", "assistant", "shared", ROOT, "shared", "allow", ""): 40}
     reader = SqliteStore(store, readonly=True)
     report = reader.integrity()  # two writers took turns appending to one hash chain
     reader.close()
@@ -184,6 +184,6 @@ def test_a_store_outage_loses_no_count_and_is_logged_once(vllm, make_proxy, loop
     failing.failing = False  # the disk has room again
     loop_thread.run(proxy.process.runtime.sinks.flush())
     assert rows(tmp_path / "lineage.db") == {
-        ("anonymous", "assistant", f"outage-{n}", ROOT, f"outage-{n}", "allow"): 4 for n in range(3)
+        ("anonymous", "assistant", f"outage-{n}", ROOT, f"outage-{n}", "allow", ""): 4 for n in range(3)
     }
     assert "lineage_proxy_edge_store_failing 0" in httpx.get(f"{proxy.url}/metrics").text

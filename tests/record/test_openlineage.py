@@ -203,6 +203,36 @@ def test_a_denied_flow_has_no_output(
     assert decision["decision"] == "deny" and decision["rule"] and "ads" in decision["reason"]
 
 
+def test_each_kind_of_denial_of_one_flow_is_a_flow_of_its_own(
+    vllm: Any, marquez: tuple[Marquez, str], make_proxy: Any
+) -> None:
+    """The rule is part of the flow's key: the route's refusal then the zone's, for one caller, purpose and
+    labels, go out as two flows, each with its rule (one flow kept the first rule and hid the second)."""
+    _, upstream = vllm
+    backend, url = marquez
+    text = f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "${{UPSTREAM}}"}}]
+routes: [{{model: restricted, upstream: llm, purposes: [assistant]}}, {{model: "*", upstream: llm}}]
+callers: [{{name: ads-ranker, api_key_sha256: {sha(KEYS["ads"])}, purposes: [ads]}}]
+zones: [{{name: interaction-data, labels: [user-interaction], allow_purposes: [assistant]}}]
+lineage: {{store: "${{STORE}}", openlineage: {{url: "{url}"}}}}
+"""
+    proxy = make_proxy(text, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=KEYS["ads"], max_retries=0, timeout=10,
+                           default_headers={"x-purpose": "ads", "x-data-labels": "user-interaction"})  # fmt: skip
+    for model in ("restricted", SERVED, SERVED):
+        with pytest.raises(openai.PermissionDeniedError):
+            client.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+    events = backend.wait_for(2)
+    assert len(events) == 2
+    rules = [event["run"]["facets"]["lineageProxy_decision"]["rule"] for event in events]
+    assert rules == ["route:restricted", "zone:interaction-data"]
+    assert {(event["job"]["name"], event["inputs"][0]["name"]) for event in events} == {
+        ("policy-boundary", "user-interaction")
+    }
+
+
 def test_a_dead_backend_is_logged_once_counted_and_never_slows_a_call(
     vllm: Any, make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
 ) -> None:

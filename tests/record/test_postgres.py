@@ -105,8 +105,10 @@ def test_store_upserts_chains_and_versions_its_schema(postgres: PostgresServer) 
     again = PostgresStore(url)  # a second sidecar starting on the same database: no second schema or chain
     again.upsert([(KEY, 20.0, 20.0, 1, None)])
     rows = {r.key: r for r in store.rows()}
-    assert (rows[KEY].count, rows[KEY].first_seen, rows[KEY].last_seen) == (6, 5.0, 20.0)
-    assert (rows[KEY].rule, rows[KEY].reason) == ("zone:a", "why")
+    assert (rows[KEY].count, rows[KEY].first_seen, rows[KEY].last_seen) == (4, 5.0, 20.0)
+    assert (rows[KEY].rule, rows[KEY].reason) == (None, "why")
+    zoned = rows[KEY._replace(rule="zone:a")]  # the same flow decided by a rule: an edge of its own
+    assert (zoned.count, zoned.first_seen, zoned.last_seen, zoned.rule, zoned.reason) == (2, 10.0, 11.0, "zone:a", None)
     report = store.integrity()
     assert report.intact and report.entries == 4, report  # the first snapshot and three writes
     with psycopg.connect(url, autocommit=True) as conn:
@@ -116,8 +118,8 @@ def test_store_upserts_chains_and_versions_its_schema(postgres: PostgresServer) 
         PostgresStore(url)
     assert store.apply([(KEY, 30.0, 30.0, 1, None)], "t1") is True
     assert store.apply([(KEY, 30.0, 30.0, 1, None)], "t1") is False  # a token counts once
-    assert {r.key: r.count for r in store.rows()}[KEY] == 7
-    assert store.purge(1, now=86400 + 17.0) == 1  # `other` (last seen 7.0) goes, KEY stays
+    assert {r.key: r.count for r in store.rows()}[KEY] == 5
+    assert store.purge(1, now=86400 + 17.0) == 2  # `other` (last seen 7.0) and `zone:a` (11.0) go, KEY stays
     assert store.integrity().intact
     store.close()
     again.close()
@@ -166,7 +168,7 @@ def test_the_journal_limit_counts_the_writes_of_every_process_sharing_it(tmp_pat
     """Workers share one journal file: each keeps a running count of what it holds (no scan per write),
     which must still see the others' appends and removals."""
     path = tmp_path / "journal.db"
-    row = (*KEY, 1.0, 1.0, 1, None, None)
+    row = (*KEY[:6], 1.0, 1.0, 1, None, None)
     one, two = Journal(path, max_rows=3), Journal(path, max_rows=3)
     one.append("one:1", [row, row])
     with pytest.raises(JournalFull, match="holds 2 edge writes"):
@@ -205,8 +207,8 @@ def test_two_proxies_write_one_database_and_every_call_counts(  # type: ignore[n
     for proxy in proxies:
         flush(loop_thread, proxy)
     assert counts(url) == {
-        ("anonymous", "assistant", "team-a", ROOT, "team-a", "allow"): 4 * 80,
-        ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow"): 4 * 40,
+        ("anonymous", "assistant", "team-a", ROOT, "team-a", "allow", ""): 4 * 80,
+        ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow", ""): 4 * 40,
     }
     assert cli("verify", "--store", url, "--integrity").returncode == 0
 
@@ -236,7 +238,7 @@ def test_database_stopped_mid_load_loses_and_doubles_nothing(  # type: ignore[no
     loop_thread.run(during(postgres.start, "after"))  # and comes back under load
     loop_thread.run(proxy.process.stop())  # drains, flushes, and replays the journal
     assert seen == {"before": 100, "outage": 40, "after": 60}  # calls kept flowing throughout
-    assert counts(url) == {("anonymous", "assistant", k, ROOT, k, "allow"): n for k, n in seen.items()}
+    assert counts(url) == {("anonymous", "assistant", k, ROOT, k, "allow", ""): n for k, n in seen.items()}
     assert Journal(tmp_path / "journal.db").held() == 0
     assert cli("verify", "--store", url, "--integrity").returncode == 0
 
@@ -263,9 +265,9 @@ def test_require_record_fails_closed_exactly_while_nothing_can_record(  # type: 
     assert loop_thread.run(calls(proxy.url, ["audited"])) == [200]
     loop_thread.run(proxy.process.stop())
     found = counts(url)
-    assert found[("anonymous", "assistant", "audited", ROOT, "audited", "allow")] == 4
-    assert found[("anonymous", "assistant", "open", ROOT, "open", "allow")] == 2
-    assert found[("anonymous", "assistant", "audited", "", "", "deny")] == 2  # the refusals are recorded too
+    assert found[("anonymous", "assistant", "audited", ROOT, "audited", "allow", "")] == 4
+    assert found[("anonymous", "assistant", "open", ROOT, "open", "allow", "")] == 2
+    assert found[("anonymous", "assistant", "audited", "", "", "deny", "zone:audited")] == 2  # the refusals too
 
 
 def test_a_journal_whose_disk_refuses_while_the_database_is_away(  # type: ignore[no-untyped-def]
@@ -309,9 +311,9 @@ def test_a_journal_whose_disk_refuses_while_the_database_is_away(  # type: ignor
     assert loop_thread.run(calls(proxy.url, ["audited"])) == [200]
     loop_thread.run(proxy.process.stop())
     found = counts(url)
-    assert found[("anonymous", "assistant", "audited", ROOT, "audited", "allow")] == 3
-    assert found[("anonymous", "assistant", "open", ROOT, "open", "allow")] == 2
-    assert found[("anonymous", "assistant", "audited", "", "", "deny")] == 2
+    assert found[("anonymous", "assistant", "audited", ROOT, "audited", "allow", "")] == 3
+    assert found[("anonymous", "assistant", "open", ROOT, "open", "allow", "")] == 2
+    assert found[("anonymous", "assistant", "audited", "", "", "deny", "zone:audited")] == 2
 
 
 def test_kill_9_during_an_outage_loses_no_flow_whose_reply_was_sent(postgres, vllm, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -334,7 +336,7 @@ def test_kill_9_during_an_outage_loses_no_flow_whose_reply_was_sent(postgres, vl
         serve.stop()
     again = ServeProcess(str(config), env=env)  # the next start replays what the dead one journaled
     assert again.stop() == 0
-    assert counts(url) == {("anonymous", "assistant", "fresh-flow", ROOT, "fresh-flow", "allow"): 1}
+    assert counts(url) == {("anonymous", "assistant", "fresh-flow", ROOT, "fresh-flow", "allow", ""): 1}
 
 
 # -- the commands
@@ -359,21 +361,22 @@ def test_edges_copy_to_moves_a_sqlite_history_into_postgresql_once(postgres: Pos
     url = postgres.database()
     sqlite = SqliteStore(tmp_path / "lineage.db")
     sqlite.upsert([(KEY, 1.0, 2.0, 7, "zone:a", "a reason")])
-    sqlite.upsert([(KEY._replace(decision="deny"), 3.0, 4.0, 2, "caller:x", None), (KEY, 1.5, 5.0, 1, None)])
+    sqlite.upsert([(KEY._replace(decision="deny"), 3.0, 4.0, 2, "caller:x", None), (KEY, 1.5, 5.0, 1, "zone:a")])
     sqlite.close()
+    zoned, denied = KEY._replace(rule="zone:a"), KEY._replace(decision="deny", rule="caller:x")
     done = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url)
     assert done.returncode == 0, done.stderr
     assert "copied 2 edges (10 calls)" in done.stdout
     assert cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url).returncode == 0  # adds nothing
-    assert counts(url) == {tuple(KEY): 8, tuple(KEY._replace(decision="deny")): 2}
+    assert counts(url) == {tuple(zoned): 8, tuple(denied): 2}
     grown = SqliteStore(tmp_path / "lineage.db")  # the source goes on recording: a new head, the same history
-    grown.upsert([(KEY, 6.0, 6.0, 1, None)])
+    grown.upsert([(KEY, 6.0, 6.0, 1, "zone:a")])
     grown.close()
     again = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url)
     assert again.returncode == 0 and "copied into" in again.stdout and "nothing added" in again.stdout, again.stdout
-    assert counts(url) == {tuple(KEY): 8, tuple(KEY._replace(decision="deny")): 2}  # never counted twice
+    assert counts(url) == {tuple(zoned): 8, tuple(denied): 2}  # never counted twice
     store = PostgresStore(url, readonly=True)
-    row = next(r for r in store.rows() if r.key == KEY)
+    row = next(r for r in store.rows() if r.key == zoned)
     assert (row.first_seen, row.last_seen, row.rule, row.reason) == (1.0, 5.0, "zone:a", "a reason")
     assert store.integrity().intact
     store.close()
@@ -469,8 +472,8 @@ def test_two_sidecars_of_two_workers_each_write_one_database(postgres, vllm, loo
     finally:
         assert [s.stop() for s in servers] == [0, 0]  # SIGTERM: each worker flushes its counts
     assert counts(url) == {
-        ("anonymous", "assistant", "team-a", ROOT, "team-a", "allow"): 4 * 60,
-        ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow"): 4 * 30,
+        ("anonymous", "assistant", "team-a", ROOT, "team-a", "allow", ""): 4 * 60,
+        ("anonymous", "assistant", "team-b", ROOT, "team-b", "allow", ""): 4 * 30,
     }
     assert cli("verify", "--store", url, "--integrity").returncode == 0
 
@@ -499,8 +502,8 @@ def test_a_proxy_started_while_the_database_is_down_serves_and_writes_everything
     proxy.process.runtime.sinks.get("edges")._store._next_try = 0.0  # type: ignore[union-attr]
     loop_thread.run(proxy.process.stop())  # drains, flushes, and replays the journal
     assert counts(url) == {
-        ("anonymous", "assistant", "audited", ROOT, "audited", "allow"): 2,
-        ("anonymous", "assistant", "open", ROOT, "open", "allow"): 1,
+        ("anonymous", "assistant", "audited", ROOT, "audited", "allow", ""): 2,
+        ("anonymous", "assistant", "open", ROOT, "open", "allow", ""): 1,
     }
     assert Journal(tmp_path / "journal.db").held() == 0
     assert cli("verify", "--store", url, "--integrity").returncode == 0
@@ -574,7 +577,7 @@ def test_a_purge_or_a_start_never_signs_an_edited_fleet_record(
     store.upsert([(KEY, 100.0, 100.0, 3, None), (KEY._replace(decision="deny"), 100.0, 100.0, 2, "zone:z", "no")])
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DELETE FROM edges WHERE decision = 'deny'")
-        conn.execute("INSERT INTO edges VALUES ('old', 'p', '', '', '', 'allow', 0, 0, 1, NULL, NULL)")
+        conn.execute("INSERT INTO edges VALUES ('old', 'p', '', '', '', 'allow', 0, 0, 1, '', NULL)")
     with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
         assert store.purge(30) == 0  # the purgeable row stays: a snapshot would sign the edited table
         assert "retention purge skipped: the record does not verify" in caplog.text
@@ -605,7 +608,7 @@ def test_a_journaled_batch_edited_or_added_by_hand_is_never_replayed_and_signed(
         db.execute(
             "UPDATE entries SET rows = replace(rows, ',2,\"zone:z\"', ',0,\"zone:z\"') WHERE CAST(rows AS TEXT) LIKE '%deny%'"
         )
-        forged = orjson.dumps([[*KEY._replace(caller="forged"), 4.0, 4.0, 100, None, None]]).decode()
+        forged = orjson.dumps([[*KEY._replace(caller="forged")[:6], 4.0, 4.0, 100, None, None]]).decode()
         db.execute("INSERT INTO entries (token, n, rows, mac) VALUES ('x:1', 1, ?, 'ab12')", (forged,))
         db.execute("INSERT INTO entries (token, n, rows) VALUES ('x:2', 1, ?)", (forged,))
     store._next_try = 0.0
@@ -715,7 +718,7 @@ def test_an_unsigned_journal_batch_is_set_aside_however_it_got_there(
                    "n INTEGER NOT NULL, rows TEXT NOT NULL)")  # fmt: skip
         for id_ in (-5, 1, 2):
             db.execute("INSERT INTO entries (id, token, n, rows) VALUES (?, ?, 1, ?)", (id_, f"x:{id_}",
-                       orjson.dumps([[*KEY._replace(caller="forged"), 1.0, 1.0, 9, None, None]]).decode()))  # fmt: skip
+                       orjson.dumps([[*KEY._replace(caller="forged")[:6], 1.0, 1.0, 9, None, None]]).decode()))  # fmt: skip
         db.execute("INSERT INTO entries (id, token, n, rows) VALUES (3, x'00', 1, '[]')")
     store = JournaledStore(PostgresStore(url, key=b"k"), Journal(path, key=b"k"))
     with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
@@ -726,8 +729,8 @@ def test_an_unsigned_journal_batch_is_set_aside_however_it_got_there(
     plain_url = postgres.database()  # an unkeyed store (a keyed one refuses unkeyed writers)
     unkeyed = JournaledStore(PostgresStore(plain_url), Journal(tmp_path / "j2.db"))
     unkeyed.journal.append("p:1", [["a", "b", "c", "d", "e", "allow", "soon", 1.0, 1, None, None]])
-    unkeyed.journal.append("p:2", [[*KEY, 2.0, 2.0, 1, None]])  # 10 items: no reason
-    unkeyed.journal.append("p:3", [[*KEY._replace(caller="big"), 3.0, 3.0, 2**63, None, None]])  # over bigint
+    unkeyed.journal.append("p:2", [[*KEY[:6], 2.0, 2.0, 1, None]])  # 10 items: no reason
+    unkeyed.journal.append("p:3", [[*KEY._replace(caller="big")[:6], 3.0, 3.0, 2**63, None, None]])  # over bigint
     unkeyed._backlog, unkeyed._next_try = True, 0.0
     unkeyed.upsert([])  # the wrong types, and values the database refuses: set aside, never retried for ever
     assert unkeyed.rejected == 2 and unkeyed.journal.held() == 0 and counts(plain_url) == {tuple(KEY): 1}
@@ -884,7 +887,7 @@ def test_rows_committed_while_a_purge_waits_on_its_delete_are_never_signed(
                 purging.join(0.01)
         held.execute("DELETE FROM edges WHERE decision = 'deny'")
         held.execute(
-            "INSERT INTO edges VALUES ('ads-ranker', 'ads', 'health', 'evil', '', 'allow', 1e9, 9e9, 1, NULL, NULL)"
+            "INSERT INTO edges VALUES ('ads-ranker', 'ads', 'health', 'evil', '', 'allow', 1e9, 9e9, 1, '', NULL)"
         )
         held.commit()
         purging.join(30)
