@@ -33,6 +33,9 @@ def select(rows: list[EdgeRow], args: argparse.Namespace) -> list[EdgeRow]:
             continue
         if getattr(args, "decision", None) and key.decision != args.decision:
             continue
+        rule = getattr(args, "rule", None)
+        if rule is not None and key.rule != ("" if rule == "-" else rule):
+            continue
         out.append(row)
     return out
 

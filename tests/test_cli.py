@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json as json_module
 import re
 import signal
 import socket
@@ -156,6 +157,21 @@ def test_edges_filters_by_decision(tmp_path: Path) -> None:
     result = cli("edges", "--store", store, "--decision", "audit-deny", "--json")
     assert result.returncode == 0
     assert [line.count('"decision":"audit-deny"') for line in result.stdout.splitlines()] == [1, 1]
+
+
+def test_edges_filters_by_rule(tmp_path: Path) -> None:
+    """Each kind of denial of one flow is an edge of its own: `--rule` picks one kind, `-` the allowed calls."""
+    path = tmp_path / "l.db"
+    store = SqliteStore(path)
+    flow = ("app", "ads", "pii:email", "", "")
+    store.upsert([(EdgeKey(*flow, "deny", "route:restricted"), 1.0, 2.0, 1, None),
+                  (EdgeKey(*flow, "deny", "zone:pii"), 1.0, 2.0, 2, None),
+                  (EdgeKey("app", "ads", "public", "m", "public", "allow"), 1.0, 2.0, 3, None)])  # fmt: skip
+    store.close()
+    for rule, counts in (("zone:pii", [2]), ("route:restricted", [1]), ("-", [3]), ("zone:other", [])):
+        result = cli("edges", "--store", str(path), "--rule", rule, "--json")
+        assert result.returncode == 0, result.stderr
+        assert [json_module.loads(line)["count"] for line in result.stdout.splitlines()] == counts, rule
 
 
 @pytest.mark.parametrize("json", [True, False])
