@@ -508,8 +508,14 @@ class StreamScanner:
         if remaining <= 0:
             self.found.add(TRUNCATED)
             return
-        piece = piece[:remaining]
+        if len(piece) > remaining:  # the rest is past the limit: unread
+            piece = piece[:remaining]
+            self.found.add(TRUNCATED)
         self._scanned += len(piece)
         window = self._tail + piece
         self.found |= self._detectors.scan(window)
         self._tail = window[-self.OVERLAP :]
+
+    def cut(self) -> None:
+        """What is fed next is a text of its own, not read run together with what came before."""
+        self._tail = ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -183,6 +183,7 @@ def user_strings(value: Any, out: list[str]) -> bool:
     stack = [value]
     pop, push, add = stack.pop, stack.append, out.append
     whole = True
+    printed_as_repr: set[int] = set()  # ids of the tool results in messages not the user's
     while stack and len(out) < MAX_STRINGS:
         item = pop()
         if type(item) is dict:
@@ -192,8 +193,13 @@ def user_strings(value: Any, out: list[str]) -> bool:
                 for key in ("input", "content"):  # a call's input whole; a result's content but its images
                     printed = item.get(key)
                     if type(printed) is dict or type(printed) is list:
-                        whole = rendered_strings(printed, out, payloads=key == "input") and whole
+                        payloads = key == "input" or id(item) in printed_as_repr
+                        whole = rendered_strings(printed, out, payloads=payloads) and whole
                         children = [child for child in children if child is not printed]
+            elif block is None and item.get("role", "user") != "user" and type(item.get("content")) is list:
+                # vLLM prints a tool result outside a user message as the Python repr of its blocks: an
+                # image's `source` (its link, its base64) is text the model reads there
+                printed_as_repr.update(id(part) for part in item["content"] if _printed_whole(part))
         elif type(item) is list:
             children = item
         else:
@@ -213,6 +219,13 @@ def user_strings(value: Any, out: list[str]) -> bool:
 # content blocks engines print whole, keys and all: a tool call's `input` (vLLM json.dumps it into the call's
 # arguments, llama.cpp dumps it), a tool's result (vLLM prints an assistant-side one as a Python repr)
 _PRINTED_WHOLE = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "tool_result", "mcp_tool_result"})
+
+
+def _printed_whole(part: Any) -> bool:
+    if type(part) is not dict:
+        return False
+    kind = part.get("type")
+    return type(kind) is str and kind in _PRINTED_WHOLE
 
 
 def _framing(key: str, value: Any) -> bool:
@@ -293,42 +306,99 @@ def _part_text(part: Any) -> str | None:
 Run = tuple[str, ...]  # consecutive text parts the model reads run together
 
 
-def join_text_parts(messages: Any, system: Any = None) -> tuple[Run, ...]:
+class _Moved:
+    """A content part the server takes out of the content before the template prints it: the text
+    parts on either side of it are printed together."""
+
+
+_MOVED = _Moved()
+Read = Callable[[Any], str | _Moved | None]  # a part's text; `_MOVED`; None: it parts the text around it
+
+
+def _block_text(block: Any) -> str | _Moved | None:
+    """An Anthropic content block as vLLM and llama.cpp put a message's content to the template: a text
+    block is text; an image (a link or base64) parts the text around it; every other block is taken out
+    (a tool use becomes a call, a tool result a message of its own, thinking the message's reasoning;
+    redacted thinking and blocks they do not know are dropped)."""
+    if type(block) is str:
+        return block
+    kind = block.get("type") if type(block) is dict else None
+    if kind == "text":
+        text = block.get("text")
+        return text if type(text) is str else _MOVED
+    if kind == "image":
+        source = block.get("source")
+        if type(source) is dict and source.get("type") in ("base64", "url"):  # (llama.cpp drops others)
+            return None
+    return _MOVED
+
+
+def _block_text_vllm(block: Any) -> str | _Moved | None:
+    """`_block_text` for a message not the user's, as vLLM reads it: a tool result stays in the content
+    as the text part `Tool result: <content>` (its blocks as a Python repr, which ends in `}]`)."""
+    if type(block) is dict and block.get("type") == "tool_result":
+        content = block.get("content")
+        if not content or type(content) is str:
+            return "Tool result: " + (content or "")
+        return None
+    return _block_text(block)
+
+
+def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) -> tuple[Run, ...]:
     """The runs of texts the model may read run together, for the detectors to scan where they meet
     (`boundary_windows`) as well as each piece: a message's consecutive text parts (templates print them
     with nothing between: Qwen2-VL's, which vLLM uses for OpenAI-style content; Gemma 3's trims each
-    first), the text blocks of a tool result, and the system prompt's blocks with system-role messages
-    (vLLM and llama.cpp join them). Others put a newline between parts (vLLM's string format), so each
-    part is scanned on its own too."""
+    first), the text blocks of a tool result, and the system prompt's blocks with system-role messages'
+    text, whether a string or parts (vLLM and llama.cpp join them). Others put a newline between parts
+    (vLLM's string format), so each part is scanned on its own too. `blocks`: Anthropic content blocks
+    (`_block_text`), where the text blocks around a tool use, a tool result or thinking are consecutive
+    once the server has taken those out, and a message's thinking blocks are its reasoning, joined."""
+    read: Read = _block_text if blocks else _part_text
     runs: list[Run] = []
     systems: list[str] = []
     if type(system) is str:
         systems.append(system)
     elif type(system) is list:
-        systems.extend(t for t in map(_part_text, system) if t is not None)
+        systems.extend(_texts(system, read))
     for message in messages if type(messages) is list else ():
         if type(message) is not dict:
             continue
         content = message.get("content")
-        if message.get("role") == "system":
-            systems.extend([content] if type(content) is str else [])
+        role = message.get("role")
+        if role == "system":
+            if type(content) is str:
+                systems.append(content)
+            elif type(content) is list:
+                systems.extend(_texts(content, read))
         if type(content) is not list:
             continue
-        _runs(content, runs)
+        _runs(content, runs, read)
+        if blocks:
+            if role != "user" and any(type(b) is dict and b.get("type") == "tool_result" for b in content):
+                _runs(content, runs, _block_text_vllm)  # llama.cpp takes such a result out; vLLM keeps it
+            thinking = [b.get("thinking") for b in content if type(b) is dict and b.get("type") == "thinking"]
+            _runs([t for t in thinking if type(t) is str], runs)
         for part in content:  # a tool result's blocks (llama.cpp concatenates their text)
             if type(part) is dict and part.get("type") == "tool_result" and type(part.get("content")) is list:
-                _runs(part["content"], runs)
+                _runs(part["content"], runs, read)
     if len(systems) > 1:
         _runs(systems, runs)
-    return tuple(runs)
+    return tuple(dict.fromkeys(runs))  # each once (vLLM's and llama.cpp's readings share most runs)
 
 
-def _runs(parts: list[Any], runs: list[Run]) -> None:
-    """Each run of two or more consecutive text parts, as they are and with each part trimmed."""
+def _texts(parts: list[Any], read: Read) -> list[str]:
+    return [text for text in map(read, parts) if type(text) is str]
+
+
+def _runs(parts: list[Any], runs: list[Run], read: Read = _part_text) -> None:
+    """Each run of two or more consecutive text parts (`read`: parts taken out between them skipped), as
+    they are and with each part trimmed."""
     run: list[str] = []
     for part in (*parts, None):
-        text = _part_text(part) if part is not None else None
-        if text is not None:
+        text = read(part) if part is not None else None
+        if text is _MOVED:
+            continue
+        if type(text) is str:
             run.append(text)
             continue
         if len(run) > 1:
@@ -378,17 +448,23 @@ def _word_edge(text: str, at: int, step: int) -> int:
     return at
 
 
+_NUMBERS = frozenset({int, float, bool})
+
+
 def token_ids(value: Any) -> bool:
     """Whether a prompt or input holds token ids anywhere (`[64, 65]`, `[[1, 2]]`, llama.cpp's mixed
     `["text", 13, "text"]` and `{"prompt_string": [...]}`): text the proxy cannot read, which the model
-    reads whole."""
+    reads whole. Any number or boolean counts: vLLM's pydantic reads `15339.0`, `1.5339e4` and `true` as
+    token ids, llama.cpp any JSON number."""
     if value is None or type(value) is str:
         return False
+    if type(value) in _NUMBERS:
+        return True
     stack = [value]
     while stack:
         item = stack.pop()
         if type(item) is list:
-            if any(type(i) is int for i in item):
+            if any(type(i) in _NUMBERS for i in item):
                 return True
             stack.extend(i for i in item if type(i) is list or type(i) is dict)
         elif type(item) is dict:
@@ -414,9 +490,12 @@ def _holds_text(value: Any) -> bool:
 
 
 def _text_source(key: str, value: Any) -> bool:
-    """A document's `source` that is text, not a file (Anthropic: `{"type": "text", "data": ...}` or
-    `{"type": "content", "content": [blocks]}`): data to scan, though other sources are binary or links."""
-    return key == "source" and type(value) is dict and value.get("type") in ("text", "content")
+    """A `source` that is text, not a file: a document's (Anthropic: `{"type": "text", "data": ...}` or
+    `{"type": "content", "content": [blocks]}`) or a search result's (a string the model reads and cites):
+    data to scan, though other sources (objects) are binary or links."""
+    if key != "source":
+        return False
+    return type(value) is str or (type(value) is dict and value.get("type") in ("text", "content"))
 
 
 def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:
@@ -537,9 +616,10 @@ class Dialect(Protocol):
 
 
 class OutputText:
-    """Incremental digest, detection and (optional) capture of reply text as it passes."""
+    """Incremental digest, detection and (optional) capture of reply text as it passes; and detection of
+    the text the model wrote beside it (`aside`)."""
 
-    __slots__ = ("_capture", "_hash", "_scanner", "_seen", "_unread", "outcome")
+    __slots__ = ("_asides", "_capture", "_hash", "_room", "_scanner", "_seen", "_unread", "outcome")
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -548,6 +628,8 @@ class OutputText:
         self._capture: list[str] | None = [] if capture else None
         self._seen = False
         self._unread = False
+        self._asides: dict[Hashable, list[str]] | None = None
+        self._room = detectors.max_chars if detectors else 0  # how much of it is kept, at most the scan limit
 
     def add(self, text: str) -> None:
         if not text:
@@ -558,6 +640,25 @@ class OutputText:
             self._scanner.feed(text)
         if self._capture is not None:
             self._capture.append(text)
+
+    def aside(self, key: Hashable, text: str) -> None:
+        """Output the model wrote beside the reply's content: a tool call's name and arguments, its
+        reasoning or thinking, a refusal. Scanned for the output's labels at `finish`, the pieces of one
+        `key` run together and apart from the rest (within the same scan limit); not part of the digest
+        or the captured content, which are the content's."""
+        if not text or self._scanner is None:
+            return
+        self._room -= len(text)
+        if self._room < 0:  # past what a scan reads: not kept
+            self._unread = True
+            return
+        if self._asides is None:
+            self._asides = {}
+        pieces = self._asides.get(key)
+        if pieces is None:
+            self._asides[key] = [text]
+        else:
+            pieces.append(text)
 
     def unread(self) -> None:
         """Some of the reply's text was past a read limit: its labels say `scan:truncated`."""
@@ -585,6 +686,9 @@ class OutputText:
         if self._seen:
             self.outcome.output_digest = "sha256:" + self._hash.hexdigest()
         if self._scanner is not None:
+            for pieces in (self._asides or {}).values():
+                self._scanner.cut()
+                self._scanner.feed("".join(pieces))
             found = frozenset(self._scanner.found)
             self.outcome.output_detected = found | {TRUNCATED} if self._unread else found
         if self._capture:

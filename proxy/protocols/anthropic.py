@@ -3,7 +3,7 @@
 Served by upstreams of the `openai` dialect (the same servers, whose `/v1/models` names the weights).
 Requests: every top-level value but the parameters is read (`system`, `messages`: text blocks, tool uses
 and tool results are user data; `tools` whole). Replies:
-`content` blocks; streamed as typed events from `message_start` to `message_stop`.
+`content` blocks, thinking beside them; streamed as typed events from `message_start` to `message_stop`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def read_request(body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    joined = join_text_parts(data["messages"], data.get("system"))
+    joined = join_text_parts(data["messages"], data.get("system"), blocks=True)
     texts: list[str] = []
     whole = request_strings(data, _RENDERED, texts)
     params: list[tuple[str, Any]] = [
@@ -56,8 +56,13 @@ def read_request(body: bytes) -> Request:
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
 
 
+# blocks of the model's thinking: beside the content (`OutputText.aside`; redacted thinking is encrypted)
+_THINKING = ("thinking", "redacted_thinking")
+
+
 class MessagesObserver(SseObserver):
-    """Fills an Outcome from a Messages reply: text blocks (and tool inputs) in block order."""
+    """Fills an Outcome from a Messages reply: text blocks (and tool inputs) in block order; thinking
+    beside them."""
 
     __slots__ = ("_blocks",)
 
@@ -68,12 +73,16 @@ class MessagesObserver(SseObserver):
     def whole(self, reply: dict[str, Any]) -> None:
         self._message(reply)
         content = reply.get("content")
-        for block in content if isinstance(content, list) else ():
+        for at, block in enumerate(content if isinstance(content, list) else ()):
             if isinstance(block, dict):
                 if isinstance(block.get("text"), str):
                     self._text.add(block["text"])
                 elif "input" in block:
                     self._text.add(orjson.dumps(block["input"]).decode())
+                elif block.get("type") in _THINKING:  # beside the content, as a stream's thinking_delta is
+                    if isinstance(block.get("thinking"), str):
+                        self._text.aside((at, "thinking"), block["thinking"])
+                    continue
             self._text.end_piece()
         self._reason(reply.get("stop_reason"))
 
@@ -83,7 +92,16 @@ class MessagesObserver(SseObserver):
             delta = event.get("delta")
             text = None
             if isinstance(delta, dict):
-                text = delta.get("text") if delta.get("type") == "text_delta" else delta.get("partial_json")
+                form = delta.get("type")
+                if form == "text_delta":
+                    text = delta.get("text")
+                elif form == "thinking_delta":
+                    thinking = delta.get("thinking")
+                    if isinstance(thinking, str):
+                        index = event.get("index")
+                        self._text.aside((index if isinstance(index, int) else 0, "thinking"), thinking)
+                else:
+                    text = delta.get("partial_json")
             if isinstance(text, str) and text:
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()

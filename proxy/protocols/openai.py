@@ -147,7 +147,11 @@ class ReplyObserver(SseObserver):
         if isinstance(choices, list):
             for choice in sorted((c for c in choices if isinstance(c, dict)), key=_index):
                 message = choice.get("message")
-                text = message.get("content") if isinstance(message, dict) else choice.get("text")
+                if isinstance(message, dict):
+                    text = message.get("content")
+                    self._beside(_index(choice), message)
+                else:
+                    text = choice.get("text")
                 if isinstance(text, str):
                     self._text.add(text)
                 if isinstance(text, str) or _index(choice) == 0:  # as a stream ends choice 0's piece
@@ -165,7 +169,12 @@ class ReplyObserver(SseObserver):
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta")
-            text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+            if type(delta) is dict:
+                text = delta.get("content")
+                if (text is None or len(delta) != 1) and not _BESIDE.isdisjoint(delta):  # (content only: the hot path)
+                    self._beside(_index(choice), delta)
+            else:
+                text = choice.get("text")
             if isinstance(text, str) and text:
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()
@@ -178,6 +187,30 @@ class ReplyObserver(SseObserver):
             if isinstance(reason, str):
                 self.outcome.finish_reasons += (reason,)
 
+    def _beside(self, index: int, message: dict[str, Any]) -> None:
+        """What a choice's message (or a streamed delta of it) holds beside its content: the model's
+        reasoning, a refusal, tool calls' names and arguments (`OutputText.aside`, each run together
+        across deltas: a call's by its `index`)."""
+        for key, value in message.items():  # (a delta holds a key or two)
+            if key not in _BESIDE:
+                continue
+            if type(value) is str:
+                self._text.aside((index, key), value)
+            elif key == "function_call":
+                self._call(index, key, value)
+            elif key == "tool_calls" and type(value) is list:
+                for position, call in enumerate(value):
+                    if type(call) is dict:
+                        at = call.get("index")  # a streamed call's; a whole reply's calls are in order
+                        self._call(index, at if type(at) is int else position, call.get("function"))
+
+    def _call(self, index: int, at: Any, function: Any) -> None:
+        if type(function) is dict:
+            for key in ("name", "arguments"):
+                value = function.get(key)
+                if type(value) is str:
+                    self._text.aside((index, at, key), value)
+
     def _meta(self, reply: dict[str, Any]) -> None:
         self.identify(reply)
         fingerprint = reply.get("system_fingerprint")
@@ -189,6 +222,12 @@ class ReplyObserver(SseObserver):
         if self._extra or self.outcome.first_token_ns:
             self._text.end_piece()
             self.add_pieces(self._extra)
+
+
+# streamed output: the deltas of an item's text (a whole reply's content parts: a message's text, a reasoning
+# item's) and arguments; and the deltas of what the model wrote beside them (`OutputText.aside`)
+_ITEM_DELTAS = ("response.output_text.delta", "response.function_call_arguments.delta", "response.reasoning_text.delta")
+_ASIDE_DELTAS = ("response.reasoning", "response.refusal")
 
 
 class ResponsesObserver(SseObserver):
@@ -204,34 +243,53 @@ class ResponsesObserver(SseObserver):
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
         output = reply.get("output")
-        for item in output if isinstance(output, list) else ():
+        for at, item in enumerate(output if isinstance(output, list) else ()):
             pieces: list[str] = []
             if isinstance(item, dict):
                 content = item.get("content")
-                for part in content if isinstance(content, list) else ():
-                    if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        pieces.append(part["text"])
+                for part_at, part in enumerate(content if isinstance(content, list) else ()):
+                    if isinstance(part, dict):
+                        if isinstance(part.get("text"), str):  # a message's text, a reasoning item's
+                            pieces.append(part["text"])
+                        elif isinstance(part.get("refusal"), str):
+                            self._text.aside(("response.refusal", at, part_at), part["refusal"])
                 if isinstance(item.get("arguments"), str):
                     pieces.append(item["arguments"])
-            for piece in pieces:
-                self._text.add(piece)
-            self._text.end_piece()
+                if isinstance(item.get("name"), str):
+                    self._text.aside(("name", at), item["name"])
+                summary = item.get("summary")  # a reasoning item's
+                for part_at, part in enumerate(summary if isinstance(summary, list) else ()):
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        self._text.aside(("response.reasoning_summary_text", at, part_at), part["text"])
+            if any(pieces):  # an item without text (a reasoning item's summary only) is no piece, as streamed
+                for piece in pieces:
+                    self._text.add(piece)
+                self._text.end_piece()
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
+        if kind in _ITEM_DELTAS:
             delta = event.get("delta")
             if isinstance(delta, str) and delta:
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()
                 index = event.get("output_index")
                 self._items.setdefault(index if isinstance(index, int) else 0, []).append(delta)
+        elif isinstance(kind, str) and kind.endswith(".delta") and kind.startswith(_ASIDE_DELTAS):
+            delta = event.get("delta")
+            if isinstance(delta, str):  # a reasoning summary's, a refusal's: by item and part, as a whole reply's
+                part = event.get("summary_index", event.get("content_index"))
+                self._text.aside((kind[:-6], _whole(event.get("output_index")), _whole(part)), delta)
         elif isinstance(kind, str) and kind.startswith("response."):
             response = event.get("response")
             if isinstance(response, dict):
                 self._response(response)
             if kind in ("response.completed", "response.incomplete", "response.failed"):
                 self.ended = True
+            elif kind == "response.output_item.added":  # a function call's name comes with its item
+                item = event.get("item")
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    self._text.aside(("name", _whole(event.get("output_index"))), item["name"])
 
     def _response(self, response: dict[str, Any]) -> None:
         self.identify(response)
@@ -244,10 +302,19 @@ class ResponsesObserver(SseObserver):
         self.add_pieces(self._items)
 
 
+# what a chat reply's message holds beside its content that the model wrote (vLLM's reasoning is `reasoning`,
+# formerly `reasoning_content` as llama.cpp's is; a string `tool_calls` is no call, but read all the same)
+_BESIDE = frozenset({"reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"})
+
+
 def _index(choice: dict[str, Any]) -> int:
     """A choice's index; anything but a whole number counts as 0 (observing never fails a reply)."""
-    index = choice.get("index")
-    return index if isinstance(index, int) and not isinstance(index, bool) else 0
+    return _whole(choice.get("index"))
+
+
+def _whole(index: Any) -> int:
+    """An index as a reply gives it; anything but a whole number counts as 0."""
+    return index if type(index) is int else 0
 
 
 _TARGETS = {path: Target(operation) for path, operation in OPERATIONS.items()}  # Target.operation: how to read

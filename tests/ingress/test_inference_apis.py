@@ -118,6 +118,36 @@ def test_anthropic_messages_are_read_and_observed(proxied, stream: bool) -> None
     assert len(server.data_requests()) == 2  # direct and allowed; the denied call never reached it
 
 
+SPLIT = ({"type": "text", "text": "write to ana@exa"}, {"type": "text", "text": "mple.org today"})
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # a system-role message's text blocks join the system prompt (vLLM joins all system text with "")
+        {"system": SPLIT[0]["text"], "messages": [{"role": "system", "content": [SPLIT[1]]}, {"role": "user", "content": "hi"}]},
+        # vLLM prints a tool result outside a user message as a Python repr: an image's link is text there
+        {"messages": [{"role": "user", "content": "look"}, {"role": "assistant", "content": [{"type": "tool_result",
+            "tool_use_id": "t", "content": [{"type": "image", "source": {"type": "url", "url": "https://crm.example/a?o=ana@example.org"}}]}]}]},
+        # text blocks around a block vLLM and llama.cpp take out of the content run together
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+            SPLIT[0], {"type": "tool_use", "id": "t1", "name": "f", "input": {}}, SPLIT[1]]}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+            SPLIT[0], {"type": "redacted_thinking", "data": "xyz"}, SPLIT[1]]}]},
+        {"messages": [{"role": "user", "content": [SPLIT[0], {"type": "tool_result", "tool_use_id": "t1", "content": "done"}, SPLIT[1]]}]},
+        # a search result's source
+        {"messages": [{"role": "user", "content": [{"type": "search_result", "source": "crm://contacts/ana@example.org",
+                                                    "title": "c", "content": [{"type": "text", "text": "VIP"}]}]}]},
+    ],
+)  # fmt: skip
+def test_what_vllm_makes_of_a_messages_request_is_decided_on(proxied, extra: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+    server, _, proxy = proxied
+    body = {"model": SERVED, "max_tokens": 5, **extra}
+    denied = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=10)
+    assert denied.status_code == 403 and denied.headers["x-data-labels"] == "pii:email"
+    assert server.data_requests() == []
+
+
 def test_text_written_with_json_escapes_in_arguments_and_ids_is_scanned(proxied) -> None:  # type: ignore[no-untyped-def]
     """A tool call's arguments are JSON in a string: vLLM parses them and the template prints them again
     unescaped, so `ana\\u0040example.org` reaches the model as an address. Some templates print a tool

@@ -544,6 +544,69 @@ def test_unreadable_whole_replies_are_ignored(data: bytes) -> None:
     assert summary(outcome) == (None, None, None, (), None, None, frozenset(), (), {})
 
 
+# what the model writes beside a choice's content, whole (in the message) and streamed (split across deltas
+# inside the address): the output's labels cover it; the digest and captured content stay the content's
+_SPLIT = ("write to ana@exa", "mple.org now")
+BESIDE = [
+    ({"tool_calls": [{"id": "c1", "type": "function", "function": {"name": "send", "arguments": '{"to": "ana@example.org"}'}}]},
+     [{"tool_calls": [{"index": 0, "id": "c1", "type": "function", "function": {"name": "send", "arguments": ""}}]},
+      {"tool_calls": [{"index": 0, "function": {"arguments": '{"to": "ana@exa'}}]},
+      {"tool_calls": [{"index": 0, "function": {"arguments": 'mple.org"}'}}]}]),
+    ({"tool_calls": [{"id": "c1", "type": "function", "function": {"name": "ana@example.org", "arguments": "{}"}}]},
+     [{"tool_calls": [{"index": 0, "id": "c1", "type": "function", "function": {"name": "ana@example.org"}}]}]),
+    ({"reasoning": "".join(_SPLIT)}, [{"reasoning": piece} for piece in _SPLIT]),
+    ({"reasoning_content": "".join(_SPLIT)}, [{"reasoning_content": piece} for piece in _SPLIT]),
+    ({"refusal": "".join(_SPLIT)}, [{"refusal": piece} for piece in _SPLIT]),
+    ({"function_call": {"name": "send", "arguments": '{"to": "ana@example.org"}'}},
+     [{"function_call": {"name": "send", "arguments": '{"to": "ana@exa'}}, {"function_call": {"arguments": 'mple.org"}'}}]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("message", "deltas"), BESIDE, ids=["arguments", "name", "reasoning", "reasoning_content",
+                                                             "refusal", "function_call"])  # fmt: skip
+def test_what_the_model_writes_beside_the_content_is_labelled_whole_and_streamed(
+    message: dict[str, Any], deltas: list[dict[str, Any]]
+) -> None:
+    whole = observe_whole(body(CHUNK | {"object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok", **message}, "finish_reason": "stop"}]}))  # fmt: skip
+    assert whole.output_detected == {"pii:email"}
+    assert (whole.output_digest, whole.content) == (sha("ok\n"), ("ok",))
+    stream = sse(
+        CHUNK | {"choices": [delta(0, "", role="assistant")]},
+        *(CHUNK | {"choices": [delta(0, **more)]} for more in deltas),
+        CHUNK | {"choices": [delta(0, "ok", finish="stop")]},
+    )
+    for point in range(0, len(stream) + 1, 3):
+        assert summary(observe_stream([stream[:point], stream[point:]])) == summary(whole), point
+
+
+def test_what_the_model_writes_beside_the_content_is_read_apart_from_it() -> None:
+    """Reasoning, each tool call and the content are texts of their own: a value is not made up across them
+    (no label the model never wrote); another choice's are read too."""
+    apart = {"role": "assistant", "content": "mple.org", "reasoning": "to ana@exa", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "ana@exa"}},
+        {"id": "c2", "type": "function", "function": {"name": "f", "arguments": "mple.org"}}]}  # fmt: skip
+    whole = observe_whole(body(CHUNK | {"choices": [{"index": 0, "message": apart, "finish_reason": "stop"}]}))
+    assert whole.output_detected == frozenset()
+    streamed = observe_stream([sse(
+        CHUNK | {"choices": [delta(0, "x"), delta(1, reasoning="to ana@exa")]},
+        CHUNK | {"choices": [delta(1, reasoning="mple.org")]},
+    )])  # fmt: skip
+    assert streamed.output_detected == {"pii:email"}
+
+
+@pytest.mark.parametrize("beside", [{"reasoning": "y" * 20 + " ana@example.org"}, {}])
+def test_what_the_model_writes_beside_the_content_counts_toward_the_scan_limit(beside: dict[str, str]) -> None:
+    """One scan limit per reply, content and what is beside it; a text longer than what is left of it is
+    labelled `scan:truncated` even when no more text follows (the content alone, in one piece)."""
+    outcome = Outcome(started_ns=0)
+    obs = ReplyObserver(outcome, Detectors([DetectorSpec("email")], 60), False)
+    message = {"role": "assistant", "content": "x" * (50 if beside else 70), **beside}
+    obs.body(body(CHUNK | {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}))
+    obs.finish()
+    assert outcome.output_detected == {"scan:truncated"}
+
+
 def test_unreadable_events_are_ignored() -> None:
     obs, outcome = observer()
     obs.chunk(
@@ -701,11 +764,29 @@ def test_what_a_server_reads_beside_the_known_fields_is_scanned(operation: str, 
         ("embeddings", {"content": [4, 1, 1, 1]}),  # llama.cpp reads `content` when `input` is absent
         ("embeddings", {"input": [{"prompt_string": [4, 1]}]}),
         ("chat", {"messages": [{"role": "user", "content": [{"type": "prompt_embeds", "data": "AAAA"}]}]}),  # vLLM
+        # numbers that are not ints: vLLM's pydantic (lax) reads whole floats and booleans as token ids,
+        # llama.cpp any JSON number
+        ("text_completion", {"prompt": [15339.0, 1917.0, 100.0]}),
+        ("text_completion", {"prompt": [[15339.0, 1917.0]]}),
+        ("embeddings", {"input": [15339.0, 1917.0]}),
+        ("embeddings", {"input": [[15339.0], [1917.0]]}),
+        ("text_completion", {"prompt": [True, False]}),
+        ("text_completion", {"prompt": ["alice@example", 13.0, "com"]}),
+        ("text_completion", {"prompt": {"prompt_string": [4.0, 1.0]}}),
+        ("embeddings", {"content": [4.0, 1.0]}),
+        ("text_completion", {"prompt": 15339.0}),
     ],
 )
 def test_token_ids_and_prompt_embeddings_are_marked_unscanned(operation: str, extra: dict[str, object]) -> None:
     """The model reads text there that the proxy cannot: the call is labelled `scan:truncated`."""
     assert read_request(operation, body({"model": "m", **extra})).unscanned
+
+
+@pytest.mark.parametrize("raw", [b'{"model":"m","prompt":[1.5339e4,1.917e3]}', b'{"model":"m","input":[1.5339E+4]}',
+                                 b'{"model":"m","prompt":[[1e2, 2e0]]}'])  # fmt: skip
+def test_token_ids_written_with_an_exponent_are_marked_unscanned(raw: bytes) -> None:
+    operation = "embeddings" if b"input" in raw else "text_completion"
+    assert read_request(operation, raw).unscanned
 
 
 def test_what_is_about_the_request_and_not_in_it_is_not_scanned() -> None:

@@ -169,6 +169,41 @@ def test_text_blocks_are_scanned_together_and_each_on_its_own() -> None:
             {"type": "text", "text": "alice@exa"}, {"type": "text", "text": "mple.com"}]}]}]},
         {"messages": [{"role": "assistant", "content": [
             {"type": "thinking", "thinking": "alice@exa"}, {"type": "thinking", "thinking": "mple.com"}]}]},
+        # system-role messages' text blocks join the system prompt (vLLM: all system text, with "" between)
+        {"system": "Escalate to alice@exa", "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "mple.com today"}]}, {"role": "user", "content": "hi"}]},
+        {"messages": [{"role": "system", "content": [{"type": "text", "text": "Escalate to alice@exa"}]},
+                      {"role": "system", "content": [{"type": "text", "text": "mple.com today"}]},
+                      {"role": "user", "content": "hi"}]},
+        # outside a user message vLLM prints a tool result's blocks as a Python repr: an image's link and data too
+        {"messages": [{"role": "user", "content": "look"}, {"role": "assistant", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "image", "source": {
+                "type": "url", "url": "https://crm.example/avatar?owner=alice@example.com"}}]}]}]},
+        {"messages": [{"role": "user", "content": "look"}, {"role": "assistant", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "image", "source": {
+                "type": "base64", "media_type": "image/png", "data": "alice@example.com"}}]}]}]},
+        # text blocks around what vLLM and llama.cpp take out of the content (tool uses and results, thinking,
+        # redacted thinking) are printed together
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t1", "name": "f", "input": {}}]}, {"role": "user", "content": [
+            {"type": "text", "text": "Escalate to alice@exa"}, {"type": "tool_result", "tool_use_id": "t1", "content": "done"},
+            {"type": "text", "text": "mple.com today"}]}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+            {"type": "text", "text": "Escalate to alice@exa"}, {"type": "tool_use", "id": "t1", "name": "f", "input": {}},
+            {"type": "text", "text": "mple.com today"}]}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+            {"type": "text", "text": "Escalate to alice@exa"}, {"type": "redacted_thinking", "data": "xyz"},
+            {"type": "text", "text": "mple.com today"}]}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+            {"type": "text", "text": "Escalate to alice@exa"}, {"type": "thinking", "thinking": "I should check ("},
+            {"type": "text", "text": "mple.com today"}]}]},
+        # vLLM keeps an assistant-side tool result in the content as the text `Tool result: <content>`
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "Escalate to alice@exa"},
+            {"type": "text", "text": "mple.com today"}]}]},
+        # a search result's source is a string the model reads (and cites)
+        {"messages": [{"role": "user", "content": [{"type": "search_result", "source": "crm://contacts/alice@example.com",
+            "title": "contact", "content": [{"type": "text", "text": "VIP customer"}]}, {"type": "text", "text": "go"}]}]},
     ],
 )  # fmt: skip
 def test_what_engines_print_of_a_messages_request_is_scanned(extra: dict[str, object]) -> None:
@@ -200,3 +235,112 @@ def test_where_parts_meet_is_read_whole_words_and_never_more_than_the_parts() ->
     token = "eyJ" + "a" * 400 + "." + "b" * 400
     jwt = Detectors([DetectorSpec("jwt", r"eyJa+\.b+")])
     assert jwt.scan_all(boundary_windows((("send " + token[:450], token[450:] + " now"),))) == {"pii:jwt"}
+
+
+def test_an_image_parts_the_text_blocks_around_it_and_a_user_side_result_image_is_not_read() -> None:
+    """What stays in the content between text blocks (an image, its placeholder) keeps them apart; a tool
+    result's image in a user message is an image (vLLM drops it, llama.cpp passes it as one): not text."""
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo"}}
+    body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "alice@exa"}, image, {"type": "text", "text": "mple.com"},
+        {"type": "tool_result", "tool_use_id": "t", "content": [image, {"type": "text", "text": "ok"}]}]}]}  # fmt: skip
+    request = read_messages(orjson.dumps(body))
+    assert request.joined == () and request.texts[:2] == ("alice@exa", "mple.com") and "ok" in request.texts
+    assert not any("iVBOR" in text or "png" in text for text in request.texts)
+
+
+def test_a_messages_text_runs_are_those_the_servers_print() -> None:
+    """Thinking is taken out of the content (each message's thinking blocks are its reasoning, joined);
+    the text blocks around it are consecutive."""
+    body = {"model": "m", "max_tokens": 9, "messages": [{"role": "assistant", "content": [
+        {"type": "text", "text": "a"}, {"type": "thinking", "thinking": "t1"}, {"type": "text", "text": "b"},
+        {"type": "thinking", "thinking": "t2"}]}]}  # fmt: skip
+    assert read_messages(orjson.dumps(body)).joined == (("a", "b"), ("t1", "t2"))
+
+
+# what the model writes beside its content: a reasoning item's summary (Responses), thinking (Messages); the
+# output's labels cover it, whole and streamed, and the digest stays the content's
+THINKING = "think: mail ana@example.org"
+RESPONSE_REASONING = {**RESPONSE, "output": [
+    {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": THINKING}]},
+    {"type": "message", "content": [{"type": "output_text", "text": "ok"}]}]}  # fmt: skip
+RESPONSE_REASONING_EVENTS = (
+    [{"type": "response.created", "response": {**RESPONSE, "status": "in_progress", "output": [], "usage": None}},
+     {"type": "response.output_item.added", "output_index": 0, "item": {"type": "reasoning", "id": "rs_1", "summary": []}},
+     {"type": "response.reasoning_summary_part.added", "output_index": 0, "summary_index": 0,
+      "part": {"type": "summary_text", "text": ""}}]
+    + [{"type": "response.reasoning_summary_text.delta", "output_index": 0, "summary_index": 0, "delta": w}
+       for w in ("think: mail ana@exa", "mple.org")]
+    + [{"type": "response.reasoning_summary_text.done", "output_index": 0, "summary_index": 0, "text": THINKING},
+       {"type": "response.output_text.delta", "output_index": 1, "delta": "ok"},
+       {"type": "response.completed", "response": RESPONSE_REASONING}]
+)  # fmt: skip
+RESPONSE_REASONING_TEXT = {**RESPONSE, "output": [
+    {"type": "reasoning", "id": "rs_1", "summary": [], "content": [{"type": "reasoning_text", "text": THINKING}]},
+    {"type": "function_call", "call_id": "c1", "name": "send", "arguments": "{}"}]}  # fmt: skip
+RESPONSE_REASONING_TEXT_EVENTS = (
+    [{"type": "response.created", "response": {**RESPONSE, "status": "in_progress", "output": [], "usage": None}}]
+    + [{"type": "response.reasoning_text.delta", "output_index": 0, "content_index": 0, "delta": w}
+       for w in ("think: mail ana@exa", "mple.org")]
+    + [{"type": "response.output_item.added", "output_index": 1,
+        "item": {"type": "function_call", "call_id": "c1", "name": "send", "arguments": ""}},
+       {"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "{}"},
+       {"type": "response.completed", "response": RESPONSE_REASONING_TEXT}]
+)  # fmt: skip
+MESSAGE_THINKING = {**MESSAGE, "content": [{"type": "thinking", "thinking": THINKING, "signature": "s"},
+                                           {"type": "redacted_thinking", "data": "xyz"}, {"type": "text", "text": "ok"}]}  # fmt: skip
+MESSAGE_THINKING_EVENTS = (
+    [{"type": "message_start", "message": {**MESSAGE, "content": [], "usage": {"input_tokens": 3}}},
+     {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}]
+    + [{"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": w}}
+       for w in ("think: mail ana@exa", "mple.org")]
+    + [{"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "s"}},
+       {"type": "content_block_stop", "index": 0},
+       {"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "xyz"}},
+       {"type": "content_block_stop", "index": 1},
+       {"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": ""}},
+       {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": "ok"}},
+       {"type": "content_block_stop", "index": 2},
+       {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}},
+       {"type": "message_stop"}]
+)  # fmt: skip
+BESIDE_CASES = [
+    (ResponsesObserver, RESPONSE_REASONING, RESPONSE_REASONING_EVENTS, "ok\n"),
+    (ResponsesObserver, RESPONSE_REASONING_TEXT, RESPONSE_REASONING_TEXT_EVENTS, THINKING + "\n{}\n"),
+    (MessagesObserver, MESSAGE_THINKING, MESSAGE_THINKING_EVENTS, "ok\n"),
+]
+
+
+@pytest.mark.parametrize(("kind", "whole", "events", "content"), BESIDE_CASES,
+                         ids=["responses-summary", "responses-reasoning-text", "messages-thinking"])  # fmt: skip
+def test_reasoning_and_thinking_are_labelled_whole_and_streamed(kind, whole, events, content) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    reference, _ = observed(kind, [], whole)
+    assert reference.output_detected == {"pii:email"}
+    assert reference.output_digest == "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+    stream = sse(events)
+    for cut in range(0, len(stream), 5):
+        outcome, _ = observed(kind, [stream[:cut], stream[cut:]])
+        assert (outcome.output_detected, outcome.output_digest) == ({"pii:email"}, reference.output_digest), cut
+
+
+@pytest.mark.parametrize("index", [[0], {"i": 0}, "0", None, 1.5, True])
+def test_an_index_of_any_shape_beside_the_content_is_read_without_failing(index: object) -> None:
+    """An upstream's indexes are keys the observer keeps text under: a list or an object there (unhashable)
+    must not fail the reply's observing."""
+    events = [
+        {"type": "response.output_item.added", "output_index": index, "item": {"type": "function_call", "name": "f"}},
+        {"type": "response.reasoning_summary_text.delta", "output_index": index, "summary_index": index, "delta": "ana@exa"},
+        {"type": "response.refusal.delta", "output_index": index, "content_index": index, "delta": "x"},
+        {"type": "response.reasoning_summary_text.delta", "output_index": index, "summary_index": index, "delta": "mple.org"},
+    ]  # fmt: skip
+    outcome, _ = observed(ResponsesObserver, [sse(events)])
+    assert outcome.output_detected == {"pii:email"}
+    thinking = {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": "thinking_delta", "thinking": "ana@example.org"},
+    }
+    outcome, _ = observed(MessagesObserver, [sse([thinking])])
+    assert outcome.output_detected == {"pii:email"}
