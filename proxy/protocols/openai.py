@@ -116,10 +116,16 @@ def read_request(operation: str, body: bytes) -> Request:
     builds_on, stored = None, False
     if operation == "responses":
         builds_on, stored = _state(data)
-        # a conversation the upstream keeps (OpenAI's Conversations API) holds items the proxy never saw
-        whole = whole and data.get("conversation") is None
+        # a conversation the upstream keeps (OpenAI's Conversations API), or an item it stored, named by id (an
+        # `item_reference`, which the server replaces with that item): content the proxy never saw
+        whole = whole and data.get("conversation") is None and not _references(data.get("input"))
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params, unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _references(items: Any) -> bool:
+    """Whether a Responses input names a stored item by id (`{"type": "item_reference", "id": ...}`)."""
+    return type(items) is list and any(type(item) is dict and item.get("type") == "item_reference" for item in items)
 
 
 def _state(data: dict[str, Any]) -> tuple[str | None, bool]:

@@ -201,6 +201,11 @@ def test_a_responses_call_that_builds_on_a_stored_reply_carries_its_labels(proxi
         reply = sdk(proxy.url).responses.with_raw_response.create(model=SERVED, previous_response_id=previous,
                                                                   input="go on", extra_headers={"x-purpose": "ads"})  # fmt: skip
         assert reply.http_response.headers["x-data-labels"] == "scan:truncated"
+    # an item the server stored, named by id (`item_reference`) or a kept conversation: unread as well
+    for extra in ({"input": [{"type": "item_reference", "id": "msg_stored"}, {"role": "user", "content": "go on"}]},
+                  {"input": "go on", "conversation": "conv_kept"}):  # fmt: skip
+        reply = httpx.post(f"{proxy.url}/v1/responses", json={"model": SERVED, **extra}, timeout=10)
+        assert reply.headers["x-data-labels"] == "scan:truncated", extra
     bad = httpx.post(
         f"{proxy.url}/v1/responses", json={"model": SERVED, "input": "x", "previous_response_id": 7}, timeout=10
     )
