@@ -32,6 +32,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import BinaryIO
 
 from proxy import metrics
@@ -143,11 +144,14 @@ def _claim(address: Address) -> list[Claim]:
         directory = _claims_dir()
         if directory is None:
             return []
-        namespace = os.stat("/proc/self/ns/net").st_ino  # ports, like the claim, are per network namespace
-        name = f"listen-{namespace}-{bound_address(probe)}.lock".replace(
-            "/", "_"
-        )  # as bound: `localhost:P` is `127.0.0.1:P`
-        lock = open(os.path.join(directory, name), "ab")  # noqa: SIM115 -- held for the process's life
+        # ports, like the claim, are per network namespace, and per machine: a home directory may be shared
+        # (NFS) by hosts whose default namespaces have the same inode, so the boot's id names the machine
+        name = f"listen-{_machine()}-{os.stat('/proc/self/ns/net').st_ino}-{bound_address(probe)}.lock"
+        try:
+            lock = open(os.path.join(directory, name.replace("/", "_")), "ab")  # noqa: SIM115 -- held for the process's life
+        except OSError as exc:  # a read-only file system (a container's), a full disk: the probe alone decides
+            log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
+            return []
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -155,8 +159,17 @@ def _claim(address: Address) -> list[Claim]:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise ListenError(f"cannot listen on {address}: address already in use (by a lineage-proxy that "
                                   "is starting)") from exc  # fmt: skip
-            raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
+            log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
+            return []  # a file system without locks (some NFS): as above
     return [lock]
+
+
+def _machine() -> str:
+    """This boot of this machine (Linux's boot id), else its host name."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return socket.gethostname()
 
 
 def _claims_dir() -> str | None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from proxy.config import Config, parse
+from proxy.workers import release
 from tests.harness import ServeProcess, dead_port
 
 
@@ -145,3 +146,40 @@ def test_a_process_that_is_not_a_proxy_of_this_user_cannot_block_a_free_port(
     finally:
         release(held)
     assert not list((shared / "lineage-proxy").iterdir())
+
+
+@LINUX_ONLY
+def test_a_claim_that_cannot_be_written_leaves_the_probe_to_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claims directory on a read-only file system (a container's image) made `serve` fail with a traceback."""
+    import os
+
+    from proxy import workers
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    port = dead_port()
+    release(workers.claim(_config(port)))  # makes the directory
+    netns = os.stat("/proc/self/ns/net").st_ino
+    lock = tmp_path / "lineage-proxy" / f"listen-{workers._machine()}-{netns}-127.0.0.1:{port}.lock"
+    lock.unlink()
+    lock.mkdir()  # a claim that cannot be opened for writing
+    assert workers.claim(_config(port)) == []
+
+
+@LINUX_ONLY
+def test_claims_in_a_home_directory_shared_by_machines_do_not_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home directory on NFS is shared by hosts whose default network namespaces have the same inode: a
+    proxy on one host kept another host's proxy off its own port for as long as it ran."""
+    from proxy import workers
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    port = dead_port()
+    here = workers.claim(_config(port))
+    try:
+        monkeypatch.setattr(workers, "_machine", lambda: "another-host")
+        release(workers.claim(_config(port)))
+    finally:
+        release(here)
