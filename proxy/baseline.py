@@ -13,7 +13,7 @@ policy at the boundary on a call about to be forwarded (where the checkpoint may
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -130,6 +130,11 @@ class Approval:
     def matches(self, flow: Flow) -> bool:
         return self.who(flow) and self.how(flow) and self.at(flow) and all(self.allows(label) for label in flow.labels)
 
+    @property
+    def any_checkpoint(self) -> bool:
+        """Whether it approves every checkpoint (`checkpoints` omitted, or a pattern of `*` alone)."""
+        return any(pattern.strip("*") == "" for pattern in self.checkpoints)
+
 
 @dataclass(frozen=True, slots=True)
 class Baseline:
@@ -140,6 +145,12 @@ class Baseline:
 
     def covering(self, flow: Flow) -> Approval | None:
         return next((a for a in self.approvals if a.matches(flow)), None)
+
+    def approves_any_checkpoint(self, flow: Flow) -> bool:
+        """Whether `flow` is covered whatever checkpoint it reaches: one entry covering all the rest of
+        it approves every checkpoint. Then a checkpoint not known yet cannot change the verdict."""
+        unknown = replace(flow, checkpoint=None)
+        return any(a.any_checkpoint and a.matches(unknown) for a in self.approvals)
 
     def explain(self, flow: Flow) -> Finding | None:
         """None when the flow is covered; else the most general reason it is not."""

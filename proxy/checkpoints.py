@@ -3,18 +3,30 @@
 Order of trust (ARCHITECTURE.md): a pin in config, then the upstream's own metadata, read by the
 upstream's dialect (proxy/protocols/) in the background and kept fresh, then what the response says.
 `resolve` is a dict lookup: nothing on the hot path waits for discovery. What is not known yet is said
-by `why_unknown` (on a miss only), for `lineage.on_unapproved: block` to refuse the call rather than let
-it reach weights nobody checked.
+by `why_unknown` (for a call refused for it only), for `lineage.on_unapproved: block` to refuse the call
+rather than let it reach weights nobody checked.
+
+The model names an upstream's metadata is asked about are its routes' names, the names it listed when
+asked, and names calls asked for since (`want`). A name calls asked for waits to be asked about, at most
+`WAITING_PER_CALLER` per caller and `NEW_PER_ROUND` per round, and is asked about once: a name the metadata
+does not list is remembered as such (bounded) and not asked about again until a call asks for it after
+`NUDGE_GAP_S` (a refused one) or `discovery_interval_s` (a forwarded one). So names a caller makes up cost
+one metadata request each and keep no other caller's model out, and a round asks only the names waiting,
+not every model again (the names kept are read again every `discovery_interval_s`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import logging
 import math
+import time
 from collections.abc import Iterable
 
 from proxy.config import Upstream
+from proxy.errors import CheckpointUnknown
 from proxy.flow import CONFIG, Checkpoint
 from proxy.protocols import DIALECTS, Catalog, Fetch
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
@@ -23,29 +35,88 @@ log = logging.getLogger("lineage_proxy.checkpoints")
 
 # dialects whose metadata never names a checkpoint (passthrough reads none): only a pin or the reply does
 SILENT_DIALECTS = frozenset({"passthrough"})
-METADATA_TIMEOUT_S = 10.0  # how long one metadata request may take, at most (the transports' bound)
-NUDGE_GAP_S = 1.0  # a call refused for want of a checkpoint asks an upstream's metadata again at most this often
-MODELS_ASKED = 1024  # model names asked about per upstream, at most (routes' names, then calls')
+METADATA_TIMEOUT_S = 10.0  # how long one metadata request may take, at most (the transports read it too)
+# a name a refused call asks for is asked about again at most this often: what its Retry-After says
+NUDGE_GAP_S = float(CheckpointUnknown.retry_after_s)
+MODELS_KEPT = 1024  # names the metadata listed, kept fresh per upstream besides its routes' names
+ABSENT_KEPT = 1024  # names the metadata did not list, remembered per upstream (the oldest forgotten first)
+NEW_PER_ROUND = 64  # names calls asked for, asked about in one round of an upstream's metadata at most
+WAITING_PER_CALLER = 16  # names one caller asked for, waiting to be asked about at most (per upstream)
+LEARNING = ""  # who waits for the names forwarded calls ask for (to name their checkpoint in the record)
+
+
+class _Known:
+    """What one upstream's metadata said, and what it is to be asked. The catalog of the last full round
+    (`base`), and for names asked about in a round since, the catalog of that round (`fresh`: a newer
+    answer, listed or not)."""
+
+    __slots__ = ("absent", "base", "due", "fresh", "listed", "waiting", "waits")
+
+    def __init__(self) -> None:
+        self.base: Catalog | None = None
+        self.fresh: dict[str, Catalog] = {}
+        self.listed: dict[str, None] = {}  # names asked about and listed (kept fresh), in order
+        # names asked about and not listed -> when (monotonic), oldest first (an OrderedDict: popped at the front)
+        self.absent: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self.waiting: dict[str, str] = {}  # names to ask about -> who asked for it, first come first asked
+        self.waits: collections.Counter[str] = collections.Counter()  # who -> how many names of theirs wait
+        self.due = True  # the next round asks about every name kept (not only those waiting)
+
+    def copy(self) -> _Known:
+        other = _Known()
+        other.base, other.fresh, other.listed = self.base, dict(self.fresh), dict(self.listed)
+        other.absent, other.waiting, other.waits = self.absent.copy(), dict(self.waiting), self.waits.copy()
+        other.due = self.due
+        return other
+
+    def take(self) -> tuple[str, ...]:
+        """The names waiting that the next round asks about (the first `NEW_PER_ROUND`)."""
+        return tuple(itertools.islice(self.waiting, NEW_PER_ROUND))
+
+    def answered(self, catalog: Catalog, asked: frozenset[str], taken: tuple[str, ...], full: bool) -> None:
+        """What a round learnt: `catalog`, the answer about the names `asked` (all kept when `full`)."""
+        for model in taken:
+            who = self.waiting.pop(model)
+            self.waits[who] -= 1
+            if not self.waits[who]:
+                del self.waits[who]
+        if full:
+            self.base, self.fresh = catalog, {}
+        now = time.monotonic()
+        for model in asked:
+            if catalog.resolve(model, None) is not None:
+                self.absent.pop(model, None)
+                if model in self.listed or len(self.listed) < MODELS_KEPT:
+                    self.listed[model] = None
+            else:
+                self.listed.pop(model, None)
+                self.absent[model] = now
+                self.absent.move_to_end(model)  # the oldest answer is forgotten first
+                if len(self.absent) > ABSENT_KEPT:
+                    self.absent.popitem(last=False)
+            if not full:
+                self.fresh[model] = catalog
+        if len(self.fresh) > MODELS_KEPT + ABSENT_KEPT:  # more rounds than one interval's names: start over
+            self.due = True
 
 
 class CheckpointBook:
     """What every upstream serves, kept fresh by one background task per upstream."""
 
     def __init__(self, upstreams: Iterable[Upstream], fetch: Fetch, models: dict[str, set[str]] | None = None) -> None:
-        """`models`: upstream name -> the model names its routes name (asked about at start)."""
+        """`models`: upstream name -> the model names its routes name (asked about every round)."""
         self._upstreams = {u.name: u for u in upstreams}
         self._fetch = fetch
         self._pins = {u.name: Checkpoint(u.checkpoint, CONFIG) for u in self._upstreams.values() if u.checkpoint}
-        self._catalogs: dict[str, Catalog] = {}
-        self._models = {name: set(found) for name, found in (models or {}).items()}
+        self._known = {name: _Known() for name in self._upstreams}
+        self._routed = {name: frozenset(found) for name, found in (models or {}).items()}
         self.reachable: dict[str, bool] = {name: False for name in self._upstreams}
         self.probed: dict[str, bool] = {name: False for name in self._upstreams}
         # the upstreams whose metadata names the checkpoint a call reaches: no pin, a dialect that reads one
         self._named = frozenset(
             u.name for u in self._upstreams.values() if not u.checkpoint and u.protocol not in SILENT_DIALECTS
         )
-        self._asked: dict[str, frozenset[str]] = {}  # the models the last answered discovery was asked about
-        self._quiet_until: dict[str, float] = {}  # loop time before which a refused call does not wake discovery
+        self._quiet_until: dict[str, float] = {}  # monotonic time before which a refused call does not wake discovery
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._all_probed = asyncio.Event()
@@ -62,33 +133,41 @@ class CheckpointBook:
         pinned = self._pins.get(upstream.name)
         if pinned is not None:
             return pinned
-        catalog = self._catalogs.get(upstream.name)
+        known = self._known.get(upstream.name)
+        catalog = known.fresh.get(model, known.base) if known is not None else None
         found = catalog.resolve(model, version) if catalog is not None else None
         if found is None and learn:
-            self.want(upstream, model)
+            self.want(upstream, model, LEARNING, upstream.discovery_interval_s)
         return found
 
-    def why_unknown(self, upstream: Upstream, model: str) -> str | None:
-        """After a `resolve` miss: why the checkpoint `upstream` serves for `model` is not known yet, when
-        its metadata could say (it is asked again: the model wanted, discovery woken, at most once every
-        `NUDGE_GAP_S`); None when nothing before the reply can name it (a pin would have: a dialect that
-        reads no metadata, or a call that names no model). A model the metadata was asked about and does
-        not list is not known either: it may have been loaded since (a LoRA adapter, a Triton model), or
-        the upstream answers it under another name (llama.cpp serves any name): only a pin says then."""
+    def could_name(self, upstream: Upstream, model: str) -> bool:
+        """Whether `upstream`'s metadata could name the checkpoint a call for `model` reaches: no pin
+        (which `resolve` answers), a dialect that reads metadata, and a model named."""
+        return bool(model) and upstream.name in self._named
+
+    def why_unknown(self, upstream: Upstream, model: str, caller: str) -> str:
+        """For a call of `caller` refused because `resolve` missed, where `could_name`: why the checkpoint
+        is not known yet. The metadata is asked again (the model wanted, or discovery woken, at most once
+        every `NUDGE_GAP_S`). A model the metadata was asked about and does not list is not known either:
+        it may have been loaded since (a LoRA adapter, a Triton model), or the upstream answers it under
+        another name (llama.cpp serves any name, Ollama `llama3` as `llama3:latest`)."""
         name = upstream.name
-        if not model or name not in self._named:
-            return None
-        self.want(upstream, model)
-        self.nudge(upstream)
-        if name not in self._catalogs:
-            if self.probed.get(name):
-                return f"upstream {name!r} did not answer its metadata (it is asked again)"
-            return f"upstream {name!r} has not answered its metadata yet"
-        if model in self._asked.get(name, ()):
-            return (f"upstream {name!r}'s metadata does not list model {model!r} (it is asked again; an upstream "
-                    "that serves the model under another name needs upstreams[].checkpoint)")  # fmt: skip
-        if model not in self._models.get(name, ()):
-            return f"upstream {name!r} is asked about {MODELS_ASKED} model names already, not about {model!r}"
+        known = self._known[name]
+        queued = self.want(upstream, model, caller, NUDGE_GAP_S)
+        if known.base is None or not self.reachable.get(name):
+            self.nudge(upstream)
+            if known.base is None:
+                if self.probed.get(name):
+                    return f"upstream {name!r} did not answer its metadata (it is asked again)"
+                return f"upstream {name!r} has not answered its metadata yet"
+        if model in known.absent:
+            return (f"upstream {name!r}'s metadata does not list model {model!r} (it is asked again, at most once "
+                    "a second): call the model by a name the metadata lists; or approve the flow for any "
+                    "checkpoint (a baseline entry without checkpoints:); or, for an upstream serving one model "
+                    "under any name, pin upstreams[].checkpoint")  # fmt: skip
+        if not queued:
+            return (f"caller {caller!r} is waiting for upstream {name!r}'s metadata to be asked about "
+                    f"{WAITING_PER_CALLER} other model names already, not about {model!r} yet")  # fmt: skip
         return f"upstream {name!r}'s metadata is being asked about model {model!r}"
 
     def nudge(self, upstream: Upstream) -> None:
@@ -96,16 +175,27 @@ class CheckpointBook:
         asked, or was less than `NUDGE_GAP_S` ago: calls arriving while it is down do not become a stream
         of probes."""
         event = self._wake.get(upstream.name)
-        if event is not None and asyncio.get_running_loop().time() >= self._quiet_until.get(upstream.name, 0.0):
+        if event is not None and time.monotonic() >= self._quiet_until.get(upstream.name, 0.0):
             event.set()
 
-    def want(self, upstream: Upstream, model: str) -> None:
-        known = self._models.setdefault(upstream.name, set())
-        if model and model not in known and len(known) < MODELS_ASKED:
-            known.add(model)
-            event = self._wake.get(upstream.name)
-            if event is not None:
-                event.set()
+    def want(self, upstream: Upstream, model: str, caller: str = LEARNING, gap: float = NUDGE_GAP_S) -> bool:
+        """Ask `upstream`'s metadata about `model` (for `caller`) in a round soon, unless it is kept,
+        waiting already, or was answered as not listed less than `gap` seconds ago. False when the
+        caller has `WAITING_PER_CALLER` names waiting already: it is not asked about."""
+        known = self._known.get(upstream.name)
+        if known is None or not model or model in known.waiting or model in known.listed:
+            return True
+        asked = known.absent.get(model)
+        if asked is not None and time.monotonic() - asked < gap:
+            return True
+        if known.waits[caller] >= WAITING_PER_CALLER:
+            return False
+        known.waiting[model] = caller
+        known.waits[caller] += 1
+        event = self._wake.get(upstream.name)
+        if event is not None:
+            event.set()
+        return True
 
     def suspect(self, upstream: Upstream) -> None:
         """A call could not reach `upstream` (refused, reset, unavailable): its metadata is asked again now,
@@ -113,23 +203,20 @@ class CheckpointBook:
         within a round trip (they lagged a minute behind calls failing with 502)."""
         event = self._wake.get(upstream.name)
         if event is not None and self.reachable.get(upstream.name):
+            self._known[upstream.name].due = True
             event.set()
 
     def inherit(self, previous: CheckpointBook) -> None:
         """Keep what `previous`, the book a reload replaces, knew about each upstream this book reaches the
         same way (name, address and protocol), until this book's own discovery replaces it. A new book
         knows nothing for as long as an upstream's metadata takes to answer: `on_unapproved: block` would
-        let every call through meanwhile (an unknown checkpoint fits any approved one), and /readyz would
-        say not ready."""
+        refuse every call meanwhile, and /readyz would say not ready."""
         for name, upstream in self._upstreams.items():
             before = previous._upstreams.get(name)
             if before is None or _reached(before) != _reached(upstream):
                 continue
-            catalog = previous._catalogs.get(name)
-            if catalog is not None:
-                self._catalogs[name] = catalog
-                self._asked[name] = previous._asked.get(name, frozenset())
-            self._models.setdefault(name, set()).update(previous._models.get(name, ()))
+            self._known[name] = previous._known[name].copy()
+            self._known[name].due = True  # the new routes' names are asked about in the first round
             self.reachable[name] = previous.reachable.get(name, False)
             self.probed[name] = previous.probed.get(name, False)
         self._settle()
@@ -149,22 +236,32 @@ class CheckpointBook:
         self._tasks.clear()
 
     async def refresh(self, upstream: Upstream) -> None:
-        dialect = DIALECTS[upstream.protocol]
-        models = frozenset(self._models.get(upstream.name, ()))
-        self._quiet_until[upstream.name] = math.inf  # being asked: a refused call need not wake it
+        """One round: ask the metadata about the names waiting, or, when a full round is due (at start,
+        every `discovery_interval_s`, while unreachable, after a call failed to reach it), about every
+        name kept as well (the routes' names, and the names it listed)."""
+        name = upstream.name
+        known = self._known[name]
+        taken = known.take()
+        full = known.due or known.base is None or not self.reachable[name] or not taken
+        asked = frozenset(taken)
+        if full:
+            asked |= self._routed.get(name, frozenset()) | known.listed.keys()
+        known.due = False
+        self._quiet_until[name] = math.inf  # being asked: a refused call need not wake it
         try:
-            self._catalogs[upstream.name] = await dialect.discover(upstream, self._fetch, models)
-            self._asked[upstream.name] = models
-            ok = True
+            catalog = await DIALECTS[upstream.protocol].discover(upstream, self._fetch, asked)
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
-            if self.reachable.get(upstream.name, True) or not self.probed[upstream.name]:
-                log.warning("upstream %s: metadata not reachable: %s", upstream.name, exc or type(exc).__name__)
-        if ok and not self.reachable[upstream.name]:
-            log.info("upstream %s: reachable", upstream.name)
-        self.reachable[upstream.name] = ok
-        self.probed[upstream.name] = True
-        self._quiet_until[upstream.name] = asyncio.get_running_loop().time() + NUDGE_GAP_S
+            if self.reachable.get(name, True) or not self.probed[name]:
+                log.warning("upstream %s: metadata not reachable: %s", name, exc or type(exc).__name__)
+        else:
+            ok = True
+            known.answered(catalog, asked, taken, full)
+        if ok and not self.reachable[name]:
+            log.info("upstream %s: reachable", name)
+        self.reachable[name] = ok
+        self.probed[name] = True
+        self._quiet_until[name] = time.monotonic() + NUDGE_GAP_S
         self._settle()
 
     def _settle(self) -> None:
@@ -208,12 +305,14 @@ class CheckpointBook:
             # retry quickly while unreachable (backing off), otherwise at the configured interval
             if self.reachable[upstream.name]:  # backing off only over failures in a row: a new outage starts quick
                 interval, delay = upstream.discovery_interval_s, 0.05
+                if self._known[upstream.name].waiting:
+                    continue  # more names than one round asks about: the next round asks the rest
             else:
                 interval, delay = delay, min(delay * 2, upstream.discovery_interval_s)
             try:
                 await asyncio.wait_for(wake.wait(), interval)
             except TimeoutError:
-                pass
+                self._known[upstream.name].due = True
 
 
 def _reached(upstream: Upstream) -> tuple[str | None, str | None, str]:

@@ -89,13 +89,14 @@ class FlowNotApproved(ProxyError):
 class CheckpointUnknown(ProxyError):
     """`lineage.on_unapproved: block`, and the checkpoint the call's upstream serves for its model is not
     known yet (its metadata has not answered, or does not list the model), so the flow cannot be checked
-    against the baseline. Retryable: the metadata is asked again, at most once a second (`CheckpointBook.why_unknown`)."""
+    against the baseline. Retryable: the metadata is asked again, at most once every `retry_after_s`
+    (`CheckpointBook.why_unknown`)."""
 
     code = "checkpoint_unknown"
     status = 503
     grpc_code = "UNAVAILABLE"
     error_type = "server_error"
-    retry_after_s = 1  # the metadata is asked again at most once a second (checkpoints.NUDGE_GAP_S)
+    retry_after_s = 1  # how often a refused call's model is asked about at most (checkpoints.NUDGE_GAP_S reads it)
 
 
 class ModelNotFound(ProxyError):

@@ -187,13 +187,15 @@ class Pipeline:
 
     def _served(self, upstream: Upstream, model: str, version: str | None) -> str | Unknown | None:
         """The checkpoint an upstream serves, when a pin or its metadata already says (never waits). With
-        `lineage.on_unapproved: block`, a miss the metadata could still answer is `Unknown` (and asked)."""
+        `lineage.on_unapproved: block`, a miss the metadata could still answer is `Unknown` (asked again
+        only when the call is refused for it)."""
         book = self.runtime.book
         found = book.resolve(upstream, model, version, learn=False)
         if found is not None:
             return found.name
-        why = book.why_unknown(upstream, model) if self.policy.block_unapproved else None
-        return Unknown(why) if why is not None else None
+        if self.policy.block_unapproved and book.could_name(upstream, model):
+            return Unknown(book.why_unknown, upstream, model)
+        return None
 
     def _unapproved(self, call: Call, decision: Decision) -> None:
         """Count every unapproved call; log a flow the first time this process sees it."""

@@ -12,8 +12,9 @@ matched against the approved baseline; an unapproved flow is marked `approved=Fa
 `lineage.on_unapproved: block` refused as `flow_not_approved`. The checkpoint comes from a lookup the
 caller passes (`served`): the proxy's checkpoint book, or config pins only (`check --explain`). A
 checkpoint nothing can name before the reply fits any approved one; one the upstream's metadata could
-name but has not yet (`Unknown`) does too, except with `block`: such a call is refused as
-`checkpoint_unknown` (retryable) rather than forwarded to weights nobody checked.
+name but has not yet (`Unknown`) does too, except with `block` when the verdict depends on it (no entry
+covering the flow approves any checkpoint): such a call is refused as `checkpoint_unknown` (retryable)
+rather than forwarded to weights nobody checked.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Policy:
     # flow -> why it is not approved (None: approved). A memo of a pure function: a few distinct flows
     # recur on every call, so the boundary costs one dict lookup, not a walk of the baseline.
     verdicts: dict[Flow, Finding | None] = field(default_factory=dict, compare=False)
+    # flow (checkpoint not known) -> whether it is approved whatever its checkpoint: the same memo
+    unrestricted: dict[Flow, bool] = field(default_factory=dict, compare=False)
     # the decisions of `_decide`, by what it reads of a call: the same memo for the same reason
     decisions: dict[tuple[object, ...], Decision] = field(default_factory=dict, compare=False)
 
@@ -105,13 +108,34 @@ class Policy:
         verdicts[flow] = finding
         return finding
 
+    def any_checkpoint(self, flow: Flow) -> bool:
+        """Whether the baseline approves `flow` whatever checkpoint it reaches: then a checkpoint not
+        known yet cannot change the verdict."""
+        if self.baseline is None:
+            return True
+        memo = self.unrestricted
+        found = memo.get(flow)
+        if found is None:
+            found = self.baseline.approves_any_checkpoint(flow)
+            if len(memo) >= 4096:
+                memo.clear()
+            memo[flow] = found
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class Unknown:
-    """What a `Served` lookup gives for a checkpoint the upstream's metadata could name but has not (yet):
-    `why`, for the refusal's reason. A lookup gives None when nothing before the reply can name it."""
+    """What a `Served` lookup gives for a checkpoint the upstream's metadata could name but has not (yet).
+    A lookup gives None when nothing before the reply can name it."""
 
-    why: str
+    explain: Callable[[Upstream, str, str], str]  # (upstream, model, caller) -> why; asks the metadata again
+    upstream: Upstream
+    model: str
+
+    def why(self, caller: str) -> str:
+        """The refusal's reason, for a call of `caller` refused for want of the checkpoint: only such a
+        call asks the metadata again (a call refused or approved anyway asks nothing)."""
+        return self.explain(self.upstream, self.model, caller)
 
 
 # (upstream, requested model, requested version) -> the checkpoint it serves, when known before the reply
@@ -170,17 +194,19 @@ def _boundary(call: Call, decision: Decision, served: Served) -> tuple[Flow, Unk
 
 def verify_flow(call: Call, decision: Decision, policy: Policy, served: Served = pinned) -> Decision:
     """The boundary verifier: mark the decision approved or not; with `block`, refuse a forwarded
-    call whose flow is unapproved, or whose checkpoint its upstream's metadata has not named yet (it
-    cannot be checked: `checkpoint_unknown`, approval left unsaid). In audit mode it goes on as
-    `audit-deny`, like every denial."""
+    call whose flow is unapproved, or whose checkpoint its upstream's metadata has not named yet when
+    the verdict depends on it (it cannot be checked: `checkpoint_unknown`, approval left unsaid). In
+    audit mode it goes on as `audit-deny`, like every denial."""
     flow, waiting = _boundary(call, decision, served)
     finding = policy.unapproved(flow)
     if finding is None:
-        if waiting is None or not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY):
+        if (waiting is None or not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY)
+                or policy.any_checkpoint(flow)):  # fmt: skip
             return replace(decision, approved=True)
+        why = waiting.why(decision.caller or "anonymous")
         return refuse(decision, policy, "checkpoint_unknown", "lineage.baseline",
                       f"the checkpoint serving model {call.model!r} is not known yet, so the flow cannot be "
-                      f"checked against the approved baseline: {waiting.why}; retry shortly")  # fmt: skip
+                      f"checked against the approved baseline: {why}; retry shortly")  # fmt: skip
     if not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY):
         return replace(decision, approved=False)
     return refuse(replace(decision, approved=False), policy, "flow_not_approved", "lineage.baseline",

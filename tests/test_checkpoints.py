@@ -7,6 +7,7 @@ as before. And the proxy opens its listeners once every such upstream's metadata
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from proxy.config import parse
 from proxy.errors import DENIAL_ERRORS
 from proxy.flow import Call, TraceContext
 from proxy.policy import Policy, Unknown, decide
+from proxy.protocols import Fetch
 from proxy.server import ProxyProcess
 from tests.conftest import sha
 from tests.harness import LoopThread, serving
@@ -236,8 +238,10 @@ def test_a_model_the_metadata_does_not_list_is_refused_until_it_does(vllm, make_
 
     until(loop_thread, asked, "the metadata asked about it")
     assert "upstream 'vllm''s metadata is being asked about model 'nowhere'" in messages[0]
-    assert ("upstream 'vllm''s metadata does not list model 'nowhere' (it is asked again; an upstream that serves the "
-            "model under another name needs upstreams[].checkpoint)") in messages[-1]  # fmt: skip
+    assert ("upstream 'vllm''s metadata does not list model 'nowhere' (it is asked again, at most once a second): "
+            "call the model by a name the metadata lists; or approve the flow for any checkpoint (a baseline entry "
+            "without checkpoints:); or, for an upstream serving one model under any name, pin "
+            "upstreams[].checkpoint; retry shortly") in messages[-1]  # fmt: skip
     assert len(upstream.data_requests()) == 1
 
 
@@ -349,7 +353,7 @@ routes: [{model: "*", upstream: pinned}]
 """, source="t.yaml").upstreams, fetch=None)  # type: ignore[arg-type]  # fmt: skip
     assert book.first_probe_timeout() == 0.0
     pinned, raw = book._upstreams["pinned"], book._upstreams["raw"]
-    assert book.resolve(pinned, "m", learn=False) is not None and book.why_unknown(raw, "m") is None
+    assert book.resolve(pinned, "m", learn=False) is not None and not book.could_name(raw, "m")
 
 
 # -- the pure boundary verifier
@@ -381,7 +385,9 @@ def test_a_checkpoint_not_named_yet_is_refused_in_block_mode_only(tmp_path, mode
     policy = Policy.compile(parse(POLICY.replace("MODE", mode).replace("ON", on).replace("BASELINE", str(baseline))))
 
     def waiting(upstream, model, version):  # type: ignore[no-untyped-def]
-        return Unknown("upstream 'u' has not answered its metadata yet")
+        return Unknown(
+            lambda upstream, model, caller: "upstream 'u' has not answered its metadata yet", upstream, model
+        )
 
     decision = decide(Call("openai", "chat", "m", TraceContext(1, 2), sha(key)), policy, waiting)
     assert (decision.action, decision.code, decision.approved) == expected
@@ -400,7 +406,7 @@ def test_a_flow_unapproved_whatever_its_checkpoint_is_refused_as_such(tmp_path) 
     policy = Policy.compile(parse(POLICY.replace("MODE", "enforce").replace("ON", "block")
                                   .replace("BASELINE", str(baseline))))  # fmt: skip
     decision = decide(Call("openai", "chat", "m", TraceContext(1, 2), sha("key-app")), policy,
-                      lambda upstream, model, version: Unknown("not yet"))  # fmt: skip
+                      lambda upstream, model, version: Unknown(lambda *_: "not yet", upstream, model))  # fmt: skip
     assert (decision.code, decision.approved) == ("flow_not_approved", False)
 
 
@@ -408,3 +414,239 @@ def test_the_error_is_retryable_in_http_and_grpc() -> None:
     error = DENIAL_ERRORS["checkpoint_unknown"]("why")
     assert (error.status, error.grpc_code, error.error_type, error.retry_after_s) == (
         503, "UNAVAILABLE", "server_error", 1)  # fmt: skip
+
+
+# -- names calls make up
+
+
+class CountedOip:
+    """An OIP REST upstream serving `good` (version 1) and nothing else, counting the metadata requests
+    it is sent, by path."""
+
+    def __init__(self) -> None:
+        self.asked: collections.Counter[str] = collections.Counter()
+        self.inferred: collections.Counter[str] = collections.Counter()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v2/health/ready", self.ready)
+        app.router.add_get("/v2/models/{name}", self.metadata)
+        app.router.add_post("/v2/models/{name}/infer", self.infer)
+        return app
+
+    async def ready(self, request: web.Request) -> web.Response:
+        self.asked[request.path] += 1
+        return web.json_response({})
+
+    async def metadata(self, request: web.Request) -> web.Response:
+        self.asked[request.path] += 1
+        if request.match_info["name"] == "good":
+            return web.json_response({"name": "good", "versions": ["1"], "platform": "x"})
+        return web.json_response({"error": "model not found"}, status=404)
+
+    async def infer(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.inferred[name] += 1
+        return web.json_response({"model_name": name, "model_version": "1",
+                                  "outputs": [{"name": "o", "shape": [1], "datatype": "INT64", "data": [0]}]})  # fmt: skip
+
+
+JUNK_CONFIG = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{{name: oip, url: "${{UPSTREAM}}", protocol: oip, discovery_interval_s: 600}}]
+routes: [{{model: "*", upstream: oip}}EXTRA]
+callers:
+  - {{name: app, api_key_sha256: {sha("key-app")}, default_purpose: assistant}}
+  - {{name: other, api_key_sha256: {sha("key-other")}, default_purpose: assistant}}
+telemetry: {{exporter: none}}
+lineage: {{store: "${{STORE}}", baseline: "${{BASELINE}}", on_unapproved: block}}
+"""
+TENSOR = {"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [1]}]}
+
+
+def test_names_a_caller_makes_up_cost_a_request_each_and_keep_no_model_out(  # type: ignore[no-untyped-def]
+    make_proxy, loop_thread, tmp_path
+) -> None:
+    """1,100 calls naming made-up models filled the list of names an upstream is asked about (1,024, never
+    trimmed, kept over reloads): `good` was refused from then on, and every refused call made the proxy
+    read all 1,024 names again. Now a name the metadata does not list costs one request, is not read
+    again, and leaves room: `good` is admitted within a second of asking, by its caller and another, and
+    after a reload. A call refused anyway (an unknown key) makes the metadata be asked nothing."""
+    upstream = CountedOip()
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text("version: 1\nflows:\n  - {caller: '*', purpose: assistant, checkpoints: ['good:*']}\n")
+    with serving(loop_thread, upstream.app()) as url:
+        proxy = make_proxy(JUNK_CONFIG.replace("EXTRA", ""), UPSTREAM=url, BASELINE=str(baseline))
+        with httpx.Client(base_url=proxy.url, timeout=10) as client:
+
+            def infer(model: str, key: str = "key-app") -> httpx.Response:
+                return client.post(f"/v2/models/{model}/infer", json=TENSOR, headers={"authorization": f"Bearer {key}"})
+
+            codes = collections.Counter(infer(f"junk{i}").status_code for i in range(1100))
+            assert codes == {503: 1100}
+            assert {infer(f"stranger{i}", "key-nobody").status_code for i in range(20)} == {401}
+
+            def admitted(key: str, within: float) -> None:
+                start = time.monotonic()
+                while (reply := infer("good", key)).status_code != 200:
+                    refused_as_unknown(reply)
+                    assert time.monotonic() - start < within, f"good still refused after {within}s: {reply.text}"
+                    time.sleep(0.05)
+                assert reply.headers["x-lineage-checkpoint"] == "good:1"
+
+            admitted("key-other", 2.0)
+            admitted("key-app", 2.0)
+            asked = dict(upstream.asked)
+            junk = [path for path in asked if path.startswith("/v2/models/junk")]
+            assert junk and max(asked[path] for path in junk) == 1  # each made-up name read once, if at all
+            assert not [path for path in asked if "stranger" in path]
+            assert asked["/v2/models/good"] <= 2
+            assert sum(asked.values()) <= 2 * 1100  # a round asks its names and the readiness once
+
+            more = tmp_path / "more.yaml"  # a reload with a route more: a new book, inheriting the old one
+            more.write_text(JUNK_CONFIG.replace("EXTRA", ", {model: extra, upstream: oip}")
+                            .replace("${UPSTREAM}", url).replace("${STORE}", str(tmp_path / "lineage.db"))
+                            .replace("${BASELINE}", str(baseline)))  # fmt: skip
+            assert loop_thread.run(_reload(proxy.process, str(more)))
+            assert [infer(f"late{i}").status_code for i in range(50)] == [503] * 50
+            admitted("key-app", 2.0)
+            assert upstream.inferred == {"good": 3}
+
+
+class Fetched:
+    """A stand-in for the transports: an OIP REST upstream serving `good`, counting requests by path."""
+
+    def __init__(self) -> None:
+        self.asked: collections.Counter[str] = collections.Counter()
+
+    async def get_json(self, upstream: Any, path: str) -> Any:
+        self.asked[path] += 1
+        if path == "/v2/health/ready":
+            return {}
+        if path == "/v2/models/good":
+            return {"name": "good", "versions": []}
+        raise checkpoints.MetadataStatus(404, path)
+
+
+def test_one_callers_names_wait_their_turn_and_are_asked_once() -> None:
+    """Names calls ask for wait to be asked, `WAITING_PER_CALLER` of one caller's at most, so another
+    caller's are never kept out; a round asks `NEW_PER_ROUND` of them at most, and only them; a name
+    the metadata does not list is asked again only when a call asks for it `NUDGE_GAP_S` later."""
+    fetched = Fetched()
+    config = parse("""
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: oip, url: "http://127.0.0.1:1", protocol: oip}]
+routes: [{model: routed, upstream: oip}, {model: "*", upstream: oip}]
+""", source="t.yaml")  # fmt: skip
+    upstream = config.upstreams[0]
+    book = checkpoints.CheckpointBook(config.upstreams, Fetch(fetched.get_json), {"oip": {"routed"}})
+
+    async def scenario() -> None:
+        await book.refresh(upstream)  # the first round: the routes' names
+        assert fetched.asked == {"/v2/health/ready": 1, "/v2/models/routed": 1}
+        many = checkpoints.WAITING_PER_CALLER
+        assert [book.want(upstream, f"junk{i}", "app") for i in range(many + 5)] == [True] * many + [False] * 5
+        assert book.why_unknown(upstream, "junk99", "app") == ("caller 'app' is waiting for upstream 'oip''s metadata "
+                                                               "to be asked about 16 other model names already, not "
+                                                               "about 'junk99' yet")  # fmt: skip
+        assert book.want(upstream, "good", "other")
+        assert (
+            book.why_unknown(upstream, "good", "other") == "upstream 'oip''s metadata is being asked about model 'good'"
+        )
+        fetched.asked.clear()
+        await book.refresh(upstream)  # only the names waiting
+        assert fetched.asked == {"/v2/health/ready": 1, "/v2/models/good": 1,
+                                 **{f"/v2/models/junk{i}": 1 for i in range(many)}}  # fmt: skip
+        found = book.resolve(upstream, "good", learn=False)
+        assert found is not None and found.name == "good"  # listed with no version: its name, as replies say
+        assert "does not list model 'junk0'" in book.why_unknown(upstream, "junk0", "app")  # not queued again
+        assert book.want(upstream, "junk0", "app", gap=0.0)  # asked for again later: it is
+        for caller in range(5):  # more waiting than a round asks about: the next round asks the rest
+            for i in range(many):
+                book.want(upstream, f"more{caller}-{i}", str(caller))
+        fetched.asked.clear()
+        await book.refresh(upstream)
+        assert fetched.asked["/v2/models/junk0"] == 1 and len(fetched.asked) == 1 + checkpoints.NEW_PER_ROUND
+        await book.refresh(upstream)
+        assert len(fetched.asked) == 1 + 1 + 5 * many
+        fetched.asked.clear()
+        book._known["oip"].due = True  # every discovery_interval_s: the names kept, not those not listed
+        await book.refresh(upstream)
+        assert fetched.asked == {"/v2/health/ready": 1, "/v2/models/routed": 1, "/v2/models/good": 1}
+        assert book.resolve(upstream, "good", learn=False) is not None
+
+    asyncio.run(scenario())
+
+
+def test_one_constant_says_each_bound() -> None:
+    from proxy.errors import CheckpointUnknown
+    from proxy.transport import grpc_channels, pool
+
+    assert pool.METADATA_TIMEOUT_S is grpc_channels.METADATA_TIMEOUT_S is checkpoints.METADATA_TIMEOUT_S
+    assert CheckpointUnknown.retry_after_s == checkpoints.NUDGE_GAP_S
+
+
+# -- an unknown checkpoint that cannot change the verdict
+
+
+ORG_ONLY = "  - {caller: app, purpose: assistant, checkpoints: ['org/*']}\n"
+
+
+@pytest.mark.parametrize(
+    ("flows", "refused"),
+    [
+        ("  - {caller: app, purpose: assistant}\n", False),  # no checkpoint restriction
+        ("  - {caller: app, purpose: assistant, checkpoints: ['*']}\n", False),
+        (ORG_ONLY + "  - {caller: app, purpose: '*'}\n", False),
+        (ORG_ONLY + "  - {caller: app, purpose: other}\n", True),
+        (ORG_ONLY + "  - {caller: app, purpose: assistant, decisions: [reroute]}\n", True),
+    ],
+    ids=["no-restriction", "star", "another-entry-approves-any", "only-another-purpose-does", "only-reroutes-do"],
+)
+def test_block_refuses_an_unknown_checkpoint_only_when_the_verdict_depends_on_it(tmp_path, flows, refused) -> None:  # type: ignore[no-untyped-def]
+    """A flow some entry approves for any checkpoint is approved whichever checkpoint it reaches: it was
+    refused as checkpoint_unknown all the same, for ever where the metadata never names the model
+    (Ollama's `llama3`, listed as `llama3:latest`). Only a refused call asks the metadata again."""
+    baseline = tmp_path / "b.yaml"
+    baseline.write_text("flows:\n" + flows)
+    policy = Policy.compile(parse(POLICY.replace("MODE", "enforce").replace("ON", "block")
+                                  .replace("BASELINE", str(baseline))))  # fmt: skip
+    asked: list[tuple[str, str]] = []
+
+    def explain(upstream, model, caller):  # type: ignore[no-untyped-def]
+        asked.append((model, caller))
+        return "not yet"
+
+    decision = decide(Call("openai", "chat", "m", TraceContext(1, 2), sha("key-app")), policy,
+                      lambda upstream, model, version: Unknown(explain, upstream, model))  # fmt: skip
+    if refused:
+        assert (decision.action, decision.code, decision.approved, asked) == ("deny", "checkpoint_unknown", None,
+                                                                              [("m", "app")])  # fmt: skip
+    else:
+        assert (decision.action, decision.code, decision.approved, asked) == ("allow", None, True, [])
+
+
+OLLAMA = [{"id": "llama3:latest", "object": "model", "created": 1, "owned_by": "library"}]
+
+
+@pytest.mark.parametrize("restricted", [True, False])
+def test_a_name_the_metadata_lists_under_another_says_what_to_do(  # type: ignore[no-untyped-def]
+    vllm, make_proxy, loop_thread, tmp_path, restricted
+) -> None:
+    """Ollama serves `llama3` as the `llama3:latest` its /v1/models lists: the metadata never names the
+    checkpoint of `llama3`. A baseline approving the flow for any checkpoint admits it at once; one that
+    names checkpoints refuses it, saying what to do."""
+    upstream, url = vllm
+    upstream.models = OLLAMA
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text("version: 1\nflows:\n  - {caller: app, purpose: assistant"
+                        + (", checkpoints: ['llama3:*']}\n" if restricted else "}\n"))  # fmt: skip
+    proxy = make_proxy(config(), UPSTREAM=url, BASELINE=str(baseline))
+    if restricted:
+        until(loop_thread, lambda: "call the model by a name the metadata lists; or approve the flow for any "
+              "checkpoint" in refused_as_unknown(chat(proxy.url, "llama3")), "the metadata asked about it")  # fmt: skip
+        assert chat(proxy.url, "llama3:latest").headers["x-lineage-checkpoint"] == "llama3:latest"
+    else:
+        reply = chat(proxy.url, "llama3")
+        assert reply.status_code == 200 and reply.headers["x-lineage-checkpoint"] == "llama3", reply.text
+    assert len(upstream.data_requests()) == 1

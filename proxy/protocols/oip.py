@@ -402,7 +402,8 @@ class Adapter:
 
 class ModelVersions:
     """OIP model metadata: model -> the versions it serves; no version asked means the latest
-    (Triton's and MLServer's default version policy)."""
+    (Triton's and MLServer's default version policy). A model listed with no version (MLServer's default:
+    `"versions": []`) is its name alone, as its replies name it (no `model_version`)."""
 
     __slots__ = ("_versions",)
 
@@ -415,8 +416,7 @@ class ModelVersions:
             return None
         if version:
             return Checkpoint(oip_checkpoint(model, version), UPSTREAM) if version in versions else None
-        latest = latest_version(versions)
-        return Checkpoint(oip_checkpoint(model, latest), UPSTREAM) if latest else None
+        return Checkpoint(oip_checkpoint(model, latest_version(versions)), UPSTREAM)
 
 
 def latest_version(versions: Iterable[str]) -> str | None:
@@ -460,9 +460,9 @@ class Dialect:
                 meta = await get(model)
             except LookupError:
                 continue  # the upstream does not serve it (yet); not an outage
-            versions = meta.get("versions") if isinstance(meta, dict) else None
-            if isinstance(versions, list):
-                found[model] = tuple(str(v) for v in versions)
+            if isinstance(meta, dict):  # listed; `versions` is optional (absent: none named)
+                versions = meta.get("versions")
+                found[model] = tuple(str(v) for v in versions) if isinstance(versions, list) else ()
         return ModelVersions(found)
 
 

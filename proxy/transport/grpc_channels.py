@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from proxy.checkpoints import METADATA_TIMEOUT_S
 from proxy.config import Upstream, UpstreamTls
 from proxy.errors import UpstreamStatus
 from proxy.protocols import MetadataStatus
@@ -115,8 +116,8 @@ class GrpcChannels:
         method = self.channel(upstream).unary_unary(MODEL_METADATA)
         headers = (("authorization", f"Bearer {upstream.api_key}"),) if upstream.api_key else None
         try:
-            reply = await method(encode_model_metadata_request(model), timeout=min(upstream.timeout_s, 10.0),
-                                 metadata=headers)  # fmt: skip
+            reply = await method(encode_model_metadata_request(model),
+                                 timeout=min(upstream.timeout_s, METADATA_TIMEOUT_S), metadata=headers)  # fmt: skip
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _LOOKUP_CODES:
                 raise MetadataStatus(404, f"model {model!r}") from None

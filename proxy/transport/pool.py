@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from proxy.checkpoints import MetadataStatus
+from proxy.checkpoints import METADATA_TIMEOUT_S, MetadataStatus
 from proxy.config import Upstream
 from proxy.errors import Overloaded
 from proxy.tls import client_context
@@ -285,7 +285,7 @@ class UpstreamPool:
     async def get_json(self, upstream: Upstream, path: str) -> Any:
         """A metadata GET for checkpoint discovery and readiness; MetadataStatus on non-2xx."""
         headers = [("Authorization", f"Bearer {upstream.api_key}")] if upstream.api_key else []
-        async with asyncio.timeout(min(upstream.timeout_s, 10.0)):
+        async with asyncio.timeout(min(upstream.timeout_s, METADATA_TIMEOUT_S)):
             resp = await self.request(upstream, "GET", path, headers)
             try:
                 body = await resp.read()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,42 @@ def test_text_mlserver_hands_the_model_is_scanned(  # type: ignore[no-untyped-de
         assert via.json()["error"]["code"] == "purpose_denied" and "pii" in via.text
     else:
         assert via.json()["error"]["code"] == "invalid_request" and "tensor 't'" in via.text
+
+
+@pytest.mark.realserver
+def test_a_model_mlserver_lists_with_no_version_is_checked_as_its_replies_name_it(  # type: ignore[no-untyped-def]
+    echo_mlserver, make_proxy, loop_thread, tmp_path: Path
+) -> None:
+    """MLServer lists a model with no version (its default) as `"versions": []`: `lineage.on_unapproved:
+    block` refused every call to it, for ever, as a model the metadata does not list. Its checkpoint is
+    its name, as its replies (no `model_version`) and so the record name it: a baseline written from the
+    record admits it. A baseline approving the flow for any checkpoint admits it at once."""
+    body = {"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": ["hello"]}]}
+    recording = make_proxy(MLSERVER_CONFIG, MLS=echo_mlserver)
+    reply = httpx.post(f"{recording.url}/v2/models/plain/infer", json=body, timeout=30)
+    assert reply.status_code == 200 and reply.headers["x-lineage-checkpoint"] == "plain", reply.text
+    loop_thread.run(recording.process.runtime.sinks.flush())
+    baseline = tmp_path / "written.yaml"
+    written = subprocess.run([sys.executable, "-m", "proxy", "verify", "--store", str(tmp_path / "lineage.db"),
+                              "--write-baseline", str(baseline)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert written.returncode == 0 and "checkpoints: [plain]" in baseline.read_text(), written.stderr
+
+    blocking = MLSERVER_CONFIG + "  baseline: ${BASELINE}\n  on_unapproved: block\n"
+    proxy = make_proxy(blocking, MLS=echo_mlserver, BASELINE=str(baseline), STORE=str(tmp_path / "block.db"))
+    replies = []
+    deadline = time.monotonic() + 5
+    while (replies[-1].status_code if replies else 503) == 503:
+        assert time.monotonic() < deadline, replies[-1].text
+        time.sleep(0.05 if replies else 0)  # polling: the metadata is being asked about `plain`
+        replies.append(httpx.post(f"{proxy.url}/v2/models/plain/infer", json=body, timeout=30))
+    assert replies[-1].status_code == 200 and replies[-1].headers["x-lineage-checkpoint"] == "plain", replies[-1].text
+    assert all(r.json()["error"]["code"] == "checkpoint_unknown" for r in replies[:-1])  # while it is asked about
+
+    anything = tmp_path / "any.yaml"
+    anything.write_text("version: 1\nflows:\n  - {caller: anonymous, purpose: marketing}\n")
+    proxy = make_proxy(blocking, MLS=echo_mlserver, BASELINE=str(anything), STORE=str(tmp_path / "any.db"))
+    reply = httpx.post(f"{proxy.url}/v2/models/echo/infer", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
 
 
 BASELINE_CONFIG = """
