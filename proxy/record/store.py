@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 SCHEMA = f"{EDGES_TABLE.format(name='edges')};{_CHAIN_TABLES}"
 LINEAGE_TABLES = frozenset({"edges", "chain", "meta"})
+# A store keyed by rule stops a writer of an earlier release at its start, as any trigger on the lineage tables
+# does (its upsert would fail on every write, its counts kept in memory and lost, its purge would call the record
+# unverifiable): a trigger that never fires, named so that its message says why. This one, written exactly so, is
+# ours; any other trigger stops a writer as before.
+_FENCE_NAME = "lineage_store_keyed_by_rule_needs_lineage_proxy_2026_11_30_or_newer"
+_FENCE_ROW = (_FENCE_NAME, f"CREATE TRIGGER {_FENCE_NAME} BEFORE DELETE ON meta WHEN 0 BEGIN SELECT 1; END")
+FENCE = _FENCE_ROW[1].replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1)
 _COLUMNS = "caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, rule"
 
 UPSERT = """
@@ -270,6 +277,7 @@ class SqliteStore:
                 self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
             if "rule" not in self._key_columns():
                 self._rekey()
+            self._db.execute(FENCE)
             if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
                 self._start_chain(pre_chain=pre_chain)
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
@@ -415,10 +423,10 @@ class SqliteStore:
         """Triggers or views in the store ('' when none): only lineage-proxy writes its tables, and a trigger
         could change what a purge's delete leaves, or what a read shows."""
         found = self._db.execute(
-            "SELECT type, name FROM sqlite_master WHERE (type = 'trigger' AND tbl_name IN ('edges', 'chain', 'meta')) "
-            "OR (type <> 'table' AND name IN ('edges', 'chain', 'meta'))"  # a view in place of a table
+            "SELECT type, name, sql FROM sqlite_master WHERE (type = 'trigger' AND tbl_name IN ('edges', 'chain', "
+            "'meta')) OR (type <> 'table' AND name IN ('edges', 'chain', 'meta'))"  # a view in place of a table
         ).fetchall()
-        return ", ".join(f"{kind} {escaped(str(name))}" for kind, name in found)
+        return ", ".join(f"{kind} {escaped(str(name))}" for kind, name, sql in found if (name, sql) != _FENCE_ROW)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:

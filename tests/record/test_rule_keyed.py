@@ -347,3 +347,27 @@ def test_an_entry_keyed_by_flow_after_entries_keyed_by_rule_is_named() -> None:
     assert after.problem is not None and "is in the chain but not in the store" in after.problem  # replayed
     unknown = replayed('{"kind":"snapshot","rows":[],"version":3}')
     assert unknown.problem is not None and "version 3, which this release does not read" in unknown.problem
+
+
+def test_a_store_keyed_by_rule_stops_a_writer_of_an_earlier_release(tmp_path: Path) -> None:
+    """An earlier release started on a re-keyed SQLite store (it has no schema version to refuse), failed every
+    write (its counts kept in memory, then lost) and called the record unverifiable. Every earlier release stops
+    at start on a trigger on the lineage tables: the store carries one that never fires, named for why. This
+    code knows it by name and text; any other trigger still stops it."""
+    from proxy.errors import StartupError
+    from proxy.record.store import _FENCE_NAME
+
+    path = tmp_path / "lineage.db"
+    SqliteStore(path).close()
+    SqliteStore(path).close()  # opened again: the fence is ours
+    db = sqlite3.connect(path)
+    assert [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")] == [_FENCE_NAME]
+    # the name alone does not make a trigger ours: one that fires is refused like any other
+    db.execute(f"DROP TRIGGER {_FENCE_NAME}")
+    db.execute(f"CREATE TRIGGER {_FENCE_NAME} BEFORE DELETE ON edges BEGIN SELECT RAISE(IGNORE); END")
+    db.commit()
+    db.close()
+    with pytest.raises(StartupError, match=f"it has trigger {_FENCE_NAME}"):
+        SqliteStore(path)
+    assert subprocess.run([sys.executable, "-m", "proxy", "verify", "--store", str(path), "--integrity"],
+                          capture_output=True).returncode == 1  # fmt: skip
