@@ -30,7 +30,7 @@ from proxy.record.access import AccessRecorder
 from proxy.record.edges import EdgeAggregator
 from proxy.record.sinks import FanOut, Recorder
 from proxy.record.spans import SpanRecorder
-from proxy.record.stores import open_store
+from proxy.record.stores import PasswordFile, open_store
 from proxy.record.timings import TimingRecorder
 from proxy.tls import ListenerTls, listener_files
 from proxy.transport.pool import UpstreamPool
@@ -149,7 +149,8 @@ class ProxyProcess:
             text = password.decode() if password else None
         except UnicodeDecodeError:
             raise StartupError(f"lineage.password_file: {lineage.password_file!r} is not UTF-8 text") from None
-        store = open_store(lineage.store, key=key, password=text,
+        reread = PasswordFile(lineage.password_file, text) if lineage.password_file and text else None  # each connect
+        store = open_store(lineage.store, key=key, password=reread,
                            journal=lineage.journal, journal_max_rows=lineage.journal_max_rows)  # fmt: skip
         return EdgeAggregator(
             store,

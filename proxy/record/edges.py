@@ -24,6 +24,10 @@ from proxy.record.store import EdgeKey, EdgeStore
 
 log = logging.getLogger("lineage_proxy.edges")
 
+# at shutdown, how long the writes still queued may take; then a store that can (PostgreSQL) cuts the
+# round trip in flight, so the rest goes to its journal, for as long again at most
+STOP_WAIT_S = 5.0
+
 
 class EdgeAggregator:
     """Lives on the event loop thread; only the writer executor touches the store."""
@@ -43,6 +47,8 @@ class EdgeAggregator:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failing_since: float | None = None  # set while the store refuses writes (an outage)
+        self._reading: concurrent.futures.Future[Any] | None = None  # a purge's replay, on the reader thread
+        self._closing = False
         self.write_errors = 0
         self.new_edges = 0
 
@@ -137,12 +143,13 @@ class EdgeAggregator:
             exc = future.exception()
             if exc is not None:
                 log.error("retention purge failed: %s: %s", type(exc).__name__, exc)
-            elif future.result() is not None:  # None: nothing has expired
+            elif future.result() is not None and not self._closing:  # None: nothing has expired
                 with contextlib.suppress(RuntimeError):  # the writer has shut down meanwhile
                     self._submit(self._store.purge, days, None, future.result()).add_done_callback(_log_purge)
 
         with contextlib.suppress(RuntimeError):
-            self._reader.submit(prepare, days).add_done_callback(replayed)
+            self._reading = self._reader.submit(prepare, days)
+            self._reading.add_done_callback(replayed)
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[None]:
         return self._writer.submit(fn, *args)
@@ -198,18 +205,39 @@ class EdgeAggregator:
         await self.close()
 
     async def close(self) -> None:
-        """Flush what is pending and wait for every write, then release the store."""
+        """Flush what is pending, wait for every write, then release the store (on the writer thread,
+        after them). Bounded: a store whose writes are not done after STOP_WAIT_S (a database that does
+        not answer) is interrupted, so the rest goes to its journal; what is still unwritten STOP_WAIT_S
+        later is logged as lost, and the store is left as it is."""
         if self._task is not None:
             self._task.cancel()
-        future = self._flush_pending()
-        if future is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wrap_future(future)
-        self._reader.shutdown(wait=True, cancel_futures=True)
-        self._writer.shutdown(wait=True)
+        deadline = time.monotonic() + STOP_WAIT_S
+        if self._reading is not None:  # a purge's replay: its purge is queued as it ends (within the wait)
+            await _within(self._reading, STOP_WAIT_S)
+        self._closing = True  # a replay still running ends with the store, its purge never queued
+        self._reader.shutdown(wait=False, cancel_futures=True)
+        flows = len(self._pending)
+        last = self._flush_pending()
+        closed = self._submit(self._store.close)
+        done = await _within(closed, max(0.0, deadline - time.monotonic()))
+        interrupt = getattr(self._store, "interrupt", None)
+        if not done and interrupt is not None:
+            log.warning("lineage store: its writes are not done %gs into the shutdown (the database does not answer); "
+                        "what is left goes to the journal", STOP_WAIT_S)  # fmt: skip
+            interrupt()
+            done = await _within(closed, STOP_WAIT_S)
+        if not done:
+            among = "" if last is None or last.done() else f" (the last {flows} flows' counts among them)"
+            log.error("lineage store: shutdown gave up on the store's writes after %gs: those still queued are lost%s",
+                      2 * STOP_WAIT_S if interrupt is not None else STOP_WAIT_S, among)  # fmt: skip
+            self._writer.shutdown(wait=False, cancel_futures=True)
+            return
+        self._writer.shutdown(wait=True)  # done: nothing left to wait for
+        if interrupt is not None:
+            interrupt()  # a purge's read still waiting on the database ends now
         if self._pending:  # requeued by a failed last write: nothing is left to retry it
             log.error("lineage store: %d flows' counts could not be written before shutdown", len(self._pending))
-        self._store.close()
+        closed.result()  # a store that failed to close says why (the fan-out logs it)
 
 
 def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> EdgeKey:
@@ -224,6 +252,19 @@ def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]
         decision.action,
         decision.rule or "",
     )
+
+
+async def _within(future: concurrent.futures.Future[Any], timeout: float) -> bool:
+    """Whether `future` is done within `timeout` seconds (it goes on either way)."""
+    if future.done():
+        return True
+    try:
+        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
+    except TimeoutError:
+        return False
+    except Exception:
+        return True  # done, and failed: its owner reads why
+    return True
 
 
 def _nothing() -> None:

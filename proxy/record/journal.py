@@ -5,10 +5,19 @@ Every batch carries a token (`<process id>:<n>`), and the database records the t
 applies in the same transaction (postgres.py `applied`). So a replay that crashes between applying an
 entry and deleting it, a batch whose commit was lost with the connection and then journaled, or two
 workers sharing one journal and replaying the same entry, all count once. While the journal holds rows,
-new writes join its end (the order stays the order the calls came), and the database is probed at most
-every `RETRY_S`, never on every write, so a database that hangs does not slow each new flow by a
-connect timeout. Only when the journal cannot take a batch either (full, or its disk refuses) does
-`upsert` raise: the aggregator then keeps the counts in memory and `require_record` zones fail closed.
+new writes join its end (the order stays the order the calls came). During an outage the database is
+checked at most every `RETRY_S`, on a thread of its own (a connect and `SELECT 1`), and tried on the
+writer thread only once that check has had its answer: a database that does not answer (a stalled
+host, a partition) never holds the writer, nor so a new flow's reply, beyond the one write that found
+it silent (cut after the statement timeout, postgres.py). Only when the journal cannot take a batch
+either (full, or its disk refuses) does `upsert` raise: the aggregator then keeps the counts in memory
+and `require_record` zones fail closed. A journal that refuses writes (a full disk: even deleting a
+replayed batch needs room) never stops the database path: writes go to the database directly while it
+answers, the backlog waiting (a batch replayed but not deleted counts once: its token).
+
+A value the database refuses (a NUL character, a number out of range) never takes its batch down: the
+batch is written row by row, each row under a token of its own, and only the refused rows are set aside
+(the journal's `rejected` table).
 """
 
 from __future__ import annotations
@@ -16,11 +25,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
 import logging
+import math
 import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +42,7 @@ import psycopg
 from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
-from proxy.record.postgres import PostgresStore, one_line, redact
+from proxy.record.postgres import NoAnswer, PostgresStore, one_line, redact
 from proxy.record.store import (
     EdgeKey,
     EdgeRow,
@@ -46,7 +58,15 @@ log = logging.getLogger("lineage_proxy.edges")
 
 JOURNAL_TABLES = frozenset({"entries", "meta", "rejected"})
 RETRY_S = 1.0  # how often a failing database is tried again (by the next write or the aggregator's tick)
+# how long a write waits for that check (not at all once a check has taken longer: a silent database)
+PROBE_WAIT_S = 1.0
+CLOSE_REPLAY_S = 5.0  # at shutdown, how long the backlog may replay (the rest waits for the next start)
 DEFAULT_MAX_ROWS = 1_000_000  # edge writes the journal holds at most (lineage.journal_max_rows)
+# what says the database is away, or will not take writes now: the batch is journaled
+DATABASE_ERRORS: tuple[type[Exception], ...] = (psycopg.Error, SchemaTooNew, integrity.UnsignedHead, StartupError)
+# what says the database refuses one of the values (a NUL character, a number out of range, a lone
+# surrogate): never any better on a retry, and only that row's fault
+VALUE_ERRORS: tuple[type[Exception], ...] = (psycopg.DataError, UnicodeEncodeError)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -77,6 +97,21 @@ def _mac(key: bytes, token: str, rows: bytes) -> str:
 
 class JournalFull(Exception):
     """The journal holds `max_rows` already: the batch stays with the caller."""
+
+
+def _dumps(rows: list[Any]) -> bytes:
+    """Rows as JSON; a string no UTF-8 can hold (a lone surrogate) escaped as JSON writes it."""
+    try:
+        return orjson.dumps(rows)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(rows).encode()
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # what `_dumps` escaped (raises ValueError when it is not JSON either)
 
 
 class Journal:
@@ -129,16 +164,17 @@ class Journal:
             if held + len(rows) > self.max_rows:
                 raise JournalFull(f"the journal {self.path} holds {held} edge writes (journal_max_rows "
                                   f"{self.max_rows})")  # fmt: skip
-            text = orjson.dumps(rows)
+            text = _dumps(rows)
             mac = _mac(self._key, token, text) if self._key is not None else None
             self._db.execute("INSERT INTO entries (token, n, rows, mac) VALUES (?, ?, ?, ?)",
                              (token, len(rows), text, mac))  # fmt: skip
         self._held = held + len(rows)  # committed
 
-    def oldest(self, limit: int = 100) -> list[tuple[int, str, list[EdgeWrite] | str]]:
-        """The oldest batches: (id, token, edge writes), or in place of the writes why the batch may not
-        be replayed (its signature does not match, or it is not a batch of edge writes)."""
-        found = self._db.execute("SELECT id, token, rows, mac FROM entries ORDER BY id LIMIT ?", (limit,)).fetchall()
+    def oldest(self, limit: int = 100, after: int | None = None) -> list[tuple[int, str, list[EdgeWrite] | str]]:
+        """The oldest batches (after the id `after`): (id, token, edge writes), or in place of the writes
+        why the batch may not be replayed (its signature does not match, or it is not a batch of edge writes)."""
+        found = self._db.execute("SELECT id, token, rows, mac FROM entries WHERE ? IS NULL OR id > ? ORDER BY id "
+                                 "LIMIT ?", (after, after, limit)).fetchall()  # fmt: skip
         batches: list[tuple[int, str, list[EdgeWrite] | str]] = []
         for id_, token, text, mac in found:
             if not isinstance(token, str) or not isinstance(text, str | bytes):  # edited by hand
@@ -151,8 +187,8 @@ class Journal:
                 batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
                 continue
             try:
-                rows = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
+                rows = _loads(data)
+            except ValueError as exc:
                 batches.append((id_, token, f"not JSON ({exc})"))
                 continue
             if not isinstance(rows, list) or not all(integrity.is_change(row) for row in rows):
@@ -165,14 +201,32 @@ class Journal:
         """Set a batch aside, kept for whoever looks into it, never replayed."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT OR REPLACE INTO rejected SELECT id, token, n, rows, mac, ?, ? FROM entries "
-                             "WHERE id = ?", (time.time(), why, entry_id))  # fmt: skip
-            self.remove(entry_id)
+            self._db.execute("INSERT INTO rejected (token, n, rows, mac, at, why) SELECT token, n, rows, mac, ?, ? "
+                             "FROM entries WHERE id = ?", (time.time(), why, entry_id))  # fmt: skip
+            removed = self._delete(entry_id)
+        self._held -= removed  # committed
+
+    def set_aside(self, entry_id: int | None, token: str, rows: list[tuple[Any, ...]], why: str) -> None:
+        """Keep `rows` (some of a batch: those the database refuses the values of) in `rejected`, and
+        delete the journaled batch they came from (`entry_id`; None: a write that was never journaled)."""
+        text = _dumps(rows)
+        mac = _mac(self._key, token, text) if self._key is not None else None
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT INTO rejected (token, n, rows, mac, at, why) VALUES (?, ?, ?, ?, ?, ?)",
+                             (token, len(rows), text, mac, time.time(), why))  # fmt: skip
+            removed = self._delete(entry_id) if entry_id is not None else 0
+        self._held -= removed
 
     def remove(self, entry_id: int) -> None:
+        self._held -= self._delete(entry_id)  # the DELETE commits on its own, or raises
+
+    def _delete(self, entry_id: int) -> int:
+        """Delete a batch; the edge writes it held (0 when another process replayed and removed it first:
+        this one recounts then)."""
         found = self._db.execute("SELECT n FROM entries WHERE id = ?", (entry_id,)).fetchone()
-        if self._db.execute("DELETE FROM entries WHERE id = ?", (entry_id,)).rowcount and found is not None:
-            self._held -= found[0]  # not when another process replayed and removed it first (it recounts then)
+        deleted = self._db.execute("DELETE FROM entries WHERE id = ?", (entry_id,)).rowcount
+        return int(found[0]) if deleted and found is not None else 0
 
     def held(self) -> int:
         """Edge writes waiting (from every process sharing the file)."""
@@ -189,6 +243,26 @@ def _write(row: list[Any]) -> EdgeWrite:
     return (EdgeKey._make((*row[:6], row[9] or "")), row[6], row[7], row[8], row[9], reason)
 
 
+class _Probe:
+    """Whether the database answers, found out on a daemon thread of its own (`PostgresStore.ping`)."""
+
+    def __init__(self, ping: Callable[[], None]) -> None:
+        self.done = threading.Event()
+        self.error: Exception | None = None
+        self.took = math.inf
+        self._ping = ping
+        threading.Thread(target=self._run, name="lineage-db-probe", daemon=True).start()
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        try:
+            self._ping()
+        except Exception as exc:  # whatever it is, the database does not take writes now
+            self.error = exc
+        self.took = time.monotonic() - began
+        self.done.set()
+
+
 class JournaledStore:
     """The PostgreSQL store with the journal in front of its outages (an `EdgeStore`)."""
 
@@ -200,58 +274,157 @@ class JournaledStore:
         self._backlog = journal.held() > 0  # left by a previous run (a crash during an outage)
         self._down_since: float | None = None
         self._next_try = 0.0  # monotonic: when the database may be tried again
+        self._probe: _Probe | None = None  # during an outage: the check in flight
+        self._probe_wait = PROBE_WAIT_S
+        self._journal_failing: float | None = None  # since when the journal refuses writes
+        self._unremoved: set[int] = set()  # journaled batches applied, whose delete the journal refused
         self.journaled = 0  # edge writes that went to the journal
         self.replayed = 0  # edge writes replayed from it into the database
-        self.rejected = 0  # batches set aside by the replay (signature or shape)
+        self.rejected = 0  # batches (or rows of one) set aside: signature, shape, or values the database refuses
         if database.unreachable is not None:  # away at the start: an outage from the first write on
             self._failed(database.unreachable)
 
     def upsert(self, rows: Iterable[EdgeWrite]) -> None:
-        """Write to the database, or journal when it is away or a backlog is still waiting. Raises only
-        when neither can take the rows. An empty call only gives a backlog its chance to drain."""
+        """Write to the database, or journal when it is away or a backlog is still waiting (a journal that
+        refuses writes leaves the backlog waiting, and the database takes new writes directly). Raises
+        only when neither can take the rows. An empty call only gives a backlog its chance to drain."""
         writes = list(rows)
-        if self._backlog and time.monotonic() >= self._next_try:
+        if self._backlog and time.monotonic() >= self._next_try and self._answering():
             self._replay()
         if not writes:
             return
         token = f"{self._process}:{next(self._serial)}"
-        if (not self._backlog and self._down_since is None) or self._probe_due():
+        if (not self._backlog or self._journal_failing is not None) and self._answering():
             try:
-                self.database.apply(writes, token)  # it flattens them for its statement itself
-            except (psycopg.Error, SchemaTooNew, integrity.UnsignedHead, StartupError) as exc:
+                self._write(writes, token, None)  # it flattens them for its statement itself
+            except DATABASE_ERRORS as exc:
                 self._failed(exc)  # journaled (signed) until the database takes them
             else:
                 self._recovered()
                 return
-        # JournalFull / sqlite3.Error: the aggregator keeps the rows
-        self.journal.append(token, [flat(row) for row in writes])
+        try:
+            self.journal.append(token, [flat(row) for row in writes])
+        except (JournalFull, sqlite3.Error) as exc:  # the aggregator keeps the rows
+            self._journal_refused(exc)
+            raise
+        self._journal_ok()
         self.journaled += len(writes)
         self._backlog = True
 
-    def _probe_due(self) -> bool:
-        return not self._backlog and self._down_since is not None and time.monotonic() >= self._next_try
+    def _answering(self) -> bool:
+        """Whether the database may be tried on this thread (the writer's) now: always but during an
+        outage, where only once a check on a thread of its own has had its answer. A check starts at most
+        every RETRY_S and is waited for PROBE_WAIT_S, not at all once one took longer (the database does
+        not answer: its check holds only its own thread)."""
+        if self._down_since is None:
+            return True
+        probe = self._probe
+        if probe is None:
+            if time.monotonic() < self._next_try:
+                return False
+            probe = self._probe = _Probe(self.database.ping)
+            probe.done.wait(self._probe_wait)
+        if not probe.done.is_set():
+            return False
+        self._probe = None
+        self._probe_wait = PROBE_WAIT_S if probe.took < PROBE_WAIT_S else 0.0
+        if probe.error is not None:
+            self._failed(probe.error)
+            return False
+        return True
 
-    def _replay(self) -> None:
-        """Every journaled batch, oldest first, each applied (or found applied) then deleted."""
+    def _write(self, writes: list[EdgeWrite], token: str, entry_id: int | None) -> int:
+        """Apply `writes` under `token`; the edge writes applied (0: the token was applied before). A batch
+        holding a value the database refuses is written row by row, each under `token/i` (so a replay
+        counts each once), and only the refused rows are set aside. Raises what says the database is
+        away (DATABASE_ERRORS), or the journal's sqlite3.Error while setting rows of `entry_id` aside."""
         try:
-            while batch := self.journal.oldest():
-                for entry_id, token, rows in batch:
-                    if isinstance(rows, str):
-                        self._set_aside(entry_id, token, rows)
-                        continue
+            return len(writes) if self.database.apply(writes, token) else 0
+        except VALUE_ERRORS as exc:
+            refused: list[tuple[EdgeWrite, BaseException]] = [(writes[0], exc)] if len(writes) == 1 else []
+        applied = 0
+        if not refused:
+            for index, row in enumerate(writes):
+                try:
+                    applied += self.database.apply([row], f"{token}/{index}")
+                except VALUE_ERRORS as exc:
+                    refused.append((row, exc))
+        self._refuse(entry_id, token, len(writes), refused)
+        return applied
+
+    def _refuse(
+        self, entry_id: int | None, token: str, total: int, refused: list[tuple[EdgeWrite, BaseException]]
+    ) -> None:
+        why = f"the database refuses its values: {one_line(refused[0][1])}"
+        keys = ", ".join(ascii(tuple(row[0])) for row, _ in refused[:3]) + (", ..." if len(refused) > 3 else "")
+        log.error("lineage database %s: %d of the %d edge writes of batch %s are not written, %s (%s); they are "
+                  "kept in the journal %s's `rejected` table", redact(self.database.url), len(refused), total,
+                  token, why, keys, self.journal.path)  # fmt: skip
+        self.rejected += 1
+        try:
+            self.journal.set_aside(entry_id, token, [flat(row) for row, _ in refused], why)
+        except sqlite3.Error as exc:
+            if entry_id is not None:
+                raise  # the batch stays journaled: its rows are applied once (their tokens), the rest refused again
+            log.error("lineage journal %s: cannot keep the refused writes of batch %s (%s): they are lost",
+                      self.journal.path, token, exc)  # fmt: skip
+
+    def _replay(self, until: float = math.inf) -> None:
+        """Every journaled batch, oldest first, each applied (or found applied) then deleted; until the
+        monotonic `until`, the rest waiting. A journal that cannot delete (its disk full) leaves the
+        batches where they are: the pass goes on applying them, and the next tries only check whether
+        it deletes again (a batch applied twice counts once: its token)."""
+        refused: sqlite3.Error | None = None  # the journal's first refusal in this pass
+        reached = False
+        try:
+            for entry_id, token, rows in self._journaled():
+                if time.monotonic() > until:
+                    return
+                if entry_id not in self._unremoved:
                     try:
-                        applied = self.database.apply(rows, token)
-                    except psycopg.DataError as exc:  # values the database refuses: never any better on a retry
-                        self._set_aside(entry_id, token, f"the database refuses its values: {one_line(exc)}")
+                        if isinstance(rows, str):
+                            self._set_aside(entry_id, token, rows)
+                            continue
+                        reached = True
+                        self.replayed += self._write(rows, token, entry_id)
+                    except sqlite3.Error as exc:  # setting it (or its refused rows) aside: all of it next time
+                        refused = refused or exc
                         continue
-                    if applied:
-                        self.replayed += len(rows)
-                    self.journal.remove(entry_id)
-        except (psycopg.Error, SchemaTooNew, integrity.UnsignedHead, StartupError) as exc:
+                elif refused is not None:
+                    continue
+                if refused is None:
+                    try:
+                        self.journal.remove(entry_id)
+                    except sqlite3.Error as exc:
+                        refused = exc
+                        if entry_id in self._unremoved:
+                            break  # applied by an earlier pass and still not deleted: the journal refuses as then
+                    else:
+                        self._unremoved.discard(entry_id)
+                        continue
+                self._unremoved.add(entry_id)
+        except sqlite3.Error as exc:  # reading it
+            refused = refused or exc
+        except DATABASE_ERRORS as exc:
             self._failed(exc)
             return
+        if reached:
+            self._recovered()
+        if refused is not None:
+            self._journal_refused(refused)
+            self._next_try = time.monotonic() + RETRY_S
+            return
         self._backlog = False
+        self._unremoved.clear()
+        self._journal_ok()
         self._recovered()
+
+    def _journaled(self) -> Iterator[tuple[int, str, list[EdgeWrite] | str]]:
+        """The journal's batches, oldest first, read a page at a time."""
+        after: int | None = None
+        while page := self.journal.oldest(after=after):
+            yield from page
+            after = page[-1][0]
 
     def _set_aside(self, entry_id: int, token: str, why: str) -> None:
         log.error("lineage journal %s: batch %s is not replayed: %s. It is kept in the journal's `rejected` table",
@@ -261,6 +434,8 @@ class JournaledStore:
 
     def _failed(self, error: Exception) -> None:
         self._next_try = time.monotonic() + RETRY_S
+        if isinstance(error, NoAnswer) or "timeout expired" in str(error):  # silent: never wait on its checks
+            self._probe_wait = 0.0
         if self._down_since is None:
             self._down_since = time.time()
             log.error("lineage database %s: writes are failing (%s); new flows and counts go to the journal %s "
@@ -268,21 +443,39 @@ class JournaledStore:
                       redact(self.database.url), one_line(error), self.journal.path)  # fmt: skip
 
     def _recovered(self) -> None:
+        self._probe_wait = PROBE_WAIT_S
         if self._down_since is not None:
             log.warning("lineage database %s: writes succeed again after %.0fs; the journal is replayed",
                         redact(self.database.url), time.time() - self._down_since)  # fmt: skip
             self._down_since = None
 
+    def _journal_refused(self, error: Exception) -> None:
+        """The journal refused a write (full, or its file or disk refuses): from now until one succeeds,
+        writes go to the database directly whenever it answers."""
+        if self._journal_failing is not None:
+            return
+        self._journal_failing = time.time()
+        if not isinstance(error, JournalFull):  # a full journal is said by the aggregator, as the batch stays
+            log.error("lineage journal %s: cannot be written (%s); until it can, writes go to the database directly "
+                      "whenever it answers, and what the journal holds waits (logged once)",
+                      self.journal.path, one_line(error))  # fmt: skip
+
+    def _journal_ok(self) -> None:
+        if self._journal_failing is not None:
+            log.warning("lineage journal %s: takes writes again after %.0fs", self.journal.path,
+                        time.time() - self._journal_failing)  # fmt: skip
+            self._journal_failing = None
+
     def prepare_purge(self, retention_days: float, now: float | None = None) -> integrity.Replay | None:
         try:
             return self.database.prepare_purge(retention_days, now)
-        except (psycopg.Error, SchemaTooNew):
+        except DATABASE_ERRORS:
             return None  # the purge reads it again itself, or waits for the next one
 
     def purge(self, retention_days: float, now: float | None = None, replay: integrity.Replay | None = None) -> int:
         try:
             return self.database.purge(retention_days, now, replay)
-        except (psycopg.Error, SchemaTooNew) as exc:
+        except DATABASE_ERRORS as exc:
             self._failed(exc)
             return 0  # the next purge (hourly) tries again; nothing is lost by waiting
 
@@ -300,20 +493,39 @@ class JournaledStore:
             "# HELP lineage_proxy_edge_database_failing 1 while the lineage database refuses writes (summed over workers).",
             "# TYPE lineage_proxy_edge_database_failing gauge",
             f"lineage_proxy_edge_database_failing {1 if self._down_since is not None else 0}",
+            "# HELP lineage_proxy_edge_journal_failing 1 while the local journal refuses writes (summed over workers).",
+            "# TYPE lineage_proxy_edge_journal_failing gauge",
+            f"lineage_proxy_edge_journal_failing {1 if self._journal_failing is not None else 0}",
             "# HELP lineage_proxy_edge_journaled_total Edge writes that went to the local journal.",
             "# TYPE lineage_proxy_edge_journaled_total counter",
             f"lineage_proxy_edge_journaled_total {self.journaled}",
             "# HELP lineage_proxy_edge_replayed_total Edge writes replayed from the journal into the database.",
             "# TYPE lineage_proxy_edge_replayed_total counter",
             f"lineage_proxy_edge_replayed_total {self.replayed}",
-            "# HELP lineage_proxy_edge_journal_rejected_total Journaled batches not replayed: their signature or "
-            "shape is wrong (kept in the journal's rejected table).",
+            "# HELP lineage_proxy_edge_journal_rejected_total Journaled batches not replayed (their signature or "
+            "shape is wrong), and writes whose values the database refuses (kept in the journal's rejected table).",
             "# TYPE lineage_proxy_edge_journal_rejected_total counter",
             f"lineage_proxy_edge_journal_rejected_total {self.rejected}",
         ]
 
+    def interrupt(self) -> None:
+        """A shutdown that cannot wait: the database round trip waiting now is cut and no other is made,
+        so every write still queued goes to the journal at once."""
+        self.database.interrupt()
+
     def close(self) -> None:
-        if self._backlog:
-            self._replay()  # a last chance; what stays is replayed by the next start
-        self.database.close()
-        self.journal.close()
+        """A last, bounded replay of a backlog when the database answers (what stays is replayed by the
+        next start); both connections closed whatever happens."""
+        try:
+            if self._backlog:
+                if self._down_since is not None:  # a check now (or the one in flight), waited for in any case
+                    if self._probe is not None:
+                        self._probe.done.wait(PROBE_WAIT_S)
+                    self._next_try, self._probe_wait = 0.0, PROBE_WAIT_S
+                if self._answering():
+                    self._replay(until=time.monotonic() + CLOSE_REPLAY_S)
+        finally:
+            try:
+                self.database.close()
+            finally:
+                self.journal.close()

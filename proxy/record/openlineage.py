@@ -7,6 +7,12 @@ background thread builds the events and hands them to openlineage-python's trans
 factory from `lineage.openlineage.transport`, so its http, kafka, file and console transports all work
 as its docs say). A dead backend is logged once per outage and counted; calls never wait for it.
 
+A count event the backend did not take is sent again as it was (its runId, eventTime and window), first
+thing at the next snapshot, or after one interval when no call comes, and last at shutdown: a receiver
+that kept it though the answer was lost (a slow one, past the transport's timeout) sees the same run
+twice, never the calls twice. While that fails, later windows' counts are kept, never sent, and go out
+merged once it succeeds, so what is kept is one window's events and one count per flow.
+
 Every event is a self-contained COMPLETE run of the checkpoint's job (one job per checkpoint, type
 SERVICE): Marquez builds a job version, the datasets and the graph from a COMPLETE event at once, whereas
 a long-lived START/RUNNING run shows nothing until a COMPLETE that a killed sidecar never sends. Inputs
@@ -170,8 +176,11 @@ class OpenLineageRecorder:
         self._seen: set[EdgeKey] = set()
         self._window: dict[EdgeKey, _Tally] = {}
         self._window_start = time.time()
-        self._unsent: dict[EdgeKey, tuple[int, _Facts]] = {}  # sender thread only: counts a failure kept
-        self._unsent_since = 0.0
+        # sender thread only: count events the backend did not take, sent again as they were, with their counts;
+        # and counts not sent yet (while those fail), merged per flow, from `_held_since` on
+        self._retry: list[tuple[RunEvent, int]] = []
+        self._held: dict[EdgeKey, tuple[int, _Facts]] = {}
+        self._held_since = 0.0
         self._thread = threading.Thread(target=self._send_loop, name="openlineage-sender", daemon=True)
         self._task: asyncio.Task[None] | None = None
         self._down = False
@@ -254,8 +263,10 @@ class OpenLineageRecorder:
         except queue.Full:
             pass  # the sender is stuck on a dead backend: said below
         await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
-        if self._thread.is_alive():
-            log.warning("openlineage: %d events not sent to %s at shutdown", self._queue.qsize(), self._target)
+        if self._thread.is_alive():  # the sender is stuck on a backend that does not answer
+            flows, calls = self._unsent()
+            log.warning("openlineage: %d events not sent to %s at shutdown, and the counts of %d flows (%d calls)",
+                        self._queue.qsize(), self._target, flows, calls)  # fmt: skip
 
     def metrics(self) -> Iterable[str]:
         return (
@@ -280,7 +291,12 @@ class OpenLineageRecorder:
                 self.outages += 1  # one that lasts: alerts on outages fire for it as for a dead backend
                 log.exception("openlineage: cannot build the %s transport; no events will be sent", self._target)
         while True:
-            item = self._queue.get()
+            try:  # with counts to send again: after an interval without a snapshot too
+                item = self._queue.get(timeout=self._settings.snapshot_interval_s if self._owed() else None)
+            except queue.Empty:
+                if transport is not None:
+                    self._send_snapshot(transport, None)
+                continue
             if item is None:
                 break
             if isinstance(item, _Barrier):
@@ -292,26 +308,54 @@ class OpenLineageRecorder:
             else:
                 self._send_snapshot(transport, item)
         if transport is not None:
+            if self._owed():  # a last try, within stop's wait; the first failure ends it
+                self._send_snapshot(transport, None, last=True)
             try:
                 transport.close()
             except Exception:
                 log.exception("openlineage: the %s transport failed to close", self._target)
+        flows, calls = self._unsent()
+        if flows:
+            log.warning("openlineage: the counts of %d flows (%d calls) could not be sent to %s before shutdown",
+                        flows, calls, self._target)  # fmt: skip
 
-    def _send_snapshot(self, transport: Transport, snapshot: _Snapshot) -> None:
-        flows = {key: (count, facts) for key, count, facts in snapshot.flows}
-        start = snapshot.start
-        if self._unsent:  # what an earlier snapshot could not send goes out with this one
-            for key, (count, facts) in self._unsent.items():
-                flows[key] = (flows[key][0] + count, flows[key][1]) if key in flows else (count, facts)
-            start, self._unsent = min(start, self._unsent_since), {}
-        failed: dict[EdgeKey, tuple[int, _Facts]] = {}
-        for key, (count, facts) in flows.items():
-            if not self._emit(
-                transport, self._event(key, facts, snapshot.end, window=(start, snapshot.end), count=count)
-            ):
-                failed[key] = (count, facts)
-        if failed:
-            self._unsent, self._unsent_since = failed, start
+    def _owed(self) -> bool:
+        return bool(self._retry or self._held)
+
+    def _unsent(self) -> tuple[int, int]:
+        """Flows and calls whose counts are not sent (read from another thread only for a log line)."""
+        retry, held = list(self._retry), list(self._held.values())
+        return len(retry) + len(held), sum(count for _, count in retry) + sum(count for count, _ in held)
+
+    def _send_snapshot(self, transport: Transport, snapshot: _Snapshot | None, *, last: bool = False) -> None:
+        """What failed before, as it was; then `snapshot`'s counts (None: none new), with those held
+        meanwhile. While the first fails, the new counts are held: never a second event for them."""
+        while self._retry:
+            if not self._emit(transport, self._retry[0][0]):
+                if snapshot is not None:
+                    self._hold(snapshot.flows, snapshot.start)
+                return
+            self._retry.pop(0)
+        if snapshot is not None:
+            self._hold(snapshot.flows, snapshot.start)
+        if not self._held:
+            return
+        end = snapshot.end if snapshot is not None else time.time()
+        window, held, self._held = (self._held_since, end), self._held, {}
+        for key, (count, facts) in held.items():
+            if last and self._retry:  # shutting down on a backend that refuses: no longer than one failure
+                self._retry.append((self._event(key, facts, end, window=window, count=count), count))
+                continue
+            event = self._event(key, facts, end, window=window, count=count)
+            if not self._emit(transport, event):
+                self._retry.append((event, count))
+
+    def _hold(self, flows: Iterable[tuple[EdgeKey, int, _Facts]], start: float) -> None:
+        if not self._held:
+            self._held_since = start
+        for key, count, facts in flows:
+            found = self._held.get(key)
+            self._held[key] = (found[0] + count, facts) if found is not None else (count, facts)
 
     def _emit(self, transport: Transport, event: RunEvent) -> bool:
         try:

@@ -17,20 +17,32 @@ only new flows pay it per call.
 Writes may carry a token (`upsert(rows, token=...)`): it is recorded in `applied` in the same
 transaction, and a write whose token is already there does nothing. The journal (journal.py) uses it
 so a batch replayed after a crash, or whose commit was lost with the connection, counts exactly once.
+
+No round trip waits longer than the statement timeout for an answer: a server that has stopped
+answering (a stalled host, a partition) cannot fire its own statement_timeout, so a watchdog thread
+shuts the connection's socket down at the bound and psycopg raises, as for any lost connection
+(`_Connection`; TCP keepalives do not see a stopped process whose kernel still acknowledges).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import re
+import socket
+import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+import weakref
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import conninfo, sql
+from psycopg.abc import PQGen
 
 from proxy.errors import StartupError
 from proxy.logs import escaped
@@ -46,8 +58,13 @@ SCHEMA_VERSION = 2
 LOCK_ID = 0x6C696E65616765  # "lineage"
 DEFAULT_CONNECT_TIMEOUT_S = 5
 # a database that hangs (a stalled server, a lock held elsewhere) fails the statement instead of holding
-# the writer thread for ever: the aggregator keeps the counts (or the journal takes them) and retries
+# the writer thread for ever: the aggregator keeps the counts (or the journal takes them) and retries.
+# The server cancels a statement after it (statement_timeout); a round trip that gets no answer at all
+# (a stalled server) is cut by the client after it too (`_Watchdog`)
 DEFAULT_STATEMENT_TIMEOUT_S = 30.0
+# the only encoding whose text holds every name and reason a call brings (any script); SQL_ASCII hands
+# text back as bytes, LATIN1 and the like refuse most scripts
+ENCODING = "UTF8"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS edges (
@@ -131,6 +148,19 @@ def redact(url: str) -> str:
     return urlunsplit(parts)
 
 
+_TIMEOUT = re.compile(r"(?:-c\s*|--)statement[_-]timeout\s*=\s*'?(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\b")
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _statement_timeout(options: str) -> float | None:
+    """The statement_timeout libpq `options` set, in seconds (None: none, or 0, which turns it off)."""
+    found = _TIMEOUT.search(options)
+    if found is None:
+        return None
+    seconds = float(found.group(1)) * _UNITS[found.group(2) or "ms"]
+    return seconds if seconds > 0 else None
+
+
 def one_line(error: BaseException | str) -> str:
     """An error's text on one line, its lines joined by "; ": libpq puts its hints (and each host's failure)
     on lines of their own, which the text log, escaping control characters, would show as `\\n`."""
@@ -141,10 +171,120 @@ class _Refused(Exception):
     """A purge found the table other than its delete should leave it: the transaction rolls back."""
 
 
+class NotUtf8(StartupError, RuntimeError):
+    """The database's encoding is not UTF8: nothing is written to it, nor read (a StartupError for
+    `serve`, a RuntimeError for the read commands)."""
+
+
+class NoAnswer(psycopg.OperationalError):
+    """A round trip cut after its bound: the database did not answer at all (stalled, or out of reach)."""
+
+
+RV = TypeVar("RV")
+
+
+class _Connection(psycopg.Connection[Any]):
+    """A connection whose every round trip (a statement, a commit) is cut after `bound` seconds without an
+    answer: the watchdog shuts its socket down, so psycopg raises as for a lost connection (NoAnswer).
+    A round trip only sets a number as it starts and ends: no lock, no wake-up of the watchdog."""
+
+    bound = DEFAULT_STATEMENT_TIMEOUT_S
+    owner: object = None
+    deadline = math.inf  # monotonic, while a round trip waits
+    cut: str | None = None  # why the socket was shut down
+    _socket = -1  # a duplicate of libpq's socket: a number never reused while this connection holds it
+    # what closes it, once: at `close`, or when the connection is collected
+    _closes: weakref.finalize[[int], _Connection] | None = None
+
+    def watched(self, owner: object, bound: float) -> None:
+        self.owner, self.bound = owner, bound
+        self._socket = os.dup(self.pgconn.socket)
+        self._closes = weakref.finalize(self, os.close, self._socket)
+        _WATCHDOG.watch(self)
+
+    def wait(self, gen: PQGen[RV], *args: Any, **kwargs: Any) -> RV:
+        self.deadline = time.monotonic() + self.bound
+        try:
+            return super().wait(gen, *args, **kwargs)
+        except psycopg.OperationalError as exc:
+            if self.cut is not None:
+                raise NoAnswer(self.cut) from exc
+            raise
+        finally:
+            self.deadline = math.inf
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            _WATCHDOG.release(self)
+
+    def shut(self, why: str) -> None:
+        """Cut the connection (the watchdog's lock held: the socket is still ours)."""
+        self.cut = why
+        with suppress(OSError):
+            sock = socket.socket(fileno=self._socket)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.detach()
+
+
+class _Watchdog:
+    """One thread for the process, started on first use: it cuts every watched connection whose round
+    trip outlasts its bound. It sleeps until the nearest deadline, or a bound from now when none waits:
+    a round trip that starts meanwhile ends its bound later, so it is never missed (nor woken for)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._watched: weakref.WeakSet[_Connection] = weakref.WeakSet()  # one never closed is still collected
+        self._thread: threading.Thread | None = None
+
+    def watch(self, conn: _Connection) -> None:
+        with self._cond:
+            self._watched.add(conn)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lineage-db-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def release(self, conn: _Connection) -> None:
+        with self._cond:  # never while the thread may shut it down
+            self._watched.discard(conn)
+            if conn._closes is not None:
+                conn._closes()
+
+    def interrupt(self, owner: object) -> None:
+        """Cut every connection of `owner` now: the round trip waiting, and the next one."""
+        with self._cond:
+            for conn in list(self._watched):
+                if conn.owner is owner:
+                    conn.shut("cut off: the lineage store is shutting down")
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                wake = math.inf
+                for conn in list(self._watched):
+                    deadline = conn.deadline
+                    if deadline <= now:
+                        if conn.cut is None:
+                            conn.shut(f"no answer from the database in {conn.bound:g}s")
+                    else:
+                        wake = min(wake, deadline, now + conn.bound)
+                self._cond.wait(None if wake == math.inf else wake - now)
+
+
+_WATCHDOG = _Watchdog()
+
+
 class PostgresStore:
     """One connection, used from one thread at a time (the aggregator's writer thread), reopened on the
-    next call after a failure. `password`: from `lineage.password_file`; else the URL's, else libpq's
-    own `PGPASSWORD` / `~/.pgpass`. `key`: the HMAC key chain entries written from now on are signed with."""
+    next call after a failure. `password`: from `lineage.password_file`, as a function that reads the file
+    again for each new connection (a secret rotated in place is used on the next reconnect); else the
+    URL's, else libpq's own `PGPASSWORD` / `~/.pgpass`. `key`: the HMAC key chain entries written from
+    now on are signed with."""
 
     def __init__(
         self,
@@ -152,28 +292,33 @@ class PostgresStore:
         *,
         readonly: bool = False,
         key: bytes | None = None,
-        password: str | None = None,
+        password: str | Callable[[], str | None] | None = None,
         statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
         wait_for_server: bool = False,
         adopt_head: str | None = None,
     ) -> None:
         """`wait_for_server` (a writer with a journal in front): a server that cannot be reached now (no
         answer at all) does not fail the constructor; the schema is made by the first write that reaches
-        it (`unreachable` says why until then). A server that answers with an error still raises."""
+        it (`unreachable` says why until then). A server that answers with an error still raises.
+        `statement_timeout_s`: the server's statement_timeout (unless the URL sets `options`) and the
+        longest any round trip waits for an answer."""
         self.url = url
         self._readonly = readonly
         self._key = key
         self._adopt_head = adopt_head  # an unsigned newest entry to sign on top of, by hand (`verify --adopt-head`)
-        params: dict[str, Any] = {"application_name": "lineage-proxy"}
+        self._interrupted = False
+        params: dict[str, Any] = {"application_name": "lineage-proxy", "client_encoding": ENCODING}
         given = conninfo.conninfo_to_dict(url)
         if "connect_timeout" not in given:
             params["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_S
-        if "options" not in given:  # the URL's own `?options=-c statement_timeout=...` wins
+        if "options" not in given:  # the URL's own `?options=-c statement_timeout=...` wins, the bound too
             params["options"] = f"-c statement_timeout={max(1, round(statement_timeout_s * 1000))}"
-        if password is not None:
-            params["password"] = password
-        self._conninfo = conninfo.make_conninfo(url, **params)
-        self._conn: psycopg.Connection[Any] | None = None
+        else:
+            statement_timeout_s = _statement_timeout(str(given["options"])) or statement_timeout_s
+        self._bound = statement_timeout_s
+        self._params = params
+        self._password = password
+        self._conn: _Connection | None = None
         self.unreachable: psycopg.OperationalError | None = None  # why the schema is not made yet
         if readonly:
             with self._transaction() as cur:
@@ -234,14 +379,49 @@ class PostgresStore:
 
     # -- connection
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _conninfo(self) -> str:
+        """The connection string, with the password as the password file holds it now."""
+        password = self._password() if callable(self._password) else self._password
+        extra = {"password": password} if password is not None else {}
+        return conninfo.make_conninfo(self.url, **self._params, **extra)
+
+    def _open(self) -> _Connection:
+        """A new connection, its round trips watched; refused (NotUtf8) when the database is not UTF8."""
+        if self._interrupted:
+            raise psycopg.OperationalError("the lineage store is shutting down")
+        conn = _Connection.connect(self._conninfo(), autocommit=True)
+        conn.watched(self, self._bound)
+        encoding = conn.info.parameter_status("server_encoding")  # reported at the start: no round trip
+        if encoding != ENCODING:
+            conn.close()
+            raise NotUtf8(f"lineage database {redact(self.url)}: its encoding is {encoding}, not UTF8, so names "
+                          "and reasons in other scripts cannot be stored (SQL_ASCII reads them back as bytes); "
+                          "create the database with `createdb -E UTF8 -T template0 NAME` (or CREATE DATABASE "
+                          "... ENCODING 'UTF8' TEMPLATE template0) and point lineage.store at it")  # fmt: skip
+        return conn
+
+    def _connect(self) -> _Connection:
+        if self._interrupted:  # a shutdown cut the database off: what is left goes to the journal at once
+            raise psycopg.OperationalError("the lineage store is shutting down")
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._drop()
-            conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn = self._open()
             if self._readonly:
                 conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             self._conn = conn
         return self._conn
+
+    def ping(self) -> None:
+        """Whether the database answers now, on a connection of its own (a journal's check during an
+        outage, from a thread of its own): raises as a write would."""
+        with self._open() as conn:
+            conn.execute("SELECT 1")
+
+    def interrupt(self) -> None:
+        """Cut the round trip waiting now, and refuse every later one (a shutdown that cannot wait for a
+        database that does not answer): the writes fail at once, so the journal takes them."""
+        self._interrupted = True
+        _WATCHDOG.interrupt(self)
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -335,7 +515,7 @@ class PostgresStore:
         """The long part of a purge, on a connection of its own (so off the writer thread when the caller
         runs it elsewhere): the chain replayed in one read snapshot. None when nothing has expired."""
         cutoff = (time.time() if now is None else now) - retention_days * 86400
-        with psycopg.connect(self._conninfo, autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
+        with self._open() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
             return None if cur.fetchone() is None else self._replay(cur, None)

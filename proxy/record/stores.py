@@ -3,15 +3,20 @@ from a SQLite path, so `serve`, `edges`, `verify` and `report` all accept both."
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from typing import Protocol
 
+from proxy.config import read_secret
 from proxy.record import integrity
 from proxy.record.integrity import Report
 from proxy.record.store import EdgeRow, EdgeStore, SqliteStore
 
 DEFAULT_JOURNAL = "./lineage-journal.db"  # lineage.journal when the store is PostgreSQL and none is set
+
+log = logging.getLogger("lineage_proxy.edges")
 
 
 class ReadableStore(EdgeStore, Protocol):
@@ -31,7 +36,7 @@ def open_store(
     *,
     key: bytes | None = None,
     readonly: bool = False,
-    password: str | None = None,
+    password: str | Callable[[], str | None] | None = None,
     journal: str | None = None,
     journal_max_rows: int | None = None,
 ) -> ReadableStore:
@@ -47,6 +52,30 @@ def open_store(
     if readonly:
         return database
     return JournaledStore(database, Journal(journal or DEFAULT_JOURNAL, journal_max_rows or DEFAULT_MAX_ROWS, key=key))
+
+
+class PasswordFile:
+    """`lineage.password_file`, read again for each new connection to the database: a password rotated
+    in the file (a Kubernetes secret) is used from the next reconnect on. A file that cannot be read then
+    (being replaced) leaves the last password read in use, and says so once."""
+
+    def __init__(self, path: str, password: str) -> None:
+        self.path = path
+        self._password = password  # read at the start, when it had to be readable
+        self._problem: str | None = None
+
+    def __call__(self) -> str:
+        try:
+            self._password = read_secret(self.path).decode()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if problem != self._problem:
+                log.warning("lineage.password_file: cannot read %r (%s); the password read before is used",
+                            self.path, problem)  # fmt: skip
+            self._problem = problem
+        else:
+            self._problem = None
+        return self._password
 
 
 class StoreUnreadable(Exception):

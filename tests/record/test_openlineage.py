@@ -394,3 +394,136 @@ def test_a_reload_sends_later_flows_to_the_new_transport_and_closes_the_old(
     after = TapTransport.built[second]
     assert counted(after.events) == [("health,user-interaction", None), ("health,user-interaction", 1)]
     assert len(before.events) == 2 and not after.closed.is_set()
+
+
+@attr.define
+class GateConfig(Config):
+    gate: str = ""
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> GateConfig:
+        return cls(gate=str(params.get("gate", "")))
+
+
+class GateTransport(Transport):
+    """A transport that refuses every event (raises, as the http transport does on a 429) while its gate
+    is closed; keeps those it takes, and says when one comes."""
+
+    kind = "gate"
+    config_class = GateConfig
+    built: ClassVar[dict[str, GateTransport]] = {}
+
+    def __init__(self, config: GateConfig) -> None:
+        self.open = threading.Event()
+        self.events: list[RunEvent] = []
+        self.cond = threading.Condition()
+        GateTransport.built[config.gate] = self
+
+    def emit(self, event: Any) -> None:
+        if not self.open.is_set():
+            raise RuntimeError("429 Too Many Requests")
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[RunEvent]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.events) >= count, timeout), self.events
+            return list(self.events)
+
+
+def gated(name: str, interval: float) -> str:
+    return f"{{snapshot_interval_s: {interval}, transport: {{type: {__name__}.GateTransport, gate: {name}}}}}"
+
+
+def test_counts_a_refused_snapshot_kept_go_out_an_interval_later_without_new_calls(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    """The receiver refuses the snapshot (429), then takes events again, and no call comes after: the
+    counts went out only with a next snapshot that had counts of its own, so never."""
+    _, upstream = vllm
+    name = uuid.uuid4().hex
+    proxy = make_proxy(config(gated(name, 0.5)), UPSTREAM=upstream)
+    for _ in range(3):
+        chat(proxy)
+    loop_thread.run(sink(proxy).flush())  # the new flow's event and the counts' snapshot, both refused
+    gate = GateTransport.built[name]
+    gate.open.set()
+    (event,) = gate.wait_for(1)
+    assert counted([event]) == [("user-interaction", 3)]
+
+
+def test_counts_not_sent_go_out_at_stop_or_are_said_lost_in_one_line(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, upstream = vllm
+    taken, refused = uuid.uuid4().hex, uuid.uuid4().hex
+    proxies = [make_proxy(config(gated(name, 600)), UPSTREAM=upstream) for name in (taken, refused)]
+    for proxy in proxies:
+        for _ in range(3):
+            chat(proxy)
+        chat(proxy, **{"x-data-labels": "health"})
+        loop_thread.run(sink(proxy).flush())  # refused
+    GateTransport.built[taken].open.set()  # takes events again by the time the proxy stops
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        for proxy in proxies:
+            loop_thread.run(sink(proxy).stop())
+    assert sorted(counted(GateTransport.built[taken].events)) == [("health,user-interaction", 1),
+                                                                  ("user-interaction", 3)]  # fmt: skip
+    assert GateTransport.built[refused].events == []
+    (line,) = [r.getMessage() for r in caplog.records if "before shutdown" in r.getMessage()]
+    assert "the counts of 2 flows (4 calls) could not be sent" in line and "GateTransport" in line
+
+
+class SlowMarquez(Marquez):
+    """Keeps each event, then answers only once `release` is set (after the client gave up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release: asyncio.Event | None = None
+
+    async def _lineage(self, request: web.Request) -> web.Response:
+        event = await request.json()
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+        if self.release is not None:
+            await self.release.wait()
+        return web.Response(status=201)
+
+
+def test_counts_sent_again_after_a_timeout_keep_their_run_id_so_a_receiver_counts_them_once(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    """A receiver that stores each event but answers after the transport's timeout: the counts are sent
+    again as the same run (runId, eventTime, window), never inside a new run with later counts."""
+    _, upstream = vllm
+    backend = SlowMarquez()
+
+    async def slow() -> asyncio.Event:
+        return asyncio.Event()
+
+    runner, port = loop_thread.run(start_app(backend.app()))
+    try:
+        transport = f'{{type: http, url: "http://127.0.0.1:{port}", timeout: 0.5, retry: {{total: 0}}}}'
+        proxy = make_proxy(config(f"{{snapshot_interval_s: 600, transport: {transport}}}"), UPSTREAM=upstream)
+        chat(proxy)
+        chat(proxy)
+        backend.wait_for(1)  # the new flow's event (answered at once)
+        backend.release = loop_thread.run(slow())
+        loop_thread.run(sink(proxy).flush())  # stored, but answered after the client gave up
+        assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="failed"}') == 1
+        loop_thread.loop.call_soon_threadsafe(backend.release.set)
+        backend.release = None
+        for _ in range(3):
+            chat(proxy)
+        loop_thread.run(sink(proxy).flush())
+        snapshots = [e for e in backend.wait_for(4) if "lineageProxy_count" in e["run"]["facets"]]
+    finally:
+        if backend.release is not None:
+            loop_thread.loop.call_soon_threadsafe(backend.release.set)
+        loop_thread.run(runner.cleanup())
+    assert len(snapshots) == 3
+    assert snapshots[0] == snapshots[1]  # the same event again: runId, eventTime, window, count
+    runs = {e["run"]["runId"]: e["run"]["facets"]["lineageProxy_count"]["count"] for e in snapshots}
+    assert sum(runs.values()) == 5  # the calls, each once for a receiver keyed by runId

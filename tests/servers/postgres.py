@@ -9,8 +9,11 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
@@ -53,11 +56,49 @@ class PostgresServer:
     def stop(self) -> None:
         self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data))
 
-    def database(self) -> str:
-        """A new, empty database; its URL."""
+    def database(self, encoding: str | None = None) -> str:
+        """A new, empty database (in `encoding`, from template0, when given); its URL."""
         name = f"lineage_{next(self._names)}"
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        made = ["-E", encoding, "--locale=C", "-T", "template0"] if encoding else []
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *made, name)
         return self.url(name)
+
+    def require_password(self, role: str, password: str, *, owns: str) -> None:
+        """A login role that must give its password (the cluster trusts every other), owning the database
+        `owns` (so it may make the lineage tables there)."""
+        hba = self.data / "pg_hba.conf"
+        line = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+        if line not in hba.read_text():
+            hba.write_text(line + hba.read_text())  # the first line that matches decides
+            self._run("pg_ctl", "reload", "-D", str(self.data))
+        import psycopg
+
+        with psycopg.connect(self.url(owns), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+            conn.execute(f"ALTER DATABASE {owns} OWNER TO {role}")
+
+    @contextmanager
+    def stalled(self) -> Iterator[None]:
+        """The server stops answering, its connections open (SIGSTOP on every process: a host that hangs,
+        or a network partition, as a client sees it: the kernel still acknowledges, nothing answers)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGSTOP)  # first: it starts no backend while the others are found
+        stopped = [postmaster]
+        try:
+            for stat in glob.glob("/proc/[0-9]*/stat"):
+                try:
+                    parent = int(Path(stat).read_text().rsplit(")", 1)[1].split()[1])
+                except OSError:
+                    continue  # gone meanwhile
+                if parent == postmaster:
+                    with suppress(ProcessLookupError):  # a backend that was ending
+                        os.kill(int(stat.split("/")[2]), signal.SIGSTOP)
+                        stopped.append(int(stat.split("/")[2]))
+            yield
+        finally:
+            for pid in stopped:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def url(self, name: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}?connect_timeout=2"
