@@ -21,7 +21,7 @@ import orjson
 
 from proxy.config import Upstream
 from proxy.detectors import TRUNCATED, Detectors, StreamScanner
-from proxy.errors import InvalidRequest
+from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.flow import Checkpoint, Outcome, ProtocolName
 
 
@@ -69,10 +69,19 @@ _KEY_TOKEN = re.compile(rb'"\s*:')
 _SPACED_KEY = re.compile(rb'"\s+:')
 
 
+MAX_JSON_CONTAINERS = 1_000_000  # objects and arrays a request body may hold (about 100 MB once parsed)
+_MANY_CONTAINERS_FROM = 1 << 20  # a body under 1 MiB cannot hold enough of them to matter: not counted
+
+
 def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]:
     """Parse a request body that must be a JSON object. Duplicate keys are refused: parsers disagree on
     which one wins (Python and orjson keep the last, others the first), so the body the proxy decides
-    on could differ from the body the upstream reads."""
+    on could differ from the body the upstream reads. A large body of many objects and arrays is refused
+    before it is parsed: each costs tens of bytes in memory for two or three in the body (`{},` held 30×
+    its size), so `limits.max_body_bytes` alone would let one request take gigabytes."""
+    if len(body) > _MANY_CONTAINERS_FROM and body.count(b"{") + body.count(b"[") > MAX_JSON_CONTAINERS:
+        raise RequestTooLarge(f"{what} holds over {MAX_JSON_CONTAINERS:,} JSON objects and arrays (counting "
+                              "braces and brackets, in strings too): too many to read")  # fmt: skip
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import get_args
 
 import pytest
@@ -207,3 +208,15 @@ def test_json_inside_strings_does_not_send_a_body_to_the_slow_check(monkeypatch:
         {"role": "tool", "tool_call_id": "c", "content": orjson.dumps({"result": "sunny"}).decode()},
     ]})  # fmt: skip
     assert load_request_json(body)["messages"][0]["tool_calls"][0]["function"]["arguments"] == arguments
+
+
+def test_a_large_body_of_many_objects_is_refused_before_it_is_parsed() -> None:
+    """`{},` is three bytes in the body and tens in memory: a 16 MiB body of them took 487 MiB."""
+    from proxy.errors import RequestTooLarge
+    from proxy.protocols import MAX_JSON_CONTAINERS, load_request_json
+
+    many = b'{"input": [' + b"{}," * MAX_JSON_CONTAINERS + b"{}]}"
+    with pytest.raises(RequestTooLarge, match="over 1,000,000 JSON objects and arrays"):
+        load_request_json(many)
+    text = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (4 << 20)}] * 3}).encode()
+    assert load_request_json(text)["model"] == "m"  # large, few objects: read
