@@ -41,6 +41,7 @@ DRAIN_CUT = "drain_timeout"  # a call still running when the drain's time ran ou
 INTERNAL = "internal_error"
 
 _observer_failures = [0]  # logged once per process, counted always
+READ_UNIDENTIFIED_MAX = 1 << 20  # bytes of a body the proxy reads before it knows the caller may make calls
 
 
 class Exchange:
@@ -82,6 +83,11 @@ class Exchange:
         recorded when the ingress finishes the call)."""
         pipeline = self.pipeline
         try:
+            if len(body) > READ_UNIDENTIFIED_MAX and not pipeline.policy.audit:
+                # a key no caller owns, or none where anonymous calls are denied, is refused before a large
+                # body is parsed: reading one costs the event loop up to seconds, which an unknown client
+                # should not be able to spend (a small one is read, so its labels are in the record)
+                pipeline.identify_only(header, peer)
             read = self.adapter.read(self.target, body, header)
             call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer)
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is

@@ -427,3 +427,31 @@ def test_calls_refused_before_they_are_read_are_recorded_as_their_callers(two) -
                              ("glasses-app", "invalid_request")]  # fmt: skip
     # refusals are denials for the metrics too (they were errors only)
     assert 'lineage_proxy_decisions_total{decision="deny"} 3' in proxy.process.metrics_text()
+
+
+def test_a_large_body_from_an_unknown_caller_is_refused_before_it_is_read(two, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Reading a body costs the one event loop up to seconds for tens of MB: a guessed key, or none where
+    anonymous calls are denied, gets its 401 before a body over 1 MiB is parsed (a smaller one is read, so its
+    labels are in the record); a known caller's large body is read as ever."""
+    from proxy.protocols import openai as openai_adapter
+
+    _, _, make = two
+    proxy = make()
+    callers = Callers()
+    proxy.process.runtime.sinks.swap(callers.name, callers)
+    parsed: list[int] = []
+    real = openai_adapter.read_request
+    monkeypatch.setattr(openai_adapter, "read_request", lambda op, body: parsed.append(len(body)) or real(op, body))
+    large = {"model": SERVED, "messages": [{"role": "user", "content": "x" * (2 << 20)}]}
+    for headers in ({"Authorization": "Bearer guess-1"}, {}):
+        assert (
+            httpx.post(f"{proxy.url}/v1/chat/completions", json=large, headers=headers, timeout=30).status_code == 401
+        )
+    assert parsed == []
+    small = {"model": SERVED, "messages": MESSAGES}
+    assert httpx.post(f"{proxy.url}/v1/chat/completions", json=small, headers={"Authorization": "Bearer guess-2"},
+                      timeout=10).status_code == 401  # fmt: skip
+    known = {"Authorization": f"Bearer {KEYS['glasses']}"}
+    assert httpx.post(f"{proxy.url}/v1/chat/completions", json=large, headers=known, timeout=30).status_code == 200
+    assert len(parsed) == 2 and parsed[1] > 2 << 20
+    assert [caller for caller, _ in callers.ended] == ["(unknown key)", None, "(unknown key)", "glasses-app"]
