@@ -8,10 +8,11 @@ text is first translated, byte for byte and at C speed, into a *class string* (e
 hex letters `x`/`X`, other letters `a`/`A`, separators kept, anything else `#`), and the built-in
 candidate patterns run on that, each starting with a literal (`0`, `@`, `:`). Offsets are byte offsets
 into the UTF-8 text, so validators read the real characters at the same positions. A 1 KB prompt with
-no personal data costs a few microseconds instead of ~200. Every pattern is linear in the text, and at
-most `limits.scan_max_chars` characters are scanned per call and direction; a longer text gets the label
-`scan:truncated` so nobody mistakes "not scanned" for "clean". User-defined patterns run on the text
-itself: their cost is theirs.
+no personal data costs a few microseconds instead of ~200. Every finder is linear in the text (an address
+is looked for only near an `@`, once however many there are), and at most `limits.scan_max_chars`
+characters are scanned per call and direction, all the readings of a request's content together
+(`Reading`); what is longer gets the label `scan:truncated` so nobody mistakes "not scanned" for
+"clean". User-defined patterns run on the text itself: their cost is theirs.
 
 A text that is not ASCII is scanned as the model reads it: in NFKC form (a fullwidth `＠` or digit is the
 ASCII one), without Unicode's default-ignorable characters (zero-width spaces, bidi controls, variation
@@ -27,7 +28,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from proxy.config import DetectorSpec
@@ -60,15 +61,14 @@ _LETTERS = frozenset(b"aAxX")
 
 
 def _luhn(digits: bytes) -> bool:
-    total = 0
-    for index, value in enumerate(reversed(digits)):
-        value -= 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+    """The Luhn check of ASCII digits, in C: every second digit from the right doubled (`_DOUBLED`)."""
+    kept, doubled = digits[::-1][::2], digits[::-1][1::2]
+    return (sum(kept) - 48 * len(kept) + sum(doubled.translate(_DOUBLED))) % 10 == 0
+
+
+_DOUBLED = bytes(
+    (2 * (byte - 48) - 9 if byte >= 53 else 2 * (byte - 48)) if 48 <= byte <= 57 else 0 for byte in range(256)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,12 @@ _IBAN_LENGTHS = {
     "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
     "YE": 30,
 }  # fmt: skip
-_EMAIL = re.compile(rb"[aAxX0._%+-]{1,64}@[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
+# an address: a local part of 1-64 characters from where its run starts (or after a `%`), its `@` (group 1) and a
+# domain ending in letters; searched only near an `@` (`_AT_NEAR`)
+_EMAIL = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}(@)[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
+# every `@` that is no more than 320 characters from the next: the text an address around them may take up
+# (64 before an `@`, 256 after), found in one match, so a region dense with `@` is searched once
+_AT_NEAR = re.compile(rb"@(?:[^@]{0,319}+@)*+")  # (possessive: no state kept to backtrack into)
 
 
 def _cards(t: _Text) -> Iterator[tuple[int, int]]:
@@ -145,16 +150,9 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         if _card(t.raw[start:end]):
             yield start, end
             continue
-        # the run took in a number beside the card (`4111 1111 1111 1111 05/27`, `... 123`): the card is its
-        # first or last groups, written as cards are (one block, or 4-4-4-4, 4-6-5)
-        groups = [g.span() for g in _DIGITS.finditer(t.raw, start, end)]
-        for kept in (
-            *(groups[:j] for j in range(len(groups) - 1, 0, -1)),
-            *(groups[i:] for i in range(1, len(groups))),
-        ):
-            if _card_shaped([b - a for a, b in kept]) and _card(t.raw[kept[0][0] : kept[-1][1]]):
-                yield kept[0][0], kept[-1][1]
-                break
+        within = _card_within(t.raw, start, end)
+        if within is not None:
+            yield within
     classes, pos = t.classes, 0
     while (grouped := _CARD_GROUPED.search(classes, pos)) is not None:
         start, end = grouped.span()
@@ -177,6 +175,45 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue
         if _card(t.raw[start:end]):
             yield start, end
+
+
+def _card_within(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """A run that took in a number beside the card (`4111 1111 1111 1111 05/27`, `... 123`): the card is its
+    first or last groups, written as cards are (one block, or 4-4-4-4, 4-6-5), the longest first. Only the
+    groups that can be such a card are tried: a run of short numbers (`1 1 1 …`) costs no Luhn check."""
+    sizes = list(map(len, raw[start:end].replace(b"-", b" ").split(b" ")))  # one separator between groups
+    count = len(sizes)
+    if count < 2 or (  # every card among the first or last groups starts or ends with a group of four, or is one
+        4 not in (sizes[0], sizes[-2], sizes[-3] if count > 2 else 0) and max(sizes[0], sizes[-1]) < 13
+    ):
+        return None
+    fours = 0  # how many groups of four lead the run
+    while fours < count and sizes[fours] == 4:
+        fours += 1
+    other = count - 2  # the last group before the run's last that is not of four (-1: none)
+    while other >= 0 and sizes[other] == 4:
+        other -= 1
+    firsts = [j for j in range(min(fours + 1, count - 1), 1, -1) if sizes[j - 1] <= 4]  # 4-…-4 and 1-4 more
+    if count > 3 and sizes[:3] == [4, 6, 5]:
+        firsts = sorted({*firsts, 3}, reverse=True)
+    if count > 1 and 13 <= sizes[0] <= 19:
+        firsts.append(1)
+    lasts = list(range(max(other + 1, 1), count - 1)) if sizes[-1] <= 4 else []
+    if count > 3 and sizes[-3:] == [4, 6, 5]:
+        lasts = sorted({*lasts, count - 3})
+    if count > 1 and 13 <= sizes[-1] <= 19:
+        lasts.append(count - 1)
+    if not firsts and not lasts:
+        return None
+    starts = []  # where each group starts
+    for size in sizes:
+        starts.append(start)
+        start += size + 1
+    for first, last in [(0, j - 1) for j in firsts] + [(i, count - 1) for i in lasts]:
+        span = starts[first], starts[last] + sizes[last]
+        if _card(raw[span[0] : span[1]]):
+            return span
+    return None
 
 
 def _in_a_row(classes: bytes, start: int, end: int, sep: bytes) -> bool:
@@ -206,16 +243,12 @@ def _issued(first: bytes) -> bool:
     return 51 <= first[0] <= 54 or b"2221" <= first <= b"2720"
 
 
-def _card_shaped(sizes: list[int]) -> bool:
-    """Digit groups as card numbers are written: one block of 13-19, fours (the last may be shorter), 4-6-5."""
-    if len(sizes) == 1:
-        return 13 <= sizes[0] <= 19
-    return sizes == [4, 6, 5] or (all(size == 4 for size in sizes[:-1]) and 1 <= sizes[-1] <= 4)
-
-
 def _card(candidate: bytes) -> bool:
-    digits = bytes(b for b in candidate if 48 <= b <= 57)
+    digits = candidate.translate(None, _NOT_DIGITS)
     return 13 <= len(digits) <= 19 and _luhn(digits)
+
+
+_NOT_DIGITS = bytes(byte for byte in range(256) if not 48 <= byte <= 57)
 
 
 def _phones(t: _Text) -> Iterator[tuple[int, int]]:
@@ -278,15 +311,18 @@ def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
 
 
 def _emails(t: _Text) -> Iterator[tuple[int, int]]:
-    at = t.classes.find(b"@")
-    while at != -1:
-        window = max(0, at - 64)
-        for m in _EMAIL.finditer(t.classes, window, min(len(t.classes), at + 256)):
-            start, end = m.span()
-            if start <= at < end and t.before(start) not in b"0aAxX._+-" and t.after(end) not in _WORDISH:
-                yield start, end
-                break
-        at = t.classes.find(b"@", at + 1)
+    """Addresses, each read from where its local part starts: searched once in each stretch of text near `@`
+    signs (every `@` was a search of the 320 characters around it: 13 s for a megabyte of `a@`). A search
+    goes on after the `@` of what it found, so an address whose local part another's domain ran into is
+    read from the start of its own."""
+    classes = t.classes
+    size = len(classes)
+    for near in _AT_NEAR.finditer(classes):
+        position, end = max(0, near.start() - 64), min(size, near.end() + 255)
+        while (found := _EMAIL.search(classes, position, end)) is not None:
+            if t.after(found.end()) not in _WORDISH:
+                yield found.span()
+            position = found.end(1)
 
 
 def _custom(pattern: re.Pattern[str]) -> Finder:
@@ -405,16 +441,19 @@ class Detectors:
     def __bool__(self) -> bool:
         return bool(self._finders)
 
-    def scan(self, text: str) -> frozenset[str]:
-        """The labels of everything found in `text` (capped at max_chars, see the module doc)."""
+    def scan(self, text: str, limit: int | None = None) -> frozenset[str]:
+        """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
+        see the module doc)."""
         if not self._finders or not text:
             return frozenset()
         found: set[str] = set()
-        if len(text) > self.max_chars:
-            text = text[: self.max_chars]
+        if len(text) > (limit := self.max_chars if limit is None else limit):
+            text = text[:limit]
             found.add(TRUNCATED)
+            if not text:
+                return frozenset(found)
         if not text.isascii():  # `ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com`, `٤١١١ …`, zero-width spaces, bidi controls
-            text, cut = folded(text, self.max_chars)
+            text, cut = folded(text, limit)
             if cut:
                 found.add(TRUNCATED)
         elif _escapes_at(text):  # `alice%40example.com`, `alice&#64;example.com`
@@ -437,40 +476,78 @@ class Detectors:
     def scan_all(self, texts: Iterable[str]) -> frozenset[str]:
         return self.scan("\n".join(texts)) if self._finders else frozenset()
 
+    def reading(self) -> Reading:
+        """Scans that share one limit of max_chars characters: a request's (or a reply's) several readings
+        of its content (each text, where parts meet, with escapes decoded) together, not each."""
+        return Reading(self)
+
     def findings(self, text: str) -> list[Found]:
         """Every value found, in order, without overlaps (for masking)."""
         t = _Text(text)
-        spans = sorted(
-            (Found(s, e, label) for label, finder, *_ in self._finders for s, e in finder(t)),
-            key=lambda f: (f.start, -f.end),
-        )
-        kept: list[Found] = []
-        for item in spans:
-            if not kept or item.start >= kept[-1].end:
-                kept.append(item)
-        return kept
+        return _apart([Found(s, e, label) for label, finder, *_ in self._finders for s, e in finder(t)])
 
     def mask(self, text: str) -> str:
         """`text` with every detected value replaced by `[pii:<kind>]` (for captured content). When its folded
         form (what `scan` reads) shows other values, that form is captured instead, masked, with the values
-        only the text's own form showed masked in it too: a fullwidth or zero-width-split value is masked
-        whole, never half. Otherwise the text keeps its own characters."""
+        only the text's own form showed masked in it too, where they stand: a fullwidth or zero-width-split
+        value is masked whole, never half. Otherwise the text keeps its own characters. What `scan` reads is
+        what is captured: at most max_chars characters (of the folded form too); what is past them, and the
+        last `_LONGEST` characters before, where a value may have been cut in two, is not captured but
+        `NOT_CAPTURED` stands for it."""
+        cut = len(text) > self.max_chars
+        if cut:
+            text = text[: self.max_chars]
         if not self._finders or not text:
-            return text
+            out = text
+        elif text.isascii() and not _escapes_at(text):
+            out = self._masked(text, self.findings(text))
+        else:
+            out, cut_fold = self._mask_folded(text)
+            cut = cut or cut_fold
+        return out[: max(0, len(out) - _LONGEST)] + NOT_CAPTURED if cut else out
+
+    def _mask_folded(self, text: str) -> tuple[str, bool]:
+        """`mask` of a text that is not ASCII or holds an escaped `@`; and whether its folded form was cut."""
         found = self.findings(text)
-        if text.isascii() and not _escapes_at(text):
-            return self._masked(text, found)
-        fold, _ = folded(text, len(text) * 18)
+        fold, cut, spans = self._fold_around(text, found)
         in_fold = self.findings(fold) if fold != text else found
         if sorted(f.label for f in in_fold) == sorted(f.label for f in found):
-            return self._masked(text, found)
-        out = self._masked(fold, in_fold)
+            return self._masked(text, found), False
+        # what only the text's own form showed is masked where it stands in the folded form
+        return self._masked(fold, _apart(in_fold + spans)), cut
+
+    def _fold_around(self, text: str, found: list[Found]) -> tuple[str, bool, list[Found]]:
+        """`text` folded (at most max_chars characters of it, and whether some was cut) a stretch at a time:
+        between the values in `found` and each of them on its own, so where each stands in the fold is known
+        (`folded` folds in pieces too). A stretch of ASCII without escapes is its own fold, kept as it is."""
         raw = text.encode("utf-8", "surrogatepass")
-        for item in found:  # what only the text's own form showed, as it reads folded
-            value, _ = folded(raw[item.start : item.end].decode("utf-8", "surrogatepass"), len(text) * 18)
-            if value:
-                out = out.replace(value, f"[{item.label}]")
-        return out
+        stretches: list[tuple[bytes, str | None]] = []
+        position = 0
+        for item in found:
+            stretches.append((raw[position : item.start], None))
+            stretches.append((raw[item.start : item.end], item.label))
+            position = item.end
+        stretches.append((raw[position:], None))
+        pieces: list[bytes] = []
+        spans: list[Found] = []
+        left = self.max_chars  # characters the fold may still take
+        width = 0  # its bytes so far
+        for part, label in stretches:
+            if part.isascii() and b"%" not in part and b"&" not in part:
+                cut = len(part) > left
+                piece = part[:left]
+                left -= len(piece)
+            else:
+                folding, cut = folded(part.decode("utf-8", "surrogatepass"), left)
+                left -= len(folding)
+                piece = folding.encode("utf-8", "surrogatepass")
+            if label is not None and piece:
+                spans.append(Found(width, width + len(piece), label))
+            pieces.append(piece)
+            width += len(piece)
+            if cut:
+                break
+        return b"".join(pieces).decode("utf-8", "surrogatepass"), cut, spans
 
     def _masked(self, text: str, found: list[Found]) -> str:
         if not found:
@@ -488,34 +565,122 @@ class Detectors:
         return StreamScanner(self)
 
 
-class StreamScanner:
-    """Scans a text that arrives in pieces. Each piece is scanned together with the tail of the
-    previous ones, so a value split across two chunks is still found; cost stays linear."""
+# what stands for the end of a captured text past the scan limit, where the scan did not read (`Detectors.mask`)
+NOT_CAPTURED = "[not captured: past limits.scan_max_chars]"
+# the most characters a built-in value takes up (an address: 64 before its `@`, 256 after), so the most a
+# value cut at the scan limit leaves before it
+_LONGEST = 320
 
-    __slots__ = ("_detectors", "_scanned", "_tail", "found")
+
+def _apart(spans: list[Found]) -> list[Found]:
+    """Values in order, without overlaps: of two that overlap, the one that starts first (the longer at one
+    start)."""
+    spans.sort(key=lambda f: (f.start, -f.end))
+    kept: list[Found] = []
+    for item in spans:
+        if not kept or item.start >= kept[-1].end:
+            kept.append(item)
+    return kept
+
+
+class Reading:
+    """Scans that share one limit: what they read together is at most the detectors' max_chars characters;
+    a text past what is left is read up to there and labelled `scan:truncated`."""
+
+    __slots__ = ("_detectors", "left")
+
+    def __init__(self, detectors: Detectors) -> None:
+        self._detectors = detectors
+        self.left = detectors.max_chars
+
+    def scan_all(self, texts: Sequence[str]) -> frozenset[str]:
+        """The labels found in `texts` read run together (a newline between), as far as the limit goes."""
+        if not texts or not self._detectors:
+            return frozenset()
+        left = self.left
+        size = sum(map(len, texts)) + len(texts) - 1
+        if size > left:  # only what is read, and a character more to say the rest is cut, is joined
+            kept: list[str] = []
+            room = left + 1
+            for text in texts:
+                kept.append(text[:room])
+                room -= len(text) + 1
+                if room < 0:
+                    break
+            texts = kept
+        self.left = max(0, left - size)
+        return self._detectors.scan("\n".join(texts), left)
+
+
+class StreamScanner:
+    """Scans texts that arrive in pieces, each read with the tail of what was read before, so a value split
+    across two chunks is still found. Short pieces wait until `BATCH` characters of them do (or a text is
+    cut, or what was found is asked for) and are read together: the tail is read again once a batch or a
+    piece at least as long as it, never once a short piece (a stream of one-character pieces read it 128
+    times over), and cost stays linear. Texts fed one after the other (`end_text`) are read as a request's
+    texts are: a newline between them."""
+
+    __slots__ = ("_detectors", "_found", "_scanned", "_tail", "_waiting", "_waiting_size")
     OVERLAP = 128
+    BATCH = 4096
 
     def __init__(self, detectors: Detectors) -> None:
         self._detectors = detectors
         self._tail = ""
-        self._scanned = 0
-        self.found: set[str] = set()
+        self._scanned = 0  # characters fed (the scan limit counts them)
+        self._waiting: list[str] = []  # short pieces not read yet
+        self._waiting_size = 0
+        self._found: set[str] = set()
+
+    @property
+    def found(self) -> set[str]:
+        """The labels of everything fed so far."""
+        if self._waiting:
+            self._read()
+        return self._found
 
     def feed(self, piece: str) -> None:
-        if not piece or not self._detectors:
+        if not piece:
             return
         remaining = self._detectors.max_chars - self._scanned
         if remaining <= 0:
-            self.found.add(TRUNCATED)
+            self._found.add(TRUNCATED)
             return
         if len(piece) > remaining:  # the rest is past the limit: unread
             piece = piece[:remaining]
-            self.found.add(TRUNCATED)
+            self._found.add(TRUNCATED)
         self._scanned += len(piece)
-        window = self._tail + piece
-        self.found |= self._detectors.scan(window)
+        if self._waiting or len(piece) < self.OVERLAP:
+            self._wait(piece)
+            return
+        window = self._tail + piece  # read at once: the tail read again is no longer than the piece
+        self._found |= self._detectors.scan(window, len(window))
         self._tail = window[-self.OVERLAP :]
+
+    def _wait(self, piece: str) -> None:
+        self._waiting.append(piece)
+        self._waiting_size += len(piece)
+        if self._waiting_size >= self.BATCH:
+            self._read()
+
+    def _read(self) -> None:
+        window = self._tail + "".join(self._waiting)
+        self._waiting = []
+        self._waiting_size = 0
+        self._found |= self._detectors.scan(window, len(window))
+        self._tail = window[-self.OVERLAP :]
+
+    def end_text(self) -> None:
+        """What was fed is a whole text (an output): its end reads as an end, not run on into the next (a
+        newline between, unless it ends in one)."""
+        if self._waiting:
+            if not self._waiting[-1].endswith("\n"):
+                self._waiting.append("\n")
+        elif self._tail and not self._tail.endswith("\n"):
+            self._tail += "\n"
 
     def cut(self) -> None:
         """What is fed next is a text of its own, not read run together with what came before."""
+        if self._waiting:
+            self._read()
         self._tail = ""

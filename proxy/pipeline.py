@@ -156,13 +156,19 @@ class Pipeline:
         return masked
 
     def _detected(self, request: Request) -> frozenset[str]:
+        """What the detectors find in the request's content. Its readings (the texts, where parts meet, the
+        texts with escapes decoded) share one limit, `limits.scan_max_chars`: the request's, not each's."""
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
-        found = self.detectors.scan_all(request.texts) if request.texts else _NONE
+        if not request.joined and not request.decoded:  # one reading (most calls)
+            found = self.detectors.scan_all(request.texts) if request.texts else _NONE
+            return found | _TRUNCATED if request.unscanned else found
+        reading = self.detectors.reading()
+        found = reading.scan_all(request.texts) if request.texts else _NONE
         if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
-            found = found | self.detectors.scan_all(boundary_windows(request.joined))
+            found = found | reading.scan_all(boundary_windows(request.joined))
         if request.decoded:
-            found = found | self.detectors.scan_all(request.decoded)
+            found = found | reading.scan_all(request.decoded)
         return found | _TRUNCATED if request.unscanned else found
 
     def decide(self, call: Call) -> Decision:

@@ -419,42 +419,65 @@ def _runs(parts: list[Any], runs: list[Run], read: Read = _part_text) -> None:
 
 
 _REACH = 256  # characters either side of a part boundary that a value split there can span (an address's most)
+_WIDEST = 4096  # how far either side of a boundary a window is widened to white space, at most
+_SPACE = re.compile(r"\s")  # white space as `str.isspace` says
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
 
 def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
     """Around the boundaries inside each run, the text as it reads joined: at least `_REACH` characters
-    either side, widened to whitespace so no word is cut (a cut would read as a word's edge, and a token
-    longer than the reach, a custom pattern's, stays whole), overlapping windows merged so the text
-    scanned again is never more than the run. A long message costs no second full scan."""
+    either side, widened to white space so no word is cut (a cut would read as a word's edge, and a token
+    longer than the reach, a custom pattern's, stays whole) but no further than `_WIDEST` characters from
+    the boundary (a run without white space was a walk to its end from every boundary: 14 s for 40 KB of
+    four-character parts), overlapping windows merged so the text scanned again is never more than the
+    run. Text is looked at once: where a window ends is looked for from where the one before ended. A long
+    message costs no second full scan."""
     windows: list[str] = []
     for run in runs:
         whole = "".join(run)
+        size = len(whole)
         spans: list[list[int]] = []
+        reached = 0  # where the last window ended: white space, the run's end, or as far as it reaches
         at = 0
-        for piece in run[:-1]:
-            at += len(piece)
-            start, end = _word_edge(whole, at - _REACH, -1), _word_edge(whole, at + _REACH, 1)
-            if spans and start <= spans[-1][1]:
-                spans[-1][1] = end
+        parts = len(run) - 1  # the boundaries: after each part but the last
+        index = 0
+        while index < parts:
+            at += len(run[index])
+            first = at
+            # the boundaries that follow within 2 x _REACH of the one before are in its window: only the last
+            # of them moves where the window ends
+            while index + 1 < parts and len(run[index + 1]) <= 2 * _REACH:
+                index += 1
+                at += len(run[index])
+            index += 1
+            back = first - _REACH
+            if spans and back <= reached:  # in the window before
+                start = spans[-1][0]
             else:
-                spans.append([start, end])
+                start = _space_before(whole, max(first - _WIDEST, reached, 0), max(back, 0))
+            reached = _space_after(whole, max(min(at + _REACH, size), reached), min(at + _WIDEST, size))
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = reached
+            else:
+                spans.append([start, reached])
         windows.extend(whole[start:end] for start, end in spans)
     return windows
 
 
-def _word_edge(text: str, at: int, step: int) -> int:
-    """`at` moved outward (`step` -1: back, 1: on) to white space or the text's end."""
-    if step < 0:
-        if at <= 0:
-            return 0
-        while at > 0 and not text[at - 1].isspace():
-            at -= 1
+def _space_before(text: str, low: int, at: int) -> int:
+    """`at` moved back to just after white space, or to `low` (the text's start, the window before's end,
+    or as far back as a window reaches)."""
+    near = max(low, at - 64)  # most words are short: looked for near first
+    found = _LAST_SPACE.search(text, near, at) or (_LAST_SPACE.search(text, low, near) if near > low else None)
+    return found.end() if found is not None else low
+
+
+def _space_after(text: str, at: int, high: int) -> int:
+    """`at` moved on to white space, or to `high` (the text's end, or as far as a window reaches)."""
+    if at >= high:
         return at
-    if at >= len(text):
-        return len(text)
-    while at < len(text) and not text[at].isspace():
-        at += 1
-    return at
+    found = _SPACE.search(text, at, high)
+    return found.start() if found is not None else high
 
 
 _NUMBERS = frozenset({int, float, bool})
@@ -628,7 +651,7 @@ class OutputText:
     """Incremental digest, detection and (optional) capture of reply text as it passes; and detection of
     the text the model wrote beside it (`aside`)."""
 
-    __slots__ = ("_asides", "_capture", "_hash", "_room", "_scanner", "_seen", "_unread", "outcome")
+    __slots__ = ("_asides", "_capture", "_hash", "_keep", "_room", "_scanner", "_seen", "_unread", "outcome")
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -638,7 +661,8 @@ class OutputText:
         self._seen = False
         self._unread = False
         self._asides: dict[Hashable, list[str]] | None = None
-        self._room = detectors.max_chars if detectors else 0  # how much of it is kept, at most the scan limit
+        self._room = detectors.max_chars  # how much of it is kept (with a scanner), at most the scan limit
+        self._keep = detectors.max_chars + 1  # what is captured: what `mask` reads, and a character to say it cut
 
     def add(self, text: str) -> None:
         if not text:
@@ -647,8 +671,9 @@ class OutputText:
         self._hash.update(text.encode("utf-8", "surrogatepass"))
         if self._scanner is not None:
             self._scanner.feed(text)
-        if self._capture is not None:
-            self._capture.append(text)
+        if self._capture is not None and self._keep > 0:
+            self._capture.append(text[: self._keep])
+            self._keep -= len(text)
 
     def aside(self, key: Hashable, text: str) -> None:
         """Output the model wrote beside the reply's content: a tool call's name and arguments, its
@@ -688,8 +713,11 @@ class OutputText:
             self.end_piece()
 
     def end_piece(self) -> None:
-        """Mark the end of one output (a choice); keeps digests of whole and streamed replies equal."""
+        """Mark the end of one output (a choice); keeps digests of whole and streamed replies equal. Outputs
+        are scanned as texts of their own, as a request's texts are."""
         self._hash.update(b"\n")
+        if self._scanner is not None:
+            self._scanner.end_text()
 
     def finish(self, masker: Detectors | None = None) -> None:
         if self._seen:
@@ -702,7 +730,7 @@ class OutputText:
             self.outcome.output_detected = found | {TRUNCATED} if self._unread else found
         if self._capture:
             text = "".join(self._capture)
-            self.outcome.content = (masker.mask(text) if masker else text,)
+            self.outcome.content = (masker.mask(text) if masker is not None else text,)
 
 
 def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[Adapter, ...], Mapping[str, Dialect]]:

@@ -141,29 +141,32 @@ def _state(data: dict[str, Any]) -> tuple[str | None, bool]:
 class ReplyObserver(SseObserver):
     """Fills an Outcome from a chat/completion/embedding reply, whole (`body`) or streamed (`chunk`)."""
 
-    __slots__ = ("_extra",)
+    __slots__ = ("_extra", "_reasons")
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
         self._extra: dict[int, list[str]] = {}  # streamed text of choices other than index 0
+        self._reasons: dict[int, str] = {}  # choice index -> its finish reason (the last given)
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._meta(reply)
         choices = reply.get("choices")
         if isinstance(choices, list):
             for choice in sorted((c for c in choices if isinstance(c, dict)), key=_index):
+                index = _index(choice)
                 message = choice.get("message")
                 if isinstance(message, dict):
                     text = message.get("content")
-                    self._beside(_index(choice), message)
+                    if not _BESIDE.isdisjoint(message):  # (a role and content only: the common case)
+                        self._beside(index, message)
                 else:
                     text = choice.get("text")
                 if isinstance(text, str):
                     self._text.add(text)
-                if isinstance(text, str) or _index(choice) == 0:  # as a stream ends choice 0's piece
+                if isinstance(text, str) or index == 0:  # as a stream ends choice 0's piece
                     self._text.end_piece()
                 reason = choice.get("finish_reason")
-                if isinstance(reason, str):
+                if type(reason) is str and len(self.outcome.finish_reasons) < _MOST_CHOICES:  # (one a choice)
                     self.outcome.finish_reasons += (reason,)
 
     def event(self, event: dict[str, Any]) -> None:
@@ -190,8 +193,18 @@ class ReplyObserver(SseObserver):
                 else:
                     self._extra.setdefault(index, []).append(text)
             reason = choice.get("finish_reason")
-            if isinstance(reason, str):
-                self.outcome.finish_reasons += (reason,)
+            if reason is not None:
+                self._reason(_index(choice), reason)
+
+    def _reason(self, index: int, reason: Any) -> None:
+        """A streamed choice's finish reason: one a choice, in index order at `done`, for `_MOST_CHOICES`
+        choices at most (a stream may repeat it in every event, or name a million choices; a whole reply
+        names each choice once, and its first `_MOST_CHOICES` are kept)."""
+        reasons = self._reasons
+        if type(reason) is str and (index in reasons or len(reasons) < _MOST_CHOICES):
+            reasons[index] = reason
+            if len(reasons) == 1:  # (most replies: recorded as it comes)
+                self.outcome.finish_reasons = (reason,)
 
     def _beside(self, index: int, message: dict[str, Any]) -> None:
         """What a choice's message (or a streamed delta of it) holds beside its content: the model's
@@ -225,6 +238,8 @@ class ReplyObserver(SseObserver):
         self.usage(reply.get("usage"), "prompt_tokens", "completion_tokens")
 
     def done(self) -> None:
+        if len(self._reasons) > 1:
+            self.outcome.finish_reasons = tuple(self._reasons[index] for index in sorted(self._reasons))
         if self._extra or self.outcome.first_token_ns:
             self._text.end_piece()
             self.add_pieces(self._extra)
@@ -311,6 +326,7 @@ class ResponsesObserver(SseObserver):
 # what a chat reply's message holds beside its content that the model wrote (vLLM's reasoning is `reasoning`,
 # formerly `reasoning_content` as llama.cpp's is; a string `tool_calls` is no call, but read all the same)
 _BESIDE = frozenset({"reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"})
+_MOST_CHOICES = 128  # the finish reasons recorded (`gen_ai.response.finish_reasons`): of this many choices at most
 
 
 def _index(choice: dict[str, Any]) -> int:

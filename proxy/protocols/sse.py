@@ -3,6 +3,8 @@
 Lines (ended by LF, CRLF or a bare CR) may be split anywhere across chunks; `data:` lines carry one
 JSON event each (other lines, `event:` and comments, are framing). `data: [DONE]` (OpenAI) marks the
 end; APIs whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`.
+A line longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that reply (which
+is forwarded as it comes all the same) and its output is labelled `scan:truncated`.
 """
 
 from __future__ import annotations
@@ -15,19 +17,24 @@ from proxy.detectors import Detectors
 from proxy.flow import Outcome
 from proxy.protocols import Header, OutputText
 
+MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole
+
 
 class SseObserver:
     """Base of the observers of SSE-streamed JSON replies: subclasses read one event (`event`) and a
     whole reply (`body`), and say at `done` what they kept for the end."""
 
-    __slots__ = ("_partial", "_text", "detectors", "ended", "outcome")
+    __slots__ = ("_partial", "_partial_size", "_text", "detectors", "ended", "outcome")
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
         self.detectors = detectors
         self.ended = False
         self._text = OutputText(outcome, detectors, capture)
-        self._partial = b""
+        # the pieces of a line not yet whole, joined once it is (a line in many reads was copied at each);
+        # None once a line past MAX_LINE made the observer stop reading
+        self._partial: list[bytes] | None = []
+        self._partial_size = 0
 
     def head(self, status: int, header: Header) -> None:
         pass
@@ -41,15 +48,38 @@ class SseObserver:
             self.whole(reply)
 
     def chunk(self, data: bytes) -> None:
+        partial = self._partial
+        if partial is None:  # gave up on this reply
+            return
         if b"\r" in data:  # CRLF, or a bare CR, ends a line too (WHATWG EventSource); a CRLF split between
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # two chunks only adds an empty line
-        if self._partial:
-            data = self._partial + data
+        if b"\n" not in data:  # a piece of a line
+            partial.append(data)
+            self._partial_size += len(data)
+            if self._partial_size > MAX_LINE:
+                self._give_up()
+            return
+        if partial:
+            partial.append(data)
+            data = b"".join(partial)
+            partial.clear()
         lines = data.split(b"\n")
-        self._partial = lines.pop()
+        last = lines.pop()
+        if last:
+            partial.append(last)
+        self._partial_size = len(last)
         for line in lines:
             if line.startswith(b"data:"):
                 self._data(line[5:].strip())
+        if self._partial_size > MAX_LINE:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        """A line past MAX_LINE: the rest of the reply is not read (it passes all the same), and what it
+        held is content the proxy did not read."""
+        self._partial = None
+        self._partial_size = 0
+        self._text.unread()
 
     def _data(self, payload: bytes) -> None:
         if payload == b"[DONE]":
@@ -65,9 +95,11 @@ class SseObserver:
             self.event(event)
 
     def finish(self) -> None:
-        if self._partial.startswith(b"data:"):
-            self._data(self._partial[5:].strip())
-            self._partial = b""
+        if self._partial:
+            last = b"".join(self._partial)
+            self._partial.clear()
+            if last.startswith(b"data:"):
+                self._data(last[5:].strip())
         self.done()
         self._text.finish(self.detectors)
 
