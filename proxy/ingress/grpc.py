@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -40,6 +41,10 @@ DEADLINE_SLACK_S = 0.05
 _UNTIL_CUT_S = 1e9
 
 log = logging.getLogger("lineage_proxy.grpc")
+
+# The generation of the server a call came to (`GrpcIngress.replace`): grpc.aio starts each call's task from its
+# server's serving task, which copies this from the context the server was started in
+_SERVER: contextvars.ContextVar[int] = contextvars.ContextVar("lineage_proxy_grpc_server", default=0)
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -110,11 +115,15 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     async def start(self, address: Address, tls: Tls | None = None, max_body_bytes: int | None = None) -> Address:
         limit = self.ref.current.config.limits.max_body_bytes if max_body_bytes is None else max_body_bytes
-        self._server, port = await self._open(address, tls, limit)
+        self._server, port = await self._open(address, tls, limit, self._generation)
         self._bound = Address(address.host, port)
         return self._bound
 
-    async def _open(self, address: Address, tls: Tls | None, max_body_bytes: int) -> tuple[grpc.aio.Server, int]:
+    async def _open(
+        self, address: Address, tls: Tls | None, max_body_bytes: int, generation: int
+    ) -> tuple[grpc.aio.Server, int]:
+        """A server on `address`; its calls run with `_SERVER` set to `generation` (the context its serving
+        task, which starts each call's, is made in)."""
         # a request message over limits.max_body_bytes (decompressed) is refused by grpc itself, RESOURCE_EXHAUSTED,
         # before it is held whole; replies are the upstream's, passed on whatever their size
         limit = min(max_body_bytes, 2**31 - 1)  # grpc's option is a C int
@@ -132,7 +141,11 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
                     require_client_auth=tls.require_client_cert,
                 )
                 port = server.add_secure_port(str(address), credentials)
-            await server.start()
+            token = _SERVER.set(generation)
+            try:
+                await server.start()
+            finally:
+                _SERVER.reset(token)
         except BaseException:
             await server.stop(None)  # a port bound but never served would take a share of new connections
             raise
@@ -151,8 +164,8 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             if old is None:
                 return  # stopped (a SIGHUP during the drain): nothing may start listening again
             try:
-                self._server, _ = await self._open(self._bound, tls, max_body_bytes)
-                self._generation += 1  # calls from now on are the new server's (the old one takes no more)
+                self._server, _ = await self._open(self._bound, tls, max_body_bytes, generation + 1)
+                self._generation = generation + 1
             except Exception as exc:  # the files were read for the HTTP listener a moment ago: not expected
                 log.error("reload: the gRPC listener could not start with the new listen.tls or limits and keeps "
                           "its old ones (restart to apply them): %s", exc)  # fmt: skip
@@ -276,7 +289,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
     async def _ends(self, ex: Exchange, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         """How every call ends: a ProxyError is recorded, then sent as the status with the lineage as
         trailers; a client that leaves is recorded as gone; and whatever happens, the call is finished."""
-        generation = self._generation  # the server the call came to (a reload may start another meanwhile)
+        generation = _SERVER.get()  # the server the call came to (a reload may start another meanwhile)
         try:
             yield
         except ProxyError as error:
