@@ -221,7 +221,7 @@ class ProxyProcess:
                         else "")  # fmt: skip
 
     async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None) -> Address:
-        server = HttpServer(handler, **_listener_limits(self.config.limits))
+        server = HttpServer(handler, self.config.limits)
         sock = bind(address, reuse_port=self._reuse_port)
         await server.start(sock, ssl_context)
         self._servers.append(server)
@@ -351,7 +351,7 @@ class ProxyProcess:
         """The listeners take the new limits: new connections and requests from now on. Those fixed when a
         listener started are named in a warning."""
         for server in self._servers:
-            server.set_limits(**_listener_limits(after))
+            server.set_limits(after)
         fixed = []
         if self._tls is not None and after.header_timeout_s != before.header_timeout_s:
             fixed.append("limits.header_timeout_s as the TLS handshake timeout (request heads and bodies use it now)")
@@ -395,15 +395,6 @@ class ProxyProcess:
                 self.metrics.publish(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
             except Exception:
                 log.exception("could not publish metrics for the other workers")
-
-
-def _listener_limits(limits: Limits) -> dict[str, Any]:
-    """What an HTTP listener enforces of `limits.*` (`HttpServer.set_limits`)."""
-    return {
-        "max_connections": limits.max_connections, "idle_timeout_s": limits.idle_timeout_s,
-        "header_timeout_s": limits.header_timeout_s, "max_header_bytes": limits.max_header_bytes,
-        "max_headers": limits.max_headers, "max_body_bytes": limits.max_body_bytes,
-    }  # fmt: skip
 
 
 def _secret(setting: str, path: str | None) -> bytes | None:

@@ -31,7 +31,7 @@ from proxy.protocols import Fetch
 from proxy.server import ProxyProcess
 from tests.conftest import sha
 from tests.harness import LoopThread, serving
-from tests.protocols.test_oip_grpc import PB
+from tests.protocols.test_oip_grpc import simple_infer
 from tests.servers.real import faithful_oip
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 
@@ -284,18 +284,8 @@ def test_an_oip_model_not_asked_about_yet_is_refused_until_it_is(  # type: ignor
     )
     proxy = make_proxy(OIP_CONFIG, OIP_GRPC=address, BASELINE=str(baseline))
 
-    def infer(version: str = "") -> tuple[grpc.StatusCode, str]:
-        request = PB["ModelInferRequest"](model_name="simple", model_version=version)
-        for name in ("A", "B"):
-            request.inputs.add(name=name, datatype="INT32", shape=[1, 1]).contents.int_contents.append(1)
-        with grpc.insecure_channel(proxy.grpc) as channel:
-            try:
-                channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(
-                    request.SerializeToString(), timeout=10
-                )
-            except grpc.RpcError as exc:
-                return exc.code(), exc.details()
-        return grpc.StatusCode.OK, ""
+    def infer(version: str = "") -> tuple[object, str]:
+        return simple_infer(proxy.grpc, version)
 
     code, details = infer()
     assert code == grpc.StatusCode.UNAVAILABLE and "metadata is being asked about model 'simple'" in details

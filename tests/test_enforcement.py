@@ -17,6 +17,7 @@ from proxy.record.store import SqliteStore
 from tests.conftest import KEYS, sha
 from tests.harness import start_app
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
+from tests.test_exchange import Counting
 
 CONFIG = f"""
 listen:
@@ -383,29 +384,16 @@ def test_a_key_no_caller_owns_is_recorded_apart_from_unauthenticated_calls(two, 
     assert rows == {"(unknown key)": (2, "callers"), "anonymous": (1, "policy.anonymous")}
 
 
-class Callers:
+class Callers(Counting):
     """A record sink keeping who each finished call was recorded as, and why it was refused."""
 
     name = "callers"
-    durable = True
 
     def __init__(self) -> None:
-        self.ended: list[tuple[str | None, str | None]] = []
-
-    def start(self) -> None:
-        pass
+        self.ended: list[tuple[str | None, str | None]] = []  # type: ignore[assignment]
 
     def on_end(self, call, decision, outcome, output_labels) -> None:  # type: ignore[no-untyped-def]
         self.ended.append((decision.caller, decision.code))
-
-    async def flush(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    def metrics(self) -> tuple[str, ...]:
-        return ()
 
 
 def test_calls_refused_before_they_are_read_are_recorded_as_their_callers(two) -> None:  # type: ignore[no-untyped-def]

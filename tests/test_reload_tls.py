@@ -10,8 +10,9 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -93,6 +94,15 @@ LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 }
 
 
+def run_on(loop_name: str, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to its end on a new event loop of that kind."""
+    loop = LOOPS[loop_name]()
+    try:
+        loop.run_until_complete(main)
+    finally:
+        loop.close()
+
+
 @pytest.mark.parametrize("loop_name", list(LOOPS))
 def test_a_reload_replaces_certificate_client_ca_and_verify_mode_for_new_handshakes(pki: Pki, loop_name: str) -> None:
     der = {pair: ssl.PEM_cert_to_DER_cert(pair.cert.read_text()) for pair in (pki.server, pki.renewed)}
@@ -126,11 +136,7 @@ def test_a_reload_replaces_certificate_client_ca_and_verify_mode_for_new_handsha
             server.close()
             await server.wait_closed()
 
-    loop = LOOPS[loop_name]()
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
+    run_on(loop_name, main())
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
@@ -163,11 +169,7 @@ def test_a_session_from_before_a_client_ca_change_is_not_resumed(
             server.close()
             await server.wait_closed()
 
-    loop = LOOPS[loop_name]()
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
+    run_on(loop_name, main())
 
 
 def test_resumption_is_what_the_refusal_is_about(pki: Pki) -> None:

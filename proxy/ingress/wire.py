@@ -35,6 +35,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from proxy.config import Limits
 from proxy.errors import InvalidRequest, Overloaded, ProxyError, RequestTooLarge
 from proxy.tls import identities_from_peercert
 
@@ -614,21 +615,9 @@ Handler = Callable[[Request, HttpConnection], Awaitable[None]]
 class HttpServer:
     """One listener's connections, with the limits every connection obeys."""
 
-    def __init__(
-        self,
-        handler: Handler,
-        *,
-        max_connections: int,
-        idle_timeout_s: float,
-        header_timeout_s: float,
-        max_header_bytes: int,
-        max_headers: int,
-        max_body_bytes: int,
-    ) -> None:
+    def __init__(self, handler: Handler, limits: Limits) -> None:
         self.handler = handler
-        self.set_limits(max_connections=max_connections, idle_timeout_s=idle_timeout_s,
-                        header_timeout_s=header_timeout_s, max_header_bytes=max_header_bytes,
-                        max_headers=max_headers, max_body_bytes=max_body_bytes)  # fmt: skip
+        self.set_limits(limits)
         self.connections: set[HttpConnection] = set()
         self.refused = 0
         self.framing_errors = 0
@@ -636,25 +625,16 @@ class HttpServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.now = time.monotonic
 
-    def set_limits(
-        self,
-        *,
-        max_connections: int,
-        idle_timeout_s: float,
-        header_timeout_s: float,
-        max_header_bytes: int,
-        max_headers: int,
-        max_body_bytes: int,
-    ) -> None:
-        """The limits every connection obeys from now on: at start, and on a reload."""
-        self.max_connections = max_connections
-        self.idle_timeout_s = idle_timeout_s
-        self.header_timeout_s = header_timeout_s
-        self.max_header_bytes = max_header_bytes
-        self.max_headers = max_headers
-        self.max_body_bytes = max_body_bytes
+    def set_limits(self, limits: Limits) -> None:
+        """What every connection obeys of `limits.*` from now on: at start, and on a reload."""
+        self.max_connections = limits.max_connections
+        self.idle_timeout_s = limits.idle_timeout_s
+        self.header_timeout_s = limits.header_timeout_s
+        self.max_header_bytes = limits.max_header_bytes
+        self.max_headers = limits.max_headers
+        self.max_body_bytes = limits.max_body_bytes
         # timeouts are checked this often, so a connection closes at most a quarter of its timeout late
-        self.sweep_s = min(1.0, max(0.01, min(idle_timeout_s, header_timeout_s) / 4))
+        self.sweep_s = min(1.0, max(0.01, min(limits.idle_timeout_s, limits.header_timeout_s) / 4))
 
     def __call__(self) -> HttpConnection:
         return HttpConnection(self)

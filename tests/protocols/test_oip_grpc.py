@@ -63,6 +63,22 @@ PB = _messages()
 EMAIL = Detectors([DetectorSpec("email")])
 
 
+def simple_infer(target: str, version: str = "") -> tuple[object, str]:
+    """A ModelInfer of model `simple` (two INT32 inputs) through `target` (host:port): the grpc status code
+    it ends with, and its details."""
+    import grpc
+
+    request = PB["ModelInferRequest"](model_name="simple", model_version=version)
+    for name in ("A", "B"):
+        request.inputs.add(name=name, datatype="INT32", shape=[1, 1]).contents.int_contents.append(1)
+    with grpc.insecure_channel(target) as channel:
+        try:
+            channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(request.SerializeToString(), timeout=10)
+        except grpc.RpcError as exc:
+            return exc.code(), exc.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
 def sha(*parts: bytes) -> str:
     return "sha256:" + hashlib.sha256(b"".join(parts)).hexdigest()
 

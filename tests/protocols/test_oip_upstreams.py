@@ -18,7 +18,9 @@ import httpx
 import pytest
 
 from tests.harness import dead_port
-from tests.protocols.test_oip_grpc import PB  # messages in a pool of their own (tritonclient's is the default)
+from tests.protocols.test_oip_grpc import (  # messages in a pool of their own (tritonclient's is the default)
+    simple_infer,
+)
 from tests.servers.real import faithful_oip, need, stop, wait_http
 
 E = "alice@example.com"
@@ -207,18 +209,8 @@ def test_a_version_triton_reads_as_another_number_does_not_pass_the_baseline(  #
     )
     proxy = make_proxy(BASELINE_CONFIG, wait="reachable", OIP_GRPC=address, BASELINE=str(baseline))
 
-    def infer(version: str) -> grpc.StatusCode:
-        request = PB["ModelInferRequest"](model_name="simple", model_version=version)
-        for name in ("A", "B"):
-            request.inputs.add(name=name, datatype="INT32", shape=[1, 1]).contents.int_contents.append(1)
-        with grpc.insecure_channel(proxy.grpc) as channel:
-            try:
-                channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(
-                    request.SerializeToString(), timeout=10
-                )
-            except grpc.RpcError as exc:
-                return exc.code()  # type: ignore[no-any-return]
-        return grpc.StatusCode.OK
+    def infer(version: str) -> object:
+        return simple_infer(proxy.grpc, version)[0]
 
     # "3": a version the upstream's metadata does not list (loaded since it was read): checked as `simple:3`,
     # not as an unknown checkpoint, which any approved one fitted
