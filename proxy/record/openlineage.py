@@ -127,7 +127,6 @@ class LabelsDatasetFacet(DatasetFacet):
 class _Facts:
     """What a flow's events say beyond its key (the last call's, when they change; the rule is the key's)."""
 
-    rule: str | None
     reason: str | None
     zones: tuple[str, ...]
 
@@ -201,7 +200,7 @@ class OpenLineageRecorder:
         key = edge_key(decision, outcome, output_labels)
         tally = self._window.get(key)
         if tally is None or tally.facts.zones != decision.zones:
-            facts = _Facts(decision.rule, decision.reason, decision.zones)
+            facts = _Facts(decision.reason, decision.zones)
             if tally is None:
                 tally = self._window[key] = _Tally(facts)
             tally.facts = facts
@@ -385,7 +384,7 @@ class OpenLineageRecorder:
         run_facets: dict[str, RunFacet] = {
             "lineageProxy_purpose": PurposeRunFacet(purpose=key.purpose, caller=key.caller, producer=PRODUCER),
             "lineageProxy_decision": DecisionRunFacet(
-                decision=key.decision, rule=facts.rule, reason=facts.reason, producer=PRODUCER
+                decision=key.decision, rule=key.rule or None, reason=facts.reason, producer=PRODUCER
             ),
             "lineageProxy_zones": ZonesRunFacet(zones=list(facts.zones), producer=PRODUCER),
         }
