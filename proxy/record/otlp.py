@@ -105,12 +105,14 @@ def encode_span(
     start_ns: int,
     end_ns: int,
     attributes: Mapping[str, Any],
+    encoded_attributes: bytes = b"",
     events: Sequence[tuple[str, int, Mapping[str, Any]]] = (),
     status_code: int = STATUS_UNSET,
     status_message: str = "",
 ) -> bytes:
     """trace.v1.Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6,
-    start 7 (fixed64), end 8 (fixed64), attributes 9, events 11, status 15, flags 16 (fixed32)."""
+    start 7 (fixed64), end 8 (fixed64), attributes 9, events 11, status 15, flags 16 (fixed32).
+    `encoded_attributes`: more attributes, already encoded as repeated field 9 (`key_values(9, ...)`)."""
     parts = [
         _ld(1, trace_id.to_bytes(16, "big")),
         _ld(2, span_id.to_bytes(8, "big")),
@@ -124,6 +126,7 @@ def encode_span(
         b"\x30" + varint(kind),
         b"\x39" + _FIXED64.pack(start_ns),
         b"\x41" + _FIXED64.pack(end_ns),
+        encoded_attributes,
         key_values(9, attributes),
     ]
     for event_name, time_ns, event_attributes in events:  # Event: time 1 (fixed64), name 2, attributes 3

@@ -24,7 +24,15 @@ from proxy.flow import DENY, Call, Decision, Outcome, TraceContext
 from proxy.labels import sorted_labels
 from proxy.protocols import ADAPTERS
 from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink, SinkOptions
-from proxy.record.otlp import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, encode_resource, encode_scope, encode_span
+from proxy.record.otlp import (
+    SPAN_KIND_SERVER,
+    STATUS_ERROR,
+    STATUS_UNSET,
+    encode_resource,
+    encode_scope,
+    encode_span,
+    key_values,
+)
 
 log = logging.getLogger("lineage_proxy.spans")
 
@@ -95,6 +103,7 @@ class SpanRecorder:
         # a stop waits for the exporter as long as one export may take: what is unsent by then is counted
         # and logged, not waited for
         self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size, stop_timeout_s=telemetry.export_timeout_s)
+        self._blocks: dict[tuple[Any, ...], tuple[Decision, tuple[str, int, str, bytes]]] = {}
 
     def start(self) -> None:
         pass  # the export thread starts with the queue
@@ -126,91 +135,25 @@ class SpanRecorder:
     def attributes(
         self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
     ) -> dict[str, Any]:
-        attrs: dict[str, Any] = {
-            "gen_ai.operation.name": call.operation,
-            "gen_ai.request.model": call.model,
-            "lineage.caller": decision.caller or "anonymous",
-            "lineage.decision": decision.action,
-            "lineage.input.labels": sorted_labels(decision.labels),
-            "lineage.output.labels": sorted_labels(output_labels),
-            "lineage.zones": decision.zones,
-            "lineage.protocol": call.protocol,
-        }
-        if decision.purpose:
-            attrs["lineage.purpose"] = decision.purpose
-        if decision.reason:
-            attrs["lineage.reason"] = decision.reason
-        if decision.rule:
-            attrs["lineage.rule"] = decision.rule
-        if decision.approved is not None:
-            attrs["lineage.approved"] = decision.approved
-        if call.input_digest:
-            attrs["lineage.input.digest"] = call.input_digest
-        if call.stream:
-            attrs["gen_ai.request.stream"] = True
-        for key, value in call.params:
-            attrs[f"gen_ai.request.{key}"] = tuple(value) if isinstance(value, list) else value
-        upstream: Upstream | None = decision.upstream
-        if upstream is not None:
-            provider = upstream.provider or outcome.provider  # the engine, never the upstream's config name
-            if provider:
-                attrs["gen_ai.provider.name"] = provider
-            attrs["lineage.upstream"] = upstream.name
-            address, port = _server(upstream)
-            if address:
-                attrs["server.address"] = address
-                attrs["server.port"] = port
-        if outcome.checkpoint:
-            attrs["lineage.checkpoint"] = outcome.checkpoint
-            attrs["lineage.checkpoint.source"] = outcome.checkpoint_source or "response"
-        if outcome.checkpoint_parent:
-            attrs["lineage.checkpoint.parent"] = outcome.checkpoint_parent
-        if outcome.output_digest:
-            attrs["lineage.output.digest"] = outcome.output_digest
-        if outcome.response_model:
-            attrs["gen_ai.response.model"] = outcome.response_model
-        if outcome.response_id:
-            attrs["gen_ai.response.id"] = outcome.response_id
-        if outcome.finish_reasons:
-            attrs["gen_ai.response.finish_reasons"] = outcome.finish_reasons
-        if outcome.input_tokens is not None:
-            attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens
-        if outcome.output_tokens is not None:
-            attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
-        if outcome.status is not None:
-            attrs[ADAPTERS[call.protocol].status_attribute] = outcome.status
-        attrs.update(outcome.extra)
-        if call.content:
-            attrs["gen_ai.input.messages"] = "\n".join(call.content)
-        if outcome.content:
-            attrs["gen_ai.output.messages"] = "".join(outcome.content)
-        error_type = outcome.error_type or (decision.code if decision.action == DENY else None)
-        if error_type:
-            attrs["error.type"] = error_type
-        if outcome.first_token_ns:
-            attrs["gen_ai.response.time_to_first_chunk"] = (outcome.first_token_ns - outcome.started_ns) / 1e9
+        """Every attribute of the call's span: its flow's, then its own."""
+        attrs = _flow_attributes(call, decision, outcome, output_labels)
+        attrs.update(_call_attributes(call, outcome))
         return attrs
 
     def encode(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> bytes:
-        attrs = self.attributes(call, decision, outcome, output_labels)
         trace = call.trace
-        name = f"{call.operation} {call.model}" if call.model else call.operation
-        status, message = STATUS_UNSET, ""
-        if "error.type" in attrs:
-            status = STATUS_ERROR
-            message = decision.reason or "" if decision.action == DENY else str(attrs["error.type"])
-        events: tuple[tuple[str, int, dict[str, Any]], ...] = ()
-        if outcome.first_token_ns:
-            ttft = attrs["gen_ai.response.time_to_first_chunk"]
-            events = (("gen_ai.first_token", outcome.first_token_ns, {"gen_ai.response.time_to_first_chunk": ttft}),)
-        end = outcome.ended_ns or outcome.started_ns
         if self.console:
+            attrs = self.attributes(call, decision, outcome, output_labels)
+            name, status, message = _naming(call, decision, attrs)
             return orjson.dumps({
                 "name": name, "trace_id": trace.trace_id_hex, "span_id": f"{trace.span_id:016x}",
                 "parent_span_id": f"{trace.parent_span_id:016x}" if trace.parent_span_id else None,
-                "kind": "SERVER", "start_ns": outcome.started_ns, "end_ns": end, "status": status,
-                "status_message": message, "attributes": attrs, "events": events, "resource": self.resource,
+                "kind": "SERVER", "start_ns": outcome.started_ns, "end_ns": outcome.ended_ns or outcome.started_ns,
+                "status": status, "status_message": message, "attributes": attrs,
+                "events": _events(outcome, attrs), "resource": self.resource,
             })  # fmt: skip
+        name, status, message, block = self._flow_block(call, decision, outcome, output_labels)
+        attrs = _call_attributes(call, outcome)
         return encode_span(
             trace_id=trace.trace_id,
             span_id=trace.span_id,
@@ -219,15 +162,138 @@ class SpanRecorder:
             name=name,
             kind=SPAN_KIND_SERVER,
             start_ns=outcome.started_ns,
-            end_ns=end,
+            end_ns=outcome.ended_ns or outcome.started_ns,
             attributes=attrs,
-            events=events,
+            encoded_attributes=block,
+            events=_events(outcome, attrs),
             status_code=status,
             status_message=message,
         )
 
+    def _flow_block(
+        self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
+    ) -> tuple[str, int, str, bytes]:
+        """The span's name, status and its flow's attributes encoded: the same for every call of a flow,
+        so encoded once and kept (a bounded table). The key holds every input of `_flow_attributes`;
+        the upstream is keyed by identity and kept alive by the entry's own decision, so its id cannot be
+        reused while the entry lives. A call with an unhashable parameter is encoded afresh."""
+        key: tuple[Any, ...] | None = (
+            decision.action, id(decision.upstream), decision.caller, decision.purpose, decision.labels,
+            decision.zones, decision.code, decision.rule, decision.reason, decision.approved, call.operation,
+            call.model, call.protocol, call.stream, call.params, output_labels, outcome.checkpoint,
+            outcome.checkpoint_source, outcome.checkpoint_parent, outcome.provider, outcome.response_model,
+            outcome.finish_reasons, outcome.status, outcome.error_type,
+            tuple(outcome.extra.items()) if outcome.extra else (),
+        )  # fmt: skip
+        try:
+            kept = self._blocks.get(key)
+        except TypeError:  # a parameter holding a list or a dict
+            key, kept = None, None
+        if kept is not None:
+            return kept[1]
+        attrs = _flow_attributes(call, decision, outcome, output_labels)
+        block = (*_naming(call, decision, attrs), key_values(9, attrs))
+        if key is not None:
+            if len(self._blocks) >= FLOW_BLOCKS_KEPT:
+                self._blocks.clear()
+            self._blocks[key] = (decision, block)
+        return block
+
     def shutdown(self) -> None:
         self.queue.shutdown()
+
+
+FLOW_BLOCKS_KEPT = 4096  # encoded flow attributes kept (`SpanRecorder._flow_block`); cleared when full
+
+
+def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> dict[str, Any]:
+    """The attributes every call of a flow shares: what was called, by whom, for what, decided how,
+    served by what. Reads only what `SpanRecorder._flow_block` keys on."""
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": call.operation,
+        "gen_ai.request.model": call.model,
+        "lineage.caller": decision.caller or "anonymous",
+        "lineage.decision": decision.action,
+        "lineage.input.labels": sorted_labels(decision.labels),
+        "lineage.output.labels": sorted_labels(output_labels),
+        "lineage.zones": decision.zones,
+        "lineage.protocol": call.protocol,
+    }
+    if decision.purpose:
+        attrs["lineage.purpose"] = decision.purpose
+    if decision.reason:
+        attrs["lineage.reason"] = decision.reason
+    if decision.rule:
+        attrs["lineage.rule"] = decision.rule
+    if decision.approved is not None:
+        attrs["lineage.approved"] = decision.approved
+    if call.stream:
+        attrs["gen_ai.request.stream"] = True
+    for key, value in call.params:
+        attrs[f"gen_ai.request.{key}"] = tuple(value) if isinstance(value, list) else value
+    upstream: Upstream | None = decision.upstream
+    if upstream is not None:
+        provider = upstream.provider or outcome.provider  # the engine, never the upstream's config name
+        if provider:
+            attrs["gen_ai.provider.name"] = provider
+        attrs["lineage.upstream"] = upstream.name
+        address, port = _server(upstream)
+        if address:
+            attrs["server.address"] = address
+            attrs["server.port"] = port
+    if outcome.checkpoint:
+        attrs["lineage.checkpoint"] = outcome.checkpoint
+        attrs["lineage.checkpoint.source"] = outcome.checkpoint_source or "response"
+    if outcome.checkpoint_parent:
+        attrs["lineage.checkpoint.parent"] = outcome.checkpoint_parent
+    if outcome.response_model:
+        attrs["gen_ai.response.model"] = outcome.response_model
+    if outcome.finish_reasons:
+        attrs["gen_ai.response.finish_reasons"] = outcome.finish_reasons
+    if outcome.status is not None:
+        attrs[ADAPTERS[call.protocol].status_attribute] = outcome.status
+    attrs.update(outcome.extra)
+    error_type = outcome.error_type or (decision.code if decision.action == DENY else None)
+    if error_type:
+        attrs["error.type"] = error_type
+    return attrs
+
+
+def _call_attributes(call: Call, outcome: Outcome) -> dict[str, Any]:
+    """The attributes of this call alone: digests, the reply's id, token counts, content, timing."""
+    attrs: dict[str, Any] = {}
+    if call.input_digest:
+        attrs["lineage.input.digest"] = call.input_digest
+    if outcome.output_digest:
+        attrs["lineage.output.digest"] = outcome.output_digest
+    if outcome.response_id:
+        attrs["gen_ai.response.id"] = outcome.response_id
+    if outcome.input_tokens is not None:
+        attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens
+    if outcome.output_tokens is not None:
+        attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
+    if call.content:
+        attrs["gen_ai.input.messages"] = "\n".join(call.content)
+    if outcome.content:
+        attrs["gen_ai.output.messages"] = "".join(outcome.content)
+    if outcome.first_token_ns:
+        attrs["gen_ai.response.time_to_first_chunk"] = (outcome.first_token_ns - outcome.started_ns) / 1e9
+    return attrs
+
+
+def _naming(call: Call, decision: Decision, flow: dict[str, Any]) -> tuple[str, int, str]:
+    """The span's name, status code and status message, from its flow's attributes."""
+    name = f"{call.operation} {call.model}" if call.model else call.operation
+    if "error.type" not in flow:
+        return name, STATUS_UNSET, ""
+    return name, STATUS_ERROR, decision.reason or "" if decision.action == DENY else str(flow["error.type"])
+
+
+def _events(outcome: Outcome, attrs: dict[str, Any]) -> tuple[tuple[str, int, dict[str, Any]], ...]:
+    if not outcome.first_token_ns:
+        return ()
+    ttft = attrs["gen_ai.response.time_to_first_chunk"]
+    return (("gen_ai.first_token", outcome.first_token_ns, {"gen_ai.response.time_to_first_chunk": ttft}),)
 
 
 @functools.lru_cache(maxsize=256)

@@ -332,3 +332,69 @@ def test_during_an_outage_spans_are_not_encoded_but_one_probe_per_interval_is() 
         assert all(queue.accepting() for _ in range(10)) and queue.dropped == 2
     finally:
         queue.shutdown(0.1)
+
+
+def test_a_flows_attributes_are_encoded_once_and_every_call_keeps_its_own(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Calls of one flow share one encoded block of attributes; what is the call's own (digests, ids, tokens,
+    timing) is encoded for each, and a call of another flow (another checkpoint, status, parameter) gets its own
+    block: each span decodes to exactly `attributes()`."""
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from proxy.config.model import Telemetry, Upstream
+    from proxy.flow import ALLOW, DENY, Call, Decision, Outcome, TraceContext
+    from proxy.record import otlp, spans
+
+    class Sink:
+        def export(self, batch: list[bytes]) -> None: ...
+
+        def close(self) -> None: ...
+
+    recorder = spans.SpanRecorder(Telemetry(exporter="otlp"), sink=Sink())  # type: ignore[arg-type]
+    upstream = Upstream(name="vllm", url="http://127.0.0.1:9")
+    decision = Decision(ALLOW, upstream, caller="app", purpose="assistant", labels=frozenset({"pii"}), zones=("z",))
+    encoded: list[int] = []
+    real = otlp.key_values
+
+    def counting(field: int, attributes):  # type: ignore[no-untyped-def]
+        encoded.append(len(attributes))
+        return real(field, attributes)
+
+    monkeypatch.setattr(spans, "key_values", counting, raising=False)
+    monkeypatch.setattr(otlp, "key_values", counting)
+
+    def span(n: int, checkpoint: str = "m@1", status: int = 200, params=(("temperature", 0.2),)):  # type: ignore[no-untyped-def]
+        call = Call("openai", "chat", "m", TraceContext(n, n), input_digest=f"in{n}", params=params)
+        outcome = Outcome(started_ns=n, ended_ns=n + 5, status=status, checkpoint=checkpoint, checkpoint_source="config",
+                          response_id=f"r{n}", input_tokens=n, output_tokens=2 * n, output_digest=f"out{n}")  # fmt: skip
+        raw = recorder.encode(call, decision, outcome, frozenset({"pii"}))
+        decoded = trace_pb2.Span.FromString(raw)
+        got = {kv.key: kv.value for kv in decoded.attributes}
+        want = recorder.attributes(call, decision, outcome, frozenset({"pii"}))
+        assert set(got) == set(want)
+        for key, value in want.items():
+            kind = got[key].WhichOneof("value")
+            text = getattr(got[key], kind)
+            if kind == "array_value":
+                text = tuple(v.string_value for v in text.values)
+            assert text == value, key
+        return decoded
+
+    first = span(1)
+    flow_attrs = len(encoded)
+    assert encoded[0] > 10  # the flow's block, then the call's own
+    span(2)
+    assert encoded[flow_attrs:] == [5]  # the second call of the flow: only its own five attributes
+    other = span(3, checkpoint="m@2")  # another checkpoint: another flow
+    assert {kv.value.string_value for kv in other.attributes if kv.key == "lineage.checkpoint"} == {"m@2"}
+    span(4, status=500)
+    span(5, params=(("stop", ["a"]),))  # a list parameter cannot key the table: encoded afresh, still right
+    span(6, params=(("stop", ["a"]),))
+    assert first.name == "chat m"
+    denied = Decision(DENY, None, caller="app", code="purpose_denied", reason="not for ads")
+    for n in (7, 8):  # the status and its message come with the flow's block, kept or not
+        raw = recorder.encode(
+            Call("openai", "chat", "m", TraceContext(n, n)), denied, Outcome(started_ns=1), frozenset()
+        )
+        status = trace_pb2.Span.FromString(raw).status
+        assert (status.code, status.message) == (STATUS_ERROR, "not for ads")
+    recorder.shutdown()
