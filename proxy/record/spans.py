@@ -177,7 +177,7 @@ class SpanRecorder:
         so encoded once and kept (a bounded table). The key holds every input of `_flow_attributes`;
         the upstream is keyed by identity and kept alive by the entry's own decision, so its id cannot be
         reused while the entry lives. A call with an unhashable parameter is encoded afresh."""
-        key: tuple[Any, ...] | None = (
+        key = (
             decision.action, id(decision.upstream), decision.caller, decision.purpose, decision.labels,
             decision.zones, decision.code, decision.rule, decision.reason, decision.approved, call.operation,
             call.model, call.protocol, call.stream, call.params, output_labels, outcome.checkpoint,
@@ -187,17 +187,22 @@ class SpanRecorder:
         )  # fmt: skip
         try:
             kept = self._blocks.get(key)
-        except TypeError:  # a parameter holding a list or a dict
-            key, kept = None, None
+        except TypeError:  # a parameter holding a list or a dict: not kept
+            return self._encode_flow(call, decision, outcome, output_labels)
         if kept is not None:
             return kept[1]
-        attrs = _flow_attributes(call, decision, outcome, output_labels)
-        block = (*_naming(call, decision, attrs), key_values(9, attrs))
-        if key is not None:
-            if len(self._blocks) >= FLOW_BLOCKS_KEPT:
-                self._blocks.clear()
-            self._blocks[key] = (decision, block)
+        block = self._encode_flow(call, decision, outcome, output_labels)
+        if len(self._blocks) >= FLOW_BLOCKS_KEPT:
+            self._blocks.clear()
+        self._blocks[key] = (decision, block)
         return block
+
+    @staticmethod
+    def _encode_flow(
+        call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
+    ) -> tuple[str, int, str, bytes]:
+        attrs = _flow_attributes(call, decision, outcome, output_labels)
+        return (*_naming(call, decision, attrs), key_values(9, attrs))
 
     def shutdown(self) -> None:
         self.queue.shutdown()
