@@ -123,7 +123,7 @@ def when(ts: float) -> str:
 def describe(row: EdgeRow) -> str:
     """One edge in words, for people reading a CI log."""
     key = row.key
-    how = key.decision + (f" by {row.rule}" if row.rule and key.decision != "allow" else "")
+    how = key.decision + (f" by {key.rule}" if key.rule and key.decision != "allow" else "")
     calls = _calls(row.count)
     return (
         f"caller {key.caller}, purpose {key.purpose or '-'}, labels {key.input_labels or '-'} -> checkpoint "
@@ -205,7 +205,7 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
     groups: dict[tuple[str, str, str, str, str], list[EdgeRow]] = {}
     for row in rows:
         key = row.key
-        groups.setdefault((key.caller, key.purpose, key.checkpoint, key.decision, row.rule or ""), []).append(row)
+        groups.setdefault((key.caller, key.purpose, key.checkpoint, key.decision, key.rule), []).append(row)
     stamp = when(time.time() if now is None else now)
     out = [
         "# lineage-proxy baseline: the flows approved for this deployment.",

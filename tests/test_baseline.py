@@ -208,11 +208,11 @@ def test_a_written_baseline_approves_every_flow_it_was_written_from(edges: list[
                 checkpoint if decision != "deny" else "",
                 ",".join(sorted(outputs)),
                 decision,
+                rule or "",
             ),
             1.0,
             2.0,
             1,
-            rule,
         )
         for caller, purpose, inputs, checkpoint, outputs, decision, rule in edges
     ]

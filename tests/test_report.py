@@ -80,7 +80,7 @@ def test_an_older_store_without_reasons_still_reports(tmp_path: Path) -> None:
     assert rows[0].reason is None  # read-only: the file is not changed
     assert "not recorded (a store older than reasons)" in render(rows, store=str(path), window="all recorded")
     store = SqliteStore(path)  # a writer adds the column
-    store.upsert([(EdgeKey("a", "ads", "x", "", "", "deny"), 5, 6, 1, "zone:z", "told why")])
+    store.upsert([(EdgeKey("a", "ads", "x", "", "", "deny", "zone:z"), 5, 6, 1, "told why")])
     assert [(r.count, r.reason) for r in store.rows()] == [(4, "told why")]
     store.close()
 
@@ -92,8 +92,8 @@ def test_each_kind_of_denial_of_a_flow_is_its_own_row_and_only_the_unapproved_on
     from proxy.record.store import EdgeRow
 
     flow = ("ads-ranker", "ads", "user-interaction", "", "", "deny")
-    rows = [EdgeRow(EdgeKey(*flow), 1, 1, 1, "route:restricted", "the route refuses"),  # the key takes the rule
-            EdgeRow(EdgeKey(*flow), 2, 3, 2, "zone:interaction-data", "the zone refuses")]  # fmt: skip
+    rows = [EdgeRow(EdgeKey(*flow, "route:restricted"), 1, 1, 1, "the route refuses"),
+            EdgeRow(EdgeKey(*flow, "zone:interaction-data"), 2, 3, 2, "the zone refuses")]  # fmt: skip
     assert rows[0].key != rows[1].key and rows[1].key.rule == "zone:interaction-data"
     baseline = parse_baseline("version: 1\nflows:\n  - {caller: ads-ranker, purpose: ads, labels: [user-interaction], "
                               "decisions: [deny], rules: ['zone:interaction-data']}\n")  # fmt: skip

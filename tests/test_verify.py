@@ -183,7 +183,7 @@ def failed_and_unnamed_edges(path) -> None:  # type: ignore[no-untyped-def]
     store.upsert([
         (EdgeKey("glasses-app", "assistant", "user-interaction", "org/llama@v1", "user-interaction", "allow"), 1.0, 2.0, 3, None),
         (EdgeKey("glasses-app", "assistant", "user-interaction", "", "", "allow"), 1.0, 2.0, 2, None),
-        (EdgeKey("anonymous", "", "", "", "", "deny"), 1.0, 2.0, 1, "policy.anonymous"),
+        (EdgeKey("anonymous", "", "", "", "", "deny", "policy.anonymous"), 1.0, 2.0, 1, None),
     ])  # fmt: skip
     store.close()
 
@@ -324,7 +324,7 @@ def test_a_written_baseline_approves_recorded_names_literally(tmp_path) -> None:
     store = tmp_path / "l.db"
     writer = SqliteStore(store)
     writer.upsert([(EdgeKey("app", "assistant", "", "*", "", "allow"), 1.0, 1.0, 1, None),
-                   (EdgeKey("app", "assistant", "", "ck", "", "audit-deny"), 1.0, 1.0, 1, "route:*")])  # fmt: skip
+                   (EdgeKey("app", "assistant", "", "ck", "", "audit-deny", "route:*"), 1.0, 1.0, 1, None)])  # fmt: skip
     writer.close()
     baseline = tmp_path / "b.yaml"
     assert cli("verify", "--store", str(store), "--write-baseline", str(baseline)).returncode == 0
@@ -332,7 +332,7 @@ def test_a_written_baseline_approves_recorded_names_literally(tmp_path) -> None:
     assert cli("verify", "--store", str(store), "--baseline", str(baseline)).returncode == 0  # what happened
     writer = SqliteStore(store)
     writer.upsert([(EdgeKey("app", "assistant", "", "evil/model", "", "allow"), 2.0, 2.0, 1, None),
-                   (EdgeKey("app", "assistant", "", "ck", "", "audit-deny"), 2.0, 2.0, 1, "route:secret")])  # fmt: skip
+                   (EdgeKey("app", "assistant", "", "ck", "", "audit-deny", "route:secret"), 2.0, 2.0, 1, None)])  # fmt: skip
     writer.close()
     found = cli("verify", "--store", str(store), "--baseline", str(baseline), "--json")
     assert found.returncode == 1

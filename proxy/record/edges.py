@@ -20,7 +20,7 @@ from typing import Any
 
 from proxy.flow import Call, Decision, Outcome
 from proxy.labels import format_labels
-from proxy.record.store import EdgeKey, EdgeStore
+from proxy.record.store import EdgeKey, EdgeStore, EdgeWrite
 
 log = logging.getLogger("lineage_proxy.edges")
 
@@ -70,7 +70,7 @@ class EdgeAggregator:
         count is merely batched."""
         now = time.time()
         if key not in self._known:
-            rows = [(key, now, now, 1, key.rule, reason)]
+            rows: list[EdgeWrite] = [(key, now, now, 1, reason)]
             future = self._submit(self._store.upsert, rows)
             self._known[key] = future
             self.new_edges += 1
@@ -85,7 +85,7 @@ class EdgeAggregator:
             pending[2] = now
         return in_flight
 
-    def _written(self, key: EdgeKey, rows: list[Any], future: concurrent.futures.Future[None]) -> None:
+    def _written(self, key: EdgeKey, rows: list[EdgeWrite], future: concurrent.futures.Future[None]) -> None:
         # runs on the writer thread (or wherever the future was cancelled); dict updates are atomic
         # under the GIL. A failed or cancelled write forgets the flow, so the next call of that flow
         # writes it through again instead of waiting on a dead future, and its count is kept.
@@ -98,7 +98,7 @@ class EdgeAggregator:
             del self._known[key]
         self._store_failed(error, rows)
 
-    def _store_failed(self, error: object, rows: list[Any]) -> None:
+    def _store_failed(self, error: object, rows: list[EdgeWrite]) -> None:
         """A write failed (disk full, read-only, locked too long): calls go on; the rows go back to the
         batch and are written once the store takes writes again; one log line per outage."""
         self.write_errors += 1
@@ -119,8 +119,8 @@ class EdgeAggregator:
             log.warning("lineage store: writes succeed again after %.0fs", time.time() - self._failing_since)
             self._failing_since = None
 
-    def _requeue(self, rows: list[Any]) -> None:
-        for key, first, last, count, _, reason in rows:
+    def _requeue(self, rows: list[EdgeWrite]) -> None:
+        for key, first, last, count, reason in rows:
             pending = self._pending.get(key)
             if pending is None:
                 self._pending[key] = [count, first, last, reason]
@@ -164,12 +164,14 @@ class EdgeAggregator:
         if not self._pending:
             return None
         batch, self._pending = self._pending, {}
-        rows = [(key, first, last, count, key.rule, reason) for key, (count, first, last, reason) in batch.items()]
+        rows: list[EdgeWrite] = [
+            (key, first, last, count, reason) for key, (count, first, last, reason) in batch.items()
+        ]
         future = self._submit(self._store.upsert, rows)
         future.add_done_callback(functools.partial(self._flushed, rows))
         return future
 
-    def _flushed(self, rows: list[Any], future: concurrent.futures.Future[None]) -> None:
+    def _flushed(self, rows: list[EdgeWrite], future: concurrent.futures.Future[None]) -> None:
         error = "cancelled" if future.cancelled() else future.exception()
         if error is None:
             self._store_ok()

@@ -237,10 +237,10 @@ class Journal:
 
 
 def _write(row: list[Any]) -> EdgeWrite:
-    """A journaled row as an edge write, keyed by its rule (a row journaled by a release before edges were
-    keyed by rule holds one too, or none: None)."""
-    reason = row[10] if len(row) > 10 else None
-    return (EdgeKey._make((*row[:6], row[9] or "")), row[6], row[7], row[8], row[9], reason)
+    """A journaled row (`flat`'s) as an edge write, keyed by its rule (a row journaled by a release before
+    edges were keyed by rule holds one too, or none: None, as ''; one journaled before reasons were kept
+    has none)."""
+    return (EdgeKey._make((*row[:6], row[9] or "")), row[6], row[7], row[8], row[10] if len(row) > 10 else None)
 
 
 class _Probe:

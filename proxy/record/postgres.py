@@ -573,7 +573,7 @@ class PostgresStore:
         since; so is this store itself (`head`: the source's), and a signed copy onto an unsigned chain,
         which would leave the unkeyed writers' entries after it unverifiable. Returns what was copied
         before, or None when copied now."""
-        params = [flat((row.key, row.first_seen, row.last_seen, row.count, row.rule, row.reason)) for row in rows]
+        params = [flat((row.key, row.first_seen, row.last_seen, row.count, row.reason)) for row in rows]
         if not params:
             return None  # nothing to add, nothing to remember
         # a new store's first entry (an empty snapshot) is the same in every store with the same key, or none,

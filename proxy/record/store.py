@@ -91,43 +91,36 @@ class EdgeKey(NamedTuple):
     rule: str = ""
 
 
-# One edge's write: key, first_seen, last_seen, count, rule, and the reason the caller was given (the
-# reason may be left out: a store written before it existed, or a caller that has none). The rule is the
-# key's; a key built without one ('') takes the write's.
-EdgeWrite = tuple[EdgeKey, float, float, int, str | None] | tuple[EdgeKey, float, float, int, str | None, str | None]
+# One edge's write: key (its rule in it), first_seen, last_seen, count, and the reason the caller was given
+# (None: a caller that has none, or a store written before reasons were kept).
+EdgeWrite = tuple[EdgeKey, float, float, int, str | None]
 
 
 def flat(row: EdgeWrite) -> tuple[Any, ...]:
     """One edge write as statement parameters (and journal rows, and chain changes): the flow's fields,
     then first, last, count, rule ('' for none: it is part of the key), reason."""
     key = row[0]
-    return (*key[:6], row[1], row[2], row[3], key.rule or row[4] or "", row[5] if len(row) > 5 else None)
+    return (*key[:6], row[1], row[2], row[3], key.rule, row[4])
 
 
 @dataclass(frozen=True, slots=True)
 class EdgeRow:
-    key: EdgeKey
+    key: EdgeKey  # its rule is the edge's ('' when none fired)
     first_seen: float
     last_seen: float
     count: int
-    rule: str | None  # the key's rule; None when none fired
     reason: str | None = None  # what the caller was told (a denial's message), when the store has it
 
-    def __post_init__(self) -> None:
-        """`rule` and the key's rule are one: a key built without its rule takes the row's, and a row given
-        none takes the key's."""
-        rule = self.key.rule or self.rule or None
-        if self.key.rule != (rule or ""):
-            object.__setattr__(self, "key", self.key._replace(rule=rule or ""))
-        if self.rule != rule:
-            object.__setattr__(self, "rule", rule)
+    @property
+    def rule(self) -> str | None:
+        """The rule that decided the edge (its key's); None when none fired."""
+        return self.key.rule or None
 
     @classmethod
     def stored(cls, row: Sequence[Any]) -> EdgeRow:
         """A row as a store holds it: the flow's fields, first, last, count, rule, reason (a rule stored as
         '', or as NULL in a store not re-keyed yet, is none)."""
-        rule = row[9] or None
-        return cls(EdgeKey._make((*row[:6], rule or "")), row[6], row[7], row[8], rule, row[10])
+        return cls(EdgeKey._make((*row[:6], row[9] or "")), row[6], row[7], row[8], row[10])
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -132,7 +132,7 @@ def test_edges_command_answers_which_checkpoints_saw_a_label(tmp_path) -> None: 
     now = time.time()
     store.upsert([
         (EdgeKey("app", "assistant", "user-interaction", "llama@1", "pii:email,user-interaction", "allow"), now, now, 7, None),
-        (EdgeKey("ads", "ads", "user-interaction", "", "", "deny"), now, now, 2, "zone:interaction-data"),
+        (EdgeKey("ads", "ads", "user-interaction", "", "", "deny", "zone:interaction-data"), now, now, 2, None),
         (EdgeKey("ads", "ads", "public", "llama@1", "public", "allow"), now, now, 1, None),
     ])  # fmt: skip
     store.close()

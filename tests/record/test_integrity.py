@@ -114,7 +114,7 @@ def test_retention_purge_keeps_the_chain_verifiable(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
     old, new = EdgeKey("c", "p", "", "ck", "", "allow"), EdgeKey("c", "p", "x", "ck", "x", "allow")
     store.upsert([(old, 1.0, 2.0, 3, None), (new, 1.0, 9e9, 1, None)])
-    store.upsert([(new, 5.0, 9e9, 2, "r")])
+    store.upsert([(new._replace(rule="r"), 5.0, 9e9, 2, None)])
     assert store.purge(30) == 1  # `old` was last seen in 1970
     store.upsert([(new, 6.0, 9e9, 1, None)])
     report = store.integrity()
@@ -168,10 +168,10 @@ def keyed_store(tmp_path: Path) -> tuple[Path, Path, bytes]:
     path = tmp_path / "keyed.db"
     store = SqliteStore(path, key=key)
     a, b = EdgeKey("app", "assistant", "a", "ck", "", "allow"), EdgeKey("app", "assistant", "b", "ck", "", "allow")
-    denied = EdgeKey("app", "ads", "health", "", "", "deny")
+    denied = EdgeKey("app", "ads", "health", "", "", "deny", "zone:h")
     store.upsert([(a, 100.0, 100.0, 1, None)])
     store.upsert([(a, 101.0, 101.0, 2, None), (b, 101.0, 101.0, 1, None)])
-    store.upsert([(denied, 102.0, 102.0, 2, "zone:h", "purpose ads is not allowed for health")])
+    store.upsert([(denied, 102.0, 102.0, 2, "purpose ads is not allowed for health")])
     store.upsert([(a, 103.0, 103.0, 1, None)])
     store.close()
     return path, key_file, key
@@ -499,7 +499,7 @@ def test_an_unsigned_rebuild_anchored_at_a_recorded_head_does_not_pass_expect_he
         folder.mkdir()
         path = folder / "s.db"
         store = SqliteStore(path, key=b"k" if keyed else None)
-        store.upsert([(EdgeKey("app", "ads", "health", "", "", "deny"), 1.0, 1.0, 2, "zone:h", None)])
+        store.upsert([(EdgeKey("app", "ads", "health", "", "", "deny", "zone:h"), 1.0, 1.0, 2, None)])
         store.close()
         key_file = folder / "k"
         key_file.write_text("k")

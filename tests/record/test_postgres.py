@@ -100,8 +100,8 @@ def start(make_proxy: Callable[..., ProxyHandle], upstream: str, url: str, journ
 def test_store_upserts_chains_and_versions_its_schema(postgres: PostgresServer) -> None:
     url = postgres.database()
     store = PostgresStore(url)
-    store.upsert([(KEY, 10.0, 11.0, 2, "zone:a", None)])
-    store.upsert([(KEY, 5.0, 12.0, 3, None, "why"), (KEY._replace(caller="other"), 7.0, 7.0, 1, None)])
+    store.upsert([(KEY._replace(rule="zone:a"), 10.0, 11.0, 2, None)])
+    store.upsert([(KEY, 5.0, 12.0, 3, "why"), (KEY._replace(caller="other"), 7.0, 7.0, 1, None)])
     again = PostgresStore(url)  # a second sidecar starting on the same database: no second schema or chain
     again.upsert([(KEY, 20.0, 20.0, 1, None)])
     rows = {r.key: r for r in store.rows()}
@@ -359,18 +359,18 @@ def test_verify_integrity_reads_a_postgresql_store_and_names_an_edited_row(postg
 
 def test_edges_copy_to_moves_a_sqlite_history_into_postgresql_once(postgres: PostgresServer, tmp_path: Path) -> None:
     url = postgres.database()
-    sqlite = SqliteStore(tmp_path / "lineage.db")
-    sqlite.upsert([(KEY, 1.0, 2.0, 7, "zone:a", "a reason")])
-    sqlite.upsert([(KEY._replace(decision="deny"), 3.0, 4.0, 2, "caller:x", None), (KEY, 1.5, 5.0, 1, "zone:a")])
-    sqlite.close()
     zoned, denied = KEY._replace(rule="zone:a"), KEY._replace(decision="deny", rule="caller:x")
+    sqlite = SqliteStore(tmp_path / "lineage.db")
+    sqlite.upsert([(zoned, 1.0, 2.0, 7, "a reason")])
+    sqlite.upsert([(denied, 3.0, 4.0, 2, None), (zoned, 1.5, 5.0, 1, None)])
+    sqlite.close()
     done = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url)
     assert done.returncode == 0, done.stderr
     assert "copied 2 edges (10 calls)" in done.stdout
     assert cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url).returncode == 0  # adds nothing
     assert counts(url) == {tuple(zoned): 8, tuple(denied): 2}
     grown = SqliteStore(tmp_path / "lineage.db")  # the source goes on recording: a new head, the same history
-    grown.upsert([(KEY, 6.0, 6.0, 1, "zone:a")])
+    grown.upsert([(zoned, 6.0, 6.0, 1, None)])
     grown.close()
     again = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url)
     assert again.returncode == 0 and "copied into" in again.stdout and "nothing added" in again.stdout, again.stdout
@@ -574,7 +574,7 @@ def test_a_purge_or_a_start_never_signs_an_edited_fleet_record(
 ) -> None:
     url = postgres.database()
     store = PostgresStore(url, key=b"k")
-    store.upsert([(KEY, 100.0, 100.0, 3, None), (KEY._replace(decision="deny"), 100.0, 100.0, 2, "zone:z", "no")])
+    store.upsert([(KEY, 100.0, 100.0, 3, None), (KEY._replace(decision="deny", rule="zone:z"), 100.0, 100.0, 2, "no")])
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DELETE FROM edges WHERE decision = 'deny'")
         conn.execute("INSERT INTO edges VALUES ('old', 'p', '', '', '', 'allow', 0, 0, 1, '', NULL)")
@@ -596,11 +596,11 @@ def test_a_journaled_batch_edited_or_added_by_hand_is_never_replayed_and_signed(
     url = postgres.database()
     key = b"the chain's key"
     store = JournaledStore(PostgresStore(url, key=key), Journal(tmp_path / "journal.db", key=key))
-    denied = KEY._replace(decision="deny")
+    denied = KEY._replace(decision="deny", rule="zone:z")
     postgres.stop()
     try:
         store.upsert([(KEY, 1.0, 1.0, 1, None)])
-        store.upsert([(denied, 2.0, 2.0, 2, "zone:z", "not for ads")])
+        store.upsert([(denied, 2.0, 2.0, 2, "not for ads")])
         store.upsert([(KEY, 3.0, 3.0, 1, None)])
     finally:
         postgres.start()
@@ -630,7 +630,7 @@ def test_edges_copy_to_moves_a_keyed_history_and_signs_the_copy(postgres: Postgr
     key_file.write_text("one key for the fleet\n")
     PostgresStore(url, key=b"one key for the fleet").close()  # the fleet's store, keyed
     sqlite = SqliteStore(tmp_path / "lineage.db", key=b"one key for the fleet")
-    sqlite.upsert([(KEY, 1.0, 2.0, 7, "zone:a", None)])
+    sqlite.upsert([(KEY._replace(rule="zone:a"), 1.0, 2.0, 7, None)])
     sqlite.close()
     unkeyed = cli("edges", "--store", str(tmp_path / "lineage.db"), "--copy-to", url)
     assert unkeyed.returncode == 1 and "give --key-file" in unkeyed.stderr
@@ -744,7 +744,7 @@ def test_a_keyed_fleet_writer_never_signs_on_top_of_a_chain_rebuilt_without_the_
 
     url = postgres.database()
     store = PostgresStore(url, key=b"k")
-    store.upsert([(KEY._replace(decision="deny"), 1.0, 1.0, 2, "zone:z", None)])
+    store.upsert([(KEY._replace(decision="deny", rule="zone:z"), 1.0, 1.0, 2, None)])
     with psycopg.connect(url, autocommit=True) as conn:  # deny made allow; the chain replaced by an unsigned snapshot
         conn.execute("UPDATE edges SET decision = 'allow'")
         forge_unsigned_chain(conn, "%s")
@@ -846,7 +846,7 @@ def test_a_trigger_cannot_make_a_fleet_purge_sign_what_it_writes(
 ) -> None:
     url = postgres.database()
     store = PostgresStore(url, key=b"k")
-    store.upsert([(KEY._replace(decision="deny"), 1e9, 9e9, 2, "zone:z", None), (KEY, 1.0, 1.0, 1, None)])
+    store.upsert([(KEY._replace(decision="deny", rule="zone:z"), 1e9, 9e9, 2, None), (KEY, 1.0, 1.0, 1, None)])
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                      "DELETE FROM edges WHERE decision = 'deny'; RETURN NULL; END $$")  # fmt: skip
@@ -872,7 +872,7 @@ def test_rows_committed_while_a_purge_waits_on_its_delete_are_never_signed(
 
     url = postgres.database()
     store = PostgresStore(url, key=b"k")
-    store.upsert([(KEY._replace(decision="deny"), 1e9, 9e9, 2, "zone:z", None), (KEY, 1.0, 1.0, 1, None)])
+    store.upsert([(KEY._replace(decision="deny", rule="zone:z"), 1e9, 9e9, 2, None), (KEY, 1.0, 1.0, 1, None)])
     held = psycopg.connect(url)  # a transaction holding the expired row
     held.execute("SELECT 1 FROM edges WHERE last_seen < 10 FOR UPDATE")
     result: list[int] = []
@@ -905,7 +905,7 @@ def test_a_journaled_batch_replayed_twice_is_named(postgres: PostgresServer, tmp
     store = JournaledStore(PostgresStore(url, key=b"k"), Journal(tmp_path / "journal.db", key=b"k"))
     postgres.stop()
     try:
-        store.upsert([(KEY._replace(decision="deny"), 1.0, 1.0, 5, "zone:z", None)])
+        store.upsert([(KEY._replace(decision="deny", rule="zone:z"), 1.0, 1.0, 5, None)])
     finally:
         postgres.start()
     with sqlite3.connect(tmp_path / "journal.db") as db:
@@ -930,7 +930,7 @@ def test_a_view_in_place_of_a_lineage_table_is_named(postgres: PostgresServer) -
     elsewhere is fine."""
     url = postgres.database()
     store = PostgresStore(url, key=b"k")
-    store.upsert([(KEY._replace(decision="deny"), 1.0, 1.0, 2, "zone:z", None)])
+    store.upsert([(KEY._replace(decision="deny", rule="zone:z"), 1.0, 1.0, 2, None)])
     store.close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA mon")

@@ -299,7 +299,7 @@ def test_a_database_not_in_utf8_is_refused_at_start_in_one_line(
 
 def test_a_client_encoding_in_the_url_cannot_make_names_unwritable(postgres: PostgresServer) -> None:
     store = PostgresStore(postgres.database() + "&client_encoding=LATIN1")
-    store.upsert([(KEY._replace(checkpoint="模型"), 1.0, 1.0, 1, None, "no route for model 模型")])
+    store.upsert([(KEY._replace(checkpoint="模型"), 1.0, 1.0, 1, "no route for model 模型")])
     (row,) = store.rows()
     assert (row.key.checkpoint, row.reason) == ("模型", "no route for model 模型")
     store.close()

@@ -287,7 +287,7 @@ def test_an_old_store_is_rekeyed_on_open_still_verifies_and_then_keeps_each_rule
 
     store = PostgresStore(store_url, key=key) if postgres else SqliteStore(store_url, key=key)
     route, zone = EdgeKey(*FLOW, ROUTE), EdgeKey(*FLOW, ZONE)
-    store.upsert([(route, 4.0, 4.0, 1, ROUTE, ROUTE_REASON), (zone, 5.0, 5.0, 1, ZONE, None)])
+    store.upsert([(route, 4.0, 4.0, 1, ROUTE_REASON), (zone, 5.0, 5.0, 1, None)])
     store.upsert([(EdgeKey(*ALLOWED), 6.0, 6.0, 1, None)])
     store.close()
     assert edges_of(store_url) == {(*FLOW, ROUTE): (1, ROUTE), (*FLOW, ZONE): (3, ZONE), (*ALLOWED, ""): (6, None)}
@@ -314,7 +314,7 @@ def test_an_old_store_purges_after_the_rekey_and_the_snapshot_verifies(store_url
     else:
         old_sqlite_store(Path(store_url), None)
         store = SqliteStore(store_url)
-    store.upsert([(EdgeKey(*FLOW, ROUTE), 9e9, 9e9, 1, None, ROUTE_REASON)])
+    store.upsert([(EdgeKey(*FLOW, ROUTE), 9e9, 9e9, 1, ROUTE_REASON)])
     assert store.purge(30) == 2  # both old edges (last seen 1970) go; the route's new one stays
     store.upsert([(EdgeKey(*FLOW, ROUTE), 9e9, 9e9, 1, None)])
     store.close()
