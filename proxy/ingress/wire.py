@@ -49,7 +49,7 @@ CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in http.HTTPStatus}
 
 
-_NAMES: dict[str, bytes] = {}  # the header names the pipeline asks for, encoded once
+_NO_FIELDS: dict[str, str] = {}  # a request's fields before its head is in
 
 
 class HeaderTooLarge(InvalidRequest):
@@ -68,8 +68,8 @@ class Request:
     """One parsed request: its line, its header fields as sent (bytes), its body once read."""
 
     __slots__ = (
-        "_body", "_fields", "_waiter", "complete", "content_length", "expects", "failed", "head_size", "headers", "keep_alive",
-        "method", "size", "target", "too_large", "version",
+        "_body", "_waiter", "complete", "content_length", "expects", "failed", "head_size", "header", "headers",
+        "keep_alive", "method", "size", "target", "too_large", "version",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -86,7 +86,11 @@ class Request:
         self.size = 0
         self.head_size = 0
         self._body: list[bytes | bytearray] = []  # the pieces as they came, small ones joined (`_add`)
-        self._fields: dict[bytes, bytes] | None = None  # by lower-case name, repeated fields joined
+        # a field by lower-case name, decoded; a field sent on several lines is one, its values joined with
+        # ',' (RFC 9110 §5.3), so a second `x-data-labels` line adds labels and a second `x-purpose` is
+        # refused, the same as over gRPC: never "first (or last) one wins". Set once the head is in
+        # (`HttpConnection.on_headers_complete`): a dict's own `get`, no Python frame per lookup.
+        self.header: Callable[[str], str | None] = _NO_FIELDS.get
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -94,24 +98,6 @@ class Request:
         """The target's path, percent-decoded, without the query."""
         path = self.target.partition("?")[0]
         return unquote(path) if "%" in path else path
-
-    def header(self, name: str) -> str | None:
-        """A field by lower-case name; a field sent on several lines is one, its values joined with ','
-        (RFC 9110 §5.3), so a second `x-data-labels` line adds labels and a second `x-purpose` is
-        refused, the same as over gRPC: never "first (or last) one wins"."""
-        fields = self._fields
-        if fields is None:
-            fields = self._fields = {}
-            for raw, given in self.headers:
-                lower = raw.lower()
-                fields[lower] = fields[lower] + b"," + given if lower in fields else given
-        key = _NAMES.get(name)
-        if key is None:
-            key = name.encode("latin-1", "replace")
-            if len(_NAMES) < 256:
-                _NAMES[name] = key
-        value = fields.get(key)
-        return None if value is None else value.decode("utf-8", "surrogateescape")
 
 
 class HttpConnection(asyncio.Protocol):
@@ -282,14 +268,24 @@ class HttpConnection(asyncio.Protocol):
         request.method = parser.get_method().decode("latin-1")
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
+        fields: dict[str, str] = {}
         hosts = 0
-        for name, value in request.headers:
-            if len(name) == 14 and name.lower() == b"content-length":
-                request.content_length = int(value)  # llhttp has checked it is one number
-            elif len(name) == 6 and name.lower() == b"expect":
-                request.expects = value.strip().lower() == b"100-continue"
-            elif len(name) == 4 and name.lower() == b"host":
+        for raw, given in request.headers:
+            name = raw.lower().decode("latin-1")  # a token: llhttp has checked its characters
+            value = given.decode("utf-8", "surrogateescape")
+            if name in fields:
+                fields[name] += "," + value
+            else:
+                fields[name] = value
+            if name == "host":
                 hosts += 1
+        request.header = fields.get
+        length = fields.get("content-length")
+        if length is not None:
+            request.content_length = int(length)  # llhttp has checked it is one number (a second is refused)
+        expect = fields.get("expect")
+        if expect is not None:
+            request.expects = expect.strip().lower() == "100-continue"
         if request.content_length is not None and request.content_length > self.server.max_body_bytes:
             request.too_large = True
         if request.version != "1.1" and request.version != "1.0":  # llhttp reads `HTTP/2.0` (and 0.9) lines too

@@ -82,13 +82,34 @@ def key_values(field: int, attributes: Mapping[str, Any]) -> bytes:
         cache = caches.get(type(item[1])) if item[0] not in UNIQUE else None
         encoded = cache.get(item) if cache is not None else None
         if encoded is None:
-            body = _str(1, item[0]) + _ld(2, _any_value(item[1]))
-            encoded = varint(len(body)) + body
+            encoded = _key_value(*item)
             if cache is not None and len(cache) < _KV_CACHE_MAX:
                 cache[item] = encoded
         out.append(encoded)
     tag = _TAG_LD[field]
     return tag + tag.join(out) if out else b""
+
+
+_KEYS: dict[str, bytes] = {}  # attribute names, encoded as KeyValue.key (a fixed vocabulary, and bounded)
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    """One KeyValue's body, length first (the tag is the caller's)."""
+    name = _KEYS.get(key)
+    if name is None:
+        name = _str(1, key)
+        if len(_KEYS) < _KV_CACHE_MAX:
+            _KEYS[key] = name
+    if type(value) is str:  # most values (digests, ids): AnyValue.string_value inline
+        raw = value.encode("utf-8", "surrogatepass")
+        size = len(raw)
+        any_value = b"\x0a" + (_SMALL[size] if size < 0x80 else varint(size)) + raw
+    else:
+        any_value = _any_value(value)
+    size = len(any_value)
+    body = name + b"\x12" + (_SMALL[size] if size < 0x80 else varint(size)) + any_value
+    size = len(body)
+    return (_SMALL[size] if size < 0x80 else varint(size)) + body
 
 
 _TAG_LD = {field: varint(field << 3 | 2) for field in range(1, 16)}
@@ -114,13 +135,13 @@ def encode_span(
     start 7 (fixed64), end 8 (fixed64), attributes 9, events 11, status 15, flags 16 (fixed32).
     `encoded_attributes`: more attributes, already encoded as repeated field 9 (`key_values(9, ...)`)."""
     parts = [
-        _ld(1, trace_id.to_bytes(16, "big")),
-        _ld(2, span_id.to_bytes(8, "big")),
+        b"\x0a\x10" + trace_id.to_bytes(16, "big"),  # _ld(1, ...) of 16 bytes
+        b"\x12\x08" + span_id.to_bytes(8, "big"),  # _ld(2, ...) of 8 bytes
     ]
     if trace_state:
         parts.append(_str(3, trace_state))
     if parent_span_id is not None:
-        parts.append(_ld(4, parent_span_id.to_bytes(8, "big")))
+        parts.append(b"\x22\x08" + parent_span_id.to_bytes(8, "big"))  # _ld(4, ...) of 8 bytes
     parts += [
         _str(5, name),
         b"\x30" + varint(kind),
