@@ -219,9 +219,9 @@ async def _reload(process: ProxyProcess, path: str) -> bool:
 
 
 def test_a_model_the_metadata_does_not_list_is_refused_until_it_does(vllm, make_proxy, loop_thread, baseline) -> None:  # type: ignore[no-untyped-def]
-    """A model the upstream's metadata did not list when it was read (a LoRA adapter loaded since; or a
-    name llama.cpp answers with weights of its own) has no known checkpoint: refused, and the metadata
-    asked again, so one loaded since is admitted within a second, not a `discovery_interval_s`."""
+    """A model the upstream's metadata did not list when it was read (a LoRA adapter loaded since; vLLM
+    answers no other name) has no known checkpoint: refused, and the metadata asked again, so one loaded
+    since is admitted within a second, not a `discovery_interval_s`."""
     upstream, url = vllm
     proxy = make_proxy(config(), UPSTREAM=url, BASELINE=baseline)
     refused_as_unknown(chat(proxy.url, "late-lora"))
@@ -619,24 +619,24 @@ def test_block_refuses_an_unknown_checkpoint_only_when_the_verdict_depends_on_it
 OLLAMA = [{"id": "llama3:latest", "object": "model", "created": 1, "owned_by": "library"}]
 
 
-@pytest.mark.parametrize("restricted", [True, False])
-def test_a_name_the_metadata_lists_under_another_says_what_to_do(  # type: ignore[no-untyped-def]
-    vllm, make_proxy, loop_thread, tmp_path, restricted
+@pytest.mark.parametrize(
+    ("approved", "status"), [(", checkpoints: ['llama3:*']", 200), (", checkpoints: ['org/*']", 403), ("", 200)]
+)
+def test_ollama_serves_a_name_without_a_tag_as_its_latest(  # type: ignore[no-untyped-def]
+    vllm, make_proxy, tmp_path, approved, status
 ) -> None:
-    """Ollama serves `llama3` as the `llama3:latest` its /v1/models lists: the metadata never names the
-    checkpoint of `llama3`. A baseline approving the flow for any checkpoint admits it at once; one that
-    names checkpoints refuses it, saying what to do."""
+    """Ollama serves `llama3` as the `llama3:latest` its /v1/models lists (its `owned_by` is the
+    namespace Ollama gives `llama3`): that is the checkpoint recorded and decided on. A baseline naming
+    checkpoints refused it as `checkpoint_unknown` for ever, and without one it was recorded as `llama3`."""
     upstream, url = vllm
     upstream.models = OLLAMA
     baseline = tmp_path / "baseline.yaml"
-    baseline.write_text("version: 1\nflows:\n  - {caller: app, purpose: assistant"
-                        + (", checkpoints: ['llama3:*']}\n" if restricted else "}\n"))  # fmt: skip
+    baseline.write_text("version: 1\nflows:\n  - {caller: app, purpose: assistant" + approved + "}\n")
     proxy = make_proxy(config(), UPSTREAM=url, BASELINE=str(baseline))
-    if restricted:
-        until(loop_thread, lambda: "call the model by a name the metadata lists; or approve the flow for any "
-              "checkpoint" in refused_as_unknown(chat(proxy.url, "llama3")), "the metadata asked about it")  # fmt: skip
-        assert chat(proxy.url, "llama3:latest").headers["x-lineage-checkpoint"] == "llama3:latest"
+    reply = chat(proxy.url, "llama3")
+    assert reply.status_code == status, reply.text
+    if status == 200:
+        assert reply.headers["x-lineage-checkpoint"] == "llama3:latest"
     else:
-        reply = chat(proxy.url, "llama3")
-        assert reply.status_code == 200 and reply.headers["x-lineage-checkpoint"] == "llama3", reply.text
-    assert len(upstream.data_requests()) == 1
+        assert reply.json()["error"]["code"] == "flow_not_approved"
+    assert len(upstream.data_requests()) == (status == 200)
