@@ -58,17 +58,33 @@ def read_request(body: bytes) -> Request:
 
 # blocks of the model's thinking: beside the content (`OutputText.aside`; redacted thinking is encrypted)
 _THINKING = ("thinking", "redacted_thinking")
+# what a waiting piece of text costs beside its characters (a str, its list slot), and a waiting block (its
+# list, its key): counted against the room of what waits, so a stream of one-character pieces or blocks is
+# bounded as a stream of long ones is
+_PIECE = 64
+_BLOCK = 192
 
 
 class MessagesObserver(SseObserver):
     """Fills an Outcome from a Messages reply: text blocks (and tool inputs) in block order; thinking
-    beside them."""
+    beside them.
 
-    __slots__ = ("_blocks",)
+    Blocks stream one after another: the text of the block streaming is read as it comes. Text of a later
+    block that comes while it is still open (its `content_block_stop` not yet come; llama.cpp stops them
+    all at the end) waits, and is read in block order once it stops, as much of it as the scan limit's
+    worth of characters (a piece counted `_PIECE` more, a block `_BLOCK`): past that, what waits is read
+    then, in block order, and the last block read stays open. Text of a block before one already read
+    (no server streams so) is read after it, and the output is labelled `scan:truncated`: a value split
+    across it may be missed."""
+
+    __slots__ = ("_block", "_closed", "_later", "_room")
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
-        self._blocks: dict[int, list[str]] = {}  # content block index -> streamed text
+        self._block: int | None = None  # the content block whose text is read as it comes
+        self._closed = False  # its content_block_stop came
+        self._later: dict[int, list[str]] = {}  # content block index -> text waiting for the block above
+        self._room = detectors.max_chars  # what may wait
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._message(reply)
@@ -106,7 +122,13 @@ class MessagesObserver(SseObserver):
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()
                 index = event.get("index")
-                self._blocks.setdefault(index if isinstance(index, int) else 0, []).append(text)
+                self._content(index if isinstance(index, int) else 0, text)
+        elif kind == "content_block_stop":
+            if event.get("index") == self._block and not self._closed:
+                if self._later:
+                    self._read_later()
+                else:
+                    self._closed = True
         elif kind == "message_start":
             message = event.get("message")
             if isinstance(message, dict):
@@ -119,6 +141,46 @@ class MessagesObserver(SseObserver):
         elif kind == "message_stop":
             self.ended = True
 
+    def _content(self, index: int, text: str) -> None:
+        """A piece of a content block's text: read now if it is the open block's (or the first, or one
+        after a block that stopped), else kept for later."""
+        block = self._block
+        if index == block:  # (a stream's every piece but its blocks' first)
+            self._text.add(text)
+        elif block is None or (index > block and self._closed and not self._later):
+            if block is not None:
+                self._text.end_piece()
+            self._block = index
+            self._closed = False
+            self._text.add(text)
+        else:
+            if index < block:  # after text of a block after it: read out of its order
+                self._text.unread()
+            pieces = self._later.get(index)
+            if pieces is None:
+                pieces = self._later[index] = []
+                self._room -= _BLOCK
+            pieces.append(text)
+            self._room -= len(text) + _PIECE
+            if self._room < 0:
+                self._read_later()
+
+    def _read_later(self) -> None:
+        """The open block is over: the text kept for later is read, each block's in block order; the last
+        stays open."""
+        later = self._later
+        self._text.end_piece()
+        indices = sorted(later)
+        for index in indices:
+            if index != indices[0]:
+                self._text.end_piece()
+            for piece in later[index]:
+                self._text.add(piece)
+        self._block = indices[-1]
+        self._closed = False
+        self._later = {}
+        self._room = self.detectors.max_chars
+
     def _message(self, message: dict[str, Any]) -> None:
         self.identify(message)
         self.usage(message.get("usage"))
@@ -128,7 +190,10 @@ class MessagesObserver(SseObserver):
             self.outcome.finish_reasons = (reason,)
 
     def done(self) -> None:
-        self.add_pieces(self._blocks)
+        if self._later:
+            self._read_later()
+        if self._block is not None:
+            self._text.end_piece()
 
 
 class Adapter:
