@@ -174,11 +174,16 @@ class HttpConnection(asyncio.Protocol):
             cause = exc.__context__
             self._refuse(cause if isinstance(cause, ProxyError) else _malformed(exc))
         else:
-            if open_head is not None and self.parsing is open_head and not open_head.method:
-                self._head_fed += len(data)  # one head still open: llhttp may be buffering one long line
-                if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
-                    self._refuse(HeaderTooLarge(
-                        f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})"))  # fmt: skip
+            parsing = self.parsing
+            if parsing is not None and not parsing.method:  # a head still open
+                over = self._head_over(parsing)
+                if parsing is open_head:
+                    self._head_fed += len(data)  # llhttp may be buffering one long line
+                    if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
+                        over = HeaderTooLarge(
+                            f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")  # fmt: skip
+                if over is not None:
+                    self._refuse(over)
         if len(self.queue) >= PIPELINE_DEPTH and self._reading:
             self._reading = False
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -253,32 +258,38 @@ class HttpConnection(asyncio.Protocol):
         request = self.parsing
         assert request is not None
         request.head_size += len(name) + len(value) + 4
-        if not request.method:  # a trailer field of a chunked body is never a header: counted, not kept
+        if not request.method:  # its limits are checked once the head is in, or after each read while it is open
             request.headers.append((name, value))
+        elif request.head_size > self.server.max_header_bytes:  # a trailer field of a chunked body: counted, not kept
+            raise HeaderTooLarge(f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")
+
+    def _head_over(self, request: Request) -> HeaderTooLarge | None:
+        """Whether a request head is over `limits.max_header_bytes` or `limits.max_headers`. Checked as a
+        head completes and after each read while one is open, not per field: at most one read's fields
+        are kept past a limit before the request is refused."""
         server = self.server
         if request.head_size > server.max_header_bytes:
-            raise HeaderTooLarge(f"the request head is over limits.max_header_bytes ({server.max_header_bytes})")
+            return HeaderTooLarge(f"the request head is over limits.max_header_bytes ({server.max_header_bytes})")
         if len(request.headers) > server.max_headers:
-            raise HeaderTooLarge(f"the request has over limits.max_headers ({server.max_headers}) header fields")
+            return HeaderTooLarge(f"the request has over limits.max_headers ({server.max_headers}) header fields")
+        return None
 
     def on_headers_complete(self) -> None:
         request = self.parsing
         assert request is not None
+        over = self._head_over(request)
+        if over is not None:
+            raise over
         parser = self.parser
         request.method = parser.get_method().decode("latin-1")
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
-        fields: dict[str, str] = {}
-        hosts = 0
-        for raw, given in request.headers:
-            name = raw.lower().decode("latin-1")  # a token: llhttp has checked its characters
-            value = given.decode("utf-8", "surrogateescape")
-            if name in fields:
-                fields[name] += "," + value
-            else:
-                fields[name] = value
-            if name == "host":
-                hosts += 1
+        # names are tokens (llhttp has checked their characters): latin-1 is exact
+        raw = request.headers
+        fields = {name.lower().decode("latin-1"): value.decode("utf-8", "surrogateescape") for name, value in raw}
+        hosts = 1 if "host" in fields else 0
+        if len(fields) != len(raw):  # a field sent on several lines
+            fields, hosts = _joined(raw)
         request.header = fields.get
         length = fields.get("content-length")
         if length is not None:
@@ -579,6 +590,19 @@ def connection_field(keep_alive: bool, http10: bool) -> bytes:
     if not keep_alive:
         return b"Connection: close\r\n"
     return b"Connection: keep-alive\r\n" if http10 else b""
+
+
+def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], int]:
+    """A head's fields by lower-case name, a field sent on several lines joined with ','; and how many
+    Host lines it has."""
+    fields: dict[str, str] = {}
+    hosts = 0
+    for name, value in raw:
+        key = name.lower().decode("latin-1")
+        text = value.decode("utf-8", "surrogateescape")
+        fields[key] = f"{fields[key]},{text}" if key in fields else text
+        hosts += key == "host"
+    return fields, hosts
 
 
 def _add(parts: list[bytes | bytearray], piece: bytes) -> None:
