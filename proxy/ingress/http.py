@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from proxy.config import Upstream
 from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
@@ -92,21 +92,26 @@ def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe:
     return b"\r\n".join(out)
 
 
-def reply_fields(raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None = None) -> bytes:
+def reply_fields(
+    raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None = None,
+    connection: Sequence[str] = (), location: bool = True,
+) -> bytes:  # fmt: skip
     """The upstream's header block as the client gets it: its fields as received less hop-by-hop ones
-    and those only the proxy may set (`x-lineage-*` and `OWNED`), then the lineage headers. A `Location`
-    on the upstream itself (`base`: its URL) is made a path, so a client that follows a redirect comes
-    back through the proxy, not around it to an address it should not know."""
-    skip = _NOT_RETURNED
-    for name, value in raw:
-        if name.lower() == b"connection":
-            skip = skip | _tokens(value.decode("latin-1"))
+    (`connection`: its Connection fields, whose tokens are hop-by-hop too) and those only the proxy may set
+    (`x-lineage-*` and `OWNED`), then the lineage headers. A `Location` on the upstream itself (`base`: its
+    URL) is made a path, so a client that follows a redirect comes back through the proxy, not around it
+    to an address it should not know (`location`: False when the reply has none)."""
+    skip = _NOT_RETURNED | _tokens(",".join(connection)) if connection else _NOT_RETURNED
+    if not (location and base):
+        kept = [name + b": " + value + b"\r\n" for name, value in raw
+                if (lower := name.lower()) not in skip and not lower.startswith(b"x-lineage-")]  # fmt: skip
+        return b"".join(kept) + encode_fields(lineage)
     out = []
     for name, value in raw:
         lower = name.lower()
         if lower in skip or lower.startswith(b"x-lineage-"):
             continue
-        if lower == b"location" and base:
+        if lower == b"location":
             value = _on_proxy(value, base)
         out.append(name + b": " + value + b"\r\n")
     return b"".join(out) + encode_fields(lineage)
@@ -317,8 +322,10 @@ class HttpIngress:
             conn.closing = True
         framing += connection_field(keep_alive, request.version == "1.0")
         upstream = ex.decision.upstream if ex.decision is not None else None
-        fields = reply_fields(resp.raw_headers, ex.lineage_headers(), upstream.url if upstream is not None else None)
-        date = b"" if "Date" in resp.headers else date_header()
+        headers = resp.headers
+        fields = reply_fields(resp.raw_headers, ex.lineage_headers(), upstream.url if upstream is not None else None,
+                              headers.getall("Connection", ()), "Location" in headers)  # fmt: skip
+        date = b"" if "Date" in headers else date_header()
         reason = resp.reason.encode("latin-1", "replace")
         return b"".join((status_line(resp.status, reason), date, fields, framing, b"\r\n")), chunked
 
