@@ -425,7 +425,7 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
 class Detectors:
     """The configured set, compiled once. `scan` is the hot-path entry point."""
 
-    __slots__ = ("_finders", "max_chars")
+    __slots__ = ("_finders", "_groups", "max_chars")
 
     def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000) -> None:
         finders: list[tuple[str, Finder, bytes, int, bytes]] = []
@@ -436,6 +436,11 @@ class Detectors:
             else:
                 finders.append((label, _custom(re.compile(spec.pattern)), b"", 0, b""))
         self._finders = tuple(finders)
+        # the finders by the class byte every match of theirs contains: a text without it skips them all at once
+        groups: dict[bytes, list[tuple[str, Finder, int, bytes]]] = {}
+        for label, finder, needs, fewest_digits, run in finders:
+            groups.setdefault(needs, []).append((label, finder, fewest_digits, run))
+        self._groups = tuple((needs, tuple(group)) for needs, group in groups.items())
         self.max_chars = max_chars
 
     def __bool__(self) -> bool:
@@ -461,16 +466,19 @@ class Detectors:
         t = _Text(text)
         classes = t.classes
         digits = -1  # counted once, when a finder asks
-        for label, finder, needs, fewest_digits, run in self._finders:
-            if label in found or needs not in classes:
+        for needs, group in self._groups:
+            if needs not in classes:
                 continue
-            if fewest_digits:
-                if digits < 0:
-                    digits = classes.count(b"0")
-                if digits < fewest_digits or run not in classes:
+            for label, finder, fewest_digits, run in group:
+                if label in found:
                     continue
-            if next(finder(t), None) is not None:
-                found.add(label)
+                if fewest_digits:
+                    if digits < 0:
+                        digits = classes.count(b"0")
+                    if digits < fewest_digits or run not in classes:
+                        continue
+                if next(finder(t), None) is not None:
+                    found.add(label)
         return frozenset(found)
 
     def scan_all(self, texts: Iterable[str]) -> frozenset[str]:
