@@ -196,6 +196,11 @@ def user_strings(value: Any, out: list[str]) -> bool:
     while stack and len(out) < MAX_STRINGS:
         item = pop()
         if type(item) is dict:
+            # a plain chat message (most of them): its content, the role being framing
+            if len(item) == 2 and type(text := item.get("content")) is str and _standard_role(item.get("role")):
+                if text:
+                    add(text)
+                continue
             children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
             block = item.get("type")
             if type(block) is str and block in _PRINTED_WHOLE:  # a tool call's input, a tool's result: printed as JSON
@@ -235,6 +240,10 @@ def _printed_whole(part: Any) -> bool:
         return False
     kind = part.get("type")
     return type(kind) is str and kind in _PRINTED_WHOLE
+
+
+def _standard_role(role: Any) -> bool:
+    return type(role) is str and role in ROLES
 
 
 def _framing(key: str, value: Any) -> bool:
