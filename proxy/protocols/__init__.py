@@ -88,19 +88,29 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
         raise InvalidRequest(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"{what} must be a JSON object")
-    # Every key is a string followed by ':'. Inside a string value a quote is always escaped, so '":'
-    # there is '\":' (tool-call arguments and tool results are JSON in strings). Counted in C: when the
-    # '":' that are not '\":' are exactly the keys parsed, no key was dropped. That holds unless a key
-    # ends in an escaped backslash ('\\":') or has space before its colon, so a body with '\\"' or
-    # '" :' in it, or where the counts differ (a duplicate), is parsed again, slowly, to tell.
-    keys = _count_keys(data)
-    fast = body.count(b'":') - body.count(b'\\":') == keys and b'\\\\"' not in body and _SPACED_KEY.search(body) is None
-    if not fast and len(_KEY_TOKEN.findall(body)) != keys:
+    # Every key is a string followed by ':'. Inside a string a quote is always escaped, so '":' there is
+    # '\":' (tool-call arguments and tool results are JSON in strings): the '":' that are not '\":' are the
+    # keys. Counted in C, in the body and in what was parsed written out again (orjson writes every key it
+    # kept, and no white space): the same count, no key was dropped. That holds unless a key ends in an
+    # escaped backslash ('\\":') or has space before its colon, so a body with '\\"' or '" :' in it, or
+    # where the counts differ (a duplicate), is parsed again, slowly, to tell.
+    if not _same_keys(body, data) and len(_KEY_TOKEN.findall(body)) != _count_keys(data):
         try:
             json.loads(body, object_pairs_hook=_no_duplicates)
         except _Duplicate as exc:
             raise InvalidRequest(f"{what}: key {exc.args[0]!r} appears twice in one object") from None
     return data
+
+
+def _same_keys(body: bytes, data: dict[str, Any]) -> bool:
+    """Whether the body's keys, counted in C, are as many as those parsed (`load_request_json`); False
+    when the count cannot tell."""
+    if b'\\\\"' in body or _SPACED_KEY.search(body) is not None:
+        return False
+    written = orjson.dumps(data)  # orjson writes whatever it reads
+    if b'\\\\"' in written:
+        return False
+    return body.count(b'":') - body.count(b'\\":') == written.count(b'":') - written.count(b'\\":')
 
 
 class _Duplicate(ValueError):
