@@ -2,14 +2,20 @@
 
 The proxy forwards the caller's original message bytes; it never builds protobuf objects for them.
 Walking the wire format reads model name, version, id, the `data_labels` parameter and tensor data
-as memoryview slices, so a 50 MB tensor is hashed in place and never copied. (Importing generated
-`inference.*` message classes would also collide with tritonclient's in protobuf's default pool.)
+by their offsets in the message, so a 50 MB tensor is hashed in place and never copied. (Importing
+generated `inference.*` message classes would also collide with tritonclient's in protobuf's default
+pool. Parsing with them, in C, would not make reading cheaper either: the digest covers the contents as
+sent, every tag must still be checked for the one form all parsers read alike, and taking 10^5 small
+tensors from parsed messages costs Python as much as taking them from the bytes.) The walk's cost is
+Python's, per field: the hot loops are written out, and runs of numbers (unpacked contents, unknown
+numeric fields) are skipped by a regular expression, in C.
 Field numbers: protos/grpc_predict_v2.proto.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,10 +56,43 @@ class WireError(ValueError):
     pass
 
 
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+def _run_pattern() -> re.Pattern[bytes]:
+    """A run of fields that are not length-delimited (varint, fixed64, fixed32), each tag in the one form
+    `_tag` accepts: matched in C, where the walker would take each field in Python (an unpacked
+    `int_contents` of a million numbers, unknown numeric fields). Where it stops the walker goes on
+    field by field, so a field it refuses is refused with the walker's own error."""
+
+    def tag(wire: int) -> bytes:
+        one = bytes(b for b in range(8, 0x80) if b & 7 == wire)  # fields 1-15 (field 0 is refused)
+        more = bytes(b for b in range(0x80, 0x100) if b & 7 == wire)
+        # 2-5 bytes, the last not 0 (the shortest form), a fifth at most 0x0f (a field number under 2^29)
+        rest = rb"(?:[\x80-\xff]{0,2}[\x01-\x7f]|[\x80-\xff]{3}[\x01-\x0f])"
+        return b"(?:[%s]|[%s]%s)" % (re.escape(one), re.escape(more), rest)
+
+    varint = rb"[\x80-\xff]{0,9}[\x00-\x7f]"  # at most 10 bytes, as `_varint` reads
+    return re.compile(b"(?:%s%s|%s.{8}|%s.{4})*+" % (tag(0), varint, tag(1), tag(5)), re.DOTALL)
+
+
+_RUN = _run_pattern()
+_RUN_STARTS = bytes(b for b in range(8, 0x100) if b & 7 in (0, 1, 5))  # the bytes a tag in such a run starts with
+# 1 for a one-byte tag of a length-delimited field (1-15): with a one-byte length, the walkers' inline case
+_SHORT = bytes(int(8 <= key < 0x80 and key & 7 == 2) for key in range(256))
+
+
+def _ld(number: int) -> int:
+    """The one-byte tag of length-delimited field `number` (1-15)."""
+    return number << 3 | 2
+
+
+# tensor fields read by `_tensor` and `_contents`; InferTensorContents' numbers, packed (bool to fp64)
+_DATATYPE, _PARAMETERS, _CONTENTS, _BYTES_CONTENTS = _ld(2), _ld(4), _ld(5), _ld(8)
+_PACKED = bytes(_ld(number) for number in range(1, 8))
+
+
+def _varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
-        if pos >= len(buf):
+        if pos >= end:
             raise WireError("truncated varint")
         byte = buf[pos]
         pos += 1
@@ -65,50 +104,85 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
             raise WireError("varint too long")
 
 
-def _tag(buf: memoryview, pos: int) -> tuple[int, int]:
+def _tag(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
     """A field's tag, read only in the one form every protobuf parser reads alike: at most 5 bytes, the
     shortest encoding, a field number protobuf allows. Parsers differ past that: C++ protobuf (Triton)
     keeps a tag's low 32 bits, so `8a 80 80 80 10` is field 1 to it and field 2^29+1 here; pure-Python
     protobuf looks tags up by their bytes, so `8a 00` is an unknown field to it and field 1 here. Either
     way the upstream would read another model name or tensor than the proxy checked."""
     start = pos
-    key, pos = _varint(buf, pos)
+    key, pos = _varint(buf, pos, end)
     if pos - start > 5 or key >> 3 > _MAX_FIELD or buf[pos - 1] == 0:
         raise WireError("a field tag in a form protobuf parsers read differently (overlong, or field number "
                         "out of range)")  # fmt: skip
     return key, pos
 
 
-def _length(buf: memoryview, pos: int) -> tuple[int, int]:
+def _key(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    """A tag at `pos` < `end`: one byte, inline, else `_tag`; field number 0 is refused (protobuf
+    refuses it: so must the proxy, or the two would differ)."""
+    key = buf[pos]
+    if 8 <= key < 0x80:
+        return key, pos + 1
+    if key >= 0x80:
+        key, pos = _tag(buf, pos, end)
+    if key < 8:
+        raise WireError("field number 0")
+    return key, pos
+
+
+def _length(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
     """A length-delimited field's length: protobuf caps it below 2^31 and reads at most 5 bytes of it."""
+    if pos < end and buf[pos] < 0x80:
+        return buf[pos], pos + 1
     start = pos
-    length, pos = _varint(buf, pos)
+    length, pos = _varint(buf, pos, end)
     if pos - start > 5 or length >= 1 << 31:
         raise WireError("a field length over protobuf's limit")
     return length, pos
 
 
+def _field(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """The field at `pos`, whatever its form, for a walker whose inline case (`_SHORT`) it is not:
+    (tag, start, stop) of a length-delimited one; any other is checked and skipped with the run of such
+    fields it starts (`_RUN`), and comes back as tag 0 with start = stop past them: no reader reads one
+    (a field of another wire type under a number a reader reads is an unknown field, as for protobuf)."""
+    key, pos = _key(buf, pos, end)
+    wire = key & 7
+    if wire == 2:
+        length, pos = _length(buf, pos, end)
+        if pos + length > end:
+            raise WireError("truncated length-delimited field")
+        return key, pos, pos + length
+    if wire == 0:
+        _, pos = _varint(buf, pos, end)
+    elif wire == 1 or wire == 5:
+        pos += 8 if wire == 1 else 4
+        if pos > end:
+            raise WireError("truncated fixed-width field")
+    elif wire == 3:  # a (deprecated) group: protobuf skips it as an unknown field, and so does the proxy
+        pos = _skip_group(buf, pos, end, key >> 3, 1)
+    else:
+        raise WireError(f"unsupported wire type {wire}")
+    if pos < end and buf[pos] in _RUN_STARTS:
+        run = _RUN.match(buf, pos, end)
+        if run is not None:
+            pos = run.end()
+    return 0, pos, pos
+
+
 def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
-    """(field number, wire type, value): an int for varints/fixed, a zero-copy slice for bytes."""
+    """(field number, wire type, value): an int for varints/fixed, a zero-copy slice for bytes. The
+    metadata messages' walker; the inference messages are read by `_spans` and its inline copies."""
     pos, end = 0, len(buf)
     while pos < end:
-        key = buf[pos]  # a tag and a length under 128 are one byte: read inline, the common case
-        if key < 0x80:
-            pos += 1
-        else:
-            key, pos = _tag(buf, pos)
+        key, pos = _key(buf, pos, end)
         number, wire = key >> 3, key & 7
-        if number == 0:
-            raise WireError("field number 0")  # protobuf refuses it: so must the proxy, or the two would differ
         if wire == 0:
-            value, pos = _varint(buf, pos)
+            value, pos = _varint(buf, pos, end)
             yield number, wire, value
         elif wire == 2:
-            length = buf[pos] if pos < end else 0x80
-            if length < 0x80:
-                pos += 1
-            else:
-                length, pos = _length(buf, pos)
+            length, pos = _length(buf, pos, end)
             if pos + length > end:
                 raise WireError("truncated length-delimited field")
             yield number, wire, buf[pos : pos + length]
@@ -119,18 +193,38 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
                 raise WireError("truncated fixed-width field")
             yield number, wire, 0  # the proxy reads no fixed-width field: skipped, not decoded
         elif wire == 3:  # a (deprecated) group: protobuf skips it as an unknown field, and so does the proxy
-            pos = _skip_group(buf, pos, number, 1)
+            pos = _skip_group(buf, pos, end, number, 1)
         else:
             raise WireError(f"unsupported wire type {wire}")
 
 
-def _skip_group(buf: memoryview, pos: int, group: int, depth: int) -> int:
+def _spans(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(field number, start, stop) of each length-delimited field of the message at buf[pos:end], offsets
+    into `buf` (no slice made of a field nobody reads); every other field checked and skipped (`_field`).
+    The loops of `_tensor`, `_contents` and `_parameter` are this one written out: a message of many
+    small tensors or parameters spends its time there."""
+    while pos < end:
+        key = buf[pos]
+        length = buf[pos + 1] if pos + 1 < end else 0x80
+        if _SHORT[key] and length < 0x80:  # a one-byte tag and length, the common case
+            pos += 2
+            stop = pos + length
+            if stop > end:
+                raise WireError("truncated length-delimited field")
+        else:
+            key, pos, stop = _field(buf, pos, end)
+            if not key:
+                continue
+        yield key >> 3, pos, stop
+        pos = stop
+
+
+def _skip_group(buf: bytes | memoryview, pos: int, end: int, group: int, depth: int) -> int:
     """Past the end-group tag that closes `group` (groups nest, as deep as protobuf's recursion limit)."""
     if depth > 100:
         raise WireError("groups nested too deep")
-    end = len(buf)
     while pos < end:
-        key, pos = _tag(buf, pos)
+        key, pos = _tag(buf, pos, end)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise WireError("field number 0")
@@ -139,14 +233,14 @@ def _skip_group(buf: memoryview, pos: int, group: int, depth: int) -> int:
                 raise WireError("end-group of another group")
             return pos
         if wire == 0:
-            _, pos = _varint(buf, pos)
+            _, pos = _varint(buf, pos, end)
         elif wire == 2:
-            length, pos = _length(buf, pos)
+            length, pos = _length(buf, pos, end)
             pos += length
         elif wire in (1, 5):
             pos += 8 if wire == 1 else 4
         elif wire == 3:
-            pos = _skip_group(buf, pos, number, depth + 1)
+            pos = _skip_group(buf, pos, end, number, depth + 1)
         else:
             raise WireError(f"unsupported wire type {wire}")
         if pos > end:
@@ -154,60 +248,112 @@ def _skip_group(buf: memoryview, pos: int, group: int, depth: int) -> int:
     raise WireError("a group without its end")
 
 
+_NOT_UTF8 = "a string field is not valid UTF-8"
+
+
 def _text(value: int | memoryview) -> str:
-    """A protobuf `string` field. Invalid UTF-8 is a WireError: protobuf parsers refuse it, so the
-    upstream would read another message than the one the proxy decided on."""
+    """A protobuf `string` field from `fields`. Invalid UTF-8 is a WireError: protobuf parsers refuse it,
+    so the upstream would read another message than the one the proxy decided on."""
     if not isinstance(value, memoryview):
         return ""
     try:
         return bytes(value).decode("utf-8")
     except UnicodeDecodeError:
-        raise WireError("a string field is not valid UTF-8") from None
+        raise WireError(_NOT_UTF8) from None
 
 
-def _parameter(entry: memoryview) -> tuple[str, str | None]:
+def _string(buf: bytes, start: int, stop: int) -> str:
+    """A protobuf `string` field from `_spans` (invalid UTF-8 is a WireError, as in `_text`)."""
+    try:
+        return buf[start:stop].decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError(_NOT_UTF8) from None
+
+
+def _parameter(buf: bytes, pos: int, end: int) -> tuple[str, str | None]:
     """A map<string, InferParameter> entry: (key, string_param or None)."""
-    key, text = "", None
-    for number, _, value in fields(entry):
-        if not isinstance(value, memoryview):
-            continue  # a field of the expected number and another wire type is an unknown field, as for protobuf
-        if number == 1:
-            key = _text(value)
-        elif number == 2:
-            for inner, _, param in fields(value):
-                if inner == 3 and isinstance(param, memoryview):  # string_param
-                    text = _text(param)
-    return key, text
+    name, text = "", None
+    while pos < end:
+        key = buf[pos]
+        length = buf[pos + 1] if pos + 1 < end else 0x80
+        if _SHORT[key] and length < 0x80:
+            pos += 2
+            stop = pos + length
+            if stop > end:
+                raise WireError("truncated length-delimited field")
+        else:
+            key, pos, stop = _field(buf, pos, end)
+        if key == 0x0A:  # key
+            name = _string(buf, pos, stop)
+        elif key == 0x12:  # value: an InferParameter, whose string_param is field 3
+            for number, first, last in _spans(buf, pos, stop):
+                if number == 3:
+                    text = _string(buf, first, last)
+        pos = stop
+    return name, text
 
 
-def _tensor(tensor: memoryview, texts: list[str], digest: hashlib._Hash) -> tuple[str, bool]:
+def _tensor(
+    buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash
+) -> tuple[str, bool]:
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
     (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
     type); returns the datatype, and whether its data is in a shared-memory region (which the proxy cannot
     read)."""
     datatype = ""
     shared = False
-    for number, _, value in fields(tensor):
-        if number == 2 and isinstance(value, memoryview):
-            datatype = _text(value)
-        elif number == 4 and isinstance(value, memoryview):
-            key, text = _parameter(value)
-            shared = shared or key == SHARED_MEMORY
-            if text and key not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
+    while pos < end:
+        key = buf[pos]
+        length = buf[pos + 1] if pos + 1 < end else 0x80
+        if _SHORT[key] and length < 0x80:
+            pos += 2
+            stop = pos + length
+            if stop > end:
+                raise WireError("truncated length-delimited field")
+        else:
+            key, pos, stop = _field(buf, pos, end)
+        if key == _CONTENTS:
+            digest.update(view[pos:stop])
+            size = stop - pos
+            if not (1 < size < 130 and buf[pos] in _PACKED and buf[pos + 1] == size - 2):
+                _contents(buf, pos, stop, texts)  # unless all it holds is one packed field, under 128 bytes
+        elif key == _DATATYPE:
+            try:
+                datatype = buf[pos:stop].decode("utf-8")
+            except UnicodeDecodeError:
+                raise WireError(_NOT_UTF8) from None
+        elif key == _PARAMETERS:
+            name, text = _parameter(buf, pos, stop)
+            shared = shared or name == SHARED_MEMORY
+            if text and name not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
                 texts.append(text)
-        elif number == 5 and isinstance(value, memoryview):
-            digest.update(value)
-            for inner, _, item in fields(value):
-                if inner == 8 and isinstance(item, memoryview) and len(texts) < _MAX_STRINGS:  # bytes_contents
-                    texts.append(bytes(item).decode("utf-8", "replace"))
+        pos = stop
     return datatype, shared
 
 
-def _output_in_shared_memory(output: memoryview) -> bool:
+def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
+    """InferTensorContents: its `bytes_contents`, as text; its numbers are stepped over (packed: one field
+    for each kind; unpacked: runs in C, `_field`)."""
+    while pos < end:
+        key = buf[pos]
+        length = buf[pos + 1] if pos + 1 < end else 0x80
+        if _SHORT[key] and length < 0x80:
+            pos += 2
+            stop = pos + length
+            if stop > end:
+                raise WireError("truncated length-delimited field")
+        else:
+            key, pos, stop = _field(buf, pos, end)
+        if key == _BYTES_CONTENTS and len(texts) < _MAX_STRINGS:
+            texts.append(buf[pos:stop].decode("utf-8", "replace"))
+        pos = stop
+
+
+def _output_in_shared_memory(buf: bytes, start: int, stop: int) -> bool:
     """An InferRequestedOutputTensor whose result is to be written to a shared-memory region."""
     return any(
-        number == 2 and isinstance(value, memoryview) and _parameter(value)[0] == SHARED_MEMORY
-        for number, _, value in fields(output)
+        number == 2 and _parameter(buf, first, last)[0] == SHARED_MEMORY
+        for number, first, last in _spans(buf, start, stop)
     )
 
 
@@ -225,9 +371,10 @@ def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str])
 def read_infer_request(data: bytes) -> Request:
     """A ModelInferRequest's model, version (in canonical form, `check_version`), labels, scannable text
     (base64 elements decoded too) and content digest."""
-    buf = memoryview(data)
+    buf = data if type(data) is bytes else bytes(data)
+    view = memoryview(buf)
     model = version = ""
-    labels: tuple[str, ...] = ()
+    labels: list[str] = []
     texts: list[str] = []
     datatypes: list[str] = []
     digest = hashlib.sha256()
@@ -235,32 +382,31 @@ def read_infer_request(data: bytes) -> Request:
     seen = False
     shared = False  # a tensor in shared memory: data the proxy cannot read (policy.passthrough decides)
     try:
-        for number, _, value in fields(buf):
-            if not isinstance(value, memoryview):
-                continue  # every field read here is length-delimited; another wire type is an unknown field
-            if number == 1:
-                model = _text(value)
-            elif number == 2:
-                version = _text(value)
-            elif number == 4:
-                key, text = _parameter(value)
-                if key == LABELS_PARAMETER:
-                    if text is None:
-                        raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
-                    labels = labels + labels_parameter(text)
-                elif text and key not in FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
-                    texts.append(text)
-            elif number == 5:
-                datatype, in_shared = _tensor(value, texts, digest)
+        for number, start, stop in _spans(buf, 0, len(buf)):
+            if number == 5:
+                datatype, in_shared = _tensor(buf, view, start, stop, texts, digest)
                 datatypes.append(datatype)
                 shared = shared or in_shared
                 seen = True
-            elif number == 6:
-                shared = shared or _output_in_shared_memory(value)
             elif number == 7:
-                digest.update(value)
+                raw = view[start:stop]
+                digest.update(raw)
                 seen = True
-                raws.append(value)
+                raws.append(raw)
+            elif number == 1:
+                model = _string(buf, start, stop)
+            elif number == 2:
+                version = _string(buf, start, stop)
+            elif number == 4:
+                key, text = _parameter(buf, start, stop)
+                if key == LABELS_PARAMETER:
+                    if text is None:
+                        raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
+                    labels += labels_parameter(text)  # a list: a tuple grown entry by entry is quadratic
+                elif text and key not in FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
+                    texts.append(text)
+            elif number == 6:
+                shared = shared or _output_in_shared_memory(buf, start, stop)
     except WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
     whole = _raw_strings(raws, datatypes, texts)
@@ -268,7 +414,7 @@ def read_infer_request(data: bytes) -> Request:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
     add_decoded_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any (base64, JSON)
-    return Request(model, "infer", False, tuple(texts), (), labels, version or None,
+    return Request(model, "infer", False, tuple(texts), (), tuple(labels), version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
                    unscanned=not whole)  # fmt: skip
 
@@ -333,17 +479,19 @@ class ReplyObserver:
         pass
 
     def body(self, data: bytes) -> None:
-        self._response(memoryview(data))
+        buf = data if type(data) is bytes else bytes(data)
+        self._response(buf, 0, len(buf))
 
     def stream_message(self, data: bytes) -> str | None:
         """One ModelStreamInferResponse; returns its error_message, if any."""
+        buf = data if type(data) is bytes else bytes(data)
         error = None
         try:
-            for number, _, value in fields(memoryview(data)):
+            for number, start, stop in _spans(buf, 0, len(buf)):
                 if number == 1:
-                    error = _text(value) or None
-                elif number == 2 and isinstance(value, memoryview):
-                    self._response(value)
+                    error = _string(buf, start, stop) or None
+                elif number == 2:
+                    self._response(buf, start, stop)
         except WireError:
             pass
         return error
@@ -351,26 +499,28 @@ class ReplyObserver:
     def chunk(self, data: bytes) -> None:
         self.stream_message(data)
 
-    def _response(self, buf: memoryview) -> None:
+    def _response(self, buf: bytes, start: int, stop: int) -> None:
+        view = memoryview(buf)
         model = version = rid = ""
         texts: list[str] = []
         datatypes: list[str] = []
         raws: list[memoryview] = []
         try:
-            for number, _, value in fields(buf):
-                if number == 1:
-                    model = _text(value)
+            for number, first, last in _spans(buf, start, stop):
+                if number == 5:
+                    datatypes.append(_tensor(buf, view, first, last, texts, self._digest)[0])
+                    self._seen = True
+                elif number == 6:
+                    raw = view[first:last]
+                    self._digest.update(raw)
+                    self._seen = True
+                    raws.append(raw)
+                elif number == 1:
+                    model = _string(buf, first, last)
                 elif number == 2:
-                    version = _text(value)
+                    version = _string(buf, first, last)
                 elif number == 3:
-                    rid = _text(value)
-                elif number == 5 and isinstance(value, memoryview):
-                    datatypes.append(_tensor(value, texts, self._digest)[0])
-                    self._seen = True
-                elif number == 6 and isinstance(value, memoryview):
-                    self._digest.update(value)
-                    self._seen = True
-                    raws.append(value)
+                    rid = _string(buf, first, last)
         except WireError:
             return
         observe_reply_meta(self.outcome, model, version, rid)
