@@ -113,9 +113,13 @@ class FanOut:
         """The other sinks, for every call that ended since the last turn of the loop."""
         self._scheduled = False
         later, self._later = self._later, []
-        for record in later:
-            for sink in self._deferred:
-                self._one(sink, *record)
+        for sink in self._deferred:  # sink by sink (each sink's calls in order): one try a call, no call of `_one`
+            on_end = sink.on_end
+            for record in later:
+                try:
+                    on_end(*record)
+                except Exception:
+                    self._failed_once(sink)
 
     def _one(
         self, sink: Recorder, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
@@ -123,10 +127,14 @@ class FanOut:
         try:
             return sink.on_end(call, decision, outcome, output_labels)
         except Exception:
-            if sink.name not in self._failed:  # once per sink, not once per call
-                self._failed.add(sink.name)
-                log.exception("record sink %s failed on a call (logged once; the call goes on)", sink.name)
+            self._failed_once(sink)
             return None
+
+    def _failed_once(self, sink: Recorder) -> None:
+        """A sink raised on a call (in an `except`): logged once per sink, not once per call."""
+        if sink.name not in self._failed:
+            self._failed.add(sink.name)
+            log.exception("record sink %s failed on a call (logged once; the call goes on)", sink.name)
 
     async def flush(self) -> None:
         self._run_later()
