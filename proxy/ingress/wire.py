@@ -214,6 +214,8 @@ class HttpConnection(asyncio.Protocol):
             request.failed = error
             _wake(request._waiter)
         else:
+            if request is not None:  # a head refused: the fields it got so far are never read
+                request.headers.clear()
             self.queue.append(error)
         self._stop_reading()
 
@@ -266,7 +268,7 @@ class HttpConnection(asyncio.Protocol):
     def _head_over(self, request: Request) -> HeaderTooLarge | None:
         """Whether a request head is over `limits.max_header_bytes` or `limits.max_headers`. Checked as a
         head completes and after each read while one is open, not per field: at most one read's fields
-        are kept past a limit before the request is refused."""
+        are kept past a limit until the request is refused, which drops them."""
         server = self.server
         if request.head_size > server.max_header_bytes:
             return HeaderTooLarge(f"the request head is over limits.max_header_bytes ({server.max_header_bytes})")

@@ -67,6 +67,7 @@ MAX_STRINGS = 10_000
 
 _KEY_TOKEN = re.compile(rb'"\s*:')
 _SPACED_KEY = re.compile(rb'"\s+:')
+_COLON_FIRST = re.compile(rb'[{\[,:]":')  # a string beginning with ':', in compact JSON (orjson's)
 
 
 MAX_JSON_CONTAINERS = 1_000_000  # objects and arrays a request body may hold (about 100 MB once parsed)
@@ -90,10 +91,12 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
         raise InvalidRequest(f"{what} must be a JSON object")
     # Every key is a string followed by ':'. Inside a string a quote is always escaped, so '":' there is
     # '\":' (tool-call arguments and tool results are JSON in strings): the '":' that are not '\":' are the
-    # keys. Counted in C, in the body and in what was parsed written out again (orjson writes every key it
-    # kept, and no white space): the same count, no key was dropped. That holds unless a key ends in an
-    # escaped backslash ('\\":') or has space before its colon, so a body with '\\"' or '" :' in it, or
-    # where the counts differ (a duplicate), is parsed again, slowly, to tell.
+    # keys, and the strings that begin with ':' (an opening quote, then the colon). Counted in C, in the body
+    # and in what was parsed written out again by orjson, which writes every key it kept and no white space:
+    # when no string there begins with ':' (the body may write it `\u003a`, which its count does not see)
+    # and the counts are the same, no key was dropped. A key ending in an escaped backslash ('\\":') or with
+    # space before its colon is not counted so: a body with '\\"' or '" :' in it, a string beginning with
+    # ':', or counts that differ (a duplicate) are parsed again, slowly, to tell.
     if not _same_keys(body, data) and len(_KEY_TOKEN.findall(body)) != _count_keys(data):
         try:
             json.loads(body, object_pairs_hook=_no_duplicates)
@@ -111,7 +114,7 @@ def _same_keys(body: bytes, data: dict[str, Any]) -> bool:
         written = orjson.dumps(data)
     except TypeError:  # nested deeper than orjson writes (254 levels; it reads 1,024)
         return False
-    if b'\\\\"' in written:
+    if b'\\\\"' in written or _COLON_FIRST.search(written) is not None:
         return False
     return body.count(b'":') - body.count(b'\\":') == written.count(b'":') - written.count(b'\\":')
 
@@ -213,6 +216,8 @@ def user_strings(value: Any, out: list[str]) -> bool:
             if len(item) == 2 and type(text := item.get("content")) is str and _standard_role(item.get("role")):
                 if text:
                     add(text)
+                while stack and type(stack[-1]) is str:  # the strings after it, as below
+                    add(pop())
                 continue
             children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
             block = item.get("type")

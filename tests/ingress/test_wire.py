@@ -18,6 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from proxy.ingress.wire import HeaderTooLarge
 from tests.harness import LoopThread, ProxyHandle, serving, start_proxy
 from tests.servers.vllm_like import SERVED
 
@@ -744,3 +745,29 @@ def test_a_chunked_body_of_one_byte_chunks_arrives_whole(origin, proxy: ProxyHan
         reply = b"".join(iter(lambda: sock.recv(65536), b""))
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
     assert [r[3] for r in origin[0].requests if r[0] == "POST"] == [body]
+
+
+def test_a_head_refused_for_its_fields_keeps_none_of_them(proxy, origin, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    """Head limits are checked as a head completes and after each read, not per field: a read of tens of
+    thousands of fields may come in before the refusal, which drops them, though the connection stays
+    open while the request before it is served."""
+    server, _ = origin
+    fields = b"".join(b"%04x:\r\n" % i for i in range(40_000))  # 40k distinct names, ~280 KB (max_headers: 100)
+    with connect(proxy) as sock:
+        sock.sendall(get("/never"))  # held by the origin: the connection is serving it
+        _until(lambda: bool(server.requests), "the first request reaches the origin")
+        sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n" + fields)  # never completes: refused at the limits
+
+        def refused() -> bool:
+            return any(isinstance(item, HeaderTooLarge) for item in only_connection(proxy).queue)
+
+        _until(lambda: on_loop(loop_thread, refused), "the head is refused")
+        assert on_loop(loop_thread, lambda: len(only_connection(proxy).parsing.headers)) == 0
+
+
+def _until(predicate: Any, what: str) -> None:
+    """Poll `predicate` until it holds (the deadline only bounds a failure)."""
+    deadline = time.monotonic() + 10
+    while not predicate():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.005)

@@ -220,6 +220,10 @@ def test_a_key_written_twice_anywhere_is_refused(data: dict[str, object], draw: 
         b'{"a": {"b": 1, "b" : 2}, "note": "\\":"}',
         b'{"k\\\\": 1, "b": 1, "b": 2}',  # a key ending in an escaped backslash must not hide a duplicate
         b'{"k" : 1, "b": 1, "b": 2}',  # nor a key with space before its colon
+        # nor a string beginning with ':' written `\u003a` (written out again, it counts as one more key)
+        b'{"model":"m","messages":[{"role":"user","content":"alice@example.com","content":"\\u003a) hi"}]}',
+        b'{"model":"m","stop":"\\u003a","model":"n"}',
+        b'{"model":"m","\\u003ax":1,"model":"n"}',
     ],
 )
 def test_duplicate_keys_are_refused(body: bytes) -> None:
@@ -260,3 +264,37 @@ def test_a_large_body_of_many_objects_is_refused_before_it_is_parsed() -> None:
         load_request_json(many)
     text = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (4 << 20)}] * 3}).encode()
     assert load_request_json(text)["model"] == "m"  # large, few objects: read
+
+
+PLAIN_MESSAGES = st.lists(
+    st.one_of(
+        st.text(alphabet="ab@.", max_size=4),  # a bare string beside messages (a server that takes them reads it)
+        st.builds(
+            lambda role, text: {"role": role, "content": text},
+            st.sampled_from(["user", "system", "tool"]),
+            st.text(alphabet="ab@.", max_size=4),
+        ),
+        st.builds(lambda text: {"role": "user", "content": [{"type": "text", "text": text}]}, st.text(max_size=3)),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PLAIN_MESSAGES, st.booleans())
+def test_plain_messages_and_what_is_beside_them_are_read_in_document_order(items: list[object], nested: bool) -> None:
+    """Plain chat messages are read without walking their fields; every string before, between and after
+    them is read all the same, in document order."""
+    from proxy.protocols import user_strings
+
+    expected: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            expected.append(item)
+        else:
+            assert isinstance(item, dict)
+            content = item["content"]
+            expected.append(content if isinstance(content, str) else content[0]["text"])
+    out: list[str] = []
+    assert user_strings({"messages": items, "after": ["z@z.z"]} if nested else items, out)
+    assert out == [text for text in expected if text] + (["z@z.z"] if nested else [])
