@@ -674,6 +674,13 @@ class Dialect(Protocol):
         ...
 
 
+# what a key of `OutputText.aside` past the first `_ASIDE_KEYS` costs beside its characters (its slot in the
+# dict, the key, its buffer): counted against the room of what is kept, so a reply of many short asides is
+# bounded as one of long ones is, and so are the scans at `finish` (one a key)
+_ASIDE_KEY = 192
+_ASIDE_KEYS = 64
+
+
 class OutputText:
     """Incremental digest, detection and (optional) capture of reply text as it passes; and detection of
     the text the model wrote beside it (`aside`)."""
@@ -687,7 +694,7 @@ class OutputText:
         self._capture: list[str] | None = [] if capture else None
         self._seen = False
         self._unread = False
-        self._asides: dict[Hashable, list[str]] | None = None
+        self._asides: dict[Hashable, bytearray] | None = None  # key -> its pieces run together, as UTF-8
         self._room = detectors.max_chars  # how much of it is kept (with a scanner), at most the scan limit
         self._keep = detectors.max_chars + 1  # what is captured: what `mask` reads, and a character to say it cut
 
@@ -706,20 +713,36 @@ class OutputText:
         """Output the model wrote beside the reply's content: a tool call's name and arguments, its
         reasoning or thinking, a refusal. Scanned for the output's labels at `finish`, the pieces of one
         `key` run together and apart from the rest (within the same scan limit); not part of the digest
-        or the captured content, which are the content's."""
+        or the captured content, which are the content's. Kept until then as one buffer a key (a piece
+        costs its characters, not an object), at most the scan limit's worth of characters, each key past
+        the first `_ASIDE_KEYS` counted `_ASIDE_KEY` more: past that, the rest is not kept and the output is
+        labelled `scan:truncated`."""
         if not text or self._scanner is None:
             return
-        self._room -= len(text)
-        if self._room < 0:  # past what a scan reads: not kept
-            self._unread = True
-            return
-        if self._asides is None:
-            self._asides = {}
-        pieces = self._asides.get(key)
-        if pieces is None:
-            self._asides[key] = [text]
+        kept = self._asides.get(key) if self._asides is not None else None
+        if kept is not None and len(text) <= self._room:  # (a key's every piece but its first)
+            kept += text.encode("utf-8", "surrogatepass")
+            self._room -= len(text)
         else:
-            pieces.append(text)
+            self._aside_first(key, text, kept)
+
+    def _aside_first(self, key: Hashable, text: str, kept: bytearray | None) -> None:
+        """`aside` of a key's first piece, or of a piece past the room: what of it is kept."""
+        asides = self._asides
+        if asides is None:
+            asides = self._asides = {}
+        room = self._room
+        if kept is None and len(asides) >= _ASIDE_KEYS:
+            room -= _ASIDE_KEY
+        if len(text) > room:  # past what a scan reads: not kept
+            self._unread = True
+            if room <= 0:
+                return
+            text = text[:room]
+        if kept is None:
+            kept = asides[key] = bytearray()
+        kept += text.encode("utf-8", "surrogatepass")
+        self._room = room - len(text)
 
     def unread(self) -> None:
         """Some of the reply's text was past a read limit: its labels say `scan:truncated`."""
@@ -750,9 +773,9 @@ class OutputText:
         if self._seen:
             self.outcome.output_digest = "sha256:" + self._hash.hexdigest()
         if self._scanner is not None:
-            for pieces in (self._asides or {}).values():
+            for kept in (self._asides or {}).values():
                 self._scanner.cut()
-                self._scanner.feed("".join(pieces))
+                self._scanner.feed(kept.decode("utf-8", "surrogatepass"))
             found = frozenset(self._scanner.found)
             self.outcome.output_detected = found | {TRUNCATED} if self._unread else found
         if self._capture:

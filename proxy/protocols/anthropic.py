@@ -129,6 +129,11 @@ class MessagesObserver(SseObserver):
                     self._read_later()
                 else:
                     self._closed = True
+        elif kind == "content_block_start":
+            block = event.get("content_block")
+            if isinstance(block, dict):
+                index = event.get("index")
+                self._start(index if isinstance(index, int) else 0, block)
         elif kind == "message_start":
             message = event.get("message")
             if isinstance(message, dict):
@@ -140,6 +145,23 @@ class MessagesObserver(SseObserver):
             self.usage(event.get("usage"))
         elif kind == "message_stop":
             self.ended = True
+
+    def _start(self, index: int, block: dict[str, Any]) -> None:
+        """A block's start: Anthropic's holds no text (`"text": ""`, `"input": {}`, `"thinking": ""`); what
+        another server's holds is the block's first piece, read as the whole reply reads that block."""
+        text = block.get("text")
+        if not isinstance(text, str):
+            if "input" in block:
+                value = block["input"]
+                text = orjson.dumps(value).decode() if value else None  # (`{}`: no text, and every stream's)
+            elif block.get("type") in _THINKING:
+                thinking = block.get("thinking")
+                if isinstance(thinking, str):
+                    self._text.aside((index, "thinking"), thinking)
+        if text:
+            if not self.outcome.first_token_ns:
+                self.outcome.first_token_ns = time.time_ns()
+            self._content(index, text)
 
     def _content(self, index: int, text: str) -> None:
         """A piece of a content block's text: read now if it is the open block's (or the first, or one

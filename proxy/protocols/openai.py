@@ -139,14 +139,26 @@ def _state(data: dict[str, Any]) -> tuple[str | None, bool]:
 
 
 class ReplyObserver(SseObserver):
-    """Fills an Outcome from a chat/completion/embedding reply, whole (`body`) or streamed (`chunk`)."""
+    """Fills an Outcome from a chat/completion/embedding reply, whole (`body`) or streamed (`chunk`).
 
-    __slots__ = ("_extra", "_reasons")
+    Streamed choices (`n` > 1) come interleaved, and are read in index order all the same, each as it
+    comes in its turn: choice 0's first, the next choice's once the one before it finished (its
+    `finish_reason` came; its text that waited is read then). Text of a choice whose turn has not come
+    waits (run together, as UTF-8), at most the scan limit's worth of characters (a choice past the first
+    `_FEW` counted `_WAITING` more): past that, what waits is read then, in index order, and the last
+    choice read is the one whose turn it is. Text of a choice before the one whose turn it is (no server
+    streams so) is read after it, and the output is labelled `scan:truncated`."""
+
+    __slots__ = ("_choice", "_finished", "_later", "_reasons", "_room", "_turn")
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
-        self._extra: dict[int, list[str]] = {}  # streamed text of choices other than index 0
         self._reasons: dict[int, str] = {}  # choice index -> its finish reason (the last given)
+        self._turn = 0  # the choice whose text is read as it comes
+        self._choice = 0  # the same once some of its text was read; -1 before
+        self._finished = False  # its finish reason came
+        self._later: dict[int, bytearray] = {}  # choice index -> its text waiting for its turn (UTF-8)
+        self._room = detectors.max_chars  # what may wait
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._meta(reply)
@@ -188,10 +200,10 @@ class ReplyObserver(SseObserver):
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()
                 index = _index(choice)
-                if index == 0:
+                if index == self._choice:
                     self._text.add(text)
                 else:
-                    self._extra.setdefault(index, []).append(text)
+                    self._wait(index, text)
             reason = choice.get("finish_reason")
             if reason is not None:
                 self._reason(_index(choice), reason)
@@ -205,6 +217,63 @@ class ReplyObserver(SseObserver):
             reasons[index] = reason
             if len(reasons) == 1:  # (most replies: recorded as it comes)
                 self.outcome.finish_reasons = (reason,)
+        if index == self._turn and type(reason) is str and reason and not self._finished:
+            self._finished = True
+            if self._later:
+                self._advance()
+
+    def _wait(self, index: int, text: str) -> None:
+        """A piece of the text of a choice other than the one read as it comes: read now if it is this
+        choice's turn (the choices before it finished), else kept for its turn."""
+        if index > self._turn and self._finished:
+            self._advance()
+        if index == self._turn:
+            if index != self._choice:  # its first text: the text read before it is over
+                self._text.end_piece()
+                self._choice = index
+            self._text.add(text)
+            return
+        if index < self._turn:  # after text of a choice after it: read out of its order
+            self._text.unread()
+        later = self._later
+        waiting = later.get(index)
+        if waiting is None:
+            waiting = later[index] = bytearray()
+        waiting += text.encode("utf-8", "surrogatepass")
+        self._room -= len(text)
+        if self._room < _WAITING * max(0, len(later) - _FEW):
+            self._read_later()
+
+    def _advance(self) -> None:
+        """The choice whose turn it is finished: the next one's turn comes, and its text that waited is
+        read (and so on, while the choice whose turn comes had finished too)."""
+        while self._finished:
+            turn = self._turn = self._turn + 1
+            self._finished = bool(self._reasons.get(turn))
+            waiting = self._later.pop(turn, None)
+            if waiting is None:
+                self._choice = -1  # none of its text read yet
+            else:
+                text = waiting.decode("utf-8", "surrogatepass")
+                self._room += len(text)
+                self._text.end_piece()
+                self._text.add(text)
+                self._choice = turn
+
+    def _read_later(self) -> None:
+        """What waits is past its room: the text read as it came is over, what waits is read, each choice's
+        in index order, and the last choice read is the one whose turn it is."""
+        later = self._later
+        self._text.end_piece()
+        indices = sorted(later)
+        for index in indices:
+            if index != indices[0]:
+                self._text.end_piece()
+            self._text.add(later[index].decode("utf-8", "surrogatepass"))
+        self._turn = self._choice = indices[-1]
+        self._finished = bool(self._reasons.get(indices[-1]))
+        self._later = {}
+        self._room = self.detectors.max_chars
 
     def _beside(self, index: int, message: dict[str, Any]) -> None:
         """What a choice's message (or a streamed delta of it) holds beside its content: the model's
@@ -240,9 +309,12 @@ class ReplyObserver(SseObserver):
     def done(self) -> None:
         if len(self._reasons) > 1:
             self.outcome.finish_reasons = tuple(self._reasons[index] for index in sorted(self._reasons))
-        if self._extra or self.outcome.first_token_ns:
+        if self._later or self.outcome.first_token_ns:
             self._text.end_piece()
-            self.add_pieces(self._extra)
+            later = self._later
+            for index in sorted(later):  # what still waits, in index order
+                self._text.add(later[index].decode("utf-8", "surrogatepass"))
+                self._text.end_piece()
 
 
 # streamed output: the deltas of an item's text (a whole reply's content parts: a message's text, a reasoning
@@ -327,6 +399,11 @@ class ResponsesObserver(SseObserver):
 # formerly `reasoning_content` as llama.cpp's is; a string `tool_calls` is no call, but read all the same)
 _BESIDE = frozenset({"reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"})
 _MOST_CHOICES = 128  # the finish reasons recorded (`gen_ai.response.finish_reasons`): of this many choices at most
+# what a streamed choice's text waiting for the choices before it costs beside its characters (its slot in the
+# dict, its buffer), past the first `_FEW` that wait: counted against the room of what waits, so a stream of
+# many choices is bounded as one of long texts is
+_WAITING = 192
+_FEW = 64
 
 
 def _index(choice: dict[str, Any]) -> int:
