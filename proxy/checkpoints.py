@@ -369,7 +369,8 @@ def _with_unlisted(catalog: Catalog, listing: Any) -> Catalog:
     says how (`_Unlisted`); else `catalog` itself, so resolving costs nothing more. One model listed,
     by a server `_answers_any_name`: every name is that model. An entry `NAME:latest` that Ollama wrote
     (its `owned_by` is the namespace Ollama gives NAME), with NAME itself not listed: NAME is it, as
-    Ollama resolves a name without a tag. A list of several models names nothing it does not list."""
+    Ollama resolves a name without a tag (in a list of any length). Otherwise a list names nothing it does
+    not list: several models listed are never taken to answer other names."""
     data = listing.get("data") if isinstance(listing, dict) else None
     if not isinstance(data, list):
         return catalog

@@ -93,8 +93,8 @@ def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe:
 
 
 def reply_fields(
-    raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None = None,
-    connection: Sequence[str] = (), location: bool = True,
+    raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None, connection: Sequence[str],
+    location: bool,
 ) -> bytes:  # fmt: skip
     """The upstream's header block as the client gets it: its fields as received less hop-by-hop ones
     (`connection`: its Connection fields, whose tokens are hop-by-hop too) and those only the proxy may set
