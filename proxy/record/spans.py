@@ -176,18 +176,20 @@ class SpanRecorder:
         """The span's name, status and its flow's attributes encoded: the same for every call of a flow,
         so encoded once and kept (a bounded table). The key holds every input of `_flow_attributes`;
         the upstream is keyed by identity and kept alive by the entry's own decision, so its id cannot be
-        reused while the entry lives. A call with an unhashable parameter is encoded afresh."""
+        reused while the entry lives; the parameters by their repr, so `1` and `1.0` (and `True`), equal
+        as keys, are not one block (an int and a double in OTLP). A call with unhashable `extra` is
+        encoded afresh."""
         key = (
             decision.action, id(decision.upstream), decision.caller, decision.purpose, decision.labels,
             decision.zones, decision.code, decision.rule, decision.reason, decision.approved, call.operation,
-            call.model, call.protocol, call.stream, call.params, output_labels, outcome.checkpoint,
+            call.model, call.protocol, call.stream, repr(call.params), output_labels, outcome.checkpoint,
             outcome.checkpoint_source, outcome.checkpoint_parent, outcome.provider, outcome.response_model,
             outcome.finish_reasons, outcome.status, outcome.error_type,
             tuple(outcome.extra.items()) if outcome.extra else (),
         )  # fmt: skip
         try:
             kept = self._blocks.get(key)
-        except TypeError:  # a parameter holding a list or a dict: not kept
+        except TypeError:  # an `extra` value holding a list or a dict: not kept
             return self._encode_flow(call, decision, outcome, output_labels)
         if kept is not None:
             return kept[1]

@@ -387,8 +387,12 @@ def test_a_flows_attributes_are_encoded_once_and_every_call_keeps_its_own(monkey
     other = span(3, checkpoint="m@2")  # another checkpoint: another flow
     assert {kv.value.string_value for kv in other.attributes if kv.key == "lineage.checkpoint"} == {"m@2"}
     span(4, status=500)
-    span(5, params=(("stop", ["a"]),))  # a list parameter cannot key the table: encoded afresh, still right
+    span(5, params=(("stop", ["a"]),))  # a list parameter keys the table by its repr
     span(6, params=(("stop", ["a"]),))
+    whole, point = span(10, params=(("temperature", 1),)), span(11, params=(("temperature", 1.0),))  # 1 == 1.0
+    kinds = [{kv.key: kv.value.WhichOneof("value") for kv in one.attributes}["gen_ai.request.temperature"]
+             for one in (whole, point)]  # fmt: skip
+    assert kinds == ["int_value", "double_value"]
     assert first.name == "chat m"
     denied = Decision(DENY, None, caller="app", code="purpose_denied", reason="not for ads")
     for n in (7, 8):  # the status and its message come with the flow's block, kept or not
