@@ -571,7 +571,7 @@ def status_line(status: int, reason: bytes | None = None) -> bytes:
 
 
 def encode_fields(fields: list[tuple[str, str]]) -> bytes:
-    return b"".join(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape") for name, value in fields)
+    return "".join([f"{name}: {value}\r\n" for name, value in fields]).encode("utf-8", "surrogateescape")
 
 
 def simple_reply(
