@@ -6,6 +6,7 @@ reply, whole or as server-sent events, for model, id, usage, finish reasons and 
 
 from __future__ import annotations
 
+import heapq
 import time
 from typing import Any
 
@@ -325,13 +326,27 @@ _ASIDE_DELTAS = ("response.reasoning", "response.refusal")
 
 class ResponsesObserver(SseObserver):
     """The Responses API (`/v1/responses`, vLLM and llama.cpp serve it): output items, each a message's
-    text or a function call's arguments; streamed as typed events ending in `response.completed`."""
+    text or a function call's arguments; streamed as typed events ending in `response.completed`.
 
-    __slots__ = ("_items",)
+    Items stream one after another: the text of the open item (the one streaming) is read as it comes.
+    Text of a later item that comes while it is open (its `response.output_item.done` not yet come) waits,
+    run together as UTF-8, and once it is done the next item that waited is read and is the open one (and
+    so on, while that one was done too). What waits is at most the scan limit's worth of characters (an
+    item past the first `_FEW` that wait counted `_WAITING` more): past that, it is read then, in item
+    order, and the last item read is the open one. Text of an item before one already read (no server
+    streams so) is read after it, and the output is labelled `scan:truncated`: a value split across it may
+    be missed."""
+
+    __slots__ = ("_closed", "_finished", "_item", "_later", "_order", "_room")
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
-        self._items: dict[int, list[str]] = {}  # output_index -> streamed text
+        self._item: int | None = None  # the output item whose text is read as it comes
+        self._closed = False  # its response.output_item.done came
+        self._later: dict[int, bytearray] = {}  # output_index -> its text waiting for its turn (UTF-8)
+        self._order: list[int] = []  # the same indices, a heap: the next to read first
+        self._finished: set[int] = set()  # those of them whose response.output_item.done came
+        self._room = detectors.max_chars  # what may wait
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
@@ -367,7 +382,12 @@ class ResponsesObserver(SseObserver):
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()
                 index = event.get("output_index")
-                self._items.setdefault(index if isinstance(index, int) else 0, []).append(delta)
+                if not isinstance(index, int):
+                    index = 0
+                if index == self._item:  # (a stream's every delta but its items' first)
+                    self._text.add(delta)
+                else:
+                    self._content(index, delta)
         elif isinstance(kind, str) and kind.endswith(".delta") and kind.startswith(_ASIDE_DELTAS):
             delta = event.get("delta")
             if isinstance(delta, str):  # a reasoning summary's, a refusal's: by item and part, as a whole reply's
@@ -379,6 +399,9 @@ class ResponsesObserver(SseObserver):
                 self._response(response)
             if kind in ("response.completed", "response.incomplete", "response.failed"):
                 self.ended = True
+            elif kind == "response.output_item.done":
+                index = event.get("output_index")
+                self._close(index if isinstance(index, int) else 0)
             elif kind == "response.output_item.added":  # a function call's name comes with its item
                 item = event.get("item")
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -391,8 +414,78 @@ class ResponsesObserver(SseObserver):
             self.outcome.finish_reasons = (status,)
         self.usage(response.get("usage"))
 
+    def _content(self, index: int, text: str) -> None:
+        """A piece of the text of an item other than the open one: read now if it is the first, or comes
+        after the open item is done, else kept for its turn."""
+        item = self._item
+        if item is None or (index > item and self._closed):
+            if item is not None:
+                self._text.end_piece()
+            self._item = index
+            self._closed = False
+            self._text.add(text)
+            return
+        if index < item:  # after text of an item after it: read out of its order
+            self._text.unread()
+        later = self._later
+        waiting = later.get(index)
+        if waiting is None:
+            waiting = later[index] = bytearray()
+            heapq.heappush(self._order, index)
+        waiting += text.encode("utf-8", "surrogatepass")
+        self._room -= len(text)
+        if self._closed:  # (out of order: the open item is done, so this is the next read)
+            self._advance()
+        elif self._room < _WAITING * max(0, len(later) - _FEW):
+            self._read_later()
+
+    def _close(self, index: int) -> None:
+        """An item's `response.output_item.done`: the open item's lets the next item's text be read (what
+        waited, or what comes); a waiting item's is kept for its turn."""
+        if index == self._item:
+            if not self._closed:
+                self._closed = True
+                if self._later:
+                    self._advance()
+        elif index in self._later:
+            self._finished.add(index)
+
+    def _advance(self) -> None:
+        """The open item is done: the next item's text that waited is read, and it is the open one (and so
+        on, while that one was done too)."""
+        later, order, finished = self._later, self._order, self._finished
+        while self._closed and order:
+            index = heapq.heappop(order)
+            text = later.pop(index).decode("utf-8", "surrogatepass")
+            self._room += len(text)
+            self._text.end_piece()
+            self._text.add(text)
+            self._item = index
+            self._closed = index in finished
+            finished.discard(index)
+
+    def _read_later(self) -> None:
+        """What waits is past its room (or the stream is over): the open item's text is over, what waits is
+        read, each item's in item order, and the last item read is the open one."""
+        later = self._later
+        self._text.end_piece()
+        indices = sorted(later)
+        for index in indices:
+            if index != indices[0]:
+                self._text.end_piece()
+            self._text.add(later[index].decode("utf-8", "surrogatepass"))
+        self._item = indices[-1]
+        self._closed = indices[-1] in self._finished
+        self._later = {}
+        self._order = []
+        self._finished = set()
+        self._room = self.detectors.max_chars
+
     def done(self) -> None:
-        self.add_pieces(self._items)
+        if self._later:
+            self._read_later()
+        if self._item is not None:
+            self._text.end_piece()
 
 
 # what a chat reply's message holds beside its content that the model wrote (vLLM's reasoning is `reasoning`,
