@@ -120,13 +120,6 @@ class SseObserver:
             if isinstance(usage.get(output_key), int):
                 self.outcome.output_tokens = usage[output_key]
 
-    def add_pieces(self, pieces: dict[int, list[str]]) -> None:
-        """Streamed text kept per output (by index): each output's text in order, then its end."""
-        for index in sorted(pieces):
-            for piece in pieces[index]:
-                self._text.add(piece)
-            self._text.end_piece()
-
     # -- what a subclass reads
 
     def whole(self, reply: dict[str, Any]) -> None:
@@ -136,4 +129,4 @@ class SseObserver:
         """One streamed event."""
 
     def done(self) -> None:
-        """The stream is over: add what was kept per output, in order."""
+        """The stream is over: read what was kept for the end, in order."""
