@@ -681,17 +681,23 @@ _ASIDE_KEY = 192
 _ASIDE_KEYS = 64
 
 
+_CAPTURE_RUN = 256  # captured pieces joined into one string (a str each cost ~50 bytes beside its text)
+
+
 class OutputText:
     """Incremental digest, detection and (optional) capture of reply text as it passes; and detection of
     the text the model wrote beside it (`aside`)."""
 
-    __slots__ = ("_asides", "_capture", "_hash", "_keep", "_room", "_scanner", "_seen", "_unread", "outcome")
+    __slots__ = (
+        "_asides", "_capture", "_hash", "_joined", "_keep", "_room", "_scanner", "_seen", "_unread", "outcome",
+    )  # fmt: skip
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
         self._hash = hashlib.sha256()
         self._scanner: StreamScanner | None = detectors.stream() if detectors else None
         self._capture: list[str] | None = [] if capture else None
+        self._joined = 0  # the pieces at the front of `_capture` that are joined runs of pieces (`add`)
         self._seen = False
         self._unread = False
         self._asides: dict[Hashable, bytearray] | None = None  # key -> its pieces run together, as UTF-8
@@ -705,9 +711,13 @@ class OutputText:
         self._hash.update(text.encode("utf-8", "surrogatepass"))
         if self._scanner is not None:
             self._scanner.feed(text)
-        if self._capture is not None and self._keep > 0:
-            self._capture.append(text[: self._keep])
+        capture = self._capture
+        if capture is not None and self._keep > 0:
+            capture.append(text[: self._keep])
             self._keep -= len(text)
+            if len(capture) - self._joined >= _CAPTURE_RUN:  # short pieces (a token a piece): joined, each once
+                capture[self._joined :] = ["".join(capture[self._joined :])]
+                self._joined += 1
 
     def aside(self, key: Hashable, text: str) -> None:
         """Output the model wrote beside the reply's content: a tool call's name and arguments, its

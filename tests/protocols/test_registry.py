@@ -143,6 +143,21 @@ def test_output_text_digest_does_not_depend_on_how_an_output_is_cut(outputs: lis
     assert outcome.content == ("".join("".join(pieces) for pieces in outputs),)
 
 
+@pytest.mark.parametrize("pieces", [1, 255, 256, 257, 100_000])
+def test_captured_output_keeps_its_pieces_joined_not_an_object_each(pieces: int) -> None:
+    """With capture_content, a stream of short pieces (a token each) is kept as runs joined once each, not a
+    string object a piece (100k two-character pieces held 5.9 MB; up to ~58 MB at the default scan limit)."""
+    outcome = Outcome(started_ns=0)
+    text = OutputText(outcome, Detectors([]), capture=True)
+    for n in range(pieces):
+        text.add(f"{n % 100:02d}")
+    kept = text._capture
+    assert kept is not None and len(kept) <= pieces // 256 + 256
+    text.end_piece()
+    text.finish()
+    assert outcome.content == ("".join(f"{n % 100:02d}" for n in range(pieces)),)
+
+
 def test_output_text_with_no_text_leaves_no_digest() -> None:
     outcome = Outcome(started_ns=0)
     text = OutputText(outcome, Detectors([]), capture=True)
