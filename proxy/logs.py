@@ -4,12 +4,20 @@ Cloud Logging), each naming the process that wrote it.
 A line about a call carries its `trace_id` (the `x-trace-id` the client got), so a log search joins
 the trace. Content never reaches a log line: the access log says who called for what and how it went,
 not what was said.
+
+A record reaches stderr whole, however long (`WholeLineHandler`): with `--workers N` every process writes
+to the same pipe, where a write is atomic only up to PIPE_BUF (4096 bytes), so two workers' long lines
+(an access line with many labels, a traceback) came out interleaved, neither parseable.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import select
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -90,6 +98,70 @@ class TextFormatter(logging.Formatter):
         return f"{text} {' '.join(extra)}" if extra else text
 
 
+class _ForkLock:
+    """One lock for every process forked from this one (the workers and their supervisor), held while a
+    record is written: a POSIX record lock on an unlinked file opened before the first fork. The kernel
+    releases it when its holder dies, so a worker killed mid-line cannot stop the others logging. A process
+    that never forks has none and takes none: a single process's records are whole by the handler's own lock."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+
+    def before_fork(self) -> None:
+        if self.fd is None:
+            try:
+                fd, path = tempfile.mkstemp(prefix="lineage-proxy-log-lock-")
+            except OSError:
+                return  # no lock: long lines may interleave again, nothing worse
+            os.unlink(path)  # the open descriptor is all the processes share
+            self.fd = fd
+
+
+_fork_lock = _ForkLock()
+os.register_at_fork(before=_fork_lock.before_fork)
+
+
+class WholeLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler whose every record reaches the stream in one piece: written with `os.write` until all
+    of it is, under `_ForkLock` once the process has forked or was forked. A stream without a file
+    descriptor (a test's StringIO) is written to as StreamHandler does."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + self.terminator
+            stream = self.stream
+            try:
+                fd = stream.fileno()
+            except (AttributeError, OSError, ValueError):
+                stream.write(text)
+                self.flush()
+                return
+            data = text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
+            lock = _fork_lock.fd
+            if lock is None:
+                _write_all(fd, data)
+                return
+            fcntl.lockf(lock, fcntl.LOCK_EX)
+            try:
+                _write_all(fd, data)
+            finally:
+                fcntl.lockf(lock, fcntl.LOCK_UN)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`: a pipe takes a long line in parts, a non-blocking one when it has room."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:  # O_NONBLOCK set on the shared pipe by another process: wait for room
+            select.select([], [fd], [])
+
+
 _override: list[str | None] = [None]
 
 
@@ -102,7 +174,7 @@ def configure(settings: Logging, level_override: str | None = None) -> None:
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_lineage_proxy", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = WholeLineHandler(sys.stderr)
         handler._lineage_proxy = True  # type: ignore[attr-defined]
         for old in list(root.handlers):
             root.removeHandler(old)

@@ -5,13 +5,19 @@ hits, reloads)."""
 from __future__ import annotations
 
 import re
+import signal
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import KEYS, sha
 from tests.harness import ServeProcess
+from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED
 
 CONFIG = f"""
@@ -76,6 +82,80 @@ def test_every_scrape_of_two_workers_reports_every_call(vllm, tmp_path: Path) ->
     finally:
         assert serve.stop() == 0
     assert not list(tmp_path.glob("lineage-proxy-metrics-*"))  # cleaned up at exit
+
+
+class HeldCollector(OtlpReceiver):
+    """An OTLP collector that holds the exports it gets while `hold` is set, until `release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = threading.Event()
+        self.holding = threading.Event()  # set when it holds one
+        self._released = threading.Event()
+
+    def Export(self, request: Any, context: Any) -> Any:
+        if self.hold.is_set():
+            self.holding.set()
+            self._released.wait(30)
+        return super().Export(request, context)
+
+    def release(self) -> None:
+        self.hold.clear()
+        self._released.set()
+
+
+def scraped_until(admin: str, name: str, value: float, timeout: float = 20.0, **labels: str) -> list[float]:
+    """Scrape until `name` reads `value` or `timeout` passes (the workers publish a sink's counters once a
+    second); every value read, in order."""
+    seen: list[float] = []
+    deadline = time.monotonic() + timeout
+    while not seen or (seen[-1] != value and time.monotonic() < deadline):
+        if seen:
+            time.sleep(0.05)  # between scrapes: the next one answers whether it changed
+        seen.append(samples(httpx.get(admin, timeout=5).text).get((name, tuple(sorted(labels.items()))), 0.0))
+    return seen
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_reload_that_replaces_the_span_recorder_never_takes_spans_exported_back(
+    vllm, tmp_path: Path, workers: str
+) -> None:  # type: ignore[no-untyped-def]
+    """t2_reload.py: each SIGHUP that changed a telemetry key started the new SpanRecorder's counters at 0, and
+    the spans the old one exported while it stopped were counted nowhere: 3,000 spans received, 2,706 in
+    lineage_proxy_spans_exported_total (4,000 and 3,798 with --workers 2). Here the one span sent before the
+    reload is held by the collector until the reload is applied, so it is exported by the stopping recorder."""
+    _, upstream = vllm
+    collector = HeldCollector()
+    port = collector.start()
+    collector.hold.set()
+    telemetry = f"""telemetry:
+  exporter: otlp
+  endpoint: http://127.0.0.1:{port}
+  export_timeout_s: 20
+  resource_attributes: {{deployment: R}}
+"""
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG + telemetry.replace("R", "blue"))
+    serve = ServeProcess(str(config), "--workers", workers,
+                         env={"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db"), "TMPDIR": str(tmp_path)})  # fmt: skip
+    admin = f"http://{serve.addresses['admin']}/metrics"
+    try:
+        assert chat(serve.url).status_code == 200
+        assert collector.holding.wait(10)  # its span is in flight, held
+        config.write_text(CONFIG + telemetry.replace("R", "green"))
+        serve.signal(signal.SIGHUP)
+        reloads = scraped_until(admin, "lineage_proxy_config_reloads_total", int(workers), 10, result="ok")
+        assert reloads[-1] == int(workers), reloads  # every worker has its new recorder; the old one is stopping
+        collector.release()
+        for _ in range(3):
+            assert chat(serve.url).status_code == 200
+        spans = collector.wait_for(lambda spans: len(spans) == 4)
+        assert [span.resource["deployment"] for span in spans] == ["blue", "green", "green", "green"]
+        seen = scraped_until(admin, "lineage_proxy_spans_exported_total", 4)
+        assert seen[-1] == 4 and seen == sorted(seen), seen
+    finally:
+        assert serve.stop() == 0
+        collector.stop()
 
 
 def test_histograms_and_counters_of_one_process(make_proxy, vllm, loop_thread, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

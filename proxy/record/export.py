@@ -25,6 +25,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from proxy.record.otlp import encode_request
+from proxy.record.sinks import Counts
 
 log = logging.getLogger("lineage_proxy.export")
 
@@ -295,12 +296,25 @@ class BoundedExporter:
         self._stop_lost = 0  # spans lost since shutdown began, not yet reported
         self._stop_error: Exception | None = None  # why the last export after shutdown began failed
         self._outage = False
+        self._lost_before_outage = 0  # spans failed or dropped before the outage began
         self._next_probe = 0.0
-        self.dropped = 0  # spans refused because the queue was full, or left in it at shutdown
-        self.failed = 0  # spans the sink could not deliver
-        self.exported = 0
+        # dropped: spans refused because the queue was full, or left in it at shutdown; failed: spans the sink
+        # could not deliver. A reload's new exporter counts on from these (`Counts`)
+        self.counts = Counts("dropped", "failed", "exported")
         self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
         self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        return self.counts["dropped"]
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"]
+
+    @property
+    def exported(self) -> int:
+        return self.counts["exported"]
 
     def accepting(self) -> bool:
         """Whether a new span is worth encoding. During an outage, one span per interval goes on as a
@@ -311,12 +325,12 @@ class BoundedExporter:
         if now >= self._next_probe:
             self._next_probe = now + self._interval_s
             return True
-        self.dropped += 1
+        self.counts.add("dropped")
         return False
 
     def submit(self, span: bytes) -> None:
         if len(self._queue) >= self._max_queue:
-            self.dropped += 1
+            self.counts.add("dropped")
             return
         self._queue.append(span)
         if len(self._queue) == self._batch_size:
@@ -344,7 +358,7 @@ class BoundedExporter:
             except IndexError:
                 break
             count += 1
-        self.dropped += count
+        self.counts.add("dropped", count)
         if self._stopping:
             self._stop_lost += count
         return count
@@ -360,12 +374,14 @@ class BoundedExporter:
                 self._in_flight = 0
                 if self._given_up:
                     return False
-                self.failed += len(batch)
+                self.counts.add("failed", len(batch))
                 if self._stopping:  # told in the shutdown's one line, not as an outage
                     self._stop_lost += len(batch)
                     self._stop_error = exc
                     return False
                 first = not self._outage
+                if first:  # the counts carry on across reloads: the outage's losses are what they grew by since
+                    self._lost_before_outage = self.failed + self.dropped - len(batch)
                 self._outage = True
             if first:
                 log.error("span export failed (%s); dropping spans until the collector is back", _short(exc))
@@ -374,11 +390,12 @@ class BoundedExporter:
             self._in_flight = 0
             if self._given_up:
                 return True  # shutdown has already counted it as failed
-            self.exported += len(batch)
+            self.counts.add("exported", len(batch))
             recovered = self._outage
             self._outage = False
         if recovered:
-            log.warning("span export recovered; %d spans were lost during the outage", self.failed + self.dropped)
+            lost = self.failed + self.dropped - self._lost_before_outage
+            log.warning("span export recovered; %d spans were lost during the outage", lost)
         return True
 
     def _run(self) -> None:
@@ -434,7 +451,7 @@ class BoundedExporter:
         with self._counting:
             self._given_up = True
             in_flight, self._in_flight = self._in_flight, 0
-            self.failed += in_flight
+            self.counts.add("failed", in_flight)
             self._stop_lost += in_flight
             self._discard_queued()
             lost, self._stop_lost = self._stop_lost, 0

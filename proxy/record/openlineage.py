@@ -45,6 +45,7 @@ from proxy import __version__
 from proxy.config import OpenLineage
 from proxy.flow import DENY, Call, Decision, Outcome
 from proxy.record.edges import edge_key
+from proxy.record.sinks import Counts
 from proxy.record.store import EdgeKey, split_labels
 
 log = logging.getLogger("lineage_proxy.openlineage")
@@ -183,10 +184,8 @@ class OpenLineageRecorder:
         self._thread = threading.Thread(target=self._send_loop, name="openlineage-sender", daemon=True)
         self._task: asyncio.Task[None] | None = None
         self._down = False
-        self.sent = 0
-        self.failed = 0
-        self.dropped = 0
-        self.outages = 0
+        # events by what became of them, and outages; a reload's new recorder counts on from these (FanOut.swap)
+        self.counts = Counts("sent", "failed", "dropped", "outages")
 
     # -- the event loop's side
 
@@ -214,7 +213,7 @@ class OpenLineageRecorder:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self.dropped += 1  # a dropped new flow still goes out with the next snapshot's counts
+            self.counts.add("dropped")  # a dropped new flow still goes out with the next snapshot's counts
             return False
         return True
 
@@ -268,15 +267,16 @@ class OpenLineageRecorder:
                         self._queue.qsize(), self._target, flows, calls)  # fmt: skip
 
     def metrics(self) -> Iterable[str]:
+        counts = self.counts
         return (
             "# HELP lineage_proxy_openlineage_events_total OpenLineage events by what became of them.",
             "# TYPE lineage_proxy_openlineage_events_total counter",
-            f'lineage_proxy_openlineage_events_total{{result="sent"}} {self.sent}',
-            f'lineage_proxy_openlineage_events_total{{result="failed"}} {self.failed}',
-            f'lineage_proxy_openlineage_events_total{{result="dropped"}} {self.dropped}',
+            f'lineage_proxy_openlineage_events_total{{result="sent"}} {counts["sent"]}',
+            f'lineage_proxy_openlineage_events_total{{result="failed"}} {counts["failed"]}',
+            f'lineage_proxy_openlineage_events_total{{result="dropped"}} {counts["dropped"]}',
             "# HELP lineage_proxy_openlineage_outages_total Times the OpenLineage backend stopped taking events.",
             "# TYPE lineage_proxy_openlineage_outages_total counter",
-            f"lineage_proxy_openlineage_outages_total {self.outages}",
+            f"lineage_proxy_openlineage_outages_total {counts['outages']}",
         )
 
     # -- the sender thread's side
@@ -287,7 +287,7 @@ class OpenLineageRecorder:
             try:
                 transport = get_default_factory().create(copy.deepcopy(dict(self._settings.transport)))
             except Exception:
-                self.outages += 1  # one that lasts: alerts on outages fire for it as for a dead backend
+                self.counts.add("outages")  # one that lasts: alerts on outages fire for it as for a dead backend
                 log.exception("openlineage: cannot build the %s transport; no events will be sent", self._target)
         while True:
             try:  # with counts to send again: after an interval without a snapshot too
@@ -301,7 +301,8 @@ class OpenLineageRecorder:
             if isinstance(item, _Barrier):
                 item.done.set_result(None)
             elif transport is None:
-                self.failed += len(item.flows) if isinstance(item, _Snapshot) else 1  # events, as _emit counts
+                events = len(item.flows) if isinstance(item, _Snapshot) else 1  # events, as _emit counts
+                self.counts.add("failed", events)
             elif isinstance(item, _NewFlow):
                 self._emit(transport, self._event(item.key, item.facts, item.at))
             else:
@@ -360,10 +361,10 @@ class OpenLineageRecorder:
         try:
             transport.emit(event)
         except Exception as exc:
-            self.failed += 1
+            self.counts.add("failed")
             if not self._down:
                 self._down = True
-                self.outages += 1
+                self.counts.add("outages")
                 log.warning(
                     "openlineage: cannot send events to %s (%s); logged once per outage, counts are kept for the "
                     "next snapshot, calls are not slowed",
@@ -371,7 +372,7 @@ class OpenLineageRecorder:
                     exc,
                 )
             return False
-        self.sent += 1
+        self.counts.add("sent")
         if self._down:
             self._down = False
             log.warning("openlineage: %s takes events again", self._target)

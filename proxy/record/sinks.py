@@ -7,6 +7,9 @@ lineage flow is written through before the client has the reply's end) run insid
 (span encoding, timings, access lines) run right after, on the event loop's next turn, so the client's
 bytes are written first and their cost is never in a call's added latency. Adding a sink is one module implementing `Recorder` and one
 line where the runtime builds its list (`proxy/server.py`).
+
+A sink's counters (`Counts`) outlive the sink: a reload that replaces it hands them on to its successor,
+so the counters on /metrics never go down within a process.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from proxy.flow import Call, Decision, Outcome
 
@@ -56,10 +59,44 @@ class Recorder(Protocol):
         ...
 
 
+class Counts:
+    """A sink's counters, by name, for a sink that a reload may replace (`FanOut.swap`): the old sink's
+    counts go on in the new one's, and so does all the old one counts while it stops (its last exports),
+    so a counter on /metrics never goes down (Prometheus reads a decrease as a restart) and nothing the
+    old one did is lost. `add` may be called from any thread; reads are plain."""
+
+    __slots__ = ("_into", "_lock", "_values")
+
+    def __init__(self, *names: str) -> None:
+        self._values = dict.fromkeys(names, 0)
+        self._lock = threading.Lock()
+        self._into: Counts | None = None
+
+    def __getitem__(self, name: str) -> int:
+        return self._values[name]
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            into = self._into
+            if into is None:
+                self._values[name] += amount
+                return
+        into.add(name, amount)
+
+    def carry_into(self, successor: Counts) -> None:
+        """Count what was counted here in `successor` too, and from now on all that is counted here."""
+        with self._lock:
+            if self._into is not None or successor is self:
+                return  # carried already: its counts are in the sink it went to
+            for name, value in self._values.items():
+                successor.add(name, value)
+            self._into = successor
+
+
 class FanOut:
     """The runtime's sinks, by name; `on_end` reaches every one."""
 
-    __slots__ = ("_deferred", "_durable", "_failed", "_later", "_scheduled", "_sinks")
+    __slots__ = ("_deferred", "_durable", "_failed", "_kept", "_later", "_scheduled", "_sinks")
 
     def __init__(self, sinks: Iterable[Recorder] = ()) -> None:
         self._sinks: dict[str, Recorder] = {sink.name: sink for sink in sinks}
@@ -69,6 +106,7 @@ class FanOut:
         self._failed: set[str] = set()
         self._later: list[tuple[Call, Decision, Outcome, frozenset[str]]] = []
         self._scheduled = False
+        self._kept: dict[str, Counts] = {}  # the counts of a sink a reload removed, for the one that comes back
 
     def __iter__(self) -> Iterator[Recorder]:
         return iter(tuple(self._sinks.values()))
@@ -77,10 +115,18 @@ class FanOut:
         return self._sinks.get(name)
 
     def swap(self, name: str, sink: Recorder | None) -> Recorder | None:
-        """Put `sink` in place of the one called `name` (a reload); returns the old one to stop."""
+        """Put `sink` in place of the one called `name` (a reload); returns the old one to stop. The new
+        one counts on from the old one's counters (`Counts`), or from those of the last one of that name
+        a reload removed."""
         old = self._sinks.pop(name, None)
+        counts = _counts(old) if old is not None else self._kept.pop(name, None)
         if sink is not None:
             self._sinks[name] = sink
+            successor = _counts(sink)
+            if counts is not None and successor is not None:
+                counts.carry_into(successor)
+        elif counts is not None:
+            self._kept[name] = counts
         self._sorted()
         return old
 
@@ -157,6 +203,11 @@ class FanOut:
         for sink in self._sinks.values():
             lines.extend(sink.metrics())
         return lines
+
+
+def _counts(sink: Any) -> Counts | None:
+    counts = getattr(sink, "counts", None)
+    return counts if isinstance(counts, Counts) else None
 
 
 def _both(first: Durable, second: Durable) -> Durable:

@@ -103,6 +103,7 @@ class SpanRecorder:
         # a stop waits for the exporter as long as one export may take: what is unsent by then is counted
         # and logged, not waited for
         self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size, stop_timeout_s=telemetry.export_timeout_s)
+        self.counts = self.queue.counts  # a reload's new recorder counts on from these (FanOut.swap)
         self._blocks: dict[tuple[Any, ...], tuple[Decision, tuple[str, int, str, bytes]]] = {}
 
     def start(self) -> None:

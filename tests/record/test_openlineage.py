@@ -396,6 +396,33 @@ def test_a_reload_sends_later_flows_to_the_new_transport_and_closes_the_old(
     assert len(before.events) == 2 and not after.closed.is_set()
 
 
+def test_a_reload_s_new_recorder_counts_on_from_the_events_the_old_one_sent(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    """A reload that changes lineage.openlineage replaces the recorder: its counters started again from 0, and
+    the events the old one sent as it stopped (its last window's counts) were counted nowhere, so
+    lineage_proxy_openlineage_events_total went down. Now the new recorder counts on from the old one's."""
+    _, upstream = vllm
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    proxy = make_proxy(config(tap(first)), UPSTREAM=upstream)
+    chat(proxy)
+    chat(proxy)
+    path = tmp_path / "reloaded.yaml"
+    text = config(tap(second)).replace("${UPSTREAM}", upstream).replace("${STORE}", str(tmp_path / "lineage.db"))
+    path.write_text(text)
+
+    async def reload() -> bool:
+        return proxy.process.reload(str(path))
+
+    assert loop_thread.run(reload())
+    assert TapTransport.built[first].closed.wait(10)  # the old recorder has stopped: its two events went out
+    chat(proxy, **{"x-data-labels": "health"})
+    loop_thread.run(sink(proxy).flush())
+    assert len(TapTransport.built[first].events) == len(TapTransport.built[second].events) == 2
+    assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="sent"}') == 4
+    assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="failed"}') == 0
+
+
 @attr.define
 class GateConfig(Config):
     gate: str = ""

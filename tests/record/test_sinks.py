@@ -1,14 +1,16 @@
 """The sinks' fan-out: a sink that may hold the reply (a new flow written through) runs as the call ends;
 the others run on the loop's next turn, after the ingress has written the client's bytes, and a failing
-sink never stops the others."""
+sink never stops the others. A sink a reload replaces hands its counters on to the new one."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 
+from proxy.config.model import Telemetry
 from proxy.flow import ALLOW, Call, Decision, Outcome, TraceContext
 from proxy.record.sinks import Durable, FanOut
+from proxy.record.spans import SpanRecorder
 
 
 class Sink:
@@ -69,3 +71,56 @@ def test_without_an_event_loop_every_sink_runs_at_once() -> None:
     spans = Sink("spans", durable=False)
     _end(FanOut([spans]), "a")
     assert spans.seen == ["a"]
+
+
+class Collector:
+    """Where a SpanRecorder's batches go: kept."""
+
+    def __init__(self) -> None:
+        self.spans: list[bytes] = []
+
+    def send(self, batch: list[bytes]) -> None:
+        self.spans.extend(batch)
+
+    def close(self) -> None:
+        pass
+
+
+def counters(recorder: SpanRecorder) -> tuple[int, int, int]:
+    """(exported, dropped, export failed) as /metrics shows them."""
+    values = dict(line.split(" ") for line in recorder.metrics() if not line.startswith("#"))
+    return (int(values["lineage_proxy_spans_exported_total"]), int(values["lineage_proxy_spans_dropped_total"]),
+            int(values["lineage_proxy_spans_export_failed_total"]))  # fmt: skip
+
+
+def test_a_replaced_span_recorder_s_counts_go_on_in_the_new_one_what_it_exports_as_it_stops_included() -> None:
+    """t2_reload.py: a SIGHUP that changed a telemetry key put a new SpanRecorder in place with its counters at 0,
+    and what the old one exported as it stopped was counted nowhere: 3,000 spans received by the collector,
+    2,706 in lineage_proxy_spans_exported_total (a counter going down, which Prometheus reads as a restart;
+    with --workers 2 the shared counter missed 202 of 4,000). Now the new recorder counts on from the old one,
+    and from the last one removed when spans come back after a reload turned them off."""
+    first_collector, second_collector = Collector(), Collector()
+    first = SpanRecorder(Telemetry(exporter="otlp", queue_size=3), first_collector)
+    sinks = FanOut([first])
+    for model in "ab":
+        _end(sinks, model)  # no event loop: recorded at once
+    first.queue.force_flush()
+    for model in "cdefg":
+        _end(sinks, model)  # 3 queued, 2 dropped: the queue holds 3
+    second = SpanRecorder(Telemetry(exporter="otlp", resource_attributes=(("r", "1"),)), second_collector)
+    old = sinks.swap("spans", second)
+    assert old is first
+    asyncio.run(first.stop())  # a reload stops the old one after the swap: it exports what it had queued
+    assert len(first_collector.spans) == 5
+    for model in "hijk":
+        _end(sinks, model)
+    second.queue.force_flush()
+    assert len(second_collector.spans) == 4
+    assert counters(second) == (9, 2, 0)
+
+    assert sinks.swap("spans", None) is second  # a reload that turns spans off (exporter: none) ...
+    asyncio.run(second.stop())
+    third = SpanRecorder(Telemetry(exporter="otlp"), Collector())
+    assert sinks.swap("spans", third) is None  # ... and one that turns them on again
+    assert counters(third) == (9, 2, 0)
+    asyncio.run(third.stop())
