@@ -254,6 +254,10 @@ def render(report: dict[str, Any], top: int) -> str:
         for name, hop in hops.items():
             if name.endswith(kind) and name.startswith("lineage-proxy") and reference in hops:
                 ratios.append(f"- {name} ÷ {reference}: {hop['per_call'] / hops[reference]['per_call']:.1f}×")
+        before = [name for name in hops if name.startswith("lineage-proxy @ ") and name.endswith(kind)]
+        if before and f"lineage-proxy, {kind}" in hops:
+            now, then = hops[f"lineage-proxy, {kind}"]["per_call"], hops[before[0]]["per_call"]
+            ratios.append(f"- lineage-proxy, {kind} ÷ {before[0]}: {now / then:.2f}×")
     return "\n".join([*lines, "", *ratios]) + "\n"
 
 
