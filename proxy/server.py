@@ -12,7 +12,7 @@ import logging
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -241,11 +241,14 @@ class ProxyProcess:
         if self.channels is not None:
             await self.channels.close()
         await self.runtime.sinks.stop()
+        if self.metrics.shared is not None:  # what the sinks counted since the publisher's last turn
+            self._publish()
 
     def reload(self, path: str) -> bool:
         """Swap in the config at `path` if it is valid and can be applied whole; otherwise keep the old
         one and say why. Nothing is reported reloaded while a setting it changed is not in force, except
-        those named in a warning (listen addresses, the metrics switch, the store, some limits)."""
+        those named in a warning (listen addresses, the metrics switch, the store, some limits). What a
+        worker restarted since runs instead (`as_reloaded`) follows these rules."""
         try:
             new = load(path)
         except ConfigError as exc:
@@ -391,10 +394,28 @@ class ProxyProcess:
         a scrape answered by another worker sees them too."""
         while True:
             await asyncio.sleep(1.0)
-            try:
-                self.metrics.publish(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
-            except Exception:
-                log.exception("could not publish metrics for the other workers")
+            self._publish()
+
+    def _publish(self) -> None:
+        try:
+            self.metrics.publish(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
+        except Exception:
+            log.exception("could not publish metrics for the other workers")
+
+
+def as_reloaded(current: Config, new: Config) -> Config | None:
+    """The config a process running `current` serves with once a reload of `new` is applied
+    (`ProxyProcess.reload`): `new`, with what only a restart applies as `current` has it (listen addresses,
+    telemetry.metrics, what the lineage store reads at start); None when that reload is refused (listen.tls
+    added or removed). `--workers N` starts a worker it restarts with it, so that one serves as its
+    siblings do: on their store, with their /metrics, behind their listeners."""
+    if ProxyProcess._cannot_apply(current.listen.tls, new.listen.tls) is not None:
+        return None
+    kept = current.listen
+    listen = replace(new.listen, http=kept.http, grpc=kept.grpc, admin=kept.admin)
+    telemetry = replace(new.telemetry, metrics=current.telemetry.metrics)
+    lineage = replace(new.lineage, **{name: getattr(current.lineage, name) for name in _LINEAGE_AT_START})
+    return replace(new, listen=listen, telemetry=telemetry, lineage=lineage)
 
 
 def _secret(setting: str, path: str | None) -> bytes | None:

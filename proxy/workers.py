@@ -3,9 +3,16 @@
 Signals: SIGTERM/SIGINT drain in-flight calls and exit 0; SIGHUP reloads the config (each worker
 validates and swaps it in, or refuses it and keeps the old one); one that comes while a process is still
 starting is held, and the reload done once it serves (`hold_sighup`): its default action would end the
-process. The supervisor restarts a worker that dies unexpectedly. Ports given as 0 are resolved once by
-the supervisor, which holds a bound but not listening SO_REUSEPORT socket (so it takes no connections)
-while workers listen on the same port.
+process. A SIGTERM/SIGINT while a process starts stops it: held until its loop runs (`hold_stop`), then
+the start is abandoned. A forked worker must never run the supervisor's handler, inherited by fork: the
+supervisor blocks these signals from just before a fork until the worker is in its list (so a signal
+also reaches a worker it is starting), and the worker unblocks them once its own handlers are in place.
+
+The supervisor restarts a worker that dies unexpectedly, with the config the proxy started with and the
+reloads applied since (`as_reloaded`): what only a restart applies (the lineage store, telemetry.metrics,
+listen addresses) stays as in its siblings. Ports given as 0 are resolved once by the supervisor, which
+holds a bound but not listening SO_REUSEPORT socket (so it takes no connections) while workers listen on
+the same port.
 
 SO_REUSEPORT also lets any other process of the same user join those ports, so before anything binds,
 `claim` checks that nothing listens on each address and holds it against other lineage-proxies until
@@ -35,12 +42,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import BinaryIO
 
-from proxy import metrics
+from proxy import logs, metrics
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
 from proxy.record.store import SchemaTooNew
 from proxy.record.stores import read_errors, shown
-from proxy.server import Bound, ProxyProcess, bind, bound_address
+from proxy.server import Bound, ProxyProcess, as_reloaded, bind, bound_address
 
 log = logging.getLogger("lineage_proxy")
 
@@ -53,11 +60,16 @@ class ListenError(StartupError):
 
 
 _held_sighup = False
+_held_stop = False
+_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)  # what the supervisor blocks while it forks
 
 
 def _hold(signum: int, frame: object) -> None:
-    global _held_sighup
-    _held_sighup = True
+    global _held_sighup, _held_stop
+    if signum == signal.SIGHUP:
+        _held_sighup = True
+    else:
+        _held_stop = True
 
 
 def hold_sighup() -> None:
@@ -65,9 +77,22 @@ def hold_sighup() -> None:
     signal.signal(signal.SIGHUP, _hold)
 
 
+def hold_stop() -> None:
+    """From now until the loop handles them, a SIGTERM or SIGINT is held (the process stops once its loop
+    runs) rather than running a handler inherited by fork, or ending the process where it is."""
+    signal.signal(signal.SIGTERM, _hold)
+    signal.signal(signal.SIGINT, _hold)
+
+
 def _take_held_sighup() -> bool:
     global _held_sighup
     held, _held_sighup = _held_sighup, False
+    return held
+
+
+def _take_held_stop() -> bool:
+    global _held_stop
+    held, _held_stop = _held_stop, False
     return held
 
 
@@ -225,12 +250,20 @@ async def start_process(process: ProxyProcess, *, reuse_port: bool = False) -> B
 async def _serve(
     config_path: str, config: Config, ports: Bound | None, ready: Connection | None, claims: list[Claim]
 ) -> int:
-    process = open_process(config, reuse_port=ports is not None, ports=ports)
-    bound = await start_process(process, reuse_port=ports is not None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    if _take_held_stop():
+        stop.set()
+    if stop.is_set():
+        log.info("stopping before serving")
+        return 0
+    process = open_process(config, reuse_port=ports is not None, ports=ports)
+    bound = await _start_unless_stopped(process, stop, reuse_port=ports is not None)
+    if bound is None:
+        log.info("stopping before serving")
+        return 0
     loop.add_signal_handler(signal.SIGHUP, lambda: process.reload(config_path))
     if ready is not None:
         log.info("serving %s", bound.describe())
@@ -248,6 +281,24 @@ async def _serve(
     return 0
 
 
+async def _start_unless_stopped(process: ProxyProcess, stop: asyncio.Event, *, reuse_port: bool) -> Bound | None:
+    """start_process(process), or None when `stop` is set first (it may wait seconds for upstreams'
+    metadata): the start is abandoned and what did start is stopped."""
+    starting = asyncio.ensure_future(start_process(process, reuse_port=reuse_port))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((starting, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not stop.is_set():
+        return starting.result()
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting  # a StartupError it ended with is still said
+    await process.stop()
+    return None
+
+
 def announce(bound: Bound) -> None:
     """The one line scripts and tests wait for: the proxy is serving, on these addresses."""
     print(f"lineage-proxy ready {bound.describe()}", flush=True)
@@ -257,6 +308,7 @@ def announce(bound: Bound) -> None:
 def run_single(config_path: str, config: Config) -> int:
     """Serve in this process. Raises StartupError when it cannot start."""
     hold_sighup()
+    hold_stop()
     install_uvloop()
     claims = claim(config)
     try:
@@ -266,10 +318,21 @@ def run_single(config_path: str, config: Config) -> int:
 
 
 def _worker_main(
-    config_path: str, config: Config, ports: Bound, ready: Connection, metrics_dir: str, claims: list[Claim]
+    config_path: str,
+    config: Config,
+    ports: Bound,
+    ready: Connection,
+    metrics_dir: str,
+    claims: list[Claim],
+    logging_changed: bool,
 ) -> None:
+    # forked with _SIGNALS blocked (`spawn`) and the supervisor's handler in place: ours first
+    hold_sighup()
+    hold_stop()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     release(claims)  # the supervisor's, inherited by fork: it holds them, and lets go when it stops
-    hold_sighup()  # until the loop installs its own handler (the supervisor's was inherited by fork)
+    if logging_changed:  # by a reload since the proxy started: as its siblings log now
+        logs.configure(config.logging)
     metrics.share(metrics_dir)  # a scrape of any worker sums every worker's series
     install_uvloop()
     try:
@@ -288,6 +351,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     stopped).
     """
     hold_sighup()  # until `on_signal` is installed
+    hold_stop()
     claims = claim(config)
     reserved: dict[str, socket.socket] = {}
     try:
@@ -304,15 +368,29 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     children: dict[int, multiprocessing.process.BaseProcess] = {}
     stopping = False
     failed = False
+    # what a worker started now runs: `config` with the reloads applied since, as the workers apply them
+    # (restart-only settings as they were, a reload the workers refuse left out)
+    running = config
 
     def spawn(index: int) -> str | None:
-        """Start worker `index` and wait for it to serve; None, or why it could not start."""
+        """Start worker `index` and wait for it to serve; None, or why it could not start (or that it
+        stopped before serving, when the proxy is stopping)."""
         receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_worker_main, args=(config_path, config, ports, send, metrics_dir, claims),
-                                name=f"worker-{index}")  # fmt: skip
-        child.start()
+        # a signal now would miss a worker forked but not yet in `children` (and a reload would miss its
+        # config); one in the child before its own handlers are in would run `on_signal` there
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # runs those already pending
+        try:
+            if stopping:
+                send.close()
+                receive.close()
+                return None
+            args = (config_path, running, ports, send, metrics_dir, claims, running.logging != config.logging)
+            child = context.Process(target=_worker_main, args=args, name=f"worker-{index}")
+            child.start()
+            children[index] = child
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         send.close()
-        children[index] = child
         error = None
         if receive.poll(60):
             try:
@@ -331,12 +409,14 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 os.kill(child.pid, signum)
 
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping, config
+        nonlocal stopping, running
         if signum == signal.SIGHUP:
-            try:
-                config = load(config_path)  # workers validate and log themselves; this keeps restarts current
+            try:  # the workers validate and log it themselves; this keeps restarts where they are
+                reloaded = as_reloaded(running, load(config_path))
             except ConfigError:
-                pass
+                reloaded = None
+            if reloaded is not None:
+                running = reloaded
         else:
             stopping = True
             release(claims)  # the workers stop accepting now: a new proxy may start while they drain
@@ -345,18 +425,24 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
-    if _take_held_sighup():
-        on_signal(signal.SIGHUP, None)  # the config is read again; no worker has started yet
+    held_sighup = _take_held_sighup()  # taken before any fork: a worker would inherit it
+    if _take_held_stop():
+        on_signal(signal.SIGTERM, None)
     try:
         for index in range(1, workers + 1):
             error = spawn(index)
+            if stopping:
+                break  # the workers started stop, and are waited for below
             if error is not None:
                 stopping = True
                 signal_children(signal.SIGTERM)
                 for child in children.values():
                     child.join(config.limits.drain_timeout_s + 5)
                 raise StartupError(error)
-        announce(ports)
+        if not stopping:
+            announce(ports)
+            if held_sighup:  # a reload, now that the workers serve (they warn of what it cannot apply)
+                on_signal(signal.SIGHUP, None)
         while children:
             for index, child in list(children.items()):
                 child.join(0.2)
@@ -369,7 +455,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                     continue
                 log.error("worker-%d exited with %s; restarting it", index, child.exitcode)
                 error = spawn(index)
-                if error is not None:
+                if error is not None and not stopping:
                     log.error("%s; not restarting it again", error)
                     children.pop(index).join(5)
                     failed = True
