@@ -2,17 +2,15 @@
 
     python -m benchmarks.work [--calls 200] [--baseline TREE] [--top 12]
 
-On this shared 2-vCPU VM the same code's CPU per call drifts by ±30 % between runs (benchmarks/README.md),
-so a change of a few percent cannot be told from noise by timing it. The CPython interpreter runs a
-call's Python one instruction at a time (perf: about 80 % of the proxy's CPU is libpython), so the
-instructions a call runs are its Python work, and their count is the same from run to run. Each hop runs
-as usual, but under a tracer that counts the instructions of every Python frame of every thread
-(`sys.settrace` with `f_trace_opcodes`) between two signals; the same calls are sent through it one at a
-time: the benchmark's ~1 KB chat call (HTTP, the full pipeline: key, zone, five detectors, spans to a live
-receiver, edges in SQLite, metrics) and its small ModelInfer (gRPC); the httptools floor and the grpc.aio
-passthrough count the same calls as references. What it does not count: work in C (orjson, re, hashlib,
-llhttp, grpc's core, the kernel), which per perf is a fifth of the proxy's CPU; so it is a measure of
-the Python a change adds or removes, not of the time a call takes (`benchmarks.run` measures that).
+Each hop runs as usual, but under a tracer that counts the instructions of every Python frame of every
+thread (`sys.settrace` with `f_trace_opcodes`) between two signals; the same calls are sent through it one
+at a time: the benchmark's ~1 KB chat call (HTTP, the full pipeline: key, zone, five detectors, spans to a
+live receiver, edges in SQLite, metrics) and its small ModelInfer (gRPC); the httptools floor and the
+grpc.aio passthrough count the same calls as references. The count is the same from run to run, so it
+shows which Python a call runs and how much, whatever this VM's speed does. It is not a time: instructions
+differ in cost by orders of magnitude, and work in C (orjson, re, hashlib, llhttp, grpc's core, the
+allocator, the kernel) is not counted; a fifth fewer instructions was 3.5-4.7 % less CPU here. Time a
+change with `benchmarks.ab`.
 
 Writes results/work.{md,json}: instructions per call by hop, and the modules that run most of them.
 `--baseline TREE` counts the proxy of another checkout too (`git worktree add TREE REV`).
