@@ -43,6 +43,28 @@ lineage:
 """
 
 
+def streaming_upstream(path: str, body: bytes) -> web.Application:
+    """A vLLM-like upstream: `/v1/models` names model `m`; `path` answers every call with `body` as an
+    event stream, in 64 KiB writes."""
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        reply = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await reply.prepare(request)
+        for at in range(0, len(body), 1 << 16):
+            await reply.write(body[at : at + (1 << 16)])
+        await reply.write_eof()
+        return reply
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post(path, stream)
+    return app
+
+
 def kept(obj: Any, seen: set[int] | None = None) -> int:
     """The bytes an observer holds (its own state, through its slots; not the outcome or the detectors)."""
     seen = set() if seen is None else seen
@@ -140,21 +162,7 @@ def test_what_a_streamed_reply_leaves_in_memory_is_bounded(loop_thread, make_pro
 
     monkeypatch.setattr(MessagesObserver, "finish", measured)
 
-    async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
-
-    async def messages(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        reply = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await reply.prepare(request)
-        for at in range(0, len(body), 1 << 16):
-            await reply.write(body[at : at + (1 << 16)])
-        await reply.write_eof()
-        return reply
-
-    app = web.Application()
-    app.router.add_get("/v1/models", models)
-    app.router.add_post("/v1/messages", messages)
+    app = streaming_upstream("/v1/messages", body)
     request = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with serving(loop_thread, app) as upstream:
         proxy = make_proxy(CONFIG, UPSTREAM=upstream)

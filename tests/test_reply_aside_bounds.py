@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiohttp import web
 
 import proxy.protocols as protocols
 from proxy.config import DetectorSpec
@@ -26,27 +25,8 @@ from proxy.protocols.anthropic import MessagesObserver
 from proxy.protocols.openai import ReplyObserver
 from proxy.protocols.sse import SseObserver
 from tests.harness import serving
-from tests.test_anthropic_stream_bounds import END, START, delta, kept, sse, start, stop
+from tests.test_anthropic_stream_bounds import CONFIG, END, START, delta, kept, sse, start, stop, streaming_upstream
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: engine
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: engine
-policy:
-  anonymous: allow
-  default_purpose: assistant
-zones:
-  - name: personal
-    labels: [pii:email, scan:truncated]
-    allow_purposes: [assistant]
-detectors: [email]
-lineage:
-  store: ${STORE}
-"""
 EMAIL = Detectors((DetectorSpec("email"),), 100_000)
 
 
@@ -141,21 +121,7 @@ def test_what_a_reply_leaves_in_memory_and_to_scan_at_its_end_is_bounded(
     for kind in (MessagesObserver, ReplyObserver):
         monkeypatch.setattr(kind, "finish", lambda self, finish=kind.finish: measured(self, finish))
 
-    async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
-
-    async def reply(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        streamed = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await streamed.prepare(request)
-        for at in range(0, len(body), 1 << 16):
-            await streamed.write(body[at : at + (1 << 16)])
-        await streamed.write_eof()
-        return streamed
-
-    app = web.Application()
-    app.router.add_get("/v1/models", models)
-    app.router.add_post(path, reply)
+    app = streaming_upstream(path, body)
     request = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with serving(loop_thread, app) as upstream:
         proxy = make_proxy(CONFIG, UPSTREAM=upstream)
@@ -373,20 +339,7 @@ def test_an_address_in_a_blocks_start_labels_the_streamed_reply(
     first, deltas, _ = STARTS[kind]
     body = message_stream(first, deltas)
 
-    async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
-
-    async def messages(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        reply = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await reply.prepare(request)
-        await reply.write(body)
-        await reply.write_eof()
-        return reply
-
-    app = web.Application()
-    app.router.add_get("/v1/models", models)
-    app.router.add_post("/v1/messages", messages)
+    app = streaming_upstream("/v1/messages", body)
     request = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with serving(loop_thread, app) as upstream:
         proxy = make_proxy(CONFIG, UPSTREAM=upstream)

@@ -12,14 +12,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiohttp import web
 
 from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.openai import ResponsesObserver
 from tests.harness import serving
-from tests.test_anthropic_stream_bounds import kept
+from tests.test_anthropic_stream_bounds import kept, streaming_upstream
 from tests.test_reply_aside_bounds import CONFIG, sha
 
 
@@ -135,21 +134,7 @@ def test_what_a_streamed_reply_leaves_in_memory_and_to_scan_at_its_end_is_bounde
     monkeypatch.setattr(Detectors, "scan", counting)
     monkeypatch.setattr(ResponsesObserver, "finish", measured)
 
-    async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
-
-    async def responses(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        reply = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await reply.prepare(request)
-        for at in range(0, len(body), 1 << 16):
-            await reply.write(body[at : at + (1 << 16)])
-        await reply.write_eof()
-        return reply
-
-    app = web.Application()
-    app.router.add_get("/v1/models", models)
-    app.router.add_post("/v1/responses", responses)
+    app = streaming_upstream("/v1/responses", body)
     request = {"model": "m", "stream": True, "input": "hi"}
     with serving(loop_thread, app) as upstream:
         proxy = make_proxy(CONFIG, UPSTREAM=upstream)

@@ -190,15 +190,7 @@ class MessagesObserver(SseObserver):
     def _read_later(self) -> None:
         """The open block is over: the text kept for later is read, each block's in block order; the last
         stays open."""
-        later = self._later
-        self._text.end_piece()
-        indices = sorted(later)
-        for index in indices:
-            if index != indices[0]:
-                self._text.end_piece()
-            for piece in later[index]:
-                self._text.add(piece)
-        self._block = indices[-1]
+        self._block = self.read_waiting(self._later)
         self._closed = False
         self._later = {}
         self._room = self.detectors.max_chars

@@ -264,15 +264,8 @@ class ReplyObserver(SseObserver):
     def _read_later(self) -> None:
         """What waits is past its room: the text read as it came is over, what waits is read, each choice's
         in index order, and the last choice read is the one whose turn it is."""
-        later = self._later
-        self._text.end_piece()
-        indices = sorted(later)
-        for index in indices:
-            if index != indices[0]:
-                self._text.end_piece()
-            self._text.add(later[index].decode("utf-8", "surrogatepass"))
-        self._turn = self._choice = indices[-1]
-        self._finished = bool(self._reasons.get(indices[-1]))
+        last = self._turn = self._choice = self.read_waiting(self._later)
+        self._finished = bool(self._reasons.get(last))
         self._later = {}
         self._room = self.detectors.max_chars
 
@@ -467,15 +460,8 @@ class ResponsesObserver(SseObserver):
     def _read_later(self) -> None:
         """What waits is past its room (or the stream is over): the open item's text is over, what waits is
         read, each item's in item order, and the last item read is the open one."""
-        later = self._later
-        self._text.end_piece()
-        indices = sorted(later)
-        for index in indices:
-            if index != indices[0]:
-                self._text.end_piece()
-            self._text.add(later[index].decode("utf-8", "surrogatepass"))
-        self._item = indices[-1]
-        self._closed = indices[-1] in self._finished
+        last = self._item = self.read_waiting(self._later)
+        self._closed = last in self._finished
         self._later = {}
         self._order = []
         self._finished = set()

@@ -120,6 +120,25 @@ class SseObserver:
             if isinstance(usage.get(output_key), int):
                 self.outcome.output_tokens = usage[output_key]
 
+    def read_waiting(self, later: dict[int, list[str]] | dict[int, bytearray]) -> int:
+        """Text of later outputs that waited for the one being read (an output that streams while an
+        earlier one is still open): the output read so far is over, then each output's waiting text is read
+        as a piece of its own, in index order (bytes kept as UTF-8). Returns the last index read, the
+        output now open."""
+        text = self._text
+        text.end_piece()
+        indices = sorted(later)
+        for index in indices:
+            if index != indices[0]:
+                text.end_piece()
+            waiting = later[index]
+            if isinstance(waiting, bytearray):
+                text.add(waiting.decode("utf-8", "surrogatepass"))
+            else:
+                for piece in waiting:
+                    text.add(piece)
+        return indices[-1]
+
     # -- what a subclass reads
 
     def whole(self, reply: dict[str, Any]) -> None:
