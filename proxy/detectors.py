@@ -436,10 +436,12 @@ class Detectors:
             else:
                 finders.append((label, _custom(re.compile(spec.pattern)), b"", 0, b""))
         self._finders = tuple(finders)
-        # the finders by the class byte every match of theirs contains: a text without it skips them all at once
-        groups: dict[bytes, list[tuple[str, Finder, int, bytes]]] = {}
+        # the finders by the class byte every match of theirs contains: a text without it skips them all at once.
+        # A byte is looked for as an int (a memchr: ~50 ns for a kilobyte, where `b"0" in` took ~400); a custom
+        # pattern's group (None) always runs
+        groups: dict[int | None, list[tuple[str, Finder, int, bytes]]] = {}
         for label, finder, needs, fewest_digits, run in finders:
-            groups.setdefault(needs, []).append((label, finder, fewest_digits, run))
+            groups.setdefault(needs[0] if needs else None, []).append((label, finder, fewest_digits, run))
         self._groups = tuple((needs, tuple(group)) for needs, group in groups.items())
         self.max_chars = max_chars
 
@@ -467,15 +469,15 @@ class Detectors:
         classes = t.classes
         digits = -1  # counted once, when a finder asks
         for needs, group in self._groups:
-            if needs not in classes:
+            if needs is not None and needs not in classes:
                 continue
             for label, finder, fewest_digits, run in group:
                 if label in found:
                     continue
                 if fewest_digits:
                     if digits < 0:
-                        digits = classes.count(b"0")
-                    if digits < fewest_digits or run not in classes:
+                        digits = classes.count(48)  # b"0": the digits
+                    if digits < fewest_digits or (run and classes.find(run) < 0):
                         continue
                 if next(finder(t), None) is not None:
                     found.add(label)
