@@ -14,11 +14,11 @@ does not list is remembered as such (bounded) and not asked about again until a 
 one metadata request each and keep no other caller's model out, and a round asks only the names waiting,
 not every model again (the names kept are read again every `discovery_interval_s`).
 
-Some upstreams answer names their metadata does not list, and their model list says so: a server that
-loads one model answers every name with it (llama.cpp's llama-server, llama-cpp-python: `_answers_any_name`),
-and Ollama answers `llama3` with the `llama3:latest` it lists. A name they answer so resolves to the
-checkpoint that really serves it (`_Unlisted`), so the record names those weights, not the name the call
-made up, and `block` decides on them. Any other name a model list does not name stays unknown.
+Some upstreams answer names their metadata does not list, and their metadata says so (a server that loads
+one model answers every name with it; Ollama answers `llama3` with the `llama3:latest` it lists): their
+dialect's catalog resolves such names to the checkpoint that really serves them (proxy/protocols/openai.py,
+`Dialect.discover`), so the record names those weights, not the name the call made up, and `block` decides
+on them. Any other name the metadata does not name stays unknown.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown
@@ -49,7 +48,6 @@ MODELS_KEPT = 1024  # names the metadata listed, kept fresh per upstream besides
 ABSENT_KEPT = 1024  # names the metadata did not list, remembered per upstream (the oldest forgotten first)
 NEW_PER_ROUND = 64  # names calls asked for, asked about in one round of an upstream's metadata at most
 WAITING_PER_CALLER = 16  # names one caller asked for, waiting to be asked about at most (per upstream)
-MODEL_LIST = "/v1/models"  # the OpenAI-compatible model list: its entries say which server wrote them
 LEARNING = ""  # who waits for the names forwarded calls ask for (to name their checkpoint in the record)
 
 
@@ -158,7 +156,7 @@ class CheckpointBook:
         is not known yet. The metadata is asked again (the model wanted, or discovery woken, at most once
         every `NUDGE_GAP_S`). A model the metadata was asked about and does not list is not known either:
         it may have been loaded since (a LoRA adapter, a Triton model), or the upstream answers it in a
-        way its model list does not say (a one-model server `_answers_any_name` does not recognise)."""
+        way its model list does not say (a one-model server its dialect does not recognise)."""
         name = upstream.name
         known = self._known[name]
         queued = self.want(upstream, model, caller, NUDGE_GAP_S)
@@ -256,16 +254,15 @@ class CheckpointBook:
             asked |= self._routed.get(name, frozenset()) | known.listed.keys()
         known.due = False
         self._quiet_until[name] = math.inf  # being asked: a refused call need not wake it
-        listing = _Listing(self._fetch)
         try:
-            catalog = await DIALECTS[upstream.protocol].discover(upstream, listing.fetch, asked)
+            catalog = await DIALECTS[upstream.protocol].discover(upstream, self._fetch, asked)
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
             if self.reachable.get(name, True) or not self.probed[name]:
                 log.warning("upstream %s: metadata not reachable: %s", name, exc or type(exc).__name__)
         else:
             ok = True
-            known.answered(_with_unlisted(catalog, listing.body), asked, taken, full)
+            known.answered(catalog, asked, taken, full)
         if ok and not self.reachable[name]:
             log.info("upstream %s: reachable", name)
         self.reachable[name] = ok
@@ -327,84 +324,3 @@ class CheckpointBook:
 def _reached(upstream: Upstream) -> tuple[str | None, str | None, str]:
     """What makes two configs' upstreams the same server speaking the same dialect."""
     return upstream.url, upstream.grpc, upstream.protocol
-
-
-class _Listing:
-    """The transports' `Fetch` for one round of discovery, keeping the model list (`MODEL_LIST`) the
-    dialect read: what says whether the upstream answers names it does not list (no second request)."""
-
-    __slots__ = ("_get", "body", "fetch")
-
-    def __init__(self, fetch: Fetch) -> None:
-        self._get = fetch.get_json
-        self.body: Any = None
-        self.fetch = Fetch(self._read, fetch.model_metadata)
-
-    async def _read(self, upstream: Upstream, path: str) -> Any:
-        body = await self._get(upstream, path)
-        if path == MODEL_LIST:
-            self.body = body
-        return body
-
-
-class _Unlisted:
-    """A catalog that also answers the names its upstream serves without listing them: any name (and a
-    call naming none) with `sole`, the checkpoint of a server that loads one model; an untagged Ollama
-    name with the checkpoint of its `:latest` (`untagged`)."""
-
-    __slots__ = ("_catalog", "_sole", "_untagged")
-
-    def __init__(self, catalog: Catalog, sole: Checkpoint | None, untagged: dict[str, Checkpoint]) -> None:
-        self._catalog, self._sole, self._untagged = catalog, sole, untagged
-
-    def resolve(self, model: str, version: str | None) -> Checkpoint | None:
-        found = self._catalog.resolve(model, version)
-        if found is None:
-            found = self._untagged.get(model, self._sole)
-        return found
-
-
-def _with_unlisted(catalog: Catalog, listing: Any) -> Catalog:
-    """`catalog`, also answering the names its upstream serves without listing them where its model list
-    says how (`_Unlisted`); else `catalog` itself, so resolving costs nothing more. One model listed,
-    by a server `_answers_any_name`: every name is that model. An entry `NAME:latest` that Ollama wrote
-    (its `owned_by` is the namespace Ollama gives NAME), with NAME itself not listed: NAME is it, as
-    Ollama resolves a name without a tag (in a list of any length). Otherwise a list names nothing it does
-    not list: several models listed are never taken to answer other names."""
-    data = listing.get("data") if isinstance(listing, dict) else None
-    if not isinstance(data, list):
-        return catalog
-    entries = [entry for entry in data if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
-    sole = None
-    if len(data) == 1 and len(entries) == 1 and _answers_any_name(entries[0]):
-        sole = catalog.resolve(entries[0]["id"], None)
-    listed = {entry["id"] for entry in entries}
-    untagged: dict[str, Checkpoint] = {}
-    for entry in entries:
-        name, _, tag = entry["id"].rpartition(":")
-        if tag == "latest" and name and name not in listed and entry.get("owned_by") == _ollama_namespace(name):
-            found = catalog.resolve(entry["id"], None)
-            if found is not None:
-                untagged[name] = found
-    return _Unlisted(catalog, sole, untagged) if sole is not None or untagged else catalog
-
-
-def _answers_any_name(entry: dict[str, Any]) -> bool:
-    """Whether a model list's only entry is one a server that loads one model, and answers every call
-    with it whatever model the call names, writes: llama.cpp's llama-server (`owned_by: llamacpp` with
-    the model's `meta`; in router mode, which loads models by name and refuses names it does not have,
-    its entries carry a `status` and no `meta`), llama-cpp-python (`owned_by: me`, `permissions`). With
-    several models listed none is taken (llama-cpp-python answers other names with its first: not relied on)."""
-    owner = entry.get("owned_by")
-    if owner == "llamacpp":
-        return isinstance(entry.get("meta"), dict) and "status" not in entry
-    return owner == "me" and isinstance(entry.get("permissions"), list)
-
-
-def _ollama_namespace(name: str) -> str | None:
-    """The namespace Ollama writes as `owned_by` for a model name, `[host/][namespace/]model`
-    (`library` when it names none); None for a name Ollama would not parse."""
-    parts = name.split("/")
-    if len(parts) == 1:
-        return "library"
-    return parts[-2] if len(parts) <= 3 else None

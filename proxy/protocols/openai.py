@@ -554,20 +554,23 @@ ENGINES = {"vllm": "vllm", "llamacpp": "llama.cpp", "llama.cpp": "llama.cpp", "t
 
 class Dialect:
     """`/v1/models` (vLLM: `root` = the weights, `parent` for LoRA adapters), then TGI's `/info`
-    (`model_id@model_sha`, the exact weights; vLLM answers 404)."""
+    (`model_id@model_sha`, the exact weights; vLLM answers 404). Names the list does not hold are named
+    where the list says what serves them (`_unlisted`)."""
 
     async def discover(self, upstream: Upstream, fetch: Fetch, models: frozenset[str]) -> ServedModels:
         body = await fetch.get_json(upstream, "/v1/models")
+        data = body.get("data") if isinstance(body, dict) else None
+        data = data if isinstance(data, list) else []
+        entries = [entry for entry in data if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
         served: dict[str, Checkpoint] = {}
-        for entry in body.get("data", []) if isinstance(body, dict) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                root, parent = entry.get("root"), entry.get("parent")
-                served[entry["id"]] = Checkpoint(
-                    str(root) if isinstance(root, str) else str(entry["id"]),
-                    UPSTREAM,
-                    parent if isinstance(parent, str) else None,
-                    ENGINES.get(str(entry.get("owned_by", "")).lower()),
-                )
+        for entry in entries:
+            root, parent = entry.get("root"), entry.get("parent")
+            served[entry["id"]] = Checkpoint(
+                str(root) if isinstance(root, str) else str(entry["id"]),
+                UPSTREAM,
+                parent if isinstance(parent, str) else None,
+                ENGINES.get(str(entry.get("owned_by", "")).lower()),
+            )
         try:
             info = await fetch.get_json(upstream, "/info")
         except Exception:
@@ -577,7 +580,44 @@ class Dialect:
             name = f"{info['model_id']}@{sha}" if isinstance(sha, str) and sha else info["model_id"]
             served = {model: Checkpoint(name, UPSTREAM, provider="tgi") for model in served}
             served["*"] = Checkpoint(name, UPSTREAM, provider="tgi")
+        _unlisted(data, entries, served)
         return ServedModels(served)
+
+
+def _unlisted(data: list[Any], entries: list[dict[str, Any]], served: dict[str, Checkpoint]) -> None:
+    """Add to `served` the names the upstream answers though its model list does not hold them, where the
+    list says how. One model listed, by a server that `_answers_any_name`: every name (and a call naming
+    none) is that model (`*`). An entry `NAME:latest` that Ollama wrote (its `owned_by` is the namespace
+    Ollama gives NAME), with NAME itself not listed: NAME is it, as Ollama resolves a name without a tag
+    (in a list of any length). Otherwise a list names nothing it does not hold: several models listed are
+    never taken to answer other names."""
+    if len(data) == 1 and len(entries) == 1 and "*" not in served and _answers_any_name(entries[0]):
+        served["*"] = served[entries[0]["id"]]
+    for entry in entries:
+        name, _, tag = entry["id"].rpartition(":")
+        if tag == "latest" and name and name not in served and entry.get("owned_by") == _ollama_namespace(name):
+            served[name] = served[entry["id"]]
+
+
+def _answers_any_name(entry: dict[str, Any]) -> bool:
+    """Whether a model list's only entry is one a server that loads one model, and answers every call
+    with it whatever model the call names, writes: llama.cpp's llama-server (`owned_by: llamacpp` with
+    the model's `meta`; in router mode, which loads models by name and refuses names it does not have,
+    its entries carry a `status` and no `meta`), llama-cpp-python (`owned_by: me`, `permissions`). With
+    several models listed none is taken (llama-cpp-python answers other names with its first: not relied on)."""
+    owner = entry.get("owned_by")
+    if owner == "llamacpp":
+        return isinstance(entry.get("meta"), dict) and "status" not in entry
+    return owner == "me" and isinstance(entry.get("permissions"), list)
+
+
+def _ollama_namespace(name: str) -> str | None:
+    """The namespace Ollama writes as `owned_by` for a model name, `[host/][namespace/]model`
+    (`library` when it names none); None for a name Ollama would not parse."""
+    parts = name.split("/")
+    if len(parts) == 1:
+        return "library"
+    return parts[-2] if len(parts) <= 3 else None
 
 
 ADAPTER = Adapter()
