@@ -170,7 +170,10 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
                 log.error("reload: the gRPC listener could not start with the new listen.tls or limits and keeps "
                           "its old ones (restart to apply them): %s", exc)  # fmt: skip
                 return
-            retiring = asyncio.ensure_future(self._retire(old, generation, grace_s, "reload"))
+            graceful = asyncio.ensure_future(old.stop(_UNTIL_CUT_S))
+            await asyncio.sleep(0)  # its first step: the old server stops accepting and sends GOAWAY, before the
+            # reload is done (a call made after it goes to the new server, never to one about to refuse it)
+            retiring = asyncio.ensure_future(self._retire(old, generation, grace_s, "reload", graceful))
             self._retiring.add(retiring)
             retiring.add_done_callback(self._retiring.discard)
 
@@ -183,10 +186,14 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         retiring = [*self._retiring, *current]
         await asyncio.gather(*retiring, return_exceptions=True)
 
-    async def _retire(self, server: grpc.aio.Server, generation: int, grace_s: float, why: str) -> None:
+    async def _retire(
+        self, server: grpc.aio.Server, generation: int, grace_s: float, why: str,
+        graceful: asyncio.Future[None] | None = None,
+    ) -> None:  # fmt: skip
         # grpc's own grace would cancel the calls left without saying so, and each would be recorded as its
         # client's leaving: the ingress keeps the time itself, marks the cut, then has grpc cancel them
-        graceful = asyncio.ensure_future(server.stop(_UNTIL_CUT_S))
+        if graceful is None:
+            graceful = asyncio.ensure_future(server.stop(_UNTIL_CUT_S))
         await asyncio.wait((graceful,), timeout=grace_s)
         before = self._cut
         if not graceful.done():
