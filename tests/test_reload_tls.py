@@ -391,7 +391,9 @@ def test_an_open_grpc_connection_does_not_outlive_a_client_ca_change(
         assert live(pki, proxy, pki.glasses1, channel) == ADMITTED
         assert reload(proxy, loop_thread, tmp_path / "ca2.yaml", config(pki, pki.ca2, require=True, grpc=True),
                       UPSTREAM=upstream, STORE=str(tmp_path / "lineage.db"))  # fmt: skip
-        assert live(pki, proxy, pki.glasses1, channel) == grpc.StatusCode.UNAVAILABLE  # a new handshake, refused
+        # a new handshake, refused (UNAVAILABLE); or, when the call went out on the old connection before the
+        # client read its GOAWAY, grpc's transport held it unhandled and cancelled it at the drain's end (README)
+        assert live(pki, proxy, pki.glasses1, channel) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
     assert live(pki, proxy, pki.glasses2) == ADMITTED
 
 
