@@ -21,26 +21,7 @@ from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.anthropic import MessagesObserver
 from tests.harness import serving
-
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: engine
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: engine
-policy:
-  anonymous: allow
-  default_purpose: assistant
-zones:
-  - name: personal
-    labels: [pii:email, scan:truncated]
-    allow_purposes: [assistant]
-detectors: [email]
-lineage:
-  store: ${STORE}
-"""
+from tests.ingress.test_model_output_labels import CONFIG
 
 
 def streaming_upstream(path: str, body: bytes) -> web.Application:

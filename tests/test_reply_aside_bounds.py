@@ -25,6 +25,7 @@ from proxy.protocols.anthropic import MessagesObserver
 from proxy.protocols.openai import ReplyObserver
 from proxy.protocols.sse import SseObserver
 from tests.harness import serving
+from tests.ingress.test_model_output_labels import stored_output_labels
 from tests.test_anthropic_stream_bounds import CONFIG, END, START, delta, kept, sse, start, stop, streaming_upstream
 
 EMAIL = Detectors((DetectorSpec("email"),), 100_000)
@@ -347,11 +348,5 @@ def test_an_address_in_a_blocks_start_labels_the_streamed_reply(
                           headers={"x-data-labels": "flow-start"}) as streamed:  # fmt: skip
             assert streamed.status_code == 200 and streamed.read() == body
         loop_thread.run(proxy.process.runtime.sinks.flush())
-    from proxy.record.store import SqliteStore, split_labels
-
-    store = SqliteStore(tmp_path / "lineage.db", readonly=True)
-    try:
-        found = {r.key.input_labels: split_labels(r.key.output_labels) for r in store.rows()}
-    finally:
-        store.close()
+    found = stored_output_labels(tmp_path / "lineage.db")
     assert found["flow-start"] == ["flow-start", "pii:email"]

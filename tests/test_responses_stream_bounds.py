@@ -19,7 +19,7 @@ from proxy.flow import Outcome
 from proxy.protocols.openai import ResponsesObserver
 from tests.harness import serving
 from tests.test_anthropic_stream_bounds import kept, streaming_upstream
-from tests.test_reply_aside_bounds import CONFIG, sha
+from tests.test_reply_aside_bounds import CONFIG, same, sha
 
 
 def sse(events: list[dict[str, Any]]) -> bytes:
@@ -171,10 +171,6 @@ def observed(detectors: Detectors, events: list[dict[str, Any]] | None = None, w
             most = max(most, kept(observer))
     observer.finish()
     return outcome, most
-
-
-def same(a: Outcome, b: Outcome) -> None:
-    assert (a.output_digest, a.output_detected, a.content) == (b.output_digest, b.output_detected, b.content)
 
 
 @pytest.mark.parametrize("finishing", [(0, 1, 2), (2, 1, 0), (1, 2, 0), (0, 2, 1)])

@@ -152,13 +152,7 @@ def test_what_the_model_writes_beside_its_content_labels_the_reply(proxied, loop
                       headers={"x-data-labels": flow}) as streamed:  # fmt: skip
         assert streamed.status_code == 200 and streamed.read() == REPLIES[path][1]
     loop_thread.run(proxy.process.runtime.sinks.flush())
-    from proxy.record.store import SqliteStore, split_labels
-
-    store = SqliteStore(tmp_path / "lineage.db", readonly=True)
-    try:
-        found = {r.key.input_labels: split_labels(r.key.output_labels) for r in store.rows()}
-    finally:
-        store.close()
+    found = stored_output_labels(tmp_path / "lineage.db")
     assert found[flow] == [flow, "pii:email"]
     assert engine.paths == [path, path]
 
@@ -178,3 +172,14 @@ def test_token_ids_written_as_floats_are_unread(proxied, path: str, raw: bytes) 
                         headers={"content-type": "application/json", "x-purpose": "ads"})  # fmt: skip
     assert denied.status_code == 403 and denied.headers["x-data-labels"] == "scan:truncated"
     assert engine.paths == []
+
+
+def stored_output_labels(store_path: Path) -> dict[str, list[str]]:
+    """The lineage store's edges: output labels by input labels."""
+    from proxy.record.store import SqliteStore, split_labels
+
+    store = SqliteStore(store_path, readonly=True)
+    try:
+        return {r.key.input_labels: split_labels(r.key.output_labels) for r in store.rows()}
+    finally:
+        store.close()
