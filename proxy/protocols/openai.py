@@ -303,12 +303,10 @@ class ReplyObserver(SseObserver):
     def done(self) -> None:
         if len(self._reasons) > 1:
             self.outcome.finish_reasons = tuple(self._reasons[index] for index in sorted(self._reasons))
+        if self._later:  # what still waits, in index order
+            self.read_waiting(self._later)
         if self._later or self.outcome.first_token_ns:
             self._text.end_piece()
-            later = self._later
-            for index in sorted(later):  # what still waits, in index order
-                self._text.add(later[index].decode("utf-8", "surrogatepass"))
-                self._text.end_piece()
 
 
 # streamed output: the deltas of an item's text (a whole reply's content parts: a message's text, a reasoning
