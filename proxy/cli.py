@@ -51,8 +51,11 @@ def _fail(message: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    # a SIGHUP (a reload) before the proxy serves must not end it: ignored while the config loads (a reload
-    # would read the same file), then held until the serving loop applies it (`hold_sighup`)
+    # a SIGTERM/SIGINT before the proxy serves must not end it where it is (claims, a supervisor without its
+    # workers): blocked while the config loads and modules import, then held (`hold_stop`) and the start
+    # abandoned as soon as it can be. A SIGHUP (a reload) must not end it either: ignored while the config
+    # loads (a reload would read the same file), then held until the serving loop applies it (`hold_sighup`)
+    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _setup_logging(args.log_level or "info", "proxy" if args.workers == 1 else "supervisor")
     config = _load(args.config)

@@ -3,16 +3,18 @@
 Signals: SIGTERM/SIGINT drain in-flight calls and exit 0; SIGHUP reloads the config (each worker
 validates and swaps it in, or refuses it and keeps the old one); one that comes while a process is still
 starting is held, and the reload done once it serves (`hold_sighup`): its default action would end the
-process. A SIGTERM/SIGINT while a process starts stops it: held until its loop runs (`hold_stop`), then
-the start is abandoned. A forked worker must never run the supervisor's handler, inherited by fork: the
-supervisor blocks these signals from just before a fork until the worker is in its list (so a signal
-also reaches a worker it is starting), and the worker unblocks them once its own handlers are in place.
+process. A SIGTERM/SIGINT while a process starts stops it: blocked from the moment `serve` runs
+(`cmd_serve`), held once this module is in (`hold_stop`), and the start abandoned as soon as it can be. A
+forked worker must never run the supervisor's handler, inherited by fork: the supervisor blocks these
+signals from just before a fork until the worker is in its list (so a signal also reaches a worker it is
+starting), and the worker unblocks them once its own handlers are in place.
 
-The supervisor restarts a worker that dies unexpectedly, with the config the proxy started with and the
-reloads applied since (`as_reloaded`): what only a restart applies (the lineage store, telemetry.metrics,
-listen addresses) stays as in its siblings. Ports given as 0 are resolved once by the supervisor, which
-holds a bound but not listening SO_REUSEPORT socket (so it takes no connections) while workers listen on
-the same port.
+A worker sent a SIGTERM/SIGINT of its own (not the supervisor's) while it starts stops before serving and
+says so; the supervisor starts it again, as it restarts a worker that exits. The supervisor restarts a
+worker that dies unexpectedly, with the config the proxy started with and the reloads applied since
+(`as_reloaded`): what only a restart applies (the lineage store, telemetry.metrics, listen addresses)
+stays as in its siblings. Ports given as 0 are resolved once by the supervisor, which holds a bound but
+not listening SO_REUSEPORT socket (so it takes no connections) while workers listen on the same port.
 
 SO_REUSEPORT also lets any other process of the same user join those ports, so before anything binds,
 `claim` checks that nothing listens on each address and holds it against other lineage-proxies until
@@ -79,9 +81,11 @@ def hold_sighup() -> None:
 
 def hold_stop() -> None:
     """From now until the loop handles them, a SIGTERM or SIGINT is held (the process stops once its loop
-    runs) rather than running a handler inherited by fork, or ending the process where it is."""
+    runs) rather than running a handler inherited by fork, or ending the process where it is. One that came
+    while they were blocked (`cmd_serve` blocks them until this module is imported) is held now."""
     signal.signal(signal.SIGTERM, _hold)
     signal.signal(signal.SIGINT, _hold)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))
 
 
 def _take_held_sighup() -> bool:
@@ -257,13 +261,11 @@ async def _serve(
     if _take_held_stop():
         stop.set()
     if stop.is_set():
-        log.info("stopping before serving")
-        return 0
+        return _stopped_before_serving(ready)
     process = open_process(config, reuse_port=ports is not None, ports=ports)
     bound = await _start_unless_stopped(process, stop, reuse_port=ports is not None)
     if bound is None:
-        log.info("stopping before serving")
-        return 0
+        return _stopped_before_serving(ready)
     loop.add_signal_handler(signal.SIGHUP, lambda: process.reload(config_path))
     if ready is not None:
         log.info("serving %s", bound.describe())
@@ -278,6 +280,14 @@ async def _serve(
     release(claims)  # the listeners close now: a new proxy may start while this one drains
     log.info("stopping: draining in-flight calls (at most %gs)", process.config.limits.drain_timeout_s)
     await process.stop()
+    return 0
+
+
+def _stopped_before_serving(ready: Connection | None) -> int:
+    log.info("stopping before serving")
+    if ready is not None:  # a worker: the supervisor tells this from a start that failed
+        ready.send(("stopped", ""))
+        ready.close()
     return 0
 
 
@@ -309,6 +319,9 @@ def run_single(config_path: str, config: Config) -> int:
     """Serve in this process. Raises StartupError when it cannot start."""
     hold_sighup()
     hold_stop()
+    if _held_stop:  # it came while `serve` loaded the config: nothing is claimed or bound yet
+        log.info("stopping before serving")
+        return 0
     install_uvloop()
     claims = claim(config)
     try:
@@ -352,6 +365,9 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     """
     hold_sighup()  # until `on_signal` is installed
     hold_stop()
+    if _held_stop:  # it came while `serve` loaded the config: nothing is claimed or bound yet
+        log.info("stopping before serving")
+        return 0
     claims = claim(config)
     reserved: dict[str, socket.socket] = {}
     try:
@@ -372,9 +388,10 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     # (restart-only settings as they were, a reload the workers refuse left out)
     running = config
 
-    def spawn(index: int) -> str | None:
-        """Start worker `index` and wait for it to serve; None, or why it could not start (or that it
-        stopped before serving, when the proxy is stopping)."""
+    def spawn(index: int) -> tuple[str, str]:
+        """Start worker `index` and wait for it to serve: ("ready", ""), ("stopped", "") when it stopped
+        before serving (told to by a signal: the supervisor's, passed on, or one sent to it alone; or the
+        proxy is stopping and it was not started), or ("error", why it could not start)."""
         receive, send = context.Pipe(duplex=False)
         # a signal now would miss a worker forked but not yet in `children` (and a reload would miss its
         # config); one in the child before its own handlers are in would run `on_signal` there
@@ -383,7 +400,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             if stopping:
                 send.close()
                 receive.close()
-                return None
+                return "stopped", ""
             args = (config_path, running, ports, send, metrics_dir, claims, running.logging != config.logging)
             child = context.Process(target=_worker_main, args=args, name=f"worker-{index}")
             child.start()
@@ -391,17 +408,29 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         send.close()
-        error = None
+        outcome = "ready", ""
         if receive.poll(60):
             try:
                 kind, detail = receive.recv()
-                if kind == "error":
-                    error = f"worker-{index}: {detail}"
+                outcome = (kind, f"worker-{index}: {detail}" if kind == "error" else "")
             except EOFError:  # it died before saying anything: its own traceback is on stderr
                 child.join(5)
-                error = f"worker-{index} exited during startup with {child.exitcode}"
+                outcome = "error", f"worker-{index} exited during startup with {child.exitcode}"
         receive.close()
-        return error
+        return outcome
+
+    def stopped_alone(index: int) -> None:
+        """Worker `index` stopped before serving while the proxy is not stopping: a SIGTERM/SIGINT sent to it
+        alone. It is gone once it has said so; it is started again, as a worker that exits is."""
+        log.warning("worker-%d was stopped before it served (a SIGTERM or SIGINT sent to it alone); "
+                    "starting it again", index)  # fmt: skip
+        child = children.pop(index)
+        child.join(config.limits.drain_timeout_s + 5)  # it only has to exit: nothing is in flight
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+        if child.pid is not None:
+            metrics.process_gone(child.pid, metrics_dir)
 
     def signal_children(signum: int) -> None:
         for child in children.values():
@@ -430,10 +459,13 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         on_signal(signal.SIGTERM, None)
     try:
         for index in range(1, workers + 1):
-            error = spawn(index)
+            kind, error = spawn(index)
+            while kind == "stopped" and not stopping:
+                stopped_alone(index)
+                kind, error = spawn(index)
             if stopping:
                 break  # the workers started stop, and are waited for below
-            if error is not None:
+            if kind == "error":
                 stopping = True
                 signal_children(signal.SIGTERM)
                 for child in children.values():
@@ -454,8 +486,11 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 if stopping:
                     continue
                 log.error("worker-%d exited with %s; restarting it", index, child.exitcode)
-                error = spawn(index)
-                if error is not None and not stopping:
+                kind, error = spawn(index)
+                while kind == "stopped" and not stopping:
+                    stopped_alone(index)
+                    kind, error = spawn(index)
+                if kind == "error" and not stopping:
                     log.error("%s; not restarting it again", error)
                     children.pop(index).join(5)
                     failed = True
