@@ -20,11 +20,13 @@ from proxy.config import Upstream
 from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.wire import (
+    ExpectationFailed,
     HttpConnection,
     Request,
     connection_field,
     date_header,
     encode_fields,
+    expectations,
     status_line,
 )
 from proxy.pipeline import Pipeline, PipelineRef
@@ -172,9 +174,9 @@ class HttpIngress:
                                          "data it does not read and decide on")  # fmt: skip
                 await self._data_free(request, conn, ex, pipeline, adapter, target)
                 return
-            if request.header("expect") is not None and not request.expects:
-                raise InvalidRequest(f"unsupported Expect: {request.header('expect')!r} (only 100-continue)",
-                                     param="expect")  # fmt: skip
+            expect = request.header("expect")
+            if expect is not None and not request.expects and expectations(expect):  # 417: one it cannot meet
+                raise ExpectationFailed(f"unsupported Expect: {expect!r} (only 100-continue)", param="expect")
             coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
             body = await conn.body(request)
             read = body if coding is None else _decoded(body, coding, conn.server.max_body_bytes)

@@ -64,6 +64,10 @@ class BodyTimeout(InvalidRequest):
     status = 408
 
 
+class ExpectationFailed(InvalidRequest):
+    status = 417
+
+
 class Request:
     """One parsed request: its line, its header fields as sent (bytes), its body once read."""
 
@@ -79,7 +83,7 @@ class Request:
         self.headers: list[tuple[bytes, bytes]] = []
         self.keep_alive = True
         self.content_length: int | None = None
-        self.expects = False  # `Expect: 100-continue`, not yet answered
+        self.expects = False  # `Expect: 100-continue` (`expectations`), not yet answered
         self.complete = False  # the whole body is in
         self.too_large = False
         self.failed: ProxyError | None = None  # the body's framing was malformed
@@ -298,7 +302,7 @@ class HttpConnection(asyncio.Protocol):
             request.content_length = int(length)  # llhttp has checked it is one number (a second is refused)
         expect = fields.get("expect")
         if expect is not None:
-            request.expects = expect.strip().lower() == "100-continue"
+            request.expects = expectations(expect) == _CONTINUE
         if request.content_length is not None and request.content_length > self.server.max_body_bytes:
             request.too_large = True
         if request.version != "1.1" and request.version != "1.0":  # llhttp reads `HTTP/2.0` (and 0.9) lines too
@@ -605,6 +609,15 @@ def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], int]:
         fields[key] = f"{fields[key]},{text}" if key in fields else text
         hosts += key == "host"
     return fields, hosts
+
+
+def expectations(value: str) -> set[str]:
+    """An Expect field's members, lower-case: a comma list (RFC 9110 10.1.1), sent on one line or several
+    (`_joined`), spaces around a member and empty members dropped. `100-continue` is the only one defined."""
+    return {member.strip(" \t").lower() for member in value.split(",")} - {""}
+
+
+_CONTINUE: Final = {"100-continue"}
 
 
 def _add(parts: list[bytes | bytearray], piece: bytes) -> None:
