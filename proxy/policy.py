@@ -81,15 +81,12 @@ class Policy:
         return self.routes.get(model) or self.fallback
 
     def caller(self, key_sha256: str | None, peer: tuple[str, ...] = ()) -> Caller | None:
-        """The caller owning a key digest, else the one a verified client certificate names (`peer`).
-        The key lookup is on a digest of the secret, not the secret, and the final comparison is
-        constant-time, so timing reveals nothing about valid keys."""
+        """The caller owning a key digest, else the one a verified client certificate names (`peer`):
+        a certificate naming more than one identity (two SPIFFE IDs, or none and two common names)
+        names none, whichever of them a caller has. The key lookup is on a digest of the secret, not
+        the secret, and the final comparison is constant-time, so timing reveals nothing about valid keys."""
         if key_sha256 is None:
-            for identity in peer:
-                found = self.callers_by_identity.get(identity)
-                if found is not None:
-                    return found
-            return None
+            return self.callers_by_identity.get(peer[0]) if len(peer) == 1 else None
         caller = self.callers_by_key.get(key_sha256)
         if caller is None or caller.api_key_sha256 is None:
             return None
@@ -222,6 +219,9 @@ def refuse(decision: Decision, policy: Policy, code: str, rule: str, reason: str
 
 
 def _certificate_note(peer: tuple[str, ...]) -> str:
+    if len(peer) > 1:
+        return (f" (the client certificate names {len(peer)} identities, {peer[0]!r} and {peer[1]!r}"
+                f"{' among them' if len(peer) > 2 else ''}: one that names several identifies no caller)")  # fmt: skip
     return f" (the client certificate {peer[0]!r} names no caller)" if peer else ""
 
 

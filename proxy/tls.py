@@ -4,11 +4,21 @@ the identity a client certificate proves (mTLS callers).
 A caller's identity is its certificate's SPIFFE ID (a `spiffe://` URI SAN, as SPIRE and Istio issue) or,
 for a certificate that carries none, its subject common name as `CN=<name>`; `callers[].tls_identity`
 names one. A certificate with a SPIFFE ID is that workload and nothing else: its common name is free
-text its issuer may copy from a request, so it never identifies such a certificate.
+text its issuer may copy from a request, so it never identifies such a certificate. Only URI SANs are
+SPIFFE IDs: a DNS or e-mail SAN whose text reads `spiffe://…` is a name its issuer may have copied too.
+A certificate naming several identities (two SPIFFE IDs; or none and two common names) identifies no
+caller (`Policy.caller`): an X.509-SVID carries exactly one URI SAN, and which of several names counted
+would otherwise depend on their order and on the listener.
+
+Both listeners hand `_identities` the same two things, read from the certificate by their TLS stack:
+its URI SANs and all its subject's common names (Python's `getpeercert()` on HTTP; grpc's `peer_uri`
+and `x509_subject` on gRPC, whose `x509_subject_alternative_name` mixes every SAN type and whose
+`x509_common_name` is the first common name only).
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
 from collections.abc import Iterable
@@ -97,15 +107,45 @@ def identities_from_peercert(peercert: dict[str, Any] | None) -> tuple[str, ...]
 
 def identities_from_auth_context(auth: dict[str, Iterable[bytes]]) -> tuple[str, ...]:
     """The same from a grpc.aio `context.auth_context()` of a verified peer."""
-    if not auth.get("transport_security_type") or not auth.get("x509_common_name", auth.get("x509_pem_cert")):
+    if not auth.get("transport_security_type"):
         return ()
-    sans = [v.decode() for v in auth.get("x509_subject_alternative_name", ())]
-    names = [v.decode() for v in auth.get("x509_common_name", ())]
-    return _identities(sans, names)
+    uris = [v.decode(errors="replace") for v in auth.get("peer_uri", ())]  # URI SANs only
+    # read only for a certificate without a SPIFFE ID
+    names = (name for subject in auth.get("x509_subject", ()) for name in _subject_common_names(subject))
+    return _identities(uris, names)
 
 
-def _identities(uris: list[str], names: list[str]) -> tuple[str, ...]:
-    """SPIFFE IDs when the certificate has any; only a certificate without one is its common name."""
+# grpc's `x509_subject` is OpenSSL's RFC 2253 form: the last RDN first, `,` between RDNs and `+` within
+# one, each attribute `SN=value` with `,+"\<>;` (and a leading `#` or space, a trailing space) escaped
+# as `\c`, and control and non-ASCII bytes as `\XX`
+_ATTRIBUTE = re.compile(rb"(?:[^,+\\]|\\.)+", re.DOTALL)
+_ESCAPE = re.compile(rb"\\([0-9A-Fa-f]{2}|.)", re.DOTALL)
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    escaped = match[1]
+    return bytes.fromhex(escaped.decode()) if len(escaped) == 2 else escaped
+
+
+_SUBJECTS_KEPT = 1024  # subjects whose common names are remembered: a call's costs one dict lookup
+_subjects: dict[bytes, tuple[str, ...]] = {}
+
+
+def _subject_common_names(subject: bytes) -> tuple[str, ...]:
+    """Every common name in an RFC 2253 subject, in the certificate's order (as `getpeercert()` lists them)."""
+    names = _subjects.get(subject)
+    if names is None:
+        names = tuple(reversed([_ESCAPE.sub(_unescape, part[3:]).decode(errors="replace")
+                                for part in _ATTRIBUTE.findall(subject) if part.startswith(b"CN=")]))  # fmt: skip
+        if len(_subjects) >= _SUBJECTS_KEPT:
+            _subjects.clear()  # bounded: clients with endless distinct certificates cannot grow it
+        _subjects[subject] = names
+    return names
+
+
+def _identities(uris: list[str], names: Iterable[str]) -> tuple[str, ...]:
+    """What a certificate names: its SPIFFE IDs when it has any (from its URI SANs: `uris`), else its
+    common names as `CN=<name>`. More than one identifies no caller (`Policy.caller`)."""
     spiffe = tuple(u for u in uris if u.startswith("spiffe://"))
     return spiffe or tuple(f"CN={n}" for n in names)
 

@@ -47,10 +47,13 @@ def test_a_spiffe_id_hides_the_common_name() -> None:
     assert identities_from_peercert(evil) == ("spiffe://example.org/evil-workload",)
     plain = {"subject": ((("commonName", "glasses-app"),),), "subjectAltName": (("URI", "https://example.org/x"),)}
     assert identities_from_peercert(plain) == ("CN=glasses-app",)  # a URI that is no SPIFFE ID does not count
-    auth = {"transport_security_type": [b"ssl"], "x509_common_name": [b"glasses-app"],
-            "x509_subject_alternative_name": [b"evil.example.org", b"spiffe://example.org/evil-workload"]}  # fmt: skip
+    # what grpc gives: every SAN in x509_subject_alternative_name, the URI SANs alone in peer_uri
+    auth = {"transport_security_type": [b"ssl"], "x509_subject": [b"CN=glasses-app"],
+            "x509_common_name": [b"glasses-app"], "peer_dns": [b"evil.example.org"],
+            "x509_subject_alternative_name": [b"evil.example.org", b"spiffe://example.org/evil-workload"],
+            "peer_uri": [b"spiffe://example.org/evil-workload"]}  # fmt: skip
     assert identities_from_auth_context(auth) == ("spiffe://example.org/evil-workload",)
-    assert identities_from_auth_context({**auth, "x509_subject_alternative_name": []}) == ("CN=glasses-app",)
+    assert identities_from_auth_context({**auth, "peer_uri": []}) == ("CN=glasses-app",)
 
 
 @pytest.fixture

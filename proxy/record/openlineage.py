@@ -28,6 +28,7 @@ import concurrent.futures
 import copy
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -369,7 +370,7 @@ class OpenLineageRecorder:
                     "openlineage: cannot send events to %s (%s); logged once per outage, counts are kept for the "
                     "next snapshot, calls are not slowed",
                     self._target,
-                    exc,
+                    _redacted(str(exc)),
                 )
             return False
         self.counts.add("sent")
@@ -447,7 +448,17 @@ def _iso(epoch: float) -> str:
 
 
 def _describe(transport: Mapping[str, Any]) -> str:
-    """Where events go, for log lines: never the auth or headers a transport config may hold."""
+    """Where events go, for log lines: never the auth or headers a transport config may hold, nor the
+    secret a URL's userinfo may (`http://user:***@host`)."""
     kind = transport.get("type", "?")
     where = transport.get("url") or transport.get("log_file_path") or transport.get("topic") or ""
-    return f"{kind} {where}".strip()
+    return _redacted(f"{kind} {where}".strip())
+
+
+_USERINFO = re.compile(r"//([^/?#\s]*)@")  # a URL's `user:password@` (up to the authority's last `@`)
+
+
+def _redacted(text: str) -> str:
+    """`text` with the password of every URL's userinfo replaced by `***` (a userinfo without one, which
+    may be a token, entirely): for a transport's URL, and for an error that quotes it."""
+    return _USERINFO.sub(lambda m: f"//{m[1].partition(':')[0]}:***@" if ":" in m[1] else "//***@", text)

@@ -1,0 +1,75 @@
+"""An OpenLineage transport URL's password never reaches the log: a real `lineage-proxy serve` whose backend
+refuses its events (401, which requests reports quoting the URL it posted to, userinfo included) logs the
+outage and, at shutdown, the counts it could not send, naming the transport as `http://user:***@host`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from proxy.record.openlineage import _describe
+from tests.harness import LoopThread, ServeProcess, serving
+from tests.servers.vllm_like import SERVED
+
+PASSWORD = "OLPASS-s8-secret"
+
+CONFIG = """
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{{name: llm, url: "${{UPSTREAM}}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+lineage:
+  store: ${{STORE}}
+  openlineage:
+    transport: {{type: http, url: "http://oluser:{password}@127.0.0.1:{port}", retry: {{total: 0}}}}
+"""
+
+
+@pytest.fixture
+def refusing(loop_thread: LoopThread) -> Iterator[int]:
+    """A lineage backend that refuses every event with 401."""
+
+    async def lineage(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=401)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/lineage", lineage)
+    with serving(loop_thread, app) as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
+def test_a_transport_url_s_password_is_in_no_log_line(vllm: Any, refusing: int, tmp_path: Path) -> None:
+    _, upstream = vllm
+    path = tmp_path / "proxy.yaml"
+    path.write_text(CONFIG.format(password=PASSWORD, port=refusing))
+    serve = ServeProcess(str(path), env={"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")})
+    try:
+        reply = httpx.post(f"{serve.url}/v1/chat/completions", timeout=10,
+                           json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        outage = serve.wait_log("cannot send events to")
+        # the transport as `user:***@`, and the error requests raised (which quotes the URL) kept, redacted
+        assert f"http http://oluser:***@127.0.0.1:{refusing} (401 Client Error" in outage, outage
+        assert f"for url: http://oluser:***@127.0.0.1:{refusing}/api/v1/lineage" in outage, outage
+    finally:
+        assert serve.stop() == 0
+    shutdown = serve.wait_log("could not be sent to")
+    assert f"to http http://oluser:***@127.0.0.1:{refusing} before shutdown" in shutdown, shutdown
+    assert not [line for line in serve.stderr if PASSWORD in line], "".join(serve.stderr)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("http://oluser:pw@marquez:5000", "http http://oluser:***@marquez:5000"),
+    ("https://tok3n@marquez:5000/x?y=1", "http https://***@marquez:5000/x?y=1"),  # a bare userinfo may be a token
+    ("http://u:p@ss@marquez:5000", "http http://u:***@marquez:5000"),  # up to the authority's last @
+    ("http://marquez:5000/api?user=a@b", "http http://marquez:5000/api?user=a@b"),  # no userinfo: as written
+])  # fmt: skip
+def test_describe_hides_a_url_s_userinfo_secret(url: str, shown: str) -> None:
+    assert _describe({"type": "http", "url": url, "auth": {"type": "api_key", "apiKey": "k"}}) == shown
+    assert _describe({"type": "file", "log_file_path": "/var/ol.jsonl"}) == "file /var/ol.jsonl"
