@@ -51,6 +51,11 @@ WAITING_PER_CALLER = 16  # names one caller asked for, waiting to be asked about
 LEARNING = ""  # who waits for the names forwarded calls ask for (to name their checkpoint in the record)
 
 
+def metadata_names(upstream: Upstream) -> bool:
+    """Whether `upstream`'s metadata names the checkpoint its calls reach: no pin, a dialect that reads one."""
+    return not upstream.checkpoint and upstream.protocol not in SILENT_DIALECTS
+
+
 class _Known:
     """What one upstream's metadata said, and what it is to be asked. The catalog of the last full round
     (`base`), and for names asked about in a round since, the catalog of that round (`fresh`: a newer
@@ -119,9 +124,7 @@ class CheckpointBook:
         self.reachable: dict[str, bool] = {name: False for name in self._upstreams}
         self.probed: dict[str, bool] = {name: False for name in self._upstreams}
         # the upstreams whose metadata names the checkpoint a call reaches: no pin, a dialect that reads one
-        self._named = frozenset(
-            u.name for u in self._upstreams.values() if not u.checkpoint and u.protocol not in SILENT_DIALECTS
-        )
+        self._named = frozenset(u.name for u in self._upstreams.values() if metadata_names(u))
         self._quiet_until: dict[str, float] = {}  # monotonic time before which a refused call does not wake discovery
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []

@@ -16,7 +16,10 @@ from proxy import __version__
 from proxy.errors import ConfigError
 
 if TYPE_CHECKING:
-    from proxy.config import Caller
+    from proxy.baseline import Flow
+    from proxy.config import Caller, Upstream
+    from proxy.flow import Call, Decision
+    from proxy.policy import Policy, Unknown
 
 # `check` options that describe the hypothetical call of --explain; without it they would do nothing
 EXPLAIN_ONLY = ("model", "purpose", "labels", "caller", "key", "text", "checkpoint")
@@ -106,7 +109,7 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from proxy.detectors import Detectors
     from proxy.errors import ProxyError
     from proxy.flow import Call, TraceContext
-    from proxy.labels import format_labels, parse_labels
+    from proxy.labels import format_labels, is_label, normalize, parse_labels
     from proxy.policy import Policy, Served, boundary_flow, decide, pinned
 
     key_sha: str | None = None
@@ -123,20 +126,33 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         labels = parse_labels(args.labels, source="--labels")
     except ProxyError as exc:
         return _fail(exc.message)
+    purpose = args.purpose
+    if purpose is not None:  # normalised as serve normalises x-purpose (`Assistant` is `assistant`)
+        purpose = normalize(purpose)
+        if not is_label(purpose):
+            return _fail(f"--purpose: invalid purpose {args.purpose.strip()!r}")
     detected = Detectors(config.detectors, config.limits.scan_max_chars).scan(args.text) if args.text else frozenset()
     model = args.model if args.model is not None else "*"
-    call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, args.purpose, labels, detected, peer=peer)
+    call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, purpose, labels, detected, peer=peer)
     policy = Policy.compile(config)
     served: Served = pinned
     if args.checkpoint:  # named as calls report it (`printable_name`), raw or already so
         checkpoint = checkpoint_pattern(args.checkpoint)
         served = lambda upstream, model, version: checkpoint  # noqa: E731
+    elif policy.block_unapproved:  # as serve decides before the metadata names the checkpoint (pipeline._served)
+        served = _unnamed
     decision = decide(call, policy, served)
+    reason, fits = decision.reason or "every rule passed", ""
+    if decision.code == "checkpoint_unknown":  # the call as it would be forwarded once the checkpoint is named
+        anything: Served = lambda upstream, model, version: None  # noqa: E731
+        forwarded = decide(call, policy, anything)
+        reason = _unknown_reason(call, forwarded, audit=decision.action != "deny")
+        fits = ", ".join(_approved_checkpoints(policy, boundary_flow(call, forwarded, anything))) or "none"
     print(f"decision:  {decision.action}")
     if decision.code:
         print(f"code:      {decision.code}")
     print(f"rule:      {decision.rule or '-'}")
-    print(f"reason:    {decision.reason or 'every rule passed'}")
+    print(f"reason:    {reason}")
     print(f"caller:    {decision.caller or 'anonymous'}")
     print(f"purpose:   {decision.purpose or '-'}")
     print(f"labels:    {format_labels(decision.labels) or '-'}")
@@ -145,10 +161,13 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     print(
         f"upstream:  {upstream.name + (f' (region {upstream.region})' if upstream.region else '') if upstream else '-'}"
     )
-    if decision.approved is not None:
+    if decision.code == "checkpoint_unknown":
+        print("checkpoint: not known (serve takes it from the upstream's metadata; --checkpoint C names it)")
+        print(f"approved:  once the metadata names one of: {fits}")
+    elif decision.approved is not None:
         flow = boundary_flow(call, decision, served)
         if upstream is not None:
-            print(f"checkpoint: {flow.checkpoint or 'not known before the reply (any approved one fits)'}")
+            print(f"checkpoint: {flow.checkpoint or _not_named(upstream, call.model)}")
         if decision.approved:
             print("approved:  yes (lineage.baseline covers this flow)")
         elif decision.code == "flow_not_approved":
@@ -158,6 +177,44 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
             why = f"{finding.kind}: {finding.message}" if finding is not None else "-"
             print(f"approved:  no, {why} (lineage.on_unapproved: {config.lineage.on_unapproved})")
     return 0 if decision.action != "deny" else 2
+
+
+def _unnamed(upstream: Upstream, model: str, version: str | None) -> str | Unknown | None:
+    """What `serve` with `lineage.on_unapproved: block` knows before an upstream's metadata has named the
+    checkpoint: a pin, else, where the metadata could name it, not yet (`Unknown`: serve refuses such a call
+    with 503 checkpoint_unknown unless the flow is approved whatever its checkpoint). `check` asks no upstream."""
+    from proxy.checkpoints import metadata_names
+    from proxy.policy import Unknown, pinned
+
+    if model and metadata_names(upstream):
+        return Unknown(lambda upstream, model, caller: "", upstream, model)
+    return pinned(upstream, model, version)
+
+
+def _unknown_reason(call: Call, forwarded: Decision, *, audit: bool) -> str:
+    name = forwarded.upstream.name if forwarded.upstream is not None else "-"
+    does = "forwards this call as audit-deny (enforced: 503 checkpoint_unknown)" if audit else (
+        "refuses this call: 503 checkpoint_unknown, retryable")  # fmt: skip
+    return (f"check asks no upstream, so the checkpoint serving model {call.model!r} on upstream {name} is not "
+            f"known here. Until {name}'s metadata names it, serve {does} (lineage.on_unapproved is block, and no "
+            "baseline entry covering the flow approves any checkpoint); then it decides on the checkpoint named. "
+            "Pass --checkpoint C to decide with it")  # fmt: skip
+
+
+def _approved_checkpoints(policy: Policy, flow: Flow) -> list[str]:
+    """The checkpoints the baseline's entries covering the rest of `flow` approve."""
+    if policy.baseline is None:
+        return []
+    return sorted({p for a in policy.baseline.approvals if a.matches(flow) for p in a.checkpoints})
+
+
+def _not_named(upstream: Upstream, model: str) -> str:
+    from proxy.checkpoints import metadata_names
+
+    if model and metadata_names(upstream):
+        return (f"not known to check (serve takes it from upstream {upstream.name}'s metadata; --checkpoint C "
+                "decides with it), taken here as any approved one")  # fmt: skip
+    return "not known before the reply (any approved one fits)"
 
 
 def _credentials(caller: Caller) -> tuple[str | None, tuple[str, ...]]:
@@ -246,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the proxy", description="Run the proxy with a config file. "
                            "SIGTERM drains in-flight calls and exits 0; SIGHUP reloads the config.")  # fmt: skip
-    serve.add_argument("--config", required=True, metavar="PATH", help="the YAML config (see config/)")
+    serve.add_argument("--config", required=True, metavar="PATH",
+                       help="the YAML config (its keys: the README's Configuration by example; `lineage-proxy demo` "
+                       "prints the path of a sample one to start from)")  # fmt: skip
     serve.add_argument("--workers", type=_positive, default=1, metavar="N",
                        help="processes sharing the ports (SO_REUSEPORT; default 1)")  # fmt: skip
     serve.add_argument("--log-level", choices=levels,
@@ -267,14 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--key", help="act as the caller owning this API key; with --explain")
     check.add_argument("--text", help="request content to run the detectors on; with --explain")
     check.add_argument("--checkpoint", help="the checkpoint the upstream serves, for lineage.baseline (default: "
-                       "its pin in the config, else unknown); with --explain")  # fmt: skip
+                       "its pin in the config, else unknown: with lineage.on_unapproved: block, refused as serve "
+                       "refuses it until the upstream's metadata names it, 503 checkpoint_unknown, unless the flow "
+                       "is approved for any checkpoint); with --explain")  # fmt: skip
     check.set_defaults(func=cmd_check, subparser=check)
 
     demo = sub.add_parser("demo", help="run the embedded demo end to end",
                           description="Start a demo model server and the proxy on loopback with a sample "
-                          "policy, send a few calls (allowed, denied, rerouted, streamed), print what was "
-                          "recorded and exit 0.")  # fmt: skip
-    demo.add_argument("--keep", action="store_true", help="stay up afterwards so you can send your own calls")
+                          "policy, print that policy and the path of its file (a starting point to copy), send a "
+                          "few calls (allowed, denied, rerouted, streamed), print what was recorded and exit 0.")  # fmt: skip
+    demo.add_argument("--keep", action="store_true",
+                      help="stay up afterwards so you can send your own calls, until Ctrl-C or SIGTERM (exit 0; a "
+                      "temporary store is deleted then)")  # fmt: skip
     demo.add_argument("--port", type=_port, metavar="N",
                       help="the proxy's port on 127.0.0.1 (default 8080 with --keep, else any free port; "
                       "0: any free port)")  # fmt: skip
@@ -313,7 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(new caller, new purpose, a label reaching a new checkpoint, a route served by a "
                             "different checkpoint, a new kind of denial), and approved entries not seen. Exit 0 "
                             "when every flow is approved, 1 when any is not, 2 on a usage or file error. With "
-                            "--write-baseline, start a baseline from what is recorded.")  # fmt: skip
+                            "--write-baseline, start a baseline from what is recorded. With --integrity, prove "
+                            "the record untouched: exit 0 intact, 1 naming the first broken link (or an "
+                            "--expect-head no longer in the chain), 2 on a usage or file error or a keyed chain "
+                            "without --key-file.")  # fmt: skip
     verify.add_argument("--store", required=True, metavar="PATH|URL",
                         help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     what = verify.add_mutually_exclusive_group(required=True)
@@ -322,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write a baseline approving what is recorded, to review and edit")  # fmt: skip
     what.add_argument("--integrity", action="store_true",
                       help="prove the record untouched: walk the store's hash chain and replay it against the "
-                      "edge table; exit 1 naming the first broken link")  # fmt: skip
+                      "edge table; exit 0 intact, 1 naming the first broken link, 2 on a usage or file error or "
+                      "a keyed chain without --key-file")  # fmt: skip
     verify.add_argument("--key-file", metavar="FILE",
                         help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
     verify.add_argument("--expect-head", metavar="HEAD", type=_head, action="append", default=[],
@@ -334,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "kept unkeyed until now is signed from here on (a keyed proxy stops on an unsigned head: a "
                         "chain rebuilt without the key looks the same; check it against a head recorded earlier)")  # fmt: skip
     verify.add_argument("--since", type=_duration, metavar="DURATION",
-                        help="only flows last seen this recently (30d, 12h, 15m, 90s); approved entries not "
+                        help="only flows last seen this recently (2w, 30d, 12h, 15m, 90s); approved entries not "
                         "seen in it are listed (default: the whole store)")  # fmt: skip
     verify.add_argument("--json", action="store_true",
                         help="one JSON document instead of text; with --baseline or --integrity")  # fmt: skip
@@ -353,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "lineage.baseline")  # fmt: skip
     report.add_argument("--baseline", metavar="FILE", help="verify against this baseline (default: the config's)")
     report.add_argument("--since", type=_duration, metavar="DURATION",
-                        help="only flows last seen this recently (30d, 12h, ...; default: the whole store)")  # fmt: skip
+                        help="only flows last seen this recently (2w, 30d, 12h, 15m, 90s; default: the whole "
+                        "store)")  # fmt: skip
     report.add_argument("--out", required=True, metavar="FILE.html", help="where to write the report")
     report.set_defaults(func=cmd_report, subparser=report)
     return parser

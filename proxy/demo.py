@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import shlex
+import signal
 import tempfile
 from collections.abc import Mapping
 from importlib import resources
@@ -124,6 +125,18 @@ def _outcome(status: int, headers: Mapping[str, str], regions: Mapping[str, str 
 
 
 async def _demo(keep: bool, store: str, port: int, temporary: bool) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()  # SIGTERM: end --keep as Ctrl-C does, the servers stopped and the temporary store deleted
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM,))  # held since run_demo began: delivered now
+    try:
+        return await _serve_demo(keep, store, port, temporary, stop)
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM,))
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _serve_demo(keep: bool, store: str, port: int, temporary: bool, stop: asyncio.Event) -> int:
     runner = web.AppRunner(make_app(), access_log=None)
     await runner.setup()
     try:
@@ -136,7 +149,7 @@ async def _demo(keep: bool, store: str, port: int, temporary: bool) -> int:
         proxy = open_process(config)
         bound = await start_process(proxy)
         try:
-            return await _run(proxy, config, f"http://{bound.http}", upstream_port, keep, store, temporary)
+            return await _run(proxy, config, f"http://{bound.http}", upstream_port, keep, store, temporary, stop)
         finally:
             await proxy.stop()
     finally:
@@ -144,7 +157,7 @@ async def _demo(keep: bool, store: str, port: int, temporary: bool) -> int:
 
 
 async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: int, keep: bool, store: str,
-               temporary: bool) -> int:  # fmt: skip
+               temporary: bool, stop: asyncio.Event) -> int:  # fmt: skip
     for _ in range(200):  # wait until the upstream's metadata is known (checkpoint from the source)
         if proxy.ready()[0]:
             break
@@ -152,7 +165,9 @@ async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: in
     kept = "temporary, deleted when the demo exits; pass --store PATH to keep it" if temporary else "kept"
     print(f"demo model server on http://127.0.0.1:{upstream_port}, proxy on {base}")
     print(f"lineage store {store} ({kept})\n")
-    print(describe_policy(config) + "\n")
+    print(describe_policy(config))
+    print("  to start from it: copy it, and set DEMO_UPSTREAM (your model server's URL) and DEMO_STORE (the lineage "
+          "store)\n  or write your values in their place; `lineage-proxy check --config COPY` validates the copy\n")  # fmt: skip
     regions = {upstream.name: upstream.region for upstream in config.upstreams}
     async with aiohttp.ClientSession() as session:
         for title, key, headers, text, stream in CALLS:
@@ -174,23 +189,28 @@ async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: in
         print(f"\nthe store is kept in {store}; query it with:\n  {query}")
     if keep:
         body = f'{{"model": "{MODEL}", "messages": [{{"role": "user", "content": "hi"}}]}}'
-        print(f"\nstill serving on {base} (Ctrl-C to stop). Send your own calls as any caller above, e.g.:\n"
+        print(f"\nstill serving on {base} (Ctrl-C or SIGTERM to stop). Send your own calls as any caller above, e.g.:\n"
               f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {GLASSES_KEY}' "
               f"-H 'x-purpose: assistant' -d '{body}' -i\n"
               f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {ANALYTICS_KEY}' "
               f"-H 'x-purpose: analytics' -H 'x-data-labels: public' -d '{body}' -i\n"
               f"and see the record grow from another terminal: {query}", flush=True)  # fmt: skip
         try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
+            await stop.wait()
+        except asyncio.CancelledError:  # Ctrl-C
             pass
     return 0
 
 
 def run_demo(keep: bool = False, store: str | None = None, port: int = 0) -> int:
-    """Run the demo; the proxy listens on 127.0.0.1:`port` (0: any free port). Raises StartupError."""
+    """Run the demo; the proxy listens on 127.0.0.1:`port` (0: any free port). Raises StartupError. A SIGTERM
+    is held until the loop handles it (then it stops --keep), so it never ends the process before cleanup."""
     install_uvloop()
-    if store is not None:
-        return asyncio.run(_demo(keep, store, port, temporary=False))
-    with tempfile.TemporaryDirectory(prefix="lineage-demo-") as tmp:
-        return asyncio.run(_demo(keep, os.path.join(tmp, "lineage.db"), port, temporary=True))
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM,))
+    try:
+        if store is not None:
+            return asyncio.run(_demo(keep, store, port, temporary=False))
+        with tempfile.TemporaryDirectory(prefix="lineage-demo-") as tmp:
+            return asyncio.run(_demo(keep, os.path.join(tmp, "lineage.db"), port, temporary=True))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)

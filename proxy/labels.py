@@ -1,4 +1,10 @@
-"""Data labels: the grammar every label obeys and the parsing of label lists from the wire."""
+"""Data labels: the grammar every label obeys and the parsing of label lists from the wire.
+
+What a call sends (`x-data-labels`, the OIP parameter `data_labels`, `x-purpose`; `check --explain`'s
+`--labels` and `--purpose` alike) is normalised first (`normalize`: `BAD` is `bad`), then held to the
+grammar. What a config writes is held to the grammar as written (`is_label`): its labels and purposes
+must already be in that form, lower case (`labels: [Secret]` is refused by `check`), and a baseline's
+patterns are refused unless lower case, so a policy names each label one way only."""
 
 from __future__ import annotations
 

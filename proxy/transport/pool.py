@@ -17,7 +17,11 @@ CPU per call by about a sixth on the benchmark). One connection is `connection.p
   after a reply never become the next request's reply (bytes the loop has not read yet when the
   connection is taken again cannot be told from that request's reply: HTTP/1.1 has no request ids);
 - abandoning a reply (client gone, cancelled) closes the connection, so the upstream sees it at once;
-- a reload that changes an upstream retires its pool: calls in flight finish, no connection is kept.
+- a reload that changes an upstream retires its pool: calls in flight finish, no connection is kept;
+- a metadata GET (checkpoint discovery, readiness, a merged model list) takes a free pooled connection, and
+  when calls hold every one (`max_connections`), a connection of its own outside that budget, one at a time,
+  closed after its reply: a busy upstream answers its metadata and is not reported down, while one that
+  does not answer (down, hung) is, however full its pool. So an upstream sees at most `max_connections` + 1.
 """
 
 from __future__ import annotations
@@ -100,8 +104,8 @@ class ConnectionPool:
     """The connections to one upstream."""
 
     __slots__ = (
-        "_ssl", "closed", "host", "host_header", "idle", "open", "port", "prefix", "retired", "tls", "upstream",
-        "waiters",
+        "_aside", "_ssl", "closed", "host", "host_header", "idle", "open", "port", "prefix", "retired", "tls",
+        "upstream", "waiters",
     )  # fmt: skip
 
     def __init__(self, upstream: Upstream) -> None:
@@ -121,6 +125,7 @@ class ConnectionPool:
         self.closed = False
         self.retired = False  # replaced by a reload: calls in flight finish, no connection is kept
         self._ssl: ssl.SSLContext | None = None
+        self._aside: asyncio.Lock | None = None  # the one metadata GET outside max_connections at a time
 
     async def request(self, method: str, target: str, headers: Fields, body: bytes) -> Response:
         """Send one request; returns once the reply's head is in (its body follows through the Response).
@@ -143,6 +148,42 @@ class ConnectionPool:
                 raise
             return Response(self, conn)
         raise AssertionError("unreachable")
+
+    async def get(self, target: str, headers: Fields) -> tuple[int, bytes]:
+        """A metadata GET, read whole: on a pooled connection when one is free (or may be opened), else on a
+        connection of its own outside `max_connections`, so calls holding the pool never make the upstream
+        look down (see the module docstring). The caller bounds the time it takes."""
+        if self.closed or self.idle or self.open < self.upstream.max_connections:
+            resp = await self.request("GET", target, headers, b"")
+            try:
+                body = await resp.read()
+            finally:
+                resp.release()
+            return resp.status, body
+        if self._aside is None:
+            self._aside = asyncio.Lock()
+        async with self._aside:
+            conn = await self._connect()
+            try:
+                conn.send("GET", self._head("GET", target, headers, b""), b"")
+                parser = conn.parser
+                parts = []
+                while not parser.done or parser.pieces:
+                    if parser.pieces:
+                        parts.append(conn.take())
+                    elif conn.lost is not None:
+                        raise _broken(conn.lost)
+                    else:
+                        await conn.wait(self.upstream.timeout_s)
+                head = parser.head
+                assert head is not None
+                return head[0], b"".join(parts)
+            finally:  # used once: closed after its reply, cut when left before its end (timed out, broken off)
+                if conn.transport is not None:
+                    if conn.parser.done and conn.lost is None:
+                        conn.transport.close()
+                    else:
+                        conn.transport.abort()
 
     def _head(self, method: str, target: str, headers: Fields, body: bytes) -> bytes:
         lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: ".encode("latin-1"), self.host_header, b"\r\n"]
@@ -286,13 +327,9 @@ class UpstreamPool:
         """A metadata GET for checkpoint discovery and readiness; MetadataStatus on non-2xx."""
         headers = [("Authorization", f"Bearer {upstream.api_key}")] if upstream.api_key else []
         async with asyncio.timeout(min(upstream.timeout_s, METADATA_TIMEOUT_S)):
-            resp = await self.request(upstream, "GET", path, headers)
-            try:
-                body = await resp.read()
-            finally:
-                resp.release()
-        if resp.status >= 300:
-            raise MetadataStatus(resp.status, path)
+            status, body = await self.pool(upstream).get(path, headers)
+        if status >= 300:
+            raise MetadataStatus(status, path)
         try:
             return orjson.loads(body) if body else None
         except orjson.JSONDecodeError:
