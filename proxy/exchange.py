@@ -87,11 +87,11 @@ class Exchange:
                 # a key no caller owns, or none where anonymous calls are denied, is refused before a large
                 # body is parsed: reading one costs the event loop up to seconds, which an unknown client
                 # should not be able to spend (a small one is read, so its labels are in the record)
-                pipeline.identify_only(header, peer)
+                pipeline.identify_only(header, peer, self.adapter.name)
             read = self.adapter.read(self.target, body, header)
             call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer)
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
-            error.caller = pipeline.caller_name(header, peer)
+            error.caller = pipeline.caller_name(header, peer, self.adapter.name)
             raise
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)
@@ -384,14 +384,19 @@ class Exchange:
 
     def lineage_headers(self) -> list[tuple[str, str]]:
         """`x-trace-id`, `x-lineage-decision`, `x-data-labels`, `x-lineage-upstream`,
-        `x-lineage-checkpoint` (CONTRACT.md §3): the same for HTTP headers and gRPC metadata."""
+        `x-lineage-checkpoint` (CONTRACT.md §3): the same for HTTP headers and gRPC metadata. A call that
+        carries no data says its decision only when it is refused (as is one refused before it was read)."""
         headers = [("x-trace-id", self.trace.trace_id_hex)]
         decision = self.decision
-        if decision is not None and self.call is not None and self.call.carries_data:
-            headers.append(("x-lineage-decision", decision.action))
-            headers.append(("x-data-labels", format_labels(self.output_labels())))
-            if decision.forwards and decision.upstream is not None:
-                headers.append(("x-lineage-upstream", decision.upstream.name))
+        call = self.call
+        if decision is not None and call is not None:
+            if call.carries_data:
+                headers.append(("x-lineage-decision", decision.action))
+                headers.append(("x-data-labels", format_labels(self.output_labels())))
+                if decision.forwards and decision.upstream is not None:
+                    headers.append(("x-lineage-upstream", decision.upstream.name))
+            elif decision.action == DENY:
+                headers.append(("x-lineage-decision", DENY))
         checkpoint = self.outcome.checkpoint
         if checkpoint:
             headers.append(("x-lineage-checkpoint", checkpoint))

@@ -88,15 +88,23 @@ class Pipeline:
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
 
-    def key_digest(self, header: Header) -> str | None:
+    def key_digest(self, header: Header, protocol: str = "") -> str | None:
+        """The SHA-256 of the caller's key (`Authorization: Bearer <key>`; on the Anthropic API also
+        `x-api-key`, where its clients send it), None without one. Of the bytes sent, whatever they are: a key
+        that is not UTF-8 is a key no caller owns, not a fault."""
+        if not self.strips_auth:
+            return None  # no caller has a key: the headers are the upstream's business, passed on as they are
         auth = header("authorization")
-        if not auth or not self.strips_auth:
-            return None  # no caller has a key: the header is the upstream's business, passed on as is
+        if protocol in X_API_KEY_PROTOCOLS:
+            auth = _with_x_api_key(auth, header("x-api-key"))
+        if not auth:
+            return None
         scheme, _, key = auth.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             raise InvalidRequest("Authorization must be 'Bearer <key>'", param="authorization")
-        return hashlib.sha256(key.encode()).hexdigest()
+        # header values are decoded with surrogateescape: encoded back so, the key is hashed as the bytes sent
+        return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
     def call(
         self, request: Request, protocol: ProtocolName, header: Header, trace: TraceContext, peer: tuple[str, ...] = ()
@@ -129,7 +137,7 @@ class Pipeline:
             operation=request.operation,
             model=request.model,
             trace=trace,
-            key_sha256=self.key_digest(header),
+            key_sha256=self.key_digest(header, protocol),
             purpose=purpose or None,
             labels=labels,
             detected=self._detected(request),
@@ -222,11 +230,11 @@ class Pipeline:
             why, extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
-    def caller_name(self, header: Header, peer: tuple[str, ...] = ()) -> str | None:
+    def caller_name(self, header: Header, peer: tuple[str, ...] = (), protocol: str = "") -> str | None:
         """Who the key (or certificate) says made a call, as its record names it: a caller, `UNKNOWN_KEY`,
         or None (anonymous; also for a malformed Authorization header)."""
         try:
-            return self._name(self.key_digest(header), peer)
+            return self._name(self.key_digest(header, protocol), peer)
         except ProxyError:
             return None
 
@@ -234,10 +242,10 @@ class Pipeline:
         caller = self.policy.caller(digest, peer)
         return caller.name if caller is not None else (UNKNOWN_KEY if digest is not None else None)
 
-    def identify_only(self, header: Header, peer: tuple[str, ...] = ()) -> str | None:
+    def identify_only(self, header: Header, peer: tuple[str, ...] = (), protocol: str = "") -> str | None:
         """For calls that carry no data (metadata, health): only the caller's key (or certificate) is
         checked. Returns the caller's name (None: anonymous, where allowed)."""
-        name = self._name(self.key_digest(header), peer)
+        name = self._name(self.key_digest(header, protocol), peer)
         if name == UNKNOWN_KEY:
             unknown = DENIAL_ERRORS["invalid_api_key"]("unknown API key")
             unknown.caller = UNKNOWN_KEY
@@ -253,6 +261,27 @@ class Pipeline:
 
 def _always() -> bool:
     return True
+
+
+# the protocols whose clients send their key in `x-api-key` (the Anthropic API's header, which its SDK sends),
+# read as the caller's key as `Authorization: Bearer` is, and kept from the upstream as it is
+X_API_KEY_PROTOCOLS = frozenset({"anthropic"})
+
+
+def _with_x_api_key(auth: str | None, given: str | None) -> str | None:
+    """The Authorization a call's key fields amount to: `x-api-key: <key>` is `Bearer <key>`; sent beside an
+    Authorization, both must hold the same key (which one is the caller's is never guessed)."""
+    if given is None:
+        return auth
+    key = given.strip()
+    if not key:
+        raise InvalidRequest("x-api-key must hold the key", param="x-api-key")
+    if auth:
+        scheme, _, other = auth.partition(" ")
+        if scheme.lower() != "bearer" or other.strip() != key:
+            raise InvalidRequest("x-api-key and Authorization name different keys (or Authorization is not 'Bearer "
+                                 "<key>'): send the key once", param="x-api-key")  # fmt: skip
+    return f"Bearer {key}"
 
 
 class PipelineRef:

@@ -31,6 +31,9 @@ from proxy.tls import identities_from_auth_context
 from proxy.transport.grpc_channels import GrpcChannels, upstream_status
 
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
+# the caller's key, in either form (`-bin`: binary metadata), kept from the upstream once callers have keys or the
+# upstream has its own
+_KEY_FIELDS = frozenset({"authorization", "authorization-bin"})
 _STATUS = {code.name: code for code in grpc.StatusCode}
 DEADLINE_PASSED = "deadline_exceeded"  # error.type of a call cut off by its client's own deadline
 # A client's deadline reaches the proxy as its cancel (RST_STREAM), which may come a little before the
@@ -272,7 +275,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         out: list[tuple[str, str | bytes]] = [
             (key, value)
             for key, value in context.invocation_metadata() or ()
-            if key not in _NOT_FORWARDED and not key.startswith(":") and not (key == "authorization" and strips)
+            if key not in _NOT_FORWARDED and not key.startswith(":") and not (strips and key in _KEY_FIELDS)
         ]
         out.append(("traceparent", ex.trace.traceparent()))
         if upstream.api_key:
@@ -497,6 +500,9 @@ class _Ends:
         ex = self._ex
         try:
             if isinstance(error, ProxyError):
+                if ex.call is None and error.caller is None:  # refused before it was read: its caller, if known
+                    context = self._context
+                    error.caller = ex.pipeline.caller_name(_metadata(context).get, self._ingress._peer(context))
                 await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
             elif isinstance(error, asyncio.CancelledError | GeneratorExit):  # (grpc stopped reading a stream's replies)
                 code, why = self._ingress._cancelled(self._context, self._generation)

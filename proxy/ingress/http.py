@@ -29,7 +29,7 @@ from proxy.ingress.wire import (
     expectations,
     status_line,
 )
-from proxy.pipeline import Pipeline, PipelineRef
+from proxy.pipeline import X_API_KEY_PROTOCOLS, Pipeline, PipelineRef
 from proxy.protocols import HTTP_ADAPTERS, Adapter, Target
 from proxy.transport.connection import UpstreamClosed
 from proxy.transport.http11 import UpstreamProtocolError
@@ -63,13 +63,16 @@ def _tokens(value: str | None) -> frozenset[bytes]:
     return frozenset(t.strip().lower().encode("latin-1", "replace") for t in value.split(","))
 
 
-# what is never forwarded to the upstream: by (strips the caller's Authorization, reads the reply)
+# what is never forwarded to the upstream: by (strips the caller's Authorization, and its x-api-key too (where the
+# proxy reads it: `X_API_KEY_PROTOCOLS`), reads the reply)
 _NOT_FORWARDED = {
-    (strips, observe): HOP_BY_HOP
+    (strips, x_api_key, observe): HOP_BY_HOP
     | {b"traceparent"}
     | ({b"authorization"} if strips else set())
+    | ({b"x-api-key"} if strips and x_api_key else set())
     | ({b"accept-encoding"} if observe else set())
     for strips in (False, True)
+    for x_api_key in (False, True)
     for observe in (False, True)
 }
 # what is never passed back from the upstream: framing, and what only the proxy may say
@@ -79,8 +82,8 @@ _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
 
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
     """The request's header block as the upstream gets it: the fields as sent (bytes, never decoded
-    and encoded again) less hop-by-hop ones, then the proxy's own."""
-    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key), observe]
+    and encoded again) less hop-by-hop ones and the caller's key, then the proxy's own."""
+    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key), ex.adapter.name in X_API_KEY_PROTOCOLS, observe]
     listed = _tokens(request.header("connection"))
     if listed and not listed <= skip:
         skip = skip | listed
@@ -206,12 +209,34 @@ class HttpIngress:
         is cut instead."""
         # the status the client gets: this error's, unless the upstream's reply head is already on its way
         ex.outcome.status = ex.outcome.status if conn.replying else error.status
+        if ex.call is None and error.caller is None:  # refused before it was read: its caller, when the key says
+            error.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.adapter.name)
         ex.finish(error)
         await ex.recorded()
         if conn.replying:
             conn.abort()
         else:
             conn.error(request, error, ex.lineage_headers(), keep_alive=keep_alive)
+
+    async def record_refusal(self, request: Request, error: ProxyError, conn: HttpConnection) -> list[tuple[str, str]]:
+        """Record a request the connection refuses before any handler sees it (`wire.py`: malformed framing, a
+        head over the limits, a request line it does not speak, past the connection cap) as any refusal is:
+        its span, access line and metrics, no edge. Returns the lineage headers its answer carries. Of a head
+        that did not parse nothing was kept (`request` is empty): its caller is the one its client certificate
+        names, else anonymous, and its trace a new one."""
+        pipeline = self.ref.current
+        method, path = request.method, request.path
+        for adapter in HTTP_ADAPTERS:  # as `handle` matches (the last one matches anything)
+            target = adapter.match(method, path)
+            if target is not None:
+                break
+        assert target is not None
+        ex = Exchange(pipeline, adapter, target, pipeline.trace(request.header))
+        error.caller = pipeline.caller_name(request.header, conn.peer, adapter.name)
+        ex.outcome.status = error.status
+        ex.finish(error)
+        await ex.recorded()
+        return ex.lineage_headers()
 
     async def _data_free(
         self, request: Request, conn: HttpConnection, ex: Exchange, pipeline: Pipeline, adapter: Adapter,

@@ -4,7 +4,7 @@ Sockets and bytes only; what a request means is the handler's business (`http.py
 
 - requests are parsed as they arrive and served one at a time, in order (keep-alive and pipelining);
   a malformed request is answered after the ones before it, with 400 (414, 431) in the error shape, and
-  the connection is closed;
+  the connection is closed; it is recorded as every refusal is (`HttpServer.record_refusal`);
 - the request line is capped at `MAX_TARGET` bytes (414), the head at `limits.max_header_bytes` and
   `limits.max_headers` fields (431), the body at `limits.max_body_bytes` (413, then the connection is
   closed: the rest is not read);
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import email.utils
 import http
 import logging
@@ -413,8 +414,9 @@ class HttpConnection(asyncio.Protocol):
             if not self._reading and len(self.queue) < PIPELINE_DEPTH // 2 and not self._broken:
                 self._reading = True
                 self.transport.resume_reading()  # type: ignore[union-attr]
-            if isinstance(item, ProxyError):
-                self._answer_error(item)
+            if isinstance(item, ProxyError):  # a head refused: nothing of it was kept
+                with contextlib.suppress(ConnectionError):
+                    await self._refused(Request(), item)
                 break
             self.serving = item
             self.replying = False
@@ -423,7 +425,7 @@ class HttpConnection(asyncio.Protocol):
                 if self.over_cap:
                     refusal = Overloaded("lineage-proxy is at its connection limit; retry shortly")
                 if refusal is not None:
-                    self.error(item, refusal, [("Retry-After", "1")] if self.over_cap else [], keep_alive=False)
+                    await self._refused(item, refusal)
                     self._broken = not item.complete  # its body may still come: dropped while closing
                     break
                 await server.handler(item, self)
@@ -464,8 +466,21 @@ class HttpConnection(asyncio.Protocol):
         self.write(error_reply(error, lineage, keep_alive=keep_alive and self.keeps_alive(request),
                                head=request.method == "HEAD", http10=request.version == "1.0"))  # fmt: skip
 
-    def _answer_error(self, error: ProxyError) -> None:
-        self.write(error_reply(error, [], keep_alive=False))
+    async def _refused(self, request: Request, error: ProxyError) -> None:
+        """Answer a request the connection refuses itself, then close: recorded first by the server's
+        `record_refusal` (its trace id and decision go in the answer), as every refusal is."""
+        fields: list[tuple[str, str]] = []
+        record = self.server.record_refusal
+        if record is not None:
+            try:
+                fields = await record(request, error, self)
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception:  # the answer goes out all the same
+                log.exception("could not record a refused request (%s)", error.message)
+        if self.over_cap:
+            fields.append(("Retry-After", "1"))
+        self.error(request, error, fields, keep_alive=False)
 
     def _close(self) -> None:
         """Close after what was written is sent. When the client may still be sending (a refused body,
@@ -645,6 +660,8 @@ def error_reply(
 
 
 Handler = Callable[[Request, HttpConnection], Awaitable[None]]
+# records a request a connection refuses before any handler sees it; returns the lineage headers of its answer
+RecordRefusal = Callable[[Request, ProxyError, HttpConnection], Awaitable[list[tuple[str, str]]]]
 
 
 class HttpServer:
@@ -652,6 +669,9 @@ class HttpServer:
 
     def __init__(self, handler: Handler, limits: Limits) -> None:
         self.handler = handler
+        # what records the requests a connection refuses itself (framing, the head's limits, the connection cap):
+        # the handler's owner's `record_refusal` (`HttpIngress`'s), looked up once here, not per request
+        self.record_refusal: RecordRefusal | None = getattr(getattr(handler, "__self__", None), "record_refusal", None)
         self.set_limits(limits)
         self.connections: set[HttpConnection] = set()
         self.refused = 0

@@ -1,0 +1,228 @@
+"""Every answered request has its record, refusals included (hunt s8, README "The record"): a request the
+connection refuses itself (malformed framing, a head over the limits, a request line it does not speak, the
+connection cap) has its span, its access line, its error count and an `x-trace-id`, as the handler's refusals
+do; every refusal says `x-lineage-decision: deny`; and a refused caller whose key is valid is named in the
+record, whatever the refusal was for."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from proxy.logs import ACCESS
+from tests.conftest import KEYS, sha
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import SERVED
+
+CONFIG = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams:
+  - name: vllm
+    url: ${{UPSTREAM}}
+routes:
+  - model: "*"
+    upstream: vllm
+callers:
+  - name: app
+    api_key_sha256: {sha(KEYS["glasses"])}
+    purposes: [assistant]
+    default_purpose: assistant
+policy: {{anonymous: deny}}
+limits:
+  max_header_bytes: 4096
+  max_headers: 20
+  max_body_bytes: 65536
+  header_timeout_s: ${{HEADER_TIMEOUT:-10}}
+  max_connections: ${{MAX_CONNECTIONS:-1000}}
+telemetry:
+  exporter: otlp
+  endpoint: ${{OTLP}}
+logging: {{access: true}}
+lineage:
+  store: ${{STORE}}
+"""
+AUTH = f"Authorization: Bearer {KEYS['glasses']}"
+BODY = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "hello"}]})
+
+
+class AccessLines(logging.Handler):
+    """The access lines the proxy writes (on its event loop's thread, once a call's answer is sent)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self._cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._cond:
+            self.records.append(record)
+            self._cond.notify_all()
+
+    def of(self, trace_id: str) -> logging.LogRecord:
+        """The one access line of a trace, waited for."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: any(getattr(r, "trace_id", None) == trace_id for r in self.records), 10)
+            lines = [r for r in self.records if getattr(r, "trace_id", None) == trace_id]
+        assert len(lines) == 1, [r.__dict__ for r in lines]
+        return lines[0]
+
+
+@pytest.fixture
+def access() -> Iterator[AccessLines]:
+    yield from access_lines()
+
+
+def access_lines() -> Iterator[AccessLines]:
+    """The access lines written while it runs (the access logger is on meanwhile)."""
+    logger = logging.getLogger(ACCESS)
+    handler, level = AccessLines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def proxy(vllm: Any, otlp: OtlpReceiver, make_proxy: Any) -> Any:
+    _, upstream = vllm
+    return make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}", HEADER_TIMEOUT="1")
+
+
+def ask(port: int, wire: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `wire` on a new connection and read the reply until the proxy closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(wire)
+        reply = b""
+        try:
+            while piece := sock.recv(65536):
+                reply += piece
+        except ConnectionResetError:  # a refused body still coming: the answer came first
+            pass
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower().decode()] = value.strip().decode("latin-1")
+    return int(lines[0].split()[1]), fields, body
+
+
+def assert_recorded(
+    otlp: OtlpReceiver, access: AccessLines, fields: dict[str, str], status: int, code: str, caller: str
+) -> None:
+    """The refusal's reply names its trace and decision; its span and its access line say who and why."""
+    assert fields.get("x-lineage-decision") == "deny", fields
+    trace_id = fields.get("x-trace-id")
+    assert trace_id is not None and len(trace_id) == 32, fields
+    span = otlp.by_trace(trace_id)
+    a = span.attributes
+    assert (a["lineage.decision"], a["error.type"], a["lineage.caller"]) == ("deny", code, caller), a
+    assert a["http.response.status_code"] == status
+    line = access.of(trace_id)
+    assert (line.decision, line.code, line.status, line.caller) == ("deny", code, status, caller)  # type: ignore[attr-defined]
+
+
+def errors(proxy: Any, kind: str) -> int:
+    needle = f'lineage_proxy_errors_total{{type="{kind}"}} '
+    for line in httpx.get(f"{proxy.url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(needle):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+LONG_TARGET = b"GET /v1/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+BIG_HEAD = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n"
+MANY_FIELDS = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-F%d: 1\r\n" % i for i in range(30)) + b"\r\n"
+BAD_METHOD = b"FOO /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+TWO_LENGTHS = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + AUTH.encode() + b"\r\nContent-Length: %d\r\n"
+               b"Content-Length: %d\r\n\r\n%s") % (len(BODY), len(BODY), BODY)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("wire", "status"),
+    [(LONG_TARGET, 414), (BIG_HEAD, 431), (MANY_FIELDS, 431), (BAD_METHOD, 400), (TWO_LENGTHS, 400)],
+    ids=["target-414", "head-bytes-431", "head-fields-431", "invalid-method-400", "duplicate-length-400"],
+)
+def test_a_head_refused_unread_is_recorded_as_an_anonymous_refusal(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, wire: bytes, status: int
+) -> None:
+    """Nothing of a head that did not parse is read (not even the key it may carry): the call is anonymous."""
+    got, fields, body = ask(proxy.bound.http.port, wire)
+    assert got == status and orjson.loads(body)["error"]["code"] == "invalid_request"
+    assert_recorded(otlp, access, fields, status, "invalid_request", "anonymous")
+    assert errors(proxy, "invalid_request") == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["GET /v1/models HTTP/2.0", "CONNECT example.com:443 HTTP/1.1", "GET /v1/models HTTP/1.1\r\nHost: y"],
+    ids=["http2-line", "connect", "two-hosts"],
+)
+def test_a_request_refused_on_its_parsed_head_is_recorded_as_its_callers(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, line: str
+) -> None:
+    """A head that parsed but is refused (a version or method the proxy does not speak, two Host fields): its
+    key is read, as it is for every other refusal, and the trace it names is joined."""
+    trace_id = "5eed0000000000000000000000000414"
+    wire = f"{line}\r\nHost: x\r\n{AUTH}\r\ntraceparent: 00-{trace_id}-00000000000000a1-01\r\n\r\n".encode()
+    got, fields, _ = ask(proxy.bound.http.port, wire)
+    assert got == 400
+    assert fields["x-trace-id"] == trace_id
+    assert_recorded(otlp, access, fields, 400, "invalid_request", "app")
+    assert errors(proxy, "invalid_request") == 1
+
+
+def test_a_connection_past_the_cap_is_answered_and_recorded(
+    vllm: Any, otlp: OtlpReceiver, make_proxy: Any, access: AccessLines
+) -> None:
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}", MAX_CONNECTIONS="1")
+    port = proxy.bound.http.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
+        held.sendall(f"GET /v1/models HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n\r\n".encode())
+        assert held.recv(65536).startswith(b"HTTP/1.1 200 ")  # counted: the next connection is past the cap
+        got, fields, _ = ask(port, f"GET /v1/models HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n\r\n".encode())
+    assert got == 503 and fields["retry-after"] == "1"
+    assert_recorded(otlp, access, fields, 503, "overloaded", "app")
+
+
+def _post(path: str, extra: str = "", body: bytes = BODY, method: str = "POST") -> bytes:
+    return (f"{method} {path} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\nConnection: close\r\n{extra}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+
+
+CHAT = "/v1/chat/completions"
+HANDLER_REFUSALS = {
+    "bad-json": (_post(CHAT, body=b"{"), 400),
+    "bad-label": (_post(CHAT, "x-data-labels: Not A Label!\r\n"), 400),
+    "dot-segment": (_post("/v1/../v1/chat/completions"), 400),
+    "fragment": (_post(CHAT + "#x"), 400),
+    "get-with-body": (_post("/v1/models", body=b"{}", method="GET"), 400),
+    "bad-gzip": (_post(CHAT, "Content-Encoding: gzip\r\n", body=b"not gzip"), 400),
+    "brotli": (_post(CHAT, "Content-Encoding: br\r\n"), 400),
+    "too-large": (_post(CHAT, body=b" " * 70_000), 413),
+    "too-large-gzip": (_post(CHAT, "Content-Encoding: gzip\r\n", body=gzip.compress(b" " * 70_000)), 413),
+    # the head says 100 bytes, 10 come, then nothing: 408 after limits.header_timeout_s (1 s here)
+    "body-timeout": (_post(CHAT, body=b"x" * 100)[:-90], 408),
+}
+
+
+@pytest.mark.parametrize("case", HANDLER_REFUSALS, ids=list(HANDLER_REFUSALS))
+def test_every_refusal_says_deny_and_names_a_caller_whose_key_is_valid(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, case: str
+) -> None:
+    wire, status = HANDLER_REFUSALS[case]
+    got, fields, body = ask(proxy.bound.http.port, wire)
+    assert got == status, body
+    code = "request_too_large" if status == 413 else "invalid_request"
+    assert orjson.loads(body)["error"]["code"] == code
+    assert_recorded(otlp, access, fields, status, code, "app")
