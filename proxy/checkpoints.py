@@ -61,8 +61,6 @@ class _Known:
     (`base`), and for names asked about in a round since, the catalog of that round (`fresh`: a newer
     answer, listed or not)."""
 
-    __slots__ = ("absent", "base", "due", "fresh", "listed", "waiting", "waits")
-
     def __init__(self) -> None:
         self.base: Catalog | None = None
         self.fresh: dict[str, Catalog] = {}
@@ -254,7 +252,7 @@ class CheckpointBook:
         full = known.due or known.base is None or not self.reachable[name] or not taken
         asked = frozenset(taken)
         if full:
-            asked |= self._routed.get(name, frozenset()) | known.listed.keys()
+            asked |= self._routed.get(name, frozenset()).union(known.listed)  # `| keys()` is a set
         known.due = False
         self._quiet_until[name] = math.inf  # being asked: a refused call need not wake it
         try:

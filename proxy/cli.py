@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from proxy import __version__
+from proxy import BUILD, __version__
 from proxy.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="An inference sidecar that records which checkpoint saw which labelled data, for which "
         "purpose, and enforces purpose limits at the call boundary.",
     )
-    parser.add_argument("--version", action="version", version=f"lineage-proxy {__version__}")
+    parser.add_argument("--version", action="version", version=f"lineage-proxy {__version__} ({BUILD})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     levels = ("debug", "info", "warning", "error")

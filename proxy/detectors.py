@@ -81,8 +81,6 @@ class Found:
 class _Text:
     """The UTF-8 bytes of a text and their class string, same length, same offsets."""
 
-    __slots__ = ("classes", "raw")
-
     def __init__(self, text: str) -> None:
         self.raw = text.encode("utf-8", "surrogatepass")
         self.classes = self.raw.translate(_CLASSES)
@@ -425,8 +423,6 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
 class Detectors:
     """The configured set, compiled once. `scan` is the hot-path entry point."""
 
-    __slots__ = ("_finders", "_groups", "max_chars")
-
     def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000) -> None:
         finders: list[tuple[str, Finder, bytes, int, bytes]] = []
         for spec in specs:
@@ -454,7 +450,9 @@ class Detectors:
         if not self._finders or not text:
             return frozenset()
         found: set[str] = set()
-        if len(text) > (limit := self.max_chars if limit is None else limit):
+        if limit is None:
+            limit = self.max_chars
+        if len(text) > limit:
             text = text[:limit]
             found.add(TRUNCATED)
             if not text:
@@ -597,8 +595,6 @@ class Reading:
     """Scans that share one limit: what they read together is at most the detectors' max_chars characters;
     a text past what is left is read up to there and labelled `scan:truncated`."""
 
-    __slots__ = ("_detectors", "left")
-
     def __init__(self, detectors: Detectors) -> None:
         self._detectors = detectors
         self.left = detectors.max_chars
@@ -630,7 +626,6 @@ class StreamScanner:
     times over), and cost stays linear. Texts fed one after the other (`end_text`) are read as a request's
     texts are: a newline between them."""
 
-    __slots__ = ("_detectors", "_found", "_scanned", "_tail", "_waiting", "_waiting_size")
     OVERLAP = 128
     BATCH = 4096
 

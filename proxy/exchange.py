@@ -47,11 +47,6 @@ READ_UNIDENTIFIED_MAX = 1 << 20  # bytes of a body the proxy reads before it kno
 class Exchange:
     """The life of one call. Not thread-safe: it lives on the event loop that serves the call."""
 
-    __slots__ = (
-        "_durable", "_finished", "_left", "_observer", "_stored", "adapter", "call", "decision",
-        "outcome", "pipeline", "refused", "target", "trace",
-    )  # fmt: skip
-
     def __init__(
         self,
         pipeline: Pipeline,

@@ -94,8 +94,6 @@ def process_gone(pid: int, directory: str) -> None:
 class _Value:
     """One series' value: a float, updated on the event loop thread only."""
 
-    __slots__ = ("value",)
-
     def __init__(self) -> None:
         self.value = 0.0
 
@@ -108,8 +106,6 @@ class _Value:
 
 class _Buckets:
     """One histogram series: per-bucket counts (the last bucket is +Inf) and the sum."""
-
-    __slots__ = ("bounds", "counts", "sum")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
@@ -298,8 +294,6 @@ class Metrics:
 class Stats:
     """What the Exchange and the Pipeline count on the loop thread, through the process's instruments
     (so that a scrape of any worker sums them). `in_flight` is also read here, to drain."""
-
-    __slots__ = ("_decided", "_errors", "_failed", "_in_flight", "_in_flight_gauge", "_unapproved")
 
     def __init__(self, metrics: Metrics | None = None) -> None:
         metrics = metrics or Metrics()

@@ -54,9 +54,8 @@ class StoredReplies:
     before its input. Per process and bounded: an id not here (answered by another worker, before a
     restart, or long ago) is content the proxy cannot read, labelled `scan:truncated`."""
 
-    MAX = 65_536
-
-    def __init__(self) -> None:
+    def __init__(self, most: int = 65_536) -> None:
+        self.most = most
         # an OrderedDict: a dict's first key after many deletions at the front is found by a scan
         self._labels: collections.OrderedDict[str, frozenset[str]] = collections.OrderedDict()
 
@@ -64,7 +63,7 @@ class StoredReplies:
         known = self._labels
         known[response_id] = labels
         known.move_to_end(response_id)
-        if len(known) > self.MAX:
+        if len(known) > self.most:
             known.popitem(last=False)
 
     def labels(self, response_id: str) -> frozenset[str] | None:
@@ -72,8 +71,6 @@ class StoredReplies:
 
 
 class Pipeline:
-    __slots__ = ("capture", "config", "detectors", "policy", "require_record", "runtime", "sample_ratio", "strips_auth")
-
     def __init__(self, config: Config, runtime: Runtime) -> None:
         self.config = config
         self.runtime = runtime
@@ -286,8 +283,6 @@ def _with_x_api_key(auth: str | None, given: str | None) -> str | None:
 
 class PipelineRef:
     """The pipeline currently in force; a reload replaces `.current` in one assignment."""
-
-    __slots__ = ("current",)
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.current = pipeline

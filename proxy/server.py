@@ -29,7 +29,7 @@ from proxy.protocols import Fetch
 from proxy.record.access import AccessRecorder
 from proxy.record.edges import EdgeAggregator
 from proxy.record.sinks import FanOut, Recorder
-from proxy.record.spans import SpanRecorder
+from proxy.record.spans import SPANS, SpanRecorder
 from proxy.record.stores import PasswordFile, open_store
 from proxy.record.timings import TimingRecorder
 from proxy.tls import ListenerTls, listener_files
@@ -287,7 +287,7 @@ class ProxyProcess:
         if new.limits != old.limits:
             self._apply_limits(old.limits, new.limits)
         if new.telemetry != old.telemetry:
-            previous = self.runtime.sinks.swap(SpanRecorder.name, self._spans(new))
+            previous = self.runtime.sinks.swap(SPANS, self._spans(new))
             if previous is not None:
                 asyncio.get_running_loop().create_task(previous.stop())
         if new.lineage.openlineage != old.lineage.openlineage:

@@ -23,6 +23,9 @@ from proxy.protocols.anthropic import MessagesObserver
 from tests.harness import serving
 from tests.ingress.test_model_output_labels import CONFIG
 
+# they count or bound what functions run by patching them: with the modules interpreted (tests/conftest.py)
+pytestmark = pytest.mark.interpreted
+
 
 def streaming_upstream(path: str, body: bytes) -> web.Application:
     """A vLLM-like upstream: `/v1/models` names model `m`; `path` answers every call with `body` as an

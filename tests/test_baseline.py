@@ -4,6 +4,8 @@ exactly what was recorded."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -114,11 +116,14 @@ policy: {{mode: MODE}}
 """
 
 
+async def _never_fetched(upstream: object, path: str) -> object:
+    raise AssertionError(f"fetched {path}")
+
+
 def policy(mode: str = "enforce", block: bool = True) -> Policy:
     config = parse(POLICY_YAML.replace("MODE", mode))
     baseline = parse_baseline(REVIEWED)
-    return Policy(**{**{f: getattr(Policy.compile(config), f) for f in Policy.__slots__ if f != "verdicts"},
-                     "baseline": baseline, "block_unapproved": block})  # fmt: skip
+    return dataclasses.replace(Policy.compile(config), baseline=baseline, block_unapproved=block, verdicts={})
 
 
 def call(key: str, purpose: str = "assistant") -> Call:
@@ -134,6 +139,7 @@ def test_a_pin_and_a_baseline_written_raw_or_encoded_agree_on_the_live_path_and_
     out encoded while `check --explain` (the `pinned` lookup) and the baseline kept the operator's raw name,
     so check said allow where serve refused with flow_not_approved (or the other way round)."""
     from proxy.checkpoints import CheckpointBook
+    from proxy.protocols import Fetch
 
     baseline = tmp_path / "baseline.yaml"
     baseline.write_text(
@@ -141,7 +147,7 @@ def test_a_pin_and_a_baseline_written_raw_or_encoded_agree_on_the_live_path_and_
     )
     config = parse(POLICY_YAML.replace("MODE", "enforce").replace('"meta-llama/L@1"', f'"{PINNED}"')
                    + f"lineage: {{baseline: {baseline}, on_unapproved: block}}\n")  # fmt: skip
-    book = CheckpointBook(config.upstreams, fetch=None)  # type: ignore[arg-type]  # a pin never fetches
+    book = CheckpointBook(config.upstreams, fetch=Fetch(_never_fetched))  # a pin never fetches
 
     def live(upstream, model, version):  # type: ignore[no-untyped-def]  # as the pipeline's `_served`
         found = book.resolve(upstream, model, version, learn=False)

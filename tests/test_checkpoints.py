@@ -333,6 +333,10 @@ def test_the_listeners_open_once_the_metadata_was_asked(held, loop_thread, basel
         loop_thread.run(process.stop())
 
 
+async def _never_fetched(upstream: object, path: str) -> object:
+    raise AssertionError(f"fetched {path}")
+
+
 def test_upstreams_whose_metadata_names_nothing_are_not_waited_for() -> None:
     book = checkpoints.CheckpointBook(parse("""
 listen: {http: 127.0.0.1:0}
@@ -340,7 +344,7 @@ upstreams:
   - {name: pinned, url: "http://127.0.0.1:1", checkpoint: org/m@1}
   - {name: raw, url: "http://127.0.0.1:1", protocol: passthrough}
 routes: [{model: "*", upstream: pinned}]
-""", source="t.yaml").upstreams, fetch=None)  # type: ignore[arg-type]  # fmt: skip
+""", source="t.yaml").upstreams, fetch=Fetch(_never_fetched))  # fmt: skip
     assert book.first_probe_timeout() == 0.0
     pinned, raw = book._upstreams["pinned"], book._upstreams["raw"]
     assert book.resolve(pinned, "m", learn=False) is not None and not book.could_name(raw, "m")
@@ -622,6 +626,7 @@ OLLAMA = [{"id": "llama3:latest", "object": "model", "created": 1, "owned_by": "
 @pytest.mark.parametrize(
     ("approved", "status"), [(", checkpoints: ['llama3:*']", 200), (", checkpoints: ['org/*']", 403), ("", 200)]
 )
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_ollama_serves_a_name_without_a_tag_as_its_latest(  # type: ignore[no-untyped-def]
     vllm, make_proxy, tmp_path, approved, status
 ) -> None:

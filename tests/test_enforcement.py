@@ -417,6 +417,7 @@ def test_calls_refused_before_they_are_read_are_recorded_as_their_callers(two) -
     assert 'lineage_proxy_decisions_total{decision="deny"} 3' in proxy.process.metrics_text()
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_a_large_body_from_an_unknown_caller_is_refused_before_it_is_read(two, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Reading a body costs the one event loop up to seconds for tens of MB: a guessed key, or none where
     anonymous calls are denied, gets its 401 before a body over 1 MiB is parsed (a smaller one is read, so its

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -191,6 +192,7 @@ def test_decide_is_fast() -> None:
 LABELS = st.frozensets(st.sampled_from(["user-interaction", "health", "pii:medical", "pii:email", "public", "x"]))
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_the_decision_memo_is_bounded_and_never_answers_for_another_call(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """decide remembers what `_decide` answered per (key, peer, labels, detected, model, purpose, opaque):
     every combination gets exactly the decision the rules give it, and the memo stays under its cap."""

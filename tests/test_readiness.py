@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 from aiohttp import web
 
 from tests.harness import LoopThread, start_app
@@ -42,6 +43,7 @@ def test_a_call_that_cannot_reach_its_upstream_makes_readiness_follow(loop_threa
     assert proxy.process.ready()[1]["upstreams_down"] == ["vllm"]
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_readiness_comes_back_as_soon_as_the_upstream_does(loop_thread: LoopThread, make_proxy) -> None:  # type: ignore[no-untyped-def]
     """Metadata is asked again quickly while an upstream is down, however long the proxy has run: the
     retry delay grew over every poll and was never reset, so after ten polls an upstream back up waited

@@ -28,6 +28,9 @@ from tests.harness import serving
 from tests.ingress.test_model_output_labels import stored_output_labels
 from tests.test_anthropic_stream_bounds import CONFIG, END, START, delta, kept, sse, start, stop, streaming_upstream
 
+# they count or bound what functions run by patching them: with the modules interpreted (tests/conftest.py)
+pytestmark = pytest.mark.interpreted
+
 EMAIL = Detectors((DetectorSpec("email"),), 100_000)
 
 

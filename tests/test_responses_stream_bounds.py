@@ -21,6 +21,9 @@ from tests.harness import serving
 from tests.test_anthropic_stream_bounds import kept, streaming_upstream
 from tests.test_reply_aside_bounds import CONFIG, same, sha
 
+# they count or bound what functions run by patching them: with the modules interpreted (tests/conftest.py)
+pytestmark = pytest.mark.interpreted
+
 
 def sse(events: list[dict[str, Any]]) -> bytes:
     return b"".join(f"event: {e['type']}\n".encode() + b"data: " + orjson.dumps(e) + b"\n\n" for e in events)

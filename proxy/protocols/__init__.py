@@ -236,7 +236,10 @@ def user_strings(value: Any, out: list[str]) -> bool:
             children = item
         else:
             continue
-        for child in reversed(children):
+        index = len(children)
+        while index:  # last first (a stack); not reversed(): mypyc cannot compile it over this list
+            index -= 1
+            child = children[index]
             kind = type(child)
             if kind is str:
                 if child:
@@ -687,10 +690,6 @@ _CAPTURE_RUN = 256  # captured pieces joined into one string (a str each cost ~5
 class OutputText:
     """Incremental digest, detection and (optional) capture of reply text as it passes; and detection of
     the text the model wrote beside it (`aside`)."""
-
-    __slots__ = (
-        "_asides", "_capture", "_hash", "_joined", "_keep", "_room", "_scanner", "_seen", "_unread", "outcome",
-    )  # fmt: skip
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome

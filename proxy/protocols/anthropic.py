@@ -77,8 +77,6 @@ class MessagesObserver(SseObserver):
     (no server streams so) is read after it, and the output is labelled `scan:truncated`: a value split
     across it may be missed."""
 
-    __slots__ = ("_block", "_closed", "_later", "_room")
-
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
         self._block: int | None = None  # the content block whose text is read as it comes
@@ -211,7 +209,6 @@ class MessagesObserver(SseObserver):
 
 
 class Adapter:
-    __slots__ = ()
     name: ProtocolName = "anthropic"
     dialect = "openai"
     status_attribute = "http.response.status_code"

@@ -326,7 +326,6 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
 class RestReplyObserver:
     """Fills an Outcome from an OIP REST inference reply (JSON, optionally with binary outputs)."""
 
-    __slots__ = ("_header_length", "_text", "detectors", "outcome")
     ended = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, header_length: str | None) -> None:
@@ -377,7 +376,6 @@ def observe_reply_meta(outcome: Outcome, model: Any, version: Any, reply_id: Any
 class Adapter:
     """OIP v2 REST inference: POST /v2/models/{name}[/versions/{v}]/infer."""
 
-    __slots__ = ()
     name: ProtocolName = "oip"
     dialect = "oip"
     status_attribute = "http.response.status_code"
@@ -404,8 +402,6 @@ class ModelVersions:
     """OIP model metadata: model -> the versions it serves; no version asked means the latest
     (Triton's and MLServer's default version policy). A model listed with no version (MLServer's default:
     `"versions": []`) is its name alone, as its replies name it (no `model_version`)."""
-
-    __slots__ = ("_versions",)
 
     def __init__(self, versions: dict[str, tuple[str, ...]]) -> None:
         self._versions = versions
@@ -440,8 +436,10 @@ class Dialect:
         get: Callable[[str], Awaitable[Any]]
         if grpc_metadata is not None:
 
-            async def get(model: str) -> Any:
+            async def get_grpc(model: str) -> Any:
                 return await grpc_metadata(upstream, model)
+
+            get = get_grpc  # two functions of one name in a method: mypyc compiles them as one
 
             if not models:
                 try:
@@ -451,8 +449,10 @@ class Dialect:
         else:
             await fetch.get_json(upstream, "/v2/health/ready")
 
-            async def get(model: str) -> Any:
+            async def get_rest(model: str) -> Any:
                 return await fetch.get_json(upstream, f"/v2/models/{model}")
+
+            get = get_rest
 
         found: dict[str, tuple[str, ...]] = {}
         for model in sorted(models):

@@ -465,7 +465,6 @@ def read_model_metadata(data: bytes) -> dict[str, object]:
 class ReplyObserver:
     """Fills an Outcome from ModelInferResponse bytes (or ModelStreamInferResponse, field 2 of it)."""
 
-    __slots__ = ("_digest", "_seen", "_text", "detectors", "outcome")
     ended = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
@@ -547,7 +546,6 @@ class Adapter:
     """OIP v2 over gRPC: ModelInfer and ModelStreamInfer (one stream is one call); health and metadata
     RPCs carry no data (`read` gives the model they name, for routing)."""
 
-    __slots__ = ()
     name: ProtocolName = "oip-grpc"
     dialect = "oip"
     status_attribute = "rpc.grpc.status_code"

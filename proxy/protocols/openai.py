@@ -150,8 +150,6 @@ class ReplyObserver(SseObserver):
     choice read is the one whose turn it is. Text of a choice before the one whose turn it is (no server
     streams so) is read after it, and the output is labelled `scan:truncated`."""
 
-    __slots__ = ("_choice", "_finished", "_later", "_reasons", "_room", "_turn")
-
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
         self._reasons: dict[int, str] = {}  # choice index -> its finish reason (the last given)
@@ -328,8 +326,6 @@ class ResponsesObserver(SseObserver):
     streams so) is read after it, and the output is labelled `scan:truncated`: a value split across it may
     be missed."""
 
-    __slots__ = ("_closed", "_finished", "_item", "_later", "_order", "_room")
-
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
         self._item: int | None = None  # the output item whose text is read as it comes
@@ -501,7 +497,6 @@ class Adapter:
     """OpenAI-compatible HTTP: POST /v1/chat/completions, /v1/completions, /v1/embeddings; and
     GET /v1/models, answered with every OpenAI upstream's models."""
 
-    __slots__ = ()
     name: ProtocolName = "openai"
     dialect = "openai"
     status_attribute = "http.response.status_code"
@@ -534,8 +529,6 @@ class Adapter:
 
 class ServedModels:
     """vLLM/TGI/llama.cpp metadata: model id -> checkpoint; "*" is what serves any name (TGI)."""
-
-    __slots__ = ("_served",)
 
     def __init__(self, served: dict[str, Checkpoint]) -> None:
         self._served = served

@@ -18,7 +18,6 @@ _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Adapter:
-    __slots__ = ()
     name: ProtocolName = "passthrough"
     dialect = "passthrough"
     status_attribute = "http.response.status_code"

@@ -24,8 +24,6 @@ class SseObserver:
     """Base of the observers of SSE-streamed JSON replies: subclasses read one event (`event`) and a
     whole reply (`body`), and say at `done` what they kept for the end."""
 
-    __slots__ = ("_partial", "_partial_size", "_text", "detectors", "ended", "outcome")
-
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
         self.detectors = detectors

@@ -65,8 +65,6 @@ class Counts:
     so a counter on /metrics never goes down (Prometheus reads a decrease as a restart) and nothing the
     old one did is lost. `add` may be called from any thread; reads are plain."""
 
-    __slots__ = ("_into", "_lock", "_values")
-
     def __init__(self, *names: str) -> None:
         self._values = dict.fromkeys(names, 0)
         self._lock = threading.Lock()
@@ -95,8 +93,6 @@ class Counts:
 
 class FanOut:
     """The runtime's sinks, by name; `on_end` reaches every one."""
-
-    __slots__ = ("_deferred", "_durable", "_failed", "_kept", "_later", "_scheduled", "_sinks")
 
     def __init__(self, sinks: Iterable[Recorder] = ()) -> None:
         self._sinks: dict[str, Recorder] = {sink.name: sink for sink in sinks}

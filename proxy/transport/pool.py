@@ -55,8 +55,6 @@ IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE
 class Response:
     """An upstream reply: its head at once, its body read whole or chunk by chunk; then `release()`."""
 
-    __slots__ = ("_conn", "_pool", "content_length", "headers", "raw_headers", "reason", "status")
-
     def __init__(self, pool: ConnectionPool, conn: Connection) -> None:
         head = conn.parser.head
         assert head is not None
@@ -102,11 +100,6 @@ def _broken(exc: BaseException) -> BaseException:
 
 class ConnectionPool:
     """The connections to one upstream."""
-
-    __slots__ = (
-        "_aside", "_ssl", "closed", "host", "host_header", "idle", "open", "port", "prefix", "retired", "tls",
-        "upstream", "waiters",
-    )  # fmt: skip
 
     def __init__(self, upstream: Upstream) -> None:
         assert upstream.url is not None

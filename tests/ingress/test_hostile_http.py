@@ -417,6 +417,7 @@ def test_a_compressed_body_on_a_passthrough_path_is_forwarded_as_it_came(vllm, m
     assert forwarded[0].headers.get("Content-Length") == str(len(packed)) and forwarded[0].body == b"any upload"
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_a_fault_inside_the_proxy_is_a_500_that_closes_the_connection_and_is_recorded(  # type: ignore[no-untyped-def]
     proxied, loop_thread, monkeypatch, caplog
 ) -> None:

@@ -232,11 +232,10 @@ def test_a_path_with_dot_segments_is_refused(proxied, path: str) -> None:  # typ
     assert httpx.post(f"{proxy.url}/v1/chat/completions", content=body, timeout=10).status_code == 200
 
 
-def test_stored_replies_forget_the_oldest_first(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_stored_replies_forget_the_oldest_first() -> None:
     from proxy.pipeline import StoredReplies
 
-    monkeypatch.setattr(StoredReplies, "MAX", 3)
-    stored = StoredReplies()
+    stored = StoredReplies(3)
     for n in range(5):
         stored.remember(f"resp_{n}", frozenset({f"l{n}"}))
     stored.remember("resp_2", frozenset({"again"}))  # seen again: the newest now

@@ -210,6 +210,7 @@ def test_an_object_in_tensor_data_is_invalid(data: Any) -> None:
     assert caught.value.param == "data"
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_numeric_tensors_are_not_walked_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """The text check of a numeric tensor is a search of the JSON the digest writes anyway, in C: an image's
     150,528 floats are never visited one by one."""

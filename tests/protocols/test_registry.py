@@ -249,6 +249,7 @@ def test_duplicate_keys_are_refused(body: bytes) -> None:
         load_request_json(body)
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_json_inside_strings_does_not_send_a_body_to_the_slow_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tool-call arguments and tool results are JSON in strings ('\\":' everywhere): the duplicate-key check
     still decides in C, without parsing the body a second time."""

@@ -204,6 +204,7 @@ def test_a_stalled_database_fails_a_write_at_the_bound_then_journals_without_wai
     store.close()
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_shutdown_during_a_stall_is_bounded_and_what_it_could_not_write_is_journaled(
     postgres: PostgresServer, tmp_path: Path, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -334,6 +334,7 @@ def test_during_an_outage_spans_are_not_encoded_but_one_probe_per_interval_is() 
         queue.shutdown(0.1)
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_a_flows_attributes_are_encoded_once_and_every_call_keeps_its_own(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Calls of one flow share one encoded block of attributes; what is the call's own (digests, ids, tokens,
     timing) is encoded for each, and a call of another flow (another checkpoint, status, parameter) gets its own

@@ -292,6 +292,7 @@ def test_a_stale_connection_is_retried_for_a_get_but_never_for_a_post(monkeypatc
     asyncio.run(main())
 
 
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
 def test_idle_connections_expire_before_a_typical_server_keep_alive(monkeypatch: pytest.MonkeyPatch) -> None:
     async def main() -> None:
         async with serve(keep_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) as server:
