@@ -593,6 +593,11 @@ class Target:
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)
 Header = Callable[[str], str | None]
 
+# bytes of a reply passed on as it arrives that is not an event stream (no Content-Length, or over
+# `limits.buffer_max_bytes`), kept by its observer to be read whole once it ends: past that, the rest passes
+# unread and its output is labelled `scan:truncated` (as is an event stream's line past `sse.MAX_LINE`)
+WHOLE_MAX = 16 * 1024 * 1024
+
 
 class Observer(Protocol):
     """Watches a reply go by and fills the call's Outcome. Observing never fails forwarding: an
@@ -606,9 +611,15 @@ class Observer(Protocol):
 
     def head(self, status: int, header: Header) -> None: ...
 
-    def body(self, data: bytes) -> None: ...
+    def body(self, data: bytes) -> None:
+        """The whole reply, read before it is sent."""
+        ...
 
-    def chunk(self, data: bytes) -> None: ...
+    def chunk(self, data: bytes) -> None:
+        """A piece of a reply passed on as it arrives: an event stream is read as it passes; any other reply
+        (no Content-Length, or over `limits.buffer_max_bytes`) is kept, at most `WHOLE_MAX` bytes, and read
+        at `finish` as `body` reads a whole one."""
+        ...
 
     def finish(self) -> None: ...
 

@@ -23,7 +23,16 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
-from proxy.protocols import Fetch, Header, OutputText, Request, Target, json_unescaped, load_request_json
+from proxy.protocols import (
+    WHOLE_MAX,
+    Fetch,
+    Header,
+    OutputText,
+    Request,
+    Target,
+    json_unescaped,
+    load_request_json,
+)
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 LABELS_PARAMETER = "data_labels"
@@ -324,7 +333,9 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
 
 
 class RestReplyObserver:
-    """Fills an Outcome from an OIP REST inference reply (JSON, optionally with binary outputs)."""
+    """Fills an Outcome from an OIP REST inference reply (JSON, optionally with binary outputs): read
+    whole, or, passed on as it arrives (no Content-Length, or over `limits.buffer_max_bytes`), kept as it
+    passes, at most `WHOLE_MAX` bytes, and read so once it ended (past that: `scan:truncated`)."""
 
     ended = False
 
@@ -333,18 +344,25 @@ class RestReplyObserver:
         self.detectors = detectors
         self._text = OutputText(outcome, detectors, capture)
         self._header_length = header_length
+        self._kept: list[bytes] | None = None  # the pieces of a reply passed on as it arrives
+        self._kept_size = 0  # their bytes; -1 once past WHOLE_MAX
 
     def head(self, status: int, header: Header) -> None:
         self._header_length = header(HEADER_LENGTH.lower())
 
     def body(self, data: bytes) -> None:
+        self._read(data)
+
+    def _read(self, data: bytes) -> bool:
+        """Read a whole reply; False when it is not a JSON object (after `Inference-Header-Content-Length`'s
+        bytes, with the binary-tensor extension)."""
         try:
             head, binary = _json_part(data, self._header_length)
             reply = orjson.loads(head)
         except (InvalidRequest, orjson.JSONDecodeError):
-            return
+            return False
         if not isinstance(reply, dict):
-            return
+            return False
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
         found = reply.get("outputs")
         outputs = [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
@@ -354,11 +372,34 @@ class RestReplyObserver:
             self.outcome.output_digest = _tensor_digest(outputs, dumped, binary)
         except InvalidRequest:
             self.outcome.output_digest = None  # not a tensor the proxy can digest; forwarded all the same
+        return True
 
     def chunk(self, data: bytes) -> None:
-        """OIP REST has no streamed inference; a chunked reply is observed when whole."""
+        """OIP REST has no streamed inference: a reply passed on as it arrives is kept, to be read whole
+        at `finish`; past `WHOLE_MAX` bytes nothing more is, and its output is labelled `scan:truncated`."""
+        size = self._kept_size
+        if size < 0:
+            return
+        size += len(data)
+        if size > WHOLE_MAX:
+            self._kept = None
+            self._kept_size = -1
+            self._text.unread()
+            return
+        self._kept_size = size
+        kept = self._kept
+        if kept is None:
+            kept = self._kept = []
+        kept.append(data)
 
     def finish(self) -> None:
+        kept = self._kept
+        if kept:
+            self._kept = None
+            data = kept[0] if len(kept) == 1 else b"".join(kept)
+            kept.clear()
+            if not self._read(data) and self.outcome.error_type:
+                self._text.unread()  # cut short (`Exchange.finish` says why): what passed was not read
         digest = self.outcome.output_digest
         self._text.finish(self.detectors)
         if digest:

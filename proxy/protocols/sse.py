@@ -5,19 +5,27 @@ JSON event each (other lines, `event:` and comments, are framing). `data: [DONE]
 end; APIs whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`.
 A line longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that reply (which
 is forwarded as it comes all the same) and its output is labelled `scan:truncated`.
+
+A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
+(chunked, or until close), or over `limits.buffer_max_bytes`. One whose Content-Type is not
+`text/event-stream` and whose first byte but white space is `{` is kept as it passes (at most `WHOLE_MAX`
+bytes; nothing is held back from the client) and read at `finish` as a whole reply is (`body`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
-from proxy.protocols import Header, OutputText
+from proxy.protocols import WHOLE_MAX, Header, OutputText
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole
+_VISIBLE = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON white space
+_BRACE = ord("{")
 
 
 class SseObserver:
@@ -33,19 +41,34 @@ class SseObserver:
         # None once a line past MAX_LINE made the observer stop reading
         self._partial: list[bytes] | None = []
         self._partial_size = 0
+        # a reply passed on as it arrives that is not an event stream: its pieces, kept to be read whole at
+        # `finish` (`_keep`); `_sniff` while its first bytes may yet say it is one
+        self._sniff = False
+        self._kept: list[bytes] | None = None
+        self._kept_size = 0
 
     def head(self, status: int, header: Header) -> None:
-        pass
+        kind = header("content-type")
+        self._sniff = kind is None or not kind.lower().startswith("text/event-stream")
 
     def body(self, data: bytes) -> None:
+        self._read_whole(data)
+
+    def _read_whole(self, data: bytes) -> bool:
+        """Read a whole reply; False when it is not a JSON object."""
         try:
             reply = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return
-        if isinstance(reply, dict):
-            self.whole(reply)
+            return False
+        if not isinstance(reply, dict):
+            return False
+        self.whole(reply)
+        return True
 
     def chunk(self, data: bytes) -> None:
+        if self._sniff or self._kept is not None:  # not an event stream, or not yet known to be one
+            self._keep(data)
+            return
         partial = self._partial
         if partial is None:  # gave up on this reply
             return
@@ -72,9 +95,36 @@ class SseObserver:
         if self._partial_size > MAX_LINE:
             self._give_up()
 
+    def _keep(self, data: bytes) -> None:
+        """A piece of a reply that is not an event stream (as its Content-Type says), kept to be read whole
+        at `finish`: unless its first byte but white space says otherwise (not `{`: an event stream's field
+        or comment, which is then read as one from its start). Past `WHOLE_MAX` bytes nothing more is kept,
+        and the reply is labelled `scan:truncated`."""
+        kept = self._kept
+        if kept is None:
+            kept = self._kept = []
+        if self._sniff:
+            found = _VISIBLE.search(data)
+            if found is not None:
+                self._sniff = False
+                if data[found.start()] != _BRACE:
+                    self._kept = None
+                    if kept:
+                        kept.append(data)
+                        data = b"".join(kept)
+                    self.chunk(data)
+                    return
+        size = self._kept_size = self._kept_size + len(data)
+        if size > WHOLE_MAX:
+            self._kept = None
+            self._sniff = False
+            self._give_up()
+            return
+        kept.append(data)
+
     def _give_up(self) -> None:
-        """A line past MAX_LINE: the rest of the reply is not read (it passes all the same), and what it
-        held is content the proxy did not read."""
+        """A line past MAX_LINE, or a reply past WHOLE_MAX: the rest of the reply is not read (it passes all
+        the same), and what it held is content the proxy did not read."""
         self._partial = None
         self._partial_size = 0
         self._text.unread()
@@ -93,6 +143,14 @@ class SseObserver:
             self.event(event)
 
     def finish(self) -> None:
+        kept = self._kept
+        if kept is not None:
+            self._kept = None
+            if kept and not self._sniff:
+                data = kept[0] if len(kept) == 1 else b"".join(kept)
+                kept.clear()
+                if not self._read_whole(data) and self.outcome.error_type:
+                    self._text.unread()  # cut short (`Exchange.finish` says why): what passed was not read
         if self._partial:
             last = b"".join(self._partial)
             self._partial.clear()
