@@ -72,11 +72,6 @@ class ExpectationFailed(InvalidRequest):
 class Request:
     """One parsed request: its line, its header fields as sent (bytes), its body once read."""
 
-    __slots__ = (
-        "_body", "_waiter", "complete", "content_length", "expects", "failed", "head_size", "header", "headers",
-        "keep_alive", "method", "size", "target", "too_large", "version",
-    )  # fmt: skip
-
     def __init__(self) -> None:
         self.method = ""
         self.target = ""
@@ -129,6 +124,7 @@ class HttpConnection(asyncio.Protocol):
         self._head_started = 0.0  # when the request head being read began (its header timeout runs from then)
         self._head_fed = 0  # bytes fed while one request head stayed open (llhttp buffers a header line itself)
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
+        self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # set when the socket is
         self._reading = True
 
@@ -176,8 +172,11 @@ class HttpConnection(asyncio.Protocol):
                         self._reading = True
                         self.transport.resume_reading()  # type: ignore[union-attr]
         except httptools.HttpParserError as exc:
-            cause = exc.__context__
-            self._refuse(cause if isinstance(cause, ProxyError) else _malformed(exc))
+            # what a callback refused, kept by it: not the error's __context__, which Python sets to whatever
+            # exception was being handled when llhttp's error was raised (in the compiled build, one an
+            # awaiting coroutine's `except` block still holds: an upstream's 502 answered a 414)
+            cause, self._raised = self._raised, None
+            self._refuse(cause if cause is not None else _malformed(exc))
         else:
             parsing = self.parsing
             if parsing is not None and not parsing.method:  # a head still open
@@ -258,7 +257,7 @@ class HttpConnection(asyncio.Protocol):
         assert request is not None
         request.head_size += len(url)
         if request.head_size > MAX_TARGET:
-            raise TargetTooLong(f"the request target is over {MAX_TARGET} bytes")
+            raise self._refusing(TargetTooLong(f"the request target is over {MAX_TARGET} bytes"))
         request.target += url.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -268,7 +267,14 @@ class HttpConnection(asyncio.Protocol):
         if not request.method:  # its limits are checked once the head is in, or after each read while it is open
             request.headers.append((name, value))
         elif request.head_size > self.server.max_header_bytes:  # a trailer field of a chunked body: counted, not kept
-            raise HeaderTooLarge(f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")
+            raise self._refusing(
+                HeaderTooLarge(f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")
+            )
+
+    def _refusing(self, error: ProxyError) -> ProxyError:
+        """A callback's refusal, kept for `data_received`: llhttp stops and raises its own error."""
+        self._raised = error
+        return error
 
     def _head_over(self, request: Request) -> HeaderTooLarge | None:
         """Whether a request head is over `limits.max_header_bytes` or `limits.max_headers`. Checked as a
@@ -286,7 +292,7 @@ class HttpConnection(asyncio.Protocol):
         assert request is not None
         over = self._head_over(request)
         if over is not None:
-            raise over
+            raise self._refusing(over)
         parser = self.parser
         request.method = parser.get_method().decode("latin-1")
         request.version = parser.get_http_version()
@@ -420,6 +426,7 @@ class HttpConnection(asyncio.Protocol):
                 break
             self.serving = item
             self.replying = False
+            stop = True  # no `break` inside the try: mypyc cannot compile one there
             try:
                 refusal = item.failed if item.failed is not None and item.complete else None
                 if self.over_cap:
@@ -427,16 +434,18 @@ class HttpConnection(asyncio.Protocol):
                 if refusal is not None:
                     await self._refused(item, refusal)
                     self._broken = not item.complete  # its body may still come: dropped while closing
-                    break
-                await server.handler(item, self)
-                await self.drain()  # a client that pipelines and does not read gets no more replies buffered
+                else:
+                    await server.handler(item, self)
+                    await self.drain()  # a client that pipelines and does not read gets no more replies buffered
+                    stop = False
             except (ConnectionError, asyncio.CancelledError):
-                break
+                pass
             except Exception:
                 log.exception("internal error serving %s %s", item.method, item.target)
-                break
             finally:
                 self.serving = None
+            if stop:
+                break
             if not item.keep_alive or self.closing or item.too_large or not item.complete:
                 self._broken = self._broken or not item.complete  # a body still coming is dropped while closing
                 break
