@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proxy import BUILD
 from proxy.cli import DECISIONS, EXPLAIN_ONLY, build_parser
 from proxy.record.store import EdgeKey, SqliteStore
 from tests.conftest import KEYS, sha
@@ -31,7 +32,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_version_and_help_on_every_command() -> None:
-    assert cli("--version").stdout.strip() == "lineage-proxy 0.1.0"
+    assert cli("--version").stdout.strip() == f"lineage-proxy 0.1.0 ({BUILD})"  # which build: tests/test_build.py
     for command in ("serve", "check", "demo", "edges", "verify", "report"):
         result = cli(command, "--help")
         assert result.returncode == 0 and result.stdout.startswith("usage: lineage-proxy " + command)

@@ -84,14 +84,14 @@ def make_sink(telemetry: Telemetry, resource: bytes, scope: bytes) -> Sink | Non
     return OtlpHttpSink(endpoint or "http://127.0.0.1:4318", timeout, resource, scope, options)
 
 
-SPANS = "spans"  # the sink's name (compiled, a class's `name` is read on its instances only)
+SPANS = "spans"  # the sink's name: compiled, a class's `name` reads on its instances only
 
 
 class SpanRecorder:
     """The `spans` record sink: turns (Call, Decision, Outcome) into an encoded span and queues it for
     export. Never blocks a call: a full queue drops and counts."""
 
-    name = SPANS
+    name = "spans"  # SPANS (mypyc takes a literal only as a default)
     durable = False
 
     def __init__(self, telemetry: Telemetry, sink: Sink | None = None) -> None:

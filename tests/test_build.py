@@ -1,0 +1,71 @@
+"""The compiled build (setup.py, mypyc): which one runs, and an edited source never runs its old build."""
+
+import ast
+import hashlib
+import importlib.machinery
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy import COMPILED, compiled_modules
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setup_list() -> list[str]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "COMPILED":
+            return [ast.literal_eval(item) for item in node.value.elts]  # type: ignore[attr-defined]
+    raise AssertionError("setup.py has no COMPILED list")
+
+
+def test_every_module_setup_compiles_exists_and_is_a_proxy_module():
+    listed = _setup_list()
+    assert listed == sorted(set(listed)) and len(listed) > 10
+    for source in listed:
+        assert source.startswith("proxy/") and (ROOT / source).is_file(), source
+
+
+def test_version_says_which_build_runs():
+    out = subprocess.run([sys.executable, "-m", "proxy", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    expected = f"compiled: {len(COMPILED)} modules" if COMPILED else "pure Python"
+    assert out.stdout.strip() == f"lineage-proxy 0.1.0 ({expected})"
+
+
+@pytest.mark.skipif(not os.environ.get("LP_REQUIRE_COMPILED"), reason="only where the compiled build is required")
+def test_ci_runs_the_compiled_build():
+    """CI (.ci/run) tests what `pip install .` installs: every module setup.py lists, compiled."""
+    assert sorted(COMPILED) == sorted(source[len("proxy/") :] for source in _setup_list())
+    import proxy.exchange
+
+    assert not proxy.exchange.__file__.endswith(".py")
+
+
+def _package(tmp_path: Path, text: bytes, *, built: bool) -> tuple[str, dict[str, str]]:
+    (tmp_path / "records").mkdir()
+    source = tmp_path / "records" / "spans.py"
+    source.write_bytes(text)
+    if built:
+        (tmp_path / "records" / f"spans{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"")
+    return str(tmp_path), {"records/spans.py": hashlib.sha256(b"x = 1\n").hexdigest()}
+
+
+def test_a_module_built_from_its_source_runs_compiled(tmp_path):
+    here, sources = _package(tmp_path, b"x = 1\n", built=True)
+    assert compiled_modules(here, sources) == ("records/spans.py",)
+
+
+def test_a_source_edited_after_its_build_is_refused(tmp_path):
+    here, sources = _package(tmp_path, b"x = 2\n", built=True)
+    with pytest.raises(ImportError, match=r"spans\.py changed after it was compiled.*LINEAGE_PROXY_PURE=1"):
+        compiled_modules(here, sources)
+
+
+def test_a_listed_module_without_its_build_runs_as_source(tmp_path):
+    here, sources = _package(tmp_path, b"x = 2\n", built=False)
+    assert compiled_modules(here, sources) == ()
