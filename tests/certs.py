@@ -52,7 +52,11 @@ class Authority:
         )
         self.pair = _write(directory, name.replace(" ", "-"), self.cert, self.key)
 
-    def issue(self, name: str, *, common_name: str, spiffe_id: str | None = None, server: bool = False) -> Pair:
+    def issue(self, name: str, *, common_name: str = "", spiffe_id: str | None = None, server: bool = False,
+              subject: list[tuple[x509.ObjectIdentifier, str]] | None = None,
+              extra_sans: list[x509.GeneralName] | None = None) -> Pair:  # fmt: skip
+        """A certificate this CA signs: subject CN=`common_name`, or exactly `subject` (several CNs allowed);
+        SANs: a server's loopback names, `spiffe_id` as a URI, then `extra_sans`."""
         key = _key()
         now = dt.datetime.now(dt.UTC)
         sans: list[x509.GeneralName] = []
@@ -60,9 +64,11 @@ class Authority:
             sans += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
         if spiffe_id:
             sans.append(x509.UniformResourceIdentifier(spiffe_id))
+        sans += extra_sans or []
+        names = subject if subject is not None else [(NameOID.COMMON_NAME, common_name)]
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .subject_name(x509.Name([x509.NameAttribute(oid, value) for oid, value in names]))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -6,7 +6,6 @@ listeners disagreed on two common names)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import ssl
 from collections.abc import Iterator
@@ -16,8 +15,6 @@ import grpc
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tritonclient.grpc import service_pb2
 
@@ -73,24 +70,7 @@ class Served:
 def issue(ca: Authority, name: str, subject: list[tuple[x509.ObjectIdentifier, str]],
           sans: list[x509.GeneralName] | None = None) -> Pair:  # fmt: skip
     """A client certificate with exactly this subject (several CNs allowed) and these SANs."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert, key_path = ca.directory / f"{name}.crt", ca.directory / f"{name}.key"
-    cert.write_bytes(builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
-    return Pair(cert, key_path)
+    return ca.issue(name, subject=subject, extra_sans=sans)
 
 
 POLICY = """
