@@ -42,6 +42,30 @@ class InvalidRequest(ProxyError):
     error_type = "invalid_request_error"
 
 
+class HeaderTooLarge(InvalidRequest):
+    """A request head over `limits.max_header_bytes` or `limits.max_headers` fields."""
+
+    status = 431
+
+
+class TargetTooLong(InvalidRequest):
+    """A request target over 8 KiB."""
+
+    status = 414
+
+
+class BodyTimeout(InvalidRequest):
+    """A request body that stopped coming for `limits.header_timeout_s`."""
+
+    status = 408
+
+
+class ExpectationFailed(InvalidRequest):
+    """An `Expect` the proxy cannot meet (anything but 100-continue)."""
+
+    status = 417
+
+
 class Unauthenticated(ProxyError):
     code = "invalid_api_key"
     status = 401

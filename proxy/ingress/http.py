@@ -17,10 +17,16 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from proxy.config import Upstream
-from proxy.errors import InvalidRequest, ModelNotFound, ProxyError, RequestTooLarge, UpstreamUnavailable
+from proxy.errors import (
+    ExpectationFailed,
+    InvalidRequest,
+    ModelNotFound,
+    ProxyError,
+    RequestTooLarge,
+    UpstreamUnavailable,
+)
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.wire import (
-    ExpectationFailed,
     HttpConnection,
     Request,
     connection_field,

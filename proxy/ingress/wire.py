@@ -37,7 +37,15 @@ from urllib.parse import unquote
 import httptools
 
 from proxy.config import Limits
-from proxy.errors import InvalidRequest, Overloaded, ProxyError, RequestTooLarge
+from proxy.errors import (  # the connection's own refusals: in errors.py, where a class's status is its own
+    BodyTimeout,
+    HeaderTooLarge,
+    InvalidRequest,
+    Overloaded,
+    ProxyError,
+    RequestTooLarge,
+    TargetTooLong,
+)
 from proxy.tls import identities_from_peercert
 
 log = logging.getLogger("lineage_proxy.http")
@@ -51,22 +59,6 @@ _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in h
 
 
 _NO_FIELDS: dict[str, str] = {}  # a request's fields before its head is in
-
-
-class HeaderTooLarge(InvalidRequest):
-    status = 431
-
-
-class TargetTooLong(InvalidRequest):
-    status = 414
-
-
-class BodyTimeout(InvalidRequest):
-    status = 408
-
-
-class ExpectationFailed(InvalidRequest):
-    status = 417
 
 
 class Request:
@@ -167,8 +159,7 @@ class HttpConnection(asyncio.Protocol):
                 elif last.content_length:
                     last.complete = False
                     self._upgrade_body = last
-                    self._take_upgrade_body(data[upgrade.args[0] :])
-                    if self._upgrade_body is not None:
+                    if not self._take_upgrade_body(data[upgrade.args[0] :]):  # more of it to come
                         self._reading = True
                         self.transport.resume_reading()  # type: ignore[union-attr]
         except httptools.HttpParserError as exc:
@@ -193,8 +184,10 @@ class HttpConnection(asyncio.Protocol):
             self.transport.pause_reading()  # type: ignore[union-attr]
         self._kick()
 
-    def _take_upgrade_body(self, data: bytes) -> None:
-        """The Content-Length body of a request that asked to upgrade (llhttp does not read it)."""
+    def _take_upgrade_body(self, data: bytes) -> bool:
+        """The Content-Length body of a request that asked to upgrade (llhttp does not read it); whether it is
+        all in. (A return value, not `_upgrade_body` read again by the caller: mypy keeps the attribute
+        narrowed across this call, and the compiled build checks that type, None or not.)"""
         request = self._upgrade_body
         assert request is not None and request.content_length is not None
         need = request.content_length - request.size
@@ -204,10 +197,12 @@ class HttpConnection(asyncio.Protocol):
             _add(request._body, piece)
             if request._waiter is not None:
                 self._arm(self.server.header_timeout_s)
-        if request.size >= request.content_length:
-            self._upgrade_body = None  # what follows is dropped: the connection closes after this request
-            request.complete = True
-            _wake(request._waiter)
+        if request.size < request.content_length:
+            return False
+        self._upgrade_body = None  # what follows is dropped: the connection closes after this request
+        request.complete = True
+        _wake(request._waiter)
+        return True
 
     def _refuse(self, error: ProxyError) -> None:
         """Malformed framing, or a head over the limits: answered after the requests before it, then the

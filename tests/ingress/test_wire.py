@@ -437,6 +437,7 @@ def test_a_pipelined_request_asking_to_upgrade_is_answered_too(proxy) -> None:  
     assert first == 200 and second == 200 and body == b"ok:/echo:"
 
 
+@pytest.mark.interpreted  # patches a Final constant, which the compiled module has inlined (tests/conftest.py)
 def test_lingering_close_does_not_cut_a_reply_the_client_is_still_reading(proxy, loop_thread, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """`_close()` on a connection whose client may still send (here: it asked to upgrade; also 413, framing
     errors, a body left unread) does write_eof and schedules abort() LINGER_S later, counted from when the
@@ -567,6 +568,7 @@ def test_tls_keep_alive_and_a_refused_body_over_tls(tls_proxy) -> None:  # type:
         assert status == 413 and fields.get("connection") == "close"
 
 
+@pytest.mark.interpreted  # patches a Final constant, which the compiled module has inlined (tests/conftest.py)
 def test_a_client_that_reads_nothing_is_cut_off_after_the_send_timeout(proxy, loop_thread, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A client that asks and never reads would hold its connection (and, streaming, an upstream
     connection) for ever: after SEND_TIMEOUT_S without progress the proxy cuts it and the call ends."""
