@@ -53,24 +53,50 @@ def _fail(message: str) -> int:
     return 1
 
 
+class _StopBeforeServing(BaseException):
+    """A SIGTERM/SIGINT while `serve` loads its config: nothing is claimed or bound yet, so it stops there.
+    A BaseException, as KeyboardInterrupt is: no `except Exception` on the way swallows it."""
+
+
+def _stop_before_serving(signum: int, frame: object) -> None:
+    # once: a second one (Ctrl-C, then a SIGTERM) while the first is handled must not raise past `cmd_serve`
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise _StopBeforeServing
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     # a SIGTERM/SIGINT before the proxy serves must not end it where it is (claims, a supervisor without its
-    # workers): blocked while the config loads and modules import, then held (`hold_stop`) and the start
-    # abandoned as soon as it can be. A SIGHUP (a reload) must not end it either: ignored while the config
-    # loads (a reload would read the same file), then held until the serving loop applies it (`hold_sighup`)
-    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
+    # workers). Nothing is claimed or bound while the config loads and modules import: one stops `serve` there,
+    # even waiting to read a file (a FIFO nobody writes: the wait is interrupted). From the end of the load
+    # they are blocked until `hold_stop` holds them (a handler that raised past the load would end it anywhere),
+    # and the start abandoned as soon as it can be. A SIGHUP (a reload) must not end it either: ignored while
+    # the config loads (a reload would read the same file), then held until the serving loop applies it
+    # (`hold_sighup`)
+    signal.signal(signal.SIGTERM, _stop_before_serving)
+    signal.signal(signal.SIGINT, _stop_before_serving)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    _setup_logging(args.log_level or "info", "proxy" if args.workers == 1 else "supervisor")
-    config = _load(args.config)
+    role = "proxy" if args.workers == 1 else "supervisor"
+    try:
+        _setup_logging(args.log_level or "info", role)
+        config = _load(args.config)
+        if config is not None:
+            from proxy.logs import configure
+
+            configure(config.logging, args.log_level)  # logging: in the config; --log-level wins
+            from proxy.workers import hold_sighup, run_single, run_workers
+        # one that came until now raises here (pthread_sigmask runs the handlers of those pending); one
+        # that comes after waits, blocked, for `hold_stop` (or for the exit, when the config is invalid)
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
+    except _StopBeforeServing:
+        _setup_logging(args.log_level or "info", role)  # in case it came before logging was set up
+        logging.getLogger("lineage_proxy").info("stopping before serving")
+        return 0
     if config is None:
         return 1
-    from proxy.logs import configure
-
-    configure(config.logging, args.log_level)  # logging: in the config; --log-level wins
-    from proxy.errors import StartupError
-    from proxy.workers import hold_sighup, run_single, run_workers
-
     hold_sighup()
+
+    from proxy.errors import StartupError
 
     try:
         if args.workers == 1:

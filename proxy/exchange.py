@@ -27,7 +27,14 @@ from typing import Any
 
 from proxy.config import Upstream
 from proxy.detectors import TRUNCATED
-from proxy.errors import InvalidRequest, ProxyError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
+from proxy.errors import (
+    InvalidRequest,
+    Overloaded,
+    ProxyError,
+    UpstreamStatus,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from proxy.flow import ALLOW, DENY, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
@@ -271,12 +278,28 @@ class Exchange:
                 timeout = upstream.timeout_s if upstream is not None else 0
                 return UpstreamTimeout(f"upstream {name!r} did not answer in time (timeout_s {timeout:g})")
             return exc  # the upstream's own answer, passed on as it came
+        if isinstance(exc, Overloaded):  # the upstream's max_queue: refused here, never forwarded
+            if decision is not None and decision.forwards:
+                self._refused(decision, exc, f"upstream:{name}")
+            return exc
         if isinstance(exc, ProxyError):
             return exc
         if isinstance(exc, TimeoutError):
             timeout = upstream.timeout_s if upstream is not None else 0
             return UpstreamTimeout(f"upstream {name!r} did not answer within {timeout:g}s")
         return UpstreamUnavailable(f"upstream {name!r} is unavailable: {type(exc).__name__}: {exc}")
+
+    def _refused(self, decision: Decision, error: ProxyError, rule: str) -> None:
+        """A call decided to go through that the proxy refuses before forwarding it: recorded as the refusal
+        it is (`deny`, its code and `rule`, every record and `x-lineage-decision` alike), its data gone nowhere
+        past the boundary: no upstream, no checkpoint, no output."""
+        self.decision = dataclasses.replace(
+            decision, action=DENY, upstream=None, code=error.code, rule=rule, reason=error.message
+        )
+        outcome = self.outcome
+        outcome.provider = outcome.checkpoint = outcome.checkpoint_source = outcome.checkpoint_parent = None
+        outcome.forwarded_ns = 0
+        self._observer = None
 
     # -- the end
 

@@ -3,8 +3,9 @@
 Signals: SIGTERM/SIGINT drain in-flight calls and exit 0; SIGHUP reloads the config (each worker
 validates and swaps it in, or refuses it and keeps the old one); one that comes while a process is still
 starting is held, and the reload done once it serves (`hold_sighup`): its default action would end the
-process. A SIGTERM/SIGINT while a process starts stops it: blocked from the moment `serve` runs
-(`cmd_serve`), held once this module is in (`hold_stop`), and the start abandoned as soon as it can be. A
+process. A SIGTERM/SIGINT while a process starts stops it: while the config loads it ends the start there
+(`cmd_serve`: a load blocked on a FIFO too), then it is blocked until this module holds it (`hold_stop`),
+and the start is abandoned as soon as it can be. A
 forked worker must never run the supervisor's handler, inherited by fork: the supervisor blocks these
 signals from just before a fork until the worker is in its list (so a signal also reaches a worker it is
 starting), and the worker unblocks them once its own handlers are in place.
@@ -82,7 +83,7 @@ def hold_sighup() -> None:
 def hold_stop() -> None:
     """From now until the loop handles them, a SIGTERM or SIGINT is held (the process stops once its loop
     runs) rather than running a handler inherited by fork, or ending the process where it is. One that came
-    while they were blocked (`cmd_serve` blocks them until this module is imported) is held now."""
+    while they were blocked (`cmd_serve` blocks them from the end of the config load) is held now."""
     signal.signal(signal.SIGTERM, _hold)
     signal.signal(signal.SIGINT, _hold)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))

@@ -739,7 +739,8 @@ class _Reader:
             url = transport.get("url")
             parts = urlsplit(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-                self.problem(path if url_given else f"{path}.url", f"expected an http(s):// URL, got {url!r}")
+                shown = redact_userinfo(url) if isinstance(url, str) else url
+                self.problem(path if url_given else f"{path}.url", f"expected an http(s):// URL, got {shown!r}")
                 return False
         try:
             target = kinds.get(kind, kind)
@@ -748,7 +749,7 @@ class _Reader:
             config_class = import_from_string(config_class) if isinstance(config_class, str) else config_class
             config_class.from_dict(copy.deepcopy(transport))
         except Exception as exc:  # openlineage-python's own checks raise what they like
-            self.problem(path, f"openlineage-python refuses this {kind} transport: {exc}")
+            self.problem(path, f"openlineage-python refuses this {kind} transport: {redact_userinfo(str(exc))}")
             return False
         return True
 
@@ -866,6 +867,16 @@ class _Reader:
             if zone.require_record:
                 self.problem(f"zones[{index}].require_record", f"zone {zone.name!r} requires a record, but "
                              "lineage.store is null: set lineage.store, or drop require_record")  # fmt: skip
+
+
+_USERINFO = re.compile(r"(^|//)([^/?#\s]*)@")  # a URL's `user:password@` (up to the authority's last `@`)
+
+
+def redact_userinfo(text: str) -> str:
+    """`text` with the password of every URL's userinfo replaced by `***` (a userinfo without one, which
+    may be a token, entirely): for a URL in a log line or a config problem, and for an error that quotes
+    one. A text that starts with a userinfo is taken as a URL missing its `scheme://`."""
+    return _USERINFO.sub(lambda m: f"{m[1]}{m[2].partition(':')[0]}:***@" if ":" in m[2] else f"{m[1]}***@", text)
 
 
 def read_secret(path: str) -> bytes:

@@ -28,7 +28,6 @@ import concurrent.futures
 import copy
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -44,6 +43,7 @@ from openlineage.client.uuid import generate_new_uuid
 
 from proxy import __version__
 from proxy.config import OpenLineage
+from proxy.config.loader import redact_userinfo
 from proxy.flow import DENY, Call, Decision, Outcome
 from proxy.record.edges import edge_key
 from proxy.record.sinks import Counts
@@ -287,9 +287,11 @@ class OpenLineageRecorder:
         if transport is None:
             try:
                 transport = get_default_factory().create(copy.deepcopy(dict(self._settings.transport)))
-            except Exception:
+            except Exception as exc:
                 self.counts.add("outages")  # one that lasts: alerts on outages fire for it as for a dead backend
-                log.exception("openlineage: cannot build the %s transport; no events will be sent", self._target)
+                # the error, not its traceback: what openlineage-python raises may quote the URL, its password too
+                log.error("openlineage: cannot build the %s transport (%s); no events will be sent", self._target,
+                          _error(exc))  # fmt: skip
         while True:
             try:  # with counts to send again: after an interval without a snapshot too
                 item = self._queue.get(timeout=self._settings.snapshot_interval_s if self._owed() else None)
@@ -313,8 +315,8 @@ class OpenLineageRecorder:
                 self._send_snapshot(transport, None, last=True)
             try:
                 transport.close()
-            except Exception:
-                log.exception("openlineage: the %s transport failed to close", self._target)
+            except Exception as exc:
+                log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
         flows, calls = self._unsent()
         if flows:
             log.warning("openlineage: the counts of %d flows (%d calls) could not be sent to %s before shutdown",
@@ -370,7 +372,7 @@ class OpenLineageRecorder:
                     "openlineage: cannot send events to %s (%s); logged once per outage, counts are kept for the "
                     "next snapshot, calls are not slowed",
                     self._target,
-                    _redacted(str(exc)),
+                    redact_userinfo(str(exc)),
                 )
             return False
         self.counts.add("sent")
@@ -447,18 +449,15 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _error(exc: BaseException) -> str:
+    """An exception for a log line, with no URL's password: `ValueError: Need valid url ..., passed
+    http://user:***@host`."""
+    return redact_userinfo(f"{type(exc).__name__}: {exc}")
+
+
 def _describe(transport: Mapping[str, Any]) -> str:
     """Where events go, for log lines: never the auth or headers a transport config may hold, nor the
     secret a URL's userinfo may (`http://user:***@host`)."""
     kind = transport.get("type", "?")
     where = transport.get("url") or transport.get("log_file_path") or transport.get("topic") or ""
-    return _redacted(f"{kind} {where}".strip())
-
-
-_USERINFO = re.compile(r"//([^/?#\s]*)@")  # a URL's `user:password@` (up to the authority's last `@`)
-
-
-def _redacted(text: str) -> str:
-    """`text` with the password of every URL's userinfo replaced by `***` (a userinfo without one, which
-    may be a token, entirely): for a transport's URL, and for an error that quotes it."""
-    return _USERINFO.sub(lambda m: f"//{m[1].partition(':')[0]}:***@" if ":" in m[1] else "//***@", text)
+    return redact_userinfo(f"{kind} {where}".strip())

@@ -361,7 +361,9 @@ def test_a_transport_that_cannot_be_built_is_logged_counted_and_calls_go_on(
     assert name not in TapTransport.built
     (line,) = [r for r in caplog.records if "cannot build" in r.getMessage()]
     assert "no events will be sent" in line.getMessage() and "TapTransport" in line.getMessage()
-    assert line.exc_info is not None and f"tap {name} cannot be built" in str(line.exc_info[1])
+    assert (
+        line.exc_info is None and f"tap {name} cannot be built" in line.getMessage()
+    )  # no traceback: it may hold the URL
     assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="failed"}') == 4
     assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="sent"}') == 0
     assert metric(proxy, "lineage_proxy_openlineage_outages_total") == 1
