@@ -254,8 +254,11 @@ class Exchange:
 
     def _observer_failed(self) -> None:
         """Observing never breaks forwarding: an observer that raises is dropped for this call, and
-        the call is still forwarded and recorded (without what the observer would have read)."""
+        the call is still forwarded and recorded, its output labelled `scan:truncated` where detectors
+        run (what the observer did not read is never called clean)."""
         self._observer = None
+        if self.pipeline.detectors:
+            self.outcome.output_detected = self.outcome.output_detected | {TRUNCATED}
         _observer_failures[0] += 1
         if _observer_failures[0] == 1:
             log.warning("could not read a reply from upstream (forwarded unchanged; logged once)", exc_info=True,

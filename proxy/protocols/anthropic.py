@@ -149,6 +149,7 @@ class MessagesObserver(SseObserver):
         another server's holds is the block's first piece, read as the whole reply reads that block."""
         text = block.get("text")
         if not isinstance(text, str):
+            text = None  # (a number there broke the reader, and the rest of the reply went unread)
             if "input" in block:
                 value = block["input"]
                 text = orjson.dumps(value).decode() if value else None  # (`{}`: no text, and every stream's)
