@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from proxy.errors import InvalidRequest
 
@@ -43,7 +44,7 @@ def parse_labels(raw: str | None, *, source: str = "x-data-labels") -> frozenset
     return check_labels(raw.split(","), source=source)
 
 
-def check_labels(labels: list[str] | tuple[str, ...], *, source: str) -> frozenset[str]:
+def check_labels(labels: Sequence[object], *, source: str) -> frozenset[str]:
     """Normalise and validate labels from `source`; empty entries are ignored."""
     kept = []
     for given in labels:

@@ -513,8 +513,9 @@ class Adapter:
         for listing in listings:
             for entry in listing.get("data", []) if isinstance(listing, dict) else []:
                 model = entry.get("id") if isinstance(entry, dict) else None
-                if model not in seen:
-                    seen.add(model)
+                key = model if model is None or isinstance(model, str) else ("", repr(model))  # a list id: hashable
+                if key not in seen:
+                    seen.add(key)
                     data.append(entry)
         return orjson.dumps({"object": "list", "data": data})
 

@@ -77,17 +77,19 @@ class ReplyParser:
     """
 
     __slots__ = (
-        "_head_only", "_head_start", "_idle", "_llhttp", "_reason", "_tail", "_until_close", "buffered",
+        "_head_only", "_head_start", "_idle", "_llhttp", "_raised", "_reason", "_tail", "_until_close", "buffered",
         "done", "head", "keep_alive", "pieces", "raw_fields",
     )  # fmt: skip
 
     _head_only: bool
     _llhttp: HttpResponseParser | None
+    _raised: UpstreamProtocolError | None
     done: bool
     keep_alive: bool
 
     def __init__(self, method: str = "GET") -> None:
         self.done = False
+        self._raised = None  # what a callback refused (`_refusing`)
         self.start(method)
 
     def start(self, method: str) -> None:
@@ -156,8 +158,11 @@ class ReplyParser:
             if self.done:  # llhttp was stopped at (or refused) bytes after the complete reply
                 self.keep_alive = False
                 return
-            if isinstance(exc, HttpParserCallbackError) and isinstance(exc.__context__, UpstreamProtocolError):
-                raise exc.__context__ from None
+            # what a callback refused, kept by it (`_refusing`): not the error's __context__, which Python sets
+            # to whatever exception is being handled when llhttp raises (wire.py's `_refusing` says more)
+            refused, self._raised = self._raised, None
+            if isinstance(exc, HttpParserCallbackError) and refused is not None:
+                raise refused from None
             raise self._refusal(str(exc), data) from None
         if self.buffered != buffered or self.done:
             self._idle = 0
@@ -175,6 +180,11 @@ class ReplyParser:
             kind = f"{kind} {self._status_line(data)!r}"
         return UpstreamProtocolError(f"{kind} (llhttp: {reason})")
 
+    def _refusing(self, error: UpstreamProtocolError) -> UpstreamProtocolError:
+        """A callback's refusal, kept for `_execute`: llhttp stops and raises its own error."""
+        self._raised = error
+        return error
+
     def _status_line(self, data: bytes = b"") -> bytes:
         """The status line being read, for messages (at most 60 bytes)."""
         return (self._head_start or data).lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")[:60]
@@ -183,7 +193,9 @@ class ReplyParser:
 
     def on_message_begin(self) -> None:
         if self.done:
-            raise UpstreamProtocolError("bytes after the reply")  # stops llhttp; _execute ends keep-alive
+            raise self._refusing(
+                UpstreamProtocolError("bytes after the reply")
+            )  # stops llhttp; _execute ends keep-alive
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason  # in pieces when split across packets
@@ -198,15 +210,15 @@ class ReplyParser:
         self._idle = 0
         version = llhttp.get_http_version()
         if version != "1.1" and version != "1.0":
-            raise UpstreamProtocolError(f"{_STATUS_LINE} {self._status_line()!r} (HTTP/{version})")
+            raise self._refusing(UpstreamProtocolError(f"{_STATUS_LINE} {self._status_line()!r} (HTTP/{version})"))
         status = llhttp.get_status_code()
         if not 100 <= status <= 599:
-            raise UpstreamProtocolError(f"{_STATUS_CODE} {self._status_line()!r} (not 100-599)")
+            raise self._refusing(UpstreamProtocolError(f"{_STATUS_CODE} {self._status_line()!r} (not 100-599)"))
         if status < 200:
             if status == 101:  # the proxy never asks to switch protocols (it drops Upgrade): not an answer
-                raise UpstreamProtocolError("101 Switching Protocols, though no upgrade was asked for")
+                raise self._refusing(UpstreamProtocolError("101 Switching Protocols, though no upgrade was asked for"))
             if status not in (100, 102, 103) and any(name.lower() in _BODY_FIELDS for name, _ in self.raw_fields):
-                raise UpstreamProtocolError(f"interim reply {status} frames a body")
+                raise self._refusing(UpstreamProtocolError(f"interim reply {status} frames a body"))
             self.raw_fields = []  # interim reply (100 Continue, 103 Early Hints): the real one follows
             self._reason = b""
             self._head_start = b""

@@ -804,3 +804,14 @@ def test_a_lone_surrogate_escape_stays_as_written_when_escaped_text_is_decoded()
     (decoded,) = unescaped(b"\\\\u", [arguments])
     assert decoded == '{"a": "x\\ud800y \U0001f600 ana@example.org"}'
     decoded.encode()
+
+
+def test_merged_model_lists_take_any_id_an_upstream_writes() -> None:
+    """An upstream listing an id that is not a string (a list) made every merged `/v1/models` a 500."""
+    from proxy.protocols.openai import ADAPTER
+
+    merged = orjson.loads(ADAPTER.merge([
+        {"data": [{"id": ["x"]}, {"id": "a"}, {"id": {"k": 1}}, {"no": "id"}]},
+        {"data": [{"id": "a"}, {"id": ["x"]}, {"id": "b"}, {"id": {"k": 1}}]},
+    ]))  # fmt: skip
+    assert [entry.get("id") for entry in merged["data"]] == [["x"], "a", {"k": 1}, None, "b"]

@@ -527,3 +527,22 @@ def test_slow_framing_between_chunks_is_fine() -> None:
         packets += [b"1\r", b"\n", b"x", b"\r\n"]
     out, _ = events(*packets, b"0\r\n\r\n")
     assert b"".join(e for e in out if isinstance(e, bytes)) == b"x" * MAX_CHUNK_LINE and out[-1] == END
+
+
+@pytest.mark.parametrize(("reply", "refusal"), [
+    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", "101 Switching Protocols, though no upgrade"),
+    (b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", "(HTTP/2.0)"),
+])  # fmt: skip
+def test_a_reply_is_refused_for_itself_while_another_error_is_being_handled(reply: bytes, refusal: str) -> None:
+    """A callback's refusal used to be read back from llhttp's error's __context__, which Python sets to the
+    exception being handled when it is raised (in the compiled build a coroutine suspended in an `except`
+    block holds one): the reply was then refused as unreadable, its own reason lost."""
+    from proxy.errors import UpstreamUnavailable
+
+    parser = ReplyParser()
+    try:
+        raise UpstreamUnavailable("another call's upstream")
+    except UpstreamUnavailable:
+        with pytest.raises(UpstreamProtocolError) as refused:
+            parser.feed(reply)
+    assert refusal in str(refused.value), str(refused.value)
