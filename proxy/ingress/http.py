@@ -37,8 +37,7 @@ from proxy.ingress.wire import (
 )
 from proxy.pipeline import X_API_KEY_PROTOCOLS, Pipeline, PipelineRef
 from proxy.protocols import HTTP_ADAPTERS, Adapter, Target
-from proxy.transport.connection import UpstreamClosed
-from proxy.transport.http11 import UpstreamProtocolError
+from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.pool import Response as UpstreamResponse
 from proxy.transport.pool import UpstreamPool
 

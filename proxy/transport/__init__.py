@@ -1,1 +1,11 @@
 """Transports: sockets, connection pools and streams. Nothing here knows a wire protocol's meaning."""
+
+
+# the transports' errors live here, not beside their code: a compiled module (setup.py) cannot define a
+# subclass of a built-in error such as ConnectionError
+class UpstreamProtocolError(ConnectionError):
+    """The upstream's reply is not valid HTTP/1.1."""
+
+
+class UpstreamClosed(ConnectionError):
+    """The upstream closed the connection before the reply was complete."""

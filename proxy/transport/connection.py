@@ -14,22 +14,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Final
 
-from proxy.transport.http11 import ReplyParser, UpstreamProtocolError
+from proxy.transport import UpstreamClosed, UpstreamProtocolError
+from proxy.transport.http11 import ReplyParser
 
 HIGH_WATER: Final = 1 << 20
 
 
-class UpstreamClosed(ConnectionError):
-    """The upstream closed the connection before the reply was complete."""
-
-
 class Connection(asyncio.Protocol):
     """One socket to an upstream and the parser of its replies."""
-
-    __slots__ = (
-        "_paused", "_waiter", "idle", "idle_since", "loop", "lost", "on_idle_lost", "parser", "received", "reused",
-        "transport",
-    )  # fmt: skip
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, on_idle_lost: Callable[[Connection], None] | None = None

@@ -30,12 +30,10 @@ from typing import Final
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 from multidict import CIMultiDict
 
+from proxy.transport import UpstreamProtocolError
+
 MAX_HEAD: Final = 64 * 1024
 MAX_CHUNK_LINE: Final = 4096
-
-
-class UpstreamProtocolError(ConnectionError):
-    """The upstream's reply is not valid HTTP/1.1."""
 
 
 # A final reply's (status, reason, headers, content_length); content_length is None when the body's end is
@@ -75,11 +73,6 @@ class ReplyParser:
 
     The `on_*` methods are llhttp's callbacks (this object is its httptools protocol).
     """
-
-    __slots__ = (
-        "_head_only", "_head_start", "_idle", "_llhttp", "_raised", "_reason", "_tail", "_until_close", "buffered",
-        "done", "head", "keep_alive", "pieces", "raw_fields",
-    )  # fmt: skip
 
     _head_only: bool
     _llhttp: HttpResponseParser | None

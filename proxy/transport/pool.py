@@ -42,8 +42,8 @@ from proxy.checkpoints import METADATA_TIMEOUT_S, MetadataStatus
 from proxy.config import Upstream
 from proxy.errors import Overloaded
 from proxy.tls import client_context
-from proxy.transport.connection import Connection, UpstreamClosed
-from proxy.transport.http11 import UpstreamProtocolError
+from proxy.transport import UpstreamClosed, UpstreamProtocolError
+from proxy.transport.connection import Connection
 
 log = logging.getLogger("lineage_proxy")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxy.transport.connection import HIGH_WATER, Connection, UpstreamClosed
-from proxy.transport.http11 import UpstreamProtocolError
+from proxy.transport import UpstreamClosed, UpstreamProtocolError
+from proxy.transport.connection import HIGH_WATER, Connection
 
 
 class RecordingTransport:

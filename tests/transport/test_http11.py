@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from proxy.transport.http11 import MAX_CHUNK_LINE, MAX_HEAD, ReplyParser, UpstreamProtocolError
+from proxy.transport import UpstreamProtocolError
+from proxy.transport.http11 import MAX_CHUNK_LINE, MAX_HEAD, ReplyParser
 
 END = "end"
 

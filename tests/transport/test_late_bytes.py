@@ -17,8 +17,8 @@ import httpx
 import orjson
 
 from proxy.config import Upstream
+from proxy.transport import UpstreamProtocolError
 from proxy.transport.connection import Connection
-from proxy.transport.http11 import UpstreamProtocolError
 from proxy.transport.pool import UpstreamPool
 from tests.harness import LoopThread, ProxyHandle
 
