@@ -185,7 +185,9 @@ class ProxyProcess:
         tls = self.config.listen.tls
         self._tls = ListenerTls(tls) if tls is not None else None
         await self._first_probes()  # a certificate that cannot be read is said at once, not after the wait
-        http = await self._serve(ingress.handle, http_addr, self._tls.context if self._tls is not None else None)
+        http = await self._serve(
+            ingress.handle, http_addr, self._tls.context if self._tls is not None else None, ingress.record_refusal
+        )
         self._http = self._servers[-1]
         admin = None
         admin_addr = self._address("admin")
@@ -220,8 +222,9 @@ class ProxyProcess:
                         if self.config.lineage.on_unapproved == "block" and self.config.baseline is not None
                         else "")  # fmt: skip
 
-    async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None) -> Address:
-        server = HttpServer(handler, self.config.limits)
+    async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None,
+                     record_refusal: Any = None) -> Address:  # fmt: skip
+        server = HttpServer(handler, self.config.limits, record_refusal)
         sock = bind(address, reuse_port=self._reuse_port)
         await server.start(sock, ssl_context)
         self._servers.append(server)

@@ -36,7 +36,7 @@ from proxy.ingress.wire import (
     status_line,
 )
 from proxy.pipeline import X_API_KEY_PROTOCOLS, Pipeline, PipelineRef
-from proxy.protocols import HTTP_ADAPTERS, Adapter, Target
+from proxy.protocols import HTTP_ADAPTERS, Adapter, Header, Target
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.pool import Response as UpstreamResponse
 from proxy.transport.pool import UpstreamPool
@@ -143,6 +143,15 @@ def _on_proxy(location: bytes, base: str) -> bytes:
     return b"/" + rest.lstrip(b"/\\\t\r\n")
 
 
+def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exchange:
+    """The call's Exchange, with the adapter whose path it is (the last one matches anything)."""
+    for adapter in HTTP_ADAPTERS:
+        target = adapter.match(method, path)
+        if target is not None:
+            return Exchange(pipeline, adapter, target, pipeline.trace(header))
+    raise AssertionError("the passthrough adapter matches every path")
+
+
 class HttpIngress:
     """One per process: the request handler for the http listener."""
 
@@ -160,12 +169,8 @@ class HttpIngress:
                 return
         pipeline = self.ref.current
         header = request.header
-        for adapter in HTTP_ADAPTERS:  # the last one matches anything
-            target = adapter.match(method, path)
-            if target is not None:
-                break
-        assert target is not None
-        ex = Exchange(pipeline, adapter, target, pipeline.trace(header))
+        ex = _exchange(pipeline, method, path, header)
+        adapter, target = ex.adapter, ex.target
         try:
             if not request.target.startswith("/"):
                 raise InvalidRequest(
@@ -230,14 +235,8 @@ class HttpIngress:
         that did not parse nothing was kept (`request` is empty): its caller is the one its client certificate
         names, else anonymous, and its trace a new one."""
         pipeline = self.ref.current
-        method, path = request.method, request.path
-        for adapter in HTTP_ADAPTERS:  # as `handle` matches (the last one matches anything)
-            target = adapter.match(method, path)
-            if target is not None:
-                break
-        assert target is not None
-        ex = Exchange(pipeline, adapter, target, pipeline.trace(request.header))
-        error.caller = pipeline.caller_name(request.header, conn.peer, adapter.name)
+        ex = _exchange(pipeline, request.method, request.path, request.header)
+        error.caller = pipeline.caller_name(request.header, conn.peer, ex.adapter.name)
         ex.outcome.status = error.status
         ex.finish(error)
         await ex.recorded()

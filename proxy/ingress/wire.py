@@ -671,11 +671,11 @@ RecordRefusal = Callable[[Request, ProxyError, HttpConnection], Awaitable[list[t
 class HttpServer:
     """One listener's connections, with the limits every connection obeys."""
 
-    def __init__(self, handler: Handler, limits: Limits) -> None:
+    def __init__(self, handler: Handler, limits: Limits, record_refusal: RecordRefusal | None = None) -> None:
         self.handler = handler
         # what records the requests a connection refuses itself (framing, the head's limits, the connection cap):
-        # the handler's owner's `record_refusal` (`HttpIngress`'s), looked up once here, not per request
-        self.record_refusal: RecordRefusal | None = getattr(getattr(handler, "__self__", None), "record_refusal", None)
+        # `HttpIngress.record_refusal` on the proxy's listener; none on the admin one
+        self.record_refusal = record_refusal
         self.set_limits(limits)
         self.connections: set[HttpConnection] = set()
         self.refused = 0
