@@ -71,11 +71,16 @@ _DOUBLED = bytes(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Found:
     start: int  # byte offsets into the UTF-8 text
     end: int
     label: str
+
+    def __init__(self, start: int, end: int, label: str) -> None:  # compiled: `proxy.flow`'s docstring
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(self, "label", label)
 
 
 class _Text:

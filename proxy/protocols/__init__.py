@@ -25,7 +25,7 @@ from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.flow import Checkpoint, Outcome, ProtocolName
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Request:
     """What an adapter read from one request body."""
 
@@ -44,6 +44,28 @@ class Request:
     decoded: tuple[str, ...] = ()  # texts with JSON escapes, as the model may read them (`unescaped`): scanned
     builds_on: str | None = None  # a reply the upstream stored, whose conversation it puts before this input
     stored: bool = False  # the upstream may store this call's reply under its id, for later calls to build on
+
+    def __init__(
+        self, model: str, operation: str, stream: bool = False, texts: tuple[str, ...] = (),
+        params: tuple[tuple[str, Any], ...] = (), labels: tuple[str, ...] = (), version: str | None = None,
+        digest: str | None = None, opaque: bool = False, unscanned: bool = False,
+        joined: tuple[tuple[str, ...], ...] = (), decoded: tuple[str, ...] = (), builds_on: str | None = None,
+        stored: bool = False,
+    ) -> None:  # fmt: skip
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "operation", operation)
+        object.__setattr__(self, "stream", stream)
+        object.__setattr__(self, "texts", texts)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "digest", digest)
+        object.__setattr__(self, "opaque", opaque)
+        object.__setattr__(self, "unscanned", unscanned)
+        object.__setattr__(self, "joined", joined)
+        object.__setattr__(self, "decoded", decoded)
+        object.__setattr__(self, "builds_on", builds_on)
+        object.__setattr__(self, "stored", stored)
 
 
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that
@@ -578,7 +600,7 @@ def bytes_digest(*parts: bytes) -> str:
     return "sha256:" + h.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Target:
     """What an adapter's `match` found in the request line: the operation, and what the path names."""
 
@@ -588,6 +610,17 @@ class Target:
     carries_data: bool = True  # False: metadata, health, listings; only the caller's key is checked
     stream: bool = False  # gRPC: a streaming RPC (one stream is one call)
     listing: bool = False  # the answer is every upstream's listing merged (`Adapter.merge`)
+
+    def __init__(
+        self, operation: str, model: str = "", version: str | None = None, carries_data: bool = True,
+        stream: bool = False, listing: bool = False,
+    ) -> None:  # fmt: skip
+        object.__setattr__(self, "operation", operation)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "carries_data", carries_data)
+        object.__setattr__(self, "stream", stream)
+        object.__setattr__(self, "listing", listing)
 
 
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)
