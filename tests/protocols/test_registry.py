@@ -239,6 +239,9 @@ def test_a_key_written_twice_anywhere_is_refused(data: dict[str, object], draw: 
         b'{"model":"m","messages":[{"role":"user","content":"alice@example.com","content":"\\u003a) hi"}]}',
         b'{"model":"m","stop":"\\u003a","model":"n"}',
         b'{"model":"m","\\u003ax":1,"model":"n"}',
+        # nor a string beginning with ':', written as it is, with or without space around
+        b'{"a":":x","b":1,"b":2}',
+        b'{"a" : " :x", "b" :1, "b":2}',
     ],
 )
 def test_duplicate_keys_are_refused(body: bytes) -> None:
