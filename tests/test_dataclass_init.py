@@ -77,7 +77,7 @@ def test_init_takes_the_fields_in_order(cls: type) -> None:
     init = _written_init(cls)
     fields = dataclasses.fields(cls)
     params = [a.arg for a in init.args.args][1:]
-    assert params == [f.name for f in fields]
+    assert params == [f.name for f in fields if f.init]
     assert not init.args.kwonlyargs and init.args.vararg is None and init.args.kwarg is None
 
 
@@ -86,6 +86,8 @@ def test_init_sets_each_field_from_its_argument(cls: type) -> None:
     fields, types = dataclasses.fields(cls), _types(cls)
     values = {}
     for i, f in enumerate(fields):
+        if not f.init:
+            continue  # derived from the others (TraceContext.trace_id_hex)
         value = _sample(types[f.name], i)
         if value is None:  # bool: the opposite of its default
             value = not f.default if f.default is not dataclasses.MISSING else True
@@ -105,11 +107,11 @@ def test_init_defaults_are_the_fields_defaults(cls: type) -> None:
     required = {
         f.name: _sample(types[f.name], i)
         for i, f in enumerate(fields)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     }
     made = cls(**required)
     for f in fields:
-        if f.name in required:
+        if f.name in required or not f.init:
             continue
         expected = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         assert getattr(made, f.name) == expected, f.name
@@ -132,3 +134,13 @@ def test_checkpoint_names_are_kept_printable() -> None:
     assert checkpoint.name == "org/m%0D%0Ax"
     assert checkpoint.parent == "base%20model"
     assert Checkpoint("m", "config").parent is None
+
+
+@pytest.mark.parametrize("trace_id", [0, 1, 0xABC, 2**128 - 1])
+def test_trace_ids_are_written_as_32_hex_digits(trace_id: int) -> None:
+    trace = TraceContext(trace_id, 0x1F, sampled=False)
+    assert trace.trace_id_hex == f"{trace_id:032x}"
+    assert trace.traceparent() == f"00-{trace_id:032x}-000000000000001f-00"
+    sibling = trace.sibling()
+    assert sibling.trace_id_hex == trace.trace_id_hex and sibling.span_id != trace.span_id
+    assert dataclasses.replace(trace, trace_id=5).trace_id_hex == f"{5:032x}"
