@@ -92,6 +92,35 @@ class Response:
             self._pool.put(conn, parser.done and not parser.pieces and parser.keep_alive and conn.lost is None)
 
 
+class _Aside(Response):
+    """A reply on a connection of its own, outside the pool's budget (`ConnectionPool.get`): read as any reply,
+    but never given to the pool; closed after its reply, cut when left before its end."""
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _close_aside(conn)
+
+
+def _close_aside(conn: Connection) -> None:
+    """An aside connection is used once: closed after its reply, cut when left before its end (timed out,
+    broken off, cancelled)."""
+    if conn.transport is not None:
+        if conn.parser.done and conn.lost is None:
+            conn.transport.close()
+        else:
+            conn.transport.abort()
+
+
+async def _whole(resp: Response) -> tuple[int, bytes]:
+    """The reply's status and its body read whole; the connection released however the read ends."""
+    try:
+        body = await resp.read()
+    finally:
+        resp.release()
+    return resp.status, body
+
+
 def _broken(exc: BaseException) -> BaseException:
     if isinstance(exc, UpstreamProtocolError | UpstreamClosed):
         return exc
@@ -120,12 +149,16 @@ class ConnectionPool:
         self._ssl: ssl.SSLContext | None = None
         self._aside: asyncio.Lock | None = None  # the one metadata GET outside max_connections at a time
 
-    async def request(self, method: str, target: str, headers: Fields, body: bytes) -> Response:
+    async def request(self, method: str, target: str, headers: Fields, body: bytes, aside: bool = False) -> Response:
         """Send one request; returns once the reply's head is in (its body follows through the Response).
-        `headers`: (name, value) pairs, or a header block already encoded (`Name: value\r\n` lines)."""
+        `headers`: (name, value) pairs, or a header block already encoded (`Name: value\r\n` lines).
+        `aside`: on a new connection outside `max_connections`, closed after its reply (`get` only)."""
         head = self._head(method, target, headers, body)
         for attempt in (0, 1):
-            conn = await self._acquire()
+            if aside:
+                conn = await self._connect()
+            else:
+                conn = await self._acquire()
             try:
                 conn.send(method, head, body)
                 parser = conn.parser
@@ -134,12 +167,15 @@ class ConnectionPool:
                         raise _broken(conn.lost)
                     await conn.wait(self.upstream.timeout_s)
             except BaseException as exc:
+                if aside:  # new, so never stale
+                    _close_aside(conn)
+                    raise
                 self.put(conn, False)
                 stale = conn.reused and not conn.received and isinstance(exc, ConnectionError)
                 if attempt == 0 and stale and method in IDEMPOTENT:
                     continue
                 raise
-            return Response(self, conn)
+            return _Aside(self, conn) if aside else Response(self, conn)
         raise AssertionError("unreachable")
 
     async def get(self, target: str, headers: Fields) -> tuple[int, bytes]:
@@ -147,36 +183,11 @@ class ConnectionPool:
         connection of its own outside `max_connections`, so calls holding the pool never make the upstream
         look down (see the module docstring). The caller bounds the time it takes."""
         if self.closed or self.idle or self.open < self.upstream.max_connections:
-            resp = await self.request("GET", target, headers, b"")
-            try:
-                body = await resp.read()
-            finally:
-                resp.release()
-            return resp.status, body
+            return await _whole(await self.request("GET", target, headers, b""))
         if self._aside is None:
             self._aside = asyncio.Lock()
         async with self._aside:
-            conn = await self._connect()
-            try:
-                conn.send("GET", self._head("GET", target, headers, b""), b"")
-                parser = conn.parser
-                parts = []
-                while not parser.done or parser.pieces:
-                    if parser.pieces:
-                        parts.append(conn.take())
-                    elif conn.lost is not None:
-                        raise _broken(conn.lost)
-                    else:
-                        await conn.wait(self.upstream.timeout_s)
-                head = parser.head
-                assert head is not None
-                return head[0], b"".join(parts)
-            finally:  # used once: closed after its reply, cut when left before its end (timed out, broken off)
-                if conn.transport is not None:
-                    if conn.parser.done and conn.lost is None:
-                        conn.transport.close()
-                    else:
-                        conn.transport.abort()
+            return await _whole(await self.request("GET", target, headers, b"", True))
 
     def _head(self, method: str, target: str, headers: Fields, body: bytes) -> bytes:
         lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: ".encode("latin-1"), self.host_header, b"\r\n"]

@@ -6,18 +6,16 @@ proxy. Every record now says `deny`, rule `upstream:NAME`, no upstream, checkpoi
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 
 from proxy.record.store import SqliteStore
 from tests.harness import LoopThread
+from tests.held import one_call_held
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED, VllmLike
 from tests.test_refusals_s8_framing import AccessLines, access_lines
@@ -43,19 +41,7 @@ def test_an_upstream_s_max_queue_refusal_is_recorded_as_a_denial(
 ) -> None:  # fmt: skip
     server, url = vllm
     proxy = make_proxy(CONFIG.format(url=url, otlp=otlp.port))
-
-    async def held() -> None:  # a call the upstream never answers: it holds the pool's one connection
-        async with aiohttp.ClientSession() as session:
-            body = {"model": SERVED, "messages": [{"role": "user", "content": "__slow__"}]}
-            async with session.post(f"{proxy.url}/v1/chat/completions", json=body) as reply:
-                await reply.read()
-
-    call = asyncio.run_coroutine_threadsafe(held(), loop_thread.loop)
-    try:
-        deadline = time.monotonic() + 10
-        while len(server.data_requests()) < 1:  # in flight at the upstream
-            assert time.monotonic() < deadline, "the held call never reached the upstream"
-            time.sleep(0.01)
+    with one_call_held(proxy.url, server, loop_thread):  # it holds the pool's one connection
         reply = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"x-data-labels": "pii"}, timeout=10,
                            json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
         assert reply.status_code == 503 and reply.json()["error"]["code"] == "overloaded", reply.text
@@ -84,7 +70,3 @@ def test_an_upstream_s_max_queue_refusal_is_recorded_as_a_denial(
         key = rows["pii"].key
         assert (key.decision, key.rule, key.checkpoint, key.output_labels) == ("deny", "upstream:busy", "", "")
         assert rows["pii"].count == 1
-    finally:
-        call.cancel()
-        with pytest.raises((asyncio.CancelledError, Exception)):
-            call.result(10)

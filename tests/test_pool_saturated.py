@@ -5,15 +5,12 @@ ended. The metadata GET now takes a connection of its own outside the call budge
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 
-import aiohttp
 import httpx
-import pytest
 
 from tests.harness import LoopThread, ProxyHandle, dead_port
+from tests.held import one_call_held, until
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 
 CONFIG = """listen: {{http: "127.0.0.1:0"}}
@@ -35,16 +32,6 @@ lineage:
 """
 
 
-def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll `condition` until it holds or `timeout` passes; whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def listings(server: VllmLike) -> int:
     return sum(1 for r in server.requests if r.path == "/v1/models")
 
@@ -55,16 +42,7 @@ def test_a_saturated_pool_is_not_an_upstream_down(
     server, url = vllm
     proxy = make_proxy(CONFIG.format(url=url))
     book = proxy.process.book
-
-    async def held() -> None:  # a call the upstream never answers: it holds the pool's one connection
-        async with aiohttp.ClientSession() as session:
-            body = {"model": SERVED, "messages": [{"role": "user", "content": "__slow__"}]}
-            async with session.post(f"{proxy.url}/v1/chat/completions", json=body) as reply:
-                await reply.read()
-
-    call = asyncio.run_coroutine_threadsafe(held(), loop_thread.loop)
-    try:
-        assert until(lambda: len(server.data_requests()) == 1)  # in flight at the upstream
+    with one_call_held(proxy.url, server, loop_thread):  # it holds the pool's one connection
         busy = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": SERVED, "messages": []}, timeout=10)
         assert busy.status_code == 503 and busy.json()["error"]["code"] == "overloaded"  # the pool is full
         seen = listings(server)
@@ -80,10 +58,6 @@ def test_a_saturated_pool_is_not_an_upstream_down(
         # the pool's budget is the calls': the aside connection is not kept, and no call takes it
         pool = proxy.process.pool.pool(proxy.config.upstreams[0])
         assert pool.open == 1 and not pool.idle
-    finally:
-        call.cancel()
-        with pytest.raises((asyncio.CancelledError, Exception)):
-            call.result(10)
 
 
 def test_an_upstream_that_does_not_answer_is_still_down(make_proxy: Callable[..., ProxyHandle]) -> None:
