@@ -61,8 +61,11 @@ class Exchange:
         target: Target,
         trace: TraceContext,
         extra: dict[str, Any] | None = None,
+        *,
+        x_api_key: bool = False,
     ) -> None:
         self.pipeline = pipeline
+        self.x_api_key = x_api_key  # `x-api-key` is a key field (the Anthropic API's paths: `Pipeline.key_digest`)
         self.adapter = adapter
         self.target = target
         self.trace = trace
@@ -89,11 +92,11 @@ class Exchange:
                 # a key no caller owns, or none where anonymous calls are denied, is refused before a large
                 # body is parsed: reading one costs the event loop up to seconds, which an unknown client
                 # should not be able to spend (a small one is read, so its labels are in the record)
-                pipeline.identify_only(header, peer, self.adapter.name)
+                pipeline.identify_only(header, peer, self.x_api_key)
             read = self.adapter.read(self.target, body, header)
-            call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer)
+            call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer, self.x_api_key)
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
-            error.caller = pipeline.caller_name(header, peer, self.adapter.name)
+            error.caller = pipeline.caller_name(header, peer, self.x_api_key)
             raise
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)
@@ -142,7 +145,12 @@ class Exchange:
             assert current is not None
             self.pipeline = current
         more = self.pipeline.call(
-            self.adapter.read(self.target, body, header), self.adapter.name, header, self.trace, call.peer
+            self.adapter.read(self.target, body, header),
+            self.adapter.name,
+            header,
+            self.trace,
+            call.peer,
+            self.x_api_key,
         )
         if more.model != call.model or more.model_version != call.model_version:
             # decided and recorded for one model and version (its checkpoint): a stream never changes them
@@ -336,6 +344,8 @@ class Exchange:
             stats.decided(DENY)  # refused: a denial for `lineage_proxy_decisions_total` too
         if call is None or decision is None:
             return  # a client gone before its request was read: counted
+        if call.carries_data:  # counted as recorded: an upstream's max_queue 503 was decided allow, recorded deny
+            stats.decided(decision.action)
         observer = self._observer
         if observer is not None:
             try:

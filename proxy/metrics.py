@@ -305,6 +305,7 @@ class Stats:
         self._in_flight = 0
 
     def decided(self, action: str) -> None:
+        """A call recorded with `action` (`Exchange.finish`): counted as its record says, not as first decided."""
         self._decided[action].inc()
 
     def failed(self, error_type: str) -> None:

@@ -85,14 +85,14 @@ class Pipeline:
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
 
-    def key_digest(self, header: Header, protocol: str = "") -> str | None:
-        """The SHA-256 of the caller's key (`Authorization: Bearer <key>`; on the Anthropic API also
-        `x-api-key`, where its clients send it), None without one. Of the bytes sent, whatever they are: a key
-        that is not UTF-8 is a key no caller owns, not a fault."""
+    def key_digest(self, header: Header, x_api_key: bool = False) -> str | None:
+        """The SHA-256 of the caller's key (`Authorization: Bearer <key>`; with `x_api_key`, on the Anthropic
+        API's paths, also `x-api-key`, where its clients send it: `anthropic.x_api_key_path`), None without one.
+        Of the bytes sent, whatever they are: a key that is not UTF-8 is a key no caller owns, not a fault."""
         if not self.strips_auth:
             return None  # no caller has a key: the headers are the upstream's business, passed on as they are
         auth = header("authorization")
-        if protocol in X_API_KEY_PROTOCOLS:
+        if x_api_key:
             auth = _with_x_api_key(auth, header("x-api-key"))
         if not auth:
             return None
@@ -104,7 +104,13 @@ class Pipeline:
         return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
     def call(
-        self, request: Request, protocol: ProtocolName, header: Header, trace: TraceContext, peer: tuple[str, ...] = ()
+        self,
+        request: Request,
+        protocol: ProtocolName,
+        header: Header,
+        trace: TraceContext,
+        peer: tuple[str, ...] = (),
+        x_api_key: bool = False,
     ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400."""
         purpose = header("x-purpose")
@@ -134,7 +140,7 @@ class Pipeline:
             operation=request.operation,
             model=request.model,
             trace=trace,
-            key_sha256=self.key_digest(header, protocol),
+            key_sha256=self.key_digest(header, x_api_key),
             purpose=purpose or None,
             labels=labels,
             detected=self._detected(request),
@@ -180,7 +186,6 @@ class Pipeline:
         decision = decide(call, self.policy, self._served)
         if self.require_record and decision.forwards:
             decision = self._unrecorded(decision)
-        self.runtime.stats.decided(decision.action)
         if decision.approved is False:
             self._unapproved(call, decision)
         return decision
@@ -227,11 +232,11 @@ class Pipeline:
             why, extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
-    def caller_name(self, header: Header, peer: tuple[str, ...] = (), protocol: str = "") -> str | None:
+    def caller_name(self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False) -> str | None:
         """Who the key (or certificate) says made a call, as its record names it: a caller, `UNKNOWN_KEY`,
         or None (anonymous; also for a malformed Authorization header)."""
         try:
-            return self._name(self.key_digest(header, protocol), peer)
+            return self._name(self.key_digest(header, x_api_key), peer)
         except ProxyError:
             return None
 
@@ -239,10 +244,10 @@ class Pipeline:
         caller = self.policy.caller(digest, peer)
         return caller.name if caller is not None else (UNKNOWN_KEY if digest is not None else None)
 
-    def identify_only(self, header: Header, peer: tuple[str, ...] = (), protocol: str = "") -> str | None:
+    def identify_only(self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False) -> str | None:
         """For calls that carry no data (metadata, health): only the caller's key (or certificate) is
         checked. Returns the caller's name (None: anonymous, where allowed)."""
-        name = self._name(self.key_digest(header, protocol), peer)
+        name = self._name(self.key_digest(header, x_api_key), peer)
         if name == UNKNOWN_KEY:
             unknown = DENIAL_ERRORS["invalid_api_key"]("unknown API key")
             unknown.caller = UNKNOWN_KEY
@@ -258,11 +263,6 @@ class Pipeline:
 
 def _always() -> bool:
     return True
-
-
-# the protocols whose clients send their key in `x-api-key` (the Anthropic API's header, which its SDK sends),
-# read as the caller's key as `Authorization: Bearer` is, and kept from the upstream as it is
-X_API_KEY_PROTOCOLS = frozenset({"anthropic"})
 
 
 def _with_x_api_key(auth: str | None, given: str | None) -> str | None:

@@ -35,8 +35,9 @@ from proxy.ingress.wire import (
     expectations,
     status_line,
 )
-from proxy.pipeline import X_API_KEY_PROTOCOLS, Pipeline, PipelineRef
+from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import HTTP_ADAPTERS, Adapter, Header, Target
+from proxy.protocols.anthropic import x_api_key_path
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.pool import Response as UpstreamResponse
 from proxy.transport.pool import UpstreamPool
@@ -69,7 +70,7 @@ def _tokens(value: str | None) -> frozenset[bytes]:
 
 
 # what is never forwarded to the upstream: by (strips the caller's Authorization, and its x-api-key too (where the
-# proxy reads it: `X_API_KEY_PROTOCOLS`), reads the reply)
+# proxy reads it: `x_api_key_path`), reads the reply)
 _NOT_FORWARDED = {
     (strips, x_api_key, observe): HOP_BY_HOP
     | {b"traceparent"}
@@ -88,7 +89,7 @@ _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
     """The request's header block as the upstream gets it: the fields as sent (bytes, never decoded
     and encoded again) less hop-by-hop ones and the caller's key, then the proxy's own."""
-    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key), ex.adapter.name in X_API_KEY_PROTOCOLS, observe]
+    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key), ex.x_api_key, observe]
     listed = _tokens(request.header("connection"))
     if listed and not listed <= skip:
         skip = skip | listed
@@ -148,7 +149,7 @@ def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exc
     for adapter in HTTP_ADAPTERS:
         target = adapter.match(method, path)
         if target is not None:
-            return Exchange(pipeline, adapter, target, pipeline.trace(header))
+            return Exchange(pipeline, adapter, target, pipeline.trace(header), x_api_key=x_api_key_path(path))
     raise AssertionError("the passthrough adapter matches every path")
 
 
@@ -220,7 +221,7 @@ class HttpIngress:
         # the status the client gets: this error's, unless the upstream's reply head is already on its way
         ex.outcome.status = ex.outcome.status if conn.replying else error.status
         if ex.call is None and error.caller is None:  # refused before it was read: its caller, when the key says
-            error.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.adapter.name)
+            error.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
         ex.finish(error)
         await ex.recorded()
         if conn.replying:
@@ -236,7 +237,7 @@ class HttpIngress:
         names, else anonymous, and its trace a new one."""
         pipeline = self.ref.current
         ex = _exchange(pipeline, request.method, request.path, request.header)
-        error.caller = pipeline.caller_name(request.header, conn.peer, ex.adapter.name)
+        error.caller = pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
         ex.outcome.status = error.status
         ex.finish(error)
         await ex.recorded()
@@ -248,7 +249,7 @@ class HttpIngress:
     ) -> None:  # fmt: skip
         """Requests that carry no data (metadata, health, files, listings): only the caller's key is
         checked; forwarded to the upstream of the model the path names, or of the '*' route."""
-        caller = pipeline.identify_only(request.header, conn.peer)
+        caller = pipeline.identify_only(request.header, conn.peer, ex.x_api_key)
         if target.listing:
             await self._listing(request, conn, ex, pipeline, adapter, caller)
             return

@@ -28,6 +28,9 @@ from proxy.protocols import (
 from proxy.protocols.sse import SseObserver
 
 PATHS = ("/v1/messages", "/messages")
+# the Anthropic API's paths its SDK calls here, with its key in `x-api-key`: the Messages API (read by this
+# adapter), token counting (passed through) and the models' listing (`GET /v1/models`, `/v1/models/{id}`)
+X_API_KEY_PATHS = frozenset({*PATHS, "/v1/messages/count_tokens", "/v1/models"})
 _TARGET = Target("chat")
 # what the template prints whole (tool names, descriptions and schemas): every key and value is data
 _RENDERED = frozenset({"tools", "tool_choice", "chat_template_kwargs"})
@@ -207,6 +210,12 @@ class MessagesObserver(SseObserver):
             self._read_later()
         if self._block is not None:
             self._text.end_piece()
+
+
+def x_api_key_path(path: str) -> bool:
+    """True on the Anthropic API's paths: there `x-api-key` is the caller's key as `Authorization: Bearer`
+    is, and kept from the upstream as it is; elsewhere it is no key of the proxy's."""
+    return path in X_API_KEY_PATHS or path.startswith("/v1/models/")
 
 
 class Adapter:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import logging
 import re
 import struct
 from collections.abc import Awaitable, Callable, Iterable
@@ -33,6 +34,8 @@ from proxy.protocols import (
     json_unescaped,
     load_request_json,
 )
+
+log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 LABELS_PARAMETER = "data_labels"
@@ -485,7 +488,7 @@ class Dialect:
             if not models:
                 try:
                     await grpc_metadata(upstream, "")  # a liveness probe: any answer will do
-                except LookupError:
+                except (LookupError, ValueError):  # a status, or an answer that is no ModelMetadataResponse
                     pass
         else:
             await fetch.get_json(upstream, "/v2/health/ready")
@@ -501,10 +504,30 @@ class Dialect:
                 meta = await get(model)
             except LookupError:
                 continue  # the upstream does not serve it (yet); not an outage
-            if isinstance(meta, dict):  # listed; `versions` is optional (absent: none named)
-                versions = meta.get("versions")
-                found[model] = tuple(str(v) for v in versions) if isinstance(versions, list) else ()
+            except ValueError as exc:  # it answered, with no ModelMetadataResponse: this model is not named
+                _unreadable(upstream, model, str(exc))
+                continue
+            if not isinstance(meta, dict):  # over REST: no JSON object (none, or not JSON)
+                _unreadable(upstream, model, "not a JSON object")
+                continue
+            versions = meta.get("versions")  # listed; `versions` is optional (absent: none named)
+            found[model] = tuple(str(v) for v in versions) if isinstance(versions, list) else ()
         return ModelVersions(found)
+
+
+_UNREADABLE_LOGGED: set[tuple[str, str]] = set()  # (upstream, model), logged once per process (bounded)
+
+
+def _unreadable(upstream: Upstream, model: str, why: str) -> None:
+    """An upstream answered a model's metadata with what cannot be read (not a valid ModelMetadataResponse
+    over gRPC, no JSON object over REST): that model is not named by it, the round goes on, the upstream
+    stays reachable."""
+    key = (upstream.name, model)
+    if key in _UNREADABLE_LOGGED or len(_UNREADABLE_LOGGED) >= 4096:
+        return
+    _UNREADABLE_LOGGED.add(key)
+    log.warning("upstream %s: the metadata of model %r cannot be read (%s); its checkpoint is not named from it "
+                "(logged once)", upstream.name, model, why)  # fmt: skip
 
 
 ADAPTER = Adapter()

@@ -368,10 +368,9 @@ def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str])
     return whole and len(texts) < _MAX_STRINGS
 
 
-def read_infer_request(data: bytes) -> Request:
+def read_infer_request(buf: bytes) -> Request:
     """A ModelInferRequest's model, version (in canonical form, `check_version`), labels, scannable text
-    (base64 elements decoded too) and content digest."""
-    buf = data if type(data) is bytes else bytes(data)
+    (base64 elements decoded too) and content digest. `buf` as gRPC gives it: bytes."""
     view = memoryview(buf)
     model = version = ""
     labels: list[str] = []
@@ -478,19 +477,17 @@ class ReplyObserver:
         pass
 
     def body(self, data: bytes) -> None:
-        buf = data if type(data) is bytes else bytes(data)
-        self._response(buf, 0, len(buf))
+        self._response(data, 0, len(data))
 
     def stream_message(self, data: bytes) -> str | None:
-        """One ModelStreamInferResponse; returns its error_message, if any."""
-        buf = data if type(data) is bytes else bytes(data)
+        """One ModelStreamInferResponse (bytes, as gRPC gives it); returns its error_message, if any."""
         error = None
         try:
-            for number, start, stop in _spans(buf, 0, len(buf)):
+            for number, start, stop in _spans(data, 0, len(data)):
                 if number == 1:
-                    error = _string(buf, start, stop) or None
+                    error = _string(data, start, stop) or None
                 elif number == 2:
-                    self._response(buf, start, stop)
+                    self._response(data, start, stop)
         except WireError:
             pass
         return error

@@ -24,6 +24,7 @@ count covers its nominal time window; summing snapshots gives the calls, the fir
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import copy
 import logging
@@ -34,11 +35,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import attr
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import DatasetFacet, JobFacet, RunFacet, job_type_job, nominal_time_run
 from openlineage.client.transport import Transport, get_default_factory
+from openlineage.client.transport.http import TokenProvider
 from openlineage.client.uuid import generate_new_uuid
 
 from proxy import __version__
@@ -286,7 +289,9 @@ class OpenLineageRecorder:
         transport = self._transport
         if transport is None:
             try:
-                transport = get_default_factory().create(copy.deepcopy(dict(self._settings.transport)))
+                transport = get_default_factory().create(
+                    _without_userinfo(copy.deepcopy(dict(self._settings.transport)))
+                )
             except Exception as exc:
                 self.counts.add("outages")  # one that lasts: alerts on outages fire for it as for a dead backend
                 # the error, not its traceback: what openlineage-python raises may quote the URL, its password too
@@ -461,3 +466,69 @@ def _describe(transport: Mapping[str, Any]) -> str:
     kind = transport.get("type", "?")
     where = transport.get("url") or transport.get("log_file_path") or transport.get("topic") or ""
     return redact_userinfo(f"{kind} {where}".strip())
+
+
+_USERINFO_TRANSPORTS = ("http", "async_http")  # openlineage-python's: they log their URL (and config) as given
+
+
+def _without_userinfo(config: Any) -> Any:
+    """A transport config with the credentials of each http(s) transport's URL userinfo moved into its
+    `auth` (`UserinfoAuth`), the URL without them: openlineage-python logs the URL and its whole config
+    (at debug, and on a failed emit), and requests quotes the URL in its errors. What the backend gets is
+    unchanged: the Basic credentials its HTTP client took from the userinfo. Composite and transform
+    transports' inner configs too."""
+    if isinstance(config, list):
+        return [_without_userinfo(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    config = {key: _without_userinfo(value) for key, value in config.items()}
+    kind, url = config.get("type"), config.get("url")
+    if kind not in _USERINFO_TRANSPORTS or not isinstance(url, str):
+        return config
+    parts = urlsplit(url.strip())
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return config
+    config["url"] = urlunsplit(parts._replace(netloc=host))
+    user, colon, password = userinfo.partition(":")
+    # as each client reads a userinfo (in place of `auth` when it does): requests (http) only with a password,
+    # httpx (async_http) when it names a user or a password
+    if colon if kind == "http" else user or password:
+        # encoded as each client does: requests in latin-1 (where it can; it fails on the rest), httpx in UTF-8
+        credentials = _Credentials(unquote(user), unquote(password), "latin-1" if kind == "http" else "utf-8")
+        config["auth"] = {"type": f"{__name__}.UserinfoAuth", "credentials": credentials}
+    return config
+
+
+class _Credentials:
+    """A user and password that say nothing of themselves when a config holding them is printed."""
+
+    def __init__(self, user: str, password: str, encoding: str) -> None:
+        self.user = user
+        self.password = password
+        self.encoding = encoding
+
+    def __repr__(self) -> str:
+        return "<credentials>"
+
+
+class UserinfoAuth(TokenProvider):
+    """Basic authentication with a transport URL's userinfo (`_without_userinfo`), as requests and httpx
+    send it. Its repr holds no secret."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        found = config["credentials"]
+        assert isinstance(found, _Credentials)
+        joined = f"{found.user}:{found.password}"
+        try:
+            raw = joined.encode(found.encoding)
+        except UnicodeEncodeError:
+            raw = joined.encode()
+        self._header = "Basic " + base64.b64encode(raw).decode()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    def get_bearer(self) -> str | None:
+        return self._header  # the Authorization header's value, whatever its scheme
