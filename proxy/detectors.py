@@ -428,7 +428,7 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
 class Detectors:
     """The configured set, compiled once. `scan` is the hot-path entry point."""
 
-    def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000) -> None:
+    def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000, keep_max: int = 16 << 20) -> None:
         finders: list[tuple[str, Finder, bytes, int, bytes]] = []
         for spec in specs:
             label = f"pii:{spec.name}"
@@ -445,6 +445,9 @@ class Detectors:
             groups.setdefault(needs[0] if needs else None, []).append((label, finder, fewest_digits, run))
         self._groups = tuple((needs, tuple(group)) for needs, group in groups.items())
         self.max_chars = max_chars
+        # bytes of a reply passed on as it arrives kept to be read whole (`protocols.WHOLE_MAX`, or
+        # `limits.buffer_max_bytes` when larger: `Pipeline`)
+        self.keep_max = keep_max
 
     def __bool__(self) -> bool:
         return bool(self._finders)

@@ -23,7 +23,7 @@ from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolNa
 from proxy.labels import check_labels, is_label, normalize, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, refuse
-from proxy.protocols import Header, Request, boundary_windows, text_digest
+from proxy.protocols import WHOLE_MAX, Header, Request, boundary_windows, text_digest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
@@ -75,7 +75,9 @@ class Pipeline:
         self.config = config
         self.runtime = runtime
         self.policy = Policy.compile(config)
-        self.detectors = Detectors(config.detectors, config.limits.scan_max_chars)
+        # what is kept of a reply passed on as it arrives: at least WHOLE_MAX, and as much as is buffered
+        keep = max(WHOLE_MAX, config.limits.buffer_max_bytes)
+        self.detectors = Detectors(config.detectors, config.limits.scan_max_chars, keep)
         self.capture = config.telemetry.capture_content
         self.sample_ratio = config.telemetry.sample_ratio if config.telemetry.exporter != "none" else 0.0
         # the proxy authenticates callers itself: their key is never passed on to an upstream

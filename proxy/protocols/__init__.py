@@ -610,8 +610,9 @@ class Target:
 Header = Callable[[str], str | None]
 
 # bytes of a reply passed on as it arrives that is not an event stream (no Content-Length, or over
-# `limits.buffer_max_bytes`), kept by its observer to be read whole once it ends: past that, the rest passes
-# unread and its output is labelled `scan:truncated` (as is an event stream's line past `sse.MAX_LINE`)
+# `limits.buffer_max_bytes`), kept by its observer to be read whole once it ends, or `buffer_max_bytes` when
+# that is larger (`Detectors.keep_max`): past that, the rest passes unread and its output is labelled
+# `scan:truncated` (as is an event stream's line past `sse.MAX_LINE`)
 WHOLE_MAX = 16 * 1024 * 1024
 
 
@@ -633,7 +634,7 @@ class Observer(Protocol):
 
     def chunk(self, data: bytes) -> None:
         """A piece of a reply passed on as it arrives: an event stream is read as it passes; any other reply
-        (no Content-Length, or over `limits.buffer_max_bytes`) is kept, at most `WHOLE_MAX` bytes, and read
+        (no Content-Length, or over `limits.buffer_max_bytes`) is kept, at most `Detectors.keep_max` bytes, and read
         at `finish` as `body` reads a whole one."""
         ...
 

@@ -25,7 +25,6 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
-    WHOLE_MAX,
     Fetch,
     Header,
     OutputText,
@@ -338,7 +337,7 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
 class RestReplyObserver:
     """Fills an Outcome from an OIP REST inference reply (JSON, optionally with binary outputs): read
     whole, or, passed on as it arrives (no Content-Length, or over `limits.buffer_max_bytes`), kept as it
-    passes, at most `WHOLE_MAX` bytes, and read so once it ended (past that: `scan:truncated`)."""
+    passes, at most `Detectors.keep_max` bytes, and read so once it ended (past that: `scan:truncated`)."""
 
     ended = False
 
@@ -348,7 +347,7 @@ class RestReplyObserver:
         self._text = OutputText(outcome, detectors, capture)
         self._header_length = header_length
         self._kept: list[bytes] | None = None  # the pieces of a reply passed on as it arrives
-        self._kept_size = 0  # their bytes; -1 once past WHOLE_MAX
+        self._kept_size = 0  # their bytes; -1 once past `detectors.keep_max`
 
     def head(self, status: int, header: Header) -> None:
         self._header_length = header(HEADER_LENGTH.lower())
@@ -379,12 +378,12 @@ class RestReplyObserver:
 
     def chunk(self, data: bytes) -> None:
         """OIP REST has no streamed inference: a reply passed on as it arrives is kept, to be read whole
-        at `finish`; past `WHOLE_MAX` bytes nothing more is, and its output is labelled `scan:truncated`."""
+        at `finish`; past `detectors.keep_max` bytes nothing more is, and its output is labelled `scan:truncated`."""
         size = self._kept_size
         if size < 0:
             return
         size += len(data)
-        if size > WHOLE_MAX:
+        if size > self.detectors.keep_max:
             self._kept = None
             self._kept_size = -1
             self._text.unread()

@@ -8,8 +8,8 @@ is forwarded as it comes all the same) and its output is labelled `scan:truncate
 
 A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
 (chunked, or until close), or over `limits.buffer_max_bytes`. One whose Content-Type is not
-`text/event-stream` and whose first byte but white space is `{` is kept as it passes (at most `WHOLE_MAX`
-bytes; nothing is held back from the client) and read at `finish` as a whole reply is (`body`).
+`text/event-stream` and whose first byte but white space is `{` is kept as it passes (at most
+`Detectors.keep_max` bytes; nothing is held back from the client) and read at `finish` as a whole reply is (`body`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import orjson
 
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
-from proxy.protocols import WHOLE_MAX, Header, OutputText
+from proxy.protocols import Header, OutputText
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole
 _VISIBLE = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON white space
@@ -98,7 +98,7 @@ class SseObserver:
     def _keep(self, data: bytes) -> None:
         """A piece of a reply that is not an event stream (as its Content-Type says), kept to be read whole
         at `finish`: unless its first byte but white space says otherwise (not `{`: an event stream's field
-        or comment, which is then read as one from its start). Past `WHOLE_MAX` bytes nothing more is kept,
+        or comment, which is then read as one from its start). Past `Detectors.keep_max` bytes nothing more is kept,
         and the reply is labelled `scan:truncated`."""
         kept = self._kept
         if kept is None:
@@ -115,7 +115,7 @@ class SseObserver:
                     self.chunk(data)
                     return
         size = self._kept_size = self._kept_size + len(data)
-        if size > WHOLE_MAX:
+        if size > self.detectors.keep_max:
             self._kept = None
             self._sniff = False
             self._give_up()
@@ -123,7 +123,7 @@ class SseObserver:
         kept.append(data)
 
     def _give_up(self) -> None:
-        """A line past MAX_LINE, or a reply past WHOLE_MAX: the rest of the reply is not read (it passes all
+        """A line past MAX_LINE, or a reply past `Detectors.keep_max`: the rest of the reply is not read (it passes all
         the same), and what it held is content the proxy did not read."""
         self._partial = None
         self._partial_size = 0
