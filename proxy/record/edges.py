@@ -1,7 +1,8 @@
 """Edge aggregation, the `edges` record sink: every call counts, no flow is ever missed, and the hot
 path never waits for disk except the first time a flow is seen.
 
-A new edge is written through (the call's reply waits for that one commit); counts of known edges
+A new edge is written through (the call's reply waits for that one commit; when it fails, the flow's
+later calls are counted as a known flow's, never each a write to wait for again); counts of known edges
 accumulate in memory and are flushed at least every `flush_interval_s` and on shutdown. All writes go
 through one writer thread that owns the store, in order, so a flush never overtakes the insert it adds
 to. *When* to write is decided here; *where* is the `EdgeStore` (SQLite today, see store.py).
@@ -87,15 +88,15 @@ class EdgeAggregator:
 
     def _written(self, key: EdgeKey, rows: list[EdgeWrite], future: concurrent.futures.Future[None]) -> None:
         # runs on the writer thread (or wherever the future was cancelled); dict updates are atomic
-        # under the GIL. A failed or cancelled write forgets the flow, so the next call of that flow
-        # writes it through again instead of waiting on a dead future, and its count is kept.
+        # under the GIL. A failed or cancelled write leaves the flow known, its row back in the batch:
+        # the later calls of that flow are counted in memory, written by the next flush that succeeds,
+        # never each a write its reply waits for again (on a store that fails them, one after another).
+        if self._known.get(key) is future:
+            self._known[key] = None
         error = "cancelled" if future.cancelled() else future.exception()
         if error is None:
-            self._known[key] = None
             self._store_ok()
             return
-        if self._known.get(key) is future:
-            del self._known[key]
         self._store_failed(error, rows)
 
     def _store_failed(self, error: object, rows: list[EdgeWrite]) -> None:
@@ -180,13 +181,31 @@ class EdgeAggregator:
 
     async def _flush_loop(self) -> None:
         last_purge = time.monotonic()
+        more = False
         while True:
-            await asyncio.sleep(self._flush_interval_s)
-            if self._flush_pending() is None:  # a quiet tick: a store with a backlog (journal) may drain it
-                self._submit(self._store.upsert, [])
+            if not more:
+                await asyncio.sleep(self._flush_interval_s)
+            self._flush_pending()
+            replay = getattr(self._store, "replay", None)  # a store with a backlog to replay (journal.py)
+            more = replay is not None and await self._replaying(replay)
             if time.monotonic() - last_purge > 3600:
                 last_purge = time.monotonic()
                 self._purge()
+
+    async def _replaying(self, replay: Callable[[], bool]) -> bool:
+        """A store's backlog replayed a slice at a time, each slice a task of its own on the writer thread,
+        so the writes queued meanwhile (a new flow's) run between two slices instead of after the whole
+        backlog; for one flush interval at most. Whether more is left to replay at once."""
+        until = time.monotonic() + self._flush_interval_s
+        while True:
+            future: concurrent.futures.Future[bool] = self._writer.submit(replay)
+            try:
+                more = await asyncio.wrap_future(future)
+            except Exception as exc:  # the store's own failures are its business (logged there); this is not
+                log.error("lineage store: replaying its backlog failed: %s: %s", type(exc).__name__, exc)
+                return False
+            if not more or time.monotonic() >= until:
+                return bool(more)
 
     def metrics(self) -> Iterable[str]:
         store_metrics = getattr(self._store, "metrics", None)  # a journaled store's own (journal.py)

@@ -5,11 +5,16 @@ Every batch carries a token (`<process id>:<n>`), and the database records the t
 applies in the same transaction (postgres.py `applied`). So a replay that crashes between applying an
 entry and deleting it, a batch whose commit was lost with the connection and then journaled, or two
 workers sharing one journal and replaying the same entry, all count once. While the journal holds rows,
-new writes join its end (the order stays the order the calls came). During an outage the database is
-checked at most every `RETRY_S`, on a thread of its own (a connect and `SELECT 1`), and tried on the
-writer thread only once that check has had its answer: a database that does not answer (a stalled
-host, a partition) never holds the writer, nor so a new flow's reply, beyond the one write that found
-it silent (cut after the statement timeout, postgres.py). Only when the journal cannot take a batch
+new writes join its end (the order stays the order the calls came), and the backlog is replayed a slice
+(`REPLAY_SLICE_S`) at a time, each slice a task of its own on the writer thread, so a new flow's write
+waits for one slice at most, never for the whole backlog. During an outage the database is checked at
+most every `RETRY_S`, on a thread of its own (a connect, and the locks a write takes, each granted within
+`LOCK_WAIT_S`), and tried on the writer thread only once that check has had its answer: a database that
+does not answer (a stalled host, a partition), or answers but keeps a lock a write needs (a table
+locked by another session, a sidecar stuck inside its write holding the chain's lock), never holds the
+writer, nor so a new flow's reply, beyond the one write that found it so (cut after the statement
+timeout, postgres.py); the replay and the first write after an outage wait `LOCK_WAIT_S` at most for a
+lock, never the statement timeout. Only when the journal cannot take a batch
 either (full, or its disk refuses) does `upsert` raise: the aggregator then keeps the counts in memory
 and `require_record` zones fail closed. A journal that refuses writes (a full disk: even deleting a
 replayed batch needs room) never stops the database path: writes go to the database directly while it
@@ -42,7 +47,7 @@ import psycopg
 from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
-from proxy.record.postgres import NoAnswer, PostgresStore, one_line, redact
+from proxy.record.postgres import PostgresStore, blocked, one_line, redact
 from proxy.record.store import (
     EdgeKey,
     EdgeRow,
@@ -61,6 +66,12 @@ RETRY_S = 1.0  # how often a failing database is tried again (by the next write 
 # how long a write waits for that check (not at all once a check has taken longer: a silent database)
 PROBE_WAIT_S = 1.0
 CLOSE_REPLAY_S = 5.0  # at shutdown, how long the backlog may replay (the rest waits for the next start)
+# how long one replay pass may hold the writer thread (the aggregator asks for the next one as soon as the
+# writes queued meanwhile are done: edges.py), so a new flow's write waits for one slice of a backlog at most
+REPLAY_SLICE_S = 0.1
+# how long a check, a replay or the first write after an outage waits for a lock another session holds
+# (the chain's advisory lock, a table lock): a database that does not grant it stays "not answering"
+LOCK_WAIT_S = 0.5
 DEFAULT_MAX_ROWS = 1_000_000  # edge writes the journal holds at most (lineage.journal_max_rows)
 # what says the database is away, or will not take writes now: the batch is journaled
 DATABASE_ERRORS: tuple[type[Exception], ...] = (psycopg.Error, SchemaTooNew, integrity.UnsignedHead, StartupError)
@@ -287,29 +298,47 @@ class JournaledStore:
     def upsert(self, rows: Iterable[EdgeWrite]) -> None:
         """Write to the database, or journal when it is away or a backlog is still waiting (a journal that
         refuses writes leaves the backlog waiting, and the database takes new writes directly). Raises
-        only when neither can take the rows. An empty call only gives a backlog its chance to drain."""
+        only when neither can take the rows. A write never replays the backlog (it joins its end); an
+        empty call replays one slice of it (`replay`)."""
         writes = list(rows)
-        if self._backlog and time.monotonic() >= self._next_try and self._answering():
-            self._replay()
         if not writes:
+            self.replay()
             return
         token = f"{self._process}:{next(self._serial)}"
-        if (not self._backlog or self._journal_failing is not None) and self._answering():
-            try:
-                self._write(writes, token, None)  # it flattens them for its statement itself
-            except DATABASE_ERRORS as exc:
-                self._failed(exc)  # journaled (signed) until the database takes them
-            else:
-                self._recovered()
-                return
+        direct = not self._backlog or self._journal_failing is not None
+        if direct and self._written(writes, token):
+            return
         try:
             self.journal.append(token, [flat(row) for row in writes])
-        except (JournalFull, sqlite3.Error) as exc:  # the aggregator keeps the rows
+        except (JournalFull, sqlite3.Error) as exc:
             self._journal_refused(exc)
-            raise
+            if not direct and self._written(writes, token):  # behind a backlog, the database takes it directly
+                return
+            raise  # neither takes it: the aggregator keeps the rows
         self._journal_ok()
         self.journaled += len(writes)
         self._backlog = True
+
+    def _written(self, writes: list[EdgeWrite], token: str) -> bool:
+        """Whether the database took `writes` now (tried only when it may be: `_answering`)."""
+        if not self._answering():
+            return False
+        try:
+            self._write(writes, token, None)  # it flattens them for its statement itself
+        except DATABASE_ERRORS as exc:
+            self._failed(exc)  # journaled (signed) until the database takes them
+            return False
+        self._recovered()
+        return True
+
+    def replay(self) -> bool:
+        """One slice of the backlog (REPLAY_SLICE_S at most, oldest first) when the database may be tried
+        now; whether more waits that may be replayed at once. The aggregator calls it on the writer
+        thread at each tick, and again while it says so, each call a task of its own: a write queued
+        meanwhile waits for one slice at most, never for the whole backlog."""
+        if self._backlog and time.monotonic() >= self._next_try and self._answering():
+            self._replay(until=time.monotonic() + REPLAY_SLICE_S)
+        return self._backlog and self._down_since is None and time.monotonic() >= self._next_try
 
     def _answering(self) -> bool:
         """Whether the database may be tried on this thread (the writer's) now: always but during an
@@ -322,7 +351,7 @@ class JournaledStore:
         if probe is None:
             if time.monotonic() < self._next_try:
                 return False
-            probe = self._probe = _Probe(self.database.ping)
+            probe = self._probe = _Probe(self._check)
             probe.done.wait(self._probe_wait)
         if not probe.done.is_set():
             return False
@@ -333,20 +362,29 @@ class JournaledStore:
             return False
         return True
 
+    def _check(self) -> None:
+        """The check during an outage (on its thread): the database answers, and grants the locks a write
+        takes within LOCK_WAIT_S (a lock held elsewhere makes it wait as a silent one would)."""
+        self.database.ping(LOCK_WAIT_S)
+
     def _write(self, writes: list[EdgeWrite], token: str, entry_id: int | None) -> int:
         """Apply `writes` under `token`; the edge writes applied (0: the token was applied before). A batch
         holding a value the database refuses is written row by row, each under `token/i` (so a replay
         counts each once), and only the refused rows are set aside. Raises what says the database is
-        away (DATABASE_ERRORS), or the journal's sqlite3.Error while setting rows of `entry_id` aside."""
+        away (DATABASE_ERRORS), or the journal's sqlite3.Error while setting rows of `entry_id` aside.
+        A replayed batch (`entry_id`), or a write during an outage, waits LOCK_WAIT_S at most for a lock
+        another session holds: such a database goes on not answering, its writes journaled; a write while
+        all is well waits for it up to the statement timeout, the one wait a new flow's reply may have."""
+        lock_wait = LOCK_WAIT_S if entry_id is not None or self._down_since is not None else None
         try:
-            return len(writes) if self.database.apply(writes, token) else 0
+            return len(writes) if self.database.apply(writes, token, lock_wait_s=lock_wait) else 0
         except VALUE_ERRORS as exc:
             refused: list[tuple[EdgeWrite, BaseException]] = [(writes[0], exc)] if len(writes) == 1 else []
         applied = 0
         if not refused:
             for index, row in enumerate(writes):
                 try:
-                    applied += self.database.apply([row], f"{token}/{index}")
+                    applied += self.database.apply([row], f"{token}/{index}", lock_wait_s=lock_wait)
                 except VALUE_ERRORS as exc:
                     refused.append((row, exc))
         self._refuse(entry_id, token, len(writes), refused)
@@ -376,10 +414,12 @@ class JournaledStore:
         it deletes again (a batch applied twice counts once: its token)."""
         refused: sqlite3.Error | None = None  # the journal's first refusal in this pass
         reached = False
+        stopped = False  # at `until`, batches left
         try:
             for entry_id, token, rows in self._journaled():
                 if time.monotonic() > until:
-                    return
+                    stopped = True
+                    break
                 if entry_id not in self._unremoved:
                     try:
                         if isinstance(rows, str):
@@ -414,6 +454,8 @@ class JournaledStore:
             self._journal_refused(refused)
             self._next_try = time.monotonic() + RETRY_S
             return
+        if stopped:
+            return  # the next slice goes on from the oldest left
         self._backlog = False
         self._unremoved.clear()
         self._journal_ok()
@@ -434,7 +476,7 @@ class JournaledStore:
 
     def _failed(self, error: Exception) -> None:
         self._next_try = time.monotonic() + RETRY_S
-        if isinstance(error, NoAnswer) or "timeout expired" in str(error):  # silent: never wait on its checks
+        if blocked(error):  # silent, or a lock held elsewhere: never wait on its checks
             self._probe_wait = 0.0
         if self._down_since is None:
             self._down_since = time.time()
@@ -473,6 +515,8 @@ class JournaledStore:
             return None  # the purge reads it again itself, or waits for the next one
 
     def purge(self, retention_days: float, now: float | None = None, replay: integrity.Replay | None = None) -> int:
+        if self._down_since is not None:
+            return 0  # a database that does not answer (or is locked) would hold the writer thread for nothing
         try:
             return self.database.purge(retention_days, now, replay)
         except DATABASE_ERRORS as exc:

@@ -56,6 +56,8 @@ log = logging.getLogger("lineage_proxy.edges")
 SCHEMA_VERSION = 2
 # every write transaction takes this lock first (pg_advisory_xact_lock): the chain's writers in turn
 LOCK_ID = 0x6C696E65616765  # "lineage"
+# the tables a write changes (ROW EXCLUSIVE): a check that a write can go ahead takes their locks too
+WRITTEN_TABLES = "applied, edges, chain"
 DEFAULT_CONNECT_TIMEOUT_S = 5
 # a database that hangs (a stalled server, a lock held elsewhere) fails the statement instead of holding
 # the writer thread for ever: the aggregator keeps the counts (or the journal takes them) and retries.
@@ -159,6 +161,19 @@ def _statement_timeout(options: str) -> float | None:
         return None
     seconds = float(found.group(1)) * _UNITS[found.group(2) or "ms"]
     return seconds if seconds > 0 else None
+
+
+def _milliseconds(seconds: float) -> int:
+    """A wait as a whole number of milliseconds, at least 1 (0 would turn a PostgreSQL timeout off)."""
+    return max(1, round(seconds * 1000))
+
+
+def blocked(error: BaseException) -> bool:
+    """Whether `error` says the database did not take a statement in time: no answer at all (NoAnswer, a
+    connect timeout), its statement timeout, or a lock it waited for that another session holds. Such a
+    database is no better on the next write: the writes after it are journaled without waiting."""
+    silent = isinstance(error, NoAnswer | psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable)
+    return silent or "timeout expired" in str(error)
 
 
 def one_line(error: BaseException | str) -> str:
@@ -335,9 +350,10 @@ class PostgresStore:
                 raise
             self.unreachable = exc
 
-    def _prepare(self) -> None:
-        """The schema, made or checked, and the chain's first entry in a new store."""
-        with self._transaction() as cur:
+    def _prepare(self, lock_wait_s: float | None = None) -> None:
+        """The schema, made or checked, and the chain's first entry in a new store (`lock_wait_s`: as for
+        `apply`)."""
+        with self._transaction(lock_wait_s=lock_wait_s) as cur:
             try:
                 cur.execute(SCHEMA)
             except psycopg.errors.WrongObjectType as exc:  # a view (or another kind) where a lineage table goes
@@ -411,11 +427,23 @@ class PostgresStore:
             self._conn = conn
         return self._conn
 
-    def ping(self) -> None:
-        """Whether the database answers now, on a connection of its own (a journal's check during an
-        outage, from a thread of its own): raises as a write would."""
+    def ping(self, lock_wait_s: float | None = None) -> None:
+        """Whether a write could go ahead now, on a connection of its own (a journal's check during an
+        outage, from a thread of its own): raises as a write would. With `lock_wait_s`, the database must
+        also grant, each within that wait, the locks a write takes: the chain's advisory lock, and once
+        the schema is made those of the tables it changes. Another session holding one (a `LOCK TABLE`,
+        a `VACUUM FULL` or `ALTER TABLE` on them, a sidecar stuck inside its write) fails the check with
+        LockNotAvailable, where a write would wait for its statement timeout. The locks go with the
+        transaction, at once."""
         with self._open() as conn:
-            conn.execute("SELECT 1")
+            if lock_wait_s is None:
+                conn.execute("SELECT 1")
+                return
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+                if self.unreachable is None:  # the tables are there (made by this process's first write)
+                    conn.execute(f"LOCK TABLE {WRITTEN_TABLES} IN ROW EXCLUSIVE MODE")
 
     def interrupt(self) -> None:
         """Cut the round trip waiting now, and refuse every later one (a shutdown that cannot wait for a
@@ -432,14 +460,17 @@ class PostgresStore:
             self._conn = None
 
     @contextmanager
-    def _transaction(self, *, lock: bool = True) -> Iterator[psycopg.Cursor[Any]]:
+    def _transaction(self, *, lock: bool = True, lock_wait_s: float | None = None) -> Iterator[psycopg.Cursor[Any]]:
         """One transaction; a writer's holds the chain lock (`lock=False`: a writer's read, in one snapshot
-        of the database). Any failure drops the connection, so the next call starts on a fresh one (the
-        server may have restarted or failed over)."""
+        of the database; `lock_wait_s`: no lock it takes is waited for longer, LockNotAvailable then).
+        Any failure drops the connection, so the next call starts on a fresh one (the server may have
+        restarted or failed over)."""
         try:
             conn = self._connect()
             with conn.transaction(), conn.cursor() as cur:
                 if not self._readonly:
+                    if lock_wait_s is not None:
+                        cur.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
                     if lock:
                         cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
                     else:
@@ -493,15 +524,17 @@ class PostgresStore:
         """Add the rows' counts and chain them, in one transaction."""
         self.apply(rows, None)
 
-    def apply(self, rows: Iterable[EdgeWrite], token: str | None) -> bool:
+    def apply(self, rows: Iterable[EdgeWrite], token: str | None, *, lock_wait_s: float | None = None) -> bool:
         """`upsert`, and with `token` only when no write with that token was applied before (it is
-        recorded in the same transaction); False when one was, and nothing is written."""
+        recorded in the same transaction); False when one was, and nothing is written. `lock_wait_s`: a
+        lock held by another session is waited for that long at most (LockNotAvailable then), not for
+        the statement timeout (a journal's replay, or its first write after an outage)."""
         params = [flat(row) for row in rows]
         if not params:
             return True
         if self.unreachable is not None:
-            self._prepare()  # the first write that reaches a server that was away at the start
-        with self._transaction() as cur:
+            self._prepare(lock_wait_s)  # the first write that reaches a server that was away at the start
+        with self._transaction(lock_wait_s=lock_wait_s) as cur:
             if token is not None:
                 cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                             (token, time.time()))  # fmt: skip

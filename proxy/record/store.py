@@ -184,6 +184,13 @@ def require_directory(path: str, what: str) -> None:
 
 
 WRITER_CACHE_KIB = 256
+# how long a write waits for the store's write lock while another connection holds it: the workers' writes hold
+# it for about a millisecond; an open `sqlite3` shell's transaction, or a VACUUM, for as long as they last
+BUSY_TIMEOUT_S = 10.0
+# once a write has waited that long in vain, the writes after it try the lock without waiting (their counts wait
+# in memory, edges.py), and one every LOCKED_RETRY_S waits LOCKED_WAIT_S for it, until one gets it
+LOCKED_RETRY_S = 1.0
+LOCKED_WAIT_S = 0.05
 
 
 def wal(db: sqlite3.Connection, wait_s: float = 10.0) -> None:
@@ -208,6 +215,12 @@ UNVERIFIED_PURGE = ("lineage store %s: retention purge skipped: the record does 
                     "what the table holds, so it waits until the record is looked into")  # fmt: skip
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY: "database is locked")."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code & 0xFF) == sqlite3.SQLITE_BUSY if isinstance(code, int) else "database is locked" in str(exc)
+
+
 def foreign_tables(db: sqlite3.Connection, ours: frozenset[str]) -> str:
     """The tables of a database that holds some but none of `ours` ('' otherwise), shown for a message:
     another program's file, which a writer must not add its tables to. An empty file is a new one."""
@@ -227,12 +240,21 @@ class SqliteStore:
     key that chain entries written from now on are signed with (`lineage.integrity_key_file`)."""
 
     def __init__(
-        self, path: str | Path, *, readonly: bool = False, key: bytes | None = None, adopt_head: str | None = None
+        self,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        key: bytes | None = None,
+        adopt_head: str | None = None,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
     ) -> None:
         """`adopt_head`: with `key`, sign on top of this unsigned newest entry (an unkeyed store adopted by
-        hand, `verify --adopt-head`); any other unsigned newest entry stops a keyed writer."""
+        hand, `verify --adopt-head`); any other unsigned newest entry stops a keyed writer. `busy_timeout_s`:
+        how long a write waits for the write lock another connection holds (`_begin_write`)."""
         self.path = str(path)
         self._key = key
+        self._busy_ms = max(0, round(busy_timeout_s * 1000))
+        self._locked_retry: float | None = None  # monotonic: while the lock is held elsewhere, when to wait again
         if readonly:
             if not Path(self.path).exists():
                 raise FileNotFoundError(self.path)
@@ -250,7 +272,7 @@ class SqliteStore:
         # NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
         # only a power loss may roll back the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         # the writer touches a few hot pages (its edges' rows, the chain's last page): SQLite's default 2 MiB
         # page cache would fill, as the chain grows, with pages it never reads again
         self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
@@ -317,9 +339,30 @@ class SqliteStore:
         if not params:
             return
         with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin_write()
             self._db.executemany(UPSERT, params)
             self._append(integrity.body(integrity.EDGES, params))
+
+    def _begin_write(self) -> None:
+        """BEGIN IMMEDIATE: the write lock, waited for `busy_timeout_s` at most. Once a wait has run out
+        (another connection holds the lock: an open `sqlite3` shell's transaction, a VACUUM), the writes
+        after it try without waiting, one every LOCKED_RETRY_S waiting LOCKED_WAIT_S, until one gets the
+        lock: so the writer thread, and a new flow's reply behind it, waits out one busy timeout, not one
+        per write queued while the lock stays held. Raises SQLite's "database is locked" meanwhile."""
+        retry = self._locked_retry
+        wait = 0.0
+        if retry is not None:
+            wait = LOCKED_WAIT_S if time.monotonic() >= retry else 0.0
+            self._db.execute(f"PRAGMA busy_timeout={round(wait * 1000)}")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc) and (retry is None or wait > 0):  # a wait ran out: the next one in LOCKED_RETRY_S
+                self._locked_retry = time.monotonic() + LOCKED_RETRY_S
+            raise
+        if retry is not None:  # the lock is ours again: the writes after this one wait as before
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            self._locked_retry = None
 
     def _held(self) -> bool:
         """Whether the store holds edges or a purge's anchor (so an empty chain was emptied)."""
@@ -387,7 +430,7 @@ class SqliteStore:
             with self._reading():
                 replay = self._replay(None)
         with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin_write()
             if self._db.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
                 return 0
             first = self._db.execute("SELECT min(seq) FROM chain").fetchone()[0]
@@ -495,7 +538,16 @@ class SqliteStore:
                 "it has no tables" if not tables else f"no edges table; it has {', '.join(sorted(tables))}"
             )
         if "chain" not in tables:
-            return Report(0, "", False, "this store has no chain (written by a release before it)")
+            # the meta table came with the chain, and edges keyed by their rule long after it: either says a
+            # release that chains its writes made this store, so its chain was dropped
+            if "meta" in tables:
+                return Report(0, "", False, "this store has no chain table (it was dropped: its meta table, "
+                              "which came with the chain, is still there)")  # fmt: skip
+            if "rule" in self._key_columns():
+                return Report(0, "", False, "this store has no chain table (it was dropped: its edges are keyed "
+                              "by rule, which only releases that chain their writes do)")  # fmt: skip
+            return Report(0, "", False, "this store has no chain (written by a release before it, or its chain "
+                          "and meta tables were dropped)")  # fmt: skip
         return None
 
     def _verify(self, key: bytes | None, *, strict: bool = True) -> Report:

@@ -1,0 +1,352 @@
+"""What a reply waits for when the store is there but will not take a write now: a PostgreSQL table or
+the chain's advisory lock held by another session, a journal backlog being replayed, a SQLite write lock
+held by another process. A new flow's reply waits for one bounded wait at most (the statement timeout,
+the busy timeout, one slice of replay), never one per write queued behind it; nothing is lost or
+counted twice. Against the real PostgreSQL the other store tests start (a second connection holds the
+lock), with short timeouts set in the store's URL or constructor."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from proxy.record.edges import EdgeAggregator
+from proxy.record.journal import LOCK_WAIT_S, REPLAY_SLICE_S, Journal, JournaledStore
+from proxy.record.postgres import LOCK_ID, PostgresStore
+from proxy.record.store import LOCKED_WAIT_S, SqliteStore
+from tests.harness import LoopThread
+from tests.record.test_postgres import KEY, counts
+from tests.servers.postgres import PostgresServer
+
+NEW = KEY._replace(caller="new")
+TIMEOUT_1S = "&options=-c%20statement_timeout%3D1000"  # the URL's statement timeout: 1 s
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    began = time.monotonic()
+    fn()
+    return time.monotonic() - began
+
+
+def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for a condition (polled), failing after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "never happened"
+        threading.Event().wait(0.005)
+
+
+def wait_for_probe(store: JournaledStore) -> None:
+    """Let the check of the database in flight (on its own thread) have its answer."""
+    probe = store._probe
+    if probe is not None:
+        assert probe.done.wait(30)
+
+
+def drain(store: JournaledStore) -> None:
+    """The database answers again: retries made due at once, each check waited for, until the journal
+    is replayed."""
+    for _ in range(50):
+        store._next_try = 0.0
+        store.upsert([])
+        wait_for_probe(store)
+        if store.journal.held() == 0 and "lineage_proxy_edge_database_failing 0" in store.metrics():
+            return
+    raise AssertionError(f"the journal was never replayed: {store.journal.held()} edge writes left")
+
+
+@pytest.fixture
+def locker(postgres: PostgresServer) -> Iterator[Callable[[str], psycopg.Connection[Any]]]:
+    """Another session, in a transaction of its own, that holds what it takes until the test ends it."""
+    held: list[psycopg.Connection[Any]] = []
+
+    def connect(url: str) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(url)  # not autocommit: its locks last until its rollback
+        held.append(conn)
+        return conn
+
+    yield connect
+    for conn in held:
+        conn.close()
+
+
+# -- PostgreSQL: a lock another session holds
+
+
+@pytest.mark.parametrize("hold", ["table", "advisory"])
+def test_a_lock_held_elsewhere_holds_one_write_then_every_write_is_journaled_at_once(
+    postgres: PostgresServer, tmp_path: Path, locker: Callable[[str], psycopg.Connection[Any]], hold: str
+) -> None:
+    """`LOCK TABLE edges` (a VACUUM FULL, an ALTER TABLE), or the chain's advisory lock held by a sidecar
+    stuck inside its write: the database answers `SELECT 1`, but no write can go ahead. The write that
+    finds it waits for the statement timeout, once; then every write goes to the journal at once, its
+    checks (due each time here) never handing the writer a write that waits the timeout again, nor does a
+    purge; once the lock is gone the journal is replayed, every count once."""
+    url = postgres.database()
+    store = JournaledStore(PostgresStore(url + TIMEOUT_1S), Journal(tmp_path / "journal.db"))
+    store.upsert([(KEY, 1.0, 1.0, 1, None)])  # the schema made, the connection open
+    session = locker(url)
+    if hold == "table":
+        session.execute("LOCK TABLE edges IN ACCESS EXCLUSIVE MODE")
+    else:
+        session.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+
+    first = timed(lambda: store.upsert([(NEW, 2.0, 2.0, 1, None)]))
+    assert 0.9 < first < 5, first  # the statement timeout, then journaled
+    assert store.journaled == 1 and "lineage_proxy_edge_database_failing 1" in store.metrics()
+    waits = []
+    for index in range(3):  # each round: a check due, its answer, a write and the tick after it
+        row = (KEY._replace(caller=f"c{index}"), 3.0, 3.0, 1, None)
+        store._next_try = 0.0
+        waits.append(timed(lambda: store.upsert([])))  # a tick: the check starts on its own thread
+        wait_for_probe(store)  # its answer: the lock is still held
+        store._next_try = 0.0
+        waits.append(timed(functools.partial(store.upsert, [row])))
+        waits.append(timed(lambda: store.upsert([])))  # the tick that reads that answer
+    store._next_try = 0.0
+    waits.append(timed(lambda: store.purge(30)))  # the hourly purge: not tried while the database is blocked
+    assert max(waits) < 0.5, waits
+    assert store.journaled == 4 and "lineage_proxy_edge_database_failing 1" in store.metrics()
+
+    session.rollback()  # the lock is gone
+    drain(store)
+    expected = {tuple(KEY): 1, tuple(NEW): 1, **{tuple(KEY._replace(caller=f"c{i}")): 1 for i in range(3)}}
+    assert counts(url) == expected
+    assert store.replayed == 4 and store.integrity().intact
+    store.close()
+
+
+def test_a_row_lock_the_check_cannot_see_holds_a_replay_for_the_lock_wait_not_the_statement_timeout(
+    postgres: PostgresServer, tmp_path: Path, locker: Callable[[str], psycopg.Connection[Any]]
+) -> None:
+    """An open `UPDATE edges` holds one edge's row: the check (which takes the tables' locks) passes, and
+    the replay of a batch adding to that edge waits for the row. It gives up after LOCK_WAIT_S, not after
+    the statement timeout (3 s here), and the writes after it are journaled at once."""
+    url = postgres.database()
+    store = JournaledStore(PostgresStore(url + "&options=-c%20statement_timeout%3D3000"), Journal(tmp_path / "j.db"))
+    store.upsert([(KEY, 1.0, 1.0, 1, None)])
+    postgres.stop()
+    try:
+        store.upsert([(KEY, 2.0, 2.0, 2, None)])  # journaled
+    finally:
+        postgres.start()
+    session = locker(url)
+    session.execute("UPDATE edges SET count = count WHERE caller = %s", (KEY.caller,))
+    waits = []
+    for _ in range(3):
+        store._next_try = 0.0
+        waits.append(timed(lambda: store.upsert([])))  # the check passes; the replay meets the row lock
+        wait_for_probe(store)
+        waits.append(timed(lambda: store.upsert([(NEW, 3.0, 3.0, 1, None)])))
+    assert max(waits) < LOCK_WAIT_S + 1.5, waits  # a check's connect, then the lock wait at most
+    assert store.journal.held() == 4 and "lineage_proxy_edge_database_failing 1" in store.metrics()
+    session.rollback()
+    drain(store)
+    assert counts(url) == {tuple(KEY): 3, tuple(NEW): 3}
+    assert store.integrity().intact
+    store.close()
+
+
+# -- PostgreSQL: a journal backlog replayed while new flows come
+
+
+def test_a_backlog_is_replayed_in_slices_a_new_flow_waits_for_one_at_most(
+    postgres: PostgresServer, tmp_path: Path, loop_thread: LoopThread
+) -> None:
+    """A long outage leaves a journal of many batches. Once the database answers, the aggregator replays
+    it a slice at a time on the writer thread: a new flow's first write, queued meanwhile, is done after
+    one slice (it joins the journal's end), long before the backlog is replayed. The slices follow each
+    other without waiting for the next tick (2 s here: one slice a tick would take a minute); every batch
+    counts once."""
+    batches = 1500
+    url = postgres.database()
+    path = tmp_path / "journal.db"
+    store = JournaledStore(PostgresStore(url), Journal(path))
+    store.upsert([(KEY, 1.0, 1.0, 1, None)])
+    postgres.stop()
+    try:
+        for index in range(batches):
+            store.upsert([(KEY, 2.0 + index, 2.0 + index, 1, None)])
+    finally:
+        postgres.start()
+    assert store.journal.held() == batches
+    aggregator = EdgeAggregator(store, flush_interval_s=2.0)
+    loop_thread.run(_start(aggregator))
+    until(lambda: store.replayed > 0)  # the replay is under way (from the first tick)
+    began = time.monotonic()
+
+    async def new_flow() -> float:
+        future = aggregator.add(NEW)
+        assert future is not None
+        began = time.monotonic()
+        await asyncio.wrap_future(future)
+        return time.monotonic() - began
+
+    waited = loop_thread.run(new_flow())
+    replayed_then = store.replayed
+    assert replayed_then < batches, "the new flow waited for the whole backlog"
+    assert waited < REPLAY_SLICE_S + 0.4, waited
+    with sqlite3.connect(path) as reader:  # the replay goes on to the end (the new flow's write with it)
+        until(lambda: reader.execute("SELECT count(*) FROM entries").fetchone()[0] == 0, timeout=120)
+    assert time.monotonic() - began < 20, "the backlog was replayed a slice a tick"
+    loop_thread.run(aggregator.close())
+    assert counts(url) == {tuple(KEY): 1 + batches, tuple(NEW): 1}
+    assert PostgresStore(url, readonly=True).integrity().intact
+
+
+async def _start(aggregator: EdgeAggregator) -> None:
+    aggregator.start()
+
+
+def test_replay_is_a_slice_and_says_whether_more_waits(postgres: PostgresServer, tmp_path: Path) -> None:
+    """`replay` replays for REPLAY_SLICE_S at most and says more waits; a write meanwhile joins the
+    journal's end without replaying anything."""
+    url = postgres.database()
+    store = JournaledStore(PostgresStore(url), Journal(tmp_path / "journal.db"))
+    store.upsert([(KEY, 1.0, 1.0, 1, None)])
+    postgres.stop()
+    try:
+        for index in range(600):
+            store.upsert([(KEY._replace(caller=f"c{index % 7}"), 2.0, 2.0, 1, None)])
+    finally:
+        postgres.start()
+    store._next_try = 0.0
+    wait_for_probe(store)
+    store._probe_wait = 30.0  # this first check waited for, however long the restarted server takes
+    slices = []
+    more = True
+    while more:
+        began = time.monotonic()
+        before = store.replayed
+        more = store.replay()
+        slices.append(time.monotonic() - began)
+        if more:
+            assert store.replayed > before  # each slice makes progress
+            writes = store.journaled
+            assert timed(lambda: store.upsert([(NEW, 3.0, 3.0, 1, None)])) < 0.1  # journaled, nothing replayed
+            assert store.journaled == writes + 1
+    assert len(slices) > 2 and max(slices[1:]) < REPLAY_SLICE_S + 0.5, slices  # the first waited for the check
+    assert store.journal.held() == 0
+    found = counts(url)
+    assert sum(found.values()) == 1 + 600 + (len(slices) - 1) and found[tuple(NEW)] == len(slices) - 1
+    assert store.integrity().intact
+    store.close()
+
+
+# -- SQLite: a write lock another process holds
+
+
+def test_a_sqlite_write_lock_held_elsewhere_costs_one_busy_timeout_then_no_write_waits(tmp_path: Path) -> None:
+    """An open `BEGIN IMMEDIATE` in another connection (an operator's sqlite3 shell, a VACUUM): the first
+    write waits the busy timeout and fails; the writes after it fail at once, one a second waiting
+    LOCKED_WAIT_S; once the lock is free the next write takes it, and writes wait as before again."""
+    path = tmp_path / "lineage.db"
+    store = SqliteStore(path, busy_timeout_s=0.5)
+    store.upsert([(KEY, 1.0, 1.0, 1, None)])
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            first = time.monotonic()
+            store.upsert([(NEW, 2.0, 2.0, 1, None)])
+        assert 0.4 < time.monotonic() - first < 3
+        waits = []
+        for _ in range(5):
+            began = time.monotonic()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                store.upsert([(NEW, 2.0, 2.0, 1, None)])
+            waits.append(time.monotonic() - began)
+        assert max(waits) < 0.2, waits
+        store._locked_retry = 0.0  # the retry is due (instead of LOCKED_RETRY_S later)
+        began = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            store.upsert([(NEW, 2.0, 2.0, 1, None)])
+        assert LOCKED_WAIT_S * 0.8 < time.monotonic() - began < 0.4
+    finally:
+        other.execute("ROLLBACK")
+    store.upsert([(NEW, 3.0, 3.0, 1, None)])  # free again: taken at once
+    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 500
+    assert {r.key: r.count for r in store.rows()} == {KEY: 1, NEW: 1}
+    store.close()
+    other.close()
+
+
+def test_new_flows_while_a_sqlite_write_lock_is_held_wait_one_busy_timeout_and_lose_nothing(
+    tmp_path: Path, loop_thread: LoopThread
+) -> None:
+    """Four new flows at once while another process holds the write lock: their replies (the futures
+    they wait on) are all answered within about one busy timeout, not one per flow queued; the same flows
+    called again are counted in memory, with no write to wait for; once the lock is free the flush writes
+    every count."""
+    path = tmp_path / "lineage.db"
+    store = SqliteStore(path, busy_timeout_s=0.5)
+    aggregator = EdgeAggregator(store, flush_interval_s=3600)
+    loop_thread.run(_start(aggregator))
+    flows = [KEY._replace(caller=f"new{i}") for i in range(4)]
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+
+        async def at_once() -> list[float]:
+            futures = [aggregator.add(key) for key in flows]
+            began = time.monotonic()
+            waits = []
+            for future in futures:
+                assert future is not None
+                try:
+                    await asyncio.wrap_future(future)
+                except sqlite3.OperationalError:
+                    pass  # the store failed the write: the reply goes on, the count is kept
+                waits.append(time.monotonic() - began)
+            return waits
+
+        waits = loop_thread.run(at_once())
+        assert max(waits) < 0.5 + 0.4, waits  # one busy timeout, not four in a row
+
+        async def again() -> list[object]:
+            return [aggregator.add(key) for key in flows]
+
+        assert loop_thread.run(again()) == [None] * 4  # counted in memory: nothing to wait for
+        assert not aggregator.recording()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    loop_thread.run(aggregator.flush())  # the lock is free: the flush's write takes it at once
+    assert aggregator.recording()
+    loop_thread.run(aggregator.close())
+    reader = SqliteStore(path, readonly=True)
+    assert {r.key: r.count for r in reader.rows()} == {key: 2 for key in flows}
+    assert reader.integrity().intact
+    reader.close()
+
+
+# -- verify on a SQLite store whose chain was dropped
+
+
+@pytest.mark.parametrize("drop", ["chain", "chain and meta"])
+def test_verify_names_a_dropped_chain_as_dropped(tmp_path: Path, drop: str) -> None:
+    """A store this release wrote (its meta table came with the chain; its edges are keyed by rule): a
+    chain table missing there was dropped, never "written by a release before it"."""
+    path = tmp_path / "lineage.db"
+    store = SqliteStore(path)
+    store.upsert([(KEY, 1.0, 1.0, 1, None)])
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE chain")
+        if drop == "chain and meta":
+            db.execute("DROP TABLE meta")
+    done = subprocess.run([sys.executable, "-m", "proxy", "verify", "--store", str(path), "--integrity"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "it was dropped" in done.stdout and "written by a release before it" not in done.stdout, done.stdout
