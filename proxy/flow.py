@@ -7,7 +7,8 @@ The dataclasses every call makes write their own `__init__` (`init=False`): the 
 Python run by the interpreter even in the compiled build, ~25x the time of a compiled one (a frozen class's
 fields are set with `object.__setattr__`, which mypyc compiles to a slot store). Each takes its fields in
 order, with their defaults: `dataclasses.replace` and `fields` work as before, and
-tests/test_dataclass_init.py holds every such `__init__` to its class's fields.
+tests/test_dataclass_init.py holds every such `__init__` to its class's fields. Compiled, their instances
+cannot be copied (`copy`) or pickled (nothing does: they live for one call).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class TraceContext:
     sampled: bool = True
     tracestate: str | None = None
     # the trace id as the record and the x-trace-id header write it, 32 hex digits: written once (formatting a
-    # 128-bit int takes longer than making the whole context)
+    # 128-bit int takes longer than making the whole context). Ids are W3C's: a trace id of 128 bits, a span id
+    # of 64 (`spans.trace_context` reads 32 and 16 hex digits, or draws them), else OverflowError
     trace_id_hex: str = field(init=False, repr=False, compare=False)
 
     def __init__(

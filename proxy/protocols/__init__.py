@@ -125,6 +125,8 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
             json.loads(body, object_pairs_hook=_no_duplicates)
         except _Duplicate as exc:
             raise InvalidRequest(f"{what}: key {exc.args[0]!r} appears twice in one object") from None
+        except RecursionError:  # orjson reads 1,024 levels, Python's json about 1,000: unchecked, so refused
+            raise InvalidRequest(f"{what} is nested too deeply to be checked for duplicate keys") from None
     return data
 
 

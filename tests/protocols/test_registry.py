@@ -317,3 +317,16 @@ def test_plain_messages_and_what_is_beside_them_are_read_in_document_order(items
     out: list[str] = []
     assert user_strings({"messages": items, "after": ["z@z.z"]} if nested else items, out)
     assert out == [text for text in expected if text] + (["z@z.z"] if nested else [])
+
+
+@pytest.mark.parametrize("inner", [b'{"a":1,"a":2}', b'{"a":":)"}'])
+def test_a_body_too_deep_for_the_duplicate_check_is_refused_not_a_fault(inner: bytes) -> None:
+    """orjson reads 1,024 levels, Python's json (the slow check) about 1,000: a body between the two that
+    the slow check must read (a duplicate, or a string beginning with ':') was a RecursionError, a 500."""
+    from proxy.errors import InvalidRequest
+    from proxy.protocols import load_request_json
+
+    depth = 1010
+    body = b'{"x":' + b"[" * depth + inner + b"]" * depth + b"}"
+    with pytest.raises(InvalidRequest, match="nested too deeply"):
+        load_request_json(body)
