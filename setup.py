@@ -26,13 +26,13 @@ from setuptools import setup
 
 HERE = Path(__file__).resolve().parent
 
-# the modules every call runs, one shared library (calls between them are C calls). Not compiled: the gRPC
-# ingress (mypyc cannot compile its async generators)
+# the modules every call runs, one shared library (calls between them are C calls)
 COMPILED = [
     "proxy/checkpoints.py",
     "proxy/detectors.py",
     "proxy/exchange.py",
     "proxy/flow.py",
+    "proxy/ingress/grpc.py",
     "proxy/ingress/http.py",
     "proxy/ingress/wire.py",
     "proxy/labels.py",

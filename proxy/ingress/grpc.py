@@ -5,16 +5,22 @@ the OIP gRPC adapter and walked by an Exchange like any HTTP call; health, metad
 and status RPCs only check the caller's key; any other method of any service (Triton's repository loads,
 shared-memory registration, trace settings) is opaque: decided on its metadata (`policy.passthrough`),
 then passed through as a byte stream in both directions and recorded.
+
+mypyc compiles this module (setup.py). So the streaming handlers are coroutines on grpc.aio's reader/writer
+API (`context.read`, `context.write`; the upstream's call `read`, `write`, `done_writing`), not async
+generators; and nothing here awaits while an exception is being handled (in an `except` or `finally` block, or
+an `async with` exit): a compiled coroutine suspended there leaves that exception as the thread's handled
+exception meanwhile, where another call's grpc machinery met it (a cancelled stream's CancelledError ended the
+next passthrough call). Handlers keep what was raised (`failure`), then end the call (`_Ends.close`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -42,6 +48,7 @@ DEADLINE_PASSED = "deadline_exceeded"  # error.type of a call cut off by its cli
 DEADLINE_SLACK_S = 0.05
 # A grace so long that only the ingress's own cut ends it (see `stop`)
 _UNTIL_CUT_S = 1e9
+_EOF = grpc.aio.EOF  # what `read` returns, on either side, once the other has ended its messages
 
 log = logging.getLogger("lineage_proxy.grpc")
 
@@ -100,7 +107,9 @@ def _rpc(method: str) -> dict[str, Any]:
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name or method}
 
 
-class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
+# a generic handler to grpc, which asks it only for `service`: not a subclass of grpc.GenericRpcHandler (an ABC),
+# so that mypyc compiles it as a native class
+class GrpcIngress:
     def __init__(self, ref: PipelineRef, channels: GrpcChannels) -> None:
         self.ref = ref
         self.channels = channels
@@ -134,6 +143,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
         ])  # fmt: skip
         server.add_generic_rpc_handlers((self,))
+        failure: BaseException | None = None
         try:
             if tls is None:
                 port = server.add_insecure_port(str(address))
@@ -149,9 +159,11 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
                 await server.start()
             finally:
                 _SERVER.reset(token)
-        except BaseException:
+        except (Exception, asyncio.CancelledError) as exc:
+            failure = exc
+        if failure is not None:
             await server.stop(None)  # a port bound but never served would take a share of new connections
-            raise
+            raise failure
         self._secure = tls is not None and tls.require_client_cert  # grpc asks for a client certificate only then
         return server, port
 
@@ -216,7 +228,8 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         handler = self._handlers.get(method)
         if handler is not None:
             return handler
-        # partial, not lambda: grpc.aio tells coroutines and async generators apart by inspection
+        # partial, not lambda: grpc.aio runs a handler as a coroutine when inspection says it is one (a partial of a
+        # method compiled by mypyc is, as is one interpreted)
         for adapter in GRPC_ADAPTERS:
             target = adapter.match("POST", method)
             if target is None:
@@ -296,7 +309,7 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         return upstream.timeout_s if remaining is None else min(upstream.timeout_s, remaining)
 
     def _ends(self, ex: Exchange, context: grpc.aio.ServicerContext[Any, Any]) -> _Ends:
-        """How every call ends (`async with`): see `_Ends`."""
+        """How every call ends (`_Ends.close`)."""
         return _Ends(self, ex, context)
 
     def _cancelled(self, context: grpc.aio.ServicerContext[Any, Any], generation: int) -> tuple[int, str]:
@@ -332,7 +345,8 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         """A unary inference call (ModelInfer). Its lineage goes back as trailing metadata, with the
         reply and the status in one batch (a streamed call's goes as initial metadata)."""
         ex, header = self._exchange(adapter, target, method, context)
-        async with self._ends(ex, context):
+        failure: BaseException | None = None
+        try:
             upstream = self._admit(ex, request, header, context)
             rpc = self._unary(ex, upstream, method, request, context)
             try:
@@ -345,6 +359,9 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             ex.head(0, header)
             ex.whole(reply)
             await ex.end()
+        except (Exception, asyncio.CancelledError) as exc:
+            failure = exc
+        await self._ends(ex, context).close(failure)  # raises what failed
         await _reply_metadata(context, initial, (*_pass(trailing), *ex.lineage_headers()))
         return reply
 
@@ -353,63 +370,92 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         adapter: Adapter,
         target: Target,
         method: str,
-        requests: AsyncIterator[bytes],
+        requests: Any,
         context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[bytes]:
+    ) -> None:
         """A streaming inference call (ModelStreamInfer). One stream is one call: decided on its first
         message, decided again whenever a later message adds labels (a denial, or a malformed message,
-        ends the stream); the span ends with the stream."""
-        first = await anext(aiter(requests), None)
-        if first is None:
+        ends the stream); the span ends with the stream. Messages go each way one at a time, each write
+        awaited before the next read (back-pressure both ways); the lineage goes as initial metadata,
+        with the first reply. (`requests`: grpc's iterator over `context.read`, which is read instead.)"""
+        first = await context.read()
+        if first is _EOF:
             return
         ex, header = self._exchange(adapter, target, method, context)
-        async with self._ends(ex, context):
+        ends = self._ends(ex, context)
+        failure: BaseException | None = None
+        try:
             upstream = self._admit(ex, first, header, context)
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
             )
             ended: list[ProxyError] = []  # why the proxy ended the stream, if it did
-
-            async def pump() -> None:
-                await rpc.write(first)
-                async for message in requests:
-                    try:
-                        refused = ex.readmit(message, header, self.ref.current)
-                    except ProxyError as error:  # a malformed later message ends the stream at once
-                        refused = error
-                    if refused is not None:
-                        ended.append(refused)
-                        rpc.cancel()
-                        return
-                    await rpc.write(message)
-                await rpc.done_writing()
-
-            writer = asyncio.get_running_loop().create_task(pump())
-            sent_metadata = False
+            writer = asyncio.get_running_loop().create_task(self._pump(rpc, context, first, ex, header, ended))
+            sent_metadata = complete = False
+            relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
             try:
-                async for message in rpc:
+                message = await rpc.read()
+                while message is not _EOF:
                     ex.stream_message(message)
-                    if not sent_metadata:
-                        initial = await rpc.initial_metadata()
-                        await context.send_initial_metadata([*_pass(initial), *ex.lineage_headers()])
+                    lineage = None
+                    if not sent_metadata:  # the first reply: the lineage (its labels with this reply's) goes first
+                        lineage = [*_pass(await rpc.initial_metadata()), *ex.lineage_headers()]
                         sent_metadata = True
-                    yield message
+                    try:
+                        if lineage is not None:
+                            await context.send_initial_metadata(lineage)
+                        await context.write(message)  # returns once grpc has taken it: the client's pace
+                    except Exception:
+                        ends.unsent = True  # grpc could not send it: the client's side of the call is gone
+                        raise
+                    message = await rpc.read()
                 ex.outcome.status = 0
-            except asyncio.CancelledError:
-                if not ended:
-                    raise
-            except grpc.aio.AioRpcError as exc:
-                if not ended:
-                    ex.outcome.status = exc.code().value[0]
-                    raise ex.upstream_failed(upstream_status(exc)) from None
-            finally:
-                if not writer.done():
-                    writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, ProxyError):
-                    await writer
-            if ended:
+                complete = True
+            except (Exception, asyncio.CancelledError) as exc:
+                relayed = exc
+            await _stop(rpc, writer, complete)
+            # the proxy ended it (`_pump`, which cancelled the upstream's call): its refusal is the answer, whatever
+            # the upstream's call said of its cancel
+            if ended and (relayed is None or isinstance(relayed, (asyncio.CancelledError, grpc.aio.AioRpcError))):
                 raise ended[0]
+            if isinstance(relayed, grpc.aio.AioRpcError):
+                ex.outcome.status = relayed.code().value[0]
+                raise ex.upstream_failed(upstream_status(relayed)) from None
+            if relayed is not None:
+                raise relayed
             await ex.end()
+        except (Exception, asyncio.CancelledError) as exc:
+            failure = exc
+        await ends.close(failure)
+
+    async def _pump(
+        self,
+        rpc: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        first: bytes | None,
+        ex: Exchange | None,
+        header: Header | None,
+        ended: list[ProxyError],
+    ) -> None:
+        """The client's messages to the upstream's call, each written before the next is read, then the end of
+        them. An inference stream's (`ex`) are each decided again first (`Exchange.readmit`): a denial, or a
+        malformed message, ends the stream (`ended`) and cancels the upstream's call."""
+        if first is not None:
+            await rpc.write(first)
+        message = await context.read()
+        while message is not _EOF:
+            if ex is not None and header is not None:
+                try:
+                    refused = ex.readmit(message, header, self.ref.current)
+                except ProxyError as error:  # a malformed later message ends the stream at once
+                    refused = error
+                if refused is not None:
+                    ended.append(refused)
+                    rpc.cancel()
+                    return
+            await rpc.write(message)
+            message = await context.read()
+        await rpc.done_writing()
 
     # -- everything else
 
@@ -419,7 +465,8 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
         """Health and metadata RPCs: the caller's key is checked; recorded (a span, an access line), with no
         lineage edge; `x-trace-id` goes back as trailing metadata."""
         ex, header = self._exchange(adapter, target, method, context)
-        async with self._ends(ex, context):
+        failure: BaseException | None = None
+        try:
             pipeline = ex.pipeline
             caller = pipeline.identify_only(header, self._peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
@@ -433,18 +480,21 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
                 ex.outcome.status = exc.code().value[0]
                 raise ex.upstream_failed(upstream_status(exc)) from None
             ex.outcome.status = 0
+        except (Exception, asyncio.CancelledError) as exc:
+            failure = exc
+        await self._ends(ex, context).close(failure)  # raises what failed
         await _reply_metadata(context, initial, (*_pass(trailing), ("x-trace-id", ex.trace.trace_id_hex)))
         return reply
 
-    async def passthrough(
-        self, method: str, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[bytes]:
+    async def passthrough(self, method: str, requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Any other method, unary or streaming alike (the wire does not tell them apart): its messages
         are not read, so it is decided as an opaque call on its metadata (`policy.passthrough`: refused
         while zones are configured, unless `forward`), routed by the `"*"` route, then bytes both ways."""
         ex, header = self._exchange(GRPC_ADAPTERS[0], PASSTHROUGH, method, context)
         ex.outcome.extra["rpc.method"] = method
-        async with self._ends(ex, context):
+        ends = self._ends(ex, context)
+        failure: BaseException | None = None
+        try:
             upstream = ex.admit(b"", header, self._peer(context))
             decision = ex.decision
             if upstream.grpc is None and decision is not None and not decision.zones:
@@ -461,42 +511,63 @@ class GrpcIngress(grpc.GenericRpcHandler):  # type: ignore[misc]
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
             )
-
-            async def pump() -> None:
-                async for message in requests:
-                    await rpc.write(message)
-                await rpc.done_writing()
-
-            writer = asyncio.get_running_loop().create_task(pump())
+            writer = asyncio.get_running_loop().create_task(self._pump(rpc, context, None, None, None, []))
+            complete = False
+            relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
             try:
-                async for message in rpc:
-                    yield message
+                message = await rpc.read()
+                while message is not _EOF:
+                    try:
+                        await context.write(message)
+                    except Exception:
+                        ends.unsent = True  # (as a stream's)
+                        raise
+                    message = await rpc.read()
                 ex.outcome.status = 0
-            except grpc.aio.AioRpcError as exc:
-                ex.outcome.status = exc.code().value[0]
-                raise upstream_status(exc) from None  # the upstream's own answer, passed on
-            finally:
-                if not writer.done():
-                    writer.cancel()
+                complete = True
+            except (Exception, asyncio.CancelledError) as exc:
+                relayed = exc
+            await _stop(rpc, writer, complete)
+            if isinstance(relayed, grpc.aio.AioRpcError):
+                ex.outcome.status = relayed.code().value[0]
+                raise upstream_status(relayed) from None  # the upstream's own answer, passed on
+            if relayed is not None:
+                raise relayed
             context.set_trailing_metadata((*_pass(await rpc.trailing_metadata()), *ex.lineage_headers()))
             ex.finish()
+        except (Exception, asyncio.CancelledError) as exc:
+            failure = exc
+        await ends.close(failure)
+
+
+async def _stop(rpc: Any, writer: asyncio.Task[None], complete: bool) -> None:
+    """A relayed stream's end: unless the upstream's call ended by itself (`complete`), it is cancelled (the
+    client left, the drain cut the call, the proxy ended it); the writer (`_pump`) is stopped and waited for."""
+    if not complete:
+        rpc.cancel()
+    if not writer.done():
+        writer.cancel()
+    try:
+        await writer
+    except (asyncio.CancelledError, grpc.aio.AioRpcError, ProxyError):
+        pass
 
 
 class _Ends:
-    """How every gRPC call ends: a ProxyError is recorded, then sent as the status with the lineage as
-    trailers; a client that leaves is recorded as gone; and whatever happens, the call is finished. (A
-    class, not a generator-based context manager: that cost about 75 Python instructions a call more.)"""
-
-    __slots__ = ("_context", "_ex", "_generation", "_ingress")
+    """How every gRPC call ends (`close`, with what its handler raised, if anything): a ProxyError is recorded,
+    then sent as the status with the lineage as trailers; a client that leaves (its handler cancelled, or a
+    reply grpc could not send it: `unsent`) is recorded as gone; and whatever happens, the call is finished.
+    Not an `async with` (see the module's docstring): a handler calls `close` after its `try`, never in it."""
 
     def __init__(self, ingress: GrpcIngress, ex: Exchange, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self._ingress, self._ex, self._context = ingress, ex, context
         self._generation = _SERVER.get()  # the server the call came to (a reload may start another meanwhile)
+        # a streamed reply's write failed: grpc's error (the call's client side is gone) goes on to grpc as it
+        # is, and the call is recorded as one its client left
+        self.unsent = False
 
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
+    async def close(self, error: BaseException | None) -> None:
+        """End the call; `error`, what its handler raised, is raised again (a ProxyError as grpc's abort)."""
         ex = self._ex
         try:
             if isinstance(error, ProxyError):
@@ -504,14 +575,15 @@ class _Ends:
                     context = self._context
                     error.caller = ex.pipeline.caller_name(_metadata(context).get, self._ingress._peer(context))
                 await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
-            elif isinstance(error, asyncio.CancelledError | GeneratorExit):  # (grpc stopped reading a stream's replies)
+            elif error is not None and (self.unsent or isinstance(error, asyncio.CancelledError)):
                 code, why = self._ingress._cancelled(self._context, self._generation)
                 for one in (ex, ex.refused):
                     if one is not None and not one.outcome.ended_ns:  # not recorded yet
                         one.outcome.status = code
                         one.finish(why)
-            return False  # what was raised goes on
         finally:
             ex.finish()
             if ex.refused is not None:  # the client left before its stream's denial was answered
                 ex.refused.finish(CLIENT_GONE)
+        if error is not None:
+            raise error

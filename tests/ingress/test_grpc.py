@@ -212,6 +212,11 @@ class _Context:
         return self.remaining
 
 
+class _WriteFailed(Exception):
+    """What grpc raises from `context.write` once the client's side of the call is gone (ExecuteBatchError)."""
+
+
+@pytest.mark.interpreted  # its Exchange and context are stand-ins, which the compiled module refuses by their type
 @pytest.mark.parametrize(
     ("remaining", "status", "error_type"),
     [
@@ -222,23 +227,39 @@ class _Context:
         (None, grpc.StatusCode.CANCELLED, "client_disconnected"),
     ],
 )
-@pytest.mark.parametrize("how", [asyncio.CancelledError, GeneratorExit])
+@pytest.mark.parametrize("how", [asyncio.CancelledError, _WriteFailed])
 def test_why_a_cancelled_call_ended(
     remaining: float | None, status: grpc.StatusCode, error_type: str, how: type[BaseException]
 ) -> None:
     """The wire says only "cancelled" (RST_STREAM): the client's deadline is told from its leaving by the time
-    left. A stream's replies left unread (grpc cancelled while writing one) end it with GeneratorExit instead."""
+    left. A stream's reply grpc could not send (its write failed: `unsent`) ends the call the same way; the
+    error goes on to grpc as it is."""
     ingress = GrpcIngress.__new__(GrpcIngress)
     ingress._generation, ingress._cutting, ingress._cut = 0, set(), 0
     ended = _Ended()
 
     async def cancelled() -> None:
-        async with ingress._ends(ended, _Context(remaining)):  # type: ignore[arg-type]
-            raise how
+        ends = ingress._ends(ended, _Context(remaining))  # type: ignore[arg-type]
+        ends.unsent = how is _WriteFailed
+        await ends.close(how())
 
     with pytest.raises(how):
         asyncio.run(cancelled())
     assert (ended.outcome.status, ended.errors) == (status.value[0], [error_type])
+
+
+@pytest.mark.interpreted  # (as above)
+def test_any_other_error_is_not_recorded_as_the_clients_leaving() -> None:
+    ingress = GrpcIngress.__new__(GrpcIngress)
+    ingress._generation, ingress._cutting, ingress._cut = 0, set(), 0
+    ended = _Ended()
+
+    async def failed() -> None:
+        await ingress._ends(ended, _Context(None)).close(_WriteFailed())  # type: ignore[arg-type]
+
+    with pytest.raises(_WriteFailed):
+        asyncio.run(failed())
+    assert (ended.outcome.status, ended.errors) == (None, [None])
 
 
 def test_calls_a_reload_cuts_off_on_the_old_server_are_recorded_as_the_drains(
