@@ -2,13 +2,13 @@
 
 Everything else about the package is in pyproject.toml: this file exists because setuptools takes
 extension modules from setup() only. The compiled modules are the same source, typed as `mypy --strict`
-checks it, run without the interpreter's bytecode loop: ~0.68x the CPU a call of the same code
+checks it, run without the interpreter's bytecode loop: ~0.54x the CPU a call of the same code
 interpreted (`benchmarks.ab`; README, Performance). Building them takes a C compiler and Python's
 headers (Debian: gcc, python3-dev) and a few minutes; without them the pure-Python package is installed,
 with a warning.
 
     pip install .                          # compiled
-    LINEAGE_PROXY_PURE=1 pip install .     # pure Python: no compiler needed, ~1.45x the CPU a call
+    LINEAGE_PROXY_PURE=1 pip install .     # pure Python: no compiler needed, ~1.9x the CPU a call
 
 A compiled build writes proxy/_compiled.py: each compiled module's source digest, which the package
 checks when it is imported (an edited source with its old build beside it is refused, not run stale).
@@ -90,7 +90,7 @@ def ext_modules() -> list:
     missing = can_compile()
     if missing is not None:
         print(
-            f"lineage-proxy: {missing}: installing the pure-Python package, which takes ~1.45x the CPU a call "
+            f"lineage-proxy: {missing}: installing the pure-Python package, which takes ~1.9x the CPU a call "
             "(Debian: apt-get install gcc python3-dev, then install again to compile it)",
             file=sys.stderr,
         )
