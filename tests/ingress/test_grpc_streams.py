@@ -15,9 +15,9 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from tritonclient.grpc import service_pb2
 
 from tests.harness import LoopThread
+from tests.ingress.test_grpc import _request  # a small ModelInferRequest
 
 SERVICE = "/inference.GRPCInferenceService/"
 ECHO, HOLD, FLOOD, SINK = "/test.Streams/Echo", "/test.Streams/Hold", "/test.Streams/Flood", "/test.Streams/Sink"
@@ -113,13 +113,6 @@ def streams(loop_thread: LoopThread, otlp: Any, make_proxy: Any) -> Iterator[tup
     loop_thread.run(server.stop(None))
 
 
-def _infer_request() -> bytes:
-    request = service_pb2.ModelInferRequest(model_name="held")
-    request.inputs.add(name="A", datatype="INT32", shape=[1]).contents.int_contents.append(1)
-    data: bytes = request.SerializeToString()
-    return data
-
-
 def test_a_passthrough_stream_relays_each_message_before_the_next_is_sent(
     streams: tuple[Upstream, grpc.Channel],
 ) -> None:
@@ -146,7 +139,7 @@ def test_a_passthrough_stream_relays_each_message_before_the_next_is_sent(
 @pytest.mark.parametrize("method", [SERVICE + "ModelStreamInfer", HOLD])
 def test_a_clients_cancel_reaches_the_upstreams_call(streams: tuple[Upstream, grpc.Channel], method: str) -> None:
     upstream, channel = streams
-    call = channel.stream_stream(method)(iter([_infer_request()]))
+    call = channel.stream_stream(method)(iter([_request()]))
     next(call)
     assert upstream.wait("arrived", 1)
     call.cancel()
@@ -156,14 +149,14 @@ def test_a_clients_cancel_reaches_the_upstreams_call(streams: tuple[Upstream, gr
 def test_a_cancelled_stream_leaves_nothing_a_later_call_meets(streams: tuple[Upstream, grpc.Channel]) -> None:
     upstream, channel = streams
     for n in range(1, 3):  # an inference stream and a passthrough one, each cancelled while the proxy relays it
-        call = channel.stream_stream(SERVICE + "ModelStreamInfer" if n == 1 else HOLD)(iter([_infer_request()]))
+        call = channel.stream_stream(SERVICE + "ModelStreamInfer" if n == 1 else HOLD)(iter([_request()]))
         next(call)
         assert upstream.wait("arrived", n)
         call.cancel()
         assert upstream.wait("cancelled", n)
     echo = channel.stream_stream(ECHO)
     assert list(echo(iter([b"a", b"b"]), timeout=10)) == [b"a", b"b"]
-    infer = channel.stream_stream(SERVICE + "ModelStreamInfer")(iter([_infer_request()]), timeout=10)
+    infer = channel.stream_stream(SERVICE + "ModelStreamInfer")(iter([_request()]), timeout=10)
     assert next(infer) == b""
     infer.cancel()
 
