@@ -83,7 +83,29 @@ def can_compile() -> str | None:
     return None
 
 
+def metadata_only() -> bool:
+    """pip runs setup.py for the package's metadata (`egg_info`, `dist_info`), each in a process of its own,
+    before it builds: that needs no C, and generating it is a mypy run (~20 s) each time."""
+    commands = [arg for arg in sys.argv[1:] if not arg.startswith("-") and arg.isidentifier()]  # not a path
+    return bool(commands) and all(command in ("egg_info", "dist_info") for command in commands)
+
+
+def build_dirs() -> dict[str, dict[str, str]]:
+    """An editable install (pip install -e) builds its extensions where `pip install .` does, in build/,
+    not in a throwaway directory: when the C mypyc generates is unchanged since the last build, build_ext
+    skips it as up to date instead of compiling it again (CI's two venvs, a second install)."""
+    if "editable_wheel" not in sys.argv[1:]:
+        return {}
+    from setuptools import Distribution
+
+    build = Distribution().get_command_obj("build")
+    build.ensure_finalized()
+    return {"build_ext": {"build_lib": build.build_platlib, "build_temp": build.build_temp}}
+
+
 def ext_modules() -> list:
+    if metadata_only():
+        return []
     if pure():
         forget_builds()
         return []
@@ -104,9 +126,12 @@ def ext_modules() -> list:
         f"SOURCES = {digests!r}\n"
     )
     # the build has only mypy installed: third-party modules read as Any, so not pyproject's strict checks
-    # (`mypy` runs those in CI with every dependency), and generated modules followed for types only
+    # (`mypy` runs those in CI with every dependency), and generated modules followed for types only. Nor
+    # what the venv pip runs in has installed (--no-site-packages: mypy looks there, not in the build's
+    # environment): with the dependencies installed, the same source gave other C, every call into them typed
     options = ["--config-file", os.devnull, "--ignore-missing-imports", "--follow-imports", "silent"]
+    options.append("--no-site-packages")
     return mypycify([*options, *COMPILED], group_name="proxy_compiled")
 
 
-setup(ext_modules=ext_modules())
+setup(ext_modules=ext_modules(), options=build_dirs())
