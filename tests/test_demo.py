@@ -129,10 +129,18 @@ def test_keep_on_a_taken_port_is_one_clear_line() -> None:
                              "(choose another with --port N; --port 0 takes any free port)\n")  # fmt: skip
 
 
+# starts the command in argv[1:] with SIGINT at its default, as a shell starts a foreground job: a suite started
+# with SIGINT ignored (a background job of a non-interactive shell) would pass the ignoring on, and a program
+# started so keeps ignoring it (Python installs no KeyboardInterrupt handler), as Ctrl-C never reaches it there
+WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 @pytest.fixture
 def kept() -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "demo", "--keep", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", WITH_SIGINT, sys.executable, "-m", "proxy", "demo", "--keep",
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:

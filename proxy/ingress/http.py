@@ -172,6 +172,11 @@ class HttpIngress:
         header = request.header
         ex = _exchange(pipeline, method, path, header)
         adapter, target = ex.adapter, ex.target
+        # a failure is answered after its `except` block is left: a compiled coroutine awaiting inside one leaves
+        # its exception as the thread's handled one while suspended, for other calls to meet (sys.exc_info,
+        # `__context__`)
+        failure: ProxyError | None = None
+        internal = False
         try:
             if not request.target.startswith("/"):
                 raise InvalidRequest(
@@ -198,18 +203,25 @@ class HttpIngress:
             upstream = ex.admit(read, header, conn.peer)
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
-            await self._failed(request, conn, ex, error)
+            failure = error
         except (asyncio.CancelledError, ConnectionError):
             ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
             raise
         except Exception:
             log.exception("internal error handling %s %s", method, path, extra={"trace_id": ex.trace.trace_id_hex})
-            internal = ProxyError("internal error in lineage-proxy; see its log")
-            ex.outcome.status = internal.status  # whatever the upstream said, the client gets this
-            await self._failed(request, conn, ex, internal, keep_alive=False)
-            conn.closing = True  # the connection's state is unknown: it ends with this answer
+            failure = ProxyError("internal error in lineage-proxy; see its log")
+            ex.outcome.status = failure.status  # whatever the upstream said, the client gets this
+            internal = True
         finally:
-            ex.finish()  # a no-op when the call already ended, which every path above does
+            if failure is None:
+                ex.finish()  # a no-op when the call already ended, which every path above does
+        if failure is not None:
+            try:
+                await self._failed(request, conn, ex, failure, keep_alive=not internal)
+            finally:
+                ex.finish()  # a no-op once `_failed` has ended it
+            if internal:
+                conn.closing = True  # the connection's state is unknown: it ends with this answer
 
     @staticmethod
     async def _failed(

@@ -12,9 +12,9 @@ most every `RETRY_S`, on a thread of its own (a connect, and the locks a write t
 `LOCK_WAIT_S`), and tried on the writer thread only once that check has had its answer: a database that
 does not answer (a stalled host, a partition), or answers but keeps a lock a write needs (a table
 locked by another session, a sidecar stuck inside its write holding the chain's lock), never holds the
-writer, nor so a new flow's reply, beyond the one write that found it so (cut after the statement
-timeout, postgres.py); the replay and the first write after an outage wait `LOCK_WAIT_S` at most for a
-lock, never the statement timeout. Only when the journal cannot take a batch
+writer, nor so a new flow's reply, beyond the one write that found it so (a silent one cut after the
+statement timeout, postgres.py); every write, and the replay, waits `LOCK_WAIT_S` at most for a lock, never
+the statement timeout: a write that finds one held is journaled then. Only when the journal cannot take a batch
 either (full, or its disk refuses) does `upsert` raise: the aggregator then keeps the counts in memory
 and `require_record` zones fail closed. A journal that refuses writes (a full disk: even deleting a
 replayed batch needs room) never stops the database path: writes go to the database directly while it
@@ -69,8 +69,9 @@ CLOSE_REPLAY_S = 5.0  # at shutdown, how long the backlog may replay (the rest w
 # how long one replay pass may hold the writer thread (the aggregator asks for the next one as soon as the
 # writes queued meanwhile are done: edges.py), so a new flow's write waits for one slice of a backlog at most
 REPLAY_SLICE_S = 0.1
-# how long a check, a replay or the first write after an outage waits for a lock another session holds
-# (the chain's advisory lock, a table lock): a database that does not grant it stays "not answering"
+# how long a write, a check or a replay waits for a lock another session holds (the chain's advisory lock, a
+# table lock): a database that does not grant it is "not answering", the write journaled (a new flow's reply
+# waits for its write: this long at most for a lock, not the statement timeout)
 LOCK_WAIT_S = 0.5
 DEFAULT_MAX_ROWS = 1_000_000  # edge writes the journal holds at most (lineage.journal_max_rows)
 # what says the database is away, or will not take writes now: the batch is journaled
@@ -372,19 +373,18 @@ class JournaledStore:
         holding a value the database refuses is written row by row, each under `token/i` (so a replay
         counts each once), and only the refused rows are set aside. Raises what says the database is
         away (DATABASE_ERRORS), or the journal's sqlite3.Error while setting rows of `entry_id` aside.
-        A replayed batch (`entry_id`), or a write during an outage, waits LOCK_WAIT_S at most for a lock
-        another session holds: such a database goes on not answering, its writes journaled; a write while
-        all is well waits for it up to the statement timeout, the one wait a new flow's reply may have."""
-        lock_wait = LOCK_WAIT_S if entry_id is not None or self._down_since is not None else None
+        Every write waits LOCK_WAIT_S at most for a lock another session holds (a `LOCK TABLE`, the chain's
+        advisory lock held by a sidecar stuck inside its write), not the statement timeout: a new flow's
+        reply waits for its write, which is journaled then, as the writes after it are until the check passes."""
         try:
-            return len(writes) if self.database.apply(writes, token, lock_wait_s=lock_wait) else 0
+            return len(writes) if self.database.apply(writes, token, lock_wait_s=LOCK_WAIT_S) else 0
         except VALUE_ERRORS as exc:
             refused: list[tuple[EdgeWrite, BaseException]] = [(writes[0], exc)] if len(writes) == 1 else []
         applied = 0
         if not refused:
             for index, row in enumerate(writes):
                 try:
-                    applied += self.database.apply([row], f"{token}/{index}", lock_wait_s=lock_wait)
+                    applied += self.database.apply([row], f"{token}/{index}", lock_wait_s=LOCK_WAIT_S)
                 except VALUE_ERRORS as exc:
                     refused.append((row, exc))
         self._refuse(entry_id, token, len(writes), refused)
@@ -410,8 +410,9 @@ class JournaledStore:
     def _replay(self, until: float = math.inf) -> None:
         """Every journaled batch, oldest first, each applied (or found applied) then deleted; until the
         monotonic `until`, the rest waiting. A journal that cannot delete (its disk full) leaves the
-        batches where they are: the pass goes on applying them, and the next tries only check whether
-        it deletes again (a batch applied twice counts once: its token)."""
+        batches where they are: the pass goes on applying them, and the next passes skip those applied,
+        trying one delete, and apply those that never were (cut off by a slice's end, or journaled since by
+        another worker) (a batch applied twice counts once: its token)."""
         refused: sqlite3.Error | None = None  # the journal's first refusal in this pass
         reached = False
         stopped = False  # at `until`, batches left
@@ -436,9 +437,7 @@ class JournaledStore:
                     try:
                         self.journal.remove(entry_id)
                     except sqlite3.Error as exc:
-                        refused = exc
-                        if entry_id in self._unremoved:
-                            break  # applied by an earlier pass and still not deleted: the journal refuses as then
+                        refused = exc  # the pass goes on: batches after it may never have been applied
                     else:
                         self._unremoved.discard(entry_id)
                         continue

@@ -185,8 +185,11 @@ def require_directory(path: str, what: str) -> None:
 
 WRITER_CACHE_KIB = 256
 # how long a write waits for the store's write lock while another connection holds it: the workers' writes hold
-# it for about a millisecond; an open `sqlite3` shell's transaction, or a VACUUM, for as long as they last
-BUSY_TIMEOUT_S = 10.0
+# it for about a millisecond; an open `sqlite3` shell's transaction, or a VACUUM, for as long as they last. A new
+# flow's reply waits for its write, so no longer than this: then its count waits in memory (edges.py)
+BUSY_TIMEOUT_S = 0.5
+# how long opening a store waits for that lock: workers starting together make or re-key it one at a time
+OPEN_TIMEOUT_S = 10.0
 # once a write has waited that long in vain, the writes after it try the lock without waiting (their counts wait
 # in memory, edges.py), and one every LOCKED_RETRY_S waits LOCKED_WAIT_S for it, until one gets it
 LOCKED_RETRY_S = 1.0
@@ -272,7 +275,7 @@ class SqliteStore:
         # NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
         # only a power loss may roll back the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        self._db.execute(f"PRAGMA busy_timeout={max(self._busy_ms, round(OPEN_TIMEOUT_S * 1000))}")
         # the writer touches a few hot pages (its edges' rows, the chain's last page): SQLite's default 2 MiB
         # page cache would fill, as the chain grows, with pages it never reads again
         self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
@@ -306,6 +309,7 @@ class SqliteStore:
                                           held=self._held())  # fmt: skip
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
+        self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}

@@ -171,6 +171,40 @@ def test_a_journal_on_a_full_disk_never_wedges_the_database_path(postgres: Postg
     assert counts(url) == {**{tuple(KEY._replace(caller=f"c{i}")): 1 for i in range(5)}, tuple(NEW): 2}
 
 
+def test_a_batch_a_full_journal_could_not_delete_never_holds_back_the_batches_after_it(
+    postgres: PostgresServer, tiny_disk: Path
+) -> None:
+    """Batches applied but not deleted (the journal's disk full) are skipped by the next passes, which go on
+    to apply what was never applied: here a batch another worker journaled after the first pass (a pass
+    cut short by its slice leaves such batches too). A pass used to stop at the first batch it still could
+    not delete, so the rest waited for the disk."""
+    url = postgres.database()
+    path = tiny_disk / "journal.db"
+    store = JournaledStore(PostgresStore(url), Journal(path))
+    postgres.stop()
+    try:
+        for index in range(4):
+            store.upsert([(KEY._replace(caller=f"c{index}"), 1.0, 1.0, 1, None)])
+        fill(tiny_disk)
+    finally:
+        postgres.start()
+    retry_now(store)  # applied, none deleted
+    assert counts(url) == {tuple(KEY._replace(caller=f"c{i}")): 1 for i in range(4)}
+    (tiny_disk / "filler").unlink()
+    worker = JournaledStore(PostgresStore(url), Journal(path))  # a worker sharing the journal: behind its backlog
+    worker.upsert([(NEW, 2.0, 2.0, 1, None)])
+    assert worker.journaled == 1
+    fill(tiny_disk)
+    retry_now(store)
+    assert counts(url).get(tuple(NEW)) == 1
+    (tiny_disk / "filler").unlink()
+    retry_now(store)
+    assert store.journal.held() == 0
+    worker.close()
+    store.close()
+    assert counts(url) == {**{tuple(KEY._replace(caller=f"c{i}")): 1 for i in range(4)}, tuple(NEW): 1}
+
+
 # -- 2. a database that stops answering
 
 
