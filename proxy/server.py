@@ -329,9 +329,9 @@ class ProxyProcess:
         return None
 
     def _grpc_changed(self, old: Config, new: Config) -> bool:
-        """Whether the gRPC listener needs a new server for `new` (`GrpcIngress.replace`): its TLS changed,
-        in the config or in its files (renewed in place), or limits.max_body_bytes (OSError: a file cannot
-        be read)."""
+        """Whether the gRPC listener must take `new` (`GrpcIngress.replace`: a renewed certificate for its next
+        handshakes, or a new server): its TLS changed, in the config or in its files (renewed in place), or
+        limits.max_body_bytes (OSError: a file cannot be read)."""
         if new.listen.tls != old.listen.tls or new.limits.max_body_bytes != old.limits.max_body_bytes:
             return True
         return (

@@ -392,7 +392,8 @@ def test_an_open_grpc_connection_does_not_outlive_a_client_ca_change(
         assert reload(proxy, loop_thread, tmp_path / "ca2.yaml", config(pki, pki.ca2, require=True, grpc=True),
                       UPSTREAM=upstream, STORE=str(tmp_path / "lineage.db"))  # fmt: skip
         # a new handshake, refused (UNAVAILABLE); or, when the call went out on the old connection before the
-        # client read its GOAWAY, grpc's transport held it unhandled and cancelled it at the drain's end (README)
+        # client read its GOAWAY, grpc's core had read it but not handed it to the proxy when the old server
+        # stopped, and ended it itself (CANCELLED; README, TLS)
         assert live(pki, proxy, pki.glasses1, channel) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
     assert live(pki, proxy, pki.glasses2) == ADMITTED
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,6 +29,7 @@ import grpc.aio
 from proxy.config import Address, Tls, Upstream
 from proxy.errors import ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
+from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.oip_grpc import PASSTHROUGH
@@ -59,14 +59,26 @@ _SERVER: contextvars.ContextVar[int] = contextvars.ContextVar("lineage_proxy_grp
 Metadata = Sequence[tuple[str, str | bytes]]
 
 
-def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
-    """Text metadata by key; a key sent several times is one list, joined with ',' as HTTP does, so a
-    second `x-data-labels` adds labels and a second `x-purpose` is refused (never "last one wins")."""
+def _metadata(received: Metadata) -> dict[str, str]:
+    """Text metadata by key (of the caller's, `_received`); a key sent several times is one list, joined with
+    ',' as HTTP does, so a second `x-data-labels` adds labels and a second `x-purpose` is refused (never "last
+    one wins")."""
     found: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
+    for key, value in received:
         if isinstance(value, str):
             found[key] = f"{found[key]},{value}" if key in found else value
     return found
+
+
+def _received(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
+    """The caller's metadata, read once a call: grpc builds it anew (a namedtuple a key, in Python) each time."""
+    return context.invocation_metadata() or ()
+
+
+def _certificates(tls: Tls, client_ca: bytes | None) -> grpc.ServerCertificateConfiguration:
+    """The listener's certificate and key, as read now, and the client CA it checks client certificates against."""
+    pair = (Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())
+    return grpc.ssl_server_certificate_configuration([pair], root_certificates=client_ca)
 
 
 def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
@@ -76,9 +88,10 @@ def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
     return identities_from_auth_context(auth) if auth else ()
 
 
-def _pass(metadata: Metadata | None) -> list[tuple[str, str | bytes]]:
-    """The upstream's own metadata, less transport keys and the keys only the proxy may set."""
-    if not metadata:
+def _pass(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str, str | bytes]]:
+    """The upstream's own metadata, less transport keys and the keys only the proxy may set. (grpc.aio's
+    Metadata is iterated, never asked its length: that is Python too.)"""
+    if metadata is None:
         return []
     return [
         (k, v)
@@ -90,7 +103,9 @@ def _pass(metadata: Metadata | None) -> list[tuple[str, str | bytes]]:
 
 
 async def _reply_metadata(
-    context: grpc.aio.ServicerContext[Any, Any], upstream_initial: Metadata | None, trailing: Metadata
+    context: grpc.aio.ServicerContext[Any, Any],
+    upstream_initial: Iterable[tuple[str, str | bytes]] | None,
+    trailing: Metadata,
 ) -> None:
     """A unary reply's metadata: the lineage (with the upstream's trailers) as trailing metadata, which
     grpc.aio sends in the one batch that carries the reply and the status. grpc.aio cannot hold initial
@@ -118,10 +133,18 @@ class GrpcIngress:
         self._replacing = asyncio.Lock()  # one reload's new server at a time (`replace`)
         self._retiring: set[asyncio.Future[None]] = set()  # servers a reload replaced, ending their calls
         self._secure = False  # a TLS listener asking for client certificates: only then can a peer show one
+        # what the serving server was opened with, which only a new server can change (`replace`): whether it
+        # requires a client certificate and its client CA's contents; limits.max_body_bytes
+        self._client_auth: tuple[bool, bytes | None] | None = None  # None: plaintext
+        self._limit = 0
+        # a renewed certificate and key for the serving server's next handshake (`_renewal`), once: a list, which
+        # grpc's thread and the loop each change in one step (`pop`, slice assignment)
+        self._renewed: list[grpc.ServerCertificateConfiguration] = []
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # by OIP method, made on its first call
         self._generation = 0  # of the server serving new calls: one more for each a reload starts (`replace`)
         self._cutting: set[int] = set()  # generations whose drain's time ran out: what they cancel, the drain cut
         self._cut = 0  # calls the drain cut
+        self._callables: dict[tuple[str, str], tuple[grpc.aio.Channel, Any]] = {}  # (`_callable`)
 
     # -- lifecycle
 
@@ -147,12 +170,14 @@ class GrpcIngress:
         try:
             if tls is None:
                 port = server.add_insecure_port(str(address))
+                client_auth = None
             else:
-                credentials = grpc.ssl_server_credentials(
-                    [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
-                    root_certificates=Path(tls.client_ca).read_bytes() if tls.client_ca else None,
-                    require_client_auth=tls.require_client_cert,
+                # its certificate and key can be renewed for new handshakes without a new server (`_renewal`)
+                client_auth = (tls.require_client_cert, Path(tls.client_ca).read_bytes() if tls.client_ca else None)
+                credentials = grpc.dynamic_ssl_server_credentials(
+                    _certificates(tls, client_auth[1]), self._renewal, require_client_authentication=client_auth[0]
                 )
+                self._renewed.clear()  # this server's files are read now
                 port = server.add_secure_port(str(address), credentials)
             token = _SERVER.set(generation)
             try:
@@ -165,19 +190,51 @@ class GrpcIngress:
             await server.stop(None)  # a port bound but never served would take a share of new connections
             raise failure
         self._secure = tls is not None and tls.require_client_cert  # grpc asks for a client certificate only then
+        self._client_auth, self._limit = client_auth, max_body_bytes
         return server, port
+
+    def _renewal(self) -> grpc.ServerCertificateConfiguration | None:
+        """What grpc asks before every new TLS handshake: a renewed certificate and key to use from now on, once
+        (None: keep the ones in use). Called on one of grpc's own threads."""
+        try:
+            return self._renewed.pop()
+        except IndexError:
+            return None
+
+    def _renews(self, tls: Tls | None, max_body_bytes: int) -> bool:
+        """Whether a reload's listener settings differ from the serving server's in the certificate or key only
+        (its files named or renewed in place): new handshakes take those without a new server. Client
+        authentication (the client CA's contents, whether a certificate is required) is a connection's from its
+        handshake on, and limits.max_body_bytes a server's from its start: either needs a new server."""
+        if tls is None or self._client_auth is None or max_body_bytes != self._limit:
+            return False
+        return (
+            tls.require_client_cert,
+            Path(tls.client_ca).read_bytes() if tls.client_ca else None,
+        ) == self._client_auth
 
     async def replace(self, tls: Tls | None, max_body_bytes: int, grace_s: float) -> None:
         """A reload changed the listener's TLS (its files, renewed in place or not, the client CA, whether a
-        certificate is required) or limits.max_body_bytes: a new server on the same port (SO_REUSEPORT) takes
-        every new connection from now on, its files read now; the old one stops accepting and sends its
-        connections GOAWAY, so each client's next call makes a new connection and a new handshake under the
-        new rules (grpc cannot close a connection by itself, and a connection keeps the identity its
-        handshake proved). The old server's calls in flight have `grace_s` to end, then are cut, as a drain's."""
+        certificate is required) or limits.max_body_bytes. A new certificate or key alone is read now and taken
+        by the next handshakes (`_renews`): the server and its connections stay. Anything else: a new server on
+        the same port (SO_REUSEPORT) takes every new connection from now on, its files read now; the old one
+        stops accepting and sends its connections GOAWAY, so each client's next call makes a new connection and
+        a new handshake under the new rules (grpc cannot close a connection by itself, and a connection keeps the
+        identity its handshake proved). The old server's calls in flight have `grace_s` to end, then are cut, as
+        a drain's; calls grpc had read but not yet handed to the proxy when it stopped are ended by grpc itself
+        (CANCELLED, never recorded: README, TLS), which renewing in place avoids."""
         async with self._replacing:
             old, generation = self._server, self._generation
             if old is None:
                 return  # stopped (a SIGHUP during the drain): nothing may start listening again
+            try:
+                if tls is not None and self._renews(tls, max_body_bytes):
+                    self._renewed[:] = [_certificates(tls, self._client_auth[1] if self._client_auth else None)]
+                    return
+            except OSError as exc:  # (as below)
+                log.error("reload: the gRPC listener could not read the new listen.tls files and keeps its old ones "
+                          "(restart to apply them): %s", exc)  # fmt: skip
+                return
             try:
                 self._server, _ = await self._open(self._bound, tls, max_body_bytes, generation + 1)
                 self._generation = generation + 1
@@ -228,32 +285,28 @@ class GrpcIngress:
         handler = self._handlers.get(method)
         if handler is not None:
             return handler
-        # partial, not lambda: grpc.aio runs a handler as a coroutine when inspection says it is one (a partial of a
-        # method compiled by mypyc is, as is one interpreted)
+        # grpc.aio runs a handler as a coroutine when inspection says it is one: an interpreted coroutine function
+        # that awaits the compiled method (`grpc_entry`), which inspection answers at once
         for adapter in GRPC_ADAPTERS:
             target = adapter.match("POST", method)
             if target is None:
                 continue
             if not target.carries_data:
-                handler = grpc.unary_unary_rpc_method_handler(
-                    functools.partial(self.data_free, adapter, target, method)
-                )
+                handler = grpc.unary_unary_rpc_method_handler(bound3(self.data_free, adapter, target, method))
             elif target.stream:
-                handler = grpc.stream_stream_rpc_method_handler(functools.partial(self.stream, adapter, target, method))
+                handler = grpc.stream_stream_rpc_method_handler(bound3(self.stream, adapter, target, method))
             else:
-                handler = grpc.unary_unary_rpc_method_handler(functools.partial(self.unary, adapter, target, method))
+                handler = grpc.unary_unary_rpc_method_handler(bound3(self.unary, adapter, target, method))
             self._handlers[method] = handler  # adapters match a fixed set of methods: the cache is bounded
             return handler
         # any other method (whatever name a client sends): made per call, never cached
-        return grpc.stream_stream_rpc_method_handler(functools.partial(self.passthrough, method))
+        return grpc.stream_stream_rpc_method_handler(bound1(self.passthrough, method))
 
     # -- the steps every handler shares
 
-    def _exchange(
-        self, adapter: Adapter, target: Target, method: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tuple[Exchange, Header]:
+    def _exchange(self, adapter: Adapter, target: Target, method: str, received: Metadata) -> tuple[Exchange, Header]:
         pipeline = self.ref.current
-        header = _metadata(context).get
+        header = _metadata(received).get
         return Exchange(pipeline, adapter, target, pipeline.trace(header), _rpc(method)), header
 
     def _peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
@@ -281,13 +334,11 @@ class GrpcIngress:
         raise UpstreamUnavailable("no gRPC upstream is configured for this call")
 
     @staticmethod
-    def _forward_metadata(
-        ex: Exchange, upstream: Upstream, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> list[tuple[str, str | bytes]]:
+    def _forward_metadata(ex: Exchange, upstream: Upstream, received: Metadata) -> list[tuple[str, str | bytes]]:
         strips = ex.pipeline.strips_auth or upstream.api_key
         out: list[tuple[str, str | bytes]] = [
             (key, value)
-            for key, value in context.invocation_metadata() or ()
+            for key, value in received
             if key not in _NOT_FORWARDED and not key.startswith(":") and not (strips and key in _KEY_FIELDS)
         ]
         out.append(("traceparent", ex.trace.traceparent()))
@@ -296,12 +347,31 @@ class GrpcIngress:
         return out
 
     def _unary(
-        self, ex: Exchange, upstream: Upstream, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        ex: Exchange,
+        upstream: Upstream,
+        method: str,
+        request: bytes,
+        received: Metadata,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> Any:
         """The same unary call to the upstream, with the forwarded metadata and the caller's deadline."""
-        return self.channels.channel(upstream).unary_unary(method)(
-            request, metadata=self._forward_metadata(ex, upstream, context), timeout=self._timeout(upstream, context)
+        return self._callable(upstream, method)(
+            request, metadata=self._forward_metadata(ex, upstream, received), timeout=self._timeout(upstream, context)
         )
+
+    def _callable(self, upstream: Upstream, method: str) -> Any:
+        """grpc.aio's callable for a unary `method` on `upstream`'s channel in use, made once per channel (making
+        one is ~80 Python instructions of grpc.aio's). Unary methods are the adapters' fixed few, so the cache is
+        bounded by the upstreams' names; a retired channel's callable is replaced on the method's next call."""
+        channel = self.channels.channel(upstream)
+        key = (upstream.name, method)
+        made = self._callables.get(key)
+        if made is not None and made[0] is channel:
+            return made[1]
+        call = channel.unary_unary(method)
+        self._callables[key] = (channel, call)
+        return call
 
     @staticmethod
     def _timeout(upstream: Upstream, context: grpc.aio.ServicerContext[Any, Any]) -> float:
@@ -344,11 +414,12 @@ class GrpcIngress:
     ) -> bytes:
         """A unary inference call (ModelInfer). Its lineage goes back as trailing metadata, with the
         reply and the status in one batch (a streamed call's goes as initial metadata)."""
-        ex, header = self._exchange(adapter, target, method, context)
+        received = _received(context)
+        ex, header = self._exchange(adapter, target, method, received)
         failure: BaseException | None = None
         try:
             upstream = self._admit(ex, request, header, context)
-            rpc = self._unary(ex, upstream, method, request, context)
+            rpc = self._unary(ex, upstream, method, request, received, context)
             try:
                 reply: bytes = await rpc
                 initial = await rpc.initial_metadata()
@@ -381,13 +452,14 @@ class GrpcIngress:
         first = await context.read()
         if first is _EOF:
             return
-        ex, header = self._exchange(adapter, target, method, context)
+        received = _received(context)
+        ex, header = self._exchange(adapter, target, method, received)
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
             upstream = self._admit(ex, first, header, context)
             rpc = self.channels.channel(upstream).stream_stream(method)(
-                metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
+                metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
             ended: list[ProxyError] = []  # why the proxy ended the stream, if it did
             writer = asyncio.get_running_loop().create_task(self._pump(rpc, context, first, ex, header, ended))
@@ -464,14 +536,15 @@ class GrpcIngress:
     ) -> bytes:
         """Health and metadata RPCs: the caller's key is checked; recorded (a span, an access line), with no
         lineage edge; `x-trace-id` goes back as trailing metadata."""
-        ex, header = self._exchange(adapter, target, method, context)
+        received = _received(context)
+        ex, header = self._exchange(adapter, target, method, received)
         failure: BaseException | None = None
         try:
             pipeline = ex.pipeline
             caller = pipeline.identify_only(header, self._peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
             ex.admit_data_free(upstream, caller)
-            rpc = self._unary(ex, upstream, method, request, context)
+            rpc = self._unary(ex, upstream, method, request, received, context)
             try:
                 reply: bytes = await rpc
                 initial = await rpc.initial_metadata()
@@ -490,7 +563,8 @@ class GrpcIngress:
         """Any other method, unary or streaming alike (the wire does not tell them apart): its messages
         are not read, so it is decided as an opaque call on its metadata (`policy.passthrough`: refused
         while zones are configured, unless `forward`), routed by the `"*"` route, then bytes both ways."""
-        ex, header = self._exchange(GRPC_ADAPTERS[0], PASSTHROUGH, method, context)
+        received = _received(context)
+        ex, header = self._exchange(GRPC_ADAPTERS[0], PASSTHROUGH, method, received)
         ex.outcome.extra["rpc.method"] = method
         ends = self._ends(ex, context)
         failure: BaseException | None = None
@@ -509,12 +583,21 @@ class GrpcIngress:
                     "gRPC upstream in their regions"
                 )
             rpc = self.channels.channel(upstream).stream_stream(method)(
-                metadata=self._forward_metadata(ex, upstream, context), timeout=context.time_remaining()
+                metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
             writer = asyncio.get_running_loop().create_task(self._pump(rpc, context, None, None, None, []))
             complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
             try:
+                # the upstream's initial metadata, once it sends it (before its first reply, or alone), as it sent
+                # it: a client may read it before any reply comes
+                initial = _pass(await rpc.initial_metadata())
+                if initial:
+                    try:
+                        await context.send_initial_metadata(initial)
+                    except Exception:
+                        ends.unsent = True  # (as a reply's, below)
+                        raise
                 message = await rpc.read()
                 while message is not _EOF:
                     try:
@@ -573,7 +656,9 @@ class _Ends:
             if isinstance(error, ProxyError):
                 if ex.call is None and error.caller is None:  # refused before it was read: its caller, if known
                     context = self._context
-                    error.caller = ex.pipeline.caller_name(_metadata(context).get, self._ingress._peer(context))
+                    error.caller = ex.pipeline.caller_name(
+                        _metadata(_received(context)).get, self._ingress._peer(context)
+                    )
                 await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
             elif error is not None and (self.unsent or isinstance(error, asyncio.CancelledError)):
                 code, why = self._ingress._cancelled(self._context, self._generation)

@@ -17,10 +17,14 @@ import grpc.aio
 import pytest
 
 from tests.harness import LoopThread
+from tests.ingress.grpc_proxied import proxied
 from tests.ingress.test_grpc import _request  # a small ModelInferRequest
 
 SERVICE = "/inference.GRPCInferenceService/"
 ECHO, HOLD, FLOOD, SINK = "/test.Streams/Echo", "/test.Streams/Hold", "/test.Streams/Flood", "/test.Streams/Sink"
+GREET = "/test.Streams/Greet"
+# what `Greet` sends as its initial metadata: its own keys (one binary), and one only the proxy may set
+GREETING = (("x-upstream-greeting", "hello"), ("x-upstream-blob-bin", b"\x00\xff"), ("x-lineage-decision", "forged"))
 CONFIG = """
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
 upstreams:
@@ -46,16 +50,18 @@ HELD_BACK_S = 3.0  # how long a side that is not read from must stay held back
 class Upstream(grpc.GenericRpcHandler):  # type: ignore[misc]
     """Streams of every kind the tests need. `Echo` answers each message with itself as it comes (its trailing
     metadata says `x-upstream-end`); `Hold` and ModelStreamInfer answer the first message, then hold
-    until cancelled; `Flood` writes FLOODED messages of 1 MiB as fast as they are taken; `Sink` reads nothing.
+    until cancelled; `Greet` sends its initial metadata (GREETING) at once, then echoes as `Echo` does, once the
+    client has read it (`greeted`); `Flood` writes FLOODED messages of 1 MiB as fast as they are taken; `Sink` reads nothing.
     Every event is counted under `cond`."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.arrived = self.cancelled = self.flooded = 0
+        self.greeted = asyncio.Event()  # set (on the test loop) by the client, once it read the initial metadata
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         handler = {ECHO: self._echo, HOLD: self._hold, SERVICE + "ModelStreamInfer": self._hold, FLOOD: self._flood,
-                   SINK: self._sink}.get(details.method)  # fmt: skip
+                   SINK: self._sink, GREET: self._greet}.get(details.method)  # fmt: skip
         return grpc.stream_stream_rpc_method_handler(handler) if handler else None
 
     def _count(self, event: str) -> None:
@@ -69,6 +75,12 @@ class Upstream(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     async def _echo(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
         context.set_trailing_metadata((("x-upstream-end", "echo"),))
+        async for message in requests:
+            yield message
+
+    async def _greet(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        await context.send_initial_metadata(GREETING)
+        await self.greeted.wait()
         async for message in requests:
             yield message
 
@@ -95,22 +107,12 @@ class Upstream(grpc.GenericRpcHandler):  # type: ignore[misc]
 @pytest.fixture
 def streams(loop_thread: LoopThread, otlp: Any, make_proxy: Any) -> Iterator[tuple[Upstream, grpc.Channel]]:
     upstream = Upstream()
-
-    async def start() -> tuple[grpc.aio.Server, int]:
-        server = grpc.aio.server(
-            options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-        )
-        server.add_generic_rpc_handlers((upstream,))
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        return server, port
-
-    server, port = loop_thread.run(start())
-    proxy = make_proxy(CONFIG, wait="none", UPSTREAM=f"127.0.0.1:{port}", OTLP=f"http://127.0.0.1:{otlp.port}")
-    with grpc.insecure_channel(proxy.grpc, options=[("grpc.max_receive_message_length", -1)]) as channel:
+    unlimited = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    with (
+        proxied(loop_thread, otlp, make_proxy, CONFIG, upstream, unlimited) as proxy,
+        grpc.insecure_channel(proxy.grpc, options=unlimited[1:]) as channel,
+    ):
         yield upstream, channel
-    loop_thread.run(proxy.process.stop())
-    loop_thread.run(server.stop(None))
 
 
 def test_a_passthrough_stream_relays_each_message_before_the_next_is_sent(
@@ -134,6 +136,24 @@ def test_a_passthrough_stream_relays_each_message_before_the_next_is_sent(
     trailers = dict(call.trailing_metadata())
     assert trailers["x-upstream-end"] == "echo" and trailers["x-lineage-decision"] == "allow"
     assert len(trailers["x-trace-id"]) == 32
+
+
+def test_a_passthrough_call_gets_the_upstreams_initial_metadata_as_it_was_sent(
+    streams: tuple[Upstream, grpc.Channel], loop_thread: LoopThread
+) -> None:
+    """Sent when the upstream sends it (here before any reply, which waits until the client has read it), less
+    the keys only the proxy may set; the lineage stays in the trailers. Unary callers get it too."""
+    upstream, channel = streams
+    call = channel.stream_stream(GREET)(iter([b"a", b"b"]), timeout=10)
+    initial = dict(call.initial_metadata())  # at the deadline, empty, if it never came before a reply
+    loop_thread.loop.call_soon_threadsafe(upstream.greeted.set)
+    assert list(call) == [b"a", b"b"]
+    assert (initial.get("x-upstream-greeting"), initial.get("x-upstream-blob-bin")) == ("hello", b"\x00\xff")
+    assert "x-lineage-decision" not in initial  # the upstream's own, forged: never passed on
+    assert dict(call.trailing_metadata())["x-lineage-decision"] == "allow"
+    reply, unary = channel.unary_unary(GREET).with_call(b"c", timeout=10)
+    assert reply == b"c"
+    assert dict(unary.initial_metadata()) == {"x-upstream-greeting": "hello", "x-upstream-blob-bin": b"\x00\xff"}
 
 
 @pytest.mark.parametrize("method", [SERVICE + "ModelStreamInfer", HOLD])

@@ -1,0 +1,42 @@
+"""A grpc.aio upstream on the test loop with the proxy in front of it: what the gRPC ingress tests share."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from tests.harness import LoopThread, ProxyHandle
+from tests.servers.otlp_receiver import OtlpReceiver
+
+
+@contextlib.contextmanager
+def proxied(
+    loop_thread: LoopThread,
+    otlp: OtlpReceiver,
+    make_proxy: Callable[..., ProxyHandle],
+    config: str,
+    handler: grpc.GenericRpcHandler,
+    options: Sequence[tuple[str, Any]] = (),
+) -> Iterator[ProxyHandle]:
+    """`handler` served by a grpc.aio server (with `options`) on port 0, and a proxy started on `config` with
+    `${UPSTREAM}` its address and `${OTLP}` the receiver's; the proxy stops before its upstream does, so no
+    call fails for that reason."""
+
+    async def start() -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server(options=list(options))
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = loop_thread.run(start())
+    try:
+        proxy = make_proxy(config, wait="none", UPSTREAM=f"127.0.0.1:{port}", OTLP=f"http://127.0.0.1:{otlp.port}")
+        yield proxy
+        loop_thread.run(proxy.process.stop())
+    finally:
+        loop_thread.run(server.stop(None))
