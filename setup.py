@@ -47,6 +47,7 @@ COMPILED = [
     "proxy/protocols/passthrough.py",
     "proxy/protocols/sse.py",
     "proxy/record/edges.py",
+    "proxy/record/export.py",
     "proxy/record/otlp.py",
     "proxy/record/sinks.py",
     "proxy/record/spans.py",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from proxy.record import ExportRefused
 from proxy.record.otlp import encode_request
 from proxy.record.sinks import Counts
 
@@ -50,15 +51,6 @@ class Sink(Protocol):
     def send(self, batch: list[bytes]) -> None: ...
 
     def close(self) -> None: ...
-
-
-class ExportRefused(ConnectionError):
-    """The backend answered a batch with an error status; `retryable` per the OTLP spec."""
-
-    def __init__(self, status: str, retryable: bool, retry_after_s: float | None = None) -> None:
-        super().__init__(f"OTLP export answered {status}")
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
 
 
 # OTLP/HTTP: "429, 502, 503 and 504 ... MUST be retried"; everything else is final.
@@ -301,8 +293,9 @@ class BoundedExporter:
         # dropped: spans refused because the queue was full, or left in it at shutdown; failed: spans the sink
         # could not deliver. A reload's new exporter counts on from these (`Counts`)
         self.counts = Counts("dropped", "failed", "exported")
-        self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
-        self._thread.start()
+        # not `_thread`: compiled, an attribute is a C struct field named after it, and `__thread` is C's
+        self._exporter = threading.Thread(target=self._run, name="span-export", daemon=True)
+        self._exporter.start()
 
     @property
     def dropped(self) -> int:
@@ -447,7 +440,7 @@ class BoundedExporter:
         timeout = self._stop_timeout_s if timeout_s is None else timeout_s
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout)
+        self._exporter.join(timeout)
         with self._counting:
             self._given_up = True
             in_flight, self._in_flight = self._in_flight, 0

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
-_FIXED64 = struct.Struct("<Q")
-_DOUBLE = struct.Struct("<d")
+# constants are `Final`: compiled, each is then a C static, not looked up in the module's dict at every use
+_FIXED64: Final = struct.Struct("<Q")
+_DOUBLE: Final = struct.Struct("<d")
+_TIMES: Final = struct.Struct("<BQBQ")  # Span.start_time_unix_nano 7 and end 8, each with its tag
 
 # Span
-SPAN_KIND_SERVER = 2
+SPAN_KIND_SERVER: Final = 2
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 
 
-_SMALL = tuple(bytes((i,)) for i in range(0x80))
+_SMALL: Final = tuple(bytes((i,)) for i in range(0x80))
 
 
 def varint(value: int) -> bytes:
@@ -49,9 +51,9 @@ def _str(field: int, text: str) -> bytes:
 # entry). Most span attributes repeat from call to call (operation, model, caller, purpose, labels,
 # checkpoint, decision, upstream, status, request parameters), so encoding them once pays; values that
 # are unique per call are never cached, and each table stops growing at a fixed size.
-_KV_CACHE: dict[type, dict[tuple[str, Any], bytes]] = {str: {}, tuple: {}, int: {}, float: {}}
-_KV_CACHE_MAX = 16384
-UNIQUE = frozenset(
+_KV_CACHE: Final[dict[type, dict[tuple[str, Any], bytes]]] = {str: {}, tuple: {}, int: {}, float: {}}
+_KV_CACHE_MAX: Final = 16384
+UNIQUE: Final = frozenset(
     {
         "lineage.input.digest", "lineage.output.digest", "gen_ai.response.id", "gen_ai.input.messages",
         "gen_ai.output.messages", "gen_ai.response.time_to_first_chunk",
@@ -83,14 +85,24 @@ def key_values(field: int, attributes: Mapping[str, Any]) -> bytes:
         encoded = cache.get(item) if cache is not None else None
         if encoded is None:
             encoded = _key_value(*item)
-            if cache is not None and len(cache) < _KV_CACHE_MAX:
+            if cache is not None and len(cache) < _KV_CACHE_MAX and _keyed_exactly(item[1]):
                 cache[item] = encoded
         out.append(encoded)
     tag = _TAG_LD[field]
     return tag + tag.join(out) if out else b""
 
 
-_KEYS: dict[str, bytes] = {}  # attribute names, encoded as KeyValue.key (a fixed vocabulary, and bounded)
+def _keyed_exactly(value: Any) -> bool:
+    """Whether every value equal to this one of its type encodes as it does: not a float zero (0.0 == -0.0,
+    whose doubles differ), nor an array holding anything but strings (("a", 1) == ("a", 1.0) == ("a", True))."""
+    if type(value) is float:
+        return value != 0.0
+    if type(value) is tuple:
+        return all(type(item) is str for item in value)
+    return True
+
+
+_KEYS: Final[dict[str, bytes]] = {}  # attribute names, encoded as KeyValue.key (a fixed vocabulary, and bounded)
 
 
 def _key_value(key: str, value: Any) -> bytes:
@@ -112,7 +124,34 @@ def _key_value(key: str, value: Any) -> bytes:
     return (_SMALL[size] if size < 0x80 else varint(size)) + body
 
 
-_TAG_LD = {field: varint(field << 3 | 2) for field in range(1, 16)}
+_TAG_LD: Final = {field: varint(field << 3 | 2) for field in range(1, 16)}
+_ATTRIBUTE: Final = _TAG_LD[9]
+
+
+def span_attribute(key: str, value: Any) -> bytes:
+    """One attribute of a span (Span.attributes, field 9): what `key_values(9, {key: value})` writes, for a
+    value unique to its call (nothing cached); a string's in one join, not a copy per enclosing length."""
+    if type(value) is not str:
+        return _ATTRIBUTE + _key_value(key, value)
+    name = _KEYS.get(key)
+    if name is None:
+        name = _str(1, key)
+        if len(_KEYS) < _KV_CACHE_MAX:
+            _KEYS[key] = name
+    raw = value.encode("utf-8", "surrogatepass")
+    size = len(raw)
+    raw_size = _SMALL[size] if size < 0x80 else varint(size)
+    size += 1 + len(raw_size)  # AnyValue
+    any_size = _SMALL[size] if size < 0x80 else varint(size)
+    size += len(name) + 1 + len(any_size)  # KeyValue
+    return b"".join((_ATTRIBUTE, _SMALL[size] if size < 0x80 else varint(size), name, b"\x12", any_size, b"\x0a",
+                     raw_size, raw))  # fmt: skip
+
+
+# Span.flags (fixed32): the trace flags (sampled) and whether the parent's context is known and remote
+_FLAGS: Final = {
+    remote: b"\x85\x01" + struct.pack("<I", 0x100 | (0x200 if remote else 0) | 1) for remote in (False, True)
+}
 
 
 def encode_span(
@@ -145,17 +184,17 @@ def encode_span(
     parts += [
         _str(5, name),
         b"\x30" + varint(kind),
-        b"\x39" + _FIXED64.pack(start_ns),
-        b"\x41" + _FIXED64.pack(end_ns),
+        _TIMES.pack(0x39, start_ns, 0x41, end_ns),  # start (fixed64) and end, tags and all
         encoded_attributes,
-        key_values(9, attributes),
     ]
+    if attributes:
+        parts.append(key_values(9, attributes))
     for event_name, time_ns, event_attributes in events:  # Event: time 1 (fixed64), name 2, attributes 3
         parts.append(_ld(11, b"\x09" + _FIXED64.pack(time_ns) + _str(2, event_name) + key_values(3, event_attributes)))
     if status_code:
         status = (_str(2, status_message) if status_message else b"") + b"\x18" + varint(status_code)
         parts.append(_ld(15, status))
-    parts.append(b"\x85\x01" + struct.pack("<I", 0x100 | (0x200 if parent_span_id is not None else 0) | 1))
+    parts.append(_FLAGS[parent_span_id is not None])
     return b"".join(parts)
 
 

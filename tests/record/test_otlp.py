@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -23,7 +24,9 @@ def values(span: Span) -> dict[str, object]:
     for kv in span.attributes:
         kind = kv.value.WhichOneof("value")
         out[kv.key] = (
-            [v.string_value for v in kv.value.array_value.values] if kind == "array_value" else getattr(kv.value, kind)
+            [getattr(v, v.WhichOneof("value")) for v in kv.value.array_value.values]
+            if kind == "array_value"
+            else getattr(kv.value, kind)
         )
     return out
 
@@ -65,6 +68,10 @@ def test_cached_values_never_confuse_types() -> None:
         assert one(2, True) == {"x": True, "y": "1"}
         assert one(3, 1.0) == {"x": 1.0, "y": "1"} and isinstance(one(3, 1.0)["x"], float)
         assert one(4, ("1",)) == {"x": ["1"], "y": "1"}
+        # equal as keys, and of one type, but not one encoding: the double's sign, an array's items' types
+        assert one(5, 0.0) == {"x": 0.0, "y": "1"} and math.copysign(1.0, one(5, -0.0)["x"]) == -1.0  # type: ignore[arg-type]
+        assert math.copysign(1.0, one(5, 0.0)["x"]) == 1.0  # type: ignore[arg-type]
+        assert [type(one(6, array)["x"][1]) for array in (("a", 1), ("a", 1.0), ("a", True))] == [int, float, bool]  # type: ignore[index]
     root = decode(encode_span(trace_id=1, span_id=2, parent_span_id=None, trace_state=None, name="a", kind=2,
                               start_ns=1, end_ns=2, attributes={})).resource_spans[0].scope_spans[0].spans[0]  # fmt: skip
     assert root.parent_span_id == b"" and root.flags == 0x101

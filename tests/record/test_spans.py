@@ -382,9 +382,9 @@ def test_a_flows_attributes_are_encoded_once_and_every_call_keeps_its_own(monkey
 
     first = span(1)
     flow_attrs = len(encoded)
-    assert encoded[0] > 10  # the flow's block, then the call's own
+    assert encoded[0] > 10  # the flow's block; the call's own are written directly (`_call_block`), none
     span(2)
-    assert encoded[flow_attrs:] == [5]  # the second call of the flow: only its own five attributes
+    assert encoded[flow_attrs:] == []  # the second call of the flow: nothing through the table (it was its own 5)
     other = span(3, checkpoint="m@2")  # another checkpoint: another flow
     assert {kv.value.string_value for kv in other.attributes if kv.key == "lineage.checkpoint"} == {"m@2"}
     span(4, status=500)
@@ -402,4 +402,83 @@ def test_a_flows_attributes_are_encoded_once_and_every_call_keeps_its_own(monkey
         )
         status = trace_pb2.Span.FromString(raw).status
         assert (status.code, status.message) == (STATUS_ERROR, "not for ads")
+    recorder.shutdown()
+
+
+def _flow_parts() -> tuple:  # type: ignore[type-arg]
+    from proxy.config.model import Telemetry, Upstream
+    from proxy.flow import ALLOW, Decision
+    from proxy.record import spans
+
+    class Sink:
+        def send(self, batch: list[bytes]) -> None: ...
+
+        def close(self) -> None: ...
+
+    recorder = spans.SpanRecorder(Telemetry(exporter="otlp"), sink=Sink())  # type: ignore[arg-type]
+    decision = Decision(ALLOW, Upstream(name="vllm", url="http://127.0.0.1:9"), caller="app", purpose="assistant")
+    return recorder, decision
+
+
+def test_a_calls_own_attributes_are_the_bytes_the_attribute_table_writes() -> None:
+    """A call's own attributes (digests, reply id, tokens, content, timing) are written without the
+    attributes' dict and otlp's table of encoded values: byte for byte what `key_values` writes for the
+    dict `attributes()` reports, in its order, whichever of them a call has, long or not ASCII."""
+    from proxy.flow import Call, Outcome, TraceContext
+    from proxy.record import spans
+    from proxy.record.otlp import key_values
+
+    long = "é" * 200  # a multi-byte length, UTF-8
+    calls = [
+        (Call("openai", "chat", "m", TraceContext(1, 1)), Outcome(started_ns=5)),
+        (Call("openai", "chat", "m", TraceContext(1, 1), input_digest="sha256:ab"), Outcome(started_ns=5, input_tokens=0)),
+        (
+            Call("openai", "chat", "m", TraceContext(1, 1), input_digest="sha256:" + "a" * 64, content=("hi", long)),
+            Outcome(started_ns=5, ended_ns=9, first_token_ns=7, response_id="chatcmpl-1", input_tokens=300,
+                    output_tokens=2**40, output_digest="sha256:cd", content=("a", long, "\u2028")),
+        ),
+        (Call("anthropic", "chat", "m", TraceContext(1, 1)), Outcome(started_ns=5, output_tokens=7, first_token_ns=10**9)),
+    ]  # fmt: skip
+    for call, outcome in calls:
+        assert spans._call_block(call, outcome) == key_values(9, spans._call_attributes(call, outcome))
+        assert spans._first_token(outcome) == spans._events(outcome, spans._call_attributes(call, outcome))
+    recorder, decision = _flow_parts()
+    call, outcome = calls[2]
+    encoded = recorder.encode(call, decision, outcome, frozenset())
+    attributes = recorder.attributes(call, decision, outcome, frozenset())
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    span = trace_pb2.Span.FromString(encoded)
+    assert [kv.key for kv in span.attributes] == list(attributes)
+    assert [(e.name, e.time_unix_nano) for e in span.events] == [("gen_ai.first_token", 7)]
+    recorder.shutdown()
+
+
+def test_parameters_equal_as_keys_but_encoded_otherwise_are_not_one_flow() -> None:
+    """The flow's block is kept by a key holding the call's parameters: `1`, `1.0` and `True` are equal as
+    keys, and so are `0.0` and `-0.0`, but each is its own OTLP value (an int, a double, a bool; the double's
+    sign). Each call's span carries its own; a list (stop sequences) is kept by its repr."""
+    import math
+
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from proxy.flow import Call, Outcome, TraceContext
+
+    recorder, decision = _flow_parts()
+    values = [1, 1.0, True, 0.0, -0.0, 0, False, "1", ["a"], ["a", "b"], None, -0.0, 0.0, 1, True, 1.0]
+    for n, value in enumerate(values * 2):  # the second round meets every block kept
+        call = Call("openai", "chat", "m", TraceContext(n + 1, n + 1), params=(("temperature", value), ("n", 2)))
+        span = trace_pb2.Span.FromString(recorder.encode(call, decision, Outcome(started_ns=1), frozenset()))
+        got = {kv.key: kv.value for kv in span.attributes}["gen_ai.request.temperature"]
+        kind = got.WhichOneof("value")
+        if isinstance(value, bool):
+            assert (kind, got.bool_value) == ("bool_value", value)
+        elif isinstance(value, int):
+            assert (kind, got.int_value) == ("int_value", value)
+        elif isinstance(value, float):
+            assert kind == "double_value" and math.copysign(1.0, got.double_value) == math.copysign(1.0, value)
+        elif isinstance(value, list):
+            assert [v.string_value for v in got.array_value.values] == value
+        else:
+            assert (kind, got.string_value) == ("string_value", str(value))
     recorder.shutdown()
