@@ -220,6 +220,8 @@ class HttpIngress:
                 await self._failed(request, conn, ex, failure, keep_alive=not internal)
             finally:
                 ex.finish()  # a no-op once `_failed` has ended it
+                # its traceback holds this frame, and so the request's body: not a cycle left for the collector
+                failure = None
             if internal:
                 conn.closing = True  # the connection's state is unknown: it ends with this answer
 

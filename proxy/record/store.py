@@ -185,9 +185,12 @@ def require_directory(path: str, what: str) -> None:
 
 WRITER_CACHE_KIB = 256
 # how long a write waits for the store's write lock while another connection holds it: the workers' writes hold
-# it for about a millisecond; an open `sqlite3` shell's transaction, or a VACUUM, for as long as they last. A new
-# flow's reply waits for its write, so no longer than this: then its count waits in memory (edges.py)
-BUSY_TIMEOUT_S = 0.5
+# it for about a millisecond, a sibling worker's retention purge for as long as it reads and rewrites the table
+# (~1 s for 100,000 edges here, more under load); an open `sqlite3` shell's transaction, or a VACUUM, for as long
+# as they last. A new flow's reply waits for its write, so no longer than this: then its count waits in memory
+# (edges.py), and `require_record` zones fail closed until a write gets through, so a sibling's purge must fit
+# (0.5 s did not: 100k edges, `--workers 2`, hundreds of 503s at every purge)
+BUSY_TIMEOUT_S = 3.0
 # how long opening a store waits for that lock: workers starting together make or re-key it one at a time
 OPEN_TIMEOUT_S = 10.0
 # once a write has waited that long in vain, the writes after it try the lock without waiting (their counts wait
