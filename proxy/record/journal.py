@@ -14,7 +14,9 @@ does not answer (a stalled host, a partition), or answers but keeps a lock a wri
 locked by another session, a sidecar stuck inside its write holding the chain's lock), never holds the
 writer, nor so a new flow's reply, beyond the one write that found it so (a silent one cut after the
 statement timeout, postgres.py); every write, and the replay, waits `LOCK_WAIT_S` at most for a lock, never
-the statement timeout: a write that finds one held is journaled then. Only when the journal cannot take a batch
+the statement timeout: a write that finds one held is journaled then. The chain's advisory lock found
+held by another writer (a sibling sidecar's retention purge or large flush) is no outage for
+`CHAIN_BUSY_S`: the writes are journaled, not logged as failing. Only when the journal cannot take a batch
 either (full, or its disk refuses) does `upsert` raise: the aggregator then keeps the counts in memory
 and `require_record` zones fail closed. A journal that refuses writes (a full disk: even deleting a
 replayed batch needs room) never stops the database path: writes go to the database directly while it
@@ -47,7 +49,7 @@ import psycopg
 from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
-from proxy.record.postgres import PostgresStore, blocked, one_line, redact
+from proxy.record.postgres import ChainBusy, PostgresStore, blocked, one_line, redact
 from proxy.record.store import (
     EdgeKey,
     EdgeRow,
@@ -73,6 +75,11 @@ REPLAY_SLICE_S = 0.1
 # table lock): a database that does not grant it is "not answering", the write journaled (a new flow's reply
 # waits for its write: this long at most for a lock, not the statement timeout)
 LOCK_WAIT_S = 0.5
+# how long the chain's advisory lock may be found held by another writer, every write and check in a row,
+# before the database counts as not answering (a sidecar stuck inside its write): until then the writes are
+# journaled, and the database tried again every RETRY_S, with no outage said (a sibling sidecar's long write,
+# its retention purge of a large store or a large flush, holds the lock seconds)
+CHAIN_BUSY_S = 10.0
 DEFAULT_MAX_ROWS = 1_000_000  # edge writes the journal holds at most (lineage.journal_max_rows)
 # what says the database is away, or will not take writes now: the batch is journaled
 DATABASE_ERRORS: tuple[type[Exception], ...] = (psycopg.Error, SchemaTooNew, integrity.UnsignedHead, StartupError)
@@ -285,6 +292,8 @@ class JournaledStore:
         self._serial = itertools.count(1)
         self._backlog = journal.held() > 0  # left by a previous run (a crash during an outage)
         self._down_since: float | None = None
+        # monotonic: since when every write (or check) found the chain's advisory lock held by another writer
+        self._busy_since: float | None = None
         self._next_try = 0.0  # monotonic: when the database may be tried again
         self._probe: _Probe | None = None  # during an outage: the check in flight
         self._probe_wait = PROBE_WAIT_S
@@ -346,7 +355,7 @@ class JournaledStore:
         outage, where only once a check on a thread of its own has had its answer. A check starts at most
         every RETRY_S and is waited for PROBE_WAIT_S, not at all once one took longer (the database does
         not answer: its check holds only its own thread)."""
-        if self._down_since is None:
+        if self._down_since is None and self._busy_since is None:
             return True
         probe = self._probe
         if probe is None:
@@ -410,14 +419,27 @@ class JournaledStore:
     def _replay(self, until: float = math.inf) -> None:
         """Every journaled batch, oldest first, each applied (or found applied) then deleted; until the
         monotonic `until`, the rest waiting. A journal that cannot delete (its disk full) leaves the
-        batches where they are: the pass goes on applying them, and the next passes skip those applied,
-        trying one delete, and apply those that never were (cut off by a slice's end, or journaled since by
-        another worker) (a batch applied twice counts once: its token)."""
+        batches where they are: the pass goes on applying them, and each next pass tries one delete (the
+        oldest such batch's) and, still refused, resumes after the newest batch applied already, never
+        reading those again (tens of thousands of them would fill every slice), so it reaches those never
+        applied (cut off by a slice's end, or journaled since by another worker: a later batch has a
+        higher id); once a delete succeeds, a pass sweeps from the oldest again, deleting as it goes (a
+        batch applied twice counts once: its token)."""
         refused: sqlite3.Error | None = None  # the journal's first refusal in this pass
         reached = False
         stopped = False  # at `until`, batches left
+        after: int | None = None  # where the pass starts (None: the oldest batch)
         try:
-            for entry_id, token, rows in self._journaled():
+            if self._unremoved:  # one delete tried first: the oldest batch a pass before could not delete
+                oldest = min(self._unremoved)
+                try:
+                    self.journal.remove(oldest)
+                except sqlite3.Error as exc:  # still refused: resume after what is applied already
+                    refused = exc
+                    after = max(self._unremoved)
+                else:
+                    self._unremoved.discard(oldest)  # room again: a full sweep, deleting as it goes
+            for entry_id, token, rows in self._journaled(after):
                 if time.monotonic() > until:
                     stopped = True
                     break
@@ -460,9 +482,8 @@ class JournaledStore:
         self._journal_ok()
         self._recovered()
 
-    def _journaled(self) -> Iterator[tuple[int, str, list[EdgeWrite] | str]]:
-        """The journal's batches, oldest first, read a page at a time."""
-        after: int | None = None
+    def _journaled(self, after: int | None = None) -> Iterator[tuple[int, str, list[EdgeWrite] | str]]:
+        """The journal's batches (after the id `after`), oldest first, read a page at a time."""
         while page := self.journal.oldest(after=after):
             yield from page
             after = page[-1][0]
@@ -474,9 +495,21 @@ class JournaledStore:
         self.rejected += 1
 
     def _failed(self, error: Exception) -> None:
-        self._next_try = time.monotonic() + RETRY_S
+        """The database did not take a write (or a check): tried again RETRY_S later, the writes journaled
+        meanwhile. An outage (logged, `lineage_proxy_edge_database_failing` 1) but while only the chain's
+        advisory lock is found held by another writer, for CHAIN_BUSY_S at most: a sibling's long write."""
+        now = time.monotonic()
+        self._next_try = now + RETRY_S
         if blocked(error):  # silent, or a lock held elsewhere: never wait on its checks
             self._probe_wait = 0.0
+        if self._down_since is None and isinstance(error, ChainBusy):
+            if self._busy_since is None:
+                self._busy_since = now
+            if now - self._busy_since < CHAIN_BUSY_S:
+                log.debug("lineage database %s: another writer holds the chain's lock (for %.1fs now); the write is "
+                          "journaled and tried again in %gs", redact(self.database.url), now - self._busy_since,
+                          RETRY_S)  # fmt: skip
+                return
         if self._down_since is None:
             self._down_since = time.time()
             log.error("lineage database %s: writes are failing (%s); new flows and counts go to the journal %s "
@@ -485,6 +518,7 @@ class JournaledStore:
 
     def _recovered(self) -> None:
         self._probe_wait = PROBE_WAIT_S
+        self._busy_since = None
         if self._down_since is not None:
             log.warning("lineage database %s: writes succeed again after %.0fs; the journal is replayed",
                         redact(self.database.url), time.time() - self._down_since)  # fmt: skip
@@ -514,7 +548,7 @@ class JournaledStore:
             return None  # the purge reads it again itself, or waits for the next one
 
     def purge(self, retention_days: float, now: float | None = None, replay: integrity.Replay | None = None) -> int:
-        if self._down_since is not None:
+        if self._down_since is not None or self._busy_since is not None:
             return 0  # a database that does not answer (or is locked) would hold the writer thread for nothing
         try:
             return self.database.purge(retention_days, now, replay)
@@ -561,7 +595,8 @@ class JournaledStore:
         next start); both connections closed whatever happens."""
         try:
             if self._backlog:
-                if self._down_since is not None:  # a check now (or the one in flight), waited for in any case
+                # a check now (or the one in flight), waited for in any case
+                if self._down_since is not None or self._busy_since is not None:
                     if self._probe is not None:
                         self._probe.done.wait(PROBE_WAIT_S)
                     self._next_try, self._probe_wait = 0.0, PROBE_WAIT_S

@@ -195,6 +195,20 @@ class NoAnswer(psycopg.OperationalError):
     """A round trip cut after its bound: the database did not answer at all (stalled, or out of reach)."""
 
 
+class ChainBusy(psycopg.errors.LockNotAvailable):
+    """The chain's advisory lock was not granted within the lock wait: another writer holds it (a sibling
+    sidecar's long write, a retention purge or a large flush; or one stuck inside its write). Only that
+    lock: one of the tables' (a `LOCK TABLE`, a `VACUUM FULL`) is the plain LockNotAvailable."""
+
+
+def _lock_chain(cur: psycopg.Cursor[Any]) -> None:
+    """The chain's advisory lock, for the transaction (ChainBusy when the lock wait runs out first)."""
+    try:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+    except psycopg.errors.LockNotAvailable as exc:
+        raise ChainBusy(f"another writer holds the chain's lock ({one_line(exc)})") from exc
+
+
 RV = TypeVar("RV")
 
 
@@ -434,16 +448,16 @@ class PostgresStore:
         the schema is made those of the tables it changes. Another session holding one (a `LOCK TABLE`,
         a `VACUUM FULL` or `ALTER TABLE` on them, a sidecar stuck inside its write) fails the check with
         LockNotAvailable, where a write would wait for its statement timeout. The locks go with the
-        transaction, at once."""
+        transaction, at once. The advisory lock held past the wait is ChainBusy (another writer in its write)."""
         with self._open() as conn:
             if lock_wait_s is None:
                 conn.execute("SELECT 1")
                 return
-            with conn.transaction():
-                conn.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
+                _lock_chain(cur)
                 if self.unreachable is None:  # the tables are there (made by this process's first write)
-                    conn.execute(f"LOCK TABLE {WRITTEN_TABLES} IN ROW EXCLUSIVE MODE")
+                    cur.execute(f"LOCK TABLE {WRITTEN_TABLES} IN ROW EXCLUSIVE MODE")
 
     def interrupt(self) -> None:
         """Cut the round trip waiting now, and refuse every later one (a shutdown that cannot wait for a
@@ -472,7 +486,7 @@ class PostgresStore:
                     if lock_wait_s is not None:
                         cur.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
                     if lock:
-                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+                        _lock_chain(cur)
                     else:
                         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield cur

@@ -24,6 +24,7 @@ from proxy.record import edges as edges_module
 from proxy.record.edges import EdgeAggregator
 from proxy.record.journal import PROBE_WAIT_S, Journal, JournaledStore
 from proxy.record.postgres import PostgresStore
+from proxy.record.store import flat
 from tests.harness import LoopThread, ServeProcess
 from tests.record.test_postgres import CONFIG, KEY, ROOT, calls, cli, counts, start
 from tests.servers.postgres import PostgresServer
@@ -203,6 +204,54 @@ def test_a_batch_a_full_journal_could_not_delete_never_holds_back_the_batches_af
     worker.close()
     store.close()
     assert counts(url) == {**{tuple(KEY._replace(caller=f"c{i}")): 1 for i in range(4)}, tuple(NEW): 1}
+
+
+def test_passes_over_batches_a_journal_cannot_delete_resume_after_them_and_reach_a_later_batch(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """Many batches applied but not deleted (the journal refusing writes, as on a full disk): each next pass
+    tries one delete and, still refused, resumes after them, so it reads only a batch journaled since (by
+    another worker). A pass used to read and verify every stuck batch again from the oldest, ~13,000 a
+    0.1 s slice: with 60,000 of them a later batch was never reached while the disk stayed full. Once
+    deletes succeed a pass sweeps from the oldest again; every batch counts once, in order."""
+    url = postgres.database()
+    path = tmp_path / "journal.db"
+    store = JournaledStore(PostgresStore(url), Journal(path))
+    stuck = 250  # three pages of the journal
+    for index in range(stuck):  # what an outage journaled
+        store.journal.append(f"old:{index}", [flat((KEY._replace(caller=f"c{index}"), 1.0, 1.0, 1, None))])
+    store._backlog = True
+    store.journal._db.execute("PRAGMA query_only = ON")  # every delete refused, as on a full disk
+    store._replay()  # one pass: every batch applied, none deleted
+    assert sum(counts(url).values()) == stuck and store.journal.held() == stuck
+    assert "lineage_proxy_edge_journal_failing 1" in store.metrics()
+    worker = JournaledStore(PostgresStore(url), Journal(path))  # a worker sharing the journal: behind its backlog
+    worker.upsert([(NEW, 2.0, 2.0, 1, None)])
+    assert worker.journaled == 1
+
+    read: list[int] = []  # the batches each pass reads from the journal
+    oldest = store.journal.oldest
+
+    def counted(limit: int = 100, after: int | None = None) -> list[tuple[int, str, Any]]:
+        page = oldest(limit, after)
+        read.extend(entry_id for entry_id, _, _ in page)
+        return page
+
+    store.journal.oldest = counted  # type: ignore[method-assign]
+    store._replay()
+    assert counts(url).get(tuple(NEW)) == 1
+    assert len(read) == 1, len(read)  # the new batch only: not the 250 before it
+    read.clear()
+    store._replay()  # the disk still full: nothing read, nothing applied again
+    assert read == [] and counts(url).get(tuple(NEW)) == 1 and store.journal.held() == stuck + 1
+
+    store.journal._db.execute("PRAGMA query_only = OFF")  # room again: a sweep from the oldest deletes them all
+    store._replay()
+    assert store.journal.held() == 0 and "lineage_proxy_edge_journal_failing 0" in store.metrics()
+    assert counts(url) == {**{tuple(KEY._replace(caller=f"c{i}")): 1 for i in range(stuck)}, tuple(NEW): 1}
+    assert store.replayed == stuck + 1 and store.integrity().intact
+    worker.close()
+    store.close()
 
 
 # -- 2. a database that stops answering
