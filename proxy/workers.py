@@ -55,7 +55,37 @@ from proxy.server import Bound, ProxyProcess, as_reloaded, bind, bound_address
 log = logging.getLogger("lineage_proxy")
 
 
-Claim = BinaryIO  # a listen address's lock file, held open (`claim`)
+CLAIM_TRIES = 32  # a claim's file removed under it (its holder let go) this many times in a row: in use
+
+
+class Claim:
+    """A listen address's lock file, held open and locked (flock) by the process that claimed it (`claim`).
+
+    Its `close` there removes the file while still holding its lock, then lets go, so claims do not pile
+    up; in a process forked since (a worker) it only closes the descriptor inherited, the lock staying the
+    claimer's. A claimer that opened the file just before its holder removed it gets a lock on a file no
+    longer named: it checks, once locked, that the name is still its file's, and claims again otherwise.
+    """
+
+    def __init__(self, file: BinaryIO, path: str) -> None:
+        self.file = file
+        self.path = path
+        self.pid = os.getpid()
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    def close(self) -> None:
+        if self.file.closed:
+            return  # released already (a stop's release, then the one on the way out)
+        try:
+            if os.getpid() == self.pid and _names(self.path, self.file):
+                os.unlink(self.path)
+        except OSError as exc:
+            log.debug("listen claim %s left in place: %s", self.path, exc)
+        finally:
+            self.file.close()
 
 
 class ListenError(StartupError):
@@ -147,9 +177,9 @@ def claim(config: Config) -> list[Claim]:
     another proxy included, which a SO_REUSEPORT bind would silently join). Another lineage-proxy of this
     user that is starting and not listening yet holds its claim: an exclusive lock (flock) on a file named
     after the address and the network namespace, in a directory only this user can open (`_claims_dir`),
-    which the kernel lets go when the process ends. A lock no other user can reach: an abstract Unix name,
-    as the claim was, can be bound by any local process, and one that filled its queue kept a proxy from a
-    free port. What is left: a proxy on an overlapping but differently written address (`0.0.0.0:P` beside
+    which the kernel lets go when the process ends (`release` removes the file: `Claim`). A lock no other
+    user can reach: an abstract Unix name, as the claim was, can be bound by any local process, and one that
+    filled its queue kept a proxy from a free port. What is left: a proxy on an overlapping but differently written address (`0.0.0.0:P` beside
     `127.0.0.1:P`), or another user's, that is still starting is seen only once it listens, and a process
     other than lineage-proxy may still join a port with SO_REUSEPORT after the probe. Port 0 is not claimed:
     the port the kernel picks for it is one no socket is bound to.
@@ -177,21 +207,37 @@ def _claim(address: Address) -> list[Claim]:
         # ports, like the claim, are per network namespace, and per machine: a home directory may be shared
         # (NFS) by hosts whose default namespaces have the same inode, so the boot's id names the machine
         name = f"listen-{_machine()}-{os.stat('/proc/self/ns/net').st_ino}-{bound_address(probe)}.lock"
-        try:
-            lock = open(os.path.join(directory, name.replace("/", "_")), "ab")  # noqa: SIM115 -- held for the process's life
-        except OSError as exc:  # a read-only file system (a container's), a full disk: the probe alone decides
-            log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
-            return []
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            lock.close()
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise ListenError(f"cannot listen on {address}: address already in use (by a lineage-proxy that "
-                                  "is starting)") from exc  # fmt: skip
-            log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
-            return []  # a file system without locks (some NFS): as above
-    return [lock]
+        path = os.path.join(directory, name.replace("/", "_"))
+        for _ in range(CLAIM_TRIES):
+            try:
+                lock = open(path, "ab")  # noqa: SIM115 -- held until `release`
+            except OSError as exc:  # a read-only file system (a container's), a full disk: the probe alone decides
+                log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
+                return []
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if _names(path, lock):
+                    return [Claim(lock, path)]
+            except OSError as exc:
+                lock.close()
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise ListenError(f"cannot listen on {address}: address already in use (by a lineage-proxy "
+                                      "that is starting)") from exc  # fmt: skip
+                log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
+                return []  # a file system without locks (some NFS): as above
+            lock.close()  # its holder removed it as it let go, after this opened it: claim the file named now
+    raise ListenError(f"cannot listen on {address}: address already in use (by lineage-proxies starting and "
+                      "stopping on it)")  # fmt: skip
+
+
+def _names(path: str, file: BinaryIO) -> bool:
+    """Whether `path` names `file` still (not removed, nor replaced by another claimer's)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(file.fileno())
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _machine() -> str:

@@ -159,10 +159,9 @@ def test_a_claim_that_cannot_be_written_leaves_the_probe_to_decide(
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     port = dead_port()
-    release(workers.claim(_config(port)))  # makes the directory
+    release(workers.claim(_config(port)))  # makes the directory (the claim's file is removed as it is released)
     netns = os.stat("/proc/self/ns/net").st_ino
     lock = tmp_path / "lineage-proxy" / f"listen-{workers._machine()}-{netns}-127.0.0.1:{port}.lock"
-    lock.unlink()
     lock.mkdir()  # a claim that cannot be opened for writing
     assert workers.claim(_config(port)) == []
 

@@ -50,6 +50,7 @@ class EdgeAggregator:
         self._failing_since: float | None = None  # set while the store refuses writes (an outage)
         self._reading: concurrent.futures.Future[Any] | None = None  # a purge's replay, on the reader thread
         self._closing = False
+        self._stopping: asyncio.Task[None] | None = None  # the first stop's, which a second one waits for
         self.write_errors = 0
         self.new_edges = 0
 
@@ -226,6 +227,18 @@ class EdgeAggregator:
         await self.close()
 
     async def close(self) -> None:
+        """Flush what is pending, wait for every write, then release the store (`_close`). Once: a second
+        stop (a signal racing the drain, a reload failing mid-way then a stop) waits for the first one to
+        end and raises nothing (the first one's caller hears how it went): it used to queue the store's
+        close on the writer the first had shut down, and fail."""
+        stopping = self._stopping
+        if stopping is not None:
+            await asyncio.wait((stopping,))  # never raises: done, failed or cancelled, the first stop says
+            return
+        stopping = self._stopping = asyncio.get_running_loop().create_task(self._close())
+        await stopping
+
+    async def _close(self) -> None:
         """Flush what is pending, wait for every write, then release the store (on the writer thread,
         after them). Bounded: a store whose writes are not done after STOP_WAIT_S (a database that does
         not answer) is interrupted, so the rest goes to its journal; what is still unwritten STOP_WAIT_S
