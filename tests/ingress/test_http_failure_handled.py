@@ -14,20 +14,8 @@ import threading
 import httpx
 
 from proxy.flow import Call, Decision, Outcome
+from tests.configs import ONE_UPSTREAM
 from tests.servers.vllm_like import SERVED
-
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
-"""
 
 
 class Holding:
@@ -71,7 +59,7 @@ class Holding:
 
 def test_a_failure_being_answered_is_not_the_exception_other_calls_handle(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
-    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    proxy = make_proxy(ONE_UPSTREAM, UPSTREAM=upstream)
     holding = Holding()
     proxy.process.runtime.sinks.swap(holding.name, holding)
     refused: concurrent.futures.Future[httpx.Response] = concurrent.futures.Future()

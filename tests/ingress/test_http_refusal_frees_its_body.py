@@ -8,23 +8,12 @@ import gc
 
 import httpx
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
-"""
+from tests.configs import ONE_UPSTREAM
 
 
 def test_a_refused_calls_frame_is_not_left_in_a_reference_cycle(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
-    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    proxy = make_proxy(ONE_UPSTREAM, UPSTREAM=upstream)
     body = b"{not json" + b" " * 4096
     with httpx.Client(timeout=30) as client:
         gc.collect()

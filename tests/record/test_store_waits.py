@@ -26,6 +26,7 @@ from proxy.record.edges import EdgeAggregator
 from proxy.record.journal import CHAIN_BUSY_S, LOCK_WAIT_S, REPLAY_SLICE_S, Journal, JournaledStore
 from proxy.record.postgres import LOCK_ID, PostgresStore
 from proxy.record.store import LOCKED_WAIT_S, SqliteStore
+from tests.configs import ONE_UPSTREAM_STORED
 from tests.harness import LoopThread
 from tests.record.test_postgres import KEY, calls, counts, start
 from tests.servers.postgres import PostgresServer
@@ -408,23 +409,6 @@ def test_new_flows_while_a_sqlite_write_lock_is_held_wait_one_busy_timeout_and_l
     reader.close()
 
 
-SQLITE_CONFIG = """
-listen:
-  http: 127.0.0.1:0
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
-lineage:
-  store: ${STORE}
-"""
-
-
 def test_new_flows_reply_after_a_short_wait_while_a_sqlite_write_lock_is_held_elsewhere(
     tmp_path: Path, vllm: Any, make_proxy: Any, loop_thread: LoopThread
 ) -> None:
@@ -433,7 +417,7 @@ def test_new_flows_reply_after_a_short_wait_while_a_sqlite_write_lock_is_held_el
     the lock (it was 10 s), their counts kept in memory; once the lock is free the flush writes each once."""
     path = tmp_path / "lineage.db"
     _, upstream = vllm
-    proxy = make_proxy(SQLITE_CONFIG, UPSTREAM=upstream, STORE=str(path))
+    proxy = make_proxy(ONE_UPSTREAM_STORED, UPSTREAM=upstream, STORE=str(path))
     assert loop_thread.run(calls(proxy.url, ["first"])) == [200]
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,17 @@
+"""Configs many tests start from: one upstream (`${UPSTREAM}`) serving every model, callers anonymous."""
+
+ONE_UPSTREAM = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: vllm
+    url: ${UPSTREAM}
+routes:
+  - model: "*"
+    upstream: vllm
+policy:
+  anonymous: allow
+  default_purpose: assistant
+"""
+
+# the same, its lineage store at `${STORE}`
+ONE_UPSTREAM_STORED = ONE_UPSTREAM + "lineage:\n  store: ${STORE}\n"
