@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,6 +38,22 @@ def server_context(tls: Tls) -> ssl.SSLContext:
         context.load_verify_locations(cafile=tls.client_ca)
         context.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_OPTIONAL
     return context
+
+
+def check_pair(cert: bytes, key: bytes) -> None:
+    """Raises ssl.SSLError (an OSError) unless `cert` and `key`, a listener's files as read, are a PEM
+    certificate (chain) and the key that matches it: what grpc's core would otherwise reject only at the next
+    handshake, keeping its old pair and saying so on stderr alone. Checked by OpenSSL itself, on copies in a
+    private temporary directory; an encrypted key is refused (a listener has no password to give)."""
+    with tempfile.TemporaryDirectory(prefix="lineage-proxy-tls-") as directory:  # mode 0700
+        cert_file, key_file = Path(directory, "tls.crt"), Path(directory, "tls.key")
+        cert_file.write_bytes(cert)
+        key_file.write_bytes(key)
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file, password=_no_password)
+
+
+def _no_password() -> bytes:
+    return b""
 
 
 def listener_files(tls: Tls) -> tuple[bytes, bytes, bytes | None]:

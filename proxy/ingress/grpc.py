@@ -33,7 +33,7 @@ from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.oip_grpc import PASSTHROUGH
-from proxy.tls import identities_from_auth_context
+from proxy.tls import check_pair, identities_from_auth_context
 from proxy.transport.grpc_channels import GrpcChannels, upstream_status
 
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
@@ -76,9 +76,13 @@ def _received(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
 
 
 def _certificates(tls: Tls, client_ca: bytes | None) -> grpc.ServerCertificateConfiguration:
-    """The listener's certificate and key, as read now, and the client CA it checks client certificates against."""
-    pair = (Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())
-    return grpc.ssl_server_certificate_configuration([pair], root_certificates=client_ca)
+    """The listener's certificate and key, as read now (each file once), and the client CA it checks client
+    certificates against. Raises OSError (ssl.SSLError) unless the key is one grpc can use and matches the
+    certificate (`check_pair`): a renewal half written (cert-manager writes the two files one after the other),
+    or not PEM, would be taken silently here and refused by grpc's core at the next handshake."""
+    cert, key = Path(tls.cert).read_bytes(), Path(tls.key).read_bytes()
+    check_pair(cert, key)
+    return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca)
 
 
 def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
@@ -231,9 +235,9 @@ class GrpcIngress:
                 if tls is not None and self._renews(tls, max_body_bytes):
                     self._renewed[:] = [_certificates(tls, self._client_auth[1] if self._client_auth else None)]
                     return
-            except OSError as exc:  # (as below)
-                log.error("reload: the gRPC listener could not read the new listen.tls files and keeps its old ones "
-                          "(restart to apply them): %s", exc)  # fmt: skip
+            except OSError as exc:  # unreadable, or not a matching PEM pair (changed since the HTTP listener's check)
+                log.error("reload: the gRPC listener could not read or use the new listen.tls certificate and key and "
+                          "keeps its old ones (reload again once both files are written): %s", exc)  # fmt: skip
                 return
             try:
                 self._server, _ = await self._open(self._bound, tls, max_body_bytes, generation + 1)
@@ -512,8 +516,8 @@ class GrpcIngress:
         """The client's messages to the upstream's call, each written before the next is read, then the end of
         them. An inference stream's (`ex`) are each decided again first (`Exchange.readmit`): a denial, or a
         malformed message, ends the stream (`ended`) and cancels the upstream's call."""
-        if first is not None:
-            await rpc.write(first)
+        if first is not None and not await _write(rpc, first):
+            return
         message = await context.read()
         while message is not _EOF:
             if ex is not None and header is not None:
@@ -525,7 +529,8 @@ class GrpcIngress:
                     ended.append(refused)
                     rpc.cancel()
                     return
-            await rpc.write(message)
+            if not await _write(rpc, message):
+                return
             message = await context.read()
         await rpc.done_writing()
 
@@ -621,6 +626,21 @@ class GrpcIngress:
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         await ends.close(failure)
+
+
+async def _write(rpc: Any, message: bytes) -> bool:
+    """One of the client's messages to the upstream's call; False if that call has ended (its status, an error,
+    trailers only or OK, is the answer, read by the relay): the rest of the client's messages go nowhere. Checked
+    before writing, as grpc.aio's own check (which raises InvalidStateError) is: a write that meets the call's end
+    in grpc's core instead replaces the upstream's status with INTERNAL, "Internal error from Core" (grpc/grpc#36066;
+    README, gRPC)."""
+    if rpc.done():
+        return False
+    try:
+        await rpc.write(message)
+    except asyncio.InvalidStateError:  # "RPC already finished" (grpc.aio's check of `done`)
+        return False
+    return True
 
 
 async def _stop(rpc: Any, writer: asyncio.Task[None], complete: bool) -> None:
