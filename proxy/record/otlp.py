@@ -50,9 +50,11 @@ def _str(field: int, text: str) -> bytes:
 # Encoded KeyValues by (key, value), one table per value type (True == 1 == 1.0 must not share an
 # entry). Most span attributes repeat from call to call (operation, model, caller, purpose, labels,
 # checkpoint, decision, upstream, status, request parameters), so encoding them once pays; values that
-# are unique per call are never cached, and each table stops growing at a fixed size.
+# are unique per call are never cached, nor long ones (a client's stop sequences: an encoded KeyValue over
+# KV_KEPT_MAX bytes), and each table stops growing at a fixed size.
 _KV_CACHE: Final[dict[type, dict[tuple[str, Any], bytes]]] = {str: {}, tuple: {}, int: {}, float: {}}
 _KV_CACHE_MAX: Final = 16384
+KV_KEPT_MAX: Final = 256
 UNIQUE: Final = frozenset(
     {
         "lineage.input.digest", "lineage.output.digest", "gen_ai.response.id", "gen_ai.input.messages",
@@ -85,7 +87,12 @@ def key_values(field: int, attributes: Mapping[str, Any]) -> bytes:
         encoded = cache.get(item) if cache is not None else None
         if encoded is None:
             encoded = _key_value(*item)
-            if cache is not None and len(cache) < _KV_CACHE_MAX and _keyed_exactly(item[1]):
+            if (
+                cache is not None
+                and len(encoded) <= KV_KEPT_MAX
+                and len(cache) < _KV_CACHE_MAX
+                and _keyed_exactly(item[1])
+            ):
                 cache[item] = encoded
         out.append(encoded)
     tag = _TAG_LD[field]

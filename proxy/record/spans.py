@@ -110,6 +110,7 @@ class SpanRecorder:
         self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size, stop_timeout_s=telemetry.export_timeout_s)
         self.counts = self.queue.counts  # a reload's new recorder counts on from these (FanOut.swap)
         self._blocks: dict[tuple[Any, ...], tuple[Decision, tuple[str, int, str, bytes]]] = {}
+        self._kept_bytes = 0  # the kept blocks' sizes (`_flow_block`)
 
     def start(self) -> None:
         pass  # the export thread starts with the queue
@@ -183,11 +184,13 @@ class SpanRecorder:
         the upstream is keyed by identity and kept alive by the entry's own decision, so its id cannot be
         reused while the entry lives; the parameters with their values' types (`_params_key`), so `1` and
         `1.0` (and `True`), equal as keys, are not one block (an int and a double in OTLP). A call with
-        unhashable `extra` is encoded afresh."""
+        unhashable `extra` is encoded afresh, and so is a flow with a long value (a parameter, a model's name: a
+        block over FLOW_BLOCK_KEPT_MAX bytes), whose key and block would pin what a client sent."""
+        params = _params_key(call.params)
         key = (
             decision.action, id(decision.upstream), decision.caller, decision.purpose, decision.labels,
             decision.zones, decision.code, decision.rule, decision.reason, decision.approved, call.operation,
-            call.model, call.protocol, call.stream, _params_key(call.params), output_labels, outcome.checkpoint,
+            call.model, call.protocol, call.stream, params, output_labels, outcome.checkpoint,
             outcome.checkpoint_source, outcome.checkpoint_parent, outcome.provider, outcome.response_model,
             outcome.finish_reasons, outcome.status, outcome.error_type,
             tuple(outcome.extra.items()) if outcome.extra else (),
@@ -199,9 +202,15 @@ class SpanRecorder:
         if kept is not None:
             return kept[1]
         block = self._encode_flow(call, decision, outcome, output_labels)
-        if len(self._blocks) >= FLOW_BLOCKS_KEPT:
+        # every value the key holds is in the block, but a list parameter's repr: their sizes bound what it pins
+        size = len(block[3]) + (len(params) if type(params) is str else 0)
+        if size > FLOW_BLOCK_KEPT_MAX:
+            return block
+        if len(self._blocks) >= FLOW_BLOCKS_KEPT or self._kept_bytes + size > FLOW_BYTES_KEPT:
             self._blocks.clear()
+            self._kept_bytes = 0
         self._blocks[key] = (decision, block)
+        self._kept_bytes += size
         return block
 
     @staticmethod
@@ -215,7 +224,11 @@ class SpanRecorder:
         self.queue.shutdown()
 
 
-FLOW_BLOCKS_KEPT: Final = 4096  # encoded flow attributes kept (`SpanRecorder._flow_block`); cleared when full
+# encoded flow attributes kept (`SpanRecorder._flow_block`): cleared when either bound is reached. A block is ~1 KiB
+# with every attribute; a longer one (a client's long stop sequences or model name) is encoded for each call, not kept
+FLOW_BLOCKS_KEPT: Final = 4096
+FLOW_BYTES_KEPT: Final = 4 << 20
+FLOW_BLOCK_KEPT_MAX: Final = 4096
 
 
 def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> dict[str, Any]:

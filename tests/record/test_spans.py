@@ -7,6 +7,7 @@ import time
 
 import httpx
 import openai
+import orjson
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -481,4 +482,76 @@ def test_parameters_equal_as_keys_but_encoded_otherwise_are_not_one_flow() -> No
             assert [v.string_value for v in got.array_value.values] == value
         else:
             assert (kind, got.string_value) == ("string_value", str(value))
+    recorder.shutdown()
+
+
+def _held(*roots: object) -> int:
+    """The bytes of every string, bytes, tuple, list, frozenset and dict reachable from `roots`, each counted once
+    (what a cache pins; the Decision and Upstream objects a flow's entry holds are shared, not followed)."""
+    import sys
+
+    seen: set[int] = set()
+    stack = list(roots)
+    total = 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, str | bytes | int | float):
+            total += sys.getsizeof(item)
+        elif isinstance(item, tuple | list | frozenset):
+            total += sys.getsizeof(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += sys.getsizeof(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return total
+
+
+def test_calls_with_long_values_leave_the_encoders_tables_small() -> None:
+    """A client sending calls each with its own long value (stop sequences, a parameter of another shape, a
+    model's name) gets its spans whole, but neither the flow table nor otlp's table of encoded values keeps them:
+    what both hold grows by less than one value's size over 120 calls of 64 KiB each (7.5 MiB of values). Short
+    values are kept as before: a flow's second call is served from the table."""
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from proxy.flow import Call, Outcome, TraceContext
+    from proxy.protocols.openai import read_request
+    from proxy.record import otlp
+
+    recorder, decision = _flow_parts()
+    tables = (recorder._blocks, otlp._KV_CACHE)
+    before = _held(*tables)
+    long = 1 << 16
+    for n in range(120):
+        fill = f"{n:08d}" + "x" * long
+        bodies = [
+            {"stop": [fill, "###"]},  # a list parameter: keyed by its repr
+            {"stop": fill},  # a string: one stop sequence
+            {"seed": {"x": fill}},  # a parameter of an unexpected shape: its JSON text
+            {"model": fill},  # the model's name
+        ]
+        body = bodies[n % len(bodies)]
+        request = read_request("chat", orjson.dumps({"model": "m", "messages": [], **body}))
+        call = Call("openai", "chat", request.model, TraceContext(n + 1, n + 1), params=request.params)
+        span = trace_pb2.Span.FromString(recorder.encode(call, decision, Outcome(started_ns=1), frozenset()))
+        got = {kv.key: kv.value for kv in span.attributes}
+        if "model" in body:
+            assert got["gen_ai.request.model"].string_value == fill
+        elif "seed" in body:
+            assert orjson.loads(got["gen_ai.request.seed"].string_value) == {"x": fill}
+        else:
+            stops = [v.string_value for v in got["gen_ai.request.stop_sequences"].array_value.values]
+            assert stops == body["stop"] if isinstance(body["stop"], list) else stops == [fill]
+    grown = _held(*tables) - before
+    assert grown < long
+    kept = len(recorder._blocks)
+    for _ in range(2):  # a short flow is still kept, once
+        call = Call(
+            "openai", "chat", "m", TraceContext(1, 1), params=(("stop_sequences", ["###"]), ("temperature", 0.5))
+        )
+        recorder.encode(call, decision, Outcome(started_ns=1), frozenset())
+    assert len(recorder._blocks) == kept + 1
     recorder.shutdown()
