@@ -383,8 +383,6 @@ class HttpIngress:
 
         When the upstream fails mid-reply the status line is gone, so the only honest signal left is to
         cut the client's connection without a clean end of body. A client that leaves raises as usual."""
-        first = b""
-        last = False
         if ex.wants_first_chunk:
             # the reply names the model in its first event: wait for it so the head can say
             try:
@@ -392,7 +390,13 @@ class HttpIngress:
             except Exception as exc:
                 raise ex.upstream_failed(exc) from None
             last = ex.chunk(first) if first else False
-        head, chunked = self._head(request, conn, ex, resp, resp.content_length)
+            head, chunked = self._head(request, conn, ex, resp, resp.content_length)
+        else:
+            head, chunked = self._head(request, conn, ex, resp, resp.content_length)
+            # what came with the upstream's head goes out with the client's, in one write: the head alone
+            # would leave the client a second segment (a second read) to wait for before its first event
+            first = resp.buffered()
+            last = ex.chunk(first) if first else False
         if first and last:
             await ex.end()
         conn.write(head + _frame(first, chunked) if first else head)

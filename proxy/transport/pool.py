@@ -78,6 +78,13 @@ class Response:
             await conn.wait(self._pool.upstream.timeout_s)
         return conn.take()
 
+    def buffered(self) -> bytes:
+        """The body bytes already received, without waiting; b"" when none have come yet."""
+        conn = self._conn
+        if conn is None or not conn.parser.pieces:
+            return b""
+        return conn.take()
+
     async def read(self) -> bytes:
         parts = []
         while chunk := await self.readany():
