@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from proxy.errors import ConfigError
+from proxy.files import read_bytes
 
 DECISIONS = ("allow", "reroute", "deny", "audit-deny")
 DENIALS = frozenset({"deny", "audit-deny"})
@@ -191,7 +192,7 @@ class Baseline:
 def load_baseline(path: str | Path) -> Baseline:
     """Read and validate a baseline file; BaselineError lists every problem with its location."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bytes(path).decode("utf-8")
     except OSError as exc:
         raise BaselineError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
     return parse_baseline(text, source=str(path))

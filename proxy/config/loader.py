@@ -43,6 +43,7 @@ from proxy.config.model import (
 from proxy.config.otel_env import telemetry_from_env
 from proxy.config.yamlfile import StrictLoader
 from proxy.errors import ConfigError
+from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
 
 T = TypeVar("T")
@@ -882,7 +883,7 @@ def redact_userinfo(text: str) -> str:
 def read_secret(path: str) -> bytes:
     """The secret a file holds (an HMAC key, a password) less surrounding whitespace. Raises OSError,
     whose `strerror` says why, when the file cannot be read or holds nothing."""
-    secret = Path(path).read_bytes().strip()
+    secret = read_bytes(path).strip()
     if not secret:
         raise OSError(errno.ENODATA, "the file is empty", path)
     return secret
