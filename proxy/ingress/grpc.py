@@ -20,7 +20,6 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -33,7 +32,7 @@ from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.oip_grpc import PASSTHROUGH
-from proxy.tls import check_pair, identities_from_auth_context
+from proxy.tls import check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import GrpcChannels, upstream_status
 
 _NOT_FORWARDED = frozenset({"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"})
@@ -75,14 +74,15 @@ def _received(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
     return context.invocation_metadata() or ()
 
 
-def _certificates(tls: Tls, client_ca: bytes | None) -> grpc.ServerCertificateConfiguration:
-    """The listener's certificate and key, as read now (each file once), and the client CA it checks client
-    certificates against. Raises OSError (ssl.SSLError) unless the key is one grpc can use and matches the
-    certificate (`check_pair`): a renewal half written (cert-manager writes the two files one after the other),
-    or not PEM, would be taken silently here and refused by grpc's core at the next handshake."""
-    cert, key = Path(tls.cert).read_bytes(), Path(tls.key).read_bytes()
+def _certificates(tls: Tls) -> tuple[grpc.ServerCertificateConfiguration, bytes | None]:
+    """The listener's certificate and key, as read now (each file once: `listener_files`), with the client CA it
+    checks client certificates against; and that CA. Raises OSError (ssl.SSLError) unless the key is one grpc
+    can use and matches the certificate (`check_pair`): a renewal half written (cert-manager writes the two
+    files one after the other), or not PEM, would be taken silently here and refused by grpc's core at the next
+    handshake."""
+    cert, key, client_ca = listener_files(tls)
     check_pair(cert, key)
-    return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca)
+    return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca), client_ca
 
 
 def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
@@ -177,9 +177,10 @@ class GrpcIngress:
                 client_auth = None
             else:
                 # its certificate and key can be renewed for new handshakes without a new server (`_renewal`)
-                client_auth = (tls.require_client_cert, Path(tls.client_ca).read_bytes() if tls.client_ca else None)
+                certificates, client_ca = _certificates(tls)
+                client_auth = (tls.require_client_cert, client_ca)
                 credentials = grpc.dynamic_ssl_server_credentials(
-                    _certificates(tls, client_auth[1]), self._renewal, require_client_authentication=client_auth[0]
+                    certificates, self._renewal, require_client_authentication=tls.require_client_cert
                 )
                 self._renewed.clear()  # this server's files are read now
                 port = server.add_secure_port(str(address), credentials)
@@ -205,22 +206,21 @@ class GrpcIngress:
         except IndexError:
             return None
 
-    def _renews(self, tls: Tls | None, max_body_bytes: int) -> bool:
-        """Whether a reload's listener settings differ from the serving server's in the certificate or key only
-        (its files named or renewed in place): new handshakes take those without a new server. Client
-        authentication (the client CA's contents, whether a certificate is required) is a connection's from its
-        handshake on, and limits.max_body_bytes a server's from its start: either needs a new server."""
+    def _renewed_certificates(self, tls: Tls | None, max_body_bytes: int) -> grpc.ServerCertificateConfiguration | None:
+        """The reload's certificate and key when its listener settings differ from the serving server's in those
+        only (their files named or renewed in place): new handshakes take them without a new server; else None.
+        Client authentication (the client CA's contents, whether a certificate is required) is a connection's
+        from its handshake on, and limits.max_body_bytes a server's from its start: either needs a new server.
+        Raises OSError as `_certificates`."""
         if tls is None or self._client_auth is None or max_body_bytes != self._limit:
-            return False
-        return (
-            tls.require_client_cert,
-            Path(tls.client_ca).read_bytes() if tls.client_ca else None,
-        ) == self._client_auth
+            return None
+        certificates, client_ca = _certificates(tls)
+        return certificates if (tls.require_client_cert, client_ca) == self._client_auth else None
 
     async def replace(self, tls: Tls | None, max_body_bytes: int, grace_s: float) -> None:
         """A reload changed the listener's TLS (its files, renewed in place or not, the client CA, whether a
         certificate is required) or limits.max_body_bytes. A new certificate or key alone is read now and taken
-        by the next handshakes (`_renews`): the server and its connections stay. Anything else: a new server on
+        by the next handshakes (`_renewed_certificates`): the server and its connections stay. Anything else: a new server on
         the same port (SO_REUSEPORT) takes every new connection from now on, its files read now; the old one
         stops accepting and sends its connections GOAWAY, so each client's next call makes a new connection and
         a new handshake under the new rules (grpc cannot close a connection by itself, and a connection keeps the
@@ -232,8 +232,9 @@ class GrpcIngress:
             if old is None:
                 return  # stopped (a SIGHUP during the drain): nothing may start listening again
             try:
-                if tls is not None and self._renews(tls, max_body_bytes):
-                    self._renewed[:] = [_certificates(tls, self._client_auth[1] if self._client_auth else None)]
+                renewed = self._renewed_certificates(tls, max_body_bytes)
+                if renewed is not None:
+                    self._renewed[:] = [renewed]
                     return
             except OSError as exc:  # unreadable, or not a matching PEM pair (changed since the HTTP listener's check)
                 log.error("reload: the gRPC listener could not read or use the new listen.tls certificate and key and "

@@ -21,6 +21,7 @@ from typing import Any
 
 from proxy.flow import Call, Decision, Outcome
 from proxy.labels import format_labels
+from proxy.record.sinks import StopOnce
 from proxy.record.store import EdgeKey, EdgeStore, EdgeWrite
 
 log = logging.getLogger("lineage_proxy.edges")
@@ -50,7 +51,7 @@ class EdgeAggregator:
         self._failing_since: float | None = None  # set while the store refuses writes (an outage)
         self._reading: concurrent.futures.Future[Any] | None = None  # a purge's replay, on the reader thread
         self._closing = False
-        self._stopping: asyncio.Task[None] | None = None  # the first stop's, which a second one waits for
+        self._stop = StopOnce()
         self.write_errors = 0
         self.new_edges = 0
 
@@ -227,16 +228,9 @@ class EdgeAggregator:
         await self.close()
 
     async def close(self) -> None:
-        """Flush what is pending, wait for every write, then release the store (`_close`). Once: a second
-        stop (a signal racing the drain, a reload failing mid-way then a stop) waits for the first one to
-        end and raises nothing (the first one's caller hears how it went): it used to queue the store's
-        close on the writer the first had shut down, and fail."""
-        stopping = self._stopping
-        if stopping is not None:
-            await asyncio.wait((stopping,))  # never raises: done, failed or cancelled, the first stop says
-            return
-        stopping = self._stopping = asyncio.get_running_loop().create_task(self._close())
-        await stopping
+        """`_close`, once (`StopOnce`): a second stop used to queue the store's close on the writer the first
+        had shut down, and fail."""
+        await self._stop.run(self._close)
 
     async def _close(self) -> None:
         """Flush what is pending, wait for every write, then release the store (on the writer thread,

@@ -350,12 +350,17 @@ class JournaledStore:
             self._replay(until=time.monotonic() + REPLAY_SLICE_S)
         return self._backlog and self._down_since is None and time.monotonic() >= self._next_try
 
+    def _away(self) -> bool:
+        """Whether the database takes no direct writes now: an outage, or another writer holding the chain's
+        lock (`_failed`)."""
+        return self._down_since is not None or self._busy_since is not None
+
     def _answering(self) -> bool:
         """Whether the database may be tried on this thread (the writer's) now: always but during an
         outage, where only once a check on a thread of its own has had its answer. A check starts at most
         every RETRY_S and is waited for PROBE_WAIT_S, not at all once one took longer (the database does
         not answer: its check holds only its own thread)."""
-        if self._down_since is None and self._busy_since is None:
+        if not self._away():
             return True
         probe = self._probe
         if probe is None:
@@ -548,7 +553,7 @@ class JournaledStore:
             return None  # the purge reads it again itself, or waits for the next one
 
     def purge(self, retention_days: float, now: float | None = None, replay: integrity.Replay | None = None) -> int:
-        if self._down_since is not None or self._busy_since is not None:
+        if self._away():
             return 0  # a database that does not answer (or is locked) would hold the writer thread for nothing
         try:
             return self.database.purge(retention_days, now, replay)
@@ -596,7 +601,7 @@ class JournaledStore:
         try:
             if self._backlog:
                 # a check now (or the one in flight), waited for in any case
-                if self._down_since is not None or self._busy_since is not None:
+                if self._away():
                     if self._probe is not None:
                         self._probe.done.wait(PROBE_WAIT_S)
                     self._next_try, self._probe_wait = 0.0, PROBE_WAIT_S

@@ -49,7 +49,7 @@ from proxy.config import OpenLineage
 from proxy.config.loader import redact_userinfo
 from proxy.flow import DENY, Call, Decision, Outcome
 from proxy.record.edges import edge_key
-from proxy.record.sinks import Counts
+from proxy.record.sinks import Counts, StopOnce
 from proxy.record.store import EdgeKey, split_labels
 
 log = logging.getLogger("lineage_proxy.openlineage")
@@ -187,7 +187,7 @@ class OpenLineageRecorder:
         self._held_since = 0.0
         self._thread = threading.Thread(target=self._send_loop, name="openlineage-sender", daemon=True)
         self._task: asyncio.Task[None] | None = None
-        self._stopping: asyncio.Task[None] | None = None  # the first stop's, which a second one waits for
+        self._stop_once = StopOnce()
         self._down = False
         # events by what became of them, and outages; a reload's new recorder counts on from these (FanOut.swap)
         self.counts = Counts("sent", "failed", "dropped", "outages")
@@ -254,14 +254,9 @@ class OpenLineageRecorder:
         await asyncio.wrap_future(done)
 
     async def stop(self) -> None:
-        """Once: a second stop (a signal racing the drain) waits for the first, and neither waits for a stuck
-        sender again nor says twice what it did not send."""
-        stopping = self._stopping
-        if stopping is not None:
-            await asyncio.wait((stopping,))  # never raises: the first stop's caller hears how it went
-            return
-        stopping = self._stopping = asyncio.get_running_loop().create_task(self._stop())
-        await stopping
+        """`_stop`, once (`StopOnce`): a second stop neither waits for a stuck sender again nor says twice
+        what it did not send."""
+        await self._stop_once.run(self._stop)
 
     async def _stop(self) -> None:
         if self._task is not None:

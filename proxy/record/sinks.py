@@ -18,7 +18,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, Protocol
 
 from proxy.flow import Call, Decision, Outcome
@@ -57,6 +57,23 @@ class Recorder(Protocol):
     def metrics(self) -> Iterable[str]:
         """Prometheus text lines for this sink's counters."""
         ...
+
+
+class StopOnce:
+    """A sink's stop, run once: a second stop (a signal racing the drain, a reload failing mid-way then a stop)
+    waits for the first to end and raises nothing (the first one's caller hears how it went), instead of
+    stopping what is stopped already again."""
+
+    def __init__(self) -> None:
+        self._stopping: asyncio.Task[None] | None = None
+
+    async def run(self, stop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        stopping = self._stopping
+        if stopping is not None:
+            await asyncio.wait((stopping,))  # never raises: done, failed or cancelled, the first stop says
+            return
+        stopping = self._stopping = asyncio.get_running_loop().create_task(stop())
+        await stopping
 
 
 class Counts:
