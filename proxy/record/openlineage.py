@@ -180,11 +180,15 @@ class OpenLineageRecorder:
         self._seen: set[EdgeKey] = set()
         self._window: dict[EdgeKey, _Tally] = {}
         self._window_start = time.time()
-        # sender thread only: count events the backend did not take, sent again as they were, with their counts;
-        # and counts not sent yet (while those fail), merged per flow, from `_held_since` on
-        self._retry: list[tuple[RunEvent, int]] = []
+        # sender thread only: count events the backend did not take, sent again as they were, with their flows and
+        # counts; counts not sent yet (while those fail), merged per flow, from `_held_since` on; the counts being
+        # sent now (taken from `_held`, each gone once sent or kept to retry); whether a new flow's event is being
+        # sent. The stop reads them, with the queue, to say what a stuck sender did not send (`_unsent`).
+        self._retry: list[tuple[EdgeKey, RunEvent, int]] = []
         self._held: dict[EdgeKey, tuple[int, _Facts]] = {}
         self._held_since = 0.0
+        self._sending: dict[EdgeKey, tuple[int, _Facts]] = {}
+        self._sending_new = False
         self._thread = threading.Thread(target=self._send_loop, name="openlineage-sender", daemon=True)
         self._task: asyncio.Task[None] | None = None
         self._stop_once = StopOnce()
@@ -267,14 +271,19 @@ class OpenLineageRecorder:
         try:
             if snapshot is not None:
                 await asyncio.to_thread(self._queue.put, snapshot, True, STOP_WAIT_S)
+                snapshot = None  # queued: counted with the queue below
             await asyncio.to_thread(self._queue.put, None, True, STOP_WAIT_S)
         except queue.Full:
             pass  # the sender is stuck on a dead backend: said below
         await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
         if self._thread.is_alive():  # the sender is stuck on a backend that does not answer
-            flows, calls = self._unsent()
+            with self._queue.mutex:
+                queued: list[_Item] = list(self._queue.queue)
+            if snapshot is not None:  # the last window's counts, which the full queue refused
+                queued.append(snapshot)
+            events, flows, calls = self._unsent(queued)
             log.warning("openlineage: %d events not sent to %s at shutdown, and the counts of %d flows (%d calls)",
-                        self._queue.qsize(), self._target, flows, calls)  # fmt: skip
+                        events, self._target, flows, calls)  # fmt: skip
 
     def metrics(self) -> Iterable[str]:
         counts = self.counts
@@ -318,7 +327,9 @@ class OpenLineageRecorder:
                 events = len(item.flows) if isinstance(item, _Snapshot) else 1  # events, as _emit counts
                 self.counts.add("failed", events)
             elif isinstance(item, _NewFlow):
+                self._sending_new = True
                 self._emit(transport, self._event(item.key, item.facts, item.at))
+                self._sending_new = False
             else:
                 self._send_snapshot(transport, item)
         if transport is not None:
@@ -328,7 +339,7 @@ class OpenLineageRecorder:
                 transport.close()
             except Exception as exc:
                 log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
-        flows, calls = self._unsent()
+        _, flows, calls = self._unsent(())
         if flows:
             log.warning("openlineage: the counts of %d flows (%d calls) could not be sent to %s before shutdown",
                         flows, calls, self._target)  # fmt: skip
@@ -336,16 +347,29 @@ class OpenLineageRecorder:
     def _owed(self) -> bool:
         return bool(self._retry or self._held)
 
-    def _unsent(self) -> tuple[int, int]:
-        """Flows and calls whose counts are not sent (read from another thread only for a log line)."""
-        retry, held = list(self._retry), list(self._held.values())
-        return len(retry) + len(held), sum(count for _, count in retry) + sum(count for count, _ in held)
+    def _unsent(self, queued: Iterable[_Item]) -> tuple[int, int, int]:
+        """What is not sent, `queued` items too: new flows' events (the one being sent included), and the
+        flows (each once, whatever the windows) and calls whose counts are not. Read from another thread only
+        for a log line, while the sender is stuck in an emit."""
+        events = 1 if self._sending_new else 0
+        calls: dict[EdgeKey, int] = {}
+        pending = [(key, count) for key, _, count in list(self._retry)]
+        pending += [(key, count) for key, (count, _) in list(self._held.items())]
+        pending += [(key, count) for key, (count, _) in list(self._sending.items())]
+        for item in queued:
+            if isinstance(item, _NewFlow):
+                events += 1
+            elif isinstance(item, _Snapshot):
+                pending += [(key, count) for key, count, _ in item.flows]
+        for key, count in pending:
+            calls[key] = calls.get(key, 0) + count
+        return events, len(calls), sum(calls.values())
 
     def _send_snapshot(self, transport: Transport, snapshot: _Snapshot | None, *, last: bool = False) -> None:
         """What failed before, as it was; then `snapshot`'s counts (None: none new), with those held
         meanwhile. While the first fails, the new counts are held: never a second event for them."""
         while self._retry:
-            if not self._emit(transport, self._retry[0][0]):
+            if not self._emit(transport, self._retry[0][1]):
                 if snapshot is not None:
                     self._hold(snapshot.flows, snapshot.start)
                 return
@@ -355,14 +379,14 @@ class OpenLineageRecorder:
         if not self._held:
             return
         end = snapshot.end if snapshot is not None else time.time()
-        window, held, self._held = (self._held_since, end), self._held, {}
-        for key, (count, facts) in held.items():
-            if last and self._retry:  # shutting down on a backend that refuses: no longer than one failure
-                self._retry.append((self._event(key, facts, end, window=window, count=count), count))
-                continue
+        window, self._sending, self._held = (self._held_since, end), self._held, {}
+        for key, (count, facts) in list(self._sending.items()):
             event = self._event(key, facts, end, window=window, count=count)
-            if not self._emit(transport, event):
-                self._retry.append((event, count))
+            # shutting down on a backend that refuses: no longer than one failure
+            sent = not (last and self._retry) and self._emit(transport, event)
+            del self._sending[key]
+            if not sent:
+                self._retry.append((key, event, count))
 
     def _hold(self, flows: Iterable[tuple[EdgeKey, int, _Facts]], start: float) -> None:
         if not self._held:

@@ -21,6 +21,7 @@ from aiohttp import web
 from openlineage.client.event_v2 import RunEvent
 from openlineage.client.transport import Config, Transport
 
+from proxy.record import openlineage
 from proxy.record.openlineage import CALLERS_NAMESPACE, LABELS_NAMESPACE, OpenLineageRecorder
 from tests.conftest import KEYS, sha
 from tests.harness import LoopThread, ProxyHandle, dead_port, start_app
@@ -556,3 +557,99 @@ def test_counts_sent_again_after_a_timeout_keep_their_run_id_so_a_receiver_count
     assert snapshots[0] == snapshots[1]  # the same event again: runId, eventTime, window, count
     runs = {e["run"]["runId"]: e["run"]["facets"]["lineageProxy_count"]["count"] for e in snapshots}
     assert sum(runs.values()) == 5  # the calls, each once for a receiver keyed by runId
+
+
+class HeldMarquez(Marquez):
+    """Takes each request, says it came, then answers only once `hold` is set (a receiver that hangs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = threading.Event()
+
+    async def _lineage(self, request: web.Request) -> web.Response:
+        self.arrived.set()
+        return await super()._lineage(request)
+
+
+def counts_by_flow(events: list[dict[str, Any]]) -> dict[str, int]:
+    calls: dict[str, int] = {}
+    for event in events:
+        facet = event["run"]["facets"].get("lineageProxy_count")
+        if facet is not None:
+            name = event["inputs"][0]["name"]
+            calls[name] = calls.get(name, 0) + facet["count"]
+    return calls
+
+
+def test_a_stuck_sender_s_shutdown_line_says_what_was_not_sent(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    """The receiver hangs on the first new flow's event; behind it wait two new flows' events and two
+    snapshots (one taken during the calls, one by the stop). The line counted the stop's own marker and
+    the snapshots as events (5) and none of the snapshots' flows; it says 3 events, 3 flows, 7 calls, and
+    what the receiver gets once it answers again is exactly that."""
+    monkeypatch.setattr(openlineage, "STOP_WAIT_S", 0.2)  # the stop gives up on the stuck sender
+    _, upstream = vllm
+    backend = HeldMarquez()
+
+    async def start() -> tuple[web.AppRunner, int]:
+        backend.hold = asyncio.Event()
+        return await start_app(backend.app())
+
+    runner, port = loop_thread.run(start())
+    try:
+        transport = f'{{type: http, url: "http://127.0.0.1:{port}", timeout: 60, retry: {{total: 0}}}}'
+        proxy = make_proxy(config(f"{{snapshot_interval_s: 600, transport: {transport}}}"), UPSTREAM=upstream)
+        recorder = sink(proxy)
+        chat(proxy, **{"x-data-labels": "set-0"})
+        assert backend.arrived.wait(10)  # the sender is stuck in set-0's event
+        chat(proxy, **{"x-data-labels": "set-0"})
+        chat(proxy, **{"x-data-labels": "set-1"})
+
+        async def snapshot() -> None:  # what the snapshot loop does each interval
+            taken = recorder._take_window()
+            assert taken is not None and recorder._put(taken)
+
+        loop_thread.run(snapshot())
+        chat(proxy, **{"x-data-labels": "set-1"})
+        for _ in range(3):
+            chat(proxy, **{"x-data-labels": "set-2"})
+        with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+            loop_thread.run(recorder.stop())
+        (line,) = [r.getMessage() for r in caplog.records if "at shutdown" in r.getMessage()]
+        assert line.startswith("openlineage: 3 events not sent to http ") and line.endswith(
+            "at shutdown, and the counts of 3 flows (7 calls)"
+        ), line
+        assert backend.hold is not None
+        loop_thread.loop.call_soon_threadsafe(backend.hold.set)  # the receiver answers again: what was not sent goes
+        recorder._thread.join(30)
+        assert not recorder._thread.is_alive()
+    finally:
+        if backend.hold is not None:
+            loop_thread.loop.call_soon_threadsafe(backend.hold.set)
+        loop_thread.run(runner.cleanup())
+    new_flows = [e["inputs"][0]["name"] for e in backend.events if "lineageProxy_count" not in e["run"]["facets"]]
+    assert sorted(new_flows) == [f"set-{index},user-interaction" for index in range(3)]  # 3 events
+    calls = counts_by_flow(backend.events)
+    assert len(calls) == 3 and sum(calls.values()) == 7, calls  # 3 flows, 7 calls
+
+
+def test_a_dead_receiver_s_shutdown_line_counts_each_flow_once(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flow's refused count (kept to send again) and its later calls (held meanwhile) are one flow not
+    sent, not two."""
+    _, upstream = vllm
+    dead = f"http://127.0.0.1:{dead_port()}"
+    transport = f'{{type: http, url: "{dead}", retry: {{total: 0}}}}'
+    proxy = make_proxy(config(f"{{snapshot_interval_s: 600, transport: {transport}}}"), UPSTREAM=upstream)
+    for _ in range(2):
+        chat(proxy)
+    loop_thread.run(sink(proxy).flush())  # the count of 2 calls refused: kept to send again
+    for _ in range(3):
+        chat(proxy)  # held while that fails
+    chat(proxy, **{"x-data-labels": "health"})
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        loop_thread.run(sink(proxy).stop())
+    (line,) = [r.getMessage() for r in caplog.records if "before shutdown" in r.getMessage()]
+    assert line.startswith("openlineage: the counts of 2 flows (6 calls) could not be sent to http "), line
