@@ -51,10 +51,24 @@ def _str(field: int, text: str) -> bytes:
 # entry). Most span attributes repeat from call to call (operation, model, caller, purpose, labels,
 # checkpoint, decision, upstream, status, request parameters), so encoding them once pays; values that
 # are unique per call are never cached, nor long ones (a client's stop sequences: an encoded KeyValue over
-# KV_KEPT_MAX bytes), and each table stops growing at a fixed size.
+# KV_KEPT_MAX bytes). The tables are cleared together when what they hold would pass KV_BYTES_KEPT (a client
+# sending a distinct value of ~220 bytes each call: 16,384 entries a table pinned ~10 MiB each); each entry
+# counts as its encoding twice (the value is as long) and KV_ENTRY_BYTES (the objects and the table's slot).
 _KV_CACHE: Final[dict[type, dict[tuple[str, Any], bytes]]] = {str: {}, tuple: {}, int: {}, float: {}}
-_KV_CACHE_MAX: Final = 16384
+_KV_CACHE_MAX: Final = 16384  # attribute names kept (`_KEYS`)
 KV_KEPT_MAX: Final = 256
+KV_BYTES_KEPT: Final = 1 << 20
+KV_ENTRY_BYTES: Final = 192
+
+
+class _Kept:
+    """The bytes `_KV_CACHE`'s tables hold, as `_keep` counts them."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+_KV_KEPT: Final = _Kept()
 UNIQUE: Final = frozenset(
     {
         "lineage.input.digest", "lineage.output.digest", "gen_ai.response.id", "gen_ai.input.messages",
@@ -87,16 +101,23 @@ def key_values(field: int, attributes: Mapping[str, Any]) -> bytes:
         encoded = cache.get(item) if cache is not None else None
         if encoded is None:
             encoded = _key_value(*item)
-            if (
-                cache is not None
-                and len(encoded) <= KV_KEPT_MAX
-                and len(cache) < _KV_CACHE_MAX
-                and _keyed_exactly(item[1])
-            ):
-                cache[item] = encoded
+            if cache is not None and len(encoded) <= KV_KEPT_MAX and _keyed_exactly(item[1]):
+                _keep(cache, item, encoded)
         out.append(encoded)
     tag = _TAG_LD[field]
     return tag + tag.join(out) if out else b""
+
+
+def _keep(cache: dict[tuple[str, Any], bytes], item: tuple[str, Any], encoded: bytes) -> None:
+    """Keeps one encoded KeyValue, first clearing every table when it would pass KV_BYTES_KEPT."""
+    kept = _KV_KEPT
+    size = 2 * len(encoded) + KV_ENTRY_BYTES
+    if kept.bytes + size > KV_BYTES_KEPT:
+        for table in _KV_CACHE.values():
+            table.clear()
+        kept.bytes = 0
+    cache[item] = encoded
+    kept.bytes += size
 
 
 def _keyed_exactly(value: Any) -> bool:

@@ -119,3 +119,28 @@ def test_a_batch_of_many_spans_decodes_whole_and_in_order() -> None:
     assert [values(span)["i"] for span in decoded] == list(range(60))
     assert [len(span.name) for span in decoded] == [i % 3 * 450 for i in range(60)]
     assert sum(map(len, spans)) > 16384
+
+
+def test_many_distinct_values_just_short_enough_to_keep_pin_at_most_a_mebibyte() -> None:
+    """A client sending a distinct value each call, each as long as a kept value may be (a model's name of
+    ~220 bytes, stop sequences), or distinct numbers: the tables of encoded values kept 16,384 of each type
+    (~10 MiB for strings alone); what they hold together now stays under 1 MiB, every span still encodes its
+    values, and a value that repeats is still kept."""
+    from proxy.record import otlp
+    from tests.record.test_spans import _held
+
+    key = "gen_ai.request.model"
+    size = max(n for n in range(otlp.KV_KEPT_MAX) if len(otlp._key_value(key, "x" * n)) <= otlp.KV_KEPT_MAX)
+    for n in range(6000):
+        text = f"{n:08d}" + "x" * (size - 8)
+        value = (text, (text[:-4],), n, n + 0.5)[n % 4]
+        raw = encode_span(trace_id=1, span_id=n + 1, parent_span_id=None, trace_state=None, name="a", kind=2,
+                          start_ns=1, end_ns=2, attributes={key: value, "lineage.caller": "glasses-app"})  # fmt: skip
+        if n % 499 == 0:
+            span = decode(raw).resource_spans[0].scope_spans[0].spans[0]
+            expected = list(value) if isinstance(value, tuple) else value
+            assert values(span) == {key: expected, "lineage.caller": "glasses-app"}
+        if n % 2:
+            assert _held(otlp._KV_CACHE) < 1 << 20, n
+    assert (key, n + 0.5) in otlp._KV_CACHE[float]  # the last one: kept, as values that fit are
+    assert ("lineage.caller", "glasses-app") in otlp._KV_CACHE[str]  # a repeated one: kept again after a clear
