@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import itertools
 import logging
 import multiprocessing
 import os
@@ -40,6 +41,7 @@ import socket
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -56,6 +58,10 @@ log = logging.getLogger("lineage_proxy")
 
 
 CLAIM_TRIES = 32  # a claim's file removed under it (its holder let go) this many times in a row: in use
+# each claim sweeps the claims directory of files nobody holds (`_sweep`): this many entries at most, and only
+# files older than this (a younger one may be a claimer's between its open and its lock)
+SWEEP_MAX = 64
+SWEEP_AGE_S = 60.0
 
 
 class Claim:
@@ -177,9 +183,9 @@ def claim(config: Config) -> list[Claim]:
     another proxy included, which a SO_REUSEPORT bind would silently join). Another lineage-proxy of this
     user that is starting and not listening yet holds its claim: an exclusive lock (flock) on a file named
     after the address and the network namespace, in a directory only this user can open (`_claims_dir`),
-    which the kernel lets go when the process ends (`release` removes the file: `Claim`). A lock no other
-    user can reach: an abstract Unix name, as the claim was, can be bound by any local process, and one that
-    filled its queue kept a proxy from a free port. What is left: a proxy on an overlapping but differently written address (`0.0.0.0:P` beside
+    which the kernel lets go when the process ends (`release` removes the file: `Claim`; each claim removes
+    files nobody holds: `_sweep`). A lock no other user can reach: an abstract Unix name, as the claim was,
+    can be bound by any local process, and one that filled its queue kept a proxy from a free port. What is left: a proxy on an overlapping but differently written address (`0.0.0.0:P` beside
     `127.0.0.1:P`), or another user's, that is still starting is seen only once it listens, and a process
     other than lineage-proxy may still join a port with SO_REUSEPORT after the probe. Port 0 is not claimed:
     the port the kernel picks for it is one no socket is bound to.
@@ -192,6 +198,8 @@ def claim(config: Config) -> list[Claim]:
     except BaseException:
         release(held)
         raise
+    if held:
+        _sweep(os.path.dirname(held[0].path), {each.path for each in held})
     return held
 
 
@@ -219,8 +227,12 @@ def _claim(address: Address) -> list[Claim]:
                 if _names(path, lock):
                     return [Claim(lock, path)]
             except OSError as exc:
+                busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+                removed = busy and not _names(path, lock)  # locked by who removed it meanwhile (a release, a sweep)
                 lock.close()
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                if removed:
+                    continue  # claim the file named now
+                if busy:
                     raise ListenError(f"cannot listen on {address}: address already in use (by a lineage-proxy "
                                       "that is starting)") from exc  # fmt: skip
                 log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
@@ -230,14 +242,48 @@ def _claim(address: Address) -> list[Claim]:
                       "stopping on it)")  # fmt: skip
 
 
-def _names(path: str, file: BinaryIO) -> bool:
-    """Whether `path` names `file` still (not removed, nor replaced by another claimer's)."""
+def _names(path: str, file: BinaryIO | int) -> bool:
+    """Whether `path` names `file` (or descriptor) still (not removed, nor replaced by another claimer's)."""
     try:
         named = os.stat(path)
     except FileNotFoundError:
         return False
-    held = os.fstat(file.fileno())
+    held = os.fstat(file if isinstance(file, int) else file.fileno())
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _sweep(directory: str, held: set[str]) -> None:
+    """Removes the claims directory's stale files: claims nobody holds (a lock on them is free), left by a
+    proxy killed (SIGKILL) on an address no proxy used again, or by releases that did not remove their file.
+    Each is removed while this holds its lock, and only if its name is still that file's (as `Claim.close`
+    does): a claimer that opened it meanwhile then claims the file named now. A file held by a live process
+    (its lock is taken), or younger than SWEEP_AGE_S, is kept; at most SWEEP_MAX entries are looked at."""
+    removed = 0
+    too_old = time.time() - SWEEP_AGE_S
+    try:
+        with os.scandir(directory) as entries:
+            for entry in itertools.islice(entries, SWEEP_MAX):
+                if not (entry.name.startswith("listen-") and entry.name.endswith(".lock")) or entry.path in held:
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_mtime > too_old:
+                        continue
+                    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                except OSError:
+                    continue  # removed meanwhile
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live process: BlockingIOError
+                    if _names(entry.path, fd):
+                        os.unlink(entry.path)
+                        removed += 1
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+    except OSError as exc:
+        log.debug("listen claims in %s not swept: %s", directory, exc)
+    if removed:
+        log.debug("removed %d stale listen claims from %s", removed, directory)
 
 
 def _machine() -> str:

@@ -1,13 +1,16 @@
 """The listen claims' lock files (`proxy.workers.claim`) do not pile up: the proxy that holds one removes
 it as it lets go, while still holding its lock; a worker closing the claim it inherited leaves it to the
-supervisor; and a proxy that opened a claim just before its holder removed it claims the file named now,
-never holding a lock on a removed file beside another proxy that holds the new one."""
+supervisor; a proxy that opened a claim just before its holder removed it claims the file named now,
+never holding a lock on a removed file beside another proxy that holds the new one; and each claim sweeps
+away the files nobody holds (a killed proxy's), never one a live process holds."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,4 +128,78 @@ def test_a_worker_closing_its_inherited_claim_leaves_the_file(tmp_path: Path, mo
     with pytest.raises(ListenError, match="address already in use"):
         claim(config)
     release(held)
+    assert claims_in(tmp_path) == []
+
+
+def aged(path: Path) -> None:
+    """As if written an hour ago, past the sweep's minimum age (`SWEEP_AGE_S`: a younger file may be a
+    claimer's before its lock)."""
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+
+
+def test_a_killed_proxy_s_claim_is_swept_by_the_next_claim_and_a_live_one_s_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `serve` killed with SIGKILL leaves its claim file (nothing ran to remove it), on an address no proxy
+    uses again: the next claim, of another address, removes it; the claim of a `serve` still running is
+    kept and still refuses its address, and so is a file nobody holds that is younger than the sweep's age."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # the proxies' and this process's claims
+    env = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    directory = tmp_path / "lineage-proxy"
+    killed_port, live_port = dead_port(), dead_port()
+    killed = ServeProcess(config_file(tmp_path / "killed.yaml", http=f"127.0.0.1:{killed_port}"), env=env)
+    killed.signal(signal.SIGKILL)
+    assert killed.proc.wait(30) == -signal.SIGKILL
+    (left,) = claims_in(tmp_path)
+    assert left.endswith(f"-127.0.0.1:{killed_port}.lock")
+    aged(directory / left)
+    before_release = directory / "listen-of-a-release-before-claims-were-removed.lock"  # nobody holds it either
+    before_release.touch()
+    aged(before_release)
+    young = directory / "listen-just-opened.lock"
+    young.touch()
+    live = ServeProcess(config_file(tmp_path / "live.yaml", http=f"127.0.0.1:{live_port}"), env=env)
+    try:
+        (live_name,) = set(claims_in(tmp_path)) - {left, before_release.name, young.name}
+        aged(directory / live_name)
+        held = claim(_config(dead_port()))
+        (own,) = {Path(each.path).name for each in held}
+        assert claims_in(tmp_path) == sorted({live_name, young.name, own})  # the two nobody held: removed
+        with pytest.raises(ListenError, match="address already in use"):
+            claim(_config(live_port))  # the live one's claim still holds
+        release(held)
+        assert httpx.get(f"{live.url}/healthz", timeout=10).status_code == 200
+    finally:
+        assert live.stop() == 0
+    assert claims_in(tmp_path) == [young.name]
+
+
+def test_a_claim_that_meets_a_sweep_s_lock_claims_the_file_named_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another proxy's sweep holds the lock of a stale file this claim opened, and removes it: the claim
+    takes the file named now rather than calling the address in use by a proxy that is starting."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    config = _config(dead_port())
+    (first,) = claim(config)
+    path = first.path
+    release([first])
+    Path(path).touch()  # the stale file: left by a proxy killed on this address
+    sweeper: list[int] = []
+
+    def sweep_holding_the_lock() -> None:
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)  # removed, the lock still held as this claim tries it
+        sweeper.append(fd)
+
+    race(monkeypatch, sweep_holding_the_lock)
+    try:
+        (held,) = claim(config)
+    finally:
+        for fd in sweeper:
+            os.close(fd)
+    assert os.stat(path).st_ino == os.fstat(held.file.fileno()).st_ino
+    release([held])
     assert claims_in(tmp_path) == []
