@@ -299,6 +299,54 @@ def test_the_prefilter_skips_only_texts_with_nothing_to_find(text: str) -> None:
     assert ALL.scan(text) == everything
 
 
+# values and near misses, and prose with numbers in it, run together in any order: `scan` searches for what
+# starts with a digit only from the text's first digit to its last (and an IBAN's letters after it)
+_PIECES = st.sampled_from(
+    [
+        "ana.lopez+work@example.co.uk", "a@b", "x@example", "+1 415 555 2671", "(415) 555-2671", "415 555 267",
+        "+447911123456", "4111 1111 1111 1111", "4111111111111111", "4111.1111.1111.1111", "4111 1111 1111 1112",
+        "5500-0000-0000-0004", "3782\t822463\t10005", "12\t4111\t1111\t1111\t1111", "192.168.10.254", "999.1.1.1",
+        "1.2.3", "2001:db8::8a2e:370:7334", "12:30:45", "DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432",
+        "de89370400440532013000", "SC18 SSCB 1101 0000 0000 0000 1497 USD", "SC18SSCB11010000000000001497USD",
+        "NO9386011117947", "QA00 QQUN RNFZ HAHQ RBUE RCZA ERIH LKXE DI", "the tower was built from 1887 to 1889",
+        "version 1.2.3", "in 2024-01-15", "page 7", "Be concise.", "The Eiffel Tower is a wrought-iron lattice tower",
+        "Locally nicknamed 'La dame de fer',",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.tuples(_PIECES, st.sampled_from(["", " ", "  ", "\n", ", ", ".", "-", "/", "\t", "a", "0"])), max_size=8
+    ),
+    st.text(alphabet="abc 0123456789.-@:", max_size=30),
+)
+def test_searching_only_between_the_first_and_last_digit_finds_the_same(
+    pieces: list[tuple[str, str]], noise: str
+) -> None:
+    """`scan` searches for values that start with a digit from the first digit to within a match's length of
+    the last: what it finds is what every finder run on all of the text finds."""
+    from proxy.detectors import _Text
+
+    text = "".join(piece + sep for piece, sep in pieces) + noise
+    everything = {label for label, finder, *_ in ALL._finders if next(finder(_Text(text)), None) is not None}
+    assert ALL.scan(text) == everything
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pay SC18 SSCB 1101 0000 0000 0000 1497 USD now",  # an IBAN's letters reach past its last digit
+        "pay SC18SSCB11010000000000001497USD now",
+        "pay QA00 QQUN RNFZ HAHQ RBUE RCZA ERIH LKXE DI now",  # (made up to pass mod 97) 39 characters past it
+        "a long way before it " * 40 + "dial 415 555 2671" + " and a long way after it" * 40,
+    ],
+)
+def test_a_value_reaching_past_the_last_digit_is_found(text: str) -> None:
+    assert ALL.scan(text) - {"pii:employee-id"} == {"pii:phone" if "dial" in text else "pii:iban"}
+
+
 def test_folding_is_bounded_by_the_scan_limit() -> None:
     """NFKC can make a text 18 times longer: folding stops at the limit, and says it cut."""
     from proxy.detectors import folded
