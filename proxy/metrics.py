@@ -26,7 +26,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Final
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -71,6 +71,7 @@ PER_CALL: tuple[tuple[str, str, str, str, tuple[str, ...], tuple[float, ...]], .
 )  # fmt: skip
 
 _shared_dir: str | None = None
+_bisect_left: Final = bisect.bisect_left  # compiled, a C static: not the module's attribute looked up each call
 _INTEGRAL = re.compile(r" (-?\d+)\.0$", re.MULTILINE)
 
 
@@ -113,7 +114,7 @@ class _Buckets:
         self.sum = 0.0
 
     def observe(self, amount: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, amount)] += 1  # the first bound >= amount: `le`
+        self.counts[_bisect_left(self.bounds, amount)] += 1  # the first bound >= amount: `le`
         self.sum += amount
 
 

@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from proxy.flow import Call, Decision, Outcome
 from proxy.labels import format_labels
@@ -271,15 +271,24 @@ class EdgeAggregator:
 def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> EdgeKey:
     """The edge a finished call counts toward: its flow and the rule that decided it, so two kinds of
     denial of one flow never share an edge; every sink that keys by flow uses this one."""
-    return EdgeKey(
-        decision.caller or "anonymous",
-        decision.purpose or "",
-        format_labels(decision.labels),
-        outcome.checkpoint or "",
-        format_labels(output_labels),
-        decision.action,
-        decision.rule or "",
+    key: EdgeKey = _new_tuple(
+        EdgeKey,
+        (
+            decision.caller or "anonymous",
+            decision.purpose or "",
+            format_labels(decision.labels),
+            outcome.checkpoint or "",
+            format_labels(output_labels),
+            decision.action,
+            decision.rule or "",
+        ),
     )
+    return key
+
+
+# `EdgeKey(...)` runs the named tuple's generated `__new__`, interpreted (~0.5 µs a call); tuple's makes the same
+# object in C
+_new_tuple: Final[Callable[..., Any]] = tuple.__new__
 
 
 async def _within(future: concurrent.futures.Future[Any], timeout: float) -> bool:

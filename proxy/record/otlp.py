@@ -29,6 +29,8 @@ _SMALL: Final = tuple(bytes((i,)) for i in range(0x80))
 def varint(value: int) -> bytes:
     if value < 0x80:
         return _SMALL[value]
+    if value < 0x4000:  # two bytes (token counts, most lengths): one int's bytes, not a bytearray grown twice
+        return ((value >> 7) << 8 | 0x80 | value & 0x7F).to_bytes(2, "little")
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -84,7 +86,7 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
-        return b"\x18" + varint(value & 0xFFFFFFFFFFFFFFFF)
+        return b"\x18" + varint(value if value >= 0 else value & 0xFFFFFFFFFFFFFFFF)
     if isinstance(value, float):
         return b"\x21" + _DOUBLE.pack(value)
     if isinstance(value, list | tuple):
@@ -159,13 +161,18 @@ _ATTRIBUTE: Final = _TAG_LD[9]
 def span_attribute(key: str, value: Any) -> bytes:
     """One attribute of a span (Span.attributes, field 9): what `key_values(9, {key: value})` writes, for a
     value unique to its call (nothing cached); a string's in one join, not a copy per enclosing length."""
-    if type(value) is not str:
-        return _ATTRIBUTE + _key_value(key, value)
     name = _KEYS.get(key)
     if name is None:
         name = _str(1, key)
         if len(_KEYS) < _KV_CACHE_MAX:
             _KEYS[key] = name
+    if type(value) is int and 0 <= value < 0x4000:  # a token count: AnyValue.int_value, 1 or 2 bytes
+        raw = _SMALL[value] if value < 0x80 else ((value >> 7) << 8 | 0x80 | value & 0x7F).to_bytes(2, "little")
+        size = len(name) + 3 + len(raw)  # KeyValue: key, value's tag and size, AnyValue's tag and varint
+        return b"".join((_ATTRIBUTE, _SMALL[size] if size < 0x80 else varint(size), name, b"\x12",
+                         _SMALL[1 + len(raw)], b"\x18", raw))  # fmt: skip
+    if type(value) is not str:
+        return _ATTRIBUTE + _key_value(key, value)
     raw = value.encode("utf-8", "surrogatepass")
     size = len(raw)
     raw_size = _SMALL[size] if size < 0x80 else varint(size)

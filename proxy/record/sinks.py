@@ -19,13 +19,14 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from proxy.flow import Call, Decision, Outcome
 
 log = logging.getLogger("lineage_proxy.record")
 
 Durable = concurrent.futures.Future[None]
+_running_loop: Final = asyncio.get_running_loop  # compiled, a C static: not looked up in asyncio's module each call
 
 
 class Recorder(Protocol):
@@ -162,7 +163,7 @@ class FanOut:
         self._later.append((call, decision, outcome, output_labels))
         if not self._scheduled:
             try:
-                asyncio.get_running_loop().call_soon(self._run_later)
+                _running_loop().call_soon(self._run_later)
                 self._scheduled = True
             except RuntimeError:  # no event loop (a tool recording outside the server): now
                 self._run_later()

@@ -187,3 +187,20 @@ def test_a_store_outage_loses_no_count_and_is_logged_once(vllm, make_proxy, loop
         ("anonymous", "assistant", f"outage-{n}", ROOT, f"outage-{n}", "allow", ""): 4 for n in range(3)
     }
     assert "lineage_proxy_edge_store_failing 0" in httpx.get(f"{proxy.url}/metrics").text
+
+
+def test_edge_key_is_the_named_tuple_of_the_flow() -> None:
+    """`edge_key` makes its EdgeKey without the named tuple's interpreted `__new__`: the same type, fields,
+    equality and hash as `EdgeKey(...)`, defaults filled in as before."""
+    from proxy.flow import ALLOW, DENY, Decision, Outcome
+    from proxy.record.edges import edge_key
+
+    allowed = edge_key(Decision(ALLOW, None, labels=frozenset({"pii", "eu"})), Outcome(started_ns=1), frozenset())
+    assert type(allowed) is EdgeKey
+    assert allowed == EdgeKey("anonymous", "", "eu,pii", "", "", "allow", "")
+    assert hash(allowed) == hash(EdgeKey("anonymous", "", "eu,pii", "", "", "allow", ""))
+    denied = edge_key(Decision(DENY, None, "app", "ads", frozenset({"pii"}), rule="r1"),
+                      Outcome(started_ns=1, checkpoint="m@1"), frozenset({"x", "a"}))  # fmt: skip
+    assert (denied.caller, denied.purpose, denied.input_labels, denied.checkpoint, denied.output_labels,
+            denied.decision, denied.rule) == ("app", "ads", "pii", "m@1", "a,x", "deny", "r1")  # fmt: skip
+    assert denied._replace(rule="") == EdgeKey("app", "ads", "pii", "m@1", "a,x", "deny")

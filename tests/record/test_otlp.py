@@ -144,3 +144,45 @@ def test_many_distinct_values_just_short_enough_to_keep_pin_at_most_a_mebibyte()
             assert _held(otlp._KV_CACHE) < 1 << 20, n
     assert (key, n + 0.5) in otlp._KV_CACHE[float]  # the last one: kept, as values that fit are
     assert ("lineage.caller", "glasses-app") in otlp._KV_CACHE[str]  # a repeated one: kept again after a clear
+
+
+def _varint_before(value: int) -> bytes:
+    """`otlp.varint` as it was before its two-byte shortcut: the reference its output is compared with."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def test_varints_and_int_attributes_are_the_bytes_they_were() -> None:
+    """The shortcuts (a two-byte varint from one int's bytes; a span's own int attribute written in one join)
+    write what the general path writes, at every varint length's edges and on values drawn at random, and what
+    protobuf writes for the same Span: an int's attribute is decoded and serialised again byte for byte."""
+    import random
+
+    from proxy.record import otlp
+
+    rng = random.Random(12)
+    edges = [0, 1, 0x7F, 0x80, 0x81, 0x3FFF, 0x4000, 0x4001, 0x1FFFFF, 0x200000, 2**63 - 1, 2**64 - 1]
+    numbers = edges + [rng.randrange(0, 2 ** rng.randrange(1, 65)) for _ in range(3000)]
+    for n in numbers:
+        assert otlp.varint(n) == _varint_before(n), n
+    for n in numbers + [-1, -0x80, -(2**63)] + [-rng.randrange(1, 2**40) for _ in range(200)]:
+        if n > 2**63 - 1:
+            continue  # an int attribute is an int64
+        key = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "k" * 130)[n % 3]
+        written = otlp.span_attribute(key, n)
+        assert written == otlp._ATTRIBUTE + otlp._key_value(key, n) == key_values_alone(key, n), n
+        span = encode_span(trace_id=1, span_id=2, parent_span_id=None, trace_state=None, name="a", kind=2,
+                           start_ns=1, end_ns=2, attributes={}, encoded_attributes=written)  # fmt: skip
+        assert Span.FromString(span).SerializeToString() == span, n
+        assert values(Span.FromString(span)) == {key: n}
+
+
+def key_values_alone(key: str, value: object) -> bytes:
+    from proxy.record import otlp
+
+    otlp._KV_CACHE[int].pop((key, value), None)  # written, not read from the table
+    return otlp.key_values(9, {key: value})

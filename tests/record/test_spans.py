@@ -555,3 +555,45 @@ def test_calls_with_long_values_leave_the_encoders_tables_small() -> None:
         recorder.encode(call, decision, Outcome(started_ns=1), frozenset())
     assert len(recorder._blocks) == kept + 1
     recorder.shutdown()
+
+
+def test_generated_spans_are_the_bytes_of_their_attributes_dict_and_of_protobuf() -> None:
+    """Over calls drawn at random (token counts across every varint length, digests, ids, content, timing,
+    statuses, checkpoints, parameters): the span `encode` writes (the flow's kept block, the call's own
+    attributes written without a dict) is byte for byte the span written from `attributes()` through the
+    general encoder, and what protobuf writes when it decodes and serialises that span again."""
+    import random
+
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from proxy.flow import Call, Outcome, TraceContext
+    from proxy.record import spans
+    from proxy.record.otlp import SPAN_KIND_SERVER, encode_span
+
+    rng = random.Random(7)
+    recorder, decision = _flow_parts()
+
+    def tokens() -> int | None:
+        return rng.choice([None, 0, rng.randrange(0x80), rng.randrange(0x80, 0x4000), rng.randrange(0x4000, 2**40)])
+
+    for n in range(1, 400):
+        call = Call("openai", "chat", rng.choice(["m", "n"]), TraceContext(n, n), input_digest=rng.choice(["", f"in{n}"]),
+                    params=rng.choice([(), (("temperature", 0.2),), (("max_tokens", rng.randrange(1, 9000)),)]),
+                    content=rng.choice([(), ("hi", "é" * rng.randrange(300))]), stream=rng.random() < 0.3)  # fmt: skip
+        started = 1_700_000_000_000_000_000 + n
+        outcome = Outcome(started_ns=started, ended_ns=started + rng.randrange(1, 10**9),
+                          first_token_ns=rng.choice([0, started + rng.randrange(1, 10**9)]),
+                          status=rng.choice([200, 500]), checkpoint=rng.choice([None, "m@1"]),
+                          response_id=rng.choice([None, f"chatcmpl-{n}"]), input_tokens=tokens(), output_tokens=tokens(),
+                          output_digest=rng.choice([None, f"out{n}"]), content=rng.choice([(), ("a", "b" * 200)]))  # fmt: skip
+        labels = rng.choice([frozenset(), frozenset({"pii"})])
+        encoded = recorder.encode(call, decision, outcome, labels)
+        attributes = recorder.attributes(call, decision, outcome, labels)
+        name, status, message = spans._naming(call, decision, attributes)
+        general = encode_span(trace_id=n, span_id=n, parent_span_id=None, trace_state=None, name=name,
+                              kind=SPAN_KIND_SERVER, start_ns=outcome.started_ns, end_ns=outcome.ended_ns,
+                              attributes=attributes, events=spans._events(outcome, attributes), status_code=status,
+                              status_message=message)  # fmt: skip
+        assert encoded == general, n
+        assert trace_pb2.Span.FromString(encoded).SerializeToString() == encoded, n
+    recorder.shutdown()
