@@ -6,6 +6,7 @@ call's moments, each a method here, each calling only downward (pipeline, policy
     ex = Exchange(pipeline, adapter, target, trace)
     upstream = ex.admit(body, header)         # read, identify, label, decide; a denial is raised
     ... forward; on a transport failure: raise ex.upstream_failed(exc)
+    ex.forwarded()                            # admit(deferred=True): once the request is handed to the upstream
     ex.head(status, header, content_length)   # the reply's head
     ex.whole(body) | ex.chunk(piece) -> last? # observe; before writing the last piece: finish+recorded
     ex.finish(error_type)                     # idempotent: the only way a call is recorded
@@ -15,6 +16,12 @@ call's moments, each a method here, each calling only downward (pipeline, policy
 "every call leaves exactly one record" holds by construction rather than by every branch remembering.
 A client that leaves never cancels the record: the durable write is shielded from the handler's
 cancellation.
+
+Only what the decision needs runs before the request goes upstream. With `admit(deferred=True)` (HTTP), what
+only the record and the reply need — the input's digest and captured content, the checkpoint the upstream
+serves, the reply's observer — is left to `forwarded()`, which the ingress runs as soon as the request is
+handed to the upstream's transport, while the upstream computes: the same record, off the latency path.
+`upstream_failed` and `finish` run it first when the call never got that far, so nothing recorded differs.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from proxy.errors import (
 from proxy.flow import ALLOW, DENY, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
-from proxy.protocols import Adapter, Header, Observer, Target
+from proxy.protocols import Adapter, Header, Observer, Request, Target
 from proxy.record.sinks import Durable
 
 log = logging.getLogger("lineage_proxy.exchange")
@@ -78,14 +85,17 @@ class Exchange:
         self._stored = False  # the upstream may store the reply for later calls (`StoredReplies`)
         self._left: int | None = None  # bytes of a sized reply still to come
         self.refused: Exchange | None = None  # a stream's later message that was denied (`readmit`)
+        self._unforwarded: Request | None = None  # admitted, deferred: what `forwarded` completes the call from
+        self._forwarding = False  # `forwarded` is running (a failure in it is the proxy's, not the upstream's)
         pipeline.runtime.stats.in_flight += 1
 
     # -- admit
 
-    def admit(self, body: bytes, header: Header, peer: tuple[str, ...] = ()) -> Upstream:
+    def admit(self, body: bytes, header: Header, peer: tuple[str, ...] = (), deferred: bool = False) -> Upstream:
         """Read the request, identify the caller (key, or `peer`: what a client certificate proves),
         label, decide. Returns the upstream to forward to; a denial is raised as its ProxyError (and
-        recorded when the ingress finishes the call)."""
+        recorded when the ingress finishes the call). `deferred`: the ingress calls `forwarded()` once the
+        request is handed to the upstream, which does then what only the record and the reply need."""
         pipeline = self.pipeline
         try:
             if len(body) > READ_UNIDENTIFIED_MAX and not pipeline.policy.audit:
@@ -94,20 +104,43 @@ class Exchange:
                 # should not be able to spend (a small one is read, so its labels are in the record)
                 pipeline.identify_only(header, peer, self.x_api_key)
             read = self.adapter.read(self.target, body, header)
-            call = self.call = pipeline.call(read, self.adapter.name, header, self.trace, peer, self.x_api_key)
+            call = self.call = pipeline.call(
+                read, self.adapter.name, header, self.trace, peer, self.x_api_key, recorded=not deferred
+            )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
             error.caller = pipeline.caller_name(header, peer, self.x_api_key)
             raise
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)
         if not decision.forwards:
+            if deferred:  # a denial's record has the input's digest and content too
+                pipeline.record_fields(call, read)
             raise pipeline.denial(decision)
         upstream = decision.upstream
         assert upstream is not None
-        self._resolve(upstream)
-        self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
         self.outcome.forwarded_ns = time.time_ns()
+        if deferred:
+            self._unforwarded = read
+        else:
+            self._resolve(upstream)
+            self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
         return upstream
+
+    def forwarded(self) -> None:
+        """The request is with the upstream (`admit(deferred=True)`): what only the record and the reply
+        need, while the upstream computes — the input's digest and captured content, the checkpoint its
+        upstream serves, the reply's observer. Runs once; a no-op otherwise."""
+        read = self._unforwarded
+        call, decision = self.call, self.decision
+        if read is None or call is None or decision is None or decision.upstream is None:
+            return
+        self._unforwarded = None
+        self._forwarding = True  # left set if this raises: `upstream_failed` then passes the failure on as it is
+        pipeline = self.pipeline
+        pipeline.record_fields(call, read)
+        self._resolve(decision.upstream)
+        self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
+        self._forwarding = False
 
     def _resolve(self, upstream: Upstream) -> None:
         """The checkpoint `upstream` serves for this call's model, when its pin or metadata says."""
@@ -189,7 +222,10 @@ class Exchange:
 
     @property
     def observes(self) -> bool:
-        """True when the adapter reads the reply (so it must come unencoded: Accept-Encoding: identity)."""
+        """True when the adapter reads the reply (so it must come unencoded: Accept-Encoding: identity).
+        Before `forwarded` makes the observer: every adapter but passthrough reads the reply."""
+        if self._unforwarded is not None:
+            return self.adapter.name != "passthrough"
         return self._observer is not None
 
     @property
@@ -276,6 +312,9 @@ class Exchange:
 
     def upstream_failed(self, exc: BaseException) -> ProxyError:
         """Map a transport failure to the contract's error: the one place for both transports."""
+        if self._forwarding:  # `forwarded` itself failed (the proxy's fault, not the upstream's): raised as it is
+            raise exc
+        self.forwarded()  # a request that never left is recorded as one that did
         decision = self.decision
         upstream = decision.upstream if decision is not None else None
         name = upstream.name if upstream is not None else "?"
@@ -318,6 +357,7 @@ class Exchange:
         """Record the call: once, whatever path it took. `error`: why it failed, if it did."""
         if self._finished:
             return
+        self.forwarded()  # left before the request was sent: recorded as it would have been
         self._finished = True
         runtime = self.pipeline.runtime
         stats = runtime.stats

@@ -113,8 +113,11 @@ class Pipeline:
         trace: TraceContext,
         peer: tuple[str, ...] = (),
         x_api_key: bool = False,
+        recorded: bool = True,
     ) -> Call:
-        """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400."""
+        """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
+        `recorded` False: what only the record needs (the input's digest, its captured content) is left to
+        `record_fields`, for after the request is forwarded (`Exchange.forwarded`)."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -136,7 +139,6 @@ class Pipeline:
                 request = dataclasses.replace(request, unscanned=True)
             else:
                 labels = labels | inherited
-        texts = request.texts
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -146,14 +148,22 @@ class Pipeline:
             purpose=purpose or None,
             labels=labels,
             detected=self._detected(request),
-            input_digest=request.digest or text_digest(texts),
+            input_digest=(request.digest or text_digest(request.texts)) if recorded else request.digest,
             params=request.params,
             stream=request.stream,
             model_version=request.version,
-            content=self._content(request) if self.capture and trace.sampled else (),
+            content=self._content(request) if recorded and self.capture and trace.sampled else (),
             opaque=request.opaque,
             peer=peer,
         )
+
+    def record_fields(self, call: Call, request: Request) -> None:
+        """What `call(recorded=False)` left out: the input's digest and captured content, set on `call` (made
+        by that `call` and not yet recorded, so no one else holds it), as `call` would have."""
+        if not call.input_digest:
+            object.__setattr__(call, "input_digest", text_digest(request.texts))
+        if self.capture and call.trace.sampled:
+            object.__setattr__(call, "content", self._content(request))
 
     def _content(self, request: Request) -> tuple[str, ...]:
         """The input text as captured (`telemetry.capture_content`), masked. A value split across content

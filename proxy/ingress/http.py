@@ -200,7 +200,7 @@ class HttpIngress:
             body = await conn.body(request)
             read = body if coding is None else _decoded(body, coding, conn.server.max_body_bytes)
             ex.pipeline = self.ref.current  # decided by the config in force once the body is in (a reload meanwhile)
-            upstream = ex.admit(read, header, conn.peer)
+            upstream = ex.admit(read, header, conn.peer, deferred=True)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
             failure = error
@@ -311,7 +311,8 @@ class HttpIngress:
             )
         fields = forward_fields(request, ex, upstream.api_key, observe)
         try:
-            resp = await self.pool.request(upstream, request.method, request.target, fields, body)
+            # what only the record and the reply need is done once the request is on its way (`ex.forwarded`)
+            resp = await self.pool.request(upstream, request.method, request.target, fields, body, ex.forwarded)
         except Exception as exc:
             raise ex.upstream_failed(exc) from None
         try:

@@ -33,6 +33,7 @@ import functools
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -156,10 +157,16 @@ class ConnectionPool:
         self._ssl: ssl.SSLContext | None = None
         self._aside: asyncio.Lock | None = None  # the one metadata GET outside max_connections at a time
 
-    async def request(self, method: str, target: str, headers: Fields, body: bytes, aside: bool = False) -> Response:
+    async def request(
+        self, method: str, target: str, headers: Fields, body: bytes, aside: bool = False,
+        sent: Callable[[], None] | None = None,
+    ) -> Response:  # fmt: skip
         """Send one request; returns once the reply's head is in (its body follows through the Response).
         `headers`: (name, value) pairs, or a header block already encoded (`Name: value\r\n` lines).
-        `aside`: on a new connection outside `max_connections`, closed after its reply (`get` only)."""
+        `aside`: on a new connection outside `max_connections`, closed after its reply (`get` only).
+        `sent`: called once the request is handed to the connection's transport, before the wait for the
+        reply (work that need not delay the request runs there, while the upstream computes); what it
+        raises fails the request."""
         head = self._head(method, target, headers, body)
         for attempt in (0, 1):
             if aside:
@@ -168,6 +175,8 @@ class ConnectionPool:
                 conn = await self._acquire()
             try:
                 conn.send(method, head, body)
+                if sent is not None:
+                    sent()
                 parser = conn.parser
                 while parser.head is None:
                     if conn.lost is not None:
@@ -330,9 +339,10 @@ class UpstreamPool:
         return pool
 
     async def request(
-        self, upstream: Upstream, method: str, target: str, headers: Fields, body: bytes = b""
-    ) -> Response:
-        return await self.pool(upstream).request(method, target, headers, body)
+        self, upstream: Upstream, method: str, target: str, headers: Fields, body: bytes = b"",
+        sent: Callable[[], None] | None = None,
+    ) -> Response:  # fmt: skip
+        return await self.pool(upstream).request(method, target, headers, body, sent=sent)
 
     async def get_json(self, upstream: Upstream, path: str) -> Any:
         """A metadata GET for checkpoint discovery and readiness; MetadataStatus on non-2xx."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -365,6 +366,62 @@ def test_timeouts_for_the_head_and_between_chunks() -> None:
             await pool.close()
 
     asyncio.run(main())
+
+
+def test_one_timer_serves_every_wait_on_a_connection() -> None:
+    """Each wait (a reply's head, each piece of a stream) made a timer and cancelled it (~2 µs of CPU each, the
+    cancel on the path from the upstream's bytes to the client's); one timer now serves a connection's waits,
+    moved along by each (the timeouts hold: the test above). The server writes each piece only once the client
+    waits for it, so every piece is a wait."""
+    made: list[float] = []
+    pieces = 20
+    asked = asyncio.Event()
+
+    class Counting(asyncio.SelectorEventLoop):
+        def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+            if getattr(callback, "__name__", "") == "_expire":  # the pool's wait timers
+                made.append(when)
+            return super().call_at(when, callback, *args, context=context)
+
+    def make(server: Scripted) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(pieces):
+                await asked.wait()
+                asked.clear()
+                writer.write(b"1\r\na\r\n")
+            await asked.wait()
+            writer.write(b"0\r\n\r\n")
+            await reader.read()  # until the pool closes the connection
+            server.closed.set()
+
+        return run
+
+    async def main() -> bytes:
+        async with serve(make) as server:
+            pool = UpstreamPool()
+            resp = await pool.request(upstream(server.url, timeout_s=60), "POST", "/", [], b"{}")
+            got = b""
+            while True:
+                read = asyncio.ensure_future(resp.readany())
+                await asyncio.sleep(0)  # the read is waiting (nothing buffered): the server may write
+                asked.set()
+                piece = await read
+                if not piece:
+                    break
+                got += piece
+            resp.release()
+            await pool.close()
+            await server.closed.wait()
+            return got
+
+    loop = Counting()
+    try:
+        assert loop.run_until_complete(main()) == b"a" * pieces
+    finally:
+        loop.close()
+    assert 1 <= len(made) <= 2, f"{len(made)} timers for {pieces + 2} waits"
 
 
 def test_a_slow_reader_pauses_the_upstream_instead_of_buffering_everything() -> None:
