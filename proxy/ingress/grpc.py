@@ -145,6 +145,7 @@ class GrpcIngress:
         # grpc's thread and the loop each change in one step (`pop`, slice assignment)
         self._renewed: list[grpc.ServerCertificateConfiguration] = []
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # by OIP method, made on its first call
+        self._rpcs: dict[str, dict[str, Any]] = {}  # its span attributes (`_rpc`), by OIP method, as `_handlers`
         self._generation = 0  # of the server serving new calls: one more for each a reload starts (`replace`)
         self._cutting: set[int] = set()  # generations whose drain's time ran out: what they cancel, the drain cut
         self._cut = 0  # calls the drain cut
@@ -303,6 +304,7 @@ class GrpcIngress:
             else:
                 handler = grpc.unary_unary_rpc_method_handler(bound3(self.unary, adapter, target, method))
             self._handlers[method] = handler  # adapters match a fixed set of methods: the cache is bounded
+            self._rpcs[method] = _rpc(method)
             return handler
         # any other method (whatever name a client sends): made per call, never cached
         return grpc.stream_stream_rpc_method_handler(bound1(self.passthrough, method))
@@ -312,16 +314,25 @@ class GrpcIngress:
     def _exchange(self, adapter: Adapter, target: Target, method: str, received: Metadata) -> tuple[Exchange, Header]:
         pipeline = self.ref.current
         header = _metadata(received).get
-        return Exchange(pipeline, adapter, target, pipeline.trace(header), _rpc(method)), header
+        rpc = self._rpcs.get(method)  # an adapter's method's, made once (`service`); any other's, made now
+        attributes = dict(rpc) if rpc is not None else _rpc(method)  # the call's own: its record may add to it
+        return Exchange(pipeline, adapter, target, pipeline.trace(header), attributes), header
 
     def _peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
         """What the client's certificate proves; nothing on a plaintext listener (no auth context asked)."""
         return _peer(context) if self._secure else ()
 
     def _admit(
-        self, ex: Exchange, request: bytes, header: Header, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        ex: Exchange,
+        request: bytes,
+        header: Header,
+        context: grpc.aio.ServicerContext[Any, Any],
+        deferred: bool = False,
     ) -> Upstream:
-        upstream = ex.admit(request, header, self._peer(context))
+        """`Exchange.admit`, for a gRPC upstream. `deferred`: the handler calls `ex.forwarded()` once the request
+        is sent (`_forwarded`)."""
+        upstream = ex.admit(request, header, self._peer(context), deferred)
         if upstream.grpc is None:
             raise UpstreamUnavailable(
                 f"upstream {upstream.name!r} speaks HTTP only; send this call to the HTTP listener"
@@ -339,7 +350,10 @@ class GrpcIngress:
         raise UpstreamUnavailable("no gRPC upstream is configured for this call")
 
     @staticmethod
-    def _forward_metadata(ex: Exchange, upstream: Upstream, received: Metadata) -> list[tuple[str, str | bytes]]:
+    def _forward_metadata(ex: Exchange, upstream: Upstream, received: Metadata) -> grpc.aio.Metadata:
+        """The caller's metadata, less transport keys (and its key, unless the upstream is to see it), with the call's
+        `traceparent` and the upstream's own key. As grpc.aio's Metadata: a list it would copy into one itself, pair
+        by pair, after a slow `typing.Sequence` check."""
         strips = ex.pipeline.strips_auth or upstream.api_key
         out: list[tuple[str, str | bytes]] = [
             (key, value)
@@ -349,7 +363,7 @@ class GrpcIngress:
         out.append(("traceparent", ex.trace.traceparent()))
         if upstream.api_key:
             out.append(("authorization", f"Bearer {upstream.api_key}"))
-        return out
+        return grpc.aio.Metadata(*out)
 
     def _unary(
         self,
@@ -423,8 +437,9 @@ class GrpcIngress:
         ex, header = self._exchange(adapter, target, method, received)
         failure: BaseException | None = None
         try:
-            upstream = self._admit(ex, request, header, context)
+            upstream = self._admit(ex, request, header, context, deferred=True)
             rpc = self._unary(ex, upstream, method, request, received, context)
+            await _forwarded(rpc, ex)
             try:
                 reply: bytes = await rpc
                 initial = await rpc.initial_metadata()
@@ -437,7 +452,8 @@ class GrpcIngress:
             await ex.end()
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
-        await self._ends(ex, context).close(failure)  # raises what failed
+        if failure is not None:  # an ended call's `close` has nothing left to do (`end` recorded it)
+            await self._ends(ex, context).close(failure)  # raises what failed
         await _reply_metadata(context, initial, (*_pass(trailing), *ex.lineage_headers()))
         return reply
 
@@ -627,6 +643,20 @@ class GrpcIngress:
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         await ends.close(failure)
+
+
+async def _forwarded(rpc: Any, ex: Exchange) -> None:
+    """`ex.forwarded()` (`admit(deferred=True)`) once a unary call's request is on its way, so that what only the
+    record and the reply need is done while the upstream computes. grpc.aio sends the request from a task of its
+    own, whose first step is queued when the call is made: the handler's next step, queued after it, runs once the
+    request is with grpc's core. If the handler is cancelled meanwhile (its client left), or `forwarded` fails (the
+    proxy's fault, raised as it is), the upstream's call is cancelled, as grpc.aio cancels one whose awaiting is."""
+    try:
+        await asyncio.sleep(0)
+        ex.forwarded()
+    except BaseException:
+        rpc.cancel()
+        raise
 
 
 async def _write(rpc: Any, message: bytes) -> bool:
