@@ -61,6 +61,8 @@ _KV_CACHE_MAX: Final = 16384  # attribute names kept (`_KEYS`)
 KV_KEPT_MAX: Final = 256
 KV_BYTES_KEPT: Final = 1 << 20
 KV_ENTRY_BYTES: Final = 192
+KV_ITEM_BYTES: Final = 64  # each string of an array value (a str object's header and the tuple's slot)
+_U64: Final = 0xFFFFFFFFFFFFFFFF
 
 
 class _Kept:
@@ -86,7 +88,8 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
-        return b"\x18" + varint(value if value >= 0 else value & 0xFFFFFFFFFFFFFFFF)
+        # int64 as protobuf writes it: two's complement in 64 bits (a negative, or an int past 64 bits, masked)
+        return b"\x18" + varint(value if 0 <= value <= _U64 else value & _U64)
     if isinstance(value, float):
         return b"\x21" + _DOUBLE.pack(value)
     if isinstance(value, list | tuple):
@@ -114,6 +117,9 @@ def _keep(cache: dict[tuple[str, Any], bytes], item: tuple[str, Any], encoded: b
     """Keeps one encoded KeyValue, first clearing every table when it would pass KV_BYTES_KEPT."""
     kept = _KV_KEPT
     size = 2 * len(encoded) + KV_ENTRY_BYTES
+    value = item[1]
+    if type(value) is tuple:  # an array's strings are objects of their own, each with its header and slot
+        size += KV_ITEM_BYTES * len(value)
     if kept.bytes + size > KV_BYTES_KEPT:
         for table in _KV_CACHE.values():
             table.clear()

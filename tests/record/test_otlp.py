@@ -146,6 +146,34 @@ def test_many_distinct_values_just_short_enough_to_keep_pin_at_most_a_mebibyte()
     assert ("lineage.caller", "glasses-app") in otlp._KV_CACHE[str]  # a repeated one: kept again after a clear
 
 
+def test_distinct_arrays_of_short_strings_pin_at_most_a_mebibyte_too() -> None:
+    """Stop sequences: an array of 22 short strings encodes to ~170 bytes but holds 22 string objects; counted
+    by its encoding alone, distinct arrays pinned ~2.9 MB under the 1 MiB budget."""
+    from proxy.record import otlp
+    from tests.record.test_spans import _held
+
+    key = "gen_ai.request.stop_sequences"
+    for n in range(4000):
+        value = tuple(orjson.loads(orjson.dumps([f"{n:x}"[-4:] + chr(97 + j % 26) for j in range(22)])))
+        raw = encode_span(trace_id=1, span_id=n + 1, parent_span_id=None, trace_state=None, name="a", kind=2,
+                          start_ns=1, end_ns=2, attributes={key: value})  # fmt: skip
+        if n % 997 == 0:
+            assert values(decode(raw).resource_spans[0].scope_spans[0].spans[0]) == {key: list(value)}
+        assert _held(otlp._KV_CACHE) < 1 << 20, n
+
+
+def test_an_int_past_64_bits_is_written_as_protobuf_writes_an_int64() -> None:
+    """An int attribute protobuf's int64 cannot hold is written masked to 64 bits, as two's complement (a
+    varint of 11 bytes or more is no protobuf a receiver can read)."""
+    for value in (1 << 64, (1 << 70) + 5, -(1 << 65), (1 << 64) - 1, -1):
+        raw = encode_span(trace_id=1, span_id=1, parent_span_id=None, trace_state=None, name="a", kind=2,
+                          start_ns=1, end_ns=2, attributes={"x.n": value, "x.m": [value]})  # fmt: skip
+        got = values(decode(raw).resource_spans[0].scope_spans[0].spans[0])
+        masked = value & 0xFFFFFFFFFFFFFFFF
+        expected = masked - (1 << 64) if masked >= 1 << 63 else masked
+        assert got == {"x.n": expected, "x.m": [expected]}, value
+
+
 def _varint_before(value: int) -> bytes:
     """`otlp.varint` as it was before its two-byte shortcut: the reference its output is compared with."""
     out = bytearray()
