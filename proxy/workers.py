@@ -58,8 +58,12 @@ log = logging.getLogger("lineage_proxy")
 
 
 CLAIM_TRIES = 32  # a claim's file removed under it (its holder let go) this many times in a row: in use
-# each claim sweeps the claims directory of files nobody holds (`_sweep`): this many entries at most, and only
-# files older than this (a younger one may be a claimer's between its open and its lock)
+# a claim's lock found taken is tried again after each of these waits (~10 ms in all) before the address is called in
+# use: a sweep or a release holds a stale file's lock for microseconds, before it removes the file; a proxy that is
+# starting holds its claim for as long as it starts
+CLAIM_BUSY_WAITS_S = (0.001, 0.002, 0.003, 0.004)
+# each claim sweeps the claims directory of this machine's files nobody holds (`_sweep`): this many of them at
+# most, and only files older than this (a younger one may be a claimer's between its open and its lock)
 SWEEP_MAX = 64
 SWEEP_AGE_S = 60.0
 
@@ -184,7 +188,7 @@ def claim(config: Config) -> list[Claim]:
     user that is starting and not listening yet holds its claim: an exclusive lock (flock) on a file named
     after the address and the network namespace, in a directory only this user can open (`_claims_dir`),
     which the kernel lets go when the process ends (`release` removes the file: `Claim`; each claim removes
-    files nobody holds: `_sweep`). A lock no other user can reach: an abstract Unix name, as the claim was,
+    this machine's files nobody holds: `_sweep`). A lock no other user can reach: an abstract Unix name, as the claim was,
     can be bound by any local process, and one that filled its queue kept a proxy from a free port. What is left: a proxy on an overlapping but differently written address (`0.0.0.0:P` beside
     `127.0.0.1:P`), or another user's, that is still starting is seen only once it listens, and a process
     other than lineage-proxy may still join a port with SO_REUSEPORT after the probe. Port 0 is not claimed:
@@ -214,7 +218,7 @@ def _claim(address: Address) -> list[Claim]:
             return []
         # ports, like the claim, are per network namespace, and per machine: a home directory may be shared
         # (NFS) by hosts whose default namespaces have the same inode, so the boot's id names the machine
-        name = f"listen-{_machine()}-{os.stat('/proc/self/ns/net').st_ino}-{bound_address(probe)}.lock"
+        name = f"{_claim_prefix()}{os.stat('/proc/self/ns/net').st_ino}-{bound_address(probe)}.lock"
         path = os.path.join(directory, name.replace("/", "_"))
         for _ in range(CLAIM_TRIES):
             try:
@@ -223,7 +227,7 @@ def _claim(address: Address) -> list[Claim]:
                 log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
                 return []
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock(lock, path)
                 if _names(path, lock):
                     return [Claim(lock, path)]
             except OSError as exc:
@@ -242,6 +246,21 @@ def _claim(address: Address) -> list[Claim]:
                       "stopping on it)")  # fmt: skip
 
 
+def _lock(lock: BinaryIO, path: str) -> None:
+    """flock(LOCK_EX | LOCK_NB) on a claim's file, tried again after each of CLAIM_BUSY_WAITS_S while its lock is
+    taken and `path` still names it: a sweep's or a release's lock, on a file it is about to remove, is let go
+    within microseconds; a starting proxy's is not. BlockingIOError when it is still taken."""
+    for wait in CLAIM_BUSY_WAITS_S:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if not _names(path, lock):
+                raise  # removed by whoever holds it: the caller claims the file named now
+        time.sleep(wait)  # a proxy's start, not a call: a few ms at most, and only when a lock is taken
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def _names(path: str, file: BinaryIO | int) -> bool:
     """Whether `path` names `file` (or descriptor) still (not removed, nor replaced by another claimer's)."""
     try:
@@ -253,17 +272,21 @@ def _names(path: str, file: BinaryIO | int) -> bool:
 
 
 def _sweep(directory: str, held: set[str]) -> None:
-    """Removes the claims directory's stale files: claims nobody holds (a lock on them is free), left by a
-    proxy killed (SIGKILL) on an address no proxy used again, or by releases that did not remove their file.
-    Each is removed while this holds its lock, and only if its name is still that file's (as `Claim.close`
-    does): a claimer that opened it meanwhile then claims the file named now. A file held by a live process
-    (its lock is taken), or younger than SWEEP_AGE_S, is kept; at most SWEEP_MAX entries are looked at."""
+    """Removes the claims directory's stale files: this machine's claims nobody holds (a lock on them is free),
+    left by a proxy killed (SIGKILL) on an address no proxy used again, or by releases that did not remove
+    their file. Each is removed while this holds its lock, and only if its name is still that file's (as
+    `Claim.close` does): a claimer that opened it meanwhile then claims the file named now. A file held by a
+    live process (its lock is taken), or younger than SWEEP_AGE_S, is kept; so is every file not named for
+    this machine's boot (another host's, on a home directory shared over NFS, whose flock this host's does not
+    see; or one named before claims carried the boot). At most SWEEP_MAX of this machine's files are looked at."""
     removed = 0
     too_old = time.time() - SWEEP_AGE_S
+    prefix = _claim_prefix()
     try:
         with os.scandir(directory) as entries:
-            for entry in itertools.islice(entries, SWEEP_MAX):
-                if not (entry.name.startswith("listen-") and entry.name.endswith(".lock")) or entry.path in held:
+            own = (entry for entry in entries if entry.name.startswith(prefix) and entry.name.endswith(".lock"))
+            for entry in itertools.islice(own, SWEEP_MAX):
+                if entry.path in held:
                     continue
                 try:
                     if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_mtime > too_old:
@@ -284,6 +307,11 @@ def _sweep(directory: str, held: set[str]) -> None:
         log.debug("listen claims in %s not swept: %s", directory, exc)
     if removed:
         log.debug("removed %d stale listen claims from %s", removed, directory)
+
+
+def _claim_prefix() -> str:
+    """How this machine's (this boot's) claim files are named, up to their network namespace and address."""
+    return f"listen-{_machine()}-".replace("/", "_")
 
 
 def _machine() -> str:

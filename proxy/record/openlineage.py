@@ -367,15 +367,14 @@ class OpenLineageRecorder:
 
     def _send_snapshot(self, transport: Transport, snapshot: _Snapshot | None, *, last: bool = False) -> None:
         """What failed before, as it was; then `snapshot`'s counts (None: none new), with those held
-        meanwhile. While the first fails, the new counts are held: never a second event for them."""
-        while self._retry:
-            if not self._emit(transport, self._retry[0][1]):
-                if snapshot is not None:
-                    self._hold(snapshot.flows, snapshot.start)
-                return
-            self._retry.pop(0)
+        meanwhile. While the first fails, the new counts are held: never a second event for them. They are
+        held before the first is tried again: a stop that gives up on an emit that hangs counts them (`_unsent`)."""
         if snapshot is not None:
             self._hold(snapshot.flows, snapshot.start)
+        while self._retry:
+            if not self._emit(transport, self._retry[0][1]):
+                return
+            self._retry.pop(0)
         if not self._held:
             return
         end = snapshot.end if snapshot is not None else time.time()

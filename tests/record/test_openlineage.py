@@ -653,3 +653,79 @@ def test_a_dead_receiver_s_shutdown_line_counts_each_flow_once(
         loop_thread.run(sink(proxy).stop())
     (line,) = [r.getMessage() for r in caplog.records if "before shutdown" in r.getMessage()]
     assert line.startswith("openlineage: the counts of 2 flows (6 calls) could not be sent to http "), line
+
+
+class RefusingThenHeldMarquez(Marquez):
+    """Takes new flows' events; refuses the first count event (500), then hangs on the next until `hold` is
+    set, saying it came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+        self.arrived = threading.Event()
+
+    async def _lineage(self, request: web.Request) -> web.Response:
+        event = await request.json()
+        if "lineageProxy_count" in event["run"]["facets"]:
+            if not self.refused:
+                self.refused += 1
+                return web.Response(status=500)
+            self.arrived.set()
+            if self.hold is not None:
+                await self.hold.wait()
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+        return web.Response(status=201)
+
+
+def test_a_stuck_sender_s_shutdown_line_counts_the_snapshot_it_took_before_sending_a_refused_one_again(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    """A snapshot's count event is refused (kept to send again); the sender takes the next snapshot off the
+    queue and sends the refused event again first, on which the receiver hangs. The line left out the snapshot
+    taken (neither queued nor held yet): it says both flows, the 5 calls, and the receiver gets exactly those
+    once it answers again."""
+    monkeypatch.setattr(openlineage, "STOP_WAIT_S", 0.2)  # the stop gives up on the stuck sender
+    _, upstream = vllm
+    backend = RefusingThenHeldMarquez()
+
+    async def start() -> tuple[web.AppRunner, int]:
+        backend.hold = asyncio.Event()
+        return await start_app(backend.app())
+
+    runner, port = loop_thread.run(start())
+    try:
+        transport = f'{{type: http, url: "http://127.0.0.1:{port}", timeout: 60, retry: {{total: 0}}}}'
+        proxy = make_proxy(config(f"{{snapshot_interval_s: 600, transport: {transport}}}"), UPSTREAM=upstream)
+        recorder = sink(proxy)
+        for _ in range(2):
+            chat(proxy, **{"x-data-labels": "set-0"})
+        loop_thread.run(recorder.flush())  # set-0's count of 2 refused: kept to send again
+        assert backend.refused == 1 and not backend.arrived.is_set()
+        for _ in range(3):
+            chat(proxy, **{"x-data-labels": "set-1"})
+
+        async def snapshot() -> None:  # what the snapshot loop does each interval
+            taken = recorder._take_window()
+            assert taken is not None and recorder._put(taken)
+
+        loop_thread.run(snapshot())  # set-1's 3 calls: taken off the queue, then set-0's count sent again
+        assert backend.arrived.wait(10)  # the sender is stuck in set-0's count event
+        with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+            loop_thread.run(recorder.stop())
+        (line,) = [r.getMessage() for r in caplog.records if "at shutdown" in r.getMessage()]
+        assert line.startswith("openlineage: 0 events not sent to http ") and line.endswith(
+            "at shutdown, and the counts of 2 flows (5 calls)"
+        ), line
+        assert backend.hold is not None
+        loop_thread.loop.call_soon_threadsafe(backend.hold.set)  # the receiver answers again: what was not sent goes
+        recorder._thread.join(30)
+        assert not recorder._thread.is_alive()
+    finally:
+        if backend.hold is not None:
+            loop_thread.loop.call_soon_threadsafe(backend.hold.set)
+        loop_thread.run(runner.cleanup())
+    new_flows = [e["inputs"][0]["name"] for e in backend.events if "lineageProxy_count" not in e["run"]["facets"]]
+    assert sorted(new_flows) == ["set-0,user-interaction", "set-1,user-interaction"]
+    assert counts_by_flow(backend.events) == {"set-0,user-interaction": 2, "set-1,user-interaction": 3}
