@@ -18,8 +18,8 @@ A client that leaves never cancels the record: the durable write is shielded fro
 cancellation.
 
 Only what the decision needs runs before the request goes upstream. With `admit(deferred=True)` (HTTP), what
-only the record and the reply need — the input's digest and captured content, the checkpoint the upstream
-serves, the reply's observer — is left to `forwarded()`, which the ingress runs as soon as the request is
+only the record and the reply need — the input's digest and captured content, the reply's observer — is left
+to `forwarded()`, which the ingress runs as soon as the request is
 handed to the upstream's transport, while the upstream computes: the same record, off the latency path.
 `upstream_failed` and `finish` run it first when the call never got that far, so nothing recorded differs.
 """
@@ -119,17 +119,19 @@ class Exchange:
         upstream = decision.upstream
         assert upstream is not None
         self.outcome.forwarded_ns = time.time_ns()
+        # the checkpoint recorded is the one the decision saw (~0.1 us): resolved later, a discovery round landing
+        # while the request waits for a connection could record one the baseline never approved
+        self._resolve(upstream)
         if deferred:
             self._unforwarded = read
         else:
-            self._resolve(upstream)
             self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
         return upstream
 
     def forwarded(self) -> None:
         """The request is with the upstream (`admit(deferred=True)`): what only the record and the reply
-        need, while the upstream computes — the input's digest and captured content, the checkpoint its
-        upstream serves, the reply's observer. Runs once; a no-op otherwise."""
+        need, while the upstream computes — the input's digest and captured content, the reply's observer.
+        Runs once; a no-op otherwise."""
         read = self._unforwarded
         call, decision = self.call, self.decision
         if read is None or call is None or decision is None or decision.upstream is None:
@@ -138,7 +140,6 @@ class Exchange:
         self._forwarding = True  # left set if this raises: `upstream_failed` then passes the failure on as it is
         pipeline = self.pipeline
         pipeline.record_fields(call, read)
-        self._resolve(decision.upstream)
         self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
         self._forwarding = False
 
@@ -357,7 +358,11 @@ class Exchange:
         """Record the call: once, whatever path it took. `error`: why it failed, if it did."""
         if self._finished:
             return
-        self.forwarded()  # left before the request was sent: recorded as it would have been
+        try:
+            self.forwarded()  # left before the request was sent: recorded as it would have been
+        except Exception:  # a defect of the proxy's: the call is recorded anyway, as failed by it
+            log.exception("could not complete the record of a call (recorded as %s)", INTERNAL)
+            error = error or INTERNAL
         self._finished = True
         runtime = self.pipeline.runtime
         stats = runtime.stats

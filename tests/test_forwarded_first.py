@@ -1,7 +1,7 @@
 """The request goes upstream first; what only the record needs is done while the upstream computes.
 
 `Exchange.admit(deferred=True)` (the HTTP ingress) decides the call and leaves the input's digest, its captured
-content, the checkpoint served and the reply's observer to `Exchange.forwarded()`, which the pool calls once
+content and the reply's observer to `Exchange.forwarded()`, which the pool calls once
 the request is handed to the upstream's transport (`sent`). Whatever way the call ends, what is recorded is
 what a call admitted without deferring records.
 """
@@ -20,10 +20,11 @@ from proxy.checkpoints import CheckpointBook
 from proxy.config import Upstream, parse
 from proxy.errors import Overloaded, ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
-from proxy.flow import Call
+from proxy.flow import UPSTREAM, Call, Checkpoint
 from proxy.pipeline import Pipeline, Runtime
 from proxy.protocols import Fetch, text_digest
 from proxy.protocols.openai import Adapter as OpenAI
+from proxy.protocols.openai import ServedModels
 from proxy.record.sinks import FanOut
 from proxy.transport.pool import UpstreamPool
 
@@ -41,8 +42,9 @@ BODY = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "mai
                                                 {"role": "user", "content": "thanks"}]})  # fmt: skip
 
 
-def pipeline(tmp_path: Path) -> Pipeline:
-    config = parse(CONFIG.format(store=tmp_path / "lineage.db"))
+def pipeline(tmp_path: Path, pinned: bool = True) -> Pipeline:
+    text = CONFIG if pinned else CONFIG.replace(", checkpoint: org/weights-7b", "")
+    config = parse(text.format(store=tmp_path / "lineage.db"))
 
     async def nowhere(*args: Any) -> Any:
         raise RuntimeError("no metadata is asked here")
@@ -64,7 +66,8 @@ def admitted(pipe: Pipeline, deferred: bool, **headers: str) -> tuple[Exchange, 
 
 
 def recorded(ex: Exchange) -> tuple[Any, ...]:
-    """What the records of a call hold of what `forwarded` does: digest, content, checkpoint, whether observed."""
+    """What the records of a call hold of what `admit` and `forwarded` do: digest, content, checkpoint, whether
+    observed."""
     call = ex.call
     assert call is not None
     outcome = ex.outcome
@@ -79,7 +82,8 @@ def test_admit_deferred_leaves_the_records_fields_to_forwarded_which_makes_them_
     assert upstream.name == "u" and later.observes  # known before the request goes: Accept-Encoding: identity
     call = later.call
     assert isinstance(call, Call) and call.input_digest is None and call.content == ()  # not yet: after the send
-    assert later.outcome.checkpoint is None and later.decision is not None and later.decision.action == "allow"
+    assert later.decision is not None and later.decision.action == "allow"
+    assert later.outcome.checkpoint == "org/weights-7b"  # the decision's: resolved with it, not after the send
     assert call.detected == {"pii:email"}  # what the decision needs is all there
     later.forwarded()
     assert call.input_digest == text_digest(("mail ana@example.org", "thanks"))
@@ -143,6 +147,41 @@ def test_a_failure_in_the_deferred_work_is_the_proxys_not_the_upstreams(tmp_path
     with pytest.raises(RuntimeError) as passed_on:
         ex.upstream_failed(raised.value)
     assert passed_on.value is broken
+
+
+def test_the_checkpoint_recorded_is_the_one_the_decision_saw(tmp_path: Path) -> None:
+    """A discovery round that lands while the request waits for a connection (the pool's `_acquire`: a connect,
+    a full `max_connections`) changes what the book says the upstream serves: the call is recorded with the
+    checkpoint it was decided with (resolved after the send, it recorded one no baseline check had seen)."""
+    pipe = pipeline(tmp_path, pinned=False)  # the upstream's metadata names what it serves
+    book = pipe.runtime.book
+    got = {}
+    for deferred in (False, True):
+        book._known["u"].base = ServedModels({"m": Checkpoint("org/A", UPSTREAM)})  # what the decision saw
+        ex, _ = admitted(pipe, deferred=deferred)
+        book._known["u"].base = ServedModels({"m": Checkpoint("org/B", UPSTREAM)})  # learnt meanwhile
+        ex.forwarded()  # the pool's `sent`
+        ex.finish()
+        got[deferred] = ex.outcome.checkpoint
+    assert got == {False: "org/A", True: "org/A"}
+
+
+def test_a_failure_in_the_deferred_work_at_finish_still_records_the_call_once(tmp_path: Path) -> None:
+    """The client left while its call waited for a connection, and the deferred work `finish` runs first
+    fails (a bug): the call is recorded, once, with why it ended (it raised, and recorded nothing)."""
+    pipe = pipeline(tmp_path)
+    ends: list[Any] = []
+    pipe.runtime.sinks.on_end = lambda call, decision, outcome, labels: ends.append(outcome.error_type)  # type: ignore[method-assign]
+    for left in (CLIENT_GONE, None):
+        ex, _ = admitted(pipe, deferred=True)
+
+        def observer(*args: Any) -> Any:
+            raise RuntimeError("bug")
+
+        ex.adapter = type("Broken", (), {"name": "openai", "observer": staticmethod(observer)})()  # type: ignore[assignment]
+        ex.finish(left)
+        ex.finish()  # the ingress's `finally`: recorded already
+    assert ends == [CLIENT_GONE, "internal_error"]
 
 
 def test_the_pool_calls_sent_once_the_request_is_with_the_upstream_before_its_reply() -> None:

@@ -78,7 +78,7 @@ def test_a_unary_calls_metadata_goes_to_grpc_as_its_metadata_and_both_ways_as_be
 def test_what_only_the_record_needs_is_done_once_the_request_is_with_grpc(
     echoing: tuple[Echoing, grpc.Channel], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`admit(deferred=True)`: the input's digest and content, the checkpoint and the reply's observer are made once
+    """`admit(deferred=True)`: the input's digest and content and the reply's observer are made once
     grpc.aio's task has handed the request to grpc's core (its `_invoke` has begun), while the upstream computes;
     the reply's lineage says the same as before."""
     from grpc.aio._call import UnaryUnaryCall
