@@ -171,7 +171,14 @@ def test_a_failure_in_the_deferred_work_at_finish_still_records_the_call_once(tm
     fails (a bug): the call is recorded, once, with why it ended (it raised, and recorded nothing)."""
     pipe = pipeline(tmp_path)
     ends: list[Any] = []
-    pipe.runtime.sinks.on_end = lambda call, decision, outcome, labels: ends.append(outcome.error_type)  # type: ignore[method-assign]
+
+    class Ends:  # a sink noting why each call it records ended (durable: recorded as the call ends)
+        name, durable = "ends", True
+
+        def on_end(self, call: Call, decision: Any, outcome: Any, labels: frozenset[str]) -> None:
+            ends.append(outcome.error_type)
+
+    pipe.runtime.sinks.swap("ends", Ends())  # type: ignore[arg-type]
     for left in (CLIENT_GONE, None):
         ex, _ = admitted(pipe, deferred=True)
 
