@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -96,44 +95,11 @@ def main() -> int:
 
 
 def _round(hops: list[Any]) -> tuple[list[float], list[list[float]], list[float]]:
-    """`benchmarks.run`'s `grpc_round`, keeping each block's p50: sequential ModelInfer calls, GRPC_BLOCKS blocks a
-    hop of GRPC_CALLS calls (each after one untimed call), the hops' order rotated block by block (every other block
-    reversed). Returns each hop's p50 over the round, its p50 a block, and its CPU µs a call."""
-    import grpc
+    """`benchmarks.run`'s `grpc_round`, keeping each block's p50 (`grpc_blocks`). Returns each hop's p50 over the
+    round, its p50 a block, and its CPU µs a call."""
+    from benchmarks.run import GRPC_BLOCKS, GRPC_CALLS, grpc_blocks
 
-    from benchmarks.run import GRPC_BLOCKS, GRPC_CALLS, GRPC_WARMUP, KEY, cpu_ns, process_cpu_clocks
-
-    request = (b"\x0a\x06simple" + b"\x2a" + bytes([len(t := b"\x0a\x02IN\x12\x04FP32\x1a\x02\x01\x04")]) + t
-               + b"\x3a\x10" + bytes(16))  # fmt: skip
-    md = (("authorization", f"Bearer {KEY}"), ("x-purpose", "assistant"))
-    channels = [grpc.insecure_channel(hop.grpc or "") for hop in hops]
-    try:
-        infers = [c.unary_unary("/inference.GRPCInferenceService/ModelInfer") for c in channels]
-        for infer in infers:
-            for _ in range(GRPC_WARMUP):
-                infer(request, metadata=md)
-        times: list[list[float]] = [[] for _ in hops]
-        blocks: list[list[float]] = [[] for _ in hops]
-        used = [0] * len(hops)
-        clocks = [process_cpu_clocks(hop.pid) for hop in hops]
-        n = len(hops)
-        for block in range(GRPC_BLOCKS):
-            order = list(range(n))[block % n :] + list(range(n))[: block % n]
-            for i in reversed(order) if block % 2 else order:
-                infer = infers[i]
-                infer(request, metadata=md)
-                block_times = []
-                before = cpu_ns(clocks[i])
-                for _ in range(GRPC_CALLS):
-                    started = time.perf_counter()
-                    infer(request, metadata=md)
-                    block_times.append((time.perf_counter() - started) * 1e6)
-                used[i] += cpu_ns(clocks[i]) - before
-                times[i].extend(block_times)
-                blocks[i].append(statistics.median(block_times))
-    finally:
-        for channel in channels:
-            channel.close()
+    times, blocks, used = grpc_blocks(hops)
     calls = GRPC_BLOCKS * GRPC_CALLS
     return [statistics.median(t) for t in times], blocks, [u / 1e3 / calls for u in used]
 

@@ -132,6 +132,48 @@ class Hop:
         return statistics.median(values) if values else None
 
 
+def grpc_blocks(hops: list[Hop], blocks: int = GRPC_BLOCKS, calls: int = GRPC_CALLS) -> tuple[
+    list[list[float]], list[list[float]], list[int]
+]:  # fmt: skip
+    """Sequential gRPC ModelInfer calls through every hop, interleaved in blocks (see `Bench.grpc_round`): per
+    hop, every timed call's µs, each block's p50 µs (block by block, the same turn for all hops), and the CPU
+    nanoseconds its process used over its own blocks."""
+    import grpc
+
+    request = (b"\x0a\x06simple" + b"\x2a" + bytes([len(t := b"\x0a\x02IN\x12\x04FP32\x1a\x02\x01\x04")]) + t
+               + b"\x3a\x10" + bytes(16))  # fmt: skip
+    md = (("authorization", f"Bearer {KEY}"), ("x-purpose", "assistant"))
+    channels = [grpc.insecure_channel(hop.grpc or "") for hop in hops]
+    try:
+        infers = [c.unary_unary("/inference.GRPCInferenceService/ModelInfer") for c in channels]
+        for infer in infers:  # warm: the connection, and each hop's first calls
+            for _ in range(GRPC_WARMUP):
+                infer(request, metadata=md)
+        times: list[list[float]] = [[] for _ in hops]
+        block_p50: list[list[float]] = [[] for _ in hops]
+        cpu = [0] * len(hops)
+        clocks = [process_cpu_clocks(hop.pid) for hop in hops]
+        n = len(hops)
+        for block in range(blocks):
+            order = list(range(n))[block % n :] + list(range(n))[: block % n]
+            for i in reversed(order) if block % 2 else order:
+                infer = infers[i]
+                infer(request, metadata=md)  # wakes the hop; untimed
+                block_times = []
+                before = cpu_ns(clocks[i])
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    infer(request, metadata=md)
+                    block_times.append((time.perf_counter() - started) * 1e6)
+                cpu[i] += cpu_ns(clocks[i]) - before
+                times[i].extend(block_times)
+                block_p50[i].append(statistics.median(block_times))
+    finally:
+        for channel in channels:
+            channel.close()
+    return times, block_p50, cpu
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -366,38 +408,7 @@ class Bench:
         its calls in the round ("p50_us"), its CPU µs per call over its own blocks ("cpu_us_per_call"),
         and, but for hops[0], the median over blocks of its added p50 (its block's p50 − direct's in the
         same turn) ÷ the reference hop's (GRPC_REF, when it is one of `hops`): "block_ratio"."""
-        import grpc
-
-        request = (b"\x0a\x06simple" + b"\x2a" + bytes([len(t := b"\x0a\x02IN\x12\x04FP32\x1a\x02\x01\x04")]) + t
-                   + b"\x3a\x10" + bytes(16))  # fmt: skip
-        md = (("authorization", f"Bearer {KEY}"), ("x-purpose", "assistant"))
-        channels = [grpc.insecure_channel(hop.grpc or "") for hop in hops]
-        try:
-            infers = [c.unary_unary("/inference.GRPCInferenceService/ModelInfer") for c in channels]
-            for infer in infers:  # warm: the connection, and each hop's first calls
-                for _ in range(GRPC_WARMUP):
-                    infer(request, metadata=md)
-            times: list[list[float]] = [[] for _ in hops]
-            block_p50: list[list[float]] = [[] for _ in hops]  # per hop, per turn (the same turn for all)
-            cpu = [0] * len(hops)
-            clocks = [process_cpu_clocks(hop.pid) for hop in hops]
-            for block in range(blocks):
-                order = list(range(len(hops)))[block % len(hops) :] + list(range(len(hops)))[: block % len(hops)]
-                for i in reversed(order) if block % 2 else order:
-                    infer = infers[i]
-                    infer(request, metadata=md)
-                    block_times = []
-                    before = cpu_ns(clocks[i])
-                    for _ in range(calls):
-                        started = time.perf_counter()
-                        infer(request, metadata=md)
-                        block_times.append((time.perf_counter() - started) * 1e6)
-                    cpu[i] += cpu_ns(clocks[i]) - before
-                    times[i].extend(block_times)
-                    block_p50[i].append(statistics.median(block_times))
-        finally:
-            for channel in channels:
-                channel.close()
+        times, block_p50, cpu = grpc_blocks(hops, blocks, calls)
         names = [hop.name for hop in hops]
         ref = names.index(GRPC_REF) if GRPC_REF in names else None
         for i, hop in enumerate(hops):

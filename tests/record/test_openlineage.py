@@ -614,16 +614,10 @@ def test_a_stuck_sender_s_shutdown_line_says_what_was_not_sent(
         chat(proxy, **{"x-data-labels": "set-1"})
         for _ in range(3):
             chat(proxy, **{"x-data-labels": "set-2"})
-        with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
-            loop_thread.run(recorder.stop())
-        (line,) = [r.getMessage() for r in caplog.records if "at shutdown" in r.getMessage()]
+        line = _stopped_stuck(loop_thread, recorder, backend, caplog)
         assert line.startswith("openlineage: 3 events not sent to http ") and line.endswith(
             "at shutdown, and the counts of 3 flows (7 calls)"
         ), line
-        assert backend.hold is not None
-        loop_thread.loop.call_soon_threadsafe(backend.hold.set)  # the receiver answers again: what was not sent goes
-        recorder._thread.join(30)
-        assert not recorder._thread.is_alive()
     finally:
         if backend.hold is not None:
             loop_thread.loop.call_soon_threadsafe(backend.hold.set)
@@ -712,16 +706,10 @@ def test_a_stuck_sender_s_shutdown_line_counts_the_snapshot_it_took_before_sendi
 
         loop_thread.run(snapshot())  # set-1's 3 calls: taken off the queue, then set-0's count sent again
         assert backend.arrived.wait(10)  # the sender is stuck in set-0's count event
-        with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
-            loop_thread.run(recorder.stop())
-        (line,) = [r.getMessage() for r in caplog.records if "at shutdown" in r.getMessage()]
+        line = _stopped_stuck(loop_thread, recorder, backend, caplog)
         assert line.startswith("openlineage: 0 events not sent to http ") and line.endswith(
             "at shutdown, and the counts of 2 flows (5 calls)"
         ), line
-        assert backend.hold is not None
-        loop_thread.loop.call_soon_threadsafe(backend.hold.set)  # the receiver answers again: what was not sent goes
-        recorder._thread.join(30)
-        assert not recorder._thread.is_alive()
     finally:
         if backend.hold is not None:
             loop_thread.loop.call_soon_threadsafe(backend.hold.set)
@@ -729,3 +717,16 @@ def test_a_stuck_sender_s_shutdown_line_counts_the_snapshot_it_took_before_sendi
     new_flows = [e["inputs"][0]["name"] for e in backend.events if "lineageProxy_count" not in e["run"]["facets"]]
     assert sorted(new_flows) == ["set-0,user-interaction", "set-1,user-interaction"]
     assert counts_by_flow(backend.events) == {"set-0,user-interaction": 2, "set-1,user-interaction": 3}
+
+
+def _stopped_stuck(loop_thread: Any, recorder: Any, backend: Any, caplog: pytest.LogCaptureFixture) -> str:
+    """Stops `recorder` while its sender is stuck on `backend`; returns the shutdown line, once the backend has
+    answered again and the sender has sent what was left and ended."""
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        loop_thread.run(recorder.stop())
+    (line,) = [r.getMessage() for r in caplog.records if "at shutdown" in r.getMessage()]
+    assert backend.hold is not None
+    loop_thread.loop.call_soon_threadsafe(backend.hold.set)  # the receiver answers again: what was not sent goes
+    recorder._thread.join(30)
+    assert not recorder._thread.is_alive()
+    return line
