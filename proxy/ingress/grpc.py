@@ -687,6 +687,11 @@ async def _stop(rpc: Any, writer: asyncio.Task[None], complete: bool) -> None:
         pass
 
 
+# what a handler raises that is answered as it is: a refusal or an upstream's status (ProxyError), a cancel (the client
+# left, the drain), grpc's own abort
+_ENDS_AS_THEY_ARE: tuple[type[BaseException], ...] = (ProxyError, asyncio.CancelledError, grpc.aio.AbortError)
+
+
 class _Ends:
     """How every gRPC call ends (`close`, with what its handler raised, if anything): a ProxyError is recorded,
     then sent as the status with the lineage as trailers; a client that leaves (its handler cancelled, or a
@@ -701,8 +706,16 @@ class _Ends:
         self.unsent = False
 
     async def close(self, error: BaseException | None) -> None:
-        """End the call; `error`, what its handler raised, is raised again (a ProxyError as grpc's abort)."""
+        """End the call; `error`, what its handler raised, is raised again (a ProxyError as grpc's abort). Anything
+        else raised (a defect of the proxy's) is logged, recorded as internal_error and answered INTERNAL, as the
+        HTTP ingress answers it: grpc would answer UNKNOWN with the exception's text, and the record said nothing
+        failed."""
         ex = self._ex
+        if error is not None and not self.unsent and not isinstance(error, _ENDS_AS_THEY_ARE):
+            log.error("internal error handling gRPC %s", ex.target.operation, exc_info=error,
+                      extra={"trace_id": ex.trace.trace_id_hex})  # fmt: skip
+            error = ProxyError("internal error in lineage-proxy; see its log")
+            ex.outcome.status = grpc.StatusCode.INTERNAL.value[0]  # whatever the upstream said, the client gets this
         try:
             if isinstance(error, ProxyError):
                 if ex.call is None and error.caller is None:  # refused before it was read: its caller, if known

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import types
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,6 +17,7 @@ import grpc.aio
 import pytest
 from tritonclient.grpc import service_pb2
 
+from proxy.errors import ProxyError
 from proxy.flow import Outcome
 from proxy.ingress.grpc import GrpcIngress
 from proxy.logs import ACCESS
@@ -188,18 +190,33 @@ class _Ended:
         self.refused: _Ended | None = None
         self.errors: list[object] = []
 
+        self.call = object()  # read: its caller is known
+        self.target = types.SimpleNamespace(operation="ModelInfer")
+        self.trace = types.SimpleNamespace(trace_id_hex="0af7651916cd43dd8448eb211c80319c")
+
     def finish(self, error: object = None) -> None:
         if not self.outcome.ended_ns:
             self.outcome.ended_ns = 2
             self.errors.append(error)
 
+    async def recorded(self) -> None:
+        pass
+
+    def lineage_headers(self) -> list[tuple[str, str]]:
+        return [("x-trace-id", self.trace.trace_id_hex)]
+
 
 class _Context:
     def __init__(self, remaining: float | None) -> None:
         self.remaining = remaining
+        self.aborted: tuple[object, ...] = ()
 
     def time_remaining(self) -> float | None:
         return self.remaining
+
+    async def abort(self, code: grpc.StatusCode, details: str, trailers: tuple[tuple[str, str], ...]) -> None:
+        self.aborted = (code, details, trailers)
+        raise grpc.aio.AbortError()
 
 
 class _WriteFailed(Exception):
@@ -239,17 +256,25 @@ def test_why_a_cancelled_call_ended(
 
 
 @pytest.mark.interpreted  # (as above)
-def test_any_other_error_is_not_recorded_as_the_clients_leaving() -> None:
+def test_any_other_error_is_not_recorded_as_the_clients_leaving_but_as_an_internal_error() -> None:
+    """Anything else a handler raises is a defect of the proxy's: recorded as internal_error (not as the client's
+    leaving, nor as a call that went well) and answered INTERNAL with the lineage, not its text."""
     ingress = GrpcIngress.__new__(GrpcIngress)
     ingress._generation, ingress._cutting, ingress._cut = 0, set(), 0
     ended = _Ended()
+    context = _Context(None)
 
     async def failed() -> None:
-        await ingress._ends(ended, _Context(None)).close(_WriteFailed())  # type: ignore[arg-type]
+        await ingress._ends(ended, context).close(_WriteFailed("a detail"))  # type: ignore[arg-type]
 
-    with pytest.raises(_WriteFailed):
+    with pytest.raises(grpc.aio.AbortError):
         asyncio.run(failed())
-    assert (ended.outcome.status, ended.errors) == (None, [None])
+    assert ended.outcome.status == grpc.StatusCode.INTERNAL.value[0]
+    (error,) = ended.errors
+    assert isinstance(error, ProxyError) and error.code == "internal_error"
+    code, details, trailers = context.aborted
+    assert code == grpc.StatusCode.INTERNAL and "see its log" in str(details) and "detail" not in str(details)
+    assert trailers == (("x-trace-id", ended.trace.trace_id_hex),)
 
 
 def test_calls_a_reload_cuts_off_on_the_old_server_are_recorded_as_the_drains(

@@ -106,3 +106,54 @@ def test_what_only_the_record_needs_is_done_once_the_request_is_with_grpc(
     assert reply == REPLY and steps == ["sent", "record fields"]
     trailing = dict(call.trailing_metadata())
     assert trailing["x-trace-id"] == trace_id and trailing["x-lineage-checkpoint"] == "held@1"
+
+
+@pytest.mark.interpreted
+def test_a_defect_in_the_proxy_is_answered_internal_and_recorded_as_one(  # type: ignore[no-untyped-def]
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Something in the proxy raises while a unary call is handled (here: making the reply's observer): the client
+    gets INTERNAL saying to look at the proxy's log, not UNKNOWN with the exception's text (grpc's answer to an
+    unexpected exception), and the call's one record says it failed with internal_error, as over HTTP (it
+    read as a call that went well)."""
+    from proxy.flow import Call, Decision, Outcome
+    from proxy.protocols import oip_grpc
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a secret detail of a bug")
+
+    monkeypatch.setattr(oip_grpc.Adapter, "observer", broken)
+
+    class Records:
+        name, durable = "records", True
+
+        def __init__(self) -> None:
+            self.got: list[tuple[Call, Decision, Outcome]] = []
+
+        def start(self) -> None:
+            pass
+
+        def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
+            self.got.append((call, decision, outcome))
+
+        async def flush(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            pass
+
+        def metrics(self) -> list[str]:
+            return []
+
+    upstream = Echoing()
+    with proxied(loop_thread, otlp, make_proxy, CONFIG, upstream) as proxy, grpc.insecure_channel(proxy.grpc) as ch:
+        records = Records()
+        proxy.process.runtime.sinks.swap(records.name, records)
+        with pytest.raises(grpc.RpcError) as failed:
+            ch.unary_unary(SERVICE + "ModelInfer")(_request(), metadata=_traceparent(5)[1], timeout=10)
+    assert failed.value.code() == grpc.StatusCode.INTERNAL, failed.value.details()
+    assert "see its log" in failed.value.details() and "secret" not in failed.value.details()
+    (one,) = records.got
+    call, decision, outcome = one
+    assert decision.action == "allow" and call.input_digest  # decided and read before the failure
+    assert outcome.status == grpc.StatusCode.INTERNAL.value[0] and outcome.error_type == "internal_error"
