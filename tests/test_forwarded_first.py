@@ -27,6 +27,7 @@ from proxy.protocols.openai import Adapter as OpenAI
 from proxy.protocols.openai import ServedModels
 from proxy.record.sinks import FanOut
 from proxy.transport.pool import UpstreamPool
+from tests.record.test_sinks import Sink
 
 CONFIG = """
 listen: {{http: 127.0.0.1:8080}}
@@ -170,15 +171,8 @@ def test_a_failure_in_the_deferred_work_at_finish_still_records_the_call_once(tm
     """The client left while its call waited for a connection, and the deferred work `finish` runs first
     fails (a bug): the call is recorded, once, with why it ended (it raised, and recorded nothing)."""
     pipe = pipeline(tmp_path)
-    ends: list[Any] = []
-
-    class Ends:  # a sink noting why each call it records ended (durable: recorded as the call ends)
-        name, durable = "ends", True
-
-        def on_end(self, call: Call, decision: Any, outcome: Any, labels: frozenset[str]) -> None:
-            ends.append(outcome.error_type)
-
-    pipe.runtime.sinks.swap("ends", Ends())  # type: ignore[arg-type]
+    ends = Sink("ends", durable=True, holds=False)  # recorded as the call ends
+    pipe.runtime.sinks.swap(ends.name, ends)  # type: ignore[arg-type]
     for left in (CLIENT_GONE, None):
         ex, _ = admitted(pipe, deferred=True)
 
@@ -188,7 +182,7 @@ def test_a_failure_in_the_deferred_work_at_finish_still_records_the_call_once(tm
         ex.adapter = type("Broken", (), {"name": "openai", "observer": staticmethod(observer)})()  # type: ignore[assignment]
         ex.finish(left)
         ex.finish()  # the ingress's `finally`: recorded already
-    assert ends == [CLIENT_GONE, "internal_error"]
+    assert [outcome.error_type for _, _, outcome in ends.ended] == [CLIENT_GONE, "internal_error"]
 
 
 def test_the_pool_calls_sent_once_the_request_is_with_the_upstream_before_its_reply() -> None:

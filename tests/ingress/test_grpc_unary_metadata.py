@@ -15,6 +15,7 @@ import pytest
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import proxied
 from tests.ingress.test_grpc import CONFIG, SERVICE, _request, _traceparent
+from tests.record.test_sinks import Sink
 from tests.servers.otlp_receiver import OtlpReceiver
 
 REPLY = b"\x0a\x04held"  # a ModelInferResponse naming its model
@@ -116,7 +117,6 @@ def test_a_defect_in_the_proxy_is_answered_internal_and_recorded_as_one(  # type
     gets INTERNAL saying to look at the proxy's log, not UNKNOWN with the exception's text (grpc's answer to an
     unexpected exception), and the call's one record says it failed with internal_error, as over HTTP (it
     read as a call that went well)."""
-    from proxy.flow import Call, Decision, Outcome
     from proxy.protocols import oip_grpc
 
     def broken(*args: Any) -> Any:
@@ -124,36 +124,15 @@ def test_a_defect_in_the_proxy_is_answered_internal_and_recorded_as_one(  # type
 
     monkeypatch.setattr(oip_grpc.Adapter, "observer", broken)
 
-    class Records:
-        name, durable = "records", True
-
-        def __init__(self) -> None:
-            self.got: list[tuple[Call, Decision, Outcome]] = []
-
-        def start(self) -> None:
-            pass
-
-        def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
-            self.got.append((call, decision, outcome))
-
-        async def flush(self) -> None:
-            pass
-
-        async def stop(self) -> None:
-            pass
-
-        def metrics(self) -> list[str]:
-            return []
-
     upstream = Echoing()
     with proxied(loop_thread, otlp, make_proxy, CONFIG, upstream) as proxy, grpc.insecure_channel(proxy.grpc) as ch:
-        records = Records()
-        proxy.process.runtime.sinks.swap(records.name, records)
+        records = Sink("records", durable=True, holds=False)  # recorded as the call ends
+        proxy.process.runtime.sinks.swap(records.name, records)  # type: ignore[arg-type]
         with pytest.raises(grpc.RpcError) as failed:
             ch.unary_unary(SERVICE + "ModelInfer")(_request(), metadata=_traceparent(5)[1], timeout=10)
     assert failed.value.code() == grpc.StatusCode.INTERNAL, failed.value.details()
     assert "see its log" in failed.value.details() and "secret" not in failed.value.details()
-    (one,) = records.got
+    (one,) = records.ended
     call, decision, outcome = one
     assert decision.action == "allow" and call.input_digest  # decided and read before the failure
     assert outcome.status == grpc.StatusCode.INTERNAL.value[0] and outcome.error_type == "internal_error"

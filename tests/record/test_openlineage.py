@@ -5,6 +5,7 @@ never slows a call, is logged once and counted; the file transport works by conf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -592,25 +593,12 @@ def test_a_stuck_sender_s_shutdown_line_says_what_was_not_sent(
     _, upstream = vllm
     backend = HeldMarquez()
 
-    async def start() -> tuple[web.AppRunner, int]:
-        backend.hold = asyncio.Event()
-        return await start_app(backend.app())
-
-    runner, port = loop_thread.run(start())
-    try:
-        transport = f'{{type: http, url: "http://127.0.0.1:{port}", timeout: 60, retry: {{total: 0}}}}'
-        proxy = make_proxy(config(f"{{snapshot_interval_s: 600, transport: {transport}}}"), UPSTREAM=upstream)
-        recorder = sink(proxy)
+    with _held_receiver(loop_thread, backend, make_proxy, upstream) as (proxy, recorder):
         chat(proxy, **{"x-data-labels": "set-0"})
         assert backend.arrived.wait(10)  # the sender is stuck in set-0's event
         chat(proxy, **{"x-data-labels": "set-0"})
         chat(proxy, **{"x-data-labels": "set-1"})
-
-        async def snapshot() -> None:  # what the snapshot loop does each interval
-            taken = recorder._take_window()
-            assert taken is not None and recorder._put(taken)
-
-        loop_thread.run(snapshot())
+        _snapshot(loop_thread, recorder)
         chat(proxy, **{"x-data-labels": "set-1"})
         for _ in range(3):
             chat(proxy, **{"x-data-labels": "set-2"})
@@ -618,10 +606,6 @@ def test_a_stuck_sender_s_shutdown_line_says_what_was_not_sent(
         assert line.startswith("openlineage: 3 events not sent to http ") and line.endswith(
             "at shutdown, and the counts of 3 flows (7 calls)"
         ), line
-    finally:
-        if backend.hold is not None:
-            loop_thread.loop.call_soon_threadsafe(backend.hold.set)
-        loop_thread.run(runner.cleanup())
     new_flows = [e["inputs"][0]["name"] for e in backend.events if "lineageProxy_count" not in e["run"]["facets"]]
     assert sorted(new_flows) == [f"set-{index},user-interaction" for index in range(3)]  # 3 events
     calls = counts_by_flow(backend.events)
@@ -684,36 +668,19 @@ def test_a_stuck_sender_s_shutdown_line_counts_the_snapshot_it_took_before_sendi
     _, upstream = vllm
     backend = RefusingThenHeldMarquez()
 
-    async def start() -> tuple[web.AppRunner, int]:
-        backend.hold = asyncio.Event()
-        return await start_app(backend.app())
-
-    runner, port = loop_thread.run(start())
-    try:
-        transport = f'{{type: http, url: "http://127.0.0.1:{port}", timeout: 60, retry: {{total: 0}}}}'
-        proxy = make_proxy(config(f"{{snapshot_interval_s: 600, transport: {transport}}}"), UPSTREAM=upstream)
-        recorder = sink(proxy)
+    with _held_receiver(loop_thread, backend, make_proxy, upstream) as (proxy, recorder):
         for _ in range(2):
             chat(proxy, **{"x-data-labels": "set-0"})
         loop_thread.run(recorder.flush())  # set-0's count of 2 refused: kept to send again
         assert backend.refused == 1 and not backend.arrived.is_set()
         for _ in range(3):
             chat(proxy, **{"x-data-labels": "set-1"})
-
-        async def snapshot() -> None:  # what the snapshot loop does each interval
-            taken = recorder._take_window()
-            assert taken is not None and recorder._put(taken)
-
-        loop_thread.run(snapshot())  # set-1's 3 calls: taken off the queue, then set-0's count sent again
+        _snapshot(loop_thread, recorder)  # set-1's 3 calls: taken off the queue, then set-0's count sent again
         assert backend.arrived.wait(10)  # the sender is stuck in set-0's count event
         line = _stopped_stuck(loop_thread, recorder, backend, caplog)
         assert line.startswith("openlineage: 0 events not sent to http ") and line.endswith(
             "at shutdown, and the counts of 2 flows (5 calls)"
         ), line
-    finally:
-        if backend.hold is not None:
-            loop_thread.loop.call_soon_threadsafe(backend.hold.set)
-        loop_thread.run(runner.cleanup())
     new_flows = [e["inputs"][0]["name"] for e in backend.events if "lineageProxy_count" not in e["run"]["facets"]]
     assert sorted(new_flows) == ["set-0,user-interaction", "set-1,user-interaction"]
     assert counts_by_flow(backend.events) == {"set-0,user-interaction": 2, "set-1,user-interaction": 3}
@@ -730,3 +697,33 @@ def _stopped_stuck(loop_thread: Any, recorder: Any, backend: Any, caplog: pytest
     recorder._thread.join(30)
     assert not recorder._thread.is_alive()
     return line
+
+
+@contextlib.contextmanager
+def _held_receiver(loop_thread: LoopThread, backend: Any, make_proxy: Any, upstream: str) -> Iterator[tuple[Any, Any]]:
+    """`backend` (a receiver that can hang: its `hold`) serving a proxy whose snapshots are taken by hand (an
+    interval of 600 s); yields the proxy and its OpenLineage sink, and lets the receiver answer again at the end."""
+
+    async def start() -> tuple[web.AppRunner, int]:
+        backend.hold = asyncio.Event()
+        return await start_app(backend.app())
+
+    runner, port = loop_thread.run(start())
+    try:
+        transport = f'{{type: http, url: "http://127.0.0.1:{port}", timeout: 60, retry: {{total: 0}}}}'
+        proxy = make_proxy(config(f"{{snapshot_interval_s: 600, transport: {transport}}}"), UPSTREAM=upstream)
+        yield proxy, sink(proxy)
+    finally:
+        if backend.hold is not None:
+            loop_thread.loop.call_soon_threadsafe(backend.hold.set)
+        loop_thread.run(runner.cleanup())
+
+
+def _snapshot(loop_thread: LoopThread, recorder: Any) -> None:
+    """What the snapshot loop does each interval: the window's counts taken and queued for the sender."""
+
+    async def snapshot() -> None:
+        taken = recorder._take_window()
+        assert taken is not None and recorder._put(taken)
+
+    loop_thread.run(snapshot())

@@ -14,12 +14,16 @@ from proxy.record.spans import SpanRecorder
 
 
 class Sink:
-    def __init__(self, name: str, *, durable: bool, fails: bool = False) -> None:
+    """A sink that notes the calls it records (`seen`: their models; `ended`: what it was given). A durable one
+    holds each reply on its `future` (never done) unless `holds` is False."""
+
+    def __init__(self, name: str, *, durable: bool, fails: bool = False, holds: bool = True) -> None:
         self.name = name
         self.durable = durable
         self.fails = fails
         self.seen: list[str] = []
-        self.future: Durable | None = concurrent.futures.Future() if durable else None
+        self.ended: list[tuple[Call, Decision, Outcome]] = []
+        self.future: Durable | None = concurrent.futures.Future() if durable and holds else None
 
     def start(self) -> None:
         pass
@@ -28,6 +32,7 @@ class Sink:
         if self.fails:
             raise RuntimeError("broken sink")
         self.seen.append(call.model)
+        self.ended.append((call, decision, outcome))
         return self.future
 
     async def flush(self) -> None:
