@@ -42,7 +42,6 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._deadline = 0.0  # loop time at which the wait in progress fails
         self._timer: asyncio.TimerHandle | None = None  # due at or before `_deadline`; kept across waits
-        self._timer_due = 0.0
 
     # -- asyncio.Protocol
 
@@ -99,11 +98,10 @@ class Connection(asyncio.Protocol):
         self._waiter = waiter
         self._deadline = deadline = loop.time() + timeout
         timer = self._timer
-        if timer is None or deadline < self._timer_due:  # none due by then (a shorter timeout than the last)
+        if timer is None or deadline < timer.when():  # none due by then (a shorter timeout than the last)
             if timer is not None:
                 timer.cancel()
             self._timer = loop.call_at(deadline, self._expire)
-            self._timer_due = deadline
         try:
             await waiter
         finally:
@@ -119,7 +117,6 @@ class Connection(asyncio.Protocol):
         loop = self.loop
         if loop.time() < self._deadline:
             self._timer = loop.call_at(self._deadline, self._expire)
-            self._timer_due = self._deadline
         else:
             waiter.set_exception(TimeoutError())
 
