@@ -183,7 +183,10 @@ class OpenLineageRecorder:
         # sender thread only: count events the backend did not take, sent again as they were, with their flows and
         # counts; counts not sent yet (while those fail), merged per flow, from `_held_since` on; the counts being
         # sent now (taken from `_held`, each gone once sent or kept to retry); whether a new flow's event is being
-        # sent. The stop reads them, with the queue, to say what a stuck sender did not send (`_unsent`).
+        # sent. The stop reads them, with the queue, to say what a stuck sender did not send (`_left`): the sender
+        # moves an item off the queue, or from one of them to another, only under `_lock`, which the stop holds
+        # while it reads, so it sees each item in one place (never an emit under it: the stop would wait for that).
+        self._lock = threading.Lock()
         self._retry: list[tuple[EdgeKey, RunEvent, int]] = []
         self._held: dict[EdgeKey, tuple[int, _Facts]] = {}
         self._held_since = 0.0
@@ -277,11 +280,7 @@ class OpenLineageRecorder:
             pass  # the sender is stuck on a dead backend: said below
         await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
         if self._thread.is_alive():  # the sender is stuck on a backend that does not answer
-            with self._queue.mutex:
-                queued: list[_Item] = list(self._queue.queue)
-            if snapshot is not None:  # the last window's counts, which the full queue refused
-                queued.append(snapshot)
-            events, flows, calls = self._unsent(queued)
+            events, flows, calls = self._left(snapshot)
             log.warning("openlineage: %d events not sent to %s at shutdown, and the counts of %d flows (%d calls)",
                         events, self._target, flows, calls)  # fmt: skip
 
@@ -314,7 +313,7 @@ class OpenLineageRecorder:
                           _error(exc))  # fmt: skip
         while True:
             try:  # with counts to send again: after an interval without a snapshot too
-                item = self._queue.get(timeout=self._settings.snapshot_interval_s if self._owed() else None)
+                item = self._take(self._settings.snapshot_interval_s if self._owed() else None, transport is not None)
             except queue.Empty:
                 if transport is not None:
                     self._send_snapshot(transport, None)
@@ -326,12 +325,12 @@ class OpenLineageRecorder:
             elif transport is None:
                 events = len(item.flows) if isinstance(item, _Snapshot) else 1  # events, as _emit counts
                 self.counts.add("failed", events)
-            elif isinstance(item, _NewFlow):
-                self._sending_new = True
+            elif isinstance(item, _NewFlow):  # marked as being sent by `_take`
                 self._emit(transport, self._event(item.key, item.facts, item.at))
-                self._sending_new = False
-            else:
-                self._send_snapshot(transport, item)
+                with self._lock:
+                    self._sending_new = False
+            else:  # held by `_take`
+                self._send_snapshot(transport, item.end)
         if transport is not None:
             if self._owed():  # a last try, within stop's wait; the first failure ends it
                 self._send_snapshot(transport, None, last=True)
@@ -344,18 +343,45 @@ class OpenLineageRecorder:
             log.warning("openlineage: the counts of %d flows (%d calls) could not be sent to %s before shutdown",
                         flows, calls, self._target)  # fmt: skip
 
+    def _take(self, timeout: float | None, sending: bool) -> _Item:
+        """The next item, waited for without `_lock` and taken off the queue under it, together with what
+        taking it means when `sending` (a transport to send with): a snapshot's counts held, a new flow's event
+        marked as being sent. Raises queue.Empty when `timeout` passes first."""
+        with self._queue.not_empty:
+            self._queue.not_empty.wait_for(self._queued, timeout)
+        with self._lock:
+            item = self._queue.get_nowait()  # the one waited for: only this thread takes items
+            if sending and isinstance(item, _Snapshot):
+                self._hold(item.flows, item.start)
+            elif sending and isinstance(item, _NewFlow):
+                self._sending_new = True
+        return item
+
+    def _queued(self) -> bool:
+        return bool(self._queue.queue)  # under the queue's mutex (`_take`)
+
     def _owed(self) -> bool:
         return bool(self._retry or self._held)
 
+    def _left(self, refused: _Snapshot | None) -> tuple[int, int, int]:
+        """`_unsent` with the queue, from another thread (the stop's, for its line while the sender is stuck
+        or slow): read under `_lock`, so nothing the sender moves meanwhile is counted twice or left out.
+        `refused`: the last window's counts, which the full queue did not take."""
+        with self._lock, self._queue.mutex:
+            queued: list[_Item] = list(self._queue.queue)
+            if refused is not None:
+                queued.append(refused)
+            return self._unsent(queued)
+
     def _unsent(self, queued: Iterable[_Item]) -> tuple[int, int, int]:
         """What is not sent, `queued` items too: new flows' events (the one being sent included), and the
-        flows (each once, whatever the windows) and calls whose counts are not. Read from another thread only
-        for a log line, while the sender is stuck in an emit."""
+        flows (each once, whatever the windows) and calls whose counts are not. From another thread, only
+        under `_lock` (`_left`)."""
         events = 1 if self._sending_new else 0
         calls: dict[EdgeKey, int] = {}
-        pending = [(key, count) for key, _, count in list(self._retry)]
-        pending += [(key, count) for key, (count, _) in list(self._held.items())]
-        pending += [(key, count) for key, (count, _) in list(self._sending.items())]
+        pending = [(key, count) for key, _, count in self._retry]
+        pending += [(key, count) for key, (count, _) in self._held.items()]
+        pending += [(key, count) for key, (count, _) in self._sending.items()]
         for item in queued:
             if isinstance(item, _NewFlow):
                 events += 1
@@ -365,27 +391,31 @@ class OpenLineageRecorder:
             calls[key] = calls.get(key, 0) + count
         return events, len(calls), sum(calls.values())
 
-    def _send_snapshot(self, transport: Transport, snapshot: _Snapshot | None, *, last: bool = False) -> None:
-        """What failed before, as it was; then `snapshot`'s counts (None: none new), with those held
-        meanwhile. While the first fails, the new counts are held: never a second event for them. They are
-        held before the first is tried again: a stop that gives up on an emit that hangs counts them (`_unsent`)."""
-        if snapshot is not None:
-            self._hold(snapshot.flows, snapshot.start)
+    def _send_snapshot(self, transport: Transport, end: float | None, *, last: bool = False) -> None:
+        """What failed before, as it was; then the counts held (a snapshot's, taken by `_take`, which ends
+        at `end`; None: none new, the window ends now). While the first fails, the new counts are held: never
+        a second event for them. They are held before the first is tried again: a stop that gives up on an
+        emit that hangs counts them (`_unsent`)."""
         while self._retry:
             if not self._emit(transport, self._retry[0][1]):
                 return
-            self._retry.pop(0)
+            with self._lock:
+                self._retry.pop(0)
         if not self._held:
             return
-        end = snapshot.end if snapshot is not None else time.time()
-        window, self._sending, self._held = (self._held_since, end), self._held, {}
+        if end is None:
+            end = time.time()
+        window = (self._held_since, end)
+        with self._lock:
+            self._sending, self._held = self._held, {}
         for key, (count, facts) in list(self._sending.items()):
             event = self._event(key, facts, end, window=window, count=count)
             # shutting down on a backend that refuses: no longer than one failure
             sent = not (last and self._retry) and self._emit(transport, event)
-            del self._sending[key]
-            if not sent:
-                self._retry.append((key, event, count))
+            with self._lock:
+                del self._sending[key]
+                if not sent:
+                    self._retry.append((key, event, count))
 
     def _hold(self, flows: Iterable[tuple[EdgeKey, int, _Facts]], start: float) -> None:
         if not self._held:
