@@ -167,6 +167,16 @@ class UpstreamTimeout(ProxyError):
     error_type = "server_error"
 
 
+class DeadlinePassed(ProxyError):
+    """gRPC: the client's own deadline passed while its upstream's call, given what was left of it, was under way
+    (recorded as when grpc cancels the call at that deadline: `deadline_exceeded`)."""
+
+    code = "deadline_exceeded"
+    status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
+    error_type = "server_error"
+
+
 class UpstreamStatus(ProxyError):
     """An upstream answered a gRPC call with an error status: what the gRPC transport raises, mapped
     to the contract's errors by the Exchange (UNAVAILABLE, DEADLINE_EXCEEDED) or passed on as is."""

@@ -26,7 +26,7 @@ import grpc
 import grpc.aio
 
 from proxy.config import Address, Tls, Upstream
-from proxy.errors import ProxyError, UpstreamUnavailable
+from proxy.errors import DeadlinePassed, ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
@@ -407,8 +407,7 @@ class GrpcIngress:
         if generation in self._cutting:
             self._cut += 1
             return grpc.StatusCode.UNAVAILABLE.value[0], DRAIN_CUT
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= DEADLINE_SLACK_S:
+        if _deadline_passed(context):
             return grpc.StatusCode.DEADLINE_EXCEEDED.value[0], DEADLINE_PASSED
         return grpc.StatusCode.CANCELLED.value[0], CLIENT_GONE
 
@@ -445,8 +444,7 @@ class GrpcIngress:
                 initial = await rpc.initial_metadata()
                 trailing = await rpc.trailing_metadata()
             except grpc.aio.AioRpcError as exc:
-                ex.outcome.status = exc.code().value[0]
-                raise ex.upstream_failed(upstream_status(exc)) from None
+                raise _upstream_error(ex, exc, context) from None
             ex.head(0, header)
             ex.whole(reply)
             await ex.end()
@@ -478,16 +476,19 @@ class GrpcIngress:
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
-            upstream = self._admit(ex, first, header, context)
+            upstream = self._admit(ex, first, header, context, deferred=True)
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
             ended: list[ProxyError] = []  # why the proxy ended the stream, if it did
+            # the writer runs `ex.forwarded()` once the first message is with grpc's core
             writer = asyncio.get_running_loop().create_task(self._pump(rpc, context, first, ex, header, ended))
             sent_metadata = complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
             try:
                 message = await rpc.read()
+                if message is not _EOF:
+                    ex.forwarded()  # a reply before the first message was sent (a no-op once the writer ran it)
                 while message is not _EOF:
                     ex.stream_message(message)
                     lineage = None
@@ -512,8 +513,7 @@ class GrpcIngress:
             if ended and (relayed is None or isinstance(relayed, (asyncio.CancelledError, grpc.aio.AioRpcError))):
                 raise ended[0]
             if isinstance(relayed, grpc.aio.AioRpcError):
-                ex.outcome.status = relayed.code().value[0]
-                raise ex.upstream_failed(upstream_status(relayed)) from None
+                raise _upstream_error(ex, relayed, context) from None
             if relayed is not None:
                 raise relayed
             await ex.end()
@@ -531,10 +531,20 @@ class GrpcIngress:
         ended: list[ProxyError],
     ) -> None:
         """The client's messages to the upstream's call, each written before the next is read, then the end of
-        them. An inference stream's (`ex`) are each decided again first (`Exchange.readmit`): a denial, or a
-        malformed message, ends the stream (`ended`) and cancels the upstream's call."""
-        if first is not None and not await _write(rpc, first):
-            return
+        them. An inference stream's (`ex`, admitted deferred) runs `ex.forwarded()` once its first message is with
+        grpc's core, while the upstream computes (if that fails, the proxy's fault, the upstream's call is
+        cancelled and the failure raised, as `_forwarded`); its later messages are each decided again first
+        (`Exchange.readmit`): a denial, or a malformed message, ends the stream (`ended`) and cancels the
+        upstream's call."""
+        if first is not None:
+            if not await _write(rpc, first):
+                return
+            if ex is not None:
+                try:
+                    ex.forwarded()
+                except BaseException:
+                    rpc.cancel()
+                    raise
         message = await context.read()
         while message is not _EOF:
             if ex is not None and header is not None:
@@ -572,8 +582,7 @@ class GrpcIngress:
                 initial = await rpc.initial_metadata()
                 trailing = await rpc.trailing_metadata()
             except grpc.aio.AioRpcError as exc:
-                ex.outcome.status = exc.code().value[0]
-                raise ex.upstream_failed(upstream_status(exc)) from None
+                raise _upstream_error(ex, exc, context) from None
             ex.outcome.status = 0
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
@@ -591,7 +600,7 @@ class GrpcIngress:
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
-            upstream = ex.admit(b"", header, self._peer(context))
+            upstream = ex.admit(b"", header, self._peer(context), deferred=True)
             decision = ex.decision
             if upstream.grpc is None and decision is not None and not decision.zones:
                 # the '*' route serves HTTP (vLLM) beside a gRPC upstream on named routes (Triton): no zone
@@ -607,6 +616,7 @@ class GrpcIngress:
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
+            await _forwarded(rpc, ex)  # its request is its metadata, sent by the call's first step
             writer = asyncio.get_running_loop().create_task(self._pump(rpc, context, None, None, None, []))
             complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
@@ -634,8 +644,7 @@ class GrpcIngress:
                 relayed = exc
             await _stop(rpc, writer, complete)
             if isinstance(relayed, grpc.aio.AioRpcError):
-                ex.outcome.status = relayed.code().value[0]
-                raise upstream_status(relayed) from None  # the upstream's own answer, passed on
+                raise _upstream_error(ex, relayed, context, passed_on=True) from None
             if relayed is not None:
                 raise relayed
             context.set_trailing_metadata((*_pass(await rpc.trailing_metadata()), *ex.lineage_headers()))
@@ -645,12 +654,37 @@ class GrpcIngress:
         await ends.close(failure)
 
 
+def _deadline_passed(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
+    """Whether the client's own deadline (`grpc-timeout`) has passed, give or take `DEADLINE_SLACK_S`."""
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= DEADLINE_SLACK_S
+
+
+def _upstream_error(
+    ex: Exchange, exc: grpc.aio.AioRpcError, context: grpc.aio.ServicerContext[Any, Any], *, passed_on: bool = False
+) -> BaseException:
+    """What ends a call whose upstream call ended with `exc`: the contract's error (`Exchange.upstream_failed`), or
+    the upstream's status as it is (`passed_on`: a passthrough's). The upstream's call is given what is left of the
+    client's deadline, so both end at about the same moment: an upstream's DEADLINE_EXCEEDED once the client's
+    deadline has passed is the client's deadline (`deadline_exceeded`, as when grpc cancels the handler first), not
+    the upstream's `upstream_timeout` (its `timeout_s` did not run out). Which comes first is a race of grpc's
+    timers, decided by the load."""
+    code = exc.code()
+    ex.outcome.status = code.value[0]
+    status = upstream_status(exc)
+    failed = status if passed_on else ex.upstream_failed(status)
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED and _deadline_passed(context):
+        return DeadlinePassed("the call's deadline passed before its upstream answered")
+    return failed
+
+
 async def _forwarded(rpc: Any, ex: Exchange) -> None:
-    """`ex.forwarded()` (`admit(deferred=True)`) once a unary call's request is on its way, so that what only the
-    record and the reply need is done while the upstream computes. grpc.aio sends the request from a task of its
-    own, whose first step is queued when the call is made: the handler's next step, queued after it, runs once the
-    request is with grpc's core. If the handler is cancelled meanwhile (its client left), or `forwarded` fails (the
-    proxy's fault, raised as it is), the upstream's call is cancelled, as grpc.aio cancels one whose awaiting is."""
+    """`ex.forwarded()` (`admit(deferred=True)`) once a unary call's request (a passthrough's: its metadata) is on
+    its way, so that what only the record and the reply need is done while the upstream computes. grpc.aio sends
+    it from a task of its own, whose first step is queued when the call is made: the handler's next step, queued
+    after it, runs once the request is with grpc's core. If the handler is cancelled meanwhile (its client left), or
+    `forwarded` fails (the proxy's fault, raised as it is), the upstream's call is cancelled, as grpc.aio cancels
+    one whose awaiting is."""
     try:
         await asyncio.sleep(0)
         ex.forwarded()
