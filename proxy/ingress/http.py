@@ -63,10 +63,21 @@ Admin = Callable[[str], tuple[int, bytes, bytes] | None]
 
 
 def _tokens(value: str | None) -> frozenset[bytes]:
-    """The field names a Connection header lists (they are hop-by-hop too), lower-case."""
+    """The field names a Connection header lists (they are hop-by-hop too), lower-case. Kept by value: a
+    peer sends the same one or two (`keep-alive`, `close`) on every message."""
     if not value:
-        return frozenset()
-    return frozenset(t.strip().lower().encode("latin-1", "replace") for t in value.split(","))
+        return _NO_TOKENS
+    tokens = _TOKENS.get(value)
+    if tokens is None:
+        tokens = frozenset(t.strip().lower().encode("latin-1", "replace") for t in value.split(","))
+        if len(_TOKENS) >= 64:  # bounded: a peer sending ever new values makes no table grow
+            _TOKENS.clear()
+        _TOKENS[value] = tokens
+    return tokens
+
+
+_NO_TOKENS: frozenset[bytes] = frozenset()
+_TOKENS: dict[str, frozenset[bytes]] = {}
 
 
 # what is never forwarded to the upstream: by (strips the caller's Authorization, and its x-api-key too (where the
@@ -112,7 +123,11 @@ def reply_fields(
     (`x-lineage-*` and `OWNED`), then the lineage headers. A `Location` on the upstream itself (`base`: its
     URL) is made a path, so a client that follows a redirect comes back through the proxy, not around it
     to an address it should not know (`location`: False when the reply has none)."""
-    skip = _NOT_RETURNED | _tokens(",".join(connection)) if connection else _NOT_RETURNED
+    skip = _NOT_RETURNED
+    if connection:
+        listed = _tokens(connection[0] if len(connection) == 1 else ",".join(connection))
+        if not listed <= skip:  # `keep-alive` and `close` are hop-by-hop already
+            skip = skip | listed
     if not (location and base):
         kept = [name + b": " + value + b"\r\n" for name, value in raw
                 if (lower := name.lower()) not in skip and not lower.startswith(b"x-lineage-")]  # fmt: skip
@@ -373,8 +388,7 @@ class HttpIngress:
         fields = reply_fields(resp.raw_headers, ex.lineage_headers(), upstream.url if upstream is not None else None,
                               headers.getall("Connection", ()), "Location" in headers)  # fmt: skip
         date = b"" if "Date" in headers else date_header()
-        reason = resp.reason.encode("latin-1", "replace")
-        return b"".join((status_line(resp.status, reason), date, fields, framing, b"\r\n")), chunked
+        return b"".join((_status_line(resp.status, resp.reason), date, fields, framing, b"\r\n")), chunked
 
     async def _streamed_reply(
         self, request: Request, conn: HttpConnection, ex: Exchange, resp: UpstreamResponse
@@ -468,6 +482,22 @@ def _decoded(body: bytes, coding: str, limit: int) -> bytes:
 def _zlib_header(data: bytes) -> bool:
     """Whether `data` starts with a zlib header (RFC 1950: deflate, any window size, a valid check)."""
     return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def _status_line(status: int, reason: str) -> bytes:
+    """An upstream's status line as the client gets it, kept by status and reason: an upstream says the same
+    few on every reply."""
+    key = (status, reason)
+    line = _STATUS_LINES.get(key)
+    if line is None:
+        line = status_line(status, reason.encode("latin-1", "replace"))
+        if len(_STATUS_LINES) >= 64:  # bounded: an upstream sending ever new reasons makes no table grow
+            _STATUS_LINES.clear()
+        _STATUS_LINES[key] = line
+    return line
+
+
+_STATUS_LINES: dict[tuple[int, str], bytes] = {}
 
 
 def _frame(data: bytes, chunked: bool) -> bytes:

@@ -117,6 +117,7 @@ class HttpConnection(asyncio.Protocol):
         self._head_fed = 0  # bytes fed while one request head stayed open (llhttp buffers a header line itself)
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
+        self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # set when the socket is
         self._reading = True
 
@@ -142,7 +143,11 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._broken:
             return
-        open_head = self.parsing if self.parsing is not None and not self.parsing.method else None
+        parsing = self.parsing
+        open_head = parsing if parsing is not None and not parsing.method else None
+        if parsing is None:  # a request starts this read: its line says its version (`on_headers_complete`)
+            end = data.find(b"\r\n")
+            self._line_11 = end > 0 and data.endswith(b" HTTP/1.1", 0, end)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -290,7 +295,11 @@ class HttpConnection(asyncio.Protocol):
             raise self._refusing(over)
         parser = self.parser
         request.method = parser.get_method().decode("latin-1")
-        request.version = parser.get_http_version()
+        if self._line_11:  # llhttp has checked the line; its `get_http_version` formats a new string each call
+            self._line_11 = False
+            request.version = "1.1"
+        else:
+            request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
         # names are tokens (llhttp has checked their characters): latin-1 is exact
         raw = request.headers

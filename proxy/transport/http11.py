@@ -93,6 +93,7 @@ class ReplyParser:
             self._llhttp = None
         self._head_only = method == "HEAD"
         self._head_start = b""  # the start of the head being read (60 bytes or more), to quote its status line
+        self._from_start = True  # `_head_start` begins with the reply's first byte (not so after an interim reply)
         self._tail = b""  # HEAD: the last bytes given to llhttp, for a head's end split across packets
         # the head's fields as received (values less trailing whitespace); `head` has them decoded
         self.raw_fields: list[tuple[bytes, bytes]] = []
@@ -201,7 +202,10 @@ class ReplyParser:
         llhttp = self._llhttp
         assert llhttp is not None  # it is calling
         self._idle = 0
-        version = llhttp.get_http_version()
+        # the version from the status line llhttp has checked, when it is at hand: `get_http_version` formats a
+        # new string for each reply
+        start = self._head_start
+        version = "1.1" if self._from_start and start.startswith(b"HTTP/1.1 ") else llhttp.get_http_version()
         if version != "1.1" and version != "1.0":
             raise self._refusing(UpstreamProtocolError(f"{_STATUS_LINE} {self._status_line()!r} (HTTP/{version})"))
         status = llhttp.get_status_code()
@@ -215,6 +219,7 @@ class ReplyParser:
             self.raw_fields = []  # interim reply (100 Continue, 103 Early Hints): the real one follows
             self._reason = b""
             self._head_start = b""
+            self._from_start = False
             return
         fields = self.raw_fields
         headers = CIMultiDict([(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in fields])
