@@ -166,7 +166,9 @@ class ConnectionPool:
         `aside`: on a new connection outside `max_connections`, closed after its reply (`get` only).
         `sent`: called once the request is handed to the connection's transport, before the wait for the
         reply (work that need not delay the request runs there, while the upstream computes); what it
-        raises fails the request."""
+        raises fails the request. Called once, after the send that went out: a send that may yet be retried
+        (an idempotent request on a reused connection, which the upstream may have closed) calls it once
+        the reply's first byte is in, or leaves it to the retry's send."""
         head = self._head(method, target, headers, body)
         for attempt in (0, 1):
             if aside:
@@ -175,13 +177,17 @@ class ConnectionPool:
                 conn = await self._acquire()
             try:
                 conn.send(method, head, body)
-                if sent is not None:
+                later = sent if attempt == 0 and conn.reused and method in IDEMPOTENT else None
+                if sent is not None and later is None:
                     sent()
                 parser = conn.parser
                 while parser.head is None:
                     if conn.lost is not None:
                         raise _broken(conn.lost)
                     await conn.wait(self.upstream.timeout_s)
+                    if later is not None and conn.received:  # the upstream has the request: it is not retried
+                        later()
+                        later = None
             except BaseException as exc:
                 if aside:  # new, so never stale
                     _close_aside(conn)
