@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+import orjson
+
 from proxy.errors import StartupError
 from proxy.logs import escaped
 from proxy.record import integrity
@@ -185,11 +187,13 @@ def require_directory(path: str, what: str) -> None:
 
 WRITER_CACHE_KIB = 256
 # how long a write waits for the store's write lock while another connection holds it: the workers' writes hold
-# it for about a millisecond, a sibling worker's retention purge for as long as it reads and rewrites the table
-# (~1 s for 100,000 edges here, more under load); an open `sqlite3` shell's transaction, or a VACUUM, for as long
-# as they last. A new flow's reply waits for its write, so no longer than this: then its count waits in memory
-# (edges.py), and `require_record` zones fail closed until a write gets through, so a sibling's purge must fit
-# (0.5 s did not: 100k edges, `--workers 2`, hundreds of 503s at every purge)
+# it for about a millisecond, a sibling worker's retention purge for as long as it deletes what expired and writes
+# its snapshot entry (~0.13 s for 100,000 edges here, 0.5 s when a write made during its read touched an expired
+# edge and the snapshot is made again under the lock; its replay of the chain and comparison with the table, which
+# took seconds under the lock, are done before, in a read transaction: `SqliteStore.purge`); an open `sqlite3`
+# shell's transaction, or a VACUUM, for as long as they last. A new flow's reply waits for its write, so no longer
+# than this: then its count waits in memory (edges.py), and `require_record` zones fail closed until a write gets
+# through, so a sibling's purge must fit (0.5 s did not: 100k edges, `--workers 2`, hundreds of 503s at every purge)
 BUSY_TIMEOUT_S = 3.0
 # how long opening a store waits for that lock: workers starting together make or re-key it one at a time
 OPEN_TIMEOUT_S = 10.0
@@ -217,8 +221,12 @@ def wal(db: sqlite3.Connection, wait_s: float = 10.0) -> None:
 TAMPERED_START = ("lineage store %s: its chain is empty or missing, though the store holds edges or was purged "
                   "before: the chain was removed. Its edges are not signed over (a keyed proxy stops here); "
                   "`lineage-proxy verify --integrity` names the gap")  # fmt: skip
-UNVERIFIED_PURGE = ("lineage store %s: retention purge skipped: the record does not verify (%s). A purge signs "
-                    "what the table holds, so it waits until the record is looked into")  # fmt: skip
+UNVERIFIED_PURGE = ("lineage store %s: retention purge skipped: the record does not verify (%s). A purge cuts "
+                    "the chain down to a snapshot of what it replays, which would sign over the break, so it waits "
+                    "until the record is looked into")  # fmt: skip
+CUT_MEANWHILE = ("lineage store %s: retention purge left to the next one: the chain's oldest entries went after "
+                 "it read them (another worker's purge, whose cutoff was earlier; the next purge reads the chain "
+                 "again)")  # fmt: skip
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -239,6 +247,46 @@ def foreign_tables(db: sqlite3.Connection, ours: frozenset[str]) -> str:
         return ""
     shown = ", ".join(escaped(name) for name in tables[:5])
     return shown + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+
+
+_EXPIRED = "SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPurge:
+    """A purge's long part, done in a read transaction (`SqliteStore.prepare_purge`): the chain replayed
+    and compared with the table (`replay.problem` when they disagree), the edges expired by `cutoff` as
+    stored rows (sorted), and the text of the snapshot entry that signs the rest."""
+
+    replay: integrity.Replay
+    cutoff: float
+    expired: list[tuple[Any, ...]]
+    snapshot: str
+
+    def holds(self, replay: integrity.Replay, since: list[list[Any]]) -> bool:
+        """Whether the snapshot and the expired rows still hold once `since` (the changes appended after
+        the read, replayed into `replay`) are applied after the snapshot: none of them touched an edge
+        that expired, nor left one expired."""
+        if not since:
+            return True
+        gone = {(*row[:6], row[9]) for row in self.expired}
+        for change in since:
+            edge = (*change[:6], change[9] or "")
+            if edge in gone or replay.state[edge][1] < self.cutoff:
+                return False
+        return True
+
+
+def _changes(entries: Iterable[integrity.Entry]) -> list[list[Any]] | None:
+    """The edge changes of `entries` (walked and replayed already: well formed), in order; None unless all
+    are upserts keyed by rule without a write token (what this release's SQLite writers append)."""
+    changes: list[list[Any]] = []
+    for entry in entries:
+        record = orjson.loads(entry.body)
+        if record["kind"] != integrity.EDGES or record.get("version") != integrity.VERSION or "token" in record:
+            return None
+        changes.extend(record["rows"])
+    return changes
 
 
 class SqliteStore:
@@ -406,58 +454,109 @@ class SqliteStore:
             return
         self._snapshot()
 
-    def prepare_purge(self, retention_days: float, now: float | None = None) -> integrity.Replay | None:
+    def prepare_purge(self, retention_days: float, now: float | None = None) -> PreparedPurge | None:
         """The long part of a purge, on a connection of its own (so off the writer thread when the caller
-        runs it elsewhere): the chain replayed in one read transaction. None when nothing has expired."""
+        runs it elsewhere), in one read transaction: the chain replayed and compared with the table, and
+        the snapshot it signs written out. None when nothing has expired."""
         cutoff = (time.time() if now is None else now) - retention_days * 86400
         reader = sqlite3.connect(f"file:{Path(self.path).resolve()}?mode=ro", uri=True, timeout=10,
                                  check_same_thread=False, isolation_level=None)  # fmt: skip
         try:
-            if reader.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
+            if reader.execute(_EXPIRED, (cutoff,)).fetchone() is None:
                 return None
             reader.execute("BEGIN")
             try:
-                return self._replay(None, db=reader)
+                return self._prepare(cutoff, reader)
             finally:
                 reader.execute("COMMIT")
         finally:
             reader.close()
 
-    def purge(self, retention_days: float, now: float | None = None, replay: integrity.Replay | None = None) -> int:
+    def _prepare(self, cutoff: float, db: sqlite3.Connection) -> PreparedPurge:
+        """`PreparedPurge` from what `db` reads (in one read transaction)."""
+        replay = self._verified(db)
+        expired = sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values in replay.state.items()
+                         if values[1] < cutoff)  # fmt: skip
+        snapshot = integrity.body(integrity.SNAPSHOT, replay.kept(cutoff)) if replay.problem is None else ""
+        return PreparedPurge(replay, cutoff, expired, snapshot)
+
+    def _verified(self, db: sqlite3.Connection) -> integrity.Replay:
+        """The chain replayed from its anchor and compared with the table, both read on `db` in the caller's
+        transaction; one that does not verify carries its `problem`."""
+        replay = self._replay(None, db=db)
+        replay.finish(db.execute(f"SELECT {_COLUMNS}, reason FROM edges"))
+        return replay
+
+    def purge(self, retention_days: float, now: float | None = None, prepared: PreparedPurge | None = None) -> int:
         """Delete edges not seen for `retention_days`; the chain is cut down to a snapshot of what
         remains (its `prev` kept as the anchor), so it proves the same and stays small. Only a record
-        that verifies is cut down (a snapshot signs what the table holds): otherwise nothing is purged,
-        and the error says why. The chain is replayed in a read transaction first (`replay`: already,
-        by `prepare_purge`), and under the write lock only what was appended since, so other writers
-        wait for that, not for the whole chain."""
-        cutoff = (time.time() if now is None else now) - retention_days * 86400
-        if self._db.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
+        that verifies when the purge reads it is cut down: otherwise nothing is purged, and the error
+        says why. The snapshot signs what the chain holds, never the table: a kept row edited after that
+        read stays as it is, for `verify` and the next purge to name.
+
+        What takes time is done first, in a read transaction (`prepared`: already, by `prepare_purge`,
+        whose cutoff then counts): the chain replayed and compared with the table, the snapshot written
+        out. Under the write lock, which other writers wait for (`BUSY_TIMEOUT_S`, then `require_record`
+        zones fail closed), only the entries appended since are replayed; the delete is checked to remove
+        exactly the expired edges the chain holds, as it holds them; the snapshot is appended, then those
+        entries' changes again, as one entry (the snapshot replaces the state: they would be lost). When
+        they touch an edge that expired, the snapshot is made again under the lock from the replay (a
+        sort and the snapshot's text: 0.5 s for 100,000 edges). An edit of an expiring row between the
+        read and the lock skips the purge. A chain cut meanwhile (a sibling's purge, whose cutoff was
+        earlier) leaves the purge to the next one: replaying it again under the lock would read the
+        whole chain and table there."""
+        if prepared is not None:
+            cutoff = prepared.cutoff
+        else:
+            cutoff = (time.time() if now is None else now) - retention_days * 86400
+        if self._db.execute(_EXPIRED, (cutoff,)).fetchone() is None:
             return 0
-        if replay is None:
+        if prepared is None:
             with self._reading():
-                replay = self._replay(None)
+                prepared = self._prepare(cutoff, self._db)
+        replay = prepared.replay
+        if replay.problem is not None:
+            log.error(UNVERIFIED_PURGE, self.path, replay.problem)
+            return 0
         with self._db:
             self._begin_write()
-            if self._db.execute("SELECT 1 FROM edges WHERE last_seen < ? LIMIT 1", (cutoff,)).fetchone() is None:
+            if self._db.execute(_EXPIRED, (cutoff,)).fetchone() is None:
                 return 0
-            first = self._db.execute("SELECT min(seq) FROM chain").fetchone()[0]
-            replay = self._replay(replay if first == replay.first_seq else None)  # cut meanwhile: again, short now
-            report = replay.finish(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges"))
-            if not report.intact:
-                log.error(UNVERIFIED_PURGE, self.path, report.problem)
+            if self._db.execute("SELECT min(seq) FROM chain").fetchone()[0] != replay.first_seq:
+                log.info(CUT_MEANWHILE, self.path)
                 return 0
+            query = "SELECT seq, at, body, prev, hash FROM chain WHERE seq > ? ORDER BY seq"
+            tail = [integrity.Entry(*row) for row in self._db.execute(query, (replay.seq,))]
+            replay.feed(tail)
+            problem = replay.problem
+            if problem is None and self._key is not None and not replay.head.startswith("hmac-"):
+                problem = ("a key was given but the newest entry is not signed with one (the chain was rebuilt "
+                           "without the key, or never keyed)")  # fmt: skip
+            if problem is not None:
+                log.error(UNVERIFIED_PURGE, self.path, problem)
+                return 0
+            since = _changes(tail)
             odd = self._oddities()
             if odd:
                 log.error(UNVERIFIED_PURGE, self.path, f"the lineage tables have {odd}")
                 return 0
-            keep = replay.kept(cutoff)
+            snapshot: str | None = prepared.snapshot
+            expired = prepared.expired
+            if since is None or not prepared.holds(replay, since):
+                snapshot, since = None, []
+                expired = sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values
+                                 in replay.state.items() if values[1] < cutoff)  # fmt: skip
+            found = sorted(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges WHERE last_seen < ?", (cutoff,)))
             deleted = self._db.execute("DELETE FROM edges WHERE last_seen < ?", (cutoff,)).rowcount
-            after = sorted(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges").fetchall())
-            if after != keep:  # the delete did more than delete: nothing is signed, nothing purged
+            if found != expired or deleted != len(expired):  # the delete did more than delete: nothing purged
                 self._db.rollback()
                 log.error(UNVERIFIED_PURGE, self.path, "the table changed under the purge's delete")
                 return 0
-            seq, prev = self._append(integrity.body(integrity.SNAPSHOT, keep))
+            if snapshot is None:
+                snapshot = integrity.body(integrity.SNAPSHOT, replay.kept(cutoff))
+            seq, prev = self._append(snapshot)
+            if since:
+                self._append(integrity.body(integrity.EDGES, since))
             self._db.execute("DELETE FROM chain WHERE seq < ?", (seq,))
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', ?)", (prev,))
         return deleted
