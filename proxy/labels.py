@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from proxy.errors import InvalidRequest
 
 MAX_LABELS = 64
-_LABEL = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")
+_LABEL_MAX = 128
+_LABEL = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")  # at most _LABEL_MAX characters
 # characters that render as nothing: a label or purpose spelt with one is the same word to a reader
 INVISIBLE = dict.fromkeys(
     map(ord, "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
@@ -37,6 +38,21 @@ def is_label(text: str) -> bool:
     return _LABEL.fullmatch(text) is not None
 
 
+def given_label(given: str) -> str | None:
+    """`given` normalised (`normalize`) when that is a label, else None (it is not, or is empty); memoised
+    for the first `_KEPT` spellings (of a label's length or about: a few kilobytes at most), as the same
+    purposes and labels come on call after call."""
+    found = _GIVEN.get(given)
+    if found is None:
+        label = normalize(given)
+        if _LABEL.fullmatch(label) is None:
+            return None
+        if len(_GIVEN) < _KEPT and len(given) <= 2 * _LABEL_MAX:
+            _GIVEN[given] = label
+        found = label
+    return found
+
+
 def parse_labels(raw: str | None, *, source: str = "x-data-labels") -> frozenset[str]:
     """Split a comma-separated label list; a malformed entry is an InvalidRequest naming it."""
     if not raw:
@@ -50,10 +66,10 @@ def check_labels(labels: Sequence[object], *, source: str) -> frozenset[str]:
     for given in labels:
         if not isinstance(given, str):
             raise InvalidRequest(f"{source}: every label must be a string, got {given!r}", param=source)
-        label = normalize(given)
-        if not label:
-            continue
-        if _LABEL.fullmatch(label) is None:
+        label = given_label(given)
+        if label is None:
+            if not normalize(given):
+                continue
             raise InvalidRequest(
                 f"{source}: invalid label {given.strip()!r}: labels match [a-z0-9][a-z0-9._:/-]{{0,127}}",
                 param=source,
@@ -64,7 +80,8 @@ def check_labels(labels: Sequence[object], *, source: str) -> frozenset[str]:
     return frozenset(kept)
 
 
-_KEPT = 4096  # label sets remembered: the same few recur on every call (a caller's, a zone's)
+_KEPT = 4096  # label sets (and spellings, `given_label`) remembered: the same few recur on every call
+_GIVEN: dict[str, str] = {}
 _SORTED: dict[frozenset[str], tuple[str, ...]] = {}
 _FORMATTED: dict[frozenset[str], str] = {}
 

@@ -20,7 +20,7 @@ from proxy.config import Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
-from proxy.labels import check_labels, is_label, normalize, parse_labels
+from proxy.labels import check_labels, given_label, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, refuse
 from proxy.protocols import WHOLE_MAX, Header, Request, boundary_windows, text_digest
@@ -125,8 +125,8 @@ class Pipeline:
                     "x-purpose: one purpose per call (the header was sent more than once, or lists several)",
                     param="x-purpose",
                 )
-            given, purpose = purpose, normalize(purpose)
-            if not is_label(purpose):
+            given, purpose = purpose, given_label(purpose)
+            if purpose is None:
                 raise InvalidRequest(f"x-purpose: invalid purpose {given.strip()!r}", param="x-purpose")
         labels = parse_labels(header("x-data-labels"))
         if request.labels:

@@ -66,9 +66,12 @@ def _param(name: str, value: Any) -> Any:
     if name in ("stop_sequences", "encoding_formats"):
         values = value if isinstance(value, list) else [value]
         return [v if isinstance(v, str) else _text(v) for v in values if v is not None]
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if type(value) not in _PLAIN:  # (a bool is not an int here; orjson makes exact types)
         return _text(value)
     return value
+
+
+_PLAIN = frozenset({int, float, str})  # parameter values recorded as they are
 
 
 def _text(value: Any) -> str:
@@ -163,7 +166,11 @@ class ReplyObserver(SseObserver):
         self._meta(reply)
         choices = reply.get("choices")
         if isinstance(choices, list):
-            for choice in sorted((c for c in choices if isinstance(c, dict)), key=_index):
+            # in index order (one choice, as most replies hold, needs no sort)
+            ordered = choices if len(choices) == 1 else sorted((c for c in choices if isinstance(c, dict)), key=_index)
+            for choice in ordered:
+                if not isinstance(choice, dict):
+                    continue
                 index = _index(choice)
                 message = choice.get("message")
                 if isinstance(message, dict):
