@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from tests.test_unsized_replies_s8_output import EMAIL, OUT, TRUNCATED, Reply, pieces, setup_for  # noqa: F401
+from tests.test_unsized_replies_output import EMAIL, OUT, TRUNCATED, Reply, pieces, setup_for  # noqa: F401
 
 BIG = 20 << 20  # over 16 MiB
 

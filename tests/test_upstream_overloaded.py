@@ -18,7 +18,7 @@ from tests.harness import LoopThread
 from tests.held import one_call_held
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED, VllmLike
-from tests.test_refusals_s8_framing import AccessLines, access_lines
+from tests.test_refusals_recorded import AccessLines, access_lines
 
 CONFIG = """listen: {{http: "127.0.0.1:0"}}
 upstreams:

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from tests.conftest import KEYS, sha
 from tests.harness import LoopThread, serving
-from tests.test_refusals_s8_framing import AccessLines, access_lines
-from tests.test_refusals_s8_keys import SDK_FIELDS, ask, caller_of
+from tests.test_caller_keys import SDK_FIELDS, ask, caller_of
+from tests.test_refusals_recorded import AccessLines, access_lines
 
 MODEL = "claude-like"
 CONFIG = f"""

@@ -1,4 +1,4 @@
-"""A caller's key, wherever a client sends it (hunt s8): a key that is not UTF-8 is a key no caller owns (401),
+"""A caller's key, wherever a client sends it: a key that is not UTF-8 is a key no caller owns (401),
 never a fault of the proxy's; on the Anthropic route `x-api-key` (where the Anthropic SDK sends its key) is the
 caller's key as `Authorization: Bearer` is, and is kept from the upstream as that is; over gRPC a binary
 `authorization-bin` is kept from the upstream too."""
@@ -19,7 +19,7 @@ from tritonclient.grpc import service_pb2
 
 from tests.conftest import KEYS, sha
 from tests.servers.vllm_like import SERVED
-from tests.test_refusals_s8_framing import AccessLines, access_lines
+from tests.test_refusals_recorded import AccessLines, access_lines
 
 UPSTREAM_KEY = "upstream-secret"
 CALLERS = f"""

@@ -1,4 +1,4 @@
-"""Every answered request has its record, refusals included (hunt s8, README "The record"): a request the
+"""Every answered request has its record, refusals included (README "The record"): a request the
 connection refuses itself (malformed framing, a head over the limits, a request line it does not speak, the
 connection cap) has its span, its access line, its error count and an `x-trace-id`, as the handler's refusals
 do; every refusal says `x-lineage-decision: deny`; and a refused caller whose key is valid is named in the
