@@ -13,6 +13,7 @@ import email.utils
 import gzip
 import http.client
 import logging
+import os
 import random
 import ssl
 import sys
@@ -84,6 +85,35 @@ _M_MMAP_THRESHOLD: Final = -3
 # glibc's own dynamic thresholds reach further (a 32 MiB mmap threshold, trim at twice it) after a large free.
 MMAP_THRESHOLD: Final = 4 << 20
 TRIM_THRESHOLD: Final = 8 << 20
+
+
+# The export thread's nice above the process's. The proxy serves a connection's calls one after another, so an
+# export runs while a call is being served: ~1 ms of CPU a 512-span batch (framing it, grpc's copy, its HTTP/2
+# writes). Below the event loop's priority, the thread gives the core back whenever the loop's thread wakes
+# (a reply from upstream, a client's next request) instead of at the end of its time slice. At 10 the thread
+# still gets a tenth of a saturated core, ~3 times what the exports of 64 connections' calls take. With the GIL
+# given back between an export's stretches (`give_way`), a thread waking every 100 µs beside the exporter
+# waited at worst 165-182 µs an export (median over 40 exports, 4 rounds), against 402-549 µs before.
+EXPORT_NICE: Final = 10
+
+
+def below_the_loop() -> None:
+    """Lower the calling thread's CPU priority by EXPORT_NICE (on Linux a nice value is a thread's own);
+    nothing elsewhere, or where it is not allowed."""
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + EXPORT_NICE))
+    except OSError:
+        pass
+
+
+def give_way() -> None:
+    """Between two stretches of an export's work that hold the GIL (taking a batch, framing it, grpc's call):
+    the GIL released and the core yielded, so the event loop's thread, when it waits for either, runs now
+    rather than after the export's next stretch."""
+    os.sched_yield()
 
 
 class _Malloc:
@@ -179,6 +209,7 @@ class OtlpGrpcSink:
         import grpc
 
         body = encode_request(self._resource, self._scope, batch)
+        give_way()
         deadline = time.monotonic() + self._timeout_s
 
         def once() -> None:
@@ -237,6 +268,7 @@ class OtlpHttpSink:
         body = encode_request(self._resource, self._scope, batch)
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
+        give_way()
         retrying(lambda: self._post(body), self._timeout_s)
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -397,6 +429,7 @@ class BoundedExporter:
         """Send one batch and count it; whether it went."""
         if not batch:
             return True
+        give_way()
         try:
             self._sink.send(batch)
         except Exception as exc:
@@ -433,6 +466,7 @@ class BoundedExporter:
         passed since the last export. Never "whatever came in while the last export was in flight":
         under load that exported batches of a handful of spans back to back, each costing as much as a
         full one (one run: 4 spans a batch, 29 µs of export CPU a call, on the proxy's own core)."""
+        below_the_loop()
         queue, batch_size = self._queue, self._batch_size
         due = time.monotonic() + self._interval_s
         while not self._stopping:
