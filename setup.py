@@ -46,6 +46,7 @@ COMPILED = [
     "proxy/protocols/openai.py",
     "proxy/protocols/passthrough.py",
     "proxy/protocols/sse.py",
+    "proxy/record/access.py",
     "proxy/record/edges.py",
     "proxy/record/export.py",
     "proxy/record/otlp.py",

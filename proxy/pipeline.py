@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Callable
 
@@ -23,7 +22,7 @@ from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolNa
 from proxy.labels import check_labels, given_label, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, refuse
-from proxy.protocols import WHOLE_MAX, Header, Request, boundary_windows, text_digest
+from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
@@ -103,7 +102,9 @@ class Pipeline:
         if scheme.lower() != "bearer" or not key:
             raise InvalidRequest("Authorization must be 'Bearer <key>'", param="authorization")
         # header values are decoded with surrogateescape: encoded back so, the key is hashed as the bytes sent
-        return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+        digest = SHA256.copy()
+        digest.update(key.encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()
 
     def call(
         self,

@@ -569,11 +569,16 @@ def _text_source(key: str, value: Any) -> bool:
     return type(value) is str or (type(value) is dict and value.get("type") in ("text", "content"))
 
 
+# what every digest starts from, copied: a copy is half the time of `hashlib.sha256()`, which looks the
+# algorithm up in OpenSSL each time (a call makes three to five)
+SHA256 = hashlib.sha256()
+
+
 def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:
     """`sha256:<hex>` of the content: the text pieces in order, each followed by a newline."""
     if not texts:
         return None
-    h = hashlib.sha256()
+    h = SHA256.copy()
     for text in texts:
         h.update(text.encode("utf-8", "surrogatepass"))
         h.update(b"\n")
@@ -581,7 +586,7 @@ def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:
 
 
 def bytes_digest(*parts: bytes) -> str:
-    h = hashlib.sha256()
+    h = SHA256.copy()
     for part in parts:
         h.update(part)
     return "sha256:" + h.hexdigest()
@@ -723,9 +728,10 @@ class OutputText:
     """Incremental digest, detection and (optional) capture of reply text as it passes; and detection of
     the text the model wrote beside it (`aside`)."""
 
-    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, digests: bool = True) -> None:
+        """`digests` False: the output's digest is the observer's own (of the reply's tensors, not its text)."""
         self.outcome = outcome
-        self._hash = hashlib.sha256()
+        self._hash: hashlib._Hash | None = SHA256.copy() if digests else None
         self._scanner: StreamScanner | None = detectors.stream() if detectors else None
         self._capture: list[str] | None = [] if capture else None
         self._joined = 0  # the pieces at the front of `_capture` that are joined runs of pieces (`add`)
@@ -739,7 +745,8 @@ class OutputText:
         if not text:
             return
         self._seen = True
-        self._hash.update(text.encode("utf-8", "surrogatepass"))
+        if self._hash is not None:
+            self._hash.update(text.encode("utf-8", "surrogatepass"))
         if self._scanner is not None:
             self._scanner.feed(text)
         capture = self._capture
@@ -797,6 +804,10 @@ class OutputText:
             whole = read(texts)
         except InvalidRequest:
             whole = False
+        self.add_pieces(texts, whole)
+
+    def add_pieces(self, texts: list[str], whole: bool) -> None:
+        """Outputs, each its own piece (`add_tensors`, read already); `whole` False: some were not read."""
         if not whole:
             self.unread()
         for text in texts:
@@ -806,17 +817,20 @@ class OutputText:
     def end_piece(self) -> None:
         """Mark the end of one output (a choice); keeps digests of whole and streamed replies equal. Outputs
         are scanned as texts of their own, as a request's texts are."""
-        self._hash.update(b"\n")
+        if self._hash is not None:
+            self._hash.update(b"\n")
         if self._scanner is not None:
             self._scanner.end_text()
 
     def finish(self, masker: Detectors | None = None) -> None:
-        if self._seen:
+        if self._seen and self._hash is not None:
             self.outcome.output_digest = "sha256:" + self._hash.hexdigest()
         if self._scanner is not None:
-            for kept in (self._asides or {}).values():
-                self._scanner.cut()
-                self._scanner.feed(kept.decode("utf-8", "surrogatepass"))
+            asides = self._asides
+            if asides:
+                for kept in asides.values():
+                    self._scanner.cut()
+                    self._scanner.feed(kept.decode("utf-8", "surrogatepass"))
             found = frozenset(self._scanner.found)
             self.outcome.output_detected = found | {TRUNCATED} if self._unread else found
         if self._capture:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import binascii
 import functools
-import hashlib
 import logging
 import re
 import struct
@@ -25,6 +24,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
+    SHA256,
     Fetch,
     Header,
     OutputText,
@@ -174,9 +174,9 @@ def _data_json(tensor: dict[str, Any]) -> bytes | None:
 def _tensor_digest(tensors: Iterable[dict[str, Any]], dumped: Iterable[bytes | None], binary: bytes) -> str | None:
     """`sha256:` over the tensors' JSON data (`_data_json`), then the binary section; InvalidRequest for
     data nested deeper than any tensor."""
-    h = hashlib.sha256()
+    h = SHA256.copy()
     seen = False
-    for tensor, data in zip(tensors, dumped, strict=False):
+    for tensor, data in zip(tensors, dumped):  # noqa: B905 (`strict=`: zip called as Python, not a compiled loop)
         if data is not None:
             h.update(data)
             seen = True
@@ -244,7 +244,7 @@ def _tensor_texts(
     when some of it was past a scan limit."""
     whole = True
     offset = 0
-    for tensor, data in zip(tensors, dumped, strict=False):
+    for tensor, data in zip(tensors, dumped):  # noqa: B905 (`strict=`: zip called as Python, not a compiled loop)
         size = _binary_size(tensor)
         start = len(texts)
         if size is not None:
@@ -448,14 +448,29 @@ class ModelVersions:
 
     def __init__(self, versions: dict[str, tuple[str, ...]]) -> None:
         self._versions = versions
+        # model -> version asked ("": the latest) -> its checkpoint, made on the first call that asks: every
+        # call resolves its checkpoint, and an answer's are immutable (bounded by the versions listed)
+        self._made: dict[str, dict[str, Checkpoint]] = {}
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None:
+        made = self._made.get(model)
+        if made is not None:
+            found = made.get(version or "")
+            if found is not None:
+                return found
         versions = self._versions.get(model)
         if versions is None:
             return None
         if version:
-            return Checkpoint(oip_checkpoint(model, version), UPSTREAM) if version in versions else None
-        return Checkpoint(oip_checkpoint(model, latest_version(versions)), UPSTREAM)
+            if version not in versions:
+                return None
+            found = Checkpoint(oip_checkpoint(model, version), UPSTREAM)
+        else:
+            found = Checkpoint(oip_checkpoint(model, latest_version(versions)), UPSTREAM)
+        if made is None:
+            made = self._made[model] = {}
+        made[version or ""] = found
+        return found
 
 
 def latest_version(versions: Iterable[str]) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import Header, OutputText, Request, Target
+from proxy.protocols import SHA256, Header, OutputText, Request, Target
 from proxy.protocols.oip import (
     FRAMING_PARAMETERS,
     LABELS_PARAMETER,
@@ -249,6 +249,7 @@ def _skip_group(buf: bytes | memoryview, pos: int, end: int, group: int, depth: 
 
 
 _NOT_UTF8 = "a string field is not valid UTF-8"
+_NOTHING: frozenset[str] = frozenset()
 
 
 def _text(value: int | memoryview) -> str:
@@ -362,7 +363,7 @@ def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str])
     allows any order): match them up only once the whole message is read. False when some of it was past
     a scan limit."""
     whole = True
-    for raw, datatype in zip(raws, datatypes, strict=False):
+    for raw, datatype in zip(raws, datatypes):  # noqa: B905 (`strict=`: zip called as Python, not a compiled loop)
         if datatype == "BYTES":
             whole = bytes_tensor_strings(raw, texts) and whole
     return whole and len(texts) < _MAX_STRINGS
@@ -376,7 +377,7 @@ def read_infer_request(buf: bytes) -> Request:
     labels: list[str] = []
     texts: list[str] = []
     datatypes: list[str] = []
-    digest = hashlib.sha256()
+    digest = SHA256.copy()
     raws: list[memoryview] = []
     seen = False
     shared = False  # a tensor in shared memory: data the proxy cannot read (policy.passthrough decides)
@@ -469,8 +470,11 @@ class ReplyObserver:
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
         self.detectors = detectors
-        self._text = OutputText(outcome, detectors, capture)
-        self._digest = hashlib.sha256()
+        self._capture = capture
+        # the reply's text, made when its first text (or what could not be read) comes: most replies' tensors
+        # are numbers; its digest is `_digest`'s, of the tensors as sent
+        self._text: OutputText | None = None
+        self._digest = SHA256.copy()
         self._seen = False
 
     def head(self, status: int, header: Header) -> None:
@@ -520,15 +524,21 @@ class ReplyObserver:
         except WireError:
             return
         observe_reply_meta(self.outcome, model, version, rid)
-
-        def read(out: list[str]) -> bool:
-            out.extend(texts)  # the tensors' bytes_contents, read on the walk; then their raw contents
-            return _raw_strings(raws, datatypes, out)
-
-        self._text.add_tensors(read)
+        try:  # after the tensors' bytes_contents, read on the walk: their raw contents
+            whole = _raw_strings(raws, datatypes, texts)
+        except InvalidRequest:  # BYTES that are not whole elements: those before are kept
+            whole = False
+        if texts or not whole:
+            text = self._text
+            if text is None:
+                text = self._text = OutputText(self.outcome, self.detectors, self._capture, digests=False)
+            text.add_pieces(texts, whole)
 
     def finish(self) -> None:
-        self._text.finish(self.detectors)
+        if self._text is not None:
+            self._text.finish(self.detectors)
+        elif self.detectors:  # no text: nothing found, as a scan of none finds (`OutputText.finish`)
+            self.outcome.output_detected = _NOTHING
         self.outcome.output_digest = "sha256:" + self._digest.hexdigest() if self._seen else None
 
 
