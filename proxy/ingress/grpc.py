@@ -542,6 +542,10 @@ class GrpcIngress:
             if ex is not None:
                 try:
                     ex.forwarded()
+                except ProxyError as error:  # the stream's answer, as a refused later message's (`ended`)
+                    ended.append(error)
+                    rpc.cancel()
+                    return
                 except BaseException:
                     rpc.cancel()
                     raise

@@ -206,3 +206,25 @@ def test_a_defect_in_what_a_stream_does_after_its_first_message_is_answered_inte
     assert decision.action == "allow"
     assert call.input_digest == _at_once(handle, _request(FIRST), call.trace).input_digest
     assert outcome.status == grpc.StatusCode.INTERNAL.value[0] and outcome.error_type == "internal_error"
+
+
+@pytest.mark.interpreted  # patches the adapter's observer
+def test_a_refusal_raised_by_what_a_stream_does_after_its_first_message_is_its_answer_and_record(
+    proxy: tuple[ProxyHandle, Sink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ProxyError from the deferred work (making the reply's observer) ends the stream with that error, as a
+    refused later message does: not recorded as a client that left (the writer's cancel of the upstream's
+    call read as the client's)."""
+    from proxy.errors import InvalidRequest
+    from proxy.protocols import oip_grpc
+
+    def refusing(*args: Any) -> Any:
+        raise InvalidRequest("the reply cannot be read for this request")
+
+    monkeypatch.setattr(oip_grpc.Adapter, "observer", refusing)
+    handle, records = proxy
+    with pytest.raises(grpc.RpcError) as failed:
+        _stream(handle, 4)
+    assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT, failed.value.details()
+    ((call, decision, outcome),) = records.ended
+    assert outcome.status == grpc.StatusCode.INVALID_ARGUMENT.value[0] and outcome.error_type == "invalid_request"
