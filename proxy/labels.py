@@ -40,14 +40,16 @@ def is_label(text: str) -> bool:
 
 def given_label(given: str) -> str | None:
     """`given` normalised (`normalize`) when that is a label, else None (it is not, or is empty); memoised
-    for the first `_KEPT` spellings (of a label's length or about: a few kilobytes at most), as the same
-    purposes and labels come on call after call."""
+    for up to `_KEPT` spellings (of a label's length or about: a few kilobytes at most; emptied when full), as
+    the same purposes and labels come on call after call."""
     found = _GIVEN.get(given)
     if found is None:
         label = normalize(given)
         if _LABEL.fullmatch(label) is None:
             return None
-        if len(_GIVEN) < _KEPT and len(given) <= 2 * _LABEL_MAX:
+        if len(given) <= 2 * _LABEL_MAX:
+            if len(_GIVEN) >= _KEPT:  # full (of spellings sent once, maybe): begun again, never turned off
+                _GIVEN.clear()
             _GIVEN[given] = label
         found = label
     return found

@@ -36,6 +36,18 @@ def test_a_long_spelling_of_a_label_is_read_but_not_kept() -> None:
     assert given_label(" " * 300) is None
 
 
+def test_spellings_sent_once_each_never_turn_the_memo_off() -> None:
+    """Past `_KEPT` distinct spellings the memo begins again: the purposes sent on every call are kept after
+    a client sent thousands of others first (it was full for good, and each call normalised its purpose)."""
+    from proxy import labels
+
+    for n in range(labels._KEPT + 1):
+        assert given_label(f"purpose-{n}") == f"purpose-{n}"
+    assert len(labels._GIVEN) <= labels._KEPT
+    assert given_label("Assistant") == "assistant"
+    assert "Assistant" in labels._GIVEN
+
+
 def test_check_labels_still_skips_empty_entries_and_refuses_bad_ones() -> None:
     assert check_labels(["PII:Email", " ", "", "a"], source="x") == frozenset({"pii:email", "a"})
     with pytest.raises(InvalidRequest, match="invalid label 'Bad Label'"):
