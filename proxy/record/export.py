@@ -98,13 +98,15 @@ EXPORT_NICE: Final = 10
 
 
 def below_the_loop() -> None:
-    """Lower the calling thread's CPU priority by EXPORT_NICE (on Linux a nice value is a thread's own);
-    nothing elsewhere, or where it is not allowed."""
+    """Set the calling thread's CPU priority EXPORT_NICE below the process's (on Linux a nice value is a
+    thread's own, and a new thread starts with its creator's: counted from the process's, not the thread's,
+    so an exporter started from a thread already lowered is not lowered twice); nothing elsewhere, or where it
+    is not allowed."""
     if not sys.platform.startswith("linux"):
         return
-    tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + EXPORT_NICE))
+        own = os.getpriority(os.PRIO_PROCESS, os.getpid())  # the main thread's: the process's as started
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, own + EXPORT_NICE))
     except OSError:
         pass
 

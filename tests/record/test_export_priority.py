@@ -49,3 +49,28 @@ def test_the_export_thread_sends_below_the_loops_priority_and_the_loop_keeps_its
     assert len(sink.nices) == 1 and sink.nices[0] > before
     assert sink.batches == [[b"span 0", b"span 1", b"span 2", b"span 3"]]
     assert nice() == before  # the submitting thread (the loop's) is left as it was
+
+
+def test_an_exporter_started_from_a_lowered_thread_is_lowered_from_the_processs_priority_once() -> None:
+    """A new thread starts with its creator's nice: counted from the thread's, an exporter made on a thread
+    already lowered went to EXPORT_NICE below that (to 19 from one lowered by as much)."""
+    from proxy.record.export import EXPORT_NICE
+
+    process = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    assert process + EXPORT_NICE + 3 <= 19, "the test needs room below the process's priority"
+    sink = NiceOfSender()
+    made: list[BoundedExporter] = []
+
+    def lowered_creator() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), process + 3)
+        made.append(BoundedExporter(sink, batch_size=1, interval_s=3600.0))
+
+    creator = threading.Thread(target=lowered_creator)
+    creator.start()
+    creator.join()
+    try:
+        made[0].submit(b"span")
+        assert sink.sent.wait(10)
+    finally:
+        made[0].shutdown()
+    assert sink.nices == [process + EXPORT_NICE]
