@@ -13,6 +13,7 @@ import grpc.aio
 import pytest
 from tritonclient.grpc import service_pb2
 
+from proxy.errors import InvalidRequest
 from proxy.flow import Call, TraceContext
 from proxy.protocols import text_digest
 from proxy.protocols.oip_grpc import ADAPTER, MODEL_STREAM_INFER
@@ -186,45 +187,44 @@ def test_what_only_a_streams_record_needs_is_done_once_its_request_is_with_grpc(
 
 
 @pytest.mark.interpreted  # patches the adapter's observer
-def test_a_defect_in_what_a_stream_does_after_its_first_message_is_answered_internal_and_recorded(
-    proxy: tuple[ProxyHandle, Sink], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("raised", "code", "error_type", "says"),
+    [
+        # a defect: the client gets INTERNAL saying to look at the proxy's log, never the exception's text
+        (RuntimeError("a secret detail of a bug"), grpc.StatusCode.INTERNAL, "internal_error", "see its log"),
+        # a refusal (ProxyError): the stream's answer and record, as a refused later message's; it was swallowed
+        # with the writer, and the stream hung to its deadline
+        (
+            InvalidRequest("the reply cannot be read"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid_request",
+            "cannot be read",
+        ),
+    ],
+    ids=["defect", "refusal"],
+)
+def test_what_fails_in_a_streams_work_after_its_first_message_is_its_answer_and_record(
+    proxy: tuple[ProxyHandle, Sink],
+    monkeypatch: pytest.MonkeyPatch,
+    raised: Exception,
+    code: grpc.StatusCode,
+    error_type: str,
+    says: str,
 ) -> None:
     """Making the reply's observer raises: the upstream's call is cancelled (the stream does not wait for its
-    replies), the client gets INTERNAL saying to look at the proxy's log, and the record says internal_error."""
+    replies), and the client's status and the record say what failed, not that the client left."""
     from proxy.protocols import oip_grpc
 
     def broken(*args: Any) -> Any:
-        raise RuntimeError("a secret detail of a bug")
+        raise raised
 
     monkeypatch.setattr(oip_grpc.Adapter, "observer", broken)
     handle, records = proxy
     with pytest.raises(grpc.RpcError) as failed:
         _stream(handle, 4)
-    assert failed.value.code() == grpc.StatusCode.INTERNAL, failed.value.details()
-    assert "see its log" in failed.value.details() and "secret" not in failed.value.details()
+    assert failed.value.code() == code, failed.value.details()
+    assert says in failed.value.details() and "secret" not in failed.value.details()
     ((call, decision, outcome),) = records.ended
     assert decision.action == "allow"
     assert call.input_digest == _at_once(handle, _request(FIRST), call.trace).input_digest
-    assert outcome.status == grpc.StatusCode.INTERNAL.value[0] and outcome.error_type == "internal_error"
-
-
-@pytest.mark.interpreted  # patches the adapter's observer
-def test_a_refusal_raised_by_what_a_stream_does_after_its_first_message_is_its_answer_and_record(
-    proxy: tuple[ProxyHandle, Sink], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A ProxyError from the deferred work (making the reply's observer) ends the stream with that error, as a
-    refused later message does: not recorded as a client that left (the writer's cancel of the upstream's
-    call read as the client's)."""
-    from proxy.errors import InvalidRequest
-    from proxy.protocols import oip_grpc
-
-    def refusing(*args: Any) -> Any:
-        raise InvalidRequest("the reply cannot be read for this request")
-
-    monkeypatch.setattr(oip_grpc.Adapter, "observer", refusing)
-    handle, records = proxy
-    with pytest.raises(grpc.RpcError) as failed:
-        _stream(handle, 4)
-    assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT, failed.value.details()
-    ((call, decision, outcome),) = records.ended
-    assert outcome.status == grpc.StatusCode.INVALID_ARGUMENT.value[0] and outcome.error_type == "invalid_request"
+    assert outcome.status == code.value[0] and outcome.error_type == error_type
