@@ -676,6 +676,7 @@ def _upstream_error(
     code = exc.code()
     ex.outcome.status = code.value[0]
     status = upstream_status(exc)
+    # `upstream_failed` always runs (a request that never left is recorded as one that did), whatever answers
     failed = status if passed_on else ex.upstream_failed(status)
     if code is grpc.StatusCode.DEADLINE_EXCEEDED and _deadline_passed(context):
         return DeadlinePassed("the call's deadline passed before its upstream answered")
