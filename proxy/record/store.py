@@ -277,6 +277,13 @@ class PreparedPurge:
         return True
 
 
+def _expired_rows(replay: integrity.Replay, cutoff: float) -> list[tuple[Any, ...]]:
+    """The edges `replay` holds last seen before `cutoff`, as the table stores them (its columns, then
+    `reason`), sorted: what a purge deletes, to compare with what the table had."""
+    return sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values in replay.state.items()
+                  if values[1] < cutoff)  # fmt: skip
+
+
 def _changes(entries: Iterable[integrity.Entry]) -> list[list[Any]] | None:
     """The edge changes of `entries` (walked and replayed already: well formed), in order; None unless all
     are upserts keyed by rule without a write token (what this release's SQLite writers append)."""
@@ -475,8 +482,7 @@ class SqliteStore:
     def _prepare(self, cutoff: float, db: sqlite3.Connection) -> PreparedPurge:
         """`PreparedPurge` from what `db` reads (in one read transaction)."""
         replay = self._verified(db)
-        expired = sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values in replay.state.items()
-                         if values[1] < cutoff)  # fmt: skip
+        expired = _expired_rows(replay, cutoff)
         snapshot = integrity.body(integrity.SNAPSHOT, replay.kept(cutoff)) if replay.problem is None else ""
         return PreparedPurge(replay, cutoff, expired, snapshot)
 
@@ -544,8 +550,7 @@ class SqliteStore:
             expired = prepared.expired
             if since is None or not prepared.holds(replay, since):
                 snapshot, since = None, []
-                expired = sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values
-                                 in replay.state.items() if values[1] < cutoff)  # fmt: skip
+                expired = _expired_rows(replay, cutoff)
             found = sorted(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges WHERE last_seen < ?", (cutoff,)))
             deleted = self._db.execute("DELETE FROM edges WHERE last_seen < ?", (cutoff,)).rowcount
             if found != expired or deleted != len(expired):  # the delete did more than delete: nothing purged
