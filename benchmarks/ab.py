@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,13 +56,7 @@ def run(args: argparse.Namespace) -> list[float]:
             bench.wrk(hop, args.connections, 2.0)
         ratios = []
         for number in range(1, args.rounds + 1):
-            results: dict[str, dict[str, Any]] = {}
-            threads = [threading.Thread(target=_load, args=(bench, hop, args, results)) for hop in hops]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            before, after = results["baseline"], results["candidate"]
+            before, after = bench.side_by_side(hops, args.connections, args.duration)
             if before["errors"] or after["errors"]:
                 raise RuntimeError(f"round {number}: errors (baseline {before['errors']}, candidate {after['errors']})")
             ratios.append(after["cpu_us_per_call"] / before["cpu_us_per_call"])
@@ -74,10 +66,6 @@ def run(args: argparse.Namespace) -> list[float]:
         return ratios
     finally:
         bench.stop()
-
-
-def _load(bench: Any, hop: Any, args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
-    results[hop.name] = bench.wrk(hop, args.connections, args.duration)
 
 
 if __name__ == "__main__":
