@@ -118,6 +118,33 @@ class _Buckets:
         self.sum += amount
 
 
+class _Shared(_Value):
+    """A series prometheus-client keeps (multiprocess mode), or none (`_Off`), behind `_Value`'s methods: the
+    per-call code calls one compiled class whichever it is (a call on an untyped object costs a method lookup
+    and its arguments boxed)."""
+
+    def __init__(self, child: Any) -> None:
+        super().__init__()
+        self.child = child
+
+    def inc(self, amount: float = 1) -> None:
+        self.child.inc(amount)
+
+    def set(self, value: float) -> None:
+        self.child.set(value)
+
+
+class _SharedBuckets(_Buckets):
+    """A histogram series prometheus-client keeps, or none (`_Off`), behind `_Buckets.observe` (see `_Shared`)."""
+
+    def __init__(self, child: Any) -> None:
+        super().__init__(())
+        self.child = child
+
+    def observe(self, amount: float) -> None:
+        self.child.observe(amount)
+
+
 class _Family:
     """A counter, gauge or histogram of one process, collected at scrape time (see the module doc).
     Same names, labels and exposition as prometheus-client's instruments; `labels()` children are kept."""
@@ -166,6 +193,18 @@ class _Family:
 def unlabelled(metric: Any) -> Any:
     """The one series of a metric without labels, to update without a lookup per call."""
     return metric.labels() if isinstance(metric, _Family) else metric
+
+
+def series(metric: Any, *labels: str) -> _Value:
+    """One series of a counter or gauge (`labels`: its label values), as a `_Value` whatever keeps it."""
+    child = metric.labels(*labels) if labels else unlabelled(metric)
+    return child if isinstance(child, _Value) else _Shared(child)
+
+
+def histogram_series(metric: Any, *labels: str) -> _Buckets:
+    """One series of a histogram (`labels`: its label values), as a `_Buckets` whatever keeps it."""
+    child = metric.labels(*labels) if labels else unlabelled(metric)
+    return child if isinstance(child, _Buckets) else _SharedBuckets(child)
 
 
 class _Off:
@@ -222,24 +261,24 @@ class Metrics:
                                ["result"], registry=registry)  # fmt: skip
         self.upstream_up = Gauge(p + "upstream_up", "Whether the upstream answered its metadata.", ["upstream"],
                                  registry=registry, multiprocess_mode="livemax")  # fmt: skip
-        self._upstreams: dict[str, Histogram] = {}
-        self._hits: dict[tuple[str, str], Counter] = {}
+        self._upstreams: dict[str, _Buckets] = {}
+        self._hits: dict[tuple[str, str], _Value] = {}
         self._mirrored: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Any, float]] = {}
         self._mirror_metrics: dict[str, Any] = {}
 
     # -- per call (pre-resolved children)
 
-    def upstream(self, name: str) -> Histogram:
+    def upstream(self, name: str) -> _Buckets:
         child = self._upstreams.get(name)
         if child is None:
-            child = self._upstreams[name] = self.upstream_duration.labels(name)
+            child = self._upstreams[name] = histogram_series(self.upstream_duration, name)
         return child
 
     def hit(self, kind: str, direction: str) -> None:
         key = (kind, direction)
         child = self._hits.get(key)
         if child is None:
-            child = self._hits[key] = self.detector_hits.labels(kind, direction)
+            child = self._hits[key] = series(self.detector_hits, kind, direction)
         child.inc()
 
     # -- scrape
@@ -294,15 +333,16 @@ class Metrics:
 
 class Stats:
     """What the Exchange and the Pipeline count on the loop thread, through the process's instruments
-    (so that a scrape of any worker sums them). `in_flight` is also read here, to drain."""
+    (so that a scrape of any worker sums them). `in_flight` is also read here, to drain. Each series is a
+    `_Value`, whatever keeps it: its update a compiled call, not a method looked up on an untyped object."""
 
     def __init__(self, metrics: Metrics | None = None) -> None:
         metrics = metrics or Metrics()
-        self._decided = {action: metrics.decisions.labels(action) for action in DECISIONS}
+        self._decided = {action: series(metrics.decisions, action) for action in DECISIONS}
         self._errors = metrics.errors
-        self._failed: dict[str, Any] = {}
-        self._in_flight_gauge = unlabelled(metrics.in_flight)
-        self._unapproved = unlabelled(metrics.unapproved)
+        self._failed: dict[str, _Value] = {}
+        self._in_flight_gauge = series(metrics.in_flight)
+        self._unapproved = series(metrics.unapproved)
         self._in_flight = 0
 
     def decided(self, action: str) -> None:
@@ -312,7 +352,7 @@ class Stats:
     def failed(self, error_type: str) -> None:
         child = self._failed.get(error_type)
         if child is None:
-            child = self._failed[error_type] = self._errors.labels(error_type)
+            child = self._failed[error_type] = series(self._errors, error_type)
         child.inc()
 
     def unapproved(self) -> None:
@@ -323,7 +363,13 @@ class Stats:
     def in_flight(self) -> int:
         return self._in_flight
 
-    @in_flight.setter
-    def in_flight(self, value: int) -> None:
-        self._in_flight_gauge.inc(value - self._in_flight)
-        self._in_flight = value
+    def started(self) -> None:
+        """A call began (`Exchange.__init__`): one more in flight. A method, not a property's setter: compiled,
+        a setter is called through the attribute protocol, a method directly."""
+        self._in_flight += 1
+        self._in_flight_gauge.inc(1)
+
+    def ended(self) -> None:
+        """A call was recorded (`Exchange.finish`): one fewer in flight."""
+        self._in_flight -= 1
+        self._in_flight_gauge.inc(-1)

@@ -189,6 +189,44 @@ def span_attribute(key: str, value: Any) -> bytes:
                      raw_size, raw))  # fmt: skip
 
 
+HEADS_KEPT_BELOW: Final = 0x80  # `CallAttribute`: the values' encoded lengths whose heads are kept
+
+
+class CallAttribute:
+    """A span attribute whose value is the call's own (a digest, the reply's id, a token count), written as
+    `span_attribute` writes it from a head kept by the value's encoded length: all before the value's bytes (the
+    field's tag and size, the key, the value's tags and sizes) depends on that length alone, so a short value
+    costs one concatenation, not a join of eight parts. At most HEADS_KEPT_BELOW heads an attribute."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._heads: dict[int, bytes] = {}
+
+    def string(self, value: str) -> bytes:
+        raw = value.encode("utf-8", "surrogatepass")
+        size = len(raw)
+        if size >= HEADS_KEPT_BELOW:
+            return span_attribute(self.key, value)
+        head = self._heads.get(size)
+        if head is None:
+            written = span_attribute(self.key, "\0" * size)  # a value of that length: its head is the same
+            head = self._heads[size] = written[: len(written) - size]
+        return head + raw
+
+    def count(self, value: object) -> bytes:
+        """An int, as AnyValue.int_value: a token count, 1 or 2 bytes of varint (the head by that length). Any
+        other value (a bool: `object`, so compiled it is not made an int) as `span_attribute` writes it."""
+        if type(value) is not int or not 0 <= value < 0x4000:
+            return span_attribute(self.key, value)
+        raw = _SMALL[value] if value < 0x80 else ((value >> 7) << 8 | 0x80 | value & 0x7F).to_bytes(2, "little")
+        size = len(raw)
+        head = self._heads.get(size)
+        if head is None:
+            written = span_attribute(self.key, 0 if size == 1 else 0x80)
+            head = self._heads[size] = written[: len(written) - size]
+        return head + raw
+
+
 # Span.flags (fixed32): the trace flags (sampled) and whether the parent's context is known and remote
 _FLAGS: Final = {
     remote: b"\x85\x01" + struct.pack("<I", 0x100 | (0x200 if remote else 0) | 1) for remote in (False, True)
@@ -223,20 +261,56 @@ def encode_span(
     if parent_span_id is not None:
         parts.append(b"\x22\x08" + parent_span_id.to_bytes(8, "big"))  # _ld(4, ...) of 8 bytes
     parts += [
-        _str(5, name),
-        b"\x30" + varint(kind),
+        span_head(name, kind),
         _TIMES.pack(0x39, start_ns, 0x41, end_ns),  # start (fixed64) and end, tags and all
         encoded_attributes,
     ]
     if attributes:
         parts.append(key_values(9, attributes))
-    for event_name, time_ns, event_attributes in events:  # Event: time 1 (fixed64), name 2, attributes 3
-        parts.append(_ld(11, b"\x09" + _FIXED64.pack(time_ns) + _str(2, event_name) + key_values(3, event_attributes)))
-    if status_code:
-        status = (_str(2, status_message) if status_message else b"") + b"\x18" + varint(status_code)
-        parts.append(_ld(15, status))
-    parts.append(_FLAGS[parent_span_id is not None])
+    for event_name, time_ns, event_attributes in events:
+        parts.append(span_event(event_name, time_ns, event_attributes))
+    parts += (span_status(status_code, status_message), _FLAGS[parent_span_id is not None])
     return b"".join(parts)
+
+
+def span_head(name: str, kind: int) -> bytes:
+    """Span.name 5 and kind 6, as `encode_span` writes them."""
+    return _str(5, name) + b"\x30" + varint(kind)
+
+
+def span_status(status_code: int, status_message: str = "") -> bytes:
+    """Span.status 15 (Status: message 2, code 3) as `encode_span` writes it: nothing for STATUS_UNSET."""
+    if not status_code:
+        return b""
+    return _ld(15, (_str(2, status_message) if status_message else b"") + b"\x18" + varint(status_code))
+
+
+def span_event(name: str, time_ns: int, attributes: Mapping[str, Any]) -> bytes:
+    """One Span.events 11 (Event: time 1 (fixed64), name 2, attributes 3)."""
+    return _ld(11, b"\x09" + _FIXED64.pack(time_ns) + _str(2, name) + key_values(3, attributes))
+
+
+def encode_flow_span(
+    trace_id: int,
+    span_id: int,
+    parent_span_id: int | None,
+    trace_state: str | None,
+    head: bytes,
+    start_ns: int,
+    end_ns: int,
+    attributes: bytes,
+    events: bytes,
+    status: bytes,
+) -> bytes:
+    """The bytes `encode_span` writes, from parts a flow shares already encoded: `head` (`span_head`), `status`
+    (`span_status`), and the attributes and events (`span_event`) as encoded fields. One join, no keywords."""
+    return b"".join((
+        b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big"),
+        _str(3, trace_state) if trace_state else b"",
+        b"\x22\x08" + parent_span_id.to_bytes(8, "big") if parent_span_id is not None else b"",
+        head, _TIMES.pack(0x39, start_ns, 0x41, end_ns), attributes, events, status,
+        _FLAGS[parent_span_id is not None],
+    ))  # fmt: skip
 
 
 def encode_resource(attributes: Mapping[str, Any]) -> bytes:

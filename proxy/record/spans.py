@@ -29,11 +29,15 @@ from proxy.record.otlp import (
     SPAN_KIND_SERVER,
     STATUS_ERROR,
     STATUS_UNSET,
+    CallAttribute,
+    encode_flow_span,
     encode_resource,
     encode_scope,
-    encode_span,
     key_values,
     span_attribute,
+    span_event,
+    span_head,
+    span_status,
 )
 
 log = logging.getLogger("lineage_proxy.spans")
@@ -109,7 +113,7 @@ class SpanRecorder:
         # and logged, not waited for
         self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size, stop_timeout_s=telemetry.export_timeout_s)
         self.counts = self.queue.counts  # a reload's new recorder counts on from these (FanOut.swap)
-        self._blocks: dict[tuple[Any, ...], tuple[Decision, tuple[str, int, str, bytes]]] = {}
+        self._blocks: dict[tuple[Any, ...], tuple[Decision, tuple[bytes, bytes, bytes]]] = {}
         self._kept_bytes = 0  # the kept blocks' sizes (`_flow_block`)
 
     def start(self) -> None:
@@ -159,27 +163,25 @@ class SpanRecorder:
                 "status": status, "status_message": message, "attributes": attrs,
                 "events": _events(outcome, attrs), "resource": self.resource,
             })  # fmt: skip
-        name, status, message, block = self._flow_block(call, decision, outcome, output_labels)
-        return encode_span(
-            trace_id=trace.trace_id,
-            span_id=trace.span_id,
-            parent_span_id=trace.parent_span_id,
-            trace_state=trace.tracestate,
-            name=name,
-            kind=SPAN_KIND_SERVER,
-            start_ns=outcome.started_ns,
-            end_ns=outcome.ended_ns or outcome.started_ns,
-            attributes=_NO_ATTRIBUTES,
-            encoded_attributes=_call_block(call, outcome, block),
-            events=_first_token(outcome),
-            status_code=status,
-            status_message=message,
+        head, status_field, block = self._flow_block(call, decision, outcome, output_labels)
+        return encode_flow_span(
+            trace.trace_id,
+            trace.span_id,
+            trace.parent_span_id,
+            trace.tracestate,
+            head,
+            outcome.started_ns,
+            outcome.ended_ns or outcome.started_ns,
+            _call_block(call, outcome, block),
+            _first_token(outcome),
+            status_field,
         )
 
     def _flow_block(
         self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
-    ) -> tuple[str, int, str, bytes]:
-        """The span's name, status and its flow's attributes encoded: the same for every call of a flow,
+    ) -> tuple[bytes, bytes, bytes]:
+        """The span's name and kind, its status and its flow's attributes, encoded (`span_head`, `span_status`,
+        `key_values`): the same for every call of a flow,
         so encoded once and kept (a bounded table). The key holds every input of `_flow_attributes`;
         the upstream is keyed by identity and kept alive by the entry's own decision, so its id cannot be
         reused while the entry lives; the parameters with their values' types (`_params_key`), so `1` and
@@ -203,7 +205,7 @@ class SpanRecorder:
             return kept[1]
         block = self._encode_flow(call, decision, outcome, output_labels)
         # every value the key holds is in the block, but a list parameter's repr: their sizes bound what it pins
-        size = len(block[3]) + (len(params) if type(params) is str else 0)
+        size = len(block[0]) + len(block[1]) + len(block[2]) + (len(params) if type(params) is str else 0)
         if size > FLOW_BLOCK_KEPT_MAX:
             return block
         if len(self._blocks) >= FLOW_BLOCKS_KEPT or self._kept_bytes + size > FLOW_BYTES_KEPT:
@@ -216,9 +218,10 @@ class SpanRecorder:
     @staticmethod
     def _encode_flow(
         call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
-    ) -> tuple[str, int, str, bytes]:
+    ) -> tuple[bytes, bytes, bytes]:
         attrs = _flow_attributes(call, decision, outcome, output_labels)
-        return (*_naming(call, decision, attrs), key_values(9, attrs))
+        name, status, message = _naming(call, decision, attrs)
+        return span_head(name, SPAN_KIND_SERVER), span_status(status, message), key_values(9, attrs)
 
     def shutdown(self) -> None:
         self.queue.shutdown()
@@ -306,7 +309,14 @@ def _call_attributes(call: Call, outcome: Outcome) -> dict[str, Any]:
     return attrs
 
 
-_NO_ATTRIBUTES: Final[dict[str, Any]] = {}
+# the call's own attributes (`_call_block`), each with the heads of its short values (`CallAttribute`)
+_INPUT_DIGEST: Final = CallAttribute("lineage.input.digest")
+_OUTPUT_DIGEST: Final = CallAttribute("lineage.output.digest")
+_RESPONSE_ID: Final = CallAttribute("gen_ai.response.id")
+_INPUT_TOKENS: Final = CallAttribute("gen_ai.usage.input_tokens")
+_OUTPUT_TOKENS: Final = CallAttribute("gen_ai.usage.output_tokens")
+_INPUT_MESSAGES: Final = CallAttribute("gen_ai.input.messages")
+_OUTPUT_MESSAGES: Final = CallAttribute("gen_ai.output.messages")
 
 
 def _call_block(call: Call, outcome: Outcome, flow: bytes = b"") -> bytes:
@@ -315,19 +325,19 @@ def _call_block(call: Call, outcome: Outcome, flow: bytes = b"") -> bytes:
     `flow`: the flow's block, first (one join, not a join and a concatenation)."""
     parts: list[bytes] = [flow]
     if call.input_digest:
-        parts.append(span_attribute("lineage.input.digest", call.input_digest))
+        parts.append(_INPUT_DIGEST.string(call.input_digest))
     if outcome.output_digest:
-        parts.append(span_attribute("lineage.output.digest", outcome.output_digest))
+        parts.append(_OUTPUT_DIGEST.string(outcome.output_digest))
     if outcome.response_id:
-        parts.append(span_attribute("gen_ai.response.id", outcome.response_id))
+        parts.append(_RESPONSE_ID.string(outcome.response_id))
     if outcome.input_tokens is not None:
-        parts.append(span_attribute("gen_ai.usage.input_tokens", outcome.input_tokens))
+        parts.append(_INPUT_TOKENS.count(outcome.input_tokens))
     if outcome.output_tokens is not None:
-        parts.append(span_attribute("gen_ai.usage.output_tokens", outcome.output_tokens))
+        parts.append(_OUTPUT_TOKENS.count(outcome.output_tokens))
     if call.content:
-        parts.append(span_attribute("gen_ai.input.messages", "\n".join(call.content)))
+        parts.append(_INPUT_MESSAGES.string("\n".join(call.content)))
     if outcome.content:
-        parts.append(span_attribute("gen_ai.output.messages", "".join(outcome.content)))
+        parts.append(_OUTPUT_MESSAGES.string("".join(outcome.content)))
     if outcome.first_token_ns:
         parts.append(span_attribute("gen_ai.response.time_to_first_chunk", _ttft(outcome)))
     return b"".join(parts)
@@ -337,11 +347,13 @@ def _ttft(outcome: Outcome) -> float:
     return (outcome.first_token_ns - outcome.started_ns) / 1e9
 
 
-def _first_token(outcome: Outcome) -> tuple[tuple[str, int, dict[str, Any]], ...]:
-    """`_events` without the attributes' dict."""
+def _first_token(outcome: Outcome) -> bytes:
+    """`_events` without the attributes' dict, encoded (`span_event`)."""
     if not outcome.first_token_ns:
-        return ()
-    return (("gen_ai.first_token", outcome.first_token_ns, {"gen_ai.response.time_to_first_chunk": _ttft(outcome)}),)
+        return b""
+    return span_event(
+        "gen_ai.first_token", outcome.first_token_ns, {"gen_ai.response.time_to_first_chunk": _ttft(outcome)}
+    )
 
 
 _NEGATIVE_ZERO: Final = "-0.0"  # a kind of its own: -0.0 == 0.0, but OTLP's double differs

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from proxy.flow import Call, Decision, Outcome
-from proxy.metrics import Metrics, unlabelled
+from proxy.metrics import Metrics, histogram_series
 
 _PII = "pii:"
 
@@ -24,9 +24,10 @@ class TimingRecorder:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._observe_total = unlabelled(metrics.request_duration).observe
-        self._observe_overhead = unlabelled(metrics.overhead).observe
-        self._observe_first = unlabelled(metrics.first_chunk).observe
+        # each a `_Buckets`: its `observe` a compiled call, the duration passed unboxed
+        self._total = histogram_series(metrics.request_duration)
+        self._overhead = histogram_series(metrics.overhead)
+        self._first = histogram_series(metrics.first_chunk)
 
     def start(self) -> None:
         pass
@@ -34,16 +35,16 @@ class TimingRecorder:
     def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
         started = outcome.started_ns
         total = (outcome.ended_ns - started) / 1e9
-        self._observe_total(total)
+        self._total.observe(total)
         upstream = decision.upstream
         if outcome.forwarded_ns and upstream is not None:
             spent = ((outcome.upstream_ns or outcome.ended_ns) - outcome.forwarded_ns) / 1e9
             self._metrics.upstream(upstream.name).observe(spent)
-            self._observe_overhead(max(0.0, total - spent))
+            self._overhead.observe(max(0.0, total - spent))
         else:
-            self._observe_overhead(total)
+            self._overhead.observe(total)
         if outcome.first_token_ns and call.stream:
-            self._observe_first((outcome.first_token_ns - started) / 1e9)
+            self._first.observe((outcome.first_token_ns - started) / 1e9)
         if call.detected:
             self._hits(call.detected, "input")
         if outcome.output_detected:

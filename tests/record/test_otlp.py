@@ -214,3 +214,23 @@ def key_values_alone(key: str, value: object) -> bytes:
 
     otlp._KV_CACHE[int].pop((key, value), None)  # written, not read from the table
     return otlp.key_values(9, {key: value})
+
+
+def test_a_call_attribute_writes_what_span_attribute_writes_for_every_length_and_count() -> None:
+    """`CallAttribute` keeps each short value length's head: its bytes are `span_attribute`'s for strings of every
+    length (one-byte characters, multi-byte ones, empty, past the kept lengths) and for every token count up to
+    where varints grow past two bytes, and for what is not an int (a bool, a float) too, the heads made in any
+    order."""
+    from proxy.record.otlp import HEADS_KEPT_BELOW, CallAttribute, span_attribute
+
+    text, count = CallAttribute("lineage.input.digest"), CallAttribute("gen_ai.usage.input_tokens")
+    for size in (*range(HEADS_KEPT_BELOW + 40), 5, 0, 1000):
+        for value in ("a" * size, "é" * size, "x" * size + "\u2028"):
+            assert text.string(value) == span_attribute("lineage.input.digest", value), (size, value[:3])
+    for value in (*range(0, 0x4100), 0x80, 5, 2**40, -1):
+        assert count.count(value) == span_attribute("gen_ai.usage.input_tokens", value), value
+    for other in (True, False, 1.5):
+        assert count.count(other) == span_attribute("gen_ai.usage.input_tokens", other)
+        value = Span.FromString(count.count(other)).attributes[0].value  # a Span of that one attribute
+        kind = "bool_value" if type(other) is bool else "double_value"
+        assert value.WhichOneof("value") == kind and getattr(value, kind) == other

@@ -427,7 +427,7 @@ def test_a_calls_own_attributes_are_the_bytes_the_attribute_table_writes() -> No
     dict `attributes()` reports, in its order, whichever of them a call has, long or not ASCII."""
     from proxy.flow import Call, Outcome, TraceContext
     from proxy.record import spans
-    from proxy.record.otlp import key_values
+    from proxy.record.otlp import key_values, span_event
 
     long = "é" * 200  # a multi-byte length, UTF-8
     calls = [
@@ -442,7 +442,8 @@ def test_a_calls_own_attributes_are_the_bytes_the_attribute_table_writes() -> No
     ]  # fmt: skip
     for call, outcome in calls:
         assert spans._call_block(call, outcome) == key_values(9, spans._call_attributes(call, outcome))
-        assert spans._first_token(outcome) == spans._events(outcome, spans._call_attributes(call, outcome))
+        events = spans._events(outcome, spans._call_attributes(call, outcome))
+        assert spans._first_token(outcome) == b"".join(span_event(*event) for event in events)
     recorder, decision = _flow_parts()
     call, outcome = calls[2]
     encoded = recorder.encode(call, decision, outcome, frozenset())
@@ -559,25 +560,30 @@ def test_calls_with_long_values_leave_the_encoders_tables_small() -> None:
 
 def test_generated_spans_are_the_bytes_of_their_attributes_dict_and_of_protobuf() -> None:
     """Over calls drawn at random (token counts across every varint length, digests, ids, content, timing,
-    statuses, checkpoints, parameters): the span `encode` writes (the flow's kept block, the call's own
-    attributes written without a dict) is byte for byte the span written from `attributes()` through the
-    general encoder, and what protobuf writes when it decodes and serialises that span again."""
+    statuses, checkpoints, parameters, a caller's parent span and trace state, denials): the span `encode`
+    writes (the flow's kept name, status and attributes, the call's own attributes written without a dict) is
+    byte for byte the span written from `attributes()` through the general encoder, and what protobuf writes
+    when it decodes and serialises that span again."""
     import random
 
     from opentelemetry.proto.trace.v1 import trace_pb2
 
-    from proxy.flow import Call, Outcome, TraceContext
+    from proxy.flow import DENY, Call, Decision, Outcome, TraceContext
     from proxy.record import spans
     from proxy.record.otlp import SPAN_KIND_SERVER, encode_span
 
     rng = random.Random(7)
-    recorder, decision = _flow_parts()
+    recorder, allowed = _flow_parts()
+    denials = [Decision(DENY, None, caller="app", code="purpose_denied", reason=reason) for reason in ("no", None)]
 
     def tokens() -> int | None:
         return rng.choice([None, 0, rng.randrange(0x80), rng.randrange(0x80, 0x4000), rng.randrange(0x4000, 2**40)])
 
     for n in range(1, 400):
-        call = Call("openai", "chat", rng.choice(["m", "n"]), TraceContext(n, n), input_digest=rng.choice(["", f"in{n}"]),
+        trace = TraceContext(rng.choice([n, 2**128 - n]), rng.choice([n, 2**64 - n]),
+                             rng.choice([None, rng.randrange(1, 2**64)]), tracestate=rng.choice([None, "", "k=v" * 50]))  # fmt: skip
+        decision = rng.choice([allowed, allowed, *denials])
+        call = Call("openai", "chat", rng.choice(["m", "n", ""]), trace, input_digest=rng.choice(["", f"in{n}"]),
                     params=rng.choice([(), (("temperature", 0.2),), (("max_tokens", rng.randrange(1, 9000)),)]),
                     content=rng.choice([(), ("hi", "é" * rng.randrange(300))]), stream=rng.random() < 0.3)  # fmt: skip
         started = 1_700_000_000_000_000_000 + n
@@ -585,12 +591,14 @@ def test_generated_spans_are_the_bytes_of_their_attributes_dict_and_of_protobuf(
                           first_token_ns=rng.choice([0, started + rng.randrange(1, 10**9)]),
                           status=rng.choice([200, 500]), checkpoint=rng.choice([None, "m@1"]),
                           response_id=rng.choice([None, f"chatcmpl-{n}"]), input_tokens=tokens(), output_tokens=tokens(),
-                          output_digest=rng.choice([None, f"out{n}"]), content=rng.choice([(), ("a", "b" * 200)]))  # fmt: skip
+                          output_digest=rng.choice([None, f"out{n}"]), content=rng.choice([(), ("a", "b" * 200)]),
+                          error_type=rng.choice([None, None, "upstream_timeout"]))  # fmt: skip
         labels = rng.choice([frozenset(), frozenset({"pii"})])
         encoded = recorder.encode(call, decision, outcome, labels)
         attributes = recorder.attributes(call, decision, outcome, labels)
         name, status, message = spans._naming(call, decision, attributes)
-        general = encode_span(trace_id=n, span_id=n, parent_span_id=None, trace_state=None, name=name,
+        general = encode_span(trace_id=trace.trace_id, span_id=trace.span_id, parent_span_id=trace.parent_span_id,
+                              trace_state=trace.tracestate, name=name,
                               kind=SPAN_KIND_SERVER, start_ns=outcome.started_ns, end_ns=outcome.ended_ns,
                               attributes=attributes, events=spans._events(outcome, attributes), status_code=status,
                               status_message=message)  # fmt: skip
