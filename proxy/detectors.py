@@ -31,10 +31,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from proxy.config import DetectorSpec
 
-TRUNCATED = "scan:truncated"
+TRUNCATED: Final = "scan:truncated"
 
 
 def _class_table() -> bytes:
@@ -56,9 +57,10 @@ def _class_table() -> bytes:
     return bytes(table)
 
 
-_CLASSES = _class_table()
-_WORDISH = frozenset(b"0aAxX_")
-_LETTERS = frozenset(b"aAxX")
+# (`Final`, here and below: compiled, each constant read per call is a C static, not a lookup in the module's dict)
+_CLASSES: Final = _class_table()
+_WORDISH: Final = frozenset(b"0aAxX_")
+_LETTERS: Final = frozenset(b"aAxX")
 
 
 def _luhn(digits: bytes) -> bool:
@@ -67,7 +69,7 @@ def _luhn(digits: bytes) -> bool:
     return (sum(kept) - 48 * len(kept) + sum(doubled.translate(_DOUBLED))) % 10 == 0
 
 
-_DOUBLED = bytes(
+_DOUBLED: Final = bytes(
     (2 * (byte - 48) - 9 if byte >= 53 else 2 * (byte - 48)) if 48 <= byte <= 57 else 0 for byte in range(256)
 )
 
@@ -89,7 +91,8 @@ class _Text:
     finders whose every match starts with a digit search (`digits`): all of it unless `scan` narrowed it."""
 
     def __init__(self, text: str) -> None:
-        self.raw = text.encode("utf-8", "surrogatepass")
+        # (ASCII is its own UTF-8: encoded without the codec lookup an error handler costs)
+        self.raw = text.encode() if text.isascii() else text.encode("utf-8", "surrogatepass")
         self.classes = self.raw.translate(_CLASSES)
         self.first = 0
         self.stop = len(self.classes)
@@ -111,31 +114,35 @@ class _Text:
 # Each finder yields (start, end) of validated values in a _Text.
 Finder = Callable[[_Text], Iterator[tuple[int, int]]]
 
-_CARD = re.compile(rb"0(?:[ -]?0){12,18}")
-_DIGITS = re.compile(rb"[0-9]+")
+_CARD: Final = re.compile(rb"0(?:[ -]?0){12,18}")
+_DIGITS: Final = re.compile(rb"[0-9]+")
 # 4111.1111.1111.1111, 4111/1111/1111/1111, 4111_1111_1111_1111, 4111,1111,1111,1111, 4111\t1111\t..., 4111  1111  ...,
 # 3782\t822463\t10005 (4-6-5): one pattern, so one pass
-_CARD_GROUPED = re.compile(
+_CARD_GROUPED: Final = re.compile(
     rb"0000(?P<sep>[./_]|, ?|[ \t\r\n]{2,}|[\t\r\n])(?:(?:0000(?P=sep)){2}0000|000000(?P=sep)00000)"
 )
-_GAP = frozenset(b" \t\r\n,_")
+_GAP: Final = frozenset(b" \t\r\n,_")
 # the rest of a table row or column that a card candidate was a window of (`_in_a_row`), skipped in one match:
 # every further window of it is in the row too (a long table was a Python check per four numbers)
-_TABLE_RUN = {
+_TABLE_RUN: Final = {
     32: re.compile(rb"(?:(?: [ \t\r\n]+|[\t\r\n][ \t\r\n]*)0+)*"),  # white space, as `_alike` reads it
     44: re.compile(rb"(?: *, *0+)*"),
     95: re.compile(rb"(?:_0+)*"),
 }
-_PHONE = re.compile(rb"0[0 ().-]{6,24}0")
-_IPV4 = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
-_IPV6_TRIGGER = re.compile(rb":[0xX]{0,4}:")
-_IPV6 = re.compile(rb"[0xX:]{2,39}")
-_IBAN = re.compile(rb"00(?: ?[aAxX0]{4}){2,7}(?: ?[aAxX0]{1,3})?")
+_PHONE: Final = re.compile(rb"0[0 ().-]{6,24}0")
+_IPV4: Final = re.compile(rb"00?0?\.00?0?\.00?0?\.00?0?")
+_IPV6_TRIGGER: Final = re.compile(rb":[0xX]{0,4}:")
+_IPV6: Final = re.compile(rb"[0xX:]{2,39}")
+_IBAN: Final = re.compile(rb"00(?: ?[aAxX0]{4}){2,7}(?: ?[aAxX0]{1,3})?")
+# the class string with every letter as `a` (digits `0`, the rest `#`): where an IBAN found starts reads `aa00`
+_LEADS: Final = bytes(97 if byte in b"aAxX" else 48 if byte == 48 else 35 for byte in range(256))
+# the class string with a phone's every character as `0` (digits and its separators; the rest `#`)
+_DIALS: Final = bytes(48 if byte in b"0 ().-" else 35 for byte in range(256))
 # the longest a match of the patterns above that start with a digit reaches past the text's last digit: an IBAN's
 # (its start is a digit at most, 2 + 7 × 5 + 4 = 41 characters), the others end in one
-_DIGIT_MATCH = 42
+_DIGIT_MATCH: Final = 42
 # IBAN lengths by country (SWIFT's IBAN registry, release 101): a lower-case candidate must match them
-_IBAN_LENGTHS = {
+_IBAN_LENGTHS: Final = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27, "BR": 29,
     "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
     "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
@@ -148,10 +155,10 @@ _IBAN_LENGTHS = {
 }  # fmt: skip
 # an address: a local part of 1-64 characters from where its run starts (or after a `%`), its `@` (group 1) and a
 # domain ending in letters; searched only near an `@` (`_AT_NEAR`)
-_EMAIL = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}(@)[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
+_EMAIL: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}(@)[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
 # every `@` that is no more than 320 characters from the next: the text an address around them may take up
 # (64 before an `@`, 256 after), found in one match, so a region dense with `@` is searched once
-_AT_NEAR = re.compile(rb"@(?:[^@]{0,319}+@)*+")  # (possessive: no state kept to backtrack into)
+_AT_NEAR: Final = re.compile(rb"@(?:[^@]{0,319}+@)*+")  # (possessive: no state kept to backtrack into)
 
 
 def _cards(t: _Text) -> Iterator[tuple[int, int]]:
@@ -269,11 +276,15 @@ def _card(candidate: bytes) -> bool:
     return 13 <= len(digits) <= 19 and _luhn(digits)
 
 
-_NOT_DIGITS = bytes(byte for byte in range(256) if not 48 <= byte <= 57)
+_NOT_DIGITS: Final = bytes(byte for byte in range(256) if not 48 <= byte <= 57)
 
 
 def _phones(t: _Text) -> Iterator[tuple[int, int]]:
     pos, stop = t.first, t.stop
+    # every phone found is nine characters or more of digits and separators in a row, which prose with years in it
+    # seldom has: looked for at C speed first (a search for `_PHONE` is tried at each digit)
+    if t.classes[pos:stop].translate(_DIALS).find(b"000000000") < 0:
+        return
     while (m := _PHONE.search(t.classes, pos, stop)) is not None:
         start, end = m.span()
         pos = end
@@ -321,6 +332,11 @@ def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
     """IBANs in any case (`de89 3704 …`), mod-97 checked; one not all in capitals must also have its country's
     length: lower-case hex and identifiers are common, and 1 in 97 passes the check by chance."""
     pos, stop = t.first, t.stop
+    # every IBAN found starts with two letters and two digits, which prose with years in it seldom has: looked for
+    # at C speed first (a search for `_IBAN` is tried at each pair of digits, each try costing as much as
+    # translating a few hundred bytes)
+    if t.classes[max(0, pos - 2) : stop].translate(_LEADS).find(b"aa00") < 0:
+        return
     while (m := _IBAN.search(t.classes, pos, stop)) is not None:
         start, end = m.start() - 2, m.end()
         pos = end
@@ -380,7 +396,7 @@ _NEEDS: dict[Finder, tuple[bytes, int, bytes]] = {
 }  # fmt: skip
 
 
-_FOLD_PIECE = 4096
+_FOLD_PIECE: Final = 4096
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1; the same since 14.0):
 # characters that show nothing, dropped
 _IGNORABLE = (
@@ -410,14 +426,18 @@ _STOPS = "\u3002\uff0e\uff61\ufe12"
 # every decimal digit (Unicode's Nd, as this Python's unicodedata knows them; none lies past U+1FFFF) as
 # ASCII: NFKC leaves `٤` and `४` as they are
 _DECIMALS = {ord(c): str(unicodedata.decimal(c)) for c in filter(str.isdecimal, map(chr, range(0x80, 0x20000)))}
-_FOLD: dict[int, str | None] = {
+_FOLD: Final[dict[int, str | None]] = {
     **dict.fromkeys(code for first, last in _IGNORABLE for code in range(first, last + 1)),
     **dict.fromkeys(map(ord, _DASHES), "-"),
     **dict.fromkeys(map(ord, _STOPS), "."),
     **_DECIMALS,
 }
 # `@` escaped for a URL or in HTML, as a browser (or a model) reads it
-_AT_ESCAPE = re.compile(r"%40|&#(?:0*64(?![0-9])|[xX]0*40(?![0-9a-fA-F]));?|&commat;")
+_AT_ESCAPE: Final = re.compile(r"%40|&#(?:0*64(?![0-9])|[xX]0*40(?![0-9a-fA-F]));?|&commat;")
+
+
+def _holds_any(text: str, marks: tuple[str, ...]) -> bool:
+    return any(mark in text for mark in marks)  # (each a one-character search: a memchr)
 
 
 def _escapes_at(text: str) -> bool:
@@ -468,6 +488,9 @@ class Detectors:
         for label, finder, needs, fewest_digits, run in finders:
             groups.setdefault(needs[0] if needs else None, []).append((label, finder, fewest_digits, run))
         self._groups = tuple((needs, tuple(group)) for needs, group in groups.items())
+        # the characters of the class bytes the finders need (`0` is every digit): a text with none of them is
+        # skipped before its class string is made, a search for each costing a memchr; empty with a custom pattern
+        self._marks = () if None in groups else tuple(chr(byte) for byte in range(128) if _CLASSES[byte] in groups)
         self.max_chars = max_chars
         # bytes of a reply passed on as it arrives kept to be read whole (`protocols.WHOLE_MAX`, or
         # `limits.buffer_max_bytes` when larger: `Pipeline`)
@@ -495,6 +518,8 @@ class Detectors:
                 found.add(TRUNCATED)
         elif _escapes_at(text):  # `alice%40example.com`, `alice&#64;example.com`
             text = _AT_ESCAPE.sub("@", text)
+        if self._marks and not _holds_any(text, self._marks):
+            return frozenset(found)  # nothing any finder looks for: not translated at all
         t = _Text(text)
         classes = t.classes
         digits = -1  # counted once, when a finder asks
@@ -612,10 +637,10 @@ class Detectors:
 
 
 # what stands for the end of a captured text past the scan limit, where the scan did not read (`Detectors.mask`)
-NOT_CAPTURED = "[not captured: past limits.scan_max_chars]"
+NOT_CAPTURED: Final = "[not captured: past limits.scan_max_chars]"
 # the most characters a built-in value takes up (an address: 64 before its `@`, 256 after), so the most a
 # value cut at the scan limit leaves before it
-_LONGEST = 320
+_LONGEST: Final = 320
 
 
 def _apart(spans: list[Found]) -> list[Found]:
