@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 
+import pytest
+
+import proxy.record.sinks as sinks_module
 from proxy.config.model import Telemetry
 from proxy.flow import ALLOW, Call, Decision, Outcome, TraceContext
 from proxy.record.sinks import Durable, FanOut
@@ -76,6 +79,46 @@ def test_without_an_event_loop_every_sink_runs_at_once() -> None:
     spans = Sink("spans", durable=False)
     _end(FanOut([spans]), "a")
     assert spans.seen == ["a"]
+
+
+def test_a_fan_out_schedules_on_whichever_loop_runs_and_runs_at_once_with_none() -> None:
+    spans = Sink("spans", durable=False)
+    sinks = FanOut([spans])
+
+    async def one_turn(model: str) -> None:
+        _end(sinks, model)
+        assert model not in spans.seen  # the next turn of this loop, not now
+        await asyncio.sleep(0)
+        assert spans.seen[-1] == model
+
+    asyncio.run(one_turn("a"))
+    asyncio.run(one_turn("b"))  # a new loop: the first one's is closed
+    _end(sinks, "c")  # no loop running now
+    assert spans.seen == ["a", "b", "c"]
+
+
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
+def test_the_running_loop_is_looked_up_once_a_loop_not_once_a_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Python 3.11 `asyncio.get_running_loop()` makes a getpid() system call each time (~0.5 us a call)."""
+    looked_up: list[asyncio.AbstractEventLoop] = []
+
+    def running_loop() -> asyncio.AbstractEventLoop:
+        looked_up.append(asyncio.get_running_loop())
+        return looked_up[-1]
+
+    monkeypatch.setattr(sinks_module, "_running_loop", running_loop)
+    spans = Sink("spans", durable=False)
+    sinks = FanOut([spans])
+
+    async def calls() -> None:
+        for number in range(50):
+            _end(sinks, str(number))
+            await asyncio.sleep(0)
+
+    asyncio.run(calls())
+    asyncio.run(calls())
+    assert len(spans.seen) == 100
+    assert len(looked_up) == 2  # once for each loop
 
 
 class Collector:
