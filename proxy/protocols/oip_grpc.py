@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
@@ -34,7 +34,7 @@ from proxy.protocols.oip import (
     observe_reply_meta,
 )
 
-SERVICE = "/inference.GRPCInferenceService/"
+SERVICE: Final = "/inference.GRPCInferenceService/"
 MODEL_INFER = SERVICE + "ModelInfer"
 MODEL_STREAM_INFER = SERVICE + "ModelStreamInfer"
 MODEL_METADATA = SERVICE + "ModelMetadata"
@@ -46,10 +46,10 @@ _DATA_FREE = (
     "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelConfig", "ModelStatistics",
     "RepositoryIndex", "SystemSharedMemoryStatus", "CudaSharedMemoryStatus",
 )  # fmt: skip
-PASSTHROUGH = Target("passthrough")
+PASSTHROUGH: Final = Target("passthrough")
 
-_MAX_STRINGS = 10_000
-_MAX_FIELD = (1 << 29) - 1  # protobuf's largest field number
+_MAX_STRINGS: Final = 10_000
+_MAX_FIELD: Final = (1 << 29) - 1  # protobuf's largest field number
 
 
 class WireError(ValueError):
@@ -73,10 +73,11 @@ def _run_pattern() -> re.Pattern[bytes]:
     return re.compile(b"(?:%s%s|%s.{8}|%s.{4})*+" % (tag(0), varint, tag(1), tag(5)), re.DOTALL)
 
 
-_RUN = _run_pattern()
-_RUN_STARTS = bytes(b for b in range(8, 0x100) if b & 7 in (0, 1, 5))  # the bytes a tag in such a run starts with
+_RUN: Final = _run_pattern()
+# the bytes a tag in such a run starts with
+_RUN_STARTS: Final = bytes(b for b in range(8, 0x100) if b & 7 in (0, 1, 5))
 # 1 for a one-byte tag of a length-delimited field (1-15): with a one-byte length, the walkers' inline case
-_SHORT = bytes(int(8 <= key < 0x80 and key & 7 == 2) for key in range(256))
+_SHORT: Final = bytes(int(8 <= key < 0x80 and key & 7 == 2) for key in range(256))
 
 
 def _ld(number: int) -> int:
@@ -85,8 +86,11 @@ def _ld(number: int) -> int:
 
 
 # tensor fields read by `_tensor` and `_contents`; InferTensorContents' numbers, packed (bool to fp64)
-_DATATYPE, _PARAMETERS, _CONTENTS, _BYTES_CONTENTS = _ld(2), _ld(4), _ld(5), _ld(8)
-_PACKED = bytes(_ld(number) for number in range(1, 8))
+_DATATYPE: Final = _ld(2)
+_PARAMETERS: Final = _ld(4)
+_CONTENTS: Final = _ld(5)
+_BYTES_CONTENTS: Final = _ld(8)
+_PACKED: Final = bytes(_ld(number) for number in range(1, 8))
 
 
 def _varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
@@ -201,8 +205,9 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
 def _spans(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
     """(field number, start, stop) of each length-delimited field of the message at buf[pos:end], offsets
     into `buf` (no slice made of a field nobody reads); every other field checked and skipped (`_field`).
-    The loops of `_tensor`, `_contents` and `_parameter` are this one written out: a message of many
-    small tensors or parameters spends its time there."""
+    The loops of `read_infer_request`, `ReplyObserver._response`, `_tensor`, `_contents` and `_parameter` are this
+    one written out: every call walks the first two, and a message of many small tensors or parameters spends its
+    time in the others."""
     while pos < end:
         key = buf[pos]
         length = buf[pos + 1] if pos + 1 < end else 0x80
@@ -248,8 +253,8 @@ def _skip_group(buf: bytes | memoryview, pos: int, end: int, group: int, depth: 
     raise WireError("a group without its end")
 
 
-_NOT_UTF8 = "a string field is not valid UTF-8"
-_NOTHING: frozenset[str] = frozenset()
+_NOT_UTF8: Final = "a string field is not valid UTF-8"
+_NOTHING: Final[frozenset[str]] = frozenset()
 
 
 def _text(value: int | memoryview) -> str:
@@ -381,8 +386,20 @@ def read_infer_request(buf: bytes) -> Request:
     raws: list[memoryview] = []
     seen = False
     shared = False  # a tensor in shared memory: data the proxy cannot read (policy.passthrough decides)
+    pos, end = 0, len(buf)
     try:
-        for number, start, stop in _spans(buf, 0, len(buf)):
+        while pos < end:  # `_spans`, written out: a generator and a tuple a field cost more than the reading
+            tag = buf[pos]
+            length = buf[pos + 1] if pos + 1 < end else 0x80
+            if _SHORT[tag] and length < 0x80:
+                start = pos + 2
+                stop = start + length
+                if stop > end:
+                    raise WireError("truncated length-delimited field")
+            else:
+                tag, start, stop = _field(buf, pos, end)
+            pos = stop
+            number = tag >> 3
             if number == 5:
                 datatype, in_shared = _tensor(buf, view, start, stop, texts, digest)
                 datatypes.append(datatype)
@@ -505,8 +522,20 @@ class ReplyObserver:
         texts: list[str] = []
         datatypes: list[str] = []
         raws: list[memoryview] = []
+        pos = start
         try:
-            for number, first, last in _spans(buf, start, stop):
+            while pos < stop:  # `_spans`, written out (as in `read_infer_request`)
+                key = buf[pos]
+                length = buf[pos + 1] if pos + 1 < stop else 0x80
+                if _SHORT[key] and length < 0x80:
+                    first = pos + 2
+                    last = first + length
+                    if last > stop:
+                        raise WireError("truncated length-delimited field")
+                else:
+                    key, first, last = _field(buf, pos, stop)
+                pos = last
+                number = key >> 3
                 if number == 5:
                     datatypes.append(_tensor(buf, view, first, last, texts, self._digest)[0])
                     self._seen = True
@@ -542,7 +571,7 @@ class ReplyObserver:
         self.outcome.output_digest = "sha256:" + self._digest.hexdigest() if self._seen else None
 
 
-_TARGETS = {
+_TARGETS: Final = {
     MODEL_INFER: Target("infer"),
     MODEL_STREAM_INFER: Target("infer", stream=True),
     **{SERVICE + m: Target("metadata", carries_data=False) for m in _DATA_FREE},

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,40 @@ def upstream_status(exc: grpc.aio.AioRpcError) -> UpstreamStatus:
     """grpc's error as the transport-neutral one the Exchange maps (like httpcore's map_exceptions)."""
     code = exc.code()
     return UpstreamStatus(code.name, exc.details() or code.name)
+
+
+Pair = tuple[str, str | bytes]
+
+
+class SentMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no types
+    """The metadata of a call to an upstream, made from its pairs in one step. grpc.aio reads a call's metadata
+    only by iterating it, once, as it makes the call (`tuple(metadata)`); its own Metadata is built pair by pair
+    (`add`) and iterated by a generator: Python for every key, twice, on every call. Anything else asked of this
+    one (a key, `add`, equality) first makes the mapping grpc.aio's Metadata keeps, and is then answered as
+    grpc.aio's is."""
+
+    def __init__(self, pairs: list[Pair]) -> None:  # grpc.aio's __init__ would build the mapping: not called
+        self._pairs: list[Pair] | None = pairs
+        self._mapping: OrderedDict[str, list[str | bytes]] | None = None
+
+    @property
+    def _metadata(self) -> OrderedDict[str, list[str | bytes]]:
+        """grpc.aio's Metadata's mapping (key: its values, in order), read by every method of its but these."""
+        mapping = self._mapping
+        if mapping is None:
+            mapping = self._mapping = OrderedDict()
+            for key, value in self._pairs or ():
+                mapping.setdefault(key, []).append(value)
+            self._pairs = None  # from now on the mapping is the metadata (`add` changes it)
+        return mapping
+
+    def __iter__(self) -> Iterator[Pair]:
+        pairs = self._pairs
+        return iter(pairs) if pairs is not None else super().__iter__()
+
+    def __len__(self) -> int:
+        pairs = self._pairs
+        return len(pairs) if pairs is not None else super().__len__()
 
 
 def _shape(upstream: Upstream) -> tuple[str | None, UpstreamTls | None]:

@@ -1,0 +1,164 @@
+"""The ModelInferRequest and ModelInferResponse readers walk their messages' fields in a loop of their own, `_spans`
+written out: they read every message, well formed or not, as the same readers walking it with `_spans` do (kept
+here as they were, the reference)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome
+from proxy.protocols import SHA256, OutputText, Request
+from proxy.protocols import oip_grpc as oip
+from proxy.protocols.oip import check_version, labels_parameter, observe_reply_meta
+from tests.protocols.test_oip_grpc import EMAIL, PB, full_request, infer_response, raw_bytes
+
+
+def reference_read(buf: bytes) -> Request:
+    """`read_infer_request` as it was, on `_spans`."""
+    view = memoryview(buf)
+    model = version = ""
+    labels: list[str] = []
+    texts: list[str] = []
+    datatypes: list[str] = []
+    digest = SHA256.copy()
+    raws: list[memoryview] = []
+    seen = shared = False
+    try:
+        for number, start, stop in oip._spans(buf, 0, len(buf)):
+            if number == 5:
+                datatype, in_shared = oip._tensor(buf, view, start, stop, texts, digest)
+                datatypes.append(datatype)
+                shared = shared or in_shared
+                seen = True
+            elif number == 7:
+                raw = view[start:stop]
+                digest.update(raw)
+                seen = True
+                raws.append(raw)
+            elif number == 1:
+                model = oip._string(buf, start, stop)
+            elif number == 2:
+                version = oip._string(buf, start, stop)
+            elif number == 4:
+                key, text = oip._parameter(buf, start, stop)
+                if key == oip.LABELS_PARAMETER:
+                    if text is None:
+                        raise InvalidRequest(f"parameter {oip.LABELS_PARAMETER!r} must be a string_param")
+                    labels += labels_parameter(text)
+                elif text and key not in oip.FRAMING_PARAMETERS:
+                    texts.append(text)
+            elif number == 6:
+                shared = shared or oip._output_in_shared_memory(buf, start, stop)
+    except oip.WireError as exc:
+        raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
+    whole = oip._raw_strings(raws, datatypes, texts)
+    if not model:
+        raise InvalidRequest("model_name is required", param="model_name")
+    check_version(version)
+    oip.add_decoded_texts(texts, 0)
+    return Request(model, "infer", False, tuple(texts), (), tuple(labels), version or None,
+                   "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
+                   unscanned=not whole)  # fmt: skip
+
+
+def reference_reply(data: bytes) -> Outcome:
+    """`ReplyObserver.body` then `finish` as they were, `_response` on `_spans`."""
+    outcome = Outcome(started_ns=0)
+    digest, seen, found = SHA256.copy(), False, None
+    view = memoryview(data)
+    model = version = rid = ""
+    texts: list[str] = []
+    datatypes: list[str] = []
+    raws: list[memoryview] = []
+    try:
+        for number, first, last in oip._spans(data, 0, len(data)):
+            if number == 5:
+                datatypes.append(oip._tensor(data, view, first, last, texts, digest)[0])
+                seen = True
+            elif number == 6:
+                raw = view[first:last]
+                digest.update(raw)
+                seen = True
+                raws.append(raw)
+            elif number == 1:
+                model = oip._string(data, first, last)
+            elif number == 2:
+                version = oip._string(data, first, last)
+            elif number == 3:
+                rid = oip._string(data, first, last)
+    except oip.WireError:
+        pass
+    else:
+        observe_reply_meta(outcome, model, version, rid)
+        try:
+            whole = oip._raw_strings(raws, datatypes, texts)
+        except InvalidRequest:
+            whole = False
+        if texts or not whole:
+            found = OutputText(outcome, EMAIL, True, digests=False)
+            found.add_pieces(texts, whole)
+    if found is not None:
+        found.finish(EMAIL)
+    else:
+        outcome.output_detected = frozenset()
+    outcome.output_digest = "sha256:" + digest.hexdigest() if seen else None
+    return outcome
+
+
+def read(reader: Any, buf: bytes) -> Request | str:
+    try:
+        request: Request = reader(buf)
+    except InvalidRequest as exc:
+        return f"{exc.message} ({exc.param})"
+    return request
+
+
+def reply(data: bytes) -> Outcome:
+    outcome = Outcome(started_ns=0)
+    observer = oip.ReplyObserver(outcome, EMAIL, True)
+    observer.body(data)
+    observer.finish()
+    return outcome
+
+
+def fields_of(outcome: Outcome) -> tuple[Any, ...]:
+    return (outcome.response_model, outcome.response_id, outcome.extra, outcome.output_digest,
+            outcome.output_detected, outcome.content)  # fmt: skip
+
+
+def replies() -> list[bytes]:
+    text = infer_response().SerializeToString()
+    raw = PB["ModelInferResponse"](model_name="echo", id="r-2")
+    raw.outputs.add(name="Y", datatype="INT32", shape=[1])
+    raw.outputs.add(name="TEXT", datatype="BYTES", shape=[2])
+    raw.raw_output_contents.extend([struct.pack("<i", 7), raw_bytes(b"one", b"ana@example.org")])
+    return [text, raw.SerializeToString()]
+
+
+def test_the_readers_read_well_formed_messages_as_on_spans() -> None:
+    request = full_request().SerializeToString()
+    assert read(oip.read_infer_request, request) == read(reference_read, request)
+    for data in replies():
+        assert fields_of(reply(data)) == fields_of(reference_reply(data))
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.binary(max_size=40), position=st.integers(0, 400), cut=st.integers(0, 400))
+def test_the_readers_read_mangled_messages_as_on_spans(data: bytes, position: int, cut: int) -> None:
+    for good in (full_request().SerializeToString(), *replies()):
+        at = min(position, len(good))
+        mangled = (good[:at] + data + good[at:])[: max(cut, 1)]
+        assert read(oip.read_infer_request, mangled) == read(reference_read, mangled)
+        assert fields_of(reply(mangled)) == fields_of(reference_reply(mangled))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=120))
+def test_the_readers_read_arbitrary_bytes_as_on_spans(data: bytes) -> None:
+    assert read(oip.read_infer_request, data) == read(reference_read, data)
+    assert fields_of(reply(data)) == fields_of(reference_reply(data))
