@@ -110,6 +110,8 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
         raise InvalidRequest(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"{what} must be a JSON object")
+    if _compact(body, data):
+        return data
     # Every key is a string followed by ':', white space between or not: each is a '"\s*:' in the body. Any
     # other '"\s*:' is inside a string, where a quote is always escaped ('\":': tool-call arguments and tool
     # results are JSON in strings), or opens a string beginning with ':'. So the '"\s*:' less the '\":' are
@@ -132,6 +134,28 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
     return data
 
 
+def _compact(body: bytes, data: dict[str, Any]) -> bool:
+    """Whether the body is `data` written again by orjson, byte for byte: then each of its objects is a
+    dict's keys, each written once, and it holds no duplicate. Most bodies are written so (compact, UTF-8
+    as it is: httpx's and the OpenAI SDK's `json.dumps(..., ensure_ascii=False, separators=(",", ":"))`,
+    JavaScript's `JSON.stringify`), and writing one again (in C) costs less than counting its keys (a
+    regex over the body, a walk of the value). A body with white space after its first key's colon
+    (Python's `json.dumps` as it is, `requests`), or that does not begin with a key (pretty-printed), is
+    not written again."""
+    size = len(body)
+    if size < 8 or body[0] != 123 or body[1] != 34:  # '{"'
+        return False
+    end = 2  # the first key's closing quote, looked for in its first bytes (compiled, a loop over ints)
+    while end < 64 and end < size and body[end] != 34:
+        end += 1
+    if end + 2 >= size or body[end + 1] != 58 or body[end + 2] == 32:  # ':', ' '
+        return False
+    try:
+        return orjson.dumps(data) == body
+    except orjson.JSONEncodeError:  # over the 254 levels orjson writes (it reads 1,024)
+        return False
+
+
 class _Duplicate(ValueError):
     pass
 
@@ -151,15 +175,16 @@ def _count_keys(value: Any) -> int:
     stack: list[Any] = [value]
     while stack:
         item = stack.pop()
-        if type(item) is dict:
+        if type(item) is dict:  # each kind walked as itself: compiled, a loop over a dict's values or a list's items
             count += len(item)
-            children: Iterable[Any] = item.values()
+            for child in item.values():
+                if type(child) is dict or type(child) is list:
+                    stack.append(child)
         else:
-            children = item
-        for child in children:
-            kind = type(child)
-            if kind is dict or kind is list:
-                stack.append(child)
+            items: list[Any] = item
+            for child in items:
+                if type(child) is dict or type(child) is list:
+                    stack.append(child)
     return count
 
 
@@ -214,19 +239,18 @@ def user_strings(value: Any, out: list[str]) -> bool:
         if value:
             out.append(value)
         return True
-    stack = [value]
-    pop, push, add = stack.pop, stack.append, out.append
+    stack = [value]  # (its methods called as they are: compiled, a bound method is a call through Python)
     whole = True
     printed_as_repr: set[int] = set()  # ids of the tool results in messages not the user's
     while stack and len(out) < MAX_STRINGS:
-        item = pop()
+        item = stack.pop()
         if type(item) is dict:
             # a plain chat message (most of them): its content, the role being framing
             if len(item) == 2 and type(text := item.get("content")) is str and _standard_role(item.get("role")):
                 if text:
-                    add(text)
+                    out.append(text)
                 while stack and type(stack[-1]) is str:  # the strings after it, as below
-                    add(pop())
+                    out.append(stack.pop())
                 continue
             children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
             block = item.get("type")
@@ -252,12 +276,12 @@ def user_strings(value: Any, out: list[str]) -> bool:
             kind = type(child)
             if kind is str:
                 if child:
-                    push(child)
+                    stack.append(child)
             elif kind is dict or kind is list:
-                push(child)
+                stack.append(child)
         while stack and type(stack[-1]) is str:  # strings in document order, as they come off the stack
-            add(pop())
-    return whole and not any(map(_holds_text, stack))  # what is left over may hold no text at all
+            out.append(stack.pop())
+    return whole and not (stack and any(map(_holds_text, stack)))  # what is left over may hold no text at all
 
 
 # content blocks engines print whole, keys and all: a tool call's `input` (vLLM json.dumps it into the call's
@@ -293,24 +317,23 @@ def rendered_strings(value: Any, out: list[str], *, payloads: bool = True) -> bo
     framing, a property may be named `url` and an enum may hold a card number. `payloads=False` skips
     binary payloads (`_PAYLOADS`: an image in a tool's result). False when some were past `MAX_STRINGS`."""
     stack = [value]
-    pop, push, add = stack.pop, stack.append, out.append
     while stack and len(out) < MAX_STRINGS:
-        item = pop()
+        item = stack.pop()
         kind = type(item)
         if kind is str:
             if item:
-                add(item)
+                out.append(item)
         elif kind is dict:
             for key, child in reversed(item.items()):
                 if not payloads and _payload(key, child):
                     continue
-                push(child)
-                push(key)
+                stack.append(child)
+                stack.append(key)
         elif kind is list:
             stack.extend(reversed(item))
         elif kind is int or kind is float:
-            add(repr(item))
-    return not any(map(_holds_scalar, stack))  # what is left over may hold nothing that prints
+            out.append(repr(item))
+    return not (stack and any(map(_holds_scalar, stack)))  # what is left over may hold nothing that prints
 
 
 def _holds_scalar(value: Any) -> bool:
@@ -431,6 +454,8 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
                 _runs(part["content"], runs, read)
     if len(systems) > 1:
         _runs(systems, runs)
+    if not runs:  # (plain string contents, as most calls are)
+        return ()
     return tuple(dict.fromkeys(runs))  # each once (vLLM's and llama.cpp's readings share most runs)
 
 

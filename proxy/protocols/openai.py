@@ -111,11 +111,12 @@ def read_request(operation: str, body: bytes) -> Request:
     # token ids (vLLM, llama.cpp) and prompt embeddings: what the model reads there, the proxy cannot
     unread = "prompt_embeds" in data or embedded_prompt(data.get("messages"))
     whole = whole and not unread and not any(token_ids(data.get(key)) for key in ("prompt", "input", "content"))
-    params = tuple(
-        (_PARAMS[key], _param(_PARAMS[key], value))
-        for key, value in data.items()
-        if key in _PARAMS and value is not None
-    )
+    names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
+    params: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = names.get(key)
+        if name is not None and value is not None:
+            params.append((name, _param(name, value)))
     stream = data.get("stream") is True
     builds_on, stored = None, False
     if operation == "responses":
@@ -123,7 +124,7 @@ def read_request(operation: str, body: bytes) -> Request:
         # a conversation the upstream keeps (OpenAI's Conversations API), or an item it stored, named by id (an
         # `item_reference`, which the server replaces with that item): content the proxy never saw
         whole = whole and data.get("conversation") is None and not _references(data.get("input"))
-    return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), params, unscanned=not whole,
+    return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts), builds_on=builds_on, stored=stored)  # fmt: skip
 
 
