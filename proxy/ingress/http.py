@@ -104,14 +104,21 @@ def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe:
     listed = _tokens(request.header("connection"))
     if listed and not listed <= skip:
         skip = skip | listed
-    out = [name + b": " + value for name, value in request.headers if name.lower() not in skip]
-    out.append(b"traceparent: " + ex.trace.traceparent().encode())
+    out: list[bytes] = []  # the pieces, joined once (no bytes made a field to be joined again)
+    for name, value in request.headers:
+        if name.lower() not in skip:
+            out.append(name)
+            out.append(b": ")
+            out.append(value)
+            out.append(b"\r\n")
+    out.append(b"traceparent: ")
+    out.append(ex.trace.traceparent().encode())
+    out.append(b"\r\n")
     if api_key:
-        out.append(f"Authorization: Bearer {api_key}".encode())
+        out.append(f"Authorization: Bearer {api_key}\r\n".encode())
     if observe:
-        out.append(b"Accept-Encoding: identity")  # the proxy reads replies to record them
-    out.append(b"")
-    return b"\r\n".join(out)
+        out.append(b"Accept-Encoding: identity\r\n")  # the proxy reads replies to record them
+    return b"".join(out)
 
 
 def reply_fields(
@@ -128,19 +135,20 @@ def reply_fields(
         listed = _tokens(connection[0] if len(connection) == 1 else ",".join(connection))
         if not listed <= skip:  # `keep-alive` and `close` are hop-by-hop already
             skip = skip | listed
-    if not (location and base):
-        kept = [name + b": " + value + b"\r\n" for name, value in raw
-                if (lower := name.lower()) not in skip and not lower.startswith(b"x-lineage-")]  # fmt: skip
-        return b"".join(kept) + encode_fields(lineage)
-    out = []
+    out: list[bytes] = []  # the pieces, joined once (no bytes made a field to be joined again)
+    rebase = base if location and base else None
     for name, value in raw:
         lower = name.lower()
         if lower in skip or lower.startswith(b"x-lineage-"):
             continue
-        if lower == b"location":
-            value = _on_proxy(value, base)
-        out.append(name + b": " + value + b"\r\n")
-    return b"".join(out) + encode_fields(lineage)
+        if rebase is not None and lower == b"location":
+            value = _on_proxy(value, rebase)
+        out.append(name)
+        out.append(b": ")
+        out.append(value)
+        out.append(b"\r\n")
+    out.append(encode_fields(lineage))
+    return b"".join(out)
 
 
 def _on_proxy(location: bytes, base: str) -> bytes:
@@ -212,7 +220,9 @@ class HttpIngress:
             if expect is not None and not request.expects and expectations(expect):  # 417: one it cannot meet
                 raise ExpectationFailed(f"unsupported Expect: {expect!r} (only 100-continue)", param="expect")
             coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
-            body = await conn.body(request)
+            body = request.received()
+            if body is None:
+                body = await conn.body(request)
             read = body if coding is None else _decoded(body, coding, conn.server.max_body_bytes)
             ex.pipeline = self.ref.current  # decided by the config in force once the body is in (a reload meanwhile)
             upstream = ex.admit(read, header, conn.peer, deferred=True)  # completed once sent: `_forward`
@@ -290,7 +300,10 @@ class HttpIngress:
             raise missing
         ex.admit_data_free(matched[1], caller)
         ex.outcome.extra.update({"http.request.method": request.method, "url.path": request.path})
-        await self._forward(request, conn, ex, matched[1], await conn.body(request), observe=False)
+        body = request.received()
+        if body is None:
+            body = await conn.body(request)
+        await self._forward(request, conn, ex, matched[1], body, observe=False)
 
     async def _listing(
         self, request: Request, conn: HttpConnection, ex: Exchange, pipeline: Pipeline, adapter: Adapter,
@@ -327,7 +340,9 @@ class HttpIngress:
         fields = forward_fields(request, ex, upstream.api_key, observe)
         try:
             # what only the record and the reply need is done once the request is on its way (`ex.forwarded`)
-            resp = await self.pool.request(upstream, request.method, request.target, fields, body, ex.forwarded)
+            resp = await self.pool.pool(upstream).request(
+                request.method, request.target, fields, body, sent=ex.forwarded
+            )
         except Exception as exc:
             raise ex.upstream_failed(exc) from None
         try:
@@ -340,10 +355,12 @@ class HttpIngress:
             if streamed:
                 await self._streamed_reply(request, conn, ex, resp)
                 return
-            try:
-                data = await resp.read()
-            except Exception as exc:
-                raise ex.upstream_failed(exc) from None
+            data = resp.complete()  # a small reply comes whole with its head: no wait
+            if data is None:
+                try:
+                    data = await resp.read()
+                except Exception as exc:
+                    raise ex.upstream_failed(exc) from None
             ex.whole(data)
             ex.finish()
             durable = ex.recorded()
@@ -416,11 +433,13 @@ class HttpIngress:
             await ex.end()
         conn.write(head + _frame(first, chunked) if first else head)
         try:
-            while chunk := await resp.readany():
+            # what is here already is taken without a wait (and its coroutine)
+            while chunk := resp.buffered() or await resp.readany():
                 if ex.chunk(chunk):
                     await ex.end()
                 conn.write(_frame(chunk, chunked))
-                await conn.drain()
+                if conn.must_drain():
+                    await conn.drain()
         except _UPSTREAM_BROKE as exc:
             self._broke(conn, ex, exc)
             return

@@ -59,6 +59,7 @@ _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in h
 
 
 _NO_FIELDS: dict[str, str] = {}  # a request's fields before its head is in
+_NO_FIELD: Callable[[str], str | None] = _NO_FIELDS.get  # made once, not a bound method a request
 
 
 class Request:
@@ -82,7 +83,7 @@ class Request:
         # ',' (RFC 9110 §5.3), so a second `x-data-labels` line adds labels and a second `x-purpose` is
         # refused, the same as over gRPC: never "first (or last) one wins". Set once the head is in
         # (`HttpConnection.on_headers_complete`): a dict's own `get`, no Python frame per lookup.
-        self.header: Callable[[str], str | None] = _NO_FIELDS.get
+        self.header: Callable[[str], str | None] = _NO_FIELD
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -90,6 +91,14 @@ class Request:
         """The target's path, percent-decoded, without the query."""
         path = self.target.partition("?")[0]
         return unquote(path) if "%" in path else path
+
+    def received(self) -> bytes | None:
+        """The body, when all of it is in and nothing refused it; None otherwise, for `HttpConnection.body`
+        to wait for it or raise what failed. The usual case, a body that came with its head, takes no
+        coroutine."""
+        if not self.complete or self.failed is not None or self.too_large:
+            return None
+        return _whole(self._body)
 
 
 class HttpConnection(asyncio.Protocol):
@@ -118,7 +127,9 @@ class HttpConnection(asyncio.Protocol):
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # set when the socket is
+        # the connection's loop, kept: `asyncio.get_running_loop()` costs as much as the future it would make
+        self._loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self._loop.create_future()  # set when the socket is
         self._reading = True
 
     # -- asyncio.Protocol
@@ -238,7 +249,7 @@ class HttpConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._drained is None or self._drained.done():
-            self._drained = asyncio.get_running_loop().create_future()
+            self._drained = self._loop.create_future()
 
     def resume_writing(self) -> None:
         _wake(self._drained)
@@ -356,6 +367,12 @@ class HttpConnection(asyncio.Protocol):
         self.replying = True
         self.transport.write(data)  # type: ignore[union-attr]
 
+    def must_drain(self) -> bool:
+        """Whether `drain` has anything to wait for (the client is not reading) or to raise (it left): when
+        not, the await is skipped, and with it a coroutine a reply (a stream's every chunk)."""
+        drained = self._drained
+        return self.lost or (drained is not None and not drained.done())
+
     async def drain(self) -> None:
         """Wait while the client is not reading what was written (the transport's buffer is full); a
         client that reads nothing for `SEND_TIMEOUT_S` is cut off (it would hold an upstream connection)."""
@@ -377,7 +394,7 @@ class HttpConnection(asyncio.Protocol):
                 request.expects = False
                 if request.version == "1.1" and not self.lost:
                     self.transport.write(CONTINUE)  # type: ignore[union-attr]  # interim: not the reply
-            request._waiter = asyncio.get_running_loop().create_future()
+            request._waiter = self._loop.create_future()
             self._arm(self.server.header_timeout_s)
             try:
                 await request._waiter
@@ -389,8 +406,7 @@ class HttpConnection(asyncio.Protocol):
             raise request.failed
         if request.too_large:
             raise _too_large(request, self.server.max_body_bytes)
-        parts = request._body
-        return parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        return _whole(request._body)
 
     def unsent(self) -> int:
         """Bytes written and not yet sent (0 once the connection is gone)."""
@@ -407,7 +423,7 @@ class HttpConnection(asyncio.Protocol):
     def _kick(self) -> None:
         if self._task is None:
             if self.queue:
-                self._task = asyncio.get_running_loop().create_task(self._serve())
+                self._task = self._loop.create_task(self._serve())
         else:
             _wake(self._wake)
 
@@ -417,7 +433,7 @@ class HttpConnection(asyncio.Protocol):
             if not self.queue:
                 if self._broken or self.closing:
                     break
-                self._wake = asyncio.get_running_loop().create_future()
+                self._wake = self._loop.create_future()
                 await self._wake
                 continue
             item = self.queue.popleft()
@@ -440,7 +456,8 @@ class HttpConnection(asyncio.Protocol):
                     self._broken = not item.complete  # its body may still come: dropped while closing
                 else:
                     await server.handler(item, self)
-                    await self.drain()  # a client that pipelines and does not read gets no more replies buffered
+                    if self.must_drain():
+                        await self.drain()  # a client that pipelines and does not read gets no more replies buffered
                     stop = False
             except (ConnectionError, asyncio.CancelledError):
                 pass
@@ -510,7 +527,7 @@ class HttpConnection(asyncio.Protocol):
         if not self._reading:
             self._reading = True
             transport.resume_reading()
-        asyncio.get_running_loop().call_later(LINGER_S, self._linger, transport.get_write_buffer_size())
+        self._loop.call_later(LINGER_S, self._linger, transport.get_write_buffer_size())
 
     def _linger(self, unsent: int) -> None:
         """`LINGER_S` after a closing connection's answer: cut it, unless the client is still reading
@@ -519,7 +536,7 @@ class HttpConnection(asyncio.Protocol):
             return
         left = self.transport.get_write_buffer_size()
         if left and left < unsent:
-            asyncio.get_running_loop().call_later(LINGER_S, self._linger, left)
+            self._loop.call_later(LINGER_S, self._linger, left)
             return
         self.abort()
 
@@ -661,6 +678,15 @@ def _add(parts: list[bytes | bytearray], piece: bytes) -> None:
 
 
 _SMALL_PIECE = 4096
+
+
+def _whole(parts: list[bytes | bytearray]) -> bytes:
+    """A body's pieces as one bytes (the piece itself when it is the only one and not a bytearray)."""
+    if len(parts) == 1:
+        only = parts[0]
+        if type(only) is bytes:
+            return only
+    return b"".join(parts)
 
 
 def error_reply(

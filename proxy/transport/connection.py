@@ -91,8 +91,10 @@ class Connection(asyncio.Protocol):
         else:
             self.transport.writelines((head, body))
 
-    async def wait(self, timeout: float) -> None:
-        """Until more of the reply (or its end, or a failure) is here; TimeoutError after `timeout`."""
+    def wait(self, timeout: float) -> asyncio.Future[None]:
+        """To be awaited: until more of the reply (or its end, or a failure) is here; TimeoutError after
+        `timeout`. The future itself, not a coroutine around it (one object less a wait: a reply's head
+        and a stream's every event); once done it is as good as none (`_wake`, `_expire`)."""
         loop = self.loop
         waiter = loop.create_future()
         self._waiter = waiter
@@ -102,10 +104,7 @@ class Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
             self._timer = loop.call_at(deadline, self._expire)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
     def _expire(self) -> None:
         """The timer is due: the wait in progress fails if its deadline has passed, else the timer is set
@@ -119,6 +118,7 @@ class Connection(asyncio.Protocol):
             self._timer = loop.call_at(self._deadline, self._expire)
         else:
             waiter.set_exception(TimeoutError())
+            self._waiter = None
 
     def take(self) -> bytes:
         """All the body bytes received and not yet taken; reading resumes if it was paused."""
@@ -136,6 +136,7 @@ class Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+            self._waiter = None
 
     def _fail(self, exc: BaseException) -> None:
         self.lost = exc

@@ -83,6 +83,7 @@ class ReplyParser:
     def __init__(self, method: str = "GET") -> None:
         self.done = False
         self._raised = None  # what a callback refused (`_refusing`)
+        self.pieces: deque[bytes] = deque()
         self.start(method)
 
     def start(self, method: str) -> None:
@@ -103,7 +104,7 @@ class ReplyParser:
         self.head: Head | None = None
         self.keep_alive = True
         self.done = False
-        self.pieces: deque[bytes] = deque()
+        self.pieces.clear()  # one deque for all the connection's replies: whoever takes its pieces empties it
         self.buffered = 0
 
     def feed(self, data: bytes) -> None:

@@ -86,6 +86,16 @@ class Response:
             return b""
         return conn.take()
 
+    def complete(self) -> bytes | None:
+        """The whole body, when the reply is already complete (no wait), the connection released as `read`
+        leaves it; None while more of it is to come (then `read`). A small reply comes with its head."""
+        conn = self._conn
+        if conn is None or not conn.parser.done:
+            return None
+        data = conn.take() if conn.parser.pieces else b""
+        self.release()
+        return data
+
     async def read(self) -> bytes:
         parts = []
         while chunk := await self.readany():
@@ -174,7 +184,8 @@ class ConnectionPool:
             if aside:
                 conn = await self._connect()
             else:
-                conn = await self._acquire()
+                idle = self._idle_one()
+                conn = idle if idle is not None else await self._acquire()
             try:
                 conn.send(method, head, body)
                 later = sent if attempt == 0 and conn.reused and method in IDEMPOTENT else None
@@ -223,9 +234,12 @@ class ConnectionPool:
         lines.append(b"\r\n")
         return b"".join(lines)
 
-    async def _acquire(self) -> Connection:
+    def _idle_one(self) -> Connection | None:
+        """An idle connection fit for reuse, taken from the pool (those too old or broken are dropped); None
+        when there is none, or the pool is closed (`_acquire` then waits, connects, or raises). No coroutine
+        for the usual case, a free connection."""
         if self.closed:
-            raise UpstreamClosed("the proxy is shutting down")
+            return None
         now = time.monotonic()
         while self.idle:
             conn = self.idle.pop()
@@ -234,6 +248,14 @@ class ConnectionPool:
                 conn.idle = False
                 return conn
             self._discard(conn)
+        return None
+
+    async def _acquire(self) -> Connection:
+        if self.closed:
+            raise UpstreamClosed("the proxy is shutting down")
+        idle = self._idle_one()
+        if idle is not None:
+            return idle
         while self.open >= self.upstream.max_connections:
             if len(self.waiters) >= self.upstream.max_queue:
                 raise Overloaded(
