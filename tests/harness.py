@@ -24,6 +24,41 @@ from proxy.server import Bound, ProxyProcess
 T = TypeVar("T")
 
 
+class FakeTransport:
+    """Stands in for a client socket's transport, for a connection driven through asyncio's Protocol calls with no
+    socket: keeps what is written (`written`), and does nothing else."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def writelines(self, lines: tuple[bytes, ...]) -> None:
+        self.written.extend(lines)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
 class LoopThread:
     """The in-process proxy's loop: uvloop, as `lineage-proxy serve` runs it."""
 

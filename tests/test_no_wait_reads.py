@@ -16,38 +16,7 @@ from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.ingress.wire import HttpServer, Request
 from proxy.transport.connection import Connection
 from proxy.transport.pool import ConnectionPool, Response
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def writelines(self, lines: tuple[bytes, ...]) -> None:
-        self.written.extend(lines)
-
-    def is_closing(self) -> bool:
-        return False
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def abort(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
+from tests.harness import FakeTransport
 
 
 async def unserved(request: object, conn: object) -> None:
@@ -75,7 +44,7 @@ def test_a_body_is_received_once_whole_and_as_the_waiting_read_gives_it(data: by
     async def main() -> None:
         server = HttpServer(unserved, Limits())  # type: ignore[arg-type]
         conn = server()
-        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
         for piece in _split(data, cuts):
             conn.data_received(piece)
             request = conn.serving or (conn.queue[0] if conn.queue else None)
@@ -105,7 +74,7 @@ def test_a_refused_body_is_not_received_and_the_waiting_read_raises_what_refused
     async def main() -> None:
         server = HttpServer(unserved, limits)  # type: ignore[arg-type]
         conn = server()
-        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
         conn.data_received(data)
         request = conn.queue[0]
         assert isinstance(request, Request)
@@ -133,7 +102,7 @@ def _replied(loop: asyncio.AbstractEventLoop, data: bytes, cuts: list[int]) -> t
     pool = ConnectionPool(Upstream(name="up", protocol="openai", url="http://127.0.0.1:9"))
     pool.open = 1
     conn = Connection(loop)
-    conn.connection_made(Transport())  # type: ignore[arg-type]
+    conn.connection_made(FakeTransport())  # type: ignore[arg-type]
     conn.send("POST", b"POST / HTTP/1.1\r\n\r\n", b"{}")
     pieces = _split(data, cuts)
     end = data.index(b"\r\n\r\n") + 4
@@ -181,7 +150,7 @@ def test_a_wait_left_by_its_caller_leaves_the_next_wait_woken_and_timed_as_befor
     async def main() -> None:
         loop = asyncio.get_running_loop()
         conn = Connection(loop)
-        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
         conn.send("GET", b"GET / HTTP/1.1\r\n\r\n", b"")
         conn.wait(5.0).cancel()  # as a task cancelled while awaiting it leaves it
         conn.data_received(b"HTTP/1.1 200 OK\r\n")  # woken no more: nothing raised

@@ -13,35 +13,7 @@ import pytest
 from proxy.config.model import Limits
 from proxy.errors import UpstreamUnavailable
 from proxy.ingress.wire import HttpServer
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.written = b""
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def is_closing(self) -> bool:
-        return False
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def abort(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
+from tests.harness import FakeTransport
 
 
 async def handler(request: object, conn: object) -> None:
@@ -59,7 +31,7 @@ def test_a_head_is_refused_for_itself_while_another_error_is_being_handled(data:
     async def main() -> bytes:
         server = HttpServer(handler, Limits(max_header_bytes=4096))  # type: ignore[arg-type]
         conn = server()
-        transport = Transport()
+        transport = FakeTransport()
         conn.connection_made(transport)  # type: ignore[arg-type]
         try:
             raise UpstreamUnavailable("upstream 'vllm' is unavailable: another call's")
@@ -68,7 +40,7 @@ def test_a_head_is_refused_for_itself_while_another_error_is_being_handled(data:
         assert conn._task is not None
         await conn._task  # the connection's serving task answers the refusal, then closes
         conn.connection_lost(None)
-        return transport.written
+        return b"".join(transport.written)
 
     written = asyncio.run(main())
     assert written.startswith(b"HTTP/1.1 " + answer), written[:200]
