@@ -192,39 +192,12 @@ def test_request_json_without_duplicates_reads_as_orjson_does(data: dict[str, ob
 def test_a_key_written_twice_anywhere_is_refused(data: dict[str, object], draw: st.DataObject) -> None:
     """A body written by hand, keys and strings with quotes, colons and backslashes in them, one object of
     it holding one of its keys twice: refused, whatever the key and wherever the object."""
-    import orjson
-
     from proxy.errors import InvalidRequest
     from proxy.protocols import load_request_json
-
-    objects: list[dict[str, object]] = []
-
-    def collect(value: object) -> None:
-        if isinstance(value, dict):
-            if value:
-                objects.append(value)
-            for child in value.values():
-                collect(child)
-        elif isinstance(value, list):
-            for child in value:
-                collect(child)
-
-    collect(data)
-    twice = draw.draw(st.sampled_from(objects))
-    key = draw.draw(st.sampled_from(sorted(twice)))
-
-    def write(value: object) -> bytes:
-        if isinstance(value, dict):
-            pairs = [orjson.dumps(k) + b":" + write(v) for k, v in value.items()]
-            if value is twice:
-                pairs.append(orjson.dumps(key) + b": " + write(value[key]))
-            return b"{" + b",".join(pairs) + b"}"
-        if isinstance(value, list):
-            return b"[" + b",".join(write(v) for v in value) + b"]"
-        return orjson.dumps(value)
+    from tests.protocols.bodies import key_twice
 
     with pytest.raises(InvalidRequest, match="appears twice"):
-        load_request_json(write(data))
+        load_request_json(key_twice(data, draw, b" "))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.protocols import MAX_JSON_CONTAINERS, load_request_json
+from tests.protocols.bodies import key_twice
 
 # The check as it was before compact bodies were written again instead of counted (commit 8b4fcc0): the
 # reference every body is read against.
@@ -91,39 +92,6 @@ def _writings(data: dict[str, Any]) -> list[bytes]:
     ]
 
 
-def _twice(data: dict[str, Any], draw: st.DataObject, space: bytes) -> bytes:
-    """`data` written compactly, one of its objects holding one of its keys a second time (its value
-    written as the first's, or as a later value), `space` after that key's colon."""
-    objects: list[dict[str, Any]] = []
-
-    def collect(value: object) -> None:
-        if isinstance(value, dict):
-            if value:
-                objects.append(value)
-            for child in value.values():
-                collect(child)
-        elif isinstance(value, list):
-            for child in value:
-                collect(child)
-
-    collect(data)
-    twice = draw.draw(st.sampled_from(objects))
-    key = draw.draw(st.sampled_from(sorted(twice)))
-    again = draw.draw(st.sampled_from([twice[key], None, "x"]))
-
-    def write(value: object) -> bytes:
-        if isinstance(value, dict):
-            pairs = [orjson.dumps(k) + b":" + write(v) for k, v in value.items()]
-            if value is twice:
-                pairs.append(orjson.dumps(key) + b":" + space + write(again))
-            return b"{" + b",".join(pairs) + b"}"
-        if isinstance(value, list):
-            return b"[" + b",".join(write(v) for v in value) + b"]"
-        return orjson.dumps(value)
-
-    return write(data)
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(STRINGS, VALUES, max_size=4))
 def test_every_writing_of_a_body_reads_as_when_its_keys_were_counted(data: dict[str, Any]) -> None:
@@ -137,7 +105,7 @@ def test_a_key_written_twice_in_a_compact_body_is_refused(data: dict[str, Any], 
                                                          space: bytes) -> None:  # fmt: skip
     """A body written compactly throughout, the duplicate too: it cannot be the same bytes as its parsed
     value written again, so it is counted, and refused."""
-    body = _twice(data, draw, space)
+    body = key_twice(data, draw, space)
     assert _outcome(load_request_json, body) == _outcome(_counted, body)
     with pytest.raises(InvalidRequest, match="appears twice"):
         load_request_json(body)
