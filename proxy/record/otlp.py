@@ -200,7 +200,8 @@ class CallAttribute:
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self._heads: dict[int, bytes] = {}
+        self._heads: dict[int, bytes] = {}  # a string's, by its encoded length
+        self._count_heads: dict[int, bytes] = {}  # an int's, by its varint's length (another tag: not a string's)
 
     def string(self, value: str) -> bytes:
         raw = value.encode("utf-8", "surrogatepass")
@@ -220,10 +221,10 @@ class CallAttribute:
             return span_attribute(self.key, value)
         raw = _SMALL[value] if value < 0x80 else ((value >> 7) << 8 | 0x80 | value & 0x7F).to_bytes(2, "little")
         size = len(raw)
-        head = self._heads.get(size)
+        head = self._count_heads.get(size)
         if head is None:
             written = span_attribute(self.key, 0 if size == 1 else 0x80)
-            head = self._heads[size] = written[: len(written) - size]
+            head = self._count_heads[size] = written[: len(written) - size]
         return head + raw
 
 

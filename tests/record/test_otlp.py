@@ -234,3 +234,7 @@ def test_a_call_attribute_writes_what_span_attribute_writes_for_every_length_and
         value = Span.FromString(count.count(other)).attributes[0].value  # a Span of that one attribute
         kind = "bool_value" if type(other) is bool else "double_value"
         assert value.WhichOneof("value") == kind and getattr(value, kind) == other
+    both = CallAttribute("gen_ai.response.id")  # one attribute written both ways: a head of each kind
+    for value in ("ab", 5, "c", 300, "de"):
+        written = both.string(value) if type(value) is str else both.count(value)
+        assert written == span_attribute("gen_ai.response.id", value), value
