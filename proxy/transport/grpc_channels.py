@@ -43,7 +43,8 @@ Pair = tuple[str, str | bytes]
 class SentMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no types
     """The metadata of a call to an upstream, made from its pairs in one step. grpc.aio reads a call's metadata
     only by iterating it, once, as it makes the call (`tuple(metadata)`); its own Metadata is built pair by pair
-    (`add`) and iterated by a generator: Python for every key, twice, on every call. Anything else asked of this
+    (`add`) and iterated by a generator: Python for every key, twice, on every call. Iterated, it gives what
+    grpc.aio's would (the pairs as made when no key repeats). Anything else asked of this
     one (a key, `add`, equality) first makes the mapping grpc.aio's Metadata keeps, and is then answered as
     grpc.aio's is."""
 
@@ -64,7 +65,11 @@ class SentMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no type
 
     def __iter__(self) -> Iterator[Pair]:
         pairs = self._pairs
-        return iter(pairs) if pairs is not None else super().__iter__()
+        # grpc.aio iterates a key's values together, keys in the order they first came: the pairs as made when no
+        # key repeats (a caller's metadata seldom repeats one)
+        if pairs is not None and len({key for key, _ in pairs}) == len(pairs):
+            return iter(pairs)
+        return super().__iter__()  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
         pairs = self._pairs
