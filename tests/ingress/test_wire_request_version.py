@@ -10,7 +10,7 @@ import pytest
 
 from proxy.config.model import Limits
 from proxy.ingress.wire import HttpConnection, HttpServer, Request
-from tests.ingress.test_wire_refusal_cause import Transport
+from tests.harness import FakeTransport
 
 
 def request(version: str, path: str, body: bytes = b"") -> bytes:
@@ -35,7 +35,7 @@ def served(reads: list[bytes], count: int) -> list[tuple[str, str, bool]]:
 
         server = HttpServer(handler, Limits())
         conn = server()
-        transport = Transport()
+        transport = FakeTransport()
         conn.connection_made(transport)  # type: ignore[arg-type]
         for data in reads:
             conn.data_received(data)
@@ -73,13 +73,13 @@ def test_a_version_other_than_1_0_and_1_1_is_still_refused(line: bytes) -> None:
     async def main() -> bytes:
         server = HttpServer(handler, Limits())
         conn = server()
-        transport = Transport()
+        transport = FakeTransport()
         conn.connection_made(transport)  # type: ignore[arg-type]
         conn.data_received(line)
         assert conn._task is not None
         await conn._task  # the refusal is answered, then the connection closes
         conn.connection_lost(None)
-        return transport.written
+        return b"".join(transport.written)
 
     written = asyncio.run(main())
     assert written.startswith(b"HTTP/1.1 400 "), written[:100]
