@@ -377,14 +377,14 @@ class Bench:
                 "errors": errors, "requests": requests, "cpu_us_per_call": cpu / max(requests, 1) * 1e6}  # fmt: skip
 
     def side_by_side(
-        self, hops: tuple[Hop, Hop], connections: int, duration: float
+        self, hops: tuple[Hop, Hop], connections: int, duration: float, path: str = "/v1/chat/completions"
     ) -> tuple[dict[str, float], dict[str, float]]:
         """Both hops under their own wrk at the same time (both pinned to the same core): this VM's slow spells
         hit both alike, so the ratio of their CPU a call holds where figures timed in turns drift by ±30 %."""
         results: dict[int, dict[str, float]] = {}
 
         def load(index: int) -> None:
-            results[index] = self.wrk(hops[index], connections, duration)
+            results[index] = self.wrk(hops[index], connections, duration, path)
 
         threads = [threading.Thread(target=load, args=(index,)) for index in (0, 1)]
         for thread in threads:

@@ -433,13 +433,21 @@ class HttpIngress:
             await ex.end()
         conn.write(head + _frame(first, chunked) if first else head)
         try:
-            # what is here already is taken without a wait (and its coroutine)
-            while chunk := resp.buffered() or await resp.readany():
-                if ex.chunk(chunk):
-                    await ex.end()
-                conn.write(_frame(chunk, chunked))
-                if conn.must_drain():
-                    await conn.drain()
+            # what is here already is taken without a wait; a wait is the connection's future, not a coroutine
+            # around it (`Response.more`: a stream waits before its every event)
+            chunk = resp.buffered()
+            waiting = None if chunk else resp.more()
+            while chunk or waiting is not None:
+                if waiting is not None:
+                    await waiting
+                else:
+                    if ex.chunk(chunk):
+                        await ex.end()
+                    conn.write(_frame(chunk, chunked))
+                    if conn.must_drain():
+                        await conn.drain()
+                chunk = resp.buffered()
+                waiting = None if chunk else resp.more()
         except _UPSTREAM_BROKE as exc:
             self._broke(conn, ex, exc)
             return

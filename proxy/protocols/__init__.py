@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -746,7 +746,8 @@ _ASIDE_KEY = 192
 _ASIDE_KEYS = 64
 
 
-_CAPTURE_RUN = 256  # captured pieces joined into one string (a str each cost ~50 bytes beside its text)
+_HASH_RUN: Final = 4096  # characters of pieces hashed together (`OutputText.add`)
+_CAPTURE_RUN: Final = 256  # captured pieces joined into one string (a str each cost ~50 bytes beside its text)
 
 
 class OutputText:
@@ -757,6 +758,10 @@ class OutputText:
         """`digests` False: the output's digest is the observer's own (of the reply's tensors, not its text)."""
         self.outcome = outcome
         self._hash: hashlib._Hash | None = SHA256.copy() if digests else None
+        # pieces not hashed yet: a stream's pieces (a token or a few each) are hashed together, `_HASH_RUN`
+        # characters at a time or at a piece's end (SHA-256 of the joined text is that of its pieces in turn)
+        self._unhashed: list[str] = []
+        self._unhashed_size = 0
         self._scanner: StreamScanner | None = detectors.stream() if detectors else None
         self._capture: list[str] | None = [] if capture else None
         self._joined = 0  # the pieces at the front of `_capture` that are joined runs of pieces (`add`)
@@ -770,8 +775,12 @@ class OutputText:
         if not text:
             return
         self._seen = True
-        if self._hash is not None:
-            self._hash.update(text.encode("utf-8", "surrogatepass"))
+        digest = self._hash
+        if digest is not None:
+            self._unhashed.append(text)
+            self._unhashed_size += len(text)
+            if self._unhashed_size >= _HASH_RUN:
+                self._hash_pieces(digest)
         if self._scanner is not None:
             self._scanner.feed(text)
         capture = self._capture
@@ -781,6 +790,14 @@ class OutputText:
             if len(capture) - self._joined >= _CAPTURE_RUN:  # short pieces (a token a piece): joined, each once
                 capture[self._joined :] = ["".join(capture[self._joined :])]
                 self._joined += 1
+
+    def _hash_pieces(self, digest: hashlib._Hash) -> None:
+        """The pieces not hashed yet, hashed as one text."""
+        pieces = self._unhashed
+        text = pieces[0] if len(pieces) == 1 else "".join(pieces)
+        pieces.clear()
+        self._unhashed_size = 0
+        digest.update(text.encode("utf-8", "surrogatepass"))
 
     def aside(self, key: Hashable, text: str) -> None:
         """Output the model wrote beside the reply's content: a tool call's name and arguments, its
@@ -842,14 +859,20 @@ class OutputText:
     def end_piece(self) -> None:
         """Mark the end of one output (a choice); keeps digests of whole and streamed replies equal. Outputs
         are scanned as texts of their own, as a request's texts are."""
-        if self._hash is not None:
-            self._hash.update(b"\n")
+        digest = self._hash
+        if digest is not None:
+            if self._unhashed:
+                self._hash_pieces(digest)
+            digest.update(b"\n")
         if self._scanner is not None:
             self._scanner.end_text()
 
     def finish(self, masker: Detectors | None = None) -> None:
-        if self._seen and self._hash is not None:
-            self.outcome.output_digest = "sha256:" + self._hash.hexdigest()
+        digest = self._hash
+        if self._seen and digest is not None:
+            if self._unhashed:
+                self._hash_pieces(digest)
+            self.outcome.output_digest = "sha256:" + digest.hexdigest()
         if self._scanner is not None:
             asides = self._asides
             if asides:

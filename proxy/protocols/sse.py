@@ -15,7 +15,7 @@ A reply passed on as it arrives need not be an event stream: a JSON reply withou
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -25,7 +25,11 @@ from proxy.protocols import Header, OutputText
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole
 _VISIBLE = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON white space
-_BRACE = ord("{")
+_BRACE: Final = ord("{")
+# b"\r" and b"\n" as ints: `in` is then a memchr (a bytes needle is first tried as an int, and fails with a
+# formatted TypeError each time)
+_CR: Final = 13
+_LF: Final = 10
 
 
 class SseObserver:
@@ -72,9 +76,9 @@ class SseObserver:
         partial = self._partial
         if partial is None:  # gave up on this reply
             return
-        if b"\r" in data:  # CRLF, or a bare CR, ends a line too (WHATWG EventSource); a CRLF split between
+        if _CR in data:  # CRLF, or a bare CR, ends a line too (WHATWG EventSource); a CRLF split between
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # two chunks only adds an empty line
-        if b"\n" not in data:  # a piece of a line
+        if _LF not in data:  # a piece of a line
             partial.append(data)
             self._partial_size += len(data)
             if self._partial_size > MAX_LINE:

@@ -79,6 +79,26 @@ class Response:
             await conn.wait(self._pool.upstream.timeout_s)
         return conn.take()
 
+    def more(self) -> asyncio.Future[None] | None:
+        """`readany`'s wait without its coroutine (a stream waits before its every event): None at the reply's
+        end (the connection released, as `readany` leaves it); else what to await before `buffered` has more
+        (or this says the end): the connection's future, done already when body bytes are here. Raises as
+        `readany` does when the reply broke off."""
+        conn = self._conn
+        if conn is None:
+            return None
+        parser = conn.parser
+        if parser.pieces:
+            here = conn.loop.create_future()
+            here.set_result(None)
+            return here
+        if parser.done:
+            self.release()
+            return None
+        if conn.lost is not None:
+            raise _broken(conn.lost)
+        return conn.wait(self._pool.upstream.timeout_s)
+
     def buffered(self) -> bytes:
         """The body bytes already received, without waiting; b"" when none have come yet."""
         conn = self._conn
