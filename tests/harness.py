@@ -25,11 +25,12 @@ T = TypeVar("T")
 
 
 class FakeTransport:
-    """Stands in for a client socket's transport, for a connection driven through asyncio's Protocol calls with no
-    socket: keeps what is written (`written`), and does nothing else."""
+    """Stands in for a socket's transport, for a connection driven through asyncio's Protocol calls with no
+    socket: keeps what is written (`written`) and whether it was closed, and does nothing else."""
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.closed = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
@@ -38,16 +39,16 @@ class FakeTransport:
         self.written.extend(lines)
 
     def is_closing(self) -> bool:
-        return False
+        return self.closed
 
     def can_write_eof(self) -> bool:
         return False
 
     def abort(self) -> None:
-        pass
+        self.closed = True
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
     def pause_reading(self) -> None:
         pass

@@ -13,35 +13,7 @@ from hypothesis import strategies as st
 from proxy.config import Upstream
 from proxy.transport.connection import Connection
 from proxy.transport.pool import ConnectionPool, Response
-
-
-class Transport:
-    """What a Connection writes to: kept, never sent."""
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def writelines(self, data: object) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
+from tests.harness import FakeTransport
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 EVENTS = [b'data: {"choices":[{"delta":{"content":"%d"}}]}\n\n' % i for i in range(6)]
@@ -81,7 +53,7 @@ async def streamed(read: str, pieces: list[tuple[bytes, int]], end: str) -> tupl
     pool = ConnectionPool(Upstream(name="up", protocol="openai", url="http://127.0.0.1:9", timeout_s=0.05))
     pool.open = 1
     conn = Connection(loop)
-    conn.connection_made(Transport())  # type: ignore[arg-type]
+    conn.connection_made(FakeTransport())  # type: ignore[arg-type]
     conn.send("POST", b"POST / HTTP/1.1\r\n\r\n", b"{}")
     conn.data_received(HEAD)
     resp = Response(pool, conn)
