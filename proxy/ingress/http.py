@@ -340,9 +340,7 @@ class HttpIngress:
         fields = forward_fields(request, ex, upstream.api_key, observe)
         try:
             # what only the record and the reply need is done once the request is on its way (`ex.forwarded`)
-            resp = await self.pool.pool(upstream).request(
-                request.method, request.target, fields, body, sent=ex.forwarded
-            )
+            resp = await self.pool.request(upstream, request.method, request.target, fields, body, ex.forwarded)
         except Exception as exc:
             raise ex.upstream_failed(exc) from None
         try:

@@ -33,7 +33,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -386,11 +386,13 @@ class UpstreamPool:
         pool = self._pools[upstream.name] = ConnectionPool(upstream)
         return pool
 
-    async def request(
+    def request(
         self, upstream: Upstream, method: str, target: str, headers: Fields, body: bytes = b"",
         sent: Callable[[], None] | None = None,
-    ) -> Response:  # fmt: skip
-        return await self.pool(upstream).request(method, target, headers, body, sent=sent)
+    ) -> Coroutine[Any, Any, Response]:  # fmt: skip
+        """`ConnectionPool.request` on `upstream`'s pool: its coroutine, to await (not one awaiting it: a frame less
+        a call)."""
+        return self.pool(upstream).request(method, target, headers, body, sent=sent)
 
     async def get_json(self, upstream: Upstream, path: str) -> Any:
         """A metadata GET for checkpoint discovery and readiness; MetadataStatus on non-2xx."""
