@@ -53,6 +53,7 @@ COMPILED = [
     "proxy/record/sinks.py",
     "proxy/record/spans.py",
     "proxy/record/timings.py",
+    "proxy/transport/batch.py",
     "proxy/transport/connection.py",
     "proxy/transport/http11.py",
     "proxy/transport/pool.py",

@@ -47,6 +47,7 @@ from proxy.errors import (  # the connection's own refusals: in errors.py, where
     TargetTooLong,
 )
 from proxy.tls import identities_from_peercert
+from proxy.transport.batch import outbox
 
 log = logging.getLogger("lineage_proxy.http")
 
@@ -129,6 +130,7 @@ class HttpConnection(asyncio.Protocol):
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
         # the connection's loop, kept: `asyncio.get_running_loop()` costs as much as the future it would make
         self._loop = asyncio.get_running_loop()
+        self._outbox = outbox(self._loop)  # every write goes through it, in order (`proxy.transport.batch`)
         self.closed: asyncio.Future[None] = self._loop.create_future()  # set when the socket is
         self._reading = True
 
@@ -365,7 +367,7 @@ class HttpConnection(asyncio.Protocol):
         if self.lost:
             raise ConnectionResetError("the client closed the connection")
         self.replying = True
-        self.transport.write(data)  # type: ignore[union-attr]
+        self._outbox.write(self.transport, data)  # type: ignore[arg-type]
 
     def must_drain(self) -> bool:
         """Whether `drain` has anything to wait for (the client is not reading) or to raise (it left): when
@@ -393,7 +395,7 @@ class HttpConnection(asyncio.Protocol):
             if request.expects:
                 request.expects = False
                 if request.version == "1.1" and not self.lost:
-                    self.transport.write(CONTINUE)  # type: ignore[union-attr]  # interim: not the reply
+                    self._outbox.write(self.transport, CONTINUE)  # type: ignore[arg-type]  # interim: not the reply
             request._waiter = self._loop.create_future()
             self._arm(self.server.header_timeout_s)
             try:
@@ -446,6 +448,8 @@ class HttpConnection(asyncio.Protocol):
                 break
             self.serving = item
             self.replying = False
+            outbox = self._outbox
+            outbox.busy += 1
             stop = True  # no `break` inside the try: mypyc cannot compile one there
             try:
                 refusal = item.failed if item.failed is not None and item.complete else None
@@ -465,6 +469,7 @@ class HttpConnection(asyncio.Protocol):
                 log.exception("internal error serving %s %s", item.method, item.target)
             finally:
                 self.serving = None
+                outbox.busy -= 1
             if stop:
                 break
             if not item.keep_alive or self.closing or item.too_large or not item.complete:
@@ -520,6 +525,7 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.lost:
             return
+        self._outbox.flush()  # what waits for the turn's end goes first
         if not self._broken or not transport.can_write_eof():
             transport.close()
             return

@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, Final, Protocol
 
 from proxy.flow import Call, Decision, Outcome
+from proxy.transport.batch import Outbox, outbox
 
 log = logging.getLogger("lineage_proxy.record")
 
@@ -123,6 +124,7 @@ class FanOut:
         # the loop `_run_later` was last scheduled on, kept: `asyncio.get_running_loop()` is a getpid() system call
         # on Python 3.11 (~0.5 us), `is_running()` a field read
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: Outbox | None = None  # its Outbox: the deferred sinks run once the turn's writes are sent
         self._kept: dict[str, Counts] = {}  # the counts of a sink a reload removed, for the one that comes back
 
     def __iter__(self) -> Iterator[Recorder]:
@@ -167,9 +169,11 @@ class FanOut:
         if not self._scheduled:
             loop = self._loop
             try:
-                if loop is None or not loop.is_running():  # a new loop (a test's, a tool's) or none
+                box = self._outbox
+                if loop is None or box is None or not loop.is_running():  # a new loop (a test's, a tool's) or none
                     loop = self._loop = _running_loop()
-                loop.call_soon(self._run_later)
+                    box = self._outbox = outbox(loop)
+                box.after_writes(self._run_later)
                 self._scheduled = True
             except RuntimeError:  # no event loop (a tool recording outside the server): now
                 self._run_later()

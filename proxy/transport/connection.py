@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Final
 
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
+from proxy.transport.batch import outbox
 from proxy.transport.http11 import ReplyParser
 
 HIGH_WATER: Final = 1 << 20
@@ -30,6 +31,7 @@ class Connection(asyncio.Protocol):
         self, loop: asyncio.AbstractEventLoop, on_idle_lost: Callable[[Connection], None] | None = None
     ) -> None:
         self.loop = loop
+        self._outbox = outbox(loop)  # every write goes through it, in order (`proxy.transport.batch`)
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None  # set once the connection is gone
         self.reused = False
@@ -85,11 +87,13 @@ class Connection(asyncio.Protocol):
         """Write one request (`head` already encoded) and start parsing its reply."""
         self.parser.start(method)
         self.received = False
-        assert self.transport is not None
+        transport = self.transport
+        assert transport is not None
         if len(body) < 65536:
-            self.transport.write(head + body)
-        else:
-            self.transport.writelines((head, body))
+            self._outbox.write(transport, head + body)
+        else:  # a large body is not copied to be joined
+            self._outbox.write(transport, head)
+            self._outbox.write(transport, body)
 
     def wait(self, timeout: float) -> asyncio.Future[None]:
         """To be awaited: until more of the reply (or its end, or a failure) is here; TimeoutError after

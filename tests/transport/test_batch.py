@@ -1,0 +1,276 @@
+"""The writes of one turn of the loop, sent together at its end while several calls are in flight
+(`proxy.transport.batch`): what each connection's peer gets, and in which order, is what it got when every
+write went out at once; with one call in flight a write still does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import uvloop
+
+from proxy.config.model import Limits
+from proxy.flow import ALLOW, Call, Decision, Outcome, TraceContext
+from proxy.ingress.wire import HttpConnection, HttpServer, Request
+from proxy.record.sinks import FanOut
+from proxy.transport.batch import BATCH_FROM, Outbox, outbox
+from proxy.transport.connection import Connection
+from tests.harness import FakeTransport
+
+LOOPS = [pytest.param(asyncio.new_event_loop, id="asyncio"), pytest.param(uvloop.new_event_loop, id="uvloop")]
+
+
+class Transport(FakeTransport):
+    """A fake transport that refuses a write once closed, as a socket's does (uvloop raises)."""
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise RuntimeError("write after close")
+        super().write(data)
+
+
+def run(new_loop: Callable[[], asyncio.AbstractEventLoop], main: Callable[[], Awaitable[None]]) -> None:
+    loop = new_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def turn_end() -> Awaitable[None]:
+    """Resumes once the callbacks scheduled before it (the outbox's turn end among them) have run."""
+    return asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_with_several_calls_in_flight_the_writes_of_a_turn_go_out_at_its_end_each_connection_in_order(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def main() -> None:
+        box = Outbox(asyncio.get_running_loop())
+        box.busy = BATCH_FROM
+        one, two = Transport(), Transport()
+        box.write(one, b"a")  # type: ignore[arg-type]
+        box.write(two, b"b")  # type: ignore[arg-type]
+        box.write(one, b"c")  # type: ignore[arg-type]
+        assert one.written == [] and two.written == []
+        await turn_end()
+        assert one.written == [b"a", b"c"] and two.written == [b"b"]
+
+    run(new_loop, main)
+
+
+@pytest.mark.parametrize("busy", [0, 1])
+def test_with_one_call_in_flight_a_write_goes_out_at_once(busy: int) -> None:
+    async def main() -> None:
+        box = Outbox(asyncio.get_running_loop())
+        box.busy = busy
+        transport = Transport()
+        box.write(transport, b"a")  # type: ignore[arg-type]
+        assert transport.written == [b"a"]
+
+    run(uvloop.new_event_loop, main)
+
+
+def test_a_write_waiting_when_the_calls_drop_to_one_keeps_the_next_behind_it() -> None:
+    async def main() -> None:
+        box = Outbox(asyncio.get_running_loop())
+        box.busy = BATCH_FROM
+        transport = Transport()
+        box.write(transport, b"first")  # type: ignore[arg-type]
+        box.busy = 1
+        box.write(transport, b"second")  # type: ignore[arg-type]  # not before the first
+        assert transport.written == []
+        await turn_end()
+        assert transport.written == [b"first", b"second"]
+
+    run(uvloop.new_event_loop, main)
+
+
+def test_a_write_to_a_transport_closed_while_it_waited_is_dropped_and_the_others_go_out() -> None:
+    async def main() -> None:
+        box = Outbox(asyncio.get_running_loop())
+        box.busy = BATCH_FROM
+        gone, kept = Transport(), Transport()
+        box.write(gone, b"a")  # type: ignore[arg-type]
+        box.write(kept, b"b")  # type: ignore[arg-type]
+        gone.abort()
+        await turn_end()
+        assert gone.written == [] and kept.written == [b"b"]
+
+    run(uvloop.new_event_loop, main)
+
+
+def test_work_after_the_writes_runs_once_they_are_sent_and_one_failing_stops_no_other() -> None:
+    seen: list[tuple[str, list[bytes]]] = []
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        box = Outbox(loop)
+        box.busy = BATCH_FROM
+        transport = Transport()
+
+        def failing() -> None:
+            raise ValueError("a sink's defect")
+
+        box.after_writes(lambda: seen.append(("first", list(transport.written))))
+        box.after_writes(failing)
+        box.write(transport, b"reply")  # type: ignore[arg-type]  # written after the work was asked for
+        box.after_writes(lambda: seen.append(("last", list(transport.written))))
+        await turn_end()
+
+    run(uvloop.new_event_loop, main)
+    assert seen == [("first", [b"reply"]), ("last", [b"reply"])]
+    assert [type(context["exception"]) for context in errors] == [ValueError]
+
+
+def test_one_outbox_a_loop_and_those_of_closed_loops_are_let_go() -> None:
+    first = uvloop.new_event_loop()
+    box = outbox(first)
+    assert outbox(first) is box and box.loop is first
+    first.close()
+    second = uvloop.new_event_loop()
+    try:
+        assert outbox(second) is not box
+        import proxy.transport.batch as batch
+
+        assert first not in batch._OUTBOXES
+    finally:
+        second.close()
+
+
+# -- through the connections that write
+
+HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n%s\r\n{}"
+
+
+def test_the_ingress_counts_its_calls_in_flight_and_their_replies_go_out_together() -> None:
+    """Two connections, each serving a call: the replies written in one turn reach the clients at its
+    end, each whole; the count goes back to none as the calls end."""
+    replied: list[str] = []
+    release: list[asyncio.Future[None]] = []
+
+    async def handler(request: Request, conn: HttpConnection) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        release.append(waiter)
+        await waiter
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        replied.append(request.target)
+
+    async def main() -> None:
+        server = HttpServer(handler, Limits())  # type: ignore[arg-type]
+        box = outbox(asyncio.get_running_loop())
+        clients = [Transport(), Transport()]
+        conns = [server(), server()]
+        for conn, transport in zip(conns, clients, strict=True):
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            conn.data_received(HEAD % b"")
+        while len(release) < 2:
+            await asyncio.sleep(0)
+        assert box.busy == 2
+        for waiter in release:
+            waiter.set_result(None)
+        # the handlers resume in this order before this test does (the loop's callbacks run in order), and the
+        # outbox's turn end, scheduled by the first write, after it
+        while len(replied) < 2:
+            await asyncio.sleep(0)
+        assert [t.written for t in clients] == [[], []]  # written in this turn: sent at its end
+        await turn_end()
+        assert [t.written for t in clients] == [[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]] * 2
+        while box.busy:
+            await asyncio.sleep(0)
+        for conn in conns:
+            conn.connection_lost(None)
+
+    run(uvloop.new_event_loop, main)
+
+
+def test_a_connection_closing_sends_what_waits_for_the_turn_end_before_it_closes() -> None:
+    async def handler(request: Request, conn: HttpConnection) -> None:
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    async def main() -> None:
+        server = HttpServer(handler, Limits())  # type: ignore[arg-type]
+        box = outbox(asyncio.get_running_loop())
+        box.busy += BATCH_FROM  # other calls in flight: this reply waits for the turn's end
+        try:
+            transport = Transport()
+            conn = server()
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            conn.data_received(HEAD % b"Connection: close\r\n")
+            assert conn._task is not None
+            await asyncio.wait_for(conn._task, 5)  # the connection serves the request, then closes
+            assert transport.closed
+            assert transport.written == [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"]
+        finally:
+            box.busy -= BATCH_FROM
+
+    run(uvloop.new_event_loop, main)
+
+
+def test_an_upstream_request_written_in_a_busy_turn_goes_out_whole_at_its_end() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        box = outbox(loop)
+        box.busy += BATCH_FROM
+        try:
+            transport = Transport()
+            conn = Connection(loop)
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            conn.send("POST", b"POST / HTTP/1.1\r\nHost: u\r\n\r\n", b"{}")
+            large = b"x" * 70_000
+            assert transport.written == []
+            await turn_end()
+            assert transport.written == [b"POST / HTTP/1.1\r\nHost: u\r\n\r\n{}"]
+            conn.parser.start("POST")
+            conn.send("POST", b"head", large)
+            await turn_end()
+            assert transport.written[1:] == [b"head", large]
+        finally:
+            box.busy -= BATCH_FROM
+
+    run(uvloop.new_event_loop, main)
+
+
+class Sink:
+    """A deferred sink that keeps what the client's transport held when it ran."""
+
+    name = "seen"
+    durable = False
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.saw: list[list[bytes]] = []
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
+        self.saw.append(list(self.transport.written))
+
+
+def test_the_deferred_record_work_of_a_busy_turn_runs_once_its_replies_are_sent() -> None:
+    async def main() -> None:
+        box = outbox(asyncio.get_running_loop())
+        box.busy += BATCH_FROM
+        try:
+            transport = Transport()
+            sink = Sink(transport)
+            sinks = FanOut([sink])  # type: ignore[list-item]
+            call = Call("openai", "chat", "m", TraceContext(trace_id=1, span_id=2))
+            # the call ends, then its reply is written
+            sinks.on_end(call, Decision(ALLOW, None), Outcome(started_ns=1), frozenset())
+            box.write(transport, b"reply")  # type: ignore[arg-type]
+            await turn_end()
+            assert sink.saw == [[b"reply"]]
+        finally:
+            box.busy -= BATCH_FROM
+
+    run(uvloop.new_event_loop, main)
