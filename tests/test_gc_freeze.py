@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import proxy.workers as workers_module
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CONFIG = """
@@ -34,7 +36,8 @@ workers_n = int(sys.argv[2])
 def serving():
     if workers_n and multiprocessing.parent_process() is None:  # the supervisor, once its workers serve
         return taken()
-    print(f"serving: frozen {gc.get_freeze_count()} tracked {len(gc.get_objects())}", file=sys.stderr, flush=True)
+    print(f"serving: frozen {gc.get_freeze_count()} tracked {len(gc.get_objects())} thresholds {gc.get_threshold()}",
+          file=sys.stderr, flush=True)
     os.kill(os.getppid() if workers_n else os.getpid(), signal.SIGTERM)  # the supervisor stops its workers
     return taken()
 
@@ -52,10 +55,11 @@ def test_what_start_up_made_is_frozen_once_the_proxy_serves(vllm, tmp_path: Path
     done = subprocess.run([sys.executable, "-c", SERVE, str(config), str(workers)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    found = re.search(r"serving: frozen (\d+) tracked (\d+)", done.stderr)
+    found = re.search(r"serving: frozen (\d+) tracked (\d+) thresholds (.*)", done.stderr)
     assert found, done.stderr
     frozen, tracked = int(found.group(1)), int(found.group(2))
     # everything start-up made is in the permanent generation; what the collector still walks is the little
     # made since (the ready line, the loop's handles)
     assert frozen > 10_000, done.stderr
     assert tracked < frozen // 10, done.stderr
+    assert found.group(3) == str(workers_module.GC_THRESHOLDS)  # young collections every 10,000 allocations
