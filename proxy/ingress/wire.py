@@ -415,8 +415,10 @@ class HttpConnection(asyncio.Protocol):
         return 0 if self.lost or self.transport is None else self.transport.get_write_buffer_size()
 
     def abort(self) -> None:
-        """Cut the connection without a clean end (an upstream that failed mid-reply)."""
+        """Cut the connection without a clean end (an upstream that failed mid-reply). What was written before
+        is handed to the socket first, as it was when each write went out at once."""
         if self.transport is not None and not self.lost:
+            self._outbox.flush()
             self.transport.abort()
         self.lost = True
 

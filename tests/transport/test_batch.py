@@ -274,3 +274,28 @@ def test_the_deferred_record_work_of_a_busy_turn_runs_once_its_replies_are_sent(
             box.busy -= BATCH_FROM
 
     run(uvloop.new_event_loop, main)
+
+
+def test_a_connection_cut_mid_reply_hands_what_was_written_before_to_the_socket_first() -> None:
+    """As when each write went out at once: the client has the part of a stream sent before the upstream failed."""
+
+    async def main() -> None:
+        server = HttpServer(_never, Limits())  # type: ignore[arg-type]
+        box = outbox(asyncio.get_running_loop())
+        box.busy += BATCH_FROM
+        try:
+            transport = Transport()
+            conn = server()
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            conn.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            conn.abort()
+            assert transport.written == [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"]
+            assert transport.closed
+        finally:
+            box.busy -= BATCH_FROM
+
+    run(uvloop.new_event_loop, main)
+
+
+async def _never(request: Request, conn: HttpConnection) -> None:
+    raise AssertionError("no request is read")
