@@ -462,6 +462,8 @@ class HttpConnection(asyncio.Protocol):
                     self._broken = not item.complete  # its body may still come: dropped while closing
                 else:
                     await server.handler(item, self)
+                    if self.queue:  # a pipelined request waits: is the client reading its replies? (written now)
+                        self._outbox.flush()
                     if self.must_drain():
                         await self.drain()  # a client that pipelines and does not read gets no more replies buffered
                     stop = False
@@ -592,6 +594,7 @@ class HttpConnection(asyncio.Protocol):
             return
         if not self.queue and self.transport is not None:
             self.lost = True
+            self._outbox.flush()  # a reply written this turn (a pipelined head came late after it) goes first
             self.transport.close()
 
 

@@ -8,8 +8,11 @@ Sent back to back at the end of the turn, the first wakes the reader and the res
 
 Only while several calls are in flight (`busy`, kept by the HTTP ingress): with one, there is nothing to
 send together, and a write goes out at once (a turn of the loop later would add its latency to the call's).
-Every write to a transport goes through its loop's `Outbox` (`outbox(loop)`), so the bytes of one
-connection leave in the order they were written; before a transport is closed, `flush` sends what waits.
+Every write of the HTTP ingress and the upstream connections goes through their loop's `Outbox`
+(`outbox(loop)`), so the bytes of one connection leave in the order they were written; before the ingress
+closes or cuts a client's connection, `flush` sends what waits (an upstream connection is closed only idle or
+failed, with nothing to send). A pipelining client's replies are sent at once: whether it reads them decides
+whether the next request is served now (`HttpConnection._serve`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class Outbox:
         self._scheduled = False
 
     def write(self, transport: asyncio.Transport, data: bytes) -> None:
-        """`transport.write(data)`, now with one call in flight, else at the end of this turn of the loop."""
+        """`transport.write(data)`: now when fewer than `BATCH_FROM` calls are in flight and no write waits, else at
+        the end of this turn of the loop."""
         if self.busy < BATCH_FROM and not self._waiting:
             transport.write(data)
             return
@@ -50,18 +54,23 @@ class Outbox:
             self.loop.call_soon(self._turn_end)
 
     def flush(self) -> None:
-        """Send every write waiting, in order (those to a transport closed meanwhile are dropped)."""
+        """Send every write waiting, in order (those to a transport closed meanwhile are dropped). One that fails
+        (a transport whose writing side was shut) is reported to the loop and costs no other its bytes."""
         waiting = self._waiting
         if not waiting:
             return
         self._waiting = []
         for transport, data in waiting:
             if not transport.is_closing():
-                transport.write(data)
+                try:
+                    transport.write(data)
+                except Exception as exc:
+                    self.loop.call_exception_handler({"message": "a write waiting for the turn's end failed",
+                                                      "exception": exc, "transport": transport})  # fmt: skip
 
     def _turn_end(self) -> None:
         self._scheduled = False
-        self.flush()
+        self.flush()  # never raises: the work after the writes always runs
         after = self._after
         if after:
             self._after = []

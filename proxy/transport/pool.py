@@ -194,8 +194,9 @@ class ConnectionPool:
         """Send one request; returns once the reply's head is in (its body follows through the Response).
         `headers`: (name, value) pairs, or a header block already encoded (`Name: value\r\n` lines).
         `aside`: on a new connection outside `max_connections`, closed after its reply (`get` only).
-        `sent`: called once the request is handed to the connection's transport, before the wait for the
-        reply (work that need not delay the request runs there, while the upstream computes); what it
+        `sent`: called once the request is written (to the transport, or, with several calls in flight, to
+        the loop's outbox, which sends it with the turn's other writes: `proxy.transport.batch`), before the
+        wait for the reply (work that need not delay the request runs there, while the upstream computes); what it
         raises fails the request. Called once, after the send that went out: a send that may yet be retried
         (an idempotent request on a reused connection, which the upstream may have closed) calls it once
         the reply's first byte is in, or leaves it to the retry's send."""

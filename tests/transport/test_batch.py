@@ -299,3 +299,112 @@ def test_a_connection_cut_mid_reply_hands_what_was_written_before_to_the_socket_
 
 async def _never(request: Request, conn: HttpConnection) -> None:
     raise AssertionError("no request is read")
+
+
+class Shut(Transport):
+    """A transport whose writing side was shut (asyncio raises on a write after `write_eof`)."""
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("Cannot call write() after write_eof()")
+
+
+def test_a_write_that_fails_at_the_turn_end_costs_no_other_write_its_bytes_nor_the_work_after_them() -> None:
+    ran: list[str] = []
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        box = Outbox(loop)
+        box.busy = BATCH_FROM
+        shut, kept = Shut(), Transport()
+        box.write(shut, b"late")  # type: ignore[arg-type]
+        box.write(kept, b"reply")  # type: ignore[arg-type]
+        box.after_writes(lambda: ran.append("record"))
+        await turn_end()
+        assert kept.written == [b"reply"]
+        box.busy = 0  # the turn end is scheduled again when asked: nothing was left half done
+        box.after_writes(lambda: ran.append("next"))
+        await turn_end()
+
+    run(uvloop.new_event_loop, main)
+    assert ran == ["record", "next"]
+    assert [type(context["exception"]) for context in errors] == [RuntimeError]
+
+
+REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_a_connection_the_sweep_closes_in_the_turn_of_a_reply_sends_the_reply_first() -> None:
+    """A pipelining client whose next head stalls: its header timeout runs from that head's first byte, so the
+    sweep may close the connection in the very turn the reply before it is written."""
+    release: list[asyncio.Future[None]] = []
+
+    async def handler(request: Request, conn: HttpConnection) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        release.append(waiter)
+        await waiter
+        conn.write(REPLY)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        clock = [0.0]
+        server = HttpServer(handler, Limits())  # type: ignore[arg-type]
+        server.now = lambda: clock[0]  # type: ignore[method-assign]
+        box = outbox(loop)
+        box.busy += BATCH_FROM
+        try:
+            transport = Transport()
+            conn = server()
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            conn.data_received(HEAD % b"" + b"POST /b HTTP/1.1\r\nHost: x\r\n")  # the second head left open
+            while not release:
+                await asyncio.sleep(0)
+            clock[0] = 100.0  # past the open head's header timeout
+            release[0].set_result(None)
+            loop.call_soon(conn.expire, clock[0])  # the sweep, in the turn the handler writes its reply (after it)
+            await turn_end()
+            assert transport.closed and transport.written == [REPLY]
+            conn.connection_lost(None)  # as the closed socket's transport says
+        finally:
+            box.busy -= BATCH_FROM
+
+    run(uvloop.new_event_loop, main)
+
+
+class Full(Transport):
+    """A transport whose buffer is over its high-water mark from the first write on: the client reads nothing."""
+
+    protocol: HttpConnection
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.protocol.pause_writing()
+
+
+def test_a_pipelining_client_that_reads_nothing_gets_no_more_replies_buffered_in_a_busy_turn() -> None:
+    served: list[str] = []
+
+    async def handler(request: Request, conn: HttpConnection) -> None:
+        served.append(request.target)
+        conn.write(REPLY)
+
+    async def main() -> None:
+        server = HttpServer(handler, Limits())  # type: ignore[arg-type]
+        box = outbox(asyncio.get_running_loop())
+        box.busy += BATCH_FROM
+        try:
+            transport = Full()
+            conn = server()
+            transport.protocol = conn
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            conn.data_received(b"".join(b"POST /%d HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % n
+                                        for n in (1, 2, 3)))  # fmt: skip
+            while not served or conn._drained is None:  # until the first reply is sent and its drain awaited
+                await asyncio.sleep(0)
+            assert served == ["/1"]
+            conn.connection_lost(None)
+        finally:
+            box.busy -= BATCH_FROM
+
+    run(uvloop.new_event_loop, main)
