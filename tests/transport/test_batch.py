@@ -5,7 +5,8 @@ write went out at once; with one call in flight a write still does."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -44,13 +45,34 @@ def turn_end() -> Awaitable[None]:
     return asyncio.sleep(0)
 
 
+@contextlib.contextmanager
+def others_in_flight() -> Iterator[Outbox]:
+    """Other calls in flight on the running loop (its Outbox's count), for the length of the block."""
+    box = outbox(asyncio.get_running_loop())
+    box.busy += BATCH_FROM
+    try:
+        yield box
+    finally:
+        box.busy -= BATCH_FROM
+
+
+def busy_outbox(errors: list[dict[str, Any]] | None = None) -> Outbox:
+    """A new Outbox on the running loop, with several calls in flight; what the loop is told of failures kept in
+    `errors`."""
+    loop = asyncio.get_running_loop()
+    if errors is not None:
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+    box = Outbox(loop)
+    box.busy = BATCH_FROM
+    return box
+
+
 @pytest.mark.parametrize("new_loop", LOOPS)
 def test_with_several_calls_in_flight_the_writes_of_a_turn_go_out_at_its_end_each_connection_in_order(
     new_loop: Callable[[], asyncio.AbstractEventLoop],
 ) -> None:
     async def main() -> None:
-        box = Outbox(asyncio.get_running_loop())
-        box.busy = BATCH_FROM
+        box = busy_outbox()
         one, two = Transport(), Transport()
         box.write(one, b"a")  # type: ignore[arg-type]
         box.write(two, b"b")  # type: ignore[arg-type]
@@ -76,8 +98,7 @@ def test_with_one_call_in_flight_a_write_goes_out_at_once(busy: int) -> None:
 
 def test_a_write_waiting_when_the_calls_drop_to_one_keeps_the_next_behind_it() -> None:
     async def main() -> None:
-        box = Outbox(asyncio.get_running_loop())
-        box.busy = BATCH_FROM
+        box = busy_outbox()
         transport = Transport()
         box.write(transport, b"first")  # type: ignore[arg-type]
         box.busy = 1
@@ -91,8 +112,7 @@ def test_a_write_waiting_when_the_calls_drop_to_one_keeps_the_next_behind_it() -
 
 def test_a_write_to_a_transport_closed_while_it_waited_is_dropped_and_the_others_go_out() -> None:
     async def main() -> None:
-        box = Outbox(asyncio.get_running_loop())
-        box.busy = BATCH_FROM
+        box = busy_outbox()
         gone, kept = Transport(), Transport()
         box.write(gone, b"a")  # type: ignore[arg-type]
         box.write(kept, b"b")  # type: ignore[arg-type]
@@ -108,10 +128,7 @@ def test_work_after_the_writes_runs_once_they_are_sent_and_one_failing_stops_no_
     errors: list[dict[str, Any]] = []
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(lambda _, context: errors.append(context))
-        box = Outbox(loop)
-        box.busy = BATCH_FROM
+        box = busy_outbox(errors)
         transport = Transport()
 
         def failing() -> None:
@@ -215,9 +232,7 @@ def test_a_connection_closing_sends_what_waits_for_the_turn_end_before_it_closes
 def test_an_upstream_request_written_in_a_busy_turn_goes_out_whole_at_its_end() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        box = outbox(loop)
-        box.busy += BATCH_FROM
-        try:
+        with others_in_flight():
             transport = Transport()
             conn = Connection(loop)
             conn.connection_made(transport)  # type: ignore[arg-type]
@@ -230,8 +245,6 @@ def test_an_upstream_request_written_in_a_busy_turn_goes_out_whole_at_its_end() 
             conn.send("POST", b"head", large)
             await turn_end()
             assert transport.written[1:] == [b"head", large]
-        finally:
-            box.busy -= BATCH_FROM
 
     run(uvloop.new_event_loop, main)
 
@@ -258,9 +271,7 @@ class Sink:
 
 def test_the_deferred_record_work_of_a_busy_turn_runs_once_its_replies_are_sent() -> None:
     async def main() -> None:
-        box = outbox(asyncio.get_running_loop())
-        box.busy += BATCH_FROM
-        try:
+        with others_in_flight() as box:
             transport = Transport()
             sink = Sink(transport)
             sinks = FanOut([sink])  # type: ignore[list-item]
@@ -270,8 +281,6 @@ def test_the_deferred_record_work_of_a_busy_turn_runs_once_its_replies_are_sent(
             box.write(transport, b"reply")  # type: ignore[arg-type]
             await turn_end()
             assert sink.saw == [[b"reply"]]
-        finally:
-            box.busy -= BATCH_FROM
 
     run(uvloop.new_event_loop, main)
 
@@ -281,9 +290,7 @@ def test_a_connection_cut_mid_reply_hands_what_was_written_before_to_the_socket_
 
     async def main() -> None:
         server = HttpServer(_never, Limits())  # type: ignore[arg-type]
-        box = outbox(asyncio.get_running_loop())
-        box.busy += BATCH_FROM
-        try:
+        with others_in_flight():
             transport = Transport()
             conn = server()
             conn.connection_made(transport)  # type: ignore[arg-type]
@@ -291,8 +298,6 @@ def test_a_connection_cut_mid_reply_hands_what_was_written_before_to_the_socket_
             conn.abort()
             assert transport.written == [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"]
             assert transport.closed
-        finally:
-            box.busy -= BATCH_FROM
 
     run(uvloop.new_event_loop, main)
 
@@ -313,10 +318,7 @@ def test_a_write_that_fails_at_the_turn_end_costs_no_other_write_its_bytes_nor_t
     errors: list[dict[str, Any]] = []
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(lambda _, context: errors.append(context))
-        box = Outbox(loop)
-        box.busy = BATCH_FROM
+        box = busy_outbox(errors)
         shut, kept = Shut(), Transport()
         box.write(shut, b"late")  # type: ignore[arg-type]
         box.write(kept, b"reply")  # type: ignore[arg-type]
@@ -351,9 +353,7 @@ def test_a_connection_the_sweep_closes_in_the_turn_of_a_reply_sends_the_reply_fi
         clock = [0.0]
         server = HttpServer(handler, Limits())  # type: ignore[arg-type]
         server.now = lambda: clock[0]  # type: ignore[method-assign]
-        box = outbox(loop)
-        box.busy += BATCH_FROM
-        try:
+        with others_in_flight():
             transport = Transport()
             conn = server()
             conn.connection_made(transport)  # type: ignore[arg-type]
@@ -366,8 +366,6 @@ def test_a_connection_the_sweep_closes_in_the_turn_of_a_reply_sends_the_reply_fi
             await turn_end()
             assert transport.closed and transport.written == [REPLY]
             conn.connection_lost(None)  # as the closed socket's transport says
-        finally:
-            box.busy -= BATCH_FROM
 
     run(uvloop.new_event_loop, main)
 
@@ -391,9 +389,7 @@ def test_a_pipelining_client_that_reads_nothing_gets_no_more_replies_buffered_in
 
     async def main() -> None:
         server = HttpServer(handler, Limits())  # type: ignore[arg-type]
-        box = outbox(asyncio.get_running_loop())
-        box.busy += BATCH_FROM
-        try:
+        with others_in_flight():
             transport = Full()
             conn = server()
             transport.protocol = conn
@@ -404,7 +400,5 @@ def test_a_pipelining_client_that_reads_nothing_gets_no_more_replies_buffered_in
                 await asyncio.sleep(0)
             assert served == ["/1"]
             conn.connection_lost(None)
-        finally:
-            box.busy -= BATCH_FROM
 
     run(uvloop.new_event_loop, main)
