@@ -655,16 +655,19 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         f"Run {data['date']} on {data['machine']}; {args.rounds} rounds × {args.duration:g} s per wrk run, medians. "
         "~1 KB chat call; added = hop − direct in the same round.",
         "",
-        "| hop | added p50 µs | added p99 µs | req/s @64 | CPU µs/call | added TTFB µs | added TTLB µs | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| hop | added p50 µs | added p99 µs | req/s @64 | CPU µs/call | CPU µs/call @64 | added TTFB µs | added TTLB µs "
+        "| errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, e in rows:
         if name == "direct":
             lines.append(f"| direct (p50 {f(e['p50_us'])} µs, p99 {f(e['p99_us'])} µs) | – | – | {f(e['rps_64'])} | "
-                         f"{f(e['cpu_us_per_call'])} (upstream) | – | – | {e['errors']} |")  # fmt: skip
+                         f"{f(e['cpu_us_per_call'])} (upstream) | {f(e['cpu_us_per_call_64'], 1)} (upstream) | – | – | "
+                         f"{e['errors']} |")  # fmt: skip
             continue
         lines.append(f"| {name} | {f(e['added_p50_us'])} | {f(e['added_p99_us'])} | {f(e['rps_64'])} | "
-                     f"{f(e['cpu_us_per_call'])} | {f(e['added_ttfb_us'])} | {f(e['added_ttlb_us'])} | {e['errors']} |")  # fmt: skip
+                     f"{f(e['cpu_us_per_call'])} | {f(e['cpu_us_per_call_64'], 1)} | {f(e['added_ttfb_us'])} | "
+                     f"{f(e['added_ttlb_us'])} | {e['errors']} |")  # fmt: skip
     lines += [
         "",
         f"| gRPC hop (ModelInfer, small tensor; per round {GRPC_BLOCKS} blocks of {GRPC_CALLS} sequential calls, hops interleaved) "
@@ -700,7 +703,8 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
         "",
         "Targets (lineage-proxy ÷ httptools floor, same run):",
         f"- added p50 {target('floor_added_p50', lp['added_p50_us'], fl['added_p50_us'], 1.6)}; "
-        f"CPU/call {target('floor_cpu', lp['cpu_us_per_call'], fl['cpu_us_per_call'], 1.6)}; "
+        f"CPU/call {target('floor_cpu', lp['cpu_us_per_call'], fl['cpu_us_per_call'], 1.6)} at one connection, "
+        f"{target('floor_cpu64', lp['cpu_us_per_call_64'], fl['cpu_us_per_call_64'], 1.6)} at 64; "
         f"req/s @64 {target('floor_rps64', lp['rps_64'], fl['rps_64'], 0.7, at_most=False)}; "
         f"p99 @1 connection {target('floor_p99', lp['p99_us'], fl['p99_us'], 2)}; "
         f"streamed added TTFB {target('floor_ttfb', lp['added_ttfb_us'], fl['added_ttfb_us'], 1.6)}",
