@@ -348,7 +348,7 @@ class HttpIngress:
             streamed = (
                 resp.content_length is None
                 or resp.content_length > ex.pipeline.config.limits.buffer_max_bytes
-                or resp.headers.get("Content-Type", "").startswith("text/event-stream")
+                or (resp.headers.get("Content-Type") or "").startswith("text/event-stream")
             )
             if streamed:
                 await self._streamed_reply(request, conn, ex, resp)
