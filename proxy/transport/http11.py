@@ -25,7 +25,7 @@ Nothing here does I/O: `connection.py` feeds it from a socket, tests by hand.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
@@ -54,7 +54,8 @@ class ReplyFields:
         return self.raw[at][1].decode("utf-8", "surrogateescape") if at >= 0 else default
 
     def getall(self, name: str, default: Sequence[str] | None = None) -> Sequence[str]:
-        """Every field named `name`, in order; `default` when there is none (KeyError without one)."""
+        """Every field named `name`, in order; `default` when there is none (KeyError without one, or with None,
+        where a CIMultiDict would give None)."""
         key = _key(name)
         names = self.names
         if key not in names:
@@ -76,6 +77,10 @@ class ReplyFields:
     def __len__(self) -> int:
         return len(self.raw)
 
+    def __iter__(self) -> Iterator[str]:
+        """The fields' names, as a CIMultiDict of them decoded iterates them (nothing on a call's path does)."""
+        return iter(self.decoded())
+
     def items(self) -> list[tuple[str, str]]:
         return [(name.decode("latin-1"), value.decode("utf-8", "surrogateescape")) for name, value in self.raw]
 
@@ -84,7 +89,8 @@ class ReplyFields:
         return CIMultiDict(self.items())
 
     def __eq__(self, other: object) -> bool:
-        """Equal as the CIMultiDicts of the fields decoded are (to one of those too)."""
+        """Equal as the CIMultiDicts of the fields decoded are; to a CIMultiDict of them too, when this is the left
+        operand (a CIMultiDict compares only with mappings)."""
         if isinstance(other, ReplyFields):
             return self.decoded() == other.decoded()
         return self.decoded() == other

@@ -8,7 +8,8 @@ from proxy.ingress.http import reply_fields
 
 
 def _head(raw: list[tuple[bytes, bytes]], base: str | None = "http://10.0.0.5:8000") -> bytes:
-    """As the handler calls it: the upstream's fields as received, and as the reply parser decodes them."""
+    """As the handler calls it: the upstream's fields as received, and read by name as a CIMultiDict of them answers
+    (what the reply parser's `ReplyFields` answers)."""
     headers = CIMultiDict((name.decode(), value.decode()) for name, value in raw)
     return reply_fields(raw, [("x-trace-id", "ab")], base, headers.getall("Connection", ()), "Location" in headers)
 

@@ -183,3 +183,12 @@ def test_a_reply_cut_off_mid_chunk_is_never_complete_at_eof_whatever_the_coding_
         assert parser.head is not None and parser.head[3] is None
         parser.feed_eof()
         assert not parser.done, coding
+
+
+def test_the_fields_iterate_as_a_cimultidict_of_them_does() -> None:
+    parser = ReplyParser()
+    parser.start("GET")
+    parser.feed(b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 0\r\nx-a: 2\r\n\r\n")
+    assert parser.head is not None
+    fields = parser.head[2]
+    assert list(fields) == list(CIMultiDict([("X-A", "1"), ("Content-Length", "0"), ("x-a", "2")]))
