@@ -36,6 +36,8 @@ from typing import Final
 from proxy.config import DetectorSpec
 
 TRUNCATED: Final = "scan:truncated"
+_ONLY_TRUNCATED: Final = frozenset({TRUNCATED})
+_OVERLAP: Final = 128  # characters of a text a stream scanner reads again with the next piece (`StreamScanner`)
 
 
 def _class_table() -> bytes:
@@ -635,6 +637,20 @@ class Detectors:
     def stream(self) -> StreamScanner:
         return StreamScanner(self)
 
+    def scan_output(self, text: str) -> frozenset[str]:
+        """What a new `stream()` finds in `text` fed to it whole and ended (`feed`, `end_text`, `found`), found
+        without one: a reply's one output, read whole."""
+        limit = self.max_chars
+        if limit <= 0:  # nothing is read: a text is all past the limit
+            return _ONLY_TRUNCATED if text else frozenset()
+        cut = len(text) > limit
+        if cut:
+            text = text[:limit]
+        if len(text) < _OVERLAP and not text.endswith("\n"):  # a short piece waits: its end is read
+            text += "\n"
+        found = self.scan(text, len(text))
+        return found | _ONLY_TRUNCATED if cut else found
+
 
 # what stands for the end of a captured text past the scan limit, where the scan did not read (`Detectors.mask`)
 NOT_CAPTURED: Final = "[not captured: past limits.scan_max_chars]"
@@ -689,7 +705,7 @@ class StreamScanner:
     times over), and cost stays linear. Texts fed one after the other (`end_text`) are read as a request's
     texts are: a newline between them."""
 
-    OVERLAP = 128
+    OVERLAP = _OVERLAP
     BATCH = 4096
 
     def __init__(self, detectors: Detectors) -> None:

@@ -762,7 +762,11 @@ class OutputText:
         # characters at a time or at a piece's end (SHA-256 of the joined text is that of its pieces in turn)
         self._unhashed: list[str] = []
         self._unhashed_size = 0
-        self._scanner: StreamScanner | None = detectors.stream() if detectors else None
+        self._detectors = detectors if detectors else None  # None: nothing is scanned
+        self._scanner: StreamScanner | None = None  # made when text is first fed to it
+        # the output read whole (`add_output`) before anything else was: fed to the scanner only if something
+        # else is, else read by `Detectors.scan_output` at `finish` (a whole reply's one output, without a scanner)
+        self._pending: str | None = None
         self._capture: list[str] | None = [] if capture else None
         self._joined = 0  # the pieces at the front of `_capture` that are joined runs of pieces (`add`)
         self._seen = False
@@ -772,8 +776,36 @@ class OutputText:
         self._keep = detectors.max_chars + 1  # what is captured: what `mask` reads, and a character to say it cut
 
     def add(self, text: str) -> None:
-        if not text:
-            return
+        if text:
+            self._add(text, self._detectors is not None)
+
+    def add_output(self, text: str) -> None:
+        """A whole output: `add` then `end_piece`. The reply's first, when nothing was read before it, is
+        scanned at `finish` (`_found`): as the scanner would read it, but without one when nothing follows."""
+        if text:
+            if self._detectors is None:
+                self._add(text, False)
+            elif self._scanner is None and self._pending is None:
+                self._pending = text
+                self._add(text, False)
+            else:
+                self._add(text, True)
+        self.end_piece()
+
+    def _stream(self) -> StreamScanner:
+        """The scanner, made on first use, fed first the output that waited (`add_output`)."""
+        scanner = self._scanner
+        if scanner is None:
+            assert self._detectors is not None
+            scanner = self._scanner = self._detectors.stream()
+            pending = self._pending
+            if pending is not None:
+                self._pending = None
+                scanner.feed(pending)
+                scanner.end_text()
+        return scanner
+
+    def _add(self, text: str, scan: bool) -> None:
         self._seen = True
         digest = self._hash
         if digest is not None:
@@ -781,8 +813,11 @@ class OutputText:
             self._unhashed_size += len(text)
             if self._unhashed_size >= _HASH_RUN:
                 self._hash_pieces(digest)
-        if self._scanner is not None:
-            self._scanner.feed(text)
+        if scan:
+            scanner = self._scanner
+            if scanner is None:
+                scanner = self._stream()
+            scanner.feed(text)
         capture = self._capture
         if capture is not None and self._keep > 0:
             capture.append(text[: self._keep])
@@ -807,7 +842,7 @@ class OutputText:
         costs its characters, not an object), at most the scan limit's worth of characters, each key past
         the first `_ASIDE_KEYS` counted `_ASIDE_KEY` more: past that, the rest is not kept and the output is
         labelled `scan:truncated`."""
-        if not text or self._scanner is None:
+        if not text or self._detectors is None:
             return
         kept = self._asides.get(key) if self._asides is not None else None
         if kept is not None and len(text) <= self._room:  # (a key's every piece but its first)
@@ -864,7 +899,7 @@ class OutputText:
             if self._unhashed:
                 self._hash_pieces(digest)
             digest.update(b"\n")
-        if self._scanner is not None:
+        if self._scanner is not None:  # (none yet: nothing fed, or only the output waiting, which it ends)
             self._scanner.end_text()
 
     def finish(self, masker: Detectors | None = None) -> None:
@@ -873,17 +908,28 @@ class OutputText:
             if self._unhashed:
                 self._hash_pieces(digest)
             self.outcome.output_digest = "sha256:" + digest.hexdigest()
-        if self._scanner is not None:
-            asides = self._asides
-            if asides:
-                for kept in asides.values():
-                    self._scanner.cut()
-                    self._scanner.feed(kept.decode("utf-8", "surrogatepass"))
-            found = frozenset(self._scanner.found)
+        if self._detectors is not None:
+            found = self._found()
             self.outcome.output_detected = found | {TRUNCATED} if self._unread else found
         if self._capture:
             text = "".join(self._capture)
             self.outcome.content = (masker.mask(text) if masker is not None else text,)
+
+    def _found(self) -> frozenset[str]:
+        """The labels of the output and the asides (each a text of its own)."""
+        assert self._detectors is not None
+        asides = self._asides
+        pending = self._pending
+        if pending is not None and self._scanner is None and not asides:
+            return self._detectors.scan_output(pending)
+        if self._scanner is None and pending is None and not asides:
+            return frozenset()
+        scanner = self._stream()
+        if asides:
+            for kept in asides.values():
+                scanner.cut()
+                scanner.feed(kept.decode("utf-8", "surrogatepass"))
+        return frozenset(scanner.found)
 
 
 def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[Adapter, ...], Mapping[str, Dialect]]:

@@ -181,8 +181,8 @@ class ReplyObserver(SseObserver):
                 else:
                     text = choice.get("text")
                 if isinstance(text, str):
-                    self._text.add(text)
-                if isinstance(text, str) or index == 0:  # as a stream ends choice 0's piece
+                    self._text.add_output(text)
+                elif index == 0:  # as a stream ends choice 0's piece
                     self._text.end_piece()
                 reason = choice.get("finish_reason")
                 if type(reason) is str and len(self.outcome.finish_reasons) < _MOST_CHOICES:  # (one a choice)
