@@ -450,8 +450,8 @@ class HttpConnection(asyncio.Protocol):
                 break
             self.serving = item
             self.replying = False
-            outbox = self._outbox
-            outbox.busy += 1
+            box = self._outbox
+            box.busy += 1
             stop = True  # no `break` inside the try: mypyc cannot compile one there
             try:
                 refusal = item.failed if item.failed is not None and item.complete else None
@@ -463,7 +463,7 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     await server.handler(item, self)
                     if self.queue:  # a pipelined request waits: is the client reading its replies? (written now)
-                        self._outbox.flush()
+                        box.flush()
                     if self.must_drain():
                         await self.drain()  # a client that pipelines and does not read gets no more replies buffered
                     stop = False
@@ -473,7 +473,7 @@ class HttpConnection(asyncio.Protocol):
                 log.exception("internal error serving %s %s", item.method, item.target)
             finally:
                 self.serving = None
-                outbox.busy -= 1
+                box.busy -= 1
             if stop:
                 break
             if not item.keep_alive or self.closing or item.too_large or not item.complete:

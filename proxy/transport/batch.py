@@ -42,16 +42,18 @@ class Outbox:
             return
         self._waiting.append((transport, data))
         if not self._scheduled:
-            self._scheduled = True
-            self.loop.call_soon(self._turn_end)
+            self._schedule()
 
     def after_writes(self, callback: Callable[[], None]) -> None:
         """Run `callback` at the end of this turn, once the writes waiting are sent (the record work of the
         calls that ended: the client and upstream have their bytes first, and work on them meanwhile)."""
         self._after.append(callback)
         if not self._scheduled:
-            self._scheduled = True
-            self.loop.call_soon(self._turn_end)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._scheduled = True
+        self.loop.call_soon(self._turn_end)
 
     def flush(self) -> None:
         """Send every write waiting, in order (those to a transport closed meanwhile are dropped). One that fails
