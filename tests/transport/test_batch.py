@@ -402,3 +402,25 @@ def test_a_pipelining_client_that_reads_nothing_gets_no_more_replies_buffered_in
             conn.connection_lost(None)
 
     run(uvloop.new_event_loop, main)
+
+
+def test_an_upstream_request_waiting_when_its_connection_dies_is_dropped_and_its_wait_ends() -> None:
+    """A dead upstream in a busy turn: the request is not written to the closed socket, and the call waiting for its
+    reply wakes to the connection's loss (the pool then fails or retries it) instead of waiting out its timeout."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with others_in_flight():
+            transport = Transport()
+            conn = Connection(loop)
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            conn.send("POST", b"POST / HTTP/1.1\r\nHost: u\r\n\r\n", b"{}")
+            waiter = conn.wait(60.0)
+            transport.abort()
+            conn.connection_lost(ConnectionResetError("reset by the upstream"))
+            await asyncio.wait_for(waiter, 5)
+            await turn_end()
+            assert transport.written == []
+            assert isinstance(conn.lost, ConnectionResetError)
+
+    run(uvloop.new_event_loop, main)
