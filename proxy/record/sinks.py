@@ -166,8 +166,9 @@ class FanOut:
             if future is not None:
                 durable = future if durable is None else _both(durable, future)
         self._later.append((call, decision, outcome, output_labels))
-        if not self._scheduled:
-            loop = self._loop
+        loop = self._loop
+        # scheduled on a loop that stopped before that turn's end (a tool's, a test's): scheduled again, on this one
+        if not self._scheduled or loop is None or not loop.is_running():
             try:
                 box = self._outbox
                 if loop is None or box is None or not loop.is_running():  # a new loop (a test's, a tool's) or none

@@ -172,3 +172,29 @@ def test_a_replaced_span_recorder_s_counts_go_on_in_the_new_one_what_it_exports_
     assert sinks.swap("spans", third) is None  # ... and one that turns them on again
     assert counters(third) == (9, 2, 0)
     asyncio.run(third.stop())
+
+
+def test_calls_ended_on_a_loop_stopped_before_its_turn_end_are_recorded_on_the_next_loop() -> None:
+    """A loop stopped (and closed) in the turn a call ended never runs the deferred sinks it scheduled: the next
+    loop's first call schedules them again, and they record both."""
+    spans = Sink("spans", durable=False)
+    sinks = FanOut([spans])
+
+    async def end_and_stop() -> None:
+        _end(sinks, "a")
+        asyncio.get_running_loop().stop()  # this turn is the loop's last
+        await asyncio.Event().wait()
+
+    loop = asyncio.new_event_loop()
+    with pytest.raises(RuntimeError, match="stopped before Future completed"):
+        loop.run_until_complete(end_and_stop())
+    loop.close()
+    assert spans.seen == []
+
+    async def next_loop() -> None:
+        _end(sinks, "b")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(next_loop())
+    assert spans.seen == ["a", "b"]
