@@ -411,8 +411,11 @@ class HttpConnection(asyncio.Protocol):
         return _whole(request._body)
 
     def unsent(self) -> int:
-        """Bytes written and not yet sent (0 once the connection is gone)."""
-        return 0 if self.lost or self.transport is None else self.transport.get_write_buffer_size()
+        """Bytes written and not yet sent, those waiting for the turn's end included (0 once the connection is
+        gone)."""
+        if self.lost or self.transport is None:
+            return 0
+        return self.transport.get_write_buffer_size() + self._outbox.waiting(self.transport)
 
     def abort(self) -> None:
         """Cut the connection without a clean end (an upstream that failed mid-reply). What was written before

@@ -51,6 +51,10 @@ class Outbox:
         if not self._scheduled:
             self._schedule()
 
+    def waiting(self, transport: asyncio.Transport) -> int:
+        """Bytes written to `transport` that wait for the end of the turn."""
+        return sum(len(data) for to, data in self._waiting if to is transport)
+
     def _schedule(self) -> None:
         self._scheduled = True
         self.loop.call_soon(self._turn_end)

@@ -424,3 +424,30 @@ def test_an_upstream_request_waiting_when_its_connection_dies_is_dropped_and_its
             assert isinstance(conn.lost, ConnectionResetError)
 
     run(uvloop.new_event_loop, main)
+
+
+def test_the_bytes_a_connection_has_waiting_for_the_turn_end_count_as_unsent() -> None:
+    """The SIGTERM drain waits while a connection has bytes unsent: those waiting in the outbox are."""
+
+    class Buffered(Transport):
+        def get_write_buffer_size(self) -> int:
+            return 0  # the socket took all it was given
+
+    async def handler(request: Request, conn: HttpConnection) -> None:
+        pass
+
+    async def main() -> None:
+        server = HttpServer(handler, Limits())  # type: ignore[arg-type]
+        transport, other = Buffered(), Buffered()
+        conn = server()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        with others_in_flight() as box:
+            box.write(other, b"another connection's")  # type: ignore[arg-type]
+            conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            assert transport.written == [] and conn.unsent() == 40
+            await turn_end()
+            assert transport.written == [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"] and conn.unsent() == 0
+        conn.abort()
+        assert conn.unsent() == 0
+
+    run(uvloop.new_event_loop, main)
