@@ -39,6 +39,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import HTTP_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
+from proxy.transport.http11 import lower_name
 from proxy.transport.pool import Response as UpstreamResponse
 from proxy.transport.pool import UpstreamPool
 
@@ -106,7 +107,7 @@ def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe:
         skip = skip | listed
     out: list[bytes] = []  # the pieces, joined once (no bytes made a field to be joined again)
     for name, value in request.headers:
-        if name.lower() not in skip:
+        if lower_name(name) not in skip:
             out.append(name)
             out.append(b": ")
             out.append(value)
@@ -132,15 +133,31 @@ def reply_fields(
     to an address it should not know (`location`: False when the reply has none)."""
     skip = _NOT_RETURNED
     if connection:
-        listed = _tokens(connection[0] if len(connection) == 1 else ",".join(connection))
-        if not listed <= skip:  # `keep-alive` and `close` are hop-by-hop already
-            skip = skip | listed
-    out: list[bytes] = []  # the pieces, joined once (no bytes made a field to be joined again)
-    rebase = base if location and base else None
-    for name, value in raw:
-        lower = name.lower()
+        skip = _returned_skip(_tokens(connection[0] if len(connection) == 1 else ",".join(connection)))
+    out: list[bytes] = []
+    _add_reply_fields(out, raw, [lower_name(name) for name, _ in raw], lineage, base if location else None, skip)
+    return b"".join(out)
+
+
+def _returned_skip(listed: frozenset[bytes]) -> frozenset[bytes]:
+    """What is not passed back from a reply whose Connection fields list `listed`."""
+    return _NOT_RETURNED if listed <= _NOT_RETURNED else _NOT_RETURNED | listed  # `keep-alive`, `close`: already
+
+
+def _add_reply_fields(
+    out: list[bytes], raw: list[tuple[bytes, bytes]], names: list[bytes], lineage: list[tuple[str, str]],
+    rebase: str | None, skip: frozenset[bytes],
+) -> None:  # fmt: skip
+    """`reply_fields`' block added to `out` in pieces, for the reply's head (and a small body) to be joined once:
+    `names` the fields' names lower-case, `rebase` the upstream's URL when a Location may be on it, `skip` what
+    is not passed back."""
+    if not rebase:
+        rebase = None
+    for i in range(len(raw)):
+        lower = names[i]
         if lower in skip or lower.startswith(b"x-lineage-"):
             continue
+        name, value = raw[i]
         if rebase is not None and lower == b"location":
             value = _on_proxy(value, rebase)
         out.append(name)
@@ -148,7 +165,24 @@ def reply_fields(
         out.append(value)
         out.append(b"\r\n")
     out.append(encode_fields(lineage))
-    return b"".join(out)
+
+
+def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> frozenset[bytes]:
+    """The tokens of a reply's Connection fields (`_tokens` of them decoded and joined), kept by their bytes: an
+    upstream sends the same one (`keep-alive`) on every reply."""
+    values = [raw[i][1] for i in range(len(names)) if names[i] == b"connection"]
+    value = values[0] if len(values) == 1 else b",".join(values)
+    tokens = _RAW_TOKENS.get(value)
+    if tokens is None:
+        # decoded as a whole as each value is alone: the ',' between them ends any byte sequence cut short
+        tokens = _tokens(value.decode("utf-8", "surrogateescape"))
+        if len(_RAW_TOKENS) >= 64:  # bounded: an upstream sending ever new values makes no table grow
+            _RAW_TOKENS.clear()
+        _RAW_TOKENS[value] = tokens
+    return tokens
+
+
+_RAW_TOKENS: dict[bytes, frozenset[bytes]] = {}
 
 
 def _on_proxy(location: bytes, base: str) -> bytes:
@@ -362,23 +396,23 @@ class HttpIngress:
             ex.whole(data)
             ex.finish()
             durable = ex.recorded()
-            head, _ = self._head(request, conn, ex, resp, len(data))
+            small = len(data) < 65536  # a small reply goes in one write (one send), head and body joined once
+            head, _ = self._head(request, conn, ex, resp, len(data), data if small else b"")
             await durable  # a new flow's first edge is durable before the client has the reply
-            if len(data) < 65536:
-                conn.write(head + data)  # one write (one send) for a small reply
-            else:
-                conn.write(head)  # a large body is not copied to be joined
-                conn.write(data)
+            conn.write(head)
+            if not small:
+                conn.write(data)  # a large body is not copied to be joined
         finally:
             resp.release()
 
     @staticmethod
     def _head(
-        request: Request, conn: HttpConnection, ex: Exchange, resp: UpstreamResponse, length: int | None
-    ) -> tuple[bytes, bool]:
+        request: Request, conn: HttpConnection, ex: Exchange, resp: UpstreamResponse, length: int | None,
+        body: bytes = b"",
+    ) -> tuple[bytes, bool]:  # fmt: skip
         """The reply's head: the upstream's status and fields, the lineage headers, and the framing
-        (`length`: the body's size; None: chunked, or until close for an HTTP/1.0 client). Also
-        whether the body is to be sent chunked."""
+        (`length`: the body's size; None: chunked, or until close for an HTTP/1.0 client), with `body`
+        after it (the pieces joined once). Also whether the body is to be sent chunked."""
         keep_alive = conn.keeps_alive(request)
         framing = b""
         chunked = False
@@ -399,11 +433,17 @@ class HttpIngress:
             conn.closing = True
         framing += connection_field(keep_alive, request.version == "1.0")
         upstream = ex.decision.upstream if ex.decision is not None else None
-        headers = resp.headers
-        fields = reply_fields(resp.raw_headers, ex.lineage_headers(), upstream.url if upstream is not None else None,
-                              headers.getall("Connection", ()), "Location" in headers)  # fmt: skip
-        date = b"" if "Date" in headers else date_header()
-        return b"".join((_status_line(resp.status, resp.reason), date, fields, framing, b"\r\n")), chunked
+        raw, names = resp.raw_headers, resp.headers.names  # the names lower-case: looked for without a call each
+        out = [_status_line(resp.status, resp.reason)]
+        if b"date" not in names:
+            out.append(date_header())
+        skip = _returned_skip(_connection_tokens(raw, names)) if b"connection" in names else _NOT_RETURNED
+        rebase = upstream.url if upstream is not None and b"location" in names else None
+        _add_reply_fields(out, raw, names, ex.lineage_headers(), rebase, skip)
+        out.append(framing)
+        out.append(b"\r\n")
+        out.append(body)
+        return b"".join(out), chunked
 
     async def _streamed_reply(
         self, request: Request, conn: HttpConnection, ex: Exchange, resp: UpstreamResponse

@@ -307,7 +307,7 @@ class HttpConnection(asyncio.Protocol):
         if over is not None:
             raise self._refusing(over)
         parser = self.parser
-        request.method = parser.get_method().decode("latin-1")
+        request.method = _method(parser.get_method())
         if self._line_11:  # llhttp has checked the line; its `get_http_version` formats a new string each call
             self._line_11 = False
             request.version = "1.1"
@@ -316,7 +316,7 @@ class HttpConnection(asyncio.Protocol):
         request.keep_alive = parser.should_keep_alive()
         # names are tokens (llhttp has checked their characters): latin-1 is exact
         raw = request.headers
-        fields = {name.lower().decode("latin-1"): value.decode("utf-8", "surrogateescape") for name, value in raw}
+        fields = {field_key(name): value.decode("utf-8", "surrogateescape") for name, value in raw}
         hosts = 1 if "host" in fields else 0
         if len(fields) != len(raw):  # a field sent on several lines
             fields, hosts = _joined(raw)
@@ -634,7 +634,13 @@ def status_line(status: int, reason: bytes | None = None) -> bytes:
 
 
 def encode_fields(fields: list[tuple[str, str]]) -> bytes:
-    return "".join([f"{name}: {value}\r\n" for name, value in fields]).encode("utf-8", "surrogateescape")
+    out: list[str] = []  # the pieces, joined once (no string made a field to be joined again)
+    for name, value in fields:
+        out.append(name)
+        out.append(": ")
+        out.append(value)
+        out.append("\r\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
 
 
 def simple_reply(
@@ -657,13 +663,42 @@ def connection_field(keep_alive: bool, http10: bool) -> bytes:
     return b"Connection: keep-alive\r\n" if http10 else b""
 
 
+def field_key(name: bytes) -> str:
+    """A field name's key in a request's fields: lower-case, decoded (names are tokens, which llhttp has checked:
+    latin-1 is exact). Kept by the name as sent: a client sends the same few names on every request, so the key
+    is made (and its hash computed, for the dict it goes in) once, not for every field of every request."""
+    key = _FIELD_KEYS.get(name)
+    if key is None:
+        key = name.lower().decode("latin-1")
+        if len(name) <= _FIELD_KEY_MAX:  # a long name, rare, is not kept
+            if len(_FIELD_KEYS) >= 256:  # bounded: a client sending ever new names makes no table grow
+                _FIELD_KEYS.clear()
+            _FIELD_KEYS[name] = key
+    return key
+
+
+_FIELD_KEYS: Final[dict[bytes, str]] = {}
+_FIELD_KEY_MAX: Final = 64
+
+
+def _method(method: bytes) -> str:
+    """A request's method, decoded; kept by its bytes (llhttp knows a few dozen methods and refuses any other)."""
+    text = _METHODS.get(method)
+    if text is None:
+        text = _METHODS[method] = method.decode("latin-1")
+    return text
+
+
+_METHODS: Final[dict[bytes, str]] = {}
+
+
 def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], int]:
     """A head's fields by lower-case name, a field sent on several lines joined with ','; and how many
     Host lines it has."""
     fields: dict[str, str] = {}
     hosts = 0
     for name, value in raw:
-        key = name.lower().decode("latin-1")
+        key = field_key(name)
         text = value.decode("utf-8", "surrogateescape")
         fields[key] = f"{fields[key]},{text}" if key in fields else text
         hosts += key == "host"

@@ -44,6 +44,7 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._deadline = 0.0  # loop time at which the wait in progress fails
         self._timer: asyncio.TimerHandle | None = None  # due at or before `_deadline`; kept across waits
+        self._due = 0.0  # when `_timer` is due (its `when()`, kept: a call less a wait)
 
     # -- asyncio.Protocol
 
@@ -89,7 +90,9 @@ class Connection(asyncio.Protocol):
         self.received = False
         transport = self.transport
         assert transport is not None
-        if len(body) < 65536:
+        if not body:  # none, or joined with the head already (`ConnectionPool._head`)
+            self._outbox.write(transport, head)
+        elif len(body) < 65536:
             self._outbox.write(transport, head + body)
         else:  # a large body is not copied to be joined
             self._outbox.write(transport, head)
@@ -104,10 +107,11 @@ class Connection(asyncio.Protocol):
         self._waiter = waiter
         self._deadline = deadline = loop.time() + timeout
         timer = self._timer
-        if timer is None or deadline < timer.when():  # none due by then (a shorter timeout than the last)
+        if timer is None or deadline < self._due:  # none due by then (a shorter timeout than the last)
             if timer is not None:
                 timer.cancel()
             self._timer = loop.call_at(deadline, self._expire)
+            self._due = deadline
         return waiter
 
     def _expire(self) -> None:
@@ -120,6 +124,7 @@ class Connection(asyncio.Protocol):
         loop = self.loop
         if loop.time() < self._deadline:
             self._timer = loop.call_at(self._deadline, self._expire)
+            self._due = self._deadline
         else:
             waiter.set_exception(TimeoutError())
             self._waiter = None

@@ -113,12 +113,45 @@ def _key(name: str) -> bytes:
 _KEYS: dict[str, bytes] = {}
 
 
+def lower_name(name: bytes) -> bytes:
+    """A field name as received, lower-case. Kept by the name as sent: a peer sends the same few names on every
+    message, so the lower-case bytes are made (and their hash computed, for the skip sets' lookups) once, not for
+    every field of every message."""
+    lower = _LOWER.get(name)
+    if lower is None:
+        lower = name.lower()
+        if len(name) <= _LOWER_NAME_MAX:  # a long name, rare, is not kept
+            if len(_LOWER) >= 256:  # bounded: a peer sending ever new names makes no table grow
+                _LOWER.clear()
+            _LOWER[name] = lower
+    return lower
+
+
+_LOWER: Final[dict[bytes, bytes]] = {}
+_LOWER_NAME_MAX: Final = 64
+
+
 def _index(names: list[bytes], key: bytes) -> int:
     """Where `key` is first in `names`; -1 when it is not there."""
     for i in range(len(names)):
         if names[i] == key:
             return i
     return -1
+
+
+def _reason(reason: bytes) -> str:
+    """A status line's reason, decoded; kept by its bytes, as an upstream says the same few on every reply."""
+    text = _REASONS.get(reason)
+    if text is None:
+        text = reason.decode("latin-1")
+        if len(reason) <= _LOWER_NAME_MAX:  # a long one, rare, is not kept
+            if len(_REASONS) >= 64:  # bounded: an upstream sending ever new reasons makes no table grow
+                _REASONS.clear()
+            _REASONS[reason] = text
+    return text
+
+
+_REASONS: Final[dict[bytes, str]] = {}
 
 
 # A final reply's (status, reason, headers, content_length); content_length is None when the body's end is
@@ -308,7 +341,7 @@ class ReplyParser:
             self._from_start = False
             return
         fields = self.raw_fields
-        names = [name.lower() for name, _ in fields]
+        names = [lower_name(name) for name, _ in fields]
         self.keep_alive = llhttp.should_keep_alive()
         content_length: int | None
         if self._head_only:
@@ -327,7 +360,7 @@ class ReplyParser:
                 if names[i] == b"transfer-encoding"
             )
         headers = ReplyFields(fields, names)
-        self.head = (status, self._reason.decode("latin-1"), headers, content_length)
+        self.head = (status, _reason(self._reason), headers, content_length)
 
     def on_body(self, body: bytes) -> None:
         self.pieces.append(body)

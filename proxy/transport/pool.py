@@ -201,6 +201,8 @@ class ConnectionPool:
         (an idempotent request on a reused connection, which the upstream may have closed) calls it once
         the reply's first byte is in, or leaves it to the retry's send."""
         head = self._head(method, target, headers, body)
+        if len(body) < 65536:  # joined with the head already (`_head`)
+            body = b""
         for attempt in (0, 1):
             if aside:
                 conn = await self._connect()
@@ -244,6 +246,8 @@ class ConnectionPool:
             return await _whole(await self.request("GET", target, headers, b"", True))
 
     def _head(self, method: str, target: str, headers: Fields, body: bytes) -> bytes:
+        """The request's head, and its body when small (under 64 KiB: sent with the head, joined once; a large
+        one is not copied to be joined)."""
         lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: ".encode("latin-1"), self.host_header, b"\r\n"]
         if isinstance(headers, bytes):
             lines.append(headers)
@@ -253,6 +257,8 @@ class ConnectionPool:
         if body or method not in IDEMPOTENT:
             lines.append(b"Content-Length: %d\r\n" % len(body))
         lines.append(b"\r\n")
+        if len(body) < 65536:
+            lines.append(body)
         return b"".join(lines)
 
     def _idle_one(self) -> Connection | None:

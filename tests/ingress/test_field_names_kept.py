@@ -1,0 +1,81 @@
+"""Field names lower-cased once and kept by the name as sent (`wire.field_key`, `http11.lower_name`), with the
+methods and reasons decoded once (`wire._method`, `http11._reason`): the same answers as made afresh for every
+field, whatever the case, the length, the repeats, and however many names have filled the tables (bounded)."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.ingress import wire
+from proxy.ingress.wire import _joined, _method, field_key
+from proxy.transport import http11
+from proxy.transport.http11 import ReplyParser, _reason, lower_name
+
+_TCHAR = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"
+NAMES = st.sampled_from(["Host", "host", "HOST", "Content-Type", "content-type", "X-A", "x-a", "Connection"]) | st.text(
+    alphabet=_TCHAR, min_size=1, max_size=90
+)  # up to past the length a name is kept at
+VALUES = st.sampled_from([b"", b"1", b"a b", b"keep-alive", b"caf\xc3\xa9", b"\xff"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(NAMES, max_size=40))
+def test_a_kept_name_is_the_name_lower_cased(names: list[str]) -> None:
+    for text in names * 2:  # a second time, from the tables
+        name = text.encode("latin-1")
+        assert lower_name(name) == name.lower()
+        assert field_key(name) == name.lower().decode("latin-1")
+        assert type(field_key(name)) is str and type(lower_name(name)) is bytes
+
+
+def test_ever_new_names_fill_no_table_and_answer_the_same() -> None:
+    for i in range(2000):
+        name = b"X-Name-%d" % i
+        assert lower_name(name) == b"x-name-%d" % i
+        assert field_key(name) == f"x-name-{i}"
+        assert len(http11._LOWER) <= 256 and len(wire._FIELD_KEYS) <= 256
+    long = b"X-" + b"A" * 500
+    assert lower_name(long) == long.lower() and field_key(long) == long.lower().decode()
+    assert long not in http11._LOWER and long not in wire._FIELD_KEYS  # a long name is not kept
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(st.tuples(NAMES, VALUES), max_size=12))
+def test_a_head_s_fields_are_joined_as_before(fields: list[tuple[str, bytes]]) -> None:
+    raw = [(name.encode("latin-1"), value) for name, value in fields]
+    expected: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.lower().decode("latin-1"), value.decode("utf-8", "surrogateescape")
+        expected[key] = f"{expected[key]},{text}" if key in expected else text
+    assert _joined(raw) == (expected, sum(name.lower() == b"host" for name, _ in raw))
+
+
+def test_methods_and_reasons_decode_as_before() -> None:
+    for method in [b"GET", b"POST", b"HEAD", b"PROPFIND", b"GET"]:
+        assert _method(method) == method.decode("latin-1")
+    for reason in [b"OK", b"Not Found", b"", b"caf\xe9", b"R" * 200, b"OK"]:
+        assert _reason(reason) == reason.decode("latin-1")
+    for i in range(200):
+        assert _reason(b"Reason %d" % i) == f"Reason {i}"
+    assert len(http11._REASONS) <= 64
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fields=st.lists(st.tuples(NAMES, VALUES), max_size=10), reason=st.sampled_from([b"OK", b"Fine", b"", b"\xe9t\xe9"])
+)
+def test_a_reply_s_names_and_reason_are_as_received_lower_cased(fields: list[tuple[str, bytes]], reason: bytes) -> None:
+    fields = [(name, value) for name, value in fields if name.lower() not in ("content-length", "transfer-encoding")]
+    head = b"".join(name.encode("latin-1") + b": " + value + b"\r\n" for name, value in fields)
+    parser = ReplyParser()
+    parser.feed(b"HTTP/1.1 200 " + reason + b"\r\n" + head + b"Content-Length: 2\r\n\r\nhi")
+    assert parser.head is not None and parser.done
+    status, text, headers, length = parser.head
+    assert (status, text, length) == (200, reason.decode("latin-1"), 2)
+    assert headers.names == [name.lower() for name, _ in parser.raw_fields]
+    assert [name for name, _ in parser.raw_fields] == [name.encode("latin-1") for name, _ in fields] + [
+        b"Content-Length"
+    ]
