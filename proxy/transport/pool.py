@@ -159,6 +159,14 @@ async def _whole(resp: Response) -> tuple[int, bytes]:
     return resp.status, body
 
 
+def _reusable(conn: Connection) -> bool:
+    """Whether an idle connection may carry a request: not lost, kept alive, and not closing (its transport closes
+    itself on the upstream's FIN, and `connection_lost`, which drops it from the pool, comes a turn of the loop
+    later: a request sent in that turn is never sent at all)."""
+    transport = conn.transport
+    return conn.lost is None and conn.parser.keep_alive and transport is not None and not transport.is_closing()
+
+
 def _broken(exc: BaseException) -> BaseException:
     if isinstance(exc, UpstreamProtocolError | UpstreamClosed):
         return exc
@@ -270,7 +278,7 @@ class ConnectionPool:
         now = time.monotonic()
         while self.idle:
             conn = self.idle.pop()
-            if conn.lost is None and conn.parser.keep_alive and now - conn.idle_since < IDLE_S:
+            if _reusable(conn) and now - conn.idle_since < IDLE_S:
                 conn.reused = True
                 conn.idle = False
                 return conn
@@ -302,7 +310,7 @@ class ConnectionPool:
                 raise
             if self.idle:
                 conn = self.idle.pop()
-                if conn.lost is None and conn.parser.keep_alive:
+                if _reusable(conn):
                     conn.reused = True
                     conn.idle = False
                     return conn
