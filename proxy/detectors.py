@@ -37,6 +37,7 @@ from proxy.config import DetectorSpec
 
 TRUNCATED: Final = "scan:truncated"
 _ONLY_TRUNCATED: Final = frozenset({TRUNCATED})
+_NOTHING: Final[frozenset[str]] = frozenset()
 _OVERLAP: Final = 128  # characters of a text a stream scanner reads again with the next piece (`StreamScanner`)
 
 
@@ -387,14 +388,20 @@ _BUILTIN: dict[str, tuple[Finder, ...]] = {
     "ip_address": (_ipv4s, _ipv6s),
     "iban": (_ibans,),
 }
-# What every match of a finder contains: a class byte, how many digits at least, and a run of class bytes.
+# What every match of a finder contains: a class byte, how many digits at least, and a run of class bytes (as text).
 # A text without them is not scanned by that finder, checked in C cheapest first: most prose has no
 # digits, so four of the six builtin scans are skipped by one memchr; prose with a few numbers in it
 # (years, prices) is too short of digits for a card (13 at least) or a phone (9), and has no "0.0" for
 # an address.
-_NEEDS: dict[Finder, tuple[bytes, int, bytes]] = {
-    _cards: (b"0", 13, b""), _phones: (b"0", 9, b""), _ipv4s: (b"0", 4, b"0.0"), _ibans: (b"0", 2, b"00"),
-    _emails: (b"@", 0, b""), _ipv6s: (b":", 0, b""),
+_NEEDS: dict[Finder, tuple[bytes, int, str]] = {
+    _cards: (b"0", 13, ""), _phones: (b"0", 9, ""), _ipv4s: (b"0", 4, "0.0"), _ibans: (b"0", 2, "00"),
+    _emails: (b"@", 0, ""), _ipv6s: (b":", 0, ""),
+}  # fmt: skip
+# The check a finder makes first, over the stretch it searches (from `back` characters before the first digit):
+# its class string translated by a table holds what every match does (as text). `scan` makes it before calling the
+# finder, which costs more than the check (a generator made, run and dropped) when it finds nothing, as it mostly does.
+_LEADS_IN: Final[dict[Finder, tuple[bytes, str, int]]] = {
+    _phones: (_DIALS, "000000000", 0), _ibans: (_LEADS, "aa00", 2),
 }  # fmt: skip
 
 
@@ -475,18 +482,18 @@ class Detectors:
     """The configured set, compiled once. `scan` is the hot-path entry point."""
 
     def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000, keep_max: int = 16 << 20) -> None:
-        finders: list[tuple[str, Finder, bytes, int, bytes]] = []
+        finders: list[tuple[str, Finder, bytes, int, str]] = []
         for spec in specs:
             label = f"pii:{spec.name}"
             if spec.pattern is None:
                 finders.extend((label, finder, *_NEEDS[finder]) for finder in _BUILTIN[spec.name])
             else:
-                finders.append((label, _custom(re.compile(spec.pattern)), b"", 0, b""))
+                finders.append((label, _custom(re.compile(spec.pattern)), b"", 0, ""))
         self._finders = tuple(finders)
         # the finders by the class byte every match of theirs contains: a text without it skips them all at once.
         # A byte is looked for as an int (a memchr: ~50 ns for a kilobyte, where `b"0" in` took ~400); a custom
         # pattern's group (None) always runs
-        groups: dict[int | None, list[tuple[str, Finder, int, bytes]]] = {}
+        groups: dict[int | None, list[tuple[str, Finder, int, str]]] = {}
         for label, finder, needs, fewest_digits, run in finders:
             groups.setdefault(needs[0] if needs else None, []).append((label, finder, fewest_digits, run))
         self._groups = tuple((needs, tuple(group)) for needs, group in groups.items())
@@ -505,25 +512,27 @@ class Detectors:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
         see the module doc)."""
         if not self._finders or not text:
-            return frozenset()
-        found: set[str] = set()
+            return _NOTHING
         if limit is None:
             limit = self.max_chars
-        if len(text) > limit:
+        cut = len(text) > limit
+        if cut:
             text = text[:limit]
-            found.add(TRUNCATED)
             if not text:
-                return frozenset(found)
+                return _ONLY_TRUNCATED
         if not text.isascii():  # `ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com`, `٤١١١ …`, zero-width spaces, bidi controls
-            text, cut = folded(text, limit)
-            if cut:
-                found.add(TRUNCATED)
+            text, cut_fold = folded(text, limit)
+            cut = cut or cut_fold
         elif _escapes_at(text):  # `alice%40example.com`, `alice&#64;example.com`
             text = _AT_ESCAPE.sub("@", text)
         if self._marks and not _holds_any(text, self._marks):
-            return frozenset(found)  # nothing any finder looks for: not translated at all
+            return _ONLY_TRUNCATED if cut else _NOTHING  # nothing any finder looks for: not translated at all
+        found: set[str] = {TRUNCATED} if cut else set()
         t = _Text(text)
         classes = t.classes
+        # the class string as text, for the finders needing digits: compiled, a str's `find` and `count` are calls in
+        # C, a bytes' are calls through Python that parse their arguments (which cost more than a reply's searches)
+        class_text = ""
         digits = -1  # counted once, when a finder asks
         for needs, group in self._groups:
             if needs is not None and needs not in classes:
@@ -532,19 +541,27 @@ class Detectors:
                 if label in found:
                     continue
                 if fewest_digits:
-                    if digits < 0:  # b"0": the digits, between the first and the last (memchr, memrchr)
-                        first = classes.find(48)
+                    if digits < 0:  # "0": the digits, between the first and the last (memchr, memrchr)
+                        class_text = classes.decode("ascii")  # (every class byte is ASCII)
+                        first = class_text.find("0")
                         if first < 0:
                             digits = 0
                         else:
-                            last = classes.rfind(48)
+                            last = class_text.rfind("0")
                             t.digits(first, last)  # the finders that need digits search from the first to the last
-                            digits = classes.count(48, first, last + 1)
-                    if digits < fewest_digits or (run and classes.find(run, t.first, t.stop) < 0):
+                            digits = class_text.count("0", first, last + 1)
+                    if digits < fewest_digits or (run and class_text.find(run, t.first, t.stop) < 0):
                         continue
-                if next(finder(t), None) is not None:
+                    lead = _LEADS_IN.get(finder)
+                    if lead is not None:
+                        table, needle, back = lead
+                        stretch = classes[max(0, t.first - back) : t.stop].translate(table)
+                        if stretch.decode("ascii").find(needle) < 0:
+                            continue
+                for _ in finder(t):
                     found.add(label)
-        return frozenset(found)
+                    break
+        return frozenset(found) if found else _NOTHING
 
     def scan_all(self, texts: Iterable[str]) -> frozenset[str]:
         return self.scan("\n".join(texts)) if self._finders else frozenset()

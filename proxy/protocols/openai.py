@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -176,7 +176,7 @@ class ReplyObserver(SseObserver):
                 message = choice.get("message")
                 if isinstance(message, dict):
                     text = message.get("content")
-                    if not _BESIDE.isdisjoint(message):  # (a role and content only: the common case)
+                    if _writes_beside(message):
                         self._beside(index, message)
                 else:
                     text = choice.get("text")
@@ -478,13 +478,21 @@ class ResponsesObserver(SseObserver):
 
 # what a chat reply's message holds beside its content that the model wrote (vLLM's reasoning is `reasoning`,
 # formerly `reasoning_content` as llama.cpp's is; a string `tool_calls` is no call, but read all the same)
-_BESIDE = frozenset({"reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"})
+_BESIDE_KEYS: Final = ("reasoning", "reasoning_content", "refusal", "tool_calls", "function_call")
+_BESIDE = frozenset(_BESIDE_KEYS)
 _MOST_CHOICES = 128  # the finish reasons recorded (`gen_ai.response.finish_reasons`): of this many choices at most
 # what a streamed choice's text waiting for the choices before it costs beside its characters (its slot in the
 # dict, its buffer), past the first `_FEW` that wait: counted against the room of what waits, so a stream of
 # many choices is bounded as one of long texts is
 _WAITING = 192
 _FEW = 64
+
+
+def _writes_beside(message: dict[str, Any]) -> bool:
+    """Whether a whole reply's message holds anything for `_beside` to read: a key of `_BESIDE` whose value is
+    not empty (vLLM writes `"tool_calls": []` and nulls beside the content of every message; a role and content
+    only is the rest of the common case)."""
+    return any(message.get(key) for key in _BESIDE_KEYS)  # (compiled: a loop, no generator)
 
 
 def _index(choice: dict[str, Any]) -> int:
