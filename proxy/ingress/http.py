@@ -382,7 +382,7 @@ class HttpIngress:
             streamed = (
                 resp.content_length is None
                 or resp.content_length > ex.pipeline.config.limits.buffer_max_bytes
-                or (resp.headers.get("Content-Type") or "").startswith("text/event-stream")
+                or (resp.headers.get("Content-Type") or "").lower().startswith("text/event-stream")  # RFC 9110 §8.3.1
             )
             if streamed:
                 await self._streamed_reply(request, conn, ex, resp)

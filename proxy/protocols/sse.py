@@ -14,6 +14,7 @@ A reply passed on as it arrives need not be an event stream: a JSON reply withou
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Final
 
@@ -30,6 +31,7 @@ _BRACE: Final = ord("{")
 # formatted TypeError each time)
 _CR: Final = 13
 _LF: Final = 10
+_NOT_JSON: Final = object()  # what `SseObserver._loads` gives for bytes that are not JSON
 
 
 class SseObserver:
@@ -56,18 +58,43 @@ class SseObserver:
         self._sniff = kind is None or not kind.lower().startswith("text/event-stream")
 
     def body(self, data: bytes) -> None:
-        self._read_whole(data)
+        if not self._read_whole(data):  # not a JSON object: an event stream, whatever its Content-Type says, as
+            self._sniff = False  # a reply passed on as it arrives is read (`_keep`)
+            self.chunk(data)
 
     def _read_whole(self, data: bytes) -> bool:
         """Read a whole reply; False when it is not a JSON object."""
-        try:
-            reply = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return False
+        reply = self._loads(data)
         if not isinstance(reply, dict):
             return False
         self.whole(reply)
         return True
+
+    def _loads(self, data: bytes) -> Any:
+        """`data` as JSON, `_NOT_JSON` when it is none. What orjson refuses but a client reads all the same is read
+        as that client reads it: a lone surrogate escape (`JSON.parse`, Python's `json`), `NaN`; bytes that are not
+        UTF-8 each as U+FFFD (a browser's `fetch().json()`), the output then labelled `scan:truncated`, as what
+        they stood for was not read."""
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            text = data.decode()
+            whole = True
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", "replace")
+            whole = False
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return _NOT_JSON
+        except RecursionError:  # nested deeper than orjson reads (1,024) and Python's stack goes: JSON, not read
+            self._text.unread()
+            return _NOT_JSON
+        if not whole:
+            self._text.unread()
+        return value
 
     def chunk(self, data: bytes) -> None:
         if self._sniff or self._kept is not None:  # not an event stream, or not yet known to be one
@@ -139,10 +166,7 @@ class SseObserver:
             return
         if not payload:
             return
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return
+        event = self._loads(payload)
         if isinstance(event, dict):
             self.event(event)
 
