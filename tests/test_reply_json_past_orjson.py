@@ -58,3 +58,19 @@ def test_a_reply_nested_deeper_than_any_reader_goes_is_passed_on_and_recorded_un
     assert response.status_code == 200 and got == body
     span, edge = setup.recorded(response, "flow-deep")
     assert set(span) == set(edge) == {"flow-deep", TRUNCATED}
+
+
+@pytest.mark.parametrize("framing", ["sized", "chunked"])
+def test_a_reply_that_is_no_json_object_is_read_as_events_whole_or_passed_on_as_it_arrives(
+    setup_for: Any,  # noqa: F811
+    framing: str,
+) -> None:
+    """Read at `finish` (passed on as it arrives: chunked) as it is read before it is sent (sized): not JSON, so an
+    event stream, whatever its `Content-Type` says."""
+    setup = setup_for()
+    body = b"{}\n" + event("write to bob@example.org today") + b"data: [DONE]\n\n"
+    flow = f"flow-events-{framing}"
+    response, got = setup.call("/v1/chat/completions", flow, Reply([body], framing=framing))
+    assert response.status_code == 200 and got == body
+    span, edge = setup.recorded(response, flow)
+    assert set(span) == set(edge) == {flow, EMAIL}

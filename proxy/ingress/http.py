@@ -71,14 +71,16 @@ def _tokens(value: str | None) -> frozenset[bytes]:
     tokens = _TOKENS.get(value)
     if tokens is None:
         tokens = frozenset(t.strip().lower().encode("latin-1", "replace") for t in value.split(","))
-        if len(_TOKENS) >= 64:  # bounded: a peer sending ever new values makes no table grow
-            _TOKENS.clear()
-        _TOKENS[value] = tokens
+        if len(value) <= _TOKENS_VALUE_MAX:  # a long value, rare, is not kept
+            if len(_TOKENS) >= 64:  # bounded: a peer sending ever new values makes no table grow
+                _TOKENS.clear()
+            _TOKENS[value] = tokens
     return tokens
 
 
 _NO_TOKENS: frozenset[bytes] = frozenset()
 _TOKENS: dict[str, frozenset[bytes]] = {}
+_TOKENS_VALUE_MAX = 256  # characters (bytes) of a Connection value kept
 
 
 # what is never forwarded to the upstream: by (strips the caller's Authorization, and its x-api-key too (where the
@@ -176,9 +178,10 @@ def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> fr
     if tokens is None:
         # decoded as a whole as each value is alone: the ',' between them ends any byte sequence cut short
         tokens = _tokens(value.decode("utf-8", "surrogateescape"))
-        if len(_RAW_TOKENS) >= 64:  # bounded: an upstream sending ever new values makes no table grow
-            _RAW_TOKENS.clear()
-        _RAW_TOKENS[value] = tokens
+        if len(value) <= _TOKENS_VALUE_MAX:  # a long value, rare, is not kept
+            if len(_RAW_TOKENS) >= 64:  # bounded: an upstream sending ever new values makes no table grow
+                _RAW_TOKENS.clear()
+            _RAW_TOKENS[value] = tokens
     return tokens
 
 

@@ -9,7 +9,8 @@ is forwarded as it comes all the same) and its output is labelled `scan:truncate
 A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
 (chunked, or until close), or over `limits.buffer_max_bytes`. One whose Content-Type is not
 `text/event-stream` and whose first byte but white space is `{` is kept as it passes (at most
-`Detectors.keep_max` bytes; nothing is held back from the client) and read at `finish` as a whole reply is (`body`).
+`Detectors.keep_max` bytes; nothing is held back from the client) and read at `finish` as a whole reply is (`body`):
+as JSON, else as an event stream.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ _BRACE: Final = ord("{")
 _CR: Final = 13
 _LF: Final = 10
 _NOT_JSON: Final = object()  # what `SseObserver._loads` gives for bytes that are not JSON
+# how many of a reply's JSON texts neither orjson nor Python's `json` reads are given to `json` at all: past them
+# the rest are orjson's alone (a well-formed reply has none; a stream of lines no JSON cost two parses a line)
+_MOST_REFUSED: Final = 16
+_BOM: Final = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: a client's UTF-8 decode drops it before the JSON
+
+
+def _parse_int(digits: str) -> int | float:
+    """A JSON integer; one of more digits than Python's `int` reads from text (4,300) as `JSON.parse` reads it."""
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
 
 
 class SseObserver:
@@ -52,6 +65,7 @@ class SseObserver:
         self._sniff = False
         self._kept: list[bytes] | None = None
         self._kept_size = 0
+        self._refused = 0  # JSON texts neither orjson nor `json` read (`_loads`)
 
     def head(self, status: int, header: Header) -> None:
         kind = header("content-type")
@@ -72,22 +86,25 @@ class SseObserver:
 
     def _loads(self, data: bytes) -> Any:
         """`data` as JSON, `_NOT_JSON` when it is none. What orjson refuses but a client reads all the same is read
-        as that client reads it: a lone surrogate escape (`JSON.parse`, Python's `json`), `NaN`; bytes that are not
-        UTF-8 each as U+FFFD (a browser's `fetch().json()`), the output then labelled `scan:truncated`, as what
-        they stood for was not read."""
+        as that client reads it: a lone surrogate escape (`JSON.parse`, Python's `json`), a byte order mark before it
+        and an integer of more than 4,300 digits (`fetch().json()`), `NaN` (Python's `json`); bytes that are not UTF-8
+        each as U+FFFD (a browser's `fetch().json()`), the output then labelled `scan:truncated`, as what they stood
+        for was not read. Past `_MOST_REFUSED` texts that neither reads, the rest are orjson's alone."""
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
-            pass
+            if self._refused >= _MOST_REFUSED:
+                return _NOT_JSON
         try:
-            text = data.decode()
+            text = data.decode("utf-8-sig")  # (a byte order mark dropped, as a client's UTF-8 decode drops it)
             whole = True
         except UnicodeDecodeError:
-            text = data.decode("utf-8", "replace")
+            text = data.decode("utf-8-sig", "replace")
             whole = False
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_int=_parse_int)
         except ValueError:
+            self._refused += 1
             return _NOT_JSON
         except RecursionError:  # nested deeper than orjson reads (1,024) and Python's stack goes: JSON, not read
             self._text.unread()
@@ -135,7 +152,7 @@ class SseObserver:
         if kept is None:
             kept = self._kept = []
         if self._sniff:
-            found = _VISIBLE.search(data)
+            found = _VISIBLE.search(data, 3 if not kept and data.startswith(_BOM) else 0)
             if found is not None:
                 self._sniff = False
                 if data[found.start()] != _BRACE:
@@ -164,7 +181,7 @@ class SseObserver:
         if payload == b"[DONE]":
             self.ended = True
             return
-        if not payload:
+        if not payload or payload[0] != _BRACE:  # an event is an object: nothing else is read, so none is parsed
             return
         event = self._loads(payload)
         if isinstance(event, dict):
@@ -177,8 +194,11 @@ class SseObserver:
             if kept and not self._sniff:
                 data = kept[0] if len(kept) == 1 else b"".join(kept)
                 kept.clear()
-                if not self._read_whole(data) and self.outcome.error_type:
-                    self._text.unread()  # cut short (`Exchange.finish` says why): what passed was not read
+                if not self._read_whole(data):
+                    if self.outcome.error_type:
+                        self._text.unread()  # cut short (`Exchange.finish` says why): what passed was not read
+                    else:
+                        self.chunk(data)  # no JSON object: an event stream after all, as a whole reply is read (`body`)
         if self._partial:
             last = b"".join(self._partial)
             self._partial.clear()
