@@ -115,6 +115,10 @@ class SpanRecorder:
         self.counts = self.queue.counts  # a reload's new recorder counts on from these (FanOut.swap)
         self._blocks: dict[tuple[Any, ...], tuple[Decision, tuple[bytes, bytes, bytes]]] = {}
         self._kept_bytes = 0  # the kept blocks' sizes (`_flow_block`)
+        # the last block kept and its key (and decision, which keeps the upstream its key holds by id alive): a call
+        # of the same flow as the last one is found by comparing keys, without hashing one (~0.2 µs a call)
+        self._last_key: tuple[Any, ...] = ()
+        self._last: tuple[Decision, tuple[bytes, bytes, bytes]] | None = None
 
     def start(self) -> None:
         pass  # the export thread starts with the queue
@@ -172,7 +176,7 @@ class SpanRecorder:
             head,
             outcome.started_ns,
             outcome.ended_ns or outcome.started_ns,
-            _call_block(call, outcome, block),
+            _call_parts(call, outcome, [block]),
             _first_token(outcome),
             status_field,
         )
@@ -197,11 +201,15 @@ class SpanRecorder:
             outcome.finish_reasons, outcome.status, outcome.error_type,
             tuple(outcome.extra.items()) if outcome.extra else (),
         )  # fmt: skip
+        last = self._last
+        if last is not None and key == self._last_key:  # equal keys: the entry the table holds for this one
+            return last[1]
         try:
             kept = self._blocks.get(key)
         except TypeError:  # an `extra` value holding a list or a dict: not kept
             return self._encode_flow(call, decision, outcome, output_labels)
         if kept is not None:
+            self._last_key, self._last = key, kept
             return kept[1]
         block = self._encode_flow(call, decision, outcome, output_labels)
         # every value the key holds is in the block, but a list parameter's repr: their sizes bound what it pins
@@ -211,8 +219,9 @@ class SpanRecorder:
         if len(self._blocks) >= FLOW_BLOCKS_KEPT or self._kept_bytes + size > FLOW_BYTES_KEPT:
             self._blocks.clear()
             self._kept_bytes = 0
-        self._blocks[key] = (decision, block)
+        kept = self._blocks[key] = (decision, block)
         self._kept_bytes += size
+        self._last_key, self._last = key, kept
         return block
 
     @staticmethod
@@ -321,9 +330,13 @@ _OUTPUT_MESSAGES: Final = CallAttribute("gen_ai.output.messages")
 
 def _call_block(call: Call, outcome: Outcome, flow: bytes = b"") -> bytes:
     """`flow + key_values(9, _call_attributes(call, outcome))`, the same bytes, written without the dict: every
-    value here is the call's own, so none is looked up in otlp's table of encoded values (~1 µs a call less).
-    `flow`: the flow's block, first (one join, not a join and a concatenation)."""
-    parts: list[bytes] = [flow]
+    value here is the call's own, so none is looked up in otlp's table of encoded values (~1 µs a call less)."""
+    return b"".join(_call_parts(call, outcome, [flow]))
+
+
+def _call_parts(call: Call, outcome: Outcome, parts: list[bytes]) -> list[bytes]:
+    """`_call_block`'s parts, appended to `parts` (the flow's block): the span joins them with its own once, not
+    the call's attributes joined first and copied again into the span."""
     if call.input_digest:
         parts.append(_INPUT_DIGEST.string(call.input_digest))
     if outcome.output_digest:
@@ -340,7 +353,7 @@ def _call_block(call: Call, outcome: Outcome, flow: bytes = b"") -> bytes:
         parts.append(_OUTPUT_MESSAGES.string("".join(outcome.content)))
     if outcome.first_token_ns:
         parts.append(span_attribute("gen_ai.response.time_to_first_chunk", _ttft(outcome)))
-    return b"".join(parts)
+    return parts
 
 
 def _ttft(outcome: Outcome) -> float:

@@ -1,0 +1,65 @@
+"""A call of the same flow as the last one gets its flow's encoded block by comparing keys (`SpanRecorder._flow_block`
+keeps the last one found): the span is what the table would have given, for flows interleaved, for keys equal but
+made of other objects, and for an upstream built where the last one was freed (its key holds the upstream by id)."""
+
+from __future__ import annotations
+
+import gc
+
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from proxy.config.model import Telemetry, Upstream
+from proxy.flow import ALLOW, Call, Decision, Outcome, TraceContext
+from proxy.record import spans
+from proxy.record.otlp import SPAN_KIND_SERVER, encode_span
+
+
+class _Sink:
+    def send(self, batch: list[bytes]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _recorder() -> spans.SpanRecorder:
+    return spans.SpanRecorder(Telemetry(exporter="otlp"), sink=_Sink())  # type: ignore[arg-type]
+
+
+def _attributes(raw: bytes) -> dict[str, object]:
+    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in trace_pb2.Span.FromString(raw).attributes}
+
+
+def test_interleaved_flows_with_keys_made_afresh_get_each_their_own_span() -> None:
+    recorder = _recorder()
+    upstream = Upstream(name="vllm", url="http://127.0.0.1:9")
+    order = ["a", "a", "b", "a", "b", "b", "c", "a", "a"]
+    for n, flow in enumerate(order, 1):
+        # every string of the key made afresh each call, as a parsed request's are: equal, never the same object
+        model, caller = "".join(("m-", flow)), "".join(("app-", flow))
+        decision = Decision(ALLOW, upstream, caller=caller, purpose="".join(("p", flow)))
+        call = Call("openai", "chat", model, TraceContext(n, n), params=(("temperature", float(n % 2)),))
+        outcome = Outcome(started_ns=10, ended_ns=20 + n, status=200, response_model=model, finish_reasons=("stop",))
+        raw = recorder.encode(call, decision, outcome, frozenset())
+        attributes = recorder.attributes(call, decision, outcome, frozenset())
+        name, status, message = spans._naming(call, decision, attributes)
+        general = encode_span(trace_id=n, span_id=n, parent_span_id=None, trace_state=None, name=name,
+                              kind=SPAN_KIND_SERVER, start_ns=10, end_ns=20 + n, attributes=attributes,
+                              status_code=status, status_message=message)  # fmt: skip
+        assert raw == general, n
+        got = _attributes(raw)
+        assert (got["lineage.caller"], got["gen_ai.request.model"]) == (caller, model), n
+    recorder.shutdown()
+
+
+def test_an_upstream_made_where_the_last_flows_was_freed_is_named_in_its_span() -> None:
+    recorder = _recorder()
+    call = Call("openai", "chat", "m", TraceContext(1, 1))
+    for n in range(40):
+        upstream = Upstream(name=f"u{n}", url="http://127.0.0.1:9")
+        decision = Decision(ALLOW, upstream, caller="app")
+        raw = recorder.encode(call, decision, Outcome(started_ns=1, ended_ns=2), frozenset())
+        assert _attributes(raw)["lineage.upstream"] == f"u{n}"
+        del upstream, decision
+        recorder._blocks.clear()  # only the last flow's block is left to hold (or not) the upstream
+        spans._server.cache_clear()  # which holds upstreams too
+        gc.collect()
+    recorder.shutdown()
