@@ -46,7 +46,7 @@ def _ld(field: int, payload: bytes) -> bytes:
 
 
 def _str(field: int, text: str) -> bytes:
-    return _ld(field, text.encode("utf-8", "surrogatepass"))
+    return _ld(field, text.encode("utf-8", "replace"))
 
 
 # Encoded KeyValues by (key, value), one table per value type (True == 1 == 1.0 must not share an
@@ -149,7 +149,7 @@ def _key_value(key: str, value: Any) -> bytes:
         if len(_KEYS) < _KV_CACHE_MAX:
             _KEYS[key] = name
     if type(value) is str:  # most values (digests, ids): AnyValue.string_value inline
-        raw = value.encode("utf-8", "surrogatepass")
+        raw = value.encode("utf-8", "replace")
         size = len(raw)
         any_value = b"\x0a" + (_SMALL[size] if size < 0x80 else varint(size)) + raw
     else:
@@ -179,7 +179,7 @@ def span_attribute(key: str, value: Any) -> bytes:
                          _SMALL[1 + len(raw)], b"\x18", raw))  # fmt: skip
     if type(value) is not str:
         return _ATTRIBUTE + _key_value(key, value)
-    raw = value.encode("utf-8", "surrogatepass")
+    raw = value.encode("utf-8", "replace")
     size = len(raw)
     raw_size = _SMALL[size] if size < 0x80 else varint(size)
     size += 1 + len(raw_size)  # AnyValue
@@ -204,7 +204,7 @@ class CallAttribute:
         self._count_heads: dict[int, bytes] = {}  # an int's, by its varint's length (another tag: not a string's)
 
     def string(self, value: str) -> bytes:
-        raw = value.encode("utf-8", "surrogatepass")
+        raw = value.encode("utf-8", "replace")
         size = len(raw)
         if size >= HEADS_KEPT_BELOW:
             return span_attribute(self.key, value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import math
 import random
@@ -160,13 +161,17 @@ class SpanRecorder:
         if self.console:
             attrs = self.attributes(call, decision, outcome, output_labels)
             name, status, message = _naming(call, decision, attrs)
-            return orjson.dumps({
+            span = {
                 "name": name, "trace_id": trace.trace_id_hex, "span_id": f"{trace.span_id:016x}",
                 "parent_span_id": f"{trace.parent_span_id:016x}" if trace.parent_span_id else None,
                 "kind": "SERVER", "start_ns": outcome.started_ns, "end_ns": outcome.ended_ns or outcome.started_ns,
                 "status": status, "status_message": message, "attributes": attrs,
                 "events": _events(outcome, attrs), "resource": self.resource,
-            })  # fmt: skip
+            }  # fmt: skip
+            try:
+                return orjson.dumps(span)
+            except orjson.JSONEncodeError:  # a lone surrogate (a reply's JSON read past orjson): escaped, as JSON can
+                return json.dumps(span, separators=(",", ":")).encode()
         head, status_field, block = self._flow_block(call, decision, outcome, output_labels)
         return encode_flow_span(
             trace.trace_id,

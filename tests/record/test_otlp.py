@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -238,3 +239,29 @@ def test_a_call_attribute_writes_what_span_attribute_writes_for_every_length_and
     for value in ("ab", 5, "c", 300, "de"):
         written = both.string(value) if type(value) is str else both.count(value)
         assert written == span_attribute("gen_ai.response.id", value), value
+
+
+def test_a_lone_surrogate_in_a_reply_s_strings_is_written_as_valid_utf8_both_ways() -> None:
+    """A reply's JSON read past orjson (a lone surrogate escape) gives strings no UTF-8 encoder writes: an OTLP
+    string (which a collector refuses whole when it is not UTF-8) has `?` in its place; a console span escapes it."""
+    from proxy.config import parse
+    from proxy.flow import Call, Decision, Outcome, TraceContext
+    from proxy.record.spans import SpanRecorder
+
+    head = 'listen: {http: "127.0.0.1:0"}\nupstreams: [{name: u, url: "http://h:1"}]\nroutes: [{model: "*", upstream: u}]\n'
+    for exporter in ("console", "otlp"):
+        config = parse(head + f"telemetry: {{exporter: {exporter}}}", env={})
+        recorder = SpanRecorder(config.telemetry)
+        try:
+            outcome = Outcome(started_ns=1, ended_ns=2)
+            outcome.response_model, outcome.response_id = "m\ud800", "c1\udfff"
+            decision = Decision("allow", config.upstreams[0], "app", "assistant", frozenset({"l"}))
+            data = recorder.encode(Call("openai", "chat", "m", TraceContext(5, 6)), decision, outcome, frozenset())
+        finally:
+            recorder.shutdown()
+        if exporter == "console":
+            attributes = json.loads(data)["attributes"]  # (orjson refuses the escape as it refused the reply)
+            assert attributes["gen_ai.response.model"] == "m\ud800" and attributes["gen_ai.response.id"] == "c1\udfff"
+        else:
+            span = Span.FromString(data)  # (protobuf checks that every string field is UTF-8)
+            assert values(span)["gen_ai.response.model"] == "m?" and values(span)["gen_ai.response.id"] == "c1?"
