@@ -39,7 +39,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import HTTP_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
-from proxy.transport.http11 import lower_name
+from proxy.transport.http11 import keep, lower_name
 from proxy.transport.pool import Response as UpstreamResponse
 from proxy.transport.pool import UpstreamPool
 
@@ -71,10 +71,7 @@ def _tokens(value: str | None) -> frozenset[bytes]:
     tokens = _TOKENS.get(value)
     if tokens is None:
         tokens = frozenset(t.strip().lower().encode("latin-1", "replace") for t in value.split(","))
-        if len(value) <= _TOKENS_VALUE_MAX:  # a long value, rare, is not kept
-            if len(_TOKENS) >= 64:  # bounded: a peer sending ever new values makes no table grow
-                _TOKENS.clear()
-            _TOKENS[value] = tokens
+        keep(_TOKENS, value, tokens, _TOKENS_VALUE_MAX, 64)
     return tokens
 
 
@@ -178,10 +175,7 @@ def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> fr
     if tokens is None:
         # decoded as a whole as each value is alone: the ',' between them ends any byte sequence cut short
         tokens = _tokens(value.decode("utf-8", "surrogateescape"))
-        if len(value) <= _TOKENS_VALUE_MAX:  # a long value, rare, is not kept
-            if len(_RAW_TOKENS) >= 64:  # bounded: an upstream sending ever new values makes no table grow
-                _RAW_TOKENS.clear()
-            _RAW_TOKENS[value] = tokens
+        keep(_RAW_TOKENS, value, tokens, _TOKENS_VALUE_MAX, 64)
     return tokens
 
 

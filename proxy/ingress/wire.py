@@ -48,6 +48,7 @@ from proxy.errors import (  # the connection's own refusals: in errors.py, where
 )
 from proxy.tls import identities_from_peercert
 from proxy.transport.batch import outbox
+from proxy.transport.http11 import keep
 
 log = logging.getLogger("lineage_proxy.http")
 
@@ -670,10 +671,7 @@ def field_key(name: bytes) -> str:
     key = _FIELD_KEYS.get(name)
     if key is None:
         key = name.lower().decode("latin-1")
-        if len(name) <= _FIELD_KEY_MAX:  # a long name, rare, is not kept
-            if len(_FIELD_KEYS) >= 256:  # bounded: a client sending ever new names makes no table grow
-                _FIELD_KEYS.clear()
-            _FIELD_KEYS[name] = key
+        keep(_FIELD_KEYS, name, key, _FIELD_KEY_MAX, 256)
     return key
 
 

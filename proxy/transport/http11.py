@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 from multidict import CIMultiDict
@@ -113,6 +113,16 @@ def _key(name: str) -> bytes:
 _KEYS: dict[str, bytes] = {}
 
 
+def keep(table: dict[Any, Any], key: bytes | str, value: object, longest: int, most: int) -> None:
+    """`table[key] = value` in a table of what peers send again and again (field names, reasons, Connection
+    values), bounded: a key longer than `longest` (rare) is not kept, and a table of `most` entries is emptied
+    first (a peer sending ever new keys makes none grow)."""
+    if len(key) <= longest:
+        if len(table) >= most:
+            table.clear()
+        table[key] = value
+
+
 def lower_name(name: bytes) -> bytes:
     """A field name as received, lower-case. Kept by the name as sent: a peer sends the same few names on every
     message, so the lower-case bytes are made (and their hash computed, for the skip sets' lookups) once, not for
@@ -120,10 +130,7 @@ def lower_name(name: bytes) -> bytes:
     lower = _LOWER.get(name)
     if lower is None:
         lower = name.lower()
-        if len(name) <= _LOWER_NAME_MAX:  # a long name, rare, is not kept
-            if len(_LOWER) >= 256:  # bounded: a peer sending ever new names makes no table grow
-                _LOWER.clear()
-            _LOWER[name] = lower
+        keep(_LOWER, name, lower, _LOWER_NAME_MAX, 256)
     return lower
 
 
@@ -144,10 +151,7 @@ def _reason(reason: bytes) -> str:
     text = _REASONS.get(reason)
     if text is None:
         text = reason.decode("latin-1")
-        if len(reason) <= _LOWER_NAME_MAX:  # a long one, rare, is not kept
-            if len(_REASONS) >= 64:  # bounded: an upstream sending ever new reasons makes no table grow
-                _REASONS.clear()
-            _REASONS[reason] = text
+        keep(_REASONS, reason, text, _LOWER_NAME_MAX, 64)
     return text
 
 
