@@ -19,21 +19,13 @@ import orjson
 import pytest
 
 from proxy.record.store import SqliteStore
+from tests.configs import ONE_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: engine
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: engine
-policy:
-  anonymous: allow
-  default_purpose: assistant
-zones:
+CONFIG = (
+    ONE_UPSTREAM
+    + """zones:
   - name: secret
     labels: [secret]
     allow_purposes: [research]
@@ -43,6 +35,7 @@ telemetry:
 lineage:
   store: ${STORE}
 """
+)
 
 PIPELINING = 4  # connections sending three requests at once: allowed, refused, allowed
 WAVE = PIPELINING + 2  # first requests held together: the pipelining ones', the leaving client's, the dying upstream's
