@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from proxy.config import Upstream
 from proxy.errors import (
@@ -122,36 +122,20 @@ def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe:
 
 
 def reply_fields(
-    raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None, connection: Sequence[str],
-    location: bool,
-) -> bytes:  # fmt: skip
-    """The upstream's header block as the client gets it: its fields as received less hop-by-hop ones
-    (`connection`: its Connection fields, whose tokens are hop-by-hop too) and those only the proxy may set
-    (`x-lineage-*` and `OWNED`), then the lineage headers. A `Location` on the upstream itself (`base`: its
-    URL) is made a path, so a client that follows a redirect comes back through the proxy, not around it
-    to an address it should not know (`location`: False when the reply has none)."""
-    skip = _NOT_RETURNED
-    if connection:
-        skip = _returned_skip(_tokens(connection[0] if len(connection) == 1 else ",".join(connection)))
-    out: list[bytes] = []
-    _add_reply_fields(out, raw, [lower_name(name) for name, _ in raw], lineage, base if location else None, skip)
-    return b"".join(out)
-
-
-def _returned_skip(listed: frozenset[bytes]) -> frozenset[bytes]:
-    """What is not passed back from a reply whose Connection fields list `listed`."""
-    return _NOT_RETURNED if listed <= _NOT_RETURNED else _NOT_RETURNED | listed  # `keep-alive`, `close`: already
-
-
-def _add_reply_fields(
     out: list[bytes], raw: list[tuple[bytes, bytes]], names: list[bytes], lineage: list[tuple[str, str]],
-    rebase: str | None, skip: frozenset[bytes],
+    base: str | None,
 ) -> None:  # fmt: skip
-    """`reply_fields`' block added to `out` in pieces, for the reply's head (and a small body) to be joined once:
-    `names` the fields' names lower-case, `rebase` the upstream's URL when a Location may be on it, `skip` what
-    is not passed back."""
-    if not rebase:
-        rebase = None
+    """The upstream's header block as the client gets it, added to `out` in pieces (the reply's head, and a small
+    body, are joined once): its fields as received (`names`: theirs lower-case) less hop-by-hop ones (those its
+    Connection fields name too) and those only the proxy may set (`x-lineage-*` and `OWNED`), then the lineage
+    headers. A `Location` on the upstream itself (`base`: its URL) is made a path, so a client that follows a
+    redirect comes back through the proxy, not around it to an address it should not know."""
+    skip = _NOT_RETURNED
+    if b"connection" in names:
+        listed = _connection_tokens(raw, names)
+        if not listed <= skip:  # `keep-alive` and `close` are hop-by-hop already
+            skip = skip | listed
+    rebase = base if base and b"location" in names else None
     for i in range(len(raw)):
         lower = names[i]
         if lower in skip or lower.startswith(b"x-lineage-"):
@@ -434,9 +418,7 @@ class HttpIngress:
         out = [_status_line(resp.status, resp.reason)]
         if b"date" not in names:
             out.append(date_header())
-        skip = _returned_skip(_connection_tokens(raw, names)) if b"connection" in names else _NOT_RETURNED
-        rebase = upstream.url if upstream is not None and b"location" in names else None
-        _add_reply_fields(out, raw, names, ex.lineage_headers(), rebase, skip)
+        reply_fields(out, raw, names, ex.lineage_headers(), upstream.url if upstream is not None else None)
         out.append(framing)
         out.append(b"\r\n")
         out.append(body)

@@ -79,10 +79,17 @@ def test_the_forwarded_block_is_the_same(pipe: Pipeline, fields: list[tuple[byte
     assert forward_fields(request, ex, api_key, observe) == expected
 
 
+def reply_block(raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None) -> bytes:
+    """`reply_fields`' block for `raw`, its names lower-cased as the reply parser gives them."""
+    out: list[bytes] = []
+    reply_fields(out, raw, [name.lower() for name, _ in raw], lineage, base)
+    return b"".join(out)
+
+
 @settings(max_examples=300, deadline=None)
-@given(raw=FIELDS, base=st.sampled_from([None, "", "http://10.0.0.5:8000"]), location=st.booleans())
-def test_the_reply_block_is_the_same(raw: list[tuple[bytes, bytes]], base: str | None, location: bool) -> None:
+@given(raw=FIELDS, base=st.sampled_from([None, "", "http://10.0.0.5:8000"]))
+def test_the_reply_block_is_the_same(raw: list[tuple[bytes, bytes]], base: str | None) -> None:
     connection = [v.decode("latin-1") for n, v in raw if n.lower() == b"connection"]
+    location = any(n.lower() == b"location" for n, _ in raw)
     lineage = [("x-trace-id", "ab"), ("x-lineage-decision", "allow")]
-    assert reply_fields(raw, lineage, base, connection, location) == reference_reply(raw, lineage, base, connection,
-                                                                                      location)  # fmt: skip
+    assert reply_block(raw, lineage, base) == reference_reply(raw, lineage, base, connection, location)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from multidict import CIMultiDict
-
-from proxy.ingress.http import reply_fields
+from tests.ingress.test_header_blocks import reply_block
 
 
 def _head(raw: list[tuple[bytes, bytes]], base: str | None = "http://10.0.0.5:8000") -> bytes:
-    """As the handler calls it: the upstream's fields as received, and read by name as a CIMultiDict of them answers
-    (what the reply parser's `ReplyFields` answers)."""
-    headers = CIMultiDict((name.decode(), value.decode()) for name, value in raw)
-    return reply_fields(raw, [("x-trace-id", "ab")], base, headers.getall("Connection", ()), "Location" in headers)
+    """As the handler calls it: the upstream's fields as received, their names lower-case (the reply parser's)."""
+    return reply_block(raw, [("x-trace-id", "ab")], base)
 
 
 def test_every_connection_line_names_fields_that_are_not_passed_on() -> None:
