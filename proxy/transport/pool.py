@@ -208,9 +208,7 @@ class ConnectionPool:
         raises fails the request. Called once, after the send that went out: a send that may yet be retried
         (an idempotent request on a reused connection, which the upstream may have closed) calls it once
         the reply's first byte is in, or leaves it to the retry's send."""
-        head = self._head(method, target, headers, body)
-        if len(body) < 65536:  # joined with the head already (`_head`)
-            body = b""
+        head, body = self._head(method, target, headers, body)
         for attempt in (0, 1):
             if aside:
                 conn = await self._connect()
@@ -253,9 +251,9 @@ class ConnectionPool:
         async with self._aside:
             return await _whole(await self.request("GET", target, headers, b"", True))
 
-    def _head(self, method: str, target: str, headers: Fields, body: bytes) -> bytes:
-        """The request's head, and its body when small (under 64 KiB: sent with the head, joined once; a large
-        one is not copied to be joined)."""
+    def _head(self, method: str, target: str, headers: Fields, body: bytes) -> tuple[bytes, bytes]:
+        """The request's head, with its body when small (under 64 KiB: sent with the head, joined once); and what
+        is left to send after it (a large body, not copied to be joined; else nothing)."""
         lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: ".encode("latin-1"), self.host_header, b"\r\n"]
         if isinstance(headers, bytes):
             lines.append(headers)
@@ -267,7 +265,8 @@ class ConnectionPool:
         lines.append(b"\r\n")
         if len(body) < 65536:
             lines.append(body)
-        return b"".join(lines)
+            body = b""
+        return b"".join(lines), body
 
     def _idle_one(self) -> Connection | None:
         """An idle connection fit for reuse, taken from the pool (those too old or broken are dropped); None
