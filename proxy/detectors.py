@@ -659,7 +659,7 @@ class Detectors:
         without one: a reply's one output, read whole."""
         limit = self.max_chars
         if limit <= 0:  # nothing is read: a text is all past the limit
-            return _ONLY_TRUNCATED if text else frozenset()
+            return _ONLY_TRUNCATED if text else _NOTHING
         cut = len(text) > limit
         if cut:
             text = text[:limit]

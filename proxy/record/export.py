@@ -86,8 +86,8 @@ BATCH_BYTES: Final = 3 << 20
 # glibc's malloc options (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
 _M_TRIM_THRESHOLD: Final = -1
 _M_MMAP_THRESHOLD: Final = -3
-# A gRPC export allocates two copies of its request (up to ~3 MiB, BATCH_BYTES) (the joined message, then grpc's own copy of it),
-# and frees both once sent. With glibc's defaults the free left that much at the top of the export thread's
+# A gRPC export allocates two copies of its request, up to ~3 MiB (BATCH_BYTES): the joined message, then grpc's own
+# copy of it; and frees both once sent. With glibc's defaults the free left that much at the top of the export thread's
 # arena, which was given back to the kernel (trimmed), so the next batch's copies faulted every page in again:
 # ~260 page faults a batch, a third of the export thread's CPU. Kept under these bounds, the pages are reused.
 # glibc's own dynamic thresholds reach further (a 32 MiB mmap threshold, trim at twice it) after a large free.

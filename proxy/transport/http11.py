@@ -37,6 +37,19 @@ MAX_HEAD: Final = 64 * 1024
 MAX_CHUNK_LINE: Final = 4096
 
 
+def keep(table: dict[Any, Any], key: bytes | str, value: object, longest: int, most: int) -> None:
+    """`table[key] = value` in a table of what peers send again and again (field names, reasons, Connection
+    values), bounded: a key longer than `longest` (rare) is not kept, and a table of `most` entries is emptied
+    first (a peer sending ever new keys makes none grow)."""
+    if len(key) <= longest:
+        if len(table) >= most:
+            table.clear()
+        table[key] = value
+
+
+_LOWER_NAME_MAX: Final = 64  # bytes of a field name (or reason) kept in the tables by name
+
+
 class ReplyFields:
     """A reply's header fields as received, read by name as a `CIMultiDict` reads them (`get`, `getall`, `in`,
     `[]`; names case-insensitive, values decoded UTF-8 with surrogateescape): a value is decoded only when asked
@@ -104,23 +117,11 @@ def _key(name: str) -> bytes:
     key = _KEYS.get(name)
     if key is None:
         key = name.lower().encode("utf-8", "surrogateescape")
-        if len(_KEYS) >= 64:  # bounded: callers asking for ever new names make no table grow
-            _KEYS.clear()
-        _KEYS[name] = key
+        keep(_KEYS, name, key, _LOWER_NAME_MAX, 64)
     return key
 
 
 _KEYS: dict[str, bytes] = {}
-
-
-def keep(table: dict[Any, Any], key: bytes | str, value: object, longest: int, most: int) -> None:
-    """`table[key] = value` in a table of what peers send again and again (field names, reasons, Connection
-    values), bounded: a key longer than `longest` (rare) is not kept, and a table of `most` entries is emptied
-    first (a peer sending ever new keys makes none grow)."""
-    if len(key) <= longest:
-        if len(table) >= most:
-            table.clear()
-        table[key] = value
 
 
 def lower_name(name: bytes) -> bytes:
@@ -135,7 +136,6 @@ def lower_name(name: bytes) -> bytes:
 
 
 _LOWER: Final[dict[bytes, bytes]] = {}
-_LOWER_NAME_MAX: Final = 64
 
 
 def _index(names: list[bytes], key: bytes) -> int:
