@@ -12,22 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.configs import ONE_UPSTREAM_STORED
 from tests.servers.vllm_like import SERVED
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
-lineage:
-  store: ${STORE}
-"""
+CONFIG = ONE_UPSTREAM_STORED
 BODY = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "hello there"}]})
 REQUEST = (
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

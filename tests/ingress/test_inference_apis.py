@@ -10,19 +10,12 @@ import openai
 import orjson
 import pytest
 
+from tests.configs import ONE_UPSTREAM
 from tests.servers.vllm_like import ROOT, SERVED
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
+CONFIG = (
+    ONE_UPSTREAM
+    + """
 zones:
   - name: health
     labels: [health, pii:email]
@@ -31,6 +24,7 @@ detectors: [email]
 lineage:
   store: ${STORE}
 """
+)
 
 
 @pytest.fixture

@@ -14,25 +14,18 @@ import aiohttp
 import httpx
 
 from proxy.record.store import EdgeKey, SqliteStore
+from tests.configs import ONE_UPSTREAM
 from tests.harness import ServeProcess
 from tests.servers.vllm_like import ROOT, SERVED
 
-CONFIG = """
-listen:
-  http: 127.0.0.1:0
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
+CONFIG = (
+    ONE_UPSTREAM
+    + """
 detectors: [email]
 lineage:
   store: ${STORE}
 """
+)
 
 
 def rows(path: Path) -> dict[tuple[str, ...], int]:
