@@ -11,7 +11,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -97,6 +97,27 @@ def serving(loop_thread: LoopThread, app: web.Application) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         loop_thread.run(runner.cleanup())
+
+
+@contextlib.contextmanager
+def proxy_before(
+    loop_thread: LoopThread,
+    make_proxy: Callable[..., ProxyHandle],
+    config: str,
+    origin: Callable[[], Coroutine[Any, Any, tuple[asyncio.Server, int]]],
+) -> Iterator[int]:
+    """A proxy (`config`, its `${UPSTREAM}` the origin) in front of a raw asyncio origin started on the loop
+    thread for the block: the proxy's port."""
+    server, port = loop_thread.run(origin())
+    proxy = make_proxy(config, UPSTREAM=f"http://127.0.0.1:{port}")
+    try:
+        yield int(proxy.url.rsplit(":", 1)[1])
+    finally:
+
+        async def close() -> None:
+            server.close()
+
+        loop_thread.run(close())
 
 
 def dead_port() -> int:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness import LoopThread
+from tests.harness import LoopThread, proxy_before
 from tests.ingress.test_header_blocks import NAMES, reference_reply, reply_block
 from tests.ingress.test_reply_head_fields import CONFIG
 
@@ -66,14 +66,8 @@ def read_reply(sock: socket.socket, buffer: bytearray, head_only: bool) -> tuple
 
 @pytest.fixture
 def proxy_port(make_proxy, loop_thread: LoopThread):  # type: ignore[no-untyped-def]
-    server, port = loop_thread.run(start_origin())
-    proxy = make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}")
-    yield int(proxy.url.rsplit(":", 1)[1])
-
-    async def close() -> None:
-        server.close()
-
-    loop_thread.run(close())
+    with proxy_before(loop_thread, make_proxy, CONFIG, start_origin) as port:
+        yield port
 
 
 def test_head_then_body_whatever_its_size_on_one_connection(proxy_port: int) -> None:

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tests.harness import LoopThread
+from tests.harness import LoopThread, proxy_before
 
 CONFIG = """
 listen: {http: 127.0.0.1:0}
@@ -69,14 +69,8 @@ def head_lines(port: int, path: str) -> list[bytes]:
 
 @pytest.fixture
 def proxy_port(make_proxy, loop_thread: LoopThread):  # type: ignore[no-untyped-def]
-    server, port = loop_thread.run(start_origin())
-    proxy = make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}")
-    yield int(proxy.url.rsplit(":", 1)[1])
-
-    async def close() -> None:
-        server.close()
-
-    loop_thread.run(close())
+    with proxy_before(loop_thread, make_proxy, CONFIG, start_origin) as port:
+        yield port
 
 
 def names(lines: list[bytes]) -> list[bytes]:
