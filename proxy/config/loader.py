@@ -223,17 +223,7 @@ class _Reader:
         return frozenset() if bad else frozenset(items)
 
     def string_list(self, path: str, value: Any) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(path, "expected a list")
-            return []
-        out = []
-        for index, item in enumerate(value):
-            text = self.string(f"{path}[{index}]", item)
-            if text is not None:
-                out.append(text)
-        return out
+        return self.sequence(path, value, self.string)
 
     def name(self, path: str, value: Any) -> str | None:
         text = self.string(path, value)
