@@ -31,6 +31,13 @@ _time: Final = time.time  # compiled, a C static: not looked up in the time modu
 # round trip in flight, so the rest goes to its journal, for as long again at most
 STOP_WAIT_S = 5.0
 
+# the flows a process remembers as written (`EdgeAggregator._known`), in bytes of their names and labels, each
+# counted FLOW_OVERHEAD more: past it they are forgotten (`_forget`), and each is written through again when next
+# seen. A caller sending other labels on every call (64 of 128 characters each, in and out) makes a new flow a
+# call: remembered for ever, ~6,000 calls a second grew the process by ~100 MB a second.
+FLOWS_KEPT_BYTES: Final = 64 * 1024 * 1024
+FLOW_OVERHEAD: Final = 400  # the key's tuple and strings, and its slot in the dict
+
 
 class EdgeAggregator:
     """Lives on the event loop thread; only the writer executor touches the store."""
@@ -38,12 +45,21 @@ class EdgeAggregator:
     name = "edges"
     durable = True  # a new flow is written through before the reply completes
 
-    def __init__(self, store: EdgeStore, *, flush_interval_s: float = 1.0, retention_days: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: EdgeStore,
+        *,
+        flush_interval_s: float = 1.0,
+        retention_days: float = 30.0,
+        kept_bytes: int = FLOWS_KEPT_BYTES,
+    ) -> None:
         self._store = store
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-writer")
         self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-purge-read")
         # key -> the write-through future while the first insert is in flight, then None
         self._known: dict[EdgeKey, concurrent.futures.Future[None] | None] = {}
+        self._known_bytes = 0  # `_size` of the flows in `_known`
+        self._kept_bytes = kept_bytes
         self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, reason]
         self._flush_interval_s = flush_interval_s
         self._retention_days = retention_days
@@ -55,6 +71,7 @@ class EdgeAggregator:
         self._stop = StopOnce()
         self.write_errors = 0
         self.new_edges = 0
+        self.forgotten = 0  # flows forgotten (`_forget`), to be written through again when next seen
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -76,6 +93,10 @@ class EdgeAggregator:
         try:
             in_flight = self._known[key]  # one lookup (a key's tuple is hashed again at each)
         except KeyError:
+            size = _size(key)
+            if self._known_bytes + size > self._kept_bytes:
+                self._forget()
+            self._known_bytes += size
             rows: list[EdgeWrite] = [(key, now, now, 1, reason)]
             future = self._submit(self._store.upsert, rows)
             self._known[key] = future
@@ -89,6 +110,22 @@ class EdgeAggregator:
             pending[0] += 1
             pending[2] = now
         return in_flight
+
+    def _forget(self) -> None:
+        """Forget the flows written (those whose first write is in flight are kept: their calls wait for it).
+        Each is written through again when next seen, its count added to its row (`EdgeStore.upsert`), as after
+        a restart. Logged the first time; counted in `lineage_proxy_edges_forgotten_total`."""
+        known: dict[EdgeKey, concurrent.futures.Future[None] | None] = {
+            key: future for key, future in self._known.items() if future is not None and not future.done()
+        }
+        forgotten = len(self._known) - len(known)
+        if not self.forgotten:
+            log.warning("lineage store: %d flows (%d MiB of names and labels) are more than this process remembers "
+                        "as written: forgotten, each written again when next seen (many flows of few calls: labels "
+                        "or purposes that differ on every call?)", len(self._known), self._known_bytes >> 20)  # fmt: skip
+        self.forgotten += forgotten
+        self._known = known
+        self._known_bytes = sum(_size(key) for key in known)
 
     def _written(self, key: EdgeKey, rows: list[EdgeWrite], future: concurrent.futures.Future[None]) -> None:
         # runs on the writer thread (or wherever the future was cancelled); dict updates are atomic
@@ -215,9 +252,14 @@ class EdgeAggregator:
         store_metrics = getattr(self._store, "metrics", None)  # a journaled store's own (journal.py)
         return (
             *(store_metrics() if store_metrics is not None else ()),
-            "# HELP lineage_proxy_edges_new_total Lineage flows seen for the first time by this process.",
+            "# HELP lineage_proxy_edges_new_total Lineage flows seen for the first time by this process (or again, once "
+            "forgotten: lineage_proxy_edges_forgotten_total).",
             "# TYPE lineage_proxy_edges_new_total counter",
             f"lineage_proxy_edges_new_total {self.new_edges}",
+            "# HELP lineage_proxy_edges_forgotten_total Flows this process stopped remembering as written (past "
+            "64 MiB of them), each written through again when next seen.",
+            "# TYPE lineage_proxy_edges_forgotten_total counter",
+            f"lineage_proxy_edges_forgotten_total {self.forgotten}",
             "# HELP lineage_proxy_edge_write_errors_total Failed or cancelled writes to the lineage store.",
             "# TYPE lineage_proxy_edge_write_errors_total counter",
             f"lineage_proxy_edge_write_errors_total {self.write_errors}",
@@ -286,6 +328,14 @@ def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]
         ),
     )
     return key
+
+
+def _size(key: EdgeKey) -> int:
+    """What remembering the flow `key` costs, about: its strings' characters (ASCII, most) and FLOW_OVERHEAD."""
+    size = FLOW_OVERHEAD
+    for part in key:
+        size += len(part)
+    return size
 
 
 # `EdgeKey(...)` runs the named tuple's generated `__new__`, interpreted (~0.5 µs a call); tuple's makes the same
