@@ -58,7 +58,7 @@ class EdgeAggregator:
         self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-purge-read")
         # key -> the write-through future while the first insert is in flight, then None
         self._known: dict[EdgeKey, concurrent.futures.Future[None] | None] = {}
-        self._known_bytes = 0  # `_size` of the flows in `_known`
+        self._known_bytes = 0  # `flow_size` of the flows in `_known`
         self._kept_bytes = kept_bytes
         self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, reason]
         self._flush_interval_s = flush_interval_s
@@ -93,7 +93,7 @@ class EdgeAggregator:
         try:
             in_flight = self._known[key]  # one lookup (a key's tuple is hashed again at each)
         except KeyError:
-            size = _size(key)
+            size = flow_size(key)
             if self._known_bytes + size > self._kept_bytes:
                 self._forget()
             self._known_bytes += size
@@ -125,7 +125,7 @@ class EdgeAggregator:
                         "or purposes that differ on every call?)", len(self._known), self._known_bytes >> 20)  # fmt: skip
         self.forgotten += forgotten
         self._known = known
-        self._known_bytes = sum(_size(key) for key in known)
+        self._known_bytes = sum(flow_size(key) for key in known)
 
     def _written(self, key: EdgeKey, rows: list[EdgeWrite], future: concurrent.futures.Future[None]) -> None:
         # runs on the writer thread (or wherever the future was cancelled); dict updates are atomic
@@ -330,7 +330,7 @@ def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]
     return key
 
 
-def _size(key: EdgeKey) -> int:
+def flow_size(key: EdgeKey) -> int:
     """What remembering the flow `key` costs, about: its strings' characters (ASCII, most) and FLOW_OVERHEAD."""
     size = FLOW_OVERHEAD
     for part in key:

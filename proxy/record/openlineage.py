@@ -48,7 +48,7 @@ from proxy import __version__
 from proxy.config import OpenLineage
 from proxy.config.loader import redact_userinfo
 from proxy.flow import DENY, Call, Decision, Outcome
-from proxy.record.edges import edge_key
+from proxy.record.edges import FLOWS_KEPT_BYTES, edge_key, flow_size
 from proxy.record.sinks import Counts, StopOnce
 from proxy.record.store import EdgeKey, split_labels
 
@@ -172,14 +172,23 @@ class OpenLineageRecorder:
     name = "openlineage"
     durable = False
 
-    def __init__(self, settings: OpenLineage, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self, settings: OpenLineage, *, transport: Transport | None = None, kept_bytes: int = FLOWS_KEPT_BYTES
+    ) -> None:
         self._settings = settings
         self._transport = transport  # None: built from settings on the sender thread (it may do I/O)
         self._target = _describe(settings.transport)
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=settings.queue_size)
+        # the flows seen (their first event sent), and this window's counts: each at most `kept_bytes` of flows
+        # (`flow_size`), as many as the edge store's writer remembers. Past it, the flows seen are forgotten
+        # (each one's first event sent again when next seen) and the window ends early (`_end_window`).
+        self._kept_bytes = kept_bytes
         self._seen: set[EdgeKey] = set()
+        self._seen_bytes = 0
         self._window: dict[EdgeKey, _Tally] = {}
+        self._window_bytes = 0
         self._window_start = time.time()
+        self._window_refused = False  # the queue refused a window ended early: none ends so before the interval's
         # sender thread only: count events the backend did not take, sent again as they were, with their flows and
         # counts; counts not sent yet (while those fail), merged per flow, from `_held_since` on; the counts being
         # sent now (taken from `_held`, each gone once sent or kept to retry); whether a new flow's event is being
@@ -189,6 +198,7 @@ class OpenLineageRecorder:
         self._lock = threading.Lock()
         self._retry: list[tuple[EdgeKey, RunEvent, int]] = []
         self._held: dict[EdgeKey, tuple[int, _Facts]] = {}
+        self._held_bytes = 0  # `flow_size` of the flows in `_held`: at most `kept_bytes` (`_hold`)
         self._held_since = 0.0
         self._sending: dict[EdgeKey, tuple[int, _Facts]] = {}
         self._sending_new = False
@@ -213,13 +223,41 @@ class OpenLineageRecorder:
         if tally is None or tally.facts.zones != decision.zones:
             facts = _Facts(decision.reason, decision.zones)
             if tally is None:
+                size = flow_size(key)
+                if self._window_bytes + size > self._kept_bytes and not self._end_window():
+                    self.counts.add("dropped")  # no room for its count (the queue is full): this call's is not sent
+                    self._see(key, facts, size)
+                    return None
+                self._window_bytes += size
                 tally = self._window[key] = _Tally(facts)
             tally.facts = facts
         tally.count += 1
         if key not in self._seen:
-            self._seen.add(key)
-            self._put(_NewFlow(key, tally.facts, time.time()))
+            self._see(key, tally.facts, flow_size(key))
         return None
+
+    def _see(self, key: EdgeKey, facts: _Facts, size: int) -> None:
+        """A flow's first event (or again, once forgotten: past `kept_bytes` of flows seen, they are)."""
+        if key in self._seen:
+            return
+        if self._seen_bytes + size > self._kept_bytes:
+            self._seen.clear()
+            self._seen_bytes = 0
+        self._seen.add(key)
+        self._seen_bytes += size
+        self._put(_NewFlow(key, facts, time.time()))
+
+    def _end_window(self) -> bool:
+        """End the window now, its counts queued as at the interval's end: a window past `kept_bytes` of flows (many
+        flows of few calls). False when the queue refuses it (its counts are kept, for the interval's end)."""
+        if self._window_refused:
+            return False
+        snapshot = self._take_window()
+        if snapshot is None or self._put(snapshot):
+            return True
+        self._restore(snapshot)
+        self._window_refused = True
+        return False
 
     def _put(self, item: _Item) -> bool:
         try:
@@ -232,6 +270,8 @@ class OpenLineageRecorder:
     def _take_window(self) -> _Snapshot | None:
         now = time.time()
         window, start, self._window, self._window_start = self._window, self._window_start, {}, now
+        self._window_bytes = 0
+        self._window_refused = False
         if not window:
             return None
         return _Snapshot(tuple((key, tally.count, tally.facts) for key, tally in window.items()), start, now)
@@ -246,7 +286,10 @@ class OpenLineageRecorder:
     def _restore(self, snapshot: _Snapshot) -> None:
         """A snapshot the full queue refused: its counts go back into the window, for the next one."""
         for key, count, facts in snapshot.flows:
-            tally = self._window.setdefault(key, _Tally(facts))
+            tally = self._window.get(key)
+            if tally is None:
+                tally = self._window[key] = _Tally(facts)
+                self._window_bytes += flow_size(key)
             tally.count += count
         self._window_start = snapshot.start
 
@@ -408,6 +451,7 @@ class OpenLineageRecorder:
         window = (self._held_since, end)
         with self._lock:
             self._sending, self._held = self._held, {}
+            self._held_bytes = 0
         for key, (count, facts) in list(self._sending.items()):
             event = self._event(key, facts, end, window=window, count=count)
             # shutting down on a backend that refuses: no longer than one failure
@@ -422,7 +466,15 @@ class OpenLineageRecorder:
             self._held_since = start
         for key, count, facts in flows:
             found = self._held.get(key)
-            self._held[key] = (found[0] + count, facts) if found is not None else (count, facts)
+            if found is not None:
+                self._held[key] = (found[0] + count, facts)
+                continue
+            size = flow_size(key)
+            if self._held_bytes + size > self._kept_bytes:  # an outage as long as many flows: no room to hold it
+                self.counts.add("dropped")  # the count event it would have been
+                continue
+            self._held_bytes += size
+            self._held[key] = (count, facts)
 
     def _emit(self, transport: Transport, event: RunEvent) -> bool:
         try:
