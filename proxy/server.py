@@ -390,7 +390,19 @@ class ProxyProcess:
 
     def metrics_text(self) -> str:
         """Prometheus text exposition: with --workers N, every worker's series summed (proxy/metrics.py)."""
-        return self.metrics.render(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
+        return self.metrics.render(self._metric_lines(), sorted(self.book.reachable.items()))
+
+    def _metric_lines(self) -> list[str]:
+        """What the sinks count, and the HTTP listener's bodies held, as exposition lines."""
+        lines = list(self.runtime.sinks.metrics())
+        if self._http is not None:
+            lines += [
+                "# HELP lineage_proxy_request_bodies_held_bytes Request bodies held in memory now (at most "
+                "limits.bodies_max_bytes a process).",
+                "# TYPE lineage_proxy_request_bodies_held_bytes gauge",
+                f"lineage_proxy_request_bodies_held_bytes {self._http.held}",
+            ]
+        return lines
 
     async def _publish_metrics(self) -> None:
         """With --workers N: copy the sinks' counters into the shared files at least once a second, so
@@ -401,7 +413,7 @@ class ProxyProcess:
 
     def _publish(self) -> None:
         try:
-            self.metrics.publish(self.runtime.sinks.metrics(), sorted(self.book.reachable.items()))
+            self.metrics.publish(self._metric_lines(), sorted(self.book.reachable.items()))
         except Exception:
             log.exception("could not publish metrics for the other workers")
 

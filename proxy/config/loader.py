@@ -765,9 +765,9 @@ class _Reader:
 
     def limits(self, raw: Any) -> Limits:
         known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
-                 "header_timeout_s", "max_header_bytes", "max_headers", "max_connections")  # fmt: skip
+                 "header_timeout_s", "max_header_bytes", "max_headers", "max_connections", "bodies_max_bytes")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
-        return Limits(
+        limits = Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
             scan_max_chars=s.read("scan_max_chars", self.integer),
             drain_timeout_s=s.read("drain_timeout_s", self.number),
@@ -777,7 +777,12 @@ class _Reader:
             max_header_bytes=s.read("max_header_bytes", partial(self.integer, minimum=1024)),
             max_headers=s.read("max_headers", partial(self.integer, minimum=8)),
             max_connections=s.read("max_connections", partial(self.integer, minimum=1)),
+            bodies_max_bytes=s.read("bodies_max_bytes", partial(self.integer, minimum=1)),
         )
+        if limits.bodies_max_bytes < limits.max_body_bytes:
+            self.problem("limits.bodies_max_bytes", f"{limits.bodies_max_bytes} is less than limits.max_body_bytes "
+                         f"({limits.max_body_bytes}): a body the limit allows would always be refused")  # fmt: skip
+        return limits
 
     def cross_check(
         self,

@@ -79,6 +79,7 @@ class Request:
         self.too_large = False
         self.failed: ProxyError | None = None  # the body's framing was malformed
         self.size = 0
+        self.held = 0  # bytes of its body counted in `HttpServer.held` (`HttpConnection._keep`)
         self.head_size = 0
         self._body: list[bytes | bytearray] = []  # the pieces as they came, small ones joined (`_add`)
         # a field by lower-case name, decoded; a field sent on several lines is one, its values joined with
@@ -134,6 +135,7 @@ class HttpConnection(asyncio.Protocol):
         self._outbox = outbox(self._loop)  # every write goes through it, in order (`proxy.transport.batch`)
         self.closed: asyncio.Future[None] = self._loop.create_future()  # set when the socket is
         self._reading = True
+        self._held = 0  # bytes of its requests' bodies counted in `HttpServer.held`, given back as each ends
 
     # -- asyncio.Protocol
 
@@ -213,7 +215,9 @@ class HttpConnection(asyncio.Protocol):
         if data and need > 0:
             piece = data[:need]
             request.size += len(piece)
-            _add(request._body, piece)
+            if not self._keep(request, piece):
+                self._upgrade_body = None
+                return True
             if request._waiter is not None:
                 self._arm(self.server.header_timeout_s)
         if request.size < request.content_length:
@@ -240,6 +244,12 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.server.connections.discard(self)
+        for request in (self.serving, self.parsing, *self.queue):  # bodies cut short, requests never served
+            if isinstance(request, Request):
+                self._release(request)
+        if self._held:  # (none: every request holding a body is one of those)
+            self.server.held -= self._held
+            self._held = 0
         self._disarm()
         if self._task is not None and not self._task.done() and self.serving is not None:
             self._task.cancel()  # the client left: its handler (and so its upstream request) is cancelled
@@ -347,13 +357,51 @@ class HttpConnection(asyncio.Protocol):
         request.size += len(body)
         if request.too_large or request.size > self.server.max_body_bytes:
             request.too_large = True
-            request._body.clear()
-            self._broken = True  # answered with 413, then the connection closes: the rest is dropped unparsed
-            _wake(request._waiter)
+            self._drop(request)  # answered with 413, then the connection closes: the rest is dropped unparsed
             return
-        _add(request._body, body)
+        if request.failed is not None:  # refused (`_keep`): the rest of the body is not kept
+            return
+        if not self._keep(request, body):
+            return
         if request._waiter is not None:  # the handler waits for this body: it is still coming
             self._arm(self.server.header_timeout_s)
+
+    def _keep(self, request: Request, piece: bytes) -> bool:
+        """Keep a piece of `request`'s body, counted in `HttpServer.held`; False when that would take the
+        bodies held past `limits.bodies_max_bytes`: the request fails with 503 (`Overloaded`), its body is
+        dropped, and the connection closes once it is answered."""
+        server = self.server
+        size = len(piece)
+        if server.held + size > server.bodies_max_bytes:
+            server.bodies_refused += 1
+            if server.bodies_refused in (1, 100) or server.bodies_refused % 10_000 == 0:
+                log.warning("request bodies held at limits.bodies_max_bytes (%d): refusing further bodies with "
+                            "503 (%d so far)", server.bodies_max_bytes, server.bodies_refused)  # fmt: skip
+            request.failed = Overloaded(
+                f"the request bodies lineage-proxy holds are at limits.bodies_max_bytes ({server.bodies_max_bytes}"
+                " bytes); retry shortly"
+            )
+            self._drop(request)
+            return False
+        request.held += size
+        self._held += size
+        server.held += size
+        _add(request._body, piece)
+        return True
+
+    def _drop(self, request: Request) -> None:
+        """`request`'s body is refused: what was kept of it is given back, the rest not read."""
+        request._body.clear()
+        self._release(request)
+        self._broken = True
+        _wake(request._waiter)
+
+    def _release(self, request: Request) -> None:
+        held = request.held
+        if held:
+            request.held = 0
+            self._held -= held
+            self.server.held -= held
 
     def on_message_complete(self) -> None:
         request = self.parsing
@@ -478,6 +526,7 @@ class HttpConnection(asyncio.Protocol):
             finally:
                 self.serving = None
                 box.busy -= 1
+                self._release(item)
             if stop:
                 break
             if not item.keep_alive or self.closing or item.too_large or not item.complete:
@@ -762,6 +811,8 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self.refused = 0
         self.framing_errors = 0
+        self.held = 0  # bytes of request bodies held, all connections together (`HttpConnection._keep`)
+        self.bodies_refused = 0
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.now = time.monotonic
@@ -774,6 +825,7 @@ class HttpServer:
         self.max_header_bytes = limits.max_header_bytes
         self.max_headers = limits.max_headers
         self.max_body_bytes = limits.max_body_bytes
+        self.bodies_max_bytes = limits.bodies_max_bytes
         # timeouts are checked this often, so a connection closes at most a quarter of its timeout late
         self.sweep_s = min(1.0, max(0.01, min(limits.idle_timeout_s, limits.header_timeout_s) / 4))
 
