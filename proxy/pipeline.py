@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import Final
 
 from proxy.baseline import Flow
 from proxy.checkpoints import CheckpointBook
@@ -47,23 +48,44 @@ class Runtime:
         self.stored = StoredReplies()
 
 
+STORED_BYTES: Final = 64 * 1024 * 1024
+
+
+def _size(response_id: str, labels: frozenset[str]) -> int:
+    """What keeping a stored reply's labels costs, about: its id's and labels' characters, and 100 a label and 200
+    an entry besides."""
+    size = 200 + len(response_id)
+    for label in labels:
+        size += 100 + len(label)
+    return size
+
+
 class StoredReplies:
     """The labels of the replies upstreams stored (the Responses API's `store`), by response id. A later
     call that builds on one (`previous_response_id`) carries them: the upstream puts that conversation
     before its input. Per process and bounded: an id not here (answered by another worker, before a
-    restart, or long ago) is content the proxy cannot read, labelled `scan:truncated`."""
+    restart, or long ago) is content the proxy cannot read, labelled `scan:truncated`. At most `most` replies
+    and `most_bytes` of their ids and labels (`_size`: 64 labels of 128 characters a reply would otherwise
+    have kept ~1 GB), the oldest forgotten first."""
 
-    def __init__(self, most: int = 65_536) -> None:
+    def __init__(self, most: int = 65_536, most_bytes: int = STORED_BYTES) -> None:
         self.most = most
+        self.most_bytes = most_bytes
         # an OrderedDict: a dict's first key after many deletions at the front is found by a scan
         self._labels: collections.OrderedDict[str, frozenset[str]] = collections.OrderedDict()
+        self._bytes = 0  # `_size` of what is kept
 
     def remember(self, response_id: str, labels: frozenset[str]) -> None:
         known = self._labels
+        before = known.get(response_id)
+        if before is not None:
+            self._bytes -= _size(response_id, before)
         known[response_id] = labels
         known.move_to_end(response_id)
-        if len(known) > self.most:
-            known.popitem(last=False)
+        self._bytes += _size(response_id, labels)
+        while len(known) > self.most or self._bytes > self.most_bytes:
+            gone, its = known.popitem(last=False)
+            self._bytes -= _size(gone, its)
 
     def labels(self, response_id: str) -> frozenset[str] | None:
         return self._labels.get(response_id)
