@@ -15,12 +15,12 @@ import pytest
 
 from proxy.config import parse
 from proxy.errors import ConfigError
-from tests.configs import ONE_UPSTREAM
+from tests.configs import ONE_UPSTREAM, ONE_UPSTREAM_STORED
 from tests.harness import ProxyHandle
 from tests.record.test_store_waits import until
 from tests.servers.vllm_like import SERVED
 
-CONFIG = ONE_UPSTREAM + "limits: {max_body_bytes: 1048576, bodies_max_bytes: 1572864}\n"
+CONFIG = ONE_UPSTREAM_STORED + "limits: {max_body_bytes: 1048576, bodies_max_bytes: 1572864}\n"
 BODY = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "a" * 999_900}]})
 HEAD = (
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -61,6 +61,8 @@ def test_a_body_past_the_bound_gets_503_and_the_others_go_on(proxy: ProxyHandle)
     assert "limits.bodies_max_bytes" in refused.json()["error"]["message"]
     assert refused.headers["connection"] == "close"
     assert held(proxy) == 900_000  # what the refused body held is given back at once
+    assert refused.headers["x-trace-id"]  # recorded, as a 413 is: a span saying deny, overloaded (no edge: unread)
+
     with first:
         first.sendall(BODY[900_000:])
         reply = http.client.HTTPResponse(first)

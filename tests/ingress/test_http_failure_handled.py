@@ -14,7 +14,7 @@ import threading
 import httpx
 
 from proxy.flow import Call, Decision, Outcome
-from tests.configs import ONE_UPSTREAM
+from tests.configs import ONE_UPSTREAM_STORED
 from tests.servers.vllm_like import SERVED
 
 
@@ -59,7 +59,7 @@ class Holding:
 
 def test_a_failure_being_answered_is_not_the_exception_other_calls_handle(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
-    proxy = make_proxy(ONE_UPSTREAM, UPSTREAM=upstream)
+    proxy = make_proxy(ONE_UPSTREAM_STORED, UPSTREAM=upstream)
     holding = Holding()
     proxy.process.runtime.sinks.swap(holding.name, holding)
     refused: concurrent.futures.Future[httpx.Response] = concurrent.futures.Future()
