@@ -82,12 +82,16 @@ def _fit(text: str, width: float, size: float = 12.5) -> str:
 
 
 def _order(names: dict[str, int], weights: dict[tuple[str, str], int], anchor: dict[str, float]) -> list[str]:
-    """Nodes of one column by the weighted mean position of their neighbours: fewer crossing lines."""
+    """Nodes of one column by the weighted mean position of their neighbours: fewer crossing lines. The sums in
+    one pass over the links (each node's own pass over all of them: over ten minutes for 100,000 flows)."""
+    totals: dict[str, int] = defaultdict(int)
+    moments: dict[str, float] = defaultdict(float)
+    for (a, b), w in weights.items():
+        totals[a] += w
+        moments[a] += anchor.get(b, 0.0) * w
 
     def centre(name: str) -> tuple[float, int, str]:
-        total = sum(w for (a, _), w in weights.items() if a == name) or 1
-        mean = sum(anchor.get(b, 0.0) * w for (a, b), w in weights.items() if a == name) / total
-        return mean, -names[name], name
+        return moments.get(name, 0.0) / (totals.get(name) or 1), -names[name], name
 
     return sorted(names, key=centre)
 
