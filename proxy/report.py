@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from proxy import __version__
 from proxy.baseline import Baseline, BaselineError, Finding, load_baseline
@@ -96,6 +97,31 @@ def _order(names: dict[str, int], weights: dict[tuple[str, str], int], anchor: d
     return sorted(names, key=centre)
 
 
+GRAPH_MOST = 40  # nodes a column shows at most: the rest are one node ("+N more labels"), with their calls and links
+
+
+def _folded(counts: dict[str, int], first: frozenset[str], what: str) -> dict[str, str] | None:
+    """What each node of a column is drawn as when it has more than GRAPH_MOST: the busiest (`first` before them:
+    zoned labels, the refused node, what a reviewer looks for), and one node for the rest; None when all fit. A
+    store a caller filled with a new label a call drew 100,000 nodes (42 MB of SVG no one could read)."""
+    if len(counts) <= GRAPH_MOST:
+        return None
+    names = sorted(counts, key=lambda name: (name not in first, -counts[name], name))
+    rest = f"+{len(names) - GRAPH_MOST + 1} more {what}"
+    return {name: name if i < GRAPH_MOST - 1 else rest for i, name in enumerate(names)}
+
+
+def _fold(table: dict[Any, int], index: int, drawn: dict[str, str]) -> dict[Any, int]:
+    """`table`'s calls by its keys with the name at `index` (the key itself, or in a tuple) as `drawn`."""
+    out: dict[Any, int] = defaultdict(int)
+    for key, calls in table.items():
+        if isinstance(key, tuple):
+            out[(*key[:index], drawn[key[index]], *key[index + 1 :])] += calls
+        else:
+            out[drawn[key]] += calls
+    return out
+
+
 def graph(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[str] = frozenset()) -> str:
     """The flow graph as inline SVG: labels → checkpoints → purpose · caller."""
     if not rows:
@@ -116,6 +142,15 @@ def graph(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[str] =
         for label in split_labels(key.input_labels) or [UNLABELLED]:
             labels[label] += row.count
             left[(label, checkpoint, kind)] += row.count
+    drawn = _folded(labels, zoned, "labels")
+    if drawn is not None:
+        labels, left = _fold(labels, 0, drawn), _fold(left, 0, drawn)
+    drawn = _folded(checkpoints, frozenset({REFUSED}), "checkpoints")
+    if drawn is not None:
+        checkpoints, left, right = _fold(checkpoints, 0, drawn), _fold(left, 1, drawn), _fold(right, 0, drawn)
+    drawn = _folded(users, frozenset(), "purposes · callers")
+    if drawn is not None:
+        users, right = _fold(users, 0, drawn), _fold(right, 1, drawn)
 
     # checkpoints by calls, the refused node last; then each side by its neighbours' positions
     middle = sorted(checkpoints, key=lambda c: (c == REFUSED, -checkpoints[c], c))

@@ -4,10 +4,11 @@ makes one flow a call). Counted, not timed: how often the links are walked."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from proxy.record.store import EdgeKey, EdgeRow
-from proxy.report import _order, graph
+from proxy.report import GRAPH_MOST, _order, graph
 
 
 class Links(dict[tuple[str, str], int]):
@@ -32,11 +33,24 @@ def test_ordering_a_column_walks_its_links_once() -> None:
     assert order[-1] == "label-2"
 
 
-def test_a_graph_of_many_flows_has_a_node_for_each_label() -> None:
+def test_a_column_of_many_nodes_draws_the_busiest_and_folds_the_rest() -> None:
+    """2,000 labels of one call each (a caller sending a new label a call) and a few busy ones: 40 label nodes
+    drawn, the busiest, a zoned one however rare, and one for the rest with their calls; every call still in a
+    line to its checkpoint."""
     now = time.time()
-    rows = [
-        EdgeRow(EdgeKey("app", "assistant", f"team-a,t{n}", "ckpt", f"team-a,t{n}", "allow", ""), now, now, 1, None)
-        for n in range(2000)
-    ]
-    svg = graph(rows, set())
-    assert svg.count('<g class="node col0"') == 2001  # team-a and each t<n>
+
+    def row(labels: str, calls: int, caller: str = "app") -> EdgeRow:
+        return EdgeRow(EdgeKey(caller, "assistant", labels, "ckpt", labels, "allow", ""), now, now, calls, None)
+
+    rows = [row(f"t{n:04d}", 1, caller=f"c{n % 50:02d}") for n in range(2000)]
+    rows += [row(f"busy{n}", 100 + n) for n in range(5)] + [row("health", 1)]
+    svg = graph(rows, set(), zoned=frozenset({"health"}))
+    nodes = re.findall(r'<g class="node col0[^"]*" data-name="([^"]*)"><title>[^<]*: (\d+) calls', svg)
+    assert len(nodes) == GRAPH_MOST
+    drawn = dict((name, int(calls)) for name, calls in nodes)
+    assert {f"busy{n}" for n in range(5)} | {"health"} <= set(drawn)
+    assert drawn[f"+{2006 - GRAPH_MOST + 1} more labels"] == 2006 - GRAPH_MOST + 1
+    assert sum(drawn.values()) == 2000 + sum(100 + n for n in range(5)) + 1
+    users = re.findall(r'<g class="node col2"', svg)
+    assert len(users) == GRAPH_MOST  # 51 purposes · callers: 39 and "+12 more purposes · callers"
+    assert "+12 more purposes · callers" in svg
