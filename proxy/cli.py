@@ -136,6 +136,7 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from proxy.errors import ProxyError
     from proxy.flow import Call, TraceContext
     from proxy.labels import format_labels, is_label, normalize, parse_labels
+    from proxy.pipeline import known_labels
     from proxy.policy import Policy, Served, boundary_flow, decide, pinned
 
     key_sha: str | None = None
@@ -150,6 +151,9 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         key_sha, peer = _credentials(match[0])
     try:
         labels = parse_labels(args.labels, source="--labels")
+        sendable = known_labels(config)
+        if sendable is not None:
+            sendable.check(labels, source="--labels")  # as serve refuses it (x-data-labels)
     except ProxyError as exc:
         return _fail(exc.message)
     purpose = args.purpose

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 
 from proxy.errors import InvalidRequest
 
@@ -80,6 +81,35 @@ def check_labels(labels: Sequence[object], *, source: str) -> frozenset[str]:
     if len(kept) > MAX_LABELS:
         raise InvalidRequest(f"{source}: {len(kept)} labels given, at most {MAX_LABELS} allowed", param=source)
     return frozenset(kept)
+
+
+class KnownLabels:
+    """The labels a call may send (`policy.known_labels`): the config's own (`exact`) and those matching one of
+    `patterns` (shell-style, `team-*`). A label outside them is refused with an InvalidRequest naming it: a
+    misspelt label (`heath` for `health`) is data no zone holds, and labels new on every call are flows without
+    end in the record."""
+
+    def __init__(self, exact: frozenset[str], patterns: tuple[str, ...]) -> None:
+        self.exact = exact
+        self.patterns = patterns
+        self._matched: set[str] = set()  # labels a pattern matched, up to `_KEPT` (emptied when full)
+
+    def check(self, labels: frozenset[str], *, source: str) -> None:
+        """Raise InvalidRequest when one of `labels` is not known."""
+        for label in labels - self.exact:
+            if label in self._matched:
+                continue
+            if not any(fnmatchcase(label, pattern) for pattern in self.patterns):
+                allowed = ", ".join(sorted(self.exact)[:20]) + (", ..." if len(self.exact) > 20 else "")
+                also = f"; or a label matching {', '.join(self.patterns)}" if self.patterns else ""
+                raise InvalidRequest(
+                    f"{source}: unknown label {label!r}: policy.known_labels lets calls send only the config's "
+                    f"labels ({allowed or 'none'}){also}",
+                    param=source,
+                )
+            if len(self._matched) >= _KEPT:
+                self._matched.clear()
+            self._matched.add(label)
 
 
 _KEPT = 4096  # label sets (and spellings, `given_label`) remembered: the same few recur on every call

@@ -16,11 +16,11 @@ from typing import Final
 
 from proxy.baseline import Flow
 from proxy.checkpoints import CheckpointBook
-from proxy.config import Config, Upstream
+from proxy.config import BUILTIN_DETECTORS, Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
-from proxy.labels import check_labels, given_label, parse_labels
+from proxy.labels import KnownLabels, check_labels, given_label, is_label, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
@@ -91,6 +91,21 @@ class StoredReplies:
         return self._labels.get(response_id)
 
 
+def known_labels(config: Config) -> KnownLabels | None:
+    """What `policy.known_labels` lets a call send (None: any label): the labels the config names (zones',
+    callers', the detectors' `pii:` labels, built-in ones too, and `scan:truncated`) and the list's."""
+    listed = config.policy.known_labels
+    if listed is None:
+        return None
+    exact = {TRUNCATED, *(f"pii:{name}" for name in BUILTIN_DETECTORS), *(f"pii:{d.name}" for d in config.detectors)}
+    for zone in config.zones:
+        exact.update(zone.labels)
+    for caller in config.callers:
+        exact.update(caller.labels)
+    exact.update(item for item in listed if is_label(item))
+    return KnownLabels(frozenset(exact), tuple(item for item in listed if not is_label(item)))
+
+
 class Pipeline:
     def __init__(self, config: Config, runtime: Runtime) -> None:
         self.config = config
@@ -104,6 +119,7 @@ class Pipeline:
         # the proxy authenticates callers itself: their key is never passed on to an upstream
         self.strips_auth = bool(self.policy.callers_by_key)
         self.require_record = frozenset(zone.name for zone in config.zones if zone.require_record)
+        self.known = known_labels(config)
 
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
@@ -152,8 +168,14 @@ class Pipeline:
             if purpose is None:
                 raise InvalidRequest(f"x-purpose: invalid purpose {given.strip()!r}", param="x-purpose")
         labels = parse_labels(header("x-data-labels"))
+        known = self.known
+        if known is not None and labels:
+            known.check(labels, source="x-data-labels")
         if request.labels:
-            labels = labels | check_labels(request.labels, source="parameters.data_labels")
+            parameter = check_labels(request.labels, source="parameters.data_labels")
+            if known is not None:
+                known.check(parameter, source="parameters.data_labels")
+            labels = labels | parameter
             if len(labels) > 64:
                 raise InvalidRequest("more than 64 labels in x-data-labels and data_labels together")
         if request.builds_on is not None:  # what the stored conversation carried, or unread

@@ -81,7 +81,7 @@ upstreams:
     tls: {ca: /etc/ssl/certs/ca-certificates.crt, server_name: model.internal}
 routes:
   - {model: "*", upstream: llama}
-policy: {mode: audit, anonymous: allow, default_purpose: p, passthrough: refuse}
+policy: {mode: audit, anonymous: allow, default_purpose: p, passthrough: refuse, known_labels: [l]}
 telemetry:
   service_name: svc
   exporter: otlp

@@ -51,6 +51,8 @@ T = TypeVar("T")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# a label, or a shell-style pattern of labels (`policy.known_labels`): lower case, with * ? [...]
+_LABEL_PATTERN = re.compile(r"[a-z0-9*?\[][a-z0-9._:/*?\[\]!-]{0,127}")
 _BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
 _TOP_LEVEL = "(top level)"  # where a problem with the whole file is reported
 _ANONYMOUS = "anonymous"  # the caller the record, the logs and the baseline name an unauthenticated call
@@ -537,12 +539,24 @@ class _Reader:
         return Zone(name, labels, allow, regions, reroute, require_record)
 
     def policy(self, raw: Any) -> PolicySettings:
-        s = self.section("policy", raw, PolicySettings, ("mode", "anonymous", "default_purpose", "passthrough"))
+        known = ("mode", "anonymous", "default_purpose", "passthrough", "known_labels")
+        s = self.section("policy", raw, PolicySettings, known)
         mode = s.read("mode", partial(self.choice, options=("enforce", "audit")))
         anonymous = s.read("anonymous", partial(self.choice, options=("deny", "allow")))
         default = self.purpose("policy.default_purpose", s.raw("default_purpose"))
         passthrough = s.read("passthrough", partial(self.choice, options=("auto", "forward", "refuse")))
-        return PolicySettings(mode, anonymous, default, passthrough)
+        return PolicySettings(mode, anonymous, default, passthrough, self.known_labels(s.raw("known_labels")))
+
+    def known_labels(self, raw: Any) -> tuple[str, ...] | None:
+        """`policy.known_labels`: None (any label), or labels and shell-style patterns of them, in lower case."""
+        if raw is None:
+            return None
+        items = self.string_list("policy.known_labels", raw)
+        for index, item in enumerate(items):
+            if not _LABEL_PATTERN.fullmatch(item):
+                self.problem(f"policy.known_labels[{index}]", f"{item!r} is neither a label nor a pattern of labels "
+                             "(grammar [a-z0-9][a-z0-9._:/-]{0,127}, with * ? [...] for patterns: team-*)")  # fmt: skip
+        return tuple(items)
 
     def detector(self, path: str, raw: Any) -> DetectorSpec | None:
         if isinstance(raw, str):

@@ -109,6 +109,10 @@ class PolicySettings:
     # a body-carrying call to a path no adapter reads (its data cannot be scanned or labelled by content):
     # forward | refuse | auto (refuse when zones are configured, else forward)
     passthrough: str = "auto"
+    # None: a call may send any label. A tuple: the labels (and shell-style patterns, `team-*`) a call may send
+    # besides the config's own (zones', callers', detectors'); any other is refused, 400: a misspelt label would
+    # otherwise be data no zone holds (`proxy.labels.KnownLabels`)
+    known_labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
