@@ -932,6 +932,47 @@ class OutputText:
         return frozenset(scanner.found)
 
 
+NOT_JSON: Final = object()  # what `reply_json` gives for bytes that are not JSON
+VISIBLE: Final = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON white space
+
+
+def reply_json(data: bytes, text: OutputText) -> Any:
+    """A reply's JSON (whole, or an event's) as its client reads it; `NOT_JSON` when it is none, or nested deeper
+    than can be read (orjson's 1,024 levels, then Python's stack), which the caller says was not read. orjson reads
+    it; what orjson refuses but a client reads all the same is read as that client reads it (`_client_json`)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _client_json(data, text)
+
+
+def _client_json(data: bytes, text: OutputText) -> Any:
+    """A lone surrogate escape (`JSON.parse`, Python's `json`), a byte order mark before the JSON and an integer of
+    more than 4,300 digits (`fetch().json()`), `NaN` (Python's `json`); bytes that are not UTF-8 each as U+FFFD (a
+    browser's `fetch().json()`), `text` then labelled `scan:truncated`, as what they stood for was not read."""
+    try:
+        decoded = data.decode("utf-8-sig")  # (a byte order mark dropped, as a client's UTF-8 decode drops it)
+        whole = True
+    except UnicodeDecodeError:
+        decoded = data.decode("utf-8-sig", "replace")
+        whole = False
+    try:
+        value = json.loads(decoded, parse_int=_parse_int)
+    except (ValueError, RecursionError):
+        return NOT_JSON
+    if not whole:
+        text.unread()
+    return value
+
+
+def _parse_int(digits: str) -> int | float:
+    """A JSON integer; one of more digits than Python's `int` reads from text (4,300) as `JSON.parse` reads it."""
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
+
+
 def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[Adapter, ...], Mapping[str, Dialect]]:
     from proxy.protocols import anthropic, oip, oip_grpc, openai, passthrough
 

@@ -25,6 +25,7 @@ from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     SHA256,
+    VISIBLE,
     Fetch,
     Header,
     OutputText,
@@ -32,6 +33,7 @@ from proxy.protocols import (
     Target,
     json_unescaped,
     load_request_json,
+    reply_json,
 )
 
 log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
@@ -337,7 +339,10 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
 class RestReplyObserver:
     """Fills an Outcome from an OIP REST inference reply (JSON, optionally with binary outputs): read
     whole, or, passed on as it arrives (no Content-Length, or over `limits.buffer_max_bytes`), kept as it
-    passes, at most `Detectors.keep_max` bytes, and read so once it ended (past that: `scan:truncated`)."""
+    passes, at most `Detectors.keep_max` bytes, and read so once it ended (past that: `scan:truncated`). Its
+    JSON is read as a client reads it (`reply_json`); a reply that holds more than white space but no JSON object
+    the proxy reads (a page of HTML, plain text, JSON nested too deeply) is passed on unread, its output labelled
+    `scan:truncated`."""
 
     ended = False
 
@@ -355,16 +360,18 @@ class RestReplyObserver:
     def body(self, data: bytes) -> None:
         self._read(data)
 
-    def _read(self, data: bytes) -> bool:
-        """Read a whole reply; False when it is not a JSON object (after `Inference-Header-Content-Length`'s
-        bytes, with the binary-tensor extension)."""
+    def _read(self, data: bytes) -> None:
+        """Read a whole reply: a JSON object (after `Inference-Header-Content-Length`'s bytes, with the binary-tensor
+        extension), else not read (`_unread`)."""
         try:
             head, binary = _json_part(data, self._header_length)
-            reply = orjson.loads(head)
-        except (InvalidRequest, orjson.JSONDecodeError):
-            return False
+        except InvalidRequest:
+            self._unread(data)
+            return
+        reply = reply_json(head, self._text)
         if not isinstance(reply, dict):
-            return False
+            self._unread(data)
+            return
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
         found = reply.get("outputs")
         outputs = [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
@@ -374,7 +381,11 @@ class RestReplyObserver:
             self.outcome.output_digest = _tensor_digest(outputs, dumped, binary)
         except InvalidRequest:
             self.outcome.output_digest = None  # not a tensor the proxy can digest; forwarded all the same
-        return True
+
+    def _unread(self, data: bytes) -> None:
+        """A reply that is no JSON object: unread, and said to be unless it held only white space (no content)."""
+        if VISIBLE.search(data) is not None:
+            self._text.unread()
 
     def chunk(self, data: bytes) -> None:
         """OIP REST has no streamed inference: a reply passed on as it arrives is kept, to be read whole
@@ -400,8 +411,7 @@ class RestReplyObserver:
             self._kept = None
             data = kept[0] if len(kept) == 1 else b"".join(kept)
             kept.clear()
-            if not self._read(data) and self.outcome.error_type:
-                self._text.unread()  # cut short (`Exchange.finish` says why): what passed was not read
+            self._read(data)  # (one cut short, `Exchange.finish` says why, is no JSON: unread)
         digest = self.outcome.output_digest
         self._text.finish(self.detectors)
         if digest:

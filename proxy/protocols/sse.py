@@ -4,7 +4,10 @@ Lines (ended by LF, CRLF or a bare CR) may be split anywhere across chunks; `dat
 JSON event each (other lines, `event:` and comments, are framing). `data: [DONE]` (OpenAI) marks the
 end; APIs whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`.
 A line longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that reply (which
-is forwarded as it comes all the same) and its output is labelled `scan:truncated`.
+is forwarded as it comes all the same) and its output is labelled `scan:truncated`. So is a reply holding what
+the observer does not read: an event's data that is no JSON object, a line that is neither a field SSE defines
+(`data`, `event`, `id`, `retry`), a comment nor white space (a page of HTML, plain text); past `_MOST_REFUSED`
+events that are no JSON, the rest of the reply is not read.
 
 A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
 (chunked, or until close), or over `limits.buffer_max_bytes`. One whose Content-Type is not
@@ -15,36 +18,26 @@ as JSON, else as an event stream.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, Final
-
-import orjson
 
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
-from proxy.protocols import Header, OutputText
+from proxy.protocols import VISIBLE, Header, OutputText, reply_json
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole
-_VISIBLE = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON white space
 _BRACE: Final = ord("{")
 # b"\r" and b"\n" as ints: `in` is then a memchr (a bytes needle is first tried as an int, and fails with a
 # formatted TypeError each time)
 _CR: Final = 13
 _LF: Final = 10
-_NOT_JSON: Final = object()  # what `SseObserver._loads` gives for bytes that are not JSON
-# how many of a reply's JSON texts neither orjson nor Python's `json` reads are given to `json` at all: past them
-# the rest are orjson's alone (a well-formed reply has none; a stream of lines no JSON cost two parses a line)
+# a reply's JSON texts that no reader reads (`reply_json`) past which the rest of the reply is not read: a
+# well-formed reply has none, and each costs a failed parse or two (16 MiB of `data: {` lines held the loop 5 s);
+# the output is labelled `scan:truncated` from the first
 _MOST_REFUSED: Final = 16
 _BOM: Final = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: a client's UTF-8 decode drops it before the JSON
-
-
-def _parse_int(digits: str) -> int | float:
-    """A JSON integer; one of more digits than Python's `int` reads from text (4,300) as `JSON.parse` reads it."""
-    try:
-        return int(digits)
-    except ValueError:
-        return float(digits)
+# the fields SSE defines but `data` (read apart), with a value and without: framing, as a comment (`:`) is
+_FIELDS: Final = (b"event:", b"id:", b"retry:", b":")
+_BARE_FIELDS: Final = frozenset({b"data", b"event", b"id", b"retry"})
 
 
 class SseObserver:
@@ -65,7 +58,7 @@ class SseObserver:
         self._sniff = False
         self._kept: list[bytes] | None = None
         self._kept_size = 0
-        self._refused = 0  # JSON texts neither orjson nor `json` read (`_loads`)
+        self._refused = 0  # JSON texts no reader reads (`reply_json`)
 
     def head(self, status: int, header: Header) -> None:
         kind = header("content-type")
@@ -77,41 +70,14 @@ class SseObserver:
             self.chunk(data)
 
     def _read_whole(self, data: bytes) -> bool:
-        """Read a whole reply; False when it is not a JSON object."""
-        reply = self._loads(data)
-        if not isinstance(reply, dict):
-            return False
-        self.whole(reply)
-        return True
-
-    def _loads(self, data: bytes) -> Any:
-        """`data` as JSON, `_NOT_JSON` when it is none. What orjson refuses but a client reads all the same is read
-        as that client reads it: a lone surrogate escape (`JSON.parse`, Python's `json`), a byte order mark before it
-        and an integer of more than 4,300 digits (`fetch().json()`), `NaN` (Python's `json`); bytes that are not UTF-8
-        each as U+FFFD (a browser's `fetch().json()`), the output then labelled `scan:truncated`, as what they stood
-        for was not read. Past `_MOST_REFUSED` texts that neither reads, the rest are orjson's alone."""
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            if self._refused >= _MOST_REFUSED:
-                return _NOT_JSON
-        try:
-            text = data.decode("utf-8-sig")  # (a byte order mark dropped, as a client's UTF-8 decode drops it)
-            whole = True
-        except UnicodeDecodeError:
-            text = data.decode("utf-8-sig", "replace")
-            whole = False
-        try:
-            value = json.loads(text, parse_int=_parse_int)
-        except ValueError:
-            self._refused += 1
-            return _NOT_JSON
-        except RecursionError:  # nested deeper than orjson reads (1,024) and Python's stack goes: JSON, not read
-            self._text.unread()
-            return _NOT_JSON
-        if not whole:
-            self._text.unread()
-        return value
+        """Read a whole reply; False when it is not a JSON object (then read as an event stream, which says what of
+        it was not read)."""
+        reply = reply_json(data, self._text)
+        if isinstance(reply, dict):
+            self.whole(reply)
+            return True
+        self._refused += 1
+        return False
 
     def chunk(self, data: bytes) -> None:
         if self._sniff or self._kept is not None:  # not an event stream, or not yet known to be one
@@ -139,7 +105,10 @@ class SseObserver:
         self._partial_size = len(last)
         for line in lines:
             if line.startswith(b"data:"):
-                self._data(line[5:].strip())
+                if not self._data(line[5:].strip()):
+                    break
+            elif line:
+                self._field(line)
         if self._partial_size > MAX_LINE:
             self._give_up()
 
@@ -152,7 +121,7 @@ class SseObserver:
         if kept is None:
             kept = self._kept = []
         if self._sniff:
-            found = _VISIBLE.search(data, 3 if not kept and data.startswith(_BOM) else 0)
+            found = VISIBLE.search(data, 3 if not kept and data.startswith(_BOM) else 0)
             if found is not None:
                 self._sniff = False
                 if data[found.start()] != _BRACE:
@@ -177,15 +146,35 @@ class SseObserver:
         self._partial_size = 0
         self._text.unread()
 
-    def _data(self, payload: bytes) -> None:
+    def _data(self, payload: bytes) -> bool:
+        """One event's data; False once the rest of the reply is not read (`_refuse`)."""
+        if payload and payload[0] == _BRACE:
+            event = reply_json(payload, self._text)
+            if isinstance(event, dict):
+                self.event(event)
+                return True
+            return self._refuse()
         if payload == b"[DONE]":
             self.ended = True
-            return
-        if not payload or payload[0] != _BRACE:  # an event is an object: nothing else is read, so none is parsed
-            return
-        event = self._loads(payload)
-        if isinstance(event, dict):
-            self.event(event)
+        elif payload:  # no object, which an event is: not read (nor parsed), and said to be
+            self._text.unread()
+        return True
+
+    def _refuse(self) -> bool:
+        """An event that is no JSON (or nested deeper than can be read): not read, nor, past `_MOST_REFUSED` of
+        them, the rest of the reply (False), which the label already says was not read."""
+        self._text.unread()
+        self._refused += 1
+        if self._refused < _MOST_REFUSED:
+            return True
+        self._give_up()
+        return False
+
+    def _field(self, line: bytes) -> None:
+        """A line that is no `data:` field: framing when a field SSE defines, a comment or white space; anything
+        else (a page of HTML, plain text) passed unread, as a client that reads the body as text has it."""
+        if not line.startswith(_FIELDS) and line not in _BARE_FIELDS and VISIBLE.search(line) is not None:
+            self._text.unread()
 
     def finish(self) -> None:
         kept = self._kept
@@ -204,6 +193,8 @@ class SseObserver:
             self._partial.clear()
             if last.startswith(b"data:"):
                 self._data(last[5:].strip())
+            else:
+                self._field(last)
         self.done()
         self._text.finish(self.detectors)
 

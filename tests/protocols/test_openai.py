@@ -537,11 +537,15 @@ def test_embeddings_reply_has_usage_and_no_output_digest() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [b"", b"not json", b"[1, 2]", b'"x"', b'{"choices": "no"}', b'{"choices": [1, null, {"message": 5}]}']
-)
-def test_unreadable_whole_replies_are_ignored(data: bytes) -> None:
+    ("data", "detected"),
+    [(b"", frozenset()), (b"not json", {"scan:truncated"}), (b"[1, 2]", {"scan:truncated"}),
+     (b'"x"', {"scan:truncated"}), (b'{"choices": "no"}', frozenset()),
+     (b'{"choices": [1, null, {"message": 5}]}', frozenset())],
+)  # fmt: skip
+def test_unreadable_whole_replies_are_ignored(data: bytes, detected: frozenset[str]) -> None:
+    """Nothing is read of them; what is no JSON object passed unread, and is labelled so."""
     outcome = observe_whole(data)
-    assert summary(outcome) == (None, None, None, (), None, None, frozenset(), (), {})
+    assert summary(outcome) == (None, None, None, (), None, None, detected, (), {})
 
 
 # what the model writes beside a choice's content, whole (in the message) and streamed (split across deltas
