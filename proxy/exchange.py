@@ -341,6 +341,16 @@ class Exchange:
             return UpstreamTimeout(f"upstream {name!r} did not answer within {timeout:g}s")
         return UpstreamUnavailable(f"upstream {name!r} is unavailable: {type(exc).__name__}: {exc}")
 
+    def refuse(self, error: ProxyError, rule: str) -> ProxyError:
+        """A call decided to go through that its ingress cannot forward (the upstream decided is not one its
+        transport reaches): recorded as the refusal it is (`_refused`), with its input as a denial's. Returns
+        `error`, for the ingress to raise."""
+        self.forwarded()  # (admitted deferred: the input's digest and content, as `upstream_failed`)
+        decision = self.decision
+        if decision is not None and decision.forwards:
+            self._refused(decision, error, rule)
+        return error
+
     def _refused(self, decision: Decision, error: ProxyError, rule: str) -> None:
         """A call decided to go through that the proxy refuses before forwarding it: recorded as the refusal
         it is (`deny`, its code and `rule`, every record and `x-lineage-decision` alike), its data gone nowhere

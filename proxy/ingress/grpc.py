@@ -95,8 +95,10 @@ def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
 
 
 def _pass(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str, str | bytes]]:
-    """The upstream's own metadata, less transport keys and the keys only the proxy may set. (grpc.aio's
-    Metadata is iterated, never asked its length: that is Python too.)"""
+    """The upstream's own metadata, less transport keys, the keys only the proxy may set, and text values grpc will
+    not send (printable ASCII only): another hop or a server that is not grpc's may send one, which grpc's client
+    takes, and passed on it failed the whole reply (INTERNAL "Invalid metadata"). (grpc.aio's Metadata is iterated,
+    never asked its length: that is Python too.)"""
     if metadata is None:
         return []
     return [
@@ -105,6 +107,7 @@ def _pass(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str,
         if not k.startswith(":")
         and k not in ("content-type", "grpc-status", "x-data-labels", "x-trace-id")
         and not k.startswith("x-lineage-")
+        and (isinstance(v, bytes) or (v.isascii() and v.isprintable()))
     ]
 
 
@@ -335,9 +338,12 @@ class GrpcIngress:
         """`Exchange.admit`, for a gRPC upstream. `deferred`: the handler calls `ex.forwarded()` once the request
         is sent (`_forwarded`)."""
         upstream = ex.admit(request, header, self._peer(context), deferred)
-        if upstream.grpc is None:
-            raise UpstreamUnavailable(
-                f"upstream {upstream.name!r} speaks HTTP only; send this call to the HTTP listener"
+        if upstream.grpc is None:  # refused here, its data gone nowhere: recorded so, never as allowed to it
+            raise ex.refuse(
+                UpstreamUnavailable(
+                    f"upstream {upstream.name!r} speaks HTTP only; send this call to the HTTP listener"
+                ),
+                f"upstream:{upstream.name}",
             )
         return upstream
 
@@ -433,7 +439,7 @@ class GrpcIngress:
                 one.outcome.status = code.value[0]
             one.finish(error)
             await one.recorded()
-        await context.abort(code, error.message, tuple(answered.lineage_headers()))
+        await context.abort(code, error.message, (*error.trailers, *answered.lineage_headers()))
         raise AssertionError("unreachable: abort raises")
 
     # -- inference
@@ -496,7 +502,9 @@ class GrpcIngress:
             )
             ended: list[ProxyError] = []  # why the proxy ended the stream, if it did
             # the writer runs `ex.forwarded()` once the first message is with grpc's core
-            writer = asyncio.get_running_loop().create_task(self._pump(rpc, context, first, ex, header, ended))
+            writer = asyncio.get_running_loop().create_task(
+                self._pump(rpc, context, first, ex, header, ended, asyncio.current_task())
+            )
             sent_metadata = complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
             try:
@@ -530,6 +538,10 @@ class GrpcIngress:
                 raise _upstream_error(ex, relayed, context) from None
             if relayed is not None:
                 raise relayed
+            # the upstream's trailers; the lineage too when no reply carried it (a stream the upstream answered
+            # with none)
+            trailing = _pass(await rpc.trailing_metadata())
+            context.set_trailing_metadata((*trailing, *(() if sent_metadata else ex.lineage_headers())))
             await ex.end()
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
@@ -543,9 +555,12 @@ class GrpcIngress:
         ex: Exchange | None,
         header: Header | None,
         ended: list[ProxyError],
+        handler: asyncio.Task[Any] | None,
     ) -> None:
         """The client's messages to the upstream's call, each written before the next is read, then the end of
-        them. An inference stream's (`ex`, admitted deferred) runs `ex.forwarded()` once its first message is with
+        them, only if the client ended them: grpc.aio's `read` gives EOF too for a call that failed (its client
+        cancelled it or left, or sent a message over the receive limit), and cancels the call's `handler` after.
+        An inference stream's (`ex`, admitted deferred) runs `ex.forwarded()` once its first message is with
         grpc's core, while the upstream computes (if that fails, the proxy's fault, the upstream's call is
         cancelled and the failure raised, as `_forwarded`); its later messages are each decided again first
         (`Exchange.readmit`): a denial, or a malformed message, ends the stream (`ended`) and cancels the
@@ -577,7 +592,15 @@ class GrpcIngress:
             if not await _write(rpc, message):
                 return
             message = await context.read()
-        await rpc.done_writing()
+        # a second read returns once grpc has failed the call, whose handler's cancel it has asked for by then: a
+        # failed call's messages must not reach the upstream as all the client sent (an upload cut short as whole)
+        await context.read()
+        if handler is not None and handler.cancelling():
+            return
+        try:
+            await rpc.done_writing()
+        except Exception:  # the upstream's call ended as it was half-closed, and grpc's core refused the half-close
+            pass  # (its ExecuteBatchError, no AioRpcError): the call's status is the answer, read by the relay
 
     # -- everything else
 
@@ -628,16 +651,18 @@ class GrpcIngress:
                 upstream = self._data_free_upstream(ex.pipeline, "")
                 ex.retarget(upstream)
             elif upstream.grpc is None:
-                raise UpstreamUnavailable(
+                raise ex.refuse(UpstreamUnavailable(
                     f"{method}: the '*' route's upstream {upstream.name!r} speaks HTTP only, and this call's zones "
                     f"({', '.join(decision.zones) if decision else '?'}) say where its data may go: route '*' to a "
                     "gRPC upstream in their regions"
-                )
+                ), f"upstream:{upstream.name}")  # fmt: skip
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
             await _forwarded(rpc, ex)  # its request is its metadata, sent by the call's first step
-            writer = asyncio.get_running_loop().create_task(self._pump(rpc, context, None, None, None, []))
+            writer = asyncio.get_running_loop().create_task(
+                self._pump(rpc, context, None, None, None, [], asyncio.current_task())
+            )
             complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
             try:
@@ -696,6 +721,7 @@ def _upstream_error(
     failed = status if passed_on else ex.upstream_failed(status)
     if code is grpc.StatusCode.DEADLINE_EXCEEDED and _deadline_passed(context):
         return DeadlinePassed("the call's deadline passed before its upstream answered")
+    failed.trailers = tuple(_pass(exc.trailing_metadata()))  # rich error details among them
     return failed
 
 

@@ -509,8 +509,8 @@ class ReplyObserver:
                     error = _string(data, start, stop) or None
                 elif number == 2:
                     self._response(data, start, stop)
-        except WireError:
-            pass
+        except WireError:  # the rest of it passes unread: said so
+            self._output().unread()
         return error
 
     def chunk(self, data: bytes) -> None:
@@ -523,6 +523,7 @@ class ReplyObserver:
         datatypes: list[str] = []
         raws: list[memoryview] = []
         pos = start
+        whole = True
         try:
             while pos < stop:  # `_spans`, written out (as in `read_infer_request`)
                 key = buf[pos]
@@ -550,18 +551,23 @@ class ReplyObserver:
                     version = _string(buf, first, last)
                 elif number == 3:
                     rid = _string(buf, first, last)
-        except WireError:
-            return
-        observe_reply_meta(self.outcome, model, version, rid)
+        except WireError:  # not a message the walker reads to its end: what it read is kept, the rest said unread
+            whole = False
+        else:
+            observe_reply_meta(self.outcome, model, version, rid)
         try:  # after the tensors' bytes_contents, read on the walk: their raw contents
-            whole = _raw_strings(raws, datatypes, texts)
+            whole = _raw_strings(raws, datatypes, texts) and whole
         except InvalidRequest:  # BYTES that are not whole elements: those before are kept
             whole = False
         if texts or not whole:
-            text = self._text
-            if text is None:
-                text = self._text = OutputText(self.outcome, self.detectors, self._capture, digests=False)
-            text.add_pieces(texts, whole)
+            self._output().add_pieces(texts, whole)
+
+    def _output(self) -> OutputText:
+        """The reply's text, made when its first text (or what could not be read) comes."""
+        text = self._text
+        if text is None:
+            text = self._text = OutputText(self.outcome, self.detectors, self._capture, digests=False)
+        return text
 
     def finish(self) -> None:
         if self._text is not None:

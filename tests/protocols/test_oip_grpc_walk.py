@@ -75,6 +75,7 @@ def reference_reply(data: bytes) -> Outcome:
     texts: list[str] = []
     datatypes: list[str] = []
     raws: list[memoryview] = []
+    whole = True
     try:
         for number, first, last in oip._spans(data, 0, len(data)):
             if number == 5:
@@ -91,17 +92,17 @@ def reference_reply(data: bytes) -> Outcome:
                 version = oip._string(data, first, last)
             elif number == 3:
                 rid = oip._string(data, first, last)
-    except oip.WireError:
-        pass
+    except oip.WireError:  # read up to there; the rest is unread
+        whole = False
     else:
         observe_reply_meta(outcome, model, version, rid)
-        try:
-            whole = oip._raw_strings(raws, datatypes, texts)
-        except InvalidRequest:
-            whole = False
-        if texts or not whole:
-            found = OutputText(outcome, EMAIL, True, digests=False)
-            found.add_pieces(texts, whole)
+    try:
+        whole = oip._raw_strings(raws, datatypes, texts) and whole
+    except InvalidRequest:
+        whole = False
+    if texts or not whole:
+        found = OutputText(outcome, EMAIL, True, digests=False)
+        found.add_pieces(texts, whole)
     if found is not None:
         found.finish(EMAIL)
     else:
