@@ -63,12 +63,19 @@ Metadata = Sequence[tuple[str, str | bytes]]
 def _metadata(received: Metadata) -> dict[str, str]:
     """Text metadata by key (of the caller's, `_received`); a key sent several times is one list, joined with
     ',' as HTTP does, so a second `x-data-labels` adds labels and a second `x-purpose` is refused (never "last
-    one wins")."""
+    one wins"). Labels and purpose sent as binary metadata (`x-data-labels-bin`, `x-purpose-bin`) are theirs too,
+    their bytes read as a header's are: passed over, such a call went to the model unlabelled."""
     found: dict[str, str] = {}
     for key, value in received:
-        if isinstance(value, str):
-            found[key] = f"{found[key]},{value}" if key in found else value
+        if not isinstance(value, str):
+            if key not in _READ_BINARY:
+                continue
+            key, value = key[:-4], value.decode("utf-8", "surrogateescape")
+        found[key] = f"{found[key]},{value}" if key in found else value
     return found
+
+
+_READ_BINARY: Final = frozenset({"x-data-labels-bin", "x-purpose-bin"})
 
 
 def _received(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
