@@ -15,3 +15,16 @@ policy:
 
 # the same, its lineage store at `${STORE}`
 ONE_UPSTREAM_STORED = ONE_UPSTREAM + "lineage:\n  store: ${STORE}\n"
+
+# one gRPC upstream (`${UPSTREAM}`, host:port) serving every model, its checkpoint pinned; a policy to add
+ONE_GRPC_UPSTREAM = """
+listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+upstreams:
+  - name: triton
+    grpc: ${UPSTREAM}
+    protocol: oip
+    checkpoint: held@1
+routes:
+  - model: "*"
+    upstream: triton
+"""

@@ -21,21 +21,15 @@ from proxy.errors import ProxyError
 from proxy.flow import Outcome
 from proxy.ingress.grpc import GrpcIngress
 from proxy.logs import ACCESS
+from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import proxied
 from tests.servers.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 SERVICE = "/inference.GRPCInferenceService/"
-CONFIG = """
-listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
-upstreams:
-  - name: triton
-    grpc: ${UPSTREAM}
-    protocol: oip
-    checkpoint: held@1
-routes:
-  - model: "*"
-    upstream: triton
+CONFIG = (
+    ONE_GRPC_UPSTREAM
+    + """
 policy: {anonymous: allow, default_purpose: assistant}
 telemetry:
   exporter: otlp
@@ -45,6 +39,7 @@ limits: {drain_timeout_s: 0.2}
 lineage:
   store: ${STORE}
 """
+)
 
 
 class Holding(grpc.GenericRpcHandler):  # type: ignore[misc]

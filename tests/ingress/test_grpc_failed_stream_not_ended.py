@@ -15,23 +15,18 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.test_grpc import _request  # a small ModelInferRequest
 from tests.servers.h2_wire import END, RESET, H2Listener
 
-CONFIG = """
-listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
-upstreams:
-  - name: triton
-    grpc: ${UPSTREAM}
-    protocol: oip
-    checkpoint: held@1
-routes:
-  - model: "*"
-    upstream: triton
+CONFIG = (
+    ONE_GRPC_UPSTREAM
+    + """
 policy: {anonymous: allow, default_purpose: assistant, passthrough: forward}
 limits: {max_body_bytes: 4096}
 """
+)
 UPLOAD, INFER = "/test.Upload/Put", "/inference.GRPCInferenceService/ModelStreamInfer"
 PIECE = b"a" * 100  # a message the proxy passes on: a DATA frame of its 5-byte gRPC prefix and itself
 

@@ -11,26 +11,21 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.test_grpc import _request  # a small ModelInferRequest
 from tests.servers.h2_wire import H2Listener, grpc_reply
 from tests.servers.otlp_receiver import OtlpReceiver
 
-CONFIG = """
-listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
-upstreams:
-  - name: triton
-    grpc: ${UPSTREAM}
-    protocol: oip
-    checkpoint: held@1
-routes:
-  - model: "*"
-    upstream: triton
+CONFIG = (
+    ONE_GRPC_UPSTREAM
+    + """
 policy: {anonymous: allow, default_purpose: assistant, passthrough: forward}
 telemetry:
   exporter: otlp
   endpoint: ${OTLP}
 """
+)
 SERVICE = "/inference.GRPCInferenceService/"
 INFER, READY, STREAM, OTHER = SERVICE + "ModelInfer", SERVICE + "ModelReady", SERVICE + "ModelStreamInfer", "/x.Y/Z"
 UNSENDABLE = ("h\u00e9llo".encode(), b"tab\there")  # UTF-8 and a control character: grpc sends neither

@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from proxy.detectors import TRUNCATED
 from proxy.flow import Outcome
 from proxy.protocols.oip_grpc import ReplyObserver
+from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import proxied
 from tests.ingress.test_grpc import _request
@@ -76,16 +77,9 @@ def test_a_reply_the_walker_stops_in_is_labelled_unread_with_what_it_read_before
     assert _observed(b"\x12" + bytes([len(inner)]) + inner, stream=True) == {PII, TRUNCATED}
 
 
-CONFIG = """
-listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
-upstreams:
-  - name: triton
-    grpc: ${UPSTREAM}
-    protocol: oip
-    checkpoint: held@1
-routes:
-  - model: "*"
-    upstream: triton
+CONFIG = (
+    ONE_GRPC_UPSTREAM
+    + """
 policy: {anonymous: allow, default_purpose: assistant}
 detectors: [email]
 telemetry:
@@ -94,6 +88,7 @@ telemetry:
 lineage:
   store: ${STORE}
 """
+)
 
 
 class Unreadable(grpc.GenericRpcHandler):  # type: ignore[misc]
