@@ -92,3 +92,25 @@ def test_a_bound_below_the_body_limit_is_refused_by_check() -> None:
     with pytest.raises(ConfigError) as refused:
         parse(text, env={})
     assert any(p.startswith("limits.bodies_max_bytes: 1024 is less than") for p in refused.value.problems)
+
+
+def test_a_body_after_an_upgrade_request_s_head_is_held_to_the_bound_too(proxy: ProxyHandle) -> None:
+    """A request asking to switch protocols (`Upgrade: h2c`) has its Content-Length body taken apart from the
+    parser (llhttp stops at its head): the bound holds there too, and what it kept is given back."""
+    first = started(proxy, 900_000)
+    port = int(proxy.url.rsplit(":", 1)[1])
+    upgrade = HEAD.replace(b"Host: x\r\n", b"Host: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(upgrade + BODY)
+        reply = http.client.HTTPResponse(sock)
+        reply.begin()
+        assert reply.status == 503, reply.read()
+        assert b"limits.bodies_max_bytes" in reply.read()
+    until(lambda: held(proxy) == 900_000)
+    with first:
+        first.sendall(BODY[900_000:])
+        reply = http.client.HTTPResponse(first)
+        reply.begin()
+        assert reply.status == 200
+        reply.read()
+    until(lambda: held(proxy) == 0)
