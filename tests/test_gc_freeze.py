@@ -20,6 +20,7 @@ listen: {http: 127.0.0.1:0}
 upstreams: [{name: vllm, url: "UPSTREAM"}]
 routes: [{model: "*", upstream: vllm}]
 policy: {anonymous: allow, default_purpose: assistant}
+lineage: {store: "STORE"}
 """
 
 # `serve` in this subprocess (so the test's own process is not frozen): once the serving process has said
@@ -51,7 +52,7 @@ sys.exit(workers.run_workers(sys.argv[1], config, workers_n) if workers_n else w
 def test_what_start_up_made_is_frozen_once_the_proxy_serves(vllm, tmp_path: Path, workers: int) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
     config = tmp_path / "proxy.yaml"
-    config.write_text(CONFIG.replace("UPSTREAM", upstream))
+    config.write_text(CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db")))
     done = subprocess.run([sys.executable, "-c", SERVE, str(config), str(workers)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr

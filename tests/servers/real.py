@@ -135,8 +135,9 @@ def faithful_oip(workdir: Path, tls: tuple[str, str, str] | None = None) -> Iter
     log = workdir / "oip-requests.jsonl"
     log.touch()
     extra = ["--tls", *tls] if tls else []
+    root = Path(__file__).resolve().parent.parent.parent  # `tests` is a package of the checkout, not installed
     proc = subprocess.Popen([sys.executable, "-m", "tests.servers.oip_grpc", "--log", str(log), *extra],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, text=True, cwd=root)  # fmt: skip
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().split()
