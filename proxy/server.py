@@ -396,11 +396,12 @@ class ProxyProcess:
         """What the sinks count, and the HTTP listener's bodies held, as exposition lines."""
         lines = list(self.runtime.sinks.metrics())
         if self._http is not None:
+            held = self._http.held + (self._grpc.held if self._grpc is not None else 0)
             lines += [
-                "# HELP lineage_proxy_request_bodies_held_bytes Request bodies held in memory now (at most "
-                "limits.bodies_max_bytes a process).",
+                "# HELP lineage_proxy_request_bodies_held_bytes Request bodies (and unary gRPC requests) held in "
+                "memory now (at most limits.bodies_max_bytes a listener).",
                 "# TYPE lineage_proxy_request_bodies_held_bytes gauge",
-                f"lineage_proxy_request_bodies_held_bytes {self._http.held}",
+                f"lineage_proxy_request_bodies_held_bytes {held}",
             ]
         return lines
 

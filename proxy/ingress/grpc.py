@@ -26,7 +26,7 @@ import grpc
 import grpc.aio
 
 from proxy.config import Address, Tls, Upstream
-from proxy.errors import DeadlinePassed, ProxyError, UpstreamUnavailable
+from proxy.errors import DeadlinePassed, Overloaded, ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
@@ -162,6 +162,7 @@ class GrpcIngress:
         self._cut = 0  # calls the drain cut
         self._callables: dict[tuple[str, str], tuple[grpc.aio.Channel, Any]] = {}  # (`_callable`)
         self._spent: list[tuple[Any, ...]] = []  # what unary calls left, freed on the next turn (`_free_after_reply`)
+        self.held = 0  # bytes of the unary requests being served (`_hold`), at most limits.bodies_max_bytes
 
     # -- lifecycle
 
@@ -459,7 +460,9 @@ class GrpcIngress:
         received = _received(context)
         ex, header = self._exchange(adapter, target, method, received)
         failure: BaseException | None = None
+        held = 0
         try:
+            held = self._hold(ex, len(request))
             upstream = self._admit(ex, request, header, context, deferred=True)
             rpc = self._unary(ex, upstream, method, request, received, context)
             await _forwarded(rpc, ex)
@@ -474,6 +477,7 @@ class GrpcIngress:
             await ex.end()
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
+        self.held -= held
         if failure is not None:  # an ended call's `close` has nothing left to do (`end` recorded it)
             await self._ends(ex, context).close(failure)  # raises what failed
         passed = _reply_metadata(context, initial, (*_pass(trailing), *ex.lineage_headers()))
@@ -481,6 +485,18 @@ class GrpcIngress:
             await context.send_initial_metadata(passed)
         self._free_after_reply((rpc, ex, initial, trailing, received))
         return reply
+
+    def _hold(self, ex: Exchange, size: int) -> int:
+        """Count a unary request's bytes as held while it is served (`size`, given back by the caller); Overloaded
+        when that would take the requests held past `limits.bodies_max_bytes`, as the HTTP listener's bodies are
+        (grpc has read the message whole by then: what is bounded is what calls a slow upstream holds keep)."""
+        most = ex.pipeline.config.limits.bodies_max_bytes
+        if self.held + size > most:
+            raise Overloaded(
+                f"the request messages lineage-proxy holds are at limits.bodies_max_bytes ({most} bytes); retry shortly"
+            )
+        self.held += size
+        return size
 
     async def stream(
         self,
