@@ -135,7 +135,6 @@ class HttpConnection(asyncio.Protocol):
         self._outbox = outbox(self._loop)  # every write goes through it, in order (`proxy.transport.batch`)
         self.closed: asyncio.Future[None] = self._loop.create_future()  # set when the socket is
         self._reading = True
-        self._held = 0  # bytes of its requests' bodies counted in `HttpServer.held`, given back as each ends
 
     # -- asyncio.Protocol
 
@@ -247,9 +246,6 @@ class HttpConnection(asyncio.Protocol):
         for request in (self.serving, self.parsing, *self.queue):  # bodies cut short, requests never served
             if isinstance(request, Request):
                 self._release(request)
-        if self._held:  # (none: every request holding a body is one of those)
-            self.server.held -= self._held
-            self._held = 0
         self._disarm()
         if self._task is not None and not self._task.done() and self.serving is not None:
             self._task.cancel()  # the client left: its handler (and so its upstream request) is cancelled
@@ -384,7 +380,6 @@ class HttpConnection(asyncio.Protocol):
             self._drop(request)
             return False
         request.held += size
-        self._held += size
         server.held += size
         _add(request._body, piece)
         return True
@@ -400,7 +395,6 @@ class HttpConnection(asyncio.Protocol):
         held = request.held
         if held:
             request.held = 0
-            self._held -= held
             self.server.held -= held
 
     def on_message_complete(self) -> None:

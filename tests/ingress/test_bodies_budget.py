@@ -114,3 +114,22 @@ def test_a_body_after_an_upgrade_request_s_head_is_held_to_the_bound_too(proxy: 
         assert reply.status == 200
         reply.read()
     until(lambda: held(proxy) == 0)
+
+
+def test_pipelined_and_oversized_bodies_give_back_what_they_held(proxy: ProxyHandle) -> None:
+    """Requests queued behind another when their client leaves, and a body over `limits.max_body_bytes` (413),
+    hold nothing once they are gone."""
+    port = int(proxy.url.rsplit(":", 1)[1])
+    small = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "b" * 300_000}]})
+    one = HEAD.replace(b"%d" % len(BODY), b"%d" % len(small)) + small
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(one * 3)  # pipelined: the first served, the others queued with their bodies
+    until(lambda: held(proxy) == 0)
+    over = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "c" * 1_100_000}]})
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(HEAD.replace(b"%d" % len(BODY), b"%d" % len(over)) + over[:900_000])
+        reply = http.client.HTTPResponse(sock)
+        reply.begin()
+        assert reply.status == 413
+    until(lambda: held(proxy) == 0)
+    assert httpx.post(proxy.url + "/v1/chat/completions", content=BODY).status_code == 200
