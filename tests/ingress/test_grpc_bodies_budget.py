@@ -12,25 +12,20 @@ import grpc
 import pytest
 from tritonclient.grpc import service_pb2
 
-from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.grpc_proxied import proxied
+from tests.ingress.test_bodies_budget import held  # the metric of what is held
+from tests.ingress.test_grpc import CONFIG as GRPC_CONFIG
 from tests.ingress.test_grpc import Holding
 from tests.record.test_store_waits import until
 from tests.servers.otlp_receiver import OtlpReceiver
 
-CONFIG = (
-    ONE_GRPC_UPSTREAM
-    + """
-policy: {anonymous: allow, default_purpose: assistant}
-telemetry:
-  exporter: otlp
-  endpoint: ${OTLP}
-limits: {max_body_bytes: 1048576, bodies_max_bytes: 1572864, drain_timeout_s: 0.2}
-lineage:
-  store: ${STORE}
-"""
+# the gRPC tests' config, with a bound two of its requests pass
+CONFIG = GRPC_CONFIG.replace(
+    "limits: {drain_timeout_s: 0.2}",
+    "limits: {max_body_bytes: 1048576, bodies_max_bytes: 1572864, drain_timeout_s: 0.2}",
 )
+assert CONFIG != GRPC_CONFIG
 INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 
@@ -41,13 +36,6 @@ def big() -> bytes:
     request.raw_input_contents.append(b"\x01\x00\x00\x00" * 250_000)
     data: bytes = request.SerializeToString()
     return data
-
-
-def held(proxy: ProxyHandle) -> int:
-    for line in proxy.process.metrics_text().splitlines():
-        if line.startswith("lineage_proxy_request_bodies_held_bytes "):
-            return int(line.rsplit(" ", 1)[1])
-    raise AssertionError("no lineage_proxy_request_bodies_held_bytes in /metrics")
 
 
 @pytest.fixture
