@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,37 @@ def test_a_flood_of_new_flows_stays_within_the_bound(loop_thread: LoopThread, tm
     kept = sum(FLOW_OVERHEAD + sum(map(len, key)) for key in aggregator._known)
     assert kept <= FLOWS_KEPT_BYTES and len(aggregator._known) < 5000
     loop_thread.run(aggregator.stop())
+
+
+class Gated(SqliteStore):
+    """The real store, each write waiting until `gate` is set (a disk or database slow to answer)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+
+    def upsert(self, rows):  # type: ignore[no-untyped-def]
+        assert self.gate.wait(30)
+        super().upsert(rows)
+
+
+def test_a_flow_whose_first_write_is_in_flight_is_not_forgotten(loop_thread: LoopThread, tmp_path: Path) -> None:
+    """Its calls wait for that write: forgotten, the next would start a second one, and wait for it too."""
+    store = Gated(tmp_path / "lineage.db")
+    one = FLOW_OVERHEAD + sum(len(part) for part in flow(10))
+    aggregator = EdgeAggregator(store, flush_interval_s=3600.0, kept_bytes=2 * one)
+
+    async def flood() -> tuple[object, object, int]:
+        first = aggregator.add(flow(10))  # in flight: the store holds it
+        for n in range(11, 15):
+            aggregator.add(flow(n))  # past the bound: the flows written so far are forgotten
+        again = aggregator.add(flow(10))
+        return first, again, aggregator.forgotten
+
+    first, again, forgotten = loop_thread.run(flood())
+    assert first is not None and again is first  # the same write, waited for by both calls
+    assert forgotten == 0  # every write was still in flight: none forgotten
+    store.gate.set()
+    loop_thread.run(aggregator.stop())
+    counted = rows(tmp_path / "lineage.db")
+    assert counted[tuple(flow(10))] == 2 and sum(counted.values()) == 6
