@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -59,6 +60,10 @@ class EdgeAggregator:
         # key -> the write-through future while the first insert is in flight, then None
         self._known: dict[EdgeKey, concurrent.futures.Future[None] | None] = {}
         self._known_bytes = 0  # `flow_size` of the flows in `_known`
+        # new flows' first writes queued and not yet begun (`_first_write`); the writer thread takes them
+        self._new: list[EdgeWrite] | None = None
+        self._new_future: concurrent.futures.Future[None] = concurrent.futures.Future()  # `_new`'s write
+        self._new_lock = threading.Lock()
         self._kept_bytes = kept_bytes
         self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, reason]
         self._flush_interval_s = flush_interval_s
@@ -97,11 +102,9 @@ class EdgeAggregator:
             if self._known_bytes + size > self._kept_bytes:
                 self._forget()
             self._known_bytes += size
-            rows: list[EdgeWrite] = [(key, now, now, 1, reason)]
-            future = self._submit(self._store.upsert, rows)
+            future = self._first_write((key, now, now, 1, reason))
             self._known[key] = future
             self.new_edges += 1
-            future.add_done_callback(functools.partial(self._written, key, rows))
             return future
         pending = self._pending.get(key)
         if pending is None:
@@ -110,6 +113,29 @@ class EdgeAggregator:
             pending[0] += 1
             pending[2] = now
         return in_flight
+
+    def _first_write(self, row: EdgeWrite) -> concurrent.futures.Future[None]:
+        """A new flow's first write: joined to the first writes queued and not yet begun, so the new flows seen
+        while the writer is busy are written in one transaction (one commit, one chain entry), not one each."""
+        with self._new_lock:
+            rows = self._new
+            if rows is not None:
+                rows.append(row)
+                return self._new_future
+            rows = [row]
+            # `_write_new` waits for the lock to take `rows`: it cannot run before they are set here
+            future = self._submit(self._write_new, rows)
+            self._new, self._new_future = rows, future
+        future.add_done_callback(functools.partial(self._written, rows))
+        return future
+
+    def _write_new(self, rows: list[EdgeWrite]) -> None:
+        """On the writer thread: the first writes queued, taken (flows seen from now on queue a write of their
+        own, after this one) and written."""
+        with self._new_lock:
+            if self._new is rows:
+                self._new = None
+        self._store.upsert(rows)
 
     def _forget(self) -> None:
         """Forget the flows written (those whose first write is in flight are kept: their calls wait for it).
@@ -127,13 +153,17 @@ class EdgeAggregator:
         self._known = known
         self._known_bytes = sum(flow_size(key) for key in known)
 
-    def _written(self, key: EdgeKey, rows: list[EdgeWrite], future: concurrent.futures.Future[None]) -> None:
+    def _written(self, rows: list[EdgeWrite], future: concurrent.futures.Future[None]) -> None:
         # runs on the writer thread (or wherever the future was cancelled); dict updates are atomic
-        # under the GIL. A failed or cancelled write leaves the flow known, its row back in the batch:
-        # the later calls of that flow are counted in memory, written by the next flush that succeeds,
+        # under the GIL. A failed or cancelled write leaves its flows known, their rows back in the batch:
+        # the later calls of those flows are counted in memory, written by the next flush that succeeds,
         # never each a write its reply waits for again (on a store that fails them, one after another).
-        if self._known.get(key) is future:
-            self._known[key] = None
+        with self._new_lock:  # a write cancelled before it began is still open to rows: closed now
+            if self._new is rows:
+                self._new = None
+        for row in rows:
+            if self._known.get(row[0]) is future:
+                self._known[row[0]] = None
         error = "cancelled" if future.cancelled() else future.exception()
         if error is None:
             self._store_ok()
