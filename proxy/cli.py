@@ -388,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     edges.add_argument("--key-file", metavar="FILE",
                        help="with --copy-to: the HMAC key of both stores' chains (lineage.integrity_key_file), to "
                        "verify the source and sign the copy")  # fmt: skip
+    edges.add_argument("--retired-key-file", metavar="FILE", action="append", default=[],
+                       help="with --copy-to --key-file: a key the source's chain was signed with before a rotation "
+                       "(lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
     edges.add_argument("--unkeyed-source", action="store_true",
                        help="with --copy-to --key-file: the source's chain has no key (it is verified unkeyed; the "
                        "key signs the copy only)")  # fmt: skip
@@ -422,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "a keyed chain without --key-file")  # fmt: skip
     verify.add_argument("--key-file", metavar="FILE",
                         help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
+    verify.add_argument("--retired-key-file", metavar="FILE", action="append", default=[],
+                        help="with --integrity --key-file: a key the chain was signed with before --key-file "
+                        "replaced it (lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
     verify.add_argument("--expect-head", metavar="HEAD", type=_head, action="append", default=[],
                         help="with --integrity: a head printed by an earlier verify, recorded elsewhere; exit 1 "
                         "unless it is still in the chain (the newest entries, and their counts, were not cut "
@@ -465,6 +471,8 @@ def _validate(args: argparse.Namespace) -> None:
                 args.subparser.error(f"--{name} only makes sense with --explain")
     if args.command == "edges" and args.key_file and not args.copy_to:
         args.subparser.error("--key-file goes with --copy-to")
+    if args.command in ("edges", "verify") and args.retired_key_file and not args.key_file:
+        args.subparser.error("--retired-key-file goes with --key-file (the key that replaced it)")
     if args.command == "edges" and args.unkeyed_source and not args.key_file:
         args.subparser.error("--unkeyed-source goes with --copy-to --key-file (without a key, nothing is keyed)")
     if args.command == "verify":

@@ -79,9 +79,16 @@ def run_edges(args: argparse.Namespace) -> int:
             print(f"lineage-proxy: {found}", file=sys.stderr)
             return 1
         key = found
+    retired: list[bytes] = []
+    for file in getattr(args, "retired_key_file", None) or ():
+        found = read_key(file, existing=True)
+        if isinstance(found, str):
+            print(f"lineage-proxy: {found}", file=sys.stderr)
+            return 1
+        retired.append(found)
     try:
         if args.copy_to:  # the rows, the chain's verdict and the store's origin, read in one transaction
-            chain, every, origin = store.for_copy(None if args.unkeyed_source else key)
+            chain, every, origin = store.for_copy(None if args.unkeyed_source else key, tuple(retired))
         else:
             every = store.rows()
     except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table

@@ -38,8 +38,8 @@ from proxy.transport.pool import UpstreamPool
 log = logging.getLogger("lineage_proxy")
 
 # what the lineage store and its writer read once, when the process starts (a reload says so)
-_LINEAGE_AT_START = ("store", "journal", "journal_max_rows", "integrity_key_file", "password_file", "flush_interval_s",
-                     "retention_days")  # fmt: skip
+_LINEAGE_AT_START = ("store", "journal", "journal_max_rows", "integrity_key_file", "integrity_retired_key_files",
+                     "password_file", "flush_interval_s", "retention_days")  # fmt: skip
 LONG_WAIT_S = 1.0  # waiting longer than this for upstreams' first metadata before serving is logged
 
 
@@ -144,13 +144,17 @@ class ProxyProcess:
         if not lineage.store:
             return None
         key = _secret("lineage.integrity_key_file", lineage.integrity_key_file)
+        retired = tuple(
+            _secret(f"lineage.integrity_retired_key_files[{index}]", path) or b""
+            for index, path in enumerate(lineage.integrity_retired_key_files)
+        )
         password = _secret("lineage.password_file", lineage.password_file)
         try:
             text = password.decode() if password else None
         except UnicodeDecodeError:
             raise StartupError(f"lineage.password_file: {lineage.password_file!r} is not UTF-8 text") from None
         reread = PasswordFile(lineage.password_file, text) if lineage.password_file and text else None  # each connect
-        store = open_store(lineage.store, key=key, password=reread,
+        store = open_store(lineage.store, key=key, retired=retired, password=reread,
                            journal=lineage.journal, journal_max_rows=lineage.journal_max_rows)  # fmt: skip
         return EdgeAggregator(
             store,

@@ -279,7 +279,8 @@ def run_verify(args: argparse.Namespace) -> int:
         adopt = getattr(args, "adopt_head", None)
         if adopt:
             return run_adopt(args.store, args.key_file, adopt.strip())
-        return run_integrity(args.store, args.key_file, args.json, getattr(args, "expect_head", None) or ())
+        return run_integrity(args.store, args.key_file, args.json, getattr(args, "expect_head", None) or (),
+                             retired_files=getattr(args, "retired_key_file", None) or ())  # fmt: skip
     if getattr(args, "key_file", None):
         return _error("--key-file goes with --integrity")
     since_s = parse_duration(args.since) if args.since else None
@@ -305,22 +306,33 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_integrity(
-    path: str, key_file: str | None, as_json: bool, expect_heads: Sequence[str] = (), key: bytes | None = None
+    path: str,
+    key_file: str | None,
+    as_json: bool,
+    expect_heads: Sequence[str] = (),
+    key: bytes | None = None,
+    retired_files: Sequence[str] = (),
 ) -> int:
     """`verify --integrity`: exit 0 when the chain is intact and matches the edges (and holds every head
     in `expect_heads`), 1 naming the first broken link or the head no longer there, 2 when the store or
-    key cannot be read, or a keyed chain is verified without its key."""
+    key cannot be read, or a keyed chain is verified without its key. `retired_files`: the keys `key_file`
+    replaced, oldest first (entries signed before the rotation verify with them)."""
     if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
         return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
+    file = key_file
     try:
-        key = key if key is not None else read_secret(key_file) if key_file else None  # `key`: read already
+        if key is None and key_file:  # `key`: read already
+            key = read_secret(key_file)
+        retired = []
+        for file in retired_files:
+            retired.append(read_secret(file))
     except OSError as exc:
-        return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
+        return _error(f"{file}: cannot read the key: {exc.strerror or exc}")
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError)
     try:
         store = open_reader(path)
         try:
-            report = store.integrity(key)
+            report = store.integrity(key, retired=tuple(retired))
         finally:
             store.close()
     except StoreUnreadable as exc:

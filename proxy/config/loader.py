@@ -643,7 +643,7 @@ class _Reader:
 
     def lineage(self, raw: Any) -> Lineage:
         known = ("store", "retention_days", "flush_interval_s", "baseline", "on_unapproved", "integrity_key_file",
-                 "openlineage", "password_file", "journal", "journal_max_rows")  # fmt: skip
+                 "integrity_retired_key_files", "openlineage", "password_file", "journal", "journal_max_rows")  # fmt: skip
         s = self.section("lineage", raw, Lineage, known)
         lineage = Lineage(
             store=self.string("lineage.store", s.raw("store"), optional=True),  # null: no edge store
@@ -652,6 +652,9 @@ class _Reader:
             baseline=self.string("lineage.baseline", s.raw("baseline"), optional=True),
             on_unapproved=s.read("on_unapproved", partial(self.choice, options=("warn", "block"))),
             integrity_key_file=self.string("lineage.integrity_key_file", s.raw("integrity_key_file"), optional=True),
+            integrity_retired_key_files=tuple(  # absent: the model's default, ()
+                self.string_list("lineage.integrity_retired_key_files", s.values.get("integrity_retired_key_files"))
+            ),
             openlineage=self.openlineage(s.raw("openlineage")),
             password_file=self.string("lineage.password_file", s.raw("password_file"), optional=True),
             journal=s.read("journal", self.string),
@@ -662,6 +665,17 @@ class _Reader:
             problem = key_problem(lineage.integrity_key_file)
             if problem is not None:
                 self.problem("lineage.integrity_key_file", problem)
+        for index, path in enumerate(lineage.integrity_retired_key_files):
+            where = f"lineage.integrity_retired_key_files[{index}]"
+            problem = key_problem(path, existing=True)
+            if problem is not None:
+                self.problem(where, problem)
+            elif path == lineage.integrity_key_file or path in lineage.integrity_retired_key_files[:index]:
+                self.problem(where, f"{path!r} is named twice: each key once, oldest first, the current one in "
+                             "lineage.integrity_key_file")  # fmt: skip
+        if lineage.integrity_retired_key_files and lineage.integrity_key_file is None:
+            self.problem("lineage.integrity_retired_key_files", "retired keys need lineage.integrity_key_file (the "
+                         "key that replaced them, which signs from now on)")  # fmt: skip
         if lineage.on_unapproved == "block" and lineage.baseline is None:
             self.problem("lineage.on_unapproved", "block needs lineage.baseline (the approved flows to check against)")
         return lineage
@@ -901,10 +915,10 @@ def read_secret(path: str) -> bytes:
 MIN_KEY_BYTES = 16  # an HMAC key shorter than this could be guessed, and the chain forged with it
 
 
-def key_problem(path: str) -> str | None:
+def key_problem(path: str, *, existing: bool = False) -> str | None:
     """Why the file cannot serve as the chain's HMAC key (None when it can): unreadable, or too short to
-    be secret. A missing, empty or short key's message says how to make one."""
-    found = read_key(path)
+    be secret. A missing, empty or short key's message says how to make one (not for an `existing` key)."""
+    found = read_key(path, existing=existing)
     return found if isinstance(found, str) else None
 
 

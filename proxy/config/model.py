@@ -162,6 +162,8 @@ class Lineage:
     openlineage: OpenLineage | None = None  # None: no OpenLineage export
     # a file holding the key that signs the store's hash chain (HMAC-SHA256); None: plain sha256 links
     integrity_key_file: str | None = None
+    # the keys integrity_key_file replaced, oldest first: entries signed before a rotation are checked with them
+    integrity_retired_key_files: tuple[str, ...] = ()
     # a PostgreSQL store (postgresql://...): a file holding its password (else the URL's, else PGPASSWORD)
     password_file: str | None = None
     # a PostgreSQL store: the local SQLite journal its writes go to while the database is away

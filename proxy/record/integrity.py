@@ -133,9 +133,17 @@ class Replay:
     is never held in memory and a writer can replay most of it before it takes the write lock and only
     what was appended since under it. `problem` is the first broken link, once there is one."""
 
-    def __init__(self, anchor: str, key: bytes | None, *, hashes: bool = False) -> None:
+    def __init__(
+        self, anchor: str, key: bytes | None, *, hashes: bool = False, retired: tuple[bytes, ...] = ()
+    ) -> None:
+        """`retired`: the keys the chain was signed with before `key`, oldest first
+        (`lineage.integrity_retired_key_files`). An entry may be signed with any of them, but never with a key
+        older than one an entry before it was signed with: an entry signed with a retired key after the
+        rotation's first entry is named (a writer still holding the old key, or someone who has it)."""
         self.anchor = anchor
         self.key = key
+        self.keys = (*retired, key) if key is not None else ()  # oldest first
+        self.key_at = 0  # the newest of `keys` an entry so far was signed with
         self.head = anchor
         self.seq = 0  # the last entry replayed
         self.first_seq = 0  # the first: a chain cut since (a purge elsewhere) starts later
@@ -179,9 +187,12 @@ class Replay:
         if signed and self.key is None:
             self.needs_key = True
             return "the chain is keyed: give --key-file to verify it"
-        if not hmac.compare_digest(link(entry.prev, entry.body, self.key if signed else None), entry.hash):
-            return (f"entry {entry.seq}: its hash does not match its content (the entry was edited, or the key is "
-                    "not the one it was written with)")  # fmt: skip
+        if signed:
+            problem = self._signed(entry)
+            if problem is not None:
+                return problem
+        elif not hmac.compare_digest(link(entry.prev, entry.body, None), entry.hash):
+            return f"entry {entry.seq}: its hash does not match its content (the entry was edited)"
         try:
             kind, changes, token, version = _read(entry.body)
         except _Malformed as exc:
@@ -218,6 +229,22 @@ class Replay:
         if self.hashes is not None:
             self.hashes.add(entry.hash)
         return None
+
+    def _signed(self, entry: Entry) -> str | None:
+        """Whether `entry` is signed with the newest key an entry before it was signed with, or a newer one
+        (`key_at` moves to it); why not, when it is not."""
+        keys = self.keys
+        for at in range(self.key_at, len(keys)):
+            if hmac.compare_digest(link(entry.prev, entry.body, keys[at]), entry.hash):
+                self.key_at = at
+                return None
+        if any(hmac.compare_digest(link(entry.prev, entry.body, key), entry.hash) for key in keys[: self.key_at]):
+            return (f"entry {entry.seq}: it is signed with a retired key, after entries signed with a newer one (a "
+                    "writer still holding the old key, or someone who has it)")  # fmt: skip
+        return (
+            f"entry {entry.seq}: its hash does not match its content (the entry was edited, or it was signed "
+            "with none of the keys given: after a rotation, the keys before it are given too, oldest first)"
+        )
 
     def kept(self, cutoff: float) -> list[tuple[Any, ...]]:
         """The edges the replayed chain holds that were last seen at `cutoff` or later, as stored rows

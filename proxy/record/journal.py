@@ -139,13 +139,19 @@ class Journal:
     enforce `max_rows`; the count is read from the file again only when another process has written to it
     since (`PRAGMA data_version` changes for other connections' commits only)."""
 
-    def __init__(self, path: str | Path, max_rows: int = DEFAULT_MAX_ROWS, *, key: bytes | None = None) -> None:
+    def __init__(
+        self, path: str | Path, max_rows: int = DEFAULT_MAX_ROWS, *, key: bytes | None = None,
+        retired: tuple[bytes, ...] = (),
+    ) -> None:  # fmt: skip
         """`key`: the chain's HMAC key (lineage.integrity_key_file). Each batch is signed with it, and one
         whose signature does not match (edited, added by hand, or written without the key) is never
-        replayed into the database, where it would be chained and signed: it is set aside in `rejected`."""
+        replayed into the database, where it would be chained and signed: it is set aside in `rejected`.
+        `retired`: the keys `key` replaced (lineage.integrity_retired_key_files): a batch journaled before the
+        rotation, signed with one of them, is replayed too."""
         self.path = str(path)
         self.max_rows = max_rows
         self._key = key
+        self._keys = (key, *retired) if key is not None else ()
         require_directory(self.path, "lineage journal")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
         foreign = foreign_tables(self._db, JOURNAL_TABLES)
@@ -201,7 +207,7 @@ class Journal:
                 continue
             data = text.encode() if isinstance(text, str) else bytes(text)
             if self._key is not None and not (
-                isinstance(mac, str) and hmac.compare_digest(mac, _mac(self._key, token, data))
+                isinstance(mac, str) and any(hmac.compare_digest(mac, _mac(key, token, data)) for key in self._keys)
             ):
                 batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
                 continue
@@ -564,11 +570,13 @@ class JournaledStore:
     def rows(self) -> list[EdgeRow]:
         return self.database.rows()
 
-    def integrity(self, key: bytes | None = None, *, strict: bool = True) -> integrity.Report:
-        return self.database.integrity(key, strict=strict)
+    def integrity(
+        self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
+    ) -> integrity.Report:
+        return self.database.integrity(key, strict=strict, retired=retired)
 
-    def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]:
-        return self.database.for_copy(key)
+    def for_copy(self, key: bytes | None, retired: tuple[bytes, ...] = ()) -> tuple[Report, list[EdgeRow], str | None]:
+        return self.database.for_copy(key, retired)
 
     def metrics(self) -> list[str]:
         return [

@@ -321,6 +321,7 @@ class PostgresStore:
         *,
         readonly: bool = False,
         key: bytes | None = None,
+        retired: tuple[bytes, ...] = (),
         password: str | Callable[[], str | None] | None = None,
         statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
         wait_for_server: bool = False,
@@ -334,6 +335,7 @@ class PostgresStore:
         self.url = url
         self._readonly = readonly
         self._key = key
+        self._retired = retired  # the keys `key` replaced, oldest first: a purge's replay checks entries with them
         self._adopt_head = adopt_head  # an unsigned newest entry to sign on top of, by hand (`verify --adopt-head`)
         self._interrupted = False
         params: dict[str, Any] = {"application_name": "lineage-proxy", "client_encoding": ENCODING}
@@ -659,7 +661,7 @@ class PostgresStore:
         if replay is None:
             cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
             anchor = cur.fetchone()
-            replay = Replay(anchor[0] if anchor else integrity.GENESIS, self._key, hashes=hashes)
+            replay = Replay(anchor[0] if anchor else integrity.GENESIS, self._key, hashes=hashes, retired=self._retired)
         while True:
             cur.execute("SELECT seq, at, body, prev, hash FROM chain WHERE seq > %s ORDER BY seq LIMIT %s",
                         (replay.seq, integrity.BATCH))  # fmt: skip
@@ -699,11 +701,14 @@ class PostgresStore:
         found = cur.fetchone()
         return int(found[0]) if found else 0, prev
 
-    def integrity(self, key: bytes | None = None, *, strict: bool = True) -> integrity.Report:
+    def integrity(
+        self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
+    ) -> integrity.Report:
         """Walk and replay the chain against the edge table, all read in one snapshot of the database
-        (repeatable read), so writers that go on meanwhile cannot make it disagree with itself."""
+        (repeatable read), so writers that go on meanwhile cannot make it disagree with itself. `retired`:
+        the keys `key` replaced, oldest first."""
         with self._transaction(lock=False) as cur:
-            return self._verify(cur, key, strict=strict)
+            return self._verify(cur, key, strict=strict, retired=retired)
 
     @staticmethod
     def _oddities(cur: psycopg.Cursor[Any]) -> str:
@@ -722,7 +727,9 @@ class PostgresStore:
         """)
         return ", ".join(escaped(str(row[0])) for row in cur.fetchall())
 
-    def _verify(self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True) -> Report:
+    def _verify(
+        self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
+    ) -> Report:
         odd = self._oddities(cur)
         if odd:
             return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
@@ -733,14 +740,14 @@ class PostgresStore:
             return Report(0, "", False, "this store has no chain table (it was dropped)")
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
         anchor = cur.fetchone()
-        replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True)  # the caller's key only
+        replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True, retired=retired)  # the caller's
         return self._finish(cur, self._replay(cur, replay), strict=strict)
 
-    def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]:
-        """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key` checks the signed
-        entries), the rows, and the store's origin."""
+    def for_copy(self, key: bytes | None, retired: tuple[bytes, ...] = ()) -> tuple[Report, list[EdgeRow], str | None]:
+        """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key`, and the `retired`
+        keys before it, check the signed entries), the rows, and the store's origin."""
         with self._transaction(lock=False) as cur:
-            report = self._verify(cur, key)
+            report = self._verify(cur, key, retired=retired)
             if not report.intact:
                 return report, [], None  # nothing is copied from a record that does not verify
             cur.execute("SELECT value FROM meta WHERE key = 'origin'")

@@ -298,7 +298,9 @@ def _changes(entries: Iterable[integrity.Entry]) -> list[list[Any]] | None:
 
 class SqliteStore:
     """One connection, used from one thread at a time (the aggregator's writer thread). `key`: the HMAC
-    key that chain entries written from now on are signed with (`lineage.integrity_key_file`)."""
+    key that chain entries written from now on are signed with (`lineage.integrity_key_file`); `retired`:
+    the keys it replaced, oldest first, with which a purge's replay checks the entries signed before
+    (`lineage.integrity_retired_key_files`)."""
 
     def __init__(
         self,
@@ -306,6 +308,7 @@ class SqliteStore:
         *,
         readonly: bool = False,
         key: bytes | None = None,
+        retired: tuple[bytes, ...] = (),
         adopt_head: str | None = None,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
     ) -> None:
@@ -314,6 +317,7 @@ class SqliteStore:
         how long a write waits for the write lock another connection holds (`_begin_write`)."""
         self.path = str(path)
         self._key = key
+        self._retired = retired
         self._busy_ms = max(0, round(busy_timeout_s * 1000))
         self._locked_retry: float | None = None  # monotonic: while the lock is held elsewhere, when to wait again
         if readonly:
@@ -588,17 +592,17 @@ class SqliteStore:
         self,
         replay: integrity.Replay | None,
         *,
-        key: bytes | None = None,
         hashes: bool = False,
         db: sqlite3.Connection | None = None,
     ) -> integrity.Replay:
         """`replay` fed the entries after its position, `integrity.BATCH` at a time; a new one from the
-        anchor when None, verifying with `key` (the writer's own when None); read on `db` (the store's
-        own connection when None)."""
+        anchor when None, verifying with the writer's keys; read on `db` (the store's own connection when
+        None)."""
         db = db or self._db
         if replay is None:
             anchor = db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
-            replay = integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key or self._key, hashes=hashes)
+            replay = integrity.Replay(anchor[0] if anchor else integrity.GENESIS, self._key, hashes=hashes,
+                                      retired=self._retired)  # fmt: skip
         while True:
             batch = [
                 integrity.Entry(*row)
@@ -631,14 +635,16 @@ class SqliteStore:
         )
         return int(cursor.lastrowid or 0), prev
 
-    def integrity(self, key: bytes | None = None, *, strict: bool = True) -> integrity.Report:
+    def integrity(
+        self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
+    ) -> integrity.Report:
         """Walk and replay the chain against the edge table (read-only). `strict`: given a key, the newest
-        entry must be signed with it."""
+        entry must be signed (with it, or one of the `retired` keys before it, oldest first)."""
         unchained = self._unchained()
         if unchained is not None:
             return unchained
         with self._reading():  # one read transaction: writers going on meanwhile cannot make it disagree
-            return self._verify(key, strict=strict)
+            return self._verify(key, strict=strict, retired=retired)
 
     def _unchained(self) -> Report | None:
         """The verdict on a file that is no lineage store (NotALineageStore) or has no chain; None when it
@@ -661,26 +667,28 @@ class SqliteStore:
                           "and meta tables were dropped)")  # fmt: skip
         return None
 
-    def _verify(self, key: bytes | None, *, strict: bool = True) -> Report:
-        """The chain replayed with `key` (given by the caller: never the writer's own) against the edges."""
+    def _verify(self, key: bytes | None, *, strict: bool = True, retired: tuple[bytes, ...] = ()) -> Report:
+        """The chain replayed with `key` and the `retired` keys before it (given by the caller: never the
+        writer's own) against the edges."""
         odd = self._oddities()
         if odd:
             return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
                           "written or read)")  # fmt: skip
         anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
-        replay = self._replay(integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True))
+        replay = self._replay(integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True,
+                                               retired=retired))  # fmt: skip
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
         return replay.finish(self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges"), strict=strict)
 
-    def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]:
-        """What `edges --copy-to` takes, read in one transaction: the chain's verdict with `key` (given, the
-        chain must be signed with it, as for `verify`), the rows, and the store's origin (None: no writer
-        of this release has opened it)."""
+    def for_copy(self, key: bytes | None, retired: tuple[bytes, ...] = ()) -> tuple[Report, list[EdgeRow], str | None]:
+        """What `edges --copy-to` takes, read in one transaction: the chain's verdict with `key` and the
+        `retired` keys before it (given, the chain must be signed with them, as for `verify`), the rows, and
+        the store's origin (None: no writer of this release has opened it)."""
         unchained = self._unchained()
         if unchained is not None:
             return unchained, [], None
         with self._reading():
-            report = self._verify(key)
+            report = self._verify(key, retired=retired)
             meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
             found = self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if meta else None
             return report, self.rows(), found[0] if found else None

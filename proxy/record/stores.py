@@ -22,9 +22,13 @@ log = logging.getLogger("lineage_proxy.edges")
 class ReadableStore(EdgeStore, Protocol):
     """What the read commands need: the edges and the chain that proves them."""
 
-    def integrity(self, key: bytes | None = None, *, strict: bool = True) -> integrity.Report: ...
+    def integrity(
+        self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
+    ) -> integrity.Report: ...
 
-    def for_copy(self, key: bytes | None) -> tuple[Report, list[EdgeRow], str | None]: ...
+    def for_copy(
+        self, key: bytes | None, retired: tuple[bytes, ...] = ()
+    ) -> tuple[Report, list[EdgeRow], str | None]: ...
 
 
 def is_database(store: str) -> bool:
@@ -35,23 +39,27 @@ def open_store(
     store: str,
     *,
     key: bytes | None = None,
+    retired: tuple[bytes, ...] = (),
     readonly: bool = False,
     password: str | Callable[[], str | None] | None = None,
     journal: str | None = None,
     journal_max_rows: int | None = None,
 ) -> ReadableStore:
     """Open the store `store` names. A writable PostgreSQL store gets the local journal in front of its
-    outages (`journal`, default DEFAULT_JOURNAL). FileNotFoundError when a read-only store is not there."""
+    outages (`journal`, default DEFAULT_JOURNAL). `key` signs the chain's entries; `retired`, the keys it
+    replaced (oldest first), check those signed before. FileNotFoundError when a read-only store is not there."""
     if not is_database(store):
-        return SqliteStore(store, readonly=readonly, key=key)
+        return SqliteStore(store, readonly=readonly, key=key, retired=retired)
     from proxy.record.journal import DEFAULT_MAX_ROWS, Journal, JournaledStore  # psycopg only when used
     from proxy.record.postgres import PostgresStore
 
     # a writer whose database is away at the start journals until it answers, as during any outage
-    database = PostgresStore(store, readonly=readonly, key=key, password=password, wait_for_server=not readonly)
+    database = PostgresStore(store, readonly=readonly, key=key, retired=retired, password=password,
+                             wait_for_server=not readonly)  # fmt: skip
     if readonly:
         return database
-    return JournaledStore(database, Journal(journal or DEFAULT_JOURNAL, journal_max_rows or DEFAULT_MAX_ROWS, key=key))
+    journal_file = Journal(journal or DEFAULT_JOURNAL, journal_max_rows or DEFAULT_MAX_ROWS, key=key, retired=retired)
+    return JournaledStore(database, journal_file)
 
 
 class PasswordFile:
