@@ -128,6 +128,28 @@ def signed_head(last: str | None, key: bytes | None, where: str, *, held: bool =
                            "adopt it with `verify --integrity --key-file KEY --adopt-head HEAD`)")  # fmt: skip
 
 
+def known_signer(newest: Sequence[Any] | None, keys: tuple[bytes, ...], where: str) -> None:
+    """Raise UnsignedHead when the newest entry (`newest`: its prev, body and hash) is signed with none of
+    `keys` (the writer's key, then the keys it replaced): a writer whose key was rotated while it ran, or one
+    given the wrong key file, would sign entries no verifier accepts after the others' (or, with the old
+    key, after the new one's: `Replay`). Its writes fail instead (its counts kept, a PostgreSQL writer's
+    journaled), until it is started with the current key. An unsigned or malformed entry is left to
+    `signed_head` and `verify`."""
+    if newest is None or not keys:
+        return
+    prev, text, found = newest[0], newest[1], newest[2]
+    if not (isinstance(prev, str) and isinstance(text, str) and isinstance(found, str)) or not found.startswith(
+        "hmac-"
+    ):
+        return
+    if any(hmac.compare_digest(link(prev, text, key), found) for key in keys):
+        return
+    raise UnsignedHead(f"{where}: its newest entry is signed with a key this writer does not have (neither "
+                       "lineage.integrity_key_file nor one of lineage.integrity_retired_key_files): the key was "
+                       "rotated and this writer has the old one (start it with the new key, the old one retired), or "
+                       "its key file is another's. Nothing is signed on top of it: the chain stays verifiable")  # fmt: skip
+
+
 class Replay:
     """A chain walked and replayed so far, oldest entry first, fed in batches (`feed`), so a long chain
     is never held in memory and a writer can replay most of it before it takes the write lock and only

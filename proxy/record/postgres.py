@@ -336,6 +336,8 @@ class PostgresStore:
         self._readonly = readonly
         self._key = key
         self._retired = retired  # the keys `key` replaced, oldest first: a purge's replay checks entries with them
+        self._keys = (key, *retired) if key is not None else ()  # those an entry this writer signs on may have
+        self._head_ok: str | None = None  # the newest entry last seen signed with one of them (or signed here)
         self._adopt_head = adopt_head  # an unsigned newest entry to sign on top of, by hand (`verify --adopt-head`)
         self._interrupted = False
         params: dict[str, Any] = {"application_name": "lineage-proxy", "client_encoding": ENCODING}
@@ -405,6 +407,7 @@ class PostgresStore:
                 try:
                     integrity.signed_head(last[0] if last else None, self._key, f"lineage database {redact(self.url)}",
                                           held=last is None and self._held(cur))  # fmt: skip
+                    self._signer_known(cur, last)
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
         self.unreachable = None
@@ -688,18 +691,28 @@ class PostgresStore:
         last = cur.fetchone()
         integrity.signed_head(last[0] if last else None, self._key, f"lineage database {redact(self.url)}",
                               held=last is None and self._held(cur))  # fmt: skip
+        self._signer_known(cur, last)
         if last is None:
             cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
             anchor = cur.fetchone()
             prev = anchor[0] if anchor else integrity.GENESIS
         else:
             prev = last[0]
-        cur.execute(
-            "INSERT INTO chain (at, body, prev, hash) VALUES (%s, %s, %s, %s) RETURNING seq",
-            (time.time(), text, prev, integrity.link(prev, text, self._key)),
-        )
+        signed = integrity.link(prev, text, self._key)
+        cur.execute("INSERT INTO chain (at, body, prev, hash) VALUES (%s, %s, %s, %s) RETURNING seq",
+                    (time.time(), text, prev, signed))  # fmt: skip
         found = cur.fetchone()
+        self._head_ok = signed  # rolled back with the transaction, if it is: then the next append reads it again
         return int(found[0]) if found else 0, prev
+
+    def _signer_known(self, cur: psycopg.Cursor[Any], last: Any) -> None:
+        """`integrity.known_signer` for the newest entry (`last`: its hash row), read whole only when it is
+        not the one this writer last saw signed with one of its keys."""
+        if last is None or not self._keys or last[0] == self._head_ok:
+            return
+        cur.execute("SELECT prev, body, hash FROM chain ORDER BY seq DESC LIMIT 1")
+        integrity.known_signer(cur.fetchone(), self._keys, f"lineage database {redact(self.url)}")
+        self._head_ok = last[0]
 
     def integrity(
         self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()

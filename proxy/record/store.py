@@ -318,6 +318,8 @@ class SqliteStore:
         self.path = str(path)
         self._key = key
         self._retired = retired
+        self._keys = (key, *retired) if key is not None else ()  # those an entry this writer signs on may have
+        self._head_ok: str | None = None  # the newest entry last seen signed with one of them (or signed here)
         self._busy_ms = max(0, round(busy_timeout_s * 1000))
         self._locked_retry: float | None = None  # monotonic: while the lock is held elsewhere, when to wait again
         if readonly:
@@ -369,6 +371,7 @@ class SqliteStore:
                 try:
                     integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}",
                                           held=self._held())  # fmt: skip
+                    self._signer_known(last)
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
         self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
@@ -624,16 +627,26 @@ class SqliteStore:
         last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
         integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}",
                               held=last is None and self._held())  # fmt: skip
+        self._signer_known(last)
         if last is None:
             anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
             prev = anchor[0] if anchor else integrity.GENESIS
         else:
             prev = last[0]
-        cursor = self._db.execute(
-            "INSERT INTO chain (at, body, prev, hash) VALUES (?, ?, ?, ?)",
-            (time.time(), text, prev, integrity.link(prev, text, self._key)),
-        )
+        signed = integrity.link(prev, text, self._key)
+        cursor = self._db.execute("INSERT INTO chain (at, body, prev, hash) VALUES (?, ?, ?, ?)",
+                                  (time.time(), text, prev, signed))  # fmt: skip
+        self._head_ok = signed  # rolled back with the transaction, if it is: then the next append reads it again
         return int(cursor.lastrowid or 0), prev
+
+    def _signer_known(self, last: Any) -> None:
+        """`integrity.known_signer` for the newest entry (`last`: its hash row), read whole only when it is
+        not the one this writer last saw signed with one of its keys."""
+        if last is None or not self._keys or last[0] == self._head_ok:
+            return
+        newest = self._db.execute("SELECT prev, body, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        integrity.known_signer(newest, self._keys, f"lineage store {self.path}")
+        self._head_ok = last[0]
 
     def integrity(
         self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()

@@ -7,6 +7,7 @@ the record after the rotation."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from proxy.config import parse
-from proxy.errors import ConfigError
+from proxy.errors import ConfigError, StartupError
+from proxy.record import integrity
 from proxy.record.journal import Journal
 from proxy.record.postgres import PostgresStore
 from proxy.record.store import EdgeKey, SqliteStore, flat
@@ -61,15 +63,38 @@ def test_a_rotated_chain_verifies_with_the_retired_key_given(tmp_path: Path) -> 
 
 
 def test_an_entry_signed_with_the_old_key_after_the_rotation_is_named(tmp_path: Path) -> None:
-    """A writer still holding the old key (never restarted), or someone who kept it, adds to the record."""
+    """Someone who kept the old key adds an entry (as a writer would have signed it)."""
     old_file, new_file = keys(tmp_path)
     rotated(tmp_path / "lineage.db")
-    stale = SqliteStore(tmp_path / "lineage.db", key=OLD)
-    stale.upsert([(FLOW, 5.0, 5.0, 7, None)])
-    stale.close()
+    with sqlite3.connect(tmp_path / "lineage.db") as db:
+        (prev,) = db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        text = integrity.body(integrity.EDGES, [flat((FLOW, 5.0, 5.0, 7, None))])
+        db.execute("INSERT INTO chain (at, body, prev, hash) VALUES (5.0, ?, ?, ?)",
+                   (text, prev, integrity.link(prev, text, OLD)))  # fmt: skip
+        db.execute("UPDATE edges SET count = count + 7, last_seen = 5.0 WHERE caller = 'app' AND purpose = 'assistant'")
     found = verify(tmp_path / "lineage.db", "--key-file", str(new_file), "--retired-key-file", str(old_file))
     assert found.returncode == 1, found.stdout
     assert "entry 6: it is signed with a retired key, after entries signed with a newer one" in found.stdout
+
+
+def test_a_writer_still_on_the_old_key_stops_signing_once_the_new_key_has(tmp_path: Path) -> None:
+    """A writer started before the rotation (never restarted) would sign after the new key's entries, and the
+    chain would never verify again: its writes fail instead (the aggregator keeps their counts), and a writer
+    started with a key that signed none of it is refused at start."""
+    old_file, new_file = keys(tmp_path)
+    stale = SqliteStore(tmp_path / "lineage.db", key=OLD)
+    stale.upsert([(FLOW, 1.0, 1.0, 2, None)])
+    new = SqliteStore(tmp_path / "lineage.db", key=NEW, retired=(OLD,))
+    new.upsert([(FLOW, 2.0, 2.0, 1, None)])
+    with pytest.raises(integrity.UnsignedHead, match="signed with a key this writer does not have"):
+        stale.upsert([(OTHER, 3.0, 3.0, 1, "no")])
+    stale.close()
+    new.upsert([(OTHER, 4.0, 4.0, 1, "no")])  # the new key's writer goes on
+    new.close()
+    with pytest.raises(StartupError, match="signed with a key this writer does not have"):
+        SqliteStore(tmp_path / "lineage.db", key=b"another-key-of-the-fleet")
+    both = verify(tmp_path / "lineage.db", "--key-file", str(new_file), "--retired-key-file", str(old_file))
+    assert both.returncode == 0 and "intact: 4 chain entries" in both.stdout, both.stdout + both.stderr
 
 
 def test_a_purge_after_the_rotation_checks_the_old_entries_with_the_retired_key(
@@ -148,8 +173,12 @@ def test_a_fleet_store_and_its_journal_take_the_rotation(postgres: PostgresServe
     journal = Journal(tmp_path / "journal.db", key=OLD)  # a backlog journaled during an outage, before the rotation
     journal.append("t-1", [flat((FLOW, 2.0, 2.0, 3, None))])
     journal.close()
+    stale = PostgresStore(url, key=OLD)  # a writer of the fleet not restarted yet
     new = PostgresStore(url, key=NEW, retired=(OLD,))
     new.upsert([(FLOW, 3.0, 3.0, 1, None)])
+    with pytest.raises(integrity.UnsignedHead, match="signed with a key this writer does not have"):
+        stale.upsert([(FLOW, 3.5, 3.5, 1, None)])  # (journaled, in front of a served store)
+    stale.close()
     assert new.integrity(NEW, retired=(OLD,)).intact
     assert not new.integrity(NEW).intact
     now = 3.0 + 86400 * 10
