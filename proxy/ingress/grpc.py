@@ -26,12 +26,12 @@ import grpc
 import grpc.aio
 
 from proxy.config import Address, Tls, Upstream
-from proxy.errors import DeadlinePassed, Overloaded, ProxyError, UpstreamUnavailable
+from proxy.errors import DeadlinePassed, Overloaded, ProxyError, RequestTooLarge, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
-from proxy.protocols.oip_grpc import PASSTHROUGH
+from proxy.protocols.oip_grpc import PASSTHROUGH, STREAM_ERROR
 from proxy.tls import check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import GrpcChannels, SentMetadata, upstream_status
 
@@ -47,6 +47,8 @@ DEADLINE_PASSED = "deadline_exceeded"  # error.type of a call cut off by its cli
 # proxy's own copy of the deadline expires (grpc-timeout is relative: it is read after its transit);
 # measured up to 4 ms on loopback for streams. A cancel this close to the deadline is the deadline's.
 DEADLINE_SLACK_S = 0.05
+# grpc's receive limit is limits.max_body_bytes plus 1/_OVER of it: a quarter more (`_open`, `_too_large`)
+_OVER: Final = 4
 # A grace so long that only the ingress's own cut ends it (see `stop`)
 _UNTIL_CUT_S = 1e9
 _EOF: Final = grpc.aio.EOF  # what `read` returns, on either side, once the other has ended its messages
@@ -177,9 +179,12 @@ class GrpcIngress:
     ) -> tuple[grpc.aio.Server, int]:
         """A server on `address`; its calls run with `_SERVER` set to `generation` (the context its serving
         task, which starts each call's, is made in)."""
-        # a request message over limits.max_body_bytes (decompressed) is refused by grpc itself, RESOURCE_EXHAUSTED,
-        # before it is held whole; replies are the upstream's, passed on whatever their size
-        limit = min(max_body_bytes, 2**31 - 1)  # grpc's option is a C int
+        # grpc refuses a request message over its receive limit (decompressed) itself, RESOURCE_EXHAUSTED, at its
+        # length prefix (grpcio >= 1.83.1), before any handler runs: unrecorded. Its limit is a quarter above
+        # limits.max_body_bytes, so that a message over ours by up to that reaches the handler, which refuses it so
+        # and records it (`_too_large`); grpc still holds no message larger. Replies are the upstream's, passed on
+        # whatever their size
+        limit = min(max_body_bytes + max_body_bytes // _OVER, 2**31 - 1)  # grpc's option is a C int
         server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
         ])  # fmt: skip
@@ -489,8 +494,12 @@ class GrpcIngress:
     def _hold(self, ex: Exchange, size: int) -> int:
         """Count a unary request's bytes as held while it is served (`size`, given back by the caller); Overloaded
         when that would take the requests held past `limits.bodies_max_bytes`, as the HTTP listener's bodies are
-        (grpc has read the message whole by then: what is bounded is what calls a slow upstream holds keep)."""
-        most = ex.pipeline.config.limits.bodies_max_bytes
+        (grpc has read the message whole by then: what is bounded is what calls a slow upstream holds keep);
+        RequestTooLarge over `limits.max_body_bytes` (`_too_large`)."""
+        limits = ex.pipeline.config.limits
+        if size > limits.max_body_bytes:
+            raise _too_large(size, ex.pipeline)
+        most = limits.bodies_max_bytes
         if self.held + size > most:
             raise Overloaded(
                 f"the request messages lineage-proxy holds are at limits.bodies_max_bytes ({most} bytes); retry shortly"
@@ -513,12 +522,14 @@ class GrpcIngress:
         with the first reply. (`requests`: grpc's iterator over `context.read`, which is read instead.)"""
         first = await context.read()
         if first is _EOF:
-            return
+            return await self._no_messages(adapter, target, method, context)
         received = _received(context)
         ex, header = self._exchange(adapter, target, method, received)
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
+            if len(first) > ex.pipeline.config.limits.max_body_bytes:
+                raise _too_large(len(first), ex.pipeline)
             upstream = self._admit(ex, first, header, context, deferred=True)
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
@@ -570,6 +581,30 @@ class GrpcIngress:
             failure = exc
         await ends.close(failure)
 
+    async def _no_messages(
+        self, adapter: Adapter, target: Target, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """A ModelStreamInfer its client ended with no message: nothing names a model to decide on or route by, and an
+        upstream answers such a stream OK with no reply, so it is answered here, as a data-free call is: the caller's
+        key checked (a keyless caller where anonymous calls are denied gets UNAUTHENTICATED, as for any call), recorded
+        (a span, an access line, no lineage edge), OK with `x-trace-id` as trailing metadata. grpc.aio's `read` gives
+        EOF too for a call that failed before its first message (its client cancelled it or left, or sent a message
+        over the receive limit): a second read returns once grpc has failed it, its handler's cancel asked for by
+        then (`_pump`); such a call is recorded as that cancel says (`_Ends.close`), never as answered OK."""
+        ex, header = self._exchange(adapter, target, method, _received(context))
+        failure: BaseException | None = None
+        try:
+            ex.admit_data_free(None, ex.pipeline.identify_only(header, self._peer(context)))
+            await context.read()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+            ex.outcome.status = 0
+            context.set_trailing_metadata(tuple(ex.lineage_headers()))
+        except (Exception, asyncio.CancelledError) as exc:
+            failure = exc
+        await self._ends(ex, context).close(failure)  # raises what failed
+
     async def _pump(
         self,
         rpc: Any,
@@ -587,7 +622,7 @@ class GrpcIngress:
         grpc's core, while the upstream computes (if that fails, the proxy's fault, the upstream's call is
         cancelled and the failure raised, as `_forwarded`); its later messages are each decided again first
         (`Exchange.readmit`): a denial, or a malformed message, ends the stream (`ended`) and cancels the
-        upstream's call."""
+        upstream's call; so does a message over `limits.max_body_bytes` (`_too_large`), in any stream."""
         if first is not None:
             if not await _write(rpc, first):
                 return
@@ -601,8 +636,13 @@ class GrpcIngress:
                 except BaseException:
                     rpc.cancel()
                     raise
+        limit = self.ref.current.config.limits.max_body_bytes
         message = await context.read()
         while message is not _EOF:
+            if len(message) > limit:  # ends the stream, as a refused message does (`_too_large`)
+                ended.append(_too_large(len(message), self.ref.current))
+                rpc.cancel()
+                return
             if ex is not None and header is not None:
                 try:
                     refused = ex.readmit(message, header, self.ref.current)
@@ -637,6 +677,8 @@ class GrpcIngress:
         failure: BaseException | None = None
         try:
             pipeline = ex.pipeline
+            if len(request) > pipeline.config.limits.max_body_bytes:
+                raise _too_large(len(request), pipeline)
             caller = pipeline.identify_only(header, self._peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
             ex.admit_data_free(upstream, caller)
@@ -683,8 +725,9 @@ class GrpcIngress:
                 metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
             await _forwarded(rpc, ex)  # its request is its metadata, sent by the call's first step
+            ended: list[ProxyError] = []  # a message over the limit ended it (`_pump`)
             writer = asyncio.get_running_loop().create_task(
-                self._pump(rpc, context, None, None, None, [], asyncio.current_task())
+                self._pump(rpc, context, None, None, None, ended, asyncio.current_task())
             )
             complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
@@ -711,6 +754,8 @@ class GrpcIngress:
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
             await _stop(rpc, writer, complete)
+            if ended and (relayed is None or isinstance(relayed, (asyncio.CancelledError, grpc.aio.AioRpcError))):
+                raise ended[0]  # (as a stream's)
             if isinstance(relayed, grpc.aio.AioRpcError):
                 raise _upstream_error(ex, relayed, context, passed_on=True) from None
             if relayed is not None:
@@ -720,6 +765,16 @@ class GrpcIngress:
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         await ends.close(failure)
+
+
+def _too_large(size: int, pipeline: Pipeline) -> RequestTooLarge:
+    """A request message over `limits.max_body_bytes`, refused as the HTTP listener refuses such a body (413
+    `request_too_large`, RESOURCE_EXHAUSTED) and recorded: grpc's own refusal, which only a message a quarter over it
+    meets (`_open`), is not."""
+    limit = pipeline.config.limits.max_body_bytes
+    return RequestTooLarge(
+        f"request message of {size} bytes is over the limit of {limit} bytes (limits.max_body_bytes)"
+    )
 
 
 def _deadline_passed(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
@@ -815,6 +870,8 @@ class _Ends:
         HTTP ingress answers it: grpc would answer UNKNOWN with the exception's text, and the record said nothing
         failed."""
         ex = self._ex
+        if error is not None and ex.outcome.error_type == STREAM_ERROR:
+            ex.outcome.error_type = None  # an upstream's in-band error did not end the stream: what did is its type
         if error is not None and not self.unsent and not isinstance(error, _ENDS_AS_THEY_ARE):
             log.error("internal error handling gRPC %s", ex.target.operation, exc_info=error,
                       extra={"trace_id": ex.trace.trace_id_hex})  # fmt: skip

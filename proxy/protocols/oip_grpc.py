@@ -48,6 +48,9 @@ _DATA_FREE = (
 )  # fmt: skip
 PASSTHROUGH: Final = Target("passthrough")
 
+# error.type of a stream the upstream answered a request of with an error of its own, in band (Triton's
+# ModelStreamInferResponse.error_message: an error with no status code, the stream going on)
+STREAM_ERROR: Final = "upstream_error"
 _MAX_STRINGS: Final = 10_000
 _MAX_FIELD: Final = (1 << 29) - 1  # protobuf's largest field number
 
@@ -501,7 +504,10 @@ class ReplyObserver:
         self._response(data, 0, len(data))
 
     def stream_message(self, data: bytes) -> str | None:
-        """One ModelStreamInferResponse (bytes, as gRPC gives it); returns its error_message, if any."""
+        """One ModelStreamInferResponse (bytes, as gRPC gives it); returns its error_message, if any. An error
+        message is Triton's in-band answer to one request of the stream (the stream goes on, its status OK): the call
+        is recorded with `error.type` `STREAM_ERROR`, unless the stream ends otherwise than well (the gRPC ingress
+        then records what ended it)."""
         error = None
         try:
             for number, start, stop in _spans(data, 0, len(data)):
@@ -511,6 +517,8 @@ class ReplyObserver:
                     self._response(data, start, stop)
         except WireError:  # the rest of it passes unread: said so
             self._output().unread()
+        if error is not None and not self.outcome.error_type:
+            self.outcome.error_type = STREAM_ERROR
         return error
 
     def chunk(self, data: bytes) -> None:
