@@ -238,7 +238,11 @@ class HttpIngress:
             body = request.received()
             if body is None:
                 body = await conn.body(request)
-            read = body if coding is None else _decoded(body, coding, conn.server.max_body_bytes)
+            if coding is None:
+                read = body
+            else:  # held while the call is, counted as a body is (`limits.bodies_max_bytes`): a few KB make 64 MiB
+                read = _decoded(body, coding, conn.server.max_body_bytes)
+                conn.hold(request, len(read))
             ex.pipeline = self.ref.current  # decided by the config in force once the body is in (a reload meanwhile)
             upstream = ex.admit(read, header, conn.peer, deferred=True)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came

@@ -214,6 +214,10 @@ class HttpConnection(asyncio.Protocol):
         if data and need > 0:
             piece = data[:need]
             request.size += len(piece)
+            if request.too_large:  # answered with 413 (as `on_body`): nothing of it is kept
+                self._drop(request)
+                self._upgrade_body = None
+                return True
             if not self._keep(request, piece):
                 self._upgrade_body = None
                 return True
@@ -340,6 +344,10 @@ class HttpConnection(asyncio.Protocol):
             request.failed = InvalidRequest(f"HTTP/{request.version}: lineage-proxy speaks HTTP/1.1 (and 1.0) here")
         elif request.method == "CONNECT":
             request.failed = InvalidRequest("CONNECT: lineage-proxy is not a forward proxy")
+        elif (coding := fields.get("transfer-encoding")) is not None and coding.strip(" \t").lower() != "chunked":
+            # llhttp undoes the last coding, `chunked`, and leaves the others (`gzip, chunked`) on the body: forwarded
+            # without the field naming them, the upstream would read it as plain bytes (RFC 9112 §6.1: not understood)
+            request.failed = InvalidRequest(f"Transfer-Encoding {coding!r}: lineage-proxy reads `chunked` alone")
         elif hosts != 1 and request.version == "1.1":  # RFC 9112 §3.2
             request.failed = InvalidRequest(f"an HTTP/1.1 request must have one Host header field, not {hosts}")
         self._head_fed = 0
@@ -369,20 +377,23 @@ class HttpConnection(asyncio.Protocol):
         server = self.server
         size = len(piece)
         if server.held + size > server.bodies_max_bytes:
-            server.bodies_refused += 1
-            if server.bodies_refused in (1, 100) or server.bodies_refused % 10_000 == 0:
-                log.warning("request bodies held at limits.bodies_max_bytes (%d): refusing further bodies with "
-                            "503 (%d so far)", server.bodies_max_bytes, server.bodies_refused)  # fmt: skip
-            request.failed = Overloaded(
-                f"the request bodies lineage-proxy holds are at limits.bodies_max_bytes ({server.bodies_max_bytes}"
-                " bytes); retry shortly"
-            )
+            request.failed = server.over_budget()
             self._drop(request)
             return False
         request.held += size
         server.held += size
         _add(request._body, piece)
         return True
+
+    def hold(self, request: Request, size: int) -> None:
+        """Count `size` bytes more held for `request` while it is served (its body decompressed to be read: the
+        budget counted the compressed bytes), given back with its body; past `limits.bodies_max_bytes` the request
+        is refused with 503 (`Overloaded`, raised), as a body that would pass it is."""
+        server = self.server
+        if server.held + size > server.bodies_max_bytes:
+            raise server.over_budget()
+        request.held += size
+        server.held += size
 
     def _drop(self, request: Request) -> None:
         """`request`'s body is refused: what was kept of it is given back, the rest not read."""
@@ -487,7 +498,12 @@ class HttpConnection(asyncio.Protocol):
                 await self._wake
                 continue
             item = self.queue.popleft()
-            if not self._reading and len(self.queue) < PIPELINE_DEPTH // 2 and not self._broken:
+            # (an upgrade request's body, which the connection reads itself, is read after the requests before it)
+            if (
+                not self._reading
+                and len(self.queue) < PIPELINE_DEPTH // 2
+                and (not self._broken or self._upgrade_body is not None)
+            ):
                 self._reading = True
                 self.transport.resume_reading()  # type: ignore[union-attr]
             if isinstance(item, ProxyError):  # a head refused: nothing of it was kept
@@ -521,6 +537,8 @@ class HttpConnection(asyncio.Protocol):
                 self.serving = None
                 box.busy -= 1
                 self._release(item)
+                if self._upgrade_body is item:  # answered before its body was all in: the rest is dropped unkept
+                    self._upgrade_body = None
             if stop:
                 break
             if not item.keep_alive or self.closing or item.too_large or not item.complete:
@@ -841,6 +859,17 @@ class HttpServer:
             now = self.now()
             for conn in list(self.connections):
                 conn.expire(now)
+
+    def over_budget(self) -> Overloaded:
+        """The refusal of a body that would take the bodies held past `limits.bodies_max_bytes` (counted, logged)."""
+        self.bodies_refused += 1
+        if self.bodies_refused in (1, 100) or self.bodies_refused % 10_000 == 0:
+            log.warning("request bodies held at limits.bodies_max_bytes (%d): refusing further bodies with "
+                        "503 (%d so far)", self.bodies_max_bytes, self.bodies_refused)  # fmt: skip
+        return Overloaded(
+            f"the request bodies lineage-proxy holds are at limits.bodies_max_bytes ({self.bodies_max_bytes}"
+            " bytes); retry shortly"
+        )
 
     def framing_error(self, conn: HttpConnection, error: ProxyError) -> None:
         self.framing_errors += 1
