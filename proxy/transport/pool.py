@@ -395,7 +395,13 @@ class UpstreamPool:
             if pool.upstream == upstream:  # an identical upstream after a reload keeps its pool
                 pool.upstream = upstream
                 return pool
-            pool.retire()  # changed on reload: a new pool; the old one lets its calls in flight finish
+            for old in self._retired:  # a call decided before the reload: the pool it was decided for, retired
+                if old.upstream is upstream:
+                    return old
+            # changed on reload: a new pool; the old one lets its calls in flight finish (those idle or done
+            # before are let go: a reload a minute over days would otherwise keep every pool it replaced)
+            pool.retire()
+            self._retired = [old for old in self._retired if old.open or old.waiters]
             self._retired.append(pool)
         pool = self._pools[upstream.name] = ConnectionPool(upstream)
         return pool
