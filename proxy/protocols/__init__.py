@@ -746,6 +746,7 @@ _ASIDE_KEY = 192
 _ASIDE_KEYS = 64
 
 
+_UNKNOWN: Final = "unknown"  # the `OutputText.aside` key of what no adapter reads (`OutputText.add_unknown`)
 _HASH_RUN: Final = 4096  # characters of pieces hashed together (`OutputText.add`)
 _CAPTURE_RUN: Final = 256  # captured pieces joined into one string (a str each cost ~50 bytes beside its text)
 
@@ -882,6 +883,20 @@ class OutputText:
         except InvalidRequest:
             whole = False
         self.add_pieces(texts, whole)
+
+    def add_unknown(self, reply: dict[str, Any]) -> None:
+        """A reply, or a streamed event, in which its adapter found none of the fields it reads the output from (a
+        server compatible with the API in name only: `{"message": ...}`, `{"result": {"text": ...}}`; an error
+        event): its strings as `user_strings` reads a request's (framing values skipped, a chat message's content),
+        a line each, scanned for the output's labels as text beside it is (`aside`), so the detectors read what a
+        client shows of it; the digest and captured content stay those of the output the adapter read. The
+        strings of every such event of a stream run together, as a stream's pieces do. At most `MAX_STRINGS` of
+        them, within the scan limit: past either, `scan:truncated`."""
+        texts: list[str] = []
+        if not user_strings(reply, texts):
+            self.unread()
+        if texts:
+            self.aside(_UNKNOWN, texts[0] if len(texts) == 1 else "\n".join(texts))
 
     def add_pieces(self, texts: list[str], whole: bool) -> None:
         """Outputs, each its own piece (`add_tensors`, read already); `whole` False: some were not read."""

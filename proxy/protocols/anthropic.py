@@ -90,6 +90,8 @@ class MessagesObserver(SseObserver):
     def whole(self, reply: dict[str, Any]) -> None:
         self._message(reply)
         content = reply.get("content")
+        if not isinstance(content, list):  # none of the fields the output is in
+            self._text.add_unknown(reply)
         for at, block in enumerate(content if isinstance(content, list) else ()):
             if isinstance(block, dict):
                 if isinstance(block.get("text"), str):
@@ -146,6 +148,8 @@ class MessagesObserver(SseObserver):
             self.usage(event.get("usage"))
         elif kind == "message_stop":
             self.ended = True
+        elif kind != "ping":  # no event of the API's (`error` is the one other it names)
+            self._text.add_unknown(event)
 
     def _start(self, index: int, block: dict[str, Any]) -> None:
         """A block's start: Anthropic's holds no text (`"text": ""`, `"input": {}`, `"thinking": ""`); what

@@ -374,7 +374,12 @@ class RestReplyObserver:
             return
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
         found = reply.get("outputs")
-        outputs = [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
+        if not isinstance(found, list):  # none of the fields the output is in
+            self._text.add_unknown(reply)
+            if binary:  # bytes no output claims
+                self._text.unread()
+            found = []
+        outputs = [o for o in found if isinstance(o, dict)]
         dumped = [_data_json(output) for output in outputs]
         self._text.add_tensors(functools.partial(_tensor_texts, outputs, dumped, binary, request=False))
         try:

@@ -154,8 +154,9 @@ class ReplyObserver(SseObserver):
     choice read is the one whose turn it is. Text of a choice before the one whose turn it is (no server
     streams so) is read after it, and the output is labelled `scan:truncated`."""
 
-    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, embeddings: bool = False) -> None:
         super().__init__(outcome, detectors, capture)
+        self._embeddings = embeddings  # an embeddings reply's `data` (vectors, no text) is its output
         self._reasons: dict[int, str] = {}  # choice index -> its finish reason (the last given)
         self._turn = 0  # the choice whose text is read as it comes
         self._choice = 0  # the same once some of its text was read; -1 before
@@ -187,11 +188,14 @@ class ReplyObserver(SseObserver):
                 reason = choice.get("finish_reason")
                 if type(reason) is str and len(self.outcome.finish_reasons) < _MOST_CHOICES:  # (one a choice)
                     self.outcome.finish_reasons += (reason,)
+        elif not (self._embeddings and isinstance(reply.get("data"), list)):  # none of the fields the output is in
+            self._text.add_unknown(reply)
 
     def event(self, event: dict[str, Any]) -> None:
         self._meta(event)
         choices = event.get("choices")
-        if not isinstance(choices, list):
+        if not isinstance(choices, list):  # none of the fields the output is in (an error, another API's event)
+            self._text.add_unknown(event)
             return
         for choice in choices:
             if not isinstance(choice, dict):
@@ -346,7 +350,10 @@ class ResponsesObserver(SseObserver):
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
         output = reply.get("output")
-        for at, item in enumerate(output if isinstance(output, list) else ()):
+        if not isinstance(output, list):  # none of the fields the output is in
+            self._text.add_unknown(reply)
+            return
+        for at, item in enumerate(output):
             pieces: list[str] = []
             if isinstance(item, dict):
                 content = item.get("content")
@@ -401,6 +408,8 @@ class ResponsesObserver(SseObserver):
                 item = event.get("item")
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
                     self._text.aside(("name", _whole(event.get("output_index"))), item["name"])
+        else:  # no event of the API's (`error` is the one other it names)
+            self._text.add_unknown(event)
 
     def _response(self, response: dict[str, Any]) -> None:
         self.identify(response)
@@ -541,7 +550,7 @@ class Adapter:
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> SseObserver:
         if target.operation == "responses":
             return ResponsesObserver(outcome, detectors, capture)
-        return ReplyObserver(outcome, detectors, capture)
+        return ReplyObserver(outcome, detectors, capture, target.operation == "embeddings")
 
 
 class ServedModels:

@@ -1,13 +1,16 @@
 """Server-sent events, read as they pass: the one splitter every streamed JSON API shares.
 
-Lines (ended by LF, CRLF or a bare CR) may be split anywhere across chunks; `data:` lines carry one
-JSON event each (other lines, `event:` and comments, are framing). `data: [DONE]` (OpenAI) marks the
+Read as the WHATWG EventSource reads a stream: lines ended by LF, CRLF or a bare CR, split anywhere across chunks
+(a CRLF too); a byte order mark that begins the stream dropped; an event's data is its `data:` lines joined by LF,
+the event ending at a blank line (other lines, `event:` and comments, are framing). An event's data is one JSON
+object, most often in one line, which is read as it comes; one that is not a JSON object alone (pretty-printed
+JSON, a line each) is read once its event ends, or the reply does. `data: [DONE]` (OpenAI) marks the
 end; APIs whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`.
-A line longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that reply (which
-is forwarded as it comes all the same) and its output is labelled `scan:truncated`. So is a reply holding what
-the observer does not read: an event's data that is no JSON object, a line that is neither a field SSE defines
-(`data`, `event`, `id`, `retry`), a comment nor white space (a page of HTML, plain text); past `_MOST_REFUSED`
-events that are no JSON, the rest of the reply is not read.
+A line, or an event's data, longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that
+reply (which is forwarded as it comes all the same) and its output is labelled `scan:truncated`. So is a reply
+holding what the observer does not read: an event's data that is no JSON object, a line that is neither a field
+SSE defines (`data`, `event`, `id`, `retry`), a comment nor white space (a page of HTML, plain text); past
+`_MOST_REFUSED` events that are no JSON, the rest of the reply is not read.
 
 A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
 (chunked, or until close), or over `limits.buffer_max_bytes`. One whose Content-Type is not
@@ -24,7 +27,7 @@ from proxy.detectors import Detectors
 from proxy.flow import Outcome
 from proxy.protocols import VISIBLE, Header, OutputText, reply_json
 
-MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole
+MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole, and of an event's data
 _BRACE: Final = ord("{")
 # b"\r" and b"\n" as ints: `in` is then a memchr (a bytes needle is first tried as an int, and fails with a
 # formatted TypeError each time)
@@ -59,6 +62,12 @@ class SseObserver:
         self._kept: list[bytes] | None = None
         self._kept_size = 0
         self._refused = 0  # JSON texts no reader reads (`reply_json`)
+        self._fresh = True  # no line read yet: a byte order mark that begins the stream is dropped
+        self._after_cr = False  # the last piece ended in CR: a LF that begins the next is that line end's
+        # the data of an event whose first `data:` line was no JSON text alone: its lines joined by LF, read once
+        # the event ends (a blank line, or the reply's end); None while no such event is open
+        self._event: bytearray | None = None
+        self._event_lines = 0
 
     def head(self, status: int, header: Header) -> None:
         kind = header("content-type")
@@ -86,8 +95,13 @@ class SseObserver:
         partial = self._partial
         if partial is None:  # gave up on this reply
             return
-        if _CR in data:  # CRLF, or a bare CR, ends a line too (WHATWG EventSource); a CRLF split between
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # two chunks only adds an empty line
+        if self._after_cr:  # a CRLF split between two pieces is one line end
+            self._after_cr = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        if _CR in data:  # CRLF, or a bare CR, ends a line too (WHATWG EventSource)
+            self._after_cr = data[-1] == _CR
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if _LF not in data:  # a piece of a line
             partial.append(data)
             self._partial_size += len(data)
@@ -103,12 +117,18 @@ class SseObserver:
         if last:
             partial.append(last)
         self._partial_size = len(last)
+        if self._fresh:
+            self._fresh = False
+            if lines[0].startswith(_BOM):
+                lines[0] = lines[0][3:]
         for line in lines:
             if line.startswith(b"data:"):
-                if not self._data(line[5:].strip()):
+                if not self._data_line(line):
                     break
             elif line:
                 self._field(line)
+            elif self._event is not None and not self._dispatch():  # a blank line ends the event
+                break
         if self._partial_size > MAX_LINE:
             self._give_up()
 
@@ -140,25 +160,55 @@ class SseObserver:
         kept.append(data)
 
     def _give_up(self) -> None:
-        """A line past MAX_LINE, or a reply past `Detectors.keep_max`: the rest of the reply is not read (it passes all
-        the same), and what it held is content the proxy did not read."""
+        """A line or an event's data past MAX_LINE, or a reply past `Detectors.keep_max`: the rest of the reply is not
+        read (it passes all the same), and what it held is content the proxy did not read."""
         self._partial = None
         self._partial_size = 0
+        self._event = None
         self._text.unread()
 
-    def _data(self, payload: bytes) -> bool:
-        """One event's data; False once the rest of the reply is not read (`_refuse`)."""
-        if payload and payload[0] == _BRACE:
-            event = reply_json(payload, self._text)
-            if isinstance(event, dict):
-                self.event(event)
+    def _data_line(self, line: bytes) -> bool:
+        """A `data:` line; False once the rest of the reply is not read. An event's data is its `data:` lines joined
+        by LF (WHATWG EventSource; pretty-printed JSON comes so): a line that is a JSON object alone is read as the
+        event at once (an event in one line, as most are), one that is not opens an event whose lines are kept to be
+        read joined at its end (`_dispatch`)."""
+        event = self._event
+        if event is None:
+            payload = line[5:].strip()
+            if not payload or payload[0] != _BRACE:
+                if payload == b"[DONE]":
+                    self.ended = True
+                elif payload:  # no object, which an event is: not read (nor parsed), and said to be
+                    self._text.unread()
                 return True
-            return self._refuse()
-        if payload == b"[DONE]":
-            self.ended = True
-        elif payload:  # no object, which an event is: not read (nor parsed), and said to be
-            self._text.unread()
+            reply = reply_json(payload, self._text)
+            if isinstance(reply, dict):
+                self.event(reply)
+                return True
+            self._event = bytearray(payload)
+            self._event_lines = 1
+            return True
+        event += b"\n"
+        event += line[6:] if line[5:6] == b" " else line[5:]  # (one space after the colon is no part of the value)
+        self._event_lines += 1
+        if len(event) > MAX_LINE:
+            self._give_up()
+            return False
         return True
+
+    def _dispatch(self) -> bool:
+        """The end of an event whose data did not read alone: its lines joined, read as one JSON text; False once
+        the rest of the reply is not read (`_refuse`)."""
+        event = self._event
+        self._event = None
+        if event is None:
+            return True
+        if self._event_lines > 1:  # (one line was read already, and was no JSON object)
+            reply = reply_json(bytes(event), self._text)
+            if isinstance(reply, dict):
+                self.event(reply)
+                return True
+        return self._refuse()
 
     def _refuse(self) -> bool:
         """An event that is no JSON (or nested deeper than can be read): not read, nor, past `_MOST_REFUSED` of
@@ -191,10 +241,14 @@ class SseObserver:
         if self._partial:
             last = b"".join(self._partial)
             self._partial.clear()
+            if self._fresh and last.startswith(_BOM):
+                last = last[3:]
             if last.startswith(b"data:"):
-                self._data(last[5:].strip())
-            else:
+                self._data_line(last)
+            elif last:
                 self._field(last)
+        if self._event is not None:  # an event the reply ended in (before its blank line): read, as it passed
+            self._dispatch()
         self.done()
         self._text.finish(self.detectors)
 
