@@ -8,9 +8,11 @@ from typing import Any
 
 import grpc
 import grpc.aio
+import pytest
 
+from proxy.logs import ACCESS
 from tests.harness import LoopThread, ProxyHandle
-from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 
 @contextlib.contextmanager
@@ -40,3 +42,17 @@ def proxied(
         loop_thread.run(proxy.process.stop())
     finally:
         loop_thread.run(server.stop(None))
+
+
+def traced(n: int, base: int) -> tuple[str, str]:
+    """The trace id of a test's `n`th call (a test module's ids start at `base`), and its `traceparent`."""
+    trace_id = f"{base + n:032x}"
+    return trace_id, f"00-{trace_id}-00000000000000a1-01"
+
+
+def recorded(otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture, trace_id: str) -> tuple[ReceivedSpan, Any]:
+    """The call's span and its one access line (written in the same pass as the span)."""
+    span = otlp.by_trace(trace_id)
+    lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
+    assert len(lines) == 1, lines
+    return span, lines[0]

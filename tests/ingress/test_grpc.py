@@ -23,8 +23,8 @@ from proxy.ingress.grpc import GrpcIngress
 from proxy.logs import ACCESS
 from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread
-from tests.ingress.grpc_proxied import proxied
-from tests.servers.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.ingress.grpc_proxied import proxied, recorded, traced
+from tests.servers.otlp_receiver import OtlpReceiver
 
 SERVICE = "/inference.GRPCInferenceService/"
 CONFIG = (
@@ -93,16 +93,8 @@ def _request() -> bytes:
 
 
 def _traceparent(n: int) -> tuple[str, tuple[tuple[str, str]]]:
-    trace_id = f"{0x5EED0000 + n:032x}"
-    return trace_id, (("traceparent", f"00-{trace_id}-00000000000000a1-01"),)
-
-
-def _recorded(otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture, trace_id: str) -> tuple[ReceivedSpan, int]:
-    """The call's span and its access line's status (the access line is written in the same pass as the span)."""
-    span = otlp.by_trace(trace_id)
-    lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
-    assert len(lines) == 1, lines
-    return span, lines[0].status
+    trace_id, traceparent = traced(n, 0x5EED0000)
+    return trace_id, (("traceparent", traceparent),)
 
 
 def test_a_call_its_client_cancels_is_recorded_with_cancelled_not_ok(
@@ -121,7 +113,8 @@ def test_a_call_its_client_cancels_is_recorded_with_cancelled_not_ok(
         upstream.wait_arrived(2)
         stream.cancel()
     for trace_id in (unary_trace, stream_trace):
-        span, status = _recorded(otlp, caplog, trace_id)
+        span, line = recorded(otlp, caplog, trace_id)
+        status = line.status
         assert span.attributes["error.type"] == "client_disconnected"
         assert span.attributes["rpc.grpc.status_code"] == status == grpc.StatusCode.CANCELLED.value[0]
 
@@ -145,7 +138,8 @@ def test_streams_cut_by_their_clients_deadline_are_recorded_as_such(
         codes = list(pool.map(consume, [metadata for _, metadata in traces]))
     assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * len(traces)
     for trace_id, _ in traces:
-        span, status = _recorded(otlp, caplog, trace_id)
+        span, line = recorded(otlp, caplog, trace_id)
+        status = line.status
         assert span.attributes["error.type"] == "deadline_exceeded"
         assert span.attributes["rpc.grpc.status_code"] == status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
 
@@ -170,7 +164,8 @@ def test_calls_the_drain_cuts_off_are_recorded_as_its_and_counted(
             next(stream)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     for trace_id in (unary_trace, stream_trace):
-        span, status = _recorded(otlp, caplog, trace_id)
+        span, line = recorded(otlp, caplog, trace_id)
+        status = line.status
         assert span.attributes["error.type"] == "drain_timeout"
         assert span.attributes["rpc.grpc.status_code"] == status == grpc.StatusCode.UNAVAILABLE.value[0]
     cut = [r.getMessage() for r in caplog.records if "gRPC call(s) still running" in r.getMessage()]
@@ -310,9 +305,11 @@ def test_calls_a_reload_cuts_off_on_the_old_server_are_recorded_as_the_drains(
         after = infer.future(_request(), metadata=new_md)
         upstream.wait_arrived(2)
         after.cancel()
-    span, status = _recorded(otlp, caplog, old_trace)
+    span, line = recorded(otlp, caplog, old_trace)
+    status = line.status
     assert span.attributes["error.type"] == "drain_timeout" and status == grpc.StatusCode.UNAVAILABLE.value[0]
-    span, status = _recorded(otlp, caplog, new_trace)
+    span, line = recorded(otlp, caplog, new_trace)
+    status = line.status
     assert span.attributes["error.type"] == "client_disconnected" and status == grpc.StatusCode.CANCELLED.value[0]
     cut = [r.getMessage() for r in caplog.records if "gRPC call(s) still running" in r.getMessage()]
     assert cut == ["reload: 1 gRPC call(s) still running after 0.2s were cut off (limits.drain_timeout_s) on "

@@ -21,8 +21,8 @@ from proxy.logs import ACCESS
 from tests.configs import ONE_GRPC_UPSTREAM
 from tests.conftest import KEYS, sha
 from tests.harness import LoopThread
-from tests.ingress.grpc_proxied import proxied
-from tests.servers.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.ingress.grpc_proxied import proxied, recorded, traced
+from tests.servers.otlp_receiver import OtlpReceiver
 
 STREAM = "/inference.GRPCInferenceService/ModelStreamInfer"
 CONFIG = (
@@ -69,16 +69,7 @@ def proxy(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Itera
 
 
 def _trace(n: int) -> tuple[str, str]:
-    trace_id = f"{0xE3F70000 + n:032x}"
-    return trace_id, f"00-{trace_id}-00000000000000b1-01"
-
-
-def _recorded(otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture, trace_id: str) -> tuple[ReceivedSpan, Any]:
-    """The call's span and its one access line."""
-    span = otlp.by_trace(trace_id)
-    lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
-    assert len(lines) == 1, lines
-    return span, lines[0]
+    return traced(n, 0xE3F70000)
 
 
 def _empty_stream(proxy: Any, headers: dict[str, str]) -> list[Any]:
@@ -100,7 +91,7 @@ def test_an_empty_stream_of_a_known_caller_is_answered_ok_and_recorded(
     caplog.set_level(logging.INFO, logger=ACCESS)
     trace_id, traceparent = _trace(1)
     assert _empty_stream(handle, {**AUTH, "traceparent": traceparent}) == []  # OK, no reply: as an upstream answers
-    span, line = _recorded(otlp, caplog, trace_id)
+    span, line = recorded(otlp, caplog, trace_id)
     assert span.attributes["rpc.grpc.status_code"] == 0 and line.status == 0
     assert span.attributes["lineage.caller"] == "lab"
     assert span.attributes["lineage.decision"] == "allow"
@@ -118,7 +109,7 @@ def test_an_empty_stream_of_a_keyless_caller_is_refused_and_recorded(
     given = _empty_stream(handle, {"traceparent": traceparent})
     assert len(given) == 1 and isinstance(given[0], InferenceServerException), given
     assert given[0].status() == "StatusCode.UNAUTHENTICATED"
-    span, line = _recorded(otlp, caplog, trace_id)
+    span, line = recorded(otlp, caplog, trace_id)
     assert span.attributes["lineage.decision"] == "deny"
     assert span.attributes["error.type"] == "invalid_api_key"
     assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAUTHENTICATED.value[0] == line.status
@@ -143,7 +134,7 @@ def test_a_stream_cut_before_its_first_message_is_recorded_as_what_cut_it(
             next(call)
         never.set()
     assert cut.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    span, line = _recorded(otlp, caplog, trace_id)
+    span, line = recorded(otlp, caplog, trace_id)
     assert span.attributes["error.type"] == "deadline_exceeded"
     assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0] == line.status
     assert upstream.streams == 0

@@ -21,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 from proxy.logs import ACCESS
 from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread
-from tests.ingress.grpc_proxied import proxied
+from tests.ingress.grpc_proxied import proxied, recorded, traced
 from tests.servers.otlp_receiver import OtlpReceiver
 
 SERVICE = "/inference.GRPCInferenceService/"
@@ -80,8 +80,7 @@ def proxy(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Itera
 
 
 def _trace(n: int) -> tuple[str, str]:
-    trace_id = f"{0x70A10000 + n:032x}"
-    return trace_id, f"00-{trace_id}-00000000000000d1-01"
+    return traced(n, 0x70A10000)
 
 
 def _request(size: int) -> bytes:
@@ -96,12 +95,11 @@ def _request(size: int) -> bytes:
 def _refused_and_recorded(
     otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture, trace_id: str, decision: str = "deny"
 ) -> None:
-    span = otlp.by_trace(trace_id)
+    span, line = recorded(otlp, caplog, trace_id)
     assert span.attributes["error.type"] == "request_too_large"
     assert span.attributes["lineage.decision"] == decision
     assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-    lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
-    assert [(line.code, line.status) for line in lines] == [("request_too_large", 8)]
+    assert (line.code, line.status) == ("request_too_large", 8)
 
 
 def test_a_model_infer_over_the_limit_is_refused_and_recorded(
