@@ -389,8 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --copy-to: the HMAC key of both stores' chains (lineage.integrity_key_file), to "
                        "verify the source and sign the copy")  # fmt: skip
     edges.add_argument("--retired-key-file", metavar="FILE", action="append", default=[],
-                       help="with --copy-to --key-file: a key the source's chain was signed with before a rotation "
-                       "(lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
+                       help="with --copy-to --key-file: a key the source's (or the target's) chain was signed with "
+                       "before a rotation (lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
     edges.add_argument("--unkeyed-source", action="store_true",
                        help="with --copy-to --key-file: the source's chain has no key (it is verified unkeyed; the "
                        "key signs the copy only)")  # fmt: skip

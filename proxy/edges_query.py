@@ -97,7 +97,7 @@ def run_edges(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.copy_to:
-        return copy_to(every, chain, origin, args, key)
+        return copy_to(every, chain, origin, args, key, tuple(retired))
     rows = select(every, args)
     if args.json:
         for row in rows:
@@ -111,13 +111,18 @@ def run_edges(args: argparse.Namespace) -> int:
 
 
 def copy_to(
-    rows: list[EdgeRow], chain: Report, origin: str | None, args: argparse.Namespace, key: bytes | None = None
+    rows: list[EdgeRow],
+    chain: Report,
+    origin: str | None,
+    args: argparse.Namespace,
+    key: bytes | None = None,
+    retired: tuple[bytes, ...] = (),
 ) -> int:
     """`edges --store A --copy-to B`: every edge of A added to the PostgreSQL store B in one transaction,
-    chained there as one write (signed with `--key-file`, which also checks A's signed entries). Both
-    records must verify first (an altered history is not moved, nor signed over), and a history is copied
-    once: B remembers A's origin (a store from before origins: its chain head), and refuses A again however
-    it has grown or been purged since."""
+    chained there as one write (signed with `--key-file`, which also checks A's signed entries; B's newest entry
+    must be signed with it or one of the `retired` keys). Both records must verify first (an altered history
+    is not moved, nor signed over), and a history is copied once: B remembers A's origin (a store from before
+    origins: its chain head), and refuses A again however it has grown or been purged since."""
     target = args.copy_to
     if not is_database(target):
         print(f"lineage-proxy: --copy-to {target}: expected a PostgreSQL URL (postgresql://...)", file=sys.stderr)
@@ -139,7 +144,7 @@ def copy_to(
 
     errors: tuple[type[Exception], ...] = (*read_errors(), RuntimeError, StartupError)
     try:
-        database = PostgresStore(target, key=key)
+        database = PostgresStore(target, key=key, retired=retired)  # on top of an entry signed before the rotation too
         try:
             before = database.absorb(rows, f"origin:{origin}" if origin else chain.head or shown(args.store),
                                      chain.hashes, chain.head)  # fmt: skip

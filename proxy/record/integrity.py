@@ -128,26 +128,47 @@ def signed_head(last: str | None, key: bytes | None, where: str, *, held: bool =
                            "adopt it with `verify --integrity --key-file KEY --adopt-head HEAD`)")  # fmt: skip
 
 
+def _signed_entry(newest: Sequence[Any] | None) -> tuple[str, str, str] | None:
+    """The newest entry's prev, body and hash (`newest`: a row of them) when it is a signed entry; None for an
+    unsigned or malformed one (`signed_head`'s and `verify`'s business) or none."""
+    if newest is None:
+        return None
+    prev, text, found = newest[0], newest[1], newest[2]
+    if isinstance(prev, str) and isinstance(text, str) and isinstance(found, str) and found.startswith("hmac-"):
+        return prev, text, found
+    return None
+
+
 def known_signer(newest: Sequence[Any] | None, keys: tuple[bytes, ...], where: str) -> None:
     """Raise UnsignedHead when the newest entry (`newest`: its prev, body and hash) is signed with none of
     `keys` (the writer's key, then the keys it replaced): a writer whose key was rotated while it ran, or one
     given the wrong key file, would sign entries no verifier accepts after the others' (or, with the old
     key, after the new one's: `Replay`). Its writes fail instead (its counts kept, a PostgreSQL writer's
-    journaled), until it is started with the current key. An unsigned or malformed entry is left to
-    `signed_head` and `verify`."""
-    if newest is None or not keys:
+    journaled), until it is started with the current key."""
+    entry = _signed_entry(newest)
+    if entry is None or not keys:
         return
-    prev, text, found = newest[0], newest[1], newest[2]
-    if not (isinstance(prev, str) and isinstance(text, str) and isinstance(found, str)) or not found.startswith(
-        "hmac-"
-    ):
-        return
+    prev, text, found = entry
     if any(hmac.compare_digest(link(prev, text, key), found) for key in keys):
         return
     raise UnsignedHead(f"{where}: its newest entry is signed with a key this writer does not have (neither "
                        "lineage.integrity_key_file nor one of lineage.integrity_retired_key_files): the key was "
                        "rotated and this writer has the old one (start it with the new key, the old one retired), or "
-                       "its key file is another's. Nothing is signed on top of it: the chain stays verifiable")  # fmt: skip
+                       "the new one without the old one retired, or its key file is another's. Nothing is signed on "
+                       "top of it: the chain stays verifiable")  # fmt: skip
+
+
+def signed_before(newest: Sequence[Any] | None, key: bytes | None, retired: tuple[bytes, ...]) -> bool:
+    """Whether the newest entry (`newest`: its prev, body and hash) is signed with one of the `retired` keys and
+    not with `key`: a writer started with the new key then signs an entry that adds nothing on top, so that from
+    then on the newest entry is always signed with the new key (`Replay.finish` names one that is not)."""
+    entry = _signed_entry(newest)
+    if entry is None or key is None or not retired:
+        return False
+    prev, text, found = entry
+    if hmac.compare_digest(link(prev, text, key), found):
+        return False
+    return any(hmac.compare_digest(link(prev, text, old), found) for old in retired)
 
 
 class Replay:
@@ -291,6 +312,11 @@ class Replay:
         if strict and self.key is not None and self.entries and not self.head.startswith("hmac-"):
             return ("a key was given but the newest entry is not signed with one (the chain was rebuilt without the "
                     "key, or never keyed)")  # fmt: skip
+        if strict and self.entries and self.head.startswith("hmac-") and self.key_at < len(self.keys) - 1:
+            return (f"entry {self.seq}, the newest, is signed with a retired key: a writer started with the new key "
+                    "signs an entry on top as it starts, so entries signed with the new key were removed, or the "
+                    "record was signed again with an old key (before any writer has started with the new key, "
+                    "verify with the old one)")  # fmt: skip
         state = dict(self.state)
         stored: dict[tuple[str, ...], list[Any]] = {}
         for row in rows:

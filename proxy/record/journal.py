@@ -146,12 +146,12 @@ class Journal:
         """`key`: the chain's HMAC key (lineage.integrity_key_file). Each batch is signed with it, and one
         whose signature does not match (edited, added by hand, or written without the key) is never
         replayed into the database, where it would be chained and signed: it is set aside in `rejected`.
-        `retired`: the keys `key` replaced (lineage.integrity_retired_key_files): a batch journaled before the
-        rotation, signed with one of them, is replayed too."""
+        `retired`: the keys `key` replaced (lineage.integrity_retired_key_files): the batches journaled before the
+        rotation, signed with one of them, are signed again with `key` as the journal is opened (`_resign`), so
+        they are replayed, and one signed with a retired key later (whoever kept it) is set aside."""
         self.path = str(path)
         self.max_rows = max_rows
         self._key = key
-        self._keys = (key, *retired) if key is not None else ()
         require_directory(self.path, "lineage journal")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
         foreign = foreign_tables(self._db, JOURNAL_TABLES)
@@ -170,9 +170,26 @@ class Journal:
                 # a journal from before signatures (or one whose column was dropped, which looks the same): its
                 # batches are unsigned, so with a key they are set aside at replay, never signed as they stand
                 self._db.execute("ALTER TABLE entries ADD COLUMN mac TEXT")
+            if key is not None and retired:
+                self._resign(key, retired)
         self._held = 0  # edge writes in the file, as of `_version`
         self._version: int | None = None
         self._count()
+
+    def _resign(self, key: bytes, retired: tuple[bytes, ...]) -> None:
+        """The batches signed with a `retired` key signed again with `key`, in the caller's write transaction: a
+        backlog journaled before the rotation is replayed, but a batch added with a retired key once a writer
+        has opened the journal with the new key is not (chained, it would be signed with the new key)."""
+        after = 0
+        while page := self._db.execute("SELECT id, token, rows, mac FROM entries WHERE id > ? ORDER BY id LIMIT 100",
+                                        (after,)).fetchall():  # fmt: skip
+            for id_, token, text, mac in page:
+                if not (isinstance(token, str) and isinstance(text, str | bytes) and isinstance(mac, str)):
+                    continue  # `oldest` says why it is not replayed
+                data = text.encode() if isinstance(text, str) else bytes(text)
+                if any(hmac.compare_digest(mac, _mac(old, token, data)) for old in retired):
+                    self._db.execute("UPDATE entries SET mac = ? WHERE id = ?", (_mac(key, token, data), id_))
+            after = page[-1][0]
 
     def _count(self) -> int:
         """The edge writes held: the running count, read again when another connection has committed."""
@@ -207,7 +224,7 @@ class Journal:
                 continue
             data = text.encode() if isinstance(text, str) else bytes(text)
             if self._key is not None and not (
-                isinstance(mac, str) and any(hmac.compare_digest(mac, _mac(key, token, data)) for key in self._keys)
+                isinstance(mac, str) and hmac.compare_digest(mac, _mac(self._key, token, data))
             ):
                 batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
                 continue

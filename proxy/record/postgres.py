@@ -410,6 +410,10 @@ class PostgresStore:
                     self._signer_known(cur, last)
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
+                if self._retired and last is not None:  # the rotation: the newest entry signed with the new key
+                    cur.execute("SELECT prev, body, hash FROM chain ORDER BY seq DESC LIMIT 1")
+                    if integrity.signed_before(cur.fetchone(), self._key, self._retired):
+                        self._append(cur, integrity.body(integrity.EDGES, []))
         self.unreachable = None
 
     # -- connection

@@ -374,6 +374,10 @@ class SqliteStore:
                     self._signer_known(last)
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
+                if self._retired and last is not None:  # the rotation: the newest entry signed with the new key
+                    newest = self._db.execute("SELECT prev, body, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+                    if integrity.signed_before(newest, self._key, self._retired):
+                        self._append(integrity.body(integrity.EDGES, []))
         self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
 
     def _columns(self) -> set[str]:

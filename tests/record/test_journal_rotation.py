@@ -1,0 +1,27 @@
+"""A journal opened with the new key takes the batches journaled with the retired key before the rotation, and
+none added with it after: someone who kept the old key (and can write the local journal) cannot add to the
+record once the writer signs with the new key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from proxy.record.journal import Journal
+from proxy.record.store import EdgeKey, flat
+
+OLD, NEW = b"the-old-key-0123456789", b"the-new-key-9876543210"
+FLOW = EdgeKey("app", "assistant", "health", "org/model", "health", "allow", "")
+
+
+def test_a_batch_signed_with_the_retired_key_after_the_rotation_is_set_aside(tmp_path: Path) -> None:
+    before = Journal(tmp_path / "journal.db", key=OLD)  # a backlog journaled during an outage, before the rotation
+    before.append("t-1", [flat((FLOW, 1.0, 1.0, 3, None))])
+    before.close()
+    rotated = Journal(tmp_path / "journal.db", key=NEW, retired=(OLD,))  # the writer restarted with the new key
+    late = Journal(tmp_path / "journal.db", key=OLD)  # whoever kept the old key, after the rotation
+    late.append("forged", [flat((FLOW._replace(caller="mallory"), 2.0, 2.0, 1000, None))])
+    late.close()
+    found = {token: rows for _, token, rows in rotated.oldest()}
+    rotated.close()
+    assert isinstance(found["t-1"], list)  # journaled before the rotation: replayed
+    assert found["forged"] == "its signature does not match: edited, or not written with this key"
