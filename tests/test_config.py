@@ -62,7 +62,8 @@ SETTINGS: list[tuple[type[Any], Callable[[Config], Any]]] = [
     (Zone, lambda config: config.zones[0] if config.zones else Zone("z", frozenset(), frozenset())),  # BASE: none
     (Logging, lambda config: config.logging),
 ]
-EVERY_SETTING = """
+EVERY_SETTING = (
+    """
 listen: {http: "127.0.0.1:0"}
 upstreams:
   - name: llama
@@ -106,7 +107,10 @@ lineage: {store: "postgresql://u@db:5432/lineage", retention_days: 2, flush_inte
           openlineage: {url: "http://marquez:5000", namespace: prod, snapshot_interval_s: 5, queue_size: 7}}
 limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4, idle_timeout_s: 5, header_timeout_s: 7, max_header_bytes: 2048, max_headers: 9, max_connections: 6, bodies_max_bytes: 8}
 logging: {format: json, level: debug, access: true}
-""".replace("BASELINE", str(ROOT / "config" / "baseline.yaml")).replace("KEYFILE", str(ROOT / "pyproject.toml")).replace("RETIRED", str(ROOT / "README.md"))
+""".replace("BASELINE", str(ROOT / "config" / "baseline.yaml"))
+    .replace("KEYFILE", str(ROOT / "pyproject.toml"))
+    .replace("RETIRED", str(ROOT / "README.md"))
+)
 
 
 @pytest.mark.parametrize(("model", "section"), SETTINGS, ids=[model.__name__ for model, _ in SETTINGS])
