@@ -18,8 +18,8 @@ import pytest
 
 from proxy.logs import ACCESS
 from tests.harness import LoopThread
-from tests.ingress.grpc_proxied import proxied
-from tests.ingress.test_grpc import CONFIG, SERVICE, _recorded, _request, _traceparent
+from tests.ingress.grpc_proxied import proxied, recorded
+from tests.ingress.test_grpc import CONFIG, SERVICE, _request, _traceparent
 from tests.servers.otlp_receiver import OtlpReceiver
 
 EARLY_S = 0.02  # how long before its deadline the upstream gives up: within the proxy's DEADLINE_SLACK_S (0.05 s)
@@ -84,6 +84,7 @@ def test_an_upstream_that_ends_at_the_clients_deadline_is_the_clients_deadline(
         codes = list(pool.map(call, [md for _, md in unary])) + list(pool.map(stream, [md for _, md in streams]))
     assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * 6
     for trace_id, _ in unary + streams:
-        span, status = _recorded(otlp, caplog, trace_id)
+        span, line = recorded(otlp, caplog, trace_id)
+        status = line.status
         assert span.attributes["error.type"] == "deadline_exceeded", trace_id
         assert span.attributes["rpc.grpc.status_code"] == status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
