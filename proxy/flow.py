@@ -46,10 +46,12 @@ def printable_name(name: str) -> str:
     """A checkpoint name as the record and the headers carry it: visible ASCII, anything else (white
     space, control characters, non-ASCII) percent-encoded as UTF-8. Names come from upstream replies and
     metadata, and from what a caller asks for; written raw, a CR LF in one would split the reply's head
-    (a header of its own, a whole second reply) and the `edges` table's lines."""
+    (a header of its own, a whole second reply) and the `edges` table's lines. A lone surrogate (a reply's
+    `\\ud800`, as Python's `json` reads it) is encoded as the code point it is: strict UTF-8 raised on it, and
+    the call that named it went unrecorded."""
     if name.isascii() and name.isprintable() and " " not in name and "%" not in name:
         return name
-    return urllib.parse.quote(name, safe=_VISIBLE)
+    return urllib.parse.quote(name, safe=_VISIBLE, errors="surrogatepass")
 
 
 @dataclass(frozen=True, slots=True, init=False)
