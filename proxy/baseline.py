@@ -133,8 +133,9 @@ class Approval:
 
     @property
     def any_checkpoint(self) -> bool:
-        """Whether it approves every checkpoint (`checkpoints` omitted, or a pattern of `*` alone)."""
-        return any(pattern.strip("*") == "" for pattern in self.checkpoints)
+        """Whether it approves every checkpoint (`checkpoints` omitted, or a pattern of `*` alone). `''` is not
+        such a pattern: it approves calls whose checkpoint is unknown, and no other."""
+        return any(pattern and not pattern.strip("*") for pattern in self.checkpoints)
 
 
 @dataclass(frozen=True, slots=True)
