@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import attr
@@ -477,9 +477,17 @@ class OpenLineageRecorder:
             self._held[key] = (count, facts)
 
     def _emit(self, transport: Transport, event: RunEvent) -> bool:
+        """Send one event: False when it is to be sent again (the backend did not take it). One the backend
+        refused for what it is (`_refused`) is dropped: sent again, it would be refused again, and a refused
+        count event kept first in line held back every later count."""
         try:
             transport.emit(event)
         except Exception as exc:
+            if _refused(exc):
+                self.counts.add("dropped")
+                log.warning("openlineage: %s refused an event of job %.200r (%s); dropped, not sent again",
+                            self._target, event.job.name, redact_userinfo(str(exc)))  # fmt: skip
+                return True
             self.counts.add("failed")
             if not self._down:
                 self._down = True
@@ -554,6 +562,17 @@ class OpenLineageRecorder:
             outputs=outputs,
             producer=PRODUCER,
         )
+
+
+# HTTP statuses that refuse the event itself (not valid to the backend, too large): never any better on a retry.
+# Not 401, 403 or 404 (credentials or a URL to put right, then a reload), nor 408 or 429 (come again).
+_REFUSING: Final = frozenset({400, 413, 422})
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether an HTTP backend refused the event itself (`_REFUSING`). Down, busy, or set up wrong for now, it may
+    take the event later."""
+    return getattr(getattr(exc, "response", None), "status_code", None) in _REFUSING
 
 
 def _labels(joined: str) -> DatasetFacet:
