@@ -34,6 +34,7 @@ from proxy.record.otlp import (
     encode_flow_span,
     encode_resource,
     encode_scope,
+    encode_span,
     key_values,
     span_attribute,
     span_event,
@@ -173,7 +174,7 @@ class SpanRecorder:
             except orjson.JSONEncodeError:  # a lone surrogate (a reply's JSON read past orjson): escaped, as JSON can
                 return json.dumps(span, separators=(",", ":")).encode()
         head, status_field, block = self._flow_block(call, decision, outcome, output_labels)
-        return encode_flow_span(
+        encoded = encode_flow_span(
             trace.trace_id,
             trace.span_id,
             trace.parent_span_id,
@@ -184,6 +185,33 @@ class SpanRecorder:
             _call_parts(call, outcome, [block]),
             _first_token(outcome),
             status_field,
+        )
+        if len(encoded) > SPAN_MAX_BYTES:
+            return self._cut(call, decision, outcome, output_labels)
+        return encoded
+
+    def _cut(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> bytes:
+        """The span of a call whose values take it past SPAN_MAX_BYTES, each value cut (`_cut_value`) and the span
+        marked `lineage.span.cut`: a collector takes it, as it took none of it whole."""
+        trace = call.trace
+        attrs = {
+            key: _cut_value(value) for key, value in self.attributes(call, decision, outcome, output_labels).items()
+        }
+        attrs["lineage.span.cut"] = True
+        name, status, message = _naming(call, decision, attrs)
+        return encode_span(
+            trace_id=trace.trace_id,
+            span_id=trace.span_id,
+            parent_span_id=trace.parent_span_id,
+            trace_state=_cut_value(trace.tracestate),
+            name=_cut_value(name),
+            kind=SPAN_KIND_SERVER,
+            start_ns=outcome.started_ns,
+            end_ns=outcome.ended_ns or outcome.started_ns,
+            attributes=attrs,
+            events=_events(outcome, attrs),
+            status_code=status,
+            status_message=_cut_value(message),
         )
 
     def _flow_block(
@@ -239,6 +267,25 @@ class SpanRecorder:
 
     def shutdown(self) -> None:
         self.queue.shutdown()
+
+
+# A span's bytes at most. Its values are the caller's (a stop sequence or a model name of megabytes, the content it
+# captures: each text up to `limits.scan_max_chars`), and a span over 4 MiB, a gRPC collector's limit for one request,
+# was refused (RESOURCE_EXHAUSTED): the call was missing from the traces. Past this bound each string is cut to
+# VALUE_CUT_CHARS characters (at most 64 KiB of UTF-8), each array to ITEMS_CUT items of as many characters between
+# them: a span of every attribute cut is under 2 MiB, and a batch's first span fits in its 3 MiB (export.BATCH_BYTES).
+SPAN_MAX_BYTES: Final = 1 << 20
+VALUE_CUT_CHARS: Final = 16384
+ITEMS_CUT: Final = 64
+CUT_MARK: Final = "[cut: the span was over 1 MiB]"
+
+
+def _cut_value(value: Any, chars: int = VALUE_CUT_CHARS) -> Any:
+    if type(value) is str:
+        return value if len(value) <= chars else value[:chars] + CUT_MARK
+    if type(value) is tuple or type(value) is list:
+        return tuple(_cut_value(item, chars // ITEMS_CUT) for item in value[:ITEMS_CUT])
+    return value
 
 
 # encoded flow attributes kept (`SpanRecorder._flow_block`): cleared when either bound is reached. A block is ~1 KiB
