@@ -44,6 +44,16 @@ def _time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+# what a cell of the table shows at most: a name a caller chose (a checkpoint an upstream names as the model asked
+# for) may be a megabyte, and its column's width pads every row; `--json` has every name whole
+CELL_MAX = 200
+
+
+def _cell(text: str) -> str:
+    text = escaped(text)  # a name never breaks a line
+    return text if len(text) <= CELL_MAX else text[: CELL_MAX - 3] + "..."
+
+
 def render_table(rows: list[EdgeRow]) -> str:
     header = ("checkpoint", "purpose", "caller", "input labels", "output labels", "decision", "rule", "count",
               "last seen (UTC)")  # fmt: skip
@@ -61,7 +71,7 @@ def render_table(rows: list[EdgeRow]) -> str:
         )
         for r in rows
     )]  # fmt: skip
-    table = [tuple(map(escaped, line)) for line in table]  # a name never breaks a line
+    table = [tuple(map(_cell, line)) for line in table]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table)
 
