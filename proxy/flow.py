@@ -14,10 +14,11 @@ cannot be copied (`copy`) or pickled (nothing does: they live for one call).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from proxy.config import Upstream
 
@@ -49,9 +50,18 @@ def printable_name(name: str) -> str:
     (a header of its own, a whole second reply) and the `edges` table's lines. A lone surrogate (a reply's
     `\\ud800`, as Python's `json` reads it) is encoded as the code point it is: strict UTF-8 raised on it, and
     the call that named it went unrecorded."""
-    if name.isascii() and name.isprintable() and " " not in name and "%" not in name:
-        return name
-    return urllib.parse.quote(name, safe=_VISIBLE, errors="surrogatepass")
+    if not (name.isascii() and name.isprintable() and " " not in name and "%" not in name):
+        name = urllib.parse.quote(name, safe=_VISIBLE, errors="surrogatepass")
+    if len(name) > NAME_MAX_CHARS:  # its start, and a digest of the whole, so that one name is recorded as one
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        name = f"{name[: NAME_MAX_CHARS - 26]}...sha256:{digest}"
+    return name
+
+
+# the longest checkpoint name recorded (`printable_name`): a name from a reply (an upstream that echoes the model a
+# caller asks for) or metadata can be as long as a body; whole, a megabyte went into the reply's
+# `x-lineage-checkpoint`, every access line and the store's key. Hugging Face ids with a revision are ~140
+NAME_MAX_CHARS: Final = 512
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -1,24 +1,45 @@
 """One count event the OpenLineage backend refuses for what it is, not for being down, held back every other
 flow's counts for as long as the process ran: refused counts are sent again first, and while the first of them
-fails nothing later is sent. A caller chooses such an event: it asks a model the upstream's metadata does not
-list by a name of a megabyte and more, an upstream that names its reply's model as asked (vLLM, llama.cpp) makes
-that the checkpoint, so the job's name, and a backend behind the usual 1 MiB request bound (nginx's
-client_max_body_size, aiohttp's client_max_size: the stand-in here) answers 413 to that event every time."""
+fails nothing later is sent. A caller chooses such an event: a flow of many long labels (up to 64 of 128
+characters each, in and out) makes an event larger than a backend behind a tight request bound takes (nginx's
+client_max_body_size, aiohttp's client_max_size: the stand-in here), which answers 413 to it every time. Such an
+event is dropped, logged and counted, and the other flows' counts go out."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
+import pytest
+from aiohttp import web
 
-from tests.harness import LoopThread
-from tests.record.test_openlineage import Marquez, config, marquez, metric, sink  # noqa: F401  # (a fixture)
+from tests.harness import LoopThread, start_app
+from tests.record.test_openlineage import Marquez, config, metric, sink
 from tests.servers.vllm_like import SERVED
 
-LONG = "m" * (3 << 19)  # 1.5 MiB: the event naming it is over the backend's 1 MiB
+LABELS = ",".join(f"l{n:02d}-" + "x" * 120 for n in range(60))  # ~7 KiB of labels, in and out
+BOUND = 8192  # the backend's request bound: an event of LABELS is over it, a plain flow's far under
+
+
+class Bounded(Marquez):
+    """Marquez's stand-in behind a request bound of BOUND bytes (413 past it)."""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=BOUND)
+        app.router.add_post("/api/v1/lineage", self._lineage)
+        return app
+
+
+@pytest.fixture
+def bounded(loop_thread: LoopThread) -> Iterator[tuple[Marquez, str]]:
+    server = Bounded()
+    runner, port = loop_thread.run(start_app(server.app()))
+    yield server, f"http://127.0.0.1:{port}"
+    loop_thread.run(runner.cleanup())
 
 
 def raw_chat(url: str, model: str) -> bytes:
@@ -34,25 +55,23 @@ def raw_chat(url: str, model: str) -> bytes:
 
 
 def test_an_event_the_backend_refuses_holds_back_no_other_flows_counts(
-    vllm: Any,
-    marquez: tuple[Marquez, str],  # noqa: F811
-    make_proxy: Any,
-    loop_thread: LoopThread,
+    vllm: Any, bounded: tuple[Marquez, str], make_proxy: Any, loop_thread: LoopThread
 ) -> None:
     _, upstream = vllm
-    backend, url = marquez
+    backend, url = bounded
     proxy = make_proxy(config(f'{{url: "{url}", snapshot_interval_s: 600}}').replace(
         "callers:", "policy: {anonymous: allow, default_purpose: assistant}\ncallers:"), UPSTREAM=upstream)  # fmt: skip
-    huge = raw_chat(proxy.url, LONG)
-    assert huge.startswith(b"HTTP/1.1 200") and f"\r\nx-lineage-checkpoint: {LONG}\r\n".encode() in huge
-    loop_thread.run(sink(proxy).flush())  # its count event: refused (413), kept to be sent again
+    wide = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"x-data-labels": LABELS}, timeout=30,
+                      json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert wide.status_code == 200
+    loop_thread.run(sink(proxy).flush())  # its count event: refused (413)
     plain = httpx.post(f"{proxy.url}/v1/chat/completions", timeout=30,
                        json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
     assert plain.status_code == 200
-    assert backend.wait_for(1)[0]["job"]["name"] != LONG  # the new flow's event
+    assert "l00-" not in str(backend.wait_for(1)[0])  # the plain flow's event
     loop_thread.run(sink(proxy).flush())
     counted = backend.wait_for(2)[1]
     assert counted["run"]["facets"]["lineageProxy_count"]["count"] == 1
-    assert counted["job"]["name"] == plain.headers["x-lineage-checkpoint"]
-    # the long flow's two events (its first, its count), each refused once
+    assert "l00-" not in str(counted)
+    # the wide flow's two events (its first, its count), each refused once
     assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="dropped"}') == 2
