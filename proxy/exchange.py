@@ -84,6 +84,7 @@ class Exchange:
         self._durable: Durable | None = None
         self._finished = False
         self._stored = False  # the upstream may store the reply for later calls (`StoredReplies`)
+        self._sequences: tuple[str, ...] = ()  # the OIP sequences its requests went on with (`Pipeline.carry`)
         self._left: int | None = None  # bytes of a sized reply still to come
         self.refused: Exchange | None = None  # a stream's later message that was denied (`readmit`)
         self._unforwarded: Request | None = None  # admitted, deferred: what `forwarded` completes the call from
@@ -119,6 +120,9 @@ class Exchange:
             raise pipeline.denial(decision)
         upstream = decision.upstream
         assert upstream is not None
+        if read.sequence is not None:  # kept now: the sequence's next request may come before this one's reply
+            self._sequences = (read.sequence,)
+            pipeline.carry(read.sequence, decision.labels, read.starts)
         self.outcome.forwarded_ns = _time_ns()
         # the checkpoint recorded is the one the decision saw (~0.1 us): resolved later, a discovery round landing
         # while the request waits for a connection could record one the baseline never approved
@@ -179,14 +183,8 @@ class Exchange:
         if reloaded:
             assert current is not None
             self.pipeline = current
-        more = self.pipeline.call(
-            self.adapter.read(self.target, body, header),
-            self.adapter.name,
-            header,
-            self.trace,
-            call.peer,
-            self.x_api_key,
-        )
+        read = self.adapter.read(self.target, body, header)
+        more = self.pipeline.call(read, self.adapter.name, header, self.trace, call.peer, self.x_api_key)
         if more.model != call.model or more.model_version != call.model_version:
             # decided and recorded for one model and version (its checkpoint): a stream never changes them
             named, opened = (more.model, call.model) if more.model != call.model else (
@@ -199,6 +197,7 @@ class Exchange:
             )
         if (not reloaded and more.labels <= call.labels and more.detected <= call.detected
                 and (call.opaque or not more.opaque)):  # fmt: skip
+            self._went_on(read, decision)
             return None
         widened = dataclasses.replace(call, labels=call.labels | more.labels, detected=call.detected | more.detected,
                                       opaque=call.opaque or more.opaque)  # fmt: skip
@@ -207,6 +206,7 @@ class Exchange:
         if again.forwards and again.upstream is not None and upstream is not None:
             if again.upstream.name == upstream.name:
                 self.call, self.decision = widened, again  # the record has every label (and audit-deny, if so)
+                self._went_on(read, again)
                 return None
             # its zones send this data elsewhere (a reroute): a stream cannot move upstream partway
             again = dataclasses.replace(again, action=DENY, upstream=None, code="region_denied", reason=(
@@ -219,6 +219,13 @@ class Exchange:
         refused = self.refused = Exchange(self.pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
         refused.call, refused.decision = dataclasses.replace(widened, trace=trace), again
         return self.pipeline.denial(again)
+
+    def _went_on(self, read: Request, decision: Decision) -> None:
+        """A stream's later message, let through: the OIP sequence it goes on with holds the stream's labels."""
+        if read.sequence is not None:
+            if read.sequence not in self._sequences:
+                self._sequences = (*self._sequences, read.sequence)
+            self.pipeline.carry(read.sequence, decision.labels, read.starts)
 
     # -- the reply
 
@@ -411,9 +418,14 @@ class Exchange:
         self._checkpoint_from_response()
         labels = self.edge_labels()
         self._durable = runtime.sinks.on_end(call, decision, outcome, labels)
+        if decision.forwards:
+            for sequence in self._sequences:  # its output too, which the model's state may keep
+                self.pipeline.carry(sequence, labels)
         if self._stored and outcome.response_id and decision.forwards:
-            # the inputs' labels and the reply's; a reply not seen to its end is stored whole upstream
-            runtime.stored.remember(outcome.response_id, labels | {TRUNCATED} if outcome.error_type else labels)
+            # the inputs' labels and the reply's; a reply not seen to its end is stored whole upstream, and so is one
+            # answered before it was written (a background response, `queued`: no status it ends with came)
+            unread = outcome.error_type or not outcome.finish_reasons
+            runtime.stored.remember(outcome.response_id, labels | {TRUNCATED} if unread else labels)
 
     def _checkpoint_from_response(self) -> None:
         outcome = self.outcome

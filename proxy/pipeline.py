@@ -46,6 +46,7 @@ class Runtime:
         # whether the lineage store (or its journal) takes edges now: the server wires the aggregator's
         self.recording: Callable[[], bool] = _always
         self.stored = StoredReplies()
+        self.sequences = StoredReplies()  # the labels of OIP sequences' requests so far, by `Request.sequence`
 
 
 STORED_BYTES: Final = 64 * 1024 * 1024
@@ -184,6 +185,12 @@ class Pipeline:
                 request = dataclasses.replace(request, unscanned=True)
             else:
                 labels = labels | inherited
+        if request.sequence is not None and not request.starts:  # what the model kept of the sequence, or unread
+            carried = self.runtime.sequences.labels(request.sequence)
+            if carried is None:
+                request = dataclasses.replace(request, unscanned=True)
+            else:
+                labels = labels | carried
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -201,6 +208,13 @@ class Pipeline:
             opaque=request.opaque,
             peer=peer,
         )
+
+    def carry(self, sequence: str, labels: frozenset[str], starts: bool = False) -> None:
+        """Keep `labels` as what OIP sequence `sequence` holds from now on: with what it held before, unless
+        this request starts it anew (the model's state is reset)."""
+        known = self.runtime.sequences
+        before = None if starts else known.labels(sequence)
+        known.remember(sequence, labels | before if before else labels)
 
     def record_fields(self, call: Call, request: Request) -> None:
         """What `call(recorded=False)` left out: the input's digest and captured content, set on `call` (made

@@ -44,13 +44,17 @@ class Request:
     decoded: tuple[str, ...] = ()  # texts with JSON escapes, as the model may read them (`unescaped`): scanned
     builds_on: str | None = None  # a reply the upstream stored, whose conversation it puts before this input
     stored: bool = False  # the upstream may store this call's reply under its id, for later calls to build on
+    # an OIP sequence (`sequence_id`, by model) whose state a stateful model keeps from request to request, and
+    # whether this request starts it anew (`sequence_start`): a later request carries what the earlier ones held
+    sequence: str | None = None
+    starts: bool = False
 
     def __init__(
         self, model: str, operation: str, stream: bool = False, texts: tuple[str, ...] = (),
         params: tuple[tuple[str, Any], ...] = (), labels: tuple[str, ...] = (), version: str | None = None,
         digest: str | None = None, opaque: bool = False, unscanned: bool = False,
         joined: tuple[tuple[str, ...], ...] = (), decoded: tuple[str, ...] = (), builds_on: str | None = None,
-        stored: bool = False,
+        stored: bool = False, sequence: str | None = None, starts: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "operation", operation)
@@ -66,6 +70,8 @@ class Request:
         object.__setattr__(self, "decoded", decoded)
         object.__setattr__(self, "builds_on", builds_on)
         object.__setattr__(self, "stored", stored)
+        object.__setattr__(self, "sequence", sequence)
+        object.__setattr__(self, "starts", starts)
 
 
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that

@@ -15,7 +15,7 @@ import logging
 import re
 import struct
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -101,6 +101,26 @@ FRAMING_PARAMETERS = frozenset({
     SHARED_MEMORY, "shared_memory_byte_size", "shared_memory_offset", "sequence_id", "sequence_start",
     "sequence_end", "priority", "timeout", "headers",
 })  # fmt: skip
+
+
+SEQUENCE_PARAMETERS: Final = frozenset({"sequence_id", "sequence_start"})
+
+
+def sequence_key(model: str, given: object) -> str | None:
+    """The sequence a request of `model` belongs to, by its `sequence_id` (Triton's correlation id, a number or
+    a string; 0 and "" are none): `model` and the id, a number and its decimal string alike (kept together,
+    a call is never taken out of the sequence it may be in)."""
+    if given is None or type(given) is bool or given == 0 or given == "" or type(given) not in (int, str):
+        return None
+    return f"{model}\n{given}"
+
+
+def rest_sequence(model: str, parameters: Any) -> tuple[str | None, bool]:
+    """A REST request's sequence (`sequence_key`) and whether it starts it anew (`sequence_start: true`)."""
+    if not isinstance(parameters, dict) or "sequence_id" not in parameters:
+        return None, False
+    sequence = sequence_key(model, parameters["sequence_id"])
+    return sequence, sequence is not None and parameters.get("sequence_start") is True
 
 
 def parameter_strings(parameters: dict[str, Any], out: list[str]) -> bool:
@@ -211,6 +231,10 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
         raise InvalidRequest("'inputs' is required and must be a list of tensors", param="inputs")
     parameters = data.get("parameters")
     labels = labels_parameter(parameters.get(LABELS_PARAMETER)) if isinstance(parameters, dict) else ()
+    for tensor in inputs:  # an input's own `data_labels`: the labels of its data
+        given = tensor.get("parameters")
+        if isinstance(given, dict) and LABELS_PARAMETER in given:
+            labels += labels_parameter(given[LABELS_PARAMETER])
     declared = sum(size for size in map(_binary_size, inputs) if size is not None)
     if declared != len(binary):
         raise InvalidRequest(f"the inputs' binary_data_size add up to {declared} bytes, but {len(binary)} bytes "
@@ -224,9 +248,10 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
             whole = parameter_strings(given, texts) and whole
     outputs = data.get("outputs")
     shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
+    sequence, starts = rest_sequence(model, parameters)
     return Request(model, "infer", False, tuple(texts), (), labels, version,
                    None if shared else _tensor_digest(inputs, dumped, binary), opaque=shared,
-                   unscanned=not whole)  # fmt: skip
+                   unscanned=not whole, sequence=sequence, starts=starts)  # fmt: skip
 
 
 def _in_shared_memory(tensor: Any) -> bool:

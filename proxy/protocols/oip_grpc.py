@@ -26,12 +26,14 @@ from proxy.protocols import SHA256, Header, OutputText, Request, Target
 from proxy.protocols.oip import (
     FRAMING_PARAMETERS,
     LABELS_PARAMETER,
+    SEQUENCE_PARAMETERS,
     SHARED_MEMORY,
     add_decoded_texts,
     bytes_tensor_strings,
     check_version,
     labels_parameter,
     observe_reply_meta,
+    sequence_key,
 )
 
 SERVICE: Final = "/inference.GRPCInferenceService/"
@@ -302,13 +304,34 @@ def _parameter(buf: bytes, pos: int, end: int) -> tuple[str, str | None]:
     return name, text
 
 
+def _parameter_value(buf: bytes, pos: int, end: int) -> object:
+    """A map<string, InferParameter> entry's value: bool_param, int64_param, string_param or uint64_param (the
+    last one set, as protobuf's oneof keeps), None for another."""
+    value: object = None
+    for number, _, given in fields(memoryview(buf)[pos:end]):
+        if number == 2 and isinstance(given, memoryview):
+            for kind, form, field in fields(given):
+                if kind == 1 and form == 0:
+                    value = bool(field)
+                elif kind == 2 and form == 0 and isinstance(field, int):
+                    value = field - (1 << 64) if field >> 63 else field  # an int64: two's complement
+                elif kind == 5 and form == 0:
+                    value = field
+                elif kind == 3 and isinstance(field, memoryview):
+                    value = _text(field)
+                elif kind == 4:  # a double: no sequence id
+                    value = None
+    return value
+
+
 def _tensor(
-    buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash
-) -> tuple[str, bool]:
+    buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash,
+    labels: list[str] | None = None,
+) -> tuple[str, bool]:  # fmt: skip
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
     (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
-    type); returns the datatype, and whether its data is in a shared-memory region (which the proxy cannot
-    read)."""
+    type) and, into `labels` (an input's), the labels its `data_labels` parameter declares; returns the
+    datatype, and whether its data is in a shared-memory region (which the proxy cannot read)."""
     datatype = ""
     shared = False
     while pos < end:
@@ -334,7 +357,11 @@ def _tensor(
         elif key == _PARAMETERS:
             name, text = _parameter(buf, pos, stop)
             shared = shared or name == SHARED_MEMORY
-            if text and name not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
+            if name == LABELS_PARAMETER and labels is not None:  # the labels of this input's data
+                if text is None:
+                    raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
+                labels += labels_parameter(text)
+            elif text and name not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
                 texts.append(text)
         pos = stop
     return datatype, shared
@@ -389,6 +416,8 @@ def read_infer_request(buf: bytes) -> Request:
     raws: list[memoryview] = []
     seen = False
     shared = False  # a tensor in shared memory: data the proxy cannot read (policy.passthrough decides)
+    sequence_id: object = None
+    starts = False
     pos, end = 0, len(buf)
     try:
         while pos < end:  # `_spans`, written out: a generator and a tuple a field cost more than the reading
@@ -404,7 +433,7 @@ def read_infer_request(buf: bytes) -> Request:
             pos = stop
             number = tag >> 3
             if number == 5:
-                datatype, in_shared = _tensor(buf, view, start, stop, texts, digest)
+                datatype, in_shared = _tensor(buf, view, start, stop, texts, digest, labels)
                 datatypes.append(datatype)
                 shared = shared or in_shared
                 seen = True
@@ -423,6 +452,12 @@ def read_infer_request(buf: bytes) -> Request:
                     if text is None:
                         raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                     labels += labels_parameter(text)  # a list: a tuple grown entry by entry is quadratic
+                elif key in SEQUENCE_PARAMETERS:  # (a stateful model's requests)
+                    value = _parameter_value(buf, start, stop)
+                    if key == "sequence_id":
+                        sequence_id = value
+                    else:
+                        starts = value is True
                 elif text and key not in FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
                     texts.append(text)
             elif number == 6:
@@ -434,9 +469,10 @@ def read_infer_request(buf: bytes) -> Request:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
     add_decoded_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any (base64, JSON)
+    sequence = sequence_key(model, sequence_id)
     return Request(model, "infer", False, tuple(texts), (), tuple(labels), version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
-                   unscanned=not whole)  # fmt: skip
+                   unscanned=not whole, sequence=sequence, starts=starts and sequence is not None)  # fmt: skip
 
 
 def read_model_name(data: bytes) -> str:

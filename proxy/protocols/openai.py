@@ -129,8 +129,14 @@ def read_request(operation: str, body: bytes) -> Request:
 
 
 def _references(items: Any) -> bool:
-    """Whether a Responses input names a stored item by id (`{"type": "item_reference", "id": ...}`)."""
-    return type(items) is list and any(type(item) is dict and item.get("type") == "item_reference" for item in items)
+    """Whether a Responses input names a stored item by id (`{"type": "item_reference", "id": ...}`; the API's
+    item reference may leave out its `type`, `{"id": ...}`: an id with nothing of its own to read)."""
+    return type(items) is list and any(type(item) is dict and _reference(item) for item in items)
+
+
+def _reference(item: dict[str, Any]) -> bool:
+    kind = item.get("type")
+    return kind == "item_reference" or (kind is None and "id" in item and "content" not in item)
 
 
 def _state(data: dict[str, Any]) -> tuple[str | None, bool]:
