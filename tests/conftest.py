@@ -9,6 +9,7 @@ import pytest
 
 from tests.harness import LoopThread, ProxyHandle, serving, start_proxy
 from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.real import faithful_oip
 from tests.servers.vllm_like import VllmLike
 
 KEYS = {"glasses": "key-glasses", "ads": "key-ads", "ops": "key-ops"}
@@ -81,3 +82,10 @@ def make_proxy(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Callable[...
 def require_real_servers() -> bool:
     """In CI (.ci/run sets LP_REQUIRE_REAL_SERVERS=1) a missing real server is a failure, not a skip."""
     return os.environ.get("LP_REQUIRE_REAL_SERVERS") == "1"
+
+
+@pytest.fixture
+def faithful(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The faithful OIP gRPC server (tests/servers/real.py): its address and its log of what reached it."""
+    with faithful_oip(tmp_path) as server:
+        yield server

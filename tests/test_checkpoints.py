@@ -32,7 +32,6 @@ from proxy.server import ProxyProcess
 from tests.conftest import sha
 from tests.harness import LoopThread, serving
 from tests.protocols.test_oip_grpc import simple_infer
-from tests.servers.real import faithful_oip
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 
 CONFIG = """
@@ -263,12 +262,6 @@ policy: {anonymous: allow, default_purpose: evaluation}
 telemetry: {exporter: none}
 lineage: {store: "${STORE}", baseline: "${BASELINE}", on_unapproved: block}
 """
-
-
-@pytest.fixture
-def faithful(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with faithful_oip(tmp_path) as served:
-        yield served
 
 
 def test_an_oip_model_not_asked_about_yet_is_refused_until_it_is(  # type: ignore[no-untyped-def]

@@ -5,8 +5,6 @@ Responses API server puts a stored conversation before the new input (`previous_
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -17,7 +15,6 @@ from tritonclient.utils import InferenceServerException
 from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.protocols.test_oip_grpc import infer_request
-from tests.servers.real import faithful_oip
 
 CONFIG = """
 listen:
@@ -41,12 +38,6 @@ telemetry:
 lineage:
   store: ${STORE}
 """
-
-
-@pytest.fixture
-def faithful(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with faithful_oip(tmp_path) as server:
-        yield server
 
 
 def _text(value: str) -> list[triton.InferInput]:

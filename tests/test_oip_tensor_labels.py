@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -17,36 +15,7 @@ from proxy.errors import InvalidRequest
 from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.protocols.test_oip_grpc import infer_request
-from tests.servers.real import faithful_oip
-
-CONFIG = """
-listen:
-  http: 127.0.0.1:0
-  grpc: 127.0.0.1:0
-upstreams:
-  - name: oip
-    grpc: ${OIP_GRPC}
-    protocol: oip
-routes:
-  - model: echo
-    upstream: oip
-zones:
-  - name: health
-    labels: [health]
-    allow_purposes: [care]
-policy:
-  anonymous: allow
-telemetry:
-  exporter: none
-lineage:
-  store: ${STORE}
-"""
-
-
-@pytest.fixture
-def faithful(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with faithful_oip(tmp_path) as server:
-        yield server
+from tests.test_oip_sequences import CONFIG
 
 
 def _labelled(value: str, labels: str) -> list[triton.InferInput]:

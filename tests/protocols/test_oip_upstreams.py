@@ -21,7 +21,7 @@ from tests.harness import dead_port
 from tests.protocols.test_oip_grpc import (  # messages in a pool of their own (tritonclient's is the default)
     simple_infer,
 )
-from tests.servers.real import faithful_oip, need, stop, wait_http
+from tests.servers.real import need, stop, wait_http
 
 E = "alice@example.com"
 
@@ -188,12 +188,6 @@ lineage:
   baseline: ${BASELINE}
   on_unapproved: block
 """
-
-
-@pytest.fixture
-def faithful(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with faithful_oip(tmp_path) as server:
-        yield server
 
 
 def test_a_version_triton_reads_as_another_number_does_not_pass_the_baseline(  # type: ignore[no-untyped-def]
