@@ -11,19 +11,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.configs import ONE_UPSTREAM
 from tests.harness import serving
-
-CONFIG = (
-    ONE_UPSTREAM
-    + """
-zones:
-  - name: unread
-    labels: [scan:truncated]
-    allow_purposes: [assistant]
-detectors: [email]
-"""
-)
+from tests.test_responses_item_references import CONFIG  # a zone on scan:truncated: unread content refused
 
 
 def background_server(received: list[dict[str, Any]]) -> web.Application:
