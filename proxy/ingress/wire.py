@@ -374,14 +374,11 @@ class HttpConnection(asyncio.Protocol):
         """Keep a piece of `request`'s body, counted in `HttpServer.held`; False when that would take the
         bodies held past `limits.bodies_max_bytes`: the request fails with 503 (`Overloaded`), its body is
         dropped, and the connection closes once it is answered."""
-        server = self.server
-        size = len(piece)
-        if server.held + size > server.bodies_max_bytes:
-            request.failed = server.over_budget()
+        refused = self._count(request, len(piece))
+        if refused is not None:
+            request.failed = refused
             self._drop(request)
             return False
-        request.held += size
-        server.held += size
         _add(request._body, piece)
         return True
 
@@ -389,11 +386,19 @@ class HttpConnection(asyncio.Protocol):
         """Count `size` bytes more held for `request` while it is served (its body decompressed to be read: the
         budget counted the compressed bytes), given back with its body; past `limits.bodies_max_bytes` the request
         is refused with 503 (`Overloaded`, raised), as a body that would pass it is."""
+        refused = self._count(request, size)
+        if refused is not None:
+            raise refused
+
+    def _count(self, request: Request, size: int) -> Overloaded | None:
+        """`size` bytes counted as held for `request` (and in `HttpServer.held`), or, when that would take the
+        bodies held past `limits.bodies_max_bytes`, nothing counted and the refusal returned."""
         server = self.server
         if server.held + size > server.bodies_max_bytes:
-            raise server.over_budget()
+            return server.over_budget()
         request.held += size
         server.held += size
+        return None
 
     def _drop(self, request: Request) -> None:
         """`request`'s body is refused: what was kept of it is given back, the rest not read."""
