@@ -564,14 +564,9 @@ class GrpcIngress:
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
             await _stop(rpc, writer, complete)
-            # the proxy ended it (`_pump`, which cancelled the upstream's call): its refusal is the answer, whatever
-            # the upstream's call said of its cancel
-            if ended and (relayed is None or isinstance(relayed, (asyncio.CancelledError, grpc.aio.AioRpcError))):
-                raise ended[0]
-            if isinstance(relayed, grpc.aio.AioRpcError):
-                raise _upstream_error(ex, relayed, context) from None
-            if relayed is not None:
-                raise relayed
+            failed = _relay_failure(ex, context, ended, relayed)
+            if failed is not None:
+                raise failed
             # the upstream's trailers; the lineage too when no reply carried it (a stream the upstream answered
             # with none)
             trailing = _pass(await rpc.trailing_metadata())
@@ -754,12 +749,9 @@ class GrpcIngress:
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
             await _stop(rpc, writer, complete)
-            if ended and (relayed is None or isinstance(relayed, (asyncio.CancelledError, grpc.aio.AioRpcError))):
-                raise ended[0]  # (as a stream's)
-            if isinstance(relayed, grpc.aio.AioRpcError):
-                raise _upstream_error(ex, relayed, context, passed_on=True) from None
-            if relayed is not None:
-                raise relayed
+            failed = _relay_failure(ex, context, ended, relayed, passed_on=True)
+            if failed is not None:
+                raise failed
             context.set_trailing_metadata((*_pass(await rpc.trailing_metadata()), *ex.lineage_headers()))
             ex.finish()
         except (Exception, asyncio.CancelledError) as exc:
@@ -781,6 +773,23 @@ def _deadline_passed(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
     """Whether the client's own deadline (`grpc-timeout`) has passed, give or take `DEADLINE_SLACK_S`."""
     remaining = context.time_remaining()
     return remaining is not None and remaining <= DEADLINE_SLACK_S
+
+
+def _relay_failure(
+    ex: Exchange,
+    context: grpc.aio.ServicerContext[Any, Any],
+    ended: list[ProxyError],
+    relayed: BaseException | None,
+    passed_on: bool = False,
+) -> BaseException | None:
+    """What ended a stream's relay, to raise; None when the upstream ended it well. The proxy's refusal first
+    (`ended`, by `_pump`, which cancelled the upstream's call: the answer, whatever that call said of its cancel),
+    then the upstream's status (`_upstream_error`), then what broke the relay."""
+    if ended and (relayed is None or isinstance(relayed, (asyncio.CancelledError, grpc.aio.AioRpcError))):
+        return ended[0]
+    if isinstance(relayed, grpc.aio.AioRpcError):
+        return _upstream_error(ex, relayed, context, passed_on=passed_on)
+    return relayed
 
 
 def _upstream_error(
