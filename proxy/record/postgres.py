@@ -407,13 +407,11 @@ class PostgresStore:
                 try:
                     integrity.signed_head(last[0] if last else None, self._key, f"lineage database {redact(self.url)}",
                                           held=last is None and self._held(cur))  # fmt: skip
-                    self._signer_known(cur, last)
+                    newest = self._signer_known(cur, last)
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
-                if self._retired and last is not None:  # the rotation: the newest entry signed with the new key
-                    cur.execute("SELECT prev, body, hash FROM chain ORDER BY seq DESC LIMIT 1")
-                    if integrity.signed_before(cur.fetchone(), self._key, self._retired):
-                        self._append(cur, integrity.body(integrity.EDGES, []))
+                if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
+                    self._append(cur, integrity.body(integrity.EDGES, []))  # signed with the new key from now on
         self.unreachable = None
 
     # -- connection
@@ -709,14 +707,16 @@ class PostgresStore:
         self._head_ok = signed  # rolled back with the transaction, if it is: then the next append reads it again
         return int(found[0]) if found else 0, prev
 
-    def _signer_known(self, cur: psycopg.Cursor[Any], last: Any) -> None:
+    def _signer_known(self, cur: psycopg.Cursor[Any], last: Any) -> Any:
         """`integrity.known_signer` for the newest entry (`last`: its hash row), read whole only when it is
-        not the one this writer last saw signed with one of its keys."""
+        not the one this writer last saw signed with one of its keys; the row read (prev, body, hash), if it was."""
         if last is None or not self._keys or last[0] == self._head_ok:
-            return
+            return None
         cur.execute("SELECT prev, body, hash FROM chain ORDER BY seq DESC LIMIT 1")
-        integrity.known_signer(cur.fetchone(), self._keys, f"lineage database {redact(self.url)}")
+        newest = cur.fetchone()
+        integrity.known_signer(newest, self._keys, f"lineage database {redact(self.url)}")
         self._head_ok = last[0]
+        return newest
 
     def integrity(
         self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()

@@ -371,13 +371,11 @@ class SqliteStore:
                 try:
                     integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}",
                                           held=self._held())  # fmt: skip
-                    self._signer_known(last)
+                    newest = self._signer_known(last)
                 except integrity.UnsignedHead as exc:
                     raise StartupError(str(exc)) from None
-                if self._retired and last is not None:  # the rotation: the newest entry signed with the new key
-                    newest = self._db.execute("SELECT prev, body, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-                    if integrity.signed_before(newest, self._key, self._retired):
-                        self._append(integrity.body(integrity.EDGES, []))
+                if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
+                    self._append(integrity.body(integrity.EDGES, []))  # signed with the new key from now on
         self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
 
     def _columns(self) -> set[str]:
@@ -643,14 +641,15 @@ class SqliteStore:
         self._head_ok = signed  # rolled back with the transaction, if it is: then the next append reads it again
         return int(cursor.lastrowid or 0), prev
 
-    def _signer_known(self, last: Any) -> None:
+    def _signer_known(self, last: Any) -> Any:
         """`integrity.known_signer` for the newest entry (`last`: its hash row), read whole only when it is
-        not the one this writer last saw signed with one of its keys."""
+        not the one this writer last saw signed with one of its keys; the row read (prev, body, hash), if it was."""
         if last is None or not self._keys or last[0] == self._head_ok:
-            return
+            return None
         newest = self._db.execute("SELECT prev, body, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
         integrity.known_signer(newest, self._keys, f"lineage store {self.path}")
         self._head_ok = last[0]
+        return newest
 
     def integrity(
         self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
