@@ -9,7 +9,7 @@ import sys
 import orjson
 
 from proxy.baseline import checkpoint_pattern
-from proxy.config import read_key
+from proxy.config import read_key, read_retired_keys
 from proxy.labels import normalize
 from proxy.logs import escaped
 from proxy.record.integrity import Report
@@ -89,16 +89,13 @@ def run_edges(args: argparse.Namespace) -> int:
             print(f"lineage-proxy: {found}", file=sys.stderr)
             return 1
         key = found
-    retired: list[bytes] = []
-    for file in getattr(args, "retired_key_file", None) or ():
-        found = read_key(file, existing=True)
-        if isinstance(found, str):
-            print(f"lineage-proxy: {found}", file=sys.stderr)
-            return 1
-        retired.append(found)
+    retired = read_retired_keys(getattr(args, "retired_key_file", None) or ())
+    if isinstance(retired, str):
+        print(f"lineage-proxy: {retired}", file=sys.stderr)
+        return 1
     try:
         if args.copy_to:  # the rows, the chain's verdict and the store's origin, read in one transaction
-            chain, every, origin = store.for_copy(None if args.unkeyed_source else key, tuple(retired))
+            chain, every, origin = store.for_copy(None if args.unkeyed_source else key, retired)
         else:
             every = store.rows()
     except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table
@@ -107,7 +104,7 @@ def run_edges(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.copy_to:
-        return copy_to(every, chain, origin, args, key, tuple(retired))
+        return copy_to(every, chain, origin, args, key, retired)
     rows = select(every, args)
     if args.json:
         for row in rows:

@@ -24,7 +24,7 @@ import orjson
 import yaml
 
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
-from proxy.config import read_key, read_secret
+from proxy.config import read_key, read_retired_keys, read_secret
 from proxy.logs import escaped
 from proxy.record.store import EdgeRow, NotALineageStore, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
@@ -319,20 +319,18 @@ def run_integrity(
     replaced, oldest first (entries signed before the rotation verify with them)."""
     if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
         return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
-    file = key_file
     try:
-        if key is None and key_file:  # `key`: read already
-            key = read_secret(key_file)
-        retired = []
-        for file in retired_files:
-            retired.append(read_secret(file))
+        key = key if key is not None else read_secret(key_file) if key_file else None  # `key`: read already
     except OSError as exc:
-        return _error(f"{file}: cannot read the key: {exc.strerror or exc}")
+        return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
+    retired = read_retired_keys(retired_files)
+    if isinstance(retired, str):
+        return _error(retired)
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError)
     try:
         store = open_reader(path)
         try:
-            report = store.integrity(key, retired=tuple(retired))
+            report = store.integrity(key, retired=retired)
         finally:
             store.close()
     except StoreUnreadable as exc:

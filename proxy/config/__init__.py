@@ -4,7 +4,7 @@
 in the proxy reads YAML or the environment.
 """
 
-from proxy.config.loader import key_problem, load, parse, parse_address, read_key, read_secret
+from proxy.config.loader import key_problem, load, parse, parse_address, read_key, read_retired_keys, read_secret
 from proxy.config.model import (
     BUILTIN_DETECTORS,
     Address,
@@ -48,5 +48,6 @@ __all__ = [
     "parse",
     "parse_address",
     "read_key",
+    "read_retired_keys",
     "read_secret",
 ]

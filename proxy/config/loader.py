@@ -11,7 +11,7 @@ import errno
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, fields
 from functools import partial
 from pathlib import Path
@@ -937,6 +937,18 @@ def read_key(path: str, *, existing: bool = False) -> bytes | str:
     size = f"{len(key)} byte{'' if len(key) == 1 else 's'}"
     return (f"the key in {path!r} is {size}: a key needs at least {MIN_KEY_BYTES} (surrounding whitespace "
             f"aside){'; ' + make if make else ''}")  # fmt: skip
+
+
+def read_retired_keys(paths: Sequence[str]) -> tuple[bytes, ...] | str:
+    """The keys in `paths` (`--retired-key-file`, oldest first), each read as `read_key(existing=True)` reads a
+    key the chain was signed with; or why the first that cannot be one cannot."""
+    keys: list[bytes] = []
+    for path in paths:
+        found = read_key(path, existing=True)
+        if isinstance(found, str):
+            return found
+        keys.append(found)
+    return tuple(keys)
 
 
 def _same_socket(one: Address, other: Address) -> bool:

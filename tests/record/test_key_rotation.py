@@ -190,3 +190,18 @@ def test_a_fleet_store_and_its_journal_take_the_rotation(postgres: PostgresServe
     assert [(token, type(rows)) for _, token, rows in batches] == [("t-1", list)]  # replayed, not set aside
     again = Journal(tmp_path / "journal.db", key=NEW).oldest()  # signed again with NEW as it was opened with it
     assert [(token, type(rows)) for _, token, rows in again] == [("t-1", list)]
+
+
+def test_a_retired_key_file_that_is_no_key_is_a_usage_error(tmp_path: Path) -> None:
+    """`verify` and `edges --copy-to` read retired keys as the writers do: missing or too short, said so (exit 2
+    and 1), nothing verified or copied."""
+    old_file, new_file = keys(tmp_path)
+    rotated(tmp_path / "lineage.db")
+    (tmp_path / "short.key").write_bytes(b"short")
+    for bad, message in ((tmp_path / "gone.key", "cannot read a key from"), (tmp_path / "short.key", "is 5 bytes")):
+        found = verify(tmp_path / "lineage.db", "--key-file", str(new_file), "--retired-key-file", str(bad))
+        assert found.returncode == 2 and message in found.stderr and "intact" not in found.stdout, found.stderr
+        copied = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(tmp_path / "lineage.db"),
+                                 "--copy-to", "postgresql://u@127.0.0.1:1/none", "--key-file", str(new_file),
+                                 "--retired-key-file", str(bad)], capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert copied.returncode == 1 and message in copied.stderr, copied.stderr
