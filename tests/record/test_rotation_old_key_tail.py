@@ -6,35 +6,39 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 from proxy.record import integrity
-from proxy.record.store import EdgeKey, SqliteStore, flat
-
-OLD, NEW = b"the-old-key-0123456789", b"the-new-key-9876543210"
-FLOW = EdgeKey("app", "assistant", "health", "org/model", "health", "allow", "")
+from proxy.record.store import SqliteStore, flat
+from tests.record.test_key_rotation import FLOW, NEW, OLD, keys, verify
 
 
-def test_the_new_keys_entries_replaced_by_old_key_ones_are_named(tmp_path: Path) -> None:
-    (tmp_path / "old.key").write_bytes(OLD)
-    (tmp_path / "new.key").write_bytes(NEW)
-    path = tmp_path / "lineage.db"
+def rotated(path: Path, writes: int) -> None:
+    """A write signed with OLD, then `writes` signed with NEW by a writer that has OLD retired."""
     old = SqliteStore(path, key=OLD)
     old.upsert([(FLOW, 1.0, 1.0, 2, None)])
     old.close()
     new = SqliteStore(path, key=NEW, retired=(OLD,))
-    new.upsert([(FLOW, 3.0, 3.0, 1, None)])  # signed with the new key
+    for n in range(writes):
+        new.upsert([(FLOW, 3.0 + n, 3.0 + n, 1, None)])
     new.close()
+
+
+def verified(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    old_file, new_file = keys(tmp_path)
+    return verify(tmp_path / "lineage.db", "--key-file", str(new_file), "--retired-key-file", str(old_file))
+
+
+def test_the_new_keys_entries_replaced_by_old_key_ones_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "lineage.db"
+    rotated(path, 1)
     with sqlite3.connect(path) as db:  # the new key's entries and their count taken out
         db.execute("DELETE FROM chain WHERE seq >= 3")
         db.execute("UPDATE edges SET count = 2, last_seen = 1.0")
     forger = SqliteStore(path, key=OLD)  # the newest entry is the old key's again: it signs on
     forger.upsert([(FLOW._replace(caller="mallory"), 4.0, 4.0, 1, None)])
     forger.close()
-    found = subprocess.run([sys.executable, "-m", "proxy", "verify", "--store", str(path), "--integrity", "--key-file",
-                            str(tmp_path / "new.key"), "--retired-key-file", str(tmp_path / "old.key")],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    found = verified(tmp_path)
     assert found.returncode == 1, found.stdout  # added after the rotation with the old key: not intact
     assert "the newest, is signed with a retired key" in found.stdout, found.stdout
 
@@ -42,16 +46,8 @@ def test_the_new_keys_entries_replaced_by_old_key_ones_are_named(tmp_path: Path)
 def test_the_new_keys_entries_edited_and_signed_again_with_the_old_key_are_named(tmp_path: Path) -> None:
     """Nothing removed: the newest entry is edited (its count), and every entry from the rotation on signed
     again with the old key."""
-    (tmp_path / "old.key").write_bytes(OLD)
-    (tmp_path / "new.key").write_bytes(NEW)
     path = tmp_path / "lineage.db"
-    old = SqliteStore(path, key=OLD)
-    old.upsert([(FLOW, 1.0, 1.0, 2, None)])
-    old.close()
-    new = SqliteStore(path, key=NEW, retired=(OLD,))
-    new.upsert([(FLOW, 3.0, 3.0, 1, None)])
-    new.upsert([(FLOW, 4.0, 4.0, 1, None)])
-    new.close()
+    rotated(path, 2)
     with sqlite3.connect(path) as db:
         entries = db.execute("SELECT seq, body, prev FROM chain WHERE seq >= 3 ORDER BY seq").fetchall()
         prev = entries[0][2]
@@ -62,8 +58,6 @@ def test_the_new_keys_entries_edited_and_signed_again_with_the_old_key_are_named
             db.execute("UPDATE chain SET body = ?, prev = ?, hash = ? WHERE seq = ?", (body, prev, signed, seq))
             prev = signed
         db.execute("UPDATE edges SET count = 1003")
-    found = subprocess.run([sys.executable, "-m", "proxy", "verify", "--store", str(path), "--integrity", "--key-file",
-                            str(tmp_path / "new.key"), "--retired-key-file", str(tmp_path / "old.key")],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    found = verified(tmp_path)
     assert found.returncode == 1, found.stdout  # edited after the rotation, with the old key: not intact
     assert "the newest, is signed with a retired key" in found.stdout, found.stdout
