@@ -1,8 +1,15 @@
-FROM python:3.11-slim
+# The compiled build (README, Performance: ~0.54x the CPU a call of the pure one) needs a C compiler and
+# Python's headers, which the full image has: the wheel is built there and installed in the slim image.
+FROM python:3.11 AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY proxy ./proxy
-RUN pip install --no-cache-dir . && useradd -r lineage && mkdir -p /var/lib/lineage-proxy && chown lineage /var/lib/lineage-proxy
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && useradd -r lineage && mkdir -p /var/lib/lineage-proxy && chown lineage /var/lib/lineage-proxy
 USER lineage
 EXPOSE 8080 8081 9464
 ENTRYPOINT []

@@ -28,3 +28,31 @@ def test_the_metadata_alone_generates_no_c(tmp_path: Path, command: str) -> None
     assert list(meta.glob("*/PKG-INFO")) or list(meta.glob("*/METADATA")), "no metadata written"
     assert not (tree / "build").exists(), "C generated for the metadata"
     assert not (tree / "proxy" / "_compiled.py").exists()
+
+
+def test_the_docker_images_files_build_the_package_with_its_license(tmp_path: Path) -> None:
+    """The Dockerfile's build stage copies what building the package takes, no more: the metadata builds from
+    those files alone (setup.py for the compiled modules, LICENSE for `license-files`), naming the license by its
+    SPDX expression (a TOML table there is deprecated and breaks setuptools' builds from 2027-02-18)."""
+    copied = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            copied += line.split()[1:-1]
+    assert "setup.py" in copied and "LICENSE" in copied
+    tree, meta = tmp_path / "tree", tmp_path / "meta"
+    meta.mkdir()
+    for name in copied:
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, tree / name, ignore=shutil.ignore_patterns("*.so", "_compiled.py", "__pycache__")
+            )
+        else:
+            tree.mkdir(exist_ok=True)
+            shutil.copy(ROOT / name, tree / name)
+    out = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "setup.py", "-q", "dist_info",
+                          "--output-dir", str(meta)], cwd=tree, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "SetuptoolsDeprecationWarning" not in out.stderr, out.stderr
+    [metadata] = meta.glob("*/METADATA")
+    assert "License-Expression: Apache-2.0" in metadata.read_text()
+    assert list(meta.glob("*/licenses/LICENSE"))
