@@ -182,13 +182,13 @@ class Pipeline:
         if request.builds_on is not None:  # what the stored conversation carried, or unread
             inherited = self.runtime.stored.labels(request.builds_on)
             if inherited is None:
-                request = dataclasses.replace(request, unscanned=True)
+                request, labels = self._unseen(request, labels)
             else:
                 labels = labels | inherited
         if request.sequence is not None and not request.starts:  # what the model kept of the sequence, or unread
             carried = self.runtime.sequences.labels(request.sequence)
             if carried is None:
-                request = dataclasses.replace(request, unscanned=True)
+                request, labels = self._unseen(request, labels)
             else:
                 labels = labels | carried
         return Call(
@@ -208,6 +208,15 @@ class Pipeline:
             opaque=request.opaque,
             peer=peer,
         )
+
+    def _unseen(self, request: Request, labels: frozenset[str]) -> tuple[Request, frozenset[str]]:
+        """A call going on with content this process did not see (a stored reply, a sequence's start): what that
+        content held is unread, `scan:truncated`. Found by the detectors' reading as other unread content is; with
+        no detectors (which then say nothing of what they did not read) a label of the call itself: the labels
+        it carries are unknown, not absent."""
+        if self.detectors:
+            return dataclasses.replace(request, unscanned=True), labels
+        return request, labels | _TRUNCATED
 
     def carry(self, sequence: str, labels: frozenset[str], starts: bool = False) -> None:
         """Keep `labels` as what OIP sequence `sequence` holds from now on: with what it held before, unless
