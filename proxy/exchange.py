@@ -268,10 +268,17 @@ class Exchange:
             except Exception:
                 self._observer_failed()
 
+    @property
+    def finished(self) -> bool:
+        """The call is recorded (`finish`): for a streamed reply, its end came (`chunk`)."""
+        return self._finished
+
     def chunk(self, data: bytes) -> bool:
         """One piece of a streamed reply, before it is written to the client. True when the piece
         holds the reply's end (the last SSE event, or the last byte of a sized body): the ingress
-        then finishes the call and awaits `recorded()` before the client can have it."""
+        then finishes the call and awaits `recorded()` before the client can have it. A sized body
+        ends at its last byte, whatever its events say: what it holds after the API's last event is
+        read (the client is promised those bytes), where an unsized one is not passed on past it."""
         if self._finished:
             return False
         observer = self._observer
@@ -288,7 +295,7 @@ class Exchange:
             if self._left <= 0:
                 self.outcome.upstream_ns = _time_ns()
                 return True
-        if observer is not None and observer.ended:
+        elif observer is not None and observer.ended:
             self.outcome.upstream_ns = _time_ns()
             return True
         return False

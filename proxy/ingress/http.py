@@ -433,6 +433,8 @@ class HttpIngress:
     ) -> None:
         """Pass an upstream reply on as it arrives. The piece holding the reply's end is written only once
         the call is recorded, so a client that stops reading at `data: [DONE]` and leaves loses nothing.
+        What an upstream sends after that end (`data: [DONE]`, the API's last event) in a later piece is no
+        output of the call's record: it is read to the reply's end (the connection is kept) and not passed on.
 
         When the upstream fails mid-reply the status line is gone, so the only honest signal left is to
         cut the client's connection without a clean end of body. A client that leaves raises as usual."""
@@ -461,7 +463,7 @@ class HttpIngress:
             while chunk or waiting is not None:
                 if waiting is not None:
                     await waiting
-                else:
+                elif not ex.finished:  # (past the reply's end, what comes is not passed on)
                     if ex.chunk(chunk):
                         await ex.end()
                     conn.write(_frame(chunk, chunked))

@@ -27,6 +27,7 @@ from proxy.protocols import (
     request_strings,
     token_ids,
     unescaped,
+    user_strings,
 )
 from proxy.protocols.sse import SseObserver
 
@@ -189,8 +190,11 @@ class ReplyObserver(SseObserver):
                     text = choice.get("text")
                 if isinstance(text, str):
                     self._text.add_output(text)
-                elif index == 0:  # as a stream ends choice 0's piece
-                    self._text.end_piece()
+                else:
+                    if text is not None:  # content parts (`[{"type": "text", "text": ...}]`): their strings
+                        self._parts(index, text)
+                    if index == 0:  # as a stream ends choice 0's piece
+                        self._text.end_piece()
                 reason = choice.get("finish_reason")
                 if type(reason) is str and len(self.outcome.finish_reasons) < _MOST_CHOICES:  # (one a choice)
                     self.outcome.finish_reasons += (reason,)
@@ -207,13 +211,17 @@ class ReplyObserver(SseObserver):
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta")
+            if type(delta) is not dict:  # a server that streams each choice's `message` whole, as a reply holds it
+                delta = choice.get("message")
             if type(delta) is dict:
                 text = delta.get("content")
                 if (text is None or len(delta) != 1) and not _BESIDE.isdisjoint(delta):  # (content only: the hot path)
                     self._beside(_index(choice), delta)
             else:
                 text = choice.get("text")
-            if isinstance(text, str) and text:
+            if text is not None and type(text) is not str:  # content parts: their strings
+                self._parts(_index(choice), text)
+            elif isinstance(text, str) and text:
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()
                 index = _index(choice)
@@ -300,11 +308,26 @@ class ReplyObserver(SseObserver):
                 for position, call in enumerate(value):
                     if type(call) is dict:
                         at = call.get("index")  # a streamed call's; a whole reply's calls are in order
-                        self._call(index, at if type(at) is int else position, call.get("function"))
+                        # a function call's `function`; a custom tool call's `custom` (its name and `input`)
+                        function = call.get("function")
+                        if type(function) is not dict:
+                            function = call.get("custom")
+                        self._call(index, at if type(at) is int else position, function)
+
+    def _parts(self, index: int, content: Any) -> None:
+        """A choice's content that is no string (a list of parts, as the request's content may be): its strings
+        scanned beside the content (`OutputText.aside`, run together across a stream's deltas), as the strings of a
+        reply of a shape the adapter does not read are (`OutputText.add_unknown`); past `MAX_STRINGS`,
+        `scan:truncated`."""
+        texts: list[str] = []
+        if not user_strings(content, texts):
+            self._text.unread()
+        if texts:
+            self._text.aside((index, "content"), texts[0] if len(texts) == 1 else "\n".join(texts))
 
     def _call(self, index: int, at: Any, function: Any) -> None:
         if type(function) is dict:
-            for key in ("name", "arguments"):
+            for key in ("name", "arguments", "input"):  # a function call's; a custom tool call's `input`
                 value = function.get(key)
                 if type(value) is str:
                     self._text.aside((index, at, key), value)
@@ -326,8 +349,19 @@ class ReplyObserver(SseObserver):
 
 
 # streamed output: the deltas of an item's text (a whole reply's content parts: a message's text, a reasoning
-# item's) and arguments; and the deltas of what the model wrote beside them (`OutputText.aside`)
-_ITEM_DELTAS = ("response.output_text.delta", "response.function_call_arguments.delta", "response.reasoning_text.delta")
+# item's) and of what a tool call holds (`_ITEM_TEXTS`); and the deltas of what the model wrote beside them
+# (`OutputText.aside`)
+_ITEM_DELTAS = (
+    "response.output_text.delta",
+    "response.function_call_arguments.delta",
+    "response.reasoning_text.delta",
+    "response.custom_tool_call_input.delta",
+    "response.mcp_call_arguments.delta",
+    "response.code_interpreter_call_code.delta",
+)
+# what a whole reply's output item holds that the model wrote, as the deltas above stream it: a function or MCP
+# call's arguments, a custom tool call's input, a code interpreter call's code
+_ITEM_TEXTS = ("arguments", "input", "code")
 _ASIDE_DELTAS = ("response.reasoning", "response.refusal")
 
 
@@ -369,8 +403,9 @@ class ResponsesObserver(SseObserver):
                             pieces.append(part["text"])
                         elif isinstance(part.get("refusal"), str):
                             self._text.aside(("response.refusal", at, part_at), part["refusal"])
-                if isinstance(item.get("arguments"), str):
-                    pieces.append(item["arguments"])
+                for key in _ITEM_TEXTS:  # a tool call's arguments, a custom tool call's input, code it runs
+                    if isinstance(item.get(key), str):
+                        pieces.append(item[key])
                 if isinstance(item.get("name"), str):
                     self._text.aside(("name", at), item["name"])
                 summary = item.get("summary")  # a reasoning item's
