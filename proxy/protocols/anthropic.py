@@ -24,6 +24,7 @@ from proxy.protocols import (
     load_request_json,
     request_strings,
     unescaped,
+    user_strings,
 )
 from proxy.protocols.sse import SseObserver
 
@@ -102,6 +103,8 @@ class MessagesObserver(SseObserver):
                     if isinstance(block.get("thinking"), str):
                         self._text.aside((at, "thinking"), block["thinking"])
                     continue
+                else:
+                    self._other(at, block)
             self._text.end_piece()
         self._reason(reply.get("stop_reason"))
 
@@ -164,10 +167,22 @@ class MessagesObserver(SseObserver):
                 thinking = block.get("thinking")
                 if isinstance(thinking, str):
                     self._text.aside((index, "thinking"), thinking)
+            else:
+                self._other(index, block)
         if text:
             if not self.outcome.first_token_ns:
                 self.outcome.first_token_ns = time.time_ns()
             self._content(index, text)
+
+    def _other(self, index: int, block: dict[str, Any]) -> None:
+        """A block with no text, input or thinking (a server tool's result: code execution's `stdout`, a web
+        search's results; a block type the adapter does not know): its strings, beside the content, as a reply of
+        unknown shape's are (`OutputText.add_unknown`). Such blocks come whole, in their `content_block_start`."""
+        texts: list[str] = []
+        if not user_strings(block, texts):
+            self._text.unread()
+        if texts:
+            self._text.aside((index, "block"), texts[0] if len(texts) == 1 else "\n".join(texts))
 
     def _content(self, index: int, text: str) -> None:
         """A piece of a content block's text: read now if it is the open block's (or the first, or one

@@ -295,13 +295,16 @@ class ReplyObserver(SseObserver):
 
     def _beside(self, index: int, message: dict[str, Any]) -> None:
         """What a choice's message (or a streamed delta of it) holds beside its content: the model's
-        reasoning, a refusal, tool calls' names and arguments (`OutputText.aside`, each run together
+        reasoning, a refusal, tool calls' names and arguments, a spoken reply's transcript (`OutputText.aside`, each run together
         across deltas: a call's by its `index`)."""
         for key, value in message.items():  # (a delta holds a key or two)
             if key not in _BESIDE:
                 continue
             if type(value) is str:
                 self._text.aside((index, key), value)
+            elif key == "audio":  # the model's spoken reply: its transcript (its `data` is the audio, base64)
+                if type(value) is dict and type(transcript := value.get("transcript")) is str:
+                    self._text.aside((index, key), transcript)
             elif key == "function_call":
                 self._call(index, key, value)
             elif key == "tool_calls" and type(value) is list:
@@ -362,6 +365,9 @@ _ITEM_DELTAS = (
 # what a whole reply's output item holds that the model wrote, as the deltas above stream it: a function or MCP
 # call's arguments, a custom tool call's input, a code interpreter call's code
 _ITEM_TEXTS = ("arguments", "input", "code")
+# output items whose strings are not read when none of the above is in them: an image generation's result (base64),
+# a reasoning item's encrypted content
+_ITEMS_UNREAD = frozenset({"image_generation_call", "reasoning"})
 _ASIDE_DELTAS = ("response.reasoning", "response.refusal")
 
 
@@ -386,6 +392,7 @@ class ResponsesObserver(SseObserver):
         self._order: list[int] = []  # the same indices, a heap: the next to read first
         self._finished: set[int] = set()  # those of them whose response.output_item.done came
         self._room = detectors.max_chars  # what may wait
+        self._texted: set[int] = set()  # the items whose text streamed (or was read whole: `_unstreamed`)
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
@@ -394,28 +401,47 @@ class ResponsesObserver(SseObserver):
             self._text.add_unknown(reply)
             return
         for at, item in enumerate(output):
-            pieces: list[str] = []
-            if isinstance(item, dict):
-                content = item.get("content")
-                for part_at, part in enumerate(content if isinstance(content, list) else ()):
-                    if isinstance(part, dict):
-                        if isinstance(part.get("text"), str):  # a message's text, a reasoning item's
-                            pieces.append(part["text"])
-                        elif isinstance(part.get("refusal"), str):
-                            self._text.aside(("response.refusal", at, part_at), part["refusal"])
-                for key in _ITEM_TEXTS:  # a tool call's arguments, a custom tool call's input, code it runs
-                    if isinstance(item.get(key), str):
-                        pieces.append(item[key])
-                if isinstance(item.get("name"), str):
-                    self._text.aside(("name", at), item["name"])
-                summary = item.get("summary")  # a reasoning item's
-                for part_at, part in enumerate(summary if isinstance(summary, list) else ()):
-                    if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        self._text.aside(("response.reasoning_summary_text", at, part_at), part["text"])
+            pieces = self._item_texts(at, item) if isinstance(item, dict) else []
             if any(pieces):  # an item without text (a reasoning item's summary only) is no piece, as streamed
                 for piece in pieces:
                     self._text.add(piece)
                 self._text.end_piece()
+
+    def _item_texts(self, at: int, item: dict[str, Any]) -> list[str]:
+        """An output item's text (a message's, a reasoning item's; a tool call's arguments, a custom tool call's
+        input, code it runs), and what is beside it read so (`OutputText.aside`: its name, a refusal, a
+        reasoning summary). An item in which none of that is (a web search's query, a shell call's command, an
+        item type or a shape the adapter does not know): its strings, beside, as a reply of unknown shape's are
+        (`OutputText.add_unknown`), but for an image generation's base64 result and a reasoning item's
+        encrypted content."""
+        pieces: list[str] = []
+        content = item.get("content")
+        if isinstance(content, str):  # (the API's are parts; a server's own may be the text)
+            pieces.append(content)
+        for part_at, part in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(part, dict):
+                if isinstance(part.get("text"), str):  # a message's text, a reasoning item's
+                    pieces.append(part["text"])
+                elif isinstance(part.get("refusal"), str):
+                    self._text.aside(("response.refusal", at, part_at), part["refusal"])
+        for key in _ITEM_TEXTS:  # a tool call's arguments, a custom tool call's input, code it runs
+            if isinstance(item.get(key), str):
+                pieces.append(item[key])
+        read = bool(pieces)
+        if isinstance(item.get("name"), str):
+            self._text.aside(("name", at), item["name"])
+            read = True
+        summary = item.get("summary")  # a reasoning item's
+        for part_at, part in enumerate(summary if isinstance(summary, list) else ()):
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                self._text.aside(("response.reasoning_summary_text", at, part_at), part["text"])
+        if not read and item.get("type") not in _ITEMS_UNREAD:
+            texts: list[str] = []
+            if not user_strings(item, texts):
+                self._text.unread()
+            if texts:
+                self._text.aside(("item", at), texts[0] if len(texts) == 1 else "\n".join(texts))
+        return pieces
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -441,10 +467,15 @@ class ResponsesObserver(SseObserver):
             if isinstance(response, dict):
                 self._response(response)
             if kind in ("response.completed", "response.incomplete", "response.failed"):
+                if isinstance(response, dict) and type(response.get("output")) is list:
+                    for at, item in enumerate(response["output"]):
+                        self._unstreamed(at, item)
                 self.ended = True
             elif kind == "response.output_item.done":
                 index = event.get("output_index")
-                self._close(index if isinstance(index, int) else 0)
+                index = index if isinstance(index, int) else 0
+                self._unstreamed(index, event.get("item"))
+                self._close(index)
             elif kind == "response.output_item.added":  # a function call's name comes with its item
                 item = event.get("item")
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -459,9 +490,24 @@ class ResponsesObserver(SseObserver):
             self.outcome.finish_reasons = (status,)
         self.usage(response.get("usage"))
 
+    def _unstreamed(self, index: int, item: Any) -> None:
+        """An item as a stream's `response.output_item.done` or its end's `response` holds it whole: read as a
+        whole reply's is when none of its text streamed (a server that sends an item's text in its `.done`
+        events only, or in the end's `output` alone), not again when it did. Reasoning items are read from
+        their deltas only (their summary streams beside the content)."""
+        if type(item) is not dict or index in self._texted or item.get("type") == "reasoning":
+            return
+        self._texted.add(index)
+        for piece in self._item_texts(index, item):
+            if index == self._item:
+                self._text.add(piece)
+            else:
+                self._content(index, piece)
+
     def _content(self, index: int, text: str) -> None:
         """A piece of the text of an item other than the open one: read now if it is the first, or comes
         after the open item is done, else kept for its turn."""
+        self._texted.add(index)
         item = self._item
         if item is None or (index > item and self._closed):
             if item is not None:
@@ -528,7 +574,7 @@ class ResponsesObserver(SseObserver):
 
 # what a chat reply's message holds beside its content that the model wrote (vLLM's reasoning is `reasoning`,
 # formerly `reasoning_content` as llama.cpp's is; a string `tool_calls` is no call, but read all the same)
-_BESIDE_KEYS: Final = ("reasoning", "reasoning_content", "refusal", "tool_calls", "function_call")
+_BESIDE_KEYS: Final = ("reasoning", "reasoning_content", "refusal", "tool_calls", "function_call", "audio")
 _BESIDE = frozenset(_BESIDE_KEYS)
 _MOST_CHOICES = 128  # the finish reasons recorded (`gen_ai.response.finish_reasons`): of this many choices at most
 # what a streamed choice's text waiting for the choices before it costs beside its characters (its slot in the
