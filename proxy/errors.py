@@ -179,6 +179,16 @@ class DeadlinePassed(ProxyError):
     error_type = "server_error"
 
 
+class DrainCut(ProxyError):
+    """A request still arriving (its head read, its body not whole) when the SIGTERM drain ran out: recorded as
+    a call refused before it was read is, its code the drain's (`drain_timeout`); its client gets no answer."""
+
+    code = "drain_timeout"
+    status = 503
+    grpc_code = "UNAVAILABLE"
+    error_type = "server_error"
+
+
 class UpstreamStatus(ProxyError):
     """An upstream answered a gRPC call with an error status: what the gRPC transport raises, mapped
     to the contract's errors by the Exchange (UNAVAILABLE, DEADLINE_EXCEEDED) or passed on as is."""

@@ -268,10 +268,18 @@ class ProxyProcess:
             new_grpc_server = self._grpc is not None and self._grpc_changed(old, new)
         except OSError as exc:
             return self._refuse(f"listen.tls: cannot read its files: {exc}")
+        spans: Recorder | None = None
+        if new.telemetry != old.telemetry:
+            try:  # built before anything is applied: an exporter that cannot be built refuses the reload whole
+                spans = self._spans(new)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                return self._refuse(f"telemetry: cannot build the span exporter: {exc}")
         if self._tls is not None and new.listen.tls is not None:
             try:
                 auth_changed = self._tls.reload(new.listen.tls)  # the first change: nothing is applied if it fails
             except (OSError, ssl.SSLError) as exc:
+                if spans is not None:
+                    asyncio.get_running_loop().create_task(spans.stop())  # its export thread, never used
                 return self._refuse(f"listen.tls: cannot use the certificate, key or client_ca now: {exc}")
             if auth_changed:
                 self._reauthenticate()
@@ -294,7 +302,7 @@ class ProxyProcess:
         if new.limits != old.limits:
             self._apply_limits(old.limits, new.limits)
         if new.telemetry != old.telemetry:
-            previous = self.runtime.sinks.swap(SPANS, self._spans(new))
+            previous = self.runtime.sinks.swap(SPANS, spans)
             if previous is not None:
                 asyncio.get_running_loop().create_task(previous.stop())
         if new.lineage.openlineage != old.lineage.openlineage:

@@ -95,7 +95,7 @@ telemetry:
   resource_attributes: {a: b}
   headers: {x-api-key: k}
   compression: gzip
-  certificate: /etc/ca.pem
+  certificate: /etc/ssl/certs/ca-certificates.crt
   insecure: true
   traces_endpoint: "http://127.0.0.1:4318/v1/traces"
   metrics: false

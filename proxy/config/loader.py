@@ -605,6 +605,18 @@ class _Reader:
         endpoint = self.string("telemetry.endpoint", s.raw("endpoint"), optional=True)
         if endpoint is not None and not urlsplit(endpoint).scheme.startswith("http"):
             self.problem("telemetry.endpoint", f"expected an http:// URL, got {endpoint!r}")
+        certificate = self.string("telemetry.certificate", s.raw("certificate"), optional=True)
+        if (
+            certificate is not None
+            and exporter == "otlp"
+            and self.readable_files("telemetry", {"certificate": certificate})
+        ):
+            import ssl  # here: only an exporter over TLS needs it
+
+            try:  # what the exporter reads when it is built (at start, or by a reload): a bad bundle refuses it there
+                ssl.create_default_context(cafile=certificate)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                self.problem("telemetry.certificate", f"cannot use {certificate!r} as a CA bundle: {exc}")
         attrs = s.values.get("resource_attributes") or {}
         if not isinstance(attrs, dict):
             self.problem("telemetry.resource_attributes", "expected a mapping of string to string")
@@ -625,7 +637,7 @@ class _Reader:
             ),
             headers=tuple((str(k), str(self.expand(f"telemetry.headers.{k}", v))) for k, v in headers.items()),
             compression=s.read("compression", partial(self.choice, options=("gzip", "none"))),
-            certificate=self.string("telemetry.certificate", s.raw("certificate"), optional=True),
+            certificate=certificate,
             insecure=self.boolean("telemetry.insecure", s.raw("insecure")) if s.raw("insecure") is not None else None,
             traces_endpoint=self.string("telemetry.traces_endpoint", s.raw("traces_endpoint"), optional=True),
         )

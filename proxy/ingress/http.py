@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from proxy.config import Upstream
 from proxy.errors import (
+    DrainCut,
     ExpectationFailed,
     InvalidRequest,
     ModelNotFound,
@@ -249,7 +250,10 @@ class HttpIngress:
         except ProxyError as error:
             failure = error
         except (asyncio.CancelledError, ConnectionError):
-            ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
+            if conn.cut and ex.call is None:  # the drain cut it while its request was still arriving: recorded
+                ex.finish(self._cut_unread(request, conn, ex))
+            else:
+                ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
             raise
         except Exception:
             log.exception("internal error handling %s %s", method, path, extra={"trace_id": ex.trace.trace_id_hex})
@@ -286,6 +290,14 @@ class HttpIngress:
             conn.abort()
         else:
             conn.error(request, error, ex.lineage_headers(), keep_alive=keep_alive)
+
+    @staticmethod
+    def _cut_unread(request: Request, conn: HttpConnection, ex: Exchange) -> ProxyError:
+        """The drain's cut of a call whose request had not arrived whole, as the refusal it is recorded as (as
+        one whose body is too slow is): its caller the one its key names, nothing of it read or forwarded."""
+        cut = DrainCut("lineage-proxy stopped before this request had arrived whole (limits.drain_timeout_s)")
+        cut.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
+        return cut
 
     async def record_refusal(self, request: Request, error: ProxyError, conn: HttpConnection) -> list[tuple[str, str]]:
         """Record a request the connection refuses before any handler sees it (`wire.py`: malformed framing, a

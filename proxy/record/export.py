@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from proxy.record import ExportRefused
@@ -47,11 +47,55 @@ class SinkOptions:
 
 
 class Sink(Protocol):
-    """Where spans go. `send` raises on failure; it runs on the export thread only."""
+    """Where spans go. `send` raises on failure; it runs on the export thread only. It returns what the
+    collector took but rejected (`Rejected`: an OTLP partial success), None when it took every span."""
 
-    def send(self, batch: list[bytes]) -> None: ...
+    def send(self, batch: list[bytes]) -> Rejected | None: ...
 
     def close(self) -> None: ...
+
+
+# (spans, the collector's message): an OTLP partial success, a batch taken with `rejected_spans` of it refused
+Rejected = tuple[int, str]
+
+
+def rejected(response: bytes) -> Rejected | None:
+    """The partial success an ExportTraceServiceResponse holds (`rejected_spans`, `error_message`), None when it
+    holds none or is not one (a collector answering something else took the batch). Read by protobuf."""
+    try:
+        answer = _response_type()()
+        answer.ParseFromString(response)
+    except Exception:  # protobuf's DecodeError, or what a body that is no message makes of it
+        return None
+    spans = answer.partial_success.rejected_spans
+    return (spans, answer.partial_success.error_message) if spans > 0 else None
+
+
+_RESPONSE: list[Any] = []  # the ExportTraceServiceResponse message class, made on first use
+
+
+def _response_type() -> Any:
+    """opentelemetry-proto's ExportTraceServiceResponse, as a protobuf message class made from its two messages'
+    descriptors (the package is a test dependency only: the spans are encoded by `otlp.py`)."""
+    if not _RESPONSE:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+        proto = descriptor_pb2.FileDescriptorProto(name="lineage_proxy/otlp_trace_response.proto",
+                                                   package="lineage_proxy.otlp", syntax="proto3")  # fmt: skip
+        partial = proto.message_type.add(name="ExportTracePartialSuccess")
+        partial.field.add(name="rejected_spans", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
+                          label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)  # fmt: skip
+        partial.field.add(name="error_message", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                          label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)  # fmt: skip
+        response = proto.message_type.add(name="ExportTraceServiceResponse")
+        response.field.add(name="partial_success", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                           type_name=".lineage_proxy.otlp.ExportTracePartialSuccess",
+                           label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)  # fmt: skip
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(proto)
+        found = pool.FindMessageTypeByName("lineage_proxy.otlp.ExportTraceServiceResponse")
+        _RESPONSE.append(message_factory.GetMessageClass(found))
+    return _RESPONSE[0]
 
 
 # OTLP/HTTP: "429, 502, 503 and 504 ... MUST be retried"; everything else is final.
@@ -215,19 +259,21 @@ class OtlpGrpcSink:
         self._resource, self._scope = resource, scope
         keep_freed_pages()
 
-    def send(self, batch: list[bytes]) -> None:
+    def send(self, batch: list[bytes]) -> Rejected | None:
         import grpc
 
         body = encode_request(self._resource, self._scope, batch)
         give_way()
         deadline = time.monotonic() + self._timeout_s
+        answer: list[bytes] = []
 
         def once() -> None:
             # a retry gets what is left of the batch's timeout, not a fresh one: the export, retries included,
             # ends within export_timeout_s (what a shutdown waits for)
             timeout = max(0.001, deadline - time.monotonic())
             try:
-                self._export(body, timeout=timeout, metadata=self._metadata, compression=self._compression)
+                answer.append(self._export(body, timeout=timeout, metadata=self._metadata,
+                                           compression=self._compression))  # fmt: skip
             except grpc.RpcError as exc:
                 code = exc.code() if callable(getattr(exc, "code", None)) else None
                 name = code.name if code is not None else "UNKNOWN"
@@ -235,6 +281,7 @@ class OtlpGrpcSink:
                                     name in RETRYABLE_GRPC) from exc  # fmt: skip
 
         retrying(once, self._timeout_s)
+        return rejected(answer[-1]) if answer and isinstance(answer[-1], bytes) else None
 
     def close(self) -> None:
         self._channel.close()
@@ -274,50 +321,54 @@ class OtlpHttpSink:
         self._used = False  # the connection has carried a request: it may have gone stale since
         self.stale_retries = 0  # batches sent again because a reused connection had been closed
 
-    def send(self, batch: list[bytes]) -> None:
+    def send(self, batch: list[bytes]) -> Rejected | None:
         body = encode_request(self._resource, self._scope, batch)
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
         give_way()
-        retrying(lambda: self._post(body), self._timeout_s)
+        answer: list[bytes] = []
+        retrying(lambda: answer.append(self._post(body)), self._timeout_s)
+        return rejected(answer[-1]) if answer else None
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._https:
             return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout_s, context=self._context)
         return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
 
-    def _post(self, body: bytes) -> None:
-        """One POST; on a reused connection found closed, once more on a fresh one."""
+    def _post(self, body: bytes) -> bytes:
+        """One POST; on a reused connection found closed, once more on a fresh one. The answer's body (a
+        protobuf ExportTraceServiceResponse; b"" when it says it is JSON, which no request here asks for)."""
         reused = self._conn is not None and self._used
         try:
-            status, headers = self._exchange(body)
+            status, headers, answer = self._exchange(body)
         except STALE:
             self._drop()
             if not reused:
                 raise
             self.stale_retries += 1
-            status, headers = self._exchange(body)
+            status, headers, answer = self._exchange(body)
         except Exception:
             self._drop()
             raise
         if not 200 <= status < 300:
             raise ExportRefused(str(status), status in RETRYABLE_HTTP, retry_after(headers.get("Retry-After")))
+        return b"" if "json" in (headers.get("Content-Type") or "") else answer
 
-    def _exchange(self, body: bytes) -> tuple[int, http.client.HTTPMessage]:
+    def _exchange(self, body: bytes) -> tuple[int, http.client.HTTPMessage, bytes]:
         if self._conn is None:
             self._conn = self._connect()
             self._used = False
         try:
             self._conn.request("POST", self._path, body, self._headers)
             reply = self._conn.getresponse()
-            reply.read()
+            answer = reply.read()
         except Exception:
             self._drop()
             raise
         self._used = True
         if reply.will_close:
             self._drop()
-        return reply.status, reply.headers
+        return reply.status, reply.headers, answer
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -331,9 +382,10 @@ class OtlpHttpSink:
 class ConsoleSink:
     """One JSON line per span on stdout (items are encoded as JSON by the recorder)."""
 
-    def send(self, batch: list[bytes]) -> None:
+    def send(self, batch: list[bytes]) -> Rejected | None:
         sys.stdout.buffer.write(b"\n".join(batch) + b"\n")
         sys.stdout.flush()
+        return None
 
     def close(self) -> None:
         pass
@@ -371,6 +423,7 @@ class BoundedExporter:
         self._stop_lost = 0  # spans lost since shutdown began, not yet reported
         self._stop_error: Exception | None = None  # why the last export after shutdown began failed
         self._outage = False
+        self._rejecting = False  # a collector's partial success was logged (once)
         self._lost_before_outage = 0  # spans failed or dropped before the outage began
         self._next_probe = 0.0
         # dropped: spans refused because the queue was full, or left in it at shutdown; failed: spans the sink
@@ -455,7 +508,7 @@ class BoundedExporter:
             return True
         give_way()
         try:
-            self._sink.send(batch)
+            partly = self._sink.send(batch)
         except Exception as exc:
             with self._counting:
                 self._in_flight = 0
@@ -473,13 +526,20 @@ class BoundedExporter:
             if first:
                 log.error("span export failed (%s); dropping spans until the collector is back", _short(exc))
             return False
+        refused = min(partly[0], len(batch)) if partly else 0
         with self._counting:
             self._in_flight = 0
             if self._given_up:
                 return True  # shutdown has already counted it as failed
-            self.counts.add("exported", len(batch))
+            self.counts.add("exported", len(batch) - refused)
+            if refused:  # taken and dropped by the collector (a partial success): lost, and not to be sent again
+                self.counts.add("failed", refused)
             recovered = self._outage
             self._outage = False
+        if refused and not self._rejecting:
+            self._rejecting = True
+            log.error("the collector rejected %d of %d spans of a batch (%s); they are lost (logged once, counted in "
+                      "lineage_proxy_spans_export_failed_total)", refused, len(batch), partly[1][:300] if partly else "")  # fmt: skip
         if recovered:
             lost = self.failed + self.dropped - self._lost_before_outage
             log.warning("span export recovered; %d spans were lost during the outage", lost)

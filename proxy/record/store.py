@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -229,6 +230,15 @@ CUT_MEANWHILE = ("lineage store %s: retention purge left to the next one: the ch
                  "again)")  # fmt: skip
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file `path` names (device, inode), None when it names none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def _busy(exc: sqlite3.OperationalError) -> bool:
     """Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY: "database is locked")."""
     code = getattr(exc, "sqlite_errorcode", None)
@@ -322,6 +332,8 @@ class SqliteStore:
         self._head_ok: str | None = None  # the newest entry last seen signed with one of them (or signed here)
         self._busy_ms = max(0, round(busy_timeout_s * 1000))
         self._locked_retry: float | None = None  # monotonic: while the lock is held elsewhere, when to wait again
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file a writer opened (`_still_named`)
+        self._where = ""  # its absolute path
         if readonly:
             if not Path(self.path).exists():
                 raise FileNotFoundError(self.path)
@@ -377,6 +389,8 @@ class SqliteStore:
                 if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
                     self._append(integrity.body(integrity.EDGES, []))  # signed with the new key from now on
         self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
+        self._where = os.path.abspath(self.path)  # as opened: the same file whatever the working directory is later
+        self._file = _identity(self._where)
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
@@ -409,10 +423,21 @@ class SqliteStore:
         params = [flat(row) for row in rows]
         if not params:
             return
+        self._still_named()
         with self._db:
             self._begin_write()
             self._db.executemany(UPSERT, params)
             self._append(integrity.body(integrity.EDGES, params))
+
+    def _still_named(self) -> None:
+        """Raise unless the store's path still names the file this writer opened. SQLite writes on into the
+        file it holds open when it was deleted (its directory removed) or moved away: every write would
+        succeed where no path, and so no reader and no restart, ever finds it. Refused instead, as a write
+        the store refuses (edges.py keeps the counts in memory and says so; `require_record` zones fail
+        closed)."""
+        if _identity(self._where) != self._file:
+            raise sqlite3.OperationalError(f"lineage store {self.path}: the file was removed or replaced since this "
+                                           "process opened it; restart the proxy to write to a store at that path")  # fmt: skip
 
     def _begin_write(self) -> None:
         """BEGIN IMMEDIATE: the write lock, waited for `busy_timeout_s` at most. Once a wait has run out

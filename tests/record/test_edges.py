@@ -171,7 +171,7 @@ def test_a_store_outage_loses_no_count_and_is_logged_once(vllm, make_proxy, loop
             assert chat(proxy.url, f"during {i}", labels=f"outage-{i % 3}").status_code == 200
         loop_thread.run(proxy.process.runtime.sinks.flush())
     scraped = httpx.get(f"{proxy.url}/metrics").text
-    assert "lineage_proxy_edge_store_failing 1" in scraped
+    assert "lineage_proxy_edge_store_failing 1" in scraped.splitlines()  # not the HELP line, which says "1 while"
     assert [r.message for r in caplog.records].count(next(r.message for r in caplog.records)) == 1
     assert len(caplog.records) == 1 and "logged once per outage" in caplog.records[0].message
     failing.failing = False  # the disk has room again

@@ -36,7 +36,7 @@ def test_env_alone_configures_an_http_exporter() -> None:
         "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.example.com",
         "OTEL_EXPORTER_OTLP_HEADERS": "x-honeycomb-team=k3y,x-tenant=a%2Cb",
         "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
-        "OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/ca.pem",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/ssl/certs/ca-certificates.crt",
         "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
         "OTEL_SERVICE_NAME": "sidecar-eu",
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,service.name=ignored",
@@ -50,7 +50,11 @@ def test_env_alone_configures_an_http_exporter() -> None:
         "https://otel.example.com",
     )
     assert telemetry.headers == (("x-honeycomb-team", "k3y"), ("x-tenant", "a,b"))
-    assert (telemetry.compression, telemetry.certificate, telemetry.export_timeout_s) == ("gzip", "/etc/ca.pem", 2.5)
+    assert (telemetry.compression, telemetry.certificate, telemetry.export_timeout_s) == (
+        "gzip",
+        "/etc/ssl/certs/ca-certificates.crt",
+        2.5,
+    )
     assert telemetry.service_name == "sidecar-eu" and telemetry.sample_ratio == 0.25
     assert telemetry.resource_attributes == (("deployment.environment", "prod"),)
 
