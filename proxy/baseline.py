@@ -192,10 +192,16 @@ class Baseline:
 
 def load_baseline(path: str | Path) -> Baseline:
     """Read and validate a baseline file; BaselineError lists every problem with its location."""
+    from proxy.config.yamlfile import not_utf8  # here, not at the top: proxy.config imports us
+
     try:
-        text = read_bytes(path).decode("utf-8")
+        data = read_bytes(path)
     except OSError as exc:
         raise BaselineError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BaselineError([not_utf8(str(path), data, exc)]) from exc
     return parse_baseline(text, source=str(path))
 
 

@@ -318,6 +318,7 @@ class ProxyProcess:
             self.book.inherit(previous_book)  # what it knew stays until the new book's discovery answers
             self.book.start()
             asyncio.get_running_loop().create_task(previous_book.stop())
+        self.pool.reread_tls()  # HTTPS upstreams' files renewed in place: for the next connections
         if self.channels is not None:
             self.channels.use(new.upstreams)  # a channel made with other settings or TLS files is replaced
         self.config = new

@@ -33,7 +33,7 @@ def server_context(tls: Tls) -> ssl.SSLContext:
     """The listener's context (TLS 1.2+); raises OSError/ssl.SSLError when a file is missing or bad."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(tls.cert, tls.key)
+    context.load_cert_chain(tls.cert, tls.key, password=_no_password)
     if tls.client_ca:
         context.load_verify_locations(cafile=tls.client_ca)
         context.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_OPTIONAL
@@ -53,7 +53,11 @@ def check_pair(cert: bytes, key: bytes) -> None:
 
 
 def _no_password() -> bytes:
-    return b""
+    """The password callback of every key the proxy loads. Without one OpenSSL asks for an encrypted key's
+    passphrase on the terminal, where `check` (or `serve`, its event loop blocked, at a reload) would wait for
+    it; with no terminal it fails as `[Errno 22] Invalid argument`, which names no cause."""
+    raise ssl.SSLError("the key is encrypted (passphrase-protected): the proxy has no passphrase to give; "
+                       "store the key unencrypted, readable by the proxy alone")  # fmt: skip
 
 
 def listener_files(tls: Tls) -> tuple[bytes, bytes, bytes | None]:
@@ -173,7 +177,7 @@ def client_context(tls: UpstreamTls | None) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca if tls else None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if tls is not None and tls.cert and tls.key:
-        context.load_cert_chain(tls.cert, tls.key)
+        context.load_cert_chain(tls.cert, tls.key, password=_no_password)
     return context
 
 

@@ -41,7 +41,7 @@ from proxy.config.model import (
     Zone,
 )
 from proxy.config.otel_env import telemetry_from_env
-from proxy.config.yamlfile import StrictLoader
+from proxy.config.yamlfile import StrictLoader, not_utf8
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
@@ -61,9 +61,13 @@ _ANONYMOUS = "anonymous"  # the caller the record, the logs and the baseline nam
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([not_utf8(str(path), data, exc)]) from exc
     return parse(text, source=str(path), env=os.environ if env is None else env)
 
 
@@ -140,6 +144,11 @@ class _Reader:
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            if default is not None and "${" in default:  # `${A:-${B}}`: the default would be the text `${B}`
+                self.problem(path, f"the default of ${{{name}:-...}} holds a ${{...}}: defaults are not expanded "
+                             "(give the value itself)")  # fmt: skip
+                self.unset.add(path)  # what the value would have made is not news
+                return ""
             if name in self.env and (self.env[name] != "" or default is None):
                 return self.env[name]
             if default is not None:
@@ -403,6 +412,11 @@ class _Reader:
         conns = s.read("max_connections", partial(self.integer, minimum=1))
         queue = s.read("max_queue", partial(self.integer, minimum=0))
         interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
+        tls = self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None
+        if tls is not None and grpc is None and url is not None and urlsplit(url).scheme == "http":
+            # the scheme alone decides TLS over HTTP: the CA check and client certificate asked for would be
+            # skipped, and calls sent in plaintext, without a word
+            self.problem(f"{path}.tls", f"the url {url!r} is plain http, so this TLS is never used: write https://")
         if name is None:
             return None
         return Upstream(  # with a bad protocol too, so references to it are still checked
@@ -419,7 +433,7 @@ class _Reader:
             max_queue=queue,
             discovery_interval_s=interval,
             provider=self.string(f"{path}.provider", s.raw("provider"), optional=True),
-            tls=self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None,
+            tls=tls,
         )
 
     def upstream_tls(self, path: str, raw: Any) -> UpstreamTls | None:

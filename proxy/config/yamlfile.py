@@ -1,6 +1,11 @@
 """YAML as the proxy reads its files, the config and the approved baseline: PyYAML's safe loader, refusing
 a key given twice in one mapping. PyYAML keeps the last of two equal keys without a word, so a second
 `zones:` or `allow_purposes:` would silently replace the restriction written above it.
+
+Aliases are bounded too. PyYAML shares an aliased node rather than copying it, but whatever walks the
+value (the config's checks, a problem quoting it, `${VAR}` expansion) walks every use: a few hundred bytes
+of nested aliases ("billion laughs") would take minutes and gigabytes, and an alias inside the node it
+names (`&a [*a]`) never ends.
 """
 
 from __future__ import annotations
@@ -9,17 +14,53 @@ from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
+from yaml.events import AliasEvent
 
 _MERGE = "tag:yaml.org,2002:merge"
 # keys compared as loaded, as the mapping they end up in compares them (`yes` and `true` are one key)
 _LOADED = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("null", "bool", "int", "float", "str"))
+# nodes aliases may add to a document, each use of an anchor counting its node and everything under it: far
+# more than merge keys (`<<: *defaults` in every caller) need, far less than a walk of it would choke on
+MAX_ALIASED_NODES = 100_000
 
 
 class StrictLoader(yaml.SafeLoader):
     """SafeLoader whose mappings hold each key once. Checked as the mapping is composed, so `yaml.compose`
     (the baseline, read as nodes) and `yaml.load` (the config) both raise it: a YAMLError marked at the
     second key, read by both files' error handlers as `file:line:col: not valid YAML: duplicate key ...`.
-    The keys a `<<:` merge brings in may still be overridden: that is what a merge is for."""
+    The keys a `<<:` merge brings in may still be overridden: that is what a merge is for.
+
+    An alias to a node still being composed (one inside the node it names), or aliases that add more than
+    MAX_ALIASED_NODES nodes to the document as its readers walk it, are refused the same way, at the alias."""
+
+    def compose_document(self) -> yaml.Node | None:
+        self._sizes: dict[int, int] = {}  # id of a composed collection node: its nodes, every alias in it expanded
+        self._open: list[int] = [0]  # the nodes of each collection being composed, so far
+        self._aliased = 0
+        return super().compose_document()
+
+    def compose_node(self, parent: Any, index: Any) -> yaml.Node | None:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                if not isinstance(target, yaml.ScalarNode) and id(target) not in self._sizes:
+                    raise ComposerError(None, None, f"alias *{event.anchor} is inside the node it names: that "
+                                        "value would never end", event.start_mark)  # fmt: skip
+                size = self._sizes.get(id(target), 1)
+                self._aliased += size
+                if self._aliased > MAX_ALIASED_NODES:
+                    raise ComposerError(None, None, f"aliases expand to more than {MAX_ALIASED_NODES:,} nodes "
+                                        f"(at *{event.anchor}): write the values out, or alias less", event.start_mark)  # fmt: skip
+                self._open[-1] += size
+            return super().compose_node(parent, index)  # raises for an undefined alias
+        self._open.append(0)
+        node = super().compose_node(parent, index)
+        size = 1 + self._open.pop()
+        if not isinstance(node, yaml.ScalarNode):
+            self._sizes[id(node)] = size
+        self._open[-1] += size
+        return node
 
     def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:  # its anchor's name or None (stubs: a dict)
         node = super().compose_mapping_node(anchor)
@@ -47,3 +88,12 @@ class StrictLoader(yaml.SafeLoader):
             except Exception:  # an explicit `!!int x` or `!!bool maybe` (KeyError): refused when loaded, if it is
                 pass
         return (key.tag, key.value)
+
+
+def not_utf8(source: str, data: bytes, error: UnicodeDecodeError) -> str:
+    """Where a file's bytes stop being UTF-8 (the proxy reads its YAML files as UTF-8), as a problem line:
+    a file saved as Latin-1 or UTF-16 by an editor is named, not a traceback."""
+    line = data.count(b"\n", 0, error.start) + 1
+    column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+    return (f"{source}:{line}:{column}: not UTF-8 text (byte 0x{data[error.start]:02x}: {error.reason}); "
+            "save the file as UTF-8")  # fmt: skip

@@ -366,6 +366,11 @@ class ConnectionPool:
                 waiter.set_result(None)
                 return
 
+    def reread_tls(self) -> None:
+        """Its next connection makes its TLS context again, reading the upstream's TLS files as they are then
+        (a reload: a client certificate, key or CA renewed in place); connections open keep theirs."""
+        self._ssl = None
+
     def retire(self) -> None:
         self.retired = True
         while self.idle:
@@ -413,6 +418,11 @@ class UpstreamPool:
         """`ConnectionPool.request` on `upstream`'s pool: its coroutine, to await (not one awaiting it: a frame less
         a call)."""
         return self.pool(upstream).request(method, target, headers, body, sent=sent)
+
+    def reread_tls(self) -> None:
+        """A reload: each pool's next connection reads its upstream's TLS files again, as gRPC channels do."""
+        for pool in self._pools.values():
+            pool.reread_tls()
 
     async def get_json(self, upstream: Upstream, path: str) -> Any:
         """A metadata GET for checkpoint discovery and readiness; MetadataStatus on non-2xx."""
