@@ -32,6 +32,7 @@ import logging
 import time
 from typing import Any, Final
 
+from proxy.checkpoints import CheckpointBook
 from proxy.config import Upstream
 from proxy.detectors import TRUNCATED
 from proxy.errors import (
@@ -89,6 +90,9 @@ class Exchange:
         self.refused: Exchange | None = None  # a stream's later message that was denied (`readmit`)
         self._unforwarded: Request | None = None  # admitted, deferred: what `forwarded` completes the call from
         self._forwarding = False  # `forwarded` is running (a failure in it is the proxy's, not the upstream's)
+        # the checkpoint book the call was decided with, which names a checkpoint its reply names: one a reload put
+        # in force meanwhile may know another server under the upstream's name
+        self._book: CheckpointBook | None = None
         pipeline.runtime.stats.started()
 
     # -- admit
@@ -152,7 +156,8 @@ class Exchange:
         """The checkpoint `upstream` serves for this call's model, when its pin or metadata says."""
         call = self.call
         assert call is not None
-        found = self.pipeline.runtime.book.resolve(upstream, call.model, call.model_version)
+        book = self._book = self.pipeline.runtime.book
+        found = book.resolve(upstream, call.model, call.model_version)
         outcome = self.outcome
         outcome.provider, outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
             (found.provider, found.name, found.source, found.parent) if found is not None else (None, None, None, None)
@@ -369,9 +374,11 @@ class Exchange:
         """A call decided to go through that the proxy refuses before forwarding it: recorded as the refusal
         it is (`deny`, its code and `rule`, every record and `x-lineage-decision` alike), its data gone nowhere
         past the boundary: no upstream, no checkpoint, no output."""
-        self.decision = dataclasses.replace(
-            decision, action=DENY, upstream=None, code=error.code, rule=rule, reason=error.message
-        )
+        refused = dataclasses.replace(decision, action=DENY, upstream=None, code=error.code, rule=rule,
+                                      reason=error.message)  # fmt: skip
+        call = self.call
+        # approved or not as the flow it is recorded as (the baseline's verdict on `deny` by `rule`)
+        self.decision = self.pipeline.judged_again(call, refused, decision) if call is not None else refused
         outcome = self.outcome
         outcome.provider = outcome.checkpoint = outcome.checkpoint_source = outcome.checkpoint_parent = None
         outcome.forwarded_ns = 0
@@ -440,11 +447,8 @@ class Exchange:
             return
         decision = self.decision
         upstream = decision.upstream if decision is not None else None
-        found = (
-            self.pipeline.runtime.book.resolve(upstream, outcome.response_model, learn=False)
-            if upstream is not None
-            else None
-        )
+        book = self._book or self.pipeline.runtime.book
+        found = book.resolve(upstream, outcome.response_model, learn=False) if upstream is not None else None
         if found is not None:  # the upstream's metadata names what the reply's model is
             outcome.provider = found.provider
             outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (

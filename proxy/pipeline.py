@@ -270,6 +270,18 @@ class Pipeline:
             self._unapproved(call, decision)
         return decision
 
+    def judged_again(self, call: Call, decision: Decision, before: Decision) -> Decision:
+        """`decision`, a forwarded call's `before` that the proxy then refused itself (`Exchange._refused`), approved
+        or not as the flow it is recorded as: the baseline's verdict on that denial, not on the flow it was decided
+        as. Counted and logged as `decide` does an unapproved flow, unless `before` was already (one call, once)."""
+        if self.policy.baseline is None or not call.carries_data:
+            return decision
+        flow = boundary_flow(call, decision, self._served)
+        decision = dataclasses.replace(decision, approved=self.policy.unapproved(flow) is None)
+        if decision.approved is False and before.approved is not False:
+            self._unapproved(call, decision)
+        return decision
+
     def _unrecorded(self, decision: Decision) -> Decision:
         """A forwarded call of a `require_record` zone is refused while nothing can record it. Applied
         here, after the pure `decide`, because store health is runtime state no policy input carries;

@@ -15,6 +15,7 @@ import logging
 import re
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 from proxy.config import Upstream
 from proxy.errors import (
@@ -37,6 +38,7 @@ from proxy.ingress.wire import (
     status_line,
 )
 from proxy.pipeline import Pipeline, PipelineRef
+from proxy.policy import Policy
 from proxy.protocols import HTTP_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
@@ -349,24 +351,28 @@ class HttpIngress:
             ex.admit_data_free(upstreams[0], caller)
             await self._forward(request, conn, ex, upstreams[0], b"", observe=False)
             return
-        listings = []
+        listings: list[tuple[str, Any]] = []
         for upstream in upstreams:
             try:
-                listings.append(await self.pool.get_json(upstream, request.path))
+                listings.append((upstream.name, await self.pool.get_json(upstream, request.path)))
             except Exception as exc:
                 log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
         ex.admit_data_free(None, caller)  # several upstreams answered: none is the call's
         ex.outcome.status = 200
         ex.finish()
         fields = b"x-trace-id: %s\r\n" % ex.trace.trace_id_hex.encode()
-        conn.reply(request, 200, b"application/json", adapter.merge(listings), fields)
+        merged = adapter.merge(_routed_entries(pipeline.policy, listings))
+        conn.reply(request, 200, b"application/json", merged, fields)
 
     async def _forward(
         self, request: Request, conn: HttpConnection, ex: Exchange, upstream: Upstream, body: bytes, *, observe: bool
     ) -> None:
-        if upstream.url is None:
-            raise UpstreamUnavailable(
-                f"upstream {upstream.name!r} speaks gRPC only; send this call to the gRPC listener"
+        if upstream.url is None:  # refused before anything is sent: recorded as the refusal it is (`Exchange.refuse`)
+            raise ex.refuse(
+                UpstreamUnavailable(
+                    f"upstream {upstream.name!r} speaks gRPC only; send this call to the gRPC listener"
+                ),
+                f"upstream:{upstream.name}",
             )
         fields = forward_fields(request, ex, upstream.api_key, observe)
         try:
@@ -505,6 +511,38 @@ class HttpIngress:
         )
         ex.finish(error)
         conn.abort()
+
+
+def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any]:
+    """The upstreams' model lists (by upstream name) as `merge` is to read them, each model's first entry kept: an
+    entry of a model whose route goes to another upstream that lists it too is left out, so a model several
+    upstreams list is described by the one its calls reach, not by the first in the config."""
+    listed: dict[str, set[str]] = {}
+    for name, listing in listings:
+        listed[name] = {model for model in _models(listing) if isinstance(model, str)}
+    kept: list[Any] = []
+    for name, listing in listings:
+        data = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(data, list):
+            kept.append(listing)
+            continue
+        entries = []
+        for entry in data:
+            model = entry.get("id") if isinstance(entry, dict) else None
+            routed = policy.route(model) if isinstance(model, str) else None
+            owner = routed[1].name if routed is not None else name
+            if owner == name or model not in listed.get(owner, ()):
+                entries.append(entry)
+        kept.append({**listing, "data": entries})
+    return kept
+
+
+def _models(listing: Any) -> list[Any]:
+    """The ids a model list names (an OpenAI-style `{"data": [{"id": ...}]}`)."""
+    data = listing.get("data") if isinstance(listing, dict) else None
+    if not isinstance(data, list):
+        return []
+    return [entry.get("id") for entry in data if isinstance(entry, dict)]
 
 
 _CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits: gzip framing, zlib framing
