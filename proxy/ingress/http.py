@@ -351,13 +351,13 @@ class HttpIngress:
             ex.admit_data_free(upstreams[0], caller)
             await self._forward(request, conn, ex, upstreams[0], b"", observe=False)
             return
+        ex.admit_data_free(None, caller)  # several upstreams answer: none is the call's (read whole: a drain cuts it)
         listings: list[tuple[str, Any]] = []
         for upstream in upstreams:
             try:
                 listings.append((upstream.name, await self.pool.get_json(upstream, request.path)))
             except Exception as exc:
                 log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
-        ex.admit_data_free(None, caller)  # several upstreams answered: none is the call's
         ex.outcome.status = 200
         ex.finish()
         fields = b"x-trace-id: %s\r\n" % ex.trace.trace_id_hex.encode()

@@ -77,10 +77,12 @@ class Request:
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that
 # is not a standard one is data: chat templates print it). Not ids: some templates print a tool call's id
 # (Kimi-K2's `<|tool_call_begin|>{{ id }}`, `## Return of {{ tool_call_id }}`), so ids are scanned.
+# Ciphertext a server hands out and takes back (`encrypted_content`: a search result's page, reasoning) is none:
+# kilobytes of base64 a result, which no detector can read.
 _STRING_FRAMING = frozenset(
     {
         "role", "type", "model", "status", "object", "url", "file_id", "detail", "format", "media_type", "mime_type",
-        "encoding_format",
+        "encoding_format", "encrypted_content", "encrypted_index",
     }
 )  # fmt: skip
 # keys whose values are binary payloads (images, audio, files as base64 or links) that text detectors cannot
@@ -88,8 +90,11 @@ _STRING_FRAMING = frozenset(
 _PAYLOADS = frozenset({"image_url", "input_audio", "file", "source", "cache_control"})
 FRAMING_KEYS = _STRING_FRAMING | _PAYLOADS
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer", "ipython"})
-# top-level keys whose values are about the request, never in the prompt: not scanned
-NOT_DATA = frozenset({"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options"})
+# top-level keys whose values are about the request, never in the prompt: not scanned (a stored reply's id, as
+# `resp_` and 48 hex digits, held a Luhn-valid run about once in 400)
+NOT_DATA = frozenset(
+    {"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options", "previous_response_id"}
+)
 MAX_STRINGS = 10_000
 
 

@@ -368,6 +368,9 @@ _ITEM_TEXTS = ("arguments", "input", "code")
 # output items whose strings are not read when none of the above is in them: an image generation's result (base64),
 # a reasoning item's encrypted content
 _ITEMS_UNREAD = frozenset({"image_generation_call", "reasoning"})
+# an item's own keys that name it or the call it answers, not what the model wrote: OpenAI's ids are a prefix and
+# 48 hex digits, whose runs of digits read as a Luhn-valid card number about once in 400 ids
+_ITEM_IDS = frozenset({"id", "call_id", "approval_request_id"})
 _ASIDE_DELTAS = ("response.reasoning", "response.refusal")
 
 
@@ -437,7 +440,7 @@ class ResponsesObserver(SseObserver):
                 self._text.aside(("response.reasoning_summary_text", at, part_at), part["text"])
         if not read and item.get("type") not in _ITEMS_UNREAD:
             texts: list[str] = []
-            if not user_strings(item, texts):
+            if not user_strings({key: value for key, value in item.items() if key not in _ITEM_IDS}, texts):
                 self._text.unread()
             if texts:
                 self._text.aside(("item", at), texts[0] if len(texts) == 1 else "\n".join(texts))

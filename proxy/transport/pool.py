@@ -368,8 +368,11 @@ class ConnectionPool:
 
     def reread_tls(self) -> None:
         """Its next connection makes its TLS context again, reading the upstream's TLS files as they are then
-        (a reload: a client certificate, key or CA renewed in place); connections open keep theirs."""
-        self._ssl = None
+        (a reload: a client certificate, key or CA renewed in place); connections open keep theirs. One with no
+        files of its own (`tls:` unset: the system's CAs, tens of ms to load, in the call that connects next)
+        keeps its context."""
+        if self.upstream.tls is not None:
+            self._ssl = None
 
     def retire(self) -> None:
         self.retired = True
