@@ -539,6 +539,7 @@ class GrpcIngress:
             writer = asyncio.get_running_loop().create_task(
                 self._pump(rpc, context, first, ex, header, ended, asyncio.current_task())
             )
+            first = b""  # the writer's now, which lets it go once sent (`_pump`)
             sent_metadata = complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
             try:
@@ -558,6 +559,7 @@ class GrpcIngress:
                     except Exception:
                         ends.unsent = True  # grpc could not send it: the client's side of the call is gone
                         raise
+                    message = b""  # passed on: not held while the next is awaited (`_pump`)
                     message = await rpc.read()
                 ex.outcome.status = 0
                 complete = True
@@ -621,6 +623,7 @@ class GrpcIngress:
         if first is not None:
             if not await _write(rpc, first):
                 return
+            first = None  # sent: a stream left open holds none of the messages it passed on
             if ex is not None:
                 try:
                     ex.forwarded()
@@ -649,6 +652,7 @@ class GrpcIngress:
                     return
             if not await _write(rpc, message):
                 return
+            message = b""  # sent: not held while the client's next one is awaited
             message = await context.read()
         # a second read returns once grpc has failed the call, whose handler's cancel it has asked for by then: a
         # failed call's messages must not reach the upstream as all the client sent (an upload cut short as whole)
@@ -743,6 +747,7 @@ class GrpcIngress:
                     except Exception:
                         ends.unsent = True  # (as a stream's)
                         raise
+                    message = b""  # (as a stream's)
                     message = await rpc.read()
                 ex.outcome.status = 0
                 complete = True

@@ -55,6 +55,7 @@ PASSTHROUGH: Final = Target("passthrough")
 STREAM_ERROR: Final = "upstream_error"
 _MAX_STRINGS: Final = 10_000
 _MAX_FIELD: Final = (1 << 29) - 1  # protobuf's largest field number
+_U64: Final = (1 << 64) - 1  # the bits of a varint protobuf keeps
 
 
 class WireError(ValueError):
@@ -306,11 +307,15 @@ def _parameter(buf: bytes, pos: int, end: int) -> tuple[str, str | None]:
 
 def _parameter_value(buf: bytes, pos: int, end: int) -> object:
     """A map<string, InferParameter> entry's value: bool_param, int64_param, string_param or uint64_param (the
-    last one set, as protobuf's oneof keeps), None for another."""
+    last one set, as protobuf's oneof keeps), None for another. A number is its varint's low 64 bits, as protobuf
+    keeps them: a ten-byte varint's last byte may hold more, which protobuf drops (read whole, a `sequence_start`
+    of 2^64 started a sequence here that went on upstream, and a `sequence_id` named another sequence)."""
     value: object = None
     for number, _, given in fields(memoryview(buf)[pos:end]):
         if number == 2 and isinstance(given, memoryview):
             for kind, form, field in fields(given):
+                if form == 0 and isinstance(field, int):
+                    field &= _U64
                 if kind == 1 and form == 0:
                     value = bool(field)
                 elif kind == 2 and form == 0 and isinstance(field, int):
