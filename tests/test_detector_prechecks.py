@@ -60,6 +60,7 @@ def searched_ibans(t: _Text) -> Iterator[tuple[int, int]]:
             continue
         if int("".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])) % 97 == 1:
             yield start, end
+    yield from detectors._joined_ibans(t)  # (searched by `_ibans` after the same check first)
 
 
 SEARCHED = {detectors._phones: searched_phones, detectors._ibans: searched_ibans}

@@ -259,7 +259,8 @@ def test_streamed_scan_equals_whole_scan(text: str, size: int) -> None:
 def test_offsets_survive_non_ascii_text() -> None:
     text = "Grüße an José — mail josé.ñ@exämple.de? no: jose@example.de, Karte 4111 1111 1111 1111 ✓"
     assert ALL.scan(text) == {"pii:email", "pii:credit_card"}
-    assert ALL.mask(text) == "Grüße an José — mail josé.ñ@exämple.de? no: [pii:email], Karte [pii:credit_card] ✓"
+    # (an address with letters that are not ASCII is one too)
+    assert ALL.mask(text) == "Grüße an José — mail [pii:email]? no: [pii:email], Karte [pii:credit_card] ✓"
     custom = Detectors([DetectorSpec("name", r"José")])
     assert custom.mask("¿Dónde está José?") == "¿Dónde está [pii:name]?"
 
