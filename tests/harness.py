@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvloop
@@ -211,3 +212,22 @@ class ServeProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(_signal.SIGTERM)
         return self.proc.wait(30)
+
+
+def assert_refused_after_decision(otlp: Any, trace_id: str, store: Path, rule: str, labels: str) -> None:
+    """A call decided to go through that the proxy refused before forwarding it (`Exchange.refuse`), recorded as
+    the refusal it is: its span and its edge say `deny` by `rule`, the input `labels`, and name no upstream,
+    checkpoint or output (`otlp`: a tests.servers.otlp_receiver.OtlpReceiver; `store`: the SQLite lineage store)."""
+    from proxy.record.store import SqliteStore
+
+    span = otlp.by_trace(trace_id).attributes
+    assert span["lineage.decision"] == "deny" and span["error.type"] == "upstream_unavailable"
+    assert span["lineage.rule"] == rule
+    assert "lineage.upstream" not in span and "lineage.checkpoint" not in span
+    assert list(span["lineage.input.labels"]) == [labels] and not list(span.get("lineage.output.labels", []))
+    kept = SqliteStore(store, readonly=True)  # a new flow's edge is written before its answer
+    try:
+        (row,) = [row for row in kept.rows() if row.key.input_labels == labels]
+    finally:
+        kept.close()
+    assert (row.key.decision, row.key.rule, row.key.checkpoint, row.key.output_labels) == ("deny", rule, "", "")

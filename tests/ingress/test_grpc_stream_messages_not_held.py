@@ -15,24 +15,19 @@ import grpc.aio
 import pytest
 from tritonclient.grpc import service_pb2
 
+from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import proxied
 
 STREAM = "/inference.GRPCInferenceService/ModelStreamInfer"
-CONFIG = """
-listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
-upstreams:
-  - name: triton
-    grpc: ${UPSTREAM}
-    protocol: oip
-    checkpoint: m@1
-routes:
-  - model: "*"
-    upstream: triton
+CONFIG = (
+    ONE_GRPC_UPSTREAM
+    + """
 policy: {anonymous: allow, default_purpose: assistant}
 telemetry: {exporter: none}
 lineage: {store: "${STORE}"}
 """
+)
 STREAMS = 6
 SIZE = 2 << 20  # a request's and a reply's tensor: under grpc's default receive limit of 4 MiB
 UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]

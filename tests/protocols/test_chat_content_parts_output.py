@@ -8,35 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 
-from proxy.config import DetectorSpec
-from proxy.detectors import Detectors
 from proxy.flow import Outcome
 from proxy.protocols.openai import ReplyObserver
+from tests.protocols.test_tool_call_output_shapes import EMAIL, OUT
+from tests.protocols.test_tool_call_output_shapes import read as read_reply
 
-DETECTORS = Detectors((DetectorSpec("email"),), 100_000)
-OUT = "bob@example.org"
-EMAIL = "pii:email"
 PARTS = [{"type": "thinking", "thinking": [{"type": "text", "text": "the user wants the address"}]},
          {"type": "text", "text": f"write to {OUT} today"}]  # fmt: skip
 
 
 def read(reply: dict[str, Any] | list[dict[str, Any]]) -> Outcome:
-    outcome = Outcome(started_ns=1)
-    observer = ReplyObserver(outcome, DETECTORS, False)
-    streamed = isinstance(reply, list)
-    kind = "text/event-stream" if streamed else "application/json"
-    observer.head(200, lambda name: kind if name == "content-type" else None)
-    if isinstance(reply, list):
-        for event in reply:
-            observer.chunk(b"data: " + orjson.dumps(event) + b"\n\n")
-        observer.chunk(b"data: [DONE]\n\n")
-    else:
-        observer.body(orjson.dumps(reply))
-    observer.finish()
-    return outcome
+    return read_reply(ReplyObserver, reply)
 
 
 def whole(content: Any) -> dict[str, Any]:
