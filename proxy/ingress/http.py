@@ -16,6 +16,7 @@ import re
 import zlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from proxy.config import Upstream
 from proxy.errors import (
@@ -98,6 +99,13 @@ _NOT_FORWARDED = {
 # what is never passed back from the upstream: framing, and what only the proxy may say
 _NOT_RETURNED = HOP_BY_HOP | OWNED
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
+
+
+def _names_version(target: str) -> bool:
+    """Whether the query of an OIP model's path names a `model_version`, read as MLServer (FastAPI) reads it:
+    the handler's argument the path does not hold comes from the query (`?model_version=1` on
+    `/v2/models/{name}/infer` runs version 1)."""
+    return any(key == "model_version" for key, _ in parse_qsl(target.partition("?")[2], keep_blank_values=True))
 
 
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
@@ -228,6 +236,9 @@ class HttpIngress:
             if "/." in path and _DOT_SEGMENT.search(path):
                 raise InvalidRequest("the request path may not hold '.' or '..' segments: servers and gateways "
                                      "resolve them, so the path decided on would not be the path served")  # fmt: skip
+            if target.model and "?" in request.target and _names_version(request.target):
+                raise InvalidRequest("the query may not name a model_version: MLServer runs the version it names, not "
+                                     "the one the path names (or the latest), which is the one decided on")  # fmt: skip
             if not target.carries_data:
                 if request.content_length or request.header("transfer-encoding") is not None:
                     raise InvalidRequest(f"a {method} request may not carry a body here: lineage-proxy forwards no "
