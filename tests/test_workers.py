@@ -38,6 +38,11 @@ class Serve:
         self.out: list[str] = []
         self.err: list[str] = []
         self._cond = threading.Condition()
+        # SIGHUP, SIGINT and SIGQUIT as a terminal leaves them, even when the tests run under `nohup` (SIGHUP ignored:
+        # a test reading when `serve` began from its ignoring SIGHUP would read it at once) or in a shell's
+        # background job (SIGINT ignored: one sent there is lost); `env` execs the command, so the process is the
+        # command's
+        args = ["env", "--default-signal=HUP,INT,QUIT", *args]
         self.proc = subprocess.Popen(args, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env={**os.environ, **(env or {})})  # fmt: skip
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True).start()
