@@ -258,6 +258,7 @@ class OtlpGrpcSink:
         self._compression = grpc.Compression.Gzip if options.compression == "gzip" else None
         self._resource, self._scope = resource, scope
         keep_freed_pages()
+        _response_type()  # made at start, not at the first answer while calls are served (protobuf's imports)
 
     def send(self, batch: list[bytes]) -> Rejected | None:
         import grpc
@@ -319,6 +320,7 @@ class OtlpHttpSink:
             self._context = ssl.create_default_context(cafile=options.certificate)
         self._conn: http.client.HTTPConnection | None = None
         self._used = False  # the connection has carried a request: it may have gone stale since
+        _response_type()  # (as OtlpGrpcSink's)
         self.stale_retries = 0  # batches sent again because a reused connection had been closed
 
     def send(self, batch: list[bytes]) -> Rejected | None:
