@@ -55,57 +55,6 @@ def versioned_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
             stop(proc)
 
 
-CONFIG = """
-listen:
-  http: 127.0.0.1:0
-upstreams:
-  - name: mls
-    url: ${MLS}
-    protocol: oip
-routes:
-  - model: "*"
-    upstream: mls
-policy:
-  anonymous: allow
-  default_purpose: evaluation
-telemetry:
-  exporter: none
-lineage:
-  store: ${STORE}
-  baseline: ${BASELINE}
-  on_unapproved: block
-"""
-
-BODY = {"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": ["hello"]}]}
-
-
-@pytest.mark.realserver
-def test_a_version_mlserver_reads_from_the_query_is_not_served_unchecked_there(  # type: ignore[no-untyped-def]
-    versioned_mlserver, make_proxy, tmp_path: Path
-) -> None:
-    """The baseline approves `echo`, what MLServer serves for a path of no version (its default, version 2, listed
-    as `"versions": []`), and not version 1. `?model_version=1` on that path ran version 1 at MLServer, checked
-    and recorded as `echo`."""
-    direct = httpx.post(f"{versioned_mlserver}/v2/models/echo/infer?model_version=1", json=BODY, timeout=30)
-    assert direct.status_code == 200 and direct.json()["model_version"] == "1", direct.text  # what MLServer does
-    baseline = tmp_path / "baseline.yaml"
-    baseline.write_text("version: 1\nflows:\n  - {caller: '*', purpose: '*', labels: ['*'], checkpoints: [echo]}\n")
-    proxy = make_proxy(CONFIG, MLS=versioned_mlserver, BASELINE=str(baseline))
-    deadline = time.monotonic() + 10
-    while True:  # polling: the metadata is being asked about `echo`
-        approved = httpx.post(f"{proxy.url}/v2/models/echo/infer", json=BODY, timeout=30)
-        if approved.status_code != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert approved.status_code == 200 and approved.json()["model_version"] == "2", approved.text
-    assert httpx.post(f"{proxy.url}/v2/models/echo/versions/1/infer", json=BODY, timeout=30).status_code == 403
-    for target in ("/v2/models/echo/infer?model_version=1", "/v2/models/echo/infer?x=1&model%5Fversion=1",
-                   "/v2/models/echo/infer?model_version=2&model_version=1"):  # fmt: skip
-        reply = httpx.post(f"{proxy.url}{target}", json=BODY, timeout=30)
-        served = reply.json().get("model_version") if reply.status_code == 200 else None
-        assert reply.status_code in (400, 403), (target, served, reply.headers.get("x-lineage-checkpoint"))
-
-
 PURE_CONFIG = """
 listen:
   http: 127.0.0.1:0
@@ -124,6 +73,37 @@ telemetry:
 lineage:
   store: ${STORE}
 """
+# the same, with a baseline that blocks the flows it does not approve
+CONFIG = PURE_CONFIG + "  baseline: ${BASELINE}\n  on_unapproved: block\n"
+
+BODY = {"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": ["hello"]}]}
+
+
+@pytest.mark.realserver
+def test_a_version_mlserver_reads_from_the_query_is_not_served_unchecked_there(  # type: ignore[no-untyped-def]
+    versioned_mlserver, make_proxy, tmp_path: Path
+) -> None:
+    """The baseline approves `echo`, what MLServer serves for a path of no version (its default, version 2, listed
+    as `"versions": []`), and not version 1. `?model_version=1` on that path ran version 1 at MLServer, checked
+    and recorded as `echo`."""
+    direct = httpx.post(f"{versioned_mlserver}/v2/models/echo/infer?model_version=1", json=BODY, timeout=30)
+    assert direct.status_code == 200 and direct.json()["model_version"] == "1", direct.text  # what MLServer does
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text("version: 1\nflows:\n  - {caller: '*', purpose: '*', labels: ['*'], checkpoints: [echo]}\n")
+    proxy = make_proxy(CONFIG, OIP=versioned_mlserver, BASELINE=str(baseline))
+    deadline = time.monotonic() + 10
+    while True:  # polling: the metadata is being asked about `echo`
+        approved = httpx.post(f"{proxy.url}/v2/models/echo/infer", json=BODY, timeout=30)
+        if approved.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert approved.status_code == 200 and approved.json()["model_version"] == "2", approved.text
+    assert httpx.post(f"{proxy.url}/v2/models/echo/versions/1/infer", json=BODY, timeout=30).status_code == 403
+    for target in ("/v2/models/echo/infer?model_version=1", "/v2/models/echo/infer?x=1&model%5Fversion=1",
+                   "/v2/models/echo/infer?model_version=2&model_version=1"):  # fmt: skip
+        reply = httpx.post(f"{proxy.url}{target}", json=BODY, timeout=30)
+        served = reply.json().get("model_version") if reply.status_code == 200 else None
+        assert reply.status_code in (400, 403), (target, served, reply.headers.get("x-lineage-checkpoint"))
 
 
 @pytest.mark.parametrize(
