@@ -42,7 +42,15 @@ def test_a_listing_the_drain_cuts_is_recorded_as_cut_not_as_unread(
     port = stuck.sockets[0].getsockname()[1]
     proxy = make_proxy(CONFIG, wait="started", UPSTREAM=f"http://127.0.0.1:{origin.port}", STUCK=f"http://127.0.0.1:{port}",
                        OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
-    listing = threading.Thread(target=lambda: httpx.get(f"{proxy.url}/v1/models", timeout=10), daemon=True)
+    failed: list[Exception] = []
+
+    def list_models() -> None:
+        try:
+            httpx.get(f"{proxy.url}/v1/models", timeout=10)
+        except httpx.HTTPError as exc:  # the drain cuts the connection, without an answer
+            failed.append(exc)
+
+    listing = threading.Thread(target=list_models, daemon=True)
     try:
         listing.start()
         until(lambda: proxy.process.runtime.stats.in_flight == 1)
@@ -50,6 +58,8 @@ def test_a_listing_the_drain_cuts_is_recorded_as_cut_not_as_unread(
         spans = otlp.wait_for(lambda spans: any(s.attributes.get("error.type") == "drain_timeout" for s in spans), 5)
         span = next(s for s in spans if s.attributes.get("error.type") == "drain_timeout")
         assert span.attributes["lineage.decision"] == "allow"  # read whole and allowed: the drain cut it
+        listing.join(15)
+        assert [type(exc) for exc in failed] == [httpx.RemoteProtocolError]  # the client was cut, not answered
     finally:
         listing.join(15)
         served.close()
