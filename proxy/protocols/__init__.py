@@ -925,11 +925,17 @@ class OutputText:
         client shows of it; the digest and captured content stay those of the output the adapter read. The
         strings of every such event of a stream run together, as a stream's pieces do. At most `MAX_STRINGS` of
         them, within the scan limit: past either, `scan:truncated`."""
+        self.aside_strings(_UNKNOWN, reply)
+
+    def aside_strings(self, key: Hashable, value: Any) -> None:
+        """The strings of `value` as `user_strings` reads a request's (framing values skipped), a line each, read
+        beside the content under `key` (`aside`): an element of a reply its adapter reads no text from. Past
+        `MAX_STRINGS` of them, `scan:truncated`."""
         texts: list[str] = []
-        if not user_strings(reply, texts):
+        if not user_strings(value, texts):
             self.unread()
         if texts:
-            self.aside(_UNKNOWN, texts[0] if len(texts) == 1 else "\n".join(texts))
+            self.aside(key, texts[0] if len(texts) == 1 else "\n".join(texts))
 
     def add_pieces(self, texts: list[str], whole: bool) -> None:
         """Outputs, each its own piece (`add_tensors`, read already); `whole` False: some were not read."""

@@ -24,7 +24,6 @@ from proxy.protocols import (
     load_request_json,
     request_strings,
     unescaped,
-    user_strings,
 )
 from proxy.protocols.sse import SseObserver
 
@@ -178,11 +177,7 @@ class MessagesObserver(SseObserver):
         """A block with no text, input or thinking (a server tool's result: code execution's `stdout`, a web
         search's results; a block type the adapter does not know): its strings, beside the content, as a reply of
         unknown shape's are (`OutputText.add_unknown`). Such blocks come whole, in their `content_block_start`."""
-        texts: list[str] = []
-        if not user_strings(block, texts):
-            self._text.unread()
-        if texts:
-            self._text.aside((index, "block"), texts[0] if len(texts) == 1 else "\n".join(texts))
+        self._text.aside_strings((index, "block"), block)
 
     def _content(self, index: int, text: str) -> None:
         """A piece of a content block's text: read now if it is the open block's (or the first, or one

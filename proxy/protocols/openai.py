@@ -27,7 +27,6 @@ from proxy.protocols import (
     request_strings,
     token_ids,
     unescaped,
-    user_strings,
 )
 from proxy.protocols.sse import SseObserver
 
@@ -192,7 +191,7 @@ class ReplyObserver(SseObserver):
                     self._text.add_output(text)
                 else:
                     if text is not None:  # content parts (`[{"type": "text", "text": ...}]`): their strings
-                        self._parts(index, text)
+                        self._text.aside_strings((index, "content"), text)
                     if index == 0:  # as a stream ends choice 0's piece
                         self._text.end_piece()
                 reason = choice.get("finish_reason")
@@ -220,7 +219,7 @@ class ReplyObserver(SseObserver):
             else:
                 text = choice.get("text")
             if text is not None and type(text) is not str:  # content parts: their strings
-                self._parts(_index(choice), text)
+                self._text.aside_strings((_index(choice), "content"), text)
             elif isinstance(text, str) and text:
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = time.time_ns()
@@ -316,17 +315,6 @@ class ReplyObserver(SseObserver):
                         if type(function) is not dict:
                             function = call.get("custom")
                         self._call(index, at if type(at) is int else position, function)
-
-    def _parts(self, index: int, content: Any) -> None:
-        """A choice's content that is no string (a list of parts, as the request's content may be): its strings
-        scanned beside the content (`OutputText.aside`, run together across a stream's deltas), as the strings of a
-        reply of a shape the adapter does not read are (`OutputText.add_unknown`); past `MAX_STRINGS`,
-        `scan:truncated`."""
-        texts: list[str] = []
-        if not user_strings(content, texts):
-            self._text.unread()
-        if texts:
-            self._text.aside((index, "content"), texts[0] if len(texts) == 1 else "\n".join(texts))
 
     def _call(self, index: int, at: Any, function: Any) -> None:
         if type(function) is dict:
@@ -439,11 +427,7 @@ class ResponsesObserver(SseObserver):
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 self._text.aside(("response.reasoning_summary_text", at, part_at), part["text"])
         if not read and item.get("type") not in _ITEMS_UNREAD:
-            texts: list[str] = []
-            if not user_strings({key: value for key, value in item.items() if key not in _ITEM_IDS}, texts):
-                self._text.unread()
-            if texts:
-                self._text.aside(("item", at), texts[0] if len(texts) == 1 else "\n".join(texts))
+            self._text.aside_strings(("item", at), {key: value for key, value in item.items() if key not in _ITEM_IDS})
         return pieces
 
     def event(self, event: dict[str, Any]) -> None:
