@@ -68,6 +68,9 @@ def _class_table() -> bytes:
 _CLASSES: Final = _class_table()
 _WORDISH: Final = frozenset(b"0aAxX_")
 _LETTERS: Final = frozenset(b"aAxX")
+# what joins a run of digits to more of a number or a word, so the run is no card: a digit, a dash, an ASCII letter or
+# an underscore (as a phone's neighbours are read)
+_CARD_JOINED: Final = _WORDISH | {45}
 
 
 def _luhn(digits: bytes) -> bool:
@@ -204,20 +207,21 @@ _AT_NEAR: Final = re.compile(rb"@(?:[^@]{0,319}+@)*+")  # (possessive: no state 
 
 
 def _cards(t: _Text) -> Iterator[tuple[int, int]]:
-    """Luhn-valid numbers of 13-19 digits: split by single spaces or dashes in any grouping; as four groups of
-    four by dots or slashes; as four groups of four (or 4-6-5) by colons, bars or pluses, or by tabs, newlines,
-    commas, underscores or wider white space, only if they start as payment cards do and the same separator joins
-    no more numbers to them (nor are they an IPv6 address's groups, `fe80::4111:1111:1111:1111`, or a sum, `...=`).
-    The wider the separator, the more other numbers it joins (dates, versions, table rows and columns), so the
-    narrower the shape taken; a row of four numbers that passes all this (1 in ~20 at random) is read as a card."""
+    """Luhn-valid numbers of 13-19 digits: split by single spaces or dashes in any grouping, not inside a word; as
+    four groups of four by dots or slashes; as four groups of four (or 4-6-5) by colons, bars or pluses, or by tabs,
+    newlines, commas, underscores or wider white space, only if they start as payment cards do and the same
+    separator joins no more numbers to them (nor are they an IPv6 address's groups, `fe80::4111:1111:1111:1111`, or
+    a sum, `...=`). The wider the separator, the more other numbers it joins (dates, versions, table rows and
+    columns), so the narrower the shape taken; a row of four numbers that passes all this (1 in ~20 at random) is
+    read as a card."""
     classes, pos, stop = t.classes, t.first, t.stop
     # each finder searches on from where its last match ended, as `finditer` does (none matches ""), without the
     # iterator object finditer makes (a third of a finder's time on a kilobyte of prose)
     while (m := _CARD.search(classes, pos, stop)) is not None:
         start, end = m.span()
         pos = end
-        if t.before(start) in b"0-" or t.after(end) in b"0-":
-            continue
+        if t.before(start) in _CARD_JOINED or t.after(end) in _CARD_JOINED:
+            continue  # part of a longer number, or of a word: a hex id's digits (`…3a7535740003305…`), a UUID's
         if _card(t.raw[start:end]):
             yield start, end
             continue

@@ -389,3 +389,16 @@ def test_a_card_that_starts_where_a_table_ends_is_found(text: str) -> None:
     """The table's run ends after its last number, which may be a card's first group written with another
     separator: skipping the run whole skipped the card."""
     assert ALL.scan(text) == {"pii:credit_card"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call_662cca3a753574000330533de42a3b6186f65d27",  # a hex id holding a Luhn-valid run of 15 digits
+        "id a1234567-4111-1111-1111-1111ffffffff",  # a UUID whose digits between its letters pass Luhn
+        "sha 4111111111111111abc",
+        "ref_4111111111111111",
+    ],
+)
+def test_a_digit_run_inside_a_word_is_no_card(text: str) -> None:
+    assert "pii:credit_card" not in ALL.scan(text)

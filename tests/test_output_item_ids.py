@@ -15,7 +15,9 @@ from proxy.flow import Outcome
 from proxy.protocols.openai import ResponsesObserver
 
 CARDS = Detectors((DetectorSpec("credit_card"),), 100_000)
-HEX_ID = "ws_662cca3a753574000330533de42a3b6186f65d27bc72b99a"  # holds 753574000330533, Luhn-valid
+# an id whose digits alone read as a card: OpenAI's hex ids (`ws_662cca3a753574000330533de…`, a Luhn-valid run
+# between letters) no longer do, as digits inside a word are no card; an id need not be hex
+HEX_ID = "ws:4111111111111111"
 ITEM = {"type": "web_search_call", "id": HEX_ID, "status": "completed",
         "action": {"type": "search", "query": "weather in Paris"}}  # fmt: skip
 REPLY = {"id": "resp_1", "object": "response", "model": "m", "status": "completed", "output": [ITEM]}
