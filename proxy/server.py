@@ -12,6 +12,7 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -108,6 +109,7 @@ class ProxyProcess:
         self._http: HttpServer | None = None
         self._grpc: Any = None
         self._grpc_replacing: asyncio.Task[None] | None = None  # a reload's new gRPC server, starting
+        self._retiring: set[asyncio.Task[None]] = set()  # what reloads replaced, stopping (`_retire`)
         self._tls: ListenerTls | None = None
         self.bound: Bound | None = None
 
@@ -247,7 +249,10 @@ class ProxyProcess:
         await self.pool.close()
         if self.channels is not None:
             await self.channels.close()
-        await self.runtime.sinks.stop()
+        # the sinks and what reloads replaced stop together: a replaced sink still sending its last events (to a
+        # backend that hangs, up to its stop's bound) is waited for, or `asyncio.run`'s end would cancel it and
+        # its events would be lost without a word
+        await asyncio.gather(self.runtime.sinks.stop(), *self._retiring, return_exceptions=True)
         if self.metrics.shared is not None:  # what the sinks counted since the publisher's last turn
             self._publish()
 
@@ -279,7 +284,7 @@ class ProxyProcess:
                 auth_changed = self._tls.reload(new.listen.tls)  # the first change: nothing is applied if it fails
             except (OSError, ssl.SSLError) as exc:
                 if spans is not None:
-                    asyncio.get_running_loop().create_task(spans.stop())  # its export thread, never used
+                    self._retire(spans.stop())  # its export thread, never used
                 return self._refuse(f"listen.tls: cannot use the certificate, key or client_ca now: {exc}")
             if auth_changed:
                 self._reauthenticate()
@@ -304,20 +309,20 @@ class ProxyProcess:
         if new.telemetry != old.telemetry:
             previous = self.runtime.sinks.swap(SPANS, spans)
             if previous is not None:
-                asyncio.get_running_loop().create_task(previous.stop())
+                self._retire(previous.stop())
         if new.lineage.openlineage != old.lineage.openlineage:
             sink = self._openlineage(new)
             if sink is not None:
                 sink.start()
             previous = self.runtime.sinks.swap("openlineage", sink)
             if previous is not None:
-                asyncio.get_running_loop().create_task(previous.stop())
+                self._retire(previous.stop())
         if new.upstreams != old.upstreams or new.routes != old.routes:
             previous_book = self.book
             self.book = self.runtime.book = self._book(new)
             self.book.inherit(previous_book)  # what it knew stays until the new book's discovery answers
             self.book.start()
-            asyncio.get_running_loop().create_task(previous_book.stop())
+            self._retire(previous_book.stop())
         self.pool.reread_tls()  # HTTPS upstreams' files renewed in place: for the next connections
         if self.channels is not None:
             self.channels.use(new.upstreams)  # a channel made with other settings or TLS files is replaced
@@ -328,6 +333,12 @@ class ProxyProcess:
         log.info("reloaded %s", path)
         self.metrics.reloads.labels("ok").inc()
         return True
+
+    def _retire(self, stopping: Coroutine[Any, Any, None]) -> None:
+        """Stop what a reload replaced without holding the reload up; `stop` waits for it."""
+        task = asyncio.get_running_loop().create_task(stopping)
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _refuse(self, why: str) -> bool:
         log.error("reload refused; the old config stays in force. %s", why)
