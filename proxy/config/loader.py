@@ -48,6 +48,20 @@ from proxy.labels import MAX_LABELS, is_label
 
 T = TypeVar("T")
 
+
+class Verbatim(str):
+    """A value taken from the environment as it is (an `OTEL_*` variable's): not config text, so a `${` in it is
+    no variable to expand (`Authorization=Basic a${b`)."""
+
+
+def _verbatim(value: Any) -> Any:
+    if isinstance(value, str):
+        return Verbatim(value)
+    if isinstance(value, dict):
+        return {key: _verbatim(item) for key, item in value.items()}
+    return value
+
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -139,7 +153,7 @@ class _Reader:
     # -- scalars
 
     def expand(self, path: str, value: Any) -> Any:
-        if not isinstance(value, str) or "${" not in value:
+        if not isinstance(value, str) or "${" not in value or isinstance(value, Verbatim):
             return value
 
         def substitute(match: re.Match[str]) -> str:
@@ -602,6 +616,7 @@ class _Reader:
         s = self.section("telemetry", raw, Telemetry, known)
         # OTEL_* variables fill what the file leaves out (proxy/config/otel_env.py)
         from_env, env_problems = telemetry_from_env(self.env)
+        from_env = {key: _verbatim(value) for key, value in from_env.items()}  # values, not config text to expand
         self.problems.extend(env_problems)
         if "endpoint" in s.values:  # the file's endpoint wins over any OTEL_* one
             from_env.pop("traces_endpoint", None)

@@ -59,6 +59,20 @@ def test_env_alone_configures_an_http_exporter() -> None:
     assert telemetry.resource_attributes == (("deployment.environment", "prod"),)
 
 
+def test_env_values_are_taken_as_they_are_not_expanded_as_config_text() -> None:
+    """A `${` in a token is part of the token: the environment's values are not config text (they were expanded
+    again, and `${cd}` was an unset variable that refused the config)."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318/${path}",
+           "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Basic%20ab${cd}ef,x-b=${HOME:-x}",
+           "OTEL_SERVICE_NAME": "svc-${region}", "OTEL_RESOURCE_ATTRIBUTES": "team=${team}", "HOME": "/root"}  # fmt: skip
+    telemetry = parse(BASE, env=env).telemetry
+    assert telemetry.headers == (("authorization", "Basic ab${cd}ef"), ("x-b", "${HOME:-x}"))
+    assert (telemetry.endpoint, telemetry.service_name) == ("http://otel:4318/${path}", "svc-${region}")
+    assert telemetry.resource_attributes == (("team", "${team}"),)
+    text = BASE + 'telemetry: {headers: {x-file: "${HOME}"}}\n'  # the file's own text is still expanded (and wins)
+    assert parse(text, env=env).telemetry.headers == (("x-file", "/root"),)
+
+
 def test_signal_specific_variables_win_over_general_ones() -> None:
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:9/in",
            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}  # fmt: skip
