@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import math
 import os
 import re
 import shlex
@@ -188,8 +189,11 @@ class _Reader:
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # (an integer past a float's range: `1` and 400 zeros)
             self.problem(path, f"expected a number, got {value!r}")
+            return None
+        if not math.isfinite(number):  # `.nan` passes every bound; `1e400` is infinite
+            self.problem(path, f"expected a finite number, got {value!r}")
             return None
         if number < minimum or (maximum is not None and number > maximum):
             bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
