@@ -17,7 +17,7 @@ from dataclasses import MISSING, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
@@ -53,6 +53,17 @@ T = TypeVar("T")
 class Verbatim(str):
     """A value taken from the environment as it is (an `OTEL_*` variable's): not config text, so a `${` in it is
     no variable to expand (`Authorization=Basic a${b`)."""
+
+
+def _split(url: str) -> SplitResult | None:
+    """`url`'s parts, or None if it is no URL the proxy can connect to: `http://[::1` (an unclosed IPv6 address) or
+    a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (read for the ValueError it raises)
+    except ValueError:
+        return None
+    return parts
 
 
 def _verbatim(value: Any) -> Any:
@@ -180,6 +191,9 @@ class _Reader:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
             self.problem(path, "expected a non-empty string")
+            return None
+        if isinstance(value, str) and "\x00" in value:  # no file name, address or header holds one
+            self.problem(path, "holds a NUL character")
             return None
         return str(value)
 
@@ -414,8 +428,8 @@ class _Reader:
         if url is None and grpc is None:
             self.problem(path, "needs url (HTTP) or grpc (host:port)")
         if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            parts = _split(url)
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 self.problem(f"{path}.url", f"expected an http:// or https:// URL, got {url!r}")
             url = url.rstrip("/")
         if grpc is not None:
@@ -431,7 +445,7 @@ class _Reader:
         queue = s.read("max_queue", partial(self.integer, minimum=0))
         interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
         tls = self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None
-        if tls is not None and grpc is None and url is not None and urlsplit(url).scheme == "http":
+        if tls is not None and grpc is None and url is not None and url.lower().startswith("http:"):
             # the scheme alone decides TLS over HTTP: the CA check and client certificate asked for would be
             # skipped, and calls sent in plaintext, without a word
             self.problem(f"{path}.tls", f"the url {url!r} is plain http, so this TLS is never used: write https://")
@@ -636,7 +650,7 @@ class _Reader:
         exporter = s.read("exporter", partial(self.choice, options=("otlp", "console", "none")))
         protocol = s.read("protocol", partial(self.choice, options=("grpc", "http/protobuf")))
         endpoint = self.string("telemetry.endpoint", s.raw("endpoint"), optional=True)
-        if endpoint is not None and not urlsplit(endpoint).scheme.startswith("http"):
+        if endpoint is not None and ((parts := _split(endpoint)) is None or not parts.scheme.startswith("http")):
             self.problem("telemetry.endpoint", f"expected an http:// URL, got {endpoint!r}")
         certificate = self.string("telemetry.certificate", s.raw("certificate"), optional=True)
         if (
@@ -801,7 +815,7 @@ class _Reader:
             return False
         if kind == "http":
             url = transport.get("url")
-            parts = urlsplit(url) if isinstance(url, str) else None
+            parts = _split(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
                 shown = redact_userinfo(url) if isinstance(url, str) else url
                 self.problem(path if url_given else f"{path}.url", f"expected an http(s):// URL, got {shown!r}")

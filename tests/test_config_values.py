@@ -1,0 +1,63 @@
+"""Values the config loader refused with a traceback, or passed on to fail at start, found by putting hostile values
+in every key of the shipped configs: each is a located problem now.
+
+A number is finite: `.nan` passed every bound (`nan < minimum` is false), so a timeout or a limit could be NaN, and
+`1e400` (infinity) or an integer past a float's range raised OverflowError out of `check`, and out of a `--workers`
+supervisor reloading at SIGHUP. A URL that `urlsplit` cannot read (`http://[::1`) raised ValueError; one whose port
+is none (`:99999`, `:abc`) passed, and the proxy failed at start with a traceback. A NUL character in a file name
+raised ValueError from `open`."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config import parse
+from proxy.errors import ConfigError
+
+BASE = 'listen: {http: "127.0.0.1:0"}\nupstreams: [{name: u, url: "http://h:1"}]\nroutes: [{model: "*", upstream: u}]\n'
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("limits: {drain_timeout_s: VALUE}", ".nan"),
+        ("limits: {max_body_bytes: VALUE}", "1e400"),
+        ("limits: {max_body_bytes: VALUE}", "1" + "0" * 400),
+        ("limits: {header_timeout_s: VALUE}", ".inf"),
+        ("telemetry: {sample_ratio: VALUE}", ".nan"),
+        ("limits: {drain_timeout_s: VALUE}", '"nan"'),
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_located_problem(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(BASE + key.replace("VALUE", value) + "\n", env={})
+    section, name = key.split(":")[0], key.split("{")[1].split(":")[0]
+    assert any(problem.startswith(f"{section}.{name}: expected a") for problem in caught.value.problems)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://h:99999", "http://h:abc", "https://h:-1/v1"])
+@pytest.mark.parametrize("where", ["upstream", "telemetry", "openlineage"])
+def test_a_url_that_cannot_be_connected_to_is_a_located_problem(url: str, where: str) -> None:
+    text = {
+        "upstream": BASE.replace('"http://h:1"', f'"{url}"'),
+        "telemetry": BASE + f'telemetry: {{exporter: otlp, endpoint: "{url}"}}\n',
+        "openlineage": BASE + f'lineage: {{openlineage: {{url: "{url}"}}}}\n',
+    }[where]
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env={})
+    key = {"upstream": "upstreams[0].url", "telemetry": "telemetry.endpoint", "openlineage": "lineage.openlineage"}
+    assert any(problem.startswith(key[where]) and "URL" in problem for problem in caught.value.problems), caught.value
+
+
+@pytest.mark.parametrize("key", ["lineage: {baseline: VALUE}", "telemetry: {exporter: otlp, certificate: VALUE}"])
+def test_a_nul_character_in_a_value_is_a_located_problem(key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(BASE + key.replace("VALUE", '"/etc/a\\0b"') + "\n", env={})
+    assert any("holds a NUL character" in problem for problem in caught.value.problems), caught.value
+
+
+def test_an_upper_case_scheme_is_still_plain_http_to_the_tls_check() -> None:
+    text = BASE.replace('"http://h:1"}', '"HTTP://h:1", tls: {ca: /etc/ssl/certs/ca-certificates.crt}}')
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env={})
+    assert any("is plain http" in problem for problem in caught.value.problems)
