@@ -1,6 +1,8 @@
 """`GET /v1/models` with several upstreams merges their lists, each model once. A model two upstreams list is
 described by the upstream its route sends calls for it to: it was the first upstream's entry (config order), so a
-client reading the listing's `root` and `parent` was told of weights its calls for that model never reach."""
+client reading the listing's `root` and `parent` was told of weights its calls for that model never reach. A model
+only an upstream its calls never reach lists is not offered (a call for it goes to the route's upstream, which
+answered the listing without it: a 404)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def test_a_model_two_upstreams_list_is_described_by_the_upstream_its_route_reach
         reply = client.chat.completions.with_raw_response.create(
             model="chat", messages=[{"role": "user", "content": "hello"}]
         )
-    assert set(listed) == {"chat", "only-first", "only-second"}  # each model once, as before
+    assert set(listed) == {"chat", "only-first"}  # each model once; `only-second`'s calls go to `first` (was listed)
     assert reply.headers["x-lineage-upstream"] == "second"
     assert reply.headers["x-lineage-checkpoint"] == "org/second-weights"
     assert listed["chat"].root == "org/second-weights"  # type: ignore[attr-defined]  # was: org/first-weights

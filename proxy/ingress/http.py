@@ -526,8 +526,10 @@ class HttpIngress:
 
 def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any]:
     """The upstreams' model lists (by upstream name) as `merge` is to read them, each model's first entry kept: an
-    entry of a model whose route goes to another upstream that lists it too is left out, so a model several
-    upstreams list is described by the one its calls reach, not by the first in the config."""
+    entry of a model whose route goes to another upstream is left out, so a model several upstreams list is
+    described by the one its calls reach, not by the first in the config, and a model only an upstream its calls
+    never reach lists (no route, or the route's upstream answered without it) is not offered. A model whose route's
+    upstream did not answer stays, described by the upstream that did."""
     listed: dict[str, set[str]] = {}
     for name, listing in listings:
         listed[name] = {model for model in _models(listing) if isinstance(model, str)}
@@ -540,9 +542,14 @@ def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any
         entries = []
         for entry in data:
             model = entry.get("id") if isinstance(entry, dict) else None
-            routed = policy.route(model) if isinstance(model, str) else None
-            owner = routed[1].name if routed is not None else name
-            if owner == name or model not in listed.get(owner, ()):
+            if not isinstance(model, str):
+                entries.append(entry)  # no model named: the adapter's merge decides
+                continue
+            routed = policy.route(model)
+            if routed is None:
+                continue
+            owner = routed[1].name
+            if owner == name or owner not in listed:
                 entries.append(entry)
         kept.append({**listing, "data": entries})
     return kept
