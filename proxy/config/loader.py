@@ -652,6 +652,11 @@ class _Reader:
         endpoint = self.string("telemetry.endpoint", s.raw("endpoint"), optional=True)
         if endpoint is not None and ((parts := _split(endpoint)) is None or not parts.scheme.startswith("http")):
             self.problem("telemetry.endpoint", f"expected an http:// URL, got {endpoint!r}")
+        traces_endpoint = self.string("telemetry.traces_endpoint", s.raw("traces_endpoint"), optional=True)
+        if traces_endpoint is not None and (
+            (parts := _split(traces_endpoint)) is None or parts.scheme not in ("http", "https") or not parts.hostname
+        ):
+            self.problem("telemetry.traces_endpoint", f"expected an http:// or https:// URL, got {traces_endpoint!r}")
         certificate = self.string("telemetry.certificate", s.raw("certificate"), optional=True)
         if (
             certificate is not None
@@ -686,7 +691,7 @@ class _Reader:
             compression=s.read("compression", partial(self.choice, options=("gzip", "none"))),
             certificate=certificate,
             insecure=self.boolean("telemetry.insecure", s.raw("insecure")) if s.raw("insecure") is not None else None,
-            traces_endpoint=self.string("telemetry.traces_endpoint", s.raw("traces_endpoint"), optional=True),
+            traces_endpoint=traces_endpoint,
         )
 
     def flat_values(self, path: str, mapping: dict[Any, Any]) -> dict[Any, Any]:
