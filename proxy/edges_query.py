@@ -147,7 +147,7 @@ def copy_to(
               file=sys.stderr)  # fmt: skip
         return 1
     from proxy.errors import StartupError
-    from proxy.record.postgres import PostgresStore
+    from proxy.record.postgres import PostgresStore, scrub
 
     errors: tuple[type[Exception], ...] = (*read_errors(), RuntimeError, StartupError)
     try:
@@ -158,7 +158,7 @@ def copy_to(
         finally:
             database.close()
     except errors as exc:
-        print(f"lineage-proxy: {shown(target)}: cannot copy into it: {exc}", file=sys.stderr)
+        print(f"lineage-proxy: {shown(target)}: cannot copy into it: {scrub(str(exc), target)}", file=sys.stderr)
         return 1
     calls = sum(row.count for row in rows)
     if before is not None:

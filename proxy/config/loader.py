@@ -765,10 +765,15 @@ class _Reader:
             self.problem("lineage.store", "a PostgreSQL store needs psycopg: pip install 'psycopg[binary]'")
             return
         except Exception as exc:
-            self.problem("lineage.store", f"not a valid PostgreSQL URL: {exc}")
+            from proxy.record.postgres import scrub
+
+            self.problem("lineage.store", f"not a valid PostgreSQL URL: {scrub(str(exc), store)}")
             return
         if not params.get("dbname"):
             self.problem("lineage.store", "the PostgreSQL URL names no database: postgresql://user@host:5432/DB")
+        for port in str(params.get("port") or "").split(","):  # one a host (`h1:5432,h2:5433`); none: libpq's 5432
+            if port and not (port.isdigit() and 0 < int(port) < 65536):  # libpq says so only when it connects
+                self.problem("lineage.store", f"the PostgreSQL URL's port {port!r} is not a port (1-65535)")
 
     def openlineage(self, raw: Any) -> OpenLineage | None:
         """`url:` is Marquez's http transport; `transport:` is openlineage-python's own config, checked by

@@ -137,7 +137,10 @@ _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 def redact(url: str) -> str:
     """The URL without its passwords (in the user part, or a `password=` / `sslpassword=` parameter), for
     messages and logs. Hosts are left as written: libpq accepts several (`h1:5432,h2:5433`)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # no URL to take apart (`postgresql://[::1`, an unclosed IPv6 host): its user part goes whole
+        return re.sub(r"//[^/?#]*@", "//***@", url)
     user, at, hosts = parts.netloc.rpartition("@")
     if at and ":" in user:
         parts = parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{hosts}")
@@ -148,6 +151,12 @@ def redact(url: str) -> str:
         ]
         parts = parts._replace(query=urlencode(query, safe="*"))
     return urlunsplit(parts)
+
+
+def scrub(message: str, url: str) -> str:
+    """`message` with `url` in it shown as `redact` shows it: psycopg's parse errors quote the URL whole, its
+    password too (`... in URI: "postgresql://u:secret@[::1"`)."""
+    return message.replace(url, redact(url)) if url in message else message
 
 
 _TIMEOUT = re.compile(r"(?:-c\s*|--)statement[_-]timeout\s*=\s*'?(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\b")

@@ -108,6 +108,15 @@ def shown(store: str) -> str:
     return redact(store)
 
 
+def _scrubbed(error: Exception, store: str) -> str:
+    """The error's message without the store's password, which a database URL's parse error quotes."""
+    if not is_database(store):
+        return str(error)
+    from proxy.record.postgres import scrub
+
+    return scrub(str(error), store)
+
+
 def open_reader(store: str) -> ReadableStore:
     """A read-only store for `edges`, `verify` and `report`: StoreUnreadable when it cannot be opened."""
     if not is_database(store):
@@ -121,4 +130,4 @@ def open_reader(store: str) -> ReadableStore:
     except FileNotFoundError:
         raise StoreUnreadable(f"{shown(store)}: no lineage store there (is lineage.store set to this path?)") from None
     except open_errors as exc:
-        raise StoreUnreadable(f"{shown(store)}: cannot open it as a lineage store: {exc}") from None
+        raise StoreUnreadable(f"{shown(store)}: cannot open it as a lineage store: {_scrubbed(exc, store)}") from None
