@@ -68,3 +68,14 @@ def test_a_traces_endpoint_that_is_no_url_is_a_located_problem(url: str) -> None
     with pytest.raises(ConfigError) as caught:
         parse(BASE + f'telemetry: {{exporter: otlp, traces_endpoint: "{url}"}}\n', env={})
     assert any(problem.startswith("telemetry.traces_endpoint: expected") for problem in caught.value.problems)
+
+
+@pytest.mark.parametrize("key", ["upstream", "endpoint", "traces_endpoint"])
+def test_a_bad_url_is_shown_without_its_password(key: str) -> None:
+    url = "ftp://user:hunter2@h:1/v1"
+    text = (BASE.replace('"http://h:1"', f'"{url}"') if key == "upstream"
+            else BASE + f'telemetry: {{exporter: otlp, {key}: "{url}"}}\n')  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env={})
+    shown = [problem for problem in caught.value.problems if "URL" in problem]
+    assert shown and all("hunter2" not in problem and "user:***@h" in problem for problem in shown)

@@ -430,7 +430,7 @@ class _Reader:
         if url is not None:
             parts = _split(url)
             if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-                self.problem(f"{path}.url", f"expected an http:// or https:// URL, got {url!r}")
+                self.problem(f"{path}.url", f"expected an http:// or https:// URL, got {redact_userinfo(url)!r}")
             url = url.rstrip("/")
         if grpc is not None:
             try:
@@ -651,12 +651,15 @@ class _Reader:
         protocol = s.read("protocol", partial(self.choice, options=("grpc", "http/protobuf")))
         endpoint = self.string("telemetry.endpoint", s.raw("endpoint"), optional=True)
         if endpoint is not None and ((parts := _split(endpoint)) is None or not parts.scheme.startswith("http")):
-            self.problem("telemetry.endpoint", f"expected an http:// URL, got {endpoint!r}")
+            self.problem("telemetry.endpoint", f"expected an http:// URL, got {redact_userinfo(endpoint)!r}")
         traces_endpoint = self.string("telemetry.traces_endpoint", s.raw("traces_endpoint"), optional=True)
         if traces_endpoint is not None and (
             (parts := _split(traces_endpoint)) is None or parts.scheme not in ("http", "https") or not parts.hostname
         ):
-            self.problem("telemetry.traces_endpoint", f"expected an http:// or https:// URL, got {traces_endpoint!r}")
+            self.problem(
+                "telemetry.traces_endpoint",
+                f"expected an http:// or https:// URL, got {redact_userinfo(traces_endpoint)!r}",
+            )
         certificate = self.string("telemetry.certificate", s.raw("certificate"), optional=True)
         if (
             certificate is not None
