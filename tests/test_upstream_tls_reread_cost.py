@@ -4,10 +4,17 @@ system store, tens of ms) blocked the event loop inside the first call after eve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
+import threading
 
-from proxy.config import Upstream
+import pytest
+
+from proxy.config import Upstream, UpstreamTls
+from proxy.transport import pool as pool_module
 from proxy.transport.pool import UpstreamPool
+from tests.harness import dead_port
 
 
 def test_a_reload_keeps_the_context_of_an_upstream_without_tls_files() -> None:
@@ -17,3 +24,24 @@ def test_a_reload_keeps_the_context_of_an_upstream_without_tls_files() -> None:
     pool._ssl = made = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # as its first connection left it
     pools.reread_tls()
     assert pool._ssl is made
+
+
+def test_an_upstream_context_is_made_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Made in the call that connects first (at start, and after a reload for an upstream with files): loading the
+    system's CAs (`tls: {cert, key}` without `ca`) is ~50 ms, for which every call on the loop stood still."""
+    made_in: list[threading.Thread] = []
+
+    def context(tls: UpstreamTls | None) -> ssl.SSLContext:
+        made_in.append(threading.current_thread())
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+    monkeypatch.setattr(pool_module, "client_context", context)
+    pool = UpstreamPool().pool(Upstream(name="tls", url=f"https://127.0.0.1:{dead_port()}"))
+
+    async def connect() -> threading.Thread:
+        with contextlib.suppress(OSError):
+            await pool._connect()
+        return threading.current_thread()
+
+    loop_thread = asyncio.run(connect())
+    assert made_in and made_in[0] is not loop_thread

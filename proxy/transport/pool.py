@@ -326,7 +326,9 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         settings = self.upstream.tls
         if self.tls and self._ssl is None:
-            self._ssl = client_context(settings)  # the upstream's CA and the proxy's client certificate
+            # the upstream's CA and the proxy's client certificate, read in a thread: the system's CAs (no `ca` of
+            # its own) take ~50 ms to load, for which the event loop, and every call on it, would stand still
+            self._ssl = await asyncio.to_thread(client_context, settings)
         async with asyncio.timeout(self.upstream.connect_timeout_s):
             _, conn = await loop.create_connection(
                 functools.partial(Connection, loop, self._idle_lost),
@@ -369,8 +371,8 @@ class ConnectionPool:
     def reread_tls(self) -> None:
         """Its next connection makes its TLS context again, reading the upstream's TLS files as they are then
         (a reload: a client certificate, key or CA renewed in place); connections open keep theirs. One with no
-        files of its own (`tls:` unset: the system's CAs, tens of ms to load, in the call that connects next)
-        keeps its context."""
+        files of its own (`tls:` unset: the system's CAs, ~50 ms to load, in the call that connects next) keeps
+        its context."""
         if self.upstream.tls is not None:
             self._ssl = None
 
