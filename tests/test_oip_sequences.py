@@ -96,6 +96,6 @@ def test_a_grpc_request_names_its_sequence() -> None:
     assert read(sequence_id={"int64_param": 7}, sequence_start={"bool_param": True}) == ("echo\n7", True)
     assert read(sequence_id={"uint64_param": 7}) == ("echo\n7", False)
     assert read(sequence_id={"string_param": "7"}) == ("echo\n7", False)
-    assert read(sequence_id={"int64_param": -2}) == ("echo\n-2", False)
+    assert read(sequence_id={"int64_param": -2}) == ("echo\n18446744073709551614", False)  # a uint64 to Triton
     assert read(sequence_id={"int64_param": 0}) == (None, False)
     assert read() == (None, False)

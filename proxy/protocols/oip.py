@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+import hashlib
 import logging
 import re
 import struct
@@ -106,13 +107,29 @@ FRAMING_PARAMETERS = frozenset({
 SEQUENCE_PARAMETERS: Final = frozenset({"sequence_id", "sequence_start"})
 
 
+# characters of a sequence's key (`sequence_key`) kept as they are: a longer one (a model's name or a string id as long
+# as a body) is kept as its digest. A stream keeps the keys of the sequences it went on with for its record (up to as
+# many as the process keeps), each a new string holding the model's name: a stream of 16 KiB names grew by that a
+# message, past the bytes `Runtime.sequences` keeps of them
+SEQUENCE_KEY_MAX: Final = 256
+
+
 def sequence_key(model: str, given: object) -> str | None:
     """The sequence a request of `model` belongs to, by its `sequence_id` (Triton's correlation id, a number or
     a string; 0 and "" are none): `model` and the id, a number and its decimal string alike (kept together,
-    a call is never taken out of the sequence it may be in)."""
+    a call is never taken out of the sequence it may be in). The number is a uint64: Triton takes a gRPC
+    int64_param as one (-1 is 2^64 - 1, the id a REST `sequence_id` of 18446744073709551615 names)."""
     if given is None or type(given) is bool or given == 0 or given == "" or type(given) not in (int, str):
         return None
-    return f"{model}\n{given}"
+    if type(given) is int and given < 0:
+        given &= _U64
+    key = f"{model}\n{given}"
+    if len(key) > SEQUENCE_KEY_MAX:  # its digest (no line break: never a short key's), one key per sequence still
+        return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return key
+
+
+_U64: Final = (1 << 64) - 1
 
 
 def rest_sequence(model: str, parameters: Any) -> tuple[str | None, bool]:
@@ -293,12 +310,12 @@ def _tensor_texts(
 
 def _declared_base64(data: Any, texts: list[str], tensor: dict[str, Any] | None) -> bool:
     """The strings of data declared `content_type: base64`, each as sent (a server that ignores content_type
-    gives the model that) and decoded (`_unbase64`)."""
+    gives the model that) and decoded (`unbase64`)."""
     encoded: list[str] = []
     whole = _strings(data, encoded, tensor)
     for text in encoded:
         texts.append(text)
-        decoded = _unbase64(text)
+        decoded = unbase64(text)
         if decoded != text:
             texts.append(decoded)
     return whole
@@ -342,7 +359,7 @@ def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:
     return parameters if isinstance(parameters, dict) else {}
 
 
-def _unbase64(text: str) -> str:
+def unbase64(text: str) -> str:
     """An element declared base64 as the text it encodes, decoded leniently (characters outside the
     alphabet dropped, so `dG86\nIGFs…` is still an address): all that MLServer's strict codec decodes, and
     what a runtime calling `b64decode` without `validate` decodes; as it is when it does not decode (then

@@ -34,6 +34,7 @@ from proxy.protocols.oip import (
     labels_parameter,
     observe_reply_meta,
     sequence_key,
+    unbase64,
 )
 
 SERVICE: Final = "/inference.GRPCInferenceService/"
@@ -332,13 +333,18 @@ def _parameter_value(buf: bytes, pos: int, end: int) -> object:
 def _tensor(
     buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash,
     labels: list[str] | None = None,
-) -> tuple[str, bool]:  # fmt: skip
+) -> tuple[str, bool, bool, bool]:  # fmt: skip
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
     (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
-    type) and, into `labels` (an input's), the labels its `data_labels` parameter declares; returns the
-    datatype, and whether its data is in a shared-memory region (which the proxy cannot read)."""
+    type), each also decoded when the tensor declares `content_type: base64` (`_declared_base64`, as over REST)
+    and, into `labels` (an input's), the labels its `data_labels` parameter declares; returns the datatype,
+    whether its data is in a shared-memory region (which the proxy cannot read), whether its `contents` hold any
+    bytes (`read_infer_request`: beside raw contents), and whether it declares base64."""
     datatype = ""
     shared = False
+    filled = False
+    base64 = False
+    start = len(texts)
     while pos < end:
         key = buf[pos]
         length = buf[pos + 1] if pos + 1 < end else 0x80
@@ -352,6 +358,7 @@ def _tensor(
         if key == _CONTENTS:
             digest.update(view[pos:stop])
             size = stop - pos
+            filled = filled or size > 0
             if not (1 < size < 130 and buf[pos] in _PACKED and buf[pos + 1] == size - 2):
                 _contents(buf, pos, stop, texts)  # unless all it holds is one packed field, under 128 bytes
         elif key == _DATATYPE:
@@ -366,10 +373,25 @@ def _tensor(
                 if text is None:
                     raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                 labels += labels_parameter(text)
+            elif name == "content_type":
+                base64 = text == "base64"
             elif text and name not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
                 texts.append(text)
         pos = stop
-    return datatype, shared
+    if base64:
+        _declared_base64(texts, start)
+    return datatype, shared, filled, base64
+
+
+def _declared_base64(texts: list[str], start: int) -> None:
+    """After `texts[start:]`, each as a runtime decoding the base64 its tensor declares reads it, leniently
+    (`oip.unbase64`: a `b64decode` without `validate` drops a MIME line break, which MLServer's strict codec
+    and `add_decoded_texts` do not decode)."""
+    for index in range(start, len(texts)):
+        text = texts[index]
+        decoded = unbase64(text)
+        if decoded != text:
+            texts.append(decoded)
 
 
 def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
@@ -398,14 +420,19 @@ def _output_in_shared_memory(buf: bytes, start: int, stop: int) -> bool:
     )
 
 
-def _raw_strings(raws: list[memoryview], datatypes: list[str], texts: list[str]) -> bool:
+def _raw_strings(
+    raws: list[memoryview], datatypes: list[str], texts: list[str], declared: list[bool] | None = None
+) -> bool:
     """raw_*_contents[i] belongs to the i-th tensor, wherever the fields stand on the wire (protobuf
-    allows any order): match them up only once the whole message is read. False when some of it was past
-    a scan limit."""
+    allows any order): match them up only once the whole message is read; `declared[i]`: the i-th tensor
+    declares base64 (`_declared_base64`). False when some of it was past a scan limit."""
     whole = True
-    for raw, datatype in zip(raws, datatypes):  # noqa: B905 (`strict=`: zip called as Python, not a compiled loop)
+    for index, (raw, datatype) in enumerate(zip(raws, datatypes)):  # noqa: B905 (`strict=`: zip called as Python)
         if datatype == "BYTES":
+            start = len(texts)
             whole = bytes_tensor_strings(raw, texts) and whole
+            if declared is not None and declared[index]:
+                _declared_base64(texts, start)
     return whole and len(texts) < _MAX_STRINGS
 
 
@@ -421,6 +448,8 @@ def read_infer_request(buf: bytes) -> Request:
     raws: list[memoryview] = []
     seen = False
     shared = False  # a tensor in shared memory: data the proxy cannot read (policy.passthrough decides)
+    filled = False  # a tensor's `contents` hold bytes
+    declared: list[bool] = []  # each tensor's `content_type: base64`
     sequence_id: object = None
     starts = False
     pos, end = 0, len(buf)
@@ -438,9 +467,11 @@ def read_infer_request(buf: bytes) -> Request:
             pos = stop
             number = tag >> 3
             if number == 5:
-                datatype, in_shared = _tensor(buf, view, start, stop, texts, digest, labels)
+                datatype, in_shared, in_contents, base64 = _tensor(buf, view, start, stop, texts, digest, labels)
                 datatypes.append(datatype)
+                declared.append(base64)
                 shared = shared or in_shared
+                filled = filled or in_contents
                 seen = True
             elif number == 7:
                 raw = view[start:stop]
@@ -469,7 +500,12 @@ def read_infer_request(buf: bytes) -> Request:
                 shared = shared or _output_in_shared_memory(buf, start, stop)
     except WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
-    whole = _raw_strings(raws, datatypes, texts)
+    if raws and filled:
+        # Triton refuses the two together; MLServer gives raw_input_contents[i] to the i-th input whose contents
+        # hold no element, not to the i-th input: raw text would reach a BYTES input read here as another's numbers
+        raise InvalidRequest("contents and raw_input_contents in one request: an input's data is in one or the "
+                             "other, for every input alike", param="raw_input_contents")  # fmt: skip
+    whole = _raw_strings(raws, datatypes, texts, declared if any(declared) else None)
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)

@@ -86,14 +86,15 @@ def _text(value: Any) -> str:
 # inputs, and what servers put beside them (vLLM's embeddings read chat `messages`, llama.cpp's a `content`).
 # By operation, the keys whose values servers print into the prompt whole (a chat template's `tojson`), so
 # that no key in them is framing: tool and function definitions, a response format's or guided decoding's
-# schema, vLLM's chat template arguments and documents.
+# schema, vLLM's chat template arguments and documents. vLLM's Responses API renders its input with the same
+# chat template, taking the same `chat_template_kwargs` and `structured_outputs` as its chat API.
 _GUIDED = ("response_format", "guided_json", "guided_choice", "guided_regex", "guided_grammar", "structured_outputs",
            "json_schema", "grammar")  # fmt: skip
 _RENDERED = {
     "chat": frozenset({"tools", "functions", "tool_choice", "chat_template_kwargs", "documents", *_GUIDED}),
     "text_completion": frozenset(_GUIDED),
     "embeddings": frozenset({"chat_template_kwargs"}),
-    "responses": frozenset({"tools", "tool_choice", "text"}),
+    "responses": frozenset({"tools", "tool_choice", "text", "chat_template_kwargs", "structured_outputs"}),
 }
 
 

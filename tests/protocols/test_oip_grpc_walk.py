@@ -27,13 +27,16 @@ def reference_read(buf: bytes) -> Request:
     datatypes: list[str] = []
     digest = SHA256.copy()
     raws: list[memoryview] = []
-    seen = shared = False
+    seen = shared = filled = False
+    declared: list[bool] = []
     try:
         for number, start, stop in oip._spans(buf, 0, len(buf)):
             if number == 5:
-                datatype, in_shared = oip._tensor(buf, view, start, stop, texts, digest)
+                datatype, in_shared, in_contents, base64 = oip._tensor(buf, view, start, stop, texts, digest)
                 datatypes.append(datatype)
+                declared.append(base64)
                 shared = shared or in_shared
+                filled = filled or in_contents
                 seen = True
             elif number == 7:
                 raw = view[start:stop]
@@ -56,7 +59,10 @@ def reference_read(buf: bytes) -> Request:
                 shared = shared or oip._output_in_shared_memory(buf, start, stop)
     except oip.WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
-    whole = oip._raw_strings(raws, datatypes, texts)
+    if raws and filled:
+        raise InvalidRequest("contents and raw_input_contents in one request: an input's data is in one or the "
+                             "other, for every input alike", param="raw_input_contents")  # fmt: skip
+    whole = oip._raw_strings(raws, datatypes, texts, declared)
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
