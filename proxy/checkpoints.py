@@ -12,7 +12,8 @@ asked, and names calls asked for since (`want`). A name calls asked for waits to
 does not list is remembered as such (bounded) and not asked about again until a call asks for it after
 `NUDGE_GAP_S` (a refused one) or `discovery_interval_s` (a forwarded one). So names a caller makes up cost
 one metadata request each and keep no other caller's model out, and a round asks only the names waiting,
-not every model again (the names kept are read again every `discovery_interval_s`).
+not every model again (the names kept are read again every `discovery_interval_s`). A name longer than
+`NAME_MAX_CHARS` (no server's; a caller's, as long as a body) is not asked about: the tables would keep it whole.
 
 Some upstreams answer names their metadata does not list, and their metadata says so (a server that loads
 one model answers every name with it; Ollama answers `llama3` with the `llama3:latest` it lists): their
@@ -33,7 +34,7 @@ from collections.abc import Iterable
 
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown
-from proxy.flow import CONFIG, Checkpoint
+from proxy.flow import CONFIG, NAME_MAX_CHARS, Checkpoint
 from proxy.protocols import DIALECTS, Catalog, Fetch
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
 
@@ -167,6 +168,9 @@ class CheckpointBook:
                 if self.probed.get(name):
                     return f"upstream {name!r} did not answer its metadata (it is asked again)"
                 return f"upstream {name!r} has not answered its metadata yet"
+        if len(model) > NAME_MAX_CHARS:
+            return (f"upstream {name!r}'s metadata is not asked about model names over {NAME_MAX_CHARS} characters: "
+                    "approve the flow for any checkpoint, or pin upstreams[].checkpoint")  # fmt: skip
         if model in known.absent:
             return (f"upstream {name!r}'s metadata does not list model {model!r} (it is asked again, at most once "
                     "a second): call the model by a name the metadata lists; or approve the flow for any "
@@ -191,6 +195,8 @@ class CheckpointBook:
         caller has `WAITING_PER_CALLER` names waiting already: it is not asked about."""
         known = self._known.get(upstream.name)
         if known is None or not model or model in known.waiting or model in known.listed:
+            return True
+        if len(model) > NAME_MAX_CHARS:  # no server's; as long as a body, and each table below would keep it whole
             return True
         asked = known.absent.get(model)
         if asked is not None and time.monotonic() - asked < gap:

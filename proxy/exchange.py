@@ -443,8 +443,12 @@ class Exchange:
         labels = self.edge_labels()
         self._durable = runtime.sinks.on_end(call, decision, outcome, labels)
         if decision.forwards and self._sequences:
+            sequences = runtime.sequences
             for sequence in self._sequences:  # its output too, which the model's state may keep
-                self.pipeline.carry(sequence, labels)
+                # one the process forgot since (`Runtime.sequences` is bounded) held what it no longer knows: left
+                # forgotten, its next request unread (`Pipeline._unseen`), not remembered as holding these alone
+                if sequences.labels(sequence) is not None:
+                    self.pipeline.carry(sequence, labels)
         if self._stored and outcome.response_id and decision.forwards:
             # the inputs' labels and the reply's; a reply not seen to its end is stored whole upstream, and so is one
             # answered before it was written (a background response, `queued`: no status it ends with came)

@@ -112,26 +112,30 @@ class KnownLabels:
 
 
 _KEPT = 4096  # label sets (and spellings, `given_label`) remembered: the same few recur on every call
+# characters of a label set's wire form past which it is not remembered: a call may send 64 labels of 128 characters,
+# and 4,096 such sets, each a new one, kept ~90 MB in the two tables below
+_KEPT_CHARS = 1024
 _GIVEN: dict[str, str] = {}
 _SORTED: dict[frozenset[str], tuple[str, ...]] = {}
 _FORMATTED: dict[frozenset[str], str] = {}
 
 
 def sorted_labels(labels: frozenset[str]) -> tuple[str, ...]:
-    """The labels in order, memoised."""
+    """The labels in order, memoised (a set of up to `_KEPT_CHARS` characters)."""
     found = _SORTED.get(labels)
     if found is None:
         found = tuple(sorted(labels))
-        if len(_SORTED) < _KEPT:
+        if len(_SORTED) < _KEPT and len(format_labels(labels)) <= _KEPT_CHARS:
             _SORTED[labels] = found
     return found
 
 
 def format_labels(labels: frozenset[str]) -> str:
-    """The wire form: sorted, comma-separated (stable, so headers and edge keys compare equal); memoised."""
+    """The wire form: sorted, comma-separated (stable, so headers and edge keys compare equal); memoised (up to
+    `_KEPT_CHARS` characters)."""
     found = _FORMATTED.get(labels)
     if found is None:
         found = ",".join(sorted(labels))
-        if len(_FORMATTED) < _KEPT:
+        if len(_FORMATTED) < _KEPT and len(found) <= _KEPT_CHARS:
             _FORMATTED[labels] = found
     return found

@@ -50,6 +50,7 @@ class Runtime:
 
 
 STORED_BYTES: Final = 64 * 1024 * 1024
+FLAGGED_KEPT: Final = 4096  # unapproved flows remembered as logged (`Runtime.flagged`)
 
 
 def _size(response_id: str, labels: frozenset[str]) -> int:
@@ -310,9 +311,12 @@ class Pipeline:
         runtime = self.runtime
         runtime.stats.unapproved()
         flow = boundary_flow(call, decision, self._served)
-        if flow in runtime.flagged or len(runtime.flagged) >= 4096:
+        flagged = runtime.flagged
+        if flow in flagged:
             return
-        runtime.flagged.add(flow)
+        if len(flagged) >= FLAGGED_KEPT:  # full (of a caller's labels new on every call, maybe): begun again, never
+            flagged.clear()  # silent from then on, as a full table was: an honest caller's new flow is still logged
+        flagged.add(flow)
         if decision.code == "flow_not_approved":
             why = f"refused (lineage.on_unapproved: block): {decision.reason}"
         else:

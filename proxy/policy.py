@@ -150,6 +150,10 @@ def _names(items: Iterable[str]) -> str:
 
 
 DECISIONS_KEPT = 4096  # distinct (caller, purpose, labels, model) combinations remembered per policy
+# characters of a call's model name and labels together past which its decision is not remembered: the key and the
+# decision (whose reason may name the model) hold them, and a model's name is the caller's, as long as a body (4,096
+# decisions for names of a megabyte kept 8 GB)
+DECISION_KEY_KEPT_MAX = 1024
 
 
 def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
@@ -159,12 +163,21 @@ def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
     decision = policy.decisions.get(key)
     if decision is None:
         decision = _decide(call, policy)
-        if len(policy.decisions) >= DECISIONS_KEPT:
-            policy.decisions.clear()  # a bounded memo: traffic with endless distinct labels cannot grow it
-        policy.decisions[key] = decision
+        if _key_chars(call) <= DECISION_KEY_KEPT_MAX:  # a longer one is decided afresh each time
+            if len(policy.decisions) >= DECISIONS_KEPT:
+                policy.decisions.clear()  # a bounded memo: traffic with endless distinct labels cannot grow it
+            policy.decisions[key] = decision
     if policy.baseline is None or not call.carries_data:
         return decision
     return verify_flow(call, decision, policy, served)
+
+
+def _key_chars(call: Call) -> int:
+    """The characters a call's decision would keep remembered: its model's name and its labels'."""
+    chars = len(call.model)
+    for label in call.labels:
+        chars += len(label)
+    return chars
 
 
 _NAMES_ITS_VERSION = frozenset({"oip", "oip-grpc"})  # adapters whose reply names the checkpoint `model:version`

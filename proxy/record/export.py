@@ -126,6 +126,9 @@ GRPC_CHANNEL_OPTIONS = (
 # which refuses the whole request, when spans carry content.
 BATCH_SPANS: Final = 2048
 BATCH_BYTES: Final = 3 << 20
+# the bytes of spans queued at most, besides their number (`queue_size`): a span may be up to 1 MiB (a caller's long
+# model name or stop sequences, captured content), and 4,096 of them queued while a collector is slow held 4 GiB
+QUEUE_BYTES: Final = 64 << 20
 
 # glibc's malloc options (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
 _M_TRIM_THRESHOLD: Final = -1
@@ -401,6 +404,7 @@ class BoundedExporter:
         sink: Sink,
         *,
         max_queue: int = 4096,
+        max_queue_bytes: int = QUEUE_BYTES,
         batch_size: int = BATCH_SPANS,
         batch_bytes: int = BATCH_BYTES,
         interval_s: float = 0.5,
@@ -409,6 +413,11 @@ class BoundedExporter:
         self._sink = sink
         self._queue: collections.deque[bytes] = collections.deque()
         self._max_queue = max_queue
+        self._max_queue_bytes = max_queue_bytes
+        # the bytes of the spans queued, as two counts each written by one side only (no lock on the call's path):
+        # those `submit` queued, and those taken from the queue (by a taker, holding `_counting`)
+        self._queued_bytes = 0
+        self._taken_bytes = 0
         # never more than the queue holds: a batch the queue cannot fill would wait for the interval while spans drop
         self._batch_size = max(1, min(batch_size, max_queue))
         self._batch_bytes = batch_bytes
@@ -460,9 +469,12 @@ class BoundedExporter:
         return False
 
     def submit(self, span: bytes) -> None:
-        if len(self._queue) >= self._max_queue:
+        size = len(span)
+        if (len(self._queue) >= self._max_queue
+                or self._queued_bytes - self._taken_bytes + size > self._max_queue_bytes):  # fmt: skip
             self.counts.add("dropped")
             return
+        self._queued_bytes += size  # before it can be taken: the difference never goes below zero
         self._queue.append(span)
         if len(self._queue) == self._batch_size:
             self._wake.set()
@@ -484,6 +496,7 @@ class BoundedExporter:
                     break
                 batch.append(queue.popleft())
                 room -= size
+                self._taken_bytes += size
             self._in_flight = len(batch)
         self._cut = cut
         return batch
@@ -495,7 +508,7 @@ class BoundedExporter:
         queue = self._queue
         while queue:
             try:
-                queue.popleft()
+                self._taken_bytes += len(queue.popleft())
             except IndexError:
                 break
             count += 1
