@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import fcntl
 import gc
@@ -146,6 +147,25 @@ def _take_held_stop() -> bool:
     global _held_stop
     held, _held_stop = _held_stop, False
     return held
+
+
+PR_SET_PDEATHSIG: Final = 1  # prctl(2): the signal the kernel sends a process when its parent ends
+
+
+def _stop_with_supervisor(supervisor: int) -> None:
+    """Have the kernel send this worker a SIGTERM when its supervisor ends, and send it now if it has ended
+    already (before this ran): a supervisor killed (SIGKILL, the OOM killer) left its workers serving on their own,
+    unsupervised and never stopped, and the proxy started again was refused their address. The SIGTERM drains the
+    worker as the supervisor's would. Linux only (elsewhere nothing is done)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError) as exc:
+        log.debug("workers are not stopped with their supervisor: %s", exc)
+        return
+    if os.getppid() != supervisor:
+        os.kill(os.getpid(), signal.SIGTERM)  # held (`hold_stop`): it stops before serving
 
 
 def install_uvloop() -> None:
@@ -470,10 +490,12 @@ def _worker_main(
     metrics_dir: str,
     claims: list[Claim],
     logging_changed: bool,
+    supervisor: int,
 ) -> None:
     # forked with _SIGNALS blocked (`spawn`) and the supervisor's handler in place: ours first
     hold_sighup()
     hold_stop()
+    _stop_with_supervisor(supervisor)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     release(claims)  # the supervisor's, inherited by fork: it holds them, and lets go when it stops
     if logging_changed:  # by a reload since the proxy started: as its siblings log now
@@ -533,7 +555,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 send.close()
                 receive.close()
                 return "stopped", ""
-            args = (config_path, running, ports, send, metrics_dir, claims, running.logging != config.logging)
+            args = (config_path, running, ports, send, metrics_dir, claims, running.logging != config.logging,
+                    os.getpid())  # fmt: skip
             child = context.Process(target=_worker_main, args=args, name=f"worker-{index}")
             child.start()
             children[index] = child

@@ -758,7 +758,7 @@ class GrpcIngress:
             if failed is not None:
                 raise failed
             context.set_trailing_metadata((*_pass(await rpc.trailing_metadata()), *ex.lineage_headers()))
-            ex.finish()
+            await ex.end()  # a new flow's first edge is durable before the client has the status
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         await ends.close(failure)

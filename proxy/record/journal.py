@@ -35,6 +35,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -55,6 +56,7 @@ from proxy.record.store import (
     EdgeRow,
     EdgeWrite,
     SchemaTooNew,
+    file_identity,
     flat,
     foreign_tables,
     require_directory,
@@ -175,6 +177,8 @@ class Journal:
         self._held = 0  # edge writes in the file, as of `_version`
         self._version: int | None = None
         self._count()
+        self._where = os.path.abspath(self.path)  # as opened: the same file whatever the working directory is later
+        self._file = file_identity(self._where)  # (device, inode): `_still_named`
 
     def _resign(self, key: bytes, retired: tuple[bytes, ...]) -> None:
         """The batches signed with a `retired` key signed again with `key`, in the caller's write transaction: a
@@ -199,7 +203,18 @@ class Journal:
             self._version = version
         return self._held
 
+    def _still_named(self) -> None:
+        """Raise unless the journal's path still names the file this process opened. SQLite writes on into the
+        file it holds open when it was deleted (its directory removed) or moved away: a batch journaled there is
+        replayed only by this process, and lost at its next start, or its `kill -9`, with nothing said. Refused
+        instead, as a full journal is (the aggregator keeps the counts in memory and says so; `require_record`
+        zones fail closed while the database is away too)."""
+        if file_identity(self._where) != self._file:
+            raise sqlite3.OperationalError(f"lineage journal {self.path}: the file was removed or replaced since this "
+                                           "process opened it; restart the proxy to journal to a file at that path")  # fmt: skip
+
     def append(self, token: str, rows: list[tuple[Any, ...]]) -> None:
+        self._still_named()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no other process appends meanwhile
             held = self._count()
@@ -251,6 +266,7 @@ class Journal:
     def set_aside(self, entry_id: int | None, token: str, rows: list[tuple[Any, ...]], why: str) -> None:
         """Keep `rows` (some of a batch: those the database refuses the values of) in `rejected`, and
         delete the journaled batch they came from (`entry_id`; None: a write that was never journaled)."""
+        self._still_named()
         text = _dumps(rows)
         mac = _mac(self._key, token, text) if self._key is not None else None
         with self._db:

@@ -230,7 +230,7 @@ CUT_MEANWHILE = ("lineage store %s: retention purge left to the next one: the ch
                  "again)")  # fmt: skip
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def file_identity(path: str) -> tuple[int, int] | None:
     """The file `path` names (device, inode), None when it names none."""
     try:
         found = os.stat(path)
@@ -390,7 +390,7 @@ class SqliteStore:
                     self._append(integrity.body(integrity.EDGES, []))  # signed with the new key from now on
         self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
         self._where = os.path.abspath(self.path)  # as opened: the same file whatever the working directory is later
-        self._file = _identity(self._where)
+        self._file = file_identity(self._where)
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
@@ -435,7 +435,7 @@ class SqliteStore:
         succeed where no path, and so no reader and no restart, ever finds it. Refused instead, as a write
         the store refuses (edges.py keeps the counts in memory and says so; `require_record` zones fail
         closed)."""
-        if _identity(self._where) != self._file:
+        if file_identity(self._where) != self._file:
             raise sqlite3.OperationalError(f"lineage store {self.path}: the file was removed or replaced since this "
                                            "process opened it; restart the proxy to write to a store at that path")  # fmt: skip
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from proxy.config import read_secret
+from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
 from proxy.record.store import EdgeRow, EdgeStore, SqliteStore
@@ -58,7 +59,12 @@ def open_store(
                              wait_for_server=not readonly)  # fmt: skip
     if readonly:
         return database
-    journal_file = Journal(journal or DEFAULT_JOURNAL, journal_max_rows or DEFAULT_MAX_ROWS, key=key, retired=retired)
+    path = journal or DEFAULT_JOURNAL
+    try:
+        journal_file = Journal(path, journal_max_rows or DEFAULT_MAX_ROWS, key=key, retired=retired)
+    except sqlite3.Error as exc:  # named here: `serve` would say the database could not be opened, in SQLite's words
+        database.close()
+        raise StartupError(f"cannot open the lineage journal {path}: {exc}") from None
     return JournaledStore(database, journal_file)
 
 
