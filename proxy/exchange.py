@@ -48,6 +48,7 @@ from proxy.flow import ALLOW, DENY, RESPONSE, Call, Decision, Outcome, TraceCont
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
 from proxy.protocols import Adapter, Header, Observer, Request, Target
+from proxy.protocols.sse import STREAM_ERROR
 from proxy.record.sinks import Durable
 
 log = logging.getLogger("lineage_proxy.exchange")
@@ -411,6 +412,8 @@ class Exchange:
         stats.ended()
         outcome = self.outcome
         decision = self.decision
+        if error is not None and outcome.error_type == STREAM_ERROR:
+            outcome.error_type = None  # an error the upstream sent in the stream did not end it: what did is its type
         if isinstance(error, ProxyError):
             stats.failed(error.code)
             if decision is None or decision.forwards:  # a denial's type is its decision's code

@@ -466,7 +466,8 @@ class HttpIngress:
         output of the call's record: it is read to the reply's end (the connection is kept) and not passed on.
 
         When the upstream fails mid-reply the status line is gone, so the only honest signal left is to
-        cut the client's connection without a clean end of body. A client that leaves raises as usual."""
+        cut the client's connection without a clean end of body; once it is past the reply's end, the client's body
+        ends as it would have. A client that leaves raises as usual."""
         if ex.wants_first_chunk:
             # the reply names the model in its first event: wait for it so the head can say
             try:
@@ -501,8 +502,10 @@ class HttpIngress:
                 chunk = resp.buffered()
                 waiting = None if chunk else resp.more()
         except _UPSTREAM_BROKE as exc:
-            self._broke(conn, ex, exc)
-            return
+            if not ex.finished:
+                self._broke(conn, ex, exc)
+                return
+            # past the reply's end, which the client has (what follows it is not passed on): its body ends as whole
         except ConnectionError:  # the client left, or the drain's time ran out
             ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
             return

@@ -151,6 +151,8 @@ class MessagesObserver(SseObserver):
         elif kind == "message_stop":
             self.ended = True
         elif kind != "ping":  # no event of the API's (`error` is the one other it names)
+            if kind == "error":
+                self.in_band_error()
             self._text.add_unknown(event)
 
     def _start(self, index: int, block: dict[str, Any]) -> None:

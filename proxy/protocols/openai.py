@@ -205,6 +205,8 @@ class ReplyObserver(SseObserver):
         self._meta(event)
         choices = event.get("choices")
         if not isinstance(choices, list):  # none of the fields the output is in (an error, another API's event)
+            if event.get("error") is not None or event.get("object") == "error":  # (vLLM's, TGI's, OpenAI's errors)
+                self.in_band_error()
             self._text.add_unknown(event)
             return
         for choice in choices:
@@ -469,6 +471,8 @@ class ResponsesObserver(SseObserver):
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
                     self._text.aside(("name", _whole(event.get("output_index"))), item["name"])
         else:  # no event of the API's (`error` is the one other it names)
+            if kind == "error":
+                self.in_band_error()
             self._text.add_unknown(event)
 
     def _response(self, response: dict[str, Any]) -> None:

@@ -5,7 +5,9 @@ Read as the WHATWG EventSource reads a stream: lines ended by LF, CRLF or a bare
 the event ending at a blank line (other lines, `event:` and comments, are framing). An event's data is one JSON
 object, most often in one line, which is read as it comes; one that is not a JSON object alone (pretty-printed
 JSON, a line each) is read once its event ends, or the reply does. `data: [DONE]` (OpenAI) marks the
-end; APIs whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`.
+end; APIs whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`. The reply
+ends with the blank line that ends that event: a client dispatches no event before it, and the piece that holds it
+is the last passed on (`Exchange.chunk`).
 A line, or an event's data, longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that
 reply (which is forwarded as it comes all the same) and its output is labelled `scan:truncated`. So is a reply
 holding what the observer does not read: an event's data that is no JSON object, a line that is neither a field
@@ -41,6 +43,9 @@ _BOM: Final = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: a client's UTF-8 decod
 # the fields SSE defines but `data` (read apart), with a value and without: framing, as a comment (`:`) is
 _FIELDS: Final = (b"event:", b"id:", b"retry:", b":")
 _BARE_FIELDS: Final = frozenset({b"data", b"event", b"id", b"retry"})
+# error.type of a call whose stream holds an error of the upstream's, in band after its 200 head (`data: {"error":
+# ...}`, an `error` event), as a gRPC stream's is (`oip_grpc.STREAM_ERROR`)
+STREAM_ERROR: Final = "upstream_error"
 
 
 class SseObserver:
@@ -64,6 +69,7 @@ class SseObserver:
         self._refused = 0  # JSON texts no reader reads (`reply_json`)
         self._fresh = True  # no line read yet: a byte order mark that begins the stream is dropped
         self._after_cr = False  # the last piece ended in CR: a LF that begins the next is that line end's
+        self._ending = False  # the API's last event was read from its `data:` line: `ended` at its blank line
         # the data of an event whose first `data:` line was no JSON text alone: its lines joined by LF, read once
         # the event ends (a blank line, or the reply's end); None while no such event is open
         self._event: bytearray | None = None
@@ -121,14 +127,23 @@ class SseObserver:
             self._fresh = False
             if lines[0].startswith(_BOM):
                 lines[0] = lines[0][3:]
+        over = self.ended  # (before this piece, or at a blank line in it)
         for line in lines:
             if line.startswith(b"data:"):
                 if not self._data_line(line):
                     break
+                if self.ended and not over:  # the last event: the reply ends with the blank line that ends it
+                    self.ended = False
+                    self._ending = True
             elif line:
                 self._field(line)
-            elif self._event is not None and not self._dispatch():  # a blank line ends the event
-                break
+            else:  # a blank line ends the event
+                if self._ending:
+                    self._ending = False
+                    self.ended = True
+                if self._event is not None and not self._dispatch():
+                    break
+                over = self.ended
         if self._partial_size > MAX_LINE:
             self._give_up()
 
@@ -261,6 +276,12 @@ class SseObserver:
             outcome.response_model = reply["model"]
         if outcome.response_id is None and isinstance(reply.get("id"), str):
             outcome.response_id = reply["id"]
+
+    def in_band_error(self) -> None:
+        """An error the upstream sent in the stream: the call is recorded with `error.type` `STREAM_ERROR`, unless
+        something else ended it (`Exchange.finish`)."""
+        if not self.outcome.error_type:
+            self.outcome.error_type = STREAM_ERROR
 
     def usage(self, usage: Any, input_key: str = "input_tokens", output_key: str = "output_tokens") -> None:
         if isinstance(usage, dict):

@@ -365,7 +365,7 @@ def test_streamed_reply_in_one_chunk_equals_the_whole_reply() -> None:
 
 def test_streamed_reply_cut_at_every_byte_equals_the_whole_reply() -> None:
     expected = summary(observe_whole(WHOLE))
-    done_end = STREAM.index(DONE) + len(DONE) + 1
+    done_end = STREAM.index(DONE) + len(DONE) + 2  # (the blank line that ends its event ends the reply)
     for point in range(len(STREAM) + 1):
         obs, outcome = observer()
         obs.chunk(STREAM[:point])
@@ -379,7 +379,7 @@ def test_streamed_reply_cut_at_every_byte_equals_the_whole_reply() -> None:
 
 def test_streamed_reply_byte_by_byte_ends_exactly_at_done() -> None:
     obs, outcome = observer()
-    done_end = STREAM.index(DONE) + len(DONE) + 1
+    done_end = STREAM.index(DONE) + len(DONE) + 2  # (the blank line that ends its event ends the reply)
     for i in range(len(STREAM)):
         assert obs.ended is (i >= done_end), i
         obs.chunk(STREAM[i : i + 1])
@@ -415,7 +415,7 @@ def test_an_event_is_read_only_once_its_line_is_complete() -> None:
 def test_crlf_line_endings_at_every_byte() -> None:
     crlf = STREAM.replace(b"\n", b"\r\n")
     expected = summary(observe_whole(WHOLE))
-    done_end = crlf.index(DONE) + len(DONE) + 1  # the CR already ends the line (a bare CR may end one)
+    done_end = crlf.index(DONE) + len(DONE) + 3  # the blank line's CR already ends it (a bare CR may end a line)
     for point in range(len(crlf) + 1):
         obs, outcome = observer()
         obs.chunk(crlf[:point])
