@@ -66,17 +66,20 @@ class EdgeAggregator:
         self._new_lock = threading.Lock()
         self._kept_bytes = kept_bytes
         self._pending: dict[EdgeKey, list[Any]] = {}  # key -> [count, first_seen, last_seen, reason]
+        self._held_bytes = 0  # `flow_size` of the flows `_requeue` put back in `_pending` (a failed write's)
         self._flush_interval_s = flush_interval_s
         self._retention_days = retention_days
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failing_since: float | None = None  # set while the store refuses writes (an outage)
+        self._dropping = False  # counts were dropped in this outage (`_requeue`): logged once
         self._reading: concurrent.futures.Future[Any] | None = None  # a purge's replay, on the reader thread
         self._closing = False
         self._stop = StopOnce()
         self.write_errors = 0
         self.new_edges = 0
         self.forgotten = 0  # flows forgotten (`_forget`), to be written through again when next seen
+        self.dropped = 0  # calls whose counts a store refusing writes left no room for (`_requeue`)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -187,14 +190,30 @@ class EdgeAggregator:
         return self._failing_since is None
 
     def _store_ok(self) -> None:
+        self._dropping = False
         if self._failing_since is not None:
             log.warning("lineage store: writes succeed again after %.0fs", time.time() - self._failing_since)
             self._failing_since = None
 
     def _requeue(self, rows: list[EdgeWrite]) -> None:
+        """A failed write's rows back in the batch, as many flows as `kept_bytes` holds: while the store refuses
+        writes every new flow comes here, and a caller sending new labels on every call grew the process without
+        end (20,000 flows, 18 MB) for as long as the outage lasted, until it was killed with every count it held.
+        The calls of a flow past that are dropped, counted and logged once an outage; a flow's later calls are
+        counted as ever (its row is made by the first write that succeeds)."""
         for key, first, last, count, reason in rows:
             pending = self._pending.get(key)
             if pending is None:
+                size = flow_size(key)
+                if self._held_bytes + size > self._kept_bytes:
+                    if not self._dropping:
+                        self._dropping = True
+                        log.error("lineage store: the counts held while it refuses writes reached %d MiB of flows; the "
+                                  "calls of further flows are not counted until it takes writes again "
+                                  "(lineage_proxy_edge_counts_dropped_total)", self._kept_bytes >> 20)  # fmt: skip
+                    self.dropped += count
+                    continue
+                self._held_bytes += size
                 self._pending[key] = [count, first, last, reason]
             else:
                 pending[0] += count
@@ -236,6 +255,7 @@ class EdgeAggregator:
         if not self._pending:
             return None
         batch, self._pending = self._pending, {}
+        self._held_bytes = 0  # what fails of it is put back (`_requeue`)
         rows: list[EdgeWrite] = [
             (key, first, last, count, reason) for key, (count, first, last, reason) in batch.items()
         ]
@@ -290,6 +310,10 @@ class EdgeAggregator:
             "64 MiB of them), each written through again when next seen.",
             "# TYPE lineage_proxy_edges_forgotten_total counter",
             f"lineage_proxy_edges_forgotten_total {self.forgotten}",
+            "# HELP lineage_proxy_edge_counts_dropped_total Calls not counted in the lineage store: it refused writes "
+            "and the flows' counts held for it reached 64 MiB.",
+            "# TYPE lineage_proxy_edge_counts_dropped_total counter",
+            f"lineage_proxy_edge_counts_dropped_total {self.dropped}",
             "# HELP lineage_proxy_edge_write_errors_total Failed or cancelled writes to the lineage store.",
             "# TYPE lineage_proxy_edge_write_errors_total counter",
             f"lineage_proxy_edge_write_errors_total {self.write_errors}",

@@ -5,7 +5,9 @@ flow seen again is written through again, its count added to its row: nothing is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from proxy.record.edges import FLOW_OVERHEAD, FLOWS_KEPT_BYTES, EdgeAggregator
 from proxy.record.store import EdgeKey, SqliteStore
 from tests.harness import LoopThread
-from tests.record.test_edges import rows
+from tests.record.test_edges import FailingStore, rows
 
 # a flow as a hostile caller makes them: 64 labels of 120 characters in, the same out (~15 KB of names)
 WIDE = ",".join(f"{n:03d}" + "x" * 117 for n in range(64))
@@ -106,3 +108,36 @@ def test_a_flow_whose_first_write_is_in_flight_is_not_forgotten(loop_thread: Loo
     loop_thread.run(aggregator.stop())
     counted = rows(tmp_path / "lineage.db")
     assert counted[tuple(flow(10))] == 2 and sum(counted.values()) == 6
+
+
+def test_counts_held_while_the_store_refuses_writes_are_bounded(
+    loop_thread: LoopThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the store refuses writes (a full disk) every new flow's counts are held in memory for it: a caller
+    sending new labels on every call grew the process without end for as long as the outage lasted (20,000 flows:
+    18 MB). Past the bound a flow's calls are dropped, counted and logged once; what is held is written once the
+    store takes writes again."""
+    path = tmp_path / "lineage.db"
+    store = FailingStore(SqliteStore(path))
+    one = FLOW_OVERHEAD + sum(len(part) for part in flow(10))
+    aggregator = EdgeAggregator(store, flush_interval_s=3600.0, kept_bytes=10 * one)
+
+    async def outage() -> None:
+        aggregator.start()  # (its loop: where a failed write's rows are put back)
+        for n in range(10, 40):
+            written = aggregator.add(flow(n))
+            assert written is not None
+            with contextlib.suppress(sqlite3.OperationalError):
+                await asyncio.wrap_future(written)
+        await asyncio.sleep(0)  # the failed writes' rows are put back on the loop (`call_soon_threadsafe`)
+
+    with caplog.at_level(logging.ERROR, logger="lineage_proxy.edges"):
+        loop_thread.run(outage())
+        loop_thread.run(aggregator.flush())  # fails again: held, not doubled
+    assert len(aggregator._pending) == 10 and aggregator.dropped == 20
+    assert sum(held[0] for held in aggregator._pending.values()) == 10
+    assert sum("further flows are not counted" in r.getMessage() for r in caplog.records) == 1
+    assert "lineage_proxy_edge_counts_dropped_total 20" in "\n".join(aggregator.metrics())
+    store.failing = False
+    loop_thread.run(aggregator.stop())
+    assert sum(rows(path).values()) == 10  # the flows held, each call of theirs once
