@@ -19,7 +19,11 @@ from typing import Any, TypeVar
 import uvloop
 from aiohttp import web
 
+from proxy.checkpoints import CheckpointBook
 from proxy.config import Config, parse
+from proxy.pipeline import Pipeline, Runtime, StoredReplies
+from proxy.protocols import Fetch
+from proxy.record.sinks import FanOut
 from proxy.server import Bound, ProxyProcess
 
 T = TypeVar("T")
@@ -231,3 +235,16 @@ def assert_refused_after_decision(otlp: Any, trace_id: str, store: Path, rule: s
     finally:
         kept.close()
     assert (row.key.decision, row.key.rule, row.key.checkpoint, row.key.output_labels) == ("deny", rule, "", "")
+
+
+def offline_pipeline(config: Config, sequences_kept: int | None = None) -> Pipeline:
+    """A pipeline for `config` with no sinks and a checkpoint book that asks no upstream: for tests that drive
+    `Exchange` objects directly. `sequences_kept`: how many OIP sequences its process remembers."""
+
+    async def nowhere(*args: Any) -> Any:
+        raise RuntimeError("no metadata is asked here")
+
+    runtime = Runtime(CheckpointBook(config.upstreams, Fetch(nowhere)), FanOut())
+    if sequences_kept is not None:
+        runtime.sequences = StoredReplies(most=sequences_kept)
+    return Pipeline(config, runtime)

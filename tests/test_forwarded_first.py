@@ -16,17 +16,16 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.checkpoints import CheckpointBook
 from proxy.config import Upstream, parse
 from proxy.errors import Overloaded, ProxyError, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, Exchange
 from proxy.flow import UPSTREAM, Call, Checkpoint
-from proxy.pipeline import Pipeline, Runtime
-from proxy.protocols import Fetch, text_digest
+from proxy.pipeline import Pipeline
+from proxy.protocols import text_digest
 from proxy.protocols.openai import Adapter as OpenAI
 from proxy.protocols.openai import ServedModels
-from proxy.record.sinks import FanOut
 from proxy.transport.pool import UpstreamPool
+from tests.harness import offline_pipeline
 from tests.record.test_sinks import Sink
 
 CONFIG = """
@@ -45,12 +44,7 @@ BODY = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "mai
 
 def pipeline(tmp_path: Path, pinned: bool = True) -> Pipeline:
     text = CONFIG if pinned else CONFIG.replace(", checkpoint: org/weights-7b", "")
-    config = parse(text.format(store=tmp_path / "lineage.db"))
-
-    async def nowhere(*args: Any) -> Any:
-        raise RuntimeError("no metadata is asked here")
-
-    return Pipeline(config, Runtime(CheckpointBook(config.upstreams, Fetch(nowhere)), FanOut()))
+    return offline_pipeline(parse(text.format(store=tmp_path / "lineage.db")))
 
 
 def exchange(pipe: Pipeline) -> Exchange:

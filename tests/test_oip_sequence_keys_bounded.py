@@ -7,15 +7,13 @@ digest, and is still one key per sequence."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from proxy.checkpoints import CheckpointBook
 from proxy.config import parse
 from proxy.exchange import Exchange
-from proxy.pipeline import Pipeline, Runtime
-from proxy.protocols import GRPC_ADAPTERS, Fetch
+from proxy.pipeline import Pipeline
+from proxy.protocols import GRPC_ADAPTERS
 from proxy.protocols.oip_grpc import MODEL_INFER, MODEL_STREAM_INFER
-from proxy.record.sinks import FanOut
+from tests.harness import offline_pipeline
 from tests.protocols.test_oip_grpc import PB
 
 CONFIG = """
@@ -42,12 +40,7 @@ def message(sequence_id: int | str, start: bool = True) -> bytes:
 
 
 def pipeline(tmp_path: Path) -> Pipeline:
-    config = parse(CONFIG.format(store=tmp_path / "lineage.db"))
-
-    async def nowhere(*args: Any) -> Any:
-        raise RuntimeError("no metadata is asked here")
-
-    return Pipeline(config, Runtime(CheckpointBook(config.upstreams, Fetch(nowhere)), FanOut()))
+    return offline_pipeline(parse(CONFIG.format(store=tmp_path / "lineage.db")))
 
 
 def exchange(pipe: Pipeline, method: str) -> Exchange:

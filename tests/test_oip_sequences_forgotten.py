@@ -7,17 +7,15 @@ keeps them) were gone, and the sequence's next request was recorded, and decided
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from proxy.checkpoints import CheckpointBook
 from proxy.config import parse
 from proxy.detectors import TRUNCATED
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange
-from proxy.pipeline import Pipeline, Runtime, StoredReplies
-from proxy.protocols import GRPC_ADAPTERS, Fetch
+from proxy.pipeline import Pipeline
+from proxy.protocols import GRPC_ADAPTERS
 from proxy.protocols.oip_grpc import MODEL_INFER, MODEL_STREAM_INFER, sequence_key
-from proxy.record.sinks import FanOut
+from tests.harness import offline_pipeline
 from tests.protocols.test_oip_grpc import PB
 
 CONFIG = """
@@ -44,14 +42,7 @@ def message(sequence_id: int, start: bool = False) -> bytes:
 
 
 def pipeline(tmp_path: Path) -> Pipeline:
-    config = parse(CONFIG.format(store=tmp_path / "lineage.db"))
-
-    async def nowhere(*args: Any) -> Any:
-        raise RuntimeError("no metadata is asked here")
-
-    runtime = Runtime(CheckpointBook(config.upstreams, Fetch(nowhere)), FanOut())
-    runtime.sequences = StoredReplies(most=KEPT)
-    return Pipeline(config, runtime)
+    return offline_pipeline(parse(CONFIG.format(store=tmp_path / "lineage.db")), sequences_kept=KEPT)
 
 
 def unary(pipe: Pipeline, body: bytes, headers: dict[str, str]) -> Exchange:

@@ -7,17 +7,15 @@ its sequences (40,000 took 20 s of the event loop) and its memory with every one
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import proxy.protocols.oip_grpc as oip_grpc
-from proxy.checkpoints import CheckpointBook
 from proxy.config import parse
 from proxy.exchange import Exchange
-from proxy.pipeline import Pipeline, Runtime, StoredReplies
-from proxy.protocols import GRPC_ADAPTERS, Fetch
-from proxy.record.sinks import FanOut
+from proxy.pipeline import Pipeline
+from proxy.protocols import GRPC_ADAPTERS
+from tests.harness import offline_pipeline
 from tests.protocols.test_oip_grpc import PB
 
 # they count what is compared by replacing `sequence_key` (tests/conftest.py: run with the modules interpreted)
@@ -73,14 +71,7 @@ def stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Exchange, P
 
     monkeypatch.setattr(oip_grpc, "sequence_key", counted)
     Key.compared = Key.alive = 0
-    config = parse(CONFIG.format(store=tmp_path / "lineage.db"))
-
-    async def nowhere(*args: Any) -> Any:
-        raise RuntimeError("no metadata is asked here")
-
-    runtime = Runtime(CheckpointBook(config.upstreams, Fetch(nowhere)), FanOut())
-    runtime.sequences = StoredReplies(most=KEPT)
-    pipe = Pipeline(config, runtime)
+    pipe = offline_pipeline(parse(CONFIG.format(store=tmp_path / "lineage.db")), sequences_kept=KEPT)
     adapter = GRPC_ADAPTERS[0]
     target = adapter.match("POST", oip_grpc.MODEL_STREAM_INFER)
     assert target is not None

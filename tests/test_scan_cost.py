@@ -18,6 +18,7 @@ import proxy.protocols as protocols
 from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
+from tests.harness import offline_pipeline
 
 # they count or bound what functions run by patching them: with the modules interpreted (tests/conftest.py)
 pytestmark = pytest.mark.interpreted
@@ -142,11 +143,7 @@ def test_a_run_of_short_numbers_costs_no_card_checks() -> None:
 
 
 def pipeline(tmp_path: Path, max_chars: int) -> Any:
-    from proxy.checkpoints import CheckpointBook
     from proxy.config import parse
-    from proxy.pipeline import Pipeline, Runtime
-    from proxy.protocols import Fetch
-    from proxy.record.sinks import FanOut
 
     config = parse(f"""
 listen: {{http: 127.0.0.1:8080}}
@@ -159,10 +156,7 @@ telemetry: {{exporter: none}}
 lineage: {{store: {tmp_path / "lineage.db"}}}
 """)
 
-    async def nowhere(*args: Any) -> Any:
-        raise RuntimeError
-
-    return Pipeline(config, Runtime(CheckpointBook(config.upstreams, Fetch(nowhere)), FanOut()))
+    return offline_pipeline(config)
 
 
 def test_the_scan_limit_is_a_requests_not_each_readings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
