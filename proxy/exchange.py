@@ -438,10 +438,13 @@ class Exchange:
             stats.decided(decision.action)
         observer = self._observer
         if observer is not None:
+            failed = bool(outcome.error_type)
             try:
                 observer.finish()
             except Exception:
                 self._observer_failed()
+            if not failed and outcome.error_type:  # an error in band in what only the reply's end let be read (its
+                stats.failed(outcome.error_type)  # last line without a line end, an event it ended): counted as such
         self._checkpoint_from_response()
         labels = self.edge_labels()
         self._durable = runtime.sinks.on_end(call, decision, outcome, labels)

@@ -65,8 +65,8 @@ def test_an_upper_case_scheme_is_still_plain_http_to_the_tls_check() -> None:
 
 @pytest.mark.parametrize("url", ["http://[::1", "http://h:abc", "127.0.0.1:99999", "collector:4318"])
 def test_a_traces_endpoint_that_is_no_url_is_a_located_problem(url: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse(BASE + f'telemetry: {{exporter: otlp, traces_endpoint: "{url}"}}\n', env={})
+    with pytest.raises(ConfigError) as caught:  # (over OTLP/gRPC a `host:port` is one: test_otlp_grpc_host_port.py)
+        parse(BASE + f'telemetry: {{exporter: otlp, protocol: http/protobuf, traces_endpoint: "{url}"}}\n', env={})
     assert any(problem.startswith("telemetry.traces_endpoint: expected") for problem in caught.value.problems)
 
 

@@ -427,10 +427,12 @@ class _Reader:
         grpc = self.string(f"{path}.grpc", s.raw("grpc"), optional=True)
         if url is None and grpc is None:
             self.problem(path, "needs url (HTTP) or grpc (host:port)")
+        scheme = ""  # the url's as the connection pool reads it (`urlsplit`: lower case, white space dropped)
         if url is not None:
             parts = _split(url)
             if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 self.problem(f"{path}.url", f"expected an http:// or https:// URL, got {redact_userinfo(url)!r}")
+            scheme = parts.scheme if parts is not None else ""
             url = url.rstrip("/")
         if grpc is not None:
             try:
@@ -445,7 +447,7 @@ class _Reader:
         queue = s.read("max_queue", partial(self.integer, minimum=0))
         interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
         tls = self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None
-        if tls is not None and grpc is None and url is not None and url.lower().startswith("http:"):
+        if tls is not None and grpc is None and scheme == "http":
             # the scheme alone decides TLS over HTTP: the CA check and client certificate asked for would be
             # skipped, and calls sent in plaintext, without a word
             self.problem(f"{path}.tls", f"the url {url!r} is plain http, so this TLS is never used: write https://")
@@ -653,13 +655,16 @@ class _Reader:
         if endpoint is not None and ((parts := _split(endpoint)) is None or not parts.scheme.startswith("http")):
             self.problem("telemetry.endpoint", f"expected an http:// URL, got {redact_userinfo(endpoint)!r}")
         traces_endpoint = self.string("telemetry.traces_endpoint", s.raw("traces_endpoint"), optional=True)
-        if traces_endpoint is not None and (
-            (parts := _split(traces_endpoint)) is None or parts.scheme not in ("http", "https") or not parts.hostname
-        ):
-            self.problem(
-                "telemetry.traces_endpoint",
-                f"expected an http:// or https:// URL, got {redact_userinfo(traces_endpoint)!r}",
-            )
+        # read as its exporter reads it: OTLP/gRPC's is a `host:port` too (`OtlpGrpcSink`; the OpenTelemetry spec has
+        # it take any form the gRPC client does), an http(s) URL otherwise
+        if traces_endpoint is not None:
+            grpc_target = protocol == "grpc" and "://" not in traces_endpoint
+            parts = _split(f"http://{traces_endpoint}" if grpc_target else traces_endpoint)
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                self.problem(
+                    "telemetry.traces_endpoint",
+                    f"expected an http:// or https:// URL, got {redact_userinfo(traces_endpoint)!r}",
+                )
         certificate = self.string("telemetry.certificate", s.raw("certificate"), optional=True)
         if (
             certificate is not None

@@ -154,9 +154,25 @@ def redact(url: str) -> str:
 
 
 def scrub(message: str, url: str) -> str:
-    """`message` with `url` in it shown as `redact` shows it: psycopg's parse errors quote the URL whole, its
-    password too (`... in URI: "postgresql://u:secret@[::1"`)."""
-    return message.replace(url, redact(url)) if url in message else message
+    """`message` without `url`'s passwords: psycopg's parse errors quote the URL whole (`... in URI:
+    "postgresql://u:secret@[::1"`), shown as `redact` shows it, or a password alone (`invalid percent-encoded
+    token: "pa%ss"`: a `%` in it not written `%25`)."""
+    if url in message:
+        message = message.replace(url, redact(url))
+    userinfo = _USERINFO.search(url)
+    secrets = [match.group(1) for match in _SECRET_QUERY.finditer(url)]
+    if userinfo is not None:
+        secrets.append(userinfo.group(1).partition(":")[2])
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+# a URL's passwords as written, where `urlsplit` may not read it: its user part (`user:password`, up to the last `@`
+# before the path) and its `password=` / `sslpassword=` parameters
+_USERINFO = re.compile(r"//([^/?#]*)@")
+_SECRET_QUERY = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
 
 
 _TIMEOUT = re.compile(r"(?:-c\s*|--)statement[_-]timeout\s*=\s*'?(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\b")

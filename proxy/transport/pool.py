@@ -17,7 +17,7 @@ CPU per call by about a sixth on the benchmark). One connection is `connection.p
   after a reply never become the next request's reply (bytes the loop has not read yet when the
   connection is taken again cannot be told from that request's reply: HTTP/1.1 has no request ids);
 - abandoning a reply (client gone, cancelled) closes the connection, so the upstream sees it at once;
-- a reload that changes an upstream retires its pool: calls in flight finish, no connection is kept;
+- a reload that changes or removes an upstream retires its pool: calls in flight finish, no connection is kept;
 - a metadata GET (checkpoint discovery, readiness, a merged model list) takes a free pooled connection, and
   when calls hold every one (`max_connections`), a connection of its own outside that budget, one at a time,
   closed after its reply: a busy upstream answers its metadata and is not reported down, while one that
@@ -33,7 +33,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -193,6 +193,8 @@ class ConnectionPool:
         self.closed = False
         self.retired = False  # replaced by a reload: calls in flight finish, no connection is kept
         self._ssl: ssl.SSLContext | None = None
+        # the context being made (`_context`), which the connections opened meanwhile wait for
+        self._making: asyncio.Future[ssl.SSLContext] | None = None
         self._aside: asyncio.Lock | None = None  # the one metadata GET outside max_connections at a time
 
     async def request(
@@ -325,19 +327,38 @@ class ConnectionPool:
     async def _connect(self) -> Connection:
         loop = asyncio.get_running_loop()
         settings = self.upstream.tls
-        if self.tls and self._ssl is None:
-            # the upstream's CA and the proxy's client certificate, read in a thread: the system's CAs (no `ca` of
-            # its own) take ~50 ms to load, for which the event loop, and every call on it, would stand still
-            self._ssl = await asyncio.to_thread(client_context, settings)
+        context = self._ssl
+        if self.tls and context is None:
+            context = await self._context()
         async with asyncio.timeout(self.upstream.connect_timeout_s):
             _, conn = await loop.create_connection(
                 functools.partial(Connection, loop, self._idle_lost),
                 self.host,
                 self.port,
-                ssl=self._ssl,
+                ssl=context,
                 server_hostname=(settings.server_name if settings else None) or self.host if self.tls else None,
             )
         return conn
+
+    async def _context(self) -> ssl.SSLContext:
+        """The upstream's CA and the proxy's client certificate, read in a thread: the system's CAs (no `ca` of its
+        own) take ~40 ms of CPU to load, for which the event loop, and every call on it, would stand still. Made once
+        for the connections opened meanwhile (each made its own: a burst of calls at start loaded the CAs once a
+        connection), and kept for the next ones (`_made`)."""
+        making = self._making
+        if making is None:
+            making = self._making = asyncio.ensure_future(asyncio.to_thread(client_context, self.upstream.tls))
+            making.add_done_callback(self._made)
+        return await asyncio.shield(making)  # (a call that leaves does not cancel it for the others)
+
+    def _made(self, making: asyncio.Future[ssl.SSLContext]) -> None:
+        """A context made is kept unless a reload asked for the files to be read again meanwhile (`reread_tls`: it
+        was read before they were renewed); one that could not be made is tried again by the next connection."""
+        if making is not self._making:
+            return
+        self._making = None
+        if not making.cancelled() and making.exception() is None:
+            self._ssl = making.result()
 
     def put(self, conn: Connection, reusable: bool) -> None:
         if reusable and not self.closed and not self.retired:
@@ -375,6 +396,7 @@ class ConnectionPool:
         its context."""
         if self.upstream.tls is not None:
             self._ssl = None
+            self._making = None  # one being made read the files before: not kept
 
     def retire(self) -> None:
         self.retired = True
@@ -396,6 +418,15 @@ class UpstreamPool:
     def __init__(self) -> None:
         self._pools: dict[str, ConnectionPool] = {}
         self._retired: list[ConnectionPool] = []
+        self._names: frozenset[str] | None = None  # the config in force's upstreams, once told (`use`)
+
+    def use(self, upstreams: Iterable[Upstream]) -> None:
+        """The config in force (at start and on every reload): the pool of an upstream it no longer names (removed
+        or renamed) is retired as a changed one's is, its idle connections closed at once. Kept, it would hold them
+        open for as long as the upstream does (Go's net/http without an IdleTimeout: for good), a reload a deploy."""
+        self._names = frozenset(upstream.name for upstream in upstreams)
+        for name in [name for name in self._pools if name not in self._names]:
+            self._retire(self._pools.pop(name))
 
     def pool(self, upstream: Upstream) -> ConnectionPool:
         pool = self._pools.get(upstream.name)
@@ -405,16 +436,25 @@ class UpstreamPool:
             if pool.upstream == upstream:  # an identical upstream after a reload keeps its pool
                 pool.upstream = upstream
                 return pool
-            for old in self._retired:  # a call decided before the reload: the pool it was decided for, retired
-                if old.upstream is upstream:
-                    return old
-            # changed on reload: a new pool; the old one lets its calls in flight finish (those idle or done
-            # before are let go: a reload a minute over days would otherwise keep every pool it replaced)
-            pool.retire()
-            self._retired = [old for old in self._retired if old.open or old.waiters]
-            self._retired.append(pool)
+        for old in self._retired:  # a call decided before the reload: the pool it was decided for, retired
+            if old.upstream is upstream:
+                return old
+        if self._names is not None and upstream.name not in self._names:
+            # decided before a reload removed its upstream: a pool of its own, retired, that keeps no connection
+            pool = ConnectionPool(upstream)
+            self._retire(pool)
+            return pool
+        if pool is not None:  # changed on reload: a new pool; the old one lets its calls in flight finish
+            self._retire(pool)
         pool = self._pools[upstream.name] = ConnectionPool(upstream)
         return pool
+
+    def _retire(self, pool: ConnectionPool) -> None:
+        """`pool` takes no new connection and keeps none; it is kept while calls are in flight on it (those idle or
+        done before are let go: a reload a minute over days would otherwise keep every pool it replaced)."""
+        pool.retire()
+        self._retired = [old for old in self._retired if old.open or old.waiters]
+        self._retired.append(pool)
 
     def request(
         self, upstream: Upstream, method: str, target: str, headers: Fields, body: bytes = b"",
