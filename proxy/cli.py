@@ -142,7 +142,13 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     key_sha: str | None = None
     peer: tuple[str, ...] = ()
     if args.key:
-        key_sha = hashlib.sha256(args.key.encode()).hexdigest()
+        # serve reads a key only when some caller has one (`Pipeline.key_digest`); else the call is anonymous, its
+        # Authorization the upstream's business, passed on
+        if any(c.api_key_sha256 for c in config.callers):
+            key_sha = hashlib.sha256(args.key.strip().encode()).hexdigest()  # stripped, as serve strips it
+        else:
+            print("note: no caller has an API key, so serve reads none: this call is anonymous, and its key is "
+                  "passed on to the upstream", file=sys.stderr)  # fmt: skip
     elif args.caller:
         match = [c for c in config.callers if c.name == args.caller]
         if not match:

@@ -267,6 +267,7 @@ class Metrics:
         self.upstream_up = Gauge(p + "upstream_up", "Whether the upstream answered its metadata.", ["upstream"],
                                  registry=registry, multiprocess_mode="livemax")  # fmt: skip
         self._upstreams: dict[str, _Buckets] = {}
+        self._reported_up: set[str] = set()  # the upstreams `upstream_up` has a series of (`publish`)
         self._hits: dict[tuple[str, str], _Value] = {}
         self._mirrored: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Any, float]] = {}
         self._mirror_metrics: dict[str, Any] = {}
@@ -291,9 +292,17 @@ class Metrics:
     def publish(self, sink_lines: Iterable[str], upstream_up: Iterable[tuple[str, bool]]) -> None:
         """Copy what this process knows only as text or state into shared series (multiprocess mode):
         the sinks' counters by their increase, upstream reachability as a gauge."""
+        reported: set[str] = set()
         for name, up in upstream_up:
             self.upstream_up.labels(name).set(1 if up else 0)
+            reported.add(name)
         if self.shared is None:
+            # an upstream a reload removed is no longer reported (its last value, kept, would say it is down, or up,
+            # until a restart). In multiprocess mode a worker's series stays in its file (prometheus-client cannot
+            # remove one there)
+            for name in self._reported_up - reported:
+                self.upstream_up.remove(name)
+            self._reported_up = reported
             return
         for family in text_string_to_metric_families("\n".join(sink_lines) + "\n"):
             for sample in family.samples:

@@ -348,6 +348,13 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
     return out
 
 
+def _regions(regions: frozenset[str] | None) -> str:
+    """A zone's regions as enforced: none listed is any region; an empty list is none (its data goes nowhere)."""
+    if regions is None:
+        return "any"
+    return esc(", ".join(sorted(regions))) if regions else '<span class="muted">none</span>'
+
+
 def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict | None) -> str:
     p, lineage = config.policy, config.lineage
     facts = [
@@ -362,7 +369,7 @@ def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict |
     out = '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts) + "</dl>"
     zones = [
         f"<tr><td><b>{esc(z.name)}</b></td><td>{pills(sorted(z.labels), z.labels)}</td>"
-        f"<td>{pills(sorted(z.allow_purposes))}</td><td>{esc(', '.join(sorted(z.regions)) if z.regions else 'any')}</td>"
+        f"<td>{pills(sorted(z.allow_purposes))}</td><td>{_regions(z.regions)}</td>"
         f"<td>{esc('reroute to ' + z.reroute_to if z.reroute_to else 'block')}</td></tr>"
         for z in config.zones
     ]

@@ -88,6 +88,7 @@ class ProxyProcess:
         self._reuse_port = reuse_port
         self._ports = ports  # in a worker: the ports the supervisor reserved (port 0 already resolved)
         self.pool = UpstreamPool()
+        self.pool.use(config.upstreams)
         self.channels: Any = None
         if any(upstream.grpc for upstream in config.upstreams) or config.listen.grpc is not None:
             from proxy.transport.grpc_channels import GrpcChannels
@@ -323,6 +324,7 @@ class ProxyProcess:
             self.book.inherit(previous_book)  # what it knew stays until the new book's discovery answers
             self.book.start()
             self._retire(previous_book.stop())
+            self.pool.use(new.upstreams)  # the pools of upstreams it no longer names close their idle connections
         self.pool.reread_tls()  # HTTPS upstreams' files renewed in place: for the next connections
         if self.channels is not None:
             self.channels.use(new.upstreams)  # a channel made with other settings or TLS files is replaced

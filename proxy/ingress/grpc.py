@@ -185,8 +185,12 @@ class GrpcIngress:
         # and records it (`_too_large`); grpc still holds no message larger. Replies are the upstream's, passed on
         # whatever their size
         limit = min(max_body_bytes + max_body_bytes // _OVER, 2**31 - 1)  # grpc's option is a C int
+        # a client's TLS handshake and HTTP/2 preface have limits.header_timeout_s, as the HTTP listener's TLS
+        # handshake has (grpc's own default, 120 s, let clients that never finish one hold a socket each that long)
+        handshake_ms = min(max(1, round(self.ref.current.config.limits.header_timeout_s * 1000)), 2**31 - 1)
         server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
+            ("grpc.server_handshake_timeout_ms", handshake_ms),
         ])  # fmt: skip
         server.add_generic_rpc_handlers((self,))
         failure: BaseException | None = None
@@ -403,12 +407,17 @@ class GrpcIngress:
     def _callable(self, upstream: Upstream, method: str) -> Any:
         """grpc.aio's callable for a unary `method` on `upstream`'s channel in use, made once per channel (making
         one is ~80 Python instructions of grpc.aio's). Unary methods are the adapters' fixed few, so the cache is
-        bounded by the upstreams' names; a retired channel's callable is replaced on the method's next call."""
+        bounded by the upstreams' names in the config in force; a retired channel's callable is replaced on the
+        method's next call."""
         channel = self.channels.channel(upstream)
         key = (upstream.name, method)
         made = self._callables.get(key)
         if made is not None and made[0] is channel:
             return made[1]
+        if made is None:  # a name new here: those of upstreams a reload removed or renamed go, with their channels
+            names = {one.name for one in self.ref.current.config.upstreams}
+            for gone in [held for held in self._callables if held[0] not in names]:
+                del self._callables[gone]
         call = channel.unary_unary(method)
         self._callables[key] = (channel, call)
         return call
