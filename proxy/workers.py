@@ -160,9 +160,12 @@ def _stop_with_supervisor(supervisor: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        failed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0
     except (OSError, AttributeError) as exc:
         log.debug("workers are not stopped with their supervisor: %s", exc)
+        return
+    if failed:  # (refused: a seccomp profile, say; ctypes returns -1, it raises nothing)
+        log.debug("workers are not stopped with their supervisor: prctl: %s", os.strerror(ctypes.get_errno()))
         return
     if os.getppid() != supervisor:
         os.kill(os.getpid(), signal.SIGTERM)  # held (`hold_stop`): it stops before serving
