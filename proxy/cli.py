@@ -197,6 +197,10 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     print(
         f"upstream:  {upstream.name + (f' (region {upstream.region})' if upstream.region else '') if upstream else '-'}"
     )
+    if upstream is not None and decision.forwards and (upstream.url is None or upstream.grpc is None):
+        spoken, other = ("gRPC", "HTTP") if upstream.url is None else ("HTTP", "gRPC")
+        print(f"listener:  {spoken} only: on the {other} listener this call is refused (502 / UNAVAILABLE "
+              f"upstream_unavailable, rule upstream:{upstream.name})")  # fmt: skip
     if decision.code == "checkpoint_unknown":
         print("checkpoint: not known (serve takes it from the upstream's metadata; --checkpoint C names it)")
         print(f"approved:  once the metadata names one of: {fits}")

@@ -104,3 +104,24 @@ def test_explain_normalises_the_purpose_as_serve_normalises_x_purpose(tmp_path: 
     assert "purpose:   assistant" in said.stdout and "approved:  yes" in said.stdout, said.stdout
     bad = explain(config, "--purpose", "a b")
     assert bad.returncode == 1 and "--purpose: invalid purpose 'a b'" in bad.stderr
+
+
+def test_explain_says_which_listener_an_upstream_speaking_one_protocol_serves(tmp_path: Path) -> None:
+    """A call routed to an upstream that speaks gRPC only is refused on the HTTP listener (and the reverse), which
+    explain, deciding the call without a listener, said `allow` to with nothing more."""
+    config = tmp_path / "one-each.yaml"
+    config.write_text("""listen: {http: "127.0.0.1:0", grpc: "127.0.0.1:0"}
+upstreams:
+  - {name: triton, grpc: "127.0.0.1:8001", protocol: oip}
+  - {name: vllm, url: "http://127.0.0.1:8000"}
+routes: [{model: iris, upstream: triton}, {model: "*", upstream: vllm}]
+policy: {anonymous: allow, default_purpose: assistant}
+telemetry: {exporter: none}
+lineage: {store: null}
+""")
+    grpc_only = explain(config, "--model", "iris")
+    assert grpc_only.returncode == 0, grpc_only.stderr
+    assert "listener:  gRPC only: on the HTTP listener this call is refused" in grpc_only.stdout
+    assert "rule upstream:triton" in grpc_only.stdout
+    http_only = explain(config, "--model", "llama")
+    assert "listener:  HTTP only: on the gRPC listener this call is refused" in http_only.stdout
