@@ -39,3 +39,14 @@ def test_a_grpc_traces_endpoint_whose_port_is_none_is_a_problem(endpoint: str) -
     with pytest.raises(ConfigError) as caught:
         parse(BASE + f'telemetry: {{exporter: otlp, traces_endpoint: "{endpoint}"}}\n', env={})
     assert any(problem.startswith("telemetry.traces_endpoint: expected") for problem in caught.value.problems)
+
+
+def test_a_grpc_endpoint_as_host_port_is_taken_as_the_traces_endpoint_is() -> None:
+    """`telemetry.endpoint: collector:4317` under gRPC, which the exporter takes (as the traces endpoint's), was
+    refused as no http:// URL; a port that is none still is."""
+    base = 'listen: {http: "127.0.0.1:0"}\nupstreams: [{name: u, url: "http://h:1"}]\nroutes: [{model: "*", upstream: u}]\n'
+    taken = parse(base + "telemetry: {exporter: otlp, protocol: grpc, endpoint: collector:4317}\n", env={})
+    assert taken.telemetry.endpoint == "collector:4317"
+    with pytest.raises(ConfigError) as caught:
+        parse(base + "telemetry: {exporter: otlp, protocol: grpc, endpoint: collector:99999}\n", env={})
+    assert any(problem.startswith("telemetry.endpoint: expected") for problem in caught.value.problems)

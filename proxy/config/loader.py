@@ -651,20 +651,8 @@ class _Reader:
         headers = self.flat_values("telemetry.headers", headers)
         exporter = s.read("exporter", partial(self.choice, options=("otlp", "console", "none")))
         protocol = s.read("protocol", partial(self.choice, options=("grpc", "http/protobuf")))
-        endpoint = self.string("telemetry.endpoint", s.raw("endpoint"), optional=True)
-        if endpoint is not None and ((parts := _split(endpoint)) is None or not parts.scheme.startswith("http")):
-            self.problem("telemetry.endpoint", f"expected an http:// URL, got {redact_userinfo(endpoint)!r}")
-        traces_endpoint = self.string("telemetry.traces_endpoint", s.raw("traces_endpoint"), optional=True)
-        # read as its exporter reads it: OTLP/gRPC's is a `host:port` too (`OtlpGrpcSink`; the OpenTelemetry spec has
-        # it take any form the gRPC client does), an http(s) URL otherwise
-        if traces_endpoint is not None:
-            grpc_target = protocol == "grpc" and "://" not in traces_endpoint
-            parts = _split(f"http://{traces_endpoint}" if grpc_target else traces_endpoint)
-            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-                self.problem(
-                    "telemetry.traces_endpoint",
-                    f"expected an http:// or https:// URL, got {redact_userinfo(traces_endpoint)!r}",
-                )
+        endpoint = self.otlp_endpoint("telemetry.endpoint", s.raw("endpoint"), protocol)
+        traces_endpoint = self.otlp_endpoint("telemetry.traces_endpoint", s.raw("traces_endpoint"), protocol)
         certificate = self.string("telemetry.certificate", s.raw("certificate"), optional=True)
         if (
             certificate is not None
@@ -701,6 +689,17 @@ class _Reader:
             insecure=self.boolean("telemetry.insecure", s.raw("insecure")) if s.raw("insecure") is not None else None,
             traces_endpoint=traces_endpoint,
         )
+
+    def otlp_endpoint(self, path: str, value: Any, protocol: str | None) -> str | None:
+        """An OTLP endpoint, read as its exporter reads it: over gRPC a `host:port` too (`OtlpGrpcSink`; the
+        OpenTelemetry spec has it take any form the gRPC client does), an http(s) URL otherwise."""
+        endpoint = self.string(path, value, optional=True)
+        if endpoint is not None:
+            grpc_target = protocol == "grpc" and "://" not in endpoint
+            parts = _split(f"http://{endpoint}" if grpc_target else endpoint)
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                self.problem(path, f"expected an http:// or https:// URL, got {redact_userinfo(endpoint)!r}")
+        return endpoint
 
     def flat_values(self, path: str, mapping: dict[Any, Any]) -> dict[Any, Any]:
         """The entries whose value is one scalar: a nested mapping or list would be sent as its Python repr."""
