@@ -359,7 +359,16 @@ def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict |
     p, lineage = config.policy, config.lineage
     facts = [
         ("config", config.source),
-        ("mode", p.mode + (" (decide and record, never block)" if p.mode == "audit" else "")),
+        (
+            "mode",
+            p.mode
+            + (
+                " (decide and record, never block; refused even so: a model no route serves, a key no caller "
+                "owns on a call without data, a stream's message that would move it to another region)"
+                if p.mode == "audit"
+                else ""
+            ),
+        ),
         ("calls without a key", p.anonymous),
         ("default purpose", p.default_purpose or "none"),
         ("approved baseline", lineage.baseline or "none"),

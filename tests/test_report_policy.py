@@ -49,3 +49,15 @@ def test_a_zone_allowing_no_region_is_reported_as_such(
     assert zone_regions(text, "quarantine") != "any"
     assert "none" in zone_regions(text, "quarantine")
     assert zone_regions(text, "open") == "any"  # no `regions`: any region
+
+
+def test_audit_mode_is_reported_with_the_refusals_it_keeps(tmp_path: Path) -> None:
+    """Audit mode's "never block" alone was not what it does (README, Design choices: the refusals it keeps)."""
+    from proxy.config import parse
+    from proxy.record.store import SqliteStore
+
+    config = parse(CONFIG.replace("policy: {", "policy: {mode: audit, ").replace("${UPSTREAM}", "http://h:1")
+                   .replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
+    SqliteStore(tmp_path / "lineage.db").close()
+    text = render(read_edges(str(tmp_path / "lineage.db")), store="lineage.db", window="all", config=config)
+    assert "never block; refused even so: a model no route serves" in text
