@@ -379,6 +379,10 @@ def test_a_caller_may_not_be_named_anonymous() -> None:
     found = problems(BASE + f"callers:\n  - {{name: anonymous, api_key_sha256: '{'a' * 64}'}}\n")
     assert found == ["callers[0].name: 'anonymous' is reserved: the record and the baseline name unauthenticated "
                      "calls so"]  # fmt: skip
+    for name in ("Anonymous", "ANONYMOUS"):  # another flow, which a reader of the record takes for that one
+        found = problems(BASE + f"callers:\n  - {{name: {name}, api_key_sha256: '{'a' * 64}'}}\n")
+        assert found == [f"callers[0].name: {name!r} is reserved: the record and the baseline name unauthenticated "
+                         "calls 'anonymous'"]  # fmt: skip
 
 
 def test_check_fails_on_each_of_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -540,9 +540,11 @@ class _Reader:
         known = ("name", "api_key_sha256", "purposes", "labels", "default_purpose", "tls_identity")
         section = self.mapping(path, raw, known, ("name",))
         name = self.name(f"{path}.name", section.get("name"))
-        if name == _ANONYMOUS:  # its calls and unauthenticated ones would be one flow, approved as one
+        if name is not None and name.lower() == _ANONYMOUS:  # its calls and unauthenticated ones would be one flow,
+            # approved as one; in another case (`Anonymous`), two a reader of the record takes for one
+            named = "so" if name == _ANONYMOUS else repr(_ANONYMOUS)
             self.problem(f"{path}.name", f"{name!r} is reserved: the record and the baseline name unauthenticated "
-                         "calls so")  # fmt: skip
+                         f"calls {named}")  # fmt: skip
         digest = self.string(f"{path}.api_key_sha256", section.get("api_key_sha256"), optional=True)
         if digest is not None:
             digest = digest.lower()
