@@ -95,3 +95,18 @@ def test_what_ends_the_stream_after_an_error_is_its_type(setup_for: Any) -> None
     ):  # fmt: skip
         b"".join(response.iter_raw())
     assert error_type(setup, response, flow) == ("upstream_reset", [flow, EMAIL])
+
+
+def test_a_responses_stream_that_ends_failed_is_recorded_as_an_upstream_error(setup_for: Any) -> None:  # noqa: F811
+    """The Responses API's own failure: the response ends `failed` (`response.failed`), its `error` saying why."""
+    setup = setup_for()
+    sent = (sse({"type": "response.created", "response": {"id": "r2", "model": "m", "status": "in_progress"}})
+            + sse({"type": "response.failed", "response": {"id": "r2", "model": "m", "status": "failed", "output": [],
+                                                           "error": {"code": "server_error", "message": "overloaded"}}}))  # fmt: skip
+    setup.upstream.reply = Reply([sent], content_type="text/event-stream")
+    flow = "flow-in-band-responses-failed"
+    with httpx.stream("POST", f"{setup.proxy.url}/v1/responses", json={**BODIES["/v1/responses"], "stream": True},
+                      timeout=30, headers={"x-data-labels": flow}) as response:  # fmt: skip
+        got = b"".join(response.iter_raw())
+    assert response.status_code == 200 and got == sent
+    assert error_type(setup, response, flow) == ("upstream_error", [flow])

@@ -460,6 +460,8 @@ class ResponsesObserver(SseObserver):
                 if isinstance(response, dict) and type(response.get("output")) is list:
                     for at, item in enumerate(response["output"]):
                         self._unstreamed(at, item)
+                if kind == "response.failed":  # the upstream's failure, sent in the stream as an `error` event is
+                    self.in_band_error()
                 self.ended = True
             elif kind == "response.output_item.done":
                 index = event.get("output_index")
