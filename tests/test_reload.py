@@ -20,6 +20,7 @@ from tests.certs import Authority
 from tests.conftest import sha
 from tests.harness import LoopThread, serving
 from tests.servers.vllm_like import SERVED, VllmLike
+from tests.transport.test_grpc import simple_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +60,6 @@ def test_a_reload_that_gives_a_grpc_upstream_tls_sends_its_calls_over_tls(
 ) -> None:  # type: ignore[no-untyped-def]
     """The review's case (grpcA.yaml → grpcB.yaml): `tls: {ca}` added to a plaintext upstream on reload.
     The upstream here speaks plaintext only, so once TLS is applied the call cannot reach it."""
-    import numpy as np
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
@@ -70,11 +70,7 @@ def test_a_reload_that_gives_a_grpc_upstream_tls_sends_its_calls_over_tls(
         address = address.replace("127.0.0.1", "localhost")
         proxy = make_proxy(GRPC_UPSTREAM.replace("TLS", ""), OIP_GRPC=address)
         client = grpcclient.InferenceServerClient(proxy.grpc)
-        inputs = []
-        for name in ("A", "B"):
-            tensor = grpcclient.InferInput(name, [1, 1], "INT32")
-            tensor.set_data_from_numpy(np.array([[2]], dtype=np.int32))
-            inputs.append(tensor)
+        inputs = simple_inputs([2], [2])
         assert client.infer("simple", inputs).as_numpy("SUM").tolist() == [[4]]
         assert requests.read_text().count('"model": "simple"') == 1
 

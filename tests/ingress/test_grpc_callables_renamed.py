@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from tests.harness import LoopThread
+from tests.transport.test_grpc import simple_inputs
 
 CONFIG = """
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
@@ -26,11 +25,7 @@ def test_the_callables_of_upstreams_a_reload_renamed_are_let_go(make_proxy, fait
     address, _ = faithful
     proxy = make_proxy(CONFIG.replace("NAME", "triton0"), OIP_GRPC=address)
     client = grpcclient.InferenceServerClient(proxy.grpc)
-    inputs = []
-    for name in ("A", "B"):
-        tensor = grpcclient.InferInput(name, [1, 1], "INT32")
-        tensor.set_data_from_numpy(np.array([[2]], dtype=np.int32))
-        inputs.append(tensor)
+    inputs = simple_inputs([2], [2])
     path = tmp_path / "proxy.yaml"
 
     async def reload() -> bool:

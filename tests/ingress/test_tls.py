@@ -15,6 +15,7 @@ from proxy.config import parse
 from proxy.errors import ConfigError
 from tests.certs import Authority
 from tests.servers.vllm_like import SERVED
+from tests.transport.test_grpc import simple_inputs
 
 SPIFFE = "spiffe://example.org/ns/apps/sa/glasses"
 
@@ -100,7 +101,6 @@ def test_callers_are_identified_by_their_certificate(vllm, make_proxy, pki) -> N
 
 
 def test_grpc_over_tls_with_a_client_certificate(make_proxy, pki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import numpy as np
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
@@ -118,11 +118,7 @@ def test_grpc_over_tls_with_a_client_certificate(make_proxy, pki, tmp_path: Path
                 private_key=str(pki[who].key) if who else None, certificate_chain=str(pki[who].cert) if who else None,
             )  # fmt: skip
 
-        inputs = []
-        for name in ("A", "B"):
-            tensor = grpcclient.InferInput(name, [1, 1], "INT32")
-            tensor.set_data_from_numpy(np.array([[2]], dtype=np.int32))
-            inputs.append(tensor)
+        inputs = simple_inputs([2], [2])
         result = client("batch").infer("simple", inputs)
         assert result.as_numpy("SUM").tolist() == [[4]]
         with pytest.raises(InferenceServerException) as refused:  # no certificate: no handshake
@@ -179,7 +175,6 @@ def test_a_bad_certificate_is_a_config_problem(pki, tmp_path: Path) -> None:  # 
 
 
 def test_a_grpc_upstream_over_tls_with_the_proxys_client_certificate(make_proxy, pki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import numpy as np
     import tritonclient.grpc as grpcclient
 
     from tests.servers.real import faithful_oip
@@ -201,11 +196,7 @@ lineage: {{store: "${{STORE}}"}}
     with faithful_oip(tmp_path, (str(upstream_cert.cert), str(upstream_cert.key), str(ca.pair.cert))) as (address, log):
         proxy = make_proxy(config, wait="reachable", OIP_GRPC=address.replace("127.0.0.1", "localhost"))
         client = grpcclient.InferenceServerClient(proxy.grpc)
-        inputs = []
-        for name in ("A", "B"):
-            tensor = grpcclient.InferInput(name, [1, 1], "INT32")
-            tensor.set_data_from_numpy(np.array([[2]], dtype=np.int32))
-            inputs.append(tensor)
+        inputs = simple_inputs([2], [2])
         result = client.infer("simple", inputs)
         assert result.as_numpy("SUM").tolist() == [[4]]
         assert '"model": "simple"' in log.read_text()  # it reached the upstream, over TLS with the proxy's certificate
