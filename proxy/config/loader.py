@@ -41,7 +41,7 @@ from proxy.config.model import (
     UpstreamTls,
     Zone,
 )
-from proxy.config.otel_env import telemetry_from_env
+from proxy.config.otel_env import names_protocol, telemetry_from_env
 from proxy.config.yamlfile import StrictLoader, not_utf8
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
@@ -640,8 +640,10 @@ class _Reader:
         from_env, env_problems = telemetry_from_env(self.env)
         from_env = {key: _verbatim(value) for key, value in from_env.items()}  # values, not config text to expand
         self.problems.extend(env_problems)
-        if "endpoint" in s.values:  # the file's endpoint wins over any OTEL_* one
+        if "endpoint" in s.values or "traces_endpoint" in s.values:  # the file's endpoint wins over any OTEL_* one
             from_env.pop("traces_endpoint", None)
+            if not names_protocol(self.env):  # the http/protobuf an OTEL_* endpoint implies is that endpoint's own:
+                from_env.pop("protocol", None)  # the file's is spoken as the file says (grpc when it says nothing)
         s.values = {**from_env, **s.values}
         if isinstance(from_env.get("resource_attributes"), dict) and isinstance(raw, dict):
             s.values["resource_attributes"] = {**from_env["resource_attributes"],

@@ -47,6 +47,12 @@ def _get(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
     return None
 
 
+def names_protocol(env: Mapping[str, str]) -> bool:
+    """Whether a protocol variable is set (`OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`): without one, the http/protobuf
+    `telemetry_from_env` gives goes with the environment's endpoint, and not with one the config file names."""
+    return _get(env, "PROTOCOL") is not None
+
+
 def telemetry_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """`telemetry:` keys as the environment sets them, and its problems (`VAR: message`)."""
     keys: dict[str, Any] = {}
@@ -54,7 +60,7 @@ def telemetry_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         keys["exporter"] = "none"
     elif env.get("OTEL_TRACES_EXPORTER", "").strip():
-        exporter = env["OTEL_TRACES_EXPORTER"].strip().lower().split(",")[0]
+        exporter = env["OTEL_TRACES_EXPORTER"].split(",")[0].strip().lower()  # `otlp , console`: the list's first
         if exporter in ("otlp", "console", "none"):
             keys["exporter"] = exporter
         else:
