@@ -29,6 +29,7 @@ from proxy.config import Address, Tls, Upstream
 from proxy.errors import DeadlinePassed, Overloaded, ProxyError, RequestTooLarge, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
+from proxy.ingress.http import rerouted
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.oip_grpc import PASSTHROUGH, STREAM_ERROR
@@ -379,11 +380,15 @@ class GrpcIngress:
         """The caller's metadata, less transport keys (and its key, unless the upstream is to see it), with the call's
         `traceparent` and the upstream's own key. As a grpc.aio Metadata (`SentMetadata`): a list it would copy into
         one itself, pair by pair, after a slow `typing.Sequence` check."""
-        strips = ex.pipeline.strips_auth or upstream.api_key
+        strips = ex.pipeline.strips_auth or upstream.api_key or rerouted(ex)
+        joined = ex.trace.tracestate is not None  # else a caller's tracestate is discarded, its trace not joined
         out: list[tuple[str, str | bytes]] = [
             (key, value)
             for key, value in received
-            if key not in _NOT_FORWARDED and not key.startswith(":") and not (strips and key in _KEY_FIELDS)
+            if key not in _NOT_FORWARDED
+            and not key.startswith(":")
+            and not (strips and key in _KEY_FIELDS)
+            and (joined or key != "tracestate")
         ]
         out.append(("traceparent", ex.trace.traceparent()))
         if upstream.api_key:

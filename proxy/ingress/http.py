@@ -29,6 +29,7 @@ from proxy.errors import (
     UpstreamUnavailable,
 )
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
+from proxy.flow import ALLOW, REROUTE
 from proxy.ingress.wire import (
     HttpConnection,
     Request,
@@ -96,6 +97,7 @@ _NOT_FORWARDED = {
     for x_api_key in (False, True)
     for observe in (False, True)
 }
+_TRACESTATE = frozenset({b"tracestate"})
 # what is never passed back from the upstream: framing, and what only the proxy may say
 _NOT_RETURNED = HOP_BY_HOP | OWNED
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
@@ -108,13 +110,31 @@ def _names_version(target: str) -> bool:
     return any(key == "model_version" for key, _ in parse_qsl(target.partition("?")[2], keep_blank_values=True))
 
 
+def rerouted(ex: Exchange) -> bool:
+    """Whether the call goes to a zone's `reroute:` upstream: a key its caller sent was for the upstream its route
+    names (its own auth, passed on when no caller has a key), never for the one it is sent to instead."""
+    decision, call = ex.decision, ex.call
+    if decision is None or decision.action == ALLOW:
+        return False
+    if decision.action == REROUTE:
+        return True
+    # audit mode forwards a call it would refuse to where its zones let its data go: a `reroute:` target, maybe
+    if not decision.zones or call is None or decision.upstream is None:
+        return False
+    matched = ex.pipeline.policy.route(call.model)
+    return matched is not None and matched[1].name != decision.upstream.name
+
+
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
     """The request's header block as the upstream gets it: the fields as sent (bytes, never decoded
-    and encoded again) less hop-by-hop ones and the caller's key, then the proxy's own."""
-    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key), ex.x_api_key, observe]
+    and encoded again) less hop-by-hop ones and the caller's key, then the proxy's own. The caller's key is held
+    back once callers have keys, when the upstream has its own, and when the call is rerouted (`rerouted`)."""
+    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key or rerouted(ex)), ex.x_api_key, observe]
     listed = _tokens(request.header("connection"))
     if listed and not listed <= skip:
         skip = skip | listed
+    if ex.trace.tracestate is None and request.header("tracestate") is not None:
+        skip = skip | _TRACESTATE  # the caller's trace was not joined (W3C: a tracestate alone is discarded)
     out: list[bytes] = []  # the pieces, joined once (no bytes made a field to be joined again)
     for name, value in request.headers:
         if lower_name(name) not in skip:
