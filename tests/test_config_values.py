@@ -79,3 +79,14 @@ def test_a_bad_url_is_shown_without_its_password(key: str) -> None:
         parse(text, env={})
     shown = [problem for problem in caught.value.problems if "URL" in problem]
     assert shown and all("hunter2" not in problem and "user:***@h" in problem for problem in shown)
+
+
+@pytest.mark.parametrize("url", ["http://user:hunter2@h:1", "http://token@h:1", "https://h/v1?api-version=2024-06-01",
+                                 "http://h:1/base#part"])  # fmt: skip
+def test_an_upstream_url_part_that_is_never_sent_is_a_located_problem(url: str) -> None:
+    """The pool sends an upstream URL's scheme, host, port and path only: credentials, a query or a fragment in it
+    were dropped without a word (calls went out without them)."""
+    with pytest.raises(ConfigError) as caught:
+        parse(BASE.replace('"http://h:1"', f'"{url}"'), env={})
+    (problem,) = caught.value.problems
+    assert problem.startswith("upstreams[0].url: a user, password, query or fragment in") and "hunter2" not in problem

@@ -432,6 +432,9 @@ class _Reader:
             parts = _split(url)
             if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 self.problem(f"{path}.url", f"expected an http:// or https:// URL, got {redact_userinfo(url)!r}")
+            elif "@" in parts.netloc or parts.query or parts.fragment:  # none of them is sent: said, not dropped
+                self.problem(f"{path}.url", f"a user, password, query or fragment in {redact_userinfo(url)!r} is not "
+                             "sent to the upstream: give its key as api_key, and the URL as scheme://host:port/path")  # fmt: skip
             scheme = parts.scheme if parts is not None else ""
             url = url.rstrip("/")
         if grpc is not None:
