@@ -44,11 +44,10 @@ from proxy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from proxy.flow import ALLOW, DENY, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
+from proxy.flow import ALLOW, DENY, REROUTE, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
 from proxy.labels import format_labels
 from proxy.pipeline import Pipeline
-from proxy.protocols import Adapter, Header, Observer, Request, Target
-from proxy.protocols.sse import STREAM_ERROR
+from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
 from proxy.record.sinks import Durable
 
 log = logging.getLogger("lineage_proxy.exchange")
@@ -243,6 +242,20 @@ class Exchange:
                 kept.popitem(last=False)
             self.pipeline.carry(sequence, decision.labels, read.starts)
 
+    def rerouted(self) -> bool:
+        """Whether the call goes to a zone's `reroute:` upstream: a key its caller sent was for the upstream its
+        route names (its own auth, passed on when no caller has a key), never for the one it is sent to instead."""
+        decision, call = self.decision, self.call
+        if decision is None or decision.action == ALLOW:
+            return False
+        if decision.action == REROUTE:
+            return True
+        # audit mode forwards a call it would refuse to where its zones let its data go: a `reroute:` target, maybe
+        if not decision.zones or call is None or decision.upstream is None:
+            return False
+        matched = self.pipeline.policy.route(call.model)
+        return matched is not None and matched[1].name != decision.upstream.name
+
     # -- the reply
 
     @property
@@ -412,6 +425,12 @@ class Exchange:
         stats.ended()
         outcome = self.outcome
         decision = self.decision
+        observer = self._observer
+        if observer is not None:  # first: what only the reply's end lets be read (an error in band on its last line
+            try:  # without a line end, an event it ended) is counted with the rest
+                observer.finish()
+            except Exception:
+                self._observer_failed()
         if error is not None and outcome.error_type == STREAM_ERROR:
             outcome.error_type = None  # an error the upstream sent in the stream did not end it: what did is its type
         if isinstance(error, ProxyError):
@@ -436,15 +455,6 @@ class Exchange:
             return  # a client gone before its request was read: counted
         if call.carries_data:  # counted as recorded: an upstream's max_queue 503 was decided allow, recorded deny
             stats.decided(decision.action)
-        observer = self._observer
-        if observer is not None:
-            failed = bool(outcome.error_type)
-            try:
-                observer.finish()
-            except Exception:
-                self._observer_failed()
-            if not failed and outcome.error_type:  # an error in band in what only the reply's end let be read (its
-                stats.failed(outcome.error_type)  # last line without a line end, an event it ended): counted as such
         self._checkpoint_from_response()
         labels = self.edge_labels()
         self._durable = runtime.sinks.on_end(call, decision, outcome, labels)

@@ -125,7 +125,7 @@ def sorted_labels(labels: frozenset[str]) -> tuple[str, ...]:
     found = _SORTED.get(labels)
     if found is None:
         found = tuple(sorted(labels))
-        if len(_SORTED) < _KEPT and len(format_labels(labels)) <= _KEPT_CHARS:
+        if len(_SORTED) < _KEPT and sum(map(len, found)) <= _KEPT_CHARS:
             _SORTED[labels] = found
     return found
 

@@ -66,6 +66,12 @@ def _split(url: str) -> SplitResult | None:
     return parts
 
 
+def _http_url(url: str) -> SplitResult | None:
+    """`url`'s parts when it is an http(s) URL with a host the proxy can connect to (`_split`), else None."""
+    parts = _split(url)
+    return parts if parts is not None and parts.scheme in ("http", "https") and parts.hostname else None
+
+
 def _verbatim(value: Any) -> Any:
     if isinstance(value, str):
         return Verbatim(value)
@@ -429,8 +435,8 @@ class _Reader:
             self.problem(path, "needs url (HTTP) or grpc (host:port)")
         scheme = ""  # the url's as the connection pool reads it (`urlsplit`: lower case, white space dropped)
         if url is not None:
-            parts = _split(url)
-            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            parts = _http_url(url)
+            if parts is None:
                 self.problem(f"{path}.url", f"expected an http:// or https:// URL, got {redact_userinfo(url)!r}")
             elif "@" in parts.netloc or parts.query or parts.fragment:  # none of them is sent: said, not dropped
                 self.problem(f"{path}.url", f"a user, password, query or fragment in {redact_userinfo(url)!r} is not "
@@ -703,8 +709,7 @@ class _Reader:
         endpoint = self.string(path, value, optional=True)
         if endpoint is not None:
             grpc_target = protocol == "grpc" and "://" not in endpoint
-            parts = _split(f"http://{endpoint}" if grpc_target else endpoint)
-            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            if _http_url(f"http://{endpoint}" if grpc_target else endpoint) is None:
                 self.problem(path, f"expected an http:// or https:// URL, got {redact_userinfo(endpoint)!r}")
         return endpoint
 

@@ -29,10 +29,9 @@ from proxy.config import Address, Tls, Upstream
 from proxy.errors import DeadlinePassed, Overloaded, ProxyError, RequestTooLarge, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
-from proxy.ingress.http import rerouted
 from proxy.pipeline import Pipeline, PipelineRef
-from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
-from proxy.protocols.oip_grpc import PASSTHROUGH, STREAM_ERROR
+from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
+from proxy.protocols.oip_grpc import PASSTHROUGH
 from proxy.tls import check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import GrpcChannels, SentMetadata, upstream_status
 
@@ -380,7 +379,7 @@ class GrpcIngress:
         """The caller's metadata, less transport keys (and its key, unless the upstream is to see it), with the call's
         `traceparent` and the upstream's own key. As a grpc.aio Metadata (`SentMetadata`): a list it would copy into
         one itself, pair by pair, after a slow `typing.Sequence` check."""
-        strips = ex.pipeline.strips_auth or upstream.api_key or rerouted(ex)
+        strips = ex.pipeline.strips_auth or upstream.api_key or ex.rerouted()
         joined = ex.trace.tracestate is not None  # else a caller's tracestate is discarded, its trace not joined
         out: list[tuple[str, str | bytes]] = [
             (key, value)

@@ -29,7 +29,6 @@ from proxy.errors import (
     UpstreamUnavailable,
 )
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
-from proxy.flow import ALLOW, REROUTE
 from proxy.ingress.wire import (
     HttpConnection,
     Request,
@@ -110,26 +109,11 @@ def _names_version(target: str) -> bool:
     return any(key == "model_version" for key, _ in parse_qsl(target.partition("?")[2], keep_blank_values=True))
 
 
-def rerouted(ex: Exchange) -> bool:
-    """Whether the call goes to a zone's `reroute:` upstream: a key its caller sent was for the upstream its route
-    names (its own auth, passed on when no caller has a key), never for the one it is sent to instead."""
-    decision, call = ex.decision, ex.call
-    if decision is None or decision.action == ALLOW:
-        return False
-    if decision.action == REROUTE:
-        return True
-    # audit mode forwards a call it would refuse to where its zones let its data go: a `reroute:` target, maybe
-    if not decision.zones or call is None or decision.upstream is None:
-        return False
-    matched = ex.pipeline.policy.route(call.model)
-    return matched is not None and matched[1].name != decision.upstream.name
-
-
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
     """The request's header block as the upstream gets it: the fields as sent (bytes, never decoded
     and encoded again) less hop-by-hop ones and the caller's key, then the proxy's own. The caller's key is held
-    back once callers have keys, when the upstream has its own, and when the call is rerouted (`rerouted`)."""
-    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key or rerouted(ex)), ex.x_api_key, observe]
+    back once callers have keys, when the upstream has its own, and when the call is rerouted (`Exchange.rerouted`)."""
+    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key or ex.rerouted()), ex.x_api_key, observe]
     listed = _tokens(request.header("connection"))
     if listed and not listed <= skip:
         skip = skip | listed
@@ -553,9 +537,7 @@ def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any
     described by the one its calls reach, not by the first in the config, and a model only an upstream its calls
     never reach lists (no route, or the route's upstream answered without it) is not offered. A model whose route's
     upstream did not answer stays, described by the upstream that did."""
-    listed: dict[str, set[str]] = {}
-    for name, listing in listings:
-        listed[name] = {model for model in _models(listing) if isinstance(model, str)}
+    answered = {name for name, _ in listings}
     kept: list[Any] = []
     for name, listing in listings:
         data = listing.get("data") if isinstance(listing, dict) else None
@@ -572,18 +554,10 @@ def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any
             if routed is None:
                 continue
             owner = routed[1].name
-            if owner == name or owner not in listed:
+            if owner == name or owner not in answered:
                 entries.append(entry)
         kept.append({**listing, "data": entries})
     return kept
-
-
-def _models(listing: Any) -> list[Any]:
-    """The ids a model list names (an OpenAI-style `{"data": [{"id": ...}]}`)."""
-    data = listing.get("data") if isinstance(listing, dict) else None
-    if not isinstance(data, list):
-        return []
-    return [entry.get("id") for entry in data if isinstance(entry, dict)]
 
 
 _CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits: gzip framing, zlib framing

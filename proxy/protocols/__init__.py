@@ -90,12 +90,16 @@ _STRING_FRAMING = frozenset(
 _PAYLOADS = frozenset({"image_url", "input_audio", "file", "source", "cache_control"})
 FRAMING_KEYS = _STRING_FRAMING | _PAYLOADS
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer", "ipython"})
-# top-level keys whose values are about the request, never in the prompt: not scanned (a stored reply's id, as
-# `resp_` and 48 hex digits, held a Luhn-valid run about once in 400)
+# top-level keys whose values are about the request, never in the prompt: not scanned (a stored reply's id is the
+# server's name for it, which no template prints)
 NOT_DATA = frozenset(
     {"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options", "previous_response_id"}
 )
 MAX_STRINGS = 10_000
+# error.type of a call whose upstream answered with an error in band, the call going on: a request of a gRPC stream
+# (Triton's ModelStreamInferResponse.error_message), an event of an HTTP stream after its 200 head (`data:
+# {"error": ...}`, an `error` event, a Responses stream ending `response.failed`)
+STREAM_ERROR: Final = "upstream_error"
 
 
 _KEY_TOKEN = re.compile(rb'"\s*:')

@@ -122,14 +122,14 @@ def sequence_key(model: str, given: object) -> str | None:
     if given is None or type(given) is bool or given == 0 or given == "" or type(given) not in (int, str):
         return None
     if type(given) is int and given < 0:
-        given &= _U64
+        given &= U64
     key = f"{model}\n{given}"
     if len(key) > SEQUENCE_KEY_MAX:  # its digest (no line break: never a short key's), one key per sequence still
         return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return key
 
 
-_U64: Final = (1 << 64) - 1
+U64: Final = (1 << 64) - 1  # a uint64's bits: Triton's correlation ids, and what protobuf keeps of a varint
 
 
 def rest_sequence(model: str, parameters: Any) -> tuple[str | None, bool]:

@@ -22,12 +22,13 @@ from typing import Any, Final
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import SHA256, Header, OutputText, Request, Target
+from proxy.protocols import SHA256, STREAM_ERROR, Header, OutputText, Request, Target
 from proxy.protocols.oip import (
     FRAMING_PARAMETERS,
     LABELS_PARAMETER,
     SEQUENCE_PARAMETERS,
     SHARED_MEMORY,
+    U64,
     add_decoded_texts,
     bytes_tensor_strings,
     check_version,
@@ -51,12 +52,8 @@ _DATA_FREE = (
 )  # fmt: skip
 PASSTHROUGH: Final = Target("passthrough")
 
-# error.type of a stream the upstream answered a request of with an error of its own, in band (Triton's
-# ModelStreamInferResponse.error_message: an error with no status code, the stream going on)
-STREAM_ERROR: Final = "upstream_error"
 _MAX_STRINGS: Final = 10_000
 _MAX_FIELD: Final = (1 << 29) - 1  # protobuf's largest field number
-_U64: Final = (1 << 64) - 1  # the bits of a varint protobuf keeps
 
 
 class WireError(ValueError):
@@ -316,7 +313,7 @@ def _parameter_value(buf: bytes, pos: int, end: int) -> object:
         if number == 2 and isinstance(given, memoryview):
             for kind, form, field in fields(given):
                 if form == 0 and isinstance(field, int):
-                    field &= _U64
+                    field &= U64  # the bits of a varint protobuf keeps
                 if kind == 1 and form == 0:
                     value = bool(field)
                 elif kind == 2 and form == 0 and isinstance(field, int):

@@ -359,8 +359,8 @@ _ITEM_TEXTS = ("arguments", "input", "code")
 # output items whose strings are not read when none of the above is in them: an image generation's result (base64),
 # a reasoning item's encrypted content
 _ITEMS_UNREAD = frozenset({"image_generation_call", "reasoning"})
-# an item's own keys that name it or the call it answers, not what the model wrote: OpenAI's ids are a prefix and
-# 48 hex digits, whose runs of digits read as a Luhn-valid card number about once in 400 ids
+# an item's own keys that name it or the call it answers: the server's, not what the model wrote (no detector need
+# read them; OpenAI's, a prefix and 48 hex digits, are no card since digits inside a word are none)
 _ITEM_IDS = frozenset({"id", "call_id", "approval_request_id"})
 _ASIDE_DELTAS = ("response.reasoning", "response.refusal")
 

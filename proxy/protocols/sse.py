@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
-from proxy.protocols import VISIBLE, Header, OutputText, reply_json
+from proxy.protocols import STREAM_ERROR, VISIBLE, Header, OutputText, reply_json
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole, and of an event's data
 _BRACE: Final = ord("{")
@@ -43,9 +43,6 @@ _BOM: Final = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: a client's UTF-8 decod
 # the fields SSE defines but `data` (read apart), with a value and without: framing, as a comment (`:`) is
 _FIELDS: Final = (b"event:", b"id:", b"retry:", b":")
 _BARE_FIELDS: Final = frozenset({b"data", b"event", b"id", b"retry"})
-# error.type of a call whose stream holds an error of the upstream's, in band after its 200 head (`data: {"error":
-# ...}`, an `error` event), as a gRPC stream's is (`oip_grpc.STREAM_ERROR`)
-STREAM_ERROR: Final = "upstream_error"
 
 
 class SseObserver:

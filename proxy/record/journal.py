@@ -60,6 +60,7 @@ from proxy.record.store import (
     flat,
     foreign_tables,
     require_directory,
+    still_named,
     wal,
 )
 
@@ -204,14 +205,10 @@ class Journal:
         return self._held
 
     def _still_named(self) -> None:
-        """Raise unless the journal's path still names the file this process opened. SQLite writes on into the
-        file it holds open when it was deleted (its directory removed) or moved away: a batch journaled there is
-        replayed only by this process, and lost at its next start, or its `kill -9`, with nothing said. Refused
-        instead, as a full journal is (the aggregator keeps the counts in memory and says so; `require_record`
-        zones fail closed while the database is away too)."""
-        if file_identity(self._where) != self._file:
-            raise sqlite3.OperationalError(f"lineage journal {self.path}: the file was removed or replaced since this "
-                                           "process opened it; restart the proxy to journal to a file at that path")  # fmt: skip
+        """`still_named`: a batch journaled into a file no path names is replayed only by this process, and lost at
+        its next start, or its `kill -9`. Refused instead, as a full journal is (the aggregator keeps the counts in
+        memory and says so; `require_record` zones fail closed while the database is away too)."""
+        still_named(self._where, self._file, f"lineage journal {self.path}")
 
     def append(self, token: str, rows: list[tuple[Any, ...]]) -> None:
         self._still_named()

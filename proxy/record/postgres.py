@@ -140,7 +140,7 @@ def redact(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:  # no URL to take apart (`postgresql://[::1`, an unclosed IPv6 host): its user part goes whole
-        return re.sub(r"//[^/?#]*@", "//***@", url)
+        return _USERINFO.sub("//***@", url)
     user, at, hosts = parts.netloc.rpartition("@")
     if at and ":" in user:
         parts = parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{hosts}")

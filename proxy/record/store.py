@@ -239,6 +239,15 @@ def file_identity(path: str) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
+def still_named(where: str, opened: tuple[int, int] | None, what: str) -> None:
+    """Raise unless `where` still names the file opened there (`opened`, its `file_identity`). SQLite writes on into
+    the file it holds open when it was deleted (its directory removed) or moved away, where no path, and so no reader
+    and no restart, ever finds it: refused instead, as a write the file refuses."""
+    if file_identity(where) != opened:
+        raise sqlite3.OperationalError(f"{what}: the file was removed or replaced since this process opened it; "
+                                       "restart the proxy to use a file at that path")  # fmt: skip
+
+
 def _busy(exc: sqlite3.OperationalError) -> bool:
     """Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY: "database is locked")."""
     code = getattr(exc, "sqlite_errorcode", None)
@@ -430,14 +439,9 @@ class SqliteStore:
             self._append(integrity.body(integrity.EDGES, params))
 
     def _still_named(self) -> None:
-        """Raise unless the store's path still names the file this writer opened. SQLite writes on into the
-        file it holds open when it was deleted (its directory removed) or moved away: every write would
-        succeed where no path, and so no reader and no restart, ever finds it. Refused instead, as a write
-        the store refuses (edges.py keeps the counts in memory and says so; `require_record` zones fail
-        closed)."""
-        if file_identity(self._where) != self._file:
-            raise sqlite3.OperationalError(f"lineage store {self.path}: the file was removed or replaced since this "
-                                           "process opened it; restart the proxy to write to a store at that path")  # fmt: skip
+        """`still_named`: a write refused (edges.py keeps the counts in memory and says so; `require_record` zones
+        fail closed)."""
+        still_named(self._where, self._file, f"lineage store {self.path}")
 
     def _begin_write(self) -> None:
         """BEGIN IMMEDIATE: the write lock, waited for `busy_timeout_s` at most. Once a wait has run out

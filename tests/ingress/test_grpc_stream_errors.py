@@ -96,7 +96,7 @@ def test_an_in_band_error_of_the_upstream_is_recorded_as_the_streams_error(
     assert not isinstance(answers[0], InferenceServerException) and not isinstance(answers[2], InferenceServerException)
     assert isinstance(answers[1], InferenceServerException) and INVALID in answers[1].message()  # relayed as it came
     span = otlp.by_trace(trace_id)
-    assert span.attributes["error.type"] == "upstream_error"  # oip_grpc.STREAM_ERROR
+    assert span.attributes["error.type"] == "upstream_error"  # protocols.STREAM_ERROR
     assert span.attributes["rpc.grpc.status_code"] == 0  # the status the client got: the stream went on, and ended OK
     lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
     assert [(line.code, line.status) for line in lines] == [("upstream_error", 0)]
