@@ -467,7 +467,9 @@ class HttpIngress:
         """Pass an upstream reply on as it arrives. The piece holding the reply's end is written only once
         the call is recorded, so a client that stops reading at `data: [DONE]` and leaves loses nothing.
         What an upstream sends after that end (`data: [DONE]`, the API's last event) in a later piece is no
-        output of the call's record: it is read to the reply's end (the connection is kept) and not passed on.
+        output of the call's record: it is not passed on, and the client's body ends with that piece (a client
+        reading its body to the end is not kept waiting for an upstream that holds its body open); the rest is
+        read off apart from the call (`Response.read_off`: the upstream connection is kept if it ends soon).
 
         When the upstream fails mid-reply the status line is gone, so the only honest signal left is to
         cut the client's connection without a clean end of body; once it is past the reply's end, the client's body
@@ -492,27 +494,26 @@ class HttpIngress:
         try:
             # what is here already is taken without a wait; a wait is the connection's future, not a coroutine
             # around it (`Response.more`: a stream waits before its every event)
-            chunk = resp.buffered()
-            waiting = None if chunk else resp.more()
-            while chunk or waiting is not None:
-                if waiting is not None:
-                    await waiting
-                elif not ex.finished:  # (past the reply's end, what comes is not passed on)
+            while not ex.finished:  # (past the reply's end, what comes is not passed on)
+                chunk = resp.buffered()
+                if chunk:
                     if ex.chunk(chunk):
                         await ex.end()
                     conn.write(_frame(chunk, chunked))
                     if conn.must_drain():
                         await conn.drain()
-                chunk = resp.buffered()
-                waiting = None if chunk else resp.more()
+                else:
+                    waiting = resp.more()
+                    if waiting is None:  # the reply's end
+                        break
+                    await waiting
         except _UPSTREAM_BROKE as exc:
-            if not ex.finished:
-                self._broke(conn, ex, exc)
-                return
-            # past the reply's end, which the client has (what follows it is not passed on): its body ends as whole
+            self._broke(conn, ex, exc)
+            return
         except ConnectionError:  # the client left, or the drain's time ran out
             ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
             return
+        resp.read_off()  # past the reply's end: what the upstream still sends is no one's
         await ex.end()
         if chunked:
             conn.write(b"0\r\n\r\n")

@@ -17,6 +17,9 @@ CPU per call by about a sixth on the benchmark). One connection is `connection.p
   after a reply never become the next request's reply (bytes the loop has not read yet when the
   connection is taken again cannot be told from that request's reply: HTTP/1.1 has no request ids);
 - abandoning a reply (client gone, cancelled) closes the connection, so the upstream sees it at once;
+- a reply whose call ended before the reply did (a stream's last event, with the upstream's body still open) is
+  read off apart from the call (`Response.read_off`): the client is not kept waiting for bytes no one is given, and
+  the connection is kept if the reply ends within `timeout_s` and `READ_OFF_MAX` bytes, and closed if not;
 - a reload that changes or removes an upstream retires its pool: calls in flight finish, no connection is kept;
 - a metadata GET (checkpoint discovery, readiness, a merged model list) takes a free pooled connection, and
   when calls hold every one (`max_connections`), a connection of its own outside that budget, one at a time,
@@ -49,6 +52,7 @@ from proxy.transport.connection import Connection
 log = logging.getLogger("lineage_proxy")
 
 IDLE_S = 4.0
+READ_OFF_MAX: Final = 1 << 20  # bytes of a reply past its call's end read off to keep its connection (`read_off`)
 Fields = list[tuple[str, str]] | bytes  # a request's header fields, or their block already encoded
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
@@ -115,6 +119,22 @@ class Response:
         data = conn.take() if conn.parser.pieces else b""
         self.release()
         return data
+
+    def read_off(self) -> None:
+        """The rest of the reply is no one's: the call ended at its last event, and its client has its body's end
+        (`HttpIngress._streamed_reply`). Read off and dropped apart from the call, the connection given back once
+        the reply ends (`ConnectionPool.read_off`); at once when it is over already, or cannot be kept."""
+        conn = self._conn
+        if conn is None:
+            return
+        parser = conn.parser
+        if parser.pieces:
+            conn.take()
+        if parser.done or conn.lost is not None or not parser.keep_alive:
+            self.release()
+            return
+        self._conn = None
+        self._pool.read_off(conn)
 
     async def read(self) -> bytes:
         parts = []
@@ -196,6 +216,7 @@ class ConnectionPool:
         # the context being made (`_context`), which the connections opened meanwhile wait for
         self._making: asyncio.Future[ssl.SSLContext] | None = None
         self._aside: asyncio.Lock | None = None  # the one metadata GET outside max_connections at a time
+        self.reading_off: set[asyncio.Future[None]] = set()  # replies read off past their call's end (`read_off`)
 
     async def request(
         self, method: str, target: str, headers: Fields, body: bytes, aside: bool = False,
@@ -369,6 +390,33 @@ class ConnectionPool:
             self._discard(conn)
         self._wake_one()
 
+    def read_off(self, conn: Connection) -> None:
+        """Read the rest of `conn`'s reply and drop it, then give the connection back; closed when the reply does not
+        end within the upstream's `timeout_s` from now, or holds more than `READ_OFF_MAX` bytes, or breaks off."""
+        reading = asyncio.ensure_future(self._read_off(conn))
+        self.reading_off.add(reading)
+        reading.add_done_callback(self.reading_off.discard)
+
+    async def _read_off(self, conn: Connection) -> None:
+        parser = conn.parser
+        loop = conn.loop
+        deadline = loop.time() + self.upstream.timeout_s
+        dropped = 0
+        try:
+            while conn.lost is None and dropped <= READ_OFF_MAX:
+                if parser.pieces:
+                    dropped += len(conn.take())
+                elif parser.done:
+                    break
+                else:
+                    await conn.wait(deadline - loop.time())
+        except TimeoutError:
+            pass
+        except BaseException:  # cancelled (the loop ends): not kept
+            self.put(conn, False)
+            raise
+        self.put(conn, parser.done and not parser.pieces and parser.keep_alive and conn.lost is None)
+
     def _idle_lost(self, conn: Connection) -> None:
         """An idle connection ended (the upstream closed it, or sent bytes nobody asked for): out of the pool."""
         log.debug("upstream %s: idle connection dropped: %s", self.upstream.name, conn.lost)
@@ -407,6 +455,8 @@ class ConnectionPool:
         self.closed = True
         while self.idle:
             self._discard(self.idle.pop())
+        for reading in self.reading_off:  # a reply past its call's end is no one's: not waited for
+            reading.cancel()
         for waiter in self.waiters:
             if not waiter.done():
                 waiter.set_exception(UpstreamClosed("the proxy is shutting down"))
@@ -482,7 +532,11 @@ class UpstreamPool:
             return None
 
     async def close(self) -> None:
-        for pool in [*self._pools.values(), *self._retired]:
+        pools = [*self._pools.values(), *self._retired]
+        for pool in pools:
             pool.close()
         self._pools.clear()
         self._retired.clear()
+        reading = [task for pool in pools for task in pool.reading_off]
+        if reading:
+            await asyncio.wait(reading)
