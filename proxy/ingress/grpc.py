@@ -62,6 +62,11 @@ _SERVER: contextvars.ContextVar[int] = contextvars.ContextVar("lineage_proxy_grp
 Metadata = Sequence[tuple[str, str | bytes]]
 
 
+def _ms(seconds: float) -> int:
+    """A grpc option in milliseconds: a C int, at least 1."""
+    return min(max(1, round(seconds * 1000)), 2**31 - 1)
+
+
 def _metadata(received: Metadata) -> dict[str, str]:
     """Text metadata by key (of the caller's, `_received`); a key sent several times is one list, joined with
     ',' as HTTP does, so a second `x-data-labels` adds labels and a second `x-purpose` is refused (never "last
@@ -187,10 +192,20 @@ class GrpcIngress:
         limit = min(max_body_bytes + max_body_bytes // _OVER, 2**31 - 1)  # grpc's option is a C int
         # a client's TLS handshake and HTTP/2 preface have limits.header_timeout_s, as the HTTP listener's TLS
         # handshake has (grpc's own default, 120 s, let clients that never finish one hold a socket each that long)
-        handshake_ms = min(max(1, round(self.ref.current.config.limits.header_timeout_s * 1000)), 2**31 - 1)
+        limits = self.ref.current.config.limits
+        handshake_ms = _ms(limits.header_timeout_s)
+        # a client gone without a word (its host down, a NAT's mapping dropped, the process hung) sends no FIN: grpc's
+        # keepalive (2 h by default) let it hold its connection, and every call on it with its upstream's, that long.
+        # A connection silent for limits.idle_timeout_s is pinged, and closed when the ping is not answered within
+        # limits.header_timeout_s (its calls then end as a client that left: recorded `client_disconnected`, the
+        # upstream's cancelled); one with no call for limits.idle_timeout_s is closed (GOAWAY: the client's channel
+        # connects again for its next call), as an idle HTTP/1.1 connection is
+        idle_ms = _ms(limits.idle_timeout_s)
         server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
-            ("grpc.server_handshake_timeout_ms", handshake_ms),
+            ("grpc.server_handshake_timeout_ms", handshake_ms), ("grpc.max_connection_idle_ms", idle_ms),
+            ("grpc.keepalive_time_ms", idle_ms), ("grpc.keepalive_timeout_ms", handshake_ms),
+            ("grpc.http2.ping_timeout_ms", handshake_ms),  # (without it grpcio 1.85 waits on a ping's answer for good)
         ])  # fmt: skip
         server.add_generic_rpc_handlers((self,))
         failure: BaseException | None = None
