@@ -94,8 +94,8 @@ def run_edges(args: argparse.Namespace) -> int:
         print(f"lineage-proxy: {retired}", file=sys.stderr)
         return 1
     try:
-        if args.copy_to:  # the rows, the chain's verdict and the store's origin, read in one transaction
-            chain, every, origin = store.for_copy(None if args.unkeyed_source else key, retired)
+        if args.copy_to:  # the rows, the chain's verdict, the store's origin and its copies, read in one transaction
+            chain, every, origin, copies = store.for_copy(None if args.unkeyed_source else key, retired)
         else:
             every = store.rows()
     except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table
@@ -104,7 +104,7 @@ def run_edges(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.copy_to:
-        return copy_to(every, chain, origin, args, key, retired)
+        return copy_to(every, chain, origin, args, key, retired, copies)
     rows = select(every, args)
     if args.json:
         for row in rows:
@@ -124,6 +124,7 @@ def copy_to(
     args: argparse.Namespace,
     key: bytes | None = None,
     retired: tuple[bytes, ...] = (),
+    copies: tuple[str, ...] = (),
 ) -> int:
     """`edges --store A --copy-to B`: every edge of A added to the PostgreSQL store B in one transaction,
     chained there as one write (signed with `--key-file`, which also checks A's signed entries; B's newest entry
@@ -154,7 +155,7 @@ def copy_to(
         database = PostgresStore(target, key=key, retired=retired)  # on top of an entry signed before the rotation too
         try:
             before = database.absorb(rows, f"origin:{origin}" if origin else chain.head or shown(args.store),
-                                     chain.hashes, chain.head)  # fmt: skip
+                                     chain.hashes, chain.head, copies)  # fmt: skip
         finally:
             database.close()
     except errors as exc:

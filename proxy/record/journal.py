@@ -1,7 +1,7 @@
 """When the lineage database is away, nothing is lost: writes go to a bounded local journal (a SQLite
 file) and are replayed into the database, in order and exactly once, when it answers again.
 
-Every batch carries a token (`<process id>:<n>`), and the database records the token of every batch it
+Every batch carries a token (random), and the database records the token of every batch it
 applies in the same transaction (postgres.py `applied`). So a replay that crashes between applying an
 entry and deleting it, a batch whose commit was lost with the connection and then journaled, or two
 workers sharing one journal and replaying the same entry, all count once. While the journal holds rows,
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import math
@@ -324,8 +323,6 @@ class JournaledStore:
     def __init__(self, database: PostgresStore, journal: Journal) -> None:
         self.database = database
         self.journal = journal
-        self._process = uuid.uuid4().hex
-        self._serial = itertools.count(1)
         self._backlog = journal.held() > 0  # left by a previous run (a crash during an outage)
         self._down_since: float | None = None
         # monotonic: since when every write (or check) found the chain's advisory lock held by another writer
@@ -350,7 +347,10 @@ class JournaledStore:
         if not writes:
             self.replay()
             return
-        token = f"{self._process}:{next(self._serial)}"
+        # random: the chain shows the tokens applied, and one told from them (a process's serial number) could be
+        # claimed in `applied` before its write by whoever can write the database, without the key: that write
+        # would be skipped as applied, no record and no error
+        token = uuid.uuid4().hex
         direct = not self._backlog or self._journal_failing is not None
         if direct and self._written(writes, token):
             return
@@ -605,7 +605,9 @@ class JournaledStore:
     ) -> integrity.Report:
         return self.database.integrity(key, strict=strict, retired=retired)
 
-    def for_copy(self, key: bytes | None, retired: tuple[bytes, ...] = ()) -> tuple[Report, list[EdgeRow], str | None]:
+    def for_copy(
+        self, key: bytes | None, retired: tuple[bytes, ...] = ()
+    ) -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
         return self.database.for_copy(key, retired)
 
     def metrics(self) -> list[str]:

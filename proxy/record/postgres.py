@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS chain (
 CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (token text PRIMARY KEY, at double precision NOT NULL);
 """
+# what SCHEMA makes, by name
+_MADE = ("edges", "edges_last_seen", "chain", "meta", "applied")
 _FLOW = "caller, purpose, input_labels, checkpoint, output_labels, decision"
 _KEY = f"{_FLOW}, rule"  # an edge: its flow and the rule that decided it ('' for none)
 _COLUMNS = f"{_FLOW}, first_seen, last_seen, count, rule"
@@ -370,7 +372,10 @@ class PostgresStore:
         if "connect_timeout" not in given:
             params["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_S
         if "options" not in given:  # the URL's own `?options=-c statement_timeout=...` wins, the bound too
-            params["options"] = f"-c statement_timeout={max(1, round(statement_timeout_s * 1000))}"
+            # a transaction left idle as long (its writer frozen, or cut off by a partition, between two statements:
+            # the server sees a silent client) is ended, and with it the chain's lock every sidecar's write waits for
+            bound = _milliseconds(statement_timeout_s)
+            params["options"] = f"-c statement_timeout={bound} -c idle_in_transaction_session_timeout={bound}"
         else:
             statement_timeout_s = _statement_timeout(str(given["options"])) or statement_timeout_s
         self._bound = statement_timeout_s
@@ -398,7 +403,8 @@ class PostgresStore:
         `apply`)."""
         with self._transaction(lock_wait_s=lock_wait_s) as cur:
             try:
-                cur.execute(SCHEMA)
+                if not self._made(cur):  # once: `CREATE ... IF NOT EXISTS` needs CREATE on the schema (an index, the
+                    cur.execute(SCHEMA)  # table's ownership) even when all is there, which a writer is not given
             except psycopg.errors.WrongObjectType as exc:  # a view (or another kind) where a lineage table goes
                 raise StartupError(f"lineage database {redact(self.url)}: a lineage table's name is taken by something "
                                    f"else: {one_line(exc)}; look into it") from None  # fmt: skip
@@ -438,6 +444,15 @@ class PostgresStore:
                 if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
                     self._append(cur, integrity.body(integrity.EDGES, []))  # signed with the new key from now on
         self.unreachable = None
+
+    @staticmethod
+    def _made(cur: psycopg.Cursor[Any]) -> bool:
+        """Whether every lineage table and index is in the schema SCHEMA makes them in (the first on the search
+        path), so a writer granted only `SELECT, INSERT, UPDATE, DELETE` (and the chain's sequence) can start."""
+        cur.execute("SELECT count(*) FROM pg_class WHERE relnamespace = to_regnamespace(current_schema()) "
+                    "AND relname = ANY(%s)", (list(_MADE),))  # fmt: skip
+        found = cur.fetchone()
+        return found is not None and found[0] == len(_MADE)
 
     # -- connection
 
@@ -643,15 +658,24 @@ class PostgresStore:
             return 0
         return deleted
 
-    def absorb(self, rows: Sequence[EdgeRow], origin: str, history: Collection[str] = (), head: str = "") -> str | None:
+    def absorb(
+        self,
+        rows: Sequence[EdgeRow],
+        origin: str,
+        history: Collection[str] = (),
+        head: str = "",
+        copies: Collection[str] = (),
+    ) -> str | None:
         """Add another store's edges (`edges --copy-to`): their counts add to what is here, chained as one
         write (an `edges` entry, as the writers' own). Only onto a record that verifies: the entry signs
         the table it adds to. A history is copied once: the copy records the source's `origin` (or, for a
         store without one, its chain head, in `history` with the source's other entries' hashes), and a
         source whose origin or history was copied before is refused, however it has grown or been purged
         since; so is this store itself (`head`: the source's), and a signed copy onto an unsigned chain,
-        which would leave the unkeyed writers' entries after it unverifiable. Returns what was copied
-        before, or None when copied now."""
+        which would leave the unkeyed writers' entries after it unverifiable. `copies`: the copies the source
+        holds (its own `copy:` tokens): a source holding a copy of this store, or of one copied here before, is
+        refused (those calls would count twice), and they are recorded here with the copy, so a copy of this
+        store is known as one of theirs too. Returns what was copied before, or None when copied now."""
         params = [flat((row.key, row.first_seen, row.last_seen, row.count, row.reason)) for row in rows]
         if not params:
             return None  # nothing to add, nothing to remember
@@ -677,10 +701,21 @@ class PostgresStore:
                 raise RuntimeError(f"its own record does not verify, so nothing was added to it: {report.problem}")
             if params and head in report.hashes:  # a store without an origin (an earlier release's), into itself
                 raise RuntimeError("it is the store being copied: its calls would count twice")
+            cur.execute("SELECT 'copy:origin:' || value FROM meta WHERE key = 'origin'")
+            own = {str(found[0]) for found in cur.fetchall()} | {f"copy:{h}" for h in report.hashes}
+            cur.execute("SELECT token FROM applied WHERE token = ANY(%s) LIMIT 1", (list(copies),))
+            held = cur.fetchone()
+            if held is not None or not own.isdisjoint(copies):
+                named = "this store" if held is None else str(held[0]).removeprefix("copy:")
+                raise RuntimeError(f"the store being copied holds a copy of {named}, whose calls are here already: "
+                                   "they would count twice")  # fmt: skip
             if replay.entries and self._key is not None and not replay.head.startswith("hmac-"):
                 raise RuntimeError("its chain is not signed: a signed entry would leave its unkeyed writers' entries "
                                    "after it unverifiable (copy without --key-file)")  # fmt: skip
-            cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s)", (tokens[0], time.time()))
+            now = time.time()
+            cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s)", (tokens[0], now))
+            cur.executemany("INSERT INTO applied (token, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                            [(token, now) for token in copies])  # fmt: skip
             cur.executemany(UPSERT, params)
             self._append(cur, integrity.body(integrity.EDGES, params))
         return None
@@ -785,18 +820,23 @@ class PostgresStore:
         replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True, retired=retired)  # the caller's
         return self._finish(cur, self._replay(cur, replay), strict=strict)
 
-    def for_copy(self, key: bytes | None, retired: tuple[bytes, ...] = ()) -> tuple[Report, list[EdgeRow], str | None]:
+    def for_copy(
+        self, key: bytes | None, retired: tuple[bytes, ...] = ()
+    ) -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
         """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key`, and the `retired`
-        keys before it, check the signed entries), the rows, and the store's origin."""
+        keys before it, check the signed entries), the rows, the store's origin, and the copies it holds (their
+        `copy:` tokens)."""
         with self._transaction(lock=False) as cur:
             report = self._verify(cur, key, retired=retired)
             if not report.intact:
-                return report, [], None  # nothing is copied from a record that does not verify
+                return report, [], None, ()  # nothing is copied from a record that does not verify
             cur.execute("SELECT value FROM meta WHERE key = 'origin'")
             found = cur.fetchone()
             cur.execute(_ROWS)
             rows = [EdgeRow.stored(row) for row in cur.fetchall()]
-        return report, rows, found[0] if found else None
+            cur.execute("SELECT token FROM applied WHERE token LIKE 'copy:%%'")
+            copies = tuple(str(token[0]) for token in cur.fetchall())
+        return report, rows, found[0] if found else None, copies
 
     def rows(self) -> list[EdgeRow]:
         with self._transaction() as cur:

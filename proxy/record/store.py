@@ -725,18 +725,21 @@ class SqliteStore:
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
         return replay.finish(self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges"), strict=strict)
 
-    def for_copy(self, key: bytes | None, retired: tuple[bytes, ...] = ()) -> tuple[Report, list[EdgeRow], str | None]:
+    def for_copy(
+        self, key: bytes | None, retired: tuple[bytes, ...] = ()
+    ) -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
         """What `edges --copy-to` takes, read in one transaction: the chain's verdict with `key` and the
-        `retired` keys before it (given, the chain must be signed with them, as for `verify`), the rows, and
-        the store's origin (None: no writer of this release has opened it)."""
+        `retired` keys before it (given, the chain must be signed with them, as for `verify`), the rows, the
+        store's origin (None: no writer of this release has opened it), and the copies it holds (none: only a
+        PostgreSQL store is copied into)."""
         unchained = self._unchained()
         if unchained is not None:
-            return unchained, [], None
+            return unchained, [], None, ()
         with self._reading():
             report = self._verify(key, retired=retired)
             meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
             found = self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if meta else None
-            return report, self.rows(), found[0] if found else None
+            return report, self.rows(), found[0] if found else None, ()
 
     def rows(self) -> list[EdgeRow]:
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is

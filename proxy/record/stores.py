@@ -29,7 +29,7 @@ class ReadableStore(EdgeStore, Protocol):
 
     def for_copy(
         self, key: bytes | None, retired: tuple[bytes, ...] = ()
-    ) -> tuple[Report, list[EdgeRow], str | None]: ...
+    ) -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]: ...
 
 
 def is_database(store: str) -> bool:
