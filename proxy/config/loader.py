@@ -750,7 +750,7 @@ class _Reader:
                 self.problem("lineage.integrity_key_file", problem)
         for index, path in enumerate(lineage.integrity_retired_key_files):
             where = f"lineage.integrity_retired_key_files[{index}]"
-            problem = key_problem(path, existing=True)
+            problem = key_problem(path, existing=True, signs=False)
             if problem is not None:
                 self.problem(where, problem)
             elif path == lineage.integrity_key_file or path in lineage.integrity_retired_key_files[:index]:
@@ -1003,24 +1003,26 @@ def read_secret(path: str) -> bytes:
 MIN_KEY_BYTES = 16  # an HMAC key shorter than this could be guessed, and the chain forged with it
 
 
-def key_problem(path: str, *, existing: bool = False) -> str | None:
+def key_problem(path: str, *, existing: bool = False, signs: bool = True) -> str | None:
     """Why the file cannot serve as the chain's HMAC key (None when it can): unreadable, or too short to
     be secret. A missing, empty or short key's message says how to make one (not for an `existing` key)."""
-    found = read_key(path, existing=existing)
+    found = read_key(path, existing=existing, signs=signs)
     return found if isinstance(found, str) else None
 
 
-def read_key(path: str, *, existing: bool = False) -> bytes | str:
+def read_key(path: str, *, existing: bool = False, signs: bool = True) -> bytes | str:
     """The chain's HMAC key in `path`, read once (a pipe can be read only once), or why it cannot be one:
     unreadable, or too short to be secret. With `existing` (a key that must be the chains' own), the
-    message does not suggest making a new one."""
+    message does not suggest making a new one. A key that `signs` nothing (a retired one: it only checks the
+    entries signed with it before) may be shorter: earlier releases signed with one, and rotating
+    it away is the way on for their stores."""
     make = "" if existing else f"make one with `head -c 32 /dev/urandom > {shlex.quote(path)}`"
     try:
         key = read_secret(path)
     except OSError as exc:
         hint = f" ({make})" if make and exc.errno in (errno.ENOENT, errno.ENODATA) else ""
         return f"cannot read a key from {path!r}: {exc.strerror or exc}{hint}"
-    if len(key) >= MIN_KEY_BYTES:
+    if len(key) >= MIN_KEY_BYTES or not signs:
         return key
     size = f"{len(key)} byte{'' if len(key) == 1 else 's'}"
     return (f"the key in {path!r} is {size}: a key needs at least {MIN_KEY_BYTES} (surrounding whitespace "
@@ -1028,11 +1030,11 @@ def read_key(path: str, *, existing: bool = False) -> bytes | str:
 
 
 def read_retired_keys(paths: Sequence[str]) -> tuple[bytes, ...] | str:
-    """The keys in `paths` (`--retired-key-file`, oldest first), each read as `read_key(existing=True)` reads a
-    key the chain was signed with; or why the first that cannot be one cannot."""
+    """The keys in `paths` (`--retired-key-file`, oldest first), each read as `read_key` reads a retired key
+    the chain was signed with; or why the first that cannot be one cannot."""
     keys: list[bytes] = []
     for path in paths:
-        found = read_key(path, existing=True)
+        found = read_key(path, existing=True, signs=False)
         if isinstance(found, str):
             return found
         keys.append(found)

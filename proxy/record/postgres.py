@@ -567,6 +567,18 @@ class PostgresStore:
         if found is not None and "rule" in found[1]:
             return
         drop = sql.SQL("DROP CONSTRAINT {}, ").format(sql.Identifier(found[0])) if found else sql.SQL("")
+        # the table is changed once, however long that takes: a store of a million edges outlasts the statement
+        # timeout, and each start (or write) tried again, holding the table that long, and never re-keyed it. The
+        # wait for the table's lock stays bounded (a sidecar still writing, a `LOCK TABLE`)
+        cur.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+        timeouts = cur.fetchone() or ("0", "0")
+        lock_wait = timeouts[1] if timeouts[1] != "0" else f"{_milliseconds(self._bound)}ms"
+        cur.execute("SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', %s, true)",
+                    (lock_wait,))  # fmt: skip
+        conn = cur.connection
+        watched = conn if isinstance(conn, _Connection) else None
+        if watched is not None:
+            watched.bound = math.inf
         try:
             cur.execute("UPDATE edges SET rule = '' WHERE rule IS NULL")
             cur.execute(sql.SQL("ALTER TABLE edges ALTER COLUMN rule SET DEFAULT '', ALTER COLUMN rule SET NOT NULL, "
@@ -575,6 +587,11 @@ class PostgresStore:
             raise StartupError(f"lineage database {redact(self.url)}: its edges are keyed by rule from this release "
                                f"on, which changes the table once, and this role may not ({one_line(exc)}): start one "
                                "proxy once as the table's owner") from None  # fmt: skip
+        finally:
+            if watched is not None:
+                watched.bound = self._bound
+        cur.execute("SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+                    (timeouts[0], timeouts[1]))  # fmt: skip
         log.warning("lineage database %s: its edges are keyed by their rule from now on (each kind of denial of "
                     "a flow is an edge of its own); the edges it held are kept as they were",
                     redact(self.url))  # fmt: skip

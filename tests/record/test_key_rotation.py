@@ -120,14 +120,15 @@ def test_a_purge_after_the_rotation_checks_the_old_entries_with_the_retired_key(
 
 def test_the_retired_keys_are_checked_as_keys_and_named_once(tmp_path: Path) -> None:
     old_file, new_file = keys(tmp_path)
+    (tmp_path / "empty.key").write_bytes(b" \n")
     (tmp_path / "short.key").write_bytes(b"short")
     base = "listen: {http: 127.0.0.1:0}\nupstreams: [{name: u, url: 'http://127.0.0.1:1'}]\nroutes: [{model: '*', upstream: u}]\nlineage:\n"
     good = parse(base + f"  integrity_key_file: {new_file}\n  integrity_retired_key_files: [{old_file}]\n")
     assert good.lineage.integrity_retired_key_files == (str(old_file),)
     cases = {
         f"  integrity_retired_key_files: [{old_file}]\n": "retired keys need lineage.integrity_key_file",
-        f"  integrity_key_file: {new_file}\n  integrity_retired_key_files: [{tmp_path / 'short.key'}]\n":
-            "lineage.integrity_retired_key_files[0]: the key in",
+        f"  integrity_key_file: {new_file}\n  integrity_retired_key_files: [{tmp_path / 'empty.key'}]\n":
+            "lineage.integrity_retired_key_files[0]: cannot read a key from",
         f"  integrity_key_file: {new_file}\n  integrity_retired_key_files: [{tmp_path / 'gone.key'}]\n":
             "cannot read a key from",
         f"  integrity_key_file: {new_file}\n  integrity_retired_key_files: [{old_file}, {new_file}]\n":
@@ -138,6 +139,11 @@ def test_the_retired_keys_are_checked_as_keys_and_named_once(tmp_path: Path) -> 
             parse(base + text)
         assert message in str(caught.value), str(caught.value)
         assert "head -c 32" not in str(caught.value)  # an old key is the chain's: never "make one"
+    # a retired key signs nothing: one shorter than a signing key (an earlier release's) is taken
+    short = parse(
+        base + f"  integrity_key_file: {new_file}\n  integrity_retired_key_files: [{tmp_path / 'short.key'}]\n"
+    )
+    assert short.lineage.integrity_retired_key_files == (str(tmp_path / "short.key"),)
 
 
 @pytest.mark.parametrize("retired", [True, False])
@@ -193,12 +199,15 @@ def test_a_fleet_store_and_its_journal_take_the_rotation(postgres: PostgresServe
 
 
 def test_a_retired_key_file_that_is_no_key_is_a_usage_error(tmp_path: Path) -> None:
-    """`verify` and `edges --copy-to` read retired keys as the writers do: missing or too short, said so (exit 2
+    """`verify` and `edges --copy-to` read retired keys as the writers do: missing or empty, said so (exit 2
     and 1), nothing verified or copied."""
     old_file, new_file = keys(tmp_path)
     rotated(tmp_path / "lineage.db")
-    (tmp_path / "short.key").write_bytes(b"short")
-    for bad, message in ((tmp_path / "gone.key", "cannot read a key from"), (tmp_path / "short.key", "is 5 bytes")):
+    (tmp_path / "empty.key").write_bytes(b" \n")
+    for bad, message in (
+        (tmp_path / "gone.key", "cannot read a key from"),
+        (tmp_path / "empty.key", "the file is empty"),
+    ):
         found = verify(tmp_path / "lineage.db", "--key-file", str(new_file), "--retired-key-file", str(bad))
         assert found.returncode == 2 and message in found.stderr and "intact" not in found.stdout, found.stderr
         copied = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(tmp_path / "lineage.db"),
