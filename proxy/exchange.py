@@ -51,7 +51,8 @@ from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Ta
 from proxy.record.sinks import Durable
 
 log = logging.getLogger("lineage_proxy.exchange")
-_time_ns: Final = time.time_ns  # compiled, a C static: not looked up in the time module at each of a call's marks
+_time_ns: Final = time.time_ns  # compiled, a C static: not looked up in the time module at each call's start
+_monotonic_ns: Final = time.monotonic_ns
 
 CLIENT_GONE = "client_disconnected"
 DRAIN_CUT = "drain_timeout"  # a call still running when the drain's time ran out (SIGTERM)
@@ -79,7 +80,11 @@ class Exchange:
         self.adapter = adapter
         self.target = target
         self.trace = trace
-        self.outcome = Outcome(started_ns=_time_ns(), extra=extra if extra is not None else {})
+        # its later marks are this wall time plus the monotonic clock's since (`Outcome.now_ns`)
+        started = _time_ns()
+        self.outcome = Outcome(
+            started_ns=started, extra=extra if extra is not None else {}, clock_ns=started - _monotonic_ns()
+        )
         self.call: Call | None = None
         self.decision: Decision | None = None
         self._observer: Observer | None = None
@@ -131,7 +136,7 @@ class Exchange:
         if read.sequence is not None:  # kept now: the sequence's next request may come before this one's reply
             self._sequences = collections.OrderedDict(((read.sequence, None),))
             pipeline.carry(read.sequence, decision.labels, read.starts)
-        self.outcome.forwarded_ns = _time_ns()
+        self.outcome.forwarded_ns = self.outcome.now_ns()
         # the checkpoint recorded is the one the decision saw (~0.1 us): resolved later, a discovery round landing
         # while the request waits for a connection could record one the baseline never approved
         self._resolve(upstream)
@@ -289,7 +294,7 @@ class Exchange:
 
     def whole(self, body: bytes) -> None:
         """The whole reply body (not streamed)."""
-        self.outcome.upstream_ns = _time_ns()
+        self.outcome.upstream_ns = self.outcome.now_ns()
         observer = self._observer
         if observer is not None:
             try:
@@ -322,10 +327,10 @@ class Exchange:
         if self._left is not None:
             self._left -= len(data)
             if self._left <= 0:
-                self.outcome.upstream_ns = _time_ns()
+                self.outcome.upstream_ns = self.outcome.now_ns()
                 return True
         elif observer is not None and observer.ended:
-            self.outcome.upstream_ns = _time_ns()
+            self.outcome.upstream_ns = self.outcome.now_ns()
             return True
         return False
 
@@ -333,7 +338,7 @@ class Exchange:
         """One message of a streamed gRPC reply (each message is whole)."""
         outcome = self.outcome
         if not outcome.first_token_ns:
-            outcome.first_token_ns = _time_ns()
+            outcome.first_token_ns = outcome.now_ns()
         observer = self._observer
         if observer is not None and not self._finished:
             try:
@@ -442,7 +447,7 @@ class Exchange:
             stats.failed(error)
         elif outcome.error_type:
             stats.failed(outcome.error_type)
-        outcome.ended_ns = _time_ns()
+        outcome.ended_ns = outcome.now_ns()
         if outcome.forwarded_ns and not outcome.upstream_ns:  # a stream that ended without a last event
             outcome.upstream_ns = outcome.ended_ns
         call = self.call

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -62,6 +63,8 @@ def printable_name(name: str) -> str:
 # caller asks for) or metadata can be as long as a body; whole, a megabyte went into the reply's
 # `x-lineage-checkpoint`, every access line and the store's key. Hugging Face ids with a revision are ~140
 NAME_MAX_CHARS: Final = 512
+
+_monotonic_ns: Final = time.monotonic_ns  # compiled, a C static: not looked up in the time module at each mark
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -221,6 +224,7 @@ class Outcome:
     output_detected: frozenset[str] = frozenset()
     content: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    clock_ns: int = 0  # the wall clock less the monotonic one at the call's start (`now_ns`)
 
     def __init__(
         self, started_ns: int, ended_ns: int = 0, first_token_ns: int = 0, forwarded_ns: int = 0, upstream_ns: int = 0,
@@ -229,7 +233,7 @@ class Outcome:
         response_model: str | None = None, response_id: str | None = None, finish_reasons: tuple[str, ...] = (),
         input_tokens: int | None = None, output_tokens: int | None = None, output_digest: str | None = None,
         output_detected: frozenset[str] = frozenset(), content: tuple[str, ...] = (),
-        extra: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None, clock_ns: int = 0,
     ) -> None:  # fmt: skip
         self.started_ns = started_ns
         self.ended_ns = ended_ns
@@ -251,3 +255,10 @@ class Outcome:
         self.output_detected = output_detected
         self.content = content
         self.extra = {} if extra is None else extra
+        self.clock_ns = clock_ns
+
+    def now_ns(self) -> int:
+        """A mark of the call (forwarded, first token, reply ended, ended): the wall time it started at plus the
+        monotonic time since, so a wall clock stepped while it runs (NTP) makes no duration negative or an hour long,
+        nor a span end before its start."""
+        return _monotonic_ns() + self.clock_ns

@@ -87,6 +87,10 @@ class ListenerTls:
         self._required = tls.require_client_cert
         self._current = self.context
         self._auth_changed = 0  # epoch second of the last change of client authentication (0: none)
+        # the latest epoch second a handshake began at (its session's time is that second or the next): a change of
+        # client authentication is taken as after it, as a wall clock stepped back since (NTP) would put the change
+        # before sessions made under the old one, and let them resume
+        self._latest = 0
         self.context.sni_callback = self._select
 
     def reload(self, tls: Tls) -> bool:
@@ -97,7 +101,7 @@ class ListenerTls:
         context = server_context(tls)
         changed = (files[2], tls.require_client_cert) != (self.files[2], self._required)
         if changed:
-            self._auth_changed = int(time.time())
+            self._auth_changed = max(int(time.time()), self._latest + 1)
         self.files, self._required = files, tls.require_client_cert
         self.context.verify_mode = context.verify_mode
         self._current = context
@@ -106,6 +110,9 @@ class ListenerTls:
     def _select(self, connection: ssl.SSLObject, server_name: str | None, listening: ssl.SSLContext) -> int | None:
         # An exception here would abort the handshake with a traceback on stderr: refuse it plainly instead.
         try:
+            now = int(time.time())
+            if now > self._latest:
+                self._latest = now
             if connection.session_reused and self._auth_changed:
                 session = connection.session
                 if session is None or session.time <= self._auth_changed:

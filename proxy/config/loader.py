@@ -88,6 +88,10 @@ _LABEL_PATTERN = re.compile(r"[a-z0-9*?\[][a-z0-9._:/*?\[\]!-]{0,127}")
 _BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
 _TOP_LEVEL = "(top level)"  # where a problem with the whole file is reported
 _ANONYMOUS = "anonymous"  # the caller the record, the logs and the baseline name an unauthenticated call
+# `telemetry.export_timeout_s` at most: a shutdown waits that long for the spans at most. 0 (elsewhere "no timeout")
+# failed every export at once, and a time past a thread wait's range (~9.2e9 s) every export and the stop: each lost
+# every span while `check` passed it
+EXPORT_TIMEOUT_MAX_S = 3600.0
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -692,7 +696,9 @@ class _Reader:
             sample_ratio=s.read("sample_ratio", partial(self.number, maximum=1.0)),
             capture_content=s.read("capture_content", self.boolean),
             queue_size=s.read("queue_size", partial(self.integer, minimum=1)),
-            export_timeout_s=s.read("export_timeout_s", self.number),
+            export_timeout_s=s.read(
+                "export_timeout_s", partial(self.number, minimum=0.001, maximum=EXPORT_TIMEOUT_MAX_S)
+            ),
             resource_attributes=tuple(
                 (str(k), str(self.expand(f"telemetry.resource_attributes.{k}", v))) for k, v in attrs.items()
             ),

@@ -8,7 +8,6 @@ and tool results are user data; `tools` whole). Replies:
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -125,7 +124,7 @@ class MessagesObserver(SseObserver):
                     text = delta.get("partial_json")
             if isinstance(text, str) and text:
                 if not self.outcome.first_token_ns:
-                    self.outcome.first_token_ns = time.time_ns()
+                    self.outcome.first_token_ns = self.outcome.now_ns()
                 index = event.get("index")
                 self._content(index if isinstance(index, int) else 0, text)
         elif kind == "content_block_stop":
@@ -172,7 +171,7 @@ class MessagesObserver(SseObserver):
                 self._other(index, block)
         if text:
             if not self.outcome.first_token_ns:
-                self.outcome.first_token_ns = time.time_ns()
+                self.outcome.first_token_ns = self.outcome.now_ns()
             self._content(index, text)
 
     def _other(self, index: int, block: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ reply, whole or as server-sent events, for model, id, usage, finish reasons and 
 from __future__ import annotations
 
 import heapq
-import time
 from typing import Any, Final
 
 import orjson
@@ -225,7 +224,7 @@ class ReplyObserver(SseObserver):
                 self._text.aside_strings((_index(choice), "content"), text)
             elif isinstance(text, str) and text:
                 if not self.outcome.first_token_ns:
-                    self.outcome.first_token_ns = time.time_ns()
+                    self.outcome.first_token_ns = self.outcome.now_ns()
                 index = _index(choice)
                 if index == self._choice:
                     self._text.add(text)
@@ -439,7 +438,7 @@ class ResponsesObserver(SseObserver):
             delta = event.get("delta")
             if isinstance(delta, str) and delta:
                 if not self.outcome.first_token_ns:
-                    self.outcome.first_token_ns = time.time_ns()
+                    self.outcome.first_token_ns = self.outcome.now_ns()
                 index = event.get("output_index")
                 if not isinstance(index, int):
                     index = 0

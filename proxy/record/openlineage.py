@@ -268,7 +268,7 @@ class OpenLineageRecorder:
         return True
 
     def _take_window(self) -> _Snapshot | None:
-        now = time.time()
+        now = max(time.time(), self._window_start)  # a wall clock stepped back (NTP) ends no window before its start
         window, start, self._window, self._window_start = self._window, self._window_start, {}, now
         self._window_bytes = 0
         self._window_refused = False
@@ -447,7 +447,7 @@ class OpenLineageRecorder:
         if not self._held:
             return
         if end is None:
-            end = time.time()
+            end = max(time.time(), self._held_since)
         window = (self._held_since, end)
         with self._lock:
             self._sending, self._held = self._held, {}
