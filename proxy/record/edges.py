@@ -71,7 +71,7 @@ class EdgeAggregator:
         self._retention_days = retention_days
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._failing_since: float | None = None  # set while the store refuses writes (an outage)
+        self._failing_since: float | None = None  # set while the store refuses writes (an outage): monotonic
         self._dropping = False  # counts were dropped in this outage (`_requeue`): logged once
         self._reading: concurrent.futures.Future[Any] | None = None  # a purge's replay, on the reader thread
         self._closing = False
@@ -178,7 +178,7 @@ class EdgeAggregator:
         batch and are written once the store takes writes again; one log line per outage."""
         self.write_errors += 1
         if self._failing_since is None:
-            self._failing_since = time.time()
+            self._failing_since = time.monotonic()
             log.error("lineage store: writes are failing (%s); calls go on and their counts are kept in memory "
                       "until it takes writes again (logged once per outage)", error)  # fmt: skip
         if self._loop is not None and not self._loop.is_closed():
@@ -192,7 +192,7 @@ class EdgeAggregator:
     def _store_ok(self) -> None:
         self._dropping = False
         if self._failing_since is not None:
-            log.warning("lineage store: writes succeed again after %.0fs", time.time() - self._failing_since)
+            log.warning("lineage store: writes succeed again after %.0fs", time.monotonic() - self._failing_since)
             self._failing_since = None
 
     def _requeue(self, rows: list[EdgeWrite]) -> None:

@@ -330,7 +330,7 @@ class JournaledStore:
         self._next_try = 0.0  # monotonic: when the database may be tried again
         self._probe: _Probe | None = None  # during an outage: the check in flight
         self._probe_wait = PROBE_WAIT_S
-        self._journal_failing: float | None = None  # since when the journal refuses writes
+        self._journal_failing: float | None = None  # since when the journal refuses writes (monotonic)
         self._unremoved: set[int] = set()  # journaled batches applied, whose delete the journal refused
         self.journaled = 0  # edge writes that went to the journal
         self.replayed = 0  # edge writes replayed from it into the database
@@ -552,7 +552,7 @@ class JournaledStore:
                           RETRY_S)  # fmt: skip
                 return
         if self._down_since is None:
-            self._down_since = time.time()
+            self._down_since = time.monotonic()
             log.error("lineage database %s: writes are failing (%s); new flows and counts go to the journal %s "
                       "and are replayed when it answers (logged once per outage)",
                       redact(self.database.url), one_line(error), self.journal.path)  # fmt: skip
@@ -562,7 +562,7 @@ class JournaledStore:
         self._busy_since = None
         if self._down_since is not None:
             log.warning("lineage database %s: writes succeed again after %.0fs; the journal is replayed",
-                        redact(self.database.url), time.time() - self._down_since)  # fmt: skip
+                        redact(self.database.url), time.monotonic() - self._down_since)  # fmt: skip
             self._down_since = None
 
     def _journal_refused(self, error: Exception) -> None:
@@ -570,7 +570,7 @@ class JournaledStore:
         writes go to the database directly whenever it answers."""
         if self._journal_failing is not None:
             return
-        self._journal_failing = time.time()
+        self._journal_failing = time.monotonic()
         if not isinstance(error, JournalFull):  # a full journal is said by the aggregator, as the batch stays
             log.error("lineage journal %s: cannot be written (%s); until it can, writes go to the database directly "
                       "whenever it answers, and what the journal holds waits (logged once)",
@@ -579,7 +579,7 @@ class JournaledStore:
     def _journal_ok(self) -> None:
         if self._journal_failing is not None:
             log.warning("lineage journal %s: takes writes again after %.0fs", self.journal.path,
-                        time.time() - self._journal_failing)  # fmt: skip
+                        time.monotonic() - self._journal_failing)  # fmt: skip
             self._journal_failing = None
 
     def prepare_purge(self, retention_days: float, now: float | None = None) -> integrity.Replay | None:
