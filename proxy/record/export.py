@@ -9,6 +9,7 @@ At shutdown what is left gets a bounded time to go out; what does not is counted
 from __future__ import annotations
 
 import collections
+import datetime
 import email.utils
 import gzip
 import http.client
@@ -226,12 +227,14 @@ def retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isdigit():  # (digits of any script and superscripts are digits to str; float reads only some)
+        return float(value) if value.isascii() else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # `-0000` (RFC 5322: UTC, its source's zone unknown): not the proxy's local time
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - time.time())
 
 

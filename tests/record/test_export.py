@@ -3,6 +3,8 @@ connections closed, 429/503 with Retry-After), and hosted-backend settings (head
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import logging
 import socket
 import threading
@@ -133,6 +135,20 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after("7") == 7.0
     assert retry_after(None) is None and retry_after("soon") is None
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
+    assert retry_after("²") is None and retry_after("١٢") is None  # digits to str.isdigit, not delta-seconds
+
+
+def test_a_retry_after_date_without_a_zone_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-0000` says UTC (its source's zone unknown); read as local time, a proxy running at UTC+2 waited two hours
+    too few, at UTC-5 five too many."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        now = email.utils.format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60))
+        assert 50 < (retry_after(now.replace("+0000", "-0000")) or 0) <= 60
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_headers_and_gzip_reach_a_backend_that_requires_them() -> None:
