@@ -116,6 +116,12 @@ def _mac(key: bytes, token: str, rows: bytes) -> str:
     return hmac.new(key, b"journal\n" + token.encode() + b"\n" + rows, hashlib.sha256).hexdigest()
 
 
+class ForeignJournal(sqlite3.DatabaseError):
+    """The journal holds another database's writes (two proxies of two databases given one file: the default
+    `./lineage-journal.db` in one working directory): neither taken nor replayed here, where they would be counted
+    in the wrong database."""
+
+
 class JournalFull(Exception):
     """The journal holds `max_rows` already: the batch stays with the caller."""
 
@@ -143,15 +149,19 @@ class Journal:
 
     def __init__(
         self, path: str | Path, max_rows: int = DEFAULT_MAX_ROWS, *, key: bytes | None = None,
-        retired: tuple[bytes, ...] = (),
+        retired: tuple[bytes, ...] = (), database: str = "",
     ) -> None:  # fmt: skip
         """`key`: the chain's HMAC key (lineage.integrity_key_file). Each batch is signed with it, and one
         whose signature does not match (edited, added by hand, or written without the key) is never
         replayed into the database, where it would be chained and signed: it is set aside in `rejected`.
         `retired`: the keys `key` replaced (lineage.integrity_retired_key_files): the batches journaled before the
         rotation, signed with one of them, are signed again with `key` as the journal is opened (`_resign`), so
-        they are replayed, and one signed with a retired key later (whoever kept it) is set aside."""
+        they are replayed, and one signed with a retired key later (whoever kept it) is set aside.
+        `database`: which database its writes are for (`database_identity`): a journal holding writes for
+        another one is refused at the start (StartupError) and, claimed by the other while this one runs, neither
+        written nor replayed (ForeignJournal); one that holds none is claimed by whoever writes to it."""
         self.path = str(path)
+        self.database = database
         self.max_rows = max_rows
         self._key = key
         require_directory(self.path, "lineage journal")
@@ -163,7 +173,22 @@ class Journal:
                                f"({foreign}) and none of a journal's; point lineage.journal at a new file")  # fmt: skip
         wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
-        with self._db:  # under the write lock: workers opening one journal together see one schema
+        try:
+            self._open(key, retired)
+        except ForeignJournal as exc:
+            self._db.close()
+            raise StartupError(f"{exc}; give each database's proxies a journal of their own (lineage.journal): "
+                               "its writes are replayed by a proxy of that database") from None  # fmt: skip
+        self._held = 0  # edge writes in the file, as of `_version`
+        self._version: int | None = None
+        self._count()
+        self._where = os.path.abspath(self.path)  # as opened: the same file whatever the working directory is later
+        self._file = file_identity(self._where)  # (device, inode): `_still_named`
+
+    def _open(self, key: bytes | None, retired: tuple[bytes, ...]) -> None:
+        """Its schema, and the batches signed again with `key` and claimed for its database, under the write lock:
+        workers opening one journal together see one schema."""
+        with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -172,13 +197,9 @@ class Journal:
                 # a journal from before signatures (or one whose column was dropped, which looks the same): its
                 # batches are unsigned, so with a key they are set aside at replay, never signed as they stand
                 self._db.execute("ALTER TABLE entries ADD COLUMN mac TEXT")
+            self._claim()
             if key is not None and retired:
                 self._resign(key, retired)
-        self._held = 0  # edge writes in the file, as of `_version`
-        self._version: int | None = None
-        self._count()
-        self._where = os.path.abspath(self.path)  # as opened: the same file whatever the working directory is later
-        self._file = file_identity(self._where)  # (device, inode): `_still_named`
 
     def _resign(self, key: bytes, retired: tuple[bytes, ...]) -> None:
         """The batches signed with a `retired` key signed again with `key`, in the caller's write transaction: a
@@ -194,6 +215,19 @@ class Journal:
                 if any(hmac.compare_digest(mac, _mac(old, token, data)) for old in retired):
                     self._db.execute("UPDATE entries SET mac = ? WHERE id = ?", (_mac(key, token, data), id_))
             after = page[-1][0]
+
+    def _claim(self) -> None:
+        """In a write transaction: the journal's writes are for this proxy's database (none held: claimed for it);
+        ForeignJournal when they are another's. A journal from before it said (no `database`) is taken as this one's."""
+        if not self.database:
+            return
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'database'").fetchone()
+        if found is not None and found[0] == self.database:
+            return
+        if found is not None and self._db.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None:
+            raise ForeignJournal(f"lineage journal {self.path} holds edge writes for the database {found[0]}, not "
+                                 f"for {self.database}")  # fmt: skip
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('database', ?)", (self.database,))
 
     def _count(self) -> int:
         """The edge writes held: the running count, read again when another connection has committed."""
@@ -213,6 +247,7 @@ class Journal:
         self._still_named()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no other process appends meanwhile
+            self._claim()
             held = self._count()
             if held + len(rows) > self.max_rows:
                 raise JournalFull(f"the journal {self.path} holds {held} edge writes (journal_max_rows "
@@ -225,7 +260,13 @@ class Journal:
 
     def oldest(self, limit: int = 100, after: int | None = None) -> list[tuple[int, str, list[EdgeWrite] | str]]:
         """The oldest batches (after the id `after`): (id, token, edge writes), or in place of the writes
-        why the batch may not be replayed (its signature does not match, or it is not a batch of edge writes)."""
+        why the batch may not be replayed (its signature does not match, or it is not a batch of edge writes).
+        ForeignJournal when another database's proxy has claimed the journal since."""
+        if self.database:
+            claimed = self._db.execute("SELECT value FROM meta WHERE key = 'database'").fetchone()
+            if claimed is not None and claimed[0] != self.database:
+                raise ForeignJournal(f"lineage journal {self.path} holds edge writes for the database {claimed[0]}, "
+                                     f"not for {self.database}")  # fmt: skip
         found = self._db.execute("SELECT id, token, rows, mac FROM entries WHERE ? IS NULL OR id > ? ORDER BY id "
                                  "LIMIT ?", (after, after, limit)).fetchall()  # fmt: skip
         batches: list[tuple[int, str, list[EdgeWrite] | str]] = []

@@ -136,6 +136,17 @@ def refused(exc: psycopg.OperationalError) -> bool:
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 
 
+def database_identity(url: str) -> str:
+    """The database a URL names, as its journal records it (`Journal.database`): hosts, ports and database name
+    as libpq reads them from the URL (never the user or password; the defaults libpq fills from the environment are
+    left out). The URL redacted when it cannot be read."""
+    try:
+        given = conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return redact(url)
+    return f"{given.get('host') or ''}:{given.get('port') or ''}/{given.get('dbname') or ''}"
+
+
 def redact(url: str) -> str:
     """The URL without its passwords (in the user part, or a `password=` / `sslpassword=` parameter), for
     messages and logs. Hosts are left as written: libpq accepts several (`h1:5432,h2:5433`)."""

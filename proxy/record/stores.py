@@ -52,7 +52,7 @@ def open_store(
     if not is_database(store):
         return SqliteStore(store, readonly=readonly, key=key, retired=retired)
     from proxy.record.journal import DEFAULT_MAX_ROWS, Journal, JournaledStore  # psycopg only when used
-    from proxy.record.postgres import PostgresStore
+    from proxy.record.postgres import PostgresStore, database_identity
 
     # a writer whose database is away at the start journals until it answers, as during any outage
     database = PostgresStore(store, readonly=readonly, key=key, retired=retired, password=password,
@@ -61,7 +61,8 @@ def open_store(
         return database
     path = journal or DEFAULT_JOURNAL
     try:
-        journal_file = Journal(path, journal_max_rows or DEFAULT_MAX_ROWS, key=key, retired=retired)
+        journal_file = Journal(path, journal_max_rows or DEFAULT_MAX_ROWS, key=key, retired=retired,
+                               database=database_identity(store))  # fmt: skip
     except sqlite3.Error as exc:  # named here: `serve` would say the database could not be opened, in SQLite's words
         database.close()
         raise StartupError(f"cannot open the lineage journal {path}: {exc}") from None
