@@ -100,6 +100,7 @@ _TRACESTATE = frozenset({b"tracestate"})
 # what is never passed back from the upstream: framing, and what only the proxy may say
 _NOT_RETURNED = HOP_BY_HOP | OWNED
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
+_NOT_AN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a '%' without the two hex digits of an escape (RFC 3986)
 
 
 def _names_version(target: str) -> bool:
@@ -237,6 +238,10 @@ class HttpIngress:
                 )
             if "#" in request.target:  # servers drop it; matched with it, a call would miss the adapter that reads it
                 raise InvalidRequest("the request target may not carry a fragment (#...): it is never sent to a server")
+            if "%" in request.target and _NOT_AN_ESCAPE.search(request.target.partition("?")[0]):
+                raise InvalidRequest("a '%' in the request path must begin an escape, two hex digits: servers read the "
+                                     "others their own ways (cpp-httplib, llama.cpp's server, reads `%u0063` as 'c'), "
+                                     "so the path decided on would not be the path served")  # fmt: skip
             if "/." in path and _DOT_SEGMENT.search(path):
                 raise InvalidRequest("the request path may not hold '.' or '..' segments: servers and gateways "
                                      "resolve them, so the path decided on would not be the path served")  # fmt: skip

@@ -342,6 +342,12 @@ class HttpConnection(asyncio.Protocol):
             request.too_large = True
         if request.version != "1.1" and request.version != "1.0":  # llhttp reads `HTTP/2.0` (and 0.9) lines too
             request.failed = InvalidRequest(f"HTTP/{request.version}: lineage-proxy speaks HTTP/1.1 (and 1.0) here")
+        elif request.version == "1.0" and "transfer-encoding" in fields:
+            # RFC 9112 §6.1: the framing of an HTTP/1.0 message with Transfer-Encoding is faulty; an intermediary
+            # before the proxy may have read its body otherwise (HTTP/1.0 has no chunked coding), and the next request
+            # with it
+            request.failed = InvalidRequest("HTTP/1.0 with Transfer-Encoding: its framing is faulty (RFC 9112 §6.1); "
+                                            "send HTTP/1.1, or a Content-Length")  # fmt: skip
         elif request.method == "CONNECT":
             request.failed = InvalidRequest("CONNECT: lineage-proxy is not a forward proxy")
         elif (coding := fields.get("transfer-encoding")) is not None and coding.strip(" \t").lower() != "chunked":

@@ -19,7 +19,8 @@ CPU per call by about a sixth on the benchmark). One connection is `connection.p
 - abandoning a reply (client gone, cancelled) closes the connection, so the upstream sees it at once;
 - a reply whose call ended before the reply did (a stream's last event, with the upstream's body still open) is
   read off apart from the call (`Response.read_off`): the client is not kept waiting for bytes no one is given, and
-  the connection is kept if the reply ends within `timeout_s` and `READ_OFF_MAX` bytes, and closed if not;
+  the connection is kept if the reply ends within `timeout_s` and `READ_OFF_MAX` bytes, and closed if not, or as
+  soon as a call waits for a connection (`max_connections` reached);
 - a reload that changes or removes an upstream retires its pool: calls in flight finish, no connection is kept;
 - a metadata GET (checkpoint discovery, readiness, a merged model list) takes a free pooled connection, and
   when calls hold every one (`max_connections`), a connection of its own outside that budget, one at a time,
@@ -216,7 +217,7 @@ class ConnectionPool:
         # the context being made (`_context`), which the connections opened meanwhile wait for
         self._making: asyncio.Future[ssl.SSLContext] | None = None
         self._aside: asyncio.Lock | None = None  # the one metadata GET outside max_connections at a time
-        self.reading_off: set[asyncio.Future[None]] = set()  # replies read off past their call's end (`read_off`)
+        self.reading_off: set[asyncio.Future[bool]] = set()  # replies read off past their call's end (`read_off`)
 
     async def request(
         self, method: str, target: str, headers: Fields, body: bytes, aside: bool = False,
@@ -319,6 +320,8 @@ class ConnectionPool:
                     f"upstream {self.upstream.name!r} is saturated: {self.upstream.max_connections} calls in "
                     f"flight and {self.upstream.max_queue} waiting (upstreams[].max_queue); retry shortly"
                 )
+            if self.reading_off:  # a reply read off past its call's end is no one's: its connection goes to this call
+                self.reading_off.pop().cancel()  # (closed: `_read_off_done`; out of the set now, no other call counts on it)
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
             try:
@@ -392,12 +395,20 @@ class ConnectionPool:
 
     def read_off(self, conn: Connection) -> None:
         """Read the rest of `conn`'s reply and drop it, then give the connection back; closed when the reply does not
-        end within the upstream's `timeout_s` from now, or holds more than `READ_OFF_MAX` bytes, or breaks off."""
+        end within the upstream's `timeout_s` from now, or holds more than `READ_OFF_MAX` bytes, or breaks off, or
+        when a call waits for a connection (`_acquire` cancels the reading, begun or not)."""
         reading = asyncio.ensure_future(self._read_off(conn))
         self.reading_off.add(reading)
-        reading.add_done_callback(self.reading_off.discard)
+        reading.add_done_callback(functools.partial(self._read_off_done, conn))
 
-    async def _read_off(self, conn: Connection) -> None:
+    def _read_off_done(self, conn: Connection, reading: asyncio.Future[bool]) -> None:
+        """The reading is over: the connection given back, kept when the reply ended whole; closed when it did not, or
+        the reading was cancelled (a task cancelled before it began never runs its coroutine, so this does it)."""
+        self.reading_off.discard(reading)
+        self.put(conn, not reading.cancelled() and reading.exception() is None and reading.result())
+
+    async def _read_off(self, conn: Connection) -> bool:
+        """Whether the reply was read to its end and the connection may carry another request."""
         parser = conn.parser
         loop = conn.loop
         deadline = loop.time() + self.upstream.timeout_s
@@ -412,10 +423,7 @@ class ConnectionPool:
                     await conn.wait(deadline - loop.time())
         except TimeoutError:
             pass
-        except BaseException:  # cancelled (the loop ends): not kept
-            self.put(conn, False)
-            raise
-        self.put(conn, parser.done and not parser.pieces and parser.keep_alive and conn.lost is None)
+        return parser.done and not parser.pieces and parser.keep_alive and conn.lost is None
 
     def _idle_lost(self, conn: Connection) -> None:
         """An idle connection ended (the upstream closed it, or sent bytes nobody asked for): out of the pool."""
