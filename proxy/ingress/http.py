@@ -588,6 +588,13 @@ def _decoded(body: bytes, coding: str, limit: int) -> bytes:
     """`body` decompressed, for the proxy to read (the upstream gets the compressed bytes as they came);
     at most `limit` bytes, as for an uncompressed body, so a small bomb cannot fill memory."""
     raw = coding == "deflate" and not _zlib_header(body)  # "deflate" is zlib-framed; some clients send it raw
+    if raw and body.lstrip(b" \t\r\n")[:1] in (b"{", b"["):
+        # raw deflate has no header to tell it from JSON, and an upstream that does not decode request bodies (vLLM,
+        # llama.cpp) reads the bytes as they came: a body that begins as JSON does (a fixed-code block whose first
+        # byte is a 3-byte UTF-8 character's) could be read as a request other than the one decided on
+        raise InvalidRequest("a raw deflate body whose bytes begin as JSON does: an upstream that does not decode it "
+                             "would read other JSON than the proxy decided on; send zlib-framed deflate (RFC 9110) "
+                             "or gzip", param="content-encoding")  # fmt: skip
     inflater = zlib.decompressobj(-15 if raw else _CODINGS[coding])
     try:
         data = inflater.decompress(body, limit + 1)

@@ -366,6 +366,15 @@ def test_a_compressed_request_body_is_read_checked_and_forwarded_as_it_came(vllm
     assert orjson.loads(forwarded.body) == orjson.loads(BODY)  # (the test server's aiohttp undoes the coding)
 
 
+def _fixed_code_deflate(data: bytes) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_FIXED)
+    packed = packer.compress(data) + packer.flush()
+    assert packed[:1] == b"{"
+    return packed
+
+
 @pytest.mark.parametrize(
     ("encoding", "body", "answer", "says"),
     [
@@ -373,6 +382,9 @@ def test_a_compressed_request_body_is_read_checked_and_forwarded_as_it_came(vllm
         ("deflate, gzip", b"", 400, "gzip or deflate"),  # one layer only
         ("gzip", b"\x1f\x8b\x08\x00not gzip at all", 400, "not valid gzip"),
         ("gzip", b"", 400, "cut short"),
+        # raw deflate whose first byte is `{` (a fixed-code block beginning with a 3-byte UTF-8 character): an upstream
+        # that does not decode request bodies reads those bytes as JSON, not what the proxy inflated and decided on
+        ("deflate", _fixed_code_deflate("你好".encode()), 400, "begin as JSON"),
     ],
 )
 def test_a_body_the_proxy_cannot_decompress_is_refused_not_forwarded(  # type: ignore[no-untyped-def]
