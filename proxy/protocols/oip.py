@@ -230,10 +230,10 @@ def _tensor_digest(tensors: Iterable[dict[str, Any]], dumped: Iterable[bytes | N
 def _json_part(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
-    try:
-        length = int(header_length)
-    except ValueError:
-        raise InvalidRequest(f"{HEADER_LENGTH} must be a number") from None
+    given = header_length.strip(" \t")
+    if not (given.isascii() and given.isdigit()):  # int() also takes `1_0`, `+1`, other scripts' digits: Triton's
+        raise InvalidRequest(f"{HEADER_LENGTH} must be a number (ASCII digits)")  # atoi reads those otherwise
+    length = int(given)
     if not 0 <= length <= len(body):
         raise InvalidRequest(f"{HEADER_LENGTH} ({length}) exceeds the body ({len(body)} bytes)")
     return body[:length], body[length:]

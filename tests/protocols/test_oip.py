@@ -405,8 +405,10 @@ def test_binary_bytes_inputs_are_scanned_as_text() -> None:
     assert read_rest_request("m", None, body, length).texts == ("write to ana@example.org",)
 
 
-@pytest.mark.parametrize("length", ["abc", "", "1.5", "-1", "100000"])
+@pytest.mark.parametrize("length", ["abc", "", "1.5", "-1", "100000", "1_0", "+1", "١"])
 def test_bad_header_length_is_invalid(length: str) -> None:
+    """Python's int() also reads `1_0` (10), `+1` and other scripts' digits, where Triton's atoi reads `1_0` as 1:
+    the JSON the proxy read would not be the JSON the server reads."""
     body, _ = binary_request([], b"\x00" * 8)
     with pytest.raises(InvalidRequest) as caught:
         read_rest_request("m", None, body, length)
