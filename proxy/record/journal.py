@@ -291,27 +291,33 @@ class Journal:
             batches.append((id_, token, [_write(row) for row in rows]))
         return batches
 
-    def reject(self, entry_id: int, why: str) -> None:
-        """Set a batch aside, kept for whoever looks into it, never replayed."""
+    def reject(self, entry_id: int, why: str) -> bool:
+        """Set a batch aside, kept for whoever looks into it, never replayed. False when another process sharing
+        the journal did first."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT INTO rejected (token, n, rows, mac, at, why) SELECT token, n, rows, mac, ?, ? "
                              "FROM entries WHERE id = ?", (time.time(), why, entry_id))  # fmt: skip
             removed = self._delete(entry_id)
         self._held -= removed  # committed
+        return removed > 0
 
-    def set_aside(self, entry_id: int | None, token: str, rows: list[tuple[Any, ...]], why: str) -> None:
+    def set_aside(self, entry_id: int | None, token: str, rows: list[tuple[Any, ...]], why: str) -> bool:
         """Keep `rows` (some of a batch: those the database refuses the values of) in `rejected`, and
-        delete the journaled batch they came from (`entry_id`; None: a write that was never journaled)."""
+        delete the journaled batch they came from (`entry_id`; None: a write that was never journaled). False
+        when another process sharing the journal set that batch aside first (its rows are kept once)."""
         self._still_named()
         text = _dumps(rows)
         mac = _mac(self._key, token, text) if self._key is not None else None
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT INTO rejected (token, n, rows, mac, at, why) VALUES (?, ?, ?, ?, ?, ?)",
-                             (token, len(rows), text, mac, time.time(), why))  # fmt: skip
             removed = self._delete(entry_id) if entry_id is not None else 0
+            kept = entry_id is None or removed > 0  # (a batch holds one edge write at least)
+            if kept:
+                self._db.execute("INSERT INTO rejected (token, n, rows, mac, at, why) VALUES (?, ?, ?, ?, ?, ?)",
+                                 (token, len(rows), text, mac, time.time(), why))  # fmt: skip
         self._held -= removed
+        return kept
 
     def remove(self, entry_id: int) -> None:
         self._held -= self._delete(entry_id)  # the DELETE commits on its own, or raises
@@ -489,9 +495,9 @@ class JournaledStore:
         log.error("lineage database %s: %d of the %d edge writes of batch %s are not written, %s (%s); they are "
                   "kept in the journal %s's `rejected` table", redact(self.database.url), len(refused), total,
                   token, why, keys, self.journal.path)  # fmt: skip
-        self.rejected += 1
         try:
-            self.journal.set_aside(entry_id, token, [flat(row) for row, _ in refused], why)
+            if self.journal.set_aside(entry_id, token, [flat(row) for row, _ in refused], why):
+                self.rejected += 1
         except sqlite3.Error as exc:
             if entry_id is not None:
                 raise  # the batch stays journaled: its rows are applied once (their tokens), the rest refused again
@@ -573,8 +579,8 @@ class JournaledStore:
     def _set_aside(self, entry_id: int, token: str, why: str) -> None:
         log.error("lineage journal %s: batch %s is not replayed: %s. It is kept in the journal's `rejected` table",
                   self.journal.path, token, why)  # fmt: skip
-        self.journal.reject(entry_id, why)
-        self.rejected += 1
+        if self.journal.reject(entry_id, why):
+            self.rejected += 1
 
     def _failed(self, error: Exception) -> None:
         """The database did not take a write (or a check): tried again RETRY_S later, the writes journaled
