@@ -42,6 +42,8 @@ class Policy:
     anonymous_allowed: bool
     default_purpose: str | None
     opaque_allowed: bool  # policy.passthrough: bodies the proxy cannot read may be forwarded
+    # ... and those whose path names no model (their route is the "*" one, whatever model the body names)
+    opaque_unrouted_allowed: bool
     baseline: Baseline | None = None  # lineage.baseline: the approved flows; None: not verified
     block_unapproved: bool = False  # lineage.on_unapproved: block
     # flow -> why it is not approved (None: approved). A memo of a pure function: a few distinct flows
@@ -73,6 +75,11 @@ class Policy:
             default_purpose=config.policy.default_purpose,
             opaque_allowed=config.policy.passthrough == "forward"
             or (config.policy.passthrough == "auto" and not config.zones),
+            opaque_unrouted_allowed=config.policy.passthrough == "forward"
+            or (
+                config.policy.passthrough == "auto"
+                and not any(route.purposes is not None for route, _ in routes.values())
+            ),
             baseline=config.baseline,
             block_unapproved=config.lineage.on_unapproved == "block",
         )
@@ -276,6 +283,13 @@ def _decide(call: Call, policy: Policy) -> Decision:
         denial = ("endpoint_denied", "policy.passthrough",
                   "this call carries data the proxy does not read (a path or method no adapter reads, or tensors "
                   "in shared memory), so no zone can be checked on it; it is refused while zones are configured "
+                  "(policy.passthrough: forward allows it)")  # fmt: skip
+    if denial is None and call.opaque and not call.model and not policy.opaque_unrouted_allowed:
+        # vLLM's `/invocations` and `/pooling`, Ollama's `/api/chat`, a router's `/completion`: the model is the one
+        # the unread body names, not the "*" route's, so a route's purposes could not be checked on it
+        denial = ("endpoint_denied", "policy.passthrough",
+                  "this call carries data the proxy does not read, which may name any model, so no route's purposes "
+                  "can be checked on it; it is refused while a route limits its model's purposes "
                   "(policy.passthrough: forward allows it)")  # fmt: skip
     if denial is None and purpose is None:
         who = f"caller {caller_name!r} has no default_purpose" if caller else "the call has no known caller"

@@ -107,7 +107,8 @@ class PolicySettings:
     anonymous: str = "deny"  # deny | allow
     default_purpose: str | None = None
     # a body-carrying call to a path no adapter reads (its data cannot be scanned or labelled by content):
-    # forward | refuse | auto (refuse when zones are configured, else forward)
+    # forward | refuse | auto (refuse when zones are configured, or, where the path names no model, when a route
+    # limits its purposes; else forward)
     passthrough: str = "auto"
     # None: a call may send any label. A tuple: the labels (and shell-style patterns, `team-*`) a call may send
     # besides the config's own (zones', callers', detectors'); any other is refused, 400: a misspelt label would

@@ -728,7 +728,8 @@ class GrpcIngress:
     async def passthrough(self, method: str, requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Any other method, unary or streaming alike (the wire does not tell them apart): its messages
         are not read, so it is decided as an opaque call on its metadata (`policy.passthrough`: refused
-        while zones are configured, unless `forward`), routed by the `"*"` route, then bytes both ways."""
+        while zones are configured or a route limits purposes, unless `forward`), routed by the `"*"` route, then
+        bytes both ways."""
         received = _received(context)
         ex, header = self._exchange(GRPC_ADAPTERS[0], PASSTHROUGH, method, received)
         ex.outcome.extra["rpc.method"] = method

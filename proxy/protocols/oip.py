@@ -102,6 +102,12 @@ FRAMING_PARAMETERS = frozenset({
     SHARED_MEMORY, "shared_memory_byte_size", "shared_memory_offset", "sequence_id", "sequence_start",
     "sequence_end", "priority", "timeout", "headers",
 })  # fmt: skip
+# ... of those, the ones a request's own `parameters` (not a tensor's) hold that the server takes for itself: Triton
+# hands every other one to the backend as the request's parameters (`TRITONSERVER_InferenceRequestSetStringParameter`),
+# so a string under a tensor's framing name there (`content_type`, `headers`, `classification`) reaches the model
+REQUEST_FRAMING_PARAMETERS = frozenset({
+    LABELS_PARAMETER, "sequence_id", "sequence_start", "sequence_end", "priority", "timeout", "binary_data_output",
+})  # fmt: skip
 
 
 SEQUENCE_PARAMETERS: Final = frozenset({"sequence_id", "sequence_start"})
@@ -140,12 +146,12 @@ def rest_sequence(model: str, parameters: Any) -> tuple[str | None, bool]:
     return sequence, sequence is not None and parameters.get("sequence_start") is True
 
 
-def parameter_strings(parameters: dict[str, Any], out: list[str]) -> bool:
-    """The strings in a request's or a tensor's `parameters` but the protocol's own: a backend reads its
+def parameter_strings(parameters: dict[str, Any], out: list[str], framing: frozenset[str] = FRAMING_PARAMETERS) -> bool:
+    """The strings in a request's or a tensor's `parameters` but the protocol's own (`framing`): a backend reads its
     request's parameters (Triton's Python backend, MLServer runtimes), so text there reaches the model."""
     whole = True
     for key, value in parameters.items():
-        if key not in FRAMING_PARAMETERS and (type(value) is str or type(value) is list or type(value) is dict):
+        if key not in framing and (type(value) is str or type(value) is list or type(value) is dict):
             whole = _strings(value, out) and whole
     return whole
 
@@ -228,13 +234,24 @@ def _tensor_digest(tensors: Iterable[dict[str, Any]], dumped: Iterable[bytes | N
 
 
 def _json_part(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """The JSON and the binary section of a body, split at `Inference-Header-Content-Length`. Only ASCII digits
+    are a length: Triton reads the field with `atoi`, which stops at the first other character, where Python's
+    `int` also reads other scripts' digits, `_` between digits and Unicode spaces (`１３`, `0_13` and a
+    no-break space before `13` are 13 here, 0 to Triton). And 0 asks Triton for a raw binary request: the whole
+    body is its model's one input, bytes the proxy would have read as JSON and tensors."""
     if header_length is None:
         return body, b""
-    given = header_length.strip(" \t")
-    if not (given.isascii() and given.isdigit()):  # int() also takes `1_0`, `+1`, other scripts' digits: Triton's
-        raise InvalidRequest(f"{HEADER_LENGTH} must be a number (ASCII digits)")  # atoi reads those otherwise
-    length = int(given)
-    if not 0 <= length <= len(body):
+    digits = header_length.strip(" \t")
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidRequest(f"{HEADER_LENGTH} must be a number written in ASCII digits, not {header_length!r}")
+    try:
+        length = int(digits)
+    except ValueError:  # over the digits Python converts
+        raise InvalidRequest(f"{HEADER_LENGTH} must be a number") from None
+    if length == 0:
+        raise InvalidRequest(f"{HEADER_LENGTH}: 0 makes the whole body one input's raw bytes (Triton's raw binary "
+                             "request), which the proxy does not read: send the JSON inference request before them")  # fmt: skip
+    if length > len(body):
         raise InvalidRequest(f"{HEADER_LENGTH} ({length}) exceeds the body ({len(body)} bytes)")
     return body[:length], body[length:]
 
@@ -260,7 +277,9 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
     texts: list[str] = []
     dumped = [_data_json(tensor) for tensor in inputs]
     whole = _tensor_texts(inputs, dumped, binary, texts, request=True)
-    for given in (parameters, *(tensor.get("parameters") for tensor in inputs)):
+    if isinstance(parameters, dict) and parameters:
+        whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS) and whole
+    for given in (tensor.get("parameters") for tensor in inputs):
         if isinstance(given, dict) and given:
             whole = parameter_strings(given, texts) and whole
     outputs = data.get("outputs")

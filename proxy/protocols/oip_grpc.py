@@ -26,6 +26,7 @@ from proxy.protocols import SHA256, STREAM_ERROR, Header, OutputText, Request, T
 from proxy.protocols.oip import (
     FRAMING_PARAMETERS,
     LABELS_PARAMETER,
+    REQUEST_FRAMING_PARAMETERS,
     SEQUENCE_PARAMETERS,
     SHARED_MEMORY,
     U64,
@@ -491,7 +492,7 @@ def read_infer_request(buf: bytes) -> Request:
                         sequence_id = value
                     else:
                         starts = value is True
-                elif text and key not in FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
+                elif text and key not in REQUEST_FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
                     texts.append(text)
             elif number == 6:
                 shared = shared or _output_in_shared_memory(buf, start, stop)
