@@ -31,12 +31,16 @@ PATHS = ("/v1/messages", "/messages")
 # adapter), token counting (passed through) and the models' listing (`GET /v1/models`, `/v1/models/{id}`)
 X_API_KEY_PATHS = frozenset({*PATHS, "/v1/messages/count_tokens", "/v1/models"})
 _TARGET = Target("chat")
+# the prompt's token count (Claude Code asks it before its calls): the body is a Messages request's, read as one, so
+# it is checked as the call it counts for would be (unread, it was refused while zones are configured)
+COUNT_PATH = "/v1/messages/count_tokens"
+_COUNT = Target("count_tokens")
 # what the template prints whole (tool names, descriptions and schemas): every key and value is data
 _RENDERED = frozenset({"tools", "tool_choice", "chat_template_kwargs"})
 _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}
 
 
-def read_request(body: bytes) -> Request:
+def read_request(body: bytes, operation: str = "chat") -> Request:
     data = load_request_json(body)
     model = data.get("model")
     if not isinstance(model, str) or not model:
@@ -54,7 +58,8 @@ def read_request(body: bytes) -> Request:
     stops = data.get("stop_sequences")
     if isinstance(stops, list):
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
-    return Request(model, "chat", data.get("stream") is True, tuple(texts), tuple(params), unscanned=not whole,
+    stream = operation == "chat" and data.get("stream") is True
+    return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
 
 
@@ -239,10 +244,12 @@ class Adapter:
     status_attribute = "http.response.status_code"
 
     def match(self, method: str, path: str) -> Target | None:
-        return _TARGET if method == "POST" and path in PATHS else None
+        if method != "POST":
+            return None
+        return _TARGET if path in PATHS else _COUNT if path == COUNT_PATH else None
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
-        return read_request(body)
+        return read_request(body, target.operation)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> MessagesObserver:
         return MessagesObserver(outcome, detectors, capture)
