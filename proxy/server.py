@@ -357,8 +357,12 @@ class ProxyProcess:
     def _grpc_changed(self, old: Config, new: Config) -> bool:
         """Whether the gRPC listener must take `new` (`GrpcIngress.replace`: a renewed certificate for its next
         handshakes, or a new server): its TLS changed, in the config or in its files (renewed in place), or
-        limits.max_body_bytes (OSError: a file cannot be read)."""
+        limits.max_body_bytes, limits.idle_timeout_s or limits.header_timeout_s, which a grpc server takes at its
+        start (OSError: a file cannot be read)."""
+        before, after = old.limits, new.limits
         if new.listen.tls != old.listen.tls or new.limits.max_body_bytes != old.limits.max_body_bytes:
+            return True
+        if (after.idle_timeout_s, after.header_timeout_s) != (before.idle_timeout_s, before.header_timeout_s):
             return True
         return (
             new.listen.tls is not None and self._tls is not None and listener_files(new.listen.tls) != self._tls.files

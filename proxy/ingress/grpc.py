@@ -25,7 +25,7 @@ from typing import Any, Final, NoReturn
 import grpc
 import grpc.aio
 
-from proxy.config import Address, Tls, Upstream
+from proxy.config import Address, Limits, Tls, Upstream
 from proxy.errors import DeadlinePassed, Overloaded, ProxyError, RequestTooLarge, UpstreamUnavailable
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
@@ -65,6 +65,12 @@ Metadata = Sequence[tuple[str, str | bytes]]
 def _ms(seconds: float) -> int:
     """A grpc option in milliseconds: a C int, at least 1."""
     return min(max(1, round(seconds * 1000)), 2**31 - 1)
+
+
+def _timeouts(limits: Limits) -> tuple[float, float]:
+    """What of `limits` a grpc server takes at its start besides max_body_bytes: its pings, idle connections closed,
+    and handshakes (`GrpcIngress._open`)."""
+    return limits.idle_timeout_s, limits.header_timeout_s
 
 
 def _metadata(received: Metadata) -> dict[str, str]:
@@ -156,9 +162,11 @@ class GrpcIngress:
         self._retiring: set[asyncio.Future[None]] = set()  # servers a reload replaced, ending their calls
         self._secure = False  # a TLS listener asking for client certificates: only then can a peer show one
         # what the serving server was opened with, which only a new server can change (`replace`): whether it
-        # requires a client certificate and its client CA's contents; limits.max_body_bytes
+        # requires a client certificate and its client CA's contents; limits.max_body_bytes; limits.idle_timeout_s and
+        # header_timeout_s (`_timeouts`)
         self._client_auth: tuple[bool, bytes | None] | None = None  # None: plaintext
         self._limit = 0
+        self._timeouts = (0.0, 0.0)
         # a renewed certificate and key for the serving server's next handshake (`_renewal`), once: a list, which
         # grpc's thread and the loop each change in one step (`pop`, slice assignment)
         self._renewed: list[grpc.ServerCertificateConfiguration] = []
@@ -233,7 +241,7 @@ class GrpcIngress:
             await server.stop(None)  # a port bound but never served would take a share of new connections
             raise failure
         self._secure = tls is not None and tls.require_client_cert  # grpc asks for a client certificate only then
-        self._client_auth, self._limit = client_auth, max_body_bytes
+        self._client_auth, self._limit, self._timeouts = client_auth, max_body_bytes, _timeouts(limits)
         return server, port
 
     def _renewal(self) -> grpc.ServerCertificateConfiguration | None:
@@ -248,17 +256,20 @@ class GrpcIngress:
         """The reload's certificate and key when its listener settings differ from the serving server's in those
         only (their files named or renewed in place): new handshakes take them without a new server; else None.
         Client authentication (the client CA's contents, whether a certificate is required) is a connection's
-        from its handshake on, and limits.max_body_bytes a server's from its start: either needs a new server.
+        from its handshake on, and limits.max_body_bytes, idle_timeout_s and header_timeout_s a server's from its
+        start (the config in force's: the reload's): either needs a new server.
         Raises OSError as `_certificates`."""
         if tls is None or self._client_auth is None or max_body_bytes != self._limit:
+            return None
+        if _timeouts(self.ref.current.config.limits) != self._timeouts:  # a server's from its start, as the limit
             return None
         certificates, client_ca = _certificates(tls)
         return certificates if (tls.require_client_cert, client_ca) == self._client_auth else None
 
     async def replace(self, tls: Tls | None, max_body_bytes: int, grace_s: float) -> None:
         """A reload changed the listener's TLS (its files, renewed in place or not, the client CA, whether a
-        certificate is required) or limits.max_body_bytes. A new certificate or key alone is read now and taken
-        by the next handshakes (`_renewed_certificates`): the server and its connections stay. Anything else: a new server on
+        certificate is required) or limits.max_body_bytes, idle_timeout_s or header_timeout_s. A new certificate or
+        key alone is read now and taken by the next handshakes (`_renewed_certificates`): the server and its connections stay. Anything else: a new server on
         the same port (SO_REUSEPORT) takes every new connection from now on, its files read now; the old one
         stops accepting and sends its connections GOAWAY, so each client's next call makes a new connection and
         a new handshake under the new rules (grpc cannot close a connection by itself, and a connection keeps the

@@ -231,7 +231,7 @@ def retry_after(value: str | None) -> float | None:
         return float(value) if value.isascii() else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (a day, year, time or zone past any range: OverflowError)
         return None
     if when.tzinfo is None:  # `-0000` (RFC 5322: UTC, its source's zone unknown): not the proxy's local time
         when = when.replace(tzinfo=datetime.UTC)

@@ -532,14 +532,21 @@ class PostgresStore:
             self._conn = None
 
     @contextmanager
-    def _transaction(self, *, lock: bool = True, lock_wait_s: float | None = None) -> Iterator[psycopg.Cursor[Any]]:
+    def _transaction(
+        self, *, lock: bool = True, lock_wait_s: float | None = None, long: bool = False
+    ) -> Iterator[psycopg.Cursor[Any]]:
         """One transaction; a writer's holds the chain lock (`lock=False`: a writer's read, in one snapshot
         of the database; `lock_wait_s`: no lock it takes is waited for longer, LockNotAvailable then).
+        `long`: one whose own work between statements grows with the store (a purge compares and signs every
+        edge kept, a copy every edge copied: tens of seconds at a million edges), which the idle-in-transaction
+        bound (the statement timeout, `_conninfo`) would end every time; it has none.
         Any failure drops the connection, so the next call starts on a fresh one (the server may have
         restarted or failed over)."""
         try:
             conn = self._connect()
             with conn.transaction(), conn.cursor() as cur:
+                if long:
+                    cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
                 if not self._readonly:
                     if lock_wait_s is not None:
                         cur.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
@@ -655,7 +662,7 @@ class PostgresStore:
                 cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
                 replay = None if cur.fetchone() is None else self._replay(cur, None)  # nothing to purge: no replay
         try:
-            with self._transaction() as cur:
+            with self._transaction(long=True) as cur:
                 cur.execute("DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'", (cutoff,))
                 if replay is None:
                     return 0
@@ -715,7 +722,7 @@ class PostgresStore:
             for v in (integrity.BY_FLOW, integrity.VERSION)
         }
         tokens = [f"copy:{origin}", *(f"copy:{h}" for h in history if h not in empty)]
-        with self._transaction() as cur:
+        with self._transaction(long=True) as cur:
             cur.execute("SELECT token FROM applied WHERE token = ANY(%s) LIMIT 1", (tokens,))
             found = cur.fetchone()
             if found is not None:

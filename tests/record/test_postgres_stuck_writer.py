@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack, suppress
+from typing import Any
 
 import psycopg
+import pytest
 
+from proxy.record import integrity
 from proxy.record.postgres import PostgresStore
 from proxy.record.store import EdgeKey
 from tests.servers.postgres import PostgresServer
@@ -38,3 +41,27 @@ def test_a_writer_frozen_inside_its_write_holds_the_chain_lock_no_longer_than_th
     assert other.integrity().intact
     frozen.close()
     other.close()
+
+
+def test_a_purge_whose_own_work_outlasts_the_idle_bound_is_not_ended_by_it(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A purge compares and signs every edge it keeps between two statements (tens of seconds at a million edges):
+    the idle-in-transaction bound that frees a frozen writer's lock must not end it every time. Its work is
+    stretched here past a short bound, as a large store's is past the 30 s one."""
+    url = postgres.database()
+    store = PostgresStore(url, statement_timeout_s=0.5)
+    old, kept = KEY._replace(caller="old"), KEY._replace(caller="kept")
+    store.upsert([(old, 1.0, 1.0, 1, None), (kept, 9e9, 9e9, 1, None)])
+    body = integrity.body
+
+    def slow(kind: str, rows: Any) -> Any:
+        time.sleep(1.5)  # the Python work of a large store's snapshot, inside the purge's transaction
+        return body(kind, rows)
+
+    monkeypatch.setattr(integrity, "body", slow)
+    assert store.purge(retention_days=1, now=1e9) == 1
+    monkeypatch.undo()
+    assert {r.key: r.count for r in store.rows()} == {kept: 1}
+    assert store.integrity().intact
+    store.close()
