@@ -41,7 +41,7 @@ from proxy.config.model import (
     UpstreamTls,
     Zone,
 )
-from proxy.config.otel_env import names_protocol, telemetry_from_env
+from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, names_protocol, telemetry_from_env
 from proxy.config.yamlfile import StrictLoader, not_utf8
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
@@ -88,10 +88,6 @@ _LABEL_PATTERN = re.compile(r"[a-z0-9*?\[][a-z0-9._:/*?\[\]!-]{0,127}")
 _BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
 _TOP_LEVEL = "(top level)"  # where a problem with the whole file is reported
 _ANONYMOUS = "anonymous"  # the caller the record, the logs and the baseline name an unauthenticated call
-# `telemetry.export_timeout_s` at most: a shutdown waits that long for the spans at most. 0 (elsewhere "no timeout")
-# failed every export at once, and a time past a thread wait's range (~9.2e9 s) every export and the stop: each lost
-# every span while `check` passed it
-EXPORT_TIMEOUT_MAX_S = 3600.0
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

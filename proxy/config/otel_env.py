@@ -26,6 +26,12 @@ SAMPLERS = {  # OTEL_TRACES_SAMPLER → the ratio of new traces sampled (None: r
 PROTOCOLS = ("grpc", "http/protobuf")
 
 
+# `telemetry.export_timeout_s` at most: a shutdown waits that long for the spans at most. 0 (elsewhere "no timeout")
+# failed every export at once, and a time past a thread wait's range (~9.2e9 s) every export and the stop: each lost
+# every span while `check` passed it
+EXPORT_TIMEOUT_MAX_S = 3600.0
+
+
 def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
     """`k1=v1,k2=v%202` → (("k1", "v1"), ("k2", "v 2")); a member without `=` or key is skipped, as the
     spec says to skip what cannot be parsed rather than fail."""
@@ -101,9 +107,15 @@ def telemetry_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str
     if found is not None:
         var, timeout = found
         try:
-            keys["export_timeout_s"] = float(timeout) / 1000.0
+            millis = float(timeout)
         except ValueError:
             problems.append(f"{var}: expected milliseconds, got {timeout!r}")
+        else:  # named as set (milliseconds, the variable), not as the key it fills (`telemetry.export_timeout_s`)
+            if 1 <= millis <= EXPORT_TIMEOUT_MAX_S * 1000:
+                keys["export_timeout_s"] = millis / 1000.0
+            else:
+                problems.append(f"{var}: must be between 1 and {EXPORT_TIMEOUT_MAX_S * 1000:.0f} milliseconds, got "
+                                f"{timeout!r}")  # fmt: skip
     attributes = dict(parse_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", "")))
     service = env.get("OTEL_SERVICE_NAME", "").strip() or attributes.pop("service.name", "")
     attributes.pop("service.name", None)
