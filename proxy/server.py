@@ -80,6 +80,11 @@ def bound_address(sock: socket.socket) -> Address:
     return Address(host, port)
 
 
+def _grpc_started(limits: Limits) -> tuple[int, float, float]:
+    """What of `limits` a grpc server takes at its start, which only a new server changes (`GrpcIngress._open`)."""
+    return limits.max_body_bytes, limits.idle_timeout_s, limits.header_timeout_s
+
+
 class ProxyProcess:
     """Everything one event loop serves."""
 
@@ -359,10 +364,7 @@ class ProxyProcess:
         handshakes, or a new server): its TLS changed, in the config or in its files (renewed in place), or
         limits.max_body_bytes, limits.idle_timeout_s or limits.header_timeout_s, which a grpc server takes at its
         start (OSError: a file cannot be read)."""
-        before, after = old.limits, new.limits
-        if new.listen.tls != old.listen.tls or new.limits.max_body_bytes != old.limits.max_body_bytes:
-            return True
-        if (after.idle_timeout_s, after.header_timeout_s) != (before.idle_timeout_s, before.header_timeout_s):
+        if new.listen.tls != old.listen.tls or _grpc_started(new.limits) != _grpc_started(old.limits):
             return True
         return (
             new.listen.tls is not None and self._tls is not None and listener_files(new.listen.tls) != self._tls.files

@@ -16,7 +16,7 @@ import pytest
 
 from proxy.config import Upstream
 from proxy.transport import pool as pool_module
-from proxy.transport.pool import ConnectionPool
+from proxy.transport.pool import ConnectionPool, UpstreamPool
 from tests.harness import LoopThread
 from tests.test_events_after_stream_end import STREAMS
 from tests.test_unsized_replies_output import BODIES, Reply, setup_for  # noqa: F401  # (a fixture)
@@ -167,3 +167,27 @@ def test_a_reply_that_ends_soon_after_its_call_keeps_its_connection(loop_thread:
     pool = loop_thread.run(run())
     assert pool.open == 1 and len(pool.idle) == 1
     pool.close()
+
+
+def test_shutdown_cuts_a_reply_being_read_off_and_waits_for_nothing_more(loop_thread: LoopThread) -> None:
+    """A reply read off past its call's end is no one's: closing the pools (the proxy's stop) cuts it at once, its
+    upstream sees the connection closed, and no reading is left running."""
+    server = HeldReply(rest=0)
+
+    async def run() -> ConnectionPool:
+        listening = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        pools = UpstreamPool()
+        pool = pools.pool(Upstream(name="held", url=f"http://127.0.0.1:{port}", timeout_s=600))
+        resp = await pool.request("POST", "/v1/chat/completions", [], b"{}")
+        resp.read_off()
+        reading = list(pool.reading_off)
+        assert len(reading) == 1
+        await asyncio.wait_for(pools.close(), 10)  # not the read-off's 600 s
+        await asyncio.wait_for(server.closed.wait(), 10)
+        listening.close()
+        assert all(task.done() for task in reading)
+        return pool
+
+    pool = loop_thread.run(run())
+    assert pool.open == 0 and not pool.reading_off

@@ -221,13 +221,22 @@ class Journal:
         ForeignJournal when they are another's. A journal from before it said (no `database`) is taken as this one's."""
         if not self.database:
             return
-        found = self._db.execute("SELECT value FROM meta WHERE key = 'database'").fetchone()
-        if found is not None and found[0] == self.database:
-            return
-        if found is not None and self._db.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None:
-            raise ForeignJournal(f"lineage journal {self.path} holds edge writes for the database {found[0]}, not "
-                                 f"for {self.database}")  # fmt: skip
+        other = self._other_database()
+        if other is not None and self._db.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None:
+            raise self._foreign(other)
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('database', ?)", (self.database,))
+
+    def _other_database(self) -> str | None:
+        """The database another proxy claimed the journal for; None when it is this one's or no one's (or this
+        journal was opened for no database)."""
+        if not self.database:
+            return None
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'database'").fetchone()
+        return str(found[0]) if found is not None and found[0] != self.database else None
+
+    def _foreign(self, other: str) -> ForeignJournal:
+        return ForeignJournal(f"lineage journal {self.path} holds edge writes for the database {other}, not for "
+                              f"{self.database}")  # fmt: skip
 
     def _count(self) -> int:
         """The edge writes held: the running count, read again when another connection has committed."""
@@ -262,11 +271,9 @@ class Journal:
         """The oldest batches (after the id `after`): (id, token, edge writes), or in place of the writes
         why the batch may not be replayed (its signature does not match, or it is not a batch of edge writes).
         ForeignJournal when another database's proxy has claimed the journal since."""
-        if self.database:
-            claimed = self._db.execute("SELECT value FROM meta WHERE key = 'database'").fetchone()
-            if claimed is not None and claimed[0] != self.database:
-                raise ForeignJournal(f"lineage journal {self.path} holds edge writes for the database {claimed[0]}, "
-                                     f"not for {self.database}")  # fmt: skip
+        other = self._other_database()
+        if other is not None:
+            raise self._foreign(other)
         found = self._db.execute("SELECT id, token, rows, mac FROM entries WHERE ? IS NULL OR id > ? ORDER BY id "
                                  "LIMIT ?", (after, after, limit)).fetchall()  # fmt: skip
         batches: list[tuple[int, str, list[EdgeWrite] | str]] = []

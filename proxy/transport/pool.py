@@ -147,8 +147,7 @@ class Response:
         """Give the connection back when the reply was read to its end; otherwise close it."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            parser = conn.parser
-            self._pool.put(conn, parser.done and not parser.pieces and parser.keep_alive and conn.lost is None)
+            self._pool.put(conn, _read_whole(conn))
 
 
 class _Aside(Response):
@@ -178,6 +177,12 @@ async def _whole(resp: Response) -> tuple[int, bytes]:
     finally:
         resp.release()
     return resp.status, body
+
+
+def _read_whole(conn: Connection) -> bool:
+    """Whether a connection's reply was read to its end, every byte taken, and the connection may carry another."""
+    parser = conn.parser
+    return parser.done and not parser.pieces and parser.keep_alive and conn.lost is None
 
 
 def _reusable(conn: Connection) -> bool:
@@ -423,7 +428,7 @@ class ConnectionPool:
                     await conn.wait(deadline - loop.time())
         except TimeoutError:
             pass
-        return parser.done and not parser.pieces and parser.keep_alive and conn.lost is None
+        return _read_whole(conn)
 
     def _idle_lost(self, conn: Connection) -> None:
         """An idle connection ended (the upstream closed it, or sent bytes nobody asked for): out of the pool."""
