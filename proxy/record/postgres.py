@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (token text PRIMARY KEY, at double precision NOT NULL);
 """
 # what SCHEMA makes, by name
+FORGET_TOKENS = "DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'"  # a copy's is kept for ever
 _MADE = ("edges", "edges_last_seen", "chain", "meta", "applied")
 _FLOW = "caller, purpose, input_labels, checkpoint, output_labels, decision"
 _KEY = f"{_FLOW}, rule"  # an edge: its flow and the rule that decided it ('' for none)
@@ -642,12 +643,18 @@ class PostgresStore:
 
     def prepare_purge(self, retention_days: float, now: float | None = None) -> Replay | None:
         """The long part of a purge, on a connection of its own (so off the writer thread when the caller
-        runs it elsewhere): the chain replayed in one read snapshot. None when nothing has expired."""
+        runs it elsewhere): the chain replayed in one read snapshot. None when nothing has expired; then no
+        purge follows, so the write tokens past retention, which a purge forgets, are forgotten here
+        (`applied` gains a row a write, and a fleet whose flows all recur never purges)."""
         cutoff = (time.time() if now is None else now) - retention_days * 86400
-        with self._open() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
-            return None if cur.fetchone() is None else self._replay(cur, None)
+        with self._open() as conn:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
+                if cur.fetchone() is not None:
+                    return self._replay(cur, None)
+            conn.execute(FORGET_TOKENS, (cutoff,))
+        return None
 
     def purge(self, retention_days: float, now: float | None = None, replay: Replay | None = None) -> int:
         """Delete edges (and write tokens, but copies') not seen for `retention_days`; the chain is cut
@@ -663,7 +670,7 @@ class PostgresStore:
                 replay = None if cur.fetchone() is None else self._replay(cur, None)  # nothing to purge: no replay
         try:
             with self._transaction(long=True) as cur:
-                cur.execute("DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'", (cutoff,))
+                cur.execute(FORGET_TOKENS, (cutoff,))
                 if replay is None:
                     return 0
                 cur.execute("SELECT min(seq) FROM chain")
