@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import logging
 import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from proxy import BUILD, __version__
 from proxy.errors import ConfigError
@@ -58,11 +59,26 @@ class _StopBeforeServing(BaseException):
     A BaseException, as KeyboardInterrupt is: no `except Exception` on the way swallows it."""
 
 
+_stop_asked = False
+
+
 def _stop_before_serving(signum: int, frame: object) -> None:
+    global _stop_asked
     # once: a second one (Ctrl-C, then a SIGTERM) while the first is handled must not raise past `cmd_serve`
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # also kept, as the raise can be lost: a handler runs in whatever Python code runs when the signal comes,
+    # and one in a weakref callback or a `__del__` (an import's module-lock callback) is printed as ignored, and
+    # the start went on to serve with the signal spent and SIGTERM ignored
+    _stop_asked = True
     raise _StopBeforeServing
+
+
+def _unraisable(default: Callable[[Any], object], unraisable: Any) -> None:
+    """`sys.unraisablehook` while `serve` loads: a lost `_stop_before_serving` raise is no error to report
+    (`_stop_asked` holds it); anything else is reported as ever."""
+    if not isinstance(unraisable.exc_value, _StopBeforeServing):
+        default(unraisable)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -73,11 +89,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # and the start abandoned as soon as it can be. A SIGHUP (a reload) must not end it either: ignored while
     # the config loads (a reload would read the same file), then held until the serving loop applies it
     # (`hold_sighup`)
-    signal.signal(signal.SIGTERM, _stop_before_serving)
-    signal.signal(signal.SIGINT, _stop_before_serving)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     role = "proxy" if args.workers == 1 else "supervisor"
+    default_unraisable = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_unraisable, default_unraisable)
     try:
+        signal.signal(signal.SIGTERM, _stop_before_serving)
+        signal.signal(signal.SIGINT, _stop_before_serving)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         _setup_logging(args.log_level or "info", role)
         config = _load(args.config)
         if config is not None:
@@ -88,10 +106,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # one that came until now raises here (pthread_sigmask runs the handlers of those pending); one
         # that comes after waits, blocked, for `hold_stop` (or for the exit, when the config is invalid)
         signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
+        if _stop_asked:  # its raise was lost
+            raise _StopBeforeServing
     except _StopBeforeServing:
         _setup_logging(args.log_level or "info", role)  # in case it came before logging was set up
         logging.getLogger("lineage_proxy").info("stopping before serving")
         return 0
+    finally:
+        sys.unraisablehook = default_unraisable
     if config is None:
         return 1
     hold_sighup()

@@ -126,3 +126,47 @@ def test_a_sigterm_to_one_starting_worker_alone_starts_it_again(loop_thread: Loo
             assert not [pid for pid in workers if alive(pid)]
         finally:
             serve.end()
+
+
+# `serve` with a finalizer run while its config loads that sends the process a SIGTERM: the handler runs
+# inside it (os.kill checks for signals at once), as one can in an import's module-lock callback
+LOST_RAISE = """
+import os, signal, sys
+import proxy.cli
+
+load = proxy.cli._load
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+def _load(path):
+    Finalized()
+    return load(path)
+
+proxy.cli._load = _load
+sys.exit(proxy.cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_stop_whose_handler_ran_in_a_finalizer_still_stops_the_start(tmp_path: Path) -> None:
+    """A signal's handler runs in whatever Python code runs when it comes; in a weakref callback or a
+    `__del__` (an import's module-lock callback, seen once in 276 starts) the exception it raises to stop
+    the start is printed as ignored and lost: `serve` went on to serve, its SIGTERM spent and ignored, and
+    never stopped. It stops before serving, exit 0, and reports no error."""
+    http, admin = dead_port(), dead_port()
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("HTTP", str(http)).replace("ADMIN", str(admin))
+                      .replace("DEAD", str(dead_port())).replace("STORE", str(tmp_path / "lineage.db")))  # fmt: skip
+    serve = Serve([sys.executable, "-c", LOST_RAISE, "serve", "--config", str(config)])
+    try:
+        try:
+            code = serve.proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running; stdout: {''.join(serve.out)!r}; stderr:\n{''.join(serve.err)}")
+        serve.wait("stopping before serving")
+        assert code == 0 and not serve.out, "".join(serve.err)
+        assert "Traceback" not in "".join(serve.err) and "ignored" not in "".join(serve.err), "".join(serve.err)
+        assert _nothing_listens(http) and _nothing_listens(admin)
+    finally:
+        serve.end()
