@@ -45,8 +45,8 @@ from proxy.errors import (
     UpstreamUnavailable,
 )
 from proxy.flow import ALLOW, DENY, REROUTE, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
-from proxy.labels import format_labels
-from proxy.pipeline import Pipeline
+from proxy.labels import MAX_CALL_LABELS, format_labels
+from proxy.pipeline import Pipeline, carried_too_many
 from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
 from proxy.record.sinks import Durable
 
@@ -213,7 +213,10 @@ class Exchange:
                 and (call.opaque or not more.opaque)):  # fmt: skip
             self._went_on(read, decision)
             return None
-        widened = dataclasses.replace(call, labels=call.labels | more.labels, detected=call.detected | more.detected,
+        labels = call.labels | more.labels
+        if len(labels) > MAX_CALL_LABELS:
+            raise carried_too_many(len(labels))  # ends the stream, as a malformed message does
+        widened = dataclasses.replace(call, labels=labels, detected=call.detected | more.detected,
                                       opaque=call.opaque or more.opaque)  # fmt: skip
         again = self.pipeline.decide(widened)
         upstream = decision.upstream

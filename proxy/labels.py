@@ -12,10 +12,15 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
+from typing import Final
 
 from proxy.errors import InvalidRequest
 
 MAX_LABELS = 64
+# a call's labels with those it builds on (its OIP sequence's earlier requests, the stored reply it goes on from, its
+# stream's earlier messages): each request sends 64 at most, and without a bound a client sending new ones on every
+# request of a sequence made each call's record hold them all (400 requests: a 3.3 GB lineage store)
+MAX_CALL_LABELS: Final = 256
 _LABEL_MAX = 128
 _LABEL = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")  # at most _LABEL_MAX characters
 # characters that render as nothing: a label or purpose spelt with one is the same word to a reader

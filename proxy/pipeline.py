@@ -20,7 +20,7 @@ from proxy.config import BUILTIN_DETECTORS, Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
-from proxy.labels import KnownLabels, check_labels, given_label, is_label, parse_labels
+from proxy.labels import MAX_CALL_LABELS, KnownLabels, check_labels, given_label, is_label, parse_labels
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
@@ -108,6 +108,14 @@ def known_labels(config: Config) -> KnownLabels | None:
     return KnownLabels(frozenset(exact), tuple(item for item in listed if not is_label(item)))
 
 
+def carried_too_many(count: int) -> InvalidRequest:
+    """A call that would carry `count` labels, past `MAX_CALL_LABELS`, with what it builds on: refused, never forwarded
+    (what a sequence, conversation or stream holds only grows: the caller starts a new one)."""
+    return InvalidRequest(f"this call would carry {count} labels with what it builds on (its sequence's or stream's "
+                          f"earlier requests, the stored reply it goes on from): more than {MAX_CALL_LABELS}; start a "
+                          "new sequence, conversation or stream")  # fmt: skip
+
+
 class Pipeline:
     def __init__(self, config: Config, runtime: Runtime) -> None:
         self.config = config
@@ -192,6 +200,8 @@ class Pipeline:
                 request, labels = self._unseen(request, labels)
             else:
                 labels = labels | carried
+        if len(labels) > MAX_CALL_LABELS:
+            raise carried_too_many(len(labels))
         return Call(
             protocol=protocol,
             operation=request.operation,

@@ -67,10 +67,10 @@ def _ms(seconds: float) -> int:
     return min(max(1, round(seconds * 1000)), 2**31 - 1)
 
 
-def _timeouts(limits: Limits) -> tuple[float, float]:
+def _timeouts(limits: Limits) -> tuple[float, float, int]:
     """What of `limits` a grpc server takes at its start besides max_body_bytes: its pings, idle connections closed,
-    and handshakes (`GrpcIngress._open`)."""
-    return limits.idle_timeout_s, limits.header_timeout_s
+    handshakes, and the connections it takes (`GrpcIngress._open`)."""
+    return limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections
 
 
 def _metadata(received: Metadata) -> dict[str, str]:
@@ -162,11 +162,11 @@ class GrpcIngress:
         self._retiring: set[asyncio.Future[None]] = set()  # servers a reload replaced, ending their calls
         self._secure = False  # a TLS listener asking for client certificates: only then can a peer show one
         # what the serving server was opened with, which only a new server can change (`replace`): whether it
-        # requires a client certificate and its client CA's contents; limits.max_body_bytes; limits.idle_timeout_s and
-        # header_timeout_s (`_timeouts`)
+        # requires a client certificate and its client CA's contents; limits.max_body_bytes; limits.idle_timeout_s,
+        # header_timeout_s and max_connections (`_timeouts`)
         self._client_auth: tuple[bool, bytes | None] | None = None  # None: plaintext
         self._limit = 0
-        self._timeouts = (0.0, 0.0)
+        self._timeouts = (0.0, 0.0, 0)
         # a renewed certificate and key for the serving server's next handshake (`_renewal`), once: a list, which
         # grpc's thread and the loop each change in one step (`pop`, slice assignment)
         self._renewed: list[grpc.ServerCertificateConfiguration] = []
@@ -209,11 +209,14 @@ class GrpcIngress:
         # upstream's cancelled); one with no call for limits.idle_timeout_s is closed (GOAWAY: the client's channel
         # connects again for its next call), as an idle HTTP/1.1 connection is
         idle_ms = _ms(limits.idle_timeout_s)
+        # past limits.max_connections, grpc closes a new connection as it accepts it (the client gets UNAVAILABLE):
+        # unbounded, one client opening connections held a file descriptor each until the process could accept none
         server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
             ("grpc.server_handshake_timeout_ms", handshake_ms), ("grpc.max_connection_idle_ms", idle_ms),
             ("grpc.keepalive_time_ms", idle_ms), ("grpc.keepalive_timeout_ms", handshake_ms),
             ("grpc.http2.ping_timeout_ms", handshake_ms),  # (without it grpcio 1.85 waits on a ping's answer for good)
+            ("grpc.max_allowed_incoming_connections", limits.max_connections),
         ])  # fmt: skip
         server.add_generic_rpc_handlers((self,))
         failure: BaseException | None = None
@@ -256,7 +259,7 @@ class GrpcIngress:
         """The reload's certificate and key when its listener settings differ from the serving server's in those
         only (their files named or renewed in place): new handshakes take them without a new server; else None.
         Client authentication (the client CA's contents, whether a certificate is required) is a connection's
-        from its handshake on, and limits.max_body_bytes, idle_timeout_s and header_timeout_s a server's from its
+        from its handshake on, and limits.max_body_bytes, idle_timeout_s, header_timeout_s and max_connections a server's from its
         start (the config in force's: the reload's): either needs a new server.
         Raises OSError as `_certificates`."""
         if tls is None or self._client_auth is None or max_body_bytes != self._limit:
@@ -268,7 +271,7 @@ class GrpcIngress:
 
     async def replace(self, tls: Tls | None, max_body_bytes: int, grace_s: float) -> None:
         """A reload changed the listener's TLS (its files, renewed in place or not, the client CA, whether a
-        certificate is required) or limits.max_body_bytes, idle_timeout_s or header_timeout_s. A new certificate or
+        certificate is required) or limits.max_body_bytes, idle_timeout_s, header_timeout_s or max_connections. A new certificate or
         key alone is read now and taken by the next handshakes (`_renewed_certificates`): the server and its connections stay. Anything else: a new server on
         the same port (SO_REUSEPORT) takes every new connection from now on, its files read now; the old one
         stops accepting and sends its connections GOAWAY, so each client's next call makes a new connection and
@@ -709,14 +712,15 @@ class GrpcIngress:
         self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         """Health and metadata RPCs: the caller's key is checked; recorded (a span, an access line), with no
-        lineage edge; `x-trace-id` goes back as trailing metadata."""
+        lineage edge; `x-trace-id` goes back as trailing metadata. The request is held while the upstream answers,
+        counted as an inference call's is (`_hold`)."""
         received = _received(context)
         ex, header = self._exchange(adapter, target, method, received)
         failure: BaseException | None = None
+        held = 0
         try:
             pipeline = ex.pipeline
-            if len(request) > pipeline.config.limits.max_body_bytes:
-                raise _too_large(len(request), pipeline)
+            held = self._hold(ex, len(request))
             caller = pipeline.identify_only(header, self._peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
             ex.admit_data_free(upstream, caller)
@@ -730,6 +734,7 @@ class GrpcIngress:
             ex.outcome.status = 0
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
+        self.held -= held
         await self._ends(ex, context).close(failure)  # raises what failed
         passed = _reply_metadata(context, initial, (*_pass(trailing), ("x-trace-id", ex.trace.trace_id_hex)))
         if passed:
