@@ -434,9 +434,10 @@ def _raw_strings(
     return whole and len(texts) < _MAX_STRINGS
 
 
-def read_infer_request(buf: bytes) -> Request:
+def read_infer_request(buf: bytes, stream: bool = False) -> Request:
     """A ModelInferRequest's model, version (in canonical form, `check_version`), labels, scannable text
-    (base64 elements decoded too) and content digest. `buf` as gRPC gives it: bytes."""
+    (base64 elements decoded too) and content digest. `buf` as gRPC gives it: bytes. `stream`: a message of a
+    ModelStreamInfer stream (a streamed call: `gen_ai.request.stream`)."""
     view = memoryview(buf)
     model = version = ""
     labels: list[str] = []
@@ -509,7 +510,7 @@ def read_infer_request(buf: bytes) -> Request:
     check_version(version)
     add_decoded_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any (base64, JSON)
     sequence = sequence_key(model, sequence_id)
-    return Request(model, "infer", False, tuple(texts), (), tuple(labels), version or None,
+    return Request(model, "infer", stream, tuple(texts), (), tuple(labels), version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
                    unscanned=not whole, sequence=sequence, starts=starts and sequence is not None)  # fmt: skip
 
@@ -683,7 +684,7 @@ class Adapter:
             return Request(read_model_name(body), target.operation)
         if target is PASSTHROUGH:  # decided before its messages are read, which it never is: opaque
             return Request("", "passthrough", opaque=True)
-        return read_infer_request(body)
+        return read_infer_request(body, target.stream)
 
     def merge(self, listings: list[Any]) -> bytes:
         raise NotImplementedError("OIP gRPC has no merged listing")

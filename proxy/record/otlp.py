@@ -63,6 +63,8 @@ KV_BYTES_KEPT: Final = 1 << 20
 KV_ENTRY_BYTES: Final = 192
 KV_ITEM_BYTES: Final = 64  # each string of an array value (a str object's header and the tuple's slot)
 _U64: Final = 0xFFFFFFFFFFFFFFFF
+_I64_MAX: Final = 0x7FFFFFFFFFFFFFFF
+_I64_MIN: Final = -0x8000000000000000
 
 
 class _Kept:
@@ -88,8 +90,14 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
-        # int64 as protobuf writes it: two's complement in 64 bits (a negative, or an int past 64 bits, masked)
-        return b"\x18" + varint(value if 0 <= value <= _U64 else value & _U64)
+        if _I64_MIN <= value <= _I64_MAX:  # int64 as protobuf writes it: a negative in two's complement, 64 bits
+            return b"\x18" + varint(value if value >= 0 else value & _U64)
+        # past int64 (a caller's `seed` of 2**63, which orjson reads as an int): a double, as a larger JSON integer is
+        # read, never its low 64 bits (2**63 read back as -2**63). One past a double's range, as its digits
+        try:
+            return b"\x21" + _DOUBLE.pack(float(value))
+        except OverflowError:
+            return _str(1, str(value))
     if isinstance(value, float):
         return b"\x21" + _DOUBLE.pack(value)
     if isinstance(value, list | tuple):

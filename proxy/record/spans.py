@@ -52,16 +52,19 @@ def trace_context(traceparent: str | None, tracestate: str | None, sample_ratio:
     """Join the caller's W3C trace if it sent a valid traceparent, else start a new one.
 
     Sampling is parent-based: a caller's decision is kept; new traces are sampled by trace-id ratio.
-    A malformed traceparent is ignored (W3C: restart the trace), never an error.
+    A malformed traceparent is ignored (W3C: restart the trace), never an error. A version after 00 is read by
+    00's layout, what follows its flags after a `-` its own (W3C: "Versioning of traceparent"); 00 has no more.
     """
     span_id = _getrandbits(64) or 1
-    if traceparent is not None and len(traceparent) == 55 and traceparent[2] == "-":
-        version, trace_hex, parent_hex, flags = traceparent[:2], traceparent[3:35], traceparent[36:52], traceparent[53:]
+    if traceparent is not None and len(traceparent) >= 55 and traceparent[2] == "-":
+        version, trace_hex, parent_hex = traceparent[:2], traceparent[3:35], traceparent[36:52]
+        flags = traceparent[53:55]
         if (
             version != "ff"
+            and (len(traceparent) == 55 or (version != "00" and traceparent[55] == "-"))
             and traceparent[35] == "-"
             and traceparent[52] == "-"
-            and set(trace_hex + parent_hex + flags) <= _HEX
+            and set(version + trace_hex + parent_hex + flags) <= _HEX
             and int(trace_hex, 16)
             and int(parent_hex, 16)
         ):

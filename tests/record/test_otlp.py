@@ -164,15 +164,16 @@ def test_distinct_arrays_of_short_strings_pin_at_most_a_mebibyte_too() -> None:
 
 
 def test_an_int_past_64_bits_is_written_as_protobuf_writes_an_int64() -> None:
-    """An int attribute protobuf's int64 cannot hold is written masked to 64 bits, as two's complement (a
-    varint of 11 bytes or more is no protobuf a receiver can read)."""
-    for value in (1 << 64, (1 << 70) + 5, -(1 << 65), (1 << 64) - 1, -1):
+    """An int attribute protobuf's int64 holds is written as protobuf writes it, a negative in two's complement;
+    one it cannot hold as a double (a varint of 11 bytes or more is no protobuf a receiver can read, and its low 64
+    bits another number: 2**63 read back as -2**63)."""
+    for value in (1 << 64, (1 << 70) + 5, -(1 << 65), (1 << 64) - 1, 1 << 63, (1 << 63) - 1, -(1 << 63), -1):
         raw = encode_span(trace_id=1, span_id=1, parent_span_id=None, trace_state=None, name="a", kind=2,
                           start_ns=1, end_ns=2, attributes={"x.n": value, "x.m": [value]})  # fmt: skip
         got = values(decode(raw).resource_spans[0].scope_spans[0].spans[0])
-        masked = value & 0xFFFFFFFFFFFFFFFF
-        expected = masked - (1 << 64) if masked >= 1 << 63 else masked
+        expected = value if -(1 << 63) <= value < 1 << 63 else float(value)
         assert got == {"x.n": expected, "x.m": [expected]}, value
+        assert type(got["x.n"]) is type(expected), value
 
 
 def _varint_before(value: int) -> bytes:
