@@ -10,6 +10,9 @@ FROM python:3.11-slim
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && useradd -r lineage && mkdir -p /var/lib/lineage-proxy && chown lineage /var/lib/lineage-proxy
+# where relative paths land (the default lineage.store ./lineage.db, lineage.journal ./lineage-journal.db): the
+# image's / is not the user's to write
+WORKDIR /var/lib/lineage-proxy
 USER lineage
 EXPOSE 8080 8081 9464
 ENTRYPOINT []

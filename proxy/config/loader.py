@@ -42,7 +42,7 @@ from proxy.config.model import (
     Zone,
 )
 from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, names_protocol, telemetry_from_env
-from proxy.config.yamlfile import StrictLoader, not_utf8
+from proxy.config.yamlfile import StrictLoader, not_utf8, written
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
@@ -201,7 +201,7 @@ class _Reader:
         if isinstance(value, str) and "\x00" in value:  # no file name, address or header holds one
             self.problem(path, "holds a NUL character")
             return None
-        return str(value)
+        return str(written(value))  # a number as written: `labels: [2024.10]` is `2024.10`, not `2024.1`
 
     def number(self, path: str, value: Any, *, minimum: float = 0.0, maximum: float | None = None) -> float | None:
         value = self.expand(path, value)
@@ -696,9 +696,12 @@ class _Reader:
                 "export_timeout_s", partial(self.number, minimum=0.001, maximum=EXPORT_TIMEOUT_MAX_S)
             ),
             resource_attributes=tuple(
-                (str(k), str(self.expand(f"telemetry.resource_attributes.{k}", v))) for k, v in attrs.items()
+                (str(written(k)), str(written(self.expand(f"telemetry.resource_attributes.{k}", v))))
+                for k, v in attrs.items()
             ),
-            headers=tuple((str(k), str(self.expand(f"telemetry.headers.{k}", v))) for k, v in headers.items()),
+            headers=tuple(
+                (str(written(k)), str(written(self.expand(f"telemetry.headers.{k}", v)))) for k, v in headers.items()
+            ),
             compression=s.read("compression", partial(self.choice, options=("gzip", "none"))),
             certificate=certificate,
             insecure=self.boolean("telemetry.insecure", s.raw("insecure")) if s.raw("insecure") is not None else None,

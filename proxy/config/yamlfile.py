@@ -24,6 +24,25 @@ _LOADED = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("null", "bool", "in
 MAX_ALIASED_NODES = 100_000
 
 
+class WrittenInt(int):
+    """An integer YAML read from a plain scalar, with the text written (`0755`, YAML 1.1's octal 493; `1:30`, its
+    sexagesimal 90): read where a string is expected, the value is that text (`written`)."""
+
+    text = ""
+
+
+class WrittenFloat(float):
+    """A float YAML read from a plain scalar, with the text written (`2024.10`, which is 2024.1 as a number)."""
+
+    text = ""
+
+
+def written(value: Any) -> Any:
+    """`value` as the file wrote it: the text of a number read where a string is expected (a label, purpose, model,
+    name, region, header), as the baseline reads every scalar; any other value as it is."""
+    return value.text if isinstance(value, WrittenInt | WrittenFloat) else value
+
+
 class StrictLoader(yaml.SafeLoader):
     """SafeLoader whose mappings hold each key once. Checked as the mapping is composed, so `yaml.compose`
     (the baseline, read as nodes) and `yaml.load` (the config) both raise it: a YAMLError marked at the
@@ -81,6 +100,16 @@ class StrictLoader(yaml.SafeLoader):
             seen[identity] = key
         return node
 
+    def construct_written_int(self, node: yaml.ScalarNode) -> int:
+        number = WrittenInt(self.construct_yaml_int(node))
+        number.text = node.value
+        return number
+
+    def construct_written_float(self, node: yaml.ScalarNode) -> float:
+        number = WrittenFloat(self.construct_yaml_float(node))
+        number.text = node.value
+        return number
+
     def _identity(self, key: yaml.ScalarNode) -> Any:
         if key.tag in _LOADED:
             try:
@@ -88,6 +117,11 @@ class StrictLoader(yaml.SafeLoader):
             except Exception:  # an explicit `!!int x` or `!!bool maybe` (KeyError): refused when loaded, if it is
                 pass
         return (key.tag, key.value)
+
+
+# a number keeps the text it was written as: `labels: [2024.10]` is the label a call sends as `2024.10`, not `2024.1`
+StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_written_int)
+StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_written_float)
 
 
 def not_utf8(source: str, data: bytes, error: UnicodeDecodeError) -> str:
