@@ -125,6 +125,8 @@ class MessagesObserver(SseObserver):
                     if isinstance(thinking, str):
                         index = event.get("index")
                         self._text.aside((index if isinstance(index, int) else 0, "thinking"), thinking)
+                        if thinking:
+                            self.first_chunk()
                 else:
                     text = delta.get("partial_json")
             if isinstance(text, str) and text:
@@ -172,6 +174,8 @@ class MessagesObserver(SseObserver):
                 thinking = block.get("thinking")
                 if isinstance(thinking, str):
                     self._text.aside((index, "thinking"), thinking)
+                    if thinking:
+                        self.first_chunk()
             else:
                 self._other(index, block)
         if text:

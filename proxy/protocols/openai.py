@@ -218,6 +218,8 @@ class ReplyObserver(SseObserver):
                 text = delta.get("content")
                 if (text is None or len(delta) != 1) and not _BESIDE.isdisjoint(delta):  # (content only: the hot path)
                     self._beside(_index(choice), delta)
+                    if not self.outcome.first_token_ns and _writes_beside(delta):  # (reasoning first, a tool call)
+                        self.first_chunk()
             else:
                 text = choice.get("text")
             if text is not None and type(text) is not str:  # content parts: their strings
@@ -308,8 +310,9 @@ class ReplyObserver(SseObserver):
                     self._text.aside((index, key), transcript)
             elif key == "function_call":
                 self._call(index, key, value)
-            elif key == "tool_calls" and type(value) is list:
-                for position, call in enumerate(value):
+            elif key == "tool_calls" and (type(value) is list or type(value) is dict):
+                # TGI streams each delta's call as an object, not a list of them
+                for position, call in enumerate(value if type(value) is list else (value,)):
                     if type(call) is dict:
                         at = call.get("index")  # a streamed call's; a whole reply's calls are in order
                         # a function call's `function`; a custom tool call's `custom` (its name and `input`)
@@ -324,6 +327,11 @@ class ReplyObserver(SseObserver):
                 value = function.get(key)
                 if type(value) is str:
                     self._text.aside((index, at, key), value)
+                elif value is not None:  # arguments as a JSON object (TGI's), not a string of it: read as its JSON
+                    try:
+                        self._text.aside((index, at, key), orjson.dumps(value).decode())
+                    except TypeError:  # nested deeper than orjson writes, an integer past 64 bits: not read
+                        self._text.unread()
 
     def _meta(self, reply: dict[str, Any]) -> None:
         self.identify(reply)
@@ -451,6 +459,8 @@ class ResponsesObserver(SseObserver):
             if isinstance(delta, str):  # a reasoning summary's, a refusal's: by item and part, as a whole reply's
                 part = event.get("summary_index", event.get("content_index"))
                 self._text.aside((kind[:-6], _whole(event.get("output_index")), _whole(part)), delta)
+                if delta:
+                    self.first_chunk()
         elif isinstance(kind, str) and kind.startswith("response."):
             response = event.get("response")
             if isinstance(response, dict):

@@ -11,7 +11,8 @@ is the last passed on (`Exchange.chunk`).
 A line, or an event's data, longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that
 reply (which is forwarded as it comes all the same) and its output is labelled `scan:truncated`. So is a reply
 holding what the observer does not read: an event's data that is no JSON object, a line that is neither a field
-SSE defines (`data`, `event`, `id`, `retry`), a comment nor white space (a page of HTML, plain text); past
+SSE defines (`data`, `event`, `id`, `retry`), a comment nor white space (a page of HTML, plain text; but llama.cpp's
+`error: {...}` line, the upstream's error in band); past
 `_MOST_REFUSED` events that are no JSON, the rest of the reply is not read.
 
 A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
@@ -43,6 +44,7 @@ _BOM: Final = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: a client's UTF-8 decod
 # the fields SSE defines but `data` (read apart), with a value and without: framing, as a comment (`:`) is
 _FIELDS: Final = (b"event:", b"id:", b"retry:", b":")
 _BARE_FIELDS: Final = frozenset({b"data", b"event", b"id", b"retry"})
+_ERROR: Final = b"error:"  # llama.cpp's error in a stream (`SseObserver._error_line`)
 
 
 class SseObserver:
@@ -233,9 +235,24 @@ class SseObserver:
         return False
 
     def _field(self, line: bytes) -> None:
-        """A line that is no `data:` field: framing when a field SSE defines, a comment or white space; anything
-        else (a page of HTML, plain text) passed unread, as a client that reads the body as text has it."""
+        """A line that is no `data:` field: framing when a field SSE defines, a comment or white space; llama.cpp's
+        error (`_error_line`); anything else (a page of HTML, plain text) passed unread, as a client that reads the
+        body as text has it."""
         if not line.startswith(_FIELDS) and line not in _BARE_FIELDS and VISIBLE.search(line) is not None:
+            if line.startswith(_ERROR):
+                self._error_line(line[len(_ERROR) :].strip())
+            else:
+                self._text.unread()
+
+    def _error_line(self, payload: bytes) -> None:
+        """llama.cpp's server sends an error in a stream it has begun as a line of its own, `error: {...}` (then `data:
+        [DONE]`): no field SSE defines, so its clients ignore it and see a stream that ended well. It is the
+        upstream's error in band (`in_band_error`), its strings read as an error event's are."""
+        self.in_band_error()
+        reply = reply_json(payload, self._text) if payload[:1] == b"{" else None
+        if isinstance(reply, dict):
+            self._text.add_unknown(reply)
+        else:
             self._text.unread()
 
     def finish(self) -> None:
@@ -273,6 +290,12 @@ class SseObserver:
             outcome.response_model = reply["model"]
         if outcome.response_id is None and isinstance(reply.get("id"), str):
             outcome.response_id = reply["id"]
+
+    def first_chunk(self) -> None:
+        """Output the model wrote came, streamed: its content, or what it wrote beside it first (reasoning, a tool
+        call, a refusal), each a chunk of its reply (`gen_ai.response.time_to_first_chunk`)."""
+        if not self.outcome.first_token_ns:
+            self.outcome.first_token_ns = self.outcome.now_ns()
 
     def in_band_error(self) -> None:
         """An error the upstream sent in the stream: the call is recorded with `error.type` `STREAM_ERROR`, unless
