@@ -29,6 +29,8 @@ class ProxyError(Exception):
         self.caller: str | None = None  # who made a call refused before it was read, when known (its record)
         # an upstream's own trailing metadata, which a gRPC answer passes on with the status (less the proxy's keys)
         self.trailers: tuple[tuple[str, str | bytes], ...] = ()
+        # and its initial metadata, when no reply passed it on: sent before the status
+        self.initial: tuple[tuple[str, str | bytes], ...] = ()
 
     def body(self) -> bytes:
         """The OpenAI error shape, so OpenAI SDKs raise typed errors carrying the message."""

@@ -494,6 +494,11 @@ class GrpcIngress:
                 one.outcome.status = code.value[0]
             one.finish(error)
             await one.recorded()
+        if error.initial:  # the upstream's, before its status (`_upstream_error`)
+            try:
+                await context.send_initial_metadata(error.initial)
+            except Exception:  # the client is gone: grpc's abort below ends the call as it can
+                pass
         await context.abort(code, error.message, (*error.trailers, *answered.lineage_headers()))
         raise AssertionError("unreachable: abort raises")
 
@@ -561,7 +566,8 @@ class GrpcIngress:
         message, decided again whenever a later message adds labels (a denial, or a malformed message,
         ends the stream); the span ends with the stream. Messages go each way one at a time, each write
         awaited before the next read (back-pressure both ways); the lineage goes as initial metadata,
-        with the first reply. (`requests`: grpc's iterator over `context.read`, which is read instead.)"""
+        with the first reply, and again, as it stands at the end, with the status. (`requests`: grpc's iterator over
+        `context.read`, which is read instead.)"""
         first = await context.read()
         if first is _EOF:
             return await self._no_messages(adapter, target, method, context)
@@ -608,14 +614,22 @@ class GrpcIngress:
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
             await _stop(rpc, writer, complete)
-            failed = _relay_failure(ex, context, ended, relayed)
+            failed = _relay_failure(ex, context, ended, relayed, initial=not sent_metadata)
             if failed is not None:
                 raise failed
-            # the upstream's trailers; the lineage too when no reply carried it (a stream the upstream answered
-            # with none)
+            if not sent_metadata:  # no reply carried the upstream's initial metadata: it goes before the status
+                initial = _pass(await rpc.initial_metadata())
+                if initial:
+                    try:
+                        await context.send_initial_metadata(initial)
+                    except Exception:
+                        ends.unsent = True  # (as a reply's)
+                        raise
+            # the upstream's trailers, and the lineage as it stands at the end (the first reply's was what was known
+            # then): the labels later messages added, what the detectors found in the replies (`end` read them)
             trailing = _pass(await rpc.trailing_metadata())
-            context.set_trailing_metadata((*trailing, *(() if sent_metadata else ex.lineage_headers())))
             await ex.end()
+            context.set_trailing_metadata((*trailing, *ex.lineage_headers()))
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         await ends.close(failure)
@@ -831,26 +845,34 @@ def _relay_failure(
     ended: list[ProxyError],
     relayed: BaseException | None,
     passed_on: bool = False,
+    initial: bool = False,
 ) -> BaseException | None:
     """What ended a stream's relay, to raise; None when the upstream ended it well. The proxy's refusal first
     (`ended`, by `_pump`, which cancelled the upstream's call: the answer, whatever that call said of its cancel),
-    then the upstream's status (`_upstream_error`), then what broke the relay."""
+    then the upstream's status (`_upstream_error`; `initial`: no reply passed on the upstream's initial metadata),
+    then what broke the relay."""
     if ended and (relayed is None or isinstance(relayed, (asyncio.CancelledError, grpc.aio.AioRpcError))):
         return ended[0]
     if isinstance(relayed, grpc.aio.AioRpcError):
-        return _upstream_error(ex, relayed, context, passed_on=passed_on)
+        return _upstream_error(ex, relayed, context, passed_on=passed_on, initial=initial)
     return relayed
 
 
 def _upstream_error(
-    ex: Exchange, exc: grpc.aio.AioRpcError, context: grpc.aio.ServicerContext[Any, Any], *, passed_on: bool = False
+    ex: Exchange,
+    exc: grpc.aio.AioRpcError,
+    context: grpc.aio.ServicerContext[Any, Any],
+    *,
+    passed_on: bool = False,
+    initial: bool = True,
 ) -> BaseException:
     """What ends a call whose upstream call ended with `exc`: the contract's error (`Exchange.upstream_failed`), or
     the upstream's status as it is (`passed_on`: a passthrough's). The upstream's call is given what is left of the
     client's deadline, so both end at about the same moment: an upstream's DEADLINE_EXCEEDED once the client's
     deadline has passed is the client's deadline (`deadline_exceeded`, as when grpc cancels the handler first), not
     the upstream's `upstream_timeout` (its `timeout_s` did not run out). Which comes first is a race of grpc's
-    timers, decided by the load."""
+    timers, decided by the load. The upstream's trailing metadata go with the status, and its initial metadata
+    before it (`initial`: unless a reply, or a passthrough's relay, passed them on already)."""
     code = exc.code()
     ex.outcome.status = code.value[0]
     status = upstream_status(exc)
@@ -859,6 +881,8 @@ def _upstream_error(
     if code is grpc.StatusCode.DEADLINE_EXCEEDED and _deadline_passed(context):
         return DeadlinePassed("the call's deadline passed before its upstream answered")
     failed.trailers = tuple(_pass(exc.trailing_metadata()))  # rich error details among them
+    if initial:
+        failed.initial = tuple(_pass(exc.initial_metadata()))
     return failed
 
 

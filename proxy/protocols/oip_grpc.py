@@ -52,6 +52,11 @@ _DATA_FREE = (
     "RepositoryIndex", "SystemSharedMemoryStatus", "CudaSharedMemoryStatus",
 )  # fmt: skip
 PASSTHROUGH: Final = Target("passthrough")
+# gRPC's standard health check (grpc.health.v1): its request names a service, nothing more. A load balancer's probe
+# and a channel's health checks ask it; refused as an opaque method where zones are configured, a healthy upstream
+# was down to them. (Its `Watch` is a stream: an opaque method, as any other.)
+HEALTH_CHECK: Final = "/grpc.health.v1.Health/Check"
+_HEALTH: Final = Target("health", carries_data=False)
 
 _MAX_STRINGS: Final = 10_000
 _MAX_FIELD: Final = (1 << 29) - 1  # protobuf's largest field number
@@ -665,6 +670,7 @@ _TARGETS: Final = {
     MODEL_INFER: Target("infer"),
     MODEL_STREAM_INFER: Target("infer", stream=True),
     **{SERVICE + m: Target("metadata", carries_data=False) for m in _DATA_FREE},
+    HEALTH_CHECK: _HEALTH,
 }
 
 
@@ -680,6 +686,8 @@ class Adapter:
         return _TARGETS.get(path)
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
+        if target is _HEALTH:  # names a service, not a model: routed as a call naming none
+            return Request("", target.operation)
         if not target.carries_data:
             return Request(read_model_name(body), target.operation)
         if target is PASSTHROUGH:  # decided before its messages are read, which it never is: opaque

@@ -20,7 +20,14 @@ from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_reque
 from proxy.tls import grpc_channel_credentials, upstream_tls_files
 
 UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-_CHANNEL_OPTIONS = [*UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0)]
+# grpc's default reconnect backoff (1 s, x1.6 per failed attempt, up to 120 s) left an upstream back from an
+# outage unreached for seconds to minutes: every call between two attempts was answered UNAVAILABLE untried (a
+# model server restarted beside the sidecar). Capped at 1 s, as the OTLP exporter's (`export.GRPC_CHANNEL_OPTIONS`):
+# one refused connect a second while it is down
+_CHANNEL_OPTIONS = [
+    *UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0),
+    ("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 1000),
+]  # fmt: skip
 _LOOKUP_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED)
 # A retired channel closes once its calls have ended, however long that takes (streams may have no
 # deadline); `close` ends the rest when the proxy stops.
@@ -76,9 +83,9 @@ class SentMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no type
         return len(pairs) if pairs is not None else super().__len__()
 
 
-def _shape(upstream: Upstream) -> tuple[str | None, UpstreamTls | None]:
-    """The settings a channel is made from: the address and the TLS settings."""
-    return upstream.grpc, upstream.tls
+def _shape(upstream: Upstream) -> tuple[str | None, UpstreamTls | None, float]:
+    """The settings a channel is made from: the address, the TLS settings and the connect timeout."""
+    return upstream.grpc, upstream.tls, upstream.connect_timeout_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +98,9 @@ class _Open:
 class GrpcChannels:
     """One keep-alive channel per gRPC upstream, made as the config in force says.
 
-    A reload (`use`) that changes how an upstream is reached — its address, its TLS settings, or the
-    contents of its TLS files — retires its channel: the next call opens a new one, and the old one closes
-    once the calls made on it have ended. A call decided on the config a reload replaced goes the way that
+    A reload (`use`) that changes how an upstream is reached — its address, its TLS settings, the
+    contents of its TLS files, or its `connect_timeout_s` — retires its channel: the next call opens a new
+    one, and the old one closes once the calls made on it have ended. A call decided on the config a reload replaced goes the way that
     config said, on a channel of its own that closes when the call ends.
     """
 
@@ -138,9 +145,14 @@ class GrpcChannels:
     @staticmethod
     def _make(upstream: Upstream, files: Files | None) -> grpc.aio.Channel:
         assert upstream.grpc is not None
+        # a connect attempt is given `connect_timeout_s`, as an HTTP upstream's is (grpc's own: 20 s); calls waiting
+        # on it are answered UNAVAILABLE then
+        options: list[tuple[str, str | int]] = [
+            *_CHANNEL_OPTIONS, ("grpc.min_reconnect_backoff_ms", min(max(1, round(upstream.connect_timeout_s * 1000)),
+                                                                     2**31 - 1)),
+        ]  # fmt: skip
         if upstream.tls is None or files is None:
-            return grpc.aio.insecure_channel(upstream.grpc, options=_CHANNEL_OPTIONS)
-        options: list[tuple[str, str | int]] = list(_CHANNEL_OPTIONS)
+            return grpc.aio.insecure_channel(upstream.grpc, options=options)
         if upstream.tls.server_name:
             options.append(("grpc.ssl_target_name_override", upstream.tls.server_name))
         return grpc.aio.secure_channel(upstream.grpc, grpc_channel_credentials(files), options=options)
