@@ -7,5 +7,10 @@ class UpstreamProtocolError(ConnectionError):
     """The upstream's reply is not valid HTTP/1.1."""
 
 
+class MetadataTooLarge(ConnectionError):
+    """An upstream's metadata reply (discovery, readiness, a merged listing) over `pool.METADATA_MAX_BYTES`: not
+    read further, its connection closed."""
+
+
 class UpstreamClosed(ConnectionError):
     """The upstream closed the connection before the reply was complete."""

@@ -47,12 +47,16 @@ from proxy.checkpoints import METADATA_TIMEOUT_S, MetadataStatus
 from proxy.config import Upstream
 from proxy.errors import Overloaded
 from proxy.tls import client_context
-from proxy.transport import UpstreamClosed, UpstreamProtocolError
+from proxy.transport import MetadataTooLarge, UpstreamClosed, UpstreamProtocolError
 from proxy.transport.connection import Connection
 
 log = logging.getLogger("lineage_proxy")
 
 IDLE_S = 4.0
+# bytes of a metadata reply read whole (`ConnectionPool.get`: discovery, readiness, a merged `/v1/models`); past them
+# it is cut: read whole without a bound, an upstream answering with gigabytes (or a body that never ends) had all of
+# it held, for up to the metadata request's 10 s, at every discovery round and every client's listing
+METADATA_MAX_BYTES: Final = 16 << 20
 READ_OFF_MAX: Final = 1 << 20  # bytes of a reply past its call's end read off to keep its connection (`read_off`)
 Fields = list[tuple[str, str]] | bytes  # a request's header fields, or their block already encoded
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -171,12 +175,21 @@ def _close_aside(conn: Connection) -> None:
 
 
 async def _whole(resp: Response) -> tuple[int, bytes]:
-    """The reply's status and its body read whole; the connection released however the read ends."""
+    """The reply's status and its body read whole, up to `METADATA_MAX_BYTES` (past them MetadataTooLarge); the
+    connection released however the read ends (closed when the reply was not read to its end)."""
+    parts: list[bytes] = []
+    size = 0
     try:
-        body = await resp.read()
+        if resp.content_length is not None and resp.content_length > METADATA_MAX_BYTES:
+            raise MetadataTooLarge(f"a metadata reply of {resp.content_length} bytes: over {METADATA_MAX_BYTES}")
+        while chunk := await resp.readany():
+            size += len(chunk)
+            if size > METADATA_MAX_BYTES:
+                raise MetadataTooLarge(f"a metadata reply over {METADATA_MAX_BYTES} bytes")
+            parts.append(chunk)
     finally:
         resp.release()
-    return resp.status, body
+    return resp.status, parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _read_whole(conn: Connection) -> bool:
