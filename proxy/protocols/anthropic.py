@@ -8,7 +8,7 @@ and tool results are user data; `tools` whole). Replies:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -37,6 +37,8 @@ COUNT_PATH = "/v1/messages/count_tokens"
 _COUNT = Target("count_tokens")
 # what the template prints whole (tool names, descriptions and schemas): every key and value is data
 _RENDERED = frozenset({"tools", "tool_choice", "chat_template_kwargs"})
+# usage counts of the prompt Anthropic's `input_tokens` leaves out (`MessagesObserver._usage`)
+_CACHED_INPUT: Final = ("cache_read_input_tokens", "cache_creation_input_tokens")
 _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}
 
 
@@ -153,7 +155,7 @@ class MessagesObserver(SseObserver):
             delta = event.get("delta")
             if isinstance(delta, dict):
                 self._reason(delta.get("stop_reason"))
-            self.usage(event.get("usage"))
+            self._usage(event.get("usage"))
         elif kind == "message_stop":
             self.ended = True
         elif kind != "ping":  # no event of the API's (`error` is the one other it names)
@@ -223,7 +225,21 @@ class MessagesObserver(SseObserver):
 
     def _message(self, message: dict[str, Any]) -> None:
         self.identify(message)
-        self.usage(message.get("usage"))
+        self._usage(message.get("usage"))
+
+    def _usage(self, usage: Any) -> None:
+        """The reply's token counts. Anthropic's `input_tokens` leaves out the prompt read from or written to its
+        cache: `gen_ai.usage.input_tokens` is the whole prompt (the OTel GenAI conventions for Anthropic: their
+        sum), so the cached parts are added."""
+        self.usage(usage)
+        if isinstance(usage, dict) and isinstance(usage.get("input_tokens"), int):
+            cached = 0
+            for key in _CACHED_INPUT:
+                count = usage.get(key)
+                if isinstance(count, int):
+                    cached += count
+            if cached:
+                self.outcome.input_tokens = usage["input_tokens"] + cached
 
     def _reason(self, reason: Any) -> None:
         if isinstance(reason, str):

@@ -113,9 +113,10 @@ def read_request(operation: str, body: bytes) -> Request:
     whole = whole and not unread and not any(token_ids(data.get(key)) for key in ("prompt", "input", "content"))
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
     params: list[tuple[str, Any]] = []
+    limit = _token_limit(operation, data)
     for key, value in data.items():
         name = names.get(key)
-        if name is not None and value is not None:
+        if name is not None and value is not None and (name != "max_tokens" or key == limit):
             params.append((name, _param(name, value)))
     stream = data.get("stream") is True
     builds_on, stored = None, False
@@ -126,6 +127,13 @@ def read_request(operation: str, body: bytes) -> Request:
         whole = whole and data.get("conversation") is None and not _references(data.get("input"))
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _token_limit(operation: str, data: dict[str, Any]) -> str:
+    """The field whose value a server generates up to (`gen_ai.request.max_tokens`): a chat's
+    `max_completion_tokens` when set (vLLM and SGLang read `max_completion_tokens or max_tokens`), else
+    `max_tokens` (a completions request has no other), wherever each stands in the body."""
+    return "max_completion_tokens" if operation == "chat" and data.get("max_completion_tokens") else "max_tokens"
 
 
 def _references(items: Any) -> bool:

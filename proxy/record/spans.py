@@ -298,6 +298,10 @@ FLOW_BYTES_KEPT: Final = 4 << 20
 FLOW_BLOCK_KEPT_MAX: Final = 4096
 
 
+# a request parameter the GenAI conventions name outside `gen_ai.request.*`
+_NOT_REQUEST: Final = {"embeddings.dimension.count": "gen_ai.embeddings.dimension.count"}
+
+
 def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> dict[str, Any]:
     """The attributes every call of a flow shares: what was called, by whom, for what, decided how,
     served by what. Reads only what `SpanRecorder._flow_block` keys on."""
@@ -322,7 +326,8 @@ def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_la
     if call.stream:
         attrs["gen_ai.request.stream"] = True
     for key, value in call.params:
-        attrs[f"gen_ai.request.{key}"] = tuple(value) if isinstance(value, list) else value
+        name = _NOT_REQUEST.get(key) or f"gen_ai.request.{key}"
+        attrs[name] = tuple(value) if isinstance(value, list) else value
     upstream: Upstream | None = decision.upstream
     if upstream is not None:
         provider = upstream.provider or outcome.provider  # the engine, never the upstream's config name
