@@ -125,6 +125,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return run_single(args.config, config)
         return run_workers(args.config, config, args.workers)
     except StartupError as exc:
+        if config.logging.format == "json":  # as every other line of serve's, one a JSON log pipeline reads
+            logging.getLogger("lineage_proxy").error("%s", exc)
+            return 1
         return _fail(str(exc))
 
 

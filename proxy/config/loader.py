@@ -90,6 +90,23 @@ _TOP_LEVEL = "(top level)"  # where a problem with the whole file is reported
 _ANONYMOUS = "anonymous"  # the caller the record, the logs and the baseline name an unauthenticated call
 
 
+# what a shell or Compose reads as a variable and this config does not: ${NAME-x}, ${NAME:?x}, ${NAME=x}, ${NAME:+x}, ...
+_SHELL_FORM = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::[?=+]|[-?=+])")
+
+
+def _stray_reference(text: str) -> str | None:
+    """The first variable in `text` written in a form a shell or Compose expands and this config does not
+    (`${NAME-default}`, `${NAME:?message}`), as written up to its `}`; None when there is none. Other text holding `${`
+    (a detector's pattern `\\${[a-z]+}`) is text, and a `${` inside a `${NAME:-default}` is said of that default."""
+    spans = [match.span() for match in _VAR.finditer(text)]
+    for match in _SHELL_FORM.finditer(text):
+        start = match.start()
+        if not any(begin <= start < end for begin, end in spans):
+            end = text.find("}", start)
+            return text[start : end + 1] if end != -1 else text[start:]
+    return None
+
+
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem."""
     try:
@@ -173,6 +190,12 @@ class _Reader:
     def expand(self, path: str, value: Any) -> Any:
         if not isinstance(value, str) or "${" not in value or isinstance(value, Verbatim):
             return value
+        stray = _stray_reference(value)
+        if stray is not None:  # `${REGION-eu}`, `${KEY:?}`: a shell's or compose's form would load as its own text
+            self.problem(path, f"{stray!r} is not a variable this config expands: write ${{NAME}} or "
+                         "${NAME:-default}")  # fmt: skip
+            self.unset.add(path)  # what the value would have made is not news
+            return ""
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
