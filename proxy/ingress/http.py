@@ -400,12 +400,17 @@ class HttpIngress:
             resp = await self.pool.request(upstream, request.method, request.target, fields, body, ex.forwarded)
         except Exception as exc:
             raise ex.upstream_failed(exc) from None
+        large = False  # a reply read whole that is not written in one send: waited for until its client has it
         try:
             ex.head(resp.status, resp.headers.get, resp.content_length)
             streamed = (
                 resp.content_length is None
                 or resp.content_length > ex.pipeline.config.limits.buffer_max_bytes
                 or (resp.headers.get("Content-Type") or "").lower().startswith("text/event-stream")  # RFC 9110 §8.3.1
+                # a reply read whole is held until its client has taken it, counted as request bodies are: past
+                # limits.bodies_max_bytes it is passed on as it arrives (clients that do not read replies of up to
+                # buffer_max_bytes on many connections held 16 MiB a connection, past any bound)
+                or not conn.hold_reply(request, resp.content_length)
             )
             if streamed:
                 await self._streamed_reply(request, conn, ex, resp)
@@ -425,8 +430,11 @@ class HttpIngress:
             conn.write(head)
             if not small:
                 conn.write(data)  # a large body is not copied to be joined
+                large = True
         finally:
             resp.release()
+        if large:
+            await conn.sent()  # held (and counted) until the client has taken it: given back by `HttpConnection._serve`
 
     @staticmethod
     def _head(

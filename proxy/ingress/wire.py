@@ -396,6 +396,25 @@ class HttpConnection(asyncio.Protocol):
         if refused is not None:
             raise refused
 
+    def hold_reply(self, request: Request, size: int) -> bool:
+        """Count `size` bytes of an upstream reply read whole for `request` (`HttpIngress._forward`) as held, given back
+        with its body once its reply is sent (`_serve`); False, nothing counted, when that would take the bodies held
+        past `limits.bodies_max_bytes`: the reply is then passed on as it arrives, with back-pressure (no refusal:
+        nothing is counted or logged as one)."""
+        server = self.server
+        if server.held + size > server.bodies_max_bytes:
+            return False
+        request.held += size
+        server.held += size
+        return True
+
+    async def sent(self) -> None:
+        """Wait until what was written is taken by the client but for the transport's low-water mark (`drain`): a
+        reply held in memory stays counted until then."""
+        self._outbox.flush()
+        if self.must_drain():
+            await self.drain()
+
     def _count(self, request: Request, size: int) -> Overloaded | None:
         """`size` bytes counted as held for `request` (and in `HttpServer.held`), or, when that would take the
         bodies held past `limits.bodies_max_bytes`, nothing counted and the refusal returned."""
