@@ -314,7 +314,7 @@ class OtlpHttpSink:
         path = parts.path.rstrip("/")
         # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is; a base endpoint gets /v1/traces appended
         self._path = path if options.exact_path or path.endswith("/v1/traces") else path + "/v1/traces"
-        self._path = self._path or "/"
+        self._path = (self._path or "/") + (f"?{parts.query}" if parts.query else "")  # (a collector's key, say)
         self._timeout_s = timeout_s
         self._resource, self._scope = resource, scope
         self._gzip = options.compression == "gzip"

@@ -176,6 +176,17 @@ def test_a_signal_specific_endpoint_is_used_as_is(receiver: OtlpHttpReceiver) ->
     assert receiver.statuses == [200, 404]
 
 
+def test_an_endpoints_query_is_sent(receiver: OtlpHttpReceiver) -> None:
+    """A collector (or a gateway before it) may take its key in the URL's query: `traces_endpoint` is used as is,
+    and a base `endpoint`'s query stays after the /v1/traces appended. The query was dropped: every batch was
+    refused, its spans lost."""
+    exact = f"http://127.0.0.1:{receiver.port}/v1/traces?token=k3y&tenant=a%20b"
+    OtlpHttpSink(exact, 5.0, RESOURCE, SCOPE, SinkOptions(exact_path=True)).send([span(5)])
+    OtlpHttpSink(f"http://127.0.0.1:{receiver.port}/?token=k3y", 5.0, RESOURCE, SCOPE).send([span(6)])
+    assert receiver.paths == ["/v1/traces?token=k3y&tenant=a%20b", "/v1/traces?token=k3y"]
+    assert receiver.statuses == [200, 200]
+
+
 class _Batches:
     """A sink that keeps each batch's size. `during_first` runs inside its first send (spans that
     arrive while an export is in flight); `first_done` is set as that send returns."""

@@ -31,6 +31,7 @@ class OtlpHttpReceiver:
     ) -> None:
         self.spans: list[ReceivedSpan] = []
         self.requests: list[dict[str, str]] = []  # each request's headers, lower-cased names
+        self.paths: list[str] = []  # each request's target, its query included
         self.statuses: list[int] = []
         self.refusals = list(refusals or [])
         self.require_header = require_header
@@ -96,6 +97,7 @@ class OtlpHttpReceiver:
         lowered = {key.lower(): value for key, value in headers.items()}
         with self._cond:
             self.requests.append(lowered)
+            self.paths.append(path)
             status, extra = self._status(path, lowered)
             self.statuses.append(status)
             if status == 200:
@@ -108,7 +110,7 @@ class OtlpHttpReceiver:
         return status, extra
 
     def _status(self, path: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]]]:
-        if path != "/v1/traces":
+        if path.partition("?")[0] != "/v1/traces":
             return 404, []
         if self.require_header is not None and headers.get(self.require_header[0]) != self.require_header[1]:
             return 401, []
