@@ -107,3 +107,28 @@ def test_the_openai_sdk_reads_the_address_the_record_labels(setup_for: Any) -> N
                         for chunk in raw.parse() if chunk.choices and chunk.choices[0].delta.tool_calls)  # fmt: skip
     assert json.loads(arguments)["to"] == "bob@example.org"
     assert setup.recorded(raw, flow) == ([flow, EMAIL], [flow, EMAIL])
+
+
+# any character escaped, as a JSON writer with ensure_ascii or a model may: folding `\u0040` and `\u002E` alone
+# leaves `bob@\u0065\u0078ample.org`, no address
+ESCAPED_PIECES = ['{"to": "bob\\u00', "40\\u0065\\u0078", 'ample\\u002Eorg", "body": "hi"}']
+
+
+def test_any_escape_in_streamed_tool_arguments_is_read_as_the_client_parses_it(setup_for: Any) -> None:  # noqa: F811
+    assert json.loads("".join(ESCAPED_PIECES))["to"] == "bob@example.org"
+    setup = setup_for()
+    sent = b"".join([
+        chat_chunk({"role": "assistant", "content": None, "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "send_mail", "arguments": ""}}]}),
+        *(chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in ESCAPED_PIECES),
+        chat_chunk({}, "tool_calls"),
+        b"data: [DONE]\n\n",
+    ])  # fmt: skip
+    setup.upstream.reply = Reply([sent], content_type="text/event-stream")
+    flow = "flow-escaped-all"
+    path = "/v1/chat/completions"
+    with httpx.stream("POST", f"{setup.proxy.url}{path}", json={**BODIES[path], "stream": True}, timeout=30,
+                      headers={"x-data-labels": flow}) as response:  # fmt: skip
+        got = b"".join(response.iter_raw())
+    assert response.status_code == 200 and got == sent
+    assert setup.recorded(response, flow) == ([flow, EMAIL], [flow, EMAIL])
