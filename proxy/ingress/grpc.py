@@ -210,13 +210,16 @@ class GrpcIngress:
         # connects again for its next call), as an idle HTTP/1.1 connection is
         idle_ms = _ms(limits.idle_timeout_s)
         # past limits.max_connections, grpc closes a new connection as it accepts it (the client gets UNAVAILABLE):
-        # unbounded, one client opening connections held a file descriptor each until the process could accept none
+        # unbounded, one client opening connections held a file descriptor each until the process could accept none.
+        # grpc core takes a bound below INT_MAX only: 2**31 - 1 fails its check (the process aborts), past it the C int
+        # overflows (OverflowError); the config takes any whole number
+        connections = min(limits.max_connections, 2**31 - 2)
         server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
             ("grpc.server_handshake_timeout_ms", handshake_ms), ("grpc.max_connection_idle_ms", idle_ms),
             ("grpc.keepalive_time_ms", idle_ms), ("grpc.keepalive_timeout_ms", handshake_ms),
             ("grpc.http2.ping_timeout_ms", handshake_ms),  # (without it grpcio 1.85 waits on a ping's answer for good)
-            ("grpc.max_allowed_incoming_connections", limits.max_connections),
+            ("grpc.max_allowed_incoming_connections", connections),
         ])  # fmt: skip
         server.add_generic_rpc_handlers((self,))
         failure: BaseException | None = None
