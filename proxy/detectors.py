@@ -20,9 +20,10 @@ A text that is not ASCII is scanned as the model reads it: in NFKC form (a fullw
 ASCII one), without Unicode's default-ignorable characters (zero-width spaces, bidi controls, variation
 selectors, tags, Hangul fillers: no gap inside an address), with every decimal digit as its ASCII one
 (Arabic-Indic `٤` and Devanagari `४` are `4`), dashes as `-` and ideographic full stops as `.` (IDNA reads
-them so in a domain). In any text, `@` written as `%40`, `&#64;`, `&#x40;`, `&commat;` or JSON's `\\u0040` is read
-as `@`, and `.` written as `%2E`, `&#46;`, `&#x2E;`, `&period;` or `\\u002E` as `.` (a tool call's arguments are
-JSON in a string, which its client parses: `alice\\u0040example.com` is an address to it). Only a text that is not
+them so in a domain). In any text, `@` written as `%40`, `&#64;`, `&#x40;` or `&commat;` is read as `@`, `.`
+written as `%2E`, `&#46;`, `&#x2E;` or `&period;` as `.`, and any character JSON escapes (`\\u0040`, `\\u00f6`) as
+that character (a tool call's arguments are JSON in a string, which its client parses: `alice\\u0040example.com`
+is an address to it). Only a text that is not
 ASCII or holds such an escape pays for this. An address may have letters that are not ASCII in its local part and
 domain (`jörg@exämple.de`, `用户@例子.中国`): found where the class string shows one, then read again in its own
 characters (`_address`).
@@ -634,12 +635,13 @@ _FOLD: Final[dict[int, str | None]] = {
     **dict.fromkeys(map(ord, _STOPS), "."),
     **_DECIMALS,
 }
-# `@` and `.` escaped for a URL, in HTML or in JSON, as a browser, a JSON parser (or a model) reads them (one
+# `@` and `.` escaped for a URL or in HTML, as a browser (or a model) reads them, and any character escaped as JSON
+# writes it (`\u0040`, `j\u00f6rg`, a card's `\u0034`), as a JSON parser reads a tool call's arguments (one
 # alternation that starts with `%`, `&` or a backslash, no group: `re` then skips to those characters at C speed,
 # four times faster than with a group first)
 _ESCAPE: Final = re.compile(
     r"%(?:40|2[eE])|&#(?:0*(?:64|46)(?![0-9])|[xX]0*(?:40|2[eE])(?![0-9a-fA-F]));?|&(?:commat|period);"
-    r"|\\u00(?:40|2[eE])"
+    r"|\\u[0-9a-fA-F]{4}"
 )
 
 
@@ -652,12 +654,16 @@ def _escapes(text: str) -> bool:
     return (
         ("%" in text and ("%40" in text or "%2E" in text or "%2e" in text))
         or ("&" in text and ("&#" in text or "&commat;" in text or "&period;" in text))
-        or ("\\" in text and "\\u00" in text)  # JSON's escapes (a tool call's arguments)
+        or ("\\" in text and "\\u" in text)  # JSON's escapes (a tool call's arguments)
     )
 
 
 def _unescape(escape: re.Match[str]) -> str:
-    return "." if escape.group().rstrip(";").lower().endswith(("2e", "46", "period")) else "@"
+    found = escape.group()
+    if found[0] == "\\":  # JSON's `\\uXXXX`: the character (half a surrogate pair stays as written)
+        code = int(found[2:], 16)
+        return found if 0xD800 <= code <= 0xDFFF else chr(code)
+    return "." if found.rstrip(";").lower().endswith(("2e", "46", "period")) else "@"
 
 
 def _unescaped(text: str) -> str:

@@ -986,11 +986,7 @@ class OutputText:
         if asides:
             for kept in asides.values():
                 scanner.cut()
-                text = kept.decode("utf-8", "surrogatepass")
-                scanner.feed(text)
-                if _BACKSLASH in kept and b"\\u" in kept:  # a tool call's arguments are JSON its client parses:
-                    scanner.cut()  # its escapes (`\u0034`, `j\u00f6rg`) read too, as the request's are (`unescaped`)
-                    scanner.feed(json_unescaped(text))
+                scanner.feed(kept.decode("utf-8", "surrogatepass"))
         return frozenset(scanner.found)
 
 

@@ -29,45 +29,53 @@ def chat_chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})  # fmt: skip
 
 
-CHAT = b"".join([
-    chat_chunk({"role": "assistant", "content": None, "tool_calls": [
-        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "send_mail", "arguments": ""}}]}),
-    *(chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in PIECES),
-    chat_chunk({}, "tool_calls"),
-    b"data: [DONE]\n\n",
-])  # fmt: skip
 CHAT_WHOLE = orjson.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [
     {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
         {"id": "call_1", "type": "function", "function": {"name": "send_mail", "arguments": ARGUMENTS}}]}}]})  # fmt: skip
 ITEM = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "send_mail", "status": "in_progress",
         "arguments": ""}  # fmt: skip
-RESPONSES = b"".join([
-    sse({"type": "response.created", "response": {"id": "r1", "model": "m", "status": "in_progress", "output": []}},
-        "response.created"),
-    sse({"type": "response.output_item.added", "output_index": 0, "item": ITEM}, "response.output_item.added"),
-    *(sse({"type": "response.function_call_arguments.delta", "output_index": 0, "item_id": "fc_1", "delta": piece},
-          "response.function_call_arguments.delta") for piece in PIECES),
-    sse({"type": "response.function_call_arguments.done", "output_index": 0, "item_id": "fc_1",
-         "arguments": ARGUMENTS}, "response.function_call_arguments.done"),
-    sse({"type": "response.output_item.done", "output_index": 0,
-         "item": ITEM | {"status": "completed", "arguments": ARGUMENTS}}, "response.output_item.done"),
-    sse({"type": "response.completed", "response": {"id": "r1", "model": "m", "status": "completed",
-         "output": [ITEM | {"status": "completed", "arguments": ARGUMENTS}]}}, "response.completed"),
-])  # fmt: skip
-MESSAGES = b"".join([
-    sse({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
-         "content": [], "stop_reason": None, "usage": {"input_tokens": 3, "output_tokens": 1}}}, "message_start"),
-    sse({"type": "content_block_start", "index": 0,
-         "content_block": {"type": "tool_use", "id": "toolu_1", "name": "send_mail", "input": {}}},
-        "content_block_start"),
-    *(sse({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}},
-          "content_block_delta") for piece in PIECES),
-    sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-    sse({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}},
-        "message_delta"),
-    sse({"type": "message_stop"}, "message_stop"),
-])  # fmt: skip
-STREAMS = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES, "/v1/messages": MESSAGES}
+
+
+def streams(pieces: list[str]) -> dict[str, bytes]:
+    """Each API's stream of one tool call whose arguments come in `pieces`."""
+    arguments = "".join(pieces)
+    chat = b"".join([
+        chat_chunk({"role": "assistant", "content": None, "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "send_mail", "arguments": ""}}]}),
+        *(chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in pieces),
+        chat_chunk({}, "tool_calls"),
+        b"data: [DONE]\n\n",
+    ])  # fmt: skip
+    responses = b"".join([
+        sse({"type": "response.created", "response": {"id": "r1", "model": "m", "status": "in_progress", "output": []}},
+            "response.created"),
+        sse({"type": "response.output_item.added", "output_index": 0, "item": ITEM}, "response.output_item.added"),
+        *(sse({"type": "response.function_call_arguments.delta", "output_index": 0, "item_id": "fc_1", "delta": piece},
+              "response.function_call_arguments.delta") for piece in pieces),
+        sse({"type": "response.function_call_arguments.done", "output_index": 0, "item_id": "fc_1",
+             "arguments": arguments}, "response.function_call_arguments.done"),
+        sse({"type": "response.output_item.done", "output_index": 0,
+             "item": ITEM | {"status": "completed", "arguments": arguments}}, "response.output_item.done"),
+        sse({"type": "response.completed", "response": {"id": "r1", "model": "m", "status": "completed",
+             "output": [ITEM | {"status": "completed", "arguments": arguments}]}}, "response.completed"),
+    ])  # fmt: skip
+    messages = b"".join([
+        sse({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+             "content": [], "stop_reason": None, "usage": {"input_tokens": 3, "output_tokens": 1}}}, "message_start"),
+        sse({"type": "content_block_start", "index": 0,
+             "content_block": {"type": "tool_use", "id": "toolu_1", "name": "send_mail", "input": {}}},
+            "content_block_start"),
+        *(sse({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}},
+              "content_block_delta") for piece in pieces),
+        sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+        sse({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}},
+            "message_delta"),
+        sse({"type": "message_stop"}, "message_stop"),
+    ])  # fmt: skip
+    return {"/v1/chat/completions": chat, "/v1/responses": responses, "/v1/messages": messages}
+
+
+STREAMS = streams(PIECES)
 
 
 def test_the_clients_arguments_hold_the_address() -> None:
@@ -97,7 +105,7 @@ def test_an_escaped_address_in_a_whole_replys_tool_arguments_labels_the_output(s
 
 def test_the_openai_sdk_reads_the_address_the_record_labels(setup_for: Any) -> None:  # noqa: F811
     setup = setup_for()
-    setup.upstream.reply = Reply([CHAT], content_type="text/event-stream")
+    setup.upstream.reply = Reply([STREAMS["/v1/chat/completions"]], content_type="text/event-stream")
     flow = "flow-escaped-sdk"
     sdk = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", max_retries=0,
                         default_headers={"x-data-labels": flow})  # fmt: skip
@@ -114,19 +122,13 @@ def test_the_openai_sdk_reads_the_address_the_record_labels(setup_for: Any) -> N
 ESCAPED_PIECES = ['{"to": "bob\\u00', "40\\u0065\\u0078", 'ample\\u002Eorg", "body": "hi"}']
 
 
-def test_any_escape_in_streamed_tool_arguments_is_read_as_the_client_parses_it(setup_for: Any) -> None:  # noqa: F811
+@pytest.mark.parametrize("path", list(STREAMS))
+def test_any_escape_in_streamed_tool_arguments_is_read_as_the_client_parses_it(setup_for: Any, path: str) -> None:  # noqa: F811
     assert json.loads("".join(ESCAPED_PIECES))["to"] == "bob@example.org"
     setup = setup_for()
-    sent = b"".join([
-        chat_chunk({"role": "assistant", "content": None, "tool_calls": [
-            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "send_mail", "arguments": ""}}]}),
-        *(chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in ESCAPED_PIECES),
-        chat_chunk({}, "tool_calls"),
-        b"data: [DONE]\n\n",
-    ])  # fmt: skip
+    sent = streams(ESCAPED_PIECES)[path]
     setup.upstream.reply = Reply([sent], content_type="text/event-stream")
-    flow = "flow-escaped-all"
-    path = "/v1/chat/completions"
+    flow = "flow-escaped-all-" + path.rsplit("/", 1)[1]
     with httpx.stream("POST", f"{setup.proxy.url}{path}", json={**BODIES[path], "stream": True}, timeout=30,
                       headers={"x-data-labels": flow}) as response:  # fmt: skip
         got = b"".join(response.iter_raw())
