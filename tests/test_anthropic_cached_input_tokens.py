@@ -21,8 +21,9 @@ USAGE = {"input_tokens": 3, "cache_creation_input_tokens": 500, "cache_read_inpu
 WHOLE_PROMPT = 3 + 500 + 1500
 
 
-def anthropic_app(usage: dict[str, Any]) -> web.Application:
-    """The Messages API as Anthropic answers it (with `usage`): whole, or as its typed events."""
+def anthropic_app(usage: dict[str, Any], delta_usage: dict[str, Any] | None = None) -> web.Application:
+    """The Messages API as Anthropic answers it (with `usage`; a stream's `message_delta` with `delta_usage`, when
+    given): whole, or as its typed events."""
 
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"data": [{"id": "claude", "type": "model"}], "has_more": False})
@@ -41,7 +42,11 @@ def anthropic_app(usage: dict[str, Any]) -> web.Application:
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
             {"type": "content_block_stop", "index": 0},
-            {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": usage},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": delta_usage or usage,
+            },
             {"type": "message_stop"},
         ]
         for event in events:
@@ -55,9 +60,16 @@ def anthropic_app(usage: dict[str, Any]) -> web.Application:
     return app
 
 
-def input_tokens(loop_thread: Any, otlp: Any, make_proxy: Any, usage: dict[str, Any], stream: bool) -> Any:
+def input_tokens(
+    loop_thread: Any,
+    otlp: Any,
+    make_proxy: Any,
+    usage: dict[str, Any],
+    stream: bool,
+    delta_usage: dict[str, Any] | None = None,
+) -> Any:
     """The `gen_ai.usage.*` of one Messages call through the proxy to an upstream answering with `usage`."""
-    with serving(loop_thread, anthropic_app(usage)) as url:
+    with serving(loop_thread, anthropic_app(usage, delta_usage)) as url:
         proxy = make_proxy(ONE_UPSTREAM + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
         body = {"model": "claude", "max_tokens": 16, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
         reply = httpx.post(f"{proxy.url}/v1/messages", json=body, timeout=10)
@@ -77,3 +89,12 @@ def test_a_reply_without_cache_counts_keeps_its_input_tokens(
 ) -> None:
     usage = {"input_tokens": 3, "cache_read_input_tokens": None, "output_tokens": 2}  # (null: nothing cached)
     assert input_tokens(loop_thread, otlp, make_proxy, usage, stream) == (3, 2)
+
+
+def test_a_message_delta_without_cache_counts_keeps_the_cached_prompt(
+    loop_thread: Any, otlp: Any, make_proxy: Any
+) -> None:
+    """A stream's `message_delta` may repeat `input_tokens` without the cache's counts, which `message_start` gave:
+    the prompt is still the whole one, not the uncached part."""
+    delta = {"input_tokens": 3, "output_tokens": 2}
+    assert input_tokens(loop_thread, otlp, make_proxy, USAGE, True, delta) == (WHOLE_PROMPT, 2)

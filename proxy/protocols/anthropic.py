@@ -92,6 +92,7 @@ class MessagesObserver(SseObserver):
         self._closed = False  # its content_block_stop came
         self._later: dict[int, list[str]] = {}  # content block index -> text waiting for the block above
         self._room = detectors.max_chars  # what may wait
+        self._cached = 0  # prompt tokens read from or written to the cache, as the reply's usage gave them (`_usage`)
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._message(reply)
@@ -230,16 +231,21 @@ class MessagesObserver(SseObserver):
     def _usage(self, usage: Any) -> None:
         """The reply's token counts. Anthropic's `input_tokens` leaves out the prompt read from or written to its
         cache: `gen_ai.usage.input_tokens` is the whole prompt (the OTel GenAI conventions for Anthropic: their
-        sum), so the cached parts are added."""
+        sum), so the cached parts are added: those this usage gives, else those an earlier one of the reply gave (a
+        stream's `message_delta` may repeat `input_tokens` without them)."""
         self.usage(usage)
-        if isinstance(usage, dict) and isinstance(usage.get("input_tokens"), int):
+        if isinstance(usage, dict):
+            given = False
             cached = 0
             for key in _CACHED_INPUT:
                 count = usage.get(key)
                 if isinstance(count, int):
                     cached += count
-            if cached:
-                self.outcome.input_tokens = usage["input_tokens"] + cached
+                    given = True
+            if given:
+                self._cached = cached
+            if self._cached and isinstance(usage.get("input_tokens"), int):
+                self.outcome.input_tokens = usage["input_tokens"] + self._cached
 
     def _reason(self, reason: Any) -> None:
         if isinstance(reason, str):
