@@ -137,10 +137,34 @@ def identities_from_auth_context(auth: dict[str, Iterable[bytes]]) -> tuple[str,
     """The same from a grpc.aio `context.auth_context()` of a verified peer."""
     if not auth.get("transport_security_type"):
         return ()
-    uris = [v.decode(errors="replace") for v in auth.get("peer_uri", ())]  # URI SANs only
+    uris = [v.decode(errors="replace") for v in _whole_uris(auth)]  # URI SANs only
     # read only for a certificate without a SPIFFE ID
     names = (name for subject in auth.get("x509_subject", ()) for name in _subject_common_names(subject))
     return _identities(uris, names)
+
+
+def _whole_uris(auth: dict[str, Iterable[bytes]]) -> list[bytes]:
+    """The peer's URI SANs, as grpc hands them (`peer_uri`): each only up to its first NUL byte (its `peer_spiffe_id`
+    too), so `spiffe://td/alice\\0.evil`, a name a CA may sign, was alice's SPIFFE ID over gRPC and no caller's over
+    HTTPS, which reads names whole. One that the certificate grpc verified (`x509_pem_cert`) holds followed by a NUL
+    is given that NUL back: a SPIFFE ID no caller has (`check` refuses a NUL in `tls_identity`)."""
+    uris = list(auth.get("peer_uri", ()))
+    pems = list(auth.get("x509_pem_cert", ()))
+    if not uris or not pems:
+        return uris
+    der = _ders.get(pems[0])
+    if der is None:
+        try:
+            der = ssl.PEM_cert_to_DER_cert(pems[0].decode("ascii", "replace"))
+        except ValueError:
+            der = b""
+        if len(_ders) >= _SUBJECTS_KEPT:
+            _ders.clear()  # bounded, as `_subjects`
+        _ders[pems[0]] = der
+    return [uri + b"\0" if uri + b"\0" in der else uri for uri in uris]
+
+
+_ders: dict[bytes, bytes] = {}  # a client certificate's PEM (as grpc hands it) -> its DER
 
 
 # grpc's `x509_subject` is OpenSSL's RFC 2253 form: the last RDN first, `,` between RDNs and `+` within
