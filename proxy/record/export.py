@@ -248,10 +248,16 @@ class OtlpGrpcSink:
 
         options = options or SinkOptions()
         parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-        target = f"{parts.hostname}:{parts.port or 4317}"
-        secure = parts.scheme == "https" or (options.certificate is not None and options.insecure is not True)
-        if options.insecure is True:
-            secure = False
+        # the URL's host (an IPv6 literal in its brackets, as grpc reads it) and port: an https URL's default is 443,
+        # as OpenTelemetry's SDKs take `https://api.honeycomb.io`; else OTLP/gRPC's own, 4317
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        target = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 4317)}"
+        # as the OpenTelemetry spec and its SDKs have it: `insecure` (default false) decides an endpoint without a
+        # scheme (`collector:4317`), so that one is TLS unless it says plaintext; `http://` is plaintext, unless
+        # a `certificate` is given to check the backend with
+        secure = options.insecure is not True and (
+            parts.scheme == "https" or "://" not in endpoint or options.certificate is not None
+        )
         if secure:
             roots = Path(options.certificate).read_bytes() if options.certificate else None
             credentials = grpc.ssl_channel_credentials(root_certificates=roots)
