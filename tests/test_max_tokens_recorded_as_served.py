@@ -42,9 +42,12 @@ def test_a_chat_call_s_max_tokens_is_the_limit_it_ran_with(vllm: Any, otlp: Any,
         ("chat", {"max_completion_tokens": 512}, 512),
         ("text_completion", {"max_completion_tokens": 512, "max_tokens": 16}, 16),
         ("text_completion", {"max_tokens": 16, "max_completion_tokens": 512}, 16),
+        ("responses", {"max_output_tokens": 300}, 300),  # (it was not recorded at all)
+        ("responses", {"max_tokens": 16, "max_output_tokens": 300}, 300),
     ],
 )
 def test_one_max_tokens_of_the_field_the_server_reads(operation: str, fields: dict[str, Any], expected: int) -> None:
-    body = {"model": "m", **({"messages": MESSAGES} if operation == "chat" else {"prompt": "hi"}), **fields}
+    data = {"chat": {"messages": MESSAGES}, "responses": {"input": "hi"}}.get(operation, {"prompt": "hi"})
+    body = {"model": "m", **data, **fields}
     params = read_request(operation, orjson.dumps(body)).params
     assert [value for name, value in params if name == "max_tokens"] == [expected]

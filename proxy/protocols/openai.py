@@ -48,6 +48,7 @@ _GEN_AI_OPERATION = {"chat": "chat", "text_completion": "text_completion", "embe
 _PARAMS = {
     "max_tokens": "max_tokens",
     "max_completion_tokens": "max_tokens",
+    "max_output_tokens": "max_tokens",  # the Responses API's
     "temperature": "temperature",
     "top_p": "top_p",
     "top_k": "top_k",
@@ -132,7 +133,10 @@ def read_request(operation: str, body: bytes) -> Request:
 def _token_limit(operation: str, data: dict[str, Any]) -> str:
     """The field whose value a server generates up to (`gen_ai.request.max_tokens`): a chat's
     `max_completion_tokens` when set (vLLM and SGLang read `max_completion_tokens or max_tokens`), else
-    `max_tokens` (a completions request has no other), wherever each stands in the body."""
+    `max_tokens` (a completions request has no other), wherever each stands in the body; a Responses request's
+    `max_output_tokens` (its one field of the kind)."""
+    if operation == "responses":
+        return "max_output_tokens"
     return "max_completion_tokens" if operation == "chat" and data.get("max_completion_tokens") else "max_tokens"
 
 
