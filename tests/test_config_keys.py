@@ -30,7 +30,7 @@ def test_a_short_key_is_refused_with_how_to_make_one(tmp_path: Path) -> None:
     key.write_bytes(b"k\n")
     assert problems(tmp_path, "integrity_key_file", key) == [
         f"lineage.integrity_key_file: the key in {str(key)!r} is 1 byte: a key needs at least 16 (surrounding "
-        f"whitespace aside); make one with `head -c 32 /dev/urandom > {key}`"
+        f"whitespace aside); make one readable only by you with `(umask 077; head -c 32 /dev/urandom > {key})`"
     ]
     key.write_bytes(b" fifteen bytes!! \n")  # 15 once its whitespace is stripped, as the writers strip it
     assert "is 15 bytes" in problems(tmp_path, "integrity_key_file", key)[0]
@@ -48,8 +48,8 @@ def test_an_unreadable_key_says_why(tmp_path: Path, content: bytes | None, why: 
     if content is not None:
         key.write_bytes(content)
     assert problems(tmp_path, "integrity_key_file", key) == [
-        f"lineage.integrity_key_file: cannot read a key from {str(key)!r}: {why} (make one with "
-        f"`head -c 32 /dev/urandom > {key}`)"
+        f"lineage.integrity_key_file: cannot read a key from {str(key)!r}: {why} (make one readable only by you with "
+        f"`(umask 077; head -c 32 /dev/urandom > {key})`)"
     ]
 
 

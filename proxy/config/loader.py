@@ -1044,7 +1044,11 @@ def read_key(path: str, *, existing: bool = False, signs: bool = True) -> bytes 
     message does not suggest making a new one. A key that `signs` nothing (a retired one: it only checks the
     entries signed with it before) may be shorter: earlier releases signed with one, and rotating
     it away is the way on for their stores."""
-    make = "" if existing else f"make one with `head -c 32 /dev/urandom > {shlex.quote(path)}`"
+    make = (
+        ""
+        if existing
+        else f"make one readable only by you with `(umask 077; head -c 32 /dev/urandom > {shlex.quote(path)})`"
+    )
     try:
         key = read_secret(path)
     except OSError as exc:
