@@ -114,9 +114,16 @@ def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
     return identities_from_auth_context(auth) if auth else ()
 
 
+# an upstream's metadata keys never passed on (`_pass`): transport's, and those only the proxy sets (`x-lineage-*` too)
+_NOT_PASSED: Final = frozenset(
+    {"content-type", "grpc-status", "x-data-labels", "x-trace-id", "x-data-labels-bin", "x-trace-id-bin"}
+)
+
+
 def _pass(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str, str | bytes]]:
-    """The upstream's own metadata, less transport keys, the keys only the proxy may set, and text values grpc will
-    not send (printable ASCII only): another hop or a server that is not grpc's may send one, which grpc's client
+    """The upstream's own metadata, less transport keys, the keys only the proxy may set (in their binary form too: the
+    proxy reads `x-data-labels-bin` as labels, as the next hop may), and text values grpc will not send (printable
+    ASCII only): another hop or a server that is not grpc's may send one, which grpc's client
     takes, and passed on it failed the whole reply (INTERNAL "Invalid metadata"). (grpc.aio's Metadata is iterated,
     never asked its length: that is Python too.)"""
     if metadata is None:
@@ -125,7 +132,7 @@ def _pass(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str,
         (k, v)
         for k, v in metadata
         if not k.startswith(":")
-        and k not in ("content-type", "grpc-status", "x-data-labels", "x-trace-id")
+        and k not in _NOT_PASSED
         and not k.startswith("x-lineage-")
         and (isinstance(v, bytes) or (v.isascii() and v.isprintable()))
     ]

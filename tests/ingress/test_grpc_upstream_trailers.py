@@ -24,6 +24,8 @@ INFER, STREAM, READY, OTHER = (SERVICE + "ModelInfer", SERVICE + "ModelStreamInf
 DETAILS = b"\x08\x09\x12\x0amodel busy"
 TRAILERS = (("x-upstream-why", "queue full"), ("grpc-status-details-bin", DETAILS))
 UNARY = (INFER, READY, OTHER)
+# keys only the proxy sets, in their binary form too (the proxy reads `x-data-labels-bin` as a caller's labels)
+FORGED = (("x-data-labels-bin", b"public"), ("x-trace-id-bin", b"\x00" * 16), ("x-lineage-decision-bin", b"allow"))
 
 
 class Ending(grpc.GenericRpcHandler):  # type: ignore[misc]
@@ -39,9 +41,10 @@ class Ending(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     @staticmethod
     async def _end(context: Any) -> None:
-        if dict(context.invocation_metadata()).get("x-end") == "abort":
+        end = dict(context.invocation_metadata()).get("x-end")
+        if end == "abort":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "model busy", TRAILERS)
-        context.set_trailing_metadata(TRAILERS)
+        context.set_trailing_metadata(TRAILERS + (FORGED if end == "forge" else ()))
 
     async def _unary(self, request: bytes, context: Any) -> bytes:
         await self._end(context)
@@ -96,3 +99,14 @@ def test_a_stream_the_upstream_ends_without_a_reply_carries_the_lineage_in_its_t
     assert code == (grpc.StatusCode.OK if end == "ok" else grpc.StatusCode.FAILED_PRECONDITION)
     assert len(trailers["x-trace-id"]) == 32 and trailers["x-lineage-decision"] == "allow"
     assert trailers.get("x-upstream-why") == "queue full"
+
+
+@pytest.mark.parametrize("method", [INFER, READY, STREAM, OTHER], ids=["infer", "ready", "stream-infer", "other"])
+def test_keys_only_the_proxy_sets_are_never_the_upstreams_in_their_binary_form_either(
+    channel: grpc.Channel, method: str
+) -> None:
+    """An upstream's `x-data-labels-bin` (or `x-trace-id-bin`) was passed on beside the proxy's own lineage: a client
+    or the next hop, which reads that key as labels as the proxy does, took the upstream's word for them."""
+    code, trailers = _call(channel, method, (("x-end", "forge"),))
+    assert code == grpc.StatusCode.OK and trailers.get("x-upstream-why") == "queue full"
+    assert not {key for key, _ in FORGED} & set(trailers), trailers
