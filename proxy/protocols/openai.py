@@ -175,12 +175,18 @@ class ReplyObserver(SseObserver):
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, embeddings: bool = False) -> None:
         super().__init__(outcome, detectors, capture)
         self._embeddings = embeddings  # an embeddings reply's `data` (vectors, no text) is its output
+        self._arrays = embeddings  # llama.cpp's native `/embeddings` answers with a JSON array of them
         self._reasons: dict[int, str] = {}  # choice index -> its finish reason (the last given)
         self._turn = 0  # the choice whose text is read as it comes
         self._choice = 0  # the same once some of its text was read; -1 before
         self._finished = False  # its finish reason came
         self._later: dict[int, bytearray] = {}  # choice index -> its text waiting for its turn (UTF-8)
         self._room = detectors.max_chars  # what may wait
+
+    def array(self, reply: list[Any]) -> None:
+        """llama.cpp's native embeddings reply, `[{"index": 0, "embedding": [...]}]`: vectors, no text; any strings
+        in it are scanned, as an unknown reply's are."""
+        self._text.aside_strings(("embeddings",), reply)
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._meta(reply)
@@ -209,12 +215,16 @@ class ReplyObserver(SseObserver):
                 reason = choice.get("finish_reason")
                 if type(reason) is str and len(self.outcome.finish_reasons) < _MOST_CHOICES:  # (one a choice)
                     self.outcome.finish_reasons += (reason,)
+        elif self._native(reply, False):
+            pass
         elif not (self._embeddings and isinstance(reply.get("data"), list)):  # none of the fields the output is in
             self._text.add_unknown(reply)
 
     def event(self, event: dict[str, Any]) -> None:
         self._meta(event)
         choices = event.get("choices")
+        if not isinstance(choices, list) and self._native(event, True):
+            return
         if not isinstance(choices, list):  # none of the fields the output is in (an error, another API's event)
             if event.get("error") is not None or event.get("object") == "error":  # (vLLM's, TGI's, OpenAI's errors)
                 self.in_band_error()
@@ -351,6 +361,22 @@ class ReplyObserver(SseObserver):
         if isinstance(fingerprint, str):
             self.outcome.extra["lineage.checkpoint.fingerprint"] = fingerprint
         self.usage(reply.get("usage"), "prompt_tokens", "completion_tokens")
+
+    def _native(self, reply: dict[str, Any], streamed: bool) -> bool:
+        """llama.cpp's own completion reply or event (`/completions`, which the openai adapter reads, is its native
+        `/completion`): `content` is the text the model wrote, `stop` whether it ended, `tokens_evaluated` and
+        `tokens_predicted` the usage; its `prompt` echoes the input (not output). False for any other shape."""
+        text = reply.get("content")
+        if type(text) is not str or type(reply.get("stop")) is not bool or self._embeddings:
+            return False
+        if streamed:
+            if text and not self.outcome.first_token_ns:
+                self.outcome.first_token_ns = self.outcome.now_ns()
+            self._text.add(text)
+        else:
+            self._text.add_output(text)
+        self.usage(reply, "tokens_evaluated", "tokens_predicted")
+        return True
 
     def done(self) -> None:
         if len(self._reasons) > 1:

@@ -6,7 +6,7 @@ model's route), else the call goes to the `"*"` route.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
@@ -15,6 +15,9 @@ from proxy.protocols import Fetch, Header, Request, Target, bytes_digest
 from proxy.protocols.oip import check_version, split_path
 
 _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Triton's `POST /v2/repository/index` (a listing, as gRPC's data-free RepositoryIndex): without a body, no data
+_INDEX_PATH: Final = "/v2/repository/index"
+_INDEX: Final = Target("passthrough")
 
 
 class Adapter:
@@ -24,6 +27,8 @@ class Adapter:
 
     def match(self, method: str, path: str) -> Target:
         """Anything: GET, HEAD and OPTIONS carry no data (metadata, health, files); other methods may."""
+        if method == "POST" and path == _INDEX_PATH:
+            return _INDEX
         parts = split_path(path)
         model, version = (parts[0], parts[1]) if parts else ("", None)
         return Target("passthrough", model, version, carries_data=method not in _NO_DATA_METHODS)
@@ -32,13 +37,17 @@ class Adapter:
         raise NotImplementedError("passthrough has no merged listing")
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
+        """Opaque with or without a body: a POST's request is its path and query too (Triton's
+        `/v2/repository/models/{m}/load` loads a model, vLLM's `/sleep` drops its weights, llama.cpp's
+        `/slots/{id}?action=erase` a slot's cache), as gRPC's methods but the data-free ones are opaque with an
+        empty message; only Triton's repository index without a body carries nothing."""
         check_version(target.version)  # `/v2/models/m/versions/02/generate` is Triton's version 2, as for infer
         return Request(
             target.model,
             target.operation,
             version=target.version,
             digest=bytes_digest(body) if body else None,
-            opaque=bool(body),
+            opaque=bool(body) or target is not _INDEX,
         )
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> None:

@@ -32,6 +32,7 @@ from proxy.protocols import STREAM_ERROR, VISIBLE, Header, OutputText, reply_jso
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole, and of an event's data
 _BRACE: Final = ord("{")
+_BRACKET: Final = ord("[")
 # b"\r" and b"\n" as ints: `in` is then a memchr (a bytes needle is first tried as an int, and fails with a
 # formatted TypeError each time)
 _CR: Final = 13
@@ -66,6 +67,7 @@ class SseObserver:
         self._kept: list[bytes] | None = None
         self._kept_size = 0
         self._refused = 0  # JSON texts no reader reads (`reply_json`)
+        self._arrays = False  # a reply that is a JSON array is the API's, read whole (`array`)
         self._fresh = True  # no line read yet: a byte order mark that begins the stream is dropped
         self._after_cr = False  # the last piece ended in CR: a LF that begins the next is that line end's
         self._ending = False  # the API's last event was read from its `data:` line: `ended` at its blank line
@@ -89,6 +91,9 @@ class SseObserver:
         reply = reply_json(data, self._text)
         if isinstance(reply, dict):
             self.whole(reply)
+            return True
+        if self._arrays and type(reply) is list:
+            self.array(reply)
             return True
         self._refused += 1
         return False
@@ -158,7 +163,8 @@ class SseObserver:
             found = VISIBLE.search(data, 3 if not kept and data.startswith(_BOM) else 0)
             if found is not None:
                 self._sniff = False
-                if data[found.start()] != _BRACE:
+                first = data[found.start()]
+                if first != _BRACE and not (first == _BRACKET and self._arrays):
                     self._kept = None
                     if kept:
                         kept.append(data)
@@ -296,6 +302,9 @@ class SseObserver:
         call, a refusal), each a chunk of its reply (`gen_ai.response.time_to_first_chunk`)."""
         if not self.outcome.first_token_ns:
             self.outcome.first_token_ns = self.outcome.now_ns()
+
+    def array(self, reply: list[Any]) -> None:
+        """A whole reply that is a JSON array, where `_arrays` says the API answers so."""
 
     def in_band_error(self) -> None:
         """An error the upstream sent in the stream: the call is recorded with `error.type` `STREAM_ERROR`, unless
