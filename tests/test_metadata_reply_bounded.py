@@ -13,33 +13,25 @@ from typing import Any
 
 import pytest
 
+from tests.servers.threads import ConnectionThreads
+
 METADATA_MAX_BYTES = 16 << 20  # what the proxy reads of a metadata reply at most (proxy.transport.pool)
 
 BODY = 4 * METADATA_MAX_BYTES
 PIECE = 1 << 20
 
 
-class Flooding:
+class Flooding(ConnectionThreads):
     """An HTTP upstream that answers every request with a `BODY`-byte reply of white space; `sent` is the most bytes
     of one reply the peer took before it closed the connection."""
 
     def __init__(self, framed: bool) -> None:
         self.framed = framed  # a Content-Length, or a body delimited by the connection's close
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.sent = 0
         self.answered = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
+    def answer(self, conn: socket.socket) -> None:
         with conn:
             head = b""
             while b"\r\n\r\n" not in head:
@@ -60,9 +52,6 @@ class Flooding:
             finally:
                 self.sent = max(self.sent, sent)
                 self.answered.set()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(params=[True, False], ids=["content-length", "until-close"])

@@ -33,7 +33,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.oip_grpc import PASSTHROUGH
 from proxy.tls import check_pair, identities_from_auth_context, listener_files
-from proxy.transport.grpc_channels import GrpcChannels, SentMetadata, upstream_status
+from proxy.transport.grpc_channels import GrpcChannels, SentMetadata, grpc_ms, upstream_status
 
 _NOT_FORWARDED: Final = frozenset(
     {"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"}
@@ -60,11 +60,6 @@ log = logging.getLogger("lineage_proxy.grpc")
 _SERVER: contextvars.ContextVar[int] = contextvars.ContextVar("lineage_proxy_grpc_server", default=0)
 
 Metadata = Sequence[tuple[str, str | bytes]]
-
-
-def _ms(seconds: float) -> int:
-    """A grpc option in milliseconds: a C int, at least 1."""
-    return min(max(1, round(seconds * 1000)), 2**31 - 1)
 
 
 def _timeouts(limits: Limits) -> tuple[float, float, int]:
@@ -208,14 +203,14 @@ class GrpcIngress:
         # a client's TLS handshake and HTTP/2 preface have limits.header_timeout_s, as the HTTP listener's TLS
         # handshake has (grpc's own default, 120 s, let clients that never finish one hold a socket each that long)
         limits = self.ref.current.config.limits
-        handshake_ms = _ms(limits.header_timeout_s)
+        handshake_ms = grpc_ms(limits.header_timeout_s)
         # a client gone without a word (its host down, a NAT's mapping dropped, the process hung) sends no FIN: grpc's
         # keepalive (2 h by default) let it hold its connection, and every call on it with its upstream's, that long.
         # A connection silent for limits.idle_timeout_s is pinged, and closed when the ping is not answered within
         # limits.header_timeout_s (its calls then end as a client that left: recorded `client_disconnected`, the
         # upstream's cancelled); one with no call for limits.idle_timeout_s is closed (GOAWAY: the client's channel
         # connects again for its next call), as an idle HTTP/1.1 connection is
-        idle_ms = _ms(limits.idle_timeout_s)
+        idle_ms = grpc_ms(limits.idle_timeout_s)
         # past limits.max_connections, grpc closes a new connection as it accepts it (the client gets UNAVAILABLE):
         # unbounded, one client opening connections held a file descriptor each until the process could accept none.
         # grpc core takes a bound below INT_MAX only: 2**31 - 1 fails its check (the process aborts), past it the C int

@@ -410,7 +410,7 @@ class HttpIngress:
                 # a reply read whole is held until its client has taken it, counted as request bodies are: past
                 # limits.bodies_max_bytes it is passed on as it arrives (clients that do not read replies of up to
                 # buffer_max_bytes on many connections held 16 MiB a connection, past any bound)
-                or not conn.hold_reply(request, resp.content_length)
+                or not conn.hold_if_room(request, resp.content_length)
             )
             if streamed:
                 await self._streamed_reply(request, conn, ex, resp)

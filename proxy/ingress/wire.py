@@ -396,11 +396,11 @@ class HttpConnection(asyncio.Protocol):
         if refused is not None:
             raise refused
 
-    def hold_reply(self, request: Request, size: int) -> bool:
-        """Count `size` bytes of an upstream reply read whole for `request` (`HttpIngress._forward`) as held, given back
-        with its body once its reply is sent (`_serve`); False, nothing counted, when that would take the bodies held
-        past `limits.bodies_max_bytes`: the reply is then passed on as it arrives, with back-pressure (no refusal:
-        nothing is counted or logged as one)."""
+    def hold_if_room(self, request: Request, size: int) -> bool:
+        """Count `size` bytes as held for `request` (and in `HttpServer.held`), given back with its body once its reply
+        is sent (`_serve`): its body's, or an upstream reply's read whole for it (`HttpIngress._forward`); False,
+        nothing counted, when that would take the bodies held past `limits.bodies_max_bytes` (a reply is then passed
+        on as it arrives, with back-pressure: no refusal)."""
         server = self.server
         if server.held + size > server.bodies_max_bytes:
             return False
@@ -416,14 +416,8 @@ class HttpConnection(asyncio.Protocol):
             await self.drain()
 
     def _count(self, request: Request, size: int) -> Overloaded | None:
-        """`size` bytes counted as held for `request` (and in `HttpServer.held`), or, when that would take the
-        bodies held past `limits.bodies_max_bytes`, nothing counted and the refusal returned."""
-        server = self.server
-        if server.held + size > server.bodies_max_bytes:
-            return server.over_budget()
-        request.held += size
-        server.held += size
-        return None
+        """`size` bytes of `request`'s body counted as held (`hold_if_room`), or, past the budget, the refusal returned."""
+        return None if self.hold_if_room(request, size) else self.server.over_budget()
 
     def _drop(self, request: Request) -> None:
         """`request`'s body is refused: what was kept of it is given back, the rest not read."""

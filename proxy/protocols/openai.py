@@ -114,10 +114,9 @@ def read_request(operation: str, body: bytes) -> Request:
     whole = whole and not unread and not any(token_ids(data.get(key)) for key in ("prompt", "input", "content"))
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
     params: list[tuple[str, Any]] = []
-    limit = _token_limit(operation, data)
     for key, value in data.items():
         name = names.get(key)
-        if name is not None and value is not None and (name != "max_tokens" or key == limit):
+        if name is not None and value is not None and (name != "max_tokens" or key == _token_limit(operation, data)):
             params.append((name, _param(name, value)))
     stream = data.get("stream") is True
     builds_on, stored = None, False
@@ -215,17 +214,15 @@ class ReplyObserver(SseObserver):
                 reason = choice.get("finish_reason")
                 if type(reason) is str and len(self.outcome.finish_reasons) < _MOST_CHOICES:  # (one a choice)
                     self.outcome.finish_reasons += (reason,)
-        elif self._native(reply, False):
-            pass
-        elif not (self._embeddings and isinstance(reply.get("data"), list)):  # none of the fields the output is in
-            self._text.add_unknown(reply)
+        elif not self._native(reply, False) and not (self._embeddings and isinstance(reply.get("data"), list)):
+            self._text.add_unknown(reply)  # none of the fields the output is in
 
     def event(self, event: dict[str, Any]) -> None:
         self._meta(event)
         choices = event.get("choices")
-        if not isinstance(choices, list) and self._native(event, True):
-            return
-        if not isinstance(choices, list):  # none of the fields the output is in (an error, another API's event)
+        if not isinstance(choices, list):  # llama.cpp's own, or none of the fields the output is in (an error, ...)
+            if self._native(event, True):
+                return
             if event.get("error") is not None or event.get("object") == "error":  # (vLLM's, TGI's, OpenAI's errors)
                 self.in_band_error()
             self._text.add_unknown(event)
@@ -370,8 +367,8 @@ class ReplyObserver(SseObserver):
         if type(text) is not str or type(reply.get("stop")) is not bool or self._embeddings:
             return False
         if streamed:
-            if text and not self.outcome.first_token_ns:
-                self.outcome.first_token_ns = self.outcome.now_ns()
+            if text:
+                self.first_chunk()
             self._text.add(text)
         else:
             self._text.add_output(text)

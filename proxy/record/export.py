@@ -113,11 +113,8 @@ STALE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.cli
 # channel tries again at most ~1.2 s (jitter) after the collector's return: one refused connect a second
 # while it is down. min_reconnect_backoff is gRPC's MIN_CONNECT_TIMEOUT (20 s by default): at 5 s it bounds
 # how long an attempt to a black-holed collector hangs before the next one.
-GRPC_CHANNEL_OPTIONS = (
-    ("grpc.initial_reconnect_backoff_ms", 250),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.min_reconnect_backoff_ms", 5000),
-)
+RECONNECT_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 1000))
+GRPC_CHANNEL_OPTIONS = (*RECONNECT_OPTIONS, ("grpc.min_reconnect_backoff_ms", 5000))
 
 
 # A batch: up to BATCH_SPANS spans, cut short before the span that would take its spans past BATCH_BYTES (the next

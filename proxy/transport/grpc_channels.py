@@ -17,17 +17,22 @@ from proxy.config import Upstream, UpstreamTls
 from proxy.errors import UpstreamStatus
 from proxy.protocols import MetadataStatus
 from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_request, read_model_metadata
+from proxy.record.export import RECONNECT_OPTIONS
 from proxy.tls import grpc_channel_credentials, upstream_tls_files
 
 UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 # grpc's default reconnect backoff (1 s, x1.6 per failed attempt, up to 120 s) left an upstream back from an
 # outage unreached for seconds to minutes: every call between two attempts was answered UNAVAILABLE untried (a
-# model server restarted beside the sidecar). Capped at 1 s, as the OTLP exporter's (`export.GRPC_CHANNEL_OPTIONS`):
-# one refused connect a second while it is down
-_CHANNEL_OPTIONS = [
-    *UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0),
-    ("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 1000),
-]  # fmt: skip
+# model server restarted beside the sidecar). Capped at 1 s, as the OTLP exporter's: one refused connect a second
+# while it is down
+_CHANNEL_OPTIONS = [*UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0), *RECONNECT_OPTIONS]
+
+
+def grpc_ms(seconds: float) -> int:
+    """A grpc option in milliseconds: a C int, at least 1."""
+    return min(max(1, round(seconds * 1000)), 2**31 - 1)
+
+
 _LOOKUP_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED)
 # A retired channel closes once its calls have ended, however long that takes (streams may have no
 # deadline); `close` ends the rest when the proxy stops.
@@ -148,9 +153,9 @@ class GrpcChannels:
         # a connect attempt is given `connect_timeout_s`, as an HTTP upstream's is (grpc's own: 20 s); calls waiting
         # on it are answered UNAVAILABLE then
         options: list[tuple[str, str | int]] = [
-            *_CHANNEL_OPTIONS, ("grpc.min_reconnect_backoff_ms", min(max(1, round(upstream.connect_timeout_s * 1000)),
-                                                                     2**31 - 1)),
-        ]  # fmt: skip
+            *_CHANNEL_OPTIONS,
+            ("grpc.min_reconnect_backoff_ms", grpc_ms(upstream.connect_timeout_s)),
+        ]
         if upstream.tls is None or files is None:
             return grpc.aio.insecure_channel(upstream.grpc, options=options)
         if upstream.tls.server_name:

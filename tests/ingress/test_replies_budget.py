@@ -8,7 +8,6 @@ where the request bodies of all connections together are held to 1 GiB."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.ingress.test_bodies_budget import held  # the metric of what is held
 from tests.record.test_store_waits import until
+from tests.servers.threads import ConnectionThreads
 
 REPLY = (
     b'{"object":"list","model":"m","data":[{"object":"embedding","index":0,"embedding":"' + b"A" * (12 << 20) + b'"}]}'
@@ -24,23 +24,10 @@ BUDGET = 16 << 20  # one such reply fits, two do not
 REQUEST = b'{"model":"m","input":["x"]}'
 
 
-class Answering:
+class Answering(ConnectionThreads):
     """An HTTP upstream answering every request with `REPLY`; its port."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
+    def answer(self, conn: socket.socket) -> None:
         with conn:
             data = b""
             try:
@@ -71,7 +58,7 @@ class Answering:
 def upstream() -> Iterator[Answering]:
     server = Answering()
     yield server
-    server.sock.close()
+    server.close()
 
 
 def ask(port: int) -> socket.socket:

@@ -18,6 +18,9 @@ from tests.test_unsized_replies_output import BODIES, EMAIL, Reply, setup_for  #
 
 ARGUMENTS = '{"to": "bob\\u0040example.org", "body": "hi"}'  # as a server (or a model) writes JSON
 PIECES = ['{"to": "bob', "\\u00", '40example.org", ', '"body": "hi"}']  # the escape split across deltas
+# any character escaped, as a JSON writer with ensure_ascii or a model may: folding `\u0040` and `\u002E` alone
+# leaves `bob@\u0065\u0078ample.org`, no address
+ESCAPED_PIECES = ['{"to": "bob\\u00', "40\\u0065\\u0078", 'ample\\u002Eorg", "body": "hi"}']
 
 
 def sse(event: dict[str, Any], kind: str | None = None) -> bytes:
@@ -80,14 +83,20 @@ STREAMS = streams(PIECES)
 
 def test_the_clients_arguments_hold_the_address() -> None:
     assert json.loads("".join(PIECES)) == {"to": "bob@example.org", "body": "hi"}
+    assert json.loads("".join(ESCAPED_PIECES)) == {"to": "bob@example.org", "body": "hi"}
 
 
+@pytest.mark.parametrize("pieces", [PIECES, ESCAPED_PIECES], ids=["at-escaped", "all-escaped"])
 @pytest.mark.parametrize("path", list(STREAMS))
-def test_an_escaped_address_in_streamed_tool_arguments_labels_the_output(setup_for: Any, path: str) -> None:  # noqa: F811
+def test_an_escaped_address_in_streamed_tool_arguments_labels_the_output(
+    setup_for: Any,  # noqa: F811
+    path: str,
+    pieces: list[str],
+) -> None:
     setup = setup_for()
-    sent = STREAMS[path]
+    sent = streams(pieces)[path]
     setup.upstream.reply = Reply([sent], content_type="text/event-stream")
-    flow = "flow-escaped-" + path.rsplit("/", 1)[1]
+    flow = f"flow-escaped-{len(pieces)}-" + path.rsplit("/", 1)[1]
     with httpx.stream("POST", f"{setup.proxy.url}{path}", json={**BODIES[path], "stream": True}, timeout=30,
                       headers={"x-data-labels": flow}) as response:  # fmt: skip
         got = b"".join(response.iter_raw())
@@ -115,22 +124,3 @@ def test_the_openai_sdk_reads_the_address_the_record_labels(setup_for: Any) -> N
                         for chunk in raw.parse() if chunk.choices and chunk.choices[0].delta.tool_calls)  # fmt: skip
     assert json.loads(arguments)["to"] == "bob@example.org"
     assert setup.recorded(raw, flow) == ([flow, EMAIL], [flow, EMAIL])
-
-
-# any character escaped, as a JSON writer with ensure_ascii or a model may: folding `\u0040` and `\u002E` alone
-# leaves `bob@\u0065\u0078ample.org`, no address
-ESCAPED_PIECES = ['{"to": "bob\\u00', "40\\u0065\\u0078", 'ample\\u002Eorg", "body": "hi"}']
-
-
-@pytest.mark.parametrize("path", list(STREAMS))
-def test_any_escape_in_streamed_tool_arguments_is_read_as_the_client_parses_it(setup_for: Any, path: str) -> None:  # noqa: F811
-    assert json.loads("".join(ESCAPED_PIECES))["to"] == "bob@example.org"
-    setup = setup_for()
-    sent = streams(ESCAPED_PIECES)[path]
-    setup.upstream.reply = Reply([sent], content_type="text/event-stream")
-    flow = "flow-escaped-all-" + path.rsplit("/", 1)[1]
-    with httpx.stream("POST", f"{setup.proxy.url}{path}", json={**BODIES[path], "stream": True}, timeout=30,
-                      headers={"x-data-labels": flow}) as response:  # fmt: skip
-        got = b"".join(response.iter_raw())
-    assert response.status_code == 200 and got == sent
-    assert setup.recorded(response, flow) == ([flow, EMAIL], [flow, EMAIL])
