@@ -3,6 +3,7 @@ the model's field defaults are the only defaults."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -141,9 +142,12 @@ def test_openlineage_url_is_marquez_over_http_and_the_rest_is_the_models_default
 
 
 def test_openlineage_transport_is_passed_through_expanded_and_checked_by_openlineage_python() -> None:
-    text = BASE + "lineage: {openlineage: {transport: {type: kafka, topic: t, config: {bootstrap.servers: '${B}'}}}}"
-    lineage = parse(text, env={"B": "k:9092"}).lineage.openlineage
-    assert lineage is not None and lineage.transport["config"] == {"bootstrap.servers": "k:9092"}
+    text = (
+        BASE
+        + "lineage: {openlineage: {transport: {type: http, url: 'http://m:5000', auth: {type: api_key, apiKey: '${K}'}}}}"
+    )
+    lineage = parse(text, env={"K": "secret"}).lineage.openlineage
+    assert lineage is not None and lineage.transport["auth"] == {"type": "api_key", "apiKey": "secret"}
     cases = {
         "{url: http://m:5000, transport: {type: console}}": "lineage.openlineage: give url",
         "{namespace: x}": "lineage.openlineage: needs url",
@@ -152,6 +156,11 @@ def test_openlineage_transport_is_passed_through_expanded_and_checked_by_openlin
         "{transport: {type: file}}": "lineage.openlineage.transport: openlineage-python refuses this file transport",
         "{url: http://m, colour: red}": "lineage.openlineage.colour: unknown key",
     }
+    if importlib.util.find_spec("confluent_kafka") is None:  # openlineage-python imports it at the first event
+        kafka = "{type: kafka, topic: t, config: {bootstrap.servers: 'k:9092'}}"
+        cases[f"{{transport: {kafka}}}"] = "lineage.openlineage.transport: this kafka transport needs confluent-kafka"
+        composite = f"{{transport: {{type: composite, transports: [{{type: console}}, {kafka}]}}}}"
+        cases[composite] = "lineage.openlineage.transport: this composite transport needs confluent-kafka"
     for raw, expected in cases.items():
         with pytest.raises(ConfigError) as caught:
             parse(BASE + f"lineage: {{openlineage: {raw}}}", env={})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import importlib.util
 import math
 import os
 import re
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, fields
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import SplitResult, urlsplit
 
 import yaml
@@ -53,6 +54,34 @@ T = TypeVar("T")
 class Verbatim(str):
     """A value taken from the environment as it is (an `OTEL_*` variable's): not config text, so a `${` in it is
     no variable to expand (`Authorization=Basic a${b`)."""
+
+
+# The packages openlineage-python's transports import only when one is built (at serve's first event, too late
+# for `check` to say so): each kind's modules and the pip name that installs them.
+_TRANSPORT_NEEDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "kafka": (("confluent_kafka", "confluent-kafka"),),
+    "msk_iam": (("confluent_kafka", "confluent-kafka"), ("aws_msk_iam_sasl_signer", "aws-msk-iam-sasl-signer-python")),
+    "amazon_datazone": (("boto3", "boto3"),),
+    "gcplineage": (("google.cloud.datacatalog_lineage_v1", "google-cloud-datacatalog-lineage"),),
+}
+
+
+def _missing_packages(transport: Mapping[str, Any]) -> list[str]:
+    """The pip names a transport (a composite's, each of its transports) needs and this machine lacks."""
+    kind = transport.get("type")
+    if kind == "composite":
+        nested = transport.get("transports")
+        inner = nested.values() if isinstance(nested, Mapping) else nested if isinstance(nested, list) else ()
+        return sorted({name for item in inner if isinstance(item, Mapping) for name in _missing_packages(item)})
+    missing = []
+    for module, name in _TRANSPORT_NEEDS.get(kind, ()) if isinstance(kind, str) else ():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # a parent package missing (google.cloud)
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 def _split(url: str) -> SplitResult | None:
@@ -885,6 +914,11 @@ class _Reader:
             config_class.from_dict(copy.deepcopy(transport))
         except Exception as exc:  # openlineage-python's own checks raise what they like
             self.problem(path, f"openlineage-python refuses this {kind} transport: {redact_userinfo(str(exc))}")
+            return False
+        missing = _missing_packages(transport)
+        if missing:
+            self.problem(path, f"this {kind} transport needs {', '.join(missing)}, not installed: "
+                         f"pip install {' '.join(missing)}")  # fmt: skip
             return False
         return True
 

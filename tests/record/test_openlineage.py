@@ -311,8 +311,8 @@ class TapConfig(Config):
 
 class TapTransport(Transport):
     """Your own transport by dotted path, as openlineage-python loads it: keeps the events it is given,
-    under its `tap` name, and says when it is closed. `refuse: true` raises while it is built, as a kafka
-    transport does without confluent-kafka: `lineage-proxy check` only sees the config, which is fine."""
+    under its `tap` name, and says when it is closed. `refuse: true` raises while it is built, as a transport
+    whose backend refuses its settings does: `lineage-proxy check` only sees the config, which is fine."""
 
     kind = "tap"
     config_class = TapConfig
