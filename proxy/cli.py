@@ -367,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     levels = ("debug", "info", "warning", "error")
 
     serve = sub.add_parser("serve", help="run the proxy", description="Run the proxy with a config file. "
-                           "SIGTERM drains in-flight calls and exits 0; SIGHUP reloads the config.")  # fmt: skip
+                           "SIGTERM or Ctrl-C drains in-flight calls and exits 0 (a second Ctrl-C cuts the drain short); SIGHUP reloads the "
+                           "config.")  # fmt: skip
     serve.add_argument("--config", required=True, metavar="PATH",
                        help="the YAML config (its keys: the README's Configuration by example; `lineage-proxy demo` "
                        "prints the path of a sample one to start from)")  # fmt: skip

@@ -242,6 +242,14 @@ class ProxyProcess:
         self._servers.append(server)
         return bound_address(sock)
 
+    def hurry(self) -> None:
+        """Cut the drain short (a second Ctrl-C): the calls still running end now, recorded as the drain's cut;
+        the record is still flushed and closed."""
+        for server in self._servers:
+            server.hurried.set()
+        if self._grpc is not None:
+            self._grpc.hurried.set()
+
     async def stop(self) -> None:
         """Stop accepting, let in-flight calls finish (bounded), then flush and close the record."""
         drain = self.config.limits.drain_timeout_s

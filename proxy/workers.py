@@ -408,7 +408,20 @@ async def _serve(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    interrupts = 0
+    serving: ProxyProcess | None = None
+
+    def interrupt() -> None:
+        # Ctrl-C stops as SIGTERM does; pressed again, it cuts the drain short. SIGINTs alone are counted: a
+        # terminal's Ctrl-C reaches each --workers worker beside the supervisor's SIGTERM, one stop
+        nonlocal interrupts
+        interrupts += 1
+        stop.set()
+        if interrupts > 1 and serving is not None:
+            log.warning("a second SIGINT: cutting the drain short")
+            serving.hurry()
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)
     if _take_held_stop():
         stop.set()
     if stop.is_set():
@@ -417,6 +430,7 @@ async def _serve(
     bound = await _start_unless_stopped(process, stop, reuse_port=ports is not None)
     if bound is None:
         return _stopped_before_serving(ready)
+    serving = process
     # what start-up made (imports, the config, the pipeline) lives as long as the process: out of the collector's
     # sight, a full collection walks only what came after (#12). Once: a reload's objects are collected as usual
     gc.freeze()

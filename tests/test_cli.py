@@ -264,39 +264,86 @@ def test_sighup_swaps_a_valid_config_and_refuses_an_invalid_one(served) -> None:
     assert serve.proc.poll() is None
 
 
-def test_sigterm_drains_a_call_in_flight_then_exits_0(vllm, tmp_path, loop_thread) -> None:  # type: ignore[no-untyped-def]
-    server, upstream = vllm
+class GatedStream:
+    """A streamed chat call through `serve` to the gated upstream, read on a thread: `first` once it is in flight."""
+
+    def __init__(self, url: str) -> None:
+        self.received: list[bytes] = []
+        self.first = threading.Event()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._read, args=(url,))
+        self.thread.start()
+        assert self.first.wait(10)  # the call is in flight, waiting on the gated upstream
+
+    def _read(self, url: str) -> None:
+        try:
+            with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=20,
+                              headers={"Authorization": f"Bearer {KEYS['glasses']}", "x-purpose": "assistant"},
+                              json={"model": SERVED, "stream": True,
+                                    "messages": [{"role": "user", "content": "__gate__"}]}) as reply:  # fmt: skip
+                for line in reply.iter_lines():
+                    if line.startswith("data: "):
+                        self.received.append(line.encode())
+                        self.first.set()
+        except httpx.HTTPError as exc:
+            self.error = exc
+        self.done.set()
+
+    def finished(self) -> list[bytes]:
+        assert self.done.wait(15)
+        self.thread.join()
+        return self.received
+
+
+@pytest.fixture
+def serve_gated(vllm, tmp_path):  # type: ignore[no-untyped-def]
     path = tmp_path / "proxy.yaml"
-    path.write_text(SERVE_CONFIG.replace("PURPOSES", "assistant"))
-    serve = ServeProcess(str(path), env={"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")})
-    received: list[bytes] = []
-    first = threading.Event()
-    done = threading.Event()
+    path.write_text(SERVE_CONFIG.replace("PURPOSES", "assistant") + "logging: {access: true}\n")
+    serve = ServeProcess(str(path), env={"UPSTREAM": vllm[1], "STORE": str(tmp_path / "l.db")})
+    yield serve, vllm[0]
+    serve.stop()
 
-    def stream() -> None:
-        with httpx.stream("POST", f"{serve.url}/v1/chat/completions", timeout=20,
-                          headers={"Authorization": f"Bearer {KEYS['glasses']}", "x-purpose": "assistant"},
-                          json={"model": SERVED, "stream": True,
-                                "messages": [{"role": "user", "content": "__gate__"}]}) as reply:  # fmt: skip
-            for line in reply.iter_lines():
-                if line.startswith("data: "):
-                    received.append(line.encode())
-                    first.set()
-        done.set()
 
-    worker = threading.Thread(target=stream)
-    worker.start()
-    assert first.wait(10)  # the call is in flight, waiting on the gated upstream
+def test_sigterm_drains_a_call_in_flight_then_exits_0(serve_gated, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    serve, server = serve_gated
+    stream = GatedStream(serve.url)
     serve.signal(signal.SIGTERM)
     serve.wait_log("stopping: draining")
     for _ in range(8):  # now let the upstream finish the reply
         server.release(loop_thread.loop)
-    assert done.wait(15)
-    worker.join()
-    assert received[-1] == b"data: [DONE]"
+    assert stream.finished()[-1] == b"data: [DONE]"
     assert serve.proc.wait(20) == 0
     with pytest.raises(httpx.ConnectError):
         call(serve.url, "assistant")
+
+
+def test_a_second_ctrl_c_cuts_the_drain_short_and_the_call_is_recorded_as_cut(serve_gated) -> None:  # type: ignore[no-untyped-def]
+    serve, _ = serve_gated
+    stream = GatedStream(serve.url)
+    serve.signal(signal.SIGINT)
+    serve.wait_log("stopping: draining")
+    serve.signal(signal.SIGINT)  # the upstream is never released: the drain would last its 20 s
+    serve.wait_log("1 HTTP call(s) still running were cut off (cut short by a second SIGINT)")
+    assert serve.proc.wait(10) == 0
+    assert b"data: [DONE]" not in stream.finished()
+    assert stream.error is not None  # the connection closed mid-stream
+    access = [line for line in serve.stderr if "lineage_proxy.access" in line]
+    assert len(access) == 1 and "code=drain_timeout" in access[0], access
+
+
+def test_ctrl_c_beside_a_sigterm_is_one_stop_and_the_drain_runs_its_course(serve_gated, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    serve, server = serve_gated
+    stream = GatedStream(serve.url)
+    serve.signal(signal.SIGINT)  # a terminal's Ctrl-C to a --workers worker, and the supervisor's SIGTERM after it
+    serve.wait_log("stopping: draining")
+    serve.signal(signal.SIGTERM)
+    serve.signal(signal.SIGTERM)
+    for _ in range(8):
+        server.release(loop_thread.loop)
+    assert stream.finished()[-1] == b"data: [DONE]"
+    assert serve.proc.wait(20) == 0
+    assert not any("cut off" in line for line in serve.stderr)
 
 
 def test_demo_runs_end_to_end() -> None:

@@ -180,6 +180,7 @@ class GrpcIngress:
         self._callables: dict[tuple[str, str], tuple[grpc.aio.Channel, Any]] = {}  # (`_callable`)
         self._spent: list[tuple[Any, ...]] = []  # what unary calls left, freed on the next turn (`_free_after_reply`)
         self.held = 0  # bytes of the unary requests being served (`_hold`), at most limits.bodies_max_bytes
+        self.hurried = asyncio.Event()  # drains are cut short now (`_retire`): a second Ctrl-C
 
     # -- lifecycle
 
@@ -328,14 +329,18 @@ class GrpcIngress:
         # client's leaving: the ingress keeps the time itself, marks the cut, then has grpc cancel them
         if graceful is None:
             graceful = asyncio.ensure_future(server.stop(_UNTIL_CUT_S))
-        await asyncio.wait((graceful,), timeout=grace_s)
+        hurried = asyncio.ensure_future(self.hurried.wait())
+        await asyncio.wait((graceful, hurried), timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
         before = self._cut
         if not graceful.done():
             self._cutting.add(generation)  # a call of this server cancelled from now on was cut (`_cancelled`)
             await server.stop(None)  # cancels every call still running; returns when their handlers have ended
         await graceful
         cut = self._cut - before
-        if cut:
+        if cut and self.hurried.is_set():
+            log.warning("%s: %d gRPC call(s) still running were cut off (cut short by a second SIGINT)", why, cut)
+        elif cut:
             log.warning("%s: %d gRPC call(s) still running after %gs were cut off (limits.drain_timeout_s)%s",
                         why, cut, grace_s, " on connections from before the reload" if why == "reload" else "")  # fmt: skip
 

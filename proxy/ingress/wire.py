@@ -852,6 +852,7 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.now = time.monotonic
+        self.hurried = asyncio.Event()  # the drain is cut short now (`shutdown`): a second Ctrl-C
 
     def set_limits(self, limits: Limits) -> None:
         """What every connection obeys of `limits.*` from now on: at start, and on a reload."""
@@ -913,15 +914,17 @@ class HttpServer:
         # calls in flight finish (each connection closes itself after its reply), then what they wrote is sent
         # (a TLS peer that never answers close_notify is not waited for: only unsent bytes are)
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
+        hurried = asyncio.ensure_future(self.hurried.wait())
+        while (left := deadline - time.monotonic()) > 0 and not self.hurried.is_set():
             tasks = [c._task for c in self.connections if c._task is not None and not c._task.done()]
             if tasks:
-                await asyncio.wait(tasks, timeout=left)
+                await asyncio.wait([*tasks, hurried], timeout=left, return_when=asyncio.FIRST_COMPLETED)
                 continue
             sending = [c.closed for c in self.connections if c.unsent()]
             if not sending:
                 break
             await asyncio.wait(sending, timeout=min(left, 0.05))
+        hurried.cancel()
         cut = 0
         for conn in list(self.connections):
             if conn.serving is not None and not conn.lost:
@@ -929,7 +932,9 @@ class HttpServer:
                 cut += 1
             conn.abort()
         self.connections.clear()
-        if cut:
+        if cut and self.hurried.is_set():
+            log.warning("drain: %d HTTP call(s) still running were cut off (cut short by a second SIGINT)", cut)
+        elif cut:
             log.warning(
                 "drain: %d HTTP call(s) still running after %gs were cut off (limits.drain_timeout_s)", cut, timeout
             )

@@ -10,6 +10,7 @@ import threading
 import types
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -170,6 +171,28 @@ def test_calls_the_drain_cuts_off_are_recorded_as_its_and_counted(
         assert span.attributes["rpc.grpc.status_code"] == status == grpc.StatusCode.UNAVAILABLE.value[0]
     cut = [r.getMessage() for r in caplog.records if "gRPC call(s) still running" in r.getMessage()]
     assert cut == ["drain: 2 gRPC call(s) still running after 0.2s were cut off (limits.drain_timeout_s)"]
+
+
+def test_a_drain_cut_short_ends_the_calls_at_once_recorded_as_the_drains(
+    held: tuple[Holding, Any], otlp: OtlpReceiver, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second Ctrl-C (`ProxyProcess.hurry`) during a drain of minutes: the calls end now, as the drain's cut."""
+    upstream, proxy = held
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    process = proxy.process
+    process.config = replace(process.config, limits=replace(process.config.limits, drain_timeout_s=600))
+    trace_id, metadata = _traceparent(22)
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        future = channel.unary_unary(SERVICE + "ModelInfer").future(_request(), metadata=metadata)
+        upstream.wait_arrived(1)
+        stopping = asyncio.run_coroutine_threadsafe(process.stop(), loop_thread.loop)
+        loop_thread.loop.call_soon_threadsafe(process.hurry)
+        stopping.result(20)
+        assert future.exception(10).code() == grpc.StatusCode.UNAVAILABLE
+    span, _ = recorded(otlp, caplog, trace_id)
+    assert span.attributes["error.type"] == "drain_timeout"
+    cut = [r.getMessage() for r in caplog.records if "gRPC call(s) still running" in r.getMessage()]
+    assert cut == ["drain: 1 gRPC call(s) still running were cut off (cut short by a second SIGINT)"]
 
 
 class _Ended:
