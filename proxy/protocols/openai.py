@@ -7,6 +7,7 @@ reply, whole or as server-sent events, for model, id, usage, finish reasons and 
 from __future__ import annotations
 
 import heapq
+import math
 from typing import Any, Final
 
 import orjson
@@ -18,6 +19,7 @@ from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     Fetch,
     Header,
+    MetadataStatus,
     Request,
     Target,
     embedded_prompt,
@@ -125,8 +127,34 @@ def read_request(operation: str, body: bytes) -> Request:
         # a conversation the upstream keeps (OpenAI's Conversations API), or an item it stored, named by id (an
         # `item_reference`, which the server replaces with that item): content the proxy never saw
         whole = whole and data.get("conversation") is None and not _references(data.get("input"))
+    lora = data.get("lora")
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
-                   joined=joined, decoded=unescaped(body, texts), builds_on=builds_on, stored=stored)  # fmt: skip
+                   version=None if lora is None else lora_version(lora), joined=joined,
+                   decoded=unescaped(body, texts), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def lora_version(lora: Any) -> str:
+    """llama.cpp's per-request `lora` (`[{"id": 0, "scale": 0.5}]`: the adapters it applies to this request, every
+    one not named at 0) as the call's model version, `lora:0=0.5,1=1`, which the llama.cpp model list's
+    `ServedModels` reads into the weights that serve it; `lora:?` for one llama.cpp refuses (no checkpoint)."""
+    if type(lora) is not list:
+        return _LORA + "?"
+    scales: dict[int, float] = {}
+    for item in lora:
+        ident = item.get("id") if type(item) is dict else None
+        scale = _scale(item.get("scale")) if type(item) is dict else None
+        if type(ident) is not int or ident < 0 or scale is None:
+            return _LORA + "?"
+        scales[ident] = scale
+    return _LORA + ",".join(f"{ident}={scales[ident]!r}" for ident in sorted(scales))
+
+
+def _scale(value: Any) -> float | None:
+    """A LoRA scale as llama.cpp reads it (a JSON number), or None."""
+    if type(value) is int or type(value) is float:
+        scale = float(value)
+        return scale if math.isfinite(scale) else None
+    return None
 
 
 def _token_limit(operation: str, data: dict[str, Any]) -> str:
@@ -678,14 +706,43 @@ class Adapter:
         return ReplyObserver(outcome, detectors, capture, target.operation == "embeddings")
 
 
-class ServedModels:
-    """vLLM/TGI/llama.cpp metadata: model id -> checkpoint; "*" is what serves any name (TGI)."""
+_LORA: Final = "lora:"
 
-    def __init__(self, served: dict[str, Checkpoint]) -> None:
+
+class ServedModels:
+    """vLLM/TGI/llama.cpp metadata: model id -> checkpoint; "*" is what serves any name (TGI). A llama.cpp
+    server's LoRA adapters (`/lora-adapters`: id -> path) and the weights they make with its base model:
+    its checkpoints name the adapters applied by default (scale not 0), and a call's own `lora` (its version,
+    `lora_version`) the ones it applies."""
+
+    def __init__(
+        self, served: dict[str, Checkpoint], adapters: dict[int, str] | None = None, base: Checkpoint | None = None
+    ) -> None:
         self._served = served
+        self._adapters = adapters
+        self._base = base
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None:
-        return self._served.get(model) or self._served.get("*")
+        found = self._served.get(model) or self._served.get("*")
+        if version is None or self._adapters is None or found is None or not version.startswith(_LORA):
+            return found
+        scales: dict[int, float] = {}
+        named = version[len(_LORA) :]
+        for item in named.split(",") if named else ():
+            ident, _, scale = item.partition("=")
+            if not ident.isdigit() or int(ident) not in self._adapters:
+                return None  # llama.cpp refuses it (`lora:?`, an id it has not loaded): no weights serve it
+            scales[int(ident)] = float(scale)
+        return with_adapters(self._base or found, self._adapters, scales)
+
+
+def with_adapters(base: Checkpoint, adapters: dict[int, str], scales: dict[int, float]) -> Checkpoint:
+    """The weights `base` with the LoRA `adapters` at `scales` (an adapter at 0, or not in `scales`, is not
+    applied): `model.gguf+lora:sql.gguf:0.5`, its base the parent; `base` itself when none applies."""
+    applied = "".join(f"+lora:{adapters[ident]}:{scales[ident]:g}" for ident in sorted(scales) if scales[ident])
+    if not applied:
+        return base
+    return Checkpoint(base.name + applied, base.source, base.name, base.provider)
 
 
 # `/v1/models` owned_by → gen_ai.provider.name: what serving engines put there (an unknown owner, often
@@ -723,7 +780,33 @@ class Dialect:
             served = {model: Checkpoint(name, UPSTREAM, provider="tgi") for model in served}
             served["*"] = Checkpoint(name, UPSTREAM, provider="tgi")
         _unlisted(data, entries, served)
+        if "*" in served and entries[0].get("owned_by") == "llamacpp":  # llama-server, one model: its adapters
+            return await _llama_adapters(upstream, fetch, served)
         return ServedModels(served)
+
+
+async def _llama_adapters(upstream: Upstream, fetch: Fetch, served: dict[str, Checkpoint]) -> ServedModels:
+    """A llama.cpp server's LoRA adapters (`GET /lora-adapters`: `[{"id": 0, "path": "sql.gguf", "scale": 0.5}]`,
+    the scale every request without its own `lora` gets; none without `--lora`, 404 on servers older than it):
+    its model's checkpoint is the base with the adapters applied by default."""
+    try:
+        listed = await fetch.get_json(upstream, "/lora-adapters")
+    except MetadataStatus as exc:
+        if exc.status != 404:  # not known now: the base alone could be a checkpoint that does not serve
+            raise
+        listed = None
+    items = listed if type(listed) is list else []
+    adapters: dict[int, str] = {}
+    scales: dict[int, float] = {}
+    for item in items:
+        if type(item) is dict and type(item.get("id")) is int and type(item.get("path")) is str:
+            adapters[item["id"]] = item["path"]
+            scales[item["id"]] = _scale(item.get("scale")) or 0.0
+    if not adapters:
+        return ServedModels(served)
+    base = served["*"]
+    applied = with_adapters(base, adapters, scales)
+    return ServedModels({name: applied for name in served}, adapters, base)
 
 
 def _unlisted(data: list[Any], entries: list[dict[str, Any]], served: dict[str, Checkpoint]) -> None:
