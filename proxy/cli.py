@@ -222,7 +222,9 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     print(
         f"upstream:  {upstream.name + (f' (region {upstream.region})' if upstream.region else '') if upstream else '-'}"
     )
-    if upstream is not None and decision.forwards and (upstream.url is None or upstream.grpc is None):
+    # the other listener refuses a call its upstream's protocol does not speak: said when the config has that listener
+    other_listens = upstream is not None and (upstream.url is None or config.listen.grpc is not None)
+    if upstream is not None and decision.forwards and (upstream.url is None or upstream.grpc is None) and other_listens:
         spoken, other = ("gRPC", "HTTP") if upstream.url is None else ("HTTP", "gRPC")
         print(f"listener:  {spoken} only: on the {other} listener this call is refused (502 / UNAVAILABLE "
               f"upstream_unavailable, rule upstream:{upstream.name})")  # fmt: skip

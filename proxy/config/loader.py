@@ -57,11 +57,12 @@ class Verbatim(str):
 
 
 # The packages openlineage-python's transports import only when one is built (at serve's first event, too late
-# for `check` to say so): each kind's modules and the pip name that installs them.
+# for `check` to say so): each kind's modules and the pip name that installs them. Keyed by the type a config gives
+# (the transport class's `kind`, as openlineage-python's factory reads it: `msk-iam`, `amazon_datazone_api`)
 _TRANSPORT_NEEDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "kafka": (("confluent_kafka", "confluent-kafka"),),
-    "msk_iam": (("confluent_kafka", "confluent-kafka"), ("aws_msk_iam_sasl_signer", "aws-msk-iam-sasl-signer-python")),
-    "amazon_datazone": (("boto3", "boto3"),),
+    "msk-iam": (("confluent_kafka", "confluent-kafka"), ("aws_msk_iam_sasl_signer", "aws-msk-iam-sasl-signer-python")),
+    "amazon_datazone_api": (("boto3", "boto3"),),
     "gcplineage": (("google.cloud.datacatalog_lineage_v1", "google-cloud-datacatalog-lineage"),),
 }
 

@@ -23,7 +23,7 @@ def need(*names: str) -> list[str]:
     values = [os.environ.get(name, "") for name in names]
     if all(values) and all(Path(v).exists() for v in values):
         return values
-    message = f"real server not prepared ({', '.join(names)}): run `bash .ci/real-servers`"
+    message = f'real server not prepared ({", ".join(names)}): run `eval "$(bash .ci/real-servers)"` first'
     if os.environ.get("LP_REQUIRE_REAL_SERVERS") == "1":
         pytest.fail(message)
     pytest.skip(message)
