@@ -9,7 +9,10 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 FROM python:3.11-slim
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
-    && useradd -r lineage && mkdir -p /var/lib/lineage-proxy && chown lineage /var/lib/lineage-proxy
+    && useradd -r -d /var/lib/lineage-proxy lineage && mkdir -p /var/lib/lineage-proxy \
+    && chown lineage /var/lib/lineage-proxy
+# the user's home is that directory too: `serve` keeps its listen claims in ~/.cache/lineage-proxy (a system user's
+# default home, /home/lineage, is never made, and without it a second proxy starting at once went unseen)
 # where relative paths land (the default lineage.store ./lineage.db, lineage.journal ./lineage-journal.db): the
 # image's / is not the user's to write
 WORKDIR /var/lib/lineage-proxy

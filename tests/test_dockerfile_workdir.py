@@ -39,6 +39,24 @@ def test_the_image_runs_in_a_directory_its_user_owns() -> None:
     assert workdirs[-1] in owned, f"WORKDIR {workdirs[-1]} is not a directory {user!r} owns ({sorted(owned)})"
 
 
+def test_the_users_home_is_a_directory_it_owns() -> None:
+    """`serve` keeps its listen claims in ~/.cache/lineage-proxy (`workers._claims_dir`): `useradd -r` makes no home
+    (its default, /home/lineage, does not exist), so a second proxy starting at once went unseen in the image."""
+    stage = runtime_stage()
+    user = next(args for kind, args in stage if kind == "USER").strip()
+    words = shlex.split(" ".join(args for kind, args in stage if kind == "RUN").replace("&&", " && "))
+    added = words.index("useradd")
+    command = words[added : words.index("&&", added)] if "&&" in words[added:] else words[added:]
+    assert command[-1] == user, command
+    home = command[command.index("-d") + 1] if "-d" in command else None
+    made = "-m" in command or "--create-home" in command
+    assert home is not None or made, f"useradd {' '.join(command[1:])}: the user's home is never made"
+    if home is not None and not made:
+        test_the_image_runs_in_a_directory_its_user_owns()  # WORKDIR is owned: is the home that directory?
+        workdir = [args.strip() for kind, args in stage if kind == "WORKDIR"][-1]
+        assert home == workdir, f"home {home} is neither made nor the directory {user!r} owns ({workdir})"
+
+
 def test_the_relative_defaults_the_workdir_is_for() -> None:
     # what the working directory has to hold: the store and journal by default, and the minimal config's store
     assert not Path(Lineage().store or "").is_absolute() and not Path(Lineage().journal).is_absolute()
