@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
+from proxy import __version__
 from proxy.record import ExportRefused
 from proxy.record.otlp import encode_request
 from proxy.record.sinks import Counts
@@ -114,7 +115,15 @@ STALE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.cli
 # while it is down. min_reconnect_backoff is gRPC's MIN_CONNECT_TIMEOUT (20 s by default): at 5 s it bounds
 # how long an attempt to a black-holed collector hangs before the next one.
 RECONNECT_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 1000))
-GRPC_CHANNEL_OPTIONS = (*RECONNECT_OPTIONS, ("grpc.min_reconnect_backoff_ms", 5000))
+# OTLP's exporters "SHOULD emit a User-Agent header to at the minimum identify the exporter, the language of its
+# implementation, and the version of the exporter" (the OTLP exporter specification): over HTTP there was none at all
+# (http.client adds none), over gRPC only grpc's own, which names no exporter; grpc puts this one before its own
+USER_AGENT: Final = f"lineage-proxy/{__version__} (python; OTLP exporter)"
+GRPC_CHANNEL_OPTIONS = (
+    *RECONNECT_OPTIONS,
+    ("grpc.min_reconnect_backoff_ms", 5000),
+    ("grpc.primary_user_agent", USER_AGENT),
+)
 
 
 # A batch: up to BATCH_SPANS spans, cut short before the span that would take its spans past BATCH_BYTES (the next
@@ -313,7 +322,8 @@ class OtlpHttpSink:
         parts = urlsplit(endpoint)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or (443 if self._https else 4318)
+        # a URL: without a port, its scheme's (as the SDKs read OTEL_EXPORTER_OTLP_ENDPOINT), never 4318
+        self._port = parts.port or (443 if self._https else 80)
         path = parts.path.rstrip("/")
         # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is; a base endpoint gets /v1/traces appended
         self._path = path if options.exact_path or path.endswith("/v1/traces") else path + "/v1/traces"
@@ -321,7 +331,7 @@ class OtlpHttpSink:
         self._timeout_s = timeout_s
         self._resource, self._scope = resource, scope
         self._gzip = options.compression == "gzip"
-        self._headers = {"Content-Type": "application/x-protobuf", **dict(options.headers)}
+        self._headers = {"Content-Type": "application/x-protobuf", "User-Agent": USER_AGENT, **dict(options.headers)}
         if self._gzip:
             self._headers["Content-Encoding"] = "gzip"
         self._context: ssl.SSLContext | None = None

@@ -106,8 +106,10 @@ class SpanRecorder:
     durable = False
 
     def __init__(self, telemetry: Telemetry, sink: Sink | None = None) -> None:
+        # the telemetry.sdk entity's three attributes are all Required (the proxy is its own SDK: otlp.py)
         resource: dict[str, Any] = {"service.name": telemetry.service_name, "service.version": __version__,
-                                    "telemetry.sdk.name": "lineage-proxy", "telemetry.sdk.language": "python"}  # fmt: skip
+                                    "telemetry.sdk.name": "lineage-proxy", "telemetry.sdk.language": "python",
+                                    "telemetry.sdk.version": __version__}  # fmt: skip
         resource.update(dict(telemetry.resource_attributes))
         self.console = telemetry.exporter == "console"
         self.resource = resource
@@ -200,6 +202,11 @@ class SpanRecorder:
         attrs = {
             key: _cut_value(value) for key, value in self.attributes(call, decision, outcome, output_labels).items()
         }
+        # the captured messages cut as texts, within a value's bound together: their JSON cut short is no JSON
+        if call.content:
+            attrs[INPUT_MESSAGES] = input_messages(_cut_texts(call.content))
+        if outcome.content:
+            attrs[OUTPUT_MESSAGES] = output_messages(_cut_texts(outcome.content), outcome)
         attrs["lineage.span.cut"] = True
         name, status, message = _naming(call, decision, attrs)
         return encode_span(
@@ -281,6 +288,18 @@ SPAN_MAX_BYTES: Final = 1 << 20
 VALUE_CUT_CHARS: Final = 16384
 ITEMS_CUT: Final = 64
 CUT_MARK: Final = "[cut: the span was over 1 MiB]"
+
+
+def _cut_texts(texts: tuple[str, ...], chars: int = VALUE_CUT_CHARS) -> tuple[str, ...]:
+    """Captured texts cut to `chars` characters together (the last one kept marked as cut), as one value is."""
+    kept: list[str] = []
+    for text in texts:
+        if len(text) > chars:
+            kept.append(text[:chars] + CUT_MARK)
+            break
+        kept.append(text)
+        chars -= len(text)
+    return tuple(kept)
 
 
 def _cut_value(value: Any, chars: int = VALUE_CUT_CHARS) -> Any:
@@ -370,12 +389,42 @@ def _call_attributes(call: Call, outcome: Outcome) -> dict[str, Any]:
     if outcome.output_tokens is not None:
         attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
     if call.content:
-        attrs["gen_ai.input.messages"] = "\n".join(call.content)
+        attrs[INPUT_MESSAGES] = input_messages(call.content)
     if outcome.content:
-        attrs["gen_ai.output.messages"] = "".join(outcome.content)
+        attrs[OUTPUT_MESSAGES] = output_messages(outcome.content, outcome)
     if outcome.first_token_ns:
         attrs["gen_ai.response.time_to_first_chunk"] = (outcome.first_token_ns - outcome.started_ns) / 1e9
     return attrs
+
+
+# Captured content as the GenAI conventions have it: each attribute "MUST follow" their JSON schema
+# (gen-ai-input-messages.json, gen-ai-output-messages.json), a JSON array of messages, each a `role` and its `parts`,
+# an output message with its `finish_reason`; on a span, that array as a JSON string.
+INPUT_MESSAGES: Final = "gen_ai.input.messages"
+OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+# The role of the captured input: its texts are every text the model reads (system prompt, messages, tool definitions,
+# documents), each masked on its own, without the request's roles, which a role of the schema's would misstate
+INPUT_ROLE: Final = "unknown"
+
+
+def _json(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate (a reply's JSON read past orjson): as JSON writes it
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def input_messages(texts: tuple[str, ...]) -> str:
+    """`gen_ai.input.messages`: one message, each captured text a text part of it, in the request's order."""
+    return _json([{"role": INPUT_ROLE, "parts": [{"type": "text", "content": text} for text in texts]}])
+
+
+def output_messages(texts: tuple[str, ...], outcome: Outcome) -> str:
+    """`gen_ai.output.messages`: the model's reply as one assistant message, its finish reason the reply's first
+    (`error` for a call that ended in one without any; empty when the reply gave none)."""
+    reason = outcome.finish_reasons[0] if outcome.finish_reasons else "error" if outcome.error_type else ""
+    parts = [{"type": "text", "content": "".join(texts)}]
+    return _json([{"role": "assistant", "parts": parts, "finish_reason": reason}])
 
 
 # the call's own attributes (`_call_block`), each with the heads of its short values (`CallAttribute`)
@@ -384,8 +433,8 @@ _OUTPUT_DIGEST: Final = CallAttribute("lineage.output.digest")
 _RESPONSE_ID: Final = CallAttribute("gen_ai.response.id")
 _INPUT_TOKENS: Final = CallAttribute("gen_ai.usage.input_tokens")
 _OUTPUT_TOKENS: Final = CallAttribute("gen_ai.usage.output_tokens")
-_INPUT_MESSAGES: Final = CallAttribute("gen_ai.input.messages")
-_OUTPUT_MESSAGES: Final = CallAttribute("gen_ai.output.messages")
+_INPUT_MESSAGES: Final = CallAttribute(INPUT_MESSAGES)
+_OUTPUT_MESSAGES: Final = CallAttribute(OUTPUT_MESSAGES)
 
 
 def _call_block(call: Call, outcome: Outcome, flow: bytes = b"") -> bytes:
@@ -408,9 +457,9 @@ def _call_parts(call: Call, outcome: Outcome, parts: list[bytes]) -> list[bytes]
     if outcome.output_tokens is not None:
         parts.append(_OUTPUT_TOKENS.count(outcome.output_tokens))
     if call.content:
-        parts.append(_INPUT_MESSAGES.string("\n".join(call.content)))
+        parts.append(_INPUT_MESSAGES.string(input_messages(call.content)))
     if outcome.content:
-        parts.append(_OUTPUT_MESSAGES.string("".join(outcome.content)))
+        parts.append(_OUTPUT_MESSAGES.string(output_messages(outcome.content, outcome)))
     if outcome.first_token_ns:
         parts.append(span_attribute("gen_ai.response.time_to_first_chunk", _ttft(outcome)))
     return parts
