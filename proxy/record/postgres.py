@@ -191,6 +191,11 @@ _SECRET_QUERY = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
 
 _TIMEOUT = re.compile(r"(?:-c\s*|--)statement[_-]timeout\s*=\s*'?(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\b")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+# the server-side bounds a connection gets, at the statement timeout, unless the URL's `options` set them
+_BOUNDS = {
+    name: re.compile(r"(?:-c\s*|--)" + name.replace("_", "[_-]") + r"\s*=")
+    for name in ("statement_timeout", "idle_in_transaction_session_timeout")
+}
 
 
 def _statement_timeout(options: str) -> float | None:
@@ -383,18 +388,21 @@ class PostgresStore:
         given = conninfo.conninfo_to_dict(url)
         if "connect_timeout" not in given:
             params["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_S
-        if "options" not in given:  # the URL's own `?options=-c statement_timeout=...` wins, the bound too
-            # a transaction left idle as long (its writer frozen, or cut off by a partition, between two statements:
-            # the server sees a silent client) is ended, and with it the chain's lock every sidecar's write waits for
-            bound = _milliseconds(statement_timeout_s)
-            params["options"] = f"-c statement_timeout={bound} -c idle_in_transaction_session_timeout={bound}"
-        else:
-            statement_timeout_s = _statement_timeout(str(given["options"])) or statement_timeout_s
+        # the URL's own `?options=-c statement_timeout=...` wins, the bound too; a bound its options do not set (they
+        # set a search_path) is the proxy's. A transaction left idle as long (its writer frozen, or cut off by a
+        # partition, between two statements: the server sees a silent client) is ended, and with it the chain's lock
+        # every sidecar's write waits for
+        options = str(given.get("options") or "")
+        statement_timeout_s = _statement_timeout(options) or statement_timeout_s
+        bound = _milliseconds(statement_timeout_s)
+        own = [f"-c {name}={bound}" for name, set_there in _BOUNDS.items() if not set_there.search(options)]
+        if own:
+            params["options"] = " ".join([options, *own]).strip()
         self._bound = statement_timeout_s
         self._params = params
         self._password = password
         self._conn: _Connection | None = None
-        self.unreachable: psycopg.OperationalError | None = None  # why the schema is not made yet
+        self.unreachable: psycopg.Error | None = None  # why the schema is not made yet
         if readonly:
             with self._transaction() as cur:
                 cur.execute("SELECT to_regclass('edges'), to_regclass('meta')")
@@ -405,8 +413,9 @@ class PostgresStore:
             return
         try:
             self._prepare()
-        except psycopg.OperationalError as exc:
-            if not wait_for_server or refused(exc):
+        except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            # read-only: a standby a failover has not promoted yet, or `default_transaction_read_only` for maintenance
+            if not wait_for_server or (isinstance(exc, psycopg.OperationalError) and refused(exc)):
                 raise
             self.unreachable = exc
 
@@ -487,6 +496,13 @@ class PostgresStore:
                           "and reasons in other scripts cannot be stored (SQL_ASCII reads them back as bytes); "
                           "create the database with `createdb -E UTF8 -T template0 NAME` (or CREATE DATABASE "
                           "... ENCODING 'UTF8' TEMPLATE template0) and point lineage.store at it")  # fmt: skip
+        # times read back as written, whatever the database's (or the URL's) `extra_float_digits`: 0 or less rounds
+        # them to 15 digits, rows the chain (which holds them whole) names as edited, so no purge would run again
+        try:
+            conn.execute("SET extra_float_digits = 3")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _connect(self) -> _Connection:
@@ -497,6 +513,9 @@ class PostgresStore:
             conn = self._open()
             if self._readonly:
                 conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            else:  # `BEGIN ISOLATION LEVEL READ COMMITTED`: whatever the database's default (a DBA's repeatable read
+                # took a write's snapshot before the chain's lock was granted, so two writers chained on one entry)
+                conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
             self._conn = conn
         return self._conn
 
@@ -556,8 +575,9 @@ class PostgresStore:
                     else:
                         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield cur
-        except psycopg.OperationalError:
-            self._drop()
+        except psycopg.Error as exc:
+            if not isinstance(exc, psycopg.DataError):  # not only a lost one: a session begun read-only stays so
+                self._drop()
             raise
 
     def _check_version(self, cur: psycopg.Cursor[Any], has_meta: bool) -> int | None:
@@ -631,6 +651,21 @@ class PostgresStore:
             return True
         if self.unreachable is not None:
             self._prepare(lock_wait_s)  # the first write that reaches a server that was away at the start
+        conn = self._conn
+        idle = conn is not None and not conn.closed and not conn.broken  # made by an earlier write, idle since
+        try:
+            return self._apply(params, token, lock_wait_s)
+        except psycopg.OperationalError as exc:
+            # the server closed it meanwhile (a restart since, its idle_session_timeout, `pg_terminate_backend`, a
+            # pooler or a firewall): tried once more on a new connection, which tells a database that answers from
+            # one that is away. Only with a token: a commit whose answer was lost counts once
+            if token is None or not idle or blocked(exc) or self._interrupted:
+                raise
+            log.debug("lineage database %s: its connection was closed (%s); the write is tried on a new one",
+                      redact(self.url), one_line(exc))  # fmt: skip
+            return self._apply(params, token, lock_wait_s)
+
+    def _apply(self, params: list[tuple[Any, ...]], token: str | None, lock_wait_s: float | None) -> bool:
         with self._transaction(lock_wait_s=lock_wait_s) as cur:
             if token is not None:
                 cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -646,10 +681,10 @@ class PostgresStore:
         runs it elsewhere): the chain replayed in one read snapshot. None when nothing has expired; then no
         purge follows, so the write tokens past retention, which a purge forgets, are forgotten here
         (`applied` gains a row a write, and a fleet whose flows all recur never purges)."""
-        cutoff = (time.time() if now is None else now) - retention_days * 86400
         with self._open() as conn:
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cutoff = self._cutoff(cur, retention_days, now)
                 cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
                 if cur.fetchone() is not None:
                     return self._replay(cur, None)
@@ -663,13 +698,14 @@ class PostgresStore:
         first, and under the chain lock only what was appended since."""
         if self.unreachable is not None:
             self._prepare()
-        cutoff = (time.time() if now is None else now) - retention_days * 86400
         if replay is None:
             with self._transaction(lock=False) as cur:
+                cutoff = self._cutoff(cur, retention_days, now)
                 cur.execute("SELECT 1 FROM edges WHERE last_seen < %s LIMIT 1", (cutoff,))
                 replay = None if cur.fetchone() is None else self._replay(cur, None)  # nothing to purge: no replay
         try:
             with self._transaction(long=True) as cur:
+                cutoff = self._cutoff(cur, retention_days, now)
                 cur.execute(FORGET_TOKENS, (cutoff,))
                 if replay is None:
                     return 0
@@ -699,6 +735,17 @@ class PostgresStore:
             log.error(UNVERIFIED_PURGE, redact(self.url), exc)
             return 0
         return deleted
+
+    @staticmethod
+    def _cutoff(cur: psycopg.Cursor[Any], retention_days: float, now: float | None) -> float:
+        """What was last seen before this has expired: `retention_days` before `now`, else before the database's
+        clock, the one every sidecar's purge reads (each purges the whole store: one whose own clock ran two days
+        ahead deleted what the fleet had seen within two days of a two-day retention, and signed it)."""
+        if now is None:
+            cur.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+            found = cur.fetchone()
+            now = float(found[0]) if found is not None else time.time()
+        return now - retention_days * 86400
 
     def absorb(
         self,
