@@ -40,7 +40,7 @@ from proxy.ingress.wire import (
 )
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.policy import Policy
-from proxy.protocols import HTTP_ADAPTERS, Adapter, Header, Target
+from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import keep, lower_name
@@ -275,7 +275,7 @@ class HttpIngress:
             if conn.cut and ex.call is None:  # the drain cut it while its request was still arriving: recorded
                 ex.finish(self._cut_unread(request, conn, ex))
             else:
-                ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
+                ex.finish(_left(conn, ex))
             raise
         except Exception:
             log.exception("internal error handling %s %s", method, path, extra={"trace_id": ex.trace.trace_id_hex})
@@ -491,6 +491,12 @@ class HttpIngress:
             # the reply names the model in its first event: wait for it so the head can say
             try:
                 first = await resp.readany()
+            except _UPSTREAM_BROKE as exc:
+                # broken off (or silent) after its head: the client gets that head and the cut, as it would direct (a
+                # 502 or 504 instead had its SDK send the call again: the openai SDK retries them)
+                conn.write(self._head(request, conn, ex, resp, resp.content_length)[0])
+                self._broke(conn, ex, exc)
+                return
             except Exception as exc:
                 raise ex.upstream_failed(exc) from None
             last = ex.chunk(first) if first else False
@@ -524,9 +530,13 @@ class HttpIngress:
             self._broke(conn, ex, exc)
             return
         except ConnectionError:  # the client left, or the drain's time ran out
-            ex.finish(DRAIN_CUT if conn.cut else CLIENT_GONE)
+            ex.finish(_left(conn, ex))
             return
         resp.read_off()  # past the reply's end: what the upstream still sends is no one's
+        if resp.until_close and not ex.finished and ex.cut_short():
+            # its connection's close ended it before its event stream's end: a cut, as far as can be told (the client's
+            # body ends as the upstream's did, as it would direct)
+            ex.finish("upstream_reset")
         await ex.end()
         if chunked:
             conn.write(b"0\r\n\r\n")
@@ -543,6 +553,15 @@ class HttpIngress:
         )
         ex.finish(error)
         conn.abort()
+
+
+def _left(conn: HttpConnection, ex: Exchange) -> str | None:
+    """What a client leaving before its reply's end ends the call as: `client_disconnected` (the drain's cut:
+    `drain_timeout`); but a client that leaves after the upstream's error in band leaves that error the call's type
+    (None: kept), as the SDKs raise at it and close their response there, as they would direct."""
+    if conn.cut:
+        return DRAIN_CUT
+    return None if ex.outcome.error_type == STREAM_ERROR else CLIENT_GONE
 
 
 def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any]:

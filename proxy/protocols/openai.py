@@ -255,6 +255,9 @@ class ReplyObserver(SseObserver):
                 self.in_band_error()
             self._text.add_unknown(event)
             return
+        if event.get("error"):  # beside its choices (OpenRouter's mid-stream error): the openai SDK raises at it too
+            self.in_band_error()
+            self._text.aside_strings(("error",), event["error"])
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
@@ -398,6 +401,8 @@ class ReplyObserver(SseObserver):
             if text:
                 self.first_chunk()
             self._text.add(text)
+            if reply["stop"]:
+                self.stopped = True
         else:
             self._text.add_output(text)
         self.usage(reply, "tokens_evaluated", "tokens_predicted")

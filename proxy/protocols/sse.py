@@ -5,9 +5,10 @@ Read as the WHATWG EventSource reads a stream: lines ended by LF, CRLF or a bare
 the event ending at a blank line (other lines, `event:` and comments, are framing). An event's data is one JSON
 object, most often in one line, which is read as it comes; one that is not a JSON object alone (pretty-printed
 JSON, a line each) is read once its event ends, or the reply does. `data: [DONE]` (OpenAI) marks the
-end; APIs whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`. The reply
-ends with the blank line that ends that event: a client dispatches no event before it, and the piece that holds it
-is the last passed on (`Exchange.chunk`).
+end, as does any data that begins so (`[DONE]x`: the openai SDKs, Python and Node, stop at it); APIs whose end is
+an event of their own (Responses, Anthropic Messages) set `ended` from `event`. The reply ends with the blank line
+that ends that event: a client dispatches no event before it, and the piece that holds it is the last passed on
+(`Exchange.chunk`).
 A line, or an event's data, longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that
 reply (which is forwarded as it comes all the same) and its output is labelled `scan:truncated`. So is a reply
 holding what the observer does not read: an event's data that is no JSON object, a line that is neither a field
@@ -71,6 +72,7 @@ class SseObserver:
         self._fresh = True  # no line read yet: a byte order mark that begins the stream is dropped
         self._after_cr = False  # the last piece ended in CR: a LF that begins the next is that line end's
         self._ending = False  # the API's last event was read from its `data:` line: `ended` at its blank line
+        self.stopped = False  # the model said it finished in an event with no finish reason (llama.cpp's `stop`)
         # the data of an event whose first `data:` line was no JSON text alone: its lines joined by LF, read once
         # the event ends (a blank line, or the reply's end); None while no such event is open
         self._event: bytearray | None = None
@@ -196,7 +198,7 @@ class SseObserver:
         if event is None:
             payload = line[5:].strip()
             if not payload or payload[0] != _BRACE:
-                if payload == b"[DONE]":
+                if payload.startswith(b"[DONE]"):  # (`[DONE]x` too: the openai SDKs stop at any data so begun)
                     self.ended = True
                 elif payload:  # no object, which an event is: not read (nor parsed), and said to be
                     self._text.unread()
@@ -286,6 +288,15 @@ class SseObserver:
             self._dispatch()
         self.done()
         self._text.finish(self.detectors)
+
+    def cut_short(self) -> bool:
+        """At the end of a reply framed by its connection's close (which HTTP cannot tell from a cut): whether it was
+        an event stream that closed before its API's last event (`ended`, or its data read without the blank line
+        after it), before the model said it finished (a finish or stop reason, `stopped`) and before any error the
+        upstream sent in it."""
+        outcome = self.outcome
+        return (not self.ended and not self._ending and not self.stopped and not self._sniff and self._kept is None
+                and not outcome.finish_reasons and not outcome.error_type)  # fmt: skip
 
     # -- shared by the subclasses
 

@@ -222,7 +222,7 @@ class ReplyParser:
         self.raw_fields: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._idle = 0  # bytes fed since the last head or body byte came out (the MAX_HEAD, MAX_CHUNK_LINE limits)
-        self._until_close = False
+        self.until_close = False  # the body ends with the connection (neither Content-Length nor chunked)
         self.head: Head | None = None
         self.keep_alive = True
         self.done = False
@@ -241,7 +241,7 @@ class ReplyParser:
 
     def feed_eof(self) -> None:
         """The connection ended cleanly: that completes a close-delimited body, and nothing else."""
-        if self._until_close:
+        if self.until_close:
             self.done = True
 
     def _feed_heads(self, data: bytes) -> None:
@@ -358,7 +358,7 @@ class ReplyParser:
         else:
             content_length = None  # chunked, or until the connection closes; "chunked" named anywhere in
             # Transfer-Encoding is taken to be chunked here, so a cut-off chunked body is never complete at EOF
-            self._until_close = all(
+            self.until_close = all(
                 "chunked" not in fields[i][1].decode("utf-8", "surrogateescape").lower()
                 for i in range(len(names))
                 if names[i] == b"transfer-encoding"

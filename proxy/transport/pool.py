@@ -70,6 +70,7 @@ class Response:
         assert head is not None
         self.status, self.reason, self.headers, self.content_length = head
         self.raw_headers = conn.parser.raw_fields  # the same fields as sent (bytes), to pass on without re-encoding
+        self.until_close = conn.parser.until_close  # the body ends with the connection: its end may be a cut
         self._pool = pool
         self._conn: Connection | None = conn
 
@@ -333,13 +334,13 @@ class ConnectionPool:
         if idle is not None:
             return idle
         while self.open >= self.upstream.max_connections:
-            if len(self.waiters) >= self.upstream.max_queue:
+            if self.reading_off:  # a reply read off past its call's end is no one's: its connection goes to this call
+                self.reading_off.pop().cancel()  # (closed: `_read_off_done`; out of the set now, no other call counts on it)
+            elif len(self.waiters) >= self.upstream.max_queue:  # (a call freeing one waits for it, whatever max_queue)
                 raise Overloaded(
                     f"upstream {self.upstream.name!r} is saturated: {self.upstream.max_connections} calls in "
                     f"flight and {self.upstream.max_queue} waiting (upstreams[].max_queue); retry shortly"
                 )
-            if self.reading_off:  # a reply read off past its call's end is no one's: its connection goes to this call
-                self.reading_off.pop().cancel()  # (closed: `_read_off_done`; out of the set now, no other call counts on it)
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
             try:
