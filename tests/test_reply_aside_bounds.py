@@ -353,3 +353,37 @@ def test_an_address_in_a_blocks_start_labels_the_streamed_reply(
         loop_thread.run(proxy.process.runtime.sinks.flush())
     found = stored_output_labels(tmp_path / "lineage.db")
     assert found["flow-start"] == ["flow-start", "pii:email"]
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"type": "citations_delta", "citation": {"type": "char_location", "cited_text": "write to ana@example.org",
+                                                 "document_index": 0, "start_char_index": 0, "end_char_index": 24}},
+        {"type": "some_future_delta", "value": "write to ana@example.org"},
+    ],
+    ids=["citation", "unknown"],
+)  # fmt: skip
+def test_a_delta_of_another_type_is_read_for_the_outputs_labels(form: dict[str, Any]) -> None:
+    """A `content_block_delta` neither text, thinking nor a tool's JSON (a citation, whose `cited_text` the client
+    shows; a delta type of a later API) was read only for a `partial_json` it does not have: recorded clean."""
+    outcome = Outcome(started_ns=1)
+    observer = MessagesObserver(outcome, EMAIL, False)
+    cited = {"type": "content_block_delta", "index": 0, "delta": form}
+    observer.chunk(sse([START, start(0), delta(0, "as the document says"), cited, stop(0), *END]))
+    observer.finish()
+    assert outcome.output_detected == {"pii:email"}
+    assert outcome.output_digest == sha("as the document says")  # the content's, as a block read beside it
+
+
+def test_a_thinking_blocks_signature_is_no_output() -> None:
+    outcome = Outcome(started_ns=1)
+    observer = MessagesObserver(outcome, EMAIL, False)
+    signature = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "signature_delta", "signature": "ana@example.org"},
+    }
+    observer.chunk(sse([START, start(0, "thinking"), signature, stop(0), *END]))
+    observer.finish()
+    assert outcome.output_detected == set()

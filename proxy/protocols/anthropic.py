@@ -130,8 +130,13 @@ class MessagesObserver(SseObserver):
                         self._text.aside((index if isinstance(index, int) else 0, "thinking"), thinking)
                         if thinking:
                             self.first_chunk()
-                else:
+                elif form == "input_json_delta" or "partial_json" in delta:
                     text = delta.get("partial_json")
+                elif form != "signature_delta":  # (a thinking block's signature: no text)
+                    # a citation (its `cited_text`), or a delta the adapter does not know: its strings, beside the
+                    # content, as a block it reads no text from (`_other`)
+                    index = event.get("index")
+                    self._text.aside_strings((index if isinstance(index, int) else 0, "delta"), delta)
             if isinstance(text, str) and text:
                 if not self.outcome.first_token_ns:
                     self.outcome.first_token_ns = self.outcome.now_ns()
