@@ -80,9 +80,10 @@ def bound_address(sock: socket.socket) -> Address:
     return Address(host, port)
 
 
-def _grpc_started(limits: Limits) -> tuple[int, float, float, int]:
+def _grpc_started(limits: Limits) -> tuple[int, float, float, int, int]:
     """What of `limits` a grpc server takes at its start, which only a new server changes (`GrpcIngress._open`)."""
-    return limits.max_body_bytes, limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections
+    return (limits.max_body_bytes, limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections,
+            limits.max_concurrent_streams)  # fmt: skip
 
 
 class ProxyProcess:
@@ -370,9 +371,12 @@ class ProxyProcess:
     def _grpc_changed(self, old: Config, new: Config) -> bool:
         """Whether the gRPC listener must take `new` (`GrpcIngress.replace`: a renewed certificate for its next
         handshakes, or a new server): its TLS changed, in the config or in its files (renewed in place), or
-        limits.max_body_bytes, idle_timeout_s, header_timeout_s or max_connections, which a grpc server takes at its
+        limits.max_body_bytes, idle_timeout_s, header_timeout_s, max_connections or max_concurrent_streams, which a
+        grpc server takes at its
         start (OSError: a file cannot be read)."""
         if new.listen.tls != old.listen.tls or _grpc_started(new.limits) != _grpc_started(old.limits):
+            return True
+        if new.limits.max_header_bytes != old.limits.max_header_bytes:  # the gRPC listener's metadata limit (`_open`)
             return True
         return (
             new.listen.tls is not None and self._tls is not None and listener_files(new.listen.tls) != self._tls.files

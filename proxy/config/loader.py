@@ -944,7 +944,8 @@ class _Reader:
 
     def limits(self, raw: Any) -> Limits:
         known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
-                 "header_timeout_s", "max_header_bytes", "max_headers", "max_connections", "bodies_max_bytes")  # fmt: skip
+                 "header_timeout_s", "max_header_bytes", "max_headers", "max_connections", "max_concurrent_streams",
+                 "bodies_max_bytes")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
         limits = Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
@@ -956,6 +957,7 @@ class _Reader:
             max_header_bytes=s.read("max_header_bytes", partial(self.integer, minimum=1024)),
             max_headers=s.read("max_headers", partial(self.integer, minimum=8)),
             max_connections=s.read("max_connections", partial(self.integer, minimum=1)),
+            max_concurrent_streams=s.read("max_concurrent_streams", partial(self.integer, minimum=1)),
             bodies_max_bytes=s.read("bodies_max_bytes", partial(self.integer, minimum=1)),
         )
         if limits.bodies_max_bytes < limits.max_body_bytes:

@@ -195,6 +195,9 @@ class Limits:
     max_header_bytes: int = 32 * 1024  # the request head (431 past it), and at most max_headers fields
     max_headers: int = 100
     max_connections: int = 4096  # per process; more get 503 overloaded at once, so calls in flight go on
+    # calls at once on one gRPC connection (HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS): a client's further calls wait
+    # in its channel for one to end (HTTP/1.1 has one call a connection at a time)
+    max_concurrent_streams: int = 128
     # request bodies held in memory at once, all of a process's connections together: a body that would take
     # them past it gets 503 overloaded (max_connections bodies of max_body_bytes would be 256 GiB)
     bodies_max_bytes: int = 1024 * 1024 * 1024

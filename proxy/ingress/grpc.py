@@ -49,6 +49,16 @@ DEADLINE_PASSED = "deadline_exceeded"  # error.type of a call cut off by its cli
 DEADLINE_SLACK_S = 0.05
 # grpc's receive limit is limits.max_body_bytes plus 1/_OVER of it: a quarter more (`_open`, `_too_large`)
 _OVER: Final = 4
+# grpc's default limit on the metadata a server or a channel takes (`grpc.max_metadata_size`, a soft limit: past it
+# grpc refuses a call at random, RESOURCE_EXHAUSTED, the more often the nearer it is to its hard limit, 16 KiB by
+# default, past which it refuses every call). An upstream's server (Triton's, MLServer's) keeps grpc's defaults, so
+# a call whose metadata, as it would be forwarded, is over it is refused by the proxy itself, every time, before it is
+# read (`_metadata_over`)
+UPSTREAM_METADATA_BYTES: Final = 8192
+# what a call's metadata gains on its way to the upstream, as grpc counts it (each key and value and 32 bytes), beside
+# its method (`:path`): grpc's :authority, :method, :scheme, te, content-type, user-agent, grpc-accept-encoding and
+# grpc-timeout, the proxy's traceparent and an upstream's key
+_GRPC_ADDS: Final = 768
 # A grace so long that only the ingress's own cut ends it (see `stop`)
 _UNTIL_CUT_S = 1e9
 _EOF: Final = grpc.aio.EOF  # what `read` returns, on either side, once the other has ended its messages
@@ -62,10 +72,10 @@ _SERVER: contextvars.ContextVar[int] = contextvars.ContextVar("lineage_proxy_grp
 Metadata = Sequence[tuple[str, str | bytes]]
 
 
-def _timeouts(limits: Limits) -> tuple[float, float, int]:
+def _timeouts(limits: Limits) -> tuple[float, float, int, int]:
     """What of `limits` a grpc server takes at its start besides max_body_bytes: its pings, idle connections closed,
-    handshakes, and the connections it takes (`GrpcIngress._open`)."""
-    return limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections
+    handshakes, the connections it takes and the calls each may hold at once (`GrpcIngress._open`)."""
+    return limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections, limits.max_concurrent_streams
 
 
 def _metadata(received: Metadata) -> dict[str, str]:
@@ -84,6 +94,24 @@ def _metadata(received: Metadata) -> dict[str, str]:
 
 
 _READ_BINARY: Final = frozenset({"x-data-labels-bin", "x-purpose-bin"})
+
+
+def _metadata_over(received: Metadata, method: str) -> RequestTooLarge | None:
+    """A refusal of a call whose metadata, as it would reach the upstream (`_GRPC_ADDS`), is over
+    `UPSTREAM_METADATA_BYTES`, as grpc counts it: the upstream's grpc would refuse it at random, and the labels in it
+    would come back in the reply's metadata, which the client's grpc refuses so. None if it fits."""
+    size = _GRPC_ADDS + len(method) + 37  # (:path's key and its 32)
+    for key, value in received:
+        if key not in _NOT_FORWARDED:
+            size += len(key) + len(value) + 32
+    if size <= UPSTREAM_METADATA_BYTES:
+        return None
+    return RequestTooLarge(
+        f"this call's metadata would reach the upstream as about {size} bytes (each key and value and 32, as grpc "
+        f"counts them): over {UPSTREAM_METADATA_BYTES}, the limit a gRPC server takes by default "
+        "(grpc.max_metadata_size), past which it refuses calls at random; send fewer or shorter labels or other "
+        "metadata"
+    )
 
 
 def _received(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
@@ -165,18 +193,23 @@ class GrpcIngress:
         self._secure = False  # a TLS listener asking for client certificates: only then can a peer show one
         # what the serving server was opened with, which only a new server can change (`replace`): whether it
         # requires a client certificate and its client CA's contents; limits.max_body_bytes; limits.idle_timeout_s,
-        # header_timeout_s and max_connections (`_timeouts`)
+        # header_timeout_s, max_connections and max_concurrent_streams (`_timeouts`)
         self._client_auth: tuple[bool, bytes | None] | None = None  # None: plaintext
         self._limit = 0
-        self._timeouts = (0.0, 0.0, 0)
+        self._timeouts = (0.0, 0.0, 0, 0)
         # a renewed certificate and key for the serving server's next handshake (`_renewal`), once: a list, which
         # grpc's thread and the loop each change in one step (`pop`, slice assignment)
         self._renewed: list[grpc.ServerCertificateConfiguration] = []
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # by OIP method, made on its first call
         self._rpcs: dict[str, dict[str, Any]] = {}  # its span attributes (`_rpc`), by OIP method, as `_handlers`
+        self._metadata_limit = 0  # limits.max_header_bytes, as the serving server took it (`_open`)
         self._generation = 0  # of the server serving new calls: one more for each a reload starts (`replace`)
         self._cutting: set[int] = set()  # generations whose drain's time ran out: what they cancel, the drain cut
         self._cut = 0  # calls the drain cut
+        # the upstream's calls of the health watches relayed, by the generation of the server each came to (`watch`);
+        # those a retiring server's drain ended (`_retire`)
+        self._watches: dict[Any, int] = {}
+        self._drained: set[Any] = set()
         self._callables: dict[tuple[str, str], tuple[grpc.aio.Channel, Any]] = {}  # (`_callable`)
         self._spent: list[tuple[Any, ...]] = []  # what unary calls left, freed on the next turn (`_free_after_reply`)
         self.held = 0  # bytes of the unary requests being served (`_hold`), at most limits.bodies_max_bytes
@@ -201,6 +234,11 @@ class GrpcIngress:
         # and records it (`_too_large`); grpc still holds no message larger. Replies are the upstream's, passed on
         # whatever their size
         limit = min(max_body_bytes + max_body_bytes // _OVER, 2**31 - 1)  # grpc's option is a C int
+        # a connection holds at most limits.max_concurrent_streams calls at once (HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS,
+        # which grpc sends in its first SETTINGS): a client's channel keeps its further calls waiting until one ends, and
+        # a stream opened past it is refused (RST_STREAM REFUSED_STREAM) before any handler runs. Unbounded, one client
+        # connection held 3,000 calls at once, each with its upstream call and its memory (HTTP/1.1: one at a time)
+        streams = min(self.ref.current.config.limits.max_concurrent_streams, 2**31 - 1)  # (a C int)
         # a client's TLS handshake and HTTP/2 preface have limits.header_timeout_s, as the HTTP listener's TLS
         # handshake has (grpc's own default, 120 s, let clients that never finish one hold a socket each that long)
         limits = self.ref.current.config.limits
@@ -212,6 +250,11 @@ class GrpcIngress:
         # upstream's cancelled); one with no call for limits.idle_timeout_s is closed (GOAWAY: the client's channel
         # connects again for its next call), as an idle HTTP/1.1 connection is
         idle_ms = grpc_ms(limits.idle_timeout_s)
+        # a call's metadata is bounded by limits.max_header_bytes, as an HTTP request's head is: grpc's soft and hard
+        # limits alike, so that grpc takes every call under it and refuses every call over it (RESOURCE_EXHAUSTED,
+        # before any handler runs). grpc's defaults (8 KiB soft, 16 KiB hard) refused calls in between at random:
+        # 64 labels of 128 characters in x-data-labels, which the labels' grammar allows, failed one call in five
+        metadata = min(limits.max_header_bytes, 2**31 - 1)
         # past limits.max_connections, grpc closes a new connection as it accepts it (the client gets UNAVAILABLE):
         # unbounded, one client opening connections held a file descriptor each until the process could accept none.
         # grpc core takes a bound below INT_MAX only: 2**31 - 1 fails its check (the process aborts), past it the C int
@@ -219,10 +262,11 @@ class GrpcIngress:
         connections = min(limits.max_connections, 2**31 - 2)
         server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
+            ("grpc.max_metadata_size", metadata), ("grpc.absolute_max_metadata_size", metadata),
             ("grpc.server_handshake_timeout_ms", handshake_ms), ("grpc.max_connection_idle_ms", idle_ms),
             ("grpc.keepalive_time_ms", idle_ms), ("grpc.keepalive_timeout_ms", handshake_ms),
             ("grpc.http2.ping_timeout_ms", handshake_ms),  # (without it grpcio 1.85 waits on a ping's answer for good)
-            ("grpc.max_allowed_incoming_connections", connections),
+            ("grpc.max_allowed_incoming_connections", connections), ("grpc.max_concurrent_streams", streams),
         ])  # fmt: skip
         server.add_generic_rpc_handlers((self,))
         failure: BaseException | None = None
@@ -251,6 +295,7 @@ class GrpcIngress:
             raise failure
         self._secure = tls is not None and tls.require_client_cert  # grpc asks for a client certificate only then
         self._client_auth, self._limit, self._timeouts = client_auth, max_body_bytes, _timeouts(limits)
+        self._metadata_limit = limits.max_header_bytes
         return server, port
 
     def _renewal(self) -> grpc.ServerCertificateConfiguration | None:
@@ -265,19 +310,23 @@ class GrpcIngress:
         """The reload's certificate and key when its listener settings differ from the serving server's in those
         only (their files named or renewed in place): new handshakes take them without a new server; else None.
         Client authentication (the client CA's contents, whether a certificate is required) is a connection's
-        from its handshake on, and limits.max_body_bytes, idle_timeout_s, header_timeout_s and max_connections a server's from its
+        from its handshake on, and limits.max_body_bytes, idle_timeout_s, header_timeout_s, max_connections and
+        max_concurrent_streams a server's from its
         start (the config in force's: the reload's): either needs a new server.
         Raises OSError as `_certificates`."""
         if tls is None or self._client_auth is None or max_body_bytes != self._limit:
             return None
         if _timeouts(self.ref.current.config.limits) != self._timeouts:  # a server's from its start, as the limit
             return None
+        if self.ref.current.config.limits.max_header_bytes != self._metadata_limit:  # (as the limit)
+            return None
         certificates, client_ca = _certificates(tls)
         return certificates if (tls.require_client_cert, client_ca) == self._client_auth else None
 
     async def replace(self, tls: Tls | None, max_body_bytes: int, grace_s: float) -> None:
         """A reload changed the listener's TLS (its files, renewed in place or not, the client CA, whether a
-        certificate is required) or limits.max_body_bytes, idle_timeout_s, header_timeout_s or max_connections. A new certificate or
+        certificate is required) or limits.max_body_bytes, idle_timeout_s, header_timeout_s, max_connections or
+        max_concurrent_streams. A new certificate or
         key alone is read now and taken by the next handshakes (`_renewed_certificates`): the server and its connections stay. Anything else: a new server on
         the same port (SO_REUSEPORT) takes every new connection from now on, its files read now; the old one
         stops accepting and sends its connections GOAWAY, so each client's next call makes a new connection and
@@ -329,6 +378,12 @@ class GrpcIngress:
         # client's leaving: the ingress keeps the time itself, marks the cut, then has grpc cancel them
         if graceful is None:
             graceful = asyncio.ensure_future(server.stop(_UNTIL_CUT_S))
+        # a health watch lasts as long as its client's channel: it would hold every drain to its end and be cut. It ends
+        # now, OK (the client's channel watches again on its next connection), its upstream's call cancelled
+        for rpc, of in list(self._watches.items()):
+            if of == generation:
+                self._drained.add(rpc)
+                rpc.cancel()
         hurried = asyncio.ensure_future(self.hurried.wait())
         await asyncio.wait((graceful, hurried), timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
         hurried.cancel()
@@ -358,7 +413,9 @@ class GrpcIngress:
             target = adapter.match("POST", method)
             if target is None:
                 continue
-            if not target.carries_data:
+            if not target.carries_data and target.stream:
+                handler = grpc.unary_stream_rpc_method_handler(bound3(self.watch, adapter, target, method))
+            elif not target.carries_data:
                 handler = grpc.unary_unary_rpc_method_handler(bound3(self.data_free, adapter, target, method))
             elif target.stream:
                 handler = grpc.stream_stream_rpc_method_handler(bound3(self.stream, adapter, target, method))
@@ -443,9 +500,8 @@ class GrpcIngress:
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Any:
         """The same unary call to the upstream, with the forwarded metadata and the caller's deadline."""
-        return self._callable(upstream, method)(
-            request, metadata=self._forward_metadata(ex, upstream, received), timeout=self._timeout(upstream, context)
-        )
+        metadata = self._forward_metadata(ex, upstream, received)
+        return self._callable(upstream, method)(request, metadata=metadata, timeout=self._timeout(upstream, context))
 
     def _callable(self, upstream: Upstream, method: str) -> Any:
         """grpc.aio's callable for a unary `method` on `upstream`'s channel in use, made once per channel (making
@@ -524,6 +580,9 @@ class GrpcIngress:
         failure: BaseException | None = None
         held = 0
         try:
+            over = _metadata_over(received, method)
+            if over is not None:
+                raise over
             held = self._hold(ex, len(request))
             upstream = self._admit(ex, request, header, context, deferred=True)
             rpc = self._unary(ex, upstream, method, request, received, context)
@@ -586,16 +645,20 @@ class GrpcIngress:
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
+            over = _metadata_over(received, method)
+            if over is not None:
+                raise over
             if len(first) > ex.pipeline.config.limits.max_body_bytes:
                 raise _too_large(len(first), ex.pipeline)
             upstream = self._admit(ex, first, header, context, deferred=True)
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
+            quiet = _Quiet(rpc, upstream.timeout_s)  # the upstream's timeout_s, between messages
             ended: list[ProxyError] = []  # why the proxy ended the stream, if it did
             # the writer runs `ex.forwarded()` once the first message is with grpc's core
             writer = asyncio.get_running_loop().create_task(
-                self._pump(rpc, context, first, ex, header, ended, asyncio.current_task())
+                self._pump(rpc, context, first, ex, header, ended, asyncio.current_task(), quiet)
             )
             first = b""  # the writer's now, which lets it go once sent (`_pump`)
             sent_metadata = complete = False
@@ -605,6 +668,7 @@ class GrpcIngress:
                 if message is not _EOF:
                     ex.forwarded()  # a reply before the first message was sent (a no-op once the writer ran it)
                 while message is not _EOF:
+                    quiet.heard()
                     ex.stream_message(message)
                     lineage = None
                     if not sent_metadata:  # the first reply: the lineage (its labels with this reply's) goes first
@@ -623,10 +687,11 @@ class GrpcIngress:
                 complete = True
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
+            quiet.stop()
             await _stop(rpc, writer, complete)
             failed = _relay_failure(ex, context, ended, relayed, initial=not sent_metadata)
             if failed is not None:
-                raise failed
+                raise quiet.failure(ex, ended) or failed
             if not sent_metadata:  # no reply carried the upstream's initial metadata: it goes before the status
                 initial = _pass(await rpc.initial_metadata())
                 if initial:
@@ -677,6 +742,7 @@ class GrpcIngress:
         header: Header | None,
         ended: list[ProxyError],
         handler: asyncio.Task[Any] | None,
+        quiet: _Quiet | None = None,
     ) -> None:
         """The client's messages to the upstream's call, each written before the next is read, then the end of
         them, only if the client ended them: grpc.aio's `read` gives EOF too for a call that failed (its client
@@ -685,10 +751,13 @@ class GrpcIngress:
         grpc's core, while the upstream computes (if that fails, the proxy's fault, the upstream's call is
         cancelled and the failure raised, as `_forwarded`); its later messages are each decided again first
         (`Exchange.readmit`): a denial, or a malformed message, ends the stream (`ended`) and cancels the
-        upstream's call; so does a message over `limits.max_body_bytes` (`_too_large`), in any stream."""
+        upstream's call; so does a message over `limits.max_body_bytes` (`_too_large`), in any stream. Each message
+        sent, and the end of them, is heard by `quiet`, if given (the upstream's silence is counted from then)."""
         if first is not None:
             if not await _write(rpc, first):
                 return
+            if quiet is not None:
+                quiet.heard()
             first = None  # sent: a stream left open holds none of the messages it passed on
             if ex is not None:
                 try:
@@ -718,6 +787,8 @@ class GrpcIngress:
                     return
             if not await _write(rpc, message):
                 return
+            if quiet is not None:
+                quiet.heard()
             message = b""  # sent: not held while the client's next one is awaited
             message = await context.read()
         # a second read returns once grpc has failed the call, whose handler's cancel it has asked for by then: a
@@ -729,6 +800,8 @@ class GrpcIngress:
             await rpc.done_writing()
         except Exception:  # the upstream's call ended as it was half-closed, and grpc's core refused the half-close
             pass  # (its ExecuteBatchError, no AioRpcError): the call's status is the answer, read by the relay
+        if quiet is not None:
+            quiet.heard()
 
     # -- everything else
 
@@ -743,6 +816,9 @@ class GrpcIngress:
         failure: BaseException | None = None
         held = 0
         try:
+            over = _metadata_over(received, method)
+            if over is not None:
+                raise over
             pipeline = ex.pipeline
             held = self._hold(ex, len(request))
             caller = pipeline.identify_only(header, self._peer(context))
@@ -765,6 +841,72 @@ class GrpcIngress:
             await context.send_initial_metadata(passed)
         return reply
 
+    async def watch(
+        self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """A data-free RPC whose reply is a stream (`grpc.health.v1.Health/Watch`): decided and recorded as
+        `data_free` is, then the upstream's messages are relayed as they come, for as long as the upstream's stream
+        lasts (the client's deadline is its only bound: a watch is silent while nothing changes); the client leaving
+        cancels the upstream's stream; a drain, or a reload's retiring its server, ends it OK at once (`_retire`).
+        `x-trace-id` goes back as trailing metadata."""
+        received = _received(context)
+        ex, header = self._exchange(adapter, target, method, received)
+        ends = self._ends(ex, context)
+        failure: BaseException | None = None
+        held = 0
+        try:
+            pipeline = ex.pipeline
+            held = self._hold(ex, len(request))
+            caller = pipeline.identify_only(header, self._peer(context))
+            upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
+            ex.admit_data_free(upstream, caller)
+            rpc = self.channels.channel(upstream).unary_stream(method)(
+                request, metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
+            )
+            self._watches[rpc] = _SERVER.get()
+            complete = False
+            relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
+            try:
+                initial = _pass(await rpc.initial_metadata())  # as the upstream sent it, before any reply
+                if initial:
+                    try:
+                        await context.send_initial_metadata(initial)
+                    except Exception:
+                        ends.unsent = True  # (as a stream's reply)
+                        raise
+                message = await rpc.read()
+                while message is not _EOF:
+                    try:
+                        await context.write(message)
+                    except Exception:
+                        ends.unsent = True  # grpc could not send it: the client's side of the call is gone
+                        raise
+                    message = await rpc.read()
+                ex.outcome.status = 0
+                complete = True
+            except (Exception, asyncio.CancelledError) as exc:
+                relayed = exc
+            del self._watches[rpc]
+            task = asyncio.current_task()
+            if rpc in self._drained:
+                self._drained.discard(rpc)
+                if isinstance(relayed, asyncio.CancelledError) and task is not None and not task.cancelling():
+                    relayed = None  # the drain ended it (its client still there): OK, without the upstream's trailers
+                    complete = True
+                    ex.outcome.status = 0
+            if not complete:
+                rpc.cancel()
+            if isinstance(relayed, grpc.aio.AioRpcError):
+                raise _upstream_error(ex, relayed, context, initial=False)
+            if relayed is not None:
+                raise relayed
+            trailing = [] if rpc.cancelled() else _pass(await rpc.trailing_metadata())
+            context.set_trailing_metadata((*trailing, ("x-trace-id", ex.trace.trace_id_hex)))
+        except (Exception, asyncio.CancelledError) as exc:
+            failure = exc
+        self.held -= held
+        await ends.close(failure)  # raises what failed
+
     async def passthrough(self, method: str, requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Any other method, unary or streaming alike (the wire does not tell them apart): its messages
         are not read, so it is decided as an opaque call on its metadata (`policy.passthrough`: refused
@@ -776,6 +918,9 @@ class GrpcIngress:
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
+            over = _metadata_over(received, method)
+            if over is not None:
+                raise over
             upstream = ex.admit(b"", header, self._peer(context), deferred=True)
             decision = ex.decision
             if upstream.grpc is None and decision is not None and not decision.zones:
@@ -793,9 +938,10 @@ class GrpcIngress:
                 metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
             await _forwarded(rpc, ex)  # its request is its metadata, sent by the call's first step
+            quiet = _Quiet(rpc, upstream.timeout_s)  # the upstream's timeout_s, between messages
             ended: list[ProxyError] = []  # a message over the limit ended it (`_pump`)
             writer = asyncio.get_running_loop().create_task(
-                self._pump(rpc, context, None, None, None, ended, asyncio.current_task())
+                self._pump(rpc, context, None, None, None, ended, asyncio.current_task(), quiet)
             )
             complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
@@ -811,6 +957,7 @@ class GrpcIngress:
                         raise
                 message = await rpc.read()
                 while message is not _EOF:
+                    quiet.heard()
                     try:
                         await context.write(message)
                     except Exception:
@@ -822,15 +969,58 @@ class GrpcIngress:
                 complete = True
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
+            quiet.stop()
             await _stop(rpc, writer, complete)
             failed = _relay_failure(ex, context, ended, relayed, passed_on=True)
             if failed is not None:
-                raise failed
+                raise quiet.failure(ex, ended) or failed
             context.set_trailing_metadata((*_pass(await rpc.trailing_metadata()), *ex.lineage_headers()))
             await ex.end()  # a new flow's first edge is durable before the client has the status
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         await ends.close(failure)
+
+
+class _Quiet:
+    """An upstream's `timeout_s` on a relayed stream (ModelStreamInfer, a passthrough call, unary or streaming), as an
+    HTTP upstream's is on a reply: a bound on its silence, not on the call. From the stream's last message either way
+    (`heard`: each of the client's messages sent, the end of them, each of the upstream's), the upstream has
+    `timeout_s` to send its next message or its status; if it does not, its call is cancelled (`expired`), and the
+    call ends `upstream_timeout` (DEADLINE_EXCEEDED, `failure`), as a unary ModelInfer whose upstream does not answer
+    within it. A stream that keeps moving is never cut. Each message costs a clock read; the timer is re-armed only
+    when it fires."""
+
+    def __init__(self, rpc: Any, timeout_s: float) -> None:
+        self._rpc = rpc
+        self._timeout = timeout_s
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self.expired = False
+        self._timer: asyncio.TimerHandle | None = self._loop.call_at(self._last + timeout_s, self._due)
+
+    def heard(self) -> None:
+        self._last = self._loop.time()
+
+    def _due(self) -> None:
+        due = self._last + self._timeout
+        if self._loop.time() < due:  # a message since: the bound runs from it
+            self._timer = self._loop.call_at(due, self._due)
+            return
+        self._timer = None
+        self.expired = True
+        self._rpc.cancel()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def failure(self, ex: Exchange, ended: list[ProxyError]) -> ProxyError | None:
+        """What ends the call when the silence cancelled the upstream's (unless the proxy ended it first), else None."""
+        if not self.expired or ended:
+            return None
+        ex.outcome.status = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+        return ex.upstream_failed(TimeoutError())  # UpstreamTimeout: "did not answer within {timeout_s}s"
 
 
 def _too_large(size: int, pipeline: Pipeline) -> RequestTooLarge:

@@ -53,10 +53,13 @@ _DATA_FREE = (
 )  # fmt: skip
 PASSTHROUGH: Final = Target("passthrough")
 # gRPC's standard health check (grpc.health.v1): its request names a service, nothing more. A load balancer's probe
-# and a channel's health checks ask it; refused as an opaque method where zones are configured, a healthy upstream
-# was down to them. (Its `Watch` is a stream: an opaque method, as any other.)
+# asks `Check`; a channel's client-side health checking (a service config's healthCheckConfig) keeps a `Watch` open,
+# a stream of the service's status as it changes. Refused as opaque methods where zones are configured, a healthy
+# upstream was down to them
 HEALTH_CHECK: Final = "/grpc.health.v1.Health/Check"
+HEALTH_WATCH: Final = "/grpc.health.v1.Health/Watch"
 _HEALTH: Final = Target("health", carries_data=False)
+_HEALTH_WATCH: Final = Target("health", carries_data=False, stream=True)  # a reply stream (`GrpcIngress.watch`)
 
 _MAX_STRINGS: Final = 10_000
 _MAX_FIELD: Final = (1 << 29) - 1  # protobuf's largest field number
@@ -671,6 +674,7 @@ _TARGETS: Final = {
     MODEL_STREAM_INFER: Target("infer", stream=True),
     **{SERVICE + m: Target("metadata", carries_data=False) for m in _DATA_FREE},
     HEALTH_CHECK: _HEALTH,
+    HEALTH_WATCH: _HEALTH_WATCH,
 }
 
 
@@ -686,7 +690,7 @@ class Adapter:
         return _TARGETS.get(path)
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
-        if target is _HEALTH:  # names a service, not a model: routed as a call naming none
+        if target is _HEALTH or target is _HEALTH_WATCH:  # names a service, not a model: routed as a call naming none
             return Request("", target.operation)
         if not target.carries_data:
             return Request(read_model_name(body), target.operation)
