@@ -31,6 +31,7 @@ import collections
 import dataclasses
 import logging
 import time
+import zlib
 from typing import Any, Final
 
 from proxy.checkpoints import CheckpointBook
@@ -97,6 +98,11 @@ class Exchange:
         # tuple looked up and copied for each message took a stream of 40,000 sequences 20 s of the event loop)
         self._sequences: collections.OrderedDict[str, None] | None = None
         self._left: int | None = None  # bytes of a sized reply still to come
+        # a reply in a content coding the proxy reads (`_decoding`): its zlib window bits, its inflater once the first
+        # bytes came, and how many bytes it may yet give the observer (`limits.max_body_bytes` in all)
+        self._coding = 0
+        self._inflater: Any = None
+        self._inflate_room = 0
         self.refused: Exchange | None = None  # a stream's later message that was denied (`readmit`)
         self._unforwarded: Request | None = None  # admitted, deferred: what `forwarded` completes the call from
         self._forwarding = False  # `forwarded` is running (a failure in it is the proxy's, not the upstream's)
@@ -281,7 +287,8 @@ class Exchange:
         out, so `x-lineage-checkpoint` can say."""
         return self.outcome.checkpoint is None and self._observer is not None
 
-    def head(self, status: int, header: Header, content_length: int | None = None) -> None:
+    def head(self, status: int, header: Header, content_length: int | None = None, coding: str | None = None) -> None:
+        """The reply's head; `coding`: its Content-Encoding (HTTP), which the observer reads through (`_decoding`)."""
         outcome = self.outcome
         outcome.status = status
         if status >= 500:
@@ -290,16 +297,67 @@ class Exchange:
         if status >= 300:
             self._observer = None  # an error body is not the model's output
         elif observer is not None:
-            try:
-                observer.head(status, header)
-            except Exception:
-                self._observer_failed()
+            if coding is not None and not self._decoding(coding):
+                self._unreadable()
+            else:
+                try:
+                    observer.head(status, header)
+                except Exception:
+                    self._observer_failed()
         self._left = content_length
+
+    def _decoding(self, coding: str) -> bool:
+        """A reply's Content-Encoding (the proxy asked for none, `Accept-Encoding: identity`, but an upstream may code
+        it all the same): its client undoes it and reads the output, so the observer is given the bytes decoded. One
+        layer of gzip or deflate is read, as a request body's is; False for any other (`br`, `zstd`, two layers)."""
+        name = coding.strip(" \t").lower()
+        if name == "" or name == "identity":
+            return True
+        bits = _REPLY_CODINGS.get(name)
+        if bits is None:
+            return False
+        self._coding = bits
+        self._inflate_room = self.pipeline.config.limits.max_body_bytes
+        return True
+
+    def _decoded(self, data: bytes, whole: bool) -> bytes | None:
+        """`data` decoded (`_decoding`), None once it cannot be (not valid coded data, or past `limits.max_body_bytes`
+        decoded), the observer then dropped and the output said to be unread. `whole`: the reply's last bytes, after
+        which the coded data must have ended (a client reads no more of it)."""
+        inflater = self._inflater
+        if inflater is None:
+            bits = self._coding
+            if bits == _DEFLATE and not _zlib_header(data):
+                bits = -15  # "deflate" sent raw, as some servers do, and clients read it so too
+            inflater = self._inflater = zlib.decompressobj(bits)
+        room = self._inflate_room
+        try:
+            out: bytes = inflater.decompress(data, room + 1)
+        except zlib.error:
+            self._unreadable()
+            return None
+        if len(out) > room or (whole and not inflater.eof):
+            self._unreadable()
+            return None
+        self._inflate_room = room - len(out)
+        return out
+
+    def _unreadable(self) -> None:
+        """The reply cannot be read (a content coding the proxy does not read, or data not valid in it): its
+        observer is dropped and its output labelled `scan:truncated` where detectors run (never called clean)."""
+        self._observer = None
+        if self.pipeline.detectors:
+            self.outcome.output_detected = self.outcome.output_detected | {TRUNCATED}
 
     def whole(self, body: bytes) -> None:
         """The whole reply body (not streamed)."""
         self.outcome.upstream_ns = self.outcome.now_ns()
         observer = self._observer
+        if observer is not None and self._coding:
+            decoded = self._decoded(body, True)
+            if decoded is None:
+                return
+            body = decoded
         if observer is not None:
             try:
                 observer.body(body)
@@ -321,11 +379,15 @@ class Exchange:
             return False
         observer = self._observer
         if observer is not None:
-            try:
-                observer.chunk(data)
-            except Exception:
-                self._observer_failed()
+            read = data if not self._coding else self._decoded(data, False)
+            if read is None:
                 observer = None
+            elif read:
+                try:
+                    observer.chunk(read)
+                except Exception:
+                    self._observer_failed()
+                    observer = None
         if self.outcome.checkpoint is None and self.outcome.response_model:
             self._checkpoint_from_response()
         if self._left is not None:
@@ -556,3 +618,13 @@ class Exchange:
         if checkpoint:
             headers.append(("x-lineage-checkpoint", checkpoint))
         return headers
+
+
+_DEFLATE: Final = 15
+# a reply's content codings the observer reads, by name: their zlib window bits (gzip framing; zlib framing, or raw)
+_REPLY_CODINGS: Final[dict[str, int]] = {"gzip": 31, "x-gzip": 31, "deflate": _DEFLATE}
+
+
+def _zlib_header(data: bytes) -> bool:
+    """Whether `data` starts with a zlib header (RFC 1950: deflate, any window size, a valid check)."""
+    return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0

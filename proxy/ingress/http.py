@@ -402,7 +402,7 @@ class HttpIngress:
             raise ex.upstream_failed(exc) from None
         large = False  # a reply read whole that is not written in one send: waited for until its client has it
         try:
-            ex.head(resp.status, resp.headers.get, resp.content_length)
+            ex.head(resp.status, resp.headers.get, resp.content_length, resp.headers.get("Content-Encoding"))
             streamed = (
                 resp.content_length is None
                 or resp.content_length > ex.pipeline.config.limits.buffer_max_bytes

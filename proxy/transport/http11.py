@@ -9,9 +9,10 @@ only what llhttp does not know or do:
 - a reply to HEAD has no body whatever its head says, and llhttp cannot be told the request was HEAD
   (httptools ignores what `on_headers_complete` returns), so that reply is given to it a head at a time
   and is complete at its head;
-- a reply with neither Content-Length nor chunked coding ends with the connection, which `feed_eof` says
-  (httptools has no `llhttp_finish`); one whose Transfer-Encoding names chunked at all is never taken to
-  end so, as a chunked body cut off must not look complete;
+- a reply with neither Content-Length nor Transfer-Encoding ends with the connection, which `feed_eof` says
+  (httptools has no `llhttp_finish`); a Transfer-Encoding other than `chunked` alone (`gzip, chunked`, `gzip`)
+  is refused, as the body is passed on framed anew and the field dropped: its client would get coded bytes
+  undeclared;
 - interim replies (100 Continue, 103 Early Hints) are skipped, and refused where llhttp would read a body
   after one; a 101 (no upgrade is ever asked for), a version other than 1.0 and 1.1 and a status outside
   100-599 are refused;
@@ -356,13 +357,14 @@ class ReplyParser:
         elif (at := _index(names, b"content-length")) >= 0:  # llhttp has checked it: digits, once, no Transfer-Encoding
             content_length = int(fields[at][1])
         else:
-            content_length = None  # chunked, or until the connection closes; "chunked" named anywhere in
-            # Transfer-Encoding is taken to be chunked here, so a cut-off chunked body is never complete at EOF
-            self.until_close = all(
-                "chunked" not in fields[i][1].decode("utf-8", "surrogateescape").lower()
-                for i in range(len(names))
-                if names[i] == b"transfer-encoding"
-            )
+            content_length = None  # chunked, or until the connection closes
+            codings = [fields[i][1] for i in range(len(names)) if names[i] == b"transfer-encoding"]
+            if codings and (len(codings) > 1 or codings[0].strip(b" \t").lower() != b"chunked"):
+                # a coding beside (or instead of) chunked: the proxy frames the body its own way and drops the field
+                # (hop-by-hop), so its client would get the coded bytes with nothing saying so
+                coding = b", ".join(codings).decode("latin-1")
+                raise self._refusing(UpstreamProtocolError(f"Transfer-Encoding {coding!r}: only chunked alone is read"))
+            self.until_close = not codings
         headers = ReplyFields(fields, names)
         self.head = (status, _reason(self._reason), headers, content_length)
 

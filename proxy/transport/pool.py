@@ -6,8 +6,9 @@ without a general client's per-request machinery (against aiohttp's ClientSessio
 CPU per call by about a sixth on the benchmark). One connection is `connection.py`, the reply's framing
 `http11.py`. What the pool promises:
 
-- `timeout_s` bounds the wait for the reply's head and for each chunk after it (a long generation that
-  keeps streaming is never cut off); `connect_timeout_s` bounds the connect;
+- `timeout_s` bounds the wait for the reply's head, whole (interim replies and a head in pieces get no more time),
+  and for each chunk after it (a long generation that keeps streaming is never cut off); `connect_timeout_s` bounds
+  the connect;
 - at most `max_connections` per upstream; further requests wait for a free connection;
 - a connection is reused only when its reply was read to the end and neither side said `close`; idle
   connections are dropped after `IDLE_S` (under the 5 s keep-alive of uvicorn, llama.cpp and Node, so
@@ -264,10 +265,13 @@ class ConnectionPool:
                 if sent is not None and later is None:
                     sent()
                 parser = conn.parser
+                # one deadline for the whole head: what comes before it (an interim 103 Early Hints, a byte of the
+                # head) wakes the wait but gives the upstream no more time, or it could hold the call for good
+                deadline = conn.loop.time() + self.upstream.timeout_s
                 while parser.head is None:
                     if conn.lost is not None:
                         raise _broken(conn.lost)
-                    await conn.wait(self.upstream.timeout_s)
+                    await conn.wait(deadline - conn.loop.time())
                     if later is not None and conn.received:  # the upstream has the request: it is not retried
                         later()
                         later = None

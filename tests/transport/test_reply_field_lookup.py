@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
+from proxy.transport import UpstreamProtocolError
 from proxy.transport.http11 import ReplyParser
 
 _TCHAR = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"
@@ -149,11 +150,16 @@ def test_framing_is_read_from_the_fields_as_from_a_cimultidict_of_them(
     raw = [(name.encode("latin-1"), value) for name, value in fields] + framed
     head = b"HTTP/1.1 %d X\r\n" % status + b"".join(n + b": " + v + b"\r\n" for n, v in raw) + b"\r\n"
     reply = (b"HTTP/1.1 100 Continue\r\n\r\n" if interim else b"") + head + body
-    parser = parsed(reply, cuts, method)
-    assert parser.head is not None
     # the old reading: a CIMultiDict of every field, Content-Length and Transfer-Encoding read from it
     reference = decoded(raw)
     length = reference.get("Content-Length")
+    codings = reference.getall("Transfer-Encoding", ())
+    if method != "HEAD" and status not in (204, 304) and length is None and codings and codings != ["chunked"]:
+        with pytest.raises(UpstreamProtocolError, match="Transfer-Encoding"):  # a coding beside chunked, or not it
+            parsed(reply, cuts, method)
+        return
+    parser = parsed(reply, cuts, method)
+    assert parser.head is not None
     if method == "HEAD" or status in (204, 304):
         expected: int | None = 0
     else:
@@ -178,11 +184,14 @@ def test_framing_is_read_from_the_fields_as_from_a_cimultidict_of_them(
 
 
 def test_a_reply_cut_off_mid_chunk_is_never_complete_at_eof_whatever_the_coding_name_s_case() -> None:
-    for coding in (b"chunked", b"CHUNKED", b"gzip, Chunked", "chun\u212aed".encode()):
+    for coding in (b"chunked", b"CHUNKED", b"Chunked"):
         parser = parsed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding + b"\r\n\r\n5\r\nhel", [])
         assert parser.head is not None and parser.head[3] is None
         parser.feed_eof()
         assert not parser.done, coding
+    for coding in (b"gzip, Chunked", "chun\u212aed".encode()):  # not chunked alone: refused at the head
+        with pytest.raises(UpstreamProtocolError, match="Transfer-Encoding"):
+            parsed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding + b"\r\n\r\n5\r\nhel", [])
 
 
 def test_the_fields_iterate_as_a_cimultidict_of_them_does() -> None:

@@ -1,0 +1,127 @@
+"""An upstream that compresses its reply though the proxy asked for none (`Accept-Encoding: identity`: a buggy or
+compromised server, or a gateway in front of it): its client decompresses it (httpx, the openai SDK, a browser all
+do) and reads the model's output, and so must the record. The proxy read the compressed bytes as the reply, so what
+the model wrote was never scanned: an address in it was recorded as `scan:truncated` alone, not `pii:email`, and the
+reply had no output digest. One layer of gzip or deflate is read, as a request body's is; a coding it cannot read
+(`br`, `zstd`, two layers) is not read, and said so (`scan:truncated`)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.harness import LoopThread, ProxyHandle
+from tests.ingress.test_model_output_labels import stored_output_labels
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: engine
+    url: ${UPSTREAM}
+routes:
+  - model: "*"
+    upstream: engine
+policy:
+  anonymous: allow
+  default_purpose: assistant
+zones:
+  - name: personal
+    labels: [pii:email, scan:truncated]
+    allow_purposes: [assistant]
+detectors: [email]
+lineage:
+  store: ${STORE}
+"""
+OUT = "bob@example.org"
+LISTING = orjson.dumps({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
+CHAT = orjson.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+    {"index": 0, "message": {"role": "assistant", "content": f"write to {OUT}"}, "finish_reason": "stop"}]})  # fmt: skip
+
+
+def _event(content: str | None, reason: str | None = None) -> bytes:
+    delta = {"content": content} if content is not None else {}
+    return b"data: " + orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                     "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}) + b"\n\n"  # fmt: skip
+
+
+STREAM = _event("write to bob@exa") + _event("mple.org") + _event(None, "stop") + b"data: [DONE]\n\n"
+CODERS = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": lambda data: data}
+SEEN: dict[str, Any] = {}
+
+
+async def start_origin() -> tuple[asyncio.Server, int]:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                if head.startswith(b"GET"):  # the proxy's discovery
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(LISTING), LISTING))  # fmt: skip
+                    await writer.drain()
+                    continue
+                SEEN["asked"] = head.lower()
+                length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+                streamed = orjson.loads(await reader.readexactly(length)).get("stream")
+                coding = SEEN["coding"]
+                fields = b"" if coding == "identity" else b"Content-Encoding: %s\r\n" % coding.encode()
+                if streamed:  # chunked: the compressed stream in two chunks
+                    coded = CODERS[coding](STREAM)
+                    half = len(coded) // 2
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n%sTransfer-Encoding: chunked"
+                                 b"\r\n\r\n" % fields)  # fmt: skip
+                    for piece in (coded[:half], coded[half:]):
+                        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        await writer.drain()
+                    writer.write(b"0\r\n\r\n")
+                else:
+                    coded = CODERS[coding](CHAT)
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
+                                 % (fields, len(coded), coded))  # fmt: skip
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture
+def proxy(make_proxy, loop_thread: LoopThread) -> Iterator[ProxyHandle]:  # type: ignore[no-untyped-def]
+    server, port = loop_thread.run(start_origin())
+    try:
+        yield make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}")
+    finally:
+
+        async def close() -> None:
+            server.close()
+
+        loop_thread.run(close())
+
+
+BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize("coding", list(CODERS))
+def test_a_compressed_reply_is_recorded_as_its_client_reads_it(
+    proxy: ProxyHandle, loop_thread: LoopThread, tmp_path: Path, coding: str
+) -> None:
+    SEEN["coding"] = coding
+    url = f"{proxy.url}/v1/chat/completions"
+    whole = httpx.post(url, json=BODY, timeout=10)
+    assert b"accept-encoding: identity" in SEEN["asked"]  # the proxy asked for none
+    assert whole.status_code == 200 and whole.content == CHAT  # (httpx undid the coding)
+    assert whole.headers["x-data-labels"] == "pii:email"
+    flow = f"flow-{coding}"
+    with httpx.stream("POST", url, json={**BODY, "stream": True}, headers={"x-data-labels": flow}, timeout=10) as r:
+        assert r.status_code == 200 and r.read() == STREAM
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    assert stored_output_labels(tmp_path / "lineage.db")[flow] == [flow, "pii:email"]
