@@ -56,8 +56,12 @@ log = logging.getLogger("lineage_proxy.openlineage")
 
 REPOSITORY = "https://github.com/lineage-proxy/lineage-proxy"
 PRODUCER = f"{REPOSITORY}/tree/v{__version__}"
-# the JSON schema of the facets below, shipped beside this module
-FACETS_SCHEMA = f"{REPOSITORY}/blob/v{__version__}/proxy/record/openlineage_facets.json"
+# the JSON schema of the facets below, shipped beside this module: its raw file, which a consumer fetching a facet's
+# `_schemaURL` reads as JSON (GitHub's `blob/` page for it is HTML)
+FACETS_SCHEMA = (
+    f"https://raw.githubusercontent.com/{REPOSITORY.removeprefix('https://github.com/')}/v{__version__}"
+    "/proxy/record/openlineage_facets.json"
+)
 LABELS_NAMESPACE = "lineage-proxy://labels"
 CALLERS_NAMESPACE = "lineage-proxy://callers"
 UNLABELLED = "unlabelled"  # the dataset of calls that carry no label

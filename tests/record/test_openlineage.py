@@ -109,6 +109,8 @@ def check_run_event(event: dict[str, Any]) -> None:
     for name, facet in event["run"]["facets"].items():
         if name.startswith("lineageProxy_"):
             assert facet["_schemaURL"].endswith("/proxy/record/openlineage_facets.json#/$defs/" + type_of(name))
+            # the raw file, which is JSON: GitHub's blob/ page for it is HTML, no schema to a consumer fetching it
+            assert facet["_schemaURL"].startswith("https://raw.githubusercontent.com/"), facet["_schemaURL"]
     job_type = event["job"]["facets"]["jobType"]
     assert (job_type["processingType"], job_type["integration"], job_type["jobType"]) == (
         "SERVICE",
