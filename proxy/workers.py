@@ -63,6 +63,9 @@ log = logging.getLogger("lineage_proxy")
 # its CPU at 64 connections); 0.975x the CPU a call at 64 connections, 0.994x at 8 (`benchmarks.ab`). The older
 # generations keep Python's ratios.
 GC_THRESHOLDS: Final = (10_000, 10, 10)
+# a worker whose restart failed is started again after this wait, doubled after each try that fails, up to the max
+RESTART_RETRY_S = 1.0
+RESTART_RETRY_MAX_S = 60.0
 
 
 CLAIM_TRIES = 32  # a claim's file removed under it (its holder let go) this many times in a row: in use
@@ -112,7 +115,11 @@ class ListenError(StartupError):
 
 _held_sighup = False
 _held_stop = False
-_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)  # what the supervisor blocks while it forks
+# the supervisor's word to its workers that a second SIGINT came to it alone (`kill -INT`, a container's stop
+# signal): cut the drain short. A worker counts SIGINTs alone (a terminal's Ctrl-C reaches each worker beside
+# the SIGTERM the supervisor sends), so the supervisor cannot pass that one on as a SIGINT
+HURRY: Final = signal.SIGUSR1
+_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, HURRY)  # what the supervisor blocks while it forks
 
 
 def _hold(signum: int, frame: object) -> None:
@@ -422,6 +429,15 @@ async def _serve(
             serving.hurry()
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
+    if ready is not None:  # a worker: its supervisor had a second SIGINT
+
+        def hurry() -> None:
+            stop.set()
+            if serving is not None and interrupts < 2:  # (a terminal's second Ctrl-C reached it too: cut already)
+                log.warning("a second SIGINT (to the supervisor): cutting the drain short")
+                serving.hurry()
+
+        loop.add_signal_handler(HURRY, hurry)
     if _take_held_stop():
         stop.set()
     if stop.is_set():
@@ -512,6 +528,7 @@ def _worker_main(
     # forked with _SIGNALS blocked (`spawn`) and the supervisor's handler in place: ours first
     hold_sighup()
     hold_stop()
+    signal.signal(HURRY, signal.SIG_IGN)  # until its loop handles it: one that comes while it starts follows a SIGTERM
     _stop_with_supervisor(supervisor)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     release(claims)  # the supervisor's, inherited by fork: it holds them, and lets go when it stops
@@ -558,6 +575,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     # what a worker started now runs: `config` with the reloads applied since, as the workers apply them
     # (restart-only settings as they were, a reload the workers refuse left out)
     running = config
+    interrupts = 0  # SIGINTs: the second (and each after it) cuts the workers' drain short
 
     def spawn(index: int) -> tuple[str, str]:
         """Start worker `index` and wait for it to serve: ("ready", ""), ("stopped", "") when it stopped
@@ -591,9 +609,20 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         receive.close()
         return outcome
 
+    logging_now = config.logging  # what the supervisor's own lines follow: `running`'s, once the loop sees it
+
+    def follow_logging() -> None:
+        """The supervisor logs as its workers do once a reload changed `logging:` (applied in the loop, not in the
+        signal handler, which may have interrupted a line being written)."""
+        nonlocal logging_now
+        if running.logging != logging_now:
+            logging_now = running.logging
+            logs.configure(logging_now)
+
     def stopped_alone(index: int) -> None:
         """Worker `index` stopped before serving while the proxy is not stopping: a SIGTERM/SIGINT sent to it
         alone. It is gone once it has said so; it is started again, as a worker that exits is."""
+        follow_logging()
         log.warning("worker-%d was stopped before it served (a SIGTERM or SIGINT sent to it alone); "
                     "starting it again", index)  # fmt: skip
         child = children.pop(index)
@@ -610,7 +639,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 os.kill(child.pid, signum)
 
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping, running
+        nonlocal stopping, running, interrupts
         if signum == signal.SIGHUP:
             try:  # the workers validate and log it themselves; this keeps restarts where they are
                 reloaded = as_reloaded(running, load(config_path))
@@ -618,10 +647,13 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 reloaded = None
             if reloaded is not None:
                 running = reloaded
-        else:
-            stopping = True
-            release(claims)  # the workers stop accepting now: a new proxy may start while they drain
-        signal_children(signal.SIGTERM if signum != signal.SIGHUP else signal.SIGHUP)
+            signal_children(signal.SIGHUP)
+            return
+        stopping = True
+        release(claims)  # the workers stop accepting now: a new proxy may start while they drain
+        if signum == signal.SIGINT:
+            interrupts += 1
+        signal_children(HURRY if interrupts > 1 else signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -647,9 +679,24 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             announce(ports)
             if held_sighup:  # a reload, now that the workers serve (they warn of what it cannot apply)
                 on_signal(signal.SIGHUP, None)
+        # workers whose restart failed (a store locked for longer than its open waits, say): index -> when it is
+        # tried again, and the wait before the try after it, doubled each time it fails (RESTART_RETRY_S)
+        retrying: dict[int, tuple[float, float]] = {}
+
+        def restart(index: int, wait: float) -> None:
+            kind, error = spawn(index)
+            while kind == "stopped" and not stopping:
+                stopped_alone(index)
+                kind, error = spawn(index)
+            if kind == "error" and not stopping:
+                log.error("%s; starting it again in %gs", error, wait)
+                children.pop(index).join(5)
+                retrying[index] = (time.monotonic() + wait, min(wait * 2, RESTART_RETRY_MAX_S))
+
         while children:
             for index, child in list(children.items()):
                 child.join(0.2)
+                follow_logging()
                 if child.exitcode is None:
                     continue
                 del children[index]
@@ -658,14 +705,12 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 if stopping:
                     continue
                 log.error("worker-%d exited with %s; restarting it", index, child.exitcode)
-                kind, error = spawn(index)
-                while kind == "stopped" and not stopping:
-                    stopped_alone(index)
-                    kind, error = spawn(index)
-                if kind == "error" and not stopping:
-                    log.error("%s; not restarting it again", error)
-                    children.pop(index).join(5)
-                    failed = True
+                restart(index, RESTART_RETRY_S)
+            for index, (due, wait) in sorted(retrying.items()):
+                if not stopping and time.monotonic() >= due:
+                    del retrying[index]
+                    restart(index, wait)
+        failed = bool(retrying)  # no worker left serving, the others' restarts failing: exit 1
     finally:
         release([*claims, *reserved.values()])
         shutil.rmtree(metrics_dir, ignore_errors=True)

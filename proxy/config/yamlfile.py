@@ -50,13 +50,18 @@ class StrictLoader(yaml.SafeLoader):
     The keys a `<<:` merge brings in may still be overridden: that is what a merge is for.
 
     An alias to a node still being composed (one inside the node it names), or aliases that add more than
-    MAX_ALIASED_NODES nodes to the document as its readers walk it, are refused the same way, at the alias."""
+    MAX_ALIASED_NODES nodes to the document as its readers walk it, are refused the same way, at the alias; a
+    document nested more deeply than PyYAML's recursion reaches, as a YAMLError (no mark)."""
 
     def compose_document(self) -> yaml.Node | None:
         self._sizes: dict[int, int] = {}  # id of a composed collection node: its nodes, every alias in it expanded
         self._open: list[int] = [0]  # the nodes of each collection being composed, so far
         self._aliased = 0
-        return super().compose_document()
+        try:
+            return super().compose_document()
+        except RecursionError:  # PyYAML composes a collection in a collection by recursion: Python's limit, some
+            # hundreds of levels; escaping as it was, it ended a `--workers` supervisor's SIGHUP handler, and the proxy
+            raise yaml.YAMLError("nested too deeply (collections in collections, hundreds of levels)") from None
 
     def compose_node(self, parent: Any, index: Any) -> yaml.Node | None:
         if self.check_event(AliasEvent):
