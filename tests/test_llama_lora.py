@@ -56,15 +56,20 @@ def book_with(adapters: Any, listed: list[dict[str, Any]] | None = None) -> tupl
         (None, DEFAULT),  # the server's own scales
         ([{"id": 0, "scale": 1}], "org/gemma-3+lora:sql.gguf:1"),  # med.gguf not named: 0 for this request
         ([{"id": 1, "scale": 0.25}, {"id": 0, "scale": 2}], "org/gemma-3+lora:sql.gguf:2+lora:/lora/med.gguf:0.25"),
-        ([], BASE),  # every adapter at 0
+        ([], DEFAULT),  # none named: llama-server applies its own scales, as without `lora`
         ([{"id": 1, "scale": 0}], BASE),
-        ([{"id": 7, "scale": 1}], None),  # an adapter it has not loaded: llama.cpp refuses the request
-        ([{"id": 0}], None),  # no scale: refused as well
-        ([{"id": "0", "scale": 1}], None),
-        ({"id": 0, "scale": 1}, None),
+        # read as llama.cpp's json_value reads them: an id it has not loaded, or one not a number, is no adapter
+        # (current servers ignore it, older ones refuse the request); a scale missing or not a number is 0
+        ([{"id": 7, "scale": 1}], BASE),
+        ([{"id": 7, "scale": 1}, {"id": 0, "scale": 1}], "org/gemma-3+lora:sql.gguf:1"),
+        ([{"id": 0}], BASE),
+        ([{"id": 0, "scale": "1"}], BASE),
+        ([{"id": "0", "scale": 1}], BASE),
+        ({"id": 0, "scale": 1}, None),  # not a list: refused
     ],
-    ids=["default", "one", "two", "none", "zero", "unknown-id", "no-scale", "string-id", "not-a-list"],
-)
+    ids=["default", "one", "two", "empty", "zero", "unknown-id", "unknown-and-known", "no-scale", "string-scale",
+         "string-id", "not-a-list"],
+)  # fmt: skip
 def test_the_checkpoint_is_the_base_with_the_adapters_a_call_applies(lora: Any, served: str | None) -> None:
     book, upstream = book_with(ADAPTERS)
     found = book.resolve(upstream, "any-name", None if lora is None else lora_version(lora), learn=False)
@@ -139,3 +144,44 @@ def test_a_call_served_by_an_adapter_nobody_approved_is_refused_and_the_default_
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "flow_not_approved", refused.text
     assert "org/gemma-3+lora:sql.gguf:1" in refused.json()["error"]["message"]
     assert len(server.data_requests()) == before  # it never reached the model
+
+
+def test_an_empty_lora_list_does_not_pass_a_baseline_approving_the_base(  # type: ignore[no-untyped-def]
+    llama_server, make_proxy, tmp_path: Path
+) -> None:
+    """llama-server applies a request's own scales only when its list names some (`launch_slot_with_task`: `if
+    (!task.params.lora.empty())`), else its own: `"lora": []` was read as every adapter at 0, and a caller whose
+    baseline approves the base was served by the adapter nobody approved, recorded as the base (the review)."""
+    server, url = llama_server
+    approved = tmp_path / "approved.yaml"
+    approved.write_text(f"version: 1\nflows:\n  - {{caller: anonymous, purpose: assistant, checkpoints: ['{BASE}']}}\n")
+    proxy = make_proxy(CONFIG, UPSTREAM=url, BASELINE=str(approved))
+    body = {"model": "gemma", "messages": [{"role": "user", "content": "hi"}], "lora": []}
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, timeout=10)
+    assert reply.status_code == 403 and reply.json()["error"]["code"] == "flow_not_approved", reply.text
+    assert DEFAULT in reply.json()["error"]["message"]
+    assert server.data_requests() == []  # it never reached the model
+    served = httpx.post(f"{proxy.url}/v1/chat/completions", json={**body, "lora": [{"id": 1, "scale": 0}]}, timeout=10)
+    assert served.status_code == 200 and served.headers["x-lineage-checkpoint"] == BASE
+
+
+def test_a_server_keeping_its_adapters_behind_its_key_is_named_by_its_base_and_said_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """llama-server's --api-key keeps /v1/models open and /lora-adapters behind the key: without upstreams[].api_key
+    the whole discovery failed (every call's checkpoint unknown, refused under `block`). The base, and one warning."""
+    config = parse(UPSTREAM.replace(": up", ": keyed"), source="t.yaml")
+    upstream = config.upstreams[0]
+
+    async def get_json(_: Any, path: str) -> Any:
+        if path == "/v1/models":
+            return {"object": "list", "data": [LLAMA_SERVER]}
+        raise checkpoints.MetadataStatus(401 if path == "/lora-adapters" else 404, path)
+
+    book = checkpoints.CheckpointBook(config.upstreams, Fetch(get_json))
+    for _ in range(2):
+        asyncio.run(book.refresh(upstream))
+    found = book.resolve(upstream, "any-name", learn=False)
+    assert found is not None and found.name == BASE
+    said = [r.getMessage() for r in caplog.records if "/lora-adapters answered 401" in r.getMessage()]
+    assert len(said) == 1 and "upstreams[].api_key" in said[0], said

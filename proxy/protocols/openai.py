@@ -7,6 +7,7 @@ reply, whole or as server-sent events, for model, id, usage, finish reasons and 
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from typing import Any, Final
 
@@ -135,26 +136,29 @@ def read_request(operation: str, body: bytes) -> Request:
 
 def lora_version(lora: Any) -> str:
     """llama.cpp's per-request `lora` (`[{"id": 0, "scale": 0.5}]`: the adapters it applies to this request, every
-    one not named at 0) as the call's model version, `lora:0=0.5,1=1`, which the llama.cpp model list's
-    `ServedModels` reads into the weights that serve it; `lora:?` for one llama.cpp refuses (no checkpoint)."""
+    one not named at 0; an empty list names none, and llama-server applies its own scales) as the call's model
+    version, `lora:0=0.5,1=1`, which the llama.cpp model list's `ServedModels` reads into the weights that serve it;
+    `lora:none` for one naming no adapter llama.cpp knows, `lora:?` for one it refuses (no checkpoint)."""
     if type(lora) is not list:
         return _LORA + "?"
     scales: dict[int, float] = {}
     for item in lora:
+        # read as llama.cpp's json_value reads them: an id or a scale missing or not a number is its default, -1 (no
+        # adapter: ignored, or the request refused by older servers) and 0
         ident = item.get("id") if type(item) is dict else None
-        scale = _scale(item.get("scale")) if type(item) is dict else None
-        if type(ident) is not int or ident < 0 or scale is None:
-            return _LORA + "?"
-        scales[ident] = scale
+        if type(ident) is int and ident >= 0:
+            scales[ident] = _scale(item.get("scale")) if type(item) is dict else 0.0
+    if lora and not scales:
+        return _LORA + _NONE  # every adapter at 0
     return _LORA + ",".join(f"{ident}={scales[ident]!r}" for ident in sorted(scales))
 
 
-def _scale(value: Any) -> float | None:
-    """A LoRA scale as llama.cpp reads it (a JSON number), or None."""
+def _scale(value: Any) -> float:
+    """A LoRA scale as llama.cpp reads it: a JSON number, else 0."""
     if type(value) is int or type(value) is float:
         scale = float(value)
-        return scale if math.isfinite(scale) else None
-    return None
+        return scale if math.isfinite(scale) else 0.0
+    return 0.0
 
 
 def _token_limit(operation: str, data: dict[str, Any]) -> str:
@@ -712,6 +716,9 @@ class Adapter:
 
 
 _LORA: Final = "lora:"
+_NONE: Final = "none"
+log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
+_KEYLESS: set[str] = set()  # upstreams whose /lora-adapters refused the proxy its key, said once (`_llama_adapters`)
 
 
 class ServedModels:
@@ -731,13 +738,16 @@ class ServedModels:
         found = self._served.get(model) or self._served.get("*")
         if version is None or self._adapters is None or found is None or not version.startswith(_LORA):
             return found
-        scales: dict[int, float] = {}
         named = version[len(_LORA) :]
-        for item in named.split(",") if named else ():
+        if not named:  # `"lora": []` names none: llama-server applies its own scales, as without the field
+            return found
+        if named == "?":
+            return None  # llama.cpp refuses it: no weights serve it
+        scales: dict[int, float] = {}
+        for item in named.split(",") if named != _NONE else ():
             ident, _, scale = item.partition("=")
-            if not ident.isdigit() or int(ident) not in self._adapters:
-                return None  # llama.cpp refuses it (`lora:?`, an id it has not loaded): no weights serve it
-            scales[int(ident)] = float(scale)
+            if int(ident) in self._adapters:  # (an id it has not loaded: ignored, or the request refused)
+                scales[int(ident)] = float(scale)
         return with_adapters(self._base or found, self._adapters, scales)
 
 
@@ -797,6 +807,15 @@ async def _llama_adapters(upstream: Upstream, fetch: Fetch, served: dict[str, Ch
     try:
         listed = await fetch.get_json(upstream, "/lora-adapters")
     except MetadataStatus as exc:
+        if exc.status == 401 or exc.status == 403:
+            # a llama-server started with --api-key keeps /v1/models open and /lora-adapters behind the key: its
+            # model is named, its adapters are not (the base model recorded, as before they were read), said once
+            if upstream.name not in _KEYLESS:
+                _KEYLESS.add(upstream.name)
+                log.warning("upstream %s: llama-server's /lora-adapters answered %d: set upstreams[].api_key to its "
+                            "--api-key, or calls an adapter serves are recorded as its base model", upstream.name,
+                            exc.status)  # fmt: skip
+            return ServedModels(served)
         if exc.status != 404:  # not known now: the base alone could be a checkpoint that does not serve
             raise
         listed = None
@@ -806,7 +825,7 @@ async def _llama_adapters(upstream: Upstream, fetch: Fetch, served: dict[str, Ch
     for item in items:
         if type(item) is dict and type(item.get("id")) is int and type(item.get("path")) is str:
             adapters[item["id"]] = item["path"]
-            scales[item["id"]] = _scale(item.get("scale")) or 0.0
+            scales[item["id"]] = _scale(item.get("scale"))
     if not adapters:
         return ServedModels(served)
     base = served["*"]

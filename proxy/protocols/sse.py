@@ -293,10 +293,11 @@ class SseObserver:
         """At the end of a reply framed by its connection's close (which HTTP cannot tell from a cut): whether it was
         an event stream that closed before its API's last event (`ended`, or its data read without the blank line
         after it), before the model said it finished (a finish or stop reason, `stopped`) and before any error the
-        upstream sent in it."""
+        upstream sent in it. Not a reply the observer stopped reading (`_give_up`: past what is kept, or a line past
+        `MAX_LINE`): where it ended was not read, and it is labelled `scan:truncated` already."""
         outcome = self.outcome
         return (not self.ended and not self._ending and not self.stopped and not self._sniff and self._kept is None
-                and not outcome.finish_reasons and not outcome.error_type)  # fmt: skip
+                and self._partial is not None and not outcome.finish_reasons and not outcome.error_type)  # fmt: skip
 
     # -- shared by the subclasses
 
