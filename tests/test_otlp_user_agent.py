@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from proxy import __version__
-from proxy.record.export import OtlpGrpcSink, OtlpHttpSink
+from proxy.record.export import OtlpGrpcSink, OtlpHttpSink, SinkOptions
 from proxy.record.otlp import encode_resource, encode_scope, encode_span
 from tests.servers.otlp_http_receiver import OtlpHttpReceiver
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -40,6 +40,17 @@ def test_the_http_exporter_names_itself(http_receiver: OtlpHttpReceiver) -> None
     finally:
         sink.close()
     assert http_receiver.requests[-1].get("user-agent", "").startswith(AGENT)
+
+
+def test_a_user_agent_the_user_gives_replaces_the_exporters_in_any_case(http_receiver: OtlpHttpReceiver) -> None:
+    options = SinkOptions(headers=(("user-agent", "my-gateway-client/2"),))
+    sink = OtlpHttpSink(f"http://127.0.0.1:{http_receiver.port}", 5.0, RESOURCE, SCOPE, options)
+    try:
+        sink.send([SPAN])
+    finally:
+        sink.close()
+    agents = [value for name, value in http_receiver.fields[-1] if name.lower() == "user-agent"]
+    assert agents == ["my-gateway-client/2"]  # not the proxy's beside it
 
 
 class _AgentReceiver(OtlpReceiver):

@@ -331,7 +331,10 @@ class OtlpHttpSink:
         self._timeout_s = timeout_s
         self._resource, self._scope = resource, scope
         self._gzip = options.compression == "gzip"
-        self._headers = {"Content-Type": "application/x-protobuf", "User-Agent": USER_AGENT, **dict(options.headers)}
+        # the user's headers win over ours whatever their case (`user-agent` replaces the proxy's, never beside it)
+        given = {name.lower() for name, _ in options.headers}
+        ours = {"Content-Type": "application/x-protobuf", "User-Agent": USER_AGENT}
+        self._headers = {**{k: v for k, v in ours.items() if k.lower() not in given}, **dict(options.headers)}
         if self._gzip:
             self._headers["Content-Encoding"] = "gzip"
         self._context: ssl.SSLContext | None = None

@@ -31,6 +31,7 @@ class OtlpHttpReceiver:
     ) -> None:
         self.spans: list[ReceivedSpan] = []
         self.requests: list[dict[str, str]] = []  # each request's headers, lower-cased names
+        self.fields: list[list[tuple[str, str]]] = []  # each request's header fields as sent, one given twice twice
         self.paths: list[str] = []  # each request's target, its query included
         self.statuses: list[int] = []
         self.refusals = list(refusals or [])
@@ -63,6 +64,7 @@ class OtlpHttpReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.fields.append(list(self.headers.items()))
                 status, extra = receiver._answer(self.path, dict(self.headers.items()), body)
                 self.send_response(status)
                 for key, value in extra:
