@@ -20,6 +20,7 @@ import pytest
 
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.test_model_output_labels import stored_output_labels
+from tests.servers.raw_origin import raw_origin, request_body
 
 CONFIG = """
 listen: {http: 127.0.0.1:0}
@@ -41,7 +42,6 @@ lineage:
   store: ${STORE}
 """
 OUT = "bob@example.org"
-LISTING = orjson.dumps({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
 CHAT = orjson.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [
     {"index": 0, "message": {"role": "assistant", "content": f"write to {OUT}"}, "finish_reason": "stop"}]})  # fmt: skip
 
@@ -57,46 +57,31 @@ CODERS = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": lambda da
 SEEN: dict[str, Any] = {}
 
 
-async def start_origin() -> tuple[asyncio.Server, int]:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                if head.startswith(b"GET"):  # the proxy's discovery
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                                 % (len(LISTING), LISTING))  # fmt: skip
-                    await writer.drain()
-                    continue
-                SEEN["asked"] = head.lower()
-                length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-                streamed = orjson.loads(await reader.readexactly(length)).get("stream")
-                coding = SEEN["coding"]
-                fields = b"" if coding == "identity" else b"Content-Encoding: %s\r\n" % coding.encode()
-                if streamed:  # chunked: the compressed stream in two chunks
-                    coded = CODERS[coding](STREAM)
-                    half = len(coded) // 2
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n%sTransfer-Encoding: chunked"
-                                 b"\r\n\r\n" % fields)  # fmt: skip
-                    for piece in (coded[:half], coded[half:]):
-                        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                        await writer.drain()
-                    writer.write(b"0\r\n\r\n")
-                else:
-                    coded = CODERS[coding](CHAT)
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
-                                 % (fields, len(coded), coded))  # fmt: skip
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    SEEN["asked"] = head.lower()
+    streamed = orjson.loads(await request_body(head, reader)).get("stream")
+    coding = SEEN["coding"]
+    fields = b"" if coding == "identity" else b"Content-Encoding: %s\r\n" % coding.encode()
+    if streamed:  # chunked: the compressed stream in two chunks
+        coded = CODERS[coding](STREAM)
+        half = len(coded) // 2
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n%sTransfer-Encoding: chunked"
+                     b"\r\n\r\n" % fields)  # fmt: skip
+        for piece in (coded[:half], coded[half:]):
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+    else:
+        coded = CODERS[coding](CHAT)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
+                     % (fields, len(coded), coded))  # fmt: skip
+    await writer.drain()
+    return True
 
 
 @pytest.fixture
 def proxy(make_proxy, loop_thread: LoopThread) -> Iterator[ProxyHandle]:  # type: ignore[no-untyped-def]
-    server, port = loop_thread.run(start_origin())
+    server, port = loop_thread.run(raw_origin(answer)())
     try:
         yield make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}")
     finally:

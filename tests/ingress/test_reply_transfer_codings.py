@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from tests.harness import LoopThread, proxy_before
+from tests.servers.raw_origin import raw_origin, request_body
 
 CONFIG = """
 listen: {http: 127.0.0.1:0}
@@ -30,7 +31,6 @@ policy:
 lineage:
   store: ${STORE}
 """
-LISTING = orjson.dumps({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
 CHAT = orjson.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [
     {"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}]})  # fmt: skip
 CODED = gzip.compress(CHAT)
@@ -42,32 +42,16 @@ REPLIES = {
 WANTED: dict[str, bytes] = {}
 
 
-async def start_origin() -> tuple[asyncio.Server, int]:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                if head.startswith(b"GET"):  # the proxy's discovery
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                                 % (len(LISTING), LISTING))  # fmt: skip
-                    await writer.drain()
-                    continue
-                length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-                await reader.readexactly(length)
-                writer.write(WANTED["reply"])
-                await writer.drain()
-                break  # (`gzip` alone ends its body with the connection)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    await request_body(head, reader)
+    writer.write(WANTED["reply"])
+    await writer.drain()
+    return False  # (`gzip` alone ends its body with the connection)
 
 
 @pytest.fixture
 def proxy_port(make_proxy, loop_thread: LoopThread) -> Iterator[int]:  # type: ignore[no-untyped-def]
-    with proxy_before(loop_thread, make_proxy, CONFIG, start_origin) as port:
+    with proxy_before(loop_thread, make_proxy, CONFIG, raw_origin(answer)) as port:
         yield port
 
 

@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 
 import httpx
-import orjson
 import pytest
 
 from tests.harness import LoopThread, proxy_before
+from tests.servers.raw_origin import raw_origin
 
 CONFIG = """
 listen: {http: 127.0.0.1:0}
@@ -31,7 +31,6 @@ policy:
 lineage:
   store: ${STORE}
 """
-LISTING = orjson.dumps({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
 # what the upstream sends, a piece every PACE seconds (well within timeout_s), its last piece again and again for as
 # long as the proxy listens
 PIECES = {
@@ -42,32 +41,18 @@ PACE = 0.25
 WAYS: dict[str, list[bytes]] = {}
 
 
-async def start_origin() -> tuple[asyncio.Server, int]:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                if head.startswith(b"GET"):  # the proxy's discovery
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                                 % (len(LISTING), LISTING))  # fmt: skip
-                    await writer.drain()
-                    continue
-                pieces = WAYS["pieces"]
-                for i in range(100_000):
-                    writer.write(pieces[min(i, len(pieces) - 1)])
-                    await writer.drain()
-                    await asyncio.sleep(PACE)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    pieces = WAYS["pieces"]
+    for i in range(100_000):
+        writer.write(pieces[min(i, len(pieces) - 1)])
+        await writer.drain()
+        await asyncio.sleep(PACE)
+    return False
 
 
 @pytest.fixture
 def proxy_port(make_proxy, loop_thread: LoopThread) -> Iterator[int]:  # type: ignore[no-untyped-def]
-    with proxy_before(loop_thread, make_proxy, CONFIG, start_origin) as port:
+    with proxy_before(loop_thread, make_proxy, CONFIG, raw_origin(answer)) as port:
         yield port
 
 

@@ -1,0 +1,46 @@
+"""A raw HTTP/1.1 origin on asyncio streams, for replies no server library writes (a transfer coding beside chunked,
+interim replies without end, a body compressed though the proxy asked for none): the proxy's discovery (a GET) is
+answered with a vLLM listing of model `m`; every other request's head goes to an `answer`, which reads what it wants
+of the request, writes the reply and says whether the connection stays open for the next request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import orjson
+
+LISTING = orjson.dumps({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
+
+Answer = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
+
+
+def raw_origin(answer: Answer) -> Callable[[], Coroutine[Any, Any, tuple[asyncio.Server, int]]]:
+    """What starts the origin (as `harness.proxy_before` takes it): its server and port."""
+
+    async def start() -> tuple[asyncio.Server, int]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while head := await reader.readuntil(b"\r\n\r\n"):
+                    if head.startswith(b"GET"):  # the proxy's discovery
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                                     % (len(LISTING), LISTING))  # fmt: skip
+                        await writer.drain()
+                    elif not await answer(head, reader, writer):
+                        break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        return server, server.sockets[0].getsockname()[1]
+
+    return start
+
+
+async def request_body(head: bytes, reader: asyncio.StreamReader) -> bytes:
+    """The body of the request whose `head` was read (its Content-Length's worth)."""
+    length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+    return await reader.readexactly(length)
