@@ -323,7 +323,9 @@ class Exchange:
     def _decoded(self, data: bytes, whole: bool) -> bytes | None:
         """`data` decoded (`_decoding`), None once it cannot be (not valid coded data, or past `limits.max_body_bytes`
         decoded), the observer then dropped and the output said to be unread. `whole`: the reply's last bytes, after
-        which the coded data must have ended (a client reads no more of it)."""
+        which the coded data must have ended (a client reads no more of it). gzip is a series of members (RFC 1952),
+        each read as its client reads it (a server compressing a stream event by event sends one an event); bytes
+        after a deflate stream's end are not read (unreadable)."""
         inflater = self._inflater
         if inflater is None:
             bits = self._coding
@@ -333,6 +335,13 @@ class Exchange:
         room = self._inflate_room
         try:
             out: bytes = inflater.decompress(data, room + 1)
+            while inflater.eof and inflater.unused_data and len(out) <= room:  # (a member ended, more follow)
+                if self._coding != _GZIP:
+                    self._unreadable()
+                    return None
+                data = inflater.unused_data
+                inflater = self._inflater = zlib.decompressobj(_GZIP)
+                out += inflater.decompress(data, room + 1 - len(out))
         except zlib.error:
             self._unreadable()
             return None
@@ -395,7 +404,9 @@ class Exchange:
             if self._left <= 0:
                 self.outcome.upstream_ns = self.outcome.now_ns()
                 return True
-        elif observer is not None and observer.ended:
+        elif observer is not None and observer.ended and (not self._coding or self._inflater.eof):
+            # (a compressed reply ends where its coding does: its last event may come before the coding's end, as
+            # a gzip stream flushed event by event and then closed sends its trailer in a piece of its own)
             self.outcome.upstream_ns = self.outcome.now_ns()
             return True
         return False
@@ -621,8 +632,9 @@ class Exchange:
 
 
 _DEFLATE: Final = 15
+_GZIP: Final = 31
 # a reply's content codings the observer reads, by name: their zlib window bits (gzip framing; zlib framing, or raw)
-_REPLY_CODINGS: Final[dict[str, int]] = {"gzip": 31, "x-gzip": 31, "deflate": _DEFLATE}
+_REPLY_CODINGS: Final[dict[str, int]] = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": _DEFLATE}
 
 
 def _zlib_header(data: bytes) -> bool:

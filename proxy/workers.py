@@ -429,15 +429,14 @@ async def _serve(
             serving.hurry()
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
-    if ready is not None:  # a worker: its supervisor had a second SIGINT
+    def hurry() -> None:
+        # SIGUSR1: a worker's supervisor had a second SIGINT; or sent as it is, to stop with the drain cut short
+        stop.set()
+        if serving is not None and interrupts < 2:  # (a terminal's second Ctrl-C reached it too: cut already)
+            log.warning("SIGUSR1 (a second SIGINT to the supervisor, or sent as it is): cutting the drain short")
+            serving.hurry()
 
-        def hurry() -> None:
-            stop.set()
-            if serving is not None and interrupts < 2:  # (a terminal's second Ctrl-C reached it too: cut already)
-                log.warning("a second SIGINT (to the supervisor): cutting the drain short")
-                serving.hurry()
-
-        loop.add_signal_handler(HURRY, hurry)
+    loop.add_signal_handler(HURRY, hurry)
     if _take_held_stop():
         stop.set()
     if stop.is_set():
@@ -653,11 +652,12 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         release(claims)  # the workers stop accepting now: a new proxy may start while they drain
         if signum == signal.SIGINT:
             interrupts += 1
-        signal_children(HURRY if interrupts > 1 else signal.SIGTERM)
+        signal_children(HURRY if interrupts > 1 or signum == HURRY else signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    signal.signal(HURRY, on_signal)  # sent as it is: the workers stop, their drain cut short
     held_sighup = _take_held_sighup()  # taken before any fork: a worker would inherit it
     if _take_held_stop():
         on_signal(signal.SIGTERM, None)

@@ -332,6 +332,19 @@ def test_a_second_ctrl_c_cuts_the_drain_short_and_the_call_is_recorded_as_cut(se
     assert len(access) == 1 and "code=drain_timeout" in access[0], access
 
 
+def test_sigusr1_stops_with_the_drain_cut_short(serve_gated) -> None:  # type: ignore[no-untyped-def]
+    """The signal a --workers supervisor passes on for a second SIGINT, sent to one process as it is: it was the
+    default action, the process killed there, without its drain or its record's last flush."""
+    serve, _ = serve_gated
+    stream = GatedStream(serve.url)
+    serve.signal(signal.SIGUSR1)
+    serve.wait_log("1 HTTP call(s) still running were cut off (cut short by a second SIGINT)")
+    assert serve.proc.wait(10) == 0
+    assert b"data: [DONE]" not in stream.finished()
+    access = [line for line in serve.stderr if "lineage_proxy.access" in line]
+    assert len(access) == 1 and "code=drain_timeout" in access[0], access
+
+
 def test_ctrl_c_beside_a_sigterm_is_one_stop_and_the_drain_runs_its_course(serve_gated, loop_thread) -> None:  # type: ignore[no-untyped-def]
     serve, server = serve_gated
     stream = GatedStream(serve.url)

@@ -56,9 +56,10 @@ _OVER: Final = 4
 # read (`_metadata_over`)
 UPSTREAM_METADATA_BYTES: Final = 8192
 # what a call's metadata gains on its way to the upstream, as grpc counts it (each key and value and 32 bytes), beside
-# its method (`:path`): grpc's :authority, :method, :scheme, te, content-type, user-agent, grpc-accept-encoding and
-# grpc-timeout, the proxy's traceparent and an upstream's key
+# its method (`:path`) and an upstream's key (`_KEY_ADDS`): grpc's :authority, :method, :scheme, te, content-type,
+# user-agent, grpc-accept-encoding and grpc-timeout, and the proxy's traceparent
 _GRPC_ADDS: Final = 768
+_KEY_ADDS: Final = 52  # an upstream's `authorization: Bearer <api_key>` beside its key (any length: a JWT's is 1 KiB)
 # A grace so long that only the ingress's own cut ends it (see `stop`)
 _UNTIL_CUT_S = 1e9
 _EOF: Final = grpc.aio.EOF  # what `read` returns, on either side, once the other has ended its messages
@@ -70,6 +71,9 @@ log = logging.getLogger("lineage_proxy.grpc")
 _SERVER: contextvars.ContextVar[int] = contextvars.ContextVar("lineage_proxy_grpc_server", default=0)
 
 Metadata = Sequence[tuple[str, str | bytes]]
+# a health watch's request, at most (a HealthCheckRequest names a service): a watch holds it for as long as it lasts (grpc
+# keeps it in its call), counted in limits.bodies_max_bytes; unbounded, watches held that budget for good (`watch`)
+WATCH_REQUEST_BYTES: Final = 4096
 
 
 def _timeouts(limits: Limits) -> tuple[float, float, int, int]:
@@ -96,11 +100,14 @@ def _metadata(received: Metadata) -> dict[str, str]:
 _READ_BINARY: Final = frozenset({"x-data-labels-bin", "x-purpose-bin"})
 
 
-def _metadata_over(received: Metadata, method: str) -> RequestTooLarge | None:
-    """A refusal of a call whose metadata, as it would reach the upstream (`_GRPC_ADDS`), is over
-    `UPSTREAM_METADATA_BYTES`, as grpc counts it: the upstream's grpc would refuse it at random, and the labels in it
-    would come back in the reply's metadata, which the client's grpc refuses so. None if it fits."""
+def _metadata_over(received: Metadata, method: str, key_bytes: int = 0) -> RequestTooLarge | None:
+    """A refusal of a call whose metadata, as it would reach the upstream (`_GRPC_ADDS`; `key_bytes`: the longest of the
+    upstreams' keys, which it is read too early to know which it goes to), is over `UPSTREAM_METADATA_BYTES`, as grpc
+    counts it: the upstream's grpc would refuse it at random, and the labels in it would come back in the reply's
+    metadata, which the client's grpc refuses so. None if it fits."""
     size = _GRPC_ADDS + len(method) + 37  # (:path's key and its 32)
+    if key_bytes:
+        size += _KEY_ADDS + key_bytes
     for key, value in received:
         if key not in _NOT_FORWARDED:
             size += len(key) + len(value) + 32
@@ -203,6 +210,9 @@ class GrpcIngress:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # by OIP method, made on its first call
         self._rpcs: dict[str, dict[str, Any]] = {}  # its span attributes (`_rpc`), by OIP method, as `_handlers`
         self._metadata_limit = 0  # limits.max_header_bytes, as the serving server took it (`_open`)
+        # the longest upstream key of a pipeline (`_over`), found once a pipeline: its config's upstreams do not change
+        self._keys_of: object = None
+        self._key = 0
         self._generation = 0  # of the server serving new calls: one more for each a reload starts (`replace`)
         self._cutting: set[int] = set()  # generations whose drain's time ran out: what they cancel, the drain cut
         self._cut = 0  # calls the drain cut
@@ -429,6 +439,14 @@ class GrpcIngress:
 
     # -- the steps every handler shares
 
+    def _over(self, ex: Exchange, received: Metadata, method: str) -> RequestTooLarge | None:
+        """`_metadata_over`, the upstreams' longest key counted."""
+        pipeline = ex.pipeline
+        if pipeline is not self._keys_of:
+            self._keys_of = pipeline
+            self._key = max((len(u.api_key) for u in pipeline.config.upstreams if u.api_key), default=0)
+        return _metadata_over(received, method, self._key)
+
     def _exchange(self, adapter: Adapter, target: Target, method: str, received: Metadata) -> tuple[Exchange, Header]:
         pipeline = self.ref.current
         header = _metadata(received).get
@@ -580,7 +598,7 @@ class GrpcIngress:
         failure: BaseException | None = None
         held = 0
         try:
-            over = _metadata_over(received, method)
+            over = self._over(ex, received, method)
             if over is not None:
                 raise over
             held = self._hold(ex, len(request))
@@ -645,7 +663,7 @@ class GrpcIngress:
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
-            over = _metadata_over(received, method)
+            over = self._over(ex, received, method)
             if over is not None:
                 raise over
             if len(first) > ex.pipeline.config.limits.max_body_bytes:
@@ -816,7 +834,7 @@ class GrpcIngress:
         failure: BaseException | None = None
         held = 0
         try:
-            over = _metadata_over(received, method)
+            over = self._over(ex, received, method)
             if over is not None:
                 raise over
             pipeline = ex.pipeline
@@ -855,7 +873,14 @@ class GrpcIngress:
         failure: BaseException | None = None
         held = 0
         try:
+            over = self._over(ex, received, method)
+            if over is not None:
+                raise over
             pipeline = ex.pipeline
+            if len(request) > WATCH_REQUEST_BYTES:
+                raise RequestTooLarge(
+                    f"a health watch's request is {len(request)} bytes, over {WATCH_REQUEST_BYTES}: it names a service"
+                )
             held = self._hold(ex, len(request))
             caller = pipeline.identify_only(header, self._peer(context))
             upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
@@ -918,7 +943,7 @@ class GrpcIngress:
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
-            over = _metadata_over(received, method)
+            over = self._over(ex, received, method)
             if over is not None:
                 raise over
             upstream = ex.admit(b"", header, self._peer(context), deferred=True)

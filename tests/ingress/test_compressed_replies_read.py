@@ -20,7 +20,7 @@ import pytest
 
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.test_model_output_labels import stored_output_labels
-from tests.servers.raw_origin import raw_origin, request_body
+from tests.servers.raw_origin import proxy_in_front, request_body
 
 CONFIG = """
 listen: {http: 127.0.0.1:0}
@@ -81,15 +81,8 @@ async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.Stre
 
 @pytest.fixture
 def proxy(make_proxy, loop_thread: LoopThread) -> Iterator[ProxyHandle]:  # type: ignore[no-untyped-def]
-    server, port = loop_thread.run(raw_origin(answer)())
-    try:
-        yield make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}")
-    finally:
-
-        async def close() -> None:
-            server.close()
-
-        loop_thread.run(close())
+    with proxy_in_front(loop_thread, make_proxy, CONFIG, answer) as handle:
+        yield handle
 
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

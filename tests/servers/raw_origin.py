@@ -6,10 +6,13 @@ of the request, writes the reply and says whether the connection stays open for 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import orjson
+
+from tests.harness import LoopThread, ProxyHandle
 
 LISTING = orjson.dumps({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
 
@@ -44,3 +47,20 @@ async def request_body(head: bytes, reader: asyncio.StreamReader) -> bytes:
     """The body of the request whose `head` was read (its Content-Length's worth)."""
     length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
     return await reader.readexactly(length)
+
+
+@contextlib.contextmanager
+def proxy_in_front(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], config: str, answer: Answer
+) -> Iterator[ProxyHandle]:
+    """A proxy (`config`, its `${UPSTREAM}` the origin) in front of a raw origin answering with `answer`, for the
+    block."""
+    server, port = loop_thread.run(raw_origin(answer)())
+    try:
+        yield make_proxy(config, UPSTREAM=f"http://127.0.0.1:{port}")
+    finally:
+
+        async def close() -> None:
+            server.close()
+
+        loop_thread.run(close())
