@@ -429,6 +429,7 @@ async def _serve(
             serving.hurry()
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
+
     def hurry() -> None:
         # SIGUSR1: a worker's supervisor had a second SIGINT; or sent as it is, to stop with the drain cut short
         stop.set()
