@@ -99,7 +99,7 @@ class Exchange:
         self._sequences: collections.OrderedDict[str, None] | None = None
         self._left: int | None = None  # bytes of a sized reply still to come
         # a reply in a content coding the proxy reads (`_decoding`): its zlib window bits, its inflater once the first
-        # bytes came, and how many bytes it may yet give the observer (`limits.max_body_bytes` in all)
+        # bytes came, and how many bytes it may yet give the observer (`Detectors.keep_max` in all)
         self._coding = 0
         self._inflater: Any = None
         self._inflate_room = 0
@@ -317,7 +317,9 @@ class Exchange:
         if bits is None:
             return False
         self._coding = bits
-        self._inflate_room = self.pipeline.config.limits.max_body_bytes
+        # decoded, as much as is kept of a reply passed on as it arrives (`Detectors.keep_max`, 16 MiB or
+        # limits.buffer_max_bytes): a reply compressed 1,000 to 1 is read no further than one sent as it is
+        self._inflate_room = self.pipeline.detectors.keep_max
         return True
 
     def _decoded(self, data: bytes, whole: bool) -> bytes | None:

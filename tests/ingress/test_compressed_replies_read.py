@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import tracemalloc
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,34 @@ def test_a_compressed_reply_is_recorded_as_its_client_reads_it(
         assert r.status_code == 200 and r.read() == STREAM
     loop_thread.run(proxy.process.runtime.sinks.flush())
     assert stored_output_labels(tmp_path / "lineage.db")[flow] == [flow, "pii:email"]
+
+
+# a reply of 60 MiB decompressed, sent as 60 KiB of gzip: under max_body_bytes (64 MiB), the bound it was read to
+BOMB = gzip.compress(b'{"id": "c1", "pad": "' + b"a" * (60 << 20) + b'"}', 9)
+
+
+async def answer_bomb(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    await request_body(head, reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(BOMB), BOMB))  # fmt: skip
+    await writer.drain()
+    return True
+
+
+def test_a_compressed_reply_is_decoded_no_further_than_a_reply_sent_as_it_is_is_kept(
+    make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    """Decoded, a reply was read up to limits.max_body_bytes (64 MiB a call, from 64 KiB of gzip) where the same reply
+    sent uncompressed is kept to 16 MiB (`Detectors.keep_max`): as far as that now, the rest unread (`scan:truncated`).
+    The proxy runs in this process: what it allocates while it reads the reply is traced (33 MiB, the decoded 16 and
+    the 16 its reader keeps; 125 before)."""
+    with proxy_in_front(loop_thread, make_proxy, CONFIG, answer_bomb) as proxy:
+        tracemalloc.start()
+        try:
+            with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", json=BODY, timeout=60) as reply:
+                passed = sum(len(piece) for piece in reply.iter_raw())  # as it came: not decoded here
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert passed == len(BOMB)
+    assert peak < 64 << 20, f"{peak >> 20} MiB allocated while the proxy read a reply of {len(BOMB) >> 10} KiB"
