@@ -46,3 +46,26 @@ def test_an_error_beside_the_choices_is_the_upstreams_error(setup_for: Any) -> N
     span = setup.otlp.by_trace(raw.headers["x-trace-id"])
     assert span.attributes.get("error.type") == "upstream_error"
     assert list(span.attributes["lineage.output.labels"]) == [flow, EMAIL]  # what the application was given
+
+
+def test_a_falsy_error_in_a_chunk_without_choices_is_no_error(setup_for: Any) -> None:  # noqa: F811
+    """The SDK raises at a truthy `error` only: a chunk `{"error": null}` or `{"error": ""}` (usage alone, a gateway's
+    empty field) ends nothing, and the call is no upstream error."""
+    setup = setup_for()
+    hello = sse({"id": "c1", "object": "chat.completion.chunk", "model": "m",
+                 "choices": [{"index": 0, "delta": {"content": "hello"}, "finish_reason": "stop"}]})  # fmt: skip
+    empty = sse({"id": "c1", "object": "chat.completion.chunk", "model": "m", "error": "",
+                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})  # fmt: skip
+    setup.upstream.reply = Reply([hello + empty + b"data: [DONE]\n\n"], content_type="text/event-stream")
+    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=10, max_retries=0)
+    try:
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        got = [chunk.choices[0].delta.content for chunk in raw.parse() if chunk.choices]
+    finally:
+        client.close()
+    assert got == ["hello"]  # the SDK did not raise
+    setup.loop_thread.run(setup.proxy.process.runtime.sinks.flush())
+    span = setup.otlp.by_trace(raw.headers["x-trace-id"])
+    assert span.attributes.get("error.type") is None

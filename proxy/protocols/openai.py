@@ -255,7 +255,9 @@ class ReplyObserver(SseObserver):
         if not isinstance(choices, list):  # llama.cpp's own, or none of the fields the output is in (an error, ...)
             if self._native(event, True):
                 return
-            if event.get("error") is not None or event.get("object") == "error":  # (vLLM's, TGI's, OpenAI's errors)
+            if (
+                event.get("error") or event.get("object") == "error"
+            ):  # (vLLM's, TGI's, OpenAI's errors; a truthy one, as the SDK reads it)
                 self.in_band_error()
             self._text.add_unknown(event)
             return
