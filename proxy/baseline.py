@@ -81,6 +81,33 @@ def checkpoint_pattern(pattern: str) -> str:
     return printable_name(pattern)
 
 
+def encoded_set(pattern: str) -> str | None:
+    """A `[...]` set of a checkpoint pattern `checkpoint_pattern` encodes that holds a character it encodes (white
+    space, non-ASCII, `%`), or None. Encoded, such a set is one of `%`, hex digits and the rest: `Llama[ -]3` as
+    `Llama[%20-]3` approves `Llama23` and not `Llama 3`."""
+    if checkpoint_pattern(pattern) == pattern:
+        return None
+    from proxy.flow import printable_name
+
+    i, end = 0, len(pattern)
+    while i < end:
+        if pattern[i] != "[":
+            i += 1
+            continue
+        j = i + 1  # as fnmatch reads a set: `[!...]`, and a `]` first is a member
+        if j < end and pattern[j] == "!":
+            j += 1
+        if j < end and pattern[j] == "]":
+            j += 1
+        close = pattern.find("]", j)
+        if close < 0:
+            return None  # an unclosed `[` is a character
+        if any(printable_name(c) != c for c in pattern[i + 1 : close]):
+            return pattern[i : close + 1]
+        i = close + 1
+    return None
+
+
 def _names(items: set[str] | tuple[str, ...]) -> str:
     return ", ".join(sorted(item or "(none)" for item in items)) or "none"
 
@@ -316,6 +343,13 @@ class _Reader:
             self.problem(entry["decisions"], f"{path}.decisions", "needs at least one decision")
         # '' is a checkpoint too: a forwarded call whose reply never said which weights served it
         checkpoints = self.strings(entry.get("checkpoints"), f"{path}.checkpoints", ANY, empty=True)
+        for i, checkpoint in enumerate(checkpoints):
+            unmeant = encoded_set(checkpoint)
+            if unmeant is not None:
+                self.problem(entry["checkpoints"], f"{path}.checkpoints[{i}]",
+                             f"{checkpoint!r}: the set {unmeant} holds a character a recorded checkpoint carries "
+                             "percent-encoded (white space, non-ASCII, %), so it would match other names: list "
+                             "each name it means")  # fmt: skip
         checkpoints = tuple(checkpoint_pattern(c) for c in checkpoints)
         rules = self.strings(entry.get("rules"), f"{path}.rules", ANY)
         for key in ("checkpoints", "rules"):  # `labels: []` is unlabelled data only; these would read as none

@@ -201,9 +201,10 @@ def _boundary(call: Call, decision: Decision, served: Served) -> tuple[Flow, Unk
     upstream = decision.upstream
     found = served(upstream, call.model, call.model_version) if upstream is not None else ""
     waiting, checkpoint = (found, None) if isinstance(found, Unknown) else (None, found)
-    if not checkpoint and call.model_version and call.protocol in _NAMES_ITS_VERSION:
+    if not checkpoint and upstream is not None and call.model_version and call.protocol in _NAMES_ITS_VERSION:
         # a version the metadata does not list (yet): the one the reply will name (`iris:3`), not an unknown
-        # checkpoint, which any approved one fitted (a version loaded since discovery went through `block`)
+        # checkpoint, which any approved one fitted (a version loaded since discovery went through `block`). A
+        # refused call (no upstream) reached none, as its edge records: refusals skip `checkpoints`
         checkpoint, waiting = printable_name(f"{call.model}:{call.model_version}"), None
     return Flow(decision.caller or "anonymous", decision.purpose or "", decision.labels, checkpoint,
                 decision.action, decision.rule), waiting  # fmt: skip
