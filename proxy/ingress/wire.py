@@ -3,6 +3,8 @@
 Sockets and bytes only; what a request means is the handler's business (`http.py`). Per connection:
 
 - requests are parsed as they arrive and served one at a time, in order (keep-alive and pipelining);
+  what follows a request that closes the connection (`Connection: close`, HTTP/1.0 without keep-alive) is
+  dropped unread (RFC 9112 §9.6), neither served nor refused;
   a malformed request is answered after the ones before it, with 400 (414, 431) in the error shape, and
   the connection is closed; it is recorded as every refusal is (`HttpServer.record_refusal`);
 - the request line is capped at `MAX_TARGET` bytes (414), the head at `limits.max_header_bytes` and
@@ -130,6 +132,7 @@ class HttpConnection(asyncio.Protocol):
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
+        self._closes = False  # the last request read closes the connection (`Connection: close`, or HTTP/1.0)
         # the connection's loop, kept: `asyncio.get_running_loop()` costs as much as the future it would make
         self._loop = asyncio.get_running_loop()
         self._outbox = outbox(self._loop)  # every write goes through it, in order (`proxy.transport.batch`)
@@ -187,7 +190,14 @@ class HttpConnection(asyncio.Protocol):
             # exception was being handled when llhttp's error was raised (in the compiled build, one an
             # awaiting coroutine's `except` block still holds: an upstream's 502 answered a 414)
             cause, self._raised = self._raised, None
-            self._refuse(cause if cause is not None else _malformed(exc))
+            if cause is None and self.parsing is None and self._closes:
+                # bytes after a request that closes the connection (llhttp's "Data after `Connection: close`") are
+                # no request, nor a malformed one: not read (RFC 9112 §9.6), that request answered, the connection
+                # then closed. Reading goes on, what comes dropped, so a client leaving is still heard of (the upstream
+                # call cancelled) while that request is served
+                self._broken = True
+            else:
+                self._refuse(cause if cause is not None else _malformed(exc))
         else:
             parsing = self.parsing
             if parsing is not None and not parsing.method:  # a head still open
@@ -332,6 +342,10 @@ class HttpConnection(asyncio.Protocol):
         if len(fields) != len(raw):  # a field sent on several lines
             fields, hosts = _joined(raw)
         request.header = fields.get
+        if request.keep_alive and request.version == "1.0" and _says_close(fields.get("connection")):
+            # RFC 9112 §9.3: `close` ends the connection whatever else the field lists (llhttp reads an HTTP/1.0
+            # request's `keep-alive` alone)
+            request.keep_alive = False
         length = fields.get("content-length")
         if length is not None:
             request.content_length = int(length)  # llhttp has checked it is one number (a second is refused)
@@ -437,6 +451,7 @@ class HttpConnection(asyncio.Protocol):
         assert request is not None
         request.complete = True
         self.parsing = None
+        self._closes = not request.keep_alive
         _wake(request._waiter)
 
     # -- what the handler uses
@@ -640,10 +655,10 @@ class HttpConnection(asyncio.Protocol):
         self.abort()
 
     def _stop_reading(self) -> None:
+        """Read no more requests: what still comes is dropped as it arrives. Reading goes on (it is not paused), so a
+        client that leaves is heard of while a request before the refused one is served, and its upstream call is
+        cancelled."""
         self._broken = True
-        if self._reading and self.transport is not None:
-            self._reading = False
-            self.transport.pause_reading()
 
     def shutdown(self) -> None:
         """Stop after the request being served; an idle connection closes now."""
@@ -786,6 +801,11 @@ def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], int]:
         fields[key] = f"{fields[key]},{text}" if key in fields else text
         hosts += key == "host"
     return fields, hosts
+
+
+def _says_close(value: str | None) -> bool:
+    """Whether a Connection field's options (a comma list, sent on one line or several: `_joined`) hold `close`."""
+    return value is not None and any(option.strip(" \t").lower() == "close" for option in value.split(","))
 
 
 def expectations(value: str) -> set[str]:
