@@ -823,6 +823,27 @@ class GrpcIngress:
 
     # -- everything else
 
+    def _admit_data_free(
+        self, ex: Exchange, header: Header, received: Metadata, method: str, adapter: Adapter, target: Target,
+        request: bytes, context: grpc.aio.ServicerContext[Any, Any],
+    ) -> tuple[int, Upstream]:  # fmt: skip
+        """What a data-free RPC (`data_free`, `watch`) does before its upstream is asked: its metadata bounded, its
+        request held (`_hold`: the bytes held, given back by the caller once it ends, or here if this refuses it), its
+        caller's key checked, its upstream found; the call admitted data-free."""
+        over = self._over(ex, received, method)
+        if over is not None:
+            raise over
+        pipeline = ex.pipeline
+        held = self._hold(ex, len(request))
+        try:
+            caller = pipeline.identify_only(header, self._peer(context))
+            upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
+            ex.admit_data_free(upstream, caller)
+        except BaseException:
+            self.held -= held
+            raise
+        return held, upstream
+
     async def data_free(
         self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
@@ -834,14 +855,7 @@ class GrpcIngress:
         failure: BaseException | None = None
         held = 0
         try:
-            over = self._over(ex, received, method)
-            if over is not None:
-                raise over
-            pipeline = ex.pipeline
-            held = self._hold(ex, len(request))
-            caller = pipeline.identify_only(header, self._peer(context))
-            upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
-            ex.admit_data_free(upstream, caller)
+            held, upstream = self._admit_data_free(ex, header, received, method, adapter, target, request, context)
             rpc = self._unary(ex, upstream, method, request, received, context)
             try:
                 reply: bytes = await rpc
@@ -873,18 +887,11 @@ class GrpcIngress:
         failure: BaseException | None = None
         held = 0
         try:
-            over = self._over(ex, received, method)
-            if over is not None:
-                raise over
-            pipeline = ex.pipeline
             if len(request) > WATCH_REQUEST_BYTES:
                 raise RequestTooLarge(
                     f"a health watch's request is {len(request)} bytes, over {WATCH_REQUEST_BYTES}: it names a service"
                 )
-            held = self._hold(ex, len(request))
-            caller = pipeline.identify_only(header, self._peer(context))
-            upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
-            ex.admit_data_free(upstream, caller)
+            held, upstream = self._admit_data_free(ex, header, received, method, adapter, target, request, context)
             rpc = self.channels.channel(upstream).unary_stream(method)(
                 request, metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )

@@ -56,3 +56,21 @@ def test_a_watch_cannot_hold_the_bodies_budget_while_it_is_open(proxy: tuple[Pro
             assert reply == SERVING
         finally:
             watch.cancel()
+
+
+def test_a_data_free_call_refused_for_its_caller_gives_its_request_back(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any
+) -> None:
+    """A Check or Watch refused once its request is held (an unknown key) gives its bytes back to the budget."""
+    config = LIMITED.replace("anonymous: allow", "anonymous: deny")
+    upstream = loop_thread.run(_made())
+    with (
+        proxied(loop_thread, otlp, make_proxy, config, upstream) as handle,
+        grpc.insecure_channel(handle.grpc) as channel,
+    ):
+        for call in (channel.unary_unary(CHECK), channel.unary_stream(WATCH)):
+            with pytest.raises(grpc.RpcError) as refused:
+                reply = call(_service(1000), timeout=10, metadata=(("authorization", "Bearer nobody"),))
+                next(iter(reply)) if not isinstance(reply, bytes) else reply
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert handle.process._grpc is not None and handle.process._grpc.held == 0
