@@ -313,7 +313,7 @@ class Exchange:
         name = coding.strip(" \t").lower()
         if name == "" or name == "identity":
             return True
-        bits = _REPLY_CODINGS.get(name)
+        bits = CODINGS.get(name)
         if bits is None:
             return False
         self._coding = bits
@@ -323,7 +323,7 @@ class Exchange:
         return True
 
     def _decoded(self, data: bytes, whole: bool) -> bytes | None:
-        """`data` decoded (`_decoding`), None once it cannot be (not valid coded data, or past `limits.max_body_bytes`
+        """`data` decoded (`_decoding`), None once it cannot be (not valid coded data, or past `Detectors.keep_max`
         decoded), the observer then dropped and the output said to be unread. `whole`: the reply's last bytes, after
         which the coded data must have ended (a client reads no more of it). gzip is a series of members (RFC 1952),
         each read as its client reads it (a server compressing a stream event by event sends one an event); bytes
@@ -331,7 +331,7 @@ class Exchange:
         inflater = self._inflater
         if inflater is None:
             bits = self._coding
-            if bits == _DEFLATE and not _zlib_header(data):
+            if bits == _DEFLATE and not zlib_header(data):
                 bits = -15  # "deflate" sent raw, as some servers do, and clients read it so too
             inflater = self._inflater = zlib.decompressobj(bits)
         room = self._inflate_room
@@ -635,10 +635,11 @@ class Exchange:
 
 _DEFLATE: Final = 15
 _GZIP: Final = 31
-# a reply's content codings the observer reads, by name: their zlib window bits (gzip framing; zlib framing, or raw)
-_REPLY_CODINGS: Final[dict[str, int]] = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": _DEFLATE}
+# the content codings the proxy reads, a request body's (`ingress.http`) and a reply's, by name: their zlib window
+# bits (gzip framing; zlib framing, or raw when `zlib_header` says so)
+CODINGS: Final[dict[str, int]] = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": _DEFLATE}
 
 
-def _zlib_header(data: bytes) -> bool:
+def zlib_header(data: bytes) -> bool:
     """Whether `data` starts with a zlib header (RFC 1950: deflate, any window size, a valid check)."""
     return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0

@@ -210,7 +210,7 @@ class GrpcIngress:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # by OIP method, made on its first call
         self._rpcs: dict[str, dict[str, Any]] = {}  # its span attributes (`_rpc`), by OIP method, as `_handlers`
         self._metadata_limit = 0  # limits.max_header_bytes, as the serving server took it (`_open`)
-        # the longest upstream key of a pipeline (`_over`), found once a pipeline: its config's upstreams do not change
+        # the longest upstream key of a pipeline (`_bound_metadata`), found once a pipeline: its config's upstreams do not change
         self._keys_of: object = None
         self._key = 0
         self._generation = 0  # of the server serving new calls: one more for each a reload starts (`replace`)
@@ -439,13 +439,16 @@ class GrpcIngress:
 
     # -- the steps every handler shares
 
-    def _over(self, ex: Exchange, received: Metadata, method: str) -> RequestTooLarge | None:
-        """`_metadata_over`, the upstreams' longest key counted."""
+    def _bound_metadata(self, ex: Exchange, received: Metadata, method: str) -> None:
+        """Refuse a call whose metadata is over the upstream's bound (`_metadata_over`, the upstreams' longest key
+        counted): raises its RequestTooLarge."""
         pipeline = ex.pipeline
         if pipeline is not self._keys_of:
             self._keys_of = pipeline
             self._key = max((len(u.api_key) for u in pipeline.config.upstreams if u.api_key), default=0)
-        return _metadata_over(received, method, self._key)
+        over = _metadata_over(received, method, self._key)
+        if over is not None:
+            raise over
 
     def _exchange(self, adapter: Adapter, target: Target, method: str, received: Metadata) -> tuple[Exchange, Header]:
         pipeline = self.ref.current
@@ -598,9 +601,7 @@ class GrpcIngress:
         failure: BaseException | None = None
         held = 0
         try:
-            over = self._over(ex, received, method)
-            if over is not None:
-                raise over
+            self._bound_metadata(ex, received, method)
             held = self._hold(ex, len(request))
             upstream = self._admit(ex, request, header, context, deferred=True)
             rpc = self._unary(ex, upstream, method, request, received, context)
@@ -663,9 +664,7 @@ class GrpcIngress:
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
-            over = self._over(ex, received, method)
-            if over is not None:
-                raise over
+            self._bound_metadata(ex, received, method)
             if len(first) > ex.pipeline.config.limits.max_body_bytes:
                 raise _too_large(len(first), ex.pipeline)
             upstream = self._admit(ex, first, header, context, deferred=True)
@@ -830,9 +829,7 @@ class GrpcIngress:
         """What a data-free RPC (`data_free`, `watch`) does before its upstream is asked: its metadata bounded, its
         request held (`_hold`: the bytes held, given back by the caller once it ends, or here if this refuses it), its
         caller's key checked, its upstream found; the call admitted data-free."""
-        over = self._over(ex, received, method)
-        if over is not None:
-            raise over
+        self._bound_metadata(ex, received, method)
         pipeline = ex.pipeline
         held = self._hold(ex, len(request))
         try:
@@ -950,9 +947,7 @@ class GrpcIngress:
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
-            over = self._over(ex, received, method)
-            if over is not None:
-                raise over
+            self._bound_metadata(ex, received, method)
             upstream = ex.admit(b"", header, self._peer(context), deferred=True)
             decision = ex.decision
             if upstream.grpc is None and decision is not None and not decision.zones:

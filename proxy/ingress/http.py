@@ -28,7 +28,7 @@ from proxy.errors import (
     RequestTooLarge,
     UpstreamUnavailable,
 )
-from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
+from proxy.exchange import CLIENT_GONE, CODINGS, DRAIN_CUT, Exchange, zlib_header
 from proxy.ingress.wire import (
     HttpConnection,
     Request,
@@ -593,9 +593,6 @@ def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any
     return kept
 
 
-_CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits: gzip framing, zlib framing
-
-
 def _coding(encoding: str | None, reads_body: bool) -> str | None:
     """The request body's content coding the proxy must undo to read it (None: none, or a body it
     forwards unread, passthrough). One gzip or deflate layer is read; anything else is a 400, since a
@@ -605,7 +602,7 @@ def _coding(encoding: str | None, reads_body: bool) -> str | None:
     coding = encoding.strip().lower()
     if coding in ("", "identity"):
         return None
-    if coding not in _CODINGS:
+    if coding not in CODINGS:
         raise InvalidRequest(f"Content-Encoding {encoding!r}: the proxy reads every request body it checks, and "
                              "reads gzip or deflate (one layer) or an uncompressed body", param="content-encoding")  # fmt: skip
     return coding
@@ -614,7 +611,7 @@ def _coding(encoding: str | None, reads_body: bool) -> str | None:
 def _decoded(body: bytes, coding: str, limit: int) -> bytes:
     """`body` decompressed, for the proxy to read (the upstream gets the compressed bytes as they came);
     at most `limit` bytes, as for an uncompressed body, so a small bomb cannot fill memory."""
-    raw = coding == "deflate" and not _zlib_header(body)  # "deflate" is zlib-framed; some clients send it raw
+    raw = coding == "deflate" and not zlib_header(body)  # "deflate" is zlib-framed; some clients send it raw
     if raw and body.lstrip(b" \t\r\n")[:1] in (b"{", b"["):
         # raw deflate has no header to tell it from JSON, and an upstream that does not decode request bodies (vLLM,
         # llama.cpp) reads the bytes as they came: a body that begins as JSON does (a fixed-code block whose first
@@ -622,7 +619,7 @@ def _decoded(body: bytes, coding: str, limit: int) -> bytes:
         raise InvalidRequest("a raw deflate body whose bytes begin as JSON does: an upstream that does not decode it "
                              "would read other JSON than the proxy decided on; send zlib-framed deflate (RFC 9110) "
                              "or gzip", param="content-encoding")  # fmt: skip
-    inflater = zlib.decompressobj(-15 if raw else _CODINGS[coding])
+    inflater = zlib.decompressobj(-15 if raw else CODINGS[coding])
     try:
         data = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
@@ -632,11 +629,6 @@ def _decoded(body: bytes, coding: str, limit: int) -> bytes:
     if not inflater.eof or inflater.unused_data:
         raise InvalidRequest(f"the {coding} body is cut short or has bytes after its end", param="content-encoding")
     return data
-
-
-def _zlib_header(data: bytes) -> bool:
-    """Whether `data` starts with a zlib header (RFC 1950: deflate, any window size, a valid check)."""
-    return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 def _status_line(status: int, reason: str) -> bytes:
