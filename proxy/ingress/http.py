@@ -35,7 +35,7 @@ from proxy.ingress.wire import (
     connection_field,
     date_header,
     encode_fields,
-    expectations,
+    list_members,
     status_line,
 )
 from proxy.pipeline import Pipeline, PipelineRef
@@ -255,7 +255,7 @@ class HttpIngress:
                 await self._data_free(request, conn, ex, pipeline, adapter, target)
                 return
             expect = request.header("expect")
-            if expect is not None and not request.expects and expectations(expect):  # 417: one it cannot meet
+            if expect is not None and not request.expects and list_members(expect):  # 417: one it cannot meet
                 raise ExpectationFailed(f"unsupported Expect: {expect!r} (only 100-continue)", param="expect")
             coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
             body = request.received()

@@ -76,7 +76,7 @@ class Request:
         self.headers: list[tuple[bytes, bytes]] = []
         self.keep_alive = True
         self.content_length: int | None = None
-        self.expects = False  # `Expect: 100-continue` (`expectations`), not yet answered
+        self.expects = False  # `Expect: 100-continue` (`list_members`), not yet answered
         self.complete = False  # the whole body is in
         self.too_large = False
         self.failed: ProxyError | None = None  # the body's framing was malformed
@@ -171,8 +171,8 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as upgrade:
             # the client asks to switch protocols (`Upgrade: h2c`); the proxy does not, and serves the request as
             # it is (RFC 9110 §7.8), then closes the connection. llhttp stops at its head as if it had no body:
-            # a Content-Length body is taken here; a chunked one is refused.
-            self._stop_reading()
+            # a Content-Length body is taken here; a chunked one is refused. No request is read after it (`_broken`)
+            self._broken = True
             last = self.queue[-1] if self.queue else None  # llhttp stops right after the upgrade request's head
             if isinstance(last, Request):
                 last.keep_alive = False
@@ -252,7 +252,10 @@ class HttpConnection(asyncio.Protocol):
             if request is not None:  # a head refused: the fields it got so far are never read
                 request.headers.clear()
             self.queue.append(error)
-        self._stop_reading()
+        # no request is read after it: what still comes is dropped as it arrives (`_broken`). Reading goes on, not
+        # paused, so a client that leaves is heard of while a request before the refused one is served, and its
+        # upstream call is cancelled
+        self._broken = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -342,7 +345,7 @@ class HttpConnection(asyncio.Protocol):
         if len(fields) != len(raw):  # a field sent on several lines
             fields, hosts = _joined(raw)
         request.header = fields.get
-        if request.keep_alive and request.version == "1.0" and _says_close(fields.get("connection")):
+        if request.keep_alive and request.version == "1.0" and "close" in list_members(fields.get("connection") or ""):
             # RFC 9112 §9.3: `close` ends the connection whatever else the field lists (llhttp reads an HTTP/1.0
             # request's `keep-alive` alone)
             request.keep_alive = False
@@ -351,7 +354,7 @@ class HttpConnection(asyncio.Protocol):
             request.content_length = int(length)  # llhttp has checked it is one number (a second is refused)
         expect = fields.get("expect")
         if expect is not None:
-            request.expects = expectations(expect) == _CONTINUE
+            request.expects = list_members(expect) == _CONTINUE
         if request.content_length is not None and request.content_length > self.server.max_body_bytes:
             request.too_large = True
         if request.version != "1.1" and request.version != "1.0":  # llhttp reads `HTTP/2.0` (and 0.9) lines too
@@ -654,12 +657,6 @@ class HttpConnection(asyncio.Protocol):
             return
         self.abort()
 
-    def _stop_reading(self) -> None:
-        """Read no more requests: what still comes is dropped as it arrives. Reading goes on (it is not paused), so a
-        client that leaves is heard of while a request before the refused one is served, and its upstream call is
-        cancelled."""
-        self._broken = True
-
     def shutdown(self) -> None:
         """Stop after the request being served; an idle connection closes now."""
         self.closing = True
@@ -803,14 +800,10 @@ def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], int]:
     return fields, hosts
 
 
-def _says_close(value: str | None) -> bool:
-    """Whether a Connection field's options (a comma list, sent on one line or several: `_joined`) hold `close`."""
-    return value is not None and any(option.strip(" \t").lower() == "close" for option in value.split(","))
-
-
-def expectations(value: str) -> set[str]:
-    """An Expect field's members, lower-case: a comma list (RFC 9110 10.1.1), sent on one line or several
-    (`_joined`), spaces around a member and empty members dropped. `100-continue` is the only one defined."""
+def list_members(value: str) -> set[str]:
+    """A list field's members, lower-case (Expect, RFC 9110 10.1.1, whose only member defined is `100-continue`;
+    Connection's options): a comma list, sent on one line or several (`_joined`), spaces around a member and empty
+    members dropped."""
     return {member.strip(" \t").lower() for member in value.split(",")} - {""}
 
 
