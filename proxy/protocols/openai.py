@@ -147,7 +147,7 @@ def lora_version(lora: Any) -> str:
         # adapter: ignored, or the request refused by older servers) and 0
         ident = item.get("id") if type(item) is dict else None
         if type(ident) is int and ident >= 0:
-            scales[ident] = _scale(item.get("scale")) if type(item) is dict else 0.0
+            scales[ident] = _scale(item.get("scale"))
     if lora and not scales:
         return _LORA + _NONE  # every adapter at 0
     return _LORA + ",".join(f"{ident}={scales[ident]!r}" for ident in sorted(scales))
@@ -255,9 +255,8 @@ class ReplyObserver(SseObserver):
         if not isinstance(choices, list):  # llama.cpp's own, or none of the fields the output is in (an error, ...)
             if self._native(event, True):
                 return
-            if (
-                event.get("error") or event.get("object") == "error"
-            ):  # (vLLM's, TGI's, OpenAI's errors; a truthy one, as the SDK reads it)
+            # vLLM's, TGI's, OpenAI's errors (a truthy `error`, as the SDK reads it)
+            if event.get("error") or event.get("object") == "error":
                 self.in_band_error()
             self._text.add_unknown(event)
             return
