@@ -40,6 +40,10 @@ ROOT = HERE.parent
 
 _counts: collections.Counter[tuple[str, str]] = collections.Counter()
 _on = False
+# the signals that start and stop the count: real-time ones, which no hop handles (`serve` takes SIGUSR1 to cut
+# its drain short, which had stopped the proxy at the count's start)
+START = signal.SIGRTMIN + 1
+STOP = signal.SIGRTMIN + 2
 
 
 def _global(frame: FrameType, event: str, arg: Any) -> Any:
@@ -58,7 +62,7 @@ def _local(frame: FrameType, event: str, arg: Any) -> Any:
 
 
 def _serve_counted(module: str, argv: list[str], out: str) -> None:
-    """Run `module` as __main__ with `argv`; SIGUSR1 starts counting, SIGUSR2 stops and writes `out`."""
+    """Run `module` as __main__ with `argv`; `START` starts counting, `STOP` stops and writes `out`."""
     import runpy
 
     def start(*_: Any) -> None:
@@ -71,8 +75,8 @@ def _serve_counted(module: str, argv: list[str], out: str) -> None:
         _on = False
         Path(out).write_text(json.dumps([[file, name, n] for (file, name), n in _counts.items()]))
 
-    signal.signal(signal.SIGUSR1, start)
-    signal.signal(signal.SIGUSR2, stop)
+    signal.signal(START, start)
+    signal.signal(STOP, stop)
     threading.settrace(_global)  # every thread started from now on (the export thread, the edge writer)
     sys.settrace(_global)
     sys.argv = [module, *argv]
@@ -102,12 +106,12 @@ class Counted:
         for _ in range(30):  # warm: first calls import, compile regexes, open connections, fill caches
             one()
         self.out.unlink(missing_ok=True)
-        os.kill(self.proc.pid, signal.SIGUSR1)
+        os.kill(self.proc.pid, START)
         time.sleep(0.2)  # the signal is handled between two instructions of the hop's main thread
         for _ in range(calls):
             one()
         time.sleep(1.5)  # what runs after the reply (spans, the export batch, the edge flush) is the call's too
-        os.kill(self.proc.pid, signal.SIGUSR2)
+        os.kill(self.proc.pid, STOP)
         for _ in range(300):
             if self.out.exists() and self.out.stat().st_size:
                 break
