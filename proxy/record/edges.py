@@ -23,7 +23,7 @@ from typing import Any, Final
 from proxy.flow import Call, Decision, Outcome
 from proxy.labels import format_labels
 from proxy.record.sinks import StopOnce
-from proxy.record.store import EdgeKey, EdgeStore, EdgeWrite
+from proxy.record.store import EdgeKey, EdgeStore, EdgeWrite, PartlyWritten
 
 log = logging.getLogger("lineage_proxy.edges")
 _time: Final = time.time  # compiled, a C static: not looked up in the time module for each call counted
@@ -177,6 +177,8 @@ class EdgeAggregator:
         """A write failed (disk full, read-only, locked too long): calls go on; the rows go back to the
         batch and are written once the store takes writes again; one log line per outage."""
         self.write_errors += 1
+        if isinstance(error, PartlyWritten):  # the rest written (journaled): only these stay with the batch
+            rows = error.unwritten
         if self._failing_since is None:
             self._failing_since = time.monotonic()
             log.error("lineage store: writes are failing (%s); calls go on and their counts are kept in memory "

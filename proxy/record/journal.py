@@ -54,6 +54,7 @@ from proxy.record.store import (
     EdgeKey,
     EdgeRow,
     EdgeWrite,
+    PartlyWritten,
     SchemaTooNew,
     file_identity,
     flat,
@@ -414,10 +415,29 @@ class JournaledStore:
             self._journal_refused(exc)
             if not direct and self._written(writes, token):  # behind a backlog, the database takes it directly
                 return
+            if isinstance(exc, JournalFull):
+                self._journal_part(token, writes, exc)
             raise  # neither takes it: the aggregator keeps the rows
         self._journal_ok()
         self.journaled += len(writes)
         self._backlog = True
+
+    def _journal_part(self, token: str, writes: list[EdgeWrite], full: JournalFull) -> None:
+        """A batch larger than the room the journal has left (`max_rows` less what it holds): the writes that fit
+        are journaled, and PartlyWritten gives the rest back to the aggregator. Refused whole, a flush of more flows
+        than `journal_max_rows` was never journaled however empty the journal was: its counts lived in memory only
+        (lost to a kill -9) for the whole outage. Returns when none fit (the caller raises `full`)."""
+        try:
+            room = self.journal.max_rows - self.journal.held()
+            if not 0 < room < len(writes):
+                return
+            self.journal.append(token, [flat(row) for row in writes[:room]])
+        except (JournalFull, sqlite3.Error):  # another process took the room meanwhile, or the file refuses
+            return
+        self.journaled += room
+        self._backlog = True
+        raise PartlyWritten(f"{full}: {room} of a batch's {len(writes)} edge writes journaled, {len(writes) - room} "
+                            "kept in memory", writes[room:]) from full  # fmt: skip
 
     def _written(self, writes: list[EdgeWrite], token: str) -> bool:
         """Whether the database took `writes` now (tried only when it may be: `_answering`)."""

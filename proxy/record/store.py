@@ -158,6 +158,15 @@ def split_labels(joined: str) -> list[str]:
     return joined.split(",") if joined else []
 
 
+class PartlyWritten(Exception):
+    """A store took the first of a batch's edge writes but not the rest (a journal with room for some only):
+    `unwritten` stays with the caller, as a batch refused whole does, and the others are not written again."""
+
+    def __init__(self, message: str, unwritten: list[EdgeWrite]) -> None:
+        super().__init__(message)
+        self.unwritten = unwritten
+
+
 class NotALineageStore(ValueError):
     """A database without the edges table of a lineage store; the message says what it holds instead."""
 

@@ -231,6 +231,9 @@ class ConnectionPool:
         self.idle: list[Connection] = []
         self.open = 0
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # waiters woken (out of `waiters`) that have not run yet: still waiting, so counted against max_queue; a call
+        # that takes the connection one was woken for first (a free connection is taken at once) leaves it queued
+        self.woken = 0
         self.closed = False
         self.retired = False  # replaced by a reload: calls in flight finish, no connection is kept
         self._ssl: ssl.SSLContext | None = None
@@ -337,25 +340,34 @@ class ConnectionPool:
         idle = self._idle_one()
         if idle is not None:
             return idle
+        queued = False  # woken once already: its turn is kept (`woken`)
         while self.open >= self.upstream.max_connections:
             if self.reading_off:  # a reply read off past its call's end is no one's: its connection goes to this call
                 self.reading_off.pop().cancel()  # (closed: `_read_off_done`; out of the set now, no other call counts on it)
-            elif len(self.waiters) >= self.upstream.max_queue:  # (a call freeing one waits for it, whatever max_queue)
+            elif not queued and len(self.waiters) + self.woken >= self.upstream.max_queue:
+                # (a call freeing one waits for it, whatever max_queue)
                 raise Overloaded(
                     f"upstream {self.upstream.name!r} is saturated: {self.upstream.max_connections} calls in "
                     f"flight and {self.upstream.max_queue} waiting (upstreams[].max_queue); retry shortly"
                 )
             waiter = asyncio.get_running_loop().create_future()
-            self.waiters.append(waiter)
+            if queued:  # a call that took the connection it was woken for went first: this one waits at the head
+                self.waiters.appendleft(waiter)
+            else:
+                self.waiters.append(waiter)
+            queued = True
             try:
                 await waiter
             except BaseException:
                 if not waiter.cancelled() and waiter.done():  # woken but leaving: pass the turn on
+                    if waiter.exception() is None:
+                        self.woken -= 1
                     self._wake_one()
                 else:  # left while waiting: no longer counts against max_queue
                     with contextlib.suppress(ValueError):
                         self.waiters.remove(waiter)
                 raise
+            self.woken -= 1
             if self.idle:
                 conn = self.idle.pop()
                 if _reusable(conn):
@@ -466,6 +478,7 @@ class ConnectionPool:
             waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self.woken += 1
                 return
 
     def reread_tls(self) -> None:
