@@ -59,6 +59,17 @@ def printable_name(name: str) -> str:
     return name
 
 
+def quoted_name(name: str) -> str:
+    """A name a caller chose (the model a call asks for) quoted for a message that is recorded, a refusal's reason:
+    `repr` of it when it is at most NAME_MAX_CHARS long, else of its start, and a digest of the whole, as
+    `printable_name` cuts a checkpoint's. A model's name is as long as a body: whole, a refusal naming a model of a
+    megabyte wrote a megabyte into the edge's row and again into the chain entry of each flush that counted it."""
+    if len(name) <= NAME_MAX_CHARS:
+        return repr(name)
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{name[: NAME_MAX_CHARS - 26]!r}...sha256:{digest} ({len(name)} characters)"
+
+
 # the longest checkpoint name recorded (`printable_name`): a name from a reply (an upstream that echoes the model a
 # caller asks for) or metadata can be as long as a body; whole, a megabyte went into the reply's
 # `x-lineage-checkpoint`, every access line and the store's key. Hugging Face ids with a revision are ~140

@@ -33,7 +33,8 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time (RFC 3339, UTC), level, process, pid, logger, message, then every
-    field passed as `extra=` (trace_id, caller, ...), then the exception if any."""
+    field passed as `extra=` (trace_id, caller, ...), then the exception if any. C1 controls, the line separators and the
+    characters a reader does not see as themselves (`HIDDEN`) are JSON escapes, as the text format escapes them."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -49,14 +50,26 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+        text = orjson.dumps(line, default=str).decode()
+        return text if text.isascii() else text.translate(_JSON_ESCAPED)
 
 
-# C0, DEL, C1 (CSI U+009B rewrites a terminal's line, NEL U+0085 breaks it) and the Unicode line and
-# paragraph separators, which `str.splitlines` and some viewers read as line breaks
+# characters a reader does not see as themselves: the bidirectional controls (Unicode's Bidi_Control: an override
+# such as U+202E lays out the rest of a line right to left, where a viewer follows the bidi algorithm, a browser's
+# log view among them: the fields after a model's name shown reversed) and those that render as nothing (a name
+# with U+200B looks like the name without it)
+HIDDEN = (
+    0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+    0x00AD, 0x034F, 0x180E, *range(0x200B, 0x200E), *range(0x2060, 0x2065), 0xFEFF,
+)  # fmt: skip
+# C0, DEL, C1 (CSI U+009B rewrites a terminal's line, NEL U+0085 breaks it), the Unicode line and paragraph
+# separators, which `str.splitlines` and some viewers read as line breaks, and HIDDEN
 _ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
     0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029",
-}  # fmt: skip
+} | {c: f"\\u{c:04x}" for c in HIDDEN}  # fmt: skip
+# what JSON lines write as JSON escapes beside those orjson writes (C0, `"`, `\\`): C1, the line separators and
+# HIDDEN, for the reasons above. They occur in JSON strings only, so the line parses to the same values
+_JSON_ESCAPED = {c: f"\\u{c:04x}" for c in (*range(0x80, 0xA0), 0x2028, 0x2029, *HIDDEN)}
 
 
 def escaped(text: str) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from proxy.baseline import Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
-from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, UNKNOWN_KEY, Call, Decision, printable_name
+from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, UNKNOWN_KEY, Call, Decision, printable_name, quoted_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +223,7 @@ def verify_flow(call: Call, decision: Decision, policy: Policy, served: Served =
             return replace(decision, approved=True)
         why = waiting.why(decision.caller or "anonymous")
         return refuse(decision, policy, "checkpoint_unknown", "lineage.baseline",
-                      f"the checkpoint serving model {call.model!r} is not known yet, so the flow cannot be "
+                      f"the checkpoint serving model {quoted_name(call.model)} is not known yet, so the flow cannot be "
                       f"checked against the approved baseline: {why}; retry shortly")  # fmt: skip
     if not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY):
         return replace(decision, approved=False)
@@ -267,7 +267,7 @@ def _decide(call: Call, policy: Policy) -> Decision:
     if matched is None:
         # a caller the proxy does not know is refused as such: it never learns which models are routed
         code, rule, reason = denial or ("model_not_found", "routes",
-                                        f"no route for model {call.model!r} (and no '*' fallback route)")  # fmt: skip
+                                        f"no route for model {quoted_name(call.model)} (and no '*' fallback route)")  # fmt: skip
         return Decision(DENY, None, caller_name, purpose, labels, code=code, rule=rule, reason=reason)
     route, upstream = matched
 
@@ -301,7 +301,7 @@ def _decide(call: Call, policy: Policy) -> Decision:
                   f"caller {caller.name!r} may not act for purpose {purpose!r} (allowed: {_names(caller.purposes)})")  # fmt: skip
     if denial is None and route.purposes is not None and purpose not in route.purposes:
         denial = ("purpose_denied", f"route:{route.model}",
-                  f"model {call.model or route.model!r} may not be used for purpose {purpose!r} "
+                  f"model {quoted_name(call.model or route.model)} may not be used for purpose {purpose!r} "
                   f"(route allows: {_names(route.purposes)})")  # fmt: skip
     if denial is None:
         for zone in zones:

@@ -121,13 +121,14 @@ def when(ts: float) -> str:
 
 
 def describe(row: EdgeRow) -> str:
-    """One edge in words, for people reading a CI log."""
-    key = row.key
-    how = key.decision + (f" by {key.rule}" if key.rule and key.decision != "allow" else "")
+    """One edge in words, for people reading a CI log. Its names are escaped (`escaped`), as `edges` shows them:
+    whoever can write the store chose them, and a terminal control or a line break in one wrote over the output."""
+    caller, purpose, labels, checkpoint, output, decision, rule = map(escaped, row.key)
+    how = decision + (f" by {rule}" if rule and decision != "allow" else "")
     calls = _calls(row.count)
     return (
-        f"caller {key.caller}, purpose {key.purpose or '-'}, labels {key.input_labels or '-'} -> checkpoint "
-        f"{key.checkpoint or '-'} (output labels {key.output_labels or '-'}), {how}; {calls}, "
+        f"caller {caller}, purpose {purpose or '-'}, labels {labels or '-'} -> checkpoint "
+        f"{checkpoint or '-'} (output labels {output or '-'}), {how}; {calls}, "
         f"last seen {when(row.last_seen)} UTC"
     )
 
@@ -143,13 +144,13 @@ def _calls(n: int) -> str:
 def render_text(verdict: Verdict, baseline: str, store: str, since: str | None) -> str:
     lines: list[str] = []
     for row, finding in verdict.unapproved:
-        lines.append(f"UNAPPROVED {finding.kind}: {finding.message}")
+        lines.append(f"UNAPPROVED {finding.kind}: {escaped(finding.message)}")
         lines.append(f"    {describe(row)}")
         if row.reason and row.key.decision in DENIALS:
-            lines.append(f"    the caller was told: {row.reason}")
+            lines.append(f"    the caller was told: {escaped(row.reason)}")
     for entry in verdict.unseen:
-        lines.append(f"UNSEEN {entry.location}: {entry.caller} acting for {entry.purpose or '-'} "
-                     f"({', '.join(entry.decisions)}) matched no flow ({_window(since)})")  # fmt: skip
+        lines.append(escaped(f"UNSEEN {entry.location}: {entry.caller} acting for {entry.purpose or '-'} "
+                             f"({', '.join(entry.decisions)}) matched no flow ({_window(since)})"))  # fmt: skip
     calls = sum(row.count for row, _ in verdict.unapproved)
     summary = (
         f"{len(verdict.unapproved)} unapproved flow{'s' if len(verdict.unapproved) != 1 else ''} ({_calls(calls)}), "
@@ -211,7 +212,7 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
         "# lineage-proxy baseline: the flows approved for this deployment.",
         "#",
         f"# Started by `lineage-proxy verify --write-baseline` on {stamp} UTC from the {len(rows)} flows of",
-        f"# {store} ({window}).",
+        f"# {escaped(store)} ({window}).",
         "#",
         "# Every entry below is a flow that HAPPENED, not one anybody approved yet: review each, delete",
         "# what must not happen, and widen with patterns what may (labels `pii:*`,",
@@ -243,7 +244,8 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
             reasons = sorted({row.reason for row in group if row.reason})
             out.append(f"  # expected {'denial' if decision == 'deny' else 'audit-mode denial'}: "
                        f"{_calls(calls)}, {span}")  # fmt: skip
-            out.extend(f"  # the caller was told: {reason}" for reason in reasons[:3])
+            # escaped: a line break in a reason (the store's) ended the comment, and what followed was entries
+            out.extend(f"  # the caller was told: {escaped(reason)}" for reason in reasons[:3])
         else:
             out.append(f"  # {_calls(calls)}, {span}")
         out.append(f"  - caller: {_yaml(caller)}")
