@@ -198,6 +198,20 @@ def _on_proxy(location: bytes, base: str) -> bytes:
     return b"/" + rest.lstrip(b"/\\\t\r\n")
 
 
+def _serving_upstream(pipeline: Pipeline, path: str) -> Upstream | None:
+    """Where an OIP call that carries no data and names no model (`/v2/health/live`, `/v2/health/ready`, `/v2`) goes
+    when no '*' route says: the first `protocol: oip` upstream that speaks HTTP, as such a gRPC call (ServerLive,
+    ServerReady, ServerMetadata) goes to the first gRPC upstream. A config of named routes only answered
+    tritonclient's `is_server_live()` and `is_server_ready()`, and a probe of `/v2/health/ready`, 404 `model_not_found`
+    (so False), where the same calls over gRPC were answered. None for any other path: 404 as before."""
+    if path != "/v2" and not path.startswith("/v2/"):
+        return None
+    for upstream in pipeline.config.upstreams:
+        if upstream.url is not None and upstream.protocol == "oip":
+            return upstream
+    return None
+
+
 def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exchange:
     """The call's Exchange, with the adapter whose path it is (the last one matches anything)."""
     for adapter in HTTP_ADAPTERS:
@@ -340,23 +354,28 @@ class HttpIngress:
         target: Target,
     ) -> None:  # fmt: skip
         """Requests that carry no data (metadata, health, files, listings): only the caller's key is
-        checked; forwarded to the upstream of the model the path names, or of the '*' route."""
+        checked; forwarded to the upstream of the model the path names, or of the '*' route; an OIP one naming no
+        model without a '*' route (`/v2/health/ready`, `/v2`) to the first OIP upstream (`_serving_upstream`)."""
         caller = pipeline.identify_only(request.header, conn.peer, ex.x_api_key)
         if target.listing:
             await self._listing(request, conn, ex, pipeline, adapter, caller)
             return
         matched = pipeline.policy.route(target.model)
-        if matched is None:
+        if matched is not None:
+            upstream: Upstream | None = matched[1]
+        else:  # none for a model no route serves; for a call naming none, an OIP server's (`_serving_upstream`)
+            upstream = None if target.model else _serving_upstream(pipeline, request.path)
+        if upstream is None:
             missing = ModelNotFound(f"no route for {request.path!r} (no route for model {target.model!r} and no '*' "
                                     "route)")  # fmt: skip
             missing.caller = caller
             raise missing
-        ex.admit_data_free(matched[1], caller)
+        ex.admit_data_free(upstream, caller)
         ex.outcome.extra.update({"http.request.method": request.method, "url.path": request.path})
         body = request.received()
         if body is None:
             body = await conn.body(request)
-        await self._forward(request, conn, ex, matched[1], body, observe=False)
+        await self._forward(request, conn, ex, upstream, body, observe=False)
 
     async def _listing(
         self, request: Request, conn: HttpConnection, ex: Exchange, pipeline: Pipeline, adapter: Adapter,

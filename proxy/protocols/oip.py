@@ -12,9 +12,11 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import json
 import logging
 import re
 import struct
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
@@ -50,6 +52,9 @@ _MAX_SCAN_STRINGS = 10_000
 _NUMERIC_VERSION = re.compile(r"\s*[+-]?[0-9]")
 _CANONICAL_VERSION = re.compile(r"0|[1-9][0-9]*")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+# the numbers Triton's JSON parser reads beside JSON's own (rapidjson's kParseNanAndInfFlag) as tritonclient writes them
+# (`"data":[NaN,Infinity,-Infinity]` for an FP32 array with missing values): orjson refuses them
+_CONSTANT: Final = re.compile(rb"NaN|Infinity")
 _QUOTE, _BRACE = ord('"'), ord("{")  # as ints, `in` a bytes object is one memchr (a bytes needle costs 10 times that)
 
 
@@ -256,10 +261,66 @@ def _json_part(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:length], body[length:]
 
 
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Duplicate(key)
+        found[key] = value
+    return found
+
+
+def _request_json(head: bytes) -> tuple[dict[str, Any], bool]:
+    """An inference request's JSON, and whether it holds `NaN` or an infinity. Triton reads those (rapidjson's
+    kParseNanAndInfFlag) and tritonclient writes them for an FP32 array with missing values; orjson refuses them,
+    so such a request is read again, only then, by Python's `json` (which takes `NaN`, `Infinity`, `-Infinity`),
+    as strictly as `load_request_json` reads otherwise: UTF-8, no key twice in an object."""
+    try:
+        return load_request_json(head, "inference request"), False
+    except InvalidRequest as exc:
+        if _CONSTANT.search(head) is None:
+            raise
+        refused = exc
+    used: list[str] = []
+    try:
+        data = json.loads(head.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                          parse_constant=functools.partial(_constant, used))  # fmt: skip
+    except _Duplicate as exc:
+        raise InvalidRequest(f"inference request: key {exc.args[0]!r} appears twice in one object") from None
+    except (ValueError, RecursionError):  # (UnicodeDecodeError too): what orjson said is the reason
+        raise refused from None
+    if not used:  # refused for something else (the words in a string): as it was
+        raise refused
+    if not isinstance(data, dict):
+        raise InvalidRequest("inference request must be a JSON object")
+    return data, True
+
+
+def _constant(used: list[str], name: str) -> float:
+    """`NaN`, `Infinity` or `-Infinity` read (`json.loads`' parse_constant), noted in `used`."""
+    used.append(name)
+    return float(name)
+
+
+def _constants_json(tensor: dict[str, Any]) -> bytes | None:
+    """`_data_json` for data that may hold `NaN` or infinities, which orjson writes as `null`: written by Python's
+    `json` as they came (`NaN`, `Infinity`), so a missing value is not digested as a missing element."""
+    if "data" not in tensor:
+        return None
+    try:
+        return json.dumps(tensor["data"], separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def read_rest_request(model: str, version: str | None, body: bytes, header_length: str | None) -> Request:
     check_version(version)
     head, binary = _json_part(body, header_length)
-    data = load_request_json(head, "inference request")
+    data, constants = _request_json(head)
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
         raise InvalidRequest("'inputs' is required and must be a list of tensors", param="inputs")
@@ -275,7 +336,7 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
                              f"follow the JSON ({HEADER_LENGTH}): each byte must belong to exactly one input",
                              param="binary_data_size")  # fmt: skip
     texts: list[str] = []
-    dumped = [_data_json(tensor) for tensor in inputs]
+    dumped = [(_constants_json if constants else _data_json)(tensor) for tensor in inputs]
     whole = _tensor_texts(inputs, dumped, binary, texts, request=True)
     if isinstance(parameters, dict) and parameters:
         whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS) and whole
@@ -584,7 +645,10 @@ class Dialect:
             await fetch.get_json(upstream, "/v2/health/ready")
 
             async def get_rest(model: str) -> Any:
-                return await fetch.get_json(upstream, f"/v2/models/{model}")
+                # the name as a path segment, escaped as tritonclient sends it: the name a call's path names is read
+                # percent-decoded (a space, `?`, CR LF, a character outside latin-1 written in as it is would make
+                # another request than this one, or none)
+                return await fetch.get_json(upstream, f"/v2/models/{urllib.parse.quote(model, safe='')}")
 
             get = get_rest
 
