@@ -91,6 +91,7 @@ class ProxyProcess:
 
     def __init__(self, config: Config, *, reuse_port: bool = False, ports: Bound | None = None) -> None:
         self.config = config
+        self._store = config.lineage.store  # the lineage store this process records to, for good (a reload warns)
         self._reuse_port = reuse_port
         self._ports = ports  # in a worker: the ports the supervisor reserved (port 0 already resolved)
         self.pool = UpstreamPool()
@@ -281,7 +282,7 @@ class ProxyProcess:
         except ConfigError as exc:
             return self._refuse("Problems: " + "; ".join(exc.problems))
         old = self.config
-        problem = self._cannot_apply(old.listen.tls, new.listen.tls)
+        problem = self._cannot_apply(old.listen.tls, new.listen.tls) or self._cannot_record(self._store, new)
         if problem is not None:
             return self._refuse(problem)
         try:  # before the HTTP listener's TLS reads the files again: whether they were renewed in place
@@ -366,6 +367,19 @@ class ProxyProcess:
         """Why a listener TLS change cannot be applied without a restart, if it cannot."""
         if (before is None) != (after is None):
             return "listen.tls was added or removed: restart to apply it"
+        return None
+
+    @staticmethod
+    def _cannot_record(store: str | None, new: Config) -> str | None:
+        """Why `new` cannot be applied to a process recording to `store` (read at its start, whatever a reload
+        says): a `require_record` zone, with no store to record its calls (`check` accepts it when `new` names a
+        store, which only a restart opens)."""
+        if store:
+            return None
+        for index, zone in enumerate(new.zones):
+            if zone.require_record:
+                return (f"zones[{index}].require_record: zone {zone.name!r} requires every call to be recorded, and "
+                        "this process has no lineage store (lineage.store is opened at start): restart to apply it")  # fmt: skip
         return None
 
     def _grpc_changed(self, old: Config, new: Config) -> bool:
@@ -467,9 +481,11 @@ def as_reloaded(current: Config, new: Config) -> Config | None:
     """The config a process running `current` serves with once a reload of `new` is applied
     (`ProxyProcess.reload`): `new`, with what only a restart applies as `current` has it (listen addresses,
     telemetry.metrics, what the lineage store reads at start); None when that reload is refused (listen.tls
-    added or removed). `--workers N` starts a worker it restarts with it, so that one serves as its
+    added or removed, a require_record zone without a store). `--workers N` starts a worker it restarts with it, so that one serves as its
     siblings do: on their store, with their /metrics, behind their listeners."""
     if ProxyProcess._cannot_apply(current.listen.tls, new.listen.tls) is not None:
+        return None
+    if ProxyProcess._cannot_record(current.lineage.store, new) is not None:
         return None
     kept = current.listen
     listen = replace(new.listen, http=kept.http, grpc=kept.grpc, admin=kept.admin)
