@@ -11,10 +11,11 @@ import asyncio
 import logging
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -42,6 +43,7 @@ log = logging.getLogger("lineage_proxy")
 _LINEAGE_AT_START = ("store", "journal", "journal_max_rows", "integrity_key_file", "integrity_retired_key_files",
                      "password_file", "flush_interval_s", "retention_days")  # fmt: skip
 LONG_WAIT_S = 1.0  # waiting longer than this for upstreams' first metadata before serving is logged
+T = TypeVar("T")
 
 
 def bind(address: Address, *, listen: bool = True, reuse_port: bool = False) -> socket.socket:
@@ -120,6 +122,9 @@ class ProxyProcess:
         self._retiring: set[asyncio.Task[None]] = set()  # what reloads replaced, stopping (`_retire`)
         self._tls: ListenerTls | None = None
         self.bound: Bound | None = None
+        self._reloading: asyncio.Task[None] | None = None  # a SIGHUP's load, off the loop (`reload_soon`)
+        self._reload_again = False  # a SIGHUP came since that load began: the file is read again after it
+        self._closing = False  # the drain is over: a load that ends now is not applied
 
     # -- parts
 
@@ -259,6 +264,9 @@ class ProxyProcess:
         if self._grpc is not None:
             tasks.append(self._grpc.stop(drain))
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._closing = True  # what is closed now is not made again by a reload (its load may never end)
+        if self._reloading is not None:
+            self._reloading.cancel()
         if self._publisher is not None:
             self._publisher.cancel()
         await self.book.stop()
@@ -272,15 +280,49 @@ class ProxyProcess:
         if self.metrics.shared is not None:  # what the sinks counted since the publisher's last turn
             self._publish()
 
+    def reload_soon(self, path: str) -> None:
+        """A SIGHUP: `reload`, its file (and those it names: a baseline, keys, certificates) read and checked on a
+        thread of its own, applied on the loop once read. Read on the loop, a file slow to come (a hung mount, a
+        FIFO) held every call and the stop itself (its signal is a callback of the loop) for as long. SIGHUPs that
+        come while one loads are one more load, after it (the file as it is then)."""
+        self._reload_again = True
+        if self._reloading is None and not self._closing:
+            self._reloading = asyncio.get_running_loop().create_task(self._reload_queued(path))
+
+    async def _reload_queued(self, path: str) -> None:
+        try:
+            while self._reload_again and not self._closing:
+                self._reload_again = False
+                try:
+                    new = await off_loop(lambda: load(path))
+                except ConfigError as exc:
+                    self._refuse("Problems: " + "; ".join(exc.problems))
+                    continue
+                except Exception as exc:
+                    log.exception("reload: cannot load %s", path)
+                    self._refuse(f"cannot load {path}: {exc!r}")
+                    continue
+                if not self._closing:
+                    self.apply(new, path)
+        except Exception:
+            log.exception("reload of %s failed", path)
+        finally:
+            self._reloading = None
+
     def reload(self, path: str) -> bool:
-        """Swap in the config at `path` if it is valid and can be applied whole; otherwise keep the old
-        one and say why. Nothing is reported reloaded while a setting it changed is not in force, except
-        those named in a warning (listen addresses, the metrics switch, the store, some limits). What a
-        worker restarted since runs instead (`as_reloaded`) follows these rules."""
+        """Swap in the config at `path` if it is valid and can be applied whole (`apply`); otherwise keep the old
+        one and say why. Reads the files on the loop: a SIGHUP reloads with `reload_soon`."""
         try:
             new = load(path)
         except ConfigError as exc:
             return self._refuse("Problems: " + "; ".join(exc.problems))
+        return self.apply(new, path)
+
+    def apply(self, new: Config, path: str) -> bool:
+        """Swap in `new`, loaded from `path`, if it can be applied whole; otherwise keep the old one and say why.
+        Nothing is reported reloaded while a setting it changed is not in force, except those named in a warning
+        (listen addresses, the metrics switch, the store, some limits). What a worker restarted since runs instead
+        (`as_reloaded`) follows these rules."""
         old = self.config
         problem = self._cannot_apply(old.listen.tls, new.listen.tls) or self._cannot_record(self._store, new)
         if problem is not None:
@@ -475,6 +517,37 @@ class ProxyProcess:
             self.metrics.publish(self._metric_lines(), sorted(self.book.reachable.items()))
         except Exception:
             log.exception("could not publish metrics for the other workers")
+
+
+def off_loop(work: Callable[[], T]) -> asyncio.Future[T]:
+    """`work()` on a daemon thread of its own, its outcome the future's. Not the loop's executor
+    (`asyncio.to_thread`): `asyncio.run` and the interpreter's exit join its threads, so a read that never ends
+    (a hung mount, a FIFO nobody writes) would hold the stop for good; a daemon thread is left behind."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.done():  # cancelled meanwhile (the stop)
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = work()
+        except BaseException as exc:  # handed to the loop, raised there
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: no one waits for it any more
+            pass
+
+    threading.Thread(target=run, name="lineage-proxy-reload", daemon=True).start()
+    return done
 
 
 def as_reloaded(current: Config, new: Config) -> Config | None:

@@ -43,6 +43,7 @@ import socket
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
@@ -451,7 +452,7 @@ async def _serve(
     # sight, a full collection walks only what came after (#12). Once: a reload's objects are collected as usual
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    loop.add_signal_handler(signal.SIGHUP, lambda: process.reload(config_path))
+    loop.add_signal_handler(signal.SIGHUP, lambda: process.reload_soon(config_path))
     if ready is not None:
         log.info("serving %s", bound.describe())
         ready.send(("ready", bound.describe()))
@@ -460,7 +461,7 @@ async def _serve(
         announce(bound)
     if _take_held_sighup():
         log.info("a SIGHUP came while starting: reloading now")
-        process.reload(config_path)
+        process.reload_soon(config_path)
     await stop.wait()
     release(claims)  # the listeners close now: a new proxy may start while this one drains
     log.info("stopping: draining in-flight calls (at most %gs)", process.config.limits.drain_timeout_s)
@@ -590,11 +591,16 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 send.close()
                 receive.close()
                 return "stopped", ""
+            # a reload's load still running (`follow_reload`) has not put its config in `running` yet: the worker
+            # reloads too, once it serves (a SIGHUP sent now is held until then), as its siblings do
+            behind = bool(loading)  # (read before `running`: a load that ends in between has updated it)
             args = (config_path, running, ports, send, metrics_dir, claims, running.logging != config.logging,
                     os.getpid())  # fmt: skip
             child = context.Process(target=_worker_main, args=args, name=f"worker-{index}")
             child.start()
             children[index] = child
+            if behind and child.pid is not None:
+                os.kill(child.pid, signal.SIGHUP)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         send.close()
@@ -638,16 +644,39 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             if child.pid is not None and child.is_alive():
                 os.kill(child.pid, signum)
 
+    # SIGHUPs, numbered as they come; those whose load runs (`follow_reload`); the latest whose load was applied to
+    # `running`. The signal handler takes no lock (it may have interrupted the thread that holds it, or itself)
+    tickets = itertools.count(1)
+    loading: set[int] = set()
+    applied = [0]
+    reloading = threading.Lock()  # the loads' threads, as each applies its config
+
+    def follow_reload(taken: int) -> None:
+        """The supervisor's share of SIGHUP `taken`: the config its workers reload to, as they apply it (the workers
+        validate and log it themselves; this keeps restarts where they are). On a thread of its own: a load that
+        waits on a file (a hung mount, a FIFO) held the signal handler, so the supervisor no longer stopped,
+        restarted its workers, nor passed the next signals on. A load that ends after a later one's is not applied."""
+        nonlocal running
+        try:
+            new = load(config_path)
+            with reloading:
+                if taken > applied[0]:
+                    applied[0] = taken
+                    reloaded = as_reloaded(running, new)
+                    if reloaded is not None:
+                        running = reloaded
+        except ConfigError:
+            pass
+        finally:
+            loading.discard(taken)  # (after `running`: `spawn` reads them in the other order)
+
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping, running, interrupts
+        nonlocal stopping, interrupts
         if signum == signal.SIGHUP:
-            try:  # the workers validate and log it themselves; this keeps restarts where they are
-                reloaded = as_reloaded(running, load(config_path))
-            except ConfigError:
-                reloaded = None
-            if reloaded is not None:
-                running = reloaded
             signal_children(signal.SIGHUP)
+            taken = next(tickets)
+            loading.add(taken)
+            threading.Thread(target=follow_reload, args=(taken,), name="reload", daemon=True).start()
             return
         stopping = True
         release(claims)  # the workers stop accepting now: a new proxy may start while they drain
