@@ -49,6 +49,7 @@ from proxy.flow import ALLOW, DENY, REROUTE, RESPONSE, Call, Decision, Outcome, 
 from proxy.labels import MAX_CALL_LABELS, format_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
+from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.sse import SseObserver
 from proxy.record.sinks import Durable
 
@@ -415,9 +416,12 @@ class Exchange:
 
     def cut_short(self) -> bool:
         """A reply framed by its connection's close has ended: whether its event stream closed before its end (no
-        last event, no finish reason, no error in band: `SseObserver.cut_short`), which the close may have cut."""
+        last event, no finish reason, no error in band: `SseObserver.cut_short`), or its JSON before its value's
+        (`RestReplyObserver.cut_short` too), which the close may have cut."""
         observer = self._observer
-        return isinstance(observer, SseObserver) and observer.cut_short()
+        if isinstance(observer, SseObserver):
+            return observer.cut_short()
+        return isinstance(observer, RestReplyObserver) and observer.cut_short()
 
     def stream_message(self, message: bytes) -> None:
         """One message of a streamed gRPC reply (each message is whole)."""

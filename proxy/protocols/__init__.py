@@ -723,6 +723,12 @@ class Adapter(Protocol):
         """The span attribute for the reply's status (`http.response.status_code`, ...)."""
         ...
 
+    @property
+    def provider(self) -> str | None:
+        """`gen_ai.provider.name` when neither the config nor the upstream's metadata names the engine: the GenAI
+        conventions' provider whose API this protocol is (their attributes follow its flavour); None for none."""
+        ...
+
     def match(self, method: str, path: str) -> Target | None: ...
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
@@ -1002,6 +1008,19 @@ def reply_json(data: bytes, text: OutputText) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return _client_json(data, text)
+
+
+def ends_early(data: bytes) -> bool:
+    """Whether `data`, which no reader read as JSON (`reply_json`), is a JSON text cut before its end: what a reply
+    framed by its connection's close holds when the close came before the rest. Only on that failure path: a whole
+    reply is parsed once."""
+    if data.startswith(b"\xef\xbb\xbf"):  # a byte order mark, which a client's decode drops
+        data = data[3:]
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return bool(exc.pos >= len(data.rstrip(b" \t\r\n")))  # orjson: "unexpected end of data"
+    return False
 
 
 def _client_json(data: bytes, text: OutputText) -> Any:

@@ -27,6 +27,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
+    NOT_JSON,
     SHA256,
     VISIBLE,
     Fetch,
@@ -34,6 +35,7 @@ from proxy.protocols import (
     OutputText,
     Request,
     Target,
+    ends_early,
     json_unescaped,
     load_request_json,
     reply_json,
@@ -475,6 +477,7 @@ class RestReplyObserver:
         self._header_length = header_length
         self._kept: list[bytes] | None = None  # the pieces of a reply passed on as it arrives
         self._kept_size = 0  # their bytes; -1 once past `detectors.keep_max`
+        self._ended_early = False  # a reply whose JSON ends before its value does (`cut_short`)
 
     def head(self, status: int, header: Header) -> None:
         self._header_length = header(HEADER_LENGTH.lower())
@@ -492,6 +495,7 @@ class RestReplyObserver:
             return
         reply = reply_json(head, self._text)
         if not isinstance(reply, dict):
+            self._ended_early = reply is NOT_JSON and ends_early(head)
             self._unread(data)
             return
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
@@ -532,13 +536,22 @@ class RestReplyObserver:
             kept = self._kept = []
         kept.append(data)
 
-    def finish(self) -> None:
+    def _read_kept(self) -> None:
         kept = self._kept
         if kept:
             self._kept = None
             data = kept[0] if len(kept) == 1 else b"".join(kept)
             kept.clear()
             self._read(data)  # (one cut short, `Exchange.finish` says why, is no JSON: unread)
+
+    def cut_short(self) -> bool:
+        """At the end of a reply framed by its connection's close (which HTTP cannot tell from a cut), read now:
+        whether its JSON ends before its value does."""
+        self._read_kept()
+        return self._ended_early
+
+    def finish(self) -> None:
+        self._read_kept()
         digest = self.outcome.output_digest
         self._text.finish(self.detectors)
         if digest:
@@ -559,6 +572,7 @@ class Adapter:
     name: ProtocolName = "oip"
     dialect = "oip"
     status_attribute = "http.response.status_code"
+    provider: str | None = None
 
     def merge(self, listings: list[Any]) -> bytes:
         raise NotImplementedError("OIP REST has no merged listing")

@@ -685,6 +685,7 @@ class Adapter:
     name: ProtocolName = "oip-grpc"
     dialect = "oip"
     status_attribute = "rpc.grpc.status_code"
+    provider: str | None = None
 
     def match(self, method: str, path: str) -> Target | None:
         return _TARGETS.get(path)

@@ -688,6 +688,7 @@ class Adapter:
     name: ProtocolName = "openai"
     dialect = "openai"
     status_attribute = "http.response.status_code"
+    provider: str | None = "openai"
 
     def match(self, method: str, path: str) -> Target | None:
         if method == "POST":
@@ -764,7 +765,8 @@ def with_adapters(base: Checkpoint, adapters: dict[int, str], scales: dict[int, 
 # `/v1/models` owned_by → gen_ai.provider.name: what serving engines put there (an unknown owner, often
 # an organisation, names no engine)
 ENGINES = {"vllm": "vllm", "llamacpp": "llama.cpp", "llama.cpp": "llama.cpp", "tgi": "tgi", "sglang": "sglang",
-           "library": "ollama", "ollama": "ollama", "openai": "openai", "system": "openai"}  # fmt: skip
+           "library": "ollama", "ollama": "ollama", "openai": "openai", "system": "openai",
+           "triton inference server": "triton", "tensorrt_llm": "tensorrt_llm"}  # fmt: skip
 
 
 class Dialect:

@@ -24,6 +24,7 @@ class Adapter:
     name: ProtocolName = "passthrough"
     dialect = "passthrough"
     status_attribute = "http.response.status_code"
+    provider: str | None = None
 
     def match(self, method: str, path: str) -> Target:
         """Anything: GET, HEAD and OPTIONS carry no data (metadata, health, files); other methods may."""

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
-from proxy.protocols import STREAM_ERROR, VISIBLE, Header, OutputText, reply_json
+from proxy.protocols import STREAM_ERROR, VISIBLE, Header, OutputText, ends_early, reply_json
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole, and of an event's data
 _BRACE: Final = ord("{")
@@ -68,6 +68,7 @@ class SseObserver:
         self._kept: list[bytes] | None = None
         self._kept_size = 0
         self._refused = 0  # JSON texts no reader reads (`reply_json`)
+        self._ended_early = False  # a reply kept whole whose JSON ends before its value does (`_read_kept`)
         self._arrays = False  # a reply that is a JSON array is the API's, read whole (`array`)
         self._fresh = True  # no line read yet: a byte order mark that begins the stream is dropped
         self._after_cr = False  # the last piece ended in CR: a LF that begins the next is that line end's
@@ -77,6 +78,10 @@ class SseObserver:
         # the event ends (a blank line, or the reply's end); None while no such event is open
         self._event: bytearray | None = None
         self._event_lines = 0
+        # the open event's `event:` line, until the blank line that ends it; read only by an observer whose API's
+        # clients type an event by its name when its data has no `type` (`typed_by_name`: Anthropic's SDK)
+        self._name: bytes | None = None
+        self.typed_by_name = False
 
     def head(self, status: int, header: Header) -> None:
         kind = header("content-type")
@@ -149,6 +154,7 @@ class SseObserver:
                     self.ended = True
                 if self._event is not None and not self._dispatch():
                     break
+                self._name = None
                 over = self.ended
         if self._partial_size > MAX_LINE:
             self._give_up()
@@ -205,7 +211,7 @@ class SseObserver:
                 return True
             reply = reply_json(payload, self._text)
             if isinstance(reply, dict):
-                self.event(reply)
+                self._read_event(reply)
                 return True
             self._event = bytearray(payload)
             self._event_lines = 1
@@ -228,9 +234,23 @@ class SseObserver:
         if self._event_lines > 1:  # (one line was read already, and was no JSON object)
             reply = reply_json(bytes(event), self._text)
             if isinstance(reply, dict):
-                self.event(reply)
+                self._read_event(reply)
                 return True
         return self._refuse()
+
+    def _read_event(self, reply: dict[str, Any]) -> None:
+        """An event's data, read as its API's clients read it: with `typed_by_name`, data without a `type` has the
+        type its `event:` line names (anthropic-sdk-python: `if "type" not in data: data["type"] = sse.event`,
+        its client then has its text), and an event named `error` is the upstream's error, whatever its data says
+        (the SDK raises it). An `event:` line after the event's data comes too late to name it."""
+        name = self._name
+        if name is not None and self.typed_by_name:
+            value = name[7:] if name[6:7] == b" " else name[6:]
+            if "type" not in reply:
+                reply["type"] = value.decode("utf-8", "replace")
+            elif value == b"error" and reply["type"] != "error":
+                self.in_band_error()
+        self.event(reply)
 
     def _refuse(self) -> bool:
         """An event that is no JSON (or nested deeper than can be read): not read, nor, past `_MOST_REFUSED` of
@@ -246,7 +266,9 @@ class SseObserver:
         """A line that is no `data:` field: framing when a field SSE defines, a comment or white space; llama.cpp's
         error (`_error_line`); anything else (a page of HTML, plain text) passed unread, as a client that reads the
         body as text has it."""
-        if not line.startswith(_FIELDS) and line not in _BARE_FIELDS and VISIBLE.search(line) is not None:
+        if line.startswith(b"event:"):
+            self._name = line
+        elif not line.startswith(_FIELDS) and line not in _BARE_FIELDS and VISIBLE.search(line) is not None:
             if line.startswith(_ERROR):
                 self._error_line(line[len(_ERROR) :].strip())
             else:
@@ -263,7 +285,8 @@ class SseObserver:
         else:
             self._text.unread()
 
-    def finish(self) -> None:
+    def _read_kept(self) -> None:
+        """Read a reply kept whole (`_keep`), once its end has come."""
         kept = self._kept
         if kept is not None:
             self._kept = None
@@ -273,8 +296,14 @@ class SseObserver:
                 if not self._read_whole(data):
                     if self.outcome.error_type:
                         self._text.unread()  # cut short (`Exchange.finish` says why): what passed was not read
+                    elif ends_early(data):  # its JSON broke off: not read, and said to be (`cut_short`)
+                        self._ended_early = True
+                        self._text.unread()
                     else:
                         self.chunk(data)  # no JSON object: an event stream after all, as a whole reply is read (`body`)
+
+    def finish(self) -> None:
+        self._read_kept()
         if self._partial:
             last = b"".join(self._partial)
             self._partial.clear()
@@ -294,7 +323,11 @@ class SseObserver:
         an event stream that closed before its API's last event (`ended`, or its data read without the blank line
         after it), before the model said it finished (a finish or stop reason, `stopped`) and before any error the
         upstream sent in it. Not a reply the observer stopped reading (`_give_up`: past what is kept, or a line past
-        `MAX_LINE`): where it ended was not read, and it is labelled `scan:truncated` already."""
+        `MAX_LINE`): where it ended was not read, and it is labelled `scan:truncated` already. A reply kept to be read
+        whole (JSON, not an event stream) is read now: cut short when its JSON ends before its value does."""
+        if self._kept is not None:
+            self._read_kept()
+            return self._ended_early
         outcome = self.outcome
         return (not self.ended and not self._ending and not self.stopped and not self._sniff and self._kept is None
                 and self._partial is not None and not outcome.finish_reasons and not outcome.error_type)  # fmt: skip

@@ -64,8 +64,11 @@ FACETS_SCHEMA = (
 )
 LABELS_NAMESPACE = "lineage-proxy://labels"
 CALLERS_NAMESPACE = "lineage-proxy://callers"
-UNLABELLED = "unlabelled"  # the dataset of calls that carry no label
-NO_CHECKPOINT = "policy-boundary"  # the job of flows no checkpoint served (denials, early failures)
+# names for what has none, that nothing named can have (the dataset `unlabelled` and the job `policy-boundary` were
+# also a caller's label `unlabelled` and a checkpoint named `policy-boundary`: Marquez merged the two into one node)
+UNLABELLED = "(no labels)"  # the dataset of calls that carry no label: no label has parentheses or a space
+NO_CHECKPOINT = "(policy boundary)"  # the job of flows no checkpoint served (denials, early failures): a checkpoint's
+# name has no space (`printable_name` encodes one)
 STOP_WAIT_S = 5.0  # at shutdown, how long the events still queued may take to go out
 
 

@@ -348,10 +348,13 @@ def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_la
         name = _NOT_REQUEST.get(key) or f"gen_ai.request.{key}"
         attrs[name] = tuple(value) if isinstance(value, list) else value
     upstream: Upstream | None = decision.upstream
+    # the engine, never the upstream's config name; else the provider whose API the call speaks, as the GenAI
+    # conventions require one ("Required", "based on the instrumentation's best knowledge"): a denied call's too
+    provider = (upstream.provider if upstream is not None else None) or outcome.provider
+    provider = provider or ADAPTERS[call.protocol].provider
+    if provider:
+        attrs["gen_ai.provider.name"] = provider
     if upstream is not None:
-        provider = upstream.provider or outcome.provider  # the engine, never the upstream's config name
-        if provider:
-            attrs["gen_ai.provider.name"] = provider
         attrs["lineage.upstream"] = upstream.name
         address, port = _server(upstream)
         if address:

@@ -202,7 +202,7 @@ def test_a_denied_flow_has_no_output(
         chat(proxy, **{"x-purpose": "ads"})
     (event,) = backend.wait_for(1)
     check_run_event(event)
-    assert event["outputs"] == [] and event["job"]["name"] == "policy-boundary"
+    assert event["outputs"] == [] and event["job"]["name"] == "(policy boundary)"
     decision = event["run"]["facets"]["lineageProxy_decision"]
     assert decision["decision"] == "deny" and decision["rule"] and "ads" in decision["reason"]
 
@@ -233,7 +233,7 @@ lineage: {{store: "${{STORE}}", openlineage: {{url: "{url}"}}}}
     rules = [event["run"]["facets"]["lineageProxy_decision"]["rule"] for event in events]
     assert rules == ["route:restricted", "zone:interaction-data"]
     assert {(event["job"]["name"], event["inputs"][0]["name"]) for event in events} == {
-        ("policy-boundary", "user-interaction")
+        ("(policy boundary)", "user-interaction")
     }
 
 
