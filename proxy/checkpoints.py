@@ -130,6 +130,8 @@ class CheckpointBook:
         self._all_probed = asyncio.Event()
         self._named_probed = asyncio.Event()
         self._all_reachable = asyncio.Event()
+        # upstream name -> futures done once a round that begins after they were made has ended (`changed`)
+        self._after_round: dict[str, list[asyncio.Future[None]]] = {}
 
     # -- hot path
 
@@ -219,6 +221,19 @@ class CheckpointBook:
             self._known[upstream.name].due = True
             event.set()
 
+    def changed(self, upstream: Upstream) -> asyncio.Future[None] | None:
+        """`upstream` changed what serves through the proxy (a `POST /lora-adapters` it relayed, which sets a
+        llama-server's scales): a full round now, not at the next `discovery_interval_s`. Returns what is done
+        once a round begun after this call has ended (answered or not); None when no round runs for it."""
+        event = self._wake.get(upstream.name)
+        if event is None:
+            return None
+        self._known[upstream.name].due = True
+        event.set()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._after_round.setdefault(upstream.name, []).append(waiter)
+        return waiter
+
     def inherit(self, previous: CheckpointBook) -> None:
         """Keep what `previous`, the book a reload replaces, knew about each upstream this book reaches the
         same way (name, address and protocol), until this book's own discovery replaces it. A new book
@@ -247,6 +262,9 @@ class CheckpointBook:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for waiters in self._after_round.values():
+            _done(waiters)
+        self._after_round.clear()
 
     async def refresh(self, upstream: Upstream) -> None:
         """One round: ask the metadata about the names waiting, or, when a full round is due (at start,
@@ -261,15 +279,18 @@ class CheckpointBook:
             asked |= self._routed.get(name, frozenset()).union(known.listed)  # `| keys()` is a set
         known.due = False
         self._quiet_until[name] = math.inf  # being asked: a refused call need not wake it
+        waiters = self._after_round.pop(name, [])  # those `changed` made before this round began
         try:
             catalog = await DIALECTS[upstream.protocol].discover(upstream, self._fetch, asked)
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
             if self.reachable.get(name, True) or not self.probed[name]:
-                log.warning("upstream %s: metadata not reachable: %s", name, exc or type(exc).__name__)
+                log.warning("upstream %s: metadata not reachable: %s", name, str(exc) or type(exc).__name__)
         else:
             ok = True
             known.answered(catalog, asked, taken, full)
+        finally:
+            _done(waiters)
         if ok and not self.reachable[name]:
             log.info("upstream %s: reachable", name)
         self.reachable[name] = ok
@@ -326,6 +347,12 @@ class CheckpointBook:
                 await asyncio.wait_for(wake.wait(), interval)
             except TimeoutError:
                 self._known[upstream.name].due = True
+
+
+def _done(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 def _reached(upstream: Upstream) -> tuple[str | None, str | None, str]:

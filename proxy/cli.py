@@ -468,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "replaced it (lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
     verify.add_argument("--expect-head", metavar="HEAD", type=_head, action="append", default=[],
                         help="with --integrity: a head printed by an earlier verify, recorded elsewhere; exit 1 "
-                        "unless it is still in the chain (the newest entries, and their counts, were not cut "
-                        "away since). Repeatable")  # fmt: skip
+                        "unless it is still in the chain (nothing up to it was cut away since, with its counts; "
+                        "entries written after it can be). Repeatable")  # fmt: skip
     verify.add_argument("--adopt-head", metavar="HEAD", type=_head,
                         help="with --integrity --key-file: sign on top of this unsigned newest entry, so a store "
                         "kept unkeyed until now is signed from here on (a keyed proxy stops on an unsigned head: a "

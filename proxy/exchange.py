@@ -34,7 +34,7 @@ import time
 import zlib
 from typing import Any, Final
 
-from proxy.checkpoints import CheckpointBook
+from proxy.checkpoints import METADATA_TIMEOUT_S, CheckpointBook
 from proxy.config import Upstream
 from proxy.detectors import TRUNCATED
 from proxy.errors import (
@@ -110,6 +110,8 @@ class Exchange:
         # the checkpoint book the call was decided with, which names a checkpoint its reply names: one a reload put
         # in force meanwhile may know another server under the upstream's name
         self._book: CheckpointBook | None = None
+        # a reply that changed what serves (`Target.rediscover`): the metadata round `recorded` waits for
+        self._rediscovered: asyncio.Future[None] | None = None
         pipeline.runtime.stats.started()
 
     # -- admit
@@ -306,6 +308,16 @@ class Exchange:
                 except Exception:
                     self._observer_failed()
         self._left = content_length
+        if self.target.rediscover and 200 <= status < 300:
+            self._rediscover()
+
+    def _rediscover(self) -> None:
+        """The upstream changed what serves (llama.cpp's `POST /lora-adapters` set its scales): its metadata is
+        asked again now, and the reply waits for that round (`recorded`), so its client's next call is recorded,
+        and checked, with what serves then, not with what the last round read (`discovery_interval_s` ago)."""
+        decision = self.decision
+        if decision is not None and decision.upstream is not None:
+            self._rediscovered = self.pipeline.runtime.book.changed(decision.upstream)
 
     def _decoding(self, coding: str) -> bool:
         """A reply's Content-Encoding (the proxy asked for none, `Accept-Encoding: identity`, but an upstream may code
@@ -586,6 +598,8 @@ class Exchange:
     async def recorded(self) -> None:
         """Wait until a new flow's first record is durable. Shielded: a client that leaves cancels
         the wait, never the write. A store failure is logged by its sink, never fails the call."""
+        if self._rediscovered is not None:
+            await self._rediscovery()
         durable = self._durable
         if durable is None or durable.done():
             return
@@ -594,6 +608,17 @@ class Exchange:
         except asyncio.CancelledError:
             raise
         except Exception:
+            pass
+
+    async def _rediscovery(self) -> None:
+        """The metadata round `_rediscover` asked for, `METADATA_TIMEOUT_S` at most (it is the round's own bound)."""
+        round_ = self._rediscovered
+        self._rediscovered = None
+        if round_ is None or round_.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(round_), METADATA_TIMEOUT_S)
+        except TimeoutError:
             pass
 
     async def end(self) -> None:

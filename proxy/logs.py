@@ -50,8 +50,7 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        text = orjson.dumps(line, default=str).decode()
-        return text if text.isascii() else text.translate(_JSON_ESCAPED)
+        return json_line(orjson.dumps(line, default=str).decode())
 
 
 # characters a reader does not see as themselves: the bidirectional controls (Unicode's Bidi_Control: an override
@@ -70,6 +69,12 @@ _ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
 # what JSON lines write as JSON escapes beside those orjson writes (C0, `"`, `\\`): C1, the line separators and
 # HIDDEN, for the reasons above. They occur in JSON strings only, so the line parses to the same values
 _JSON_ESCAPED = {c: f"\\u{c:04x}" for c in (*range(0x80, 0xA0), 0x2028, 0x2029, *HIDDEN)}
+
+
+def json_line(text: str) -> str:
+    """A line of JSON (orjson's, which escapes C0 only) with C1, the line separators and HIDDEN written as JSON
+    escapes too (`_JSON_ESCAPED`): the log lines' and the console exporter's spans'."""
+    return text if text.isascii() else text.translate(_JSON_ESCAPED)
 
 
 def escaped(text: str) -> str:

@@ -385,6 +385,8 @@ class ProxyProcess:
         self.pool.reread_tls()  # HTTPS upstreams' files renewed in place: for the next connections
         if self.channels is not None:
             self.channels.use(new.upstreams)  # a channel made with other settings or TLS files is replaced
+            if self._grpc is not None:
+                self._grpc.end_retired_watches()  # relayed to a server the config may no longer name
         self.config = new
         self.ref.current = Pipeline(new, self.runtime)
         if new.logging != old.logging:

@@ -18,6 +18,9 @@ and `x509_subject` on gRPC, whose `x509_subject_alternative_name` mixes every SA
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 import re
 import ssl
 import tempfile
@@ -33,7 +36,12 @@ def server_context(tls: Tls) -> ssl.SSLContext:
     """The listener's context (TLS 1.2+); raises OSError/ssl.SSLError when a file is missing or bad."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # a CA in `client_ca` is trusted as such, an intermediate too (as grpc's listener does): without this, a bundle
+    # naming the issuing intermediate alone (to admit its clients and not the rest of its root's) refused every client
+    # over HTTPS. Set on every context: a connection keeps the listening context's verify flags (`ListenerTls`)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     context.load_cert_chain(tls.cert, tls.key, password=_no_password)
+    check_not_expired(Path(tls.cert).read_bytes())
     if tls.client_ca:
         context.load_verify_locations(cafile=tls.client_ca)
         context.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_OPTIONAL
@@ -50,6 +58,75 @@ def check_pair(cert: bytes, key: bytes) -> None:
         cert_file.write_bytes(cert)
         key_file.write_bytes(key)
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file, password=_no_password)
+    check_not_expired(cert)
+
+
+def check_not_expired(cert: bytes) -> None:
+    """Raises ssl.SSLError when the listener's certificate (the first of a PEM chain) has expired: OpenSSL loads
+    one, and every client then fails its handshake (`certificate has expired`) while the proxy, which sees only
+    handshakes that fail, says nothing. Refused by `check`, at start and by a reload (which keeps the old one)."""
+    validity = _validity(cert)
+    if validity is None:
+        return  # not a form read here: OpenSSL, which loaded it, is the judge
+    not_after = validity[1]
+    if not_after < dt.datetime.now(dt.UTC):
+        raise ssl.SSLError(ssl.SSL_ERROR_SSL, f"the certificate expired at {not_after:%Y-%m-%d %H:%M:%S} UTC (its notAfter): every "
+                           "client would refuse it; renew it")  # fmt: skip
+
+
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _validity(cert: bytes) -> tuple[dt.datetime, dt.datetime] | None:
+    """The notBefore and notAfter of the first certificate in PEM `cert` (X.509's DER: Certificate ->
+    TBSCertificate -> [version], serial, signature, issuer, validity); None when it cannot be read so."""
+    match = _PEM.search(cert)
+    if match is None:
+        return None
+    try:
+        der = base64.b64decode(b"".join(match[1].split()), validate=True)
+        _, body, _ = _tlv(der, 0)  # Certificate
+        _, at, _ = _tlv(der, body)  # TBSCertificate: its fields from `at`
+        tag, start, end = _tlv(der, at)
+        if tag == 0xA0:  # [0] version
+            tag, start, end = _tlv(der, end)
+        for _field in range(3):  # serialNumber (read above), signature, issuer
+            tag, start, end = _tlv(der, end)
+        if tag != 0x30:
+            return None
+        times = []
+        position = start
+        for _time in range(2):
+            tag, value, position = _tlv(der, position)
+            times.append(_time_value(tag, der[value:position].decode("ascii")))
+        return times[0], times[1]
+    except (binascii.Error, IndexError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _tlv(der: bytes, at: int) -> tuple[int, int, int]:
+    """The DER element at `at`: its tag, where its value begins and where it ends."""
+    tag, length = der[at], der[at + 1]
+    at += 2
+    if length & 0x80:
+        size = length & 0x7F
+        length = int.from_bytes(der[at : at + size], "big")
+        at += size
+    if at + length > len(der):
+        raise ValueError("truncated")
+    return tag, at, at + length
+
+
+def _time_value(tag: int, text: str) -> dt.datetime:
+    if tag == 0x17:  # UTCTime: YYMMDDHHMMSSZ, years 1950-2049
+        moment = dt.datetime.strptime(text, "%y%m%d%H%M%SZ")
+        if moment.year >= 2050:
+            moment = moment.replace(year=moment.year - 100)
+    elif tag == 0x18:  # GeneralizedTime: YYYYMMDDHHMMSSZ
+        moment = dt.datetime.strptime(text, "%Y%m%d%H%M%SZ")
+    else:
+        raise ValueError("not a time")
+    return moment.replace(tzinfo=dt.UTC)
 
 
 def _no_password() -> bytes:

@@ -26,7 +26,7 @@ import yaml
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
 from proxy.config import read_key, read_retired_keys, read_secret
 from proxy.logs import escaped
-from proxy.record.store import EdgeRow, NotALineageStore, split_labels
+from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
 
 OK, UNAPPROVED, USAGE = 0, 1, 2
@@ -69,7 +69,8 @@ def read_edges(path: str, since_s: float | None = None, now: float | None = None
     try:
         rows = store.rows()
     except read_errors() as exc:
-        raise UsageError(f"{shown(path)}: not a lineage store: {exc}") from None
+        what = "" if isinstance(exc, EditedRow) else "not a lineage store: "
+        raise UsageError(f"{shown(path)}: {what}{exc}") from None
     finally:
         store.close()
     if since_s is None:

@@ -185,3 +185,42 @@ def test_a_server_keeping_its_adapters_behind_its_key_is_named_by_its_base_and_s
     assert found is not None and found.name == BASE
     said = [r.getMessage() for r in caplog.records if "/lora-adapters answered 401" in r.getMessage()]
     assert len(said) == 1 and "upstreams[].api_key" in said[0], said
+
+
+def test_a_lora_list_answering_5xx_keeps_what_was_read_and_is_asked_again(caplog: pytest.LogCaptureFixture) -> None:
+    """A llama-server whose /lora-adapters answers 5xx (a server error, a gateway in front of it) says nothing of the
+    scales every request gets. The round fails as an unanswered one does: never the base alone (a checkpoint
+    that may not serve: the adapters may be applied by default) and never a crash of discovery; the checkpoints
+    read before stay, and the next round (soon: an upstream not answering is asked again backing off from 50 ms)
+    reads the list again."""
+    config = parse(UPSTREAM.replace(": up", ": flaky"), source="t.yaml")
+    upstream = config.upstreams[0]
+    answers: list[Any] = [503]
+
+    async def get_json(_: Any, path: str) -> Any:
+        if path == "/v1/models":
+            return {"object": "list", "data": [LLAMA_SERVER]}
+        if path == "/lora-adapters":
+            answer = answers[0]
+            if isinstance(answer, int):
+                raise checkpoints.MetadataStatus(answer, path)
+            return answer
+        raise checkpoints.MetadataStatus(404, path)
+
+    book = checkpoints.CheckpointBook(config.upstreams, Fetch(get_json))
+    asyncio.run(book.refresh(upstream))  # never raises
+    assert book.probed["flaky"] and not book.reachable["flaky"]
+    assert book.resolve(upstream, "any-name", learn=False) is None  # not known: not the base alone
+    assert any("metadata not reachable" in r.getMessage() and "503" in r.getMessage() for r in caplog.records)
+
+    answers[0] = ADAPTERS  # the next round reads them
+    asyncio.run(book.refresh(upstream))
+    found = book.resolve(upstream, "any-name", learn=False)
+    assert book.reachable["flaky"] and found is not None and found.name == DEFAULT
+
+    answers[0] = 500  # failing again: what was read stays, the base is not taken for it
+    asyncio.run(book.refresh(upstream))
+    found = book.resolve(upstream, "any-name", learn=False)
+    assert found is not None and found.name == DEFAULT and found.parent == BASE
+    found = book.resolve(upstream, "any-name", lora_version([{"id": 0, "scale": 1}]), learn=False)
+    assert found is not None and found.name == "org/gemma-3+lora:sql.gguf:1"

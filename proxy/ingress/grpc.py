@@ -216,9 +216,10 @@ class GrpcIngress:
         self._generation = 0  # of the server serving new calls: one more for each a reload starts (`replace`)
         self._cutting: set[int] = set()  # generations whose drain's time ran out: what they cancel, the drain cut
         self._cut = 0  # calls the drain cut
-        # the upstream's calls of the health watches relayed, by the generation of the server each came to (`watch`);
-        # those a retiring server's drain ended (`_retire`)
+        # the upstream's calls of the health watches relayed, by the generation of the server each came to (`watch`),
+        # and the channel each is on; those a retiring server's drain, or a reload retiring their channel, ended
         self._watches: dict[Any, int] = {}
+        self._watched_on: dict[Any, grpc.aio.Channel] = {}
         self._drained: set[Any] = set()
         self._callables: dict[tuple[str, str], tuple[grpc.aio.Channel, Any]] = {}  # (`_callable`)
         self._spent: list[tuple[Any, ...]] = []  # what unary calls left, freed on the next turn (`_free_after_reply`)
@@ -408,6 +409,16 @@ class GrpcIngress:
         elif cut:
             log.warning("%s: %d gRPC call(s) still running after %gs were cut off (limits.drain_timeout_s)%s",
                         why, cut, grace_s, " on connections from before the reload" if why == "reload" else "")  # fmt: skip
+
+    def end_retired_watches(self) -> None:
+        """A reload retired upstream channels (`GrpcChannels.use`: an upstream moved, removed, or reached another way):
+        the health watches relayed on them end now, OK, as a drain ends them, so their clients watch again and are
+        answered by the upstream in force. Left, a watch relayed the health of a server the config no longer names
+        for as long as its client's channel lived, and held the retired channel (its connection) open as long."""
+        for rpc, channel in list(self._watched_on.items()):
+            if not self.channels.in_use(channel):
+                self._drained.add(rpc)
+                rpc.cancel()
 
     # -- dispatch
 
@@ -889,10 +900,12 @@ class GrpcIngress:
                     f"a health watch's request is {len(request)} bytes, over {WATCH_REQUEST_BYTES}: it names a service"
                 )
             held, upstream = self._admit_data_free(ex, header, received, method, adapter, target, request, context)
-            rpc = self.channels.channel(upstream).unary_stream(method)(
+            channel = self.channels.channel(upstream)
+            rpc = channel.unary_stream(method)(
                 request, metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
             )
             self._watches[rpc] = _SERVER.get()
+            self._watched_on[rpc] = channel
             complete = False
             relayed: BaseException | None = None  # what ended the relay, if not the upstream's end
             try:
@@ -916,6 +929,7 @@ class GrpcIngress:
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
             del self._watches[rpc]
+            del self._watched_on[rpc]
             task = asyncio.current_task()
             if rpc in self._drained:
                 self._drained.discard(rpc)

@@ -197,7 +197,7 @@ class HttpConnection(asyncio.Protocol):
                 # call cancelled) while that request is served
                 self._broken = True
             else:
-                self._refuse(cause if cause is not None else _malformed(exc))
+                self._refuse(cause if cause is not None else _malformed(exc, data))
         else:
             parsing = self.parsing
             if parsing is not None and not parsing.method:  # a head still open
@@ -704,7 +704,10 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
-def _malformed(exc: Exception) -> ProxyError:
+def _malformed(exc: Exception, data: bytes) -> ProxyError:
+    if data.startswith(b"\x16\x03"):  # a TLS handshake record: llhttp's "Invalid method encountered" named no cause
+        return InvalidRequest("malformed HTTP request: a TLS handshake (ClientHello) where HTTP was expected: the client "
+                              "speaks https:// to a listener serving plain HTTP (no listen.tls)")  # fmt: skip
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "bad framing"
     return InvalidRequest(f"malformed HTTP request: {text}")
 

@@ -460,7 +460,8 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
     text, whether a string or parts (vLLM and llama.cpp join them). Others put a newline between parts
     (vLLM's string format), so each part is scanned on its own too. `blocks`: Anthropic content blocks
     (`_block_text`), where the text blocks around a tool use, a tool result or thinking are consecutive
-    once the server has taken those out, and a message's thinking blocks are its reasoning, joined."""
+    once the server has taken those out, and a message's thinking blocks are its reasoning, joined; the system's
+    texts also without those beginning `x-anthropic-billing-header`, which vLLM leaves out."""
     read: Read = _block_text if blocks else _part_text
     runs: list[Run] = []
     systems: list[str] = []
@@ -491,9 +492,18 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
                 _runs(part["content"], runs, read)
     if len(systems) > 1:
         _runs(systems, runs)
+        if blocks:  # vLLM leaves Claude Code's billing header out, the text around it then run together
+            kept = [text for text in systems if not text.startswith(_BILLING_HEADER)]
+            if 1 < len(kept) < len(systems):
+                _runs(kept, runs)
     if not runs:  # (plain string contents, as most calls are)
         return ()
     return tuple(dict.fromkeys(runs))  # each once (vLLM's and llama.cpp's readings share most runs)
+
+
+# the start of a system text block vLLM's Messages API leaves out of the system prompt (Claude Code's per-request
+# attribution, which would defeat prefix caching: `_convert_system_message`, `inline_system._blocks_text`)
+_BILLING_HEADER: Final = "x-anthropic-billing-header"
 
 
 def _texts(parts: list[Any], read: Read) -> list[str]:
@@ -664,10 +674,13 @@ class Target:
     carries_data: bool = True  # False: metadata, health, listings; only the caller's key is checked
     stream: bool = False  # gRPC: a streaming RPC (one stream is one call)
     listing: bool = False  # the answer is every upstream's listing merged (`Adapter.merge`)
+    # a reply that succeeds says the upstream changed what serves (llama.cpp's `POST /lora-adapters`): its metadata
+    # is asked again before the reply goes out (`Exchange.recorded`)
+    rediscover: bool = False
 
     def __init__(
         self, operation: str, model: str = "", version: str | None = None, carries_data: bool = True,
-        stream: bool = False, listing: bool = False,
+        stream: bool = False, listing: bool = False, rediscover: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "operation", operation)
         object.__setattr__(self, "model", model)
@@ -675,6 +688,7 @@ class Target:
         object.__setattr__(self, "carries_data", carries_data)
         object.__setattr__(self, "stream", stream)
         object.__setattr__(self, "listing", listing)
+        object.__setattr__(self, "rediscover", rediscover)
 
 
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)

@@ -35,8 +35,10 @@ _TARGET = Target("chat")
 # it is checked as the call it counts for would be (unread, it was refused while zones are configured)
 COUNT_PATH = "/v1/messages/count_tokens"
 _COUNT = Target("count_tokens")
-# what the template prints whole (tool names, descriptions and schemas): every key and value is data
-_RENDERED = frozenset({"tools", "tool_choice", "chat_template_kwargs"})
+# what the template prints whole (tool names, descriptions and schemas): every key and value is data; and the output
+# schema (`output_config.format.schema`, the beta's `output_format`), which vLLM hands on as a chat request's
+# `response_format`, read whole as that is
+_RENDERED = frozenset({"tools", "tool_choice", "chat_template_kwargs", "output_config", "output_format"})
 # usage counts of the prompt Anthropic's `input_tokens` leaves out (`MessagesObserver._usage`)
 _CACHED_INPUT: Final = ("cache_read_input_tokens", "cache_creation_input_tokens")
 _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}

@@ -6,7 +6,9 @@ reply, whole or as server-sent events, for model, id, usage, finish reasons and 
 
 from __future__ import annotations
 
+import binascii
 import heapq
+import json
 import logging
 import math
 from typing import Any, Final
@@ -29,6 +31,7 @@ from proxy.protocols import (
     request_strings,
     token_ids,
     unescaped,
+    user_strings,
 )
 from proxy.protocols.sse import SseObserver
 
@@ -125,6 +128,11 @@ def read_request(operation: str, body: bytes) -> Request:
     builds_on, stored = None, False
     if operation == "responses":
         builds_on, stored = _state(data)
+        previous = data.get("previous_response")
+        if previous is not None:  # vLLM's: a previous response carried whole (what it builds on, as an id's)
+            carried, read = _previous_response(previous, texts)
+            builds_on = builds_on or carried
+            whole = whole and read
         # a conversation the upstream keeps (OpenAI's Conversations API), or an item it stored, named by id (an
         # `item_reference`, which the server replaces with that item): content the proxy never saw
         whole = whole and data.get("conversation") is None and not _references(data.get("input"))
@@ -190,6 +198,46 @@ def _state(data: dict[str, Any]) -> tuple[str | None, bool]:
     if previous is not None and (type(previous) is not str or not previous):
         raise InvalidRequest("'previous_response_id' must be a response id (a string)", param="previous_response_id")
     return previous, data.get("store") is not False
+
+
+_STATE_CARRIER: Final = "vllm:1:"  # vLLM's state carrier: `vllm:1:<base64 of the messages' JSON>:<signature>`
+
+
+def _previous_response(previous: Any, texts: list[str]) -> tuple[str | None, bool]:
+    """A Responses call that carries its previous response whole (vLLM's `previous_response`, multi-turn without a
+    store): vLLM puts before its input the conversation that response's id names in its store (`msg_store`), or the
+    one its state carrier holds (a reasoning item's `encrypted_content`, `vllm:1:<base64 of the messages'
+    JSON>:<HMAC>`: signed, not encrypted). The id is what the call builds on, as `previous_response_id`'s (its labels
+    carried, or unread); each carrier's messages are read into `texts` as input. False when some of it cannot be
+    read (no id to name it, a carrier that does not decode, past `MAX_STRINGS`)."""
+    if type(previous) is not dict:
+        return None, False
+    ident = previous.get("id")
+    whole = type(ident) is str and bool(ident)
+    stack: list[Any] = [previous]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            carrier = item.get("encrypted_content")
+            if type(carrier) is str and carrier.startswith(_STATE_CARRIER):
+                whole = _carried_messages(carrier, texts) and whole
+            stack.extend(value for value in item.values() if type(value) is dict or type(value) is list)
+        elif type(item) is list:
+            stack.extend(value for value in item if type(value) is dict or type(value) is list)
+    return (ident if type(ident) is str and ident else None), whole
+
+
+def _carried_messages(carrier: str, texts: list[str]) -> bool:
+    """The strings of the messages a vLLM state carrier holds, as vLLM reads it (`deserialize_state`: the base64 decoded
+    leniently, then Python's `json`); False when it does not decode so (vLLM then refuses the call)."""
+    parts = carrier.split(":", 3)
+    if len(parts) != 4:
+        return False
+    try:
+        messages = json.loads(binascii.a2b_base64(parts[2]))
+    except (ValueError, RecursionError):  # (binascii.Error and JSONDecodeError are ValueErrors)
+        return False
+    return user_strings(messages, texts)
 
 
 class ReplyObserver(SseObserver):

@@ -18,6 +18,9 @@ _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Triton's `POST /v2/repository/index` (a listing, as gRPC's data-free RepositoryIndex): without a body, no data
 _INDEX_PATH: Final = "/v2/repository/index"
 _INDEX: Final = Target("passthrough")
+# llama.cpp's `POST /lora-adapters` sets the scales every request without its own `lora` gets: what serves changes
+_LORA_SCALES_PATH: Final = "/lora-adapters"
+_LORA_SCALES: Final = Target("passthrough", rediscover=True)
 
 
 class Adapter:
@@ -30,6 +33,8 @@ class Adapter:
         """Anything: GET, HEAD and OPTIONS carry no data (metadata, health, files); other methods may."""
         if method == "POST" and path == _INDEX_PATH:
             return _INDEX
+        if method == "POST" and path == _LORA_SCALES_PATH:
+            return _LORA_SCALES
         parts = split_path(path)
         model, version = (parts[0], parts[1]) if parts else ("", None)
         return Target("passthrough", model, version, carries_data=method not in _NO_DATA_METHODS)

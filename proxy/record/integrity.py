@@ -427,6 +427,11 @@ def _add_by_flow(
     _add(state, row, edge)
 
 
+def edge_name(edge: tuple[Any, ...]) -> str:
+    """An edge's key in words, each part escaped, for a message (`_name`)."""
+    return _name(edge)
+
+
 def _name(edge: tuple[str, ...]) -> str:
     caller, purpose, labels, checkpoint, _, decision, rule = (escaped(str(part)) for part in edge)
     how = f"{decision} by {rule}" if rule else decision

@@ -533,12 +533,13 @@ class JournaledStore:
 
     def _replay(self, until: float = math.inf) -> None:
         """Every journaled batch, oldest first, each applied (or found applied) then deleted; until the
-        monotonic `until`, the rest waiting. A journal that cannot delete (its disk full) leaves the
-        batches where they are: the pass goes on applying them, and each next pass tries one delete (the
-        oldest such batch's) and, still refused, resumes after the newest batch applied already, never
-        reading those again (tens of thousands of them would fill every slice), so it reaches those never
-        applied (cut off by a slice's end, or journaled since by another worker: a later batch has a
-        higher id); once a delete succeeds, a pass sweeps from the oldest again, deleting as it goes (a
+        monotonic `until`, the rest waiting (one batch at least: a first page slower to read than a slice, 100
+        large batches, stopped every pass before it and the backlog never moved). A journal that cannot delete
+        (its disk full) leaves the batches where they are: the pass goes on applying them, and each next pass
+        tries one delete (the oldest such batch's) and, still refused, resumes after the newest batch applied
+        already, never reading those again (tens of thousands of them would fill every slice), so it reaches
+        those never applied (cut off by a slice's end, or journaled since by another worker: a later batch has
+        a higher id); once a delete succeeds, a pass sweeps from the oldest again, deleting as it goes (a
         batch applied twice counts once: its token)."""
         refused: sqlite3.Error | None = None  # the journal's first refusal in this pass
         reached = False
@@ -554,10 +555,12 @@ class JournaledStore:
                     after = max(self._unremoved)
                 else:
                     self._unremoved.discard(oldest)  # room again: a full sweep, deleting as it goes
+            visited = False  # a batch of this pass: one at least, however long reading the page took
             for entry_id, token, rows in self._journaled(after):
-                if time.monotonic() > until:
+                if visited and time.monotonic() > until:
                     stopped = True
                     break
+                visited = True
                 if entry_id not in self._unremoved:
                     try:
                         if isinstance(rows, str):

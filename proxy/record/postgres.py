@@ -248,7 +248,7 @@ class ChainBusy(psycopg.errors.LockNotAvailable):
 def _lock_chain(cur: psycopg.Cursor[Any]) -> None:
     """The chain's advisory lock, for the transaction (ChainBusy when the lock wait runs out first)."""
     try:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        cur.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (LOCK_ID,))  # never one first on the search path
     except psycopg.errors.LockNotAvailable as exc:
         raise ChainBusy(f"another writer holds the chain's lock ({one_line(exc)})") from exc
 
@@ -405,7 +405,7 @@ class PostgresStore:
         self.unreachable: psycopg.Error | None = None  # why the schema is not made yet
         if readonly:
             with self._transaction() as cur:
-                cur.execute("SELECT to_regclass('edges'), to_regclass('meta')")
+                cur.execute("SELECT pg_catalog.to_regclass('edges'), pg_catalog.to_regclass('meta')")
                 edges, meta = cur.fetchone() or (None, None)
                 if edges is None:
                     raise FileNotFoundError(f"{redact(url)}: no lineage tables in this database")
@@ -740,11 +740,14 @@ class PostgresStore:
     def _cutoff(cur: psycopg.Cursor[Any], retention_days: float, now: float | None) -> float:
         """What was last seen before this has expired: `retention_days` before `now`, else before the database's
         clock, the one every sidecar's purge reads (each purges the whole store: one whose own clock ran two days
-        ahead deleted what the fleet had seen within two days of a two-day retention, and signed it)."""
+        ahead deleted what the fleet had seen within two days of a two-day retention, and signed it), or before
+        the sidecar's own when that is earlier: a database clock moved ahead (pg_catalog's is read, never a
+        `clock_timestamp()` someone put first on the search path) purges no more than the sidecar's would."""
         if now is None:
-            cur.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+            own = time.time()
+            cur.execute("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8")
             found = cur.fetchone()
-            now = float(found[0]) if found is not None else time.time()
+            now = min(float(found[0]), own) if found is not None else own
         return now - retention_days * 86400
 
     def absorb(
@@ -880,18 +883,24 @@ class PostgresStore:
     def _oddities(cur: psycopg.Cursor[Any]) -> str:
         """Triggers, rules or row security on the lineage tables ('' when none): only lineage-proxy writes
         them, and any of these can change what a write does, what a purge's delete leaves, or what a read
-        shows."""
+        shows. Every catalog, function, type and operator is pg_catalog's by name: a `to_regclass` (or a
+        `pg_trigger`, an `=`) put before pg_catalog on the search path could hide a trigger from this check."""
         cur.execute("""
-            SELECT x.rel::regclass::text || ': ' || x.what FROM (
-                SELECT tgrelid AS rel, 'trigger ' || tgname AS what FROM pg_trigger WHERE NOT tgisinternal
-                UNION ALL SELECT ev_class, 'rule ' || rulename FROM pg_rewrite
-                UNION ALL SELECT oid, 'row security' FROM pg_class WHERE relrowsecurity OR relforcerowsecurity
-                UNION ALL SELECT oid, 'not a plain table (a view, or another kind)' FROM pg_class WHERE relkind <> 'r'
-                UNION ALL SELECT inhparent, 'inherited by ' || inhrelid::regclass::text FROM pg_inherits
+            SELECT x.rel::pg_catalog.regclass::pg_catalog.text, x.what FROM (
+                SELECT tgrelid AS rel, 'trigger ' OPERATOR(pg_catalog.||) tgname::pg_catalog.text AS what
+                    FROM pg_catalog.pg_trigger WHERE NOT tgisinternal
+                UNION ALL SELECT ev_class, 'rule ' OPERATOR(pg_catalog.||) rulename::pg_catalog.text
+                    FROM pg_catalog.pg_rewrite
+                UNION ALL SELECT oid, 'row security' FROM pg_catalog.pg_class WHERE relrowsecurity OR relforcerowsecurity
+                UNION ALL SELECT oid, 'not a plain table (a view, or another kind)' FROM pg_catalog.pg_class
+                    WHERE relkind OPERATOR(pg_catalog.<>) 'r'
+                UNION ALL SELECT inhparent, 'inherited by ' OPERATOR(pg_catalog.||) inhrelid::pg_catalog.regclass::pg_catalog.text
+                    FROM pg_catalog.pg_inherits
             ) x
-            WHERE x.rel IN (to_regclass('edges'), to_regclass('chain'), to_regclass('meta'), to_regclass('applied'))
+            WHERE x.rel OPERATOR(pg_catalog.=) ANY (ARRAY[pg_catalog.to_regclass('edges'), pg_catalog.to_regclass('chain'),
+                pg_catalog.to_regclass('meta'), pg_catalog.to_regclass('applied')]::pg_catalog.oid[])
         """)
-        return ", ".join(escaped(str(row[0])) for row in cur.fetchall())
+        return ", ".join(escaped(f"{row[0]}: {row[1]}") for row in cur.fetchall())
 
     def _verify(
         self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
@@ -900,7 +909,7 @@ class PostgresStore:
         if odd:
             return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
                           "written or read)")  # fmt: skip
-        cur.execute("SELECT to_regclass('chain') IS NULL OR to_regclass('meta') IS NULL")
+        cur.execute("SELECT pg_catalog.to_regclass('chain') IS NULL OR pg_catalog.to_regclass('meta') IS NULL")
         missing = cur.fetchone()
         if missing and missing[0]:  # dropped: no PostgreSQL store was written without them
             return Report(0, "", False, "this store has no chain table (it was dropped)")

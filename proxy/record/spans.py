@@ -24,6 +24,7 @@ from proxy import __version__
 from proxy.config import Telemetry, Upstream
 from proxy.flow import DENY, Call, Decision, Outcome, TraceContext
 from proxy.labels import sorted_labels
+from proxy.logs import json_line
 from proxy.protocols import ADAPTERS
 from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink, SinkOptions
 from proxy.record.otlp import (
@@ -175,9 +176,11 @@ class SpanRecorder:
                 "events": _events(outcome, attrs), "resource": self.resource,
             }  # fmt: skip
             try:
-                return orjson.dumps(span)
+                data = orjson.dumps(span)
             except orjson.JSONEncodeError:  # a lone surrogate (a reply's JSON read past orjson): escaped, as JSON can
                 return json.dumps(span, separators=(",", ":")).encode()
+            # C1, the line separators and the bidi and invisible characters as JSON escapes, as JSON log lines have them
+            return data if data.isascii() else json_line(data.decode()).encode()
         head, status_field, block = self._flow_block(call, decision, outcome, output_labels)
         encoded = encode_flow_span(
             trace.trace_id,

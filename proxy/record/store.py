@@ -13,10 +13,10 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -122,7 +122,9 @@ class EdgeRow:
     @classmethod
     def stored(cls, row: Sequence[Any]) -> EdgeRow:
         """A row as a store holds it: the flow's fields, first, last, count, rule, reason (a rule stored as
-        '', or as NULL in a store not re-keyed yet, is none)."""
+        '', or as NULL in a store not re-keyed yet, is none). EditedRow when its values are not an edge's."""
+        if not (type(row[8]) is int and _shows_time(row[6]) and _shows_time(row[7]) and _texts(row)):
+            raise EditedRow(row)
         return cls(EdgeKey._make((*row[:6], row[9] or "")), row[6], row[7], row[8], row[10])
 
     def as_dict(self) -> dict[str, object]:
@@ -141,6 +143,38 @@ class EdgeRow:
         }
 
 
+# the times a reader can show (`datetime`'s years 1 to 9999): SQLite keeps any value in any column, `1e300` too
+_FIRST_TIME, _LAST_TIME = -62135596800, 253402300799
+
+
+def _shows_time(value: object) -> bool:
+    return (type(value) is float or type(value) is int) and _FIRST_TIME <= value <= _LAST_TIME
+
+
+def _texts(row: Sequence[Any]) -> bool:
+    """Whether a row's key is text, and its rule and reason text or none (written out: a reader checks every row)."""
+    return (type(row[0]) is str and type(row[1]) is str and type(row[2]) is str and type(row[3]) is str
+            and type(row[4]) is str and type(row[5]) is str and (row[9] is None or type(row[9]) is str)
+            and (row[10] is None or type(row[10]) is str))  # fmt: skip
+
+
+class EditedRow(sqlite3.DataError):
+    """A row whose values are not an edge's (a count that is text, a time past any date, a blob for a name): left
+    by a hand, never by a writer. Readers stop on it with this message, not a traceback; `verify --integrity`
+    tells what was edited. A `sqlite3.Error`, so every reader's `read_errors()` takes it."""
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        edge = (*row[:6], row[9] or "")
+        shown = [f"{what} {escaped(repr(value))[:80]}" for what, value, good in (
+            ("first seen", row[6], _shows_time(row[6])), ("last seen", row[7], _shows_time(row[7])),
+            ("count", row[8], type(row[8]) is int)) if not good]  # fmt: skip
+        if not _texts(row):
+            shown.append(f"key {escaped(repr(edge))[:200]}, reason {escaped(repr(row[10]))[:80]}")
+        super().__init__(f"edge {integrity.edge_name(edge)}: a row whose values are not an edge's ({', '.join(shown)}): "
+                         "edited by hand, not written by lineage-proxy; `verify --integrity` tells what the record "
+                         "holds")  # fmt: skip
+
+
 class EdgeStore(Protocol):
     """Where edges are kept. Called from one writer thread at a time; `upsert` adds counts, so any
     number of writers (workers, sidecars) may share one store."""
@@ -152,6 +186,16 @@ class EdgeStore(Protocol):
     def rows(self) -> list[EdgeRow]: ...
 
     def close(self) -> None: ...
+
+
+_T = TypeVar("_T")
+_NOT_UTF8 = "Could not decode to UTF-8"  # how Python's sqlite3 refuses text that is not UTF-8
+
+
+def _bytes_escaped(data: bytes) -> str:
+    """SQLite text as a reader shows it: UTF-8, and any byte that is not as its escape (`\\xff`), so a row or chain
+    entry edited with bytes is read, shown, and differs from what the chain signed."""
+    return data.decode("utf-8", "backslashreplace")
 
 
 def split_labels(joined: str) -> list[str]:
@@ -616,9 +660,9 @@ class SqliteStore:
     def _oddities(self) -> str:
         """Triggers or views in the store ('' when none): only lineage-proxy writes its tables, and a trigger
         could change what a purge's delete leaves, or what a read shows."""
-        found = self._db.execute(
-            "SELECT type, name, sql FROM sqlite_master WHERE (type = 'trigger' AND tbl_name IN ('edges', 'chain', "
-            "'meta')) OR (type <> 'table' AND name IN ('edges', 'chain', 'meta'))"  # a view in place of a table
+        found = self._db.execute(  # names in any case: SQLite's are case-insensitive, kept as written (ON "CHAIN")
+            "SELECT type, name, sql FROM sqlite_master WHERE (type = 'trigger' AND lower(tbl_name) IN ('edges', "
+            "'chain', 'meta')) OR (type <> 'table' AND lower(name) IN ('edges', 'chain', 'meta'))"  # a view for a table
         ).fetchall()
         return ", ".join(f"{kind} {escaped(str(name))}" for kind, name, sql in found if (name, sql) != _FENCE_ROW)
 
@@ -697,8 +741,25 @@ class SqliteStore:
         unchained = self._unchained()
         if unchained is not None:
             return unchained
-        with self._reading():  # one read transaction: writers going on meanwhile cannot make it disagree
-            return self._verify(key, strict=strict, retired=retired)
+
+        def verify() -> integrity.Report:
+            with self._reading():  # one read transaction: writers going on meanwhile cannot make it disagree
+                return self._verify(key, strict=strict, retired=retired)
+
+        return self._decoded(verify)
+
+    def _decoded(self, read: Callable[[], _T]) -> _T:
+        """`read()`; read again, text that is not UTF-8 read as its bytes escaped (`_bytes_escaped`), when the
+        store holds such text: written by hand (`CAST(x'ff' AS TEXT)`), never by a writer (Python's sqlite3
+        writes UTF-8), and refused by Python's sqlite3, so one such row made the whole store unreadable (and
+        `verify --integrity` a usage error, not the verdict on an edited record)."""
+        try:
+            return read()
+        except sqlite3.OperationalError as exc:
+            if self._db.text_factory is _bytes_escaped or not str(exc).startswith(_NOT_UTF8):
+                raise
+        self._db.text_factory = _bytes_escaped  # this connection's reads from now on (readers' connections)
+        return read()
 
     def _unchained(self) -> Report | None:
         """The verdict on a file that is no lineage store (NotALineageStore) or has no chain; None when it
@@ -744,13 +805,20 @@ class SqliteStore:
         unchained = self._unchained()
         if unchained is not None:
             return unchained, [], None, ()
-        with self._reading():
-            report = self._verify(key, retired=retired)
-            meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-            found = self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if meta else None
-            return report, self.rows(), found[0] if found else None, ()
+
+        def read() -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
+            with self._reading():
+                report = self._verify(key, retired=retired)
+                meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+                found = self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if meta else None
+                return report, self._rows(), found[0] if found else None, ()
+
+        return self._decoded(read)
 
     def rows(self) -> list[EdgeRow]:
+        return self._decoded(self._rows)
+
+    def _rows(self) -> list[EdgeRow]:
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
         cursor = self._db.execute(
             f"SELECT {_COLUMNS}, {reason} FROM edges ORDER BY checkpoint, purpose, caller, input_labels, rule"

@@ -14,3 +14,8 @@ class MetadataTooLarge(ConnectionError):
 
 class UpstreamClosed(ConnectionError):
     """The upstream closed the connection before the reply was complete."""
+
+
+class UpstreamConnectTimeout(ConnectionError):
+    """No connection to the upstream within its `connect_timeout_s`: the TCP connect, or the TLS handshake of an
+    `https://` upstream, did not finish. The upstream is unreachable (502), not slow to answer (`timeout_s`, 504)."""

@@ -131,6 +131,10 @@ class GrpcChannels:
             del self._open[name]
             self._retire(entry.channel)
 
+    def in_use(self, channel: grpc.aio.Channel) -> bool:
+        """Whether `channel` is the one an upstream of the config in force takes its calls on (not retired)."""
+        return any(entry.channel is channel for entry in self._open.values())
+
     def channel(self, upstream: Upstream) -> grpc.aio.Channel:
         entry = self._open.get(upstream.name)
         if entry is not None and (entry.upstream is upstream or _shape(entry.upstream) == _shape(upstream)):

@@ -48,7 +48,7 @@ from proxy.checkpoints import METADATA_TIMEOUT_S, MetadataStatus
 from proxy.config import Upstream
 from proxy.errors import Overloaded
 from proxy.tls import client_context
-from proxy.transport import MetadataTooLarge, UpstreamClosed, UpstreamProtocolError
+from proxy.transport import MetadataTooLarge, UpstreamClosed, UpstreamConnectTimeout, UpstreamProtocolError
 from proxy.transport.connection import Connection
 
 log = logging.getLogger("lineage_proxy")
@@ -389,14 +389,20 @@ class ConnectionPool:
         context = self._ssl
         if self.tls and context is None:
             context = await self._context()
-        async with asyncio.timeout(self.upstream.connect_timeout_s):
-            _, conn = await loop.create_connection(
-                functools.partial(Connection, loop, self._idle_lost),
-                self.host,
-                self.port,
-                ssl=context,
-                server_hostname=(settings.server_name if settings else None) or self.host if self.tls else None,
-            )
+        try:
+            async with asyncio.timeout(self.upstream.connect_timeout_s):
+                _, conn = await loop.create_connection(
+                    functools.partial(Connection, loop, self._idle_lost),
+                    self.host,
+                    self.port,
+                    ssl=context,
+                    server_hostname=(settings.server_name if settings else None) or self.host if self.tls else None,
+                )
+        except TimeoutError:  # not the reply's `timeout_s`: the upstream is not reached (502, /readyz), as over gRPC
+            what = "TCP connect and TLS handshake" if self.tls else "TCP connect"
+            raise UpstreamConnectTimeout(
+                f"no connection within connect_timeout_s {self.upstream.connect_timeout_s:g} ({what})"
+            ) from None
         return conn
 
     async def _context(self) -> ssl.SSLContext:

@@ -42,8 +42,16 @@ telemetry:
 lineage:
   store: ${STORE}
 """
-FLOODED = 64  # messages of 1 MiB the flooding upstream (or client) tries to send: far past every window and buffer
+# messages of 1 MiB the flooding upstream (or client) tries to send: far past every window and buffer. What passes
+# before a side is held back is grpc's flow-control windows, which grpc sizes from the bandwidth-delay product it
+# measures (BDP probing): ~5-15 MiB in each of the proxy's receive window and the client's, but a CPU under load
+# delays the probes' answers and the windows grow with them, until once in ~30 runs all of 64 MiB fitted in the two
+# (the proxy itself holds one message: it reads the next only once the client's write is taken)
+FLOODED = 256
 MIB = b"\0" * (1 << 20)
+# the test's own client measures no BDP: its receive window stays what a message needs, so what the upstream
+# sends past it is the proxy's window alone
+CLIENT_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.http2.bdp_probe", 0)]
 HELD_BACK_S = 3.0  # how long a side that is not read from must stay held back
 
 
@@ -110,7 +118,7 @@ def streams(loop_thread: LoopThread, otlp: Any, make_proxy: Any) -> Iterator[tup
     unlimited = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
     with (
         proxied(loop_thread, otlp, make_proxy, CONFIG, upstream, unlimited) as proxy,
-        grpc.insecure_channel(proxy.grpc, options=unlimited[1:]) as channel,
+        grpc.insecure_channel(proxy.grpc, options=CLIENT_OPTIONS) as channel,
     ):
         yield upstream, channel
 

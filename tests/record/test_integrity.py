@@ -617,3 +617,22 @@ def test_a_purge_replays_the_chain_off_the_writer_thread(tmp_path: Path, loop_th
 
     loop_thread.run(run())
     assert {row.key.caller for row in SqliteStore(tmp_path / "s.db", readonly=True).rows()} == {"new"}
+
+
+@pytest.mark.parametrize("table", ['"CHAIN"', "Chain", "main.CHAIN"])
+def test_a_trigger_on_a_lineage_table_named_in_another_case_is_named(tmp_path: Path, table: str) -> None:
+    """SQLite's names are case-insensitive, and sqlite_master keeps a trigger's table as it was written: a
+    trigger ON "CHAIN" passed the check for triggers on `chain`, erased a forbidden flow's write (its chain
+    entry and its row) as it was made, and verify said intact; a keyed restart went on with it in place."""
+    from proxy.errors import StartupError
+
+    path, key_file, key = keyed_store(tmp_path)
+    store = SqliteStore(path, key=key)  # running when the trigger is made
+    tamper(path, f"CREATE TRIGGER hide AFTER INSERT ON {table} WHEN new.body LIKE '%forbidden-model%' BEGIN "
+                 "DELETE FROM edges WHERE checkpoint = 'forbidden-model'; DELETE FROM chain WHERE seq = new.seq; END")  # fmt: skip
+    store.upsert([(EdgeKey("ads-ranker", "ads", "health", "forbidden-model", "", "allow"), 200.0, 200.0, 1, None)])
+    store.close()
+    named = verify(path, "--key-file", str(key_file))
+    assert named.returncode == 1 and "the store has trigger hide" in named.stdout, named.stdout
+    with pytest.raises(StartupError, match="it has trigger hide"):
+        SqliteStore(path, key=key)
