@@ -35,6 +35,8 @@ from proxy.protocols import (
     OutputText,
     Request,
     Target,
+    _Duplicate,
+    _no_duplicates,
     ends_early,
     json_unescaped,
     load_request_json,
@@ -261,19 +263,6 @@ def _json_part(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if length > len(body):
         raise InvalidRequest(f"{HEADER_LENGTH} ({length}) exceeds the body ({len(body)} bytes)")
     return body[:length], body[length:]
-
-
-class _Duplicate(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _Duplicate(key)
-        found[key] = value
-    return found
 
 
 def _request_json(head: bytes) -> tuple[dict[str, Any], bool]:
