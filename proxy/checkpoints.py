@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown
 from proxy.flow import CONFIG, NAME_MAX_CHARS, Checkpoint
-from proxy.protocols import DIALECTS, Catalog, Fetch
+from proxy.protocols import DIALECTS, Catalog, Fetch, MetadataIncomplete
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
 
 log = logging.getLogger("lineage_proxy.checkpoints")
@@ -70,21 +70,30 @@ class _Known:
         self.absent: collections.OrderedDict[str, float] = collections.OrderedDict()
         self.waiting: dict[str, str] = {}  # names to ask about -> who asked for it, first come first asked
         self.waits: collections.Counter[str] = collections.Counter()  # who -> how many names of theirs wait
+        # names kept (routed, or listed before) whose metadata answered "not ready" (`Catalog.unready`): a model
+        # loading, or that failed to load -> when (monotonic); full rounds come sooner while there are any
+        # (`CheckpointBook._keep_fresh`), and a refused call asks again as for a name not listed (`want`)
+        self.unready: dict[str, float] = {}
         self.due = True  # the next round asks about every name kept (not only those waiting)
 
     def copy(self) -> _Known:
         other = _Known()
         other.base, other.fresh, other.listed = self.base, dict(self.fresh), dict(self.listed)
         other.absent, other.waiting, other.waits = self.absent.copy(), dict(self.waiting), self.waits.copy()
-        other.due = self.due
+        other.unready, other.due = dict(self.unready), self.due
         return other
 
     def take(self) -> tuple[str, ...]:
         """The names waiting that the next round asks about (the first `NEW_PER_ROUND`)."""
         return tuple(itertools.islice(self.waiting, NEW_PER_ROUND))
 
-    def answered(self, catalog: Catalog, asked: frozenset[str], taken: tuple[str, ...], full: bool) -> None:
-        """What a round learnt: `catalog`, the answer about the names `asked` (all kept when `full`)."""
+    def answered(
+        self, catalog: Catalog, asked: frozenset[str], taken: tuple[str, ...], full: bool,
+        routed: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
+        """What a round learnt: `catalog`, the answer about the names `asked` (all kept when `full`). A name kept
+        (`routed`, or listed) that the upstream says is not ready stays kept, to be asked again: its model is
+        loading, not gone. A name only a call asked for is as one not listed, asked again when a call asks."""
         for model in taken:
             who = self.waiting.pop(model)
             self.waits[who] -= 1
@@ -93,12 +102,21 @@ class _Known:
         if full:
             self.base, self.fresh = catalog, {}
         now = time.monotonic()
+        unready = catalog.unready
+        if full:  # names no longer kept (a reload's routes) are not retried
+            for model in [name for name in self.unready if name not in asked]:
+                del self.unready[model]
         for model in asked:
             if catalog.resolve(model, None) is not None:
                 self.absent.pop(model, None)
+                self.unready.pop(model, None)
                 if model in self.listed or len(self.listed) < MODELS_KEPT:
                     self.listed[model] = None
+            elif model in unready and (model in routed or model in self.listed):
+                self.absent.pop(model, None)
+                self.unready[model] = now
             else:
+                self.unready.pop(model, None)
                 self.listed.pop(model, None)
                 self.absent[model] = now
                 self.absent.move_to_end(model)  # the oldest answer is forgotten first
@@ -122,6 +140,9 @@ class CheckpointBook:
         self._routed = {name: frozenset(found) for name, found in (models or {}).items()}
         self.reachable: dict[str, bool] = {name: False for name in self._upstreams}
         self.probed: dict[str, bool] = {name: False for name in self._upstreams}
+        # upstreams that answered their model list but not the rest of what names what serves (llama.cpp's LoRA
+        # adapters: `MetadataIncomplete`) in their last round: up (ready), their checkpoints those read before
+        self.incomplete: dict[str, bool] = {name: False for name in self._upstreams}
         # the upstreams whose metadata names the checkpoint a call reaches: no pin, a dialect that reads one
         self._named = frozenset(u.name for u in self._upstreams.values() if metadata_names(u))
         self._quiet_until: dict[str, float] = {}  # monotonic time before which a refused call does not wake discovery
@@ -164,15 +185,20 @@ class CheckpointBook:
         name = upstream.name
         known = self._known[name]
         queued = self.want(upstream, model, caller, NUDGE_GAP_S)
-        if known.base is None or not self.reachable.get(name):
+        if known.base is None or not self.reachable.get(name) or self.incomplete.get(name):
             self.nudge(upstream)
             if known.base is None:
+                if self.incomplete.get(name):
+                    return f"upstream {name!r} answered its model list but not its LoRA adapters (they are asked again)"
                 if self.probed.get(name):
                     return f"upstream {name!r} did not answer its metadata (it is asked again)"
                 return f"upstream {name!r} has not answered its metadata yet"
         if len(model) > NAME_MAX_CHARS:
             return (f"upstream {name!r}'s metadata is not asked about model names over {NAME_MAX_CHARS} characters: "
                     "approve the flow for any checkpoint, or pin upstreams[].checkpoint")  # fmt: skip
+        if model in known.unready:
+            return (f"upstream {name!r} answered that model {model!r} is not ready (loading, or it failed to load); "
+                    "it is asked again")  # fmt: skip
         if model in known.absent:
             return (f"upstream {name!r}'s metadata does not list model {model!r} (it is asked again, at most once "
                     "a second): call the model by a name the metadata lists; or approve the flow for any "
@@ -192,15 +218,22 @@ class CheckpointBook:
             event.set()
 
     def want(self, upstream: Upstream, model: str, caller: str = LEARNING, gap: float = NUDGE_GAP_S) -> bool:
-        """Ask `upstream`'s metadata about `model` (for `caller`) in a round soon, unless it is kept,
-        waiting already, or was answered as not listed less than `gap` seconds ago. False when the
+        """Ask `upstream`'s metadata about `model` (for `caller`) in a round soon, unless it is kept (and was not
+        answered as not ready), waiting already, or was answered as not listed or not ready less than `gap` seconds ago. False when the
         caller has `WAITING_PER_CALLER` names waiting already: it is not asked about."""
         known = self._known.get(upstream.name)
-        if known is None or not model or model in known.waiting or model in known.listed:
+        if (
+            known is None
+            or not model
+            or model in known.waiting
+            or (model in known.listed and model not in known.unready)
+        ):
             return True
         if len(model) > NAME_MAX_CHARS:  # no server's; as long as a body, and each table below would keep it whole
             return True
         asked = known.absent.get(model)
+        if asked is None:
+            asked = known.unready.get(model)
         if asked is not None and time.monotonic() - asked < gap:
             return True
         if known.waits[caller] >= WAITING_PER_CALLER:
@@ -247,6 +280,7 @@ class CheckpointBook:
             self._known[name].due = True  # the new routes' names are asked about in the first round
             self.reachable[name] = previous.reachable.get(name, False)
             self.probed[name] = previous.probed.get(name, False)
+            self.incomplete[name] = previous.incomplete.get(name, False)
         self._settle()
 
     # -- background
@@ -280,20 +314,33 @@ class CheckpointBook:
         known.due = False
         self._quiet_until[name] = math.inf  # being asked: a refused call need not wake it
         waiters = self._after_round.pop(name, [])  # those `changed` made before this round began
+        incomplete = False
         try:
             catalog = await DIALECTS[upstream.protocol].discover(upstream, self._fetch, asked)
+        except MetadataIncomplete as exc:
+            # it answers (ready: /readyz, `upstream_up`), but what serves its calls is not known now: the checkpoints
+            # read before stay (none yet: its calls' checkpoint is unknown), never its base model alone; said on change
+            ok = incomplete = True
+            known.due = True  # the next round, soon (`_keep_fresh`), asks about every name again
+            if not self.incomplete[name]:
+                log.warning("upstream %s: answers, but its %s could not be read (%s): its calls are recorded and "
+                            "checked with what was read before (their checkpoint unknown if nothing was) until they "
+                            "are (asked again)", name, exc.what, exc.why)  # fmt: skip
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
             if self.reachable.get(name, True) or not self.probed[name]:
                 log.warning("upstream %s: metadata not reachable: %s", name, str(exc) or type(exc).__name__)
         else:
             ok = True
-            known.answered(catalog, asked, taken, full)
+            known.answered(catalog, asked, taken, full, self._routed.get(name, frozenset()))
         finally:
             _done(waiters)
         if ok and not self.reachable[name]:
             log.info("upstream %s: reachable", name)
+        if ok and not incomplete and self.incomplete[name]:
+            log.info("upstream %s: its metadata is read whole again", name)
         self.reachable[name] = ok
+        self.incomplete[name] = incomplete
         self.probed[name] = True
         self._quiet_until[name] = time.monotonic() + NUDGE_GAP_S
         self._settle()
@@ -333,14 +380,21 @@ class CheckpointBook:
     async def _keep_fresh(self, upstream: Upstream) -> None:
         wake = self._wake[upstream.name]
         delay = 0.05
+        retry = NUDGE_GAP_S  # the next wait while models kept are not ready (doubled each round, to the interval)
         while True:
             wake.clear()  # before asking: a model wanted while the metadata is being read is asked about next
             await self.refresh(upstream)
             # retry quickly while unreachable (backing off), otherwise at the configured interval
-            if self.reachable[upstream.name]:  # backing off only over failures in a row: a new outage starts quick
+            # (an upstream whose metadata was read in part is asked again as soon as one not reached is)
+            if self.reachable[upstream.name] and not self.incomplete[upstream.name]:
                 interval, delay = upstream.discovery_interval_s, 0.05
-                if self._known[upstream.name].waiting:
+                known = self._known[upstream.name]
+                if known.waiting:
                     continue  # more names than one round asks about: the next round asks the rest
+                if known.unready:  # a model loading: asked again soon (a full round), backing off to the interval
+                    interval, retry = min(retry, interval), min(retry * 2, interval)
+                else:
+                    retry = NUDGE_GAP_S
             else:
                 interval, delay = delay, min(delay * 2, upstream.discovery_interval_s)
             try:

@@ -102,6 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from proxy.logs import configure
 
             configure(config.logging, args.log_level)  # logging: in the config; --log-level wins
+            for warning in config.warnings:  # (said once, by the process that read the config: not by each worker)
+                logging.getLogger("lineage_proxy").warning("%s", warning)
             from proxy.workers import hold_sighup, run_single, run_workers
         # one that came until now raises here (pthread_sigmask runs the handlers of those pending); one
         # that comes after waits, blocked, for `hold_stop` (or for the exit, when the config is invalid)
@@ -139,6 +141,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
+    for warning in config.warnings:  # valid now, not for long (a certificate near its notAfter): exit 0, said
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.explain:
         counts = ", ".join(
             _count(len(items), noun)

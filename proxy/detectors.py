@@ -20,10 +20,12 @@ A text that is not ASCII is scanned as the model reads it: in NFKC form (a fullw
 ASCII one), without Unicode's default-ignorable characters (zero-width spaces, bidi controls, variation
 selectors, tags, Hangul fillers: no gap inside an address), with every decimal digit as its ASCII one
 (Arabic-Indic `٤` and Devanagari `४` are `4`), dashes as `-` and ideographic full stops as `.` (IDNA reads
-them so in a domain). In any text, `@` written as `%40`, `&#64;`, `&#x40;` or `&commat;` is read as `@`, `.`
+them so in a domain), and without the combining marks drawn over an ASCII character (a strikethrough's `4̶`, a
+keycap's `4️⃣`: the model reads the `4`). In any text, `@` written as `%40`, `&#64;`, `&#x40;` or `&commat;` is read as `@`, `.`
 written as `%2E`, `&#46;`, `&#x2E;` or `&period;` as `.`, and any character JSON escapes (`\\u0040`, `\\u00f6`) as
-that character (a tool call's arguments are JSON in a string, which its client parses: `alice\\u0040example.com`
-is an address to it). Only a text that is not
+that character, a surrogate pair as its one character, then read as the rest of a text is (a tool call's arguments
+are JSON in a string, which its client parses: `alice\\u0040example.com` and `alice\\uff20example.com` are addresses to
+it). Only a text that is not
 ASCII or holds such an escape pays for this. An address may have letters that are not ASCII in its local part and
 domain (`jörg@exämple.de`, `用户@例子.中国`): found where the class string shows one, then read again in its own
 characters (`_address`).
@@ -641,8 +643,23 @@ _FOLD: Final[dict[int, str | None]] = {
 # four times faster than with a group first)
 _ESCAPE: Final = re.compile(
     r"%(?:40|2[eE])|&#(?:0*(?:64|46)(?![0-9])|[xX]0*(?:40|2[eE])(?![0-9a-fA-F]));?|&(?:commat|period);"
-    r"|\\u[0-9a-fA-F]{4}"
+    r"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}"
 )
+
+
+# combining marks of no script of their own (Unicode's Combining Diacritical Marks, its Extended and Supplement blocks,
+# the marks for symbols, the half marks): NFKC composes none of them with an ASCII character into one it has, so after
+# one they stay, drawn over or around it (`4̶`, a strikethrough; `4️⃣`, a keycap; `b̵`, "zalgo" text), and a model
+# reads the character beneath. There they are dropped (`_bare`); after a letter that is not ASCII they are its own
+_MARKS: Final = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_MARKS_ON_ASCII: Final = re.compile(
+    "(?<=[\x00-\x7f])[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+"
+)
+
+
+def _bare(text: str) -> str:
+    """`text` without the combining marks over its ASCII characters (`_MARKS`): a search at C speed first."""
+    return _MARKS_ON_ASCII.sub("", text) if _MARKS.search(text) is not None else text
 
 
 def _holds_any(text: str, marks: tuple[str, ...]) -> bool:
@@ -661,7 +678,9 @@ def _escapes(text: str) -> bool:
 def _unescape(escape: re.Match[str]) -> str:
     found = escape.group()
     if found[0] == "\\":  # JSON's `\\uXXXX`: the character (half a surrogate pair stays as written)
-        code = int(found[2:], 16)
+        code = int(found[2:6], 16)
+        if len(found) == 12:  # a surrogate pair (`\\ud835\\udfd2`, a mathematical `𝟒`): the one character
+            return chr(0x10000 + ((code - 0xD800) << 10) + (int(found[8:], 16) - 0xDC00))
         return found if 0xD800 <= code <= 0xDFFF else chr(code)
     return "." if found.rstrip(";").lower().endswith(("2e", "46", "period")) else "@"
 
@@ -677,7 +696,13 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
     only accents, never the ASCII the detectors read.) The fold comes first, so NFKC may compose across a
     dropped character; nothing NFKC makes is folded again, as nothing it makes needs to be (tested)."""
     if text.isascii():
-        return _unescaped(text[:limit]), len(text) > limit
+        unescaped = _unescaped(text[:limit])
+        if unescaped.isascii():
+            return unescaped, len(text) > limit
+        # escapes of characters that fold (`\\uff20`, a fullwidth `＠`; `\\ud835\\udfd2`, `𝟒`): read folded, as their
+        # client reads them once it has parsed the JSON
+        folding, cut = _fold_whole(unescaped, limit)
+        return folding, cut or len(text) > limit
     pieces: list[str] = []
     size = 0
     for at in range(0, len(text), _FOLD_PIECE):
@@ -685,9 +710,26 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
         pieces.append(piece)
         size += len(piece)
         if size >= limit:
-            whole = "".join(pieces)
-            return _unescaped(whole[:limit]), size > limit or at + _FOLD_PIECE < len(text)
-    return _unescaped("".join(pieces)), False
+            whole = _bare("".join(pieces))
+            folding, cut = _refolded(whole[:limit], limit)
+            return folding, cut or len(whole) > limit or at + _FOLD_PIECE < len(text)
+    return _refolded(_bare("".join(pieces)), limit)
+
+
+def _refolded(text: str, limit: int) -> tuple[str, bool]:
+    """A folded text with its escapes decoded (`_unescaped`); what they decode to folded too, when it is not ASCII
+    (at most `limit` characters, and whether some was cut). A text without escapes is itself."""
+    unescaped = _unescaped(text)
+    if unescaped is text or unescaped.isascii():
+        return unescaped, False
+    return _fold_whole(unescaped, limit)
+
+
+def _fold_whole(text: str, limit: int) -> tuple[str, bool]:
+    """`text`, at most `limit` characters long, folded at once (no escape decoded): at most `limit` characters of it,
+    and whether some was cut."""
+    folding = _bare(unicodedata.normalize("NFKC", text.translate(_FOLD)))
+    return folding[:limit], len(folding) > limit
 
 
 class Detectors:
@@ -734,11 +776,11 @@ class Detectors:
             text = text[:limit]
             if not text:
                 return _ONLY_TRUNCATED
-        if not text.isascii():  # `ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com`, `٤١١١ …`, zero-width spaces, bidi controls
+        # `ａｌｉｃｅ＠ｅｘａｍｐｌｅ.com`, `٤١١١ …`, zero-width spaces, bidi controls; `alice%40example.com`,
+        # `alice&#64;example.com`, `alice@example%2Ecom`, `bob\\uff20example.org`
+        if not text.isascii() or _escapes(text):
             text, cut_fold = folded(text, limit)
             cut = cut or cut_fold
-        elif _escapes(text):  # `alice%40example.com`, `alice&#64;example.com`, `alice@example%2Ecom`
-            text = _ESCAPE.sub(_unescape, text)
         if self._marks and not _holds_any(text, self._marks):
             return _ONLY_TRUNCATED if cut else _NOTHING  # nothing any finder looks for: not translated at all
         found: set[str] = {TRUNCATED} if cut else set()

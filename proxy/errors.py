@@ -21,6 +21,9 @@ class ProxyError(Exception):
     grpc_code: str = "INTERNAL"
     error_type: str = "server_error"
     retry_after_s: int | None = None  # when a retry may succeed, in seconds: what a Retry-After would say (None: -)
+    # whether the call failed, as its record says it (`error.type`, `lineage_proxy_errors_total`): every refusal and
+    # failure of the proxy's; an upstream's own gRPC status only when a server's span counts it one (`UpstreamStatus`)
+    failed: bool = True
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -37,6 +40,19 @@ class ProxyError(Exception):
         return orjson.dumps(
             {"error": {"message": self.message, "type": self.error_type, "code": self.code, "param": self.param}}
         )
+
+    def oip_body(self) -> bytes:
+        """OIP v2 REST's error shape, `{"error": "<message>"}` (Triton's, MLServer's, KServe's), with the code and
+        type beside it: tritonclient and MLServer's client raise InferenceServerException with `error` as its
+        message, which must be a string (an object there made its `str()` raise TypeError)."""
+        return orjson.dumps({"error": self.message, "code": self.code, "type": self.error_type, "param": self.param})
+
+    def http_body(self, path: str) -> bytes:
+        """The error shape of the API `path` (percent-decoded, no query) belongs to: OIP v2 REST's for `/v2` and
+        `/v2/...`, else OpenAI's (the Anthropic paths' too)."""
+        if path == "/v2" or path.startswith("/v2/"):
+            return self.oip_body()
+        return self.body()
 
 
 class InvalidRequest(ProxyError):
@@ -191,9 +207,19 @@ class DrainCut(ProxyError):
     error_type = "server_error"
 
 
+# the gRPC statuses a SERVER span records as an error (OpenTelemetry's RPC conventions, gRPC): the others (NOT_FOUND,
+# INVALID_ARGUMENT, PERMISSION_DENIED, RESOURCE_EXHAUSTED, ...) say what the client asked for, as an HTTP 4xx does
+GRPC_SERVER_ERRORS = frozenset(
+    {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+)
+
+
 class UpstreamStatus(ProxyError):
     """An upstream answered a gRPC call with an error status: what the gRPC transport raises, mapped
-    to the contract's errors by the Exchange (UNAVAILABLE, DEADLINE_EXCEEDED) or passed on as is."""
+    to the contract's errors by the Exchange (UNAVAILABLE, DEADLINE_EXCEEDED) or passed on as is. Passed on, it is
+    the call's failure (its `error.type`, the status's name) only when a server's span counts it one
+    (`GRPC_SERVER_ERRORS`): an upstream's NOT_FOUND or INVALID_ARGUMENT is recorded as an HTTP upstream's 4xx is,
+    its status (`rpc.grpc.status_code`) and no error."""
 
     status = 502
     error_type = "server_error"
@@ -202,6 +228,7 @@ class UpstreamStatus(ProxyError):
         super().__init__(message)
         self.grpc_code = grpc_code
         self.code = grpc_code
+        self.failed = grpc_code in GRPC_SERVER_ERRORS
 
 
 DENIAL_ERRORS: dict[str, type[ProxyError]] = {

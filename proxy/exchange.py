@@ -46,7 +46,7 @@ from proxy.errors import (
     UpstreamUnavailable,
 )
 from proxy.flow import ALLOW, DENY, REROUTE, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
-from proxy.labels import MAX_CALL_LABELS, format_labels
+from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
 from proxy.protocols.oip import RestReplyObserver
@@ -216,7 +216,9 @@ class Exchange:
                 f"{call.model} version {call.model_version or '(none)'}",
             )  # fmt: skip
             raise InvalidRequest(
-                f"a stream serves one model: this message names {named!r}, the stream was opened for {opened!r}",
+                f"a stream serves one model: this message names {named!r}, the stream was opened for {opened!r}; "
+                "lineage-proxy decides and records a stream as one call, of the model and version its first message "
+                "names (their route, purposes and checkpoint), so it ends here: open a stream for each model",
                 param="model_version" if more.model == call.model else "model_name",
             )
         if (not reloaded and more.labels <= call.labels and more.detected <= call.detected
@@ -540,9 +542,10 @@ class Exchange:
         if error is not None and outcome.error_type == STREAM_ERROR:
             outcome.error_type = None  # an error the upstream sent in the stream did not end it: what did is its type
         if isinstance(error, ProxyError):
-            stats.failed(error.code)
-            if decision is None or decision.forwards:  # a denial's type is its decision's code
-                outcome.error_type = outcome.error_type or error.code
+            if error.failed:  # (not an upstream's gRPC status a server's span counts no error: `UpstreamStatus`)
+                stats.failed(error.code)
+                if decision is None or decision.forwards:  # a denial's type is its decision's code
+                    outcome.error_type = outcome.error_type or error.code
         elif error is not None:
             outcome.error_type = outcome.error_type or error
             stats.failed(error)
@@ -651,7 +654,9 @@ class Exchange:
         if decision is not None and call is not None:
             if call.carries_data:
                 headers.append(("x-lineage-decision", decision.action))
-                headers.append(("x-data-labels", format_labels(self.output_labels())))
+                headers.append(
+                    ("x-data-labels", reply_labels(self.output_labels()))
+                )  # (bounded: REPLY_LABELS_MAX_CHARS)
                 if decision.forwards and decision.upstream is not None:
                     headers.append(("x-lineage-upstream", decision.upstream.name))
             elif decision.action == DENY:

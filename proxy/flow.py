@@ -28,6 +28,7 @@ DENY = "deny"
 REROUTE = "reroute"
 AUDIT_DENY = "audit-deny"
 UNKNOWN_KEY = "(unknown key)"  # the caller of a call whose API key no caller owns: never `anonymous`
+INVALID_API_KEY = "invalid_api_key"  # the code of a call refused for its key (`Decision.unidentified`)
 
 # The wire protocols a call can arrive in: one adapter each (proxy/protocols/), closed so that a
 # misspelt protocol is a type error, not a silent miss.
@@ -61,12 +62,19 @@ def printable_name(name: str) -> str:
 
 def quoted_name(name: str) -> str:
     """A name a caller chose (the model a call asks for) quoted for a message that is recorded, a refusal's reason:
-    `repr` of it when it is at most NAME_MAX_CHARS long, else of its start, and a digest of the whole, as
+    `repr` of it when it is at most NAME_MAX_CHARS long, else of its start, a digest and its length, as
     `printable_name` cuts a checkpoint's. A model's name is as long as a body: whole, a refusal naming a model of a
-    megabyte wrote a megabyte into the edge's row and again into the chain entry of each flush that counted it."""
+    megabyte wrote a megabyte into the edge's row and again into the chain entry of each flush that counted it.
+
+    The digest is of the whole name up to QUOTED_DIGEST_CHARS, else of its first and last QUOTED_DIGEST_CHARS / 2
+    characters: hashed whole, a name of 64 MiB (limits.max_body_bytes) took ~0.2 s of the event loop's time for
+    each call refused naming it. Two names are quoted alike only if they have the same length, start and end, and
+    differ only in between (a caller who sends such names gets the one refusal for both, as it should)."""
     if len(name) <= NAME_MAX_CHARS:
         return repr(name)
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    edge = QUOTED_DIGEST_CHARS // 2
+    read = name if len(name) <= QUOTED_DIGEST_CHARS else name[:edge] + name[-edge:]
+    digest = hashlib.sha256(read.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{name[: NAME_MAX_CHARS - 26]!r}...sha256:{digest} ({len(name)} characters)"
 
 
@@ -74,6 +82,9 @@ def quoted_name(name: str) -> str:
 # caller asks for) or metadata can be as long as a body; whole, a megabyte went into the reply's
 # `x-lineage-checkpoint`, every access line and the store's key. Hugging Face ids with a revision are ~140
 NAME_MAX_CHARS: Final = 512
+# the most of a caller's long model name a refusal's digest of it reads (`quoted_name`): its start and end, and its
+# length beside. The same digest as the whole name's for a name of up to this many characters
+QUOTED_DIGEST_CHARS: Final = 8192
 
 _monotonic_ns: Final = time.monotonic_ns  # compiled, a C static: not looked up in the time module at each mark
 
@@ -209,6 +220,14 @@ class Decision:
     @property
     def forwards(self) -> bool:
         return self.action != DENY
+
+    @property
+    def unidentified(self) -> bool:
+        """A call refused for its key (a key no caller owns, or none where anonymous calls are denied): its flow, as
+        recorded and judged (its edge, the baseline's verdict), has no purpose and no labels. What it claims is an
+        unknown client's, new on every call if it likes: each a new flow, a row of the lineage store. Its span and
+        access line say what it claimed."""
+        return self.code == INVALID_API_KEY and self.action == DENY
 
 
 @dataclass(slots=True, init=False)

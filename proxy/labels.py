@@ -117,30 +117,62 @@ class KnownLabels:
 
 
 _KEPT = 4096  # label sets (and spellings, `given_label`) remembered: the same few recur on every call
-# characters of a label set's wire form past which it is not remembered: a call may send 64 labels of 128 characters,
-# and 4,096 such sets, each a new one, kept ~90 MB in the two tables below
-_KEPT_CHARS = 1024
+# what a label set's entry may cost, about (its characters and `_LABEL_COST` a label), past which it is not
+# remembered: a call may send 64 labels of 128 characters, and 4,096 such sets, each a new one, kept ~90 MB in the two
+# tables below; counted in characters alone, 256 labels of two characters (carried by a sequence) kept as much, each
+# label ~100 bytes beside its characters
+_KEPT_COST: Final = 2048
+_LABEL_COST: Final = 100  # a label's set slot and string header in the entry's key, and its slot in the sorted form
 _GIVEN: dict[str, str] = {}
 _SORTED: dict[frozenset[str], tuple[str, ...]] = {}
 _FORMATTED: dict[frozenset[str], str] = {}
 
 
 def sorted_labels(labels: frozenset[str]) -> tuple[str, ...]:
-    """The labels in order, memoised (a set of up to `_KEPT_CHARS` characters)."""
+    """The labels in order, memoised (a set costing up to `_KEPT_COST`: a few labels)."""
     found = _SORTED.get(labels)
     if found is None:
         found = tuple(sorted(labels))
-        if len(_SORTED) < _KEPT and sum(map(len, found)) <= _KEPT_CHARS:
+        if len(_SORTED) < _KEPT and sum(map(len, found)) + _LABEL_COST * len(found) <= _KEPT_COST:
             _SORTED[labels] = found
     return found
 
 
+# the longest `x-data-labels` a reply carries (`reply_labels`): a call may hold MAX_CALL_LABELS labels of 128 characters
+# (33 KB), and a reply's header or metadata that long fails the call at its client after the model answered: a grpc
+# channel refuses metadata past 8 KiB at random and past 16 KiB always (RESOURCE_EXHAUSTED), aiohttp a header line past
+# 8,190 bytes, Node.js a head past 16 KiB, httpx past 100 KiB. The record keeps every label
+REPLY_LABELS_MAX_CHARS: Final = 4096
+_CUT_ROOM: Final = 64  # what the marker of the labels left out takes, at most
+
+
+def reply_labels(labels: frozenset[str]) -> str:
+    """The labels as a reply's `x-data-labels` carries them: their wire form (`format_labels`) when it is at most
+    REPLY_LABELS_MAX_CHARS long, else the first labels (in order) that fit and a marker naming how many were left
+    out, `+N more (cut: the lineage record has them all)`, which is no label (the grammar has no `+` nor spaces):
+    a client or a next hop taking the header on as a request's labels is refused (400 naming it), never given a
+    part of them as if whole."""
+    formatted = format_labels(labels)
+    if len(formatted) <= REPLY_LABELS_MAX_CHARS:
+        return formatted
+    ordered = sorted_labels(labels)
+    room = REPLY_LABELS_MAX_CHARS - _CUT_ROOM
+    kept = 0
+    size = 0
+    for label in ordered:
+        size += len(label) + 1
+        if size > room:
+            break
+        kept += 1
+    return ",".join(ordered[:kept]) + f",+{len(ordered) - kept} more (cut: the lineage record has them all)"
+
+
 def format_labels(labels: frozenset[str]) -> str:
-    """The wire form: sorted, comma-separated (stable, so headers and edge keys compare equal); memoised (up to
-    `_KEPT_CHARS` characters)."""
+    """The wire form: sorted, comma-separated (stable, so headers and edge keys compare equal); memoised (a set
+    costing up to `_KEPT_COST`: a few labels)."""
     found = _FORMATTED.get(labels)
     if found is None:
         found = ",".join(sorted(labels))
-        if len(_FORMATTED) < _KEPT and len(found) <= _KEPT_CHARS:
+        if len(_FORMATTED) < _KEPT and len(found) + _LABEL_COST * len(labels) <= _KEPT_COST:
             _FORMATTED[labels] = found
     return found

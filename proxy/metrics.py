@@ -266,6 +266,16 @@ class Metrics:
                                ["result"], registry=registry)  # fmt: skip
         self.upstream_up = Gauge(p + "upstream_up", "Whether the upstream answered its metadata.", ["upstream"],
                                  registry=registry, multiprocess_mode="livemax")  # fmt: skip
+        self.upstream_incomplete = Gauge(
+            p + "upstream_metadata_incomplete",
+            "Whether the upstream answered its model list but not the rest of what names the weights serving its "
+            "calls (llama.cpp's LoRA adapters): it is up, its calls recorded and checked with what was read before.",
+            ["upstream"], registry=registry, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self._certificate_expiry: Any = None  # made by the first `certificate_expiry` (none without TLS, not a 0)
+        self.tls_handshake_failures = Counter(
+            p + "tls_handshake_failures", "TLS handshakes the HTTP listener failed, by OpenSSL's reason (timeout: "
+            "not completed within limits.header_timeout_s).", ["reason"], registry=registry)  # fmt: skip
         self._upstreams: dict[str, _Buckets] = {}
         self._reported_up: set[str] = set()  # the upstreams `upstream_up` has a series of (`publish`)
         self._hits: dict[tuple[str, str], _Value] = {}
@@ -287,21 +297,42 @@ class Metrics:
             child = self._hits[key] = series(self.detector_hits, kind, direction)
         child.inc()
 
+    def certificate_expiry(self, not_after: float) -> None:
+        """The listeners' certificate's notAfter (Unix time), at start and after a reload: made here, at its first
+        value, so a proxy without TLS has no such series (a 0 there would read as expired in 1970)."""
+        if self._certificate_expiry is None:
+            self._certificate_expiry = Gauge(
+                "lineage_proxy_tls_certificate_expiry_timestamp_seconds", "The notAfter of the listeners' certificate "
+                "(the first of listen.tls.cert), as a Unix time.", registry=self.registry, multiprocess_mode="livemin")  # fmt: skip
+        self._certificate_expiry.set(not_after)
+
+    def tls_handshake_failed(self, reason: str) -> None:
+        """A TLS handshake on the HTTP listener failed (`HttpServer.handshake_failed`)."""
+        self.tls_handshake_failures.labels(reason).inc()
+
     # -- scrape
 
-    def publish(self, sink_lines: Iterable[str], upstream_up: Iterable[tuple[str, bool]]) -> None:
+    def publish(
+        self, sink_lines: Iterable[str], upstream_up: Iterable[tuple[str, bool]],
+        incomplete: Iterable[tuple[str, bool]] = (),
+    ) -> None:  # fmt: skip
         """Copy what this process knows only as text or state into shared series (multiprocess mode):
-        the sinks' counters by their increase, upstream reachability as a gauge."""
+        the sinks' counters by their increase, upstream reachability (and whether its metadata was read whole,
+        `incomplete`: the upstreams `upstream_up` names) as gauges."""
         reported: set[str] = set()
         for name, up in upstream_up:
             self.upstream_up.labels(name).set(1 if up else 0)
             reported.add(name)
+        for name, partial in incomplete:
+            if name in reported:
+                self.upstream_incomplete.labels(name).set(1 if partial else 0)
         if self.shared is None:
             # an upstream a reload removed is no longer reported (its last value, kept, would say it is down, or up,
             # until a restart). In multiprocess mode a worker's series stays in its file (prometheus-client cannot
             # remove one there)
             for name in self._reported_up - reported:
                 self.upstream_up.remove(name)
+                self.upstream_incomplete.remove(name)
             self._reported_up = reported
             return
         for family in text_string_to_metric_families("\n".join(sink_lines) + "\n"):
@@ -331,11 +362,14 @@ class Metrics:
             self._mirror_metrics[name] = metric
         return metric
 
-    def render(self, sink_lines: Iterable[str], upstream_up: Iterable[tuple[str, bool]]) -> str:
+    def render(
+        self, sink_lines: Iterable[str], upstream_up: Iterable[tuple[str, bool]],
+        incomplete: Iterable[tuple[str, bool]] = (),
+    ) -> str:  # fmt: skip
         """The exposition text: this process's series, or every worker's summed in multiprocess mode.
         Whole numbers are written as integers (`..._total 3`), as /metrics always has."""
         lines = list(sink_lines)
-        self.publish(lines, upstream_up)
+        self.publish(lines, upstream_up, incomplete)
         if self.shared is not None:
             registry = CollectorRegistry(auto_describe=False)
             MultiProcessCollector(registry, path=self.shared)  # type: ignore[no-untyped-call]

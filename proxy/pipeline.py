@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from proxy.baseline import Flow
 from proxy.checkpoints import CheckpointBook
 from proxy.config import BUILTIN_DETECTORS, Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
@@ -22,7 +21,7 @@ from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
 from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import MAX_CALL_LABELS, KnownLabels, check_labels, given_label, is_label, parse_labels
 from proxy.metrics import Metrics, Stats
-from proxy.policy import Policy, Unknown, boundary_flow, decide, refuse
+from proxy.policy import FlowMemo, Policy, Unknown, boundary_flow, decide, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
@@ -42,7 +41,7 @@ class Runtime:
         self.sinks = sinks
         self.metrics = metrics or Metrics()
         self.stats = Stats(self.metrics)  # for /metrics, summed over workers (proxy/metrics.py)
-        self.flagged: set[Flow] = set()  # unapproved flows already logged: one WARNING per flow, not per call
+        self.flagged = FlowMemo()  # unapproved flows already logged: one WARNING per flow, not per call
         # whether the lineage store (or its journal) takes edges now: the server wires the aggregator's
         self.recording: Callable[[], bool] = _always
         self.stored = StoredReplies()
@@ -50,7 +49,6 @@ class Runtime:
 
 
 STORED_BYTES: Final = 64 * 1024 * 1024
-FLAGGED_KEPT: Final = 4096  # unapproved flows remembered as logged (`Runtime.flagged`)
 
 
 def _size(response_id: str, labels: frozenset[str]) -> int:
@@ -322,11 +320,11 @@ class Pipeline:
         runtime.stats.unapproved()
         flow = boundary_flow(call, decision, self._served)
         flagged = runtime.flagged
-        if flow in flagged:
+        if flow in flagged.kept:
             return
-        if len(flagged) >= FLAGGED_KEPT:  # full (of a caller's labels new on every call, maybe): begun again, never
-            flagged.clear()  # silent from then on, as a full table was: an honest caller's new flow is still logged
-        flagged.add(flow)
+        # full (of a caller's labels new on every call, maybe), it is begun again, never silent from then on, as a full
+        # table was: an honest caller's new flow is still logged
+        flagged.keep(flow, None)
         if decision.code == "flow_not_approved":
             why = f"refused (lineage.on_unapproved: block): {decision.reason}"
         else:

@@ -22,10 +22,59 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Final, cast
 
 from proxy.baseline import Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
 from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, UNKNOWN_KEY, Call, Decision, printable_name, quoted_name
+
+FLOWS_KEPT: Final = 4096  # flows a memo of flows (`FlowMemo`) remembers at most
+# what they may cost (`flow_size`): a flow holds every label its call carries, the caller's, up to 256 of 128 characters
+FLOW_BYTES_KEPT: Final = 4 * 1024 * 1024
+
+
+def flow_size(flow: Flow) -> int:
+    """What remembering `flow` costs, about: its names' and labels' characters, 100 a label and 300 the entry besides."""
+    size = 300 + len(flow.caller) + len(flow.purpose) + len(flow.checkpoint or "") + len(flow.rule or "")
+    for label in flow.labels:
+        size += 100 + len(label)
+    return size
+
+
+class Room:
+    """What the entries of a memo cost together, about, in bytes (`used`)."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+
+class FlowMemo:
+    """What is known of flows (`kept`: flow -> it), at most `FLOWS_KEPT` of them and `FLOW_BYTES_KEPT` of their
+    names and labels (`flow_size`); full, it is begun again. Bounded by count alone, 4,096 flows of 64 labels of 128
+    characters (a caller's labels new on every call) kept ~60 MB, and of 256 labels (what a sequence carries) ~230 MB."""
+
+    def __init__(self, most: int = FLOWS_KEPT, most_bytes: int = FLOW_BYTES_KEPT) -> None:
+        self.kept: dict[Flow, object] = {}
+        self.most = most
+        self.most_bytes = most_bytes
+        self.bytes = 0  # `flow_size` of the flows kept
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def __contains__(self, flow: object) -> bool:
+        return flow in self.kept
+
+    def keep(self, flow: Flow, known: object) -> None:
+        """Remember `known` of `flow` (a flow not kept: its size counted once, however often it is kept)."""
+        kept = self.kept
+        if flow not in kept:
+            size = flow_size(flow)
+            if len(kept) >= self.most or self.bytes + size > self.most_bytes:
+                kept.clear()  # full (of a caller's labels new on every call, maybe): begun again, never turned off
+                self.bytes = 0
+            self.bytes += size
+        kept[flow] = known
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +97,12 @@ class Policy:
     block_unapproved: bool = False  # lineage.on_unapproved: block
     # flow -> why it is not approved (None: approved). A memo of a pure function: a few distinct flows
     # recur on every call, so the boundary costs one dict lookup, not a walk of the baseline.
-    verdicts: dict[Flow, Finding | None] = field(default_factory=dict, compare=False)
+    verdicts: FlowMemo = field(default_factory=FlowMemo, compare=False)
     # flow (checkpoint not known) -> whether it is approved whatever its checkpoint: the same memo
-    unrestricted: dict[Flow, bool] = field(default_factory=dict, compare=False)
+    unrestricted: FlowMemo = field(default_factory=FlowMemo, compare=False)
     # the decisions of `_decide`, by what it reads of a call: the same memo for the same reason
     decisions: dict[tuple[object, ...], Decision] = field(default_factory=dict, compare=False)
+    decided: Room = field(default_factory=Room, compare=False)  # what `decisions` costs (`_remember`)
 
     @classmethod
     def compile(cls, config: Config) -> Policy:
@@ -103,13 +153,11 @@ class Policy:
         """Why the baseline does not cover `flow`, or None when it does (or there is no baseline)."""
         if self.baseline is None:
             return None
-        verdicts = self.verdicts
+        verdicts = self.verdicts.kept
         if flow in verdicts:
-            return verdicts[flow]
+            return cast(Finding | None, verdicts[flow])
         finding = self.baseline.explain(flow)
-        if len(verdicts) >= 4096:
-            verdicts.clear()
-        verdicts[flow] = finding
+        self.verdicts.keep(flow, finding)
         return finding
 
     def any_checkpoint(self, flow: Flow) -> bool:
@@ -117,14 +165,12 @@ class Policy:
         known yet cannot change the verdict."""
         if self.baseline is None:
             return True
-        memo = self.unrestricted
-        found = memo.get(flow)
+        found = self.unrestricted.kept.get(flow)
         if found is None:
-            found = self.baseline.approves_any_checkpoint(flow)
-            if len(memo) >= 4096:
-                memo.clear()
-            memo[flow] = found
-        return found
+            approved = self.baseline.approves_any_checkpoint(flow)
+            self.unrestricted.keep(flow, approved)
+            return approved
+        return found is True
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +207,12 @@ DECISIONS_KEPT = 4096  # distinct (caller, purpose, labels, model) combinations 
 # decision (whose reason may name the model) hold them, and a model's name is the caller's, as long as a body (4,096
 # decisions for names of a megabyte kept 8 GB)
 DECISION_KEY_KEPT_MAX = 1024
+# what the decisions remembered may cost together (`_remember`): an entry keeps the call's labels and the decision's,
+# each label a set's slot and a string's header besides its characters, and a call may carry 256 labels (4,096
+# decisions of 256 labels of two characters, each a new set, kept 96 MB)
+DECISION_BYTES_KEPT: Final = 8 * 1024 * 1024
+_DECISION_ENTRY: Final = 600  # the key's tuple, the decision, their slots (bytes, about)
+_DECISION_LABEL: Final = 200  # a label's two set slots and string headers (in the key's set and the decision's)
 
 
 def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
@@ -170,13 +222,23 @@ def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
     decision = policy.decisions.get(key)
     if decision is None:
         decision = _decide(call, policy)
-        if _key_chars(call) <= DECISION_KEY_KEPT_MAX:  # a longer one is decided afresh each time
-            if len(policy.decisions) >= DECISIONS_KEPT:
-                policy.decisions.clear()  # a bounded memo: traffic with endless distinct labels cannot grow it
-            policy.decisions[key] = decision
+        chars = _key_chars(call)
+        if chars <= DECISION_KEY_KEPT_MAX:  # a longer one is decided afresh each time
+            _remember(policy, key, decision, chars + _DECISION_ENTRY + _DECISION_LABEL * len(decision.labels))
     if policy.baseline is None or not call.carries_data:
         return decision
     return verify_flow(call, decision, policy, served)
+
+
+def _remember(policy: Policy, key: tuple[object, ...], decision: Decision, size: int) -> None:
+    """Keep `decision` for `key`, whose entry costs `size` bytes, about: past `DECISIONS_KEPT` entries or
+    `DECISION_BYTES_KEPT` bytes the memo is begun again (traffic with endless distinct labels cannot grow it)."""
+    decisions, room = policy.decisions, policy.decided
+    if len(decisions) >= DECISIONS_KEPT or room.used + size > DECISION_BYTES_KEPT:
+        decisions.clear()
+        room.used = 0
+    room.used += size
+    decisions[key] = decision
 
 
 def _key_chars(call: Call) -> int:
@@ -206,6 +268,8 @@ def _boundary(call: Call, decision: Decision, served: Served) -> tuple[Flow, Unk
         # checkpoint, which any approved one fitted (a version loaded since discovery went through `block`). A
         # refused call (no upstream) reached none, as its edge records: refusals skip `checkpoints`
         checkpoint, waiting = printable_name(f"{call.model}:{call.model_version}"), None
+    if decision.unidentified:  # judged as its edge records it: without what an unknown client claims
+        return Flow(decision.caller or "anonymous", "", frozenset(), checkpoint, decision.action, decision.rule), None
     return Flow(decision.caller or "anonymous", decision.purpose or "", decision.labels, checkpoint,
                 decision.action, decision.rule), waiting  # fmt: skip
 

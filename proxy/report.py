@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import html
 import math
+import os
+import stat
 import sys
 import time
 from collections import defaultdict
@@ -28,7 +30,7 @@ from proxy.baseline import Baseline, BaselineError, Finding, load_baseline
 from proxy.config import Config
 from proxy.errors import ConfigError
 from proxy.record.store import EdgeKey, EdgeRow, split_labels
-from proxy.record.stores import shown
+from proxy.record.stores import shown, shown_path
 from proxy.verify import UsageError, Verdict, check, parse_duration, read_edges, when
 
 REFUSED = "refused at the boundary"
@@ -589,12 +591,37 @@ def run_report(args: argparse.Namespace) -> int:
     window = f"last seen in the last {args.since}" if args.since else "all recorded"
     text = render(rows, store=shown(args.store), window=window, config=config, baseline=baseline)
     out = Path(args.out)
+    # text no UTF-8 holds (a lone surrogate: a config's `"\\ud800"`, a file name read from the command line whose
+    # bytes are not UTF-8) shown as its escape: strict, the report failed after emptying the file it was to replace
+    data = text.encode("utf-8", "backslashreplace")
     try:
-        out.write_text(text, encoding="utf-8")
+        _write(out, data)
     except OSError as exc:
-        return _fail(f"{out}: cannot write: {exc.strerror or exc}")
-    print(f"wrote {out}: {len(rows)} flows, {sum(r.count for r in rows)} calls")
+        return _fail(f"{shown_path(str(out))}: cannot write: {exc.strerror or exc}")
+    print(f"wrote {shown_path(str(out))}: {len(rows)} flows, {sum(r.count for r in rows)} calls")
     return 0
+
+
+def _write(out: Path, data: bytes) -> None:
+    """The report written whole or not at all: into a file beside `out`, then renamed over it, so a write that fails
+    (a full disk, a quota) leaves the report there before as it was (written in place, it was left empty or cut
+    short). A symbolic link's target is replaced; where `out` is no regular file (`/dev/stdout`, a pipe), it is
+    written to as it is."""
+    target = Path(os.path.realpath(out))
+    try:
+        regular = stat.S_ISREG(os.stat(target).st_mode)
+    except FileNotFoundError:
+        regular = True
+    if not regular:
+        out.write_bytes(data)
+        return
+    partial = target.with_name(f".{target.name}.tmp")
+    try:
+        partial.write_bytes(data)
+        partial.replace(target)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _fail(message: str) -> int:

@@ -24,7 +24,7 @@ from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, Limits, Tls, load, read_secret
 from proxy.errors import ConfigError, StartupError
 from proxy.ingress.http import HttpIngress
-from proxy.ingress.wire import HttpConnection, HttpServer, Request
+from proxy.ingress.wire import LISTEN_BACKLOG, HttpConnection, HttpServer, Request
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
@@ -34,7 +34,7 @@ from proxy.record.sinks import FanOut, Recorder
 from proxy.record.spans import SPANS, SpanRecorder
 from proxy.record.stores import PasswordFile, open_store
 from proxy.record.timings import TimingRecorder
-from proxy.tls import ListenerTls, listener_files
+from proxy.tls import ListenerTls, listener_files, not_after
 from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
@@ -55,7 +55,7 @@ def bind(address: Address, *, listen: bool = True, reuse_port: bool = False) -> 
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((address.host, address.port))
     if listen:
-        sock.listen(1024)
+        sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -203,6 +203,7 @@ class ProxyProcess:
         assert http_addr is not None
         tls = self.config.listen.tls
         self._tls = ListenerTls(tls) if tls is not None else None
+        self._certificate_expiry()
         await self._first_probes()  # a certificate that cannot be read is said at once, not after the wait
         http = await self._serve(
             ingress.handle, http_addr, self._tls.context if self._tls is not None else None, ingress.record_refusal
@@ -244,17 +245,23 @@ class ProxyProcess:
     async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None,
                      record_refusal: Any = None) -> Address:  # fmt: skip
         server = HttpServer(handler, self.config.limits, record_refusal)
+        if ssl_context is not None:
+            server.on_handshake_failure = self.metrics.tls_handshake_failed
         sock = bind(address, reuse_port=self._reuse_port)
         await server.start(sock, ssl_context)
         self._servers.append(server)
         return bound_address(sock)
 
-    def hurry(self) -> None:
-        """Cut the drain short (a second Ctrl-C): the calls still running end now, recorded as the drain's cut;
-        the record is still flushed and closed."""
+    def hurry(self, by: str = "a second SIGINT") -> None:
+        """Cut the drain short (a second Ctrl-C; SIGUSR1, `by`, as the log line of the calls cut names it): the calls
+        still running end now, recorded as the drain's cut; the record is still flushed and closed."""
         for server in self._servers:
+            if not server.hurried.is_set():
+                server.hurried_by = by
             server.hurried.set()
         if self._grpc is not None:
+            if not self._grpc.hurried.is_set():
+                self._grpc.hurried_by = by
             self._grpc.hurried.set()
 
     async def stop(self) -> None:
@@ -346,6 +353,7 @@ class ProxyProcess:
                 return self._refuse(f"listen.tls: cannot use the certificate, key or client_ca now: {exc}")
             if auth_changed:
                 self._reauthenticate()
+            self._certificate_expiry()
         if new_grpc_server:
             limits = new.limits
             self._grpc_replacing = asyncio.get_running_loop().create_task(
@@ -392,8 +400,16 @@ class ProxyProcess:
         if new.logging != old.logging:
             logs.configure(new.logging)
         log.info("reloaded %s", path)
+        for warning in new.warnings:
+            log.warning("reload: %s", warning)
         self.metrics.reloads.labels("ok").inc()
         return True
+
+    def _certificate_expiry(self) -> None:
+        """`lineage_proxy_tls_certificate_expiry_timestamp_seconds`: the listener's certificate as last read."""
+        expiry = not_after(self._tls.files[0]) if self._tls is not None else None
+        if expiry is not None:
+            self.metrics.certificate_expiry(expiry.timestamp())
 
     def _retire(self, stopping: Coroutine[Any, Any, None]) -> None:
         """Stop what a reload replaced without holding the reload up; `stop` waits for it."""
@@ -492,7 +508,10 @@ class ProxyProcess:
 
     def metrics_text(self) -> str:
         """Prometheus text exposition: with --workers N, every worker's series summed (proxy/metrics.py)."""
-        return self.metrics.render(self._metric_lines(), sorted(self.book.reachable.items()))
+        book = self.book
+        return self.metrics.render(
+            self._metric_lines(), sorted(book.reachable.items()), sorted(book.incomplete.items())
+        )
 
     def _metric_lines(self) -> list[str]:
         """What the sinks count, and the HTTP listener's bodies held, as exposition lines."""
@@ -516,7 +535,8 @@ class ProxyProcess:
 
     def _publish(self) -> None:
         try:
-            self.metrics.publish(self._metric_lines(), sorted(self.book.reachable.items()))
+            book = self.book
+            self.metrics.publish(self._metric_lines(), sorted(book.reachable.items()), sorted(book.incomplete.items()))
         except Exception:
             log.exception("could not publish metrics for the other workers")
 

@@ -61,17 +61,50 @@ def check_pair(cert: bytes, key: bytes) -> None:
     check_not_expired(cert)
 
 
-def check_not_expired(cert: bytes) -> None:
-    """Raises ssl.SSLError when the listener's certificate (the first of a PEM chain) has expired: OpenSSL loads
-    one, and every client then fails its handshake (`certificate has expired`) while the proxy, which sees only
-    handshakes that fail, says nothing. Refused by `check`, at start and by a reload (which keeps the old one)."""
+def check_not_expired(cert: bytes, refused_by: str = "every client") -> None:
+    """Raises ssl.SSLError when a certificate the proxy shows (the first of a PEM chain: the listener's, or its own
+    client certificate for an upstream) has expired: OpenSSL loads one, and every peer then fails its handshake
+    (`certificate has expired`) while the proxy, which sees only handshakes that fail, says nothing. Refused by
+    `check`, at start and by a reload (which keeps the old one)."""
     validity = _validity(cert)
     if validity is None:
         return  # not a form read here: OpenSSL, which loaded it, is the judge
     not_after = validity[1]
     if not_after < dt.datetime.now(dt.UTC):
-        raise ssl.SSLError(ssl.SSL_ERROR_SSL, f"the certificate expired at {not_after:%Y-%m-%d %H:%M:%S} UTC (its notAfter): every "
-                           "client would refuse it; renew it")  # fmt: skip
+        raise ssl.SSLError(ssl.SSL_ERROR_SSL, f"the certificate expired at {not_after:%Y-%m-%d %H:%M:%S} UTC (its notAfter): "
+                           f"{refused_by} would refuse it; renew it")  # fmt: skip
+
+
+EXPIRY_WARNING_DAYS = 30  # a certificate whose notAfter is this close is warned of by `check`, at start and by a reload
+
+
+def not_after(cert: bytes) -> dt.datetime | None:
+    """The notAfter of the first certificate in PEM `cert`; None when it cannot be read here."""
+    validity = _validity(cert)
+    return validity[1] if validity is not None else None
+
+
+def expiry_warnings(path: str, file: str, pem: bytes, consequence: str, *, first_refused: bool = False) -> list[str]:
+    """Warnings for the certificates in `file` (config key `path`; its contents `pem`) whose notAfter is past or
+    within `EXPIRY_WARNING_DAYS`, naming the file, which certificate of it, the date and what then fails
+    (`consequence`). `first_refused`: the first one expired is a problem (`check_not_expired`), not a warning."""
+    now = dt.datetime.now(dt.UTC)
+    soon = now + dt.timedelta(days=EXPIRY_WARNING_DAYS)
+    found = [_validity(match[0]) for match in _PEM.finditer(pem)]
+    warnings = []
+    for index, validity in enumerate(found):
+        if validity is None or validity[1] > soon or (first_refused and index == 0 and validity[1] < now):
+            continue
+        which = f"certificate {index + 1} of {len(found)}" if len(found) > 1 else "certificate"
+        when = f"{validity[1]:%Y-%m-%d %H:%M:%S} UTC"
+        if validity[1] < now:
+            warnings.append(f"{path}: the {which} in {file} expired at {when} (its notAfter): {consequence} now")
+        else:
+            days = (validity[1] - now).days
+            left = f"in {days} days" if days != 1 else "in 1 day"
+            warnings.append(f"{path}: the {which} in {file} expires at {when} ({left if days else 'within a day'}): "
+                            f"{consequence} from then on; renew it (a reload reads the renewed file)")  # fmt: skip
+    return warnings
 
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.DOTALL)
@@ -199,6 +232,35 @@ class ListenerTls:
         except Exception:
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         return None
+
+
+# what a handshake's failure (OpenSSL's reason) most often means, said beside it
+_HANDSHAKE_HINTS = {
+    "TLSV1_ALERT_UNKNOWN_CA": "the client does not trust the CA that issued listen.tls.cert: give it that CA (and put "
+                              "any intermediate after the certificate in listen.tls.cert)",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the client refused the listener's certificate (does it name the host the client "
+                                   "asked for?)",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the client says the listener's certificate has expired (or its clock is wrong)",
+    "CERTIFICATE_VERIFY_FAILED": "the client's certificate was refused: it does not chain to listen.tls.client_ca, or "
+                                 "has expired",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the client sent no certificate, which listen.tls.require_client_cert requires",
+    "HTTP_REQUEST": "a plain HTTP request: the client speaks http:// to the TLS listener",
+    "UNSUPPORTED_PROTOCOL": "the client offers only TLS older than 1.2, the listener's minimum",
+    "WRONG_VERSION_NUMBER": "not a TLS client, or one offering only TLS older than 1.2",
+}  # fmt: skip
+_SOURCE_LINE = re.compile(r" \(_ssl\.c:\d+\)$")
+_LABEL = re.compile(r"[^a-z0-9_]")
+
+
+def handshake_failure(exc: Exception) -> tuple[str, str]:
+    """A failed TLS handshake's reason, as a metric label (OpenSSL's reason, lower case: a bounded set; `timeout`
+    for one not completed in time), and as words for the log: the error, and what it most often means."""
+    if not isinstance(exc, ssl.SSLError):
+        return "timeout", f"not completed within limits.header_timeout_s ({exc})"
+    reason = exc.reason or type(exc).__name__
+    text = _SOURCE_LINE.sub("", str(exc))
+    hint = _HANDSHAKE_HINTS.get(reason)
+    return _LABEL.sub("_", reason.lower()), f"{text} ({hint})" if hint else text
 
 
 def identities_from_peercert(peercert: dict[str, Any] | None) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, 
 from proxy.config import read_key, read_retired_keys, read_secret
 from proxy.logs import escaped
 from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, split_labels
-from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
+from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown, shown_path
 
 OK, UNAPPROVED, USAGE = 0, 1, 2
 
@@ -301,10 +301,11 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return USAGE
     verdict = check(rows, baseline)
+    store = shown(args.store)  # a database URL without its password: these lines go to CI logs
     if args.json:
-        sys.stdout.write(render_json(verdict, args.baseline, args.store, since_s).decode() + "\n")
+        sys.stdout.write(render_json(verdict, shown_path(args.baseline), store, since_s).decode() + "\n")
     else:
-        print(render_text(verdict, args.baseline, args.store, args.since))
+        print(render_text(verdict, shown_path(args.baseline), store, args.since))
     return OK if verdict.ok else UNAPPROVED
 
 
@@ -343,6 +344,7 @@ def run_integrity(
     except errors as exc:
         return _error(f"{shown(path)}: cannot read it as a lineage store: {exc}")
     path = shown(path)
+    where = path if report.schema is None else f"{path} (schema {escaped(report.schema)})"
     if report.needs_key:
         return _error(f"{path}: the chain is signed with an HMAC key: give --key-file (lineage.integrity_key_file) "
                       "to verify it")  # fmt: skip
@@ -358,17 +360,17 @@ def run_integrity(
                 "rebuilt"))  # fmt: skip
     if as_json:
         document = {"store": path, "intact": report.intact, "entries": report.entries, "head": report.head,
-                    "keyed": report.keyed, "problem": report.problem}  # fmt: skip
+                    "keyed": report.keyed, "problem": report.problem, "schema": report.schema}  # fmt: skip
         sys.stdout.write(orjson.dumps(document).decode() + "\n")
     elif report.intact:
-        print(f"{path}: intact: {report.entries} chain entries, every edge matches; head {report.head}"
+        print(f"{where}: intact: {report.entries} chain entries, every edge matches; head {report.head}"
               + ("" if report.keyed else " (unkeyed: set lineage.integrity_key_file to sign the chain)"))  # fmt: skip
         print(
             "record the head elsewhere: `verify --integrity --expect-head HEAD` later proves the chain still "
             "holds it, so nothing up to it was cut away"
         )
     else:
-        print(f"{path}: NOT intact: {report.problem}")
+        print(f"{where}: NOT intact: {report.problem}")
     return OK if report.intact else UNAPPROVED
 
 
@@ -376,7 +378,8 @@ def _write(args: argparse.Namespace, rows: list[EdgeRow], since_s: float | None)
     target = Path(args.write_baseline)
     if target.exists() and not args.force:
         return _error(f"{target}: exists; a reviewed baseline is never overwritten (--force replaces it)")
-    text = write_baseline(rows, store=args.store, window=_window(args.since))
+    # the store as every reader shows it: a database URL's password never goes into a file made to be committed
+    text = write_baseline(rows, store=shown(args.store), window=_window(args.since))
     try:
         parse_baseline(text, source=str(target))  # what is written must read back
     except BaselineError as exc:
@@ -389,7 +392,8 @@ def _write(args: argparse.Namespace, rows: list[EdgeRow], since_s: float | None)
         return _error(f"{target}: cannot write: {exc.strerror or exc}")
     entries = text.count("\n  - caller: ")
     print(
-        f"wrote {target}: {entries} entr{'y' if entries == 1 else 'ies'} from {len(rows)} flows; review it before use"
+        f"wrote {shown_path(str(target))}: {entries} entr{'y' if entries == 1 else 'ies'} from {len(rows)} flows; "
+        "review it before use"
     )
     return OK
 

@@ -50,7 +50,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from proxy import logs, metrics
+from proxy import files, logs, metrics
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
 from proxy.record.store import SchemaTooNew
@@ -121,6 +121,55 @@ _held_stop = False
 # the SIGTERM the supervisor sends), so the supervisor cannot pass that one on as a SIGINT
 HURRY: Final = signal.SIGUSR1
 _SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, HURRY)  # what the supervisor blocks while it forks
+# held by a `--workers` supervisor's reload load (`follow_reload`, on a thread of its own) but while it waits on a FIFO
+# (`files.read_bytes`), and by the supervisor as it forks a worker: forked amid a load, a worker found taken for good
+# what the load's thread held then (the ssl module's locks as it reads a TLS file, an import's module lock, OpenSSL's
+# own), and its next use of it never returned. A load that does not end (a file on a hung mount) is waited for
+# FORK_WAIT_S at most: a worker that died is restarted then all the same, as before
+FORK_WAIT_S = 10.0
+
+
+class ForkGate:
+    """What a supervisor's loads (any number at once: `acquire`, `release`) and its forks (one at a time: `fork`,
+    `forked`) take: a fork waits until no load runs, and a load waits for a fork under way to end."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._loads = 0
+        self._forking = False
+
+    def acquire(self) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._forking)
+            self._loads += 1
+
+    def release(self) -> None:
+        with self._changed:
+            self._loads -= 1
+            self._changed.notify_all()
+
+    def __enter__(self) -> ForkGate:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def fork(self, timeout: float) -> bool:
+        """Wait until no load runs (`timeout` seconds at most: False when one still does); no load begins until
+        `forked`."""
+        with self._changed:
+            ended = self._changed.wait_for(lambda: not self._loads, timeout)
+            self._forking = True
+            return ended
+
+    def forked(self) -> None:
+        with self._changed:
+            self._forking = False
+            self._changed.notify_all()
+
+
+FORK_GATE: Final = ForkGate()
 
 
 def _hold(signum: int, frame: object) -> None:
@@ -431,12 +480,15 @@ async def _serve(
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
 
+    # SIGUSR1: a worker's supervisor had a second SIGINT, or was sent SIGUSR1; or sent as it is, to stop with the
+    # drain cut short. The lines of the drain name it as it came: a process alone has no supervisor to pass it on
+    hurried_by = "SIGUSR1 (a second SIGINT to the supervisor, or sent as it is)" if ports is not None else "SIGUSR1"
+
     def hurry() -> None:
-        # SIGUSR1: a worker's supervisor had a second SIGINT; or sent as it is, to stop with the drain cut short
         stop.set()
         if serving is not None and interrupts < 2:  # (a terminal's second Ctrl-C reached it too: cut already)
-            log.warning("SIGUSR1 (a second SIGINT to the supervisor, or sent as it is): cutting the drain short")
-            serving.hurry()
+            log.warning("%s: cutting the drain short", hurried_by)
+            serving.hurry(hurried_by)
 
     loop.add_signal_handler(HURRY, hurry)
     if _take_held_stop():
@@ -582,7 +634,16 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         """Start worker `index` and wait for it to serve: ("ready", ""), ("stopped", "") when it stopped
         before serving (told to by a signal: the supervisor's, passed on, or one sent to it alone; or the
         proxy is stopping and it was not started), or ("error", why it could not start)."""
-        receive, send = context.Pipe(duplex=False)
+        # no load runs on another thread as the worker is forked (`FORK_GATE`); signals are taken meanwhile
+        if not FORK_GATE.fork(FORK_WAIT_S):
+            follow_logging()
+            log.warning("worker-%d: a reload's load has not ended in %gs (a file on a hung mount?): forked all the "
+                        "same", index, FORK_WAIT_S)  # fmt: skip
+        try:
+            receive, send = context.Pipe(duplex=False)
+        except BaseException:
+            FORK_GATE.forked()
+            raise
         # a signal now would miss a worker forked but not yet in `children` (and a reload would miss its
         # config); one in the child before its own handlers are in would run `on_signal` there
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # runs those already pending
@@ -603,6 +664,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 os.kill(child.pid, signal.SIGHUP)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            FORK_GATE.forked()
         send.close()
         outcome = "ready", ""
         if receive.poll(60):
@@ -657,18 +719,22 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         waits on a file (a hung mount, a FIFO) held the signal handler, so the supervisor no longer stopped,
         restarted its workers, nor passed the next signals on. A load that ends after a later one's is not applied."""
         nonlocal running
-        try:
-            new = load(config_path)
-            with reloading:
-                if taken > applied[0]:
-                    applied[0] = taken
-                    reloaded = as_reloaded(running, new)
-                    if reloaded is not None:
-                        running = reloaded
-        except ConfigError:
-            pass
-        finally:
-            loading.discard(taken)  # (after `running`: `spawn` reads them in the other order)
+        # no worker is forked amid it (but while it waits on a FIFO), nor before what it ends with is in `running`
+        # and `loading`: a worker forked after it runs its config, and is not one behind it
+        with FORK_GATE:
+            try:
+                with files.released_while_waiting(FORK_GATE):
+                    new = load(config_path)
+                with reloading:
+                    if taken > applied[0]:
+                        applied[0] = taken
+                        reloaded = as_reloaded(running, new)
+                        if reloaded is not None:
+                            running = reloaded
+            except ConfigError:
+                pass
+            finally:
+                loading.discard(taken)  # (after `running`: `spawn` reads them in the other order)
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping, interrupts

@@ -125,6 +125,19 @@ def proxy_before(
         loop_thread.run(close())
 
 
+def proxy_error(reply: Any) -> dict[str, Any]:
+    """The proxy's error reply (an httpx.Response) as `message`, `code`, `type` and `param`, checked to be in the
+    shape of the API its request's path belongs to: OIP v2 REST's (`{"error": "<message>", "code": ...}`) on
+    `/v2` and `/v2/...`, the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
+    answer = reply.json()
+    path = reply.request.url.path
+    if path == "/v2" or path.startswith("/v2/"):
+        assert isinstance(answer["error"], str), answer  # what tritonclient raises with
+        return {"message": answer["error"], "code": answer["code"], "type": answer["type"], "param": answer["param"]}
+    assert isinstance(answer["error"], dict), answer
+    return dict(answer["error"])
+
+
 def dead_port() -> int:
     """A loopback port with nothing listening (bound then closed)."""
     with socket.socket() as sock:

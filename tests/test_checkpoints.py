@@ -30,7 +30,7 @@ from proxy.policy import Policy, Unknown, decide
 from proxy.protocols import Fetch
 from proxy.server import ProxyProcess
 from tests.conftest import sha
-from tests.harness import LoopThread, serving
+from tests.harness import LoopThread, proxy_error, serving
 from tests.protocols.test_oip_grpc import simple_infer
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 
@@ -129,7 +129,7 @@ def until(loop_thread: LoopThread, predicate: Callable[[], bool], what: str) -> 
 def refused_as_unknown(reply: httpx.Response) -> str:
     """The refusal's message, once it is checked to be a retryable checkpoint_unknown denial."""
     assert reply.status_code == 503, reply.text
-    error = reply.json()["error"]
+    error = proxy_error(reply)
     assert error["code"] == "checkpoint_unknown" and error["type"] == "server_error", error
     assert reply.headers["x-lineage-decision"] == "deny" and reply.headers["retry-after"] == "1"
     assert "is not known yet, so the flow cannot be checked against the approved baseline" in error["message"]
@@ -639,5 +639,5 @@ def test_ollama_serves_a_name_without_a_tag_as_its_latest(  # type: ignore[no-un
     if status == 200:
         assert reply.headers["x-lineage-checkpoint"] == "llama3:latest"
     else:
-        assert reply.json()["error"]["code"] == "flow_not_approved"
+        assert proxy_error(reply)["code"] == "flow_not_approved"
     assert len(upstream.data_requests()) == (status == 200)

@@ -334,11 +334,13 @@ def test_a_second_ctrl_c_cuts_the_drain_short_and_the_call_is_recorded_as_cut(se
 
 def test_sigusr1_stops_with_the_drain_cut_short(serve_gated) -> None:  # type: ignore[no-untyped-def]
     """The signal a --workers supervisor passes on for a second SIGINT, sent to one process as it is: it was the
-    default action, the process killed there, without its drain or its record's last flush."""
+    default action, the process killed there, without its drain or its record's last flush. Its lines name SIGUSR1,
+    not the second SIGINT that never came (nor a supervisor this process does not have)."""
     serve, _ = serve_gated
     stream = GatedStream(serve.url)
     serve.signal(signal.SIGUSR1)
-    serve.wait_log("1 HTTP call(s) still running were cut off (cut short by a second SIGINT)")
+    serve.wait_log("1 HTTP call(s) still running were cut off (cut short by SIGUSR1)")
+    assert not [line for line in serve.stderr if "SIGINT" in line], serve.stderr
     assert serve.proc.wait(10) == 0
     assert b"data: [DONE]" not in stream.finished()
     access = [line for line in serve.stderr if "lineage_proxy.access" in line]

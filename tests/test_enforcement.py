@@ -15,7 +15,7 @@ import pytest
 
 from proxy.record.store import SqliteStore
 from tests.conftest import KEYS, sha
-from tests.harness import start_app
+from tests.harness import proxy_error, start_app
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 from tests.test_exchange import Counting
 
@@ -297,7 +297,7 @@ def test_oip_rest_data_labels_parameter(loop_thread, make_proxy) -> None:  # typ
             "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}  # fmt: skip
     headers = {"Authorization": f"Bearer {KEYS['ads']}", "x-purpose": "ads"}
     denied = httpx.post(f"{proxy.url}/v2/models/iris/infer", json=body, headers=headers)
-    assert denied.status_code == 403 and denied.json()["error"]["code"] == "purpose_denied"
+    assert denied.status_code == 403 and proxy_error(denied)["code"] == "purpose_denied"
     assert seen == []
     body["parameters"] = {"data_labels": ["campaign-7"]}
     ok = httpx.post(f"{proxy.url}/v2/models/iris/infer", json=body, headers=headers)
@@ -307,7 +307,7 @@ def test_oip_rest_data_labels_parameter(loop_thread, make_proxy) -> None:  # typ
     assert seen[0]["inputs"][0]["data"] == [5.1, 3.5, 1.4, 0.2]
     body["parameters"] = {"data_labels": 7}
     bad = httpx.post(f"{proxy.url}/v2/models/iris/infer", json=body, headers=headers)
-    assert bad.status_code == 400 and "data_labels" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and "data_labels" in proxy_error(bad)["message"]
     loop_thread.run(runner.cleanup())
 
 

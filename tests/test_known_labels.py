@@ -16,6 +16,7 @@ import pytest
 from proxy.config import parse
 from proxy.errors import ConfigError
 from tests.configs import ONE_UPSTREAM
+from tests.harness import proxy_error
 from tests.servers.vllm_like import SERVED
 
 ZONED = """
@@ -70,7 +71,7 @@ def test_oip_data_labels_are_held_to_the_same_list(vllm, make_proxy) -> None:  #
     }
     refused = httpx.post(f"{proxy.url}/v2/models/m/infer", json=body, headers={"authorization": "Bearer hello"})
     assert refused.status_code == 400, refused.text
-    assert "parameters.data_labels: unknown label 'heath'" in refused.json()["error"]["message"]
+    assert "parameters.data_labels: unknown label 'heath'" in proxy_error(refused)["message"]
     assert server.data_requests() == []
 
 

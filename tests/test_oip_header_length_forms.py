@@ -106,7 +106,7 @@ def test_a_body_triton_would_read_whole_as_its_input_is_not_forwarded(loop_threa
         ]
         status, headers, reply = proxy_post(proxy.url, "/v2/models/m/infer", fields, BODY)
         assert (status, model_inputs) == (400, []), (status, headers.get(b"x-lineage-decision"), model_inputs)
-        assert orjson.loads(reply)["error"]["code"] == "invalid_request"
+        assert orjson.loads(reply)["code"] == "invalid_request"  # OIP's error shape: `{"error": "...", ...}`
         # the length in ASCII digits: the body is split as Triton splits it (the UINT8 tensor's bytes are its own)
         ascii_fields = [(k, str(len(HEAD)).encode() if k == HEADER_LENGTH.encode() else v) for k, v in fields]
         status, headers, _ = proxy_post(proxy.url, "/v2/models/m/infer", ascii_fields, BODY)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.harness import dead_port, serving
+from tests.harness import dead_port, proxy_error, serving
 from tests.servers.real import need, stop, wait_http
 
 # Answers with the version that ran
@@ -127,7 +127,7 @@ def test_a_query_naming_model_version_is_refused_before_it_is_sent(  # type: ign
         proxy = make_proxy(PURE_CONFIG, wait="started", OIP=url)
         for path in ("/v2/models/m/infer", "/v2/models/m/versions/1/infer", "/v2/models/m/generate"):
             reply = httpx.post(f"{proxy.url}{path}?{query}", json=BODY, timeout=30)
-            assert reply.status_code == 400 and reply.json()["error"]["code"] == "invalid_request", (path, reply.text)
+            assert reply.status_code == 400 and proxy_error(reply)["code"] == "invalid_request", (path, reply.text)
         assert not [target for target in reached if "infer" in target or "generate" in target]
         passed = httpx.post(f"{proxy.url}/v2/models/m/infer?model_versions=1", json=BODY, timeout=30)
         assert passed.status_code == 200 and "/v2/models/m/infer?model_versions=1" in reached, passed.text

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.harness import serving
+from tests.harness import proxy_error, serving
 
 CONFIG = """
 listen: {http: 127.0.0.1:0}
@@ -55,11 +55,11 @@ def test_an_unread_body_is_refused_while_a_route_limits_purposes(upstream, make_
     url, reached = upstream
     proxy = make_proxy(CONFIG, wait="started", UPSTREAM=url)
     read = httpx.post(f"{proxy.url}/v1/chat/completions", json=CHAT, headers={"x-purpose": "ads"}, timeout=30)
-    assert read.status_code == 403 and read.json()["error"]["code"] == "purpose_denied"  # the route, read
+    assert read.status_code == 403 and proxy_error(read)["code"] == "purpose_denied"  # the route, read
     unread = httpx.post(f"{proxy.url}{path}", json=CHAT, headers={"x-purpose": "ads"}, timeout=30)
     assert unread.status_code == 403, (unread.status_code, unread.headers.get("x-lineage-decision"), unread.text)
-    assert unread.json()["error"]["code"] == "endpoint_denied"
-    assert "route" in unread.json()["error"]["message"]
+    assert proxy_error(unread)["code"] == "endpoint_denied"
+    assert "route" in proxy_error(unread)["message"]
     assert path not in reached
 
 
@@ -78,7 +78,7 @@ def test_an_oip_path_is_decided_by_its_model_s_route(upstream, make_proxy) -> No
     proxy = make_proxy(CONFIG, wait="started", UPSTREAM=url)
     generate = {"text_input": "summarise my chart"}
     denied = httpx.post(f"{proxy.url}/v2/models/medical-lora/generate", json=generate, headers={"x-purpose": "ads"})
-    assert denied.status_code == 403 and denied.json()["error"]["code"] == "purpose_denied", denied.text
+    assert denied.status_code == 403 and proxy_error(denied)["code"] == "purpose_denied", denied.text
     allowed = httpx.post(
         f"{proxy.url}/v2/models/medical-lora/generate", json=generate, headers={"x-purpose": "clinical"}
     )

@@ -49,7 +49,8 @@ def test_a_second_sigint_to_the_supervisor_cuts_the_workers_drain_short(vllm, lo
         except subprocess.TimeoutExpired:
             pytest.fail(f"a second SIGINT did not cut the drain short; stderr:\n{''.join(serve.err)}")
         assert code == 0, "".join(serve.err)
-        serve.wait("1 HTTP call(s) still running were cut off (cut short by a second SIGINT)")
+        # the worker was sent SIGUSR1, the supervisor's word for it: its line names both
+        serve.wait("1 HTTP call(s) still running were cut off (cut short by SIGUSR1 (a second SIGINT to the supervisor")
         access = [line for line in serve.err if "lineage_proxy.access" in line]
         assert len(access) == 1 and "code=drain_timeout" in access[0], access
     finally:

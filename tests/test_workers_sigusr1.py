@@ -44,7 +44,7 @@ def test_sigusr1_to_the_supervisor_stops_the_workers_with_their_drain_cut_short(
             pytest.fail(f"SIGUSR1 did not stop the workers with their drain cut short; stderr:\n{''.join(serve.err)}")
         assert code == 0, "".join(serve.err)
         assert len(serve.wait("SIGUSR1 (a second SIGINT to the supervisor, or sent as it is)", 2)) == 2  # each worker
-        serve.wait("1 HTTP call(s) still running were cut off")
+        serve.wait("1 HTTP call(s) still running were cut off (cut short by SIGUSR1")  # not "a second SIGINT"
         access = [line for line in serve.err if "lineage_proxy.access" in line]
         assert len(access) == 1 and "code=drain_timeout" in access[0], access
         assert serve.children() == []

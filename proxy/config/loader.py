@@ -202,6 +202,7 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.warnings: list[str] = []  # `Config.warnings`
         self.unset: set[str] = set()  # paths whose ${VAR} is not set: said once, not again as its consequences
 
     def problem(self, path: str, message: str) -> None:
@@ -425,6 +426,7 @@ class _Reader:
             logging=logging,
             baseline=baseline,
             source=source,
+            warnings=tuple(self.warnings),
         )
 
     def listen(self, raw: Any) -> Listen | None:
@@ -463,10 +465,15 @@ class _Reader:
         if not self.readable_files(path, {"cert": cert, "key": key, "client_ca": client_ca}):
             return None
         tls = Tls(cert, key, client_ca, require)
-        from proxy.tls import server_context  # here: only a config with TLS needs the ssl module set up
+        from proxy.tls import expiry_warnings, server_context  # here: a config with TLS alone needs ssl set up
 
         try:
             server_context(tls)
+            self.warnings += expiry_warnings(f"{path}.cert", cert, Path(cert).read_bytes(),
+                                             "clients refuse the listener's certificate", first_refused=True)  # fmt: skip
+            if client_ca is not None:
+                self.warnings += expiry_warnings(f"{path}.client_ca", client_ca, Path(client_ca).read_bytes(),
+                                                 "client certificates it issued are refused")  # fmt: skip
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             self.problem(path, f"cannot use the certificate, key or client_ca: {exc}")
             return None
@@ -546,10 +553,15 @@ class _Reader:
             return None
         if not self.readable_files(path, {"ca": tls.ca, "cert": tls.cert, "key": tls.key}):
             return None
-        from proxy.tls import client_context  # here: only a config with upstream TLS needs it
+        from proxy.tls import check_not_expired, client_context, expiry_warnings  # a config with upstream TLS
 
         try:
             client_context(tls)
+            if tls.cert is not None:  # the proxy's own client certificate: refused when expired, as the listener's
+                pem = Path(tls.cert).read_bytes()
+                check_not_expired(pem, "the upstream")
+                self.warnings += expiry_warnings(f"{path}.cert", tls.cert, pem,
+                                                 "the upstream refuses the proxy's client certificate")  # fmt: skip
         except (OSError, ValueError) as exc:
             self.problem(path, f"cannot use the ca, cert or key: {exc}")
             return None

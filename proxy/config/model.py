@@ -218,6 +218,8 @@ class Config:
     logging: Logging = Logging()
     baseline: Baseline | None = None  # lineage.baseline as read when the config was: a reload re-reads it
     source: str = field(default="<memory>", compare=False)
+    # what is wrong soon rather than now (a certificate near its notAfter): said by `check`, at start and by a reload
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def upstream(self, name: str) -> Upstream:
         for upstream in self.upstreams:

@@ -224,7 +224,8 @@ class GrpcIngress:
         self._callables: dict[tuple[str, str], tuple[grpc.aio.Channel, Any]] = {}  # (`_callable`)
         self._spent: list[tuple[Any, ...]] = []  # what unary calls left, freed on the next turn (`_free_after_reply`)
         self.held = 0  # bytes of the unary requests being served (`_hold`), at most limits.bodies_max_bytes
-        self.hurried = asyncio.Event()  # drains are cut short now (`_retire`): a second Ctrl-C
+        self.hurried = asyncio.Event()  # drains are cut short now (`_retire`): a second Ctrl-C, or SIGUSR1
+        self.hurried_by = "a second SIGINT"  # what cut them short, as their log line names it (`ProxyProcess.hurry`)
 
     # -- lifecycle
 
@@ -405,7 +406,7 @@ class GrpcIngress:
         await graceful
         cut = self._cut - before
         if cut and self.hurried.is_set():
-            log.warning("%s: %d gRPC call(s) still running were cut off (cut short by a second SIGINT)", why, cut)
+            log.warning("%s: %d gRPC call(s) still running were cut off (cut short by %s)", why, cut, self.hurried_by)
         elif cut:
             log.warning("%s: %d gRPC call(s) still running after %gs were cut off (limits.drain_timeout_s)%s",
                         why, cut, grace_s, " on connections from before the reload" if why == "reload" else "")  # fmt: skip

@@ -199,9 +199,10 @@ def _on_proxy(location: bytes, base: str) -> bytes:
 
 
 def _serving_upstream(pipeline: Pipeline, path: str) -> Upstream | None:
-    """Where an OIP call that carries no data and names no model (`/v2/health/live`, `/v2/health/ready`, `/v2`) goes
-    when no '*' route says: the first `protocol: oip` upstream that speaks HTTP, as such a gRPC call (ServerLive,
-    ServerReady, ServerMetadata) goes to the first gRPC upstream. A config of named routes only answered
+    """Where an OIP call that carries no data and names no model (`/v2/health/live`, `/v2/health/ready`, `/v2`, a
+    `POST /v2/repository/index` without a body) goes when no '*' route says: the first `protocol: oip` upstream that
+    speaks HTTP, as such a gRPC call (ServerLive, ServerReady, ServerMetadata, RepositoryIndex) goes to the first gRPC
+    upstream. A config of named routes only answered
     tritonclient's `is_server_live()` and `is_server_ready()`, and a probe of `/v2/health/ready`, 404 `model_not_found`
     (so False), where the same calls over gRPC were answered. None for any other path: 404 as before."""
     if path != "/v2" and not path.startswith("/v2/"):
@@ -262,7 +263,8 @@ class HttpIngress:
             if target.model and "?" in request.target and _names_version(request.target):
                 raise InvalidRequest("the query may not name a model_version: MLServer runs the version it names, not "
                                      "the one the path names (or the latest), which is the one decided on")  # fmt: skip
-            if not target.carries_data:
+            if not target.carries_data or (target.bodiless_data_free and not request.content_length
+                                           and request.header("transfer-encoding") is None):  # fmt: skip
                 if request.content_length or request.header("transfer-encoding") is not None:
                     raise InvalidRequest(f"a {method} request may not carry a body here: lineage-proxy forwards no "
                                          "data it does not read and decide on")  # fmt: skip

@@ -27,13 +27,14 @@ import asyncio
 import collections
 import contextlib
 import email.utils
+import errno
 import http
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote
 
 import httptools
@@ -48,7 +49,7 @@ from proxy.errors import (  # the connection's own refusals: in errors.py, where
     RequestTooLarge,
     TargetTooLong,
 )
-from proxy.tls import identities_from_peercert
+from proxy.tls import handshake_failure, identities_from_peercert
 from proxy.transport.batch import outbox
 from proxy.transport.http11 import keep
 
@@ -59,6 +60,13 @@ SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this lo
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
 PIPELINE_DEPTH: Final = 8  # parsed requests waiting to be served before reading pauses
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+HANDSHAKE_LOG_S: Final = 10.0  # at most one warning line this often about failed TLS handshakes (each one counted)
+# connections waiting to be accepted (`listen`): asyncio's and uvloop's `create_server` listen again with 100 unless
+# told, fewer than a burst of a fleet's clients reconnecting at once
+LISTEN_BACKLOG: Final = 1024
+ACCEPT_RETRY_S: Final = 1.0  # a TLS listener out of file descriptors (or memory) tries again after this long
+# what a client does to its own connection before the proxy accepts it: the next one is taken at once
+_ACCEPT_SKIPPED: Final = frozenset((errno.ECONNABORTED, errno.ECONNRESET, errno.EPROTO, errno.EPERM, errno.EAGAIN))
 _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in http.HTTPStatus}
 
 
@@ -610,7 +618,8 @@ class HttpConnection(asyncio.Protocol):
               keep_alive: bool = True) -> None:  # fmt: skip
         """The contract's error reply to `request` (`keep_alive=False`: and the connection closes)."""
         self.write(error_reply(error, lineage, keep_alive=keep_alive and self.keeps_alive(request),
-                               head=request.method == "HEAD", http10=request.version == "1.0"))  # fmt: skip
+                               head=request.method == "HEAD", http10=request.version == "1.0",
+                               path=request.path))  # fmt: skip
 
     async def _refused(self, request: Request, error: ProxyError) -> None:
         """Answer a request the connection refuses itself, then close: recorded first by the server's
@@ -697,6 +706,14 @@ class HttpConnection(asyncio.Protocol):
             self.lost = True
             self._outbox.flush()  # a reply written this turn (a pipelined head came late after it) goes first
             self.transport.close()
+
+
+def _address(peer: Any) -> str:
+    """A peer's address as `host:port` (`[host]:port` for IPv6)."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return str(peer)
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
@@ -838,12 +855,14 @@ def _whole(parts: list[bytes | bytearray]) -> bytes:
 
 
 def error_reply(
-    error: ProxyError, fields: list[tuple[str, str]], *, keep_alive: bool, head: bool = False, http10: bool = False
-) -> bytes:
+    error: ProxyError, fields: list[tuple[str, str]], *, keep_alive: bool, head: bool = False, http10: bool = False,
+    path: str = "",
+) -> bytes:  # fmt: skip
+    """`error` as a reply to a request for `path`, in the error shape of the API it belongs to (`http_body`)."""
     if error.retry_after_s is not None:  # a refusal a retry may get past (503 checkpoint_unknown)
         fields = [*fields, ("Retry-After", str(error.retry_after_s))]
-    return simple_reply(error.status, error.body(), b"application/json", encode_fields(fields), keep_alive=keep_alive,
-                        head=head, http10=http10)  # fmt: skip
+    return simple_reply(error.status, error.http_body(path), b"application/json", encode_fields(fields),
+                        keep_alive=keep_alive, head=head, http10=http10)  # fmt: skip
 
 
 Handler = Callable[[Request, HttpConnection], Awaitable[None]]
@@ -868,7 +887,16 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.now = time.monotonic
-        self.hurried = asyncio.Event()  # the drain is cut short now (`shutdown`): a second Ctrl-C
+        self.hurried = asyncio.Event()  # the drain is cut short now (`shutdown`): a second Ctrl-C, or SIGUSR1
+        self.hurried_by = "a second SIGINT"  # what cut it short, as its log line names it (`ProxyProcess.hurry`)
+        # a TLS listener's failed handshakes: counted here, by reason in `on_handshake_failure` (the metric), and said
+        # in a warning at most every `HANDSHAKE_LOG_S` (`handshake_failed`)
+        self.on_handshake_failure: Callable[[str], None] | None = None
+        self.handshake_failures = 0
+        self._handshakes_said = 0  # `handshake_failures` when the last warning was written
+        self._handshake_log_after = -HANDSHAKE_LOG_S  # `now()` from which the next one may be written
+        self._listening: socket.socket | None = None  # a TLS listener's socket, accepted from by `_accept`
+        self._handshakes: set[asyncio.Task[None]] = set()  # a TLS listener's connections still in their handshake
 
     def set_limits(self, limits: Limits) -> None:
         """What every connection obeys of `limits.*` from now on: at start, and on a reload."""
@@ -886,12 +914,78 @@ class HttpServer:
         return HttpConnection(self)
 
     async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve the connections `sock` (bound, listening, non-blocking) accepts; over TLS with `ssl_context`."""
         loop = asyncio.get_running_loop()
         self.now = loop.time
-        # a TLS client that never completes its handshake has no protocol yet, so no timeout of ours: bound it
-        handshake = self.header_timeout_s if ssl_context is not None else None
-        self._server = await loop.create_server(self, sock=sock, ssl=ssl_context, ssl_handshake_timeout=handshake)
+        if ssl_context is None:
+            self._server = await loop.create_server(self, sock=sock, backlog=LISTEN_BACKLOG)
+        else:
+            self._listening = sock
+            loop.add_reader(sock, self._accept, sock, ssl_context)
         self._sweeper = loop.create_task(self._sweep())
+
+    def _accept(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+        """A connection waiting on the TLS listener (called while its socket is readable), accepted here and not by
+        `loop.create_server`, whose event loop drops a handshake that fails without a word (asyncio and uvloop say it
+        in debug mode only): an operator whose clients refused the certificate, or whose client certificates the CA
+        refused, saw nothing. Its handshake runs on a task of its own (`_handshake`); the plain HTTP listener is
+        `create_server`'s, as it was. One a call: more waiting call it again at once (the loop's readers are
+        level-triggered), and none costs no failed `accept` a connection."""
+        try:
+            conn, peer = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if exc.errno in _ACCEPT_SKIPPED:  # what a client did to its connection before it was accepted
+                return
+            # out of file descriptors or memory: as asyncio's own accept, wait before trying again
+            log.warning("the TLS listener cannot accept a connection: %s; trying again in %gs", exc, ACCEPT_RETRY_S)
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(sock)
+            loop.call_later(ACCEPT_RETRY_S, self._accept_again, sock, context)
+            return
+        task = asyncio.get_running_loop().create_task(self._handshake(conn, peer, context))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    def _accept_again(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+        if self._listening is sock:  # not closed meanwhile (`shutdown`)
+            asyncio.get_running_loop().add_reader(sock, self._accept, sock, context)
+
+    async def _handshake(self, conn: socket.socket, peer: Any, context: ssl.SSLContext) -> None:
+        """One TLS connection: its handshake (bounded by `limits.header_timeout_s`, as a client that never completes
+        one has no protocol yet, so no timeout of ours), then served by an `HttpConnection`. A handshake that fails
+        on a TLS error, or does not end in time, is counted and said (`handshake_failed`); a client that closes
+        before it ends is not (a TCP health check, a port scan)."""
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                self, conn, ssl=context, ssl_handshake_timeout=self.header_timeout_s
+            )
+        except ssl.SSLError as exc:
+            self.handshake_failed(peer, exc)
+        except ConnectionAbortedError as exc:  # the handshake timeout (asyncio's and uvloop's own error)
+            if "SSL handshake" in str(exc):
+                self.handshake_failed(peer, exc)
+        except OSError:  # the client closed or reset its connection first
+            pass
+        except Exception:  # (the socket is the transport's from the start: closed with it)
+            log.exception("TLS connection from %s failed", _address(peer))
+
+    def handshake_failed(self, peer: Any, exc: Exception) -> None:
+        """A TLS handshake that failed: counted by reason, and said with the client's address and the reason in a
+        warning, at most one every `HANDSHAKE_LOG_S` (each saying how many failed since the one before)."""
+        self.handshake_failures += 1
+        reason, text = handshake_failure(exc)
+        if self.on_handshake_failure is not None:
+            self.on_handshake_failure(reason)
+        now = self.now()
+        if now < self._handshake_log_after:
+            return
+        self._handshake_log_after = now + HANDSHAKE_LOG_S
+        unsaid = self.handshake_failures - self._handshakes_said - 1
+        self._handshakes_said = self.handshake_failures
+        log.warning("TLS handshake from %s failed: %s%s", _address(peer), text,
+                    f" ({unsaid} more failed since the last such warning)" if unsaid else "")  # fmt: skip
 
     async def _sweep(self) -> None:
         """Close connections idle past `idle_timeout_s`, or whose request head is late."""
@@ -923,6 +1017,12 @@ class HttpServer:
         """Stop accepting; let requests in flight finish for at most `timeout` seconds; close the rest."""
         if self._server is not None:
             self._server.close()
+        if self._listening is not None:
+            asyncio.get_running_loop().remove_reader(self._listening)
+            self._listening.close()
+            self._listening = None
+        for handshake in list(self._handshakes):  # not yet a connection: nothing to finish
+            handshake.cancel()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for conn in list(self.connections):
@@ -949,7 +1049,7 @@ class HttpServer:
             conn.abort()
         self.connections.clear()
         if cut and self.hurried.is_set():
-            log.warning("drain: %d HTTP call(s) still running were cut off (cut short by a second SIGINT)", cut)
+            log.warning("drain: %d HTTP call(s) still running were cut off (cut short by %s)", cut, self.hurried_by)
         elif cut:
             log.warning(
                 "drain: %d HTTP call(s) still running after %gs were cut off (limits.drain_timeout_s)", cut, timeout

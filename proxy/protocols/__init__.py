@@ -139,13 +139,18 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
     keys = _key_tokens(body)
     if _BACKSLASH in body and b'\\\\"' not in body:
         keys -= body.count(b'\\":')
-    if keys != _count_keys(data):
+    counted, inexact = _count_keys(data)
+    if keys != counted or inexact:
         try:
-            json.loads(body, object_pairs_hook=_no_duplicates)
+            exact = json.loads(body, object_pairs_hook=_no_duplicates, parse_int=_parse_int)
         except _Duplicate as exc:
             raise InvalidRequest(f"{what}: key {exc.args[0]!r} appears twice in one object") from None
         except RecursionError:  # orjson reads 1,024 levels, Python's json about 1,000: unchecked, so refused
-            raise InvalidRequest(f"{what} is nested too deeply to be checked for duplicate keys") from None
+            if keys != counted:
+                raise InvalidRequest(f"{what} is nested too deeply to be checked for duplicate keys") from None
+            return data
+        if inexact and isinstance(exact, dict):
+            return exact
     return data
 
 
@@ -206,23 +211,38 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _count_keys(value: Any) -> int:
-    """Keys in every object of a parsed JSON value (orjson gives exact dicts and lists: `type() is`)."""
+def _count_keys(value: Any) -> tuple[int, bool]:
+    """Keys in every object of a parsed JSON value (orjson gives exact dicts and lists: `type() is`), and whether it
+    holds a double of an integer's size past int64 (`_INEXACT`): orjson reads an integer past 64 bits as a double,
+    its digits lost (`41111111111111111111111` is `4.111111111111111e+22`), where Python's `json`, and so vLLM and
+    MLServer, keep them. (A body holding one is never written again as it came, `_compact`: its keys are counted.)"""
     count = 0
+    inexact = False
     stack: list[Any] = [value]
     while stack:
         item = stack.pop()
         if type(item) is dict:  # each kind walked as itself: compiled, a loop over a dict's values or a list's items
             count += len(item)
             for child in item.values():
-                if type(child) is dict or type(child) is list:
+                kind = type(child)
+                if kind is dict or kind is list:
                     stack.append(child)
+                elif kind is float and not -_INEXACT < child < _INEXACT:
+                    inexact = True
         else:
             items: list[Any] = item
             for child in items:
-                if type(child) is dict or type(child) is list:
+                kind = type(child)
+                if kind is dict or kind is list:
                     stack.append(child)
-    return count
+                elif kind is float and not -_INEXACT < child < _INEXACT:
+                    inexact = True
+    return count, inexact
+
+
+# 2^63: orjson reads an integer from -2^63 to 2^64 - 1 as an int, one past them as a double; a double this large
+# may be one (a body holding one is read again by Python's `json`, which keeps every digit)
+_INEXACT: Final = 9223372036854775808.0
 
 
 _JSON_ESCAPE = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})")
@@ -626,6 +646,40 @@ def embedded_prompt(messages: Any) -> bool:
     return False
 
 
+def placed_strings(value: Any, out: dict[tuple[Any, ...], list[str]]) -> None:
+    """The strings `user_strings` reads in `value` (framing values skipped), each under its place: the keys and
+    indices it stands at. At most `MAX_STRINGS` (`user_strings` says whether there were more)."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
+    count = 0
+    while stack and count < MAX_STRINGS:
+        place, item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if item:
+                out.setdefault(place, []).append(item)
+                count += 1
+        elif kind is dict:
+            for key, child in reversed(item.items()):
+                if key not in FRAMING_KEYS or not _framing(key, child):
+                    stack.append(((*place, key), child))
+        elif kind is list:
+            index = len(item)
+            while index:
+                index -= 1
+                stack.append(((*place, index), item[index]))
+
+
+def own_template(data: dict[str, Any]) -> bool:
+    """Whether a request brings its own chat template (vLLM's `chat_template`, or one in `chat_template_kwargs`, which
+    vLLM takes as one too): a program the server runs to write the prompt, which can compute text standing nowhere in
+    the request (`{{ 'bob@exa' ~ 'mple.org' }}`, `|join`, `|reverse`). Its literal text is scanned, as its arguments
+    are; what it prints is content the proxy cannot read, as token ids are (`scan:truncated`)."""
+    if data.get("chat_template") is not None:
+        return True
+    arguments = data.get("chat_template_kwargs")
+    return type(arguments) is dict and arguments.get("chat_template") is not None
+
+
 def _holds_text(value: Any) -> bool:
     found: list[str] = []
     user_strings(value, found)
@@ -677,10 +731,13 @@ class Target:
     # a reply that succeeds says the upstream changed what serves (llama.cpp's `POST /lora-adapters`): its metadata
     # is asked again before the reply goes out (`Exchange.recorded`)
     rediscover: bool = False
+    # carries no data when it comes without a body (Triton's `POST /v2/repository/index`, a listing, as gRPC's
+    # RepositoryIndex): then only the caller's key is checked, as `carries_data=False`; with one, it is as `carries_data`
+    bodiless_data_free: bool = False
 
     def __init__(
         self, operation: str, model: str = "", version: str | None = None, carries_data: bool = True,
-        stream: bool = False, listing: bool = False, rediscover: bool = False,
+        stream: bool = False, listing: bool = False, rediscover: bool = False, bodiless_data_free: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "operation", operation)
         object.__setattr__(self, "model", model)
@@ -689,6 +746,7 @@ class Target:
         object.__setattr__(self, "stream", stream)
         object.__setattr__(self, "listing", listing)
         object.__setattr__(self, "rediscover", rediscover)
+        object.__setattr__(self, "bodiless_data_free", bodiless_data_free)
 
 
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)
@@ -781,8 +839,23 @@ class MetadataStatus(LookupError):
         self.status = status
 
 
+class MetadataIncomplete(Exception):
+    """The upstream answered its model list, but not the rest of what names the weights serving its calls (a
+    llama-server's LoRA adapters, `/lora-adapters`): it is up (ready), what serves it is not known now. The
+    catalog read before is kept, as after a round not answered; the base model alone is never taken for it."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: {why}")
+        self.what = what
+        self.why = why
+
+
 class Catalog(Protocol):
     """What one upstream serves, as its metadata says."""
+
+    # models asked about whose metadata the upstream answered with an error other than "not found" (OIP: HTTP 400 or
+    # 503, what Triton and KServe answer for a model loading or that failed to load): not ready now, asked again soon
+    unready: frozenset[str]
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None: ...
 
@@ -830,6 +903,10 @@ class OutputText:
         self._seen = False
         self._unread = False
         self._asides: dict[Hashable, bytearray] | None = None  # key -> its pieces run together, as UTF-8
+        # the strings of the first JSON text no adapter reads, by place (`add_unknown`), until a second comes: then the
+        # strings at each place in every such text of the stream are read run together too (`_events`)
+        self._first_places: dict[tuple[Any, ...], list[str]] | None = None
+        self._events = False
         self._room = detectors.max_chars  # how much of it is kept (with a scanner), at most the scan limit
         self._keep = detectors.max_chars + 1  # what is captured: what `mask` reads, and a character to say it cut
 
@@ -946,20 +1023,46 @@ class OutputText:
         server compatible with the API in name only: `{"message": ...}`, `{"result": {"text": ...}}`; an error
         event): its strings as `user_strings` reads a request's (framing values skipped, a chat message's content),
         a line each, scanned for the output's labels as text beside it is (`aside`), so the detectors read what a
-        client shows of it; the digest and captured content stay those of the output the adapter read. The
-        strings of every such event of a stream run together, as a stream's pieces do. At most `MAX_STRINGS` of
-        them, within the scan limit: past either, `scan:truncated`."""
-        self.aside_strings(_UNKNOWN, reply)
+        client shows of it; the digest and captured content stay those of the output the adapter read. Each string
+        is a text of its own, an event's last apart from the next one's first too (run together, `bob@example.org`
+        then `end_turn` read `…orgend_turn`: no address); and the strings that stand at the same place in a
+        stream's events (`{"token": {"text": ...}}` an event) also run together, as a stream's pieces do, so a value
+        streamed in pieces is found where they meet. At most `MAX_STRINGS` of them, within the scan limit: past
+        either, `scan:truncated`."""
+        texts: list[str] = []
+        if not user_strings(reply, texts):
+            self.unread()
+        if not texts or self._detectors is None:
+            return
+        asides = self._asides
+        self.aside(_UNKNOWN, ("\n" if asides is not None and _UNKNOWN in asides else "") + "\n".join(texts))
+        places: dict[tuple[Any, ...], list[str]] = {}
+        placed_strings(reply, places)
+        first = self._first_places
+        if not self._events:  # a reply's one JSON text, or a stream's first event: its strings are read apart above
+            if first is None:
+                self._first_places = places  # kept until another comes (a stream), if one does
+                return
+            self._events = True
+            self._first_places = None
+            for place, strings in first.items():
+                self.aside((_UNKNOWN, place), "\n".join(strings))
+        for place, strings in places.items():
+            self.aside((_UNKNOWN, place), "\n".join(strings))
 
-    def aside_strings(self, key: Hashable, value: Any) -> None:
+    def aside_strings(self, key: Hashable, value: Any, apart: bool = False) -> None:
         """The strings of `value` as `user_strings` reads a request's (framing values skipped), a line each, read
-        beside the content under `key` (`aside`): an element of a reply its adapter reads no text from. Past
-        `MAX_STRINGS` of them, `scan:truncated`."""
+        beside the content under `key` (`aside`): an element of a reply its adapter reads no text from. `apart`:
+        each value is whole (an error), not a piece of one (a delta), so it is not run into the key's last one
+        (a line between). Past `MAX_STRINGS` of them, `scan:truncated`."""
         texts: list[str] = []
         if not user_strings(value, texts):
             self.unread()
         if texts:
-            self.aside(key, texts[0] if len(texts) == 1 else "\n".join(texts))
+            text = texts[0] if len(texts) == 1 else "\n".join(texts)
+            if apart and self._asides is not None and key in self._asides:
+                text = "\n" + text
+            self.aside(key, text)
 
     def add_pieces(self, texts: list[str], whole: bool) -> None:
         """Outputs, each its own piece (`add_tensors`, read already); `whole` False: some were not read."""

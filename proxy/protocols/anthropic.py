@@ -21,6 +21,7 @@ from proxy.protocols import (
     Target,
     join_text_parts,
     load_request_json,
+    own_template,
     request_strings,
     unescaped,
 )
@@ -63,6 +64,7 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
     if isinstance(stops, list):
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
     stream = operation == "chat" and data.get("stream") is True
+    whole = whole and not own_template(data)  # (vLLM's Messages API renders with the chat API's template)
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
 

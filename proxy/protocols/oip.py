@@ -32,6 +32,7 @@ from proxy.protocols import (
     VISIBLE,
     Fetch,
     Header,
+    MetadataStatus,
     OutputText,
     Request,
     Target,
@@ -156,24 +157,44 @@ def rest_sequence(model: str, parameters: Any) -> tuple[str | None, bool]:
 
 
 def parameter_strings(parameters: dict[str, Any], out: list[str], framing: frozenset[str] = FRAMING_PARAMETERS) -> bool:
-    """The strings in a request's or a tensor's `parameters` but the protocol's own (`framing`): a backend reads its
-    request's parameters (Triton's Python backend, MLServer runtimes), so text there reaches the model."""
+    """The strings in a request's or a tensor's `parameters` but the protocol's own (`framing`), and their numbers as
+    decimal text (`number_text`: a card or an id sent as a number): a backend reads its request's parameters (Triton's
+    Python backend, MLServer runtimes), so text and numbers there reach the model."""
     whole = True
     for key, value in parameters.items():
-        if key not in framing and (type(value) is str or type(value) is list or type(value) is dict):
-            whole = _strings(value, out) and whole
+        if key in framing:
+            continue
+        kind = type(value)
+        if kind is str or kind is list or kind is dict:
+            whole = _strings(value, out, numbers=True) and whole
+        elif (kind is int or kind is float) and len(out) < _MAX_SCAN_STRINGS:
+            out.append(number_text(value))
     return whole
 
 
-def _strings(data: Any, out: list[str], tensor: dict[str, Any] | None = None) -> bool:
+def number_text(value: int | float) -> str:
+    """A parameter's number as decimal text, as a backend prints it: an integer's digits; a double that holds an
+    integer (`4111111111111111.0`) as that integer's digits, so a pattern of digits alone reads it too; any other
+    double as Python writes it."""
+    if isinstance(value, int):
+        return str(value)
+    if value.is_integer() and abs(value) < 1e21:  # (`is_integer` is False for infinities and NaN)
+        return str(int(value))
+    return repr(value)
+
+
+def _strings(data: Any, out: list[str], tensor: dict[str, Any] | None = None, numbers: bool = False) -> bool:
     """Every string in tensor data, in order: nested lists, and the keys and values of objects, which no
-    tensor holds (a request's `tensor` holding one is an InvalidRequest naming it). Iterative, so no
-    nesting is too deep. False when some were left past `_MAX_SCAN_STRINGS`."""
+    tensor holds (a request's `tensor` holding one is an InvalidRequest naming it); with `numbers`, every number
+    too, as decimal text (a parameter's: a tensor's numbers are its data, not text). Iterative, so no nesting is
+    too deep. False when some were left past `_MAX_SCAN_STRINGS`."""
     stack = [data]
     while stack and len(out) < _MAX_SCAN_STRINGS:
         item = stack.pop()
         if isinstance(item, str):
             out.append(item)
+        elif numbers and (type(item) is int or type(item) is float):
+            out.append(number_text(item))
         elif isinstance(item, list):
             stack.extend(reversed(item))
         elif isinstance(item, dict):
@@ -221,8 +242,11 @@ def _data_json(tensor: dict[str, Any]) -> bytes | None:
         return None
     try:
         return orjson.dumps(tensor["data"])
-    except TypeError:
-        return None
+    except TypeError as exc:  # too deep; or an integer past 64 bits, read with its digits (`load_request_json`)
+        return _constants_json(tensor) if str(exc) == _PAST_64_BITS else None
+
+
+_PAST_64_BITS: Final = "Integer exceeds 64-bit range"  # what orjson says of an int it does not write
 
 
 def _tensor_digest(tensors: Iterable[dict[str, Any]], dumped: Iterable[bytes | None], binary: bytes) -> str | None:
@@ -586,8 +610,9 @@ class ModelVersions:
     (Triton's and MLServer's default version policy). A model listed with no version (MLServer's default:
     `"versions": []`) is its name alone, as its replies name it (no `model_version`)."""
 
-    def __init__(self, versions: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, versions: dict[str, tuple[str, ...]], unready: frozenset[str] = frozenset()) -> None:
         self._versions = versions
+        self.unready = unready  # models whose metadata answered an error but 404: not ready (`Catalog.unready`)
         # model -> version asked ("": the latest) -> its checkpoint, made on the first call that asks: every
         # call resolves its checkpoint, and an answer's are immutable (bounded by the versions listed)
         self._made: dict[str, dict[str, Checkpoint]] = {}
@@ -645,7 +670,10 @@ class Dialect:
                 except (LookupError, ValueError):  # a status, or an answer that is no ModelMetadataResponse
                     pass
         else:
-            await fetch.get_json(upstream, "/v2/health/ready")
+            try:
+                await fetch.get_json(upstream, "/v2/health/ready")
+            except MetadataStatus:  # it answered: the server is up, though a model of it may not be ready (MLServer,
+                pass  # and Triton's strict readiness, answer 400 then): the ready ones are named, the others retried
 
             async def get_rest(model: str) -> Any:
                 # the name as a path segment, escaped as tritonclient sends it: the name a call's path names is read
@@ -656,11 +684,16 @@ class Dialect:
             get = get_rest
 
         found: dict[str, tuple[str, ...]] = {}
+        unready: list[str] = []
         for model in sorted(models):
             try:
                 meta = await get(model)
+            except MetadataStatus as exc:  # the upstream does not serve it (yet); not an outage
+                if exc.status != 404:  # not "not found": Triton's 400 or 503 for a model loading, or failed to load
+                    unready.append(model)
+                continue
             except LookupError:
-                continue  # the upstream does not serve it (yet); not an outage
+                continue
             except ValueError as exc:  # it answered, with no ModelMetadataResponse: this model is not named
                 _unreadable(upstream, model, str(exc))
                 continue
@@ -669,7 +702,7 @@ class Dialect:
                 continue
             versions = meta.get("versions")  # listed; `versions` is optional (absent: none named)
             found[model] = tuple(str(v) for v in versions) if isinstance(versions, list) else ()
-        return ModelVersions(found)
+        return ModelVersions(found, frozenset(unready))
 
 
 _UNREADABLE_LOGGED: set[tuple[str, str]] = set()  # (upstream, model), logged once per process (bounded)

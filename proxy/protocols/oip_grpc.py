@@ -15,7 +15,9 @@ Field numbers: protos/grpc_predict_v2.proto.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+import struct
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -34,6 +36,7 @@ from proxy.protocols.oip import (
     bytes_tensor_strings,
     check_version,
     labels_parameter,
+    number_text,
     observe_reply_meta,
     sequence_key,
     unbase64,
@@ -336,6 +339,56 @@ def _parameter_value(buf: bytes, pos: int, end: int) -> object:
     return value
 
 
+def _parameter_number(buf: bytes, pos: int, end: int) -> str | None:
+    """A map<string, InferParameter> entry's int64_param, uint64_param or double_param (the last of its oneof set, as
+    protobuf keeps) as decimal text (`number_text`); None for a bool_param, a string_param or none. A varint is its low
+    64 bits, as `_parameter_value` reads it. Read only for a parameter that holds no string: a backend reads its
+    numbers too (a card or an id sent as a number)."""
+    number: str | None = None
+    for field, _, given in fields(memoryview(buf)[pos:end]):
+        if field != 2 or not isinstance(given, memoryview):
+            continue
+        at, stop = 0, len(given)
+        while at < stop:
+            key, at = _key(given, at, stop)
+            kind, wire = key >> 3, key & 7
+            if wire == 0:
+                value, at = _varint(given, at, stop)
+                value &= U64
+                if kind == 2:
+                    number = number_text(value - (1 << 64) if value >> 63 else value)  # an int64: two's complement
+                elif kind == 5:
+                    number = number_text(value)
+                elif kind == 1:
+                    number = None
+            elif wire == 1:
+                if at + 8 > stop:
+                    raise WireError("truncated fixed-width field")
+                if kind == 4:
+                    (double,) = _DOUBLE.unpack_from(given, at)
+                    number = number_text(double) if math.isfinite(double) else None
+                at += 8
+            elif wire == 2:
+                length, at = _length(given, at, stop)
+                at += length
+                if at > stop:
+                    raise WireError("truncated length-delimited field")
+                if kind == 3:
+                    number = None
+            elif wire == 5:
+                at += 4
+                if at > stop:
+                    raise WireError("truncated fixed-width field")
+            elif wire == 3:
+                at = _skip_group(given, at, stop, kind, 1)
+            else:
+                raise WireError(f"unsupported wire type {wire}")
+    return number
+
+
+_DOUBLE: Final = struct.Struct("<d")
+
+
 def _tensor(
     buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash,
     labels: list[str] | None = None,
@@ -381,8 +434,11 @@ def _tensor(
                 labels += labels_parameter(text)
             elif name == "content_type":
                 base64 = text == "base64"
-            elif text and name not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
-                texts.append(text)
+            elif name not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
+                if text is None:
+                    text = _parameter_number(buf, pos, stop)
+                if text:
+                    texts.append(text)
         pos = stop
     if base64:
         _declared_base64(texts, start)
@@ -501,8 +557,11 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                         sequence_id = value
                     else:
                         starts = value is True
-                elif text and key not in REQUEST_FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
-                    texts.append(text)
+                elif key not in REQUEST_FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
+                    if text is None:
+                        text = _parameter_number(buf, start, stop)
+                    if text:
+                        texts.append(text)
             elif number == 6:
                 shared = shared or _output_in_shared_memory(buf, start, stop)
     except WireError as exc:

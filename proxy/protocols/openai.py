@@ -22,12 +22,14 @@ from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     Fetch,
     Header,
+    MetadataIncomplete,
     MetadataStatus,
     Request,
     Target,
     embedded_prompt,
     join_text_parts,
     load_request_json,
+    own_template,
     request_strings,
     token_ids,
     unescaped,
@@ -115,8 +117,9 @@ def read_request(operation: str, body: bytes) -> Request:
     joined = join_text_parts(data.get("messages") if operation != "responses" else data.get("input"))
     texts: list[str] = []
     whole = request_strings(data, _RENDERED[operation], texts)
-    # token ids (vLLM, llama.cpp) and prompt embeddings: what the model reads there, the proxy cannot
-    unread = "prompt_embeds" in data or embedded_prompt(data.get("messages"))
+    # token ids (vLLM, llama.cpp), prompt embeddings and a template of the request's own: what the model reads
+    # there, the proxy cannot
+    unread = "prompt_embeds" in data or embedded_prompt(data.get("messages")) or own_template(data)
     whole = whole and not unread and not any(token_ids(data.get(key)) for key in ("prompt", "input", "content"))
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
     params: list[tuple[str, Any]] = []
@@ -310,7 +313,7 @@ class ReplyObserver(SseObserver):
             return
         if event.get("error"):  # beside its choices (OpenRouter's mid-stream error): the openai SDK raises at it too
             self.in_band_error()
-            self._text.aside_strings(("error",), event["error"])
+            self._text.aside_strings(("error",), event["error"], apart=True)  # (each error whole)
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
@@ -783,6 +786,7 @@ class ServedModels:
         self._served = served
         self._adapters = adapters
         self._base = base
+        self.unready: frozenset[str] = frozenset()  # one listing names every model: none is asked about alone
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None:
         found = self._served.get(model) or self._served.get("*")
@@ -868,8 +872,10 @@ async def _llama_adapters(upstream: Upstream, fetch: Fetch, served: dict[str, Ch
                             exc.status)  # fmt: skip
             return ServedModels(served)
         if exc.status != 404:  # not known now: the base alone could be a checkpoint that does not serve
-            raise
+            raise MetadataIncomplete("LoRA adapters (/lora-adapters)", str(exc)) from exc
         listed = None
+    except Exception as exc:  # (the same) a reset, a timeout, a reply that is not JSON: it answered its model list
+        raise MetadataIncomplete("LoRA adapters (/lora-adapters)", str(exc) or type(exc).__name__) from exc
     items = listed if type(listed) is list else []
     adapters: dict[int, str] = {}
     scales: dict[int, float] = {}

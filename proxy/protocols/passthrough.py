@@ -15,9 +15,10 @@ from proxy.protocols import Fetch, Header, Request, Target, bytes_digest
 from proxy.protocols.oip import check_version, split_path
 
 _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Triton's `POST /v2/repository/index` (a listing, as gRPC's data-free RepositoryIndex): without a body, no data
+# Triton's `POST /v2/repository/index` (a listing, as gRPC's data-free RepositoryIndex): without a body, no data (the
+# ingress then takes it as it takes `/v2/health/ready`); with one, which is not read, it is decided as the `"*"` route's
 _INDEX_PATH: Final = "/v2/repository/index"
-_INDEX: Final = Target("passthrough")
+_INDEX: Final = Target("passthrough", bodiless_data_free=True)
 # llama.cpp's `POST /lora-adapters` sets the scales every request without its own `lora` gets: what serves changes
 _LORA_SCALES_PATH: Final = "/lora-adapters"
 _LORA_SCALES: Final = Target("passthrough", rediscover=True)
@@ -62,6 +63,9 @@ class Adapter:
 
 class NothingServed:
     """A passthrough upstream says nothing about its weights: only a pin names them."""
+
+    def __init__(self) -> None:
+        self.unready: frozenset[str] = frozenset()
 
     def resolve(self, model: str, version: str | None) -> None:
         return None

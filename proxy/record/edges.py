@@ -371,12 +371,13 @@ class EdgeAggregator:
 def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> EdgeKey:
     """The edge a finished call counts toward: its flow and the rule that decided it, so two kinds of
     denial of one flow never share an edge; every sink that keys by flow uses this one."""
+    unidentified = decision.unidentified  # refused for its key: one edge per caller and rule, whatever it claims
     key: EdgeKey = _new_tuple(
         EdgeKey,
         (
             decision.caller or "anonymous",
-            decision.purpose or "",
-            format_labels(decision.labels),
+            "" if unidentified else decision.purpose or "",
+            "" if unidentified else format_labels(decision.labels),
             outcome.checkpoint or "",
             format_labels(output_labels),
             decision.action,

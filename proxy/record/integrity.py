@@ -90,6 +90,7 @@ class Report:
     needs_key: bool = False  # not walked: the chain is keyed and no key was given (a usage error, not tampering)
     hashes: frozenset[str] = frozenset()  # every kept entry's hash, and the anchor: the heads still in the chain
     oldest_at: float | None = None  # when the oldest kept entry was written: the store's start, or its last purge
+    schema: str | None = None  # the PostgreSQL schema whose tables were read (None: a SQLite file)
 
     @property
     def intact(self) -> bool:
@@ -107,7 +108,7 @@ class UnsignedHead(RuntimeError):
 
 def signed_head(last: str | None, key: bytes | None, where: str, *, held: bool = False) -> None:
     """Raise UnsignedHead when a writer may not chain onto the newest entry `last` (None: the chain is
-    empty; `held`: though the store holds edges or a purge's anchor). A chain rebuilt by someone without
+    empty; `held`: though the store holds edges or a purge's anchor, or its chain had entries). A chain rebuilt by someone without
     the key fails `verify --key-file` only until a keyed entry goes on top of it, so a keyed writer never
     puts one on an unsigned entry, nor starts a chain over edges it did not write; an unsigned entry after
     signed ones leaves the chain unverifiable for good, so an unkeyed writer never adds one. A store kept
@@ -119,8 +120,10 @@ def signed_head(last: str | None, key: bytes | None, where: str, *, held: bool =
                                "ones would leave the record unverifiable)")  # fmt: skip
     elif last is None and held:
         raise UnsignedHead(f"{where}: its chain is empty or missing, though the store holds edges or was purged "
-                           "before: the chain was removed. A keyed writer does not start a chain over edges it did "
-                           "not write; `lineage-proxy verify --integrity` names the gap")  # fmt: skip
+                           "before, or its chain had entries: the chain was removed. A keyed writer does not start a "
+                           "chain over edges it did not write, nor again in a store that was emptied; `lineage-proxy "
+                           "verify --integrity` names the gap (keep the store for the inquiry; point lineage.store "
+                           "at a new one)")  # fmt: skip
     elif last is not None and not str(last).startswith("hmac-"):
         raise UnsignedHead(f"{where}: the chain's newest entry is unsigned, so nothing is signed on top of it: the "
                            "chain was rebuilt without the key (or the store was unkeyed until now: stop every writer, "
@@ -177,12 +180,22 @@ class Replay:
     what was appended since under it. `problem` is the first broken link, once there is one."""
 
     def __init__(
-        self, anchor: str, key: bytes | None, *, hashes: bool = False, retired: tuple[bytes, ...] = ()
+        self,
+        anchor: str,
+        key: bytes | None,
+        *,
+        hashes: bool = False,
+        retired: tuple[bytes, ...] = (),
+        numbered: bool = False,
     ) -> None:
         """`retired`: the keys the chain was signed with before `key`, oldest first
         (`lineage.integrity_retired_key_files`). An entry may be signed with any of them, but never with a key
         older than one an entry before it was signed with: an entry signed with a retired key after the
-        rotation's first entry is named (a writer still holding the old key, or someone who has it)."""
+        rotation's first entry is named (a writer still holding the old key, or someone who has it).
+        `numbered`: the store numbers its entries one after another and never skips a number (SQLite's
+        AUTOINCREMENT, its writers appending in turn, a failed write's number rolled back with it), so a gap
+        between two kept entries, or a first entry that no purge cut and that is not number 1, says entries
+        were removed (`gap`). The numbers are not signed: this names a cut made without renumbering."""
         self.anchor = anchor
         self.key = key
         self.keys = (*retired, key) if key is not None else ()  # oldest first
@@ -202,6 +215,8 @@ class Replay:
         self.problem: str | None = None
         self.tokens: dict[str, int] = {}  # write tokens in the kept entries: the entry that applied each
         self.needs_key = False
+        self.numbered = numbered
+        self.gap: str | None = None  # the first gap in a `numbered` chain's numbers: named by `finish`
         self.hashes: set[str] | None = set() if hashes else None  # the anchor joins when the first entry is signed
         if not isinstance(anchor, str):  # the meta table edited by hand
             self.problem = f"the store's anchor is not a chain hash ({escaped(repr(anchor))[:60]})"
@@ -262,6 +277,8 @@ class Replay:
                 _add(self.state, change)
             else:
                 _add_by_flow(self.state, by_flow, change)
+        if self.numbered and self.gap is None:
+            self.gap = self._gap(entry.seq)
         self.signed = self.signed or signed
         self.head, self.seq = entry.hash, entry.seq
         if not self.first_seq:
@@ -271,6 +288,16 @@ class Replay:
         self.entries += 1
         if self.hashes is not None:
             self.hashes.add(entry.hash)
+        return None
+
+    def _gap(self, seq: int) -> str | None:
+        """Why an entry numbered `seq`, next after those replayed, shows entries removed; None when it does not."""
+        if self.entries and seq != self.seq + 1:
+            return (f"entry {seq} follows entry {self.seq}: the entries numbered between them were removed (the "
+                    f"newest entries cut away, with the counts they added, and entry {seq} written after)")  # fmt: skip
+        if not self.entries and self.anchor == GENESIS and seq != 1:
+            return (f"the chain's first entry, which no retention purge cut, is numbered {seq}, not 1: the entries "
+                    "before it were removed (the store emptied, and its chain started again)")  # fmt: skip
         return None
 
     def _signed(self, entry: Entry) -> str | None:
@@ -297,16 +324,18 @@ class Replay:
         return sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values in self.state.items()
                       if values[1] >= cutoff)  # fmt: skip
 
-    def finish(self, rows: Iterable[Sequence[Any]], *, strict: bool = True) -> Report:
+    def finish(self, rows: Iterable[Sequence[Any]], *, strict: bool = True, numbered_to: int | None = None) -> Report:
         """The verdict, comparing the replayed state with the edge `rows` as stored (key fields, first,
         last, count, rule, reason). `strict`: a key was given, so the newest entry must be signed with it
-        (an unkeyed chain rebuilt by someone without the key is then named)."""
+        (an unkeyed chain rebuilt by someone without the key is then named). `numbered_to`: the highest
+        number the store ever gave an entry, where it keeps one (SQLite's sqlite_sequence): past the newest
+        entry kept, the newest entries were cut away."""
         if self.problem is None:
-            self.problem = self._compare(rows, strict)
+            self.problem = self._compare(rows, strict, numbered_to)
         return Report(self.entries, self.head, self.head.startswith("hmac-"), self.problem, needs_key=self.needs_key,
                       hashes=frozenset(self.hashes or ()), oldest_at=self.first_at)  # fmt: skip
 
-    def _compare(self, rows: Iterable[Sequence[Any]], strict: bool) -> str | None:
+    def _compare(self, rows: Iterable[Sequence[Any]], strict: bool, numbered_to: int | None) -> str | None:
         if self.entries == 0 and self.anchor != GENESIS:
             return "the chain is empty, though the store's anchor says a purge kept a snapshot (entries were removed)"
         if strict and self.key is not None and self.entries and not self.head.startswith("hmac-"):
@@ -317,6 +346,16 @@ class Replay:
                     "signs an entry on top as it starts, so entries signed with the new key were removed, or the "
                     "record was signed again with an old key (before any writer has started with the new key, "
                     "verify with the old one)")  # fmt: skip
+        if self.gap is not None:
+            return self.gap
+        if type(numbered_to) is int and self.entries and numbered_to > self.seq:
+            cut = (
+                f"entry {numbered_to} was"
+                if numbered_to == self.seq + 1
+                else f"entries {self.seq + 1} to {numbered_to} were"
+            )
+            return (f"entry {self.seq}, the newest kept, is not the newest written: the store numbered its entries up "
+                    f"to {numbered_to} (its sqlite_sequence), so {cut} cut away")  # fmt: skip
         state = dict(self.state)
         stored: dict[tuple[str, ...], list[Any]] = {}
         for row in rows:
@@ -342,6 +381,9 @@ class Replay:
                         f"{escaped(repr(replayed[3]))} (the row was edited)")  # fmt: skip
         if state:
             return f"edge {_name(sorted(state)[0])} is in the chain but not in the store (a row was deleted)"
+        if self.entries == 0:
+            return ("the chain is empty, though every lineage store's chain starts with a snapshot entry, written "
+                    "with its tables: its entries were removed (the store emptied)")  # fmt: skip
         return None
 
 

@@ -26,6 +26,7 @@ shuts the connection's socket down at the bound and psycopg raises, as for any l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -440,9 +441,7 @@ class PostgresStore:
                 cur.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             cur.execute("SELECT 1 FROM chain LIMIT 1")
             if cur.fetchone() is None:  # no PostgreSQL store was ever written without its chain
-                cur.execute("SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'anchor'), EXISTS (SELECT 1 FROM edges)")
-                anchored, has_edges = cur.fetchone() or (False, False)
-                if anchored or has_edges:
+                if self._held(cur):  # edges, a purge's anchor, or the origin a writer records with the first entry
                     log.error(TAMPERED_START, redact(self.url))  # never signed over: `verify` names it
                 else:  # a new store: the chain starts here, with nothing (never a read of a table just checked empty)
                     self._append(cur, integrity.body(integrity.SNAPSHOT, []))
@@ -833,8 +832,11 @@ class PostgresStore:
 
     @staticmethod
     def _held(cur: psycopg.Cursor[Any]) -> bool:
-        """Whether the store holds edges or a purge's anchor (so an empty chain was emptied)."""
-        cur.execute("SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'anchor') OR EXISTS (SELECT 1 FROM edges)")
+        """Whether the store holds edges, a purge's anchor, or the origin a writer records in the transaction
+        that writes the chain's first entry (so an empty chain was emptied, never started again)."""
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM meta WHERE key IN ('anchor', 'origin')) OR EXISTS (SELECT 1 FROM edges)"
+        )
         found = cur.fetchone()
         return bool(found and found[0])
 
@@ -905,18 +907,59 @@ class PostgresStore:
     def _verify(
         self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
     ) -> Report:
+        schema, unclear = self._schema(cur)
+        if unclear is not None:
+            return Report(0, "", False, unclear, schema=schema)
         odd = self._oddities(cur)
         if odd:
             return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
-                          "written or read)")  # fmt: skip
+                          "written or read)", schema=schema)  # fmt: skip
         cur.execute("SELECT pg_catalog.to_regclass('chain') IS NULL OR pg_catalog.to_regclass('meta') IS NULL")
         missing = cur.fetchone()
         if missing and missing[0]:  # dropped: no PostgreSQL store was written without them
-            return Report(0, "", False, "this store has no chain table (it was dropped)")
+            return Report(0, "", False, "this store has no chain table (it was dropped)", schema=schema)
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
         anchor = cur.fetchone()
         replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True, retired=retired)  # the caller's
-        return self._finish(cur, self._replay(cur, replay), strict=strict)
+        return dataclasses.replace(self._finish(cur, self._replay(cur, replay), strict=strict), schema=schema)
+
+    @staticmethod
+    def _schema(cur: psycopg.Cursor[Any]) -> tuple[str | None, str | None]:
+        """The schema whose lineage tables this connection reads (its search_path decides, as for a writer: the
+        first schema on it that holds each), and why that is not certain, if it is not: the tables it reads
+        are in more than one schema, or another schema on the search path holds an edges and a chain table too (a copy
+        of the store an auditor's search_path finds first, say a schema named as the role, `"$user"`, ahead
+        of `public` by default, would be verified in the store's stead, intact and stale). Read from
+        pg_catalog by name, as `_oddities` is."""
+        cur.execute("""
+            SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text,
+                   c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(pg_catalog.quote_ident(c.relname))
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+            WHERE c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['edges', 'chain', 'meta']::pg_catalog.name[])
+              AND n.nspname OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))
+        """)  # fmt: skip
+        found = cur.fetchall()
+        read = {str(relname): str(schema) for schema, relname, first in found if first}
+        schemas = sorted(set(read.values()))
+        if not schemas:
+            return None, None
+        if len(schemas) > 1:
+            where = ", ".join(f"{escaped(name)} in schema {escaped(read[name])}" for name in sorted(read))
+            return None, (f"the lineage tables this connection reads are not in one schema ({where}): a table earlier "
+                          "on its search_path stands in for the store's. Name the store's schema alone on the search "
+                          "path, in the URL: ?options=-csearch_path%3DSCHEMA")  # fmt: skip
+        schema = schemas[0]
+        held: dict[str, set[str]] = {}  # schema -> the tables verify reads it holds: a store's are edges and chain
+        for other, relname, _ in found:
+            held.setdefault(str(other), set()).add(str(relname))
+        others = sorted(other for other, names in held.items() if other != schema and {"edges", "chain"} <= names)
+        if others:
+            shown = ", ".join(escaped(other) for other in others)
+            return schema, (f"it read the lineage tables of schema {escaped(schema)}, but schema {shown}, also on this "
+                            "connection's search_path, holds lineage tables too, so which one is the store is not "
+                            "certain (a copy found first would be verified in the store's stead). Name the store's "
+                            "schema alone on the search path, in the URL: ?options=-csearch_path%3DSCHEMA")  # fmt: skip
+        return schema, None
 
     def for_copy(
         self, key: bytes | None, retired: tuple[bytes, ...] = ()

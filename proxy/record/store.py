@@ -273,8 +273,9 @@ def wal(db: sqlite3.Connection, wait_s: float = 10.0) -> None:
 
 
 TAMPERED_START = ("lineage store %s: its chain is empty or missing, though the store holds edges or was purged "
-                  "before: the chain was removed. Its edges are not signed over (a keyed proxy stops here); "
-                  "`lineage-proxy verify --integrity` names the gap")  # fmt: skip
+                  "before, or its chain had entries: the chain was removed. Its edges are not signed over, nor a "
+                  "chain started again (a keyed proxy stops here); `lineage-proxy verify --integrity` names the gap. "
+                  "Keep the file for the inquiry and point lineage.store at a new one")  # fmt: skip
 UNVERIFIED_PURGE = ("lineage store %s: retention purge skipped: the record does not verify (%s). A purge cuts "
                     "the chain down to a snapshot of what it replays, which would sign over the break, so it waits "
                     "until the record is looked into")  # fmt: skip
@@ -354,6 +355,17 @@ def _expired_rows(replay: integrity.Replay, cutoff: float) -> list[tuple[Any, ..
     `reason`), sorted: what a purge deletes, to compare with what the table had."""
     return sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values in replay.state.items()
                   if values[1] < cutoff)  # fmt: skip
+
+
+def _numbered_to(db: sqlite3.Connection) -> int | None:
+    """The highest number SQLite ever gave a chain entry (AUTOINCREMENT keeps it in sqlite_sequence, in the
+    transaction that writes the entry, and never gives it again): more than the newest entry's, the newest
+    entries were removed. None when the file keeps none (its row deleted, or no such table)."""
+    try:
+        found = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chain'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return found[0] if found is not None and type(found[0]) is int else None
 
 
 def _changes(entries: Iterable[integrity.Entry]) -> list[list[Any]] | None:
@@ -518,8 +530,22 @@ class SqliteStore:
             self._locked_retry = None
 
     def _held(self) -> bool:
-        """Whether the store holds edges or a purge's anchor (so an empty chain was emptied)."""
-        return self._anchored() or self._has_edges()
+        """Whether the store holds edges or a purge's anchor, or its chain had entries (so an empty chain was
+        emptied)."""
+        return self._anchored() or self._has_edges() or self._chained_before()
+
+    def _chained_before(self) -> bool:
+        """Whether the store's chain had entries once: its tables are made with the chain's first entry, in one
+        transaction, so an empty chain beside the origin a writer records as it opens the store, or beside a
+        number SQLite gave an entry (sqlite_sequence), was emptied. Anyone who can write the file can remove
+        both too: only a head recorded elsewhere (`verify --expect-head`) proves what a store held."""
+        if self._db.execute("SELECT 1 FROM meta WHERE key = 'origin'").fetchone() is not None:
+            return True
+        try:
+            numbered = self._db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'chain' AND seq > 0").fetchone()
+        except sqlite3.OperationalError:  # no AUTOINCREMENT table was ever made in the file
+            return False
+        return numbered is not None
 
     def _anchored(self) -> bool:
         return self._db.execute("SELECT 1 FROM meta WHERE key = 'anchor'").fetchone() is not None
@@ -539,15 +565,16 @@ class SqliteStore:
         """The first entry of an empty chain: a snapshot of the edges, which signs them. Only for a new
         store, or, without a key, one written before the chain existed (a chain table dropped looks the
         same, and an unkeyed chain proves nothing against a writer anyway); an emptied or dropped chain
-        beside edges, or after a purge's anchor, is left as it is for `verify` to name, never signed over."""
-        anchored, has_edges = self._anchored(), self._has_edges()
+        beside edges, or after a purge's anchor, or once the chain had entries (`_chained_before`: an emptied
+        store), is left as it is for `verify` to name, never signed over nor started again."""
+        anchored, has_edges, emptied = self._anchored(), self._has_edges(), self._chained_before()
         if has_edges and pre_chain and not anchored and self._key is not None:
             raise StartupError(f"lineage store {self.path}: it has edges and no chain: written before the record was "
                                "chained, or its chain was dropped, which looks the same. A keyed proxy does not sign "
                                "edges it did not write. Move the file aside, or, if it is an old store you trust, start "
                                "once without lineage.integrity_key_file (the chain then starts unkeyed) and adopt it "
                                "with `verify --integrity --key-file KEY --adopt-head HEAD`")  # fmt: skip
-        if anchored or (has_edges and not pre_chain):
+        if anchored or emptied or (has_edges and not pre_chain):
             log.error(TAMPERED_START, self.path)
             return
         self._snapshot()
@@ -581,7 +608,7 @@ class SqliteStore:
         """The chain replayed from its anchor and compared with the table, both read on `db` in the caller's
         transaction; one that does not verify carries its `problem`."""
         replay = self._replay(None, db=db)
-        replay.finish(db.execute(f"SELECT {_COLUMNS}, reason FROM edges"))
+        replay.finish(db.execute(f"SELECT {_COLUMNS}, reason FROM edges"), numbered_to=_numbered_to(db))
         return replay
 
     def purge(self, retention_days: float, now: float | None = None, prepared: PreparedPurge | None = None) -> int:
@@ -625,7 +652,7 @@ class SqliteStore:
             query = "SELECT seq, at, body, prev, hash FROM chain WHERE seq > ? ORDER BY seq"
             tail = [integrity.Entry(*row) for row in self._db.execute(query, (replay.seq,))]
             replay.feed(tail)
-            problem = replay.problem
+            problem = replay.problem or replay.gap
             if problem is None and self._key is not None and not replay.head.startswith("hmac-"):
                 problem = ("a key was given but the newest entry is not signed with one (the chain was rebuilt "
                            "without the key, or never keyed)")  # fmt: skip
@@ -689,7 +716,7 @@ class SqliteStore:
         if replay is None:
             anchor = db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
             replay = integrity.Replay(anchor[0] if anchor else integrity.GENESIS, self._key, hashes=hashes,
-                                      retired=self._retired)  # fmt: skip
+                                      retired=self._retired, numbered=True)  # fmt: skip
         while True:
             batch = [
                 integrity.Entry(*row)
@@ -791,9 +818,10 @@ class SqliteStore:
                           "written or read)")  # fmt: skip
         anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
         replay = self._replay(integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True,
-                                               retired=retired))  # fmt: skip
+                                               retired=retired, numbered=True))  # fmt: skip
         reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
-        return replay.finish(self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges"), strict=strict)
+        return replay.finish(self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges"), strict=strict,
+                             numbered_to=_numbered_to(self._db))  # fmt: skip
 
     def for_copy(
         self, key: bytes | None, retired: tuple[bytes, ...] = ()

@@ -107,12 +107,26 @@ def read_errors() -> tuple[type[Exception], ...]:
 
 
 def shown(store: str) -> str:
-    """The store as messages show it: a URL without its password."""
+    """The store as messages show it: a URL without its password; a name's bytes that are not UTF-8 escaped
+    (`shown_path`)."""
     if not is_database(store):
-        return store
+        return shown_path(store)
     from proxy.record.postgres import redact
 
-    return redact(store)
+    return shown_path(redact(store))
+
+
+def shown_path(path: str) -> str:
+    """A path (or URL) as text any output takes: the bytes of a name that are not UTF-8 (`café.db` in Latin-1, which
+    Python reads from the command line as lone surrogates, which no UTF-8 holds) escaped, `caf\\xe9.db`, as the
+    readers show such bytes in a store's rows. Written as it was, it failed each reader as it wrote its output."""
+    if path.isascii():
+        return path
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte stands for (a YAML `\\ud800`): as Python's escape
+        raw = path.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _scrubbed(error: Exception, store: str) -> str:

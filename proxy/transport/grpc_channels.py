@@ -174,15 +174,21 @@ class GrpcChannels:
 
     async def model_metadata(self, upstream: Upstream, model: str) -> dict[str, Any]:
         """OIP ModelMetadata for checkpoint discovery; LookupError when the upstream does not serve it."""
-        method = self.channel(upstream).unary_unary(MODEL_METADATA)
+        channel = self.channel(upstream)
+        method = channel.unary_unary(MODEL_METADATA)
         headers = (("authorization", f"Bearer {upstream.api_key}"),) if upstream.api_key else None
         try:
             reply = await method(encode_model_metadata_request(model),
                                  timeout=min(upstream.timeout_s, METADATA_TIMEOUT_S), metadata=headers)  # fmt: skip
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in _LOOKUP_CODES:
+            code = exc.code()
+            if code in _LOOKUP_CODES:
                 raise MetadataStatus(404, f"model {model!r}") from None
-            raise ConnectionError(f"{exc.code().name}: {exc.details()}") from None
+            if code != grpc.StatusCode.DEADLINE_EXCEEDED and channel.get_state() == grpc.ChannelConnectivity.READY:
+                # connected, the server answered about this model with a status of its own (Triton's UNAVAILABLE,
+                # "has no available versions", for a model loading or that failed to load): up, the model not ready
+                raise MetadataStatus(503, f"model {model!r}: {code.name}: {exc.details()}") from None
+            raise ConnectionError(f"{code.name}: {exc.details()}") from None
         return read_model_metadata(reply)
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ import httpx
 import tritonclient.http as httpclient
 from aiohttp import web
 
-from tests.harness import LoopThread, ProxyHandle, serving
+from tests.harness import LoopThread, ProxyHandle, proxy_error, serving
 
 CONFIG = """
 listen:
@@ -58,7 +58,12 @@ def oip_server(reached: list[str]) -> web.Application:
             return web.json_response({"error": "unknown model"}, status=400)
         return web.json_response({"name": "m", "versions": ["1"], "platform": "python", "inputs": [], "outputs": []})
 
+    async def index(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        return web.json_response([{"name": "m", "version": "1", "state": "READY"}])
+
     app = web.Application()
+    app.router.add_post("/v2/repository/index", index)
     app.router.add_get("/v2/health/live", up)
     app.router.add_get("/v2/health/ready", up)
     app.router.add_get("/v2/models/{model}/ready", up)
@@ -99,11 +104,35 @@ def test_server_health_and_metadata_reach_the_oip_upstream_without_a_fallback_ro
         finally:
             client.close()
         assert oip == ["/v2/models/m/ready", "/v2/health/live", "/v2/health/ready", "/v2"] and not other
+        oip.clear()
         probe = httpx.get(f"{proxy.url}/v2/health/ready", timeout=10)
         assert probe.status_code == 200 and "x-trace-id" in probe.headers
         # a model no route serves is still not found, and a call naming none off the OIP paths has no route either
         for path in ("/v2/models/unrouted", "/health"):
             missing = httpx.get(f"{proxy.url}{path}", timeout=10)
-            assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found", path
-        assert oip == ["/v2/models/m/ready", "/v2/health/live", "/v2/health/ready", "/v2", "/v2/health/ready"]
-        assert not other
+            assert missing.status_code == 404 and proxy_error(missing)["code"] == "model_not_found", path
+        assert oip == ["/v2/health/ready"] and not other
+
+
+def test_the_repository_index_reaches_the_oip_upstream_without_a_fallback_route(  # type: ignore[no-untyped-def]
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """Triton's repository index (`POST /v2/repository/index`, tritonclient's `get_model_repository_index()`) names
+    no model either: it was 404 `model_not_found` without a `"*"` route. Without a body it carries no data, as its
+    gRPC twin RepositoryIndex: it goes where `/v2/health/ready` goes, its caller's key checked, no purpose needed."""
+    oip: list[str] = []
+    other: list[str] = []
+    with serving(loop_thread, oip_server(oip)) as url, serving(loop_thread, openai_server(other)) as other_url:
+        proxy = make_proxy(CONFIG.replace("  default_purpose: evaluation\n", ""), UPSTREAM=url, OTHER=other_url)
+        oip.clear()
+        other.clear()
+        client = httpclient.InferenceServerClient(proxy.url.removeprefix("http://"))
+        try:
+            assert client.get_model_repository_index() == [{"name": "m", "version": "1", "state": "READY"}]
+        finally:
+            client.close()
+        assert oip == ["/v2/repository/index"] and not other
+        index = httpx.post(f"{proxy.url}/v2/repository/index", timeout=10)
+        assert index.status_code == 200 and "x-trace-id" in index.headers, index.text
+        assert "x-lineage-decision" not in index.headers  # a call that carries no data, as /v2/health/ready
+        assert oip == ["/v2/repository/index"] * 2 and not other

@@ -111,7 +111,8 @@ def test_json_request() -> None:
     request = read_rest_request("iris", "3", orjson.dumps(REQUEST), None)
     assert (request.model, request.version, request.operation, request.stream) == ("iris", "3", "infer", False)
     # an INT32 tensor's strings too: MLServer hands them to the model, whatever the datatype says
-    assert request.texts == ("write to", "ana@example.org", "é", "scanned all the same")
+    # and a request parameter's number, as decimal text: the backend reads it
+    assert request.texts == ("write to", "ana@example.org", "é", "scanned all the same", "1")
     assert request.labels == ("campaign-7", "health")
     assert request.params == ()
     assert request.digest == sha(*(orjson.dumps(t["data"]) for t in REQUEST["inputs"]))

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from proxy.errors import InvalidRequest
 from proxy.protocols.oip import read_rest_request
-from tests.harness import LoopThread, ProxyHandle, serving
+from tests.harness import LoopThread, ProxyHandle, proxy_error, serving
 
 CONFIG = """
 listen:
@@ -90,8 +90,8 @@ def test_missing_values_written_as_nan_reach_the_model(  # type: ignore[no-untyp
             body = (b'{"inputs":[{"name":"X","shape":[1],"datatype":"FP32","data":[NaN]},'
                     b'{"name":"NOTE","shape":[1],"datatype":"BYTES","data":["call ana@example.org"]}]}')  # fmt: skip
             refused = httpx.post(f"{proxy.url}/v2/models/fil/infer", content=body, timeout=10)
-            assert refused.status_code == 403 and refused.json()["error"]["code"] == "purpose_denied", refused.text
-            assert "pii" in refused.json()["error"]["message"]
+            assert refused.status_code == 403 and proxy_error(refused)["code"] == "purpose_denied", refused.text
+            assert "pii" in proxy_error(refused)["message"]
         finally:
             client.close()
     assert len(seen) == 1 and seen[0][0] != seen[0][0] and seen[0][1:] == [float("inf"), -float("inf"), 1.5]

@@ -264,7 +264,10 @@ def test_expect_head_names_newest_entries_cut_away(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:  # the newest entry and its count go: a consistent, shorter record
         db.execute("DELETE FROM chain WHERE seq = (SELECT max(seq) FROM chain)")
         db.execute("UPDATE edges SET count = count - 1, last_seen = 101 WHERE input_labels = 'a'")
-    assert verify(path, "--key-file", str(key_file)).returncode == 0  # what the chain alone cannot see
+    numbered = verify(path, "--key-file", str(key_file))  # SQLite's numbering still says an entry was cut
+    assert numbered.returncode == 1 and "is not the newest written" in numbered.stdout, numbered.stdout
+    tamper(path, "UPDATE sqlite_sequence SET seq = seq - 1 WHERE name = 'chain'")  # and that, too, by hand
+    assert verify(path, "--key-file", str(key_file)).returncode == 0  # what the store alone cannot see
     cut = verify(path, "--key-file", str(key_file), "--expect-head", head)
     assert cut.returncode == 1 and f"the head {head} is not in the chain" in cut.stdout, cut.stdout
     assert subprocess.run([sys.executable, "-m", "proxy", "verify", "--store", str(path), "--baseline", "x.yaml",
@@ -383,6 +386,7 @@ def test_chain_columns_edited_by_hand_are_named_not_a_traceback(tmp_path: Path) 
     head = orjson.loads(verify(path, "--key-file", str(key_file), "--json").stdout)["head"]
     tamper(path, "UPDATE chain SET at = 'yesterday' WHERE seq = 1")  # not signed: shown, never trusted
     tamper(path, "DELETE FROM chain WHERE seq = (SELECT max(seq) FROM chain)")
+    tamper(path, "UPDATE sqlite_sequence SET seq = seq - 1 WHERE name = 'chain'")
     tamper(path, "UPDATE edges SET count = count - 1, last_seen = 101 WHERE input_labels = 'a'")
     cut = verify(path, "--key-file", str(key_file), "--expect-head", head)
     assert cut.returncode == 1 and "is not in the chain" in cut.stdout and "'yesterday'" in cut.stdout, cut.stderr

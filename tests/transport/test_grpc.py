@@ -557,6 +557,33 @@ def test_a_stream_cannot_switch_models(proxied) -> None:  # type: ignore[no-unty
     assert [json.loads(line)["model"] for line in log.read_text().splitlines()][-1:] != ["echo"]
 
 
+def test_tritonclient_sees_why_a_stream_cannot_switch_models(proxied) -> None:  # type: ignore[no-untyped-def]
+    """Deliberate (README, gRPC): a ModelStreamInfer stream is one call, decided and recorded for the model its
+    first message names; a message naming another model ends it, INVALID_ARGUMENT, with a message that says why
+    and what to do (it said only that "a stream serves one model")."""
+    import queue
+
+    _, client, log, otlp = proxied
+    results: queue.Queue[object] = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put(error or result), headers=AUTH)
+    client.async_stream_infer("simple", simple_inputs([1], [1]))
+    assert results.get(timeout=10).as_numpy("SUM").tolist() == [[2]]  # type: ignore[attr-defined]
+    text = grpcclient.InferInput("TEXT", [1], "BYTES")
+    text.set_data_from_numpy(np.array([b"hello"], dtype=np.object_))
+    client.async_stream_infer("echo", [text])
+    error = results.get(timeout=10)
+    client.stop_stream()
+    assert isinstance(error, InferenceServerException) and "INVALID_ARGUMENT" in str(error.status())
+    message = error.message()
+    assert message.startswith("a stream serves one model: this message names 'echo', the stream was opened for "
+                              "'simple'"), message  # fmt: skip
+    assert "decides and records a stream as one call" in message and "open a stream for each model" in message
+    seen = requests_seen(log)[-1]
+    assert seen["model"] == "simple"  # the message naming `echo` reached no upstream
+    span = otlp.by_trace(str(seen["metadata"]["traceparent"]).split("-")[1])  # type: ignore[index]
+    assert span.attributes["error.type"] == "invalid_request"  # the stream's record: the call as forwarded
+
+
 def test_a_stream_cannot_switch_model_versions(proxied) -> None:  # type: ignore[no-untyped-def]
     """The call is decided and recorded for one checkpoint: a later message naming another version of
     the same model is refused, as one naming another model is."""
