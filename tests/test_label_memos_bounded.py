@@ -36,7 +36,8 @@ def test_wide_label_sets_are_not_remembered(vllm, make_proxy) -> None:  # type: 
         for n in range(40):
             body = {"model": SERVED, "messages": [{"role": "user", "content": "hi"}]}
             reply = client.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"x-data-labels": wide(n)})
-            assert reply.status_code == 200 and len(reply.headers["x-data-labels"]) == 64 * 122 - 1
+            assert reply.status_code == 200  # its x-data-labels is cut (`reply_labels`): the record has every label
+            assert reply.headers["x-data-labels"].endswith(" more (cut: the lineage record has them all)")
     kept = sum(len(form) for form in labels_module._FORMATTED.values())
     kept += sum(len(label) for order in labels_module._SORTED.values() for label in order)
     assert kept < 40 * 1024, f"{kept} characters of 40 label sets of 7,807 characters kept"
