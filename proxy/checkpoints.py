@@ -71,10 +71,18 @@ class _Known:
         self.waiting: dict[str, str] = {}  # names to ask about -> who asked for it, first come first asked
         self.waits: collections.Counter[str] = collections.Counter()  # who -> how many names of theirs wait
         # names kept (routed, or listed before) whose metadata answered "not ready" (`Catalog.unready`): a model
-        # loading, or that failed to load -> when (monotonic); full rounds come sooner while there are any
-        # (`CheckpointBook._keep_fresh`), and a refused call asks again as for a name not listed (`want`)
+        # loading, or that failed to load; and names a route names whose metadata answered "not found"
+        # (`Catalog.missing`): a model not loaded yet, or unloaded -> when (monotonic); full rounds come sooner while
+        # there are any (`CheckpointBook._keep_fresh`), and a refused call asks again as for a name not listed (`want`)
         self.unready: dict[str, float] = {}
         self.due = True  # the next round asks about every name kept (not only those waiting)
+
+    def scales_unknown(self) -> None:
+        """What serves was changed through the proxy and not read since (`CheckpointBook.changed`): every catalog
+        kept names what depends on it unknown (`Catalog.scales_unknown`; once more is the same)."""
+        if self.base is not None:
+            self.base = self.base.scales_unknown()
+        self.fresh = {model: catalog.scales_unknown() for model, catalog in self.fresh.items()}
 
     def copy(self) -> _Known:
         other = _Known()
@@ -93,7 +101,9 @@ class _Known:
     ) -> None:  # fmt: skip
         """What a round learnt: `catalog`, the answer about the names `asked` (all kept when `full`). A name kept
         (`routed`, or listed) that the upstream says is not ready stays kept, to be asked again: its model is
-        loading, not gone. A name only a call asked for is as one not listed, asked again when a call asks."""
+        loading, not gone; so does a name a route names that it says it does not serve (newer Triton's 404 for a
+        model not loaded yet): the route says it is to be served. A name only a call asked for (a `"*"` route's) is
+        as one not listed, asked again when a call asks."""
         for model in taken:
             who = self.waiting.pop(model)
             self.waits[who] -= 1
@@ -102,7 +112,7 @@ class _Known:
         if full:
             self.base, self.fresh = catalog, {}
         now = time.monotonic()
-        unready = catalog.unready
+        unready, missing = catalog.unready, catalog.missing
         if full:  # names no longer kept (a reload's routes) are not retried
             for model in [name for name in self.unready if name not in asked]:
                 del self.unready[model]
@@ -112,7 +122,9 @@ class _Known:
                 self.unready.pop(model, None)
                 if model in self.listed or len(self.listed) < MODELS_KEPT:
                     self.listed[model] = None
-            elif model in unready and (model in routed or model in self.listed):
+            elif (model in unready and (model in routed or model in self.listed)) or (
+                model in missing and model in routed
+            ):
                 self.absent.pop(model, None)
                 self.unready[model] = now
             else:
@@ -143,8 +155,14 @@ class CheckpointBook:
         # upstreams that answered their model list but not the rest of what names what serves (llama.cpp's LoRA
         # adapters: `MetadataIncomplete`) in their last round: up (ready), their checkpoints those read before
         self.incomplete: dict[str, bool] = {name: False for name in self._upstreams}
+        # upstreams told to change what serves through the proxy (`changed`: a `POST /lora-adapters` relayed) how many
+        # times, and how many of those a round that answered whole began after (`refresh`): fewer, what was read before
+        # is known stale (its catalogs made `scales_unknown`, its metadata incomplete) until a round reads it again
+        self._changes: dict[str, int] = {name: 0 for name in self._upstreams}
+        self._read: dict[str, int] = {name: 0 for name in self._upstreams}
         # the upstreams whose metadata names the checkpoint a call reaches: no pin, a dialect that reads one
         self._named = frozenset(u.name for u in self._upstreams.values() if metadata_names(u))
+        self._said_stale: dict[str, bool] = {}  # upstreams whose stale state was logged (once, until read again)
         self._quiet_until: dict[str, float] = {}  # monotonic time before which a refused call does not wake discovery
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,6 +203,10 @@ class CheckpointBook:
         name = upstream.name
         known = self._known[name]
         queued = self.want(upstream, model, caller, NUDGE_GAP_S)
+        if self.stale(name):
+            self.nudge(upstream)
+            return (f"upstream {name!r} was told to change its LoRA adapters' scales (POST /lora-adapters) and they "
+                    "could not be read since (they are asked again)")  # fmt: skip
         if known.base is None or not self.reachable.get(name) or self.incomplete.get(name):
             self.nudge(upstream)
             if known.base is None:
@@ -197,6 +219,10 @@ class CheckpointBook:
             return (f"upstream {name!r}'s metadata is not asked about model names over {NAME_MAX_CHARS} characters: "
                     "approve the flow for any checkpoint, or pin upstreams[].checkpoint")  # fmt: skip
         if model in known.unready:
+            catalog = known.fresh.get(model, known.base)
+            if catalog is not None and model in catalog.missing:
+                return (f"upstream {name!r} answered that it does not serve model {model!r} (not loaded, or "
+                        "unloaded); a route names it, so it is asked again")  # fmt: skip
             return (f"upstream {name!r} answered that model {model!r} is not ready (loading, or it failed to load); "
                     "it is asked again")  # fmt: skip
         if model in known.absent:
@@ -208,6 +234,11 @@ class CheckpointBook:
             return (f"caller {caller!r} is waiting for upstream {name!r}'s metadata to be asked about "
                     f"{WAITING_PER_CALLER} other model names already, not about {model!r} yet")  # fmt: skip
         return f"upstream {name!r}'s metadata is being asked about model {model!r}"
+
+    def stale(self, name: str) -> bool:
+        """Whether upstream `name` was told to change what serves through the proxy (`changed`) since the last round
+        that read its metadata whole began: what was read before is known stale."""
+        return self._read.get(name, 0) < self._changes.get(name, 0)
 
     def nudge(self, upstream: Upstream) -> None:
         """Ask `upstream`'s metadata again now (a call was refused for want of it), unless it is being
@@ -258,6 +289,11 @@ class CheckpointBook:
         """`upstream` changed what serves through the proxy (a `POST /lora-adapters` it relayed, which sets a
         llama-server's scales): a full round now, not at the next `discovery_interval_s`. Returns what is done
         once a round begun after this call has ended (answered or not); None when no round runs for it."""
+        self._changes[upstream.name] += 1
+        # what was read before is stale from now on: a call (anyone's) is recorded and checked as served by weights not
+        # known, not by those the upstream no longer applies, until a round begun after this reads them again
+        self._known[upstream.name].scales_unknown()
+        self.incomplete[upstream.name] = True
         event = self._wake.get(upstream.name)
         if event is None:
             return None
@@ -281,6 +317,7 @@ class CheckpointBook:
             self.reachable[name] = previous.reachable.get(name, False)
             self.probed[name] = previous.probed.get(name, False)
             self.incomplete[name] = previous.incomplete.get(name, False)
+            self._changes[name] = int(previous.stale(name))  # read before it: as stale as it was (its catalogs too)
         self._settle()
 
     # -- background
@@ -312,6 +349,8 @@ class CheckpointBook:
         if full:
             asked |= self._routed.get(name, frozenset()).union(known.listed)  # `| keys()` is a set
         known.due = False
+        began = self._changes[name]  # the changes this round can read (those made before it asks)
+        stale = self.stale(name)  # (incomplete for that alone: its read again is said apart, below, when it failed)
         self._quiet_until[name] = math.inf  # being asked: a refused call need not wake it
         waiters = self._after_round.pop(name, [])  # those `changed` made before this round began
         incomplete = False
@@ -322,7 +361,14 @@ class CheckpointBook:
             # read before stay (none yet: its calls' checkpoint is unknown), never its base model alone; said on change
             ok = incomplete = True
             known.due = True  # the next round, soon (`_keep_fresh`), asks about every name again
-            if not self.incomplete[name]:
+            if self.stale(name):
+                if not self._said_stale.get(name):
+                    self._said_stale[name] = True
+                    log.warning("upstream %s: was told to change its %s through the proxy, and they could not be read "
+                                "since (%s): its calls that depend on them are recorded with a checkpoint saying so "
+                                "and checked as served by one not known, until they are (asked again)", name,
+                                exc.what, exc.why)  # fmt: skip
+            elif not self.incomplete[name]:
                 log.warning("upstream %s: answers, but its %s could not be read (%s): its calls are recorded and "
                             "checked with what was read before (their checkpoint unknown if nothing was) until they "
                             "are (asked again)", name, exc.what, exc.why)  # fmt: skip
@@ -333,11 +379,18 @@ class CheckpointBook:
         else:
             ok = True
             known.answered(catalog, asked, taken, full, self._routed.get(name, frozenset()))
+            if full:
+                self._read[name] = max(self._read[name], began)
         finally:
             _done(waiters)
+        if self.stale(name):  # (a round begun before the change may have answered it with what it changed)
+            known.scales_unknown()
+            incomplete = True
+        elif self._said_stale.pop(name, False):
+            log.info("upstream %s: what it was told to change through the proxy is read again", name)
         if ok and not self.reachable[name]:
             log.info("upstream %s: reachable", name)
-        if ok and not incomplete and self.incomplete[name]:
+        if ok and not incomplete and self.incomplete[name] and not stale:
             log.info("upstream %s: its metadata is read whole again", name)
         self.reachable[name] = ok
         self.incomplete[name] = incomplete

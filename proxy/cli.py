@@ -165,7 +165,7 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from proxy.errors import ProxyError
     from proxy.flow import Call, TraceContext
     from proxy.labels import format_labels, is_label, normalize, parse_labels
-    from proxy.pipeline import known_labels
+    from proxy.pipeline import known_labels, known_purposes, unknown_purpose
     from proxy.policy import Policy, Served, boundary_flow, decide, pinned
 
     key_sha: str | None = None
@@ -196,6 +196,9 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         purpose = normalize(purpose)
         if not is_label(purpose):
             return _fail(f"--purpose: invalid purpose {args.purpose.strip()!r}")
+        nameable = known_purposes(config)
+        if nameable is not None and not nameable.knows(purpose):  # as serve refuses it (x-purpose)
+            return _fail(unknown_purpose(purpose, "--purpose").message)
     detected = Detectors(config.detectors, config.limits.scan_max_chars).scan(args.text) if args.text else frozenset()
     model = args.model if args.model is not None else "*"
     call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, purpose, labels, detected, peer=peer)

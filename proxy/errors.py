@@ -62,6 +62,11 @@ class InvalidRequest(ProxyError):
     error_type = "invalid_request_error"
 
 
+class UnknownPurpose(InvalidRequest):
+    """An `x-purpose` that `policy.known_purposes` does not list (`Pipeline.check_purpose`): refused before the
+    request is read, and recorded under UNKNOWN_PURPOSE, never the purpose as sent."""
+
+
 class HeaderTooLarge(InvalidRequest):
     """A request head over `limits.max_header_bytes` or `limits.max_headers` fields."""
 

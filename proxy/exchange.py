@@ -41,11 +41,24 @@ from proxy.errors import (
     InvalidRequest,
     Overloaded,
     ProxyError,
+    UnknownPurpose,
     UpstreamStatus,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from proxy.flow import ALLOW, DENY, REROUTE, RESPONSE, Call, Decision, Outcome, TraceContext, printable_name
+from proxy.flow import (
+    ALLOW,
+    DENY,
+    KNOWN_PURPOSES,
+    REROUTE,
+    RESPONSE,
+    UNKNOWN_PURPOSE,
+    Call,
+    Decision,
+    Outcome,
+    TraceContext,
+    printable_name,
+)
 from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
@@ -62,6 +75,9 @@ DRAIN_CUT = "drain_timeout"  # a call still running when the drain's time ran ou
 INTERNAL = "internal_error"
 
 _observer_failures = [0]  # logged once per process, counted always
+# why a call whose purpose `policy.known_purposes` does not list was refused, as its record says (the caller is told
+# the purpose it sent; the record never keeps it)
+UNKNOWN_PURPOSE_REASON: Final = f"x-purpose names a purpose the config does not ({KNOWN_PURPOSES})"
 READ_UNIDENTIFIED_MAX = 1 << 20  # bytes of a body the proxy reads before it knows the caller may make calls
 
 
@@ -123,6 +139,8 @@ class Exchange:
         request is handed to the upstream, which does then what only the record and the reply need."""
         pipeline = self.pipeline
         try:
+            if pipeline.known_purposes is not None:  # an unknown purpose: refused before anything else is read
+                pipeline.check_purpose(header, peer, self.x_api_key)
             if len(body) > READ_UNIDENTIFIED_MAX and not pipeline.policy.audit:
                 # a key no caller owns, or none where anonymous calls are denied, is refused before a large
                 # body is parsed: reading one costs the event loop up to seconds, which an unknown client
@@ -555,7 +573,11 @@ class Exchange:
         if outcome.forwarded_ns and not outcome.upstream_ns:  # a stream that ended without a last event
             outcome.upstream_ns = outcome.ended_ns
         call = self.call
-        if call is None and isinstance(error, ProxyError):  # refused before it was read: no data went anywhere
+        if call is None and isinstance(error, UnknownPurpose):  # a flow of its caller's, under no purpose it named
+            call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace)
+            decision = self.decision = Decision(DENY, None, error.caller, UNKNOWN_PURPOSE, code=error.code,
+                                                rule=KNOWN_PURPOSES, reason=UNKNOWN_PURPOSE_REASON)  # fmt: skip
+        elif call is None and isinstance(error, ProxyError):  # refused before it was read: no data went anywhere
             call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace,
                                     carries_data=False)  # fmt: skip
             decision = self.decision = Decision(DENY, None, error.caller, code=error.code, reason=error.message)

@@ -28,6 +28,10 @@ DENY = "deny"
 REROUTE = "reroute"
 AUDIT_DENY = "audit-deny"
 UNKNOWN_KEY = "(unknown key)"  # the caller of a call whose API key no caller owns: never `anonymous`
+# the purpose a call refused for one `policy.known_purposes` does not list is recorded under (no purpose can be it: the
+# grammar has no parentheses nor spaces), so that purposes new on every call make one flow, not a store row each
+UNKNOWN_PURPOSE: Final = "(unknown purpose)"
+KNOWN_PURPOSES: Final = "policy.known_purposes"  # that refusal's rule
 INVALID_API_KEY = "invalid_api_key"  # the code of a call refused for its key (`Decision.unidentified`)
 
 # The wire protocols a call can arrive in: one adapter each (proxy/protocols/), closed so that a
@@ -98,12 +102,18 @@ class Checkpoint:
     source: str
     parent: str | None = None
     provider: str | None = None  # the serving engine its metadata names (gen_ai.provider.name): vllm, tgi, ...
+    # the name says part of what serves is not known (`org/gemma-3+lora:?`: a llama-server's LoRA scales were set
+    # through the proxy and not read since): recorded as it is, checked against the baseline as an unknown checkpoint
+    unsure: bool = False
 
-    def __init__(self, name: str, source: str, parent: str | None = None, provider: str | None = None) -> None:
+    def __init__(
+        self, name: str, source: str, parent: str | None = None, provider: str | None = None, unsure: bool = False
+    ) -> None:
         object.__setattr__(self, "name", printable_name(name))
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "parent", None if parent is None else printable_name(parent))
         object.__setattr__(self, "provider", provider)
+        object.__setattr__(self, "unsure", unsure)
 
 
 @dataclass(frozen=True, slots=True, init=False)

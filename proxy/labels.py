@@ -102,18 +102,25 @@ class KnownLabels:
     def check(self, labels: frozenset[str], *, source: str) -> None:
         """Raise InvalidRequest when one of `labels` is not known."""
         for label in labels - self.exact:
-            if label in self._matched:
-                continue
-            if not any(fnmatchcase(label, pattern) for pattern in self.patterns):
+            if not self.knows(label):
                 # (the labels it knows are not listed: a caller learns no more of the policy than it is told)
                 raise InvalidRequest(
                     f"{source}: unknown label {label!r}: this proxy takes only the labels its config names "
                     "(policy.known_labels)",
                     param=source,
                 )
-            if len(self._matched) >= _KEPT:
-                self._matched.clear()
-            self._matched.add(label)
+
+    def knows(self, name: str) -> bool:
+        """Whether `name` is known: the config's own, or one a pattern matches (remembered, up to `_KEPT`). The
+        purposes a call may name (`policy.known_purposes`) are held to one of these too."""
+        if name in self.exact or name in self._matched:
+            return True
+        if not any(fnmatchcase(name, pattern) for pattern in self.patterns):
+            return False
+        if len(self._matched) >= _KEPT:
+            self._matched.clear()
+        self._matched.add(name)
+        return True
 
 
 _KEPT = 4096  # label sets (and spellings, `given_label`) remembered: the same few recur on every call
@@ -129,11 +136,14 @@ _FORMATTED: dict[frozenset[str], str] = {}
 
 
 def sorted_labels(labels: frozenset[str]) -> tuple[str, ...]:
-    """The labels in order, memoised (a set costing up to `_KEPT_COST`: a few labels)."""
+    """The labels in order, memoised (a set costing up to `_KEPT_COST`: a few labels; up to `_KEPT` sets, emptied
+    when full: a caller sending a new set on every call once filled it for good, and no other set was memoised)."""
     found = _SORTED.get(labels)
     if found is None:
         found = tuple(sorted(labels))
-        if len(_SORTED) < _KEPT and sum(map(len, found)) + _LABEL_COST * len(found) <= _KEPT_COST:
+        if sum(map(len, found)) + _LABEL_COST * len(found) <= _KEPT_COST:
+            if len(_SORTED) >= _KEPT:  # full (of sets sent once, maybe): begun again, as `_GIVEN` is
+                _SORTED.clear()
             _SORTED[labels] = found
     return found
 
@@ -167,12 +177,47 @@ def reply_labels(labels: frozenset[str]) -> str:
     return ",".join(ordered[:kept]) + f",+{len(ordered) - kept} more (cut: the lineage record has them all)"
 
 
+# what a log line shows of a call's labels (`logged_labels`) and of a sentence naming them (`logged_text`), at most: a call
+# may carry MAX_CALL_LABELS labels of 128 characters, and the unapproved-flow WARNING printed them in full twice (the
+# flow's, and the finding's new ones), ~66 KB a line, past what a log pipeline keeps of one (Docker's: 16 KiB)
+LOG_LABELS_MAX_CHARS: Final = 1024
+
+
+def logged_labels(labels: frozenset[str]) -> str:
+    """`labels` as a log line shows them: their wire form when at most LOG_LABELS_MAX_CHARS long, else the first (in
+    order) that fit and `+N more`; `-` for none. The record keeps every label."""
+    formatted = format_labels(labels)
+    if len(formatted) <= LOG_LABELS_MAX_CHARS:
+        return formatted or "-"
+    ordered = sorted_labels(labels)
+    kept = 0
+    size = 0
+    for label in ordered:
+        size += len(label) + 1
+        if size > LOG_LABELS_MAX_CHARS - _CUT_ROOM:
+            break
+        kept += 1
+    return ",".join(ordered[:kept]) + f",+{len(ordered) - kept} more"
+
+
+def logged_text(text: str) -> str:
+    """A sentence that may name many labels (a baseline finding's) as a log line shows it: whole when at most
+    LOG_LABELS_MAX_CHARS long, else its start, cut after a whole word, and how many characters were left out."""
+    if len(text) <= LOG_LABELS_MAX_CHARS:
+        return text
+    room = LOG_LABELS_MAX_CHARS - _CUT_ROOM
+    cut = max(text.rfind(" ", 0, room), room // 2)
+    return f"{text[:cut].rstrip(',')} ... (+{len(text) - cut} characters more)"
+
+
 def format_labels(labels: frozenset[str]) -> str:
     """The wire form: sorted, comma-separated (stable, so headers and edge keys compare equal); memoised (a set
-    costing up to `_KEPT_COST`: a few labels)."""
+    costing up to `_KEPT_COST`: a few labels; up to `_KEPT` sets, emptied when full)."""
     found = _FORMATTED.get(labels)
     if found is None:
         found = ",".join(sorted(labels))
-        if len(_FORMATTED) < _KEPT and len(found) + _LABEL_COST * len(labels) <= _KEPT_COST:
+        if len(found) + _LABEL_COST * len(labels) <= _KEPT_COST:
+            if len(_FORMATTED) >= _KEPT:  # full: begun again, never closed to the sets that come next
+                _FORMATTED.clear()
             _FORMATTED[labels] = found
     return found

@@ -269,7 +269,8 @@ class Metrics:
         self.upstream_incomplete = Gauge(
             p + "upstream_metadata_incomplete",
             "Whether the upstream answered its model list but not the rest of what names the weights serving its "
-            "calls (llama.cpp's LoRA adapters): it is up, its calls recorded and checked with what was read before.",
+            "calls (llama.cpp's LoRA adapters): it is up, its calls recorded and checked with what was read before "
+            "(scales set through the proxy and not read since: as not known, `+lora:?`).",
             ["upstream"], registry=registry, multiprocess_mode="livemax",
         )  # fmt: skip
         self._certificate_expiry: Any = None  # made by the first `certificate_expiry` (none without TLS, not a 0)

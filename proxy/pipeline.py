@@ -17,9 +17,18 @@ from typing import Final
 from proxy.checkpoints import CheckpointBook
 from proxy.config import BUILTIN_DETECTORS, Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
-from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError
-from proxy.flow import AUDIT_DENY, DENY, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
-from proxy.labels import MAX_CALL_LABELS, KnownLabels, check_labels, given_label, is_label, parse_labels
+from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError, UnknownPurpose
+from proxy.flow import AUDIT_DENY, DENY, KNOWN_PURPOSES, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
+from proxy.labels import (
+    MAX_CALL_LABELS,
+    KnownLabels,
+    check_labels,
+    given_label,
+    is_label,
+    logged_labels,
+    logged_text,
+    parse_labels,
+)
 from proxy.metrics import Metrics, Stats
 from proxy.policy import FlowMemo, Policy, Unknown, boundary_flow, decide, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
@@ -106,6 +115,32 @@ def known_labels(config: Config) -> KnownLabels | None:
     return KnownLabels(frozenset(exact), tuple(item for item in listed if not is_label(item)))
 
 
+def known_purposes(config: Config) -> KnownLabels | None:
+    """What `policy.known_purposes` lets a call's `x-purpose` name (None: any purpose): the purposes the config names
+    (zones', callers', routes', the defaults) and the list's."""
+    listed = config.policy.known_purposes
+    if listed is None:
+        return None
+    exact = {purpose for purpose in (config.policy.default_purpose,) if purpose}
+    for zone in config.zones:
+        exact.update(zone.allow_purposes)
+    for caller in config.callers:
+        exact.update(caller.purposes or ())
+        if caller.default_purpose:
+            exact.add(caller.default_purpose)
+    for route in config.routes:
+        exact.update(route.purposes or ())
+    exact.update(item for item in listed if is_label(item))
+    return KnownLabels(frozenset(exact), tuple(item for item in listed if not is_label(item)))
+
+
+def unknown_purpose(purpose: str, source: str = "x-purpose") -> UnknownPurpose:
+    """The refusal of a purpose `policy.known_purposes` does not list (not the purposes it does: a caller learns no
+    more of the policy than it is told)."""
+    return UnknownPurpose(f"{source}: unknown purpose {purpose!r}: this proxy takes only the purposes its config names "
+                          f"({KNOWN_PURPOSES})", param=source)  # fmt: skip
+
+
 def carried_too_many(count: int) -> InvalidRequest:
     """A call that would carry `count` labels, past `MAX_CALL_LABELS`, with what it builds on: refused, never forwarded
     (what a sequence, conversation or stream holds only grows: the caller starts a new one)."""
@@ -128,6 +163,7 @@ class Pipeline:
         self.strips_auth = bool(self.policy.callers_by_key)
         self.require_record = frozenset(zone.name for zone in config.zones if zone.require_record)
         self.known = known_labels(config)
+        self.known_purposes = known_purposes(config)
 
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
@@ -151,6 +187,24 @@ class Pipeline:
         digest = SHA256.copy()
         digest.update(key.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
+
+    def check_purpose(self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False) -> None:
+        """Refuse a call whose `x-purpose` `policy.known_purposes` does not list (UnknownPurpose, 400), before its
+        request is read: recorded under UNKNOWN_PURPOSE (`Exchange.finish`), so a caller naming a new purpose on every
+        call makes one flow of them, not a lineage store row each. A key no caller owns (or none, where anonymous
+        calls are denied) is refused as such first (401): an unknown client learns nothing of the purposes. An
+        `x-purpose` that is no purpose, or names several, is left to `call` to refuse as such."""
+        known = self.known_purposes
+        if known is None:
+            return
+        given = header("x-purpose")
+        if given is None or "," in given:
+            return
+        purpose = given_label(given)
+        if purpose is None or known.knows(purpose):
+            return
+        self.identify_only(header, peer, x_api_key)
+        raise unknown_purpose(purpose)
 
     def call(
         self,
@@ -305,17 +359,19 @@ class Pipeline:
     def _served(self, upstream: Upstream, model: str, version: str | None) -> str | Unknown | None:
         """The checkpoint an upstream serves, when a pin or its metadata already says (never waits). With
         `lineage.on_unapproved: block`, a miss the metadata could still answer is `Unknown` (asked again
-        only when the call is refused for it)."""
+        only when the call is refused for it). A checkpoint whose name says part of it is not known (`unsure`: a
+        llama-server's LoRA scales set through the proxy and not read since) is checked as one not known yet."""
         book = self.runtime.book
         found = book.resolve(upstream, model, version, learn=False)
-        if found is not None:
+        if found is not None and not found.unsure:
             return found.name
         if self.policy.block_unapproved and book.could_name(upstream, model):
             return Unknown(book.why_unknown, upstream, model)
         return None
 
     def _unapproved(self, call: Call, decision: Decision) -> None:
-        """Count every unapproved call; log a flow the first time this process sees it."""
+        """Count every unapproved call; log a flow the first time this process sees it (its labels, and the finding
+        naming them, bounded: `logged_labels`, `logged_text`)."""
         runtime = self.runtime
         runtime.stats.unapproved()
         flow = boundary_flow(call, decision, self._served)
@@ -332,8 +388,8 @@ class Pipeline:
             why = finding.message if finding is not None else decision.reason or "-"
         log.warning(
             "unapproved flow: caller %r purpose %r labels %s checkpoint %s decision %s: %s",
-            flow.caller, flow.purpose, ",".join(sorted(flow.labels)) or "-", flow.checkpoint or "-", decision.action,
-            why, extra={"trace_id": call.trace.trace_id_hex},
+            flow.caller, flow.purpose, logged_labels(flow.labels), flow.checkpoint or "-", decision.action,
+            logged_text(why), extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
     def caller_name(self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False) -> str | None:

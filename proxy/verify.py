@@ -26,7 +26,7 @@ import yaml
 from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
 from proxy.config import read_key, read_retired_keys, read_secret
 from proxy.logs import escaped
-from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, split_labels
+from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, StoreUnclear, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown, shown_path
 
 OK, UNAPPROVED, USAGE = 0, 1, 2
@@ -69,7 +69,7 @@ def read_edges(path: str, since_s: float | None = None, now: float | None = None
     try:
         rows = store.rows()
     except read_errors() as exc:
-        what = "" if isinstance(exc, EditedRow) else "not a lineage store: "
+        what = "" if isinstance(exc, EditedRow | StoreUnclear) else "not a lineage store: "
         raise UsageError(f"{shown(path)}: {what}{exc}") from None
     finally:
         store.close()
@@ -360,7 +360,8 @@ def run_integrity(
                 "rebuilt"))  # fmt: skip
     if as_json:
         document = {"store": path, "intact": report.intact, "entries": report.entries, "head": report.head,
-                    "keyed": report.keyed, "problem": report.problem, "schema": report.schema}  # fmt: skip
+                    "keyed": report.keyed, "problem": report.problem, "schema": report.schema,
+                    "warning": report.warning}  # fmt: skip
         sys.stdout.write(orjson.dumps(document).decode() + "\n")
     elif report.intact:
         print(f"{where}: intact: {report.entries} chain entries, every edge matches; head {report.head}"
@@ -371,6 +372,8 @@ def run_integrity(
         )
     else:
         print(f"{where}: NOT intact: {report.problem}")
+    if report.warning is not None and not as_json:
+        print(f"warning: {report.warning}")
     return OK if report.intact else UNAPPROVED
 
 

@@ -137,6 +137,7 @@ class ForkGate:
         self._changed = threading.Condition(threading.Lock())
         self._loads = 0
         self._forking = False
+        self.stopping = False  # the supervisor stops: a fork waits for no load (`stop`)
 
     def acquire(self) -> None:
         with self._changed:
@@ -156,12 +157,23 @@ class ForkGate:
         self.release()
 
     def fork(self, timeout: float) -> bool:
-        """Wait until no load runs (`timeout` seconds at most: False when one still does); no load begins until
-        `forked`."""
+        """Wait until no load runs (`timeout` seconds at most: False when one still does), or the supervisor stops
+        (`stop`); no load begins until `forked`."""
         with self._changed:
-            ended = self._changed.wait_for(lambda: not self._loads, timeout)
+            ended = self._changed.wait_for(lambda: not self._loads or self.stopping, timeout)
             self._forking = True
             return ended
+
+    def stop(self) -> None:
+        """The supervisor stops: a fork waiting for a load (a hung one, FORK_WAIT_S at most) waits no longer. Called
+        from a signal handler, which may have interrupted the thread in `fork` holding the lock: the flag is set
+        there, and the wait woken from a thread of its own, which can take the lock once that thread lets go."""
+        self.stopping = True
+        threading.Thread(target=self._wake, name="stop", daemon=True).start()
+
+    def _wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def forked(self) -> None:
         with self._changed:
@@ -635,7 +647,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         before serving (told to by a signal: the supervisor's, passed on, or one sent to it alone; or the
         proxy is stopping and it was not started), or ("error", why it could not start)."""
         # no load runs on another thread as the worker is forked (`FORK_GATE`); signals are taken meanwhile
-        if not FORK_GATE.fork(FORK_WAIT_S):
+        if not FORK_GATE.fork(FORK_WAIT_S) and not stopping:
             follow_logging()
             log.warning("worker-%d: a reload's load has not ended in %gs (a file on a hung mount?): forked all the "
                         "same", index, FORK_WAIT_S)  # fmt: skip
@@ -745,6 +757,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             threading.Thread(target=follow_reload, args=(taken,), name="reload", daemon=True).start()
             return
         stopping = True
+        FORK_GATE.stop()  # a worker being started waits for no reload's load: it is not started (`spawn`)
         release(claims)  # the workers stop accepting now: a new proxy may start while they drain
         if signum == signal.SIGINT:
             interrupts += 1

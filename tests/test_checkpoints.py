@@ -534,6 +534,11 @@ routes: [{model: routed, upstream: oip}, {model: "*", upstream: oip}]
     async def scenario() -> None:
         await book.refresh(upstream)  # the first round: the routes' names
         assert fetched.asked == {"/v2/health/ready": 1, "/v2/models/routed": 1}
+        # `routed` answered 404 (as newer Triton answers a model not loaded yet): a route names it, so it is kept, to
+        # be asked again in full rounds that come sooner (`_keep_fresh`), not filed as a name not listed
+        known = book._known["oip"]
+        assert "routed" in known.unready and "routed" not in known.absent
+        assert "does not serve model 'routed'" in book.why_unknown(upstream, "routed", "app")
         many = checkpoints.WAITING_PER_CALLER
         assert [book.want(upstream, f"junk{i}", "app") for i in range(many + 5)] == [True] * many + [False] * 5
         assert book.why_unknown(upstream, "junk99", "app") == ("caller 'app' is waiting for upstream 'oip''s metadata "
@@ -550,6 +555,7 @@ routes: [{model: routed, upstream: oip}, {model: "*", upstream: oip}]
         found = book.resolve(upstream, "good", learn=False)
         assert found is not None and found.name == "good"  # listed with no version: its name, as replies say
         assert "does not list model 'junk0'" in book.why_unknown(upstream, "junk0", "app")  # not queued again
+        assert "junk0" not in known.unready  # a name only calls asked for, answered 404: not asked again unasked
         assert book.want(upstream, "junk0", "app", gap=0.0)  # asked for again later: it is
         for caller in range(5):  # more waiting than a round asks about: the next round asks the rest
             for i in range(many):

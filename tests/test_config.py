@@ -83,7 +83,7 @@ upstreams:
     tls: {ca: /etc/ssl/certs/ca-certificates.crt, server_name: model.internal}
 routes:
   - {model: "*", upstream: llama}
-policy: {mode: audit, anonymous: allow, default_purpose: p, passthrough: refuse, known_labels: [l]}
+policy: {mode: audit, anonymous: allow, default_purpose: p, passthrough: refuse, known_labels: [l], known_purposes: [q]}
 telemetry:
   service_name: svc
   exporter: otlp

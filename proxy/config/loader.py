@@ -113,7 +113,7 @@ def _verbatim(value: Any) -> Any:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-# a label, or a shell-style pattern of labels (`policy.known_labels`): lower case, with * ? [...]
+# a label, or a shell-style pattern of labels (`policy.known_labels`; of purposes, `policy.known_purposes`): lower case, with * ? [...]
 _LABEL_PATTERN = re.compile(r"[a-z0-9*?\[][a-z0-9._:/*?\[\]!-]{0,127}")
 _BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
 _TOP_LEVEL = "(top level)"  # where a problem with the whole file is reported
@@ -663,22 +663,25 @@ class _Reader:
         return Zone(name, labels, allow, regions, reroute, require_record)
 
     def policy(self, raw: Any) -> PolicySettings:
-        known = ("mode", "anonymous", "default_purpose", "passthrough", "known_labels")
+        known = ("mode", "anonymous", "default_purpose", "passthrough", "known_labels", "known_purposes")
         s = self.section("policy", raw, PolicySettings, known)
         mode = s.read("mode", partial(self.choice, options=("enforce", "audit")))
         anonymous = s.read("anonymous", partial(self.choice, options=("deny", "allow")))
         default = self.purpose("policy.default_purpose", s.raw("default_purpose"))
         passthrough = s.read("passthrough", partial(self.choice, options=("auto", "forward", "refuse")))
-        return PolicySettings(mode, anonymous, default, passthrough, self.known_labels(s.raw("known_labels")))
+        labels = self.known_names("policy.known_labels", s.raw("known_labels"), "label")
+        purposes = self.known_names("policy.known_purposes", s.raw("known_purposes"), "purpose")
+        return PolicySettings(mode, anonymous, default, passthrough, labels, purposes)
 
-    def known_labels(self, raw: Any) -> tuple[str, ...] | None:
-        """`policy.known_labels`: None (any label), or labels and shell-style patterns of them, in lower case."""
+    def known_names(self, path: str, raw: Any, kind: str) -> tuple[str, ...] | None:
+        """`policy.known_labels` or `policy.known_purposes` (`kind` names what it lists): None (any), or names and
+        shell-style patterns of them, in lower case (a purpose has a label's grammar)."""
         if raw is None:
             return None
-        items = self.string_list("policy.known_labels", raw)
+        items = self.string_list(path, raw)
         for index, item in enumerate(items):
             if not _LABEL_PATTERN.fullmatch(item):
-                self.problem(f"policy.known_labels[{index}]", f"{item!r} is neither a label nor a pattern of labels "
+                self.problem(f"{path}[{index}]", f"{item!r} is neither a {kind} nor a pattern of {kind}s "
                              "(grammar [a-z0-9][a-z0-9._:/-]{0,127}, with * ? [...] for patterns: team-*)")  # fmt: skip
         return tuple(items)
 

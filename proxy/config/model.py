@@ -114,6 +114,10 @@ class PolicySettings:
     # besides the config's own (zones', callers', detectors'); any other is refused, 400: a misspelt label would
     # otherwise be data no zone holds (`proxy.labels.KnownLabels`)
     known_labels: tuple[str, ...] | None = None
+    # None: a call may name any purpose. A tuple: the purposes (and patterns) an `x-purpose` may name besides the
+    # config's own (zones', callers', routes', the defaults); any other is refused, 400, and recorded under
+    # UNKNOWN_PURPOSE: a purpose new on every call was a new row of the lineage store each (`Pipeline.check_purpose`)
+    known_purposes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

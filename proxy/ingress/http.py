@@ -42,6 +42,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.policy import Policy
 from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
+from proxy.protocols.passthrough import index_flags_only
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import keep, lower_name
 from proxy.transport.pool import Response as UpstreamResponse
@@ -97,6 +98,8 @@ _NOT_FORWARDED = {
     for observe in (False, True)
 }
 _TRACESTATE = frozenset({b"tracestate"})
+# fields that say how the body forwarded as it came is to be read: a Connection header may not make them hop-by-hop
+_DESCRIBE_BODY = frozenset({b"content-encoding", b"content-type", b"inference-header-content-length"})
 # what is never passed back from the upstream: framing, and what only the proxy may say
 _NOT_RETURNED = HOP_BY_HOP | OWNED
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
@@ -113,10 +116,20 @@ def _names_version(target: str) -> bool:
 def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
     """The request's header block as the upstream gets it: the fields as sent (bytes, never decoded
     and encoded again) less hop-by-hop ones and the caller's key, then the proxy's own. The caller's key is held
-    back once callers have keys, when the upstream has its own, and when the call is rerouted (`Exchange.rerouted`)."""
+    back once callers have keys, when the upstream has its own, and when the call is rerouted (`Exchange.rerouted`).
+    A Connection header naming a field that describes the body (`_DESCRIBE_BODY`) is refused (InvalidRequest)."""
     skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key or ex.rerouted()), ex.x_api_key, observe]
     listed = _tokens(request.header("connection"))
     if listed and not listed <= skip:
+        if not listed.isdisjoint(_DESCRIBE_BODY):
+            # the body is forwarded as it came: without the field that says how to read it the upstream reads other
+            # content than the proxy decided on (gzip bytes as they are), yet RFC 9110 §7.6.1 has a listed field removed
+            raise InvalidRequest(
+                f"Connection: {request.header('connection')!r} names a field that describes the body (Content-Encoding, "
+                "Content-Type, Inference-Header-Content-Length): dropped as hop-by-hop, the upstream would read the body "
+                "otherwise than lineage-proxy decided on it",
+                param="connection",
+            )
         skip = skip | listed
     if ex.trace.tracestate is None and request.header("tracestate") is not None:
         skip = skip | _TRACESTATE  # the caller's trace was not joined (W3C: a tracestate alone is discarded)
@@ -143,14 +156,16 @@ def reply_fields(
 ) -> None:  # fmt: skip
     """The upstream's header block as the client gets it, added to `out` in pieces (the reply's head, and a small
     body, are joined once): its fields as received (`names`: theirs lower-case) less hop-by-hop ones (those its
-    Connection fields name too) and those only the proxy may set (`x-lineage-*` and `OWNED`), then the lineage
-    headers. A `Location` on the upstream itself (`base`: its URL) is made a path, so a client that follows a
+    Connection fields name too, but for those that describe the body, `_DESCRIBE_BODY`) and those only the proxy may
+    set (`x-lineage-*` and `OWNED`), then the lineage headers. A `Location` on the upstream itself (`base`: its URL) is made a path, so a client that follows a
     redirect comes back through the proxy, not around it to an address it should not know."""
     skip = _NOT_RETURNED
     if b"connection" in names:
         listed = _connection_tokens(raw, names)
         if not listed <= skip:  # `keep-alive` and `close` are hop-by-hop already
-            skip = skip | listed
+            # less the fields that say how the body, passed on as it came, is read: dropped, a gzip body reached the
+            # client as plain bytes (the proxy, which read it decoded, recorded what it held)
+            skip = skip | (listed - _DESCRIBE_BODY if not listed.isdisjoint(_DESCRIBE_BODY) else listed)
     rebase = base if base and b"location" in names else None
     for i in range(len(raw)):
         lower = names[i]
@@ -200,7 +215,7 @@ def _on_proxy(location: bytes, base: str) -> bytes:
 
 def _serving_upstream(pipeline: Pipeline, path: str) -> Upstream | None:
     """Where an OIP call that carries no data and names no model (`/v2/health/live`, `/v2/health/ready`, `/v2`, a
-    `POST /v2/repository/index` without a body) goes when no '*' route says: the first `protocol: oip` upstream that
+    `POST /v2/repository/index` without a body or with its flags only) goes when no '*' route says: the first `protocol: oip` upstream that
     speaks HTTP, as such a gRPC call (ServerLive, ServerReady, ServerMetadata, RepositoryIndex) goes to the first gRPC
     upstream. A config of named routes only answered
     tritonclient's `is_server_live()` and `is_server_ready()`, and a probe of `/v2/health/ready`, 404 `model_not_found`
@@ -260,6 +275,10 @@ class HttpIngress:
             if "/." in path and _DOT_SEGMENT.search(path):
                 raise InvalidRequest("the request path may not hold '.' or '..' segments: servers and gateways "
                                      "resolve them, so the path decided on would not be the path served")  # fmt: skip
+            if "//" in path:
+                raise InvalidRequest("the request path may not hold empty segments ('//', also percent-encoded): gateways "
+                                     "merge them (nginx's merge_slashes, on by default), so the path decided on would "
+                                     "not be the path served")  # fmt: skip
             if target.model and "?" in request.target and _names_version(request.target):
                 raise InvalidRequest("the query may not name a model_version: MLServer runs the version it names, not "
                                      "the one the path names (or the latest), which is the one decided on")  # fmt: skip
@@ -276,6 +295,10 @@ class HttpIngress:
             coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
             body = request.received()
             if body is None:
+                if request.expects and not pipeline.policy.audit:
+                    # the client waits for 100 Continue to send its body: a call its key refuses is answered now,
+                    # before it is asked for a body that would be read for nothing (the connection then closes)
+                    pipeline.identify_only(header, conn.peer, ex.x_api_key)
                 body = await conn.body(request)
             if coding is None:
                 read = body
@@ -283,6 +306,9 @@ class HttpIngress:
                 read = _decoded(body, coding, conn.server.max_body_bytes)
                 conn.hold(request, len(read))
             ex.pipeline = self.ref.current  # decided by the config in force once the body is in (a reload meanwhile)
+            if target.bodiless_data_free and index_flags_only(read):  # Triton's `{"ready": true}`: no data either
+                await self._data_free(request, conn, ex, ex.pipeline, adapter, target, body)
+                return
             upstream = ex.admit(read, header, conn.peer, deferred=True)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
@@ -353,11 +379,12 @@ class HttpIngress:
 
     async def _data_free(
         self, request: Request, conn: HttpConnection, ex: Exchange, pipeline: Pipeline, adapter: Adapter,
-        target: Target,
+        target: Target, body: bytes | None = None,
     ) -> None:  # fmt: skip
         """Requests that carry no data (metadata, health, files, listings): only the caller's key is
         checked; forwarded to the upstream of the model the path names, or of the '*' route; an OIP one naming no
-        model without a '*' route (`/v2/health/ready`, `/v2`) to the first OIP upstream (`_serving_upstream`)."""
+        model without a '*' route (`/v2/health/ready`, `/v2`) to the first OIP upstream (`_serving_upstream`).
+        `body`: one already read (a repository index's flags, `index_flags_only`), forwarded as it came."""
         caller = pipeline.identify_only(request.header, conn.peer, ex.x_api_key)
         if target.listing:
             await self._listing(request, conn, ex, pipeline, adapter, caller)
@@ -374,7 +401,8 @@ class HttpIngress:
             raise missing
         ex.admit_data_free(upstream, caller)
         ex.outcome.extra.update({"http.request.method": request.method, "url.path": request.path})
-        body = request.received()
+        if body is None:
+            body = request.received()
         if body is None:
             body = await conn.body(request)
         await self._forward(request, conn, ex, upstream, body, observe=False)
@@ -415,7 +443,10 @@ class HttpIngress:
                 ),
                 f"upstream:{upstream.name}",
             )
-        fields = forward_fields(request, ex, upstream.api_key, observe)
+        try:
+            fields = forward_fields(request, ex, upstream.api_key, observe)
+        except InvalidRequest as refused:  # recorded as the refusal it is, nothing sent
+            raise ex.refuse(refused, "connection") from None
         try:
             # what only the record and the reply need is done once the request is on its way (`ex.forwarded`)
             resp = await self.pool.request(upstream, request.method, request.target, fields, body, ex.forwarded)

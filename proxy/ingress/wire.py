@@ -375,6 +375,11 @@ class HttpConnection(asyncio.Protocol):
                                             "send HTTP/1.1, or a Content-Length")  # fmt: skip
         elif request.method == "CONNECT":
             request.failed = InvalidRequest("CONNECT: lineage-proxy is not a forward proxy")
+        elif request.method == "TRACE":
+            # its final recipient answers with the request as it got it (RFC 9110 §9.3.8): with the upstream's
+            # `api_key`, which the proxy adds and no caller may see
+            request.failed = InvalidRequest("TRACE: lineage-proxy does not forward it (its reply echoes the request "
+                                            "the upstream got, with the credentials the proxy adds)")  # fmt: skip
         elif (coding := fields.get("transfer-encoding")) is not None and coding.strip(" \t").lower() != "chunked":
             # llhttp undoes the last coding, `chunked`, and leaves the others (`gzip, chunked`) on the body: forwarded
             # without the field naming them, the upstream would read it as plain bytes (RFC 9112 §6.1: not understood)
@@ -643,7 +648,9 @@ class HttpConnection(asyncio.Protocol):
         `LINGER_S`: closing a socket with unread bytes resets it, and the client could lose the answer."""
         self._disarm()
         transport = self.transport
-        if transport is None or self.lost:
+        # closed already (its reply said `Connection: close`, then a drain): asyncio's TLS transport, closed twice,
+        # drops its protocol, and `unsent` (its `get_write_buffer_size`) raised in the drain
+        if transport is None or self.lost or transport.is_closing():
             return
         self._outbox.flush()  # what waits for the turn's end goes first
         if not self._broken or not transport.can_write_eof():

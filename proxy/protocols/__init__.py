@@ -856,8 +856,17 @@ class Catalog(Protocol):
     # models asked about whose metadata the upstream answered with an error other than "not found" (OIP: HTTP 400 or
     # 503, what Triton and KServe answer for a model loading or that failed to load): not ready now, asked again soon
     unready: frozenset[str]
+    # models asked about whose metadata the upstream answered "not found" (OIP: HTTP 404, gRPC NOT_FOUND; newer Triton
+    # for a model not loaded, or unloaded): a name a route names is asked again soon, as an unready one, others are not
+    missing: frozenset[str]
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None: ...
+
+    def scales_unknown(self) -> Catalog:
+        """This catalog once the upstream was told to change what serves its calls and has not been read since (a
+        llama-server's LoRA scales set by a `POST /lora-adapters` relayed): what depends on it names it unknown
+        (`Checkpoint.unsure`); itself where nothing does."""
+        ...
 
 
 class Dialect(Protocol):

@@ -610,12 +610,19 @@ class ModelVersions:
     (Triton's and MLServer's default version policy). A model listed with no version (MLServer's default:
     `"versions": []`) is its name alone, as its replies name it (no `model_version`)."""
 
-    def __init__(self, versions: dict[str, tuple[str, ...]], unready: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, versions: dict[str, tuple[str, ...]], unready: frozenset[str] = frozenset(),
+        missing: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
         self._versions = versions
         self.unready = unready  # models whose metadata answered an error but 404: not ready (`Catalog.unready`)
+        self.missing = missing  # models whose metadata answered 404: not loaded (`Catalog.missing`)
         # model -> version asked ("": the latest) -> its checkpoint, made on the first call that asks: every
         # call resolves its checkpoint, and an answer's are immutable (bounded by the versions listed)
         self._made: dict[str, dict[str, Checkpoint]] = {}
+
+    def scales_unknown(self) -> ModelVersions:
+        return self  # nothing a call does not name itself (its version) chooses the weights that serve it
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None:
         made = self._made.get(model)
@@ -685,12 +692,14 @@ class Dialect:
 
         found: dict[str, tuple[str, ...]] = {}
         unready: list[str] = []
+        missing: list[str] = []
         for model in sorted(models):
             try:
                 meta = await get(model)
             except MetadataStatus as exc:  # the upstream does not serve it (yet); not an outage
-                if exc.status != 404:  # not "not found": Triton's 400 or 503 for a model loading, or failed to load
-                    unready.append(model)
+                # not "not found": Triton's 400 or 503 for a model loading, or failed to load; "not found": newer
+                # Triton's 404 for a model not loaded (`has no available versions`), or a name it never served
+                (missing if exc.status == 404 else unready).append(model)
                 continue
             except LookupError:
                 continue
@@ -702,7 +711,7 @@ class Dialect:
                 continue
             versions = meta.get("versions")  # listed; `versions` is optional (absent: none named)
             found[model] = tuple(str(v) for v in versions) if isinstance(versions, list) else ()
-        return ModelVersions(found, frozenset(unready))
+        return ModelVersions(found, frozenset(unready), frozenset(missing))
 
 
 _UNREADABLE_LOGGED: set[tuple[str, str]] = set()  # (upstream, model), logged once per process (bounded)

@@ -770,6 +770,7 @@ class Adapter:
 
 _LORA: Final = "lora:"
 _NONE: Final = "none"
+_SCALES_UNKNOWN: Final = "+lora:?"  # a checkpoint's name once the scales were set and not read since
 log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
 _KEYLESS: set[str] = set()  # upstreams whose /lora-adapters refused the proxy its key, said once (`_llama_adapters`)
 
@@ -787,6 +788,7 @@ class ServedModels:
         self._adapters = adapters
         self._base = base
         self.unready: frozenset[str] = frozenset()  # one listing names every model: none is asked about alone
+        self.missing: frozenset[str] = frozenset()
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None:
         found = self._served.get(model) or self._served.get("*")
@@ -803,6 +805,16 @@ class ServedModels:
             if int(ident) in self._adapters:  # (an id it has not loaded: ignored, or the request refused)
                 scales[int(ident)] = float(scale)
         return with_adapters(self._base or found, self._adapters, scales)
+
+    def scales_unknown(self) -> ServedModels:
+        """The scales set (`POST /lora-adapters`) and not read since: a call without its own `lora` is served by the
+        base with adapters at scales nobody knows, `org/gemma-3+lora:?` (unsure); one with its own `lora` as before
+        (it names its scales). Made once a round, never per call: `resolve` finds it in `_served` as any other."""
+        base = self._base
+        if self._adapters is None or base is None:
+            return self  # no adapters read: none to scale (a POST naming none changes nothing)
+        unknown = Checkpoint(base.name + _SCALES_UNKNOWN, base.source, base.name, base.provider, unsure=True)
+        return ServedModels(dict.fromkeys(self._served, unknown), self._adapters, base)
 
 
 def with_adapters(base: Checkpoint, adapters: dict[int, str], scales: dict[int, float]) -> Checkpoint:

@@ -6,22 +6,41 @@ model's route), else the call goes to the `"*"` route.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import Fetch, Header, Request, Target, bytes_digest
+from proxy.protocols import Fetch, Header, Request, Target, _no_duplicates, bytes_digest
 from proxy.protocols.oip import check_version, split_path
 
 _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Triton's `POST /v2/repository/index` (a listing, as gRPC's data-free RepositoryIndex): without a body, no data (the
-# ingress then takes it as it takes `/v2/health/ready`); with one, which is not read, it is decided as the `"*"` route's
+# Triton's `POST /v2/repository/index` (a listing, as gRPC's data-free RepositoryIndex): without a body, or with one
+# of its flags only (`index_flags_only`), no data (the ingress then takes it as it takes `/v2/health/ready`); with any
+# other body, which is not read, it is decided as the `"*"` route's
 _INDEX_PATH: Final = "/v2/repository/index"
 _INDEX: Final = Target("passthrough", bodiless_data_free=True)
+# the longest index body read for its flags (`{"ready": false}` is 16 bytes; room for whitespace): a longer one is
+# not parsed, and stays an unread call
+_INDEX_FLAGS_MAX: Final = 256
 # llama.cpp's `POST /lora-adapters` sets the scales every request without its own `lora` gets: what serves changes
 _LORA_SCALES_PATH: Final = "/lora-adapters"
 _LORA_SCALES: Final = Target("passthrough", rediscover=True)
+
+
+def index_flags_only(body: bytes) -> bool:
+    """Whether a repository index request's body is a JSON object of its `ready` flag only (`{"ready": true}`, as
+    Triton reads it; `{}`, which MLServer needs when no flag is given): the servers read only that flag from it, and
+    hand nothing to a model, so it carries no data, as gRPC's RepositoryIndex does. Anything else (another key, a
+    `ready` that is not a boolean, a repeated key, not UTF-8 JSON) is not."""
+    if len(body) > _INDEX_FLAGS_MAX:
+        return False
+    try:
+        value = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except ValueError:  # not UTF-8 (UnicodeDecodeError), not JSON, or a key repeated (`_Duplicate`)
+        return False
+    return type(value) is dict and all(key == "ready" and type(flag) is bool for key, flag in value.items())
 
 
 class Adapter:
@@ -66,9 +85,13 @@ class NothingServed:
 
     def __init__(self) -> None:
         self.unready: frozenset[str] = frozenset()
+        self.missing: frozenset[str] = frozenset()
 
     def resolve(self, model: str, version: str | None) -> None:
         return None
+
+    def scales_unknown(self) -> NothingServed:
+        return self
 
 
 class Dialect:

@@ -91,6 +91,7 @@ class Report:
     hashes: frozenset[str] = frozenset()  # every kept entry's hash, and the anchor: the heads still in the chain
     oldest_at: float | None = None  # when the oldest kept entry was written: the store's start, or its last purge
     schema: str | None = None  # the PostgreSQL schema whose tables were read (None: a SQLite file)
+    warning: str | None = None  # what is not wrong with the record but may soon be (a writer's search path)
 
     @property
     def intact(self) -> bool:

@@ -49,7 +49,15 @@ from proxy.errors import StartupError
 from proxy.logs import escaped
 from proxy.record import integrity
 from proxy.record.integrity import Replay, Report
-from proxy.record.store import TAMPERED_START, UNVERIFIED_PURGE, EdgeRow, EdgeWrite, SchemaTooNew, flat
+from proxy.record.store import (
+    TAMPERED_START,
+    UNVERIFIED_PURGE,
+    EdgeRow,
+    EdgeWrite,
+    SchemaTooNew,
+    StoreUnclear,
+    flat,
+)
 
 log = logging.getLogger("lineage_proxy.edges")
 
@@ -227,6 +235,11 @@ def one_line(error: BaseException | str) -> str:
     return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
+def _path(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], schema: str) -> str:
+    """A search_path naming `schema` alone (quoted as an identifier: any name, any case)."""
+    return sql.Identifier(schema).as_string(conn)
+
+
 class _Refused(Exception):
     """A purge found the table other than its delete should leave it: the transaction rolls back."""
 
@@ -234,6 +247,11 @@ class _Refused(Exception):
 class NotUtf8(StartupError, RuntimeError):
     """The database's encoding is not UTF8: nothing is written to it, nor read (a StartupError for
     `serve`, a RuntimeError for the read commands)."""
+
+
+class SchemaUnclear(StoreUnclear, psycopg.ProgrammingError):
+    """A read command's search path finds lineage tables in more than one schema (`PostgresStore._schema`): a
+    psycopg error, so every reader's `read_errors()` takes it."""
 
 
 class NoAnswer(psycopg.OperationalError):
@@ -403,6 +421,9 @@ class PostgresStore:
         self._params = params
         self._password = password
         self._conn: _Connection | None = None
+        # the schema a writer resolved at its start, which every connection it opens from then on names alone on its
+        # search_path (None: not resolved yet, or the URL pins a search_path, the operator's own)
+        self._writes_in: str | None = None
         self.unreachable: psycopg.Error | None = None  # why the schema is not made yet
         if readonly:
             with self._transaction() as cur:
@@ -424,6 +445,7 @@ class PostgresStore:
         """The schema, made or checked, and the chain's first entry in a new store (`lock_wait_s`: as for
         `apply`)."""
         with self._transaction(lock_wait_s=lock_wait_s) as cur:
+            schema = self._resolve(cur)
             try:
                 if not self._made(cur):  # once: `CREATE ... IF NOT EXISTS` needs CREATE on the schema (an index, the
                     cur.execute(SCHEMA)  # table's ownership) even when all is there, which a writer is not given
@@ -463,7 +485,76 @@ class PostgresStore:
                     raise StartupError(str(exc)) from None
                 if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
                     self._append(cur, integrity.body(integrity.EDGES, []))  # signed with the new key from now on
+            if schema is not None:  # this session too, from the commit on (a rollback undoes it)
+                cur.execute("SELECT pg_catalog.set_config('search_path', %s, false)", (_path(cur, schema),))
+        self._writes_in = schema
         self.unreachable = None
+
+    def _resolve(self, cur: psycopg.Cursor[Any]) -> str | None:
+        """The schema this writer writes: the first on its search path (`current_schema()`), which its unqualified
+        table names resolve to and SCHEMA makes the tables in. Refused (StartupError) when another schema on that
+        path holds a lineage store (a `chain` table, or `edges` and `meta`) while this one would be written: a schema
+        put before the store's, as one named as the writers' role is by the default `"$user", public`, was written
+        in its stead (a new chain there, valid, while the store stopped growing and still verified intact). Refused
+        too when this one holds no store and a schema off the path does (its `edges`, `chain` and `meta`): a new one
+        would start beside it, the fleet's writers split between two stores (a URL that named the store's schema
+        for its owner, not for this writer). None
+        when the search_path is the URL's own (`options`, or PGOPTIONS): the operator's choice, honoured as given.
+        Read from pg_catalog by name, as `_oddities` is."""
+        cur.execute("""
+            SELECT pg_catalog.current_schema()::pg_catalog.text, pg_catalog.current_setting('search_path'),
+                (SELECT source FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'search_path'),
+                ARRAY(SELECT n.nspname::pg_catalog.text OPERATOR(pg_catalog.||) '.'
+                             OPERATOR(pg_catalog.||) c.relname::pg_catalog.text
+                      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+                          ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                      WHERE c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['edges', 'chain', 'meta']::pg_catalog.name[])
+                        AND n.nspname OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))),
+                ARRAY(SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_namespace n
+                      WHERE NOT n.nspname OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))
+                        AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
+                             WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.relkind OPERATOR(pg_catalog.=) 'r'
+                               AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['edges', 'chain', 'meta']::pg_catalog.name[])
+                            ) OPERATOR(pg_catalog.=) 3
+                      ORDER BY 1)
+        """)  # fmt: skip
+        found = cur.fetchone()
+        if found is None or found[0] is None or found[2] == "client":  # no schema to write (CREATE says so), or pinned
+            return None
+        first, path, tables = str(found[0]), str(found[1]), [str(name) for name in found[3]]
+        held: dict[str, set[str]] = {}  # schema -> its lineage tables
+        for name in tables:
+            where, _, table = name.rpartition(".")
+            held.setdefault(where, set()).add(table)
+        stores = sorted(where for where, names in held.items() if "chain" in names or {"edges", "meta"} <= names)
+        others = [where for where in stores if where != first]
+        away = [str(name) for name in found[4]]  # stores off the search path (all three tables: never an app's one)
+        if not others and away and first not in stores:
+            shown = ", ".join(f"schema {escaped(where)}" for where in away)
+            raise StartupError(
+                f"lineage database {redact(self.url)}: not started: this writer would start a new store in schema "
+                f"{escaped(first)}, the first on its search_path ({escaped(path)}), while {shown}, not on that path, "
+                "holds one: the fleet's sidecars would write two stores, each intact. Name the store's schema alone on "
+                f"the search path, in the URL's query: options=-csearch_path%3D{escaped(away[0])} (or name schema "
+                f"{escaped(first)} so, to start a store of its own there)"
+            )
+        if not others:
+            return first
+        named = ", ".join(f"schema {escaped(where)}" for where in others)
+        if first in held:
+            what = (f"it holds lineage tables, and {named}, also on that path, holds a lineage store too: which one is "
+                    "the store is not certain (writing the wrong one leaves the other to stop growing, still verifying "
+                    "intact)")  # fmt: skip
+        else:
+            what = (f"a new store would start there, while the store, in {named}, would stop growing and still verify "
+                    "intact")  # fmt: skip
+        raise StartupError(
+            f"lineage database {redact(self.url)}: not started: this writer's search_path ({escaped(path)}) puts schema "
+            f"{escaped(first)} first (as the default puts a schema named as the writers' role, once someone makes it): "
+            f"{what}. Name the store's schema alone on the search path, in the URL's query: "
+            f"options=-csearch_path%3D{escaped(others[0])} (and drop schema {escaped(first)}'s lineage tables, or the "
+            "schema, if nobody meant them)"
+        )
 
     @staticmethod
     def _made(cur: psycopg.Cursor[Any]) -> bool:
@@ -497,8 +588,14 @@ class PostgresStore:
                           "... ENCODING 'UTF8' TEMPLATE template0) and point lineage.store at it")  # fmt: skip
         # times read back as written, whatever the database's (or the URL's) `extra_float_digits`: 0 or less rounds
         # them to 15 digits, rows the chain (which holds them whole) names as edited, so no purge would run again
+        # a writer's schema, once resolved, alone on the search path: a schema put before it later (one named as the
+        # writers' role) never takes its writes, on this connection or the next
         try:
-            conn.execute("SET extra_float_digits = 3")
+            if self._writes_in is None:
+                conn.execute("SET extra_float_digits = 3")
+            else:
+                conn.execute("SELECT pg_catalog.set_config('extra_float_digits', '3', false), "
+                             "pg_catalog.set_config('search_path', %s, false)", (_path(conn, self._writes_in),))  # fmt: skip
         except BaseException:
             conn.close()
             raise
@@ -921,7 +1018,40 @@ class PostgresStore:
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
         anchor = cur.fetchone()
         replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True, retired=retired)  # the caller's
-        return dataclasses.replace(self._finish(cur, self._replay(cur, replay), strict=strict), schema=schema)
+        report = self._finish(cur, self._replay(cur, replay), strict=strict)
+        return dataclasses.replace(report, schema=schema, warning=self._writers_elsewhere(cur, schema))
+
+    @staticmethod
+    def _writers_elsewhere(cur: psycopg.Cursor[Any], schema: str | None) -> str | None:
+        """The roles that may write the store's chain whose default search path (`"$user", public`: no search_path
+        set for the role or the database) puts another schema first, one named as the role that it may use: a
+        writer of that role whose URL does not name the store's schema refuses to start (one of an earlier release
+        starts a new store there, and the store stops growing). None when there is none. pg_catalog's, by name."""
+        if schema is None:
+            return None
+        cur.execute("""
+            SELECT r.rolname::pg_catalog.text FROM pg_catalog.pg_roles r JOIN pg_catalog.pg_namespace n
+                ON n.nspname OPERATOR(pg_catalog.=) r.rolname
+            WHERE r.rolcanlogin AND n.nspname OPERATOR(pg_catalog.<>) %(schema)s::pg_catalog.name
+              AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE')
+              AND pg_catalog.has_table_privilege(r.oid, (pg_catalog.quote_ident(%(schema)s::pg_catalog.text)
+                  OPERATOR(pg_catalog.||) '.chain')::pg_catalog.regclass, 'INSERT')
+              AND NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s
+                  WHERE s.setrole OPERATOR(pg_catalog.=) ANY (ARRAY[r.oid, 0]::pg_catalog.oid[])
+                    AND s.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[0, (SELECT d.oid FROM pg_catalog.pg_database d
+                        WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())]::pg_catalog.oid[])
+                    AND pg_catalog.array_to_string(s.setconfig, ' ') OPERATOR(pg_catalog.~~) '%%search_path=%%')
+            ORDER BY 1
+        """, {"schema": schema})  # fmt: skip
+        roles = [str(row[0]) for row in cur.fetchall()]
+        if not roles:
+            return None
+        named = ("roles " if len(roles) > 1 else "role ") + ", ".join(escaped(role) for role in roles)
+        return (f"{named} may write this store, and a schema named as the role is first on its default search "
+                f'path ("$user", public), before the store\'s schema {escaped(schema)}: a writer of that role refuses '
+                "to start unless its URL names the store's schema (options=-csearch_path%3D"
+                f"{escaped(schema)}); one of an earlier release starts a new store there instead, and this one stops "
+                "growing. Drop that schema if nobody meant it")  # fmt: skip
 
     @staticmethod
     def _schema(cur: psycopg.Cursor[Any]) -> tuple[str | None, str | None]:
@@ -957,7 +1087,7 @@ class PostgresStore:
             shown = ", ".join(escaped(other) for other in others)
             return schema, (f"it read the lineage tables of schema {escaped(schema)}, but schema {shown}, also on this "
                             "connection's search_path, holds lineage tables too, so which one is the store is not "
-                            "certain (a copy found first would be verified in the store's stead). Name the store's "
+                            "certain (a copy found first would be read, and verified, in the store's stead). Name the store's "
                             "schema alone on the search path, in the URL: ?options=-csearch_path%3DSCHEMA")  # fmt: skip
         return schema, None
 
@@ -980,7 +1110,14 @@ class PostgresStore:
         return report, rows, found[0] if found else None, copies
 
     def rows(self) -> list[EdgeRow]:
+        """Every edge. A reader's (`edges`, `report`) only from the one schema its search path holds a store in, as
+        `verify --integrity` reads it (SchemaUnclear otherwise): a stale copy found first is never listed in the
+        store's stead. A writer's connection names its schema alone."""
         with self._transaction() as cur:
+            if self._readonly:
+                unclear = self._schema(cur)[1]
+                if unclear is not None:
+                    raise SchemaUnclear(unclear)
             cur.execute(_ROWS)
             found = cur.fetchall()
         return [EdgeRow.stored(row) for row in found]

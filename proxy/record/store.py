@@ -158,6 +158,11 @@ def _texts(row: Sequence[Any]) -> bool:
             and (row[10] is None or type(row[10]) is str))  # fmt: skip
 
 
+class StoreUnclear(Exception):
+    """Which tables are the store is not certain (a PostgreSQL search path that finds lineage tables in more than
+    one schema): a reader stops with this message as it is, never calling the store "not a lineage store"."""
+
+
 class EditedRow(sqlite3.DataError):
     """A row whose values are not an edge's (a count that is text, a time past any date, a blob for a name): left
     by a hand, never by a writer. Readers stop on it with this message, not a traceback; `verify --integrity`

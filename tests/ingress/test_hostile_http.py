@@ -196,7 +196,7 @@ def test_a_redirect_to_the_upstreams_own_address_is_made_a_path_on_the_proxy(mak
     async def handler(request: web.Request) -> web.Response:
         if request.method == "GET":  # the proxy's discovery
             return web.json_response({"object": "list", "data": []})
-        if request.path.endswith("//"):  # `//host/...` on the upstream's own address: a path, never another host
+        if request.path.endswith("/slashes"):  # `//host/...` on the upstream's own address: a path, never another host
             return web.Response(status=307, headers={"Location": f"http://127.0.0.1:{port}//evil.example/phish"})
         if request.path.endswith("/tab"):  # browsers drop tabs: `/\t/host/...` is `//host/...` to them
             return web.Response(status=307, headers={"Location": f"http://127.0.0.1:{port}/\t/evil.example/phish"})
@@ -212,7 +212,7 @@ def test_a_redirect_to_the_upstreams_own_address_is_made_a_path_on_the_proxy(mak
         proxy = make_proxy(CONFIG, UPSTREAM=f"http://127.0.0.1:{port}", PASSTHROUGH="forward")
         for path, location in (("/v1/chat/completions/", "/v1/chat/completions"),
                                ("/v1/chat/completions", "https://example.org/x"),
-                               ("/v1/chat/completions//", "/evil.example/phish"),
+                               ("/v1/chat/completions/slashes", "/evil.example/phish"),
                                ("/v1/chat/completions/tab", "/evil.example/phish")):  # fmt: skip
             reply = httpx.post(f"{proxy.url}{path}", content=BODY, headers={"authorization": AUTH}, timeout=10)
             assert reply.status_code == 307 and reply.headers["location"] == location
