@@ -322,6 +322,12 @@ def user_strings(value: Any, out: list[str]) -> bool:
                 # vLLM prints a tool result outside a user message as the Python repr of its blocks: an
                 # image's `source` (its link, its base64) is text the model reads there
                 printed_as_repr.update(id(part) for part in item["content"] if _printed_whole(part))
+            arguments = item.get("arguments")
+            if type(arguments) is dict or type(arguments) is list:
+                # a tool call's arguments as a JSON object, not a string of it: llama.cpp prints them as JSON
+                # (`args.dump()`), keys and numbers too, as a tool call's `input` is
+                whole = rendered_strings(arguments, out) and whole
+                children = [child for child in children if child is not arguments]
         elif type(item) is list:
             children = item
         else:
@@ -918,6 +924,9 @@ class OutputText:
         self._events = False
         self._room = detectors.max_chars  # how much of it is kept (with a scanner), at most the scan limit
         self._keep = detectors.max_chars + 1  # what is captured: what `mask` reads, and a character to say it cut
+        # the JSON text `reply_json` read last (a whole reply, or an event; until `finish`): read again only when a
+        # value in it is written with a double that may have been an integer past 64 bits (`json_text`)
+        self.source: bytes | None = None
 
     def add(self, text: str) -> None:
         if text:
@@ -1013,6 +1022,22 @@ class OutputText:
         kept += text.encode("utf-8", "surrogatepass")
         self._room = room - len(text)
 
+    def json_text(self, value: Any) -> str | None:
+        """A value of the reply's JSON (a tool call's input, arguments as an object) as JSON text, as its client has it:
+        written by orjson, which reads an integer past 64 bits as a double (`123456789012345678901234` is written
+        `1.2345678901234569e23`) where the Anthropic and OpenAI SDKs (Python's `json`) keep every digit. When orjson
+        wrote a double that large (a C search of the text written), the JSON text it came from (`source`) is read again
+        by Python's `json` and the value written from that, with the digits the client has. None when it cannot be
+        written (nested deeper than a writer writes)."""
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:  # too deep for orjson; or an integer past 64 bits, from a reply `_client_json` read
+            return _python_json(value)
+        if _LARGE_DOUBLE.search(text) is None:  # (every tool call's: a search of its input's text, in C)
+            return text
+        exact = _exact_value(self.source, value)
+        return text if exact is None else _python_json(exact[0])
+
     def unread(self) -> None:
         """Some of the reply's text was past a read limit: its labels say `scan:truncated`."""
         self._unread = True
@@ -1093,6 +1118,7 @@ class OutputText:
             self._scanner.end_text()
 
     def finish(self, masker: Detectors | None = None) -> None:
+        self.source = None
         digest = self._hash
         if self._seen and digest is not None:
             if self._unhashed:
@@ -1129,11 +1155,51 @@ VISIBLE: Final = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON w
 def reply_json(data: bytes, text: OutputText) -> Any:
     """A reply's JSON (whole, or an event's) as its client reads it; `NOT_JSON` when it is none, or nested deeper
     than can be read (orjson's 1,024 levels, then Python's stack), which the caller says was not read. orjson reads
-    it; what orjson refuses but a client reads all the same is read as that client reads it (`_client_json`)."""
+    it; what orjson refuses but a client reads all the same is read as that client reads it (`_client_json`). `text`
+    keeps the JSON text (a reference), for a value written with a large double (`json_text`)."""
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError:
+        text.source = None  # (read by Python's `json`: its integers have their digits)
         return _client_json(data, text)
+    text.source = data
+    return value
+
+
+# a double as orjson writes one of 10^18 or more (`1.2345678901234569e+23`; the `+` optional: it writes integers'
+# digits, and doubles under 10^16 without an exponent): one that large may be an integer past 64 bits
+_LARGE_DOUBLE: Final = re.compile(r"[0-9]e\+?(?:1[89]|[2-9][0-9]|[0-9]{3})")
+
+
+def _python_json(value: Any) -> str | None:
+    """`value` as compact JSON written by Python's `json` (every digit of an integer); None when too deep."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _exact_value(source: bytes | None, value: Any) -> tuple[Any] | None:
+    """`value`, an object or array orjson read from `source`, as Python's `json` reads it there: its integers past 64
+    bits with their digits (in a 1-tuple). Found where orjson, reading `source` again, reads a value equal to it (the
+    first, in document order); None when none is, or `source` does not read."""
+    if source is None:
+        return None
+    try:
+        stack: list[tuple[Any, Any]] = [(orjson.loads(source), json.loads(source, parse_int=_parse_int))]
+    except (ValueError, RecursionError):  # (orjson's JSONDecodeError is a ValueError)
+        return None
+    kind = type(value)
+    while stack:
+        item, exact = stack.pop()
+        if type(item) is kind and item == value:
+            return (exact,)
+        if type(item) is dict and type(exact) is dict:
+            stack.extend((child, exact.get(key)) for key, child in reversed(item.items()))
+        elif type(item) is list and type(exact) is list and len(item) == len(exact):
+            stack.extend(zip(reversed(item), reversed(exact)))  # noqa: B905 (the lengths are equal)
+    return None
+    return None
 
 
 def ends_early(data: bytes) -> bool:

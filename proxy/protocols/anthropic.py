@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import orjson
-
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
@@ -108,8 +106,12 @@ class MessagesObserver(SseObserver):
             if isinstance(block, dict):
                 if isinstance(block.get("text"), str):
                     self._text.add(block["text"])
+                    citations = block.get("citations")
+                    if citations:  # the document's words it quotes (`cited_text`), as a stream's `citations_delta`
+                        self._text.aside_strings((at, "delta"), citations)
                 elif "input" in block:
-                    self._text.add(orjson.dumps(block["input"]).decode())
+                    self._tool_name(at, block)
+                    self._input(block["input"])
                 elif block.get("type") in _THINKING:  # beside the content, as a stream's thinking_delta is
                     if isinstance(block.get("thinking"), str):
                         self._text.aside((at, "thinking"), block["thinking"])
@@ -181,8 +183,11 @@ class MessagesObserver(SseObserver):
         if not isinstance(text, str):
             text = None  # (a number there broke the reader, and the rest of the reply went unread)
             if "input" in block:
+                self._tool_name(index, block)
                 value = block["input"]
-                text = orjson.dumps(value).decode() if value else None  # (`{}`: no text, and every stream's)
+                text = self._text.json_text(value) if value else None  # (`{}`: no text, and every stream's)
+                if value and text is None:
+                    self._text.unread()
             elif block.get("type") in _THINKING:
                 thinking = block.get("thinking")
                 if isinstance(thinking, str):
@@ -195,6 +200,20 @@ class MessagesObserver(SseObserver):
             if not self.outcome.first_token_ns:
                 self.outcome.first_token_ns = self.outcome.now_ns()
             self._content(index, text)
+
+    def _tool_name(self, index: int, block: dict[str, Any]) -> None:
+        """A tool use's name, beside the content (as a chat reply's tool call's name is)."""
+        name = block.get("name")
+        if isinstance(name, str):
+            self._text.aside((index, "name"), name)
+
+    def _input(self, value: Any) -> None:
+        """A whole tool use's input, as JSON text (`OutputText.json_text`: an integer past 64 bits with its digits)."""
+        text = self._text.json_text(value)
+        if text is None:  # nested deeper than can be written
+            self._text.unread()
+        else:
+            self._text.add(text)
 
     def _other(self, index: int, block: dict[str, Any]) -> None:
         """A block with no text, input or thinking (a server tool's result: code execution's `stdout`, a web

@@ -521,6 +521,9 @@ class RestReplyObserver:
         outputs = [o for o in found if isinstance(o, dict)]
         dumped = [_data_json(output) for output in outputs]
         self._text.add_tensors(functools.partial(_tensor_texts, outputs, dumped, binary, request=False))
+        aside_parameters(self._text, ("parameters",), reply.get("parameters"))
+        for at, output in enumerate(outputs):
+            aside_parameters(self._text, (at, "parameters"), output.get("parameters"))
         try:
             self.outcome.output_digest = _tensor_digest(outputs, dumped, binary)
         except InvalidRequest:
@@ -569,6 +572,25 @@ class RestReplyObserver:
         self._text.finish(self.detectors)
         if digest:
             self.outcome.output_digest = digest
+
+
+def aside_parameters(text: OutputText, key: tuple[Any, ...], parameters: Any) -> None:
+    """A reply's or an output's `parameters` but the protocol's own (`FRAMING_PARAMETERS`: `content_type`, `headers`, a
+    sequence's), read beside the content (`OutputText.aside`), their numbers too, as a request's are: a runtime answers
+    there as well as in its tensors (MLServer's `Parameters` take any field, Triton's Python backend gives a response
+    parameters), and its client reads them."""
+    if type(parameters) is not dict:
+        return
+    for name in parameters:  # (most are the protocol's alone, MLServer's `content_type`: no list made for them)
+        if name not in FRAMING_PARAMETERS:
+            break
+    else:
+        return
+    texts: list[str] = []
+    if not parameter_strings(parameters, texts):
+        text.unread()
+    if texts:
+        text.aside(key, "\n".join(texts))
 
 
 def observe_reply_meta(outcome: Outcome, model: Any, version: Any, reply_id: Any) -> None:

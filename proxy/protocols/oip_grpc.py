@@ -702,6 +702,13 @@ class ReplyObserver:
                     version = _string(buf, first, last)
                 elif number == 3:
                     rid = _string(buf, first, last)
+                elif number == 4:  # the reply's own parameters: read beside the content, as over REST
+                    name, text = _parameter(buf, first, last)
+                    if name not in FRAMING_PARAMETERS:
+                        if text is None:
+                            text = _parameter_number(buf, first, last)
+                        if text:
+                            self._output().aside(("parameters", name), text)
         except WireError:  # not a message the walker reads to its end: what it read is kept, the rest said unread
             whole = False
         else:

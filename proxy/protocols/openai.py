@@ -434,10 +434,11 @@ class ReplyObserver(SseObserver):
                 if type(value) is str:
                     self._text.aside((index, at, key), value)
                 elif value is not None:  # arguments as a JSON object (TGI's), not a string of it: read as its JSON
-                    try:
-                        self._text.aside((index, at, key), orjson.dumps(value).decode())
-                    except TypeError:  # nested deeper than orjson writes, an integer past 64 bits: not read
+                    text = self._text.json_text(value)  # (an integer past 64 bits with its digits)
+                    if text is None:  # nested deeper than can be written: not read
                         self._text.unread()
+                    else:
+                        self._text.aside((index, at, key), text)
 
     def _meta(self, reply: dict[str, Any]) -> None:
         self.identify(reply)

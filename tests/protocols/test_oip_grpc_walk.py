@@ -81,6 +81,7 @@ def reference_reply(data: bytes) -> Outcome:
     texts: list[str] = []
     datatypes: list[str] = []
     raws: list[memoryview] = []
+    parameters: list[tuple[str, str]] = []
     whole = True
     try:
         for number, first, last in oip._spans(data, 0, len(data)):
@@ -98,6 +99,12 @@ def reference_reply(data: bytes) -> Outcome:
                 version = oip._string(data, first, last)
             elif number == 3:
                 rid = oip._string(data, first, last)
+            elif number == 4:
+                name, text = oip._parameter(data, first, last)
+                if name not in oip.FRAMING_PARAMETERS:
+                    text = oip._parameter_number(data, first, last) if text is None else text
+                    if text:
+                        parameters.append((name, text))
     except oip.WireError:  # read up to there; the rest is unread
         whole = False
     else:
@@ -106,9 +113,12 @@ def reference_reply(data: bytes) -> Outcome:
         whole = oip._raw_strings(raws, datatypes, texts) and whole
     except InvalidRequest:
         whole = False
-    if texts or not whole:
+    if parameters or texts or not whole:
         found = OutputText(outcome, EMAIL, True, digests=False)
-        found.add_pieces(texts, whole)
+        for name, text in parameters:
+            found.aside(("parameters", name), text)
+        if texts or not whole:
+            found.add_pieces(texts, whole)
     if found is not None:
         found.finish(EMAIL)
     else:
@@ -144,7 +154,9 @@ def replies() -> list[bytes]:
     raw.outputs.add(name="Y", datatype="INT32", shape=[1])
     raw.outputs.add(name="TEXT", datatype="BYTES", shape=[2])
     raw.raw_output_contents.extend([struct.pack("<i", 7), raw_bytes(b"one", b"ana@example.org")])
-    return [text, raw.SerializeToString()]
+    noted = infer_response()  # the reply's own parameters: a runtime's answer beside its tensors
+    noted.parameters["note"].string_param = "ana@example.org"
+    return [text, raw.SerializeToString(), noted.SerializeToString()]
 
 
 def test_the_readers_read_well_formed_messages_as_on_spans() -> None:

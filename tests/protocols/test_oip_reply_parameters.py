@@ -1,0 +1,135 @@
+"""An OIP reply's `parameters`, the reply's own and each output's, are read for the output's labels as the tensors
+are: a runtime answers there as well as in its tensors (MLServer's `Parameters`, which take any field; Triton's Python
+backend's response parameters), and the client reads them. Over gRPC an output's parameters were read (`_tensor`),
+over REST not, and the reply's own over neither: an address a model gave there went unlabelled. The protocol's own
+parameters (`content_type`, `headers`, a sequence's) are not read, as in a request."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from proxy.protocols.oip_grpc import MODEL_INFER
+from tests.harness import dead_port
+from tests.protocols.test_oip_grpc import PB, infer_request
+from tests.servers.real import need, stop, wait_http
+from tests.test_unsized_replies_output import stored_output_labels
+
+E = "alice@example.com"
+# answers in its parameters: `where` says which (the reply's own, or its output's)
+EXPLAIN = f"""
+from mlserver import MLModel
+from mlserver.types import InferenceRequest, InferenceResponse, Parameters, ResponseOutput
+
+
+class Explain(MLModel):
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        where = payload.inputs[0].data.root[0]
+        where = where.decode() if isinstance(where, bytes) else where
+        note = Parameters(content_type="np", note="write to {E}")
+        plain = Parameters(content_type="np")
+        output = ResponseOutput(name="score", shape=[1], datatype="FP32", data=[0.5],
+                                parameters=note if where == "output" else plain)
+        return InferenceResponse(model_name=self.name, outputs=[output],
+                                 parameters=note if where == "reply" else None)
+"""
+CONFIG = """
+listen:
+  http: 127.0.0.1:0
+  grpc: 127.0.0.1:0
+upstreams:
+  - name: mls
+    url: ${MLS}
+    grpc: ${MLS_GRPC}
+    protocol: oip
+routes:
+  - model: "*"
+    upstream: mls
+policy:
+  anonymous: allow
+  default_purpose: support
+detectors: [email]
+telemetry:
+  exporter: none
+lineage:
+  store: ${STORE}
+"""
+
+
+@pytest.fixture(scope="module")
+def explain_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """MLServer serving `explain` (the model above) over REST and gRPC."""
+    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
+    root = tmp_path_factory.mktemp("mlserver") / "models"
+    (root / "explain").mkdir(parents=True)
+    (root / "explain" / "explain.py").write_text(EXPLAIN)
+    settings = {"name": "explain", "implementation": "explain.Explain"}
+    (root / "explain" / "model-settings.json").write_text(json.dumps(settings))
+    http_port, grpc_port = dead_port(), dead_port()
+    (root / "settings.json").write_text(json.dumps({
+        "http_port": http_port, "grpc_port": grpc_port, "metrics_port": dead_port(), "host": "127.0.0.1",
+        "parallel_workers": 0, "metrics_endpoint": None,
+    }))  # fmt: skip
+    with open(root.parent / "mlserver.log", "wb") as log:
+        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{http_port}/v2/models/explain/ready", proc)
+            yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
+        finally:
+            stop(proc)
+
+
+def _rest(url: str, where: str, flow: str) -> str:
+    body = {"inputs": [{"name": "where", "shape": [1], "datatype": "BYTES", "data": [where]}]}
+    reply = httpx.post(f"{url}/v2/models/explain/infer", json=body, headers={"x-data-labels": flow}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.text
+
+
+def _grpc(target: str, where: str, flow: str) -> str:
+    request = infer_request(model_name="explain")
+    request.inputs.add(name="where", datatype="BYTES", shape=[1]).contents.bytes_contents.append(where.encode())
+    with grpc.insecure_channel(target) as channel:
+        reply = channel.unary_unary(MODEL_INFER)(request.SerializeToString(), metadata=(("x-data-labels", flow),),
+                                                 timeout=30)  # fmt: skip
+    return str(PB["ModelInferResponse"].FromString(reply))
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize("where", ["reply", "output"])
+def test_an_address_in_a_replys_parameters_labels_its_output(explain_mlserver, make_proxy, loop_thread,  # type: ignore[no-untyped-def]
+                                                             tmp_path: Path, where: str) -> None:  # fmt: skip
+    http, grpc_address = explain_mlserver
+    assert E in _rest(http, where, "direct") and E in _grpc(grpc_address, where, "direct")  # the client reads it
+    proxy = make_proxy(CONFIG, MLS=http, MLS_GRPC=grpc_address)
+    assert E in _rest(proxy.url, where, "over-rest") and E in _grpc(proxy.grpc, where, "over-grpc")
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    stored = stored_output_labels(tmp_path / "lineage.db")
+    assert (stored["over-rest"], stored["over-grpc"]) == (["over-rest", "pii:email"], ["over-grpc", "pii:email"])
+
+
+def test_the_protocols_own_parameters_are_not_read() -> None:
+    """`headers` (MLServer's, HTTP headers it sets) and `content_type` are the protocol's: not read; a number is."""
+    import orjson
+
+    from proxy.config.model import DetectorSpec
+    from proxy.detectors import Detectors
+    from proxy.flow import Outcome
+    from proxy.protocols.oip import RestReplyObserver
+
+    detectors = Detectors([DetectorSpec("email"), DetectorSpec("account", r"(?<![0-9])[0-9]{12}(?![0-9])")])
+    found = []
+    for parameters in ({"headers": {"x-to": E}, "content_type": E}, {"account": 123456789012}):
+        outcome = Outcome(started_ns=1)
+        observer = RestReplyObserver(outcome, detectors, False, None)
+        output = {"name": "o", "datatype": "FP32", "shape": [1], "data": [1.0], "parameters": parameters}
+        observer.body(orjson.dumps({"model_name": "m", "outputs": [output]}))
+        observer.finish()
+        found.append(outcome.output_detected)
+    assert found == [frozenset(), {"pii:account"}]
