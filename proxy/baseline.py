@@ -233,7 +233,7 @@ def load_baseline(path: str | Path) -> Baseline:
 
 
 def parse_baseline(text: str, *, source: str = "<memory>") -> Baseline:
-    from proxy.config.yamlfile import StrictLoader  # here, not at the top: proxy.config imports us
+    from proxy.config.yamlfile import StrictLoader, node_surrogates  # here, not at the top: proxy.config imports us
 
     try:
         root = yaml.compose(text, Loader=StrictLoader)
@@ -241,6 +241,9 @@ def parse_baseline(text: str, *, source: str = "<memory>") -> Baseline:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise BaselineError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    unwritable = node_surrogates(root, source)
+    if unwritable:  # strings no UTF-8 text can hold: before any check reads them
+        raise BaselineError(unwritable)
     reader = _Reader(source)
     baseline = reader.baseline(root)
     if reader.problems or baseline is None:

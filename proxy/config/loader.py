@@ -43,7 +43,7 @@ from proxy.config.model import (
     Zone,
 )
 from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, names_protocol, telemetry_from_env
-from proxy.config.yamlfile import StrictLoader, not_utf8, written
+from proxy.config.yamlfile import StrictLoader, not_utf8, surrogate, surrogates, written
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
@@ -157,6 +157,10 @@ def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None 
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    unwritable: list[str] = []
+    surrogates(raw, "", unwritable)
+    if unwritable:  # before any check reads them: no later one, nor a printer, meets such a string
+        raise ConfigError(unwritable)
     reader = _Reader(env if env is not None else {})
     config = reader.config(raw, source)
     if reader.problems or config is None:
@@ -243,7 +247,13 @@ class _Reader:
             self.unset.add(path)
             return ""
 
-        return _VAR.sub(substitute, value)
+        expanded = _VAR.sub(substitute, value)
+        why = surrogate(expanded)
+        if why is not None:  # a variable's byte that is not UTF-8 (Python decodes it as a lone surrogate)
+            self.problem(path, f"{why} (its environment variable's value is not UTF-8)")
+            self.unset.add(path)  # what the value would have made is not news
+            return ""
+        return expanded
 
     def string(self, path: str, value: Any, *, optional: bool = False) -> str | None:
         value = self.expand(path, value)
@@ -717,6 +727,13 @@ class _Reader:
         from_env, env_problems = telemetry_from_env(self.env)
         from_env = {key: _verbatim(value) for key, value in from_env.items()}  # values, not config text to expand
         self.problems.extend(env_problems)
+        unwritable: list[str] = []
+        surrogates(from_env, "telemetry", unwritable)  # a variable's byte that is not UTF-8, as Python decodes it
+        if unwritable:
+            self.problems.extend(
+                f"{problem} (from an OTEL_* variable whose value is not UTF-8)" for problem in unwritable
+            )
+            from_env = {}
         if "endpoint" in s.values or "traces_endpoint" in s.values:  # the file's endpoint wins over any OTEL_* one
             from_env.pop("traces_endpoint", None)
             if not names_protocol(self.env):  # the http/protobuf an OTEL_* endpoint implies is that endpoint's own:

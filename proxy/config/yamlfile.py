@@ -136,3 +136,61 @@ def not_utf8(source: str, data: bytes, error: UnicodeDecodeError) -> str:
     column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
     return (f"{source}:{line}:{column}: not UTF-8 text (byte 0x{data[error.start]:02x}: {error.reason}); "
             "save the file as UTF-8")  # fmt: skip
+
+
+def surrogate(text: str) -> str | None:
+    """Why `text` is no UTF-8 text, when it holds a lone surrogate (a YAML `"\\ud800"` escape, which PyYAML reads
+    as the code point it names; an environment variable's byte that is not UTF-8, as Python decodes it); None
+    when it is UTF-8 text. Such a string passed every check and failed where it was written out (a record, a
+    header, a log line) or went on as replacement characters."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"holds {text[exc.start]!r} (character {exc.start + 1}), a lone surrogate, which no UTF-8 text can "
+                'hold: write the character itself, or one \\U escape ("\\U0001F600"), not a pair of \\u ones')  # fmt: skip
+    return None
+
+
+def surrogates(value: Any, path: str, found: list[str]) -> None:
+    """Every string of a loaded YAML tree, its keys too, that is no UTF-8 text (`surrogate`), as a problem at its
+    path (`routes[0].model: holds ...`)."""
+    if isinstance(value, str):
+        why = surrogate(value)
+        if why is not None:
+            found.append(f"{path or '(top level)'}: {why}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                why = surrogate(key)
+                if why is not None:
+                    found.append(f"{path or '(top level)'}: the key {key!r} {why}")
+                    continue
+            surrogates(item, f"{path}.{key}" if path else str(key), found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            surrogates(item, f"{path}[{index}]", found)
+
+
+def node_surrogates(root: yaml.Node | None, source: str) -> list[str]:
+    """`surrogates` of a composed YAML document (the baseline, read as nodes), each at its line and column."""
+    found: list[str] = []
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # an alias's node, once
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            why = surrogate(node.value) if isinstance(node.value, str) else None
+            if why is not None:
+                mark = node.start_mark
+                found.append(f"{source}:{mark.line + 1}:{mark.column + 1}: {why}")
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in reversed(node.value):
+                stack += (value, key)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    return found

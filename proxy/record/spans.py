@@ -22,10 +22,11 @@ import orjson
 
 from proxy import __version__
 from proxy.config import Telemetry, Upstream
-from proxy.flow import DENY, Call, Decision, Outcome, TraceContext
+from proxy.flow import DENY, INVALID_API_KEY, NAME_MAX_CHARS, Call, Decision, Outcome, TraceContext
 from proxy.labels import sorted_labels
 from proxy.logs import json_line
 from proxy.protocols import ADAPTERS
+from proxy.record.access import shown_model
 from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink, SinkOptions
 from proxy.record.otlp import (
     SPAN_KIND_SERVER,
@@ -207,9 +208,9 @@ class SpanRecorder:
         }
         # the captured messages cut as texts, within a value's bound together: their JSON cut short is no JSON
         if call.content:
-            attrs[INPUT_MESSAGES] = input_messages(_cut_texts(call.content))
+            attrs[INPUT_MESSAGES] = _bounded_content(call.content)
         if outcome.content:
-            attrs[OUTPUT_MESSAGES] = output_messages(_cut_texts(outcome.content), outcome)
+            attrs[OUTPUT_MESSAGES] = _bounded_content(outcome.content, outcome)
         attrs["lineage.span.cut"] = True
         name, status, message = _naming(call, decision, attrs)
         return encode_span(
@@ -292,13 +293,97 @@ VALUE_CUT_CHARS: Final = 16384
 ITEMS_CUT: Final = 64
 CUT_MARK: Final = "[cut: the span was over 1 MiB]"
 
+# A value a caller or an upstream chose (a model's name, a stop sequence, a parameter, the captured content, the
+# reply's model, id and finish reasons, an error's text) at most, in UTF-8 bytes, its cut's marker included: Jaeger's
+# Badger and Cassandra stores write each tag's value into an index key and refuse a key over 65,000 bytes, losing the
+# whole span ("Key with size N exceeded 65000 limit", jaegertracing/jaeger#3330). An array's items together at most
+# half of it: Jaeger stores an array as its JSON, where a character may take six bytes (`\u0001`).
+VALUE_MAX_BYTES: Final = 16384
+ITEMS_MAX_BYTES: Final = 8192
+# a string this long or shorter is within VALUE_MAX_BYTES whatever its characters (four UTF-8 bytes at most each):
+# its length is all that is read
+_SHORT_CHARS: Final = VALUE_MAX_BYTES // 4
+_MARK_ROOM: Final = 48  # the bytes `_cut_mark` takes at most
+# attributes that are the proxy's own, bounded where they are made (the labels: 256 of 128 characters at most, that
+# the span keeps every one of; the zones, the config's)
+_UNCUT: Final = frozenset({"lineage.input.labels", "lineage.output.labels", "lineage.zones"})
+
+
+def _cut_mark(left: int) -> str:
+    return f"...[{left:,} characters cut]"
+
+
+def bounded(value: str, limit: int = VALUE_MAX_BYTES) -> str:
+    """`value` whole when its UTF-8 is at most `limit` bytes, else its start, cut between two characters, and a
+    marker saying how many characters were left out, `limit` bytes at most together."""
+    if len(value) <= limit // 4:
+        return value
+    head = value[:limit].encode("utf-8", "replace")  # (a character is a byte at least: no more of it can fit)
+    if len(value) <= limit and len(head) <= limit:
+        return value
+    kept = head[: max(limit - _MARK_ROOM, 0)].decode("utf-8", "ignore")  # a character cut in two is left out
+    return kept + _cut_mark(len(value) - len(kept))
+
+
+def bounded_items(items: tuple[Any, ...], limit: int = ITEMS_MAX_BYTES) -> tuple[Any, ...]:
+    """An array's items, their strings within `limit` bytes together: at most ITEMS_CUT items, each cut
+    (`bounded`) to its share, a last item saying how many more were left out."""
+    chars = 0
+    for item in items:
+        chars += len(item) if type(item) is str else 24
+    if len(items) <= ITEMS_CUT and chars <= limit // 4:
+        return items
+    sizes = [len(item.encode("utf-8", "replace")) if type(item) is str else 24 for item in items[: ITEMS_CUT + 1]]
+    if len(items) <= ITEMS_CUT and sum(sizes) <= limit:
+        return items
+    kept = items[:ITEMS_CUT]
+    share = (limit - _MARK_ROOM) // len(kept)
+    cut = tuple(bounded(item, share) if type(item) is str else item for item in kept)
+    if len(items) > len(kept):
+        cut += (f"[{len(items) - len(kept):,} more items cut]",)
+    return cut
+
+
+def _bounded_attributes(attrs: dict[str, Any]) -> None:
+    """Every string and array value of `attrs` but the proxy's own (`_UNCUT`) within its bound, in place."""
+    for key, value in attrs.items():
+        kind = type(value)
+        if kind is str:
+            if len(value) > _SHORT_CHARS:
+                attrs[key] = bounded(value)
+        elif (kind is tuple or kind is list) and key not in _UNCUT:
+            attrs[key] = bounded_items(tuple(value))
+
+
+def _content_json(texts: tuple[str, ...], outcome: Outcome | None) -> str:
+    return input_messages(texts) if outcome is None else output_messages(texts, outcome)
+
+
+def _bounded_content(texts: tuple[str, ...], outcome: Outcome | None = None, text: str | None = None) -> str:
+    """Captured texts as their JSON (`input_messages`; with the outcome, `output_messages`; `text` when made already)
+    within VALUE_MAX_BYTES: the texts cut together (`_cut_texts`), not the JSON, which cut short reads as nothing."""
+    if text is None:
+        text = _content_json(texts, outcome)
+    if len(text) <= _SHORT_CHARS:
+        return text
+    size = len(text.encode("utf-8", "replace"))
+    chars = sum(len(item) for item in texts)
+    while size > VALUE_MAX_BYTES:
+        # the texts' characters in proportion to the bytes over, and one fewer at least each time
+        chars = max(min(chars - 1, chars * (VALUE_MAX_BYTES - _MARK_ROOM) // size), 0)
+        text = _content_json(_cut_texts(texts, chars), outcome)
+        size = len(text.encode("utf-8", "replace"))
+    return text
+
 
 def _cut_texts(texts: tuple[str, ...], chars: int = VALUE_CUT_CHARS) -> tuple[str, ...]:
-    """Captured texts cut to `chars` characters together (the last one kept marked as cut), as one value is."""
+    """Captured texts cut to `chars` characters together, the last one kept marked with the characters left out
+    (its own and those of the texts after it)."""
     kept: list[str] = []
-    for text in texts:
+    for index, text in enumerate(texts):
         if len(text) > chars:
-            kept.append(text[:chars] + CUT_MARK)
+            left = len(text) - chars + sum(len(rest) for rest in texts[index + 1 :])
+            kept.append(text[:chars] + _cut_mark(left))
             break
         kept.append(text)
         chars -= len(text)
@@ -378,6 +463,7 @@ def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_la
     error_type = outcome.error_type or (decision.code if decision.action == DENY else None)
     if error_type:
         attrs["error.type"] = error_type
+    _bounded_attributes(attrs)  # (a flow's: once for the calls of a flow whose block is kept)
     return attrs
 
 
@@ -389,15 +475,15 @@ def _call_attributes(call: Call, outcome: Outcome) -> dict[str, Any]:
     if outcome.output_digest:
         attrs["lineage.output.digest"] = outcome.output_digest
     if outcome.response_id:
-        attrs["gen_ai.response.id"] = outcome.response_id
+        attrs["gen_ai.response.id"] = _bounded_id(outcome.response_id)
     if outcome.input_tokens is not None:
         attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens
     if outcome.output_tokens is not None:
         attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
     if call.content:
-        attrs[INPUT_MESSAGES] = input_messages(call.content)
+        attrs[INPUT_MESSAGES] = _bounded_content(call.content)
     if outcome.content:
-        attrs[OUTPUT_MESSAGES] = output_messages(outcome.content, outcome)
+        attrs[OUTPUT_MESSAGES] = _bounded_content(outcome.content, outcome)
     if outcome.first_token_ns:
         attrs["gen_ai.response.time_to_first_chunk"] = (outcome.first_token_ns - outcome.started_ns) / 1e9
     return attrs
@@ -456,19 +542,30 @@ def _call_parts(call: Call, outcome: Outcome, parts: list[bytes]) -> list[bytes]
         parts.append(_INPUT_DIGEST.string(call.input_digest))
     if outcome.output_digest:
         parts.append(_OUTPUT_DIGEST.string(outcome.output_digest))
-    if outcome.response_id:
-        parts.append(_RESPONSE_ID.string(outcome.response_id))
+    response_id = outcome.response_id
+    if response_id:  # the upstream's: a length read, but for one over _SHORT_CHARS characters (`bounded`)
+        parts.append(_RESPONSE_ID.string(response_id if len(response_id) <= _SHORT_CHARS else bounded(response_id)))
     if outcome.input_tokens is not None:
         parts.append(_INPUT_TOKENS.count(outcome.input_tokens))
     if outcome.output_tokens is not None:
         parts.append(_OUTPUT_TOKENS.count(outcome.output_tokens))
-    if call.content:
-        parts.append(_INPUT_MESSAGES.string(input_messages(call.content)))
+    if call.content:  # each a length read, but for one over _SHORT_CHARS characters (`_bounded_content`)
+        text = input_messages(call.content)
+        if len(text) > _SHORT_CHARS:
+            text = _bounded_content(call.content, None, text)
+        parts.append(_INPUT_MESSAGES.string(text))
     if outcome.content:
-        parts.append(_OUTPUT_MESSAGES.string(output_messages(outcome.content, outcome)))
+        text = output_messages(outcome.content, outcome)
+        if len(text) > _SHORT_CHARS:
+            text = _bounded_content(outcome.content, outcome, text)
+        parts.append(_OUTPUT_MESSAGES.string(text))
     if outcome.first_token_ns:
         parts.append(span_attribute("gen_ai.response.time_to_first_chunk", _ttft(outcome)))
     return parts
+
+
+def _bounded_id(value: str) -> str:
+    return value if len(value) <= _SHORT_CHARS else bounded(value)
 
 
 def _ttft(outcome: Outcome) -> float:
@@ -504,12 +601,25 @@ def _params_key(params: tuple[tuple[str, Any], ...]) -> object:
     return params, tuple(kinds)
 
 
+# the codes of a call refused before it was routed (its key; no route for its model), besides one refused before its
+# request was read (a malformed body: a denial of no rule, `Exchange.finish`)
+_UNROUTED: Final = frozenset({INVALID_API_KEY, "model_not_found"})
+
+
 def _naming(call: Call, decision: Decision, flow: dict[str, Any]) -> tuple[str, int, str]:
-    """The span's name, status code and status message, from its flow's attributes."""
-    name = f"{call.operation} {call.model}" if call.model else call.operation
+    """The span's name, status code and status message, from its flow's attributes. A routed call's name is the GenAI
+    conventions' `{operation} {model}`, a long name as an access line shows it (`shown_model`); one refused before it
+    was routed is named by its operation alone: its model is whatever the client sent (`gen_ai.request.model` has it),
+    and every name a span has is an operation Jaeger lists and indexes, as many as there are names."""
+    model = call.model
+    if not model or (decision.action == DENY and (decision.rule is None or decision.code in _UNROUTED)):
+        name = call.operation
+    else:
+        name = f"{call.operation} {model if len(model) <= NAME_MAX_CHARS else shown_model(model)}"
     if "error.type" not in flow:
         return name, STATUS_UNSET, ""
-    return name, STATUS_ERROR, decision.reason or "" if decision.action == DENY else str(flow["error.type"])
+    message = decision.reason or "" if decision.action == DENY else str(flow["error.type"])
+    return name, STATUS_ERROR, bounded(message)
 
 
 def _events(outcome: Outcome, attrs: dict[str, Any]) -> tuple[tuple[str, int, dict[str, Any]], ...]:
