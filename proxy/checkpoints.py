@@ -26,11 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import itertools
 import logging
 import math
+import mmap
+import tempfile
 import time
+import zlib
 from collections.abc import Iterable
+from typing import Final
 
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown
@@ -49,7 +54,52 @@ MODELS_KEPT = 1024  # names the metadata listed, kept fresh per upstream besides
 ABSENT_KEPT = 1024  # names the metadata did not list, remembered per upstream (the oldest forgotten first)
 NEW_PER_ROUND = 64  # names calls asked for, asked about in one round of an upstream's metadata at most
 WAITING_PER_CALLER = 16  # names one caller asked for, waiting to be asked about at most (per upstream)
+CHANGE_SLOTS: Final = 4096  # upstream names' slots in the changes the workers share (`Changes`), 8 bytes each
 LEARNING = ""  # who waits for the names forwarded calls ask for (to name their checkpoint in the record)
+
+
+class Changes:
+    """How many times each upstream was told to change what serves through the proxy (a `POST /lora-adapters`
+    relayed), counted by every worker of `serve --workers N` in memory they share: made by the supervisor before it
+    forks them (`share_changes`). A worker that relays one counts it (`bump`); the others find the count changed
+    where they resolve a checkpoint that depends on it (`CheckpointBook.resolve`, one int read) and read the
+    upstream again as the one that relayed it does. An upstream's count is in the slot its name hashes to
+    (`CHANGE_SLOTS`): two names that share one make a change to either read both again, nothing worse."""
+
+    def __init__(self) -> None:
+        # a file unlinked already, only its descriptor kept (inherited by fork): its memory is what the workers share,
+        # and the lock a bump takes on it is a POSIX record lock, each process's own, let go if the process dies
+        self._file = tempfile.TemporaryFile(prefix="lineage-proxy-changes-")  # noqa: SIM115 (open for good)
+        self._file.truncate(8 * CHANGE_SLOTS)
+        self._map = mmap.mmap(self._file.fileno(), 8 * CHANGE_SLOTS)
+        self._counts = memoryview(self._map).cast("q")
+
+    def slot(self, name: str) -> int:
+        return zlib.crc32(name.encode("utf-8", "surrogatepass")) % CHANGE_SLOTS
+
+    def get(self, slot: int) -> int:
+        return int(self._counts[slot])
+
+    def bump(self, slot: int) -> int:
+        """Count a change in `slot` (whichever worker counts one at the same time, none is lost); the count after."""
+        fd = self._file.fileno()
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        try:
+            count = int(self._counts[slot]) + 1
+            self._counts[slot] = count
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+        return count
+
+
+_shared_changes: list[Changes] = []  # the one `share_changes` made (none: one process serves)
+
+
+def share_changes() -> None:
+    """Called by `serve --workers N`'s supervisor before it forks its workers: their books count the changes made
+    through the proxy in memory they share (`Changes`). A single process has none to share."""
+    if not _shared_changes:
+        _shared_changes.append(Changes())
 
 
 def metadata_names(upstream: Upstream) -> bool:
@@ -76,6 +126,10 @@ class _Known:
         # there are any (`CheckpointBook._keep_fresh`), and a refused call asks again as for a name not listed (`want`)
         self.unready: dict[str, float] = {}
         self.due = True  # the next round asks about every name kept (not only those waiting)
+        # with workers (`Changes`): the upstream's slot once a round read scales a change would make stale (-1: none
+        # read, or one process), and the count of changes in it that what is kept was read after, or knows of
+        self.watch = -1
+        self.seen = 0
 
     def scales_unknown(self) -> None:
         """What serves was changed through the proxy and not read since (`CheckpointBook.changed`): every catalog
@@ -89,6 +143,7 @@ class _Known:
         other.base, other.fresh, other.listed = self.base, dict(self.fresh), dict(self.listed)
         other.absent, other.waiting, other.waits = self.absent.copy(), dict(self.waiting), self.waits.copy()
         other.unready, other.due = dict(self.unready), self.due
+        other.watch, other.seen = self.watch, self.seen
         return other
 
     def take(self) -> tuple[str, ...]:
@@ -143,8 +198,12 @@ class _Known:
 class CheckpointBook:
     """What every upstream serves, kept fresh by one background task per upstream."""
 
-    def __init__(self, upstreams: Iterable[Upstream], fetch: Fetch, models: dict[str, set[str]] | None = None) -> None:
-        """`models`: upstream name -> the model names its routes name (asked about every round)."""
+    def __init__(
+        self, upstreams: Iterable[Upstream], fetch: Fetch, models: dict[str, set[str]] | None = None,
+        changes: Changes | None = None,
+    ) -> None:  # fmt: skip
+        """`models`: upstream name -> the model names its routes name (asked about every round); `changes`: those the
+        workers share, if not `share_changes`'s (tests)."""
         self._upstreams = {u.name: u for u in upstreams}
         self._fetch = fetch
         self._pins = {u.name: Checkpoint(u.checkpoint, CONFIG) for u in self._upstreams.values() if u.checkpoint}
@@ -171,6 +230,12 @@ class CheckpointBook:
         self._all_reachable = asyncio.Event()
         # upstream name -> futures done once a round that begins after they were made has ended (`changed`)
         self._after_round: dict[str, list[asyncio.Future[None]]] = {}
+        # the changes every worker counts (`serve --workers N`), and each upstream's slot in it; None: one process
+        self._shared: Changes | None = (
+            changes if changes is not None else (_shared_changes[0] if _shared_changes else None)
+        )
+        shared = self._shared
+        self._slots = {name: shared.slot(name) for name in self._upstreams} if shared is not None else {}
 
     # -- hot path
 
@@ -183,6 +248,10 @@ class CheckpointBook:
         if pinned is not None:
             return pinned
         known = self._known.get(upstream.name)
+        if known is not None and known.watch >= 0 and self._shared is not None:
+            seen = self._shared.get(known.watch)  # another worker relayed a change: what was read is stale here too
+            if seen != known.seen:
+                self._changed_elsewhere(upstream, known, seen)
         catalog = known.fresh.get(model, known.base) if known is not None else None
         found = catalog.resolve(model, version) if catalog is not None else None
         if found is None and learn:
@@ -289,19 +358,37 @@ class CheckpointBook:
         """`upstream` changed what serves through the proxy (a `POST /lora-adapters` it relayed, which sets a
         llama-server's scales): a full round now, not at the next `discovery_interval_s`. Returns what is done
         once a round begun after this call has ended (answered or not); None when no round runs for it."""
+        known = self._known[upstream.name]
+        if self._shared is not None:  # the other workers read it again too, when a call of theirs depends on it
+            seen = self._shared.bump(self._slots[upstream.name])
+            if known.watch >= 0:
+                known.seen = seen
+        event = self._stale(upstream, known)
+        if event is None:
+            return None
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._after_round.setdefault(upstream.name, []).append(waiter)
+        return waiter
+
+    def _changed_elsewhere(self, upstream: Upstream, known: _Known, seen: int) -> None:
+        """Another worker relayed a change to what `upstream` serves (`changed` there): stale here as there, from now
+        on, until a round begun now reads it again."""
+        known.seen = seen
+        self._stale(upstream, known)
+
+    def _stale(self, upstream: Upstream, known: _Known) -> asyncio.Event | None:
+        """What was read of `upstream` is stale from now on: a call (anyone's) is recorded and checked as served by
+        weights not known, not by those the upstream no longer applies, until a round begun after this reads them
+        again, asked for now; the event that wakes its discovery (None when none runs)."""
         self._changes[upstream.name] += 1
-        # what was read before is stale from now on: a call (anyone's) is recorded and checked as served by weights not
-        # known, not by those the upstream no longer applies, until a round begun after this reads them again
-        self._known[upstream.name].scales_unknown()
+        known.scales_unknown()
         self.incomplete[upstream.name] = True
         event = self._wake.get(upstream.name)
         if event is None:
             return None
-        self._known[upstream.name].due = True
+        known.due = True
         event.set()
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._after_round.setdefault(upstream.name, []).append(waiter)
-        return waiter
+        return event
 
     def inherit(self, previous: CheckpointBook) -> None:
         """Keep what `previous`, the book a reload replaces, knew about each upstream this book reaches the
@@ -350,6 +437,8 @@ class CheckpointBook:
             asked |= self._routed.get(name, frozenset()).union(known.listed)  # `| keys()` is a set
         known.due = False
         began = self._changes[name]  # the changes this round can read (those made before it asks)
+        shared, slot = self._shared, self._slots.get(name, -1)
+        counted = shared.get(slot) if shared is not None and slot >= 0 else 0  # (the same, made by any worker)
         stale = self.stale(name)  # (incomplete for that alone: its read again is said apart, below, when it failed)
         self._quiet_until[name] = math.inf  # being asked: a refused call need not wake it
         waiters = self._after_round.pop(name, [])  # those `changed` made before this round began
@@ -381,6 +470,12 @@ class CheckpointBook:
             known.answered(catalog, asked, taken, full, self._routed.get(name, frozenset()))
             if full:
                 self._read[name] = max(self._read[name], began)
+                # scales a change would make stale (`scales_unknown` makes a catalog of its own): watched from now on
+                if shared is not None and catalog.scales_unknown() is not catalog:
+                    known.seen = max(known.seen, counted) if known.watch == slot else counted
+                    known.watch = slot
+                else:
+                    known.watch = -1
         finally:
             _done(waiters)
         if self.stale(name):  # (a round begun before the change may have answered it with what it changed)

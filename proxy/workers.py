@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from proxy import files, logs, metrics
+from proxy.checkpoints import share_changes
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
 from proxy.record.store import SchemaTooNew
@@ -634,6 +635,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     context = multiprocessing.get_context("fork")
     # the workers' metric files (prometheus-client multiprocess mode); removed when the supervisor exits
     metrics_dir = tempfile.mkdtemp(prefix="lineage-proxy-metrics-")
+    # a POST /lora-adapters one worker relays makes every worker read the scales again (`checkpoints.Changes`)
+    share_changes()
     children: dict[int, multiprocessing.process.BaseProcess] = {}
     stopping = False
     failed = False
