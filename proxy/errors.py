@@ -5,7 +5,23 @@ Transports map these to HTTP and gRPC in one place each; nothing else decides a 
 
 from __future__ import annotations
 
+from typing import Final
+
 import orjson
+
+# what a refusal shows of a name a caller sent and it refuses (a label, a purpose: at most 128 characters when valid; a
+# JSON key given twice), at most: one is as long as what carries it, a header (~64 KB) or a body (up to
+# limits.max_body_bytes), and was echoed whole into the error body (1 MB for a 1 MB `data_labels` or key), its span's
+# reason and its gRPC status message
+ECHOED_MAX_CHARS: Final = 160
+
+
+def echoed(given: str) -> str:
+    """`given` (what a caller sent, refused) as its refusal names it: `repr` of it when at most
+    ECHOED_MAX_CHARS long, else of its start and its length."""
+    if len(given) <= ECHOED_MAX_CHARS:
+        return repr(given)
+    return f"{given[:ECHOED_MAX_CHARS]!r}... ({len(given)} characters)"
 
 
 class StartupError(Exception):

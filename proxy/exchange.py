@@ -58,6 +58,7 @@ from proxy.flow import (
     Outcome,
     TraceContext,
     printable_name,
+    quoted_name,
 )
 from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
@@ -225,16 +226,23 @@ class Exchange:
         if reloaded:
             assert current is not None
             self.pipeline = current
+            if current.known_purposes is not None:  # its purpose, as the stream's opening was: the config's in force
+                unknown = self._purpose_unknown(header)
+                if unknown is not None:
+                    return unknown
         read = self.adapter.read(self.target, body, header)
         more = self.pipeline.call(read, self.adapter.name, header, self.trace, call.peer, self.x_api_key)
         if more.model != call.model or more.model_version != call.model_version:
             # decided and recorded for one model and version (its checkpoint): a stream never changes them
+            # quoted as a refusal names a model (`quoted_name`): a name as long as the message, echoed whole, made a
+            # status message past grpc's metadata limit, and the client got RESOURCE_EXHAUSTED in place of this answer
             named, opened = (more.model, call.model) if more.model != call.model else (
                 f"{more.model} version {more.model_version or '(none)'}",
                 f"{call.model} version {call.model_version or '(none)'}",
             )  # fmt: skip
             raise InvalidRequest(
-                f"a stream serves one model: this message names {named!r}, the stream was opened for {opened!r}; "
+                f"a stream serves one model: this message names {quoted_name(named)}, the stream was opened for "
+                f"{quoted_name(opened)}; "
                 "lineage-proxy decides and records a stream as one call, of the model and version its first message "
                 "names (their route, purposes and checkpoint), so it ends here: open a stream for each model",
                 param="model_version" if more.model == call.model else "model_name",
@@ -266,6 +274,22 @@ class Exchange:
         refused = self.refused = Exchange(self.pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
         refused.call, refused.decision = dataclasses.replace(widened, trace=trace), again
         return self.pipeline.denial(again)
+
+    def _purpose_unknown(self, header: Header) -> ProxyError | None:
+        """A stream's later message after a reload that put `policy.known_purposes` in force (or took its purpose
+        from it): refused as the stream's opening would now be (`Pipeline.check_purpose`), its refusal a call of its
+        own (`refused`), recorded as an opening's is (`finish`: under UNKNOWN_PURPOSE, as its caller's)."""
+        call = self.call
+        assert call is not None
+        pipeline = self.pipeline
+        try:
+            pipeline.check_purpose(header, call.peer, self.x_api_key)
+        except ProxyError as error:
+            error.caller = pipeline.caller_name(header, call.peer, self.x_api_key)
+            trace = self.trace.sibling()
+            self.refused = Exchange(pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
+            return error
+        return None
 
     def _went_on(self, read: Request, decision: Decision) -> None:
         """A stream's later message, let through: the OIP sequence it goes on with holds the stream's labels."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
-from proxy.errors import InvalidRequest
+from proxy.errors import InvalidRequest, echoed
 
 MAX_LABELS = 64
 # a call's labels with those it builds on (its OIP sequence's earlier requests, the stored reply it goes on from, its
@@ -73,13 +73,13 @@ def check_labels(labels: Sequence[object], *, source: str) -> frozenset[str]:
     kept = []
     for given in labels:
         if not isinstance(given, str):
-            raise InvalidRequest(f"{source}: every label must be a string, got {given!r}", param=source)
+            raise InvalidRequest(f"{source}: every label must be a string, got {echoed(repr(given))}", param=source)
         label = given_label(given)
         if label is None:
             if not normalize(given):
                 continue
             raise InvalidRequest(
-                f"{source}: invalid label {given.strip()!r}: labels match [a-z0-9][a-z0-9._:/-]{{0,127}}",
+                f"{source}: invalid label {echoed(given.strip())}: labels match [a-z0-9][a-z0-9._:/-]{{0,127}}",
                 param=source,
             )
         kept.append(label)
@@ -200,9 +200,12 @@ def logged_labels(labels: frozenset[str]) -> str:
     return ",".join(ordered[:kept]) + f",+{len(ordered) - kept} more"
 
 
-def logged_text(text: str) -> str:
-    """A sentence that may name many labels (a baseline finding's) as a log line shows it: whole when at most
-    LOG_LABELS_MAX_CHARS long, else its start, cut after a whole word, and how many characters were left out."""
+def bounded_text(text: str) -> str:
+    """A sentence that may name many labels (a baseline finding's) as a log line, a refusal's error body and its stored
+    reason show it: whole when at most LOG_LABELS_MAX_CHARS long, else its start, cut after a whole word, and how many
+    characters were left out (64 labels of 128 characters made a 403 body of ~8 KB and a stored reason as long, once
+    per flow row). Only a reason cut: an edge is keyed by its flow (caller, purpose, labels, checkpoint, output labels,
+    decision, rule), never by its reason, so two flows whose reasons differ only past the cut stay two rows."""
     if len(text) <= LOG_LABELS_MAX_CHARS:
         return text
     room = LOG_LABELS_MAX_CHARS - _CUT_ROOM

@@ -17,16 +17,16 @@ from typing import Final
 from proxy.checkpoints import CheckpointBook
 from proxy.config import BUILTIN_DETECTORS, Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
-from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError, UnknownPurpose
+from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError, UnknownPurpose, echoed
 from proxy.flow import AUDIT_DENY, DENY, KNOWN_PURPOSES, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
 from proxy.labels import (
     MAX_CALL_LABELS,
     KnownLabels,
+    bounded_text,
     check_labels,
     given_label,
     is_label,
     logged_labels,
-    logged_text,
     parse_labels,
 )
 from proxy.metrics import Metrics, Stats
@@ -228,7 +228,7 @@ class Pipeline:
                 )
             given, purpose = purpose, given_label(purpose)
             if purpose is None:
-                raise InvalidRequest(f"x-purpose: invalid purpose {given.strip()!r}", param="x-purpose")
+                raise InvalidRequest(f"x-purpose: invalid purpose {echoed(given.strip())}", param="x-purpose")
         labels = parse_labels(header("x-data-labels"))
         known = self.known
         if known is not None and labels:
@@ -371,7 +371,7 @@ class Pipeline:
 
     def _unapproved(self, call: Call, decision: Decision) -> None:
         """Count every unapproved call; log a flow the first time this process sees it (its labels, and the finding
-        naming them, bounded: `logged_labels`, `logged_text`)."""
+        naming them, bounded: `logged_labels`, `bounded_text`)."""
         runtime = self.runtime
         runtime.stats.unapproved()
         flow = boundary_flow(call, decision, self._served)
@@ -381,15 +381,15 @@ class Pipeline:
         # full (of a caller's labels new on every call, maybe), it is begun again, never silent from then on, as a full
         # table was: an honest caller's new flow is still logged
         flagged.keep(flow, None)
-        if decision.code == "flow_not_approved":
+        if decision.code == "flow_not_approved":  # its reason is bounded already (`verify_flow`): not cut again
             why = f"refused (lineage.on_unapproved: block): {decision.reason}"
         else:
             finding = self.policy.unapproved(flow)
-            why = finding.message if finding is not None else decision.reason or "-"
+            why = bounded_text(finding.message if finding is not None else decision.reason or "-")
         log.warning(
             "unapproved flow: caller %r purpose %r labels %s checkpoint %s decision %s: %s",
             flow.caller, flow.purpose, logged_labels(flow.labels), flow.checkpoint or "-", decision.action,
-            logged_text(why), extra={"trace_id": call.trace.trace_id_hex},
+            why, extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
     def caller_name(self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False) -> str | None:

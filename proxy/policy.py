@@ -27,6 +27,7 @@ from typing import Final, cast
 from proxy.baseline import Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
 from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, UNKNOWN_KEY, Call, Decision, printable_name, quoted_name
+from proxy.labels import bounded_text
 
 FLOWS_KEPT: Final = 4096  # flows a memo of flows (`FlowMemo`) remembers at most
 # what they may cost (`flow_size`): a flow holds every label its call carries, the caller's, up to 256 of 128 characters
@@ -292,7 +293,7 @@ def verify_flow(call: Call, decision: Decision, policy: Policy, served: Served =
     if not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY):
         return replace(decision, approved=False)
     return refuse(replace(decision, approved=False), policy, "flow_not_approved", "lineage.baseline",
-                  f"flow not in the approved baseline: {finding.message}")  # fmt: skip
+                  bounded_text(f"flow not in the approved baseline: {finding.message}"))  # fmt: skip
 
 
 def refuse(decision: Decision, policy: Policy, code: str, rule: str, reason: str) -> Decision:

@@ -27,8 +27,10 @@ from proxy.errors import (
     ProxyError,
     RequestTooLarge,
     UpstreamUnavailable,
+    echoed,
 )
 from proxy.exchange import CLIENT_GONE, CODINGS, DRAIN_CUT, Exchange, zlib_header
+from proxy.flow import quoted_name
 from proxy.ingress.wire import (
     HttpConnection,
     Request,
@@ -125,7 +127,7 @@ def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe:
             # the body is forwarded as it came: without the field that says how to read it the upstream reads other
             # content than the proxy decided on (gzip bytes as they are), yet RFC 9110 §7.6.1 has a listed field removed
             raise InvalidRequest(
-                f"Connection: {request.header('connection')!r} names a field that describes the body (Content-Encoding, "
+                f"Connection: {echoed(request.header('connection') or '')} names a field that describes the body (Content-Encoding, "
                 "Content-Type, Inference-Header-Content-Length): dropped as hop-by-hop, the upstream would read the body "
                 "otherwise than lineage-proxy decided on it",
                 param="connection",
@@ -291,7 +293,7 @@ class HttpIngress:
                 return
             expect = request.header("expect")
             if expect is not None and not request.expects and list_members(expect):  # 417: one it cannot meet
-                raise ExpectationFailed(f"unsupported Expect: {expect!r} (only 100-continue)", param="expect")
+                raise ExpectationFailed(f"unsupported Expect: {echoed(expect)} (only 100-continue)", param="expect")
             coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
             body = request.received()
             if body is None:
@@ -395,7 +397,7 @@ class HttpIngress:
         else:  # none for a model no route serves; for a call naming none, an OIP server's (`_serving_upstream`)
             upstream = None if target.model else _serving_upstream(pipeline, request.path)
         if upstream is None:
-            missing = ModelNotFound(f"no route for {request.path!r} (no route for model {target.model!r} and no '*' "
+            missing = ModelNotFound(f"no route for {echoed(request.path)} (no route for model {quoted_name(target.model)} and no '*' "
                                     "route)")  # fmt: skip
             missing.caller = caller
             raise missing
@@ -655,7 +657,7 @@ def _coding(encoding: str | None, reads_body: bool) -> str | None:
     if coding in ("", "identity"):
         return None
     if coding not in CODINGS:
-        raise InvalidRequest(f"Content-Encoding {encoding!r}: the proxy reads every request body it checks, and "
+        raise InvalidRequest(f"Content-Encoding {echoed(encoding)}: the proxy reads every request body it checks, and "
                              "reads gzip or deflate (one layer) or an uncompressed body", param="content-encoding")  # fmt: skip
     return coding
 

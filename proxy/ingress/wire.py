@@ -48,6 +48,7 @@ from proxy.errors import (  # the connection's own refusals: in errors.py, where
     ProxyError,
     RequestTooLarge,
     TargetTooLong,
+    echoed,
 )
 from proxy.tls import handshake_failure, identities_from_peercert
 from proxy.transport.batch import outbox
@@ -383,7 +384,7 @@ class HttpConnection(asyncio.Protocol):
         elif (coding := fields.get("transfer-encoding")) is not None and coding.strip(" \t").lower() != "chunked":
             # llhttp undoes the last coding, `chunked`, and leaves the others (`gzip, chunked`) on the body: forwarded
             # without the field naming them, the upstream would read it as plain bytes (RFC 9112 §6.1: not understood)
-            request.failed = InvalidRequest(f"Transfer-Encoding {coding!r}: lineage-proxy reads `chunked` alone")
+            request.failed = InvalidRequest(f"Transfer-Encoding {echoed(coding)}: lineage-proxy reads `chunked` alone")
         elif hosts != 1 and request.version == "1.1":  # RFC 9112 §3.2
             request.failed = InvalidRequest(f"an HTTP/1.1 request must have one Host header field, not {hosts}")
         self._head_fed = 0

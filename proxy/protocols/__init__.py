@@ -21,7 +21,7 @@ import orjson
 
 from proxy.config import Upstream
 from proxy.detectors import TRUNCATED, Detectors, StreamScanner
-from proxy.errors import InvalidRequest, RequestTooLarge
+from proxy.errors import InvalidRequest, RequestTooLarge, echoed
 from proxy.flow import Checkpoint, Outcome, ProtocolName
 
 
@@ -144,7 +144,7 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
         try:
             exact = json.loads(body, object_pairs_hook=_no_duplicates, parse_int=_parse_int)
         except _Duplicate as exc:
-            raise InvalidRequest(f"{what}: key {exc.args[0]!r} appears twice in one object") from None
+            raise InvalidRequest(f"{what}: key {echoed(exc.args[0])} appears twice in one object") from None
         except RecursionError:  # orjson reads 1,024 levels, Python's json about 1,000: unchecked, so refused
             if keys != counted:
                 raise InvalidRequest(f"{what} is nested too deeply to be checked for duplicate keys") from None

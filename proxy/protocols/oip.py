@@ -24,7 +24,7 @@ import orjson
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
-from proxy.errors import InvalidRequest
+from proxy.errors import InvalidRequest, echoed
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     NOT_JSON,
@@ -305,7 +305,7 @@ def _request_json(head: bytes) -> tuple[dict[str, Any], bool]:
         data = json.loads(head.decode("utf-8"), object_pairs_hook=_no_duplicates,
                           parse_constant=functools.partial(_constant, used))  # fmt: skip
     except _Duplicate as exc:
-        raise InvalidRequest(f"inference request: key {exc.args[0]!r} appears twice in one object") from None
+        raise InvalidRequest(f"inference request: key {echoed(exc.args[0])} appears twice in one object") from None
     except (ValueError, RecursionError):  # (UnicodeDecodeError too): what orjson said is the reason
         raise refused from None
     if not used:  # refused for something else (the words in a string): as it was

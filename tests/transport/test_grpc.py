@@ -604,6 +604,22 @@ def test_a_stream_cannot_switch_model_versions(proxied) -> None:  # type: ignore
     assert "2" not in [r["version"] for r in requests_seen(log)[before:]]  # (the first may be cut off too)
 
 
+def test_a_stream_refused_for_a_long_model_name_is_told_why(proxied) -> None:  # type: ignore[no-untyped-def]
+    """The refusal of a later message naming another model echoed the name whole: one of 100,000 characters made a
+    status message past grpc's metadata limit, and the client got RESOURCE_EXHAUSTED ("Stream removed") in place of
+    the refusal. The name is quoted by its start, a digest and its length, as a refusal names a model elsewhere."""
+    import grpc
+
+    proxy, _, log, _ = proxied
+    before = len(requests_seen(log))
+    got, exc = _stream_in_turn(proxy, [_infer_request("simple"), _infer_request("x" * 100_000)], tuple(AUTH.items()))
+    assert len(got) == 1 and len(requests_seen(log)[before:]) == 1  # the refused message never reached the model
+    assert isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc
+    details = exc.details()
+    assert details.startswith("a stream serves one model: this message names 'xxx"), details[:200]
+    assert "(100000 characters)" in details and len(details) < 2048, len(details)
+
+
 def _stream_in_turn(proxy, messages: list[bytes], metadata: tuple[tuple[str, str], ...]) -> tuple[list[bytes], Any]:  # type: ignore[no-untyped-def]
     """A stream whose next message goes only once the last one has its reply: what reached the model is
     then known exactly (each message answered before the next is read)."""
