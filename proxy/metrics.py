@@ -70,6 +70,9 @@ PER_CALL: tuple[tuple[str, str, str, str, tuple[str, ...], tuple[float, ...]], .
 )  # fmt: skip
 
 _shared_dir: str | None = None
+# the sinks' gauges that are not summed over workers (`Metrics.publish`): the chain's newest entry is the highest any
+# worker wrote or read, whichever wrote last
+_GAUGE_MODES = {"lineage_proxy_record_chain_entries": "livemax"}
 _INTEGRAL = re.compile(r" (-?\d+)\.0$", re.MULTILINE)
 
 
@@ -359,7 +362,8 @@ class Metrics:
             if kind == "counter":
                 metric = Counter(name, documentation, labels, registry=None)
             else:
-                metric = Gauge(name, documentation, labels, registry=None, multiprocess_mode="livesum")
+                mode = _GAUGE_MODES.get(name, "livesum")
+                metric = Gauge(name, documentation, labels, registry=None, multiprocess_mode=mode)  # type: ignore[arg-type]
             self._mirror_metrics[name] = metric
         return metric
 

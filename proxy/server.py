@@ -41,7 +41,7 @@ log = logging.getLogger("lineage_proxy")
 
 # what the lineage store and its writer read once, when the process starts (a reload says so)
 _LINEAGE_AT_START = ("store", "journal", "journal_max_rows", "integrity_key_file", "integrity_retired_key_files",
-                     "password_file", "flush_interval_s", "retention_days")  # fmt: skip
+                     "password_file", "flush_interval_s", "retention_days", "head_log_interval_s")  # fmt: skip
 LONG_WAIT_S = 1.0  # waiting longer than this for upstreams' first metadata before serving is logged
 T = TypeVar("T")
 
@@ -175,6 +175,7 @@ class ProxyProcess:
             store,
             flush_interval_s=config.lineage.flush_interval_s,
             retention_days=config.lineage.retention_days,
+            head_log_interval_s=config.lineage.head_log_interval_s,
         )
 
     @staticmethod

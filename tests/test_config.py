@@ -102,7 +102,7 @@ telemetry:
   metrics: false
 zones:
   - {name: z, labels: [l], allow_purposes: [p], regions: [eu], on_deny: "reroute:llama", require_record: true}
-lineage: {store: "postgresql://u@db:5432/lineage", retention_days: 2, flush_interval_s: 0.5, baseline: BASELINE,
+lineage: {store: "postgresql://u@db:5432/lineage", retention_days: 2, flush_interval_s: 0.5, head_log_interval_s: 0, baseline: BASELINE,
           on_unapproved: block, integrity_key_file: KEYFILE, password_file: KEYFILE, journal: /var/lib/j.db,
           journal_max_rows: 5, integrity_retired_key_files: [RETIRED],
           openlineage: {url: "http://marquez:5000", namespace: prod, snapshot_interval_s: 5, queue_size: 7}}

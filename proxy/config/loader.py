@@ -815,13 +815,14 @@ class _Reader:
         return flat
 
     def lineage(self, raw: Any) -> Lineage:
-        known = ("store", "retention_days", "flush_interval_s", "baseline", "on_unapproved", "integrity_key_file",
+        known = ("store", "retention_days", "flush_interval_s", "head_log_interval_s", "baseline", "on_unapproved", "integrity_key_file",
                  "integrity_retired_key_files", "openlineage", "password_file", "journal", "journal_max_rows")  # fmt: skip
         s = self.section("lineage", raw, Lineage, known)
         lineage = Lineage(
             store=self.string("lineage.store", s.raw("store"), optional=True),  # null: no edge store
             retention_days=s.read("retention_days", partial(self.number, minimum=0.0001)),
             flush_interval_s=s.read("flush_interval_s", partial(self.number, minimum=0.01, maximum=1.0)),
+            head_log_interval_s=s.read("head_log_interval_s", partial(self.number, minimum=0.0)),
             baseline=self.string("lineage.baseline", s.raw("baseline"), optional=True),
             on_unapproved=s.read("on_unapproved", partial(self.choice, options=("warn", "block"))),
             integrity_key_file=self.string("lineage.integrity_key_file", s.raw("integrity_key_file"), optional=True),

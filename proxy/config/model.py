@@ -162,6 +162,7 @@ class Lineage:
     store: str | None = "./lineage.db"  # None: no edge store
     retention_days: float = 30.0
     flush_interval_s: float = 1.0
+    head_log_interval_s: float = 3600.0  # how often the chain's head is logged (and at start and stop); 0: only then
     baseline: str | None = None  # the approved-flows file (proxy/baseline.py); None: flows are not verified
     on_unapproved: str = "warn"  # warn | block: what a call whose flow the baseline does not cover gets
     openlineage: OpenLineage | None = None  # None: no OpenLineage export

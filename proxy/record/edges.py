@@ -53,8 +53,12 @@ class EdgeAggregator:
         flush_interval_s: float = 1.0,
         retention_days: float = 30.0,
         kept_bytes: int = FLOWS_KEPT_BYTES,
+        head_log_interval_s: float = 3600.0,
     ) -> None:
+        """`head_log_interval_s`: how often the chain's head is logged (`log_head`) besides at start and at a
+        clean stop; 0: only then."""
         self._store = store
+        self._head_log_interval_s = head_log_interval_s
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-writer")
         self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-purge-read")
         # key -> the write-through future while the first insert is in flight, then None
@@ -83,6 +87,7 @@ class EdgeAggregator:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.log_head("at start")
         self._purge()
         self._task = asyncio.get_running_loop().create_task(self._flush_loop())
 
@@ -273,7 +278,7 @@ class EdgeAggregator:
             self._store_failed(error, rows)
 
     async def _flush_loop(self) -> None:
-        last_purge = time.monotonic()
+        last_purge = last_head = time.monotonic()
         more = False
         while True:
             if not more:
@@ -284,6 +289,22 @@ class EdgeAggregator:
             if time.monotonic() - last_purge > 3600:
                 last_purge = time.monotonic()
                 self._purge()
+            if 0 < self._head_log_interval_s <= time.monotonic() - last_head:
+                last_head = time.monotonic()
+                self.log_head("now")
+
+    def head(self) -> tuple[int, str] | None:
+        """The chain's newest entry (number, hash) as the store's writer last read or wrote it; None when not
+        known (a database away since the start, or a store that keeps no chain)."""
+        head = getattr(self._store, "head", None)
+        return head if isinstance(head, tuple) else None
+
+    def log_head(self, when: str) -> None:
+        """One INFO line with the chain's head, a line a log pipeline keeps: an anchor outside the store. Its
+        `--expect-head` part is what `lineage-proxy verify --integrity --expect-head` takes, pasted as it is."""
+        head = self.head()
+        if head is not None:
+            log.info("lineage chain head %s: entry %d, --expect-head %s", when, head[0], head[1])
 
     async def _replaying(self, replay: Callable[[], bool]) -> bool:
         """A store's backlog replayed a slice at a time, each slice a task of its own on the writer thread,
@@ -302,8 +323,17 @@ class EdgeAggregator:
 
     def metrics(self) -> Iterable[str]:
         store_metrics = getattr(self._store, "metrics", None)  # a journaled store's own (journal.py)
+        head = self.head()
+        chain = () if head is None else (
+            "# HELP lineage_proxy_record_chain_entries The number of the lineage store's newest chain entry, as this "
+            "process last wrote or read it (the highest of the workers'). It never goes down: a drop means the chain "
+            "was emptied or cut, or the store replaced.",
+            "# TYPE lineage_proxy_record_chain_entries gauge",
+            f"lineage_proxy_record_chain_entries {head[0]}",
+        )  # fmt: skip
         return (
             *(store_metrics() if store_metrics is not None else ()),
+            *chain,
             "# HELP lineage_proxy_edges_new_total Lineage flows seen for the first time by this process (or again, once "
             "forgotten: lineage_proxy_edges_forgotten_total).",
             "# TYPE lineage_proxy_edges_new_total counter",
@@ -361,6 +391,7 @@ class EdgeAggregator:
             self._writer.shutdown(wait=False, cancel_futures=True)
             return
         self._writer.shutdown(wait=True)  # done: nothing left to wait for
+        self.log_head("at stop")
         if interrupt is not None:
             interrupt()  # a purge's read still waiting on the database ends now
         if self._pending:  # requeued by a failed last write: nothing is left to retry it

@@ -687,6 +687,11 @@ class JournaledStore:
     ) -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
         return self.database.for_copy(key, retired)
 
+    @property
+    def head(self) -> tuple[int, str] | None:
+        """The database's chain head as its writer last read or wrote it (what the journal holds is not chained yet)."""
+        return self.database.head
+
     def metrics(self) -> list[str]:
         return [
             "# HELP lineage_proxy_edge_database_failing 1 while the lineage database refuses writes (summed over workers).",

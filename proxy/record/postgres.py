@@ -401,6 +401,10 @@ class PostgresStore:
         self._retired = retired  # the keys `key` replaced, oldest first: a purge's replay checks entries with them
         self._keys = (key, *retired) if key is not None else ()  # those an entry this writer signs on may have
         self._head_ok: str | None = None  # the newest entry last seen signed with one of them (or signed here)
+        # the chain's newest entry (its number and hash) as this writer last read or wrote it, once committed: the
+        # head logged and exported as lineage_proxy_record_chain_entries (`EdgeAggregator`); None until then
+        self.head: tuple[int, str] | None = None
+        self._appended: tuple[int, str] | None = None  # the last entry `_append` wrote, committed or not
         self._adopt_head = adopt_head  # an unsigned newest entry to sign on top of, by hand (`verify --adopt-head`)
         self._interrupted = False
         params: dict[str, Any] = {"application_name": "lineage-proxy", "client_encoding": ENCODING}
@@ -487,6 +491,9 @@ class PostgresStore:
                     self._append(cur, integrity.body(integrity.EDGES, []))  # signed with the new key from now on
             if schema is not None:  # this session too, from the commit on (a rollback undoes it)
                 cur.execute("SELECT pg_catalog.set_config('search_path', %s, false)", (_path(cur, schema),))
+            cur.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1")
+            newest = cur.fetchone()
+        self.head = (int(newest[0]), str(newest[1])) if newest is not None else None  # committed
         self._writes_in = schema
         self.unreachable = None
 
@@ -770,6 +777,7 @@ class PostgresStore:
                     return False
             cur.executemany(UPSERT, params)
             self._append(cur, integrity.body(integrity.EDGES, params, token))
+        self.head = self._appended  # committed
         return True
 
     def prepare_purge(self, retention_days: float, now: float | None = None) -> Replay | None:
@@ -830,6 +838,8 @@ class PostgresStore:
         except _Refused as exc:  # rolled back
             log.error(UNVERIFIED_PURGE, redact(self.url), exc)
             return 0
+        if deleted:
+            self.head = self._appended  # committed
         return deleted
 
     @staticmethod
@@ -956,7 +966,9 @@ class PostgresStore:
                     (time.time(), text, prev, signed))  # fmt: skip
         found = cur.fetchone()
         self._head_ok = signed  # rolled back with the transaction, if it is: then the next append reads it again
-        return int(found[0]) if found else 0, prev
+        seq = int(found[0]) if found else 0
+        self._appended = (seq, signed)  # the head once the caller's transaction commits
+        return seq, prev
 
     def _signer_known(self, cur: psycopg.Cursor[Any], last: Any) -> Any:
         """`integrity.known_signer` for the newest entry (`last`: its hash row), read whole only when it is

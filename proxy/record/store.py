@@ -409,6 +409,10 @@ class SqliteStore:
         self._retired = retired
         self._keys = (key, *retired) if key is not None else ()  # those an entry this writer signs on may have
         self._head_ok: str | None = None  # the newest entry last seen signed with one of them (or signed here)
+        # the chain's newest entry (its number and hash) as this writer last read or wrote it, once committed: the
+        # head logged and exported as lineage_proxy_record_chain_entries (`EdgeAggregator`); None for a reader
+        self.head: tuple[int, str] | None = None
+        self._appended: tuple[int, str] | None = None  # the last entry `_append` wrote, committed or not
         self._busy_ms = max(0, round(busy_timeout_s * 1000))
         self._locked_retry: float | None = None  # monotonic: while the lock is held elsewhere, when to wait again
         self._file: tuple[int, int] | None = None  # (device, inode) of the file a writer opened (`_still_named`)
@@ -468,6 +472,8 @@ class SqliteStore:
                 if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
                     self._append(integrity.body(integrity.EDGES, []))  # signed with the new key from now on
         self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
+        newest = self._db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        self.head = (int(newest[0]), str(newest[1])) if newest is not None else None
         self._where = os.path.abspath(self.path)  # as opened: the same file whatever the working directory is later
         self._file = file_identity(self._where)
 
@@ -507,6 +513,7 @@ class SqliteStore:
             self._begin_write()
             self._db.executemany(UPSERT, params)
             self._append(integrity.body(integrity.EDGES, params))
+        self.head = self._appended  # committed
 
     def _still_named(self) -> None:
         """`still_named`: a write refused (edges.py keeps the counts in memory and says so; `require_record` zones
@@ -687,6 +694,7 @@ class SqliteStore:
                 self._append(integrity.body(integrity.EDGES, since))
             self._db.execute("DELETE FROM chain WHERE seq < ?", (seq,))
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('anchor', ?)", (prev,))
+        self.head = self._appended  # committed
         return deleted
 
     def _oddities(self) -> str:
@@ -753,7 +761,9 @@ class SqliteStore:
         cursor = self._db.execute("INSERT INTO chain (at, body, prev, hash) VALUES (?, ?, ?, ?)",
                                   (time.time(), text, prev, signed))  # fmt: skip
         self._head_ok = signed  # rolled back with the transaction, if it is: then the next append reads it again
-        return int(cursor.lastrowid or 0), prev
+        seq = int(cursor.lastrowid or 0)
+        self._appended = (seq, signed)  # the head once the caller's transaction commits
+        return seq, prev
 
     def _signer_known(self, last: Any) -> Any:
         """`integrity.known_signer` for the newest entry (`last`: its hash row), read whole only when it is
