@@ -359,6 +359,10 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
         if isinstance(given, dict) and given:
             whole = parameter_strings(given, texts) and whole
     outputs = data.get("outputs")
+    for requested in outputs if isinstance(outputs, list) else ():  # MLServer hands a requested output's
+        given = requested.get("parameters") if isinstance(requested, dict) else None  # parameters to the model too
+        if isinstance(given, dict) and given:
+            whole = parameter_strings(given, texts) and whole
     shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
     sequence, starts = rest_sequence(model, parameters)
     return Request(model, "infer", False, tuple(texts), (), labels, version,

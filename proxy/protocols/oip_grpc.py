@@ -474,12 +474,22 @@ def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
         pos = stop
 
 
-def _output_in_shared_memory(buf: bytes, start: int, stop: int) -> bool:
-    """An InferRequestedOutputTensor whose result is to be written to a shared-memory region."""
-    return any(
-        number == 2 and _parameter(buf, first, last)[0] == SHARED_MEMORY
-        for number, first, last in _spans(buf, start, stop)
-    )
+def _requested_output(buf: bytes, start: int, stop: int, texts: list[str]) -> bool:
+    """An InferRequestedOutputTensor: into `texts`, its parameters' strings and numbers but the protocol's own
+    (MLServer hands a requested output's parameters to the model with the request, as an input's); whether its
+    result is to be written to a shared-memory region."""
+    shared = False
+    for number, first, last in _spans(buf, start, stop):
+        if number == 2:
+            name, text = _parameter(buf, first, last)
+            if name == SHARED_MEMORY:
+                shared = True
+            elif name not in FRAMING_PARAMETERS:
+                if text is None:
+                    text = _parameter_number(buf, first, last)
+                if text:
+                    texts.append(text)
+    return shared
 
 
 def _raw_strings(
@@ -563,7 +573,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                     if text:
                         texts.append(text)
             elif number == 6:
-                shared = shared or _output_in_shared_memory(buf, start, stop)
+                shared = _requested_output(buf, start, stop, texts) or shared
     except WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
     if raws and filled:

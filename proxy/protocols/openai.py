@@ -294,6 +294,8 @@ class ReplyObserver(SseObserver):
                         self._text.aside_strings((index, "content"), text)
                     if index == 0:  # as a stream ends choice 0's piece
                         self._text.end_piece()
+                if choice.get("logprobs"):  # the tokens the model weighed beside the ones it wrote
+                    self.alternatives(("logprobs", index), choice["logprobs"])
                 reason = choice.get("finish_reason")
                 if type(reason) is str and len(self.outcome.finish_reasons) < _MOST_CHOICES:  # (one a choice)
                     self.outcome.finish_reasons += (reason,)
@@ -338,6 +340,8 @@ class ReplyObserver(SseObserver):
                     self._text.add(text)
                 else:
                     self._wait(index, text)
+            if choice.get("logprobs"):  # (a dict lookup a chunk; most streams ask for none)
+                self.alternatives(("logprobs", _index(choice)), choice["logprobs"])
             reason = choice.get("finish_reason")
             if reason is not None:
                 self._reason(_index(choice), reason)
@@ -416,6 +420,8 @@ class ReplyObserver(SseObserver):
                     self._text.aside((index, key), transcript)
             elif key == "function_call":
                 self._call(index, key, value)
+            elif key == "annotations":  # a web search's citations: their titles and links, beside the content
+                self._text.aside_strings((index, key), cited_strings(value), apart=True)
             elif key == "tool_calls" and (type(value) is list or type(value) is dict):
                 # TGI streams each delta's call as an object, not a list of them
                 for position, call in enumerate(value if type(value) is list else (value,)):
@@ -494,7 +500,8 @@ _ITEMS_UNREAD = frozenset({"image_generation_call", "reasoning"})
 # an item's own keys that name it or the call it answers: the server's, not what the model wrote (no detector need
 # read them; OpenAI's, a prefix and 48 hex digits, are no card since digits inside a word are none)
 _ITEM_IDS = frozenset({"id", "call_id", "approval_request_id"})
-_ASIDE_DELTAS = ("response.reasoning", "response.refusal")
+# (a spoken reply's transcript too: `response.audio.transcript.delta`; not `response.audio.delta`, the audio in base64)
+_ASIDE_DELTAS = ("response.reasoning", "response.refusal", "response.audio.transcript")
 
 
 class ResponsesObserver(SseObserver):
@@ -519,6 +526,7 @@ class ResponsesObserver(SseObserver):
         self._finished: set[int] = set()  # those of them whose response.output_item.done came
         self._room = detectors.max_chars  # what may wait
         self._texted: set[int] = set()  # the items whose text streamed (or was read whole: `_unstreamed`)
+        self._summarized: set[int] | None = None  # the reasoning items whose summary streamed (None: none did)
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
@@ -533,7 +541,7 @@ class ResponsesObserver(SseObserver):
                     self._text.add(piece)
                 self._text.end_piece()
 
-    def _item_texts(self, at: int, item: dict[str, Any]) -> list[str]:
+    def _item_texts(self, at: int, item: dict[str, Any], summary: bool = True) -> list[str]:
         """An output item's text (a message's, a reasoning item's; a tool call's arguments, a custom tool call's
         input, code it runs), and what is beside it read so (`OutputText.aside`: its name, a refusal, a
         reasoning summary). An item in which none of that is (a web search's query, a shell call's command, an
@@ -548,6 +556,11 @@ class ResponsesObserver(SseObserver):
             if isinstance(part, dict):
                 if isinstance(part.get("text"), str):  # a message's text, a reasoning item's
                     pieces.append(part["text"])
+                    if part.get("logprobs"):  # the tokens the model weighed beside the ones it wrote
+                        self.alternatives(("logprobs", at, part_at), part["logprobs"])
+                    if part.get("annotations"):  # its citations, as a stream's annotation.added events hold them
+                        cited = cited_strings(part["annotations"])
+                        self._text.aside_strings(("response.annotation", at, part_at), cited, apart=True)
                 elif isinstance(part.get("refusal"), str):
                     self._text.aside(("response.refusal", at, part_at), part["refusal"])
         for key in _ITEM_TEXTS:  # a tool call's arguments, a custom tool call's input, code it runs
@@ -557,8 +570,8 @@ class ResponsesObserver(SseObserver):
         if isinstance(item.get("name"), str):
             self._text.aside(("name", at), item["name"])
             read = True
-        summary = item.get("summary")  # a reasoning item's
-        for part_at, part in enumerate(summary if isinstance(summary, list) else ()):
+        parts = item.get("summary") if summary else None  # a reasoning item's (`summary`: unless it streamed)
+        for part_at, part in enumerate(parts if isinstance(parts, list) else ()):
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 self._text.aside(("response.reasoning_summary_text", at, part_at), part["text"])
         if not read and item.get("type") not in _ITEMS_UNREAD:
@@ -579,11 +592,19 @@ class ResponsesObserver(SseObserver):
                     self._text.add(delta)
                 else:
                     self._content(index, delta)
+            if event.get("logprobs"):  # an output text's, the tokens of its delta (OpenAI sends `[]` without)
+                at = event.get("content_index")
+                self.alternatives(("logprobs", _whole(event.get("output_index")), _whole(at)), event["logprobs"])
         elif isinstance(kind, str) and kind.endswith(".delta") and kind.startswith(_ASIDE_DELTAS):
             delta = event.get("delta")
-            if isinstance(delta, str):  # a reasoning summary's, a refusal's: by item and part, as a whole reply's
+            if isinstance(delta, str):  # a reasoning summary's, a refusal's, a transcript's: by item and part
                 part = event.get("summary_index", event.get("content_index"))
-                self._text.aside((kind[:-6], _whole(event.get("output_index")), _whole(part)), delta)
+                at = _whole(event.get("output_index"))
+                self._text.aside((kind[:-6], at, _whole(part)), delta)
+                if kind == "response.reasoning_summary_text.delta":  # not read again when its item comes whole
+                    if self._summarized is None:
+                        self._summarized = set()
+                    self._summarized.add(at)
                 if delta:
                     self.first_chunk()
         elif isinstance(kind, str) and kind.startswith("response."):
@@ -602,6 +623,10 @@ class ResponsesObserver(SseObserver):
                 index = index if isinstance(index, int) else 0
                 self._unstreamed(index, event.get("item"))
                 self._close(index)
+            elif kind == "response.output_text.annotation.added":  # a citation of the text: beside it
+                at, part = _whole(event.get("output_index")), _whole(event.get("content_index"))
+                cited = cited_strings(event.get("annotation"))
+                self._text.aside_strings(("response.annotation", at, part), cited, apart=True)
             elif kind == "response.output_item.added":  # a function call's name comes with its item
                 item = event.get("item")
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -621,12 +646,13 @@ class ResponsesObserver(SseObserver):
     def _unstreamed(self, index: int, item: Any) -> None:
         """An item as a stream's `response.output_item.done` or its end's `response` holds it whole: read as a
         whole reply's is when none of its text streamed (a server that sends an item's text in its `.done`
-        events only, or in the end's `output` alone), not again when it did. Reasoning items are read from
-        their deltas only (their summary streams beside the content)."""
-        if type(item) is not dict or index in self._texted or item.get("type") == "reasoning":
+        events only, or in the end's `output` alone), not again when it did; a reasoning item's summary (beside the
+        content) likewise, read whole unless it streamed."""
+        if type(item) is not dict or index in self._texted:
             return
         self._texted.add(index)
-        for piece in self._item_texts(index, item):
+        summarized = self._summarized is not None and index in self._summarized
+        for piece in self._item_texts(index, item, summary=not summarized):
             if index == self._item:
                 self._text.add(piece)
             else:
@@ -701,8 +727,11 @@ class ResponsesObserver(SseObserver):
 
 
 # what a chat reply's message holds beside its content that the model wrote (vLLM's reasoning is `reasoning`,
-# formerly `reasoning_content` as llama.cpp's is; a string `tool_calls` is no call, but read all the same)
-_BESIDE_KEYS: Final = ("reasoning", "reasoning_content", "refusal", "tool_calls", "function_call", "audio")
+# formerly `reasoning_content` as llama.cpp's is; a string `tool_calls` is no call, but read all the same; a web
+# search's citations, `annotations`)
+_BESIDE_KEYS: Final = (
+    "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call", "audio", "annotations",
+)  # fmt: skip
 _BESIDE = frozenset(_BESIDE_KEYS)
 _MOST_CHOICES = 128  # the finish reasons recorded (`gen_ai.response.finish_reasons`): of this many choices at most
 # what a streamed choice's text waiting for the choices before it costs beside its characters (its slot in the
@@ -710,6 +739,29 @@ _MOST_CHOICES = 128  # the finish reasons recorded (`gen_ai.response.finish_reas
 # many choices is bounded as one of long texts is
 _WAITING = 192
 _FEW = 64
+
+
+# a citation's keys that are its framing, not what a client shows of it: its kind, the ids of the file it cites (its
+# offsets in the text are numbers, not read)
+_CITATION_FRAMING = frozenset({"type", "file_id", "container_id"})
+
+
+def cited_strings(annotations: Any) -> list[str]:
+    """The strings of citations (a reply's `annotations`, one of them streamed) that a client shows beside the text: a
+    cited page's title and link (`url_citation`, under its type's key in a chat reply), a cited file's name; not their
+    framing (`_CITATION_FRAMING`). A link is what `user_strings` skips as framing in a request, so it is read here."""
+    out: list[str] = []
+    for annotation in annotations if type(annotations) is list else [annotations]:
+        if type(annotation) is not dict:
+            continue
+        for key, value in annotation.items():
+            if type(value) is dict:  # a chat reply's citation: `{"type": "url_citation", "url_citation": {...}}`
+                for inner_key, inner in value.items():
+                    if type(inner) is str and inner and inner_key not in _CITATION_FRAMING:
+                        out.append(inner)
+            elif type(value) is str and value and key not in _CITATION_FRAMING:
+                out.append(value)
+    return out
 
 
 def _writes_beside(message: dict[str, Any]) -> bool:

@@ -49,6 +49,25 @@ _BARE_FIELDS: Final = frozenset({b"data", b"event", b"id", b"retry"})
 _ERROR: Final = b"error:"  # llama.cpp's error in a stream (`SseObserver._error_line`)
 
 
+# distinct alternative tokens read from a reply's logprobs (`SseObserver.alternatives`): a model's vocabulary is some
+# 32,000 to 260,000 tokens, and a reply asking for 20 alternatives a token meets a few thousand of them
+_MOST_ALTERNATIVES: Final = 65_536
+
+
+def _alternative_tokens(entries: Any, seen: set[str], found: list[str]) -> None:
+    """Into `found`, each token of `entries`' `top_logprobs` that is not the entry's own `token` nor in `seen`."""
+    for entry in entries if type(entries) is list else ():
+        if type(entry) is not dict:
+            continue
+        chosen = entry.get("token")
+        top = entry.get("top_logprobs")
+        for alternative in top if type(top) is list else ():
+            token = alternative.get("token") if type(alternative) is dict else None
+            if type(token) is str and token and token != chosen and token not in seen:
+                seen.add(token)
+                found.append(token)
+
+
 class SseObserver:
     """Base of the observers of SSE-streamed JSON replies: subclasses read one event (`event`) and a
     whole reply (`body`), and say at `done` what they kept for the end."""
@@ -82,6 +101,9 @@ class SseObserver:
         # clients type an event by its name when its data has no `type` (`typed_by_name`: Anthropic's SDK)
         self._name: bytes | None = None
         self.typed_by_name = False
+        # the distinct tokens a reply's logprobs gave as the model's alternatives, read once each (`alternatives`);
+        # None until a reply gives some (most ask for no logprobs)
+        self._alternatives: set[str] | None = None
 
     def head(self, status: int, header: Header) -> None:
         kind = header("content-type")
@@ -341,6 +363,35 @@ class SseObserver:
             outcome.response_model = reply["model"]
         if outcome.response_id is None and isinstance(reply.get("id"), str):
             outcome.response_id = reply["id"]
+
+    def alternatives(self, key: tuple[Any, ...], logprobs: Any) -> None:
+        """The tokens a reply's logprobs give as the model's alternatives to the token it wrote (`top_logprobs`: a
+        chat or Responses reply's `[{"token", "top_logprobs": [{"token"}]}]`, a chat reply's under `content` and
+        `refusal`; a completion's `{"top_logprobs": [{token: logprob}]}`): text the model produced that a client
+        shows and the content does not hold (the token it wrote is the content's). Each distinct one is read once,
+        a line of its own, beside the content under `key` (`OutputText.aside`); once `_MOST_ALTERNATIVES` distinct ones
+        were read, the logprobs that come after them are not, and the output is labelled `scan:truncated`."""
+        seen = self._alternatives
+        if seen is None:
+            seen = self._alternatives = set()
+        elif len(seen) >= _MOST_ALTERNATIVES:  # what comes after them is not read
+            self._text.unread()
+            return
+        found: list[str] = []
+        if type(logprobs) is dict:  # a chat choice's (`content`, `refusal`), a completion choice's (`top_logprobs`)
+            for field in ("content", "refusal"):
+                _alternative_tokens(logprobs.get(field), seen, found)
+            top = logprobs.get("top_logprobs")
+            for alternatives in top if type(top) is list else ():  # a completion's: a token -> logprob map a token
+                if type(alternatives) is dict:
+                    for token in alternatives:
+                        if type(token) is str and token and token not in seen:
+                            seen.add(token)
+                            found.append(token)
+        else:  # a Responses output text's
+            _alternative_tokens(logprobs, seen, found)
+        if found:
+            self._text.aside_strings(key, found, apart=True)
 
     def first_chunk(self) -> None:
         """Output the model wrote came, streamed: its content, or what it wrote beside it first (reasoning, a tool

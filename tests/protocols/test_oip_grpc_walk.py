@@ -56,7 +56,7 @@ def reference_read(buf: bytes) -> Request:
                 elif text and key not in oip.FRAMING_PARAMETERS:
                     texts.append(text)
             elif number == 6:
-                shared = shared or oip._output_in_shared_memory(buf, start, stop)
+                shared = oip._requested_output(buf, start, stop, texts) or shared
     except oip.WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
     if raws and filled:
