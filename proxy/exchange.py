@@ -62,6 +62,7 @@ from proxy.flow import (
 )
 from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
+from proxy.policy import refused_by_head
 from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
 from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.sse import SseObserver
@@ -174,6 +175,31 @@ class Exchange:
         else:
             self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
         return upstream
+
+    def refuse_at_head(self, header: Header, peer: tuple[str, ...] = ()) -> None:
+        """Refuse, before its body is asked for (`Expect: 100-continue`), a call its head alone refuses whatever
+        the body holds (`refused_by_head`): an `x-purpose` no purpose or not known, headers' labels that are none,
+        no purpose resolved, a purpose its caller or its path's model's route may not use. Decided by the rules
+        `admit` applies (`Pipeline.call`, `decide`), and recorded as such a refusal after the body is, the body's
+        labels aside. A passthrough call is left to its body (its refusal as unread data comes first)."""
+        pipeline, adapter, target = self.pipeline, self.adapter, self.target
+        if adapter.name == "passthrough":
+            return
+        try:
+            if pipeline.known_purposes is not None:
+                pipeline.check_purpose(header, peer, self.x_api_key)
+            call = pipeline.call(
+                Request(target.model, target.operation, version=target.version), adapter.name, header, self.trace,
+                peer, self.x_api_key, recorded=False,
+            )  # fmt: skip
+        except ProxyError as error:
+            error.caller = pipeline.caller_name(header, peer, self.x_api_key)
+            raise
+        if refused_by_head(call, pipeline.policy, bool(target.model)) is None:
+            return
+        self.call = call
+        decision = self.decision = pipeline.decide(call)  # as recorded once the body is: the baseline's verdict too
+        raise pipeline.denial(decision)
 
     def forwarded(self) -> None:
         """The request is with the upstream (`admit(deferred=True)`): what only the record and the reply

@@ -231,6 +231,24 @@ def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
     return verify_flow(call, decision, policy, served)
 
 
+def refused_by_head(call: Call, policy: Policy, model_named: bool) -> Decision | None:
+    """`decide`'s refusal of a call built from its request's head alone (no body read: the model its path names,
+    else none, the labels its headers carry), when no body can change it to a forwarded call: no purpose resolved
+    (`purpose_required`), or one its caller's `purposes` do not list, or its route's, when its path names the model
+    (a model a body names may be routed elsewhere). What a body adds (labels, detections) only adds refusals; one may
+    come first in the rules' order (a body naming a model no route serves, data the proxy does not read), so the
+    code answered at the head may be another refusal's. None otherwise, and in audit mode (nothing is refused)."""
+    decision = _decide(call, policy)
+    if decision.action != DENY or decision.code not in ("purpose_required", "purpose_denied"):
+        return None
+    rule = decision.rule or ""
+    if decision.code == "purpose_denied" and not (
+        rule.startswith("caller:") or (model_named and rule.startswith("route:"))
+    ):
+        return None  # a zone's: the body's model may be one no route serves, answered as such
+    return decision
+
+
 def _remember(policy: Policy, key: tuple[object, ...], decision: Decision, size: int) -> None:
     """Keep `decision` for `key`, whose entry costs `size` bytes, about: past `DECISIONS_KEPT` entries or
     `DECISION_BYTES_KEPT` bytes the memo is begun again (traffic with endless distinct labels cannot grow it)."""

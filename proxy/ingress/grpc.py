@@ -21,6 +21,7 @@ import contextvars
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, NoReturn
+from urllib.parse import unquote
 
 import grpc
 import grpc.aio
@@ -34,6 +35,7 @@ from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.oip_grpc import PASSTHROUGH
 from proxy.tls import check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import GrpcChannels, SentMetadata, grpc_ms, upstream_status
+from proxy.transport.http11 import keep
 
 _NOT_FORWARDED: Final = frozenset(
     {"content-type", "te", "user-agent", "traceparent", "grpc-accept-encoding", "grpc-timeout"}
@@ -57,8 +59,9 @@ _OVER: Final = 4
 UPSTREAM_METADATA_BYTES: Final = 8192
 # what a call's metadata gains on its way to the upstream, as grpc counts it (each key and value and 32 bytes), beside
 # its method (`:path`) and an upstream's key (`_KEY_ADDS`): grpc's :authority, :method, :scheme, te, content-type,
-# user-agent, grpc-accept-encoding and grpc-timeout, and the proxy's traceparent
-_GRPC_ADDS: Final = 768
+# user-agent, grpc-accept-encoding and grpc-timeout, the proxy's traceparent, and its x-forwarded-for (", " and an
+# address, `_client_address`) and x-forwarded-proto
+_GRPC_ADDS: Final = 768 + 160
 _KEY_ADDS: Final = 52  # an upstream's `authorization: Bearer <api_key>` beside its key (any length: a JWT's is 1 KiB)
 # A grace so long that only the ingress's own cut ends it (see `stop`)
 _UNTIL_CUT_S = 1e9
@@ -137,6 +140,30 @@ def _certificates(tls: Tls) -> tuple[grpc.ServerCertificateConfiguration, bytes 
     return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca), client_ca
 
 
+# what a caller says about where the call came from: never passed on as it came (`GrpcIngress._forward_metadata`)
+_CLIENT_CLAIMS: Final = frozenset(
+    {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded"}
+)
+
+
+def _client_address(peer: str) -> str:
+    """The client's address in grpc's name of a call's peer (`ipv4:127.0.0.1:5000`, `ipv6:%5B::1%5D:5000`), as
+    nginx's `$remote_addr` has it (an IPv6 one bare); `unknown` for one that is neither. Kept by the peer's name: the
+    same for every call of a connection, so worked out once for it."""
+    address = _ADDRESSES.get(peer)
+    if address is None:
+        kind, _, rest = peer.partition(":")
+        host = rest.rpartition(":")[0]
+        if kind == "ipv6":
+            host = unquote(host).strip("[]")
+        address = host if kind in ("ipv4", "ipv6") and host else "unknown"
+        keep(_ADDRESSES, peer, address, 128, 1024)
+    return address
+
+
+_ADDRESSES: dict[str, str] = {}
+
+
 def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
     """What the client's certificate proves, on a TLS listener (else ()). grpc asks for client
     certificates only when it requires them (`listen.tls.require_client_cert: true`)."""
@@ -198,6 +225,7 @@ class GrpcIngress:
         self._replacing = asyncio.Lock()  # one reload's new server at a time (`replace`)
         self._retiring: set[asyncio.Future[None]] = set()  # servers a reload replaced, ending their calls
         self._secure = False  # a TLS listener asking for client certificates: only then can a peer show one
+        self._scheme = "http"  # the listener's, as the upstream is told it (x-forwarded-proto)
         # what the serving server was opened with, which only a new server can change (`replace`): whether it
         # requires a client certificate and its client CA's contents; limits.max_body_bytes; limits.idle_timeout_s,
         # header_timeout_s, max_connections and max_concurrent_streams (`_timeouts`)
@@ -306,6 +334,7 @@ class GrpcIngress:
             await server.stop(None)  # a port bound but never served would take a share of new connections
             raise failure
         self._secure = tls is not None and tls.require_client_cert  # grpc asks for a client certificate only then
+        self._scheme = "https" if tls is not None else "http"
         self._client_auth, self._limit, self._timeouts = client_auth, max_body_bytes, _timeouts(limits)
         self._metadata_limit = limits.max_header_bytes
         return server, port
@@ -503,13 +532,18 @@ class GrpcIngress:
                 return upstream
         raise UpstreamUnavailable("no gRPC upstream is configured for this call")
 
-    @staticmethod
-    def _forward_metadata(ex: Exchange, upstream: Upstream, received: Metadata) -> grpc.aio.Metadata:
-        """The caller's metadata, less transport keys (and its key, unless the upstream is to see it), with the call's
-        `traceparent` and the upstream's own key. As a grpc.aio Metadata (`SentMetadata`): a list it would copy into
-        one itself, pair by pair, after a slow `typing.Sequence` check."""
+    def _forward_metadata(
+        self, ex: Exchange, upstream: Upstream, received: Metadata, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> grpc.aio.Metadata:
+        """The caller's metadata, less transport keys (and its key, unless the upstream is to see it) and its claims of
+        where it came from (`_CLIENT_CLAIMS`), with the call's `traceparent`, the upstream's own key, and what the
+        proxy knows of the client: `x-forwarded-for` the caller's list with the peer's address appended (as over
+        HTTP, `proxy.ingress.http.forward_fields`), `x-forwarded-proto` the listener's scheme. As a grpc.aio Metadata
+        (`SentMetadata`): a list it would copy into one itself, pair by pair, after a slow `typing.Sequence` check."""
         strips = ex.pipeline.strips_auth or upstream.api_key or ex.rerouted()
-        joined = ex.trace.tracestate is not None  # else a caller's tracestate is discarded, its trace not joined
+        # else a caller's tracestate is discarded: its trace not joined, or it is not one the span keeps
+        # (`proxy.record.spans.kept_tracestate`)
+        joined = ex.trace.tracestate is not None
         out: list[tuple[str, str | bytes]] = [
             (key, value)
             for key, value in received
@@ -517,7 +551,12 @@ class GrpcIngress:
             and not key.startswith(":")
             and not (strips and key in _KEY_FIELDS)
             and (joined or key != "tracestate")
+            and key not in _CLIENT_CLAIMS
         ]
+        address = _client_address(context.peer())
+        callers = [value for key, value in received if key == "x-forwarded-for" and isinstance(value, str) and value]
+        out.append(("x-forwarded-for", f"{', '.join(callers)}, {address}" if callers else address))
+        out.append(("x-forwarded-proto", self._scheme))
         out.append(("traceparent", ex.trace.traceparent()))
         if upstream.api_key:
             out.append(("authorization", f"Bearer {upstream.api_key}"))
@@ -533,7 +572,7 @@ class GrpcIngress:
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Any:
         """The same unary call to the upstream, with the forwarded metadata and the caller's deadline."""
-        metadata = self._forward_metadata(ex, upstream, received)
+        metadata = self._forward_metadata(ex, upstream, received, context)
         return self._callable(upstream, method)(request, metadata=metadata, timeout=self._timeout(upstream, context))
 
     def _callable(self, upstream: Upstream, method: str) -> Any:
@@ -681,7 +720,7 @@ class GrpcIngress:
                 raise _too_large(len(first), ex.pipeline)
             upstream = self._admit(ex, first, header, context, deferred=True)
             rpc = self.channels.channel(upstream).stream_stream(method)(
-                metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
+                metadata=self._forward_metadata(ex, upstream, received, context), timeout=context.time_remaining()
             )
             quiet = _Quiet(rpc, upstream.timeout_s)  # the upstream's timeout_s, between messages
             ended: list[ProxyError] = []  # why the proxy ended the stream, if it did
@@ -903,7 +942,9 @@ class GrpcIngress:
             held, upstream = self._admit_data_free(ex, header, received, method, adapter, target, request, context)
             channel = self.channels.channel(upstream)
             rpc = channel.unary_stream(method)(
-                request, metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
+                request,
+                metadata=self._forward_metadata(ex, upstream, received, context),
+                timeout=context.time_remaining(),
             )
             self._watches[rpc] = _SERVER.get()
             self._watched_on[rpc] = channel
@@ -977,7 +1018,7 @@ class GrpcIngress:
                     "gRPC upstream in their regions"
                 ), f"upstream:{upstream.name}")  # fmt: skip
             rpc = self.channels.channel(upstream).stream_stream(method)(
-                metadata=self._forward_metadata(ex, upstream, received), timeout=context.time_remaining()
+                metadata=self._forward_metadata(ex, upstream, received, context), timeout=context.time_remaining()
             )
             await _forwarded(rpc, ex)  # its request is its metadata, sent by the call's first step
             quiet = _Quiet(rpc, upstream.timeout_s)  # the upstream's timeout_s, between messages

@@ -32,6 +32,7 @@ from proxy.errors import (
 from proxy.exchange import CLIENT_GONE, CODINGS, DRAIN_CUT, Exchange, zlib_header
 from proxy.flow import quoted_name
 from proxy.ingress.wire import (
+    NO_PEER,
     HttpConnection,
     Request,
     connection_field,
@@ -87,10 +88,17 @@ _TOKENS: dict[str, frozenset[bytes]] = {}
 _TOKENS_VALUE_MAX = 256  # characters (bytes) of a Connection value kept
 
 
+# what a caller says about where the call came from (the client's address, scheme, host): never passed on as it came.
+# The upstream is told the connection's own (`HttpConnection.forwarded`): X-Forwarded-For the caller's list with the
+# peer's address appended, X-Forwarded-Proto the listener's scheme; the others are dropped
+CLIENT_CLAIMS = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"forwarded"})
+_XFF = b"x-forwarded-for"
+
 # what is never forwarded to the upstream: by (strips the caller's Authorization, and its x-api-key too (where the
 # proxy reads it: `x_api_key_path`), reads the reply)
 _NOT_FORWARDED = {
     (strips, x_api_key, observe): HOP_BY_HOP
+    | CLIENT_CLAIMS
     | {b"traceparent"}
     | ({b"authorization"} if strips else set())
     | ({b"x-api-key"} if strips and x_api_key else set())
@@ -115,13 +123,20 @@ def _names_version(target: str) -> bool:
     return any(key == "model_version" for key, _ in parse_qsl(target.partition("?")[2], keep_blank_values=True))
 
 
-def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe: bool) -> bytes:
+def forward_fields(
+    request: Request, ex: Exchange, api_key: str | None, observe: bool, forwarded: tuple[bytes, bytes] = NO_PEER
+) -> bytes:
     """The request's header block as the upstream gets it: the fields as sent (bytes, never decoded
-    and encoded again) less hop-by-hop ones and the caller's key, then the proxy's own. The caller's key is held
-    back once callers have keys, when the upstream has its own, and when the call is rerouted (`Exchange.rerouted`).
+    and encoded again) less hop-by-hop ones, the caller's key and its claims of where it came from (`CLIENT_CLAIMS`),
+    then the proxy's own: X-Forwarded-For and X-Forwarded-Proto from `forwarded` (the connection's, made once for it:
+    `HttpConnection.forwarded`), the caller's X-Forwarded-For list before the peer's address, as nginx's
+    `$proxy_add_x_forwarded_for` does, so a server that takes the rightmost entry it does not trust gets the real one.
+    The caller's key is held back once callers have keys, when the upstream has its own, and when the call is rerouted
+    (`Exchange.rerouted`).
     A Connection header naming a field that describes the body (`_DESCRIBE_BODY`) is refused (InvalidRequest)."""
     skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key or ex.rerouted()), ex.x_api_key, observe]
     listed = _tokens(request.header("connection"))
+    chain = _XFF not in listed  # else the caller's list is hop-by-hop by its own word: the peer's address alone
     if listed and not listed <= skip:
         if not listed.isdisjoint(_DESCRIBE_BODY):
             # the body is forwarded as it came: without the field that says how to read it the upstream reads other
@@ -134,14 +149,29 @@ def forward_fields(request: Request, ex: Exchange, api_key: str | None, observe:
             )
         skip = skip | listed
     if ex.trace.tracestate is None and request.header("tracestate") is not None:
-        skip = skip | _TRACESTATE  # the caller's trace was not joined (W3C: a tracestate alone is discarded)
+        # the caller's trace was not joined (W3C: a tracestate alone is discarded), or its tracestate is not one the
+        # span keeps (`kept_tracestate`: malformed, or past W3C's bounds): not forwarded either
+        skip = skip | _TRACESTATE
     out: list[bytes] = []  # the pieces, joined once (no bytes made a field to be joined again)
+    callers: list[bytes] | None = None  # the caller's X-Forwarded-For values
     for name, value in request.headers:
-        if lower_name(name) not in skip:
+        lower = lower_name(name)
+        if lower not in skip:
             out.append(name)
             out.append(b": ")
             out.append(value)
             out.append(b"\r\n")
+        elif lower == _XFF and chain and value:
+            if callers is None:
+                callers = [value]
+            else:
+                callers.append(value)
+    if callers is None:
+        out.append(forwarded[0])
+    else:
+        out.append(b"X-Forwarded-For: ")
+        out.append(callers[0] if len(callers) == 1 else b", ".join(callers))
+        out.append(forwarded[1])
     out.append(b"traceparent: ")
     out.append(ex.trace.traceparent().encode())
     out.append(b"\r\n")
@@ -298,9 +328,11 @@ class HttpIngress:
             body = request.received()
             if body is None:
                 if request.expects and not pipeline.policy.audit:
-                    # the client waits for 100 Continue to send its body: a call its key refuses is answered now,
-                    # before it is asked for a body that would be read for nothing (the connection then closes)
+                    # the client waits for 100 Continue to send its body: a call its key refuses, or its purpose, is
+                    # answered now, before it is asked for a body that would be read for nothing (the connection
+                    # then closes)
                     pipeline.identify_only(header, conn.peer, ex.x_api_key)
+                    ex.refuse_at_head(header, conn.peer)
                 body = await conn.body(request)
             if coding is None:
                 read = body
@@ -446,7 +478,7 @@ class HttpIngress:
                 f"upstream:{upstream.name}",
             )
         try:
-            fields = forward_fields(request, ex, upstream.api_key, observe)
+            fields = forward_fields(request, ex, upstream.api_key, observe, conn.forwarded)
         except InvalidRequest as refused:  # recorded as the refusal it is, nothing sent
             raise ex.refuse(refused, "connection") from None
         try:

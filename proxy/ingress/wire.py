@@ -126,6 +126,8 @@ class HttpConnection(asyncio.Protocol):
         self.parsing: Request | None = None
         self.serving: Request | None = None
         self.peer: tuple[str, ...] = ()  # what the client's certificate proves (TLS with client certs)
+        # what the upstream is told of the client, made once for the connection (`forwarded_pieces`)
+        self.forwarded: tuple[bytes, bytes] = NO_PEER
         self.lost = False
         self.closing = False  # close once the request being served is answered
         self.cut = False  # closed by the drain (SIGTERM) with a request still being served
@@ -160,8 +162,10 @@ class HttpConnection(asyncio.Protocol):
             if server.refused in (1, 100) or server.refused % 10_000 == 0:
                 log.warning("connection cap (limits.max_connections %d) reached: refusing new connections with "
                             "503 (%d so far)", server.max_connections, server.refused)  # fmt: skip
-        if transport.get_extra_info("sslcontext") is not None:
+        tls = transport.get_extra_info("sslcontext") is not None
+        if tls:
             self.peer = identities_from_peercert(transport.get_extra_info("peercert"))
+        self.forwarded = forwarded_pieces(transport.get_extra_info("peername"), tls)
         self._arm(server.idle_timeout_s)
 
     def data_received(self, data: bytes) -> None:
@@ -714,6 +718,20 @@ class HttpConnection(asyncio.Protocol):
             self.lost = True
             self._outbox.flush()  # a reply written this turn (a pipelined head came late after it) goes first
             self.transport.close()
+
+
+def forwarded_pieces(peername: Any, tls: bool) -> tuple[bytes, bytes]:
+    """What the upstream is told of a connection's client, as the two endings of its header block's
+    `X-Forwarded-For` (`proxy.ingress.http.forward_fields`): the field whole, for a caller that sent none, and what
+    follows the caller's own list: the peer's address (as nginx's `$remote_addr`: an IPv6 one bare, no brackets or
+    port; `unknown` when the socket has none), then `X-Forwarded-Proto` the listener's scheme."""
+    host = str(peername[0]) if isinstance(peername, tuple) and peername and peername[0] else "unknown"
+    address = host.encode("ascii", "replace")
+    proto = b"\r\nX-Forwarded-Proto: https\r\n" if tls else b"\r\nX-Forwarded-Proto: http\r\n"
+    return b"X-Forwarded-For: " + address + proto, b", " + address + proto
+
+
+NO_PEER: Final = forwarded_pieces(None, False)
 
 
 def _address(peer: Any) -> str:

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import random
+import re
 from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -71,10 +72,50 @@ def trace_context(traceparent: str | None, tracestate: str | None, sample_ratio:
             and int(parent_hex, 16)
         ):
             sampled = bool(int(flags, 16) & 1)
-            return TraceContext(int(trace_hex, 16), span_id, int(parent_hex, 16), sampled, tracestate)
+            state = None if tracestate is None else kept_tracestate(tracestate)
+            return TraceContext(int(trace_hex, 16), span_id, int(parent_hex, 16), sampled, state)
     trace_id = _getrandbits(128) or 1
     sampled = sample_ratio >= 1.0 or (trace_id & 0xFFFFFFFFFFFFFFFF) < int(sample_ratio * 2**64)
     return TraceContext(trace_id, span_id, None, sampled)
+
+
+def kept_tracestate(tracestate: str) -> str | None:
+    """A joined trace's `tracestate` (its fields joined with ','), as it came, when it is one the OpenTelemetry SDK
+    keeps (`TraceState.from_header`, behind its propagator's length check): at most `TRACESTATE_MAX_CHARS`, at most
+    `TRACESTATE_MAX_MEMBERS` list-members (empty ones, and white space around one, aside), each a W3C `key=value`, no
+    key twice. Any other is None, dropped whole (not cut: a member cut short is another vendor's state): the span does
+    not carry it, nor is it forwarded. Kept by value: a caller sends the same few again and again."""
+    known = _TRACESTATES.get(tracestate)
+    if known is not None:
+        return tracestate if known else None
+    valid = len(tracestate) <= TRACESTATE_MAX_CHARS
+    if valid:
+        keys: set[str] = set()
+        for member in tracestate.split(","):
+            member = member.strip(" \t")
+            if not member:
+                continue
+            matched = _TRACESTATE_MEMBER.fullmatch(member)
+            if matched is None or matched.group(1) in keys or len(keys) == TRACESTATE_MAX_MEMBERS:
+                valid = False
+                break
+            keys.add(matched.group(1))
+    if len(tracestate) <= 512:
+        if len(_TRACESTATES) >= 256:
+            _TRACESTATES.clear()
+        _TRACESTATES[tracestate] = valid
+    return tracestate if valid else None
+
+
+TRACESTATE_MAX_CHARS: Final = 8192  # the OpenTelemetry SDK's (`_TRACECONTEXT_MAXIMUM_TRACESTATE_LENGTH`)
+TRACESTATE_MAX_MEMBERS: Final = 32  # W3C Trace Context's, as the SDK holds it
+# W3C's list-member, as the SDK matches it: a key (a tenant's `tenant@system` too), '=', a value of printable ASCII
+# but ',' and '=' that does not end in a space
+_TRACESTATE_MEMBER: Final = re.compile(
+    r"([a-z][_0-9a-z\-\*\/]{0,255}|[a-z0-9][_0-9a-z\-\*\/]{0,240}@[a-z][_0-9a-z\-\*\/]{0,13})"
+    r"=([\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e])"
+)
+_TRACESTATES: dict[str, bool] = {}  # whether each is kept (`kept_tracestate`), of those up to 512 characters
 
 
 def make_sink(telemetry: Telemetry, resource: bytes, scope: bytes) -> Sink | None:

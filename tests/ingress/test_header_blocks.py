@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.ingress.http import _NOT_FORWARDED, _NOT_RETURNED, _on_proxy, forward_fields, reply_fields
-from proxy.ingress.wire import Request, encode_fields
+from proxy.ingress.wire import Request, encode_fields, forwarded_pieces
 from proxy.pipeline import Pipeline
 from tests.test_forwarded_first import exchange, pipeline
 
@@ -21,9 +21,11 @@ def pipe(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
 
 NAMES = st.sampled_from([b"Host", b"Connection", b"connection", b"Keep-Alive", b"X-A", b"x-a", b"Location",
                          b"Authorization", b"x-api-key", b"Accept-Encoding", b"X-Lineage-Decision", b"X-Trace-Id",
-                         b"Content-Type", b"TE", b"traceparent", b"Server", b"X-B"])  # fmt: skip
+                         b"Content-Type", b"TE", b"traceparent", b"Server", b"X-B", b"X-Forwarded-For",
+                         b"x-forwarded-for", b"X-Real-IP", b"Forwarded", b"X-Forwarded-Proto"])  # fmt: skip
 VALUES = st.sampled_from([b"", b"1", b"keep-alive", b"close", b"x-a, X-B", b"keep-alive, x-a", b"http://10.0.0.5:8000/x",
-                          b"https://docs.example/y", b"caf\xc3\xa9", b"\xff"])  # fmt: skip
+                          b"https://docs.example/y", b"caf\xc3\xa9", b"\xff", b"keep-alive, X-Forwarded-For",
+                          b"203.0.113.9"])  # fmt: skip
 FIELDS = st.lists(st.tuples(NAMES, VALUES), max_size=12)
 
 
@@ -39,6 +41,12 @@ def reference_forward(request: Request, skip: frozenset[bytes], traceparent: byt
     if listed and not listed <= skip:
         skip = skip | listed
     out = [name + b": " + value for name, value in request.headers if name.lower() not in skip]
+    chain = [value for name, value in request.headers if name.lower() == b"x-forwarded-for" and value]
+    if chain and b"x-forwarded-for" not in listed:
+        out.append(b"X-Forwarded-For: " + b", ".join(chain) + b", 127.0.0.9")
+    else:
+        out.append(b"X-Forwarded-For: 127.0.0.9")
+    out.append(b"X-Forwarded-Proto: http")
     out.append(b"traceparent: " + traceparent)
     if api_key:
         out.append(f"Authorization: Bearer {api_key}".encode())
@@ -76,7 +84,7 @@ def test_the_forwarded_block_is_the_same(pipe: Pipeline, fields: list[tuple[byte
     request.header = joined.get
     skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key), ex.x_api_key, observe]
     expected = reference_forward(request, skip, ex.trace.traceparent().encode(), api_key, observe)
-    assert forward_fields(request, ex, api_key, observe) == expected
+    assert forward_fields(request, ex, api_key, observe, forwarded_pieces(("127.0.0.9", 5000), False)) == expected
 
 
 def reply_block(raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None) -> bytes:

@@ -1,0 +1,94 @@
+"""MLServer (uvicorn) trusts `X-Forwarded-For` from 127.0.0.1 by default (`--forwarded-allow-ips`), and the proxy
+connects to it from there: a caller's `X-Forwarded-For` was the client address in its access log. Now the proxy appends
+the real peer's address, the rightmost entry uvicorn does not trust, so its log names the real client."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import dead_port
+from tests.servers.real import need, stop, wait_http
+
+ECHO = """
+from mlserver import MLModel
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+
+
+class Echo(MLModel):
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        return InferenceResponse(model_name=self.name, outputs=[ResponseOutput(name="v", shape=[1], datatype="BYTES",
+                                                                               data=["ok"])])
+"""
+CONFIG = """
+listen:
+  http: 127.0.0.1:0
+upstreams:
+  - name: oip
+    url: ${OIP}
+    protocol: oip
+routes:
+  - model: "*"
+    upstream: oip
+policy:
+  anonymous: allow
+  default_purpose: evaluation
+telemetry:
+  exporter: none
+lineage:
+  store: ${STORE}
+"""
+BODY = b'{"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": ["hello"]}]}'
+
+
+@pytest.fixture(scope="module")
+def mlserver_logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """MLServer serving `echo`, its access log on (`debug`); its URL and its log."""
+    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
+    root = tmp_path_factory.mktemp("mlserver") / "models"
+    (root / "echo").mkdir(parents=True)
+    (root / "echo" / "echo.py").write_text(ECHO)
+    (root / "echo" / "model-settings.json").write_text(json.dumps({"name": "echo", "implementation": "echo.Echo"}))
+    http_port = dead_port()
+    (root / "settings.json").write_text(json.dumps({
+        "http_port": http_port, "grpc_port": dead_port(), "metrics_port": dead_port(), "host": "127.0.0.1",
+        "parallel_workers": 0, "metrics_endpoint": None, "debug": True,
+    }))  # fmt: skip
+    log_path = root.parent / "mlserver.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{http_port}/v2/models/echo/ready", proc)
+            yield f"http://127.0.0.1:{http_port}", log_path
+        finally:
+            stop(proc)
+
+
+def infer_from(port: int, source: str, extra: bytes) -> bytes:
+    """One inference call to the proxy from `source`; the reply's status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0)) as sock:
+        sock.sendall(b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (extra, len(BODY), BODY))  # fmt: skip
+        got = b""
+        while piece := sock.recv(65536):
+            got += piece
+    return got.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.realserver
+def test_mlservers_access_log_names_the_real_client(mlserver_logged: Any, make_proxy: Any) -> None:
+    url, log_path = mlserver_logged
+    proxy = make_proxy(CONFIG, OIP=url)
+    status = infer_from(
+        proxy.bound.http.port, "127.0.0.2", b"X-Forwarded-For: 203.0.113.9\r\nX-Real-IP: 203.0.113.9\r\n"
+    )
+    assert status.startswith(b"HTTP/1.1 200 "), status
+    lines = [line for line in log_path.read_text().splitlines() if '"POST /v2/models/echo/infer' in line]
+    assert len(lines) == 1, lines  # uvicorn writes the access line before the reply's last byte goes out
+    assert "127.0.0.2:0 - " in lines[0] and "203.0.113.9" not in lines[0], lines[0]
