@@ -445,7 +445,7 @@ class CheckpointBook:
         incomplete = False
         try:
             catalog = await DIALECTS[upstream.protocol].discover(upstream, self._fetch, asked)
-        except MetadataIncomplete as exc:
+        except MetadataIncomplete as partial:
             # it answers (ready: /readyz, `upstream_up`), but what serves its calls is not known now: the checkpoints
             # read before stay (none yet: its calls' checkpoint is unknown), never its base model alone; said on change
             ok = incomplete = True
@@ -456,11 +456,11 @@ class CheckpointBook:
                     log.warning("upstream %s: was told to change its %s through the proxy, and they could not be read "
                                 "since (%s): its calls that depend on them are recorded with a checkpoint saying so "
                                 "and checked as served by one not known, until they are (asked again)", name,
-                                exc.what, exc.why)  # fmt: skip
+                                partial.what, partial.why)  # fmt: skip
             elif not self.incomplete[name]:
                 log.warning("upstream %s: answers, but its %s could not be read (%s): its calls are recorded and "
                             "checked with what was read before (their checkpoint unknown if nothing was) until they "
-                            "are (asked again)", name, exc.what, exc.why)  # fmt: skip
+                            "are (asked again)", name, partial.what, partial.why)  # fmt: skip
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
             if self.reachable.get(name, True) or not self.probed[name]:

@@ -69,3 +69,31 @@ def test_a_source_edited_after_its_build_is_refused(tmp_path):
 def test_a_listed_module_without_its_build_runs_as_source(tmp_path):
     here, sources = _package(tmp_path, b"x = 2\n", built=False)
     assert compiled_modules(here, sources) == ()
+
+
+def test_no_except_name_holds_a_compiled_exception_and_another():
+    """mypyc types a name by its first binding: `except MetadataIncomplete as exc:` then `except Exception as exc:`
+    in one function makes `exc` a native MetadataIncomplete, and any other exception reaching the second clause
+    raises TypeError ("MetadataIncomplete object expected") in the compiled build alone. That hid a dead upstream's
+    "not reachable" from discovery: the compiled proxy waited 10 s for it before serving, the interpreted one none.
+    So an except clause that binds a name to an exception class this build compiles binds a name of its own."""
+    sources = [ROOT / source for source in _setup_list()]
+    native = {
+        node.name
+        for source in sources
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.ClassDef)
+    }
+    found = []
+    for source in sources:
+        for function in ast.walk(ast.parse(source.read_text())):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            bound: dict[str, set[str]] = {}
+            for node in ast.walk(function):
+                if isinstance(node, ast.ExceptHandler) and node.name and node.type is not None:
+                    bound.setdefault(node.name, set()).add(ast.unparse(node.type))
+            for name, types in bound.items():
+                if len(types) > 1 and any(kind.rpartition(".")[2] in native for kind in types):
+                    found.append(f"{source.relative_to(ROOT)}: {function.name}: {name} is {sorted(types)}")
+    assert not found, found

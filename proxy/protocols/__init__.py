@@ -143,8 +143,8 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
     if keys != counted or inexact:
         try:
             exact = json.loads(body, object_pairs_hook=_no_duplicates, parse_int=_parse_int)
-        except _Duplicate as exc:
-            raise InvalidRequest(f"{what}: key {echoed(exc.args[0])} appears twice in one object") from None
+        except _Duplicate as duplicate:
+            raise InvalidRequest(f"{what}: key {echoed(duplicate.args[0])} appears twice in one object") from None
         except RecursionError:  # orjson reads 1,024 levels, Python's json about 1,000: unchecked, so refused
             if keys != counted:
                 raise InvalidRequest(f"{what} is nested too deeply to be checked for duplicate keys") from None

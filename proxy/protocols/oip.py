@@ -304,8 +304,10 @@ def _request_json(head: bytes) -> tuple[dict[str, Any], bool]:
     try:
         data = json.loads(head.decode("utf-8"), object_pairs_hook=_no_duplicates,
                           parse_constant=functools.partial(_constant, used))  # fmt: skip
-    except _Duplicate as exc:
-        raise InvalidRequest(f"inference request: key {echoed(exc.args[0])} appears twice in one object") from None
+    except _Duplicate as duplicate:
+        raise InvalidRequest(
+            f"inference request: key {echoed(duplicate.args[0])} appears twice in one object"
+        ) from None
     except (ValueError, RecursionError):  # (UnicodeDecodeError too): what orjson said is the reason
         raise refused from None
     if not used:  # refused for something else (the words in a string): as it was
@@ -722,10 +724,10 @@ class Dialect:
         for model in sorted(models):
             try:
                 meta = await get(model)
-            except MetadataStatus as exc:  # the upstream does not serve it (yet); not an outage
+            except MetadataStatus as status:  # the upstream does not serve it (yet); not an outage
                 # not "not found": Triton's 400 or 503 for a model loading, or failed to load; "not found": newer
                 # Triton's 404 for a model not loaded (`has no available versions`), or a name it never served
-                (missing if exc.status == 404 else unready).append(model)
+                (missing if status.status == 404 else unready).append(model)
                 continue
             except LookupError:
                 continue

@@ -926,18 +926,18 @@ async def _llama_adapters(upstream: Upstream, fetch: Fetch, served: dict[str, Ch
     its model's checkpoint is the base with the adapters applied by default."""
     try:
         listed = await fetch.get_json(upstream, "/lora-adapters")
-    except MetadataStatus as exc:
-        if exc.status == 401 or exc.status == 403:
+    except MetadataStatus as status:
+        if status.status == 401 or status.status == 403:
             # a llama-server started with --api-key keeps /v1/models open and /lora-adapters behind the key: its
             # model is named, its adapters are not (the base model recorded, as before they were read), said once
             if upstream.name not in _KEYLESS:
                 _KEYLESS.add(upstream.name)
                 log.warning("upstream %s: llama-server's /lora-adapters answered %d: set upstreams[].api_key to its "
                             "--api-key, or calls an adapter serves are recorded as its base model", upstream.name,
-                            exc.status)  # fmt: skip
+                            status.status)  # fmt: skip
             return ServedModels(served)
-        if exc.status != 404:  # not known now: the base alone could be a checkpoint that does not serve
-            raise MetadataIncomplete("LoRA adapters (/lora-adapters)", str(exc)) from exc
+        if status.status != 404:  # not known now: the base alone could be a checkpoint that does not serve
+            raise MetadataIncomplete("LoRA adapters (/lora-adapters)", str(status)) from status
         listed = None
     except Exception as exc:  # (the same) a reset, a timeout, a reply that is not JSON: it answered its model list
         raise MetadataIncomplete("LoRA adapters (/lora-adapters)", str(exc) or type(exc).__name__) from exc
