@@ -1,8 +1,8 @@
 """`lineage-proxy report --out FILE` wrote FILE in place: opened (emptied) first, then written. A report that could
 not be written whole left FILE empty or cut short, and the report there before (yesterday's, from a timer job) was
-gone: a disk that filled up, and text no UTF-8 holds, which `check` lets a config have (a YAML `"\\ud800"` in a route's
-model or a pin) and which made the report fail with a traceback after emptying FILE. Such text is now shown as its
-escape, and the report is written beside FILE and renamed over it: FILE is the new report, or the old one."""
+gone: a disk that filled up, and text no UTF-8 holds, which `check` let a config have (a YAML `"\\ud800"` in a route's
+model or a pin) and which made the report fail with a traceback after emptying FILE. Such a config is now refused, and
+the report is written beside FILE and renamed over it: FILE is the new report, or the old one."""
 
 from __future__ import annotations
 
@@ -34,16 +34,21 @@ def store_of(path: Path, flows: int) -> Path:
     return path
 
 
-def test_text_no_utf8_holds_is_shown_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_text_no_utf8_holds_is_refused_and_the_report_before_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Such text made `report` fail with a traceback after emptying FILE; `check` now refuses it at its path (as
+    start and reload do), and so does `report --config`, before FILE is touched."""
     store = store_of(tmp_path / "lineage.db", 1)
     config = tmp_path / "proxy.yaml"
     config.write_text(CONFIG)
-    assert main(["check", "--config", str(config)]) == 0  # a config `check` passes
+    assert main(["check", "--config", str(config)]) == 1
+    assert "routes[0].model: holds '\\ud800'" in capsys.readouterr().err
     out = tmp_path / "report.html"
     out.write_text(OLD)
-    assert main(["report", "--store", str(store), "--config", str(config), "--out", str(out)]) == 0
-    text = out.read_text(encoding="utf-8")
-    assert "Policy in force" in text and "x\\ud800" in text and "org/pinned\\ud800" in text
+    assert main(["report", "--store", str(store), "--config", str(config), "--out", str(out)]) != 0
+    assert "upstreams[0].checkpoint: holds '\\ud800'" in capsys.readouterr().err
+    assert out.read_text() == OLD  # the report there before, whole
     assert not list(tmp_path.glob(".*.tmp"))
 
 

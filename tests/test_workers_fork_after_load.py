@@ -25,6 +25,7 @@ listen: {http: 127.0.0.1:0}
 upstreams: [{name: vllm, url: "UPSTREAM"}]
 routes: [{model: "*", upstream: vllm}]
 policy: {anonymous: allow, default_purpose: assistant}
+lineage: {store: "STORE"}
 """
 # the supervisor's `load` (the one `follow_reload` calls) waits for a writer on $LP_TEST_HOLD_LOAD first, then loads;
 # the workers' own loads (forks of the supervisor, other pids) do not wait. Its wait holds no lock of the proxy's
@@ -63,7 +64,8 @@ def test_a_worker_restarted_while_a_reload_loads_is_forked_once_the_load_has_end
     hold = tmp_path / "hold.pipe"
     os.mkfifo(hold)
     config = tmp_path / "proxy.yaml"
-    config.write_text(CONFIG.replace("UPSTREAM", upstream))
+    config_text = CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
+    config.write_text(config_text)
     root = str(Path(proxy.__file__).parents[1])  # the build this test runs
     env = {"PYTHONPATH": os.pathsep.join([str(shim), root]), "LP_TEST_HOLD_LOAD": str(hold)}
     serve = Serve.workers(config, 2, env)
@@ -71,7 +73,7 @@ def test_a_worker_restarted_while_a_reload_loads_is_forked_once_the_load_has_end
         url = f"http://{serve.ready()['http']}"
         first = serve.children()
         assert len(first) == 2, first
-        config.write_text(CONFIG.replace("UPSTREAM", upstream) + "logging: {access: true}\n")
+        config.write_text(config_text + "logging: {access: true}\n")
         serve.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + WAIT_S  # the supervisor's load has begun, and waits
         while not _holding(serve.proc.pid, hold):
