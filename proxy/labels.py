@@ -162,22 +162,27 @@ def reply_labels(labels: frozenset[str]) -> str:
     out, `+N more (cut: the lineage record has them all)`, which is no label (the grammar has no `+` nor spaces):
     a client or a next hop taking the header on as a request's labels is refused (400 naming it), never given a
     part of them as if whole."""
+    return _first_labels(labels, REPLY_LABELS_MAX_CHARS, " more (cut: the lineage record has them all)")
+
+
+def _first_labels(labels: frozenset[str], limit: int, more: str) -> str:
+    """`labels`' wire form when at most `limit` characters long, else the first labels (in order) that fit beside
+    the marker `,+N<more>` naming how many were left out."""
     formatted = format_labels(labels)
-    if len(formatted) <= REPLY_LABELS_MAX_CHARS:
+    if len(formatted) <= limit:
         return formatted
     ordered = sorted_labels(labels)
-    room = REPLY_LABELS_MAX_CHARS - _CUT_ROOM
     kept = 0
     size = 0
     for label in ordered:
         size += len(label) + 1
-        if size > room:
+        if size > limit - _CUT_ROOM:
             break
         kept += 1
-    return ",".join(ordered[:kept]) + f",+{len(ordered) - kept} more (cut: the lineage record has them all)"
+    return ",".join(ordered[:kept]) + f",+{len(ordered) - kept}{more}"
 
 
-# what a log line shows of a call's labels (`logged_labels`) and of a sentence naming them (`logged_text`), at most: a call
+# what a log line shows of a call's labels (`logged_labels`) and of a sentence naming them (`bounded_text`), at most: a call
 # may carry MAX_CALL_LABELS labels of 128 characters, and the unapproved-flow WARNING printed them in full twice (the
 # flow's, and the finding's new ones), ~66 KB a line, past what a log pipeline keeps of one (Docker's: 16 KiB)
 LOG_LABELS_MAX_CHARS: Final = 1024
@@ -186,18 +191,7 @@ LOG_LABELS_MAX_CHARS: Final = 1024
 def logged_labels(labels: frozenset[str]) -> str:
     """`labels` as a log line shows them: their wire form when at most LOG_LABELS_MAX_CHARS long, else the first (in
     order) that fit and `+N more`; `-` for none. The record keeps every label."""
-    formatted = format_labels(labels)
-    if len(formatted) <= LOG_LABELS_MAX_CHARS:
-        return formatted or "-"
-    ordered = sorted_labels(labels)
-    kept = 0
-    size = 0
-    for label in ordered:
-        size += len(label) + 1
-        if size > LOG_LABELS_MAX_CHARS - _CUT_ROOM:
-            break
-        kept += 1
-    return ",".join(ordered[:kept]) + f",+{len(ordered) - kept} more"
+    return _first_labels(labels, LOG_LABELS_MAX_CHARS, " more") or "-"
 
 
 def bounded_text(text: str) -> str:
