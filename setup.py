@@ -36,6 +36,7 @@ COMPILED = [
     "proxy/ingress/http.py",
     "proxy/ingress/wire.py",
     "proxy/labels.py",
+    "proxy/memo.py",
     "proxy/metrics.py",
     "proxy/pipeline.py",
     "proxy/policy.py",

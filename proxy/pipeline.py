@@ -30,7 +30,7 @@ from proxy.labels import (
     parse_labels,
 )
 from proxy.metrics import Metrics, Stats
-from proxy.policy import FlowMemo, Policy, Unknown, boundary_flow, decide, refuse
+from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
@@ -50,7 +50,7 @@ class Runtime:
         self.sinks = sinks
         self.metrics = metrics or Metrics()
         self.stats = Stats(self.metrics)  # for /metrics, summed over workers (proxy/metrics.py)
-        self.flagged = FlowMemo()  # unapproved flows already logged: one WARNING per flow, not per call
+        self.flagged = flow_memo()  # unapproved flows already logged: one WARNING per flow, not per call
         # whether the lineage store (or its journal) takes edges now: the server wires the aggregator's
         self.recording: Callable[[], bool] = _always
         self.stored = StoredReplies()
@@ -380,7 +380,7 @@ class Pipeline:
             return
         # full (of a caller's labels new on every call, maybe), it is begun again, never silent from then on, as a full
         # table was: an honest caller's new flow is still logged
-        flagged.keep(flow, None)
+        flagged.keep(flow, None, flow_size(flow))
         if decision.code == "flow_not_approved":  # its reason is bounded already (`verify_flow`): not cut again
             why = f"refused (lineage.on_unapproved: block): {decision.reason}"
         else:

@@ -28,8 +28,9 @@ from proxy.baseline import Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
 from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, UNKNOWN_KEY, Call, Decision, printable_name, quoted_name
 from proxy.labels import bounded_text
+from proxy.memo import Memo
 
-FLOWS_KEPT: Final = 4096  # flows a memo of flows (`FlowMemo`) remembers at most
+FLOWS_KEPT: Final = 4096  # flows a memo of flows (`flow_memo`) remembers at most
 # what they may cost (`flow_size`): a flow holds every label its call carries, the caller's, up to 256 of 128 characters
 FLOW_BYTES_KEPT: Final = 4 * 1024 * 1024
 
@@ -42,40 +43,14 @@ def flow_size(flow: Flow) -> int:
     return size
 
 
-class Room:
-    """What the entries of a memo cost together, about, in bytes (`used`)."""
-
-    def __init__(self) -> None:
-        self.used = 0
+def flow_memo() -> Memo:
+    """A memo of what is known of flows, at most `FLOWS_KEPT` of them and `FLOW_BYTES_KEPT` of their `flow_size`."""
+    return Memo(FLOWS_KEPT, FLOW_BYTES_KEPT)
 
 
-class FlowMemo:
-    """What is known of flows (`kept`: flow -> it), at most `FLOWS_KEPT` of them and `FLOW_BYTES_KEPT` of their
-    names and labels (`flow_size`); full, it is begun again. Bounded by count alone, 4,096 flows of 64 labels of 128
-    characters (a caller's labels new on every call) kept ~60 MB, and of 256 labels (what a sequence carries) ~230 MB."""
-
-    def __init__(self, most: int = FLOWS_KEPT, most_bytes: int = FLOW_BYTES_KEPT) -> None:
-        self.kept: dict[Flow, object] = {}
-        self.most = most
-        self.most_bytes = most_bytes
-        self.bytes = 0  # `flow_size` of the flows kept
-
-    def __len__(self) -> int:
-        return len(self.kept)
-
-    def __contains__(self, flow: object) -> bool:
-        return flow in self.kept
-
-    def keep(self, flow: Flow, known: object) -> None:
-        """Remember `known` of `flow` (a flow not kept: its size counted once, however often it is kept)."""
-        kept = self.kept
-        if flow not in kept:
-            size = flow_size(flow)
-            if len(kept) >= self.most or self.bytes + size > self.most_bytes:
-                kept.clear()  # full (of a caller's labels new on every call, maybe): begun again, never turned off
-                self.bytes = 0
-            self.bytes += size
-        kept[flow] = known
+def decision_memo() -> Memo:
+    """A memo of `_decide`'s decisions, at most `DECISIONS_KEPT` of them and `DECISION_BYTES_KEPT` of their sizes."""
+    return Memo(DECISIONS_KEPT, DECISION_BYTES_KEPT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +73,11 @@ class Policy:
     block_unapproved: bool = False  # lineage.on_unapproved: block
     # flow -> why it is not approved (None: approved). A memo of a pure function: a few distinct flows
     # recur on every call, so the boundary costs one dict lookup, not a walk of the baseline.
-    verdicts: FlowMemo = field(default_factory=FlowMemo, compare=False)
+    verdicts: Memo = field(default_factory=flow_memo, compare=False)
     # flow (checkpoint not known) -> whether it is approved whatever its checkpoint: the same memo
-    unrestricted: FlowMemo = field(default_factory=FlowMemo, compare=False)
+    unrestricted: Memo = field(default_factory=flow_memo, compare=False)
     # the decisions of `_decide`, by what it reads of a call: the same memo for the same reason
-    decisions: dict[tuple[object, ...], Decision] = field(default_factory=dict, compare=False)
-    decided: Room = field(default_factory=Room, compare=False)  # what `decisions` costs (`_remember`)
+    decisions: Memo = field(default_factory=decision_memo, compare=False)
 
     @classmethod
     def compile(cls, config: Config) -> Policy:
@@ -158,7 +132,7 @@ class Policy:
         if flow in verdicts:
             return cast(Finding | None, verdicts[flow])
         finding = self.baseline.explain(flow)
-        self.verdicts.keep(flow, finding)
+        self.verdicts.keep(flow, finding, flow_size(flow))
         return finding
 
     def any_checkpoint(self, flow: Flow) -> bool:
@@ -169,7 +143,7 @@ class Policy:
         found = self.unrestricted.kept.get(flow)
         if found is None:
             approved = self.baseline.approves_any_checkpoint(flow)
-            self.unrestricted.keep(flow, approved)
+            self.unrestricted.keep(flow, approved, flow_size(flow))
             return approved
         return found is True
 
@@ -208,7 +182,7 @@ DECISIONS_KEPT = 4096  # distinct (caller, purpose, labels, model) combinations 
 # decision (whose reason may name the model) hold them, and a model's name is the caller's, as long as a body (4,096
 # decisions for names of a megabyte kept 8 GB)
 DECISION_KEY_KEPT_MAX = 1024
-# what the decisions remembered may cost together (`_remember`): an entry keeps the call's labels and the decision's,
+# what the decisions remembered may cost together (their memo's `bytes`): an entry keeps the call's labels and the decision's,
 # each label a set's slot and a string's header besides its characters, and a call may carry 256 labels (4,096
 # decisions of 256 labels of two characters, each a new set, kept 96 MB)
 DECISION_BYTES_KEPT: Final = 8 * 1024 * 1024
@@ -220,12 +194,13 @@ def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
     """Decide one call. Pure: see the module docstring for the order of the rules. A combination seen
     before costs one dict lookup (the memo is per compiled policy, so a reload starts afresh)."""
     key = (call.key_sha256, call.peer, call.labels, call.detected, call.model, call.purpose, call.opaque)
-    decision = policy.decisions.get(key)
+    decision = cast(Decision | None, policy.decisions.kept.get(key))
     if decision is None:
         decision = _decide(call, policy)
         chars = _key_chars(call)
         if chars <= DECISION_KEY_KEPT_MAX:  # a longer one is decided afresh each time
-            _remember(policy, key, decision, chars + _DECISION_ENTRY + _DECISION_LABEL * len(decision.labels))
+            size = chars + _DECISION_ENTRY + _DECISION_LABEL * len(decision.labels)
+            policy.decisions.keep(key, decision, size)  # full: begun again (endless distinct labels cannot grow it)
     if policy.baseline is None or not call.carries_data:
         return decision
     return verify_flow(call, decision, policy, served)
@@ -247,17 +222,6 @@ def refused_by_head(call: Call, policy: Policy, model_named: bool) -> Decision |
     ):
         return None  # a zone's: the body's model may be one no route serves, answered as such
     return decision
-
-
-def _remember(policy: Policy, key: tuple[object, ...], decision: Decision, size: int) -> None:
-    """Keep `decision` for `key`, whose entry costs `size` bytes, about: past `DECISIONS_KEPT` entries or
-    `DECISION_BYTES_KEPT` bytes the memo is begun again (traffic with endless distinct labels cannot grow it)."""
-    decisions, room = policy.decisions, policy.decided
-    if len(decisions) >= DECISIONS_KEPT or room.used + size > DECISION_BYTES_KEPT:
-        decisions.clear()
-        room.used = 0
-    room.used += size
-    decisions[key] = decision
 
 
 def _key_chars(call: Call) -> int:

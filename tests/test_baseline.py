@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from proxy.baseline import Baseline, BaselineError, Flow, parse_baseline
 from proxy.config import parse
 from proxy.flow import Call, TraceContext, printable_name
-from proxy.policy import FlowMemo, Policy, decide
+from proxy.policy import Policy, decide, flow_memo
 from proxy.record.store import EdgeKey, EdgeRow
 from proxy.verify import check, write_baseline
 from tests.conftest import KEYS, sha
@@ -123,7 +123,7 @@ async def _never_fetched(upstream: object, path: str) -> object:
 def policy(mode: str = "enforce", block: bool = True) -> Policy:
     config = parse(POLICY_YAML.replace("MODE", mode))
     baseline = parse_baseline(REVIEWED)
-    return dataclasses.replace(Policy.compile(config), baseline=baseline, block_unapproved=block, verdicts=FlowMemo())
+    return dataclasses.replace(Policy.compile(config), baseline=baseline, block_unapproved=block, verdicts=flow_memo())
 
 
 def call(key: str, purpose: str = "assistant") -> Call:

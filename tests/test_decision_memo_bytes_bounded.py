@@ -32,7 +32,7 @@ def test_decisions_of_many_short_labels_are_remembered_within_a_bound() -> None:
         labels = frozenset(POOL[n : n + 255]) | {f"n{n}"}
         call = Call("openai", "chat", "m", pipeline.trace({}.get), purpose="assistant", labels=labels)
         assert pipeline.decide(call).forwards
-    decisions = pipeline.policy.decisions
+    decisions = pipeline.policy.decisions.kept
     assert decisions  # remembered, within the bound
     # what its entries hold: their keys' label sets and their decisions', ~100 bytes a label each besides its characters
     held = sum(100 + len(label) for key, decision in decisions.items() for label in (*key[2], *decision.labels))

@@ -18,8 +18,9 @@ LONG = 1 << 20  # characters of each name
 def kept_name_chars(proxy) -> int:  # type: ignore[no-untyped-def]
     """Characters of names longer than NAME_MAX_CHARS the process holds in its decision memo and checkpoint book."""
     process = proxy.process
-    held = [key[4] for key in process.ref.current.policy.decisions]
-    held += [decision.reason or "" for decision in process.ref.current.policy.decisions.values()]
+    decisions = process.ref.current.policy.decisions.kept
+    held = [key[4] for key in decisions]
+    held += [decision.reason or "" for decision in decisions.values()]
     for known in process.book._known.values():
         held += [*known.waiting, *known.absent, *known.listed, *known.fresh]
     return sum(len(name) for name in held if len(name) > NAME_MAX_CHARS)

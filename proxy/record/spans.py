@@ -16,7 +16,7 @@ import math
 import random
 import re
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -26,6 +26,7 @@ from proxy.config import Telemetry, Upstream
 from proxy.flow import DENY, INVALID_API_KEY, NAME_MAX_CHARS, Call, Decision, Outcome, TraceContext
 from proxy.labels import sorted_labels
 from proxy.logs import json_line
+from proxy.memo import Memo
 from proxy.protocols import ADAPTERS
 from proxy.record.access import shown_model
 from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink, SinkOptions
@@ -163,8 +164,8 @@ class SpanRecorder:
         # and logged, not waited for
         self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size, stop_timeout_s=telemetry.export_timeout_s)
         self.counts = self.queue.counts  # a reload's new recorder counts on from these (FanOut.swap)
-        self._blocks: dict[tuple[Any, ...], tuple[Decision, tuple[bytes, bytes, bytes]]] = {}
-        self._kept_bytes = 0  # the kept blocks' sizes (`_flow_block`)
+        # the blocks (and decisions, `_flow_block`) by flow key, at most FLOW_BLOCKS_KEPT of them and FLOW_BYTES_KEPT
+        self._blocks = Memo(FLOW_BLOCKS_KEPT, FLOW_BYTES_KEPT)
         # the last block kept and its key (and decision, which keeps the upstream its key holds by id alive): a call
         # of the same flow as the last one is found by comparing keys, without hashing one (~0.2 µs a call)
         self._last_key: tuple[Any, ...] = ()
@@ -293,7 +294,7 @@ class SpanRecorder:
         if last is not None and key == self._last_key:  # equal keys: the entry the table holds for this one
             return last[1]
         try:
-            kept = self._blocks.get(key)
+            kept = cast(tuple[Decision, tuple[bytes, bytes, bytes]] | None, self._blocks.kept.get(key))
         except TypeError:  # an `extra` value holding a list or a dict: not kept
             return self._encode_flow(call, decision, outcome, output_labels)
         if kept is not None:
@@ -304,11 +305,8 @@ class SpanRecorder:
         size = len(block[0]) + len(block[1]) + len(block[2]) + (len(params) if type(params) is str else 0)
         if size > FLOW_BLOCK_KEPT_MAX:
             return block
-        if len(self._blocks) >= FLOW_BLOCKS_KEPT or self._kept_bytes + size > FLOW_BYTES_KEPT:
-            self._blocks.clear()
-            self._kept_bytes = 0
-        kept = self._blocks[key] = (decision, block)
-        self._kept_bytes += size
+        kept = (decision, block)
+        self._blocks.keep(key, kept, size)  # full: begun again
         self._last_key, self._last = key, kept
         return block
 

@@ -530,7 +530,7 @@ def test_calls_with_long_values_leave_the_encoders_tables_small() -> None:
     from proxy.record import otlp, spans
 
     recorder, decision = _flow_parts()
-    tables = (recorder._blocks, otlp._KV_CACHE)
+    tables = (recorder._blocks.kept, otlp._KV_CACHE)
     before = _held(*tables)
     long = 1 << 16
     for n in range(120):

@@ -59,7 +59,7 @@ def test_an_upstream_made_where_the_last_flows_was_freed_is_named_in_its_span() 
         raw = recorder.encode(call, decision, Outcome(started_ns=1, ended_ns=2), frozenset())
         assert _attributes(raw)["lineage.upstream"] == f"u{n}"
         del upstream, decision
-        recorder._blocks.clear()  # only the last flow's block is left to hold (or not) the upstream
+        recorder._blocks.kept.clear()  # only the last flow's block is left to hold (or not) the upstream
         spans._server.cache_clear()  # which holds upstreams too
         gc.collect()
     recorder.shutdown()
