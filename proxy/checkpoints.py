@@ -35,7 +35,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown
@@ -63,8 +63,9 @@ class Changes:
     relayed), counted by every worker of `serve --workers N` in memory they share: made by the supervisor before it
     forks them (`share_changes`). A worker that relays one counts it (`bump`); the others find the count changed
     where they resolve a checkpoint that depends on it (`CheckpointBook.resolve`, one int read) and read the
-    upstream again as the one that relayed it does. An upstream's count is in the slot its name hashes to
-    (`CHANGE_SLOTS`): two names that share one make a change to either read both again, nothing worse."""
+    upstream again as the one that relayed it does. An upstream's count is in the slot its server's address hashes
+    to (`server`, `CHANGE_SLOTS`): every name that reaches one server shares it, and two servers that share one make
+    a change to either read both again, nothing worse."""
 
     def __init__(self) -> None:
         # a file unlinked already, only its descriptor kept (inherited by fork): its memory is what the workers share,
@@ -100,6 +101,13 @@ def share_changes() -> None:
     through the proxy in memory they share (`Changes`). A single process has none to share."""
     if not _shared_changes:
         _shared_changes.append(Changes())
+
+
+def server(upstream: Upstream) -> str:
+    """The server `upstream` reaches, as a change made through the proxy is known by (`CheckpointBook.changed`): its
+    HTTP URL (a `POST /lora-adapters` changes what serves every call to that server, whichever upstream name reached
+    it), else its name."""
+    return upstream.url or upstream.name
 
 
 def metadata_names(upstream: Upstream) -> bool:
@@ -235,7 +243,16 @@ class CheckpointBook:
             changes if changes is not None else (_shared_changes[0] if _shared_changes else None)
         )
         shared = self._shared
-        self._slots = {name: shared.slot(name) for name in self._upstreams} if shared is not None else {}
+        self._slots = (
+            {name: shared.slot(server(u)) for name, u in self._upstreams.items()} if shared is not None else {}
+        )
+        # upstream name -> the names of the upstreams a change through it makes stale: itself first, then every other
+        # reaching the same server whose metadata names its checkpoints (`changed`)
+        self._siblings = {
+            name: (name, *(other for other, o in self._upstreams.items()
+                           if other != name and other in self._named and server(o) == server(u)))
+            for name, u in self._upstreams.items()
+        }  # fmt: skip
 
     # -- hot path
 
@@ -354,21 +371,27 @@ class CheckpointBook:
             self._known[upstream.name].due = True
             event.set()
 
-    def changed(self, upstream: Upstream) -> asyncio.Future[None] | None:
+    def changed(self, upstream: Upstream) -> asyncio.Future[Any] | None:
         """`upstream` changed what serves through the proxy (a `POST /lora-adapters` it relayed, which sets a
-        llama-server's scales): a full round now, not at the next `discovery_interval_s`. Returns what is done
-        once a round begun after this call has ended (answered or not); None when no round runs for it."""
-        known = self._known[upstream.name]
+        llama-server's scales): a full round now, not at the next `discovery_interval_s`, of it and of every other
+        upstream reaching the same server (`server`: the scales are the server's, whichever name set them). Returns
+        what is done once a round begun after this call has ended for each (answered or not); None when none runs."""
+        seen = -1
         if self._shared is not None:  # the other workers read it again too, when a call of theirs depends on it
             seen = self._shared.bump(self._slots[upstream.name])
-            if known.watch >= 0:
+        waiters: list[asyncio.Future[None]] = []
+        for name in self._siblings.get(upstream.name, (upstream.name,)):
+            known = self._known[name]
+            if seen >= 0 and known.watch >= 0:
                 known.seen = seen
-        event = self._stale(upstream, known)
-        if event is None:
+            if self._stale(self._upstreams[name], known) is None:
+                continue
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._after_round.setdefault(name, []).append(waiter)
+            waiters.append(waiter)
+        if not waiters:
             return None
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._after_round.setdefault(upstream.name, []).append(waiter)
-        return waiter
+        return waiters[0] if len(waiters) == 1 else asyncio.gather(*waiters)
 
     def _changed_elsewhere(self, upstream: Upstream, known: _Known, seen: int) -> None:
         """Another worker relayed a change to what `upstream` serves (`changed` there): stale here as there, from now

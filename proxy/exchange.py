@@ -129,7 +129,7 @@ class Exchange:
         # in force meanwhile may know another server under the upstream's name
         self._book: CheckpointBook | None = None
         # a reply that changed what serves (`Target.rediscover`): the metadata round `recorded` waits for
-        self._rediscovered: asyncio.Future[None] | None = None
+        self._rediscovered: asyncio.Future[Any] | None = None
         pipeline.runtime.stats.started()
 
     # -- admit

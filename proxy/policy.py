@@ -210,9 +210,16 @@ def refused_by_head(call: Call, policy: Policy, model_named: bool) -> Decision |
     """`decide`'s refusal of a call built from its request's head alone (no body read: the model its path names,
     else none, the labels its headers carry), when no body can change it to a forwarded call: no purpose resolved
     (`purpose_required`), or one its caller's `purposes` do not list, or its route's, when its path names the model
-    (a model a body names may be routed elsewhere). What a body adds (labels, detections) only adds refusals; one may
-    come first in the rules' order (a body naming a model no route serves, data the proxy does not read), so the
-    code answered at the head may be another refusal's. None otherwise, and in audit mode (nothing is refused)."""
+    (a model a body names may be routed elsewhere). What a body adds (labels, detections) only adds refusals, and only
+    later ones in the rules' order (zones'), never one that comes first: the code answered at the head is the one the
+    same request sent whole gets. So a call whose body may be data the proxy does not read (`_OPAQUE_BODIES`: OIP
+    tensors in shared memory) while such data is refused (`endpoint_denied`, before any purpose) is left to its body,
+    as is one whose body names its model with no `"*"` route (`model_not_found`, first). None otherwise, and in audit
+    mode (nothing is refused)."""
+    if call.protocol in _OPAQUE_BODIES and not policy.opaque_allowed:
+        return None  # its body may be refused first, as data the proxy does not read
+    if not model_named and policy.fallback is None:
+        return None  # its body's model may be one no route serves
     decision = _decide(call, policy)
     if decision.action != DENY or decision.code not in ("purpose_required", "purpose_denied"):
         return None
@@ -222,6 +229,12 @@ def refused_by_head(call: Call, policy: Policy, model_named: bool) -> Decision |
     ):
         return None  # a zone's: the body's model may be one no route serves, answered as such
     return decision
+
+
+# adapters whose request body may make a call opaque (`Call.opaque`: data the proxy does not read), which
+# `policy.passthrough` may refuse before any purpose rule: OIP REST's tensors in shared memory (passthrough's calls are
+# left to their body by the ingress)
+_OPAQUE_BODIES: Final = frozenset({"oip"})
 
 
 def _key_chars(call: Call) -> int:

@@ -240,6 +240,23 @@ def _path(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], schema: str) -> s
     return sql.Identifier(schema).as_string(conn)
 
 
+def _one_schema(path: str) -> bool:
+    """Whether a search_path setting names one schema alone (not `"$user"`): its list split at the commas outside
+    double quotes, as PostgreSQL splits it."""
+    names: list[str] = []
+    quoted, name = False, ""
+    for char in path:
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            names.append(name.strip())
+            name = ""
+            continue
+        name += char
+    names.append(name.strip())
+    return len(names) == 1 and names[0] not in ("", "$user", '"$user"')
+
+
 class _Refused(Exception):
     """A purge found the table other than its delete should leave it: the transaction rolls back."""
 
@@ -426,7 +443,7 @@ class PostgresStore:
         self._password = password
         self._conn: _Connection | None = None
         # the schema a writer resolved at its start, which every connection it opens from then on names alone on its
-        # search_path (None: not resolved yet, or the URL pins a search_path, the operator's own)
+        # search_path (None: not resolved yet, or the URL's search_path names one schema alone, the operator's own)
         self._writes_in: str | None = None
         self.unreachable: psycopg.Error | None = None  # why the schema is not made yet
         if readonly:
@@ -505,8 +522,10 @@ class PostgresStore:
         in its stead (a new chain there, valid, while the store stopped growing and still verified intact). Refused
         too when this one holds no store and a schema off the path does (its `edges`, `chain` and `meta`): a new one
         would start beside it, the fleet's writers split between two stores (a URL that named the store's schema
-        for its owner, not for this writer). None
-        when the search_path is the URL's own (`options`, or PGOPTIONS): the operator's choice, honoured as given.
+        for its owner, not for this writer). A search_path the URL sets (`options`, or PGOPTIONS) is checked so too
+        when it names several schemas or `"$user"` (a schema made later before the resolved one took the writes of a
+        writer not pinned: a new store, or the edges in one schema and their chain entries in another). None when it
+        names one schema alone: the operator's choice, honoured as given.
         Read from pg_catalog by name, as `_oddities` is."""
         cur.execute("""
             SELECT pg_catalog.current_schema()::pg_catalog.text, pg_catalog.current_setting('search_path'),
@@ -526,9 +545,11 @@ class PostgresStore:
                       ORDER BY 1)
         """)  # fmt: skip
         found = cur.fetchone()
-        if found is None or found[0] is None or found[2] == "client":  # no schema to write (CREATE says so), or pinned
+        if found is None or found[0] is None:  # no schema to write (CREATE says so)
             return None
         first, path, tables = str(found[0]), str(found[1]), [str(name) for name in found[3]]
+        if found[2] == "client" and _one_schema(path):  # the URL's (or PGOPTIONS') one schema: the operator's choice
+            return None
         held: dict[str, set[str]] = {}  # schema -> its lineage tables
         for name in tables:
             where, _, table = name.rpartition(".")
