@@ -282,8 +282,35 @@ def request_strings(data: dict[str, Any], rendered: frozenset[str], out: list[st
         kind = type(value)
         if (kind is not str and kind is not list and kind is not dict) or key in NOT_DATA:
             continue
-        whole = (rendered_strings(value, out) if key in rendered else user_strings(value, out)) and whole
+        if key in rendered:
+            whole = rendered_strings(value, out) and whole
+        else:
+            whole = user_strings(value, out) and whole
+            if kind is dict and key in _TOKENIZED_KEYS:  # (a dict's key compared only: most bodies have no dict here)
+                whole = tokenized_keys(value, out) and whole
     return whole
+
+
+# top-level objects whose keys a server tokenizes as text: `logit_bias` (`{"<text or token id>": bias}`: llama.cpp's
+# llama-server tokenizes a key that is not a token id, llama-cpp-python every key with `logit_bias_type: "tokens"`), so
+# the text reaches the model's tokenizer as a prompt's does (its `[["text", bias]]` form is strings in lists, read
+# as any are)
+_TOKENIZED_KEYS: Final = frozenset({"logit_bias"})
+_C_SPACE: Final = " \t\n\v\f\r"  # what `strtol` skips before a number (C's `isspace`)
+
+
+def tokenized_keys(value: dict[str, Any], out: list[str]) -> bool:
+    """The keys of `value` that are text, not a token id (an integer as llama.cpp's `strtol` reads one: white space,
+    a sign, ASCII digits), in body order. False when some were past `MAX_STRINGS`."""
+    for key in value:
+        if len(out) >= MAX_STRINGS:
+            return False
+        number = key.lstrip(_C_SPACE)
+        if number[:1] == "+" or number[:1] == "-":
+            number = number[1:]
+        if key and not (number.isascii() and number.isdigit()):
+            out.append(key)
+    return True
 
 
 def user_strings(value: Any, out: list[str]) -> bool:

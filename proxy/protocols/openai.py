@@ -456,7 +456,8 @@ class ReplyObserver(SseObserver):
     def _native(self, reply: dict[str, Any], streamed: bool) -> bool:
         """llama.cpp's own completion reply or event (`/completions`, which the openai adapter reads, is its native
         `/completion`): `content` is the text the model wrote, `stop` whether it ended, `tokens_evaluated` and
-        `tokens_predicted` the usage; its `prompt` echoes the input (not output). False for any other shape."""
+        `tokens_predicted` the usage, `completion_probabilities` (asked for with `n_probs`) the alternatives the model
+        weighed at each token (`alternatives`); its `prompt` echoes the input (not output). False for any other shape."""
         text = reply.get("content")
         if type(text) is not str or type(reply.get("stop")) is not bool or self._embeddings:
             return False
@@ -468,6 +469,9 @@ class ReplyObserver(SseObserver):
                 self.stopped = True
         else:
             self._text.add_output(text)
+        probabilities = reply.get("completion_probabilities")  # (`n_probs`): the tokens the model weighed
+        if probabilities:
+            self.alternatives(("completion_probabilities",), probabilities)
         self.usage(reply, "tokens_evaluated", "tokens_predicted")
         return True
 
@@ -527,6 +531,7 @@ class ResponsesObserver(SseObserver):
         self._room = detectors.max_chars  # what may wait
         self._texted: set[int] = set()  # the items whose text streamed (or was read whole: `_unstreamed`)
         self._summarized: set[int] | None = None  # the reasoning items whose summary streamed (None: none did)
+        self._cited: set[tuple[int, int]] | None = None  # the (item, part) whose citations were read (None: none)
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
@@ -559,8 +564,7 @@ class ResponsesObserver(SseObserver):
                     if part.get("logprobs"):  # the tokens the model weighed beside the ones it wrote
                         self.alternatives(("logprobs", at, part_at), part["logprobs"])
                     if part.get("annotations"):  # its citations, as a stream's annotation.added events hold them
-                        cited = cited_strings(part["annotations"])
-                        self._text.aside_strings(("response.annotation", at, part_at), cited, apart=True)
+                        self._cite(at, part_at, part["annotations"])
                 elif isinstance(part.get("refusal"), str):
                     self._text.aside(("response.refusal", at, part_at), part["refusal"])
         for key in _ITEM_TEXTS:  # a tool call's arguments, a custom tool call's input, code it runs
@@ -592,6 +596,8 @@ class ResponsesObserver(SseObserver):
                     self._text.add(delta)
                 else:
                     self._content(index, delta)
+            elif delta is not None and type(delta) is not str:  # not the API's string: its strings, beside
+                self._object_delta(kind, event, delta)
             if event.get("logprobs"):  # an output text's, the tokens of its delta (OpenAI sends `[]` without)
                 at = event.get("content_index")
                 self.alternatives(("logprobs", _whole(event.get("output_index")), _whole(at)), event["logprobs"])
@@ -607,6 +613,8 @@ class ResponsesObserver(SseObserver):
                     self._summarized.add(at)
                 if delta:
                     self.first_chunk()
+            elif delta is not None:  # an object (the API's first reasoning events: `delta` an object of text fields)
+                self._object_delta(kind, event, delta)
         elif isinstance(kind, str) and kind.startswith("response."):
             response = event.get("response")
             if isinstance(response, dict):
@@ -627,6 +635,14 @@ class ResponsesObserver(SseObserver):
                 at, part = _whole(event.get("output_index")), _whole(event.get("content_index"))
                 cited = cited_strings(event.get("annotation"))
                 self._text.aside_strings(("response.annotation", at, part), cited, apart=True)
+                if self._cited is None:
+                    self._cited = set()
+                self._cited.add((at, part))  # its part's citations, whole in the events that end it: read already
+            elif kind == "response.content_part.done":  # a part whole: its citations, unless they streamed
+                part = event.get("part")
+                if type(part) is dict and part.get("annotations"):
+                    at, part_at = _whole(event.get("output_index")), _whole(event.get("content_index"))
+                    self._cite(at, part_at, part["annotations"])
             elif kind == "response.output_item.added":  # a function call's name comes with its item
                 item = event.get("item")
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -635,6 +651,16 @@ class ResponsesObserver(SseObserver):
             if kind == "error":
                 self.in_band_error()
             self._text.add_unknown(event)
+
+    def _object_delta(self, kind: str, event: dict[str, Any], delta: Any) -> None:
+        """A delta that is not a string: an object of text fields (`response.reasoning.delta` and
+        `response.reasoning_summary.delta` as the API first defined them, `{"text": ...}`), or another shape a server
+        sends. Its strings (framing skipped, as `user_strings` reads them) are read beside the content, by event type,
+        item and part, each delta's run into the one before as a string delta's are; not part of the content."""
+        part = event.get("summary_index", event.get("content_index"))
+        self._text.aside_strings((kind[:-6], _whole(event.get("output_index")), _whole(part)), delta)
+        if delta:
+            self.first_chunk()
 
     def _response(self, response: dict[str, Any]) -> None:
         self.identify(response)
@@ -648,7 +674,13 @@ class ResponsesObserver(SseObserver):
         whole reply's is when none of its text streamed (a server that sends an item's text in its `.done`
         events only, or in the end's `output` alone), not again when it did; a reasoning item's summary (beside the
         content) likewise, read whole unless it streamed."""
-        if type(item) is not dict or index in self._texted:
+        if type(item) is not dict:
+            return
+        if index in self._texted:  # its text streamed; the citations of its parts may come here only
+            content = item.get("content")
+            for part_at, part in enumerate(content if type(content) is list else ()):
+                if type(part) is dict and part.get("annotations"):
+                    self._cite(index, part_at, part["annotations"])
             return
         self._texted.add(index)
         summarized = self._summarized is not None and index in self._summarized
@@ -657,6 +689,18 @@ class ResponsesObserver(SseObserver):
                 self._text.add(piece)
             else:
                 self._content(index, piece)
+
+    def _cite(self, at: int, part: int, annotations: Any) -> None:
+        """The citations of an output item's content part (a whole reply's, or as a stream's `response.content_part.done`,
+        `response.output_item.done` or end holds them): read beside the content once, not again where a stream
+        carries them again (or sent them as `response.output_text.annotation.added` events)."""
+        cited = self._cited
+        if cited is None:
+            cited = self._cited = set()
+        elif (at, part) in cited:
+            return
+        cited.add((at, part))
+        self._text.aside_strings(("response.annotation", at, part), cited_strings(annotations), apart=True)
 
     def _content(self, index: int, text: str) -> None:
         """A piece of the text of an item other than the open one: read now if it is the first, or comes

@@ -55,14 +55,21 @@ _MOST_ALTERNATIVES: Final = 65_536
 
 
 def _alternative_tokens(entries: Any, seen: set[str], found: list[str]) -> None:
-    """Into `found`, each token of `entries`' `top_logprobs` that is not the entry's own `token` nor in `seen`."""
+    """Into `found`, each token of `entries`' `top_logprobs` that is not the entry's own `token` nor in `seen`; llama.cpp's
+    native `completion_probabilities` entries too: their `top_probs` (`post_sampling_probs`), or, from servers before
+    2025, `{"content": <the token written>, "probs": [{"tok_str": <an alternative>, "prob": ...}]}`."""
     for entry in entries if type(entries) is list else ():
         if type(entry) is not dict:
             continue
         chosen = entry.get("token")
         top = entry.get("top_logprobs")
+        field = "token"
+        if top is None:  # (a Responses or chat reply has it: one lookup more only where it has not)
+            top = entry.get("top_probs")
+            if top is None and "probs" in entry:
+                top, field, chosen = entry["probs"], "tok_str", entry.get("content")
         for alternative in top if type(top) is list else ():
-            token = alternative.get("token") if type(alternative) is dict else None
+            token = alternative.get(field) if type(alternative) is dict else None
             if type(token) is str and token and token != chosen and token not in seen:
                 seen.add(token)
                 found.append(token)
@@ -388,7 +395,7 @@ class SseObserver:
                         if type(token) is str and token and token not in seen:
                             seen.add(token)
                             found.append(token)
-        else:  # a Responses output text's
+        else:  # a Responses output text's; llama.cpp's native `completion_probabilities`
             _alternative_tokens(logprobs, seen, found)
         if found:
             self._text.aside_strings(key, found, apart=True)
