@@ -47,7 +47,7 @@ from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
 from proxy.protocols.passthrough import index_flags_only
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
-from proxy.transport.http11 import keep, lower_name
+from proxy.transport.http11 import _LOWER, keep, lower_name
 from proxy.transport.pool import Response as UpstreamResponse
 from proxy.transport.pool import UpstreamPool
 
@@ -154,8 +154,9 @@ def forward_fields(
         skip = skip | _TRACESTATE
     out: list[bytes] = []  # the pieces, joined once (no bytes made a field to be joined again)
     callers: list[bytes] | None = None  # the caller's X-Forwarded-For values
+    known = _LOWER  # (a name seen before, as most are: its lower case without a call)
     for name, value in request.headers:
-        lower = lower_name(name)
+        lower = known.get(name) or lower_name(name)
         if lower not in skip:
             out.append(name)
             out.append(b": ")
@@ -216,8 +217,10 @@ def reply_fields(
 def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> frozenset[bytes]:
     """The tokens of a reply's Connection fields (`_tokens` of them decoded and joined), kept by their bytes: an
     upstream sends the same one (`keep-alive`) on every reply."""
-    values = [raw[i][1] for i in range(len(names)) if names[i] == b"connection"]
-    value = values[0] if len(values) == 1 else b",".join(values)
+    # (the caller saw one: `index` finds it; a list of them is made only for a reply that sends several)
+    value = raw[names.index(b"connection")][1]
+    if names.count(b"connection") > 1:
+        value = b",".join([raw[i][1] for i in range(len(names)) if names[i] == b"connection"])
     tokens = _RAW_TOKENS.get(value)
     if tokens is None:
         # decoded as a whole as each value is alone: the ',' between them ends any byte sequence cut short

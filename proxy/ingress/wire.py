@@ -353,7 +353,8 @@ class HttpConnection(asyncio.Protocol):
         request.keep_alive = parser.should_keep_alive()
         # names are tokens (llhttp has checked their characters): latin-1 is exact
         raw = request.headers
-        fields = {field_key(name): value.decode("utf-8", "surrogateescape") for name, value in raw}
+        keys = _FIELD_KEYS  # (a name seen before, as most are: its key without a call)
+        fields = {(keys.get(name) or field_key(name)): value.decode("utf-8", "surrogateescape") for name, value in raw}
         hosts = 1 if "host" in fields else 0
         if len(fields) != len(raw):  # a field sent on several lines
             fields, hosts = _joined(raw)
@@ -778,13 +779,8 @@ def status_line(status: int, reason: bytes | None = None) -> bytes:
 
 
 def encode_fields(fields: list[tuple[str, str]]) -> bytes:
-    out: list[str] = []  # the pieces, joined once (no string made a field to be joined again)
-    for name, value in fields:
-        out.append(name)
-        out.append(": ")
-        out.append(value)
-        out.append("\r\n")
-    return "".join(out).encode("utf-8", "surrogateescape")
+    # a field's line made at once (one f-string, not four appends each), the lines joined and encoded once
+    return "".join([f"{name}: {value}\r\n" for name, value in fields]).encode("utf-8", "surrogateescape")
 
 
 def simple_reply(

@@ -187,9 +187,9 @@ def _compact(body: bytes, data: dict[str, Any]) -> bool:
     size = len(body)
     if size < 8 or body[0] != 123 or body[1] != 34:  # '{"'
         return False
-    end = 2  # the first key's closing quote, looked for in its first bytes (compiled, a loop over ints)
-    while end < 64 and end < size and body[end] != 34:
-        end += 1
+    end = body.find(b'"', 2, 64)  # the first key's closing quote, looked for in its first bytes (a memchr)
+    if end < 0:
+        end = min(64, size)
     if end + 2 >= size or body[end + 1] != 58 or body[end + 2] == 32:  # ':', ' '
         return False
     try:

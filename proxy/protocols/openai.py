@@ -120,7 +120,11 @@ def read_request(operation: str, body: bytes) -> Request:
     # token ids (vLLM, llama.cpp), prompt embeddings and a template of the request's own: what the model reads
     # there, the proxy cannot
     unread = "prompt_embeds" in data or embedded_prompt(data.get("messages")) or own_template(data)
-    whole = whole and not unread and not any(token_ids(data.get(key)) for key in ("prompt", "input", "content"))
+    whole = (
+        whole
+        and not unread
+        and not (token_ids(data.get("prompt")) or token_ids(data.get("input")) or token_ids(data.get("content")))
+    )
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
     params: list[tuple[str, Any]] = []
     for key, value in data.items():
@@ -812,7 +816,8 @@ def _writes_beside(message: dict[str, Any]) -> bool:
     """Whether a whole reply's message holds anything for `_beside` to read: a key of `_BESIDE` whose value is
     not empty (vLLM writes `"tool_calls": []` and nulls beside the content of every message; a role and content
     only is the rest of the common case)."""
-    return any(message.get(key) for key in _BESIDE_KEYS)  # (compiled: a loop, no generator)
+    # the message's few keys, not every key of `_BESIDE` looked up in it (compiled: a loop, no generator)
+    return any(value and key in _BESIDE for key, value in message.items())
 
 
 def _index(choice: dict[str, Any]) -> int:

@@ -64,8 +64,9 @@ class ReplyFields:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field named `name`, or `default`."""
-        at = _index(self.names, _key(name))
-        return self.raw[at][1].decode("utf-8", "surrogateescape") if at >= 0 else default
+        key = _KEYS.get(name) or _key(name)  # (a name asked for before: its key without a call)
+        names = self.names
+        return self.raw[names.index(key)][1].decode("utf-8", "surrogateescape") if key in names else default
 
     def getall(self, name: str, default: Sequence[str] | None = None) -> Sequence[str]:
         """Every field named `name`, in order; `default` when there is none (KeyError without one, or with None,
@@ -140,11 +141,9 @@ _LOWER: Final[dict[bytes, bytes]] = {}
 
 
 def _index(names: list[bytes], key: bytes) -> int:
-    """Where `key` is first in `names`; -1 when it is not there."""
-    for i in range(len(names)):
-        if names[i] == key:
-            return i
-    return -1
+    """Where `key` is first in `names`; -1 when it is not there (a reply's readers mostly ask for fields it does not
+    have: one search in C, and a second to place one it has, in place of a loop run by the interpreter)."""
+    return names.index(key) if key in names else -1
 
 
 def _reason(reason: bytes) -> str:
@@ -346,7 +345,8 @@ class ReplyParser:
             self._from_start = False
             return
         fields = self.raw_fields
-        names = [lower_name(name) for name, _ in fields]
+        lower = _LOWER  # (a name seen before, as most are: its lower case without a call)
+        names = [lower.get(name) or lower_name(name) for name, _ in fields]
         self.keep_alive = llhttp.should_keep_alive()
         content_length: int | None
         if self._head_only:
