@@ -238,20 +238,57 @@ def legend(kinds: Iterable[str]) -> str:
 # -- tables
 
 
-def pills(labels: Iterable[str], zoned: frozenset[str] = frozenset()) -> str:
-    items = [f'<span class="pill{" zoned" if label in zoned else ""}">{esc(label)}</span>' for label in labels]
-    return "".join(items) or '<span class="muted">none</span>'
+# What a table and a cell of the store's names show at most. A store a caller filled with a new label set a call (each
+# call a flow of its own, its labels up to 128 characters each and 256 a call) made a report of 24 KB a flow, every
+# flow's labels again in its checkpoint's row: 100,000 such calls, gigabytes no browser opens. The graph folds its
+# columns (GRAPH_MOST); the tables show the TABLE_MOST rows of most calls (a caller's flows of one call each hide no
+# busier one) and say what they leave out, and which command lists it all.
+TABLE_MOST = 500
+PILLS_MOST = 16  # labels a cell shows (zoned first), then "+N more"
+STEPS_MOST = 8  # a caller's checkpoint changes shown: the newest, after how many came before
+
+
+def pills(labels: Iterable[str], zoned: frozenset[str] = frozenset(), most: int | None = PILLS_MOST) -> str:
+    """Labels as pills: at most `most` (None: all, for the config's own), zoned labels first, then "+N more"."""
+    names = list(labels)
+    more = ""
+    if most is not None and len(names) > most:
+        names = sorted(names, key=lambda label: label not in zoned)  # stable: the zoned first, in their order
+        more = f'<span class="muted">+{len(names) - most + 1} more</span>'
+        names = names[: most - 1]
+    items = [f'<span class="pill{" zoned" if label in zoned else ""}">{esc(label)}</span>' for label in names]
+    return "".join(items) + more or '<span class="muted">none</span>'
+
+
+def _left_out(rows: list[EdgeRow], what: str, which: str, lister: str) -> str:
+    """The line under a table that shows the first TABLE_MOST of `rows` only: what it left out, and what lists it."""
+    if len(rows) <= TABLE_MOST:
+        return ""
+    return _not_shown(len(rows) - TABLE_MOST, sum(r.count for r in rows[TABLE_MOST:]), what, which, lister)
+
+
+def _not_shown(left: int, calls: int, what: str, which: str, lister: str) -> str:
+    """`which`: how those left out differ from those shown ("" when only by their order)."""
+    which = f"{which}, " if which else ""
+    return (
+        f'<p class="muted">{left} more {esc(what)} ({esc(which)}{calls} call{"s" if calls != 1 else ""}) not shown '
+        f"here: <code>{esc(lister)}</code> lists every one.</p>"
+    )
 
 
 def chip(kind: str, text: str | None = None) -> str:
     return f'<span class="chip {kind}">{esc(text or kind)}</span>'
 
 
-def table(head: Iterable[str], body: list[str], css: str = "") -> str:
+def table(head: Iterable[str], body: list[str], css: str = "", after: str = "") -> str:
+    """`after`: what follows the table (`_left_out`)."""
     if not body:
         return '<p class="empty">None.</p>'
     cells = "".join(f"<th>{esc(h)}</th>" for h in head)
-    return f'<div class="scroll"><table class="{css}"><thead><tr>{cells}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    return (
+        f'<div class="scroll"><table class="{css}"><thead><tr>{cells}</tr></thead><tbody>{"".join(body)}</tbody>'
+        f"</table></div>{after}"
+    )
 
 
 def _day(ts: float) -> str:
@@ -260,7 +297,8 @@ def _day(ts: float) -> str:
 
 def flows_table(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[str], baseline: bool) -> str:
     body = []
-    for row in sorted(rows, key=lambda r: (-r.last_seen, r.key)):
+    busiest = sorted(rows, key=lambda r: (-r.count, -r.last_seen, r.key))  # the TABLE_MOST shown, newest first
+    for row in sorted(busiest[:TABLE_MOST], key=lambda r: (-r.last_seen, r.key)):
         key = row.key
         approved = ""
         if baseline:
@@ -274,13 +312,14 @@ def flows_table(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[
         )
     head = ["caller", "purpose", "input labels", "checkpoint", "output labels", "decision", "rule"]
     head += ["approved"] if baseline else []
-    return table([*head, "calls", "first seen (UTC)", "last seen (UTC)"], body)
+    return table([*head, "calls", "first seen (UTC)", "last seen (UTC)"], body,
+                 after=_left_out(busiest, "flows", "of fewer calls", "lineage-proxy edges"))  # fmt: skip
 
 
 def denials_table(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
     body = []
-    denied = [r for r in rows if r.key.decision in ("deny", "audit-deny")]
-    for row in sorted(denied, key=lambda r: (-r.count, r.key)):
+    denied = sorted((r for r in rows if r.key.decision in ("deny", "audit-deny")), key=lambda r: (-r.count, r.key))
+    for row in denied[:TABLE_MOST]:
         key = row.key
         reason = (
             esc(row.reason) if row.reason else '<span class="muted">not recorded (a store older than reasons)</span>'
@@ -292,12 +331,15 @@ def denials_table(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
             f'<td class="num">{row.count}</td><td class="when">{_day(row.last_seen)}</td></tr>'
         )
     return table(["caller", "purpose", "labels", "decision", "rule", "reason the caller was given", "calls",
-                  "last seen (UTC)"], body)  # fmt: skip
+                  "last seen (UTC)"], body, after=_left_out(denied, "denied flows", "of fewer calls",
+                                                            "lineage-proxy edges"))  # fmt: skip
 
 
 def unapproved_table(findings: tuple[tuple[EdgeRow, Finding], ...], zoned: frozenset[str]) -> str:
     body = []
-    for row, finding in findings:
+    # the TABLE_MOST of most calls (the newest first among equals) shown, in the order verify lists them
+    busiest = sorted(range(len(findings)), key=lambda i: (-findings[i][0].count, -findings[i][0].last_seen, i))
+    for row, finding in (findings[i] for i in sorted(busiest[:TABLE_MOST])):
         key = row.key
         body.append(
             f'<tr><td>{chip("unapproved", finding.kind)}</td><td class="reason">{esc(finding.message)}</td>'
@@ -307,7 +349,8 @@ def unapproved_table(findings: tuple[tuple[EdgeRow, Finding], ...], zoned: froze
             f'<td class="when">{_day(row.first_seen)}</td></tr>'
         )
     return table(["why", "what is new", "caller", "purpose", "labels", "checkpoint", "decision", "calls",
-                  "first seen (UTC)"], body)  # fmt: skip
+                  "first seen (UTC)"], body, after=_left_out([findings[i][0] for i in busiest], "unapproved flows", "of fewer calls",
+                                                             "lineage-proxy verify --baseline"))  # fmt: skip
 
 
 def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
@@ -317,34 +360,48 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
     for row in rows:
         if row.key.checkpoint and row.key.decision != "deny":
             seen[row.key.checkpoint].append(row)
+    calls = {name: sum(r.count for r in group) for name, group in seen.items()}
+    busiest = sorted(seen, key=lambda name: (-calls[name], name))  # the table's TABLE_MOST, by first seen
     body = []
-    for name, group in sorted(seen.items(), key=lambda item: min(r.first_seen for r in item[1])):
+    for name in sorted(busiest[:TABLE_MOST], key=lambda name: min(r.first_seen for r in seen[name])):
+        group = seen[name]
         users = sorted({f"{r.key.caller} · {r.key.purpose or '-'}" for r in group})
         labels = sorted({label for r in group for label in split_labels(r.key.input_labels)})
+        more = f'<br><span class="muted">+{len(users) - PILLS_MOST + 1} more</span>' if len(users) > PILLS_MOST else ""
+        users = users[: PILLS_MOST - 1] if more else users
         body.append(
             f'<tr><td class="mono">{esc(name)}</td><td class="when">{_day(min(r.first_seen for r in group))}</td>'
-            f'<td class="when">{_day(max(r.last_seen for r in group))}</td><td class="num">{sum(r.count for r in group)}</td>'
-            f"<td>{'<br>'.join(esc(u) for u in users)}</td><td>{pills(labels, zoned)}</td></tr>"
+            f'<td class="when">{_day(max(r.last_seen for r in group))}</td><td class="num">{calls[name]}</td>'
+            f"<td>{'<br>'.join(esc(u) for u in users)}{more}</td><td>{pills(labels, zoned)}</td></tr>"
         )
+    left = busiest[TABLE_MOST:]
+    after = _not_shown(len(left), sum(calls[name] for name in left), "checkpoints", "of fewer calls",
+                       "lineage-proxy edges") if left else ""  # fmt: skip
     out = table(["checkpoint", "first seen (UTC)", "last seen (UTC)", "calls", "caller · purpose", "labels it saw"],
-                body)  # fmt: skip
+                body, after=after)  # fmt: skip
     streams: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)
     for name, group in seen.items():
         for r in group:
             first, last = streams[(r.key.caller, r.key.purpose)].get(name, (r.first_seen, r.last_seen))
             streams[(r.key.caller, r.key.purpose)][name] = (min(first, r.first_seen), max(last, r.last_seen))
     changes = []
-    for (caller, purpose), by_name in sorted(streams.items()):
-        if len(by_name) < 2:
-            continue
+    changed = [(who, by_name) for who, by_name in sorted(streams.items()) if len(by_name) >= 2]
+    for (caller, purpose), by_name in changed[:TABLE_MOST]:
         steps = sorted(by_name.items(), key=lambda item: item[1][0])
+        earlier = len(steps) - STEPS_MOST
         path = " → ".join(
             f'<span class="mono">{esc(name)}</span> <span class="muted">({_day(first)} – {_day(last)})</span>'
-            for name, (first, last) in steps
+            for name, (first, last) in steps[-STEPS_MOST:]
         )
+        if earlier > 0:
+            path = f'<span class="muted">{earlier} earlier checkpoints</span> → {path}'
         changes.append(f"<li><b>{esc(caller)}</b> acting for <b>{esc(purpose or '-')}</b>: {path}</li>")
     if changes:
-        out += f'<h3>Changes</h3><ul class="changes">{"".join(changes)}</ul>'
+        more = ""
+        if len(changed) > TABLE_MOST:
+            more = (f'<p class="muted">{len(changed) - TABLE_MOST} more callers and purposes served by more than one '
+                    "checkpoint not shown here: <code>lineage-proxy edges</code> lists every flow.</p>")  # fmt: skip
+        out += f'<h3>Changes</h3><ul class="changes">{"".join(changes)}</ul>{more}'
     else:
         out += '<p class="muted">No caller and purpose was served by more than one checkpoint in this window.</p>'
     return out
@@ -379,8 +436,8 @@ def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict |
     ]
     out = '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts) + "</dl>"
     zones = [
-        f"<tr><td><b>{esc(z.name)}</b></td><td>{pills(sorted(z.labels), z.labels)}</td>"
-        f"<td>{pills(sorted(z.allow_purposes))}</td><td>{_regions(z.regions)}</td>"
+        f"<tr><td><b>{esc(z.name)}</b></td><td>{pills(sorted(z.labels), z.labels, None)}</td>"
+        f"<td>{pills(sorted(z.allow_purposes), most=None)}</td><td>{_regions(z.regions)}</td>"
         f"<td>{esc('reroute to ' + z.reroute_to if z.reroute_to else 'block')}</td></tr>"
         for z in config.zones
     ]
@@ -390,13 +447,13 @@ def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict |
         f'<tr><td class="mono">{esc(r.model)}</td><td>{esc(r.upstream)}</td>'
         f"<td>{esc(upstreams[r.upstream].region or '-') if r.upstream in upstreams else '-'}</td>"
         f'<td class="mono">{esc(upstreams[r.upstream].checkpoint or "discovered") if r.upstream in upstreams else "-"}</td>'
-        f"<td>{pills(sorted(r.purposes)) if r.purposes is not None else 'any'}</td></tr>"
+        f"<td>{pills(sorted(r.purposes), most=None) if r.purposes is not None else 'any'}</td></tr>"
         for r in config.routes
     ]
     out += "<h3>Routes</h3>" + table(["model", "upstream", "region", "checkpoint", "purposes"], routes)
     callers = [
-        f"<tr><td><b>{esc(c.name)}</b></td><td>{pills(sorted(c.purposes)) if c.purposes is not None else 'any'}</td>"
-        f"<td>{pills(sorted(c.labels))}</td><td>{esc(c.default_purpose or '-')}</td>"
+        f"<tr><td><b>{esc(c.name)}</b></td><td>{pills(sorted(c.purposes), most=None) if c.purposes is not None else 'any'}</td>"
+        f"<td>{pills(sorted(c.labels), most=None)}</td><td>{esc(c.default_purpose or '-')}</td>"
         f"<td>{'yes' if c.api_key_sha256 else 'no'}</td></tr>"
         for c in config.callers
     ]
@@ -406,7 +463,7 @@ def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict |
         unseen = {a.location for a in verdict.unseen} if verdict is not None else set()
         entries = [
             f'<tr><td class="mono">{esc(a.location)}</td><td>{esc(a.caller)}</td><td>{esc(a.purpose or "-")}</td>'
-            f'<td>{pills(a.labels)}</td><td class="mono">{esc(", ".join(a.checkpoints))}</td>'
+            f'<td>{pills(a.labels, most=None)}</td><td class="mono">{esc(", ".join(a.checkpoints))}</td>'
             f"<td>{esc(', '.join(a.decisions))}</td><td>{chip('muted', 'not seen') if a.location in unseen else chip('ok', 'seen')}"
             f"</td></tr>"
             for a in baseline.approvals
