@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from proxy.config import Upstream
-from proxy.errors import CheckpointUnknown
+from proxy.errors import CheckpointUnknown, plaintext_hint
 from proxy.flow import CONFIG, NAME_MAX_CHARS, Checkpoint
 from proxy.protocols import DIALECTS, Catalog, Fetch, MetadataIncomplete
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
@@ -487,7 +487,10 @@ class CheckpointBook:
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
             if self.reachable.get(name, True) or not self.probed[name]:
-                log.warning("upstream %s: metadata not reachable: %s", name, str(exc) or type(exc).__name__)
+                # where it was asked: a url from `${VAR:-default}` is not the one the file shows
+                where = " or ".join(a for a in (upstream.url, upstream.grpc) if a is not None)
+                log.warning("upstream %s: metadata not reachable at %s: %s%s", name, where,
+                            str(exc) or type(exc).__name__, plaintext_hint(exc))  # fmt: skip
         else:
             ok = True
             known.answered(catalog, asked, taken, full, self._routed.get(name, frozenset()))

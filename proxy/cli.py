@@ -201,6 +201,11 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
             return _fail(unknown_purpose(purpose, "--purpose").message)
     detected = Detectors(config.detectors, config.limits.scan_max_chars).scan(args.text) if args.text else frozenset()
     model = args.model if args.model is not None else "*"
+    if args.model is None and not any(route.model == "*" for route in config.routes):
+        # the '*' route is the default model; without one, "no route for model '*'" was a denial of a model never
+        # named, exit 2 as if the policy refused the call
+        routed = ", ".join(route.model for route in config.routes)
+        return _fail(f"--model is needed: {args.config} has no '*' route, so a call names its model (routed: {routed})")
     call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, purpose, labels, detected, peer=peer)
     policy = Policy.compile(config)
     served: Served = pinned
@@ -393,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "(exit 2 when it would be denied).")  # fmt: skip
     check.add_argument("--config", required=True, metavar="PATH", help="the YAML config to validate")
     check.add_argument("--explain", action="store_true", help="decide the call described by the options below")
-    check.add_argument("--model", help="requested model (default: the '*' route); with --explain")
+    check.add_argument("--model", help="requested model (default: the '*' route; needed where there is none); "
+                       "with --explain")  # fmt: skip
     check.add_argument("--purpose", help="the call's x-purpose; with --explain")
     check.add_argument("--labels", help="the call's x-data-labels, comma-separated; with --explain")
     who = check.add_mutually_exclusive_group()

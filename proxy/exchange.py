@@ -45,6 +45,7 @@ from proxy.errors import (
     UpstreamStatus,
     UpstreamTimeout,
     UpstreamUnavailable,
+    plaintext_hint,
 )
 from proxy.flow import (
     ALLOW,
@@ -558,7 +559,9 @@ class Exchange:
         if isinstance(exc, TimeoutError):
             timeout = upstream.timeout_s if upstream is not None else 0
             return UpstreamTimeout(f"upstream {name!r} did not answer within {timeout:g}s")
-        return UpstreamUnavailable(f"upstream {name!r} is unavailable: {type(exc).__name__}: {exc}")
+        return UpstreamUnavailable(
+            f"upstream {name!r} is unavailable: {type(exc).__name__}: {exc}{plaintext_hint(exc)}"
+        )
 
     def refuse(self, error: ProxyError, rule: str) -> ProxyError:
         """A call decided to go through that its ingress cannot forward (the upstream decided is not one its

@@ -197,6 +197,9 @@ def _yaml(value: object) -> str:
 # what '' stands for in an entry the writer makes: an edge keeps '' where nothing was known, and '' approves
 # exactly that (a reviewer may delete the entry; verify then names such flows in words)
 NO_PURPOSE = "  # none: the call named no purpose and there was no default"
+# a call refused for its key (401) is recorded with no purpose, whatever it named or the defaults give
+KEY_RULES = ("policy.anonymous", "callers")
+NO_PURPOSE_KEY = "  # none: a call refused for its API key is recorded without a purpose, whatever it named"
 NO_CHECKPOINT = "  # none known: the upstream failed (502/504) or its reply named none"
 
 
@@ -250,7 +253,8 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
         else:
             out.append(f"  # {_calls(calls)}, {span}")
         out.append(f"  - caller: {_yaml(caller)}")
-        out.append(f"    purpose: {_yaml(purpose)}" + ("" if purpose else NO_PURPOSE))
+        unnamed = NO_PURPOSE_KEY if decision == "deny" and rule in KEY_RULES else NO_PURPOSE
+        out.append(f"    purpose: {_yaml(purpose)}" + ("" if purpose else unnamed))
         out.append(f"    labels: {_yaml(labels)}")
         if decision != "deny":
             out.append(f"    checkpoints: {_yaml([_literal(checkpoint)])}" + ("" if checkpoint else NO_CHECKPOINT))

@@ -175,8 +175,9 @@ def test_integrity_of_an_sqlite_file_with_no_tables_says_it_is_not_a_lineage_sto
 
 
 def failed_and_unnamed_edges(path) -> None:  # type: ignore[no-untyped-def]
-    """What the proxy records for a call whose upstream failed (allow, no checkpoint) and for an anonymous
-    call refused before it named a purpose (no purpose)."""
+    """What the proxy records for a call whose upstream failed (allow, no checkpoint) and for
+    calls recorded with no purpose: one that named none where there is no default, and ones refused for their key
+    (401, recorded without the purpose they named)."""
     from proxy.record.store import EdgeKey, SqliteStore
 
     store = SqliteStore(path)
@@ -184,6 +185,8 @@ def failed_and_unnamed_edges(path) -> None:  # type: ignore[no-untyped-def]
         (EdgeKey("glasses-app", "assistant", "user-interaction", "org/llama@v1", "user-interaction", "allow"), 1.0, 2.0, 3, None),
         (EdgeKey("glasses-app", "assistant", "user-interaction", "", "", "allow"), 1.0, 2.0, 2, None),
         (EdgeKey("anonymous", "", "", "", "", "deny", "policy.anonymous"), 1.0, 2.0, 1, None),
+        (EdgeKey("(unknown key)", "", "", "", "", "deny", "callers"), 1.0, 2.0, 1, None),
+        (EdgeKey("anonymous", "", "", "", "", "deny", "policy.default_purpose"), 1.0, 2.0, 1, None),
     ])  # fmt: skip
     store.close()
 
@@ -194,7 +197,16 @@ def test_a_written_baseline_says_what_an_empty_checkpoint_or_purpose_means(tmp_p
     assert cli("verify", "--store", str(store), "--write-baseline", str(baseline)).returncode == 0
     text = baseline.read_text()
     assert "    checkpoints: ['']  # none known: the upstream failed (502/504) or its reply named none\n" in text
-    assert "    purpose: ''  # none: the call named no purpose and there was no default\n" in text
+    # a 401's edge has no purpose whatever the call named (`config/minimal.yaml` has a default_purpose, and its
+    # baseline said "there was no default" of its anonymous calls' refusals)
+    no_default = "    purpose: ''  # none: the call named no purpose and there was no default\n"
+    for_key = (
+        "    purpose: ''  # none: a call refused for its API key is recorded without a purpose, whatever it named\n"
+    )
+    entries = text.split("\n\n")
+    assert [e.count(no_default) + 2 * e.count(for_key) for e in entries if "policy.anonymous" in e] == [2]
+    assert [e.count(no_default) + 2 * e.count(for_key) for e in entries if "rules: [callers]" in e] == [2]
+    assert [e.count(no_default) + 2 * e.count(for_key) for e in entries if "policy.default_purpose" in e] == [1]
     ok = cli("verify", "--store", str(store), "--baseline", str(baseline))
     assert ok.returncode == 0, ok.stdout + ok.stderr
 

@@ -170,6 +170,10 @@ def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None 
 
 def parse_address(text: str) -> Address:
     """`host:port` or `[v6]:port` into an Address; ValueError when malformed."""
+    _, sep, rest = text.partition("://")
+    if sep:  # `http://host:port`: a listener would fail to start, a grpc upstream never resolve, after `check` said ok
+        address = rest.split("/", 1)[0].rpartition("@")[2] or "host:port"
+        raise ValueError(f"expected host:port without a scheme, got {redact_userinfo(text)!r} (write {address!r})")
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
     else:

@@ -1,0 +1,53 @@
+"""A listener's or a gRPC upstream's `host:port` written as a URL (`http://127.0.0.1:8001`, as an HTTP
+upstream's `url` is written beside it) is a problem `check` names, with the address to write: before, `check`
+said ok, a listener then failed to start ("name or service not known") and a gRPC upstream was never reached
+(every call UNAVAILABLE, "errors resolving http://...")."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config import parse
+from proxy.errors import ConfigError
+
+CONFIG = """
+listen: {{http: "{http}", grpc: "{grpc}"}}
+upstreams:
+  - {{name: triton, grpc: "{upstream}", protocol: oip}}
+routes:
+  - {{model: "*", upstream: triton}}
+"""
+
+
+def problems(http: str = "127.0.0.1:8080", grpc: str = "127.0.0.1:8081", upstream: str = "127.0.0.1:8001") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(CONFIG.format(http=http, grpc=grpc, upstream=upstream))
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("written", "write"),
+    [
+        ("http://127.0.0.1:8001", "127.0.0.1:8001"),
+        ("grpc://triton.internal:8001/", "triton.internal:8001"),
+        ("https://user:secret@[::1]:8001", "[::1]:8001"),
+    ],
+)
+def test_a_grpc_upstream_written_as_a_url_is_a_problem(written: str, write: str) -> None:
+    [problem] = problems(upstream=written)
+    assert problem.startswith("upstreams[0].grpc: expected host:port without a scheme, got ")
+    assert problem.endswith(f"(write {write!r})")
+    assert "secret" not in problem
+
+
+def test_a_listener_written_as_a_url_is_a_problem() -> None:
+    assert problems(http="http://127.0.0.1:8080", grpc="grpc://0.0.0.0:8081") == [
+        "listen.http: expected host:port without a scheme, got 'http://127.0.0.1:8080' (write '127.0.0.1:8080')",
+        "listen.grpc: expected host:port without a scheme, got 'grpc://0.0.0.0:8081' (write '0.0.0.0:8081')",
+    ]
+
+
+def test_host_port_forms_still_read() -> None:
+    config = parse(CONFIG.format(http="localhost:8080", grpc="[::1]:8081", upstream="triton.internal:8001"))
+    assert (config.listen.http.host, config.listen.http.port) == ("localhost", 8080)
+    assert config.upstreams[0].grpc == "triton.internal:8001"
