@@ -27,7 +27,16 @@ import grpc
 import grpc.aio
 
 from proxy.config import Address, Limits, Tls, Upstream
-from proxy.errors import DeadlinePassed, Overloaded, ProxyError, RequestTooLarge, UpstreamUnavailable
+from proxy.errors import (
+    DeadlinePassed,
+    HeaderTooLarge,
+    InvalidRequest,
+    Overloaded,
+    ProxyError,
+    RequestTooLarge,
+    UpstreamUnavailable,
+    echoed,
+)
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
@@ -103,17 +112,20 @@ def _metadata(received: Metadata) -> dict[str, str]:
 _READ_BINARY: Final = frozenset({"x-data-labels-bin", "x-purpose-bin"})
 
 
-def _metadata_over(received: Metadata, method: str, key_bytes: int = 0) -> RequestTooLarge | None:
+def _metadata_over(received: Metadata, method: str, key_bytes: int = 0) -> ProxyError | None:
     """A refusal of a call whose metadata, as it would reach the upstream (`_GRPC_ADDS`; `key_bytes`: the longest of the
     upstreams' keys, which it is read too early to know which it goes to), is over `UPSTREAM_METADATA_BYTES`, as grpc
     counts it: the upstream's grpc would refuse it at random, and the labels in it would come back in the reply's
-    metadata, which the client's grpc refuses so. None if it fits."""
+    metadata, which the client's grpc refuses so. Or of a call with a text value forwarded as it came that grpc will
+    not send (`_unsendable`). None if it fits."""
     size = _GRPC_ADDS + len(method) + 37  # (:path's key and its 32)
     if key_bytes:
         size += _KEY_ADDS + key_bytes
     for key, value in received:
         if key not in _NOT_FORWARDED:
             size += len(key) + len(value) + 32
+            if isinstance(value, str) and not (value.isascii() and value.isprintable()) and key not in _DROPPED:
+                return _unsendable(key)
     if size <= UPSTREAM_METADATA_BYTES:
         return None
     return RequestTooLarge(
@@ -121,6 +133,22 @@ def _metadata_over(received: Metadata, method: str, key_bytes: int = 0) -> Reque
         f"counts them): over {UPSTREAM_METADATA_BYTES}, the limit a gRPC server takes by default "
         "(grpc.max_metadata_size), past which it refuses calls at random; send fewer or shorter labels or other "
         "metadata"
+    )
+
+
+# text keys of the caller's never forwarded as they came (`_forward_metadata`): a caller's claims the proxy drops, and a
+# tracestate, dropped unless the span keeps it (W3C's printable ASCII)
+_DROPPED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded", "tracestate"})
+
+
+def _unsendable(key: str) -> InvalidRequest:
+    """A refusal of a call with a text value grpc will not send on (printable ASCII only, grpc's own check as the
+    upstream's call is made), which a client not on grpc's core (raw HTTP/2, another hop) can send and grpc's server
+    takes: forwarded, it failed the call as the proxy's internal error, logged with its traceback every time, where
+    the HTTP listener refuses a control character in a field (400) as this does."""
+    return InvalidRequest(
+        f"metadata {echoed(key)}: a text value holds a character other than printable ASCII, which gRPC sends in "
+        "no text value, so the upstream could not be sent it; send such bytes under a key ending in '-bin'"
     )
 
 
@@ -482,8 +510,13 @@ class GrpcIngress:
 
     def _bound_metadata(self, ex: Exchange, received: Metadata, method: str) -> None:
         """Refuse a call whose metadata is over the upstream's bound (`_metadata_over`, the upstreams' longest key
-        counted): raises its RequestTooLarge."""
+        counted): raises its RequestTooLarge; or that has more entries than `limits.max_headers`, as the HTTP
+        listener refuses a head with more fields (HeaderTooLarge, INVALID_ARGUMENT): grpc bounds their bytes alone, so
+        a call of a hundred and more short entries (`x-data-labels` each) was taken here and refused over HTTP."""
         pipeline = ex.pipeline
+        most = pipeline.config.limits.max_headers
+        if len(received) > most:
+            raise HeaderTooLarge(f"the call has over limits.max_headers ({most}) metadata entries")
         if pipeline is not self._keys_of:
             self._keys_of = pipeline
             self._key = max((len(u.api_key) for u in pipeline.config.upstreams if u.api_key), default=0)
