@@ -190,8 +190,9 @@ class Exchange:
             if pipeline.known_purposes is not None:
                 pipeline.check_purpose(header, peer, self.x_api_key)
             call = pipeline.call(
-                Request(target.model, target.operation, version=target.version), adapter.name, header, self.trace,
-                peer, self.x_api_key, recorded=False,
+                # (a body that may name no model is taken to name none: where that is refused first, its body decides)
+                Request(target.model, target.operation, version=target.version, unrouted=target.model_optional),
+                adapter.name, header, self.trace, peer, self.x_api_key, recorded=False,
             )  # fmt: skip
         except ProxyError as error:
             error.caller = pipeline.caller_name(header, peer, self.x_api_key)

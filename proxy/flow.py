@@ -185,13 +185,16 @@ class Call:
     carries_data: bool = True  # False for metadata/health/admin RPCs: spanned, but no lineage edge
     opaque: bool = False  # a body no adapter reads: its content cannot be scanned (policy.passthrough)
     peer: tuple[str, ...] = ()  # what a verified client certificate proves (SPIFFE ID, CN=...), mTLS
+    # a body read that names no model (llama.cpp's native endpoints): the "*" route's, which the model it runs may be
+    # one a route limits (`policy.passthrough`: refused where `opaque_unrouted_allowed` is not)
+    unrouted: bool = False
 
     def __init__(
         self, protocol: ProtocolName, operation: str, model: str, trace: TraceContext, key_sha256: str | None = None,
         purpose: str | None = None, labels: frozenset[str] = frozenset(), detected: frozenset[str] = frozenset(),
         input_digest: str | None = None, params: tuple[tuple[str, Any], ...] = (), stream: bool = False,
         model_version: str | None = None, content: tuple[str, ...] = (), carries_data: bool = True,
-        opaque: bool = False, peer: tuple[str, ...] = (),
+        opaque: bool = False, peer: tuple[str, ...] = (), unrouted: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "protocol", protocol)
         object.__setattr__(self, "operation", operation)
@@ -209,6 +212,7 @@ class Call:
         object.__setattr__(self, "carries_data", carries_data)
         object.__setattr__(self, "opaque", opaque)
         object.__setattr__(self, "peer", peer)
+        object.__setattr__(self, "unrouted", unrouted)
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -269,6 +269,7 @@ class Pipeline:
             model_version=request.version,
             content=self._content(request) if recorded and self.capture and trace.sampled else (),
             opaque=request.opaque,
+            unrouted=request.unrouted,
             peer=peer,
         )
 

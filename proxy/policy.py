@@ -193,7 +193,7 @@ _DECISION_LABEL: Final = 200  # a label's two set slots and string headers (in t
 def decide(call: Call, policy: Policy, served: Served = pinned) -> Decision:
     """Decide one call. Pure: see the module docstring for the order of the rules. A combination seen
     before costs one dict lookup (the memo is per compiled policy, so a reload starts afresh)."""
-    key = (call.key_sha256, call.peer, call.labels, call.detected, call.model, call.purpose, call.opaque)
+    key = (call.key_sha256, call.peer, call.labels, call.detected, call.model, call.purpose, call.opaque, call.unrouted)
     decision = cast(Decision | None, policy.decisions.kept.get(key))
     if decision is None:
         decision = _decide(call, policy)
@@ -326,8 +326,9 @@ def _decide(call: Call, policy: Policy) -> Decision:
     matched = policy.route(call.model)
     if matched is None:
         # a caller the proxy does not know is refused as such: it never learns which models are routed
+        missing = f"model {quoted_name(call.model)}" if call.model or not call.unrouted else "a call naming no model"
         code, rule, reason = denial or ("model_not_found", "routes",
-                                        f"no route for model {quoted_name(call.model)} (and no '*' fallback route)")  # fmt: skip
+                                        f"no route for {missing} (and no '*' fallback route)")  # fmt: skip
         return Decision(DENY, None, caller_name, purpose, labels, code=code, rule=rule, reason=reason)
     route, upstream = matched
 
@@ -352,6 +353,13 @@ def _decide(call: Call, policy: Policy) -> Decision:
                   "this call carries data the proxy does not read, which may name any model, so no route's purposes "
                   "can be checked on it; it is refused while a route limits its model's purposes "
                   "(policy.passthrough: forward allows it)")  # fmt: skip
+    if denial is None and call.unrouted and not call.model and not policy.opaque_unrouted_allowed:
+        # llama.cpp's native `/completion`, `/infill`, ... naming no model: read, but the model that runs is the one
+        # the upstream serves, which a route naming it may limit, not the "*" route's
+        denial = ("endpoint_denied", "policy.passthrough",
+                  "this call names no model ('model' in its body), so the model it runs is whichever its upstream "
+                  "serves, and no route's purposes can be checked on it; it is refused while a route limits its "
+                  "model's purposes: name the model (policy.passthrough: forward sends it by the '*' route)")  # fmt: skip
     if denial is None and purpose is None:
         who = f"caller {caller_name!r} has no default_purpose" if caller else "the call has no known caller"
         denial = ("purpose_required", "policy.default_purpose",

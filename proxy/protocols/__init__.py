@@ -48,13 +48,16 @@ class Request:
     # whether this request starts it anew (`sequence_start`): a later request carries what the earlier ones held
     sequence: str | None = None
     starts: bool = False
+    # read, and names no model (llama.cpp's native endpoints, whose server runs its one model): the `"*"` route's call,
+    # decided as one whose path names none (`policy.passthrough`: `opaque_unrouted_allowed`)
+    unrouted: bool = False
 
     def __init__(
         self, model: str, operation: str, stream: bool = False, texts: tuple[str, ...] = (),
         params: tuple[tuple[str, Any], ...] = (), labels: tuple[str, ...] = (), version: str | None = None,
         digest: str | None = None, opaque: bool = False, unscanned: bool = False,
         joined: tuple[tuple[str, ...], ...] = (), decoded: tuple[str, ...] = (), builds_on: str | None = None,
-        stored: bool = False, sequence: str | None = None, starts: bool = False,
+        stored: bool = False, sequence: str | None = None, starts: bool = False, unrouted: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "operation", operation)
@@ -72,6 +75,7 @@ class Request:
         object.__setattr__(self, "stored", stored)
         object.__setattr__(self, "sequence", sequence)
         object.__setattr__(self, "starts", starts)
+        object.__setattr__(self, "unrouted", unrouted)
 
 
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that
@@ -767,10 +771,13 @@ class Target:
     # carries no data when it comes without a body (Triton's `POST /v2/repository/index`, a listing, as gRPC's
     # RepositoryIndex): then only the caller's key is checked, as `carries_data=False`; with one, it is as `carries_data`
     bodiless_data_free: bool = False
+    # its body may name no model (llama.cpp's native endpoints): then it is the `"*"` route's (`Request.unrouted`)
+    model_optional: bool = False
 
     def __init__(
         self, operation: str, model: str = "", version: str | None = None, carries_data: bool = True,
         stream: bool = False, listing: bool = False, rediscover: bool = False, bodiless_data_free: bool = False,
+        model_optional: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "operation", operation)
         object.__setattr__(self, "model", model)
@@ -780,6 +787,7 @@ class Target:
         object.__setattr__(self, "listing", listing)
         object.__setattr__(self, "rediscover", rediscover)
         object.__setattr__(self, "bodiless_data_free", bodiless_data_free)
+        object.__setattr__(self, "model_optional", model_optional)
 
 
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)

@@ -48,9 +48,26 @@ OPERATIONS = {
     "/embeddings": "embeddings",
     "/responses": "responses",
 }
+# llama.cpp's llama-server's own endpoints -> how the body is read (`read_native`): its model is optional (the server
+# runs the one it loaded), its text in fields of their own. `/completions` is its native completion too, but it is
+# read as OpenAI's (its `model` required), as vLLM serves it
+NATIVE = {
+    "/completion": "completion",  # `prompt`: a string, strings and token ids, `{"prompt_string", "multimodal_data"}`
+    "/infill": "infill",  # `input_prefix`, `input_suffix`, `input_extra` [{filename, text}], `prompt`
+    "/apply-template": "apply_template",  # `messages` -> `{"prompt": ...}`, the chat template applied
+    "/tokenize": "tokenize",  # `content` -> `{"tokens": [...]}` (with pieces: `[{"id", "piece"}]`)
+    "/detokenize": "detokenize",  # `tokens` (ids) -> `{"content": ...}`
+    "/embedding": "embedding",  # `content` -> `[{"index", "embedding"}]`
+    "/rerank": "rerank",  # `query`, `documents` -> `{"results": [{"index", "relevance_score"}]}`
+    "/reranking": "rerank",
+    "/v1/rerank": "rerank",
+    "/v1/reranking": "rerank",
+}
 # gen_ai.operation.name of each (the Responses API is a chat in the GenAI conventions' terms)
 _GEN_AI_OPERATION = {"chat": "chat", "text_completion": "text_completion", "embeddings": "embeddings",
-                     "responses": "chat"}  # fmt: skip
+                     "responses": "chat", "completion": "text_completion", "infill": "text_completion",
+                     "apply_template": "apply_template", "tokenize": "tokenize", "detokenize": "detokenize",
+                     "embedding": "embeddings", "rerank": "rerank"}  # fmt: skip
 
 # request field -> gen_ai.request.<name>
 _PARAMS = {
@@ -103,7 +120,31 @@ _RENDERED = {
     "text_completion": frozenset(_GUIDED),
     "embeddings": frozenset({"chat_template_kwargs"}),
     "responses": frozenset({"tools", "tool_choice", "text", "chat_template_kwargs", "structured_outputs"}),
+    # llama.cpp's native endpoints: a completion's (and an infill's) grammar and schema; a template applied as a chat's
+    "completion": frozenset(_GUIDED),
+    "infill": frozenset(_GUIDED),
+    "apply_template": frozenset({"tools", "functions", "tool_choice", "chat_template_kwargs", *_GUIDED}),
+    "tokenize": frozenset({"tools", "functions", "tool_choice", "chat_template_kwargs"}),  # vLLM's takes a chat's
+    "detokenize": frozenset(),
+    "embedding": frozenset(),
+    "rerank": frozenset(),
 }
+# llama.cpp's native request fields -> gen_ai.request.<name>: `n_predict` is its token limit (`max_tokens` when it is
+# not given, as llama.cpp reads them)
+_NATIVE_PARAMS = {
+    "n_predict": "max_tokens",
+    "max_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "seed": "seed",
+    "stop": "stop_sequences",
+    "top_n": "top_n",
+}
+# where llama.cpp's native bodies may carry token ids (text the proxy cannot read, which the model reads whole)
+_NATIVE_TOKENS = ("prompt", "content", "tokens", "input", "query", "documents", "texts", "input_extra")
 
 
 def read_request(operation: str, body: bytes) -> Request:
@@ -147,6 +188,54 @@ def read_request(operation: str, body: bytes) -> Request:
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
                    decoded=unescaped(body, texts), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def read_native(operation: str, body: bytes) -> Request:
+    """Parse one body of llama.cpp's native endpoints (`NATIVE`) as the OpenAI ones are read: every string but the
+    parameters and `NOT_DATA` scanned (`prompt`, `input_prefix`, `input_suffix`, `input_extra`'s file names and texts,
+    `content`, `query`, `documents`, `messages`), token ids, prompt embeddings and a template of the request's own
+    unread (`scan:truncated`), a multimodal prompt's `multimodal_data` (base64 media) skipped as an image is. `model`
+    is optional: a call naming none is the `"*"` route's (`unrouted`)."""
+    data = load_request_json(body)
+    model = data.get("model")
+    if model is None:
+        model = ""
+    elif type(model) is not str:
+        raise InvalidRequest("'model' must be a string (or left out: the '*' route's model)", param="model")
+    messages = data.get("messages")
+    if operation == "apply_template" and not isinstance(messages, list):
+        raise InvalidRequest("'messages' is required and must be a list", param="messages")
+    texts: list[str] = []
+    whole = request_strings(_without_media(data), _RENDERED[operation], texts)
+    unread = "prompt_embeds" in data or embedded_prompt(messages) or own_template(data)
+    whole = whole and not unread and not any(token_ids(data.get(key)) for key in _NATIVE_TOKENS)
+    names = _NATIVE_PARAMS
+    limit = "n_predict" if "n_predict" in data else "max_tokens"
+    params: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = names.get(key)
+        if name is not None and value is not None and (name != "max_tokens" or key == limit):
+            params.append((name, _param(name, value)))
+    lora = data.get("lora")
+    return Request(model, _GEN_AI_OPERATION[operation], data.get("stream") is True, tuple(texts), tuple(params),
+                   unscanned=not whole, version=None if lora is None else lora_version(lora),
+                   joined=join_text_parts(messages) if messages is not None else (), decoded=unescaped(body, texts),
+                   unrouted=not model)  # fmt: skip
+
+
+def _without_media(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` less the base64 media of a multimodal prompt (`{"prompt_string": ..., "multimodal_data": [...]}`, alone or
+    in a list of prompts): images and audio no text detector reads, skipped as a chat's `image_url` is. `data` itself
+    when it has none (most bodies)."""
+    prompt = data.get("prompt")
+    if type(prompt) is dict and "multimodal_data" in prompt:
+        return {**data, "prompt": {k: v for k, v in prompt.items() if k != "multimodal_data"}}
+    if type(prompt) is list and any(type(item) is dict and "multimodal_data" in item for item in prompt):
+        prompts = [
+            {k: v for k, v in item.items() if k != "multimodal_data"} if type(item) is dict else item for item in prompt
+        ]
+        return {**data, "prompt": prompts}
+    return data
 
 
 def lora_version(lora: Any) -> str:
@@ -831,6 +920,7 @@ def _whole(index: Any) -> int:
 
 
 _TARGETS = {path: Target(operation) for path, operation in OPERATIONS.items()}  # Target.operation: how to read
+_TARGETS.update((path, Target(operation, model_optional=True)) for path, operation in NATIVE.items())
 _MODELS = Target("models", carries_data=False, listing=True)
 
 
@@ -862,12 +952,15 @@ class Adapter:
         return orjson.dumps({"object": "list", "data": data})
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
+        if target.model_optional:
+            return read_native(target.operation, body)
         return read_request(target.operation, body)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> SseObserver:
-        if target.operation == "responses":
+        operation = target.operation
+        if operation == "responses":
             return ResponsesObserver(outcome, detectors, capture)
-        return ReplyObserver(outcome, detectors, capture, target.operation == "embeddings")
+        return ReplyObserver(outcome, detectors, capture, operation == "embeddings" or operation == "embedding")
 
 
 _LORA: Final = "lora:"

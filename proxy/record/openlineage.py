@@ -11,7 +11,9 @@ A count event the backend did not take is sent again as it was (its runId, event
 thing at the next snapshot, or after one interval when no call comes, and last at shutdown: a receiver
 that kept it though the answer was lost (a slow one, past the transport's timeout) sees the same run
 twice, never the calls twice. While that fails, later windows' counts are kept, never sent, and go out
-merged once it succeeds, so what is kept is one window's events and one count per flow.
+merged once it succeeds, so what is kept is one window's events and one count per flow. Once the first has
+failed SET_ASIDE_FAILURES times when sent again, the next in line is tried: a backend that takes that one and still
+fails the first fails it for what is in it (a 500 every time), and it is set aside (`_set_aside`).
 
 Every event is a self-contained COMPLETE run of the checkpoint's job (one job per checkpoint, type
 SERVICE): Marquez builds a job version, the datasets and the graph from a COMPLETE event at once, whereas
@@ -27,6 +29,7 @@ import asyncio
 import base64
 import concurrent.futures
 import copy
+import hashlib
 import logging
 import queue
 import threading
@@ -69,6 +72,13 @@ CALLERS_NAMESPACE = "lineage-proxy://callers"
 UNLABELLED = "(no labels)"  # the dataset of calls that carry no label: no label has parentheses or a space
 NO_CHECKPOINT = "(policy boundary)"  # the job of flows no checkpoint served (denials, early failures): a checkpoint's
 # name has no space (`printable_name` encodes one)
+# times the first count event to send again may fail before the backend's taking another sets it aside (`_probe`):
+# an event a backend fails every time (a 500 for what is in it) held back every later count for good
+SET_ASIDE_FAILURES: Final = 2
+# the longest name an event gives a job or a dataset (`_name`): older Marquez keeps them in VARCHAR(255) and answers
+# 500 to a longer one, every time; the OpenLineage spec and openlineage-python set no bound. A label set is up to
+# ~8 KiB (64 labels of 128 characters), a checkpoint's name 512 characters (`printable_name`)
+NAME_MAX: Final = 255
 STOP_WAIT_S = 5.0  # at shutdown, how long the events still queued may take to go out
 
 
@@ -204,6 +214,7 @@ class OpenLineageRecorder:
         # while it reads, so it sees each item in one place (never an emit under it: the stop would wait for that).
         self._lock = threading.Lock()
         self._retry: list[tuple[EdgeKey, RunEvent, int]] = []
+        self._head_failures = 0  # times the first of `_retry` failed when sent again (`_send_snapshot`)
         self._held: dict[EdgeKey, tuple[int, _Facts]] = {}
         self._held_bytes = 0  # `flow_size` of the flows in `_held`: at most `kept_bytes` (`_hold`)
         self._held_since = 0.0
@@ -447,10 +458,22 @@ class OpenLineageRecorder:
         a second event for them. They are held before the first is tried again: a stop that gives up on an
         emit that hangs counts them (`_unsent`)."""
         while self._retry:
-            if not self._emit(transport, self._retry[0][1]):
+            if self._emit(transport, self._retry[0][1]):
+                with self._lock:
+                    self._retry.pop(0)
+                self._head_failures = 0
+                continue
+            self._head_failures += 1
+            if last or self._head_failures < SET_ASIDE_FAILURES or not self._probe(transport, end):
                 return
-            with self._lock:
-                self._retry.pop(0)
+            # the backend took another event just now: this one it fails for what it is, not for being down,
+            # unless it takes it now
+            if self._emit(transport, self._retry[0][1]):
+                with self._lock:
+                    self._retry.pop(0)
+            else:
+                self._set_aside()
+            self._head_failures = 0
         if not self._held:
             return
         if end is None:
@@ -467,6 +490,43 @@ class OpenLineageRecorder:
                 del self._sending[key]
                 if not sent:
                     self._retry.append((key, event, count))
+
+    def _probe(self, transport: Transport, end: float | None) -> bool:
+        """Whether the backend takes another event than the first to send again (which failed
+        SET_ASIDE_FAILURES times): the next one to send again, else the counts of one flow held (sent now, or
+        kept to send again second). One event: a backend that is down fails it, and keeps what it has in order."""
+        if len(self._retry) > 1:
+            if not self._emit(transport, self._retry[1][1]):
+                return False
+            with self._lock:
+                self._retry.pop(1)
+            return True
+        if not self._held:
+            return False
+        if end is None:
+            end = max(time.time(), self._held_since)
+        with self._lock:
+            key, (count, facts) = next(iter(self._held.items()))
+            del self._held[key]
+            self._held_bytes -= flow_size(key)
+            self._sending[key] = (count, facts)
+        event = self._event(key, facts, end, window=(self._held_since, end), count=count)
+        sent = self._emit(transport, event)
+        with self._lock:
+            del self._sending[key]
+            if not sent:
+                self._retry.insert(1, (key, event, count))
+        return sent
+
+    def _set_aside(self) -> None:
+        """The first event to send again, which the backend failed SET_ASIDE_FAILURES times and again while it
+        took another: dropped, counted and logged, so that it holds back no other event."""
+        with self._lock:
+            key, event, count = self._retry.pop(0)
+        self.counts.add("dropped")
+        log.warning("openlineage: %s failed the count event of job %.200r, input %.200r, %d calls, %d times while "
+                    "taking other events; set aside, not sent again", self._target, event.job.name,
+                    key.input_labels or UNLABELLED, count, self._head_failures + 2)  # fmt: skip
 
     def _hold(self, flows: Iterable[tuple[EdgeKey, int, _Facts]], start: float) -> None:
         if not self._held:
@@ -547,7 +607,7 @@ class OpenLineageRecorder:
         inputs = [
             InputDataset(
                 namespace=LABELS_NAMESPACE,
-                name=key.input_labels or UNLABELLED,
+                name=_name(key.input_labels) if key.input_labels else UNLABELLED,
                 facets={"lineageProxy_labels": _labels(key.input_labels)},
             )
         ]
@@ -556,7 +616,7 @@ class OpenLineageRecorder:
             outputs.append(
                 OutputDataset(
                     namespace=CALLERS_NAMESPACE,
-                    name=f"{key.caller}/{key.purpose or '-'}",
+                    name=_name(f"{key.caller}/{key.purpose or '-'}"),
                     facets={"lineageProxy_labels": _labels(key.output_labels)},
                 )
             )
@@ -564,7 +624,11 @@ class OpenLineageRecorder:
             eventType=RunState.COMPLETE,
             eventTime=_iso(at),
             run=Run(runId=str(generate_new_uuid()), facets=run_facets),
-            job=Job(namespace=self._settings.namespace, name=key.checkpoint or NO_CHECKPOINT, facets=job_facets),
+            job=Job(
+                namespace=self._settings.namespace,
+                name=_name(key.checkpoint) if key.checkpoint else NO_CHECKPOINT,
+                facets=job_facets,
+            ),
             inputs=inputs,
             outputs=outputs,
             producer=PRODUCER,
@@ -580,6 +644,15 @@ def _refused(exc: BaseException) -> bool:
     """Whether an HTTP backend refused the event itself (`_REFUSING`). Down, busy, or set up wrong for now, it may
     take the event later."""
     return getattr(getattr(exc, "response", None), "status_code", None) in _REFUSING
+
+
+def _name(name: str) -> str:
+    """A name of at most NAME_MAX characters: a longer one is its start and a digest of the whole, so that two names
+    stay two (`printable_name` cuts a checkpoint's so). A label set's labels are whole in its `lineageProxy_labels`."""
+    if len(name) <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{name[: NAME_MAX - 26]}...sha256:{digest}"
 
 
 def _labels(joined: str) -> DatasetFacet:

@@ -130,13 +130,13 @@ def header(reply: bytes, name: str) -> str | None:
 
 def test_a_body_to_a_path_no_adapter_reads_is_refused_while_zones_are_configured(proxied, vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
     server, proxy = proxied
-    reply = post(proxy, [("x-purpose", "assistant")], path="/tokenize")
+    reply = post(proxy, [("x-purpose", "assistant")], path="/pooling")
     assert status(reply) == 403 and error(reply)["code"] == "endpoint_denied"
     assert server.data_requests() == []
     _, upstream = vllm
     open_proxy = make_proxy(CONFIG, UPSTREAM=upstream, PASSTHROUGH="forward")
-    forwarded = post(open_proxy, [("x-purpose", "assistant")], body=b'{"prompt": "a b"}', path="/tokenize")
-    assert status(forwarded) == 200 and [r.path for r in server.data_requests()] == ["/tokenize"]
+    forwarded = post(open_proxy, [("x-purpose", "assistant")], body=b'{"prompt": "a b"}', path="/pooling")
+    assert status(forwarded) == 200 and [r.path for r in server.data_requests()] == ["/pooling"]
 
 
 def test_an_absolute_form_target_is_refused(proxied) -> None:  # type: ignore[no-untyped-def]
@@ -420,10 +420,10 @@ def test_a_compressed_body_on_a_passthrough_path_is_forwarded_as_it_came(vllm, m
     server, upstream = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=upstream, PASSTHROUGH="forward")
     packed = gzip.compress(b"any upload")
-    head = f"POST /tokenize HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Encoding: gzip"  # vLLM's, passed through
+    head = f"POST /pooling HTTP/1.1\r\nAuthorization: {AUTH}\r\nContent-Encoding: gzip"  # vLLM's, passed through
     reply = raw(proxy.bound.http.port, head, packed)
     assert b"content-encoding" not in reply.partition(b"\r\n\r\n")[2].lower()  # not the proxy's refusal
-    forwarded = [r for r in server.requests if r.path == "/tokenize"]
+    forwarded = [r for r in server.requests if r.path == "/pooling"]
     assert len(forwarded) == 1 and forwarded[0].headers.get("Content-Encoding") == "gzip"
     # the compressed bytes arrived intact (the test server's aiohttp undoes the gzip as it reads)
     assert forwarded[0].headers.get("Content-Length") == str(len(packed)) and forwarded[0].body == b"any upload"

@@ -17,7 +17,7 @@ from tests.servers.vllm_like import SERVED
 BODY = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "hello"}]})
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/tokenize"], ids=["read", "passed-through"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/pooling"], ids=["read", "passed-through"])
 @pytest.mark.parametrize("codings", ["gzip, chunked", "GZIP,chunked", "x-custom, chunked"])
 def test_a_transfer_coding_beside_chunked_is_refused_not_forwarded(vllm, make_proxy, path: str, codings: str) -> None:  # type: ignore[no-untyped-def]
     server, upstream = vllm

@@ -66,6 +66,7 @@ class VllmLike:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_get("/health", self.health)
         app.router.add_post("/tokenize", self.tokenize)
+        app.router.add_post("/pooling", self.tokenize)  # vLLM's /pooling: a path no adapter reads (its reply aside)
         return app
 
     def release(self, loop: asyncio.AbstractEventLoop) -> None:
