@@ -40,10 +40,40 @@ from typing import Any, Final
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown, plaintext_hint
 from proxy.flow import CONFIG, NAME_MAX_CHARS, Checkpoint
+from proxy.logs import escaped
 from proxy.protocols import DIALECTS, Catalog, Fetch, MetadataIncomplete
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
 
 log = logging.getLogger("lineage_proxy.checkpoints")
+
+# the model listing each dialect reads (`Dialect.discover`): not found there, the upstream may speak another protocol
+_LISTINGS: Final = {"openai": "/v1/models"}
+_OIP_SERVER = "/v2"  # OIP v2's server metadata: `{"name": "mlserver", "version": "1.6.1", "extensions": [...]}`
+
+
+async def protocol_hint(upstream: Upstream, fetch: Fetch, exc: BaseException) -> str:
+    """What to add to the warning when an HTTP upstream's model listing is not found (404: an `openai` upstream, the
+    default, in front of MLServer or Triton): the `protocol:` values, and what the server seems to be, asked once
+    (GET /v2) when the warning is said; discovery only, never a call. Else ''."""
+    listing = _LISTINGS.get(upstream.protocol)
+    if not isinstance(exc, MetadataStatus) or exc.status != 404 or listing is None or exc.what != listing:
+        return ""
+    try:
+        server = await fetch.get_json(upstream, _OIP_SERVER)
+    except Exception:
+        server = None
+    default = " (the default)" if upstream.protocol == "openai" else ""
+    said = f"GET {listing} is not found: protocol: {upstream.protocol}{default} lists the models there"
+    values = f"protocol: is one of {', '.join(DIALECTS)}"
+    if isinstance(server, dict) and isinstance(server.get("name"), str) and "extensions" in server:
+        version = server.get("version")
+        what = escaped(server["name"][:64] + (f" {version[:32]}" if isinstance(version, str) else ""))
+        return (
+            f" ({said}; the server answers GET {_OIP_SERVER} as an OIP v2 server ({what}): set protocol: oip; {values})"
+        )
+    return (f" ({said}: is the url the server's root, and does it speak that protocol? {values}: oip for OIP v2 "
+            "servers (MLServer, Triton, KServe), passthrough for any other HTTP API)")  # fmt: skip
+
 
 # dialects whose metadata never names a checkpoint (passthrough reads none): only a pin or the reply does
 SILENT_DIALECTS = frozenset({"passthrough"})
@@ -489,8 +519,9 @@ class CheckpointBook:
             if self.reachable.get(name, True) or not self.probed[name]:
                 # where it was asked: a url from `${VAR:-default}` is not the one the file shows
                 where = " or ".join(a for a in (upstream.url, upstream.grpc) if a is not None)
+                hint = plaintext_hint(exc) or await protocol_hint(upstream, self._fetch, exc)
                 log.warning("upstream %s: metadata not reachable at %s: %s%s", name, where,
-                            str(exc) or type(exc).__name__, plaintext_hint(exc))  # fmt: skip
+                            str(exc) or type(exc).__name__, hint)  # fmt: skip
         else:
             ok = True
             known.answered(catalog, asked, taken, full, self._routed.get(name, frozenset()))

@@ -21,8 +21,9 @@ import orjson
 from aiohttp import web
 
 from proxy.config import Config, parse
-from proxy.demo_model import MODEL, make_app
+from proxy.demo_model import MODEL, ROOT, make_app
 from proxy.edges_query import render_table
+from proxy.errors import StartupError
 from proxy.record.store import SqliteStore
 from proxy.server import ProxyProcess
 from proxy.workers import install_uvloop, open_process, start_process
@@ -126,14 +127,25 @@ def _outcome(status: int, headers: Mapping[str, str], regions: Mapping[str, str 
 
 async def _demo(keep: bool, store: str, port: int, temporary: bool) -> int:
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()  # SIGTERM: end --keep as Ctrl-C does, the servers stopped and the temporary store deleted
+    # SIGTERM or SIGINT: no more demo calls, --keep ends, the servers stop and the temporary store is deleted; exit 0,
+    # as `serve` stops. SIGINT has its own handler, as serve's: one started as a background job of a script (SIGINT
+    # ignored at start, so Python raises no KeyboardInterrupt) stops on `kill -INT` too. A second SIGINT raises
+    # KeyboardInterrupt as before (exit 130), should the stop hang.
+    stop = asyncio.Event()
+
+    def interrupted() -> None:
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)  # back to Python's default_int_handler
+
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM,))  # held since run_demo began: delivered now
+    loop.add_signal_handler(signal.SIGINT, interrupted)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # held since run_demo began: delivered now
     try:
         return await _serve_demo(keep, store, port, temporary, stop)
     finally:
-        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM,))
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 async def _serve_demo(keep: bool, store: str, port: int, temporary: bool, stop: asyncio.Event) -> int:
@@ -171,6 +183,8 @@ async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: in
     regions = {upstream.name: upstream.region for upstream in config.upstreams}
     async with aiohttp.ClientSession() as session:
         for title, key, headers, text, stream in CALLS:
+            if stop.is_set():  # stopped: what was recorded so far is shown
+                break
             status, reply_headers, answer = await _send(session, base, key, headers, text, stream)
             print(f"- {title}")
             print(f"    {_outcome(status, reply_headers, regions)}")
@@ -187,7 +201,7 @@ async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: in
               "--store lineage.db")  # fmt: skip
     else:
         print(f"\nthe store is kept in {store}; query it with:\n  {query}")
-    if keep:
+    if keep and not stop.is_set():
         body = f'{{"model": "{MODEL}", "messages": [{{"role": "user", "content": "hi"}}]}}'
         print(f"\nstill serving on {base} (Ctrl-C or SIGTERM to stop). Send your own calls as any caller above, e.g.:\n"
               f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {GLASSES_KEY}' "
@@ -202,11 +216,44 @@ async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: in
     return 0
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _not_a_demos(store: str) -> None:
+    """Raise StartupError when `store` holds flows a demo did not write (a proxy's own record, `./lineage.db`):
+    the demo's calls would be added to it without a word. A demo's flows are its callers' (anonymous included),
+    on its model's checkpoint or none (a denial). A new or empty file, or an earlier demo's store, is used; a file
+    that is no lineage store is left to the store's own refusal when it opens."""
+    if not Path(store).is_file() or Path(store).stat().st_size == 0:
+        return
+    env = {"DEMO_UPSTREAM": "http://127.0.0.1:1", "DEMO_STORE": store}
+    callers = {caller.name for caller in parse(_config_text(), source=str(config_path()), env=env).callers}
+    callers.add("anonymous")
+    try:
+        reader = SqliteStore(store, readonly=True)
+        try:
+            rows = reader.rows()
+        finally:
+            reader.close()
+    except Exception:  # no lineage store, or not one this version reads: the writer says why when it opens
+        return
+    foreign = [row for row in rows if row.key.caller not in callers or row.key.checkpoint not in ("", ROOT)]
+    if foreign:
+        names = ", ".join(sorted({row.key.caller for row in foreign})[:5])
+        raise StartupError(f"demo --store {store}: it holds {len(foreign)} flow(s) the demo did not write (callers "
+                           f"{names}): the demo would add its calls to that record. Give a new file (or one an "
+                           "earlier demo wrote), or leave out --store for a temporary one")  # fmt: skip
+
+
 def run_demo(keep: bool = False, store: str | None = None, port: int = 0) -> int:
-    """Run the demo; the proxy listens on 127.0.0.1:`port` (0: any free port). Raises StartupError. A SIGTERM
-    is held until the loop handles it (then it stops --keep), so it never ends the process before cleanup."""
+    """Run the demo; the proxy listens on 127.0.0.1:`port` (0: any free port). Raises StartupError, also for a
+    `store` holding flows a demo did not write (`_not_a_demos`). A SIGTERM
+    or SIGINT is held until the loop handles it (then it stops the demo), so it never ends the process before
+    cleanup."""
+    if store is not None:
+        _not_a_demos(store)
     install_uvloop()
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM,))
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         if store is not None:
             return asyncio.run(_demo(keep, store, port, temporary=False))

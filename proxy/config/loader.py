@@ -168,8 +168,25 @@ def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None 
     return config
 
 
-def parse_address(text: str) -> Address:
-    """`host:port` or `[v6]:port` into an Address; ValueError when malformed."""
+def _port_range(port: str, zero_ok: bool) -> str:
+    """What a port must be, said when a `host:port` or a URL's port is a number out of range (`:99999`)."""
+    return f"the port must be 1-65535{' (or 0: any free port)' if zero_ok else ''}, got {port}"
+
+
+def _url_port_problem(url: str) -> str | None:
+    """For a URL `_split` refuses: the port range when its port is digits out of range, else None."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    after_host = netloc.rpartition("@")[2].rpartition("]")[2]  # `[v6]:port`: what follows the address
+    sep, port = after_host.rpartition(":")[1:]
+    return _port_range(port, zero_ok=False) if sep and port.isdigit() and int(port) > 65535 else None
+
+
+def parse_address(text: str, zero_ok: bool = True) -> Address:
+    """`host:port` or `[v6]:port` into an Address; ValueError when malformed. Port 0 (any free port) only where
+    `zero_ok` (a listener), not for an address to connect to."""
     _, sep, rest = text.partition("://")
     if sep:  # `http://host:port`: a listener would fail to start, a grpc upstream never resolve, after `check` said ok
         address = rest.split("/", 1)[0].rpartition("@")[2] or "host:port"
@@ -178,7 +195,9 @@ def parse_address(text: str) -> Address:
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if sep and host and port.isdigit() and not (0 if zero_ok else 1) <= int(port) <= 65535:
+        raise ValueError(f"{_port_range(port, zero_ok)} in {text!r}")
+    if not sep or not host or not port.isdigit():
         raise ValueError(f"expected host:port, got {text!r}")
     return Address(host, int(port))
 
@@ -511,7 +530,9 @@ class _Reader:
         if url is not None:
             parts = _http_url(url)
             if parts is None:
-                self.problem(f"{path}.url", f"expected an http:// or https:// URL, got {redact_userinfo(url)!r}")
+                port_problem = _url_port_problem(url)
+                self.problem(f"{path}.url", f"{port_problem} in {redact_userinfo(url)!r}" if port_problem else
+                             f"expected an http:// or https:// URL, got {redact_userinfo(url)!r}")  # fmt: skip
             elif "@" in parts.netloc or parts.query or parts.fragment:  # none of them is sent: said, not dropped
                 self.problem(f"{path}.url", f"a user, password, query or fragment in {redact_userinfo(url)!r} is not "
                              "sent to the upstream: give its key as api_key, and the URL as scheme://host:port/path")  # fmt: skip
@@ -519,7 +540,7 @@ class _Reader:
             url = url.rstrip("/")
         if grpc is not None:
             try:
-                parse_address(grpc)
+                parse_address(grpc, zero_ok=False)
             except ValueError as exc:
                 self.problem(f"{path}.grpc", str(exc))
             if protocol not in (None, "oip"):
@@ -803,8 +824,11 @@ class _Reader:
         endpoint = self.string(path, value, optional=True)
         if endpoint is not None:
             grpc_target = protocol == "grpc" and "://" not in endpoint
-            if _http_url(f"http://{endpoint}" if grpc_target else endpoint) is None:
-                self.problem(path, f"expected an http:// or https:// URL, got {redact_userinfo(endpoint)!r}")
+            url = f"http://{endpoint}" if grpc_target else endpoint
+            if _http_url(url) is None:
+                port_problem = _url_port_problem(url)
+                self.problem(path, f"{port_problem} in {redact_userinfo(endpoint)!r}" if port_problem else
+                             f"expected an http:// or https:// URL, got {redact_userinfo(endpoint)!r}")  # fmt: skip
         return endpoint
 
     def flat_values(self, path: str, mapping: dict[Any, Any]) -> dict[Any, Any]:
@@ -942,7 +966,9 @@ class _Reader:
             parts = _split(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
                 shown = redact_userinfo(url) if isinstance(url, str) else url
-                self.problem(path if url_given else f"{path}.url", f"expected an http(s):// URL, got {shown!r}")
+                port_problem = _url_port_problem(url) if isinstance(url, str) else None
+                self.problem(path if url_given else f"{path}.url", f"{port_problem} in {shown!r}" if port_problem
+                             else f"expected an http(s):// URL, got {shown!r}")  # fmt: skip
                 return False
         try:
             target = kinds.get(kind, kind)

@@ -878,6 +878,7 @@ class MetadataStatus(LookupError):
     def __init__(self, status: int, what: str) -> None:
         super().__init__(f"HTTP {status} for {what}")
         self.status = status
+        self.what = what
 
 
 class MetadataIncomplete(Exception):
