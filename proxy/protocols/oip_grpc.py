@@ -498,6 +498,8 @@ def _raw_strings(
     """raw_*_contents[i] belongs to the i-th tensor, wherever the fields stand on the wire (protobuf
     allows any order): match them up only once the whole message is read; `declared[i]`: the i-th tensor
     declares base64 (`_declared_base64`). False when some of it was past a scan limit."""
+    if "BYTES" not in datatypes:  # numbers only, most calls: no raw contents to read as strings
+        return len(texts) < _MAX_STRINGS
     whole = True
     for index, (raw, datatype) in enumerate(zip(raws, datatypes)):  # noqa: B905 (`strict=`: zip called as Python)
         if datatype == "BYTES":
@@ -585,7 +587,8 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
-    add_decoded_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any (base64, JSON)
+    if texts:
+        add_decoded_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any (base64, JSON)
     sequence = sequence_key(model, sequence_id)
     return Request(model, "infer", stream, tuple(texts), (), tuple(labels), version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,

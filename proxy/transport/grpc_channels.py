@@ -78,14 +78,18 @@ class SentMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no type
     def __iter__(self) -> Iterator[Pair]:
         pairs = self._pairs
         # grpc.aio iterates a key's values together, keys in the order they first came: the pairs as made when no
-        # key repeats (a caller's metadata seldom repeats one)
-        if pairs is not None and len({key for key, _ in pairs}) == len(pairs):
+        # key repeats (a caller's metadata seldom repeats one; a dict made in C says whether one does)
+        if pairs is not None and len(dict(pairs)) == len(pairs):
             return iter(pairs)
         return super().__iter__()  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
         pairs = self._pairs
         return len(pairs) if pairs is not None else super().__len__()
+
+    def __bool__(self) -> bool:  # grpc.aio asks `metadata or Metadata()` of every call: no __len__ call for it
+        pairs = self._pairs
+        return bool(pairs) if pairs is not None else bool(self._mapping)
 
 
 def _shape(upstream: Upstream) -> tuple[str | None, UpstreamTls | None, float]:

@@ -47,7 +47,11 @@ def test_sent_metadata_answers_as_grpcs_metadata_of_the_same_pairs(pairs: list[t
     assert _by_key(sent) == _by_key(theirs) and len(sent) == len(theirs) and sent == theirs
     assert tuple(sent) == tuple(theirs)
     del sent["x-added"], theirs["x-added"]
-    assert tuple(sent) == tuple(theirs) and len(sent) == len(theirs)
+    assert tuple(sent) == tuple(theirs) and len(sent) == len(theirs) and bool(sent) == bool(theirs)
+    for key in {key for key, _ in theirs}:  # emptied: false, as grpc.aio's (its `metadata or Metadata()`)
+        sent.delete_all(key)
+        theirs.delete_all(key)
+    assert not sent and not theirs and len(sent) == len(theirs) == 0
 
 
 class Keeping(grpc.GenericRpcHandler):  # type: ignore[misc]
