@@ -84,7 +84,7 @@ def _check(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     (f'{{url: "oluser:{PASSWORD}@marquez:5000"}}', "expected an http(s):// URL, got 'oluser:***@marquez:5000'"),
     # a port that is none, which openlineage-python found only when it built the transport, at start
     (f'{{url: "http://oluser:{PASSWORD}@127.0.0.1:99999"}}',
-     "expected an http(s):// URL, got 'http://oluser:***@127.0.0.1:99999'"),
+     "the port must be 1-65535, got 99999 in 'http://oluser:***@127.0.0.1:99999'"),
     # a transport whose config refuses it, quoting the URL
     (f'{{transport: {{type: leakymod.LeakyTransport, url: "http://oluser:{PASSWORD}@marquez:5000", refuse: true}}}}',
      "refuses this leakymod.LeakyTransport transport: no route to http://oluser:***@marquez:5000"),
