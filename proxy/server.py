@@ -82,10 +82,10 @@ def bound_address(sock: socket.socket) -> Address:
     return Address(host, port)
 
 
-def _grpc_started(limits: Limits) -> tuple[int, float, float, int, int]:
+def _grpc_started(limits: Limits) -> tuple[int, float, float, int, int, int]:
     """What of `limits` a grpc server takes at its start, which only a new server changes (`GrpcIngress._open`)."""
     return (limits.max_body_bytes, limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections,
-            limits.max_concurrent_streams)  # fmt: skip
+            limits.max_concurrent_streams, limits.grpc_stream_window_bytes)  # fmt: skip
 
 
 class ProxyProcess:
@@ -105,7 +105,7 @@ class ProxyProcess:
             self.channels = GrpcChannels()
         self.book = self._book(config)
         if self.channels is not None:
-            self.channels.use(config.upstreams)
+            self.channels.use(config.upstreams, config.limits.grpc_stream_window_bytes)
         self.metrics = Metrics(enabled=config.telemetry.metrics)
         sinks = self._sinks(config, self.metrics)
         self.runtime = Runtime(self.book, FanOut(sinks), self.metrics)
@@ -393,7 +393,8 @@ class ProxyProcess:
             self.pool.use(new.upstreams)  # the pools of upstreams it no longer names close their idle connections
         self.pool.reread_tls()  # HTTPS upstreams' files renewed in place: for the next connections
         if self.channels is not None:
-            self.channels.use(new.upstreams)  # a channel made with other settings or TLS files is replaced
+            self.channels.use(new.upstreams, new.limits.grpc_stream_window_bytes)  # a channel made with other
+            # settings, TLS files or window is replaced
             if self._grpc is not None:
                 self._grpc.end_retired_watches()  # relayed to a server the config may no longer name
         self.config = new

@@ -32,7 +32,7 @@ def test_a_sigterm_while_a_restart_waits_for_a_hung_load_stops_at_once(vllm, tmp
     hold = tmp_path / "hold.pipe"
     os.mkfifo(hold)
     config = tmp_path / "proxy.yaml"
-    config.write_text(CONFIG.replace("UPSTREAM", upstream))
+    config.write_text(CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db")))
     root = str(Path(proxy.__file__).parents[1])  # the build this test runs
     env = {"PYTHONPATH": os.pathsep.join([str(shim), root]), "LP_TEST_HOLD_LOAD": str(hold)}
     serve = Serve.workers(config, 2, env)

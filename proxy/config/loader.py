@@ -1008,7 +1008,7 @@ class _Reader:
     def limits(self, raw: Any) -> Limits:
         known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
                  "header_timeout_s", "max_header_bytes", "max_headers", "max_connections", "max_concurrent_streams",
-                 "bodies_max_bytes")  # fmt: skip
+                 "bodies_max_bytes", "grpc_stream_window_bytes")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
         limits = Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
@@ -1022,7 +1022,11 @@ class _Reader:
             max_connections=s.read("max_connections", partial(self.integer, minimum=1)),
             max_concurrent_streams=s.read("max_concurrent_streams", partial(self.integer, minimum=1)),
             bodies_max_bytes=s.read("bodies_max_bytes", partial(self.integer, minimum=1)),
+            grpc_stream_window_bytes=s.read("grpc_stream_window_bytes", partial(self.integer, minimum=65_535)),
         )
+        if limits.grpc_stream_window_bytes > 2**31 - 1:  # HTTP/2's largest window (and grpc's option, a C int)
+            self.problem("limits.grpc_stream_window_bytes", f"{limits.grpc_stream_window_bytes} is more than HTTP/2's "
+                         "largest window, 2147483647")  # fmt: skip
         if limits.bodies_max_bytes < limits.max_body_bytes:
             self.problem("limits.bodies_max_bytes", f"{limits.bodies_max_bytes} is less than limits.max_body_bytes "
                          f"({limits.max_body_bytes}): a body the limit allows would always be refused")  # fmt: skip

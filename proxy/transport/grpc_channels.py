@@ -7,13 +7,13 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import grpc
 import grpc.aio
 
 from proxy.checkpoints import METADATA_TIMEOUT_S
-from proxy.config import Upstream, UpstreamTls
+from proxy.config import Limits, Upstream, UpstreamTls
 from proxy.errors import UpstreamStatus
 from proxy.protocols import MetadataStatus
 from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_request, read_model_metadata
@@ -26,6 +26,18 @@ UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_le
 # model server restarted beside the sidecar). Capped at 1 s, as the OTLP exporter's: one refused connect a second
 # while it is down
 _CHANNEL_OPTIONS = [*UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0), *RECONNECT_OPTIONS]
+
+
+WINDOW_BYTES: Final = Limits().grpc_stream_window_bytes
+
+
+def window_options(window: int) -> list[tuple[str, int]]:
+    """grpc's options for a fixed HTTP/2 receive window of `window` bytes a stream (limits.grpc_stream_window_bytes).
+    grpc sized it from the bandwidth-delay product it measured (BDP probing), without bound: a stream whose other side
+    read nothing held 18-66 MiB on loopback, about 0.5 GiB at 80 ms round trip, 1 GiB at 200 ms. Fixed, a stream holds
+    at most about `window` of what the proxy has not passed on, and moves at most `window` a round trip. A message
+    larger than it still passes: grpc widens one stream's window for the message it is reading."""
+    return [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window)]
 
 
 def grpc_ms(seconds: float) -> int:
@@ -108,7 +120,8 @@ class GrpcChannels:
     """One keep-alive channel per gRPC upstream, made as the config in force says.
 
     A reload (`use`) that changes how an upstream is reached — its address, its TLS settings, the
-    contents of its TLS files, or its `connect_timeout_s` — retires its channel: the next call opens a new
+    contents of its TLS files, or its `connect_timeout_s` — retires its channel (limits.grpc_stream_window_bytes:
+    every channel): the next call opens a new
     one, and the old one closes once the calls made on it have ended. A call decided on the config a reload replaced goes the way that
     config said, on a channel of its own that closes when the call ends.
     """
@@ -117,13 +130,17 @@ class GrpcChannels:
         self._open: dict[str, _Open] = {}
         self._wanted: dict[str, Upstream] | None = None  # the config in force's gRPC upstreams, once told
         self._retiring: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
+        self._window = WINDOW_BYTES  # each stream's receive window (`window_options`)
 
-    def use(self, upstreams: Iterable[Upstream]) -> None:
-        """The config in force (at start and on every reload); TLS files are read again here."""
+    def use(self, upstreams: Iterable[Upstream], window: int = WINDOW_BYTES) -> None:
+        """The config in force (at start and on every reload), with its limits.grpc_stream_window_bytes; TLS files are
+        read again here."""
         self._wanted = {u.name: u for u in upstreams if u.grpc}
+        rewindowed = window != self._window
+        self._window = window
         for name, entry in list(self._open.items()):
             wanted = self._wanted.get(name)
-            if wanted is not None and _shape(wanted) == _shape(entry.upstream):
+            if wanted is not None and not rewindowed and _shape(wanted) == _shape(entry.upstream):
                 try:
                     same = entry.files == _files(wanted)
                 except OSError as exc:
@@ -155,13 +172,13 @@ class GrpcChannels:
         self._open[upstream.name] = _Open(upstream, files, channel)
         return channel
 
-    @staticmethod
-    def _make(upstream: Upstream, files: Files | None) -> grpc.aio.Channel:
+    def _make(self, upstream: Upstream, files: Files | None) -> grpc.aio.Channel:
         assert upstream.grpc is not None
         # a connect attempt is given `connect_timeout_s`, as an HTTP upstream's is (grpc's own: 20 s); calls waiting
         # on it are answered UNAVAILABLE then
         options: list[tuple[str, str | int]] = [
             *_CHANNEL_OPTIONS,
+            *window_options(self._window),
             ("grpc.min_reconnect_backoff_ms", grpc_ms(upstream.connect_timeout_s)),
         ]
         if upstream.tls is None or files is None:

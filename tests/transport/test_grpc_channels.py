@@ -190,3 +190,29 @@ def test_close_ends_retired_channels_too(loop_thread: LoopThread) -> None:
             await server.stop(None)
 
     loop_thread.run(main())
+
+
+def test_a_reload_that_changes_the_stream_window_makes_new_channels(loop_thread: LoopThread) -> None:
+    """limits.grpc_stream_window_bytes is a channel's from its making: a reload that changes it replaces every
+    channel (the next call opens one with the new window); one that keeps it keeps them."""
+
+    async def main() -> None:
+        server, address = await serve(Upstreams())
+        channels = GrpcChannels()
+        try:
+            upstream = Upstream(name="triton", protocol="oip", grpc=address)
+            channels.use([upstream], 1 << 20)
+            before = channels.channel(upstream)
+            assert await echo(before) == b"hello"
+            channels.use([upstream], 1 << 20)
+            assert channels.channel(upstream) is before
+            channels.use([upstream], 2 << 20)
+            after = channels.channel(upstream)
+            assert after is not before
+            assert await echo(after) == b"hello"
+            await asyncio.wait_for(shut_down(before), 5)  # nothing was in flight on the old one
+        finally:
+            await channels.close()
+            await server.stop(None)
+
+    loop_thread.run(main())

@@ -1,0 +1,72 @@
+"""The caller's metadata is walked once a call (`_Received`), where it was walked four times: what each step reads of
+it is what the separate walks gave. Compared here with those walks as they were, on every mix of the keys that decide
+something: repeated keys, binary labels, transport keys, the caller's claims and key, tracestate, unsendable values."""
+
+from __future__ import annotations
+
+import itertools
+
+from proxy.ingress.grpc import _CLIENT_CLAIMS, _DROPPED, _KEY_FIELDS, _NOT_FORWARDED, _READ_BINARY, _Received
+
+Pair = tuple[str, str | bytes]
+ENTRIES: list[Pair] = [
+    ("x-purpose", "assistant"), ("authorization", "Bearer k"), ("x-data-labels", "pii"), ("x-data-labels", "phi"),
+    ("x-data-labels-bin", b"secret"), ("blob-bin", b"\x00\xff"), ("user-agent", "grpc-python"),
+    ("x-forwarded-for", "198.51.100.7"), ("x-forwarded-for", ""), ("x-real-ip", "caf\xe9"), ("tracestate", "a=b"),
+    ("authorization-bin", b"k"), ("x-note", "a\tb"), ("x-other", "caf\xe9"), ("traceparent", "00-x"),
+]  # fmt: skip
+
+
+def _walks(received: list[Pair], strips: bool, joined: bool) -> tuple[object, ...]:
+    """The four walks as they were (before 2026-12-03)."""
+    found: dict[str, str] = {}
+    for key, value in received:
+        if not isinstance(value, str):
+            if key not in _READ_BINARY:
+                continue
+            key, value = key[:-4], value.decode("utf-8", "surrogateescape")
+        found[key] = f"{found[key]},{value}" if key in found else value
+    size, unsendable = 0, None
+    for key, value in received:
+        if key not in _NOT_FORWARDED:
+            size += len(key) + len(value) + 32
+            if isinstance(value, str) and not (value.isascii() and value.isprintable()) and key not in _DROPPED:
+                unsendable = key
+                break
+    out = [
+        (key, value)
+        for key, value in received
+        if key not in _NOT_FORWARDED
+        and not key.startswith(":")
+        and not (strips and key in _KEY_FIELDS)
+        and (joined or key != "tracestate")
+        and key not in _CLIENT_CLAIMS
+    ]
+    callers = [value for key, value in received if key == "x-forwarded-for" and isinstance(value, str) and value]
+    return found, unsendable, size if unsendable is None else None, out, callers
+
+
+def _one_walk(received: list[Pair], strips: bool, joined: bool) -> tuple[object, ...]:
+    """What `_Received` gives, as `GrpcIngress._forward_metadata` and `_metadata_over` read it."""
+    read = _Received(received)
+    out = read.forwarded.copy()
+    if read.keys and not strips:
+        for at, pair in read.keys:
+            out.insert(at, pair)
+    if read.traced and not joined:
+        out = [(key, value) for key, value in out if key != "tracestate"]
+    assert read.entries == len(received)
+    return read.found, read.unsendable, read.size if read.unsendable is None else None, out, read.callers
+
+
+def test_one_walk_gives_what_the_four_gave() -> None:
+    compared = 0
+    for n in (1, 2, 3):
+        for received in itertools.permutations(ENTRIES, n):
+            for strips, joined in itertools.product((False, True), repeat=2):
+                assert _one_walk(list(received), strips, joined) == _walks(list(received), strips, joined), received
+                compared += 1
+    assert compared == 4 * (15 + 15 * 14 + 15 * 14 * 13)
+    everything = ENTRIES + ENTRIES[::-1]
+    for strips, joined in itertools.product((False, True), repeat=2):
+        assert _one_walk(everything, strips, joined) == _walks(everything, strips, joined)
