@@ -496,6 +496,7 @@ class CheckpointBook:
         self._quiet_until[name] = math.inf  # being asked: a refused call need not wake it
         waiters = self._after_round.pop(name, [])  # those `changed` made before this round began
         incomplete = False
+        unreached: Exception | None = None  # why it is not reachable, to say once the `except` block is left
         try:
             catalog = await DIALECTS[upstream.protocol].discover(upstream, self._fetch, asked)
         except MetadataIncomplete as partial:
@@ -517,11 +518,7 @@ class CheckpointBook:
         except Exception as exc:  # any failure means "not reachable now"; logged on change only
             ok = False
             if self.reachable.get(name, True) or not self.probed[name]:
-                # where it was asked: a url from `${VAR:-default}` is not the one the file shows
-                where = " or ".join(a for a in (upstream.url, upstream.grpc) if a is not None)
-                hint = plaintext_hint(exc) or await protocol_hint(upstream, self._fetch, exc)
-                log.warning("upstream %s: metadata not reachable at %s: %s%s", name, where,
-                            str(exc) or type(exc).__name__, hint)  # fmt: skip
+                unreached = exc  # (its hint may ask the server: not awaited here, see below)
         else:
             ok = True
             known.answered(catalog, asked, taken, full, self._routed.get(name, frozenset()))
@@ -535,6 +532,14 @@ class CheckpointBook:
                     known.watch = -1
         finally:
             _done(waiters)
+        if unreached is not None:
+            # said once the `except` block is left: a compiled coroutine suspended inside one (the hint's GET /v2)
+            # leaves its exception as the one every other call on the loop meets (`sys.exc_info`, `__context__`).
+            # Where it was asked: a url from `${VAR:-default}` is not the one the file shows
+            where = " or ".join(a for a in (upstream.url, upstream.grpc) if a is not None)
+            hint = plaintext_hint(unreached) or await protocol_hint(upstream, self._fetch, unreached)
+            log.warning("upstream %s: metadata not reachable at %s: %s%s", name, where,
+                        str(unreached) or type(unreached).__name__, hint)  # fmt: skip
         if self.stale(name):  # (a round begun before the change may have answered it with what it changed)
             known.scales_unknown()
             incomplete = True

@@ -181,7 +181,8 @@ def _url_port_problem(url: str) -> str | None:
         return None
     after_host = netloc.rpartition("@")[2].rpartition("]")[2]  # `[v6]:port`: what follows the address
     sep, port = after_host.rpartition(":")[1:]
-    return _port_range(port, zero_ok=False) if sep and port.isdigit() and int(port) > 65535 else None
+    # (`isdecimal`: the digits `int` reads; `isdigit` is true of `²` too, which `int` refuses)
+    return _port_range(port, zero_ok=False) if sep and port.isdecimal() and int(port) > 65535 else None
 
 
 def parse_address(text: str, zero_ok: bool = True) -> Address:
@@ -195,9 +196,9 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
-    if sep and host and port.isdigit() and not (0 if zero_ok else 1) <= int(port) <= 65535:
+    if sep and host and port.isdecimal() and not (0 if zero_ok else 1) <= int(port) <= 65535:
         raise ValueError(f"{_port_range(port, zero_ok)} in {text!r}")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not port.isdecimal():  # (the digits `int` reads: not `²`)
         raise ValueError(f"expected host:port, got {text!r}")
     return Address(host, int(port))
 
@@ -910,7 +911,7 @@ class _Reader:
         if not params.get("dbname"):
             self.problem("lineage.store", "the PostgreSQL URL names no database: postgresql://user@host:5432/DB")
         for port in str(params.get("port") or "").split(","):  # one a host (`h1:5432,h2:5433`); none: libpq's 5432
-            if port and not (port.isdigit() and 0 < int(port) < 65536):  # libpq says so only when it connects
+            if port and not (port.isdecimal() and 0 < int(port) < 65536):  # libpq says so only when it connects
                 self.problem("lineage.store", f"the PostgreSQL URL's port {port!r} is not a port (1-65535)")
 
     def openlineage(self, raw: Any) -> OpenLineage | None:

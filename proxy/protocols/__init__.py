@@ -307,12 +307,12 @@ def tokenized_keys(value: dict[str, Any], out: list[str]) -> bool:
     """The keys of `value` that are text, not a token id (an integer as llama.cpp's `strtol` reads one: white space,
     a sign, ASCII digits), in body order. False when some were past `MAX_STRINGS`."""
     for key in value:
-        if len(out) >= MAX_STRINGS:
-            return False
         number = key.lstrip(_C_SPACE)
         if number[:1] == "+" or number[:1] == "-":
             number = number[1:]
         if key and not (number.isascii() and number.isdigit()):
+            if len(out) >= MAX_STRINGS:  # (a text key past the limit: token ids are not strings read, nor counted)
+                return False
             out.append(key)
     return True
 

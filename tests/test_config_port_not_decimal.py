@@ -1,0 +1,55 @@
+"""A port written with a character that is a digit but no decimal one (`²`, `①`: `str.isdigit` is true of them, `int`
+refuses them) is a problem named at its path, as any malformed address or URL is. The check a URL's port got for its
+range (`_url_port_problem`) read such a port with `int` and raised: `check` and `serve` ended in a traceback, and no
+other problem of the file was said."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_config_port_range import problems
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "\u2460"])
+def test_a_port_of_digits_no_int_reads_is_a_problem(port: str) -> None:
+    written = {"url": f"http://model:{port}/v1", "otlp": f"collector:{port}", "marquez": f"http://marquez:{port}",
+               "http": f"0.0.0.0:{port}", "grpc": f"triton:{port}"}  # fmt: skip
+    assert problems(**written) == [
+        f"listen.http: expected host:port, got '0.0.0.0:{port}'",
+        f"upstreams[0].grpc: expected host:port, got 'triton:{port}'",
+        f"upstreams[1].url: expected an http:// or https:// URL, got 'http://model:{port}/v1'",
+        f"telemetry.endpoint: expected an http:// or https:// URL, got 'collector:{port}'",
+        f"lineage.openlineage.url: expected an http(s):// URL, got 'http://marquez:{port}'",
+    ]
+
+
+def test_check_says_the_problem_without_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text(
+        'upstreams:\n  - {name: web, url: "http://127.0.0.1:\u00b2"}\nroutes:\n  - {model: "*", upstream: web}\n'
+    )
+    root = str(Path(__file__).parent.parent)  # this tree's proxy, not the one installed
+    done = subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": root})  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (
+        "upstreams[0].url: expected an http:// or https:// URL, got 'http://127.0.0.1:\u00b2'"
+        in done.stdout + done.stderr
+    )
+
+
+def test_a_postgresql_store_port_of_digits_no_int_reads_is_a_problem() -> None:
+    """The same read of the store URL's port (not today's code, the same fault): a traceback before."""
+    from proxy.config import parse
+    from proxy.errors import ConfigError
+
+    text = 'listen: {http: "127.0.0.1:0"}\nupstreams:\n  - {name: web, url: "http://m:8000"}\nroutes:\n  - {model: "*", upstream: web}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse(text + 'lineage:\n  store: "postgresql://u@h:\u00b2/db"\n')
+    assert caught.value.problems == ["lineage.store: the PostgreSQL URL's port '\u00b2' is not a port (1-65535)"]
