@@ -365,7 +365,11 @@ class _Reader:
     def name(self, path: str, value: Any) -> str | None:
         text = self.string(path, value)
         if text is not None and not _NAME.fullmatch(text):
-            self.problem(path, f"invalid name {text!r} (letters, digits, '.', '_', '-')")
+            rule = "letters, digits, '.', '_', '-', starting with a letter or a digit, at most 128 characters"
+            if len(text) > 128:  # what is past the bound, not the whole value (a name of all letters held the rule)
+                self.problem(path, f"invalid name {text[:64]!r}... ({len(text)} characters; {rule})")
+            else:
+                self.problem(path, f"invalid name {text!r} ({rule})")
             return None
         return text
 
@@ -927,7 +931,11 @@ class _Reader:
         if url is not None and transport is not None:
             self.problem(path, "give url (Marquez over http) or transport, not both")
         elif url is not None:
-            transport = {"type": "http", "url": url, "endpoint": "api/v1/lineage"}
+            # one try per event: openlineage-python's own retry (5 more on a 500, a refused connection or a read
+            # timeout, with backoff: ~9 s, 30 s past timeouts) held the sender on top of its own retry at the next
+            # snapshot, past what a shutdown waits (5 s). A `transport:` config's `retry` is used as written.
+            transport = {"type": "http", "url": url, "endpoint": "api/v1/lineage",
+                         "retry": {"total": 0, "status_forcelist": []}}  # fmt: skip
         elif transport is None:
             self.problem(path, "needs url (e.g. http://marquez:5000) or transport (openlineage-python's transport "
                          "config, e.g. {type: kafka, ...})")  # fmt: skip
@@ -937,7 +945,9 @@ class _Reader:
         return OpenLineage(
             transport=transport or {},
             namespace=s.read("namespace", self.name),
-            snapshot_interval_s=s.read("snapshot_interval_s", partial(self.number, minimum=0.01)),
+            # at most a day: past ~9.2e9 s the sender's wait for the next snapshot raised OverflowError once an event
+            # had failed, and the thread died (nothing sent again, a flush waited for ever, a shutdown said nothing)
+            snapshot_interval_s=s.read("snapshot_interval_s", partial(self.number, minimum=0.01, maximum=86400.0)),
             queue_size=s.read("queue_size", partial(self.integer, minimum=1)),
         )
 
