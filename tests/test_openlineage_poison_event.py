@@ -36,10 +36,13 @@ class NarrowMarquez(Marquez):
         super().__init__()
         self.down = False
         self.name_column = NAME_COLUMN
+        self.shed: set[str] = set()  # input dataset names answered 429 (a backend shedding load), whatever else
 
     async def _lineage(self, request: web.Request) -> web.Response:
         event = orjson.loads(await request.read())
         names = [event["job"]["name"]] + [d["name"] for d in event.get("inputs", []) + event.get("outputs", [])]
+        if any(d["name"] in self.shed for d in event.get("inputs", [])):
+            return web.Response(status=429, text="Too Many Requests")
         if self.down or any(len(name) > self.name_column for name in names):
             text = f"ERROR: value too long for type character varying({self.name_column})"
             return web.Response(status=500, text=text)
@@ -121,3 +124,31 @@ def test_a_backend_that_fails_every_event_loses_none_and_keeps_their_order(
         counts[name] = counts.get(name, 0) + event["run"]["facets"]["lineageProxy_count"]["count"]
     assert counts == {"(no labels)": 1, "a": 1, "b": 1 + SET_ASIDE_FAILURES + 2}
     assert backend.events[0]["inputs"][0]["name"] == "(no labels)"  # the first to fail goes out first
+
+
+def test_an_event_a_backend_answers_busy_is_never_set_aside(
+    vllm: Any, narrow: tuple[NarrowMarquez, str], make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    """A backend shedding load (429) refuses some events and takes others, whatever is in them: the first in line
+    refused so, however often, while another is taken, is its load's, not the event's. It is kept and goes out once
+    the backend takes it (set aside before, a good flow's counts were dropped)."""
+    _, upstream = vllm
+    backend, url = narrow
+    proxy = proxy_for(make_proxy, upstream, url)
+    backend.shed = {"busy"}
+    call(proxy, "busy")
+    loop_thread.run(sink(proxy).flush())  # its first event and its count: 429
+    for _ in range(SET_ASIDE_FAILURES + 2):  # the busy flow's count first in line, 429 each time; others taken
+        call(proxy, "")
+        loop_thread.run(sink(proxy).flush())
+    assert metric(proxy, 'lineage_proxy_openlineage_events_total{result="dropped"}') == 0
+    backend.shed = set()
+    call(proxy, "")  # the next snapshot: what failed is sent again first
+    loop_thread.run(sink(proxy).flush())
+    counts: dict[str, int] = {}
+    for event in backend.events:
+        count = event["run"]["facets"].get("lineageProxy_count")
+        if count:
+            name = event["inputs"][0]["name"]
+            counts[name] = counts.get(name, 0) + count["count"]
+    assert counts == {"busy": 1, "(no labels)": SET_ASIDE_FAILURES + 3}

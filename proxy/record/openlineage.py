@@ -13,7 +13,8 @@ that kept it though the answer was lost (a slow one, past the transport's timeou
 twice, never the calls twice. While that fails, later windows' counts are kept, never sent, and go out
 merged once it succeeds, so what is kept is one window's events and one count per flow. Once the first has
 failed SET_ASIDE_FAILURES times when sent again, the next in line is tried: a backend that takes that one and still
-fails the first fails it for what is in it (a 500 every time), and it is set aside (`_set_aside`).
+fails the first fails it for what is in it (a 500 every time), and it is set aside (`_set_aside`). Never one it
+answers busy (429, 503, ...: `_BUSY`): a backend shedding load takes some events and refuses others.
 
 Every event is a self-contained COMPLETE run of the checkpoint's job (one job per checkpoint, type
 SERVICE): Marquez builds a job version, the datasets and the graph from a COMPLETE event at once, whereas
@@ -215,6 +216,7 @@ class OpenLineageRecorder:
         self._lock = threading.Lock()
         self._retry: list[tuple[EdgeKey, RunEvent, int]] = []
         self._head_failures = 0  # times the first of `_retry` failed when sent again (`_send_snapshot`)
+        self._busy = False  # the last event that failed was answered busy (`_BUSY`): for the backend's load, not it
         self._held: dict[EdgeKey, tuple[int, _Facts]] = {}
         self._held_bytes = 0  # `flow_size` of the flows in `_held`: at most `kept_bytes` (`_hold`)
         self._held_since = 0.0
@@ -463,15 +465,16 @@ class OpenLineageRecorder:
                     self._retry.pop(0)
                 self._head_failures = 0
                 continue
-            self._head_failures += 1
+            if not self._busy:  # a backend shedding load (429, 503) says nothing of the event
+                self._head_failures += 1
             if last or self._head_failures < SET_ASIDE_FAILURES or not self._probe(transport, end):
                 return
             # the backend took another event just now: this one it fails for what it is, not for being down,
-            # unless it takes it now
+            # unless it takes it now, or says it is busy
             if self._emit(transport, self._retry[0][1]):
                 with self._lock:
                     self._retry.pop(0)
-            else:
+            elif not self._busy:
                 self._set_aside()
             self._head_failures = 0
         if not self._held:
@@ -550,6 +553,7 @@ class OpenLineageRecorder:
         try:
             transport.emit(event)
         except Exception as exc:
+            self._busy = _status(exc) in _BUSY
             if _refused(exc):
                 self.counts.add("dropped")
                 log.warning("openlineage: %s refused an event of job %.200r (%s); dropped, not sent again",
@@ -640,10 +644,21 @@ class OpenLineageRecorder:
 _REFUSING: Final = frozenset({400, 413, 422})
 
 
+# HTTP statuses that say the backend is busy or not there for now (a proxy in front of it, rate limits): a count event
+# answered so is never set aside (`_set_aside`), however often, even while the backend takes another: one that sheds
+# load takes some events and refuses others, whatever is in them
+_BUSY: Final = frozenset({408, 425, 429, 502, 503, 504})
+
+
+def _status(exc: BaseException) -> object:
+    """The HTTP status an HTTP backend answered a failed event with; None when none came (down, a timeout)."""
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
 def _refused(exc: BaseException) -> bool:
     """Whether an HTTP backend refused the event itself (`_REFUSING`). Down, busy, or set up wrong for now, it may
     take the event later."""
-    return getattr(getattr(exc, "response", None), "status_code", None) in _REFUSING
+    return _status(exc) in _REFUSING
 
 
 def _name(name: str) -> str:
