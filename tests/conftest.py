@@ -9,7 +9,7 @@ import pytest
 
 from tests.harness import LoopThread, ProxyHandle, serving, start_proxy
 from tests.servers.otlp_receiver import OtlpReceiver
-from tests.servers.real import faithful_oip
+from tests.servers.real import faithful_oip, llama_cpp_server, mlserver
 from tests.servers.vllm_like import VllmLike
 
 KEYS = {"glasses": "key-glasses", "ads": "key-ads", "ops": "key-ops"}
@@ -64,7 +64,13 @@ def otlp() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture
-def make_proxy(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Callable[..., ProxyHandle]]:
+def make_proxy(
+    loop_thread: LoopThread, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., ProxyHandle]]:
+    if "otlp" in request.fixturenames:
+        # the test's collector is started first so that it stops last: a proxy's stop sends its last spans to a
+        # collector that is still there (stopped first, the exporter retried them for its whole stop timeout)
+        request.getfixturevalue("otlp")
     started: list[ProxyHandle] = []
 
     def make(config_text: str, wait: str = "reachable", **env: str) -> ProxyHandle:
@@ -89,3 +95,20 @@ def faithful(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The faithful OIP gRPC server (tests/servers/real.py): its address and its log of what reached it."""
     with faithful_oip(tmp_path) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server (llama-cpp-python) serving SmolLM2-135M: one for the session, started
+    when a test first needs it. Its tests ask at temperature 0 (a fixed seed), and a server holds nothing a call
+    leaves behind that changes another's reply, so they share it."""
+    with llama_cpp_server(tmp_path_factory.mktemp("llama") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def iris_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """MLServer serving the scikit-learn iris classifier (tests/servers/real.py): one for the session, started
+    when a test first needs it; its tests only ask it (no repository loads or unloads). (http url, grpc host:port)"""
+    with mlserver(tmp_path_factory.mktemp("mlserver")) as urls:
+        yield urls

@@ -9,7 +9,6 @@ does not say so (vLLM, llama.cpp's router, several models) names nothing it does
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from proxy.config import parse
 from proxy.protocols import Fetch
 from proxy.record.store import SqliteStore
 from tests.harness import LoopThread
-from tests.servers.real import llama_cpp_server
 from tests.servers.vllm_like import ROOT, SERVED
 
 # -- the book, on the model lists servers write
@@ -117,12 +115,6 @@ lineage:
   baseline: ${BASELINE}
   on_unapproved: block
 """
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with llama_cpp_server(tmp_path_factory.mktemp("llama") / "server.log") as url:
-        yield url
 
 
 def chat(url: str, model: str) -> httpx.Response:

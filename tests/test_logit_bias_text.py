@@ -7,7 +7,6 @@ ids (`{"15339": 5}`, OpenAI's and vLLM's form) are not text and are not read; th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -16,7 +15,6 @@ import pytest
 
 from proxy.protocols.openai import read_request
 from tests.harness import proxy_error
-from tests.servers.real import llama_cpp_server
 
 OUT = "bob@example.org"
 CONFIG = """
@@ -39,12 +37,6 @@ lineage:
   store: ${STORE}
 """
 MESSAGES = [{"role": "user", "content": "Name one colour."}]
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with llama_cpp_server(tmp_path_factory.mktemp("llama") / "server.log") as url:
-        yield url
 
 
 def client(base: str) -> openai.OpenAI:

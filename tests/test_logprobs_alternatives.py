@@ -18,7 +18,6 @@ from proxy.detectors import Detectors
 from proxy.flow import Outcome
 from proxy.protocols.openai import ReplyObserver, ResponsesObserver
 from proxy.protocols.sse import _MOST_ALTERNATIVES
-from tests.test_real_llamacpp import llama  # noqa: F401  # (a fixture)
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
 DETECTORS = Detectors((DetectorSpec("email"), DetectorSpec("codename", r"\bFalcon\b")), 1_000_000)
@@ -171,7 +170,7 @@ lineage:
 
 
 @pytest.mark.realserver
-def test_a_real_servers_alternative_token_labels_the_output(llama: str, make_proxy, loop_thread, tmp_path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_real_servers_alternative_token_labels_the_output(llama: str, make_proxy, loop_thread, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """llama.cpp (SmolLM2) answers with `top_logprobs`: a word it weighed and did not write, looked for by a detector,
     labels the output through the proxy, whole and streamed; the reply passes as it came."""
     import httpx

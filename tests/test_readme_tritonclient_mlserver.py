@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,6 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.harness import ProxyHandle
-from tests.servers.real import mlserver
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -33,9 +32,8 @@ lineage: {store: "${STORE}"}
 
 
 @pytest.fixture
-def real_mlserver(tmp_path: Path) -> Iterator[str]:
-    with mlserver(tmp_path) as (url, _):
-        yield url
+def real_mlserver(iris_mlserver: tuple[str, str]) -> str:
+    return iris_mlserver[0]  # the session's (tests/conftest.py): this test only asks it
 
 
 def example() -> str:

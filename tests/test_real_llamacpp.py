@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
-
-from tests.servers.real import llama_cpp_server
 
 CONFIG = """
 listen:
@@ -29,12 +25,6 @@ lineage:
 
 pytestmark = pytest.mark.realserver
 MESSAGES = [{"role": "user", "content": "Name one colour."}]
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with llama_cpp_server(tmp_path_factory.mktemp("llama") / "server.log") as url:
-        yield url
 
 
 def client(base: str) -> openai.OpenAI:

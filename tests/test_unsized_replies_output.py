@@ -171,6 +171,8 @@ class Setup:
 
     def recorded(self, response: httpx.Response, flow: str) -> tuple[list[str], list[str]]:
         """The call's output labels as its span and its lineage edge have them."""
+        # a flush first sends the span now, not when its batch is due (seconds); one after it is seen writes the edge
+        self.loop_thread.run(self.proxy.process.runtime.sinks.flush())
         span = self.otlp.by_trace(response.headers["x-trace-id"])
         self.loop_thread.run(self.proxy.process.runtime.sinks.flush())
         return list(span.attributes["lineage.output.labels"]), stored_output_labels(self.store)[flow]

@@ -6,14 +6,12 @@ with the values `protocol:` takes. A server that is no OIP one gets the values a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
 
 from tests.harness import LoopThread, ProxyHandle, serving
-from tests.servers.real import mlserver
 
 CONFIG = """
 listen: {http: "127.0.0.1:0"}
@@ -30,9 +28,8 @@ VALUES = "protocol: is one of openai, oip, passthrough"
 
 
 @pytest.fixture
-def real_mlserver(tmp_path: Path) -> Iterator[str]:
-    with mlserver(tmp_path) as (url, _):
-        yield url
+def real_mlserver(iris_mlserver: tuple[str, str]) -> str:
+    return iris_mlserver[0]  # the session's (tests/conftest.py): this test only asks it
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -8,14 +8,12 @@ other body is still decided as before."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 from aiohttp import web
 
 from tests.harness import LoopThread, ProxyHandle, proxy_error, serving
-from tests.servers.real import mlserver
 
 NAMED = """
 listen:
@@ -66,20 +64,20 @@ OTHERS = [b'{"ready": true, "repository_name": "x"}', b'{"ready": "true"}', b'{"
 
 
 def test_flags_only_index_body_reaches_mlserver_through_named_routes(  # type: ignore[no-untyped-def]
-    tmp_path: Path, make_proxy: Callable[..., ProxyHandle]
+    iris_mlserver: tuple[str, str], make_proxy: Callable[..., ProxyHandle]
 ) -> None:
-    with mlserver(tmp_path) as (url, _):
-        proxy = make_proxy(NAMED, UPSTREAM=url)
-        for body in FLAGS:
-            reply = httpx.post(f"{proxy.url}/v2/repository/index", content=body,
-                               headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
-            assert reply.status_code == 200, (body, reply.status_code, reply.text)
-            assert "x-lineage-decision" not in reply.headers  # a call that carries no data, as /v2/health/ready
-            if body != b'{"ready":false}':
-                assert [entry["name"] for entry in reply.json()] == ["iris"], reply.text
-        for body in OTHERS:  # as before: an unread call of the '*' route, which there is none of
-            reply = httpx.post(f"{proxy.url}/v2/repository/index", content=body, timeout=30)
-            assert reply.status_code == 404 and proxy_error(reply)["code"] == "model_not_found", (body, reply.text)
+    url, _ = iris_mlserver
+    proxy = make_proxy(NAMED, UPSTREAM=url)
+    for body in FLAGS:
+        reply = httpx.post(f"{proxy.url}/v2/repository/index", content=body,
+                           headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
+        assert reply.status_code == 200, (body, reply.status_code, reply.text)
+        assert "x-lineage-decision" not in reply.headers  # a call that carries no data, as /v2/health/ready
+        if body != b'{"ready":false}':
+            assert [entry["name"] for entry in reply.json()] == ["iris"], reply.text
+    for body in OTHERS:  # as before: an unread call of the '*' route, which there is none of
+        reply = httpx.post(f"{proxy.url}/v2/repository/index", content=body, timeout=30)
+        assert reply.status_code == 404 and proxy_error(reply)["code"] == "model_not_found", (body, reply.text)
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
 import sys
+from typing import Any
 
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -122,14 +124,49 @@ def test_a_batch_of_many_spans_decodes_whole_and_in_order() -> None:
     assert sum(map(len, spans)) > 16384
 
 
+class _HeldKV:
+    """`_held(otlp._KV_CACHE)` (tests/record/test_spans.py), the same number, at the cost of what the tables got since
+    it was last asked, not of walking them whole each time: the tables only grow or are cleared together
+    (`otlp._keep`), and what they hold is immutable, so what they hold is what it was plus what is new (each object
+    counted once), plus the tables' own sizes. A table found shorter, or first keyed by another object, was cleared:
+    counted again from nothing."""
+
+    def __init__(self, cache: dict[type, dict[Any, bytes]]) -> None:
+        self.cache = cache
+        self._clear()
+
+    def _clear(self) -> None:
+        self.seen: set[int] = set()
+        self.objects = 0
+        self.lengths = dict.fromkeys(self.cache, 0)
+        self.firsts: dict[type, object] = {}  # the first key of each table, held: its id is never another's
+
+    def held(self) -> int:
+        from tests.record.test_spans import _held_from
+
+        cache = self.cache
+        for kind, table in cache.items():
+            if len(table) < self.lengths[kind] or (self.lengths[kind] and next(iter(table)) is not self.firsts[kind]):
+                self._clear()
+                break
+        for kind, table in cache.items():
+            if len(table) > self.lengths[kind]:
+                new = list(itertools.islice(table.items(), self.lengths[kind], None))
+                if self.lengths[kind] == 0:
+                    self.firsts[kind] = new[0][0]
+                self.objects += _held_from([part for entry in new for part in entry], self.seen)
+                self.lengths[kind] = len(table)
+        return self.objects + sys.getsizeof(cache) + sum(sys.getsizeof(table) for table in cache.values())
+
+
 def test_many_distinct_values_just_short_enough_to_keep_pin_at_most_a_mebibyte() -> None:
     """A client sending a distinct value each call, each as long as a kept value may be (a model's name of
     ~220 bytes, stop sequences), or distinct numbers: the tables of encoded values kept 16,384 of each type
     (~10 MiB for strings alone); what they hold together now stays under 1 MiB, every span still encodes its
     values, and a value that repeats is still kept."""
     from proxy.record import otlp
-    from tests.record.test_spans import _held
 
+    held = _HeldKV(otlp._KV_CACHE)
     key = "gen_ai.request.model"
     size = max(n for n in range(otlp.KV_KEPT_MAX) if len(otlp._key_value(key, "x" * n)) <= otlp.KV_KEPT_MAX)
     for n in range(6000):
@@ -142,7 +179,7 @@ def test_many_distinct_values_just_short_enough_to_keep_pin_at_most_a_mebibyte()
             expected = list(value) if isinstance(value, tuple) else value
             assert values(span) == {key: expected, "lineage.caller": "glasses-app"}
         if n % 2:
-            assert _held(otlp._KV_CACHE) < 1 << 20, n
+            assert held.held() < 1 << 20, n
     assert (key, n + 0.5) in otlp._KV_CACHE[float]  # the last one: kept, as values that fit are
     assert ("lineage.caller", "glasses-app") in otlp._KV_CACHE[str]  # a repeated one: kept again after a clear
 
@@ -151,8 +188,8 @@ def test_distinct_arrays_of_short_strings_pin_at_most_a_mebibyte_too() -> None:
     """Stop sequences: an array of 22 short strings encodes to ~170 bytes but holds 22 string objects; counted
     by its encoding alone, distinct arrays pinned ~2.9 MB under the 1 MiB budget."""
     from proxy.record import otlp
-    from tests.record.test_spans import _held
 
+    held = _HeldKV(otlp._KV_CACHE)
     key = "gen_ai.request.stop_sequences"
     for n in range(4000):
         value = tuple(orjson.loads(orjson.dumps([f"{n:x}"[-4:] + chr(97 + j % 26) for j in range(22)])))
@@ -160,7 +197,7 @@ def test_distinct_arrays_of_short_strings_pin_at_most_a_mebibyte_too() -> None:
                           start_ns=1, end_ns=2, attributes={key: value})  # fmt: skip
         if n % 997 == 0:
             assert values(decode(raw).resource_spans[0].scope_spans[0].spans[0]) == {key: list(value)}
-        assert _held(otlp._KV_CACHE) < 1 << 20, n
+        assert held.held() < 1 << 20, n
 
 
 def test_an_int_past_64_bits_is_written_as_protobuf_writes_an_int64() -> None:

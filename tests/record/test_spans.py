@@ -496,10 +496,14 @@ def test_parameters_equal_as_keys_but_encoded_otherwise_are_not_one_flow() -> No
 def _held(*roots: object) -> int:
     """The bytes of every string, bytes, tuple, list, frozenset and dict reachable from `roots`, each counted once
     (what a cache pins; the Decision and Upstream objects a flow's entry holds are shared, not followed)."""
+    return _held_from(list(roots), set())
+
+
+def _held_from(stack: list[object], seen: set[int]) -> int:
+    """`_held`'s walk from `stack`, not counting again what `seen` holds the id of (it gets the ids of what is
+    counted)."""
     import sys
 
-    seen: set[int] = set()
-    stack = list(roots)
     total = 0
     while stack:
         item = stack.pop()

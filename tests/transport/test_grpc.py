@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.conftest import KEYS, sha
 from tests.harness import dead_port
-from tests.servers.real import faithful_oip, mlserver
+from tests.servers.real import faithful_oip
 
 CONFIG = f"""
 listen:
@@ -447,15 +447,9 @@ print(json.dumps(shape(ours)))
 # -- the real OIP server: MLServer ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    with mlserver(tmp_path_factory.mktemp("mlserver")) as urls:
-        yield urls
-
-
 @pytest.mark.realserver
-def test_mlserver_grpc_and_rest_through_the_proxy(ml, make_proxy, otlp) -> None:  # type: ignore[no-untyped-def]
-    http_url, grpc_address = ml
+def test_mlserver_grpc_and_rest_through_the_proxy(iris_mlserver, make_proxy, otlp) -> None:  # type: ignore[no-untyped-def]
+    http_url, grpc_address = iris_mlserver
     proxy = make_proxy(CONFIG, OIP_GRPC=grpc_address, OIP_HTTP=http_url, OTLP=f"http://127.0.0.1:{otlp.port}")
 
     def grpc_infer(target: str, headers: dict[str, str] | None) -> np.ndarray:
