@@ -10,7 +10,11 @@ floor, every hop gets, each round, in an order rotated round by round so the VM'
 - `--cold` such calls each on a new connection, the hop idle 20 ms before each (cold: a new connection,
   the first call of it, caches the idle time let go): their p50;
 - `--streams` streamed chat calls each on a new connection, sequential (as `benchmarks.run`'s stream
-  measure: 32 events 5 ms apart): the time to the first event, p50.
+  measure: 32 events 5 ms apart): the time to the first event, p50;
+- as many streams on one kept-alive connection a hop (each read to its body's end): the time to the first event,
+  p50. Beside the keep-alive p50 and the stream on a new connection, it tells what a stream's time to first byte
+  owes to its new connection (this one has none) and what to the hop waiting idle (between calls, and while the
+  upstream makes its first event: the keep-alive calls leave it none).
 
 "added" is the hop's figure − direct's, per round; the medians over rounds are reported, and each
 proxy's ÷ the floor's, and each TREE's proxy ÷ the first proxy's. The clients are raw sockets in this
@@ -111,6 +115,27 @@ def stream(port: int) -> float:
     return (first - started) * 1e6
 
 
+_KEPT: dict[int, socket.socket] = {}  # each hop's kept-alive connection for `kept_stream`
+
+
+def kept_stream(port: int) -> float:
+    """Time to the first event of a stream on the hop's kept-alive connection, then read to its body's end (a
+    chunked body's last chunk: the next stream goes on the same connection)."""
+    sock = _KEPT.get(port)
+    if sock is None:
+        sock = _KEPT[port] = _connect(port)
+    started = time.perf_counter()
+    sock.sendall(STREAM)
+    data = b""
+    first = 0.0
+    while not data.endswith(b"\r\n0\r\n\r\n"):
+        chunk = _recv(sock)
+        if not first and b"data: {" in data[-8:] + chunk:
+            first = time.perf_counter()
+        data += chunk
+    return (first - started) * 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ttfb", description=__doc__.split("\n\n")[0])
     parser.add_argument("trees", nargs="*", help="other checkouts whose proxy runs beside this one's")
@@ -146,7 +171,8 @@ def main() -> int:
             for hop in turn if rnd % 2 == 0 else turn[::-1]:
                 port = ports[hops.index(hop)]
                 hop.add("p50_us", statistics.median(keep_alive(port, args.calls)))
-            for key, measure, n in (("cold_us", cold, args.cold), ("ttfb_us", stream, args.streams)):
+            for key, measure, n in (("cold_us", cold, args.cold), ("ttfb_us", stream, args.streams),
+                                    ("kept_ttfb_us", kept_stream, args.streams)):  # fmt: skip
                 samples: dict[str, list[float]] = {hop.name: [] for hop in hops}
                 for i in range(n):  # call by call, rotated: drift within the block hits every hop alike
                     for hop in hops[i % len(hops) :] + hops[: i % len(hops)]:
@@ -157,13 +183,15 @@ def main() -> int:
         report(hops)
         return 0
     finally:
+        for sock in _KEPT.values():
+            sock.close()
         bench.stop()
 
 
 def report(hops: list[Hop]) -> None:
     direct, floor, proxies = hops[0], hops[1], hops[2:]
     keys = (("p50_us", "added p50 @1 keep-alive"), ("cold_us", "added, new connection"),
-            ("ttfb_us", "added TTFB, stream"))  # fmt: skip
+            ("ttfb_us", "added TTFB, stream"), ("kept_ttfb_us", "added TTFB, stream on a kept connection"))  # fmt: skip
 
     def added(hop: Hop, key: str) -> list[float]:
         return [a - d for a, d in zip(hop.results[key], direct.results[key], strict=True)]
