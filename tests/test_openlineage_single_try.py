@@ -78,6 +78,22 @@ lineage:
     plain = parse(base.replace("OL", '{url: "http://127.0.0.1:5000"}'))
     assert plain.lineage.openlineage is not None
     assert plain.lineage.openlineage.transport["retry"]["total"] == 0
+    # an http transport whose config says nothing of retries: one try too (openlineage-python's default held ~9 s)
+    unsaid = parse(base.replace("OL", '{transport: {type: http, url: "http://127.0.0.1:5000"}}'))
+    assert unsaid.lineage.openlineage is not None
+    assert unsaid.lineage.openlineage.transport["retry"] == {"total": 0, "status_forcelist": []}
+
+
+def test_an_http_transport_that_says_nothing_of_retries_tries_each_event_once(
+    vllm: Any, failing: tuple[Failing, str], make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    _, upstream = vllm
+    backend, url = failing
+    transport = f'{{type: http, url: "{url}", endpoint: api/v1/lineage}}'
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    chat(proxy)
+    loop_thread.run(sink(proxy).flush())  # the new flow's event, then its count: each answered 500
+    assert backend.failed == 2  # one request per event (openlineage-python's retries made it 12)
 
 
 def test_flows_whose_first_events_failed_reach_the_backend_whole_once_it_is_back(

@@ -168,6 +168,11 @@ def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None 
     return config
 
 
+# the retry settings of an OpenLineage http transport the proxy builds, or whose config says none (`openlineage`):
+# one try per event, the proxy's own resend the only retry
+_ONE_TRY: Final = {"total": 0, "status_forcelist": []}
+
+
 def _port_range(port: str, zero_ok: bool) -> str:
     """What a port must be, said when a `host:port` or a URL's port is a number out of range (`:99999`)."""
     return f"the port must be 1-65535{' (or 0: any free port)' if zero_ok else ''}, got {port}"
@@ -934,8 +939,9 @@ class _Reader:
             # one try per event: openlineage-python's own retry (5 more on a 500, a refused connection or a read
             # timeout, with backoff: ~9 s, 30 s past timeouts) held the sender on top of its own retry at the next
             # snapshot, past what a shutdown waits (5 s). A `transport:` config's `retry` is used as written.
-            transport = {"type": "http", "url": url, "endpoint": "api/v1/lineage",
-                         "retry": {"total": 0, "status_forcelist": []}}  # fmt: skip
+            transport = {"type": "http", "url": url, "endpoint": "api/v1/lineage", "retry": dict(_ONE_TRY)}
+        elif isinstance(transport, dict) and transport.get("type") == "http" and "retry" not in transport:
+            transport = {**transport, "retry": dict(_ONE_TRY)}  # the same, where its config leaves retries unsaid
         elif transport is None:
             self.problem(path, "needs url (e.g. http://marquez:5000) or transport (openlineage-python's transport "
                          "config, e.g. {type: kafka, ...})")  # fmt: skip
