@@ -64,9 +64,16 @@ def printable_name(name: str) -> str:
     if not (name.isascii() and name.isprintable() and " " not in name and "%" not in name):
         name = urllib.parse.quote(name, safe=_VISIBLE, errors="surrogatepass")
     if len(name) > NAME_MAX_CHARS:  # its start, and a digest of the whole, so that one name is recorded as one
-        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-        name = f"{name[: NAME_MAX_CHARS - 26]}...sha256:{digest}"
+        name = digest_cut(name, NAME_MAX_CHARS)
     return name
+
+
+def digest_cut(name: str, most: int, digested: str | None = None) -> str:
+    """`name` cut to `most` characters: its start, `...sha256:` and 16 hex digits of the digest of `digested` (the
+    whole name unless given), so that two long names stay two (checkpoint names, OpenLineage's names)."""
+    whole = name if digested is None else digested
+    digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{name[: most - 26]}...sha256:{digest}"
 
 
 def _long_printable_name(name: str) -> str:
@@ -75,8 +82,7 @@ def _long_printable_name(name: str) -> str:
     edge = QUOTED_DIGEST_CHARS // 2
     start = urllib.parse.quote(name[:edge], safe=_VISIBLE, errors="surrogatepass")
     end = urllib.parse.quote(name[-edge:], safe=_VISIBLE, errors="surrogatepass")
-    digest = hashlib.sha256(f"{start}/{end}/{len(name)}".encode()).hexdigest()[:16]
-    return f"{start[: NAME_MAX_CHARS - 26]}...sha256:{digest}"
+    return digest_cut(start, NAME_MAX_CHARS, f"{start}/{end}/{len(name)}")
 
 
 def quoted_name(name: str) -> str:

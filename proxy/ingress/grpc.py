@@ -101,7 +101,10 @@ class _Received:
     a call (its text by key, its size and values as they would reach the upstream, what is forwarded, its
     `x-forwarded-for`)."""
 
-    # text metadata by key (`_read`): the call's `Header`
+    # text metadata by key: the call's `Header`. A key sent several times is one list, joined with ',' as HTTP does, so
+    # a second `x-data-labels` adds labels and a second `x-purpose` is refused (never "last one wins"). Labels and
+    # purpose sent as binary metadata (`x-data-labels-bin`, `x-purpose-bin`) are theirs too, their bytes read as a
+    # header's are: passed over, such a call went to the model unlabelled
     found: dict[str, str]
     entries: int  # how many (`limits.max_headers`)
     # the bytes of the entries that reach the upstream as they came, as grpc counts them (each key and value and 32);
@@ -156,14 +159,6 @@ class _Received:
         self.keys = keys
         self.traced = traced
         self.callers = callers
-
-
-def _metadata(received: Metadata) -> dict[str, str]:
-    """Text metadata by key (of the caller's, `_received`); a key sent several times is one list, joined with
-    ',' as HTTP does, so a second `x-data-labels` adds labels and a second `x-purpose` is refused (never "last
-    one wins"). Labels and purpose sent as binary metadata (`x-data-labels-bin`, `x-purpose-bin`) are theirs too,
-    their bytes read as a header's are: passed over, such a call went to the model unlabelled."""
-    return _Received(received).found
 
 
 _READ_BINARY: Final = frozenset({"x-data-labels-bin", "x-purpose-bin"})
@@ -1350,9 +1345,7 @@ class _Ends:
             if isinstance(error, ProxyError):
                 if ex.call is None and error.caller is None:  # refused before it was read: its caller, if known
                     context = self._context
-                    error.caller = ex.pipeline.caller_name(
-                        _metadata(_received(context)).get, self._ingress._peer(context)
-                    )
+                    error.caller = ex.pipeline.caller_name(_read(context).found.get, self._ingress._peer(context))
                 await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
             elif error is not None and (self.unsent or isinstance(error, asyncio.CancelledError)):
                 code, why = self._ingress._cancelled(self._context, self._generation)

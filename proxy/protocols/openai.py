@@ -133,16 +133,10 @@ _RENDERED = {
 # not given, as llama.cpp reads them)
 _NATIVE_PARAMS = {
     "n_predict": "max_tokens",
-    "max_tokens": "max_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "frequency_penalty": "frequency_penalty",
-    "presence_penalty": "presence_penalty",
-    "seed": "seed",
-    "stop": "stop_sequences",
     "top_n": "top_n",
-}
+    **{key: _PARAMS[key] for key in ("max_tokens", "temperature", "top_p", "top_k", "frequency_penalty",
+                                     "presence_penalty", "seed", "stop")},
+}  # fmt: skip
 # where llama.cpp's native bodies may carry token ids (text the proxy cannot read, which the model reads whole)
 _NATIVE_TOKENS = ("prompt", "content", "tokens", "input", "query", "documents", "texts", "input_extra")
 

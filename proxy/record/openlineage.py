@@ -30,7 +30,6 @@ import asyncio
 import base64
 import concurrent.futures
 import copy
-import hashlib
 import logging
 import queue
 import threading
@@ -51,7 +50,7 @@ from openlineage.client.uuid import generate_new_uuid
 from proxy import __version__
 from proxy.config import OpenLineage
 from proxy.config.loader import redact_userinfo
-from proxy.flow import DENY, Call, Decision, Outcome
+from proxy.flow import DENY, Call, Decision, Outcome, digest_cut
 from proxy.record.edges import FLOWS_KEPT_BYTES, edge_key, flow_size
 from proxy.record.sinks import Counts, StopOnce
 from proxy.record.store import EdgeKey, split_labels
@@ -664,10 +663,7 @@ def _refused(exc: BaseException) -> bool:
 def _name(name: str) -> str:
     """A name of at most NAME_MAX characters: a longer one is its start and a digest of the whole, so that two names
     stay two (`printable_name` cuts a checkpoint's so). A label set's labels are whole in its `lineageProxy_labels`."""
-    if len(name) <= NAME_MAX:
-        return name
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{name[: NAME_MAX - 26]}...sha256:{digest}"
+    return name if len(name) <= NAME_MAX else digest_cut(name, NAME_MAX)
 
 
 def _labels(joined: str) -> DatasetFacet:
