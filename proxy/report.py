@@ -22,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -389,9 +390,14 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
     for (caller, purpose), by_name in changed[:TABLE_MOST]:
         steps = sorted(by_name.items(), key=lambda item: item[1][0])
         earlier = len(steps) - STEPS_MOST
-        path = " → ".join(
-            f'<span class="mono">{esc(name)}</span> <span class="muted">({_day(first)} – {_day(last)})</span>'
-            for name, (first, last) in steps[-STEPS_MOST:]
+        # `→` where a checkpoint was first seen after every one before it was last seen (it replaced them), `+` where
+        # one before it still served this caller and purpose (two models used side by side): no swap
+        ends = list(accumulate((last for _, (_, last) in steps), max))
+        path = "".join(
+            ("" if i == max(earlier, 0) else " → " if first > ends[i - 1] else " + ")
+            + f'<span class="mono">{esc(name)}</span> <span class="muted">({_day(first)} – {_day(last)})</span>'
+            for i, (name, (first, last)) in enumerate(steps)
+            if i >= earlier
         )
         if earlier > 0:
             path = f'<span class="muted">{earlier} earlier checkpoints</span> → {path}'
@@ -401,7 +407,10 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
         if len(changed) > TABLE_MOST:
             more = (f'<p class="muted">{len(changed) - TABLE_MOST} more callers and purposes served by more than one '
                     "checkpoint not shown here: <code>lineage-proxy edges</code> lists every flow.</p>")  # fmt: skip
-        out += f'<h3>Changes</h3><ul class="changes">{"".join(changes)}</ul>{more}'
+        legend = ('<p class="muted">→: first seen after every checkpoint before it was last seen (a replacement); +: '
+                  "seen while one before it still served the same caller and purpose (models used side by side, or "
+                  "sidecars of a fleet part-way through an update).</p>")  # fmt: skip
+        out += f'<h3>Changes</h3>{legend}<ul class="changes">{"".join(changes)}</ul>{more}'
     else:
         out += '<p class="muted">No caller and purpose was served by more than one checkpoint in this window.</p>'
     return out

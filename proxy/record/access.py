@@ -50,6 +50,10 @@ class AccessRecorder:
             "checkpoint": outcome.checkpoint or "",
             "decision": decision.action,
             "code": decision.code or outcome.error_type or "",
+            # why: the rule that decided a refusal (or an audit-deny) and the reason its caller was given, as its span
+            # and edge hold them (bounded: a reason quotes what a caller sent by its first characters)
+            "rule": decision.rule or "",
+            "reason": decision.reason or "",
             "status": status if status is not None else 0,
             "upstream": upstream.name if upstream is not None and decision.forwards else "",
             "labels": format_labels(decision.labels),

@@ -453,7 +453,6 @@ def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_la
     served by what. Reads only what `SpanRecorder._flow_block` keys on."""
     attrs: dict[str, Any] = {
         "gen_ai.operation.name": call.operation,
-        "gen_ai.request.model": call.model,
         "lineage.caller": decision.caller or "anonymous",
         "lineage.decision": decision.action,
         "lineage.input.labels": sorted_labels(decision.labels),
@@ -461,6 +460,8 @@ def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_la
         "lineage.zones": decision.zones,
         "lineage.protocol": call.protocol,
     }
+    if call.model:  # "if available": a call naming none (a listing, a health or metadata RPC) has none, not ""
+        attrs["gen_ai.request.model"] = call.model
     if decision.purpose:
         attrs["lineage.purpose"] = decision.purpose
     if decision.reason:
@@ -483,7 +484,7 @@ def _flow_attributes(call: Call, decision: Decision, outcome: Outcome, output_la
         attrs["gen_ai.provider.name"] = provider
     if upstream is not None:
         attrs["lineage.upstream"] = upstream.name
-        address, port = _server(upstream)
+        address, port = _server(upstream, call.protocol == "oip-grpc")
         if address:
             attrs["server.address"] = address
             attrs["server.port"] = port
@@ -669,8 +670,10 @@ def _events(outcome: Outcome, attrs: dict[str, Any]) -> tuple[tuple[str, int, di
 
 
 @functools.lru_cache(maxsize=256)
-def _server(upstream: Upstream) -> tuple[str | None, int | None]:
-    if upstream.grpc:
+def _server(upstream: Upstream, over_grpc: bool) -> tuple[str | None, int | None]:
+    """The address a call was forwarded to: an upstream with both `url` and `grpc` (one MLServer serving OIP over
+    REST and gRPC) is reached over gRPC by the gRPC listener's calls, over its URL by the HTTP listener's."""
+    if upstream.grpc and (over_grpc or not upstream.url):
         host, _, port = upstream.grpc.rpartition(":")
         return host.strip("[]"), int(port)
     if upstream.url:

@@ -1,0 +1,34 @@
+"""The report's checkpoint Changes tell a replacement from models used side by side. A caller that uses two models
+for one purpose (a chat model and a classifier) was shown as `smollm2 → iris:1`, a model swap that never happened,
+and every such caller read as changing checkpoint; real swaps were lost among them. A checkpoint first seen after
+every one before it was last seen follows with `→`; one seen while an earlier one still served, with `+`."""
+
+from __future__ import annotations
+
+import re
+
+from proxy.baseline import parse_baseline
+from proxy.record.store import EdgeKey, EdgeRow
+from proxy.report import render
+
+T = 1_796_000_000.0
+
+
+def changes(rows: list[EdgeRow]) -> dict[str, str]:
+    text = render(rows, store="s.db", window="all", baseline=parse_baseline("version: 1\nflows: []\n"))
+    items = re.findall(r"<li><b>(\w+)</b> acting for <b>(\w+)</b>: (.*?)</li>", text.split("<h3>Changes</h3>")[1])
+    return {caller: re.sub(r'<span class="muted">\(.*?\)</span>|<span class="mono">|</span>', "", path).strip()
+            for caller, _, path in items}  # fmt: skip
+
+
+def test_models_used_side_by_side_are_no_swap_and_a_replacement_is() -> None:
+    rows = [
+        EdgeRow(EdgeKey("app", "assistant", "", "smollm2", "", "allow"), T, T + 3600, 40, None),
+        EdgeRow(EdgeKey("app", "assistant", "", "iris:1", "", "allow"), T + 60, T + 1800, 9, None),
+        EdgeRow(EdgeKey("batch", "evaluation", "", "llama@v1", "", "allow"), T, T + 600, 5, None),
+        EdgeRow(EdgeKey("batch", "evaluation", "", "llama@v2", "", "allow"), T + 700, T + 3600, 5, None),
+        EdgeRow(EdgeKey("batch", "evaluation", "", "iris:1", "", "allow"), T + 800, T + 900, 1, None),
+    ]
+    shown = changes(rows)
+    assert re.sub(r"\s+", " ", shown["app"]) == "smollm2 + iris:1"
+    assert re.sub(r"\s+", " ", shown["batch"]) == "llama@v1 → llama@v2 + iris:1"
