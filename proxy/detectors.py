@@ -18,11 +18,12 @@ content together (`Reading`); what is longer gets the label `scan:truncated` so 
 
 A text that is not ASCII is scanned as the model reads it: in NFKC form (a fullwidth `＠` or digit is the
 ASCII one), without Unicode's default-ignorable characters (zero-width spaces, bidi controls, variation
-selectors, tags, Hangul fillers: no gap inside an address), with every decimal digit as its ASCII one
+selectors, tags, Hangul fillers: no gap inside an address) and control characters (`\\x00`, `\\x1f`; white space
+stays: a tab or a line break parts a value), with every decimal digit as its ASCII one
 (Arabic-Indic `٤` and Devanagari `४` are `4`), dashes as `-` and ideographic full stops as `.` (IDNA reads
 them so in a domain), and without the combining marks drawn over an ASCII character (a strikethrough's `4̶`, a
 keycap's `4️⃣`: the model reads the `4`). In any text, `@` written as `%40`, `&#64;`, `&#x40;` or `&commat;` is read as `@`, `.`
-written as `%2E`, `&#46;`, `&#x2E;` or `&period;` as `.`, and any character JSON escapes (`\\u0040`, `\\u00f6`) as
+written as `%2E`, `&#46;`, `&#x2E;` or `&period;` as `.`, and any character JSON escapes (`\\u0040`, `\\u00f6`, `\\n`) as
 that character, a surrogate pair as its one character, then read as the rest of a text is (a tool call's arguments
 are JSON in a string, which its client parses: `alice\\u0040example.com` and `alice\\uff20example.com` are addresses to
 it). Only a text that is not
@@ -48,6 +49,22 @@ _NOTHING: Final[frozenset[str]] = frozenset()
 _OVERLAP: Final = 128  # characters of a text a stream scanner reads again with the next piece (`StreamScanner`)
 
 
+# control characters but white space (C0 but TAB, LF, VT, FF, CR; DEL): no font draws them, and each is one more token
+# between a value's pieces to the model, as a zero-width space is. Dropped where they stand inside a text (`scan`); in
+# a text that is not ASCII with the C1 controls but NEL, a line break (`_FOLD`). Every line break reads as an LF (VT,
+# FF, NEL, U+2028, U+2029), as a card on lines of its own is found
+_CONTROL_BYTES: Final = frozenset([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+_CONTROL_CLASS: Final = 0  # their class byte, and the line breaks' but LF and CR: found in a class string by one memchr
+# what an ASCII text holding one is read as: without the controls, VT and FF as the line breaks they are (LF: `_FOLD`)
+_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKS: Final = {0x0B: "\n", 0x0C: "\n", 0x85: "\n", 0x2028: "\n", 0x2029: "\n"}
+
+
+def _without_controls(text: str) -> str:
+    """An ASCII text as the detectors read it: without its control characters, each line break an LF."""
+    return text.translate(_FOLD) if _CONTROL.search(text) is not None else text
+
+
 def _class_table() -> bytes:
     table = bytearray(b"#" * 256)
     for byte in range(256):
@@ -64,6 +81,8 @@ def _class_table() -> bytes:
             table[byte] = ord("A")
         elif char in " .-+():@_%/,|\t\r\n":
             table[byte] = byte
+        elif byte in _CONTROL_BYTES or byte in _LINE_BREAKS:
+            table[byte] = _CONTROL_CLASS
         elif byte >= 128:
             table[byte] = ord("~")
     return bytes(table)
@@ -633,6 +652,9 @@ _STOPS = "\u3002\uff0e\uff61\ufe12"
 _DECIMALS = {ord(c): str(unicodedata.decimal(c)) for c in filter(str.isdecimal, map(chr, range(0x80, 0x20000)))}
 _FOLD: Final[dict[int, str | None]] = {
     **dict.fromkeys(code for first, last in _IGNORABLE for code in range(first, last + 1)),
+    **dict.fromkeys(_CONTROL_BYTES),
+    **dict.fromkeys(code for code in range(0x80, 0xA0) if code != 0x85),
+    **_LINE_BREAKS,
     **dict.fromkeys(map(ord, _DASHES), "-"),
     **dict.fromkeys(map(ord, _STOPS), "."),
     **_DECIMALS,
@@ -643,8 +665,10 @@ _FOLD: Final[dict[int, str | None]] = {
 # four times faster than with a group first)
 _ESCAPE: Final = re.compile(
     r"%(?:40|2[eE])|&#(?:0*(?:64|46)(?![0-9])|[xX]0*(?:40|2[eE])(?![0-9a-fA-F]));?|&(?:commat|period);"
-    r"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}"
+    r"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[tnrf]"
 )
+# JSON's short escapes of white space (`\\n`, as every JSON encoder writes a newline): the character, as `\\u000a` is
+_SHORT_ESCAPES: Final = {"\\t": "\t", "\\n": "\n", "\\r": "\r", "\\f": "\f"}
 
 
 # combining marks of no script of their own (Unicode's Combining Diacritical Marks, its Extended and Supplement blocks,
@@ -671,18 +695,31 @@ def _escapes(text: str) -> bool:
     return (
         ("%" in text and ("%40" in text or "%2E" in text or "%2e" in text))
         or ("&" in text and ("&#" in text or "&commat;" in text or "&period;" in text))
-        or ("\\" in text and "\\u" in text)  # JSON's escapes (a tool call's arguments)
+        or ("\\" in text and _json_escapes(text))  # JSON's escapes (a tool call's arguments)
     )
+
+
+def _json_escapes(text: str) -> bool:
+    return "\\u" in text or "\\n" in text or "\\t" in text or "\\r" in text or "\\f" in text
 
 
 def _unescape(escape: re.Match[str]) -> str:
     found = escape.group()
     if found[0] == "\\":  # JSON's `\\uXXXX`: the character (half a surrogate pair stays as written)
+        if len(found) == 2:  # `\\n`, `\\t`, `\\r`, `\\f`
+            return _SHORT_ESCAPES[found]
         code = int(found[2:6], 16)
+        if code in _CONTROL_BYTES:  # `\\u0000`: dropped, as the character itself is
+            return ""
         if len(found) == 12:  # a surrogate pair (`\\ud835\\udfd2`, a mathematical `𝟒`): the one character
             return chr(0x10000 + ((code - 0xD800) << 10) + (int(found[8:], 16) - 0xDC00))
         return found if 0xD800 <= code <= 0xDFFF else chr(code)
     return "." if found.rstrip(";").lower().endswith(("2e", "46", "period")) else "@"
+
+
+def _controls(part: bytes) -> bool:
+    """Whether ASCII bytes hold a control character (`_CONTROL_BYTES`): one memchr over their class string."""
+    return _CONTROL_CLASS in part.translate(_CLASSES)
 
 
 def _unescaped(text: str) -> str:
@@ -698,7 +735,7 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
     if text.isascii():
         unescaped = _unescaped(text[:limit])
         if unescaped.isascii():
-            return unescaped, len(text) > limit
+            return _without_controls(unescaped), len(text) > limit
         # escapes of characters that fold (`\\uff20`, a fullwidth `＠`; `\\ud835\\udfd2`, `𝟒`): read folded, as their
         # client reads them once it has parsed the JSON
         folding, cut = _fold_whole(unescaped, limit)
@@ -785,6 +822,8 @@ class Detectors:
             return _ONLY_TRUNCATED if cut else _NOTHING  # nothing any finder looks for: not translated at all
         found: set[str] = {TRUNCATED} if cut else set()
         t = _Text(text)
+        if _CONTROL_CLASS in t.classes:  # (a memchr) `alice\x00@example.com`: read without them (an ASCII text)
+            t = _Text(_without_controls(text))
         classes = t.classes
         # the class string as text, for the finders needing digits: compiled, a str's `find` and `count` are calls in
         # C, a bytes' are calls through Python that parse their arguments (which cost more than a reply's searches)
@@ -845,7 +884,7 @@ class Detectors:
             text = text[: self.max_chars]
         if not self._finders or not text:
             out = text
-        elif text.isascii() and not _escapes(text):
+        elif text.isascii() and not _escapes(text) and _CONTROL.search(text) is None:
             out = self._masked(text, self.findings(text))
         else:
             out, cut_fold = self._mask_folded(text)
@@ -879,7 +918,7 @@ class Detectors:
         left = self.max_chars  # characters the fold may still take
         width = 0  # its bytes so far
         for part, label in stretches:
-            if part.isascii() and b"%" not in part and b"&" not in part and b"\\" not in part:
+            if part.isascii() and b"%" not in part and b"&" not in part and b"\\" not in part and not _controls(part):
                 cut = len(part) > left
                 piece = part[:left]
                 left -= len(piece)
