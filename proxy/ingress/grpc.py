@@ -116,6 +116,9 @@ class _Received:
     forwarded: list[tuple[str, str | bytes]]
     keys: list[tuple[int, tuple[str, str | bytes]]]
     traced: bool  # `forwarded` holds a `tracestate`
+    # a key came more than once (or a text key and its `-bin` form both came): the metadata sent upstream may repeat
+    # one, which grpc.aio sends grouped by key (`SentMetadata`). False: no key of the caller's repeats in it
+    repeats: bool
     callers: list[str]  # the caller's `x-forwarded-for` values, in order (empty ones aside)
 
     def __init__(self, received: Metadata) -> None:
@@ -126,9 +129,15 @@ class _Received:
         size = 0
         unsendable: str | None = None
         traced = False
+        repeats = False
+        binary: set[str] | None = None  # the binary keys (`found` has text keys, and two binary ones, by their names)
         for key, value in received:
             if isinstance(value, str):
-                found[key] = f"{found[key]},{value}" if key in found else value
+                if key in found:
+                    found[key] = f"{found[key]},{value}"
+                    repeats = True
+                else:
+                    found[key] = value
                 if key in _NOT_FORWARDED:
                     continue
                 size += len(key) + len(value) + 32
@@ -139,6 +148,12 @@ class _Received:
                         callers.append(value)
                     continue
             else:
+                if binary is None:
+                    binary = {key}
+                elif key in binary:
+                    repeats = True
+                else:
+                    binary.add(key)
                 if key in _READ_BINARY:
                     text = value.decode("utf-8", "surrogateescape")
                     found[key[:-4]] = f"{found[key[:-4]]},{text}" if key[:-4] in found else text
@@ -159,6 +174,7 @@ class _Received:
         self.keys = keys
         self.traced = traced
         self.callers = callers
+        self.repeats = repeats
 
 
 _READ_BINARY: Final = frozenset({"x-data-labels-bin", "x-purpose-bin"})
@@ -342,6 +358,9 @@ class GrpcIngress:
         self._watched_on: dict[Any, grpc.aio.Channel] = {}
         self._drained: set[Any] = set()
         self._callables: dict[tuple[str, str], tuple[grpc.aio.Channel, Any]] = {}  # (`_callable`)
+        # the loop serving the listener (`start`), kept: `asyncio.get_running_loop()` is a getpid() system call on
+        # Python 3.11
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._spent: list[tuple[Any, ...]] = []  # what unary calls left, freed on the next turn (`_free_after_reply`)
         self.held = 0  # bytes of the unary requests being served (`_hold`), at most limits.bodies_max_bytes
         self.hurried = asyncio.Event()  # drains are cut short now (`_retire`): a second Ctrl-C, or SIGUSR1
@@ -351,6 +370,7 @@ class GrpcIngress:
 
     async def start(self, address: Address, tls: Tls | None = None, max_body_bytes: int | None = None) -> Address:
         limit = self.ref.current.config.limits.max_body_bytes if max_body_bytes is None else max_body_bytes
+        self._loop = asyncio.get_running_loop()
         self._server, port = await self._open(address, tls, limit, self._generation)
         self._bound = Address(address.host, port)
         return self._bound
@@ -658,7 +678,7 @@ class GrpcIngress:
         out.append(("traceparent", ex.trace.traceparent()))
         if upstream.api_key:
             out.append(("authorization", f"Bearer {upstream.api_key}"))
-        return SentMetadata(out)
+        return SentMetadata(out, distinct=not received.repeats)
 
     def _unary(
         self,
@@ -678,9 +698,15 @@ class GrpcIngress:
         one is ~80 Python instructions of grpc.aio's). Unary methods are the adapters' fixed few, so the cache is
         bounded by the upstreams' names in the config in force; a retired channel's callable is replaced on the
         method's next call."""
-        channel = self.channels.channel(upstream)
         key = (upstream.name, method)
         made = self._callables.get(key)
+        if made is not None:
+            # `GrpcChannels.channel`'s own first step, without that call (~15 instructions, interpreted): the channel
+            # open for the upstream's name, when it was made for this very upstream, is the one its calls take
+            entry = self.channels.opened.get(upstream.name)
+            if entry is not None and entry.upstream is upstream and entry.channel is made[0]:
+                return made[1]
+        channel = self.channels.channel(upstream)
         if made is not None and made[0] is channel:
             return made[1]
         if made is None:  # a name new here: those of upstreams a reload removed or renamed go, with their channels
@@ -754,13 +780,18 @@ class GrpcIngress:
             held = self._hold(ex, len(request))
             upstream = self._admit(ex, request, header, context, deferred=True)
             rpc = self._unary(ex, upstream, method, request, received, context)
-            await _forwarded(rpc, ex)
+            unforwarded: list[BaseException] = []  # what `ex.forwarded()` raised, if it did (`_forward`)
+            (self._loop or asyncio.get_running_loop()).call_soon(_forward, rpc, ex, unforwarded)
             try:
                 reply: bytes = await rpc
                 initial = await rpc.initial_metadata()
                 trailing = await rpc.trailing_metadata()
             except grpc.aio.AioRpcError as exc:
                 raise _upstream_error(ex, exc, context) from None
+            except asyncio.CancelledError:  # `_forward` cancelled the upstream's call: what it met is the answer
+                if unforwarded:
+                    raise unforwarded[0] from None
+                raise
             ex.head(0, header)
             ex.whole(reply)
             await ex.end()
@@ -1280,6 +1311,20 @@ async def _forwarded(rpc: Any, ex: Exchange) -> None:
     except BaseException:
         rpc.cancel()
         raise
+
+
+def _forward(rpc: Any, ex: Exchange, failed: list[BaseException]) -> None:
+    """`ex.forwarded()` for a unary call (`_forwarded` without a step of the handler's own: queued with the loop as the
+    upstream's call is made, just after grpc.aio's first step of that call, which hands the request to grpc's core,
+    it runs on the same turn, while the upstream computes). If it fails (the proxy's fault), the upstream's call is
+    cancelled and what it raised is kept in `failed`, for the handler, which the cancel wakes, to raise as it is. A
+    handler cancelled meanwhile (its client left) has cancelled the upstream's call already (grpc.aio cancels one
+    whose awaiting is); its record runs `forwarded` once either way (`Exchange.finish`)."""
+    try:
+        ex.forwarded()
+    except BaseException as exc:
+        failed.append(exc)
+        rpc.cancel()
 
 
 async def _write(rpc: Any, message: bytes) -> bool:

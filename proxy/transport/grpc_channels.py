@@ -72,8 +72,11 @@ class SentMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no type
     one (a key, `add`, equality) first makes the mapping grpc.aio's Metadata keeps, and is then answered as
     grpc.aio's is."""
 
-    def __init__(self, pairs: list[Pair]) -> None:  # grpc.aio's __init__ would build the mapping: not called
+    def __init__(self, pairs: list[Pair], distinct: bool = False) -> None:  # (grpc.aio's would build the mapping)
         self._pairs: list[Pair] | None = pairs
+        # no key repeats among `pairs`, as its maker knows (the gRPC ingress, from its one walk of the caller's
+        # metadata: `_Received.repeats`): iterated as they are, with no check
+        self._distinct = distinct
         self._mapping: OrderedDict[str, list[str | bytes]] | None = None
 
     @property
@@ -91,7 +94,7 @@ class SentMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no type
         pairs = self._pairs
         # grpc.aio iterates a key's values together, keys in the order they first came: the pairs as made when no
         # key repeats (a caller's metadata seldom repeats one; a dict made in C says whether one does)
-        if pairs is not None and len(dict(pairs)) == len(pairs):
+        if pairs is not None and (self._distinct or len(dict(pairs)) == len(pairs)):
             return iter(pairs)
         return super().__iter__()  # type: ignore[no-any-return]
 
@@ -127,7 +130,9 @@ class GrpcChannels:
     """
 
     def __init__(self) -> None:
-        self._open: dict[str, _Open] = {}
+        # the channel each upstream takes its calls on, by name (`channel`), read too by the gRPC ingress to find the
+        # callable it made on one without a call of `channel` (`GrpcIngress._callable`): never rebound
+        self.opened: dict[str, _Open] = {}
         self._wanted: dict[str, Upstream] | None = None  # the config in force's gRPC upstreams, once told
         self._retiring: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
         self._window = WINDOW_BYTES  # each stream's receive window (`window_options`)
@@ -138,7 +143,7 @@ class GrpcChannels:
         self._wanted = {u.name: u for u in upstreams if u.grpc}
         rewindowed = window != self._window
         self._window = window
-        for name, entry in list(self._open.items()):
+        for name, entry in list(self.opened.items()):
             wanted = self._wanted.get(name)
             if wanted is not None and not rewindowed and _shape(wanted) == _shape(entry.upstream):
                 try:
@@ -147,17 +152,17 @@ class GrpcChannels:
                     log.warning("upstream %s: cannot read its TLS files: %s", name, exc.strerror or exc)
                     same = False
                 if same:
-                    self._open[name] = _Open(wanted, entry.files, entry.channel)
+                    self.opened[name] = _Open(wanted, entry.files, entry.channel)
                     continue
-            del self._open[name]
+            del self.opened[name]
             self._retire(entry.channel)
 
     def in_use(self, channel: grpc.aio.Channel) -> bool:
         """Whether `channel` is the one an upstream of the config in force takes its calls on (not retired)."""
-        return any(entry.channel is channel for entry in self._open.values())
+        return any(entry.channel is channel for entry in self.opened.values())
 
     def channel(self, upstream: Upstream) -> grpc.aio.Channel:
-        entry = self._open.get(upstream.name)
+        entry = self.opened.get(upstream.name)
         if entry is not None and (entry.upstream is upstream or _shape(entry.upstream) == _shape(upstream)):
             return entry.channel
         wanted = self._wanted.get(upstream.name) if self._wanted is not None else upstream
@@ -169,7 +174,7 @@ class GrpcChannels:
             self._retire(entry.channel)
         files = _files(upstream)
         channel = self._make(upstream, files)
-        self._open[upstream.name] = _Open(upstream, files, channel)
+        self.opened[upstream.name] = _Open(upstream, files, channel)
         return channel
 
     def _make(self, upstream: Upstream, files: Files | None) -> grpc.aio.Channel:
@@ -219,9 +224,9 @@ class GrpcChannels:
         for _, task in retiring:
             task.cancel()
         await asyncio.gather(*(task for _, task in retiring), return_exceptions=True)
-        for channel in [*(entry.channel for entry in self._open.values()), *(channel for channel, _ in retiring)]:
+        for channel in [*(entry.channel for entry in self.opened.values()), *(channel for channel, _ in retiring)]:
             await channel.close()
-        self._open.clear()
+        self.opened.clear()
 
 
 def _files(upstream: Upstream) -> Files | None:

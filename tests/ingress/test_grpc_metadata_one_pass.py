@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import itertools
 
+import grpc.aio
+
 from proxy.ingress.grpc import _CLIENT_CLAIMS, _DROPPED, _KEY_FIELDS, _NOT_FORWARDED, _READ_BINARY, _Received
+from proxy.transport.grpc_channels import SentMetadata
 
 Pair = tuple[str, str | bytes]
 ENTRIES: list[Pair] = [
@@ -70,3 +73,25 @@ def test_one_walk_gives_what_the_four_gave() -> None:
     everything = ENTRIES + ENTRIES[::-1]
     for strips, joined in itertools.product((False, True), repeat=2):
         assert _one_walk(everything, strips, joined) == _walks(everything, strips, joined)
+
+
+def test_metadata_said_distinct_is_sent_as_grpc_would_send_it() -> None:
+    """`_Received.repeats` is False only when no key repeats in what goes upstream: `SentMetadata` then hands grpc.aio
+    the pairs as they are, without checking; what grpc.aio sends (its iteration) is what its own Metadata would give,
+    on every mix of the entries, binary keys repeated too, with the keys the proxy adds."""
+    entries = [*ENTRIES, ("blob-bin", b"\x01"), ("authorization-bin", b"k2"), ("x-purpose-bin", b"assistant")]
+    said_distinct = 0
+    for n in (1, 2, 3):
+        for received in itertools.permutations(entries, n):
+            for strips, joined in itertools.product((False, True), repeat=2):
+                read = _Received(list(received))
+                out: list[Pair] = _one_walk(list(received), strips, joined)[3]  # type: ignore[assignment]
+                out += [("x-forwarded-for", "127.0.0.1"), ("x-forwarded-proto", "http"), ("traceparent", "00-x")]
+                if strips:  # an upstream's own key, sent in place of the caller's
+                    out.append(("authorization", "Bearer upstream"))
+                sent = SentMetadata(list(out), distinct=not read.repeats)
+                assert list(sent) == list(grpc.aio.Metadata(*out)), received
+                if not read.repeats:
+                    said_distinct += 1
+                    assert len({key for key, _ in out}) == len(out), received
+    assert said_distinct > 1000
