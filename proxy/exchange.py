@@ -56,6 +56,7 @@ from proxy.flow import (
     UNKNOWN_PURPOSE,
     Call,
     Decision,
+    KeyMemo,
     Outcome,
     TraceContext,
     printable_name,
@@ -81,7 +82,7 @@ _observer_failures = [0]  # logged once per process, counted always
 # why a call whose purpose `policy.known_purposes` does not list was refused, as its record says (the caller is told
 # the purpose it sent; the record never keeps it)
 UNKNOWN_PURPOSE_REASON: Final = f"x-purpose names a purpose the config does not ({KNOWN_PURPOSES})"
-READ_UNIDENTIFIED_MAX = 1 << 20  # bytes of a body the proxy reads before it knows the caller may make calls
+READ_UNIDENTIFIED_MAX: Final = 1 << 20  # bytes of a body the proxy reads before it knows the caller may make calls
 
 
 class Exchange:
@@ -124,6 +125,7 @@ class Exchange:
         self._inflater: Any = None
         self._inflate_room = 0
         self.refused: Exchange | None = None  # a stream's later message that was denied (`readmit`)
+        self.key_memo: KeyMemo | None = None  # its connection's last key and digest (`Pipeline.key_digest`)
         self._unforwarded: Request | None = None  # admitted, deferred: what `forwarded` completes the call from
         self._forwarding = False  # `forwarded` is running (a failure in it is the proxy's, not the upstream's)
         # the checkpoint book the call was decided with, which names a checkpoint its reply names: one a reload put
@@ -151,7 +153,7 @@ class Exchange:
                 pipeline.identify_only(header, peer, self.x_api_key)
             read = self.adapter.read(self.target, body, header)
             call = self.call = pipeline.call(
-                read, self.adapter.name, header, self.trace, peer, self.x_api_key, recorded=not deferred
+                read, self.adapter.name, header, self.trace, peer, self.x_api_key, not deferred, self.key_memo
             )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
             error.caller = pipeline.caller_name(header, peer, self.x_api_key)

@@ -18,7 +18,17 @@ from proxy.checkpoints import CheckpointBook
 from proxy.config import BUILTIN_DETECTORS, Config, Upstream
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError, UnknownPurpose, echoed
-from proxy.flow import AUDIT_DENY, DENY, KNOWN_PURPOSES, UNKNOWN_KEY, Call, Decision, ProtocolName, TraceContext
+from proxy.flow import (
+    AUDIT_DENY,
+    DENY,
+    KNOWN_PURPOSES,
+    UNKNOWN_KEY,
+    Call,
+    Decision,
+    KeyMemo,
+    ProtocolName,
+    TraceContext,
+)
 from proxy.labels import (
     MAX_CALL_LABELS,
     KnownLabels,
@@ -38,8 +48,8 @@ from proxy.record.spans import trace_context
 log = logging.getLogger("lineage_proxy.baseline")
 
 
-_NONE: frozenset[str] = frozenset()
-_TRUNCATED = frozenset({TRUNCATED})  # also: an adapter left content past a scan limit unread
+_NONE: Final[frozenset[str]] = frozenset()
+_TRUNCATED: Final = frozenset({TRUNCATED})  # also: an adapter left content past a scan limit unread
 
 
 class Runtime:
@@ -168,10 +178,11 @@ class Pipeline:
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
 
-    def key_digest(self, header: Header, x_api_key: bool = False) -> str | None:
+    def key_digest(self, header: Header, x_api_key: bool = False, memo: KeyMemo | None = None) -> str | None:
         """The SHA-256 of the caller's key (`Authorization: Bearer <key>`; with `x_api_key`, on the Anthropic
         API's paths, also `x-api-key`, where its clients send it: `anthropic.x_api_key_path`), None without one.
-        Of the bytes sent, whatever they are: a key that is not UTF-8 is a key no caller owns, not a fault."""
+        Of the bytes sent, whatever they are: a key that is not UTF-8 is a key no caller owns, not a fault.
+        `memo`: the connection's (`KeyMemo`): a key sent as on its call before is not hashed again."""
         if not self.strips_auth:
             return None  # no caller has a key: the headers are the upstream's business, passed on as they are
         auth = header("authorization")
@@ -179,6 +190,16 @@ class Pipeline:
             auth = _with_x_api_key(auth, header("x-api-key"))
         if not auth:
             return None
+        if memo is not None:
+            if auth == memo.auth:
+                return memo.digest
+            digest = self._key_digest(auth)
+            memo.auth, memo.digest = auth, digest  # (after the digest: a malformed key is not kept)
+            return digest
+        return self._key_digest(auth)
+
+    @staticmethod
+    def _key_digest(auth: str) -> str:
         scheme, _, key = auth.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
@@ -215,10 +236,12 @@ class Pipeline:
         peer: tuple[str, ...] = (),
         x_api_key: bool = False,
         recorded: bool = True,
+        memo: KeyMemo | None = None,
     ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
         `recorded` False: what only the record needs (the input's digest, its captured content) is left to
-        `record_fields`, for after the request is forwarded (`Exchange.forwarded`)."""
+        `record_fields`, for after the request is forwarded (`Exchange.forwarded`). `memo`: the connection's
+        key digest (`key_digest`)."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -259,7 +282,7 @@ class Pipeline:
             operation=request.operation,
             model=request.model,
             trace=trace,
-            key_sha256=self.key_digest(header, x_api_key),
+            key_sha256=self.key_digest(header, x_api_key, memo),
             purpose=purpose or None,
             labels=labels,
             detected=self._detected(request),

@@ -15,7 +15,7 @@ import logging
 import re
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from proxy.config import Upstream
@@ -92,11 +92,11 @@ _TOKENS_VALUE_MAX = 256  # characters (bytes) of a Connection value kept
 # The upstream is told the connection's own (`HttpConnection.forwarded`): X-Forwarded-For the caller's list with the
 # peer's address appended, X-Forwarded-Proto the listener's scheme; the others are dropped
 CLIENT_CLAIMS = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"forwarded"})
-_XFF = b"x-forwarded-for"
+_XFF: Final = b"x-forwarded-for"
 
 # what is never forwarded to the upstream: by (strips the caller's Authorization, and its x-api-key too (where the
 # proxy reads it: `x_api_key_path`), reads the reply)
-_NOT_FORWARDED = {
+_NOT_FORWARDED: Final = {
     (strips, x_api_key, observe): HOP_BY_HOP
     | CLIENT_CLAIMS
     | {b"traceparent"}
@@ -107,7 +107,7 @@ _NOT_FORWARDED = {
     for x_api_key in (False, True)
     for observe in (False, True)
 }
-_TRACESTATE = frozenset({b"tracestate"})
+_TRACESTATE: Final = frozenset({b"tracestate"})
 # fields that say how the body forwarded as it came is to be read: a Connection header may not make them hop-by-hop
 _DESCRIBE_BODY = frozenset({b"content-encoding", b"content-type", b"inference-header-content-length"})
 # what is never passed back from the upstream: framing, and what only the proxy may say
@@ -290,6 +290,7 @@ class HttpIngress:
         pipeline = self.ref.current
         header = request.header
         ex = _exchange(pipeline, method, path, header)
+        ex.key_memo = conn.key_memo
         adapter, target = ex.adapter, ex.target
         # a failure is answered after its `except` block is left: a compiled coroutine awaiting inside one leaves
         # its exception as the thread's handled one while suspended, for other calls to meet (sys.exc_info,

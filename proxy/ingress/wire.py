@@ -50,6 +50,7 @@ from proxy.errors import (  # the connection's own refusals: in errors.py, where
     TargetTooLong,
     echoed,
 )
+from proxy.flow import KeyMemo
 from proxy.tls import handshake_failure, identities_from_peercert
 from proxy.transport.batch import outbox
 from proxy.transport.http11 import keep
@@ -128,6 +129,8 @@ class HttpConnection(asyncio.Protocol):
         self.peer: tuple[str, ...] = ()  # what the client's certificate proves (TLS with client certs)
         # what the upstream is told of the client, made once for the connection (`forwarded_pieces`)
         self.forwarded: tuple[bytes, bytes] = NO_PEER
+        # its calls' last key and digest (`Pipeline.key_digest`): hashed once for the connection, not on each call
+        self.key_memo = KeyMemo()
         self.lost = False
         self.closing = False  # close once the request being served is answered
         self.cut = False  # closed by the drain (SIGTERM) with a request still being served

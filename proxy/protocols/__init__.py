@@ -92,14 +92,14 @@ _STRING_FRAMING = frozenset(
 # keys whose values are binary payloads (images, audio, files as base64 or links) that text detectors cannot
 # read, whatever their shape: skipped inside messages
 _PAYLOADS = frozenset({"image_url", "input_audio", "file", "source", "cache_control"})
-FRAMING_KEYS = _STRING_FRAMING | _PAYLOADS
+FRAMING_KEYS: Final = _STRING_FRAMING | _PAYLOADS
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer", "ipython"})
 # top-level keys whose values are about the request, never in the prompt: not scanned (a stored reply's id is the
 # server's name for it, which no template prints)
-NOT_DATA = frozenset(
+NOT_DATA: Final = frozenset(
     {"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options", "previous_response_id"}
 )
-MAX_STRINGS = 10_000
+MAX_STRINGS: Final = 10_000
 # error.type of a call whose upstream answered with an error in band, the call going on: a request of a gRPC stream
 # (Triton's ModelStreamInferResponse.error_message), an event of an HTTP stream after its 200 head (`data:
 # {"error": ...}`, an `error` event, a Responses stream ending `response.failed`)
@@ -107,11 +107,11 @@ STREAM_ERROR: Final = "upstream_error"
 
 
 _KEY_TOKEN = re.compile(rb'"\s*:')
-_BACKSLASH = 92  # b"\\" as an int: `in` is then a memchr (a bytes needle is first tried as an int, a TypeError)
+_BACKSLASH: Final = 92  # b"\\" as an int: `in` is then a memchr (a bytes needle is first tried as an int, a TypeError)
 
 
 MAX_JSON_CONTAINERS = 1_000_000  # objects and arrays a request body may hold (about 100 MB once parsed)
-_MANY_CONTAINERS_FROM = 1 << 20  # a body under 1 MiB cannot hold enough of them to matter: not counted
+_MANY_CONTAINERS_FROM: Final = 1 << 20  # a body under 1 MiB cannot hold enough of them to matter: not counted
 
 
 def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]:
@@ -380,7 +380,7 @@ def user_strings(value: Any, out: list[str]) -> bool:
 
 # content blocks engines print whole, keys and all: a tool call's `input` (vLLM json.dumps it into the call's
 # arguments, llama.cpp dumps it), a tool's result (vLLM prints an assistant-side one as a Python repr)
-_PRINTED_WHOLE = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "tool_result", "mcp_tool_result"})
+_PRINTED_WHOLE: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "tool_result", "mcp_tool_result"})
 
 
 def _printed_whole(part: Any) -> bool:
@@ -734,7 +734,7 @@ def _text_source(key: str, value: Any) -> bool:
 
 # what every digest starts from, copied: a copy is half the time of `hashlib.sha256()`, which looks the
 # algorithm up in OpenSSL each time (a call makes three to five)
-SHA256 = hashlib.sha256()
+SHA256: Final = hashlib.sha256()
 
 
 def text_digest(texts: tuple[str, ...] | list[str]) -> str | None:

@@ -64,13 +64,13 @@ NATIVE = {
     "/v1/reranking": "rerank",
 }
 # gen_ai.operation.name of each (the Responses API is a chat in the GenAI conventions' terms)
-_GEN_AI_OPERATION = {"chat": "chat", "text_completion": "text_completion", "embeddings": "embeddings",
+_GEN_AI_OPERATION: Final = {"chat": "chat", "text_completion": "text_completion", "embeddings": "embeddings",
                      "responses": "chat", "completion": "text_completion", "infill": "text_completion",
                      "apply_template": "apply_template", "tokenize": "tokenize", "detokenize": "detokenize",
                      "embedding": "embeddings", "rerank": "rerank"}  # fmt: skip
 
 # request field -> gen_ai.request.<name>
-_PARAMS = {
+_PARAMS: Final = {
     "max_tokens": "max_tokens",
     "max_completion_tokens": "max_tokens",
     "max_output_tokens": "max_tokens",  # the Responses API's
@@ -115,7 +115,7 @@ def _text(value: Any) -> str:
 # chat template, taking the same `chat_template_kwargs` and `structured_outputs` as its chat API.
 _GUIDED = ("response_format", "guided_json", "guided_choice", "guided_regex", "guided_grammar", "structured_outputs",
            "json_schema", "grammar")  # fmt: skip
-_RENDERED = {
+_RENDERED: Final = {
     "chat": frozenset({"tools", "functions", "tool_choice", "chat_template_kwargs", "documents", *_GUIDED}),
     "text_completion": frozenset(_GUIDED),
     "embeddings": frozenset({"chat_template_kwargs"}),
@@ -131,7 +131,7 @@ _RENDERED = {
 }
 # llama.cpp's native request fields -> gen_ai.request.<name>: `n_predict` is its token limit (`max_tokens` when it is
 # not given, as llama.cpp reads them)
-_NATIVE_PARAMS = {
+_NATIVE_PARAMS: Final = {
     "n_predict": "max_tokens",
     "top_n": "top_n",
     **{key: _PARAMS[key] for key in ("max_tokens", "temperature", "top_p", "top_k", "frequency_penalty",
@@ -913,9 +913,9 @@ def _whole(index: Any) -> int:
     return index if type(index) is int else 0
 
 
-_TARGETS = {path: Target(operation) for path, operation in OPERATIONS.items()}  # Target.operation: how to read
+_TARGETS: Final = {path: Target(operation) for path, operation in OPERATIONS.items()}  # Target.operation: how to read
 _TARGETS.update((path, Target(operation, model_optional=True)) for path, operation in NATIVE.items())
-_MODELS = Target("models", carries_data=False, listing=True)
+_MODELS: Final = Target("models", carries_data=False, listing=True)
 
 
 class Adapter:
