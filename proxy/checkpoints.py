@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import fcntl
+import ipaddress
 import itertools
 import logging
 import math
@@ -36,6 +37,7 @@ import time
 import zlib
 from collections.abc import Iterable
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown, plaintext_hint
@@ -133,11 +135,39 @@ def share_changes() -> None:
         _shared_changes.append(Changes())
 
 
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_LOOPBACK: Final = "localhost"  # every name of this host's loopback, as one (`server`)
+
+
 def server(upstream: Upstream) -> str:
     """The server `upstream` reaches, as a change made through the proxy is known by (`CheckpointBook.changed`): its
     HTTP URL (a `POST /lora-adapters` changes what serves every call to that server, whichever upstream name reached
-    it), else its name."""
-    return upstream.url or upstream.name
+    it), else its name. The URL as the connection reads it, whatever its spelling: scheme and host in lower case,
+    the port given (80, 443 when the URL has none), an IP address in one form, and `localhost` and every loopback
+    address as one host, so `http://localhost:8080` and `http://127.0.0.1:8080/` are one server. Names are not
+    resolved (DNS, at start, may hang or change): two names of one remote server stay two. Taking two servers for
+    one only makes a change to either read both again."""
+    if not upstream.url:
+        return upstream.name
+    try:
+        parts = urlsplit(upstream.url)
+        port = parts.port
+    except ValueError:  # (the loader refuses such a URL)
+        return upstream.url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")  # (lower case)
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        if host == _LOOPBACK or host.endswith("." + _LOOPBACK):
+            host = _LOOPBACK
+    else:
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        address = mapped or address
+        host = _LOOPBACK if address.is_loopback else f"[{address}]" if address.version == 6 else str(address)
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme, 0)
+    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
 
 
 def metadata_names(upstream: Upstream) -> bool:

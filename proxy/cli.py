@@ -424,8 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "0: any free port)")  # fmt: skip
     demo.add_argument("--store", metavar="PATH",
                       help="keep the lineage store in this file (default: a temporary file deleted at exit); a new "
-                      "file or one an earlier demo wrote: a store holding other flows (a proxy's own record) is "
-                      "refused (exit 1), left as it was")  # fmt: skip
+                      "file or one an earlier demo wrote (it marks its store): a store holding other flows (a proxy's "
+                      "own record), or a PostgreSQL URL, is refused (exit 1), left as it was")  # fmt: skip
     demo.add_argument(
         "--log-level", default="warning", choices=levels, help="log verbosity on stderr (default warning)"
     )

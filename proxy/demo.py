@@ -11,6 +11,7 @@ import hashlib
 import os
 import shlex
 import signal
+import sqlite3
 import tempfile
 from collections.abc import Mapping
 from importlib import resources
@@ -21,10 +22,11 @@ import orjson
 from aiohttp import web
 
 from proxy.config import Config, parse
-from proxy.demo_model import MODEL, ROOT, make_app
+from proxy.demo_model import MODEL, make_app
 from proxy.edges_query import render_table
 from proxy.errors import StartupError
 from proxy.record.store import SqliteStore
+from proxy.record.stores import is_database
 from proxy.server import ProxyProcess
 from proxy.workers import install_uvloop, open_process, start_process
 
@@ -161,6 +163,7 @@ async def _serve_demo(keep: bool, store: str, port: int, temporary: bool, stop: 
         proxy = open_process(config)
         bound = await start_process(proxy)
         try:
+            await asyncio.to_thread(_mark, store)  # (its tables are made: the writer opened it)
             return await _run(proxy, config, f"http://{bound.http}", upstream_port, keep, store, temporary, stop)
         finally:
             await proxy.stop()
@@ -219,30 +222,65 @@ async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: in
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _not_a_demos(store: str) -> None:
-    """Raise StartupError when `store` holds flows a demo did not write (a proxy's own record, `./lineage.db`):
-    the demo's calls would be added to it without a word. A demo's flows are its callers' (anonymous included),
-    on its model's checkpoint or none (a denial). A new or empty file, or an earlier demo's store, is used; a file
-    that is no lineage store is left to the store's own refusal when it opens."""
-    if not Path(store).is_file() or Path(store).stat().st_size == 0:
-        return
-    env = {"DEMO_UPSTREAM": "http://127.0.0.1:1", "DEMO_STORE": store}
-    callers = {caller.name for caller in parse(_config_text(), source=str(config_path()), env=env).callers}
-    callers.add("anonymous")
+_MARK = "demo"  # the key of the row a demo writes in its store's `meta` table: the store is a demo's (`_not_a_demos`)
+
+
+def _mark(store: str) -> None:
+    """Mark `store` (its tables made by the proxy's writer, just started) as a demo's: a row in its `meta` table,
+    which no proxy writes and a later `demo --store` looks for (`_not_a_demos`)."""
+    db = sqlite3.connect(store, timeout=10)
     try:
-        reader = SqliteStore(store, readonly=True)
-        try:
-            rows = reader.rows()
-        finally:
-            reader.close()
-    except Exception:  # no lineage store, or not one this version reads: the writer says why when it opens
+        with db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, 'lineage-proxy demo')", (_MARK,))
+    finally:
+        db.close()
+
+
+def _not_a_demos(store: str) -> None:
+    """Raise StartupError when `store` is not a demo's: a PostgreSQL URL (a fleet's shared record: the demo's store
+    is a file, and its calls would be added to that record), or a file that holds flows while no demo marked it
+    (`_mark`: a proxy's own record, `./lineage.db`, whoever its callers are; a store an earlier release's demo
+    wrote, unmarked, too). A new or empty file, or a store a demo marked, is used; a file that is no lineage store
+    is left to the store's own refusal when it opens."""
+    if is_database(store):
+        from proxy.record.postgres import redact  # (psycopg only when used)
+
+        raise StartupError(f"demo --store {redact(store)}: the demo keeps its record in a file; a PostgreSQL store is "
+                           "a proxy's own record, and the demo would add its calls to it. Give a new file, or leave "
+                           "out --store for a temporary one")  # fmt: skip
+    flows, callers = _flows(store)  # none: a new or empty file, an empty store, or no store (the writer says why)
+    if not flows:
         return
-    foreign = [row for row in rows if row.key.caller not in callers or row.key.checkpoint not in ("", ROOT)]
-    if foreign:
-        names = ", ".join(sorted({row.key.caller for row in foreign})[:5])
-        raise StartupError(f"demo --store {store}: it holds {len(foreign)} flow(s) the demo did not write (callers "
-                           f"{names}): the demo would add its calls to that record. Give a new file (or one an "
-                           "earlier demo wrote), or leave out --store for a temporary one")  # fmt: skip
+    try:
+        db = sqlite3.connect(f"{Path(store).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            marked = db.execute("SELECT 1 FROM meta WHERE key = ?", (_MARK,)).fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error:  # no meta table (a store of an early release): never a demo's of this one
+        marked = False
+    if not marked:
+        names = ", ".join(callers[:5]) + (", ..." if len(callers) > 5 else "")
+        raise StartupError(f"demo --store {store}: it holds {flows} flow(s) the demo did not write (callers {names}): "
+                           "no demo marked it. The demo would add its calls to that record. Give a new file (or one "
+                           "an earlier demo of this release wrote), or leave out --store for a temporary one")  # fmt: skip
+
+
+def _flows(store: str) -> tuple[int, list[str]]:
+    """How many flows `store`'s edges hold and the first callers they name (six at most), when it is a SQLite file
+    with an edges table; else none."""
+    if not Path(store).is_file() or Path(store).stat().st_size == 0:
+        return 0, []
+    try:
+        db = sqlite3.connect(f"{Path(store).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = db.execute("SELECT count(*) FROM edges").fetchone()
+            callers = [str(row[0]) for row in db.execute("SELECT DISTINCT caller FROM edges ORDER BY 1 LIMIT 6")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0, []
+    return (int(found[0]) if found else 0), callers
 
 
 def run_demo(keep: bool = False, store: str | None = None, port: int = 0) -> int:

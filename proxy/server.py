@@ -82,10 +82,11 @@ def bound_address(sock: socket.socket) -> Address:
     return Address(host, port)
 
 
-def _grpc_started(limits: Limits) -> tuple[int, float, float, int, int, int]:
+def _grpc_started(limits: Limits) -> tuple[int, float, float, int, int, int, int, int]:
     """What of `limits` a grpc server takes at its start, which only a new server changes (`GrpcIngress._open`)."""
     return (limits.max_body_bytes, limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections,
-            limits.max_concurrent_streams, limits.grpc_stream_window_bytes)  # fmt: skip
+            limits.max_concurrent_streams, limits.grpc_stream_window_bytes, limits.grpc_max_calls,
+            limits.bodies_max_bytes)  # fmt: skip
 
 
 class ProxyProcess:

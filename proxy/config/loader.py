@@ -1025,7 +1025,7 @@ class _Reader:
     def limits(self, raw: Any) -> Limits:
         known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
                  "header_timeout_s", "max_header_bytes", "max_headers", "max_connections", "max_concurrent_streams",
-                 "bodies_max_bytes", "grpc_stream_window_bytes")  # fmt: skip
+                 "bodies_max_bytes", "grpc_stream_window_bytes", "grpc_max_calls")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
         limits = Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
@@ -1040,6 +1040,7 @@ class _Reader:
             max_concurrent_streams=s.read("max_concurrent_streams", partial(self.integer, minimum=1)),
             bodies_max_bytes=s.read("bodies_max_bytes", partial(self.integer, minimum=1)),
             grpc_stream_window_bytes=s.read("grpc_stream_window_bytes", partial(self.integer, minimum=65_535)),
+            grpc_max_calls=s.read("grpc_max_calls", partial(self.integer, minimum=1)),
         )
         if limits.grpc_stream_window_bytes > 2**31 - 1:  # HTTP/2's largest window (and grpc's option, a C int)
             self.problem("limits.grpc_stream_window_bytes", f"{limits.grpc_stream_window_bytes} is more than HTTP/2's "

@@ -88,12 +88,19 @@ Metadata = Sequence[tuple[str, str | bytes]]
 WATCH_REQUEST_BYTES: Final = 4096
 
 
-def _timeouts(limits: Limits) -> tuple[float, float, int, int, int]:
+def _timeouts(limits: Limits) -> tuple[float, float, int, int, int, int]:
     """What of `limits` a grpc server takes at its start besides max_body_bytes: its pings, idle connections closed,
-    handshakes, the connections it takes, the calls each may hold at once and each call's receive window
-    (`GrpcIngress._open`)."""
+    handshakes, the connections it takes, the calls each may hold at once, the calls it holds at once and each
+    call's receive window (`GrpcIngress._open`)."""
     return (limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections, limits.max_concurrent_streams,
-            limits.grpc_stream_window_bytes)  # fmt: skip
+            limits.grpc_max_calls, listener_window(limits))  # fmt: skip
+
+
+def listener_window(limits: Limits) -> int:
+    """Each call's receive window on the gRPC listener: limits.grpc_stream_window_bytes, at most
+    limits.bodies_max_bytes / limits.grpc_max_calls (at least HTTP/2's initial 65535), so that what grpc reads of
+    clients' requests ahead of the proxy, every call at once (`grpc_max_calls`), is at most bodies_max_bytes."""
+    return max(65_535, min(limits.grpc_stream_window_bytes, limits.bodies_max_bytes // limits.grpc_max_calls))
 
 
 class _Received:
@@ -339,7 +346,7 @@ class GrpcIngress:
         # header_timeout_s, max_connections, max_concurrent_streams and grpc_stream_window_bytes (`_timeouts`)
         self._client_auth: tuple[bool, bytes | None] | None = None  # None: plaintext
         self._limit = 0
-        self._timeouts = (0.0, 0.0, 0, 0, 0)
+        self._timeouts = (0.0, 0.0, 0, 0, 0, 0)
         # a renewed certificate and key for the serving server's next handshake (`_renewal`), once: a list, which
         # grpc's thread and the loop each change in one step (`pop`, slice assignment)
         self._renewed: list[grpc.ServerCertificateConfiguration] = []
@@ -414,8 +421,12 @@ class GrpcIngress:
         connections = min(limits.max_connections, 2**31 - 2)
         # what grpc reads of a call's requests ahead of the proxy, limits.grpc_stream_window_bytes a call (`window_options`):
         # measured from the bandwidth-delay product, an upload to an upstream that reads nothing held 129 MiB at 20 ms
-        # round trip, 463 MiB and growing at 80 ms
-        server = grpc.aio.server(options=[*window_options(limits.grpc_stream_window_bytes),
+        # round trip, 463 MiB and growing at 80 ms. At most limits.grpc_max_calls calls at once, all connections
+        # together (grpc counts a call from its start, before its request arrives; past it RESOURCE_EXHAUSTED, before
+        # any handler runs), each reading ahead at most bodies_max_bytes / grpc_max_calls (`listener_window`): calls
+        # were bounded only by max_connections x max_concurrent_streams, ~35 MiB each that the proxy did not read
+        calls = min(limits.grpc_max_calls, 2**31 - 1)
+        server = grpc.aio.server(maximum_concurrent_rpcs=calls, options=[*window_options(listener_window(limits)),
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
             ("grpc.max_metadata_size", metadata), ("grpc.absolute_max_metadata_size", metadata),
             ("grpc.server_handshake_timeout_ms", handshake_ms), ("grpc.max_connection_idle_ms", idle_ms),

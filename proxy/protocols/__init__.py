@@ -1040,6 +1040,11 @@ class OutputText:
         else:
             self._aside_first(key, text, kept)
 
+    def has_aside(self, key: Hashable) -> bool:
+        """Whether text was read beside the content under `key` (`aside`): an event that ends what deltas streamed
+        carries it again."""
+        return self._asides is not None and key in self._asides
+
     def _aside_first(self, key: Hashable, text: str, kept: bytearray | None) -> None:
         """`aside` of a key's first piece, or of a piece past the room: what of it is kept."""
         asides = self._asides

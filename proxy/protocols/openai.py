@@ -509,6 +509,8 @@ class ReplyObserver(SseObserver):
                 self._call(index, key, value)
             elif key == "annotations":  # a web search's citations: their titles and links, beside the content
                 self._text.aside_strings((index, key), cited_strings(value), apart=True)
+            elif key == "reasoning_details":
+                self._details(index, message, value)
             elif key == "tool_calls" and (type(value) is list or type(value) is dict):
                 # TGI streams each delta's call as an object, not a list of them
                 for position, call in enumerate(value if type(value) is list else (value,)):
@@ -519,6 +521,24 @@ class ReplyObserver(SseObserver):
                         if type(function) is not dict:
                             function = call.get("custom")
                         self._call(index, at if type(at) is int else position, function)
+
+    def _details(self, index: int, message: dict[str, Any], details: Any) -> None:
+        """OpenRouter's `reasoning_details` (`[{"type": "reasoning.text", "text": ...}, {"type": "reasoning.summary",
+        "summary": ...}, {"type": "reasoning.encrypted", "data": ...}]`, whole or streamed, a detail's pieces by its
+        `index`): the text and summaries, beside the content; not the encrypted data (base64). OpenRouter sends the
+        same reasoning as `reasoning` in the same message or delta: read there, not again here; a server that sends
+        the details alone has them read."""
+        for key in ("reasoning", "reasoning_content"):
+            if type(message.get(key)) is str and message[key]:
+                return
+        for position, detail in enumerate(details if type(details) is list else (details,)):
+            if type(detail) is dict:
+                at = detail.get("index")
+                at = at if type(at) is int else position
+                for field in ("text", "summary"):
+                    value = detail.get(field)
+                    if type(value) is str:
+                        self._text.aside((index, "reasoning_details", at, field), value)
 
     def _call(self, index: int, at: Any, function: Any) -> None:
         if type(function) is dict:
@@ -593,6 +613,20 @@ _ITEMS_UNREAD = frozenset({"image_generation_call", "reasoning"})
 _ITEM_IDS = frozenset({"id", "call_id", "approval_request_id"})
 # (a spoken reply's transcript too: `response.audio.transcript.delta`; not `response.audio.delta`, the audio in base64)
 _ASIDE_DELTAS = ("response.reasoning", "response.refusal", "response.audio.transcript")
+# the events that end what the deltas above stream, each with it whole (the field that holds it): read when no delta
+# carried it (a server that streams an item's text in these alone), not again when one did
+_DONE_TEXTS: Final = {
+    "response.output_text.done": "text",
+    "response.reasoning_text.done": "text",
+    "response.function_call_arguments.done": "arguments",
+    "response.custom_tool_call_input.done": "input",
+    "response.mcp_call_arguments.done": "arguments",
+    "response.code_interpreter_call_code.done": "code",
+    "response.content_part.done": "part",  # {"text": ...} or {"refusal": ...}
+    "response.refusal.done": "refusal",
+    "response.reasoning_summary_text.done": "text",
+    "response.reasoning_summary_part.done": "part",  # {"text": ...}
+}
 
 
 class ResponsesObserver(SseObserver):
@@ -619,6 +653,9 @@ class ResponsesObserver(SseObserver):
         self._texted: set[int] = set()  # the items whose text streamed (or was read whole: `_unstreamed`)
         self._summarized: set[int] | None = None  # the reasoning items whose summary streamed (None: none did)
         self._cited: set[tuple[int, int]] | None = None  # the (item, part) whose citations were read (None: none)
+        # the (item, part) whose text was read from the events that end it (`_done`), and (item, -1) for those items
+        # (None: none)
+        self._done_parts: set[tuple[int, int]] | None = None
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
@@ -641,6 +678,7 @@ class ResponsesObserver(SseObserver):
         (`OutputText.add_unknown`), but for an image generation's base64 result and a reasoning item's
         encrypted content."""
         pieces: list[str] = []
+        refused = False
         content = item.get("content")
         if isinstance(content, str):  # (the API's are parts; a server's own may be the text)
             pieces.append(content)
@@ -652,19 +690,22 @@ class ResponsesObserver(SseObserver):
                         self.alternatives(("logprobs", at, part_at), part["logprobs"])
                     if part.get("annotations"):  # its citations, as a stream's annotation.added events hold them
                         self._cite(at, part_at, part["annotations"])
-                elif isinstance(part.get("refusal"), str):
-                    self._text.aside(("response.refusal", at, part_at), part["refusal"])
+                elif isinstance(part.get("refusal"), str):  # read beside (unless it streamed): not its item's strings
+                    refused = True
+                    if not self._text.has_aside(("response.refusal", at, part_at)):
+                        self._text.aside(("response.refusal", at, part_at), part["refusal"])
         for key in _ITEM_TEXTS:  # a tool call's arguments, a custom tool call's input, code it runs
             if isinstance(item.get(key), str):
                 pieces.append(item[key])
-        read = bool(pieces)
+        read = bool(pieces) or refused
         if isinstance(item.get("name"), str):
             self._text.aside(("name", at), item["name"])
             read = True
         parts = item.get("summary") if summary else None  # a reasoning item's (`summary`: unless it streamed)
         for part_at, part in enumerate(parts if isinstance(parts, list) else ()):
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                self._text.aside(("response.reasoning_summary_text", at, part_at), part["text"])
+            summary_key = ("response.reasoning_summary_text", at, part_at)
+            if isinstance(part, dict) and isinstance(part.get("text"), str) and not self._text.has_aside(summary_key):
+                self._text.aside(summary_key, part["text"])  # (unless its `.done` events carried it)
         if not read and item.get("type") not in _ITEMS_UNREAD:
             self._text.aside_strings(("item", at), {key: value for key, value in item.items() if key not in _ITEM_IDS})
         return pieces
@@ -734,10 +775,49 @@ class ResponsesObserver(SseObserver):
                 item = event.get("item")
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
                     self._text.aside(("name", _whole(event.get("output_index"))), item["name"])
+            field = _DONE_TEXTS.get(kind)
+            if field is not None:  # (`response.content_part.done` read its citations above)
+                self._done(kind, event, event.get(field))
         else:  # no event of the API's (`error` is the one other it names)
             if kind == "error":
                 self.in_band_error()
             self._text.add_unknown(event)
+
+    def _done(self, kind: str, event: dict[str, Any], value: Any) -> None:
+        """An event that ends an item's text, a part of it, or what is beside it (`_DONE_TEXTS`), holding it whole:
+        read when no delta carried it (nor the item whole), once however many such events carry it (a part's
+        `response.output_text.done`, then its `response.content_part.done`)."""
+        at = _whole(event.get("output_index"))
+        part_at = _whole(event.get("summary_index", event.get("content_index")))
+        if type(value) is dict:  # a part: a message's text, a reasoning item's, a refusal, a summary's
+            if type(value.get("refusal")) is str:
+                kind, value = "response.refusal.done", value["refusal"]
+            else:
+                value = value.get("text")
+        if type(value) is not str or not value:
+            return
+        if kind.startswith(("response.refusal", "response.reasoning_summary")):  # beside the content
+            refusal = kind.startswith("response.refusal")
+            key = ("response.refusal" if refusal else "response.reasoning_summary_text", at, part_at)
+            if not self._text.has_aside(key):
+                self._text.aside(key, value)
+                self.first_chunk()
+            return
+        parts = self._done_parts
+        if at in self._texted and (parts is None or (at, -1) not in parts):  # its deltas carried it, or its item
+            return
+        if parts is None:
+            parts = self._done_parts = set()
+        elif (at, part_at) in parts:
+            return
+        parts.add((at, part_at))
+        parts.add((at, -1))
+        if not self.outcome.first_token_ns:
+            self.outcome.first_token_ns = self.outcome.now_ns()
+        if at == self._item:
+            self._text.add(value)
+        else:
+            self._content(at, value)
 
     def _object_delta(self, kind: str, event: dict[str, Any], delta: Any) -> None:
         """A delta that is not a string: an object of text fields (`response.reasoning.delta` and
@@ -859,9 +939,10 @@ class ResponsesObserver(SseObserver):
 
 # what a chat reply's message holds beside its content that the model wrote (vLLM's reasoning is `reasoning`,
 # formerly `reasoning_content` as llama.cpp's is; a string `tool_calls` is no call, but read all the same; a web
-# search's citations, `annotations`)
+# search's citations, `annotations`; OpenRouter's `reasoning_details`, beside its `reasoning`)
 _BESIDE_KEYS: Final = (
     "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call", "audio", "annotations",
+    "reasoning_details",
 )  # fmt: skip
 _BESIDE = frozenset(_BESIDE_KEYS)
 _MOST_CHOICES = 128  # the finish reasons recorded (`gen_ai.response.finish_reasons`): of this many choices at most

@@ -38,7 +38,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -255,6 +255,43 @@ def _one_schema(path: str) -> bool:
         name += char
     names.append(name.strip())
     return len(names) == 1 and names[0] not in ("", "$user", '"$user"')
+
+
+_DEFAULT_PATH: Final = ("$user", "public")  # PostgreSQL's search_path when nothing sets one
+
+
+def _search_path(setconfig: list[str] | None) -> list[str] | None:
+    """The schema names a role's or database's settings (`pg_db_role_setting.setconfig`, `search_path=...` among
+    them) put on the search path, as PostgreSQL reads the list: split at the commas outside double quotes, a quoted
+    name as written (`""` a quote), an unquoted one in lower case; `$user` stands for the role. None: none set."""
+    for entry in setconfig or ():
+        key, _, value = entry.partition("=")
+        if key.strip().lower() != "search_path":
+            continue
+        names: list[str] = []
+        name, quoted, was_quoted, at = "", False, False, 0
+        while at <= len(value):
+            char = value[at] if at < len(value) else ","
+            if quoted:
+                if char == '"' and value[at + 1 : at + 2] == '"':
+                    name += '"'
+                    at += 1
+                elif char == '"':
+                    quoted = False
+                else:
+                    name += char
+            elif char == '"':
+                quoted = was_quoted = True
+            elif char == ",":
+                name = name if was_quoted else name.strip().lower()
+                if name:
+                    names.append(name)
+                name, was_quoted = "", False
+            elif not char.isspace() or name:
+                name += char
+            at += 1
+        return names
+    return None
 
 
 class _Refused(Exception):
@@ -1056,27 +1093,38 @@ class PostgresStore:
 
     @staticmethod
     def _writers_elsewhere(cur: psycopg.Cursor[Any], schema: str | None) -> str | None:
-        """The roles that may write the store's chain whose default search path (`"$user", public`: no search_path
-        set for the role or the database) puts another schema first, one named as the role that it may use: a
-        writer of that role whose URL does not name the store's schema refuses to start (one of an earlier release
-        starts a new store there, and the store stops growing). None when there is none. pg_catalog's, by name."""
+        """The roles that may write the store's chain whose search path puts another schema first: the first schema
+        on the path that applies to the role (its own setting for this database, its own, the database's, else the
+        default `"$user", public`) that exists and it may use, as its connection's `current_schema()` is, is not the
+        store's (a schema named as the role, say, which anyone who can create schemas can make): a writer of that
+        role whose URL does not name the store's schema refuses to start (one of an earlier release starts a new
+        store there, and the store stops growing). None when there is none. pg_catalog's, by name."""
         if schema is None:
             return None
         cur.execute("""
-            SELECT r.rolname::pg_catalog.text FROM pg_catalog.pg_roles r JOIN pg_catalog.pg_namespace n
-                ON n.nspname OPERATOR(pg_catalog.=) r.rolname
-            WHERE r.rolcanlogin AND n.nspname OPERATOR(pg_catalog.<>) %(schema)s::pg_catalog.name
-              AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE')
+            SELECT r.rolname::pg_catalog.text,
+                (SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s
+                 WHERE s.setrole OPERATOR(pg_catalog.=) r.oid AND s.setdatabase OPERATOR(pg_catalog.=) d.oid),
+                (SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s
+                 WHERE s.setrole OPERATOR(pg_catalog.=) r.oid AND s.setdatabase OPERATOR(pg_catalog.=) 0),
+                (SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s
+                 WHERE s.setrole OPERATOR(pg_catalog.=) 0 AND s.setdatabase OPERATOR(pg_catalog.=) d.oid),
+                ARRAY(SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_namespace n
+                      WHERE pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE'))
+            FROM pg_catalog.pg_roles r, pg_catalog.pg_database d
+            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database() AND r.rolcanlogin
               AND pg_catalog.has_table_privilege(r.oid, (pg_catalog.quote_ident(%(schema)s::pg_catalog.text)
                   OPERATOR(pg_catalog.||) '.chain')::pg_catalog.regclass, 'INSERT')
-              AND NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s
-                  WHERE s.setrole OPERATOR(pg_catalog.=) ANY (ARRAY[r.oid, 0]::pg_catalog.oid[])
-                    AND s.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[0, (SELECT d.oid FROM pg_catalog.pg_database d
-                        WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())]::pg_catalog.oid[])
-                    AND pg_catalog.array_to_string(s.setconfig, ' ') OPERATOR(pg_catalog.~~) '%%search_path=%%')
             ORDER BY 1
         """, {"schema": schema})  # fmt: skip
-        roles = [str(row[0]) for row in cur.fetchall()]
+        roles: list[str] = []
+        for role, *settings, usable in cur.fetchall():
+            path = next((found for found in map(_search_path, settings) if found is not None), _DEFAULT_PATH)
+            used = set(usable or ())
+            first = next((name for name in (role if name == "$user" else name for name in path) if name in used), None)
+            if first is not None and first != schema:
+                roles.append(str(role))
+
         if not roles:
             return None
         named = ("roles " if len(roles) > 1 else "role ") + ", ".join(escaped(role) for role in roles)
