@@ -238,11 +238,13 @@ class Exchange:
         self.decision = dataclasses.replace(self.decision, upstream=upstream)
         self._resolve(upstream)
 
-    def admit_data_free(self, upstream: Upstream | None, caller: str | None) -> None:
+    def admit_data_free(self, upstream: Upstream | None, caller: str | None, model: str | None = None) -> None:
         """A call that carries no data (metadata, health, statistics, listings, a stored reply read back):
         the caller's key was checked (`Pipeline.identify_only`); it is recorded (its span, its access line,
-        its metrics) but never with a lineage edge."""
-        self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace, carries_data=False)
+        its metrics) but never with a lineage edge. `model`: the one its request names, where its path does not
+        (a gRPC ModelMetadata's message); else its target's."""
+        named = self.target.model if model is None else model
+        self.call = Call(self.adapter.name, self.target.operation, named, self.trace, carries_data=False)
         self.decision = Decision(ALLOW, upstream, caller=caller)
 
     def readmit(self, body: bytes, header: Header, current: Pipeline | None = None) -> ProxyError | None:

@@ -508,11 +508,11 @@ h2{margin:0 0 4px;font-size:18px}h3{margin:22px 0 8px;font-size:15px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th{text-align:left;font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em;
-border-bottom:2px solid var(--line);padding:8px 10px;white-space:nowrap}
+border-bottom:2px solid var(--line);padding:8px 10px}
 td{border-bottom:1px solid var(--line);padding:7px 10px;vertical-align:top}
 tbody tr:nth-child(even){background:#fafbfc}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.when{white-space:nowrap;color:var(--muted);font-variant-numeric:tabular-nums}
+td.when{color:var(--muted);font-variant-numeric:tabular-nums}
 td.reason{max-width:460px}
 .mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px;overflow-wrap:anywhere}
 td.who,td.rule{white-space:nowrap}

@@ -62,18 +62,24 @@ def bind(address: Address, *, listen: bool = True, reuse_port: bool = False) -> 
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """The addresses actually listened on (port 0 resolved)."""
+    """The addresses actually listened on (port 0 resolved); `tls`: the http and grpc listeners serve TLS
+    (`listen.tls`; the admin listener never does)."""
 
     http: Address
     grpc: Address | None
     admin: Address | None
+    tls: bool = False
 
     def describe(self) -> str:
+        """`http=HOST:PORT [grpc=...] [admin=...] [tls=http[,grpc]]`: fields of `name=value` (as scripts split the
+        ready line), the last naming the listeners that speak TLS only, so `https://` is not a guess."""
         parts = [f"http={self.http}"]
         if self.grpc:
             parts.append(f"grpc={self.grpc}")
         if self.admin:
             parts.append(f"admin={self.admin}")
+        if self.tls:
+            parts.append("tls=http,grpc" if self.grpc else "tls=http")
         return " ".join(parts)
 
 
@@ -222,7 +228,7 @@ class ProxyProcess:
 
             self._grpc = GrpcIngress(self.ref, self.channels)
             grpc = await self._grpc.start(grpc_addr, tls)
-        self.bound = Bound(http, grpc, admin)
+        self.bound = Bound(http, grpc, admin, tls is not None)
         return self.bound
 
     async def _first_probes(self) -> None:

@@ -631,7 +631,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         release([*claims, *reserved.values()])
         raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
     resolved = {name: bound_address(sock) for name, sock in reserved.items()}
-    ports = Bound(resolved["http"], resolved.get("grpc"), resolved.get("admin"))
+    ports = Bound(resolved["http"], resolved.get("grpc"), resolved.get("admin"), config.listen.tls is not None)
     context = multiprocessing.get_context("fork")
     # the workers' metric files (prometheus-client multiprocess mode); removed when the supervisor exits
     metrics_dir = tempfile.mkdtemp(prefix="lineage-proxy-metrics-")

@@ -8,6 +8,7 @@ event loops; a handshake that succeeds is served as before."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import ssl
@@ -189,7 +190,9 @@ def test_failed_handshakes_in_metrics(vllm, make_proxy, pki, tmp_path: Path) -> 
         client_context(pki, "stranger").wrap_socket(raw, server_hostname="127.0.0.1")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # plain HTTP to the TLS listener
         raw.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert raw.recv(100) == b""  # closed, unanswered
+        head, body = _whole_reply(raw).split(b"\r\n\r\n", 1)  # answered (400, saying https://), then closed
+        assert head.startswith(b"HTTP/1.1 400 "), head
+        assert json.loads(body)["error"]["code"] == "invalid_request"
     context = client_context(pki, "ca")
     text = ""
     for _ in range(100):  # the server counts the failure on its loop: the first scrape may precede it (no sleep)
@@ -201,3 +204,70 @@ def test_failed_handshakes_in_metrics(vllm, make_proxy, pki, tmp_path: Path) -> 
         'lineage_proxy_tls_handshake_failures_total{reason="http_request"} 1',
         'lineage_proxy_tls_handshake_failures_total{reason="tlsv1_alert_unknown_ca"} 1',
     ]
+
+
+def _whole_reply(raw: socket.socket) -> bytes:
+    reply = b""
+    while piece := raw.recv(65536):
+        reply += piece
+    return reply
+
+
+def _plain(port: int, request: bytes) -> bytes:
+    """A plain HTTP client (curl with http://) to the TLS listener: what it gets back, until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(request)
+        return _whole_reply(raw)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_plain_http_to_the_tls_listener_is_answered_400(pki: dict[str, Any], loop_name: str) -> None:
+    """http:// to the TLS listener got an empty reply (curl: 52, "Empty reply from server"): the TLS stack closed
+    it unanswered. Now a plain HTTP/1.1 400 (`invalid_request`, in the error shape of the path's API) says to use
+    https://, and the connection closes; it is still counted as a failed handshake (`http_request`). TLS clients
+    are served as before, on the same listener."""
+    tls = Tls(str(pki["server"].cert), str(pki["server"].key), None, False)
+
+    async def handler(request: Request, conn: HttpConnection) -> None:
+        conn.reply(request, 200, b"text/plain", b"served")
+
+    async def main() -> tuple[list[bytes], list[str], bytes]:
+        server = HttpServer(handler, Limits())
+        failed = asyncio.Queue[str]()
+        server.on_handshake_failure = failed.put_nowait
+        sock = socket.create_server(("127.0.0.1", 0))
+        sock.setblocking(False)
+        await server.start(sock, ListenerTls(tls).context)
+        port = sock.getsockname()[1]
+        replies, reasons = [], []
+        try:
+            for request in (
+                b"GET /v1/models HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+                b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+            ):
+                replies.append(await asyncio.to_thread(_plain, port, request))
+                reasons.append(await asyncio.wait_for(failed.get(), 10))
+            _, served = await handshake(port, client_context(pki, "ca"))
+            await asyncio.gather(*(conn.closed for conn in server.connections))
+        finally:
+            await server.shutdown(1)
+        return replies, reasons, served
+
+    loop = LOOPS[loop_name]()
+    try:
+        replies, reasons, served = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert reasons == ["http_request", "http_request"]
+    bodies = []
+    for reply in replies:
+        head, body = reply.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"HTTP/1.1 400 Bad Request", reply
+        assert b"Connection: close" in lines and b"Content-Type: application/json" in lines, reply
+        assert f"Content-Length: {len(body)}".encode() in lines, reply
+        bodies.append(json.loads(body))
+    openai, oip = bodies
+    assert openai["error"]["code"] == "invalid_request" and "use https://" in openai["error"]["message"]
+    assert oip["code"] == "invalid_request" and "use https://" in oip["error"]  # OIP v2 REST's shape on /v2/...
+    assert served.startswith(b"HTTP/1.1 200 ") and served.endswith(b"served")

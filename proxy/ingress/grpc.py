@@ -1025,8 +1025,9 @@ class GrpcIngress:
         held = self._hold(ex, len(request))
         try:
             caller = pipeline.identify_only(header, self._peer(context))
-            upstream = self._data_free_upstream(pipeline, adapter.read(target, request, header).model)
-            ex.admit_data_free(upstream, caller)
+            model = adapter.read(target, request, header).model
+            upstream = self._data_free_upstream(pipeline, model)
+            ex.admit_data_free(upstream, caller, model)  # named in its record, as REST's `GET /v2/models/{name}` is
         except BaseException:
             self.held -= held
             raise

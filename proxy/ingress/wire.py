@@ -30,6 +30,7 @@ import email.utils
 import errno
 import http
 import logging
+import re
 import socket
 import ssl
 import time
@@ -746,6 +747,38 @@ def _address(peer: Any) -> str:
     return str(peer)
 
 
+async def _first_bytes(loop: asyncio.AbstractEventLoop, conn: socket.socket, timeout: float) -> bytes | None:
+    """The first bytes a new connection sent, peeked (left to be read again); None when it closed or reset first.
+    Raises TimeoutError when none came within `timeout`. Waits on the socket's readiness only when they are not
+    there yet (a client speaks first on TLS, and its ClientHello is most often in by the accept)."""
+    conn.setblocking(False)
+    try:
+        return conn.recv(_PEEK, socket.MSG_PEEK) or None
+    except (BlockingIOError, InterruptedError):
+        pass
+    except OSError:
+        return None
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(conn, _wake, ready)
+    try:
+        async with asyncio.timeout(timeout):
+            await ready
+    finally:
+        loop.remove_reader(conn)
+    try:
+        return conn.recv(_PEEK, socket.MSG_PEEK) or None
+    except OSError:
+        return None
+
+
+_PEEK: Final = 1024  # bytes peeked at the start of a TLS connection: a request line's method and path, most often
+# a plain HTTP request's first bytes (a method, then a space); a TLS connection's start with 0x16 (a handshake record)
+_PLAIN_HTTP: Final = re.compile(rb"[A-Z]{3,16} ")
+# its reason and words as `handshake_failure` gives them for OpenSSL's own HTTP_REQUEST (what it said before the peek)
+_PLAIN_HTTP_FAILURE: Final = ("http_request", "a plain HTTP request: the client speaks http:// to the TLS listener "
+                                              "(answered with 400: use https://)")  # fmt: skip
+
+
 def _wake(waiter: asyncio.Future[None] | None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
@@ -981,11 +1014,32 @@ class HttpServer:
         """One TLS connection: its handshake (bounded by `limits.header_timeout_s`, as a client that never completes
         one has no protocol yet, so no timeout of ours), then served by an `HttpConnection`. A handshake that fails
         on a TLS error, or does not end in time, is counted and said (`handshake_failed`); a client that closes
-        before it ends is not (a TCP health check, a port scan)."""
+        before it ends is not (a TCP health check, a port scan). A client whose first bytes are a plain HTTP request
+        line (http:// to this listener) is answered with a plain 400 saying to use https:// (`_plain_http`), as
+        nginx does: the TLS stack would close it with no answer (curl: "Empty reply from server")."""
+        loop = asyncio.get_running_loop()
+        timeout = self.header_timeout_s
+        deadline = loop.time() + timeout  # the wait for the first bytes and the handshake together
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(
-                self, conn, ssl=context, ssl_handshake_timeout=self.header_timeout_s
+            first = await _first_bytes(loop, conn, timeout)  # a peek: the handshake reads them again
+            if first is None:  # closed or reset before a byte came (a health check): nothing to say
+                conn.close()
+                return
+            if first[:1] != b"\x16" and _PLAIN_HTTP.match(first) is not None:  # not a TLS record: an HTTP method
+                await self._plain_http(loop, conn, peer, first)
+                return
+        except TimeoutError:
+            conn.close()
+            self.handshake_failed(
+                peer, ConnectionAbortedError(f"SSL handshake is taking longer than {timeout} seconds")
             )
+            return
+        except BaseException:  # cancelled (`shutdown`): the socket is not a transport's yet
+            conn.close()
+            raise
+        try:
+            left = max(deadline - loop.time(), 0.001)
+            await loop.connect_accepted_socket(self, conn, ssl=context, ssl_handshake_timeout=left)
         except ssl.SSLError as exc:
             self.handshake_failed(peer, exc)
         except ConnectionAbortedError as exc:  # the handshake timeout (asyncio's and uvloop's own error)
@@ -996,11 +1050,37 @@ class HttpServer:
         except Exception:  # (the socket is the transport's from the start: closed with it)
             log.exception("TLS connection from %s failed", _address(peer))
 
-    def handshake_failed(self, peer: Any, exc: Exception) -> None:
-        """A TLS handshake that failed: counted by reason, and said with the client's address and the reason in a
-        warning, at most one every `HANDSHAKE_LOG_S` (each saying how many failed since the one before)."""
+    async def _plain_http(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, peer: Any, first: bytes) -> None:
+        """Answer a plain HTTP request sent to the TLS listener with a plain HTTP/1.1 400 (`invalid_request`, in the
+        error shape of its path's API) saying to use https://, then close. Counted and said as the handshake failure
+        it is (reason `http_request`, OpenSSL's own). What the client sent is read and dropped first, and after the
+        answer until it closes (at most `LINGER_S`): closing a socket with unread bytes resets it, and the client
+        could lose the answer."""
+        self.handshake_failed(peer, None)
+        target = first.split(b" ", 2)[1] if first.count(b" ") >= 1 else b""
+        path = unquote(target.split(b"?", 1)[0].decode("latin-1"))
+        error = InvalidRequest("this listener serves TLS only (listen.tls is set) and the request came as plain HTTP: "
+                               "use https:// (and the CA that issued listen.tls.cert) to reach it")  # fmt: skip
+        try:
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                while conn.recv(65536):
+                    pass
+            await loop.sock_sendall(conn, error_reply(error, [], keep_alive=False, path=path))
+            conn.shutdown(socket.SHUT_WR)
+            async with asyncio.timeout(LINGER_S):
+                while await loop.sock_recv(conn, 65536):
+                    pass
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            conn.close()
+
+    def handshake_failed(self, peer: Any, exc: Exception | None) -> None:
+        """A TLS handshake that failed (`exc` None: a plain HTTP request instead, `_plain_http`): counted by reason,
+        and said with the client's address and the reason in a warning, at most one every `HANDSHAKE_LOG_S` (each
+        saying how many failed since the one before)."""
         self.handshake_failures += 1
-        reason, text = handshake_failure(exc)
+        reason, text = handshake_failure(exc) if exc is not None else _PLAIN_HTTP_FAILURE
         if self.on_handshake_failure is not None:
             self.on_handshake_failure(reason)
         now = self.now()

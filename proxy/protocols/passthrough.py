@@ -57,7 +57,12 @@ class Adapter:
             return _LORA_SCALES
         parts = split_path(path)
         model, version = (parts[0], parts[1]) if parts else ("", None)
-        return Target("passthrough", model, version, carries_data=method not in _NO_DATA_METHODS)
+        if method not in _NO_DATA_METHODS:
+            return Target("passthrough", model, version)
+        # an OIP call that carries no data (model metadata, readiness, health, statistics) is `metadata`, as the same
+        # question over gRPC (`oip_grpc`'s data-free RPCs) is: one operation for one question on either listener
+        return Target("metadata" if path.startswith("/v2/") or path == "/v2" else "passthrough", model, version,
+                      carries_data=False)  # fmt: skip
 
     def merge(self, listings: list[Any]) -> bytes:
         raise NotImplementedError("passthrough has no merged listing")

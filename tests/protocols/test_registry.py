@@ -86,7 +86,8 @@ def test_other_methods_on_inference_paths_match_no_inference_adapter(method: str
     assert ADAPTERS["oip"].match(method, path) is None
     adapter, target = dispatch(method, path)
     assert adapter is ADAPTERS["passthrough"]
-    assert target.operation == "passthrough"
+    # one carrying no data on an OIP path is `metadata`, as gRPC's data-free RPCs are
+    assert target.operation == ("metadata" if method in ("GET", "HEAD") and path.startswith("/v2/") else "passthrough")
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,8 @@ def test_post_to_other_paths_falls_through_to_passthrough(path: str) -> None:
 @given(method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]), path=st.text(max_size=60))
 def test_passthrough_matches_anything(method: str, path: str) -> None:
     target = ADAPTERS["passthrough"].match(method, path)
-    assert target is not None and target.operation == "passthrough"
+    metadata = not target.carries_data and (path == "/v2" or path.startswith("/v2/"))
+    assert target.operation == ("metadata" if metadata else "passthrough")
     openai, oip = ADAPTERS["openai"].match(method, path), ADAPTERS["oip"].match(method, path)
     assert openai is None or oip is None  # no request is two protocols at once
 
