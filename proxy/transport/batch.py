@@ -30,17 +30,20 @@ class Outbox:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.busy = 0  # calls being served (the HTTP ingress counts them)
-        self._waiting: list[tuple[asyncio.Transport, bytes]] = []
+        # the writes waiting, as two lists in step (the transport, the bytes): no tuple made and freed a write
+        self._to: list[asyncio.Transport] = []
+        self._data: list[bytes] = []
         self._after: list[Callable[[], None]] = []
         self._scheduled = False
 
     def write(self, transport: asyncio.Transport, data: bytes) -> None:
         """`transport.write(data)`: now when fewer than `BATCH_FROM` calls are in flight and no write waits, else at
         the end of this turn of the loop."""
-        if self.busy < BATCH_FROM and not self._waiting:
+        if self.busy < BATCH_FROM and not self._to:
             transport.write(data)
             return
-        self._waiting.append((transport, data))
+        self._to.append(transport)
+        self._data.append(data)
         if not self._scheduled:
             self._schedule()
 
@@ -53,7 +56,7 @@ class Outbox:
 
     def waiting(self, transport: asyncio.Transport) -> int:
         """Bytes written to `transport` that wait for the end of the turn."""
-        return sum(len(data) for to, data in self._waiting if to is transport)
+        return sum(len(data) for to, data in zip(self._to, self._data, strict=True) if to is transport)
 
     def _schedule(self) -> None:
         self._scheduled = True
@@ -62,11 +65,15 @@ class Outbox:
     def flush(self) -> None:
         """Send every write waiting, in order (those to a transport closed meanwhile are dropped). One that fails
         (a transport whose writing side was shut) is reported to the loop and costs no other its bytes."""
-        waiting = self._waiting
+        waiting = self._to
         if not waiting:
             return
-        self._waiting = []
-        for transport, data in waiting:
+        pieces = self._data
+        self._to = []
+        self._data = []
+        for i in range(len(waiting)):
+            transport = waiting[i]
+            data = pieces[i]
             if not transport.is_closing():
                 try:
                     transport.write(data)

@@ -229,6 +229,19 @@ class ReplyParser:
         self.pieces.clear()  # one deque for all the connection's replies: whoever takes its pieces empties it
         self.buffered = 0
 
+    def let_go(self) -> None:
+        """The reply was read to its end and its connection goes back to the pool: what the parser kept of it (the
+        head, its fields, the reply's first bytes, held for messages) is let go now, with the call that used it,
+        rather than when the connection carries its next request. With many calls in flight that is many calls
+        later: each idle connection held its last reply's objects and first packet (~1.3 KB for a small chat reply)
+        while other calls' objects were made and freed around them. Replaced, never emptied: a Response made from
+        them keeps reading them."""
+        self.head = None
+        self.raw_fields = []
+        self._head_start = b""
+        self._reason = b""
+        self._tail = b""
+
     def feed(self, data: bytes) -> None:
         """The next bytes from the connection; raises UpstreamProtocolError when they are not HTTP/1.1."""
         if self.done:  # bytes after a complete reply: the connection cannot be trusted again

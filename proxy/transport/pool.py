@@ -427,6 +427,7 @@ class ConnectionPool:
 
     def put(self, conn: Connection, reusable: bool) -> None:
         if reusable and not self.closed and not self.retired:
+            conn.parser.let_go()  # its reply is its call's: freed with it, not when the connection is next used
             conn.idle_since = time.monotonic()
             conn.idle = True
             self.idle.append(conn)
