@@ -81,8 +81,8 @@ def _class_table() -> bytes:
             table[byte] = ord("A")
         elif char in " .-+():@_%/,|\t\r\n":
             table[byte] = byte
-        elif byte in _CONTROL_BYTES or byte in _LINE_BREAKS:
-            table[byte] = _CONTROL_CLASS
+        elif byte < 0x80 and (byte in _CONTROL_BYTES or byte in _LINE_BREAKS):  # ASCII's: 0x85 (NEL's code) is a
+            table[byte] = _CONTROL_CLASS  # UTF-8 continuation byte here (`х`, `Å`), the rest of a letter, no break
         elif byte >= 128:
             table[byte] = ord("~")
     return bytes(table)

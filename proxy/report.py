@@ -399,8 +399,9 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
             for i, (name, (first, last)) in enumerate(steps)
             if i >= earlier
         )
-        if earlier > 0:
-            path = f'<span class="muted">{earlier} earlier checkpoints</span> → {path}'
+        if earlier > 0:  # the first shown told from those not shown as from any before it: replaced them, or beside
+            joint = "→" if steps[earlier][1][0] > ends[earlier - 1] else "+"
+            path = f'<span class="muted">{earlier} earlier checkpoints</span> {joint} {path}'
         changes.append(f"<li><b>{esc(caller)}</b> acting for <b>{esc(purpose or '-')}</b>: {path}</li>")
     if changes:
         more = ""

@@ -32,3 +32,19 @@ def test_models_used_side_by_side_are_no_swap_and_a_replacement_is() -> None:
     shown = changes(rows)
     assert re.sub(r"\s+", " ", shown["app"]) == "smollm2 + iris:1"
     assert re.sub(r"\s+", " ", shown["batch"]) == "llama@v1 → llama@v2 + iris:1"
+
+
+def test_checkpoints_not_shown_are_told_from_the_first_shown_as_any_before_it() -> None:
+    """Past STEPS_MOST checkpoints the oldest are counted, not shown: the sign between them and the first one shown
+    was always `→`, a replacement, also where that one served beside them (a caller using ten models at once read as
+    swapping to one); a real replacement still reads `→`."""
+    side_by_side = [
+        EdgeRow(EdgeKey("app", "assistant", "", f"m{n}", "", "allow"), T + n, T + 3600, 3, None) for n in range(10)
+    ]
+    swapped = [
+        EdgeRow(EdgeKey("batch", "evaluation", "", f"v{n}", "", "allow"), T + 100 * n, T + 100 * n + 50, 3, None)
+        for n in range(10)
+    ]
+    shown = {caller: re.sub(r"<[^>]+>", "", path) for caller, path in changes(side_by_side + swapped).items()}
+    assert re.sub(r"\s+", " ", shown["app"]) == "2 earlier checkpoints + m2 + m3 + m4 + m5 + m6 + m7 + m8 + m9"
+    assert re.sub(r"\s+", " ", shown["batch"]) == "2 earlier checkpoints → v2 → v3 → v4 → v5 → v6 → v7 → v8 → v9"

@@ -771,6 +771,10 @@ async def _first_bytes(loop: asyncio.AbstractEventLoop, conn: socket.socket, tim
         return None
 
 
+# reads of 64 KiB of a plain HTTP request's bytes before its answer (`_plain_http`), on the loop's turn: the rest is
+# read after the answer, a read a turn, for at most LINGER_S. Not until none is waiting: a client that kept sending
+# (a large upload to http://) held the event loop, every other connection's calls with it, as long as it did
+_DRAIN_READS: Final = 16
 _PEEK: Final = 1024  # bytes peeked at the start of a TLS connection: a request line's method and path, most often
 # a plain HTTP request's first bytes (a method, then a space); a TLS connection's start with 0x16 (a handshake record)
 _PLAIN_HTTP: Final = re.compile(rb"[A-Z]{3,16} ")
@@ -1053,23 +1057,26 @@ class HttpServer:
     async def _plain_http(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, peer: Any, first: bytes) -> None:
         """Answer a plain HTTP request sent to the TLS listener with a plain HTTP/1.1 400 (`invalid_request`, in the
         error shape of its path's API) saying to use https://, then close. Counted and said as the handshake failure
-        it is (reason `http_request`, OpenSSL's own). What the client sent is read and dropped first, and after the
-        answer until it closes (at most `LINGER_S`): closing a socket with unread bytes resets it, and the client
-        could lose the answer."""
+        it is (reason `http_request`, OpenSSL's own). What the client sent is read and dropped first (what is in, at
+        most `_DRAIN_READS` reads), and after the answer until it closes (at most `LINGER_S`, one read a turn of the
+        loop): closing a socket with unread bytes resets it, and the client could lose the answer."""
         self.handshake_failed(peer, None)
         target = first.split(b" ", 2)[1] if first.count(b" ") >= 1 else b""
         path = unquote(target.split(b"?", 1)[0].decode("latin-1"))
         error = InvalidRequest("this listener serves TLS only (listen.tls is set) and the request came as plain HTTP: "
                                "use https:// (and the CA that issued listen.tls.cert) to reach it")  # fmt: skip
         try:
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                while conn.recv(65536):
-                    pass
+            with contextlib.suppress(BlockingIOError, InterruptedError):  # what is in now, `_DRAIN_READS` reads at most
+                for _ in range(_DRAIN_READS):
+                    if not conn.recv(65536):
+                        break
             await loop.sock_sendall(conn, error_reply(error, [], keep_alive=False, path=path))
             conn.shutdown(socket.SHUT_WR)
             async with asyncio.timeout(LINGER_S):
                 while await loop.sock_recv(conn, 65536):
-                    pass
+                    # (a read that finds bytes waiting does not suspend: a client sending faster than this reads
+                    # held the event loop, every connection's calls, until it stopped)
+                    await asyncio.sleep(0)
         except (OSError, TimeoutError):
             pass
         finally:
