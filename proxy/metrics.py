@@ -280,6 +280,9 @@ class Metrics:
         self.tls_handshake_failures = Counter(
             p + "tls_handshake_failures", "TLS handshakes the HTTP listener failed, by OpenSSL's reason (timeout: "
             "not completed within limits.header_timeout_s).", ["reason"], registry=registry)  # fmt: skip
+        self.grpc_calls_refused = Counter(
+            p + "grpc_calls_refused", "Calls the gRPC listener refused RESOURCE_EXHAUSTED, unread and unrecorded, as "
+            "it was serving limits.grpc_max_calls calls at once.", registry=registry)  # fmt: skip
         self._upstreams: dict[str, _Buckets] = {}
         self._reported_up: set[str] = set()  # the upstreams `upstream_up` has a series of (`publish`)
         self._hits: dict[tuple[str, str], _Value] = {}
@@ -313,6 +316,10 @@ class Metrics:
     def tls_handshake_failed(self, reason: str) -> None:
         """A TLS handshake on the HTTP listener failed (`HttpServer.handshake_failed`)."""
         self.tls_handshake_failures.labels(reason).inc()
+
+    def grpc_busy(self) -> None:
+        """A call refused by the gRPC listener past limits.grpc_max_calls (`GrpcIngress.busy`)."""
+        self.grpc_calls_refused.inc()
 
     # -- scrape
 

@@ -112,7 +112,7 @@ class ProxyProcess:
             self.channels = GrpcChannels()
         self.book = self._book(config)
         if self.channels is not None:
-            self.channels.use(config.upstreams, config.limits.grpc_stream_window_bytes)
+            self.channels.use(config.upstreams, self.channels.window_for(config.limits))
         self.metrics = Metrics(enabled=config.telemetry.metrics)
         sinks = self._sinks(config, self.metrics)
         self.runtime = Runtime(self.book, FanOut(sinks), self.metrics)
@@ -400,7 +400,7 @@ class ProxyProcess:
             self.pool.use(new.upstreams)  # the pools of upstreams it no longer names close their idle connections
         self.pool.reread_tls()  # HTTPS upstreams' files renewed in place: for the next connections
         if self.channels is not None:
-            self.channels.use(new.upstreams, new.limits.grpc_stream_window_bytes)  # a channel made with other
+            self.channels.use(new.upstreams, self.channels.window_for(new.limits))  # a channel made with other
             # settings, TLS files or window is replaced
             if self._grpc is not None:
                 self._grpc.end_retired_watches()  # relayed to a server the config may no longer name

@@ -41,9 +41,16 @@ from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
-from proxy.protocols.oip_grpc import PASSTHROUGH
+from proxy.protocols.oip_grpc import HEALTH_CHECK, HEALTH_WATCH, PASSTHROUGH
 from proxy.tls import check_pair, identities_from_auth_context, listener_files
-from proxy.transport.grpc_channels import GrpcChannels, SentMetadata, grpc_ms, upstream_status, window_options
+from proxy.transport.grpc_channels import (
+    GrpcChannels,
+    SentMetadata,
+    call_window,
+    grpc_ms,
+    upstream_status,
+    window_options,
+)
 from proxy.transport.http11 import keep
 
 _NOT_FORWARDED: Final = frozenset(
@@ -88,6 +95,14 @@ Metadata = Sequence[tuple[str, str | bytes]]
 WATCH_REQUEST_BYTES: Final = 4096
 
 
+# calls beyond limits.grpc_max_calls that only grpc's standard health check (grpc.health.v1 Check and Watch) may
+# take (`GrpcIngress.service`): a Kubernetes gRPC probe, or a load balancer's, is answered while the listener is busy
+# (refused, it read a busy pod as unhealthy and killed it exactly then). A health call's request is a service name
+HEALTH_RESERVE: Final = 16
+_HEALTH_METHODS: Final = frozenset((HEALTH_CHECK, HEALTH_WATCH))
+BUSY: Final = "the gRPC listener is serving limits.grpc_max_calls calls at once; try again later"
+
+
 def _timeouts(limits: Limits) -> tuple[float, float, int, int, int, int]:
     """What of `limits` a grpc server takes at its start besides max_body_bytes: its pings, idle connections closed,
     handshakes, the connections it takes, the calls each may hold at once, the calls it holds at once and each
@@ -97,10 +112,10 @@ def _timeouts(limits: Limits) -> tuple[float, float, int, int, int, int]:
 
 
 def listener_window(limits: Limits) -> int:
-    """Each call's receive window on the gRPC listener: limits.grpc_stream_window_bytes, at most
-    limits.bodies_max_bytes / limits.grpc_max_calls (at least HTTP/2's initial 65535), so that what grpc reads of
-    clients' requests ahead of the proxy, every call at once (`grpc_max_calls`), is at most bodies_max_bytes."""
-    return max(65_535, min(limits.grpc_stream_window_bytes, limits.bodies_max_bytes // limits.grpc_max_calls))
+    """Each call's receive window on the gRPC listener (`call_window`, the upstream channels' too): at most
+    limits.bodies_max_bytes / limits.grpc_max_calls, so that what grpc reads of clients' requests ahead of the proxy,
+    every call at once (`grpc_max_calls`), is at most bodies_max_bytes."""
+    return call_window(limits)
 
 
 class _Received:
@@ -370,6 +385,12 @@ class GrpcIngress:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spent: list[tuple[Any, ...]] = []  # what unary calls left, freed on the next turn (`_free_after_reply`)
         self.held = 0  # bytes of the unary requests being served (`_hold`), at most limits.bodies_max_bytes
+        # the calls being served, every server generation together (`service`), and limits.grpc_max_calls as the
+        # serving server was opened with (`_open`); the handler of a call refused past it (`_busy`)
+        self.calls = 0
+        self._max_calls = 0
+        self._busy_handler = grpc.stream_stream_rpc_method_handler(bound1(self.busy, BUSY))
+        self.refused_busy = 0  # calls refused so (also lineage_proxy_grpc_calls_refused_total)
         self.hurried = asyncio.Event()  # drains are cut short now (`_retire`): a second Ctrl-C, or SIGUSR1
         self.hurried_by = "a second SIGINT"  # what cut them short, as their log line names it (`ProxyProcess.hurry`)
 
@@ -422,11 +443,12 @@ class GrpcIngress:
         # what grpc reads of a call's requests ahead of the proxy, limits.grpc_stream_window_bytes a call (`window_options`):
         # measured from the bandwidth-delay product, an upload to an upstream that reads nothing held 129 MiB at 20 ms
         # round trip, 463 MiB and growing at 80 ms. At most limits.grpc_max_calls calls at once, all connections
-        # together (grpc counts a call from its start, before its request arrives; past it RESOURCE_EXHAUSTED, before
-        # any handler runs), each reading ahead at most bodies_max_bytes / grpc_max_calls (`listener_window`): calls
-        # were bounded only by max_connections x max_concurrent_streams, ~35 MiB each that the proxy did not read
-        calls = min(limits.grpc_max_calls, 2**31 - 1)
-        server = grpc.aio.server(maximum_concurrent_rpcs=calls, options=[*window_options(listener_window(limits)),
+        # together (counted by the proxy from a call's start, before its request arrives: `service`), each reading
+        # ahead at most bodies_max_bytes / grpc_max_calls (`listener_window`): calls were bounded only by
+        # max_connections x max_concurrent_streams, ~35 MiB each that the proxy did not read. Not grpc's own count
+        # (maximum_concurrent_rpcs): it refused health checks alike, and its refusals reached no handler, so nothing
+        # counted them
+        server = grpc.aio.server(options=[*window_options(listener_window(limits)),
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
             ("grpc.max_metadata_size", metadata), ("grpc.absolute_max_metadata_size", metadata),
             ("grpc.server_handshake_timeout_ms", handshake_ms), ("grpc.max_connection_idle_ms", idle_ms),
@@ -463,6 +485,7 @@ class GrpcIngress:
         self._scheme = "https" if tls is not None else "http"
         self._client_auth, self._limit, self._timeouts = client_auth, max_body_bytes, _timeouts(limits)
         self._metadata_limit = limits.max_header_bytes
+        self._max_calls = limits.grpc_max_calls
         return server, port
 
     def _renewal(self) -> grpc.ServerCertificateConfiguration | None:
@@ -581,6 +604,17 @@ class GrpcIngress:
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The handler for a method: by the adapter that matches it; other methods pass through."""
         method: str = details.method
+        # grpc.aio looks a call's handler up in the call's own task, before it reads the call's request: counted from
+        # here to that task's end, as grpc's own limit counted. Past limits.grpc_max_calls a call is refused
+        # RESOURCE_EXHAUSTED without its request read (`busy`); a health check may take HEALTH_RESERVE more
+        if self.calls >= self._max_calls and (
+            method not in _HEALTH_METHODS or self.calls >= self._max_calls + HEALTH_RESERVE
+        ):
+            return self._busy_handler
+        task = asyncio.current_task()
+        if task is not None:
+            self.calls += 1
+            task.add_done_callback(self._ended)
         handler = self._handlers.get(method)
         if handler is not None:
             return handler
@@ -603,6 +637,17 @@ class GrpcIngress:
             return handler
         # any other method (whatever name a client sends): made per call, never cached
         return grpc.stream_stream_rpc_method_handler(bound1(self.passthrough, method))
+
+    def _ended(self, _: object) -> None:
+        self.calls -= 1
+
+    async def busy(self, details: str, requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """A call past limits.grpc_max_calls (`service`): refused RESOURCE_EXHAUSTED, its request unread, and
+        counted (lineage_proxy_grpc_calls_refused_total). No record: the proxy has read nothing of the call but its
+        method, and a flood of them would be a flood of records."""
+        self.refused_busy += 1
+        self.ref.current.runtime.metrics.grpc_busy()
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, details)
 
     # -- the steps every handler shares
 

@@ -28,7 +28,7 @@ UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_le
 _CHANNEL_OPTIONS = [*UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0), *RECONNECT_OPTIONS]
 
 
-WINDOW_BYTES: Final = Limits().grpc_stream_window_bytes
+WINDOW_BYTES: Final = Limits().grpc_stream_window_bytes  # (`use` is told the config's: `call_window`)
 
 
 def window_options(window: int) -> list[tuple[str, int]]:
@@ -38,6 +38,16 @@ def window_options(window: int) -> list[tuple[str, int]]:
     at most about `window` of what the proxy has not passed on, and moves at most `window` a round trip. A message
     larger than it still passes: grpc widens one stream's window for the message it is reading."""
     return [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window)]
+
+
+def call_window(limits: Limits) -> int:
+    """Each gRPC call's receive window, on the listener (the client's requests) and on the upstream channels (the
+    upstream's replies): limits.grpc_stream_window_bytes, at most limits.bodies_max_bytes / limits.grpc_max_calls (at
+    least HTTP/2's initial 65535). The listener takes at most grpc_max_calls calls at once, and each makes at most
+    one upstream call: what grpc reads ahead of the proxy, every call at once, is at most bodies_max_bytes on each
+    side. (The channels' window was grpc_stream_window_bytes alone: upstreams flooding clients that read nothing held
+    up to grpc_max_calls x 32 MiB, 16 GiB with the defaults.)"""
+    return max(65_535, min(limits.grpc_stream_window_bytes, limits.bodies_max_bytes // limits.grpc_max_calls))
 
 
 def grpc_ms(seconds: float) -> int:
@@ -123,7 +133,7 @@ class GrpcChannels:
     """One keep-alive channel per gRPC upstream, made as the config in force says.
 
     A reload (`use`) that changes how an upstream is reached — its address, its TLS settings, the
-    contents of its TLS files, or its `connect_timeout_s` — retires its channel (limits.grpc_stream_window_bytes:
+    contents of its TLS files, or its `connect_timeout_s` — retires its channel (each call's window, `call_window`:
     every channel): the next call opens a new
     one, and the old one closes once the calls made on it have ended. A call decided on the config a reload replaced goes the way that
     config said, on a channel of its own that closes when the call ends.
@@ -138,8 +148,8 @@ class GrpcChannels:
         self._window = WINDOW_BYTES  # each stream's receive window (`window_options`)
 
     def use(self, upstreams: Iterable[Upstream], window: int = WINDOW_BYTES) -> None:
-        """The config in force (at start and on every reload), with its limits.grpc_stream_window_bytes; TLS files are
-        read again here."""
+        """The config in force (at start and on every reload), with each call's window (`call_window` of its limits);
+        TLS files are read again here."""
         self._wanted = {u.name: u for u in upstreams if u.grpc}
         rewindowed = window != self._window
         self._window = window
@@ -156,6 +166,11 @@ class GrpcChannels:
                     continue
             del self.opened[name]
             self._retire(entry.channel)
+
+    @staticmethod
+    def window_for(limits: Limits) -> int:
+        """Each call's receive window on the channels, as `limits` say (`call_window`)."""
+        return call_window(limits)
 
     def in_use(self, channel: grpc.aio.Channel) -> bool:
         """Whether `channel` is the one an upstream of the config in force takes its calls on (not retired)."""
