@@ -265,22 +265,26 @@ def json_unescaped(text: str) -> str:
     return _JSON_ESCAPE.sub(_unescape_one, text)
 
 
-def unescaped(body: bytes, texts: Iterable[str]) -> tuple[str, ...]:
+def unescaped(body: bytes, texts: Iterable[str], reprinted: list[str] | None = None) -> tuple[str, ...]:
     """The texts holding JSON `\\uXXXX` escapes, with them decoded: a tool call's `arguments` is JSON in
     a string, which servers parse and print again unescaped (vLLM, then a template's `tojson` with
     `ensure_ascii=False`), so `alice\\u0040example.com` reaches the model as an address. Empty unless
-    the body holds an escaped backslash before a `u` (searches in C: a memchr for a backslash first)."""
+    the body holds an escaped backslash before a `u` (searches in C: a memchr for a backslash first). Then
+    `reprinted`, the numbers of such `arguments` as servers print them again (`reprinted_numbers`)."""
     if _BACKSLASH not in body or b"\\\\u" not in body:
-        return ()
-    return tuple(json_unescaped(text) for text in texts if "\\u" in text)
+        return tuple(reprinted) if reprinted else ()
+    decoded = tuple(json_unescaped(text) for text in texts if "\\u" in text)
+    return decoded + tuple(reprinted) if reprinted else decoded
 
 
-def request_strings(data: dict[str, Any], rendered: frozenset[str], out: list[str]) -> bool:
+def request_strings(
+    data: dict[str, Any], rendered: frozenset[str], out: list[str], reprinted: list[str] | None = None
+) -> bool:
     """Every string of a request body that may reach the model, in body order: each top-level value but
     the parameters (numbers, booleans, null) and `NOT_DATA`, so a field the proxy does not know (an
     engine's own, a new API's) is scanned, not skipped. Values under `rendered` keys are what chat
     templates print whole (tool definitions, schemas, template arguments): `rendered_strings`; the
-    rest (messages, prompts, inputs) `user_strings`. False when some were past `MAX_STRINGS`."""
+    rest (messages, prompts, inputs) `user_strings` (`reprinted` as there). False when some were past `MAX_STRINGS`."""
     whole = True
     for key, value in data.items():
         kind = type(value)
@@ -289,7 +293,7 @@ def request_strings(data: dict[str, Any], rendered: frozenset[str], out: list[st
         if key in rendered:
             whole = rendered_strings(value, out) and whole
         else:
-            whole = user_strings(value, out) and whole
+            whole = user_strings(value, out, reprinted) and whole
             if kind is dict and key in _TOKENIZED_KEYS:  # (a dict's key compared only: most bodies have no dict here)
                 whole = tokenized_keys(value, out) and whole
     return whole
@@ -317,12 +321,14 @@ def tokenized_keys(value: dict[str, Any], out: list[str]) -> bool:
     return True
 
 
-def user_strings(value: Any, out: list[str]) -> bool:
+def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None) -> bool:
     """Every user-data string in a JSON value (messages, prompts, documents), in document order. Framing
     is skipped: the string values of `_STRING_FRAMING` keys (a role only when it is a standard one) and
     binary payloads (`_PAYLOADS`); a framing key whose value is an object or a list is walked, so a
     user's own key named `id` or `url` hides nothing. Iterative: no nesting is too deep. At most
-    `MAX_STRINGS` are taken: False when some were left (the adapter marks the request `unscanned`)."""
+    `MAX_STRINGS` are taken: False when some were left (the adapter marks the request `unscanned`). A tool call's
+    `arguments` string's numbers written with an exponent go to `reprinted` as servers print them (`reprinted_numbers`;
+    into `out` when it is None)."""
     if type(value) is str:
         if value:
             out.append(value)
@@ -349,6 +355,10 @@ def user_strings(value: Any, out: list[str]) -> bool:
                         payloads = key == "input" or id(item) in printed_as_repr
                         whole = rendered_strings(printed, out, payloads=payloads) and whole
                         children = [child for child in children if child is not printed]
+            elif block == "file":  # a chat file part: its data is not read, its name is (as an `input_file`'s)
+                name = _file_name(item.get("file"))
+                if name:
+                    children.append(name)
             elif block is None and item.get("role", "user") != "user" and type(item.get("content")) is list:
                 # vLLM prints a tool result outside a user message as the Python repr of its blocks: an
                 # image's `source` (its link, its base64) is text the model reads there
@@ -359,6 +369,8 @@ def user_strings(value: Any, out: list[str]) -> bool:
                 # (`args.dump()`), keys and numbers too, as a tool call's `input` is
                 whole = rendered_strings(arguments, out) and whole
                 children = [child for child in children if child is not arguments]
+            elif type(arguments) is str and _EXPONENT.search(arguments) is not None:
+                whole = reprinted_numbers(arguments, out if reprinted is None else reprinted) and whole
         elif type(item) is list:
             children = item
         else:
@@ -388,6 +400,48 @@ def _printed_whole(part: Any) -> bool:
         return False
     kind = part.get("type")
     return type(kind) is str and kind in _PRINTED_WHOLE
+
+
+# a JSON number written with an exponent (`4.111111111111111e15`, `41111111111111110E-1`)
+_EXPONENT: Final = re.compile(r"[0-9][eE][+-]?[0-9]")
+
+
+def reprinted_numbers(arguments: str, out: list[str]) -> bool:
+    """The numbers of a tool call's `arguments` (JSON in a string) that hold an exponent, as servers print them again:
+    vLLM parses the string (`json.loads`) and its template prints the object (`tojson`), llama.cpp `json::parse`s and
+    `dump`s it, so `{"card": 4.111111111111111e15}` reaches the model as `{"card": 4111111111111111.0}`, digits no
+    detector found in the string as sent. Each such number as Python writes it (nlohmann's `dump` writes the same);
+    nothing when the string is not JSON (the server refuses it, or prints it as it is). Python's `json` when orjson
+    refuses it: vLLM's reads `NaN` and integers past 64 bits too. False when some were past `MAX_STRINGS`."""
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        try:
+            value = json.loads(arguments)
+        except (ValueError, RecursionError):
+            return True
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if len(out) >= MAX_STRINGS:
+                return False
+            out.append(repr(item))
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return True
+
+
+def _file_name(file: Any) -> str | None:
+    """A chat file part's `filename` (`{"type": "file", "file": {"filename", "file_data"}}`): text a server may
+    show the model (OpenAI does), and the Responses API's `input_file` carries it beside its data, where it is read."""
+    if type(file) is not dict:
+        return None
+    name = file.get("filename")
+    return name if type(name) is str else None
 
 
 def _standard_role(role: Any) -> bool:

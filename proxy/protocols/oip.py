@@ -112,6 +112,9 @@ FRAMING_PARAMETERS = frozenset({
     SHARED_MEMORY, "shared_memory_byte_size", "shared_memory_offset", "sequence_id", "sequence_start",
     "sequence_end", "priority", "timeout", "headers",
 })  # fmt: skip
+# ... of those, the ones a tensor's own `parameters` (an input's, a requested output's) hold that the server takes for
+# itself: MLServer hands a tensor's `parameters.headers` to the runtime with its data, as it does the request's
+TENSOR_FRAMING_PARAMETERS = FRAMING_PARAMETERS - {"headers"}
 # ... of those, the ones a request's own `parameters` (not a tensor's) hold that the server takes for itself: Triton
 # hands every other one to the backend as the request's parameters (`TRITONSERVER_InferenceRequestSetStringParameter`),
 # so a string under a tensor's framing name there (`content_type`, `headers`, `classification`) reaches the model
@@ -359,12 +362,12 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
         whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS) and whole
     for given in (tensor.get("parameters") for tensor in inputs):
         if isinstance(given, dict) and given:
-            whole = parameter_strings(given, texts) and whole
+            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS) and whole
     outputs = data.get("outputs")
     for requested in outputs if isinstance(outputs, list) else ():  # MLServer hands a requested output's
         given = requested.get("parameters") if isinstance(requested, dict) else None  # parameters to the model too
         if isinstance(given, dict) and given:
-            whole = parameter_strings(given, texts) and whole
+            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS) and whole
     shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
     sequence, starts = rest_sequence(model, parameters)
     return Request(model, "infer", False, tuple(texts), (), labels, version,

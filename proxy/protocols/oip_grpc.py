@@ -31,6 +31,7 @@ from proxy.protocols.oip import (
     REQUEST_FRAMING_PARAMETERS,
     SEQUENCE_PARAMETERS,
     SHARED_MEMORY,
+    TENSOR_FRAMING_PARAMETERS,
     U64,
     add_decoded_texts,
     bytes_tensor_strings,
@@ -434,7 +435,7 @@ def _tensor(
                 labels += labels_parameter(text)
             elif name == "content_type":
                 base64 = text == "base64"
-            elif name not in FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
+            elif name not in TENSOR_FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
                 if text is None:
                     text = _parameter_number(buf, pos, stop)
                 if text:
@@ -484,7 +485,7 @@ def _requested_output(buf: bytes, start: int, stop: int, texts: list[str]) -> bo
             name, text = _parameter(buf, first, last)
             if name == SHARED_MEMORY:
                 shared = True
-            elif name not in FRAMING_PARAMETERS:
+            elif name not in TENSOR_FRAMING_PARAMETERS:
                 if text is None:
                     text = _parameter_number(buf, first, last)
                 if text:

@@ -137,8 +137,11 @@ _NATIVE_PARAMS: Final = {
     **{key: _PARAMS[key] for key in ("max_tokens", "temperature", "top_p", "top_k", "frequency_penalty",
                                      "presence_penalty", "seed", "stop")},
 }  # fmt: skip
-# where llama.cpp's native bodies may carry token ids (text the proxy cannot read, which the model reads whole)
-_NATIVE_TOKENS = ("prompt", "content", "tokens", "input", "query", "documents", "texts", "input_extra")
+# where llama.cpp's native bodies may carry token ids (text the proxy cannot read, which the model reads whole): an
+# infill's `input_prefix` and `input_suffix` too, which llama-server reads as a prompt is (`tokenize_mixed`: strings and
+# token ids mixed)
+_NATIVE_TOKENS = ("prompt", "content", "tokens", "input", "query", "documents", "texts", "input_extra", "input_prefix",
+                  "input_suffix")  # fmt: skip
 
 
 def read_request(operation: str, body: bytes) -> Request:
@@ -151,7 +154,8 @@ def read_request(operation: str, body: bytes) -> Request:
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
     joined = join_text_parts(data.get("messages") if operation != "responses" else data.get("input"))
     texts: list[str] = []
-    whole = request_strings(data, _RENDERED[operation], texts)
+    reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them (most calls: none)
+    whole = request_strings(data, _RENDERED[operation], texts, reprinted)
     # token ids (vLLM, llama.cpp), prompt embeddings and a template of the request's own: what the model reads
     # there, the proxy cannot
     unread = "prompt_embeds" in data or embedded_prompt(data.get("messages")) or own_template(data)
@@ -181,7 +185,7 @@ def read_request(operation: str, body: bytes) -> Request:
     lora = data.get("lora")
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
-                   decoded=unescaped(body, texts), builds_on=builds_on, stored=stored)  # fmt: skip
+                   decoded=unescaped(body, texts, reprinted), builds_on=builds_on, stored=stored)  # fmt: skip
 
 
 def read_native(operation: str, body: bytes) -> Request:
@@ -200,7 +204,8 @@ def read_native(operation: str, body: bytes) -> Request:
     if operation == "apply_template" and not isinstance(messages, list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
     texts: list[str] = []
-    whole = request_strings(_without_media(data), _RENDERED[operation], texts)
+    reprinted: list[str] = []
+    whole = request_strings(_without_media(data), _RENDERED[operation], texts, reprinted)
     unread = "prompt_embeds" in data or embedded_prompt(messages) or own_template(data)
     whole = whole and not unread and not any(token_ids(data.get(key)) for key in _NATIVE_TOKENS)
     names = _NATIVE_PARAMS
@@ -213,7 +218,8 @@ def read_native(operation: str, body: bytes) -> Request:
     lora = data.get("lora")
     return Request(model, _GEN_AI_OPERATION[operation], data.get("stream") is True, tuple(texts), tuple(params),
                    unscanned=not whole, version=None if lora is None else lora_version(lora),
-                   joined=join_text_parts(messages) if messages is not None else (), decoded=unescaped(body, texts),
+                   joined=join_text_parts(messages) if messages is not None else (),
+                   decoded=unescaped(body, texts, reprinted),
                    unrouted=not model)  # fmt: skip
 
 
