@@ -95,9 +95,10 @@ CLIENT_CLAIMS = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forward
 _XFF: Final = b"x-forwarded-for"
 
 # what is never forwarded to the upstream: by (strips the caller's Authorization, and its x-api-key too (where the
-# proxy reads it: `x_api_key_path`), reads the reply)
-_NOT_FORWARDED: Final = {
-    (strips, x_api_key, observe): HOP_BY_HOP
+# proxy reads it: `x_api_key_path`), reads the reply), at `_not_forwarded`'s index (a tuple, not a dict keyed by a
+# tuple of three: no tuple made and hashed a call)
+_NOT_FORWARDED: Final = tuple(
+    HOP_BY_HOP
     | CLIENT_CLAIMS
     | {b"traceparent"}
     | ({b"authorization"} if strips else set())
@@ -106,7 +107,15 @@ _NOT_FORWARDED: Final = {
     for strips in (False, True)
     for x_api_key in (False, True)
     for observe in (False, True)
-}
+)
+
+
+def _not_forwarded(strips: bool, x_api_key: bool, observe: bool) -> frozenset[bytes]:
+    """The fields never forwarded (`_NOT_FORWARDED`) when the caller's key is held back (`strips`), its `x-api-key` is
+    a key (`x_api_key`), the reply is read (`observe`)."""
+    return _NOT_FORWARDED[(4 if strips else 0) + (2 if x_api_key else 0) + (1 if observe else 0)]
+
+
 _TRACESTATE: Final = frozenset({b"tracestate"})
 # fields that say how the body forwarded as it came is to be read: a Connection header may not make them hop-by-hop
 _DESCRIBE_BODY = frozenset({b"content-encoding", b"content-type", b"inference-header-content-length"})
@@ -125,8 +134,9 @@ def _names_version(target: str) -> bool:
 
 def forward_fields(
     request: Request, ex: Exchange, api_key: str | None, observe: bool, forwarded: tuple[bytes, bytes] = NO_PEER
-) -> bytes:
-    """The request's header block as the upstream gets it: the fields as sent (bytes, never decoded
+) -> list[bytes]:
+    """The request's header block as the upstream gets it, in pieces (`ConnectionPool._head` joins them once, with the
+    request line and a small body): the fields as sent (bytes, never decoded
     and encoded again) less hop-by-hop ones, the caller's key and its claims of where it came from (`CLIENT_CLAIMS`),
     then the proxy's own: X-Forwarded-For and X-Forwarded-Proto from `forwarded` (the connection's, made once for it:
     `HttpConnection.forwarded`), the caller's X-Forwarded-For list before the peer's address, as nginx's
@@ -134,7 +144,7 @@ def forward_fields(
     The caller's key is held back once callers have keys, when the upstream has its own, and when the call is rerouted
     (`Exchange.rerouted`).
     A Connection header naming a field that describes the body (`_DESCRIBE_BODY`) is refused (InvalidRequest)."""
-    skip = _NOT_FORWARDED[bool(ex.pipeline.strips_auth or api_key or ex.rerouted()), ex.x_api_key, observe]
+    skip = _not_forwarded(ex.pipeline.strips_auth or bool(api_key) or ex.rerouted(), ex.x_api_key, observe)
     listed = _tokens(request.header("connection"))
     chain = _XFF not in listed  # else the caller's list is hop-by-hop by its own word: the peer's address alone
     if listed and not listed <= skip:
@@ -152,7 +162,7 @@ def forward_fields(
         # the caller's trace was not joined (W3C: a tracestate alone is discarded), or its tracestate is not one the
         # span keeps (`kept_tracestate`: malformed, or past W3C's bounds): not forwarded either
         skip = skip | _TRACESTATE
-    out: list[bytes] = []  # the pieces, joined once (no bytes made a field to be joined again)
+    out: list[bytes] = []  # the pieces, joined once with the request line (no bytes made a field, nor a block)
     callers: list[bytes] | None = None  # the caller's X-Forwarded-For values
     known = _LOWER  # (a name seen before, as most are: its lower case without a call)
     for name, value in request.headers:
@@ -180,7 +190,7 @@ def forward_fields(
         out.append(f"Authorization: Bearer {api_key}\r\n".encode())
     if observe:
         out.append(b"Accept-Encoding: identity\r\n")  # the proxy reads replies to record them
-    return b"".join(out)
+    return out
 
 
 def reply_fields(
@@ -485,6 +495,9 @@ class HttpIngress:
             fields = forward_fields(request, ex, upstream.api_key, observe, conn.forwarded)
         except InvalidRequest as refused:  # recorded as the refusal it is, nothing sent
             raise ex.refuse(refused, "connection") from None
+        # the fields as sent are read once, here (`request.header` keeps them decoded): their tuples are let go before
+        # the upstream wait, not kept to the call's end (the pool takes `fields`' pieces into the request's head)
+        request.headers.clear()
         try:
             # what only the record and the reply need is done once the request is on its way (`ex.forwarded`)
             resp = await self.pool.request(upstream, request.method, request.target, fields, body, ex.forwarded)

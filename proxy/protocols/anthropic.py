@@ -28,7 +28,7 @@ from proxy.protocols.sse import SseObserver
 PATHS = ("/v1/messages", "/messages")
 # the Anthropic API's paths its SDK calls here, with its key in `x-api-key`: the Messages API (read by this
 # adapter), token counting (passed through) and the models' listing (`GET /v1/models`, `/v1/models/{id}`)
-X_API_KEY_PATHS = frozenset({*PATHS, "/v1/messages/count_tokens", "/v1/models"})
+X_API_KEY_PATHS: Final = frozenset({*PATHS, "/v1/messages/count_tokens", "/v1/models"})
 _TARGET = Target("chat")
 # the prompt's token count (Claude Code asks it before its calls): the body is a Messages request's, read as one, so
 # it is checked as the call it counts for would be (unread, it was refused while zones are configured)

@@ -39,7 +39,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -59,7 +59,9 @@ IDLE_S = 4.0
 # it held, for up to the metadata request's 10 s, at every discovery round and every client's listing
 METADATA_MAX_BYTES: Final = 16 << 20
 READ_OFF_MAX: Final = 1 << 20  # bytes of a reply past its call's end read off to keep its connection (`read_off`)
-Fields = list[tuple[str, str]] | bytes  # a request's header fields, or their block already encoded
+# a request's header fields; or their block already encoded, whole or in pieces (`forward_fields`: joined once, with
+# the request line, and the list emptied)
+Fields = list[tuple[str, str]] | list[bytes] | bytes
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -247,7 +249,8 @@ class ConnectionPool:
         sent: Callable[[], None] | None = None,
     ) -> Response:  # fmt: skip
         """Send one request; returns once the reply's head is in (its body follows through the Response).
-        `headers`: (name, value) pairs, or a header block already encoded (`Name: value\r\n` lines).
+        `headers`: (name, value) pairs, or a header block already encoded (`Name: value\r\n` lines), whole or as a
+        list of pieces (taken: the list is emptied once they are in the head).
         `aside`: on a new connection outside `max_connections`, closed after its reply (`get` only).
         `sent`: called once the request is written (to the transport, or, with several calls in flight, to
         the loop's outbox, which sends it with the turn's other writes: `proxy.transport.batch`), before the
@@ -307,8 +310,11 @@ class ConnectionPool:
         lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: ".encode("latin-1"), self.host_header, b"\r\n"]
         if isinstance(headers, bytes):
             lines.append(headers)
+        elif headers and isinstance(headers[0], bytes):  # a block in pieces: joined once, here, and let go
+            lines.extend(headers)
+            headers.clear()
         else:
-            for name, value in headers:
+            for name, value in cast(list[tuple[str, str]], headers):
                 lines.append(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape"))
         if body or method not in IDEMPOTENT:
             lines.append(b"Content-Length: %d\r\n" % len(body))
