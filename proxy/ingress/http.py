@@ -37,7 +37,6 @@ from proxy.ingress.wire import (
     Request,
     connection_field,
     date_header,
-    encode_fields,
     list_members,
     status_line,
 )
@@ -63,7 +62,7 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 # reply headers only the proxy may set: an upstream's own are dropped, never passed off as the proxy's
 OWNED = frozenset({b"x-data-labels", b"x-trace-id"})
-NO_BODY_STATUSES = frozenset({204, 304})
+NO_BODY_STATUSES: Final = frozenset({204, 304})
 # how an upstream fails mid-reply (a client that leaves is a ConnectionResetError from the writes)
 _UPSTREAM_BROKE = (UpstreamClosed, UpstreamProtocolError, TimeoutError)
 
@@ -85,7 +84,7 @@ def _tokens(value: str | None) -> frozenset[bytes]:
 
 _NO_TOKENS: frozenset[bytes] = frozenset()
 _TOKENS: dict[str, frozenset[bytes]] = {}
-_TOKENS_VALUE_MAX = 256  # characters (bytes) of a Connection value kept
+_TOKENS_VALUE_MAX: Final = 256  # characters (bytes) of a Connection value kept
 
 
 # what a caller says about where the call came from (the client's address, scheme, host): never passed on as it came.
@@ -118,9 +117,9 @@ def _not_forwarded(strips: bool, x_api_key: bool, observe: bool) -> frozenset[by
 
 _TRACESTATE: Final = frozenset({b"tracestate"})
 # fields that say how the body forwarded as it came is to be read: a Connection header may not make them hop-by-hop
-_DESCRIBE_BODY = frozenset({b"content-encoding", b"content-type", b"inference-header-content-length"})
+_DESCRIBE_BODY: Final = frozenset({b"content-encoding", b"content-type", b"inference-header-content-length"})
 # what is never passed back from the upstream: framing, and what only the proxy may say
-_NOT_RETURNED = HOP_BY_HOP | OWNED
+_NOT_RETURNED: Final = HOP_BY_HOP | OWNED
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
 _NOT_AN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a '%' without the two hex digits of an escape (RFC 3986)
 
@@ -194,13 +193,12 @@ def forward_fields(
 
 
 def reply_fields(
-    out: list[bytes], raw: list[tuple[bytes, bytes]], names: list[bytes], lineage: list[tuple[str, str]],
-    base: str | None,
+    out: list[bytes], raw: list[tuple[bytes, bytes]], names: list[bytes], lineage: bytes, base: str | None,
 ) -> None:  # fmt: skip
     """The upstream's header block as the client gets it, added to `out` in pieces (the reply's head, and a small
     body, are joined once): its fields as received (`names`: theirs lower-case) less hop-by-hop ones (those its
     Connection fields name too, but for those that describe the body, `_DESCRIBE_BODY`) and those only the proxy may
-    set (`x-lineage-*` and `OWNED`), then the lineage headers. A `Location` on the upstream itself (`base`: its URL) is made a path, so a client that follows a
+    set (`x-lineage-*` and `OWNED`), then the lineage headers (`lineage`: `Exchange.lineage_fields`). A `Location` on the upstream itself (`base`: its URL) is made a path, so a client that follows a
     redirect comes back through the proxy, not around it to an address it should not know."""
     skip = _NOT_RETURNED
     if b"connection" in names:
@@ -221,7 +219,7 @@ def reply_fields(
         out.append(b": ")
         out.append(value)
         out.append(b"\r\n")
-    out.append(encode_fields(lineage))
+    out.append(lineage)
 
 
 def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> frozenset[bytes]:
@@ -239,7 +237,7 @@ def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> fr
     return tokens
 
 
-_RAW_TOKENS: dict[bytes, frozenset[bytes]] = {}
+_RAW_TOKENS: Final[dict[bytes, frozenset[bytes]]] = {}
 
 
 def _on_proxy(location: bytes, base: str) -> bytes:
@@ -571,7 +569,7 @@ class HttpIngress:
         out = [_status_line(resp.status, resp.reason)]
         if b"date" not in names:
             out.append(date_header())
-        reply_fields(out, raw, names, ex.lineage_headers(), upstream.url if upstream is not None else None)
+        reply_fields(out, raw, names, ex.lineage_fields(), upstream.url if upstream is not None else None)
         out.append(framing)
         out.append(b"\r\n")
         out.append(body)
@@ -747,7 +745,7 @@ def _status_line(status: int, reason: str) -> bytes:
     return line
 
 
-_STATUS_LINES: dict[tuple[int, str], bytes] = {}
+_STATUS_LINES: Final[dict[tuple[int, str], bytes]] = {}
 
 
 def _frame(data: bytes, chunked: bool) -> bytes:

@@ -950,13 +950,14 @@ _BESIDE_KEYS: Final = (
     "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call", "audio", "annotations",
     "reasoning_details",
 )  # fmt: skip
-_BESIDE = frozenset(_BESIDE_KEYS)
-_MOST_CHOICES = 128  # the finish reasons recorded (`gen_ai.response.finish_reasons`): of this many choices at most
+_BESIDE: Final = frozenset(_BESIDE_KEYS)
+# the finish reasons recorded (`gen_ai.response.finish_reasons`): of this many choices at most
+_MOST_CHOICES: Final = 128
 # what a streamed choice's text waiting for the choices before it costs beside its characters (its slot in the
 # dict, its buffer), past the first `_FEW` that wait: counted against the room of what waits, so a stream of
 # many choices is bounded as one of long texts is
-_WAITING = 192
-_FEW = 64
+_WAITING: Final = 192
+_FEW: Final = 64
 
 
 # a citation's keys that are its framing, not what a client shows of it: its kind, the ids of the file it cites (its

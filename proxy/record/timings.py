@@ -9,11 +9,12 @@ proxy. Per call: two to four histogram observations on children resolved once.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from proxy.flow import Call, Decision, Outcome
 from proxy.metrics import Metrics, histogram_series
 
-_PII = "pii:"
+_PII: Final = "pii:"
 
 
 class TimingRecorder:

@@ -123,7 +123,7 @@ def _key(name: str) -> bytes:
     return key
 
 
-_KEYS: dict[str, bytes] = {}
+_KEYS: Final[dict[str, bytes]] = {}
 
 
 def lower_name(name: bytes) -> bytes:

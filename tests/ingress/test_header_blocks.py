@@ -91,7 +91,7 @@ def test_the_forwarded_block_is_the_same(pipe: Pipeline, fields: list[tuple[byte
 def reply_block(raw: list[tuple[bytes, bytes]], lineage: list[tuple[str, str]], base: str | None) -> bytes:
     """`reply_fields`' block for `raw`, its names lower-cased as the reply parser gives them."""
     out: list[bytes] = []
-    reply_fields(out, raw, [name.lower() for name, _ in raw], lineage, base)
+    reply_fields(out, raw, [name.lower() for name, _ in raw], encode_fields(lineage), base)
     return b"".join(out)
 
 
