@@ -54,6 +54,7 @@ from proxy.flow import (
     REROUTE,
     RESPONSE,
     UNKNOWN_PURPOSE,
+    UPSTREAM,
     Call,
     Decision,
     KeyMemo,
@@ -398,11 +399,13 @@ class Exchange:
     def _decoding(self, coding: str) -> bool:
         """A reply's Content-Encoding (the proxy asked for none, `Accept-Encoding: identity`, but an upstream may code
         it all the same): its client undoes it and reads the output, so the observer is given the bytes decoded. One
-        layer of gzip or deflate is read, as a request body's is; False for any other (`br`, `zstd`, two layers)."""
-        name = coding.strip(" \t").lower()
-        if name == "" or name == "identity":
+        layer of gzip or deflate is read, as a request body's is; False for any other (`br`, `zstd`, two layers).
+        `coding` is the list of every Content-Encoding field, as its client reads them (RFC 9110: `identity` and empty
+        elements name no coding), so `identity, gzip` is gzip."""
+        names = [name for part in coding.split(",") if (name := part.strip(" \t").lower()) and name != "identity"]
+        if not names:
             return True
-        bits = CODINGS.get(name)
+        bits = CODINGS.get(names[0]) if len(names) == 1 else None
         if bits is None:
             return False
         self._coding = bits
@@ -662,13 +665,30 @@ class Exchange:
             runtime.stored.remember(outcome.response_id, labels | {TRUNCATED} if unread else labels)
 
     def _checkpoint_from_response(self) -> None:
+        """The checkpoint the reply's model names, where none was known for the model asked for; or where the reply
+        names another model than was asked for, which the upstream's own metadata says another checkpoint serves (an
+        upstream that answered a call for `a` with model `b`, listed as weights B, served B, whatever `a` is: the
+        record says B, not what a call for `a` would have reached). A pin in config is never overruled, nor are the
+        weights asked for when the reply's model names the same (an alias of them; a llama.cpp adapter's base)."""
         outcome = self.outcome
-        if outcome.checkpoint is not None or not outcome.response_model:
+        model = outcome.response_model
+        if not model:
             return
+        known = outcome.checkpoint
+        if known is not None:
+            call = self.call
+            if call is None or model == call.model or model == known or outcome.checkpoint_source != UPSTREAM:
+                return
         decision = self.decision
         upstream = decision.upstream if decision is not None else None
         book = self._book or self.pipeline.runtime.book
-        found = book.resolve(upstream, outcome.response_model, learn=False) if upstream is not None else None
+        found = book.resolve(upstream, model, learn=False) if upstream is not None else None
+        if known is not None and (
+            found is None
+            or found.source != UPSTREAM
+            or (found.parent or found.name) == (outcome.checkpoint_parent or known)
+        ):
+            return  # the reply's model is not named, or is the same weights (an alias; an adapter's base as asked)
         if found is not None:  # the upstream's metadata names what the reply's model is
             outcome.provider = found.provider
             outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
@@ -677,7 +697,7 @@ class Exchange:
                 found.parent,
             )
         else:
-            outcome.checkpoint, outcome.checkpoint_source = printable_name(outcome.response_model), RESPONSE
+            outcome.checkpoint, outcome.checkpoint_source = printable_name(model), RESPONSE
 
     async def recorded(self) -> None:
         """Wait until a new flow's first record is durable. Shielded: a client that leaves cancels

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import re
 from collections.abc import Callable
 from typing import Final
 
@@ -50,6 +51,8 @@ log = logging.getLogger("lineage_proxy.baseline")
 
 _NONE: Final[frozenset[str]] = frozenset()
 _TRUNCATED: Final = frozenset({TRUNCATED})  # also: an adapter left content past a scan limit unread
+# a tool call's argument number as a server prints it again (`reprinted_numbers`: Python's repr of a double)
+_PRINTED_NUMBER: Final = re.compile(r"-?(?:[0-9.]+(?:e[+-]?[0-9]+)?|inf|nan)")
 
 
 class Runtime:
@@ -322,7 +325,8 @@ class Pipeline:
 
     def _content(self, request: Request) -> tuple[str, ...]:
         """The input text as captured (`telemetry.capture_content`), masked. A value split across content
-        parts is in no part to mask: such a call's content is withheld rather than captured half-masked."""
+        parts is in no part to mask: such a call's content is withheld rather than captured half-masked; so is one written
+        with JSON escapes or as a tool call's argument number the server prints otherwise (`Request.decoded`)."""
         mask = self.detectors.mask
         masked = tuple(mask(t) for t in request.texts)
         if request.joined:
@@ -330,6 +334,9 @@ class Pipeline:
             if self.detectors.scan_all(split) - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
+            numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))
+            if numbers and self.detectors.scan_all(numbers) - _TRUNCATED:  # (`reprinted_numbers`)
+                return ("[withheld: a detected value is written as a number the server prints otherwise]",)
             return ("[withheld: a detected value is written with JSON escapes]",)
         return masked
 

@@ -22,7 +22,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -390,17 +389,17 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
     for (caller, purpose), by_name in changed[:TABLE_MOST]:
         steps = sorted(by_name.items(), key=lambda item: item[1][0])
         earlier = len(steps) - STEPS_MOST
-        # `→` where a checkpoint was first seen after every one before it was last seen (it replaced them), `+` where
-        # one before it still served this caller and purpose (two models used side by side): no swap
-        ends = list(accumulate((last for _, (_, last) in steps), max))
+        # each sign is of a pair, a checkpoint and the one just before it: `→` where it was first seen after that one
+        # was last seen (it replaced it), `+` where that one still served this caller and purpose (two models used
+        # side by side): no swap. Not against all before it: a swap beside a model used throughout read `+`
         path = "".join(
-            ("" if i == max(earlier, 0) else " → " if first > ends[i - 1] else " + ")
+            ("" if i == max(earlier, 0) else " → " if first > steps[i - 1][1][1] else " + ")
             + f'<span class="mono">{esc(name)}</span> <span class="muted">({_day(first)} – {_day(last)})</span>'
             for i, (name, (first, last)) in enumerate(steps)
             if i >= earlier
         )
-        if earlier > 0:  # the first shown told from those not shown as from any before it: replaced them, or beside
-            joint = "→" if steps[earlier][1][0] > ends[earlier - 1] else "+"
+        if earlier > 0:  # the first shown told from the last one not shown, as any from the one before it
+            joint = "→" if steps[earlier][1][0] > steps[earlier - 1][1][1] else "+"
             path = f'<span class="muted">{earlier} earlier checkpoints</span> {joint} {path}'
         changes.append(f"<li><b>{esc(caller)}</b> acting for <b>{esc(purpose or '-')}</b>: {path}</li>")
     if changes:
@@ -408,9 +407,9 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
         if len(changed) > TABLE_MOST:
             more = (f'<p class="muted">{len(changed) - TABLE_MOST} more callers and purposes served by more than one '
                     "checkpoint not shown here: <code>lineage-proxy edges</code> lists every flow.</p>")  # fmt: skip
-        legend = ('<p class="muted">→: first seen after every checkpoint before it was last seen (a replacement); +: '
-                  "seen while one before it still served the same caller and purpose (models used side by side, or "
-                  "sidecars of a fleet part-way through an update).</p>")  # fmt: skip
+        legend = ('<p class="muted">Each sign compares a checkpoint with the one just before it. →: first seen after '
+                  "that one was last seen (a replacement); +: seen while that one still served the same caller and "
+                  "purpose (models used side by side, or sidecars of a fleet part-way through an update).</p>")  # fmt: skip
         out += f'<h3>Changes</h3>{legend}<ul class="changes">{"".join(changes)}</ul>{more}'
     else:
         out += '<p class="muted">No caller and purpose was served by more than one checkpoint in this window.</p>'

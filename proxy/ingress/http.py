@@ -503,7 +503,10 @@ class HttpIngress:
             raise ex.upstream_failed(exc) from None
         large = False  # a reply read whole that is not written in one send: waited for until its client has it
         try:
-            ex.head(resp.status, resp.headers.get, resp.content_length, resp.headers.get("Content-Encoding"))
+            coding = resp.headers.get("Content-Encoding")
+            if coding is not None:  # (rare: the proxy asks for none) every field, as its client reads them all
+                coding = ", ".join(resp.headers.getall("Content-Encoding"))
+            ex.head(resp.status, resp.headers.get, resp.content_length, coding)
             streamed = (
                 resp.content_length is None
                 or resp.content_length > ex.pipeline.config.limits.buffer_max_bytes

@@ -771,6 +771,37 @@ async def _first_bytes(loop: asyncio.AbstractEventLoop, conn: socket.socket, tim
         return None
 
 
+async def _method_rest(
+    loop: asyncio.AbstractEventLoop, conn: socket.socket, first: bytes, deadline: float
+) -> bytes | None:
+    """The bytes that decide whether a connection whose first bytes, `first` (peeked), are capitals only (an HTTP
+    method's start, no TLS record's: `_METHOD_START`) speaks plain HTTP: read, not peeked (a socket whose bytes are
+    left unread stays readable, and a wait on it would spin), until they are no method's start any more. None when
+    it closed or reset first; TimeoutError past `deadline` (the loop's clock)."""
+    try:
+        got = conn.recv(len(first))
+    except OSError:
+        return None
+    while _METHOD_START.fullmatch(got) is not None:
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(conn, _wake, ready)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await ready
+        finally:
+            loop.remove_reader(conn)
+        try:
+            more = conn.recv(_PEEK)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError:
+            return None
+        if not more:
+            return None
+        got += more
+    return got
+
+
 # reads of 64 KiB of a plain HTTP request's bytes before its answer (`_plain_http`), on the loop's turn: the rest is
 # read after the answer, a read a turn, for at most LINGER_S. Not until none is waiting: a client that kept sending
 # (a large upload to http://) held the event loop, every other connection's calls with it, as long as it did
@@ -778,9 +809,18 @@ _DRAIN_READS: Final = 16
 _PEEK: Final = 1024  # bytes peeked at the start of a TLS connection: a request line's method and path, most often
 # a plain HTTP request's first bytes (a method, then a space); a TLS connection's start with 0x16 (a handshake record)
 _PLAIN_HTTP: Final = re.compile(rb"[A-Z]{3,16} ")
+# first bytes that could still begin one (sent in pieces: `G`, then `ET / ...`): the bytes after them decide
+_METHOD_START: Final = re.compile(rb"[A-Z]{1,16}")
 # its reason and words as `handshake_failure` gives them for OpenSSL's own HTTP_REQUEST (what it said before the peek)
 _PLAIN_HTTP_FAILURE: Final = ("http_request", "a plain HTTP request: the client speaks http:// to the TLS listener "
                                               "(answered with 400: use https://)")  # fmt: skip
+
+
+def _not_tls() -> ssl.SSLError:
+    """What OpenSSL says of a connection's first bytes that are not a TLS record (its reason, for the count)."""
+    exc = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    exc.reason = "WRONG_VERSION_NUMBER"
+    return exc
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
@@ -1029,6 +1069,15 @@ class HttpServer:
             if first is None:  # closed or reset before a byte came (a health check): nothing to say
                 conn.close()
                 return
+            if first[:1] != b"\x16" and _METHOD_START.fullmatch(first) is not None:  # a method's start, in pieces
+                first = await _method_rest(loop, conn, first, deadline)  # read: no handshake can follow
+                if first is None:  # closed or reset meanwhile
+                    conn.close()
+                    return
+                if _PLAIN_HTTP.match(first) is None:  # no method, and no TLS record either
+                    conn.close()
+                    self.handshake_failed(peer, _not_tls())
+                    return
             if first[:1] != b"\x16" and _PLAIN_HTTP.match(first) is not None:  # not a TLS record: an HTTP method
                 await self._plain_http(loop, conn, peer, first)
                 return

@@ -369,7 +369,7 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
                 # (`args.dump()`), keys and numbers too, as a tool call's `input` is
                 whole = rendered_strings(arguments, out) and whole
                 children = [child for child in children if child is not arguments]
-            elif type(arguments) is str and _EXPONENT.search(arguments) is not None:
+            elif type(arguments) is str and _REPRINTED.search(arguments) is not None:
                 whole = reprinted_numbers(arguments, out if reprinted is None else reprinted) and whole
         elif type(item) is list:
             children = item
@@ -402,15 +402,20 @@ def _printed_whole(part: Any) -> bool:
     return type(kind) is str and kind in _PRINTED_WHOLE
 
 
-# a JSON number written with an exponent (`4.111111111111111e15`, `41111111111111110E-1`)
-_EXPONENT: Final = re.compile(r"[0-9][eE][+-]?[0-9]")
+# a JSON number that may print otherwise once parsed: written with an exponent (`4.111111111111111e15`,
+# `41111111111111110E-1`), or with more digits than a double holds (`4111111111111110.99999999` prints
+# `4111111111111111.0`; up to 15 significant digits a double prints as written)
+_REPRINTED: Final = re.compile(r"[0-9][eE][+-]?[0-9]|[0-9.]{17}")
+_BEFORE_NUMBER: Final = frozenset(" \t\n\r:,[")  # what stands before and after a JSON number
+_AFTER_NUMBER: Final = frozenset(" \t\n\r,]}")
 
 
 def reprinted_numbers(arguments: str, out: list[str]) -> bool:
-    """The numbers of a tool call's `arguments` (JSON in a string) that hold an exponent, as servers print them again:
-    vLLM parses the string (`json.loads`) and its template prints the object (`tojson`), llama.cpp `json::parse`s and
-    `dump`s it, so `{"card": 4.111111111111111e15}` reaches the model as `{"card": 4111111111111111.0}`, digits no
-    detector found in the string as sent. Each such number as Python writes it (nlohmann's `dump` writes the same);
+    """The numbers of a tool call's `arguments` (JSON in a string) as servers print them again, when that is not as
+    they stand in the string (`_REPRINTED`, `_written`): vLLM parses the string (`json.loads`) and its template prints
+    the object (`tojson`), llama.cpp `json::parse`s and `dump`s it, so `{"card": 4.111111111111111e15}` (or
+    `4111111111111110.99999999`) reaches the model as `{"card": 4111111111111111.0}`, digits no detector found in the
+    string as sent. Each such number as Python writes it (nlohmann's `dump` writes the same up to 15 digits);
     nothing when the string is not JSON (the server refuses it, or prints it as it is). Python's `json` when orjson
     refuses it: vLLM's reads `NaN` and integers past 64 bits too. False when some were past `MAX_STRINGS`."""
     try:
@@ -425,14 +430,30 @@ def reprinted_numbers(arguments: str, out: list[str]) -> bool:
         item = stack.pop()
         kind = type(item)
         if kind is float:
+            printed = repr(item)
+            if _written(printed, arguments):  # read in the string as sent already (most numbers)
+                continue
             if len(out) >= MAX_STRINGS:
                 return False
-            out.append(repr(item))
+            out.append(printed)
         elif kind is dict:
             stack.extend(item.values())
         elif kind is list:
             stack.extend(item)
     return True
+
+
+def _written(number: str, text: str) -> bool:
+    """Whether `number` stands in `text` as a JSON number of its own (not a piece of a longer one or of a word,
+    `94111111111111111.05` or `x4111111111111111.0` holding `4111111111111111.0`), where the detectors read it as it
+    is printed."""
+    start = text.find(number)
+    while start >= 0:
+        end = start + len(number)
+        if (start == 0 or text[start - 1] in _BEFORE_NUMBER) and (end == len(text) or text[end] in _AFTER_NUMBER):
+            return True
+        start = text.find(number, start + 1)
+    return False
 
 
 def _file_name(file: Any) -> str | None:
@@ -1247,16 +1268,17 @@ NOT_JSON: Final = object()  # what `reply_json` gives for bytes that are not JSO
 VISIBLE: Final = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON white space
 
 
-def reply_json(data: bytes, text: OutputText) -> Any:
+def reply_json(data: bytes, text: OutputText, whole: bool = False) -> Any:
     """A reply's JSON (whole, or an event's) as its client reads it; `NOT_JSON` when it is none, or nested deeper
     than can be read (orjson's 1,024 levels, then Python's stack), which the caller says was not read. orjson reads
     it; what orjson refuses but a client reads all the same is read as that client reads it (`_client_json`). `text`
-    keeps the JSON text (a reference), for a value written with a large double (`json_text`)."""
+    keeps the JSON text (a reference), for a value written with a large double (`json_text`). `whole`: `data` is a
+    whole reply's body (not an event's data), which a client may read in UTF-16 or UTF-32 (`_client_json`)."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         text.source = None  # (read by Python's `json`: its integers have their digits)
-        return _client_json(data, text)
+        return _client_json(data, text, whole)
     text.source = data
     return value
 
@@ -1310,16 +1332,27 @@ def ends_early(data: bytes) -> bool:
     return False
 
 
-def _client_json(data: bytes, text: OutputText) -> Any:
+def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
     """A lone surrogate escape (`JSON.parse`, Python's `json`), a byte order mark before the JSON and an integer of
     more than 4,300 digits (`fetch().json()`), `NaN` (Python's `json`); bytes that are not UTF-8 each as U+FFFD (a
-    browser's `fetch().json()`), `text` then labelled `scan:truncated`, as what they stood for was not read."""
-    try:
-        decoded = data.decode("utf-8-sig")  # (a byte order mark dropped, as a client's UTF-8 decode drops it)
+    browser's `fetch().json()`), `text` then labelled `scan:truncated`, as what they stood for was not read. JSON in
+    UTF-16 or UTF-32 (zero bytes in its first four, or their byte order mark), a `whole` reply's body, as Python's
+    `json.loads` of the bytes reads it (httpx's `Response.json()`, so the openai SDK's; tritonclient's rapidjson
+    reads UTF-8 only); never an event's data, which SSE clients decode as UTF-8."""
+    encoding = json.detect_encoding(data) if whole else "utf-8"
+    if not encoding.startswith("utf-8"):
+        try:
+            decoded = data.decode(encoding, "surrogatepass")
+        except UnicodeDecodeError:
+            return NOT_JSON  # (a client's `json.loads` fails too)
         whole = True
-    except UnicodeDecodeError:
-        decoded = data.decode("utf-8-sig", "replace")
-        whole = False
+    else:
+        try:
+            decoded = data.decode("utf-8-sig")  # (a byte order mark dropped, as a client's UTF-8 decode drops it)
+            whole = True
+        except UnicodeDecodeError:
+            decoded = data.decode("utf-8-sig", "replace")
+            whole = False
     try:
         value = json.loads(decoded, parse_int=_parse_int)
     except (ValueError, RecursionError):

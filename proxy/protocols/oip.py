@@ -515,7 +515,7 @@ class RestReplyObserver:
         except InvalidRequest:
             self._unread(data)
             return
-        reply = reply_json(head, self._text)
+        reply = reply_json(head, self._text, True)
         if not isinstance(reply, dict):
             self._ended_early = reply is NOT_JSON and ends_early(head)
             self._unread(data)

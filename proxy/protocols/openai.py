@@ -600,6 +600,7 @@ class ReplyObserver(SseObserver):
 # streamed output: the deltas of an item's text (a whole reply's content parts: a message's text, a reasoning
 # item's) and of what a tool call holds (`_ITEM_TEXTS`); and the deltas of what the model wrote beside them
 # (`OutputText.aside`)
+_NO_PART: Final = object()  # `ResponsesObserver._part` before a delta of the open item came (no `content_index` is it)
 _ITEM_DELTAS = (
     "response.output_text.delta",
     "response.function_call_arguments.delta",
@@ -659,9 +660,13 @@ class ResponsesObserver(SseObserver):
         self._texted: set[int] = set()  # the items whose text streamed (or was read whole: `_unstreamed`)
         self._summarized: set[int] | None = None  # the reasoning items whose summary streamed (None: none did)
         self._cited: set[tuple[int, int]] | None = None  # the (item, part) whose citations were read (None: none)
-        # the (item, part) whose text was read from the events that end it (`_done`), and (item, -1) for those items
-        # (None: none)
+        # the (item, part) whose text was read from the events that end it (`_done`, None: none)
         self._done_parts: set[tuple[int, int]] | None = None
+        # the (item, part) whose text deltas carried (None: none); the part of the open item whose deltas are read as
+        # they come (its `content_index`: a delta of another part is read through `_part_delta`, which notes it)
+        self._streamed: set[tuple[int, int]] | None = None
+        self._part: Any = _NO_PART
+        self._whole_items: set[int] | None = None  # the items read whole (`_unstreamed`: none of their text streamed)
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
@@ -726,10 +731,12 @@ class ResponsesObserver(SseObserver):
                 index = event.get("output_index")
                 if not isinstance(index, int):
                     index = 0
-                if index == self._item:  # (a stream's every delta but its items' first)
+                # (a stream's every delta but its parts' first; `is`: the small ints JSON parsers give are one object
+                # each, and a part told otherwise is read through `_part_delta`, only slower)
+                if index == self._item and event.get("content_index") is self._part:
                     self._text.add(delta)
                 else:
-                    self._content(index, delta)
+                    self._part_delta(index, event.get("content_index"), delta)
             elif delta is not None and type(delta) is not str:  # not the API's string: its strings, beside
                 self._object_delta(kind, event, delta)
             if event.get("logprobs"):  # an output text's, the tokens of its delta (OpenAI sends `[]` without)
@@ -809,15 +816,15 @@ class ResponsesObserver(SseObserver):
                 self._text.aside(key, value)
                 self.first_chunk()
             return
+        streamed, whole = self._streamed, self._whole_items
+        if (streamed is not None and (at, part_at) in streamed) or (whole is not None and at in whole):
+            return  # its own deltas carried it (not another part's of its item), or its item was read whole
         parts = self._done_parts
-        if at in self._texted and (parts is None or (at, -1) not in parts):  # its deltas carried it, or its item
-            return
         if parts is None:
             parts = self._done_parts = set()
         elif (at, part_at) in parts:
             return
         parts.add((at, part_at))
-        parts.add((at, -1))
         if not self.outcome.first_token_ns:
             self.outcome.first_token_ns = self.outcome.now_ns()
         if at == self._item:
@@ -849,13 +856,18 @@ class ResponsesObserver(SseObserver):
         content) likewise, read whole unless it streamed."""
         if type(item) is not dict:
             return
-        if index in self._texted:  # its text streamed; the citations of its parts may come here only
-            content = item.get("content")
+        if index in self._texted:  # its text streamed: a part of it no delta nor `.done` event carried is read here,
+            content = item.get("content")  # and the citations of its parts may come here only
             for part_at, part in enumerate(content if type(content) is list else ()):
-                if type(part) is dict and part.get("annotations"):
-                    self._cite(index, part_at, part["annotations"])
+                if type(part) is dict:
+                    if part.get("annotations"):
+                        self._cite(index, part_at, part["annotations"])
+                    self._done("response.content_part.done", {"output_index": index, "content_index": part_at}, part)
             return
         self._texted.add(index)
+        if self._whole_items is None:
+            self._whole_items = set()
+        self._whole_items.add(index)
         summarized = self._summarized is not None and index in self._summarized
         for piece in self._item_texts(index, item, summary=not summarized):
             if index == self._item:
@@ -875,6 +887,19 @@ class ResponsesObserver(SseObserver):
         cited.add((at, part))
         self._text.aside_strings(("response.annotation", at, part), cited_strings(annotations), apart=True)
 
+    def _part_delta(self, index: int, part: Any, delta: str) -> None:
+        """A delta of a part other than the open item's part whose deltas came last: noted as streamed (its `.done`
+        events then read nothing again; a part of the same item that comes in them alone is read), then read."""
+        streamed = self._streamed
+        if streamed is None:
+            streamed = self._streamed = set()
+        streamed.add((index, _whole(part)))
+        if index == self._item:
+            self._text.add(delta)
+        else:
+            self._content(index, delta)
+        self._part = part if index == self._item else _NO_PART
+
     def _content(self, index: int, text: str) -> None:
         """A piece of the text of an item other than the open one: read now if it is the first, or comes
         after the open item is done, else kept for its turn."""
@@ -884,6 +909,7 @@ class ResponsesObserver(SseObserver):
             if item is not None:
                 self._text.end_piece()
             self._item = index
+            self._part = _NO_PART
             self._closed = False
             self._text.add(text)
             return
@@ -923,6 +949,7 @@ class ResponsesObserver(SseObserver):
             self._text.end_piece()
             self._text.add(text)
             self._item = index
+            self._part = _NO_PART
             self._closed = index in finished
             finished.discard(index)
 
@@ -930,6 +957,7 @@ class ResponsesObserver(SseObserver):
         """What waits is past its room (or the stream is over): the open item's text is over, what waits is
         read, each item's in item order, and the last item read is the open one."""
         last = self._item = self.read_waiting(self._later)
+        self._part = _NO_PART
         self._closed = last in self._finished
         self._later = {}
         self._order = []

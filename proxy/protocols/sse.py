@@ -124,7 +124,7 @@ class SseObserver:
     def _read_whole(self, data: bytes) -> bool:
         """Read a whole reply; False when it is not a JSON object (then read as an event stream, which says what of
         it was not read)."""
-        reply = reply_json(data, self._text)
+        reply = reply_json(data, self._text, True)
         if isinstance(reply, dict):
             self.whole(reply)
             return True

@@ -9,6 +9,7 @@ Test hooks, chosen by the last user message / prompt:
 - `__cut__`   streams two events then drops the connection (a cut-off stream);
 - `__gate__`  streams in lockstep: each event waits for the test to call `release()`;
 - `__big__`   answers with a 2 MB content string.
+`response_events`, when set, are the events a streamed Responses reply sends.
 Also served as vLLM does: the Responses API (`/v1/responses`) and the Anthropic Messages API
 (`/v1/messages`), whole or streamed as their typed SSE events.
 Every request received is kept in `requests` (method, path, headers, body) so tests can assert what
@@ -52,6 +53,9 @@ class VllmLike:
     cancelled: int = 0  # requests whose client went away mid-reply
     cancelled_event: asyncio.Event | None = None
     reply_words: int = 6
+    # the events a streamed Responses reply sends instead of its own (each numbered as sent): a server that streams
+    # otherwise than vLLM does
+    response_events: list[dict[str, Any]] | None = None
 
     def app(self) -> web.Application:
         self.gate = asyncio.Queue()
@@ -202,6 +206,8 @@ class VllmLike:
         events += [{"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0,
                     "delta": word if i == 0 else " " + word} for i, word in enumerate(words)]  # fmt: skip
         events.append({"type": "response.completed", "response": done})
+        if self.response_events is not None:
+            events = [dict(event) for event in self.response_events]
         for number, event in enumerate(events):
             event["sequence_number"] = number
             await response.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
