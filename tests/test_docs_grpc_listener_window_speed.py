@@ -25,9 +25,9 @@ def test_the_readme_gives_the_listeners_window_and_its_speed() -> None:
     window = listener_window(limits)
     assert window == 2 * MIB
     text = re.sub(r"\s+", " ", README)
-    said = re.search(r"the listener's (\d+) MiB by default is about (\d+) MiB/s at 80 ms, (\d+) MiB/s at 200 ms", text)
+    said = re.search(r"that window is (\d+) MiB on both sides, about (\d+) MiB/s at 80 ms, (\d+) MiB/s at 200 ms", text)
     assert said is not None, "the README says what the listener's window lets a client's stream move"
     assert int(said[1]) * MIB == window
     assert (int(said[2]), int(said[3])) == (_speed(window, 0.08), _speed(window, 0.2))
-    assert f"32 MiB is about {_speed(limits.grpc_stream_window_bytes, 0.08)} MiB/s at 80 ms" in text
-    assert "the listener's window is the smaller of `grpc_stream_window_bytes` and `bodies_max_bytes` / " in text
+    assert f"32 MiB, about {_speed(limits.grpc_stream_window_bytes, 0.08)} MiB/s at 80 ms" in text  # what it was
+    assert "Each side's window is the smaller of `grpc_stream_window_bytes` and `bodies_max_bytes` / " in text
