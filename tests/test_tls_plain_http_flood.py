@@ -75,7 +75,9 @@ def _served_while_flooded(new_loop: Any, far_end_open: bool) -> list[int]:
 
 
 def test_a_client_that_keeps_sending_plain_http_does_not_hold_the_event_loop() -> None:
-    seen = _served_while_flooded(asyncio.SelectorEventLoop, far_end_open=True)  # not the policy's: uvloop once a test set it
+    seen = _served_while_flooded(
+        asyncio.SelectorEventLoop, far_end_open=True
+    )  # not the policy's: uvloop once a test set it
     assert len(seen) > FLOOD  # read to its end (it closed), as before: nothing left to reset the answer
     # reads before another task had a turn: a few (it held the loop: every one of its reads, FLOOD)
     assert seen.count(0) <= 64, seen.count(0)
