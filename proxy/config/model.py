@@ -212,7 +212,8 @@ class Limits:
     # measured, without bound: a non-reading stream held 18-66 MiB on loopback, about 0.5 GiB at 80 ms round trip
     grpc_stream_window_bytes: int = 32 * 1024 * 1024
     # calls at once on the gRPC listener, all its connections together (counted by the proxy, `GrpcIngress.service`):
-    # past it a new call is refused RESOURCE_EXHAUSTED, unread (a health check may take HEALTH_RESERVE more). The window is at most bodies_max_bytes /
+    # past it a new call is refused RESOURCE_EXHAUSTED, unread (a health check may take HEALTH_RESERVE more, a watch
+    # WATCH_RESERVE of them). The window is at most bodies_max_bytes /
     # this (`listener_window`), so what it reads ahead of the proxy, all calls together, is at most bodies_max_bytes:
     # with max_connections x max_concurrent_streams calls of a 32 MiB window each, a client's streams that the proxy
     # did not read held ~35 MiB each (64 streams took a `serve` process from 64 MiB to 2.3 GiB), without bound

@@ -97,9 +97,12 @@ WATCH_REQUEST_BYTES: Final = 4096
 
 # calls beyond limits.grpc_max_calls that only grpc's standard health check (grpc.health.v1 Check and Watch) may
 # take (`GrpcIngress.service`): a Kubernetes gRPC probe, or a load balancer's, is answered while the listener is busy
-# (refused, it read a busy pod as unhealthy and killed it exactly then). A health call's request is a service name
+# (refused, it read a busy pod as unhealthy and killed it exactly then). A health call's request is a service name.
+# A Watch (a channel's client-side health checking) lasts as long as its channel: it may take WATCH_RESERVE of them
+# only, the rest are a Check's (short), so no number of watches keeps a probe out (16 took the whole reserve)
 HEALTH_RESERVE: Final = 16
-_HEALTH_METHODS: Final = frozenset((HEALTH_CHECK, HEALTH_WATCH))
+WATCH_RESERVE: Final = 8
+_RESERVES: Final = {HEALTH_CHECK: HEALTH_RESERVE, HEALTH_WATCH: WATCH_RESERVE}
 BUSY: Final = "the gRPC listener is serving limits.grpc_max_calls calls at once; try again later"
 
 
@@ -606,10 +609,9 @@ class GrpcIngress:
         method: str = details.method
         # grpc.aio looks a call's handler up in the call's own task, before it reads the call's request: counted from
         # here to that task's end, as grpc's own limit counted. Past limits.grpc_max_calls a call is refused
-        # RESOURCE_EXHAUSTED without its request read (`busy`); a health check may take HEALTH_RESERVE more
-        if self.calls >= self._max_calls and (
-            method not in _HEALTH_METHODS or self.calls >= self._max_calls + HEALTH_RESERVE
-        ):
+        # RESOURCE_EXHAUSTED without its request read (`busy`); a health check may take HEALTH_RESERVE more, a
+        # watch WATCH_RESERVE of them (`_RESERVES`)
+        if self.calls >= self._max_calls and self.calls >= self._max_calls + _RESERVES.get(method, 0):
             return self._busy_handler
         task = asyncio.current_task()
         if task is not None:

@@ -52,7 +52,8 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
     joined = join_text_parts(data["messages"], data.get("system"), blocks=True)
     texts: list[str] = []
-    whole = request_strings(data, _RENDERED, texts)
+    reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them, beside the texts (most: none)
+    whole = request_strings(data, _RENDERED, texts, reprinted)
     params: list[tuple[str, Any]] = [
         (name, value)
         for key, name in _PARAMS.items()
@@ -64,7 +65,7 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
     stream = operation == "chat" and data.get("stream") is True
     whole = whole and not own_template(data)  # (vLLM's Messages API renders with the chat API's template)
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
-                   joined=joined, decoded=unescaped(body, texts))  # fmt: skip
+                   joined=joined, decoded=unescaped(body, texts, reprinted))  # fmt: skip
 
 
 # blocks of the model's thinking: beside the content (`OutputText.aside`; redacted thinking is encrypted)

@@ -176,7 +176,7 @@ def read_request(operation: str, body: bytes) -> Request:
         builds_on, stored = _state(data)
         previous = data.get("previous_response")
         if previous is not None:  # vLLM's: a previous response carried whole (what it builds on, as an id's)
-            carried, read = _previous_response(previous, texts)
+            carried, read = _previous_response(previous, texts, reprinted)
             builds_on = builds_on or carried
             whole = whole and read
         # a conversation the upstream keeps (OpenAI's Conversations API), or an item it stored, named by id (an
@@ -299,13 +299,14 @@ def _state(data: dict[str, Any]) -> tuple[str | None, bool]:
 _STATE_CARRIER: Final = "vllm:1:"  # vLLM's state carrier: `vllm:1:<base64 of the messages' JSON>:<signature>`
 
 
-def _previous_response(previous: Any, texts: list[str]) -> tuple[str | None, bool]:
+def _previous_response(previous: Any, texts: list[str], reprinted: list[str]) -> tuple[str | None, bool]:
     """A Responses call that carries its previous response whole (vLLM's `previous_response`, multi-turn without a
     store): vLLM puts before its input the conversation that response's id names in its store (`msg_store`), or the
     one its state carrier holds (a reasoning item's `encrypted_content`, `vllm:1:<base64 of the messages'
     JSON>:<HMAC>`: signed, not encrypted). The id is what the call builds on, as `previous_response_id`'s (its labels
     carried, or unread); each carrier's messages are read into `texts` as input. False when some of it cannot be
-    read (no id to name it, a carrier that does not decode, past `MAX_STRINGS`)."""
+    read (no id to name it, a carrier that does not decode, past `MAX_STRINGS`). Their tool calls' numbers as servers
+    print them go to `reprinted` (`user_strings`)."""
     if type(previous) is not dict:
         return None, False
     ident = previous.get("id")
@@ -316,14 +317,14 @@ def _previous_response(previous: Any, texts: list[str]) -> tuple[str | None, boo
         if type(item) is dict:
             carrier = item.get("encrypted_content")
             if type(carrier) is str and carrier.startswith(_STATE_CARRIER):
-                whole = _carried_messages(carrier, texts) and whole
+                whole = _carried_messages(carrier, texts, reprinted) and whole
             stack.extend(value for value in item.values() if type(value) is dict or type(value) is list)
         elif type(item) is list:
             stack.extend(value for value in item if type(value) is dict or type(value) is list)
     return (ident if type(ident) is str and ident else None), whole
 
 
-def _carried_messages(carrier: str, texts: list[str]) -> bool:
+def _carried_messages(carrier: str, texts: list[str], reprinted: list[str]) -> bool:
     """The strings of the messages a vLLM state carrier holds, as vLLM reads it (`deserialize_state`: the base64 decoded
     leniently, then Python's `json`); False when it does not decode so (vLLM then refuses the call)."""
     parts = carrier.split(":", 3)
@@ -333,7 +334,7 @@ def _carried_messages(carrier: str, texts: list[str]) -> bool:
         messages = json.loads(binascii.a2b_base64(parts[2]))
     except (ValueError, RecursionError):  # (binascii.Error and JSONDecodeError are ValueErrors)
         return False
-    return user_strings(messages, texts)
+    return user_strings(messages, texts, reprinted)
 
 
 class ReplyObserver(SseObserver):
