@@ -214,7 +214,7 @@ class Limits:
     # calls at once on the gRPC listener, all its connections together (counted by the proxy, `GrpcIngress.service`):
     # past it a new call is refused RESOURCE_EXHAUSTED, unread (a health check may take HEALTH_RESERVE more, a watch
     # WATCH_RESERVE of them). The window is at most bodies_max_bytes /
-    # this (`listener_window`), so what it reads ahead of the proxy, all calls together, is at most bodies_max_bytes:
+    # this (`transport.grpc_channels.call_window`), so what it reads ahead of the proxy, all calls together, is at most bodies_max_bytes:
     # with max_connections x max_concurrent_streams calls of a 32 MiB window each, a client's streams that the proxy
     # did not read held ~35 MiB each (64 streams took a `serve` process from 64 MiB to 2.3 GiB), without bound
     grpc_max_calls: int = 512

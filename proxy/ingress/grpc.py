@@ -111,14 +111,7 @@ def _timeouts(limits: Limits) -> tuple[float, float, int, int, int, int]:
     handshakes, the connections it takes, the calls each may hold at once, the calls it holds at once and each
     call's receive window (`GrpcIngress._open`)."""
     return (limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections, limits.max_concurrent_streams,
-            limits.grpc_max_calls, listener_window(limits))  # fmt: skip
-
-
-def listener_window(limits: Limits) -> int:
-    """Each call's receive window on the gRPC listener (`call_window`, the upstream channels' too): at most
-    limits.bodies_max_bytes / limits.grpc_max_calls, so that what grpc reads of clients' requests ahead of the proxy,
-    every call at once (`grpc_max_calls`), is at most bodies_max_bytes."""
-    return call_window(limits)
+            limits.grpc_max_calls, call_window(limits))  # fmt: skip
 
 
 class _Received:
@@ -447,11 +440,11 @@ class GrpcIngress:
         # measured from the bandwidth-delay product, an upload to an upstream that reads nothing held 129 MiB at 20 ms
         # round trip, 463 MiB and growing at 80 ms. At most limits.grpc_max_calls calls at once, all connections
         # together (counted by the proxy from a call's start, before its request arrives: `service`), each reading
-        # ahead at most bodies_max_bytes / grpc_max_calls (`listener_window`): calls were bounded only by
+        # ahead at most bodies_max_bytes / grpc_max_calls (`call_window`): calls were bounded only by
         # max_connections x max_concurrent_streams, ~35 MiB each that the proxy did not read. Not grpc's own count
         # (maximum_concurrent_rpcs): it refused health checks alike, and its refusals reached no handler, so nothing
         # counted them
-        server = grpc.aio.server(options=[*window_options(listener_window(limits)),
+        server = grpc.aio.server(options=[*window_options(call_window(limits)),
             ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1),
             ("grpc.max_metadata_size", metadata), ("grpc.absolute_max_metadata_size", metadata),
             ("grpc.server_handshake_timeout_ms", handshake_ms), ("grpc.max_connection_idle_ms", idle_ms),

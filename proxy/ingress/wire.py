@@ -747,10 +747,10 @@ def _address(peer: Any) -> str:
     return str(peer)
 
 
-async def _first_bytes(loop: asyncio.AbstractEventLoop, conn: socket.socket, timeout: float) -> bytes | None:
+async def _first_bytes(loop: asyncio.AbstractEventLoop, conn: socket.socket, deadline: float) -> bytes | None:
     """The first bytes a new connection sent, peeked (left to be read again); None when it closed or reset first.
-    Raises TimeoutError when none came within `timeout`. Waits on the socket's readiness only when they are not
-    there yet (a client speaks first on TLS, and its ClientHello is most often in by the accept)."""
+    Raises TimeoutError when none came by `deadline` (the loop's clock). Waits on the socket's readiness only when
+    they are not there yet (a client speaks first on TLS, and its ClientHello is most often in by the accept)."""
     conn.setblocking(False)
     try:
         return conn.recv(_PEEK, socket.MSG_PEEK) or None
@@ -758,17 +758,22 @@ async def _first_bytes(loop: asyncio.AbstractEventLoop, conn: socket.socket, tim
         pass
     except OSError:
         return None
-    ready: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(conn, _wake, ready)
-    try:
-        async with asyncio.timeout(timeout):
-            await ready
-    finally:
-        loop.remove_reader(conn)
+    await _readable(loop, conn, deadline)
     try:
         return conn.recv(_PEEK, socket.MSG_PEEK) or None
     except OSError:
         return None
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, conn: socket.socket, deadline: float) -> None:
+    """Until `conn` has bytes to read (or its end); TimeoutError past `deadline` (the loop's clock)."""
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(conn, _wake, ready)
+    try:
+        async with asyncio.timeout_at(deadline):
+            await ready
+    finally:
+        loop.remove_reader(conn)
 
 
 async def _method_rest(
@@ -783,13 +788,7 @@ async def _method_rest(
     except OSError:
         return None
     while _METHOD_START.fullmatch(got) is not None:
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(conn, _wake, ready)
-        try:
-            async with asyncio.timeout_at(deadline):
-                await ready
-        finally:
-            loop.remove_reader(conn)
+        await _readable(loop, conn, deadline)
         try:
             more = conn.recv(_PEEK)
         except (BlockingIOError, InterruptedError):
@@ -1065,7 +1064,7 @@ class HttpServer:
         timeout = self.header_timeout_s
         deadline = loop.time() + timeout  # the wait for the first bytes and the handshake together
         try:
-            first = await _first_bytes(loop, conn, timeout)  # a peek: the handshake reads them again
+            first = await _first_bytes(loop, conn, deadline)  # a peek: the handshake reads them again
             if first is None:  # closed or reset before a byte came (a health check): nothing to say
                 conn.close()
                 return

@@ -1340,24 +1340,23 @@ def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
     `json.loads` of the bytes reads it (httpx's `Response.json()`, so the openai SDK's; tritonclient's rapidjson
     reads UTF-8 only); never an event's data, which SSE clients decode as UTF-8."""
     encoding = json.detect_encoding(data) if whole else "utf-8"
+    replaced = False  # bytes that are not UTF-8 read as U+FFFD
     if not encoding.startswith("utf-8"):
         try:
             decoded = data.decode(encoding, "surrogatepass")
         except UnicodeDecodeError:
             return NOT_JSON  # (a client's `json.loads` fails too)
-        whole = True
     else:
         try:
             decoded = data.decode("utf-8-sig")  # (a byte order mark dropped, as a client's UTF-8 decode drops it)
-            whole = True
         except UnicodeDecodeError:
             decoded = data.decode("utf-8-sig", "replace")
-            whole = False
+            replaced = True
     try:
         value = json.loads(decoded, parse_int=_parse_int)
     except (ValueError, RecursionError):
         return NOT_JSON
-    if not whole:
+    if replaced:
         text.unread()
     return value
 

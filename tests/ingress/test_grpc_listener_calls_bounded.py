@@ -17,7 +17,7 @@ import pytest
 
 from proxy.config import Limits, parse
 from proxy.errors import ConfigError
-from proxy.ingress.grpc import listener_window
+from proxy.transport.grpc_channels import call_window
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import proxied
 from tests.ingress.test_grpc_streams import CLIENT_OPTIONS, CONFIG, MIB, SINK, Upstream
@@ -85,7 +85,7 @@ def test_what_the_listener_reads_ahead_is_bounded_by_bodies_max_bytes(
         proxied(loop_thread, otlp, make_proxy, config, upstream, UPSTREAM_OPTIONS) as proxy,
         grpc.insecure_channel(proxy.grpc, options=OPTIONS) as channel,
     ):
-        assert listener_window(proxy.process.config.limits) == WINDOW_MIB << 20
+        assert call_window(proxy.process.config.limits) == WINDOW_MIB << 20
         calls = [channel.stream_stream(SINK)(uploads.stream()) for _ in range(STREAMS)]
         assert upstream.wait("arrived", STREAMS)
         # the upstream reads nothing: what the clients could send is what the proxy and the upstream took
@@ -98,9 +98,9 @@ def test_what_the_listener_reads_ahead_is_bounded_by_bodies_max_bytes(
 
 def test_the_defaults_bound_the_listener_s_read_ahead() -> None:
     limits = Limits()
-    assert limits.grpc_max_calls * listener_window(limits) <= limits.bodies_max_bytes
-    assert listener_window(Limits(grpc_max_calls=1)) == limits.grpc_stream_window_bytes  # never above the window
-    assert listener_window(Limits(grpc_max_calls=1 << 30)) == 65_535  # nor below HTTP/2's initial one
+    assert limits.grpc_max_calls * call_window(limits) <= limits.bodies_max_bytes
+    assert call_window(Limits(grpc_max_calls=1)) == limits.grpc_stream_window_bytes  # never above the window
+    assert call_window(Limits(grpc_max_calls=1 << 30)) == 65_535  # nor below HTTP/2's initial one
 
 
 def test_grpc_max_calls_is_a_whole_number_of_at_least_one() -> None:

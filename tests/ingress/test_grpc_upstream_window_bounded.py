@@ -11,7 +11,6 @@ from typing import Any
 import grpc
 
 from proxy.config import Limits
-from proxy.ingress.grpc import listener_window
 from proxy.transport.grpc_channels import call_window
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import proxied
@@ -55,7 +54,7 @@ def test_the_channels_window_is_the_listener_s() -> None:
     """With the defaults: 2 MiB a call, 512 calls within bodies_max_bytes (1 GiB); never above
     grpc_stream_window_bytes, never below HTTP/2's initial 65535."""
     limits = Limits()
-    assert call_window(limits) == listener_window(limits) == 2 << 20
+    assert call_window(limits) == 2 << 20
     assert call_window(limits) * limits.grpc_max_calls <= limits.bodies_max_bytes
     assert call_window(Limits(grpc_max_calls=1)) == limits.grpc_stream_window_bytes
     assert call_window(Limits(grpc_max_calls=1 << 20, bodies_max_bytes=1 << 20)) == 65_535
