@@ -64,6 +64,11 @@ class Finding:
 _GLOB = re.compile(r"[*?[]")  # what makes a pattern of a name (fnmatch's special characters)
 
 
+def is_pattern(name: str) -> bool:
+    """Whether a baseline name is a pattern (a `*`, `?` or `[` in it): else it matches itself alone."""
+    return _GLOB.search(name) is not None
+
+
 def _any(patterns: tuple[str, ...], value: str) -> bool:
     return any(p == value or fnmatchcase(value, p) for p in patterns)
 

@@ -23,7 +23,17 @@ from pathlib import Path
 import orjson
 import yaml
 
-from proxy.baseline import DENIALS, Approval, Baseline, BaselineError, Finding, Flow, load_baseline, parse_baseline
+from proxy.baseline import (
+    DENIALS,
+    Approval,
+    Baseline,
+    BaselineError,
+    Finding,
+    Flow,
+    is_pattern,
+    load_baseline,
+    parse_baseline,
+)
 from proxy.config import read_key, read_retired_keys, read_secret
 from proxy.logs import escaped
 from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, StoreUnclear, split_labels
@@ -103,9 +113,21 @@ def check(rows: Iterable[EdgeRow], baseline: Baseline) -> Verdict:
     approved: list[EdgeRow] = []
     unapproved: list[tuple[EdgeRow, Finding]] = []
     used: set[int] = set()
+    entries = baseline.approvals
+    # the entries that name a caller and a purpose as they are, by those names: only they and the entries with a
+    # pattern there can match a flow. Each flow matched against every entry cost a pattern match of its caller and
+    # purpose per entry: 100,000 flows against the 300 entries `--write-baseline` made of them took 70 s
+    named: dict[tuple[str, str], list[int]] = {}
+    patterned: list[int] = []
+    for i, entry in enumerate(entries):
+        if is_pattern(entry.caller) or is_pattern(entry.purpose):
+            patterned.append(i)
+        else:
+            named.setdefault((entry.caller, entry.purpose), []).append(i)
     for row in rows:
         flow = edge_flow(row)
-        matched = [i for i, entry in enumerate(baseline.approvals) if entry.matches(flow)]
+        matched = [i for i in named.get((flow.caller, flow.purpose), ()) if entries[i].matches(flow)]
+        matched += [i for i in patterned if entries[i].matches(flow)]
         if matched:
             approved.append(row)
             used.update(matched)

@@ -103,6 +103,34 @@ CREATE TABLE IF NOT EXISTS chain (
 CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (token text PRIMARY KEY, at double precision NOT NULL);
 """
+# a writer whose clock is off the database's by more than this is warned at its start (`_clock_against`)
+CLOCK_SKEW_S = 60.0
+# the privileges a writer takes, table by table: a write (an upsert, its chain entry and token, `meta` at the start)
+# and a retention purge (edges, chain entries and tokens deleted; the anchor set)
+_WRITES: Final = (
+    *(("edges", p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE")),
+    *(("chain", p) for p in ("SELECT", "INSERT", "DELETE")),
+    *(("meta", p) for p in ("SELECT", "INSERT", "UPDATE")),
+    *(("applied", p) for p in ("SELECT", "INSERT", "DELETE")),
+)
+# what this role lacks of `_WRITES` in the writer's schema (the first on its search path), and USAGE on the chain's
+# sequence, as (privilege, object) rows; every catalog and function pg_catalog's by name
+_MISSING = """
+SELECT w.privilege, c.relname::pg_catalog.text FROM ROWS FROM (pg_catalog.unnest(%(tables)s::pg_catalog.text[]),
+        pg_catalog.unnest(%(privileges)s::pg_catalog.text[])) AS w(relname, privilege)
+    JOIN pg_catalog.pg_class c ON c.relname OPERATOR(pg_catalog.=) w.relname::pg_catalog.name
+        AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.current_schema())
+    WHERE NOT CASE WHEN w.privilege OPERATOR(pg_catalog.=) 'DELETE' THEN pg_catalog.has_table_privilege(c.oid, 'DELETE')
+        ELSE pg_catalog.has_any_column_privilege(c.oid, w.privilege) END
+UNION ALL
+SELECT 'USAGE', 'sequence ' OPERATOR(pg_catalog.||) s.relname::pg_catalog.text FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) d.objid
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.refobjid AND c.relname OPERATOR(pg_catalog.=) 'chain'
+        AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.current_schema())
+    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+        AND CASE WHEN s.relkind OPERATOR(pg_catalog.=) 'S' THEN NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE')
+            ELSE false END  -- a condition the planner may test first: a toast table is no sequence
+"""
 # what SCHEMA makes, by name
 FORGET_TOKENS = "DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'"  # a copy's is kept for ever
 _MADE = ("edges", "edges_last_seen", "chain", "meta", "applied")
@@ -515,6 +543,8 @@ class PostgresStore:
                 raise StartupError(f"lineage database {redact(self.url)}: its tables have {odd}; only lineage-proxy "
                                    "writes them (they can change what is written, and what a purge signs): look into "
                                    "them, then drop them")  # fmt: skip
+            self._may_write(cur)
+            self._clock_against(cur)
             version = self._check_version(cur, True)
             self._rekey(cur)
             if version is not None and version < SCHEMA_VERSION:
@@ -620,6 +650,42 @@ class PostgresStore:
             f"options=-csearch_path%3D{escaped(others[0])} (and drop schema {escaped(first)}'s lineage tables, or the "
             "schema, if nobody meant them)"
         )
+
+    def _clock_against(self, cur: psycopg.Cursor[Any]) -> None:
+        """A WARNING when this host's clock is off the database's by more than CLOCK_SKEW_S: the edges it writes carry
+        its time, so a clock behind by more than `retention_days` has what it records now purged as expired by every
+        other sidecar (their purge reads the database's clock), and the fleet's first and last seen disagree."""
+        before = time.time()
+        cur.execute("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::pg_catalog.float8")
+        after = time.time()
+        found = cur.fetchone()
+        if found is None or found[0] is None:
+            return
+        off = (before + after) / 2 - float(found[0])
+        if abs(off) <= CLOCK_SKEW_S:
+            return
+        log.warning("lineage database %s: this host's clock is %.0f s %s the database's: the edges this sidecar "
+                    "writes carry its time (first and last seen)%s; set its clock right (NTP)", redact(self.url),
+                    abs(off), "behind" if off < 0 else "ahead of",
+                    ", and what it records is purged as expired by the other sidecars once that is more than their "
+                    "retention_days" if off < 0 else "")  # fmt: skip
+
+    def _may_write(self, cur: psycopg.Cursor[Any]) -> None:
+        """Refused (StartupError) when this role lacks a privilege its writes or its purges take (`_WRITES`), before
+        anything is written: one without the chain's sequence started ready and journaled every write for as long as
+        it ran (as an outage that never ends); one that may not delete never purged. Column privileges count."""
+        cur.execute(_MISSING, {"tables": [t for t, _ in _WRITES], "privileges": [p for _, p in _WRITES]})
+        order = {(p, t): i for i, (t, p) in enumerate(_WRITES)}  # as _WRITES lists them, the sequence last
+        found = sorted(cur.fetchall(), key=lambda row: order.get((row[0], row[1]), len(order)))
+        missing = [f"{escaped(str(what))} on {escaped(str(where))}" for what, where in found]
+        if not missing:
+            return
+        cur.execute("SELECT pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)")
+        role = str((cur.fetchone() or ("",))[0])
+        raise StartupError(f"lineage database {redact(self.url)}: role {escaped(role)} may not write the lineage "
+                           f"tables as a writer must: it lacks {', '.join(missing)}; grant them (as the tables' owner): "
+                           f"GRANT SELECT, INSERT, UPDATE, DELETE ON edges, chain, meta, applied TO {escaped(role)}; "
+                           f"GRANT USAGE ON SEQUENCE chain_seq_seq TO {escaped(role)}")  # fmt: skip
 
     @staticmethod
     def _made(cur: psycopg.Cursor[Any]) -> bool:
