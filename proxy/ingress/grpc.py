@@ -41,6 +41,7 @@ from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
+from proxy.protocols.oip import header_text
 from proxy.protocols.oip_grpc import HEALTH_CHECK, HEALTH_WATCH, PASSTHROUGH
 from proxy.tls import check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import (
@@ -679,11 +680,12 @@ class GrpcIngress:
         request: bytes,
         header: Header,
         context: grpc.aio.ServicerContext[Any, Any],
+        received: _Received,
         deferred: bool = False,
     ) -> Upstream:
         """`Exchange.admit`, for a gRPC upstream. `deferred`: the handler calls `ex.forwarded()` once the request
-        is sent (`_forwarded`)."""
-        upstream = ex.admit(request, header, self._peer(context), deferred)
+        is sent (`_forwarded`). The metadata forwarded is read with the request: MLServer hands it to the model."""
+        upstream = ex.admit(request, header, self._peer(context), deferred, header_text(received.forwarded))
         if upstream.grpc is None:  # refused here, its data gone nowhere: recorded so, never as allowed to it
             raise ex.refuse(
                 UpstreamUnavailable(
@@ -829,7 +831,7 @@ class GrpcIngress:
         try:
             self._bound_metadata(ex, received, method)
             held = self._hold(ex, len(request))
-            upstream = self._admit(ex, request, header, context, deferred=True)
+            upstream = self._admit(ex, request, header, context, received, deferred=True)
             rpc = self._unary(ex, upstream, method, request, received, context)
             unforwarded: list[BaseException] = []  # what `ex.forwarded()` raised, if it did (`_forward`)
             (self._loop or asyncio.get_running_loop()).call_soon(_forward, rpc, ex, unforwarded)
@@ -898,7 +900,7 @@ class GrpcIngress:
             self._bound_metadata(ex, received, method)
             if len(first) > ex.pipeline.config.limits.max_body_bytes:
                 raise _too_large(len(first), ex.pipeline)
-            upstream = self._admit(ex, first, header, context, deferred=True)
+            upstream = self._admit(ex, first, header, context, received, deferred=True)
             rpc = self.channels.channel(upstream).stream_stream(method)(
                 metadata=self._forward_metadata(ex, upstream, received, context), timeout=context.time_remaining()
             )

@@ -44,6 +44,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.policy import Policy
 from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
+from proxy.protocols.oip import HEADER_FRAMING
 from proxy.protocols.passthrough import index_flags_only
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, keep, lower_name
@@ -271,6 +272,24 @@ def _serving_upstream(pipeline: Pipeline, path: str) -> Upstream | None:
     return None
 
 
+_OIP_FRAMING: Final = frozenset(name.encode() for name in HEADER_FRAMING)
+
+
+def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """`oip.header_text` of a request's fields as received: names matched in their lower-case bytes (`lower_name`'s
+    table), only the fields read decoded (most calls: a `User-Agent`, or none)."""
+    known = _LOWER
+    lines: list[str] | None = None
+    for name, value in headers:
+        lower = known.get(name) or lower_name(name)
+        if lower in _OIP_FRAMING:
+            continue
+        if lines is None:
+            lines = []
+        lines.append(lower.decode("latin-1") + ": " + value.decode("utf-8", "replace"))
+    return "\n".join(lines) if lines is not None else None
+
+
 def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exchange:
     """The call's Exchange, with the adapter whose path it is (the last one matches anything)."""
     for adapter in HTTP_ADAPTERS:
@@ -355,7 +374,9 @@ class HttpIngress:
             if target.bodiless_data_free and index_flags_only(read):  # Triton's `{"ready": true}`: no data either
                 await self._data_free(request, conn, ex, ex.pipeline, adapter, target, body)
                 return
-            upstream = ex.admit(read, header, conn.peer, deferred=True)  # completed once sent: `_forward`
+            # an OIP server hands its model the request's header fields too (MLServer: `parameters.headers`)
+            beside = _oip_header_text(request.headers) if adapter.name == "oip" else None
+            upstream = ex.admit(read, header, conn.peer, True, beside)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
             failure = error

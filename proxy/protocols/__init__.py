@@ -78,6 +78,13 @@ class Request:
         object.__setattr__(self, "unrouted", unrouted)
 
 
+def add_text(read: Request, text: str) -> None:
+    """`text` after the texts of `read`, a Request an adapter has just made for this call (no one else holds it yet):
+    what the server hands the model beside the body (`oip.header_text`). Set in place, as `Request.__init__` sets its
+    fields: a copy of all seventeen cost more than the reading."""
+    object.__setattr__(read, "texts", (*read.texts, text))
+
+
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that
 # is not a standard one is data: chat templates print it). Not ids: some templates print a tool call's id
 # (Kimi-K2's `<|tool_call_begin|>{{ id }}`, `## Return of {{ tool_call_id }}`), so ids are scanned.
@@ -295,7 +302,7 @@ def request_strings(
         else:
             whole = user_strings(value, out, reprinted) and whole
             if kind is dict and key in _TOKENIZED_KEYS:  # (a dict's key compared only: most bodies have no dict here)
-                whole = tokenized_keys(value, out) and whole
+                whole = tokenized_keys(value, out, data.get(_TOKENIZED_BY) == "tokens") and whole
     return whole
 
 
@@ -304,17 +311,20 @@ def request_strings(
 # the text reaches the model's tokenizer as a prompt's does (its `[["text", bias]]` form is strings in lists, read
 # as any are)
 _TOKENIZED_KEYS: Final = frozenset({"logit_bias"})
+# the field by which a request says its `logit_bias` keys are all text (llama-cpp-python's `"tokens"`): digits too
+_TOKENIZED_BY: Final = "logit_bias_type"
 _C_SPACE: Final = " \t\n\v\f\r"  # what `strtol` skips before a number (C's `isspace`)
 
 
-def tokenized_keys(value: dict[str, Any], out: list[str]) -> bool:
+def tokenized_keys(value: dict[str, Any], out: list[str], every: bool = False) -> bool:
     """The keys of `value` that are text, not a token id (an integer as llama.cpp's `strtol` reads one: white space,
-    a sign, ASCII digits), in body order. False when some were past `MAX_STRINGS`."""
+    a sign, ASCII digits), in body order; with `every` (`logit_bias_type: "tokens"`), every key: llama-cpp-python
+    then tokenizes each as text, `"4111111111111111"` too. False when some were past `MAX_STRINGS`."""
     for key in value:
         number = key.lstrip(_C_SPACE)
         if number[:1] == "+" or number[:1] == "-":
             number = number[1:]
-        if key and not (number.isascii() and number.isdigit()):
+        if key and (every or not (number.isascii() and number.isdigit())):
             if len(out) >= MAX_STRINGS:  # (a text key past the limit: token ids are not strings read, nor counted)
                 return False
             out.append(key)

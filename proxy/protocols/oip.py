@@ -78,6 +78,35 @@ def split_path(path: str) -> tuple[str, str | None, str] | None:
     return name, version, "/".join(rest)
 
 
+# request header fields (and gRPC metadata keys) the proxy drops, writes anew, or reads as its own and checks (HTTP's
+# framing, the trace, the purpose and labels, the body's coding), and the caller's credentials (never content): every
+# other one MLServer hands its model with the request as the client sent it (`parameters.headers`: each field of a
+# REST request, each metadata entry of a gRPC one; `Accept`, `Content-Type`, `User-Agent`, the client's
+# `X-Forwarded-For` too), as Triton does those its `--http-header-forward-pattern` names: their names and values are read
+HEADER_FRAMING: Final = frozenset({
+    "host", "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "te", "expect",
+    "accept-encoding", "authorization", "authorization-bin", "x-api-key", "traceparent", "tracestate", "x-purpose",
+    "x-purpose-bin", "x-data-labels", "x-data-labels-bin", "x-forwarded-proto", "x-forwarded-host", "x-real-ip",
+    "forwarded", HEADER_LENGTH.lower(), "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+})  # fmt: skip
+
+
+def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The header fields (or gRPC metadata) an OIP server hands its model with the request, `name: value` a line, for
+    the detectors to read as the request's text: None when every field is framing (`HEADER_FRAMING`, most calls).
+    Names in lower case (gRPC's are; HTTP's are lowered here), a binary value read as UTF-8 (replaced)."""
+    lines: list[str] | None = None
+    for name, value in fields:
+        key = name.lower()
+        if key in HEADER_FRAMING or key.startswith(":"):
+            continue
+        text = value if isinstance(value, str) else value.decode("utf-8", "replace")
+        if lines is None:
+            lines = []
+        lines.append(f"{key}: {text}")
+    return "\n".join(lines) if lines is not None else None
+
+
 def labels_parameter(value: Any) -> tuple[str, ...]:
     """The `data_labels` parameter as a tuple of labels (grammar is checked by the caller)."""
     if value is None:
@@ -124,6 +153,10 @@ REQUEST_FRAMING_PARAMETERS = frozenset({
 
 
 SEQUENCE_PARAMETERS: Final = frozenset({"sequence_id", "sequence_start"})
+# ... of those, the ones whose value a server takes for itself only as a number or a boolean (a `sequence_id`: or a
+# string Triton keeps as its correlation id): MLServer reads none of them and hands its runtime every one, so a string
+# there (`"sequence_id": "alice@example.com"`, `"priority": "..."`) reaches the model, and is read
+TEXT_IF_STRING: Final = REQUEST_FRAMING_PARAMETERS - {LABELS_PARAMETER}
 
 
 # characters of a sequence's key (`sequence_key`) kept as they are: a longer one (a model's name or a string id as long
@@ -165,9 +198,11 @@ def parameter_strings(parameters: dict[str, Any], out: list[str], framing: froze
     Python backend, MLServer runtimes), so text and numbers there reach the model."""
     whole = True
     for key, value in parameters.items():
-        if key in framing:
-            continue
         kind = type(value)
+        if key in framing:
+            if kind is str and framing is REQUEST_FRAMING_PARAMETERS and key in TEXT_IF_STRING and value:
+                out.append(value)
+            continue
         if kind is str or kind is list or kind is dict:
             whole = _strings(value, out, numbers=True) and whole
         elif (kind is int or kind is float) and len(out) < _MAX_SCAN_STRINGS:

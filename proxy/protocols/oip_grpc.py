@@ -564,13 +564,16 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                     if text is None:
                         raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                     labels += labels_parameter(text)  # a list: a tuple grown entry by entry is quadratic
-                elif key in SEQUENCE_PARAMETERS:  # (a stateful model's requests)
-                    value = _parameter_value(buf, start, stop)
-                    if key == "sequence_id":
-                        sequence_id = value
-                    else:
-                        starts = value is True
-                elif key not in REQUEST_FRAMING_PARAMETERS:  # a backend reads them (`parameter_strings`)
+                elif key in REQUEST_FRAMING_PARAMETERS:  # a string there reaches MLServer's runtime (`TEXT_IF_STRING`)
+                    if text:
+                        texts.append(text)
+                    if key in SEQUENCE_PARAMETERS:  # (a stateful model's requests)
+                        value = _parameter_value(buf, start, stop)
+                        if key == "sequence_id":
+                            sequence_id = value
+                        else:
+                            starts = value is True
+                else:  # a backend reads them (`parameter_strings`)
                     if text is None:
                         text = _parameter_number(buf, start, stop)
                     if text:

@@ -21,11 +21,11 @@ NAMES = ["content_type", "headers", "classification", "binary_data", "binary_dat
 @pytest.mark.parametrize("name", NAMES)
 def test_a_request_parameter_triton_passes_on_is_scanned_over_rest(name: str) -> None:
     body = orjson.dumps({
-        "parameters": {name: TEXT, "data_labels": "campaign-7", "sequence_id": "s-1", "priority": 1},
+        "parameters": {name: TEXT, "data_labels": "campaign-7", "sequence_id": 7, "priority": 1},
         "inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1.0], "parameters": {name: "np"}}],
     })  # fmt: skip
     request = read_rest_request("m", None, body, None)
-    # the tensor's own (but `headers`, which MLServer hands its runtime), the labels and the sequence's id are framing
+    # the tensor's own (but `headers`, which MLServer hands its runtime), the labels and the sequence's number are framing
     assert request.texts == ((TEXT, "np") if name == "headers" else (TEXT,))
     assert request.labels == ("campaign-7",)
 
@@ -35,7 +35,7 @@ def test_a_request_parameter_triton_passes_on_is_scanned_over_grpc(name: str) ->
     request = infer_request(model_name="m")
     request.parameters[name].string_param = TEXT
     request.parameters["data_labels"].string_param = "campaign-7"
-    request.parameters["sequence_id"].string_param = "s-1"
+    request.parameters["sequence_id"].int64_param = 7
     tensor = request.inputs.add(name="X", datatype="FP32", shape=[1])
     tensor.contents.fp32_contents.append(1.0)
     tensor.parameters[name].string_param = "np"
