@@ -129,6 +129,23 @@ def test_text_digest_is_each_text_followed_by_a_newline() -> None:
     assert text_digest(("",)) == sha(b"\n")
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        st.text(st.characters(codec=None, blacklist_categories=()), max_size=12)
+        | st.sampled_from(["\ud800", "\udfff", "\n", "a\n", "\x00", "é", "\U0001f600"]),
+        max_size=6,
+    )
+)
+def test_text_digest_hashes_each_text_as_its_own_bytes(texts: list[str]) -> None:
+    """Hashed joined, the digest is each text's bytes (`surrogatepass`: a lone surrogate, and a pair split across two
+    texts, as each is written) followed by a newline, as it was hashed piece by piece; ASCII texts or not."""
+    assert text_digest(texts) == (
+        sha(b"".join(t.encode("utf-8", "surrogatepass") + b"\n" for t in texts)) if texts else None
+    )
+    assert text_digest(tuple(texts)) == text_digest(texts)
+
+
 @settings(max_examples=100, deadline=None)
 @given(outputs=st.lists(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4), min_size=1, max_size=3))
 def test_output_text_digest_does_not_depend_on_how_an_output_is_cut(outputs: list[list[str]]) -> None:
