@@ -8,6 +8,11 @@ not what was said.
 A record reaches stderr whole, however long (`WholeLineHandler`): with `--workers N` every process writes
 to the same pipe, where a write is atomic only up to PIPE_BUF (4096 bytes), so two workers' long lines
 (an access line with many labels, a traceback) came out interleaved, neither parseable.
+
+A record is written by a thread of its own (`_Writer`), never by the thread that logs it: a stderr nobody reads
+(a log shipper stalled, a container runtime's log disk full) fills its pipe, and a write to it waited until it
+was read again, on the event loop, so every call, `/metrics` and a SIGTERM's drain hung with it. The lines
+waiting are bounded (`BUFFER_BYTES`); past that they are dropped, and said once stderr takes lines again.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import os
 import select
 import sys
 import tempfile
+import threading
 import time
+import weakref
 from typing import Any
 
 import orjson
@@ -139,10 +146,125 @@ _fork_lock = _ForkLock()
 os.register_at_fork(before=_fork_lock.before_fork)
 
 
+BUFFER_BYTES = 4 * 1024 * 1024  # log lines a process holds while stderr takes none; past it they are dropped
+EXIT_WAIT_S = 5.0  # how long an exit waits for the lines still held to reach stderr
+
+_writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
+
+
+class _Writer:
+    """The lines one process logs to one descriptor, written in order by a thread of its own, each whole (under
+    `_ForkLock` once the process has forked or was forked; the lines waiting go out together, in one write when
+    the pipe takes it). The thread that logs only queues its line: a stderr nobody reads blocks this thread,
+    never the event loop. At most BUFFER_BYTES wait; a line past that is dropped, counted, and said in a line
+    of its own once stderr takes lines again."""
+
+    def __init__(self, fd: int, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
+        self.fd = fd
+        self.handler = handler  # what says the lines dropped, in its format
+        self._reset()
+        _writers.add(self)
+
+    def _reset(self) -> None:
+        # a reentrant lock: a signal handler that logs may interrupt this thread inside `put`
+        self._cond = threading.Condition(threading.RLock())
+        self._lines: list[bytes] = []
+        self._held = 0
+        self._busy = False  # the thread has lines in hand
+        self._dropped = 0
+        self._dropped_since = 0.0
+        self._thread: threading.Thread | None = None
+
+    def put(self, data: bytes) -> None:
+        with self._cond:
+            if self._held + len(data) > BUFFER_BYTES and self._lines:
+                if not self._dropped:
+                    self._dropped_since = time.monotonic()
+                self._dropped += 1
+                return
+            self._lines.append(data)
+            self._held += len(data)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lineage-proxy-log", daemon=True)
+                self._thread.start()
+            elif not self._busy:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()  # `flush` waits for this
+                while not self._lines:
+                    self._cond.wait()
+                lines, self._lines, self._held, self._busy = self._lines, [], 0, True
+                dropped, since, self._dropped = self._dropped, self._dropped_since, 0
+            try:
+                self._write(b"".join(lines))
+            except OSError:
+                continue  # stderr closed: nothing can be said there
+            if dropped:  # in the handler's format, once the lines held before them are out
+                self._say_dropped(dropped, since)
+
+    def _say_dropped(self, dropped: int, since: float) -> None:
+        """Queue the line saying `dropped` lines were dropped, past the bound: a bound that dropped it too would
+        lose the count (the lines still arriving fill what the last write freed)."""
+        handler = self.handler
+        record = logging.getLogger("lineage_proxy").makeRecord(
+            "lineage_proxy", logging.ERROR, __file__, 0,
+            "%d log lines (access lines among them) were dropped: stderr took none for %.0fs, while this "
+            "process held %d bytes of lines for it; see what reads it",
+            (dropped, time.monotonic() - since, BUFFER_BYTES), None)  # fmt: skip
+        try:
+            text = handler.format(record) + handler.terminator
+        except Exception:
+            handler.handleError(record)
+            return
+        data = text.encode(getattr(handler.stream, "encoding", None) or "utf-8", "backslashreplace")
+        with self._cond:
+            self._lines.append(data)
+            self._held += len(data)
+
+    def _write(self, data: bytes) -> None:
+        lock = _fork_lock.fd
+        if lock is None:
+            _write_all(self.fd, data)
+            return
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        try:
+            _write_all(self.fd, data)
+        finally:
+            fcntl.lockf(lock, fcntl.LOCK_UN)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the lines held are written, `timeout` seconds at most; whether they were."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._lines and not self._busy, timeout)
+
+
+def _after_fork() -> None:
+    """A forked child writes its own lines: its parent's (and its parent's thread, which it does not have) stay
+    the parent's."""
+    for writer in list(_writers):
+        writer._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def flush(timeout: float = EXIT_WAIT_S) -> None:
+    """Wait for the log lines still held to reach stderr (before a process exits), `timeout` seconds at most."""
+    deadline = time.monotonic() + timeout
+    for writer in list(_writers):
+        writer.flush(max(0.0, deadline - time.monotonic()))
+
+
 class WholeLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A StreamHandler whose every record reaches the stream in one piece: written with `os.write` until all
-    of it is, under `_ForkLock` once the process has forked or was forked. A stream without a file
-    descriptor (a test's StringIO) is written to as StreamHandler does."""
+    of it is, under `_ForkLock` once the process has forked or was forked, by a `_Writer`'s thread. A stream
+    without a file descriptor (a test's StringIO) is written to as StreamHandler does."""
+
+    _writer: _Writer | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -154,20 +276,20 @@ class WholeLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 stream.write(text)
                 self.flush()
                 return
-            data = text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace")
-            lock = _fork_lock.fd
-            if lock is None:
-                _write_all(fd, data)
-                return
-            fcntl.lockf(lock, fcntl.LOCK_EX)
-            try:
-                _write_all(fd, data)
-            finally:
-                fcntl.lockf(lock, fcntl.LOCK_UN)
+            writer = self._writer
+            if writer is None or writer.fd != fd:
+                writer = self._writer = _Writer(fd, self)
+            writer.put(text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace"))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+
+    def flush(self) -> None:
+        """Also waits (EXIT_WAIT_S at most) for the lines held to be written: `logging.shutdown` calls it at exit."""
+        super().flush()
+        if self._writer is not None:
+            self._writer.flush(EXIT_WAIT_S)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -607,7 +607,9 @@ def _worker_main(
     except StartupError as exc:
         ready.send(("error", str(exc)))  # the supervisor reports it, once
         ready.close()
-        sys.exit(1)
+        code = 1
+    finally:
+        logs.flush()  # a forked worker ends without `logging.shutdown`: its last lines (the head at stop) out first
     sys.exit(code)
 
 

@@ -395,7 +395,9 @@ class EdgeAggregator:
         if interrupt is not None:
             interrupt()  # a purge's read still waiting on the database ends now
         if self._pending:  # requeued by a failed last write: nothing is left to retry it
-            log.error("lineage store: %d flows' counts could not be written before shutdown", len(self._pending))
+            log.error("lineage store: %d flows' counts, %d calls, could not be written before shutdown and are lost from "
+                      "the store (each call's span and access line remain)", len(self._pending),
+                      sum(pending[0] for pending in self._pending.values()))  # fmt: skip
         closed.result()  # a store that failed to close says why (the fan-out logs it)
 
 
