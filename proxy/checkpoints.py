@@ -291,6 +291,7 @@ class CheckpointBook:
         self._named = frozenset(u.name for u in self._upstreams.values() if metadata_names(u))
         self._said_stale: dict[str, bool] = {}  # upstreams whose stale state was logged (once, until read again)
         self._quiet_until: dict[str, float] = {}  # monotonic time before which a refused call does not wake discovery
+        self._checks: set[str] = set()  # the upstreams a readiness probe asked to check (`check`): a light round next
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._all_probed = asyncio.Event()
@@ -393,6 +394,20 @@ class CheckpointBook:
         event = self._wake.get(upstream.name)
         if event is not None and time.monotonic() >= self._quiet_until.get(upstream.name, 0.0):
             event.set()
+
+    def check(self) -> None:
+        """A readiness probe (`/readyz`) asks whether the upstreams still answer: each is asked now, not at the next
+        `discovery_interval_s` (an upstream hung since its last round kept /readyz 200 until then), unless it is being
+        asked or was less than `NUDGE_GAP_S` ago. One that answered before gets a light round (`refresh`: whether it
+        answers, its models not asked about again); one that did not, a full round, as while it is retried. The probe
+        is answered with what is known now: it never waits on an upstream, and the next probe sees this one's answer
+        (an upstream that stops answering is down once its metadata request's `timeout_s`, at most 10 s, runs out)."""
+        now = time.monotonic()
+        for name, event in self._wake.items():
+            if now >= self._quiet_until.get(name, 0.0):
+                if self.reachable.get(name):
+                    self._checks.add(name)
+                event.set()
 
     def want(self, upstream: Upstream, model: str, caller: str = LEARNING, gap: float = NUDGE_GAP_S) -> bool:
         """Ask `upstream`'s metadata about `model` (for `caller`) in a round soon, unless it is kept (and was not
@@ -507,14 +522,20 @@ class CheckpointBook:
             _done(waiters)
         self._after_round.clear()
 
-    async def refresh(self, upstream: Upstream) -> None:
+    async def refresh(self, upstream: Upstream) -> bool:
         """One round: ask the metadata about the names waiting, or, when a full round is due (at start,
         every `discovery_interval_s`, while unreachable, after a call failed to reach it), about every
-        name kept as well (the routes' names, and the names it listed)."""
+        name kept as well (the routes' names, and the names it listed). A readiness probe's (`check`), when none of
+        that is due, asks about no name: whether the upstream answers (the dialect's `discover` of no names: an OIP
+        server's readiness, the openai dialect's model list), what was read before kept. True for such a light
+        round."""
         name = upstream.name
         known = self._known[name]
         taken = known.take()
-        full = known.due or known.base is None or not self.reachable[name] or not taken
+        light = name in self._checks
+        self._checks.discard(name)
+        full = known.due or known.base is None or not self.reachable[name] or not (taken or light)
+        light = light and not full and not taken
         asked = frozenset(taken)
         if full:
             asked |= self._routed.get(name, frozenset()).union(known.listed)  # `| keys()` is a set
@@ -584,6 +605,7 @@ class CheckpointBook:
         self.probed[name] = True
         self._quiet_until[name] = time.monotonic() + NUDGE_GAP_S
         self._settle()
+        return light
 
     def _settle(self) -> None:
         if all(self.probed.values()):
@@ -621,9 +643,10 @@ class CheckpointBook:
         wake = self._wake[upstream.name]
         delay = 0.05
         retry = NUDGE_GAP_S  # the next wait while models kept are not ready (doubled each round, to the interval)
+        full_at = 0.0  # when the next full round is due (monotonic): a readiness probe's light round keeps it
         while True:
             wake.clear()  # before asking: a model wanted while the metadata is being read is asked about next
-            await self.refresh(upstream)
+            light = await self.refresh(upstream)
             # retry quickly while unreachable (backing off), otherwise at the configured interval
             # (an upstream whose metadata was read in part is asked again as soon as one not reached is)
             if self.reachable[upstream.name] and not self.incomplete[upstream.name]:
@@ -635,6 +658,10 @@ class CheckpointBook:
                     interval, retry = min(retry, interval), min(retry * 2, interval)
                 else:
                     retry = NUDGE_GAP_S
+                if light:  # (probes a second apart would otherwise put the full round off for ever)
+                    interval = max(0.0, full_at - time.monotonic())
+                else:
+                    full_at = time.monotonic() + interval
             else:
                 interval, delay = delay, min(delay * 2, upstream.discovery_interval_s)
             try:

@@ -389,17 +389,20 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
     for (caller, purpose), by_name in changed[:TABLE_MOST]:
         steps = sorted(by_name.items(), key=lambda item: item[1][0])
         earlier = len(steps) - STEPS_MOST
-        # each sign is of a pair, a checkpoint and the one just before it: `→` where it was first seen after that one
-        # was last seen (it replaced it), `+` where that one still served this caller and purpose (two models used
-        # side by side): no swap. Not against all before it: a swap beside a model used throughout read `+`
+        replaced = _replaced(steps)
+        # each sign is of a checkpoint and those before it: `→` where it replaced one (`_replaced`), named when that
+        # is not the one just before it in the list (a model used beside both between them); `+` where none had
+        # stopped serving this caller and purpose when it came (models used side by side): no swap
         path = "".join(
-            ("" if i == max(earlier, 0) else " → " if first > steps[i - 1][1][1] else " + ")
+            ("" if i == max(earlier, 0) else " → " if i in replaced else " + ")
             + f'<span class="mono">{esc(name)}</span> <span class="muted">({_day(first)} – {_day(last)})</span>'
+            + (f' <span class="muted">in place of</span> <span class="mono">{esc(steps[replaced[i]][0])}</span>'
+               if i in replaced and replaced[i] != i - 1 else "")
             for i, (name, (first, last)) in enumerate(steps)
             if i >= earlier
-        )
-        if earlier > 0:  # the first shown told from the last one not shown, as any from the one before it
-            joint = "→" if steps[earlier][1][0] > steps[earlier - 1][1][1] else "+"
+        )  # fmt: skip
+        if earlier > 0:  # the first shown told from those not shown, as any from those before it
+            joint = "→" if earlier in replaced else "+"
             path = f'<span class="muted">{earlier} earlier checkpoints</span> {joint} {path}'
         changes.append(f"<li><b>{esc(caller)}</b> acting for <b>{esc(purpose or '-')}</b>: {path}</li>")
     if changes:
@@ -407,13 +410,34 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
         if len(changed) > TABLE_MOST:
             more = (f'<p class="muted">{len(changed) - TABLE_MOST} more callers and purposes served by more than one '
                     "checkpoint not shown here: <code>lineage-proxy edges</code> lists every flow.</p>")  # fmt: skip
-        legend = ('<p class="muted">Each sign compares a checkpoint with the one just before it. →: first seen after '
-                  "that one was last seen (a replacement); +: seen while that one still served the same caller and "
-                  "purpose (models used side by side, or sidecars of a fleet part-way through an update).</p>")  # fmt: skip
+        legend = ('<p class="muted">Each sign compares a checkpoint with those before it. →: first seen after one of '
+                  "them was last seen (a replacement: of the one just before it, or of the one named after it); +: "
+                  "seen while those before it still served the same caller and purpose (models used side by side, or "
+                  "sidecars of a fleet part-way through an update).</p>")  # fmt: skip
         out += f'<h3>Changes</h3>{legend}<ul class="changes">{"".join(changes)}</ul>{more}'
     else:
         out += '<p class="muted">No caller and purpose was served by more than one checkpoint in this window.</p>'
     return out
+
+
+def _replaced(steps: list[tuple[str, tuple[float, float]]]) -> dict[int, int]:
+    """Which checkpoint each replaced, by index in `steps` (in order of first seen, each with when it was first and
+    last seen): the one it replaced is one before it last seen before it was first seen and not replaced already by
+    one before it, the last seen of those (the swap closest in time). Not only the one just before it in the list: a
+    swap of `a` for `b` while `c` came between them (used beside both) is a swap."""
+    replaced: dict[int, int] = {}
+    ended: list[int] = []  # the checkpoints before the one at hand, not replaced yet
+    for i, (_, (first, _last)) in enumerate(steps):
+        best = -1
+        for j in ended:
+            end = steps[j][1][1]
+            if end < first and (best < 0 or end > steps[best][1][1]):
+                best = j
+        if best >= 0:
+            replaced[i] = best
+            ended.remove(best)
+        ended.append(i)
+    return replaced
 
 
 def _regions(regions: frozenset[str] | None) -> str:

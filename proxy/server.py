@@ -503,6 +503,7 @@ class ProxyProcess:
         if path == "/healthz":
             return 200, b"application/json", b'{"status":"ok"}'
         if path == "/readyz":
+            self.book.check()  # the upstreams asked now whether they still answer; the next probe reads it
             ok, detail = self.ready()
             return 200 if ok else 503, b"application/json", orjson.dumps(detail)
         if path == "/metrics" and not self.metrics.enabled:

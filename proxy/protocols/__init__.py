@@ -629,9 +629,16 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
                 _runs(content, runs, _block_text_vllm)  # llama.cpp takes such a result out; vLLM keeps it
             thinking = [b.get("thinking") for b in content if type(b) is dict and b.get("type") == "thinking"]
             _runs([t for t in thinking if type(t) is str], runs)
-        for part in content:  # a tool result's blocks (llama.cpp concatenates their text)
-            if type(part) is dict and part.get("type") == "tool_result" and type(part.get("content")) is list:
-                _runs(part["content"], runs, read)
+        for part in content:  # a tool result's blocks (llama.cpp concatenates their text); a document's (`_document`)
+            if type(part) is dict:
+                kind = part.get("type")
+                if kind == "tool_result" and type(part.get("content")) is list:
+                    _runs(part["content"], runs, read)
+                    for block in part["content"] if blocks else ():  # (an Anthropic tool result may hold documents)
+                        if type(block) is dict and block.get("type") == "document":
+                            _document(block, runs, read)
+                elif kind == "document" and blocks:
+                    _document(part, runs, read)
     if len(systems) > 1:
         _runs(systems, runs)
         if blocks:  # vLLM leaves Claude Code's billing header out, the text around it then run together
@@ -646,6 +653,15 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
 # the start of a system text block vLLM's Messages API leaves out of the system prompt (Claude Code's per-request
 # attribution, which would defeat prefix caching: `_convert_system_message`, `inline_system._blocks_text`)
 _BILLING_HEADER: Final = "x-anthropic-billing-header"
+
+
+def _document(block: dict[str, Any], runs: list[Run], read: Read) -> None:
+    """An Anthropic document given as content (`source.type` `content`, its `content` a list of text blocks, which the
+    API keeps apart only to cite them): the model reads its blocks run together, so they are a run as a tool
+    result's are."""
+    source = block.get("source")
+    if type(source) is dict and source.get("type") == "content" and type(source.get("content")) is list:
+        _runs(source["content"], runs, read)
 
 
 def _texts(parts: list[Any], read: Read) -> list[str]:

@@ -27,6 +27,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest, echoed
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
+    _REPRINTED,
     NOT_JSON,
     SHA256,
     VISIBLE,
@@ -42,6 +43,7 @@ from proxy.protocols import (
     json_unescaped,
     load_request_json,
     reply_json,
+    reprinted_numbers,
 )
 
 log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
@@ -391,8 +393,9 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
                              f"follow the JSON ({HEADER_LENGTH}): each byte must belong to exactly one input",
                              param="binary_data_size")  # fmt: skip
     texts: list[str] = []
+    reprinted: list[str] = []  # numbers of elements holding JSON as a runtime parsing them prints them (most: none)
     dumped = [(_constants_json if constants else _data_json)(tensor) for tensor in inputs]
-    whole = _tensor_texts(inputs, dumped, binary, texts, request=True)
+    whole = _tensor_texts(inputs, dumped, binary, texts, request=True, reprinted=reprinted)
     if isinstance(parameters, dict) and parameters:
         whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS) and whole
     for given in (tensor.get("parameters") for tensor in inputs):
@@ -407,7 +410,7 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
     sequence, starts = rest_sequence(model, parameters)
     return Request(model, "infer", False, tuple(texts), (), labels, version,
                    None if shared else _tensor_digest(inputs, dumped, binary), opaque=shared,
-                   unscanned=not whole, sequence=sequence, starts=starts)  # fmt: skip
+                   unscanned=not whole, sequence=sequence, starts=starts, decoded=tuple(reprinted))  # fmt: skip
 
 
 def _in_shared_memory(tensor: Any) -> bool:
@@ -416,15 +419,20 @@ def _in_shared_memory(tensor: Any) -> bool:
 
 
 def _tensor_texts(
-    tensors: list[dict[str, Any]], dumped: list[bytes | None], binary: bytes, texts: list[str], request: bool
+    tensors: list[dict[str, Any]],
+    dumped: list[bytes | None],
+    binary: bytes,
+    texts: list[str],
+    request: bool,
+    reprinted: list[str] | None = None,
 ) -> bool:
     """The strings of the tensors, from the binary section and from JSON `data`, into `texts`: with the
     binary-tensor extension each tensor's `parameters.binary_data_size` bytes follow the JSON in tensor
     order, BYTES elements each a 4-byte little-endian length and the bytes (as tritonclient sends by
     default); JSON `data` is read whatever the datatype (MLServer does not check data against it) and
     beside a binary part too (MLServer reads no binary part, only `data`). In a `request` an object in
-    `data` is an InvalidRequest, and base64 and JSON-escaped elements are read decoded too (`add_decoded_texts`). False
-    when some of it was past a scan limit."""
+    `data` is an InvalidRequest, and base64 and JSON-escaped elements are read decoded too (`add_decoded_texts`; the
+    numbers of elements holding JSON into `reprinted`). False when some of it was past a scan limit."""
     whole = True
     offset = 0
     for tensor, data in zip(tensors, dumped):  # noqa: B905 (`strict=`: zip called as Python, not a compiled loop)
@@ -443,7 +451,7 @@ def _tensor_texts(
         if walk:
             whole = _strings(tensor.get("data"), texts, refuse) and whole
         if request and len(texts) > start:
-            add_decoded_texts(texts, start)
+            whole = add_decoded_texts(texts, start, reprinted) and whole
     return whole
 
 
@@ -460,11 +468,15 @@ def _declared_base64(data: Any, texts: list[str], tensor: dict[str, Any] | None)
     return whole
 
 
-def add_decoded_texts(texts: list[str], start: int) -> None:
+def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None = None) -> bool:
     """After `texts[start:]`, the text each stands for once a runtime decodes it: base64 (below), then
     JSON escapes. MLServer's `pd_json` codec (and any runtime parsing an element as JSON) reads
     `{"to": "alice\\u0040example.com"}` as an address, so an element holding `\\uXXXX` is scanned
-    unescaped too (one search in C per element).
+    unescaped too (one search in C per element). Such a runtime prints an element's numbers again as it parsed them
+    (`{"card": 4.111111111111111e15}` is `{"card": 4111111111111111.0}` to the model): those that print otherwise
+    go to `reprinted` (`reprinted_numbers`, as a tool call's `arguments` are read), for an element that may be JSON
+    (its first character opens a JSON text) and holds such a number (`_REPRINTED`, a search in C). False when some
+    were past `MAX_STRINGS`.
 
     MLServer decodes an input whose model-settings declare `content_type: base64` although the request
     does not say so, so any element its codec would decode (`b64decode(validate=True)`: the alphabet only, whole padded quads) is
@@ -485,12 +497,24 @@ def add_decoded_texts(texts: list[str], start: int) -> None:
             decoded = raw.decode("utf-8", "replace")
             if decoded.count("\ufffd") * 8 <= len(decoded):
                 texts.append(decoded)
-    for index in range(start, len(texts)):
+    end = len(texts)  # (the elements and their base64 decoded: a runtime parses JSON escapes as it reads their numbers)
+    for index in range(start, end):
         text = texts[index]
         if "\\u" in text:
             unescaped = json_unescaped(text)
             if unescaped != text:
                 texts.append(unescaped)
+    if reprinted is None:
+        return True
+    for index in range(start, end):
+        text = texts[index]
+        if text[:1] in _JSON_FIRST and _REPRINTED.search(text) is not None and not reprinted_numbers(text, reprinted):
+            return False
+    return True
+
+
+# what a JSON text may begin with (white space, then a value): an element otherwise is no JSON a runtime parses
+_JSON_FIRST: Final = frozenset(' \t\n\r{["-0123456789')
 
 
 def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:

@@ -591,12 +591,14 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
-    if texts:
-        add_decoded_texts(texts, 0)  # every text here is a tensor's: MLServer may decode any (base64, JSON)
+    reprinted: list[str] = []  # (`add_decoded_texts`: the numbers of elements holding JSON, as a runtime prints them)
+    if texts:  # every text here is a tensor's: MLServer may decode any (base64, JSON)
+        whole = add_decoded_texts(texts, 0, reprinted) and whole
     sequence = sequence_key(model, sequence_id)
     return Request(model, "infer", stream, tuple(texts), (), tuple(labels), version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
-                   unscanned=not whole, sequence=sequence, starts=starts and sequence is not None)  # fmt: skip
+                   unscanned=not whole, sequence=sequence, starts=starts and sequence is not None,
+                   decoded=tuple(reprinted))  # fmt: skip
 
 
 def read_model_name(data: bytes) -> str:

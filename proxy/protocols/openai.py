@@ -668,6 +668,14 @@ class ResponsesObserver(SseObserver):
         self._streamed: set[tuple[int, int]] | None = None
         self._part: Any = _NO_PART
         self._whole_items: set[int] | None = None  # the items read whole (`_unstreamed`: none of their text streamed)
+        # a server may leave the part's `content_index` out of some events (its deltas, or its `.done` events): such an
+        # event is of the item's part now open, which the events that carry the index tell and the events that end a
+        # part move past (`_part_of`; None: no item's was told yet); and the text of the `.done` event read last, with
+        # its item, which an unnumbered one repeating it ends again (`response.content_part.done` after its
+        # `response.output_text.done`)
+        self._open_parts: dict[int, int] | None = None
+        self._last_done: str | None = None
+        self._last_done_item = -1
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
@@ -785,6 +793,10 @@ class ResponsesObserver(SseObserver):
                 if type(part) is dict and part.get("annotations"):
                     at, part_at = _whole(event.get("output_index")), _whole(event.get("content_index"))
                     self._cite(at, part_at, part["annotations"])
+            elif kind == "response.content_part.added":  # a part begins: an unnumbered event after it is of it
+                begun = event.get("content_index")
+                if type(begun) is int:
+                    self._open_part(_whole(event.get("output_index")), begun)
             elif kind == "response.output_item.added":  # a function call's name comes with its item
                 item = event.get("item")
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -802,7 +814,6 @@ class ResponsesObserver(SseObserver):
         read when no delta carried it (nor the item whole), once however many such events carry it (a part's
         `response.output_text.done`, then its `response.content_part.done`)."""
         at = _whole(event.get("output_index"))
-        part_at = _whole(event.get("summary_index", event.get("content_index")))
         if type(value) is dict:  # a part: a message's text, a reasoning item's, a refusal, a summary's
             if type(value.get("refusal")) is str:
                 kind, value = "response.refusal.done", value["refusal"]
@@ -811,12 +822,22 @@ class ResponsesObserver(SseObserver):
         if type(value) is not str or not value:
             return
         if kind.startswith(("response.refusal", "response.reasoning_summary")):  # beside the content
+            part_at = _whole(event.get("summary_index", event.get("content_index")))
             refusal = kind.startswith("response.refusal")
             key = ("response.refusal" if refusal else "response.reasoning_summary_text", at, part_at)
             if not self._text.has_aside(key):
                 self._text.aside(key, value)
                 self.first_chunk()
             return
+        numbered = event.get("content_index")
+        if type(numbered) is int:
+            part_at = numbered
+        elif at == self._last_done_item and value == self._last_done:
+            return  # an unnumbered event ending again the part the one before it ended
+        else:  # (unnumbered: the item's part now open)
+            part_at = self._part_of(at, None)
+        self._last_done, self._last_done_item = value, at
+        self._open_part(at, part_at + 1)  # (an unnumbered event after this one is of the part after it)
         streamed, whole = self._streamed, self._whole_items
         if (streamed is not None and (at, part_at) in streamed) or (whole is not None and at in whole):
             return  # its own deltas carried it (not another part's of its item), or its item was read whole
@@ -894,12 +915,30 @@ class ResponsesObserver(SseObserver):
         streamed = self._streamed
         if streamed is None:
             streamed = self._streamed = set()
-        streamed.add((index, _whole(part)))
+        streamed.add((index, self._part_of(index, part)))
         if index == self._item:
             self._text.add(delta)
         else:
             self._content(index, delta)
         self._part = part if index == self._item else _NO_PART
+
+    def _part_of(self, index: int, part: Any) -> int:
+        """The content part an event of item `index` is of: its `content_index`, or when it has none (a server that
+        numbers a part in some of its events only), the item's part now open (`_open_parts`)."""
+        if type(part) is int:
+            return part
+        parts = self._open_parts
+        return parts.get(index, 0) if parts is not None else 0
+
+    def _open_part(self, index: int, part: int) -> None:
+        """Item `index`'s part `part` is the open one (an event begins it, or ended the one before it): the next delta
+        of the item is read through `_part_delta`, which notes its part."""
+        parts = self._open_parts
+        if parts is None:
+            parts = self._open_parts = {}
+        parts[index] = part
+        if index == self._item:
+            self._part = _NO_PART
 
     def _content(self, index: int, text: str) -> None:
         """A piece of the text of an item other than the open one: read now if it is the first, or comes

@@ -18,9 +18,9 @@ from proxy.protocols.oip import check_version, split_path
 _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Triton's `POST /v2/repository/index` (a listing, as gRPC's data-free RepositoryIndex): without a body, or with one
 # of its flags only (`index_flags_only`), no data (the ingress then takes it as it takes `/v2/health/ready`); with any
-# other body, which is not read, it is decided as the `"*"` route's
+# other body, which is not read, it is decided as the `"*"` route's. Operation `metadata`, as gRPC's RepositoryIndex
 _INDEX_PATH: Final = "/v2/repository/index"
-_INDEX: Final = Target("passthrough", bodiless_data_free=True)
+_INDEX: Final = Target("metadata", bodiless_data_free=True)
 # the longest index body read for its flags (`{"ready": false}` is 16 bytes; room for whitespace): a longer one is
 # not parsed, and stays an unread call
 _INDEX_FLAGS_MAX: Final = 256

@@ -6,6 +6,8 @@ is at most bodies_max_bytes too."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -14,7 +16,7 @@ from proxy.config import Limits
 from proxy.transport.grpc_channels import call_window
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import proxied
-from tests.ingress.test_grpc_streams import CLIENT_OPTIONS, CONFIG, FLOOD, MIB, Upstream
+from tests.ingress.test_grpc_streams import CLIENT_OPTIONS, CONFIG, ECHO, FLOOD, FLOODED, MIB, Upstream
 from tests.servers.otlp_receiver import OtlpReceiver
 
 UPSTREAM_OPTIONS = [
@@ -22,19 +24,44 @@ UPSTREAM_OPTIONS = [
     ("grpc.http2.lookahead_bytes", 65_535),
 ]  # fmt: skip
 STREAMS = 4
-HELD_BACK_S = 5.0  # how long the flooding side must stay held back
-WINDOW_MIB = 4  # bodies_max_bytes 16 MiB over grpc_max_calls 4
+WINDOW_MIB = 4  # bodies_max_bytes 20 MiB over grpc_max_calls 5 (the floods, and the echo that tells they stand still)
+STILL = 3  # echo round trips in a row across which every flood stood still, each with a write waiting: held back
 # what may pass, in MiB: each call's window, and the margin the 32 MiB window's test allows (a message the proxy
 # holds, one in grpc's send buffer toward the client, the client's own window, one the upstream sent); with the
 # 32 MiB window each stream's upstream got ~36 MiB past it
 BOUND = STREAMS * (WINDOW_MIB + 16)
 
 
+class Flooding(Upstream):
+    """`Upstream`, its floods' writes waiting (begun, not taken by grpc: held back by the proxy's window) counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = 0
+        self.lock = threading.Lock()
+
+    async def _flood(self, requests: AsyncIterator[bytes], context: Any) -> None:
+        for _ in range(FLOODED):
+            with self.lock:
+                self.writing += 1
+            try:
+                await context.write(MIB)
+            finally:
+                with self.lock:
+                    self.writing -= 1
+            self._count("flooded")
+
+
 def test_upstreams_flooding_clients_that_read_nothing_are_held_back_at_the_call_s_share_of_bodies_max_bytes(
     loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any
 ) -> None:
-    upstream = Upstream()
-    config = CONFIG + f"limits: {{grpc_max_calls: {STREAMS}, bodies_max_bytes: {STREAMS * WINDOW_MIB << 20}, " \
+    """Held back: what the floods sent stood still across `STILL` echo round trips in a row through the proxy to the
+    same upstream (HTTP/2 takes a connection's frames in order: a window the proxy had opened before the echo reached
+    the upstream first), every flood with a write waiting; and it is within `BOUND`. A proxy that let them run would
+    pass `BOUND` first (with the 32 MiB window each stream's upstream got ~36 MiB past it)."""
+    upstream = Flooding()
+    calls_max = STREAMS + 1
+    config = CONFIG + f"limits: {{grpc_max_calls: {calls_max}, bodies_max_bytes: {calls_max * WINDOW_MIB << 20}, " \
         f"max_body_bytes: {WINDOW_MIB << 20}}}\n"  # fmt: skip
     with (
         proxied(loop_thread, otlp, make_proxy, config, upstream, UPSTREAM_OPTIONS) as proxy,
@@ -43,11 +70,20 @@ def test_upstreams_flooding_clients_that_read_nothing_are_held_back_at_the_call_
         calls = [channel.stream_stream(FLOOD)(iter([b"go"])) for _ in range(STREAMS)]
         for call in calls:
             assert next(call) == MIB  # each flood has started; nobody reads further
-        held = upstream.wait("flooded", BOUND, HELD_BACK_S)
-        flooded = upstream.flooded
-        for call in calls:
-            call.cancel()
-        assert not held, f"{flooded} MiB read from upstreams whose clients read nothing"
+        echo = channel.stream_stream(ECHO)
+        still, before = 0, -1
+        try:
+            while still < STILL and upstream.flooded < BOUND:
+                assert list(echo(iter([b"ping"]), timeout=30)) == [b"ping"]  # a round trip to the same upstream
+                with upstream.lock:
+                    now, waiting = upstream.flooded, upstream.writing
+                still = still + 1 if now == before and waiting == STREAMS else 0
+                before = now
+        finally:
+            flooded = upstream.flooded
+            for call in calls:
+                call.cancel()
+        assert flooded < BOUND, f"{flooded} MiB read from upstreams whose clients read nothing"
 
 
 def test_the_channels_window_is_the_listener_s() -> None:

@@ -45,7 +45,8 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -
 
 
 @contextmanager
-def llama_cpp_server(log_path: Path) -> Iterator[str]:
+def llama_cpp_server(log_path: Path, started: list[subprocess.Popen[bytes]] | None = None) -> Iterator[str]:
+    """`started`: the server's process is put in it (a test that stops and continues it)."""
     python, model = need("LP_LLAMA_PYTHON", "LP_LLAMA_MODEL")
     port = dead_port()
     with open(log_path, "wb") as log:
@@ -72,6 +73,8 @@ def llama_cpp_server(log_path: Path) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        if started is not None:
+            started.append(proc)
         try:
             wait_http(f"http://127.0.0.1:{port}/v1/models", proc)
             yield f"http://127.0.0.1:{port}"
