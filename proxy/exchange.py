@@ -704,6 +704,13 @@ class Exchange:
         else:
             outcome.checkpoint, outcome.checkpoint_source = printable_name(model), RESPONSE
 
+    @property
+    def recording(self) -> bool:
+        """Whether `recorded` has anything to wait for: a new flow's first record not yet durable, or a metadata round
+        (`_rediscover`). False for a flow seen before, most calls: no coroutine made to find that out."""
+        durable = self._durable
+        return self._rediscovered is not None or (durable is not None and not durable.done())
+
     async def recorded(self) -> None:
         """Wait until a new flow's first record is durable. Shielded: a client that leaves cancels
         the wait, never the write. A store failure is logged by its sink, never fails the call."""

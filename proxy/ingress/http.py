@@ -202,7 +202,7 @@ def reply_fields(
     set (`x-lineage-*` and `OWNED`), then the lineage headers (`lineage`: `Exchange.lineage_fields`). A `Location` on the upstream itself (`base`: its URL) is made a path, so a client that follows a
     redirect comes back through the proxy, not around it to an address it should not know."""
     skip = _NOT_RETURNED
-    if b"connection" in names:
+    if b"connection" in names and not _plain_connection(raw, names):
         listed = _connection_tokens(raw, names)
         if not listed <= skip:  # `keep-alive` and `close` are hop-by-hop already
             # less the fields that say how the body, passed on as it came, is read: dropped, a gzip body reached the
@@ -221,6 +221,14 @@ def reply_fields(
         out.append(value)
         out.append(b"\r\n")
     out.append(lineage)
+
+
+def _plain_connection(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> bool:
+    """Whether a reply's Connection fields (it has one) are one field saying `keep-alive` or `close` alone, as an upstream
+    says on every reply: its tokens, hop-by-hop already, drop nothing more, so they need not be read (`_connection_tokens`
+    hashed the value and looked it up, a reply)."""
+    value = raw[names.index(b"connection")][1]
+    return (value == b"keep-alive" or value == b"close") and names.count(b"connection") == 1
 
 
 def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> frozenset[bytes]:
@@ -548,10 +556,10 @@ class HttpIngress:
                     raise ex.upstream_failed(exc) from None
             ex.whole(data)
             ex.finish()
-            durable = ex.recorded()
             small = len(data) < 65536  # a small reply goes in one write (one send), head and body joined once
             head, _ = self._head(request, conn, ex, resp, len(data), data if small else b"")
-            await durable  # a new flow's first edge is durable before the client has the reply
+            if ex.recording:  # a new flow's first edge is durable before the client has the reply
+                await ex.recorded()  # (a coroutine only then: not for a flow seen before, most calls)
             conn.write(head)
             if not small:
                 conn.write(data)  # a large body is not copied to be joined

@@ -318,7 +318,7 @@ def encode_flow_span(
         b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big"),
         _str(3, trace_state) if trace_state else b"",
         b"\x22\x08" + parent_span_id.to_bytes(8, "big") if parent_span_id is not None else b"",
-        head, _TIMES.pack(0x39, start_ns, 0x41, end_ns),
+        head, b"\x39", start_ns.to_bytes(8, "little"), b"\x41", end_ns.to_bytes(8, "little"),
     ]  # fmt: skip
     parts += attributes
     parts += (events, status, _FLAGS[parent_span_id is not None])
