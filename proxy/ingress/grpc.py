@@ -196,6 +196,19 @@ class _Received:
         self.repeats = repeats
 
 
+def _metadata_text(received: _Received) -> str | None:
+    """The metadata MLServer hands the model with an inference request, as text (`oip.header_text`): the entries
+    forwarded as they came, and the caller's `x-forwarded-for` list, forwarded with the peer's address appended (read as
+    REST's is; the address the proxy appends is its own, not read)."""
+    text = header_text(received.forwarded)
+    if not received.callers:
+        return text
+    forwarded_for = header_text([("x-forwarded-for", ", ".join(received.callers))])
+    if forwarded_for is None:
+        return text
+    return forwarded_for if text is None else f"{text}\n{forwarded_for}"
+
+
 _READ_BINARY: Final = frozenset({"x-data-labels-bin", "x-purpose-bin"})
 # a caller's entries forwarded or not as the call decides (`GrpcIngress._forward_metadata`): its key, its tracestate
 _CALL_DECIDES: Final = frozenset({"authorization", "authorization-bin", "tracestate"})
@@ -685,7 +698,7 @@ class GrpcIngress:
     ) -> Upstream:
         """`Exchange.admit`, for a gRPC upstream. `deferred`: the handler calls `ex.forwarded()` once the request
         is sent (`_forwarded`). The metadata forwarded is read with the request: MLServer hands it to the model."""
-        upstream = ex.admit(request, header, self._peer(context), deferred, header_text(received.forwarded))
+        upstream = ex.admit(request, header, self._peer(context), deferred, _metadata_text(received))
         if upstream.grpc is None:  # refused here, its data gone nowhere: recorded so, never as allowed to it
             raise ex.refuse(
                 UpstreamUnavailable(

@@ -44,7 +44,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.policy import Policy
 from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
-from proxy.protocols.oip import HEADER_FRAMING
+from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS
 from proxy.protocols.passthrough import index_flags_only
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, keep, lower_name
@@ -281,21 +281,48 @@ def _serving_upstream(pipeline: Pipeline, path: str) -> Upstream | None:
 
 
 _OIP_FRAMING: Final = frozenset(name.encode() for name in HEADER_FRAMING)
+_OIP_TRACE_IDS: Final = {name.encode(): re.compile(form.pattern.encode(), re.ASCII) for name, form in TRACE_IDS.items()}
+
+
+def _trace_id(lower: bytes, value: bytes) -> bool:
+    form = _OIP_TRACE_IDS.get(lower)
+    return form is not None and form.fullmatch(value) is not None
 
 
 def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
     """`oip.header_text` of a request's fields as received: names matched in their lower-case bytes (`lower_name`'s
-    table), only the fields read decoded (most calls: a `User-Agent`, or none)."""
+    table), only the fields read decoded (most calls: a `User-Agent`, or none). A field its `Connection` field names is
+    hop-by-hop, never forwarded (`forward_fields`): not read either."""
     known = _LOWER
     lines: list[str] | None = None
+    connection: bytes | None = None  # (its value; most calls' say `keep-alive` or `close`, naming no other field)
     for name, value in headers:
         lower = known.get(name) or lower_name(name)
         if lower in _OIP_FRAMING:
+            if lower == b"connection":
+                connection = value if connection is None else connection + b"," + value
+            continue
+        if lower in _OIP_TRACE_IDS and _trace_id(lower, value):  # a trace id (`oip.TRACE_IDS`)
             continue
         if lines is None:
             lines = []
         lines.append(lower.decode("latin-1") + ": " + value.decode("utf-8", "replace"))
-    return "\n".join(lines) if lines is not None else None
+    if lines is None:
+        return None
+    if connection is not None and connection not in _PLAIN_CONNECTION:
+        listed = _tokens(connection.decode("latin-1"))
+        if not listed <= _OIP_FRAMING:
+            # (the lines' names found again: only a call whose Connection field names a field pays for it)
+            read = [lower for lower, value in ((known.get(name) or lower_name(name), value) for name, value in headers)
+                    if lower not in _OIP_FRAMING and not _trace_id(lower, value)]  # fmt: skip
+            lines = [line for lower, line in zip(read, lines, strict=True) if lower not in listed]
+            if not lines:
+                return None
+    return "\n".join(lines)
+
+
+# Connection values that name no field but framing ones (`keep-alive`, `close`), as clients write them
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"Keep-Alive", b"close", b"Close"})
 
 
 def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exchange:

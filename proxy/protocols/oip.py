@@ -81,7 +81,8 @@ def split_path(path: str) -> tuple[str, str | None, str] | None:
 
 
 # request header fields (and gRPC metadata keys) the proxy drops, writes anew, or reads as its own and checks (HTTP's
-# framing, the trace, the purpose and labels, the body's coding), and the caller's credentials (never content): every
+# framing and hop-by-hop fields, the trace, the purpose and labels, the body's coding), and the caller's credentials
+# (`Authorization`, `x-api-key`, `Cookie`, `Proxy-Authorization`: never content, never captured): every
 # other one MLServer hands its model with the request as the client sent it (`parameters.headers`: each field of a
 # REST request, each metadata entry of a gRPC one; `Accept`, `Content-Type`, `User-Agent`, the client's
 # `X-Forwarded-For` too), as Triton does those its `--http-header-forward-pattern` names: their names and values are read
@@ -89,20 +90,51 @@ HEADER_FRAMING: Final = frozenset({
     "host", "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "te", "expect",
     "accept-encoding", "authorization", "authorization-bin", "x-api-key", "traceparent", "tracestate", "x-purpose",
     "x-purpose-bin", "x-data-labels", "x-data-labels-bin", "x-forwarded-proto", "x-forwarded-host", "x-real-ip",
-    "forwarded", HEADER_LENGTH.lower(), "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+    "forwarded", HEADER_LENGTH.lower(), "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "cookie",
+    "proxy-authorization", "proxy-authenticate", "proxy-connection", "trailer", "upgrade",
 })  # fmt: skip
+
+
+# the trace context other tracers write on a call, in the form they write it (the whole value): random ids, on every call
+# (Datadog's, Google's load balancer's, Envoy's and nginx's request id, B3, Jaeger, Sentry, AWS's load balancer's).
+# Read as text they labelled calls at random: one Datadog id (a decimal uint64) in ten passes the card check, and one
+# UUID in about 550 reads as a phone number. A value of its field's form is an id, not read; any other value is read
+_H: Final = "[0-9a-fA-F]"
+_AMZN: Final = rf"(?:Self|Root)=1-{_H}{{8}}-{_H}{{24}}|Parent={_H}{{16}}|Sampled=[01?]|Lineage={_H}{{8}}:[0-9]{{1,3}}"
+TRACE_IDS: Final = {
+    name: re.compile(form, re.ASCII)
+    for names, form in (
+        (("x-request-id",), rf"{_H}{{8}}-{_H}{{4}}-{_H}{{4}}-{_H}{{4}}-{_H}{{12}}|{_H}{{16,32}}"),
+        (("x-datadog-trace-id", "x-datadog-parent-id"), "[0-9]{1,20}"),
+        (("x-cloud-trace-context",), rf"{_H}{{32}}(?:/[0-9]{{1,20}})?(?:;o=[0-9])?"),
+        (("x-b3-traceid",), rf"{_H}{{16}}(?:{_H}{{16}})?"),
+        (("x-b3-spanid", "x-b3-parentspanid"), rf"{_H}{{16}}"),
+        (("b3",), rf"[01d]|{_H}{{16}}(?:{_H}{{16}})?-{_H}{{16}}(?:-[01d](?:-{_H}{{16}})?)?"),
+        (("uber-trace-id",), rf"{_H}{{1,32}}:{_H}{{1,16}}:{_H}{{1,16}}:{_H}{{1,2}}"),
+        (("sentry-trace",), rf"{_H}{{32}}-{_H}{{16}}(?:-[01])?"),
+        (("x-amzn-trace-id",), rf"(?:{_AMZN})(?:;(?:{_AMZN})){{0,5}}"),
+    )
+    for name in names
+}
 
 
 def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
     """The header fields (or gRPC metadata) an OIP server hands its model with the request, `name: value` a line, for
-    the detectors to read as the request's text: None when every field is framing (`HEADER_FRAMING`, most calls).
+    the detectors to read as the request's text: None when every field is framing (`HEADER_FRAMING`, most calls) or a
+    trace id (`TRACE_IDS`).
     Names in lower case (gRPC's are; HTTP's are lowered here), a binary value read as UTF-8 (replaced)."""
     lines: list[str] | None = None
     for name, value in fields:
         key = name.lower()
         if key in HEADER_FRAMING or key.startswith(":"):
             continue
-        text = value if isinstance(value, str) else value.decode("utf-8", "replace")
+        if isinstance(value, str):
+            form = TRACE_IDS.get(key)
+            if form is not None and form.fullmatch(value):  # an id (`TRACE_IDS`)
+                continue
+            text = value
+        else:
+            text = value.decode("utf-8", "replace")
         if lines is None:
             lines = []
         lines.append(f"{key}: {text}")

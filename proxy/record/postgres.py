@@ -114,7 +114,8 @@ _WRITES: Final = (
     *(("applied", p) for p in ("SELECT", "INSERT", "DELETE")),
 )
 # what this role lacks of `_WRITES` in the writer's schema (the first on its search path), and USAGE on the chain's
-# sequence, as (privilege, object) rows; every catalog and function pg_catalog's by name
+# sequence (or UPDATE: nextval takes either), as (privilege, object) rows; every catalog and function pg_catalog's by
+# name
 _MISSING = """
 SELECT w.privilege, c.relname::pg_catalog.text FROM ROWS FROM (pg_catalog.unnest(%(tables)s::pg_catalog.text[]),
         pg_catalog.unnest(%(privileges)s::pg_catalog.text[])) AS w(relname, privilege)
@@ -128,7 +129,8 @@ SELECT 'USAGE', 'sequence ' OPERATOR(pg_catalog.||) s.relname::pg_catalog.text F
     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.refobjid AND c.relname OPERATOR(pg_catalog.=) 'chain'
         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.current_schema())
     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-        AND CASE WHEN s.relkind OPERATOR(pg_catalog.=) 'S' THEN NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE')
+        AND CASE WHEN s.relkind OPERATOR(pg_catalog.=) 'S'
+            THEN NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE, UPDATE')  -- either: what nextval takes
             ELSE false END  -- a condition the planner may test first: a toast table is no sequence
 """
 # what SCHEMA makes, by name
