@@ -159,7 +159,7 @@ class Exchange:
             if beside is not None:
                 add_text(read, beside)
             call = self.call = pipeline.call(
-                read, self.adapter.name, header, self.trace, peer, self.x_api_key, not deferred, self.key_memo
+                read, self.adapter.name, header, self.trace, peer, self.x_api_key, not deferred, self.key_memo, beside
             )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
             error.caller = pipeline.caller_name(header, peer, self.x_api_key)

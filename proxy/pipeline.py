@@ -40,6 +40,7 @@ from proxy.labels import (
     logged_labels,
     parse_labels,
 )
+from proxy.memo import Memo
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
@@ -50,6 +51,11 @@ log = logging.getLogger("lineage_proxy.baseline")
 
 
 _NONE: Final[frozenset[str]] = frozenset()
+# `Pipeline.beside_found`: the header blocks whose findings are kept, and the characters they hold together (about: an
+# entry's text, and `_BESIDE_ENTRY` for its slot and its labels): 1,024 blocks of up to 1 MiB together
+BESIDE_KEPT: Final = 1024
+BESIDE_BYTES_KEPT: Final = 1 << 20
+_BESIDE_ENTRY: Final = 200
 _TRUNCATED: Final = frozenset({TRUNCATED})  # also: an adapter left content past a scan limit unread
 # a tool call's argument number as a server prints it again (`reprinted_numbers`: Python's repr of a double)
 _PRINTED_NUMBER: Final = re.compile(r"-?(?:[0-9.]+(?:e[+-]?[0-9]+)?|inf|nan)")
@@ -177,6 +183,9 @@ class Pipeline:
         self.require_record = frozenset(zone.name for zone in config.zones if zone.require_record)
         self.known = known_labels(config)
         self.known_purposes = known_purposes(config)
+        # what the detectors found in a request's `beside` text (an OIP request's header fields), by the text: a client
+        # sends the same fields on each of its calls (a User-Agent, an Accept), which are then not read again
+        self.beside_found = Memo(BESIDE_KEPT, BESIDE_BYTES_KEPT)
 
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
@@ -240,11 +249,13 @@ class Pipeline:
         x_api_key: bool = False,
         recorded: bool = True,
         memo: KeyMemo | None = None,
+        beside: str | None = None,
     ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
         `recorded` False: what only the record needs (the input's digest, its captured content) is left to
         `record_fields`, for after the request is forwarded (`Exchange.forwarded`). `memo`: the connection's
-        key digest (`key_digest`)."""
+        key digest (`key_digest`). `beside`: the last of the request's texts, when it is what the server hands the
+        model beside the body (`protocols.add_text`), read on its own (`_detected_beside`)."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -288,7 +299,7 @@ class Pipeline:
             key_sha256=self.key_digest(header, x_api_key, memo),
             purpose=purpose or None,
             labels=labels,
-            detected=self._detected(request),
+            detected=self._detected(request, beside),
             input_digest=(request.digest or text_digest(request.texts)) if recorded else request.digest,
             params=request.params,
             stream=request.stream,
@@ -340,17 +351,43 @@ class Pipeline:
             return ("[withheld: a detected value is written with JSON escapes]",)
         return masked
 
-    def _detected(self, request: Request) -> frozenset[str]:
+    def _detected(self, request: Request, beside: str | None = None) -> frozenset[str]:
         """What the detectors find in the request's content. Its readings (the texts, where parts meet, the
-        texts with escapes decoded) share one limit, `limits.scan_max_chars`: the request's, not each's."""
+        texts with escapes decoded) share one limit, `limits.scan_max_chars`: the request's, not each's. `beside`: the
+        last of its texts, what the server hands the model beside the body (`_detected_beside`)."""
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
+        if beside is not None:
+            return self._detected_beside(request, beside)
         if not request.joined and not request.decoded:  # one reading (most calls)
             found = self.detectors.scan_all(request.texts) if request.texts else _NONE
             return found | _TRUNCATED if request.unscanned else found
         reading = self.detectors.reading()
         found = reading.scan_all(request.texts) if request.texts else _NONE
         if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
+            found = found | reading.scan_all(boundary_windows(request.joined))
+        if request.decoded:
+            found = found | reading.scan_all(request.decoded)
+        return found | _TRUNCATED if request.unscanned else found
+
+    def _detected_beside(self, request: Request, beside: str) -> frozenset[str]:
+        """`_detected` of a request whose last text is `beside` (`protocols.add_text`: an OIP request's header fields,
+        which MLServer hands the model apart from the body): that one read on its own, what was found in the same text
+        before not read again (`beside_found`: a client sends the same fields on each call), the others as `_detected`
+        reads a request's texts."""
+        kept = self.beside_found.kept.get(beside)
+        if kept is None:
+            kept = self.detectors.scan(beside)
+            self.beside_found.keep(beside, kept, len(beside) + _BESIDE_ENTRY)
+        found: frozenset[str] = kept  # type: ignore[assignment]  # (a frozenset, as kept above)
+        texts = request.texts[:-1]
+        if not request.joined and not request.decoded:
+            found = found | self.detectors.scan_all(texts) if texts else found
+            return found | _TRUNCATED if request.unscanned else found
+        reading = self.detectors.reading()
+        if texts:
+            found = found | reading.scan_all(texts)
+        if request.joined:
             found = found | reading.scan_all(boundary_windows(request.joined))
         if request.decoded:
             found = found | reading.scan_all(request.decoded)

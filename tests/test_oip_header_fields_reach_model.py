@@ -2,7 +2,8 @@
 the request's `parameters.headers` (`insert_headers`; Triton those its `--http-header-forward-pattern` names). The
 proxy forwarded them unread, so `X-Note: alice@example.com` (or a `User-Agent` holding it) reached the real MLServer's
 model for a purpose the zone of that address forbids. Such fields are now read with the request (`oip.header_text`);
-HTTP's, gRPC's and the proxy's own (`x-purpose`, `x-data-labels`, `traceparent`, ...) are framing."""
+HTTP's, gRPC's and the proxy's own (`x-data-labels`, `traceparent`, ...) are framing (`x-purpose` is read too, since:
+`test_oip_purpose_field_reaches_model`)."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def test_metadata_mlserver_hands_its_model_is_read_over_grpc(
 def test_header_text_reads_all_but_framing() -> None:
     from proxy.protocols.oip import header_text  # (here: the tests above ran against code without it)
 
-    assert header_text([("Host", "h"), ("Content-Length", "2"), ("x-purpose", "ads"), ("traceparent", "00-1-2-01"),
+    assert header_text([("Host", "h"), ("Content-Length", "2"), ("traceparent", "00-1-2-01"),
                         ("x-data-labels", "public"), ("Authorization", "Bearer k")]) is None  # fmt: skip
     assert header_text([("X-Note", ADDRESS), ("accept", "*/*"), ("x-blob-bin", b"bob@example.org")]) == (
         f"x-note: {ADDRESS}\naccept: */*\nx-blob-bin: bob@example.org"

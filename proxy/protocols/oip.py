@@ -81,15 +81,18 @@ def split_path(path: str) -> tuple[str, str | None, str] | None:
 
 
 # request header fields (and gRPC metadata keys) the proxy drops, writes anew, or reads as its own and checks (HTTP's
-# framing and hop-by-hop fields, the trace, the purpose and labels, the body's coding), and the caller's credentials
+# framing and hop-by-hop fields, the trace, the labels, the body's coding), and the caller's credentials
 # (`Authorization`, `x-api-key`, `Cookie`, `Proxy-Authorization`: never content, never captured): every
 # other one MLServer hands its model with the request as the client sent it (`parameters.headers`: each field of a
 # REST request, each metadata entry of a gRPC one; `Accept`, `Content-Type`, `User-Agent`, the client's
-# `X-Forwarded-For` too), as Triton does those its `--http-header-forward-pattern` names: their names and values are read
+# `X-Forwarded-For` too), as Triton does those its `--http-header-forward-pattern` names: their names and values are read.
+# The purpose too (`x-purpose`, forwarded for a proxy chained behind): any word of the label grammar without
+# `policy.known_purposes`, so `x-purpose: 4111111111111111` took a card to the model; the labels (`x-data-labels`) are
+# checked against the zones
 HEADER_FRAMING: Final = frozenset({
     "host", "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "te", "expect",
-    "accept-encoding", "authorization", "authorization-bin", "x-api-key", "traceparent", "tracestate", "x-purpose",
-    "x-purpose-bin", "x-data-labels", "x-data-labels-bin", "x-forwarded-proto", "x-forwarded-host", "x-real-ip",
+    "accept-encoding", "authorization", "authorization-bin", "x-api-key", "traceparent", "tracestate",
+    "x-data-labels", "x-data-labels-bin", "x-forwarded-proto", "x-forwarded-host", "x-real-ip",
     "forwarded", HEADER_LENGTH.lower(), "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "cookie",
     "proxy-authorization", "proxy-authenticate", "proxy-connection", "trailer", "upgrade",
 })  # fmt: skip
@@ -191,6 +194,12 @@ SEQUENCE_PARAMETERS: Final = frozenset({"sequence_id", "sequence_start"})
 # string Triton keeps as its correlation id): MLServer reads none of them and hands its runtime every one, so a string
 # there (`"sequence_id": "alice@example.com"`, `"priority": "..."`) reaches the model, and is read
 TEXT_IF_STRING: Final = REQUEST_FRAMING_PARAMETERS - {LABELS_PARAMETER}
+# ... and so with a tensor's (an input's, a requested output's): MLServer hands the runtime its `parameters` whole
+# (`Parameters` keeps every field), so a string under `classification`, `binary_data_size`, `shared_memory_*`,
+# `sequence_id` there, or a `content_type` that names no codec it has (or one that does), reaches the model: read
+# (a number or a boolean, as Triton takes them, is still framing; `data_labels` is the proxy's; a shared-memory region's
+# name is not: a request naming one is opaque, refused while zones are configured unless `passthrough: forward`)
+TENSOR_TEXT_IF_STRING: Final = TENSOR_FRAMING_PARAMETERS - {LABELS_PARAMETER, SHARED_MEMORY}
 
 
 # characters of a sequence's key (`sequence_key`) kept as they are: a longer one (a model's name or a string id as long
@@ -226,15 +235,19 @@ def rest_sequence(model: str, parameters: Any) -> tuple[str | None, bool]:
     return sequence, sequence is not None and parameters.get("sequence_start") is True
 
 
-def parameter_strings(parameters: dict[str, Any], out: list[str], framing: frozenset[str] = FRAMING_PARAMETERS) -> bool:
-    """The strings in a request's or a tensor's `parameters` but the protocol's own (`framing`), and their numbers as
-    decimal text (`number_text`: a card or an id sent as a number): a backend reads its request's parameters (Triton's
-    Python backend, MLServer runtimes), so text and numbers there reach the model."""
+def parameter_strings(
+    parameters: dict[str, Any], out: list[str], framing: frozenset[str] = FRAMING_PARAMETERS,
+    strings: frozenset[str] = frozenset(),
+) -> bool:  # fmt: skip
+    """The strings in a request's or a tensor's `parameters` but the protocol's own (`framing`; a string under one of
+    `strings` all the same: `TEXT_IF_STRING`), and their numbers as decimal text (`number_text`: a card or an id sent as
+    a number): a backend reads its request's parameters (Triton's Python backend, MLServer runtimes), so text and
+    numbers there reach the model."""
     whole = True
     for key, value in parameters.items():
         kind = type(value)
         if key in framing:
-            if kind is str and framing is REQUEST_FRAMING_PARAMETERS and key in TEXT_IF_STRING and value:
+            if kind is str and value and key in strings:  # it reaches MLServer's runtime all the same: read
                 out.append(value)
             continue
         if kind is str or kind is list or kind is dict:
@@ -429,15 +442,18 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
     dumped = [(_constants_json if constants else _data_json)(tensor) for tensor in inputs]
     whole = _tensor_texts(inputs, dumped, binary, texts, request=True, reprinted=reprinted)
     if isinstance(parameters, dict) and parameters:
-        whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS) and whole
+        whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS, TEXT_IF_STRING) and whole
     for given in (tensor.get("parameters") for tensor in inputs):
         if isinstance(given, dict) and given:
-            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS) and whole
+            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS, TENSOR_TEXT_IF_STRING) and whole
     outputs = data.get("outputs")
     for requested in outputs if isinstance(outputs, list) else ():  # MLServer hands a requested output's
         given = requested.get("parameters") if isinstance(requested, dict) else None  # parameters to the model too
         if isinstance(given, dict) and given:
-            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS) and whole
+            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS, TENSOR_TEXT_IF_STRING) and whole
+    given_id = data.get("id")  # MLServer hands the request's id to the runtime (`payload.id`), Triton to the backend
+    if type(given_id) is str and given_id:
+        texts.append(given_id)
     shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
     sequence, starts = rest_sequence(model, parameters)
     return Request(model, "infer", False, tuple(texts), (), labels, version,

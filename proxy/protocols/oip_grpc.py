@@ -32,6 +32,7 @@ from proxy.protocols.oip import (
     SEQUENCE_PARAMETERS,
     SHARED_MEMORY,
     TENSOR_FRAMING_PARAMETERS,
+    TENSOR_TEXT_IF_STRING,
     U64,
     add_decoded_texts,
     bytes_tensor_strings,
@@ -405,6 +406,7 @@ def _tensor(
     filled = False
     base64 = False
     start = len(texts)
+    strings: list[str] | None = None  # an input's strings under framing names (`TENSOR_TEXT_IF_STRING`), read as sent
     while pos < end:
         key = buf[pos]
         length = buf[pos + 1] if pos + 1 < end else 0x80
@@ -433,16 +435,23 @@ def _tensor(
                 if text is None:
                     raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                 labels += labels_parameter(text)
-            elif name == "content_type":
-                base64 = text == "base64"
             elif name not in TENSOR_FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
                 if text is None:
                     text = _parameter_number(buf, pos, stop)
                 if text:
                     texts.append(text)
+            else:
+                if name == "content_type":
+                    base64 = text == "base64"
+                if text and labels is not None and name in TENSOR_TEXT_IF_STRING:  # an input's: MLServer hands it on
+                    if strings is None:
+                        strings = []
+                    strings.append(text)
         pos = stop
     if base64:
         _declared_base64(texts, start)
+    if strings is not None:
+        texts += strings
     return datatype, shared, filled, base64
 
 
@@ -483,13 +492,14 @@ def _requested_output(buf: bytes, start: int, stop: int, texts: list[str]) -> bo
     for number, first, last in _spans(buf, start, stop):
         if number == 2:
             name, text = _parameter(buf, first, last)
-            if name == SHARED_MEMORY:
-                shared = True
-            elif name not in TENSOR_FRAMING_PARAMETERS:
+            shared = shared or name == SHARED_MEMORY
+            if name not in TENSOR_FRAMING_PARAMETERS:
                 if text is None:
                     text = _parameter_number(buf, first, last)
                 if text:
                     texts.append(text)
+            elif text and name in TENSOR_TEXT_IF_STRING:  # a string under a framing name: MLServer hands it on
+                texts.append(text)
     return shared
 
 
@@ -558,6 +568,8 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                 model = _string(buf, start, stop)
             elif number == 2:
                 version = _string(buf, start, stop)
+            elif number == 3 and stop > start:  # the id: MLServer hands it to the runtime, Triton to the backend
+                texts.append(_string(buf, start, stop))
             elif number == 4:
                 key, text = _parameter(buf, start, stop)
                 if key == LABELS_PARAMETER:

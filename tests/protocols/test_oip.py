@@ -111,8 +111,9 @@ def test_json_request() -> None:
     request = read_rest_request("iris", "3", orjson.dumps(REQUEST), None)
     assert (request.model, request.version, request.operation, request.stream) == ("iris", "3", "infer", False)
     # an INT32 tensor's strings too: MLServer hands them to the model, whatever the datatype says
-    # and a request parameter's number, as decimal text: the backend reads it
-    assert request.texts == ("write to", "ana@example.org", "é", "scanned all the same", "1")
+    # and a request parameter's number, as decimal text: the backend reads it; and the request's id, which MLServer
+    # hands the runtime (`payload.id`)
+    assert request.texts == ("write to", "ana@example.org", "é", "scanned all the same", "1", "r-1")
     assert request.labels == ("campaign-7", "health")
     assert request.params == ()
     assert request.digest == sha(*(orjson.dumps(t["data"]) for t in REQUEST["inputs"]))
@@ -143,9 +144,9 @@ def test_base64_bytes_are_scanned_as_the_model_reads_them() -> None:
     request = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
     # decoded leniently (a stray character dropped, as `b64decode` without `validate` does; MLServer's codec
     # decodes less), and as sent: a server that ignores content_type (Triton, KServe, a runtime reading `data`
-    # itself) gives the model the text as sent
+    # itself) gives the model the text as sent; and its `content_type`, which MLServer hands the runtime too
     assert request.texts == ("YWxpY2VAZXhhbXBsZS5jb20=", "alice@example.com", "dG86IGFs\naWNlQGV4YW1wbGUuY29t",
-                             "to: alice@example.com", "not base64")  # fmt: skip
+                             "to: alice@example.com", "not base64", "base64")  # fmt: skip
     plain = {**tensor, "data": ["xalice@example.com"]}
     assert "xalice@example.com" in read_rest_request("m", None, orjson.dumps({"inputs": [plain]}), None).texts
 
@@ -661,4 +662,5 @@ def test_text_in_parameters_is_scanned_but_the_protocols_own() -> None:
             "inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1.0],
                         "parameters": {"content_type": "np", "hint": "call +1 415 555 0100"}}]}  # fmt: skip
     texts = read_rest_request("m", None, orjson.dumps(body), None).texts
-    assert texts == ("mail ana@example.org", "to", "x@y.org", "call +1 415 555 0100")
+    # a tensor's `content_type` too: MLServer hands the runtime its `parameters` whole (a codec's name or not)
+    assert texts == ("mail ana@example.org", "to", "x@y.org", "np", "call +1 415 555 0100")

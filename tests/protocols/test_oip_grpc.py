@@ -218,7 +218,7 @@ def test_read_infer_request() -> None:
     request = read_infer_request(message.SerializeToString())
     assert (request.model, request.version, request.operation, request.stream) == ("iris", "3", "infer", False)
     assert request.labels == ("campaign-7", "health")
-    assert request.texts == ("write to ana@example.org", "wörld")
+    assert request.texts == ("req-1", "write to ana@example.org", "wörld")  # the id too: MLServer hands it the runtime
     assert request.params == ()
     assert request.digest == sha(*(tensor.contents.SerializeToString() for tensor in message.inputs))
 
@@ -313,7 +313,7 @@ def test_missing_model_name_is_invalid() -> None:
 
 
 def test_a_request_without_tensors_has_no_digest() -> None:
-    request = read_infer_request(infer_request(model_name="m", id="x").SerializeToString())
+    request = read_infer_request(infer_request(model_name="m").SerializeToString())
     assert (request.texts, request.digest) == ((), None)
 
 
@@ -600,4 +600,6 @@ def test_text_in_parameters_is_scanned_but_the_protocols_own() -> None:
     tensor.contents.fp32_contents.append(1.0)
     tensor.parameters["hint"].string_param = "call +1 415 555 0100"
     tensor.parameters["content_type"].string_param = "np"
-    assert read_infer_request(request.SerializeToString()).texts == ("mail ana@example.org", "call +1 415 555 0100")
+    # a tensor's `content_type` too: MLServer hands the runtime its `parameters` whole (a codec's name or not)
+    assert read_infer_request(request.SerializeToString()).texts == ("mail ana@example.org", "call +1 415 555 0100",
+                                                                      "np")  # fmt: skip

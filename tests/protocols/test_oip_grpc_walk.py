@@ -47,6 +47,8 @@ def reference_read(buf: bytes) -> Request:
                 model = oip._string(buf, start, stop)
             elif number == 2:
                 version = oip._string(buf, start, stop)
+            elif number == 3 and stop > start:  # the request's id (read since it was the reference)
+                texts.append(oip._string(buf, start, stop))
             elif number == 4:
                 key, text = oip._parameter(buf, start, stop)
                 if key == oip.LABELS_PARAMETER:

@@ -2,7 +2,8 @@
 over REST, `binary_data_output`) for itself and hands every other request parameter to the backend
 (`TRITONSERVER_InferenceRequestSetStringParameter`; a Python backend's `request.parameters()`): a string under
 `content_type`, `headers`, `classification` or a shared-memory name there is text the model may read, which the
-proxy skipped as framing (it is framing on a tensor, where Triton and MLServer read those names themselves)."""
+proxy skipped as framing. On a tensor a string there is read too (MLServer hands the runtime a tensor's `parameters`
+whole), but a shared-memory region's name: such a request is opaque."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def test_a_request_parameter_triton_passes_on_is_scanned_over_rest(name: str) ->
         "inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1.0], "parameters": {name: "np"}}],
     })  # fmt: skip
     request = read_rest_request("m", None, body, None)
-    # the tensor's own (but `headers`, which MLServer hands its runtime), the labels and the sequence's number are framing
-    assert request.texts == ((TEXT, "np") if name == "headers" else (TEXT,))
+    # the labels and the sequence's number are framing; the tensor's string too, but a shared-memory region's name
+    assert request.texts == ((TEXT,) if name == "shared_memory_region" else (TEXT, "np"))
     assert request.labels == ("campaign-7",)
 
 
@@ -40,5 +41,5 @@ def test_a_request_parameter_triton_passes_on_is_scanned_over_grpc(name: str) ->
     tensor.contents.fp32_contents.append(1.0)
     tensor.parameters[name].string_param = "np"
     read = read_infer_request(request.SerializeToString())
-    assert read.texts == ((TEXT, "np") if name == "headers" else (TEXT,))
+    assert read.texts == ((TEXT,) if name == "shared_memory_region" else (TEXT, "np"))
     assert read.labels == ("campaign-7",)
