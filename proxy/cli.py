@@ -504,9 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "1 when an input cannot be read or the file cannot be written.")  # fmt: skip
     report.add_argument("--store", required=True, metavar="PATH|URL",
                         help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
-    report.add_argument("--config", metavar="FILE",
+    report.add_argument("--config", metavar="FILE", action="append",
                         help="the proxy's config: shows the policy in force and verifies against its "
-                        "lineage.baseline")  # fmt: skip
+                        "lineage.baseline; once for each sidecar's of a fleet writing the store, each policy "
+                        "shown under its file's name")  # fmt: skip
     report.add_argument("--baseline", metavar="FILE", help="verify against this baseline (default: the config's)")
     report.add_argument("--since", type=_duration, metavar="DURATION",
                         help="only flows last seen this recently (2w, 30d, 12h, 15m, 90s; default: the whole "

@@ -71,8 +71,14 @@ PER_CALL: tuple[tuple[str, str, str, str, tuple[str, ...], tuple[float, ...]], .
 
 _shared_dir: str | None = None
 # the sinks' gauges that are not summed over workers (`Metrics.publish`): the chain's newest entry is the highest any
-# worker wrote or read, whichever wrote last
-_GAUGE_MODES = {"lineage_proxy_record_chain_entries": "livemax"}
+# worker wrote or read, whichever wrote last; a failing store, database or journal is 1 while any worker's is, as the
+# README says (a sum read N with `--workers N` in an outage, so an alert or a dashboard written for 1 never matched)
+_GAUGE_MODES = {
+    "lineage_proxy_record_chain_entries": "livemax",
+    "lineage_proxy_edge_store_failing": "livemax",
+    "lineage_proxy_edge_database_failing": "livemax",
+    "lineage_proxy_edge_journal_failing": "livemax",
+}
 _INTEGRAL = re.compile(r" (-?\d+)\.0$", re.MULTILINE)
 
 

@@ -20,7 +20,7 @@ import stat
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -447,8 +447,10 @@ def _regions(regions: frozenset[str] | None) -> str:
     return esc(", ".join(sorted(regions))) if regions else '<span class="muted">none</span>'
 
 
-def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict | None) -> str:
+def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict | None, level: int = 3) -> str:
+    """One config's policy (`level`: its subsections' heading level, 4 under a heading naming the config)."""
     p, lineage = config.policy, config.lineage
+    h = f"h{level}"
     facts = [
         ("config", config.source),
         (
@@ -474,7 +476,7 @@ def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict |
         f"<td>{esc('reroute to ' + z.reroute_to if z.reroute_to else 'block')}</td></tr>"
         for z in config.zones
     ]
-    out += "<h3>Policy Zones</h3>" + table(["zone", "labels", "allowed purposes", "regions", "on deny"], zones)
+    out += f"<{h}>Policy Zones</{h}>" + table(["zone", "labels", "allowed purposes", "regions", "on deny"], zones)
     upstreams = {u.name: u for u in config.upstreams}
     routes = [
         f'<tr><td class="mono">{esc(r.model)}</td><td>{esc(r.upstream)}</td>'
@@ -483,27 +485,84 @@ def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict |
         f"<td>{pills(sorted(r.purposes), most=None) if r.purposes is not None else 'any'}</td></tr>"
         for r in config.routes
     ]
-    out += "<h3>Routes</h3>" + table(["model", "upstream", "region", "checkpoint", "purposes"], routes)
+    out += f"<{h}>Routes</{h}>" + table(["model", "upstream", "region", "checkpoint", "purposes"], routes)
     callers = [
         f"<tr><td><b>{esc(c.name)}</b></td><td>{pills(sorted(c.purposes), most=None) if c.purposes is not None else 'any'}</td>"
         f"<td>{pills(sorted(c.labels), most=None)}</td><td>{esc(c.default_purpose or '-')}</td>"
         f"<td>{'yes' if c.api_key_sha256 else 'no'}</td></tr>"
         for c in config.callers
     ]
-    out += "<h3>Callers</h3>" + table(["caller", "purposes", "labels on every input", "default purpose", "has a key"],
+    out += f"<{h}>Callers</{h}>" + table(["caller", "purposes", "labels on every input", "default purpose", "has a key"],
                                       callers)  # fmt: skip
     if baseline is not None:
-        unseen = {a.location for a in verdict.unseen} if verdict is not None else set()
-        entries = [
-            f'<tr><td class="mono">{esc(a.location)}</td><td>{esc(a.caller)}</td><td>{esc(a.purpose or "-")}</td>'
-            f'<td>{pills(a.labels, most=None)}</td><td class="mono">{esc(", ".join(a.checkpoints))}</td>'
-            f"<td>{esc(', '.join(a.decisions))}</td><td>{chip('muted', 'not seen') if a.location in unseen else chip('ok', 'seen')}"
-            f"</td></tr>"
-            for a in baseline.approvals
-        ]
-        out += "<h3>Approved flows</h3>" + table(
-            ["entry", "caller", "purpose", "labels", "checkpoints", "decisions", "in this window"], entries
+        out += approved_section(baseline, verdict)
+    return out
+
+
+def approved_section(baseline: Baseline, verdict: Verdict | None) -> str:
+    """The baseline's entries, each marked seen or not in the window."""
+    unseen = {a.location for a in verdict.unseen} if verdict is not None else set()
+    entries = [
+        f'<tr><td class="mono">{esc(a.location)}</td><td>{esc(a.caller)}</td><td>{esc(a.purpose or "-")}</td>'
+        f'<td>{pills(a.labels, most=None)}</td><td class="mono">{esc(", ".join(a.checkpoints))}</td>'
+        f"<td>{esc(', '.join(a.decisions))}</td><td>{chip('muted', 'not seen') if a.location in unseen else chip('ok', 'seen')}"
+        f"</td></tr>"
+        for a in baseline.approvals
+    ]
+    return "<h3>Approved flows</h3>" + table(
+        ["entry", "caller", "purpose", "labels", "checkpoints", "decisions", "in this window"], entries
+    )
+
+
+# the rules a config names (a denial's `rule`): its zones', its routes' and its callers'
+_CONFIG_RULES = ("zone:", "route:", "caller:")
+
+
+def unlisted_rules(rows: list[EdgeRow], configs: Iterable[Config]) -> dict[str, int]:
+    """The rules of the store's denials and reroutes that name a zone, route or caller none of `configs` has, with
+    their calls: decided by a sidecar whose config the report was not given."""
+    listed: set[str] = set()
+    for config in configs:
+        listed.update(f"zone:{z.name}" for z in config.zones)
+        listed.update(f"route:{r.model}" for r in config.routes)
+        listed.update(f"caller:{c.name}" for c in config.callers)
+    found: dict[str, int] = defaultdict(int)
+    for row in rows:
+        rule = row.key.rule
+        if rule and rule.startswith(_CONFIG_RULES) and rule not in listed:
+            found[rule] += row.count
+    return dict(sorted(found.items()))
+
+
+def policies_section(
+    rows: list[EdgeRow], configs: list[Config], baseline: Baseline | None, verdict: Verdict | None
+) -> str:
+    """The policy of each config given (one a sidecar, or a group of them, in a fleet writing one store), each
+    under its file's name; and, said plainly, the denials none of them decided."""
+    if len(configs) == 1:
+        lede = (f"From the config given to the report, <code>{esc(configs[0].source)}</code>: the policy of the "
+                "sidecars that run it. A store written by a fleet holds the other sidecars' calls too: give each "
+                "sidecar's config (<code>--config</code>, once for each) to see every policy.")  # fmt: skip
+    else:
+        lede = (f"From the {len(configs)} configs given to the report, each under its file's name: the policy of "
+                "the sidecars that run it. A denial's rule names a zone, route or caller of the config that decided "
+                "it.")  # fmt: skip
+    out = f'<p class="lede">{lede}</p>'
+    unlisted = unlisted_rules(rows, configs)
+    if unlisted:
+        shown = ", ".join(f'<span class="mono">{esc(rule)}</span> ({calls} calls)' for rule, calls in unlisted.items())
+        which = "the config given" if len(configs) == 1 else "any config given"
+        out += (f'<p class="note">Not in {which}: {shown}. These calls were decided by a sidecar whose config '
+                "the report was not given (or by a policy changed since): their zones, routes or callers are not "
+                "shown here.</p>")  # fmt: skip
+    if len(configs) == 1:
+        return out + policy_section(configs[0], baseline, verdict)
+    for config in configs:
+        out += f'<h3 class="config">Config <code>{esc(config.source)}</code></h3>' + policy_section(
+            config, None, None, level=4
         )
+    if baseline is not None:
+        out += approved_section(baseline, verdict)
     return out
 
 
@@ -561,6 +620,8 @@ font-size:12px;white-space:nowrap}
 .node.refused rect{fill:#fef3f2;stroke:var(--deny)}.node.zoned rect{fill:#fef3f2;stroke:#f97066}
 .node text{font-size:12.5px;fill:var(--ink)}.node .sub{font-size:11px;fill:var(--muted)}
 .node .count{font-size:11px;fill:var(--muted);text-anchor:end}
+h4{margin:16px 0 6px;font-size:13.5px}h3.config{margin-top:28px;padding-top:14px;border-top:1px solid var(--line)}
+.note{margin:0 0 14px;padding:8px 12px;border:1px solid #fedf89;background:#fffcf0;border-radius:8px}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 18px;margin:8px 0}
 dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
 ul.changes{margin:0;padding-left:18px}ul.changes li{margin:4px 0}
@@ -577,11 +638,13 @@ def render(
     config: Config | None = None,
     baseline: Baseline | None = None,
     generated: float | None = None,
+    configs: Sequence[Config] = (),
 ) -> str:
-    """The whole report as one HTML document."""
+    """The whole report as one HTML document. `configs`: the policies of a fleet's sidecars (`config`: one)."""
+    given = [*configs] or ([config] if config is not None else [])
     verdict = check(rows, baseline) if baseline is not None else None
     unapproved = {row.key for row, _ in verdict.unapproved} if verdict is not None else set()
-    zoned = frozenset(label for zone in config.zones for label in zone.labels) if config is not None else frozenset()
+    zoned = frozenset(label for c in given for zone in c.zones for label in zone.labels)
     calls = sum(r.count for r in rows)
     denied = sum(r.count for r in rows if r.key.decision == "deny")
     audit = sum(r.count for r in rows if r.key.decision == "audit-deny")
@@ -637,10 +700,10 @@ def render(
         + "</section>"
     )
     nav += [("denials", "Denials"), ("checkpoints", "Checkpoints"), ("flows", "Every flow")]
-    if config is not None:
+    if given:
         sections.append(
-            '<section id="policy"><h2>Policy in force</h2><p class="lede">From the config given to the report.</p>'
-            + policy_section(config, baseline, verdict)
+            '<section id="policy"><h2>Policy in force</h2>'
+            + policies_section(rows, given, baseline, verdict)
             + "</section>"
         )
         nav.append(("policy", "Policy"))
@@ -664,22 +727,26 @@ def run_report(args: argparse.Namespace) -> int:
         rows = read_edges(args.store, since_s)
     except UsageError as exc:
         return _fail(str(exc))
-    config: Config | None = None
-    if args.config:
+    configs: list[Config] = []
+    for path in args.config or ():  # each sidecar's of a fleet writing the store, or one
         from proxy.config import load
 
         try:
-            config = load(args.config)
+            configs.append(load(path))
         except ConfigError as exc:
-            return _fail(f"{args.config}: invalid configuration:\n  " + "\n  ".join(exc.problems))
-    baseline = config.baseline if config is not None else None
+            return _fail(f"{path}: invalid configuration:\n  " + "\n  ".join(exc.problems))
+    named = {c.baseline.source: c.baseline for c in configs if c.baseline is not None}
+    if len(named) > 1 and not args.baseline:
+        return _fail(f"the configs name different baselines ({', '.join(sorted(named))}): give the one to verify "
+                     "against with --baseline")  # fmt: skip
+    baseline = next(iter(named.values()), None)
     if args.baseline:
         try:
             baseline = load_baseline(args.baseline)
         except BaselineError as exc:
             return _fail(f"{args.baseline}: invalid baseline:\n  " + "\n  ".join(exc.problems))
     window = f"last seen in the last {args.since}" if args.since else "all recorded"
-    text = render(rows, store=shown(args.store), window=window, config=config, baseline=baseline)
+    text = render(rows, store=shown(args.store), window=window, configs=configs, baseline=baseline)
     out = Path(args.out)
     # text no UTF-8 holds (a lone surrogate: a config's `"\\ud800"`, a file name read from the command line whose
     # bytes are not UTF-8) shown as its escape: strict, the report failed after emptying the file it was to replace

@@ -349,7 +349,7 @@ class EdgeAggregator:
             "# HELP lineage_proxy_edge_write_errors_total Failed or cancelled writes to the lineage store.",
             "# TYPE lineage_proxy_edge_write_errors_total counter",
             f"lineage_proxy_edge_write_errors_total {self.write_errors}",
-            "# HELP lineage_proxy_edge_store_failing 1 while the lineage store refuses writes (summed over workers).",
+            "# HELP lineage_proxy_edge_store_failing 1 while the lineage store refuses writes (in any worker, not a sum).",
             "# TYPE lineage_proxy_edge_store_failing gauge",
             f"lineage_proxy_edge_store_failing {1 if self._failing_since is not None else 0}",
         )

@@ -694,10 +694,10 @@ class JournaledStore:
 
     def metrics(self) -> list[str]:
         return [
-            "# HELP lineage_proxy_edge_database_failing 1 while the lineage database refuses writes (summed over workers).",
+            "# HELP lineage_proxy_edge_database_failing 1 while the lineage database refuses writes (in any worker, not a sum).",
             "# TYPE lineage_proxy_edge_database_failing gauge",
             f"lineage_proxy_edge_database_failing {1 if self._down_since is not None else 0}",
-            "# HELP lineage_proxy_edge_journal_failing 1 while the local journal refuses writes (summed over workers).",
+            "# HELP lineage_proxy_edge_journal_failing 1 while the local journal refuses writes (in any worker, not a sum).",
             "# TYPE lineage_proxy_edge_journal_failing gauge",
             f"lineage_proxy_edge_journal_failing {1 if self._journal_failing is not None else 0}",
             "# HELP lineage_proxy_edge_journaled_total Edge writes that went to the local journal.",

@@ -105,6 +105,10 @@ CREATE TABLE IF NOT EXISTS applied (token text PRIMARY KEY, at double precision 
 """
 # a writer whose clock is off the database's by more than this is warned at its start (`_clock_against`)
 CLOCK_SKEW_S = 60.0
+# a writer whose clock is behind the database's by more than this stamps what it writes (first and last seen, a write
+# token's time, a chain entry's) by the database's clock instead (`PostgresStore._behind`): every purge cuts by that
+# clock, so what it recorded would be purged as expired by the fleet's next purge once it lags by the retention
+CLOCK_BEHIND_S = 1.0
 # the privileges a writer takes, table by table: a write (an upsert, its chain entry and token, `meta` at the start)
 # and a retention purge (edges, chain entries and tokens deleted; the anchor set)
 _WRITES: Final = (
@@ -348,12 +352,23 @@ class ChainBusy(psycopg.errors.LockNotAvailable):
     lock: one of the tables' (a `LOCK TABLE`, a `VACUUM FULL`) is the plain LockNotAvailable."""
 
 
-def _lock_chain(cur: psycopg.Cursor[Any]) -> None:
-    """The chain's advisory lock, for the transaction (ChainBusy when the lock wait runs out first)."""
-    try:
-        cur.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (LOCK_ID,))  # never one first on the search path
+def _lock_chain(cur: psycopg.Cursor[Any]) -> float:
+    """The chain's advisory lock, for the transaction (ChainBusy when the lock wait runs out first); the database's
+    clock once it is granted (epoch seconds), read in the same round trip."""
+    try:  # never a function put first on the search path
+        cur.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s), "
+                    "extract(epoch FROM pg_catalog.clock_timestamp())::pg_catalog.float8", (LOCK_ID,))  # fmt: skip
     except psycopg.errors.LockNotAvailable as exc:
         raise ChainBusy(f"another writer holds the chain's lock ({one_line(exc)})") from exc
+    found = cur.fetchone()
+    return float(found[1]) if found is not None and found[1] is not None else math.nan
+
+
+def _stamped(params: list[tuple[Any, ...]], behind: float) -> list[tuple[Any, ...]]:
+    """Edge writes (`flat`) whose first and last seen, this host's clock's, are moved `behind` seconds later: to the
+    database's clock, which every sidecar's purge cuts by, when this host's runs behind it. The chain entry signs the
+    rows as written, so `verify` replays exactly what the table holds."""
+    return [(*p[:6], p[6] + behind, p[7] + behind, *p[8:]) for p in params]
 
 
 RV = TypeVar("RV")
@@ -485,6 +500,9 @@ class PostgresStore:
         self._retired = retired  # the keys `key` replaced, oldest first: a purge's replay checks entries with them
         self._keys = (key, *retired) if key is not None else ()  # those an entry this writer signs on may have
         self._head_ok: str | None = None  # the newest entry last seen signed with one of them (or signed here)
+        # how far this host's clock was behind the database's when the write transaction under way took the chain's
+        # lock (0.0: not by more than CLOCK_BEHIND_S); what it writes is stamped that much later (`_stamped`)
+        self._behind = 0.0
         # the chain's newest entry (its number and hash) as this writer last read or wrote it, once committed: the
         # head logged and exported as lineage_proxy_record_chain_entries (`EdgeAggregator`); None until then
         self.head: tuple[int, str] | None = None
@@ -565,7 +583,7 @@ class PostgresStore:
             if last is not None and self._key is not None and self._adopt_head == last[0]:
                 text = integrity.body(integrity.EDGES, [])  # adopted by hand: a signed entry that adds nothing
                 cur.execute("INSERT INTO chain (at, body, prev, hash) VALUES (%s, %s, %s, %s)",
-                            (time.time(), text, last[0], integrity.link(last[0], text, self._key)))  # fmt: skip
+                            (time.time() + self._behind, text, last[0], integrity.link(last[0], text, self._key)))  # fmt: skip
             else:
                 try:
                     integrity.signed_head(last[0] if last else None, self._key, f"lineage database {redact(self.url)}",
@@ -654,9 +672,10 @@ class PostgresStore:
         )
 
     def _clock_against(self, cur: psycopg.Cursor[Any]) -> None:
-        """A WARNING when this host's clock is off the database's by more than CLOCK_SKEW_S: the edges it writes carry
-        its time, so a clock behind by more than `retention_days` has what it records now purged as expired by every
-        other sidecar (their purge reads the database's clock), and the fleet's first and last seen disagree."""
+        """A WARNING when this host's clock is off the database's by more than CLOCK_SKEW_S. One behind has what it
+        writes stamped by the database's clock instead (`_behind`: every purge cuts by that clock, so a clock behind by
+        more than `retention_days` had what it recorded purged as expired by the next purge of any sidecar, signed as a
+        purge); one ahead stamps its own time, so what it records is kept that much past the retention."""
         before = time.time()
         cur.execute("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::pg_catalog.float8")
         after = time.time()
@@ -666,11 +685,12 @@ class PostgresStore:
         off = (before + after) / 2 - float(found[0])
         if abs(off) <= CLOCK_SKEW_S:
             return
-        log.warning("lineage database %s: this host's clock is %.0f s %s the database's: the edges this sidecar "
-                    "writes carry its time (first and last seen)%s; set its clock right (NTP)", redact(self.url),
-                    abs(off), "behind" if off < 0 else "ahead of",
-                    ", and what it records is purged as expired by the other sidecars once that is more than their "
-                    "retention_days" if off < 0 else "")  # fmt: skip
+        log.warning("lineage database %s: this host's clock is %.0f s %s the database's: %s; set its clock right "
+                    "(NTP)", redact(self.url), abs(off), "behind" if off < 0 else "ahead of",
+                    "the edges this sidecar writes are stamped by the database's clock instead (first and last seen), "
+                    "which every sidecar's retention purge cuts by" if off < 0 else
+                    "the edges this sidecar writes carry its time (first and last seen), so they are kept that much "
+                    "longer than retention_days")  # fmt: skip
 
     def _may_write(self, cur: psycopg.Cursor[Any]) -> None:
         """Refused (StartupError) when this role lacks a privilege its writes or its purges take (`_WRITES`), before
@@ -800,7 +820,8 @@ class PostgresStore:
                     if lock_wait_s is not None:
                         cur.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
                     if lock:
-                        _lock_chain(cur)
+                        behind = _lock_chain(cur) - time.time()  # at least this far: the clock was read before now
+                        self._behind = behind if behind > CLOCK_BEHIND_S else 0.0  # NaN (none read) is not
                     else:
                         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield cur
@@ -898,9 +919,11 @@ class PostgresStore:
         with self._transaction(lock_wait_s=lock_wait_s) as cur:
             if token is not None:
                 cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                            (token, time.time()))  # fmt: skip
+                            (token, time.time() + self._behind))  # fmt: skip
                 if cur.rowcount == 0:
                     return False
+            if self._behind:
+                params = _stamped(params, self._behind)
             cur.executemany(UPSERT, params)
             self._append(cur, integrity.body(integrity.EDGES, params, token))
         self.head = self._appended  # committed
@@ -1036,7 +1059,7 @@ class PostgresStore:
             if replay.entries and self._key is not None and not replay.head.startswith("hmac-"):
                 raise RuntimeError("its chain is not signed: a signed entry would leave its unkeyed writers' entries "
                                    "after it unverifiable (copy without --key-file)")  # fmt: skip
-            now = time.time()
+            now = time.time() + self._behind
             cur.execute("INSERT INTO applied (token, at) VALUES (%s, %s)", (tokens[0], now))
             cur.executemany("INSERT INTO applied (token, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                             [(token, now) for token in copies])  # fmt: skip
@@ -1089,7 +1112,7 @@ class PostgresStore:
             prev = last[0]
         signed = integrity.link(prev, text, self._key)
         cur.execute("INSERT INTO chain (at, body, prev, hash) VALUES (%s, %s, %s, %s) RETURNING seq",
-                    (time.time(), text, prev, signed))  # fmt: skip
+                    (time.time() + self._behind, text, prev, signed))  # fmt: skip
         found = cur.fetchone()
         self._head_ok = signed  # rolled back with the transaction, if it is: then the next append reads it again
         seq = int(found[0]) if found else 0
