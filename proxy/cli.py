@@ -50,7 +50,11 @@ def _load(path: str):  # type: ignore[no-untyped-def]
 
 
 def _fail(message: str) -> int:
-    print(f"lineage-proxy: {message}", file=sys.stderr)
+    logs = sys.modules.get("proxy.logs")
+    if logs is not None:  # the log lines still held by its writer thread (`logs._Writer`) go first, each whole
+        logs.flush()
+    sys.stderr.write(f"lineage-proxy: {message}\n")  # one write: never split by a log line
+    sys.stderr.flush()
     return 1
 
 

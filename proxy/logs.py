@@ -174,6 +174,7 @@ class _Writer:
         self._dropped = 0
         self._dropped_since = 0.0
         self._thread: threading.Thread | None = None
+        self._started = False  # its thread is started, or being started
 
     def put(self, data: bytes) -> None:
         with self._cond:
@@ -184,7 +185,10 @@ class _Writer:
                 return
             self._lines.append(data)
             self._held += len(data)
-            if self._thread is None:
+            if not self._started:
+                # said before the thread is made: a signal handler that logs may run in this thread inside the
+                # making (its `put` reentrant), and would start a second one, the two writing at once
+                self._started = True
                 self._thread = threading.Thread(target=self._run, name="lineage-proxy-log", daemon=True)
                 self._thread.start()
             elif not self._busy:
