@@ -105,7 +105,8 @@ zones:
 lineage: {store: "postgresql://u@db:5432/lineage", retention_days: 2, flush_interval_s: 0.5, head_log_interval_s: 0, baseline: BASELINE,
           on_unapproved: block, integrity_key_file: KEYFILE, password_file: KEYFILE, journal: /var/lib/j.db,
           journal_max_rows: 5, integrity_retired_key_files: [RETIRED],
-          openlineage: {url: "http://marquez:5000", namespace: prod, snapshot_interval_s: 5, queue_size: 7}}
+          openlineage: {url: "http://marquez:5000", namespace: prod, snapshot_interval_s: 5, queue_size: 7,
+                        spool: /var/lib/ol-spool, spool_max_events: 9}}
 limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4, idle_timeout_s: 5, header_timeout_s: 7, max_header_bytes: 2048, max_headers: 9, max_connections: 6, max_concurrent_streams: 10, bodies_max_bytes: 8, grpc_stream_window_bytes: 65536, grpc_max_calls: 11}
 logging: {format: json, level: debug, access: true}
 """.replace("BASELINE", str(ROOT / "config" / "baseline.yaml"))

@@ -929,7 +929,7 @@ class _Reader:
         if raw is None:
             return None
         path = "lineage.openlineage"
-        known = ("url", "transport", "namespace", "snapshot_interval_s", "queue_size")
+        known = ("url", "transport", "namespace", "snapshot_interval_s", "queue_size", "spool", "spool_max_events")
         s = self.section(path, raw, OpenLineage, known)
         url = self.string(f"{path}.url", s.values.get("url"), optional=True)
         transport = self.expand_tree(f"{path}.transport", s.values.get("transport"))
@@ -955,6 +955,8 @@ class _Reader:
             # had failed, and the thread died (nothing sent again, a flush waited for ever, a shutdown said nothing)
             snapshot_interval_s=s.read("snapshot_interval_s", partial(self.number, minimum=0.01, maximum=86400.0)),
             queue_size=s.read("queue_size", partial(self.integer, minimum=1)),
+            spool=s.read("spool", self.string),
+            spool_max_events=s.read("spool_max_events", partial(self.integer, minimum=1)),
         )
 
     def expand_tree(self, path: str, value: Any) -> Any:

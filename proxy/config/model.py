@@ -155,6 +155,9 @@ class OpenLineage:
     namespace: str = "lineage-proxy"  # the jobs' namespace (one job per checkpoint)
     snapshot_interval_s: float = 60.0  # how often counts of the flows seen since go out
     queue_size: int = 1024  # events waiting for the backend; beyond it they are dropped and counted
+    # where the count events not sent at stop are written, to be sent at the next start (a directory, one file a stop)
+    spool: str = "./lineage-openlineage-spool"
+    spool_max_events: int = 100_000  # count events a stop writes there at most; beyond, dropped, counted and said
 
 
 @dataclass(frozen=True, slots=True)

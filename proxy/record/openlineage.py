@@ -16,6 +16,11 @@ failed SET_ASIDE_FAILURES times when sent again, the next in line is tried: a ba
 fails the first fails it for what is in it (a 500 every time), and it is set aside (`_set_aside`). Never one it
 answers busy (429, 503, ...: `_BUSY`): a backend shedding load takes some events and refuses others.
 
+What is still not sent when the recorder stops is not lost: the stop takes it from the sender (`_collect`, which
+then sends no count event more) and writes it, as count events, to the spool (`_Spool`, `lineage.openlineage.spool`),
+which the next recorder to start sends first, each event as it was (its runId too). A spool file is removed once its
+events are sent, or are in a newer one: a crash in between sends the same runs again, never more calls.
+
 Every event is a self-contained COMPLETE run of the checkpoint's job (one job per checkpoint, type
 SERVICE): Marquez builds a job version, the datasets and the graph from a COMPLETE event at once, whereas
 a long-lived START/RUNNING run shows nothing until a COMPLETE that a killed sidecar never sends. Inputs
@@ -29,11 +34,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import copy
+import fcntl
 import logging
+import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +50,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import attr
+import orjson
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import DatasetFacet, JobFacet, RunFacet, job_type_job, nominal_time_run
 from openlineage.client.transport import Transport, get_default_factory
@@ -220,7 +230,12 @@ class OpenLineageRecorder:
         self._held_bytes = 0  # `flow_size` of the flows in `_held`: at most `kept_bytes` (`_hold`)
         self._held_since = 0.0
         self._sending: dict[EdgeKey, tuple[int, _Facts]] = {}
+        self._sending_since = 0.0  # the window start of the counts in `_sending`
+        self._inflight: tuple[EdgeKey, RunEvent, int] | None = None  # a count event built from `_sending`, being sent
         self._sending_new = False
+        # the stop has taken what is not sent, to spool it (`_collect`): the sender sends no count event after it
+        self._closed = False
+        self._spool = _Spool(settings.spool)
         self._thread = threading.Thread(target=self._send_loop, name="openlineage-sender", daemon=True)
         self._task: asyncio.Task[None] | None = None
         self._stop_once = StopOnce()
@@ -330,8 +345,8 @@ class OpenLineageRecorder:
     async def _stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        if not self._thread.is_alive():
-            return
+        if self._thread.ident is None:
+            return  # never started
         snapshot = self._take_window()
         try:
             if snapshot is not None:
@@ -341,10 +356,77 @@ class OpenLineageRecorder:
         except queue.Full:
             pass  # the sender is stuck on a dead backend: said below
         await asyncio.to_thread(self._thread.join, STOP_WAIT_S)
-        if self._thread.is_alive():  # the sender is stuck on a backend that does not answer
-            events, flows, calls = self._left(snapshot)
+        stuck = self._thread.is_alive()  # the sender is stuck on a backend that does not answer
+        events, flows, calls = self._left(snapshot)
+        if stuck:
             log.warning("openlineage: %d events not sent to %s at shutdown, and the counts of %d flows (%d calls)",
                         events, self._target, flows, calls)  # fmt: skip
+        elif flows:
+            log.warning("openlineage: the counts of %d flows (%d calls) could not be sent to %s before shutdown",
+                        flows, calls, self._target)  # fmt: skip
+        owed, claimed = self._collect(snapshot)
+        await asyncio.to_thread(self._spool_owed, owed, claimed)
+
+    def _collect(self, refused: _Snapshot | None) -> tuple[list[tuple[EdgeKey, RunEvent, int]], list[_Claimed]]:
+        """What is not sent, as count events to spool, and the spool files this recorder claimed (theirs are
+        among them); the sender sends no count event after it (`_closed`). The events it had (to send again, the
+        one it is sending) as they are, their runIds too: one the backend got anyway is the same run again. The
+        counts it had not made an event of yet, each flow's merged into one event of their whole window."""
+        pending: dict[EdgeKey, tuple[int, _Facts, float]] = {}
+
+        def add(key: EdgeKey, count: int, facts: _Facts, start: float) -> None:
+            found = pending.get(key)
+            pending[key] = (count, facts, start) if found is None else (found[0] + count, facts, min(found[2], start))
+
+        with self._lock, self._queue.mutex:
+            self._closed = True
+            owed = list(self._retry)
+            if self._inflight is not None:
+                owed.append(self._inflight)
+            for key, (count, facts) in self._sending.items():
+                add(key, count, facts, self._sending_since)
+            for key, (count, facts) in self._held.items():
+                add(key, count, facts, self._held_since)
+            queued: list[_Item] = list(self._queue.queue)
+            if refused is not None:
+                queued.append(refused)
+            for item in queued:
+                if isinstance(item, _Snapshot):
+                    for key, count, facts in item.flows:
+                        add(key, count, facts, item.start)
+            claimed, self._spool.claimed = self._spool.claimed, []
+        now = time.time()
+        for key, (count, facts, start) in pending.items():
+            end = max(now, start)
+            owed.append((key, self._event(key, facts, end, window=(start, end), count=count), count))
+        return owed, claimed
+
+    def _spool_owed(self, owed: list[tuple[EdgeKey, RunEvent, int]], claimed: list[_Claimed]) -> None:
+        """Write the count events not sent to the spool (at most `spool_max_events`; the rest dropped, counted and
+        said), then remove the spool files this recorder had claimed: what it had of theirs is in the new one. A
+        crash between the two leaves both, the same runIds in each: the same runs again, never more calls."""
+        kept = owed[: self._settings.spool_max_events]
+        lost = owed[len(kept) :]
+        written = not kept
+        if kept:
+            try:
+                path = self._spool.write(_entry(key, event, count) for key, event, count in kept)
+            except (OSError, ValueError) as exc:
+                lost = owed
+                log.error("openlineage: cannot write the spool %s (%s)", self._spool.directory, _error(exc))
+            else:
+                written = True
+                log.warning("openlineage: %d count events (%d calls) spooled to %s, for %s at the next start",
+                            len(kept), sum(count for _, _, count in kept), path, self._target)  # fmt: skip
+        if lost:
+            self.counts.add("dropped", len(lost))
+            log.warning("openlineage: %d count events (%d calls) for %s could not be spooled (spool_max_events "
+                        "%d); lost", len(lost), sum(count for _, _, count in lost), self._target,
+                        self._settings.spool_max_events)  # fmt: skip
+        if written:  # what the claimed files held and was not sent is in the new file (or said lost)
+            _Spool.release(claimed)
+        else:
+            _Spool.unclaim(claimed)  # kept for the next start: nothing more is lost than could not be written
 
     def metrics(self) -> Iterable[str]:
         counts = self.counts
@@ -373,12 +455,18 @@ class OpenLineageRecorder:
                 # the error, not its traceback: what openlineage-python raises may quote the URL, its password too
                 log.error("openlineage: cannot build the %s transport (%s); no events will be sent", self._target,
                           _error(exc))  # fmt: skip
+        if transport is not None:
+            self._load_spool()
+            if self._retry:  # what an earlier run spooled goes out first, before any new event
+                self._send_snapshot(transport, None)
+                self._spool_sent()
         while True:
             try:  # with counts to send again: after an interval without a snapshot too
                 item = self._take(self._settings.snapshot_interval_s if self._owed() else None, transport is not None)
             except queue.Empty:
                 if transport is not None:
                     self._send_snapshot(transport, None)
+                    self._spool_sent()
                 continue
             if item is None:
                 break
@@ -392,7 +480,10 @@ class OpenLineageRecorder:
                 with self._lock:
                     self._sending_new = False
             else:  # held by `_take`
+                if self._spool.changed():  # a file another recorder spooled since (one a reload replaced)
+                    self._load_spool()
                 self._send_snapshot(transport, item.end)
+                self._spool_sent()
         if transport is not None:
             if self._owed():  # a last try, within stop's wait; the first failure ends it
                 self._send_snapshot(transport, None, last=True)
@@ -400,10 +491,68 @@ class OpenLineageRecorder:
                 transport.close()
             except Exception as exc:
                 log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
-        _, flows, calls = self._unsent(())
-        if flows:
-            log.warning("openlineage: the counts of %d flows (%d calls) could not be sent to %s before shutdown",
-                        flows, calls, self._target)  # fmt: skip
+
+    def _load_spool(self) -> None:
+        """The count events earlier runs spooled (`_spool_owed`), from each file no other recorder has claimed: to be
+        sent again as they were, their runIds too, after what this one has to send again."""
+        room = self._settings.spool_max_events - len(self._retry)
+        loaded: list[tuple[EdgeKey, RunEvent, int]] = []
+        entries, claimed = self._spool.claim(room)
+        for entry in entries:
+            try:
+                loaded.append(self._from_entry(entry))
+            except (KeyError, TypeError, ValueError) as exc:
+                self.counts.add("dropped")
+                log.warning("openlineage: a count event in the spool %s is not one (%s); dropped",
+                            self._spool.directory, _error(exc))  # fmt: skip
+        with self._lock:
+            if self._closed:  # the stop has spooled what it had: these stay where they are, for the next start
+                _Spool.unclaim(claimed)
+                return
+            self._spool.claimed += claimed
+            known = {event.run.runId for _, event, _ in self._retry}
+            for item in loaded:
+                run = item[1].run.runId
+                if run not in known:  # a crash between a spool's write and its claimed files' removal: both hold it
+                    known.add(run)
+                    self._retry.append(item)
+                    self._spool.runs.add(run)
+        if loaded:
+            log.info("openlineage: %d count events spooled by an earlier run (%d calls) to send to %s",
+                        len(loaded), sum(count for _, _, count in loaded), self._target)  # fmt: skip
+
+    def _spool_sent(self) -> None:
+        """Remove the spool files claimed once none of their events is left to send."""
+        if not self._spool.claimed:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            left = self._spool.runs & {event.run.runId for _, event, _ in self._retry}
+            if left:
+                return
+            claimed, self._spool.claimed = self._spool.claimed, []
+            self._spool.runs.clear()
+        _Spool.release(claimed)
+
+    def _from_entry(self, entry: Any) -> tuple[EdgeKey, RunEvent, int]:
+        """A spooled count event (`_entry`) as the event it was."""
+        fields = entry["key"]
+        if not (isinstance(fields, list) and len(fields) == len(EdgeKey._fields) and all(
+                isinstance(field, str) for field in fields)):  # fmt: skip
+            raise ValueError(f"not a flow: {fields!r:.200}")
+        key = EdgeKey(*fields)
+        count = entry["count"]
+        texts = [entry[name] for name in ("runId", "eventTime", "namespace", "start", "end")]
+        reason, zones = entry["reason"], entry["zones"]
+        if (type(count) is not int or count < 1 or not all(isinstance(text, str) for text in texts)
+                or not (reason is None or isinstance(reason, str))
+                or not (isinstance(zones, list) and all(isinstance(zone, str) for zone in zones))):  # fmt: skip
+            raise ValueError(f"not a count event: {entry!r:.200}")
+        run, at, namespace, start, end = texts
+        str(uuid.UUID(run))  # a run id, or ValueError
+        facts = _Facts(reason, tuple(zones))
+        return key, self._compose(key, facts, at, window=(start, end), count=count, run=run, namespace=namespace), count
 
     def _take(self, timeout: float | None, sending: bool) -> _Item:
         """The next item, waited for without `_lock` and taken off the queue under it, together with what
@@ -444,6 +593,8 @@ class OpenLineageRecorder:
         pending = [(key, count) for key, _, count in self._retry]
         pending += [(key, count) for key, (count, _) in self._held.items()]
         pending += [(key, count) for key, (count, _) in self._sending.items()]
+        if self._inflight is not None:
+            pending.append((self._inflight[0], self._inflight[2]))
         for item in queued:
             if isinstance(item, _NewFlow):
                 events += 1
@@ -459,6 +610,8 @@ class OpenLineageRecorder:
         a second event for them. They are held before the first is tried again: a stop that gives up on an
         emit that hangs counts them (`_unsent`)."""
         while self._retry:
+            if self._closed:  # the stop spooled them: sent now, they would be sent twice
+                return
             if self._emit(transport, self._retry[0][1]):
                 with self._lock:
                     self._retry.pop(0)
@@ -476,20 +629,26 @@ class OpenLineageRecorder:
             elif not self._busy:
                 self._set_aside()
             self._head_failures = 0
-        if not self._held:
+        if not self._held or self._closed:
             return
         if end is None:
             end = max(time.time(), self._held_since)
         window = (self._held_since, end)
         with self._lock:
             self._sending, self._held = self._held, {}
+            self._sending_since = self._held_since
             self._held_bytes = 0
-        for key, (count, facts) in list(self._sending.items()):
-            event = self._event(key, facts, end, window=window, count=count)
+        for key in list(self._sending):
+            with self._lock:  # an event made and sent only while the stop has not spooled its counts (`_collect`)
+                if self._closed:
+                    return
+                count, facts = self._sending.pop(key)
+                event = self._event(key, facts, end, window=window, count=count)
+                self._inflight = (key, event, count)
             # shutting down on a backend that refuses: no longer than one failure
             sent = not (last and self._retry) and self._emit(transport, event)
             with self._lock:
-                del self._sending[key]
+                self._inflight = None
                 if not sent:
                     self._retry.append((key, event, count))
 
@@ -497,6 +656,8 @@ class OpenLineageRecorder:
         """Whether the backend takes another event than the first to send again (which failed
         SET_ASIDE_FAILURES times): the next one to send again, else the counts of one flow held (sent now, or
         kept to send again second). One event: a backend that is down fails it, and keeps what it has in order."""
+        if self._closed:
+            return False
         if len(self._retry) > 1:
             if not self._emit(transport, self._retry[1][1]):
                 return False
@@ -508,14 +669,16 @@ class OpenLineageRecorder:
         if end is None:
             end = max(time.time(), self._held_since)
         with self._lock:
+            if self._closed:
+                return False
             key, (count, facts) = next(iter(self._held.items()))
             del self._held[key]
             self._held_bytes -= flow_size(key)
-            self._sending[key] = (count, facts)
-        event = self._event(key, facts, end, window=(self._held_since, end), count=count)
+            event = self._event(key, facts, end, window=(self._held_since, end), count=count)
+            self._inflight = (key, event, count)
         sent = self._emit(transport, event)
         with self._lock:
-            del self._sending[key]
+            self._inflight = None
             if not sent:
                 self._retry.insert(1, (key, event, count))
         return sent
@@ -579,6 +742,22 @@ class OpenLineageRecorder:
         self, key: EdgeKey, facts: _Facts, at: float, *, window: tuple[float, float] | None = None, count: int = 0
     ) -> RunEvent:
         """One flow as a self-contained COMPLETE run of its checkpoint's job."""
+        nominal = None if window is None else (_iso(window[0]), _iso(window[1]))
+        return self._compose(key, facts, _iso(at), window=nominal, count=count)
+
+    def _compose(
+        self,
+        key: EdgeKey,
+        facts: _Facts,
+        at: str,
+        *,
+        window: tuple[str, str] | None = None,
+        count: int = 0,
+        run: str | None = None,
+        namespace: str | None = None,
+    ) -> RunEvent:
+        """`_event`, its times as written (ISO 8601); a spooled one's (`_from_entry`) with its runId and its job's
+        namespace as they were."""
         run_facets: dict[str, RunFacet] = {
             "lineageProxy_purpose": PurposeRunFacet(purpose=key.purpose, caller=key.caller, producer=PRODUCER),
             "lineageProxy_decision": DecisionRunFacet(
@@ -595,7 +774,7 @@ class OpenLineageRecorder:
                 windowDuration=max(1, round(self._settings.snapshot_interval_s)),
             )
             run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
-                nominalStartTime=_iso(window[0]), nominalEndTime=_iso(window[1]), producer=PRODUCER
+                nominalStartTime=window[0], nominalEndTime=window[1], producer=PRODUCER
             )
             run_facets["lineageProxy_count"] = CountRunFacet(count=count, producer=PRODUCER)
         job_facets: dict[str, JobFacet] = {
@@ -625,10 +804,10 @@ class OpenLineageRecorder:
             )
         return RunEvent(
             eventType=RunState.COMPLETE,
-            eventTime=_iso(at),
-            run=Run(runId=str(generate_new_uuid()), facets=run_facets),
+            eventTime=at,
+            run=Run(runId=run or str(generate_new_uuid()), facets=run_facets),
             job=Job(
-                namespace=self._settings.namespace,
+                namespace=namespace or self._settings.namespace,
                 name=_name(key.checkpoint) if key.checkpoint else NO_CHECKPOINT,
                 facets=job_facets,
             ),
@@ -647,6 +826,129 @@ _REFUSING: Final = frozenset({400, 413, 422})
 # answered so is never set aside (`_set_aside`), however often, even while the backend takes another: one that sheds
 # load takes some events and refuses others, whatever is in them
 _BUSY: Final = frozenset({408, 425, 429, 502, 503, 504})
+
+
+def _entry(key: EdgeKey, event: RunEvent, count: int) -> dict[str, Any]:
+    """A count event as the spool keeps it: what `_compose` makes the same event of again (`_from_entry`)."""
+    facets = event.run.facets or {}
+    nominal = facets["nominalTime"]
+    decision = facets["lineageProxy_decision"]
+    zones = facets["lineageProxy_zones"]
+    assert isinstance(nominal, nominal_time_run.NominalTimeRunFacet)
+    assert isinstance(decision, DecisionRunFacet) and isinstance(zones, ZonesRunFacet)
+    return {
+        "runId": event.run.runId,
+        "eventTime": event.eventTime,
+        "namespace": event.job.namespace,
+        "start": nominal.nominalStartTime,
+        "end": nominal.nominalEndTime,
+        "count": count,
+        "key": list(key),
+        "reason": decision.reason,
+        "zones": list(zones.zones),
+    }
+
+
+_Claimed = tuple[str, int]  # a spool file claimed: its path, and its descriptor, which holds its lock (flock)
+SPOOL_SUFFIX: Final = ".jsonl"
+
+
+class _Spool:
+    """The directory of count events stopped recorders did not send (`lineage.openlineage.spool`): one file a stop
+    (JSON lines, written whole then renamed into place), each read by the first recorder to start (or to look, at a
+    snapshot, once the directory changed) that takes its lock (flock, held until its events are sent: a sibling
+    worker's or a reload's recorder never sends them too), removed once they are sent or in a newer file."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.claimed: list[_Claimed] = []
+        self.runs: set[str] = set()  # the runIds of the claimed files' events
+        self._seen: int | None = None  # the directory's mtime when last read
+
+    def changed(self) -> bool:
+        try:
+            mtime = os.stat(self.directory).st_mtime_ns
+        except OSError:
+            return False
+        return mtime != self._seen
+
+    def claim(self, room: int) -> tuple[list[Any], list[_Claimed]]:
+        """The entries of each file no recorder holds, and the files, now held (the caller adds them to `claimed`),
+        while fewer than `room` are read (the rest are left for another); a file that is not the spool's is set
+        aside (renamed `.bad`), never read again nor removed."""
+        try:
+            self._seen = os.stat(self.directory).st_mtime_ns
+            names = sorted(os.listdir(self.directory))
+        except OSError:
+            return [], []
+        held = {path for path, _ in self.claimed}
+        entries: list[Any] = []
+        claimed: list[_Claimed] = []
+        for name in names:
+            path = os.path.join(self.directory, name)
+            if len(entries) >= room or not name.endswith(SPOOL_SUFFIX) or path in held:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                    raise FileNotFoundError(path)  # removed by its holder after this opened it
+                with open(fd, "rb", closefd=False) as file:
+                    text = file.read()
+                found = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+            except orjson.JSONDecodeError as exc:
+                with contextlib.suppress(OSError):
+                    os.rename(path, path + ".bad")
+                log.error("openlineage: the spool file %s is not one (%s); set aside as %s.bad", path, exc, path)
+                os.close(fd)
+                continue
+            except OSError:
+                os.close(fd)  # held by another recorder, or gone
+                continue
+            claimed.append((path, fd))
+            entries.extend(found)
+        return entries, claimed
+
+    def write(self, entries: Iterable[dict[str, Any]]) -> str:
+        """A new file of `entries`, whole once it has its name; returns its path."""
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex}"
+        temporary = os.path.join(self.directory, f".{name}.tmp")
+        path = os.path.join(self.directory, name + SPOOL_SUFFIX)
+        try:
+            with open(temporary, "wb") as file:
+                for entry in entries:
+                    file.write(orjson.dumps(entry) + b"\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.rename(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        with contextlib.suppress(OSError):
+            directory = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        return path
+
+    @staticmethod
+    def release(claimed: list[_Claimed]) -> None:
+        """Remove claimed files (their events sent, or in a newer file), each while still holding its lock."""
+        for path, fd in claimed:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            os.close(fd)
+
+    @staticmethod
+    def unclaim(claimed: list[_Claimed]) -> None:
+        for _, fd in claimed:
+            os.close(fd)
 
 
 def _status(exc: BaseException) -> object:
