@@ -66,7 +66,7 @@ from proxy.flow import (
 from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.policy import refused_by_head
-from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target, add_text
+from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
 from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.sse import SseObserver
 from proxy.record.sinks import Durable
@@ -145,7 +145,8 @@ class Exchange:
         label, decide. Returns the upstream to forward to; a denial is raised as its ProxyError (and
         recorded when the ingress finishes the call). `deferred`: the ingress calls `forwarded()` once the
         request is handed to the upstream, which does then what only the record and the reply need. `beside`: text
-        the server hands the model beside the body (an OIP request's header fields, `oip.header_text`), read with it."""
+        the server hands the model beside the body (an OIP request's header fields, `oip.header_text`), read with it
+        for labels, never captured nor digested (`Pipeline.call`)."""
         pipeline = self.pipeline
         try:
             if pipeline.known_purposes is not None:  # an unknown purpose: refused before anything else is read
@@ -156,8 +157,6 @@ class Exchange:
                 # should not be able to spend (a small one is read, so its labels are in the record)
                 pipeline.identify_only(header, peer, self.x_api_key)
             read = self.adapter.read(self.target, body, header)
-            if beside is not None:
-                add_text(read, beside)
             call = self.call = pipeline.call(
                 read, self.adapter.name, header, self.trace, peer, self.x_api_key, not deferred, self.key_memo, beside
             )

@@ -44,6 +44,7 @@ from proxy.memo import Memo
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
+from proxy.protocols.oip import header_labels
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
@@ -254,8 +255,10 @@ class Pipeline:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
         `recorded` False: what only the record needs (the input's digest, its captured content) is left to
         `record_fields`, for after the request is forwarded (`Exchange.forwarded`). `memo`: the connection's
-        key digest (`key_digest`). `beside`: the last of the request's texts, when it is what the server hands the
-        model beside the body (`protocols.add_text`), read on its own (`_detected_beside`)."""
+        key digest (`key_digest`). `beside`: what the server hands the model beside the body (an OIP request's header
+        fields), read on its own for labels (`_detected_beside`), never captured nor digested: any header may hold a
+        credential (`X-Auth-Token`, `api-key`, ...), and a digest is of the content, so the same tensors sent with
+        another `User-Agent` or token have one digest."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -353,8 +356,8 @@ class Pipeline:
 
     def _detected(self, request: Request, beside: str | None = None) -> frozenset[str]:
         """What the detectors find in the request's content. Its readings (the texts, where parts meet, the
-        texts with escapes decoded) share one limit, `limits.scan_max_chars`: the request's, not each's. `beside`: the
-        last of its texts, what the server hands the model beside the body (`_detected_beside`)."""
+        texts with escapes decoded) share one limit, `limits.scan_max_chars`: the request's, not each's. `beside`: what
+        the server hands the model beside the body (`_detected_beside`)."""
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
         if beside is not None:
@@ -371,16 +374,15 @@ class Pipeline:
         return found | _TRUNCATED if request.unscanned else found
 
     def _detected_beside(self, request: Request, beside: str) -> frozenset[str]:
-        """`_detected` of a request whose last text is `beside` (`protocols.add_text`: an OIP request's header fields,
-        which MLServer hands the model apart from the body): that one read on its own, what was found in the same text
-        before not read again (`beside_found`: a client sends the same fields on each call), the others as `_detected`
-        reads a request's texts."""
+        """`_detected` of a request sent with `beside` (an OIP request's header fields, which MLServer hands the model
+        apart from the body, not among its texts): that read on its own, what was found in the same text before not
+        read again (`beside_found`: a client sends the same fields on each call), the texts as `_detected` reads them."""
         kept = self.beside_found.kept.get(beside)
         if kept is None:
-            kept = self.detectors.scan(beside)
+            kept = header_labels(self.detectors, beside)
             self.beside_found.keep(beside, kept, len(beside) + _BESIDE_ENTRY)
         found: frozenset[str] = kept  # type: ignore[assignment]  # (a frozenset, as kept above)
-        texts = request.texts[:-1]
+        texts = request.texts
         if not request.joined and not request.decoded:
             found = found | self.detectors.scan_all(texts) if texts else found
             return found | _TRUNCATED if request.unscanned else found

@@ -12,7 +12,6 @@ import orjson
 
 from proxy.config.loader import load
 from proxy.pipeline import BESIDE_KEPT, Pipeline
-from proxy.protocols import add_text
 from proxy.protocols.oip import read_rest_request
 from tests.harness import offline_pipeline
 
@@ -40,8 +39,6 @@ def pipeline(tmp_path: Path) -> Pipeline:
 def detected(pipeline: Pipeline, body: bytes, beside: str | None) -> frozenset[str]:
     """What `Exchange.admit` has the pipeline find in an OIP REST call whose header fields are `beside`."""
     read = read_rest_request("iris", None, body, None)
-    if beside is not None:
-        add_text(read, beside)
     header = {"x-purpose": "care"}.get
     return pipeline.call(read, "oip", header, pipeline.trace(header), beside=beside).detected
 
@@ -66,10 +63,9 @@ def test_the_body_is_read_beside_them_and_the_record_keeps_both(tmp_path: Path) 
     assert detected(p, addressed, PLAIN) == {"pii:email"}
     assert detected(p, NUMBERS, None) == frozenset()  # no fields beside the body (gRPC metadata all framing)
     read = read_rest_request("iris", None, addressed, None)
-    add_text(read, PLAIN)
     header = {"x-purpose": "care"}.get
     assert p.call(read, "oip", header, p.trace(header), beside=PLAIN).detected == {"pii:email"}
-    assert read.texts == ("bob@example.org", PLAIN)  # captured and digested (a text digest) with the body, as before
+    assert read.texts == ("bob@example.org",)  # the fields are read, never captured nor digested with the body
 
 
 def test_what_is_kept_is_bounded_and_a_reload_starts_anew(tmp_path: Path) -> None:

@@ -78,13 +78,6 @@ class Request:
         object.__setattr__(self, "unrouted", unrouted)
 
 
-def add_text(read: Request, text: str) -> None:
-    """`text` after the texts of `read`, a Request an adapter has just made for this call (no one else holds it yet):
-    what the server hands the model beside the body (`oip.header_text`). Set in place, as `Request.__init__` sets its
-    fields: a copy of all seventeen cost more than the reading."""
-    object.__setattr__(read, "texts", (*read.texts, text))
-
-
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that
 # is not a standard one is data: chat templates print it). Not ids: some templates print a tool call's id
 # (Kimi-K2's `<|tool_call_begin|>{{ id }}`, `## Return of {{ tool_call_id }}`), so ids are scanned.

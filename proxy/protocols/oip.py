@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import ipaddress
 import json
 import logging
 import re
@@ -123,7 +124,8 @@ TRACE_IDS: Final = {
 
 def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
     """The header fields (or gRPC metadata) an OIP server hands its model with the request, `name: value` a line, for
-    the detectors to read as the request's text: None when every field is framing (`HEADER_FRAMING`, most calls) or a
+    the detectors to read apart from the request's texts (for labels only: never captured nor digested, as any field
+    may hold a credential): None when every field is framing (`HEADER_FRAMING`, most calls) or a
     trace id (`TRACE_IDS`).
     Names in lower case (gRPC's are; HTTP's are lowered here), a binary value read as UTF-8 (replaced)."""
     lines: list[str] | None = None
@@ -142,6 +144,62 @@ def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
             lines = []
         lines.append(f"{key}: {text}")
     return "\n".join(lines) if lines is not None else None
+
+
+# what two fields' own forms hold is not the value a detector takes it for: a User-Agent's product versions (RFC 9110's
+# `product/version`: desktop Chrome's `Chrome/120.0.0.0` read as an IP address, Android's `Chrome/120.0.6099.144` and
+# Edge's `Edg/120.0.2210.91` as phone numbers, on every call a browser makes) and an `X-Forwarded-For` entry that is
+# an IP address (a load balancer's hop, which MLServer hands the model as it does the one the proxy adds, unread). Such
+# a piece is read on its own, apart from its line, and what it holds of these labels is not the call's: anything else
+# it holds is (a card written `4111.1111.1111.1111` as a version, `4111:1111:1111:1111::` as an IPv6 address). A value
+# anywhere else in the fields, and an entry that is no address, is read as ever (`X-Forwarded-For: alice@example.com`)
+FORM_LABELS: Final = frozenset({"pii:ip_address", "pii:phone"})
+_PRODUCT_VERSION: Final = re.compile(r"(?<=[!#$%&'*+.^_`|~0-9A-Za-z-]/)[0-9]+(?:\.[0-9]+)+(?![^ ;)])", re.ASCII)
+_ADDRESS_FORM: Final = re.compile(r"[0-9A-Fa-f.:\[\]]+", re.ASCII)
+# what the pieces read apart are joined with: no built-in finder reads across it, so each is read as on its own
+_APART: Final = "\n#\n"
+
+
+def _address(entry: str) -> bool:
+    """Whether an `X-Forwarded-For` entry is an IP address (with a port, an IPv6 one in brackets, as some hops write;
+    not with a zone, `fe80::1%<anything>`, which Python's `ipaddress` takes)."""
+    if _ADDRESS_FORM.fullmatch(entry) is None:
+        return False
+    if entry.startswith("["):
+        entry = entry[1 : entry.find("]")] if "]" in entry else entry
+    elif entry.count(":") == 1:
+        entry = entry.partition(":")[0]
+    try:
+        ipaddress.ip_address(entry)
+    except ValueError:
+        return False
+    return True
+
+
+def header_labels(detectors: Detectors, text: str) -> frozenset[str]:
+    """What the detectors find in `header_text`'s text: a User-Agent's product versions and an `X-Forwarded-For`'s
+    addresses read apart, without `FORM_LABELS` (see above). A text without either field (gRPC's, most REST calls'
+    but a browser's) is scanned as it is."""
+    if "user-agent: " not in text and "x-forwarded-for: " not in text:
+        return detectors.scan(text)
+    lines: list[str] = []
+    apart: list[str] = []
+    for line in text.split("\n"):
+        name, _, value = line.partition(": ")
+        if name == "user-agent":
+            versions = _PRODUCT_VERSION.findall(value)
+            if versions:
+                apart.extend(versions)
+                line = "user-agent: " + _PRODUCT_VERSION.sub("", value)
+        elif name == "x-forwarded-for":
+            others: list[str] = []
+            for entry in value.split(","):
+                entry = entry.strip(" \t")
+                (apart if _address(entry) else others).append(entry)
+            line = "x-forwarded-for: " + ", ".join(others)
+        lines.append(line)
+    found = detectors.scan("\n".join(lines))
+    return found | (detectors.scan(_APART.join(apart)) - FORM_LABELS) if apart else found
 
 
 def labels_parameter(value: Any) -> tuple[str, ...]:

@@ -1,0 +1,150 @@
+"""An OIP call's header fields are read for labels (MLServer hands them to its model), and two fields' own forms were
+read as values they are not: a browser's User-Agent product versions (desktop Chrome's `Chrome/120.0.0.0` is an IP
+address to the detectors, Android Chrome's `Chrome/120.0.6099.144` and Edge's `Edg/120.0.2210.91` phone numbers), and
+a load balancer's `X-Forwarded-For` entry (an IP address, as the one the proxy adds, which is not read), so with the
+`ip_address` or `phone` detector every call from a browser, or through a load balancer, was labelled (refused where a
+zone holds those labels). Such a piece is now read apart (`oip.header_labels`), its IP-address and phone findings not
+the call's; anything else in it (a card) and anywhere else in the fields is read as before."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from proxy.config.loader import load
+from proxy.ingress.http import _oip_header_text
+from proxy.pipeline import Pipeline
+from proxy.protocols.oip import read_rest_request
+from tests.harness import ProxyHandle, offline_pipeline, proxy_error
+from tests.test_oip_header_fields_reach_model import BODY, echo_mlserver, echoed_headers
+
+__all__ = ["echo_mlserver"]  # (the fixture, shared)
+
+DETECTORS = "[email, phone, credit_card, ip_address, iban]"
+ZONE = (
+    '{name: personal, labels: ["pii:email", "pii:phone", "pii:credit_card", "pii:ip_address"], allow_purposes: [care]}'
+)
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+          "Safari/537.36")  # fmt: skip
+ANDROID = ("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Mobile "
+           "Safari/537.36")  # fmt: skip
+EDGE = f"{CHROME} Edg/120.0.2210.91"
+NUMBERS = orjson.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [5.1]}]})
+CONFIG = f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: t, url: "http://127.0.0.1:9", protocol: oip}}]
+routes: [{{model: "*", upstream: t}}]
+policy: {{anonymous: allow, default_purpose: care}}
+zones: [{ZONE}]
+detectors: {DETECTORS}
+telemetry: {{exporter: none}}
+lineage: {{store: ":memory:"}}
+"""
+
+
+def pipeline(tmp_path: Path) -> Pipeline:
+    path = tmp_path / "proxy.yaml"
+    path.write_text(CONFIG)
+    return offline_pipeline(load(path))
+
+
+def detected(p: Pipeline, *fields: tuple[str, str]) -> frozenset[str]:
+    """What the pipeline finds in an OIP REST call of numbers sent with these header fields (as the ingress reads them)."""
+    beside = _oip_header_text([(name.encode(), value.encode()) for name, value in fields])
+    header = {"x-purpose": "care"}.get
+    read = read_rest_request("iris", None, NUMBERS, None)
+    return p.call(read, "oip", header, p.trace(header), beside=beside).detected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("User-Agent", CHROME)],
+        [("User-Agent", ANDROID)],
+        [("User-Agent", EDGE), ("Accept", "*/*")],
+        [("X-Forwarded-For", "203.0.113.7")],  # a load balancer's hop
+        [("X-Forwarded-For", "203.0.113.7, 192.168.100.200"), ("User-Agent", "python-requests/2.32.3")],
+        [("X-Forwarded-For", "[2001:db8::1]:443, 198.51.100.2:8080")],  # ports, as some hops write them
+    ],
+    ids=["chrome", "android-chrome", "edge", "forwarded-for", "forwarded-for-list", "forwarded-for-ports"],
+)
+def test_a_product_version_or_a_hops_address_labels_nothing(tmp_path: Path, fields: list[tuple[str, str]]) -> None:
+    assert detected(pipeline(tmp_path), *fields) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("fields", "labels"),
+    [
+        ([("User-Agent", f"{CHROME} (alice@example.com)")], {"pii:email"}),
+        ([("User-Agent", "App/4111.1111.1111.1111")], {"pii:credit_card"}),  # a card as a version
+        ([("User-Agent", f"{CHROME} 4111111111111111")], {"pii:credit_card"}),
+        ([("User-Agent", "App/1.0 (host 203.0.113.7)")], {"pii:ip_address"}),  # an address that is no version
+        ([("User-Agent", "App/1.0 (call +1 415 555 0132)")], {"pii:phone"}),
+        ([("X-Forwarded-For", "alice@example.com, 203.0.113.7")], {"pii:email"}),
+        ([("X-Forwarded-For", "555.123.4567")], {"pii:phone"}),  # no address: read as any value
+        # an IPv6 zone is anything (`ipaddress` takes `fe80::1%<any text>`): no hop's entry, read as any value
+        ([("X-Forwarded-For", "fe80::1%4155550132")], {"pii:phone", "pii:ip_address"}),
+        ([("X-Note", "120.0.0.0")], {"pii:ip_address"}),  # another field: read as ever
+        ([("X-Note", "Chrome/120.0.6099.144")], {"pii:phone"}),
+    ],
+    ids=[
+        "ua-email",
+        "ua-card-version",
+        "ua-card",
+        "ua-address",
+        "ua-phone",
+        "xff-email",
+        "xff-phone",
+        "xff-zone",
+        "note-address",
+        "note-version",
+    ],
+)
+def test_any_other_value_in_them_is_still_read(tmp_path: Path, fields: list[tuple[str, str]], labels: set[str]) -> None:
+    assert detected(pipeline(tmp_path), *fields) == labels
+
+
+REAL = f"""
+listen: {{http: "127.0.0.1:0", grpc: "127.0.0.1:0"}}
+upstreams:
+  - {{name: mlserver, url: "${{REST}}", grpc: "${{GRPC}}", protocol: oip}}
+routes:
+  - {{model: "*", upstream: mlserver}}
+policy: {{anonymous: allow, default_purpose: care}}
+zones: [{ZONE}]
+detectors: {DETECTORS}
+telemetry: {{exporter: none}}
+lineage: {{store: "${{STORE}}"}}
+"""
+
+
+@pytest.mark.realserver
+def test_a_browser_and_a_load_balancer_reach_mlserver_and_a_value_they_carry_does_not(
+    echo_mlserver: tuple[str, str], make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    proxy = make_proxy(REAL, wait="probed", REST=echo_mlserver[0], GRPC=echo_mlserver[1])
+    url = f"{proxy.url}/v2/models/echo/infer"
+    for fields in ({"user-agent": CHROME}, {"user-agent": ANDROID}, {"x-forwarded-for": "203.0.113.7"}):
+        reply = httpx.post(url, content=json.dumps(BODY), headers={**fields, "x-purpose": "ads"}, timeout=60)
+        assert reply.status_code == 200, proxy_error(reply)
+        name, value = next(iter(fields.items()))
+        assert value in echoed_headers(reply)[name]  # what the model was handed
+    for fields in ({"user-agent": f"{CHROME} (alice@example.com)"}, {"x-forwarded-for": "alice@example.com"}):
+        reply = httpx.post(url, content=json.dumps(BODY), headers={**fields, "x-purpose": "ads"}, timeout=60)
+        assert reply.status_code == 403, reply.text
+    client = grpcclient.InferenceServerClient(proxy.grpc)  # gRPC metadata: the caller's x-forwarded-for
+    features = grpcclient.InferInput("x", [1], "FP32")
+    features.set_data_from_numpy(np.array([1.0], dtype=np.float32))
+    allowed = client.infer("echo", [features], headers={"x-forwarded-for": "203.0.113.7", "x-purpose": "ads"})
+    assert "203.0.113.7" in json.loads(allowed.as_numpy("headers")[0])["x-forwarded-for"]
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer("echo", [features], headers={"x-forwarded-for": "alice@example.com", "x-purpose": "ads"})
+    assert refused.value.status() == "StatusCode.PERMISSION_DENIED", refused.value
