@@ -150,6 +150,15 @@ BUFFER_BYTES = 4 * 1024 * 1024  # log lines a process holds while stderr takes n
 EXIT_WAIT_S = 5.0  # how long an exit waits for the lines still held to reach stderr
 
 _writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
+# the lines this process dropped past the bound since it started (or was forked), for /metrics
+# (`lineage_proxy_log_lines_dropped_total`): the line that says them waits for stderr to take lines again
+_dropped_total = 0
+_dropped_lock = threading.RLock()  # reentrant: a signal handler that logs may drop a line inside `_count_dropped`
+
+
+def dropped() -> int:
+    """The log lines this process dropped, stderr taking none, since it started (a forked child: since its fork)."""
+    return _dropped_total
 
 
 class _Writer:
@@ -182,6 +191,7 @@ class _Writer:
                 if not self._dropped:
                     self._dropped_since = time.monotonic()
                 self._dropped += 1
+                _count_dropped()
                 return
             self._lines.append(data)
             self._held += len(data)
@@ -217,7 +227,7 @@ class _Writer:
         record = logging.getLogger("lineage_proxy").makeRecord(
             "lineage_proxy", logging.ERROR, __file__, 0,
             "%d log lines (access lines among them) were dropped: stderr took none for %.0fs, while this "
-            "process held %d bytes of lines for it; see what reads it",
+            "process held %d bytes of lines for it; see what reads it (counted in lineage_proxy_log_lines_dropped_total)",
             (dropped, time.monotonic() - since, BUFFER_BYTES), None)  # fmt: skip
         try:
             text = handler.format(record) + handler.terminator
@@ -246,9 +256,18 @@ class _Writer:
             return self._cond.wait_for(lambda: not self._lines and not self._busy, timeout)
 
 
+def _count_dropped() -> None:
+    global _dropped_total
+    with _dropped_lock:  # (the writers of one process share the count)
+        _dropped_total += 1
+
+
 def _after_fork() -> None:
     """A forked child writes its own lines: its parent's (and its parent's thread, which it does not have) stay
-    the parent's."""
+    the parent's, and so does its count of lines dropped (each process's is summed on /metrics)."""
+    global _dropped_total, _dropped_lock
+    _dropped_total = 0
+    _dropped_lock = threading.RLock()
     for writer in list(_writers):
         writer._reset()
 

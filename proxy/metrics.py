@@ -21,6 +21,7 @@ their increase into shared counters at least once a second and when it answers a
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -32,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import values as prometheus_values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -89,6 +91,65 @@ def share(directory: str) -> None:
     os.environ[MULTIPROC_ENV] = directory
     prometheus_values.ValueClass = prometheus_values.MultiProcessValue()  # type: ignore[no-untyped-call]
     _shared_dir = directory
+
+
+LOG_LINES_DROPPED = _P + "log_lines_dropped_total"
+LOG_LINES_DROPPED_HELP = ("Log lines dropped because stderr took none (nothing read it) while a process held "
+                          "logs.BUFFER_BYTES of lines for it.")  # fmt: skip
+# a worker's exit, as `lineage_proxy_worker_restarts_total{reason}` names it: the signal that ended it in lower case
+# (`sigkill`: the OOM killer, or `kill -9`), or `exit` (it ended itself). These two are exposed from the start, at 0
+WORKER_EXIT_REASONS = ("sigkill", "exit")
+
+
+def log_lines(dropped: int) -> tuple[str, str, str]:
+    """The exposition lines of a process's log lines dropped (`proxy.logs.dropped`), as a sink's counters are."""
+    return (f"# HELP {LOG_LINES_DROPPED} {LOG_LINES_DROPPED_HELP}", f"# TYPE {LOG_LINES_DROPPED} counter",
+            f"{LOG_LINES_DROPPED} {dropped}")  # fmt: skip
+
+
+def in_flight_of(pid: int, directory: str) -> int | None:
+    """The calls worker `pid` had in flight as its live gauges' file holds them, read when it died (before
+    `process_gone` removes that file); None when the file has no such gauge (metrics off, or it died starting)."""
+    path = os.path.join(directory, f"gauge_livesum_{pid}.db")
+    name = _P + "in_flight"
+    try:
+        values = MmapedDict.read_all_values_from_file(path)  # type: ignore[no-untyped-call]
+        for key, value, _, _ in values:
+            if json.loads(key)[1] == name:
+                return max(0, round(float(value)))
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class Supervisor:
+    """What a `--workers N` supervisor counts itself, in the workers' shared directory (its own file there, summed
+    with theirs by the worker a scrape reaches): the workers that died and were restarted, the calls they had in
+    flight then (lost unrecorded), the supervisor's own log lines dropped."""
+
+    def __init__(self, directory: str) -> None:
+        share(directory)
+        self.restarts = Counter(
+            _P + "worker_restarts", "Workers that died unexpectedly and were restarted, by the signal that ended "
+            "them (sigkill: the OOM killer, or kill -9) or exit.", ["reason"], registry=None)  # fmt: skip
+        for reason in WORKER_EXIT_REASONS:
+            self.restarts.labels(reason)
+        self.calls_lost = Counter(
+            _P + "worker_calls_lost", "Calls in flight in a worker when it died: lost unrecorded (no span, access "
+            "line or edge), their clients' connections closed.", registry=None)  # fmt: skip
+        self.log_lines_dropped = Counter(LOG_LINES_DROPPED, LOG_LINES_DROPPED_HELP, registry=None)
+        self._log_lines_counted = 0
+
+    def worker_died(self, reason: str, in_flight: int | None) -> None:
+        self.restarts.labels(reason).inc()
+        if in_flight:
+            self.calls_lost.inc(in_flight)
+
+    def log_lines(self, dropped: int) -> None:
+        """The supervisor's own log lines dropped so far (`proxy.logs.dropped`): their increase counted."""
+        if dropped > self._log_lines_counted:
+            self.log_lines_dropped.inc(dropped - self._log_lines_counted)
+            self._log_lines_counted = dropped
 
 
 def process_gone(pid: int, directory: str) -> None:

@@ -25,7 +25,7 @@ from proxy.config import Address, Config, Limits, Tls, load, read_secret
 from proxy.errors import ConfigError, StartupError
 from proxy.ingress.http import HttpIngress
 from proxy.ingress.wire import LISTEN_BACKLOG, HttpConnection, HttpServer, Request
-from proxy.metrics import Metrics
+from proxy.metrics import Metrics, log_lines
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
 from proxy.record.access import AccessRecorder
@@ -524,8 +524,10 @@ class ProxyProcess:
         )
 
     def _metric_lines(self) -> list[str]:
-        """What the sinks count, and the HTTP listener's bodies held, as exposition lines."""
+        """What the sinks count, the log lines this process dropped, and the HTTP listener's bodies held, as exposition
+        lines."""
         lines = list(self.runtime.sinks.metrics())
+        lines += log_lines(logs.dropped())
         if self._http is not None:
             held = self._http.held + (self._grpc.held if self._grpc is not None else 0)
             lines += [

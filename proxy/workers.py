@@ -613,6 +613,47 @@ def _worker_main(
     sys.exit(code)
 
 
+def _exit_reason(exitcode: int | None) -> str:
+    """A worker's end as `lineage_proxy_worker_restarts_total{reason}` names it: `sigkill`, `sigsegv`, ... or `exit`."""
+    if exitcode is None or exitcode >= 0:
+        return "exit"
+    try:
+        return signal.Signals(-exitcode).name.lower()
+    except ValueError:
+        return f"signal{-exitcode}"
+
+
+def _lost_with_worker(exitcode: int | None, reason: str, in_flight: int | None, config: Config) -> str:
+    """What an operator is told a worker that died took with it: its calls in flight (how many, from its live gauges'
+    file), what it held not yet written (by the sinks `config` has), and where to look for why it ended."""
+    counted = "Counted in lineage_proxy_worker_restarts_total and lineage_proxy_worker_calls_lost_total."
+    if exitcode == 0:  # `_serve` returned: it drained and flushed as any stop does
+        return f"It stopped (a SIGTERM or SIGINT sent to it alone): its calls drained, its record flushed. {counted}"
+    unrecorded = "lost unrecorded (no span, access line or edge; their clients saw the connection close)"
+    if in_flight is None:
+        lost = f"Its calls in flight were {unrecorded}; how many is not known (telemetry.metrics is off)."
+    elif in_flight == 0:
+        lost = "No call was in flight in it."
+    else:
+        lost = f"{in_flight} call{'s were' if in_flight != 1 else ' was'} in flight in it, {unrecorded}."
+    held = []
+    lineage = config.lineage
+    if lineage.store is not None:
+        held.append(f"its flows' counts of up to the last {lineage.flush_interval_s:g}s (lineage.flush_interval_s)")
+    if config.telemetry.exporter != "none":
+        held.append("its spans not yet exported")
+    if lineage.openlineage is not None:
+        interval = lineage.openlineage.snapshot_interval_s
+        held.append(f"its OpenLineage counts since its last snapshot (up to {interval:g}s)")
+    if held:
+        lost += " Also lost, held not yet written: " + ", ".join(held) + "."
+    why = {
+        "sigkill": "SIGKILL: the kernel's log (dmesg) says whether the OOM killer sent it.",
+        "exit": "It ended itself: its own lines above say why.",
+    }.get(reason, f"{reason.upper()}: a crash, or another process's signal.")
+    return f"{lost} {why} {counted}"
+
+
 def run_workers(config_path: str, config: Config, workers: int) -> int:
     """Reserve the ports, start `workers` processes, supervise them until told to stop.
 
@@ -637,6 +678,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     context = multiprocessing.get_context("fork")
     # the workers' metric files (prometheus-client multiprocess mode); removed when the supervisor exits
     metrics_dir = tempfile.mkdtemp(prefix="lineage-proxy-metrics-")
+    counted = metrics.Supervisor(metrics_dir)  # workers restarted, their calls lost, the supervisor's log lines dropped
     # a POST /lora-adapters one worker relays makes every worker read the scales again (`checkpoints.Changes`)
     share_changes()
     children: dict[int, multiprocessing.process.BaseProcess] = {}
@@ -814,12 +856,19 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 if child.exitcode is None:
                     continue
                 del children[index]
+                in_flight = None
                 if child.pid is not None:
+                    if not stopping:  # read from its live gauges' file before it goes
+                        in_flight = metrics.in_flight_of(child.pid, metrics_dir)
                     metrics.process_gone(child.pid, metrics_dir)
                 if stopping:
                     continue
-                log.error("worker-%d exited with %s; restarting it", index, child.exitcode)
+                reason = _exit_reason(child.exitcode)
+                counted.worker_died(reason, in_flight if child.exitcode else 0)
+                log.error("worker-%d exited with %s; restarting it. %s", index, child.exitcode,
+                          _lost_with_worker(child.exitcode, reason, in_flight, running))  # fmt: skip
                 restart(index, RESTART_RETRY_S)
+            counted.log_lines(logs.dropped())
             for index, (due, wait) in sorted(retrying.items()):
                 if not stopping and time.monotonic() >= due:
                     del retrying[index]
