@@ -8,8 +8,6 @@ HTTP's, gRPC's and the proxy's own (`x-data-labels`, `traceparent`, ...) are fra
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -18,8 +16,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from tests.harness import ProxyHandle, dead_port, proxy_error
-from tests.servers.real import need, stop, wait_http
+from tests.harness import ProxyHandle, proxy_error
+from tests.servers.real import mlserver_runtime
 
 ADDRESS = "alice@example.com"
 CONFIG = """
@@ -56,25 +54,8 @@ BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]
 
 @pytest.fixture(scope="module")
 def echo_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
-    root = tmp_path_factory.mktemp("mlserver-echo")
-    model_dir = root / "models" / "echo"
-    model_dir.mkdir(parents=True)
-    (model_dir / "echo.py").write_text(ECHO)
-    (model_dir / "model-settings.json").write_text(json.dumps({"name": "echo", "implementation": "echo.Echo"}))
-    http_port, grpc_port, metrics_port = dead_port(), dead_port(), dead_port()
-    (root / "models" / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port, "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(root / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root / "models")], stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "MLSERVER_PARALLEL_WORKERS": "0"})  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/echo/ready", proc)
-            yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-        finally:
-            stop(proc)
+    with mlserver_runtime(tmp_path_factory.mktemp("mlserver-echo"), ECHO) as addresses:
+        yield addresses
 
 
 def echoed_headers(reply: httpx.Response) -> dict[str, str]:

@@ -7,8 +7,6 @@ and gRPC."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -20,9 +18,9 @@ from tritonclient.utils import InferenceServerException
 
 from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import read_infer_request
-from tests.harness import ProxyHandle, dead_port, proxy_error
+from tests.harness import ProxyHandle, proxy_error
 from tests.protocols.test_oip_grpc import infer_request
-from tests.servers.real import need, stop, wait_http
+from tests.servers.real import mlserver_runtime
 
 ADDRESS = "alice@example.com"
 CONFIG = """
@@ -65,26 +63,8 @@ class Echo(MLModel):
 
 @pytest.fixture(scope="module")
 def echo_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A real MLServer serving `ECHO` as model `echo`: its REST URL and gRPC address."""
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
-    root = tmp_path_factory.mktemp("mlserver-echo-request")
-    model_dir = root / "models" / "echo"
-    model_dir.mkdir(parents=True)
-    (model_dir / "echo.py").write_text(ECHO)
-    (model_dir / "model-settings.json").write_text(json.dumps({"name": "echo", "implementation": "echo.Echo"}))
-    http_port, grpc_port, metrics_port = dead_port(), dead_port(), dead_port()
-    (root / "models" / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port, "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(root / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root / "models")], stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "MLSERVER_PARALLEL_WORKERS": "0"})  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/echo/ready", proc)
-            yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-        finally:
-            stop(proc)
+    with mlserver_runtime(tmp_path_factory.mktemp("mlserver-echo-request"), ECHO) as addresses:
+        yield addresses
 
 
 def seen_over_rest(reply: httpx.Response) -> dict[str, object]:

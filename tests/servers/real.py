@@ -6,6 +6,7 @@ When the environment does not name them, tests that need them are skipped locall
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -95,18 +96,38 @@ joblib.dump(LogisticRegression(max_iter=500).fit(x, y), sys.argv[1])
 @contextmanager
 def mlserver(workdir: Path) -> Iterator[tuple[str, str]]:
     """MLServer serving a scikit-learn iris classifier the test trains; yields (http url, grpc host:port)."""
-    import json as _json
-
-    mlserver_bin, python = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
+    _, python = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     model_dir = workdir / "models" / "iris"
     model_dir.mkdir(parents=True)
     subprocess.run([python, "-c", IRIS_TRAIN, str(model_dir / "model.joblib")], check=True)
-    (model_dir / "model-settings.json").write_text(_json.dumps({
+    (model_dir / "model-settings.json").write_text(json.dumps({
         "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel", "versions": ["1"],
         "parameters": {"uri": "./model.joblib", "version": "1"},
     }))  # fmt: skip
+    with _mlserver_started(workdir, "iris") as addresses:
+        yield addresses
+
+
+@contextmanager
+def mlserver_runtime(workdir: Path, source: str, name: str = "echo") -> Iterator[tuple[str, str]]:
+    """MLServer serving one model whose runtime is `source` (a module defining class `Echo`, an MLModel): a test's
+    own model, to show what MLServer hands a runtime; yields (http url, grpc host:port)."""
+    need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
+    model_dir = workdir / "models" / name
+    model_dir.mkdir(parents=True)
+    (model_dir / "echo.py").write_text(source)
+    (model_dir / "model-settings.json").write_text(json.dumps({"name": name, "implementation": "echo.Echo"}))
+    with _mlserver_started(workdir, name) as addresses:
+        yield addresses
+
+
+@contextmanager
+def _mlserver_started(workdir: Path, name: str) -> Iterator[tuple[str, str]]:
+    """MLServer started on `workdir/models` (its model directories written), on free loopback ports, until `name`
+    is ready; stopped at the end."""
+    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     http_port, grpc_port, metrics_port = dead_port(), dead_port(), dead_port()
-    (workdir / "models" / "settings.json").write_text(_json.dumps({
+    (workdir / "models" / "settings.json").write_text(json.dumps({
         "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port, "host": "127.0.0.1",
         "parallel_workers": 0, "metrics_endpoint": None,
     }))  # fmt: skip
@@ -114,7 +135,7 @@ def mlserver(workdir: Path) -> Iterator[tuple[str, str]]:
         proc = subprocess.Popen([mlserver_bin, "start", str(workdir / "models")], stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "MLSERVER_PARALLEL_WORKERS": "0"})  # fmt: skip
         try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/iris/ready", proc)
+            wait_http(f"http://127.0.0.1:{http_port}/v2/models/{name}/ready", proc)
             yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
         finally:
             stop(proc)
