@@ -256,7 +256,7 @@ class Pipeline:
         `recorded` False: what only the record needs (the input's digest, its captured content) is left to
         `record_fields`, for after the request is forwarded (`Exchange.forwarded`). `memo`: the connection's
         key digest (`key_digest`). `beside`: what the server hands the model beside the body (an OIP request's header
-        fields), read on its own for labels (`_detected_beside`), never captured nor digested: any header may hold a
+        fields), read on its own for labels (`_detected`), never captured nor digested: any header may hold a
         credential (`X-Auth-Token`, `api-key`, ...), and a digest is of the content, so the same tensors sent with
         another `User-Agent` or token have one digest."""
         purpose = header("x-purpose")
@@ -357,43 +357,31 @@ class Pipeline:
     def _detected(self, request: Request, beside: str | None = None) -> frozenset[str]:
         """What the detectors find in the request's content. Its readings (the texts, where parts meet, the
         texts with escapes decoded) share one limit, `limits.scan_max_chars`: the request's, not each's. `beside`: what
-        the server hands the model beside the body (`_detected_beside`)."""
+        the server hands the model beside the body (`_beside_labels`), read on its own."""
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
-        if beside is not None:
-            return self._detected_beside(request, beside)
         if not request.joined and not request.decoded:  # one reading (most calls)
             found = self.detectors.scan_all(request.texts) if request.texts else _NONE
-            return found | _TRUNCATED if request.unscanned else found
-        reading = self.detectors.reading()
-        found = reading.scan_all(request.texts) if request.texts else _NONE
-        if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
-            found = found | reading.scan_all(boundary_windows(request.joined))
-        if request.decoded:
-            found = found | reading.scan_all(request.decoded)
+        else:
+            reading = self.detectors.reading()
+            found = reading.scan_all(request.texts) if request.texts else _NONE
+            if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
+                found = found | reading.scan_all(boundary_windows(request.joined))
+            if request.decoded:
+                found = found | reading.scan_all(request.decoded)
+        if beside is not None:
+            found = found | self._beside_labels(beside)
         return found | _TRUNCATED if request.unscanned else found
 
-    def _detected_beside(self, request: Request, beside: str) -> frozenset[str]:
-        """`_detected` of a request sent with `beside` (an OIP request's header fields, which MLServer hands the model
-        apart from the body, not among its texts): that read on its own, what was found in the same text before not
-        read again (`beside_found`: a client sends the same fields on each call), the texts as `_detected` reads them."""
+    def _beside_labels(self, beside: str) -> frozenset[str]:
+        """What the detectors find in `beside` (an OIP request's header fields, which MLServer hands the model apart
+        from the body, not among its texts), read on its own; what was found in the same text before is not read
+        again (`beside_found`: a client sends the same fields on each call)."""
         kept = self.beside_found.kept.get(beside)
         if kept is None:
             kept = header_labels(self.detectors, beside)
             self.beside_found.keep(beside, kept, len(beside) + _BESIDE_ENTRY)
-        found: frozenset[str] = kept  # type: ignore[assignment]  # (a frozenset, as kept above)
-        texts = request.texts
-        if not request.joined and not request.decoded:
-            found = found | self.detectors.scan_all(texts) if texts else found
-            return found | _TRUNCATED if request.unscanned else found
-        reading = self.detectors.reading()
-        if texts:
-            found = found | reading.scan_all(texts)
-        if request.joined:
-            found = found | reading.scan_all(boundary_windows(request.joined))
-        if request.decoded:
-            found = found | reading.scan_all(request.decoded)
-        return found | _TRUNCATED if request.unscanned else found
+        return kept  # type: ignore[return-value]  # (a frozenset, as kept above)
 
     def decide(self, call: Call) -> Decision:
         decision = decide(call, self.policy, self._served)
