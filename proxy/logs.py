@@ -21,6 +21,7 @@ import fcntl
 import logging
 import os
 import select
+import signal
 import sys
 import tempfile
 import threading
@@ -205,6 +206,9 @@ class _Writer:
                 self._cond.notify()
 
     def _run(self) -> None:
+        # never this thread's to take a signal sent to the process: a SIGTERM taken here only sets Python's flag, and a
+        # main thread waiting on a lock (a supervisor's fork waiting for a load) is not woken to run its handler
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         while True:
             with self._cond:
                 self._busy = False

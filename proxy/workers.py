@@ -130,6 +130,10 @@ _SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, HURRY)  # what the sup
 FORK_WAIT_S = 10.0
 
 
+# how often a fork waiting for a load wakes to run the signal handlers a SIGTERM taken by another thread left pending
+FORK_WAKE_S: Final = 0.2
+
+
 class ForkGate:
     """What a supervisor's loads (any number at once: `acquire`, `release`) and its forks (one at a time: `fork`,
     `forked`) take: a fork waits until no load runs, and a load waits for a fork under way to end."""
@@ -160,8 +164,14 @@ class ForkGate:
     def fork(self, timeout: float) -> bool:
         """Wait until no load runs (`timeout` seconds at most: False when one still does), or the supervisor stops
         (`stop`); no load begins until `forked`."""
+        deadline = time.monotonic() + timeout
         with self._changed:
-            ended = self._changed.wait_for(lambda: not self._loads or self.stopping, timeout)
+            while True:  # in slices: a SIGTERM another thread took sets only Python's flag, which the main thread,
+                # asleep on the lock, reads (and runs `stop` for) once it wakes: within FORK_WAKE_S, not `timeout`
+                left = deadline - time.monotonic()
+                ended = self._changed.wait_for(lambda: not self._loads or self.stopping, min(FORK_WAKE_S, max(left, 0)))
+                if ended or left <= FORK_WAKE_S:
+                    break
             self._forking = True
             return ended
 
