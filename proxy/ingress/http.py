@@ -295,6 +295,7 @@ def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
     hop-by-hop, never forwarded (`forward_fields`): not read either."""
     known = _LOWER
     lines: list[str] | None = None
+    read: list[bytes] = _NO_NAMES  # the names of `lines`, in step (made with it)
     connection: bytes | None = None  # (its value; most calls' say `keep-alive` or `close`, naming no other field)
     for name, value in headers:
         lower = known.get(name) or lower_name(name)
@@ -305,22 +306,21 @@ def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
         if lower in _OIP_TRACE_IDS and _trace_id(lower, value):  # a trace id (`oip.TRACE_IDS`)
             continue
         if lines is None:
-            lines = []
+            lines, read = [], []
         lines.append(lower.decode("latin-1") + ": " + value.decode("utf-8", "replace"))
+        read.append(lower)
     if lines is None:
         return None
     if connection is not None and connection not in _PLAIN_CONNECTION:
         listed = _tokens(connection.decode("latin-1"))
         if not listed <= _OIP_FRAMING:
-            # (the lines' names found again: only a call whose Connection field names a field pays for it)
-            read = [lower for lower, value in ((known.get(name) or lower_name(name), value) for name, value in headers)
-                    if lower not in _OIP_FRAMING and not _trace_id(lower, value)]  # fmt: skip
             lines = [line for lower, line in zip(read, lines, strict=True) if lower not in listed]
             if not lines:
                 return None
     return "\n".join(lines)
 
 
+_NO_NAMES: Final[list[bytes]] = []  # (never appended to: `read` is a new list once a line is)
 # Connection values that name no field but framing ones (`keep-alive`, `close`), as clients write them
 _PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"Keep-Alive", b"close", b"Close"})
 
