@@ -82,6 +82,10 @@ SILENT_DIALECTS = frozenset({"passthrough"})
 METADATA_TIMEOUT_S = 10.0  # how long one metadata request may take, at most (the transports read it too)
 # a name a refused call asks for is asked about again at most this often: what its Retry-After says
 NUDGE_GAP_S = float(CheckpointUnknown.retry_after_s)
+# a readiness probe (`check`) asks an upstream that is down again this long after its last try at least, doubled after
+# each try that fails (NUDGE_GAP_S first), up to the max: a probe a second from many kubelets asked a down server once
+# a second. Below a kubelet's default period (10 s): an upstream back up is ready again within it and the next probe
+DOWN_PROBE_MAX_S = 8.0
 MODELS_KEPT = 1024  # names the metadata listed, kept fresh per upstream besides its routes' names
 ABSENT_KEPT = 1024  # names the metadata did not list, remembered per upstream (the oldest forgotten first)
 NEW_PER_ROUND = 64  # names calls asked for, asked about in one round of an upstream's metadata at most
@@ -292,6 +296,10 @@ class CheckpointBook:
         self._said_stale: dict[str, bool] = {}  # upstreams whose stale state was logged (once, until read again)
         self._quiet_until: dict[str, float] = {}  # monotonic time before which a refused call does not wake discovery
         self._checks: set[str] = set()  # the upstreams a readiness probe asked to check (`check`): a light round next
+        # upstreams down: the monotonic time before which a probe does not ask again, and the gap after the next try
+        # that fails (DOWN_PROBE_MAX_S)
+        self._probe_after: dict[str, float] = {}
+        self._down_gap: dict[str, float] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._all_probed = asyncio.Event()
@@ -399,7 +407,8 @@ class CheckpointBook:
         """A readiness probe (`/readyz`) asks whether the upstreams still answer: each is asked now, not at the next
         `discovery_interval_s` (an upstream hung since its last round kept /readyz 200 until then), unless it is being
         asked or was less than `NUDGE_GAP_S` ago. One that answered before gets a light round (`refresh`: whether it
-        answers, its models not asked about again); one that did not, a full round, as while it is retried. The probe
+        answers, its models not asked about again); one that did not, a full round, as while it is retried, once its
+        last try is 1, 2, 4 ... s old (doubled with each try that fails, up to DOWN_PROBE_MAX_S). The probe
         is answered with what is known now: it never waits on an upstream, and the next probe sees this one's answer
         (an upstream that stops answering is down once its metadata request's `timeout_s`, at most 10 s, runs out)."""
         now = time.monotonic()
@@ -407,6 +416,8 @@ class CheckpointBook:
             if now >= self._quiet_until.get(name, 0.0):
                 if self.reachable.get(name):
                     self._checks.add(name)
+                elif now < self._probe_after.get(name, 0.0):
+                    continue  # down: asked by its retries, and by probes backing off
                 event.set()
 
     def want(self, upstream: Upstream, model: str, caller: str = LEARNING, gap: float = NUDGE_GAP_S) -> bool:
@@ -502,6 +513,8 @@ class CheckpointBook:
             self.reachable[name] = previous.reachable.get(name, False)
             self.probed[name] = previous.probed.get(name, False)
             self.incomplete[name] = previous.incomplete.get(name, False)
+            if name in previous._down_gap:  # down still: probes back off as they did
+                self._down_gap[name], self._probe_after[name] = previous._down_gap[name], previous._probe_after[name]
             self._changes[name] = int(previous.stale(name))  # read before it: as stale as it was (its catalogs too)
         self._settle()
 
@@ -603,7 +616,14 @@ class CheckpointBook:
         self.reachable[name] = ok
         self.incomplete[name] = incomplete
         self.probed[name] = True
-        self._quiet_until[name] = time.monotonic() + NUDGE_GAP_S
+        now = time.monotonic()
+        self._quiet_until[name] = now + NUDGE_GAP_S
+        if ok:
+            self._down_gap.pop(name, None)
+        else:
+            gap = self._down_gap.get(name, NUDGE_GAP_S / 2) * 2
+            self._down_gap[name] = min(gap, DOWN_PROBE_MAX_S)
+            self._probe_after[name] = now + min(gap, DOWN_PROBE_MAX_S)
         self._settle()
         return light
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
+import multiprocessing
+import os
 import socket
 import ssl
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -44,6 +49,86 @@ _LINEAGE_AT_START = ("store", "journal", "journal_max_rows", "integrity_key_file
                      "password_file", "flush_interval_s", "retention_days", "head_log_interval_s")  # fmt: skip
 LONG_WAIT_S = 1.0  # waiting longer than this for upstreams' first metadata before serving is logged
 T = TypeVar("T")
+# `serve --workers N`: a worker that has not turned its event loop for this long (stopped, its loop blocked) makes
+# /readyz 503 whichever worker answers it (`Beats`); each worker says it turns its loop every BEAT_S
+STALL_S: Final = 5.0
+BEAT_S: Final = 0.5
+
+
+class Beats:
+    """Whether each worker of `serve --workers N` still turns its event loop, in memory they share (made by the
+    supervisor before it forks them: `share_beats`). Worker i writes, every BEAT_S from its loop, the time
+    (CLOCK_MONOTONIC: one clock for every process of the machine) and its pid into slot i (`beat`), and clears the
+    pid as it stops accepting (`leave`); a readiness probe, whichever worker answers it, reads the other slots
+    (`stalled`). The kernel gives a worker that is stopped (SIGSTOP), or whose loop is blocked, its share of the new
+    connections all the same: its calls and probes wait, while the others' probes said ready. A worker that died is not
+    stalled (its connections go to the others): its slot is read as empty until it is started again."""
+
+    def __init__(self, workers: int) -> None:
+        # a file unlinked already, only its descriptor kept (inherited by fork): its memory is what the workers share
+        self._file = tempfile.TemporaryFile(prefix="lineage-proxy-beats-")  # noqa: SIM115 (open for good)
+        self._file.truncate(16 * workers)
+        self._map = mmap.mmap(self._file.fileno(), 16 * workers)
+        self._slots = memoryview(self._map).cast("q")  # per worker: its pid (0: none serves), then its last beat (ns)
+        self.workers = workers
+
+    def beat(self, index: int, pid: int) -> None:
+        """Worker `index` (1 to N) turns its loop now. The time first: a slot whose pid is read is as new as it."""
+        self._slots[2 * index - 1] = time.monotonic_ns()
+        self._slots[2 * index - 2] = pid
+
+    def leave(self, index: int) -> None:
+        """Worker `index` stops accepting: it is no longer one the kernel gives connections to."""
+        self._slots[2 * index - 2] = 0
+
+    def stalled(self, index: int) -> list[str]:
+        """The workers other than `index` that serve (their listeners open) and have not turned their loop for
+        STALL_S, as `worker-I (pid P)`."""
+        now = time.monotonic_ns()
+        found = []
+        for other in range(1, self.workers + 1):
+            pid = self._slots[2 * other - 2]
+            if other == index or not pid or now - self._slots[2 * other - 1] < STALL_S * 1e9:
+                continue
+            if _serving_sibling(pid):
+                found.append(f"worker-{other} (pid {pid})")
+        return found
+
+
+def _serving_sibling(pid: int) -> bool:
+    """Whether `pid` is a live process (a stopped one too) that this worker's supervisor started: not one that died
+    unreaped (a zombie), nor another process that took the pid of one that died."""
+    if not sys.platform.startswith("linux"):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return len(fields) > 1 and fields[0] != b"Z" and int(fields[1]) == os.getppid()
+
+
+_shared_beats: list[Beats] = []  # the one `share_beats` made (none: one process serves)
+
+
+def share_beats(workers: int) -> None:
+    """Called by `serve --workers N`'s supervisor before it forks its workers: each says in memory they share that it
+    turns its loop, and readiness reads them all (`Beats`)."""
+    if not _shared_beats:
+        _shared_beats.append(Beats(workers))
+
+
+def _worker_index() -> int:
+    """This worker's number (`worker-I`, as the supervisor names the processes it forks); 0 when it is none."""
+    name = multiprocessing.current_process().name
+    prefix, _, number = name.partition("-")
+    return int(number) if prefix == "worker" and number.isdigit() else 0
 
 
 def bind(address: Address, *, listen: bool = True, reuse_port: bool = False) -> socket.socket:
@@ -132,6 +217,13 @@ class ProxyProcess:
         self._reloading: asyncio.Task[None] | None = None  # a SIGHUP's load, off the loop (`reload_soon`)
         self._reload_again = False  # a SIGHUP came since that load began: the file is read again after it
         self._closing = False  # the drain is over: a load that ends now is not applied
+        # with --workers: the beats every worker shares and this worker's slot in them (`Beats`; 0: one process)
+        self._beats: Beats | None = _shared_beats[0] if _shared_beats and ports is not None else None
+        self._index = _worker_index() if self._beats is not None else 0
+        if self._index > (self._beats.workers if self._beats is not None else 0):
+            self._beats, self._index = None, 0
+        self._beating: asyncio.Task[None] | None = None
+        self._said_stalled: set[str] = set()  # the workers this one said were stalled (logged once, until they beat)
 
     # -- parts
 
@@ -229,7 +321,17 @@ class ProxyProcess:
             self._grpc = GrpcIngress(self.ref, self.channels)
             grpc = await self._grpc.start(grpc_addr, tls)
         self.bound = Bound(http, grpc, admin, tls is not None)
+        if self._beats is not None:
+            self._beating = asyncio.get_running_loop().create_task(self._beat(self._beats, self._index))
         return self.bound
+
+    async def _beat(self, beats: Beats, index: int) -> None:
+        """Say every BEAT_S that this worker turns its loop (`Beats`): from the loop itself, so a loop that does not
+        turn (stopped, blocked) stops saying it."""
+        pid = os.getpid()
+        while True:
+            beats.beat(index, pid)
+            await asyncio.sleep(BEAT_S)
 
     async def _first_probes(self) -> None:
         """The listeners open once every upstream whose metadata names the checkpoint its calls reach was
@@ -275,6 +377,10 @@ class ProxyProcess:
     async def stop(self) -> None:
         """Stop accepting, let in-flight calls finish (bounded), then flush and close the record."""
         drain = self.config.limits.drain_timeout_s
+        if self._beating is not None:  # its listeners close now: the kernel gives it no more connections
+            self._beating.cancel()
+        if self._beats is not None:
+            self._beats.leave(self._index)
         tasks = [server.shutdown(drain) for server in self._servers]
         if self._grpc is not None:
             tasks.append(self._grpc.stop(drain))
@@ -494,9 +600,32 @@ class ProxyProcess:
     # -- admin
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Whether this sidecar is ready, and why not: every upstream answers, and with --workers N every worker
+        turns its loop (the kernel gives each its share of the connections, whichever answers the probe)."""
         reachable = self.book.reachable
         down = sorted(name for name, ok in reachable.items() if not ok)
-        return not down, {"status": "ready" if not down else "not ready", "upstreams_down": down}
+        detail: dict[str, Any] = {"status": "", "upstreams_down": down}
+        ok = not down
+        if self._beats is not None:
+            stalled = self._beats.stalled(self._index)
+            self._say_stalled(stalled)
+            detail["workers_stalled"] = stalled
+            ok = ok and not stalled
+        detail["status"] = "ready" if ok else "not ready"
+        return ok, detail
+
+    def _say_stalled(self, stalled: list[str]) -> None:
+        """Log a worker found stalled once, and once it turns its loop again."""
+        for name in stalled:
+            if name not in self._said_stalled:
+                self._said_stalled.add(name)
+                log.warning("%s has not turned its event loop for %gs or more (stopped, or its loop blocked): the "
+                            "kernel still gives it its share of the connections; /readyz says not ready until it "
+                            "does", name, STALL_S)  # fmt: skip
+        if len(self._said_stalled) > len(stalled):
+            for name in self._said_stalled - set(stalled):
+                self._said_stalled.discard(name)
+                log.info("%s turns its event loop again (or has stopped)", name)
 
     def admin_response(self, path: str) -> tuple[int, bytes, bytes] | None:
         """(status, content type, body) for an admin path, None for any other path."""

@@ -56,7 +56,7 @@ from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
 from proxy.record.store import SchemaTooNew
 from proxy.record.stores import read_errors, shown
-from proxy.server import Bound, ProxyProcess, as_reloaded, bind, bound_address
+from proxy.server import Bound, ProxyProcess, as_reloaded, bind, bound_address, share_beats
 
 log = logging.getLogger("lineage_proxy")
 # The collector's young generation is collected once 10,000 more tracked objects (dicts, lists, futures, ...) were
@@ -691,6 +691,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     counted = metrics.Supervisor(metrics_dir)  # workers restarted, their calls lost, the supervisor's log lines dropped
     # a POST /lora-adapters one worker relays makes every worker read the scales again (`checkpoints.Changes`)
     share_changes()
+    share_beats(workers)  # a /readyz probe any worker answers says whether every worker turns its loop
     children: dict[int, multiprocessing.process.BaseProcess] = {}
     stopping = False
     failed = False
