@@ -149,6 +149,9 @@ os.register_at_fork(before=_fork_lock.before_fork)
 
 BUFFER_BYTES = 4 * 1024 * 1024  # log lines a process holds while stderr takes none; past it they are dropped
 EXIT_WAIT_S = 5.0  # how long an exit waits for the lines still held to reach stderr
+# then, with lines still held, how much longer it waits for the line saying so (written after the lines the writer has in
+# hand: it gets out when stderr is read, slowly, not when nothing reads it)
+EXIT_SAY_S = 0.5
 
 _writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
 # the lines this process dropped past the bound since it started (or was forked), for /metrics
@@ -227,12 +230,16 @@ class _Writer:
     def _say_dropped(self, dropped: int, since: float) -> None:
         """Queue the line saying `dropped` lines were dropped, past the bound: a bound that dropped it too would
         lose the count (the lines still arriving fill what the last write freed)."""
-        handler = self.handler
         record = logging.getLogger("lineage_proxy").makeRecord(
             "lineage_proxy", logging.ERROR, __file__, 0,
             "%d log lines (access lines among them) were dropped: stderr took none for %.0fs, while this "
             "process held %d bytes of lines for it; see what reads it (counted in lineage_proxy_log_lines_dropped_total)",
             (dropped, time.monotonic() - since, BUFFER_BYTES), None)  # fmt: skip
+        self._queue_past_bound(record)
+
+    def _queue_past_bound(self, record: logging.LogRecord) -> None:
+        """Queue `record` in the handler's format whatever is held (a line saying lines were lost)."""
+        handler = self.handler
         try:
             text = handler.format(record) + handler.terminator
         except Exception:
@@ -259,6 +266,29 @@ class _Writer:
         with self._cond:
             return self._cond.wait_for(lambda: not self._lines and not self._busy, timeout)
 
+    def exit_flush(self, timeout: float) -> None:
+        """At exit: `flush`, then the lines still waiting (not those the thread is writing) are dropped, counted
+        (`lineage_proxy_log_lines_dropped_total`: a `--workers` worker's count outlives it) and said in one line in their
+        place, waited for EXIT_SAY_S more: out once the thread's write ends, if stderr takes it before the process ends.
+        They were lost unsaid."""
+        if self.flush(timeout):
+            return
+        with self._cond:
+            lost = len(self._lines)
+            if not lost:
+                return
+            self._lines, self._held = [], 0
+            for _ in range(lost):
+                _count_dropped()
+        record = logging.getLogger("lineage_proxy").makeRecord(
+            "lineage_proxy", logging.ERROR, __file__, 0,
+            "%d log lines (access lines among them) still held at exit were not written: stderr took none of them in "
+            "the %gs the exit waits (counted in lineage_proxy_log_lines_dropped_total)", (lost, timeout), None)  # fmt: skip
+        self._queue_past_bound(record)
+        with self._cond:
+            self._cond.notify_all()
+        self.flush(EXIT_SAY_S)
+
 
 def _count_dropped() -> None:
     global _dropped_total
@@ -283,7 +313,7 @@ def flush(timeout: float = EXIT_WAIT_S) -> None:
     """Wait for the log lines still held to reach stderr (before a process exits), `timeout` seconds at most."""
     deadline = time.monotonic() + timeout
     for writer in list(_writers):
-        writer.flush(max(0.0, deadline - time.monotonic()))
+        writer.exit_flush(max(0.0, deadline - time.monotonic()))
 
 
 class WholeLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -313,10 +343,11 @@ class WholeLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
     def flush(self) -> None:
-        """Also waits (EXIT_WAIT_S at most) for the lines held to be written: `logging.shutdown` calls it at exit."""
+        """Also waits (EXIT_WAIT_S at most) for the lines held to be written: `logging.shutdown` calls it at exit. Those
+        still held then are said (`_Writer.exit_flush`)."""
         super().flush()
         if self._writer is not None:
-            self._writer.flush(EXIT_WAIT_S)
+            self._writer.exit_flush(EXIT_WAIT_S)
 
 
 def _write_all(fd: int, data: bytes) -> None:

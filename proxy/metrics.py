@@ -101,6 +101,18 @@ LOG_LINES_DROPPED_HELP = ("Log lines dropped because stderr took none (nothing r
 WORKER_EXIT_REASONS = ("sigkill", "exit")
 
 
+UNCLEAN_STOPS = _P + "unclean_stops_total"
+UNCLEAN_STOPS_HELP = ("Earlier runs on this record (beside lineage.store, a PostgreSQL store's journal, else the "
+                      "OpenLineage spool) found at start to have ended without a stop (SIGKILL, the OOM killer, a "
+                      "crash, a power cut), each said in a WARNING line.")  # fmt: skip
+
+
+def unclean_stops(found: int) -> tuple[str, str, str]:
+    """The exposition lines of the earlier runs one process found ended without a stop (`proxy.markers`)."""
+    return (f"# HELP {UNCLEAN_STOPS} {UNCLEAN_STOPS_HELP}", f"# TYPE {UNCLEAN_STOPS} counter",
+            f"{UNCLEAN_STOPS} {found}")  # fmt: skip
+
+
 def log_lines(dropped: int) -> tuple[str, str, str]:
     """The exposition lines of a process's log lines dropped (`proxy.logs.dropped`), as a sink's counters are."""
     return (f"# HELP {LOG_LINES_DROPPED} {LOG_LINES_DROPPED_HELP}", f"# TYPE {LOG_LINES_DROPPED} counter",
@@ -139,6 +151,7 @@ class Supervisor:
             "line or edge), their clients' connections closed.", registry=None)  # fmt: skip
         self.log_lines_dropped = Counter(LOG_LINES_DROPPED, LOG_LINES_DROPPED_HELP, registry=None)
         self._log_lines_counted = 0
+        self.unclean_stops = Counter(UNCLEAN_STOPS, UNCLEAN_STOPS_HELP, registry=None)
 
     def worker_died(self, reason: str, in_flight: int | None) -> None:
         self.restarts.labels(reason).inc()

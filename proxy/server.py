@@ -24,13 +24,13 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
-from proxy import logs
+from proxy import logs, markers
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, Limits, Tls, load, read_secret
 from proxy.errors import ConfigError, StartupError
 from proxy.ingress.http import HttpIngress
 from proxy.ingress.wire import LISTEN_BACKLOG, HttpConnection, HttpServer, Request
-from proxy.metrics import Metrics, log_lines
+from proxy.metrics import Metrics, log_lines, unclean_stops
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
 from proxy.record.access import AccessRecorder
@@ -657,6 +657,8 @@ class ProxyProcess:
         lines."""
         lines = list(self.runtime.sinks.metrics())
         lines += log_lines(logs.dropped())
+        if self.metrics.shared is None:  # one process (a `--workers` supervisor counts them in its own file)
+            lines += unclean_stops(markers.unclean_stops())
         if self._http is not None:
             held = self._http.held + (self._grpc.held if self._grpc is not None else 0)
             lines += [

@@ -50,7 +50,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from proxy import files, logs, metrics
+from proxy import files, logs, markers, metrics
 from proxy.checkpoints import share_changes
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
@@ -585,9 +585,13 @@ def run_single(config_path: str, config: Config) -> int:
         return 0
     install_uvloop()
     claims = claim(config)
+    marker = None
     try:
+        marker = markers.begin(config, "serve")  # an earlier run on this record that did not stop is said here
         return asyncio.run(_serve(config_path, config, None, None, claims))
     finally:
+        if marker is not None:
+            marker.close()  # it stopped (or never served, and said why)
         release(claims)
 
 
@@ -600,6 +604,7 @@ def _worker_main(
     claims: list[Claim],
     logging_changed: bool,
     supervisor: int,
+    marker: markers.Marker | None = None,
 ) -> None:
     # forked with _SIGNALS blocked (`spawn`) and the supervisor's handler in place: ours first
     hold_sighup()
@@ -608,6 +613,8 @@ def _worker_main(
     _stop_with_supervisor(supervisor)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     release(claims)  # the supervisor's, inherited by fork: it holds them, and lets go when it stops
+    # the supervisor's marker, inherited by fork, let go (its lock stays the supervisor's); one of this worker's own
+    own = marker.worker(multiprocessing.current_process().name, config) if marker is not None else None
     if logging_changed:  # by a reload since the proxy started: as its siblings log now
         logs.configure(config.logging)
     metrics.share(metrics_dir)  # a scrape of any worker sums every worker's series
@@ -619,6 +626,8 @@ def _worker_main(
         ready.close()
         code = 1
     finally:
+        if own is not None:
+            own.close()
         logs.flush()  # a forked worker ends without `logging.shutdown`: its last lines (the head at stop) out first
     sys.exit(code)
 
@@ -646,15 +655,7 @@ def _lost_with_worker(exitcode: int | None, reason: str, in_flight: int | None, 
         lost = "No call was in flight in it."
     else:
         lost = f"{in_flight} call{'s were' if in_flight != 1 else ' was'} in flight in it, {unrecorded}."
-    held = []
-    lineage = config.lineage
-    if lineage.store is not None:
-        held.append(f"its flows' counts of up to the last {lineage.flush_interval_s:g}s (lineage.flush_interval_s)")
-    if config.telemetry.exporter != "none":
-        held.append("its spans not yet exported")
-    if lineage.openlineage is not None:
-        interval = lineage.openlineage.snapshot_interval_s
-        held.append(f"its OpenLineage counts since its last snapshot (up to {interval:g}s)")
+    held = markers.unwritten(config)
     if held:
         lost += " Also lost, held not yet written: " + ", ".join(held) + "."
     why = {
@@ -689,6 +690,13 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     # the workers' metric files (prometheus-client multiprocess mode); removed when the supervisor exits
     metrics_dir = tempfile.mkdtemp(prefix="lineage-proxy-metrics-")
     counted = metrics.Supervisor(metrics_dir)  # workers restarted, their calls lost, the supervisor's log lines dropped
+    try:  # an earlier run on this record that did not stop is said here, and counted
+        marker = markers.begin(config, "supervisor")
+    except BaseException:
+        release([*claims, *reserved.values()])
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        raise
+    counted.unclean_stops.inc(markers.unclean_stops())
     # a POST /lora-adapters one worker relays makes every worker read the scales again (`checkpoints.Changes`)
     share_changes()
     share_beats(workers)  # a /readyz probe any worker answers says whether every worker turns its loop
@@ -726,7 +734,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             # reloads too, once it serves (a SIGHUP sent now is held until then), as its siblings do
             behind = bool(loading)  # (read before `running`: a load that ends in between has updated it)
             args = (config_path, running, ports, send, metrics_dir, claims, running.logging != config.logging,
-                    os.getpid())  # fmt: skip
+                    os.getpid(), marker)  # fmt: skip
             child = context.Process(target=_worker_main, args=args, name=f"worker-{index}")
             child.start()
             children[index] = child
@@ -878,6 +886,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 counted.worker_died(reason, in_flight if child.exitcode else 0)
                 log.error("worker-%d exited with %s; restarting it. %s", index, child.exitcode,
                           _lost_with_worker(child.exitcode, reason, in_flight, running))  # fmt: skip
+                if marker is not None and child.pid is not None:
+                    marker.forget(child.pid)  # said: not again at the next start
                 restart(index, RESTART_RETRY_S)
             counted.log_lines(logs.dropped())
             for index, (due, wait) in sorted(retrying.items()):
@@ -886,6 +896,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                     restart(index, wait)
         failed = bool(retrying)  # no worker left serving, the others' restarts failing: exit 1
     finally:
+        if marker is not None:
+            marker.close()
         release([*claims, *reserved.values()])
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 1 if failed and not stopping else 0

@@ -1,0 +1,344 @@
+"""A stop nobody saw (SIGKILL, the OOM killer, a crash, a power cut) said by the next start on the same record.
+
+Each process of a `serve` (the one process; a `--workers` supervisor and each of its workers) holds a marker file of
+its own while it runs, in a directory beside what it records to (`directory`: `<lineage.store>.running` for a SQLite
+store, `<lineage.journal>.running` for a PostgreSQL one, whose journal is this sidecar's own, else
+`<lineage.openlineage.spool>.running`), locked (flock) and removed by its stop. The next start looks at the files of
+its host: one whose lock it can take was left by a process that ended without a stop (the kernel lets a lock go when
+its holder dies, whatever process has its pid since), and is said in one WARNING line a run, then removed; one whose
+lock is held belongs to a process still running (a second `serve` on the same SQLite file), and is left alone. A file
+names its host in it: sidecars on other hosts sharing the directory (a network file system) never read each other's.
+A file system that takes no lock falls back to the pid: alive, started when the file says, in this boot.
+
+The first process of a run touches its file every HEARTBEAT_S on a thread of its own (no call waits for it), so the
+line says when the run was last seen running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from proxy.config import Config
+from proxy.record.stores import DEFAULT_JOURNAL, is_database
+
+log = logging.getLogger("lineage_proxy")
+
+SUFFIX: Final = ".running"
+HEARTBEAT_S: Final = 10.0  # how often the first process of a run touches its marker
+SWEEP_AGE_S: Final = 60.0  # a marker never named (its process killed as it wrote it) is removed once this old
+_found = 0  # runs this process found ended without a stop (`check`)
+
+
+def unclean_stops() -> int:
+    """The runs this process found, at its start, to have ended without a stop."""
+    return _found
+
+
+def directory(config: Config) -> str | None:
+    """Where the markers of a `serve` with `config` are: beside its lineage store (a PostgreSQL one's journal), else
+    beside its OpenLineage spool; None when it records to neither (nothing of its record outlives it there)."""
+    lineage = config.lineage
+    if lineage.store is not None:
+        return (lineage.journal or DEFAULT_JOURNAL if is_database(lineage.store) else lineage.store) + SUFFIX
+    if lineage.openlineage is not None:
+        return lineage.openlineage.spool.rstrip("/") + SUFFIX
+    return None
+
+
+def unwritten(config: Config) -> list[str]:
+    """What a process serving with `config` holds not yet written, lost if it is killed: by the sinks it has."""
+    held = []
+    lineage = config.lineage
+    if lineage.store is not None:
+        held.append(f"its flows' counts of up to the last {lineage.flush_interval_s:g}s (lineage.flush_interval_s)")
+    if config.telemetry.exporter != "none":
+        held.append("its spans not yet exported")
+    if lineage.openlineage is not None:
+        interval = lineage.openlineage.snapshot_interval_s
+        held.append(
+            f"its OpenLineage counts not yet sent (since its last snapshot, up to {interval:g}s; since the "
+            "backend last took one, while it failed)"
+        )
+    return held
+
+
+def _boot() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _started(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (/proc/PID/stat's 22nd field); None off Linux or gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Marker:
+    """This process's marker file, held open and locked until `close` (its clean stop) removes it."""
+
+    def __init__(self, where: str, run: str, fd: int, path: str, heartbeat: bool) -> None:
+        self.directory = where
+        self.run = run  # the run's id: its first process's file names it, and each worker's
+        self.fd = fd
+        self.path = path
+        self.pid = os.getpid()
+        self._stopped = threading.Event()
+        if heartbeat:
+            threading.Thread(target=self._beat, name="lineage-proxy-running", daemon=True).start()
+
+    def _beat(self) -> None:
+        # never this thread's to take a signal sent to the process (a supervisor's main thread asleep on a lock would
+        # run its handler late): as the log writer's
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        while not self._stopped.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.path)  # (by name: the descriptor may be closed, and its number reused, by a stop)
+            except OSError as exc:
+                log.debug("running marker %s not touched: %s", self.path, exc)
+
+    def worker(self, role: str, config: Config) -> Marker | None:
+        """In a worker just forked: let go of the supervisor's file (inherited by fork; its lock stays the
+        supervisor's), then hold one of its own, of the same run."""
+        os.close(self.fd)
+        self.fd = -1
+        return _hold(self.directory, self.run, role, config, heartbeat=False)
+
+    def forget(self, pid: int) -> None:
+        """A worker of this run ended and the supervisor said so: its file is not said again at the next start."""
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self.directory, f"{self.run}-{pid}{SUFFIX}"))
+
+    def close(self) -> None:
+        """The clean stop: the file is removed (in the process that made it; a forked one only lets its copy go)."""
+        if self.fd < 0:
+            return
+        self._stopped.set()
+        try:
+            if os.getpid() == self.pid:
+                os.unlink(self.path)
+        except OSError as exc:
+            log.debug("running marker %s left in place: %s", self.path, exc)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def begin(config: Config, role: str) -> Marker | None:
+    """At the start of a `serve` (`role`: "serve" or "supervisor"): say the earlier runs on this record that ended
+    without a stop (`check`), then hold this process's marker. None when the record has no place for one."""
+    where = directory(config)
+    if where is None:
+        return None
+    try:
+        os.mkdir(where)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # the record's own directory is missing: its open says so (never made here, as a typo)
+        return None
+    except OSError as exc:
+        log.warning("no running marker in %s (%s): if this proxy is killed, the next start cannot say so", where, exc)
+        return None
+    check(where)
+    return _hold(where, uuid.uuid4().hex[:12], role, config, heartbeat=True)
+
+
+def _hold(where: str, run: str, role: str, config: Config, *, heartbeat: bool) -> Marker | None:
+    pid = os.getpid()
+    path = os.path.join(where, f"{run}-{pid}{SUFFIX}")
+    temporary = os.path.join(where, f".{run}-{pid}.tmp")
+    content = {
+        "host": socket.gethostname(), "pid": pid, "run": run, "role": role, "started": time.time(),
+        "boot": _boot(), "ticks": _started(pid), "unwritten": unwritten(config),
+    }  # fmt: skip
+    fd = -1
+    try:
+        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        with contextlib.suppress(OSError):  # no locks here (some network file systems): the pid tells (`_alive`)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, json.dumps(content).encode())
+        os.fsync(fd)  # a power cut right after must leave it whole
+        os.rename(temporary, path)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        log.warning("no running marker in %s (%s): if this proxy is killed, the next start cannot say so", where, exc)
+        return None
+    with contextlib.suppress(OSError):
+        folder = os.open(where, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    return Marker(where, run, fd, path, heartbeat)
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """A marker a process left that ended without a stop."""
+
+    pid: int
+    run: str
+    role: str
+    started: float
+    touched: float  # when its file was last written or touched (the heartbeat)
+    boot: str
+    unwritten: tuple[str, ...]
+
+
+def check(where: str) -> list[Left]:
+    """Say the runs whose markers in `where` (this host's) were left by processes that ended without a stop, one
+    WARNING line a run, count them (`unclean_stops`) and remove the markers. Those of processes still running, and
+    other hosts', are left."""
+    global _found
+    host = socket.gethostname()
+    left: list[Left] = []
+    live: set[str] = set()  # the runs of processes still running
+    try:
+        names = sorted(os.listdir(where))
+    except OSError:
+        return []
+    for name in names:
+        if name.endswith(SUFFIX):
+            found = _left(os.path.join(where, name), host, live)
+            if found is not None:
+                left.append(found)
+        elif name.endswith(".tmp"):
+            _sweep(os.path.join(where, name))
+    runs: dict[str, list[Left]] = {}
+    for each in left:
+        runs.setdefault(each.run, []).append(each)
+    for run, processes in runs.items():
+        log.warning("%s", said(processes, where, run in live))
+    _found += len(runs)
+    return left
+
+
+def _left(path: str, host: str, live: set[str]) -> Left | None:
+    """The marker at `path` when it is this host's and its process ended (removed then, while it is locked); the
+    run of one whose process runs is added to `live`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        locked, busy = True, False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            locked, busy = False, True  # its process runs
+        except OSError:
+            locked = False  # no locks on this file system: the pid tells
+        try:
+            content: dict[str, Any] = json.loads(os.read(fd, 1 << 16))
+        except (OSError, ValueError):
+            content = {}
+        if not isinstance(content, dict) or content.get("host") != host:
+            return None  # another host's (or not a marker): not this one's to say
+        if busy or (not locked and _alive(content)):
+            live.add(str(content.get("run")))
+            return None
+        try:
+            named = os.stat(path)
+        except FileNotFoundError:
+            return None  # removed meanwhile (another start said it)
+        held = os.fstat(fd)
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            return None
+        os.unlink(path)
+        return Left(
+            pid=int(content.get("pid", 0)), run=str(content.get("run", "")), role=str(content.get("role", "serve")),
+            started=float(content.get("started", 0.0)), touched=held.st_mtime, boot=str(content.get("boot", "")),
+            unwritten=tuple(str(each) for each in content.get("unwritten", ())),
+        )  # fmt: skip
+    except (OSError, ValueError, TypeError) as exc:
+        log.debug("running marker %s not read: %s", path, exc)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _sweep(path: str) -> None:
+    """A marker being written that was never named (its process killed in between): removed once nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = os.fstat(fd)
+        # (a younger one may be a starting process's between its open and its lock)
+        if os.stat(path).st_ino == held.st_ino and held.st_mtime < time.time() - SWEEP_AGE_S:
+            os.unlink(path)
+    except OSError:
+        pass  # being written now (its lock is held), or gone
+    finally:
+        os.close(fd)
+
+
+def _alive(content: dict[str, Any]) -> bool:
+    """Whether the marker's process runs, by its pid (a file system without locks): this boot's, started then."""
+    pid = content.get("pid")
+    return (isinstance(pid, int) and content.get("boot") == _boot() and content.get("ticks") is not None
+            and _started(pid) == content.get("ticks"))  # fmt: skip
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _pids(processes: Iterable[Left]) -> str:
+    return ", ".join(f"{each.role} pid {each.pid}" for each in processes)
+
+
+def said(processes: list[Left], where: str, stopping: bool = False) -> str:
+    """The WARNING line for one run's markers left (its first process's, its workers'); `stopping`: some of its
+    processes still run (workers draining after their supervisor died)."""
+    first = next((each for each in processes if not each.role.startswith("worker-")), None)
+    workers = sorted((each for each in processes if each.role.startswith("worker-")), key=lambda each: each.role)
+    known = first or workers[0]
+    seen = max(each.touched for each in processes)
+    alone = first is not None and first.role == "supervisor" and not workers
+    if first is None:
+        who = f"lineage-proxy {_pids(workers)}"
+    elif first.role == "supervisor":
+        who = f"the lineage-proxy supervisor pid {first.pid}" + (f" and its {_pids(workers)}" if workers else "")
+    else:
+        who = f"lineage-proxy pid {first.pid}"
+    line = (f"an earlier run on this record ended without a stop: {who} (started {_when(known.started)}, last seen "
+            f"running {_when(seen)}; its marker in {where})")  # fmt: skip
+    boot = _boot()
+    if known.boot and boot and known.boot != boot:
+        line += ", gone as the machine restarted (a power cut, a reboot or a host crash that did not stop it)."
+    else:
+        line += ", killed (SIGKILL: the kernel's log, dmesg, says whether the OOM killer sent it) or crashed."
+    if alone and stopping:
+        return (f"{line} Its workers still run: they stop as they do when their supervisor dies (a SIGTERM from the "
+                f"kernel: their calls drain, their record is flushed). Counted in lineage_proxy_unclean_stops_total.")  # fmt: skip
+    if alone:
+        return (f"{line} Its workers stopped as they do when their supervisor dies (a SIGTERM from the kernel: their "
+                f"calls drained, their record flushed): nothing of the record was lost. Counted in lineage_proxy_unclean_stops_total.")  # fmt: skip
+    lost = ("Lost with it: its calls in flight, unrecorded (no span, access line or edge; their clients saw the "
+            "connection close)")  # fmt: skip
+    if known.unwritten:
+        lost += "; " + "; ".join(known.unwritten)
+    return f"{line} {lost}. Counted in lineage_proxy_unclean_stops_total."
