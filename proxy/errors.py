@@ -80,10 +80,16 @@ class ProxyError(Exception):
 
     def http_body(self, path: str) -> bytes:
         """The error shape of the API `path` (percent-decoded, no query) belongs to: OIP v2 REST's for `/v2` and
-        `/v2/...`, else OpenAI's (the Anthropic paths' too)."""
-        if path == "/v2" or path.startswith("/v2/"):
+        `/v2/...`, and for KServe V1's `/v1/models/{name}:predict` and `:explain` (KServe answers `{"error": "..."}`
+        there too), else OpenAI's (the Anthropic paths' too)."""
+        if path == "/v2" or path.startswith("/v2/") or _kserve_v1_call(path):
             return self.oip_body()
         return self.body()
+
+
+def _kserve_v1_call(path: str) -> bool:
+    """Whether `path` is a KServe V1 inference call's, `/v1/models/{name}:predict` or `:explain` (`kserve.split_path`)."""
+    return path.startswith("/v1/models/") and (path.endswith(":predict") or path.endswith(":explain"))
 
 
 class InvalidRequest(ProxyError):

@@ -36,7 +36,7 @@ INVALID_API_KEY = "invalid_api_key"  # the code of a call refused for its key (`
 
 # The wire protocols a call can arrive in: one adapter each (proxy/protocols/), closed so that a
 # misspelt protocol is a type error, not a silent miss.
-ProtocolName = Literal["openai", "anthropic", "oip", "oip-grpc", "passthrough"]
+ProtocolName = Literal["openai", "anthropic", "oip", "oip-grpc", "kserve", "passthrough"]
 
 
 # where a checkpoint's identity came from (lineage.checkpoint.source), most trusted first

@@ -233,8 +233,8 @@ def refused_by_head(call: Call, policy: Policy, model_named: bool) -> Decision |
 
 # adapters whose request body may make a call opaque (`Call.opaque`: data the proxy does not read), which
 # `policy.passthrough` may refuse before any purpose rule: OIP REST's tensors in shared memory (passthrough's calls are
-# left to their body by the ingress)
-_OPAQUE_BODIES: Final = frozenset({"oip"})
+# left to their body by the ingress); KServe V1's whose `Content-Type` is not JSON (its model gets the raw bytes)
+_OPAQUE_BODIES: Final = frozenset({"oip", "kserve"})
 
 
 def _key_chars(call: Call) -> int:

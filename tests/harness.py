@@ -131,7 +131,13 @@ def proxy_error(reply: Any) -> dict[str, Any]:
     `/v2` and `/v2/...`, the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
     answer = reply.json()
     path = reply.request.url.path
-    if path == "/v2" or path.startswith("/v2/"):
+    if (
+        path == "/v2"
+        or path.startswith("/v2/")
+        or (
+            path.startswith("/v1/models/") and path.endswith((":predict", ":explain"))  # KServe V1's calls
+        )
+    ):
         assert isinstance(answer["error"], str), answer  # what tritonclient raises with
         return {"message": answer["error"], "code": answer["code"], "type": answer["type"], "param": answer["param"]}
     assert isinstance(answer["error"], dict), answer

@@ -191,7 +191,7 @@ telemetry: {exporter: jaeger, sample_ratio: 2}
     expected = [
         "listen.http: expected host:port, got 'nowhere'",
         "upstreams[0].colour: unknown key",
-        "upstreams[0].protocol: must be one of openai, oip, passthrough, got 'grpcx'",
+        "upstreams[0].protocol: must be one of openai, oip, kserve, passthrough, got 'grpcx'",
         "upstreams[0].url: expected an http:// or https:// URL, got 'ftp://x'",
         "upstreams[0].timeout_s: must be >= 0.001, got -1",
         "upstreams[1].name: duplicate upstream 'llama'",

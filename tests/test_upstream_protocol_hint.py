@@ -24,7 +24,7 @@ telemetry: {exporter: none}
 lineage: {store: null}
 """
 
-VALUES = "protocol: is one of openai, oip, passthrough"
+VALUES = "protocol: is one of openai, oip, kserve, passthrough"
 
 
 @pytest.fixture

@@ -280,6 +280,8 @@ def _serving_upstream(pipeline: Pipeline, path: str) -> Upstream | None:
     return None
 
 
+# the adapters whose servers hand the model the request's header fields (`_oip_header_text` reads them)
+_HEADERS_TO_MODEL: Final = frozenset({"oip", "kserve"})
 _OIP_FRAMING: Final = frozenset(name.encode() for name in HEADER_FRAMING)
 _OIP_TRACE_IDS: Final = {name.encode(): re.compile(form.pattern.encode(), re.ASCII) for name, form in TRACE_IDS.items()}
 
@@ -409,8 +411,9 @@ class HttpIngress:
             if target.bodiless_data_free and index_flags_only(read):  # Triton's `{"ready": true}`: no data either
                 await self._data_free(request, conn, ex, ex.pipeline, adapter, target, body)
                 return
-            # an OIP server hands its model the request's header fields too (MLServer: `parameters.headers`)
-            beside = _oip_header_text(request.headers) if adapter.name == "oip" else None
+            # an OIP server hands its model the request's header fields too (MLServer: `parameters.headers`), and so does
+            # KServe's model server over its V1 protocol (`kserve.Model.predict(payload, headers)`)
+            beside = _oip_header_text(request.headers) if adapter.name in _HEADERS_TO_MODEL else None
             upstream = ex.admit(read, header, conn.peer, True, beside)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:

@@ -1392,20 +1392,22 @@ def _parse_int(digits: str) -> int | float:
 
 
 def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[Adapter, ...], Mapping[str, Dialect]]:
-    from proxy.protocols import anthropic, oip, oip_grpc, openai, passthrough
+    from proxy.protocols import anthropic, kserve, oip, oip_grpc, openai, passthrough
 
     adapters: dict[ProtocolName, Adapter] = {
         "openai": openai.ADAPTER,
         "anthropic": anthropic.ADAPTER,
         "oip": oip.ADAPTER,
         "oip-grpc": oip_grpc.ADAPTER,
+        "kserve": kserve.ADAPTER,
         "passthrough": passthrough.ADAPTER,
     }
     # in match order; passthrough matches anything
-    http = (openai.ADAPTER, anthropic.ADAPTER, oip.ADAPTER, passthrough.ADAPTER)
+    http = (openai.ADAPTER, anthropic.ADAPTER, oip.ADAPTER, kserve.ADAPTER, passthrough.ADAPTER)
     dialects: dict[str, Dialect] = {
         "openai": openai.DIALECT,
         "oip": oip.DIALECT,
+        "kserve": kserve.DIALECT,
         "passthrough": passthrough.DIALECT,
     }
     grpc = (oip_grpc.ADAPTER,)  # methods no adapter matches pass through as bytes

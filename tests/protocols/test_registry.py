@@ -48,6 +48,7 @@ def test_status_attributes() -> None:
         "anthropic": "http.response.status_code",
         "oip": "http.response.status_code",
         "oip-grpc": "rpc.grpc.status_code",
+        "kserve": "http.response.status_code",
         "passthrough": "http.response.status_code",
     }
 
@@ -57,6 +58,7 @@ def test_grpc_adapter_is_not_an_http_adapter() -> None:
     assert HTTP_ADAPTERS[0] is ADAPTERS["openai"]
     assert HTTP_ADAPTERS[1] is ADAPTERS["anthropic"]
     assert HTTP_ADAPTERS[2] is ADAPTERS["oip"]
+    assert HTTP_ADAPTERS[3] is ADAPTERS["kserve"]
     assert HTTP_ADAPTERS[-1] is ADAPTERS["passthrough"]  # matches anything: last
 
 
@@ -84,6 +86,7 @@ def test_post_oip_infer_dispatches_to_oip_with_model_and_version() -> None:
 def test_other_methods_on_inference_paths_match_no_inference_adapter(method: str, path: str) -> None:
     assert ADAPTERS["openai"].match(method, path) is None
     assert ADAPTERS["oip"].match(method, path) is None
+    assert ADAPTERS["kserve"].match(method, path) is None
     adapter, target = dispatch(method, path)
     assert adapter is ADAPTERS["passthrough"]
     # one carrying no data on an OIP path is `metadata`, as gRPC's data-free RPCs are
@@ -105,8 +108,8 @@ def test_passthrough_matches_anything(method: str, path: str) -> None:
     target = ADAPTERS["passthrough"].match(method, path)
     metadata = not target.carries_data and (path == "/v2" or path.startswith("/v2/"))
     assert target.operation == ("metadata" if metadata else "passthrough")
-    openai, oip = ADAPTERS["openai"].match(method, path), ADAPTERS["oip"].match(method, path)
-    assert openai is None or oip is None  # no request is two protocols at once
+    matched = [ADAPTERS[name].match(method, path) for name in ("openai", "oip", "kserve")]
+    assert sum(target is not None for target in matched) <= 1  # no request is two protocols at once
 
 
 def test_dialects_are_the_configs_upstream_protocols() -> None:
@@ -120,7 +123,7 @@ def test_dialects_are_the_configs_upstream_protocols() -> None:
 
 
 def test_dialects_table() -> None:
-    assert sorted(DIALECTS) == ["oip", "openai", "passthrough"]
+    assert sorted(DIALECTS) == ["kserve", "oip", "openai", "passthrough"]
 
 
 def test_text_digest_is_each_text_followed_by_a_newline() -> None:

@@ -141,6 +141,24 @@ def _mlserver_started(workdir: Path, name: str) -> Iterator[tuple[str, str]]:
             stop(proc)
 
 
+@contextmanager
+def kserve_model_server(workdir: Path, source: str, name: str) -> Iterator[str]:
+    """KServe's own model server (`kserve.ModelServer`, the `kserve` package, from the venv `.ci/real-servers`
+    prepares) running `source`, a script that serves its models on the HTTP port given as its one argument, until
+    model `name` is ready (`GET /v1/models/{name}`); yields its url."""
+    (python,) = need("LP_KSERVE_PYTHON")
+    script = workdir / "kserve_model.py"
+    script.write_text(source)
+    port = dead_port()
+    with open(workdir / "kserve.log", "wb") as log:
+        proc = subprocess.Popen([python, str(script), str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/v1/models/{name}", proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(proc)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """End a server process: SIGTERM, then SIGKILL if it has not gone within 20 s."""
     proc.terminate()

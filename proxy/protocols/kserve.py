@@ -1,0 +1,219 @@
+"""KServe's V1 protocol (KServe's Python model server, `kserve.ModelServer`; TorchServe in KServe mode).
+
+`POST /v1/models/{name}:predict` and `:explain`, a JSON body (`{"instances": [...]}`, or `{"inputs": ...}`), answered
+`{"predictions": [...]}` (`explanations` for an explainer); `GET /v1/models/{name}`, the model's readiness
+(`{"name", "ready"}`: 404 for a model it does not serve, 503 for one not ready). The model server hands the model the
+whole body as it parsed it (a custom `kserve.Model`'s `predict(payload, headers)`), so every string in it is read:
+`instances` and `inputs` as OIP tensor data is (their strings, and the keys of their objects: a row's column names;
+their numbers are data, not text; an element's base64 and JSON escapes decoded too), any other key as OIP
+parameters are (strings and numbers as text). A body whose `Content-Type` is not JSON reaches the model as its raw
+bytes: data the proxy does not read (opaque, as OIP tensors in shared memory: `policy.passthrough` decides).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any, Final
+
+import orjson
+
+from proxy.config import Upstream
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import (
+    NOT_JSON,
+    Fetch,
+    Header,
+    MetadataStatus,
+    Request,
+    Target,
+    bytes_digest,
+    ends_early,
+    load_request_json,
+    reply_json,
+)
+from proxy.protocols.oip import (
+    ModelVersions,
+    RestReplyObserver,
+    _strings,
+    _unreadable,
+    add_decoded_texts,
+    parameter_strings,
+)
+
+PREFIX: Final = "/v1/models/"
+_VERBS: Final = frozenset({"predict", "explain"})
+DATA_KEYS: Final = ("instances", "inputs")  # the request's data, as KServe's predictors read it (first found)
+OUTPUT_KEYS: Final = ("predictions", "explanations", "outputs")  # a reply's, as its client reads it (first found)
+# what KServe's model server parses as JSON (`JSON_HEADERS`), by media type; any other body reaches the model raw
+_JSON_TYPES: Final = frozenset({"application/json", "application/cloudevents+json", "application/ld+json"})
+_QUOTE, _BRACE = ord('"'), ord("{")  # as ints, `in` a bytes object is one memchr
+
+
+def split_path(path: str) -> tuple[str, str] | None:
+    """`/v1/models/{name}[:verb]` -> (name, verb, "" for none): the name as KServe's router reads it (one path
+    segment; before the last `:` only when what follows is `predict` or `explain`); None for other paths."""
+    if not path.startswith(PREFIX):
+        return None
+    rest = path[len(PREFIX) :]
+    if not rest or "/" in rest:
+        return None
+    name, colon, verb = rest.rpartition(":")
+    if colon and name and verb in _VERBS:
+        return name, verb
+    return rest, ""
+
+
+def v1_call_path(path: str) -> bool:
+    """Whether `path` is a KServe V1 inference call's (`:predict`, `:explain`): answered in KServe's error shape."""
+    parts = split_path(path)
+    return parts is not None and parts[1] != ""
+
+
+def _json_body(content_type: str | None) -> bool:
+    """Whether KServe's model server parses a body of this `Content-Type` as JSON (none: it does)."""
+    if content_type is None:
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    return media in _JSON_TYPES or media.endswith("+json")
+
+
+def _dumped(value: Any) -> bytes:
+    """`value` as JSON written by orjson (what the digest covers); Python's `json` for an integer past 64 bits."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def read_request(model: str, operation: str, body: bytes, content_type: str | None) -> Request:
+    """A V1 `:predict` or `:explain` body (see the module's doc): InvalidRequest for one that is no JSON object, or
+    whose `instances` is not a list (KServe's predictors refuse it too)."""
+    if not _json_body(content_type):
+        return Request(model, operation, digest=bytes_digest(body) if body else None, opaque=True)
+    data = load_request_json(body, "request body")
+    instances = data.get("instances")
+    if instances is not None and type(instances) is not list:
+        raise InvalidRequest("'instances' must be a list (KServe V1: one element an instance)", param="instances")
+    texts: list[str] = []
+    reprinted: list[str] = []
+    whole = True
+    digest: str | None = None
+    key = next((name for name in DATA_KEYS if name in data), None)
+    if key is not None:
+        dumped = _dumped(data[key])
+        digest = bytes_digest(dumped)
+        if _QUOTE in dumped or _BRACE in dumped:  # numbers, booleans and nulls only: not walked in Python
+            whole = _strings(data[key], texts)
+            whole = add_decoded_texts(texts, 0, reprinted) and whole
+    if len(data) > (0 if key is None else 1):  # (most bodies: their data alone)
+        others = {name: value for name, value in data.items() if name != key}
+        whole = parameter_strings(others, texts, frozenset()) and whole
+    return Request(model, operation, texts=tuple(texts), digest=digest, unscanned=not whole,
+                   decoded=tuple(reprinted))  # fmt: skip
+
+
+class ReplyObserver(RestReplyObserver):
+    """Fills an Outcome from a V1 reply: the strings of its `predictions` (or `explanations`, `outputs`; a reply that is
+    a JSON array, itself) are the output, each a piece, its digest that value's JSON; the rest of the reply is read
+    beside it. Kept as it passes when not read whole, and read once it ended, as an OIP REST reply is (whose observer
+    this is, but for what it reads: so a reply framed by its connection's close whose JSON ends before its value does
+    is told apart, `cut_short`, as an OIP reply is); a reply that is no JSON is passed on unread, labelled
+    `scan:truncated`."""
+
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        super().__init__(outcome, detectors, capture, None)
+
+    def head(self, status: int, header: Header) -> None:
+        pass  # (no binary extension in V1: its JSON is the whole body)
+
+    def _read(self, data: bytes) -> None:
+        reply = reply_json(data, self._text, True)
+        if reply is NOT_JSON or (type(reply) is not dict and type(reply) is not list):
+            self._ended_early = reply is NOT_JSON and ends_early(data)
+            self._unread(data)
+            return
+        value: Any = reply
+        if type(reply) is dict:
+            key = next((name for name in OUTPUT_KEYS if name in reply), None)
+            if key is None:  # none of the fields the output is in (an error, a custom reply)
+                self._text.add_unknown(reply)
+                return
+            value = reply[key]
+            if len(reply) > 1:
+                self._text.aside_strings("reply", {name: item for name, item in reply.items() if name != key})
+        dumped = _dumped(value)
+        texts: list[str] = []
+        whole = _strings(value, texts) if _QUOTE in dumped or _BRACE in dumped else True
+        self._text.add_pieces(texts, whole)
+        self.outcome.output_digest = bytes_digest(dumped)
+
+
+class Adapter:
+    """KServe V1 over HTTP: `POST /v1/models/{name}:predict` and `:explain`; `GET /v1/models/{name}` (readiness,
+    carrying no data, routed by the model it names). `GET /v1/models` is OpenAI's listing (`openai.Adapter`)."""
+
+    name: ProtocolName = "kserve"
+    dialect = "kserve"
+    status_attribute = "http.response.status_code"
+    provider: str | None = None
+
+    def match(self, method: str, path: str) -> Target | None:
+        if method != "POST" and method != "GET" and method != "HEAD":
+            return None
+        parts = split_path(path)
+        if parts is None:
+            return None
+        name, verb = parts
+        if method == "POST":
+            return Target(verb, name) if verb else None
+        # KServe's `GET /v1/models/{name}` takes the whole segment for the name (`iris:predict` too)
+        return Target("metadata", name + ":" + verb if verb else name, carries_data=False)
+
+    def merge(self, listings: list[Any]) -> bytes:
+        raise NotImplementedError("KServe V1 has no merged listing")
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return read_request(target.model, target.operation, body, header("content-type"))
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver:
+        return ReplyObserver(outcome, detectors, capture)
+
+
+class Dialect:
+    """`GET /v1/models/{name}` for each model asked about: 200 (`"ready": true`) names the model itself as its
+    checkpoint (V1 names no version); 404, not served; any other error, or `"ready": false`, not ready. Asked about
+    none: `GET /v1/models`, any answer (the server is up)."""
+
+    async def discover(self, upstream: Upstream, fetch: Fetch, models: frozenset[str]) -> ModelVersions:
+        if not models:
+            try:
+                await fetch.get_json(upstream, "/v1/models")
+            except MetadataStatus:
+                pass
+            return ModelVersions({})
+        found: dict[str, tuple[str, ...]] = {}
+        unready: list[str] = []
+        missing: list[str] = []
+        for model in sorted(models):
+            try:
+                meta = await fetch.get_json(upstream, PREFIX + urllib.parse.quote(model, safe=""))
+            except MetadataStatus as status:
+                (missing if status.status == 404 else unready).append(model)
+                continue
+            except LookupError:
+                continue
+            if not isinstance(meta, dict):
+                _unreadable(upstream, model, "not a JSON object")
+                continue
+            if meta.get("ready") is False:
+                unready.append(model)
+                continue
+            found[model] = ()
+        return ModelVersions(found, frozenset(unready), frozenset(missing))
+
+
+ADAPTER = Adapter()
+DIALECT = Dialect()
