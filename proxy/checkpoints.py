@@ -91,7 +91,7 @@ ABSENT_KEPT = 1024  # names the metadata did not list, remembered per upstream (
 NEW_PER_ROUND = 64  # names calls asked for, asked about in one round of an upstream's metadata at most
 WAITING_PER_CALLER = 16  # names one caller asked for, waiting to be asked about at most (per upstream)
 CHANGE_SLOTS: Final = 4096  # upstream names' slots in the changes the workers share (`Changes`), 8 bytes each
-LEARNING = ""  # who waits for the names forwarded calls ask for (to name their checkpoint in the record)
+LEARNING: Final = ""  # who waits for the names forwarded calls ask for (to name their checkpoint in the record)
 
 
 class Changes:

@@ -75,9 +75,9 @@ log = logging.getLogger("lineage_proxy.exchange")
 _time_ns: Final = time.time_ns  # compiled, a C static: not looked up in the time module at each call's start
 _monotonic_ns: Final = time.monotonic_ns
 
-CLIENT_GONE = "client_disconnected"
-DRAIN_CUT = "drain_timeout"  # a call still running when the drain's time ran out (SIGTERM)
-INTERNAL = "internal_error"
+CLIENT_GONE: Final = "client_disconnected"
+DRAIN_CUT: Final = "drain_timeout"  # a call still running when the drain's time ran out (SIGTERM)
+INTERNAL: Final = "internal_error"
 
 _observer_failures = [0]  # logged once per process, counted always
 # why a call whose purpose `policy.known_purposes` does not list was refused, as its record says (the caller is told

@@ -23,16 +23,17 @@ from typing import Any, Final, Literal
 
 from proxy.config import Upstream
 
-ALLOW = "allow"
-DENY = "deny"
-REROUTE = "reroute"
-AUDIT_DENY = "audit-deny"
-UNKNOWN_KEY = "(unknown key)"  # the caller of a call whose API key no caller owns: never `anonymous`
+# Final: a compiled module reads these as constants, not from its module dict at each use
+ALLOW: Final = "allow"
+DENY: Final = "deny"
+REROUTE: Final = "reroute"
+AUDIT_DENY: Final = "audit-deny"
+UNKNOWN_KEY: Final = "(unknown key)"  # the caller of a call whose API key no caller owns: never `anonymous`
 # the purpose a call refused for one `policy.known_purposes` does not list is recorded under (no purpose can be it: the
 # grammar has no parentheses nor spaces), so that purposes new on every call make one flow, not a store row each
 UNKNOWN_PURPOSE: Final = "(unknown purpose)"
 KNOWN_PURPOSES: Final = "policy.known_purposes"  # that refusal's rule
-INVALID_API_KEY = "invalid_api_key"  # the code of a call refused for its key (`Decision.unidentified`)
+INVALID_API_KEY: Final = "invalid_api_key"  # the code of a call refused for its key (`Decision.unidentified`)
 
 # The wire protocols a call can arrive in: one adapter each (proxy/protocols/), closed so that a
 # misspelt protocol is a type error, not a silent miss.
@@ -40,9 +41,9 @@ ProtocolName = Literal["openai", "anthropic", "oip", "oip-grpc", "kserve", "pass
 
 
 # where a checkpoint's identity came from (lineage.checkpoint.source), most trusted first
-CONFIG = "config"
-UPSTREAM = "upstream"
-RESPONSE = "response"
+CONFIG: Final = "config"
+UPSTREAM: Final = "upstream"
+RESPONSE: Final = "response"
 
 
 # what a checkpoint name is written in: visible ASCII, `%` escaped (`printable_name`)

@@ -16,13 +16,13 @@ from typing import Final
 
 from proxy.errors import InvalidRequest, echoed
 
-MAX_LABELS = 64
+MAX_LABELS: Final = 64
 # a call's labels with those it builds on (its OIP sequence's earlier requests, the stored reply it goes on from, its
 # stream's earlier messages): each request sends 64 at most, and without a bound a client sending new ones on every
 # request of a sequence made each call's record hold them all (400 requests: a 3.3 GB lineage store)
 MAX_CALL_LABELS: Final = 256
-_LABEL_MAX = 128
-_LABEL = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")  # at most _LABEL_MAX characters
+_LABEL_MAX: Final = 128
+_LABEL: Final = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")  # at most _LABEL_MAX characters
 # characters that render as nothing: a label or purpose spelt with one is the same word to a reader
 INVISIBLE = dict.fromkeys(
     map(ord, "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
@@ -123,16 +123,16 @@ class KnownLabels:
         return True
 
 
-_KEPT = 4096  # label sets (and spellings, `given_label`) remembered: the same few recur on every call
+_KEPT: Final = 4096  # label sets (and spellings, `given_label`) remembered: the same few recur on every call
 # what a label set's entry may cost, about (its characters and `_LABEL_COST` a label), past which it is not
 # remembered: a call may send 64 labels of 128 characters, and 4,096 such sets, each a new one, kept ~90 MB in the two
 # tables below; counted in characters alone, 256 labels of two characters (carried by a sequence) kept as much, each
 # label ~100 bytes beside its characters
 _KEPT_COST: Final = 2048
 _LABEL_COST: Final = 100  # a label's set slot and string header in the entry's key, and its slot in the sorted form
-_GIVEN: dict[str, str] = {}
-_SORTED: dict[frozenset[str], tuple[str, ...]] = {}
-_FORMATTED: dict[frozenset[str], str] = {}
+_GIVEN: Final[dict[str, str]] = {}
+_SORTED: Final[dict[frozenset[str], tuple[str, ...]]] = {}
+_FORMATTED: Final[dict[frozenset[str], str]] = {}
 
 
 def sorted_labels(labels: frozenset[str]) -> tuple[str, ...]:

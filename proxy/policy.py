@@ -181,7 +181,7 @@ DECISIONS_KEPT = 4096  # distinct (caller, purpose, labels, model) combinations 
 # characters of a call's model name and labels together past which its decision is not remembered: the key and the
 # decision (whose reason may name the model) hold them, and a model's name is the caller's, as long as a body (4,096
 # decisions for names of a megabyte kept 8 GB)
-DECISION_KEY_KEPT_MAX = 1024
+DECISION_KEY_KEPT_MAX: Final = 1024
 # what the decisions remembered may cost together (their memo's `bytes`): an entry keeps the call's labels and the decision's,
 # each label a set's slot and a string's header besides its characters, and a call may carry 256 labels (4,096
 # decisions of 256 labels of two characters, each a new set, kept 96 MB)

@@ -83,8 +83,8 @@ def _tokens(value: str | None) -> frozenset[bytes]:
     return tokens
 
 
-_NO_TOKENS: frozenset[bytes] = frozenset()
-_TOKENS: dict[str, frozenset[bytes]] = {}
+_NO_TOKENS: Final[frozenset[bytes]] = frozenset()
+_TOKENS: Final[dict[str, frozenset[bytes]]] = {}
 _TOKENS_VALUE_MAX: Final = 256  # characters (bytes) of a Connection value kept
 
 

@@ -74,7 +74,7 @@ _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in h
 
 
 _NO_FIELDS: dict[str, str] = {}  # a request's fields before its head is in
-_NO_FIELD: Callable[[str], str | None] = _NO_FIELDS.get  # made once, not a bound method a request
+_NO_FIELD: Final[Callable[[str], str | None]] = _NO_FIELDS.get  # made once, not a bound method a request
 
 
 class Request:
