@@ -458,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     edges.add_argument("--decision", choices=DECISIONS, help="only flows with this decision")
     edges.add_argument("--rule", help="only flows decided by this rule (zone:NAME, route:MODEL, policy.anonymous, "
                        "...; '-': allowed calls, which no rule decided)")  # fmt: skip
+    edges.add_argument("--sidecar", help="only flows recorded by this sidecar (lineage.sidecar; '-': those recorded "
+                       "before sidecars were named)")  # fmt: skip
     edges.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     edges.set_defaults(func=cmd_edges, subparser=edges)
 

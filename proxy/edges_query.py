@@ -36,6 +36,9 @@ def select(rows: list[EdgeRow], args: argparse.Namespace) -> list[EdgeRow]:
         rule = getattr(args, "rule", None)
         if rule is not None and key.rule != ("" if rule == "-" else rule):
             continue
+        sidecar = getattr(args, "sidecar", None)
+        if sidecar is not None and row.sidecar != ("" if sidecar == "-" else sidecar):
+            continue
         out.append(row)
     return out
 
@@ -55,8 +58,8 @@ def _cell(text: str) -> str:
 
 
 def render_table(rows: list[EdgeRow]) -> str:
-    header = ("checkpoint", "purpose", "caller", "input labels", "output labels", "decision", "rule", "count",
-              "last seen (UTC)")  # fmt: skip
+    header = ("checkpoint", "purpose", "caller", "input labels", "output labels", "decision", "rule", "recorded by",
+              "count", "last seen (UTC)")  # fmt: skip
     table: list[tuple[str, ...]] = [header, *(
         (
             r.key.checkpoint or "-",
@@ -66,6 +69,7 @@ def render_table(rows: list[EdgeRow]) -> str:
             r.key.output_labels or "-",
             r.key.decision,
             r.rule or "-",
+            r.sidecar or "-",  # '': recorded before sidecars were named
             str(r.count),
             _time(r.last_seen),
         )

@@ -297,8 +297,9 @@ def _day(ts: float) -> str:
 
 def flows_table(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[str], baseline: bool) -> str:
     body = []
-    busiest = sorted(rows, key=lambda r: (-r.count, -r.last_seen, r.key))  # the TABLE_MOST shown, newest first
-    for row in sorted(busiest[:TABLE_MOST], key=lambda r: (-r.last_seen, r.key)):
+    # the TABLE_MOST shown, newest first
+    busiest = sorted(rows, key=lambda r: (-r.count, -r.last_seen, r.key, r.sidecar))
+    for row in sorted(busiest[:TABLE_MOST], key=lambda r: (-r.last_seen, r.key, r.sidecar)):
         key = row.key
         approved = ""
         if baseline:
@@ -307,18 +308,28 @@ def flows_table(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[
             f'<tr><td class="who">{esc(key.caller)}</td><td class="who">{esc(key.purpose or "-")}</td>'
             f'<td>{pills(split_labels(key.input_labels), zoned)}</td><td class="mono">{esc(key.checkpoint or "-")}</td>'
             f"<td>{pills(split_labels(key.output_labels), zoned)}</td><td>{chip(kind_of(row, set()), key.decision)}</td>"
-            f'<td class="mono rule">{esc(row.rule or "-")}</td>{approved}<td class="num">{row.count}</td>'
-            f'<td class="when">{_day(row.first_seen)}</td><td class="when">{_day(row.last_seen)}</td></tr>'
+            f'<td class="mono rule">{esc(row.rule or "-")}</td>{approved}{_recorded_by(row)}'
+            f'<td class="num">{row.count}</td><td class="when">{_day(row.first_seen)}</td>'
+            f'<td class="when">{_day(row.last_seen)}</td></tr>'
         )
     head = ["caller", "purpose", "input labels", "checkpoint", "output labels", "decision", "rule"]
     head += ["approved"] if baseline else []
-    return table([*head, "calls", "first seen (UTC)", "last seen (UTC)"], body,
+    return table([*head, "recorded by", "calls", "first seen (UTC)", "last seen (UTC)"], body,
                  after=_left_out(busiest, "flows", "of fewer calls", "lineage-proxy edges"))  # fmt: skip
+
+
+def _recorded_by(row: EdgeRow) -> str:
+    """The cell naming the sidecar that recorded a flow (`lineage.sidecar`): which deployment of a fleet it came
+    through; one recorded before sidecars were named says so."""
+    if row.sidecar:
+        return f'<td class="mono">{esc(row.sidecar)}</td>'
+    return '<td class="muted" title="recorded before sidecars were named">-</td>'
 
 
 def denials_table(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
     body = []
-    denied = sorted((r for r in rows if r.key.decision in ("deny", "audit-deny")), key=lambda r: (-r.count, r.key))
+    denied = sorted((r for r in rows if r.key.decision in ("deny", "audit-deny")),
+                    key=lambda r: (-r.count, r.key, r.sidecar))  # fmt: skip
     for row in denied[:TABLE_MOST]:
         key = row.key
         reason = (
@@ -327,11 +338,11 @@ def denials_table(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
         body.append(
             f'<tr><td class="who">{esc(key.caller)}</td><td class="who">{esc(key.purpose or "-")}</td>'
             f"<td>{pills(split_labels(key.input_labels), zoned)}</td><td>{chip(kind_of(row, set()), key.decision)}</td>"
-            f'<td class="mono rule">{esc(row.rule or "-")}</td><td class="reason">{reason}</td>'
+            f'<td class="mono rule">{esc(row.rule or "-")}</td>{_recorded_by(row)}<td class="reason">{reason}</td>'
             f'<td class="num">{row.count}</td><td class="when">{_day(row.last_seen)}</td></tr>'
         )
-    return table(["caller", "purpose", "labels", "decision", "rule", "reason the caller was given", "calls",
-                  "last seen (UTC)"], body, after=_left_out(denied, "denied flows", "of fewer calls",
+    return table(["caller", "purpose", "labels", "decision", "rule", "recorded by", "reason the caller was given",
+                  "calls", "last seen (UTC)"], body, after=_left_out(denied, "denied flows", "of fewer calls",
                                                             "lineage-proxy edges"))  # fmt: skip
 
 
@@ -655,7 +666,7 @@ def render(
     )
     cards = [
         ("", calls, "calls"),
-        ("", len(rows), "distinct flows"),
+        ("", len({r.key for r in rows}), "distinct flows"),  # a flow several sidecars recorded is one
         ("", len(seen), "checkpoints"),
         ("alert" if denied else "", denied, "denied calls"),
     ]
@@ -755,7 +766,7 @@ def run_report(args: argparse.Namespace) -> int:
         _write(out, data)
     except OSError as exc:
         return _fail(f"{shown_path(str(out))}: cannot write: {exc.strerror or exc}")
-    print(f"wrote {shown_path(str(out))}: {len(rows)} flows, {sum(r.count for r in rows)} calls")
+    print(f"wrote {shown_path(str(out))}: {len({r.key for r in rows})} flows, {sum(r.count for r in rows)} calls")
     return 0
 
 

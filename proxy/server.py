@@ -46,7 +46,7 @@ log = logging.getLogger("lineage_proxy")
 
 # what the lineage store and its writer read once, when the process starts (a reload says so)
 _LINEAGE_AT_START = ("store", "journal", "journal_max_rows", "integrity_key_file", "integrity_retired_key_files",
-                     "password_file", "flush_interval_s", "retention_days", "head_log_interval_s")  # fmt: skip
+                     "password_file", "flush_interval_s", "retention_days", "head_log_interval_s", "sidecar")  # fmt: skip
 LONG_WAIT_S = 1.0  # waiting longer than this for upstreams' first metadata before serving is logged
 T = TypeVar("T")
 # `serve --workers N`: a worker that has not turned its event loop for this long (stopped, its loop blocked) makes
@@ -269,7 +269,8 @@ class ProxyProcess:
             raise StartupError(f"lineage.password_file: {lineage.password_file!r} is not UTF-8 text") from None
         reread = PasswordFile(lineage.password_file, text) if lineage.password_file and text else None  # each connect
         store = open_store(lineage.store, key=key, retired=retired, password=reread,
-                           journal=lineage.journal, journal_max_rows=lineage.journal_max_rows)  # fmt: skip
+                           journal=lineage.journal, journal_max_rows=lineage.journal_max_rows,
+                           sidecar=lineage.sidecar)  # fmt: skip
         return EdgeAggregator(
             store,
             flush_interval_s=config.lineage.flush_interval_s,

@@ -144,15 +144,16 @@ def when(ts: float) -> str:
 
 
 def describe(row: EdgeRow) -> str:
-    """One edge in words, for people reading a CI log. Its names are escaped (`escaped`), as `edges` shows them:
-    whoever can write the store chose them, and a terminal control or a line break in one wrote over the output."""
+    """One edge in words, for people reading a CI log, with the sidecar that recorded it (a fleet's deployment). Its
+    names are escaped (`escaped`), as `edges` shows them: whoever can write the store chose them, and a terminal
+    control or a line break in one wrote over the output."""
     caller, purpose, labels, checkpoint, output, decision, rule = map(escaped, row.key)
     how = decision + (f" by {rule}" if rule and decision != "allow" else "")
     calls = _calls(row.count)
     return (
         f"caller {caller}, purpose {purpose or '-'}, labels {labels or '-'} -> checkpoint "
         f"{checkpoint or '-'} (output labels {output or '-'}), {how}; {calls}, "
-        f"last seen {when(row.last_seen)} UTC"
+        f"last seen {when(row.last_seen)} UTC" + (f", recorded by {escaped(row.sidecar)}" if row.sidecar else "")
     )
 
 
@@ -237,7 +238,9 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
     out = [
         "# lineage-proxy baseline: the flows approved for this deployment.",
         "#",
-        f"# Started by `lineage-proxy verify --write-baseline` on {stamp} UTC from the {len(rows)} flows of",
+        # a flow several sidecars recorded (an edge each) is one flow
+        f"# Started by `lineage-proxy verify --write-baseline` on {stamp} UTC from the {len({r.key for r in rows})} "
+        "flows of",
         f"# {escaped(store)} ({window}).",
         "#",
         "# Every entry below is a flow that HAPPENED, not one anybody approved yet: review each, delete",
@@ -421,7 +424,8 @@ def _write(args: argparse.Namespace, rows: list[EdgeRow], since_s: float | None)
         return _error(f"{target}: cannot write: {exc.strerror or exc}")
     entries = text.count("\n  - caller: ")
     print(
-        f"wrote {shown_path(str(target))}: {entries} entr{'y' if entries == 1 else 'ies'} from {len(rows)} flows; "
+        f"wrote {shown_path(str(target))}: {entries} entr{'y' if entries == 1 else 'ies'} from "
+        f"{len({r.key for r in rows})} flows; "
         "review it before use"
     )
     return OK

@@ -41,6 +41,7 @@ from proxy.config.model import (
     Upstream,
     UpstreamTls,
     Zone,
+    host_sidecar,
 )
 from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, names_protocol, telemetry_from_env
 from proxy.config.yamlfile import StrictLoader, not_utf8, surrogate, surrogates, written
@@ -854,7 +855,8 @@ class _Reader:
 
     def lineage(self, raw: Any) -> Lineage:
         known = ("store", "retention_days", "flush_interval_s", "head_log_interval_s", "baseline", "on_unapproved", "integrity_key_file",
-                 "integrity_retired_key_files", "openlineage", "password_file", "journal", "journal_max_rows")  # fmt: skip
+                 "integrity_retired_key_files", "openlineage", "password_file", "journal", "journal_max_rows",
+                 "sidecar")  # fmt: skip
         s = self.section("lineage", raw, Lineage, known)
         lineage = Lineage(
             store=self.string("lineage.store", s.raw("store"), optional=True),  # null: no edge store
@@ -871,6 +873,10 @@ class _Reader:
             password_file=self.string("lineage.password_file", s.raw("password_file"), optional=True),
             journal=s.read("journal", self.string),
             journal_max_rows=s.read("journal_max_rows", partial(self.integer, minimum=1)),
+            # absent: the model's default, the host name (an explicit null is no name)
+            sidecar=self.name("lineage.sidecar", s.values["sidecar"]) or ""
+            if "sidecar" in s.values
+            else host_sidecar(),
         )
         self.store_url(lineage)
         if lineage.integrity_key_file is not None:

@@ -6,11 +6,23 @@ what the code assumes cannot drift apart.
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.baseline import Baseline
+
+_NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def host_sidecar() -> str:
+    """`lineage.sidecar` when the config names none: this host's name, as a name is written (a character a name does
+    not take as '-', at most 128 characters); 'unnamed' when nothing of it is left."""
+    name = _NOT_IN_A_NAME.sub("-", socket.gethostname()).lstrip("._-")[:128]
+    return name or "unnamed"
+
 
 BUILTIN_DETECTORS = ("email", "phone", "credit_card", "ip_address", "iban")
 
@@ -178,6 +190,9 @@ class Lineage:
     # a PostgreSQL store: the local SQLite journal its writes go to while the database is away
     journal: str = "./lineage-journal.db"
     journal_max_rows: int = 1_000_000  # edge writes the journal holds at most; beyond, counts wait in memory
+    # which sidecar (deployment) this proxy is in a fleet writing one store: recorded with every edge it writes, read
+    # once at start (a reload keeps it); default: the host name
+    sidecar: str = field(default_factory=host_sidecar)
 
 
 @dataclass(frozen=True, slots=True)

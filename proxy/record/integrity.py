@@ -15,11 +15,12 @@ leaves a consistent, shorter record (a head recorded before then is no longer in
 --expect-head` says so); and without an HMAC key, someone with write access can rebuild the whole
 chain. Keep the key out of the store's reach and record the head elsewhere (a ticket, a log pipeline).
 
-An entry says how its changes are keyed (`version`): 2, an edge per flow *and rule*, so each kind of
-denial of one flow is an edge of its own; none (1), written by a release that kept one edge per flow,
-its rule the last one given. The entries of a store written before the rule keyed an edge are replayed
-as that release applied them, so its chain still verifies once the store is re-keyed (its rows as they
-were), and the entries after them add edges per rule.
+An entry says how its changes are keyed (`version`): 3, an edge per flow, rule *and sidecar* (the
+`lineage.sidecar` that recorded it: each change carries it last, so who recorded a flow is signed content);
+2, per flow and rule, written before sidecars were named, its edges replayed as recorded by sidecar '';
+none (1), written by a release that kept one edge per flow, its rule the last one given. The entries of a
+store written before the rule keyed an edge are replayed as that release applied them, so its chain still
+verifies once the store is re-keyed (its rows as they were), and the entries after them add edges per rule.
 """
 
 from __future__ import annotations
@@ -40,15 +41,17 @@ SNAPSHOT = "snapshot"  # the complete edge table: state is replaced
 
 BATCH = 5000  # entries read at a time when a chain is replayed
 
-# how an entry's changes are keyed: 2, by flow and rule (this release writes it); 1 (no `version` in the
-# entry), by flow alone, the rule the last one given (written before the rule keyed an edge)
-VERSION = 2
+# how an entry's changes are keyed: 3, by flow, rule and sidecar (this release writes it); 2, by flow and rule
+# (written before sidecars were named: sidecar ''); 1 (no `version` in the entry), by flow alone, the rule the last
+# one given (written before the rule keyed an edge)
+VERSION = 3
+BY_RULE = 2
 BY_FLOW = 1
 
 # one edge change in an entry: caller, purpose, input labels, checkpoint, output labels, decision,
 # first_seen, last_seen, count (an increment in `edges`, the total in `snapshot`), rule ('' or None: no
-# rule fired), reason
-Change = tuple[str, str, str, str, str, str, float, float, int, str | None, str | None]
+# rule fired), reason, and (version 3) the sidecar that recorded it
+Change = tuple[str, str, str, str, str, str, float, float, int, str | None, str | None, str]
 
 
 def body(kind: str, changes: Iterable[Sequence[Any]], token: str | None = None, *, version: int = VERSION) -> str:
@@ -208,7 +211,8 @@ class Replay:
         self.entries = 0
         # an entry so far was signed (or the anchor, the last entry a purge cut): none after it may be unsigned
         self.signed = isinstance(anchor, str) and anchor.startswith("hmac-")
-        # edge key (the flow's six fields and its rule, '' for none) -> [first_seen, last_seen, count, reason]
+        # edge key (the flow's six fields, its rule, '' for none, and its sidecar, '' before sidecars were named) ->
+        # [first_seen, last_seen, count, reason]
         self.state: dict[tuple[str, ...], list[Any]] = {}
         # while only entries keyed by flow (version 1) have been replayed since the last snapshot: each
         # flow's one edge key; None once an entry keyed by rule has been
@@ -319,15 +323,15 @@ class Replay:
 
     def kept(self, cutoff: float) -> list[tuple[Any, ...]]:
         """The edges the replayed chain holds that were last seen at `cutoff` or later, as stored rows
-        (the flow's fields, first, last, count, rule, reason), sorted: what a purge's snapshot says, built
-        from the chain it verified, never from a read of the table (a trigger, or a row committed
+        (the flow's fields, first, last, count, rule, reason, sidecar), sorted: what a purge's snapshot says,
+        built from the chain it verified, never from a read of the table (a trigger, or a row committed
         meanwhile, could put anything there)."""
-        return sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values in self.state.items()
+        return sorted((*edge[:6], *values[:3], edge[6], values[3], edge[7]) for edge, values in self.state.items()
                       if values[1] >= cutoff)  # fmt: skip
 
     def finish(self, rows: Iterable[Sequence[Any]], *, strict: bool = True, numbered_to: int | None = None) -> Report:
         """The verdict, comparing the replayed state with the edge `rows` as stored (key fields, first,
-        last, count, rule, reason). `strict`: a key was given, so the newest entry must be signed with it
+        last, count, rule, reason, sidecar: a store made before sidecars were named has none, ''). `strict`: a key was given, so the newest entry must be signed with it
         (an unkeyed chain rebuilt by someone without the key is then named). `numbered_to`: the highest
         number the store ever gave an entry, where it keeps one (SQLite's sqlite_sequence): past the newest
         entry kept, the newest entries were cut away."""
@@ -361,7 +365,7 @@ class Replay:
         stored: dict[tuple[str, ...], list[Any]] = {}
         for row in rows:
             # a store not re-keyed yet (read-only) keeps "no rule" as NULL, one re-keyed as ''
-            edge = (*row[:6], "" if row[9] is None else row[9])
+            edge = (*row[:6], "" if row[9] is None else row[9], row[11] if len(row) > 11 else "")
             values = [row[6], row[7], row[8], row[10] if len(row) > 10 else None]
             if not _edge_row(edge, values):
                 return f"edge {_name(edge)}: a row whose values are not an edge's ({escaped(repr(values))[:200]})"
@@ -371,8 +375,8 @@ class Replay:
         for edge, found in sorted(stored.items()):
             replayed = state.pop(edge, None)
             if replayed is None:
-                return (f"edge {_name(edge)} is in the store but in no chain entry (a row was inserted, or its key "
-                        "or rule edited)")  # fmt: skip
+                return (f"edge {_name(edge)} is in the store but in no chain entry (a row was inserted, or its key or rule "
+                        "edited, or the sidecar that recorded it)")  # fmt: skip
             if found[:3] != replayed[:3]:
                 return (f"edge {_name(edge)}: the store says count {found[2]}, first {found[0]}, last {found[1]}; the "
                         f"chain says count {replayed[2]}, first {replayed[0]}, last {replayed[1]} (the row was "
@@ -391,7 +395,7 @@ class Replay:
 def _edge_row(edge: tuple[Any, ...], values: list[Any]) -> bool:
     """Whether a stored row has an edge's types (a column SQLite let someone fill with a blob, say)."""
     return (
-        len(edge) == 7
+        len(edge) == 8
         and all(isinstance(part, str) for part in edge)
         and all(type(value) in (int, float) for value in values[:2])
         and type(values[2]) is int
@@ -418,18 +422,21 @@ def _read(text: str) -> tuple[str, list[Sequence[Any]], str | None, int]:
     if token is not None and not isinstance(token, str):
         raise _Malformed("a write token that is not text")
     version = record.get("version", BY_FLOW)
-    if type(version) is not int or version not in (BY_FLOW, VERSION):
+    if type(version) is not int or version not in (BY_FLOW, BY_RULE, VERSION):
         raise _Malformed(f"version {escaped(repr(version))[:40]}, which this release does not read (written by a newer "
                          "one?)")  # fmt: skip
+    if version != VERSION and any(len(change) > 11 for change in changes):  # a sidecar only from version 3 on
+        raise _Malformed(f"a row with a sidecar in an entry of version {version}, written before sidecars were named")
     return record["kind"], changes, token, version
 
 
 def is_change(change: Any) -> bool:
-    """Whether `change` has an edge change's shape: six key strings, first and last seen, a count, a rule
-    and a reason (10 items: written before reasons were kept)."""
+    """Whether `change` has an edge change's shape: six key strings, first and last seen, a count, a rule,
+    a reason (10 items: written before reasons were kept) and a sidecar (11: written before sidecars were named)."""
     return (
         isinstance(change, list)
-        and len(change) in (10, 11)
+        and len(change) in (10, 11, 12)
+        and (len(change) < 12 or isinstance(change[11], str))
         and all(isinstance(value, str) for value in change[:6])
         and all(type(value) in (int, float) for value in change[6:8])
         and type(change[8]) is int
@@ -438,11 +445,11 @@ def is_change(change: Any) -> bool:
 
 
 def _add(state: dict[tuple[str, ...], list[Any]], row: Sequence[Any], edge: tuple[str, ...] | None = None) -> None:
-    """One change replayed as the store's upsert applies it: the edge is the flow and its rule (`edge`,
-    when given, instead); counts add, times widen, a reason that is given replaces the one before
-    (`coalesce`)."""
+    """One change replayed as the store's upsert applies it: the edge is the flow, its rule and its sidecar
+    ('' in an entry written before sidecars were named; `edge`, when given, instead); counts add, times widen,
+    a reason that is given replaces the one before (`coalesce`)."""
     if edge is None:
-        edge = (*row[:6], row[9] or "")
+        edge = (*row[:6], row[9] or "", row[11] if len(row) > 11 else "")
     first, last, count, reason = row[6], row[7], row[8], row[10] if len(row) > 10 else None
     found = state.get(edge)
     if found is None:
@@ -459,14 +466,15 @@ def _add_by_flow(
     state: dict[tuple[str, ...], list[Any]], by_flow: dict[tuple[str, ...], tuple[str, ...]], row: Sequence[Any]
 ) -> None:
     """A change keyed by flow alone (version 1), replayed as that release's upsert applied it: the flow's
-    one edge takes the rule given (`coalesce`: none given keeps the one before), with everything it held."""
+    one edge takes the rule given (`coalesce`: none given keeps the one before), with everything it held
+    (recorded by sidecar '': before sidecars were named)."""
     flow, rule = tuple(row[:6]), row[9]
     edge = by_flow.get(flow)
     if edge is None:
-        edge = by_flow[flow] = (*flow, rule or "")
+        edge = by_flow[flow] = (*flow, rule or "", "")
     elif rule is not None and rule != edge[6]:
-        state[(*flow, rule)] = state.pop(edge)
-        edge = by_flow[flow] = (*flow, rule)
+        state[(*flow, rule, "")] = state.pop(edge)
+        edge = by_flow[flow] = (*flow, rule, "")
     _add(state, row, edge)
 
 
@@ -476,6 +484,9 @@ def edge_name(edge: tuple[Any, ...]) -> str:
 
 
 def _name(edge: tuple[str, ...]) -> str:
-    caller, purpose, labels, checkpoint, _, decision, rule = (escaped(str(part)) for part in edge)
+    """An edge's key (its flow, rule and, when it has one, sidecar) in words."""
+    caller, purpose, labels, checkpoint, _, decision, rule = (escaped(str(part)) for part in edge[:7])
     how = f"{decision} by {rule}" if rule else decision
-    return f"(caller {caller}, purpose {purpose or '-'}, labels {labels or '-'}, checkpoint {checkpoint or '-'}, {how})"
+    sidecar = f", recorded by {escaped(str(edge[7]))}" if len(edge) > 7 and edge[7] else ""
+    return (f"(caller {caller}, purpose {purpose or '-'}, labels {labels or '-'}, checkpoint {checkpoint or '-'}, "
+            f"{how}{sidecar})")  # fmt: skip

@@ -61,8 +61,9 @@ from proxy.record.store import (
 
 log = logging.getLogger("lineage_proxy.edges")
 
-# 2: the rule is part of an edge's key (1: a store made before, re-keyed when a writer opens it)
-SCHEMA_VERSION = 2
+# 3: the sidecar that recorded an edge is part of its key (`lineage.sidecar`); 2: the rule is (1: neither); a store
+# made before is re-keyed when a writer opens it
+SCHEMA_VERSION = 3
 # every write transaction takes this lock first (pg_advisory_xact_lock): the chain's writers in turn
 LOCK_ID = 0x6C696E65616765  # "lineage"
 # the tables a write changes (ROW EXCLUSIVE): a check that a write can go ahead takes their locks too
@@ -90,7 +91,8 @@ CREATE TABLE IF NOT EXISTS edges (
     count         bigint NOT NULL,
     rule          text NOT NULL DEFAULT '',
     reason        text,
-    PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision, rule)
+    sidecar       text NOT NULL DEFAULT '',
+    PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision, rule, sidecar)
 );
 CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen);
 CREATE TABLE IF NOT EXISTS chain (
@@ -141,18 +143,21 @@ SELECT 'USAGE', 'sequence ' OPERATOR(pg_catalog.||) s.relname::pg_catalog.text F
 FORGET_TOKENS = "DELETE FROM applied WHERE at < %s AND token NOT LIKE 'copy:%%'"  # a copy's is kept for ever
 _MADE = ("edges", "edges_last_seen", "chain", "meta", "applied")
 _FLOW = "caller, purpose, input_labels, checkpoint, output_labels, decision"
-_KEY = f"{_FLOW}, rule"  # an edge: its flow and the rule that decided it ('' for none)
+# an edge: its flow, the rule that decided it ('' for none), and the sidecar that recorded it ('' before they were named)
+_KEY = f"{_FLOW}, rule, sidecar"
 _COLUMNS = f"{_FLOW}, first_seen, last_seen, count, rule"
+_ROW = f"{_COLUMNS}, reason, sidecar"  # an edge as stored (`EdgeRow.stored`), as the chain's changes say it
 
 UPSERT = f"""
-INSERT INTO edges ({_COLUMNS}, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO edges ({_ROW}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT ({_KEY}) DO UPDATE SET
     count = edges.count + excluded.count,
     first_seen = least(edges.first_seen, excluded.first_seen),
     last_seen = greatest(edges.last_seen, excluded.last_seen),
     reason = coalesce(excluded.reason, edges.reason)
 """
-_ROWS = f"SELECT {_COLUMNS}, reason FROM edges ORDER BY checkpoint, purpose, caller, input_labels, rule"
+# what a reader reads ({sidecar}: the column, or '' in a store not keyed by sidecar yet, `_sidecar`)
+_ROWS = f"SELECT {_COLUMNS}, reason, {{sidecar}} FROM edges ORDER BY checkpoint, purpose, caller, input_labels, 10, 12"
 
 
 # what a server says while it cannot take a connection for now, in libpq's (English) words. A server whose
@@ -364,6 +369,14 @@ def _lock_chain(cur: psycopg.Cursor[Any]) -> float:
     return float(found[1]) if found is not None and found[1] is not None else math.nan
 
 
+def _sidecar(cur: psycopg.Cursor[Any]) -> str:
+    """What a reader selects for an edge's sidecar: its column, or '' in a store a writer of this release has not
+    opened yet (schema version 2 or 1, read-only: left as it is)."""
+    cur.execute("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) "
+                "pg_catalog.to_regclass('edges') AND attname OPERATOR(pg_catalog.=) 'sidecar' AND NOT attisdropped")  # fmt: skip
+    return "sidecar" if cur.fetchone() is not None else "''::text"
+
+
 def _stamped(params: list[tuple[Any, ...]], behind: float) -> list[tuple[Any, ...]]:
     """Edge writes (`flat`) whose first and last seen, this host's clock's, are moved `behind` seconds later: to the
     database's clock, which every sidecar's purge cuts by, when this host's runs behind it. The chain entry signs the
@@ -488,13 +501,15 @@ class PostgresStore:
         statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
         wait_for_server: bool = False,
         adopt_head: str | None = None,
+        sidecar: str = "",
     ) -> None:
-        """`wait_for_server` (a writer with a journal in front): a server that cannot be reached now (no
+        """`sidecar`: the writer's `lineage.sidecar`, recorded with every edge it writes. `wait_for_server` (a writer with a journal in front): a server that cannot be reached now (no
         answer at all) does not fail the constructor; the schema is made by the first write that reaches
         it (`unreachable` says why until then). A server that answers with an error still raises.
         `statement_timeout_s`: the server's statement_timeout (unless the URL sets `options`) and the
         longest any round trip waits for an answer."""
         self.url = url
+        self.sidecar = sidecar
         self._readonly = readonly
         self._key = key
         self._retired = retired  # the keys `key` replaced, oldest first: a purge's replay checks entries with them
@@ -845,16 +860,18 @@ class PostgresStore:
         return version
 
     def _rekey(self, cur: psycopg.Cursor[Any]) -> None:
-        """A store made before the rule keyed an edge (schema version 1) keyed by it now, in the opening
-        transaction (under the chain lock, so the other writers wait; a writer of the release before then
-        refuses the store: SchemaTooNew). Every row stays as it was, "no rule" as '' for NULL; the chain
-        is left as written: its entries say they are keyed by flow alone, and `verify` replays them so."""
+        """A store made before the sidecar (schema version 2), or the rule (1), keyed an edge keyed by them now, in
+        the opening transaction (under the chain lock, so the other writers wait; a writer of the releases before
+        then refuses the store: SchemaTooNew). Every row stays as it was, "no rule" as '' for NULL, recorded by
+        sidecar '' (before sidecars were named); the chain is left as written: its entries say how they are keyed
+        (by flow alone, by flow and rule), and `verify` replays them so."""
         cur.execute("SELECT c.conname, array_agg(a.attname::text) FROM pg_constraint c JOIN pg_attribute a "
                     "ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
                     "WHERE c.conrelid = to_regclass('edges') AND c.contype = 'p' GROUP BY c.conname")  # fmt: skip
         found = cur.fetchone()
-        if found is not None and "rule" in found[1]:
+        if found is not None and "sidecar" in found[1]:
             return
+        by_rule = found is not None and "rule" in found[1]
         drop = sql.SQL("DROP CONSTRAINT {}, ").format(sql.Identifier(found[0])) if found else sql.SQL("")
         # the table is changed once, however long that takes: a store of a million edges outlasts the statement
         # timeout, and each start (or write) tried again, holding the table that long, and never re-keyed it. The
@@ -869,21 +886,27 @@ class PostgresStore:
         if watched is not None:
             watched.bound = math.inf
         try:
-            cur.execute("UPDATE edges SET rule = '' WHERE rule IS NULL")
+            if not by_rule:
+                cur.execute("UPDATE edges SET rule = '' WHERE rule IS NULL")
+            # a column with a constant default is added without rewriting the table; the new key's index is built
             cur.execute(sql.SQL("ALTER TABLE edges ALTER COLUMN rule SET DEFAULT '', ALTER COLUMN rule SET NOT NULL, "
+                                "ADD COLUMN IF NOT EXISTS sidecar text NOT NULL DEFAULT '', "
                                 "{}ADD PRIMARY KEY ({})").format(drop, sql.SQL(_KEY)))  # fmt: skip
         except psycopg.errors.InsufficientPrivilege as exc:
-            raise StartupError(f"lineage database {redact(self.url)}: its edges are keyed by rule from this release "
-                               f"on, which changes the table once, and this role may not ({one_line(exc)}): start one "
-                               "proxy once as the table's owner") from None  # fmt: skip
+            raise StartupError(f"lineage database {redact(self.url)}: its edges are keyed by "
+                               f"{'sidecar' if by_rule else 'rule and sidecar'} from this release on, which changes "
+                               f"the table once, and this role may not ({one_line(exc)}): start one proxy once as the "
+                               "table's owner") from None  # fmt: skip
         finally:
             if watched is not None:
                 watched.bound = self._bound
         cur.execute("SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
                     (timeouts[0], timeouts[1]))  # fmt: skip
-        log.warning("lineage database %s: its edges are keyed by their rule from now on (each kind of denial of "
-                    "a flow is an edge of its own); the edges it held are kept as they were",
-                    redact(self.url))  # fmt: skip
+        log.warning("lineage database %s: its edges are keyed by %s from now on (%s); the edges it held are kept as "
+                    "they were, recorded by sidecar '' (before sidecars were named)", redact(self.url),
+                    "the sidecar that recorded them" if by_rule else "their rule and the sidecar that recorded them",
+                    "each sidecar's calls of a flow are an edge of their own" if by_rule else "each kind of denial of "
+                    "a flow, and each sidecar's calls of it, are an edge of their own")  # fmt: skip
 
     # -- EdgeStore
 
@@ -896,7 +919,7 @@ class PostgresStore:
         recorded in the same transaction); False when one was, and nothing is written. `lock_wait_s`: a
         lock held by another session is waited for that long at most (LockNotAvailable then), not for
         the statement timeout (a journal's replay, or its first write after an outage)."""
-        params = [flat(row) for row in rows]
+        params = [flat(row, self.sidecar) for row in rows]
         if not params:
             return True
         if self.unreachable is not None:
@@ -976,7 +999,7 @@ class PostgresStore:
                 keep = replay.kept(cutoff)
                 cur.execute("DELETE FROM edges WHERE last_seen < %s", (cutoff,))
                 deleted = cur.rowcount
-                cur.execute(f"SELECT {_COLUMNS}, reason FROM edges")
+                cur.execute(f"SELECT {_ROW} FROM edges")
                 if sorted(cur.fetchall()) != keep:  # the delete did more than delete: nothing signed, nothing purged
                     raise _Refused("the table changed under the purge's delete")
                 if deleted:
@@ -1023,7 +1046,8 @@ class PostgresStore:
         holds (its own `copy:` tokens): a source holding a copy of this store, or of one copied here before, is
         refused (those calls would count twice), and they are recorded here with the copy, so a copy of this
         store is known as one of theirs too. Returns what was copied before, or None when copied now."""
-        params = [flat((row.key, row.first_seen, row.last_seen, row.count, row.reason)) for row in rows]
+        # each edge as the sidecar that recorded it (the source's), '' for one recorded before sidecars were named
+        params = [flat((row.key, row.first_seen, row.last_seen, row.count, row.reason), row.sidecar) for row in rows]
         if not params:
             return None  # nothing to add, nothing to remember
         # a new store's first entry (an empty snapshot) is the same in every store with the same key, or none,
@@ -1031,7 +1055,7 @@ class PostgresStore:
         empty = {
             integrity.link(integrity.GENESIS, integrity.body(integrity.SNAPSHOT, [], version=v), k)
             for k in (None, self._key)
-            for v in (integrity.BY_FLOW, integrity.VERSION)
+            for v in (integrity.BY_FLOW, integrity.BY_RULE, integrity.VERSION)
         }
         tokens = [f"copy:{origin}", *(f"copy:{h}" for h in history if h not in empty)]
         with self._transaction(long=True) as cur:
@@ -1083,7 +1107,7 @@ class PostgresStore:
 
     @staticmethod
     def _finish(cur: psycopg.Cursor[Any], replay: Replay, *, strict: bool = True) -> Report:
-        cur.execute(f"SELECT {_COLUMNS}, reason FROM edges")
+        cur.execute(f"SELECT {_COLUMNS}, reason, {_sidecar(cur)} FROM edges")
         return replay.finish(cur.fetchall(), strict=strict)
 
     @staticmethod
@@ -1275,7 +1299,7 @@ class PostgresStore:
                 return report, [], None, ()  # nothing is copied from a record that does not verify
             cur.execute("SELECT value FROM meta WHERE key = 'origin'")
             found = cur.fetchone()
-            cur.execute(_ROWS)
+            cur.execute(_ROWS.format(sidecar=_sidecar(cur)))
             rows = [EdgeRow.stored(row) for row in cur.fetchall()]
             cur.execute("SELECT token FROM applied WHERE token LIKE 'copy:%%'")
             copies = tuple(str(token[0]) for token in cur.fetchall())
@@ -1290,7 +1314,7 @@ class PostgresStore:
                 unclear = self._schema(cur)[1]
                 if unclear is not None:
                     raise SchemaUnclear(unclear)
-            cur.execute(_ROWS)
+            cur.execute(_ROWS.format(sidecar=_sidecar(cur)))
             found = cur.fetchall()
         return [EdgeRow.stored(row) for row in found]
 

@@ -27,8 +27,9 @@ from proxy.record.integrity import Report
 
 log = logging.getLogger("lineage_proxy.edges")
 
-# the edge table (`{name}`: edges, or the table a store made before the rule keyed an edge is copied into);
-# the rule is part of the key, '' when no rule fired (an allowed call)
+# the edge table (`{name}`: edges, or the table a store made before the rule, or the sidecar, keyed an edge is copied
+# into); the rule is part of the key, '' when no rule fired (an allowed call), and so is the sidecar that recorded the
+# edge (`lineage.sidecar`; '' for the edges recorded before sidecars were named)
 EDGES_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
     caller        TEXT NOT NULL,
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS {name} (
     count         INTEGER NOT NULL,
     rule          TEXT NOT NULL DEFAULT '',
     reason        TEXT,
-    PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision, rule)
+    sidecar       TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (caller, purpose, input_labels, checkpoint, output_labels, decision, rule, sidecar)
 ) WITHOUT ROWID
 """
 _CHAIN_TABLES = """
@@ -58,20 +60,25 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 SCHEMA = f"{EDGES_TABLE.format(name='edges')};{_CHAIN_TABLES}"
 LINEAGE_TABLES = frozenset({"edges", "chain", "meta"})
-# A store keyed by rule stops a writer of an earlier release at its start, as any trigger on the lineage tables
+# A store keyed by sidecar stops a writer of an earlier release at its start, as any trigger on the lineage tables
 # does (its upsert would fail on every write, its counts kept in memory and lost, its purge would call the record
 # unverifiable): a trigger that never fires, named so that its message says why. This one, written exactly so, is
-# ours; any other trigger stops a writer as before.
-_FENCE_NAME = "lineage_store_keyed_by_rule_needs_lineage_proxy_2026_11_30_or_newer"
+# ours; so is the one before it (keyed by rule), which a store not yet keyed by sidecar holds and its re-keying
+# drops; any other trigger stops a writer as before.
+_FENCE_NAME = "lineage_store_keyed_by_sidecar_needs_lineage_proxy_2026_12_03_or_newer"
 _FENCE_ROW = (_FENCE_NAME, f"CREATE TRIGGER {_FENCE_NAME} BEFORE DELETE ON meta WHEN 0 BEGIN SELECT 1; END")
 FENCE = _FENCE_ROW[1].replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1)
+_RULE_FENCE_NAME = "lineage_store_keyed_by_rule_needs_lineage_proxy_2026_11_30_or_newer"
+_RULE_FENCE_ROW = (_RULE_FENCE_NAME, _FENCE_ROW[1].replace(_FENCE_NAME, _RULE_FENCE_NAME))
+_FENCES = frozenset({_FENCE_ROW, _RULE_FENCE_ROW})
 _COLUMNS = "caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, rule"
+_ROW = f"{_COLUMNS}, reason, sidecar"  # an edge as stored (`EdgeRow.stored`), as the chain's changes say it
 
 UPSERT = """
 INSERT INTO edges (caller, purpose, input_labels, checkpoint, output_labels, decision,
-                   first_seen, last_seen, count, rule, reason)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (caller, purpose, input_labels, checkpoint, output_labels, decision, rule) DO UPDATE SET
+                   first_seen, last_seen, count, rule, reason, sidecar)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (caller, purpose, input_labels, checkpoint, output_labels, decision, rule, sidecar) DO UPDATE SET
     count = count + excluded.count,
     first_seen = min(first_seen, excluded.first_seen),
     last_seen = max(last_seen, excluded.last_seen),
@@ -99,11 +106,15 @@ class EdgeKey(NamedTuple):
 EdgeWrite = tuple[EdgeKey, float, float, int, str | None]
 
 
-def flat(row: EdgeWrite) -> tuple[Any, ...]:
+def flat(row: EdgeWrite, sidecar: str | None = None) -> tuple[Any, ...]:
     """One edge write as statement parameters (and journal rows, and chain changes): the flow's fields,
-    then first, last, count, rule ('' for none: it is part of the key), reason."""
+    then first, last, count, rule ('' for none: it is part of the key), reason, and the `sidecar` writing it
+    (`lineage.sidecar`, a constant of the store's: a store's write, never a call, joins it; None: a journal's
+    row, which has none: its replay writes it as the replaying sidecar's)."""
     key = row[0]
-    return (*key[:6], row[1], row[2], row[3], key.rule, row[4])
+    if sidecar is None:
+        return (*key[:6], row[1], row[2], row[3], key.rule, row[4])
+    return (*key[:6], row[1], row[2], row[3], key.rule, row[4], sidecar)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,7 @@ class EdgeRow:
     last_seen: float
     count: int
     reason: str | None = None  # what the caller was told (a denial's message), when the store has it
+    sidecar: str = ""  # the sidecar that recorded it (`lineage.sidecar`); '' for one recorded before they were named
 
     @property
     def rule(self) -> str | None:
@@ -121,11 +133,12 @@ class EdgeRow:
 
     @classmethod
     def stored(cls, row: Sequence[Any]) -> EdgeRow:
-        """A row as a store holds it: the flow's fields, first, last, count, rule, reason (a rule stored as
-        '', or as NULL in a store not re-keyed yet, is none). EditedRow when its values are not an edge's."""
+        """A row as a store holds it: the flow's fields, first, last, count, rule, reason, sidecar (a rule stored
+        as '', or as NULL in a store not re-keyed yet, is none; a store not keyed by sidecar yet has none, '').
+        EditedRow when its values are not an edge's."""
         if not (type(row[8]) is int and _shows_time(row[6]) and _shows_time(row[7]) and _texts(row)):
             raise EditedRow(row)
-        return cls(EdgeKey._make((*row[:6], row[9] or "")), row[6], row[7], row[8], row[10])
+        return cls(EdgeKey._make((*row[:6], row[9] or "")), row[6], row[7], row[8], row[10], row[11])
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -140,6 +153,7 @@ class EdgeRow:
             "count": self.count,
             "rule": self.rule,
             "reason": self.reason,
+            "sidecar": self.sidecar,
         }
 
 
@@ -152,10 +166,11 @@ def _shows_time(value: object) -> bool:
 
 
 def _texts(row: Sequence[Any]) -> bool:
-    """Whether a row's key is text, and its rule and reason text or none (written out: a reader checks every row)."""
+    """Whether a row's key is text (its sidecar too), and its rule and reason text or none (written out: a reader
+    checks every row)."""
     return (type(row[0]) is str and type(row[1]) is str and type(row[2]) is str and type(row[3]) is str
             and type(row[4]) is str and type(row[5]) is str and (row[9] is None or type(row[9]) is str)
-            and (row[10] is None or type(row[10]) is str))  # fmt: skip
+            and (row[10] is None or type(row[10]) is str) and type(row[11]) is str)  # fmt: skip
 
 
 class StoreUnclear(Exception):
@@ -169,12 +184,13 @@ class EditedRow(sqlite3.DataError):
     tells what was edited. A `sqlite3.Error`, so every reader's `read_errors()` takes it."""
 
     def __init__(self, row: Sequence[Any]) -> None:
-        edge = (*row[:6], row[9] or "")
+        edge = (*row[:6], row[9] or "", row[11] if type(row[11]) is str else "")
         shown = [f"{what} {escaped(repr(value))[:80]}" for what, value, good in (
             ("first seen", row[6], _shows_time(row[6])), ("last seen", row[7], _shows_time(row[7])),
             ("count", row[8], type(row[8]) is int)) if not good]  # fmt: skip
         if not _texts(row):
-            shown.append(f"key {escaped(repr(edge))[:200]}, reason {escaped(repr(row[10]))[:80]}")
+            key = (*row[:6], row[9], row[11])
+            shown.append(f"key {escaped(repr(key))[:200]}, reason {escaped(repr(row[10]))[:80]}")
         super().__init__(f"edge {integrity.edge_name(edge)}: a row whose values are not an edge's ({', '.join(shown)}): "
                          "edited by hand, not written by lineage-proxy; `verify --integrity` tells what the record "
                          "holds")  # fmt: skip
@@ -347,9 +363,9 @@ class PreparedPurge:
         that expired, nor left one expired."""
         if not since:
             return True
-        gone = {(*row[:6], row[9]) for row in self.expired}
+        gone = {(*row[:6], row[9], row[11]) for row in self.expired}
         for change in since:
-            edge = (*change[:6], change[9] or "")
+            edge = (*change[:6], change[9] or "", change[11] if len(change) > 11 else "")
             if edge in gone or replay.state[edge][1] < self.cutoff:
                 return False
         return True
@@ -357,8 +373,8 @@ class PreparedPurge:
 
 def _expired_rows(replay: integrity.Replay, cutoff: float) -> list[tuple[Any, ...]]:
     """The edges `replay` holds last seen before `cutoff`, as the table stores them (its columns, then
-    `reason`), sorted: what a purge deletes, to compare with what the table had."""
-    return sorted((*edge[:6], *values[:3], edge[6], values[3]) for edge, values in replay.state.items()
+    `reason`, `sidecar`), sorted: what a purge deletes, to compare with what the table had."""
+    return sorted((*edge[:6], *values[:3], edge[6], values[3], edge[7]) for edge, values in replay.state.items()
                   if values[1] < cutoff)  # fmt: skip
 
 
@@ -400,11 +416,14 @@ class SqliteStore:
         retired: tuple[bytes, ...] = (),
         adopt_head: str | None = None,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
+        sidecar: str = "",
     ) -> None:
         """`adopt_head`: with `key`, sign on top of this unsigned newest entry (an unkeyed store adopted by
         hand, `verify --adopt-head`); any other unsigned newest entry stops a keyed writer. `busy_timeout_s`:
-        how long a write waits for the write lock another connection holds (`_begin_write`)."""
+        how long a write waits for the write lock another connection holds (`_begin_write`). `sidecar`: the
+        writer's `lineage.sidecar`, recorded with every edge it writes."""
         self.path = str(path)
+        self.sidecar = sidecar
         self._key = key
         self._retired = retired
         self._keys = (key, *retired) if key is not None else ()  # those an entry this writer signs on may have
@@ -452,7 +471,7 @@ class SqliteStore:
                                    "then drop them")  # fmt: skip
             if "reason" not in self._columns():  # a store made before reasons were kept
                 self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
-            if "rule" not in self._key_columns():
+            if "sidecar" not in self._key_columns():
                 self._rekey()
             self._db.execute(FENCE)
             if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
@@ -484,28 +503,34 @@ class SqliteStore:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)") if row[5]}
 
     def _rekey(self) -> None:
-        """A store made before the rule keyed an edge, keyed by it now (SQLite changes no primary key in
-        place: the table is copied), in the opening transaction. Every row stays as it was, "no rule" as ''
-        for NULL; the chain is left as written: its entries say they are keyed by flow alone, and `verify`
-        replays them so (integrity.py)."""
+        """A store made before the sidecar (or the rule) keyed an edge, keyed by them now (SQLite changes no primary
+        key in place: the table is copied), in the opening transaction. Every row stays as it was, "no rule" as ''
+        for NULL, recorded by sidecar '' (before sidecars were named); the chain is left as written: its entries say
+        how they are keyed (by flow alone, by flow and rule), and `verify` replays them so (integrity.py). The fence
+        of a store keyed by rule goes: this one's stops the writers of the releases before."""
+        by_rule = "rule" in self._key_columns()
         self._db.execute("DROP TABLE IF EXISTS edges_rekeyed")  # never another's rows mixed in
         self._db.execute(EDGES_TABLE.format(name="edges_rekeyed"))
         try:
-            self._db.execute(f"INSERT INTO edges_rekeyed ({_COLUMNS}, reason) SELECT caller, purpose, input_labels, "
-                             "checkpoint, output_labels, decision, first_seen, last_seen, count, coalesce(rule, ''), "
-                             "reason FROM edges")  # fmt: skip
+            self._db.execute(f"INSERT INTO edges_rekeyed ({_ROW}) SELECT caller, purpose, input_labels, checkpoint, "
+                             "output_labels, decision, first_seen, last_seen, count, coalesce(rule, ''), reason, '' "
+                             "FROM edges")  # fmt: skip
         except sqlite3.IntegrityError as exc:
-            raise StartupError(f"lineage store {self.path}: its edges cannot be keyed by rule ({exc}): a row "
-                               "holds what lineage-proxy never writes; `lineage-proxy verify --integrity` names "
+            raise StartupError(f"lineage store {self.path}: its edges cannot be keyed by rule and sidecar ({exc}): a "
+                               "row holds what lineage-proxy never writes; `lineage-proxy verify --integrity` names "
                                "it") from None  # fmt: skip
         self._db.execute("DROP TABLE edges")
         self._db.execute("ALTER TABLE edges_rekeyed RENAME TO edges")
         self._db.execute("CREATE INDEX IF NOT EXISTS edges_last_seen ON edges (last_seen)")
-        log.warning("lineage store %s: its edges are keyed by their rule from now on (each kind of denial of a flow "
-                    "is an edge of its own); the edges it held are kept as they were", self.path)  # fmt: skip
+        self._db.execute(f"DROP TRIGGER IF EXISTS {_RULE_FENCE_NAME}")
+        log.warning("lineage store %s: its edges are keyed by %s from now on (%s); the edges it held are kept as they "
+                    "were, recorded by sidecar '' (before sidecars were named)", self.path,
+                    "the sidecar that recorded them" if by_rule else "their rule and the sidecar that recorded them",
+                    "each sidecar's calls of a flow are an edge of their own" if by_rule else "each kind of denial of "
+                    "a flow, and each sidecar's calls of it, are an edge of their own")  # fmt: skip
 
     def upsert(self, rows: Iterable[EdgeWrite]) -> None:
-        params = [flat(row) for row in rows]
+        params = [flat(row, self.sidecar) for row in rows]
         if not params:
             return
         self._still_named()
@@ -620,7 +645,7 @@ class SqliteStore:
         """The chain replayed from its anchor and compared with the table, both read on `db` in the caller's
         transaction; one that does not verify carries its `problem`."""
         replay = self._replay(None, db=db)
-        replay.finish(db.execute(f"SELECT {_COLUMNS}, reason FROM edges"), numbered_to=_numbered_to(db))
+        replay.finish(db.execute(f"SELECT {_ROW} FROM edges"), numbered_to=_numbered_to(db))
         return replay
 
     def purge(self, retention_days: float, now: float | None = None, prepared: PreparedPurge | None = None) -> int:
@@ -681,7 +706,7 @@ class SqliteStore:
             if since is None or not prepared.holds(replay, since):
                 snapshot, since = None, []
                 expired = _expired_rows(replay, cutoff)
-            found = sorted(self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges WHERE last_seen < ?", (cutoff,)))
+            found = sorted(self._db.execute(f"SELECT {_ROW} FROM edges WHERE last_seen < ?", (cutoff,)))
             deleted = self._db.execute("DELETE FROM edges WHERE last_seen < ?", (cutoff,)).rowcount
             if found != expired or deleted != len(expired):  # the delete did more than delete: nothing purged
                 self._db.rollback()
@@ -704,7 +729,7 @@ class SqliteStore:
             "SELECT type, name, sql FROM sqlite_master WHERE (type = 'trigger' AND lower(tbl_name) IN ('edges', "
             "'chain', 'meta')) OR (type <> 'table' AND lower(name) IN ('edges', 'chain', 'meta'))"  # a view for a table
         ).fetchall()
-        return ", ".join(f"{kind} {escaped(str(name))}" for kind, name, sql in found if (name, sql) != _FENCE_ROW)
+        return ", ".join(f"{kind} {escaped(str(name))}" for kind, name, sql in found if (name, sql) not in _FENCES)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
@@ -742,7 +767,7 @@ class SqliteStore:
                 return replay
 
     def _snapshot(self) -> tuple[int, str]:
-        rows = self._db.execute(f"SELECT {_COLUMNS}, reason FROM edges ORDER BY {_COLUMNS}").fetchall()
+        rows = self._db.execute(f"SELECT {_ROW} FROM edges ORDER BY {_COLUMNS}, sidecar").fetchall()
         return self._append(integrity.body(integrity.SNAPSHOT, rows))
 
     def _append(self, text: str) -> tuple[int, str]:
@@ -834,8 +859,7 @@ class SqliteStore:
         anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
         replay = self._replay(integrity.Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True,
                                                retired=retired, numbered=True))  # fmt: skip
-        reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
-        return replay.finish(self._db.execute(f"SELECT {_COLUMNS}, {reason} FROM edges"), strict=strict,
+        return replay.finish(self._db.execute(f"SELECT {self._stored()} FROM edges"), strict=strict,
                              numbered_to=_numbered_to(self._db))  # fmt: skip
 
     def for_copy(
@@ -862,11 +886,18 @@ class SqliteStore:
         return self._decoded(self._rows)
 
     def _rows(self) -> list[EdgeRow]:
-        reason = "reason" if "reason" in self._columns() else "NULL"  # read-only: an older file stays as it is
         cursor = self._db.execute(
-            f"SELECT {_COLUMNS}, {reason} FROM edges ORDER BY checkpoint, purpose, caller, input_labels, rule"
+            f"SELECT {self._stored()} FROM edges ORDER BY checkpoint, purpose, caller, input_labels, rule, 12"
         )
         return [EdgeRow.stored(row) for row in cursor]
+
+    def _stored(self) -> str:
+        """The columns of an edge as stored (`_ROW`), for a reader: an older file stays as it is, read-only, its
+        reason NULL when it kept none, its sidecar '' when it was not keyed by one yet."""
+        columns = self._columns()
+        reason = "reason" if "reason" in columns else "NULL"
+        sidecar = "sidecar" if "sidecar" in columns else "''"
+        return f"{_COLUMNS}, {reason}, {sidecar}"
 
     def close(self) -> None:
         self._db.close()

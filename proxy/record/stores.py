@@ -45,18 +45,20 @@ def open_store(
     password: str | Callable[[], str | None] | None = None,
     journal: str | None = None,
     journal_max_rows: int | None = None,
+    sidecar: str = "",
 ) -> ReadableStore:
     """Open the store `store` names. A writable PostgreSQL store gets the local journal in front of its
     outages (`journal`, default DEFAULT_JOURNAL). `key` signs the chain's entries; `retired`, the keys it
-    replaced (oldest first), check those signed before. FileNotFoundError when a read-only store is not there."""
+    replaced (oldest first), check those signed before. `sidecar`: a writer's `lineage.sidecar`, recorded with every
+    edge it writes. FileNotFoundError when a read-only store is not there."""
     if not is_database(store):
-        return SqliteStore(store, readonly=readonly, key=key, retired=retired)
+        return SqliteStore(store, readonly=readonly, key=key, retired=retired, sidecar=sidecar)
     from proxy.record.journal import DEFAULT_MAX_ROWS, Journal, JournaledStore  # psycopg only when used
     from proxy.record.postgres import PostgresStore, database_identity
 
     # a writer whose database is away at the start journals until it answers, as during any outage
     database = PostgresStore(store, readonly=readonly, key=key, retired=retired, password=password,
-                             wait_for_server=not readonly)  # fmt: skip
+                             wait_for_server=not readonly, sidecar=sidecar)  # fmt: skip
     if readonly:
         return database
     path = journal or DEFAULT_JOURNAL

@@ -69,7 +69,7 @@ def test_an_untouched_record_is_intact(store: Path) -> None:
     [
         ("UPDATE edges SET count = count + 5 WHERE input_labels = 'a'", "the row was edited"),
         ("DELETE FROM edges WHERE decision = 'deny'", "a row was deleted"),
-        ("INSERT INTO edges VALUES ('x', 'p', '', '', '', 'allow', 1, 1, 1, '', NULL)", "a row was inserted"),
+        ("INSERT INTO edges VALUES ('x', 'p', '', '', '', 'allow', 1, 1, 1, '', NULL, '')", "a row was inserted"),
         ("UPDATE edges SET rule = 'zone:approved' WHERE decision = 'deny'", "or its key or rule edited"),
         ("UPDATE chain SET body = replace(body, '\"a\"', '\"z\"') WHERE seq = 2", "its hash does not match"),
         ("DELETE FROM chain WHERE seq = 2", "does not follow the entry before it"),
@@ -180,7 +180,7 @@ def keyed_store(tmp_path: Path) -> tuple[Path, Path, bytes]:
 def test_a_purge_never_signs_an_edited_table(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path, key_file, key = keyed_store(tmp_path)
     tamper(path, "DELETE FROM edges WHERE decision = 'deny'")
-    tamper(path, "INSERT INTO edges VALUES ('old', 'p', '', '', '', 'allow', 0, 0, 1, '', NULL)")  # purgeable
+    tamper(path, "INSERT INTO edges VALUES ('old', 'p', '', '', '', 'allow', 0, 0, 1, '', NULL, '')")  # purgeable
     store = SqliteStore(path, key=key)
     with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
         assert store.purge(30) == 0  # the old row is not purged: a purge would sign the edited table
@@ -230,7 +230,7 @@ def test_an_edited_rule_or_reason_and_a_row_stored_twice_are_named(tmp_path: Pat
         db.executescript("""
             CREATE TABLE e2 AS SELECT * FROM edges WHERE 0;
             INSERT INTO e2 SELECT caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen,
-                                  last_seen, 1000, rule, reason FROM edges WHERE input_labels = 'a';
+                                  last_seen, 1000, rule, reason, sidecar FROM edges WHERE input_labels = 'a';
             INSERT INTO e2 SELECT * FROM edges;
             DROP TABLE edges;
             ALTER TABLE e2 RENAME TO edges;
@@ -345,7 +345,7 @@ def test_an_edge_row_of_the_wrong_types_is_named_not_a_traceback(store: Path) ->
 
 
 def test_names_in_verify_messages_cannot_write_over_the_terminal(store: Path) -> None:
-    tamper(store, "INSERT INTO edges VALUES (?, 'p', '', '', '', 'allow', 1, 1, 1, '', NULL)", "\r\x1b[2Kx: intact")
+    tamper(store, "INSERT INTO edges VALUES (?, 'p', '', '', '', 'allow', 1, 1, 1, '', NULL, '')", "\r\x1b[2Kx: intact")
     result = verify(store)
     assert result.returncode == 1 and "\x1b" not in result.stdout and "\\r\\x1b[2Kx: intact" in result.stdout
 
@@ -560,7 +560,7 @@ def test_a_trigger_cannot_make_a_purge_sign_what_it_writes(tmp_path: Path, caplo
     store = SqliteStore(path, key=key)
     store.upsert([(EdgeKey("old", "p", "", "", "", "allow"), 1.0, 1.0, 1, None)])  # expired: a purge will run
     tamper(path, "CREATE TRIGGER t AFTER DELETE ON edges BEGIN DELETE FROM edges WHERE decision = 'deny'; "
-                 "INSERT INTO edges VALUES ('ads-ranker', 'ads', 'health', 'evil', '', 'allow', 1, 1, 1, '', NULL); END")  # fmt: skip
+                 "INSERT INTO edges VALUES ('ads-ranker', 'ads', 'health', 'evil', '', 'allow', 1, 1, 1, '', NULL, ''); END")  # fmt: skip
     with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
         assert store.purge(30) == 0
     assert "retention purge skipped" in caplog.text and "trigger t" in caplog.text

@@ -345,8 +345,8 @@ def test_an_entry_keyed_by_flow_after_entries_keyed_by_rule_is_named() -> None:
     snapshot = integrity.body(integrity.SNAPSHOT, [change], version=integrity.BY_FLOW)
     after = replayed(integrity.body(integrity.SNAPSHOT, []), integrity.body(integrity.EDGES, [change]), snapshot, old)
     assert after.problem is not None and "is in the chain but not in the store" in after.problem  # replayed
-    unknown = replayed('{"kind":"snapshot","rows":[],"version":3}')
-    assert unknown.problem is not None and "version 3, which this release does not read" in unknown.problem
+    unknown = replayed('{"kind":"snapshot","rows":[],"version":4}')
+    assert unknown.problem is not None and "version 4, which this release does not read" in unknown.problem
 
 
 def test_a_store_keyed_by_rule_stops_a_writer_of_an_earlier_release(tmp_path: Path) -> None:
