@@ -122,6 +122,14 @@ class BodyTimeout(InvalidRequest):
     status = 408
 
 
+class MessageTimeout(BodyTimeout):
+    """gRPC: a call's request message (a unary call's request, a stream's first message) not whole within
+    `limits.grpc_request_timeout_s` of the call's start (`GrpcIngress._request`): the row of a body that stopped
+    coming, answered DEADLINE_EXCEEDED."""
+
+    grpc_code = "DEADLINE_EXCEEDED"
+
+
 class ExpectationFailed(InvalidRequest):
     """An `Expect` the proxy cannot meet (anything but 100-continue)."""
 
@@ -197,6 +205,16 @@ class RequestTooLarge(ProxyError):
     status = 413
     grpc_code = "RESOURCE_EXHAUSTED"
     error_type = "invalid_request_error"
+
+
+class ReplyTooLarge(ProxyError):
+    """gRPC: an upstream's reply message over `limits.grpc_max_reply_bytes`, refused by the proxy's channel to it
+    (`proxy.transport.grpc_channels.reply_limit`): RESOURCE_EXHAUSTED, as grpc answers a message over its limit."""
+
+    code = "reply_too_large"
+    status = 502
+    grpc_code = "RESOURCE_EXHAUSTED"
+    error_type = "server_error"
 
 
 class Overloaded(ProxyError):

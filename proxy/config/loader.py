@@ -315,6 +315,10 @@ class _Reader:
             return None
         return number
 
+    def positive_or_none(self, path: str, value: Any) -> int | None:
+        """A whole number of at least 1, or null (unset: None, the key's default)."""
+        return None if value is None else self.integer(path, value, minimum=1)
+
     def integer(self, path: str, value: Any, *, minimum: int = 0) -> int | None:
         number = self.number(path, value, minimum=minimum)
         if number is None:
@@ -1033,7 +1037,8 @@ class _Reader:
     def limits(self, raw: Any) -> Limits:
         known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
                  "header_timeout_s", "max_header_bytes", "max_headers", "max_connections", "max_concurrent_streams",
-                 "bodies_max_bytes", "grpc_stream_window_bytes", "grpc_max_calls")  # fmt: skip
+                 "bodies_max_bytes", "grpc_stream_window_bytes", "grpc_max_calls", "grpc_request_timeout_s",
+                 "grpc_max_reply_bytes")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
         limits = Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
@@ -1049,10 +1054,15 @@ class _Reader:
             bodies_max_bytes=s.read("bodies_max_bytes", partial(self.integer, minimum=1)),
             grpc_stream_window_bytes=s.read("grpc_stream_window_bytes", partial(self.integer, minimum=65_535)),
             grpc_max_calls=s.read("grpc_max_calls", partial(self.integer, minimum=1)),
+            grpc_request_timeout_s=s.read("grpc_request_timeout_s", partial(self.number, minimum=0.01)),
+            grpc_max_reply_bytes=s.read("grpc_max_reply_bytes", self.positive_or_none),
         )
         if limits.grpc_stream_window_bytes > 2**31 - 1:  # HTTP/2's largest window (and grpc's option, a C int)
             self.problem("limits.grpc_stream_window_bytes", f"{limits.grpc_stream_window_bytes} is more than HTTP/2's "
                          "largest window, 2147483647")  # fmt: skip
+        if limits.grpc_max_reply_bytes is not None and limits.grpc_max_reply_bytes > 2**31 - 1:  # (a C int: grpc's)
+            self.problem("limits.grpc_max_reply_bytes", f"{limits.grpc_max_reply_bytes} is more than grpc takes, "
+                         "2147483647")  # fmt: skip
         if limits.bodies_max_bytes < limits.max_body_bytes:
             self.problem("limits.bodies_max_bytes", f"{limits.bodies_max_bytes} is less than limits.max_body_bytes "
                          f"({limits.max_body_bytes}): a body the limit allows would always be refused")  # fmt: skip

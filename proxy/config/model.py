@@ -236,6 +236,16 @@ class Limits:
     # with max_connections x max_concurrent_streams calls of a 32 MiB window each, a client's streams that the proxy
     # did not read held ~35 MiB each (64 streams took a `serve` process from 64 MiB to 2.3 GiB), without bound
     grpc_max_calls: int = 512
+    # gRPC: how long a call's request message (a unary call's request, a stream's first message) has from the call's
+    # start to arrive whole; past it the call ends DEADLINE_EXCEEDED, recorded. A message still arriving is grpc's
+    # alone (the proxy sees neither its size nor its bytes): a client that never finished one held it, and its call's
+    # place among grpc_max_calls, for good (8 calls of 60 MiB but their last byte held 547 MiB in a `serve` process)
+    grpc_request_timeout_s: float = 60.0
+    # gRPC: an upstream's reply message at most, as grpc takes it on the proxy's channel (`grpc.max_receive_message_length`);
+    # None: max_body_bytes, what a request message may be. grpc reads a message whole before the proxy sees it: an
+    # upstream (buggy or hostile) answering with one of gigabytes had the proxy hold all of it. Past it the call ends
+    # RESOURCE_EXHAUSTED, recorded `reply_too_large`
+    grpc_max_reply_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,10 @@ from proxy.errors import (
     DeadlinePassed,
     HeaderTooLarge,
     InvalidRequest,
+    MessageTimeout,
     Overloaded,
     ProxyError,
+    ReplyTooLarge,
     RequestTooLarge,
     UpstreamUnavailable,
     echoed,
@@ -49,6 +51,7 @@ from proxy.transport.grpc_channels import (
     SentMetadata,
     call_window,
     grpc_ms,
+    reply_limit,
     upstream_status,
     window_options,
 )
@@ -402,6 +405,13 @@ class GrpcIngress:
         self._busy_handler = grpc.stream_stream_rpc_method_handler(bound1(self.busy, BUSY))
         self.refused_busy = 0  # calls refused so (also lineage_proxy_grpc_calls_refused_total)
         self.hurried = asyncio.Event()  # drains are cut short now (`_retire`): a second Ctrl-C, or SIGUSR1
+        # the calls whose request message (a unary call's, a stream's first) is still arriving, by task, each with the
+        # sweep's clock as it started (`_request`; in the order they started); those the sweep found late, cancelled
+        # by it, and its clock (`_sweep`: one clock read a sweep, none a call)
+        self._arriving: dict[asyncio.Task[Any], float] = {}
+        self._late: set[asyncio.Task[Any]] = set()
+        self._now = 0.0
+        self._sweeper: asyncio.Task[None] | None = None
         self.hurried_by = "a second SIGINT"  # what cut them short, as their log line names it (`ProxyProcess.hurry`)
 
     # -- lifecycle
@@ -411,7 +421,31 @@ class GrpcIngress:
         self._loop = asyncio.get_running_loop()
         self._server, port = await self._open(address, tls, limit, self._generation)
         self._bound = Address(address.host, port)
+        self._now = self._loop.time()
+        self._sweeper = self._loop.create_task(self._sweep())
         return self._bound
+
+    async def _sweep(self) -> None:
+        """End the calls whose request message is not whole `limits.grpc_request_timeout_s` (the config in force's)
+        after they started (`_request`): each is cancelled, marked late, and ended so by its handler. A message still
+        arriving is grpc's alone (the proxy sees neither its size nor its bytes), held in full as it comes: a client
+        that never finished one held it, and its call's place among grpc_max_calls, for good. Sweeps at most every
+        second (a quarter of the timeout, when shorter): a call is ended between the timeout and twice a sweep after."""
+        loop = asyncio.get_running_loop()
+        arriving, late = self._arriving, self._late
+        while True:
+            timeout = self.ref.current.config.limits.grpc_request_timeout_s
+            every = min(1.0, timeout / 4)
+            await asyncio.sleep(every)
+            now = self._now = loop.time()
+            while arriving:
+                task, started = next(iter(arriving.items()))
+                if now - started < timeout + every:  # (a call's start is the clock of the sweep before it)
+                    break
+                del arriving[task]
+                if not task.done():
+                    late.add(task)
+                    task.cancel()
 
     async def _open(
         self, address: Address, tls: Tls | None, max_body_bytes: int, generation: int
@@ -421,8 +455,8 @@ class GrpcIngress:
         # grpc refuses a request message over its receive limit (decompressed) itself, RESOURCE_EXHAUSTED, at its
         # length prefix (grpcio >= 1.83.1), before any handler runs: unrecorded. Its limit is a quarter above
         # limits.max_body_bytes, so that a message over ours by up to that reaches the handler, which refuses it so
-        # and records it (`_too_large`); grpc still holds no message larger. Replies are the upstream's, passed on
-        # whatever their size
+        # and records it (`_too_large`); grpc still holds no message larger. Replies are bounded on the
+        # proxy's channels to upstreams (`proxy.transport.grpc_channels.reply_limit`)
         limit = min(max_body_bytes + max_body_bytes // _OVER, 2**31 - 1)  # grpc's option is a C int
         # a connection holds at most limits.max_concurrent_streams calls at once (HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS,
         # which grpc sends in its first SETTINGS): a client's channel keeps its further calls waiting until one ends, and
@@ -569,6 +603,9 @@ class GrpcIngress:
         current = [self._retire(server, self._generation, grace_s, "drain")] if server is not None else []
         retiring = [*self._retiring, *current]
         await asyncio.gather(*retiring, return_exceptions=True)
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
 
     async def _retire(
         self, server: grpc.aio.Server, generation: int, grace_s: float, why: str,
@@ -633,14 +670,16 @@ class GrpcIngress:
             target = adapter.match("POST", method)
             if target is None:
                 continue
+            # every handler reads its request itself (`_request`), unary ones too: grpc's unary handlers run only once
+            # the request is whole, and a call whose request never was could not be ended (`_sweep`)
             if not target.carries_data and target.stream:
-                handler = grpc.unary_stream_rpc_method_handler(bound3(self.watch, adapter, target, method))
+                handler = grpc.stream_stream_rpc_method_handler(bound3(self.watch, adapter, target, method))
             elif not target.carries_data:
-                handler = grpc.unary_unary_rpc_method_handler(bound3(self.data_free, adapter, target, method))
+                handler = grpc.stream_unary_rpc_method_handler(bound3(self.data_free, adapter, target, method))
             elif target.stream:
                 handler = grpc.stream_stream_rpc_method_handler(bound3(self.stream, adapter, target, method))
             else:
-                handler = grpc.unary_unary_rpc_method_handler(bound3(self.unary, adapter, target, method))
+                handler = grpc.stream_unary_rpc_method_handler(bound3(self.unary, adapter, target, method))
             self._handlers[method] = handler  # adapters match a fixed set of methods: the cache is bounded
             self._rpcs[method] = _rpc(method)
             return handler
@@ -830,13 +869,55 @@ class GrpcIngress:
         await context.abort(code, error.message, (*error.trailers, *answered.lineage_headers()))
         raise AssertionError("unreachable: abort raises")
 
+    async def _request(self, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        """The call's request message (a unary call's, a stream's first), `_EOF` if none came (the client ended its
+        messages, or grpc failed the call: its client left, or the message was over grpc's receive limit), or None if it
+        was not whole within limits.grpc_request_timeout_s of the call's start (`_sweep`). What a call costs: a dict
+        entry while it arrives."""
+        task = asyncio.current_task()
+        if task is None:  # (grpc.aio runs every handler in a task of its own)
+            return await context.read()
+        arriving = self._arriving
+        arriving[task] = self._now
+        message: Any = None
+        try:
+            message = await context.read()
+        except asyncio.CancelledError:
+            pass
+        arriving.pop(task, None)
+        if message is not None:
+            return message
+        if task in self._late:  # the sweep's cancel: the call is late, not gone
+            self._late.discard(task)
+            task.uncancel()
+            return None
+        raise asyncio.CancelledError  # its client left (grpc cancelled the handler)
+
+    async def _unread(
+        self, adapter: Adapter, target: Target, method: str, context: grpc.aio.ServicerContext[Any, Any], got: Any
+    ) -> NoReturn:
+        """End a call whose request did not come (`_request`): late (None), recorded and answered DEADLINE_EXCEEDED
+        (`MessageTimeout`); else (`_EOF`) grpc failed the call, or its client sent no message, which grpc's own unary
+        handling answers with nothing, as this does."""
+        if got is not None:
+            raise asyncio.CancelledError
+        ex, _ = self._exchange(adapter, target, method, _read(context))
+        timeout = self.ref.current.config.limits.grpc_request_timeout_s
+        await self._ends(ex, context).close(MessageTimeout(
+            f"the request message was not whole within limits.grpc_request_timeout_s ({timeout:g}s) of the call's start"
+        ))  # fmt: skip
+        raise AssertionError("unreachable: close raises")
+
     # -- inference
 
     async def unary(
-        self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+        self, adapter: Adapter, target: Target, method: str, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         """A unary inference call (ModelInfer). Its lineage goes back as trailing metadata, with the
         reply and the status in one batch (a streamed call's goes as initial metadata)."""
+        request: Any = await self._request(context)
+        if request is None or request is _EOF:
+            await self._unread(adapter, target, method, context, request)
         received = _read(context)
         ex, header = self._exchange(adapter, target, method, received)
         failure: BaseException | None = None
@@ -902,7 +983,9 @@ class GrpcIngress:
         awaited before the next read (back-pressure both ways); the lineage goes as initial metadata,
         with the first reply, and again, as it stands at the end, with the status. (`requests`: grpc's iterator over
         `context.read`, which is read instead.)"""
-        first = await context.read()
+        first: Any = await self._request(context)
+        if first is None:
+            await self._unread(adapter, target, method, context, None)
         if first is _EOF:
             return await self._no_messages(adapter, target, method, context)
         received = _read(context)
@@ -1089,11 +1172,14 @@ class GrpcIngress:
         return held, upstream
 
     async def data_free(
-        self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+        self, adapter: Adapter, target: Target, method: str, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         """Health and metadata RPCs: the caller's key is checked; recorded (a span, an access line), with no
         lineage edge; `x-trace-id` goes back as trailing metadata. The request is held while the upstream answers,
         counted as an inference call's is (`_hold`)."""
+        request: Any = await self._request(context)
+        if request is None or request is _EOF:
+            await self._unread(adapter, target, method, context, request)
         received = _read(context)
         ex, header = self._exchange(adapter, target, method, received)
         failure: BaseException | None = None
@@ -1118,13 +1204,16 @@ class GrpcIngress:
         return reply
 
     async def watch(
-        self, adapter: Adapter, target: Target, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+        self, adapter: Adapter, target: Target, method: str, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         """A data-free RPC whose reply is a stream (`grpc.health.v1.Health/Watch`): decided and recorded as
         `data_free` is, then the upstream's messages are relayed as they come, for as long as the upstream's stream
         lasts (the client's deadline is its only bound: a watch is silent while nothing changes); the client leaving
         cancels the upstream's stream; a drain, or a reload's retiring its server, ends it OK at once (`_retire`).
         `x-trace-id` goes back as trailing metadata."""
+        request: Any = await self._request(context)
+        if request is None or request is _EOF:
+            await self._unread(adapter, target, method, context, request)
         received = _read(context)
         ex, header = self._exchange(adapter, target, method, received)
         ends = self._ends(ex, context)
@@ -1337,6 +1426,12 @@ def _relay_failure(
     return relayed
 
 
+# how grpc's client says a message it received is over its receive limit (`grpc.max_receive_message_length`:
+# `reply_limit`), "Stream removed (CLIENT: Received message larger than max (N vs. M))"; an upstream's own refusal of
+# a request message over its limit says it without "CLIENT: ", and is passed on as its status
+_OVER_REPLY_LIMIT: Final = "CLIENT: Received message larger than max"
+
+
 def _upstream_error(
     ex: Exchange,
     exc: grpc.aio.AioRpcError,
@@ -1354,6 +1449,13 @@ def _upstream_error(
     before it (`initial`: unless a reply, or a passthrough's relay, passed them on already)."""
     code = exc.code()
     ex.outcome.status = code.value[0]
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and _OVER_REPLY_LIMIT in (exc.details() or ""):
+        # the proxy's channel refused the upstream's reply message, over its limit: the proxy's refusal, not the
+        # upstream's status (a passthrough's too), recorded as the call's failure
+        most = reply_limit(ex.pipeline.config.limits)
+        return ex.upstream_failed(ReplyTooLarge(
+            f"the upstream's reply message is over limits.grpc_max_reply_bytes ({most} bytes; grpc: {exc.details()})"
+        ))  # fmt: skip
     status = upstream_status(exc)
     # `upstream_failed` always runs (a request that never left is recorded as one that did), whatever answers
     failed = status if passed_on else ex.upstream_failed(status)

@@ -20,15 +20,33 @@ from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_reque
 from proxy.record.export import RECONNECT_OPTIONS
 from proxy.tls import grpc_channel_credentials, upstream_tls_files
 
-UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 # grpc's default reconnect backoff (1 s, x1.6 per failed attempt, up to 120 s) left an upstream back from an
 # outage unreached for seconds to minutes: every call between two attempts was answered UNAVAILABLE untried (a
 # model server restarted beside the sidecar). Capped at 1 s, as the OTLP exporter's: one refused connect a second
 # while it is down
-_CHANNEL_OPTIONS = [*UNLIMITED, ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0), *RECONNECT_OPTIONS]
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", -1), ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0),
+    *RECONNECT_OPTIONS,
+]  # fmt: skip
 
 
 WINDOW_BYTES: Final = Limits().grpc_stream_window_bytes  # (`use` is told the config's: `call_window`)
+
+
+def reply_limit(limits: Limits) -> int:
+    """The largest reply message an upstream's call takes (limits.grpc_max_reply_bytes, else max_body_bytes), as grpc's
+    `grpc.max_receive_message_length` on the channels (a C int). grpc reads a message whole before the proxy sees it:
+    unbounded (-1, until 2026-12-03), an upstream answering with a message of gigabytes had the proxy hold all of it.
+    Past it grpc fails the call RESOURCE_EXHAUSTED ("Received message larger than max"), which the ingress answers as
+    the proxy's own refusal (`proxy.ingress.grpc._upstream_error`: `reply_too_large`)."""
+    most = limits.grpc_max_reply_bytes
+    return min(limits.max_body_bytes if most is None else most, 2**31 - 1)
+
+
+REPLY_BYTES: Final = reply_limit(Limits())
+# what `use` is told: each call's window (`call_window`) and its largest reply message (`reply_limit`); a window alone
+# takes the default reply limit
+Sizes = tuple[int, int]
 
 
 def window_options(window: int) -> list[tuple[str, int]]:
@@ -133,8 +151,8 @@ class GrpcChannels:
     """One keep-alive channel per gRPC upstream, made as the config in force says.
 
     A reload (`use`) that changes how an upstream is reached — its address, its TLS settings, the
-    contents of its TLS files, or its `connect_timeout_s` — retires its channel (each call's window, `call_window`:
-    every channel): the next call opens a new
+    contents of its TLS files, or its `connect_timeout_s` — retires its channel (each call's window, `call_window`, or
+    largest reply, `reply_limit`: every channel): the next call opens a new
     one, and the old one closes once the calls made on it have ended. A call decided on the config a reload replaced goes the way that
     config said, on a channel of its own that closes when the call ends.
     """
@@ -145,14 +163,20 @@ class GrpcChannels:
         self.opened: dict[str, _Open] = {}
         self._wanted: dict[str, Upstream] | None = None  # the config in force's gRPC upstreams, once told
         self._retiring: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
+        # each channel's own for the upstream's metadata (`model_metadata`: readiness, checkpoints), a connection of its
+        # own, made on its first ask; retired with it
+        self._probes: dict[grpc.aio.Channel, grpc.aio.Channel] = {}
         self._window = WINDOW_BYTES  # each stream's receive window (`window_options`)
+        self._most = REPLY_BYTES  # each call's largest reply message (`reply_limit`)
 
-    def use(self, upstreams: Iterable[Upstream], window: int = WINDOW_BYTES) -> None:
-        """The config in force (at start and on every reload), with each call's window (`call_window` of its limits);
-        TLS files are read again here."""
+    def use(self, upstreams: Iterable[Upstream], sizes: int | Sizes = WINDOW_BYTES) -> None:
+        """The config in force (at start and on every reload), with each call's window and largest reply message
+        (`window_for` its limits; a window alone: the default reply limit); TLS files are read again here."""
         self._wanted = {u.name: u for u in upstreams if u.grpc}
-        rewindowed = window != self._window
+        window, most = (sizes, REPLY_BYTES) if isinstance(sizes, int) else sizes
+        rewindowed = window != self._window or most != self._most
         self._window = window
+        self._most = most
         for name, entry in list(self.opened.items()):
             wanted = self._wanted.get(name)
             if wanted is not None and not rewindowed and _shape(wanted) == _shape(entry.upstream):
@@ -168,9 +192,10 @@ class GrpcChannels:
             self._retire(entry.channel)
 
     @staticmethod
-    def window_for(limits: Limits) -> int:
-        """Each call's receive window on the channels, as `limits` say (`call_window`)."""
-        return call_window(limits)
+    def window_for(limits: Limits) -> Sizes:
+        """Each call's receive window on the channels and its largest reply message, as `limits` say (`call_window`,
+        `reply_limit`)."""
+        return call_window(limits), reply_limit(limits)
 
     def in_use(self, channel: grpc.aio.Channel) -> bool:
         """Whether `channel` is the one an upstream of the config in force takes its calls on (not retired)."""
@@ -192,15 +217,19 @@ class GrpcChannels:
         self.opened[upstream.name] = _Open(upstream, files, channel)
         return channel
 
-    def _make(self, upstream: Upstream, files: Files | None) -> grpc.aio.Channel:
+    def _make(self, upstream: Upstream, files: Files | None, own: bool = False) -> grpc.aio.Channel:
+        """A channel to `upstream`; `own`: on a connection of its own (grpc shares one among channels made alike)."""
         assert upstream.grpc is not None
         # a connect attempt is given `connect_timeout_s`, as an HTTP upstream's is (grpc's own: 20 s); calls waiting
         # on it are answered UNAVAILABLE then
         options: list[tuple[str, str | int]] = [
             *_CHANNEL_OPTIONS,
             *window_options(self._window),
+            ("grpc.max_receive_message_length", self._most),
             ("grpc.min_reconnect_backoff_ms", grpc_ms(upstream.connect_timeout_s)),
         ]
+        if own:
+            options.append(("grpc.use_local_subchannel_pool", 1))
         if upstream.tls is None or files is None:
             return grpc.aio.insecure_channel(upstream.grpc, options=options)
         if upstream.tls.server_name:
@@ -208,14 +237,20 @@ class GrpcChannels:
         return grpc.aio.secure_channel(upstream.grpc, grpc_channel_credentials(files), options=options)
 
     def _retire(self, channel: grpc.aio.Channel) -> None:
-        """Take no new calls on `channel`; close it once the calls already made on it have ended."""
+        """Take no new calls on `channel` (nor on its probe's); close it once the calls already made on it have ended."""
+        probe = self._probes.pop(channel, None)
+        if probe is not None:
+            self._retire(probe)
         task = asyncio.get_running_loop().create_task(channel.close(_UNTIL_CALLS_END_S))
         self._retiring[channel] = task
         task.add_done_callback(lambda _: self._retiring.pop(channel, None))
 
     async def model_metadata(self, upstream: Upstream, model: str) -> dict[str, Any]:
-        """OIP ModelMetadata for checkpoint discovery; LookupError when the upstream does not serve it."""
-        channel = self.channel(upstream)
+        """OIP ModelMetadata for checkpoint discovery (and readiness); LookupError when the upstream does not serve it.
+        Asked on a connection of its own (`_probe`), never behind the upstream's calls: an upstream allowing few
+        streams a connection (`grpc.max_concurrent_streams`), every one of them held by a busy call, kept it waiting in
+        the channel until it timed out, and the upstream was called down (/readyz 503) while it served."""
+        channel = self._probe(upstream)
         method = channel.unary_unary(MODEL_METADATA)
         headers = (("authorization", f"Bearer {upstream.api_key}"),) if upstream.api_key else None
         try:
@@ -232,6 +267,19 @@ class GrpcChannels:
             raise ConnectionError(f"{code.name}: {exc.details()}") from None
         return read_model_metadata(reply)
 
+    def _probe(self, upstream: Upstream) -> grpc.aio.Channel:
+        """The channel `upstream`'s metadata is asked on: its calls' channel's own probe, on a connection of its own,
+        made with it (the same address, TLS files and options) on its first ask; the calls' channel itself for one
+        decided before a reload changed the upstream (`channel`), which closes once that ask ends."""
+        channel = self.channel(upstream)
+        entry = self.opened.get(upstream.name)
+        if entry is None or entry.channel is not channel:
+            return channel
+        probe = self._probes.get(channel)
+        if probe is None:
+            probe = self._probes[channel] = self._make(entry.upstream, entry.files, own=True)
+        return probe
+
     async def close(self) -> None:
         """Close every channel now, retired ones included (calls still on them are cancelled)."""
         retiring = list(self._retiring.items())
@@ -239,8 +287,12 @@ class GrpcChannels:
         for _, task in retiring:
             task.cancel()
         await asyncio.gather(*(task for _, task in retiring), return_exceptions=True)
+        probes = list(self._probes.values())
+        self._probes.clear()
         for channel in [*(entry.channel for entry in self.opened.values()), *(channel for channel, _ in retiring)]:
             await channel.close()
+        for probe in probes:
+            await probe.close()
         self.opened.clear()
 
 

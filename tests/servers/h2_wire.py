@@ -52,7 +52,9 @@ class H2Listener:
     """Listens on port 0; keeps, by stream, what each frame the client sends says (`DATA <length>`, HEADERS, END_STREAM
     when one ends the client's side, RST_STREAM); acknowledges SETTINGS and PING, so the client's connection stays
     up. With `reply`, answers a stream once the client's side of it ended, with the bytes `reply(stream)` gives;
-    else never."""
+    else never. A stream is kept by its id on the first connection, by its id plus the connection's number shifted
+    past any id (`1 << 31`) on later ones: the proxy asks an upstream's metadata on a connection of its own, whose
+    streams' ids are those of its calls' connection too."""
 
     def __init__(self, reply: Callable[[int], bytes] | None = None) -> None:
         self._reply = reply
@@ -90,9 +92,9 @@ class H2Listener:
             except OSError:
                 return
             self._sockets.append(sock)
-            threading.Thread(target=self._read, args=(sock,), daemon=True).start()
+            threading.Thread(target=self._read, args=(sock, len(self._sockets) - 2), daemon=True).start()
 
-    def _read(self, sock: socket.socket) -> None:
+    def _read(self, sock: socket.socket, connection: int) -> None:
         def take(size: int) -> bytes:
             data = b""
             while len(data) < size:
@@ -117,7 +119,7 @@ class H2Listener:
                 if said is None:
                     continue
                 with self.cond:
-                    frames = self.streams.setdefault(stream, [])
+                    frames = self.streams.setdefault(stream + (connection << 31), [])
                     frames.append(said)
                     ended = kind in (DATA, HEADERS) and bool(flags & _END_STREAM)
                     if ended:

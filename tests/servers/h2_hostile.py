@@ -1,0 +1,118 @@
+"""A gRPC client on raw HTTP/2 that starts calls and never finishes their request message: each call's HEADERS, then a
+message's length prefix announcing `size` bytes and all of them but the last, sent as the listener's flow control
+allows (it follows WINDOW_UPDATE, answers SETTINGS and PING, so the connection stays up). What a hostile or broken
+client does that grpc's own clients cannot be made to do."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from tests.servers.h2_wire import DATA, HEADERS, frame, header_block
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+SETTINGS, RST_STREAM, PING, GOAWAY, WINDOW_UPDATE = 4, 3, 6, 7, 8
+_END_HEADERS = 0x4
+_FRAME = 16_384  # HTTP/2's initial SETTINGS_MAX_FRAME_SIZE
+
+
+class HostileClient:
+    """One connection to `port`. `start(path, size)` opens a stream and sends all of a `size`-byte message but its
+    last byte; `ended` says, by stream, how the listener ended it (`RST_STREAM`, or `status`: trailers), once it did."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0, b""))
+        self.cond = threading.Condition()
+        self.ended: dict[int, str] = {}
+        self.closed = False
+        self._connection_window = 65_535
+        self._stream_windows: dict[int, int] = {}
+        self._initial_window = 65_535
+        self._next = 1
+        self._send = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def start(self, path: str, size: int, *metadata: tuple[str, bytes]) -> int:
+        """A new stream carrying all of a `size`-byte message but its last byte (returns once it is sent, or once the
+        listener ended the stream)."""
+        stream, self._next = self._next, self._next + 2
+        head = header_block((":method", b"POST"), (":scheme", b"http"), (":path", path.encode()),
+                            (":authority", b"localhost"), ("content-type", b"application/grpc"), ("te", b"trailers"),
+                            *metadata)  # fmt: skip
+        with self.cond:
+            self._stream_windows[stream] = self._initial_window
+        with self._send:
+            self.sock.sendall(frame(HEADERS, _END_HEADERS, stream, head))
+        left = b"\x00" + size.to_bytes(4, "big") + bytes(size - 1)
+        view = memoryview(left)
+        while view:
+            with self.cond:
+                ok = self.cond.wait_for(lambda: self._sendable(stream), 30)
+                assert ok, "the listener gave no window for 30 s"
+                if self.closed or stream in self.ended:
+                    return stream
+                n = min(len(view), _FRAME, self._connection_window, self._stream_windows[stream])
+                self._connection_window -= n
+                self._stream_windows[stream] -= n
+            with self._send:
+                self.sock.sendall(frame(DATA, 0, stream, bytes(view[:n])))
+            view = view[n:]
+        return stream
+
+    def _sendable(self, stream: int) -> bool:
+        ended = self.closed or stream in self.ended
+        return ended or min(self._connection_window, self._stream_windows[stream]) > 0
+
+    def wait_ended(self, streams: list[int], timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.closed or all(s in self.ended for s in streams), timeout)
+
+    def _read(self) -> None:
+        def take(n: int) -> bytes:
+            data = b""
+            while len(data) < n:
+                more = self.sock.recv(n - len(data))
+                if not more:
+                    raise EOFError
+                data += more
+            return data
+
+        try:
+            while True:
+                head = take(9)
+                kind, flags, stream = head[3], head[4], int.from_bytes(head[5:9], "big") & 0x7FFFFFFF
+                payload = take(int.from_bytes(head[:3], "big"))
+                with self.cond:
+                    if kind == SETTINGS and not flags & 1:
+                        for i in range(0, len(payload), 6):
+                            if int.from_bytes(payload[i : i + 2], "big") == 4:  # SETTINGS_INITIAL_WINDOW_SIZE
+                                new = int.from_bytes(payload[i + 2 : i + 6], "big")
+                                for s in self._stream_windows:
+                                    self._stream_windows[s] += new - self._initial_window
+                                self._initial_window = new
+                        with self._send:
+                            self.sock.sendall(frame(SETTINGS, 1, 0, b""))
+                    elif kind == PING and not flags & 1:
+                        with self._send:
+                            self.sock.sendall(frame(PING, 1, 0, payload))
+                    elif kind == WINDOW_UPDATE:
+                        grant = int.from_bytes(payload, "big") & 0x7FFFFFFF
+                        if stream == 0:
+                            self._connection_window += grant
+                        elif stream in self._stream_windows:
+                            self._stream_windows[stream] += grant
+                    elif kind == RST_STREAM:
+                        self.ended.setdefault(stream, "RST_STREAM")
+                    elif kind == HEADERS and flags & 1:  # trailers (END_STREAM): the call's status
+                        self.ended.setdefault(stream, "status")
+                    elif kind == GOAWAY:
+                        pass
+                    self.cond.notify_all()
+        except (EOFError, OSError):
+            with self.cond:
+                self.closed = True
+                self.cond.notify_all()
