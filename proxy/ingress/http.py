@@ -44,6 +44,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.policy import Policy
 from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
+from proxy.protocols.kserve import ADAPTER as KSERVE
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS
 from proxy.protocols.passthrough import index_flags_only
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
@@ -271,11 +272,17 @@ def _serving_upstream(pipeline: Pipeline, path: str) -> Upstream | None:
     speaks HTTP, as such a gRPC call (ServerLive, ServerReady, ServerMetadata, RepositoryIndex) goes to the first gRPC
     upstream. A config of named routes only answered
     tritonclient's `is_server_live()` and `is_server_ready()`, and a probe of `/v2/health/ready`, 404 `model_not_found`
-    (so False), where the same calls over gRPC were answered. None for any other path: 404 as before."""
-    if path != "/v2" and not path.startswith("/v2/"):
+    (so False), where the same calls over gRPC were answered. `GET /`, KServe V1's liveness (`{"status": "alive"}`,
+    what KServe's `InferenceRESTClient.is_server_live()` asks over V1), likewise to the first `protocol: kserve` upstream.
+    None for any other path: 404 as before."""
+    if path == "/":
+        protocol = "kserve"
+    elif path == "/v2" or path.startswith("/v2/"):
+        protocol = "oip"
+    else:
         return None
     for upstream in pipeline.config.upstreams:
-        if upstream.url is not None and upstream.protocol == "oip":
+        if upstream.url is not None and upstream.protocol == protocol:
             return upstream
     return None
 
@@ -488,7 +495,8 @@ class HttpIngress:
     ) -> None:  # fmt: skip
         """Requests that carry no data (metadata, health, files, listings): only the caller's key is
         checked; forwarded to the upstream of the model the path names, or of the '*' route; an OIP one naming no
-        model without a '*' route (`/v2/health/ready`, `/v2`) to the first OIP upstream (`_serving_upstream`).
+        model without a '*' route (`/v2/health/ready`, `/v2`) to the first OIP upstream, KServe V1's `GET /` to the first
+        KServe one (`_serving_upstream`).
         `body`: one already read (a repository index's flags, `index_flags_only`), forwarded as it came."""
         caller = pipeline.identify_only(request.header, conn.peer, ex.x_api_key)
         if target.listing:
@@ -517,10 +525,14 @@ class HttpIngress:
         caller: str | None,
     ) -> None:  # fmt: skip
         """A listing (`GET /v1/models`): one upstream of the adapter's dialect answers as it is;
-        several are merged by the adapter (each model once)."""
-        upstreams = list(
-            {u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == adapter.dialect and u.url}.values()
-        )
+        several are merged by the adapter (each model once). With no OpenAI-compatible upstream, KServe's model
+        servers answer it (`{"models": [...]}`, KServe V1's list, the path being theirs too); with both, OpenAI's."""
+        upstreams = _listers(pipeline, adapter.dialect)
+        if not upstreams and adapter.dialect == "openai":
+            kserve = _listers(pipeline, KSERVE.dialect)
+            if kserve:
+                adapter = ex.adapter = KSERVE
+                upstreams = kserve
         if len(upstreams) == 1:
             ex.admit_data_free(upstreams[0], caller)
             await self._forward(request, conn, ex, upstreams[0], b"", observe=False)
@@ -727,6 +739,11 @@ def _left(conn: HttpConnection, ex: Exchange) -> str | None:
     return None if ex.outcome.error_type == STREAM_ERROR else CLIENT_GONE
 
 
+def _listers(pipeline: Pipeline, dialect: str) -> list[Upstream]:
+    """The HTTP upstreams of `dialect` that a listing asks, each once (several routes may name one)."""
+    return list({u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == dialect and u.url}.values())
+
+
 def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any]:
     """The upstreams' model lists (by upstream name) as `merge` is to read them, each model's first entry kept: an
     entry of a model whose route goes to another upstream is left out, so a model several upstreams list is
@@ -738,6 +755,12 @@ def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any
     for name, listing in listings:
         data = listing.get("data") if isinstance(listing, dict) else None
         if not isinstance(data, list):
+            names = listing.get("models") if isinstance(listing, dict) else None
+            if isinstance(names, list):  # KServe V1's `{"models": [name, ...]}`
+                names = [
+                    model for model in names if not isinstance(model, str) or _reached(policy, model, name, answered)
+                ]
+                listing = {**listing, "models": names}
             kept.append(listing)
             continue
         entries = []
@@ -746,14 +769,20 @@ def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any
             if not isinstance(model, str):
                 entries.append(entry)  # no model named: the adapter's merge decides
                 continue
-            routed = policy.route(model)
-            if routed is None:
-                continue
-            owner = routed[1].name
-            if owner == name or owner not in answered:
+            if _reached(policy, model, name, answered):
                 entries.append(entry)
         kept.append({**listing, "data": entries})
     return kept
+
+
+def _reached(policy: Policy, model: str, lister: str, answered: set[str]) -> bool:
+    """Whether a model upstream `lister` lists is offered: a route sends its calls to `lister`, or to an upstream that
+    did not answer (`answered`: those that did)."""
+    routed = policy.route(model)
+    if routed is None:
+        return False
+    owner = routed[1].name
+    return owner == lister or owner not in answered
 
 
 def _coding(encoding: str | None, reads_body: bool) -> str | None:

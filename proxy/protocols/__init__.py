@@ -115,7 +115,16 @@ _MANY_CONTAINERS_FROM: Final = 1 << 20  # a body under 1 MiB cannot hold enough 
 
 
 def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]:
-    """Parse a request body that must be a JSON object. Duplicate keys are refused: parsers disagree on
+    """Parse a request body that must be a JSON object (`load_request_value`)."""
+    data = load_request_value(body, what)
+    if type(data) is not dict:
+        raise InvalidRequest(f"{what} must be a JSON object")
+    return data
+
+
+def load_request_value(body: bytes, what: str = "request body") -> Any:
+    """Parse a request body that holds any JSON value (KServe V1's model server hands its model a list, a string
+    or a number as it parsed it). Duplicate keys are refused: parsers disagree on
     which one wins (Python and orjson keep the last, others the first), so the body the proxy decides
     on could differ from the body the upstream reads. A large body of many objects and arrays is refused
     before it is parsed: each costs tens of bytes in memory for two or three in the body (`{},` held 30×
@@ -127,10 +136,12 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest(f"{what} must be a JSON object")
-    if _compact(body, data):
-        return data
+    kind = type(data)
+    if kind is dict:
+        if _compact(body, data):
+            return data
+    elif kind is not list:  # a string, number, boolean or null: no keys (a double read again: one past 64 bits)
+        return json.loads(body, parse_int=_parse_int) if kind is float else data
     # Every key is a string followed by ':', white space between or not: each is a '"\s*:' in the body. Any
     # other '"\s*:' is inside a string, where a quote is always escaped ('\":': tool-call arguments and tool
     # results are JSON in strings), or opens a string beginning with ':'. So the '"\s*:' less the '\":' are
@@ -153,7 +164,7 @@ def load_request_json(body: bytes, what: str = "request body") -> dict[str, Any]
             if keys != counted:
                 raise InvalidRequest(f"{what} is nested too deeply to be checked for duplicate keys") from None
             return data
-        if inexact and isinstance(exact, dict):
+        if inexact:
             return exact
     return data
 

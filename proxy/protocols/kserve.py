@@ -6,8 +6,10 @@
 whole body as it parsed it (a custom `kserve.Model`'s `predict(payload, headers)`), so every string in it is read:
 `instances` and `inputs` as OIP tensor data is (their strings, and the keys of their objects: a row's column names;
 their numbers are data, not text; an element's base64 and JSON escapes decoded too), any other key as OIP
-parameters are (strings and numbers as text). A body whose `Content-Type` is not JSON reaches the model as its raw
-bytes: data the proxy does not read (opaque, as OIP tensors in shared memory: `policy.passthrough` decides).
+parameters are (strings and numbers as text). A body whose `Content-Type` is not JSON (`application/octet-stream` is,
+to KServe) reaches the model as its raw bytes, unless the request is a binary CloudEvent whose body parses as JSON: data
+the proxy does not read (opaque, as OIP tensors in shared memory: `policy.passthrough` decides). A JSON
+body that is no object (`[[1, "a"]]`, `"text"`) reaches a custom model as that value: read as `instances` are.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import orjson
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
-from proxy.errors import InvalidRequest
+from proxy.errors import InvalidRequest, echoed
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
     NOT_JSON,
@@ -31,7 +33,7 @@ from proxy.protocols import (
     Target,
     bytes_digest,
     ends_early,
-    load_request_json,
+    load_request_value,
     reply_json,
 )
 from proxy.protocols.oip import (
@@ -47,9 +49,17 @@ PREFIX: Final = "/v1/models/"
 _VERBS: Final = frozenset({"predict", "explain"})
 DATA_KEYS: Final = ("instances", "inputs")  # the request's data, as KServe's predictors read it (first found)
 OUTPUT_KEYS: Final = ("predictions", "explanations", "outputs")  # a reply's, as its client reads it (first found)
-# what KServe's model server parses as JSON (`JSON_HEADERS`), by media type; any other body reaches the model raw
-_JSON_TYPES: Final = frozenset({"application/json", "application/cloudevents+json", "application/ld+json"})
+# what KServe's model server parses as JSON (`JSON_HEADERS`: `application/octet-stream` too, a body that is not JSON
+# refused 400), by media type; any other body reaches the model raw, but for a binary CloudEvent's (`_CLOUDEVENT`)
+_JSON_TYPES: Final = frozenset(
+    {"application/json", "application/cloudevents+json", "application/ld+json", "application/octet-stream"}
+)
+# the fields that make a request a binary-mode CloudEvent (the `cloudevents` package's `has_binary_headers`): KServe's
+# model server then parses its body as JSON whatever its `Content-Type` says, and hands the model the raw bytes only
+# when that fails (Knative Eventing sends them so)
+_CLOUDEVENT: Final = ("ce-specversion", "ce-source", "ce-type", "ce-id")
 _QUOTE, _BRACE = ord('"'), ord("{")  # as ints, `in` a bytes object is one memchr
+_WHOLE: Final = ""  # the key a body that is no JSON object is read under: its data, as `instances` are
 
 
 def split_path(path: str) -> tuple[str, str] | None:
@@ -73,11 +83,31 @@ def v1_call_path(path: str) -> bool:
 
 
 def _json_body(content_type: str | None) -> bool:
-    """Whether KServe's model server parses a body of this `Content-Type` as JSON (none: it does)."""
+    """Whether KServe's model server parses a body of this `Content-Type` as JSON (none: it does). A request with
+    several `Content-Type` fields (the proxy reads them joined, `a, b`) is an InvalidRequest: KServe's model server
+    reads the last one alone, so `text/plain` then `application/json` would be raw bytes to the proxy and JSON to
+    the model."""
     if content_type is None:
         return True
-    media = content_type.partition(";")[0].strip().lower()
+    media = content_type.partition(";")[0]
+    if "," in media:
+        raise InvalidRequest(f"several Content-Type fields ({echoed(content_type)}): KServe's model server reads the "
+                             "last one alone, so the body could be read otherwise than lineage-proxy decided on; send "
+                             "one", param="content-type")  # fmt: skip
+    media = media.strip().lower()
     return media in _JSON_TYPES or media.endswith("+json")
+
+
+def _cloudevent_json(header: Header, body: bytes) -> bool:
+    """Whether KServe's model server parses this body, whose `Content-Type` is not JSON, as JSON all the same: the
+    request is a binary CloudEvent (`_CLOUDEVENT`) and its body is JSON."""
+    if any(header(name) is None for name in _CLOUDEVENT):
+        return False
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False  # (KServe hands the model the raw bytes)
+    return True
 
 
 def _dumped(value: Any) -> bytes:
@@ -88,12 +118,17 @@ def _dumped(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def read_request(model: str, operation: str, body: bytes, content_type: str | None) -> Request:
-    """A V1 `:predict` or `:explain` body (see the module's doc): InvalidRequest for one that is no JSON object, or
-    whose `instances` is not a list (KServe's predictors refuse it too)."""
-    if not _json_body(content_type):
+def read_request(
+    model: str, operation: str, body: bytes, content_type: str | None, header: Header | None = None
+) -> Request:
+    """A V1 `:predict` or `:explain` body (see the module's doc): InvalidRequest for one that is no JSON, or whose
+    `instances` is not a list (KServe's predictors refuse it too). A body that is JSON but no object (a list, a string,
+    a number) is handed to a custom model as it is: read as `instances` are. `header`: the request's fields, asked
+    only when the `Content-Type` is not JSON (a binary CloudEvent's body is read as JSON all the same, if it is)."""
+    if not _json_body(content_type) and (header is None or not _cloudevent_json(header, body)):
         return Request(model, operation, digest=bytes_digest(body) if body else None, opaque=True)
-    data = load_request_json(body, "request body")
+    value = load_request_value(body, "request body")
+    data: dict[str, Any] = value if type(value) is dict else {_WHOLE: value}
     instances = data.get("instances")
     if instances is not None and type(instances) is not list:
         raise InvalidRequest("'instances' must be a list (KServe V1: one element an instance)", param="instances")
@@ -101,7 +136,7 @@ def read_request(model: str, operation: str, body: bytes, content_type: str | No
     reprinted: list[str] = []
     whole = True
     digest: str | None = None
-    key = next((name for name in DATA_KEYS if name in data), None)
+    key = _WHOLE if type(value) is not dict else next((name for name in DATA_KEYS if name in data), None)
     if key is not None:
         dumped = _dumped(data[key])
         digest = bytes_digest(dumped)
@@ -153,7 +188,8 @@ class ReplyObserver(RestReplyObserver):
 
 class Adapter:
     """KServe V1 over HTTP: `POST /v1/models/{name}:predict` and `:explain`; `GET /v1/models/{name}` (readiness,
-    carrying no data, routed by the model it names). `GET /v1/models` is OpenAI's listing (`openai.Adapter`)."""
+    carrying no data, routed by the model it names). `GET /v1/models` is OpenAI's listing (`openai.Adapter`), but with no
+    OpenAI-compatible upstream, KServe's (this adapter's `merge`)."""
 
     name: ProtocolName = "kserve"
     dialect = "kserve"
@@ -173,10 +209,22 @@ class Adapter:
         return Target("metadata", name + ":" + verb if verb else name, carries_data=False)
 
     def merge(self, listings: list[Any]) -> bytes:
-        raise NotImplementedError("KServe V1 has no merged listing")
+        """One `GET /v1/models` list, KServe V1's `{"models": [name, ...]}`, from several KServe model servers': each
+        model once, first upstream first (with no OpenAI-compatible upstream: `HttpIngress._listing`)."""
+        names: list[Any] = []
+        seen: set[str] = set()
+        for listing in listings:
+            models = listing.get("models") if isinstance(listing, dict) else None
+            for name in models if isinstance(models, list) else ():
+                if type(name) is not str:
+                    names.append(name)
+                elif name not in seen:
+                    seen.add(name)
+                    names.append(name)
+        return orjson.dumps({"models": names})
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
-        return read_request(target.model, target.operation, body, header("content-type"))
+        return read_request(target.model, target.operation, body, header("content-type"), header)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver:
         return ReplyObserver(outcome, detectors, capture)

@@ -1,0 +1,73 @@
+"""The `Content-Type`s KServe's model server parses as JSON. It parses `application/octet-stream` as JSON (its
+`JSON_HEADERS`), and the body of a binary-mode CloudEvent (the `ce-specversion`, `ce-source`, `ce-type` and `ce-id`
+fields, as Knative Eventing sends) whatever its `Content-Type`, when that body is JSON. The proxy took both for raw
+bytes it does not read: refused 403 `endpoint_denied` while zones are configured, and with `policy.passthrough:
+forward` sent unread, so `{"instances": [["alice@example.com"]]}` reached the real model for a purpose its zone
+forbids, recorded without a label. Both are now read as the JSON the model gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy.errors import InvalidRequest
+from proxy.protocols.kserve import read_request
+from tests.harness import ProxyHandle, proxy_error
+from tests.protocols.test_kserve_v1 import ADDRESS, CONFIG, ECHO, seen
+from tests.servers.real import kserve_model_server
+
+BODY = b'{"instances": [["' + ADDRESS.encode() + b'"]]}'
+CLOUDEVENT = {"ce-specversion": "1.0", "ce-source": "test", "ce-type": "predict", "ce-id": "1"}
+
+
+@pytest.fixture(scope="module")
+def kserve_echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    workdir = tmp_path_factory.mktemp("kserve-content-types")
+    with kserve_model_server(workdir, ECHO, "echo") as url:
+        yield url, workdir / "seen.jsonl"
+
+
+CASES = [
+    ({"content-type": "application/octet-stream"}, "octet-stream"),
+    ({"content-type": "text/plain", **CLOUDEVENT}, "binary CloudEvent"),
+]
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize(("headers", "case"), CASES, ids=[case for _, case in CASES])
+def test_a_body_kserve_parses_as_json_is_read(
+    kserve_echo: tuple[str, Path], make_proxy: Callable[..., ProxyHandle], headers: dict[str, str], case: str
+) -> None:
+    url, log = kserve_echo
+    direct = httpx.post(f"{url}/v1/models/echo:predict", content=BODY, headers=headers, timeout=60)
+    assert direct.status_code == 200 and seen(log)[-1] == {"instances": [[ADDRESS]]}, direct.text  # parsed as JSON
+    for passthrough in ("forward", "auto"):
+        proxy = make_proxy(CONFIG, wait="probed", KSERVE=url, PASSTHROUGH=passthrough)
+        before = len(seen(log))
+        refused = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=BODY,
+                             headers={**headers, "x-purpose": "ads"}, timeout=60)  # fmt: skip
+        # before: `forward` 200, the address reaching the model; `auto` 403 endpoint_denied
+        assert refused.status_code == 403, (passthrough, refused.text)
+        assert proxy_error(refused)["code"] == "purpose_denied", (passthrough, refused.text)
+        assert len(seen(log)) == before
+        allowed = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=BODY, headers=headers, timeout=60)
+        assert allowed.status_code == 200 and "pii:email" in allowed.headers["x-data-labels"], allowed.text
+        assert len(seen(log)) == before + 1
+
+
+def test_raw_bodies_stay_raw() -> None:
+    """A body KServe hands its model as raw bytes is still data the proxy does not read: a non-JSON `Content-Type`
+    without the CloudEvent fields, or with them and a body that is not JSON."""
+    headers = {"content-type": "text/plain"}
+    assert read_request("m", "predict", BODY, "text/plain", headers.get).opaque
+    assert read_request("m", "predict", b"\x89PNG", "image/png", {**CLOUDEVENT}.get).opaque
+    partial = {"ce-specversion": "1.0", "ce-source": "s", "ce-type": "t"}  # no ce-id: no CloudEvent to KServe
+    assert read_request("m", "predict", BODY, "text/plain", partial.get).opaque
+    event = read_request("m", "predict", BODY, "text/plain", CLOUDEVENT.get)
+    assert not event.opaque and ADDRESS in event.texts
+    assert ADDRESS in read_request("m", "predict", BODY, "application/octet-stream").texts
+    with pytest.raises(InvalidRequest):  # KServe answers 400 too (`Unrecognized request format`)
+        read_request("m", "predict", b"\x89PNG", "application/octet-stream")
