@@ -69,8 +69,8 @@ def unwritten(config: Config) -> list[str]:
     if lineage.openlineage is not None:
         interval = lineage.openlineage.snapshot_interval_s
         held.append(
-            f"its OpenLineage counts not yet sent (since its last snapshot, up to {interval:g}s; since the "
-            "backend last took one, while it failed)"
+            f"its OpenLineage counts since its last snapshot (up to {interval:g}s; those of earlier snapshots "
+            "that the backend had not taken are in the spool, sent by the next start)"
         )
     return held
 

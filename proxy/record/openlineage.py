@@ -20,6 +20,9 @@ What is still not sent when the recorder stops is not lost: the stop takes it fr
 then sends no count event more) and writes it, as count events, to the spool (`_Spool`, `lineage.openlineage.spool`),
 which the next recorder to start sends first, each event as it was (its runId too). A spool file is removed once its
 events are sent, or are in a newer one: a crash in between sends the same runs again, never more calls.
+Nor is it lost to a kill (the OOM killer) during an outage: while the backend fails, the sender writes what it holds
+to its own file in the spool after each snapshot (`_save_backlog`), the counts held since made count events there
+(`_sealed`) and sent as written, so the next recorder sends the same runs; a kill loses the window in progress only.
 
 Every event is a self-contained COMPLETE run of the checkpoint's job (one job per checkpoint, type
 SERVICE): Marquez builds a job version, the datasets and the graph from a COMPLETE event at once, whereas
@@ -233,6 +236,16 @@ class OpenLineageRecorder:
         self._sending_since = 0.0  # the window start of the counts in `_sending`
         self._inflight: tuple[EdgeKey, RunEvent, int] | None = None  # a count event built from `_sending`, being sent
         self._sending_new = False
+        # while the backend fails, the counts held that the backlog file (`_save_backlog`) has as count events: each
+        # flow's one event, its runId made when written, sent as it is (never merged with later counts once tried);
+        # by flow, with its count, facts and window start, to merge what is held since into one event at the next
+        # write (none of these was ever sent: the file replacing the last, a new runId is no second run)
+        self._sealed: dict[EdgeKey, tuple[RunEvent, int, _Facts, float]] = {}
+        # the backlog file: this recorder's spool file of what it holds to send again (`_Backlog`), so that a kill
+        # (the OOM killer) during an outage loses no more than the last write had not covered
+        self._backlog = _Backlog(settings.spool)
+        # held by a backlog write, and by the stop from what it takes to the file's removal (`_spool_left`)
+        self._backlog_lock = threading.Lock()
         # the stop has taken what is not sent, to spool it (`_collect`): the sender sends no count event after it
         self._closed = False
         self._spool = _Spool(settings.spool)
@@ -364,8 +377,14 @@ class OpenLineageRecorder:
         elif flows:
             log.warning("openlineage: the counts of %d flows (%d calls) could not be sent to %s before shutdown",
                         flows, calls, self._target)  # fmt: skip
-        owed, claimed = self._collect(snapshot)
-        await asyncio.to_thread(self._spool_owed, owed, claimed)
+        await asyncio.to_thread(self._spool_left, snapshot)
+
+    def _spool_left(self, refused: _Snapshot | None) -> None:
+        """`_collect` then `_spool_owed`, while no backlog file is written (`_backlog_lock`): the stop's spool file
+        holds what the backlog file has, each event as it is there, before the backlog file is removed."""
+        with self._backlog_lock:
+            owed, claimed = self._collect(refused)
+            self._spool_owed(owed, claimed)
 
     def _collect(self, refused: _Snapshot | None) -> tuple[list[tuple[EdgeKey, RunEvent, int]], list[_Claimed]]:
         """What is not sent, as count events to spool, and the spool files this recorder claimed (theirs are
@@ -383,6 +402,7 @@ class OpenLineageRecorder:
             owed = list(self._retry)
             if self._inflight is not None:
                 owed.append(self._inflight)
+            owed += [(key, event, count) for key, (event, count, _, _) in self._sealed.items()]
             for key, (count, facts) in self._sending.items():
                 add(key, count, facts, self._sending_since)
             for key, (count, facts) in self._held.items():
@@ -425,8 +445,10 @@ class OpenLineageRecorder:
                         self._settings.spool_max_events)  # fmt: skip
         if written:  # what the claimed files held and was not sent is in the new file (or said lost)
             _Spool.release(claimed)
+            self._backlog.remove()  # so is what the backlog file held
         else:
             _Spool.unclaim(claimed)  # kept for the next start: nothing more is lost than could not be written
+            self._backlog.let_go()
 
     def metrics(self) -> Iterable[str]:
         counts = self.counts
@@ -460,6 +482,7 @@ class OpenLineageRecorder:
             if self._retry:  # what an earlier run spooled goes out first, before any new event
                 self._send_snapshot(transport, None)
                 self._spool_sent()
+                self._save_backlog()
         while True:
             try:  # with counts to send again: after an interval without a snapshot too
                 item = self._take(self._settings.snapshot_interval_s if self._owed() else None, transport is not None)
@@ -467,6 +490,7 @@ class OpenLineageRecorder:
                 if transport is not None:
                     self._send_snapshot(transport, None)
                     self._spool_sent()
+                    self._save_backlog()
                 continue
             if item is None:
                 break
@@ -484,6 +508,7 @@ class OpenLineageRecorder:
                     self._load_spool()
                 self._send_snapshot(transport, item.end)
                 self._spool_sent()
+                self._save_backlog()
         if transport is not None:
             if self._owed():  # a last try, within stop's wait; the first failure ends it
                 self._send_snapshot(transport, None, last=True)
@@ -491,6 +516,63 @@ class OpenLineageRecorder:
                 transport.close()
             except Exception as exc:
                 log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
+
+    def _save_backlog(self) -> None:
+        """While the backend fails, what this recorder holds to send again, in its backlog file in the spool (the
+        sender's, after each snapshot it sent or tried to): the events to send again as they are, and the counts held
+        since made count events (`_sealed`: each flow's merged with the one it had there, none of them sent yet), the
+        file written whole and renamed over the last. A kill (the OOM killer) then loses the counts of the snapshot
+        being made, not those of the outage: the next recorder to start sends the file's events as they are, so that
+        a run the backend took before the kill is the same run again. Once all is sent, the file is removed."""
+        if self._backlog.path is None and not self._owed():
+            return  # nothing held, no file: a backend that takes every event costs nothing more
+        with self._backlog_lock:  # the stop takes what is not sent (`_spool_left`) before or after, never amid
+            with self._lock:
+                if self._closed:
+                    return  # the stop's spool file has it
+                sealed = self._seal()
+                owed = list(self._retry) + [(key, event, count) for key, (event, count, _, _) in sealed.items()]
+            runs = frozenset(event.run.runId for _, event, _ in owed)
+            if runs == self._backlog.runs:
+                return  # nothing new held since the last write (`_seal` made no event)
+            kept = owed[: self._settings.spool_max_events]
+            try:
+                if kept:
+                    self._backlog.write(_entry(key, event, count) for key, event, count in kept)
+                else:
+                    self._backlog.remove()
+            except (OSError, ValueError) as exc:
+                if not self._backlog.failing:  # once until a write succeeds
+                    self._backlog.failing = True
+                    log.error("openlineage: cannot write the counts held for %s to the spool %s (%s); a kill would "
+                              "lose them", self._target, self._spool.directory, _error(exc))  # fmt: skip
+                return  # nothing changed: the counts held stay held, the file as it was
+            self._backlog.failing = False
+            self._backlog.runs = runs
+            with self._lock:  # the counts held are now the events written (only this thread changes them)
+                self._sealed = sealed
+                self._held = {}
+                claimed: list[_Claimed] = []
+                if len(kept) == len(owed):  # what the claimed spool files held and is not sent is in the file now
+                    claimed, self._spool.claimed = self._spool.claimed, []
+                    self._spool.runs.clear()
+            _Spool.release(claimed)
+
+    def _seal(self) -> dict[EdgeKey, tuple[RunEvent, int, _Facts, float]]:
+        """`_sealed` with the counts held merged in, each flow's one new count event when it had counts held; under
+        `_lock`, by the sender. The events replaced were never sent (none of `_sealed` is once tried)."""
+        if not self._held:
+            return self._sealed
+        sealed = dict(self._sealed)
+        end = max(time.time(), self._held_since)
+        for key, (count, facts) in self._held.items():
+            start = self._held_since
+            found = sealed.get(key)
+            if found is not None:
+                count += found[1]
+                start = min(start, found[3])
+            sealed[key] = (self._event(key, facts, end, window=(start, end), count=count), count, facts, start)
+        return sealed
 
     def _load_spool(self) -> None:
         """The count events earlier runs spooled (`_spool_owed`), from each file no other recorder has claimed: to be
@@ -572,7 +654,7 @@ class OpenLineageRecorder:
         return bool(self._queue.queue)  # under the queue's mutex (`_take`)
 
     def _owed(self) -> bool:
-        return bool(self._retry or self._held)
+        return bool(self._retry or self._held or self._sealed)
 
     def _left(self, refused: _Snapshot | None) -> tuple[int, int, int]:
         """`_unsent` with the queue, from another thread (the stop's, for its line while the sender is stuck
@@ -592,6 +674,7 @@ class OpenLineageRecorder:
         calls: dict[EdgeKey, int] = {}
         pending = [(key, count) for key, _, count in self._retry]
         pending += [(key, count) for key, (count, _) in self._held.items()]
+        pending += [(key, count) for key, (_, count, _, _) in self._sealed.items()]
         pending += [(key, count) for key, (count, _) in self._sending.items()]
         if self._inflight is not None:
             pending.append((self._inflight[0], self._inflight[2]))
@@ -629,6 +712,20 @@ class OpenLineageRecorder:
             elif not self._busy:
                 self._set_aside()
             self._head_failures = 0
+        while self._sealed:  # as the backlog file has them: a kill after this sends the same runs again
+            with self._lock:
+                if self._closed:
+                    return
+                key, (event, count, _, _) = next(iter(self._sealed.items()))
+                del self._sealed[key]
+                if key not in self._held:
+                    self._held_bytes -= flow_size(key)
+                self._inflight = (key, event, count)
+            sent = not (last and self._retry) and self._emit(transport, event)
+            with self._lock:
+                self._inflight = None
+                if not sent:
+                    self._retry.append((key, event, count))
         if not self._held or self._closed:
             return
         if end is None:
@@ -664,17 +761,23 @@ class OpenLineageRecorder:
             with self._lock:
                 self._retry.pop(1)
             return True
-        if not self._held:
+        if not self._held and not self._sealed:
             return False
         if end is None:
             end = max(time.time(), self._held_since)
         with self._lock:
             if self._closed:
                 return False
-            key, (count, facts) = next(iter(self._held.items()))
-            del self._held[key]
-            self._held_bytes -= flow_size(key)
-            event = self._event(key, facts, end, window=(self._held_since, end), count=count)
+            if self._sealed:  # as the backlog file has it
+                key, (event, count, _, _) = next(iter(self._sealed.items()))
+                del self._sealed[key]
+                if key not in self._held:
+                    self._held_bytes -= flow_size(key)
+            else:
+                key, (count, facts) = next(iter(self._held.items()))
+                del self._held[key]
+                self._held_bytes -= flow_size(key)
+                event = self._event(key, facts, end, window=(self._held_since, end), count=count)
             self._inflight = (key, event, count)
         sent = self._emit(transport, event)
         with self._lock:
@@ -700,6 +803,9 @@ class OpenLineageRecorder:
             found = self._held.get(key)
             if found is not None:
                 self._held[key] = (found[0] + count, facts)
+                continue
+            if key in self._sealed:  # its size counted already (`_held_bytes` is that of held and sealed flows)
+                self._held[key] = (count, facts)
                 continue
             size = flow_size(key)
             if self._held_bytes + size > self._kept_bytes:  # an outage as long as many flows: no room to hold it
@@ -949,6 +1055,64 @@ class _Spool:
     def unclaim(claimed: list[_Claimed]) -> None:
         for _, fd in claimed:
             os.close(fd)
+
+
+class _Backlog:
+    """A recorder's backlog file (`_save_backlog`): a spool file like a stop's, always at one path (written whole then
+    renamed over the last), held locked (flock) until it is removed or the process ends, so that no other recorder
+    reads it while this one holds its events; one a kill left is sent by the next recorder to claim it."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.path: str | None = None  # set by the first write of an outage
+        self.fd: int | None = None  # the file's descriptor, which holds its lock
+        self.runs: frozenset[str] = frozenset()  # the runIds written last
+        self.failing = False  # the last write failed (said once)
+
+    def write(self, entries: Iterable[dict[str, Any]]) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        if self.path is None:
+            name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex}"
+            self.path = os.path.join(self.directory, name + SPOOL_SUFFIX)
+        temporary = os.path.join(self.directory, f".{os.path.basename(self.path)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # before it has its name: no reader finds it unlocked
+            with open(fd, "wb", closefd=False) as file:
+                for entry in entries:
+                    file.write(orjson.dumps(entry) + b"\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.rename(temporary, self.path)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        if self.fd is not None:
+            os.close(self.fd)  # the file replaced: a reader that opened it finds it gone (`_Spool.claim`)
+        self.fd = fd
+        with contextlib.suppress(OSError):
+            directory = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+
+    def remove(self) -> None:
+        """Its events are sent, or in the stop's spool file: the file goes, its lock held until then."""
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        self.let_go()
+        self.runs = frozenset()
+
+    def let_go(self) -> None:
+        """The file stays, for the next recorder to claim (the stop could not write its own)."""
+        if self.fd is not None:
+            os.close(self.fd)
+        self.path = None
+        self.fd = None
 
 
 def _status(exc: BaseException) -> object:
