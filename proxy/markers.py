@@ -3,7 +3,8 @@
 Each process of a `serve` (the one process; a `--workers` supervisor and each of its workers) holds a marker file of
 its own while it runs, in a directory beside what it records to (`directory`: `<lineage.store>.running` for a SQLite
 store, `<lineage.journal>.running` for a PostgreSQL one, whose journal is this sidecar's own, else
-`<lineage.openlineage.spool>.running`), locked (flock) and removed by its stop. The next start looks at the files of
+`<lineage.openlineage.spool>.running`), locked (flock) and removed by its stop (the directory too, by the last
+process out). The next start looks at the files of
 its host: one whose lock it can take was left by a process that ended without a stop (the kernel lets a lock go when
 its holder dies, whatever process has its pid since), and is said in one WARNING line a run, then removed; one whose
 lock is held belongs to a process still running (a second `serve` on the same SQLite file), and is left alone. A file
@@ -133,6 +134,8 @@ class Marker:
         try:
             if os.getpid() == self.pid:
                 os.unlink(self.path)
+                with contextlib.suppress(OSError):  # the last one out: no directory left in the user's (else in use)
+                    os.rmdir(self.directory)
         except OSError as exc:
             log.debug("running marker %s left in place: %s", self.path, exc)
         finally:
@@ -170,7 +173,13 @@ def _hold(where: str, run: str, role: str, config: Config, *, heartbeat: bool) -
     }  # fmt: skip
     fd = -1
     try:
-        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        try:
+            fd = os.open(temporary, flags, 0o644)
+        except FileNotFoundError:  # removed since `begin` made it, by the last process of another run stopping
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(where)
+            fd = os.open(temporary, flags, 0o644)
         with contextlib.suppress(OSError):  # no locks here (some network file systems): the pid tells (`_alive`)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(fd, json.dumps(content).encode())

@@ -4,12 +4,13 @@
 `{"predictions": [...]}` (`explanations` for an explainer); `GET /v1/models/{name}`, the model's readiness
 (`{"name", "ready"}`: 404 for a model it does not serve, 503 for one not ready). The model server hands the model the
 whole body as it parsed it (a custom `kserve.Model`'s `predict(payload, headers)`), so every string in it is read:
-`instances` and `inputs` as OIP tensor data is (their strings, and the keys of their objects: a row's column names;
-their numbers are data, not text; an element's base64 and JSON escapes decoded too), any other key as OIP
-parameters are (strings and numbers as text). A body whose `Content-Type` is not JSON (`application/octet-stream` is,
-to KServe) reaches the model as its raw bytes, unless the request is a binary CloudEvent whose body parses as JSON: data
-the proxy does not read (opaque, as OIP tensors in shared memory: `policy.passthrough` decides). A JSON
-body that is no object (`[[1, "a"]]`, `"text"`) reaches a custom model as that value: read as `instances` are.
+`instances` and `inputs` (both; KServe's predictors read `inputs` first) as OIP tensor data is (their strings, and
+the keys of their objects: a row's column names; their numbers are data, not text; an element's base64 and JSON
+escapes decoded too), any other key as OIP parameters are (strings and numbers as text); a structured CloudEvent's
+`data` is read as the body, as KServe hands the model that alone. A body whose `Content-Type` is not JSON
+(`application/octet-stream` is, to KServe) reaches the model as its raw bytes, unless the request is a binary
+CloudEvent whose body parses as JSON: data the proxy does not read (opaque, as OIP tensors in shared memory:
+`policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]]`, `"text"`) reaches a custom model as that value: read as `instances` are.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from proxy.protocols.oip import (
 
 PREFIX: Final = "/v1/models/"
 _VERBS: Final = frozenset({"predict", "explain"})
-DATA_KEYS: Final = ("instances", "inputs")  # the request's data, as KServe's predictors read it (first found)
+# the request's data: KServe's predictors read `inputs` when there is one, else `instances` (`get_predict_input`); a
+# custom model gets the whole body, so both are read as data, the digest the one a predictor reads
+DATA_KEYS: Final = ("inputs", "instances")
 OUTPUT_KEYS: Final = ("predictions", "explanations", "outputs")  # a reply's, as its client reads it (first found)
 # what KServe's model server parses as JSON (`JSON_HEADERS`: `application/octet-stream` too, a body that is not JSON
 # refused 400), by media type; any other body reaches the model raw, but for a binary CloudEvent's (`_CLOUDEVENT`)
@@ -60,6 +63,9 @@ _JSON_TYPES: Final = frozenset(
 _CLOUDEVENT: Final = ("ce-specversion", "ce-source", "ce-type", "ce-id")
 _QUOTE, _BRACE = ord('"'), ord("{")  # as ints, `in` a bytes object is one memchr
 _WHOLE: Final = ""  # the key a body that is no JSON object is read under: its data, as `instances` are
+_WHOLE_KEYS: Final = (_WHOLE,)
+# a body with all these keys is a structured CloudEvent to KServe (`is_structured_cloudevent`): its model gets `data`
+_STRUCTURED: Final = ("specversion", "id", "source", "type", "time", "data")
 
 
 def split_path(path: str) -> tuple[str, str] | None:
@@ -128,6 +134,10 @@ def read_request(
     if not _json_body(content_type) and (header is None or not _cloudevent_json(header, body)):
         return Request(model, operation, digest=bytes_digest(body) if body else None, opaque=True)
     value = load_request_value(body, "request body")
+    envelope: dict[str, Any] | None = None
+    if type(value) is dict and "specversion" in value and all(name in value for name in _STRUCTURED):
+        envelope = {name: item for name, item in value.items() if name != "data"}  # (the model gets `data` alone)
+        value = value["data"]
     data: dict[str, Any] = value if type(value) is dict else {_WHOLE: value}
     instances = data.get("instances")
     if instances is not None and type(instances) is not list:
@@ -136,16 +146,24 @@ def read_request(
     reprinted: list[str] = []
     whole = True
     digest: str | None = None
-    key = _WHOLE if type(value) is not dict else next((name for name in DATA_KEYS if name in data), None)
-    if key is not None:
-        dumped = _dumped(data[key])
-        digest = bytes_digest(dumped)
-        if _QUOTE in dumped or _BRACE in dumped:  # numbers, booleans and nulls only: not walked in Python
-            whole = _strings(data[key], texts)
-            whole = add_decoded_texts(texts, 0, reprinted) and whole
-    if len(data) > (0 if key is None else 1):  # (most bodies: their data alone)
-        others = {name: value for name, value in data.items() if name != key}
+    keys = 0  # the data keys the body has
+    walked = False
+    for key in DATA_KEYS if type(value) is dict else _WHOLE_KEYS:
+        if key in data:
+            keys += 1
+            dumped = _dumped(data[key])
+            if digest is None:
+                digest = bytes_digest(dumped)
+            if _QUOTE in dumped or _BRACE in dumped:  # numbers, booleans and nulls only: not walked in Python
+                whole = _strings(data[key], texts) and whole
+                walked = True
+    if walked:
+        whole = add_decoded_texts(texts, 0, reprinted) and whole
+    if len(data) > keys:  # (most bodies: their data alone)
+        others = {name: item for name, item in data.items() if name not in DATA_KEYS}
         whole = parameter_strings(others, texts, frozenset()) and whole
+    if envelope is not None:  # (its attributes: read as parameters are)
+        whole = parameter_strings(envelope, texts, frozenset()) and whole
     return Request(model, operation, texts=tuple(texts), digest=digest, unscanned=not whole,
                    decoded=tuple(reprinted))  # fmt: skip
 
