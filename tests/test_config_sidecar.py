@@ -67,3 +67,17 @@ def test_a_reload_keeps_the_sidecar_the_process_started_with() -> None:
     new = parse(BASE + "lineage: {sidecar: model-b}\n", env={})
     reloaded = as_reloaded(current, new)
     assert reloaded is not None and reloaded.lineage.sidecar == "model-a"
+
+
+def test_the_compose_example_names_a_sidecar_that_outlives_its_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's host name is its id: a new one each time `docker compose up` makes it again, while its store (the
+    `lineage` volume) stays. Left to the default, each recreated proxy split every flow into a new edge, recorded by
+    a container id nobody can trace. (The Kubernetes example names its deployment.)"""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "config" / "compose-proxy.yaml"
+    names = set()
+    for host in ("3f2a9c1b7d4e", "8c0d51e2aa97"):  # two containers of the same service, one after the other
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
+        names.add(parse(path.read_text(), env={}).lineage.sidecar)
+    assert names == {"lineage-proxy"}

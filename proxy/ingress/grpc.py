@@ -897,10 +897,20 @@ class GrpcIngress:
         self, adapter: Adapter, target: Target, method: str, context: grpc.aio.ServicerContext[Any, Any], got: Any
     ) -> NoReturn:
         """End a call whose request did not come (`_request`): late (None), recorded and answered DEADLINE_EXCEEDED
-        (`MessageTimeout`); else (`_EOF`) grpc failed the call, or its client sent no message, which grpc's own unary
-        handling answers with nothing, as this does."""
+        (`MessageTimeout`); else (`_EOF`) grpc failed the call (its client left, a message over its receive limit: a
+        second read returns once it has, its handler's cancel asked for by then, as in `_no_messages`), or its client
+        ended its messages without sending one: recorded and answered INVALID_ARGUMENT (grpc's own unary handling
+        answered nothing, and the call stayed open, unrecorded, until the client's deadline, or for good)."""
         if got is not None:
-            raise asyncio.CancelledError
+            await context.read()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+            ex, _ = self._exchange(adapter, target, method, _read(context))
+            await self._ends(ex, context).close(InvalidRequest(
+                "no request message: the client ended its messages before sending one (a unary call takes one)"
+            ))  # fmt: skip
+            raise AssertionError("unreachable: close raises")
         ex, _ = self._exchange(adapter, target, method, _read(context))
         timeout = self.ref.current.config.limits.grpc_request_timeout_s
         await self._ends(ex, context).close(MessageTimeout(
