@@ -26,9 +26,11 @@ DECISIONS = ("allow", "reroute", "deny", "audit-deny")
 DENIALS = frozenset({"deny", "audit-deny"})
 FORWARDED = ("allow", "reroute")  # an entry's decisions when it names none
 ANY = ("*",)
-KEYS = ("caller", "purpose", "labels", "checkpoints", "decisions", "rules", "note")
+KEYS = ("caller", "purpose", "labels", "checkpoints", "decisions", "rules", "sidecars", "note")
 
-# Why a flow is not covered, most general first: the first that applies is the one reported.
+# Why a flow is not covered, most general first: the first that applies is the one reported. A flow an entry
+# would cover but for its `sidecars` is said so first: every other part of it is approved.
+NEW_SIDECAR = "new-sidecar"
 NEW_CALLER = "new-caller"
 NEW_PURPOSE = "new-purpose"
 NEW_DENIAL = "new-denial"
@@ -62,6 +64,7 @@ class Finding:
 
 
 _GLOB = re.compile(r"[*?[]")  # what makes a pattern of a name (fnmatch's special characters)
+_SIDECAR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a name `lineage.sidecar` takes
 
 
 def is_pattern(name: str) -> bool:
@@ -137,7 +140,10 @@ def _reached(checkpoint: str | None) -> str:
 @dataclass(frozen=True, slots=True)
 class Approval:
     """One baseline entry: the flows it approves. Every label a flow carries must match one of `labels`
-    (empty: unlabelled data only); its checkpoint one of `checkpoints`; its rule one of `rules`."""
+    (empty: unlabelled data only); its checkpoint one of `checkpoints`; its rule one of `rules`; and the sidecar
+    recording it (`lineage.sidecar`) one of `sidecars`. The sidecar is no part of a `Flow`: a baseline is resolved
+    for one sidecar (`Baseline.for_sidecar`) before flows are matched, once per loaded config at the boundary
+    (whose sidecar is its process's) and once per sidecar in `verify`, never per call."""
 
     caller: str
     purpose: str
@@ -147,6 +153,7 @@ class Approval:
     rules: tuple[str, ...] = ANY
     note: str | None = None
     location: str = "<memory>"  # file:line (flows[i]), where a reviewer finds it
+    sidecars: tuple[str, ...] = ANY  # the sidecars whose flows it approves (patterns; '': recorded before names)
     # `labels` kept once as a set, for a label written as it is (what `_any` tries first), and as the patterns among
     # them (a `*`, `?` or `[` in it), matched one by one. All matched one by one, an entry `verify --write-baseline`
     # wrote from a store a caller filled with new labels (18,000 of them) cost 18,000 pattern matches for each label
@@ -159,6 +166,14 @@ class Approval:
         patterns = tuple(label for label in self.labels if _GLOB.search(label) is not None)
         object.__setattr__(self, "_names", frozenset(self.labels))
         object.__setattr__(self, "_patterns", patterns)
+
+    def records(self, sidecar: str) -> bool:
+        """Whether it approves flows recorded by `sidecar` (matched as a caller is: a name or a pattern)."""
+        return self.sidecars == ANY or _any(self.sidecars, sidecar)
+
+    @property
+    def restricted(self) -> bool:
+        return self.sidecars != ANY
 
     def who(self, flow: Flow) -> bool:
         return _any((self.caller,), flow.caller) and _any((self.purpose,), flow.purpose)
@@ -191,6 +206,24 @@ class Baseline:
 
     approvals: tuple[Approval, ...]
     source: str = "<memory>"
+    # resolved for one sidecar (`for_sidecar`): that sidecar, and the whole file's baseline (to say when a flow is
+    # approved for other sidecars only); None, '' when it is the file's as written
+    whole: Baseline | None = None
+    sidecar: str = ""
+
+    @property
+    def restricted(self) -> bool:
+        """Whether an entry names the sidecars it approves (then it must be resolved for each: `for_sidecar`)."""
+        return any(a.restricted for a in self.approvals)
+
+    def for_sidecar(self, sidecar: str) -> Baseline:
+        """The entries that approve flows `sidecar` records: what judges its flows. Itself when no entry is
+        restricted to some sidecars."""
+        if self.whole is not None:
+            return self.whole.for_sidecar(sidecar)
+        if not self.restricted:
+            return self
+        return Baseline(tuple(a for a in self.approvals if a.records(sidecar)), self.source, self, sidecar)
 
     def covering(self, flow: Flow) -> Approval | None:
         return next((a for a in self.approvals if a.matches(flow)), None)
@@ -205,6 +238,12 @@ class Baseline:
         """None when the flow is covered; else the most general reason it is not."""
         if self.covering(flow) is not None:
             return None
+        if self.whole is not None:
+            elsewhere = [a for a in self.whole.approvals if a.matches(flow)]
+            if elsewhere:
+                names = {name for a in elsewhere for name in a.sidecars}
+                return Finding(NEW_SIDECAR, f"recorded by sidecar {self.sidecar or '(none named)'!r}, which no entry "
+                               f"approving this flow of {_acting(flow)} names (their sidecars: {_names(names)})")  # fmt: skip
         mine = [a for a in self.approvals if _any((a.caller,), flow.caller)]
         if not mine:
             return Finding(NEW_CALLER, f"new caller {flow.caller!r}: no approved flow names it")
@@ -375,7 +414,15 @@ class _Reader:
                              "each name it means")  # fmt: skip
         checkpoints = tuple(checkpoint_pattern(c) for c in checkpoints)
         rules = self.strings(entry.get("rules"), f"{path}.rules", ANY)
-        for key in ("checkpoints", "rules"):  # `labels: []` is unlabelled data only; these would read as none
+        # '' is a sidecar too: the edges recorded before sidecars were named
+        sidecars = self.strings(entry.get("sidecars"), f"{path}.sidecars", ANY, empty=True)
+        for i, sidecar in enumerate(sidecars):
+            if sidecar and not is_pattern(sidecar) and not _SIDECAR.fullmatch(sidecar):
+                self.problem(entry["sidecars"], f"{path}.sidecars[{i}]", f"{sidecar!r} never matches: a sidecar's "
+                             "name (lineage.sidecar) is letters, digits, '.', '_' and '-', starting with a letter or "
+                             "a digit, at most 128")  # fmt: skip
+        # `labels: []` is unlabelled data only; these would read as none
+        for key in ("checkpoints", "rules", "sidecars"):
             if isinstance(entry.get(key), yaml.SequenceNode) and not entry[key].value:
                 self.problem(entry[key], f"{path}.{key}", f"an empty list is refused: omit {key} to approve any, "
                              "or list the ones approved")  # fmt: skip
@@ -383,4 +430,4 @@ class _Reader:
         if caller is None or purpose is None:
             return None
         where = f"{self.source}:{node.start_mark.line + 1} ({path})"
-        return Approval(caller, purpose, labels, checkpoints, decisions, rules, note, where)
+        return Approval(caller, purpose, labels, checkpoints, decisions, rules, note, where, sidecars)

@@ -501,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true",
                         help="one JSON document instead of text; with --baseline or --integrity")  # fmt: skip
     verify.add_argument("--force", action="store_true", help="let --write-baseline replace an existing file")
+    verify.add_argument("--per-sidecar", action="store_true",
+                        help="with --write-baseline: an entry per sidecar that recorded a flow, approving that "
+                        "sidecar's alone (sidecars: [NAME]); without it an entry approves any sidecar's")  # fmt: skip
     verify.set_defaults(func=cmd_verify, subparser=verify)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of the recorded flows",
@@ -551,6 +554,8 @@ def _validate(args: argparse.Namespace) -> None:
                                  "(`verify --integrity --expect-head`), then adopt it")  # fmt: skip
         if args.force and not args.write_baseline:
             args.subparser.error("--force only makes sense with --write-baseline")
+        if args.per_sidecar and not args.write_baseline:
+            args.subparser.error("--per-sidecar only makes sense with --write-baseline")
 
 
 def _quiet_stdout() -> None:

@@ -9,10 +9,14 @@ its host: one whose lock it can take was left by a process that ended without a 
 its holder dies, whatever process has its pid since), and is said in one WARNING line a run, then removed; one whose
 lock is held belongs to a process still running (a second `serve` on the same SQLite file), and is left alone. A file
 names its host in it: sidecars on other hosts sharing the directory (a network file system) never read each other's.
-A file system that takes no lock falls back to the pid: alive, started when the file says, in this boot.
+A file system that takes no lock falls back to the pid: alive, started when the file says, in this boot and this pid
+namespace. A process of another pid namespace (another container: each `serve` its pid 1, the host name maybe the same)
+or another boot (another host of the same name sharing the directory, or this one restarted) cannot be checked so: its
+marker is taken for a running process's while it was touched within FRESH_S, and said once it is older (by the start
+that finds it, or by this start's heartbeat, which looks again once it would be).
 
-The first process of a run touches its file every HEARTBEAT_S on a thread of its own (no call waits for it), so the
-line says when the run was last seen running.
+Each process touches its file every HEARTBEAT_S on a thread of its own (no call waits for it), so the line says when
+the run was last seen running.
 """
 
 from __future__ import annotations
@@ -38,14 +42,27 @@ from proxy.record.stores import DEFAULT_JOURNAL, is_database
 log = logging.getLogger("lineage_proxy")
 
 SUFFIX: Final = ".running"
-HEARTBEAT_S: Final = 10.0  # how often the first process of a run touches its marker
+HEARTBEAT_S: Final = 10.0  # how often each process of a run touches its marker
+# a marker whose process cannot be checked (no locks, and another pid namespace or boot) is a running one's while
+# touched within this: three heartbeats
+FRESH_S: Final = 3 * HEARTBEAT_S
 SWEEP_AGE_S: Final = 60.0  # a marker never named (its process killed as it wrote it) is removed once this old
 _found = 0  # runs this process found ended without a stop (`check`)
+_counted = 0  # of those, the ones `newly_found` has returned
 
 
 def unclean_stops() -> int:
     """The runs this process found, at its start, to have ended without a stop."""
     return _found
+
+
+def newly_found() -> int:
+    """The runs this process found ended without a stop since this was last asked (a supervisor's counter): at its
+    start, and later by its heartbeat (a marker that could not be checked, said once it was no longer touched)."""
+    global _counted
+    now = _found  # (read once: the heartbeat's thread may add to it meanwhile)
+    found, _counted = now - _counted, now
+    return found
 
 
 def directory(config: Config) -> str | None:
@@ -83,6 +100,14 @@ def _boot() -> str:
         return ""
 
 
+def _namespace() -> int:
+    """This process's pid namespace (its inode: unique on this host while it exists); 0 when it is not known."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
 def _started(pid: int) -> int | None:
     """When process `pid` started, in clock ticks since boot (/proc/PID/stat's 22nd field); None off Linux or gone."""
     try:
@@ -94,15 +119,16 @@ def _started(pid: int) -> int | None:
 class Marker:
     """This process's marker file, held open and locked until `close` (its clean stop) removes it."""
 
-    def __init__(self, where: str, run: str, fd: int, path: str, heartbeat: bool) -> None:
+    def __init__(self, where: str, run: str, fd: int, path: str, recheck_at: float = 0.0) -> None:
         self.directory = where
         self.run = run  # the run's id: its first process's file names it, and each worker's
         self.fd = fd
         self.path = path
         self.pid = os.getpid()
+        # when the markers `check` could not tell at this start are looked at again (`recheck`; 0: none is left)
+        self.recheck_at = recheck_at
         self._stopped = threading.Event()
-        if heartbeat:
-            threading.Thread(target=self._beat, name="lineage-proxy-running", daemon=True).start()
+        threading.Thread(target=self._beat, name="lineage-proxy-running", daemon=True).start()
 
     def _beat(self) -> None:
         # never this thread's to take a signal sent to the process (a supervisor's main thread asleep on a lock would
@@ -113,13 +139,22 @@ class Marker:
                 os.utime(self.path)  # (by name: the descriptor may be closed, and its number reused, by a stop)
             except OSError as exc:
                 log.debug("running marker %s not touched: %s", self.path, exc)
+            if self.recheck_at and time.time() >= self.recheck_at:
+                self.recheck()
+
+    def recheck(self) -> None:
+        """Look again at the markers this start could not tell (`check`'s `unsure`), once they would be FRESH_S old:
+        those no longer touched since are said now; those still touched, later again."""
+        unsure: list[float] = []
+        check(self.directory, unsure)
+        self.recheck_at = max(unsure, default=0.0)
 
     def worker(self, role: str, config: Config) -> Marker | None:
         """In a worker just forked: let go of the supervisor's file (inherited by fork; its lock stays the
         supervisor's), then hold one of its own, of the same run."""
         os.close(self.fd)
         self.fd = -1
-        return _hold(self.directory, self.run, role, config, heartbeat=False)
+        return _hold(self.directory, self.run, role, config)
 
     def forget(self, pid: int) -> None:
         """A worker of this run ended and the supervisor said so: its file is not said again at the next start."""
@@ -159,17 +194,18 @@ def begin(config: Config, role: str) -> Marker | None:
     except OSError as exc:
         log.warning("no running marker in %s (%s): if this proxy is killed, the next start cannot say so", where, exc)
         return None
-    check(where)
-    return _hold(where, uuid.uuid4().hex[:12], role, config, heartbeat=True)
+    unsure: list[float] = []
+    check(where, unsure)
+    return _hold(where, uuid.uuid4().hex[:12], role, config, max(unsure, default=0.0))
 
 
-def _hold(where: str, run: str, role: str, config: Config, *, heartbeat: bool) -> Marker | None:
+def _hold(where: str, run: str, role: str, config: Config, recheck_at: float = 0.0) -> Marker | None:
     pid = os.getpid()
     path = os.path.join(where, f"{run}-{pid}{SUFFIX}")
     temporary = os.path.join(where, f".{run}-{pid}.tmp")
     content = {
         "host": socket.gethostname(), "pid": pid, "run": run, "role": role, "started": time.time(),
-        "boot": _boot(), "ticks": _started(pid), "unwritten": unwritten(config),
+        "boot": _boot(), "ticks": _started(pid), "pidns": _namespace(), "unwritten": unwritten(config),
     }  # fmt: skip
     fd = -1
     try:
@@ -198,7 +234,7 @@ def _hold(where: str, run: str, role: str, config: Config, *, heartbeat: bool) -
             os.fsync(folder)
         finally:
             os.close(folder)
-    return Marker(where, run, fd, path, heartbeat)
+    return Marker(where, run, fd, path, recheck_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +250,11 @@ class Left:
     unwritten: tuple[str, ...]
 
 
-def check(where: str) -> list[Left]:
+def check(where: str, unsure: list[float] | None = None) -> list[Left]:
     """Say the runs whose markers in `where` (this host's) were left by processes that ended without a stop, one
     WARNING line a run, count them (`unclean_stops`) and remove the markers. Those of processes still running, and
-    other hosts', are left."""
+    other hosts', are left; so are those whose process cannot be checked (no locks, another pid namespace or boot)
+    while touched within FRESH_S: when each would be that old is added to `unsure`."""
     global _found
     host = socket.gethostname()
     left: list[Left] = []
@@ -228,7 +265,7 @@ def check(where: str) -> list[Left]:
         return []
     for name in names:
         if name.endswith(SUFFIX):
-            found = _left(os.path.join(where, name), host, live)
+            found = _left(os.path.join(where, name), host, live, unsure)
             if found is not None:
                 left.append(found)
         elif name.endswith(".tmp"):
@@ -242,9 +279,10 @@ def check(where: str) -> list[Left]:
     return left
 
 
-def _left(path: str, host: str, live: set[str]) -> Left | None:
+def _left(path: str, host: str, live: set[str], unsure: list[float] | None = None) -> Left | None:
     """The marker at `path` when it is this host's and its process ended (removed then, while it is locked); the
-    run of one whose process runs is added to `live`."""
+    run of one whose process runs is added to `live` (and, when that could not be checked, when it would be FRESH_S
+    old to `unsure`)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -263,14 +301,21 @@ def _left(path: str, host: str, live: set[str]) -> Left | None:
             content = {}
         if not isinstance(content, dict) or content.get("host") != host:
             return None  # another host's (or not a marker): not this one's to say
-        if busy or (not locked and _alive(content)):
+        held = os.fstat(fd)
+        alive: bool | None = busy
+        if not locked and not busy:
+            alive = _alive(content)
+            if alive is None:  # its process cannot be checked from here: running while its heartbeat touches it
+                alive = time.time() < held.st_mtime + FRESH_S
+                if alive and unsure is not None:
+                    unsure.append(held.st_mtime + FRESH_S)
+        if alive:
             live.add(str(content.get("run")))
             return None
         try:
             named = os.stat(path)
         except FileNotFoundError:
             return None  # removed meanwhile (another start said it)
-        held = os.fstat(fd)
         if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
             return None
         os.unlink(path)
@@ -304,11 +349,16 @@ def _sweep(path: str) -> None:
         os.close(fd)
 
 
-def _alive(content: dict[str, Any]) -> bool:
-    """Whether the marker's process runs, by its pid (a file system without locks): this boot's, started then."""
-    pid = content.get("pid")
-    return (isinstance(pid, int) and content.get("boot") == _boot() and content.get("ticks") is not None
-            and _started(pid) == content.get("ticks"))  # fmt: skip
+def _alive(content: dict[str, Any]) -> bool | None:
+    """Whether the marker's process runs, by its pid (a file system without locks): this boot's and this pid
+    namespace's, started then. None when that cannot be checked from here: a process of another pid namespace (another
+    container, whose pids are not this one's) or another boot (another host of the same name, or before a restart), or
+    a marker that does not say them."""
+    pid, ticks, boot, namespace = content.get("pid"), content.get("ticks"), _boot(), _namespace()
+    if (not isinstance(pid, int) or not isinstance(ticks, int) or not boot or content.get("boot") != boot
+            or not namespace or content.get("pidns") != namespace):  # fmt: skip
+        return None
+    return _started(pid) == ticks
 
 
 def _when(epoch: float) -> str:

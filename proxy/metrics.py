@@ -98,7 +98,7 @@ LOG_LINES_DROPPED_HELP = ("Log lines dropped because stderr took none (nothing r
                           "logs.BUFFER_BYTES of lines for it.")  # fmt: skip
 # a worker's exit, as `lineage_proxy_worker_restarts_total{reason}` names it: the signal that ended it in lower case
 # (`sigkill`: the OOM killer, or `kill -9`), or `exit` (it ended itself). These two are exposed from the start, at 0
-WORKER_EXIT_REASONS = ("sigkill", "exit")
+WORKER_EXIT_REASONS = ("sigkill", "exit", "stalled")  # stalled: its loop did not turn (`workers.Watchdog`)
 
 
 UNCLEAN_STOPS = _P + "unclean_stops_total"
@@ -143,7 +143,8 @@ class Supervisor:
         share(directory)
         self.restarts = Counter(
             _P + "worker_restarts", "Workers that died unexpectedly and were restarted, by the signal that ended "
-            "them (sigkill: the OOM killer, or kill -9) or exit.", ["reason"], registry=None)  # fmt: skip
+            "them (sigkill: the OOM killer, or kill -9) or exit, or stalled: killed as its loop had not turned for "
+            "limits.worker_stall_s.", ["reason"], registry=None)  # fmt: skip
         for reason in WORKER_EXIT_REASONS:
             self.restarts.labels(reason)
         self.calls_lost = Counter(

@@ -105,7 +105,9 @@ class Policy:
                 config.policy.passthrough == "auto"
                 and not any(route.purposes is not None for route, _ in routes.values())
             ),
-            baseline=config.baseline,
+            # resolved once for this process's sidecar (a constant of it: a reload keeps the name it started with),
+            # so an entry's `sidecars` costs the boundary nothing per call
+            baseline=config.baseline.for_sidecar(config.lineage.sidecar) if config.baseline is not None else None,
             block_unapproved=config.lineage.on_unapproved == "block",
         )
 

@@ -57,47 +57,69 @@ BEAT_S: Final = 0.5
 
 class Beats:
     """Whether each worker of `serve --workers N` still turns its event loop, in memory they share (made by the
-    supervisor before it forks them: `share_beats`). Worker i writes, every BEAT_S from its loop, the time
-    (CLOCK_MONOTONIC: one clock for every process of the machine) and its pid into slot i (`beat`), and clears the
-    pid as it stops accepting (`leave`); a readiness probe, whichever worker answers it, reads the other slots
-    (`stalled`). The kernel gives a worker that is stopped (SIGSTOP), or whose loop is blocked, its share of the new
+    supervisor before it forks them: `share_beats`). Worker i writes its pid and when its process started into slot i
+    as its HTTP listener opens (`serve`: a worker whose loop blocks from then on is stalled, whether it ever beat or
+    not), then every BEAT_S from its loop the time (CLOCK_MONOTONIC: one clock for every process of the machine;
+    `beat`), and clears the pid as it stops accepting (`leave`); a readiness probe, whichever worker answers it, reads
+    the other slots (`stalled`). The kernel gives a worker that is stopped (SIGSTOP), or whose loop is blocked, its share of the new
     connections all the same: its calls and probes wait, while the others' probes said ready. A worker that died is not
     stalled (its connections go to the others): its slot is read as empty until it is started again."""
+
+    clock: Callable[[], int]  # CLOCK_MONOTONIC in ns (a test's own)
 
     def __init__(self, workers: int) -> None:
         # a file unlinked already, only its descriptor kept (inherited by fork): its memory is what the workers share
         self._file = tempfile.TemporaryFile(prefix="lineage-proxy-beats-")  # noqa: SIM115 (open for good)
-        self._file.truncate(16 * workers)
-        self._map = mmap.mmap(self._file.fileno(), 16 * workers)
-        self._slots = memoryview(self._map).cast("q")  # per worker: its pid (0: none serves), then its last beat (ns)
+        self._file.truncate(24 * workers)
+        self._map = mmap.mmap(self._file.fileno(), 24 * workers)
+        # per worker: its pid (0: none serves), its last beat (ns), when its process started (clock ticks since boot,
+        # as /proc/PID/stat says: another process that took its pid since it died, an orphan the supervisor adopted
+        # as a container's pid 1, is not it; 0: not known)
+        self._slots = memoryview(self._map).cast("q")
         self.workers = workers
+        self.clock = time.monotonic_ns
 
-    def beat(self, index: int, pid: int) -> None:
-        """Worker `index` (1 to N) turns its loop now. The time first: a slot whose pid is read is as new as it."""
-        self._slots[2 * index - 1] = time.monotonic_ns()
-        self._slots[2 * index - 2] = pid
+    def serve(self, index: int, pid: int, started: int) -> None:
+        """Worker `index` (1 to N), process `pid` started at `started` ticks, opens its HTTP listener now: from now on
+        the kernel gives it connections. The pid last: a slot whose pid is read is as new as it."""
+        self._slots[3 * index - 2] = self.clock()
+        self._slots[3 * index - 1] = started
+        self._slots[3 * index - 3] = pid
+
+    def beat(self, index: int) -> None:
+        """Worker `index` turns its loop now."""
+        self._slots[3 * index - 2] = self.clock()
 
     def leave(self, index: int) -> None:
         """Worker `index` stops accepting: it is no longer one the kernel gives connections to."""
-        self._slots[2 * index - 2] = 0
+        self._slots[3 * index - 3] = 0
+
+    def quiet_since(self, index: int, pid: int) -> int | None:
+        """When worker `index` last said it turns its loop (CLOCK_MONOTONIC, ns; first as its HTTP listener opened),
+        if the slot is `pid`'s: None when it is not (that worker has not served yet, or stops accepting). The pid
+        first: a beat read after it is as new as the one that wrote it (`serve`)."""
+        if self._slots[3 * index - 3] != pid:
+            return None
+        return self._slots[3 * index - 2]
 
     def stalled(self, index: int) -> list[str]:
         """The workers other than `index` that serve (their listeners open) and have not turned their loop for
         STALL_S, as `worker-I (pid P)`."""
-        now = time.monotonic_ns()
+        now = self.clock()
         found = []
         for other in range(1, self.workers + 1):
-            pid = self._slots[2 * other - 2]
-            if other == index or not pid or now - self._slots[2 * other - 1] < STALL_S * 1e9:
+            pid = self._slots[3 * other - 3]
+            if other == index or not pid or now - self._slots[3 * other - 2] < STALL_S * 1e9:
                 continue
-            if _serving_sibling(pid):
+            if _serving_sibling(pid, self._slots[3 * other - 1]):
                 found.append(f"worker-{other} (pid {pid})")
         return found
 
 
-def _serving_sibling(pid: int) -> bool:
-    """Whether `pid` is a live process (a stopped one too) that this worker's supervisor started: not one that died
-    unreaped (a zombie), nor another process that took the pid of one that died."""
+def _serving_sibling(pid: int, started: int) -> bool:
+    """Whether `pid`, started at `started` ticks (0: not known), is a live process (a stopped one too) that this
+    worker's supervisor started: not one that died unreaped (a zombie), nor another process that took the pid of one
+    that died (its child, or an orphan adopted by a supervisor that is a container's pid 1: started at another time)."""
     if not sys.platform.startswith("linux"):
         try:
             os.kill(pid, 0)
@@ -111,17 +133,19 @@ def _serving_sibling(pid: int) -> bool:
             fields = stat.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return False
-    return len(fields) > 1 and fields[0] != b"Z" and int(fields[1]) == os.getppid()
+    return (len(fields) > 19 and fields[0] != b"Z" and int(fields[1]) == os.getppid()
+            and (not started or int(fields[19]) == started))  # fmt: skip
 
 
 _shared_beats: list[Beats] = []  # the one `share_beats` made (none: one process serves)
 
 
-def share_beats(workers: int) -> None:
+def share_beats(workers: int) -> Beats:
     """Called by `serve --workers N`'s supervisor before it forks its workers: each says in memory they share that it
-    turns its loop, and readiness reads them all (`Beats`)."""
+    turns its loop, and readiness (and the supervisor's watchdog, `workers.Watchdog`) reads them all (`Beats`)."""
     if not _shared_beats:
         _shared_beats.append(Beats(workers))
+    return _shared_beats[0]
 
 
 def _worker_index() -> int:
@@ -250,7 +274,9 @@ class ProxyProcess:
 
     @staticmethod
     def _spans(config: Config) -> SpanRecorder | None:
-        return SpanRecorder(config.telemetry) if config.telemetry.exporter != "none" else None
+        if config.telemetry.exporter == "none":
+            return None
+        return SpanRecorder(config.telemetry, sidecar=config.lineage.sidecar)
 
     @staticmethod
     def _edges(config: Config) -> EdgeAggregator | None:
@@ -284,7 +310,7 @@ class ProxyProcess:
             return None
         from proxy.record.openlineage import OpenLineageRecorder  # openlineage-python only when configured
 
-        return OpenLineageRecorder(config.lineage.openlineage)
+        return OpenLineageRecorder(config.lineage.openlineage, sidecar=config.lineage.sidecar)
 
     def _address(self, name: str) -> Address | None:
         reserved: Address | None = getattr(self._ports, name) if self._ports else None
@@ -306,6 +332,9 @@ class ProxyProcess:
         self._tls = ListenerTls(tls) if tls is not None else None
         self._certificate_expiry()
         await self._first_probes()  # a certificate that cannot be read is said at once, not after the wait
+        if self._beats is not None:  # it takes connections once its listener opens: stalled if its loop blocks then
+            pid = os.getpid()
+            self._beats.serve(self._index, pid, markers._started(pid) or 0)
         http = await self._serve(
             ingress.handle, http_addr, self._tls.context if self._tls is not None else None, ingress.record_refusal
         )
@@ -329,9 +358,8 @@ class ProxyProcess:
     async def _beat(self, beats: Beats, index: int) -> None:
         """Say every BEAT_S that this worker turns its loop (`Beats`): from the loop itself, so a loop that does not
         turn (stopped, blocked) stops saying it."""
-        pid = os.getpid()
         while True:
-            beats.beat(index, pid)
+            beats.beat(index)
             await asyncio.sleep(BEAT_S)
 
     async def _first_probes(self) -> None:

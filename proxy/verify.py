@@ -114,29 +114,45 @@ def check(rows: Iterable[EdgeRow], baseline: Baseline) -> Verdict:
     unapproved: list[tuple[EdgeRow, Finding]] = []
     used: set[int] = set()
     entries = baseline.approvals
-    # the entries that name a caller and a purpose as they are, by those names: only they and the entries with a
-    # pattern there can match a flow. Each flow matched against every entry cost a pattern match of its caller and
-    # purpose per entry: 100,000 flows against the 300 entries `--write-baseline` made of them took 70 s
-    named: dict[tuple[str, str], list[int]] = {}
-    patterned: list[int] = []
-    for i, entry in enumerate(entries):
-        if is_pattern(entry.caller) or is_pattern(entry.purpose):
-            patterned.append(i)
-        else:
-            named.setdefault((entry.caller, entry.purpose), []).append(i)
+    # each sidecar's flows are judged by the entries that approve its flows (`sidecars`), indexed once per sidecar
+    # (once in all when no entry names sidecars)
+    restricted = baseline.restricted
+    indexes: dict[str, tuple[dict[tuple[str, str], list[int]], list[int], Baseline]] = {}
     for row in rows:
         flow = edge_flow(row)
+        sidecar = row.sidecar if restricted else ""
+        index = indexes.get(sidecar)
+        if index is None:
+            index = indexes[sidecar] = _index(baseline, sidecar)
+        named, patterned, judging = index
         matched = [i for i in named.get((flow.caller, flow.purpose), ()) if entries[i].matches(flow)]
         matched += [i for i in patterned if entries[i].matches(flow)]
         if matched:
             approved.append(row)
             used.update(matched)
             continue
-        finding = baseline.explain(flow)
+        finding = judging.explain(flow)
         assert finding is not None
         unapproved.append((row, finding))
     unseen = tuple(entry for i, entry in enumerate(baseline.approvals) if i not in used)
     return Verdict(tuple(approved), tuple(unapproved), unseen)
+
+
+def _index(baseline: Baseline, sidecar: str) -> tuple[dict[tuple[str, str], list[int]], list[int], Baseline]:
+    """The entries approving `sidecar`'s flows (by their index in the file), those that name a caller and a purpose
+    as they are by those names: only they and the entries with a pattern there can match a flow. Each flow matched
+    against every entry cost a pattern match of its caller and purpose per entry: 100,000 flows against the 300
+    entries `--write-baseline` made of them took 70 s. With the baseline resolved for that sidecar (its `explain`)."""
+    named: dict[tuple[str, str], list[int]] = {}
+    patterned: list[int] = []
+    for i, entry in enumerate(baseline.approvals):
+        if not entry.records(sidecar):
+            continue
+        if is_pattern(entry.caller) or is_pattern(entry.purpose):
+            patterned.append(i)
+        else:
+            named.setdefault((entry.caller, entry.purpose), []).append(i)
+    return named, patterned, baseline.for_sidecar(sidecar)
 
 
 def when(ts: float) -> str:
@@ -173,8 +189,9 @@ def render_text(verdict: Verdict, baseline: str, store: str, since: str | None) 
         if row.reason and row.key.decision in DENIALS:
             lines.append(f"    the caller was told: {escaped(row.reason)}")
     for entry in verdict.unseen:
+        recorded = f" recorded by {', '.join(s or '(none named)' for s in entry.sidecars)}" if entry.restricted else ""
         lines.append(escaped(f"UNSEEN {entry.location}: {entry.caller} acting for {entry.purpose or '-'} "
-                             f"({', '.join(entry.decisions)}) matched no flow ({_window(since)})"))  # fmt: skip
+                             f"({', '.join(entry.decisions)}){recorded} matched no flow ({_window(since)})"))  # fmt: skip
     calls = sum(row.count for row, _ in verdict.unapproved)
     summary = (
         f"{len(verdict.unapproved)} unapproved flow{'s' if len(verdict.unapproved) != 1 else ''} ({_calls(calls)}), "
@@ -187,7 +204,8 @@ def render_text(verdict: Verdict, baseline: str, store: str, since: str | None) 
 
 def _entry(e: Approval) -> dict[str, object]:
     return {"location": e.location, "caller": e.caller, "purpose": e.purpose, "labels": e.labels,
-            "checkpoints": e.checkpoints, "decisions": e.decisions, "rules": e.rules, "note": e.note}  # fmt: skip
+            "checkpoints": e.checkpoints, "decisions": e.decisions, "rules": e.rules, "sidecars": e.sidecars,
+            "note": e.note}  # fmt: skip
 
 
 def render_json(verdict: Verdict, baseline: str, store: str, since_s: float | None) -> bytes:
@@ -224,16 +242,22 @@ NO_PURPOSE = "  # none: the call named no purpose and there was no default"
 KEY_RULES = ("policy.anonymous", "callers")
 NO_PURPOSE_KEY = "  # none: a call refused for its API key is recorded without a purpose, whatever it named"
 NO_CHECKPOINT = "  # none known: the upstream failed (502/504) or its reply named none"
+NO_SIDECAR = "  # none named: recorded before sidecars were named"
 
 
-def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float | None = None) -> str:
+def write_baseline(
+    rows: list[EdgeRow], *, store: str, window: str, now: float | None = None, per_sidecar: bool = False
+) -> str:
     """A baseline approving exactly what was recorded: one entry per caller, purpose, checkpoint,
     decision and rule, with the labels seen there. Comments say what each entry rests on, so the
-    reviewer knows what they are approving; the file is meant to be edited, then kept under review."""
-    groups: dict[tuple[str, str, str, str, str], list[EdgeRow]] = {}
+    reviewer knows what they are approving; the file is meant to be edited, then kept under review.
+    `per_sidecar`: one entry per sidecar that recorded it too, restricted to that sidecar (`sidecars`); else an
+    entry approves its flows whatever sidecar records them."""
+    groups: dict[tuple[str, str, str, str, str, str], list[EdgeRow]] = {}
     for row in rows:
         key = row.key
-        groups.setdefault((key.caller, key.purpose, key.checkpoint, key.decision, key.rule), []).append(row)
+        sidecar = row.sidecar if per_sidecar else ""
+        groups.setdefault((key.caller, key.purpose, key.checkpoint, key.decision, key.rule, sidecar), []).append(row)
     stamp = when(time.time() if now is None else now)
     out = [
         "# lineage-proxy baseline: the flows approved for this deployment.",
@@ -252,18 +276,22 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
         "# one of `checkpoints` (omitted: any), and every label it carries, in or out, matches one of",
         "# `labels` (omitted: unlabelled data only). `decisions` omitted: allow and reroute. lineage-proxy",
         "# only reads this file and never rewrites it, so comments you add here stay.",
+        *(["# `sidecars`: the sidecars (lineage.sidecar) whose flows it approves; '' is the edges recorded before",
+           "# sidecars were named. Omitted: any sidecar's."] if per_sidecar else []),
         "version: 1",
-    ]
+    ]  # fmt: skip
     if not groups:
         out.append("flows: []  # nothing was recorded: every flow is new")
         return "\n".join(out) + "\n"
     out.append("flows:")
 
-    def order(item: tuple[tuple[str, str, str, str, str], list[EdgeRow]]) -> tuple[bool, str, str, str, str]:
-        caller, purpose, checkpoint, decision, _ = item[0]
-        return decision in DENIALS, caller, purpose, checkpoint, decision
+    def order(
+        item: tuple[tuple[str, str, str, str, str, str], list[EdgeRow]],
+    ) -> tuple[bool, str, str, str, str, str]:
+        caller, purpose, checkpoint, decision, _, sidecar = item[0]
+        return decision in DENIALS, caller, purpose, checkpoint, decision, sidecar
 
-    for (caller, purpose, checkpoint, decision, rule), group in sorted(groups.items(), key=order):
+    for (caller, purpose, checkpoint, decision, rule, sidecar), group in sorted(groups.items(), key=order):
         labels = sorted({label for row in group for label in edge_flow(row).labels})
         calls = sum(row.count for row in group)
         first, last = min(row.first_seen for row in group), max(row.last_seen for row in group)
@@ -286,6 +314,8 @@ def write_baseline(rows: list[EdgeRow], *, store: str, window: str, now: float |
         out.append(f"    decisions: {_yaml([decision])}")
         if rule and decision != "allow":
             out.append(f"    rules: {_yaml([_literal(rule)])}")
+        if per_sidecar:
+            out.append(f"    sidecars: {_yaml([_literal(sidecar)])}" + ("" if sidecar else NO_SIDECAR))
     return "\n".join(out) + "\n"
 
 
@@ -411,7 +441,8 @@ def _write(args: argparse.Namespace, rows: list[EdgeRow], since_s: float | None)
     if target.exists() and not args.force:
         return _error(f"{target}: exists; a reviewed baseline is never overwritten (--force replaces it)")
     # the store as every reader shows it: a database URL's password never goes into a file made to be committed
-    text = write_baseline(rows, store=shown(args.store), window=_window(args.since))
+    text = write_baseline(rows, store=shown(args.store), window=_window(args.since),
+                          per_sidecar=getattr(args, "per_sidecar", False))  # fmt: skip
     try:
         parse_baseline(text, source=str(target))  # what is written must read back
     except BaselineError as exc:

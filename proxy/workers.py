@@ -14,8 +14,10 @@ A worker sent a SIGTERM/SIGINT of its own (not the supervisor's) while it starts
 says so; the supervisor starts it again, as it restarts a worker that exits. The supervisor restarts a
 worker that dies unexpectedly, with the config the proxy started with and the reloads applied since
 (`as_reloaded`): what only a restart applies (the lineage store, telemetry.metrics, listen addresses)
-stays as in its siblings. Ports given as 0 are resolved once by the supervisor, which holds a bound but
-not listening SO_REUSEPORT socket (so it takes no connections) while workers listen on the same port.
+stays as in its siblings. A worker whose event loop has not turned for `limits.worker_stall_s` is killed
+(SIGKILL) and restarted so too (`Watchdog`). Ports given as 0 are resolved once by the supervisor, which
+holds a bound but not listening SO_REUSEPORT socket (so it takes no connections) while workers listen on
+the same port.
 
 SO_REUSEPORT also lets any other process of the same user join those ports, so before anything binds,
 `claim` checks that nothing listens on each address and holds it against other lineage-proxies until
@@ -45,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -56,7 +58,7 @@ from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
 from proxy.record.store import SchemaTooNew
 from proxy.record.stores import read_errors, shown
-from proxy.server import Bound, ProxyProcess, as_reloaded, bind, bound_address, share_beats
+from proxy.server import Beats, Bound, ProxyProcess, as_reloaded, bind, bound_address, share_beats
 
 log = logging.getLogger("lineage_proxy")
 # The collector's young generation is collected once 10,000 more tracked objects (dicts, lists, futures, ...) were
@@ -193,6 +195,50 @@ class ForkGate:
 
 
 FORK_GATE: Final = ForkGate()
+
+# the supervisor's own loop looks at its workers' beats every 0.2 s or so; a look this much later than the one before
+# (the whole process group stopped and continued: a terminal's Ctrl-Z and `fg`, `docker pause`) starts the watch again
+WATCH_GAP_S: Final = 2.0
+
+
+class Watchdog:
+    """A `--workers` supervisor's watch over its workers' loops (`limits.worker_stall_s`), read from the beats each
+    worker writes every `server.BEAT_S` from its own loop (`server.Beats`): a worker whose loop has not turned for that
+    long (stopped, blocked on a hung file system, spinning in C) still takes its share of the new connections, and its
+    calls wait until their clients give up, for as long as it stays so. It is killed (SIGKILL: a SIGTERM's drain needs
+    the loop that does not turn) and restarted, as one that died. A worker that has not beaten yet (still starting, a
+    slot holding no pid or another's) or that stops accepting (its slot cleared: draining) is not watched.
+
+    Time counts only while the supervisor itself looks: after a look `WATCH_GAP_S` late (the supervisor was stopped
+    too, as a Ctrl-Z or `docker pause` stops every process; not a wait of its own for a worker to start: `waited`)
+    each worker gets the whole bound again, counted from then, so continuing a paused proxy kills no worker that beats
+    again. No thread of its own: the supervisor's loop looks after each 0.2 s wait on a worker (`run_workers`)."""
+
+    def __init__(self, beats: Beats, clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self.beats = beats
+        self._clock = clock  # the beats' (CLOCK_MONOTONIC, ns)
+        self._looked = clock()  # the supervisor's last look
+        self._since = self._looked  # and when its watch began: no worker is quiet for longer than since then
+
+    def look(self) -> int:
+        """The supervisor looks now (its clock's time); a look late after the last starts the watch again."""
+        now = self._clock()
+        if now - self._looked > WATCH_GAP_S * 1e9:
+            self._since = now
+        self._looked = now
+        return now
+
+    def waited(self) -> None:
+        """The supervisor waited on purpose (a worker's start): its next look is not late, whatever it waited."""
+        self._looked = self._clock()
+
+    def quiet(self, index: int, pid: int, now: int) -> float:
+        """For how long (s) worker `index`, process `pid`, has not turned its loop as the watch saw it: 0 for one not
+        watched (not beating yet, or draining)."""
+        beat = self.beats.quiet_since(index, pid)
+        if beat is None:
+            return 0.0
+        return max(0, now - max(beat, self._since)) / 1e9
 
 
 def _hold(signum: int, frame: object) -> None:
@@ -642,10 +688,14 @@ def _exit_reason(exitcode: int | None) -> str:
         return f"signal{-exitcode}"
 
 
-def _lost_with_worker(exitcode: int | None, reason: str, in_flight: int | None, config: Config) -> str:
+def _lost_with_worker(exitcode: int | None, reason: str, in_flight: int | None, config: Config, *,
+                      restarted: bool = True) -> str:  # fmt: skip
     """What an operator is told a worker that died took with it: its calls in flight (how many, from its live gauges'
-    file), what it held not yet written (by the sinks `config` has), and where to look for why it ended."""
+    file), what it held not yet written (by the sinks `config` has), and where to look for why it ended (and that it
+    is counted, when it is `restarted`)."""
     counted = "Counted in lineage_proxy_worker_restarts_total and lineage_proxy_worker_calls_lost_total."
+    if not restarted:
+        counted = ""
     if exitcode == 0:  # `_serve` returned: it drained and flushed as any stop does
         return f"It stopped (a SIGTERM or SIGINT sent to it alone): its calls drained, its record flushed. {counted}"
     unrecorded = "lost unrecorded (no span, access line or edge; their clients saw the connection close)"
@@ -661,8 +711,9 @@ def _lost_with_worker(exitcode: int | None, reason: str, in_flight: int | None, 
     why = {
         "sigkill": "SIGKILL: the kernel's log (dmesg) says whether the OOM killer sent it.",
         "exit": "It ended itself: its own lines above say why.",
+        "stalled": "Its own last lines may say what it was doing.",
     }.get(reason, f"{reason.upper()}: a crash, or another process's signal.")
-    return f"{lost} {why} {counted}"
+    return f"{lost} {why} {counted}".rstrip()
 
 
 def run_workers(config_path: str, config: Config, workers: int) -> int:
@@ -696,10 +747,12 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         release([*claims, *reserved.values()])
         shutil.rmtree(metrics_dir, ignore_errors=True)
         raise
-    counted.unclean_stops.inc(markers.unclean_stops())
+    counted.unclean_stops.inc(markers.newly_found())
     # a POST /lora-adapters one worker relays makes every worker read the scales again (`checkpoints.Changes`)
     share_changes()
-    share_beats(workers)  # a /readyz probe any worker answers says whether every worker turns its loop
+    # a /readyz probe any worker answers says whether every worker turns its loop; one that stays stalled is killed
+    watchdog = Watchdog(share_beats(workers))
+    killed: dict[int, int] = {}  # workers the watchdog killed, not reaped yet: index -> pid
     children: dict[int, multiprocessing.process.BaseProcess] = {}
     stopping = False
     failed = False
@@ -863,24 +916,62 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             while kind == "stopped" and not stopping:
                 stopped_alone(index)
                 kind, error = spawn(index)
+            watchdog.waited()
             if kind == "error" and not stopping:
                 log.error("%s; starting it again in %gs", error, wait)
                 children.pop(index).join(5)
                 retrying[index] = (time.monotonic() + wait, min(wait * 2, RESTART_RETRY_MAX_S))
 
+        def watch() -> None:
+            """Kill the workers whose loop has not turned for `limits.worker_stall_s` (`Watchdog`), at a stop too (one
+            stalled does not drain: the stop would wait for it for good); the loop below reaps and restarts them."""
+            now = watchdog.look()
+            bound = running.limits.worker_stall_s
+            if not bound:
+                return
+            for index, child in children.items():
+                pid = child.pid
+                if pid is None or index in killed:
+                    continue
+                quiet = watchdog.quiet(index, pid, now)
+                if quiet < bound:
+                    continue
+                in_flight = metrics.in_flight_of(pid, metrics_dir)  # as it stalled: it writes no more
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed[index] = pid
+                follow_logging()
+                log.error("worker-%d (pid %d) has not turned its event loop for %.0fs (limits.worker_stall_s: %g; "
+                          "stopped, or its loop blocked: a hung file system, code that never yields), while the "
+                          "kernel still gave it its share of the new connections: killed with SIGKILL (a SIGTERM's "
+                          "drain needs the loop that does not turn); %s %s", index, pid, quiet, bound,
+                          "the proxy is stopping: it is not restarted." if stopping else "restarting it.",
+                          _lost_with_worker(-signal.SIGKILL, "stalled", in_flight, running,
+                                            restarted=not stopping))  # fmt: skip
+                if not stopping:
+                    counted.worker_died("stalled", in_flight)
+
         while children:
             for index, child in list(children.items()):
                 child.join(0.2)
                 follow_logging()
+                watch()
                 if child.exitcode is None:
                     continue
                 del children[index]
+                watchdog.beats.leave(index)  # its pid, until its successor beats: none a new process could take
+                stalled = killed.pop(index, None) is not None  # said and counted as it was killed
                 in_flight = None
                 if child.pid is not None:
-                    if not stopping:  # read from its live gauges' file before it goes
+                    if not stopping and not stalled:  # read from its live gauges' file before it goes
                         in_flight = metrics.in_flight_of(child.pid, metrics_dir)
                     metrics.process_gone(child.pid, metrics_dir)
                 if stopping:
+                    continue
+                if stalled:
+                    if marker is not None and child.pid is not None:
+                        marker.forget(child.pid)
+                    restart(index, RESTART_RETRY_S)
                     continue
                 reason = _exit_reason(child.exitcode)
                 counted.worker_died(reason, in_flight if child.exitcode else 0)
@@ -890,6 +981,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                     marker.forget(child.pid)  # said: not again at the next start
                 restart(index, RESTART_RETRY_S)
             counted.log_lines(logs.dropped())
+            counted.unclean_stops.inc(markers.newly_found())  # said later by its heartbeat (`markers.FRESH_S`)
             for index, (due, wait) in sorted(retrying.items()):
                 if not stopping and time.monotonic() >= due:
                     del retrying[index]

@@ -85,10 +85,11 @@ def test_without_locks_the_pid_and_its_start_tell(tmp_path: Path) -> None:
     """A file system without locks: the marker's pid alive, started when it says, in this boot, is running."""
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        running = {"pid": sleeper.pid, "boot": markers._boot(), "ticks": markers._started(sleeper.pid)}
+        running = {"pid": sleeper.pid, "boot": markers._boot(), "ticks": markers._started(sleeper.pid),
+                   "pidns": markers._namespace()}  # fmt: skip
         assert markers._alive(running)
-        assert not markers._alive(running | {"ticks": (markers._started(sleeper.pid) or 0) + 1})  # its pid used again
-        assert not markers._alive(running | {"boot": "another boot"})  # a power cut since
+        assert markers._alive(running | {"ticks": (markers._started(sleeper.pid) or 0) + 1}) is False  # pid used again
+        assert markers._alive(running | {"boot": "another boot"}) is None  # another host, or a power cut: unknown
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -24,6 +24,7 @@ routes: [{model: "*", upstream: vllm}]
 policy: {anonymous: allow, default_purpose: assistant}
 telemetry: {exporter: none}
 lineage: {store: "STORE"}
+limits: {worker_stall_s: 0}  # the worker stays stopped as long as the test wants: never killed (the watchdog's test)
 """
 WITHIN = 30.0  # the stall bound (server.STALL_S, 5 s), and probes that reach the stopped worker (each waits PROBE_S)
 PROBE_S = 0.5  # a probe's timeout: one that reaches the stopped worker waits this long (a kubelet's counts as failed)

@@ -49,6 +49,8 @@ from proxy.errors import ConfigError
 from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
 
+# `limits.worker_stall_s`, when not 0: no less than the stall a `--workers` /readyz reports (`server.STALL_S`)
+WORKER_STALL_MIN_S: Final = 5.0
 T = TypeVar("T")
 
 
@@ -1038,7 +1040,7 @@ class _Reader:
         known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
                  "header_timeout_s", "max_header_bytes", "max_headers", "max_connections", "max_concurrent_streams",
                  "bodies_max_bytes", "grpc_stream_window_bytes", "grpc_max_calls", "grpc_request_timeout_s",
-                 "grpc_max_reply_bytes")  # fmt: skip
+                 "grpc_max_reply_bytes", "worker_stall_s")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
         limits = Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
@@ -1056,7 +1058,11 @@ class _Reader:
             grpc_max_calls=s.read("grpc_max_calls", partial(self.integer, minimum=1)),
             grpc_request_timeout_s=s.read("grpc_request_timeout_s", partial(self.number, minimum=0.01)),
             grpc_max_reply_bytes=s.read("grpc_max_reply_bytes", self.positive_or_none),
+            worker_stall_s=s.read("worker_stall_s", self.number),
         )
+        if 0 < limits.worker_stall_s < WORKER_STALL_MIN_S:
+            self.problem("limits.worker_stall_s", f"must be 0 (never) or >= {WORKER_STALL_MIN_S:g} (the stall /readyz "
+                         f"reports: a worker is out of traffic before it is killed), got {limits.worker_stall_s:g}")  # fmt: skip
         if limits.grpc_stream_window_bytes > 2**31 - 1:  # HTTP/2's largest window (and grpc's option, a C int)
             self.problem("limits.grpc_stream_window_bytes", f"{limits.grpc_stream_window_bytes} is more than HTTP/2's "
                          "largest window, 2147483647")  # fmt: skip

@@ -246,6 +246,10 @@ class Limits:
     # upstream (buggy or hostile) answering with one of gigabytes had the proxy hold all of it. Past it the call ends
     # RESOURCE_EXHAUSTED, recorded `reply_too_large`
     grpc_max_reply_bytes: int | None = None
+    # `serve --workers N`: a worker that has not turned its event loop for this long (stopped, its loop blocked) is
+    # killed (SIGKILL: a loop that does not turn cannot drain) and restarted by its supervisor (`workers.Watchdog`);
+    # 0: never
+    worker_stall_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,12 @@ and `require_record` zones fail closed. A journal that refuses writes (a full di
 replayed batch needs room) never stops the database path: writes go to the database directly while it
 answers, the backlog waiting (a batch replayed but not deleted counts once: its token).
 
+Each journaled row names the sidecar that journaled it (`lineage.sidecar`; journal format 2), and is replayed as
+that sidecar's, whoever replays it: a sidecar renamed while its journal holds a backlog, or a journal carried to
+another host, still files those calls under the name they were served by. A row journaled by a release before
+(format 1) names none, and is replayed as the replaying sidecar's (it was that sidecar's: a journal is one
+sidecar's own, and such a release named no other).
+
 A value the database refuses (a NUL character, a number out of range) never takes its batch down: the
 batch is written row by row, each row under a token of its own, and only the refused rows are set aside
 (the journal's `rejected` table).
@@ -89,6 +95,11 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (psycopg.Error, SchemaTooNew, int
 # what says the database refuses one of the values (a NUL character, a number out of range, a lone
 # surrogate): never any better on a retry, and only that row's fault
 VALUE_ERRORS: tuple[type[Exception], ...] = (psycopg.DataError, UnicodeEncodeError)
+
+# what a journal's rows hold: 2, the sidecar that journaled them too (a 12th item); 1 (or no `format` in `meta`): the
+# release before's 11-item rows, replayed as the replaying sidecar's. A journal of a format after FORMAT (a later
+# release's) is refused at the start, never replayed as a guess
+FORMAT = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -198,9 +209,25 @@ class Journal:
                 # a journal from before signatures (or one whose column was dropped, which looks the same): its
                 # batches are unsigned, so with a key they are set aside at replay, never signed as they stand
                 self._db.execute("ALTER TABLE entries ADD COLUMN mac TEXT")
+            self._format()
             self._claim()
             if key is not None and retired:
                 self._resign(key, retired)
+
+    def _format(self) -> None:
+        """In the opening write transaction: StartupError for a journal of a later release's format (its rows may say
+        what this one cannot read); otherwise marked FORMAT, what this release journals (it reads format 1 too)."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        try:
+            written = int(found[0]) if found is not None else 1
+        except (TypeError, ValueError):
+            written = FORMAT + 1  # not a number: not written by this release
+        if written > FORMAT:
+            raise StartupError(f"lineage journal {self.path}: written in format {str(found[0])[:20]!r} by a later "
+                               f"release (this one reads format {FORMAT} and before); replay it with that release, "
+                               "or point lineage.journal at a new file")  # fmt: skip
+        if written < FORMAT:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?)", (str(FORMAT),))
 
     def _resign(self, key: bytes, retired: tuple[bytes, ...]) -> None:
         """The batches signed with a `retired` key signed again with `key`, in the caller's write transaction: a
@@ -268,35 +295,44 @@ class Journal:
                              (token, len(rows), text, mac))  # fmt: skip
         self._held = held + len(rows)  # committed
 
-    def oldest(self, limit: int = 100, after: int | None = None) -> list[tuple[int, str, list[EdgeWrite] | str]]:
-        """The oldest batches (after the id `after`): (id, token, edge writes), or in place of the writes
-        why the batch may not be replayed (its signature does not match, or it is not a batch of edge writes).
+    def oldest(
+        self, limit: int = 100, after: int | None = None
+    ) -> list[tuple[int, str, list[EdgeWrite] | str, str | None]]:
+        """The oldest batches (after the id `after`): (id, token, edge writes, the sidecar that journaled them),
+        or in place of the writes why the batch may not be replayed (its signature does not match, it is not a
+        batch of edge writes, or its rows name two sidecars). The sidecar is None for a batch journaled by a
+        release before rows named it (format 1): it is replayed as the replaying sidecar's.
         ForeignJournal when another database's proxy has claimed the journal since."""
         other = self._other_database()
         if other is not None:
             raise self._foreign(other)
         found = self._db.execute("SELECT id, token, rows, mac FROM entries WHERE ? IS NULL OR id > ? ORDER BY id "
                                  "LIMIT ?", (after, after, limit)).fetchall()  # fmt: skip
-        batches: list[tuple[int, str, list[EdgeWrite] | str]] = []
+        batches: list[tuple[int, str, list[EdgeWrite] | str, str | None]] = []
         for id_, token, text, mac in found:
             if not isinstance(token, str) or not isinstance(text, str | bytes):  # edited by hand
-                batches.append((id_, str(token)[:60], "its token or rows are not text"))
+                batches.append((id_, str(token)[:60], "its token or rows are not text", None))
                 continue
             data = text.encode() if isinstance(text, str) else bytes(text)
             if self._key is not None and not (
                 isinstance(mac, str) and hmac.compare_digest(mac, _mac(self._key, token, data))
             ):
-                batches.append((id_, token, "its signature does not match: edited, or not written with this key"))
+                batches.append((id_, token, "its signature does not match: edited, or not written with this key", None))
                 continue
             try:
                 rows = _loads(data)
             except ValueError as exc:
-                batches.append((id_, token, f"not JSON ({exc})"))
+                batches.append((id_, token, f"not JSON ({exc})", None))
                 continue
             if not isinstance(rows, list) or not all(integrity.is_change(row) for row in rows):
-                batches.append((id_, token, "not a batch of edge writes"))
+                batches.append((id_, token, "not a batch of edge writes", None))
                 continue
-            batches.append((id_, token, [_write(row) for row in rows]))
+            # one sidecar journals a batch (`JournaledStore.upsert`): its rows name it, or none (format 1)
+            sidecars = {row[11] if len(row) > 11 else None for row in rows}
+            if len(sidecars) > 1:
+                batches.append((id_, token, "its rows name more than one sidecar, or some none: not one batch", None))
+                continue
+            batches.append((id_, token, [_write(row) for row in rows], sidecars.pop() if sidecars else None))
         return batches
 
     def reject(self, entry_id: int, why: str) -> bool:
@@ -348,7 +384,7 @@ class Journal:
 def _write(row: list[Any]) -> EdgeWrite:
     """A journaled row (`flat`'s) as an edge write, keyed by its rule (a row journaled by a release before
     edges were keyed by rule holds one too, or none: None, as ''; one journaled before reasons were kept
-    has none)."""
+    has none). Its sidecar (a 12th item) is the batch's: `oldest` returns it."""
     return (EdgeKey._make((*row[:6], row[9] or "")), row[6], row[7], row[8], row[10] if len(row) > 10 else None)
 
 
@@ -410,7 +446,7 @@ class JournaledStore:
         if direct and self._written(writes, token):
             return
         try:
-            self.journal.append(token, [flat(row) for row in writes])
+            self.journal.append(token, [flat(row, self.database.sidecar) for row in writes])
         except (JournalFull, sqlite3.Error) as exc:
             self._journal_refused(exc)
             if not direct and self._written(writes, token):  # behind a backlog, the database takes it directly
@@ -431,7 +467,7 @@ class JournaledStore:
             room = self.journal.max_rows - self.journal.held()
             if not 0 < room < len(writes):
                 return
-            self.journal.append(token, [flat(row) for row in writes[:room]])
+            self.journal.append(token, [flat(row, self.database.sidecar) for row in writes[:room]])
         except (JournalFull, sqlite3.Error):  # another process took the room meanwhile, or the file refuses
             return
         self.journaled += room
@@ -492,38 +528,40 @@ class JournaledStore:
         takes within LOCK_WAIT_S (a lock held elsewhere makes it wait as a silent one would)."""
         self.database.ping(LOCK_WAIT_S)
 
-    def _write(self, writes: list[EdgeWrite], token: str, entry_id: int | None) -> int:
+    def _write(self, writes: list[EdgeWrite], token: str, entry_id: int | None, sidecar: str | None = None) -> int:
         """Apply `writes` under `token`; the edge writes applied (0: the token was applied before). A batch
         holding a value the database refuses is written row by row, each under `token/i` (so a replay
         counts each once), and only the refused rows are set aside. Raises what says the database is
         away (DATABASE_ERRORS), or the journal's sqlite3.Error while setting rows of `entry_id` aside.
         Every write waits LOCK_WAIT_S at most for a lock another session holds (a `LOCK TABLE`, the chain's
         advisory lock held by a sidecar stuck inside its write), not the statement timeout: a new flow's
-        reply waits for its write, which is journaled then, as the writes after it are until the check passes."""
+        reply waits for its write, which is journaled then, as the writes after it are until the check passes.
+        `sidecar`: the one that journaled a replayed batch (None: this one's)."""
         try:
-            return len(writes) if self.database.apply(writes, token, lock_wait_s=LOCK_WAIT_S) else 0
+            return len(writes) if self.database.apply(writes, token, lock_wait_s=LOCK_WAIT_S, sidecar=sidecar) else 0
         except VALUE_ERRORS as exc:
             refused: list[tuple[EdgeWrite, BaseException]] = [(writes[0], exc)] if len(writes) == 1 else []
         applied = 0
         if not refused:
             for index, row in enumerate(writes):
                 try:
-                    applied += self.database.apply([row], f"{token}/{index}", lock_wait_s=LOCK_WAIT_S)
+                    applied += self.database.apply([row], f"{token}/{index}", lock_wait_s=LOCK_WAIT_S, sidecar=sidecar)
                 except VALUE_ERRORS as exc:
                     refused.append((row, exc))
-        self._refuse(entry_id, token, len(writes), refused)
+        self._refuse(entry_id, token, len(writes), refused, self.database.sidecar if sidecar is None else sidecar)
         return applied
 
     def _refuse(
-        self, entry_id: int | None, token: str, total: int, refused: list[tuple[EdgeWrite, BaseException]]
-    ) -> None:
+        self, entry_id: int | None, token: str, total: int, refused: list[tuple[EdgeWrite, BaseException]],
+        sidecar: str,
+    ) -> None:  # fmt: skip
         why = f"the database refuses its values: {one_line(refused[0][1])}"
         keys = ", ".join(ascii(tuple(row[0])) for row, _ in refused[:3]) + (", ..." if len(refused) > 3 else "")
         log.error("lineage database %s: %d of the %d edge writes of batch %s are not written, %s (%s); they are "
                   "kept in the journal %s's `rejected` table", redact(self.database.url), len(refused), total,
                   token, why, keys, self.journal.path)  # fmt: skip
         try:
-            if self.journal.set_aside(entry_id, token, [flat(row) for row, _ in refused], why):
+            if self.journal.set_aside(entry_id, token, [flat(row, sidecar) for row, _ in refused], why):
                 self.rejected += 1
         except sqlite3.Error as exc:
             if entry_id is not None:
@@ -556,7 +594,7 @@ class JournaledStore:
                 else:
                     self._unremoved.discard(oldest)  # room again: a full sweep, deleting as it goes
             visited = False  # a batch of this pass: one at least, however long reading the page took
-            for entry_id, token, rows in self._journaled(after):
+            for entry_id, token, rows, sidecar in self._journaled(after):
                 if visited and time.monotonic() > until:
                     stopped = True
                     break
@@ -567,7 +605,7 @@ class JournaledStore:
                             self._set_aside(entry_id, token, rows)
                             continue
                         reached = True
-                        self.replayed += self._write(rows, token, entry_id)
+                        self.replayed += self._write(rows, token, entry_id, sidecar)
                     except sqlite3.Error as exc:  # setting it (or its refused rows) aside: all of it next time
                         refused = refused or exc
                         continue
@@ -600,7 +638,7 @@ class JournaledStore:
         self._journal_ok()
         self._recovered()
 
-    def _journaled(self, after: int | None = None) -> Iterator[tuple[int, str, list[EdgeWrite] | str]]:
+    def _journaled(self, after: int | None = None) -> Iterator[tuple[int, str, list[EdgeWrite] | str, str | None]]:
         """The journal's batches (after the id `after`), oldest first, read a page at a time."""
         while page := self.journal.oldest(after=after):
             yield from page

@@ -148,6 +148,18 @@ class CountRunFacet(RunFacet):
 
 
 @attr.define
+class SidecarRunFacet(RunFacet):
+    """The sidecar (`lineage.sidecar`: a deployment of a fleet) that served the run's calls: the name its edges are
+    recorded under. A run's, not the job's: a checkpoint's job is one job whichever deployment serves it."""
+
+    name: str
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _facet_schema("SidecarRunFacet")
+
+
+@attr.define
 class LabelsDatasetFacet(DatasetFacet):
     """The data labels a dataset carries (the input's, or the output's: inputs' labels ∪ detected)."""
 
@@ -203,9 +215,12 @@ class OpenLineageRecorder:
     durable = False
 
     def __init__(
-        self, settings: OpenLineage, *, transport: Transport | None = None, kept_bytes: int = FLOWS_KEPT_BYTES
-    ) -> None:
+        self, settings: OpenLineage, *, transport: Transport | None = None, kept_bytes: int = FLOWS_KEPT_BYTES,
+        sidecar: str | None = None,
+    ) -> None:  # fmt: skip
+        """`sidecar`: this process's `lineage.sidecar`, named by each event (`lineageProxy_sidecar`); None names none."""
         self._settings = settings
+        self._sidecar = sidecar
         self._transport = transport  # None: built from settings on the sender thread (it may do I/O)
         self._target = _describe(settings.transport)
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=settings.queue_size)
@@ -871,6 +886,8 @@ class OpenLineageRecorder:
             ),
             "lineageProxy_zones": ZonesRunFacet(zones=list(facts.zones), producer=PRODUCER),
         }
+        if self._sidecar is not None:
+            run_facets["lineageProxy_sidecar"] = SidecarRunFacet(name=self._sidecar, producer=PRODUCER)
         if window is None:
             pattern = job_type_job.EmissionPattern(eventTrigger="EVENT_BASED", eventContentMode="COMPLETE_SNAPSHOT")
         else:

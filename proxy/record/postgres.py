@@ -112,25 +112,44 @@ CLOCK_SKEW_S = 60.0
 # clock, so what it recorded would be purged as expired by the fleet's next purge once it lags by the retention
 CLOCK_BEHIND_S = 1.0
 # the privileges a writer takes, table by table: a write (an upsert, its chain entry and token, `meta` at the start)
-# and a retention purge (edges, chain entries and tokens deleted; the anchor set)
+# and a retention purge (edges, chain entries and tokens deleted; the anchor set). Each names the columns its
+# statements name (one granted on some columns only must cover those: an `INSERT (caller, ...)` grant without
+# `sidecar` passed as "may insert" and then failed every write); DELETE is the table's ('')
+_EDGE_COLUMNS: Final = ("caller", "purpose", "input_labels", "checkpoint", "output_labels", "decision", "first_seen",
+                        "last_seen", "count", "rule", "reason", "sidecar")  # fmt: skip
 _WRITES: Final = (
-    *(("edges", p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE")),
-    *(("chain", p) for p in ("SELECT", "INSERT", "DELETE")),
-    *(("meta", p) for p in ("SELECT", "INSERT", "UPDATE")),
-    *(("applied", p) for p in ("SELECT", "INSERT", "DELETE")),
+    *(("edges", p, c) for p in ("SELECT", "INSERT") for c in _EDGE_COLUMNS),
+    *(("edges", "UPDATE", c) for c in ("count", "first_seen", "last_seen", "reason")),  # UPSERT's DO UPDATE SET
+    ("edges", "DELETE", ""),
+    *(("chain", "SELECT", c) for c in ("seq", "at", "body", "prev", "hash")),
+    *(("chain", "INSERT", c) for c in ("at", "body", "prev", "hash")),  # its seq is the sequence's
+    ("chain", "DELETE", ""),
+    *(("meta", p, c) for p in ("SELECT", "INSERT") for c in ("key", "value")),
+    ("meta", "UPDATE", "value"),
+    *(("applied", p, c) for p in ("SELECT", "INSERT") for c in ("token", "at")),
+    ("applied", "DELETE", ""),
 )
 # what this role lacks of `_WRITES` in the writer's schema (the first on its search path), and USAGE on the chain's
-# sequence (or UPDATE: nextval takes either), as (privilege, object) rows; every catalog and function pg_catalog's by
-# name
+# sequence (or UPDATE: nextval takes either), as (privilege, object, the columns it lacks it on when it has it on some)
+# rows (DELETE is the table's alone); a column the table does not have yet (a store a writer of this release has not re-keyed: the owner's start
+# adds it, and a table's grant covers it then) is not asked about; every catalog and function pg_catalog's by name
 _MISSING = """
-SELECT w.privilege, c.relname::pg_catalog.text FROM ROWS FROM (pg_catalog.unnest(%(tables)s::pg_catalog.text[]),
-        pg_catalog.unnest(%(privileges)s::pg_catalog.text[])) AS w(relname, privilege)
+SELECT w.privilege, c.relname::pg_catalog.text, CASE WHEN w.privilege OPERATOR(pg_catalog.=) 'DELETE' THEN NULL
+        WHEN pg_catalog.has_any_column_privilege(c.oid, w.privilege)
+        THEN pg_catalog.string_agg(a.attname::pg_catalog.text, ', ' ORDER BY a.attnum) END
+    FROM ROWS FROM (pg_catalog.unnest(%(tables)s::pg_catalog.text[]), pg_catalog.unnest(%(privileges)s::pg_catalog.text[]),
+        pg_catalog.unnest(%(columns)s::pg_catalog.text[])) AS w(relname, privilege, attname)
     JOIN pg_catalog.pg_class c ON c.relname OPERATOR(pg_catalog.=) w.relname::pg_catalog.name
         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.current_schema())
-    WHERE NOT CASE WHEN w.privilege OPERATOR(pg_catalog.=) 'DELETE' THEN pg_catalog.has_table_privilege(c.oid, 'DELETE')
-        ELSE pg_catalog.has_any_column_privilege(c.oid, w.privilege) END
+    LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+        AND a.attname OPERATOR(pg_catalog.=) w.attname::pg_catalog.name AND a.attnum OPERATOR(pg_catalog.>) 0
+        AND NOT a.attisdropped
+    WHERE CASE WHEN w.attname OPERATOR(pg_catalog.=) '' THEN NOT pg_catalog.has_table_privilege(c.oid, w.privilege)
+        WHEN a.attnum IS NULL THEN false
+        ELSE NOT pg_catalog.has_column_privilege(c.oid, a.attnum, w.privilege) END
+    GROUP BY w.privilege, c.relname, c.oid
 UNION ALL
-SELECT 'USAGE', 'sequence ' OPERATOR(pg_catalog.||) s.relname::pg_catalog.text FROM pg_catalog.pg_depend d
+SELECT 'USAGE', 'sequence ' OPERATOR(pg_catalog.||) s.relname::pg_catalog.text, NULL FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) d.objid
     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.refobjid AND c.relname OPERATOR(pg_catalog.=) 'chain'
         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.current_schema())
@@ -710,11 +729,16 @@ class PostgresStore:
     def _may_write(self, cur: psycopg.Cursor[Any]) -> None:
         """Refused (StartupError) when this role lacks a privilege its writes or its purges take (`_WRITES`), before
         anything is written: one without the chain's sequence started ready and journaled every write for as long as
-        it ran (as an outage that never ends); one that may not delete never purged. Column privileges count."""
-        cur.execute(_MISSING, {"tables": [t for t, _ in _WRITES], "privileges": [p for _, p in _WRITES]})
-        order = {(p, t): i for i, (t, p) in enumerate(_WRITES)}  # as _WRITES lists them, the sequence last
+        it ran (as an outage that never ends); one that may not delete never purged. Column privileges count: a
+        privilege granted on some of a table's columns must cover every column the writes name (`_WRITES`)."""
+        cur.execute(_MISSING, {"tables": [t for t, _, _ in _WRITES], "privileges": [p for _, p, _ in _WRITES],
+                               "columns": [c for _, _, c in _WRITES]})  # fmt: skip
+        order: dict[tuple[str, str], int] = {}
+        for t, p, _ in _WRITES:
+            order.setdefault((p, t), len(order))  # as _WRITES lists them, the sequence last
         found = sorted(cur.fetchall(), key=lambda row: order.get((row[0], row[1]), len(order)))
-        missing = [f"{escaped(str(what))} on {escaped(str(where))}" for what, where in found]
+        missing = [f"{escaped(str(what))} on {escaped(str(where))}"
+                   + (f" (its columns {escaped(str(columns))})" if columns else "") for what, where, columns in found]  # fmt: skip
         if not missing:
             return
         cur.execute("SELECT pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)")
@@ -914,12 +938,16 @@ class PostgresStore:
         """Add the rows' counts and chain them, in one transaction."""
         self.apply(rows, None)
 
-    def apply(self, rows: Iterable[EdgeWrite], token: str | None, *, lock_wait_s: float | None = None) -> bool:
+    def apply(
+        self, rows: Iterable[EdgeWrite], token: str | None, *, lock_wait_s: float | None = None,
+        sidecar: str | None = None,
+    ) -> bool:  # fmt: skip
         """`upsert`, and with `token` only when no write with that token was applied before (it is
         recorded in the same transaction); False when one was, and nothing is written. `lock_wait_s`: a
         lock held by another session is waited for that long at most (LockNotAvailable then), not for
-        the statement timeout (a journal's replay, or its first write after an outage)."""
-        params = [flat(row, self.sidecar) for row in rows]
+        the statement timeout (a journal's replay, or its first write after an outage). `sidecar`: the one that
+        recorded `rows` (a journal's replay: the sidecar that journaled them); None, this store's."""
+        params = [flat(row, self.sidecar if sidecar is None else sidecar) for row in rows]
         if not params:
             return True
         if self.unreachable is not None:

@@ -149,11 +149,16 @@ class SpanRecorder:
     name = "spans"  # SPANS (mypyc takes a literal only as a default)
     durable = False
 
-    def __init__(self, telemetry: Telemetry, sink: Sink | None = None) -> None:
+    def __init__(self, telemetry: Telemetry, sink: Sink | None = None, *, sidecar: str | None = None) -> None:
         # the telemetry.sdk entity's three attributes are all Required (the proxy is its own SDK: otlp.py)
         resource: dict[str, Any] = {"service.name": telemetry.service_name, "service.version": __version__,
                                     "telemetry.sdk.name": "lineage-proxy", "telemetry.sdk.language": "python",
                                     "telemetry.sdk.version": __version__}  # fmt: skip
+        if sidecar is not None:
+            # the deployment of a fleet (`lineage.sidecar`), the name its edges are recorded under: stable across
+            # restarts and pods, so not `service.instance.id` (unique per instance); a resource attribute, encoded
+            # once, never per span. `telemetry.resource_attributes` may set it otherwise
+            resource["lineage.sidecar"] = sidecar
         resource.update(dict(telemetry.resource_attributes))
         self.console = telemetry.exporter == "console"
         self.resource = resource

@@ -109,8 +109,8 @@ EdgeWrite = tuple[EdgeKey, float, float, int, str | None]
 def flat(row: EdgeWrite, sidecar: str | None = None) -> tuple[Any, ...]:
     """One edge write as statement parameters (and journal rows, and chain changes): the flow's fields,
     then first, last, count, rule ('' for none: it is part of the key), reason, and the `sidecar` writing it
-    (`lineage.sidecar`, a constant of the store's: a store's write, never a call, joins it; None: a journal's
-    row, which has none: its replay writes it as the replaying sidecar's)."""
+    (`lineage.sidecar`, a constant of the store's: a store's write, never a call, joins it, and a journal's, which
+    is replayed as that sidecar's; None: a row as the release before journaled it, with none)."""
     key = row[0]
     if sidecar is None:
         return (*key[:6], row[1], row[2], row[3], key.rule, row[4])

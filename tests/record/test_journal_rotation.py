@@ -21,7 +21,7 @@ def test_a_batch_signed_with_the_retired_key_after_the_rotation_is_set_aside(tmp
     late = Journal(tmp_path / "journal.db", key=OLD)  # whoever kept the old key, after the rotation
     late.append("forged", [flat((FLOW._replace(caller="mallory"), 2.0, 2.0, 1000, None))])
     late.close()
-    found = {token: rows for _, token, rows in rotated.oldest()}
+    found = {token: rows for _, token, rows, _ in rotated.oldest()}
     rotated.close()
     assert isinstance(found["t-1"], list)  # journaled before the rotation: replayed
     assert found["forged"] == "its signature does not match: edited, or not written with this key"

@@ -193,9 +193,9 @@ def test_a_fleet_store_and_its_journal_take_the_rotation(postgres: PostgresServe
     assert new.integrity(NEW).intact  # the old entries are cut: the new key alone verifies
     new.close()
     batches = Journal(tmp_path / "journal.db", key=NEW, retired=(OLD,)).oldest()
-    assert [(token, type(rows)) for _, token, rows in batches] == [("t-1", list)]  # replayed, not set aside
+    assert [(token, type(rows)) for _, token, rows, _ in batches] == [("t-1", list)]  # replayed, not set aside
     again = Journal(tmp_path / "journal.db", key=NEW).oldest()  # signed again with NEW as it was opened with it
-    assert [(token, type(rows)) for _, token, rows in again] == [("t-1", list)]
+    assert [(token, type(rows)) for _, token, rows, _ in again] == [("t-1", list)]
 
 
 def test_a_retired_key_file_that_is_no_key_is_a_usage_error(tmp_path: Path) -> None:

@@ -125,6 +125,7 @@ def type_of(facet_name: str) -> str:
         "lineageProxy_decision": "DecisionRunFacet",
         "lineageProxy_zones": "ZonesRunFacet",
         "lineageProxy_count": "CountRunFacet",
+        "lineageProxy_sidecar": "SidecarRunFacet",
     }[facet_name]
 
 

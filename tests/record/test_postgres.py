@@ -150,7 +150,7 @@ def test_journal_takes_writes_while_the_database_is_away_and_replays_them_once(
     finally:
         postgres.start()
     # a crash after an entry was applied but before it was deleted: the token keeps it from counting twice
-    entry_id, token, rows = store.journal.oldest()[0]
+    entry_id, token, rows, _ = store.journal.oldest()[0]
     assert store.database.apply(rows, token)
     store._next_try = 0.0  # the retry is due now (instead of waiting RETRY_S)
     replay_all(store)
@@ -193,7 +193,7 @@ def test_the_journal_limit_counts_the_writes_of_every_process_sharing_it(tmp_pat
     assert one.held() == two.held() == 1
     one.append("one:2", [row, row])
     assert two.held() == 3 and Journal(path, max_rows=3).held() == 3
-    assert [token for _, token, _ in two.oldest()] == ["two:1", "one:2"]
+    assert [token for _, token, _, _ in two.oldest()] == ["two:1", "one:2"]
     one.close()
     two.close()
 

@@ -240,9 +240,9 @@ def test_passes_over_batches_a_journal_cannot_delete_resume_after_them_and_reach
     read: list[int] = []  # the batches each pass reads from the journal
     oldest = store.journal.oldest
 
-    def counted(limit: int = 100, after: int | None = None) -> list[tuple[int, str, Any]]:
+    def counted(limit: int = 100, after: int | None = None) -> list[tuple[int, str, Any, Any]]:
         page = oldest(limit, after)
-        read.extend(entry_id for entry_id, _, _ in page)
+        read.extend(entry_id for entry_id, _, _, _ in page)
         return page
 
     store.journal.oldest = counted  # type: ignore[method-assign]
