@@ -60,8 +60,9 @@ class Beats:
     supervisor before it forks them: `share_beats`). Worker i writes its pid and when its process started into slot i
     as its HTTP listener opens (`serve`: a worker whose loop blocks from then on is stalled, whether it ever beat or
     not), then every BEAT_S from its loop the time (CLOCK_MONOTONIC: one clock for every process of the machine;
-    `beat`), and clears the pid as it stops accepting (`leave`); a readiness probe, whichever worker answers it, reads
-    the other slots (`stalled`). The kernel gives a worker that is stopped (SIGSTOP), or whose loop is blocked, its share of the new
+    `beat`), and marks it draining as it stops accepting (`drain`: still watched by the supervisor's watchdog, not
+    counted by readiness), then clears it once its record is flushed (`leave`); a readiness probe, whichever worker
+    answers it, reads the other slots (`stalled`). The kernel gives a worker that is stopped (SIGSTOP), or whose loop is blocked, its share of the new
     connections all the same: its calls and probes wait, while the others' probes said ready. A worker that died is not
     stalled (its connections go to the others): its slot is read as empty until it is started again."""
 
@@ -90,15 +91,22 @@ class Beats:
         """Worker `index` turns its loop now."""
         self._slots[3 * index - 2] = self.clock()
 
+    def drain(self, index: int, pid: int) -> None:
+        """Worker `index`, process `pid`, stops accepting: it is no longer one the kernel gives connections to (not
+        counted by readiness), but still beats from its loop as it drains and flushes, and is still watched (a drain
+        whose loop stalls would hold the stop for good): its pid negated."""
+        self._slots[3 * index - 3] = -pid
+
     def leave(self, index: int) -> None:
-        """Worker `index` stops accepting: it is no longer one the kernel gives connections to."""
+        """Worker `index` has stopped (its drain and flush are over): no longer watched."""
         self._slots[3 * index - 3] = 0
 
     def quiet_since(self, index: int, pid: int) -> int | None:
         """When worker `index` last said it turns its loop (CLOCK_MONOTONIC, ns; first as its HTTP listener opened),
-        if the slot is `pid`'s: None when it is not (that worker has not served yet, or stops accepting). The pid
-        first: a beat read after it is as new as the one that wrote it (`serve`)."""
-        if self._slots[3 * index - 3] != pid:
+        if the slot is `pid`'s (serving, or draining): None when it is not (that worker has not served yet, or has
+        stopped). The pid first: a beat read after it is as new as the one that wrote it (`serve`)."""
+        held = self._slots[3 * index - 3]
+        if held != pid and held != -pid:
             return None
         return self._slots[3 * index - 2]
 
@@ -109,7 +117,7 @@ class Beats:
         found = []
         for other in range(1, self.workers + 1):
             pid = self._slots[3 * other - 3]
-            if other == index or not pid or now - self._slots[3 * other - 2] < STALL_S * 1e9:
+            if other == index or pid <= 0 or now - self._slots[3 * other - 2] < STALL_S * 1e9:
                 continue
             if _serving_sibling(pid, self._slots[3 * other - 1]):
                 found.append(f"worker-{other} (pid {pid})")
@@ -405,11 +413,18 @@ class ProxyProcess:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight calls finish (bounded), then flush and close the record."""
+        if self._beats is not None:  # its listeners close now: the kernel gives it no more connections (it beats on)
+            self._beats.drain(self._index, os.getpid())
+        try:
+            await self._stop()
+        finally:  # stopped: what is left is the process's exit, not its loop's work
+            if self._beating is not None:
+                self._beating.cancel()
+            if self._beats is not None:
+                self._beats.leave(self._index)
+
+    async def _stop(self) -> None:
         drain = self.config.limits.drain_timeout_s
-        if self._beating is not None:  # its listeners close now: the kernel gives it no more connections
-            self._beating.cancel()
-        if self._beats is not None:
-            self._beats.leave(self._index)
         tasks = [server.shutdown(drain) for server in self._servers]
         if self._grpc is not None:
             tasks.append(self._grpc.stop(drain))
@@ -474,6 +489,13 @@ class ProxyProcess:
         (listen addresses, the metrics switch, the store, some limits). What a worker restarted since runs instead
         (`as_reloaded`) follows these rules."""
         old = self.config
+        fixed = [
+            f"lineage.{name}" for name in _LINEAGE_AT_START if getattr(new.lineage, name) != getattr(old.lineage, name)
+        ]
+        if fixed:  # in force as they were, as in a worker restarted since (`as_reloaded`): the boundary's baseline is
+            # resolved for the sidecar the store records under, and spans and OpenLineage events name that one too
+            new = replace(new, lineage=replace(new.lineage, **{name: getattr(old.lineage, name)
+                                                               for name in _LINEAGE_AT_START}))  # fmt: skip
         problem = self._cannot_apply(old.listen.tls, new.listen.tls) or self._cannot_record(self._store, new)
         if problem is not None:
             return self._refuse(problem)
@@ -507,9 +529,6 @@ class ProxyProcess:
             log.warning("reload: listen addresses changed; they take effect on restart only")
         if new.telemetry.metrics != old.telemetry.metrics:
             log.warning("reload: telemetry.metrics changed; it takes effect on restart only")
-        fixed = [
-            f"lineage.{name}" for name in _LINEAGE_AT_START if getattr(new.lineage, name) != getattr(old.lineage, name)
-        ]
         if fixed:
             log.warning("reload: %s changed; %s on restart only", ", ".join(fixed),
                         "it takes effect" if len(fixed) == 1 else "they take effect")  # fmt: skip

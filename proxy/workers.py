@@ -207,7 +207,8 @@ class Watchdog:
     long (stopped, blocked on a hung file system, spinning in C) still takes its share of the new connections, and its
     calls wait until their clients give up, for as long as it stays so. It is killed (SIGKILL: a SIGTERM's drain needs
     the loop that does not turn) and restarted, as one that died. A worker that has not beaten yet (still starting, a
-    slot holding no pid or another's) or that stops accepting (its slot cleared: draining) is not watched.
+    slot holding no pid or another's) or that has stopped (its slot cleared once its drain and flush are over) is not
+    watched; one draining is (its drain needs its loop: stalled, it would hold the stop for good).
 
     Time counts only while the supervisor itself looks: after a look `WATCH_GAP_S` late (the supervisor was stopped
     too, as a Ctrl-Z or `docker pause` stops every process; not a wait of its own for a worker to start: `waited`)
@@ -234,7 +235,7 @@ class Watchdog:
 
     def quiet(self, index: int, pid: int, now: int) -> float:
         """For how long (s) worker `index`, process `pid`, has not turned its loop as the watch saw it: 0 for one not
-        watched (not beating yet, or draining)."""
+        watched (not beating yet, or stopped)."""
         beat = self.beats.quiet_since(index, pid)
         if beat is None:
             return 0.0

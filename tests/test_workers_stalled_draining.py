@@ -1,0 +1,52 @@
+"""A `serve --workers N` worker whose event loop stalls while it drains (SIGSTOP here; a loop blocked on a hung file
+system the same) held the stop for good: it cleared its beat slot as it stopped accepting, so the supervisor's watchdog
+no longer watched it, and the supervisor waited for a worker that could not end its drain. A draining worker is still
+watched (readiness no longer counts it: it takes no connections): killed once its loop has not turned for
+`limits.worker_stall_s`, and the stop ends. A real `serve --workers 2`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import orjson
+
+from tests.test_workers import WAIT_S, Serve, alive
+from tests.test_workers_stalled_restarted import CONFIG, ROOT, STALL_S, in_flight, slow_call
+
+
+def test_a_worker_stalled_in_its_drain_is_killed_and_the_stop_ends(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
+                      .replace("STALL", str(STALL_S)).replace("drain_timeout_s: 2", "drain_timeout_s: 60"))  # fmt: skip
+    serve = Serve.workers(config, env={"PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)})
+    outcomes: list[str] = []
+    threads: list[threading.Thread] = []
+    try:
+        addresses = serve.ready()
+        workers = serve.children()
+        assert len(workers) == 2
+        calls = 4
+        threads = [threading.Thread(target=slow_call, args=(addresses["http"], outcomes)) for _ in range(calls)]
+        for thread in threads:
+            thread.start()
+        held = in_flight(tmp_path, workers, calls)
+        draining = max(workers, key=lambda pid: held[pid])  # (at least 2 of the 4 calls: its drain waits for them)
+        serve.proc.send_signal(signal.SIGTERM)
+        begun = serve.wait("stopping: draining in-flight calls", 2)  # each worker, as its drain begins
+        assert draining in {orjson.loads(line)["pid"] for line in begun}, begun
+        os.kill(draining, signal.SIGSTOP)  # its loop stalls mid-drain (its drain would wait 60 s for its calls)
+        # before: never said (the supervisor waited for it for good, a second stop signal or not)
+        said = orjson.loads(serve.wait("killed with SIGKILL")[0])["message"]
+        assert f"(pid {draining}) has not turned its event loop" in said, said
+        assert "the proxy is stopping: it is not restarted." in said, said
+        serve.proc.send_signal(signal.SIGUSR1)  # the other worker's drain cut short: its slow calls would hold 60 s
+        assert serve.proc.wait(WAIT_S) == 0, "".join(serve.err)
+        assert not alive(draining)
+    finally:
+        serve.end()
+        for thread in threads:
+            thread.join(WAIT_S)
