@@ -736,11 +736,7 @@ class OpenLineageRecorder:
                 if key not in self._held:
                     self._held_bytes -= flow_size(key)
                 self._inflight = (key, event, count)
-            sent = not (last and self._retry) and self._emit(transport, event)
-            with self._lock:
-                self._inflight = None
-                if not sent:
-                    self._retry.append((key, event, count))
+            self._send(transport, key, event, count, last)
         if not self._held or self._closed:
             return
         if end is None:
@@ -757,12 +753,16 @@ class OpenLineageRecorder:
                 count, facts = self._sending.pop(key)
                 event = self._event(key, facts, end, window=window, count=count)
                 self._inflight = (key, event, count)
-            # shutting down on a backend that refuses: no longer than one failure
-            sent = not (last and self._retry) and self._emit(transport, event)
-            with self._lock:
-                self._inflight = None
-                if not sent:
-                    self._retry.append((key, event, count))
+            self._send(transport, key, event, count, last)
+
+    def _send(self, transport: Transport, key: EdgeKey, event: RunEvent, count: int, last: bool) -> None:
+        """Send the event in flight (`_inflight`), kept to send again if the backend does not take it; shutting down
+        on a backend that refuses (`last`), no longer than one failure."""
+        sent = not (last and self._retry) and self._emit(transport, event)
+        with self._lock:
+            self._inflight = None
+            if not sent:
+                self._retry.append((key, event, count))
 
     def _probe(self, transport: Transport, end: float | None) -> bool:
         """Whether the backend takes another event than the first to send again (which failed
