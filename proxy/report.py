@@ -295,7 +295,11 @@ def _day(ts: float) -> str:
     return when(ts)[:16]
 
 
-def flows_table(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[str], baseline: bool) -> str:
+def flows_table(
+    rows: list[EdgeRow], unapproved: set[tuple[EdgeKey, str]], zoned: frozenset[str], baseline: bool
+) -> str:
+    """`unapproved`: the edges (flow, sidecar) the baseline does not approve: a row is one sidecar's edge, and an entry
+    naming `sidecars` approves a flow for some sidecars only."""
     body = []
     # the TABLE_MOST shown, newest first
     busiest = sorted(rows, key=lambda r: (-r.count, -r.last_seen, r.key, r.sidecar))
@@ -303,7 +307,8 @@ def flows_table(rows: list[EdgeRow], unapproved: set[EdgeKey], zoned: frozenset[
         key = row.key
         approved = ""
         if baseline:
-            approved = "<td>" + (chip("unapproved", "no") if key in unapproved else chip("ok", "yes")) + "</td>"
+            no = (key, row.sidecar) in unapproved
+            approved = "<td>" + (chip("unapproved", "no") if no else chip("ok", "yes")) + "</td>"
         body.append(
             f'<tr><td class="who">{esc(key.caller)}</td><td class="who">{esc(key.purpose or "-")}</td>'
             f'<td>{pills(split_labels(key.input_labels), zoned)}</td><td class="mono">{esc(key.checkpoint or "-")}</td>'
@@ -511,18 +516,29 @@ def policy_section(config: Config, baseline: Baseline | None, verdict: Verdict |
 
 
 def approved_section(baseline: Baseline, verdict: Verdict | None) -> str:
-    """The baseline's entries, each marked seen or not in the window."""
+    """The baseline's entries, each marked seen or not in the window; with the sidecars each approves when one names
+    them (`sidecars`: a flow another sidecar records is not approved by it, so a reviewer must see it)."""
     unseen = {a.location for a in verdict.unseen} if verdict is not None else set()
+    restricted = baseline.restricted
     entries = [
         f'<tr><td class="mono">{esc(a.location)}</td><td>{esc(a.caller)}</td><td>{esc(a.purpose or "-")}</td>'
         f'<td>{pills(a.labels, most=None)}</td><td class="mono">{esc(", ".join(a.checkpoints))}</td>'
-        f"<td>{esc(', '.join(a.decisions))}</td><td>{chip('muted', 'not seen') if a.location in unseen else chip('ok', 'seen')}"
-        f"</td></tr>"
+        f"<td>{esc(', '.join(a.decisions))}</td>{_sidecars(a.sidecars, a.restricted) if restricted else ''}"
+        f"<td>{chip('muted', 'not seen') if a.location in unseen else chip('ok', 'seen')}</td></tr>"
         for a in baseline.approvals
     ]
-    return "<h3>Approved flows</h3>" + table(
-        ["entry", "caller", "purpose", "labels", "checkpoints", "decisions", "in this window"], entries
-    )
+    head = ["entry", "caller", "purpose", "labels", "checkpoints", "decisions"]
+    return "<h3>Approved flows</h3>" + table([*head, *(["sidecars"] if restricted else []), "in this window"],
+                                             entries)  # fmt: skip
+
+
+def _sidecars(names: Sequence[str], restricted: bool) -> str:
+    """An entry's `sidecars` as a cell: the names and patterns, '' said as the edges recorded before sidecars were
+    named (as `verify` says it); any sidecar's when it names none."""
+    if not restricted:
+        return '<td class="muted">any sidecar</td>'
+    shown = ", ".join(esc(name) if name else '<span class="muted">(none named)</span>' for name in names)
+    return f'<td class="mono">{shown}</td>'
 
 
 # the rules a config names (a denial's `rule`): its zones', its routes' and its callers'
@@ -655,6 +671,7 @@ def render(
     given = [*configs] or ([config] if config is not None else [])
     verdict = check(rows, baseline) if baseline is not None else None
     unapproved = {row.key for row, _ in verdict.unapproved} if verdict is not None else set()
+    edges = {(row.key, row.sidecar) for row, _ in verdict.unapproved} if verdict is not None else set()
     zoned = frozenset(label for c in given for zone in c.zones for label in zone.labels)
     calls = sum(r.count for r in rows)
     denied = sum(r.count for r in rows if r.key.decision == "deny")
@@ -673,7 +690,7 @@ def render(
     if audit:
         cards.append(("warn", audit, "audit-mode denials"))
     if verdict is not None:
-        cards.append(("warn" if verdict.unapproved else "", len(verdict.unapproved), "unapproved flows"))
+        cards.append(("warn" if verdict.unapproved else "", verdict.flows()[0], "unapproved flows"))  # as "distinct"
     card_html = "".join(
         f'<div class="card {css}"><b>{value}</b><span>{esc(text)}</span></div>' for css, value, text in cards
     )
@@ -707,7 +724,7 @@ def render(
     sections.append(
         '<section id="flows"><h2>Every flow</h2><p class="lede">One row per lineage edge: caller, purpose, labels in, '
         "checkpoint, labels out, decision and the rule that decided it; zoned labels are red.</p>"
-        + flows_table(rows, unapproved, zoned, verdict is not None)
+        + flows_table(rows, edges, zoned, verdict is not None)
         + "</section>"
     )
     nav += [("denials", "Denials"), ("checkpoints", "Checkpoints"), ("flows", "Every flow")]

@@ -108,6 +108,13 @@ class Verdict:
     def ok(self) -> bool:
         return not self.unapproved
 
+    def flows(self) -> tuple[int, int]:
+        """The unapproved and approved flows, as `report` and `--write-baseline` count them: a flow several sidecars
+        recorded (an edge each) is one, unapproved when any sidecar's edge of it is (a baseline naming `sidecars`
+        approves it for some only), so the two add up to the store's flows."""
+        unapproved = {row.key for row, _ in self.unapproved}
+        return len(unapproved), len({row.key for row in self.approved} - unapproved)
+
 
 def check(rows: Iterable[EdgeRow], baseline: Baseline) -> Verdict:
     approved: list[EdgeRow] = []
@@ -193,9 +200,10 @@ def render_text(verdict: Verdict, baseline: str, store: str, since: str | None) 
         lines.append(escaped(f"UNSEEN {entry.location}: {entry.caller} acting for {entry.purpose or '-'} "
                              f"({', '.join(entry.decisions)}){recorded} matched no flow ({_window(since)})"))  # fmt: skip
     calls = sum(row.count for row, _ in verdict.unapproved)
+    unapproved, approved = verdict.flows()  # flows, not edges: one several sidecars recorded is one flow
     summary = (
-        f"{len(verdict.unapproved)} unapproved flow{'s' if len(verdict.unapproved) != 1 else ''} ({_calls(calls)}), "
-        f"{len(verdict.approved)} approved, {len(verdict.unseen)} approved entr{'ies' if len(verdict.unseen) != 1 else 'y'}"
+        f"{unapproved} unapproved flow{'s' if unapproved != 1 else ''} ({_calls(calls)}), "
+        f"{approved} approved, {len(verdict.unseen)} approved entr{'ies' if len(verdict.unseen) != 1 else 'y'}"
         f" unseen; the flows of {store} ({_window(since)}) against {baseline}"
     )
     lines.append(("FAIL: " if verdict.unapproved else "ok: ") + summary)
@@ -215,7 +223,7 @@ def render_json(verdict: Verdict, baseline: str, store: str, since_s: float | No
             "baseline": baseline,
             "store": store,
             "since_s": since_s,
-            "approved": len(verdict.approved),
+            "approved": verdict.flows()[1],
             "unapproved": [
                 {"kind": finding.kind, "message": finding.message, "edge": row.as_dict()}
                 for row, finding in verdict.unapproved

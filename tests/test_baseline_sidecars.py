@@ -58,7 +58,9 @@ def test_verify_judges_each_sidecars_edge_by_the_entries_for_its_flows(tmp_path:
     baseline.write_text(ONLY_A)
     said = cli("verify", "--store", str(store), "--baseline", str(baseline))
     assert said.returncode == 1, said.stdout + said.stderr
-    assert "FAIL: 1 unapproved flow (7 calls), 2 approved, 0 approved entries unseen" in said.stdout, said.stdout
+    # flows, not edges (as `report` and `--write-baseline` count them): ALLOWED is unapproved, for model-b-us's edge,
+    # and DENIED approved (before 2026-12-03, "2 approved": model-a-eu's edge of ALLOWED as well)
+    assert "FAIL: 1 unapproved flow (7 calls), 1 approved, 0 approved entries unseen" in said.stdout, said.stdout
     assert "UNAPPROVED new-sidecar: recorded by sidecar 'model-b-us'" in said.stdout, said.stdout
     as_json = orjson.loads(cli("verify", "--store", str(store), "--baseline", str(baseline), "--json").stdout)
     (unapproved,) = as_json["unapproved"]
@@ -66,7 +68,7 @@ def test_verify_judges_each_sidecars_edge_by_the_entries_for_its_flows(tmp_path:
 
     baseline.write_text(ONLY_A.replace('"model-a-*"', '"model-[ab]-*"'))  # both ways: approved for both now
     said = cli("verify", "--store", str(store), "--baseline", str(baseline))
-    assert said.returncode == 0 and "ok: 0 unapproved flows (0 calls), 3 approved" in said.stdout, said.stdout
+    assert said.returncode == 0 and "ok: 0 unapproved flows (0 calls), 2 approved" in said.stdout, said.stdout
 
     baseline.write_text(ONLY_A.replace('"model-a-*"', '"model-c"'))  # an entry no sidecar's flow used is unseen
     said = cli("verify", "--store", str(store), "--baseline", str(baseline))

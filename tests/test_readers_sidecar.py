@@ -94,7 +94,9 @@ def test_verify_names_the_sidecar_of_an_unapproved_flow(tmp_path: Path) -> None:
     baseline.write_text("version: 1\nflows:\n  - {caller: glasses-app, purpose: assistant, labels: [email]}\n")
     verified = cli("verify", "--store", str(store), "--baseline", str(baseline))
     assert verified.returncode == 1, verified.stdout + verified.stderr
-    assert "FAIL: 1 unapproved flow (14 calls), 2 approved" in verified.stdout  # both sidecars' allowed edges
+    # flows, as `report` and `--write-baseline` count them: the allowed flow both sidecars served is one (before
+    # 2026-12-03, "2 approved": its two edges)
+    assert "FAIL: 1 unapproved flow (14 calls), 1 approved" in verified.stdout
     assert "; 14 calls, last seen" in verified.stdout and "UTC, recorded by model-b-us\n" in verified.stdout
     as_json = orjson.loads(cli("verify", "--store", str(store), "--baseline", str(baseline), "--json").stdout)
     assert [found["edge"]["sidecar"] for found in as_json["unapproved"]] == ["model-b-us"]

@@ -648,8 +648,16 @@ class OpenLineageRecorder:
             raise ValueError(f"not a count event: {entry!r:.200}")
         run, at, namespace, start, end = texts
         str(uuid.UUID(run))  # a run id, or ValueError
+        # the sidecar that counted the calls (None: the event named none), not this one: a sidecar renamed between the
+        # spool's write and its send, or another sharing the directory, sent them under its own name. An entry of a
+        # release before 2026-12-03 has none: this sidecar's, as it was sent then
+        sidecar = entry.get("sidecar", self._sidecar)  # a dict: `entry["key"]` was one's
+        if not (sidecar is None or isinstance(sidecar, str)):
+            raise ValueError(f"not a sidecar's name: {sidecar!r:.200}")
         facts = _Facts(reason, tuple(zones))
-        return key, self._compose(key, facts, at, window=(start, end), count=count, run=run, namespace=namespace), count
+        event = self._compose(key, facts, at, window=(start, end), count=count, run=run, namespace=namespace,
+                              sidecar=sidecar)  # fmt: skip
+        return key, event, count
 
     def _take(self, timeout: float | None, sending: bool) -> _Item:
         """The next item, waited for without `_lock` and taken off the queue under it, together with what
@@ -864,7 +872,7 @@ class OpenLineageRecorder:
     ) -> RunEvent:
         """One flow as a self-contained COMPLETE run of its checkpoint's job."""
         nominal = None if window is None else (_iso(window[0]), _iso(window[1]))
-        return self._compose(key, facts, _iso(at), window=nominal, count=count)
+        return self._compose(key, facts, _iso(at), window=nominal, count=count, sidecar=self._sidecar)
 
     def _compose(
         self,
@@ -876,9 +884,10 @@ class OpenLineageRecorder:
         count: int = 0,
         run: str | None = None,
         namespace: str | None = None,
+        sidecar: str | None,
     ) -> RunEvent:
-        """`_event`, its times as written (ISO 8601); a spooled one's (`_from_entry`) with its runId and its job's
-        namespace as they were."""
+        """`_event`, its times as written (ISO 8601); a spooled one's (`_from_entry`) with its runId, its job's
+        namespace and its sidecar as they were. `sidecar`: named by `lineageProxy_sidecar` (None: no such facet)."""
         run_facets: dict[str, RunFacet] = {
             "lineageProxy_purpose": PurposeRunFacet(purpose=key.purpose, caller=key.caller, producer=PRODUCER),
             "lineageProxy_decision": DecisionRunFacet(
@@ -886,8 +895,8 @@ class OpenLineageRecorder:
             ),
             "lineageProxy_zones": ZonesRunFacet(zones=list(facts.zones), producer=PRODUCER),
         }
-        if self._sidecar is not None:
-            run_facets["lineageProxy_sidecar"] = SidecarRunFacet(name=self._sidecar, producer=PRODUCER)
+        if sidecar is not None:
+            run_facets["lineageProxy_sidecar"] = SidecarRunFacet(name=sidecar, producer=PRODUCER)
         if window is None:
             pattern = job_type_job.EmissionPattern(eventTrigger="EVENT_BASED", eventContentMode="COMPLETE_SNAPSHOT")
         else:
@@ -957,8 +966,10 @@ def _entry(key: EdgeKey, event: RunEvent, count: int) -> dict[str, Any]:
     nominal = facets["nominalTime"]
     decision = facets["lineageProxy_decision"]
     zones = facets["lineageProxy_zones"]
+    sidecar = facets.get("lineageProxy_sidecar")
     assert isinstance(nominal, nominal_time_run.NominalTimeRunFacet)
     assert isinstance(decision, DecisionRunFacet) and isinstance(zones, ZonesRunFacet)
+    assert sidecar is None or isinstance(sidecar, SidecarRunFacet)
     return {
         "runId": event.run.runId,
         "eventTime": event.eventTime,
@@ -969,6 +980,7 @@ def _entry(key: EdgeKey, event: RunEvent, count: int) -> dict[str, Any]:
         "key": list(key),
         "reason": decision.reason,
         "zones": list(zones.zones),
+        "sidecar": None if sidecar is None else sidecar.name,  # the sidecar that counted them, kept (`_from_entry`)
     }
 
 
