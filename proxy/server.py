@@ -39,7 +39,7 @@ from proxy.record.sinks import FanOut, Recorder
 from proxy.record.spans import SPANS, SpanRecorder
 from proxy.record.stores import PasswordFile, open_store
 from proxy.record.timings import TimingRecorder
-from proxy.tls import ListenerTls, listener_files, not_after
+from proxy.tls import ListenerRead, ListenerTls, not_after
 from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
@@ -210,6 +210,24 @@ def _grpc_started(limits: Limits) -> tuple[int, float, float, int, int, int, int
     return (limits.max_body_bytes, limits.idle_timeout_s, limits.header_timeout_s, limits.max_connections,
             limits.max_concurrent_streams, limits.grpc_stream_window_bytes, limits.grpc_max_calls,
             limits.bodies_max_bytes)  # fmt: skip
+
+
+class ReloadFiles:
+    """The TLS files a reload reads again (the listener's, an HTTPS or gRPC upstream's renewed in place), read with its
+    config off the event loop (`reload_soon`) and handed to `apply`: read on the loop, a file slow to come (a hung
+    mount, a FIFO) held every call and the stop itself for as long. An HTTP upstream's are read by its next
+    connection, on a thread (`ConnectionPool._context`)."""
+
+    listener: ListenerRead | None  # None: no TLS on the listener, before or after
+    upstreams: dict[str, Any]  # a gRPC upstream's files or the OSError reading them (`GrpcChannels.use`)
+
+    def __init__(self, new: Config, listener: bool, channels: bool) -> None:
+        self.listener = ListenerRead(new.listen.tls) if listener and new.listen.tls is not None else None
+        self.upstreams = {}
+        if channels:
+            from proxy.transport.grpc_channels import read_tls
+
+            self.upstreams = read_tls(new.upstreams)
 
 
 class ProxyProcess:
@@ -459,7 +477,7 @@ class ProxyProcess:
             while self._reload_again and not self._closing:
                 self._reload_again = False
                 try:
-                    new = await off_loop(lambda: load(path))
+                    new, files = await off_loop(lambda: self._load(path))
                 except ConfigError as exc:
                     self._refuse("Problems: " + "; ".join(exc.problems))
                     continue
@@ -468,11 +486,16 @@ class ProxyProcess:
                     self._refuse(f"cannot load {path}: {exc!r}")
                     continue
                 if not self._closing:
-                    self.apply(new, path)
+                    self.apply(new, path, files)
         except Exception:
             log.exception("reload of %s failed", path)
         finally:
             self._reloading = None
+
+    def _load(self, path: str) -> tuple[Config, ReloadFiles]:
+        """The config at `path` and the TLS files it names that a reload reads again (on a thread: `reload_soon`)."""
+        new = load(path)
+        return new, ReloadFiles(new, self._tls is not None, self.channels is not None)
 
     def reload(self, path: str) -> bool:
         """Swap in the config at `path` if it is valid and can be applied whole (`apply`); otherwise keep the old
@@ -483,8 +506,9 @@ class ProxyProcess:
             return self._refuse("Problems: " + "; ".join(exc.problems))
         return self.apply(new, path)
 
-    def apply(self, new: Config, path: str) -> bool:
+    def apply(self, new: Config, path: str, files: ReloadFiles | None = None) -> bool:
         """Swap in `new`, loaded from `path`, if it can be applied whole; otherwise keep the old one and say why.
+        `files`: its TLS files, as read with it off the loop (None: read now, on the loop).
         Nothing is reported reloaded while a setting it changed is not in force, except those named in a warning
         (listen addresses, the metrics switch, the store, some limits). What a worker restarted since runs instead
         (`as_reloaded`) follows these rules."""
@@ -499,8 +523,10 @@ class ProxyProcess:
         problem = self._cannot_apply(old.listen.tls, new.listen.tls) or self._cannot_record(self._store, new)
         if problem is not None:
             return self._refuse(problem)
-        try:  # before the HTTP listener's TLS reads the files again: whether they were renewed in place
-            new_grpc_server = self._grpc is not None and self._grpc_changed(old, new)
+        if files is None:
+            files = ReloadFiles(new, self._tls is not None, self.channels is not None)
+        try:  # before the HTTP listener's TLS takes the files read: whether they were renewed in place
+            new_grpc_server = self._grpc is not None and self._grpc_changed(old, new, files.listener)
         except OSError as exc:
             return self._refuse(f"listen.tls: cannot read its files: {exc}")
         spans: Recorder | None = None
@@ -511,7 +537,8 @@ class ProxyProcess:
                 return self._refuse(f"telemetry: cannot build the span exporter: {exc}")
         if self._tls is not None and new.listen.tls is not None:
             try:
-                auth_changed = self._tls.reload(new.listen.tls)  # the first change: nothing is applied if it fails
+                # the first change: nothing is applied if it fails
+                auth_changed = self._tls.reload(new.listen.tls, files.listener)
             except (OSError, ssl.SSLError) as exc:
                 if spans is not None:
                     self._retire(spans.stop())  # its export thread, never used
@@ -554,8 +581,8 @@ class ProxyProcess:
             self.pool.use(new.upstreams)  # the pools of upstreams it no longer names close their idle connections
         self.pool.reread_tls()  # HTTPS upstreams' files renewed in place: for the next connections
         if self.channels is not None:
-            self.channels.use(new.upstreams, self.channels.window_for(new.limits))  # a channel made with other
-            # settings, TLS files or window is replaced
+            # a channel made with other settings, TLS files or window is replaced
+            self.channels.use(new.upstreams, self.channels.window_for(new.limits), files.upstreams)
             if self._grpc is not None:
                 self._grpc.end_retired_watches()  # relayed to a server the config may no longer name
         self.config = new
@@ -605,19 +632,17 @@ class ProxyProcess:
                         "this process has no lineage store (lineage.store is opened at start): restart to apply it")  # fmt: skip
         return None
 
-    def _grpc_changed(self, old: Config, new: Config) -> bool:
+    def _grpc_changed(self, old: Config, new: Config, read: ListenerRead | None) -> bool:
         """Whether the gRPC listener must take `new` (`GrpcIngress.replace`: a renewed certificate for its next
         handshakes, or a new server): its TLS changed, in the config or in its files (renewed in place), or
         limits.max_body_bytes, idle_timeout_s, header_timeout_s, max_connections or max_concurrent_streams, which a
         grpc server takes at its
-        start (OSError: a file cannot be read)."""
+        start (OSError: a file cannot be read; `read`: the files as the reload read them)."""
         if new.listen.tls != old.listen.tls or _grpc_started(new.limits) != _grpc_started(old.limits):
             return True
         if new.limits.max_header_bytes != old.limits.max_header_bytes:  # the gRPC listener's metadata limit (`_open`)
             return True
-        return (
-            new.listen.tls is not None and self._tls is not None and listener_files(new.listen.tls) != self._tls.files
-        )
+        return read is not None and self._tls is not None and read.files_now() != self._tls.files
 
     async def settled(self) -> None:
         """Wait until what the last reload started is in place (the gRPC listener's new server)."""

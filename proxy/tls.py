@@ -18,12 +18,14 @@ and `x509_subject` on gRPC, whose `x509_subject_alternative_name` mixes every SA
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
 import re
 import ssl
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -177,6 +179,32 @@ def listener_files(tls: Tls) -> tuple[bytes, bytes, bytes | None]:
     return Path(tls.cert).read_bytes(), Path(tls.key).read_bytes(), ca
 
 
+class ListenerRead:
+    """The listener's TLS files as a reload reads them, on the thread that loads its config (`ProxyProcess.reload_soon`):
+    their contents and the context made from them, or why they cannot be used (OSError/ssl.SSLError, raised by
+    `ListenerTls.reload` and `files_now`). Read on the event loop, a file slow to come (a hung mount, a FIFO) held
+    every call and the stop itself for as long."""
+
+    files: tuple[bytes, bytes, bytes | None] | None
+    context: ssl.SSLContext | None
+    error: OSError | None
+
+    def __init__(self, tls: Tls) -> None:
+        self.files, self.context, self.error = None, None, None
+        try:
+            self.files = listener_files(tls)
+            self.context = server_context(tls)
+        except OSError as exc:  # ssl.SSLError is an OSError
+            self.error = exc
+
+    def files_now(self) -> tuple[bytes, bytes, bytes | None]:
+        """The files' contents (OSError when one could not be read)."""
+        if self.files is None:
+            assert self.error is not None
+            raise self.error
+        return self.files
+
+
 class ListenerTls:
     """The HTTP listener's TLS, replaced by a reload for every new connection.
 
@@ -203,12 +231,17 @@ class ListenerTls:
         self._latest = 0
         self.context.sni_callback = self._select
 
-    def reload(self, tls: Tls) -> bool:
-        """New handshakes use `tls`, its files read now (OSError/ssl.SSLError, and nothing changed, when
-        one cannot be used); connections already open keep theirs. True when client authentication
-        changed: the client CA bundle's contents, or whether a certificate is required."""
-        files = listener_files(tls)
-        context = server_context(tls)
+    def reload(self, tls: Tls, read: ListenerRead | None = None) -> bool:
+        """New handshakes use `tls`, its files as `read` (off the event loop; None: read now) found them
+        (OSError/ssl.SSLError, and nothing changed, when one cannot be used); connections already open keep
+        theirs. True when client authentication changed: the client CA bundle's contents, or whether a
+        certificate is required."""
+        if read is None:
+            read = ListenerRead(tls)
+        if read.error is not None:
+            raise read.error
+        assert read.files is not None and read.context is not None
+        files, context = read.files, read.context
         changed = (files[2], tls.require_client_cert) != (self.files[2], self._required)
         if changed:
             self._auth_changed = max(int(time.time()), self._latest + 1)
@@ -349,6 +382,38 @@ def client_context(tls: UpstreamTls | None) -> ssl.SSLContext:
     if tls is not None and tls.cert and tls.key:
         context.load_cert_chain(tls.cert, tls.key, password=_no_password)
     return context
+
+
+def client_context_in_thread(tls: UpstreamTls | None) -> asyncio.Future[ssl.SSLContext]:
+    """`client_context(tls)` made on a daemon thread of its own, its outcome the future's (an upstream's next
+    connection after a reload: `ConnectionPool._context`). Not the loop's executor (`asyncio.to_thread`): `asyncio.run`
+    and the interpreter's exit join its threads, so a file that never comes (a hung mount, a FIFO) held the stop for
+    good; a daemon thread is left behind."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[ssl.SSLContext] = loop.create_future()
+
+    def settle(result: ssl.SSLContext | None, error: BaseException | None) -> None:
+        if done.done():  # cancelled meanwhile
+            return
+        if error is not None:
+            done.set_exception(error)
+        elif result is not None:
+            done.set_result(result)
+
+    def run() -> None:
+        result: ssl.SSLContext | None = None
+        error: BaseException | None = None
+        try:
+            result = client_context(tls)
+        except BaseException as exc:  # handed to the loop, raised there
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: no one waits for it any more
+            pass
+
+    threading.Thread(target=run, name="lineage-proxy-upstream-tls", daemon=True).start()
+    return done
 
 
 def upstream_tls_files(tls: UpstreamTls) -> tuple[bytes | None, bytes | None, bytes | None]:

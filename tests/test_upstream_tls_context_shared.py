@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
+from proxy import tls as tls_module
 from proxy.config import Upstream, UpstreamTls
-from proxy.transport import pool as pool_module
 from proxy.transport.pool import ConnectionPool, UpstreamPool
 from tests.harness import dead_port
 
@@ -37,7 +37,7 @@ class Contexts:
 
 def tls_pool(monkeypatch: pytest.MonkeyPatch) -> tuple[ConnectionPool, Contexts]:
     contexts = Contexts()
-    monkeypatch.setattr(pool_module, "client_context", contexts)
+    monkeypatch.setattr(tls_module, "client_context", contexts)  # (`client_context_in_thread` calls it)
     tls = UpstreamTls(cert="client.pem", key="client.key")  # (files of its own: a reload reads them again)
     return UpstreamPool().pool(Upstream(name="tls", url=f"https://127.0.0.1:{dead_port()}", tls=tls)), contexts
 
@@ -87,7 +87,7 @@ def test_a_context_that_cannot_be_made_is_tried_again(monkeypatch: pytest.Monkey
         tries.append(tls)
         raise FileNotFoundError(2, "No such file or directory")
 
-    monkeypatch.setattr(pool_module, "client_context", unreadable)
+    monkeypatch.setattr(tls_module, "client_context", unreadable)
     pool = UpstreamPool().pool(Upstream(name="tls", url=f"https://127.0.0.1:{dead_port()}"))
 
     async def twice() -> None:

@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
+from proxy import tls as tls_module
 from proxy.config import Upstream, UpstreamTls
-from proxy.transport import pool as pool_module
 from proxy.transport.pool import UpstreamPool
 from tests.harness import dead_port
 
@@ -35,7 +35,7 @@ def test_an_upstream_context_is_made_off_the_event_loop(monkeypatch: pytest.Monk
         made_in.append(threading.current_thread())
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
-    monkeypatch.setattr(pool_module, "client_context", context)
+    monkeypatch.setattr(tls_module, "client_context", context)  # (`client_context_in_thread` calls it)
     pool = UpstreamPool().pool(Upstream(name="tls", url=f"https://127.0.0.1:{dead_port()}"))
 
     async def connect() -> threading.Thread:

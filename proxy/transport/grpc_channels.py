@@ -162,6 +162,7 @@ class GrpcChannels:
         # callable it made on one without a call of `channel` (`GrpcIngress._callable`): never rebound
         self.opened: dict[str, _Open] = {}
         self._wanted: dict[str, Upstream] | None = None  # the config in force's gRPC upstreams, once told
+        self._read: dict[str, Files] = {}  # TLS files a reload read for an upstream's next channel (`use`)
         self._retiring: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
         # each channel's own for the upstream's metadata (`model_metadata`: readiness, checkpoints), a connection of its
         # own, made on its first ask; retired with it
@@ -169,10 +170,18 @@ class GrpcChannels:
         self._window = WINDOW_BYTES  # each stream's receive window (`window_options`)
         self._most = REPLY_BYTES  # each call's largest reply message (`reply_limit`)
 
-    def use(self, upstreams: Iterable[Upstream], sizes: int | Sizes = WINDOW_BYTES) -> None:
+    def use(
+        self,
+        upstreams: Iterable[Upstream],
+        sizes: int | Sizes = WINDOW_BYTES,
+        read: dict[str, Files | OSError] | None = None,
+    ) -> None:
         """The config in force (at start and on every reload), with each call's window and largest reply message
-        (`window_for` its limits; a window alone: the default reply limit); TLS files are read again here."""
+        (`window_for` its limits; a window alone: the default reply limit); TLS files are read again here, or taken
+        from `read` (`read_tls`: a reload's, read off the event loop), which the next channel made for each is made
+        with."""
         self._wanted = {u.name: u for u in upstreams if u.grpc}
+        self._read = {name: files for name, files in read.items() if not isinstance(files, OSError)} if read else {}
         window, most = (sizes, REPLY_BYTES) if isinstance(sizes, int) else sizes
         rewindowed = window != self._window or most != self._most
         self._window = window
@@ -181,7 +190,7 @@ class GrpcChannels:
             wanted = self._wanted.get(name)
             if wanted is not None and not rewindowed and _shape(wanted) == _shape(entry.upstream):
                 try:
-                    same = entry.files == _files(wanted)
+                    same = entry.files == _read(wanted, read)
                 except OSError as exc:
                     log.warning("upstream %s: cannot read its TLS files: %s", name, exc.strerror or exc)
                     same = False
@@ -212,7 +221,9 @@ class GrpcChannels:
             return channel
         if entry is not None:
             self._retire(entry.channel)
-        files = _files(upstream)
+        files = self._read.pop(upstream.name, None)  # read by the reload that named it (`use`), off the loop
+        if files is None:
+            files = _files(upstream)
         channel = self._make(upstream, files)
         self.opened[upstream.name] = _Open(upstream, files, channel)
         return channel
@@ -298,3 +309,26 @@ class GrpcChannels:
 
 def _files(upstream: Upstream) -> Files | None:
     return upstream_tls_files(upstream.tls) if upstream.tls is not None else None
+
+
+def read_tls(upstreams: Iterable[Upstream]) -> dict[str, Files | OSError]:
+    """The TLS files of each gRPC upstream with TLS, as read now (or why one cannot be read): what a reload reads
+    off the event loop for `use`."""
+    read: dict[str, Files | OSError] = {}
+    for upstream in upstreams:
+        if upstream.grpc and upstream.tls is not None:
+            try:
+                read[upstream.name] = upstream_tls_files(upstream.tls)
+            except OSError as exc:
+                read[upstream.name] = exc
+    return read
+
+
+def _read(upstream: Upstream, read: dict[str, Files | OSError] | None) -> Files | None:
+    """`upstream`'s TLS files: as `read` holds them (OSError raised), else read now."""
+    files = read.get(upstream.name) if read is not None else None
+    if files is None:
+        return _files(upstream)
+    if isinstance(files, OSError):
+        raise files
+    return files

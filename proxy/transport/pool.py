@@ -47,7 +47,7 @@ import orjson
 from proxy.checkpoints import METADATA_TIMEOUT_S, MetadataStatus
 from proxy.config import Upstream
 from proxy.errors import Overloaded
-from proxy.tls import client_context
+from proxy.tls import client_context_in_thread
 from proxy.transport import MetadataTooLarge, UpstreamClosed, UpstreamConnectTimeout, UpstreamProtocolError
 from proxy.transport.connection import Connection
 
@@ -394,10 +394,10 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         settings = self.upstream.tls
         context = self._ssl
-        if self.tls and context is None:
-            context = await self._context()
         try:
             async with asyncio.timeout(self.upstream.connect_timeout_s):
+                if self.tls and context is None:  # (its files on a hung mount: no connection within the timeout)
+                    context = await self._context()
                 _, conn = await loop.create_connection(
                     functools.partial(Connection, loop, self._idle_lost),
                     self.host,
@@ -416,10 +416,11 @@ class ConnectionPool:
         """The upstream's CA and the proxy's client certificate, read in a thread: the system's CAs (no `ca` of its
         own) take ~40 ms of CPU to load, for which the event loop, and every call on it, would stand still. Made once
         for the connections opened meanwhile (each made its own: a burst of calls at start loaded the CAs once a
-        connection), and kept for the next ones (`_made`)."""
+        connection), and kept for the next ones (`_made`). Made on a daemon thread (`client_context_in_thread`): a file
+        that never comes (a hung mount) holds neither the stop nor, past its connect timeout, the calls."""
         making = self._making
         if making is None:
-            making = self._making = asyncio.ensure_future(asyncio.to_thread(client_context, self.upstream.tls))
+            making = self._making = client_context_in_thread(self.upstream.tls)
             making.add_done_callback(self._made)
         return await asyncio.shield(making)  # (a call that leaves does not cancel it for the others)
 
