@@ -15,7 +15,8 @@ says so; the supervisor starts it again, as it restarts a worker that exits. The
 worker that dies unexpectedly, with the config the proxy started with and the reloads applied since
 (`as_reloaded`): what only a restart applies (the lineage store, telemetry.metrics, listen addresses)
 stays as in its siblings. A worker whose event loop has not turned for `limits.worker_stall_s` is killed
-(SIGKILL) and restarted so too (`Watchdog`). Ports given as 0 are resolved once by the supervisor, which
+(SIGKILL) and restarted so too (`Watchdog`); one whose start has not said it serves within that and START_GRACE_S
+more is killed too, and started again as a failed restart is (the others watched meanwhile). Ports given as 0 are resolved once by the supervisor, which
 holds a bound but not listening SO_REUSEPORT socket (so it takes no connections) while workers listen on
 the same port.
 
@@ -199,6 +200,13 @@ FORK_GATE: Final = ForkGate()
 # the supervisor's own loop looks at its workers' beats every 0.2 s or so; a look this much later than the one before
 # (the whole process group stopped and continued: a terminal's Ctrl-Z and `fg`, `docker pause`) starts the watch again
 WATCH_GAP_S: Final = 2.0
+LOOK_S: Final = 0.2  # how often it looks, while it waits on a worker (to end, or to say it serves)
+# a worker that has not said it serves this long after it was started (killed with SIGKILL, said, started again as a
+# failed restart is; at the proxy's start, the start fails): its start's own waits (the lineage store's lock, up to
+# 10 s; upstreams' first metadata, up to 10 s) and this margin, beyond limits.worker_stall_s. With the watchdog off
+# (worker_stall_s: 0) it is counted as serving after START_WAIT_S, as before
+START_GRACE_S = 30.0
+START_WAIT_S = 60.0
 
 
 class Watchdog:
@@ -207,8 +215,8 @@ class Watchdog:
     long (stopped, blocked on a hung file system, spinning in C) still takes its share of the new connections, and its
     calls wait until their clients give up, for as long as it stays so. It is killed (SIGKILL: a SIGTERM's drain needs
     the loop that does not turn) and restarted, as one that died. A worker that has not beaten yet (still starting, a
-    slot holding no pid or another's) or that has stopped (its slot cleared once its drain and flush are over) is not
-    watched; one draining is (its drain needs its loop: stalled, it would hold the stop for good).
+    slot holding no pid or another's: its start is bounded instead, `START_GRACE_S`) or that has stopped (its slot
+    cleared once its drain and flush are over) is not watched; one draining is (its drain needs its loop: stalled, it would hold the stop for good).
 
     Time counts only while the supervisor itself looks: after a look `WATCH_GAP_S` late (the supervisor was stopped
     too, as a Ctrl-Z or `docker pause` stops every process; not a wait of its own for a worker to start: `waited`)
@@ -762,10 +770,41 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     running = config
     interrupts = 0  # SIGINTs: the second (and each after it) cuts the workers' drain short
 
+    def watch() -> None:
+        """Kill the workers whose loop has not turned for `limits.worker_stall_s` (`Watchdog`), at a stop too (one
+        stalled does not drain: the stop would wait for it for good); the loop below reaps and restarts them."""
+        now = watchdog.look()
+        bound = running.limits.worker_stall_s
+        if not bound:
+            return
+        for index, child in children.items():
+            pid = child.pid
+            if pid is None or index in killed:
+                continue
+            quiet = watchdog.quiet(index, pid, now)
+            if quiet < bound:
+                continue
+            in_flight = metrics.in_flight_of(pid, metrics_dir)  # as it stalled: it writes no more
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            killed[index] = pid
+            follow_logging()
+            log.error("worker-%d (pid %d) has not turned its event loop for %.0fs (limits.worker_stall_s: %g; "
+                      "stopped, or its loop blocked: a hung file system, code that never yields), while the "
+                      "kernel still gave it its share of the new connections: killed with SIGKILL (a SIGTERM's "
+                      "drain needs the loop that does not turn); %s %s", index, pid, quiet, bound,
+                      "the proxy is stopping: it is not restarted." if stopping else "restarting it.",
+                      _lost_with_worker(-signal.SIGKILL, "stalled", in_flight, running,
+                                        restarted=not stopping))  # fmt: skip
+            if not stopping:
+                counted.worker_died("stalled", in_flight)
+
     def spawn(index: int) -> tuple[str, str]:
         """Start worker `index` and wait for it to serve: ("ready", ""), ("stopped", "") when it stopped
         before serving (told to by a signal: the supervisor's, passed on, or one sent to it alone; or the
-        proxy is stopping and it was not started), or ("error", why it could not start)."""
+        proxy is stopping and it was not started, or was killed still starting `drain_timeout_s` + 5 s after the stop),
+        or ("error", why it could not start: a start that has not said it serves within `worker_stall_s` +
+        START_GRACE_S is killed, and is one). The other workers are watched while it waits."""
         # no load runs on another thread as the worker is forked (`FORK_GATE`); signals are taken meanwhile
         if not FORK_GATE.fork(FORK_WAIT_S) and not stopping:
             follow_logging()
@@ -798,14 +837,48 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             FORK_GATE.forked()
         send.close()
+        watchdog.waited()  # (the fork's wait for a load is not a pause of the whole proxy)
+        # the others are watched meanwhile (a stalled one was killed only once this wait ended); a start that has not
+        # said it serves within its bound is a failed start, killed (it has no beat: it was never watched)
+        stall = running.limits.worker_stall_s
+        bound = stall + START_GRACE_S if stall else START_WAIT_S
+        deadline = time.monotonic() + bound
+        stopped_at: float | None = None  # when it saw the proxy told to stop, while it waited
         outcome = "ready", ""
-        if receive.poll(60):
-            try:
-                kind, detail = receive.recv()
-                outcome = (kind, f"worker-{index}: {detail}" if kind == "error" else "")
-            except EOFError:  # it died before saying anything: its own traceback is on stderr
-                child.join(5)
-                outcome = "error", f"worker-{index} exited during startup with {child.exitcode}"
+        while True:
+            if receive.poll(LOOK_S):
+                try:
+                    kind, detail = receive.recv()
+                    outcome = (kind, f"worker-{index}: {detail}" if kind == "error" else "")
+                except EOFError:  # it died before saying anything: its own traceback is on stderr
+                    child.join(5)
+                    outcome = "error", f"worker-{index} exited during startup with {child.exitcode}"
+                break
+            watch()
+            if stopping and stopped_at is None:  # it was sent the SIGTERM: a start abandoned ends long before this
+                stopped_at = time.monotonic()
+                deadline = min(deadline, stopped_at + running.limits.drain_timeout_s + 5)
+            if time.monotonic() < deadline:
+                continue
+            if not stall and stopped_at is None:  # the watchdog is off: counted ready, as it always was
+                break
+            pid = child.pid
+            child.kill()
+            child.join()
+            if pid is not None:
+                metrics.process_gone(pid, metrics_dir)
+                if marker is not None:
+                    marker.forget(pid)  # said here: not again at the next start
+            receive.close()
+            if stopped_at is not None:
+                follow_logging()
+                log.error("worker-%d (pid %s) was still starting %gs after the proxy was told to stop (stopped, or its "
+                          "start blocked: a hung file system, a FIFO): killed with SIGKILL", index, pid,
+                          time.monotonic() - stopped_at)  # fmt: skip
+                return "stopped", ""
+            return "error", (f"worker-{index} (pid {pid}) has not said it serves {bound:g}s after it was started "
+                             f"(limits.worker_stall_s + {START_GRACE_S:g}s; stopped, or its start blocked: a hung "
+                             "file system, a FIFO): killed with SIGKILL")  # fmt: skip
         receive.close()
         return outcome
 
@@ -917,44 +990,15 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             while kind == "stopped" and not stopping:
                 stopped_alone(index)
                 kind, error = spawn(index)
-            watchdog.waited()
             if kind == "error" and not stopping:
                 log.error("%s; starting it again in %gs", error, wait)
                 children.pop(index).join(5)
                 retrying[index] = (time.monotonic() + wait, min(wait * 2, RESTART_RETRY_MAX_S))
-
-        def watch() -> None:
-            """Kill the workers whose loop has not turned for `limits.worker_stall_s` (`Watchdog`), at a stop too (one
-            stalled does not drain: the stop would wait for it for good); the loop below reaps and restarts them."""
-            now = watchdog.look()
-            bound = running.limits.worker_stall_s
-            if not bound:
-                return
-            for index, child in children.items():
-                pid = child.pid
-                if pid is None or index in killed:
-                    continue
-                quiet = watchdog.quiet(index, pid, now)
-                if quiet < bound:
-                    continue
-                in_flight = metrics.in_flight_of(pid, metrics_dir)  # as it stalled: it writes no more
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                killed[index] = pid
-                follow_logging()
-                log.error("worker-%d (pid %d) has not turned its event loop for %.0fs (limits.worker_stall_s: %g; "
-                          "stopped, or its loop blocked: a hung file system, code that never yields), while the "
-                          "kernel still gave it its share of the new connections: killed with SIGKILL (a SIGTERM's "
-                          "drain needs the loop that does not turn); %s %s", index, pid, quiet, bound,
-                          "the proxy is stopping: it is not restarted." if stopping else "restarting it.",
-                          _lost_with_worker(-signal.SIGKILL, "stalled", in_flight, running,
-                                            restarted=not stopping))  # fmt: skip
-                if not stopping:
-                    counted.worker_died("stalled", in_flight)
+            watchdog.waited()  # after the reap too: a slow one gave every worker a whole new bound
 
         while children:
             for index, child in list(children.items()):
-                child.join(0.2)
+                child.join(LOOK_S)
                 follow_logging()
                 watch()
                 if child.exitcode is None:
