@@ -1,17 +1,19 @@
-"""Reading a file the config names, interruptibly."""
+"""Reading a file the config names, interruptibly; work on a thread the stop does not wait for; a directory synced."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import select
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 _WAIT_MS = 100
+T = TypeVar("T")
 _held = threading.local()  # the lock this thread lets go of while it waits on a FIFO (`released_while_waiting`)
 
 
@@ -70,3 +72,45 @@ def _wait(poller: select.poll) -> bool:
         return bool(poller.poll(_WAIT_MS))
     finally:
         lock.acquire()
+
+
+def off_loop(work: Callable[[], T], name: str = "lineage-proxy-off-loop") -> asyncio.Future[T]:
+    """`work()` on a daemon thread of its own (`name`), its outcome the future's. Not the loop's executor
+    (`asyncio.to_thread`): `asyncio.run` and the interpreter's exit join its threads, so a read that never ends
+    (a hung mount, a FIFO nobody writes) would hold the stop for good; a daemon thread is left behind."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.done():  # cancelled meanwhile (the stop)
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = work()
+        except BaseException as exc:  # handed to the loop, raised there
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: no one waits for it any more
+            pass
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
+
+
+def sync_directory(path: str) -> None:
+    """fsync the directory `path`, so that a file just renamed into it outlives a power cut; not done where the file
+    system refuses it."""
+    with contextlib.suppress(OSError):
+        directory = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

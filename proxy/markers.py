@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from proxy.config import Config
+from proxy.files import sync_directory
 from proxy.record.stores import DEFAULT_JOURNAL, is_database
 
 log = logging.getLogger("lineage_proxy")
@@ -228,12 +229,7 @@ def _hold(where: str, run: str, role: str, config: Config, recheck_at: float = 0
                 os.unlink(temporary)
         log.warning("no running marker in %s (%s): if this proxy is killed, the next start cannot say so", where, exc)
         return None
-    with contextlib.suppress(OSError):
-        folder = os.open(where, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    sync_directory(where)
     return Marker(where, run, fd, path, recheck_at)
 
 

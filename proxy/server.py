@@ -16,7 +16,6 @@ import socket
 import ssl
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from proxy import logs, markers
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, Limits, Tls, load, read_secret
 from proxy.errors import ConfigError, StartupError
+from proxy.files import off_loop
 from proxy.ingress.http import HttpIngress
 from proxy.ingress.wire import LISTEN_BACKLOG, HttpConnection, HttpServer, Request
 from proxy.metrics import Metrics, log_lines, unclean_stops
@@ -477,7 +477,7 @@ class ProxyProcess:
             while self._reload_again and not self._closing:
                 self._reload_again = False
                 try:
-                    new, files = await off_loop(lambda: self._load(path))
+                    new, files = await off_loop(lambda: self._load(path), "lineage-proxy-reload")
                 except ConfigError as exc:
                     self._refuse("Problems: " + "; ".join(exc.problems))
                     continue
@@ -755,37 +755,6 @@ class ProxyProcess:
             self.metrics.publish(self._metric_lines(), sorted(book.reachable.items()), sorted(book.incomplete.items()))
         except Exception:
             log.exception("could not publish metrics for the other workers")
-
-
-def off_loop(work: Callable[[], T]) -> asyncio.Future[T]:
-    """`work()` on a daemon thread of its own, its outcome the future's. Not the loop's executor
-    (`asyncio.to_thread`): `asyncio.run` and the interpreter's exit join its threads, so a read that never ends
-    (a hung mount, a FIFO nobody writes) would hold the stop for good; a daemon thread is left behind."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if done.done():  # cancelled meanwhile (the stop)
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(result)  # type: ignore[arg-type]
-
-    def run() -> None:
-        result: T | None = None
-        error: BaseException | None = None
-        try:
-            result = work()
-        except BaseException as exc:  # handed to the loop, raised there
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop is closed: no one waits for it any more
-            pass
-
-    threading.Thread(target=run, name="lineage-proxy-reload", daemon=True).start()
-    return done
 
 
 def as_reloaded(current: Config, new: Config) -> Config | None:

@@ -25,13 +25,13 @@ import datetime as dt
 import re
 import ssl
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from proxy.config import Tls, UpstreamTls
+from proxy.files import off_loop
 
 
 def server_context(tls: Tls) -> ssl.SSLContext:
@@ -386,34 +386,9 @@ def client_context(tls: UpstreamTls | None) -> ssl.SSLContext:
 
 def client_context_in_thread(tls: UpstreamTls | None) -> asyncio.Future[ssl.SSLContext]:
     """`client_context(tls)` made on a daemon thread of its own, its outcome the future's (an upstream's next
-    connection after a reload: `ConnectionPool._context`). Not the loop's executor (`asyncio.to_thread`): `asyncio.run`
-    and the interpreter's exit join its threads, so a file that never comes (a hung mount, a FIFO) held the stop for
-    good; a daemon thread is left behind."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[ssl.SSLContext] = loop.create_future()
-
-    def settle(result: ssl.SSLContext | None, error: BaseException | None) -> None:
-        if done.done():  # cancelled meanwhile
-            return
-        if error is not None:
-            done.set_exception(error)
-        elif result is not None:
-            done.set_result(result)
-
-    def run() -> None:
-        result: ssl.SSLContext | None = None
-        error: BaseException | None = None
-        try:
-            result = client_context(tls)
-        except BaseException as exc:  # handed to the loop, raised there
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop is closed: no one waits for it any more
-            pass
-
-    threading.Thread(target=run, name="lineage-proxy-upstream-tls", daemon=True).start()
-    return done
+    connection after a reload: `ConnectionPool._context`; `files.off_loop`: a file that never comes, a hung mount or a
+    FIFO, held the stop for good on the loop's executor)."""
+    return off_loop(lambda: client_context(tls), "lineage-proxy-upstream-tls")
 
 
 def upstream_tls_files(tls: UpstreamTls) -> tuple[bytes | None, bytes | None, bytes | None]:

@@ -63,6 +63,7 @@ from openlineage.client.uuid import generate_new_uuid
 from proxy import __version__
 from proxy.config import OpenLineage
 from proxy.config.loader import redact_userinfo
+from proxy.files import sync_directory
 from proxy.flow import DENY, Call, Decision, Outcome, digest_cut
 from proxy.record.edges import FLOWS_KEPT_BYTES, edge_key, flow_size
 from proxy.record.sinks import Counts, StopOnce
@@ -1064,12 +1065,7 @@ class _Spool:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-        with contextlib.suppress(OSError):
-            directory = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+        sync_directory(self.directory)
         return path
 
     @staticmethod
@@ -1121,12 +1117,7 @@ class _Backlog:
         if self.fd is not None:
             os.close(self.fd)  # the file replaced: a reader that opened it finds it gone (`_Spool.claim`)
         self.fd = fd
-        with contextlib.suppress(OSError):
-            directory = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+        sync_directory(self.directory)
 
     def remove(self) -> None:
         """Its events are sent, or in the stop's spool file: the file goes, its lock held until then."""
