@@ -901,21 +901,21 @@ class GrpcIngress:
         second read returns once it has, its handler's cancel asked for by then, as in `_no_messages`), or its client
         ended its messages without sending one: recorded and answered INVALID_ARGUMENT (grpc's own unary handling
         answered nothing, and the call stayed open, unrecorded, until the client's deadline, or for good)."""
+        error: ProxyError
         if got is not None:
             await context.read()
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
-            ex, _ = self._exchange(adapter, target, method, _read(context))
-            await self._ends(ex, context).close(InvalidRequest(
+            error = InvalidRequest(
                 "no request message: the client ended its messages before sending one (a unary call takes one)"
-            ))  # fmt: skip
-            raise AssertionError("unreachable: close raises")
+            )
+        else:
+            timeout = self.ref.current.config.limits.grpc_request_timeout_s
+            error = MessageTimeout(f"the request message was not whole within limits.grpc_request_timeout_s "
+                                   f"({timeout:g}s) of the call's start")  # fmt: skip
         ex, _ = self._exchange(adapter, target, method, _read(context))
-        timeout = self.ref.current.config.limits.grpc_request_timeout_s
-        await self._ends(ex, context).close(MessageTimeout(
-            f"the request message was not whole within limits.grpc_request_timeout_s ({timeout:g}s) of the call's start"
-        ))  # fmt: skip
+        await self._ends(ex, context).close(error)
         raise AssertionError("unreachable: close raises")
 
     # -- inference
