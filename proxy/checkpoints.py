@@ -80,6 +80,17 @@ async def protocol_hint(upstream: Upstream, fetch: Fetch, exc: BaseException) ->
 # dialects whose metadata never names a checkpoint (passthrough reads none): only a pin or the reply does
 SILENT_DIALECTS = frozenset({"passthrough"})
 METADATA_TIMEOUT_S = 10.0  # how long one metadata request may take, at most (the transports read it too)
+
+
+def unreached_reason(exc: BaseException, upstream: Upstream) -> str:
+    """Why an upstream's metadata was not read, in words: a request that ran out of time raises a TimeoutError with
+    no text, which said only `TimeoutError` of a server that takes connections and answers nothing (hung)."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        bound = min(upstream.timeout_s, METADATA_TIMEOUT_S)
+        return f"no answer within {bound:g}s (its timeout_s, at most {METADATA_TIMEOUT_S:g}s for metadata)"
+    return str(exc) or type(exc).__name__
+
+
 # a name a refused call asks for is asked about again at most this often: what its Retry-After says
 NUDGE_GAP_S = float(CheckpointUnknown.retry_after_s)
 # a readiness probe (`check`) asks an upstream that is down again this long after its last try at least, doubled after
@@ -603,7 +614,7 @@ class CheckpointBook:
             where = " or ".join(a for a in (upstream.url, upstream.grpc) if a is not None)
             hint = plaintext_hint(unreached) or await protocol_hint(upstream, self._fetch, unreached)
             log.warning("upstream %s: metadata not reachable at %s: %s%s", name, where,
-                        str(unreached) or type(unreached).__name__, hint)  # fmt: skip
+                        unreached_reason(unreached, upstream), hint)  # fmt: skip
         if self.stale(name):  # (a round begun before the change may have answered it with what it changed)
             known.scales_unknown()
             incomplete = True

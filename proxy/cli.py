@@ -168,7 +168,7 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from proxy.detectors import Detectors
     from proxy.errors import ProxyError
     from proxy.flow import Call, TraceContext
-    from proxy.labels import format_labels, is_label, normalize, parse_labels
+    from proxy.labels import PURPOSE_GRAMMAR, format_labels, is_label, normalize, parse_labels
     from proxy.pipeline import known_labels, known_purposes, unknown_purpose
     from proxy.policy import Policy, Served, boundary_flow, decide, pinned
 
@@ -199,7 +199,7 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     if purpose is not None:  # normalised as serve normalises x-purpose (`Assistant` is `assistant`)
         purpose = normalize(purpose)
         if not is_label(purpose):
-            return _fail(f"--purpose: invalid purpose {args.purpose.strip()!r}")
+            return _fail(f"--purpose: invalid purpose {args.purpose.strip()!r}{PURPOSE_GRAMMAR}")
         nameable = known_purposes(config)
         if nameable is not None and not nameable.knows(purpose):  # as serve refuses it (x-purpose)
             return _fail(unknown_purpose(purpose, "--purpose").message)

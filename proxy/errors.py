@@ -88,8 +88,11 @@ class ProxyError(Exception):
 
 
 def _kserve_v1_call(path: str) -> bool:
-    """Whether `path` is a KServe V1 inference call's, `/v1/models/{name}:predict` or `:explain` (`kserve.split_path`)."""
-    return path.startswith("/v1/models/") and (path.endswith(":predict") or path.endswith(":explain"))
+    """Whether `path` is a KServe V1 inference call's, `/v1/models/{name}:predict` or `:explain`, as KServe's router
+    reads one (`kserve.v1_call_path`: `/v1/models/a/b:predict` is none, answered 404 in FastAPI's own shape)."""
+    from proxy.protocols.kserve import v1_call_path  # (here: that module raises this one's errors)
+
+    return v1_call_path(path)
 
 
 class InvalidRequest(ProxyError):

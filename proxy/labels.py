@@ -22,7 +22,11 @@ MAX_LABELS: Final = 64
 # request of a sequence made each call's record hold them all (400 requests: a 3.3 GB lineage store)
 MAX_CALL_LABELS: Final = 256
 _LABEL_MAX: Final = 128
-_LABEL: Final = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")  # at most _LABEL_MAX characters
+GRAMMAR: Final = "[a-z0-9][a-z0-9._:/-]{0,127}"  # of labels and purposes, as the errors that refuse one say it
+_LABEL: Final = re.compile(GRAMMAR)  # at most _LABEL_MAX characters
+# a purpose refused (`x-purpose`, `check --explain --purpose`): what it must be, as normalised (`Customer Support`
+# is `customer support`, its space no purpose's)
+PURPOSE_GRAMMAR: Final = f": purposes match {GRAMMAR}, once lower-cased"
 # characters that render as nothing: a label or purpose spelt with one is the same word to a reader
 INVISIBLE = dict.fromkeys(
     map(ord, "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
@@ -79,7 +83,7 @@ def check_labels(labels: Sequence[object], *, source: str) -> frozenset[str]:
             if not normalize(given):
                 continue
             raise InvalidRequest(
-                f"{source}: invalid label {echoed(given.strip())}: labels match [a-z0-9][a-z0-9._:/-]{{0,127}}",
+                f"{source}: invalid label {echoed(given.strip())}: labels match {GRAMMAR}",
                 param=source,
             )
         kept.append(label)

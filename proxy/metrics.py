@@ -97,8 +97,9 @@ LOG_LINES_DROPPED = _P + "log_lines_dropped_total"
 LOG_LINES_DROPPED_HELP = ("Log lines dropped because stderr took none (nothing read it) while a process held "
                           "logs.BUFFER_BYTES of lines for it.")  # fmt: skip
 # a worker's exit, as `lineage_proxy_worker_restarts_total{reason}` names it: the signal that ended it in lower case
-# (`sigkill`: the OOM killer, or `kill -9`), or `exit` (it ended itself). These two are exposed from the start, at 0
-WORKER_EXIT_REASONS = ("sigkill", "exit", "stalled")  # stalled: its loop did not turn (`workers.Watchdog`)
+# (`sigkill`: the OOM killer, or `kill -9`), or `exit` (it ended itself). These are exposed from the start, at 0.
+# stalled: its loop did not turn (`workers.Watchdog`); start_stalled: its start did not say it serves in time
+WORKER_EXIT_REASONS = ("sigkill", "exit", "stalled", "start_stalled")
 
 
 UNCLEAN_STOPS = _P + "unclean_stops_total"
@@ -111,6 +112,19 @@ def unclean_stops(found: int) -> tuple[str, str, str]:
     """The exposition lines of the earlier runs one process found ended without a stop (`proxy.markers`)."""
     return (f"# HELP {UNCLEAN_STOPS} {UNCLEAN_STOPS_HELP}", f"# TYPE {UNCLEAN_STOPS} counter",
             f"{UNCLEAN_STOPS} {found}")  # fmt: skip
+
+
+WORKERS_STALLED = _P + "workers_stalled"
+WORKERS_STALLED_HELP = ("--workers N: the other workers that serve and have not turned their event loop for 5 s, as "
+                        "the worker answering found them (those /readyz names in workers_stalled).")  # fmt: skip
+
+
+def workers_stalled(found: int) -> tuple[str, str, str]:
+    """The exposition lines of the workers the one answering a scrape finds stalled (`server.Beats.stalled`): read
+    by it as it answers, never summed over the workers (a sum of each worker's count counts a stalled worker N - 1
+    times)."""
+    return (f"# HELP {WORKERS_STALLED} {WORKERS_STALLED_HELP}", f"# TYPE {WORKERS_STALLED} gauge",
+            f"{WORKERS_STALLED} {found}")  # fmt: skip
 
 
 def log_lines(dropped: int) -> tuple[str, str, str]:
@@ -144,7 +158,8 @@ class Supervisor:
         self.restarts = Counter(
             _P + "worker_restarts", "Workers that died unexpectedly and were restarted, by the signal that ended "
             "them (sigkill: the OOM killer, or kill -9) or exit, or stalled: killed as its loop had not turned for "
-            "limits.worker_stall_s.", ["reason"], registry=None)  # fmt: skip
+            "limits.worker_stall_s, or start_stalled: killed as its start had not said it serves within "
+            "limits.worker_stall_s + 30 s.", ["reason"], registry=None)  # fmt: skip
         for reason in WORKER_EXIT_REASONS:
             self.restarts.labels(reason)
         self.calls_lost = Counter(

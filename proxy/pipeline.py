@@ -32,6 +32,7 @@ from proxy.flow import (
 )
 from proxy.labels import (
     MAX_CALL_LABELS,
+    PURPOSE_GRAMMAR,
     KnownLabels,
     bounded_text,
     check_labels,
@@ -44,7 +45,7 @@ from proxy.memo import Memo
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
-from proxy.protocols.oip import header_labels
+from proxy.protocols.oip import header_labels, passed_key_text, tracestate_text
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
@@ -169,6 +170,23 @@ def carried_too_many(count: int) -> InvalidRequest:
                           "new sequence, conversation or stream")  # fmt: skip
 
 
+# the protocols whose servers hand their model a call's header fields with its request (MLServer, KServe's model
+# server; Triton those a forward pattern names): the ingresses read them (`beside`), the pipeline those sent or not
+# as the call decides (`Pipeline._passed_on`)
+_FIELDS_TO_MODEL: Final = frozenset({"oip", "oip-grpc", "kserve"})
+
+
+def _headers_handed(config: Config) -> frozenset[str] | None:
+    """The upstreams (by name) whose server hands its model a call's header fields, where one does not (a Triton
+    without a header forward pattern: `Upstream.headers_to_model`); None where every one does (the default: a call's
+    fields are read with no look-up), or a zone may reroute calls to one that does (the fields are read before the
+    decision says where the call goes)."""
+    if all(upstream.headers_to_model for upstream in config.upstreams):
+        return None
+    handed = frozenset(upstream.name for upstream in config.upstreams if upstream.headers_to_model)
+    return None if any(zone.reroute_to in handed for zone in config.zones) else handed
+
+
 class Pipeline:
     def __init__(self, config: Config, runtime: Runtime) -> None:
         self.config = config
@@ -187,6 +205,7 @@ class Pipeline:
         # what the detectors found in a request's `beside` text (an OIP request's header fields), by the text: a client
         # sends the same fields on each of its calls (a User-Agent, an Accept), which are then not read again
         self.beside_found = Memo(BESIDE_KEPT, BESIDE_BYTES_KEPT)
+        self.headers_handed = _headers_handed(config)
 
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
@@ -268,7 +287,9 @@ class Pipeline:
                 )
             given, purpose = purpose, given_label(purpose)
             if purpose is None:
-                raise InvalidRequest(f"x-purpose: invalid purpose {echoed(given.strip())}", param="x-purpose")
+                raise InvalidRequest(
+                    f"x-purpose: invalid purpose {echoed(given.strip())}{PURPOSE_GRAMMAR}", param="x-purpose"
+                )
         labels = parse_labels(header("x-data-labels"))
         known = self.known
         if known is not None and labels:
@@ -294,6 +315,8 @@ class Pipeline:
                 labels = labels | carried
         if len(labels) > MAX_CALL_LABELS:
             raise carried_too_many(len(labels))
+        if protocol in _FIELDS_TO_MODEL and request.operation != "passthrough":
+            beside = self._passed_on(request, header, trace, beside)
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -302,7 +325,7 @@ class Pipeline:
             key_sha256=self.key_digest(header, x_api_key, memo),
             purpose=purpose or None,
             labels=labels,
-            detected=self._detected(request, beside),
+            detected=self._detected(request, beside if self.headers_handed is None else self._handed(request, beside)),
             input_digest=(request.digest or text_digest(request.texts)) if recorded else request.digest,
             params=request.params,
             stream=request.stream,
@@ -372,6 +395,28 @@ class Pipeline:
         if beside is not None:
             found = found | self._beside_labels(beside)
         return found | _TRUNCATED if request.unscanned else found
+
+    def _passed_on(self, request: Request, header: Header, trace: TraceContext, beside: str | None) -> str | None:
+        """`beside` (the header fields the ingress read) with the two the upstream is sent as they came, or not, as the
+        call decides, which an OIP or KServe server hands its model too: the `tracestate` forwarded with the trace, and
+        the caller's `Authorization` where no caller has a key and its route's upstream none of its own (a call a zone
+        reroutes is sent neither, and is read all the same: read before the decision)."""
+        if trace.tracestate is not None:
+            beside = tracestate_text(beside, trace.tracestate)
+        if not self.strips_auth:
+            authorization = header("authorization")
+            if authorization is not None:
+                routed = self.policy.route(request.model)
+                if routed is None or not routed[1].api_key:
+                    beside = passed_key_text(beside, authorization)
+        return beside
+
+    def _handed(self, request: Request, beside: str | None) -> str | None:
+        """`beside` (a call's header fields), or None where its route's upstream hands its model none of them
+        (`headers_handed`)."""
+        routed = self.policy.route(request.model)
+        handed = self.headers_handed
+        return None if routed is not None and handed is not None and routed[1].name not in handed else beside
 
     def _beside_labels(self, beside: str) -> frozenset[str]:
         """What the detectors find in `beside` (an OIP request's header fields, which MLServer hands the model apart
@@ -471,7 +516,7 @@ class Pipeline:
             unknown.caller = UNKNOWN_KEY
             raise unknown
         if name is None and not self.policy.anonymous_allowed and not self.policy.audit:
-            raise DENIAL_ERRORS["invalid_api_key"]("missing API key: send 'Authorization: Bearer <key>'")
+            raise DENIAL_ERRORS["invalid_api_key"](self.policy.missing_key(peer))
         return name
 
     def denial(self, decision: Decision) -> ProxyError:

@@ -126,6 +126,10 @@ class Policy:
             return None
         return caller if hmac.compare_digest(caller.api_key_sha256, key_sha256) else None
 
+    def missing_key(self, peer: tuple[str, ...]) -> str:
+        """Why a call without a key that no client certificate identifies is refused, and how to be identified."""
+        return MISSING_KEY + (OR_CERTIFICATE if self.callers_by_identity and not peer else "") + _certificate_note(peer)
+
     def unapproved(self, flow: Flow) -> Finding | None:
         """Why the baseline does not cover `flow`, or None when it does (or there is no baseline)."""
         if self.baseline is None:
@@ -301,6 +305,12 @@ def refuse(decision: Decision, policy: Policy, code: str, rule: str, reason: str
     return replace(decision, action=DENY, upstream=None, code=code, rule=rule, reason=reason)
 
 
+MISSING_KEY: Final = "missing API key: send 'Authorization: Bearer <key>'"
+# where callers are named by their client certificates, a call that showed none is told it may show one instead:
+# the key alone sent a caller that has no key after one
+OR_CERTIFICATE: Final = ", or a client certificate that names a caller (callers[].tls_identity)"
+
+
 def _certificate_note(peer: tuple[str, ...]) -> str:
     if len(peer) > 1:
         return (f" (the client certificate names {len(peer)} identities, {peer[0]!r} and {peer[1]!r}"
@@ -314,8 +324,7 @@ def _decide(call: Call, policy: Policy) -> Decision:
     caller = policy.caller(call.key_sha256, call.peer)
     if caller is None and (call.key_sha256 is not None or not policy.anonymous_allowed):
         if call.key_sha256 is None:
-            denial = ("invalid_api_key", "policy.anonymous",
-                      "missing API key: send 'Authorization: Bearer <key>'" + _certificate_note(call.peer))  # fmt: skip
+            denial = ("invalid_api_key", "policy.anonymous", policy.missing_key(call.peer))
         else:
             denial = ("invalid_api_key", "callers", "unknown API key")
     # a key no caller owns is not an unauthenticated call: its flows are kept apart (key guessing shows)

@@ -30,7 +30,7 @@ from proxy.errors import ConfigError, StartupError
 from proxy.files import off_loop
 from proxy.ingress.http import HttpIngress
 from proxy.ingress.wire import LISTEN_BACKLOG, HttpConnection, HttpServer, Request
-from proxy.metrics import Metrics, log_lines, unclean_stops
+from proxy.metrics import Metrics, log_lines, unclean_stops, workers_stalled
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
 from proxy.record.access import AccessRecorder
@@ -47,6 +47,7 @@ log = logging.getLogger("lineage_proxy")
 # what the lineage store and its writer read once, when the process starts (a reload says so)
 _LINEAGE_AT_START = ("store", "journal", "journal_max_rows", "integrity_key_file", "integrity_retired_key_files",
                      "password_file", "flush_interval_s", "retention_days", "head_log_interval_s", "sidecar")  # fmt: skip
+UPSTREAM_TLS_WAIT_S = 10.0  # the start waits this long at most for the HTTPS upstreams' TLS contexts (`_upstream_tls`)
 LONG_WAIT_S = 1.0  # waiting longer than this for upstreams' first metadata before serving is logged
 T = TypeVar("T")
 # `serve --workers N`: a worker that has not turned its event loop for this long (stopped, its loop blocked) makes
@@ -221,10 +222,10 @@ class ReloadFiles:
     listener: ListenerRead | None  # None: no TLS on the listener, before or after
     upstreams: dict[str, Any]  # a gRPC upstream's files or the OSError reading them (`GrpcChannels.use`)
 
-    def __init__(self, new: Config, listener: bool, channels: bool) -> None:
+    def __init__(self, new: Config, listener: bool) -> None:
         self.listener = ListenerRead(new.listen.tls) if listener and new.listen.tls is not None else None
         self.upstreams = {}
-        if channels:
+        if any(upstream.grpc for upstream in new.upstreams):  # (a reload may add the first: `_book` makes the channels)
             from proxy.transport.grpc_channels import read_tls
 
             self.upstreams = read_tls(new.upstreams)
@@ -347,6 +348,7 @@ class ProxyProcess:
 
     async def start(self) -> Bound:
         self.runtime.sinks.start()
+        await self._upstream_tls()  # before the first metadata request, as before the first call
         self.book.start()
         if self.metrics.shared is not None:
             self._publisher = asyncio.get_running_loop().create_task(self._publish_metrics())
@@ -380,6 +382,20 @@ class ProxyProcess:
         if self._beats is not None:
             self._beating = asyncio.get_running_loop().create_task(self._beat(self._beats, self._index))
         return self.bound
+
+    async def _upstream_tls(self) -> None:
+        """The HTTPS upstreams' TLS contexts, made off the event loop before anything connects to them, for
+        UPSTREAM_TLS_WAIT_S at most (`UpstreamPool.prepare_tls`): made by the first connection, the system's CAs (an
+        upstream with no `ca`: ~40 ms of CPU, seconds on a busy host) took that connection's connect_timeout_s, and
+        under ~0.1 s the first calls failed 502. One not made by then is waited for by the first connection, as before."""
+        making = self.pool.prepare_tls(self.config.upstreams)
+        if not making:
+            return
+        _, pending = await asyncio.wait(making, timeout=UPSTREAM_TLS_WAIT_S)
+        if pending:
+            log.warning("serving before the TLS context of %d HTTPS upstream(s) was made (%gs; a file on a hung mount?): "
+                        "their first connections wait for it within their connect_timeout_s", len(pending),
+                        UPSTREAM_TLS_WAIT_S)  # fmt: skip
 
     async def _beat(self, beats: Beats, index: int) -> None:
         """Say every BEAT_S that this worker turns its loop (`Beats`): from the loop itself, so a loop that does not
@@ -495,7 +511,7 @@ class ProxyProcess:
     def _load(self, path: str) -> tuple[Config, ReloadFiles]:
         """The config at `path` and the TLS files it names that a reload reads again (on a thread: `reload_soon`)."""
         new = load(path)
-        return new, ReloadFiles(new, self._tls is not None, self.channels is not None)
+        return new, ReloadFiles(new, self._tls is not None)
 
     def reload(self, path: str) -> bool:
         """Swap in the config at `path` if it is valid and can be applied whole (`apply`); otherwise keep the old
@@ -524,7 +540,7 @@ class ProxyProcess:
         if problem is not None:
             return self._refuse(problem)
         if files is None:
-            files = ReloadFiles(new, self._tls is not None, self.channels is not None)
+            files = ReloadFiles(new, self._tls is not None)
         try:  # before the HTTP listener's TLS takes the files read: whether they were renewed in place
             new_grpc_server = self._grpc is not None and self._grpc_changed(old, new, files.listener)
         except OSError as exc:
@@ -548,8 +564,9 @@ class ProxyProcess:
             self._certificate_expiry()
         if new_grpc_server:
             limits = new.limits
+            read = files.listener.files if files.listener is not None else None  # (off the loop: never again on it)
             self._grpc_replacing = asyncio.get_running_loop().create_task(
-                self._grpc.replace(new.listen.tls, limits.max_body_bytes, limits.drain_timeout_s)
+                self._grpc.replace(new.listen.tls, limits.max_body_bytes, limits.drain_timeout_s, read)
             )
         before, after = old.listen, new.listen
         if (after.http, after.grpc, after.admin) != (before.http, before.grpc, before.admin):
@@ -719,15 +736,19 @@ class ProxyProcess:
         conn.reply(request, *(answer or (404, b"text/plain; charset=utf-8", b"not found\n")))
 
     def metrics_text(self) -> str:
-        """Prometheus text exposition: with --workers N, every worker's series summed (proxy/metrics.py)."""
+        """Prometheus text exposition: with --workers N, every worker's series summed (proxy/metrics.py), and the
+        workers this one finds stalled now, as /readyz does (`lineage_proxy_workers_stalled`)."""
         book = self.book
-        return self.metrics.render(
+        text = self.metrics.render(
             self._metric_lines(), sorted(book.reachable.items()), sorted(book.incomplete.items())
         )
+        if self._beats is None:
+            return text
+        return text + "".join(line + "\n" for line in workers_stalled(len(self._beats.stalled(self._index))))
 
     def _metric_lines(self) -> list[str]:
-        """What the sinks count, the log lines this process dropped, and the HTTP listener's bodies held, as exposition
-        lines."""
+        """What the sinks count, the log lines this process dropped, the listeners' bodies held and the gRPC listener's
+        request messages arriving, as exposition lines."""
         lines = list(self.runtime.sinks.metrics())
         lines += log_lines(logs.dropped())
         if self.metrics.shared is None:  # one process (a `--workers` supervisor counts them in its own file)
@@ -739,6 +760,15 @@ class ProxyProcess:
                 "held in memory now (at most limits.bodies_max_bytes a listener).",
                 "# TYPE lineage_proxy_request_bodies_held_bytes gauge",
                 f"lineage_proxy_request_bodies_held_bytes {held}",
+            ]
+        if self._grpc is not None:
+            arriving = self._grpc.room.taken + self._grpc.health_room.taken
+            lines += [
+                "# HELP lineage_proxy_grpc_request_messages_arriving_bytes gRPC request messages asked of grpc before "
+                "their calls are decided, each counted at the most grpc takes (at most limits.grpc_arriving_max_bytes, and "
+                "16 health checks').",
+                "# TYPE lineage_proxy_grpc_request_messages_arriving_bytes gauge",
+                f"lineage_proxy_grpc_request_messages_arriving_bytes {arriving}",
             ]
         return lines
 

@@ -172,7 +172,10 @@ def _no_password() -> bytes:
                        "store the key unencrypted, readable by the proxy alone")  # fmt: skip
 
 
-def listener_files(tls: Tls) -> tuple[bytes, bytes, bytes | None]:
+ListenerFiles = tuple[bytes, bytes, bytes | None]  # a listener's certificate, key and client CA (None: none), as read
+
+
+def listener_files(tls: Tls) -> ListenerFiles:
     """The contents of the listener's certificate, key and client CA files as read now (OSError when one
     cannot be read): what a reload compares to tell a file renewed in place."""
     ca = Path(tls.client_ca).read_bytes() if tls.client_ca else None
@@ -185,7 +188,7 @@ class ListenerRead:
     `ListenerTls.reload` and `files_now`). Read on the event loop, a file slow to come (a hung mount, a FIFO) held
     every call and the stop itself for as long."""
 
-    files: tuple[bytes, bytes, bytes | None] | None
+    files: ListenerFiles | None
     context: ssl.SSLContext | None
     error: OSError | None
 
@@ -197,7 +200,7 @@ class ListenerRead:
         except OSError as exc:  # ssl.SSLError is an OSError
             self.error = exc
 
-    def files_now(self) -> tuple[bytes, bytes, bytes | None]:
+    def files_now(self) -> ListenerFiles:
         """The files' contents (OSError when one could not be read)."""
         if self.files is None:
             assert self.error is not None

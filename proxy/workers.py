@@ -16,7 +16,7 @@ worker that dies unexpectedly, with the config the proxy started with and the re
 (`as_reloaded`): what only a restart applies (the lineage store, telemetry.metrics, listen addresses)
 stays as in its siblings. A worker whose event loop has not turned for `limits.worker_stall_s` is killed
 (SIGKILL) and restarted so too (`Watchdog`); one whose start has not said it serves within that and START_GRACE_S
-more is killed too, and started again as a failed restart is (the others watched meanwhile). Ports given as 0 are resolved once by the supervisor, which
+more is killed too, counted (`start_stalled`), and started again as a failed restart is (the others watched meanwhile). Ports given as 0 are resolved once by the supervisor, which
 holds a bound but not listening SO_REUSEPORT socket (so it takes no connections) while workers listen on
 the same port.
 
@@ -201,9 +201,10 @@ FORK_GATE: Final = ForkGate()
 # (the whole process group stopped and continued: a terminal's Ctrl-Z and `fg`, `docker pause`) starts the watch again
 WATCH_GAP_S: Final = 2.0
 LOOK_S: Final = 0.2  # how often it looks, while it waits on a worker (to end, or to say it serves)
-# a worker that has not said it serves this long after it was started (killed with SIGKILL, said, started again as a
-# failed restart is; at the proxy's start, the start fails): its start's own waits (the lineage store's lock, up to
-# 10 s; upstreams' first metadata, up to 10 s) and this margin, beyond limits.worker_stall_s. With the watchdog off
+# a worker that has not said it serves this long after it was started (killed with SIGKILL, said, counted, started again
+# as a failed restart is; at the proxy's start, the start fails): its start's own waits (the lineage store's lock, up to
+# 10 s; HTTPS upstreams' TLS contexts, up to 10 s; upstreams' first metadata, up to 10 s) and this margin, beyond
+# limits.worker_stall_s. With the watchdog off
 # (worker_stall_s: 0) it is counted as serving after START_WAIT_S, as before
 START_GRACE_S = 30.0
 START_WAIT_S = 60.0
@@ -876,6 +877,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                           "start blocked: a hung file system, a FIFO): killed with SIGKILL", index, pid,
                           time.monotonic() - stopped_at)  # fmt: skip
                 return "stopped", ""
+            counted.worker_died("start_stalled", None)  # it served no call: none lost
             return "error", (f"worker-{index} (pid {pid}) has not said it serves {bound:g}s after it was started "
                              f"(limits.worker_stall_s + {START_GRACE_S:g}s; stopped, or its start blocked: a hung "
                              "file system, a FIFO): killed with SIGKILL")  # fmt: skip

@@ -23,6 +23,7 @@ from proxy.checkpoints import CheckpointBook
 from proxy.config import Config, parse
 from proxy.pipeline import Pipeline, Runtime, StoredReplies
 from proxy.protocols import Fetch
+from proxy.protocols.kserve import v1_call_path
 from proxy.record.sinks import FanOut
 from proxy.server import Bound, ProxyProcess
 
@@ -128,16 +129,10 @@ def proxy_before(
 def proxy_error(reply: Any) -> dict[str, Any]:
     """The proxy's error reply (an httpx.Response) as `message`, `code`, `type` and `param`, checked to be in the
     shape of the API its request's path belongs to: OIP v2 REST's (`{"error": "<message>", "code": ...}`) on
-    `/v2` and `/v2/...`, the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
+    `/v2` and `/v2/...` and KServe V1's calls, the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
     answer = reply.json()
     path = reply.request.url.path
-    if (
-        path == "/v2"
-        or path.startswith("/v2/")
-        or (
-            path.startswith("/v1/models/") and path.endswith((":predict", ":explain"))  # KServe V1's calls
-        )
-    ):
+    if path == "/v2" or path.startswith("/v2/") or v1_call_path(path):  # (KServe V1's calls)
         assert isinstance(answer["error"], str), answer  # what tritonclient raises with
         return {"message": answer["error"], "code": answer["code"], "type": answer["type"], "param": answer["param"]}
     assert isinstance(answer["error"], dict), answer

@@ -81,6 +81,7 @@ upstreams:
     discovery_interval_s: 9
     provider: triton
     tls: {ca: /etc/ssl/certs/ca-certificates.crt, server_name: model.internal}
+    headers_to_model: false
 routes:
   - {model: "*", upstream: llama}
 policy: {mode: audit, anonymous: allow, default_purpose: p, passthrough: refuse, known_labels: [l], known_purposes: [q]}
@@ -107,7 +108,7 @@ lineage: {store: "postgresql://u@db:5432/lineage", retention_days: 2, flush_inte
           journal_max_rows: 5, integrity_retired_key_files: [RETIRED],
           openlineage: {url: "http://marquez:5000", namespace: prod, snapshot_interval_s: 5, queue_size: 7,
                         spool: /var/lib/ol-spool, spool_max_events: 9}}
-limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4, idle_timeout_s: 5, header_timeout_s: 7, max_header_bytes: 2048, max_headers: 9, max_connections: 6, max_concurrent_streams: 10, bodies_max_bytes: 8, grpc_stream_window_bytes: 65536, grpc_max_calls: 11, grpc_request_timeout_s: 12, grpc_max_reply_bytes: 13, worker_stall_s: 14}
+limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4, idle_timeout_s: 5, header_timeout_s: 7, max_header_bytes: 2048, max_headers: 9, max_connections: 6, max_concurrent_streams: 10, bodies_max_bytes: 8, grpc_stream_window_bytes: 65536, grpc_max_calls: 11, grpc_request_timeout_s: 12, grpc_arriving_max_bytes: 15, grpc_max_reply_bytes: 13, worker_stall_s: 14}
 logging: {format: json, level: debug, access: true}
 """.replace("BASELINE", str(ROOT / "config" / "baseline.yaml"))
     .replace("KEYFILE", str(ROOT / "pyproject.toml"))

@@ -70,3 +70,12 @@ def test_readme_commands_table_documents_every_option() -> None:
 
 def test_readme_refers_to_no_document_users_do_not_have() -> None:
     assert "contract" not in README.lower() and "§" not in README
+
+
+def test_readme_says_nowhere_that_oip_header_fields_go_unread() -> None:
+    """Since 2026-12-03 an OIP or KServe V1 request's header fields are read (tests/test_oip_header_fields*.py, the
+    KServe ones); "Design choices" still listed them among what is not read, beside the Detectors section saying
+    they are."""
+    not_read = README[README.index("- **Images, audio and files are not read**") :].split("\n- **", 1)[0]
+    assert "nor request headers" not in not_read
+    assert "header fields are read" in not_read

@@ -1,17 +1,24 @@
 """A reload's gRPC upstream TLS files are read with its config, off the event loop (`read_tls`), and handed to
 `GrpcChannels.use`: it read them again on the loop, so a CA or client certificate on a hung mount (a FIFO nobody
 writes stands in for one) held every call. The contents read decide whether the upstream's channel is replaced,
-and the next channel is made with them."""
+and the next channel is made with them. The files the start read make the first channel (the first call read them
+again, on the loop), and a reload that cannot read them keeps them as last read, or, for new TLS settings, refuses
+their calls (the next call read them on the loop)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
+import pytest
+
 from proxy.config import Upstream, UpstreamTls
+from proxy.errors import UpstreamUnavailable
 from proxy.transport.grpc_channels import GrpcChannels, read_tls
 from tests.certs import Authority
 from tests.harness import LoopThread
+from tests.test_reload_tls import Hung
 
 
 def test_a_reloads_grpc_upstream_files_are_taken_as_read_off_the_loop(loop_thread: LoopThread, tmp_path: Path) -> None:
@@ -35,8 +42,69 @@ def test_a_reloads_grpc_upstream_files_are_taken_as_read_off_the_loop(loop_threa
         assert not channels.in_use(first)  # renewed: replaced
         second = channels.channel(upstream)  # made with the files as read
         assert second is not first and channels.opened["triton"].files == read["triton"]
-        channels.use([upstream], read={"triton": OSError("unreadable")})  # cannot be read: replaced, as before
-        assert not channels.in_use(second)
+        # cannot be read (a renewal half written, a mount that fails): kept as last read, its channel with them
+        # (before 2026-12-03 replaced, and the next call read them again, on the loop)
+        channels.use([upstream], read={"triton": OSError(errno.EIO, "Input/output error")})
+        assert channels.in_use(second) and channels.channel(upstream) is second
         await channels.close()
 
     loop_thread.run(run())
+
+
+def test_the_first_channel_is_made_with_the_files_read_at_start(loop_thread: LoopThread, tmp_path: Path) -> None:
+    """The start read them (`use`, before serving), and the first call's channel read them again, on the loop."""
+    ca = Authority(tmp_path)
+    ca_file = tmp_path / "upstream-ca.pem"
+    ca_file.write_bytes(Path(ca.pair.cert).read_bytes())
+    upstream = Upstream(name="triton", protocol="oip", grpc="127.0.0.1:1", tls=UpstreamTls(ca=str(ca_file)))
+
+    async def run() -> None:
+        channels = GrpcChannels()
+        channels.use([upstream])  # the start
+        Hung(ca_file)  # the mount hangs from the first call on
+        try:
+            channels.channel(upstream)
+            assert channels.opened["triton"].files == (ca.pair.cert.read_bytes(), None, None)
+        finally:
+            await channels.close()
+
+    try:
+        loop_thread.run(run(), timeout=20)
+    except TimeoutError:
+        Hung(ca_file, made=True).release(loop_thread)
+        pytest.fail("the first call's channel read the upstream's TLS files on the event loop, and waits on them")
+
+
+def test_a_reload_whose_new_tls_files_cannot_be_read_refuses_their_calls(
+    loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    """Other TLS settings, whose files the reload could not read: the next call read them on the loop (a hung mount
+    held every call and the stop for good). Its calls are refused UNAVAILABLE, saying why, until a reload reads them."""
+    ca = Authority(tmp_path)
+    upstream = Upstream(name="triton", protocol="oip", grpc="127.0.0.1:1", tls=UpstreamTls(ca=str(ca.pair.cert)))
+    renewed = tmp_path / "renewed-ca.pem"
+    renewed.write_bytes(b"")
+    moved = Upstream(name="triton", protocol="oip", grpc="127.0.0.1:1", tls=UpstreamTls(ca=str(renewed)))
+
+    async def run() -> None:
+        channels = GrpcChannels()
+        channels.use([upstream])
+        first = channels.channel(upstream)
+        Hung(renewed)
+        try:
+            channels.use([moved], read={"triton": OSError(errno.EIO, "Input/output error")})
+            assert not channels.in_use(first)  # made for the settings replaced
+            with pytest.raises(UpstreamUnavailable, match=r"'triton': cannot read its TLS files \(Input/output error"):
+                channels.channel(moved)
+            assert channels.channel(upstream) is not first  # a call decided before: the files read for it
+            channels.use([moved], read={"triton": (ca.pair.cert.read_bytes(), None, None)})  # readable again
+            assert channels.opened.get("triton") is None
+            assert channels.channel(moved) is channels.opened["triton"].channel
+        finally:
+            await channels.close()
+
+    try:
+        loop_thread.run(run(), timeout=20)
+    except TimeoutError:
+        Hung(renewed, made=True).release(loop_thread)
+        pytest.fail("a call's channel read the upstream's TLS files on the event loop, and waits on them")

@@ -1,8 +1,8 @@
 """An OIP call's header fields are read as the request's text because MLServer hands its model every field it gets
 (`parameters.headers`). A field the proxy never forwards is not among them: hop-by-hop ones (`Proxy-Authorization`,
 `Upgrade`, ...), and those a `Connection` field names. They were read all the same, so a call was labelled, and
-refused, for text its model never saw; and a caller's credentials (`Proxy-Authorization`, a `Cookie`) went with its
-text into captured content (`telemetry.capture_content`), hence into its span."""
+refused, for text its model never saw; and a caller's `Proxy-Authorization` went with its text into captured content
+(`telemetry.capture_content`), hence into its span. (A `Cookie` is forwarded, and read: `test_oip_cookie_and_labels_fields_read`.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.harness import ProxyHandle, proxy_error
+from tests.harness import ProxyHandle
 from tests.test_oip_header_fields_reach_model import ADDRESS, BODY, CONFIG, echo_mlserver, echoed_headers
 
 __all__ = ["echo_mlserver"]  # (the fixture, shared)
@@ -39,23 +39,11 @@ def test_a_field_the_proxy_never_forwards_labels_nothing(
     assert all(ADDRESS not in value for value in reached.values()), reached  # (what the model got beside its tensors)
 
 
-@pytest.mark.realserver
-def test_a_cookie_is_a_credential_not_content(
-    echo_mlserver: tuple[str, str], make_proxy: Callable[..., ProxyHandle]
-) -> None:
-    """A `Cookie` holds the caller's session as `Authorization` holds its key (which is never read as content): its
-    value labels nothing, and is never captured with the call's content."""
-    proxy = make_proxy(CONFIG, wait="probed", REST=echo_mlserver[0], GRPC=echo_mlserver[1])
-    reply = httpx.post(f"{proxy.url}/v2/models/echo/infer", content=json.dumps(BODY),
-                       headers={"cookie": f"session={ADDRESS}", "x-purpose": "ads"}, timeout=60)  # fmt: skip
-    assert reply.status_code == 200, proxy_error(reply) if reply.status_code != 200 else reply.text
-
-
-def test_header_text_skips_credentials_and_hop_by_hop_fields() -> None:
+def test_header_text_skips_hop_by_hop_fields() -> None:
     from proxy.ingress.http import _oip_header_text
 
     fields = [(b"Cookie", b"session=s3cr3t"), (b"Proxy-Authorization", b"Basic czNjcjN0"), (b"X-Note", b"kept"),
               (b"Connection", b"keep-alive, X-Hop"), (b"X-Hop", b"gone"), (b"Upgrade", b"h2c"), (b"TE", b"trailers"),
               (b"Proxy-Connection", b"keep-alive")]  # fmt: skip
-    assert _oip_header_text(fields) == "x-note: kept"
+    assert _oip_header_text(fields) == "cookie: session=s3cr3t\nx-note: kept"  # (the model is handed the cookie)
     assert _oip_header_text([(b"Connection", b"close")]) is None

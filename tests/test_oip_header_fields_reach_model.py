@@ -2,8 +2,8 @@
 the request's `parameters.headers` (`insert_headers`; Triton those its `--http-header-forward-pattern` names). The
 proxy forwarded them unread, so `X-Note: alice@example.com` (or a `User-Agent` holding it) reached the real MLServer's
 model for a purpose the zone of that address forbids. Such fields are now read with the request (`oip.header_text`);
-HTTP's, gRPC's and the proxy's own (`x-data-labels`, `traceparent`, ...) are framing (`x-purpose` is read too, since:
-`test_oip_purpose_field_reaches_model`)."""
+HTTP's, gRPC's and the proxy's own (`traceparent`, ...) are framing (`x-purpose` is read too, since:
+`test_oip_purpose_field_reaches_model`; `x-data-labels` and a `Cookie` too: `test_oip_cookie_and_labels_fields_read`)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_header_text_reads_all_but_framing() -> None:
     from proxy.protocols.oip import header_text  # (here: the tests above ran against code without it)
 
     assert header_text([("Host", "h"), ("Content-Length", "2"), ("traceparent", "00-1-2-01"),
-                        ("x-data-labels", "public"), ("Authorization", "Bearer k")]) is None  # fmt: skip
+                        ("Authorization", "Bearer k")]) is None  # fmt: skip
     assert header_text([("X-Note", ADDRESS), ("accept", "*/*"), ("x-blob-bin", b"bob@example.org")]) == (
         f"x-note: {ADDRESS}\naccept: */*\nx-blob-bin: bob@example.org"
     )

@@ -59,5 +59,8 @@ def test_a_card_number_sent_as_the_purpose_is_refused_before_the_real_mlserver(
     assert json.loads(client.infer("echo", [features], headers={"x-purpose": "assistant"}).as_numpy("headers")[0])
 
 
-def test_the_purpose_field_is_read_and_the_labels_field_is_not() -> None:
-    assert header_text([("x-purpose", CARD), ("x-data-labels", "public"), ("Host", "h")]) == f"x-purpose: {CARD}"
+def test_the_purpose_and_labels_fields_are_read() -> None:
+    """(`x-data-labels` so too, since: `test_oip_cookie_and_labels_fields_read`.)"""
+    assert header_text([("x-purpose", CARD), ("x-data-labels", "public"), ("Host", "h")]) == (
+        f"x-purpose: {CARD}\nx-data-labels: public"
+    )

@@ -7,7 +7,9 @@ old config kept."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable, Coroutine
@@ -464,6 +466,61 @@ def test_files_renewed_in_place_are_served_by_the_grpc_listener_after_a_reload(
     cert.write_bytes(pki.renewed.cert.read_bytes())
     key.write_bytes(pki.renewed.key.read_bytes())
     assert reload(proxy, loop_thread, tmp_path / "same.yaml", text, **values)
+    assert served_certificate(pki, proxy.bound.grpc.port) == renewed
+    assert served_certificate(pki, proxy.bound.http.port) == renewed
+    assert live(pki, proxy, None) == grpc.StatusCode.UNAUTHENTICATED  # a handshake, then no key: anonymous
+
+
+class Hung:
+    """Files replaced by FIFOs nobody writes (`made`: replaced already), as files on a mount that hangs: a read of one
+    waits for good (in the kernel). `release` lets a loop stuck reading one go (it reads an empty file)."""
+
+    def __init__(self, *files: Path, made: bool = False) -> None:
+        self.files = files
+        for file in files if not made else ():
+            file.unlink()
+            os.mkfifo(file)
+
+    def release(self, loop_thread) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(2 * len(self.files)):  # a stuck loop reads them one after the other
+            for file in self.files:
+                with contextlib.suppress(OSError):  # ENXIO: nobody reads it now
+                    os.close(os.open(file, os.O_WRONLY | os.O_NONBLOCK))
+            with contextlib.suppress(TimeoutError):
+                loop_thread.run(asyncio.sleep(0), timeout=1)
+                return
+
+
+@pytest.mark.parametrize("change", ["renewed", "new server"])
+def test_the_grpc_listener_takes_the_files_its_reload_read_off_the_event_loop(
+    vllm, make_proxy, loop_thread, pki: Pki, tmp_path: Path, change: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The reload read the listener's files off the event loop, and the gRPC listener then read them again on it (its
+    certificate and key renewed in place: `_renewed_certificates`; a new server for other changes: `_open`): files on
+    a mount that hung in between held every call and the stop for good. It now takes the bytes the reload read."""
+    _, upstream = vllm
+    text, cert, key = renewable(pki, tmp_path, grpc=True)
+    proxy = make_proxy(text, UPSTREAM=upstream)
+    path = tmp_path / "same.yaml"
+    path.write_text((text + ("limits: {max_body_bytes: 2000000}\n" if change == "new server" else ""))
+                    .replace("${UPSTREAM}", upstream).replace("${STORE}", str(tmp_path / "l.db")))  # fmt: skip
+    cert.write_bytes(pki.renewed.cert.read_bytes())
+    key.write_bytes(pki.renewed.key.read_bytes())
+    new, files = proxy.process._load(str(path))  # a SIGHUP's load, off the loop (here the test's thread)
+    hung = Hung(cert, key)  # their mount hangs from now on
+
+    async def apply() -> bool:
+        done = proxy.process.apply(new, str(path), files)
+        await proxy.process.settled()
+        return done
+
+    try:
+        assert loop_thread.run(apply(), timeout=20)
+    except TimeoutError:
+        pytest.fail("the event loop read the listener's files again, and waits on them")
+    finally:
+        hung.release(loop_thread)
+    renewed = ssl.PEM_cert_to_DER_cert(pki.renewed.cert.read_text())
     assert served_certificate(pki, proxy.bound.grpc.port) == renewed
     assert served_certificate(pki, proxy.bound.http.port) == renewed
     assert live(pki, proxy, None) == grpc.StatusCode.UNAUTHENTICATED  # a handshake, then no key: anonymous

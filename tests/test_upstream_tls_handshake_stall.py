@@ -73,3 +73,17 @@ def test_an_upstream_tls_handshake_that_never_ends_is_an_unreachable_upstream(
     assert "no connection within connect_timeout_s 0.5 (TCP connect and TLS handshake)" in failed.value.message
     warnings = [r.getMessage() for r in caplog.records if "metadata not reachable" in r.getMessage()]
     assert warnings and all(not message.endswith(": ") for message in warnings), warnings
+
+
+def test_a_plain_http_upstream_that_never_answers_is_said_to_give_no_answer_in_time(
+    make_proxy, mute: int, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """Its metadata request ran out of time: the warning said `TimeoutError` alone (a hung server, README's first
+    steps: `serve` waits for it, then says why it serves before it answered)."""
+    caplog.set_level(logging.WARNING, "lineage_proxy")
+    hung = CONFIG.replace("https://", "http://").replace("timeout_s: 600", "timeout_s: 1")
+    make_proxy(hung, wait="probed", PORT=str(mute))
+    warnings = [r.getMessage() for r in caplog.records if "metadata not reachable" in r.getMessage()]
+    assert warnings, caplog.text
+    assert warnings[0] == (f"upstream vllm: metadata not reachable at http://127.0.0.1:{mute}: no answer within 1s "
+                           "(its timeout_s, at most 10s for metadata)")  # fmt: skip

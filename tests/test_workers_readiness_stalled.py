@@ -2,7 +2,8 @@
 worker answered from its own state alone: a worker whose loop had stopped (SIGSTOP here; a loop blocked, the same)
 took its share of the calls, which waited until they timed out, while every probe the other worker answered said 200,
 so Kubernetes kept sending traffic to the pod. A probe now answers for every worker: 503 naming the worker that has not
-turned its loop for `server.STALL_S`, whichever worker answers it, and 200 again once that worker runs. A real
+turned its loop for `server.STALL_S`, whichever worker answers it, and 200 again once that worker runs; and
+`/metrics` says as much (`lineage_proxy_workers_stalled`, which did not exist). A real
 `serve --workers 2`, one of its workers stopped with SIGSTOP and let go with SIGCONT."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import server
 from tests.test_workers import Serve
@@ -55,6 +57,31 @@ def answered(admin: str, status: int, count: int) -> list[dict[str, object]]:
     return bodies
 
 
+def stalled_gauge(admin: str) -> float | None:
+    """`lineage_proxy_workers_stalled` as one scrape on a new connection found it, or None when it timed out (it
+    reached the stopped worker)."""
+    try:
+        reply = httpx.get(f"http://{admin}/metrics", timeout=PROBE_S)
+    except httpx.TimeoutException:
+        return None
+    assert reply.status_code == 200, reply.text
+    found = [sample.value for family in text_string_to_metric_families(reply.text) for sample in family.samples
+             if sample.name == "lineage_proxy_workers_stalled"]  # fmt: skip
+    assert len(found) == 1, reply.text  # one series, the answering worker's count: never a sum over the workers
+    return found[0]
+
+
+def scraped(admin: str, value: float, count: int) -> None:
+    """Scrape until `count` scrapes in a row that were answered found `value` workers stalled."""
+    deadline = time.monotonic() + WITHIN
+    seen: list[float] = []
+    while len(seen) < count or seen[-count:] != [value] * count:
+        assert time.monotonic() < deadline, f"lineage_proxy_workers_stalled did not read {value} {count} times: {seen}"
+        got = stalled_gauge(admin)
+        if got is not None:
+            seen.append(got)
+
+
 def test_a_stopped_worker_makes_every_workers_probe_say_not_ready(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
     config = tmp_path / "proxy.yaml"
@@ -65,6 +92,7 @@ def test_a_stopped_worker_makes_every_workers_probe_say_not_ready(vllm, tmp_path
         workers = serve.children()
         assert len(workers) == 2
         answered(admin, 200, 4)
+        scraped(admin, 0, 4)  # (a series there from the start, at 0)
         stopped = workers[1]
         os.kill(stopped, signal.SIGSTOP)
         try:
@@ -74,9 +102,12 @@ def test_a_stopped_worker_makes_every_workers_probe_say_not_ready(vllm, tmp_path
             named = {name for body in bodies for name in body["workers_stalled"]}  # type: ignore[attr-defined]
             assert len(named) == 1 and named.pop().endswith(f" (pid {stopped})"), bodies
             assert all(body["upstreams_down"] == [] for body in bodies), bodies
+            # /metrics says what /readyz says, whichever worker answers (before 2026-12-03 no metric said it)
+            scraped(admin, 1, 10)
         finally:
             os.kill(stopped, signal.SIGCONT)
         answered(admin, 200, 10)  # both workers answer again, and say ready
+        scraped(admin, 0, 10)
         assert serve.stop() == 0, "".join(serve.err)
     finally:
         serve.end()

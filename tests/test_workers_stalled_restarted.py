@@ -98,7 +98,7 @@ def test_a_stalled_worker_is_killed_and_restarted(vllm, tmp_path: Path) -> None:
     threads: list[threading.Thread] = []
     try:
         addresses = serve.ready()
-        assert restarts(addresses["admin"]) == {"sigkill": 0, "exit": 0, "stalled": 0}
+        assert restarts(addresses["admin"]) == {"sigkill": 0, "exit": 0, "stalled": 0, "start_stalled": 0}
         workers = serve.children()
         assert len(workers) == 2
         calls = 4
@@ -125,7 +125,7 @@ def test_a_stalled_worker_is_killed_and_restarted(vllm, tmp_path: Path) -> None:
             now = set(serve.children())
         assert stalled not in now and set(workers) - {stalled} < now
         served_by(serve, addresses["http"], now)  # both workers answer calls
-        assert restarts(addresses["admin"]) == {"sigkill": 0, "exit": 0, "stalled": 1}
+        assert restarts(addresses["admin"]) == {"sigkill": 0, "exit": 0, "stalled": 1, "start_stalled": 0}
         assert sum("killed with SIGKILL" in line for line in serve.err) == 1, "".join(serve.err)
         assert not any("exited with -9" in line for line in serve.err), "".join(serve.err)  # one line, not two
         status, found = scrape(addresses["admin"])

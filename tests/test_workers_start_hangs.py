@@ -9,6 +9,8 @@ A real `serve --workers 2`. Its start is hung by a shim (sitecustomize): the fir
 stops itself (SIGSTOP) at once, and removes the file (one worker only); the shim also makes the margin 3 s, so the
 start's bound is 5 + 3 s here (an hour where a stop must not wait for it).
 
+The start killed is counted in `lineage_proxy_worker_restarts_total{reason="start_stalled"}` (it was not counted).
+
 A stop while a start hung waited out that bound too (60 s by default, before: always): the worker starting is now
 killed once the stop's drain bound and 5 s are over."""
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import proxy
 from tests.test_workers import WAIT_S, Serve, alive, chat
+from tests.test_workers_stalled_restarted import restarts
 
 STALL_S = 5  # limits.worker_stall_s (its least)
 GRACE_S = 3.0
@@ -98,6 +101,8 @@ def test_a_restart_that_hangs_is_killed_and_started_again_and_the_others_are_wat
         now = serve.children()
         assert len(now) == 2 and not set(now) & {*first, hung[0]}, (now, "".join(serve.err))
         assert [chat(f"http://{addresses['http']}") for _ in range(4)] == [200] * 4
+        # each death counted once, by why: the start killed has its own reason (before 2026-12-03 it was not counted)
+        assert restarts(addresses["http"]) == {"sigkill": 1, "exit": 0, "stalled": 1, "start_stalled": 1}
         assert serve.stop() == 0, "".join(serve.err)
     finally:
         serve.end()

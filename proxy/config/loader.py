@@ -153,13 +153,19 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
     return parse(text, source=str(path), env=os.environ if env is None else env)
 
 
+# YAML reads the `{` of an unquoted `${VAR}` in a flow mapping or list (`{url: ${UPSTREAM}}`) as a nested mapping's
+# start, before any variable is expanded: its error ("expected ',' or '}', but got '{'") says nothing of the cure.
+UNQUOTED_VARIABLE: Final = ' (a ${VAR} inside {...} or [...] is read by YAML before it is expanded: quote it, "${VAR}")'
+
+
 def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None = None) -> Config:
     try:
         raw = yaml.load(text, Loader=StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+        hint = UNQUOTED_VARIABLE if mark and text[mark.index - 1 : mark.index + 1] == "${" else ""
+        raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}{hint}"]) from exc
     unwritable: list[str] = []
     surrogates(raw, "", unwritable)
     if unwritable:  # before any check reads them: no later one, nor a printer, meets such a string
@@ -532,7 +538,7 @@ class _Reader:
     def upstream(self, path: str, raw: Any) -> Upstream | None:
         known = (
             "name", "url", "grpc", "protocol", "region", "checkpoint", "timeout_s", "connect_timeout_s",
-            "api_key", "max_connections", "max_queue", "discovery_interval_s", "provider", "tls",
+            "api_key", "max_connections", "max_queue", "discovery_interval_s", "provider", "tls", "headers_to_model",
         )  # fmt: skip
         s = self.section(path, raw, Upstream, known, ("name",))
         name = self.name(f"{path}.name", s.raw("name"))
@@ -568,6 +574,11 @@ class _Reader:
         queue = s.read("max_queue", partial(self.integer, minimum=0))
         interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
         tls = self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None
+        headers_to_model = s.read("headers_to_model", self.boolean)
+        if not headers_to_model and protocol not in (None, "oip"):
+            self.problem(f"{path}.headers_to_model", "only an oip upstream may hand its model no header fields (a "
+                         "Triton without --http-header-forward-pattern): KServe's model server hands its model every "
+                         "one, and other protocols' fields are not read")  # fmt: skip
         if tls is not None and grpc is None and scheme == "http":
             # the scheme alone decides TLS over HTTP: the CA check and client certificate asked for would be
             # skipped, and calls sent in plaintext, without a word
@@ -589,6 +600,7 @@ class _Reader:
             discovery_interval_s=interval,
             provider=self.string(f"{path}.provider", s.raw("provider"), optional=True),
             tls=tls,
+            headers_to_model=headers_to_model,
         )
 
     def upstream_tls(self, path: str, raw: Any) -> UpstreamTls | None:
@@ -1040,7 +1052,7 @@ class _Reader:
         known = ("max_body_bytes", "scan_max_chars", "drain_timeout_s", "buffer_max_bytes", "idle_timeout_s",
                  "header_timeout_s", "max_header_bytes", "max_headers", "max_connections", "max_concurrent_streams",
                  "bodies_max_bytes", "grpc_stream_window_bytes", "grpc_max_calls", "grpc_request_timeout_s",
-                 "grpc_max_reply_bytes", "worker_stall_s")  # fmt: skip
+                 "grpc_arriving_max_bytes", "grpc_max_reply_bytes", "worker_stall_s")  # fmt: skip
         s = self.section("limits", raw, Limits, known)
         limits = Limits(
             max_body_bytes=s.read("max_body_bytes", self.integer),
@@ -1057,6 +1069,7 @@ class _Reader:
             grpc_stream_window_bytes=s.read("grpc_stream_window_bytes", partial(self.integer, minimum=65_535)),
             grpc_max_calls=s.read("grpc_max_calls", partial(self.integer, minimum=1)),
             grpc_request_timeout_s=s.read("grpc_request_timeout_s", partial(self.number, minimum=0.01)),
+            grpc_arriving_max_bytes=s.read("grpc_arriving_max_bytes", partial(self.integer, minimum=1)),
             grpc_max_reply_bytes=s.read("grpc_max_reply_bytes", self.positive_or_none),
             worker_stall_s=s.read("worker_stall_s", self.number),
         )

@@ -81,6 +81,9 @@ class Upstream:
     provider: str | None = None  # gen_ai.provider.name (vllm, tgi, llama.cpp, triton, ...); else discovered
     # TLS: an https:// url always; a gRPC upstream when this is set. None with https: the system's CAs
     tls: UpstreamTls | None = None
+    # the server hands its model a call's header fields (MLServer, KServe), so they are read as its data; false (an OIP
+    # upstream only): a Triton without a header forward pattern, which hands its model none, and they are not read
+    headers_to_model: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +244,12 @@ class Limits:
     # alone (the proxy sees neither its size nor its bytes): a client that never finished one held it, and its call's
     # place among grpc_max_calls, for good (8 calls of 60 MiB but their last byte held 547 MiB in a `serve` process)
     grpc_request_timeout_s: float = 60.0
+    # gRPC: the request messages the listener asks grpc for before their calls are decided (a unary call's, a stream's
+    # first), each counted at the most it may take (grpc's receive limit: max_body_bytes and a quarter), at most this
+    # at once (one always); a further call waits its turn (`GrpcIngress._request`). grpc reads a message whole before
+    # the proxy sees it, opening its window to what the message's prefix announces: 512 calls sending all but the last
+    # byte of 80 MiB messages held ~40 GiB for grpc_request_timeout_s. A call not yet read holds only its window
+    grpc_arriving_max_bytes: int = 1024 * 1024 * 1024
     # gRPC: an upstream's reply message at most, as grpc takes it on the proxy's channel (`grpc.max_receive_message_length`);
     # None: max_body_bytes, what a request message may be. grpc reads a message whole before the proxy sees it: an
     # upstream (buggy or hostile) answering with one of gigabytes had the proxy hold all of it. Past it the call ends

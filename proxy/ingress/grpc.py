@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, NoReturn
 from urllib.parse import unquote
@@ -45,7 +46,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.oip import header_text
 from proxy.protocols.oip_grpc import HEALTH_CHECK, HEALTH_WATCH, PASSTHROUGH
-from proxy.tls import check_pair, identities_from_auth_context, listener_files
+from proxy.tls import ListenerFiles, check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import (
     GrpcChannels,
     SentMetadata,
@@ -272,13 +273,15 @@ def _read(context: grpc.aio.ServicerContext[Any, Any]) -> _Received:
     return _Received(_received(context))
 
 
-def _certificates(tls: Tls) -> tuple[grpc.ServerCertificateConfiguration, bytes | None]:
-    """The listener's certificate and key, as read now (each file once: `listener_files`), with the client CA it
-    checks client certificates against; and that CA. Raises OSError (ssl.SSLError) unless the key is one grpc
-    can use and matches the certificate (`check_pair`): a renewal half written (cert-manager writes the two
-    files one after the other), or not PEM, would be taken silently here and refused by grpc's core at the next
-    handshake."""
-    cert, key, client_ca = listener_files(tls)
+def _certificates(
+    tls: Tls, files: ListenerFiles | None = None
+) -> tuple[grpc.ServerCertificateConfiguration, bytes | None]:
+    """The listener's certificate and key, as `files` holds them (a reload's, read off the event loop: `ListenerRead`)
+    or as read now (None: each file once, `listener_files`), with the client CA it checks client certificates against;
+    and that CA. Raises OSError (ssl.SSLError) unless the key is one grpc can use and matches the certificate
+    (`check_pair`): a renewal half written (cert-manager writes the two files one after the other), or not PEM, would
+    be taken silently here and refused by grpc's core at the next handshake."""
+    cert, key, client_ca = files if files is not None else listener_files(tls)
     check_pair(cert, key)
     return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca), client_ca
 
@@ -357,6 +360,61 @@ def _rpc(method: str) -> dict[str, Any]:
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name or method}
 
 
+class _Room:
+    """Room for the request messages the gRPC listener asks grpc for before their calls are decided (a unary call's, a
+    stream's first: `GrpcIngress._request`). grpc reads a message whole before the proxy sees it, and while a read is
+    asked it opens the stream's window to the size the message's prefix announces (up to its receive limit): each read
+    asked is that much memory a peer may fill, whatever it sends in the end. So each is counted at that limit (`each`),
+    at most limits.grpc_arriving_max_bytes (`most`) at once, one always; a read past it waits its turn, in order
+    (`wait`), its call holding only its window meanwhile (a read not asked lets grpc take no more). With room, a read
+    costs two additions and a comparison."""
+
+    def __init__(self) -> None:
+        self.taken = 0  # bytes counted for the reads asked now
+        self.each = 0  # what a read is counted: the serving server's receive limit (`GrpcIngress._open`)
+        self.most = 0  # limits.grpc_arriving_max_bytes in force (`GrpcIngress._sweep` follows a reload)
+        self.waiting: deque[asyncio.Future[int]] = deque()
+
+    def take(self) -> int:
+        """Room for one read now: what it is counted, to `give` back once it returns; 0 when there is none, or when
+        calls wait for it (they go first): then `wait`."""
+        each, taken = self.each, self.taken
+        if self.waiting or (taken and taken + each > self.most):
+            return 0
+        self.taken = taken + each
+        return each
+
+    async def wait(self) -> int:
+        """Room for one read, once the calls before it have theirs and there is room: what it is counted."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.waiting.append(future)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not future.done():
+                future.cancel()
+            if not future.cancelled():  # room given just as the call was cancelled (its client left, or it was late)
+                self.give(future.result())
+            elif future in self.waiting:  # (`give` passes over one cancelled since)
+                self.waiting.remove(future)
+            raise
+
+    def give(self, taken: int) -> None:
+        """Give back what a read was counted (0: nothing, only wake the calls that wait if there is room now)."""
+        self.taken -= taken
+        if self.waiting:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Room to the calls that wait, in order, while there is room."""
+        waiting, each = self.waiting, self.each
+        while waiting and (not self.taken or self.taken + each <= self.most):
+            future = waiting.popleft()
+            if not future.done():  # (a call cancelled as it waited: its task has not yet run to take it out)
+                self.taken += each
+                future.set_result(each)
+
+
 # a generic handler to grpc, which asks it only for `service`: not a subclass of grpc.GenericRpcHandler (an ABC),
 # so that mypyc compiles it as a native class
 class GrpcIngress:
@@ -412,6 +470,13 @@ class GrpcIngress:
         self._late: set[asyncio.Task[Any]] = set()
         self._now = 0.0
         self._sweeper: asyncio.Task[None] | None = None
+        # the request messages asked of grpc before their calls are decided, each counted at the most it may take, at
+        # most limits.grpc_arriving_max_bytes at once (`_request`); a call whose message is late having waited for room
+        # half of limits.grpc_request_timeout_s or more is refused `overloaded` (`_unread`)
+        self.room = _Room()
+        # grpc's standard health checks' own, HEALTH_RESERVE of them (`service`): a probe is answered while clients
+        # hold back their messages in all of `room`, as while the listener is busy
+        self.health_room = _Room()
         self.hurried_by = "a second SIGINT"  # what cut them short, as their log line names it (`ProxyProcess.hurry`)
 
     # -- lifecycle
@@ -434,7 +499,11 @@ class GrpcIngress:
         loop = asyncio.get_running_loop()
         arriving, late = self._arriving, self._late
         while True:
-            timeout = self.ref.current.config.limits.grpc_request_timeout_s
+            limits = self.ref.current.config.limits
+            timeout = limits.grpc_request_timeout_s
+            if self.room.most != limits.grpc_arriving_max_bytes:  # a reload changed it: calls waiting may fit now
+                self.room.most = limits.grpc_arriving_max_bytes
+                self.room.give(0)
             every = min(1.0, timeout / 4)
             await asyncio.sleep(every)
             now = self._now = loop.time()
@@ -448,10 +517,15 @@ class GrpcIngress:
                     task.cancel()
 
     async def _open(
-        self, address: Address, tls: Tls | None, max_body_bytes: int, generation: int
+        self,
+        address: Address,
+        tls: Tls | None,
+        max_body_bytes: int,
+        generation: int,
+        files: ListenerFiles | None = None,
     ) -> tuple[grpc.aio.Server, int]:
         """A server on `address`; its calls run with `_SERVER` set to `generation` (the context its serving
-        task, which starts each call's, is made in)."""
+        task, which starts each call's, is made in); `files`: its TLS files as a reload read them (None: read now)."""
         # grpc refuses a request message over its receive limit (decompressed) itself, RESOURCE_EXHAUSTED, at its
         # length prefix (grpcio >= 1.83.1), before any handler runs: unrecorded. Its limit is a quarter above
         # limits.max_body_bytes, so that a message over ours by up to that reaches the handler, which refuses it so
@@ -508,7 +582,7 @@ class GrpcIngress:
                 client_auth = None
             else:
                 # its certificate and key can be renewed for new handshakes without a new server (`_renewal`)
-                certificates, client_ca = _certificates(tls)
+                certificates, client_ca = _certificates(tls, files)
                 client_auth = (tls.require_client_cert, client_ca)
                 credentials = grpc.dynamic_ssl_server_credentials(
                     certificates, self._renewal, require_client_authentication=tls.require_client_cert
@@ -530,6 +604,11 @@ class GrpcIngress:
         self._client_auth, self._limit, self._timeouts = client_auth, max_body_bytes, _timeouts(limits)
         self._metadata_limit = limits.max_header_bytes
         self._max_calls = limits.grpc_max_calls
+        # what a read may take: grpc's receive limit (a reload that changes it starts a new server)
+        self.room.each, self.room.most = limit, limits.grpc_arriving_max_bytes
+        self.health_room.each, self.health_room.most = limit, HEALTH_RESERVE * limit
+        self.room.give(0)  # (calls waiting may fit now)
+        self.health_room.give(0)
         return server, port
 
     def _renewal(self) -> grpc.ServerCertificateConfiguration | None:
@@ -540,7 +619,9 @@ class GrpcIngress:
         except IndexError:
             return None
 
-    def _renewed_certificates(self, tls: Tls | None, max_body_bytes: int) -> grpc.ServerCertificateConfiguration | None:
+    def _renewed_certificates(
+        self, tls: Tls | None, max_body_bytes: int, files: ListenerFiles | None
+    ) -> grpc.ServerCertificateConfiguration | None:
         """The reload's certificate and key when its listener settings differ from the serving server's in those
         only (their files named or renewed in place): new handshakes take them without a new server; else None.
         Client authentication (the client CA's contents, whether a certificate is required) is a connection's
@@ -554,10 +635,12 @@ class GrpcIngress:
             return None
         if self.ref.current.config.limits.max_header_bytes != self._metadata_limit:  # (as the limit)
             return None
-        certificates, client_ca = _certificates(tls)
+        certificates, client_ca = _certificates(tls, files)
         return certificates if (tls.require_client_cert, client_ca) == self._client_auth else None
 
-    async def replace(self, tls: Tls | None, max_body_bytes: int, grace_s: float) -> None:
+    async def replace(
+        self, tls: Tls | None, max_body_bytes: int, grace_s: float, files: ListenerFiles | None = None
+    ) -> None:
         """A reload changed the listener's TLS (its files, renewed in place or not, the client CA, whether a
         certificate is required) or limits.max_body_bytes, idle_timeout_s, header_timeout_s, max_connections or
         max_concurrent_streams. A new certificate or
@@ -567,13 +650,14 @@ class GrpcIngress:
         a new handshake under the new rules (grpc cannot close a connection by itself, and a connection keeps the
         identity its handshake proved). The old server's calls in flight have `grace_s` to end, then are cut, as
         a drain's; calls grpc had read but not yet handed to the proxy when it stopped are ended by grpc itself
-        (CANCELLED, never recorded: README, TLS), which renewing in place avoids."""
+        (CANCELLED, never recorded: README, TLS), which renewing in place avoids. `files`: the TLS files as the reload
+        read them, off the event loop (None: read now, on it)."""
         async with self._replacing:
             old, generation = self._server, self._generation
             if old is None:
                 return  # stopped (a SIGHUP during the drain): nothing may start listening again
             try:
-                renewed = self._renewed_certificates(tls, max_body_bytes)
+                renewed = self._renewed_certificates(tls, max_body_bytes, files)
                 if renewed is not None:
                     self._renewed[:] = [renewed]
                     return
@@ -582,7 +666,7 @@ class GrpcIngress:
                           "keeps its old ones (reload again once both files are written): %s", exc)  # fmt: skip
                 return
             try:
-                self._server, _ = await self._open(self._bound, tls, max_body_bytes, generation + 1)
+                self._server, _ = await self._open(self._bound, tls, max_body_bytes, generation + 1, files)
                 self._generation = generation + 1
             except Exception as exc:  # the files were read for the HTTP listener a moment ago: not expected
                 log.error("reload: the gRPC listener could not start with the new listen.tls or limits and keeps "
@@ -869,40 +953,52 @@ class GrpcIngress:
         await context.abort(code, error.message, (*error.trailers, *answered.lineage_headers()))
         raise AssertionError("unreachable: abort raises")
 
-    async def _request(self, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        """The call's request message (a unary call's, a stream's first), `_EOF` if none came (the client ended its
-        messages, or grpc failed the call: its client left, or the message was over grpc's receive limit), or None if it
-        was not whole within limits.grpc_request_timeout_s of the call's start (`_sweep`). What a call costs: a dict
-        entry while it arrives."""
+    async def _request(self, context: grpc.aio.ServicerContext[Any, Any], room: _Room) -> Any:
+        """The call's request message (a unary call's, a stream's first), asked of grpc once there is `room` for it
+        (`_Room`), `_EOF` if none came (the client ended its messages, or grpc failed the call: its client left, or the
+        message was over grpc's receive limit), or, if it was not whole within limits.grpc_request_timeout_s of the
+        call's start (`_sweep`), the seconds of them it waited for room. What a call costs: a dict entry while it
+        arrives, and its room."""
         task = asyncio.current_task()
         if task is None:  # (grpc.aio runs every handler in a task of its own)
             return await context.read()
         arriving = self._arriving
         arriving[task] = self._now
+        taken = room.take()
+        waited = 0.0
         message: Any = None
         try:
+            if not taken:
+                waited = -self._clock()
+                taken = await room.wait()
+                waited += self._clock()
             message = await context.read()
         except asyncio.CancelledError:
             pass
+        room.give(taken)
         arriving.pop(task, None)
         if message is not None:
             return message
         if task in self._late:  # the sweep's cancel: the call is late, not gone
             self._late.discard(task)
             task.uncancel()
-            return None
+            return waited if waited >= 0 else waited + self._clock()  # (still waiting when cut)
         raise asyncio.CancelledError  # its client left (grpc cancelled the handler)
+
+    def _clock(self) -> float:
+        return (self._loop or asyncio.get_running_loop()).time()
 
     async def _unread(
         self, adapter: Adapter, target: Target, method: str, context: grpc.aio.ServicerContext[Any, Any], got: Any
     ) -> NoReturn:
-        """End a call whose request did not come (`_request`): late (None), recorded and answered DEADLINE_EXCEEDED
-        (`MessageTimeout`); else (`_EOF`) grpc failed the call (its client left, a message over its receive limit: a
-        second read returns once it has, its handler's cancel asked for by then, as in `_no_messages`), or its client
-        ended its messages without sending one: recorded and answered INVALID_ARGUMENT (grpc's own unary handling
+        """End a call whose request did not come (`_request`): late (`got`: the seconds it waited for room), recorded
+        and answered DEADLINE_EXCEEDED (`MessageTimeout`), or, when it waited for room half of that time or more, refused
+        `overloaded` (`_late_error`); else (`_EOF`) grpc failed the call (its client left, a message over its receive
+        limit: a second read returns once it has, its handler's cancel asked for by then, as in `_no_messages`), or its
+        client ended its messages without sending one: recorded and answered INVALID_ARGUMENT (grpc's own unary handling
         answered nothing, and the call stayed open, unrecorded, until the client's deadline, or for good)."""
         error: ProxyError
-        if got is not None:
+        if got is _EOF:
             await context.read()
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -911,12 +1007,26 @@ class GrpcIngress:
                 "no request message: the client ended its messages before sending one (a unary call takes one)"
             )
         else:
-            timeout = self.ref.current.config.limits.grpc_request_timeout_s
-            error = MessageTimeout(f"the request message was not whole within limits.grpc_request_timeout_s "
-                                   f"({timeout:g}s) of the call's start")  # fmt: skip
+            error = self._late_error(float(got))
         ex, _ = self._exchange(adapter, target, method, _read(context))
         await self._ends(ex, context).close(error)
         raise AssertionError("unreachable: close raises")
+
+    def _late_error(self, waited: float) -> ProxyError:
+        """What answers a call whose request message was not whole within limits.grpc_request_timeout_s, having waited
+        `waited` seconds of them for room (`_Room`): a message that stopped coming (the client's), or, after half of
+        them or more waiting, the listener's refusal (`Overloaded`), naming the limit."""
+        limits = self.ref.current.config.limits
+        timeout = limits.grpc_request_timeout_s
+        if waited < timeout / 2:
+            return MessageTimeout(f"the request message was not whole within limits.grpc_request_timeout_s "
+                                  f"({timeout:g}s) of the call's start")  # fmt: skip
+        return Overloaded(
+            f"the request message could not be read within limits.grpc_request_timeout_s ({timeout:g}s) of the call's "
+            f"start: it waited {waited:.1f}s for room, as the request messages arriving on the gRPC listener were at "
+            f"limits.grpc_arriving_max_bytes ({limits.grpc_arriving_max_bytes} bytes, each counted at the most grpc "
+            f"takes, {self.room.each}); retry shortly"
+        )
 
     # -- inference
 
@@ -925,8 +1035,8 @@ class GrpcIngress:
     ) -> bytes:
         """A unary inference call (ModelInfer). Its lineage goes back as trailing metadata, with the
         reply and the status in one batch (a streamed call's goes as initial metadata)."""
-        request: Any = await self._request(context)
-        if request is None or request is _EOF:
+        request: Any = await self._request(context, self.room)
+        if not isinstance(request, bytes):
             await self._unread(adapter, target, method, context, request)
         received = _read(context)
         ex, header = self._exchange(adapter, target, method, received)
@@ -993,9 +1103,9 @@ class GrpcIngress:
         awaited before the next read (back-pressure both ways); the lineage goes as initial metadata,
         with the first reply, and again, as it stands at the end, with the status. (`requests`: grpc's iterator over
         `context.read`, which is read instead.)"""
-        first: Any = await self._request(context)
-        if first is None:
-            await self._unread(adapter, target, method, context, None)
+        first: Any = await self._request(context, self.room)
+        if not isinstance(first, bytes) and first is not _EOF:
+            await self._unread(adapter, target, method, context, first)
         if first is _EOF:
             return await self._no_messages(adapter, target, method, context)
         received = _read(context)
@@ -1187,8 +1297,8 @@ class GrpcIngress:
         """Health and metadata RPCs: the caller's key is checked; recorded (a span, an access line), with no
         lineage edge; `x-trace-id` goes back as trailing metadata. The request is held while the upstream answers,
         counted as an inference call's is (`_hold`)."""
-        request: Any = await self._request(context)
-        if request is None or request is _EOF:
+        request: Any = await self._request(context, self.health_room if method in _RESERVES else self.room)
+        if not isinstance(request, bytes):
             await self._unread(adapter, target, method, context, request)
         received = _read(context)
         ex, header = self._exchange(adapter, target, method, received)
@@ -1221,8 +1331,8 @@ class GrpcIngress:
         lasts (the client's deadline is its only bound: a watch is silent while nothing changes); the client leaving
         cancels the upstream's stream; a drain, or a reload's retiring its server, ends it OK at once (`_retire`).
         `x-trace-id` goes back as trailing metadata."""
-        request: Any = await self._request(context)
-        if request is None or request is _EOF:
+        request: Any = await self._request(context, self.health_room if method in _RESERVES else self.room)
+        if not isinstance(request, bytes):
             await self._unread(adapter, target, method, context, request)
         received = _read(context)
         ex, header = self._exchange(adapter, target, method, received)

@@ -16,7 +16,7 @@ import re
 import zlib
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from proxy.config import Upstream
 from proxy.errors import (
@@ -45,10 +45,12 @@ from proxy.policy import Policy
 from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.anthropic import x_api_key_path
 from proxy.protocols.kserve import ADAPTER as KSERVE
+from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
+from proxy.protocols.kserve import openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS
 from proxy.protocols.passthrough import index_flags_only
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
-from proxy.transport.http11 import _LOWER, keep, lower_name
+from proxy.transport.http11 import _LOWER, first_places, keep, lower_name
 from proxy.transport.pool import Response as UpstreamResponse
 from proxy.transport.pool import UpstreamPool
 
@@ -196,23 +198,28 @@ def forward_fields(
 
 def reply_fields(
     out: list[bytes], raw: list[tuple[bytes, bytes]], names: list[bytes], lineage: bytes, base: str | None,
+    index: dict[bytes, int] | None = None,
 ) -> None:  # fmt: skip
     """The upstream's header block as the client gets it, added to `out` in pieces (the reply's head, and a small
     body, are joined once): its fields as received (`names`: theirs lower-case) less hop-by-hop ones (those its
     Connection fields name too, but for those that describe the body, `_DESCRIBE_BODY`) and those only the proxy may
     set (`x-lineage-*` and `OWNED`), then the lineage headers (`lineage`: `Exchange.lineage_fields`). A `Location` on the upstream itself (`base`: its URL) is made a path, so a client that follows a
-    redirect comes back through the proxy, not around it to an address it should not know."""
+    redirect comes back through the proxy, not around it to an address it should not know. `index`: each name's first
+    place in `names` (`ReplyFields.index`), made here when not given."""
+    if index is None:
+        index = first_places(names)
     skip = _NOT_RETURNED
-    if b"connection" in names and not _plain_connection(raw, names):
+    if b"connection" in index and not _plain_connection(raw, names, index):
         listed = _connection_tokens(raw, names)
         if not listed <= skip:  # `keep-alive` and `close` are hop-by-hop already
             # less the fields that say how the body, passed on as it came, is read: dropped, a gzip body reached the
             # client as plain bytes (the proxy, which read it decoded, recorded what it held)
             skip = skip | (listed - _DESCRIBE_BODY if not listed.isdisjoint(_DESCRIBE_BODY) else listed)
-    rebase = base if base and b"location" in names else None
+    rebase = base if base and b"location" in index else None
     for i in range(len(raw)):
         lower = names[i]
-        if lower in skip or lower.startswith(b"x-lineage-"):
+        # (`startswith` is a method called with its arguments parsed: only for a name that may be one)
+        if lower in skip or (len(lower) >= 10 and lower[1] == 45 and lower.startswith(b"x-lineage-")):
             continue
         name, value = raw[i]
         if rebase is not None and lower == b"location":
@@ -224,12 +231,17 @@ def reply_fields(
     out.append(lineage)
 
 
-def _plain_connection(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> bool:
+def _plain_connection(
+    raw: list[tuple[bytes, bytes]], names: list[bytes], index: dict[bytes, int] | None = None
+) -> bool:
     """Whether a reply's Connection fields (it has one) are one field saying `keep-alive` or `close` alone, as an upstream
     says on every reply: its tokens, hop-by-hop already, drop nothing more, so they need not be read (`_connection_tokens`
-    hashed the value and looked it up, a reply)."""
-    value = raw[names.index(b"connection")][1]
-    return (value == b"keep-alive" or value == b"close") and names.count(b"connection") == 1
+    hashed the value and looked it up, a reply). `index` (`ReplyFields.index`) places it, and says when no name is on
+    two fields, without a search of `names`."""
+    value = raw[index[b"connection"] if index is not None else names.index(b"connection")][1]
+    if value != b"keep-alive" and value != b"close":
+        return False
+    return (index is not None and len(index) == len(names)) or names.count(b"connection") == 1
 
 
 def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> frozenset[bytes]:
@@ -334,6 +346,22 @@ _NO_NAMES: Final[list[bytes]] = []  # (never appended to: `read` is a new list o
 _PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"Keep-Alive", b"close", b"Close"})
 
 
+def _kserve_openai(request: Request, path: str) -> str:
+    """A call on KServe's OpenAI prefix (`/openai/v1/chat/completions`, `kserve.openai_unprefixed`) made the same call
+    without it: its target loses its first segment, so the OpenAI adapter reads it and the upstream's url, which
+    holds `/openai` (README), puts it back. Its path, as the rest of the call reads it. Any other path as it is; and
+    so is a prefix whose segment is not `openai` once decoded alone (`/openai%2Fv1/...`): a path no adapter reads."""
+    unprefixed = openai_unprefixed(request.method, path)
+    if unprefixed is None:
+        return path
+    raw = request.target
+    end = raw.find("/", 1)
+    if end < 0 or unquote(raw[:end]) != KSERVE_OPENAI:
+        return path
+    request.target = raw[end:]
+    return unprefixed
+
+
 def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exchange:
     """The call's Exchange, with the adapter whose path it is (the last one matches anything)."""
     for adapter in HTTP_ADAPTERS:
@@ -358,6 +386,8 @@ class HttpIngress:
             if answer is not None:
                 conn.reply(request, *answer)
                 return
+        if path.startswith(KSERVE_OPENAI):  # (a path no other API has: one test a call)
+            path = _kserve_openai(request, path)
         pipeline = self.ref.current
         header = request.header
         ex = _exchange(pipeline, method, path, header)
@@ -639,11 +669,12 @@ class HttpIngress:
             conn.closing = True
         framing += connection_field(keep_alive, request.version == "1.0")
         upstream = ex.decision.upstream if ex.decision is not None else None
-        raw, names = resp.raw_headers, resp.headers.names  # the names lower-case: looked for without a call each
+        fields = resp.headers  # (their names looked up in its `index`: no search of the names a lookup)
         out = [_status_line(resp.status, resp.reason)]
-        if b"date" not in names:
+        if b"date" not in fields.index:
             out.append(date_header())
-        reply_fields(out, raw, names, ex.lineage_fields(), upstream.url if upstream is not None else None)
+        base = upstream.url if upstream is not None else None
+        reply_fields(out, fields.raw, fields.names, ex.lineage_fields(), base, fields.index)
         out.append(framing)
         out.append(b"\r\n")
         out.append(body)

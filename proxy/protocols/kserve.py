@@ -7,17 +7,21 @@ whole body as it parsed it (a custom `kserve.Model`'s `predict(payload, headers)
 `instances` and `inputs` (both; KServe's predictors read `inputs` first) as OIP tensor data is (their strings, and
 the keys of their objects: a row's column names; their numbers are data, not text; an element's base64 and JSON
 escapes decoded too), any other key as OIP parameters are (strings and numbers as text); a structured CloudEvent's
-`data` is read as the body, as KServe hands the model that alone. A body whose `Content-Type` is not JSON
-(`application/octet-stream` is, to KServe) reaches the model as its raw bytes, unless the request is a binary
-CloudEvent whose body parses as JSON: data the proxy does not read (opaque, as OIP tensors in shared memory:
-`policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]]`, `"text"`) reaches a custom model as that value: read as `instances` are.
+`data` is read as the body, as KServe hands the model that alone (and a structured CloudEvent reply is read by its
+`data`, the model's reply). KServe parses a body as JSON for the `Content-Type`s it lists, compared whole
+(`_JSON_TYPES`: `application/octet-stream` is one), for none, and for a binary CloudEvent's whose body is JSON; any
+other reaches the model as its raw bytes: when its type says JSON (`application/json; charset=utf-8`) read as JSON,
+or as text when it is none; else data the proxy does not read (opaque, as OIP tensors in shared memory:
+`policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]]`, `"text"`) reaches a custom model as that
+value: read as `instances` are. KServe's OpenAI data plane, under `/openai/v1`, is OpenAI's API
+(`openai_unprefixed`).
 """
 
 from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import orjson
 
@@ -45,21 +49,25 @@ from proxy.protocols.oip import (
     add_decoded_texts,
     parameter_strings,
 )
+from proxy.protocols.openai import ADAPTER as OPENAI
 
 PREFIX: Final = "/v1/models/"
+# KServe's OpenAI data plane's routes, `/openai/v1/chat/completions`, ... (`KSERVE_OPENAI_ROUTE_PREFIX`'s default)
+OPENAI_PREFIX: Final = "/openai"
 _VERBS: Final = frozenset({"predict", "explain"})
 # the request's data: KServe's predictors read `inputs` when there is one, else `instances` (`get_predict_input`); a
 # custom model gets the whole body, so both are read as data, the digest the one a predictor reads
 DATA_KEYS: Final = ("inputs", "instances")
 OUTPUT_KEYS: Final = ("predictions", "explanations", "outputs")  # a reply's, as its client reads it (first found)
-# what KServe's model server parses as JSON (`JSON_HEADERS`: `application/octet-stream` too, a body that is not JSON
-# refused 400), by media type; any other body reaches the model raw, but for a binary CloudEvent's (`_CLOUDEVENT`)
+# the `Content-Type` values KServe's model server parses a body of as JSON (`JSON_HEADERS`: `application/octet-stream`
+# too; a body that is not JSON refused 400), compared whole, as it compares them: any other value, even
+# `application/json; charset=utf-8`, hands the model the raw bytes, but for a binary CloudEvent's (`_CLOUDEVENT`)
 _JSON_TYPES: Final = frozenset(
     {"application/json", "application/cloudevents+json", "application/ld+json", "application/octet-stream"}
 )
 # the fields that make a request a binary-mode CloudEvent (the `cloudevents` package's `has_binary_headers`): KServe's
-# model server then parses its body as JSON whatever its `Content-Type` says, and hands the model the raw bytes only
-# when that fails (Knative Eventing sends them so)
+# model server then parses its body as JSON whatever its `Content-Type` says, and hands the model the raw bytes when
+# that fails (Knative Eventing sends them so)
 _CLOUDEVENT: Final = ("ce-specversion", "ce-source", "ce-type", "ce-id")
 _QUOTE, _BRACE = ord('"'), ord("{")  # as ints, `in` a bytes object is one memchr
 _WHOLE: Final = ""  # the key a body that is no JSON object is read under: its data, as `instances` are
@@ -83,16 +91,30 @@ def split_path(path: str) -> tuple[str, str] | None:
 
 
 def v1_call_path(path: str) -> bool:
-    """Whether `path` is a KServe V1 inference call's (`:predict`, `:explain`): answered in KServe's error shape."""
+    """Whether `path` is a KServe V1 inference call's (`:predict`, `:explain`) as KServe's router reads it (one
+    path segment, not empty, names the model): answered in KServe's error shape."""
     parts = split_path(path)
     return parts is not None and parts[1] != ""
 
 
-def _json_body(content_type: str | None) -> bool:
-    """Whether KServe's model server parses a body of this `Content-Type` as JSON (none: it does). A request with
-    several `Content-Type` fields (the proxy reads them joined, `a, b`) is an InvalidRequest: KServe's model server
-    reads the last one alone, so `text/plain` then `application/json` would be raw bytes to the proxy and JSON to
-    the model."""
+def openai_unprefixed(method: str, path: str) -> str | None:
+    """`path` less KServe's OpenAI prefix (`/openai/v1/chat/completions` -> `/v1/chat/completions`) when what is left
+    is a call the OpenAI adapter reads, or KServe's OpenAI model health (`GET /openai/v1/models/{name}`, routed by
+    the model it names as V1's readiness is); None for any other path. KServe's routes are all under `/openai/v1/`."""
+    rest = path[len(OPENAI_PREFIX) :]
+    if not path.startswith(OPENAI_PREFIX) or not rest.startswith("/v1/"):
+        return None
+    if OPENAI.match(method, rest) is not None:
+        return rest
+    parts = split_path(rest) if method == "GET" or method == "HEAD" else None
+    return rest if parts is not None and parts[1] == "" else None
+
+
+def _declared_json(content_type: str | None) -> bool:
+    """Whether this `Content-Type` says the body is JSON (its media type, any case, parameters aside; none: it is), so
+    text. A request with several `Content-Type` fields (the proxy reads them joined, `a, b`) is an InvalidRequest:
+    KServe's model server reads the last one alone, so `text/plain` then `application/json` would be raw bytes to
+    the proxy and JSON to the model."""
     if content_type is None:
         return True
     media = content_type.partition(";")[0]
@@ -104,16 +126,31 @@ def _json_body(content_type: str | None) -> bool:
     return media in _JSON_TYPES or media.endswith("+json")
 
 
-def _cloudevent_json(header: Header, body: bytes) -> bool:
-    """Whether KServe's model server parses this body, whose `Content-Type` is not JSON, as JSON all the same: the
-    request is a binary CloudEvent (`_CLOUDEVENT`) and its body is JSON."""
-    if any(header(name) is None for name in _CLOUDEVENT):
-        return False
+def _binary_cloudevent(header: Header | None) -> bool:
+    """Whether the request is a binary-mode CloudEvent (`_CLOUDEVENT`): KServe's model server parses its body as JSON
+    whatever its `Content-Type` says, and hands the model the raw bytes when that fails."""
+    return header is not None and all(header(name) is not None for name in _CLOUDEVENT)
+
+
+def _raw(model: str, operation: str, body: bytes, declared_json: bool) -> Request:
+    """A body that is no JSON, which KServe's model server hands the model as its raw bytes: read as the text it says
+    it is when its `Content-Type` says JSON (`application/json; charset=utf-8`; bytes that are not UTF-8 read as
+    U+FFFD, the call labelled `scan:truncated`); with any other, data the proxy does not read (`policy.passthrough`)."""
+    digest = bytes_digest(body) if body else None
+    if not declared_json:
+        return Request(model, operation, digest=digest, opaque=True)
     try:
-        orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False  # (KServe hands the model the raw bytes)
-    return True
+        text, whole = body.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, whole = body.decode("utf-8", "replace"), False
+    return Request(model, operation, texts=(text,) if text else (), digest=digest, unscanned=not whole)
+
+
+def _structured(value: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether a body (a request's, a reply's) is a structured CloudEvent, as KServe's `is_structured_cloudevent` reads
+    one (`_STRUCTURED`): KServe hands the model its `data` alone, and answers one sent as `application/cloudevents+json`
+    with one whose `data` is the model's reply."""
+    return type(value) is dict and "specversion" in value and all(name in value for name in _STRUCTURED)
 
 
 def _dumped(value: Any) -> bytes:
@@ -127,15 +164,24 @@ def _dumped(value: Any) -> bytes:
 def read_request(
     model: str, operation: str, body: bytes, content_type: str | None, header: Header | None = None
 ) -> Request:
-    """A V1 `:predict` or `:explain` body (see the module's doc): InvalidRequest for one that is no JSON, or whose
-    `instances` is not a list (KServe's predictors refuse it too). A body that is JSON but no object (a list, a string,
-    a number) is handed to a custom model as it is: read as `instances` are. `header`: the request's fields, asked
-    only when the `Content-Type` is not JSON (a binary CloudEvent's body is read as JSON all the same, if it is)."""
-    if not _json_body(content_type) and (header is None or not _cloudevent_json(header, body)):
-        return Request(model, operation, digest=bytes_digest(body) if body else None, opaque=True)
-    value = load_request_value(body, "request body")
+    """A V1 `:predict` or `:explain` body (see the module's doc): InvalidRequest for one that is no JSON where KServe's
+    model server parses it (and refuses it so), or whose `instances` is not a list (KServe's predictors refuse it
+    too). A body that is JSON but no object (a list, a string, a number) is handed to a custom model as it is: read as
+    `instances` are. `header`: the request's fields, asked only when the body is not JSON or its `Content-Type` does
+    not say it is (a binary CloudEvent's body is parsed as JSON whatever it says: `_binary_cloudevent`)."""
+    declared_json = _declared_json(content_type)
+    if not declared_json and not _binary_cloudevent(header):
+        return _raw(model, operation, body, False)
+    try:
+        value = load_request_value(body, "request body")
+    except InvalidRequest:
+        # KServe's model server refuses it 400 too when it parses the body for its `Content-Type`, which it compares
+        # whole (`_JSON_TYPES`); for any other, or a binary CloudEvent's, the model gets its bytes
+        if (content_type is None or content_type in _JSON_TYPES) and not _binary_cloudevent(header):
+            raise
+        return _raw(model, operation, body, declared_json)
     envelope: dict[str, Any] | None = None
-    if type(value) is dict and "specversion" in value and all(name in value for name in _STRUCTURED):
+    if _structured(value):
         envelope = {name: item for name, item in value.items() if name != "data"}  # (the model gets `data` alone)
         value = value["data"]
     data: dict[str, Any] = value if type(value) is dict else {_WHOLE: value}
@@ -174,7 +220,8 @@ class ReplyObserver(RestReplyObserver):
     beside it. Kept as it passes when not read whole, and read once it ended, as an OIP REST reply is (whose observer
     this is, but for what it reads: so a reply framed by its connection's close whose JSON ends before its value does
     is told apart, `cut_short`, as an OIP reply is); a reply that is no JSON is passed on unread, labelled
-    `scan:truncated`."""
+    `scan:truncated`. A structured CloudEvent (KServe's answer to one sent as `application/cloudevents+json`) is read
+    by its `data`, the model's reply, its attributes beside it."""
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture, None)
@@ -188,6 +235,9 @@ class ReplyObserver(RestReplyObserver):
             self._ended_early = reply is NOT_JSON and ends_early(data)
             self._unread(data)
             return
+        if _structured(reply):  # KServe's reply to a structured CloudEvent: the model's reply is its `data`
+            self._text.aside_strings("cloudevent", {name: item for name, item in reply.items() if name != "data"})
+            reply = reply["data"]  # (a string too: what a custom model returned)
         value: Any = reply
         if type(reply) is dict:
             key = next((name for name in OUTPUT_KEYS if name in reply), None)

@@ -82,20 +82,22 @@ def split_path(path: str) -> tuple[str, str | None, str] | None:
 
 
 # request header fields (and gRPC metadata keys) the proxy drops, writes anew, or reads as its own and checks (HTTP's
-# framing and hop-by-hop fields, the trace, the labels, the body's coding), and the caller's credentials
-# (`Authorization`, `x-api-key`, `Cookie`, `Proxy-Authorization`: never content, never captured): every
-# other one MLServer hands its model with the request as the client sent it (`parameters.headers`: each field of a
-# REST request, each metadata entry of a gRPC one; `Accept`, `Content-Type`, `User-Agent`, the client's
-# `X-Forwarded-For` too), as Triton does those its `--http-header-forward-pattern` names: their names and values are read.
-# The purpose too (`x-purpose`, forwarded for a proxy chained behind): any word of the label grammar without
-# `policy.known_purposes`, so `x-purpose: 4111111111111111` took a card to the model; the labels (`x-data-labels`) are
-# checked against the zones
+# framing and hop-by-hop fields, the trace (a `tracestate` forwarded with it is read as the trace keeps it:
+# `tracestate_text`), the body's coding), and the caller's key (`Authorization`, read where it is passed on:
+# `passed_key_text`): every other one MLServer hands its model with the request as the client sent it
+# (`parameters.headers`: each field of a REST request, each metadata entry of a gRPC one; `Accept`, `Content-Type`,
+# `User-Agent`, the client's `X-Forwarded-For` too), as KServe's model server does (`predict(payload, headers)`) and
+# Triton those its `--http-header-forward-pattern` names: their names and values are read. The purpose too
+# (`x-purpose`, forwarded for a proxy chained behind): any word of the label grammar without `policy.known_purposes`, so
+# `x-purpose: 4111111111111111` took a card to the model; and so the labels (`x-data-labels`, forwarded so too: a label
+# is any word of the grammar, `4111111111111111` as well). A `Cookie` and an `x-api-key` (a key only on the Anthropic
+# API's paths, never an OIP or KServe one) are forwarded as they came, and were not read: `Cookie: note=alice@...` reached
+# the model for a purpose its zone forbids
 HEADER_FRAMING: Final = frozenset({
     "host", "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "te", "expect",
-    "accept-encoding", "authorization", "authorization-bin", "x-api-key", "traceparent", "tracestate",
-    "x-data-labels", "x-data-labels-bin", "x-forwarded-proto", "x-forwarded-host", "x-real-ip",
-    "forwarded", HEADER_LENGTH.lower(), "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "cookie",
-    "proxy-authorization", "proxy-authenticate", "proxy-connection", "trailer", "upgrade",
+    "accept-encoding", "authorization", "authorization-bin", "traceparent", "tracestate", "x-forwarded-proto",
+    "x-forwarded-host", "x-real-ip", "forwarded", HEADER_LENGTH.lower(), "grpc-timeout", "grpc-encoding",
+    "grpc-accept-encoding", "proxy-authorization", "proxy-authenticate", "proxy-connection", "trailer", "upgrade",
 })  # fmt: skip
 
 
@@ -104,11 +106,12 @@ HEADER_FRAMING: Final = frozenset({
 # Read as text they labelled calls at random: one Datadog id (a decimal uint64) in ten passes the card check, and one
 # UUID in about 550 reads as a phone number. A value of its field's form is an id, not read; any other value is read
 _H: Final = "[0-9a-fA-F]"
+_UUID: Final = rf"{_H}{{8}}-{_H}{{4}}-{_H}{{4}}-{_H}{{4}}-{_H}{{12}}"
 _AMZN: Final = rf"(?:Self|Root)=1-{_H}{{8}}-{_H}{{24}}|Parent={_H}{{16}}|Sampled=[01?]|Lineage={_H}{{8}}:[0-9]{{1,3}}"
 TRACE_IDS: Final = {
     name: re.compile(form, re.ASCII)
     for names, form in (
-        (("x-request-id",), rf"{_H}{{8}}-{_H}{{4}}-{_H}{{4}}-{_H}{{4}}-{_H}{{12}}|{_H}{{16,32}}"),
+        (("x-request-id",), rf"{_UUID}|{_H}{{16,32}}"),
         (("x-datadog-trace-id", "x-datadog-parent-id"), "[0-9]{1,20}"),
         (("x-cloud-trace-context",), rf"{_H}{{32}}(?:/[0-9]{{1,20}})?(?:;o=[0-9])?"),
         (("x-b3-traceid",), rf"{_H}{{16}}(?:{_H}{{16}})?"),
@@ -178,9 +181,9 @@ def _address(entry: str) -> bool:
 
 def header_labels(detectors: Detectors, text: str) -> frozenset[str]:
     """What the detectors find in `header_text`'s text: a User-Agent's product versions and an `X-Forwarded-For`'s
-    addresses read apart, without `FORM_LABELS` (see above). A text without either field (gRPC's, most REST calls'
-    but a browser's) is scanned as it is."""
-    if "user-agent: " not in text and "x-forwarded-for: " not in text:
+    addresses read apart, without `FORM_LABELS` (see above), a cookie whose value is an id not read (`_cookies`). A
+    text without those fields (gRPC's, most REST calls' but a browser's) is scanned as it is."""
+    if "user-agent: " not in text and "x-forwarded-for: " not in text and "cookie: " not in text:
         return detectors.scan(text)
     lines: list[str] = []
     apart: list[str] = []
@@ -197,9 +200,57 @@ def header_labels(detectors: Detectors, text: str) -> frozenset[str]:
                 entry = entry.strip(" \t")
                 (apart if _address(entry) else others).append(entry)
             line = "x-forwarded-for: " + ", ".join(others)
+        elif name == "cookie":
+            line = "cookie: " + _cookies(value)
         lines.append(line)
     found = detectors.scan("\n".join(lines))
     return found | (detectors.scan(_APART.join(apart)) - FORM_LABELS) if apart else found
+
+
+# a cookie's value in the form of a random id: a UUID, what session cookies often hold, one in about 570 of which reads
+# as a phone number (its groups of digits between dashes): read, the session's every call was refused for it
+_SESSION_ID: Final = re.compile(_UUID, re.ASCII)
+
+
+def _cookies(value: str) -> str:
+    """A `Cookie` field's value as read: its `name=value` pairs but those whose value is a UUID (`_SESSION_ID`), an id.
+    Any other value is read, as the model is handed it (`note=alice@example.com`, a card's digits)."""
+    kept: list[str] = []
+    for pair in value.split(";"):
+        _, equals, cookie = pair.partition("=")
+        if equals and _SESSION_ID.fullmatch(cookie.strip(' \t"')) is not None:
+            continue
+        kept.append(pair)
+    return ";".join(kept)
+
+
+# the ids a `tracestate`'s list-members hold, in the forms tracers write them on every call: Datadog's span id and its
+# trace id's upper half (`dd=s:1;p:00f067aa0ba902b7;t.tid:640cfd8d00000000`, 16 hex digits each), OpenTelemetry's
+# random value (`ot=rv:7a7d1e8c3f2b9a`, 14), W3C's trace and span ids (32, 16). Read, one Datadog `t.tid` in 450
+# (the hour's 8 digits, then 8 zeros) passed the card check: a call refused at random. Not read, as the trace ids are
+_TRACESTATE_ID: Final = re.compile(
+    r"(?<![0-9A-Za-z])(?:[0-9a-f]{32}|[0-9a-f]{16}|[0-9a-f]{14})(?![0-9A-Za-z])", re.ASCII
+)
+
+
+def tracestate_text(beside: str | None, tracestate: str) -> str:
+    """`beside` (`header_text`'s text, None for none) with the `tracestate` the upstream is sent with the trace, which an
+    OIP or KServe server hands its model as any field (`tracestate: rojo=alice@example.com` is W3C's), its ids not read
+    (`_TRACESTATE_ID`)."""
+    return _with_line(beside, "tracestate: " + _TRACESTATE_ID.sub("", tracestate))
+
+
+def passed_key_text(beside: str | None, authorization: str) -> str | None:
+    """`beside` with the caller's `Authorization`, passed on as it came where no caller has a key (the upstream's own
+    auth), which an OIP or KServe server hands its model as any field (`Bearer alice@example.com`): read, but for a
+    credential that is a UUID, an id as a cookie's is (`_SESSION_ID`: one in about 600 reads as a phone number)."""
+    if _SESSION_ID.fullmatch(authorization.partition(" ")[2].strip(" \t")) is not None:
+        return beside
+    return _with_line(beside, "authorization: " + authorization)
+
+
+def _with_line(beside: str | None, line: str) -> str:
+    return line if beside is None else beside + "\n" + line
 
 
 def labels_parameter(value: Any) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import grpc.aio
 
 from proxy.checkpoints import METADATA_TIMEOUT_S
 from proxy.config import Limits, Upstream, UpstreamTls
-from proxy.errors import UpstreamStatus
+from proxy.errors import UpstreamStatus, UpstreamUnavailable
 from proxy.protocols import MetadataStatus
 from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_request, read_model_metadata
 from proxy.record.export import RECONNECT_OPTIONS
@@ -162,7 +162,11 @@ class GrpcChannels:
         # callable it made on one without a call of `channel` (`GrpcIngress._callable`): never rebound
         self.opened: dict[str, _Open] = {}
         self._wanted: dict[str, Upstream] | None = None  # the config in force's gRPC upstreams, once told
-        self._read: dict[str, Files] = {}  # TLS files a reload read for an upstream's next channel (`use`)
+        # the TLS files of the config in force's gRPC upstreams, by their settings, as read off the event loop (a
+        # reload's) or at start (`use`), or why they could not be; and those the config before it read (calls decided
+        # on it): never read by a call
+        self._tls_read: dict[UpstreamTls, Files | OSError] = {}
+        self._tls_before: dict[UpstreamTls, Files] = {}
         self._retiring: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
         # each channel's own for the upstream's metadata (`model_metadata`: readiness, checkpoints), a connection of its
         # own, made on its first ask; retired with it
@@ -177,26 +181,35 @@ class GrpcChannels:
         read: dict[str, Files | OSError] | None = None,
     ) -> None:
         """The config in force (at start and on every reload), with each call's window and largest reply message
-        (`window_for` its limits; a window alone: the default reply limit); TLS files are read again here, or taken
-        from `read` (`read_tls`: a reload's, read off the event loop), which the next channel made for each is made
-        with."""
+        (`window_for` its limits; a window alone: the default reply limit); its TLS files as `read` holds them
+        (`read_tls`: a reload's, read off the event loop), else read here (at start, before serving): the channels
+        made from now on are made with them. One whose files could not be read keeps them as last read while its TLS
+        settings are unchanged (its channel too); with new settings, its calls are refused (`_files_for`)."""
+        upstreams = list(upstreams)
         self._wanted = {u.name: u for u in upstreams if u.grpc}
-        self._read = {name: files for name, files in read.items() if not isinstance(files, OSError)} if read else {}
+        if read is None:
+            read = read_tls(upstreams)
+        self._tls_before = {tls: files for tls, files in self._tls_read.items() if not isinstance(files, OSError)}
+        self._tls_read = {}
+        for name, files in read.items():
+            tls = self._wanted[name].tls if name in self._wanted else None
+            if tls is None:
+                continue
+            if isinstance(files, OSError) and tls in self._tls_before:  # its settings unchanged: as last read
+                log.warning("upstream %s: cannot read its TLS files (%s): its channels are made with them as last "
+                            "read (reload again once they can be read)", name, files.strerror or files)  # fmt: skip
+                files = self._tls_before[tls]
+            self._tls_read[tls] = files
         window, most = (sizes, REPLY_BYTES) if isinstance(sizes, int) else sizes
         rewindowed = window != self._window or most != self._most
         self._window = window
         self._most = most
         for name, entry in list(self.opened.items()):
             wanted = self._wanted.get(name)
-            if wanted is not None and not rewindowed and _shape(wanted) == _shape(entry.upstream):
-                try:
-                    same = entry.files == _read(wanted, read)
-                except OSError as exc:
-                    log.warning("upstream %s: cannot read its TLS files: %s", name, exc.strerror or exc)
-                    same = False
-                if same:
-                    self.opened[name] = _Open(wanted, entry.files, entry.channel)
-                    continue
+            if (wanted is not None and not rewindowed and _shape(wanted) == _shape(entry.upstream)
+                    and self._read_for(wanted) == entry.files):  # fmt: skip
+                self.opened[name] = _Open(wanted, entry.files, entry.channel)
+                continue
             del self.opened[name]
             self._retire(entry.channel)
 
@@ -215,18 +228,35 @@ class GrpcChannels:
         if entry is not None and (entry.upstream is upstream or _shape(entry.upstream) == _shape(upstream)):
             return entry.channel
         wanted = self._wanted.get(upstream.name) if self._wanted is not None else upstream
+        files = self._files_for(upstream)
         if wanted is None or _shape(wanted) != _shape(upstream):  # decided before a reload changed it
-            channel = self._make(upstream, _files(upstream))
+            channel = self._make(upstream, files)
             self._retire(channel)  # closes once the call made on it right after this returns has ended
             return channel
         if entry is not None:
             self._retire(entry.channel)
-        files = self._read.pop(upstream.name, None)  # read by the reload that named it (`use`), off the loop
-        if files is None:
-            files = _files(upstream)
         channel = self._make(upstream, files)
         self.opened[upstream.name] = _Open(upstream, files, channel)
         return channel
+
+    def _read_for(self, upstream: Upstream) -> Files | OSError | None:
+        """`upstream`'s TLS files as the config in force read them (or why they could not be); None without TLS."""
+        return self._tls_read.get(upstream.tls) if upstream.tls is not None else None
+
+    def _files_for(self, upstream: Upstream) -> Files | None:
+        """`upstream`'s TLS files as read at start or by a reload, off the event loop (`use`); None without TLS. Read by
+        a call on the loop, a file on a hung mount held every call and the stop for good. UpstreamUnavailable when they
+        could not be read (the call is refused, and recorded so), or were not (a call decided two reloads ago)."""
+        if upstream.tls is None:
+            return None
+        files = self._tls_read.get(upstream.tls) or self._tls_before.get(upstream.tls)
+        if isinstance(files, OSError):
+            raise UpstreamUnavailable(f"upstream {upstream.name!r}: cannot read its TLS files ({files.strerror or files})"
+                                      ": reload once they can be read")  # fmt: skip
+        if files is None:
+            raise UpstreamUnavailable(f"upstream {upstream.name!r}: its TLS settings were replaced by two reloads "
+                                      "since this call was decided: try it again")  # fmt: skip
+        return files
 
     def _make(self, upstream: Upstream, files: Files | None, own: bool = False) -> grpc.aio.Channel:
         """A channel to `upstream`; `own`: on a connection of its own (grpc shares one among channels made alike)."""
@@ -307,13 +337,9 @@ class GrpcChannels:
         self.opened.clear()
 
 
-def _files(upstream: Upstream) -> Files | None:
-    return upstream_tls_files(upstream.tls) if upstream.tls is not None else None
-
-
 def read_tls(upstreams: Iterable[Upstream]) -> dict[str, Files | OSError]:
     """The TLS files of each gRPC upstream with TLS, as read now (or why one cannot be read): what a reload reads
-    off the event loop for `use`."""
+    off the event loop for `use`, and the start before it serves."""
     read: dict[str, Files | OSError] = {}
     for upstream in upstreams:
         if upstream.grpc and upstream.tls is not None:
@@ -322,13 +348,3 @@ def read_tls(upstreams: Iterable[Upstream]) -> dict[str, Files | OSError]:
             except OSError as exc:
                 read[upstream.name] = exc
     return read
-
-
-def _read(upstream: Upstream, read: dict[str, Files | OSError] | None) -> Files | None:
-    """`upstream`'s TLS files: as `read` holds them (OSError raised), else read now."""
-    files = read.get(upstream.name) if read is not None else None
-    if files is None:
-        return _files(upstream)
-    if isinstance(files, OSError):
-        raise files
-    return files

@@ -418,11 +418,21 @@ class ConnectionPool:
         for the connections opened meanwhile (each made its own: a burst of calls at start loaded the CAs once a
         connection), and kept for the next ones (`_made`). Made on a daemon thread (`client_context_in_thread`): a file
         that never comes (a hung mount) holds neither the stop nor, past its connect timeout, the calls."""
+        making = self.context_soon()
+        assert making is not None
+        return await asyncio.shield(making)  # (a call that leaves does not cancel it for the others)
+
+    def context_soon(self) -> asyncio.Future[ssl.SSLContext] | None:
+        """The TLS context being made for the next connections (begun now unless it is already), None when there is
+        none to make (plain HTTP, or made already): at start, so that the first connection's connect_timeout_s
+        covers its connect and not the loading of the system's CAs (`UpstreamPool.prepare_tls`)."""
+        if not self.tls or self._ssl is not None:
+            return None
         making = self._making
         if making is None:
             making = self._making = client_context_in_thread(self.upstream.tls)
             making.add_done_callback(self._made)
-        return await asyncio.shield(making)  # (a call that leaves does not cancel it for the others)
+        return making
 
     def _made(self, making: asyncio.Future[ssl.SSLContext]) -> None:
         """A context made is kept unless a reload asked for the files to be read again meanwhile (`reread_tls`: it
@@ -577,6 +587,14 @@ class UpstreamPool:
         """A reload: each pool's next connection reads its upstream's TLS files again, as gRPC channels do."""
         for pool in self._pools.values():
             pool.reread_tls()
+
+    def prepare_tls(self, upstreams: Iterable[Upstream]) -> list[asyncio.Future[ssl.SSLContext]]:
+        """Begin making the TLS context of each HTTPS upstream of `upstreams` that has none yet, off the event loop
+        (`ConnectionPool.context_soon`): made by its first connection, within its connect_timeout_s, the system's CAs
+        (no `ca` of its own: ~40 ms of CPU, seconds on a busy host) failed that connection (502) under a short one.
+        What is being made, for the start to wait for."""
+        making = (self.pool(upstream).context_soon() for upstream in upstreams if upstream.url is not None)
+        return [future for future in making if future is not None]
 
     async def get_json(self, upstream: Upstream, path: str) -> Any:
         """A metadata GET for checkpoint discovery and readiness; MetadataStatus on non-2xx."""

@@ -13,6 +13,8 @@ import pytest
 
 from proxy.config import parse
 from proxy.errors import ConfigError
+from proxy.flow import Call, TraceContext
+from proxy.policy import Policy, decide
 from tests.certs import Authority
 from tests.servers.vllm_like import SERVED
 from tests.transport.test_grpc import simple_inputs
@@ -243,3 +245,52 @@ lineage: {{store: "${{STORE}}"}}
         assert reply.headers["x-lineage-checkpoint"] == "meta-llama/Llama-3.1-8B-Instruct"  # discovery over TLS too
     finally:
         loop_thread.run(runner.cleanup())
+
+
+# -- a call refused as anonymous where callers are named by their client certificates says a certificate would do:
+# a TLS listener's call that showed none was told only "missing API key: send 'Authorization: Bearer <key>'", a cure
+# for a caller that has no key; a call carrying no data (a listing) is told what a call with data is, the
+# certificate that names no caller included (it said only "missing API key"). Where no caller has a
+# `tls_identity`, the reason is as it was.
+
+MISSING_KEY = "missing API key: send 'Authorization: Bearer <key>'"
+EITHER = MISSING_KEY + ", or a client certificate that names a caller (callers[].tls_identity)"
+STRANGER = MISSING_KEY + " (the client certificate 'spiffe://example.org/ns/x/sa/y' names no caller)"
+
+
+def listing(proxy, pki, who: str | None) -> httpx.Response:  # type: ignore[no-untyped-def]
+    context = ssl.create_default_context(cafile=str(pki["ca"].pair.cert))
+    if who:
+        context.load_cert_chain(str(pki[who].cert), str(pki[who].key))
+    return httpx.get(f"https://{proxy.bound.http}/v1/models", verify=context, timeout=10)
+
+
+def test_a_call_without_key_or_certificate_is_told_either_identifies_it(vllm, make_proxy, pki) -> None:  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, wait="probed", UPSTREAM=upstream, **env(pki))
+    with pytest.raises(openai.AuthenticationError) as anonymous:
+        sdk(proxy, pki, None).chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hi"}])
+    assert anonymous.value.body["message"] == EITHER  # type: ignore[index]
+    listed = listing(proxy, pki, None)
+    assert listed.status_code == 401 and listed.json()["error"]["message"] == EITHER
+    stranger = listing(proxy, pki, "stranger")
+    assert stranger.status_code == 401 and stranger.json()["error"]["message"] == STRANGER
+    assert listing(proxy, pki, "glasses").status_code == 200
+    assert server.data_requests() == []
+
+
+def test_without_callers_named_by_certificate_the_reason_is_as_it_was() -> None:
+    policy = Policy.compile(parse("""
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: llm, url: "http://127.0.0.1:9"}]
+routes: [{model: "*", upstream: llm}]
+callers: [{name: app, api_key_sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]
+policy: {anonymous: deny}
+""", env={}))  # fmt: skip
+    decision = decide(Call("openai", "chat", "m", TraceContext(1, 1)), policy)
+    assert decision.reason == MISSING_KEY
+
+
+def test_the_readme_quotes_the_reason_as_it_is_given() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").replace("\n", " ")
+    assert f"`{EITHER}`" in readme

@@ -314,3 +314,24 @@ def test_the_replys_predictions_are_its_output() -> None:
     custom = observed(b'{"answer": "write to bob@example.org"}')  # no field the output is in: read beside it
     assert custom.output_detected == {"pii:email"} and custom.output_digest is None
     assert observed(b"<html>oops</html>").output_detected == {TRUNCATED}
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize("path", ["/v1/models/org/echo:predict", "/v1/models/:explain"])
+def test_a_path_kserve_does_not_serve_is_answered_in_openais_error_shape(
+    kserve_echo: tuple[str, Path], make_proxy: Callable[..., ProxyHandle], path: str
+) -> None:
+    """KServe's router takes a V1 call's model name from one path segment, not empty: `/v1/models/org/echo:predict`
+    and `/v1/models/:explain` are no KServe calls (the real server answers them 404 and 405 in FastAPI's own shape,
+    `{"detail": ...}`), but a path no adapter reads, answered as every other one is, in the OpenAI error shape. They
+    were answered in KServe's, as the proxy's error replies chose it by the path's ends alone."""
+    url, log = kserve_echo
+    direct = httpx.post(f"{url}{path}", json={"instances": [[1]]}, timeout=60)
+    assert direct.status_code in (404, 405) and "error" not in direct.json(), direct.text
+    proxy = make_proxy(CONFIG, wait="probed", KSERVE=url, PASSTHROUGH="auto")
+    before = len(seen(log))
+    refused = httpx.post(f"{proxy.url}{path}", json={"instances": [[1]]}, timeout=60)
+    assert refused.status_code == 404, refused.text  # (no route serves a model no path names)
+    error = refused.json()["error"]
+    assert isinstance(error, dict) and error["code"] == "model_not_found", refused.text  # before: a string
+    assert len(seen(log)) == before

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from proxy.errors import InvalidRequest
+from proxy.protocols import bytes_digest
 from proxy.protocols.kserve import read_request
 from tests.harness import ProxyHandle, proxy_error
 from tests.protocols.test_kserve_v1 import ADDRESS, CONFIG, ECHO, seen
@@ -71,3 +72,53 @@ def test_raw_bodies_stay_raw() -> None:
     assert ADDRESS in read_request("m", "predict", BODY, "application/octet-stream").texts
     with pytest.raises(InvalidRequest):  # KServe answers 400 too (`Unrecognized request format`)
         read_request("m", "predict", b"\x89PNG", "application/octet-stream")
+
+
+# KServe compares a `Content-Type` whole with its `JSON_HEADERS`: `application/json; charset=utf-8` (as many clients
+# send it), `Application/JSON` or a `+json` type is none of them, so its model gets the raw bytes, JSON or not; and a
+# binary CloudEvent's body that is not JSON reaches it raw whatever its type. The proxy refused such a body 400
+# (`not valid JSON`) where KServe served it: it is read as the text its type says it is
+RAW_TEXT_CASES = [
+    ({"content-type": "application/json; charset=utf-8"}, "charset"),
+    ({"content-type": "Application/JSON"}, "capitals"),
+    ({"content-type": "application/vnd.api+json"}, "+json"),
+    ({"content-type": "application/json", **CLOUDEVENT}, "binary CloudEvent"),
+]
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize(("headers", "case"), RAW_TEXT_CASES, ids=[case for _, case in RAW_TEXT_CASES])
+def test_a_json_typed_body_kserve_hands_over_raw_is_read_as_its_text(
+    kserve_echo: tuple[str, Path], make_proxy: Callable[..., ProxyHandle], headers: dict[str, str], case: str
+) -> None:
+    url, log = kserve_echo
+    text = f"write to {ADDRESS} today"  # no JSON
+    direct = httpx.post(f"{url}/v1/models/echo:predict", content=text, headers=headers, timeout=60)
+    assert direct.status_code == 200 and seen(log)[-1] == text, direct.text  # the model got the raw bytes
+    proxy = make_proxy(CONFIG, wait="probed", KSERVE=url, PASSTHROUGH="forward")
+    before = len(seen(log))
+    refused = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=text,
+                         headers={**headers, "x-purpose": "ads"}, timeout=60)  # fmt: skip
+    assert refused.status_code == 403, refused.text  # before: 400 invalid_request, `not valid JSON`
+    error = proxy_error(refused)
+    assert error["code"] == "purpose_denied" and "pii:email" in error["message"], error
+    assert len(seen(log)) == before
+    allowed = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=text, headers=headers, timeout=60)
+    assert allowed.status_code == 200 and "pii:email" in allowed.headers["x-data-labels"].split(","), allowed.text
+    assert seen(log)[-1] == text
+
+
+def test_a_json_typed_body_that_is_no_json_is_read_as_text_or_refused_as_kserve_does() -> None:
+    """Refused (400) only where KServe's model server parses the body as JSON (and refuses it so too): a
+    `Content-Type` it lists, written as it lists it, or none, and no CloudEvent fields."""
+    for content_type in ("application/json", "application/octet-stream", None):
+        with pytest.raises(InvalidRequest, match="not valid JSON"):
+            read_request("m", "predict", b"write to me", content_type, {}.get)
+    read = read_request("m", "predict", b"to " + ADDRESS.encode(), "application/json; charset=utf-8", {}.get)
+    assert read.texts == ("to " + ADDRESS,) and not read.opaque and not read.unscanned
+    assert read.digest == bytes_digest(b"to " + ADDRESS.encode())  # the bytes the model gets
+    # bytes that are not UTF-8: read as U+FFFD, the rest read, the call labelled `scan:truncated`
+    broken = read_request("m", "predict", b"\xff" + ADDRESS.encode(), "application/json;charset=utf-8", {}.get)
+    assert broken.texts == ("\ufffd" + ADDRESS,) and broken.unscanned
+    # JSON under such a type: read as JSON, as before (the model gets its text)
+    assert ADDRESS in read_request("m", "predict", BODY, "application/json; charset=utf-8", {}.get).texts

@@ -1,18 +1,20 @@
-"""A gRPC client on raw HTTP/2 that starts calls and never finishes their request message: each call's HEADERS, then a
-message's length prefix announcing `size` bytes and all of them but the last, sent as the listener's flow control
-allows (it follows WINDOW_UPDATE, answers SETTINGS and PING, so the connection stays up). What a hostile or broken
-client does that grpc's own clients cannot be made to do."""
+"""A gRPC client on raw HTTP/2 that starts calls and holds back the end of their request message: each call's HEADERS,
+then a message's length prefix announcing its size and all of it but the last byte, sent as the listener's flow control
+allows (it follows WINDOW_UPDATE, answers SETTINGS and PING, so the connection stays up), the last byte when the test
+says (`finish`), or never. What a hostile or broken client does that grpc's own clients cannot be made to do."""
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 
 from tests.servers.h2_wire import DATA, HEADERS, frame, header_block
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS, RST_STREAM, PING, GOAWAY, WINDOW_UPDATE = 4, 3, 6, 7, 8
 _END_HEADERS = 0x4
+_END_STREAM = 0x1
 _FRAME = 16_384  # HTTP/2's initial SETTINGS_MAX_FRAME_SIZE
 
 
@@ -28,10 +30,16 @@ class HostileClient:
         self.closed = False
         self._connection_window = 65_535
         self._stream_windows: dict[int, int] = {}
+        self.sent: dict[int, int] = {}  # bytes of DATA sent, by stream
         self._initial_window = 65_535
         self._next = 1
         self._send = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
+
+    @property
+    def initial_window(self) -> int:
+        """Each stream's window as the listener's SETTINGS set it."""
+        return self._initial_window
 
     def close(self) -> None:
         self.sock.close()
@@ -39,33 +47,72 @@ class HostileClient:
     def start(self, path: str, size: int, *metadata: tuple[str, bytes]) -> int:
         """A new stream carrying all of a `size`-byte message but its last byte (returns once it is sent, or once the
         listener ended the stream)."""
+        stream = self.open(path, *metadata)
+        self._message(stream, bytes(size), 30.0)
+        return stream
+
+    def open(self, path: str, *metadata: tuple[str, bytes]) -> int:
+        """A new stream: its HEADERS only."""
         stream, self._next = self._next, self._next + 2
         head = header_block((":method", b"POST"), (":scheme", b"http"), (":path", path.encode()),
                             (":authority", b"localhost"), ("content-type", b"application/grpc"), ("te", b"trailers"),
                             *metadata)  # fmt: skip
         with self.cond:
             self._stream_windows[stream] = self._initial_window
+            self.sent[stream] = 0
         with self._send:
             self.sock.sendall(frame(HEADERS, _END_HEADERS, stream, head))
-        left = b"\x00" + size.to_bytes(4, "big") + bytes(size - 1)
+        return stream
+
+    def push(self, stream: int, message: bytes) -> None:
+        """All of `message` but its last byte on `stream`, sent on a thread of its own as the listener's flow control
+        allows, for as long as that takes (`sent`, `stalled`, `pushed` say how far it got)."""
+        threading.Thread(target=self._message, args=(stream, message, None), daemon=True).start()
+
+    def pushed(self, stream: int, message: bytes) -> bool:
+        """All of `message` but its last byte is sent on `stream` (its 5-byte prefix counted)."""
+        return self.sent[stream] == len(message) + 4
+
+    def stalled(self, stream: int) -> bool:
+        """`stream` has sent all its window lets it: the listener has given it no more."""
+        return self._stream_windows[stream] <= 0
+
+    def finish(self, stream: int, message: bytes) -> None:
+        """The last byte of `message`, which `push` sent but that, with the end of the client's messages (END_STREAM)."""
+        with self.cond:
+            assert self.cond.wait_for(lambda: self._sendable(stream), 30), "the listener gave no window for 30 s"
+            self._connection_window -= 1
+            self._stream_windows[stream] -= 1
+            self.sent[stream] += 1
+        with self._send:
+            self.sock.sendall(frame(DATA, _END_STREAM, stream, message[-1:]))
+
+    def _message(self, stream: int, message: bytes, timeout: float | None) -> None:
+        left = b"\x00" + len(message).to_bytes(4, "big") + message[:-1]
         view = memoryview(left)
         while view:
             with self.cond:
-                ok = self.cond.wait_for(lambda: self._sendable(stream), 30)
+                ok = self.cond.wait_for(lambda: self._sendable(stream), timeout)
                 assert ok, "the listener gave no window for 30 s"
                 if self.closed or stream in self.ended:
-                    return stream
+                    return
                 n = min(len(view), _FRAME, self._connection_window, self._stream_windows[stream])
                 self._connection_window -= n
                 self._stream_windows[stream] -= n
+                self.sent[stream] += n
+                self.cond.notify_all()
             with self._send:
                 self.sock.sendall(frame(DATA, 0, stream, bytes(view[:n])))
             view = view[n:]
-        return stream
 
     def _sendable(self, stream: int) -> bool:
         ended = self.closed or stream in self.ended
         return ended or min(self._connection_window, self._stream_windows[stream]) > 0
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Whether `predicate` (of this client's state) held within `timeout` seconds."""
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout)
 
     def wait_ended(self, streams: list[int], timeout: float) -> bool:
         with self.cond:

@@ -1,0 +1,123 @@
+"""Triton hands its model only the header fields (gRPC metadata) its `--http-header-forward-pattern` and
+`--grpc-header-forward-pattern` name, and none without them, while MLServer and KServe hand it every one. The proxy
+cannot tell which a Triton does, so it reads them all, as MLServer's: in front of a Triton without a pattern,
+`x-note: alice@example.com` got a call refused (403) for an address its model never saw. `upstreams[].headers_to_model:
+false` says so, and that upstream's calls' fields are not read (unless a zone may reroute calls to an upstream whose
+model is handed them: the fields are read before the decision says where the call goes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from proxy.config import parse
+from proxy.errors import ConfigError
+from tests.harness import ProxyHandle
+from tests.servers.real import faithful_oip
+
+ADDRESS = "alice@example.com"
+CONFIG = """
+listen: {http: "127.0.0.1:0", grpc: "127.0.0.1:0"}
+upstreams:
+  - {name: triton, grpc: "${GRPC}", protocol: oip, headers_to_model: "${HANDED}"}
+routes:
+  - {model: "*", upstream: triton}
+policy: {anonymous: allow, default_purpose: care}
+zones:
+  - {name: personal, labels: ["pii:email"], allow_purposes: [care]}
+detectors: [email]
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
+"""
+
+
+def text_input(text: str) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput("TEXT", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([text.encode()], dtype=object))
+    return tensor
+
+
+def reached(log: Path) -> list[dict[str, str]]:
+    """The metadata of each inference request that reached the faithful server, in order."""
+    return [json.loads(line)["metadata"] for line in log.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("handed", ["true", "false"])
+def test_fields_are_read_unless_the_upstream_hands_its_model_none(
+    handed: str, faithful: tuple[str, Path], make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    address, log = faithful
+    proxy = make_proxy(CONFIG, wait="probed", GRPC=address, HANDED=handed)
+    client = grpcclient.InferenceServerClient(proxy.grpc)
+    note = {"x-note": ADDRESS, "x-purpose": "ads"}
+    if handed == "true":  # (the default: the proxy cannot tell what the server hands on)
+        with pytest.raises(InferenceServerException) as refused:
+            client.infer("echo", [text_input("hello")], headers=note)
+        assert refused.value.status() == "StatusCode.PERMISSION_DENIED", refused.value
+        assert reached(log) == []
+    else:
+        assert client.infer("echo", [text_input("hello")], headers=note).as_numpy("TEXT")[0] == b"hello"
+        assert [entry["x-note"] for entry in reached(log)] == [ADDRESS]  # forwarded, to a server that keeps it
+    with pytest.raises(InferenceServerException) as denied:  # the tensors are read all the same
+        client.infer("echo", [text_input(ADDRESS)], headers={"x-purpose": "ads"})
+    assert denied.value.status() == "StatusCode.PERMISSION_DENIED", denied.value
+
+
+REROUTING = """
+listen: {http: "127.0.0.1:0", grpc: "127.0.0.1:0"}
+upstreams:
+  - {name: triton, grpc: "${GRPC}", protocol: oip, region: us, headers_to_model: false}
+  - {name: mlserver-eu, grpc: "${EU}", protocol: oip, region: eu}
+routes:
+  - {model: "*", upstream: triton}
+policy: {anonymous: allow, default_purpose: care}
+zones:
+  - {name: personal, labels: ["pii:email"], allow_purposes: [care], regions: [eu], on_deny: "reroute:mlserver-eu"}
+detectors: [email]
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
+"""
+
+
+def test_fields_are_read_where_a_zone_may_reroute_to_an_upstream_that_hands_them(
+    faithful: tuple[str, Path], tmp_path: Path, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    address, log = faithful
+    (tmp_path / "eu").mkdir()
+    with faithful_oip(tmp_path / "eu") as (eu, eu_log):
+        proxy = make_proxy(REROUTING, wait="probed", GRPC=address, EU=eu)
+        client = grpcclient.InferenceServerClient(proxy.grpc)
+        client.infer("echo", [text_input("hello")], headers={"x-note": ADDRESS})
+        assert reached(log) == [] and [entry["x-note"] for entry in reached(eu_log)] == [ADDRESS]  # rerouted
+        client.infer("echo", [text_input("hello")], headers={"x-note": "hello"})
+        assert [entry["x-note"] for entry in reached(log)] == ["hello"]  # (nothing for the zone: its route's)
+
+
+def problems(upstream: str) -> list[str]:
+    text = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{upstream}]
+routes: [{{model: "*", upstream: u}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+lineage: {{store: null}}
+"""
+    try:
+        parse(text, env={})
+    except ConfigError as exc:
+        return [problem for problem in exc.problems if problem.startswith("upstreams[0].headers_to_model")]
+    return []
+
+
+def test_only_an_oip_upstream_may_hand_its_model_no_fields() -> None:
+    assert problems('{name: u, url: "http://127.0.0.1:9", protocol: oip, headers_to_model: false}') == []
+    (kserve,) = problems('{name: u, url: "http://127.0.0.1:9", protocol: kserve, headers_to_model: false}')
+    assert "KServe's model server hands its model every one" in kserve
+    assert problems('{name: u, url: "http://127.0.0.1:9", headers_to_model: false}')  # openai, the default protocol
+    (word,) = problems('{name: u, url: "http://127.0.0.1:9", protocol: oip, headers_to_model: sometimes}')
+    assert word == "upstreams[0].headers_to_model: expected true or false, got 'sometimes'"
