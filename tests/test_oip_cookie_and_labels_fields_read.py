@@ -150,6 +150,11 @@ def test_cookie_values_read_but_session_ids() -> None:
     assert header_labels(detectors, f"cookie: card={CARD}") == {"pii:credit_card"}
     assert header_labels(detectors, f"x-note: {PHONE_LIKE_UUID}") == {"pii:phone"}  # elsewhere, read as it is
     assert header_labels(detectors, f"cookie: {PHONE_LIKE_UUID}") == {"pii:phone"}  # no name: no cookie value
+    # Segment's anonymous id, its quotes %-escaped; a millisecond and a second Unix time, as analytics tools write
+    assert header_labels(detectors, f"cookie: ajs_anonymous_id=%22{PHONE_LIKE_UUID}%22") == frozenset()
+    assert header_labels(detectors, "cookie: ts=1701234567890; seen=1701234567") == frozenset()
+    assert header_labels(detectors, "cookie: phone=%2B1%20212%20555%200100") == {"pii:phone"}  # escaped, still read
+    assert header_labels(detectors, "cookie: note=alice%40example.com") == {"pii:email"}
     assert header_text([("x-data-labels", CARD), ("x-api-key", "k")]) == f"x-data-labels: {CARD}\nx-api-key: k"
 
 
@@ -183,11 +188,33 @@ def test_a_tracestate_forwarded_with_the_trace_is_read(echo_mlserver: tuple[str,
 def test_a_tracestate_is_read_but_its_ids() -> None:
     from proxy.protocols.oip import tracestate_text
 
-    assert tracestate_text(None, DATADOG) == "tracestate: dd=s:1;p:;t.dm:-4;t.tid:"
+    assert tracestate_text(None, DATADOG) == "tracestate: dd=s:1;p: ;t.dm:-4;t.tid: "
     assert tracestate_text("x-note: a", f"rojo={ADDRESS},ot=rv:7a7d1e8c3f2b9a") == (
-        f"x-note: a\ntracestate: rojo={ADDRESS},ot=rv:"
+        f"x-note: a\ntracestate: rojo={ADDRESS},ot=rv: "
     )
     assert tracestate_text(None, "v=5551234567") == "tracestate: v=5551234567"  # 10 digits: no id of those forms
+
+
+# New Relic's list-member: account, app, span and transaction ids, sampled, priority, a millisecond time
+NEW_RELIC = "33@nr=0-0-123456789-987654321-27ddd2d8890283b4-5569065a5b1313bd-1-0.5-1701234567890"
+
+
+def test_what_tracers_write_in_a_tracestate_is_no_label() -> None:
+    """A New Relic tracestate was labelled `pii:credit_card` or `pii:phone` on about one call in five (374 of 2,000
+    random ones): its decimal ids and its millisecond time, and the ids cut out joining their neighbours into one
+    long number. Its member, and Dynatrace's, are not read; an address in another member still is."""
+    from proxy.config.model import DetectorSpec
+    from proxy.detectors import Detectors
+    from proxy.protocols.oip import header_labels, tracestate_text
+
+    detectors = Detectors([DetectorSpec("email"), DetectorSpec("phone"), DetectorSpec("credit_card")])
+    assert header_labels(detectors, tracestate_text(None, NEW_RELIC)) == frozenset()
+    assert header_labels(detectors, tracestate_text(None, f"{NEW_RELIC},7e1b@dt=fw4;0;1a2b;3c;0;0;0;0")) == frozenset()
+    assert header_labels(detectors, tracestate_text(None, f"{NEW_RELIC},rojo={ADDRESS}")) == {"pii:email"}
+    # the member's key alone does not make it an id: a value of another form is read
+    assert header_labels(detectors, tracestate_text(None, f"33@nr={ADDRESS}")) == {"pii:email"}
+    # what stood either side of an id cut out is not read as one number
+    assert header_labels(detectors, tracestate_text(None, "v=4111111127ddd2d8890283b41111111")) == frozenset()
 
 
 KEYED = """

@@ -975,8 +975,9 @@ class GrpcIngress:
             message = await context.read()
         except asyncio.CancelledError:
             pass
-        room.give(taken)
-        arriving.pop(task, None)
+        finally:  # any other failure of grpc's read ("RPC already finished" at a stop) gives its room back all the same
+            room.give(taken)
+            arriving.pop(task, None)
         if message is not None:
             return message
         if task in self._late:  # the sweep's cancel: the call is late, not gone

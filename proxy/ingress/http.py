@@ -32,6 +32,7 @@ from proxy.errors import (
 from proxy.exchange import CLIENT_GONE, CODINGS, DRAIN_CUT, Exchange, zlib_header
 from proxy.flow import quoted_name
 from proxy.ingress.wire import (
+    FORWARD_PROXY_HINT,
     NO_PEER,
     HttpConnection,
     Request,
@@ -402,6 +403,7 @@ class HttpIngress:
             if not request.target.startswith("/"):
                 raise InvalidRequest(
                     "the request target must be a path (origin-form): lineage-proxy is not a forward proxy"
+                    + FORWARD_PROXY_HINT
                 )
             if "#" in request.target:  # servers drop it; matched with it, a call would miss the adapter that reads it
                 raise InvalidRequest("the request target may not carry a fragment (#...): it is never sent to a server")

@@ -68,6 +68,10 @@ HANDSHAKE_LOG_S: Final = 10.0  # at most one warning line this often about faile
 # told, fewer than a burst of a fleet's clients reconnecting at once
 LISTEN_BACKLOG: Final = 1024
 ACCEPT_RETRY_S: Final = 1.0  # a TLS listener out of file descriptors (or memory) tries again after this long
+# what a client using the proxy as its HTTP proxy (a CONNECT or an absolute-form target) is told to do instead
+FORWARD_PROXY_HINT: Final = (
+    ": point the client's base URL at it (http://HOST:PORT/v1), not its proxy setting (HTTP_PROXY, curl -x)"
+)
 # what a client does to its own connection before the proxy accepts it: the next one is taken at once
 _ACCEPT_SKIPPED: Final = frozenset((errno.ECONNABORTED, errno.ECONNRESET, errno.EPROTO, errno.EPERM, errno.EAGAIN))
 _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in http.HTTPStatus}
@@ -384,7 +388,7 @@ class HttpConnection(asyncio.Protocol):
             request.failed = InvalidRequest("HTTP/1.0 with Transfer-Encoding: its framing is faulty (RFC 9112 §6.1); "
                                             "send HTTP/1.1, or a Content-Length")  # fmt: skip
         elif request.method == "CONNECT":
-            request.failed = InvalidRequest("CONNECT: lineage-proxy is not a forward proxy")
+            request.failed = InvalidRequest("CONNECT: lineage-proxy is not a forward proxy" + FORWARD_PROXY_HINT)
         elif request.method == "TRACE":
             # its final recipient answers with the request as it got it (RFC 9110 §9.3.8): with the upstream's
             # `api_key`, which the proxy adds and no caller may see

@@ -210,16 +210,29 @@ def header_labels(detectors: Detectors, text: str) -> frozenset[str]:
 # a cookie's value in the form of a random id: a UUID, what session cookies often hold, one in about 570 of which reads
 # as a phone number (its groups of digits between dashes): read, the session's every call was refused for it
 _SESSION_ID: Final = re.compile(_UUID, re.ASCII)
+# a cookie's value that is a Unix time, in seconds or milliseconds (2001-2033), as analytics and consent tools write
+# on every call (`ts=1701234567890`): read, its 10 or 13 digits pass the phone check, and the session's every call was
+# refused for it (a 10-digit North American number never begins with 1)
+_EPOCH: Final = re.compile(r"1[0-9]{9}(?:[0-9]{3})?", re.ASCII)
 
 
 def _cookies(value: str) -> str:
-    """A `Cookie` field's value as read: its `name=value` pairs but those whose value is a UUID (`_SESSION_ID`), an id.
-    Any other value is read, as the model is handed it (`note=alice@example.com`, a card's digits)."""
+    """A `Cookie` field's value as read: its `name=value` pairs but those whose value, its %-escapes decoded (Segment
+    writes `ajs_anonymous_id=%22<uuid>%22`), is a UUID (`_SESSION_ID`), an id, or a Unix time (`_EPOCH`). Any other
+    value is read, as the model is handed it (`note=alice@example.com`, a card's digits), and, holding %-escapes, as
+    decoded too."""
     kept: list[str] = []
     for pair in value.split(";"):
         _, equals, cookie = pair.partition("=")
-        if equals and _SESSION_ID.fullmatch(cookie.strip(' \t"')) is not None:
-            continue
+        if equals:
+            decoded = urllib.parse.unquote(cookie) if "%" in cookie else cookie
+            bare = decoded.strip(' \t"')
+            if _SESSION_ID.fullmatch(bare) is not None or _EPOCH.fullmatch(bare) is not None:
+                continue
+            if (
+                decoded is not cookie
+            ):  # read as decoded too (`note=alice%40example.com`: servers' cookie parsers decode it)
+                pair = f"{pair}; {decoded}"
         kept.append(pair)
     return ";".join(kept)
 
@@ -233,11 +246,20 @@ _TRACESTATE_ID: Final = re.compile(
 )
 
 
+# a list-member New Relic (`33@nr=0-0-<account>-<app>-<span id>-<transaction id>-1-0.5-<ms time>`) or Dynatrace
+# (`<tenant>@dt=fw4;...`) writes on every call: ids, numbers and times in hex digits and punctuation. Read, about one in
+# five New Relic members passed the card or phone check (its decimal account, app and time): a call refused at random.
+# Not read when its value holds nothing else (no letter past f, no `@`), as the ids above
+_TRACER_MEMBER: Final = re.compile(r"[a-z0-9_*/-]{1,241}@(?:nr|dt)=[0-9A-Fa-f.;:-]*", re.ASCII)
+
+
 def tracestate_text(beside: str | None, tracestate: str) -> str:
     """`beside` (`header_text`'s text, None for none) with the `tracestate` the upstream is sent with the trace, which an
     OIP or KServe server hands its model as any field (`tracestate: rojo=alice@example.com` is W3C's), its ids not read
-    (`_TRACESTATE_ID`)."""
-    return _with_line(beside, "tracestate: " + _TRACESTATE_ID.sub("", tracestate))
+    (`_TRACESTATE_ID`, each read as a space so that what stood either side of one is not read as one number; New
+    Relic's and Dynatrace's members, `_TRACER_MEMBER`)."""
+    members = [m for m in tracestate.split(",") if _TRACER_MEMBER.fullmatch(m.strip(" \t")) is None]
+    return _with_line(beside, "tracestate: " + _TRACESTATE_ID.sub(" ", ",".join(members)))
 
 
 def passed_key_text(beside: str | None, authorization: str) -> str | None:

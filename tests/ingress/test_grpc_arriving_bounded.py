@@ -105,6 +105,32 @@ def test_requests_past_the_room_wait_their_turn_holding_their_window_only(
             hostile.close()
 
 
+class _ReadFails:
+    """A servicer context whose read fails as grpc's does for a call it has ended (a stop): "RPC already finished"."""
+
+    async def read(self) -> Any:
+        raise RuntimeError("RPC already finished")
+
+
+async def _read_failing(ingress: Any) -> tuple[int, int, int]:
+    """Room taken and calls arriving before, then after, one read that fails; and the room taken while it ran."""
+    before = ingress.room.taken
+    with pytest.raises(RuntimeError, match="RPC already finished"):
+        await ingress._request(_ReadFails(), ingress.room)
+    return before, ingress.room.taken, len(ingress._arriving)
+
+
+def test_a_read_grpc_fails_gives_its_room_back(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> None:
+    """A read that fails with anything but a cancel (grpc's "RPC already finished" as the server stops, a message it
+    cannot decode) gave back no room: each such call kept a read's worth for good, until every later call waited and
+    was refused `overloaded`."""
+    with proxied(loop_thread, otlp, make_proxy, CONFIG, Upstream()) as proxy:
+        ingress = proxy.process._grpc
+        assert ingress is not None
+        for _ in range(3):  # three failures: with room for two reads, a leak would have filled it
+            assert loop_thread.run(_read_failing(ingress)) == (0, 0, 0)
+
+
 async def _taken(ingress: Any) -> int:
     """What the listener's reads asked are counted (read on its loop)."""
     taken: int = ingress.room.taken

@@ -142,7 +142,9 @@ def test_a_body_to_a_path_no_adapter_reads_is_refused_while_zones_are_configured
 def test_an_absolute_form_target_is_refused(proxied) -> None:  # type: ignore[no-untyped-def]
     server, proxy = proxied
     reply = raw(proxy.bound.http.port, f"POST http://other-host/v1/chat/completions HTTP/1.1\r\nAuthorization: {AUTH}")
-    assert status(reply) == 400 and "not a forward proxy" in str(error(reply)["message"])
+    message = str(error(reply)["message"])
+    assert status(reply) == 400 and "not a forward proxy" in message
+    assert "point the client's base URL at it" in message  # what to do instead (curl -x, HTTP_PROXY)
     assert server.requests == [] or all(r.method == "GET" for r in server.requests)
 
 
@@ -507,7 +509,7 @@ def test_a_fragment_in_the_request_target_is_refused(proxied) -> None:  # type: 
 
 
 @pytest.mark.parametrize(("line", "why"), [("POST /v1/chat/completions HTTP/2.0", "speaks HTTP/1.1"),
-                                           ("CONNECT /v1/chat/completions HTTP/1.1", "not a forward proxy")])  # fmt: skip
+                                           ("CONNECT /v1/chat/completions HTTP/1.1", "not a forward proxy: point the client")])  # fmt: skip
 def test_a_request_line_the_proxy_does_not_speak_is_refused(proxied, line: str, why: str) -> None:  # type: ignore[no-untyped-def]
     """llhttp reads an `HTTP/2.0` request line, and a CONNECT to a path, as it would HTTP/1.1: both were
     served (CONNECT as a passthrough)."""
