@@ -42,6 +42,7 @@ from proxy.errors import (
 )
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
+from proxy.ingress.listening import Listeners, listening, still_listening
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.oip import header_text
@@ -86,6 +87,8 @@ _GRPC_ADDS: Final = 768 + 160
 _KEY_ADDS: Final = 52  # an upstream's `authorization: Bearer <api_key>` beside its key (any length: a JWT's is 1 KiB)
 # A grace so long that only the ingress's own cut ends it (see `stop`)
 _UNTIL_CUT_S = 1e9
+# how often and how long a reload waits for the old server's listening socket to close (`GrpcIngress._closed`)
+_CLOSE_POLL_S, _CLOSE_WAIT_S = 0.005, 2.0
 _EOF: Final = grpc.aio.EOF  # what `read` returns, on either side, once the other has ended its messages
 
 log = logging.getLogger("lineage_proxy.grpc")
@@ -665,6 +668,7 @@ class GrpcIngress:
                 log.error("reload: the gRPC listener could not read or use the new listen.tls certificate and key and "
                           "keeps its old ones (reload again once both files are written): %s", exc)  # fmt: skip
                 return
+            old_sockets = listening(self._bound.port)
             try:
                 self._server, _ = await self._open(self._bound, tls, max_body_bytes, generation + 1, files)
                 self._generation = generation + 1
@@ -675,9 +679,23 @@ class GrpcIngress:
             graceful = asyncio.ensure_future(old.stop(_UNTIL_CUT_S))
             await asyncio.sleep(0)  # its first step: the old server stops accepting and sends GOAWAY, before the
             # reload is done (a call made after it goes to the new server, never to one about to refuse it)
+            await self._closed(old_sockets)
             retiring = asyncio.ensure_future(self._retire(old, generation, grace_s, "reload", graceful))
             self._retiring.add(retiring)
             retiring.add_done_callback(self._retiring.discard)
+
+    async def _closed(self, sockets: Listeners) -> None:
+        """Wait until the old server's listening sockets have closed: grpc closes them on a thread of its own after
+        a stop begins, and until then the kernel hands them a share of new connections, each reset by the stopping
+        server (`listening`). At most _CLOSE_WAIT_S (then said in a warning)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + _CLOSE_WAIT_S
+        while still_listening(sockets):
+            if loop.time() >= until:
+                log.warning("reload: the old gRPC server's listening socket is still open after %gs; a connection made "
+                            "before it closes may be reset", _CLOSE_WAIT_S)  # fmt: skip
+                return
+            await asyncio.sleep(_CLOSE_POLL_S)
 
     async def stop(self, grace_s: float) -> None:
         """Stop accepting; calls in flight have `grace_s` to end. The ones still running then are cut
