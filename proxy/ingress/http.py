@@ -232,17 +232,15 @@ def reply_fields(
     out.append(lineage)
 
 
-def _plain_connection(
-    raw: list[tuple[bytes, bytes]], names: list[bytes], index: dict[bytes, int] | None = None
-) -> bool:
+def _plain_connection(raw: list[tuple[bytes, bytes]], names: list[bytes], index: dict[bytes, int]) -> bool:
     """Whether a reply's Connection fields (it has one) are one field saying `keep-alive` or `close` alone, as an upstream
     says on every reply: its tokens, hop-by-hop already, drop nothing more, so they need not be read (`_connection_tokens`
-    hashed the value and looked it up, a reply). `index` (`ReplyFields.index`) places it, and says when no name is on
-    two fields, without a search of `names`."""
-    value = raw[index[b"connection"] if index is not None else names.index(b"connection")][1]
+    hashed the value and looked it up, a reply). `index` (each name's first place, `ReplyFields.index`) places it, and
+    says when no name is on two fields, without a search of `names`."""
+    value = raw[index[b"connection"]][1]
     if value != b"keep-alive" and value != b"close":
         return False
-    return (index is not None and len(index) == len(names)) or names.count(b"connection") == 1
+    return len(index) == len(names) or names.count(b"connection") == 1
 
 
 def _connection_tokens(raw: list[tuple[bytes, bytes]], names: list[bytes]) -> frozenset[bytes]:

@@ -84,10 +84,6 @@ class ReplyFields:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and _key(name) in self.index
 
-    def repeats(self) -> bool:
-        """Whether some name is on more than one field."""
-        return len(self.index) != len(self.names)
-
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
         if value is None:

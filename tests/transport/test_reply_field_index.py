@@ -21,12 +21,13 @@ def test_the_index_answers_as_a_search_of_the_names(raw: list[tuple[bytes, bytes
     names = [name for name, _ in raw]
     fields = ReplyFields(raw, names)
     assert fields.index == {name: names.index(name) for name in names}
-    assert fields.repeats() == (len(set(names)) != len(names))
     for name in {n.decode() for n in names} | {"absent"}:
         expected = raw[names.index(name.encode())][1].decode() if name.encode() in names else None
         assert fields.get(name) == expected
     if b"connection" in names:
-        assert http._plain_connection(raw, names, fields.index) == http._plain_connection(raw, names)
+        # (a repeated name: the index has fewer entries than the names, and the field is counted)
+        plain = raw[names.index(b"connection")][1] in (b"keep-alive", b"close") and names.count(b"connection") == 1
+        assert http._plain_connection(raw, names, fields.index) == plain
     for base in (None, "http://10.0.0.5:8000"):
         given_index: list[bytes] = []
         http.reply_fields(given_index, raw, names, b"x-trace-id: t\r\n", base, fields.index)
