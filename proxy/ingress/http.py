@@ -347,9 +347,10 @@ _PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"Keep-Alive", b"close", b"
 
 def _kserve_openai(request: Request, path: str) -> str:
     """A call on KServe's OpenAI prefix (`/openai/v1/chat/completions`, `kserve.openai_unprefixed`) made the same call
-    without it: its target loses its first segment, so the OpenAI adapter reads it and the upstream's url, which
-    holds `/openai` (README), puts it back. Its path, as the rest of the call reads it. Any other path as it is; and
-    so is a prefix whose segment is not `openai` once decoded alone (`/openai%2Fv1/...`): a path no adapter reads."""
+    without it: its target loses its first segment (kept as `request.base`), so the OpenAI adapter reads it; an
+    upstream's url that holds `/openai` (README), or a `protocol: kserve` upstream (`_upstream_target`), puts it back.
+    Its path, as the rest of the call reads it. Any other path as it is; and so is a prefix whose segment is not
+    `openai` once decoded alone (`/openai%2Fv1/...`): a path no adapter reads."""
     unprefixed = openai_unprefixed(request.method, path)
     if unprefixed is None:
         return path
@@ -358,7 +359,19 @@ def _kserve_openai(request: Request, path: str) -> str:
     if end < 0 or unquote(raw[:end]) != KSERVE_OPENAI:
         return path
     request.target = raw[end:]
+    request.base = KSERVE_OPENAI
     return unprefixed
+
+
+def _upstream_target(request: Request, adapter: Adapter, upstream: Upstream) -> str:
+    """The target the upstream serves the call at. KServe's model server serves OpenAI's API under `/openai` alone
+    (`/v1/chat/completions` is a 404 there): a `protocol: kserve` upstream gets an OpenAI call, made on `/v1` or on
+    `/openai/v1`, and any call made on `/openai/v1` (`GET /openai/v1/models/{name}`, the OpenAI model's health, which
+    V1 serves as readiness at `/v1/models/{name}`), at `/openai/v1/...`. Any other upstream, at the target as read
+    (an OpenAI-compatible upstream's url holds the prefix when it needs one)."""
+    if upstream.protocol != "kserve" or (not request.base and adapter.name != "openai"):
+        return request.target
+    return KSERVE_OPENAI + request.target
 
 
 def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exchange:
@@ -556,12 +569,15 @@ class HttpIngress:
     ) -> None:  # fmt: skip
         """A listing (`GET /v1/models`): one upstream of the adapter's dialect answers as it is;
         several are merged by the adapter (each model once). With no OpenAI-compatible upstream, KServe's model
-        servers answer it (`{"models": [...]}`, KServe V1's list, the path being theirs too); with both, OpenAI's."""
+        servers answer it (`{"models": [...]}`, KServe V1's list, the path being theirs too), but asked on KServe's
+        OpenAI prefix (`GET /openai/v1/models`), with the list of their OpenAI data plane (OpenAI's, what the client
+        asked for: `_upstream_target`); with both, OpenAI's."""
         upstreams = _listers(pipeline, adapter.dialect)
         if not upstreams and adapter.dialect == "openai":
             kserve = _listers(pipeline, KSERVE.dialect)
             if kserve:
-                adapter = ex.adapter = KSERVE
+                if not request.base:
+                    adapter = ex.adapter = KSERVE
                 upstreams = kserve
         if len(upstreams) == 1:
             ex.admit_data_free(upstreams[0], caller)
@@ -571,7 +587,8 @@ class HttpIngress:
         listings: list[tuple[str, Any]] = []
         for upstream in upstreams:
             try:
-                listings.append((upstream.name, await self.pool.get_json(upstream, request.path)))
+                listing = await self.pool.get_json(upstream, _upstream_target(request, adapter, upstream))
+                listings.append((upstream.name, listing))
             except Exception as exc:
                 log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
         ex.outcome.status = 200
@@ -599,7 +616,8 @@ class HttpIngress:
         request.headers.clear()
         try:
             # what only the record and the reply need is done once the request is on its way (`ex.forwarded`)
-            resp = await self.pool.request(upstream, request.method, request.target, fields, body, ex.forwarded)
+            target = _upstream_target(request, ex.adapter, upstream)
+            resp = await self.pool.request(upstream, request.method, target, fields, body, ex.forwarded)
         except Exception as exc:
             raise ex.upstream_failed(exc) from None
         large = False  # a reply read whole that is not written in one send: waited for until its client has it

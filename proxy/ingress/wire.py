@@ -87,6 +87,9 @@ class Request:
     def __init__(self) -> None:
         self.method = ""
         self.target = ""
+        # the path prefix taken off the target before it was read (KServe's OpenAI data plane's `/openai`:
+        # `http._kserve_openai`), for an upstream that serves the call under it; "" for most calls
+        self.base = ""
         self.version = "1.1"
         self.headers: list[tuple[bytes, bytes]] = []
         self.keep_alive = True

@@ -11,10 +11,10 @@ escapes decoded too), any other key as OIP parameters are (strings and numbers a
 `data`, the model's reply). KServe parses a body as JSON for the `Content-Type`s it lists, compared whole
 (`_JSON_TYPES`: `application/octet-stream` is one), for none, and for a binary CloudEvent's whose body is JSON; any
 other reaches the model as its raw bytes: when its type says JSON (`application/json; charset=utf-8`) read as JSON,
-or as text when it is none; else data the proxy does not read (opaque, as OIP tensors in shared memory:
-`policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]]`, `"text"`) reaches a custom model as that
-value: read as `instances` are. KServe's OpenAI data plane, under `/openai/v1`, is OpenAI's API
-(`openai_unprefixed`).
+or as text when it is none; when it says text (`text/plain`), read as that text; else data the proxy does not read
+(opaque, as OIP tensors in shared memory: `policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]]`,
+`"text"`) reaches a custom model as that value: read as `instances` are. KServe's OpenAI data plane, under
+`/openai/v1`, is OpenAI's API (`openai_unprefixed`; the ingress gives the prefix back: `http._upstream_target`).
 """
 
 from __future__ import annotations
@@ -132,18 +132,41 @@ def _binary_cloudevent(header: Header | None) -> bool:
     return header is not None and all(header(name) is not None for name in _CLOUDEVENT)
 
 
-def _raw(model: str, operation: str, body: bytes, declared_json: bool) -> Request:
-    """A body that is no JSON, which KServe's model server hands the model as its raw bytes: read as the text it says
-    it is when its `Content-Type` says JSON (`application/json; charset=utf-8`; bytes that are not UTF-8 read as
-    U+FFFD, the call labelled `scan:truncated`); with any other, data the proxy does not read (`policy.passthrough`)."""
+def _declared_text(content_type: str | None) -> bool:
+    """Whether this `Content-Type` (one, `_declared_json` has seen to that) says the body is text: a `text/*` type
+    (`text/plain`, `text/csv`), any case, parameters aside."""
+    return content_type is not None and content_type.partition(";")[0].strip().lower().startswith("text/")
+
+
+def _utf8(content_type: str | None) -> bool:
+    """Whether the text this `Content-Type` types is UTF-8 as far as it says: no `charset`, or UTF-8's or ASCII's."""
+    if content_type is None or "charset" not in content_type.lower():
+        return True
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _UTF8_NAMES:
+            return False
+    return True
+
+
+# the `charset` values a body is read by as it is (UTF-8's names, and ASCII's, a part of it)
+_UTF8_NAMES: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
+def _raw(model: str, operation: str, body: bytes, content_type: str | None, text: bool) -> Request:
+    """A body that is no JSON, which KServe's model server hands the model as its raw bytes: read as the text its
+    `Content-Type` says it is (`text`: one that says JSON, `application/json; charset=utf-8`, or text, `text/plain`),
+    as UTF-8; bytes that are not UTF-8 read as U+FFFD, and a text its type says is in another `charset` (the model may
+    decode it so: UTF-16 read as UTF-8 hides what it says), the call labelled `scan:truncated`. With any other type
+    (`image/png`), data the proxy does not read (`policy.passthrough`)."""
     digest = bytes_digest(body) if body else None
-    if not declared_json:
+    if not text:
         return Request(model, operation, digest=digest, opaque=True)
     try:
-        text, whole = body.decode("utf-8"), True
+        read, whole = body.decode("utf-8"), _utf8(content_type)
     except UnicodeDecodeError:
-        text, whole = body.decode("utf-8", "replace"), False
-    return Request(model, operation, texts=(text,) if text else (), digest=digest, unscanned=not whole)
+        read, whole = body.decode("utf-8", "replace"), False
+    return Request(model, operation, texts=(read,) if read else (), digest=digest, unscanned=not whole)
 
 
 def _structured(value: Any) -> TypeGuard[dict[str, Any]]:
@@ -171,7 +194,7 @@ def read_request(
     not say it is (a binary CloudEvent's body is parsed as JSON whatever it says: `_binary_cloudevent`)."""
     declared_json = _declared_json(content_type)
     if not declared_json and not _binary_cloudevent(header):
-        return _raw(model, operation, body, False)
+        return _raw(model, operation, body, content_type, _declared_text(content_type))
     try:
         value = load_request_value(body, "request body")
     except InvalidRequest:
@@ -179,7 +202,7 @@ def read_request(
         # whole (`_JSON_TYPES`); for any other, or a binary CloudEvent's, the model gets its bytes
         if (content_type is None or content_type in _JSON_TYPES) and not _binary_cloudevent(header):
             raise
-        return _raw(model, operation, body, declared_json)
+        return _raw(model, operation, body, content_type, declared_json or _declared_text(content_type))
     envelope: dict[str, Any] | None = None
     if _structured(value):
         envelope = {name: item for name, item in value.items() if name != "data"}  # (the model gets `data` alone)

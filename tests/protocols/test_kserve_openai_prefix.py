@@ -74,12 +74,19 @@ lineage: {store: "${STORE}"}
 def kserve_openai(server: VllmLike) -> web.Application:
     """KServe's model server with an OpenAI model, as its routes are (`kserve/protocol/rest/openai/endpoints.py`):
     OpenAI's API under `/openai/v1` (chat and text completions, embeddings, the model list; `GET
-    /openai/v1/models/{name}` the model's health), KServe V1's model list at `/v1/models`. KServe 0.21's OpenAI data
+    /openai/v1/models/{name}` the model's health), KServe V1's model list at `/v1/models` and its models' readiness at
+    `/v1/models/{name}`. KServe 0.21's OpenAI data
     plane imports vLLM's protocol types, and `kserve[llm]` pins vllm 0.24.0 with torch and the CUDA libraries (150
     packages): the project's vLLM-like server, mounted at `/openai`, stands in for it."""
 
     async def v1_models(request: web.Request) -> web.Response:
         return web.json_response({"models": [SERVED]})
+
+    async def v1_ready(request: web.Request) -> web.Response:  # V1's readiness of a model in its repository
+        name = request.match_info["name"]
+        if name not in {model["id"] for model in server.models}:
+            return web.json_response({"error": f"Model with name {name} does not exist."}, status=404)
+        return web.json_response({"name": name, "ready": True})
 
     async def health(request: web.Request) -> web.Response:
         await server._record(request)
@@ -91,6 +98,7 @@ def kserve_openai(server: VllmLike) -> web.Application:
     openai_api.router.add_get("/v1/models/{name}", health)
     app = web.Application()
     app.router.add_get("/v1/models", v1_models)
+    app.router.add_get("/v1/models/{name}", v1_ready)
     app.add_subapp("/openai", openai_api)
     return app
 

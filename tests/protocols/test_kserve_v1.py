@@ -143,10 +143,11 @@ def test_malformed_v1_bodies_are_refused_400_and_reach_no_model(
 def test_a_raw_body_is_data_the_proxy_does_not_read(
     kserve_echo: tuple[str, Path], make_proxy: Callable[..., ProxyHandle]
 ) -> None:
-    """KServe hands the model a body whose `Content-Type` is not JSON as its raw bytes: unread, so refused while zones
-    are configured (`endpoint_denied`), forwarded with `policy.passthrough: forward`."""
+    """KServe hands the model a body whose `Content-Type` is not JSON as its raw bytes: one that says neither JSON nor
+    text (`image/png`) is unread, so refused while zones are configured (`endpoint_denied`), forwarded with
+    `policy.passthrough: forward` (a `text/*` body is read as its text: test_kserve_v1_content_types.py)."""
     url, log = kserve_echo
-    headers = {"content-type": "text/plain"}
+    headers = {"content-type": "image/png"}
     refusing = make_proxy(CONFIG, wait="probed", KSERVE=url, PASSTHROUGH="auto")
     before = len(seen(log))
     refused = httpx.post(f"{refusing.url}/v1/models/echo:predict", content=ADDRESS, headers=headers, timeout=60)

@@ -60,13 +60,14 @@ def test_a_body_kserve_parses_as_json_is_read(
 
 
 def test_raw_bodies_stay_raw() -> None:
-    """A body KServe hands its model as raw bytes is still data the proxy does not read: a non-JSON `Content-Type`
-    without the CloudEvent fields, or with them and a body that is not JSON."""
-    headers = {"content-type": "text/plain"}
-    assert read_request("m", "predict", BODY, "text/plain", headers.get).opaque
+    """A body KServe hands its model as raw bytes is still data the proxy does not read when its `Content-Type` says
+    neither JSON nor text: without the CloudEvent fields, or with them and a body that is not JSON."""
+    assert read_request("m", "predict", BODY, "image/png", {}.get).opaque
     assert read_request("m", "predict", b"\x89PNG", "image/png", {**CLOUDEVENT}.get).opaque
     partial = {"ce-specversion": "1.0", "ce-source": "s", "ce-type": "t"}  # no ce-id: no CloudEvent to KServe
-    assert read_request("m", "predict", BODY, "text/plain", partial.get).opaque
+    assert read_request("m", "predict", BODY, "application/x-raw", partial.get).opaque
+    raw = read_request("m", "predict", BODY, "text/plain", partial.get)  # the model's raw bytes, read as their text
+    assert raw.texts == (BODY.decode(),) and raw.digest == bytes_digest(BODY) and not raw.opaque
     event = read_request("m", "predict", BODY, "text/plain", CLOUDEVENT.get)
     assert not event.opaque and ADDRESS in event.texts
     assert ADDRESS in read_request("m", "predict", BODY, "application/octet-stream").texts
@@ -122,3 +123,55 @@ def test_a_json_typed_body_that_is_no_json_is_read_as_text_or_refused_as_kserve_
     assert broken.texts == ("\ufffd" + ADDRESS,) and broken.unscanned
     # JSON under such a type: read as JSON, as before (the model gets its text)
     assert ADDRESS in read_request("m", "predict", BODY, "application/json; charset=utf-8", {}.get).texts
+
+
+# KServe hands its model a `text/plain` body (any `text/*`) as the raw bytes it is: it was data the proxy does not read,
+# refused 403 `endpoint_denied` while zones are configured, and with `policy.passthrough: forward` sent unread, so an
+# address reached the real model for a purpose its zone forbids, recorded without a label. It is read as its text
+TEXT_CASES = [
+    ({"content-type": "text/plain"}, "plain"),
+    ({"content-type": "Text/CSV; charset=UTF-8"}, "csv"),
+    ({"content-type": "text/plain", **CLOUDEVENT}, "binary CloudEvent"),
+]
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize(("headers", "case"), TEXT_CASES, ids=[case for _, case in TEXT_CASES])
+def test_a_text_body_kserve_hands_over_raw_is_read_as_its_text(
+    kserve_echo: tuple[str, Path], make_proxy: Callable[..., ProxyHandle], headers: dict[str, str], case: str
+) -> None:
+    url, log = kserve_echo
+    text = f"write to {ADDRESS} today"
+    direct = httpx.post(f"{url}/v1/models/echo:predict", content=text, headers=headers, timeout=60)
+    assert direct.status_code == 200 and seen(log)[-1] == text, direct.text  # the model got the raw bytes
+    for passthrough in ("forward", "auto"):
+        proxy = make_proxy(CONFIG, wait="probed", KSERVE=url, PASSTHROUGH=passthrough)
+        before = len(seen(log))
+        refused = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=text,
+                             headers={**headers, "x-purpose": "ads"}, timeout=60)  # fmt: skip
+        # before: `forward` 200, the address reaching the model unlabelled; `auto` 403 endpoint_denied
+        assert refused.status_code == 403, (passthrough, refused.text)
+        error = proxy_error(refused)
+        assert error["code"] == "purpose_denied" and "pii:email" in error["message"], (passthrough, error)
+        assert len(seen(log)) == before
+        allowed = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=text, headers=headers, timeout=60)
+        assert allowed.status_code == 200, (passthrough, allowed.text)
+        assert "pii:email" in allowed.headers["x-data-labels"].split(","), (passthrough, allowed.headers)
+        assert seen(log)[-1] == text
+
+
+def test_a_text_in_a_charset_other_than_utf8_is_read_and_labelled_unscanned() -> None:
+    """A text is read as UTF-8; one whose type names another `charset` may be decoded so by the model (UTF-16's bytes
+    read as UTF-8 are the text with a NUL after each character, where no detector finds an address): read, and
+    labelled `scan:truncated`, never called clean. The same for a JSON-typed body that is no JSON."""
+    utf16 = ADDRESS.encode("utf-16-le")
+    for content_type in ("text/plain; charset=utf-16le", 'text/plain;charset="UTF-16LE"',
+                         "application/json; charset=utf-16le"):  # fmt: skip
+        read = read_request("m", "predict", utf16, content_type, {}.get)
+        assert read.unscanned and not read.opaque and read.digest == bytes_digest(utf16), content_type
+    for content_type in ("text/plain", "text/plain; charset=utf-8", "text/plain; charset=US-ASCII",
+                         "text/plain; format=flowed"):  # fmt: skip
+        read = read_request("m", "predict", ADDRESS.encode(), content_type, {}.get)
+        assert read.texts == (ADDRESS,) and not read.unscanned, content_type
+    broken = read_request("m", "predict", b"\xff" + ADDRESS.encode(), "text/plain", {}.get)
+    assert broken.texts == ("\ufffd" + ADDRESS,) and broken.unscanned
