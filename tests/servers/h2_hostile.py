@@ -31,6 +31,9 @@ class HostileClient:
         self._connection_window = 65_535
         self._stream_windows: dict[int, int] = {}
         self.sent: dict[int, int] = {}  # bytes of DATA sent, by stream
+        self._writing: dict[int, int] = {}  # bytes of DATA whose window is taken, being written, by stream (`_count`)
+        self.replied: dict[int, int] = {}  # bytes of DATA the listener sent, by stream (its reply messages)
+        self._pings = 0  # PING acknowledgements received (`ping`)
         self._initial_window = 65_535
         self._next = 1
         self._send = threading.Lock()
@@ -64,31 +67,44 @@ class HostileClient:
             self.sock.sendall(frame(HEADERS, _END_HEADERS, stream, head))
         return stream
 
-    def push(self, stream: int, message: bytes) -> None:
-        """All of `message` but its last byte on `stream`, sent on a thread of its own as the listener's flow control
-        allows, for as long as that takes (`sent`, `stalled`, `pushed` say how far it got)."""
-        threading.Thread(target=self._message, args=(stream, message, None), daemon=True).start()
+    def push(self, stream: int, message: bytes, kept: int = 1) -> None:
+        """All of `message` but its last `kept` bytes on `stream`, sent on a thread of its own as the listener's flow
+        control allows, for as long as that takes (`sent`, `stalled`, `pushed` say how far it got)."""
+        threading.Thread(target=self._message, args=(stream, message, None, kept), daemon=True).start()
 
-    def pushed(self, stream: int, message: bytes) -> bool:
-        """All of `message` but its last byte is sent on `stream` (its 5-byte prefix counted)."""
-        return self.sent[stream] == len(message) + 4
+    def pushed(self, stream: int, message: bytes, kept: int = 1) -> bool:
+        """All of `message` but its last `kept` bytes is sent on `stream` (its 5-byte prefix counted)."""
+        return self.sent[stream] == len(message) + 5 - kept
 
     def stalled(self, stream: int) -> bool:
         """`stream` has sent all its window lets it: the listener has given it no more."""
-        return self._stream_windows[stream] <= 0
+        return self._stream_windows[stream] <= 0 and not self._writing.get(stream)
 
-    def finish(self, stream: int, message: bytes) -> None:
-        """The last byte of `message`, which `push` sent but that, with the end of the client's messages (END_STREAM)."""
+    def finish(self, stream: int, message: bytes, kept: int = 1) -> None:
+        """The last `kept` bytes of `message`, which `push` held back, in one DATA frame with the end of the client's
+        messages (END_STREAM)."""
+        self.data(stream, message[-kept:], end=True)
+
+    def data(self, stream: int, payload: bytes, end: bool = False) -> None:
+        """One DATA frame of `payload` on `stream` (with END_STREAM if `end`), once the windows let all of it go."""
         with self.cond:
-            assert self.cond.wait_for(lambda: self._sendable(stream), 30), "the listener gave no window for 30 s"
-            self._connection_window -= 1
-            self._stream_windows[stream] -= 1
-            self.sent[stream] += 1
+            sendable = self.cond.wait_for(lambda: self._sendable(stream, len(payload)), 30)
+            assert sendable, "the listener gave no window for 30 s"
+            self._take(stream, len(payload))
         with self._send:
-            self.sock.sendall(frame(DATA, _END_STREAM, stream, message[-1:]))
+            self.sock.sendall(frame(DATA, _END_STREAM if end else 0, stream, payload))
+        self._count(stream, len(payload))
 
-    def _message(self, stream: int, message: bytes, timeout: float | None) -> None:
-        left = b"\x00" + len(message).to_bytes(4, "big") + message[:-1]
+    def ping(self, timeout: float = 10.0) -> None:
+        """A PING, returning once the listener acknowledged it: it has read every frame sent before it."""
+        with self.cond:
+            acknowledged = self._pings + 1
+        with self._send:
+            self.sock.sendall(frame(PING, 0, 0, bytes(8)))
+        assert self.wait(lambda: self._pings >= acknowledged, timeout), "the listener did not acknowledge a PING"
+
+    def _message(self, stream: int, message: bytes, timeout: float | None, kept: int = 1) -> None:
+        left = b"\x00" + len(message).to_bytes(4, "big") + message[: len(message) - kept]
         view = memoryview(left)
         while view:
             with self.cond:
@@ -97,17 +113,31 @@ class HostileClient:
                 if self.closed or stream in self.ended:
                     return
                 n = min(len(view), _FRAME, self._connection_window, self._stream_windows[stream])
-                self._connection_window -= n
-                self._stream_windows[stream] -= n
-                self.sent[stream] += n
-                self.cond.notify_all()
+                self._take(stream, n)
             with self._send:
                 self.sock.sendall(frame(DATA, 0, stream, bytes(view[:n])))
+            self._count(stream, n)
             view = view[n:]
 
-    def _sendable(self, stream: int) -> bool:
+    def _take(self, stream: int, n: int) -> None:
+        """The windows for `n` bytes of DATA on `stream`, about to be written (`self.cond` held)."""
+        self._connection_window -= n
+        self._stream_windows[stream] -= n
+        self._writing[stream] = self._writing.get(stream, 0) + n
+
+    def _count(self, stream: int, n: int) -> None:
+        """`n` bytes of DATA sent on `stream`, counted once written: a frame the test sends once they are (`finish`, once
+        `pushed`) goes after them. Counted as their window was taken, before the write, a final frame could overtake the
+        message's last chunk, which then came after END_STREAM: a message cut short, which grpc drops, reading the stream
+        as ended without it (a ModelStreamInfer answered as an empty stream, ~1 run in 130)."""
+        with self.cond:
+            self.sent[stream] += n
+            self._writing[stream] -= n
+            self.cond.notify_all()
+
+    def _sendable(self, stream: int, size: int = 1) -> bool:
         ended = self.closed or stream in self.ended
-        return ended or min(self._connection_window, self._stream_windows[stream]) > 0
+        return ended or min(self._connection_window, self._stream_windows[stream]) >= size
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Whether `predicate` (of this client's state) held within `timeout` seconds."""
@@ -146,6 +176,10 @@ class HostileClient:
                     elif kind == PING and not flags & 1:
                         with self._send:
                             self.sock.sendall(frame(PING, 1, 0, payload))
+                    elif kind == PING:
+                        self._pings += 1
+                    elif kind == DATA:
+                        self.replied[stream] = self.replied.get(stream, 0) + len(payload)
                     elif kind == WINDOW_UPDATE:
                         grant = int.from_bytes(payload, "big") & 0x7FFFFFFF
                         if stream == 0:
