@@ -147,6 +147,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     for warning in config.warnings:  # valid now, not for long (a certificate near its notAfter): exit 0, said
         print(f"warning: {warning}", file=sys.stderr)
+    from proxy.record.stores import unopenable
+
+    unwritable = unopenable(config.lineage.store, config.lineage.journal)
+    if unwritable and not args.explain:
+        print(f"{args.config}: serve could not start:\n  {unwritable}", file=sys.stderr)
+        return 1
+    if unwritable:  # `--explain` decides its call all the same: said, not its exit
+        print(f"warning: {unwritable}", file=sys.stderr)
     if not args.explain:
         counts = ", ".join(
             _count(len(items), noun)

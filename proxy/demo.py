@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -25,6 +26,7 @@ from proxy.config import Config, parse
 from proxy.demo_model import MODEL, make_app
 from proxy.edges_query import render_table
 from proxy.errors import StartupError
+from proxy.record.integrity import SIGNED
 from proxy.record.store import SqliteStore
 from proxy.record.stores import is_database
 from proxy.server import ProxyProcess
@@ -238,7 +240,8 @@ def _mark(store: str) -> None:
 
 def _not_a_demos(store: str) -> None:
     """Raise StartupError when `store` is not a demo's: a PostgreSQL URL (a fleet's shared record: the demo's store
-    is a file, and its calls would be added to that record), or a file that holds flows while no demo marked it
+    is a file, and its calls would be added to that record), a file whose chain is signed with an integrity key (a
+    proxy's record: the demo signs nothing, and takes no key), or a file that holds flows while no demo marked it
     (`_mark`: a proxy's own record, `./lineage.db`, whoever its callers are; a store an earlier release's demo
     wrote, unmarked, too). A new or empty file, or a store a demo marked, is used; a file that is no lineage store
     is left to the store's own refusal when it opens."""
@@ -248,18 +251,17 @@ def _not_a_demos(store: str) -> None:
         raise StartupError(f"demo --store {redact(store)}: the demo keeps its record in a file; a PostgreSQL store is "
                            "a proxy's own record, and the demo would add its calls to it. Give a new file, or leave "
                            "out --store for a temporary one")  # fmt: skip
+    newest = _rows(store, "SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
+    if newest and str(newest[0][0]).startswith(SIGNED):  # its writers had lineage.integrity_key_file
+        raise StartupError(f"demo --store {store}: its record is signed with an integrity key (a proxy's "
+                           "lineage.integrity_key_file): a proxy's own record, not a demo's. The demo signs nothing "
+                           "and takes no key (an unsigned entry on top of signed ones would leave that record "
+                           "unverifiable). Give a new file (or one an earlier demo wrote), or leave out --store for "
+                           "a temporary one")  # fmt: skip
     flows, callers = _flows(store)  # none: a new or empty file, an empty store, or no store (the writer says why)
     if not flows:
         return
-    try:
-        db = sqlite3.connect(f"{Path(store).resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            marked = db.execute("SELECT 1 FROM meta WHERE key = ?", (_MARK,)).fetchone() is not None
-        finally:
-            db.close()
-    except sqlite3.Error:  # no meta table (a store of an early release): never a demo's of this one
-        marked = False
-    if not marked:
+    if not _rows(store, "SELECT 1 FROM meta WHERE key = ?", (_MARK,)):  # (no meta table: a store of an early release)
         names = ", ".join(callers[:5]) + (", ..." if len(callers) > 5 else "")
         raise StartupError(f"demo --store {store}: it holds {flows} flow(s) the demo did not write (callers {names}): "
                            "no demo marked it. The demo would add its calls to that record. Give a new file (or one "
@@ -269,18 +271,24 @@ def _not_a_demos(store: str) -> None:
 def _flows(store: str) -> tuple[int, list[str]]:
     """How many flows `store`'s edges hold and the first callers they name (six at most), when it is a SQLite file
     with an edges table; else none."""
+    found = _rows(store, "SELECT count(*) FROM edges")
+    callers = _rows(store, "SELECT DISTINCT caller FROM edges ORDER BY 1 LIMIT 6")
+    return (int(found[0][0]) if found else 0), [str(row[0]) for row in callers]
+
+
+def _rows(store: str, query: str, parameters: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows `query` reads from `store`, opened read-only; none when it is no SQLite file (or a new, empty one),
+    or has not the table asked."""
     if not Path(store).is_file() or Path(store).stat().st_size == 0:
-        return 0, []
+        return []
     try:
         db = sqlite3.connect(f"{Path(store).resolve().as_uri()}?mode=ro", uri=True)
         try:
-            found = db.execute("SELECT count(*) FROM edges").fetchone()
-            callers = [str(row[0]) for row in db.execute("SELECT DISTINCT caller FROM edges ORDER BY 1 LIMIT 6")]
+            return db.execute(query, parameters).fetchall()
         finally:
             db.close()
     except sqlite3.Error:
-        return 0, []
-    return (int(found[0]) if found else 0), callers
+        return []
 
 
 def run_demo(keep: bool = False, store: str | None = None, port: int = 0) -> int:

@@ -54,12 +54,21 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from proxy import files, logs, markers, metrics
-from proxy.checkpoints import share_changes
+from proxy.checkpoints import METADATA_TIMEOUT_S, share_changes
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
-from proxy.record.store import SchemaTooNew
+from proxy.record.store import OPEN_TIMEOUT_S, SchemaTooNew
 from proxy.record.stores import read_errors, shown
-from proxy.server import Beats, Bound, ProxyProcess, as_reloaded, bind, bound_address, share_beats
+from proxy.server import (
+    UPSTREAM_TLS_WAIT_S,
+    Beats,
+    Bound,
+    ProxyProcess,
+    as_reloaded,
+    bind,
+    bound_address,
+    share_beats,
+)
 
 log = logging.getLogger("lineage_proxy")
 # The collector's young generation is collected once 10,000 more tracked objects (dicts, lists, futures, ...) were
@@ -201,12 +210,17 @@ FORK_GATE: Final = ForkGate()
 # (the whole process group stopped and continued: a terminal's Ctrl-Z and `fg`, `docker pause`) starts the watch again
 WATCH_GAP_S: Final = 2.0
 LOOK_S: Final = 0.2  # how often it looks, while it waits on a worker (to end, or to say it serves)
-# a worker that has not said it serves this long after it was started (killed with SIGKILL, said, counted, started again
-# as a failed restart is; at the proxy's start, the start fails): its start's own waits (the lineage store's lock, up to
-# 10 s; HTTPS upstreams' TLS contexts, up to 10 s; upstreams' first metadata, up to 10 s) and this margin, beyond
-# limits.worker_stall_s. With the watchdog off
-# (worker_stall_s: 0) it is counted as serving after START_WAIT_S, as before
-START_GRACE_S = 30.0
+# a worker's start waits, each for a bounded time, one after the other: the lineage store's open (switching a new
+# file to WAL, then its write lock: OPEN_TIMEOUT_S each), the HTTPS upstreams' TLS contexts, the upstreams' first
+# metadata. Summed from their own constants, so a longer wait cannot outgrow the grace unseen (the grace was 30 s, the
+# sum of three of them: a start at their limits with a small worker_stall_s was killed as start_stalled)
+START_WAITS_S: Final = 2 * OPEN_TIMEOUT_S + UPSTREAM_TLS_WAIT_S + METADATA_TIMEOUT_S
+START_MARGIN_S: Final = 10.0  # the rest of a start (the fork, imports, reading the config) on a busy host
+# a worker that has not said it serves this long beyond limits.worker_stall_s after it was started (killed with SIGKILL,
+# said, counted, started again as a failed restart is; at the proxy's start, the start fails): its waits at their
+# limits and the margin (50 s). With the watchdog off (worker_stall_s: 0) it is counted as serving after START_WAIT_S,
+# as before
+START_GRACE_S = START_WAITS_S + START_MARGIN_S
 START_WAIT_S = 60.0
 
 

@@ -36,6 +36,7 @@ import orjson
 from proxy.logs import escaped
 
 GENESIS = ""  # the `prev` of the first entry
+SIGNED = "hmac-"  # how a signed entry's hash begins (an unsigned one's: "sha256:")
 EDGES = "edges"  # an upsert: rows whose counts add
 SNAPSHOT = "snapshot"  # the complete edge table: state is replaced
 
@@ -118,7 +119,7 @@ def signed_head(last: str | None, key: bytes | None, where: str, *, held: bool =
     signed ones leaves the chain unverifiable for good, so an unkeyed writer never adds one. A store kept
     unkeyed until now is adopted once, by hand (`verify --integrity --key-file K --adopt-head HEAD`)."""
     if key is None:
-        if last is not None and str(last).startswith("hmac-"):
+        if last is not None and str(last).startswith(SIGNED):
             raise UnsignedHead(f"{where}: the chain is signed and this writer has no key: set "
                                "lineage.integrity_key_file as the other writers do (an unsigned entry after signed "
                                "ones would leave the record unverifiable)")  # fmt: skip
@@ -128,7 +129,7 @@ def signed_head(last: str | None, key: bytes | None, where: str, *, held: bool =
                            "chain over edges it did not write, nor again in a store that was emptied; `lineage-proxy "
                            "verify --integrity` names the gap (keep the store for the inquiry; point lineage.store "
                            "at a new one)")  # fmt: skip
-    elif last is not None and not str(last).startswith("hmac-"):
+    elif last is not None and not str(last).startswith(SIGNED):
         raise UnsignedHead(f"{where}: the chain's newest entry is unsigned, so nothing is signed on top of it: the "
                            "chain was rebuilt without the key (or the store was unkeyed until now: stop every writer, "
                            "check it with `lineage-proxy verify --integrity` against a head recorded earlier, then "
@@ -141,7 +142,7 @@ def _signed_entry(newest: Sequence[Any] | None) -> tuple[str, str, str] | None:
     if newest is None:
         return None
     prev, text, found = newest[0], newest[1], newest[2]
-    if isinstance(prev, str) and isinstance(text, str) and isinstance(found, str) and found.startswith("hmac-"):
+    if isinstance(prev, str) and isinstance(text, str) and isinstance(found, str) and found.startswith(SIGNED):
         return prev, text, found
     return None
 
@@ -210,7 +211,7 @@ class Replay:
         self.first_at: float | None = None
         self.entries = 0
         # an entry so far was signed (or the anchor, the last entry a purge cut): none after it may be unsigned
-        self.signed = isinstance(anchor, str) and anchor.startswith("hmac-")
+        self.signed = isinstance(anchor, str) and anchor.startswith(SIGNED)
         # edge key (the flow's six fields, its rule, '' for none, and its sidecar, '' before sidecars were named) ->
         # [first_seen, last_seen, count, reason]
         self.state: dict[tuple[str, ...], list[Any]] = {}
@@ -242,7 +243,7 @@ class Replay:
         if not (type(entry.seq) is int and isinstance(entry.body, str) and isinstance(entry.prev, str)
                 and isinstance(entry.hash, str)):  # fmt: skip
             return f"entry {escaped(repr(entry.seq))[:40]}: its columns are not a chain entry's (edited by hand)"
-        signed = entry.hash.startswith("hmac-")
+        signed = entry.hash.startswith(SIGNED)
         if self.signed and not signed:
             return f"entry {entry.seq}: unsigned after signed entries (an entry was replaced without the key)"
         if entry.prev != self.head:
@@ -337,16 +338,16 @@ class Replay:
         entry kept, the newest entries were cut away."""
         if self.problem is None:
             self.problem = self._compare(rows, strict, numbered_to)
-        return Report(self.entries, self.head, self.head.startswith("hmac-"), self.problem, needs_key=self.needs_key,
+        return Report(self.entries, self.head, self.head.startswith(SIGNED), self.problem, needs_key=self.needs_key,
                       hashes=frozenset(self.hashes or ()), oldest_at=self.first_at)  # fmt: skip
 
     def _compare(self, rows: Iterable[Sequence[Any]], strict: bool, numbered_to: int | None) -> str | None:
         if self.entries == 0 and self.anchor != GENESIS:
             return "the chain is empty, though the store's anchor says a purge kept a snapshot (entries were removed)"
-        if strict and self.key is not None and self.entries and not self.head.startswith("hmac-"):
+        if strict and self.key is not None and self.entries and not self.head.startswith(SIGNED):
             return ("a key was given but the newest entry is not signed with one (the chain was rebuilt without the "
                     "key, or never keyed)")  # fmt: skip
-        if strict and self.entries and self.head.startswith("hmac-") and self.key_at < len(self.keys) - 1:
+        if strict and self.entries and self.head.startswith(SIGNED) and self.key_at < len(self.keys) - 1:
             return (f"entry {self.seq}, the newest, is signed with a retired key: a writer started with the new key "
                     "signs an entry on top as it starts, so entries signed with the new key were removed, or the "
                     "record was signed again with an old key (before any writer has started with the new key, "

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar
 
 import orjson
 
@@ -241,23 +241,45 @@ class SchemaTooNew(RuntimeError):
 
 
 class StoreLocationError(StartupError):
-    """A store file's directory is missing or is not a directory. The file is refused rather than its
-    directories made: a typo in `lineage.store` would otherwise build a directory tree nobody asked for."""
+    """A store file's directory is missing, is not a directory, or this process may not write there (or the file).
+    The file is refused rather than its directories made: a typo in `lineage.store` would otherwise build a directory
+    tree nobody asked for."""
 
 
 def require_directory(path: str, what: str) -> None:
-    """Raise StoreLocationError unless the directory `path` goes in exists; `what` names the file in the message."""
+    """Raise StoreLocationError unless the directory `path` goes in exists and this process may write in it (SQLite
+    makes the file there, and its -wal and -shm files beside it, as it opens it), and may read and write the file
+    when it is there; `what` names the file in the message. Said before SQLite says "unable to open database file"
+    or "attempt to write a readonly database", which name neither the directory nor the fix."""
     parent = Path(path).parent
-    if parent.is_dir():
-        return
+    if not parent.is_dir():
+        _missing_directory(path, parent, what)
+    if not os.access(parent, os.W_OK | os.X_OK):  # a read-only mount too (EROFS)
+        raise StoreLocationError(f"cannot open the {what} {path}: {_user()} may not write in the directory "
+                                 f"{_named(parent)}, where SQLite makes the file and its -wal and -shm files (give it "
+                                 "write access there, or correct the path)")  # fmt: skip
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        raise StoreLocationError(f"cannot open the {what} {path}: {_user()} may not read and write the file (give it "
+                                 "read and write access, or correct the path)")  # fmt: skip
+
+
+def _missing_directory(path: str, parent: Path, what: str) -> NoReturn:
     above = (parent, *parent.parents)
     existing = next((directory for directory in above if directory.exists()), None)
     if existing is not None and not existing.is_dir():
         raise StoreLocationError(f"cannot open the {what} {path}: {existing} is not a directory")
     missing = next((directory for directory in above if directory.parent == existing), parent)
-    where = str(missing) if missing.is_absolute() else f"{missing} ({missing.absolute()})"  # relative: to the cwd
-    raise StoreLocationError(f"cannot open the {what} {path}: the directory {where} does not exist "
+    raise StoreLocationError(f"cannot open the {what} {path}: the directory {_named(missing)} does not exist "
                              "(create it, or correct the path)")  # fmt: skip
+
+
+def _named(directory: Path) -> str:
+    """A directory as a message names it: a relative one with its absolute path too (it is the cwd's)."""
+    return str(directory) if directory.is_absolute() else f"{directory} ({directory.absolute()})"
+
+
+def _user() -> str:
+    return f"this user (uid {os.getuid()})"
 
 
 WRITER_CACHE_KIB = 256
@@ -278,10 +300,11 @@ LOCKED_RETRY_S = 1.0
 LOCKED_WAIT_S = 0.05
 
 
-def wal(db: sqlite3.Connection, wait_s: float = 10.0) -> None:
+def wal(db: sqlite3.Connection, wait_s: float = OPEN_TIMEOUT_S) -> None:
     """Put a database file in WAL mode. Switching a new file takes a lock SQLite does not wait for (the
     busy timeout does not apply): workers opening one new store together got "database is locked" at
-    start, about one run in fifteen with eight. So it is tried again until `wait_s` has passed."""
+    start, about one run in fifteen with eight. So it is tried again until `wait_s` has passed (a wait of its own,
+    before the open's wait for the write lock: a worker's start may wait for both, `workers.START_WAITS_S`)."""
     deadline = time.monotonic() + wait_s
     while True:
         try:

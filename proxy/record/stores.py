@@ -13,7 +13,7 @@ from proxy.config import read_secret
 from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
-from proxy.record.store import EdgeRow, EdgeStore, SqliteStore
+from proxy.record.store import EdgeRow, EdgeStore, SqliteStore, StoreLocationError, require_directory
 
 DEFAULT_JOURNAL = "./lineage-journal.db"  # lineage.journal when the store is PostgreSQL and none is set
 
@@ -34,6 +34,21 @@ class ReadableStore(EdgeStore, Protocol):
 
 def is_database(store: str) -> bool:
     return store.startswith(("postgresql://", "postgres://"))
+
+
+def unopenable(store: str | None, journal: str) -> str | None:
+    """Why `serve` could not open the file its lineage record is written to (a SQLite `store`; a PostgreSQL one's
+    `journal`), at its key: a directory missing or not writable, a file it may not write. `check` says it, as `serve`
+    would refuse its start so; a database itself is not asked (`check` connects to nothing)."""
+    if store is None:
+        return None
+    key, path, what = ("lineage.journal", journal, "lineage journal") if is_database(store) else (
+        "lineage.store", store, "lineage store")  # fmt: skip
+    try:
+        require_directory(path, what)
+    except StoreLocationError as exc:
+        return f"{key}: {exc}"
+    return None
 
 
 def open_store(

@@ -1,0 +1,33 @@
+"""`serve --workers N`: a worker whose start has not said it serves within `limits.worker_stall_s` and
+`START_GRACE_S` more is killed as `start_stalled`. Its start waits, one after the other, for bounded times of its own:
+the SQLite store's open (switching a new file to WAL, then the write lock), the HTTPS upstreams' TLS contexts, the
+upstreams' first metadata. The grace was 30 s, the sum of three of those bounds and no margin: a start with every wait
+at its limit (a hung mount, siblings making the store) and `worker_stall_s: 5` could be killed, though nothing was
+stuck for good. The grace must cover every wait at its limit and leave room for the rest of a start."""
+
+from __future__ import annotations
+
+import inspect
+
+from proxy import checkpoints, server, workers
+from proxy.config.model import Limits
+from proxy.record import store
+from tests.test_docs import README
+
+MARGIN_S = 5.0  # the least left for the fork, the imports and the config's reading on a busy host
+
+
+def test_the_start_grace_covers_every_bounded_wait_of_a_start_at_its_limit() -> None:
+    waits = {
+        "the store's switch to WAL": inspect.signature(store.wal).parameters["wait_s"].default,
+        "the store's write lock at its open": store.OPEN_TIMEOUT_S,
+        "the HTTPS upstreams' TLS contexts": server.UPSTREAM_TLS_WAIT_S,
+        "the upstreams' first metadata": checkpoints.METADATA_TIMEOUT_S,
+    }
+    assert sum(waits.values()) + MARGIN_S <= workers.START_GRACE_S, (workers.START_GRACE_S, waits)
+
+
+def test_the_readme_gives_the_grace_the_code_has() -> None:
+    grace = f"`limits.worker_stall_s` and {workers.START_GRACE_S:g} s more"
+    assert README.count(grace) == 2, grace  # `serve`, and lineage_proxy_worker_restarts_total{reason="start_stalled"}
+    assert f"{grace} ({Limits().worker_stall_s + workers.START_GRACE_S:g} s by default;" in README
