@@ -45,7 +45,7 @@ from proxy.memo import Memo
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
-from proxy.protocols.oip import header_labels, passed_key_text, tracestate_text
+from proxy.protocols.oip import KEY_BIN, header_labels, passed_key_text, tracestate_text
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
@@ -399,16 +399,21 @@ class Pipeline:
     def _passed_on(self, request: Request, header: Header, trace: TraceContext, beside: str | None) -> str | None:
         """`beside` (the header fields the ingress read) with the two the upstream is sent as they came, or not, as the
         call decides, which an OIP or KServe server hands its model too: the `tracestate` forwarded with the trace, and
-        the caller's `Authorization` where no caller has a key and its route's upstream none of its own (a call a zone
-        reroutes is sent neither, and is read all the same: read before the decision)."""
+        the caller's `Authorization` (and its binary twin, `authorization-bin`: gRPC's, decoded, or an HTTP field so
+        named) where no caller has a key and its route's upstream none of its own (a call a zone reroutes is sent
+        neither, and is read all the same: read before the decision)."""
         if trace.tracestate is not None:
             beside = tracestate_text(beside, trace.tracestate)
         if not self.strips_auth:
             authorization = header("authorization")
-            if authorization is not None:
+            binary = header(KEY_BIN)
+            if authorization is not None or binary is not None:
                 routed = self.policy.route(request.model)
                 if routed is None or not routed[1].api_key:
-                    beside = passed_key_text(beside, authorization)
+                    if authorization is not None:
+                        beside = passed_key_text(beside, authorization)
+                    if binary is not None:
+                        beside = passed_key_text(beside, binary, KEY_BIN)
         return beside
 
     def _handed(self, request: Request, beside: str | None) -> str | None:

@@ -25,6 +25,9 @@ def host_sidecar() -> str:
 
 
 BUILTIN_DETECTORS = ("email", "phone", "credit_card", "ip_address", "iban")
+# the upstream protocols whose servers hand their model a call's header fields with its request (MLServer's
+# `parameters.headers`, KServe's `predict(payload, headers)`; Triton those its forward pattern names)
+FIELDS_TO_MODEL = frozenset({"oip", "kserve"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,13 @@ class Upstream:
     # the server hands its model a call's header fields (MLServer, KServe), so they are read as its data; false (an OIP
     # upstream only): a Triton without a header forward pattern, which hands its model none, and they are not read
     headers_to_model: bool = True
+    # its model is handed the call's header fields (`headers_to_model` on an `oip` or `kserve` upstream): it is told
+    # nothing of the client (no `X-Forwarded-For`), as the client's address would reach the model as data, and the
+    # proxy's own entry read as such labels every call `pii:ip_address` (derived: set by `__post_init__`)
+    fields_to_model: bool = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields_to_model", self.headers_to_model and self.protocol in FIELDS_TO_MODEL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.ingress.listening import Listeners, listening, still_listening
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
-from proxy.protocols.oip import header_text
+from proxy.protocols.oip import KEY_BIN, header_text
 from proxy.protocols.oip_grpc import HEALTH_CHECK, HEALTH_WATCH, PASSTHROUGH
 from proxy.tls import ListenerFiles, check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import (
@@ -130,7 +130,8 @@ class _Received:
     # text metadata by key: the call's `Header`. A key sent several times is one list, joined with ',' as HTTP does, so
     # a second `x-data-labels` adds labels and a second `x-purpose` is refused (never "last one wins"). Labels and
     # purpose sent as binary metadata (`x-data-labels-bin`, `x-purpose-bin`) are theirs too, their bytes read as a
-    # header's are: passed over, such a call went to the model unlabelled
+    # header's are: passed over, such a call went to the model unlabelled. A binary key (`authorization-bin`) is here
+    # by its own name, its bytes as text, read where it is passed on (it is never the caller's key to the proxy)
     found: dict[str, str]
     entries: int  # how many (`limits.max_headers`)
     # the bytes of the entries that reach the upstream as they came, as grpc counts them (each key and value and 32);
@@ -156,7 +157,8 @@ class _Received:
         unsendable: str | None = None
         traced = False
         repeats = False
-        binary: set[str] | None = None  # the binary keys (`found` has text keys, and two binary ones, by their names)
+        # the binary keys (`found` has text keys, two binary ones by their text twins' names, and `authorization-bin`)
+        binary: set[str] | None = None
         for key, value in received:
             if isinstance(value, str):
                 if key in found:
@@ -183,6 +185,9 @@ class _Received:
                 if key in _READ_BINARY:
                     text = value.decode("utf-8", "surrogateescape")
                     found[key[:-4]] = f"{found[key[:-4]]},{text}" if key[:-4] in found else text
+                elif key == KEY_BIN:  # read where it is passed on (`Pipeline._passed_on`), as text is
+                    text = value.decode("utf-8", "replace")
+                    found[key] = f"{found[key]},{text}" if key in found else text
                 size += len(key) + len(value) + 32  # (never a transport key: those are text)
             if key in _CALL_DECIDES:
                 if key == "tracestate":
@@ -201,19 +206,6 @@ class _Received:
         self.traced = traced
         self.callers = callers
         self.repeats = repeats
-
-
-def _metadata_text(received: _Received) -> str | None:
-    """The metadata MLServer hands the model with an inference request, as text (`oip.header_text`): the entries
-    forwarded as they came, and the caller's `x-forwarded-for` list, forwarded with the peer's address appended (read as
-    REST's is; the address the proxy appends is its own, not read)."""
-    text = header_text(received.forwarded)
-    if not received.callers:
-        return text
-    forwarded_for = header_text([("x-forwarded-for", ", ".join(received.callers))])
-    if forwarded_for is None:
-        return text
-    return forwarded_for if text is None else f"{text}\n{forwarded_for}"
 
 
 _READ_BINARY: Final = frozenset({"x-data-labels-bin", "x-purpose-bin"})
@@ -839,7 +831,7 @@ class GrpcIngress:
     ) -> Upstream:
         """`Exchange.admit`, for a gRPC upstream. `deferred`: the handler calls `ex.forwarded()` once the request
         is sent (`_forwarded`). The metadata forwarded is read with the request: MLServer hands it to the model."""
-        upstream = ex.admit(request, header, self._peer(context), deferred, _metadata_text(received))
+        upstream = ex.admit(request, header, self._peer(context), deferred, header_text(received.forwarded))
         if upstream.grpc is None:  # refused here, its data gone nowhere: recorded so, never as allowed to it
             raise ex.refuse(
                 UpstreamUnavailable(
@@ -865,7 +857,8 @@ class GrpcIngress:
         """The caller's metadata, less transport keys (and its key, unless the upstream is to see it) and its claims of
         where it came from (`_CLIENT_CLAIMS`), with the call's `traceparent`, the upstream's own key, and what the
         proxy knows of the client: `x-forwarded-for` the caller's list with the peer's address appended (as over
-        HTTP, `proxy.ingress.http.forward_fields`), `x-forwarded-proto` the listener's scheme. As a grpc.aio Metadata
+        HTTP, `proxy.ingress.http.forward_fields`; none to an upstream whose model is handed the metadata,
+        `Upstream.fields_to_model`), `x-forwarded-proto` the listener's scheme. As a grpc.aio Metadata
         (`SentMetadata`): a list it would copy into one itself, pair by pair, after a slow `typing.Sequence` check."""
         # else a caller's tracestate is discarded: its trace not joined, or it is not one the span keeps
         # (`proxy.record.spans.kept_tracestate`)
@@ -878,9 +871,10 @@ class GrpcIngress:
             out = [(key, value) for key, value in out if key != "tracestate"]
         elif kept is not None and "\t" in kept:  # W3C's white space around a member, which grpc will not send
             out = _spaced_tracestate(out)
-        address = _client_address(context.peer())
-        callers = received.callers
-        out.append(("x-forwarded-for", f"{', '.join(callers)}, {address}" if callers else address))
+        if not upstream.fields_to_model:  # else the client's address would reach the model as data: not told
+            address = _client_address(context.peer())
+            callers = received.callers
+            out.append(("x-forwarded-for", f"{', '.join(callers)}, {address}" if callers else address))
         out.append(("x-forwarded-proto", self._scheme))
         out.append(("traceparent", ex.trace.traceparent()))
         if upstream.api_key:

@@ -94,18 +94,19 @@ _TOKENS_VALUE_MAX: Final = 256  # characters (bytes) of a Connection value kept
 
 # what a caller says about where the call came from (the client's address, scheme, host): never passed on as it came.
 # The upstream is told the connection's own (`HttpConnection.forwarded`): X-Forwarded-For the caller's list with the
-# peer's address appended, X-Forwarded-Proto the listener's scheme; the others are dropped
+# peer's address appended (none at all to an upstream whose model is handed the fields: `Upstream.fields_to_model`),
+# X-Forwarded-Proto the listener's scheme; the others are dropped
 CLIENT_CLAIMS = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"forwarded"})
 _XFF: Final = b"x-forwarded-for"
 
-# what is never forwarded to the upstream: by (strips the caller's Authorization, and its x-api-key too (where the
+# what is never forwarded to the upstream: by (strips the caller's Authorization and authorization-bin, and its x-api-key too (where the
 # proxy reads it: `x_api_key_path`), reads the reply), at `_not_forwarded`'s index (a tuple, not a dict keyed by a
 # tuple of three: no tuple made and hashed a call)
 _NOT_FORWARDED: Final = tuple(
     HOP_BY_HOP
     | CLIENT_CLAIMS
     | {b"traceparent"}
-    | ({b"authorization"} if strips else set())
+    | ({b"authorization", b"authorization-bin"} if strips else set())
     | ({b"x-api-key"} if strips and x_api_key else set())
     | ({b"accept-encoding"} if observe else set())
     for strips in (False, True)
@@ -137,7 +138,12 @@ def _names_version(target: str) -> bool:
 
 
 def forward_fields(
-    request: Request, ex: Exchange, api_key: str | None, observe: bool, forwarded: tuple[bytes, bytes] = NO_PEER
+    request: Request,
+    ex: Exchange,
+    api_key: str | None,
+    observe: bool,
+    forwarded: tuple[bytes, bytes, bytes] = NO_PEER,
+    told: bool = True,
 ) -> list[bytes]:
     """The request's header block as the upstream gets it, in pieces (`ConnectionPool._head` joins them once, with the
     request line and a small body): the fields as sent (bytes, never decoded
@@ -145,12 +151,15 @@ def forward_fields(
     then the proxy's own: X-Forwarded-For and X-Forwarded-Proto from `forwarded` (the connection's, made once for it:
     `HttpConnection.forwarded`), the caller's X-Forwarded-For list before the peer's address, as nginx's
     `$proxy_add_x_forwarded_for` does, so a server that takes the rightmost entry it does not trust gets the real one.
+    Not `told` (an upstream whose model is handed the fields, `Upstream.fields_to_model`): no X-Forwarded-For at all,
+    the caller's list nor the peer's address, which would reach the model as data.
     The caller's key is held back once callers have keys, when the upstream has its own, and when the call is rerouted
     (`Exchange.rerouted`).
     A Connection header naming a field that describes the body (`_DESCRIBE_BODY`) is refused (InvalidRequest)."""
     skip = _not_forwarded(ex.pipeline.strips_auth or bool(api_key) or ex.rerouted(), ex.x_api_key, observe)
     listed = _tokens(request.header("connection"))
-    chain = _XFF not in listed  # else the caller's list is hop-by-hop by its own word: the peer's address alone
+    # else the caller's list is hop-by-hop by its own word (the peer's address alone), or not told at all
+    chain = told and _XFF not in listed
     if listed and not listed <= skip:
         if not listed.isdisjoint(_DESCRIBE_BODY):
             # the body is forwarded as it came: without the field that says how to read it the upstream reads other
@@ -181,7 +190,9 @@ def forward_fields(
                 callers = [value]
             else:
                 callers.append(value)
-    if callers is None:
+    if not told:
+        out.append(forwarded[2])
+    elif callers is None:
         out.append(forwarded[0])
     else:
         out.append(b"X-Forwarded-For: ")
@@ -608,7 +619,9 @@ class HttpIngress:
                 f"upstream:{upstream.name}",
             )
         try:
-            fields = forward_fields(request, ex, upstream.api_key, observe, conn.forwarded)
+            fields = forward_fields(
+                request, ex, upstream.api_key, observe, conn.forwarded, not upstream.fields_to_model
+            )
         except InvalidRequest as refused:  # recorded as the refusal it is, nothing sent
             raise ex.refuse(refused, "connection") from None
         # the fields as sent are read once, here (`request.header` keeps them decoded): their tuples are let go before

@@ -136,7 +136,7 @@ class HttpConnection(asyncio.Protocol):
         self.serving: Request | None = None
         self.peer: tuple[str, ...] = ()  # what the client's certificate proves (TLS with client certs)
         # what the upstream is told of the client, made once for the connection (`forwarded_pieces`)
-        self.forwarded: tuple[bytes, bytes] = NO_PEER
+        self.forwarded: tuple[bytes, bytes, bytes] = NO_PEER
         # its calls' last key and digest (`Pipeline.key_digest`): hashed once for the connection, not on each call
         self.key_memo = KeyMemo()
         self.lost = False
@@ -732,15 +732,16 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
 
 
-def forwarded_pieces(peername: Any, tls: bool) -> tuple[bytes, bytes]:
-    """What the upstream is told of a connection's client, as the two endings of its header block's
-    `X-Forwarded-For` (`proxy.ingress.http.forward_fields`): the field whole, for a caller that sent none, and what
-    follows the caller's own list: the peer's address (as nginx's `$remote_addr`: an IPv6 one bare, no brackets or
-    port; `unknown` when the socket has none), then `X-Forwarded-Proto` the listener's scheme."""
+def forwarded_pieces(peername: Any, tls: bool) -> tuple[bytes, bytes, bytes]:
+    """What the upstream is told of a connection's client, as the three endings of its header block
+    (`proxy.ingress.http.forward_fields`): `X-Forwarded-For` whole, for a caller that sent none; what follows the
+    caller's own list: the peer's address (as nginx's `$remote_addr`: an IPv6 one bare, no brackets or port; `unknown`
+    when the socket has none), then `X-Forwarded-Proto` the listener's scheme; and that last field alone, for an
+    upstream whose model is handed the fields (`Upstream.fields_to_model`)."""
     host = str(peername[0]) if isinstance(peername, tuple) and peername and peername[0] else "unknown"
     address = host.encode("ascii", "replace")
-    proto = b"\r\nX-Forwarded-Proto: https\r\n" if tls else b"\r\nX-Forwarded-Proto: http\r\n"
-    return b"X-Forwarded-For: " + address + proto, b", " + address + proto
+    proto = b"X-Forwarded-Proto: https\r\n" if tls else b"X-Forwarded-Proto: http\r\n"
+    return b"X-Forwarded-For: " + address + b"\r\n" + proto, b", " + address + b"\r\n" + proto, proto
 
 
 NO_PEER: Final = forwarded_pieces(None, False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
-import ipaddress
 import json
 import logging
 import re
@@ -83,10 +82,11 @@ def split_path(path: str) -> tuple[str, str | None, str] | None:
 
 # request header fields (and gRPC metadata keys) the proxy drops, writes anew, or reads as its own and checks (HTTP's
 # framing and hop-by-hop fields, the trace (a `tracestate` forwarded with it is read as the trace keeps it:
-# `tracestate_text`), the body's coding), and the caller's key (`Authorization`, read where it is passed on:
+# `tracestate_text`), the body's coding, `X-Forwarded-For`: an upstream whose model is handed the fields is sent none,
+# `Upstream.fields_to_model`), and the caller's key (`Authorization`, `authorization-bin`, read where passed on:
 # `passed_key_text`): every other one MLServer hands its model with the request as the client sent it
-# (`parameters.headers`: each field of a REST request, each metadata entry of a gRPC one; `Accept`, `Content-Type`,
-# `User-Agent`, the client's `X-Forwarded-For` too), as KServe's model server does (`predict(payload, headers)`) and
+# (`parameters.headers`: each field of a REST request, each metadata entry of a gRPC one, a binary one's bytes;
+# `Accept`, `Content-Type`, `User-Agent` too), as KServe's model server does (`predict(payload, headers)`) and
 # Triton those its `--http-header-forward-pattern` names: their names and values are read. The purpose too
 # (`x-purpose`, forwarded for a proxy chained behind): any word of the label grammar without `policy.known_purposes`, so
 # `x-purpose: 4111111111111111` took a card to the model; and so the labels (`x-data-labels`, forwarded so too: a label
@@ -95,7 +95,7 @@ def split_path(path: str) -> tuple[str, str | None, str] | None:
 # the model for a purpose its zone forbids
 HEADER_FRAMING: Final = frozenset({
     "host", "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "te", "expect",
-    "accept-encoding", "authorization", "authorization-bin", "traceparent", "tracestate", "x-forwarded-proto",
+    "accept-encoding", "authorization", "authorization-bin", "traceparent", "tracestate", "x-forwarded-for", "x-forwarded-proto",
     "x-forwarded-host", "x-real-ip", "forwarded", HEADER_LENGTH.lower(), "grpc-timeout", "grpc-encoding",
     "grpc-accept-encoding", "proxy-authorization", "proxy-authenticate", "proxy-connection", "trailer", "upgrade",
 })  # fmt: skip
@@ -125,6 +125,12 @@ TRACE_IDS: Final = {
 }
 
 
+# the caller's key as gRPC binary metadata (its bytes base64 on the wire; grpc hands them decoded), or an HTTP field so
+# named: its text twin's, passed on, or not, and read, or not, with it (`Pipeline._passed_on`); before 2026-12-04 it was
+# passed on unread, so `authorization-bin: Bearer alice@example.com` reached MLServer's model for any purpose
+KEY_BIN: Final = "authorization-bin"
+
+
 def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
     """The header fields (or gRPC metadata) an OIP server hands its model with the request, `name: value` a line, for
     the detectors to read apart from the request's texts (for labels only: never captured nor digested, as any field
@@ -149,41 +155,22 @@ def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
     return "\n".join(lines) if lines is not None else None
 
 
-# what two fields' own forms hold is not the value a detector takes it for: a User-Agent's product versions (RFC 9110's
-# `product/version`: desktop Chrome's `Chrome/120.0.0.0` read as an IP address, Android's `Chrome/120.0.6099.144` and
-# Edge's `Edg/120.0.2210.91` as phone numbers, on every call a browser makes) and an `X-Forwarded-For` entry that is
-# an IP address (a load balancer's hop, which MLServer hands the model as it does the one the proxy adds, unread). Such
-# a piece is read on its own, apart from its line, and what it holds of these labels is not the call's: anything else
-# it holds is (a card written `4111.1111.1111.1111` as a version, `4111:1111:1111:1111::` as an IPv6 address). A value
-# anywhere else in the fields, and an entry that is no address, is read as ever (`X-Forwarded-For: alice@example.com`)
+# what a User-Agent's product versions hold (RFC 9110's `product/version`) is not the value a detector takes it for:
+# desktop Chrome's `Chrome/120.0.0.0` read as an IP address, Android's `Chrome/120.0.6099.144` and Edge's
+# `Edg/120.0.2210.91` as phone numbers, on every call a browser makes. Such a piece is read on its own, apart from its
+# line, and what it holds of these labels is not the call's: anything else it holds is (a card written
+# `4111.1111.1111.1111` as a version). A value anywhere else in the fields is read as ever
 FORM_LABELS: Final = frozenset({"pii:ip_address", "pii:phone"})
 _PRODUCT_VERSION: Final = re.compile(r"(?<=[!#$%&'*+.^_`|~0-9A-Za-z-]/)[0-9]+(?:\.[0-9]+)+(?![^ ;)])", re.ASCII)
-_ADDRESS_FORM: Final = re.compile(r"[0-9A-Fa-f.:\[\]]+", re.ASCII)
 # what the pieces read apart are joined with: no built-in finder reads across it, so each is read as on its own
 _APART: Final = "\n#\n"
 
 
-def _address(entry: str) -> bool:
-    """Whether an `X-Forwarded-For` entry is an IP address (with a port, an IPv6 one in brackets, as some hops write;
-    not with a zone, `fe80::1%<anything>`, which Python's `ipaddress` takes)."""
-    if _ADDRESS_FORM.fullmatch(entry) is None:
-        return False
-    if entry.startswith("["):
-        entry = entry[1 : entry.find("]")] if "]" in entry else entry
-    elif entry.count(":") == 1:
-        entry = entry.partition(":")[0]
-    try:
-        ipaddress.ip_address(entry)
-    except ValueError:
-        return False
-    return True
-
-
 def header_labels(detectors: Detectors, text: str) -> frozenset[str]:
-    """What the detectors find in `header_text`'s text: a User-Agent's product versions and an `X-Forwarded-For`'s
-    addresses read apart, without `FORM_LABELS` (see above), a cookie whose value is an id not read (`_cookies`). A
-    text without those fields (gRPC's, most REST calls' but a browser's) is scanned as it is."""
-    if "user-agent: " not in text and "x-forwarded-for: " not in text and "cookie: " not in text:
+    """What the detectors find in `header_text`'s text: a User-Agent's product versions read apart, without
+    `FORM_LABELS` (see above), a cookie whose value is an id not read (`_cookies`). A text without those fields (gRPC's,
+    most REST calls' but a browser's) is scanned as it is."""
+    if "user-agent: " not in text and "cookie: " not in text:
         return detectors.scan(text)
     lines: list[str] = []
     apart: list[str] = []
@@ -194,12 +181,6 @@ def header_labels(detectors: Detectors, text: str) -> frozenset[str]:
             if versions:
                 apart.extend(versions)
                 line = "user-agent: " + _PRODUCT_VERSION.sub("", value)
-        elif name == "x-forwarded-for":
-            others: list[str] = []
-            for entry in value.split(","):
-                entry = entry.strip(" \t")
-                (apart if _address(entry) else others).append(entry)
-            line = "x-forwarded-for: " + ", ".join(others)
         elif name == "cookie":
             line = "cookie: " + _cookies(value)
         lines.append(line)
@@ -262,13 +243,14 @@ def tracestate_text(beside: str | None, tracestate: str) -> str:
     return _with_line(beside, "tracestate: " + _TRACESTATE_ID.sub(" ", ",".join(members)))
 
 
-def passed_key_text(beside: str | None, authorization: str) -> str | None:
-    """`beside` with the caller's `Authorization`, passed on as it came where no caller has a key (the upstream's own
-    auth), which an OIP or KServe server hands its model as any field (`Bearer alice@example.com`): read, but for a
+def passed_key_text(beside: str | None, authorization: str, name: str = "authorization") -> str | None:
+    """`beside` with the caller's `Authorization` (or its binary twin, `name` `authorization-bin`, its bytes as text),
+    passed on as it came where no caller has a key (the upstream's own auth), which an OIP or KServe server hands its
+    model as any field (`Bearer alice@example.com`; MLServer a gRPC binary value as its bytes): read, but for a
     credential that is a UUID, an id as a cookie's is (`_SESSION_ID`: one in about 600 reads as a phone number)."""
     if _SESSION_ID.fullmatch(authorization.partition(" ")[2].strip(" \t")) is not None:
         return beside
-    return _with_line(beside, "authorization: " + authorization)
+    return _with_line(beside, f"{name}: {authorization}")
 
 
 def _with_line(beside: str | None, line: str) -> str:

@@ -148,7 +148,10 @@ class _Kept(grpc.GenericRpcHandler):  # type: ignore[misc]
         return b""
 
 
-def test_over_grpc_the_peer_is_appended_and_the_claims_dropped(make_proxy: Any) -> None:
+@pytest.mark.parametrize("handed", [False, True])
+def test_over_grpc_the_peer_is_appended_and_the_claims_dropped(make_proxy: Any, handed: bool) -> None:
+    """To a Triton that hands its model no metadata, the caller's list and the peer; to one that hands it all of it
+    (`headers_to_model`, the default), no `x-forwarded-for` at all: it would reach the model as data."""
     upstream = _Kept()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers((upstream,))
@@ -156,6 +159,8 @@ def test_over_grpc_the_peer_is_appended_and_the_claims_dropped(make_proxy: Any) 
     server.start()
     try:
         config = ONE_GRPC_UPSTREAM + "policy: {anonymous: allow, default_purpose: assistant}\n"
+        if not handed:
+            config = config.replace("    protocol: oip\n", "    protocol: oip\n    headers_to_model: false\n")
         proxy = make_proxy(config, wait="none", UPSTREAM=f"127.0.0.1:{port}")
         sent = (("x-forwarded-for", "203.0.113.9, 198.51.100.7"), ("x-real-ip", "203.0.113.9"),
                 ("x-forwarded-proto", "https"), ("x-forwarded-host", "evil.example"), ("forwarded", "for=203.0.113.9"))  # fmt: skip
@@ -166,10 +171,13 @@ def test_over_grpc_the_peer_is_appended_and_the_claims_dropped(make_proxy: Any) 
         calls = [one for one in upstream.metadata if any(key == "traceparent" for key, _ in one)]  # not the probes
         claims = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded"}
         told = [[(key, value) for key, value in one if key in claims] for one in calls]
-        assert told == [
-            [("x-forwarded-for", "203.0.113.9, 198.51.100.7, 127.0.0.1"), ("x-forwarded-proto", "http")],
-            [("x-forwarded-for", "127.0.0.1"), ("x-forwarded-proto", "http")],
-        ]
+        if handed:
+            assert told == [[("x-forwarded-proto", "http")], [("x-forwarded-proto", "http")]]
+        else:
+            assert told == [
+                [("x-forwarded-for", "203.0.113.9, 198.51.100.7, 127.0.0.1"), ("x-forwarded-proto", "http")],
+                [("x-forwarded-for", "127.0.0.1"), ("x-forwarded-proto", "http")],
+            ]
     finally:
         server.stop(0)
 
@@ -182,6 +190,7 @@ def test_addresses_are_told_as_nginx_tells_them() -> None:
     assert forwarded_pieces(("::1", 5000, 0, 0), True) == (
         b"X-Forwarded-For: ::1\r\nX-Forwarded-Proto: https\r\n",
         b", ::1\r\nX-Forwarded-Proto: https\r\n",
+        b"X-Forwarded-Proto: https\r\n",  # (to an upstream whose model is handed the fields: no address)
     )
     assert forwarded_pieces(None, False)[0] == b"X-Forwarded-For: unknown\r\nX-Forwarded-Proto: http\r\n"
     assert forwarded_pieces("", False)[1] == b", unknown\r\nX-Forwarded-Proto: http\r\n"

@@ -1,6 +1,9 @@
 """MLServer (uvicorn) trusts `X-Forwarded-For` from 127.0.0.1 by default (`--forwarded-allow-ips`), and the proxy
 connects to it from there: a caller's `X-Forwarded-For` was the client address in its access log. Now the proxy appends
-the real peer's address, the rightmost entry uvicorn does not trust, so its log names the real client."""
+the real peer's address, the rightmost entry uvicorn does not trust, so its log names the real client; that is, to an
+upstream whose model is not handed the fields (`headers_to_model: false`). One whose model is (MLServer's is, the
+default) is sent no `X-Forwarded-For` since 2026-12-04, the caller's neither, as the model would get the client's
+address as data: its log names the proxy, never the address a caller wrote."""
 
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ upstreams:
   - name: oip
     url: ${OIP}
     protocol: oip
+    headers_to_model: ${HANDED}
 routes:
   - model: "*"
     upstream: oip
@@ -82,13 +86,19 @@ def infer_from(port: int, source: str, extra: bytes) -> bytes:
 
 
 @pytest.mark.realserver
-def test_mlservers_access_log_names_the_real_client(mlserver_logged: Any, make_proxy: Any) -> None:
+@pytest.mark.parametrize("handed", [False, True])
+def test_mlservers_access_log_names_the_real_client(mlserver_logged: Any, make_proxy: Any, handed: bool) -> None:
     url, log_path = mlserver_logged
-    proxy = make_proxy(CONFIG, OIP=url)
+    proxy = make_proxy(CONFIG, OIP=url, HANDED=str(handed).lower())
+    seen = len(log_path.read_text().splitlines())  # (the module's server: the other case's line may be there)
     status = infer_from(
         proxy.bound.http.port, "127.0.0.2", b"X-Forwarded-For: 203.0.113.9\r\nX-Real-IP: 203.0.113.9\r\n"
     )
     assert status.startswith(b"HTTP/1.1 200 "), status
-    lines = [line for line in log_path.read_text().splitlines() if '"POST /v2/models/echo/infer' in line]
+    new = log_path.read_text().splitlines()[seen:]
+    lines = [line for line in new if '"POST /v2/models/echo/infer' in line]
     assert len(lines) == 1, lines  # uvicorn writes the access line before the reply's last byte goes out
-    assert "127.0.0.2:0 - " in lines[0] and "203.0.113.9" not in lines[0], lines[0]
+    client = "127.0.0.1:" if handed else "127.0.0.2:0 - "  # the proxy's own connection, or the client it told
+    assert client in lines[0] and "203.0.113.9" not in lines[0] and (not handed or "127.0.0.2" not in lines[0]), lines[
+        0
+    ]

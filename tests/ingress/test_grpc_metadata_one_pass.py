@@ -21,13 +21,17 @@ ENTRIES: list[Pair] = [
 
 
 def _walks(received: list[Pair], strips: bool, joined: bool) -> tuple[object, ...]:
-    """The four walks as they were (before 2026-12-03)."""
+    """The four walks as they were (before 2026-12-03); and since 2026-12-04 `authorization-bin` found too, by its own
+    name, to be read where it is passed on."""
     found: dict[str, str] = {}
     for key, value in received:
         if not isinstance(value, str):
-            if key not in _READ_BINARY:
+            if key == "authorization-bin":
+                value = value.decode("utf-8", "replace")
+            elif key not in _READ_BINARY:
                 continue
-            key, value = key[:-4], value.decode("utf-8", "surrogateescape")
+            else:
+                key, value = key[:-4], value.decode("utf-8", "surrogateescape")
         found[key] = f"{found[key]},{value}" if key in found else value
     size, unsendable = 0, None
     for key, value in received:
