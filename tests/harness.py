@@ -11,7 +11,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -176,7 +176,10 @@ async def start_proxy(config_text: str, *, wait: str = "reachable", env: dict[st
 class ServeProcess:
     """`lineage-proxy serve` as a user runs it, in a subprocess; waits for its ready line."""
 
-    def __init__(self, config_path: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config_path: str, *args: str, env: dict[str, str] | None = None, run_by: Sequence[str] = ()
+    ) -> None:
+        """`run_by`: a command that runs it (`setpriv ...`), before the interpreter's."""
         import queue
         import subprocess
         import sys
@@ -185,7 +188,7 @@ class ServeProcess:
         self.stderr: list[str] = []
         self._stderr_cond = threading.Condition()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "serve", "--config", config_path, *args],
+            [*run_by, sys.executable, "-m", "proxy", "serve", "--config", config_path, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -42,7 +42,7 @@ from proxy.errors import (
 )
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
-from proxy.ingress.listening import Listeners, listening, still_listening
+from proxy.ingress.listening import Listeners, listening, sockets, still_listening
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
 from proxy.protocols.oip import KEY_BIN, header_text
@@ -418,6 +418,8 @@ class GrpcIngress:
         self.channels = channels
         self._server: grpc.aio.Server | None = None
         self._bound = Address("", 0)  # the address it listens on (the port the kernel picked, for port 0)
+        # the serving server's listening sockets, those it opened (`listening`): a reload waits for them to close
+        self._listeners: Listeners = {}
         self._replacing = asyncio.Lock()  # one reload's new server at a time (`replace`)
         self._retiring: set[asyncio.Future[None]] = set()  # servers a reload replaced, ending their calls
         self._secure = False  # a TLS listener asking for client certificates: only then can a peer show one
@@ -570,6 +572,7 @@ class GrpcIngress:
             ("grpc.max_allowed_incoming_connections", connections), ("grpc.max_concurrent_streams", streams),
         ])  # fmt: skip
         server.add_generic_rpc_handlers((self,))
+        before = sockets()  # (its listening sockets are the ones it opens: `_listeners`)
         failure: BaseException | None = None
         try:
             if tls is None:
@@ -594,6 +597,7 @@ class GrpcIngress:
         if failure is not None:
             await server.stop(None)  # a port bound but never served would take a share of new connections
             raise failure
+        self._listeners = listening(port, opened_since=before)
         self._secure = tls is not None and tls.require_client_cert  # grpc asks for a client certificate only then
         self._scheme = "https" if tls is not None else "http"
         self._client_auth, self._limit, self._timeouts = client_auth, max_body_bytes, _timeouts(limits)
@@ -660,7 +664,7 @@ class GrpcIngress:
                 log.error("reload: the gRPC listener could not read or use the new listen.tls certificate and key and "
                           "keeps its old ones (reload again once both files are written): %s", exc)  # fmt: skip
                 return
-            old_sockets = listening(self._bound.port)
+            old_sockets = self._listeners
             try:
                 self._server, _ = await self._open(self._bound, tls, max_body_bytes, generation + 1, files)
                 self._generation = generation + 1

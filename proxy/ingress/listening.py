@@ -37,8 +37,20 @@ def _listens(fd: int, port: int | None) -> bool:
         return False
 
 
-def listening(port: int) -> Listeners:
-    """This process's TCP sockets listening on `port`, IPv4 or IPv6 (none without Linux's /proc)."""
+def sockets() -> set[int]:
+    """The inodes of this process's open sockets (none without Linux's /proc): what `listening` leaves out when given
+    them, taken before a server opens its own."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return set()
+    return {inode for inode in map(_inode, map(int, names)) if inode is not None}
+
+
+def listening(port: int, opened_since: set[int] | None = None) -> Listeners:
+    """This process's TCP sockets listening on `port`, IPv4 or IPv6 (none without Linux's /proc); `opened_since`:
+    those of them opened since it was taken (`sockets`), a server's own, not another listener's on the same port
+    number at another address (the HTTP listener's, `http: 10.0.0.2:8000` beside `grpc: 10.0.0.1:8000`)."""
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
@@ -47,7 +59,7 @@ def listening(port: int) -> Listeners:
     for name in names:
         fd = int(name)
         inode = _inode(fd)
-        if inode is not None and _listens(fd, port):
+        if inode is not None and (opened_since is None or inode not in opened_since) and _listens(fd, port):
             found[fd] = inode
     return found
 

@@ -250,16 +250,27 @@ def require_directory(path: str, what: str) -> None:
     """Raise StoreLocationError unless the directory `path` goes in exists and this process may write in it (SQLite
     makes the file there, and its -wal and -shm files beside it, as it opens it), and may read and write the file
     when it is there; `what` names the file in the message. Said before SQLite says "unable to open database file"
-    or "attempt to write a readonly database", which name neither the directory nor the fix."""
-    parent = Path(path).parent
+    or "attempt to write a readonly database", which name neither the directory nor the fix. A `path` that is a
+    link is its target's: SQLite follows it, and makes the file and its -wal and -shm files beside the target (a
+    link in a directory the process may not write in, to one it may, is a store it opens)."""
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    named = path if target == path else f"{path} (a link to {target})"
+    parent = Path(target).parent
     if not parent.is_dir():
-        _missing_directory(path, parent, what)
-    if not os.access(parent, os.W_OK | os.X_OK):  # a read-only mount too (EROFS)
-        raise StoreLocationError(f"cannot open the {what} {path}: {_user()} may not write in the directory "
+        _missing_directory(named, parent, what)
+    if _read_only(parent):  # (root too: no permission lets a process write there)
+        raise StoreLocationError(f"cannot open the {what} {named}: the directory {_named(parent)} is on a read-only "
+                                 "file system, where SQLite cannot make the file and its -wal and -shm files (mount "
+                                 "it read-write, or point the path at a writable volume)")  # fmt: skip
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StoreLocationError(f"cannot open the {what} {named}: {_user()} may not write in the directory "
                                  f"{_named(parent)}, where SQLite makes the file and its -wal and -shm files (give it "
                                  "write access there, or correct the path)")  # fmt: skip
-    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
-        raise StoreLocationError(f"cannot open the {what} {path}: {_user()} may not read and write the file (give it "
+    if os.path.isdir(target):
+        raise StoreLocationError(f"cannot open the {what} {named}: it is a directory, not a file (name a file, which "
+                                 "SQLite makes: lineage.db in it)")  # fmt: skip
+    if os.path.exists(target) and not os.access(target, os.R_OK | os.W_OK):
+        raise StoreLocationError(f"cannot open the {what} {named}: {_user()} may not read and write the file (give it "
                                  "read and write access, or correct the path)")  # fmt: skip
 
 
@@ -276,6 +287,14 @@ def _missing_directory(path: str, parent: Path, what: str) -> NoReturn:
 def _named(directory: Path) -> str:
     """A directory as a message names it: a relative one with its absolute path too (it is the cwd's)."""
     return str(directory) if directory.is_absolute() else f"{directory} ({directory.absolute()})"
+
+
+def _read_only(directory: Path) -> bool:
+    """Whether `directory` is on a file system mounted read-only (a container's read-only root file system)."""
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:  # (not said here: the write check that follows says what it can)
+        return False
 
 
 def _user() -> str:

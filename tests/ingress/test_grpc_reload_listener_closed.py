@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from proxy.ingress.listening import listening, still_listening
+from proxy.ingress.listening import listening, sockets, still_listening
 from tests.harness import LoopThread
 from tests.test_reload import reload
 
@@ -138,3 +138,43 @@ def test_a_reload_waits_for_an_old_listener_grpc_closes_late(
     else:
         assert late_said == ["reload: the old gRPC server's listening socket is still open after 2s; a connection "
                              "made before it closes may be reset"]  # fmt: skip
+
+
+def test_listening_opened_since_leaves_out_the_sockets_there_before() -> None:
+    with socket.socket() as before:
+        before.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        before.bind(("127.0.0.1", 0))
+        before.listen()
+        port = before.getsockname()[1]
+        there = sockets()
+        assert os.fstat(before.fileno()).st_ino in there
+        with socket.socket() as opened:
+            opened.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            opened.bind(("127.0.0.1", port))
+            opened.listen()
+            assert listening(port, opened_since=there) == {opened.fileno(): os.fstat(opened.fileno()).st_ino}
+            assert len(listening(port)) == 2
+
+
+def test_a_reload_beside_an_http_listener_on_the_same_port_number_waits_for_the_grpc_one_alone(
+    make_proxy: Any, loop_thread: LoopThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`http: 127.0.0.2:P` beside `grpc: 127.0.0.1:P`: the HTTP listener's socket, on the same port number, is not the
+    old gRPC server's (the reload took it for one, waited 2 s for it to close and said it was still open)."""
+    with socket.socket() as held:  # P: no other socket of any address on it; grpc joins it (SO_REUSEPORT)
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        config = CONFIG.replace("127.0.0.1:0, grpc: 127.0.0.1:0", f"127.0.0.2:{port}, grpc: 127.0.0.1:{port}")
+        proxy = make_proxy(config.replace("STREAMS", "100"), wait="none")
+    assert (proxy.bound.http.host, proxy.bound.http.port, proxy.bound.grpc.port) == ("127.0.0.2", port, port)
+    assert len(listening(port)) == 2  # the HTTP listener's and the gRPC server's
+    path = tmp_path / "reloaded.yaml"
+    path.write_text(config.replace("STREAMS", "1"))
+    assert reload(proxy, loop_thread, path)
+
+    async def replaced() -> None:
+        await asyncio.wait_for(asyncio.shield(proxy.process._grpc_replacing), 10)
+
+    loop_thread.run(replaced())
+    assert [r.getMessage() for r in caplog.records if "listening socket is still open" in r.getMessage()] == []
