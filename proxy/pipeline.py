@@ -187,6 +187,13 @@ def _headers_handed(config: Config) -> frozenset[str] | None:
     return None if any(zone.reroute_to in handed for zone in config.zones) else handed
 
 
+def _kserve_upstreams(config: Config) -> frozenset[str]:
+    """The `protocol: kserve` upstreams (by name): KServe's OpenAI data plane hands its model an OpenAI call's header
+    fields too (`OpenAIDataPlane.create_chat_completion`: `context = {"headers": dict(headers)}`), so an OpenAI call
+    sent to one has them read as a V1 call's are (`Pipeline._to_kserve`)."""
+    return frozenset(upstream.name for upstream in config.upstreams if upstream.protocol == "kserve")
+
+
 class Pipeline:
     def __init__(self, config: Config, runtime: Runtime) -> None:
         self.config = config
@@ -206,6 +213,11 @@ class Pipeline:
         # sends the same fields on each of its calls (a User-Agent, an Accept), which are then not read again
         self.beside_found = Memo(BESIDE_KEPT, BESIDE_BYTES_KEPT)
         self.headers_handed = _headers_handed(config)
+        # an OpenAI call's header fields are read where one of these may be sent it (none: not read, no look-up)
+        self.kserve_upstreams = _kserve_upstreams(config)
+        self.kserve_openai = bool(self.kserve_upstreams)
+        # a zone may reroute calls to one: every OpenAI call's are read (read before the decision says where it goes)
+        self.kserve_rerouted = any(zone.reroute_to in self.kserve_upstreams for zone in config.zones)
 
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
@@ -317,6 +329,8 @@ class Pipeline:
             raise carried_too_many(len(labels))
         if protocol in _FIELDS_TO_MODEL and request.operation != "passthrough":
             beside = self._passed_on(request, header, trace, beside)
+        elif self.kserve_openai and protocol == "openai":
+            beside = self._passed_on(request, header, trace, beside) if self._to_kserve(request) else None
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -415,6 +429,14 @@ class Pipeline:
                     if binary is not None:
                         beside = passed_key_text(beside, binary, KEY_BIN)
         return beside
+
+    def _to_kserve(self, request: Request) -> bool:
+        """Whether an OpenAI call may reach KServe's OpenAI data plane, which hands its model the call's header fields:
+        its route's upstream is a `protocol: kserve` one, or a zone may reroute calls to one (`kserve_rerouted`)."""
+        if self.kserve_rerouted:
+            return True
+        routed = self.policy.route(request.model)
+        return routed is not None and routed[1].name in self.kserve_upstreams
 
     def _handed(self, request: Request, beside: str | None) -> str | None:
         """`beside` (a call's header fields), or None where its route's upstream hands its model none of them

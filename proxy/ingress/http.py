@@ -473,8 +473,10 @@ class HttpIngress:
                 await self._data_free(request, conn, ex, ex.pipeline, adapter, target, body)
                 return
             # an OIP server hands its model the request's header fields too (MLServer: `parameters.headers`), and so does
-            # KServe's model server over its V1 protocol (`kserve.Model.predict(payload, headers)`)
-            beside = _oip_header_text(request.headers) if adapter.name in _HEADERS_TO_MODEL else None
+            # KServe's model server over its V1 protocol (`kserve.Model.predict(payload, headers)`) and its OpenAI data
+            # plane (`context["headers"]`: read where a KServe upstream may be sent the call, `Pipeline._to_kserve`)
+            handed = adapter.name in _HEADERS_TO_MODEL or (ex.pipeline.kserve_openai and adapter.name == "openai")
+            beside = _oip_header_text(request.headers) if handed else None
             upstream = ex.admit(read, header, conn.peer, True, beside)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:

@@ -108,6 +108,65 @@ lineage: {store: "${STORE}"}
         assert ("GET", "/openai/v1/models") in [(each.method, each.path) for each in server.requests]
 
 
+def test_an_openai_calls_fields_are_read_for_its_kserve_upstream_alone(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """In a config with an OpenAI-compatible upstream and a KServe one, an OpenAI call's header fields are read where
+    its route sends it to KServe, whose OpenAI data plane hands them to the model, and not where it goes to a vLLM,
+    which hands its model none: `X-Note: alice@example.com` there is no refusal."""
+    vllm, kserve = VllmLike(), VllmLike(models=[{"id": "other", "object": "model", "created": 1, "owned_by": "kserve"}])
+    with serving(loop_thread, vllm.app()) as plain, serving(loop_thread, kserve_openai(kserve)) as kserving:
+        proxy = make_proxy("""
+listen: {http: "127.0.0.1:0"}
+upstreams: [{name: vllm, url: "${VLLM}", protocol: openai}, {name: kserve, url: "${KSERVE}", protocol: kserve}]
+routes: [{model: "${SERVED}", upstream: vllm}, {model: other, upstream: kserve}]
+policy: {anonymous: allow, default_purpose: care}
+zones: [{name: personal, labels: ["pii:email"], allow_purposes: [care]}]
+detectors: [email]
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
+""", wait="probed", VLLM=plain, KSERVE=kserving, SERVED=SERVED)  # fmt: skip
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+        note = {"x-note": f"for {ADDRESS}", "x-purpose": "ads"}
+        messages: Any = [{"role": "user", "content": "hi"}]
+        assert client.chat.completions.create(model=SERVED, messages=messages, extra_headers=note).choices
+        with pytest.raises(openai.PermissionDeniedError, match="pii:email"):
+            client.chat.completions.create(model="other", messages=messages, extra_headers=note)
+    assert kserve.data_requests() == [] and len(vllm.data_requests()) == 1
+
+
+def test_an_openai_calls_fields_are_read_where_a_zone_may_reroute_it_to_kserve(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A zone may reroute a call routed to a vLLM to a KServe upstream, after the decision the fields are read for:
+    they are read for every OpenAI call then. A call labelled for the EU zone, carrying `X-Note: alice@example.com`
+    for a purpose the personal zone forbids, is refused, not rerouted to KServe's model with the note."""
+    vllm, kserve = VllmLike(), VllmLike()
+    with serving(loop_thread, vllm.app()) as plain, serving(loop_thread, kserve_openai(kserve)) as kserving:
+        proxy = make_proxy("""
+listen: {http: "127.0.0.1:0"}
+upstreams:
+  - {name: vllm, url: "${VLLM}", protocol: openai, region: us}
+  - {name: kserve, url: "${KSERVE}", protocol: kserve, region: eu}
+routes: [{model: "${SERVED}", upstream: vllm}]
+policy: {anonymous: allow, default_purpose: care}
+zones:
+  - {name: personal, labels: ["pii:email"], allow_purposes: [care]}
+  - {name: eu-only, labels: [eu-data], allow_purposes: [care, ads], regions: [eu], on_deny: "reroute:kserve"}
+detectors: [email]
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
+""", wait="probed", VLLM=plain, KSERVE=kserving, SERVED=SERVED)  # fmt: skip
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+        messages: Any = [{"role": "user", "content": "hi"}]
+        eu = {"x-data-labels": "eu-data", "x-purpose": "ads"}
+        assert client.chat.completions.create(model=SERVED, messages=messages, extra_headers=eu).choices  # rerouted
+        with pytest.raises(openai.PermissionDeniedError, match="pii:email"):
+            client.chat.completions.create(model=SERVED, messages=messages,
+                                           extra_headers={**eu, "x-note": f"for {ADDRESS}"})  # fmt: skip
+    assert len(kserve.data_requests()) == 1 and vllm.data_requests() == []
+
+
 # KServe's own model server with a V1 model (`echo`) and an OpenAI model (`llm`: in its model repository, so V1's
 # readiness names it, as the Hugging Face runtime's is). KServe's OpenAI data plane imports vLLM, so the script adds
 # the routes it would register (`register_openai_endpoints`: chat completions and the model list, under `/openai`) to
@@ -115,6 +174,7 @@ lineage: {store: "${STORE}"}
 KSERVE_OPENAI = """
 import json, sys, time
 import kserve
+from fastapi import Request
 from kserve.model_server import app
 
 
@@ -127,9 +187,13 @@ class Echo(kserve.Model):
         return {"predictions": [payload]}
 
 
-async def chat(body: dict):
+async def chat(body: dict, request: Request):
     with open("seen.jsonl", "a") as log:
         log.write(json.dumps(body) + "\\n")
+    # what KServe's OpenAI data plane hands the model beside the body (`OpenAIDataPlane.create_chat_completion`:
+    # `context = {"headers": dict(headers)}`)
+    with open("handed.jsonl", "a") as log:
+        log.write(json.dumps(dict(request.headers)) + "\\n")
     said = body["messages"][-1]["content"]
     return {"id": "c", "object": "chat.completion", "created": int(time.time()), "model": body["model"], "choices": [
         {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "echo: " + said}}]}
@@ -187,3 +251,30 @@ def test_openai_calls_reach_the_real_kserve_server_at_its_openai_prefix(
         assert [model.id for model in client.models.list()] == ["llm"]
     predicted = httpx.post(f"{proxy.url}/v1/models/echo:predict", json={"instances": [[1]]}, timeout=60)
     assert predicted.json() == {"predictions": [{"instances": [[1]]}]}, predicted.text  # V1 on the same upstream
+
+
+@pytest.mark.realserver
+def test_an_openai_calls_header_fields_are_read_where_kserve_hands_them_to_its_model(
+    kserve_llm: tuple[str, Path], make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """KServe's OpenAI data plane hands its model the call's header fields (`context["headers"]`, as V1 hands them to
+    `predict`): an OpenAI call to a `protocol: kserve` upstream has them read as a V1 call's are. Before, they were not
+    read: `X-Note: alice@example.com` reached the model for a purpose the zone forbids, where a V1 call with it was
+    refused."""
+    url, log = kserve_llm
+    handed = log.with_name("handed.jsonl")
+    proxy = make_proxy(REAL_CONFIG, wait="probed", KSERVE=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    note = {"x-note": f"for {ADDRESS}", "x-purpose": "ads"}
+    predicted = httpx.post(f"{proxy.url}/v1/models/echo:predict", json={"instances": [[1]]}, headers=note, timeout=60)
+    assert predicted.status_code == 403, predicted.text  # a V1 call's fields: read
+    before = handed.read_text().count("\n") if handed.exists() else 0
+    messages: Any = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.PermissionDeniedError, match="pii:email"):
+        client.chat.completions.create(model="llm", messages=messages, extra_headers=note)
+    reply = client.chat.completions.with_raw_response.create(
+        model="llm", messages=messages, extra_headers={"x-note": f"for {ADDRESS}"}
+    )
+    assert "pii:email" in reply.headers["x-data-labels"].split(","), reply.headers
+    lines = handed.read_text().splitlines()
+    assert len(lines) == before + 1 and json.loads(lines[-1])["x-note"] == f"for {ADDRESS}"  # the model is handed it
