@@ -29,7 +29,7 @@ from tests.held import until
 from tests.ingress.grpc_proxied import proxied, recorded, traced
 from tests.ingress.test_grpc_health_checked import CHECK, SERVING
 from tests.ingress.test_grpc_too_large import CONFIG as TOO_LARGE_CONFIG
-from tests.ingress.test_grpc_too_large import SERVICE, Upstream
+from tests.ingress.test_grpc_too_large import LOAD, SERVICE, Upstream
 from tests.servers.h2_hostile import HostileClient
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_reload import reload
@@ -165,6 +165,58 @@ def test_a_call_that_waited_for_room_past_the_timeout_is_refused_naming_the_limi
             assert line.status == grpc.StatusCode.UNAVAILABLE.value[0]
             assert "limits.grpc_arriving_max_bytes" in span.status_message, span.status_message
             assert upstream.messages == 0
+        finally:
+            hostile.close()
+
+
+@pytest.mark.parametrize("method", [STREAM_INFER, LOAD])
+def test_a_streams_later_messages_are_not_counted_and_its_upstreams_timeout_s_lets_them_go(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any, caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    """Room for one read; four ModelStreamInfer streams each send a small first message (a passthrough call, decided on
+    its metadata, none), then all but the last byte of a 512 KiB one. Those are read whole-but-one beside each other,
+    none counted: a stream between messages has a read asked, which grpc cannot tell apart from one whose message is
+    held back, so counting them would bound how many streams may be open (README, "A stream's later messages"). What
+    bounds how long they are held is the upstream's `timeout_s` (its silence since the stream's last whole message):
+    each call ends `upstream_timeout`, recorded, and a call after them is served."""
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    config = CONFIG.replace(f"grpc_arriving_max_bytes: {2 * EACH}", f"grpc_arriving_max_bytes: {EACH}").replace(
+        "checkpoint: held@1", "checkpoint: held@1\n    timeout_s: 5"
+    )
+    upstream = Upstream()
+    first = _request(64)
+    framed = b"\x00" + len(first).to_bytes(4, "big") + first if method == STREAM_INFER else b""
+    decided = 4 if framed else 0  # the messages that reach the upstream: the streams' first
+    with proxied(loop_thread, otlp, make_proxy, config, upstream) as proxy:
+        ingress = proxy.process._grpc
+        assert ingress is not None
+        hostile = HostileClient(int(proxy.grpc.rsplit(":", 1)[1]))
+        try:
+            traces = [traced(n, 0xA225_0000) for n in range(4)]
+            streams = [hostile.open(method, ("traceparent", parent.encode())) for _, parent in traces]
+            for stream in streams:
+                if framed:
+                    hostile.data(stream, framed)
+            assert until(lambda: upstream.messages == decided), upstream.messages  # each stream decided and relayed
+            for stream in streams:
+                hostile.push(stream, MESSAGE)
+            whole_but_one = len(framed) + len(MESSAGE) + 5 - 1
+            assert hostile.wait(lambda: all(hostile.sent[s] == whole_but_one for s in streams), 10.0), hostile.sent
+            assert len(MESSAGE) > hostile.initial_window  # (grpc opened each window to its message, read ahead)
+            assert loop_thread.run(_taken(ingress)) == 0 and not ingress.room.waiting
+            assert "lineage_proxy_grpc_request_messages_arriving_bytes 0" in proxy.process.metrics_text()
+            assert hostile.wait_ended(streams, 30.0), f"ended: {hostile.ended}"
+            for trace_id, _ in traces:
+                span, line = recorded(otlp, caplog, trace_id)
+                assert span.attributes["error.type"] == "upstream_timeout", (span.status_message, span.attributes)
+                assert line.status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+            assert upstream.messages == decided  # no held-back message reached it
+            served = hostile.open(INFER)
+            hostile.push(served, MESSAGE)
+            assert hostile.wait(lambda: hostile.pushed(served, MESSAGE), 10.0), hostile.sent
+            hostile.finish(served, MESSAGE)
+            assert hostile.wait_ended([served], 10.0), hostile.ended
+            assert upstream.messages == decided + 1
         finally:
             hostile.close()
 
