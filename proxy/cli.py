@@ -149,12 +149,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     from proxy.record.stores import unopenable
 
-    unwritable = unopenable(config.lineage.store, config.lineage.journal)
+    unwritable = unopenable(config.lineage)
     if unwritable and not args.explain:
-        print(f"{args.config}: serve could not start:\n  {unwritable}", file=sys.stderr)
+        print(f"{args.config}: serve could not start:", *unwritable, sep="\n  ", file=sys.stderr)
         return 1
-    if unwritable:  # `--explain` decides its call all the same: said, not its exit
-        print(f"warning: {unwritable}", file=sys.stderr)
+    for problem in unwritable:  # `--explain` decides its call all the same: said, not its exit
+        print(f"warning: {problem}", file=sys.stderr)
     if not args.explain:
         counts = ", ".join(
             _count(len(items), noun)

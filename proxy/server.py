@@ -37,7 +37,8 @@ from proxy.record.access import AccessRecorder
 from proxy.record.edges import EdgeAggregator
 from proxy.record.sinks import FanOut, Recorder
 from proxy.record.spans import SPANS, SpanRecorder
-from proxy.record.stores import PasswordFile, open_store
+from proxy.record.store import SPOOL, require_spool_directory
+from proxy.record.stores import PasswordFile, open_store, spool_unopenable
 from proxy.record.timings import TimingRecorder
 from proxy.tls import ListenerRead, ListenerTls, not_after
 from proxy.transport.pool import UpstreamPool
@@ -216,19 +217,36 @@ def _grpc_started(limits: Limits) -> tuple[int, float, float, int, int, int, int
 class ReloadFiles:
     """The TLS files a reload reads again (the listener's, an HTTPS or gRPC upstream's renewed in place), read with its
     config off the event loop (`reload_soon`) and handed to `apply`: read on the loop, a file slow to come (a hung
-    mount, a FIFO) held every call and the stop itself for as long. An HTTP upstream's are read by its next
-    connection, on a thread (`ConnectionPool._context`)."""
+    mount, a FIFO) held every call and the stop itself for as long. An HTTPS upstream's are read into its TLS context,
+    made on a thread of its own before the reload applies (`ProxyProcess._reload_tls`), or else by its next
+    connection (`ConnectionPool._context`)."""
 
     listener: ListenerRead | None  # None: no TLS on the listener, before or after
     upstreams: dict[str, Any]  # a gRPC upstream's files or the OSError reading them (`GrpcChannels.use`)
+    spool: str | None  # why the OpenLineage spool could not be kept where `new` says (`spool_unopenable`)
+    contexts: dict[str, asyncio.Future[ssl.SSLContext]]  # HTTPS upstreams' TLS contexts, by name (`_reload_tls`)
 
     def __init__(self, new: Config, listener: bool) -> None:
         self.listener = ListenerRead(new.listen.tls) if listener and new.listen.tls is not None else None
+        self.spool = spool_unopenable(new.lineage.openlineage)
+        self.contexts = {}
         self.upstreams = {}
         if any(upstream.grpc for upstream in new.upstreams):  # (a reload may add the first: `_book` makes the channels)
             from proxy.transport.grpc_channels import read_tls
 
             self.upstreams = read_tls(new.upstreams)
+
+
+async def _made_in_time(making: list[asyncio.Future[ssl.SSLContext]], doing: str) -> None:
+    """Wait for the TLS contexts being made, UPSTREAM_TLS_WAIT_S at most; one not made by then is said (`doing`: what
+    goes on without it) and waited for by its upstream's first connection."""
+    if not making:
+        return
+    _, pending = await asyncio.wait(making, timeout=UPSTREAM_TLS_WAIT_S)
+    if pending:
+        log.warning("%s before the TLS context of %d HTTPS upstream(s) was made (%gs; a file on a hung mount?): their "
+                    "first connections wait for it within their connect_timeout_s", doing, len(pending),
+                    UPSTREAM_TLS_WAIT_S)  # fmt: skip
 
 
 class ProxyProcess:
@@ -293,6 +311,8 @@ class ProxyProcess:
     @classmethod
     def _sinks(cls, config: Config, metrics: Metrics) -> list[Recorder]:
         """Where each call's record goes: one line per sink."""
+        if config.lineage.openlineage is not None:  # (its stop writes there: refused now, not then with the counts)
+            require_spool_directory(config.lineage.openlineage.spool, SPOOL)
         sinks: list[Recorder | None] = [
             cls._spans(config), cls._edges(config), TimingRecorder(metrics) if metrics.enabled else None, AccessRecorder(),
             cls._openlineage(config),
@@ -388,14 +408,16 @@ class ProxyProcess:
         UPSTREAM_TLS_WAIT_S at most (`UpstreamPool.prepare_tls`): made by the first connection, the system's CAs (an
         upstream with no `ca`: ~40 ms of CPU, seconds on a busy host) took that connection's connect_timeout_s, and
         under ~0.1 s the first calls failed 502. One not made by then is waited for by the first connection, as before."""
-        making = self.pool.prepare_tls(self.config.upstreams)
-        if not making:
-            return
-        _, pending = await asyncio.wait(making, timeout=UPSTREAM_TLS_WAIT_S)
-        if pending:
-            log.warning("serving before the TLS context of %d HTTPS upstream(s) was made (%gs; a file on a hung mount?): "
-                        "their first connections wait for it within their connect_timeout_s", len(pending),
-                        UPSTREAM_TLS_WAIT_S)  # fmt: skip
+        await _made_in_time(self.pool.prepare_tls(self.config.upstreams), "serving")
+
+    async def _reload_tls(self, new: Config, files: ReloadFiles) -> None:
+        """A reload's new and changed HTTPS upstreams' TLS contexts (and those of upstreams with TLS files, read
+        again), made off the event loop before it applies, for UPSTREAM_TLS_WAIT_S at most, as at start
+        (`_upstream_tls`), and handed to their pools as it applies (`files.contexts`). Made by an upstream's first
+        connection after it, they took that connection's connect_timeout_s (a call added with the upstream failed
+        502 under a short one)."""
+        files.contexts = self.pool.contexts_to_make(new.upstreams)
+        await _made_in_time(list(files.contexts.values()), "reload: applied")
 
     async def _beat(self, beats: Beats, index: int) -> None:
         """Say every BEAT_S that this worker turns its loop (`Beats`): from the loop itself, so a loop that does not
@@ -501,6 +523,7 @@ class ProxyProcess:
                     log.exception("reload: cannot load %s", path)
                     self._refuse(f"cannot load {path}: {exc!r}")
                     continue
+                await self._reload_tls(new, files)
                 if not self._closing:
                     self.apply(new, path, files)
         except Exception:
@@ -545,6 +568,8 @@ class ProxyProcess:
             new_grpc_server = self._grpc is not None and self._grpc_changed(old, new, files.listener)
         except OSError as exc:
             return self._refuse(f"listen.tls: cannot read its files: {exc}")
+        if new.lineage.openlineage != old.lineage.openlineage and files.spool is not None:
+            return self._refuse(files.spool)  # (a new recorder would lose what its stop writes there)
         spans: Recorder | None = None
         if new.telemetry != old.telemetry:
             try:  # built before anything is applied: an exporter that cannot be built refuses the reload whole
@@ -597,6 +622,7 @@ class ProxyProcess:
             self._retire(previous_book.stop())
             self.pool.use(new.upstreams)  # the pools of upstreams it no longer names close their idle connections
         self.pool.reread_tls()  # HTTPS upstreams' files renewed in place: for the next connections
+        self.pool.adopt_contexts(new.upstreams, files.contexts)  # (made with them, off the loop: `_reload_tls`)
         if self.channels is not None:
             # a channel made with other settings, TLS files or window is replaced
             self.channels.use(new.upstreams, self.channels.window_for(new.limits), files.upstreams)

@@ -37,9 +37,9 @@ lineage: {store: "STORE"}
 """
 
 
-def test_the_first_call_to_an_https_upstream_does_not_wait_for_the_system_cas(
-    loop_thread: LoopThread, tmp_path: Path
-) -> None:
+def https_upstream(loop_thread: LoopThread, tmp_path: Path) -> tuple[web.AppRunner, int, dict[str, str]]:
+    """A model server over HTTPS on localhost, its port, and the environment of a `serve` whose system's CAs are the
+    large bundle holding its CA."""
     authority = Authority(tmp_path, "model server CA")
     pair = authority.issue("upstream", common_name="localhost", server=True)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -55,15 +55,25 @@ def test_the_first_call_to_an_https_upstream_does_not_wait_for_the_system_cas(
     runner, port = loop_thread.run(start())
     bundle = tmp_path / "system-cas.pem"
     bundle.write_bytes(SYSTEM_BUNDLE.read_bytes() * COPIES + authority.pair.cert.read_bytes())
+    return runner, port, {"PYTHONPATH": str(ROOT), "SSL_CERT_FILE": str(bundle)}
+
+
+def first_call(serve: Serve) -> None:
+    url = f"http://{serve.ready()['http']}/v1/chat/completions"
+    body = {"model": SERVED, "messages": [{"role": "user", "content": "hello"}]}
+    reply = httpx.post(url, json=body, timeout=WAIT_S)  # the first call, at once
+    assert reply.status_code == 200, (reply.text, "".join(serve.err))
+
+
+def test_the_first_call_to_an_https_upstream_does_not_wait_for_the_system_cas(
+    loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    runner, port, env = https_upstream(loop_thread, tmp_path)
     config = tmp_path / "proxy.yaml"
     config.write_text(CONFIG.replace("PORT", str(port)).replace("STORE", str(tmp_path / "lineage.db")))
-    env = {"PYTHONPATH": str(ROOT), "SSL_CERT_FILE": str(bundle)}
     serve = Serve([sys.executable, "-m", "proxy", "serve", "--config", str(config)], env=env)
     try:
-        url = f"http://{serve.ready()['http']}/v1/chat/completions"
-        body = {"model": SERVED, "messages": [{"role": "user", "content": "hello"}]}
-        reply = httpx.post(url, json=body, timeout=WAIT_S)  # the first call, at once
-        assert reply.status_code == 200, (reply.text, "".join(serve.err))
+        first_call(serve)
         assert serve.stop() == 0, "".join(serve.err)
     finally:
         serve.end()

@@ -253,25 +253,61 @@ def require_directory(path: str, what: str) -> None:
     or "attempt to write a readonly database", which name neither the directory nor the fix. A `path` that is a
     link is its target's: SQLite follows it, and makes the file and its -wal and -shm files beside the target (a
     link in a directory the process may not write in, to one it may, is a store it opens)."""
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    named = path if target == path else f"{path} (a link to {target})"
-    parent = Path(target).parent
-    if not parent.is_dir():
-        _missing_directory(named, parent, what)
-    if _read_only(parent):  # (root too: no permission lets a process write there)
-        raise StoreLocationError(f"cannot open the {what} {named}: the directory {_named(parent)} is on a read-only "
-                                 "file system, where SQLite cannot make the file and its -wal and -shm files (mount "
-                                 "it read-write, or point the path at a writable volume)")  # fmt: skip
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise StoreLocationError(f"cannot open the {what} {named}: {_user()} may not write in the directory "
-                                 f"{_named(parent)}, where SQLite makes the file and its -wal and -shm files (give it "
-                                 "write access there, or correct the path)")  # fmt: skip
+    target, named = _followed(path)
+    _require_writable(Path(target).parent, named, what, _SQLITE_MAKES)
     if os.path.isdir(target):
         raise StoreLocationError(f"cannot open the {what} {named}: it is a directory, not a file (name a file, which "
                                  "SQLite makes: lineage.db in it)")  # fmt: skip
     if os.path.exists(target) and not os.access(target, os.R_OK | os.W_OK):
         raise StoreLocationError(f"cannot open the {what} {named}: {_user()} may not read and write the file (give it "
                                  "read and write access, or correct the path)")  # fmt: skip
+
+
+SPOOL = "OpenLineage spool"  # how messages name `lineage.openlineage.spool`
+_SQLITE_MAKES = ("SQLite makes the file and its -wal and -shm files", "SQLite cannot make the file and its -wal and "
+                 "-shm files")  # fmt: skip
+_SPOOL_MAKES = ("lineage-proxy makes the spool directory", "lineage-proxy cannot make the spool directory")
+_SPOOL_WRITES = ("lineage-proxy writes the spool's files", "lineage-proxy cannot write the spool's files")
+
+
+def require_spool_directory(path: str, what: str) -> None:
+    """Raise StoreLocationError unless this process may keep files in the directory `path`: one there that it may
+    write in, or one it can make (in a directory that exists and that it may write in; never a tree of them: a typo
+    would build one nobody asked for). As `require_directory` says a store's, at the start, where a spool that
+    cannot be written loses what a stop writes there, said only then."""
+    target, named = _followed(path.rstrip("/") or path)
+    if os.path.isdir(target):
+        _require_writable(Path(target), named, what, _SPOOL_WRITES)
+    elif os.path.lexists(target):
+        raise StoreLocationError(f"cannot open the {what} {named}: it is a file, not a directory (name a directory, "
+                                 "which lineage-proxy makes)")  # fmt: skip
+    elif target != path.rstrip("/"):  # (`os.makedirs` makes no directory at a link's target)
+        raise StoreLocationError(f"cannot open the {what} {named}: the link's target does not exist (create that "
+                                 "directory, or correct the path)")  # fmt: skip
+    else:
+        _require_writable(Path(target).parent, named, what, _SPOOL_MAKES)
+
+
+def _followed(path: str) -> tuple[str, str]:
+    """`path`'s target, when it is a link (SQLite and the spool follow it), and `path` as a message names it."""
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    return target, path if target == path else f"{path} (a link to {target})"
+
+
+def _require_writable(directory: Path, named: str, what: str, makes: tuple[str, str]) -> None:
+    """Raise StoreLocationError unless `directory` exists and this process may make files in it; `makes`: what is
+    made there, as said (`does`, `cannot do`)."""
+    does, cannot = makes
+    if not directory.is_dir():
+        _missing_directory(named, directory, what)
+    if _read_only(directory):  # (root too: no permission lets a process write there)
+        raise StoreLocationError(f"cannot open the {what} {named}: the directory {_named(directory)} is on a read-only "
+                                 f"file system, where {cannot} (mount it read-write, or point the path at a writable "
+                                 "volume)")  # fmt: skip
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StoreLocationError(f"cannot open the {what} {named}: {_user()} may not write in the directory "
+                                 f"{_named(directory)}, where {does} (give it write access there, or correct the "
+                                 "path)")  # fmt: skip
 
 
 def _missing_directory(path: str, parent: Path, what: str) -> NoReturn:

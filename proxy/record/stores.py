@@ -9,11 +9,19 @@ import sqlite3
 from collections.abc import Callable
 from typing import Protocol
 
-from proxy.config import read_secret
+from proxy.config import Lineage, OpenLineage, read_secret
 from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
-from proxy.record.store import EdgeRow, EdgeStore, SqliteStore, StoreLocationError, require_directory
+from proxy.record.store import (
+    SPOOL,
+    EdgeRow,
+    EdgeStore,
+    SqliteStore,
+    StoreLocationError,
+    require_directory,
+    require_spool_directory,
+)
 
 DEFAULT_JOURNAL = "./lineage-journal.db"  # lineage.journal when the store is PostgreSQL and none is set
 
@@ -36,19 +44,37 @@ def is_database(store: str) -> bool:
     return store.startswith(("postgresql://", "postgres://"))
 
 
-def unopenable(store: str | None, journal: str) -> str | None:
-    """Why `serve` could not open the file its lineage record is written to (a SQLite `store`; a PostgreSQL one's
-    `journal`), at its key: a directory missing or not writable, a file it may not write. `check` says it, as `serve`
-    would refuse its start so; a database itself is not asked (`check` connects to nothing)."""
-    if store is None:
+def unopenable(lineage: Lineage) -> list[str]:
+    """Why `serve` could not open the files its lineage record is written to (a SQLite `store`; a PostgreSQL one's
+    `journal`; the OpenLineage spool), each at its key: a directory missing or not writable, a file it may not
+    write. `check` says them, as `serve` would refuse its start so; a database itself is not asked (`check` connects
+    to nothing)."""
+    problems: list[str] = []
+    store = lineage.store
+    if store is not None:
+        key, path, what = ("lineage.journal", lineage.journal, "lineage journal") if is_database(store) else (
+            "lineage.store", store, "lineage store")  # fmt: skip
+        _said(problems, key, require_directory, path, what)
+    spool = spool_unopenable(lineage.openlineage)
+    if spool is not None:
+        problems.append(spool)
+    return problems
+
+
+def spool_unopenable(openlineage: OpenLineage | None) -> str | None:
+    """Why the OpenLineage spool could not be kept where `openlineage` says, at its key (`require_spool_directory`)."""
+    if openlineage is None:
         return None
-    key, path, what = ("lineage.journal", journal, "lineage journal") if is_database(store) else (
-        "lineage.store", store, "lineage store")  # fmt: skip
+    problems: list[str] = []
+    _said(problems, "lineage.openlineage.spool", require_spool_directory, openlineage.spool, SPOOL)
+    return problems[0] if problems else None
+
+
+def _said(problems: list[str], key: str, require: Callable[[str, str], None], path: str, what: str) -> None:
     try:
-        require_directory(path, what)
+        require(path, what)
     except StoreLocationError as exc:
-        return f"{key}: {exc}"
-    return None
+        problems.append(f"{key}: {exc}")
 
 
 def open_store(

@@ -434,6 +434,16 @@ class ConnectionPool:
             making.add_done_callback(self._made)
         return making
 
+    def adopt_context(self, making: asyncio.Future[ssl.SSLContext]) -> None:
+        """The TLS context a reload began making off the loop for this pool's upstream before it applied
+        (`UpstreamPool.contexts_to_make`), made or being made, for its next connections, which would make one in
+        their connect_timeout_s (one it had, or was making, read the files as they were before)."""
+        if not self.tls:
+            return
+        self._ssl = None
+        self._making = making
+        making.add_done_callback(self._made)
+
     def _made(self, making: asyncio.Future[ssl.SSLContext]) -> None:
         """A context made is kept unless a reload asked for the files to be read again meanwhile (`reread_tls`: it
         was read before they were renewed); one that could not be made is tried again by the next connection."""
@@ -596,6 +606,36 @@ class UpstreamPool:
         making = (self.pool(upstream).context_soon() for upstream in upstreams if upstream.url is not None)
         return [future for future in making if future is not None]
 
+    def contexts_to_make(self, upstreams: Iterable[Upstream]) -> dict[str, asyncio.Future[ssl.SSLContext]]:
+        """A reload's config: begin making, off the event loop, the TLS context of each HTTPS upstream of `upstreams`
+        whose next connection would make one once it applies (a new or changed upstream: a new pool; one with TLS
+        files of its own: read again, `reread_tls`), by upstream name, for `adopt_contexts` once it applies. Made by
+        that connection, the system's CAs (~40 ms of CPU, seconds on a busy host) took its connect_timeout_s, as at
+        start (`prepare_tls`)."""
+        making: dict[str, asyncio.Future[ssl.SSLContext]] = {}
+        for upstream in upstreams:
+            if upstream.url is None or urlsplit(upstream.url).scheme != "https":
+                continue
+            pool = self._pools.get(upstream.name)
+            if (
+                pool is not None
+                and pool.upstream == upstream
+                and upstream.tls is None
+                and (pool._ssl is not None or pool._making is not None)
+            ):
+                continue  # its pool and context stay
+            future = making[upstream.name] = client_context_in_thread(upstream.tls)
+            future.add_done_callback(_retrieved)  # (one a refused reload drops is not said as never retrieved)
+        return making
+
+    def adopt_contexts(self, upstreams: Iterable[Upstream], making: dict[str, asyncio.Future[ssl.SSLContext]]) -> None:
+        """The reload applied (after `use` and `reread_tls`): each upstream's pool takes the context begun for it
+        (`contexts_to_make`)."""
+        for upstream in upstreams:
+            future = making.get(upstream.name)
+            if future is not None:
+                self.pool(upstream).adopt_context(future)
+
     async def get_json(self, upstream: Upstream, path: str) -> Any:
         """A metadata GET for checkpoint discovery and readiness; MetadataStatus on non-2xx."""
         headers = [("Authorization", f"Bearer {upstream.api_key}")] if upstream.api_key else []
@@ -617,3 +657,9 @@ class UpstreamPool:
         reading = [task for pool in pools for task in pool.reading_off]
         if reading:
             await asyncio.wait(reading)
+
+
+def _retrieved(future: asyncio.Future[ssl.SSLContext]) -> None:
+    """Its error read (a pool that takes the future reads it again: `ConnectionPool._made`)."""
+    if not future.cancelled():
+        future.exception()
