@@ -137,7 +137,7 @@ def test_every_setting_is_read_from_the_file(model: type[Any], section: Callable
 def test_openlineage_url_is_marquez_over_http_and_the_rest_is_the_models_default() -> None:
     lineage = parse(BASE + 'lineage: {openlineage: {url: "http://marquez:5000"}}', env={}).lineage.openlineage
     assert lineage is not None
-    assert dict(lineage.transport) == {"type": "http", "url": "http://marquez:5000", "endpoint": "api/v1/lineage",
+    assert dict(lineage.transport) == {"type": "http", "url": "http://marquez:5000/", "endpoint": "api/v1/lineage",
                                      "retry": {"total": 0, "status_forcelist": []}}  # fmt: skip
     for f in fields(OpenLineage):
         if f.default is not MISSING:

@@ -181,6 +181,20 @@ def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None 
 # one try per event, the proxy's own resend the only retry
 _ONE_TRY: Final = {"total": 0, "status_forcelist": []}
 
+MARQUEZ_ENDPOINT = "api/v1/lineage"  # where Marquez takes events, under its base URL
+
+
+def _marquez_endpoint(url: str) -> dict[str, str]:
+    """`lineage.openlineage.url` as openlineage-python's http transport takes it: a base URL and the endpoint, which it
+    joins as `urljoin` does, so a base with a path must end in '/' to keep it (`http://gw/marquez` posted to
+    `/api/v1/lineage`, the path dropped), and a url naming the endpoint already (`http://marquez:5000/api/v1/lineage`)
+    is used as it is (it posted to `/api/v1/api/v1/lineage`)."""
+    parts = urlsplit(url)
+    if parts.path.rstrip("/").endswith("/" + MARQUEZ_ENDPOINT):
+        return {"url": url, "endpoint": ""}
+    base = url if parts.path.endswith("/") else parts._replace(path=parts.path + "/").geturl()
+    return {"url": base, "endpoint": MARQUEZ_ENDPOINT}
+
 
 def _port_range(port: str, zero_ok: bool) -> str:
     """What a port must be, said when a `host:port` or a URL's port is a number out of range (`:99999`)."""
@@ -963,7 +977,7 @@ class _Reader:
             # one try per event: openlineage-python's own retry (5 more on a 500, a refused connection or a read
             # timeout, with backoff: ~9 s, 30 s past timeouts) held the sender on top of its own retry at the next
             # snapshot, past what a shutdown waits (5 s). A `transport:` config's `retry` is used as written.
-            transport = {"type": "http", "url": url, "endpoint": "api/v1/lineage", "retry": dict(_ONE_TRY)}
+            transport = {"type": "http", "url": url, "endpoint": MARQUEZ_ENDPOINT, "retry": dict(_ONE_TRY)}
         elif isinstance(transport, dict) and transport.get("type") == "http" and "retry" not in transport:
             transport = {**transport, "retry": dict(_ONE_TRY)}  # the same, where its config leaves retries unsaid
         elif transport is None:
@@ -972,6 +986,8 @@ class _Reader:
         where = f"{path}.url" if url is not None else f"{path}.transport"
         if transport is not None and not self.lineage_transport(where, transport, url_given=url is not None):
             transport = None
+        elif transport is not None and url is not None:
+            transport = {**transport, **_marquez_endpoint(url)}  # (checked, and said, as written)
         return OpenLineage(
             transport=transport or {},
             namespace=s.read("namespace", self.name),
