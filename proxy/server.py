@@ -523,6 +523,10 @@ class ProxyProcess:
                     log.exception("reload: cannot load %s", path)
                     self._refuse(f"cannot load {path}: {exc!r}")
                     continue
+                refusal = self._refusal(new, files)
+                if refusal is not None:  # said now: not after the TLS contexts' wait, nor as applied by its warning
+                    self._refuse(refusal)
+                    continue
                 await self._reload_tls(new, files)
                 if not self._closing:
                     self.apply(new, path, files)
@@ -559,17 +563,15 @@ class ProxyProcess:
             # resolved for the sidecar the store records under, and spans and OpenLineage events name that one too
             new = replace(new, lineage=replace(new.lineage, **{name: getattr(old.lineage, name)
                                                                for name in _LINEAGE_AT_START}))  # fmt: skip
-        problem = self._cannot_apply(old.listen.tls, new.listen.tls) or self._cannot_record(self._store, new)
-        if problem is not None:
-            return self._refuse(problem)
         if files is None:
             files = ReloadFiles(new, self._tls is not None)
+        problem = self._refusal(new, files)
+        if problem is not None:
+            return self._refuse(problem)
         try:  # before the HTTP listener's TLS takes the files read: whether they were renewed in place
             new_grpc_server = self._grpc is not None and self._grpc_changed(old, new, files.listener)
         except OSError as exc:
             return self._refuse(f"listen.tls: cannot read its files: {exc}")
-        if new.lineage.openlineage != old.lineage.openlineage and files.spool is not None:
-            return self._refuse(files.spool)  # (a new recorder would lose what its stop writes there)
         spans: Recorder | None = None
         if new.telemetry != old.telemetry:
             try:  # built before anything is applied: an exporter that cannot be built refuses the reload whole
@@ -655,6 +657,17 @@ class ProxyProcess:
         self.metrics.reloads.labels("refused").inc()
         return False
 
+    def _refusal(self, new: Config, files: ReloadFiles) -> str | None:
+        """Why `new` cannot be applied at all, known before anything is made for it: listen.tls added or removed, a
+        require_record zone without a store, a spool that could not be kept. Asked before a SIGHUP's TLS contexts
+        are made (`_reload_tls`): a reload refused so waited up to UPSTREAM_TLS_WAIT_S first, and said it applied."""
+        old = self.config
+        return (
+            self._cannot_apply(old.listen.tls, new.listen.tls)
+            or self._cannot_record(self._store, new)
+            or self._cannot_spool(old, new, files.spool)
+        )
+
     @staticmethod
     def _cannot_apply(before: Tls | None, after: Tls | None) -> str | None:
         """Why a listener TLS change cannot be applied without a restart, if it cannot."""
@@ -674,6 +687,12 @@ class ProxyProcess:
                 return (f"zones[{index}].require_record: zone {zone.name!r} requires every call to be recorded, and "
                         "this process has no lineage store (lineage.store is opened at start): restart to apply it")  # fmt: skip
         return None
+
+    @staticmethod
+    def _cannot_spool(old: Config, new: Config, spool: str | None) -> str | None:
+        """Why `new` cannot be applied: its OpenLineage settings changed to a spool that could not be kept (`spool`:
+        `spool_unopenable`'s, read off the loop): a new recorder would lose what its stop writes there."""
+        return spool if new.lineage.openlineage != old.lineage.openlineage else None
 
     def _grpc_changed(self, old: Config, new: Config, read: ListenerRead | None) -> bool:
         """Whether the gRPC listener must take `new` (`GrpcIngress.replace`: a renewed certificate for its next
@@ -817,11 +836,14 @@ def as_reloaded(current: Config, new: Config) -> Config | None:
     """The config a process running `current` serves with once a reload of `new` is applied
     (`ProxyProcess.reload`): `new`, with what only a restart applies as `current` has it (listen addresses,
     telemetry.metrics, what the lineage store reads at start); None when that reload is refused (listen.tls
-    added or removed, a require_record zone without a store). `--workers N` starts a worker it restarts with it, so that one serves as its
-    siblings do: on their store, with their /metrics, behind their listeners."""
+    added or removed, a require_record zone without a store, an OpenLineage spool that could not be kept: a worker
+    restarted with it failed its every start, one worker fewer for good). `--workers N` starts a worker it restarts
+    with it, so that one serves as its siblings do: on their store, with their /metrics, behind their listeners."""
     if ProxyProcess._cannot_apply(current.listen.tls, new.listen.tls) is not None:
         return None
     if ProxyProcess._cannot_record(current.lineage.store, new) is not None:
+        return None
+    if ProxyProcess._cannot_spool(current, new, spool_unopenable(new.lineage.openlineage)) is not None:
         return None
     kept = current.listen
     listen = replace(new.listen, http=kept.http, grpc=kept.grpc, admin=kept.admin)

@@ -132,3 +132,24 @@ def test_a_spool_that_is_a_link_to_a_directory_is_ok(tmp_path: Path) -> None:
     (tmp_path / "spool").symlink_to(tmp_path / "elsewhere")
     done = run(tmp_path, "check", "--config", str(spooling(tmp_path, "spool")))
     assert done.returncode == 0 and not done.stderr, done
+
+
+def test_a_worker_restarted_after_a_refused_spool_reload_serves(tmp_path: Path) -> None:
+    """`--workers`: the workers refused the reload, but the supervisor took it (`as_reloaded`) for the workers it
+    restarts, so one killed since failed its every start on the spool ("starting it again in 1s ... 2s ... 16s"):
+    one worker fewer for good. It now starts with the config its siblings run."""
+    config = spooling(tmp_path, str(tmp_path / "spool"))
+    serve = Serve.workers(config, env={"TMPDIR": str(tmp_path)})
+    try:
+        serve.ready()
+        spooling(tmp_path, str(tmp_path / "missing" / "spool"))
+        serve.proc.send_signal(signal.SIGHUP)
+        serve.wait("reload refused", 2)  # each worker
+        os.kill(serve.children()[0], signal.SIGKILL)
+        serve.wait("restarting it")
+        serve.wait("lineage_proxy: serving http=", 4)  # two workers, the supervisor, the replacement
+        assert "OpenLineage spool" not in "".join(line for line in serve.err if "supervisor" in line), serve.err
+        assert serve.stop() == 0, "".join(serve.err)
+    finally:
+        serve.end()
+    assert not (tmp_path / "missing").exists()

@@ -107,3 +107,49 @@ def test_a_context_not_made_in_time_is_said_and_handed_to_the_first_connection(
 
     assert loop_thread.run(connected()) is made
     assert len(made_in) == 1  # the one the reload began, not one the connection made again
+
+
+def test_a_reload_refused_whole_makes_no_context_and_says_only_its_refusal(
+    vllm,
+    make_proxy,
+    loop_thread: LoopThread,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # type: ignore[no-untyped-def]
+    """A SIGHUP's reload that adds an HTTPS upstream and a require_record zone to a proxy with no store is refused
+    whole (`_refusal`). Its contexts were made first, waited for up to UPSTREAM_TLS_WAIT_S (10 s, a file on a hung
+    mount), and a warning said "reload: applied before the TLS context ...", then "reload refused". It is refused at
+    once now, nothing made for it."""
+    _, upstream = vllm
+    proxy = make_proxy(PLAIN.replace("ADDED", "").replace('"${STORE}"', "null"), UPSTREAM=upstream)
+    refused = tmp_path / "refused.yaml"
+    zone = "zones: [{name: audited, labels: [payroll], allow_purposes: [assistant], require_record: true}]\nlineage:"
+    refused.write_text(PLAIN.replace("ADDED", f'  - {{name: hosted, url: "https://127.0.0.1:{dead_port()}"}}')
+                       .replace("lineage:", zone).replace("${UPSTREAM}", upstream)
+                       .replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
+    held, made_in = threading.Event(), []
+
+    def context(tls: UpstreamTls | None) -> ssl.SSLContext:
+        made_in.append(threading.current_thread())
+        assert held.wait(WAIT_S)
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+    monkeypatch.setattr(tls_module, "client_context", context)
+    monkeypatch.setattr(server, "UPSTREAM_TLS_WAIT_S", 0.01)  # (before: the test's wait, not 10 s)
+    caplog.set_level(logging.INFO, logger="lineage_proxy")
+
+    async def sighup() -> None:
+        proxy.process.reload_soon(str(refused))  # as the SIGHUP's handler does
+        reloading = proxy.process._reloading
+        assert reloading is not None
+        await reloading
+
+    try:
+        loop_thread.run(sighup())
+    finally:
+        held.set()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reload")]
+    assert len(said) == 1 and said[0].startswith("reload refused; the old config stays in force. zones[0]"), said
+    assert made_in == []  # no context made for a config never applied
+    assert "hosted" not in proxy.process.pool._pools
