@@ -183,15 +183,13 @@ def _headers_handed(config: Config) -> frozenset[str] | None:
     decision says where the call goes)."""
     if all(upstream.headers_to_model for upstream in config.upstreams):
         return None
-    handed = frozenset(upstream.name for upstream in config.upstreams if upstream.headers_to_model)
-    return None if any(zone.reroute_to in handed for zone in config.zones) else handed
+    return _reached(config, frozenset(upstream.name for upstream in config.upstreams if upstream.headers_to_model))
 
 
-def _kserve_upstreams(config: Config) -> frozenset[str]:
-    """The `protocol: kserve` upstreams (by name): KServe's OpenAI data plane hands its model an OpenAI call's header
-    fields too (`OpenAIDataPlane.create_chat_completion`: `context = {"headers": dict(headers)}`), so an OpenAI call
-    sent to one has them read as a V1 call's are (`Pipeline._to_kserve`)."""
-    return frozenset(upstream.name for upstream in config.upstreams if upstream.protocol == "kserve")
+def _reached(config: Config, names: frozenset[str]) -> frozenset[str] | None:
+    """The upstreams `names`, which a call's route may send it to; None where a zone may reroute calls to one of them:
+    then any call may reach one (what it carries is read before the decision says where it goes)."""
+    return None if any(zone.reroute_to in names for zone in config.zones) else names
 
 
 class Pipeline:
@@ -213,11 +211,12 @@ class Pipeline:
         # sends the same fields on each of its calls (a User-Agent, an Accept), which are then not read again
         self.beside_found = Memo(BESIDE_KEPT, BESIDE_BYTES_KEPT)
         self.headers_handed = _headers_handed(config)
-        # an OpenAI call's header fields are read where one of these may be sent it (none: not read, no look-up)
-        self.kserve_upstreams = _kserve_upstreams(config)
-        self.kserve_openai = bool(self.kserve_upstreams)
-        # a zone may reroute calls to one: every OpenAI call's are read (read before the decision says where it goes)
-        self.kserve_rerouted = any(zone.reroute_to in self.kserve_upstreams for zone in config.zones)
+        # the `protocol: kserve` upstreams: KServe's OpenAI data plane hands its model an OpenAI call's header fields
+        # too (`OpenAIDataPlane.create_chat_completion`: `context = {"headers": dict(headers)}`), so an OpenAI call that
+        # may be sent to one has them read as a V1 call's are (`_to_kserve`; none: not read, no look-up)
+        kserve = frozenset(upstream.name for upstream in config.upstreams if upstream.protocol == "kserve")
+        self.kserve_openai = bool(kserve)
+        self.kserve_reached = _reached(config, kserve)
 
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
@@ -432,11 +431,12 @@ class Pipeline:
 
     def _to_kserve(self, request: Request) -> bool:
         """Whether an OpenAI call may reach KServe's OpenAI data plane, which hands its model the call's header fields:
-        its route's upstream is a `protocol: kserve` one, or a zone may reroute calls to one (`kserve_rerouted`)."""
-        if self.kserve_rerouted:
+        its route's upstream is a `protocol: kserve` one, or a zone may reroute calls to one (`kserve_reached`)."""
+        reached = self.kserve_reached
+        if reached is None:
             return True
         routed = self.policy.route(request.model)
-        return routed is not None and routed[1].name in self.kserve_upstreams
+        return routed is not None and routed[1].name in reached
 
     def _handed(self, request: Request, beside: str | None) -> str | None:
         """`beside` (a call's header fields), or None where its route's upstream hands its model none of them

@@ -434,6 +434,10 @@ class ConnectionPool:
             making.add_done_callback(self._made)
         return making
 
+    def has_context(self) -> bool:
+        """Whether its TLS context is made or being made (`context_soon`, a reload's `adopt_context`)."""
+        return self._ssl is not None or self._making is not None
+
     def adopt_context(self, making: asyncio.Future[ssl.SSLContext]) -> None:
         """The TLS context a reload began making off the loop for this pool's upstream before it applied
         (`UpstreamPool.contexts_to_make`), made or being made, for its next connections, which would make one in
@@ -617,12 +621,7 @@ class UpstreamPool:
             if upstream.url is None or urlsplit(upstream.url).scheme != "https":
                 continue
             pool = self._pools.get(upstream.name)
-            if (
-                pool is not None
-                and pool.upstream == upstream
-                and upstream.tls is None
-                and (pool._ssl is not None or pool._making is not None)
-            ):
+            if pool is not None and pool.upstream == upstream and upstream.tls is None and pool.has_context():
                 continue  # its pool and context stay
             future = making[upstream.name] = client_context_in_thread(upstream.tls)
             future.add_done_callback(_retrieved)  # (one a refused reload drops is not said as never retrieved)
