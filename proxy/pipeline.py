@@ -192,6 +192,12 @@ def _reached(config: Config, names: frozenset[str]) -> frozenset[str] | None:
     return None if any(zone.reroute_to in names for zone in config.zones) else names
 
 
+def _kserve_openai(upstream: Upstream) -> bool:
+    """Whether OpenAI calls sent to `upstream` reach KServe's OpenAI data plane: a `protocol: kserve` upstream, or an
+    `openai` one whose url ends in KServe's prefix (`Upstream.fields_to_model`, its `headers_to_model` not false)."""
+    return upstream.protocol == "kserve" or (upstream.protocol == "openai" and upstream.fields_to_model)
+
+
 class Pipeline:
     def __init__(self, config: Config, runtime: Runtime) -> None:
         self.config = config
@@ -211,10 +217,11 @@ class Pipeline:
         # sends the same fields on each of its calls (a User-Agent, an Accept), which are then not read again
         self.beside_found = Memo(BESIDE_KEPT, BESIDE_BYTES_KEPT)
         self.headers_handed = _headers_handed(config)
-        # the `protocol: kserve` upstreams: KServe's OpenAI data plane hands its model an OpenAI call's header fields
-        # too (`OpenAIDataPlane.create_chat_completion`: `context = {"headers": dict(headers)}`), so an OpenAI call that
-        # may be sent to one has them read as a V1 call's are (`_to_kserve`; none: not read, no look-up)
-        kserve = frozenset(upstream.name for upstream in config.upstreams if upstream.protocol == "kserve")
+        # the `protocol: kserve` upstreams, and the `openai` ones whose url is KServe's OpenAI prefix: KServe's OpenAI
+        # data plane hands its model an OpenAI call's header fields too (`OpenAIDataPlane.create_chat_completion`:
+        # `context = {"headers": dict(headers)}`), so an OpenAI call that may be sent to one has them read as a V1
+        # call's are (`_to_kserve`; none: not read, no look-up)
+        kserve = frozenset(upstream.name for upstream in config.upstreams if _kserve_openai(upstream))
         self.kserve_openai = bool(kserve)
         self.kserve_reached = _reached(config, kserve)
 

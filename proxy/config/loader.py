@@ -42,6 +42,7 @@ from proxy.config.model import (
     UpstreamTls,
     Zone,
     host_sidecar,
+    kserve_openai_url,
 )
 from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, names_protocol, telemetry_from_env
 from proxy.config.yamlfile import StrictLoader, not_utf8, surrogate, surrogates, written
@@ -194,6 +195,17 @@ def _marquez_endpoint(url: str) -> dict[str, str]:
         return {"url": url, "endpoint": ""}
     base = url if parts.path.endswith("/") else parts._replace(path=parts.path + "/").geturl()
     return {"url": base, "endpoint": MARQUEZ_ENDPOINT}
+
+
+def _kserve_openai_warning(path: str, url: str | None) -> str:
+    """What `check` and `serve` say of an `openai` upstream whose url is KServe's OpenAI prefix (`kserve_openai_url`):
+    read as KServe is, and how to say it plainly, or that the server is not KServe's."""
+    root = (url or "").rstrip("/").removesuffix("/openai")
+    return (
+        f"{path}.url: {url!r} ends in /openai, KServe's OpenAI data plane, which hands its model every header "
+        "field of a call: they are read as the call's data, and no X-Forwarded-For is sent; write protocol: kserve "
+        f"with url {root!r} (its V1 models too), or headers_to_model: false if this server is not KServe's"
+    )
 
 
 def _port_range(port: str, zero_ok: bool) -> str:
@@ -589,10 +601,14 @@ class _Reader:
         interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
         tls = self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None
         headers_to_model = s.read("headers_to_model", self.boolean)
-        if not headers_to_model and protocol not in (None, "oip"):
+        kserve_openai = kserve_openai_url(protocol or s.defaults["protocol"], url)
+        if not headers_to_model and protocol not in (None, "oip") and not kserve_openai:
             self.problem(f"{path}.headers_to_model", "only an oip upstream may hand its model no header fields (a "
-                         "Triton without --http-header-forward-pattern): KServe's model server hands its model every "
-                         "one, and other protocols' fields are not read")  # fmt: skip
+                         "Triton without --http-header-forward-pattern), or an openai one whose url ends in /openai "
+                         "that is not KServe's: KServe's model server hands its model every one, and other "
+                         "protocols' fields are not read")  # fmt: skip
+        if kserve_openai and "headers_to_model" not in s.values:
+            self.warnings.append(_kserve_openai_warning(path, url))
         if tls is not None and grpc is None and scheme == "http":
             # the scheme alone decides TLS over HTTP: the CA check and client certificate asked for would be
             # skipped, and calls sent in plaintext, without a word

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from proxy.baseline import Baseline
 
@@ -28,6 +29,23 @@ BUILTIN_DETECTORS = ("email", "phone", "credit_card", "ip_address", "iban")
 # the upstream protocols whose servers hand their model a call's header fields with its request (MLServer's
 # `parameters.headers`, KServe's `predict(payload, headers)`; Triton those its forward pattern names)
 FIELDS_TO_MODEL = frozenset({"oip", "kserve"})
+# hosts of Azure OpenAI (`x.openai.azure.com`) and Azure AI Foundry (`x.cognitiveservices.azure.com`,
+# `x.services.ai.azure.com`), whose OpenAI API is under `/openai` too and hands a model no header fields
+_AZURE = ".azure.com"
+
+
+def kserve_openai_url(protocol: str, url: str | None) -> bool:
+    """Whether an upstream is KServe's OpenAI data plane given as a plain OpenAI server: `protocol: openai` with the
+    url's path ending in KServe's prefix, `/openai` (`http://kserve-host:8080/openai`). KServe hands its model the
+    call's header fields (`context["headers"]`); Azure's hosts serve the same prefix and hand none."""
+    if protocol != "openai" or url is None:
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # a url refused, with its reason, where it is read (`http://[::1`)
+        return False
+    return parts.path.rstrip("/").endswith("/openai") and not host.endswith(_AZURE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +103,18 @@ class Upstream:
     # TLS: an https:// url always; a gRPC upstream when this is set. None with https: the system's CAs
     tls: UpstreamTls | None = None
     # the server hands its model a call's header fields (MLServer, KServe), so they are read as its data; false (an OIP
-    # upstream only): a Triton without a header forward pattern, which hands its model none, and they are not read
+    # upstream, or an OpenAI one whose url ends in `/openai`): a Triton without a header forward pattern, or a server
+    # that is not KServe's, which hands its model none, and they are not read
     headers_to_model: bool = True
-    # its model is handed the call's header fields (`headers_to_model` on an `oip` or `kserve` upstream): it is told
-    # nothing of the client (no `X-Forwarded-For`), as the client's address would reach the model as data, and the
-    # proxy's own entry read as such labels every call `pii:ip_address` (derived: set by `__post_init__`)
+    # its model is handed the call's header fields (`headers_to_model` on an `oip` or `kserve` upstream, or on an
+    # `openai` one whose url is KServe's OpenAI data plane's, `kserve_openai_url`): it is told nothing of the client
+    # (no `X-Forwarded-For`), as the client's address would reach the model as data, and the proxy's own entry read as
+    # such labels every call `pii:ip_address` (derived: set by `__post_init__`)
     fields_to_model: bool = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fields_to_model", self.headers_to_model and self.protocol in FIELDS_TO_MODEL)
+        handed = self.protocol in FIELDS_TO_MODEL or kserve_openai_url(self.protocol, self.url)
+        object.__setattr__(self, "fields_to_model", self.headers_to_model and handed)
 
 
 @dataclass(frozen=True, slots=True)

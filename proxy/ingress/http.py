@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
+import orjson
+
 from proxy.config import Upstream
 from proxy.errors import (
     DrainCut,
@@ -43,7 +45,7 @@ from proxy.ingress.wire import (
 )
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.policy import Policy
-from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
+from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, MetadataStatus, Target
 from proxy.protocols.anthropic import x_api_key_path
 from proxy.protocols.kserve import ADAPTER as KSERVE
 from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
@@ -580,35 +582,45 @@ class HttpIngress:
         self, request: Request, conn: HttpConnection, ex: Exchange, pipeline: Pipeline, adapter: Adapter,
         caller: str | None,
     ) -> None:  # fmt: skip
-        """A listing (`GET /v1/models`): one upstream of the adapter's dialect answers as it is;
-        several are merged by the adapter (each model once). With no OpenAI-compatible upstream, KServe's model
-        servers answer it (`{"models": [...]}`, KServe V1's list, the path being theirs too), but asked on KServe's
-        OpenAI prefix (`GET /openai/v1/models`), with the list of their OpenAI data plane (OpenAI's, what the client
-        asked for: `_upstream_target`); with both, OpenAI's."""
-        upstreams = _listers(pipeline, adapter.dialect)
-        if not upstreams and adapter.dialect == "openai":
-            kserve = _listers(pipeline, KSERVE.dialect)
-            if kserve:
-                if not request.base:
-                    adapter = ex.adapter = KSERVE
-                upstreams = kserve
-        if len(upstreams) == 1:
-            ex.admit_data_free(upstreams[0], caller)
-            await self._forward(request, conn, ex, upstreams[0], b"", observe=False)
+        """A listing (`GET /v1/models`, or `GET /openai/v1/models` on KServe's OpenAI prefix): every model OpenAI calls
+        are routed to, in OpenAI's list, which the openai SDK's `models.list()` reads: the `protocol: openai`
+        upstreams' lists and the `protocol: kserve` ones' OpenAI data plane's (`/openai/v1/models`: `_upstream_target`),
+        merged by the adapter, each model once. `/v1/models` is KServe V1's list too: there the KServe upstreams' V1
+        names come along under V1's own key, `models`, which V1's clients read (`{"object": "list", "data": [...],
+        "models": [...]}`). One OpenAI upstream and no KServe one answers as it is."""
+        openai = _listers(pipeline, adapter.dialect)
+        kserve = _listers(pipeline, KSERVE.dialect)
+        if len(openai) == 1 and not kserve:
+            ex.admit_data_free(openai[0], caller)
+            await self._forward(request, conn, ex, openai[0], b"", observe=False)
             return
-        ex.admit_data_free(None, caller)  # several upstreams answer: none is the call's (read whole: a drain cuts it)
-        listings: list[tuple[str, Any]] = []
-        for upstream in upstreams:
-            try:
-                listing = await self.pool.get_json(upstream, _upstream_target(request, adapter, upstream))
-                listings.append((upstream.name, listing))
-            except Exception as exc:
-                log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
+        ex.admit_data_free(None, caller)  # several lists answer: none is the call's (read whole: a drain cuts it)
+        listings = await self._listings(request, adapter, openai + kserve)
+        answer = adapter.merge(_routed_entries(pipeline.policy, listings))
+        if kserve and not request.base:
+            answer.update(KSERVE.merge(_routed_entries(pipeline.policy, await self._listings(request, KSERVE, kserve))))
         ex.outcome.status = 200
         ex.finish()
         fields = b"x-trace-id: %s\r\n" % ex.trace.trace_id_hex.encode()
-        merged = adapter.merge(_routed_entries(pipeline.policy, listings))
-        conn.reply(request, 200, b"application/json", merged, fields)
+        conn.reply(request, 200, b"application/json", orjson.dumps(answer), fields)
+
+    async def _listings(self, request: Request, adapter: Adapter, upstreams: list[Upstream]) -> list[tuple[str, Any]]:
+        """Each upstream's list of `adapter`'s kind (by its name), asked where it serves it; one that does not answer is
+        left out, said in a log line. A KServe model server with no OpenAI model answers its OpenAI list 404 (its
+        `/openai` routes are made only for one: `maybe_register_openai_endpoints`): an empty list, not a failure."""
+        listings: list[tuple[str, Any]] = []
+        for upstream in upstreams:
+            target = _upstream_target(request, adapter, upstream)
+            try:
+                listings.append((upstream.name, await self.pool.get_json(upstream, target)))
+            except MetadataStatus as exc:
+                if exc.status == 404 and upstream.protocol == KSERVE.dialect and adapter.dialect == "openai":
+                    listings.append((upstream.name, _NO_MODELS))
+                else:
+                    log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
+            except Exception as exc:
+                log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
+        return listings
 
     async def _forward(
         self, request: Request, conn: HttpConnection, ex: Exchange, upstream: Upstream, body: bytes, *, observe: bool
@@ -801,6 +813,9 @@ def _left(conn: HttpConnection, ex: Exchange) -> str | None:
     if conn.cut:
         return DRAIN_CUT
     return None if ex.outcome.error_type == STREAM_ERROR else CLIENT_GONE
+
+
+_NO_MODELS: Final = {"object": "list", "data": []}  # OpenAI's list of no model
 
 
 def _listers(pipeline: Pipeline, dialect: str) -> list[Upstream]:

@@ -963,8 +963,8 @@ class Adapter(Protocol):
         """The upstream protocol (`upstreams[].protocol`) this adapter's calls are served by."""
         ...
 
-    def merge(self, listings: list[Any]) -> bytes:
-        """One listing from several upstreams' (for `Target.listing`)."""
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
+        """One listing, as the JSON object answered, from several upstreams' (for `Target.listing`)."""
         ...
 
 

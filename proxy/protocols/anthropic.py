@@ -311,7 +311,7 @@ class Adapter:
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> MessagesObserver:
         return MessagesObserver(outcome, detectors, capture)
 
-    def merge(self, listings: list[Any]) -> bytes:
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
         raise NotImplementedError("the Messages API has no merged listing")
 
 

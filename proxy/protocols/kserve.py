@@ -279,8 +279,8 @@ class ReplyObserver(RestReplyObserver):
 
 class Adapter:
     """KServe V1 over HTTP: `POST /v1/models/{name}:predict` and `:explain`; `GET /v1/models/{name}` (readiness,
-    carrying no data, routed by the model it names). `GET /v1/models` is OpenAI's listing (`openai.Adapter`), but with no
-    OpenAI-compatible upstream, KServe's (this adapter's `merge`)."""
+    carrying no data, routed by the model it names). `GET /v1/models` is OpenAI's listing (`openai.Adapter`), with KServe
+    V1's names beside it (this adapter's `merge`: `HttpIngress._listing`)."""
 
     name: ProtocolName = "kserve"
     dialect = "kserve"
@@ -299,9 +299,9 @@ class Adapter:
         # KServe's `GET /v1/models/{name}` takes the whole segment for the name (`iris:predict` too)
         return Target("metadata", name + ":" + verb if verb else name, carries_data=False)
 
-    def merge(self, listings: list[Any]) -> bytes:
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
         """One `GET /v1/models` list, KServe V1's `{"models": [name, ...]}`, from several KServe model servers': each
-        model once, first upstream first (with no OpenAI-compatible upstream: `HttpIngress._listing`)."""
+        model once, first upstream first (`HttpIngress._listing` puts them beside OpenAI's list)."""
         names: list[Any] = []
         seen: set[str] = set()
         for listing in listings:
@@ -312,7 +312,7 @@ class Adapter:
                 elif name not in seen:
                     seen.add(name)
                     names.append(name)
-        return orjson.dumps({"models": names})
+        return {"models": names}
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         return read_request(target.model, target.operation, body, header("content-type"), header)

@@ -838,7 +838,7 @@ class Adapter:
     status_attribute = "http.response.status_code"
     provider: str | None = None
 
-    def merge(self, listings: list[Any]) -> bytes:
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
         raise NotImplementedError("OIP REST has no merged listing")
 
     def match(self, method: str, path: str) -> Target | None:

@@ -796,7 +796,7 @@ class Adapter:
             return Request("", "passthrough", opaque=True)
         return read_infer_request(body, target.stream)
 
-    def merge(self, listings: list[Any]) -> bytes:
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
         raise NotImplementedError("OIP gRPC has no merged listing")
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver | None:

@@ -1088,7 +1088,7 @@ class Adapter:
             return _TARGETS.get(path)
         return _MODELS if method == "GET" and path == "/v1/models" else None
 
-    def merge(self, listings: list[Any]) -> bytes:
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
         """One `/v1/models` list from several upstreams': each model once, first upstream first."""
         data: list[Any] = []
         seen: set[Any] = set()
@@ -1099,7 +1099,7 @@ class Adapter:
                 if key not in seen:
                     seen.add(key)
                     data.append(entry)
-        return orjson.dumps({"object": "list", "data": data})
+        return {"object": "list", "data": data}
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         if target.model_optional:

@@ -64,7 +64,7 @@ class Adapter:
         return Target("metadata" if path.startswith("/v2/") or path == "/v2" else "passthrough", model, version,
                       carries_data=False)  # fmt: skip
 
-    def merge(self, listings: list[Any]) -> bytes:
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
         raise NotImplementedError("passthrough has no merged listing")
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:

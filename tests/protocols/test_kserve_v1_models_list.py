@@ -1,8 +1,9 @@
 """`GET /v1/models` in front of KServe model servers. The path is OpenAI's model list (vLLM's, llama.cpp's) and KServe
 V1's (`{"models": [name, ...]}`) alike; the proxy answered it from `protocol: openai` upstreams only, so with KServe
-upstreams alone a KServe client listing models got an empty OpenAI list, `{"object": "list", "data": []}`. With no
-OpenAI-compatible upstream, KServe's model servers now answer it (one: its answer as it came; several: their lists
-merged, each model once, as OpenAI's are); with both, it stays OpenAI's list."""
+upstreams alone a KServe client listing models got an empty OpenAI list, `{"object": "list", "data": []}`. KServe's
+model servers' V1 names now come in V1's key, `models` (several: merged, each model once, as OpenAI's are), beside
+OpenAI's list (`data`: KServe's OpenAI models, and the `protocol: openai` upstreams'), which the openai SDK reads.
+(These stand-ins serve no `/openai` routes, as KServe with no OpenAI model does not: no OpenAI model.)"""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_a_kserve_only_config_lists_kserves_models(kserve_echo: str, make_proxy:
     proxy = make_proxy(ONE, KSERVE=kserve_echo)
     listed = httpx.get(f"{proxy.url}/v1/models", timeout=30)
     assert listed.status_code == 200, listed.text
-    assert listed.json() == {"models": ["echo"]}, listed.text  # before: {"object": "list", "data": []}
+    assert listed.json()["models"] == ["echo"], listed.text  # before: {"object": "list", "data": []}
     assert listed.headers["x-trace-id"]
 
 
@@ -88,14 +89,14 @@ lineage: {store: "${STORE}"}
         listed = httpx.get(f"{proxy.url}/v1/models", timeout=30)
     assert listed.status_code == 200, listed.text
     # `shared` once (its route's upstream lists it), `stray` (no route reaches it) left out, as OpenAI lists are merged
-    assert listed.json() == {"models": ["iris", "shared", "mnist"]}, listed.text
+    assert listed.json() == {"object": "list", "data": [], "models": ["iris", "shared", "mnist"]}, listed.text
 
 
-def test_with_an_openai_upstream_too_the_list_stays_openais(
+def test_with_an_openai_upstream_too_the_list_is_openais_with_v1s_names_beside(
     loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle]
 ) -> None:
     """The openai SDK's `models.list()` (and vLLM's, llama.cpp's clients) read OpenAI's list: a config that serves both
-    answers that, as before."""
+    answers that, and V1's names beside it, under V1's key (before: OpenAI's list alone)."""
     with serving(loop_thread, kserve_like(["iris"])) as k, serving(loop_thread, openai_like(["llama"])) as o:
         proxy = make_proxy("""
 listen: {http: "127.0.0.1:0"}
@@ -114,7 +115,7 @@ lineage: {store: "${STORE}"}
 
         client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
         ids = [model.id for model in client.models.list()]
-    assert listed == {"object": "list", "data": [{"id": "llama", "object": "model"}]}, listed
+    assert listed == {"object": "list", "data": [{"id": "llama", "object": "model"}], "models": ["iris"]}, listed
     assert ids == ["llama"]
 
 

@@ -813,8 +813,8 @@ def test_merged_model_lists_take_any_id_an_upstream_writes() -> None:
     """An upstream listing an id that is not a string (a list) made every merged `/v1/models` a 500."""
     from proxy.protocols.openai import ADAPTER
 
-    merged = orjson.loads(ADAPTER.merge([
+    merged = ADAPTER.merge([
         {"data": [{"id": ["x"]}, {"id": "a"}, {"id": {"k": 1}}, {"no": "id"}]},
         {"data": [{"id": "a"}, {"id": ["x"]}, {"id": "b"}, {"id": {"k": 1}}]},
-    ]))  # fmt: skip
+    ])  # fmt: skip
     assert [entry.get("id") for entry in merged["data"]] == [["x"], "a", {"k": 1}, None, "b"]
