@@ -45,7 +45,7 @@ from proxy.memo import Memo
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
 from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
-from proxy.protocols.oip import KEY_BIN, header_labels, passed_key_text, tracestate_text
+from proxy.protocols.oip import KEY_BIN, header_labels, named_fields, passed_key_text, tracestate_text
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
@@ -177,13 +177,22 @@ _FIELDS_TO_MODEL: Final = frozenset({"oip", "oip-grpc", "kserve"})
 
 
 def _headers_handed(config: Config) -> frozenset[str] | None:
-    """The upstreams (by name) whose server hands its model a call's header fields, where one does not (a Triton
-    without a header forward pattern: `Upstream.headers_to_model`); None where every one does (the default: a call's
-    fields are read with no look-up), or a zone may reroute calls to one that does (the fields are read before the
-    decision says where the call goes)."""
-    if all(upstream.headers_to_model for upstream in config.upstreams):
+    """The upstreams (by name) whose server hands its model a call's header fields (all, or those a pattern names),
+    where one does not (a Triton without a header forward pattern: `Upstream.headers_to_model`); None where every one
+    does (the default: a call's fields are read with no look-up), or a zone may reroute calls to one that does (the
+    fields are read before the decision says where the call goes)."""
+    if all(upstream.headers_to_model is not False for upstream in config.upstreams):
         return None
-    return _reached(config, frozenset(upstream.name for upstream in config.upstreams if upstream.headers_to_model))
+    return _reached(config, frozenset(u.name for u in config.upstreams if u.headers_to_model is not False))
+
+
+def _fields_named(config: Config) -> dict[str, re.Pattern[str]]:
+    """The upstreams (by name) whose server hands its model only the fields a pattern names (a Triton's forward
+    pattern: `Upstream.fields_named`), the only ones read on a call routed to one; none where a zone may reroute calls
+    to an upstream whose model is handed fields (any call may reach it: every field is read, as `_headers_handed`)."""
+    named = {u.name: u.fields_named for u in config.upstreams if u.fields_named is not None}
+    handed = frozenset(u.name for u in config.upstreams if u.headers_to_model is not False)
+    return named if named and _reached(config, handed) is not None else {}
 
 
 def _reached(config: Config, names: frozenset[str]) -> frozenset[str] | None:
@@ -217,6 +226,9 @@ class Pipeline:
         # sends the same fields on each of its calls (a User-Agent, an Accept), which are then not read again
         self.beside_found = Memo(BESIDE_KEPT, BESIDE_BYTES_KEPT)
         self.headers_handed = _headers_handed(config)
+        self.fields_named = _fields_named(config)
+        # every field of a call is read, wherever it goes (most configs: no look-up)
+        self.reads_all_fields = self.headers_handed is None and not self.fields_named
         # the `protocol: kserve` upstreams, and the `openai` ones whose url is KServe's OpenAI prefix: KServe's OpenAI
         # data plane hands its model an OpenAI call's header fields too (`OpenAIDataPlane.create_chat_completion`:
         # `context = {"headers": dict(headers)}`), so an OpenAI call that may be sent to one has them read as a V1
@@ -345,7 +357,7 @@ class Pipeline:
             key_sha256=self.key_digest(header, x_api_key, memo),
             purpose=purpose or None,
             labels=labels,
-            detected=self._detected(request, beside if self.headers_handed is None else self._handed(request, beside)),
+            detected=self._detected(request, beside if self.reads_all_fields else self._handed(request, beside)),
             input_digest=(request.digest or text_digest(request.texts)) if recorded else request.digest,
             params=request.params,
             stream=request.stream,
@@ -447,10 +459,16 @@ class Pipeline:
 
     def _handed(self, request: Request, beside: str | None) -> str | None:
         """`beside` (a call's header fields), or None where its route's upstream hands its model none of them
-        (`headers_handed`)."""
+        (`headers_handed`), or those of them its forward pattern names (`fields_named`)."""
         routed = self.policy.route(request.model)
+        if routed is None or beside is None:
+            return beside
+        name = routed[1].name
         handed = self.headers_handed
-        return None if routed is not None and handed is not None and routed[1].name not in handed else beside
+        if handed is not None and name not in handed:
+            return None
+        named = self.fields_named.get(name)
+        return beside if named is None else named_fields(beside, named)
 
     def _beside_labels(self, beside: str) -> frozenset[str]:
         """What the detectors find in `beside` (an OIP request's header fields, which MLServer hands the model apart

@@ -153,9 +153,24 @@ def test_cookie_values_read_but_session_ids() -> None:
     # Segment's anonymous id, its quotes %-escaped; a millisecond and a second Unix time, as analytics tools write
     assert header_labels(detectors, f"cookie: ajs_anonymous_id=%22{PHONE_LIKE_UUID}%22") == frozenset()
     assert header_labels(detectors, "cookie: ts=1701234567890; seen=1701234567") == frozenset()
+    assert header_labels(detectors, "cookie: first=1400000000; ts=1000000000000") == frozenset()  # 2014-05, 2001-09
     assert header_labels(detectors, "cookie: phone=%2B1%20212%20555%200100") == {"pii:phone"}  # escaped, still read
     assert header_labels(detectors, "cookie: note=alice%40example.com") == {"pii:email"}
     assert header_text([("x-data-labels", CARD), ("x-api-key", "k")]) == f"x-data-labels: {CARD}\nx-api-key: k"
+
+
+@pytest.mark.parametrize("number", ["1132345678", "1012345678", "1212345678", "1399999999"])
+def test_a_cookie_with_a_national_number_beginning_with_1_is_read(number: str) -> None:
+    """10 digits beginning with 1 are a Unix time in seconds (2001-2033), and were not read in a cookie; they are also
+    a national number in Argentina and Brazil (Buenos Aires' and Sao Paulo's 11), Egypt (mobiles, 10 to 12, 15), and
+    the UK's without its 0 (`121...`: Birmingham). Those beginning 10 to 13, times before 2014-05 that no cookie a
+    browser keeps holds, are read (those beginning 14 to 19 are still taken for times: README)."""
+    from proxy.config.model import DetectorSpec
+    from proxy.detectors import Detectors
+    from proxy.protocols.oip import header_labels
+
+    phone = Detectors([DetectorSpec("phone")])
+    assert header_labels(phone, f"cookie: tel={number}") == {"pii:phone"}
 
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -119,5 +119,8 @@ def test_only_an_oip_upstream_may_hand_its_model_no_fields() -> None:
     (kserve,) = problems('{name: u, url: "http://127.0.0.1:9", protocol: kserve, headers_to_model: false}')
     assert "KServe's model server hands its model every one" in kserve
     assert problems('{name: u, url: "http://127.0.0.1:9", headers_to_model: false}')  # openai, the default protocol
-    (word,) = problems('{name: u, url: "http://127.0.0.1:9", protocol: oip, headers_to_model: sometimes}')
-    assert word == "upstreams[0].headers_to_model: expected true or false, got 'sometimes'"
+    (number,) = problems('{name: u, url: "http://127.0.0.1:9", protocol: oip, headers_to_model: 1}')
+    assert number == (
+        "upstreams[0].headers_to_model: expected true, false or a Triton header forward pattern (a regular "
+        "expression), got 1"
+    )  # (a word is a pattern: `test_oip_header_forward_pattern`)

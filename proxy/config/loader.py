@@ -25,6 +25,7 @@ import yaml
 from proxy.baseline import Baseline, BaselineError, load_baseline
 from proxy.config.model import (
     BUILTIN_DETECTORS,
+    CASE_SENSITIVE,
     Address,
     Caller,
     Config,
@@ -41,6 +42,7 @@ from proxy.config.model import (
     Upstream,
     UpstreamTls,
     Zone,
+    forward_pattern,
     host_sidecar,
     kserve_openai_url,
 )
@@ -117,6 +119,8 @@ def _verbatim(value: Any) -> Any:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# a flag group in a forward pattern that turns case-insensitive matching off within it (`(?-i:X-Note)`, `(?s-i)`)
+_CASE_OFF = re.compile(r"\(\?[a-zA-Z]*-[a-zA-Z]*i")
 # a label, or a shell-style pattern of labels (`policy.known_labels`; of purposes, `policy.known_purposes`): lower case, with * ? [...]
 _LABEL_PATTERN = re.compile(r"[a-z0-9*?\[][a-z0-9._:/*?\[\]!-]{0,127}")
 _BLOCK = "block"  # a zone's on_deny when the file names none: Zone.reroute_to None
@@ -330,6 +334,28 @@ class _Reader:
             self.problem(path, "holds a NUL character")
             return None
         return str(written(value))  # a number as written: `labels: [2024.10]` is `2024.10`, not `2024.1`
+
+    def fields_handed(self, path: str, value: Any) -> bool | str | None:
+        """`upstreams[].headers_to_model`: true or false, or a Triton forward pattern (`forward_pattern`), which must
+        compile, and match as the proxy matches it, without regard to case (`_CASE_OFF`)."""
+        value = self.expand(path, value)
+        if isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false")):
+            return self.boolean(path, value)
+        if not isinstance(value, str) or value == "":
+            self.problem(path, f"expected true, false or a Triton header forward pattern (a regular expression), got "
+                         f"{value!r}" + (": an empty one names every field, as true does" if value == "" else ""))  # fmt: skip
+            return None
+        if _CASE_OFF.search(value.removeprefix(CASE_SENSITIVE)) is not None:
+            self.problem(path, f"the pattern {value!r} turns case-insensitive matching off inside it: the proxy reads "
+                         "field names lowered, so it would pass over a field Triton hands on; match by case only with "
+                         f"a leading {CASE_SENSITIVE!r} (read as if without it), or write both cases")  # fmt: skip
+            return None
+        try:
+            forward_pattern(value)
+        except re.error as exc:
+            self.problem(path, f"the pattern {value!r} is not a regular expression: {exc}")
+            return None
+        return value
 
     def number(self, path: str, value: Any, *, minimum: float = 0.0, maximum: float | None = None) -> float | None:
         value = self.expand(path, value)
@@ -600,13 +626,14 @@ class _Reader:
         queue = s.read("max_queue", partial(self.integer, minimum=0))
         interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
         tls = self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None
-        headers_to_model = s.read("headers_to_model", self.boolean)
+        # (a union: `read`'s T would be their join, object)
+        headers_to_model = cast("bool | str", s.read("headers_to_model", self.fields_handed))
         kserve_openai = kserve_openai_url(protocol or s.defaults["protocol"], url)
-        if not headers_to_model and protocol not in (None, "oip") and not kserve_openai:
-            self.problem(f"{path}.headers_to_model", "only an oip upstream may hand its model no header fields (a "
-                         "Triton without --http-header-forward-pattern), or an openai one whose url ends in /openai "
-                         "that is not KServe's: KServe's model server hands its model every one, and other "
-                         "protocols' fields are not read")  # fmt: skip
+        if headers_to_model is not True and protocol not in (None, "oip") and not (kserve_openai and not headers_to_model):
+            self.problem(f"{path}.headers_to_model", "only an oip upstream may hand its model no header fields, or "
+                         "those a pattern names (a Triton, and its --http-header-forward-pattern), or an openai one "
+                         "whose url ends in /openai that is not KServe's (false): KServe's model server hands its model "
+                         "every one, and other protocols' fields are not read")  # fmt: skip
         if kserve_openai and "headers_to_model" not in s.values:
             self.warnings.append(_kserve_openai_warning(path, url))
         if tls is not None and grpc is None and scheme == "http":

@@ -48,6 +48,19 @@ def kserve_openai_url(protocol: str, url: str | None) -> bool:
     return parts.path.rstrip("/").endswith("/openai") and not host.endswith(_AZURE)
 
 
+# what Triton writes before its --http-header-forward-pattern and --grpc-header-forward-pattern (command_line_parser.cc,
+# "According to HTTP specification header names are case-insensitive"), and what a pattern writes to match by case
+CASE_INSENSITIVE, CASE_SENSITIVE = "(?i)", "(?-i)"
+
+
+def forward_pattern(pattern: str) -> re.Pattern[str]:
+    """`upstreams[].headers_to_model` as a Triton forward pattern, as the proxy matches it against a field's name (`search`:
+    Triton's `RE2::PartialMatch`, unanchored) without regard to case, as Triton does unless the pattern starts
+    `(?-i)`: the proxy reads names lowered (gRPC's are; HTTP's are lowered), so such a pattern, its `(?-i)` dropped,
+    reads a field Triton would pass over for its case, rather than miss one it hands on. Raises `re.error`."""
+    return re.compile(pattern.removeprefix(CASE_SENSITIVE), re.IGNORECASE)
+
+
 @dataclass(frozen=True, slots=True)
 class Address:
     host: str
@@ -104,17 +117,24 @@ class Upstream:
     tls: UpstreamTls | None = None
     # the server hands its model a call's header fields (MLServer, KServe), so they are read as its data; false (an OIP
     # upstream, or an OpenAI one whose url ends in `/openai`): a Triton without a header forward pattern, or a server
-    # that is not KServe's, which hands its model none, and they are not read
-    headers_to_model: bool = True
+    # that is not KServe's, which hands its model none, and they are not read; a string (an OIP upstream only): a
+    # Triton's forward pattern, and only the fields it names are read (`fields_named`)
+    headers_to_model: bool | str = True
     # its model is handed the call's header fields (`headers_to_model` on an `oip` or `kserve` upstream, or on an
-    # `openai` one whose url is KServe's OpenAI data plane's, `kserve_openai_url`): it is told nothing of the client
-    # (no `X-Forwarded-For`), as the client's address would reach the model as data, and the proxy's own entry read as
-    # such labels every call `pii:ip_address` (derived: set by `__post_init__`)
+    # `openai` one whose url is KServe's OpenAI data plane's, `kserve_openai_url`; a pattern naming `X-Forwarded-For`):
+    # it is told nothing of the client (no `X-Forwarded-For`), as the client's address would reach the model as data,
+    # and the proxy's own entry read as such labels every call `pii:ip_address` (derived: set by `__post_init__`, as is
+    # `fields_named`)
     fields_to_model: bool = field(init=False, compare=False)
+    # the fields its model is handed, by name (`forward_pattern`), where `headers_to_model` is a pattern; None: all
+    fields_named: re.Pattern[str] | None = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        handed = self.protocol in FIELDS_TO_MODEL or kserve_openai_url(self.protocol, self.url)
-        object.__setattr__(self, "fields_to_model", self.headers_to_model and handed)
+        named = forward_pattern(self.headers_to_model) if isinstance(self.headers_to_model, str) else None
+        handed = self.headers_to_model is True or (named is not None and named.search("x-forwarded-for") is not None)
+        reaches = self.protocol in FIELDS_TO_MODEL or kserve_openai_url(self.protocol, self.url)
+        object.__setattr__(self, "fields_named", named)
+        object.__setattr__(self, "fields_to_model", handed and reaches)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.ingress.listening import Listeners, listening, sockets, still_listening
 from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
-from proxy.protocols.oip import KEY_BIN, header_text
+from proxy.protocols.oip import KEY_BIN, binary_text, header_text
 from proxy.protocols.oip_grpc import HEALTH_CHECK, HEALTH_WATCH, PASSTHROUGH
 from proxy.tls import ListenerFiles, check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import (
@@ -186,7 +186,7 @@ class _Received:
                     text = value.decode("utf-8", "surrogateescape")
                     found[key[:-4]] = f"{found[key[:-4]]},{text}" if key[:-4] in found else text
                 elif key == KEY_BIN:  # read where it is passed on (`Pipeline._passed_on`), as text is
-                    text = value.decode("utf-8", "replace")
+                    text = binary_text(value)  # (bytes that are not UTF-8: `scan:truncated`)
                     found[key] = f"{found[key]},{text}" if key in found else text
                 size += len(key) + len(value) + 32  # (never a transport key: those are text)
             if key in _CALL_DECIDES:

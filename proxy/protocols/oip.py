@@ -23,7 +23,7 @@ from typing import Any, Final
 import orjson
 
 from proxy.config import Upstream
-from proxy.detectors import Detectors
+from proxy.detectors import TRUNCATED, Detectors
 from proxy.errors import InvalidRequest, echoed
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
@@ -136,7 +136,7 @@ def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
     the detectors to read apart from the request's texts (for labels only: never captured nor digested, as any field
     may hold a credential): None when every field is framing (`HEADER_FRAMING`, most calls) or a
     trace id (`TRACE_IDS`).
-    Names in lower case (gRPC's are; HTTP's are lowered here), a binary value read as UTF-8 (replaced)."""
+    Names in lower case (gRPC's are; HTTP's are lowered here), a binary value read as UTF-8 (`binary_text`)."""
     lines: list[str] | None = None
     for name, value in fields:
         key = name.lower()
@@ -147,12 +147,47 @@ def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
             if form is not None and form.fullmatch(value):  # an id (`TRACE_IDS`)
                 continue
             text = value
+        elif key == "grpc-trace-bin" and _census_trace(value):  # an id (`TRACE_IDS`), in bytes
+            continue
         else:
-            text = value.decode("utf-8", "replace")
+            text = binary_text(value)
         if lines is None:
             lines = []
         lines.append(f"{key}: {text}")
     return "\n".join(lines) if lines is not None else None
+
+
+# the bytes of a gRPC binary entry (`-bin`) that are not UTF-8, as `binary_text` keeps them (`surrogateescape`: each
+# one a lone surrogate, U+DC80-U+DCFF, which no text decoded from HTTP's or gRPC's text metadata holds)
+_UNDECODED: Final = re.compile(r"[\udc80-\udcff]")  # (escapes `re` reads: no lone surrogate in a literal mypyc emits)
+_ONLY_TRUNCATED: Final = frozenset({TRUNCATED})
+
+
+def binary_text(value: bytes) -> str:
+    """A gRPC binary metadata value (`x-note-bin`, `authorization-bin`) as the detectors read it: its bytes as UTF-8,
+    those that are not kept as `_UNDECODED` marks, which `header_labels` reads as `scan:truncated`. MLServer hands its
+    model the bytes, which it may decode otherwise (`alice@example.com` in UTF-16): replaced, as before 2026-12-04,
+    they were read as U+FFFD and the call went on unlabelled, as if its model had been handed nothing unread."""
+    try:
+        text = value.decode()  # (UTF-8, most: without the error handler's look-up, which cost as much again)
+    except UnicodeDecodeError:
+        text = value.decode("utf-8", "surrogateescape")
+    return text.replace("\n", " ") if "\n" in text else text  # (one field a line: `named_fields`, `header_labels`)
+
+
+def _census_trace(value: bytes) -> bool:
+    """Whether `value` is OpenCensus's binary trace context as its gRPC plugins write `grpc-trace-bin` on every call
+    (version 0; field 0, the trace id's 16 bytes; 1, the span id's 8; 2, the options' 1): random bytes, not UTF-8, that
+    labelled every such call `scan:truncated` (`binary_text`), as the text trace ids are not read (`TRACE_IDS`)."""
+    return len(value) == 29 and value[0] == 0 and value[1] == 0 and value[18] == 1 and value[27] == 2
+
+
+def _undecoded(text: str) -> str | None:
+    """`text` with its `_UNDECODED` marks replaced (U+FFFD, what the detectors read in their place), or None where it
+    holds none (an ASCII text, most: one check)."""
+    if text.isascii() or _UNDECODED.search(text) is None:
+        return None
+    return _UNDECODED.sub("\ufffd", text)
 
 
 # what a User-Agent's product versions hold (RFC 9110's `product/version`) is not the value a detector takes it for:
@@ -168,8 +203,12 @@ _APART: Final = "\n#\n"
 
 def header_labels(detectors: Detectors, text: str) -> frozenset[str]:
     """What the detectors find in `header_text`'s text: a User-Agent's product versions read apart, without
-    `FORM_LABELS` (see above), a cookie whose value is an id not read (`_cookies`). A text without those fields (gRPC's,
-    most REST calls' but a browser's) is scanned as it is."""
+    `FORM_LABELS` (see above), a cookie whose value is an id not read (`_cookies`); `scan:truncated` with what a binary
+    value held that is not UTF-8 (`binary_text`), read as U+FFFD. A text without those fields (gRPC's, most REST calls'
+    but a browser's) is scanned as it is."""
+    replaced = _undecoded(text)
+    if replaced is not None:
+        return header_labels(detectors, replaced) | _ONLY_TRUNCATED
     if "user-agent: " not in text and "cookie: " not in text:
         return detectors.scan(text)
     lines: list[str] = []
@@ -191,10 +230,15 @@ def header_labels(detectors: Detectors, text: str) -> frozenset[str]:
 # a cookie's value in the form of a random id: a UUID, what session cookies often hold, one in about 570 of which reads
 # as a phone number (its groups of digits between dashes): read, the session's every call was refused for it
 _SESSION_ID: Final = re.compile(_UUID, re.ASCII)
-# a cookie's value that is a Unix time, in seconds or milliseconds (2001-2033), as analytics and consent tools write
-# on every call (`ts=1701234567890`): read, its 10 or 13 digits pass the phone check, and the session's every call was
-# refused for it (a 10-digit North American number never begins with 1)
-_EPOCH: Final = re.compile(r"1[0-9]{9}(?:[0-9]{3})?", re.ASCII)
+# a cookie's value that is a Unix time, in seconds or milliseconds, as analytics and consent tools write on every call
+# (`ts=1701234567890`): read, its 10 or 13 digits pass the phone check, and the session's every call was refused for
+# it. In seconds only from 2014-05-13 (14...) to 2033: a 10-digit number beginning 10 to 13 is a national number where
+# 10 digits begin with 1 (Buenos Aires' and Sao Paulo's 11, Sao Paulo state's 12 and 13, Egypt's mobiles' 10 to 12,
+# Birmingham's 121 without the UK's leading 0), and a time before 2014-05, which a cookie seldom still holds (a browser
+# keeps one 400 days at most unless written anew). Those beginning 14 to 19 are still taken for times (Sao Paulo
+# state's 14 to 19, Egypt's 15, Manchester's 161): README. No number is 13 digits beginning with 1 (North America's,
+# with its country code, is 11)
+_EPOCH: Final = re.compile(r"1(?:[4-9][0-9]{8}|[0-9]{12})", re.ASCII)
 
 
 def _cookies(value: str) -> str:
@@ -251,6 +295,13 @@ def passed_key_text(beside: str | None, authorization: str, name: str = "authori
     if _SESSION_ID.fullmatch(authorization.partition(" ")[2].strip(" \t")) is not None:
         return beside
     return _with_line(beside, f"{name}: {authorization}")
+
+
+def named_fields(text: str, named: re.Pattern[str]) -> str | None:
+    """`header_text`'s text with only the fields whose name `named` matches (a Triton's forward pattern, as
+    `config.forward_pattern` compiles it: those its model is handed, `Upstream.fields_named`); None for none."""
+    lines = [line for line in text.split("\n") if named.search(line.partition(": ")[0]) is not None]
+    return "\n".join(lines) if lines else None
 
 
 def _with_line(beside: str | None, line: str) -> str:
