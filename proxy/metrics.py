@@ -159,7 +159,7 @@ class Supervisor:
             _P + "worker_restarts", "Workers that died unexpectedly and were restarted, by the signal that ended "
             "them (sigkill: the OOM killer, or kill -9) or exit, or stalled: killed as its loop had not turned for "
             "limits.worker_stall_s, or start_stalled: killed as its start had not said it serves within "
-            "limits.worker_stall_s + 30 s.", ["reason"], registry=None)  # fmt: skip
+            "limits.worker_stall_s + 50 s (more with a PostgreSQL store).", ["reason"], registry=None)  # fmt: skip
         for reason in WORKER_EXIT_REASONS:
             self.restarts.labels(reason)
         self.calls_lost = Counter(

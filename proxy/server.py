@@ -25,7 +25,7 @@ import orjson
 
 from proxy import logs, markers
 from proxy.checkpoints import CheckpointBook
-from proxy.config import Address, Config, Limits, Tls, load, read_secret
+from proxy.config import Address, Config, Limits, Tls, Upstream, load, read_secret
 from proxy.errors import ConfigError, StartupError
 from proxy.files import off_loop
 from proxy.ingress.http import HttpIngress
@@ -40,7 +40,7 @@ from proxy.record.spans import SPANS, SpanRecorder
 from proxy.record.store import SPOOL, require_spool_directory
 from proxy.record.stores import PasswordFile, open_store, spool_unopenable
 from proxy.record.timings import TimingRecorder
-from proxy.tls import ListenerRead, ListenerTls, not_after
+from proxy.tls import ListenerRead, ListenerTls, not_after, upstream_tls_problem
 from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
@@ -225,16 +225,45 @@ class ReloadFiles:
     upstreams: dict[str, Any]  # a gRPC upstream's files or the OSError reading them (`GrpcChannels.use`)
     spool: str | None  # why the OpenLineage spool could not be kept where `new` says (`spool_unopenable`)
     contexts: dict[str, asyncio.Future[ssl.SSLContext]]  # HTTPS upstreams' TLS contexts, by name (`_reload_tls`)
+    spans: Recorder | None  # the span exporter of its changed telemetry (`ProxyProcess._exporter`), until applied
+    spans_made: bool  # whether `spans` was made (None: the exporter is `none`)
 
     def __init__(self, new: Config, listener: bool) -> None:
         self.listener = ListenerRead(new.listen.tls) if listener and new.listen.tls is not None else None
         self.spool = spool_unopenable(new.lineage.openlineage)
         self.contexts = {}
+        self.spans, self.spans_made = None, False
         self.upstreams = {}
         if any(upstream.grpc for upstream in new.upstreams):  # (a reload may add the first: `_book` makes the channels)
             from proxy.transport.grpc_channels import read_tls
 
             self.upstreams = read_tls(new.upstreams)
+
+
+def _unread(upstreams: tuple[Upstream, ...], read: dict[str, Any]) -> str | None:
+    """Why a reload cannot be applied: a gRPC upstream's TLS files, as it read them (`ReloadFiles.upstreams`), could
+    not be read (renewed badly since its config was checked), in `check`'s words. Applied, a new `tls`'s calls were
+    refused UNAVAILABLE until a later reload read them."""
+    for index, upstream in enumerate(upstreams):
+        files = read.get(upstream.name)
+        if isinstance(files, OSError):
+            return f"Problems: upstreams[{index}].tls: {upstream_tls_problem(files)}"
+    return None
+
+
+def _unmade(upstreams: tuple[Upstream, ...], contexts: dict[str, asyncio.Future[ssl.SSLContext]]) -> str | None:
+    """Why a reload cannot be applied: an HTTPS upstream's TLS context could not be made from its files as it read
+    them (`ProxyProcess._reload_tls`: renewed badly since its config was checked, or gone), in `check`'s words.
+    Applied, its pool took the failed context and each of its next connections made one again from the same files:
+    every call to it failed 502 (one unchanged lost the context it had) until a later reload."""
+    for index, upstream in enumerate(upstreams):
+        making = contexts.get(upstream.name)
+        if upstream.tls is None or making is None or not making.done() or making.cancelled():
+            continue  # (one still being made: its first connection waits for it, `_made_in_time`)
+        error = making.exception()
+        if isinstance(error, OSError):  # (ssl.SSLError is one)
+            return f"Problems: upstreams[{index}].tls: {upstream_tls_problem(error)}"
+    return None
 
 
 async def _made_in_time(making: list[asyncio.Future[ssl.SSLContext]], doing: str) -> None:
@@ -523,13 +552,20 @@ class ProxyProcess:
                     log.exception("reload: cannot load %s", path)
                     self._refuse(f"cannot load {path}: {exc!r}")
                     continue
-                refusal = self._refusal(new, files)
-                if refusal is not None:  # said now: not after the TLS contexts' wait, nor as applied by its warning
+                # said now: not after the TLS contexts' wait, nor as applied by its warning
+                refusal = self._refusal(new, files) or self._exporter(self._kept_at_start(new)[0], files)
+                if refusal is not None:
                     self._refuse(refusal)
                     continue
-                await self._reload_tls(new, files)
-                if not self._closing:
-                    self.apply(new, path, files)
+                try:
+                    await self._reload_tls(new, files)
+                    refusal = _unmade(new.upstreams, files.contexts)
+                    if refusal is not None:
+                        self._refuse(refusal)
+                    elif not self._closing:
+                        self.apply(new, path, files)
+                finally:
+                    self._unused(files)  # (its exporter, when the stop came first)
         except Exception:
             log.exception("reload of %s failed", path)
         finally:
@@ -556,36 +592,18 @@ class ProxyProcess:
         (listen addresses, the metrics switch, the store, some limits). What a worker restarted since runs instead
         (`as_reloaded`) follows these rules."""
         old = self.config
-        fixed = [
-            f"lineage.{name}" for name in _LINEAGE_AT_START if getattr(new.lineage, name) != getattr(old.lineage, name)
-        ]
-        if fixed:  # in force as they were, as in a worker restarted since (`as_reloaded`): the boundary's baseline is
-            # resolved for the sidecar the store records under, and spans and OpenLineage events name that one too
-            new = replace(new, lineage=replace(new.lineage, **{name: getattr(old.lineage, name)
-                                                               for name in _LINEAGE_AT_START}))  # fmt: skip
+        new, fixed = self._kept_at_start(new)
         if files is None:
             files = ReloadFiles(new, self._tls is not None)
-        problem = self._refusal(new, files)
+        problem = self._refusal(new, files) or self._exporter(new, files)
         if problem is not None:
+            self._unused(files)
             return self._refuse(problem)
-        try:  # before the HTTP listener's TLS takes the files read: whether they were renewed in place
-            new_grpc_server = self._grpc is not None and self._grpc_changed(old, new, files.listener)
-        except OSError as exc:
-            return self._refuse(f"listen.tls: cannot read its files: {exc}")
-        spans: Recorder | None = None
-        if new.telemetry != old.telemetry:
-            try:  # built before anything is applied: an exporter that cannot be built refuses the reload whole
-                spans = self._spans(new)
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                return self._refuse(f"telemetry: cannot build the span exporter: {exc}")
+        # before the HTTP listener's TLS takes the files read: whether they were renewed in place (read: `_refusal`)
+        new_grpc_server = self._grpc is not None and self._grpc_changed(old, new, files.listener)
+        spans, files.spans = files.spans, None  # (built before anything was applied: `_exporter`)
         if self._tls is not None and new.listen.tls is not None:
-            try:
-                # the first change: nothing is applied if it fails
-                auth_changed = self._tls.reload(new.listen.tls, files.listener)
-            except (OSError, ssl.SSLError) as exc:
-                if spans is not None:
-                    self._retire(spans.stop())  # its export thread, never used
-                return self._refuse(f"listen.tls: cannot use the certificate, key or client_ca now: {exc}")
+            auth_changed = self._tls.reload(new.listen.tls, files.listener)  # (files it cannot use: `_refusal`)
             if auth_changed:
                 self._reauthenticate()
             self._certificate_expiry()
@@ -652,21 +670,67 @@ class ProxyProcess:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
+    def _kept_at_start(self, new: Config) -> tuple[Config, list[str]]:
+        """`new` with what the lineage store reads at start as the config in force has it, and the settings so kept
+        that `new` changed (`lineage.<name>`): in force as they were, as in a worker restarted since (`as_reloaded`):
+        the boundary's baseline is resolved for the sidecar the store records under, and spans and OpenLineage events
+        name that one too."""
+        old = self.config.lineage
+        fixed = [f"lineage.{name}" for name in _LINEAGE_AT_START if getattr(new.lineage, name) != getattr(old, name)]
+        if not fixed:
+            return new, fixed
+        return replace(
+            new, lineage=replace(new.lineage, **{name: getattr(old, name) for name in _LINEAGE_AT_START})
+        ), fixed
+
+    def _exporter(self, new: Config, files: ReloadFiles) -> str | None:
+        """Why `new` cannot be applied: its changed telemetry's span exporter cannot be built (a CA bundle renewed
+        badly since the loader read it). Built into `files.spans` before anything else is made for the reload (a
+        SIGHUP's TLS contexts: refused after them, the reload waited up to UPSTREAM_TLS_WAIT_S and said it applied);
+        `_unused` stops one never applied."""
+        if files.spans_made or new.telemetry == self.config.telemetry:
+            return None
+        try:
+            files.spans = self._spans(new)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            return f"telemetry: cannot build the span exporter: {exc}"
+        files.spans_made = True
+        return None
+
+    def _unused(self, files: ReloadFiles) -> None:
+        """Stop the span exporter built for a reload that was not applied (its export thread, never used)."""
+        spans, files.spans = files.spans, None
+        if spans is not None:
+            self._retire(spans.stop())
+
     def _refuse(self, why: str) -> bool:
         log.error("reload refused; the old config stays in force. %s", why)
         self.metrics.reloads.labels("refused").inc()
         return False
 
     def _refusal(self, new: Config, files: ReloadFiles) -> str | None:
-        """Why `new` cannot be applied at all, known before anything is made for it: listen.tls added or removed, a
-        require_record zone without a store, a spool that could not be kept. Asked before a SIGHUP's TLS contexts
-        are made (`_reload_tls`): a reload refused so waited up to UPSTREAM_TLS_WAIT_S first, and said it applied."""
+        """Why `new` cannot be applied at all, known before anything is made for it: listen.tls added or removed, or
+        its files as the reload read them unusable, a require_record zone without a store, a spool that could not be
+        kept. Asked before a SIGHUP's TLS contexts are made (`_reload_tls`): a reload refused so waited up to
+        UPSTREAM_TLS_WAIT_S first, and said it applied."""
         old = self.config
         return (
             self._cannot_apply(old.listen.tls, new.listen.tls)
+            or self._cannot_use(files.listener)
+            or _unread(new.upstreams, files.upstreams)
             or self._cannot_record(self._store, new)
             or self._cannot_spool(old, new, files.spool)
         )
+
+    @staticmethod
+    def _cannot_use(read: ListenerRead | None) -> str | None:
+        """Why the listener's TLS files, as the reload read them (renewed badly since the loader checked them),
+        cannot be used: its new handshakes would take them."""
+        if read is None or read.error is None:
+            return None
+        if read.files is None:
+            return f"listen.tls: cannot read its files: {read.error}"
+        return f"listen.tls: cannot use the certificate, key or client_ca now: {read.error}"
 
     @staticmethod
     def _cannot_apply(before: Tls | None, after: Tls | None) -> str | None:
@@ -699,7 +763,7 @@ class ProxyProcess:
         handshakes, or a new server): its TLS changed, in the config or in its files (renewed in place), or
         limits.max_body_bytes, idle_timeout_s, header_timeout_s, max_connections or max_concurrent_streams, which a
         grpc server takes at its
-        start (OSError: a file cannot be read; `read`: the files as the reload read them)."""
+        start (`read`: the files as the reload read them, usable: `_refusal`)."""
         if new.listen.tls != old.listen.tls or _grpc_started(new.limits) != _grpc_started(old.limits):
             return True
         if new.limits.max_header_bytes != old.limits.max_header_bytes:  # the gRPC listener's metadata limit (`_open`)

@@ -394,6 +394,13 @@ def client_context_in_thread(tls: UpstreamTls | None) -> asyncio.Future[ssl.SSLC
     return off_loop(lambda: client_context(tls), "lineage-proxy-upstream-tls")
 
 
+def upstream_tls_problem(exc: OSError) -> str:
+    """Why an upstream's TLS files cannot be used, in the words `check` says it in (`upstreams[].tls`)."""
+    if exc.filename is not None:  # (the ssl module's errors name no file)
+        return f"cannot read {exc.filename!r}: {exc.strerror or exc}"
+    return f"cannot use the ca, cert or key: {exc}"
+
+
 def upstream_tls_files(tls: UpstreamTls) -> tuple[bytes | None, bytes | None, bytes | None]:
     """The contents of an upstream's TLS files as read now: (ca, key, cert). OSError when one cannot be read."""
     return tuple(Path(path).read_bytes() if path else None for path in (tls.ca, tls.key, tls.cert))  # type: ignore[return-value]

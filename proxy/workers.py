@@ -15,7 +15,7 @@ says so; the supervisor starts it again, as it restarts a worker that exits. The
 worker that dies unexpectedly, with the config the proxy started with and the reloads applied since
 (`as_reloaded`): what only a restart applies (the lineage store, telemetry.metrics, listen addresses)
 stays as in its siblings. A worker whose event loop has not turned for `limits.worker_stall_s` is killed
-(SIGKILL) and restarted so too (`Watchdog`); one whose start has not said it serves within that and START_GRACE_S
+(SIGKILL) and restarted so too (`Watchdog`); one whose start has not said it serves within that and its start grace
 more is killed too, counted (`start_stalled`), and started again as a failed restart is (the others watched meanwhile). Ports given as 0 are resolved once by the supervisor, which
 holds a bound but not listening SO_REUSEPORT socket (so it takes no connections) while workers listen on
 the same port.
@@ -57,8 +57,8 @@ from proxy import files, logs, markers, metrics
 from proxy.checkpoints import METADATA_TIMEOUT_S, share_changes
 from proxy.config import Address, Config, load
 from proxy.errors import ConfigError, StartupError
-from proxy.record.store import OPEN_TIMEOUT_S, SchemaTooNew
-from proxy.record.stores import read_errors, shown
+from proxy.record.store import SchemaTooNew
+from proxy.record.stores import open_waits_s, read_errors, shown
 from proxy.server import (
     UPSTREAM_TLS_WAIT_S,
     Beats,
@@ -210,18 +210,27 @@ FORK_GATE: Final = ForkGate()
 # (the whole process group stopped and continued: a terminal's Ctrl-Z and `fg`, `docker pause`) starts the watch again
 WATCH_GAP_S: Final = 2.0
 LOOK_S: Final = 0.2  # how often it looks, while it waits on a worker (to end, or to say it serves)
-# a worker's start waits, each for a bounded time, one after the other: the lineage store's open (switching a new
-# file to WAL, then its write lock: OPEN_TIMEOUT_S each), the HTTPS upstreams' TLS contexts, the upstreams' first
-# metadata. Summed from their own constants, so a longer wait cannot outgrow the grace unseen (the grace was 30 s, the
-# sum of three of them: a start at their limits with a small worker_stall_s was killed as start_stalled)
-START_WAITS_S: Final = 2 * OPEN_TIMEOUT_S + UPSTREAM_TLS_WAIT_S + METADATA_TIMEOUT_S
+# a worker's start waits, each for a bounded time, one after the other: the lineage store's open (a SQLite file's:
+# switching a new file to WAL, then its write lock, OPEN_TIMEOUT_S each), the HTTPS upstreams' TLS contexts, the
+# upstreams' first metadata. Summed from their own constants, so a longer wait cannot outgrow the grace unseen (the
+# grace was 30 s, the sum of three of them: a start at their limits with a small worker_stall_s was killed as
+# start_stalled)
+START_WAITS_S: Final = open_waits_s(None) + UPSTREAM_TLS_WAIT_S + METADATA_TIMEOUT_S
 START_MARGIN_S: Final = 10.0  # the rest of a start (the fork, imports, reading the config) on a busy host
 # a worker that has not said it serves this long beyond limits.worker_stall_s after it was started (killed with SIGKILL,
 # said, counted, started again as a failed restart is; at the proxy's start, the start fails): its waits at their
-# limits and the margin (50 s). With the watchdog off (worker_stall_s: 0) it is counted as serving after START_WAIT_S,
-# as before
+# limits and the margin (50 s), with a SQLite store; longer with one whose open waits longer (`start_grace_s`). With
+# the watchdog off (worker_stall_s: 0) it is counted as serving after START_WAIT_S, as before
 START_GRACE_S = START_WAITS_S + START_MARGIN_S
 START_WAIT_S = 60.0
+
+
+def start_grace_s(store: str | None) -> float:
+    """START_GRACE_S, and as much more as the open of `store` (`lineage.store`, fixed at start) may wait beyond a
+    SQLite file's (`open_waits_s`): a PostgreSQL store's, up to 55 s with its default bounds (its connection, the
+    chain's lock, then its journal), outgrew the 20 s counted for it, and a worker opening a slow one was killed as
+    start_stalled with worker_stall_s under 30 s."""
+    return START_GRACE_S + max(0.0, open_waits_s(store) - open_waits_s(None))
 
 
 class Watchdog:
@@ -819,7 +828,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         before serving (told to by a signal: the supervisor's, passed on, or one sent to it alone; or the
         proxy is stopping and it was not started, or was killed still starting `drain_timeout_s` + 5 s after the stop),
         or ("error", why it could not start: a start that has not said it serves within `worker_stall_s` +
-        START_GRACE_S is killed, and is one). The other workers are watched while it waits."""
+        `start_grace_s` is killed, and is one). The other workers are watched while it waits."""
         # no load runs on another thread as the worker is forked (`FORK_GATE`); signals are taken meanwhile
         if not FORK_GATE.fork(FORK_WAIT_S) and not stopping:
             follow_logging()
@@ -856,7 +865,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         # the others are watched meanwhile (a stalled one was killed only once this wait ended); a start that has not
         # said it serves within its bound is a failed start, killed (it has no beat: it was never watched)
         stall = running.limits.worker_stall_s
-        bound = stall + START_GRACE_S if stall else START_WAIT_S
+        grace = start_grace_s(running.lineage.store)
+        bound = stall + grace if stall else START_WAIT_S
         deadline = time.monotonic() + bound
         stopped_at: float | None = None  # when it saw the proxy told to stop, while it waited
         outcome = "ready", ""
@@ -893,7 +903,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 return "stopped", ""
             counted.worker_died("start_stalled", None)  # it served no call: none lost
             return "error", (f"worker-{index} (pid {pid}) has not said it serves {bound:g}s after it was started "
-                             f"(limits.worker_stall_s + {START_GRACE_S:g}s; stopped, or its start blocked: a hung "
+                             f"(limits.worker_stall_s + {grace:g}s; stopped, or its start blocked: a hung "
                              "file system, a FIFO): killed with SIGKILL")  # fmt: skip
         receive.close()
         return outcome

@@ -11,7 +11,7 @@ import inspect
 
 from proxy import checkpoints, server, workers
 from proxy.config.model import Limits
-from proxy.record import store
+from proxy.record import postgres, store
 from tests.test_docs import README
 
 MARGIN_S = 5.0  # the least left for the fork, the imports and the config's reading on a busy host
@@ -25,6 +25,30 @@ def test_the_start_grace_covers_every_bounded_wait_of_a_start_at_its_limit() -> 
         "the upstreams' first metadata": checkpoints.METADATA_TIMEOUT_S,
     }
     assert sum(waits.values()) + MARGIN_S <= workers.START_GRACE_S, (workers.START_GRACE_S, waits)
+
+
+def test_the_start_grace_covers_a_postgresql_stores_open_at_its_bounds() -> None:
+    """A PostgreSQL store's open waits for its connection, then the chain's lock (the schema's transaction, under the
+    statement timeout), then its journal's open (a SQLite file's): 55 s at the default bounds, where the grace, 50 s
+    whatever the store, counted a SQLite file's 20 s: a worker opening a slow one was killed as start_stalled (with
+    worker_stall_s under 30 s) though nothing was stuck for good. The grace follows the store, and its URL's bounds."""
+    url = "postgresql://lineage@db.example:5432/lineage"
+    waits = {
+        "the database's connection": postgres.DEFAULT_CONNECT_TIMEOUT_S,
+        "the chain's lock": postgres.DEFAULT_STATEMENT_TIMEOUT_S,
+        "the journal's switch to WAL": inspect.signature(store.wal).parameters["wait_s"].default,
+        "the journal's write lock at its open": store.OPEN_TIMEOUT_S,
+        "the HTTPS upstreams' TLS contexts": server.UPSTREAM_TLS_WAIT_S,
+        "the upstreams' first metadata": checkpoints.METADATA_TIMEOUT_S,
+    }
+    grace = workers.start_grace_s(url)
+    assert sum(waits.values()) + MARGIN_S <= grace, (grace, waits)
+    # the URL's own bounds: a connect_timeout per host of its list, a statement_timeout in its options
+    slow = "postgresql://lineage@db1,db2/lineage?connect_timeout=20&options=-c%20statement_timeout%3D90s"
+    more = 2 * 20 - postgres.DEFAULT_CONNECT_TIMEOUT_S + 90 - postgres.DEFAULT_STATEMENT_TIMEOUT_S
+    assert workers.start_grace_s(slow) == grace + more
+    # a SQLite store's, or none: as it was
+    assert workers.start_grace_s("/var/lib/lineage.db") == workers.start_grace_s(None) == workers.START_GRACE_S
 
 
 def test_the_readme_gives_the_grace_the_code_has() -> None:

@@ -675,7 +675,12 @@ class _Reader:
             return None
         if not self.readable_files(path, {"ca": tls.ca, "cert": tls.cert, "key": tls.key}):
             return None
-        from proxy.tls import check_not_expired, client_context, expiry_warnings  # a config with upstream TLS
+        from proxy.tls import (  # a config with upstream TLS
+            check_not_expired,
+            client_context,
+            expiry_warnings,
+            upstream_tls_problem,
+        )
 
         try:
             client_context(tls)
@@ -684,8 +689,11 @@ class _Reader:
                 check_not_expired(pem, "the upstream")
                 self.warnings += expiry_warnings(f"{path}.cert", tls.cert, pem,
                                                  "the upstream refuses the proxy's client certificate")  # fmt: skip
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             self.problem(path, f"cannot use the ca, cert or key: {exc}")
+            return None
+        except OSError as exc:  # ssl.SSLError is one
+            self.problem(path, upstream_tls_problem(exc))
             return None
         return tls
 

@@ -274,6 +274,23 @@ def _statement_timeout(options: str) -> float | None:
     return seconds if seconds > 0 else None
 
 
+def open_waits_s(url: str) -> float:
+    """The longest a writer's open of the store at `url` waits at its bounds (`PostgresStore`): its connection (the
+    URL's connect_timeout, libpq's: each host of a list in turn, 2 s at least; else DEFAULT_CONNECT_TIMEOUT_S), then
+    the schema's transaction, which waits for the chain's lock (the URL's statement_timeout, else
+    DEFAULT_STATEMENT_TIMEOUT_S). A connect_timeout of 0 (libpq: no bound) is counted as the default: no grace covers
+    it. What a `--workers` worker's start grace follows (`stores.open_waits_s`)."""
+    given = conninfo.conninfo_to_dict(url)
+    hosts = len(str(given.get("host") or "").split(","))
+    try:
+        connect = float(given.get("connect_timeout") or 0)
+    except ValueError:  # (libpq refuses the connection: no wait)
+        connect = 0.0
+    connect = max(2.0, connect) if connect > 0 else DEFAULT_CONNECT_TIMEOUT_S
+    statement = _statement_timeout(str(given.get("options") or "")) or DEFAULT_STATEMENT_TIMEOUT_S
+    return hosts * connect + statement
+
+
 def _milliseconds(seconds: float) -> int:
     """A wait as a whole number of milliseconds, at least 1 (0 would turn a PostgreSQL timeout off)."""
     return max(1, round(seconds * 1000))
