@@ -173,7 +173,8 @@ def test_the_scan_limit_is_a_requests_not_each_readings(tmp_path: Path, monkeypa
     assert sum(read) <= 1000
     read.clear()
     assert pipeline(tmp_path, 10_000)._detected(request) == frozenset()  # room for every reading: read whole
-    assert 3 * 2 * len(part) - 10 < sum(read) <= 10_000
+    # (where the parts meet they are read as the detectors read them: each `\\u0041` one character there)
+    assert 3 * 2 * len(part) - 2 * 5 - 10 < sum(read) <= 10_000
 
 
 # -- captured content

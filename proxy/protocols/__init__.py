@@ -20,7 +20,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from proxy.config import Upstream
-from proxy.detectors import TRUNCATED, Detectors, StreamScanner
+from proxy.detectors import TRUNCATED, Detectors, StreamScanner, read_edges
 from proxy.errors import InvalidRequest, RequestTooLarge, echoed
 from proxy.flow import Checkpoint, Outcome, ProtocolName
 
@@ -706,7 +706,10 @@ def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
     run. Text is looked at once: where a window ends is looked for from where the one before ended. A long
     message costs no second full scan."""
     windows: list[str] = []
-    for run in runs:
+    for given in runs:
+        # each part as the detectors read it near its edges: a run of characters they drop (zero-width spaces) takes no
+        # room in a window, which reaches as far in what is read from where the parts meet as in plain text
+        run = [read_edges(part, _WIDEST) for part in given]
         whole = "".join(run)
         size = len(whole)
         spans: list[list[int]] = []
