@@ -629,7 +629,9 @@ class _Reader:
         # (a union: `read`'s T would be their join, object)
         headers_to_model = cast("bool | str", s.read("headers_to_model", self.fields_handed))
         kserve_openai = kserve_openai_url(protocol or s.defaults["protocol"], url)
-        not_kserve = kserve_openai and headers_to_model is False  # an openai upstream at /openai that is not KServe's
+        # an openai upstream at /openai (Azure's hosts too) that is not KServe's
+        prefixed = kserve_openai_url(protocol or s.defaults["protocol"], url, azure_too=True)
+        not_kserve = prefixed and headers_to_model is False
         if headers_to_model is not True and protocol not in (None, "oip") and not not_kserve:
             self.problem(f"{path}.headers_to_model", "only an oip upstream may hand its model no header fields, or "
                          "those a pattern names (a Triton, and its --http-header-forward-pattern), or an openai one "

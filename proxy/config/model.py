@@ -30,22 +30,24 @@ BUILTIN_DETECTORS = ("email", "phone", "credit_card", "ip_address", "iban")
 # `parameters.headers`, KServe's `predict(payload, headers)`; Triton those its forward pattern names)
 FIELDS_TO_MODEL = frozenset({"oip", "kserve"})
 # hosts of Azure OpenAI (`x.openai.azure.com`) and Azure AI Foundry (`x.cognitiveservices.azure.com`,
-# `x.services.ai.azure.com`), whose OpenAI API is under `/openai` too and hands a model no header fields
-_AZURE = ".azure.com"
+# `x.services.ai.azure.com`), whose OpenAI API is under `/openai` too and hands a model no header fields; those alone:
+# other hosts under `.azure.com` are anyone's servers (AKS's `x.eastus.cloudapp.azure.com`: a KServe too)
+_AZURE = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 
-def kserve_openai_url(protocol: str, url: str | None) -> bool:
+def kserve_openai_url(protocol: str, url: str | None, *, azure_too: bool = False) -> bool:
     """Whether an upstream is KServe's OpenAI data plane given as a plain OpenAI server: `protocol: openai` with the
     url's path ending in KServe's prefix, `/openai` (`http://kserve-host:8080/openai`). KServe hands its model the
-    call's header fields (`context["headers"]`); Azure's hosts serve the same prefix and hand none."""
+    call's header fields (`context["headers"]`); Azure's hosts serve the same prefix and hand none (`azure_too`: an
+    OpenAI server under that prefix, Azure's too, whose `headers_to_model: false` is not refused)."""
     if protocol != "openai" or url is None:
         return False
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
+        host = (parts.hostname or "").rstrip(".")  # a name written whole (`x.openai.azure.com.`) is that host
     except ValueError:  # a url refused, with its reason, where it is read (`http://[::1`)
         return False
-    return parts.path.rstrip("/").endswith("/openai") and not host.endswith(_AZURE)
+    return parts.path.rstrip("/").endswith("/openai") and (azure_too or not host.endswith(_AZURE))
 
 
 # what Triton writes before its --http-header-forward-pattern and --grpc-header-forward-pattern (command_line_parser.cc,

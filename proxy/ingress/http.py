@@ -595,19 +595,26 @@ class HttpIngress:
             await self._forward(request, conn, ex, openai[0], b"", observe=False)
             return
         ex.admit_data_free(None, caller)  # several lists answer: none is the call's (read whole: a drain cuts it)
-        listings = await self._listings(request, adapter, openai + kserve)
-        answer = adapter.merge(_routed_entries(pipeline.policy, listings))
-        if kserve and not request.base:
-            answer.update(KSERVE.merge(_routed_entries(pipeline.policy, await self._listings(request, KSERVE, kserve))))
+        unreached: set[str] = set()
+        listings = await self._listings(request, adapter, openai + kserve, unreached)
+        answered = {name for name, _ in listings}
+        answer = adapter.merge(_routed_entries(pipeline.policy, listings, answered))
+        if kserve and not request.base:  # a name routed to an upstream that answered OpenAI's list is not V1's to offer
+            # (one not reached is not asked again: said once, waited for once)
+            names = await self._listings(request, KSERVE, [u for u in kserve if u.name not in unreached], unreached)
+            answer.update(KSERVE.merge(_routed_entries(pipeline.policy, names, answered | {name for name, _ in names})))
         ex.outcome.status = 200
         ex.finish()
         fields = b"x-trace-id: %s\r\n" % ex.trace.trace_id_hex.encode()
         conn.reply(request, 200, b"application/json", orjson.dumps(answer), fields)
 
-    async def _listings(self, request: Request, adapter: Adapter, upstreams: list[Upstream]) -> list[tuple[str, Any]]:
+    async def _listings(
+        self, request: Request, adapter: Adapter, upstreams: list[Upstream], unreached: set[str]
+    ) -> list[tuple[str, Any]]:
         """Each upstream's list of `adapter`'s kind (by its name), asked where it serves it; one that does not answer is
-        left out, said in a log line. A KServe model server with no OpenAI model answers its OpenAI list 404 (its
-        `/openai` routes are made only for one: `maybe_register_openai_endpoints`): an empty list, not a failure."""
+        left out, said in a log line, and named in `unreached` when no answer came at all (not an HTTP status). A
+        KServe model server with no OpenAI model answers its OpenAI list 404 (its `/openai` routes are made only for
+        one: `maybe_register_openai_endpoints`): an empty list, not a failure."""
         listings: list[tuple[str, Any]] = []
         for upstream in upstreams:
             target = _upstream_target(request, adapter, upstream)
@@ -619,6 +626,7 @@ class HttpIngress:
                 else:
                     log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
             except Exception as exc:
+                unreached.add(upstream.name)
                 log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
         return listings
 
@@ -823,13 +831,13 @@ def _listers(pipeline: Pipeline, dialect: str) -> list[Upstream]:
     return list({u.name: u for u in pipeline.policy.upstreams.values() if u.protocol == dialect and u.url}.values())
 
 
-def _routed_entries(policy: Policy, listings: list[tuple[str, Any]]) -> list[Any]:
+def _routed_entries(policy: Policy, listings: list[tuple[str, Any]], answered: set[str]) -> list[Any]:
     """The upstreams' model lists (by upstream name) as `merge` is to read them, each model's first entry kept: an
     entry of a model whose route goes to another upstream is left out, so a model several upstreams list is
     described by the one its calls reach, not by the first in the config, and a model only an upstream its calls
     never reach lists (no route, or the route's upstream answered without it) is not offered. A model whose route's
-    upstream did not answer stays, described by the upstream that did."""
-    answered = {name for name, _ in listings}
+    upstream did not answer (none of `answered`, the upstreams that answered a list) stays, described by the upstream
+    that did."""
     kept: list[Any] = []
     for name, listing in listings:
         data = listing.get("data") if isinstance(listing, dict) else None

@@ -12,6 +12,7 @@ says to write that."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ import pytest
 
 from proxy.config import parse
 from proxy.errors import ConfigError
-from tests.harness import LoopThread, ProxyHandle, serving
+from tests.harness import LoopThread, ProxyHandle, dead_port, serving
 from tests.protocols.test_kserve_openai_prefix import ADDRESS
 from tests.protocols.test_kserve_openai_upstream import KSERVE_OPENAI
 from tests.protocols.test_kserve_v1 import ECHO
@@ -206,3 +207,66 @@ def test_check_warns_of_an_openai_upstream_at_kserves_prefix(tmp_path: Path) -> 
 def test_headers_to_model_false_is_refused_on_an_openai_upstream_elsewhere() -> None:
     with pytest.raises(ConfigError, match=r"upstreams\[0\]\.headers_to_model: only an oip upstream"):
         parse(_upstream("http://vllm-host:8000", ", headers_to_model: false"))
+
+
+ELSEWHERE = """
+listen: {http: "127.0.0.1:0"}
+upstreams: [{name: vllm, url: "${VLLM}"}, {name: kserve, url: "${KSERVE}", protocol: kserve}]
+routes: [{model: echo, upstream: kserve}, {model: "*", upstream: vllm}]
+policy: {anonymous: allow, default_purpose: care}
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
+"""
+
+
+@pytest.mark.realserver
+def test_v1s_names_leave_out_a_model_routed_to_an_openai_upstream(
+    kserve_llm: tuple[str, Path], loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """`llm`, which KServe lists, is routed by `"*"` to vllm: OpenAI's list left it out, but V1's names kept it (vllm,
+    not asked for V1's list, counted as an upstream that did not answer), so a V1 client was offered a model whose
+    calls reach vllm."""
+    url, _ = kserve_llm
+    with serving(loop_thread, VllmLike().app()) as vllm:
+        proxy = make_proxy(ELSEWHERE, wait="probed", VLLM=vllm, KSERVE=url, SERVED=SERVED)
+        listed = httpx.get(f"{proxy.url}/v1/models", timeout=30).json()
+    assert "llm" not in [entry["id"] for entry in listed["data"]], listed
+    assert listed["models"] == ["echo"], listed  # before: ["echo", "llm"]
+
+
+@pytest.mark.parametrize(
+    ("url", "handed"),
+    [
+        ("http://kserve.eastus.cloudapp.azure.com/openai", True),  # AKS's public name: any server, a KServe here
+        ("https://x.openai.azure.com./openai", False),  # Azure OpenAI's name written whole
+        ("https://x.cognitiveservices.azure.com/openai", False),
+    ],
+)
+def test_azures_openai_hosts_alone_are_taken_for_azure(url: str, handed: bool) -> None:
+    """Any host under `.azure.com` was taken for Azure OpenAI, so a KServe on AKS (`cloudapp.azure.com`) given as
+    `protocol: openai` had its calls' fields unread and was told the client's address, without a warning."""
+    config = parse(_upstream(url))
+    assert config.upstreams[0].fields_to_model is handed  # before: False for the AKS host
+    assert any("ends in /openai, KServe's OpenAI data plane" in w for w in config.warnings) is handed
+
+
+def test_a_kserve_upstream_that_is_down_is_left_out_of_the_listing_once(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rest is answered, and the upstream that did not answer is said once: it was asked again for V1's list (a
+    second log line, and a second wait for one that hangs)."""
+    with serving(loop_thread, VllmLike().app()) as vllm:
+        proxy = make_proxy(BOTH, wait="probed", VLLM=vllm, KSERVE=f"http://127.0.0.1:{dead_port()}", SERVED=SERVED)
+        with caplog.at_level(logging.WARNING, logger="proxy"):
+            listed = httpx.get(f"{proxy.url}/v1/models", timeout=30)
+    assert listed.status_code == 200 and listed.headers["x-trace-id"], listed.text
+    assert SERVED in [entry["id"] for entry in listed.json()["data"]] and listed.json()["models"] == [], listed.text
+    said = [r.getMessage() for r in caplog.records if "upstream kserve did not answer" in r.getMessage()]
+    assert len(said) == 1, said  # before: 2
+
+
+def test_headers_to_model_false_is_taken_on_azures_openai_prefix() -> None:
+    """An url ending in /openai that is not KServe's may say its models get no field (README), Azure's too: it was
+    refused, by a message naming that very case."""
+    config = parse(_upstream("https://x.openai.azure.com/openai", ", headers_to_model: false"))
+    assert config.upstreams[0].fields_to_model is False and not config.upstreams[0].headers_to_model
