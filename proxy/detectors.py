@@ -1022,11 +1022,35 @@ def _plain(text: str) -> bool:
     return text.isascii() and not _escapes(text) and not _controls(text.encode("ascii"))
 
 
+# what the detectors drop: a text without them reads as with them (`_read_once`)
+_DROPPED: Final[dict[int, str | None]] = {code: None for code, to in _FOLD.items() if to is None}
+# an ASCII character with the marks over it (`_MARKS_ON_ASCII`)
+_MARKED_ASCII: Final = re.compile(f"[\x00-\x7f][{_MARK_CLASS}]+")
+
+
+def _unmarked(marked: re.Match[str]) -> str:
+    """An ASCII character with marks over it as the detectors read it: what NFKC composes of them (`e` and U+0301
+    are `é`), without the marks over an ASCII character that are left (`_bare`)."""
+    return _bare(unicodedata.normalize("NFKC", marked.group()))
+
+
+def _read_once(stretch: str) -> str:
+    """`stretch` folded, to be read again with what comes after it (and folded again then): a text the fold leaves
+    none of the characters escapes start with. Else the stretch less the characters the detectors drop: a folded one's
+    escapes, decoded, would be decoded twice (`alice\\u002540example.com` read as `alice@example.com`, where read whole
+    it is `alice%40example.com`), and one cut at its end (`\\u005cu00`) read as it does not with what follows; the marks
+    over its ASCII characters read as the fold reads them."""
+    reading = folded(stretch, _MOST_FOLDED * len(stretch) + _MOST_FOLDED)[0]
+    if "\\" in reading or "%" in reading or "&" in reading:
+        return _MARKED_ASCII.sub(_unmarked, stretch.translate(_DROPPED))
+    return reading
+
+
 def _reading(text: str, chars: int, at_end: bool) -> tuple[str, str | None]:
     """The first (or, `at_end`, the last) `chars` characters of `text` as the detectors read it (`folded`), and the
     whole of it as they read it when that was read to find them (else None): its first or last characters as they
-    stand, when they read so; else an ever longer stretch of it folded (linear in it, however many characters the
-    detectors drop), so that characters they drop (zero-width spaces, controls, combining marks over ASCII) take no
+    stand, when they read so; else an ever longer stretch of it read (`_read_once`: linear in it, however many
+    characters the detectors drop), so that characters they drop (zero-width spaces, controls, combining marks over ASCII) take no
     room in it."""
     edge = text[-chars:] if at_end else text[:chars]
     if _plain(edge):
@@ -1034,7 +1058,7 @@ def _reading(text: str, chars: int, at_end: bool) -> tuple[str, str | None]:
     size = 4 * chars
     while True:
         stretch = text[-size:] if at_end else text[:size]
-        reading = folded(stretch, _MOST_FOLDED * len(stretch) + _MOST_FOLDED)[0]
+        reading = _read_once(stretch)
         if at_end:  # (marks its cut left without the character beneath, outside it: read with that one, if at all)
             reading = reading.lstrip(_MARK_CHARACTERS)
         if size >= len(text):

@@ -17,6 +17,7 @@ import pytest
 
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
+from proxy.protocols import boundary_windows
 from tests.configs import ONE_UPSTREAM
 from tests.servers.vllm_like import SERVED
 
@@ -126,3 +127,48 @@ def test_an_address_split_by_a_run_of_zero_width_spaces_where_text_parts_meet_is
     reply = httpx.post(f"{proxy.url}/v1/messages", json=anthropic_body, headers={"x-purpose": "ads"}, timeout=30)
     assert reply.status_code == 403 and "pii:email" in reply.text
     assert server.data_requests() == []
+
+
+# The tail and the windows are read again (folded again) with what is beside them: a text's escapes must be decoded
+# once, as when it is read whole. Folded before they were read again, `\u0025` was decoded to `%` and then `%40` to
+# `@`, and `alice\u002540example.com`, whole `alice%40example.com` (no address), was labelled `pii:email` streamed or
+# where two text parts meet: a request holding it refused for a purpose the zone forbids, though it held no address.
+ESCAPED_TWICE = ["alice\\u002540example.com", "alice\\u005cu0040example.com", "alice\\u0026#64;example.com"]
+
+
+@pytest.mark.parametrize("text", ESCAPED_TWICE)
+def test_escapes_are_decoded_once_in_a_streamed_tail_and_where_parts_meet(text: str) -> None:
+    whole = PROSE + "write to " + text + " " + PROSE
+    assert DETECTORS.scan(whole) == frozenset()  # read whole: one decoding, no address
+    assert streamed([PROSE + "write to " + text, " " + PROSE]) == set()  # before: {'pii:email'}
+    assert streamed([PROSE + "write to " + text[:12], text[12:] + " " + PROSE]) == set()  # cut in the escape
+    parts = ("write to " + text, " about it")
+    assert DETECTORS.scan_all(boundary_windows((parts,))) == frozenset()  # before: {'pii:email'}
+
+
+@pytest.mark.parametrize("run", RUNS, ids=list(RUNS))
+@pytest.mark.parametrize("lead", ["100% sure: ", "a \\ b: ", "R&D: "])
+def test_a_run_of_dropped_characters_is_read_past_where_an_escape_could_start(run: str, lead: str) -> None:
+    """A tail holding `%`, `&` or a backslash is not folded (its escapes stay as written), yet what the detectors drop
+    takes no room in it; an escape cut where the pieces meet is still decoded, once."""
+    pieces = [PROSE + lead + "alice@" + RUNS[run] * 400, RUNS[run] * 400 + "example.com " + PROSE]
+    assert streamed(pieces) == {"pii:email"}
+    assert streamed([PROSE + lead + "alice\\u00", "40example.com " + PROSE]) == {"pii:email"}
+    assert streamed([PROSE + lead + "j\u0336ose\u0301@", "example.com " + PROSE]) == {"pii:email"}
+
+
+def test_a_stored_streamed_reply_holding_an_escape_decoded_once_carries_no_label(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """As the same reply not streamed: `alice\\u002540example.com` is `alice%40example.com` to a client that decodes
+    its escapes once, no address; going on with it for any purpose is forwarded."""
+    server, upstream = vllm
+    deltas = [PROSE + "Not an address: alice\\u002540example.com", ". " + PROSE]  # the tail holds the escape
+    server.response_events = _streamed_reply(deltas)
+    proxy = make_proxy(ONE_UPSTREAM + ZONE, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    with client.responses.create(model=SERVED, input="write something", stream=True,
+                                 extra_headers={"x-purpose": "support"}) as stream:  # fmt: skip
+        assert "".join(event.delta for event in stream if event.type == "response.output_text.delta") == "".join(deltas)
+    sent = len(server.data_requests())
+    client.responses.create(model=SERVED, previous_response_id="resp_zw", input="now an ad",
+                            extra_headers={"x-purpose": "ads"})  # fmt: skip  # before: refused, 403 pii:email
+    assert len(server.data_requests()) == sent + 1
