@@ -6,13 +6,15 @@ what it could not read: the call went on as if the detectors had read all the mo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import grpc
+import httpx
 import pytest
 
 from tests.harness import ProxyHandle
-from tests.test_oip_client_address_and_binary_key import ADDRESS, CONFIG, echo_mlserver, grpc_handed
+from tests.test_oip_client_address_and_binary_key import ADDRESS, BODY, CONFIG, echo_mlserver, grpc_handed
 
 __all__ = ["echo_mlserver"]  # (the fixture, shared)
 
@@ -42,6 +44,27 @@ def test_binary_metadata_not_utf8_is_scan_truncated(
     assert code == grpc.StatusCode.PERMISSION_DENIED  # (it went to the model: OK)
     code, handed = grpc_handed(proxy.grpc, [(key, IN_EBCDIC)])  # for the purpose the zones allow: as it came
     assert code == grpc.StatusCode.OK and handed[key] == direct[key], handed
+
+
+def rest_note(url: str, note: bytes, *more: tuple[str, str]) -> tuple[int, str]:
+    """A REST inference call's status with `X-Note: <note>` (its bytes as they are), and the field its model was
+    handed ('' when refused)."""
+    fields = [(b"x-note", note), *((name.encode(), value.encode()) for name, value in more)]
+    reply = httpx.post(f"{url}/v2/models/echo/infer", json=BODY, headers=fields, timeout=60)
+    if reply.status_code != 200:
+        return reply.status_code, ""
+    return 200, json.loads(reply.json()["outputs"][0]["data"][0])["x-note"]
+
+
+@pytest.mark.realserver
+def test_an_http_field_not_utf8_is_scan_truncated(echo_mlserver: tuple[str, str], proxy: ProxyHandle) -> None:
+    """Over HTTP too: MLServer hands its model a field's value decoded as Latin-1, which gives its bytes back (an
+    address in EBCDIC). Read as UTF-8 with each bad byte replaced, the call went on unlabelled, as a gRPC one did."""
+    status, direct = rest_note(echo_mlserver[0], IN_EBCDIC)
+    assert status == 200 and direct.encode("latin-1") == IN_EBCDIC  # the model's bytes
+    assert rest_note(proxy.url, IN_EBCDIC, *ADS)[0] == 403  # (it went to the model: 200)
+    assert rest_note(proxy.url, IN_EBCDIC) == (200, direct)  # for the purpose the zones allow: as it came
+    assert rest_note(proxy.url, "café ☕".encode(), *ADS)[0] == 200  # not ASCII, all read: no label
 
 
 @pytest.mark.realserver

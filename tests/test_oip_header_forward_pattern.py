@@ -80,8 +80,18 @@ def test_a_pattern_is_checked_at_load() -> None:
     assert bad.startswith("upstreams[0].headers_to_model: the pattern 'x-(note' is not a regular expression: missing )")
     (empty,) = problems(oip.replace("PATTERN", ""))
     assert "an empty one names every field, as true does" in empty
+    # a boolean as a shell or YAML 1.1 writes it (`${HANDED}` set to 1): refused as before, not a pattern naming the
+    # fields whose name holds it (an MLServer's X-Note then reached its model unread)
+    for word in ("1", "0", "yes", "Off"):
+        (boolean,) = problems(oip.replace("PATTERN", word))
+        assert boolean.startswith(f"upstreams[0].headers_to_model: expected true or false, got {word!r}"), boolean
     (case,) = problems(oip.replace("PATTERN", "(?-i:X-Note)"))
     assert "turns case-insensitive matching off inside it" in case
+    # a POSIX class, which RE2 reads as one (`x-note` matches at Triton) and Python's re as a set and a `]` (it does not
+    # here): such a pattern read no field Triton hands its model
+    (posix,) = problems(oip.replace("PATTERN", "^x-[[:alpha:]]+$"))
+    assert posix.startswith("upstreams[0].headers_to_model: the pattern '^x-[[:alpha:]]+$' is read otherwise by ")
+    assert "Possible nested set at position 4" in posix and "[a-z]" in posix
     (kserve,) = problems(oip.replace("PATTERN", PATTERN).replace("oip", "kserve"))
     assert "KServe's model server hands its model every one" in kserve
     assert problems(oip.replace('"PATTERN"', "[x-note]")) == [

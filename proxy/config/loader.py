@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shlex
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, fields
 from functools import partial
@@ -119,6 +120,9 @@ def _verbatim(value: Any) -> Any:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# what a shell's variable or YAML 1.1 writes for a boolean (`headers_to_model: ${HANDED}`, HANDED=1), not taken for a
+# forward pattern naming the fields whose name holds it: an MLServer's fields would go to its model unread
+_BOOLEAN_WORDS: Final = frozenset({"1", "0", "yes", "no", "on", "off", "y", "n"})
 # a flag group in a forward pattern that turns case-insensitive matching off within it (`(?-i:X-Note)`, `(?s-i)`)
 _CASE_OFF = re.compile(r"\(\?[a-zA-Z]*-[a-zA-Z]*i")
 # a label, or a shell-style pattern of labels (`policy.known_labels`; of purposes, `policy.known_purposes`): lower case, with * ? [...]
@@ -341,6 +345,10 @@ class _Reader:
         value = self.expand(path, value)
         if isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false")):
             return self.boolean(path, value)
+        if isinstance(value, str) and value.lower() in _BOOLEAN_WORDS:
+            self.problem(path, f"expected true or false, got {value!r} (a pattern naming the fields whose name holds "
+                         f"it: write it (?:{value}))")  # fmt: skip
+            return None
         if not isinstance(value, str) or value == "":
             self.problem(path, f"expected true, false or a Triton header forward pattern (a regular expression), got "
                          f"{value!r}" + (": an empty one names every field, as true does" if value == "" else ""))  # fmt: skip
@@ -351,9 +359,18 @@ class _Reader:
                          f"a leading {CASE_SENSITIVE!r} (read as if without it), or write both cases")  # fmt: skip
             return None
         try:
-            forward_pattern(value)
+            with warnings.catch_warnings(record=True) as warned:  # (recorded, not raised: another thread's go on)
+                warnings.simplefilter("always", FutureWarning)
+                re.purge()  # (a pattern compiled before, from the cache, would warn of nothing)
+                forward_pattern(value)
         except re.error as exc:
             self.problem(path, f"the pattern {value!r} is not a regular expression: {exc}")
+            return None
+        nested = next((str(w.message) for w in warned if issubclass(w.category, FutureWarning)), None)
+        if nested is not None:  # `[[:alpha:]]`: RE2 reads a POSIX class, re a set then `]`, matching no field's name
+            self.problem(path, f"the pattern {value!r} is read otherwise by Python's re than by Triton's RE2 "
+                         f"({nested}): RE2 reads `[[:alpha:]]` as a class, re as the set `[[:alpha:]` then a `]`, so "
+                         "the fields Triton hands its model would not be read; write the class out (`[a-z]`)")  # fmt: skip
             return None
         return value
 

@@ -50,7 +50,7 @@ from proxy.protocols.anthropic import x_api_key_path
 from proxy.protocols.kserve import ADAPTER as KSERVE
 from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
 from proxy.protocols.kserve import openai_unprefixed
-from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS
+from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.passthrough import index_flags_only
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, first_places, keep, lower_name
@@ -340,7 +340,7 @@ def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
             continue
         if lines is None:
             lines, read = [], []
-        lines.append(lower.decode("latin-1") + ": " + value.decode("utf-8", "replace"))
+        lines.append(lower.decode("latin-1") + ": " + field_text(value))  # (not UTF-8: `scan:truncated`)
         read.append(lower)
     if lines is None:
         return None

@@ -163,16 +163,23 @@ _UNDECODED: Final = re.compile(r"[\udc80-\udcff]")  # (escapes `re` reads: no lo
 _ONLY_TRUNCATED: Final = frozenset({TRUNCATED})
 
 
-def binary_text(value: bytes) -> str:
-    """A gRPC binary metadata value (`x-note-bin`, `authorization-bin`) as the detectors read it: its bytes as UTF-8,
+def field_text(value: bytes) -> str:
+    """A field's bytes (an HTTP field's value, a gRPC binary metadata value) as the detectors read them: as UTF-8,
     those that are not kept as `_UNDECODED` marks, which `header_labels` reads as `scan:truncated`. MLServer hands its
-    model the bytes, which it may decode otherwise (`alice@example.com` in UTF-16): replaced, as before 2026-12-04,
-    they were read as U+FFFD and the call went on unlabelled, as if its model had been handed nothing unread."""
+    model the bytes (gRPC), or them decoded as Latin-1 (HTTP), which it may decode otherwise (`alice@example.com` in
+    EBCDIC): replaced, as before 2026-12-04, they were read as U+FFFD and the call went on unlabelled, as if its model
+    had been handed nothing unread."""
     try:
-        text = value.decode()  # (UTF-8, most: without the error handler's look-up, which cost as much again)
+        return value.decode()  # (UTF-8, most: without the error handler's look-up, which cost as much again)
     except UnicodeDecodeError:
-        text = value.decode("utf-8", "surrogateescape")
-    return text.replace("\n", " ") if "\n" in text else text  # (one field a line: `named_fields`, `header_labels`)
+        return value.decode("utf-8", "surrogateescape")
+
+
+def binary_text(value: bytes) -> str:
+    """A gRPC binary metadata value (`x-note-bin`, `authorization-bin`) as the detectors read it (`field_text`), a line
+    break in it read as a space (one field a line: `named_fields`, `header_labels`; an HTTP field's value holds none)."""
+    text = field_text(value)
+    return text.replace("\n", " ") if "\n" in text else text
 
 
 def _census_trace(value: bytes) -> bool:
