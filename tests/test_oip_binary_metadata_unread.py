@@ -88,17 +88,6 @@ def test_binary_text_keeps_what_is_not_utf8_for_the_label() -> None:
     assert header_labels(detectors, header_text([("x-note-bin", "é ☕".encode())]) or "") == frozenset()
 
 
-def test_an_opencensus_trace_is_an_id() -> None:
-    """OpenCensus's `grpc-trace-bin` (version 0, then fields 0, 1, 2: trace id, span id, options) is random bytes on
-    every call: not read, as the text trace ids are not (`oip.TRACE_IDS`)."""
-    from proxy.protocols.oip import header_text
-
-    trace = bytes([0, 0, *range(0x80, 0x90), 1, *range(0xF0, 0xF8), 2, 1])
-    assert header_text([("grpc-trace-bin", trace)]) is None
-    assert header_text([("grpc-trace-bin", trace[:-1] + b"\x01\xff")]) is not None  # not in its form: read
-    assert header_text([("x-trace-bin", trace)]) is not None
-
-
 def test_a_line_break_in_binary_metadata_starts_no_field() -> None:
     """A binary value's bytes may hold a line break, which the detectors' text (a field a line) took for the start of
     another field: `user-agent: App/...` there had its product version read as one, and a phone number written so

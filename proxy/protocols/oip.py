@@ -147,8 +147,6 @@ def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
             if form is not None and form.fullmatch(value):  # an id (`TRACE_IDS`)
                 continue
             text = value
-        elif key == "grpc-trace-bin" and _census_trace(value):  # an id (`TRACE_IDS`), in bytes
-            continue
         else:
             text = binary_text(value)
         if lines is None:
@@ -180,13 +178,6 @@ def binary_text(value: bytes) -> str:
     break in it read as a space (one field a line: `named_fields`, `header_labels`; an HTTP field's value holds none)."""
     text = field_text(value)
     return text.replace("\n", " ") if "\n" in text else text
-
-
-def _census_trace(value: bytes) -> bool:
-    """Whether `value` is OpenCensus's binary trace context as its gRPC plugins write `grpc-trace-bin` on every call
-    (version 0; field 0, the trace id's 16 bytes; 1, the span id's 8; 2, the options' 1): random bytes, not UTF-8, that
-    labelled every such call `scan:truncated` (`binary_text`), as the text trace ids are not read (`TRACE_IDS`)."""
-    return len(value) == 29 and value[0] == 0 and value[1] == 0 and value[18] == 1 and value[27] == 2
 
 
 def _undecoded(text: str) -> str | None:
