@@ -227,23 +227,25 @@ class ReloadFiles:
     contexts: dict[str, asyncio.Future[ssl.SSLContext]]  # HTTPS upstreams' TLS contexts, by name (`_reload_tls`)
     spans: Recorder | None  # the span exporter of its changed telemetry (`ProxyProcess._exporter`), until applied
     spans_made: bool  # whether `spans` was made (None: the exporter is `none`)
+    unbuilt: str | None  # why `spans` could not be made (`ProxyProcess._exporter`, with the load: `_load`)
 
     def __init__(self, new: Config, listener: bool) -> None:
         self.listener = ListenerRead(new.listen.tls) if listener and new.listen.tls is not None else None
         self.spool = spool_unopenable(new.lineage.openlineage)
         self.contexts = {}
-        self.spans, self.spans_made = None, False
+        self.spans, self.spans_made, self.unbuilt = None, False, None
         self.upstreams = {}
         if any(upstream.grpc for upstream in new.upstreams):  # (a reload may add the first: `_book` makes the channels)
-            from proxy.transport.grpc_channels import read_tls
+            from proxy.transport.grpc_channels import read_usable_tls
 
-            self.upstreams = read_tls(new.upstreams)
+            self.upstreams = read_usable_tls(new.upstreams)
 
 
 def _unread(upstreams: tuple[Upstream, ...], read: dict[str, Any]) -> str | None:
     """Why a reload cannot be applied: a gRPC upstream's TLS files, as it read them (`ReloadFiles.upstreams`), could
-    not be read (renewed badly since its config was checked), in `check`'s words. Applied, a new `tls`'s calls were
-    refused UNAVAILABLE until a later reload read them."""
+    not be read or used (renewed badly since its config was checked: gone, half written), in `check`'s words. Applied,
+    a new `tls`'s calls were refused UNAVAILABLE, and a half-written file's channel failed its every handshake, until a
+    later reload read them."""
     for index, upstream in enumerate(upstreams):
         files = read.get(upstream.name)
         if isinstance(files, OSError):
@@ -553,8 +555,9 @@ class ProxyProcess:
                     self._refuse(f"cannot load {path}: {exc!r}")
                     continue
                 # said now: not after the TLS contexts' wait, nor as applied by its warning
-                refusal = self._refusal(new, files) or self._exporter(self._kept_at_start(new)[0], files)
+                refusal = self._refusal(new, files) or files.unbuilt
                 if refusal is not None:
+                    self._unused(files)
                     self._refuse(refusal)
                     continue
                 try:
@@ -572,9 +575,14 @@ class ProxyProcess:
             self._reloading = None
 
     def _load(self, path: str) -> tuple[Config, ReloadFiles]:
-        """The config at `path` and the TLS files it names that a reload reads again (on a thread: `reload_soon`)."""
+        """The config at `path` and the TLS files it names that a reload reads again (on a thread: `reload_soon`), and
+        the span exporter of its changed telemetry, which reads its CA bundle as it is built (`_exporter`; built on
+        the loop, a bundle slow to come held every call and the stop)."""
         new = load(path)
-        return new, ReloadFiles(new, self._tls is not None)
+        files = ReloadFiles(new, self._tls is not None)
+        if not self._closing:  # (a stop cancels the reload: one built as it comes is left unapplied, its thread idle)
+            files.unbuilt = self._exporter(self._kept_at_start(new)[0], files)
+        return new, files
 
     def reload(self, path: str) -> bool:
         """Swap in the config at `path` if it is valid and can be applied whole (`apply`); otherwise keep the old
@@ -686,8 +694,8 @@ class ProxyProcess:
     def _exporter(self, new: Config, files: ReloadFiles) -> str | None:
         """Why `new` cannot be applied: its changed telemetry's span exporter cannot be built (a CA bundle renewed
         badly since the loader read it). Built into `files.spans` before anything else is made for the reload (a
-        SIGHUP's TLS contexts: refused after them, the reload waited up to UPSTREAM_TLS_WAIT_S and said it applied);
-        `_unused` stops one never applied."""
+        SIGHUP's TLS contexts: refused after them, the reload waited up to UPSTREAM_TLS_WAIT_S and said it applied),
+        a SIGHUP's with its load, off the loop (`_load`); `_unused` stops one never applied."""
         if files.spans_made or new.telemetry == self.config.telemetry:
             return None
         try:

@@ -9,11 +9,14 @@ loader has read them and before the reload uses them (here, as the load ends: `s
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -145,3 +148,75 @@ def test_a_span_exporter_that_cannot_be_built_refuses_the_reload_before_any_tls_
     assert made_in == []
     assert "hosted" not in proxy.process.pool._pools
     assert proxy.process.config.telemetry == running
+
+
+def test_a_span_exporters_ca_bundle_slow_to_come_holds_no_call_while_the_reload_builds_it(
+    vllm, make_proxy, loop_thread: LoopThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """The span exporter of a reload's changed telemetry reads its CA bundle (`telemetry.certificate`) as it is built:
+    that was on the event loop, where a file slow to come (a hung mount; here a FIFO, the bundle renewed as one after
+    the load) held every call and the stop itself until it came. It is built with the config, off the loop."""
+    _, upstream = vllm
+    bundle = tmp_path / "collector-ca.pem"
+    pem = Authority(tmp_path, "collector CA").pair.cert.read_bytes()
+    bundle.write_bytes(pem)
+    telemetry = (
+        "telemetry: {exporter: otlp, protocol: http/protobuf, "
+        f'endpoint: "https://127.0.0.1:{dead_port()}", certificate: "{bundle}"}}'
+    )
+    text = CONFIG.replace("LISTEN_TLS", "").replace("ADDED", "")
+    proxy = make_proxy(text.replace("TELEMETRY", ""), UPSTREAM=upstream)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        text.replace("TELEMETRY", telemetry)
+        .replace("${UPSTREAM}", upstream)
+        .replace("${STORE}", str(tmp_path / "l.db"))
+    )
+    load = server.load
+
+    slow = threading.Event()
+
+    def load_then_slow(name: str) -> Config:
+        config = load(name)
+        bundle.unlink()
+        os.mkfifo(bundle)
+        slow.set()
+        return config
+
+    monkeypatch.setattr(server, "load", load_then_slow)
+    caplog.set_level(logging.INFO, logger="lineage_proxy")
+
+    async def begin() -> asyncio.Task[None]:
+        proxy.process.reload_soon(str(changed))  # as the SIGHUP's handler does
+        reloading = proxy.process._reloading
+        assert reloading is not None
+        return reloading
+
+    writer: list[BinaryIO] = []
+
+    def write_once_read() -> None:
+        if slow.wait(WAIT_S):
+            writer.append(bundle.open("wb"))  # (returns once the FIFO is opened to be read)
+
+    opened = threading.Thread(target=write_once_read, daemon=True)
+    reloading = loop_thread.run(begin())
+    opened.start()
+    try:
+        opened.join(WAIT_S)
+        assert writer, "the reload never read the CA bundle"
+        try:
+            loop_thread.run(asyncio.sleep(0), timeout=WAIT_S)  # a call's turn of the loop, while the bundle is read
+        except TimeoutError:
+            pytest.fail("the event loop did not turn while the reload read the span exporter's CA bundle")
+    finally:
+        if writer:  # (the reader, on whichever thread, takes the bundle and goes on)
+            writer[0].write(pem)
+            writer[0].close()
+
+    async def done() -> None:
+        await reloading
+
+    loop_thread.run(done())
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reload")]
+    assert said[-1] == f"reloaded {changed}" and not any("refused" in line for line in said), said
+    assert proxy.process.config.telemetry.certificate == str(bundle)

@@ -129,3 +129,27 @@ def test_a_grpc_upstreams_new_ca_unreadable_after_the_load_refuses_the_reload(
     ], said
     assert proxy.process.config.upstreams[0].tls is not None
     assert proxy.process.config.upstreams[0].tls.ca == str(first)
+
+
+def test_a_grpc_upstreams_new_ca_half_written_after_the_load_refuses_the_reload(
+    make_proxy, loop_thread: LoopThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """Read, but not a certificate (half written by a renewal): the channel's credentials took the bytes as they were,
+    and its every handshake failed (UNAVAILABLE) until a later reload; the reload said it applied."""
+    first = tmp_path / "first-ca.pem"
+    shutil.copy(Path(ssl.get_default_verify_paths().openssl_cafile), first)
+    proxy = make_proxy(GRPC.replace("CA", str(first)), wait="")
+    renewed = tmp_path / "renewed-ca.pem"
+    shutil.copy(first, renewed)
+    changed = tmp_path / "changed.yaml"  # a new `tls`: no files read before to fall back on
+    changed.write_text(GRPC.replace("CA", str(renewed)).replace("${STORE}", str(tmp_path / "lineage.db")))
+
+    said = _reload(proxy, loop_thread, changed, lambda: renewed.write_text("half a certificate\n"), monkeypatch, caplog)
+
+    assert len(said) == 1, said
+    assert said[0].startswith(
+        "reload refused; the old config stays in force. Problems: upstreams[0].tls: cannot use the ca, cert or key: "
+        "[X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found"
+    ), said
+    assert proxy.process.config.upstreams[0].tls is not None
+    assert proxy.process.config.upstreams[0].tls.ca == str(first)

@@ -8,6 +8,10 @@ stuck for good. The grace must cover every wait at its limit and leave room for 
 from __future__ import annotations
 
 import inspect
+import socket
+
+import psycopg
+import pytest
 
 from proxy import checkpoints, server, workers
 from proxy.config.model import Limits
@@ -55,3 +59,43 @@ def test_the_readme_gives_the_grace_the_code_has() -> None:
     grace = f"`limits.worker_stall_s` and {workers.START_GRACE_S:g} s more"
     assert README.count(grace) == 2, grace  # `serve`, and lineage_proxy_worker_restarts_total{reason="start_stalled"}
     assert f"{grace} ({Limits().worker_stall_s + workers.START_GRACE_S:g} s by default;" in README
+
+
+def test_a_postgresql_stores_connection_is_counted_as_long_as_psycopg_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection's share of a PostgreSQL store's open waits is what psycopg, which connects the store, waits for
+    each host of the URL: a `connect_timeout=0` (libpq's "no bound") is psycopg's own default, 130 s a host, where
+    5 s was counted, so a worker whose database did not answer (a host that drops the SYN, a server that accepts and
+    says nothing) was killed as start_stalled with the default worker_stall_s. The store's own open is run, against a
+    listener that accepts and never answers; psycopg's wait for each host is recorded as it is asked for, then cut
+    short so the test does not wait it out."""
+    asked: list[float] = []
+    wait_conn = psycopg.waiting.wait_conn
+
+    def recorded(gen, interval=None, timeout=None):  # type: ignore[no-untyped-def]
+        asked.append(timeout)
+        return wait_conn(gen, interval=interval, timeout=0.05)
+
+    monkeypatch.setattr(psycopg.waiting, "wait_conn", recorded)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        twice = f"127.0.0.1:{port},127.0.0.1:{port}"
+        for where, query, attempts in (
+            (twice, "connect_timeout=0", 2),
+            (twice, "connect_timeout=0.5", 2),
+            (twice, "connect_timeout=1", 2),
+            (twice, "connect_timeout=7", 2),
+            (twice, "", 2),
+            (f":{port}", "hostaddr=127.0.0.1,127.0.0.1&connect_timeout=3", 2),  # a list of addresses
+            (twice, "target_session_attrs=prefer-standby&connect_timeout=3", 4),  # a standby first, then any
+        ):
+            url = f"postgresql://lineage@{where}/lineage?{query}"
+            asked.clear()
+            opened = postgres.PostgresStore(url, wait_for_server=True)  # as a journal-fronted writer opens it
+            assert opened.unreachable is not None, query  # (no answer: it waited, then journals)
+            assert len(asked) == attempts, (query, asked)  # each host of the list in turn
+            counted = postgres.open_waits_s(url) - postgres.DEFAULT_STATEMENT_TIMEOUT_S
+            assert counted >= sum(asked), (query, counted, asked)

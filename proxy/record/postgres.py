@@ -276,19 +276,26 @@ def _statement_timeout(options: str) -> float | None:
 
 def open_waits_s(url: str) -> float:
     """The longest a writer's open of the store at `url` waits at its bounds (`PostgresStore`): its connection (the
-    URL's connect_timeout, libpq's: each host of a list in turn, 2 s at least; else DEFAULT_CONNECT_TIMEOUT_S), then
-    the schema's transaction, which waits for the chain's lock (the URL's statement_timeout, else
-    DEFAULT_STATEMENT_TIMEOUT_S). A connect_timeout of 0 (libpq: no bound) is counted as the default: no grace covers
-    it. What a `--workers` worker's start grace follows (`stores.open_waits_s`)."""
+    URL's connect_timeout, else DEFAULT_CONNECT_TIMEOUT_S, as psycopg bounds each host of a list in turn: 2 s at
+    least, and 0 or less, libpq's "no bound", is psycopg's own default, 130 s), then the schema's transaction, which
+    waits for the chain's lock (the URL's statement_timeout, else DEFAULT_STATEMENT_TIMEOUT_S). What a `--workers`
+    worker's start grace follows (`stores.open_waits_s`)."""
     given = conninfo.conninfo_to_dict(url)
-    hosts = len(str(given.get("host") or "").split(","))
-    try:
-        connect = float(given.get("connect_timeout") or 0)
-    except ValueError:  # (libpq refuses the connection: no wait)
-        connect = 0.0
-    connect = max(2.0, connect) if connect > 0 else DEFAULT_CONNECT_TIMEOUT_S
+    try:  # psycopg's rule, which `_Connection.connect` waits by (counted as 5 s, 0 let a start wait 130 s per host)
+        connect = float(conninfo.timeout_from_conninfo({"connect_timeout": DEFAULT_CONNECT_TIMEOUT_S, **given}))
+    except psycopg.ProgrammingError:  # not a number: psycopg refuses it before connecting (counted all the same)
+        connect = DEFAULT_CONNECT_TIMEOUT_S
     statement = _statement_timeout(str(given.get("options") or "")) or DEFAULT_STATEMENT_TIMEOUT_S
-    return hosts * connect + statement
+    return _attempts(given) * connect + statement
+
+
+def _attempts(given: dict[str, Any]) -> int:
+    """How many connections psycopg tries in turn, each within its connect timeout: one for each host of the URL's
+    list (or hostaddr: counted as one, a list of addresses was tried at each), all of them twice with
+    target_session_attrs=prefer-standby. A host name that resolves to several addresses is tried at each: not
+    counted (that would take a DNS lookup)."""
+    hosts = max(len(str(given.get(key) or "").split(",")) for key in ("host", "hostaddr"))
+    return hosts * (2 if given.get("target_session_attrs") == "prefer-standby" else 1)
 
 
 def _milliseconds(seconds: float) -> int:

@@ -18,7 +18,7 @@ from proxy.errors import UpstreamStatus, UpstreamUnavailable
 from proxy.protocols import MetadataStatus
 from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_request, read_model_metadata
 from proxy.record.export import RECONNECT_OPTIONS
-from proxy.tls import grpc_channel_credentials, upstream_tls_files
+from proxy.tls import client_context, grpc_channel_credentials, upstream_tls_files
 
 # grpc's default reconnect backoff (1 s, x1.6 per failed attempt, up to 120 s) left an upstream back from an
 # outage unreached for seconds to minutes: every call between two attempts was answered UNAVAILABLE untried (a
@@ -346,5 +346,19 @@ def read_tls(upstreams: Iterable[Upstream]) -> dict[str, Files | OSError]:
             try:
                 read[upstream.name] = upstream_tls_files(upstream.tls)
             except OSError as exc:
+                read[upstream.name] = exc
+    return read
+
+
+def read_usable_tls(upstreams: tuple[Upstream, ...]) -> dict[str, Files | OSError]:
+    """`read_tls` for a reload, each upstream's files read then checked as `check` checks them (`client_context`): one
+    read but unusable (a renewal half written since its config was checked) is why, as one unread is (the reload is
+    refused: `server._unread`). grpc takes any bytes, and a channel's every handshake failed (UNAVAILABLE)."""
+    read = read_tls(upstreams)
+    for upstream in upstreams:
+        if upstream.tls is not None and upstream.name in read and not isinstance(read[upstream.name], OSError):
+            try:
+                client_context(upstream.tls)
+            except OSError as exc:  # (ssl.SSLError is one)
                 read[upstream.name] = exc
     return read
