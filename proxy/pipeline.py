@@ -203,7 +203,8 @@ def _reached(config: Config, names: frozenset[str]) -> frozenset[str] | None:
 
 def _kserve_openai(upstream: Upstream) -> bool:
     """Whether OpenAI calls sent to `upstream` reach KServe's OpenAI data plane: a `protocol: kserve` upstream, or an
-    `openai` one whose url ends in KServe's prefix (`Upstream.fields_to_model`, its `headers_to_model` not false)."""
+    `openai` one whose model is handed the fields (`Upstream.fields_to_model`: its url ends in KServe's prefix and its
+    `headers_to_model` is not false, or it says `headers_to_model: true`, a gateway in front of that data plane)."""
     return upstream.protocol == "kserve" or (upstream.protocol == "openai" and upstream.fields_to_model)
 
 
@@ -229,7 +230,7 @@ class Pipeline:
         self.fields_named = _fields_named(config)
         # every field of a call is read, wherever it goes (most configs: no look-up)
         self.reads_all_fields = self.headers_handed is None and not self.fields_named
-        # the `protocol: kserve` upstreams, and the `openai` ones whose url is KServe's OpenAI prefix: KServe's OpenAI
+        # the `protocol: kserve` upstreams, and the `openai` ones at KServe's OpenAI prefix (or said to be): KServe's OpenAI
         # data plane hands its model an OpenAI call's header fields too (`OpenAIDataPlane.create_chat_completion`:
         # `context = {"headers": dict(headers)}`), so an OpenAI call that may be sent to one has them read as a V1
         # call's are (`_to_kserve`; none: not read, no look-up)
@@ -300,6 +301,7 @@ class Pipeline:
         recorded: bool = True,
         memo: KeyMemo | None = None,
         beside: str | None = None,
+        fields: Callable[[], str | None] | None = None,
     ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
         `recorded` False: what only the record needs (the input's digest, its captured content) is left to
@@ -307,7 +309,9 @@ class Pipeline:
         key digest (`key_digest`). `beside`: what the server hands the model beside the body (an OIP request's header
         fields), read on its own for labels (`_detected`), never captured nor digested: any header may hold a
         credential (`X-Auth-Token`, `api-key`, ...), and a digest is of the content, so the same tensors sent with
-        another `User-Agent` or token have one digest."""
+        another `User-Agent` or token have one digest. `fields`: what builds an OpenAI call's `beside` (its header
+        fields), called only where the call may reach KServe's OpenAI data plane (`_to_kserve`): a call routed to vLLM
+        has no text built."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -348,7 +352,10 @@ class Pipeline:
         if protocol in _FIELDS_TO_MODEL and request.operation != "passthrough":
             beside = self._passed_on(request, header, trace, beside)
         elif self.kserve_openai and protocol == "openai":
-            beside = self._passed_on(request, header, trace, beside) if self._to_kserve(request) else None
+            if self._to_kserve(request):
+                beside = self._passed_on(request, header, trace, fields() if fields is not None else beside)
+            else:
+                beside = None
         return Call(
             protocol=protocol,
             operation=request.operation,

@@ -216,6 +216,22 @@ def _kserve_openai_warning(path: str, url: str | None) -> str:
     )
 
 
+def _v1_base_warning(path: str, url: str) -> str | None:
+    """What `check` and `serve` say of an `openai` upstream whose url's path ends in `/v1`, the openai SDK's base URL
+    (`http://kserve-host:8080/openai/v1`, `https://api.groq.com/openai/v1`): a call's path is put after the url's,
+    and every OpenAI call's begins `/v1`, so each would go to `.../v1/v1/...` (a 404). A warning, not a problem: a
+    gateway that strips its route's prefix (`http://gw/v1` in front of a server's root) serves it rightly."""
+    parts = urlsplit(url)
+    if not parts.path.rstrip("/").endswith("/v1"):
+        return None
+    base = parts._replace(path=parts.path.rstrip("/").removesuffix("/v1")).geturl()
+    return (
+        f"{path}.url: {url!r} ends in /v1, as the openai SDK's base URL does, but the proxy puts a call's own path "
+        f"after the url: /v1/chat/completions would go to {parts.path.rstrip('/')}/v1/chat/completions; write "
+        f"{base!r}, unless a gateway there strips the /v1 it is given"
+    )
+
+
 def _port_range(port: str, zero_ok: bool) -> str:
     """What a port must be, said when a `host:port` or a URL's port is a number out of range (`:99999`)."""
     return f"the port must be 1-65535{' (or 0: any free port)' if zero_ok else ''}, got {port}"
@@ -643,19 +659,23 @@ class _Reader:
         queue = s.read("max_queue", partial(self.integer, minimum=0))
         interval = s.read("discovery_interval_s", partial(self.number, minimum=0.1))
         tls = self.upstream_tls(f"{path}.tls", s.raw("tls")) if s.raw("tls") is not None else None
-        # (a union: `read`'s T would be their join, object)
-        headers_to_model = cast("bool | str", s.read("headers_to_model", self.fields_handed))
+        # (a union: `read`'s T would be their join, object); None where not written: the protocol's way
+        said = "headers_to_model" in s.values
+        headers_to_model = cast("bool | str", s.read("headers_to_model", self.fields_handed)) if said else None
         kserve_openai = kserve_openai_url(protocol or s.defaults["protocol"], url)
         # an openai upstream at /openai (Azure's hosts too) that is not KServe's
         prefixed = kserve_openai_url(protocol or s.defaults["protocol"], url, azure_too=True)
         not_kserve = prefixed and headers_to_model is False
-        if headers_to_model is not True and protocol not in (None, "oip") and not not_kserve:
+        if headers_to_model not in (True, None) and protocol not in (None, "oip") and not not_kserve:
             self.problem(f"{path}.headers_to_model", "only an oip upstream may hand its model no header fields, or "
                          "those a pattern names (a Triton, and its --http-header-forward-pattern), or an openai one "
                          "whose url ends in /openai that is not KServe's (false): KServe's model server hands its model "
                          "every one, and other protocols' fields are not read")  # fmt: skip
-        if kserve_openai and "headers_to_model" not in s.values:
+        if kserve_openai and not said:
             self.warnings.append(_kserve_openai_warning(path, url))
+        doubled = _v1_base_warning(path, url) if url is not None and scheme and protocol == "openai" else None
+        if doubled is not None:
+            self.warnings.append(doubled)
         if tls is not None and grpc is None and scheme == "http":
             # the scheme alone decides TLS over HTTP: the CA check and client certificate asked for would be
             # skipped, and calls sent in plaintext, without a word

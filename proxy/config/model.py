@@ -120,23 +120,38 @@ class Upstream:
     # the server hands its model a call's header fields (MLServer, KServe), so they are read as its data; false (an OIP
     # upstream, or an OpenAI one whose url ends in `/openai`): a Triton without a header forward pattern, or a server
     # that is not KServe's, which hands its model none, and they are not read; a string (an OIP upstream only): a
-    # Triton's forward pattern, and only the fields it names are read (`fields_named`)
-    headers_to_model: bool | str = True
-    # its model is handed the call's header fields (`headers_to_model` on an `oip` or `kserve` upstream, or on an
-    # `openai` one whose url is KServe's OpenAI data plane's, `kserve_openai_url`; a pattern naming `X-Forwarded-For`):
-    # it is told nothing of the client (no `X-Forwarded-For`), as the client's address would reach the model as data,
-    # and the proxy's own entry read as such labels every call `pii:ip_address` (derived: set by `__post_init__`, as is
-    # `fields_named`)
+    # Triton's forward pattern, and only the fields it names are read (`fields_named`); None (not written): the
+    # protocol's way (`fields_by_default`). True written on an `openai` upstream elsewhere (a gateway in front of KServe's
+    # OpenAI data plane, `http://gw/kserve-llm`) says its server hands them too; written where it is the protocol's way
+    # it is kept as None, so an upstream compares equal (a reload sees no change) whether or not it was written
+    headers_to_model: bool | str | None = None
+    # its model is handed the call's header fields (`headers_to_model` true, or not written on an `oip` or `kserve`
+    # upstream, or on an `openai` one whose url is KServe's OpenAI data plane's, `kserve_openai_url`; a pattern naming
+    # `X-Forwarded-For`): it is told nothing of the client (no `X-Forwarded-For`), as the client's address would reach
+    # the model as data, and the proxy's own entry read as such labels every call `pii:ip_address` (derived: set by
+    # `__post_init__`, as is `fields_named`)
     fields_to_model: bool = field(init=False, compare=False)
     # the fields its model is handed, by name (`forward_pattern`), where `headers_to_model` is a pattern; None: all
     fields_named: re.Pattern[str] | None = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        named = forward_pattern(self.headers_to_model) if isinstance(self.headers_to_model, str) else None
-        handed = self.headers_to_model is True or (named is not None and named.search("x-forwarded-for") is not None)
-        reaches = self.protocol in FIELDS_TO_MODEL or kserve_openai_url(self.protocol, self.url)
+        said = self.headers_to_model
+        named = forward_pattern(said) if isinstance(said, str) else None
+        by_default = fields_by_default(self.protocol, self.url)
+        if said is True and by_default:
+            object.__setattr__(self, "headers_to_model", None)
+        # (true on a protocol whose calls' fields are never read, a passthrough one: nothing is read, the client told)
+        handed = by_default if said is None else said is True and (by_default or self.protocol == "openai")
+        told = named is not None and named.search("x-forwarded-for") is not None and self.protocol in FIELDS_TO_MODEL
         object.__setattr__(self, "fields_named", named)
-        object.__setattr__(self, "fields_to_model", handed and reaches)
+        object.__setattr__(self, "fields_to_model", handed or told)
+
+
+def fields_by_default(protocol: str, url: str | None) -> bool:
+    """Whether an upstream whose `headers_to_model` is not written hands its model a call's header fields: MLServer and
+    KServe's model server (`FIELDS_TO_MODEL`), and KServe's OpenAI data plane given as `protocol: openai`
+    (`kserve_openai_url`); not another OpenAI server (vLLM, llama.cpp), whose calls' fields are then never read."""
+    return protocol in FIELDS_TO_MODEL or kserve_openai_url(protocol, url)
 
 
 @dataclass(frozen=True, slots=True)

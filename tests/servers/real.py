@@ -188,3 +188,45 @@ def faithful_oip(workdir: Path, tls: tuple[str, str, str] | None = None) -> Iter
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextmanager
+def nginx_gateway(workdir: Path, prefix: str, target: str) -> Iterator[str]:
+    """nginx as a gateway in front of a server: `{prefix}/...` passed on as `{target}/...` (`proxy_pass`, the client's
+    header fields as they came); yields its url. nginx takes no port 0: a free one is picked (`dead_port`)."""
+    import shutil
+
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if nginx is None:
+        message = "nginx not found: apt-get install nginx"
+        if os.environ.get("LP_REQUIRE_REAL_SERVERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    port = dead_port()
+    conf = workdir / "nginx.conf"
+    temp = " ".join(
+        f"{kind}_temp_path {workdir}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf.write_text(f"""
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    {temp}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /ready {{ return 200; }}
+        location {prefix}/ {{ proxy_pass {target}/; proxy_http_version 1.1; proxy_buffering off; }}
+    }}
+}}
+""")
+    with open(workdir / "nginx.log", "wb") as log:
+        proc = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "nginx-error.log"),
+                                 "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            wait_http(f"http://127.0.0.1:{port}/ready", proc)
+            yield f"http://127.0.0.1:{port}{prefix}"
+        finally:
+            stop(proc)
