@@ -623,11 +623,11 @@ class HttpIngress:
             target = _upstream_target(request, adapter, upstream)
             try:
                 listings.append((upstream.name, await self.pool.get_json(upstream, target)))
-            except MetadataStatus as exc:
-                if exc.status == 404 and upstream.protocol == KSERVE.dialect and adapter.dialect == "openai":
+            except MetadataStatus as answered:  # (a name of its own: mypyc types a name by its first binding)
+                if answered.status == 404 and upstream.protocol == KSERVE.dialect and adapter.dialect == "openai":
                     listings.append((upstream.name, _NO_MODELS))
                 else:
-                    log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
+                    log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, answered)
             except Exception as exc:
                 unreached.add(upstream.name)
                 log.warning("GET %s: upstream %s did not answer: %s", request.path, upstream.name, exc)
