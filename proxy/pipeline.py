@@ -183,7 +183,7 @@ def _headers_handed(config: Config) -> frozenset[str] | None:
     fields are read before the decision says where the call goes)."""
     if all(upstream.headers_to_model is not False for upstream in config.upstreams):
         return None
-    return _reached(config, frozenset(u.name for u in config.upstreams if u.headers_to_model is not False))
+    return _reached(config, _handing(config))
 
 
 def _fields_named(config: Config) -> dict[str, re.Pattern[str]]:
@@ -191,8 +191,16 @@ def _fields_named(config: Config) -> dict[str, re.Pattern[str]]:
     pattern: `Upstream.fields_named`), the only ones read on a call routed to one; none where a zone may reroute calls
     to an upstream whose model is handed fields (any call may reach it: every field is read, as `_headers_handed`)."""
     named = {u.name: u.fields_named for u in config.upstreams if u.fields_named is not None}
-    handed = frozenset(u.name for u in config.upstreams if u.headers_to_model is not False)
-    return named if named and _reached(config, handed) is not None else {}
+    return named if named and _reached(config, _handing(config)) is not None else {}
+
+
+def _handing(config: Config) -> frozenset[str]:
+    """The upstreams (by name) whose server may hand its model a call's header fields: not one that says it hands
+    none (`headers_to_model: false`), nor an OpenAI server that hands none (vLLM, llama.cpp: `Upstream.fields_to_model`
+    false), so a zone that may reroute calls to one has no call's fields read for it (they were, and a call to a Triton
+    without a forward pattern was refused for an address in `X-Note` that no model it could reach is handed)."""
+    return frozenset(u.name for u in config.upstreams
+                     if u.headers_to_model is not False and (u.protocol != "openai" or u.fields_to_model))  # fmt: skip
 
 
 def _reached(config: Config, names: frozenset[str]) -> frozenset[str] | None:

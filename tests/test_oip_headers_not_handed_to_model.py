@@ -18,7 +18,8 @@ from tritonclient.utils import InferenceServerException
 
 from proxy.config import parse
 from proxy.errors import ConfigError
-from tests.harness import ProxyHandle
+from proxy.protocols import Request
+from tests.harness import ProxyHandle, offline_pipeline
 from tests.servers.real import faithful_oip
 
 ADDRESS = "alice@example.com"
@@ -97,6 +98,64 @@ def test_fields_are_read_where_a_zone_may_reroute_to_an_upstream_that_hands_them
         assert reached(log) == [] and [entry["x-note"] for entry in reached(eu_log)] == [ADDRESS]  # rerouted
         client.infer("echo", [text_input("hello")], headers={"x-note": "hello"})
         assert [entry["x-note"] for entry in reached(log)] == ["hello"]  # (nothing for the zone: its route's)
+
+
+TO_AN_OPENAI_SERVER = """
+listen: {http: "127.0.0.1:0", grpc: "127.0.0.1:0"}
+upstreams:
+  - {name: triton, grpc: "${GRPC}", protocol: oip, region: us, headers_to_model: "${HANDED}"}
+  - {name: vllm-eu, url: "http://127.0.0.1:9", region: eu, checkpoint: "smol@1"}
+routes:
+  - {model: "*", upstream: triton}
+policy: {anonymous: allow, default_purpose: care}
+zones:
+  - {name: personal, labels: ["pii:email"], allow_purposes: [care]}
+  - {name: eu-only, labels: [eu-data], allow_purposes: [care], regions: [eu], on_deny: "reroute:vllm-eu"}
+detectors: [email]
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
+"""
+
+
+@pytest.mark.parametrize("handed", ["false", "^x-other$"])
+def test_fields_are_not_read_where_a_zone_may_reroute_only_to_an_openai_server(
+    handed: str, faithful: tuple[str, Path], make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A zone that may reroute calls to vLLM, whose model is handed no header field, is no reason to read the fields
+    of a call to a Triton that hands its model none (or those its pattern names): before, they were read, and
+    `X-Note: alice@example.com` got the call refused for an address no model it could reach is handed."""
+    address, log = faithful
+    proxy = make_proxy(TO_AN_OPENAI_SERVER, wait="probed", GRPC=address, HANDED=handed)
+    client = grpcclient.InferenceServerClient(proxy.grpc)
+    note = {"x-note": ADDRESS, "x-purpose": "ads"}
+    assert client.infer("echo", [text_input("hello")], headers=note).as_numpy("TEXT")[0] == b"hello"  # before: 403
+    assert [entry["x-note"] for entry in reached(log)] == [ADDRESS]
+    with pytest.raises(InferenceServerException) as denied:  # the tensors are read all the same
+        client.infer("echo", [text_input(ADDRESS)], headers={"x-purpose": "ads"})
+    assert denied.value.status() == "StatusCode.PERMISSION_DENIED", denied.value
+
+
+@pytest.mark.parametrize(
+    ("target", "read"),
+    [
+        ('url: "http://vllm-host:8000"', False),  # vLLM's model is handed no field
+        ('url: "http://gw/kserve-llm", headers_to_model: true', True),  # a gateway in front of KServe's OpenAI plane
+        ('url: "http://kserve-host:8080/openai"', True),  # KServe's OpenAI data plane
+        ('url: "http://kserve-host:8080/openai", headers_to_model: false', False),  # not KServe's
+        ('url: "http://kserve-host:8080", protocol: kserve', True),
+        ('url: "http://mlserver:8080", protocol: oip', True),
+    ],
+)
+def test_a_triton_calls_fields_are_read_where_a_zone_may_reroute_to_an_upstream_whose_model_gets_them(
+    target: str, read: bool
+) -> None:
+    config = parse(TO_AN_OPENAI_SERVER.replace('url: "http://127.0.0.1:9", ', target + ", "), env={
+        "GRPC": "127.0.0.1:9", "HANDED": "false", "STORE": ":memory:"})  # fmt: skip
+    pipeline = offline_pipeline(config)
+    header = {"x-purpose": "ads"}.get
+    call = pipeline.call(Request("echo", "infer", texts=("hello",)), "oip-grpc", header, pipeline.trace(header),
+                         beside=f"x-note: {ADDRESS}")  # fmt: skip
+    assert ("pii:email" in call.detected) is read
 
 
 def problems(upstream: str) -> list[str]:

@@ -138,10 +138,12 @@ class Upstream:
         said = self.headers_to_model
         named = forward_pattern(said) if isinstance(said, str) else None
         by_default = fields_by_default(self.protocol, self.url)
-        if said is True and by_default:
+        # true changes nothing but on an `openai` upstream elsewhere; on a protocol whose calls' fields are never read
+        # (a passthrough one) nothing is read, the client told, as without it: kept as None, equal (a reload keeps it)
+        if said is True and (by_default or self.protocol != "openai"):
             object.__setattr__(self, "headers_to_model", None)
-        # (true on a protocol whose calls' fields are never read, a passthrough one: nothing is read, the client told)
-        handed = by_default if said is None else said is True and (by_default or self.protocol == "openai")
+            said = None
+        handed = by_default if said is None else said is True
         told = named is not None and named.search("x-forwarded-for") is not None and self.protocol in FIELDS_TO_MODEL
         object.__setattr__(self, "fields_named", named)
         object.__setattr__(self, "fields_to_model", handed or told)

@@ -66,6 +66,7 @@ def test_headers_to_model_true_written_on_an_openai_upstream_has_its_fields_read
         ("http://kserve-host:8080/openai", "openai", True),  # true is its default: written or not, the same upstream
         ("http://mlserver:8080", "oip", True),
         ("http://kserve-host:8080", "kserve", True),
+        ("http://relay:8080", "passthrough", True),  # no passthrough call's fields are read, true or not
         ("http://gw/kserve-llm", "openai", False),  # true says what the default does not: a reload applies it
     ],
 )
