@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 
 from proxy import logs, markers
 from proxy.checkpoints import CheckpointBook
-from proxy.config import Address, Config, Limits, Tls, Upstream, load, read_secret
+from proxy.config import Address, Config, Limits, Telemetry, Tls, Upstream, load, read_secret
 from proxy.errors import ConfigError, StartupError
 from proxy.files import off_loop
 from proxy.ingress.http import HttpIngress
@@ -36,11 +37,11 @@ from proxy.protocols import Fetch
 from proxy.record.access import AccessRecorder
 from proxy.record.edges import EdgeAggregator
 from proxy.record.sinks import FanOut, Recorder
-from proxy.record.spans import SPANS, SpanRecorder
+from proxy.record.spans import SPANS, SpanRecorder, span_exporter_tls
 from proxy.record.store import SPOOL, require_spool_directory
 from proxy.record.stores import PasswordFile, open_store, spool_unopenable
 from proxy.record.timings import TimingRecorder
-from proxy.tls import ListenerRead, ListenerTls, not_after, upstream_tls_problem
+from proxy.tls import ListenerRead, ListenerTls, client_context, not_after, read_usable_tls, upstream_tls_problem
 from proxy.transport.pool import UpstreamPool
 
 log = logging.getLogger("lineage_proxy")
@@ -225,20 +226,50 @@ class ReloadFiles:
     upstreams: dict[str, Any]  # a gRPC upstream's files or the OSError reading them (`GrpcChannels.use`)
     spool: str | None  # why the OpenLineage spool could not be kept where `new` says (`spool_unopenable`)
     contexts: dict[str, asyncio.Future[ssl.SSLContext]]  # HTTPS upstreams' TLS contexts, by name (`_reload_tls`)
-    spans: Recorder | None  # the span exporter of its changed telemetry (`ProxyProcess._exporter`), until applied
+    spans: SpanRecorder | None  # the span exporter of its changed telemetry (`ProxyProcess._exporter`), until applied
     spans_made: bool  # whether `spans` was made (None: the exporter is `none`)
     unbuilt: str | None  # why `spans` could not be made (`ProxyProcess._exporter`, with the load: `_load`)
+    unmade: dict[str, BaseException]  # why an HTTPS upstream's TLS context could not be made, by name (`_unmade`)
 
     def __init__(self, new: Config, listener: bool) -> None:
         self.listener = ListenerRead(new.listen.tls) if listener and new.listen.tls is not None else None
         self.spool = spool_unopenable(new.lineage.openlineage)
         self.contexts = {}
         self.spans, self.spans_made, self.unbuilt = None, False, None
-        self.upstreams = {}
-        if any(upstream.grpc for upstream in new.upstreams):  # (a reload may add the first: `_book` makes the channels)
-            from proxy.transport.grpc_channels import read_usable_tls
+        self.unmade = {}
+        # (a reload may add the first gRPC upstream: `_book` makes the channels)
+        self.upstreams = read_usable_tls(new.upstreams) if any(upstream.grpc for upstream in new.upstreams) else {}
 
-            self.upstreams = read_usable_tls(new.upstreams)
+    @classmethod
+    def in_supervisor(cls, current: Config, new: Config) -> ReloadFiles:
+        """What a worker running `current` reads for its reload of `new`, read as it reads them, for its `--workers`
+        supervisor (`as_reloaded`; on the thread of its load): its HTTPS upstreams' TLS contexts made here, kept only
+        if they could not be (a worker makes them on threads of their own for its pools: `ProxyProcess._reload_tls`),
+        and its span exporter's CA bundle read as the exporter reads it, none built (no thread, no gRPC channel in a
+        process that forks)."""
+        files = cls(new, current.listen.tls is not None)
+        for upstream in new.upstreams:
+            if upstream.tls is not None and upstream.url is not None and urlsplit(upstream.url).scheme == "https":
+                try:
+                    client_context(upstream.tls)
+                except OSError as exc:  # (ssl.SSLError is one)
+                    files.unmade[upstream.name] = exc
+        if new.telemetry != current.telemetry:
+            files.unbuilt = _unbuildable(span_exporter_tls, new.telemetry)
+        return files
+
+    def stop_unused(self) -> None:
+        """Stop the span exporter built for a reload no one applies, on this thread (its export thread, never used)."""
+        spans, self.spans = self.spans, None
+        if spans is not None:
+            spans.shutdown()
+
+
+def _dropped(loading: asyncio.Future[tuple[Config, ReloadFiles]]) -> None:
+    """A SIGHUP's load, ended after a stop cancelled its reload: the span exporter it built is stopped, off the loop."""
+    if loading.cancelled() or loading.exception() is not None:
+        return
+    off_loop(loading.result()[1].stop_unused, "lineage-proxy-unused-spans")
 
 
 def _unread(upstreams: tuple[Upstream, ...], read: dict[str, Any]) -> str | None:
@@ -253,19 +284,45 @@ def _unread(upstreams: tuple[Upstream, ...], read: dict[str, Any]) -> str | None
     return None
 
 
-def _unmade(upstreams: tuple[Upstream, ...], contexts: dict[str, asyncio.Future[ssl.SSLContext]]) -> str | None:
+def _unmade(upstreams: tuple[Upstream, ...], files: ReloadFiles) -> str | None:
     """Why a reload cannot be applied: an HTTPS upstream's TLS context could not be made from its files as it read
-    them (`ProxyProcess._reload_tls`: renewed badly since its config was checked, or gone), in `check`'s words.
-    Applied, its pool took the failed context and each of its next connections made one again from the same files:
-    every call to it failed 502 (one unchanged lost the context it had) until a later reload."""
+    them (`ProxyProcess._reload_tls`, or a supervisor's `ReloadFiles.in_supervisor`: renewed badly since its config
+    was checked, or gone), in `check`'s words. Applied, its pool took the failed context and each of its next
+    connections made one again from the same files: every call to it failed 502 (one unchanged lost the context it
+    had) until a later reload."""
     for index, upstream in enumerate(upstreams):
-        making = contexts.get(upstream.name)
-        if upstream.tls is None or making is None or not making.done() or making.cancelled():
-            continue  # (one still being made: its first connection waits for it, `_made_in_time`)
-        error = making.exception()
-        if isinstance(error, OSError):  # (ssl.SSLError is one)
+        making = files.contexts.get(upstream.name)
+        error = files.unmade.get(upstream.name)
+        if making is not None and making.done() and not making.cancelled():  # (one still being made: its first
+            error = making.exception()  # connection waits for it, `_made_in_time`)
+        if upstream.tls is not None and isinstance(error, OSError):  # (ssl.SSLError is one)
             return f"Problems: upstreams[{index}].tls: {upstream_tls_problem(error)}"
     return None
+
+
+def _unbuildable(build: Callable[[Telemetry], object], telemetry: Telemetry) -> str | None:
+    """Why the span exporter of `telemetry` cannot be built by `build` (its CA bundle renewed badly since the loader
+    read it), in the words a reload refused for it says."""
+    try:
+        build(telemetry)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return f"telemetry: cannot build the span exporter: {exc}"
+    return None
+
+
+def reload_refusal(current: Config, store: str | None, new: Config, files: ReloadFiles) -> str | None:
+    """Why a process running `current`, recording to `store`, cannot apply `new` at all, known before anything is made
+    for it: listen.tls added or removed, or its files as the reload read them (`files`) unusable, a gRPC upstream's
+    too, a require_record zone without a store, a spool that could not be kept. One rule for a worker's reload
+    (`ProxyProcess._refusal`) and its `--workers` supervisor's (`as_reloaded`): a worker restarted later runs the
+    config its siblings do."""
+    return (
+        ProxyProcess._cannot_apply(current.listen.tls, new.listen.tls)
+        or ProxyProcess._cannot_use(files.listener)
+        or _unread(new.upstreams, files.upstreams)
+        or ProxyProcess._cannot_record(store, new)
+        or ProxyProcess._cannot_spool(current, new, files.spool)
+    )
 
 
 async def _made_in_time(making: list[asyncio.Future[ssl.SSLContext]], doing: str) -> None:
@@ -545,8 +602,13 @@ class ProxyProcess:
         try:
             while self._reload_again and not self._closing:
                 self._reload_again = False
+                loading = off_loop(lambda: self._load(path), "lineage-proxy-reload")
                 try:
-                    new, files = await off_loop(lambda: self._load(path), "lineage-proxy-reload")
+                    # (shielded: a stop's cancel leaves its outcome to `_dropped`, not to no one)
+                    new, files = await asyncio.shield(loading)
+                except asyncio.CancelledError:
+                    loading.add_done_callback(_dropped)
+                    raise
                 except ConfigError as exc:
                     self._refuse("Problems: " + "; ".join(exc.problems))
                     continue
@@ -562,7 +624,7 @@ class ProxyProcess:
                     continue
                 try:
                     await self._reload_tls(new, files)
-                    refusal = _unmade(new.upstreams, files.contexts)
+                    refusal = _unmade(new.upstreams, files)
                     if refusal is not None:
                         self._refuse(refusal)
                     elif not self._closing:
@@ -582,6 +644,8 @@ class ProxyProcess:
         files = ReloadFiles(new, self._tls is not None)
         if not self._closing:  # (a stop cancels the reload: one built as it comes is left unapplied, its thread idle)
             files.unbuilt = self._exporter(self._kept_at_start(new)[0], files)
+            if self._closing:  # the stop came as it was built: no one applies it (the loop may be gone already)
+                files.stop_unused()
         return new, files
 
     def reload(self, path: str) -> bool:
@@ -698,12 +762,13 @@ class ProxyProcess:
         a SIGHUP's with its load, off the loop (`_load`); `_unused` stops one never applied."""
         if files.spans_made or new.telemetry == self.config.telemetry:
             return None
-        try:
+
+        def build(_: Telemetry) -> None:
             files.spans = self._spans(new)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            return f"telemetry: cannot build the span exporter: {exc}"
-        files.spans_made = True
-        return None
+
+        unbuilt = _unbuildable(build, new.telemetry)
+        files.spans_made = unbuilt is None
+        return unbuilt
 
     def _unused(self, files: ReloadFiles) -> None:
         """Stop the span exporter built for a reload that was not applied (its export thread, never used)."""
@@ -721,14 +786,7 @@ class ProxyProcess:
         its files as the reload read them unusable, a require_record zone without a store, a spool that could not be
         kept. Asked before a SIGHUP's TLS contexts are made (`_reload_tls`): a reload refused so waited up to
         UPSTREAM_TLS_WAIT_S first, and said it applied."""
-        old = self.config
-        return (
-            self._cannot_apply(old.listen.tls, new.listen.tls)
-            or self._cannot_use(files.listener)
-            or _unread(new.upstreams, files.upstreams)
-            or self._cannot_record(self._store, new)
-            or self._cannot_spool(old, new, files.spool)
-        )
+        return reload_refusal(self.config, self._store, new, files)
 
     @staticmethod
     def _cannot_use(read: ListenerRead | None) -> str | None:
@@ -904,18 +962,20 @@ class ProxyProcess:
             log.exception("could not publish metrics for the other workers")
 
 
-def as_reloaded(current: Config, new: Config) -> Config | None:
+def as_reloaded(current: Config, new: Config, files: ReloadFiles | None = None) -> Config | None:
     """The config a process running `current` serves with once a reload of `new` is applied
     (`ProxyProcess.reload`): `new`, with what only a restart applies as `current` has it (listen addresses,
-    telemetry.metrics, what the lineage store reads at start); None when that reload is refused (listen.tls
-    added or removed, a require_record zone without a store, an OpenLineage spool that could not be kept: a worker
-    restarted with it failed its every start, one worker fewer for good). `--workers N` starts a worker it restarts
-    with it, so that one serves as its siblings do: on their store, with their /metrics, behind their listeners."""
-    if ProxyProcess._cannot_apply(current.listen.tls, new.listen.tls) is not None:
-        return None
-    if ProxyProcess._cannot_record(current.lineage.store, new) is not None:
-        return None
-    if ProxyProcess._cannot_spool(current, new, spool_unopenable(new.lineage.openlineage)) is not None:
+    telemetry.metrics, what the lineage store reads at start); None when that reload is refused by the workers' own
+    rule (`reload_refusal`, `_unmade`, an exporter it cannot build), its files as `files` read them (None: read now,
+    `ReloadFiles.in_supervisor`): a worker restarted with a config its siblings refused failed its every start, or
+    ran beside them on another. `--workers N` starts a worker it restarts with it, so that one serves as its siblings
+    do: on their store, with their /metrics, behind their listeners."""
+    if files is None:
+        files = ReloadFiles.in_supervisor(current, new)
+    refused = (
+        reload_refusal(current, current.lineage.store, new, files) or files.unbuilt or _unmade(new.upstreams, files)
+    )
+    if refused is not None:
         return None
     kept = current.listen
     listen = replace(new.listen, http=kept.http, grpc=kept.grpc, admin=kept.admin)

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from proxy.config import Tls, UpstreamTls
+from proxy.config import Tls, Upstream, UpstreamTls
 from proxy.files import off_loop
 
 
@@ -401,7 +401,10 @@ def upstream_tls_problem(exc: OSError) -> str:
     return f"cannot use the ca, cert or key: {exc}"
 
 
-def upstream_tls_files(tls: UpstreamTls) -> tuple[bytes | None, bytes | None, bytes | None]:
+UpstreamFiles = tuple[bytes | None, bytes | None, bytes | None]  # an upstream's ca, key and cert, as read
+
+
+def upstream_tls_files(tls: UpstreamTls) -> UpstreamFiles:
     """The contents of an upstream's TLS files as read now: (ca, key, cert). OSError when one cannot be read."""
     return tuple(Path(path).read_bytes() if path else None for path in (tls.ca, tls.key, tls.cert))  # type: ignore[return-value]
 
@@ -412,3 +415,30 @@ def grpc_channel_credentials(files: tuple[bytes | None, bytes | None, bytes | No
 
     ca, key, cert = files
     return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+
+def read_tls(upstreams: Iterable[Upstream]) -> dict[str, UpstreamFiles | OSError]:
+    """The TLS files of each gRPC upstream with TLS, as read now (or why one cannot be read): what a reload reads
+    off the event loop for `GrpcChannels.use`, and the start before it serves."""
+    read: dict[str, UpstreamFiles | OSError] = {}
+    for upstream in upstreams:
+        if upstream.grpc and upstream.tls is not None:
+            try:
+                read[upstream.name] = upstream_tls_files(upstream.tls)
+            except OSError as exc:
+                read[upstream.name] = exc
+    return read
+
+
+def read_usable_tls(upstreams: tuple[Upstream, ...]) -> dict[str, UpstreamFiles | OSError]:
+    """`read_tls` for a reload (a worker's, and its `--workers` supervisor's: `server.as_reloaded`), each upstream's
+    files read then checked as `check` checks them (`client_context`): one read but unusable (a renewal half written since its config was checked) is why, as one unread is (the reload is
+    refused: `server._unread`). grpc takes any bytes, and a channel's every handshake failed (UNAVAILABLE)."""
+    read = read_tls(upstreams)
+    for upstream in upstreams:
+        if upstream.tls is not None and upstream.name in read and not isinstance(read[upstream.name], OSError):
+            try:
+                client_context(upstream.tls)
+            except OSError as exc:  # (ssl.SSLError is one)
+                read[upstream.name] = exc
+    return read

@@ -64,6 +64,7 @@ from proxy.server import (
     Beats,
     Bound,
     ProxyProcess,
+    ReloadFiles,
     as_reloaded,
     bind,
     bound_address,
@@ -956,10 +957,14 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             try:
                 with files.released_while_waiting(FORK_GATE):
                     new = load(config_path)
+                    # the files it names read again as a worker's reload reads them, and refused by its rule: a
+                    # worker restarted later runs what its siblings do (before, one they refused for a file renewed
+                    # badly since the load ran it, with the old config's siblings: or failed its every start)
+                    read = ReloadFiles.in_supervisor(running, new)
                 with reloading:
                     if taken > applied[0]:
                         applied[0] = taken
-                        reloaded = as_reloaded(running, new)
+                        reloaded = as_reloaded(running, new, read)
                         if reloaded is not None:
                             running = reloaded
             except ConfigError:

@@ -2,8 +2,8 @@
 `GrpcChannels.use`: it read them again on the loop, so a CA or client certificate on a hung mount (a FIFO nobody
 writes stands in for one) held every call. The contents read decide whether the upstream's channel is replaced,
 and the next channel is made with them. The files the start read make the first channel (the first call read them
-again, on the loop), and a reload that cannot read them keeps them as last read, or, for new TLS settings, refuses
-their calls (the next call read them on the loop)."""
+again, on the loop), and files the start could not read refuse their calls (the next call read them on the loop); a
+reload that cannot read them is refused whole (tests/test_reload_upstream_tls_files_unusable.py)."""
 
 from __future__ import annotations
 
@@ -42,10 +42,6 @@ def test_a_reloads_grpc_upstream_files_are_taken_as_read_off_the_loop(loop_threa
         assert not channels.in_use(first)  # renewed: replaced
         second = channels.channel(upstream)  # made with the files as read
         assert second is not first and channels.opened["triton"].files == read["triton"]
-        # cannot be read (a renewal half written, a mount that fails): kept as last read, its channel with them
-        # (before 2026-12-03 replaced, and the next call read them again, on the loop)
-        channels.use([upstream], read={"triton": OSError(errno.EIO, "Input/output error")})
-        assert channels.in_use(second) and channels.channel(upstream) is second
         await channels.close()
 
     loop_thread.run(run())
@@ -78,8 +74,9 @@ def test_the_first_channel_is_made_with_the_files_read_at_start(loop_thread: Loo
 def test_a_reload_whose_new_tls_files_cannot_be_read_refuses_their_calls(
     loop_thread: LoopThread, tmp_path: Path
 ) -> None:
-    """Other TLS settings, whose files the reload could not read: the next call read them on the loop (a hung mount
-    held every call and the stop for good). Its calls are refused UNAVAILABLE, saying why, until a reload reads them."""
+    """TLS settings whose files could not be read when `use` took them (the start's read, gone since the loader checked
+    them): the next call read them on the loop (a hung mount held every call and the stop for good). Its calls are
+    refused UNAVAILABLE, saying why, until a reload reads them."""
     ca = Authority(tmp_path)
     upstream = Upstream(name="triton", protocol="oip", grpc="127.0.0.1:1", tls=UpstreamTls(ca=str(ca.pair.cert)))
     renewed = tmp_path / "renewed-ca.pem"

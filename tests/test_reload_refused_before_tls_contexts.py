@@ -220,3 +220,65 @@ def test_a_span_exporters_ca_bundle_slow_to_come_holds_no_call_while_the_reload_
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reload")]
     assert said[-1] == f"reloaded {changed}" and not any("refused" in line for line in said), said
     assert proxy.process.config.telemetry.certificate == str(bundle)
+
+
+def test_a_span_exporter_built_by_a_reload_the_stop_cancelled_is_stopped(
+    vllm, make_proxy, loop_thread: LoopThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A stop cancels a SIGHUP's reload whose load thread is still building its changed telemetry's span exporter
+    (its CA bundle slow to come: a FIFO). The load ends after the stop, and nothing took what it built: the exporter's
+    thread idled until the process exited. The load thread stops it now."""
+    _, upstream = vllm
+    bundle = tmp_path / "collector-ca.pem"
+    pem = Authority(tmp_path, "collector CA").pair.cert.read_bytes()
+    bundle.write_bytes(pem)
+    telemetry = (
+        "telemetry: {exporter: otlp, protocol: http/protobuf, "
+        f'endpoint: "https://127.0.0.1:{dead_port()}", certificate: "{bundle}"}}'
+    )
+    text = CONFIG.replace("LISTEN_TLS", "").replace("ADDED", "")
+    proxy = make_proxy(text.replace("TELEMETRY", ""), UPSTREAM=upstream)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        text.replace("TELEMETRY", telemetry)
+        .replace("${UPSTREAM}", upstream)
+        .replace("${STORE}", str(tmp_path / "l.db"))
+    )
+    load, spans = server.load, server.ProxyProcess._spans
+    slow = threading.Event()
+    built: list[server.SpanRecorder] = []
+    made = threading.Event()
+
+    def load_then_slow(name: str) -> Config:
+        config = load(name)
+        bundle.unlink()
+        os.mkfifo(bundle)
+        slow.set()
+        return config
+
+    def spans_kept(config: Config) -> server.SpanRecorder | None:
+        recorder = spans(config)
+        if recorder is not None:
+            built.append(recorder)
+            made.set()
+        return recorder
+
+    monkeypatch.setattr(server, "load", load_then_slow)
+    monkeypatch.setattr(server.ProxyProcess, "_spans", staticmethod(spans_kept))
+
+    async def begin() -> None:
+        proxy.process.reload_soon(str(changed))  # as the SIGHUP's handler does
+
+    loop_thread.run(begin())
+    assert slow.wait(WAIT_S), "the reload never loaded its config"
+    writer = bundle.open("wb")  # (returns once the load thread opened the FIFO to read the bundle)
+    try:
+        loop_thread.run(proxy.process.stop(), timeout=WAIT_S)  # the reload is cancelled, its load thread runs on
+    finally:
+        writer.write(pem)
+        writer.close()
+    # (the load thread builds it once it has read the bundle)
+    assert made.wait(WAIT_S) and len(built) == 1, "the reload's load never built the span exporter"
+    export = built[0].queue._exporter
+    export.join(WAIT_S)
+    assert not export.is_alive(), "the span exporter the cancelled reload built was never stopped"

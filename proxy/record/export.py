@@ -258,15 +258,8 @@ class OtlpGrpcSink:
         # as OpenTelemetry's SDKs take `https://api.honeycomb.io`; else OTLP/gRPC's own, 4317
         host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
         target = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 4317)}"
-        # as the OpenTelemetry spec and its SDKs have it: `insecure` (default false) decides an endpoint without a
-        # scheme (`collector:4317`), so that one is TLS unless it says plaintext; `http://` is plaintext, unless
-        # a `certificate` is given to check the backend with
-        secure = options.insecure is not True and (
-            parts.scheme == "https" or "://" not in endpoint or options.certificate is not None
-        )
-        if secure:
-            roots = Path(options.certificate).read_bytes() if options.certificate else None
-            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+        if grpc_secure(endpoint, options):
+            credentials = grpc.ssl_channel_credentials(root_certificates=grpc_roots(options))
             self._channel = grpc.secure_channel(target, credentials, options=GRPC_CHANNEL_OPTIONS)
         else:
             self._channel = grpc.insecure_channel(target, options=GRPC_CHANNEL_OPTIONS)
@@ -306,6 +299,28 @@ class OtlpGrpcSink:
         self._channel.close()
 
 
+def grpc_secure(endpoint: str, options: SinkOptions) -> bool:
+    """Whether an OTLP/gRPC sink reaches `endpoint` over TLS. As the OpenTelemetry spec and its SDKs have it:
+    `insecure` (default false) decides an endpoint without a scheme (`collector:4317`), so that one is TLS unless it
+    says plaintext; `http://` is plaintext, unless a `certificate` is given to check the backend with."""
+    scheme = urlsplit(endpoint).scheme if "://" in endpoint else ""
+    return options.insecure is not True and (
+        scheme == "https" or "://" not in endpoint or options.certificate is not None
+    )
+
+
+def grpc_roots(options: SinkOptions) -> bytes | None:
+    """The CA bundle an OTLP/gRPC sink over TLS checks its collector with, as read now (None: the system's)."""
+    return Path(options.certificate).read_bytes() if options.certificate else None
+
+
+def https_context(endpoint: str, options: SinkOptions) -> ssl.SSLContext | None:
+    """The TLS context of an OTLP/HTTP sink to `endpoint`, its CA bundle read now (None: plain HTTP)."""
+    if urlsplit(endpoint).scheme != "https":
+        return None
+    return ssl.create_default_context(cafile=options.certificate)
+
+
 class OtlpHttpSink:
     """OTLP over HTTP with protobuf bodies (Jaeger and the Collector listen on 4318, path /v1/traces).
 
@@ -337,9 +352,7 @@ class OtlpHttpSink:
         self._headers = {**{k: v for k, v in ours.items() if k.lower() not in given}, **dict(options.headers)}
         if self._gzip:
             self._headers["Content-Encoding"] = "gzip"
-        self._context: ssl.SSLContext | None = None
-        if self._https:
-            self._context = ssl.create_default_context(cafile=options.certificate)
+        self._context = https_context(endpoint, options)
         self._conn: http.client.HTTPConnection | None = None
         self._used = False  # the connection has carried a request: it may have gone stale since
         _response_type()  # (as OtlpGrpcSink's)

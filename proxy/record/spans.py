@@ -29,7 +29,17 @@ from proxy.logs import json_line
 from proxy.memo import Memo
 from proxy.protocols import ADAPTERS
 from proxy.record.access import shown_model
-from proxy.record.export import BoundedExporter, ConsoleSink, OtlpGrpcSink, OtlpHttpSink, Sink, SinkOptions
+from proxy.record.export import (
+    BoundedExporter,
+    ConsoleSink,
+    OtlpGrpcSink,
+    OtlpHttpSink,
+    Sink,
+    SinkOptions,
+    grpc_roots,
+    grpc_secure,
+    https_context,
+)
 from proxy.record.otlp import (
     SPAN_KIND_SERVER,
     STATUS_ERROR,
@@ -125,6 +135,15 @@ def make_sink(telemetry: Telemetry, resource: bytes, scope: bytes) -> Sink | Non
         return None
     if telemetry.exporter == "console":
         return ConsoleSink()
+    endpoint, options = _otlp_target(telemetry)
+    timeout = telemetry.export_timeout_s
+    if telemetry.protocol == "grpc":
+        return OtlpGrpcSink(endpoint, timeout, resource, scope, options)
+    return OtlpHttpSink(endpoint, timeout, resource, scope, options)
+
+
+def _otlp_target(telemetry: Telemetry) -> tuple[str, SinkOptions]:
+    """Where an OTLP sink sends spans, and how."""
     options = SinkOptions(
         headers=telemetry.headers,
         compression=telemetry.compression if telemetry.compression != "none" else None,
@@ -132,11 +151,21 @@ def make_sink(telemetry: Telemetry, resource: bytes, scope: bytes) -> Sink | Non
         insecure=telemetry.insecure,
         exact_path=telemetry.traces_endpoint is not None,
     )
-    timeout = telemetry.export_timeout_s
-    endpoint = telemetry.traces_endpoint or telemetry.endpoint
-    if telemetry.protocol == "grpc":
-        return OtlpGrpcSink(endpoint or "http://127.0.0.1:4317", timeout, resource, scope, options)
-    return OtlpHttpSink(endpoint or "http://127.0.0.1:4318", timeout, resource, scope, options)
+    default = "http://127.0.0.1:4317" if telemetry.protocol == "grpc" else "http://127.0.0.1:4318"
+    return telemetry.traces_endpoint or telemetry.endpoint or default, options
+
+
+def span_exporter_tls(telemetry: Telemetry) -> None:
+    """Read the CA bundle the span exporter of `telemetry` reads as it is built, as its sink reads it (raising what
+    that build raises), building nothing: no export thread, no gRPC channel (a `--workers` supervisor's reload, in a
+    process that forks: `server.ReloadFiles.in_supervisor`)."""
+    if telemetry.exporter != "otlp":
+        return
+    endpoint, options = _otlp_target(telemetry)
+    if telemetry.protocol != "grpc":
+        https_context(endpoint, options)
+    elif grpc_secure(endpoint, options):
+        grpc_roots(options)
 
 
 SPANS = "spans"  # the sink's name: compiled, a class's `name` reads on its instances only

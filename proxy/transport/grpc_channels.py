@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from proxy.errors import UpstreamStatus, UpstreamUnavailable
 from proxy.protocols import MetadataStatus
 from proxy.protocols.oip_grpc import MODEL_METADATA, encode_model_metadata_request, read_model_metadata
 from proxy.record.export import RECONNECT_OPTIONS
-from proxy.tls import client_context, grpc_channel_credentials, upstream_tls_files
+from proxy.tls import UpstreamFiles as Files
+from proxy.tls import grpc_channel_credentials, read_tls
 
 # grpc's default reconnect backoff (1 s, x1.6 per failed attempt, up to 120 s) left an upstream back from an
 # outage unreached for seconds to minutes: every call between two attempts was answered UNAVAILABLE untried (a
@@ -77,10 +77,6 @@ _LOOKUP_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, gr
 # A retired channel closes once its calls have ended, however long that takes (streams may have no
 # deadline); `close` ends the rest when the proxy stops.
 _UNTIL_CALLS_END_S = 1e9
-
-log = logging.getLogger("lineage_proxy.grpc")
-
-Files = tuple[bytes | None, bytes | None, bytes | None]
 
 
 def upstream_status(exc: grpc.aio.AioRpcError) -> UpstreamStatus:
@@ -183,8 +179,9 @@ class GrpcChannels:
         """The config in force (at start and on every reload), with each call's window and largest reply message
         (`window_for` its limits; a window alone: the default reply limit); its TLS files as `read` holds them
         (`read_tls`: a reload's, read off the event loop), else read here (at start, before serving): the channels
-        made from now on are made with them. One whose files could not be read keeps them as last read while its TLS
-        settings are unchanged (its channel too); with new settings, its calls are refused (`_files_for`)."""
+        made from now on are made with them. One whose files the start could not read (gone since the loader checked
+        them) has its calls refused (`_files_for`); a reload that could not read or use them is refused whole
+        (`server._unread`), so `read` holds none."""
         upstreams = list(upstreams)
         self._wanted = {u.name: u for u in upstreams if u.grpc}
         if read is None:
@@ -195,10 +192,6 @@ class GrpcChannels:
             tls = self._wanted[name].tls if name in self._wanted else None
             if tls is None:
                 continue
-            if isinstance(files, OSError) and tls in self._tls_before:  # its settings unchanged: as last read
-                log.warning("upstream %s: cannot read its TLS files (%s): its channels are made with them as last "
-                            "read (reload again once they can be read)", name, files.strerror or files)  # fmt: skip
-                files = self._tls_before[tls]
             self._tls_read[tls] = files
         window, most = (sizes, REPLY_BYTES) if isinstance(sizes, int) else sizes
         rewindowed = window != self._window or most != self._most
@@ -335,30 +328,3 @@ class GrpcChannels:
         for probe in probes:
             await probe.close()
         self.opened.clear()
-
-
-def read_tls(upstreams: Iterable[Upstream]) -> dict[str, Files | OSError]:
-    """The TLS files of each gRPC upstream with TLS, as read now (or why one cannot be read): what a reload reads
-    off the event loop for `use`, and the start before it serves."""
-    read: dict[str, Files | OSError] = {}
-    for upstream in upstreams:
-        if upstream.grpc and upstream.tls is not None:
-            try:
-                read[upstream.name] = upstream_tls_files(upstream.tls)
-            except OSError as exc:
-                read[upstream.name] = exc
-    return read
-
-
-def read_usable_tls(upstreams: tuple[Upstream, ...]) -> dict[str, Files | OSError]:
-    """`read_tls` for a reload, each upstream's files read then checked as `check` checks them (`client_context`): one
-    read but unusable (a renewal half written since its config was checked) is why, as one unread is (the reload is
-    refused: `server._unread`). grpc takes any bytes, and a channel's every handshake failed (UNAVAILABLE)."""
-    read = read_tls(upstreams)
-    for upstream in upstreams:
-        if upstream.tls is not None and upstream.name in read and not isinstance(read[upstream.name], OSError):
-            try:
-                client_context(upstream.tls)
-            except OSError as exc:  # (ssl.SSLError is one)
-                read[upstream.name] = exc
-    return read
