@@ -820,6 +820,16 @@ class Detectors:
         if not text.isascii() or _escapes(text):
             text, cut_fold = folded(text, limit)
             cut = cut or cut_fold
+        return self._find(text, cut)
+
+    def scan_unfolded(self, text: str) -> frozenset[str]:
+        """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
+        characters (a stream scanner's window, whose end it then reads as it stands too: `StreamScanner`)."""
+        return self._find(text, False) if self._finders and text else _NOTHING
+
+    def _find(self, text: str, cut: bool) -> frozenset[str]:
+        """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
+        it was read (`scan`)."""
         if self._marks and not _holds_any(text, self._marks):
             return _ONLY_TRUNCATED if cut else _NOTHING  # nothing any finder looks for: not translated at all
         found: set[str] = {TRUNCATED} if cut else set()
@@ -1134,9 +1144,7 @@ class StreamScanner:
         if self._waiting or len(piece) < self.OVERLAP:
             self._wait(piece)
             return
-        window = self._tail + piece  # read at once: the tail read again is no longer than the piece
-        self._found |= self._detectors.scan(window, len(window))
-        self._tail = _read_end(window, self.OVERLAP)
+        self._read_window(self._tail + piece)  # read at once: the tail read again is no longer than the piece
 
     def _wait(self, piece: str) -> None:
         self._waiting.append(piece)
@@ -1148,7 +1156,20 @@ class StreamScanner:
         window = self._tail + "".join(self._waiting)
         self._waiting = []
         self._waiting_size = 0
-        self._found |= self._detectors.scan(window, len(window))
+        self._read_window(window)
+
+    def _read_window(self, window: str) -> None:
+        """Reads `window` and keeps its end as the detectors read it for the next. A window of ASCII without escapes
+        (most) is found so once, not again by `scan` and `_read_end` (`scan_unfolded`), and its end is kept as it
+        stands unless it holds a control character (`_read_end` of a plain window cost ~5 times the slice)."""
+        if window.isascii() and not _escapes(window):
+            self._found |= self._detectors.scan_unfolded(window)
+            end = window[-self.OVERLAP :]
+            if not _controls(end.encode("ascii")):
+                self._tail = end
+                return
+        else:
+            self._found |= self._detectors.scan(window, len(window))
         self._tail = _read_end(window, self.OVERLAP)
 
     def end_text(self) -> None:

@@ -145,16 +145,14 @@ class Exchange:
         header: Header,
         peer: tuple[str, ...] = (),
         deferred: bool = False,
-        beside: str | None = None,
         fields: Callable[[], str | None] | None = None,
     ) -> Upstream:
         """Read the request, identify the caller (key, or `peer`: what a client certificate proves),
         label, decide. Returns the upstream to forward to; a denial is raised as its ProxyError (and
         recorded when the ingress finishes the call). `deferred`: the ingress calls `forwarded()` once the
-        request is handed to the upstream, which does then what only the record and the reply need. `beside`: text
-        the server hands the model beside the body (an OIP request's header fields, `oip.header_text`), read with it
-        for labels, never captured nor digested (`Pipeline.call`); `fields`: what builds it, called only where it is read
-        (an OpenAI call that may reach KServe: `Pipeline.call`)."""
+        request is handed to the upstream, which does then what only the record and the reply need. `fields`: what
+        builds the text the server hands the model beside the body (an OIP request's header fields, `oip.header_text`),
+        read with it for labels, never captured nor digested, and called only where it is read (`Pipeline.call`)."""
         pipeline = self.pipeline
         try:
             if pipeline.known_purposes is not None:  # an unknown purpose: refused before anything else is read
@@ -174,7 +172,6 @@ class Exchange:
                 self.x_api_key,
                 not deferred,
                 self.key_memo,
-                beside,
                 fields,
             )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is

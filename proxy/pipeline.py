@@ -308,18 +308,17 @@ class Pipeline:
         x_api_key: bool = False,
         recorded: bool = True,
         memo: KeyMemo | None = None,
-        beside: str | None = None,
         fields: Callable[[], str | None] | None = None,
     ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
         `recorded` False: what only the record needs (the input's digest, its captured content) is left to
         `record_fields`, for after the request is forwarded (`Exchange.forwarded`). `memo`: the connection's
-        key digest (`key_digest`). `beside`: what the server hands the model beside the body (an OIP request's header
-        fields), read on its own for labels (`_detected`), never captured nor digested: any header may hold a
-        credential (`X-Auth-Token`, `api-key`, ...), and a digest is of the content, so the same tensors sent with
-        another `User-Agent` or token have one digest. `fields`: what builds an OpenAI call's `beside` (its header
-        fields), called only where the call may reach KServe's OpenAI data plane (`_to_kserve`): a call routed to vLLM
-        has no text built."""
+        key digest (`key_digest`). `fields`: what builds the text of the header fields the server hands the model beside
+        the body (an OIP request's, `oip.header_text`), read on its own for labels (`_detected`), never captured nor
+        digested: any header may hold a credential (`X-Auth-Token`, `api-key`, ...), and a digest is of the content, so
+        the same tensors sent with another `User-Agent` or token have one digest. Called only where the model is handed
+        them (`_fields_read`): a call routed to vLLM, or to an upstream with `headers_to_model: false`, has no text
+        built."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -357,13 +356,7 @@ class Pipeline:
                 labels = labels | carried
         if len(labels) > MAX_CALL_LABELS:
             raise carried_too_many(len(labels))
-        if protocol in _FIELDS_TO_MODEL and request.operation != "passthrough":
-            beside = self._passed_on(request, header, trace, beside)
-        elif self.kserve_openai and protocol == "openai":
-            if self._to_kserve(request):
-                beside = self._passed_on(request, header, trace, fields() if fields is not None else beside)
-            else:
-                beside = None
+        beside = self._fields_read(request, protocol, header, trace, fields)
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -372,7 +365,7 @@ class Pipeline:
             key_sha256=self.key_digest(header, x_api_key, memo),
             purpose=purpose or None,
             labels=labels,
-            detected=self._detected(request, beside if self.reads_all_fields else self._handed(request, beside)),
+            detected=self._detected(request, beside),
             input_digest=(request.digest or text_digest(request.texts)) if recorded else request.digest,
             params=request.params,
             stream=request.stream,
@@ -472,18 +465,41 @@ class Pipeline:
         routed = self.policy.route(request.model)
         return routed is not None and routed[1].name in reached
 
-    def _handed(self, request: Request, beside: str | None) -> str | None:
-        """`beside` (a call's header fields), or None where its route's upstream hands its model none of them
-        (`headers_handed`), or those of them its forward pattern names (`fields_named`)."""
-        routed = self.policy.route(request.model)
-        if routed is None or beside is None:
-            return beside
-        name = routed[1].name
-        handed = self.headers_handed
-        if handed is not None and name not in handed:
+    def _fields_read(
+        self,
+        request: Request,
+        protocol: str,
+        header: Header,
+        trace: TraceContext,
+        fields: Callable[[], str | None] | None,
+    ) -> str | None:
+        """The header fields a call's model is handed beside its body, as the detectors read them (`beside`): an OIP or
+        KServe call's, an OpenAI call's that may reach KServe's OpenAI data plane (`_to_kserve`), with the two sent as
+        the call decides (`_passed_on`; not on a passthrough call), then only those a forward pattern names
+        (`fields_named`). Built (`fields`: the ingress's builder, None for none) only where read: not where the
+        route's upstream hands its model none (`headers_handed`: a Triton without a forward pattern, `headers_to_model:
+        false`)."""
+        if protocol in _FIELDS_TO_MODEL:
+            passed_on = request.operation != "passthrough"
+        elif self.kserve_openai and protocol == "openai" and self._to_kserve(request):
+            passed_on = True
+        else:
             return None
-        named = self.fields_named.get(name)
-        return beside if named is None else named_fields(beside, named)
+        if self.reads_all_fields:  # (most configs)
+            beside = fields() if fields is not None else None
+            return self._passed_on(request, header, trace, beside) if passed_on else beside
+        named: re.Pattern[str] | None = None
+        routed = self.policy.route(request.model)
+        if routed is not None:
+            name = routed[1].name
+            handed = self.headers_handed
+            if handed is not None and name not in handed:
+                return None  # (not built)
+            named = self.fields_named.get(name)
+        beside = fields() if fields is not None else None
+        if passed_on:
+            beside = self._passed_on(request, header, trace, beside)
+        return beside if named is None or beside is None else named_fields(beside, named)
 
     def _beside_labels(self, beside: str) -> frozenset[str]:
         """What the detectors find in `beside` (an OIP request's header fields, which MLServer hands the model apart

@@ -57,10 +57,10 @@ def pipeline(tmp_path: Path) -> Pipeline:
 
 def detected(p: Pipeline, *fields: tuple[str, str]) -> frozenset[str]:
     """What the pipeline finds in an OIP REST call of numbers sent with these header fields (as the ingress reads them)."""
-    beside = _oip_header_text([(name.encode(), value.encode()) for name, value in fields])
+    received = [(name.encode(), value.encode()) for name, value in fields]
     header = {"x-purpose": "care"}.get
     read = read_rest_request("iris", None, NUMBERS, None)
-    return p.call(read, "oip", header, p.trace(header), beside=beside).detected
+    return p.call(read, "oip", header, p.trace(header), fields=lambda: _oip_header_text(received)).detected
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ already had."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import orjson
@@ -53,7 +54,7 @@ def admitted(pipe: Pipeline, body: bytes, fields: list[tuple[bytes, bytes]], pur
     ex = Exchange(pipe, adapter, target, pipe.trace({"traceparent": sampled}.get))
     header = {"x-purpose": purpose}.get
     try:
-        ex.admit(body, header, (), deferred, _oip_header_text(fields))
+        ex.admit(body, header, (), deferred, functools.partial(_oip_header_text, fields))
     except ProxyError:
         pass
     else:

@@ -40,7 +40,7 @@ def detected(pipeline: Pipeline, body: bytes, beside: str | None) -> frozenset[s
     """What `Exchange.admit` has the pipeline find in an OIP REST call whose header fields are `beside`."""
     read = read_rest_request("iris", None, body, None)
     header = {"x-purpose": "care"}.get
-    return pipeline.call(read, "oip", header, pipeline.trace(header), beside=beside).detected
+    return pipeline.call(read, "oip", header, pipeline.trace(header), fields=lambda: beside).detected
 
 
 def test_header_fields_read_before_are_not_read_again(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_the_body_is_read_beside_them_and_the_record_keeps_both(tmp_path: Path) 
     assert detected(p, NUMBERS, None) == frozenset()  # no fields beside the body (gRPC metadata all framing)
     read = read_rest_request("iris", None, addressed, None)
     header = {"x-purpose": "care"}.get
-    assert p.call(read, "oip", header, p.trace(header), beside=PLAIN).detected == {"pii:email"}
+    assert p.call(read, "oip", header, p.trace(header), fields=lambda: PLAIN).detected == {"pii:email"}
     assert read.texts == ("bob@example.org",)  # the fields are read, never captured nor digested with the body
 
 

@@ -154,7 +154,7 @@ def test_a_triton_calls_fields_are_read_where_a_zone_may_reroute_to_an_upstream_
     pipeline = offline_pipeline(config)
     header = {"x-purpose": "ads"}.get
     call = pipeline.call(Request("echo", "infer", texts=("hello",)), "oip-grpc", header, pipeline.trace(header),
-                         beside=f"x-note: {ADDRESS}")  # fmt: skip
+                         fields=lambda: f"x-note: {ADDRESS}")  # fmt: skip
     assert ("pii:email" in call.detected) is read
 
 

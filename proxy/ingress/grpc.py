@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -835,7 +836,8 @@ class GrpcIngress:
     ) -> Upstream:
         """`Exchange.admit`, for a gRPC upstream. `deferred`: the handler calls `ex.forwarded()` once the request
         is sent (`_forwarded`). The metadata forwarded is read with the request: MLServer hands it to the model."""
-        upstream = ex.admit(request, header, self._peer(context), deferred, header_text(received.forwarded))
+        fields = functools.partial(header_text, received.forwarded)  # built only where read (`Pipeline._fields_read`)
+        upstream = ex.admit(request, header, self._peer(context), deferred, fields)
         if upstream.grpc is None:  # refused here, its data gone nowhere: recorded so, never as allowed to it
             raise ex.refuse(
                 UpstreamUnavailable(

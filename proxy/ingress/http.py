@@ -477,12 +477,11 @@ class HttpIngress:
                 return
             # an OIP server hands its model the request's header fields too (MLServer: `parameters.headers`), and so does
             # KServe's model server over its V1 protocol (`kserve.Model.predict(payload, headers)`) and its OpenAI data
-            # plane (`context["headers"]`: built and read only where a KServe upstream may be sent the call, which its
-            # body's model says, `Pipeline._to_kserve`)
-            beside = _oip_header_text(request.headers) if adapter.name in _HEADERS_TO_MODEL else None
-            to_kserve = ex.pipeline.kserve_openai and adapter.name == "openai"
-            fields = functools.partial(_oip_header_text, request.headers) if to_kserve else None
-            upstream = ex.admit(read, header, conn.peer, True, beside, fields)  # completed once sent: `_forward`
+            # plane (`context["headers"]`: where a KServe upstream may be sent the call, which its body's model says,
+            # `Pipeline._to_kserve`). Built and read only where its route's model is handed them (`Pipeline._fields_read`)
+            handed = adapter.name in _HEADERS_TO_MODEL or (ex.pipeline.kserve_openai and adapter.name == "openai")
+            fields = functools.partial(_oip_header_text, request.headers) if handed else None
+            upstream = ex.admit(read, header, conn.peer, True, fields)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
             failure = error
