@@ -323,6 +323,7 @@ class Exchange:
         # the stream ends with its answer.
         trace = self.trace.sibling()
         refused = self.refused = Exchange(self.pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
+        refused.outcome.client = self.outcome.client
         refused.call, refused.decision = dataclasses.replace(widened, trace=trace), again
         return self.pipeline.denial(again)
 
@@ -338,7 +339,8 @@ class Exchange:
         except ProxyError as error:
             error.caller = pipeline.caller_name(header, call.peer, self.x_api_key)
             trace = self.trace.sibling()
-            self.refused = Exchange(pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
+            refused = self.refused = Exchange(pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
+            refused.outcome.client = self.outcome.client
             return error
         return None
 

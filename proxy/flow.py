@@ -305,6 +305,9 @@ class Outcome:
     content: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     clock_ns: int = 0  # the wall clock less the monotonic one at the call's start (`now_ns`)
+    # the TCP peer's address and port (an IPv6 one bare), its connection's, made once for it (`client_of`); None: not
+    # an IP socket's, or `logging.client_address: false`
+    client: tuple[str, int] | None = None
 
     def __init__(
         self, started_ns: int, ended_ns: int = 0, first_token_ns: int = 0, forwarded_ns: int = 0, upstream_ns: int = 0,
@@ -313,7 +316,7 @@ class Outcome:
         response_model: str | None = None, response_id: str | None = None, finish_reasons: tuple[str, ...] = (),
         input_tokens: int | None = None, output_tokens: int | None = None, output_digest: str | None = None,
         output_detected: frozenset[str] = frozenset(), content: tuple[str, ...] = (),
-        extra: dict[str, Any] | None = None, clock_ns: int = 0,
+        extra: dict[str, Any] | None = None, clock_ns: int = 0, client: tuple[str, int] | None = None,
     ) -> None:  # fmt: skip
         self.started_ns = started_ns
         self.ended_ns = ended_ns
@@ -336,6 +339,7 @@ class Outcome:
         self.content = content
         self.extra = {} if extra is None else extra
         self.clock_ns = clock_ns
+        self.client = client
 
     def now_ns(self) -> int:
         """A mark of the call (forwarded, first token, reply ended, ended): the wall time it started at plus the

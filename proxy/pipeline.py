@@ -225,6 +225,7 @@ class Pipeline:
         keep = max(WHOLE_MAX, config.limits.buffer_max_bytes)
         self.detectors = Detectors(config.detectors, config.limits.scan_max_chars, keep)
         self.capture = config.telemetry.capture_content
+        self.client_address = config.logging.client_address  # the ingress hands each call its client (`Outcome.client`)
         self.sample_ratio = config.telemetry.sample_ratio if config.telemetry.exporter != "none" else 0.0
         # the proxy authenticates callers itself: their key is never passed on to an upstream
         self.strips_auth = bool(self.policy.callers_by_key)

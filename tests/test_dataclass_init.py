@@ -63,6 +63,7 @@ def _sample(annotation: str, i: int) -> Any:
         "tuple[str, ...]": (f"v{i}",),
         "tuple[tuple[str, Any], ...]": ((f"k{i}", i),),
         "tuple[tuple[str, ...], ...]": ((f"v{i}", f"w{i}"),),
+        "tuple[str, int]": (f"v{i}", 100 + i),
         "dict[str, Any]": {f"k{i}": i},
         "TraceContext": trace,
         "Upstream": Upstream(name=f"u{i}", url=f"http://127.0.0.1:{9000 + i}"),

@@ -1148,11 +1148,12 @@ class _Reader:
             return None
 
     def logging(self, raw: Any) -> Logging:
-        s = self.section("logging", raw, Logging, ("format", "level", "access"))
+        s = self.section("logging", raw, Logging, ("format", "level", "access", "client_address"))
         return Logging(
             format=s.read("format", partial(self.choice, options=("text", "json"))),
             level=s.read("level", partial(self.choice, options=("debug", "info", "warning", "error"))),
             access=s.read("access", self.boolean),
+            client_address=s.read("client_address", self.boolean),
         )
 
     def limits(self, raw: Any) -> Limits:

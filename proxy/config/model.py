@@ -276,6 +276,8 @@ class Logging:
     format: str = "text"  # text | json
     level: str = "info"  # debug | info | warning | error (`--log-level` wins)
     access: bool = False
+    # the client's address (the TCP peer) in the access line and the span (`client.address`, `client.port`)
+    client_address: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -289,21 +289,29 @@ _CLIENT_CLAIMS: Final = frozenset(
 
 
 def _client_address(peer: str) -> str:
-    """The client's address in grpc's name of a call's peer (`ipv4:127.0.0.1:5000`, `ipv6:%5B::1%5D:5000`), as
-    nginx's `$remote_addr` has it (an IPv6 one bare); `unknown` for one that is neither. Kept by the peer's name: the
-    same for every call of a connection, so worked out once for it."""
-    address = _ADDRESSES.get(peer)
-    if address is None:
+    """The client's address in grpc's name of a call's peer, as nginx's `$remote_addr` has it (an IPv6 one bare);
+    `unknown` for one that is neither IPv4 nor IPv6 (`_client`)."""
+    client = _client(peer)
+    return client[0] if client is not None else "unknown"
+
+
+def _client(peer: str) -> tuple[str, int] | None:
+    """The client's address and port in grpc's name of a call's peer (`ipv4:127.0.0.1:5000`,
+    `ipv6:%5B::1%5D:5000`), as the record names it (`Outcome.client`); None for one that is neither (`unix:...`).
+    Kept by the peer's name: the same for every call of a connection, so worked out once for it."""
+    client = _CLIENTS.get(peer)
+    if client is None:
         kind, _, rest = peer.partition(":")
-        host = rest.rpartition(":")[0]
+        host, _, port = rest.rpartition(":")
         if kind == "ipv6":
             host = unquote(host).strip("[]")
-        address = host if kind in ("ipv4", "ipv6") and host else "unknown"
-        keep(_ADDRESSES, peer, address, 128, 1024)
-    return address
+        known = kind in ("ipv4", "ipv6") and host and port.isdigit()
+        client = (host, int(port)) if known else ("", 0)
+        keep(_CLIENTS, peer, client, 128, 1024)
+    return client if client[0] else None
 
 
-_ADDRESSES: dict[str, str] = {}
+_CLIENTS: dict[str, tuple[str, int]] = {}
 
 
 def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
@@ -814,12 +822,18 @@ class GrpcIngress:
         if over is not None:
             raise over
 
-    def _exchange(self, adapter: Adapter, target: Target, method: str, received: _Received) -> tuple[Exchange, Header]:
+    def _exchange(
+        self, adapter: Adapter, target: Target, method: str, received: _Received,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> tuple[Exchange, Header]:  # fmt: skip
         pipeline = self.ref.current
         header = received.found.get
         rpc = self._rpcs.get(method)  # an adapter's method's, made once (`service`); any other's, made now
         attributes = dict(rpc) if rpc is not None else _rpc(method)  # the call's own: its record may add to it
-        return Exchange(pipeline, adapter, target, pipeline.trace(header), attributes), header
+        ex = Exchange(pipeline, adapter, target, pipeline.trace(header), attributes)
+        if pipeline.client_address:
+            ex.outcome.client = _client(context.peer())
+        return ex, header
 
     def _peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
         """What the client's certificate proves; nothing on a plaintext listener (no auth context asked)."""
@@ -1027,7 +1041,7 @@ class GrpcIngress:
             )
         else:
             error = self._late_error(float(got))
-        ex, _ = self._exchange(adapter, target, method, _read(context))
+        ex, _ = self._exchange(adapter, target, method, _read(context), context)
         await self._ends(ex, context).close(error)
         raise AssertionError("unreachable: close raises")
 
@@ -1058,7 +1072,7 @@ class GrpcIngress:
         if not isinstance(request, bytes):
             await self._unread(adapter, target, method, context, request)
         received = _read(context)
-        ex, header = self._exchange(adapter, target, method, received)
+        ex, header = self._exchange(adapter, target, method, received, context)
         failure: BaseException | None = None
         held = 0
         try:
@@ -1128,7 +1142,7 @@ class GrpcIngress:
         if first is _EOF:
             return await self._no_messages(adapter, target, method, context)
         received = _read(context)
-        ex, header = self._exchange(adapter, target, method, received)
+        ex, header = self._exchange(adapter, target, method, received, context)
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         try:
@@ -1204,7 +1218,7 @@ class GrpcIngress:
         EOF too for a call that failed before its first message (its client cancelled it or left, or sent a message
         over the receive limit): a second read returns once grpc has failed it, its handler's cancel asked for by
         then (`_pump`); such a call is recorded as that cancel says (`_Ends.close`), never as answered OK."""
-        ex, header = self._exchange(adapter, target, method, _read(context))
+        ex, header = self._exchange(adapter, target, method, _read(context), context)
         failure: BaseException | None = None
         try:
             ex.admit_data_free(None, ex.pipeline.identify_only(header, self._peer(context)))
@@ -1320,7 +1334,7 @@ class GrpcIngress:
         if not isinstance(request, bytes):
             await self._unread(adapter, target, method, context, request)
         received = _read(context)
-        ex, header = self._exchange(adapter, target, method, received)
+        ex, header = self._exchange(adapter, target, method, received, context)
         failure: BaseException | None = None
         held = 0
         try:
@@ -1354,7 +1368,7 @@ class GrpcIngress:
         if not isinstance(request, bytes):
             await self._unread(adapter, target, method, context, request)
         received = _read(context)
-        ex, header = self._exchange(adapter, target, method, received)
+        ex, header = self._exchange(adapter, target, method, received, context)
         ends = self._ends(ex, context)
         failure: BaseException | None = None
         held = 0
@@ -1422,7 +1436,7 @@ class GrpcIngress:
         while zones are configured or a route limits purposes, unless `forward`), routed by the `"*"` route, then
         bytes both ways."""
         received = _read(context)
-        ex, header = self._exchange(GRPC_ADAPTERS[0], PASSTHROUGH, method, received)
+        ex, header = self._exchange(GRPC_ADAPTERS[0], PASSTHROUGH, method, received, context)
         ex.outcome.extra["rpc.method"] = method
         ends = self._ends(ex, context)
         failure: BaseException | None = None

@@ -418,6 +418,8 @@ class HttpIngress:
         header = request.header
         ex = _exchange(pipeline, method, path, header)
         ex.key_memo = conn.key_memo
+        if pipeline.client_address:
+            ex.outcome.client = conn.client
         adapter, target = ex.adapter, ex.target
         # a failure is answered after its `except` block is left: a compiled coroutine awaiting inside one leaves
         # its exception as the thread's handled one while suspended, for other calls to meet (sys.exc_info,
@@ -543,6 +545,8 @@ class HttpIngress:
         names, else anonymous, and its trace a new one."""
         pipeline = self.ref.current
         ex = _exchange(pipeline, request.method, request.path, request.header)
+        if pipeline.client_address:
+            ex.outcome.client = conn.client
         error.caller = pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
         ex.outcome.status = error.status
         ex.finish(error)

@@ -137,6 +137,7 @@ class HttpConnection(asyncio.Protocol):
         self.peer: tuple[str, ...] = ()  # what the client's certificate proves (TLS with client certs)
         # what the upstream is told of the client, made once for the connection (`forwarded_pieces`)
         self.forwarded: tuple[bytes, bytes, bytes] = NO_PEER
+        self.client: tuple[str, int] | None = None  # the peer's address and port, for the record (`client_of`)
         # its calls' last key and digest (`Pipeline.key_digest`): hashed once for the connection, not on each call
         self.key_memo = KeyMemo()
         self.lost = False
@@ -176,7 +177,9 @@ class HttpConnection(asyncio.Protocol):
         tls = transport.get_extra_info("sslcontext") is not None
         if tls:
             self.peer = identities_from_peercert(transport.get_extra_info("peercert"))
-        self.forwarded = forwarded_pieces(transport.get_extra_info("peername"), tls)
+        peername = transport.get_extra_info("peername")
+        self.forwarded = forwarded_pieces(peername, tls)
+        self.client = client_of(peername)
         self._arm(server.idle_timeout_s)
 
     def data_received(self, data: bytes) -> None:
@@ -745,6 +748,14 @@ def forwarded_pieces(peername: Any, tls: bool) -> tuple[bytes, bytes, bytes]:
 
 
 NO_PEER: Final = forwarded_pieces(None, False)
+
+
+def client_of(peername: Any) -> tuple[str, int] | None:
+    """A connection's client as its call's record names it (`Outcome.client`): the TCP peer's address (an IPv6 one
+    bare, as nginx's `$remote_addr`) and port; None for a socket that has none (a Unix socket's peer is '')."""
+    if isinstance(peername, tuple) and len(peername) >= 2 and peername[0] and isinstance(peername[1], int):
+        return str(peername[0]), peername[1]
+    return None
 
 
 def _address(peer: Any) -> str:

@@ -43,10 +43,14 @@ class AccessRecorder:
         status = outcome.status  # set by the ingress for every answer, the proxy's own errors included
         upstream = decision.upstream
         model = call.model
+        client = outcome.client
         if len(model) > NAME_MAX_CHARS:  # a caller's, as long as a body: its start and length (see `shown_model`)
             model = shown_model(model)
         fields = {
             "trace_id": call.trace.trace_id_hex,
+            # the TCP peer's address (`Outcome.client`), as nginx's `$remote_addr`: empty with `logging.client_address:
+            # false`, or on a socket with none
+            "client": client[0] if client is not None else "",
             "caller": decision.caller or "anonymous",
             "purpose": decision.purpose or "",
             "model": model,

@@ -560,6 +560,9 @@ def _call_attributes(call: Call, outcome: Outcome) -> dict[str, Any]:
         attrs[OUTPUT_MESSAGES] = _bounded_content(outcome.content, outcome)
     if outcome.first_token_ns:
         attrs["gen_ai.response.time_to_first_chunk"] = (outcome.first_token_ns - outcome.started_ns) / 1e9
+    client = outcome.client
+    if client is not None:
+        attrs["client.address"], attrs["client.port"] = client
     return attrs
 
 
@@ -635,7 +638,25 @@ def _call_parts(call: Call, outcome: Outcome, parts: list[bytes]) -> list[bytes]
         parts.append(_OUTPUT_MESSAGES.string(text))
     if outcome.first_token_ns:
         parts.append(span_attribute("gen_ai.response.time_to_first_chunk", _ttft(outcome)))
+    client = outcome.client
+    if client is not None:
+        parts.append(_client_block(client))
     return parts
+
+
+def _client_block(client: tuple[str, int]) -> bytes:
+    """`client.address` and `client.port`, encoded; kept by the client: the same for every call of a connection."""
+    block = _CLIENT_BLOCKS.get(client)
+    if block is None:
+        block = span_attribute("client.address", client[0]) + span_attribute("client.port", client[1])
+        if len(_CLIENT_BLOCKS) >= _CLIENT_BLOCKS_MAX:  # ever new connections make it grow no further
+            _CLIENT_BLOCKS.clear()
+        _CLIENT_BLOCKS[client] = block
+    return block
+
+
+_CLIENT_BLOCKS: dict[tuple[str, int], bytes] = {}
+_CLIENT_BLOCKS_MAX: Final = 1024
 
 
 def _bounded_id(value: str) -> str:
