@@ -254,7 +254,7 @@ class ReloadFiles:
                     client_context(upstream.tls)
                 except OSError as exc:  # (ssl.SSLError is one)
                     files.unmade[upstream.name] = exc
-        if new.telemetry != current.telemetry:
+        if spans_changed(current.telemetry, new.telemetry):
             files.unbuilt = _unbuildable(span_exporter_tls, new.telemetry)
         return files
 
@@ -298,6 +298,14 @@ def _unmade(upstreams: tuple[Upstream, ...], files: ReloadFiles) -> str | None:
         if upstream.tls is not None and isinstance(error, OSError):  # (ssl.SSLError is one)
             return f"Problems: upstreams[{index}].tls: {upstream_tls_problem(error)}"
     return None
+
+
+def spans_changed(old: Telemetry, new: Telemetry) -> bool:
+    """Whether a reload from `old` to `new` builds a new span exporter: not for `metrics` alone, applied on restart
+    only, which a `--workers` supervisor keeps as it started (`as_reloaded`) while its workers' config takes it. Compared
+    whole, a later reload leaving the exporter as it was read its CA bundle in the supervisor alone, and was refused
+    there (a bundle renewed badly) while its workers applied it."""
+    return replace(new, metrics=old.metrics) != old
 
 
 def _unbuildable(build: Callable[[Telemetry], object], telemetry: Telemetry) -> str | None:
@@ -695,7 +703,7 @@ class ProxyProcess:
                         "it takes effect" if len(fixed) == 1 else "they take effect")  # fmt: skip
         if new.limits != old.limits:
             self._apply_limits(old.limits, new.limits)
-        if new.telemetry != old.telemetry:
+        if spans_changed(old.telemetry, new.telemetry):
             previous = self.runtime.sinks.swap(SPANS, spans)
             if previous is not None:
                 self._retire(previous.stop())
@@ -760,7 +768,7 @@ class ProxyProcess:
         badly since the loader read it). Built into `files.spans` before anything else is made for the reload (a
         SIGHUP's TLS contexts: refused after them, the reload waited up to UPSTREAM_TLS_WAIT_S and said it applied),
         a SIGHUP's with its load, off the loop (`_load`); `_unused` stops one never applied."""
-        if files.spans_made or new.telemetry == self.config.telemetry:
+        if files.spans_made or not spans_changed(self.config.telemetry, new.telemetry):
             return None
 
         def build(_: Telemetry) -> None:

@@ -74,3 +74,25 @@ def test_the_supervisor_refuses_a_reload_its_workers_refuse_for_a_file_renewed_b
     assert why is not None and why.startswith(said), why
     # (before: applied, the new config for every worker started since, its siblings on the old)
     assert as_reloaded(current, new) is None
+
+
+def test_after_a_reload_changing_telemetry_metrics_the_supervisor_decides_the_exporter_as_its_workers(
+    tmp_path: Path,
+) -> None:
+    """telemetry.metrics applies on restart only: the supervisor keeps it as it started (`as_reloaded`), its workers'
+    config takes the reload's. A later reload leaving the span exporter's settings as they were builds no exporter in
+    a worker (its bundle not read): the supervisor read it all the same, against its kept `metrics`, and refused the
+    reload the workers applied (a bundle renewed badly meanwhile): a worker restarted later ran the old config."""
+    current, changed = _configs(tmp_path)
+    text = changed.read_text()
+    changed.write_text(text.replace("telemetry: {", "telemetry: {metrics: false, "))
+    first = load(str(changed))
+    assert first.telemetry.metrics != current.telemetry.metrics
+    running = as_reloaded(current, first)
+    assert running is not None and running.telemetry.metrics == current.telemetry.metrics
+    changed.write_text(changed.read_text().replace("support", "billing"))
+    later = load(str(changed))
+    assert later.telemetry == first.telemetry  # the workers' exporter stays: nothing for them to build or read
+    (tmp_path / "collector-ca.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB")  # renewed badly meanwhile
+    reloaded = as_reloaded(running, later)
+    assert reloaded is not None and reloaded.policy.default_purpose == "billing"
