@@ -157,21 +157,7 @@ def test_a_span_exporters_ca_bundle_slow_to_come_holds_no_call_while_the_reload_
     that was on the event loop, where a file slow to come (a hung mount; here a FIFO, the bundle renewed as one after
     the load) held every call and the stop itself until it came. It is built with the config, off the loop."""
     _, upstream = vllm
-    bundle = tmp_path / "collector-ca.pem"
-    pem = Authority(tmp_path, "collector CA").pair.cert.read_bytes()
-    bundle.write_bytes(pem)
-    telemetry = (
-        "telemetry: {exporter: otlp, protocol: http/protobuf, "
-        f'endpoint: "https://127.0.0.1:{dead_port()}", certificate: "{bundle}"}}'
-    )
-    text = CONFIG.replace("LISTEN_TLS", "").replace("ADDED", "")
-    proxy = make_proxy(text.replace("TELEMETRY", ""), UPSTREAM=upstream)
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(
-        text.replace("TELEMETRY", telemetry)
-        .replace("${UPSTREAM}", upstream)
-        .replace("${STORE}", str(tmp_path / "l.db"))
-    )
+    proxy, changed, bundle, pem = _telemetry_reloaded(tmp_path, upstream, make_proxy)
     load = server.load
 
     slow = threading.Event()
@@ -229,21 +215,7 @@ def test_a_span_exporter_built_by_a_reload_the_stop_cancelled_is_stopped(
     (its CA bundle slow to come: a FIFO). The load ends after the stop, and nothing took what it built: the exporter's
     thread idled until the process exited. The load thread stops it now."""
     _, upstream = vllm
-    bundle = tmp_path / "collector-ca.pem"
-    pem = Authority(tmp_path, "collector CA").pair.cert.read_bytes()
-    bundle.write_bytes(pem)
-    telemetry = (
-        "telemetry: {exporter: otlp, protocol: http/protobuf, "
-        f'endpoint: "https://127.0.0.1:{dead_port()}", certificate: "{bundle}"}}'
-    )
-    text = CONFIG.replace("LISTEN_TLS", "").replace("ADDED", "")
-    proxy = make_proxy(text.replace("TELEMETRY", ""), UPSTREAM=upstream)
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(
-        text.replace("TELEMETRY", telemetry)
-        .replace("${UPSTREAM}", upstream)
-        .replace("${STORE}", str(tmp_path / "l.db"))
-    )
+    proxy, changed, bundle, pem = _telemetry_reloaded(tmp_path, upstream, make_proxy)
     load, spans = server.load, server.ProxyProcess._spans
     slow = threading.Event()
     built: list[server.SpanRecorder] = []
@@ -282,3 +254,24 @@ def test_a_span_exporter_built_by_a_reload_the_stop_cancelled_is_stopped(
     export = built[0].queue._exporter
     export.join(WAIT_S)
     assert not export.is_alive(), "the span exporter the cancelled reload built was never stopped"
+
+
+def _telemetry_reloaded(tmp_path, upstream, make_proxy):  # type: ignore[no-untyped-def]
+    """A proxy without an exporter, and a config changing its telemetry to OTLP/HTTP over TLS checked with a CA bundle
+    of its own: (the proxy, the changed config's path, the bundle's path, its PEM)."""
+    bundle = tmp_path / "collector-ca.pem"
+    pem = Authority(tmp_path, "collector CA").pair.cert.read_bytes()
+    bundle.write_bytes(pem)
+    telemetry = (
+        "telemetry: {exporter: otlp, protocol: http/protobuf, "
+        f'endpoint: "https://127.0.0.1:{dead_port()}", certificate: "{bundle}"}}'
+    )
+    text = CONFIG.replace("LISTEN_TLS", "").replace("ADDED", "")
+    proxy = make_proxy(text.replace("TELEMETRY", ""), UPSTREAM=upstream)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        text.replace("TELEMETRY", telemetry)
+        .replace("${UPSTREAM}", upstream)
+        .replace("${STORE}", str(tmp_path / "l.db"))
+    )
+    return proxy, changed, bundle, pem
