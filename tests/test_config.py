@@ -109,7 +109,7 @@ lineage: {store: "postgresql://u@db:5432/lineage", retention_days: 2, flush_inte
           openlineage: {url: "http://marquez:5000", namespace: prod, snapshot_interval_s: 5, queue_size: 7,
                         spool: /var/lib/ol-spool, spool_max_events: 9}}
 limits: {max_body_bytes: 1, scan_max_chars: 2, drain_timeout_s: 3, buffer_max_bytes: 4, idle_timeout_s: 5, header_timeout_s: 7, max_header_bytes: 2048, max_headers: 9, max_connections: 6, max_concurrent_streams: 10, bodies_max_bytes: 8, grpc_stream_window_bytes: 65536, grpc_max_calls: 11, grpc_request_timeout_s: 12, grpc_arriving_max_bytes: 15, grpc_max_reply_bytes: 13, worker_stall_s: 14}
-logging: {format: json, level: debug, access: true}
+logging: {format: json, level: debug, access: true, client_address: false}
 """.replace("BASELINE", str(ROOT / "config" / "baseline.yaml"))
     .replace("KEYFILE", str(ROOT / "pyproject.toml"))
     .replace("RETIRED", str(ROOT / "README.md"))
