@@ -288,10 +288,9 @@ _CLIENT_CLAIMS: Final = frozenset(
 )
 
 
-def _client_address(peer: str) -> str:
-    """The client's address in grpc's name of a call's peer, as nginx's `$remote_addr` has it (an IPv6 one bare);
-    `unknown` for one that is neither IPv4 nor IPv6 (`_client`)."""
-    client = _client(peer)
+def _client_address(client: tuple[str, int] | None) -> str:
+    """The client's address (`_client`: from grpc's name of a call's peer), as nginx's `$remote_addr` has it (an IPv6
+    one bare); `unknown` for a peer that is neither IPv4 nor IPv6."""
     return client[0] if client is not None else "unknown"
 
 
@@ -892,7 +891,9 @@ class GrpcIngress:
         elif kept is not None and "\t" in kept:  # W3C's white space around a member, which grpc will not send
             out = _spaced_tracestate(out)
         if not upstream.fields_to_model:  # else the client's address would reach the model as data: not told
-            address = _client_address(context.peer())
+            # the peer as the call's record read it (`_exchange`); read here only where the record keeps none
+            client = ex.outcome.client if ex.pipeline.client_address else _client(context.peer())
+            address = _client_address(client)
             callers = received.callers
             out.append(("x-forwarded-for", f"{', '.join(callers)}, {address}" if callers else address))
         out.append(("x-forwarded-proto", self._scheme))

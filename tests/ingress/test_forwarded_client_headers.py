@@ -148,10 +148,12 @@ class _Kept(grpc.GenericRpcHandler):  # type: ignore[misc]
         return b""
 
 
+@pytest.mark.parametrize("recorded", [True, False])
 @pytest.mark.parametrize("handed", [False, True])
-def test_over_grpc_the_peer_is_appended_and_the_claims_dropped(make_proxy: Any, handed: bool) -> None:
+def test_over_grpc_the_peer_is_appended_and_the_claims_dropped(make_proxy: Any, handed: bool, recorded: bool) -> None:
     """To a Triton that hands its model no metadata, the caller's list and the peer; to one that hands it all of it
-    (`headers_to_model`, the default), no `x-forwarded-for` at all: it would reach the model as data."""
+    (`headers_to_model`, the default), no `x-forwarded-for` at all: it would reach the model as data. The peer is the
+    one the call's record read (`logging.client_address`), or read for this alone when the record keeps none."""
     upstream = _Kept()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers((upstream,))
@@ -159,6 +161,8 @@ def test_over_grpc_the_peer_is_appended_and_the_claims_dropped(make_proxy: Any, 
     server.start()
     try:
         config = ONE_GRPC_UPSTREAM + "policy: {anonymous: allow, default_purpose: assistant}\n"
+        if not recorded:
+            config += "logging: {client_address: false}\n"
         if not handed:
             config = config.replace("    protocol: oip\n", "    protocol: oip\n    headers_to_model: false\n")
         proxy = make_proxy(config, wait="none", UPSTREAM=f"127.0.0.1:{port}")
@@ -184,7 +188,7 @@ def test_over_grpc_the_peer_is_appended_and_the_claims_dropped(make_proxy: Any, 
 
 def test_addresses_are_told_as_nginx_tells_them() -> None:
     """An IPv6 peer bare (no brackets, no port), as nginx's `$remote_addr`; one the socket has none for, `unknown`."""
-    from proxy.ingress.grpc import _client_address
+    from proxy.ingress.grpc import _client, _client_address
     from proxy.ingress.wire import forwarded_pieces
 
     assert forwarded_pieces(("::1", 5000, 0, 0), True) == (
@@ -194,7 +198,7 @@ def test_addresses_are_told_as_nginx_tells_them() -> None:
     )
     assert forwarded_pieces(None, False)[0] == b"X-Forwarded-For: unknown\r\nX-Forwarded-Proto: http\r\n"
     assert forwarded_pieces("", False)[1] == b", unknown\r\nX-Forwarded-Proto: http\r\n"
-    assert _client_address("ipv4:10.0.0.5:40000") == "10.0.0.5"
-    assert _client_address("ipv6:%5B::1%5D:40000") == "::1"
-    assert _client_address("ipv6:[fe80::1]:40000") == "fe80::1"
-    assert _client_address("unix:/tmp/x.sock") == "unknown"
+    assert _client_address(_client("ipv4:10.0.0.5:40000")) == "10.0.0.5"
+    assert _client_address(_client("ipv6:%5B::1%5D:40000")) == "::1"
+    assert _client_address(_client("ipv6:[fe80::1]:40000")) == "fe80::1"
+    assert _client_address(_client("unix:/tmp/x.sock")) == "unknown"
