@@ -162,14 +162,7 @@ def test_a_span_exporters_ca_bundle_slow_to_come_holds_no_call_while_the_reload_
 
     slow = threading.Event()
 
-    def load_then_slow(name: str) -> Config:
-        config = load(name)
-        bundle.unlink()
-        os.mkfifo(bundle)
-        slow.set()
-        return config
-
-    monkeypatch.setattr(server, "load", load_then_slow)
+    monkeypatch.setattr(server, "load", _then_slow(load, bundle, slow))
     caplog.set_level(logging.INFO, logger="lineage_proxy")
 
     async def begin() -> asyncio.Task[None]:
@@ -221,13 +214,6 @@ def test_a_span_exporter_built_by_a_reload_the_stop_cancelled_is_stopped(
     built: list[server.SpanRecorder] = []
     made = threading.Event()
 
-    def load_then_slow(name: str) -> Config:
-        config = load(name)
-        bundle.unlink()
-        os.mkfifo(bundle)
-        slow.set()
-        return config
-
     def spans_kept(config: Config) -> server.SpanRecorder | None:
         recorder = spans(config)
         if recorder is not None:
@@ -235,7 +221,7 @@ def test_a_span_exporter_built_by_a_reload_the_stop_cancelled_is_stopped(
             made.set()
         return recorder
 
-    monkeypatch.setattr(server, "load", load_then_slow)
+    monkeypatch.setattr(server, "load", _then_slow(load, bundle, slow))
     monkeypatch.setattr(server.ProxyProcess, "_spans", staticmethod(spans_kept))
 
     async def begin() -> None:
@@ -275,3 +261,16 @@ def _telemetry_reloaded(tmp_path, upstream, make_proxy):  # type: ignore[no-unty
         .replace("${STORE}", str(tmp_path / "l.db"))
     )
     return proxy, changed, bundle, pem
+
+
+def _then_slow(load, bundle, slow):  # type: ignore[no-untyped-def]
+    """`load`, then the exporter's CA bundle renewed as a FIFO (a file slow to come), `slow` set once it is."""
+
+    def load_then_slow(name: str) -> Config:
+        config = load(name)
+        bundle.unlink()
+        os.mkfifo(bundle)
+        slow.set()
+        return config
+
+    return load_then_slow
