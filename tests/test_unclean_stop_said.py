@@ -107,7 +107,8 @@ def test_workers_killed_with_their_supervisor_are_said_at_the_next_start(vllm, t
         dead = first.children()[0]  # a worker killed alone: the supervisor says it, and restarts it
         os.kill(dead, signal.SIGKILL)
         first.wait("exited with -9; restarting it")
-        first.wait(": serving ", 4)  # (the two workers', the supervisor's, then the restarted worker's)
+        # the two workers', the supervisor's, the restarted worker's (not a "serving before upstream ..." warning)
+        first.wait(": serving http=", 4)
         workers = first.children()
         assert len(workers) == 2 and dead not in workers
         for pid in [first.proc.pid, *workers]:  # a container's OOM kill: every process of its cgroup
