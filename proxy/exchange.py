@@ -618,8 +618,12 @@ class Exchange:
     # -- the end
 
     def finish(self, error: ProxyError | str | None = None) -> None:
-        """Record the call: once, whatever path it took. `error`: why it failed, if it did."""
+        """Record the call: once, whatever path it took. `error`: why it failed, if it did. Called again with an error
+        while its record waits for the durable write its reply waits for (`recorded`), the call ended so after all: its
+        client left, or the drain cut it, and never got the reply (`_unanswered`)."""
         if self._finished:
+            if error is not None and self.held:
+                self._unanswered(error)
             return
         try:
             self.forwarded()  # left before the request was sent: recorded as it would have been
@@ -683,6 +687,21 @@ class Exchange:
             # answered before it was written (a background response, `queued`: no status it ends with came)
             unread = outcome.error_type or not outcome.finish_reasons
             runtime.stored.remember(outcome.response_id, labels | {TRUNCATED} if unread else labels)
+
+    @property
+    def held(self) -> bool:
+        """The call is recorded (`finish`) and its record waits for the durable write its reply waits for
+        (`FanOut.holds`): until that write is done, how the call ended may still change (`_unanswered`)."""
+        return self._finished and self.pipeline.runtime.sinks.holds(self.outcome)
+
+    def _unanswered(self, error: ProxyError | str) -> None:
+        """A recorded call whose reply never went out (`finish`): its record, held until then (`FanOut.holds`), ends now
+        with `error` (as `finish` keeps an earlier error type, counted then), not as the answer it was to be."""
+        outcome = self.outcome
+        outcome.ended_ns = outcome.now_ns()
+        if outcome.error_type is None or outcome.error_type == STREAM_ERROR:
+            outcome.error_type = error.code if isinstance(error, ProxyError) else error
+            self.pipeline.runtime.stats.failed(outcome.error_type)
 
     def _checkpoint_from_response(self) -> None:
         """The checkpoint the reply's model names, where none was known for the model asked for; or where the reply

@@ -1718,7 +1718,8 @@ class _Ends:
             elif error is not None and (self.unsent or isinstance(error, asyncio.CancelledError)):
                 code, why = self._ingress._cancelled(self._context, self._generation)
                 for one in (ex, ex.refused):
-                    if one is not None and not one.outcome.ended_ns:  # not recorded yet
+                    # not recorded yet, or recorded with its reply waiting for the record's write (`Exchange.held`)
+                    if one is not None and (not one.outcome.ended_ns or one.held):
                         one.outcome.status = code
                         one.finish(why)
         finally:

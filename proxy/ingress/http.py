@@ -491,6 +491,8 @@ class HttpIngress:
             if conn.cut and ex.call is None:  # the drain cut it while its request was still arriving: recorded
                 ex.finish(self._cut_unread(request, conn, ex))
             else:
+                if ex.held and not conn.replying:  # recorded, its reply waiting for the record's write: none went out
+                    ex.outcome.status = None
                 ex.finish(_left(conn, ex))
             raise
         except Exception:

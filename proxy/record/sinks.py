@@ -5,7 +5,8 @@ its own *when* (queue, batch, write-through) and *where* (OTLP, SQLite). A sink 
 fails the call or starves the others. Only sinks that may hold the reply (`durable = True`: a new
 lineage flow is written through before the client has the reply's end) run inside `on_end`; the others
 (span encoding, timings, access lines) run right after, on the event loop's next turn, so the client's
-bytes are written first and their cost is never in a call's added latency. Adding a sink is one module implementing `Recorder` and one
+bytes are written first and their cost is never in a call's added latency; a call whose reply waits for a durable
+write goes to them once it is done, so a client that leaves meanwhile is in its record (`FanOut.holds`). Adding a sink is one module implementing `Recorder` and one
 line where the runtime builds its list (`proxy/server.py`).
 
 A sink's counters (`Counts`) outlive the sink: a reload that replaces it hands them on to its successor,
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator
@@ -131,6 +134,8 @@ class FanOut:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: Outbox | None = None  # its Outbox: the deferred sinks run once the turn's writes are sent
         self._kept: dict[str, Counts] = {}  # the counts of a sink a reload removed, for the one that comes back
+        # the records held for their durable write (`_hold`), by their outcome's id: (call, decision, outcome, labels)
+        self._held: dict[int, tuple[Call, Decision, Outcome, frozenset[str]]] = {}
 
     def __iter__(self) -> Iterator[Recorder]:
         return iter(tuple(self._sinks.values()))
@@ -165,11 +170,49 @@ class FanOut:
             sink.start()
 
     def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+        """Record one call: the durable sinks now; the others on the loop's next turn, or, while a durable write the
+        reply waits for is in flight, once it is done (`_hold`)."""
         durable: Durable | None = None
         for sink in self._durable:
             future = self._one(sink, call, decision, outcome, output_labels)
             if future is not None:
                 durable = future if durable is None else _both(durable, future)
+        if durable is not None and not durable.done() and self._hold(durable, call, decision, outcome, output_labels):
+            return durable
+        self._queue(call, decision, outcome, output_labels)
+        return durable
+
+    def _hold(
+        self, durable: Durable, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
+    ) -> bool:
+        """Keep a call's record from the other sinks until `durable` is done: its reply waits for that write, and a client
+        that leaves meanwhile (or a drain that cuts it) never gets the reply, which its record then says (`holds`:
+        the ingress amends the outcome). Recorded at once, the span and access line said the call was answered. False
+        outside an event loop (a tool's): nothing waits there."""
+        try:
+            loop = _running_loop()
+        except RuntimeError:
+            return False
+        self._held[id(outcome)] = (call, decision, outcome, output_labels)
+        durable.add_done_callback(functools.partial(_on_loop, loop, functools.partial(self._release, id(outcome))))
+        return True
+
+    def holds(self, outcome: Outcome) -> bool:
+        """Whether the call's record waits for its durable write (`_hold`): its outcome may still change."""
+        return id(outcome) in self._held
+
+    def _release(self, key: int) -> None:
+        held = self._held.pop(key, None)
+        if held is not None:
+            self._queue(*held)
+
+    def _release_all(self) -> None:
+        """Every held record to the other sinks now (a flush, a stop: a write still in flight is not waited for)."""
+        for key in list(self._held):
+            self._release(key)
+
+    def _queue(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
+        """The call, for the other sinks on the loop's next turn (`_run_later`)."""
         self._calls.append(call)
         self._decisions.append(decision)
         self._outcomes.append(outcome)
@@ -186,7 +229,6 @@ class FanOut:
                 self._scheduled = True
             except RuntimeError:  # no event loop (a tool recording outside the server): now
                 self._run_later()
-        return durable
 
     def _run_later(self) -> None:
         """The other sinks, for every call that ended since the last turn of the loop."""
@@ -220,6 +262,7 @@ class FanOut:
             log.exception("record sink %s failed on a call (logged once; the call goes on)", sink.name)
 
     async def flush(self) -> None:
+        self._release_all()
         self._run_later()
         for sink in tuple(self._sinks.values()):
             try:
@@ -228,6 +271,7 @@ class FanOut:
                 log.exception("record sink %s failed to flush", sink.name)
 
     async def stop(self) -> None:
+        self._release_all()
         self._run_later()
         for sink in self._sinks.values():
             try:
@@ -245,6 +289,13 @@ class FanOut:
 def _counts(sink: Any) -> Counts | None:
     counts = getattr(sink, "counts", None)
     return counts if isinstance(counts, Counts) else None
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], None], _: Durable) -> None:
+    """`callback` on `loop`'s thread (a durable write is done on the writer's); none once the loop is closed (a
+    stop has released what was held)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
 
 
 def _both(first: Durable, second: Durable) -> Durable:

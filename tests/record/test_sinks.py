@@ -67,10 +67,21 @@ def test_durable_sinks_run_at_once_and_the_others_on_the_next_turn() -> None:
         assert durable is edges.future  # the reply waits for this one only
         assert edges.seen == ["a", "b"] and spans.seen == []  # nothing else before the reply is written
         await asyncio.sleep(0)
+        assert spans.seen == []  # held while the write the replies wait for is in flight: they may yet not go out
+        assert sinks.holds(edges.ended[0][2])
+        durable.set_result(None)
+        await asyncio.sleep(0)  # (the write's end comes to the loop from the writer's thread: a turn)
+        await asyncio.sleep(0)
         assert spans.seen == ["a", "b"]  # both calls, in one turn, despite the broken sink before it
+        assert not sinks.holds(edges.ended[0][2])
+        edges.future = None  # a flow seen before: nothing to wait for
         _end(sinks, "c")
-        await sinks.flush()  # flush (shutdown, tests) runs what is pending first
+        await asyncio.sleep(0)
         assert spans.seen == ["a", "b", "c"]
+        edges.future = concurrent.futures.Future()
+        _end(sinks, "d")
+        await sinks.flush()  # flush (shutdown, tests) runs what is pending first, a held record too
+        assert spans.seen == ["a", "b", "c", "d"]
 
     asyncio.run(scenario())
 

@@ -1,0 +1,110 @@
+"""A new flow's reply waits for its first edge to be written (`Exchange.recorded`): up to the store's busy timeout
+(3 s) while another process holds its write lock (an operator's `sqlite3` shell in a transaction). A client that gives
+up meanwhile never gets the reply; its call was recorded before the wait as answered (the span and access line said
+200, or gRPC OK, and a duration of a millisecond), though the client got a timeout. The record now says how the call
+ended: the client's leaving (HTTP, no status: none went out) or its deadline (gRPC DEADLINE_EXCEEDED)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import openai
+import pytest
+from tritonclient.grpc import service_pb2
+
+from proxy.logs import ACCESS
+from tests.configs import ONE_UPSTREAM
+from tests.ingress.grpc_proxied import proxied, recorded
+from tests.ingress.test_grpc import CONFIG as GRPC_CONFIG
+from tests.ingress.test_grpc import SERVICE, _request, _traceparent
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import SERVED
+
+HTTP_CONFIG = (
+    ONE_UPSTREAM
+    + """
+telemetry: {exporter: otlp, endpoint: "${OTLP}"}
+logging: {access: true}
+lineage: {store: "${STORE}"}
+"""
+)
+GIVES_UP_S = 0.5  # the client's timeout: well inside the store's busy timeout the reply waits for
+
+
+@contextlib.contextmanager
+def write_locked(path: Path) -> Iterator[None]:
+    """The store's write lock held by another connection, as a `sqlite3` shell's `BEGIN IMMEDIATE` holds it."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def access_line(caplog: pytest.LogCaptureFixture, trace_id: str) -> Any:
+    lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_an_http_client_that_gives_up_while_its_reply_waits_for_the_record_is_recorded_as_gone(
+    tmp_path: Path, vllm: Any, make_proxy: Any, otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    _, upstream = vllm
+    store = tmp_path / "lineage.db"
+    proxy = make_proxy(HTTP_CONFIG, UPSTREAM=upstream, STORE=str(store), OTLP=f"http://127.0.0.1:{otlp.port}")
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", timeout=GIVES_UP_S, max_retries=0)
+    trace_id = f"{0x5EED7A11:032x}"
+    with write_locked(store), pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(
+            model=SERVED, messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-data-labels": "fresh", "traceparent": f"00-{trace_id}-00000000000000a1-01"},
+        )  # fmt: skip
+    span = otlp.by_trace(trace_id)
+    assert span.attributes["error.type"] == "client_disconnected"
+    assert "http.response.status_code" not in span.attributes  # no reply went out
+    assert (span.end_ns - span.start_ns) / 1e9 >= GIVES_UP_S * 0.8  # it ended when the client left, not before
+    line = access_line(caplog, trace_id)
+    assert (line.code, line.status) == ("client_disconnected", 0)
+    assert client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hi"}],
+                                          extra_headers={"x-data-labels": "fresh"}).choices  # fmt: skip
+
+
+class Answering(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """An OIP upstream that answers every ModelInfer at once."""
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if details.method.endswith("/ModelInfer"):
+            return grpc.unary_unary_rpc_method_handler(self._infer)
+        return None
+
+    @staticmethod
+    async def _infer(request: bytes, context: Any) -> bytes:
+        reply = service_pb2.ModelInferResponse(model_name="held")
+        reply.outputs.add(name="B", datatype="INT32", shape=[1]).contents.int_contents.append(2)
+        data: bytes = reply.SerializeToString()
+        return data
+
+
+def test_a_grpc_deadline_passing_while_its_reply_waits_for_the_record_is_recorded_as_the_deadline(
+    loop_thread: Any, make_proxy: Any, otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    with proxied(loop_thread, otlp, make_proxy, GRPC_CONFIG, Answering()) as proxy:
+        store = Path(proxy.process.config.lineage.store)
+        trace_id, metadata = _traceparent(0x7A11)
+        with grpc.insecure_channel(proxy.grpc) as channel, write_locked(store), pytest.raises(grpc.RpcError) as caught:
+            channel.unary_unary(SERVICE + "ModelInfer")(_request(), metadata=metadata, timeout=GIVES_UP_S)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        span, line = recorded(otlp, caplog, trace_id)
+        assert span.attributes["error.type"] == line.code == "deadline_exceeded"
+        assert span.attributes["rpc.grpc.status_code"] == line.status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
