@@ -270,6 +270,17 @@ class DrainCut(ProxyError):
     error_type = "server_error"
 
 
+class LeftUnread(ProxyError):
+    """A request still arriving (its head read, its body not whole) when its client left: recorded as a call refused
+    before it was read is, as the drain's cut of one is (`DrainCut`), its code the client's leaving
+    (`client_disconnected`); no one is answered."""
+
+    code = "client_disconnected"
+    status = 499  # (nginx's "client closed request": never sent, nor recorded as sent)
+    grpc_code = "CANCELLED"
+    error_type = "invalid_request_error"
+
+
 # the gRPC statuses a SERVER span records as an error (OpenTelemetry's RPC conventions, gRPC): the others (NOT_FOUND,
 # INVALID_ARGUMENT, PERMISSION_DENIED, RESOURCE_EXHAUSTED, ...) say what the client asked for, as an HTTP 4xx does
 GRPC_SERVER_ERRORS = frozenset(

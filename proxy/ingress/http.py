@@ -26,6 +26,7 @@ from proxy.errors import (
     DrainCut,
     ExpectationFailed,
     InvalidRequest,
+    LeftUnread,
     ModelNotFound,
     ProxyError,
     RequestTooLarge,
@@ -488,8 +489,8 @@ class HttpIngress:
         except ProxyError as error:
             failure = error
         except (asyncio.CancelledError, ConnectionError):
-            if conn.cut and ex.call is None:  # the drain cut it while its request was still arriving: recorded
-                ex.finish(self._cut_unread(request, conn, ex))
+            if ex.call is None:  # its client left, or the drain cut it, while its request was still arriving: recorded
+                ex.finish(self._unread(request, conn, ex))
             else:
                 if ex.held and not conn.replying:  # recorded, its reply waiting for the record's write: none went out
                     ex.outcome.status = None
@@ -532,12 +533,18 @@ class HttpIngress:
             conn.error(request, error, ex.lineage_headers(), keep_alive=keep_alive)
 
     @staticmethod
-    def _cut_unread(request: Request, conn: HttpConnection, ex: Exchange) -> ProxyError:
-        """The drain's cut of a call whose request had not arrived whole, as the refusal it is recorded as (as
-        one whose body is too slow is): its caller the one its key names, nothing of it read or forwarded."""
-        cut = DrainCut("lineage-proxy stopped before this request had arrived whole (limits.drain_timeout_s)")
-        cut.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
-        return cut
+    def _unread(request: Request, conn: HttpConnection, ex: Exchange) -> ProxyError:
+        """The end of a call whose request had not arrived whole (its head read: the call had begun), its client gone or
+        the drain's time run out, as the refusal it is recorded as (as one whose body is too slow is): its caller the
+        one its key names, nothing of it read or forwarded."""
+        if conn.cut:
+            ended: ProxyError = DrainCut(
+                "lineage-proxy stopped before this request had arrived whole (limits.drain_timeout_s)"
+            )
+        else:
+            ended = LeftUnread("the client left before its request had arrived whole")
+        ended.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
+        return ended
 
     async def record_refusal(self, request: Request, error: ProxyError, conn: HttpConnection) -> list[tuple[str, str]]:
         """Record a request the connection refuses before any handler sees it (`wire.py`: malformed framing, a
