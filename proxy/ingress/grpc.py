@@ -31,8 +31,10 @@ import grpc.aio
 from proxy.config import Address, Limits, Tls, Upstream
 from proxy.errors import (
     DeadlinePassed,
+    DrainCut,
     HeaderTooLarge,
     InvalidRequest,
+    LeftUnread,
     MessageTimeout,
     Overloaded,
     ProxyError,
@@ -68,6 +70,10 @@ _NOT_FORWARDED: Final = frozenset(
 _KEY_FIELDS: Final = frozenset({"authorization", "authorization-bin"})
 _STATUS: Final = {code.name: code for code in grpc.StatusCode}
 DEADLINE_PASSED = "deadline_exceeded"  # error.type of a call cut off by its client's own deadline
+# what ends a call whose request message was not whole when grpc failed it (`GrpcIngress._left_unread`), by the cause
+# `_cancelled` names: a client's leaving is `LeftUnread`
+_UNREAD_ENDS: Final[dict[str, type[ProxyError]]] = {DRAIN_CUT: DrainCut, DEADLINE_PASSED: DeadlinePassed}
+_UNREAD_REASON: Final = "the call ended before its request message had arrived whole"
 # A client's deadline reaches the proxy as its cancel (RST_STREAM), which may come a little before the
 # proxy's own copy of the deadline expires (grpc-timeout is relative: it is read after its transit);
 # measured up to 4 ms on loopback for streams. A cancel this close to the deadline is the deadline's.
@@ -1033,10 +1039,13 @@ class GrpcIngress:
         answered nothing, and the call stayed open, unrecorded, until the client's deadline, or for good)."""
         error: ProxyError
         if got is _EOF:
-            await context.read()
+            try:
+                await context.read()
+            except asyncio.CancelledError:  # (the cancel met the read, not after it)
+                raise self._left_unread(adapter, target, method, context) from None
             task = asyncio.current_task()
             if task is not None and task.cancelling():
-                raise asyncio.CancelledError
+                raise self._left_unread(adapter, target, method, context)
             error = InvalidRequest(
                 "no request message: the client ended its messages before sending one (a unary call takes one)"
             )
@@ -1045,6 +1054,21 @@ class GrpcIngress:
         ex, _ = self._exchange(adapter, target, method, _read(context), context)
         await self._ends(ex, context).close(error)
         raise AssertionError("unreachable: close raises")
+
+    def _left_unread(
+        self, adapter: Adapter, target: Target, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> asyncio.CancelledError:
+        """Record a call grpc failed before its request message was whole (its client cancelled it or left, its deadline
+        passed, the drain cut it): it had begun (it took a place of `limits.grpc_max_calls`), and is recorded as one
+        refused before it was read is, as an HTTP request whose client leaves mid-body is, with the status its client
+        got; the cancel to raise is returned. Before, it left no record at all."""
+        ex, _ = self._exchange(adapter, target, method, _read(context), context)
+        code, why = self._cancelled(context, _SERVER.get())
+        ended = _UNREAD_ENDS.get(why, LeftUnread)(_UNREAD_REASON)
+        ended.caller = ex.pipeline.caller_name(_read(context).found.get, self._peer(context))
+        ex.outcome.status = code
+        ex.finish(ended)
+        return asyncio.CancelledError()
 
     def _late_error(self, waited: float) -> ProxyError:
         """What answers a call whose request message was not whole within limits.grpc_request_timeout_s, having waited
@@ -1069,7 +1093,10 @@ class GrpcIngress:
     ) -> bytes:
         """A unary inference call (ModelInfer). Its lineage goes back as trailing metadata, with the
         reply and the status in one batch (a streamed call's goes as initial metadata)."""
-        request: Any = await self._request(context, self.room)
+        try:
+            request: Any = await self._request(context, self.room)
+        except asyncio.CancelledError:  # grpc failed it before its request was whole: recorded
+            raise self._left_unread(adapter, target, method, context) from None
         if not isinstance(request, bytes):
             await self._unread(adapter, target, method, context, request)
         received = _read(context)
@@ -1137,7 +1164,10 @@ class GrpcIngress:
         awaited before the next read (back-pressure both ways); the lineage goes as initial metadata,
         with the first reply, and again, as it stands at the end, with the status. (`requests`: grpc's iterator over
         `context.read`, which is read instead.)"""
-        first: Any = await self._request(context, self.room)
+        try:
+            first: Any = await self._request(context, self.room)
+        except asyncio.CancelledError:  # grpc failed it before its first message was whole: recorded
+            raise self._left_unread(adapter, target, method, context) from None
         if not isinstance(first, bytes) and first is not _EOF:
             await self._unread(adapter, target, method, context, first)
         if first is _EOF:
