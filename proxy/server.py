@@ -939,7 +939,7 @@ class ProxyProcess:
         if self._http is not None:
             held = self._http.held + (self._grpc.held if self._grpc is not None else 0)
             lines += [
-                "# HELP lineage_proxy_request_bodies_held_bytes Request bodies (unary gRPC requests, replies read whole) "
+                "# HELP lineage_proxy_request_bodies_held_bytes Request bodies (gRPC request messages, replies read whole) "
                 "held in memory now (at most limits.bodies_max_bytes a listener).",
                 "# TYPE lineage_proxy_request_bodies_held_bytes gauge",
                 f"lineage_proxy_request_bodies_held_bytes {held}",

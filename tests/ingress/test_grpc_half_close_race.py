@@ -49,6 +49,6 @@ def test_a_half_close_that_meets_the_upstreams_end_leaves_the_answer_to_its_stat
     ingress = make_proxy(CONFIG.format(port=dead_port()), wait="none").process._grpc  # the serving proxy's own
 
     async def pump() -> None:
-        await ingress._pump(_EndedUpstream(), _Client(), None, None, None, [], asyncio.current_task())
+        await ingress._pump(_EndedUpstream(), _Client(), None, None, None, [], [0], asyncio.current_task())
 
     loop_thread.run(pump())  # returns: the relay reads the call's status
