@@ -420,11 +420,11 @@ class Pipeline:
 
     def _detected(self, request: Request, beside: str | None = None) -> frozenset[str]:
         """What the detectors find in the request's content. Its readings (the texts, where parts meet, the
-        texts with escapes decoded) share one limit, `limits.scan_max_chars`: the request's, not each's. `beside`: what
-        the server hands the model beside the body (`_beside_labels`), read on its own."""
+        texts with escapes decoded, the names beside them) share one limit, `limits.scan_max_chars`: the request's, not
+        each's. `beside`: what the server hands the model beside the body (`_beside_labels`), read on its own."""
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
-        if not request.joined and not request.decoded:  # one reading (most calls)
+        if not request.joined and not request.decoded and not request.names:  # one reading (most calls)
             found = self.detectors.scan_all(request.texts) if request.texts else _NONE
         else:
             reading = self.detectors.reading()
@@ -433,6 +433,8 @@ class Pipeline:
                 found = found | reading.scan_all(boundary_windows(request.joined))
             if request.decoded:
                 found = found | reading.scan_all(request.decoded)
+            if request.names:
+                found = found | reading.scan_all(request.names)
         if beside is not None:
             found = found | self._beside_labels(beside)
         return found | _TRUNCATED if request.unscanned else found

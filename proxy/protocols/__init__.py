@@ -51,6 +51,9 @@ class Request:
     # read, and names no model (llama.cpp's native endpoints, whose server runs its one model): the `"*"` route's call,
     # decided as one whose path names none (`policy.passthrough`: `opaque_unrouted_allowed`)
     unrouted: bool = False
+    # text the model is handed beside the content, not of it (an OIP request's tensor names, `oip.tensor_names`): read
+    # for labels, neither digested nor captured, as the header fields are
+    names: tuple[str, ...] = ()
 
     def __init__(
         self, model: str, operation: str, stream: bool = False, texts: tuple[str, ...] = (),
@@ -58,6 +61,7 @@ class Request:
         digest: str | None = None, opaque: bool = False, unscanned: bool = False,
         joined: tuple[tuple[str, ...], ...] = (), decoded: tuple[str, ...] = (), builds_on: str | None = None,
         stored: bool = False, sequence: str | None = None, starts: bool = False, unrouted: bool = False,
+        names: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "operation", operation)
@@ -76,6 +80,7 @@ class Request:
         object.__setattr__(self, "sequence", sequence)
         object.__setattr__(self, "starts", starts)
         object.__setattr__(self, "unrouted", unrouted)
+        object.__setattr__(self, "names", names)
 
 
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that

@@ -616,11 +616,31 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
     given_id = data.get("id")  # MLServer hands the request's id to the runtime (`payload.id`), Triton to the backend
     if type(given_id) is str and given_id:
         texts.append(given_id)
+    names: list[str] = []
+    whole = tensor_names(inputs, names) and whole
+    if isinstance(outputs, list):
+        whole = tensor_names(outputs, names) and whole
     shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
     sequence, starts = rest_sequence(model, parameters)
     return Request(model, "infer", False, tuple(texts), (), labels, version,
                    None if shared else _tensor_digest(inputs, dumped, binary), opaque=shared,
-                   unscanned=not whole, sequence=sequence, starts=starts, decoded=tuple(reprinted))  # fmt: skip
+                   unscanned=not whole, sequence=sequence, starts=starts, decoded=tuple(reprinted),
+                   names=tuple(names))  # fmt: skip
+
+
+def tensor_names(tensors: list[Any], names: list[str]) -> bool:
+    """Into `names`, the names of a request's inputs (or requested outputs): text the model's runtime is handed beside
+    their data (MLServer's and KServe's `payload.inputs[i].name`; MLServer's pandas codec makes them a DataFrame's
+    column names, its `decode_args` a predict function's arguments), read for labels (`Request.names`). Triton takes
+    only the names its model's configuration gives; these servers take any, so before 2026-12-04 an input named
+    `alice@example.com` reached MLServer's runtime unread. False when some were past `_MAX_SCAN_STRINGS`."""
+    for tensor in tensors:
+        name = tensor.get("name") if type(tensor) is dict else None
+        if type(name) is str and name:
+            if len(names) >= _MAX_SCAN_STRINGS:
+                return False
+            names.append(name)
+    return True
 
 
 def _in_shared_memory(tensor: Any) -> bool:

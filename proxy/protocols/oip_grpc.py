@@ -104,6 +104,7 @@ def _ld(number: int) -> int:
 
 
 # tensor fields read by `_tensor` and `_contents`; InferTensorContents' numbers, packed (bool to fp64)
+_NAME: Final = _ld(1)
 _DATATYPE: Final = _ld(2)
 _PARAMETERS: Final = _ld(4)
 _CONTENTS: Final = _ld(5)
@@ -393,12 +394,13 @@ _DOUBLE: Final = struct.Struct("<d")
 
 def _tensor(
     buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash,
-    labels: list[str] | None = None,
+    labels: list[str] | None = None, names: list[str] | None = None,
 ) -> tuple[str, bool, bool, bool]:  # fmt: skip
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
     (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
     type), each also decoded when the tensor declares `content_type: base64` (`_declared_base64`, as over REST)
-    and, into `labels` (an input's), the labels its `data_labels` parameter declares; returns the datatype,
+    and, into `labels` (an input's), the labels its `data_labels` parameter declares, into `names` its name
+    (`oip.tensor_names`); returns the datatype,
     whether its data is in a shared-memory region (which the proxy cannot read), whether its `contents` hold any
     bytes (`read_infer_request`: beside raw contents), and whether it declares base64."""
     datatype = ""
@@ -428,6 +430,8 @@ def _tensor(
                 datatype = buf[pos:stop].decode("utf-8")
             except UnicodeDecodeError:
                 raise WireError(_NOT_UTF8) from None
+        elif key == _NAME and names is not None and stop > pos and len(names) < _MAX_STRINGS:
+            names.append(_string(buf, pos, stop))
         elif key == _PARAMETERS:
             name, text = _parameter(buf, pos, stop)
             shared = shared or name == SHARED_MEMORY
@@ -484,13 +488,15 @@ def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
         pos = stop
 
 
-def _requested_output(buf: bytes, start: int, stop: int, texts: list[str]) -> bool:
+def _requested_output(buf: bytes, start: int, stop: int, texts: list[str], names: list[str]) -> bool:
     """An InferRequestedOutputTensor: into `texts`, its parameters' strings and numbers but the protocol's own
-    (MLServer hands a requested output's parameters to the model with the request, as an input's); whether its
-    result is to be written to a shared-memory region."""
+    (MLServer hands a requested output's parameters to the model with the request, as an input's), into `names` its
+    name (`oip.tensor_names`); whether its result is to be written to a shared-memory region."""
     shared = False
     for number, first, last in _spans(buf, start, stop):
-        if number == 2:
+        if number == 1 and last > first and len(names) < _MAX_STRINGS:
+            names.append(_string(buf, first, last))
+        elif number == 2:
             name, text = _parameter(buf, first, last)
             shared = shared or name == SHARED_MEMORY
             if name not in TENSOR_FRAMING_PARAMETERS:
@@ -529,6 +535,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
     model = version = ""
     labels: list[str] = []
     texts: list[str] = []
+    names: list[str] = []  # the inputs' and requested outputs' (`Request.names`)
     datatypes: list[str] = []
     digest = SHA256.copy()
     raws: list[memoryview] = []
@@ -553,7 +560,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
             pos = stop
             number = tag >> 3
             if number == 5:
-                datatype, in_shared, in_contents, base64 = _tensor(buf, view, start, stop, texts, digest, labels)
+                datatype, in_shared, in_contents, base64 = _tensor(buf, view, start, stop, texts, digest, labels, names)
                 datatypes.append(datatype)
                 declared.append(base64)
                 shared = shared or in_shared
@@ -591,7 +598,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                     if text:
                         texts.append(text)
             elif number == 6:
-                shared = _requested_output(buf, start, stop, texts) or shared
+                shared = _requested_output(buf, start, stop, texts, names) or shared
     except WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
     if raws and filled:
@@ -599,7 +606,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
         # hold no element, not to the i-th input: raw text would reach a BYTES input read here as another's numbers
         raise InvalidRequest("contents and raw_input_contents in one request: an input's data is in one or the "
                              "other, for every input alike", param="raw_input_contents")  # fmt: skip
-    whole = _raw_strings(raws, datatypes, texts, declared if any(declared) else None)
+    whole = _raw_strings(raws, datatypes, texts, declared if any(declared) else None) and len(names) < _MAX_STRINGS
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
@@ -610,7 +617,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
     return Request(model, "infer", stream, tuple(texts), (), tuple(labels), version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
                    unscanned=not whole, sequence=sequence, starts=starts and sequence is not None,
-                   decoded=tuple(reprinted))  # fmt: skip
+                   decoded=tuple(reprinted), names=tuple(names))  # fmt: skip
 
 
 def read_model_name(data: bytes) -> str:

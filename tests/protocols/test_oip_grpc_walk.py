@@ -24,6 +24,7 @@ def reference_read(buf: bytes) -> Request:
     model = version = ""
     labels: list[str] = []
     texts: list[str] = []
+    names: list[str] = []  # the tensors' names (read since it was the reference)
     datatypes: list[str] = []
     digest = SHA256.copy()
     raws: list[memoryview] = []
@@ -32,7 +33,9 @@ def reference_read(buf: bytes) -> Request:
     try:
         for number, start, stop in oip._spans(buf, 0, len(buf)):
             if number == 5:
-                datatype, in_shared, in_contents, base64 = oip._tensor(buf, view, start, stop, texts, digest)
+                datatype, in_shared, in_contents, base64 = oip._tensor(
+                    buf, view, start, stop, texts, digest, None, names
+                )
                 datatypes.append(datatype)
                 declared.append(base64)
                 shared = shared or in_shared
@@ -58,7 +61,7 @@ def reference_read(buf: bytes) -> Request:
                 elif text and key not in oip.FRAMING_PARAMETERS:
                     texts.append(text)
             elif number == 6:
-                shared = oip._requested_output(buf, start, stop, texts) or shared
+                shared = oip._requested_output(buf, start, stop, texts, names) or shared
     except oip.WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
     if raws and filled:
@@ -71,7 +74,7 @@ def reference_read(buf: bytes) -> Request:
     oip.add_decoded_texts(texts, 0)
     return Request(model, "infer", False, tuple(texts), (), tuple(labels), version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
-                   unscanned=not whole)  # fmt: skip
+                   unscanned=not whole, names=tuple(names))  # fmt: skip
 
 
 def reference_reply(data: bytes) -> Outcome:
