@@ -2,13 +2,16 @@
 `payload.inputs[i].name` and `payload.outputs[i].name` as the client wrote them (Triton takes only the names its model's
 configuration gives; these take any), and MLServer's pandas codec makes the inputs' names a DataFrame's columns. The
 proxy did not read them, so an input named `alice@example.com` reached the real MLServer's runtime for a purpose the
-zone of that address forbids (an echo runtime answered with the name for `x-purpose: ads`). They are now read, over
-REST and gRPC, for labels (`Request.names`: not the call's content, neither digested nor captured)."""
+zone of that address forbids (an echo runtime answered with the name for `x-purpose: ads`). KServe's model server hands
+its model an input's `datatype` too, any string (upper-cased), where Triton and MLServer refuse one that is none of the
+protocol's. They are now read, over REST and gRPC, for labels (`Request.names`: not the call's content, neither
+digested nor captured), a datatype only when it is none of the protocol's."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -21,7 +24,7 @@ from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.harness import ProxyHandle, proxy_error
 from tests.protocols.test_oip_grpc import infer_request
-from tests.servers.real import mlserver_runtime
+from tests.servers.real import kserve_model_server, mlserver_runtime
 from tests.test_oip_request_id_reaches_model import CONFIG
 
 ADDRESS = "alice@example.com"
@@ -41,6 +44,43 @@ class Echo(MLModel):
                 "outputs": [tensor.name for tensor in payload.outputs or []]}
         return InferenceResponse(model_name=self.name, outputs=[
             ResponseOutput(name="seen", datatype="BYTES", shape=[1], data=[json.dumps(seen).encode()])])
+"""
+
+
+# a KServe model that answers with the names and datatypes KServe's model server handed it (its V2 REST protocol)
+KSERVE_ECHO = """
+import json
+import sys
+import kserve
+
+
+class Echo(kserve.Model):
+    def __init__(self, name):
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        seen = {"inputs": [[tensor.name, tensor.datatype] for tensor in payload.inputs],
+                "outputs": [tensor.name for tensor in payload.request_outputs or []]}
+        output = kserve.InferOutput(name="seen", shape=[1], datatype="BYTES", data=[json.dumps(seen)])
+        return kserve.InferResponse(response_id="r", model_name=self.name, infer_outputs=[output])
+
+
+if __name__ == "__main__":
+    kserve.ModelServer(http_port=int(sys.argv[1]), enable_grpc=False, workers=1).start([Echo("kecho")])
+"""
+KSERVE_CONFIG = """
+listen: {http: "127.0.0.1:0"}
+upstreams:
+  - {name: kserve, url: "${KSERVE}", protocol: kserve}
+routes:
+  - {model: "*", upstream: kserve}
+policy: {anonymous: allow, default_purpose: care}
+zones:
+  - {name: personal, labels: ["pii:email"], allow_purposes: [care]}
+detectors: [email]
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
 """
 
 
@@ -110,6 +150,27 @@ def test_a_tensor_name_is_refused_before_the_real_mlserver_over_grpc(
     assert json.loads(plain.as_numpy("seen")[0])["inputs"] == ["x"]
 
 
+@pytest.mark.realserver
+def test_a_datatype_is_refused_before_the_real_kserve_model_server(
+    tmp_path: Path, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    with kserve_model_server(tmp_path, KSERVE_ECHO, "kecho") as kserve:
+        body = {"inputs": [{"name": "x", "datatype": "Bob@Example.org", "shape": [1], "data": [1]}],
+                "outputs": [{"name": ADDRESS}]}  # fmt: skip
+        direct = httpx.post(f"{kserve}/v2/models/kecho/infer", json=body, timeout=60)
+        handed = {"inputs": [["x", "BOB@EXAMPLE.ORG"]], "outputs": [ADDRESS]}
+        assert seen_over_rest(direct) == handed  # the real KServe's model gets both addresses
+        proxy = make_proxy(KSERVE_CONFIG, wait="probed", KSERVE=kserve)
+        url = f"{proxy.url}/v2/models/kecho/infer"
+        for sent in (body, {**body, "outputs": []}):  # each address alone is refused
+            refused = httpx.post(url, json=sent, headers={"x-purpose": "ads"}, timeout=60)
+            assert refused.status_code == 403 and proxy_error(refused)["code"] == "purpose_denied", refused.text
+        plain = {"inputs": [{"name": "x", "datatype": "int64", "shape": [1], "data": [1]}]}
+        allowed = httpx.post(url, json=plain, headers={"x-purpose": "ads"}, timeout=60)
+        assert allowed.status_code == 200, allowed.text  # a datatype of the protocol's, in any case, is framing
+        assert seen_over_rest(allowed) == {"inputs": [["x", "INT64"]], "outputs": []}
+
+
 def test_tensor_names_are_read_over_rest_and_grpc() -> None:
     names = read_rest_request("m", None, orjson.dumps(rest_body(ADDRESS, "bob@example.org")), None).names
     assert names == (ADDRESS, "bob@example.org")
@@ -122,3 +183,11 @@ def test_tensor_names_are_read_over_rest_and_grpc() -> None:
     named = read_rest_request("m", None, orjson.dumps(rest_body(ADDRESS)), None)
     assert named.texts == () and named.names == (ADDRESS,)
     assert read_rest_request("m", None, orjson.dumps(rest_body("")), None).names == ()
+    # a datatype none of the protocol's is read too (KServe hands it on), one of them is not, in any case
+    odd = {"inputs": [{"name": "x", "datatype": ADDRESS, "shape": [1], "data": [1]},
+                      {"name": "y", "datatype": "fp32", "shape": [1], "data": [1.0]}]}  # fmt: skip
+    assert read_rest_request("m", None, orjson.dumps(odd), None).names == ("x", ADDRESS, "y")
+    request = infer_request(model_name="m")
+    request.inputs.add(name="x", datatype=ADDRESS, shape=[1]).contents.int64_contents.append(1)
+    request.inputs.add(name="y", datatype="BF16", shape=[1])
+    assert read_infer_request(request.SerializeToString()).names == ("x", ADDRESS, "y")

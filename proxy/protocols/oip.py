@@ -628,18 +628,36 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
                    names=tuple(names))  # fmt: skip
 
 
+# the protocol's datatypes: framing. KServe's model server hands its model any other string as an input's datatype (upper
+# case), where Triton and MLServer refuse it
+DATATYPES: Final = frozenset({
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BF16",
+    "BYTES",
+})  # fmt: skip
+
+
+def named_datatype(datatype: str) -> bool:
+    """Whether an input's `datatype` is one of the protocol's (`DATATYPES`, in any case: KServe upper-cases it)."""
+    return datatype in DATATYPES or datatype.upper() in DATATYPES
+
+
 def tensor_names(tensors: list[Any], names: list[str]) -> bool:
-    """Into `names`, the names of a request's inputs (or requested outputs): text the model's runtime is handed beside
-    their data (MLServer's and KServe's `payload.inputs[i].name`; MLServer's pandas codec makes them a DataFrame's
-    column names, its `decode_args` a predict function's arguments), read for labels (`Request.names`). Triton takes
-    only the names its model's configuration gives; these servers take any, so before 2026-12-04 an input named
-    `alice@example.com` reached MLServer's runtime unread. False when some were past `_MAX_SCAN_STRINGS`."""
+    """Into `names`, the names of a request's inputs (or requested outputs), and an input's datatype that is none of the
+    protocol's (`named_datatype`): text the model's runtime is handed beside their data (MLServer's and KServe's
+    `payload.inputs[i].name`, KServe's `.datatype`; MLServer's pandas codec makes the names a DataFrame's column names,
+    its `decode_args` a predict function's arguments), read for labels (`Request.names`). Triton takes only the names
+    its model's configuration gives; these servers take any, so before 2026-12-04 an input named `alice@example.com`
+    reached MLServer's runtime unread. False when some were past `_MAX_SCAN_STRINGS`."""
     for tensor in tensors:
-        name = tensor.get("name") if type(tensor) is dict else None
-        if type(name) is str and name:
-            if len(names) >= _MAX_SCAN_STRINGS:
-                return False
-            names.append(name)
+        if type(tensor) is not dict:
+            continue
+        name = tensor.get("name")
+        datatype = tensor.get("datatype")
+        for text in (name, None if type(datatype) is not str or named_datatype(datatype) else datatype):
+            if type(text) is str and text:
+                if len(names) >= _MAX_SCAN_STRINGS:
+                    return False
+                names.append(text)
     return True
 
 

@@ -38,6 +38,7 @@ from proxy.protocols.oip import (
     bytes_tensor_strings,
     check_version,
     labels_parameter,
+    named_datatype,
     number_text,
     observe_reply_meta,
     sequence_key,
@@ -399,8 +400,8 @@ def _tensor(
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
     (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
     type), each also decoded when the tensor declares `content_type: base64` (`_declared_base64`, as over REST)
-    and, into `labels` (an input's), the labels its `data_labels` parameter declares, into `names` its name
-    (`oip.tensor_names`); returns the datatype,
+    and, into `labels` (an input's), the labels its `data_labels` parameter declares, into `names` its name and a
+    datatype none of the protocol's (`oip.tensor_names`); returns the datatype,
     whether its data is in a shared-memory region (which the proxy cannot read), whether its `contents` hold any
     bytes (`read_infer_request`: beside raw contents), and whether it declares base64."""
     datatype = ""
@@ -456,6 +457,8 @@ def _tensor(
         _declared_base64(texts, start)
     if strings is not None:
         texts += strings
+    if names is not None and datatype and not named_datatype(datatype) and len(names) < _MAX_STRINGS:
+        names.append(datatype)  # none of the protocol's: KServe hands it to the model (`oip.tensor_names`)
     return datatype, shared, filled, base64
 
 
