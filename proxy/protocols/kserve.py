@@ -228,13 +228,14 @@ def read_request(
                 walked = True
     if walked:
         whole = add_decoded_texts(texts, 0, reprinted) and whole
+    names: list[str] = []  # the other keys, which the model gets with their values (`Request.names`)
     if len(data) > keys:  # (most bodies: their data alone)
         others = {name: item for name, item in data.items() if name not in DATA_KEYS}
-        whole = parameter_strings(others, texts, frozenset()) and whole
+        whole = parameter_strings(others, texts, frozenset(), names=names) and whole
     if envelope is not None:  # (its attributes: read as parameters are)
-        whole = parameter_strings(envelope, texts, frozenset()) and whole
+        whole = parameter_strings(envelope, texts, frozenset(), names=names) and whole
     return Request(model, operation, texts=tuple(texts), digest=digest, unscanned=not whole,
-                   decoded=tuple(reprinted))  # fmt: skip
+                   decoded=tuple(reprinted), names=tuple(names))  # fmt: skip
 
 
 class ReplyObserver(RestReplyObserver):

@@ -399,19 +399,24 @@ def rest_sequence(model: str, parameters: Any) -> tuple[str | None, bool]:
 
 def parameter_strings(
     parameters: dict[str, Any], out: list[str], framing: frozenset[str] = FRAMING_PARAMETERS,
-    strings: frozenset[str] = frozenset(),
+    strings: frozenset[str] = frozenset(), names: list[str] | None = None,
 ) -> bool:  # fmt: skip
     """The strings in a request's or a tensor's `parameters` but the protocol's own (`framing`; a string under one of
     `strings` all the same: `TEXT_IF_STRING`), and their numbers as decimal text (`number_text`: a card or an id sent as
     a number): a backend reads its request's parameters (Triton's Python backend, MLServer runtimes), so text and
-    numbers there reach the model."""
+    numbers there reach the model. Into `names` (`out` when not given), the names of those parameters: MLServer and
+    KServe's model server hand the runtime the parameters whole, their names too (`payload.parameters`), so before
+    2026-12-04 a parameter named `alice@example.com` reached it unread."""
     whole = True
+    keys = out if names is None else names
     for key, value in parameters.items():
         kind = type(value)
         if key in framing:
             if kind is str and value and key in strings:  # it reaches MLServer's runtime all the same: read
                 out.append(value)
             continue
+        if key:
+            whole = add_name(key, keys) and whole
         if kind is str or kind is list or kind is dict:
             whole = _strings(value, out, numbers=True) and whole
         elif (kind is int or kind is float) and len(out) < _MAX_SCAN_STRINGS:
@@ -600,23 +605,23 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
                              f"follow the JSON ({HEADER_LENGTH}): each byte must belong to exactly one input",
                              param="binary_data_size")  # fmt: skip
     texts: list[str] = []
+    names: list[str] = []  # the tensors' and the parameters' (`Request.names`)
     reprinted: list[str] = []  # numbers of elements holding JSON as a runtime parsing them prints them (most: none)
     dumped = [(_constants_json if constants else _data_json)(tensor) for tensor in inputs]
     whole = _tensor_texts(inputs, dumped, binary, texts, request=True, reprinted=reprinted)
     if isinstance(parameters, dict) and parameters:
-        whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS, TEXT_IF_STRING) and whole
+        whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS, TEXT_IF_STRING, names) and whole
     for given in (tensor.get("parameters") for tensor in inputs):
         if isinstance(given, dict) and given:
-            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS, TENSOR_TEXT_IF_STRING) and whole
+            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS, TENSOR_TEXT_IF_STRING, names) and whole
     outputs = data.get("outputs")
     for requested in outputs if isinstance(outputs, list) else ():  # MLServer hands a requested output's
         given = requested.get("parameters") if isinstance(requested, dict) else None  # parameters to the model too
         if isinstance(given, dict) and given:
-            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS, TENSOR_TEXT_IF_STRING) and whole
+            whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS, TENSOR_TEXT_IF_STRING, names) and whole
     given_id = data.get("id")  # MLServer hands the request's id to the runtime (`payload.id`), Triton to the backend
     if type(given_id) is str and given_id:
         texts.append(given_id)
-    names: list[str] = []
     whole = tensor_names(inputs, names) and whole
     if isinstance(outputs, list):
         whole = tensor_names(outputs, names) and whole
@@ -654,10 +659,16 @@ def tensor_names(tensors: list[Any], names: list[str]) -> bool:
         name = tensor.get("name")
         datatype = tensor.get("datatype")
         for text in (name, None if type(datatype) is not str or named_datatype(datatype) else datatype):
-            if type(text) is str and text:
-                if len(names) >= _MAX_SCAN_STRINGS:
-                    return False
-                names.append(text)
+            if type(text) is str and text and not add_name(text, names):
+                return False
+    return True
+
+
+def add_name(name: str, names: list[str]) -> bool:
+    """`name` into `names` (`Request.names`), unless they hold `_MAX_SCAN_STRINGS` already: then False (some unread)."""
+    if len(names) >= _MAX_SCAN_STRINGS:
+        return False
+    names.append(name)
     return True
 
 

@@ -35,6 +35,7 @@ from proxy.protocols.oip import (
     TENSOR_TEXT_IF_STRING,
     U64,
     add_decoded_texts,
+    add_name,
     bytes_tensor_strings,
     check_version,
     labels_parameter,
@@ -445,6 +446,8 @@ def _tensor(
                     text = _parameter_number(buf, pos, stop)
                 if text:
                     texts.append(text)
+                if name and names is not None:  # (its name too: `oip.parameter_strings`)
+                    add_name(name, names)
             else:
                 if name == "content_type":
                     base64 = text == "base64"
@@ -507,6 +510,8 @@ def _requested_output(buf: bytes, start: int, stop: int, texts: list[str], names
                     text = _parameter_number(buf, first, last)
                 if text:
                     texts.append(text)
+                if name:  # (its name too: `oip.parameter_strings`)
+                    add_name(name, names)
             elif text and name in TENSOR_TEXT_IF_STRING:  # a string under a framing name: MLServer hands it on
                 texts.append(text)
     return shared
@@ -538,7 +543,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
     model = version = ""
     labels: list[str] = []
     texts: list[str] = []
-    names: list[str] = []  # the inputs' and requested outputs' (`Request.names`)
+    names: list[str] = []  # the inputs', requested outputs' and parameters' (`Request.names`)
     datatypes: list[str] = []
     digest = SHA256.copy()
     raws: list[memoryview] = []
@@ -595,11 +600,13 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                             sequence_id = value
                         else:
                             starts = value is True
-                else:  # a backend reads them (`parameter_strings`)
+                else:  # a backend reads them, and the runtime their names (`parameter_strings`)
                     if text is None:
                         text = _parameter_number(buf, start, stop)
                     if text:
                         texts.append(text)
+                    if key:
+                        add_name(key, names)
             elif number == 6:
                 shared = _requested_output(buf, start, stop, texts, names) or shared
     except WireError as exc:
@@ -748,8 +755,8 @@ class ReplyObserver:
                     if name not in FRAMING_PARAMETERS:
                         if text is None:
                             text = _parameter_number(buf, first, last)
-                        if text:
-                            self._output().aside(("parameters", name), text)
+                        if text or name:  # its name too, as over REST (`oip.parameter_strings`)
+                            self._output().aside(("parameters", name), f"{name}\n{text}" if text else name)
         except WireError:  # not a message the walker reads to its end: what it read is kept, the rest said unread
             whole = False
         else:

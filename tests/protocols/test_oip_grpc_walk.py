@@ -24,7 +24,7 @@ def reference_read(buf: bytes) -> Request:
     model = version = ""
     labels: list[str] = []
     texts: list[str] = []
-    names: list[str] = []  # the tensors' names (read since it was the reference)
+    names: list[str] = []  # the tensors' and parameters' names (read since it was the reference)
     datatypes: list[str] = []
     digest = SHA256.copy()
     raws: list[memoryview] = []
@@ -58,8 +58,11 @@ def reference_read(buf: bytes) -> Request:
                     if text is None:
                         raise InvalidRequest(f"parameter {oip.LABELS_PARAMETER!r} must be a string_param")
                     labels += labels_parameter(text)
-                elif text and key not in oip.FRAMING_PARAMETERS:
-                    texts.append(text)
+                elif key not in oip.FRAMING_PARAMETERS:
+                    if text:
+                        texts.append(text)
+                    if key:  # its name (read since it was the reference)
+                        names.append(key)
             elif number == 6:
                 shared = oip._requested_output(buf, start, stop, texts, names) or shared
     except oip.WireError as exc:
@@ -108,8 +111,8 @@ def reference_reply(data: bytes) -> Outcome:
                 name, text = oip._parameter(data, first, last)
                 if name not in oip.FRAMING_PARAMETERS:
                     text = oip._parameter_number(data, first, last) if text is None else text
-                    if text:
-                        parameters.append((name, text))
+                    if text or name:  # its name too (read since it was the reference)
+                        parameters.append((name, f"{name}\n{text}" if text else name))
     except oip.WireError:  # read up to there; the rest is unread
         whole = False
     else:
