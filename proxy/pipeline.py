@@ -424,8 +424,10 @@ class Pipeline:
         each's. `beside`: what the server hands the model beside the body (`_beside_labels`), read on its own."""
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
-        if not request.joined and not request.decoded and not request.names:  # one reading (most calls)
-            found = self.detectors.scan_all(request.texts) if request.texts else _NONE
+        names = request.names
+        if not request.joined and not request.decoded:  # one reading (most calls; an OIP call's names after its texts,
+            texts = request.texts + names if names else request.texts  # a line apart, as the texts are from each other)
+            found = self.detectors.scan_all(texts) if texts else _NONE
         else:
             reading = self.detectors.reading()
             found = reading.scan_all(request.texts) if request.texts else _NONE
@@ -433,8 +435,8 @@ class Pipeline:
                 found = found | reading.scan_all(boundary_windows(request.joined))
             if request.decoded:
                 found = found | reading.scan_all(request.decoded)
-            if request.names:
-                found = found | reading.scan_all(request.names)
+            if names:
+                found = found | reading.scan_all(names)
         if beside is not None:
             found = found | self._beside_labels(beside)
         return found | _TRUNCATED if request.unscanned else found
