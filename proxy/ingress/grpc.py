@@ -466,7 +466,9 @@ class GrpcIngress:
         # Python 3.11
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spent: list[tuple[Any, ...]] = []  # what unary calls left, freed on the next turn (`_free_after_reply`)
-        self.held = 0  # bytes of the unary requests being served (`_hold`), at most limits.bodies_max_bytes
+        # bytes of the unary requests being served and of the relayed streams' messages until their upstream's call has
+        # taken them (`_hold`, `_let_go`), at most limits.bodies_max_bytes
+        self.held = 0
         # the calls being served, every server generation together (`service`), and limits.grpc_max_calls as the
         # serving server was opened with (`_open`); the handler of a call refused past it (`_busy`)
         self.calls = 0
@@ -1127,6 +1129,7 @@ class GrpcIngress:
             failure = exc
         self.held -= held
         if failure is not None:  # an ended call's `close` has nothing left to do (`end` recorded it)
+            request = rpc = None  # (and the upstream's call, which keeps it): not held as the call ends (`_Ends.close`)
             await self._ends(ex, context).close(failure)  # raises what failed
         passed = _reply_metadata(context, initial, (*_pass(trailing), *ex.lineage_headers()))
         if passed:
@@ -1244,6 +1247,7 @@ class GrpcIngress:
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         self._let_go(holding)
+        first = b""  # refused before the writer took it: not held as the call ends (`_Ends.close`)
         await ends.close(failure)
 
     async def _no_messages(
@@ -1308,7 +1312,7 @@ class GrpcIngress:
                 try:
                     ex.forwarded()
                 except ProxyError as error:  # the stream's answer, as a refused later message's (`ended`)
-                    ended.append(error)
+                    ended.append(error.with_traceback(None))  # (as the bound's refusal, below)
                     rpc.cancel()
                     return
                 except BaseException:
@@ -1328,7 +1332,7 @@ class GrpcIngress:
                 try:
                     refused = ex.readmit(message, header, self.ref.current)
                 except ProxyError as error:  # a malformed later message ends the stream at once
-                    refused = error
+                    refused = error.with_traceback(None)  # (as the bound's refusal, above)
                 if refused is not None:
                     ended.append(refused)
                     rpc.cancel()
@@ -1729,6 +1733,15 @@ async def _stop(rpc: Any, writer: asyncio.Task[None], complete: bool) -> None:
         pass
 
 
+def _unchained(error: ProxyError) -> None:
+    """Drop what a refusal keeps of where it was raised (its traceback, and the exception it was raised in handling),
+    before grpc's abort answers it: grpc keeps the abort's exception, whose traceback holds the handler's frame, with the
+    call's state, in a cycle only a gc pass frees, and with them this error, whose traceback held the frames that read
+    the request message and so the message (measured: each call refused so with a 16 MiB message kept 17 MiB in a
+    `serve` process until a gc pass, uncounted in `limits.bodies_max_bytes`). A refusal's traceback is never logged."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+
+
 # what a handler raises that is answered as it is: a refusal or an upstream's status (ProxyError), a cancel (the client
 # left, the drain), grpc's own abort
 _ENDS_AS_THEY_ARE: tuple[type[BaseException], ...] = (ProxyError, asyncio.CancelledError, grpc.aio.AbortError)
@@ -1762,6 +1775,7 @@ class _Ends:
             ex.outcome.status = grpc.StatusCode.INTERNAL.value[0]  # whatever the upstream said, the client gets this
         try:
             if isinstance(error, ProxyError):
+                _unchained(error)
                 if ex.call is None and error.caller is None:  # refused before it was read: its caller, if known
                     context = self._context
                     error.caller = ex.pipeline.caller_name(_read(context).found.get, self._ingress._peer(context))
