@@ -1248,10 +1248,11 @@ class PostgresStore:
         if odd:
             return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
                           "written or read)", schema=schema)  # fmt: skip
-        cur.execute("SELECT pg_catalog.to_regclass('chain') IS NULL OR pg_catalog.to_regclass('meta') IS NULL")
+        cur.execute("SELECT pg_catalog.to_regclass('chain') IS NULL, pg_catalog.to_regclass('meta') IS NULL")
         missing = cur.fetchone()
-        if missing and missing[0]:  # dropped: no PostgreSQL store was written without them
-            return Report(0, "", False, "this store has no chain table (it was dropped)", schema=schema)
+        if missing and (missing[0] or missing[1]):  # dropped: no PostgreSQL store was written without them
+            table = "chain" if missing[0] else "meta"
+            return Report(0, "", False, f"this store has no {table} table (it was dropped)", schema=schema)
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
         anchor = cur.fetchone()
         replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True, retired=retired)  # the caller's

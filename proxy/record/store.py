@@ -73,6 +73,10 @@ _RULE_FENCE_ROW = (_RULE_FENCE_NAME, _FENCE_ROW[1].replace(_FENCE_NAME, _RULE_FE
 _FENCES = frozenset({_FENCE_ROW, _RULE_FENCE_ROW})
 _COLUMNS = "caller, purpose, input_labels, checkpoint, output_labels, decision, first_seen, last_seen, count, rule"
 _ROW = f"{_COLUMNS}, reason, sidecar"  # an edge as stored (`EdgeRow.stored`), as the chain's changes say it
+# the columns `verify --integrity` reads, table by table (an edges table of a store not re-keyed yet may lack
+# `reason` and `sidecar`: `SqliteStore._stored`)
+_VERIFIED_COLUMNS = (("chain", ("seq", "at", "body", "prev", "hash")), ("meta", ("key", "value")),
+                     ("edges", tuple(_COLUMNS.split(", "))))  # fmt: skip
 
 UPSERT = """
 INSERT INTO edges (caller, purpose, input_labels, checkpoint, output_labels, decision,
@@ -925,6 +929,24 @@ class SqliteStore:
                               "by rule, which only releases that chain their writes do)")  # fmt: skip
             return Report(0, "", False, "this store has no chain (written by a release before it, or its chain "
                           "and meta tables were dropped)")  # fmt: skip
+        dropped = self._dropped(tables)
+        if dropped is not None:
+            return Report(0, "", False, dropped)
+        return None
+
+    def _dropped(self, tables: set[str]) -> str | None:
+        """Why the store lacks a table or column that every release chaining its writes made with the chain (None
+        when it has them all): dropped by hand, which a read names as "no such table" or "no such column", a usage
+        error (exit 2) rather than the verdict on an edited record."""
+        if "meta" not in tables:
+            return ("this store has no meta table (it was dropped: it comes with the chain table, and holds the "
+                    "anchor a retention purge leaves)")  # fmt: skip
+        for table, needed in _VERIFIED_COLUMNS:
+            have = {str(row[1]).lower() for row in self._db.execute(f"PRAGMA table_info({table})")}
+            gone = [column for column in needed if column not in have]
+            if gone:
+                return (f"this store's {table} table has no {', '.join(gone)} column{'s' if len(gone) > 1 else ''} "
+                        "(dropped by hand: every release that chains its writes makes them)")  # fmt: skip
         return None
 
     def _verify(self, key: bytes | None, *, strict: bool = True, retired: tuple[bytes, ...] = ()) -> Report:

@@ -396,6 +396,24 @@ def test_chain_columns_edited_by_hand_are_named_not_a_traceback(tmp_path: Path) 
     assert "Traceback" not in cut.stderr + blob.stderr
 
 
+@pytest.mark.parametrize(
+    ("sql", "needle"),
+    [
+        ("DROP TABLE meta", "this store has no meta table (it was dropped"),
+        ("ALTER TABLE chain DROP COLUMN at", "this store's chain table has no at column"),
+        ("ALTER TABLE meta RENAME COLUMN value TO v", "this store's meta table has no value column"),
+    ],
+)
+def test_a_lineage_table_or_column_dropped_is_a_verdict_not_a_usage_error(
+    tmp_path: Path, sql: str, needle: str
+) -> None:
+    path, key_file, _ = keyed_store(tmp_path)
+    tamper(path, sql)  # the chain itself untouched: before, "no such table: meta", exit 2 as if misused
+    result = verify(path, "--key-file", str(key_file))
+    assert result.returncode == 1 and "NOT intact" in result.stdout and needle in result.stdout, result
+    assert "Traceback" not in result.stderr
+
+
 def test_copy_to_names_a_file_that_is_no_lineage_store_or_predates_the_chain(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as db:

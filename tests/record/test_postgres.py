@@ -714,6 +714,18 @@ def test_a_dropped_fleet_chain_is_never_adopted(postgres: PostgresServer, caplog
     reader.close()
 
 
+def test_a_dropped_fleet_meta_table_is_named_as_such(postgres: PostgresServer) -> None:
+    url = postgres.database()
+    store = PostgresStore(url, key=b"k")
+    store.upsert([(KEY, 1.0, 1.0, 5, None)])
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE meta")  # the chain left whole: before, the verdict named the chain table dropped
+    reader = PostgresStore(url, readonly=True)
+    assert reader.integrity(b"k").problem == "this store has no meta table (it was dropped)"
+    reader.close()
+
+
 def test_an_unsigned_journal_batch_is_set_aside_however_it_got_there(
     postgres: PostgresServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
