@@ -479,17 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "--write-baseline, start a baseline from what is recorded. With --integrity, prove "
                             "the record untouched: exit 0 intact, 1 naming the first broken link (or an "
                             "--expect-head no longer in the chain), 2 on a usage or file error or a keyed chain "
-                            "without --key-file.")  # fmt: skip
+                            "without --key-file. --baseline with --integrity judges the flows of a record that "
+                            "verifies, as a CI gate: --baseline alone reads the edge table as it stands, which "
+                            "anyone who can write the store can edit.")  # fmt: skip
     verify.add_argument("--store", required=True, metavar="PATH|URL",
                         help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
-    what = verify.add_mutually_exclusive_group(required=True)
+    what = verify.add_mutually_exclusive_group()
     what.add_argument("--baseline", metavar="FILE", help="the approved flows (YAML) to verify against")
     what.add_argument("--write-baseline", metavar="FILE",
                       help="write a baseline approving what is recorded, to review and edit")  # fmt: skip
-    what.add_argument("--integrity", action="store_true",
-                      help="prove the record untouched: walk the store's hash chain and replay it against the "
-                      "edge table; exit 0 intact, 1 naming the first broken link, 2 on a usage or file error or "
-                      "a keyed chain without --key-file")  # fmt: skip
+    verify.add_argument("--integrity", action="store_true",
+                        help="prove the record untouched: walk the store's hash chain and replay it against the "
+                        "edge table; exit 0 intact, 1 naming the first broken link, 2 on a usage or file error or "
+                        "a keyed chain without --key-file. With --baseline, the flows judged are those of the "
+                        "record it proves (a record that does not verify fails the gate)")  # fmt: skip
     verify.add_argument("--key-file", metavar="FILE",
                         help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
     verify.add_argument("--retired-key-file", metavar="FILE", action="append", default=[],
@@ -547,9 +550,14 @@ def _validate(args: argparse.Namespace) -> None:
     if args.command == "edges" and args.unkeyed_source and not args.key_file:
         args.subparser.error("--unkeyed-source goes with --copy-to --key-file (without a key, nothing is keyed)")
     if args.command == "verify":
+        if not (args.baseline or args.write_baseline or args.integrity):
+            args.subparser.error("one of the arguments --baseline --write-baseline --integrity is required")
+        if args.integrity and args.write_baseline:
+            args.subparser.error("--integrity goes with --baseline or alone (--write-baseline approves what is "
+                                 "recorded: check the record first, `verify --integrity`)")  # fmt: skip
         if args.json and args.write_baseline:
             args.subparser.error("--json goes with --baseline or --integrity (--write-baseline writes YAML)")
-        if args.since and args.integrity:
+        if args.since and args.integrity and not args.baseline:
             args.subparser.error(
                 "--since goes with --baseline or --write-baseline (--integrity proves the whole chain)"
             )
@@ -557,6 +565,9 @@ def _validate(args: argparse.Namespace) -> None:
             args.subparser.error("--expect-head goes with --integrity")
         if args.adopt_head and not (args.integrity and args.key_file):
             args.subparser.error("--adopt-head goes with --integrity --key-file")
+        if args.adopt_head and args.baseline:
+            args.subparser.error("--adopt-head goes with --integrity --key-file alone: adopt the head, then run the "
+                                 "gate (`verify --baseline FILE --integrity --key-file KEY`)")  # fmt: skip
         if args.adopt_head and (args.expect_head or args.json):
             args.subparser.error("--adopt-head takes neither --expect-head nor --json: check the head first "
                                  "(`verify --integrity --expect-head`), then adopt it")  # fmt: skip

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +36,17 @@ from proxy.baseline import (
 )
 from proxy.config import read_key, read_retired_keys, read_secret
 from proxy.logs import escaped
+from proxy.record.integrity import Report
 from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, StoreUnclear, split_labels
-from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown, shown_path
+from proxy.record.stores import (
+    ReadableStore,
+    StoreUnreadable,
+    is_database,
+    open_reader,
+    read_errors,
+    shown,
+    shown_path,
+)
 
 OK, UNAPPROVED, USAGE = 0, 1, 2
 
@@ -217,21 +226,22 @@ def _entry(e: Approval) -> dict[str, object]:
 
 
 def render_json(verdict: Verdict, baseline: str, store: str, since_s: float | None) -> bytes:
-    return orjson.dumps(
-        {
-            "ok": verdict.ok,
-            "baseline": baseline,
-            "store": store,
-            "since_s": since_s,
-            "approved": verdict.flows()[1],
-            "unapproved": [
-                {"kind": finding.kind, "message": finding.message, "edge": row.as_dict()}
-                for row, finding in verdict.unapproved
-            ],
-            "unseen": [_entry(e) for e in verdict.unseen],
-        },
-        option=orjson.OPT_INDENT_2,
-    )
+    return orjson.dumps(_document(verdict, baseline, store, since_s), option=orjson.OPT_INDENT_2)
+
+
+def _document(verdict: Verdict, baseline: str, store: str, since_s: float | None) -> dict[str, object]:
+    return {
+        "ok": verdict.ok,
+        "baseline": baseline,
+        "store": store,
+        "since_s": since_s,
+        "approved": verdict.flows()[1],
+        "unapproved": [
+            {"kind": finding.kind, "message": finding.message, "edge": row.as_dict()}
+            for row, finding in verdict.unapproved
+        ],
+        "unseen": [_entry(e) for e in verdict.unseen],
+    }
 
 
 # -- writing a baseline
@@ -349,6 +359,8 @@ def run_verify(args: argparse.Namespace) -> int:
         adopt = getattr(args, "adopt_head", None)
         if adopt:
             return run_adopt(args.store, args.key_file, adopt.strip())
+        if getattr(args, "baseline", None):
+            return run_verified_baseline(args)
         return run_integrity(args.store, args.key_file, args.json, getattr(args, "expect_head", None) or (),
                              retired_files=getattr(args, "retired_key_file", None) or ())  # fmt: skip
     if getattr(args, "key_file", None):
@@ -360,12 +372,8 @@ def run_verify(args: argparse.Namespace) -> int:
         return _error(str(exc))
     if args.write_baseline:
         return _write(args, rows, since_s)
-    try:
-        baseline = load_baseline(args.baseline)
-    except BaselineError as exc:
-        print(f"lineage-proxy verify: {args.baseline}: invalid baseline:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+    baseline = _baseline(args.baseline)
+    if baseline is None:
         return USAGE
     verdict = check(rows, baseline)
     store = shown(args.store)  # a database URL without its password: these lines go to CI logs
@@ -374,6 +382,17 @@ def run_verify(args: argparse.Namespace) -> int:
     else:
         print(render_text(verdict, shown_path(args.baseline), store, args.since))
     return OK if verdict.ok else UNAPPROVED
+
+
+def _baseline(path: str) -> Baseline | None:
+    """The baseline at `path`; None, its problems said, when it cannot be read or is not valid."""
+    try:
+        return load_baseline(path)
+    except BaselineError as exc:
+        print(f"lineage-proxy verify: {path}: invalid baseline:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
 
 
 def run_integrity(
@@ -388,20 +407,92 @@ def run_integrity(
     in `expect_heads`), 1 naming the first broken link or the head no longer there, 2 when the store or
     key cannot be read, or a keyed chain is verified without its key. `retired_files`: the keys `key_file`
     replaced, oldest first (entries signed before the rotation verify with them)."""
-    if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
-        return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
+    keys = _keys(key_file, retired_files, key)
+    if isinstance(keys, int):
+        return keys
+    read = _verified(path, *keys, lambda store, key, retired: (store.integrity(key, retired=retired), []))
+    if isinstance(read, int):
+        return read
+    report = _holding(read[0], expect_heads)
+    if as_json:
+        sys.stdout.write(orjson.dumps(_integrity_document(report, path)).decode() + "\n")
+    else:
+        _print_integrity(report, path)
+    return OK if report.intact else UNAPPROVED
+
+
+def run_verified_baseline(args: argparse.Namespace) -> int:
+    """`verify --baseline FILE --integrity`: the flows judged are those of a record that verifies, read in the same
+    transaction as its verdict, so that an edge row edited to look approved (its purpose, labels or decision) fails
+    the gate instead of passing it. Exit 1 when the record does not verify (its flows are not judged) or a flow is
+    unapproved, 2 on a usage or file error (a keyed chain without --key-file too)."""
+    since_s = parse_duration(args.since) if args.since else None
+    keys = _keys(args.key_file, args.retired_key_file or ())
+    if isinstance(keys, int):
+        return keys
+    baseline = _baseline(args.baseline)
+    if baseline is None:
+        return USAGE
+    read = _verified(args.store, *keys, lambda store, key, retired: store.for_copy(key, retired)[:2])
+    if isinstance(read, int):
+        return read
+    report, rows = _holding(read[0], args.expect_head or ()), read[1]
+    store, source = shown(args.store), shown_path(args.baseline)
+    if (
+        not report.intact
+    ):  # its rows are not what the chain signed: judging them would pass what an edit made look approved
+        if args.json:
+            document = {"ok": False, "baseline": source, "store": store, "since_s": since_s,
+                        "integrity": _integrity_document(report, args.store)}  # fmt: skip
+            sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            _print_integrity(report, args.store)
+            print(f"FAIL: the flows of {store} are not judged against {source}: its record does not verify")
+        return UNAPPROVED
+    if since_s is not None:
+        cutoff = time.time() - since_s
+        rows = [row for row in rows if row.last_seen >= cutoff]
+    verdict = check(rows, baseline)
+    if args.json:
+        document = _document(verdict, source, store, since_s)
+        document["integrity"] = _integrity_document(report, args.store)
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        _print_integrity(report, args.store)
+        print(render_text(verdict, source, store, args.since))
+    return OK if verdict.ok else UNAPPROVED
+
+
+def _keys(
+    key_file: str | None, retired_files: Sequence[str], key: bytes | None = None
+) -> tuple[bytes | None, tuple[bytes, ...]] | int:
+    """The key to verify with (`key`: read already, else `key_file`'s) and the retired keys before it; USAGE, said,
+    when one cannot be read."""
     try:
-        key = key if key is not None else read_secret(key_file) if key_file else None  # `key`: read already
+        key = key if key is not None else read_secret(key_file) if key_file else None
     except OSError as exc:
         return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
     retired = read_retired_keys(retired_files)
     if isinstance(retired, str):
         return _error(retired)
+    return key, retired
+
+
+_Read = Callable[[ReadableStore, bytes | None, tuple[bytes, ...]], tuple[Report, list[EdgeRow]]]
+
+
+def _verified(
+    path: str, key: bytes | None, retired: tuple[bytes, ...], read: _Read
+) -> tuple[Report, list[EdgeRow]] | int:
+    """`read(store, key, retired)` on the store at `path`: its chain's verdict (and the rows it verified); USAGE,
+    said, when the store cannot be read, or the chain is keyed and no key was given (a usage error, not a verdict)."""
+    if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
+        return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError)
     try:
         store = open_reader(path)
         try:
-            report = store.integrity(key, retired=retired)
+            found = read(store, key, retired)
         finally:
             store.close()
     except StoreUnreadable as exc:
@@ -410,27 +501,38 @@ def run_integrity(
         return _error(f"{shown(path)}: not a lineage store ({exc})")
     except errors as exc:
         return _error(f"{shown(path)}: cannot read it as a lineage store: {exc}")
+    if found[0].needs_key:
+        return _error(f"{shown(path)}: the chain is signed with an HMAC key: give --key-file "
+                      "(lineage.integrity_key_file) to verify it")  # fmt: skip
+    return found
+
+
+def _holding(report: Report, expect_heads: Sequence[str]) -> Report:
+    """`report`, naming the first of `expect_heads` the intact chain no longer holds, if one is not."""
+    if not report.intact:
+        return report
+    gone = [head for head in expect_heads if head.strip() not in report.hashes]
+    if not gone:
+        return report
+    since = _when(report.oldest_at)
+    return dataclasses.replace(report, problem=(
+        f"the head {gone[0].strip()} is not in the chain. Its oldest entry, the store's start or its last "
+        "retention purge (which replaces the entries before it with a snapshot), says it was written "
+        f"{since} (a time the chain does not sign): a head recorded before a purge can no longer be "
+        "checked; otherwise the entries after it were cut away, with their counts, or the record was "
+        "rebuilt"))  # fmt: skip
+
+
+def _integrity_document(report: Report, path: str) -> dict[str, object]:
+    return {"store": shown(path), "intact": report.intact, "entries": report.entries, "head": report.head,
+            "keyed": report.keyed, "problem": report.problem, "schema": report.schema,
+            "warning": report.warning}  # fmt: skip
+
+
+def _print_integrity(report: Report, path: str) -> None:
     path = shown(path)
     where = path if report.schema is None else f"{path} (schema {escaped(report.schema)})"
-    if report.needs_key:
-        return _error(f"{path}: the chain is signed with an HMAC key: give --key-file (lineage.integrity_key_file) "
-                      "to verify it")  # fmt: skip
     if report.intact:
-        gone = [head for head in expect_heads if head.strip() not in report.hashes]
-        if gone:
-            since = _when(report.oldest_at)
-            report = dataclasses.replace(report, problem=(
-                f"the head {gone[0].strip()} is not in the chain. Its oldest entry, the store's start or its last "
-                "retention purge (which replaces the entries before it with a snapshot), says it was written "
-                f"{since} (a time the chain does not sign): a head recorded before a purge can no longer be "
-                "checked; otherwise the entries after it were cut away, with their counts, or the record was "
-                "rebuilt"))  # fmt: skip
-    if as_json:
-        document = {"store": path, "intact": report.intact, "entries": report.entries, "head": report.head,
-                    "keyed": report.keyed, "problem": report.problem, "schema": report.schema,
-                    "warning": report.warning}  # fmt: skip
-        sys.stdout.write(orjson.dumps(document).decode() + "\n")
-    elif report.intact:
         print(f"{where}: intact: {report.entries} chain entries, every edge matches; head {report.head}"
               + ("" if report.keyed else " (unkeyed: set lineage.integrity_key_file to sign the chain)"))  # fmt: skip
         print(
@@ -439,9 +541,8 @@ def run_integrity(
         )
     else:
         print(f"{where}: NOT intact: {report.problem}")
-    if report.warning is not None and not as_json:
+    if report.warning is not None:
         print(f"warning: {report.warning}")
-    return OK if report.intact else UNAPPROVED
 
 
 def _write(args: argparse.Namespace, rows: list[EdgeRow], since_s: float | None) -> int:

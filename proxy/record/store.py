@@ -966,9 +966,9 @@ class SqliteStore:
         self, key: bytes | None, retired: tuple[bytes, ...] = ()
     ) -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
         """What `edges --copy-to` takes, read in one transaction: the chain's verdict with `key` and the
-        `retired` keys before it (given, the chain must be signed with them, as for `verify`), the rows, the
-        store's origin (None: no writer of this release has opened it), and the copies it holds (none: only a
-        PostgreSQL store is copied into)."""
+        `retired` keys before it (given, the chain must be signed with them, as for `verify`), then, when it verifies,
+        the rows, the store's origin (None: no writer of this release has opened it), and the copies it holds (none:
+        only a PostgreSQL store is copied into). `verify --baseline --integrity` judges those rows."""
         unchained = self._unchained()
         if unchained is not None:
             return unchained, [], None, ()
@@ -976,6 +976,8 @@ class SqliteStore:
         def read() -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
             with self._reading():
                 report = self._verify(key, retired=retired)
+                if not report.intact:  # nothing is taken from a record that does not verify (a row edited into
+                    return report, [], None, ()  # a blob too, which a read of the rows would raise on)
                 meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
                 found = self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if meta else None
                 return report, self._rows(), found[0] if found else None, ()

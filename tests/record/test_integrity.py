@@ -414,6 +414,27 @@ def test_a_lineage_table_or_column_dropped_is_a_verdict_not_a_usage_error(
     assert "Traceback" not in result.stderr
 
 
+def test_the_baseline_gate_with_integrity_judges_only_a_record_that_verifies(tmp_path: Path) -> None:
+    path, key_file, _ = keyed_store(tmp_path)
+    baseline = tmp_path / "baseline.yaml"  # approves the assistant flows, not the refused one for ads
+    baseline.write_text("version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [a, b]\n")
+    gate = ("--baseline", str(baseline), "--key-file", str(key_file))
+    judged = verify(path, *gate)
+    assert judged.returncode == 1, judged.stdout + judged.stderr
+    assert "keyed.db: intact: 5 chain entries" in judged.stdout and "UNAPPROVED new-purpose" in judged.stdout
+    tamper(path, "DELETE FROM edges WHERE decision = 'deny'")  # the flow the baseline does not approve, hidden
+    alone = subprocess.run([sys.executable, "-m", "proxy", "verify", "--store", str(path), "--baseline", str(baseline)],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert alone.returncode == 0 and "ok: 0 unapproved flows" in alone.stdout  # the table as it stands: edited
+    edited = verify(path, *gate)
+    assert edited.returncode == 1 and "NOT intact" in edited.stdout and "a row was deleted" in edited.stdout
+    assert "FAIL: the flows of" in edited.stdout and "are not judged" in edited.stdout, edited.stdout
+    document = orjson.loads(verify(path, *gate, "--json").stdout)
+    assert document["ok"] is False and document["integrity"]["intact"] is False and "unapproved" not in document
+    unkeyed = verify(path, "--baseline", str(baseline))
+    assert unkeyed.returncode == 2 and "give --key-file" in unkeyed.stderr
+
+
 def test_copy_to_names_a_file_that_is_no_lineage_store_or_predates_the_chain(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as db:

@@ -367,6 +367,27 @@ def test_verify_integrity_reads_a_postgresql_store_and_names_an_edited_row(postg
     assert "the store says count 50" in done.stdout + done.stderr
 
 
+def test_the_baseline_gate_with_integrity_fails_a_fleet_record_edited_to_look_approved(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    url = postgres.database()
+    store = PostgresStore(url)
+    store.upsert([(KEY, 1.0, 2.0, 5, None), (KEY._replace(purpose="ads"), 1.0, 2.0, 1, None)])
+    store.close()
+    baseline = tmp_path / "baseline.yaml"  # svc may act for assistant on team-a data, not for ads
+    baseline.write_text("version: 1\nflows:\n  - {caller: svc, purpose: assistant, labels: [team-a]}\n")
+    gate = ("verify", "--store", url, "--baseline", str(baseline), "--integrity")
+    judged = cli(*gate)
+    assert judged.returncode == 1 and "intact: 2 chain entries" in judged.stdout, judged.stdout + judged.stderr
+    assert "UNAPPROVED new-purpose: new purpose 'ads'" in judged.stdout
+    with psycopg.connect(url, autocommit=True) as conn:  # the ads flow made to look like the approved one
+        conn.execute("DELETE FROM edges WHERE purpose = 'ads'")
+        conn.execute("UPDATE edges SET count = 6")
+    assert cli("verify", "--store", url, "--baseline", str(baseline)).returncode == 0  # the table as it stands
+    edited = cli(*gate)
+    assert edited.returncode == 1 and "NOT intact" in edited.stdout and "are not judged" in edited.stdout, edited
+
+
 def test_edges_copy_to_moves_a_sqlite_history_into_postgresql_once(postgres: PostgresServer, tmp_path: Path) -> None:
     url = postgres.database()
     zoned, denied = KEY._replace(rule="zone:a"), KEY._replace(decision="deny", rule="caller:x")
