@@ -128,6 +128,11 @@ def _mac(key: bytes, token: str, rows: bytes) -> str:
     return hmac.new(key, b"journal\n" + token.encode() + b"\n" + rows, hashlib.sha256).hexdigest()
 
 
+def _key_mark(key: bytes) -> str:
+    """What names a key in the journal's `meta` (`signed_with`) without giving it away: its HMAC of a constant."""
+    return hmac.new(key, b"journal key", hashlib.sha256).hexdigest()[:32]
+
+
 class ForeignJournal(sqlite3.DatabaseError):
     """The journal holds another database's writes (two proxies of two databases given one file: the default
     `./lineage-journal.db` in one working directory): neither taken nor replayed here, where they would be counted
@@ -167,8 +172,9 @@ class Journal:
         whose signature does not match (edited, added by hand, or written without the key) is never
         replayed into the database, where it would be chained and signed: it is set aside in `rejected`.
         `retired`: the keys `key` replaced (lineage.integrity_retired_key_files): the batches journaled before the
-        rotation, signed with one of them, are signed again with `key` as the journal is opened (`_resign`), so
-        they are replayed, and one signed with a retired key later (whoever kept it) is set aside.
+        rotation, signed with one of them, are signed again with `key` as the journal is first opened with it
+        (`_signing`), so they are replayed, and one signed with a retired key later (whoever kept it) is set aside,
+        at later opens too.
         `database`: which database its writes are for (`database_identity`): a journal holding writes for
         another one is refused at the start (StartupError) and, claimed by the other while this one runs, neither
         written nor replayed (ForeignJournal); one that holds none is claimed by whoever writes to it."""
@@ -211,8 +217,8 @@ class Journal:
                 self._db.execute("ALTER TABLE entries ADD COLUMN mac TEXT")
             self._format()
             self._claim()
-            if key is not None and retired:
-                self._resign(key, retired)
+            if key is not None:
+                self._signing(key, retired)
 
     def _format(self) -> None:
         """In the opening write transaction: StartupError for a journal of a later release's format (its rows may say
@@ -228,6 +234,23 @@ class Journal:
                                "or point lineage.journal at a new file")  # fmt: skip
         if written < FORMAT:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?)", (str(FORMAT),))
+
+    def _signing(self, key: bytes, retired: tuple[bytes, ...]) -> None:
+        """In the opening write transaction: the journal marked as signed with `key` from now on (`signed_with`), and
+        its backlog signed with a `retired` key signed again with `key`, once: at the first open with `key` after a
+        key it replaces. Re-signed at every open (the retired keys stay configured until a purge has cut their
+        chain entries), a batch added with a retired key after the rotation, by a writer still on the old key or
+        whoever kept it, was replayed at the writer's next restart. A mark of a key that is neither (a newer key's:
+        this writer was not restarted with it; or an edited one) is left, and nothing is signed again."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'signed_with'").fetchone()
+        mark = _key_mark(key)
+        if found is not None and found[0] == mark:
+            return
+        if found is not None and found[0] not in {_key_mark(old) for old in retired}:
+            return
+        if retired:
+            self._resign(key, retired)
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('signed_with', ?)", (mark,))
 
     def _resign(self, key: bytes, retired: tuple[bytes, ...]) -> None:
         """The batches signed with a `retired` key signed again with `key`, in the caller's write transaction: a

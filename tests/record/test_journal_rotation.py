@@ -25,3 +25,31 @@ def test_a_batch_signed_with_the_retired_key_after_the_rotation_is_set_aside(tmp
     rotated.close()
     assert isinstance(found["t-1"], list)  # journaled before the rotation: replayed
     assert found["forged"] == "its signature does not match: edited, or not written with this key"
+
+
+def test_a_batch_signed_with_the_retired_key_after_the_rotation_stays_aside_at_the_next_start(tmp_path: Path) -> None:
+    before = Journal(tmp_path / "journal.db", key=OLD)
+    before.append("t-1", [flat((FLOW, 1.0, 1.0, 3, None))])
+    before.close()
+    Journal(tmp_path / "journal.db", key=NEW, retired=(OLD,)).close()  # the first start with the new key
+    late = Journal(tmp_path / "journal.db", key=OLD)  # a writer still on the old key, or whoever kept it
+    late.append("forged", [flat((FLOW._replace(caller="mallory"), 2.0, 2.0, 1000, None))])
+    late.close()
+    # restarted, the old key still retired (as it stays until a purge has cut the entries it signed): before, the
+    # journal signed the forged batch again with the new key at this open, and it was replayed into the record
+    restarted = Journal(tmp_path / "journal.db", key=NEW, retired=(OLD,))
+    found = {token: rows for _, token, rows, _ in restarted.oldest()}
+    restarted.close()
+    assert isinstance(found["t-1"], list)  # the backlog from before the rotation, signed again at the first start
+    assert found["forged"] == "its signature does not match: edited, or not written with this key"
+
+
+def test_a_journal_journaled_with_the_new_key_from_its_start_signs_nothing_again(tmp_path: Path) -> None:
+    Journal(tmp_path / "journal.db", key=NEW).close()  # made after the rotation: nothing to take over
+    late = Journal(tmp_path / "journal.db", key=OLD)
+    late.append("forged", [flat((FLOW, 2.0, 2.0, 1000, None))])
+    late.close()
+    opened = Journal(tmp_path / "journal.db", key=NEW, retired=(OLD,))  # the old key retired only later
+    found = {token: rows for _, token, rows, _ in opened.oldest()}
+    opened.close()
+    assert found["forged"] == "its signature does not match: edited, or not written with this key"
