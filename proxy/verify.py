@@ -410,7 +410,7 @@ def run_integrity(
     keys = _keys(key_file, retired_files, key)
     if isinstance(keys, int):
         return keys
-    read = _verified(path, *keys, lambda store, key, retired: (store.integrity(key, retired=retired), []))
+    read = _verified(path, *keys, lambda store, given, retired: (store.integrity(given, retired=retired), []))
     if isinstance(read, int):
         return read
     report = _holding(read[0], expect_heads)
@@ -433,14 +433,14 @@ def run_verified_baseline(args: argparse.Namespace) -> int:
     baseline = _baseline(args.baseline)
     if baseline is None:
         return USAGE
-    read = _verified(args.store, *keys, lambda store, key, retired: store.for_copy(key, retired)[:2])
+    read = _verified(args.store, *keys, lambda store, given, retired: store.for_copy(given, retired)[:2])
     if isinstance(read, int):
         return read
     report, rows = _holding(read[0], args.expect_head or ()), read[1]
     store, source = shown(args.store), shown_path(args.baseline)
-    if (
-        not report.intact
-    ):  # its rows are not what the chain signed: judging them would pass what an edit made look approved
+    # a record that does not verify: its rows are not what the chain signed, and judged they pass what an edit made
+    # look approved
+    if not report.intact:
         if args.json:
             document = {"ok": False, "baseline": source, "store": store, "since_s": since_s,
                         "integrity": _integrity_document(report, args.store)}  # fmt: skip
