@@ -696,10 +696,12 @@ class Exchange:
 
     def _unanswered(self, error: ProxyError | str) -> None:
         """A recorded call whose reply never went out (`finish`): its record, held until then (`FanOut.holds`), ends now
-        with `error` (as `finish` keeps an earlier error type, counted then), not as the answer it was to be."""
+        with `error`, not as the answer it was to be; but a type it was recorded with stays (an upstream's error in band
+        too), as `finish` keeps an earlier error type: it was counted then, and a call is counted once."""
         outcome = self.outcome
         outcome.ended_ns = outcome.now_ns()
-        if outcome.error_type is None or outcome.error_type == STREAM_ERROR:
+        decision = self.decision
+        if outcome.error_type is None and (decision is None or decision.forwards):  # (a denial's type: its code)
             outcome.error_type = error.code if isinstance(error, ProxyError) else error
             self.pipeline.runtime.stats.failed(outcome.error_type)
 

@@ -47,7 +47,7 @@ from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.ingress.listening import Listeners, listening, sockets, still_listening
 from proxy.pipeline import Pipeline, PipelineRef
-from proxy.protocols import GRPC_ADAPTERS, STREAM_ERROR, Adapter, Header, Target
+from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.oip import KEY_BIN, binary_text, header_text
 from proxy.protocols.oip_grpc import HEALTH_CHECK, HEALTH_WATCH, PASSTHROUGH
 from proxy.tls import ListenerFiles, check_pair, identities_from_auth_context, listener_files
@@ -1766,8 +1766,8 @@ class _Ends:
         HTTP ingress answers it: grpc would answer UNKNOWN with the exception's text, and the record said nothing
         failed."""
         ex = self._ex
-        if error is not None and ex.outcome.error_type == STREAM_ERROR:
-            ex.outcome.error_type = None  # an upstream's in-band error did not end the stream: what did is its type
+        # (an upstream's in-band error that did not end the stream gives way to what did in `Exchange.finish`; one a
+        # call was recorded with stays, counted then, should its client leave while the record is held: `_unanswered`)
         if error is not None and not self.unsent and not isinstance(error, _ENDS_AS_THEY_ARE):
             log.error("internal error handling gRPC %s", ex.target.operation, exc_info=error,
                       extra={"trace_id": ex.trace.trace_id_hex})  # fmt: skip

@@ -2,14 +2,16 @@
 (3 s) while another process holds its write lock (an operator's `sqlite3` shell in a transaction). A client that gives
 up meanwhile never gets the reply; its call was recorded before the wait as answered (the span and access line said
 200, or gRPC OK, and a duration of a millisecond), though the client got a timeout. The record now says how the call
-ended: the client's leaving (HTTP, no status: none went out) or its deadline (gRPC DEADLINE_EXCEEDED)."""
+ended: the client's leaving (HTTP, no status: none went out) or its deadline (gRPC DEADLINE_EXCEEDED). A refusal's
+answer waits so too; a type the call was recorded with (a denial's code, an upstream's error in band) stays, and the
+call is counted once."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,10 @@ from tests.configs import ONE_UPSTREAM
 from tests.ingress.grpc_proxied import proxied, recorded
 from tests.ingress.test_grpc import CONFIG as GRPC_CONFIG
 from tests.ingress.test_grpc import SERVICE, _request, _traceparent
+from tests.record.test_store_waits import until
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED
+from tests.test_metrics import samples
 
 HTTP_CONFIG = (
     ONE_UPSTREAM
@@ -108,3 +112,47 @@ def test_a_grpc_deadline_passing_while_its_reply_waits_for_the_record_is_recorde
         span, line = recorded(otlp, caplog, trace_id)
         assert span.attributes["error.type"] == line.code == "deadline_exceeded"
         assert span.attributes["rpc.grpc.status_code"] == line.status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+class ErringInBand(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A ModelStreamInfer upstream that answers each request with an error in band (Triton's `error_message`), its
+    stream ending OK once the client's does."""
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if details.method.endswith("/ModelStreamInfer"):
+            return grpc.stream_stream_rpc_method_handler(self._stream)
+        return None
+
+    @staticmethod
+    async def _stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for _ in requests:
+            yield service_pb2.ModelStreamInferResponse(error_message="unexpected shape").SerializeToString()
+
+
+def test_a_stream_whose_in_band_error_was_counted_is_counted_once_when_its_deadline_passes_waiting_for_the_record(
+    loop_thread: Any, make_proxy: Any, otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stream ended with the upstream's error in band, recorded (`upstream_error`, counted) and held for the
+    record's write; its deadline passing meanwhile ended it for the client: the record says so (its status, its end),
+    and keeps the type it was counted with. It was counted again as `deadline_exceeded`: two errors of one call."""
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    with proxied(loop_thread, otlp, make_proxy, GRPC_CONFIG, ErringInBand()) as proxy:
+        store = Path(proxy.process.config.lineage.store)
+        trace_id, metadata = _traceparent(0x7A12)
+        with grpc.insecure_channel(proxy.grpc) as channel, write_locked(store):
+            replies = channel.stream_stream(SERVICE + "ModelStreamInfer")(
+                iter([_request()]), metadata=metadata, timeout=GIVES_UP_S
+            )
+            with pytest.raises(grpc.RpcError) as caught:
+                assert [service_pb2.ModelStreamInferResponse.FromString(r).error_message for r in replies] == [
+                    "unexpected shape"
+                ]
+            until(lambda: proxy.process._grpc.calls == 0)  # the proxy ended it too (its own copy of the deadline)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        span, line = recorded(otlp, caplog, trace_id)
+        assert span.attributes["rpc.grpc.status_code"] == line.status == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+        assert (span.end_ns - span.start_ns) / 1e9 >= GIVES_UP_S * 0.8  # it ended as the deadline passed
+        errors = {labels: n for (name, labels), n in samples(proxy.process.metrics_text()).items()
+                  if name == "lineage_proxy_errors_total" and n}  # fmt: skip
+        assert errors == {(("type", "upstream_error"),): 1}
+        assert span.attributes["error.type"] == line.code == "upstream_error"  # the type it was counted with
