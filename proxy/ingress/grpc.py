@@ -1779,17 +1779,27 @@ class _Ends:
                 if ex.call is None and error.caller is None:  # refused before it was read: its caller, if known
                     context = self._context
                     error.caller = ex.pipeline.caller_name(_read(context).found.get, self._ingress._peer(context))
-                await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
+                try:
+                    await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
+                except asyncio.CancelledError:  # while its answer waited for the record's write: it never went out
+                    self._gone()
+                    raise
             elif error is not None and (self.unsent or isinstance(error, asyncio.CancelledError)):
-                code, why = self._ingress._cancelled(self._context, self._generation)
-                for one in (ex, ex.refused):
-                    # not recorded yet, or recorded with its reply waiting for the record's write (`Exchange.held`)
-                    if one is not None and (not one.outcome.ended_ns or one.held):
-                        one.outcome.status = code
-                        one.finish(why)
+                self._gone()
         finally:
             ex.finish()
             if ex.refused is not None:  # the client left before its stream's denial was answered
                 ex.refused.finish(CLIENT_GONE)
         if error is not None:
             raise error
+
+    def _gone(self) -> None:
+        """The call ended by grpc's cancel (its client left, its deadline passed, the drain cut it), or by a reply grpc
+        could not send: recorded so, with the status its client got; one recorded already whose answer waited for its
+        record's write (`Exchange.held`) never got that answer."""
+        ex = self._ex
+        code, why = self._ingress._cancelled(self._context, self._generation)
+        for one in (ex, ex.refused):
+            if one is not None and (not one.outcome.ended_ns or one.held):
+                one.outcome.status = code
+                one.finish(why)

@@ -156,3 +156,59 @@ def test_a_stream_whose_in_band_error_was_counted_is_counted_once_when_its_deadl
                   if name == "lineage_proxy_errors_total" and n}  # fmt: skip
         assert errors == {(("type", "upstream_error"),): 1}
         assert span.attributes["error.type"] == line.code == "upstream_error"  # the type it was counted with
+
+
+class Echoing(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A ModelStreamInfer upstream that answers each request with a reply."""
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if details.method.endswith("/ModelStreamInfer"):
+            return grpc.stream_stream_rpc_method_handler(self._stream)
+        return None
+
+    @staticmethod
+    async def _stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for _ in requests:
+            reply = service_pb2.ModelStreamInferResponse(
+                infer_response=service_pb2.ModelInferResponse(model_name="held")
+            )
+            yield reply.SerializeToString()
+
+
+def test_a_streams_denied_message_whose_denial_waits_for_the_record_keeps_its_denial_when_the_deadline_passes(
+    loop_thread: Any, make_proxy: Any, otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream's later message adds a label its purpose may not have: denied, recorded (its code counted), the
+    denial's answer waiting for its new flow's write. The client's deadline passing meanwhile ended it: the record
+    says so (its status, its end) and keeps the denial's code, counted once. It was counted again as
+    `client_disconnected`, and recorded so: the denial was gone from the span and the access line."""
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    config = GRPC_CONFIG + "zones:\n  - {name: health, labels: [health], allow_purposes: [research]}\n"
+    with proxied(loop_thread, otlp, make_proxy, config, Echoing()) as proxy:
+        store = Path(proxy.process.config.lineage.store)
+        trace_id, metadata = _traceparent(0x7A13)
+        labelled = service_pb2.ModelInferRequest.FromString(_request())
+        labelled.parameters["data_labels"].string_param = "health"
+        sent = iter([_request(), labelled.SerializeToString()])
+        with grpc.insecure_channel(proxy.grpc) as channel:
+            # the stream's own flow written first: only the denial's waits
+            assert list(channel.stream_stream(SERVICE + "ModelStreamInfer")(iter([_request()]), timeout=10))
+            with write_locked(store):
+                with pytest.raises(grpc.RpcError) as caught:
+                    list(
+                        channel.stream_stream(SERVICE + "ModelStreamInfer")(sent, metadata=metadata, timeout=GIVES_UP_S)
+                    )
+                until(lambda: proxy.process._grpc.calls == 0)  # the proxy ended it too (its own copy of the deadline)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        loop_thread.run(proxy.process.runtime.sinks.flush())
+        lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
+        deadline = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+        # the stream (its own record: it ended at the deadline, not OK) and its denied message (its denial's code kept)
+        assert sorted((line.decision, line.code, line.status) for line in lines) == [
+            ("allow", "deadline_exceeded", deadline),
+            ("deny", "purpose_denied", deadline),
+        ]
+        assert all(line.duration_ms >= GIVES_UP_S * 800 for line in lines)  # they ended as the deadline passed
+        errors = {labels: n for (name, labels), n in samples(proxy.process.metrics_text()).items()
+                  if name == "lineage_proxy_errors_total" and n}  # fmt: skip
+        assert errors == {(("type", "purpose_denied"),): 1, (("type", "deadline_exceeded"),): 1}  # each counted once
