@@ -492,9 +492,7 @@ class HttpIngress:
             if ex.call is None:  # its client left, or the drain cut it, while its request was still arriving: recorded
                 ex.finish(self._unread(request, conn, ex))
             else:
-                if ex.held and not conn.replying:  # recorded, its reply waiting for the record's write: none went out
-                    ex.outcome.status = None
-                ex.finish(_left(conn, ex))
+                _gone(conn, ex)
             raise
         except Exception:
             log.exception("internal error handling %s %s", method, path, extra={"trace_id": ex.trace.trace_id_hex})
@@ -526,7 +524,11 @@ class HttpIngress:
         if ex.call is None and error.caller is None:  # refused before it was read: its caller, when the key says
             error.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
         ex.finish(error)
-        await ex.recorded()
+        try:
+            await ex.recorded()
+        except asyncio.CancelledError:  # its client left, or the drain cut it, while the answer waited: never sent
+            _gone(conn, ex)
+            raise
         if conn.replying:
             conn.abort()
         else:
@@ -827,6 +829,14 @@ class HttpIngress:
         )
         ex.finish(error)
         conn.abort()
+
+
+def _gone(conn: HttpConnection, ex: Exchange) -> None:
+    """A call its client left, or the drain cut, recorded so (`_left`); one recorded already whose answer waited for its
+    record's write (`Exchange.held`) never got it: no status, unless its reply's head had gone out."""
+    if ex.held and not conn.replying:
+        ex.outcome.status = None
+    ex.finish(_left(conn, ex))
 
 
 def _left(conn: HttpConnection, ex: Exchange) -> str | None:

@@ -83,6 +83,37 @@ def test_an_http_client_that_gives_up_while_its_reply_waits_for_the_record_is_re
                                           extra_headers={"x-data-labels": "fresh"}).choices  # fmt: skip
 
 
+def test_an_http_client_that_gives_up_while_its_denial_waits_for_the_record_is_recorded_unanswered(
+    tmp_path: Path, vllm: Any, make_proxy: Any, otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A denial's answer waits for its new flow's write as a reply does: a client that gives up meanwhile never got
+    its 403. Its record said 403, ended before the wait; now no status (none went out), ended when the client left,
+    the denial's code kept and counted once."""
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    _, upstream = vllm
+    store = tmp_path / "lineage.db"
+    config = HTTP_CONFIG + "zones:\n  - {name: health, labels: [health], allow_purposes: [research]}\n"
+    proxy = make_proxy(config, UPSTREAM=upstream, STORE=str(store), OTLP=f"http://127.0.0.1:{otlp.port}")
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", timeout=GIVES_UP_S, max_retries=0)
+    trace_id = f"{0x5EED7A14:032x}"
+    with write_locked(store):
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(
+                model=SERVED, messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-data-labels": "health", "traceparent": f"00-{trace_id}-00000000000000a1-01"},
+            )  # fmt: skip
+        until(lambda: not proxy.process._http.connections)  # the proxy saw the client leave
+    span = otlp.by_trace(trace_id)
+    assert span.attributes["error.type"] == "purpose_denied"
+    assert "http.response.status_code" not in span.attributes  # no answer went out
+    assert (span.end_ns - span.start_ns) / 1e9 >= GIVES_UP_S * 0.8  # it ended when the client left, not before
+    line = access_line(caplog, trace_id)
+    assert (line.decision, line.code, line.status) == ("deny", "purpose_denied", 0)
+    errors = {labels: n for (name, labels), n in samples(proxy.process.metrics_text()).items()
+              if name == "lineage_proxy_errors_total" and n}  # fmt: skip
+    assert errors == {(("type", "purpose_denied"),): 1}
+
+
 class Answering(grpc.GenericRpcHandler):  # type: ignore[misc]
     """An OIP upstream that answers every ModelInfer at once."""
 
