@@ -68,11 +68,13 @@ def test_an_http_client_that_gives_up_while_its_reply_waits_for_the_record_is_re
     proxy = make_proxy(HTTP_CONFIG, UPSTREAM=upstream, STORE=str(store), OTLP=f"http://127.0.0.1:{otlp.port}")
     client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", timeout=GIVES_UP_S, max_retries=0)
     trace_id = f"{0x5EED7A11:032x}"
-    with write_locked(store), pytest.raises(openai.APITimeoutError):
-        client.chat.completions.create(
-            model=SERVED, messages=[{"role": "user", "content": "hi"}],
-            extra_headers={"x-data-labels": "fresh", "traceparent": f"00-{trace_id}-00000000000000a1-01"},
-        )  # fmt: skip
+    with write_locked(store):
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(
+                model=SERVED, messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-data-labels": "fresh", "traceparent": f"00-{trace_id}-00000000000000a1-01"},
+            )  # fmt: skip
+        until(lambda: not proxy.process._http.connections)  # the proxy saw the client leave (before the write ends)
     span = otlp.by_trace(trace_id)
     assert span.attributes["error.type"] == "client_disconnected"
     assert "http.response.status_code" not in span.attributes  # no reply went out
@@ -137,8 +139,10 @@ def test_a_grpc_deadline_passing_while_its_reply_waits_for_the_record_is_recorde
     with proxied(loop_thread, otlp, make_proxy, GRPC_CONFIG, Answering()) as proxy:
         store = Path(proxy.process.config.lineage.store)
         trace_id, metadata = _traceparent(0x7A11)
-        with grpc.insecure_channel(proxy.grpc) as channel, write_locked(store), pytest.raises(grpc.RpcError) as caught:
-            channel.unary_unary(SERVICE + "ModelInfer")(_request(), metadata=metadata, timeout=GIVES_UP_S)
+        with grpc.insecure_channel(proxy.grpc) as channel, write_locked(store):
+            with pytest.raises(grpc.RpcError) as caught:
+                channel.unary_unary(SERVICE + "ModelInfer")(_request(), metadata=metadata, timeout=GIVES_UP_S)
+            until(lambda: proxy.process._grpc.calls == 0)  # the proxy ended it too (its own copy of the deadline)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         span, line = recorded(otlp, caplog, trace_id)
         assert span.attributes["error.type"] == line.code == "deadline_exceeded"
