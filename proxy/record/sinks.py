@@ -10,7 +10,9 @@ write goes to them once it is done, so a client that leaves meanwhile is in its 
 line where the runtime builds its list (`proxy/server.py`).
 
 A sink's counters (`Counts`) outlive the sink: a reload that replaces it hands them on to its successor,
-so the counters on /metrics never go down within a process.
+so the counters on /metrics never go down within a process. So do the calls a sink raised on, whose records it
+lost: counted by sink name here (`lineage_proxy_sink_records_lost_total{sink}`), logged once per outage and kind of
+failure (`Outage`), and what an outage lost said when the sink records again, or at stop.
 """
 
 from __future__ import annotations
@@ -113,6 +115,30 @@ class Counts:
             self._into = successor
 
 
+LOST: Final = "lineage_proxy_sink_records_lost_total"
+
+
+class Outage:
+    """A sink raising on calls, from its first failure to the first turn of calls it records without one
+    (`FanOut._settle`): its kinds of failure (each logged once), and how many calls' records it has lost since."""
+
+    def __init__(self) -> None:
+        self.kinds: set[tuple[str, str, int]] = set()
+        self.lost = 0
+        self.failed_this_turn = False
+
+
+def _kind(error: BaseException) -> tuple[str, str, int]:
+    """A failure's kind: its type and where it was raised (the innermost frame), not its message, which may name
+    the call (an id, a value), so that one broken sink is one line however many calls it fails on."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(error).__qualname__, "", 0
+    return type(error).__qualname__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
+
+
 class FanOut:
     """The runtime's sinks, by name; `on_end` reaches every one."""
 
@@ -121,7 +147,10 @@ class FanOut:
         self._durable: tuple[Recorder, ...] = ()
         self._deferred: tuple[Recorder, ...] = ()
         self._sorted()
-        self._failed: set[str] = set()
+        # the calls each sink raised on, by sink name, for the process's life (a reload's new sink counts on), and the
+        # sinks failing now: set only on a failure, so the per-call path costs nothing more
+        self._lost: dict[str, int] = {}
+        self._outages: dict[str, Outage] = {}
         # the calls ended since the loop's last turn, for the deferred sinks (`_run_later`): four lists in step, no
         # tuple made and freed a call
         self._calls: list[Call] = []
@@ -149,6 +178,10 @@ class FanOut:
         a reload removed."""
         old = self._sinks.pop(name, None)
         counts = _counts(old) if old is not None else self._kept.pop(name, None)
+        outage = self._outages.pop(name, None)
+        if outage is not None:  # what the failing one lost is said now: the new one starts with no failure
+            log.warning("record sink %s replaced by a reload while failing: the records of %d calls were lost in it",
+                        name, outage.lost)  # fmt: skip
         if sink is not None:
             self._sinks[name] = sink
             successor = _counts(sink)
@@ -243,23 +276,46 @@ class FanOut:
             for i in range(len(calls)):
                 try:
                     on_end(calls[i], decisions[i], outcomes[i], labels[i])
-                except Exception:
-                    self._failed_once(sink)
+                except Exception as error:
+                    self._failed(sink, error)
+        if self._outages:  # once a turn, not once a call
+            self._settle()
 
     def _one(
         self, sink: Recorder, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
     ) -> Durable | None:
         try:
             return sink.on_end(call, decision, outcome, output_labels)
-        except Exception:
-            self._failed_once(sink)
+        except Exception as error:
+            self._failed(sink, error)
             return None
 
-    def _failed_once(self, sink: Recorder) -> None:
-        """A sink raised on a call (in an `except`): logged once per sink, not once per call."""
-        if sink.name not in self._failed:
-            self._failed.add(sink.name)
-            log.exception("record sink %s failed on a call (logged once; the call goes on)", sink.name)
+    def _failed(self, sink: Recorder, error: Exception) -> None:
+        """A sink raised on a call (in an `except`): the call goes on, its record in that sink is lost and counted;
+        logged once per outage and kind of failure, not once per call (nor once per process: a sink that recovered
+        and fails again, or fails anew, is said again)."""
+        name = sink.name
+        self._lost[name] = self._lost.get(name, 0) + 1
+        outage = self._outages.get(name)
+        if outage is None:
+            outage = self._outages[name] = Outage()
+        outage.lost += 1
+        outage.failed_this_turn = True
+        kind = _kind(error)
+        if kind not in outage.kinds:
+            outage.kinds.add(kind)
+            log.exception("record sink %s failed on a call; the call goes on, its record there is lost (counted in "
+                          "%s{sink=\"%s\"}; logged once an outage and kind of failure)", name, LOST, name)  # fmt: skip
+
+    def _settle(self) -> None:
+        """After a turn's calls: a failing sink that raised on none of them records again; what it lost is said."""
+        for name, outage in tuple(self._outages.items()):
+            if outage.failed_this_turn:
+                outage.failed_this_turn = False
+                continue
+            del self._outages[name]
+            log.warning("record sink %s records again; the records of %d calls were lost in it meanwhile", name,
+                        outage.lost)  # fmt: skip
 
     async def flush(self) -> None:
         self._release_all()
@@ -278,12 +334,29 @@ class FanOut:
                 await sink.stop()
             except Exception:
                 log.exception("record sink %s failed to stop cleanly", sink.name)
+        self._say_still_failing()
+
+    def _say_still_failing(self) -> None:
+        """The sinks still failing as the process stops, with what they lost since their failing began."""
+        for name, outage in self._outages.items():
+            log.error("record sink %s was still failing at shutdown: the records of %d calls were lost in it since it "
+                      "began failing (%d in this process)", name, outage.lost, self._lost[name])  # fmt: skip
+        self._outages.clear()
 
     def metrics(self) -> list[str]:
         lines: list[str] = []
         for sink in self._sinks.values():
             lines.extend(sink.metrics())
-        return lines
+        return lines + self._lost_lines()
+
+    def _lost_lines(self) -> list[str]:
+        """The calls each sink raised on, 0 for a sink that never did, and on for one a reload removed."""
+        names = sorted(self._sinks.keys() | self._lost.keys())
+        return [
+            f"# HELP {LOST} Calls a record sink raised on: their record in it is lost (the call went on).",
+            f"# TYPE {LOST} counter",
+            *(f'{LOST}{{sink="{name}"}} {self._lost.get(name, 0)}' for name in names),
+        ]
 
 
 def _counts(sink: Any) -> Counts | None:

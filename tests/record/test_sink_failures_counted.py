@@ -1,0 +1,156 @@
+"""A record sink that raises on a call loses that call's record in it (the call goes on). Before, the loss was logged
+once per sink for the whole process life and never counted: a sink that failed, recovered and failed again, or
+failed anew in another way, lost every later record without a trace. Now each sink's lost records are counted on
+/metrics (`lineage_proxy_sink_records_lost_total{sink}`, never down across reloads), each outage and kind of
+failure is logged, its end says what it lost, and a sink still failing at stop is said with its losses."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import openai
+import pytest
+
+from proxy.config.model import Config
+from proxy.flow import ALLOW, Call, Decision, Outcome, TraceContext
+from proxy.metrics import Metrics
+from proxy.record.sinks import FanOut, Recorder
+from proxy.server import ProxyProcess
+from tests.harness import LoopThread
+from tests.held import until
+from tests.servers.vllm_like import SERVED, VllmLike
+
+CONFIG = """listen: {http: "127.0.0.1:0"}
+upstreams: [{name: vllm, url: "${UPSTREAM}"}]
+routes: [{model: "*", upstream: vllm}]
+policy: {anonymous: allow, default_purpose: assistant}
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
+"""
+
+
+class Flaky:
+    """A record sink that raises `failure` on each call while it is set (a disk that filled, a backend's client in a
+    state it cannot leave), added as README says a sink is: one line in `ProxyProcess._sinks`."""
+
+    name = "flaky"
+    durable = False
+
+    def __init__(self) -> None:
+        self.failure: Exception | None = None
+        self.recorded = 0
+
+    def start(self) -> None:
+        pass
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.recorded += 1
+
+    async def flush(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def metrics(self) -> list[str]:
+        return []
+
+
+def _lost(text: str, sink: str) -> int | None:
+    found = re.search(rf'^lineage_proxy_sink_records_lost_total\{{sink="{sink}"\}} (\d+)$', text, re.M)
+    return int(found[1]) if found else None
+
+
+def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "lineage_proxy.record"]
+
+
+def test_a_raising_sink_s_lost_records_are_counted_and_each_outage_is_said(
+    vllm: tuple[VllmLike, str],
+    make_proxy: Any,
+    loop_thread: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, url = vllm
+    flaky = Flaky()
+    built = ProxyProcess._sinks
+
+    def with_flaky(config: Config, metrics: Metrics) -> list[Recorder]:
+        return [*built(config, metrics), flaky]
+
+    monkeypatch.setattr(ProxyProcess, "_sinks", staticmethod(with_flaky))
+    caplog.set_level(logging.WARNING, logger="lineage_proxy.record")
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    assert _lost(proxy.process.metrics_text(), "flaky") == 0  # there from the start, for an alert on its increase
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
+
+    def call() -> None:
+        reply = client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content  # the call goes on whatever the sink does
+
+    def lost() -> int | None:
+        return _lost(proxy.process.metrics_text(), "flaky")
+
+    flaky.failure = OSError(28, "No space left on device")
+    call()
+    call()
+    assert until(lambda: lost() == 2), proxy.process.metrics_text()
+    said = _said(caplog)
+    assert len(said) == 1 and said[0].startswith("record sink flaky failed on a call"), said  # once, not per call
+
+    flaky.failure = None
+    call()
+    assert until(lambda: flaky.recorded == 1)
+    assert until(lambda: len(_said(caplog)) == 2), _said(caplog)
+    assert _said(caplog)[1] == "record sink flaky records again; the records of 2 calls were lost in it meanwhile"
+
+    flaky.failure = OSError(28, "No space left on device")  # the same failure again, after it recovered: a new outage
+    call()
+    assert until(lambda: lost() == 3)
+    flaky.failure = ValueError("a record of a shape it cannot take")  # another kind of failure in the same outage
+    call()
+    call()
+    assert until(lambda: lost() == 5)
+    said = _said(caplog)
+    assert [line.startswith("record sink flaky failed on a call") for line in said] == [True, False, True, True], said
+    assert "ValueError: a record of a shape it cannot take" in caplog.text  # each kind with its traceback
+
+    loop_thread.run(proxy.process.stop())
+    assert _said(caplog)[-1] == (
+        "record sink flaky was still failing at shutdown: the records of 3 calls were lost in it since it began failing "
+        "(5 in this process)"
+    )
+
+
+def _end(sinks: FanOut) -> None:
+    trace = TraceContext(trace_id=1, span_id=2)
+    sinks.on_end(Call("openai", "chat", "m", trace), Decision(ALLOW, None), Outcome(started_ns=1), frozenset())
+
+
+def test_a_sink_s_lost_records_stay_counted_when_a_reload_replaces_or_removes_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The count is the fan-out's, by sink name: a reload's new sink counts on, a removed one's stays on /metrics."""
+    caplog.set_level(logging.WARNING, logger="lineage_proxy.record")
+    failing = Flaky()
+    failing.failure = RuntimeError("broken")
+    sinks = FanOut([failing])
+    _end(sinks)  # no event loop: the sinks run at once
+    _end(sinks)
+    assert _lost("\n".join(sinks.metrics()), "flaky") == 2
+    sinks.swap("flaky", Flaky())
+    assert (
+        _said(caplog)[-1]
+        == "record sink flaky replaced by a reload while failing: the records of 2 calls were lost in it"
+    )
+    _end(sinks)
+    assert _lost("\n".join(sinks.metrics()), "flaky") == 2  # the new one records: not down, not up
+    sinks.swap("flaky", failing)
+    _end(sinks)
+    sinks.swap("flaky", None)
+    assert _lost("\n".join(sinks.metrics()), "flaky") == 3  # removed, its losses still said
