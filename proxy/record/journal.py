@@ -241,15 +241,19 @@ class Journal:
         key it replaces. Re-signed at every open (the retired keys stay configured until a purge has cut their
         chain entries), a batch added with a retired key after the rotation, by a writer still on the old key or
         whoever kept it, was replayed at the writer's next restart. A mark of a key that is neither (a newer key's:
-        this writer was not restarted with it; or an edited one) is left, and nothing is signed again."""
+        this writer was not restarted with it; or an edited one) is left, and nothing is signed again.
+        Only the marked key's backlog is signed again: rotated twice, a batch signed with the first key after the
+        first rotation, set aside by every writer on the second, stays aside at the second rotation. A journal with
+        no mark (a new one, or one from a release before it) has each retired key's signed again."""
         found = self._db.execute("SELECT value FROM meta WHERE key = 'signed_with'").fetchone()
         mark = _key_mark(key)
         if found is not None and found[0] == mark:
             return
-        if found is not None and found[0] not in {_key_mark(old) for old in retired}:
+        signed = retired if found is None else tuple(old for old in retired if _key_mark(old) == found[0])
+        if found is not None and not signed:
             return
-        if retired:
-            self._resign(key, retired)
+        if signed:
+            self._resign(key, signed)
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('signed_with', ?)", (mark,))
 
     def _resign(self, key: bytes, retired: tuple[bytes, ...]) -> None:

@@ -53,3 +53,24 @@ def test_a_journal_journaled_with_the_new_key_from_its_start_signs_nothing_again
     found = {token: rows for _, token, rows, _ in opened.oldest()}
     opened.close()
     assert found["forged"] == "its signature does not match: edited, or not written with this key"
+
+
+def test_a_batch_set_aside_after_one_rotation_stays_aside_at_the_next(tmp_path: Path) -> None:
+    """Rotated twice (OLD -> NEW -> NEWEST, both retired): the second rotation takes over NEW's backlog, not a batch
+    signed with OLD after the first one, which every writer on NEW set aside."""
+    newest = b"the-newest-key-5555555555"
+    before = Journal(tmp_path / "journal.db", key=OLD)
+    before.append("t-1", [flat((FLOW, 1.0, 1.0, 3, None))])
+    before.close()
+    Journal(tmp_path / "journal.db", key=NEW, retired=(OLD,)).close()  # the first rotation: t-1 signed again
+    late = Journal(tmp_path / "journal.db", key=OLD)  # whoever kept the first key, after the first rotation
+    late.append("forged", [flat((FLOW._replace(caller="mallory"), 2.0, 2.0, 1000, None))])
+    late.close()
+    during = Journal(tmp_path / "journal.db", key=NEW, retired=(OLD,))  # NEW's backlog: an outage before the second
+    during.append("t-2", [flat((FLOW, 3.0, 3.0, 5, None))])
+    during.close()
+    rotated = Journal(tmp_path / "journal.db", key=newest, retired=(OLD, NEW))  # the second rotation
+    found = {token: rows for _, token, rows, _ in rotated.oldest()}
+    rotated.close()
+    assert isinstance(found["t-1"], list) and isinstance(found["t-2"], list)  # the backlog: replayed
+    assert found["forged"] == "its signature does not match: edited, or not written with this key"
