@@ -56,6 +56,7 @@ from proxy.record.store import (
     EdgeWrite,
     SchemaTooNew,
     StoreUnclear,
+    dropped_column,
     flat,
 )
 
@@ -166,6 +167,10 @@ _FLOW = "caller, purpose, input_labels, checkpoint, output_labels, decision"
 _KEY = f"{_FLOW}, rule, sidecar"
 _COLUMNS = f"{_FLOW}, first_seen, last_seen, count, rule"
 _ROW = f"{_COLUMNS}, reason, sidecar"  # an edge as stored (`EdgeRow.stored`), as the chain's changes say it
+# the columns `verify --integrity` reads, table by table: every PostgreSQL store's edges were made with `reason` (a
+# sidecar column not made yet reads as '', `_sidecar`)
+_VERIFIED_COLUMNS = (("chain", ("seq", "at", "body", "prev", "hash")), ("meta", ("key", "value")),
+                     ("edges", (*_COLUMNS.split(", "), "reason")))  # fmt: skip
 
 UPSERT = f"""
 INSERT INTO edges ({_ROW}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -420,6 +425,13 @@ def _sidecar(cur: psycopg.Cursor[Any]) -> str:
     return "sidecar" if cur.fetchone() is not None else "''::text"
 
 
+def _columns(cur: psycopg.Cursor[Any], table: str) -> set[str]:
+    """The columns of the lineage table `table` (the one the search path finds, as every read does)."""
+    cur.execute("SELECT attname::pg_catalog.text FROM pg_catalog.pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) "
+                "pg_catalog.to_regclass(%s) AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped", (table,))  # fmt: skip
+    return {str(row[0]) for row in cur.fetchall()}
+
+
 def _stamped(params: list[tuple[Any, ...]], behind: float) -> list[tuple[Any, ...]]:
     """Edge writes (`flat`) whose first and last seen, this host's clock's, are moved `behind` seconds later: to the
     database's clock, which every sidecar's purge cuts by, when this host's runs behind it. The chain entry signs the
@@ -595,7 +607,9 @@ class PostgresStore:
                 edges, meta = cur.fetchone() or (None, None)
                 if edges is None:
                     raise FileNotFoundError(f"{redact(url)}: no lineage tables in this database")
-                self._check_version(cur, meta is not None)
+                # a meta table whose columns were dropped by hand: `verify --integrity` names them (NOT intact), where
+                # reading its version here made the store one that cannot be opened (exit 2)
+                self._check_version(cur, meta is not None and {"key", "value"} <= _columns(cur, "meta"))
             return
         try:
             self._prepare()
@@ -1253,6 +1267,9 @@ class PostgresStore:
         if missing and (missing[0] or missing[1]):  # dropped: no PostgreSQL store was written without them
             table = "chain" if missing[0] else "meta"
             return Report(0, "", False, f"this store has no {table} table (it was dropped)", schema=schema)
+        dropped = dropped_column(lambda table: _columns(cur, table), _VERIFIED_COLUMNS)
+        if dropped is not None:  # read, "column ... does not exist": a usage error (exit 2), not the verdict
+            return Report(0, "", False, dropped, schema=schema)
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
         anchor = cur.fetchone()
         replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True, retired=retired)  # the caller's

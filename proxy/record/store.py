@@ -78,6 +78,21 @@ _ROW = f"{_COLUMNS}, reason, sidecar"  # an edge as stored (`EdgeRow.stored`), a
 _VERIFIED_COLUMNS = (("chain", ("seq", "at", "body", "prev", "hash")), ("meta", ("key", "value")),
                      ("edges", tuple(_COLUMNS.split(", "))))  # fmt: skip
 
+
+def dropped_column(
+    columns_of: Callable[[str], set[str]], verified: tuple[tuple[str, tuple[str, ...]], ...] = _VERIFIED_COLUMNS
+) -> str | None:
+    """Why a store lacks a column `verify --integrity` reads (`verified`, table by table; `columns_of(table)`: the
+    ones it has), None when it has them all."""
+    for table, needed in verified:
+        have = {column.lower() for column in columns_of(table)}
+        gone = [column for column in needed if column not in have]
+        if gone:
+            return (f"this store's {table} table has no {', '.join(gone)} column{'s' if len(gone) > 1 else ''} "
+                    "(dropped by hand: every release that chains its writes makes them)")  # fmt: skip
+    return None
+
+
 UPSERT = """
 INSERT INTO edges (caller, purpose, input_labels, checkpoint, output_labels, decision,
                    first_seen, last_seen, count, rule, reason, sidecar)
@@ -941,13 +956,7 @@ class SqliteStore:
         if "meta" not in tables:
             return ("this store has no meta table (it was dropped: it comes with the chain table, and holds the "
                     "anchor a retention purge leaves)")  # fmt: skip
-        for table, needed in _VERIFIED_COLUMNS:
-            have = {str(row[1]).lower() for row in self._db.execute(f"PRAGMA table_info({table})")}
-            gone = [column for column in needed if column not in have]
-            if gone:
-                return (f"this store's {table} table has no {', '.join(gone)} column{'s' if len(gone) > 1 else ''} "
-                        "(dropped by hand: every release that chains its writes makes them)")  # fmt: skip
-        return None
+        return dropped_column(lambda table: {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")})
 
     def _verify(self, key: bytes | None, *, strict: bool = True, retired: tuple[bytes, ...] = ()) -> Report:
         """The chain replayed with `key` and the `retired` keys before it (given by the caller: never the

@@ -747,6 +747,33 @@ def test_a_dropped_fleet_meta_table_is_named_as_such(postgres: PostgresServer) -
     reader.close()
 
 
+@pytest.mark.parametrize(
+    ("sql", "needle"),
+    [
+        ("ALTER TABLE chain DROP COLUMN at", "this store's chain table has no at column"),
+        ("ALTER TABLE meta RENAME COLUMN value TO v", "this store's meta table has no value column"),
+        ("ALTER TABLE edges DROP COLUMN reason", "this store's edges table has no reason column"),
+    ],
+)
+def test_a_fleet_column_dropped_is_a_verdict_not_a_usage_error(
+    postgres: PostgresServer, tmp_path: Path, sql: str, needle: str
+) -> None:
+    url = postgres.database()
+    store = PostgresStore(url, key=b"k")
+    store.upsert([(KEY, 1.0, 1.0, 5, None)])
+    store.close()
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"k")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)  # before, 'cannot read (or open) it as a lineage store: column ... does not exist', exit 2
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text("version: 1\nflows:\n  - {caller: svc, purpose: assistant, labels: [team-a]}\n")
+    for gate in ((), ("--baseline", str(baseline))):
+        done = cli("verify", "--store", url, "--integrity", "--key-file", str(key_file), *gate)
+        assert done.returncode == 1 and "NOT intact" in done.stdout and needle in done.stdout, done
+        assert "Traceback" not in done.stderr
+
+
 def test_an_unsigned_journal_batch_is_set_aside_however_it_got_there(
     postgres: PostgresServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
