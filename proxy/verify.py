@@ -92,6 +92,11 @@ def read_edges(path: str, since_s: float | None = None, now: float | None = None
         raise UsageError(f"{shown(path)}: {what}{exc}") from None
     finally:
         store.close()
+    return _recent(rows, since_s, now)
+
+
+def _recent(rows: list[EdgeRow], since_s: float | None, now: float | None = None) -> list[EdgeRow]:
+    """The edges of `rows` last seen within the window (all of them without one)."""
     if since_s is None:
         return rows
     cutoff = (time.time() if now is None else now) - since_s
@@ -449,10 +454,7 @@ def run_verified_baseline(args: argparse.Namespace) -> int:
             _print_integrity(report, args.store)
             print(f"FAIL: the flows of {store} are not judged against {source}: its record does not verify")
         return UNAPPROVED
-    if since_s is not None:
-        cutoff = time.time() - since_s
-        rows = [row for row in rows if row.last_seen >= cutoff]
-    verdict = check(rows, baseline)
+    verdict = check(_recent(rows, since_s), baseline)
     if args.json:
         document = _document(verdict, source, store, since_s)
         document["integrity"] = _integrity_document(report, args.store)

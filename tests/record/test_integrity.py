@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -433,6 +434,22 @@ def test_the_baseline_gate_with_integrity_judges_only_a_record_that_verifies(tmp
     assert document["ok"] is False and document["integrity"]["intact"] is False and "unapproved" not in document
     unkeyed = verify(path, "--baseline", str(baseline))
     assert unkeyed.returncode == 2 and "give --key-file" in unkeyed.stderr
+
+
+def test_the_baseline_gate_with_integrity_judges_the_window_since_asks_for(tmp_path: Path) -> None:
+    path, key_file, _ = keyed_store(tmp_path)  # its flows last seen in 1970
+    store = SqliteStore(path, key=b"kept-out-of-the-store's-reach")
+    store.upsert([(EdgeKey("app", "assistant", "a", "ck", "", "allow"), time.time(), time.time(), 1, None)])
+    store.close()
+    baseline = tmp_path / "baseline.yaml"  # approves the assistant flows, not the refused one for ads (1970's)
+    baseline.write_text("version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [a, b]\n")
+    gate = ("--baseline", str(baseline), "--key-file", str(key_file), "--since", "1d")
+    judged = verify(path, *gate)
+    assert judged.returncode == 0 and "intact: 6 chain entries" in judged.stdout, judged.stdout + judged.stderr
+    document = orjson.loads(verify(path, *gate, "--json").stdout)
+    assert document["ok"] is True and document["since_s"] == 86400.0 and document["approved"] == 1
+    assert document["integrity"]["intact"] is True and document["integrity"]["entries"] == 6
+    assert verify(path, *gate[:4]).returncode == 1  # the whole store: the ads flow is unapproved
 
 
 def test_copy_to_names_a_file_that_is_no_lineage_store_or_predates_the_chain(tmp_path: Path) -> None:
