@@ -42,10 +42,17 @@ from dataclasses import dataclass
 from typing import Final
 
 from proxy.config import DetectorSpec
+from proxy.memo import Memo
 
 TRUNCATED: Final = "scan:truncated"
 _ONLY_TRUNCATED: Final = frozenset({TRUNCATED})
 _NOTHING: Final[frozenset[str]] = frozenset()
+# `Detectors.finds_nothing`: the longest text it remembers, how many it keeps, and the characters they hold together
+# (about: a text, and `_REMEMBERED_ENTRY` for its slot): 1,024 texts of up to 256 KiB together
+_REMEMBERED_TEXT: Final = 256
+_REMEMBERED_KEPT: Final = 1024
+_REMEMBERED_BYTES_KEPT: Final = 1 << 18
+_REMEMBERED_ENTRY: Final = 100
 _OVERLAP: Final = 128  # characters of a text a stream scanner reads again with the next piece (`StreamScanner`)
 
 
@@ -799,9 +806,23 @@ class Detectors:
         # bytes of a reply passed on as it arrives kept to be read whole (`protocols.WHOLE_MAX`, or
         # `limits.buffer_max_bytes` when larger: `Pipeline`)
         self.keep_max = keep_max
+        self._found_nothing = Memo(_REMEMBERED_KEPT, _REMEMBERED_BYTES_KEPT)  # (`finds_nothing`)
 
     def __bool__(self) -> bool:
         return bool(self._finders)
+
+    def finds_nothing(self, text: str) -> bool:
+        """Whether a new `stream()` fed `text` finds nothing (`scan_output`), every character read; remembered by text
+        for a short one, which a reply sends again on every call (an OIP reply's output names, `OUTPUT0`: before they
+        were read, a ModelInfer with no text in its reply scanned none, and reading them each time cost it a tenth
+        more Python). A longer text is not scanned here: False."""
+        if len(text) > _REMEMBERED_TEXT:
+            return False
+        kept = self._found_nothing.kept.get(text)
+        if kept is None:
+            kept = not self.scan_output(text)
+            self._found_nothing.keep(text, kept, len(text) + _REMEMBERED_ENTRY)
+        return kept is True
 
     def scan(self, text: str, limit: int | None = None) -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;

@@ -647,8 +647,8 @@ def named_datatype(datatype: str) -> bool:
 
 
 def tensor_names(tensors: list[Any], names: list[str]) -> bool:
-    """Into `names`, the names of a request's inputs (or requested outputs), and an input's datatype that is none of the
-    protocol's (`named_datatype`): text the model's runtime is handed beside their data (MLServer's and KServe's
+    """Into `names`, the names of a request's inputs (or requested outputs, or a reply's outputs: `aside_names`), and a
+    datatype that is none of the protocol's (`named_datatype`): text the model's runtime is handed beside their data (MLServer's and KServe's
     `payload.inputs[i].name`, KServe's `.datatype`; MLServer's pandas codec makes the names a DataFrame's column names,
     its `decode_args` a predict function's arguments), read for labels (`Request.names`). Triton takes only the names
     its model's configuration gives; these servers take any, so before 2026-12-04 an input named `alice@example.com`
@@ -848,6 +848,7 @@ class RestReplyObserver:
         outputs = [o for o in found if isinstance(o, dict)]
         dumped = [_data_json(output) for output in outputs]
         self._text.add_tensors(functools.partial(_tensor_texts, outputs, dumped, binary, request=False))
+        aside_names(self._text, self.detectors, outputs)
         aside_parameters(self._text, ("parameters",), reply.get("parameters"))
         for at, output in enumerate(outputs):
             aside_parameters(self._text, (at, "parameters"), output.get("parameters"))
@@ -918,6 +919,24 @@ def aside_parameters(text: OutputText, key: tuple[Any, ...], parameters: Any) ->
         text.unread()
     if texts:
         text.aside(key, "\n".join(texts))
+
+
+OUTPUT_NAMES: Final = ("names",)  # the `OutputText.aside` key of a reply's tensor names (`aside_names`)
+
+
+def aside_names(text: OutputText, detectors: Detectors, outputs: list[Any]) -> None:
+    """A reply's output names, and a datatype none of the protocol's, read beside the content (`OutputText.aside`) as a
+    request's are (`tensor_names`): MLServer and KServe's model server send the names their runtime gives (a custom
+    runtime may name an output from its input), and its client reads them, so before 2026-12-04 an output named
+    `alice@example.com` reached the client with the output unlabelled. Names in which the detectors found nothing
+    before (`OUTPUT0`, on every call) are not read again (`Detectors.finds_nothing`)."""
+    names: list[str] = []
+    if not tensor_names(outputs, names):
+        text.unread()
+    if names:
+        joined = names[0] if len(names) == 1 else "\n".join(names)
+        if not detectors.finds_nothing(joined):
+            text.aside(OUTPUT_NAMES, joined)
 
 
 def observe_reply_meta(outcome: Outcome, model: Any, version: Any, reply_id: Any) -> None:

@@ -28,6 +28,7 @@ from proxy.protocols import SHA256, STREAM_ERROR, Header, OutputText, Request, T
 from proxy.protocols.oip import (
     FRAMING_PARAMETERS,
     LABELS_PARAMETER,
+    OUTPUT_NAMES,
     REQUEST_FRAMING_PARAMETERS,
     SEQUENCE_PARAMETERS,
     SHARED_MEMORY,
@@ -719,6 +720,7 @@ class ReplyObserver:
         view = memoryview(buf)
         model = version = rid = ""
         texts: list[str] = []
+        names: list[str] = []  # the outputs' (`oip.aside_names`)
         datatypes: list[str] = []
         raws: list[memoryview] = []
         pos = start
@@ -737,7 +739,7 @@ class ReplyObserver:
                 pos = last
                 number = key >> 3
                 if number == 5:
-                    datatypes.append(_tensor(buf, view, first, last, texts, self._digest)[0])
+                    datatypes.append(_tensor(buf, view, first, last, texts, self._digest, None, names)[0])
                     self._seen = True
                 elif number == 6:
                     raw = view[first:last]
@@ -767,6 +769,19 @@ class ReplyObserver:
             whole = False
         if texts or not whole:
             self._output().add_pieces(texts, whole)
+        if names:
+            self._aside_names(names)
+
+    def _aside_names(self, names: list[str]) -> None:
+        """The outputs' names (a stream's, each message's a line apart from the last's), read beside the content as
+        over REST (`oip.aside_names`: those the detectors found nothing in before are not read again, and a reply
+        without text then has none made); past `_MAX_STRINGS` of a message, `scan:truncated`."""
+        if len(names) >= _MAX_STRINGS:
+            self._output().unread()
+        joined = names[0] if len(names) == 1 else "\n".join(names)
+        if not self.detectors.finds_nothing(joined):
+            text = self._output()
+            text.aside(OUTPUT_NAMES, "\n" + joined if text.has_aside(OUTPUT_NAMES) else joined)
 
     def _output(self) -> OutputText:
         """The reply's text, made when its first text (or what could not be read) comes."""

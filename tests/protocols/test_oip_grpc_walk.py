@@ -87,6 +87,7 @@ def reference_reply(data: bytes) -> Outcome:
     view = memoryview(data)
     model = version = rid = ""
     texts: list[str] = []
+    names: list[str] = []  # the outputs' (read since it was the reference)
     datatypes: list[str] = []
     raws: list[memoryview] = []
     parameters: list[tuple[str, str]] = []
@@ -94,7 +95,7 @@ def reference_reply(data: bytes) -> Outcome:
     try:
         for number, first, last in oip._spans(data, 0, len(data)):
             if number == 5:
-                datatypes.append(oip._tensor(data, view, first, last, texts, digest)[0])
+                datatypes.append(oip._tensor(data, view, first, last, texts, digest, None, names)[0])
                 seen = True
             elif number == 6:
                 raw = view[first:last]
@@ -121,12 +122,14 @@ def reference_reply(data: bytes) -> Outcome:
         whole = oip._raw_strings(raws, datatypes, texts) and whole
     except InvalidRequest:
         whole = False
-    if parameters or texts or not whole:
+    if parameters or texts or names or not whole:
         found = OutputText(outcome, EMAIL, True, digests=False)
         for name, text in parameters:
             found.aside(("parameters", name), text)
         if texts or not whole:
             found.add_pieces(texts, whole)
+        if names:
+            found.aside(oip.OUTPUT_NAMES, "\n".join(names))
     if found is not None:
         found.finish(EMAIL)
     else:
@@ -164,7 +167,10 @@ def replies() -> list[bytes]:
     raw.raw_output_contents.extend([struct.pack("<i", 7), raw_bytes(b"one", b"ana@example.org")])
     noted = infer_response()  # the reply's own parameters: a runtime's answer beside its tensors
     noted.parameters["note"].string_param = "ana@example.org"
-    return [text, raw.SerializeToString(), noted.SerializeToString()]
+    named = PB["ModelInferResponse"](model_name="echo", id="r-3")  # an output named by its runtime
+    named.outputs.add(name="ana@example.org", datatype="ana@example.net", shape=[1])
+    named.raw_output_contents.append(struct.pack("<i", 7))
+    return [text, raw.SerializeToString(), noted.SerializeToString(), named.SerializeToString()]
 
 
 def test_the_readers_read_well_formed_messages_as_on_spans() -> None:

@@ -1,0 +1,197 @@
+"""A reply's output names reach its client as its data does: MLServer and KServe's model server send the names their
+runtime gives its outputs (a custom runtime may name one from its input), and a datatype KServe passes through as
+written. The proxy read a request's tensor names (`Request.names`) but not a reply's, so an output the real MLServer's
+runtime named `alice@example.com` reached the client with the call's output recorded unlabelled: its span, its edge
+and its `x-data-labels` said nothing of the address. They are now read beside the content, over REST and gRPC (unary
+and each ModelStreamInfer reply), neither captured nor digested, within the scan limit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import orjson
+import pytest
+from tritonclient.grpc import service_pb2
+
+from proxy.config import DetectorSpec
+from proxy.detectors import TRUNCATED, Detectors
+from proxy.flow import Outcome
+from proxy.protocols.oip import RestReplyObserver
+from proxy.protocols.oip_grpc import MODEL_INFER, ReplyObserver
+from proxy.record.store import SqliteStore
+from tests.harness import ProxyHandle
+from tests.protocols.test_oip_grpc import EMAIL, PB
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.real import mlserver_runtime
+
+ADDRESS = "alice@example.com"
+CONFIG = """
+listen: {http: "127.0.0.1:0", grpc: "127.0.0.1:0"}
+upstreams:
+  - {name: mlserver, url: "${REST}", grpc: "${GRPC}", protocol: oip}
+routes:
+  - {model: "*", upstream: mlserver}
+policy: {anonymous: allow, default_purpose: care}
+zones:
+  - {name: personal, labels: ["pii:email"], allow_purposes: [care]}
+detectors: [email]
+telemetry: {exporter: otlp, endpoint: "${OTLP}", protocol: grpc}
+lineage: {store: "${STORE}"}
+"""
+# a runtime that names its one output from its input's two strings (`["alice", "example.com"]`: no address in the
+# request), its data a number
+NAMER = """
+from mlserver import MLModel
+from mlserver.codecs import StringCodec
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+
+
+class Echo(MLModel):
+    async def load(self) -> bool:
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        user, domain = StringCodec.decode_input(payload.inputs[0])
+        return InferenceResponse(model_name=self.name, outputs=[
+            ResponseOutput(name=f"{user}@{domain}", datatype="INT32", shape=[1], data=[7])])
+"""
+PARTS = ["alice", "example.com"]
+
+
+@pytest.fixture(scope="module")
+def namer_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    with mlserver_runtime(tmp_path_factory.mktemp("mlserver-namer"), NAMER, "namer") as addresses:
+        yield addresses
+
+
+def grpc_request(parts: list[str]) -> Any:
+    request = service_pb2.ModelInferRequest(model_name="namer")
+    tensor = request.inputs.add(name="parts", datatype="BYTES", shape=[len(parts)])
+    tensor.contents.bytes_contents.extend(part.encode() for part in parts)
+    return request
+
+
+def output_labels(otlp: OtlpReceiver, trace_id: str, store: Path) -> tuple[list[str], list[str]]:
+    """The output labels of the call's span, and of the store's edges (their union: one edge here)."""
+    span = otlp.by_trace(trace_id).attributes
+    kept = SqliteStore(store, readonly=True)
+    try:
+        edges = [row.key.output_labels for row in kept.rows()]
+    finally:
+        kept.close()
+    return list(span.get("lineage.output.labels", [])), edges
+
+
+@pytest.mark.realserver
+def test_an_output_named_with_an_address_labels_the_output_of_the_real_mlserver_over_rest(
+    namer_mlserver: tuple[str, str], otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    rest, grpc_address = namer_mlserver
+    body = {"inputs": [{"name": "parts", "datatype": "BYTES", "shape": [2], "data": PARTS}]}
+    direct = httpx.post(f"{rest}/v2/models/namer/infer", json=body, timeout=60)
+    assert direct.json()["outputs"][0]["name"] == ADDRESS  # the real MLServer sends the client the name
+    proxy = make_proxy(CONFIG, wait="probed", REST=rest, GRPC=grpc_address, OTLP=f"http://127.0.0.1:{otlp.port}")
+    reply = httpx.post(f"{proxy.url}/v2/models/namer/infer", json=body, timeout=60)
+    assert reply.status_code == 200 and reply.json()["outputs"][0]["name"] == ADDRESS, reply.text
+    assert reply.headers["x-data-labels"].split(",") == ["pii:email"], reply.headers
+    span_labels, edges = output_labels(otlp, reply.headers["x-trace-id"], tmp_path / "lineage.db")
+    assert span_labels == ["pii:email"] and edges == ["pii:email"], (span_labels, edges)
+
+
+@pytest.mark.realserver
+def test_an_output_named_with_an_address_labels_the_output_of_the_real_mlserver_over_grpc(
+    namer_mlserver: tuple[str, str], otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    rest, grpc_address = namer_mlserver
+    proxy = make_proxy(CONFIG, wait="probed", REST=rest, GRPC=grpc_address, OTLP=f"http://127.0.0.1:{otlp.port}")
+    read = service_pb2.ModelInferResponse.FromString
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        infer = channel.unary_unary(MODEL_INFER, request_serializer=lambda m: m.SerializeToString(),
+                                    response_deserializer=read)  # fmt: skip
+        reply, call = infer.with_call(grpc_request(PARTS), timeout=60)
+        assert reply.outputs[0].name == ADDRESS
+        trailers = dict(call.trailing_metadata())  # (a unary call's lineage: its trailing metadata)
+        assert trailers["x-data-labels"] == "pii:email", trailers
+    span_labels, edges = output_labels(otlp, trailers["x-trace-id"], tmp_path / "lineage.db")
+    assert span_labels == ["pii:email"] and edges == ["pii:email"], (span_labels, edges)
+
+
+def rest_reply(outputs: list[dict[str, Any]], detectors: Detectors = EMAIL) -> Outcome:
+    outcome = Outcome(started_ns=1)
+    observer = RestReplyObserver(outcome, detectors, True, None)
+    observer.body(orjson.dumps({"model_name": "m", "outputs": outputs}))
+    observer.finish()
+    return outcome
+
+
+def grpc_reply(names: list[tuple[str, str]], detectors: Detectors = EMAIL) -> Outcome:
+    reply = PB["ModelInferResponse"](model_name="m")
+    for name, datatype in names:
+        reply.outputs.add(name=name, datatype=datatype, shape=[1]).contents.bytes_contents.append(b"seven")
+    outcome = Outcome(started_ns=1)
+    observer = ReplyObserver(outcome, detectors, True)
+    observer.body(reply.SerializeToString())
+    observer.finish()
+    return outcome
+
+
+def test_output_names_and_datatypes_are_read_beside_the_content_over_rest_and_grpc() -> None:
+    def output(name: str, datatype: str = "BYTES") -> dict[str, Any]:
+        return {"name": name, "datatype": datatype, "shape": [1], "data": ["seven"]}
+
+    for read in (lambda n, d: rest_reply([output(n, d)]), lambda n, d: grpc_reply([(n, d)])):
+        plain, named, typed = read("OUTPUT0", "BYTES"), read(ADDRESS, "BYTES"), read("OUTPUT0", ADDRESS)
+        assert plain.output_detected == frozenset()
+        assert named.output_detected == typed.output_detected == {"pii:email"}
+        # neither the content nor its digest: the output's own
+        assert named.content == typed.content == plain.content == ("seven",)
+        assert named.output_digest == typed.output_digest == plain.output_digest is not None
+
+
+def test_output_names_past_the_scan_limit_say_so() -> None:
+    short = Detectors([DetectorSpec("email")], max_chars=12)  # "OUTPUT0" and the data fit; an address past it does not
+    rest = rest_reply([{"name": "x" * 20 + ADDRESS, "datatype": "INT32", "shape": [1], "data": [7]}], short)
+    over_grpc = grpc_reply([("x" * 20 + ADDRESS, "BYTES")], short)
+    assert rest.output_detected == over_grpc.output_detected == {TRUNCATED}
+    assert grpc_reply([("OUTPUT0", "BYTES")], short).output_detected == frozenset()
+
+
+def test_output_names_of_a_stream_are_read_each_messages_apart() -> None:
+    def streamed(*names: str) -> Outcome:
+        outcome = Outcome(started_ns=1)
+        observer = ReplyObserver(outcome, EMAIL, False)
+        for name in names:
+            message = PB["ModelStreamInferResponse"]()
+            message.infer_response.model_name = "m"
+            message.infer_response.outputs.add(name=name, datatype="FP32", shape=[1]).contents.fp32_contents.append(1)
+            observer.stream_message(message.SerializeToString())
+        observer.finish()
+        return outcome
+
+    assert streamed("OUTPUT0", ADDRESS, "OUTPUT0").output_detected == {"pii:email"}
+    assert streamed("OUTPUT0", "OUTPUT0").output_detected == frozenset()
+    assert streamed("alice@exam", "ple.com").output_detected == frozenset()  # two names, not one
+
+
+@pytest.mark.interpreted  # (it counts the scans by patching one: the module interpreted)
+def test_names_the_detectors_found_nothing_in_are_not_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    detectors = Detectors([DetectorSpec("email")])
+    scanned: list[str] = []
+    scan = detectors.scan_output
+    monkeypatch.setattr(detectors, "scan_output", lambda text: scanned.append(text) or scan(text))
+    numbers = PB["ModelInferResponse"](model_name="m")
+    numbers.outputs.add(name="OUTPUT0", datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
+    for _ in range(3):  # a model's replies: the same names on every call, and no text
+        rest = rest_reply([{"name": "OUTPUT0", "datatype": "FP32", "shape": [1], "data": [1.0]}], detectors)
+        outcome = Outcome(started_ns=1)
+        observer = ReplyObserver(outcome, detectors, False)
+        observer.body(numbers.SerializeToString())
+        observer.finish()
+        assert rest.output_detected == outcome.output_detected == frozenset()
+    assert scanned == ["OUTPUT0"]  # read once, for every call after it
+    assert rest_reply([{"name": ADDRESS, "datatype": "FP32", "shape": [1], "data": [1.0]}], detectors).output_detected
+    assert rest_reply([{"name": ADDRESS, "datatype": "FP32", "shape": [1], "data": [1.0]}], detectors).output_detected
