@@ -21,7 +21,7 @@ from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.oip import RestReplyObserver
-from proxy.protocols.oip_grpc import MODEL_INFER, ReplyObserver
+from proxy.protocols.oip_grpc import MODEL_INFER, MODEL_STREAM_INFER, ReplyObserver
 from proxy.record.store import SqliteStore
 from tests.harness import ProxyHandle
 from tests.protocols.test_oip_grpc import EMAIL, PB
@@ -120,6 +120,28 @@ def test_an_output_named_with_an_address_labels_the_output_of_the_real_mlserver_
     assert span_labels == ["pii:email"] and edges == ["pii:email"], (span_labels, edges)
 
 
+@pytest.mark.realserver
+def test_the_real_mlservers_stream_is_read_its_output_names_too(
+    namer_mlserver: tuple[str, str], otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    """MLServer answers ModelStreamInfer with bare ModelInferResponse messages (its own proto), not Triton's
+    ModelStreamInferResponse: its `model_name` was read as an error message, the stream recorded `upstream_error`,
+    its outputs unread."""
+    rest, grpc_address = namer_mlserver
+    proxy = make_proxy(CONFIG, wait="probed", REST=rest, GRPC=grpc_address, OTLP=f"http://127.0.0.1:{otlp.port}")
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        stream = channel.stream_stream(MODEL_STREAM_INFER, request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=service_pb2.ModelInferResponse.FromString)  # fmt: skip
+        streamed = stream(iter([grpc_request(PARTS)]), timeout=60)  # (MLServer's default runtime: one request)
+        assert [[output.name for output in reply.outputs] for reply in streamed] == [[ADDRESS]]
+        assert streamed.code() == grpc.StatusCode.OK
+        trace_id = dict(streamed.initial_metadata())["x-trace-id"]
+    span = otlp.by_trace(trace_id).attributes
+    assert "error.type" not in span and span["lineage.output.digest"].startswith("sha256:"), span
+    span_labels, edges = output_labels(otlp, trace_id, tmp_path / "lineage.db")
+    assert span_labels == ["pii:email"] and edges == ["pii:email"], (span_labels, edges)
+
+
 def rest_reply(outputs: list[dict[str, Any]], detectors: Detectors = EMAIL) -> Outcome:
     outcome = Outcome(started_ns=1)
     observer = RestReplyObserver(outcome, detectors, True, None)
@@ -195,3 +217,16 @@ def test_names_the_detectors_found_nothing_in_are_not_read_again(monkeypatch: py
     assert scanned == ["OUTPUT0"]  # read once, for every call after it
     assert rest_reply([{"name": ADDRESS, "datatype": "FP32", "shape": [1], "data": [1.0]}], detectors).output_detected
     assert rest_reply([{"name": ADDRESS, "datatype": "FP32", "shape": [1], "data": [1.0]}], detectors).output_detected
+
+
+def test_a_bare_model_infer_response_on_a_stream_is_read_as_mlserver_sends_it() -> None:
+    bare = PB["ModelInferResponse"](model_name="namer", model_version="1", id="r")
+    bare.outputs.add(name=ADDRESS, datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"bob@example.org")
+    triton = PB["ModelStreamInferResponse"](error_message="namer")  # Triton's: an error, read as one
+    outcome = Outcome(started_ns=1)
+    observer = ReplyObserver(outcome, EMAIL, False)
+    assert observer.stream_message(bare.SerializeToString()) is None
+    assert observer.stream_message(triton.SerializeToString()) == "namer"
+    observer.finish()
+    assert outcome.response_model == "namer:1" and outcome.output_digest is not None
+    assert outcome.output_detected == {"pii:email"} and outcome.error_type == "upstream_error"

@@ -699,16 +699,25 @@ class ReplyObserver:
         """One ModelStreamInferResponse (bytes, as gRPC gives it); returns its error_message, if any. An error
         message is Triton's in-band answer to one request of the stream (the stream goes on, its status OK): the call
         is recorded with `error.type` `STREAM_ERROR`, unless the stream ends otherwise than well (the gRPC ingress
-        then records what ended it)."""
+        then records what ended it). MLServer's stream carries ModelInferResponse messages bare instead, told apart by
+        a field only they have (an id, parameters, outputs, raw contents: MLServer sets an id on every one): before
+        2026-12-04 their `model_name` was read as an error message, every such stream recorded `upstream_error`, and
+        their outputs were not read."""
         error = None
+        responses: list[tuple[int, int]] = []
         try:
             for number, start, stop in _spans(data, 0, len(data)):
                 if number == 1:
                     error = _string(data, start, stop) or None
                 elif number == 2:
-                    self._response(data, start, stop)
+                    responses.append((start, stop))
+                elif 3 <= number <= 6:  # a ModelInferResponse's own: MLServer streams those bare (its own proto)
+                    self._response(data, 0, len(data))
+                    return None
         except WireError:  # the rest of it passes unread: said so
             self._output().unread()
+        for start, stop in responses:
+            self._response(data, start, stop)
         if error is not None and not self.outcome.error_type:
             self.outcome.error_type = STREAM_ERROR
         return error
