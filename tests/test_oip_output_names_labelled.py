@@ -230,3 +230,32 @@ def test_a_bare_model_infer_response_on_a_stream_is_read_as_mlserver_sends_it() 
     observer.finish()
     assert outcome.response_model == "namer:1" and outcome.output_digest is not None
     assert outcome.output_detected == {"pii:email"} and outcome.error_type == "upstream_error"
+
+
+def test_a_triton_reply_with_a_field_of_a_bare_one_beside_is_still_read() -> None:
+    """A field 3-6 beside a ModelStreamInferResponse's `infer_response` (unknown to Triton's proto, which its client
+    skips, reading the `infer_response`) made the message read as a bare ModelInferResponse: the `infer_response`
+    taken for a model_version string, its outputs (an address here) unread, the output's digest that of nothing."""
+    inner = PB["ModelInferResponse"](model_name="m", id="x")
+    inner.outputs.add(name="OUTPUT0", datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"bob@example.org")
+    triton = PB["ModelStreamInferResponse"](infer_response=inner).SerializeToString()
+    for beside in (bytes([5 << 3 | 2, 0]), bytes([3 << 3 | 2, 1]) + b"z"):  # an empty output; an id
+        read = PB["ModelStreamInferResponse"].FromString(triton + beside)  # as Triton's client reads it
+        assert list(read.infer_response.outputs[0].contents.bytes_contents) == [b"bob@example.org"]
+        outcome = Outcome(started_ns=1)
+        observer = ReplyObserver(outcome, EMAIL, False)
+        assert observer.stream_message(triton + beside) is None
+        observer.finish()
+        assert outcome.output_detected == {"pii:email"} and outcome.response_model == "m", outcome
+
+
+def test_a_bare_replys_version_is_not_read_as_a_triton_reply() -> None:
+    """The bare reply's model_version (its field 2) is read as Triton's `infer_response` only where it is a message's
+    fields: `1` is not, and reads as nothing (not `scan:truncated`)."""
+    bare = PB["ModelInferResponse"](model_name="namer", model_version="1", id="r")
+    bare.outputs.add(name="OUTPUT0", datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
+    outcome = Outcome(started_ns=1)
+    observer = ReplyObserver(outcome, EMAIL, False)
+    assert observer.stream_message(bare.SerializeToString()) is None
+    observer.finish()
+    assert not outcome.output_detected and not outcome.error_type and outcome.response_model == "namer:1", outcome

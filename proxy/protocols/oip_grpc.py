@@ -246,6 +246,16 @@ def _spans(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
         pos = stop
 
 
+def _frames(buf: bytes, start: int, stop: int) -> bool:
+    """Whether buf[start:stop] is a message's fields, each whole (`_spans` walks it to its end)."""
+    try:
+        for _ in _spans(buf, start, stop):
+            pass
+    except WireError:
+        return False
+    return True
+
+
 def _skip_group(buf: bytes | memoryview, pos: int, end: int, group: int, depth: int) -> int:
     """Past the end-group tag that closes `group` (groups nest, as deep as protobuf's recursion limit)."""
     if depth > 100:
@@ -700,11 +710,14 @@ class ReplyObserver:
         message is Triton's in-band answer to one request of the stream (the stream goes on, its status OK): the call
         is recorded with `error.type` `STREAM_ERROR`, unless the stream ends otherwise than well (the gRPC ingress
         then records what ended it). MLServer's stream carries ModelInferResponse messages bare instead, told apart by
-        a field only they have (an id, parameters, outputs, raw contents: MLServer sets an id on every one): before
+        a field only they have (an id, parameters, outputs, raw contents: MLServer sets the request's id, none when
+        a gRPC client sent none, and a reply without outputs then has none of them: read as Triton's): before
         2026-12-04 their `model_name` was read as an error message, every such stream recorded `upstream_error`, and
-        their outputs were not read."""
+        their outputs were not read. Such a field beside a Triton reply's `infer_response`, which Triton's client
+        reads all the same, no longer hides that (before 2026-12-04 its outputs passed unread)."""
         error = None
         responses: list[tuple[int, int]] = []
+        bare = False
         try:
             for number, start, stop in _spans(data, 0, len(data)):
                 if number == 1:
@@ -712,10 +725,15 @@ class ReplyObserver:
                 elif number == 2:
                     responses.append((start, stop))
                 elif 3 <= number <= 6:  # a ModelInferResponse's own: MLServer streams those bare (its own proto)
-                    self._response(data, 0, len(data))
-                    return None
+                    bare = True
         except WireError:  # the rest of it passes unread: said so
             self._output().unread()
+        if bare:
+            self._response(data, 0, len(data))
+            # its field 2 is a model_version string, but Triton's client reads it as the infer_response whatever else
+            # the message holds: read as one too where it is one (a version string seldom frames as a message)
+            responses = [(start, stop) for start, stop in responses if _frames(data, start, stop)]
+            error = None
         for start, stop in responses:
             self._response(data, start, stop)
         if error is not None and not self.outcome.error_type:
