@@ -199,6 +199,23 @@ def test_output_names_of_a_stream_are_read_each_messages_apart() -> None:
     assert streamed("alice@exam", "ple.com").output_detected == frozenset()  # two names, not one
 
 
+def test_a_streams_names_are_read_as_one_text_though_the_first_found_nothing() -> None:
+    """A stream's first names, in which the detectors found nothing (remembered: `Detectors.finds_nothing`), are read
+    with a later message's, a line apart, as they were before they could be passed over: a pattern spanning lines
+    (`secret\\s+project`) finds what neither name holds alone. Passed over, `secret` then `project` went unlabelled."""
+    detectors = Detectors([DetectorSpec(name="proj", pattern=r"secret\s+project")])
+    assert detectors.scan_output("secret\nproject") == {"pii:proj"}
+    for _ in range(2):  # the memo cold, then warm
+        outcome = Outcome(started_ns=1)
+        observer = ReplyObserver(outcome, detectors, False)
+        for name in ("secret", "project", "OUTPUT0"):
+            message = PB["ModelInferResponse"](model_name="m", id="r")
+            message.outputs.add(name=name, datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
+            observer.stream_message(message.SerializeToString())
+        observer.finish()
+        assert outcome.output_detected == {"pii:proj"}
+
+
 @pytest.mark.interpreted  # (it counts the scans by patching one: the module interpreted)
 def test_names_the_detectors_found_nothing_in_are_not_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
     detectors = Detectors([DetectorSpec("email")])

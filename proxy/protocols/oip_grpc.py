@@ -698,6 +698,8 @@ class ReplyObserver:
         self._text: OutputText | None = None
         self._digest = SHA256.copy()
         self._seen = False
+        self._named = False  # the reply's first names came (`_aside_names`)
+        self._unread_names = ""  # they were not read, the detectors having found nothing in them before
 
     def head(self, status: int, header: Header) -> None:
         pass
@@ -806,9 +808,17 @@ class ReplyObserver:
         if len(names) >= _MAX_STRINGS:
             self._output().unread()
         joined = names[0] if len(names) == 1 else "\n".join(names)
-        if not self.detectors.finds_nothing(joined):
-            text = self._output()
-            text.aside(OUTPUT_NAMES, "\n" + joined if text.has_aside(OUTPUT_NAMES) else joined)
+        if not self._named:  # the reply's first names: not read when the detectors found nothing in them before
+            self._named = True
+            if self.detectors.finds_nothing(joined):
+                self._unread_names = joined
+                return
+        elif self._unread_names:
+            # a later stream message's: read with the first ones, which were not, as one text (a pattern may span
+            # them: found nothing in apart, `secret` then `project` were both passed over)
+            joined, self._unread_names = self._unread_names + "\n" + joined, ""
+        text = self._output()
+        text.aside(OUTPUT_NAMES, "\n" + joined if text.has_aside(OUTPUT_NAMES) else joined)
 
     def _output(self) -> OutputText:
         """The reply's text, made when its first text (or what could not be read) comes."""
