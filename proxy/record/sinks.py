@@ -120,12 +120,14 @@ LOST: Final = "lineage_proxy_sink_records_lost_total"
 
 class Outage:
     """A sink raising on calls, from its first failure to the first turn of calls it records without one
-    (`FanOut._settle`): its kinds of failure (each logged once), and how many calls' records it has lost since."""
+    (`FanOut._settle`): its kinds of failure (each logged once), and how many calls' records it has lost since.
+    `durable`: the sink runs as a call ends, not in the turn (`FanOut.on_end`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool) -> None:
         self.kinds: set[tuple[str, str, int]] = set()
         self.lost = 0
         self.failed_this_turn = False
+        self.durable = durable
 
 
 def _kind(error: BaseException) -> tuple[str, str, int]:
@@ -165,6 +167,8 @@ class FanOut:
         self._kept: dict[str, Counts] = {}  # the counts of a sink a reload removed, for the one that comes back
         # the records held for their durable write (`_hold`), by their outcome's id: (call, decision, outcome, labels)
         self._held: dict[int, tuple[Call, Decision, Outcome, frozenset[str]]] = {}
+        # of the calls queued since the last turn, those `_release` queued: the durable sinks took them before
+        self._released = 0
 
     def __iter__(self) -> Iterator[Recorder]:
         return iter(tuple(self._sinks.values()))
@@ -237,6 +241,7 @@ class FanOut:
     def _release(self, key: int) -> None:
         held = self._held.pop(key, None)
         if held is not None:
+            self._released += 1
             self._queue(*held)
 
     def _release_all(self) -> None:
@@ -271,6 +276,7 @@ class FanOut:
             return
         decisions, outcomes, labels = self._decisions, self._outcomes, self._labels
         self._calls, self._decisions, self._outcomes, self._labels = [], [], [], []
+        released, self._released = self._released, 0
         for sink in self._deferred:  # sink by sink (each sink's calls in order): one try a call, no call of `_one`
             on_end = sink.on_end
             for i in range(len(calls)):
@@ -279,7 +285,7 @@ class FanOut:
                 except Exception as error:
                     self._failed(sink, error)
         if self._outages:  # once a turn, not once a call
-            self._settle()
+            self._settle(durable_ran=len(calls) > released)
 
     def _one(
         self, sink: Recorder, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]
@@ -298,7 +304,7 @@ class FanOut:
         self._lost[name] = self._lost.get(name, 0) + 1
         outage = self._outages.get(name)
         if outage is None:
-            outage = self._outages[name] = Outage()
+            outage = self._outages[name] = Outage(getattr(sink, "durable", False))
         outage.lost += 1
         outage.failed_this_turn = True
         kind = _kind(error)
@@ -307,9 +313,14 @@ class FanOut:
             log.exception("record sink %s failed on a call; the call goes on, its record there is lost (counted in "
                           "%s{sink=\"%s\"}; logged once an outage and kind of failure)", name, LOST, name)  # fmt: skip
 
-    def _settle(self) -> None:
-        """After a turn's calls: a failing sink that raised on none of them records again; what it lost is said."""
+    def _settle(self, durable_ran: bool) -> None:
+        """After a turn's calls: a failing sink that raised on none of them records again; what it lost is said.
+        `durable_ran`: some of them ended since the last turn, so the durable sinks ran on them (`on_end`); else they
+        are all records held for their durable write (`_release`), which those sinks took before, maybe before their
+        outage began: a turn of them is no sign that a failing one records again."""
         for name, outage in tuple(self._outages.items()):
+            if outage.durable and not durable_ran:
+                continue
             if outage.failed_this_turn:
                 outage.failed_this_turn = False
                 continue

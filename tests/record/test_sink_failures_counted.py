@@ -6,6 +6,8 @@ failure is logged, its end says what it lost, and a sink still failing at stop i
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import re
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 from proxy.config.model import Config
 from proxy.flow import ALLOW, Call, Decision, Outcome, TraceContext
 from proxy.metrics import Metrics
-from proxy.record.sinks import FanOut, Recorder
+from proxy.record.sinks import Durable, FanOut, Recorder
 from proxy.server import ProxyProcess
 from tests.harness import LoopThread
 from tests.held import until
@@ -154,3 +156,59 @@ def test_a_sink_s_lost_records_stay_counted_when_a_reload_replaces_or_removes_it
     _end(sinks)
     sinks.swap("flaky", None)
     assert _lost("\n".join(sinks.metrics()), "flaky") == 3  # removed, its losses still said
+
+
+class WriteThrough(Flaky):
+    """A durable sink, as the edge store's write-through: a call of a new flow returns the write its reply waits for
+    (`write`, while set), and the fan-out holds the call's record from the other sinks until it is done."""
+
+    name = "edges"
+    durable = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.write: Durable | None = None
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+        super().on_end(call, decision, outcome, output_labels)
+        return self.write
+
+
+async def _turns() -> None:
+    """Enough turns of the loop for a held record's release and the fan-out's turn after it."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_a_durable_sink_s_outage_is_not_ended_by_a_record_it_took_before_its_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A record held for its durable write is released to the other sinks a turn after the write is done: the
+    durable sink took that call before, maybe before its outage began. Counted as a turn the failing sink recorded,
+    it ended the outage ("records again") though the sink recorded nothing since, and its next failure was logged
+    again, traceback and all, as a new outage: one a held record's release, however long the sink failed."""
+    caplog.set_level(logging.WARNING, logger="lineage_proxy.record")
+
+    async def scenario() -> None:
+        store = WriteThrough()
+        sinks = FanOut([store])
+        write: Durable = concurrent.futures.Future()
+        store.write = write
+        _end(sinks)  # a new flow: its reply waits for the write, its record is held
+        store.write = None
+        store.failure = OSError(28, "No space left on device")
+        _end(sinks)  # the store fails from the next call on
+        await _turns()
+        write.set_result(None)  # the write begun before the failure ends: the held record goes to the other sinks
+        await _turns()
+        _end(sinks)
+        await _turns()
+        await sinks.stop()
+
+    asyncio.run(scenario())
+    assert _said(caplog) == [
+        "record sink edges failed on a call; the call goes on, its record there is lost (counted in "
+        'lineage_proxy_sink_records_lost_total{sink="edges"}; logged once an outage and kind of failure)',
+        "record sink edges was still failing at shutdown: the records of 2 calls were lost in it since it began "
+        "failing (2 in this process)",
+    ]
