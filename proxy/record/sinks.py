@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, Final, Protocol
 
@@ -116,11 +117,14 @@ class Counts:
 
 
 LOST: Final = "lineage_proxy_sink_records_lost_total"
+# how long a failing sink must go without a failure, besides a turn of calls it recorded, for its outage to end: a sink
+# failing now and then (every other call, each call a turn) is one outage, logged once a kind, not twice a failure
+SETTLE_S: Final = 60.0
 
 
 class Outage:
-    """A sink raising on calls, from its first failure to the first turn of calls it records without one
-    (`FanOut._settle`): its kinds of failure (each logged once), and how many calls' records it has lost since.
+    """A sink raising on calls, from its first failure to the first turn of calls it records without one, `SETTLE_S`
+    or more after its last (`FanOut._settle`): its kinds of failure (each logged once), and how many calls' records it has lost since.
     `durable`: the sink runs as a call ends, not in the turn (`FanOut.on_end`)."""
 
     def __init__(self, durable: bool) -> None:
@@ -128,6 +132,8 @@ class Outage:
         self.lost = 0
         self.failed_this_turn = False
         self.durable = durable
+        self.failed_at = 0.0  # its last failure, monotonic seconds
+        self.recorded = False  # a turn of calls recorded without a failure since its last failure
 
 
 def _kind(error: BaseException) -> tuple[str, str, int]:
@@ -144,7 +150,7 @@ def _kind(error: BaseException) -> tuple[str, str, int]:
 class FanOut:
     """The runtime's sinks, by name; `on_end` reaches every one."""
 
-    def __init__(self, sinks: Iterable[Recorder] = ()) -> None:
+    def __init__(self, sinks: Iterable[Recorder] = (), *, clock: Callable[[], float] = time.monotonic) -> None:
         self._sinks: dict[str, Recorder] = {sink.name: sink for sink in sinks}
         self._durable: tuple[Recorder, ...] = ()
         self._deferred: tuple[Recorder, ...] = ()
@@ -153,6 +159,8 @@ class FanOut:
         # sinks failing now: set only on a failure, so the per-call path costs nothing more
         self._lost: dict[str, int] = {}
         self._outages: dict[str, Outage] = {}
+        self._clock = clock
+        self.settle_s = SETTLE_S
         # the calls ended since the loop's last turn, for the deferred sinks (`_run_later`): four lists in step, no
         # tuple made and freed a call
         self._calls: list[Call] = []
@@ -307,6 +315,8 @@ class FanOut:
             outage = self._outages[name] = Outage(getattr(sink, "durable", False))
         outage.lost += 1
         outage.failed_this_turn = True
+        outage.recorded = False
+        outage.failed_at = self._clock()
         kind = _kind(error)
         if kind not in outage.kinds:
             outage.kinds.add(kind)
@@ -314,16 +324,21 @@ class FanOut:
                           "%s{sink=\"%s\"}; logged once an outage and kind of failure)", name, LOST, name)  # fmt: skip
 
     def _settle(self, durable_ran: bool) -> None:
-        """After a turn's calls: a failing sink that raised on none of them records again; what it lost is said.
+        """After a turn's calls: a failing sink that raised on none of them, nor on any call for `settle_s`, records
+        again; what it lost is said.
         `durable_ran`: some of them ended since the last turn, so the durable sinks ran on them (`on_end`); else they
         are all records held for their durable write (`_release`), which those sinks took before, maybe before their
         outage began: a turn of them is no sign that a failing one records again."""
+        now = self._clock()
         for name, outage in tuple(self._outages.items()):
             if outage.durable and not durable_ran:
                 continue
             if outage.failed_this_turn:
                 outage.failed_this_turn = False
                 continue
+            outage.recorded = True
+            if now - outage.failed_at < self.settle_s:
+                continue  # not yet: a sink failing now and then stays in one outage (`SETTLE_S`)
             del self._outages[name]
             log.warning("record sink %s records again; the records of %d calls were lost in it meanwhile", name,
                         outage.lost)  # fmt: skip
@@ -350,6 +365,11 @@ class FanOut:
     def _say_still_failing(self) -> None:
         """The sinks still failing as the process stops, with what they lost since their failing began."""
         for name, outage in self._outages.items():
+            if outage.recorded:
+                log.warning("record sink %s recorded again at shutdown, %.0f s after its last failure: the records of "
+                            "%d calls were lost in it meanwhile (%d in this process)", name,
+                            self._clock() - outage.failed_at, outage.lost, self._lost[name])  # fmt: skip
+                continue
             log.error("record sink %s was still failing at shutdown: the records of %d calls were lost in it since it "
                       "began failing (%d in this process)", name, outage.lost, self._lost[name])  # fmt: skip
         self._outages.clear()

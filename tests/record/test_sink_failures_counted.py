@@ -88,6 +88,7 @@ def test_a_raising_sink_s_lost_records_are_counted_and_each_outage_is_said(
     monkeypatch.setattr(ProxyProcess, "_sinks", staticmethod(with_flaky))
     caplog.set_level(logging.WARNING, logger="lineage_proxy.record")
     proxy = make_proxy(CONFIG, UPSTREAM=url)
+    proxy.process.runtime.sinks.settle_s = 0.0  # an outage ends at its first turn of calls recorded (see below)
     assert _lost(proxy.process.metrics_text(), "flaky") == 0  # there from the start, for an alert on its increase
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
 
@@ -212,3 +213,75 @@ def test_a_durable_sink_s_outage_is_not_ended_by_a_record_it_took_before_its_fai
         "record sink edges was still failing at shutdown: the records of 2 calls were lost in it since it began "
         "failing (2 in this process)",
     ]
+
+
+class EveryOther(Flaky):
+    """A sink that fails on every other call while `flapping` (a backend's client that loses its connection at each
+    use after one)."""
+
+    flapping = True
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> None:
+        failing = self.flapping and self.failure is None
+        self.failure = OSError(104, "Connection reset by peer") if failing else None
+        super().on_end(call, decision, outcome, output_labels)
+
+
+def test_a_sink_failing_now_and_then_is_one_outage_until_it_records_for_settle_s(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A turn of calls a sink recorded ended its outage: one failing on every other call, each call a turn, had a
+    traceback and a WARNING logged for every two calls (1,000 lines for 1,000 calls). Now its outage ends at a turn of
+    calls recorded once it has not failed for `settle_s` (SETTLE_S, 60 s); a recovered sink still in that window at
+    stop is said so."""
+    caplog.set_level(logging.WARNING, logger="lineage_proxy.record")
+    now = [0.0]
+    flapping = EveryOther()
+
+    async def scenario() -> None:
+        sinks = FanOut([flapping], clock=lambda: now[0])
+        for second in range(100):  # a call a second, each its own turn: fails at 0, 2, ... 98
+            now[0] = second
+            _end(sinks)
+            await _turns()
+        flapping.flapping = False  # recovered
+        for second in range(100, 158):  # a turn of calls recorded each second, until a minute since its last failure
+            now[0] = second
+            _end(sinks)
+            await _turns()
+        assert len(_said(caplog)) == 1, _said(caplog)  # its failure, once: not yet said to record again
+        now[0] = 158
+        _end(sinks)
+        await _turns()
+        await sinks.stop()
+
+    asyncio.run(scenario())
+    assert _said(caplog) == [
+        "record sink flaky failed on a call; the call goes on, its record there is lost (counted in "
+        'lineage_proxy_sink_records_lost_total{sink="flaky"}; logged once an outage and kind of failure)',
+        "record sink flaky records again; the records of 50 calls were lost in it meanwhile",
+    ]
+    assert flapping.recorded == 109
+
+
+def test_a_sink_recording_again_at_stop_but_within_settle_s_is_said_so(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="lineage_proxy.record")
+    now = [0.0]
+    flaky = Flaky()
+
+    async def scenario() -> None:
+        sinks = FanOut([flaky], clock=lambda: now[0])
+        flaky.failure = RuntimeError("broken")
+        _end(sinks)
+        await _turns()
+        flaky.failure = None
+        now[0] = 5.0
+        _end(sinks)
+        await _turns()
+        await sinks.stop()
+
+    asyncio.run(scenario())
+    assert _said(caplog)[-1] == (
+        "record sink flaky recorded again at shutdown, 5 s after its last failure: the records of 1 calls were lost in "
+        "it meanwhile (1 in this process)"
+    )
