@@ -192,8 +192,8 @@ class FanOut:
         counts = _counts(old) if old is not None else self._kept.pop(name, None)
         outage = self._outages.pop(name, None)
         if outage is not None:  # what the failing one lost is said now: the new one starts with no failure
-            log.warning("record sink %s replaced by a reload while failing: the records of %d calls were lost in it",
-                        name, outage.lost)  # fmt: skip
+            log.warning("record sink %s %s by a reload while failing: the records of %d calls were lost in it", name,
+                        "removed" if sink is None else "replaced", outage.lost)  # fmt: skip
         if sink is not None:
             self._sinks[name] = sink
             successor = _counts(sink)

@@ -156,6 +156,10 @@ def test_a_sink_s_lost_records_stay_counted_when_a_reload_replaces_or_removes_it
     sinks.swap("flaky", failing)
     _end(sinks)
     sinks.swap("flaky", None)
+    assert (
+        _said(caplog)[-1]
+        == "record sink flaky removed by a reload while failing: the records of 1 calls were lost in it"
+    )
     assert _lost("\n".join(sinks.metrics()), "flaky") == 3  # removed, its losses still said
 
 
