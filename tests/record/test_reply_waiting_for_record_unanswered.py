@@ -53,6 +53,19 @@ def write_locked(path: Path) -> Iterator[None]:
         other.close()
 
 
+def gives_up(proxy: Any, client: openai.OpenAI, store: Path, labels: str, trace_id: str) -> None:
+    """A chat of data labelled `labels` whose client gives up (its timeout) while the store's write lock is held, so
+    its answer waits for its new flow's write; returns once the proxy has seen the client leave, the lock still held
+    (released first, the write could end and the answer go out before the proxy saw the client gone)."""
+    with write_locked(store):
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(
+                model=SERVED, messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-data-labels": labels, "traceparent": f"00-{trace_id}-00000000000000a1-01"},
+            )  # fmt: skip
+        until(lambda: not proxy.process._http.connections)
+
+
 def access_line(caplog: pytest.LogCaptureFixture, trace_id: str) -> Any:
     lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
     assert len(lines) == 1, lines
@@ -68,13 +81,7 @@ def test_an_http_client_that_gives_up_while_its_reply_waits_for_the_record_is_re
     proxy = make_proxy(HTTP_CONFIG, UPSTREAM=upstream, STORE=str(store), OTLP=f"http://127.0.0.1:{otlp.port}")
     client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", timeout=GIVES_UP_S, max_retries=0)
     trace_id = f"{0x5EED7A11:032x}"
-    with write_locked(store):
-        with pytest.raises(openai.APITimeoutError):
-            client.chat.completions.create(
-                model=SERVED, messages=[{"role": "user", "content": "hi"}],
-                extra_headers={"x-data-labels": "fresh", "traceparent": f"00-{trace_id}-00000000000000a1-01"},
-            )  # fmt: skip
-        until(lambda: not proxy.process._http.connections)  # the proxy saw the client leave (before the write ends)
+    gives_up(proxy, client, store, "fresh", trace_id)
     span = otlp.by_trace(trace_id)
     assert span.attributes["error.type"] == "client_disconnected"
     assert "http.response.status_code" not in span.attributes  # no reply went out
@@ -98,13 +105,7 @@ def test_an_http_client_that_gives_up_while_its_denial_waits_for_the_record_is_r
     proxy = make_proxy(config, UPSTREAM=upstream, STORE=str(store), OTLP=f"http://127.0.0.1:{otlp.port}")
     client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", timeout=GIVES_UP_S, max_retries=0)
     trace_id = f"{0x5EED7A14:032x}"
-    with write_locked(store):
-        with pytest.raises(openai.APITimeoutError):
-            client.chat.completions.create(
-                model=SERVED, messages=[{"role": "user", "content": "hi"}],
-                extra_headers={"x-data-labels": "health", "traceparent": f"00-{trace_id}-00000000000000a1-01"},
-            )  # fmt: skip
-        until(lambda: not proxy.process._http.connections)  # the proxy saw the client leave
+    gives_up(proxy, client, store, "health", trace_id)
     span = otlp.by_trace(trace_id)
     assert span.attributes["error.type"] == "purpose_denied"
     assert "http.response.status_code" not in span.attributes  # no answer went out
