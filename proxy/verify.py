@@ -92,10 +92,10 @@ def read_edges(path: str, since_s: float | None = None, now: float | None = None
         raise UsageError(f"{shown(path)}: {what}{exc}") from None
     finally:
         store.close()
-    return _recent(rows, since_s, now)
+    return recent(rows, since_s, now)
 
 
-def _recent(rows: list[EdgeRow], since_s: float | None, now: float | None = None) -> list[EdgeRow]:
+def recent(rows: list[EdgeRow], since_s: float | None, now: float | None = None) -> list[EdgeRow]:
     """The edges of `rows` last seen within the window (all of them without one)."""
     if since_s is None:
         return rows
@@ -422,7 +422,7 @@ def run_integrity(
     if as_json:
         sys.stdout.write(orjson.dumps(_integrity_document(report, path)).decode() + "\n")
     else:
-        _print_integrity(report, path)
+        print_integrity(report, path)
     return OK if report.intact else UNAPPROVED
 
 
@@ -432,16 +432,13 @@ def run_verified_baseline(args: argparse.Namespace) -> int:
     the gate instead of passing it. Exit 1 when the record does not verify (its flows are not judged) or a flow is
     unapproved, 2 on a usage or file error (a keyed chain without --key-file too)."""
     since_s = parse_duration(args.since) if args.since else None
-    keys = _keys(args.key_file, args.retired_key_file or ())
-    if isinstance(keys, int):
-        return keys
     baseline = _baseline(args.baseline)
     if baseline is None:
         return USAGE
-    read = _verified(args.store, *keys, lambda store, given, retired: store.for_copy(given, retired)[:2])
+    read = verified_rows(args)
     if isinstance(read, int):
         return read
-    report, rows = _holding(read[0], args.expect_head or ()), read[1]
+    report, rows = read
     store, source = shown(args.store), shown_path(args.baseline)
     # a record that does not verify: its rows are not what the chain signed, and judged they pass what an edit made
     # look approved
@@ -451,32 +448,46 @@ def run_verified_baseline(args: argparse.Namespace) -> int:
                         "integrity": _integrity_document(report, args.store)}  # fmt: skip
             sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
-            _print_integrity(report, args.store)
+            print_integrity(report, args.store)
             print(f"FAIL: the flows of {store} are not judged against {source}: its record does not verify")
         return UNAPPROVED
-    verdict = check(_recent(rows, since_s), baseline)
+    verdict = check(recent(rows, since_s), baseline)
     if args.json:
         document = _document(verdict, source, store, since_s)
         document["integrity"] = _integrity_document(report, args.store)
         sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        _print_integrity(report, args.store)
+        print_integrity(report, args.store)
         print(render_text(verdict, source, store, args.since))
     return OK if verdict.ok else UNAPPROVED
 
 
+def verified_rows(args: argparse.Namespace, error: Callable[[str], int] = _error) -> tuple[Report, list[EdgeRow]] | int:
+    """The chain's verdict on the store `args.store` (with `args.key_file`, `args.retired_key_file`, naming the first of
+    `args.expect_head` no longer in it) and its edge rows, read in the same transaction: the rows are those the verdict
+    is about, never a table edited between two reads. `error`'s code, said, when a key or the store cannot be read or
+    the chain is keyed and no key was given: the gate's (`run_verified_baseline`) and `report --integrity`'s."""
+    keys = _keys(args.key_file, args.retired_key_file or (), error=error)
+    if isinstance(keys, int):
+        return keys
+    read = _verified(args.store, *keys, lambda store, given, retired: store.for_copy(given, retired)[:2], error)
+    if isinstance(read, int):
+        return read
+    return _holding(read[0], args.expect_head or ()), read[1]
+
+
 def _keys(
-    key_file: str | None, retired_files: Sequence[str], key: bytes | None = None
+    key_file: str | None, retired_files: Sequence[str], key: bytes | None = None, error: Callable[[str], int] = _error
 ) -> tuple[bytes | None, tuple[bytes, ...]] | int:
-    """The key to verify with (`key`: read already, else `key_file`'s) and the retired keys before it; USAGE, said,
-    when one cannot be read."""
+    """The key to verify with (`key`: read already, else `key_file`'s) and the retired keys before it; `error`'s code
+    (USAGE), said, when one cannot be read."""
     try:
         key = key if key is not None else read_secret(key_file) if key_file else None
     except OSError as exc:
-        return _error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
+        return error(f"{key_file}: cannot read the key: {exc.strerror or exc}")
     retired = read_retired_keys(retired_files)
     if isinstance(retired, str):
-        return _error(retired)
+        return error(retired)
     return key, retired
 
 
@@ -484,12 +495,13 @@ _Read = Callable[[ReadableStore, bytes | None, tuple[bytes, ...]], tuple[Report,
 
 
 def _verified(
-    path: str, key: bytes | None, retired: tuple[bytes, ...], read: _Read
+    path: str, key: bytes | None, retired: tuple[bytes, ...], read: _Read, error: Callable[[str], int] = _error
 ) -> tuple[Report, list[EdgeRow]] | int:
-    """`read(store, key, retired)` on the store at `path`: its chain's verdict (and the rows it verified); USAGE,
-    said, when the store cannot be read, or the chain is keyed and no key was given (a usage error, not a verdict)."""
+    """`read(store, key, retired)` on the store at `path`: its chain's verdict (and the rows it verified); `error`'s
+    code (USAGE), said, when the store cannot be read, or the chain is keyed and no key was given (a usage error, not
+    a verdict)."""
     if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
-        return _error(f"{path}: no lineage store there (is lineage.store set to this path?)")
+        return error(f"{path}: no lineage store there (is lineage.store set to this path?)")
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError)
     try:
         store = open_reader(path)
@@ -498,13 +510,13 @@ def _verified(
         finally:
             store.close()
     except StoreUnreadable as exc:
-        return _error(str(exc))
+        return error(str(exc))
     except NotALineageStore as exc:
-        return _error(f"{shown(path)}: not a lineage store ({exc})")
+        return error(f"{shown(path)}: not a lineage store ({exc})")
     except errors as exc:
-        return _error(f"{shown(path)}: cannot read it as a lineage store: {exc}")
+        return error(f"{shown(path)}: cannot read it as a lineage store: {exc}")
     if found[0].needs_key:
-        return _error(f"{shown(path)}: the chain is signed with an HMAC key: give --key-file "
+        return error(f"{shown(path)}: the chain is signed with an HMAC key: give --key-file "
                       "(lineage.integrity_key_file) to verify it")  # fmt: skip
     return found
 
@@ -531,7 +543,7 @@ def _integrity_document(report: Report, path: str) -> dict[str, object]:
             "warning": report.warning}  # fmt: skip
 
 
-def _print_integrity(report: Report, path: str) -> None:
+def print_integrity(report: Report, path: str) -> None:
     path = shown(path)
     where = path if report.schema is None else f"{path} (schema {escaped(report.schema)})"
     if report.intact:
