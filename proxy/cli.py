@@ -521,7 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write one HTML file (no network fetch when opened) with the flow graph, "
                             "every flow, denials with their reasons, checkpoints and when they changed, flows "
                             "outside the baseline and, with --config, the policy in force. Exit 0 when written, "
-                            "1 when an input cannot be read or the file cannot be written.")  # fmt: skip
+                            "1 when an input cannot be read, the record does not verify (--integrity) or the file "
+                            "cannot be written. Without --integrity it draws the edge table as it stands, which "
+                            "anyone who can write the store can edit.")  # fmt: skip
     report.add_argument("--store", required=True, metavar="PATH|URL",
                         help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     report.add_argument("--config", metavar="FILE", action="append",
@@ -533,6 +535,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only flows last seen this recently (2w, 30d, 12h, 15m, 90s; default: the whole "
                         "store)")  # fmt: skip
     report.add_argument("--out", required=True, metavar="FILE.html", help="where to write the report")
+    report.add_argument("--integrity", action="store_true",
+                        help="draw only a record that verifies, as `verify --integrity` proves it, its rows read in "
+                        "the same transaction; the header names the chain head verified. A record that does not "
+                        "verify: exit 1, its first broken link printed, no report written")  # fmt: skip
+    report.add_argument("--key-file", metavar="FILE",
+                        help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
+    report.add_argument("--retired-key-file", metavar="FILE", action="append", default=[],
+                        help="with --integrity --key-file: a key the chain was signed with before --key-file "
+                        "replaced it (lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
+    report.add_argument("--expect-head", metavar="HEAD", type=_head, action="append", default=[],
+                        help="with --integrity: a head printed by an earlier verify, recorded elsewhere; exit 1, no "
+                        "report written, unless it is still in the chain. Repeatable")  # fmt: skip
     report.set_defaults(func=cmd_report, subparser=report)
     return parser
 
@@ -545,7 +559,11 @@ def _validate(args: argparse.Namespace) -> None:
                 args.subparser.error(f"--{name} only makes sense with --explain")
     if args.command == "edges" and args.key_file and not args.copy_to:
         args.subparser.error("--key-file goes with --copy-to")
-    if args.command in ("edges", "verify") and args.retired_key_file and not args.key_file:
+    if args.command == "report" and not args.integrity:
+        for option in ("key_file", "expect_head"):
+            if getattr(args, option):
+                args.subparser.error(f"--{option.replace('_', '-')} goes with --integrity")
+    if args.command in ("edges", "verify", "report") and args.retired_key_file and not args.key_file:
         args.subparser.error("--retired-key-file goes with --key-file (the key that replaced it)")
     if args.command == "edges" and args.unkeyed_source and not args.key_file:
         args.subparser.error("--unkeyed-source goes with --copy-to --key-file (without a key, nothing is keyed)")

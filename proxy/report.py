@@ -29,9 +29,20 @@ from proxy import __version__
 from proxy.baseline import Baseline, BaselineError, Finding, load_baseline
 from proxy.config import Config
 from proxy.errors import ConfigError
+from proxy.record.integrity import Report
 from proxy.record.store import EdgeKey, EdgeRow, split_labels
 from proxy.record.stores import shown, shown_path
-from proxy.verify import UsageError, Verdict, check, parse_duration, read_edges, when
+from proxy.verify import (
+    UsageError,
+    Verdict,
+    check,
+    parse_duration,
+    print_integrity,
+    read_edges,
+    recent,
+    verified_rows,
+    when,
+)
 
 REFUSED = "refused at the boundary"
 UNLABELLED = "(no labels)"
@@ -666,8 +677,11 @@ def render(
     baseline: Baseline | None = None,
     generated: float | None = None,
     configs: Sequence[Config] = (),
+    verified: Report | None = None,
 ) -> str:
-    """The whole report as one HTML document. `configs`: the policies of a fleet's sidecars (`config`: one)."""
+    """The whole report as one HTML document. `configs`: the policies of a fleet's sidecars (`config`: one).
+    `verified`: the verdict of the chain `rows` were read with (`report --integrity`), intact; None: the rows are the
+    edge table as it stands, and the header says so."""
     given = [*configs] or ([config] if config is not None else [])
     verdict = check(rows, baseline) if baseline is not None else None
     unapproved = {row.key for row, _ in verdict.unapproved} if verdict is not None else set()
@@ -742,19 +756,51 @@ def render(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Lineage report: {esc(Path(store).name)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>Lineage report</h1><p>Store <code>{esc(store)}</code> · flows {esc(window)} · first to last "
-        f"seen {esc(span)}</p><p>Generated {esc(stamp)} UTC by lineage-proxy {esc(__version__)}</p></header>"
+        f"seen {esc(span)}</p>{_proof(verified)}<p>Generated {esc(stamp)} UTC by lineage-proxy {esc(__version__)}</p></header>"
         f'<nav>{nav_html}</nav><main><div class="cards">{card_html}</div>{"".join(sections)}</main>'
         "<footer>A self-contained file: it loads nothing from the network.</footer></body></html>\n"
     )
 
 
+def _proof(verified: Report | None) -> str:
+    """The header's line on what the rows drawn are: a record that verified (the head a reviewer can check against one
+    recorded elsewhere), or the edge table as it stands, which whoever can write the store can edit."""
+    if verified is None:
+        return ("<p>Record not verified: drawn from the edge table as it stands (<code>--integrity</code> draws only "
+                "a record whose hash chain verifies)</p>")  # fmt: skip
+    keyed = "signed with its HMAC key" if verified.keyed else "unkeyed"
+    return (f'<p id="verified">Record verified: hash chain intact ({verified.entries} entries, {keyed}), every edge '
+            f"matches; head <code>{esc(verified.head)}</code></p>")  # fmt: skip
+
+
+def _rows(args: argparse.Namespace, since_s: float | None) -> tuple[list[EdgeRow], Report | None] | int:
+    """The rows to draw and, with `--integrity`, the verdict of the chain they were read with (in the same
+    transaction, `verified_rows`); exit 1, said, when they cannot be read or the record does not verify: its rows are
+    not what the chain signed, and a report of them would show a flow edited out as never made (a denial's row
+    deleted), so none is written. The verdict, naming the first broken link, goes to stdout as `verify` prints it."""
+    if not args.integrity:
+        try:
+            return read_edges(args.store, since_s), None
+        except UsageError as exc:
+            return _fail(str(exc))
+    read = verified_rows(args, _fail)
+    if isinstance(read, int):
+        return read
+    verdict, rows = read
+    if not verdict.intact:
+        print_integrity(verdict, args.store)
+        return _fail(f"no report written: the record of {shown(args.store)} does not verify")
+    return recent(rows, since_s), verdict
+
+
 def run_report(args: argparse.Namespace) -> int:
-    """Exit 0 with the file written; 1 when the store, config or baseline cannot be read or the file written."""
+    """Exit 0 with the file written; 1 when the store, config or baseline cannot be read, the record does not verify
+    (`--integrity`) or the file cannot be written."""
     since_s = parse_duration(args.since) if args.since else None
-    try:
-        rows = read_edges(args.store, since_s)
-    except UsageError as exc:
-        return _fail(str(exc))
+    read = _rows(args, since_s)
+    if isinstance(read, int):
+        return read
+    rows, verified = read
     configs: list[Config] = []
     for path in args.config or ():  # each sidecar's of a fleet writing the store, or one
         from proxy.config import load
@@ -774,7 +820,7 @@ def run_report(args: argparse.Namespace) -> int:
         except BaselineError as exc:
             return _fail(f"{args.baseline}: invalid baseline:\n  " + "\n  ".join(exc.problems))
     window = f"last seen in the last {args.since}" if args.since else "all recorded"
-    text = render(rows, store=shown(args.store), window=window, configs=configs, baseline=baseline)
+    text = render(rows, store=shown(args.store), window=window, configs=configs, baseline=baseline, verified=verified)
     out = Path(args.out)
     # text no UTF-8 holds (a lone surrogate: a config's `"\\ud800"`, a file name read from the command line whose
     # bytes are not UTF-8) shown as its escape: strict, the report failed after emptying the file it was to replace
@@ -783,7 +829,10 @@ def run_report(args: argparse.Namespace) -> int:
         _write(out, data)
     except OSError as exc:
         return _fail(f"{shown_path(str(out))}: cannot write: {exc.strerror or exc}")
-    print(f"wrote {shown_path(str(out))}: {len({r.key for r in rows})} flows, {sum(r.count for r in rows)} calls")
+    proof = f"; the record verified, head {verified.head}" if verified is not None else ""
+    print(
+        f"wrote {shown_path(str(out))}: {len({r.key for r in rows})} flows, {sum(r.count for r in rows)} calls{proof}"
+    )
     return 0
 
 
