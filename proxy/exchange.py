@@ -67,7 +67,7 @@ from proxy.flow import (
 from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.policy import refused_by_head
-from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
+from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target, request_json_as_utf8
 from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.sse import SseObserver
 from proxy.record.sinks import Durable
@@ -162,7 +162,10 @@ class Exchange:
                 # body is parsed: reading one costs the event loop up to seconds, which an unknown client
                 # should not be able to spend (a small one is read, so its labels are in the record)
                 pipeline.identify_only(header, peer, self.x_api_key)
-            read = self.adapter.read(self.target, body, header)
+            try:
+                read = self.adapter.read(self.target, body, header)
+            except InvalidRequest as refused:  # (no call in the common path: a try costs nothing till it raises)
+                read = self._read_as_utf8(body, header, refused)
             call = self.call = pipeline.call(
                 read,
                 self.adapter.name,
@@ -197,6 +200,16 @@ class Exchange:
         else:
             self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
         return upstream
+
+    def _read_as_utf8(self, body: bytes, header: Header, refused: InvalidRequest) -> Request:
+        """`body`, which the adapter `refused`, read again by it as UTF-8 when it is JSON in a form servers read all
+        the same (a UTF-8 byte order mark first, UTF-16 or UTF-32: `request_json_as_utf8`), so what the server hands
+        the model is read for labels; the bytes forwarded are those sent. Refused again, it is refused with what that
+        reading found wrong (its JSON, as the server reads it, may lack a field); in no such form, as it was."""
+        utf8 = request_json_as_utf8(body)
+        if utf8 is None:
+            raise refused
+        return self.adapter.read(self.target, utf8, header)
 
     def refuse_at_head(self, header: Header, peer: tuple[str, ...] = ()) -> None:
         """Refuse, before its body is asked for (`Expect: 100-continue`), a call its head alone refuses whatever

@@ -10,6 +10,7 @@ protocol is one module and one line in each table.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
@@ -1380,13 +1381,13 @@ def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
     UTF-16 or UTF-32 (zero bytes in its first four, or their byte order mark), a `whole` reply's body, as Python's
     `json.loads` of the bytes reads it (httpx's `Response.json()`, so the openai SDK's; tritonclient's rapidjson
     reads UTF-8 only); never an event's data, which SSE clients decode as UTF-8."""
-    encoding = json.detect_encoding(data) if whole else "utf-8"
     replaced = False  # bytes that are not UTF-8 read as U+FFFD
-    if not encoding.startswith("utf-8"):
-        try:
-            decoded = data.decode(encoding, "surrogatepass")
-        except UnicodeDecodeError:
-            return NOT_JSON  # (a client's `json.loads` fails too)
+    try:
+        wide = _wide_json_text(data) if whole else None
+    except UnicodeDecodeError:
+        return NOT_JSON  # (a client's `json.loads` fails too)
+    if wide is not None:
+        decoded = wide
     else:
         try:
             decoded = data.decode("utf-8-sig")  # (a byte order mark dropped, as a client's UTF-8 decode drops it)
@@ -1400,6 +1401,31 @@ def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
     if replaced:
         text.unread()
     return value
+
+
+def _wide_json_text(data: bytes) -> str | None:
+    """JSON bytes in UTF-16 or UTF-32 as the text Python's `json.loads` of the bytes reads (`json.detect_encoding`: by
+    their byte order mark, or the zero bytes in their first four), a lone surrogate as `json` reads it
+    (`surrogatepass`); None when they are UTF-8 by that reading. UnicodeDecodeError when they are no text in theirs."""
+    encoding = json.detect_encoding(data)
+    if encoding.startswith("utf-8"):
+        return None
+    return data.decode(encoding, "surrogatepass")
+
+
+def request_json_as_utf8(body: bytes) -> bytes | None:
+    """A request body orjson refused, as UTF-8 when it is JSON text in another form Python's `json.loads` reads (so
+    FastAPI's `request.json()`, vLLM's, llama-cpp-python's, KServe's V2 and OpenAI endpoints'): after a UTF-8 byte order
+    mark, or in UTF-16 or UTF-32 (`_wide_json_text`), the text those servers hand the model, for the adapter to read as
+    it reads any body (orjson, MLServer and KServe V1 refuse these forms: read all the same, as reading is safe where
+    refusing is not). None when it is UTF-8 without a mark (its refusal stands), or no text in its encoding."""
+    if body.startswith(codecs.BOM_UTF8):
+        return body[3:]
+    try:
+        wide = _wide_json_text(body)
+    except UnicodeDecodeError:
+        return None
+    return None if wide is None else wide.encode("utf-8", "surrogatepass")
 
 
 def _parse_int(digits: str) -> int | float:
