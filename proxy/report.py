@@ -38,6 +38,7 @@ from proxy.verify import (
     check,
     parse_duration,
     print_integrity,
+    print_warning,
     read_edges,
     recent,
     verified_rows,
@@ -790,6 +791,7 @@ def _rows(args: argparse.Namespace, since_s: float | None) -> tuple[list[EdgeRow
     if not verdict.intact:
         print_integrity(verdict, args.store)
         return _fail(f"no report written: the record of {shown(args.store)} does not verify")
+    print_warning(verdict)  # beside an intact record, as `verify --integrity` says it: the store may stop growing
     return recent(rows, since_s), verdict
 
 

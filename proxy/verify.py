@@ -555,6 +555,11 @@ def print_integrity(report: Report, path: str) -> None:
         )
     else:
         print(f"{where}: NOT intact: {report.problem}")
+    print_warning(report)
+
+
+def print_warning(report: Report) -> None:
+    """What is not wrong with the record `report` is about but may soon be (a writer's search path), if anything."""
     if report.warning is not None:
         print(f"warning: {report.warning}")
 

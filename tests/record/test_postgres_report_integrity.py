@@ -1,0 +1,98 @@
+"""`report --integrity` on a PostgreSQL store, as on a SQLite file: a record edited by hand is not drawn (exit 1, the
+first broken link printed, no report written, one there before left as it was); one that verifies is drawn from the
+rows read in the verdict's own snapshot, never from a table written after the verdict; and what `verify --integrity`
+warns of beside an intact record (a writer role whose search path finds another schema first) is said too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from proxy import cli as proxy_cli
+from proxy.record import postgres as database
+from proxy.record.postgres import PostgresStore
+from proxy.record.store import EdgeKey
+from tests.record.test_postgres_writer_schema import fleet, plant
+from tests.servers.postgres import PostgresServer
+
+SERVED = EdgeKey("app", "assistant", "a", "ck", "", "allow")
+DENIED = EdgeKey("app", "ads", "health", "", "", "deny", "zone:h")
+LATE = EdgeKey("latecomer", "assistant", "a", "ck", "", "allow")
+
+
+def report(url: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "proxy", "report", "--store", url, "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def signed_store(postgres: PostgresServer, tmp_path: Path) -> tuple[str, Path]:
+    """A keyed store of a served flow and a refused one; its URL and key file."""
+    key_file = tmp_path / "chain.key"
+    key_file.write_text("kept-out-of-the-store's-reach\n")
+    url = postgres.database()
+    store = PostgresStore(url, key=b"kept-out-of-the-store's-reach")
+    store.upsert([(SERVED, 100.0, 100.0, 2, None)])
+    store.upsert([(DENIED, 101.0, 101.0, 1, "not for ads")])
+    store.close()
+    return url, key_file
+
+
+def test_rows_deleted_by_hand_write_no_report(postgres: PostgresServer, tmp_path: Path) -> None:
+    url, key_file = signed_store(postgres, tmp_path)
+    out = tmp_path / "report.html"
+    drawn = report(url, out, "--integrity", "--key-file", str(key_file))
+    assert drawn.returncode == 0, drawn.stdout + drawn.stderr
+    before = out.read_bytes()
+    assert b"Record verified: hash chain intact" in before and b"zone:h" in before
+    with psycopg.connect(url, autocommit=True) as conn:  # the refused flow, edited out of the record
+        conn.execute("DELETE FROM edges WHERE decision = 'deny'")
+    edited = report(url, out, "--integrity", "--key-file", str(key_file))
+    assert edited.returncode == 1, edited.stdout + edited.stderr
+    assert "NOT intact" in edited.stdout and "a row was deleted" in edited.stdout, edited.stdout
+    assert "no report written: the record of" in edited.stderr and "does not verify" in edited.stderr, edited.stderr
+    assert out.read_bytes() == before  # the report drawn before is left as it was
+    plain = report(url, out)  # without the option the table as it stands, the refused flow gone
+    assert plain.returncode == 0 and b"zone:h" not in out.read_bytes(), plain.stdout + plain.stderr
+    assert b"Record not verified" in out.read_bytes()
+
+
+def test_a_flow_written_after_the_verdict_is_not_drawn(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A write committed between the verdict and the read of the rows (here, as the rows are about to be read) is
+    not in the report: its rows are those of the snapshot the chain was verified in."""
+    url, key_file = signed_store(postgres, tmp_path)
+    sidecar = database._sidecar
+
+    def written_meanwhile(cur: psycopg.Cursor[object]) -> str:
+        writer = PostgresStore(url, key=b"kept-out-of-the-store's-reach")
+        writer.upsert([(LATE, 102.0, 102.0, 1, None)])
+        writer.close()
+        return sidecar(cur)
+
+    monkeypatch.setattr(database, "_sidecar", written_meanwhile)
+    out = tmp_path / "report.html"
+    argv = ["report", "--store", url, "--out", str(out), "--integrity", "--key-file", str(key_file)]
+    assert proxy_cli.main(argv) == 0
+    assert "2 flows, 3 calls; the record verified" in capsys.readouterr().out
+    text = out.read_text(encoding="utf-8")
+    assert "zone:h" in text and "latecomer" not in text  # drawn: the record verified; not: the flow written after
+    monkeypatch.setattr(database, "_sidecar", sidecar)
+    with psycopg.connect(url, autocommit=True) as conn:  # it was written
+        assert conn.execute("SELECT count(*) FROM edges WHERE caller = 'latecomer'").fetchone() == (1,)
+
+
+def test_a_warning_beside_an_intact_record_is_said(postgres: PostgresServer, tmp_path: Path) -> None:
+    owner, _, role = fleet(postgres)
+    out = tmp_path / "report.html"
+    quiet = report(owner, out, "--integrity")
+    assert quiet.returncode == 0 and "warning:" not in quiet.stdout + quiet.stderr, quiet.stdout + quiet.stderr
+    plant(owner, role, tables=False)
+    warned = report(owner, out, "--integrity")
+    assert warned.returncode == 0, warned.stdout + warned.stderr  # the record itself verifies, and is drawn
+    assert f"warning: role {role} may write this store" in warned.stdout, warned.stdout + warned.stderr
+    assert "Record verified" in out.read_text(encoding="utf-8")
