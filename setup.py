@@ -44,6 +44,7 @@ COMPILED = [
     "proxy/protocols/anthropic.py",
     "proxy/protocols/kserve.py",
     "proxy/protocols/oip.py",
+    "proxy/protocols/oip_generate.py",
     "proxy/protocols/oip_grpc.py",
     "proxy/protocols/openai.py",
     "proxy/protocols/passthrough.py",

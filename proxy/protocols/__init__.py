@@ -880,7 +880,7 @@ class Target:
     model: str = ""
     version: str | None = None
     carries_data: bool = True  # False: metadata, health, listings; only the caller's key is checked
-    stream: bool = False  # gRPC: a streaming RPC (one stream is one call)
+    stream: bool = False  # gRPC: a streaming RPC (one stream is one call); HTTP: a path whose reply streams
     listing: bool = False  # the answer is every upstream's listing merged (`Adapter.merge`)
     # a reply that succeeds says the upstream changed what serves (llama.cpp's `POST /lora-adapters`): its metadata
     # is asked again before the reply goes out (`Exchange.recorded`)
@@ -1437,7 +1437,7 @@ def _parse_int(digits: str) -> int | float:
 
 
 def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[Adapter, ...], Mapping[str, Dialect]]:
-    from proxy.protocols import anthropic, kserve, oip, oip_grpc, openai, passthrough
+    from proxy.protocols import anthropic, kserve, oip, oip_generate, oip_grpc, openai, passthrough
 
     adapters: dict[ProtocolName, Adapter] = {
         "openai": openai.ADAPTER,
@@ -1447,8 +1447,8 @@ def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[A
         "kserve": kserve.ADAPTER,
         "passthrough": passthrough.ADAPTER,
     }
-    # in match order; passthrough matches anything
-    http = (openai.ADAPTER, anthropic.ADAPTER, oip.ADAPTER, kserve.ADAPTER, passthrough.ADAPTER)
+    # in match order; passthrough matches anything. OIP's LLM paths are OIP's (`oip`, its span attributes `oip.ADAPTER`'s)
+    http = (openai.ADAPTER, anthropic.ADAPTER, oip.ADAPTER, oip_generate.ADAPTER, kserve.ADAPTER, passthrough.ADAPTER)
     dialects: dict[str, Dialect] = {
         "openai": openai.DIALECT,
         "oip": oip.DIALECT,

@@ -586,10 +586,22 @@ def _constants_json(tensor: dict[str, Any]) -> bytes | None:
         return None
 
 
-def read_rest_request(model: str, version: str | None, body: bytes, header_length: str | None) -> Request:
+def read_rest_request(
+    model: str, version: str | None, body: bytes, header_length: str | None, operation: str = "infer",
+    stream: bool = False,
+) -> Request:  # fmt: skip
+    """An OIP inference request (`/infer`; `operation` and `stream` name the other paths that take one: MLServer's
+    `/infer_stream`, `/generate`, `/generate_stream`)."""
     check_version(version)
     head, binary = _json_part(body, header_length)
     data, constants = _request_json(head)
+    return inference_request(model, version, data, constants, binary, operation, stream)
+
+
+def inference_request(
+    model: str, version: str | None, data: dict[str, Any], constants: bool, binary: bytes, operation: str, stream: bool
+) -> Request:
+    """An OIP inference request's JSON (`data`, holding `NaN` or infinities: `constants`) and binary section read."""
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
         raise InvalidRequest("'inputs' is required and must be a list of tensors", param="inputs")
@@ -627,7 +639,7 @@ def read_rest_request(model: str, version: str | None, body: bytes, header_lengt
         whole = tensor_names(outputs, names) and whole
     shared = any(_in_shared_memory(t) for t in (*inputs, *(outputs if isinstance(outputs, list) else ())))
     sequence, starts = rest_sequence(model, parameters)
-    return Request(model, "infer", False, tuple(texts), (), labels, version,
+    return Request(model, operation, stream, tuple(texts), (), labels, version,
                    None if shared else _tensor_digest(inputs, dumped, binary), opaque=shared,
                    unscanned=not whole, sequence=sequence, starts=starts, decoded=tuple(reprinted),
                    names=tuple(names))  # fmt: skip
@@ -838,24 +850,7 @@ class RestReplyObserver:
             self._ended_early = reply is NOT_JSON and ends_early(head)
             self._unread(data)
             return
-        observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
-        found = reply.get("outputs")
-        if not isinstance(found, list):  # none of the fields the output is in
-            self._text.add_unknown(reply)
-            if binary:  # bytes no output claims
-                self._text.unread()
-            found = []
-        outputs = [o for o in found if isinstance(o, dict)]
-        dumped = [_data_json(output) for output in outputs]
-        self._text.add_tensors(functools.partial(_tensor_texts, outputs, dumped, binary, request=False))
-        aside_names(self._text, self.detectors, outputs)
-        aside_parameters(self._text, ("parameters",), reply.get("parameters"))
-        for at, output in enumerate(outputs):
-            aside_parameters(self._text, (at, "parameters"), output.get("parameters"))
-        try:
-            self.outcome.output_digest = _tensor_digest(outputs, dumped, binary)
-        except InvalidRequest:
-            self.outcome.output_digest = None  # not a tensor the proxy can digest; forwarded all the same
+        self.outcome.output_digest = read_reply(self._text, self.detectors, reply, binary)
 
     def _unread(self, data: bytes) -> None:
         """A reply that is no JSON object: unread, and said to be unless it held only white space (no content)."""
@@ -902,6 +897,45 @@ class RestReplyObserver:
             self.outcome.output_digest = digest
 
 
+def read_reply(
+    text: OutputText, detectors: Detectors, reply: dict[str, Any], binary: bytes, whole: bool = True
+) -> str | None:
+    """An OIP inference reply's JSON (and binary section) read into `text`: its model (`observe_reply_meta`), the strings
+    of its outputs, their names and its parameters beside them; a reply naming no `outputs`, its strings as unknown.
+    Returns the digest of its tensors (None for none, or data the proxy cannot digest). `whole` False: one event of a
+    streamed reply (MLServer's `infer_stream`), whose outputs' strings continue the reply's text rather than each being
+    a piece of its own, so a value a model streams over two events (`alice@` then `example.com`) is read whole."""
+    observe_reply_meta(text.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
+    found = reply.get("outputs")
+    if not isinstance(found, list):  # none of the fields the output is in
+        text.add_unknown(reply)
+        if binary:  # bytes no output claims
+            text.unread()
+        found = []
+    outputs = [o for o in found if isinstance(o, dict)]
+    dumped = [_data_json(output) for output in outputs]
+    read = functools.partial(_tensor_texts, outputs, dumped, binary, request=False)
+    if whole:
+        text.add_tensors(read)
+    else:
+        texts: list[str] = []
+        try:
+            if not read(texts):
+                text.unread()
+        except InvalidRequest:  # BYTES that are not whole elements: those before are read
+            text.unread()
+        for piece in texts:
+            text.add(piece)
+    aside_names(text, detectors, outputs)
+    aside_parameters(text, ("parameters",), reply.get("parameters"))
+    for at, output in enumerate(outputs):
+        aside_parameters(text, (at, "parameters"), output.get("parameters"))
+    try:
+        return _tensor_digest(outputs, dumped, binary)
+    except InvalidRequest:
+        return None  # not a tensor the proxy can digest; forwarded all the same
+
+
 def aside_parameters(text: OutputText, key: tuple[Any, ...], parameters: Any) -> None:
     """A reply's or an output's `parameters` but the protocol's own (`FRAMING_PARAMETERS`: `content_type`, `headers`, a
     sequence's), read beside the content (`OutputText.aside`), their numbers too, as a request's are: a runtime answers
@@ -933,6 +967,11 @@ def aside_names(text: OutputText, detectors: Detectors, outputs: list[Any]) -> N
     names: list[str] = []
     if not tensor_names(outputs, names):
         text.unread()
+    aside_name_list(text, detectors, names)
+
+
+def aside_name_list(text: OutputText, detectors: Detectors, names: list[str]) -> None:
+    """`aside_names` of names read already (a Triton generate reply's output names are its JSON keys)."""
     if names:
         joined = names[0] if len(names) == 1 else "\n".join(names)
         if not detectors.finds_nothing(joined):

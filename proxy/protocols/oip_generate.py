@@ -1,0 +1,188 @@
+"""OIP v2 REST's LLM paths: Triton's generate extension and MLServer's streamed inference, read as `/infer` is.
+
+`POST /v2/models/{name}[/versions/{v}]/generate` and `/generate_stream` take, at Triton, a JSON object whose fields are
+the model's inputs or the request's parameters (`{"text_input": "...", "max_tokens": 20, "parameters": {...}}`) and
+answer one JSON object of the outputs (`{"model_name", "model_version", "text_output"}`), or, streamed, SSE
+`data: {...}` events of them, an error in band as `data: {"error": "..."}`. At MLServer the same paths (and
+`/infer_stream`) take an OIP inference request and answer an inference response, or SSE events of them. So a body whose
+`inputs` is a list of tensors is an inference request, read by `oip.inference_request`; any other a generate request,
+every field read (`oip.parameter_strings`: names, strings, and numbers as decimal text: Triton hands a field the model
+has no input of to it as a parameter). Replies are read event by event as they pass (`sse.SseObserver`), never held.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import Header, Request, Target
+from proxy.protocols.oip import (
+    HEADER_LENGTH,
+    LABELS_PARAMETER,
+    _json_part,
+    _request_json,
+    _strings,
+    add_decoded_texts,
+    add_name,
+    aside_name_list,
+    check_version,
+    inference_request,
+    labels_parameter,
+    observe_reply_meta,
+    parameter_strings,
+    read_reply,
+    rest_sequence,
+    split_path,
+)
+from proxy.protocols.sse import SseObserver
+
+# path -> (operation, streamed)
+_PATHS: Final = {
+    "generate": ("generate", False),
+    "generate_stream": ("generate", True),
+    "infer_stream": ("infer", True),
+}
+# an inference request's fields (MLServer's `InferenceRequest`, which drops any other)
+_INFERENCE_FIELDS: Final = frozenset({"id", "parameters", "inputs", "outputs"})
+# a generate request's fields the proxy takes for itself: the parameters are read apart, the labels are its own
+_GENERATE_FRAMING: Final = frozenset({"parameters", LABELS_PARAMETER})
+_LABELS_ONLY: Final = frozenset({LABELS_PARAMETER})
+# a generate reply's fields that are not outputs
+_REPLY_FRAMING: Final = frozenset({"model_name", "model_version", "id"})
+
+
+def inference_form(data: dict[str, Any]) -> bool:
+    """Whether a body is an OIP inference request (MLServer's): its `inputs` a list of tensor objects."""
+    inputs = data.get("inputs")
+    return type(inputs) is list and all(type(tensor) is dict for tensor in inputs)
+
+
+def read_request(target: Target, body: bytes, header_length: str | None) -> Request:
+    """A `/generate`, `/generate_stream` or `/infer_stream` body: an inference request (`inference_form`), or Triton's
+    generate request. A generate path's body that holds an inference request's `inputs` beside fields of another kind
+    is an InvalidRequest: MLServer reads it as the inference request, dropping the other fields, Triton's generate reads
+    every field, and the proxy cannot tell which of the two it goes to."""
+    check_version(target.version)
+    head, binary = _json_part(body, header_length)
+    data, constants = _request_json(head)
+    if target.operation == "infer" or inference_form(data):
+        if target.operation != "infer" and not _INFERENCE_FIELDS.issuperset(data):
+            extra = sorted(set(data) - _INFERENCE_FIELDS)[0][:128]
+            raise InvalidRequest(f"a generate request holding an inference request's 'inputs' tensors and a field of "
+                                 f"another kind ({extra!r}): send the inference request alone (MLServer) or the "
+                                 "generate request's fields alone (Triton)", param="inputs")  # fmt: skip
+        return inference_request(target.model, target.version, data, constants, binary, target.operation, target.stream)
+    if binary:
+        raise InvalidRequest(f"a generate request has no binary section ({HEADER_LENGTH}): send its JSON alone")
+    return generate_request(target.model, target.version, data, target.stream)
+
+
+def generate_request(model: str, version: str | None, data: dict[str, Any], stream: bool) -> Request:
+    """Triton's generate request: every field but `parameters` an input or a parameter of the model's, read as a
+    request's parameters are (`parameter_strings`: its name too), and so is each of `parameters`; the labels in
+    `parameters.data_labels`, as `/infer`'s. Texts are read decoded too (`add_decoded_texts`), as a tensor's are."""
+    parameters = data.get("parameters")
+    given = parameters if type(parameters) is dict else {}
+    labels = labels_parameter(given.get(LABELS_PARAMETER))
+    texts: list[str] = []
+    names: list[str] = []
+    reprinted: list[str] = []
+    whole = parameter_strings(data, texts, _GENERATE_FRAMING, names=names)
+    if given:
+        whole = parameter_strings(given, texts, _LABELS_ONLY, names=names) and whole
+    elif parameters is not None:  # no object: a value Triton refuses, read all the same
+        whole = _strings(parameters, texts, numbers=True) and whole
+    if texts:
+        whole = add_decoded_texts(texts, 0, reprinted) and whole
+    sequence, starts = rest_sequence(model, given)
+    if sequence is None:
+        sequence, starts = rest_sequence(model, data)
+    return Request(model, "generate", stream, tuple(texts), (), labels, version, unscanned=not whole,
+                   sequence=sequence, starts=starts, decoded=tuple(reprinted), names=tuple(names))  # fmt: skip
+
+
+class GenerateObserver(SseObserver):
+    """A generate or streamed inference reply: one JSON object, or SSE events of them, each an inference response
+    (`outputs`: `oip.read_reply`) or a generate response (its fields but `_REPLY_FRAMING` outputs, their strings
+    read, their names beside them). An event `{"error": ...}` is the upstream's error in band. A streamed reply's
+    outputs run together as one text (a token an event), so a value streamed over two events is read whole."""
+
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        super().__init__(outcome, detectors, capture)
+        self._digest: str | None = None  # a whole inference response's tensors' (`oip.read_reply`)
+
+    def whole(self, reply: dict[str, Any]) -> None:
+        if type(reply.get("outputs")) is list:
+            self._digest = read_reply(self._text, self.detectors, reply, b"")
+        elif "error" in reply:
+            self._text.add_unknown(reply)
+        else:
+            self._generated(reply, True)
+
+    def event(self, event: dict[str, Any]) -> None:
+        if type(event.get("outputs")) is list:
+            read_reply(self._text, self.detectors, event, b"", whole=False)
+        elif "error" in event:
+            self.in_band_error()
+            self._text.add_unknown(event)
+            return
+        else:
+            self._generated(event, False)
+        self.first_chunk()
+
+    def _generated(self, reply: dict[str, Any], whole: bool) -> None:
+        """A generate response: its model, and each output's strings (the numbers of one, log probabilities, are
+        not text), each output its own piece in a whole reply."""
+        text = self._text
+        observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
+        names: list[str] = []
+        for name, value in reply.items():
+            if name in _REPLY_FRAMING:
+                continue
+            if not add_name(name, names):
+                text.unread()
+            strings: list[str] = []
+            if not _strings(value, strings):
+                text.unread()
+            for piece in strings:
+                text.add(piece)
+            if whole:
+                text.end_piece()
+        aside_name_list(text, self.detectors, names)
+
+    def finish(self) -> None:
+        super().finish()
+        if self._digest:
+            self.outcome.output_digest = self._digest
+
+
+class Adapter:
+    """OIP v2 REST's LLM paths: POST /v2/models/{name}[/versions/{v}]/generate, /generate_stream, /infer_stream."""
+
+    name: ProtocolName = "oip"
+    dialect = "oip"
+    status_attribute = "http.response.status_code"
+    provider: str | None = None
+
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError("OIP REST has no merged listing")
+
+    def match(self, method: str, path: str) -> Target | None:
+        if method != "POST":
+            return None
+        parts = split_path(path)
+        found = _PATHS.get(parts[2]) if parts is not None else None
+        if parts is None or found is None:
+            return None
+        return Target(found[0], parts[0], parts[1], stream=found[1])
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return read_request(target, body, header(HEADER_LENGTH.lower()))
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> GenerateObserver:
+        return GenerateObserver(outcome, detectors, capture)
+
+
+ADAPTER = Adapter()
