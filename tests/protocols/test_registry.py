@@ -15,6 +15,7 @@ from proxy.detectors import Detectors
 from proxy.errors import ConfigError
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import ADAPTERS, DIALECTS, HTTP_ADAPTERS, Adapter, OutputText, Target, text_digest
+from proxy.protocols.oip_generate import ADAPTER as OIP_GENERATE
 
 
 def dispatch(method: str, path: str) -> tuple[Adapter, Target]:
@@ -58,7 +59,8 @@ def test_grpc_adapter_is_not_an_http_adapter() -> None:
     assert HTTP_ADAPTERS[0] is ADAPTERS["openai"]
     assert HTTP_ADAPTERS[1] is ADAPTERS["anthropic"]
     assert HTTP_ADAPTERS[2] is ADAPTERS["oip"]
-    assert HTTP_ADAPTERS[3] is ADAPTERS["kserve"]
+    assert HTTP_ADAPTERS[3] is OIP_GENERATE and OIP_GENERATE.name == "oip"  # OIP's LLM paths: OIP's calls
+    assert HTTP_ADAPTERS[4] is ADAPTERS["kserve"]
     assert HTTP_ADAPTERS[-1] is ADAPTERS["passthrough"]  # matches anything: last
 
 
@@ -79,6 +81,18 @@ def test_post_oip_infer_dispatches_to_oip_with_model_and_version() -> None:
     adapter, target = dispatch("POST", "/v2/models/iris/infer")
     assert adapter is ADAPTERS["oip"]
     assert (target.operation, target.model, target.version) == ("infer", "iris", None)
+
+
+@pytest.mark.parametrize(
+    ("how", "operation", "stream"),
+    [("generate", "generate", False), ("generate_stream", "generate", True), ("infer_stream", "infer", True)],
+)
+def test_post_oip_llm_paths_dispatch_to_oip_generate(how: str, operation: str, stream: bool) -> None:
+    for path, version in ((f"/v2/models/iris/versions/3/{how}", "3"), (f"/v2/models/iris/{how}", None)):
+        adapter, target = dispatch("POST", path)
+        assert adapter is OIP_GENERATE
+        assert (target.operation, target.model, target.version, target.stream) == (operation, "iris", version, stream)
+        assert OIP_GENERATE.match("GET", path) is None
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v2/models/iris/versions/3/infer"])
