@@ -201,6 +201,7 @@ def test_events_are_read_however_their_bytes_are_split() -> None:
         assert split.output_detected == whole.output_detected == {"pii:email"}, at
         assert split.output_digest == whole.output_digest and split.content == whole.content == ("[pii:email]",)
     assert whole.response_model == "m:1" and whole.first_token_ns
+    assert not observed([b'data: {"model_name":"m","model_version":"1"}\n\n']).first_token_ns  # no output yet
 
 
 def test_mlservers_inference_response_events_are_read_as_one_text() -> None:

@@ -122,19 +122,22 @@ class GenerateObserver(SseObserver):
             self._generated(reply, True)
 
     def event(self, event: dict[str, Any]) -> None:
-        if type(event.get("outputs")) is list:
+        outputs = event.get("outputs")
+        if type(outputs) is list:
             read_reply(self._text, self.detectors, event, b"", whole=False)
+            wrote = bool(outputs)
         elif "error" in event:
             self.in_band_error()
             self._text.add_unknown(event)
             return
         else:
-            self._generated(event, False)
-        self.first_chunk()
+            wrote = self._generated(event, False)
+        if wrote:  # output came (`gen_ai.response.time_to_first_chunk`)
+            self.first_chunk()
 
-    def _generated(self, reply: dict[str, Any], whole: bool) -> None:
+    def _generated(self, reply: dict[str, Any], whole: bool) -> bool:
         """A generate response: its model, and each output's strings (the numbers of one, log probabilities, are
-        not text), each output its own piece in a whole reply."""
+        not text), each output its own piece in a whole reply. Whether it held an output."""
         text = self._text
         observe_reply_meta(self.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
         names: list[str] = []
@@ -151,6 +154,7 @@ class GenerateObserver(SseObserver):
             if whole:
                 text.end_piece()
         aside_name_list(text, self.detectors, names)
+        return bool(names)
 
     def finish(self) -> None:
         super().finish()
