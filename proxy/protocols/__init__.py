@@ -786,15 +786,26 @@ def token_ids(value: Any) -> bool:
     return False
 
 
-def embedded_prompt(messages: Any) -> bool:
-    """Whether a message holds a prompt given as embeddings (vLLM's `prompt_embeds` content part)."""
+def unread_parts(messages: Any) -> bool:
+    """Whether a message (a chat's, or a Responses input's) holds a part whose content the proxy cannot read: a prompt
+    given as embeddings (vLLM's `prompt_embeds` content part), or a file the server stores, named by its id (a chat
+    `file` part's `file.file_id`, an `input_file`'s `file_id`): the server reads that file's text to its model, as it
+    puts a stored conversation before the input."""
     for message in messages if type(messages) is list else ():
         content = message.get("content") if type(message) is dict else None
         if type(content) is list:
             for part in content:
-                if type(part) is dict and part.get("type") == "prompt_embeds":
+                if type(part) is dict and _unread_part(part):
                     return True
     return False
+
+
+def _unread_part(part: dict[str, Any]) -> bool:
+    kind = part.get("type")
+    if kind == "file":
+        file = part.get("file")
+        return type(file) is dict and file.get("file_id") is not None
+    return kind == "prompt_embeds" or (kind == "input_file" and part.get("file_id") is not None)
 
 
 def placed_strings(value: Any, out: dict[tuple[Any, ...], list[str]]) -> None:

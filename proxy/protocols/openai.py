@@ -26,13 +26,13 @@ from proxy.protocols import (
     MetadataStatus,
     Request,
     Target,
-    embedded_prompt,
     join_text_parts,
     load_request_json,
     own_template,
     request_strings,
     token_ids,
     unescaped,
+    unread_parts,
     user_strings,
 )
 from proxy.protocols.sse import SseObserver
@@ -158,7 +158,7 @@ def read_request(operation: str, body: bytes) -> Request:
     whole = request_strings(data, _RENDERED[operation], texts, reprinted)
     # token ids (vLLM, llama.cpp), prompt embeddings and a template of the request's own: what the model reads
     # there, the proxy cannot
-    unread = "prompt_embeds" in data or embedded_prompt(data.get("messages")) or own_template(data)
+    unread = "prompt_embeds" in data or unread_parts(data.get("messages")) or own_template(data)
     whole = (
         whole
         and not unread
@@ -181,7 +181,15 @@ def read_request(operation: str, body: bytes) -> Request:
             whole = whole and read
         # a conversation the upstream keeps (OpenAI's Conversations API), or an item it stored, named by id (an
         # `item_reference`, which the server replaces with that item): content the proxy never saw
-        whole = whole and data.get("conversation") is None and not _references(data.get("input"))
+        # a prompt template it stored (`prompt: {"id": ...}`, its text filled with the call's `variables`), or a file
+        # it stored (`unread_parts`): the same
+        whole = (
+            whole
+            and data.get("conversation") is None
+            and not _references(data.get("input"))
+            and not _stored_prompt(data.get("prompt"))
+            and not unread_parts(data.get("input"))
+        )
     lora = data.get("lora")
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
@@ -206,7 +214,7 @@ def read_native(operation: str, body: bytes) -> Request:
     texts: list[str] = []
     reprinted: list[str] = []
     whole = request_strings(_without_media(data), _RENDERED[operation], texts, reprinted)
-    unread = "prompt_embeds" in data or embedded_prompt(messages) or own_template(data)
+    unread = "prompt_embeds" in data or unread_parts(messages) or own_template(data)
     whole = whole and not unread and not any(token_ids(data.get(key)) for key in _NATIVE_TOKENS)
     names = _NATIVE_PARAMS
     limit = "n_predict" if "n_predict" in data else "max_tokens"
@@ -279,6 +287,12 @@ def _references(items: Any) -> bool:
     """Whether a Responses input names a stored item by id (`{"type": "item_reference", "id": ...}`; the API's
     item reference may leave out its `type`, `{"id": ...}`: an id with nothing of its own to read)."""
     return type(items) is list and any(type(item) is dict and _reference(item) for item in items)
+
+
+def _stored_prompt(prompt: Any) -> bool:
+    """Whether a Responses call names a prompt template the server stores (`{"id": "pmpt_...", "version", "variables"}`:
+    OpenAI's reusable prompts), whose instructions and messages the server puts before the input."""
+    return type(prompt) is dict and prompt.get("id") is not None
 
 
 def _reference(item: dict[str, Any]) -> bool:

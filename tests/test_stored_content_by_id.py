@@ -1,0 +1,81 @@
+"""Content the server stores and a call names by id is content the proxy cannot read (`scan:truncated`), as a stored
+conversation is: a file (a chat `file` part's `file.file_id`, a Responses `input_file`'s `file_id`: the server reads
+the uploaded file's text to its model) and a Responses prompt template (`prompt: {"id": ...}`: the server puts its
+stored instructions and messages before the input). Before, each went on unlabelled, for any purpose, though the
+proxy never saw what the model read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from tests.configs import ONE_UPSTREAM
+from tests.servers.vllm_like import SERVED
+
+CONFIG = (
+    ONE_UPSTREAM
+    + """
+zones:
+  - name: unread
+    labels: [scan:truncated]
+    allow_purposes: [assistant]
+detectors: [email]
+"""
+)
+
+ASK = {"type": "input_text", "text": "Summarise it"}
+
+
+def _chat(client: openai.OpenAI, part: dict[str, Any], purpose: str) -> Any:
+    messages: Any = [{"role": "user", "content": [{"type": "text", "text": "Summarise it"}, part]}]
+    return client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=messages, extra_headers={"x-purpose": purpose}
+    )
+
+
+def _responses(client: openai.OpenAI, extra: dict[str, Any], purpose: str) -> Any:
+    given: Any = extra.pop("input", "Summarise it")
+    return client.responses.with_raw_response.create(
+        model=SERVED, input=given, extra_headers={"x-purpose": purpose}, **extra
+    )
+
+
+CALLS = {
+    "chat file part by id": lambda client, purpose: _chat(
+        client, {"type": "file", "file": {"file_id": "file-1"}}, purpose
+    ),
+    "responses input_file by id": lambda client, purpose: _responses(
+        client, {"input": [{"role": "user", "content": [ASK, {"type": "input_file", "file_id": "file-1"}]}]}, purpose
+    ),
+    "responses stored prompt": lambda client, purpose: _responses(
+        client, {"prompt": {"id": "pmpt_1", "variables": {"topic": "billing"}}}, purpose
+    ),
+}
+
+
+@pytest.mark.parametrize("call", list(CALLS))
+def test_content_named_by_id_is_unread(vllm, make_proxy, call) -> None:  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        CALLS[call](client, "ads")
+    assert "scan:truncated" in caught.value.message
+    assert server.data_requests() == []
+    reply = CALLS[call](client, "assistant")
+    assert reply.http_response.headers["x-data-labels"] == "scan:truncated"
+    assert len(server.data_requests()) == 1
+
+
+def test_a_file_sent_whole_and_a_prompt_without_an_id_are_read_as_before(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+    whole = {"type": "file", "file": {"filename": "notes.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQK"}}
+    assert _chat(client, whole, "ads").http_response.headers["x-data-labels"] == ""
+    reply = client.completions.with_raw_response.create(
+        model=SERVED, prompt="hello", extra_headers={"x-purpose": "ads"}
+    )
+    assert reply.http_response.headers["x-data-labels"] == ""
