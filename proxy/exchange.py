@@ -763,17 +763,30 @@ class Exchange:
     async def recorded(self) -> None:
         """Wait until a new flow's first record is durable. Shielded: a client that leaves cancels
         the wait, never the write. A store failure is logged by its sink, never fails the call."""
-        if self._rediscovered is not None:
-            await self._rediscovery()
         durable = self._durable
         if durable is None or durable.done():
+            if self._rediscovered is not None:
+                await self._rediscovery()
             return
+        # the record held for this write (`FanOut._hold`) is let go here, as the caller hands the answer over (its
+        # statement after this await), not when the write completes, two turns of the loop before (`FanOut.awaited`)
+        sinks = self.pipeline.runtime.sinks
+        outcome = self.outcome
+        sinks.awaited(outcome)
+        cancelled = True
         try:
-            await asyncio.shield(asyncio.wrap_future(durable))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            pass
+            if self._rediscovered is not None:
+                await self._rediscovery()
+            try:
+                await asyncio.shield(asyncio.wrap_future(durable))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass
+            cancelled = False
+        finally:
+            # a wait cancelled (its client left, the drain cut it): once the caller has said so in it (`_unanswered`)
+            sinks.let_go(outcome, durable.done(), later=cancelled)
 
     async def _rediscovery(self) -> None:
         """The metadata round `_rediscover` asked for, `METADATA_TIMEOUT_S` at most (it is the round's own bound)."""

@@ -175,6 +175,8 @@ class FanOut:
         self._kept: dict[str, Counts] = {}  # the counts of a sink a reload removed, for the one that comes back
         # the records held for their durable write (`_hold`), by their outcome's id: (call, decision, outcome, labels)
         self._held: dict[int, tuple[Call, Decision, Outcome, frozenset[str]]] = {}
+        # of those, the ones whose answer a task waits to hand over (`awaited`): let go by it (`let_go`), not by the write
+        self._awaited: set[int] = set()
         # of the calls queued since the last turn, those `_release` queued: the durable sinks took them before
         self._released = 0
 
@@ -239,8 +241,37 @@ class FanOut:
         except RuntimeError:
             return False
         self._held[id(outcome)] = (call, decision, outcome, output_labels)
-        durable.add_done_callback(functools.partial(_on_loop, loop, functools.partial(self._release, id(outcome))))
+        durable.add_done_callback(functools.partial(_on_loop, loop, functools.partial(self._written, id(outcome))))
         return True
+
+    def _written(self, key: int) -> None:
+        """A held record's write is done (its done callback, on the loop): the record goes to the other sinks, unless a
+        task waits to hand its answer over (`awaited`), which lets it go then."""
+        if key not in self._awaited:
+            self._release(key)
+
+    def awaited(self, outcome: Outcome) -> None:
+        """A task waits for the write of `outcome`'s held record to hand its answer over (`Exchange.recorded`): the
+        record is let go by it as it does (`let_go`). Let go by the write's done callback, the record went out two turns
+        of the loop before that task ran: a client that left in those turns was recorded as answered, never having
+        been sent its answer."""
+        key = id(outcome)
+        if key in self._held:
+            self._awaited.add(key)
+
+    def let_go(self, outcome: Outcome, written: bool, *, later: bool = False) -> None:
+        """The task that waited for `outcome`'s held record (`awaited`) is done waiting: the record goes to the other
+        sinks now, its answer being handed over; or `later`, on this turn's next callback, when the wait was cancelled
+        (its client left, the drain cut it), so the ingress first says so in it (`Exchange._unanswered`). Its write not
+        yet `written` (cancelled before), the write's done callback lets it go."""
+        key = id(outcome)
+        self._awaited.discard(key)
+        if not written:
+            return
+        if later:
+            _running_loop().call_soon(self._release, key)
+        else:
+            self._release(key)
 
     def holds(self, outcome: Outcome) -> bool:
         """Whether the call's record waits for its durable write (`_hold`): its outcome may still change."""
@@ -254,6 +285,7 @@ class FanOut:
 
     def _release_all(self) -> None:
         """Every held record to the other sinks now (a flush, a stop: a write still in flight is not waited for)."""
+        self._awaited.clear()
         for key in list(self._held):
             self._release(key)
 
