@@ -67,7 +67,7 @@ from proxy.flow import (
 from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.policy import refused_by_head
-from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target, request_json_as_utf8
+from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
 from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.sse import SseObserver
 from proxy.record.sinks import Durable
@@ -203,10 +203,11 @@ class Exchange:
 
     def _read_as_utf8(self, body: bytes, header: Header, refused: InvalidRequest) -> Request:
         """`body`, which the adapter `refused`, read again by it as UTF-8 when it is JSON in a form servers read all
-        the same (a UTF-8 byte order mark first, UTF-16 or UTF-32: `request_json_as_utf8`), so what the server hands
+        the same (a UTF-8 byte order mark first, UTF-16 or UTF-32: `Adapter.as_utf8_json`), so what the server hands
         the model is read for labels; the bytes forwarded are those sent. Refused again, it is refused with what that
-        reading found wrong (its JSON, as the server reads it, may lack a field); in no such form, as it was."""
-        utf8 = request_json_as_utf8(body)
+        reading found wrong (its JSON, as the server reads it, may lack a field); in no such form, as it was. Never a
+        gRPC message: protobuf read as UTF-16 text is another message (another model's, holding nothing)."""
+        utf8 = self.adapter.as_utf8_json(body, header)
         if utf8 is None:
             raise refused
         return self.adapter.read(self.target, utf8, header)

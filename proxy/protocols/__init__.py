@@ -976,6 +976,12 @@ class Adapter(Protocol):
         """Read one request body; malformed input is an InvalidRequest naming what is wrong."""
         ...
 
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        """A request body `read` refused, as UTF-8 for `read` to read again when it is JSON in a form the servers
+        behind read all the same (`request_json_as_utf8`); None where they read it as `read` does (protobuf is no text:
+        its bytes read as UTF-16 would be another message)."""
+        ...
+
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> Observer | None: ...
 
     @property

@@ -20,6 +20,7 @@ from proxy.protocols import (
     join_text_parts,
     load_request_json,
     own_template,
+    request_json_as_utf8,
     request_strings,
     unescaped,
 )
@@ -307,6 +308,9 @@ class Adapter:
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         return read_request(body, target.operation)
+
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        return request_json_as_utf8(body)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> MessagesObserver:
         return MessagesObserver(outcome, detectors, capture)

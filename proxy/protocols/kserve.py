@@ -40,6 +40,7 @@ from proxy.protocols import (
     ends_early,
     load_request_value,
     reply_json,
+    request_json_as_utf8,
 )
 from proxy.protocols.oip import (
     ModelVersions,
@@ -317,6 +318,9 @@ class Adapter:
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         return read_request(target.model, target.operation, body, header("content-type"), header)
+
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        return request_json_as_utf8(body)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> ReplyObserver:
         return ReplyObserver(outcome, detectors, capture)

@@ -44,6 +44,7 @@ from proxy.protocols import (
     load_request_json,
     reply_json,
     reprinted_numbers,
+    request_json_as_utf8,
 )
 
 log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
@@ -1007,6 +1008,9 @@ class Adapter:
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         return read_rest_request(target.model, target.version, body, header(HEADER_LENGTH.lower()))
+
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        return request_json_as_utf8(body)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> RestReplyObserver:
         return RestReplyObserver(outcome, detectors, capture, None)

@@ -865,6 +865,9 @@ class Adapter:
             return Request("", "passthrough", opaque=True)
         return read_infer_request(body, target.stream)
 
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        return None  # (protobuf, which servers read as it is read here)
+
     def merge(self, listings: list[Any]) -> dict[str, Any]:
         raise NotImplementedError("OIP gRPC has no merged listing")
 

@@ -29,6 +29,7 @@ from proxy.protocols import (
     join_text_parts,
     load_request_json,
     own_template,
+    request_json_as_utf8,
     request_strings,
     token_ids,
     unescaped,
@@ -1119,6 +1120,9 @@ class Adapter:
         if target.model_optional:
             return read_native(target.operation, body)
         return read_request(target.operation, body)
+
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        return request_json_as_utf8(body)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> SseObserver:
         operation = target.operation

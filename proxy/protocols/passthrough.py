@@ -81,6 +81,9 @@ class Adapter:
             opaque=bool(body) or target is not _INDEX,
         )
 
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        return None  # (never refused for its bytes: never read)
+
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         return None  # forwarded as it came: nothing is read from the reply
 
