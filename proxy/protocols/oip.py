@@ -1010,7 +1010,9 @@ class Adapter:
         return read_rest_request(target.model, target.version, body, header(HEADER_LENGTH.lower()))
 
     def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
-        return request_json_as_utf8(body)
+        """None for a body with the binary tensor extension: Triton (rapidjson) and KServe (orjson) read its head in
+        UTF-8 alone, and `Inference-Header-Content-Length` counts the bytes sent, which written again are others."""
+        return None if header(HEADER_LENGTH.lower()) is not None else request_json_as_utf8(body)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> RestReplyObserver:
         return RestReplyObserver(outcome, detectors, capture, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,38 @@ def test_utf16_json_missing_a_field_is_refused_for_it(proxy: ProxyHandle) -> Non
     """Refused as the JSON the server reads is: for the field it lacks, not as no JSON."""
     refused = post(f"{proxy.url}/v1/chat/completions", orjson.dumps({"messages": []}).decode().encode("utf-16"))
     assert refused.status_code == 400 and "'model' is required" in refused.json()["error"]["message"], refused.text
+
+
+OIP_RAW_CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: triton, url: "${UPSTREAM}", protocol: oip, checkpoint: "m@1"}]
+routes: [{model: m, upstream: triton}]
+policy: {anonymous: allow, default_purpose: assistant}
+detectors: [email]
+lineage: {store: "${STORE}"}
+"""
+
+
+def test_a_binary_extension_head_in_utf16_stays_refused_400(
+    make_proxy: Callable[..., ProxyHandle], loop_thread: LoopThread
+) -> None:
+    """An OIP body with the binary tensor extension: Triton (rapidjson) and KServe (`InferRequest.from_bytes`, orjson)
+    read its head, `Inference-Header-Content-Length` bytes as sent, in UTF-8 alone, so a head in UTF-16 is no JSON to
+    any server and is refused as before. Read again as UTF-16 text, the whole body, binary section too, became other
+    bytes the length no longer split as sent: this head, then its section's UTF-16 spaces, read as a head, and
+    the rest as a tensor's data (an address), where the server reads a UTF-16 head it refuses."""
+    FORWARDED.clear()
+    data = struct.pack("<I", len(ADDRESS)) + ADDRESS.encode()
+    tensor = {"name": "t", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(data)}}
+    head = orjson.dumps({"inputs": [tensor]}).decode()
+    body = head.encode("utf-16-le") + (" " * len(head) + data.decode("ascii")).encode("utf-16-le")
+    with proxy_in_front(loop_thread, make_proxy, OIP_RAW_CONFIG, answer) as proxy:
+        refused = post(
+            f"{proxy.url}/v2/models/m/infer", body, **{"inference-header-content-length": str(2 * len(head))}
+        )
+    assert refused.status_code == 400, refused.text  # before: 200, forwarded, recorded as holding the address
+    assert "inference request is not valid JSON" in refused.json()["error"]  # its head's refusal, as before
+    assert FORWARDED == []
 
 
 LLAMA_CONFIG = """
