@@ -69,6 +69,7 @@ from proxy.pipeline import Pipeline, carried_too_many
 from proxy.policy import refused_by_head
 from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
 from proxy.protocols.oip import RestReplyObserver
+from proxy.protocols.oip_grpc import ReplyObserver as GrpcReplyObserver
 from proxy.protocols.sse import SseObserver
 from proxy.record.sinks import Durable
 
@@ -198,7 +199,7 @@ class Exchange:
         if deferred:
             self._unforwarded = read
         else:
-            self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
+            self._observe(call)
         return upstream
 
     def _read_as_utf8(self, body: bytes, header: Header, refused: InvalidRequest) -> Request:
@@ -250,8 +251,16 @@ class Exchange:
         self._forwarding = True  # left set if this raises: `upstream_failed` then passes the failure on as it is
         pipeline = self.pipeline
         pipeline.record_fields(call, read)
-        self._observer = self.adapter.observer(self.target, self.outcome, pipeline.detectors, bool(call.content))
+        self._observe(call)
         self._forwarding = False
+
+    def _observe(self, call: Call) -> None:
+        """The reply's observer, made once the call is forwarded; a gRPC one is told the model the call names, by
+        which it tells MLServer's bare stream replies from Triton's errors (`oip_grpc.ReplyObserver.stream_message`)."""
+        observer = self.adapter.observer(self.target, self.outcome, self.pipeline.detectors, bool(call.content))
+        if isinstance(observer, GrpcReplyObserver):
+            observer.model = call.model
+        self._observer = observer
 
     def _resolve(self, upstream: Upstream) -> None:
         """The checkpoint `upstream` serves for this call's model, when its pin or metadata says."""

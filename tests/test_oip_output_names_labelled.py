@@ -142,6 +142,59 @@ def test_the_real_mlservers_stream_is_read_its_output_names_too(
     assert span_labels == ["pii:email"] and edges == ["pii:email"], (span_labels, edges)
 
 
+# a runtime whose stream answers each request with a reply holding no output (as a runtime acknowledges a request, or
+# ends a generation), then one whose output it names as NAMER does
+ACKNOWLEDGER = (
+    NAMER
+    + """
+    async def predict_stream(self, payloads):
+        async for payload in payloads:
+            yield InferenceResponse(model_name=self.name, outputs=[])
+            yield await self.predict(payload)
+"""
+)
+
+
+@pytest.mark.realserver
+def test_the_real_mlservers_stream_reply_without_outputs_is_no_error(
+    otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    """MLServer's reply without outputs, sent to a client that gave no request id, holds its model's name alone: a
+    field 1, as Triton's error message is. It was read as one, the stream recorded `upstream_error` (the model's name
+    its message); it is told by naming the call's model, and the stream's outputs after it are read as ever."""
+    with mlserver_runtime(tmp_path / "mlserver", ACKNOWLEDGER, "namer") as (rest, grpc_address):
+        proxy = make_proxy(CONFIG, wait="probed", REST=rest, GRPC=grpc_address, OTLP=f"http://127.0.0.1:{otlp.port}")
+        with grpc.insecure_channel(proxy.grpc) as channel:
+            stream = channel.stream_stream(MODEL_STREAM_INFER, request_serializer=lambda m: m.SerializeToString(),
+                                           response_deserializer=service_pb2.ModelInferResponse.FromString)  # fmt: skip
+            streamed = stream(iter([grpc_request(PARTS)]), timeout=60)
+            replies = list(streamed)
+            assert streamed.code() == grpc.StatusCode.OK
+            trace_id = dict(streamed.initial_metadata())["x-trace-id"]
+    assert [reply.SerializeToString() for reply in replies[:1]] == [b"\n\x05namer"]  # its model's name, no more
+    assert [[output.name for output in reply.outputs] for reply in replies] == [[], [ADDRESS]]
+    span = otlp.by_trace(trace_id).attributes
+    assert "error.type" not in span and span["lineage.output.digest"].startswith("sha256:"), span
+    span_labels, edges = output_labels(otlp, trace_id, tmp_path / "lineage.db")
+    assert span_labels == ["pii:email"] and edges == ["pii:email"], (span_labels, edges)
+
+
+def test_a_stream_message_naming_the_calls_model_alone_is_mlservers_and_any_output_is_read() -> None:
+    """Field 1 alone is MLServer's reply when it names the call's model (`ReplyObserver.model`), else Triton's error;
+    an `infer_response` beside it, whichever it is taken for, is read (an address in it labels the output)."""
+    inner = PB["ModelInferResponse"](model_name="namer")
+    inner.outputs.add(name="OUTPUT0", datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"bob@example.org")
+    for model, error in (("namer", None), ("simple", "namer")):
+        outcome = Outcome(started_ns=1)
+        observer = ReplyObserver(outcome, EMAIL, False)
+        observer.model = model
+        assert observer.stream_message(PB["ModelInferResponse"](model_name="namer").SerializeToString()) == error
+        inside = PB["ModelStreamInferResponse"](error_message="namer", infer_response=inner).SerializeToString()
+        assert observer.stream_message(inside) == error
+        observer.finish()
+        assert outcome.error_type == (error and "upstream_error") and outcome.output_detected == {"pii:email"}
+
+
 def rest_reply(outputs: list[dict[str, Any]], detectors: Detectors = EMAIL) -> Outcome:
     outcome = Outcome(started_ns=1)
     observer = RestReplyObserver(outcome, detectors, True, None)

@@ -700,6 +700,9 @@ class ReplyObserver:
         self._seen = False
         self._named = False  # the reply's first names came (`_aside_names`)
         self._unread_names = ""  # they were not read, the detectors having found nothing in them before
+        # the model the call names (`Exchange`): MLServer's bare stream replies name it in their field 1, where
+        # Triton's ModelStreamInferResponse holds an error message (`stream_message`)
+        self.model = ""
 
     def head(self, status: int, header: Header) -> None:
         pass
@@ -712,11 +715,15 @@ class ReplyObserver:
         message is Triton's in-band answer to one request of the stream (the stream goes on, its status OK): the call
         is recorded with `error.type` `STREAM_ERROR`, unless the stream ends otherwise than well (the gRPC ingress
         then records what ended it). MLServer's stream carries ModelInferResponse messages bare instead, told apart by
-        a field only they have (an id, parameters, outputs, raw contents: MLServer sets the request's id, none when
-        a gRPC client sent none, and a reply without outputs then has none of them: read as Triton's): before
-        2026-12-04 their `model_name` was read as an error message, every such stream recorded `upstream_error`, and
-        their outputs were not read. Such a field beside a Triton reply's `infer_response`, which Triton's client
-        reads all the same, no longer hides that (before 2026-12-04 its outputs passed unread)."""
+        a field only they have (an id, parameters, outputs, raw contents), or, without one, by their field 1 naming
+        the call's model (`model`): before 2026-12-04 their `model_name` was read as an error message, every such
+        stream recorded `upstream_error`, and their outputs were not read. MLServer sets the request's id, none when a
+        gRPC client sent none, so a reply without outputs (a runtime's `InferenceResponse(model_name=..., outputs=[])`)
+        is on the wire what Triton's error is, a field 1 alone: MLServer's names the model that answered, Triton's is
+        a sentence (before 2026-12-04 it was recorded `upstream_error`, the model's name as the message). A field 3-6
+        beside a Triton reply's `infer_response`, which Triton's client reads all the same, no longer hides that
+        (before 2026-12-04 its outputs passed unread): whichever shape is chosen, a field 2 that frames as a message
+        is read as an `infer_response`."""
         error = None
         responses: list[tuple[int, int]] = []
         bare = False
@@ -730,6 +737,7 @@ class ReplyObserver:
                     bare = True
         except WireError:  # the rest of it passes unread: said so
             self._output().unread()
+        bare = bare or (error is not None and error == self.model)
         if bare:
             self._response(data, 0, len(data))
             # its field 2 is a model_version string, but Triton's client reads it as the infer_response whatever else
