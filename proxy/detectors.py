@@ -812,15 +812,18 @@ class Detectors:
         return bool(self._finders)
 
     def finds_nothing(self, text: str) -> bool:
-        """Whether a new `stream()` fed `text` finds nothing (`scan_output`), every character read; remembered by text
-        for a short one, which a reply sends again on every call (an OIP reply's output names, `OUTPUT0`: before they
-        were read, a ModelInfer with no text in its reply scanned none, and reading them each time cost it a tenth
-        more Python). A longer text is not scanned here: False."""
+        """Whether the detectors find nothing in `text`, every character read, both as a reply's output is read (a
+        new `stream()` fed it whole: `scan_output`) and as a request's one text is (`scan`, `scan_all`): a short
+        output is read with a line end after it, which a custom pattern (`x\\Z`, `x\\n`) may tell apart. Remembered
+        by text for a short one, which calls send again and again (an OIP reply's output names, `OUTPUT0`: before
+        they were read, a ModelInfer with no text in its reply scanned none, and reading them each time cost it a
+        tenth more Python; a numeric request's input names, `Pipeline._detected`). A longer text is not scanned
+        here: False."""
         if len(text) > _REMEMBERED_TEXT:
             return False
         kept = self._found_nothing.kept.get(text)
         if kept is None:
-            kept = not self.scan_output(text)
+            kept = not self.scan_output(text) and not self.scan(text)
             self._found_nothing.keep(text, kept, len(text) + _REMEMBERED_ENTRY)
         return kept is True
 

@@ -425,9 +425,12 @@ class Pipeline:
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
         names = request.names
-        if not request.joined and not request.decoded:  # one reading (most calls; an OIP call's names after its texts,
-            texts = request.texts + names if names else request.texts  # a line apart, as the texts are from each other)
-            found = self.detectors.scan_all(texts) if texts else _NONE
+        if not request.joined and not request.decoded:  # one reading (most calls)
+            if names and not request.texts:  # the names alone (a numeric ModelInfer's `INPUT0`, on every call)
+                found = self._names_detected(names)
+            else:  # an OIP call's names after its texts, a line apart, as the texts are from each other
+                texts = request.texts + names if names else request.texts
+                found = self.detectors.scan_all(texts) if texts else _NONE
         else:
             reading = self.detectors.reading()
             found = reading.scan_all(request.texts) if request.texts else _NONE
@@ -440,6 +443,13 @@ class Pipeline:
         if beside is not None:
             found = found | self._beside_labels(beside)
         return found | _TRUNCATED if request.unscanned else found
+
+    def _names_detected(self, names: tuple[str, ...]) -> frozenset[str]:
+        """What the detectors find in a request's names when they are all it holds to read: nothing, without reading
+        them, where they found nothing in the same text before (`Detectors.finds_nothing`); only then, never beside
+        texts, which a pattern may span with them."""
+        joined = names[0] if len(names) == 1 else "\n".join(names)  # (what `scan_all` reads)
+        return _NONE if self.detectors.finds_nothing(joined) else self.detectors.scan(joined)
 
     def _passed_on(self, request: Request, header: Header, trace: TraceContext, beside: str | None) -> str | None:
         """`beside` (the header fields the ingress read) with the two the upstream is sent as they came, or not, as the
