@@ -19,6 +19,9 @@ from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Header, Request, Target
 from proxy.protocols.oip import (
+    ADAPTER as INFER,
+)
+from proxy.protocols.oip import (
     HEADER_LENGTH,
     LABELS_PARAMETER,
     _json_part,
@@ -184,6 +187,10 @@ class Adapter:
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         return read_request(target, body, header(HEADER_LENGTH.lower()))
+
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        """As `/infer`'s (`oip.Adapter.as_utf8_json`): a body with the binary tensor extension is not read again."""
+        return INFER.as_utf8_json(body, header)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> GenerateObserver:
         return GenerateObserver(outcome, detectors, capture)

@@ -191,3 +191,20 @@ def test_mlserver_refuses_utf16_json_itself_and_the_proxy_reads_it(
         labelled = orjson.dumps({"inputs": [inputs], "parameters": {"note": ADDRESS}}).decode().encode("utf-16")
         refused = post(f"{proxy.url}/v2/models/iris/infer", labelled, **{"x-purpose": "marketing"})
         assert refused.status_code == 403 and "pii:email" in refused.text, refused.text
+
+
+def test_oip_s_llm_paths_read_utf16_json_again_as_infer_does() -> None:
+    """Triton's generate extension and MLServer's `/infer_stream` (`oip_generate`) re-read a body in UTF-16 as
+    `/infer` does, and not one with the binary tensor extension (whose head's length counts the bytes sent)."""
+    from proxy.errors import InvalidRequest
+    from proxy.protocols.oip_generate import ADAPTER
+
+    body = FORMS["utf-16-le"](orjson.dumps({"text_input": f"write to {ADDRESS}"}).decode())
+    target = ADAPTER.match("POST", "/v2/models/ensemble/generate")
+    assert target is not None
+    with pytest.raises(InvalidRequest, match="JSON"):
+        ADAPTER.read(target, body, {}.get)
+    again = ADAPTER.as_utf8_json(body, {}.get)
+    assert again == orjson.dumps({"text_input": f"write to {ADDRESS}"})
+    assert ADDRESS in "\n".join(ADAPTER.read(target, again, {}.get).texts)
+    assert ADAPTER.as_utf8_json(body, {"inference-header-content-length": "10"}.get) is None
