@@ -51,7 +51,7 @@ from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, Metada
 from proxy.protocols.anthropic import x_api_key_path
 from proxy.protocols.kserve import ADAPTER as KSERVE
 from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
-from proxy.protocols.kserve import openai_unprefixed
+from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.passthrough import index_flags_only
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
@@ -324,6 +324,16 @@ def _trace_id(lower: bytes, value: bytes) -> bool:
     return form is not None and form.fullmatch(value) is not None
 
 
+def _kserve_openai_text(headers: list[tuple[bytes, bytes]], body: bytes) -> str | None:
+    """What KServe's OpenAI data plane hands its model beside what the OpenAI adapter reads: the call's header fields
+    (`_oip_header_text`) and its body's fields that no other server reads (`kserve.openai_fields`: `user`, `metadata`,
+    ...), the body parsed again for them, as only a call that may reach KServe is (`Pipeline._fields_read`)."""
+    fields, unread = _oip_header_text(headers), openai_fields(body)
+    if fields is None or unread is None:
+        return fields if unread is None else unread
+    return fields + "\n" + unread
+
+
 def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
     """`oip.header_text` of a request's fields as received: names matched in their lower-case bytes (`lower_name`'s
     table), only the fields read decoded (most calls: a `User-Agent`, or none). A field its `Connection` field names is
@@ -482,8 +492,11 @@ class HttpIngress:
             # KServe's model server over its V1 protocol (`kserve.Model.predict(payload, headers)`) and its OpenAI data
             # plane (`context["headers"]`: where a KServe upstream may be sent the call, which its body's model says,
             # `Pipeline._to_kserve`). Built and read only where its route's model is handed them (`Pipeline._fields_read`)
-            handed = adapter.name in _HEADERS_TO_MODEL or (ex.pipeline.kserve_openai and adapter.name == "openai")
-            fields = functools.partial(_oip_header_text, request.headers) if handed else None
+            fields: Callable[[], str | None] | None = None
+            if adapter.name in _HEADERS_TO_MODEL:
+                fields = functools.partial(_oip_header_text, request.headers)
+            elif ex.pipeline.kserve_openai and adapter.name == "openai":  # its body's fields too (`openai_fields`)
+                fields = functools.partial(_kserve_openai_text, request.headers, read)
             upstream = ex.admit(read, header, conn.peer, True, fields)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:

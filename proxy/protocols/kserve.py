@@ -30,6 +30,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest, echoed
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
+    NOT_DATA,
     NOT_JSON,
     Fetch,
     Header,
@@ -38,6 +39,7 @@ from proxy.protocols import (
     Target,
     bytes_digest,
     ends_early,
+    load_request_json,
     load_request_value,
     reply_json,
     request_json_as_utf8,
@@ -109,6 +111,34 @@ def openai_unprefixed(method: str, path: str) -> str | None:
         return rest
     parts = split_path(rest) if method == "GET" or method == "HEAD" else None
     return rest if parts is not None and parts[1] == "" else None
+
+
+def openai_fields(body: bytes) -> str | None:
+    """The fields of an OpenAI call's body that the OpenAI adapter does not read, as KServe's OpenAI data plane hands
+    them to its model (`create_chat_completion(request, raw_request, context)`: the request object, which keeps the
+    fields it does not know, and the raw request): `user`, `metadata`, `safety_identifier` and the rest of `NOT_DATA`,
+    numbers (a `seed`, a field of the caller's own), and every top-level key (a field named `alice@example.com`) but
+    `model`, which names the model that runs. Read as a V1 body's other keys are (`parameter_strings`: their strings
+    and numbers as text, their names), a line each; None for none. Never digested: the digest is that of what every
+    server reads. Read only for a call that may reach KServe (`Pipeline._fields_read`), beside its header fields."""
+    try:
+        data = load_request_json(body)
+    except InvalidRequest:  # read by the adapter as UTF-8 (`Exchange._read_as_utf8`): the same here
+        utf8 = request_json_as_utf8(body)
+        if utf8 is None:
+            return None
+        data = load_request_json(utf8)
+    others: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in NOT_DATA or not (type(value) is str or type(value) is list or type(value) is dict):
+            others[key] = value
+        elif key:  # read by the adapter, its name not
+            others[key] = None
+    others.pop("model", None)
+    texts: list[str] = []
+    names: list[str] = []
+    parameter_strings(others, texts, frozenset(), names=names)
+    return "\n".join(names + texts) if names or texts else None
 
 
 def _declared_json(content_type: str | None) -> bool:

@@ -1,0 +1,88 @@
+"""KServe's OpenAI data plane hands its model the whole request object, fields it does not know kept, and the raw
+request (`OpenAIDataPlane.create_chat_completion(request, raw_request, context)`), so a body's fields that no other
+server reads (`user`, `metadata`, `safety_identifier`, ..., `NOT_DATA`) reach a KServe model. They were never read:
+`{"user": "alice@example.com"}` reached a `protocol: kserve` upstream's model for a purpose the zone forbids. They are
+read now for a call that may reach KServe, as its header fields are (never digested nor captured), and not for one
+going to a vLLM."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.harness import LoopThread, ProxyHandle, serving
+from tests.protocols.test_kserve_openai_prefix import ADDRESS, kserve_openai
+from tests.protocols.test_kserve_openai_upstream import REAL_CONFIG, kserve_llm  # noqa: F401  (a fixture)
+from tests.servers.vllm_like import SERVED, VllmLike
+
+MIXED = """
+listen: {http: "127.0.0.1:0"}
+upstreams: [{name: vllm, url: "${VLLM}", protocol: openai}, {name: kserve, url: "${KSERVE}", protocol: kserve}]
+routes: [{model: "${SERVED}", upstream: vllm}, {model: other, upstream: kserve}]
+policy: {anonymous: allow, default_purpose: care}
+zones: [{name: personal, labels: ["pii:email", "pii:credit_card"], allow_purposes: [care]}]
+detectors: [email, credit_card]
+telemetry: {exporter: none}
+lineage: {store: "${STORE}"}
+"""
+MESSAGES: Any = [{"role": "user", "content": "hi"}]
+# fields the OpenAI adapter does not read, each carrying what the zone forbids for `ads`
+FIELDS: dict[str, dict[str, Any]] = {
+    "user": {"user": ADDRESS},
+    "safety_identifier": {"safety_identifier": ADDRESS},
+    "metadata": {"metadata": {"note": f"for {ADDRESS}"}},
+    "a number of the caller's own": {"account": 4111111111111111},
+    "a key of the caller's own": {ADDRESS: True},
+}
+
+
+@pytest.mark.parametrize("field", list(FIELDS))
+def test_an_openai_calls_body_fields_are_read_where_kserve_hands_them_to_its_model(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], field: str
+) -> None:
+    vllm, kserve = VllmLike(), VllmLike(models=[{"id": "other", "object": "model", "created": 1, "owned_by": "kserve"}])
+    with serving(loop_thread, vllm.app()) as plain, serving(loop_thread, kserve_openai(kserve)) as kserving:
+        proxy = make_proxy(MIXED, wait="probed", VLLM=plain, KSERVE=kserving, SERVED=SERVED)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+        ads = {"x-purpose": "ads"}
+        # a vLLM reads none of them (its chat template prints no `user`): not read there
+        reply = client.chat.completions.with_raw_response.create(
+            model=SERVED, messages=MESSAGES, extra_headers=ads, extra_body=FIELDS[field]
+        )
+        assert reply.headers["x-data-labels"] == "", reply.headers
+        # before: forwarded, unlabelled, to the KServe model that is handed them
+        with pytest.raises(openai.PermissionDeniedError, match="pii:"):
+            client.chat.completions.create(
+                model="other", messages=MESSAGES, extra_headers=ads, extra_body=FIELDS[field]
+            )
+        reply = client.chat.completions.with_raw_response.create(
+            model="other", messages=MESSAGES, extra_body=FIELDS[field]
+        )
+        assert reply.headers["x-data-labels"] in ("pii:email", "pii:credit_card"), reply.headers  # one of them
+        plain_call = client.chat.completions.with_raw_response.create(model="other", messages=MESSAGES)
+        assert plain_call.headers["x-data-labels"] == ""
+    assert len(kserve.data_requests()) == 2 and len(vllm.data_requests()) == 1
+
+
+@pytest.mark.realserver
+def test_a_user_field_reaches_the_real_kserve_server_only_where_read(
+    kserve_llm: tuple[str, Path],  # noqa: F811  (the fixture imported above)
+    make_proxy: Callable[..., ProxyHandle],
+) -> None:
+    """KServe's own model server (its OpenAI routes as `register_openai_endpoints` adds them: the data plane needs
+    vLLM) is handed the body whole: `user` is refused for `ads` and labelled for `care`, and the model got it."""
+    url, log = kserve_llm
+    proxy = make_proxy(REAL_CONFIG, wait="probed", KSERVE=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    before = log.read_text().count("\n") if log.exists() else 0
+    with pytest.raises(openai.PermissionDeniedError, match="pii:email"):
+        client.chat.completions.create(model="llm", messages=MESSAGES, user=ADDRESS, extra_headers={"x-purpose": "ads"})
+    reply = client.chat.completions.with_raw_response.create(model="llm", messages=MESSAGES, user=ADDRESS)
+    assert reply.headers["x-data-labels"] == "pii:email", reply.headers
+    lines = log.read_text().splitlines()
+    assert len(lines) == before + 1 and json.loads(lines[-1])["user"] == ADDRESS  # the model got it; the denied one not
