@@ -45,10 +45,12 @@ def test_a_chat_file_parts_name_is_read_as_an_input_files_is() -> None:
     assert "alice@example.com.pdf" in read_request("responses", orjson.dumps(responses)).texts
 
 
-def test_a_chat_file_parts_data_and_id_are_still_not_read() -> None:
-    file = {"file_id": "file-alice@example.com", "file_data": "data:application/pdf;base64,YWxpY2VAZXhhbXBsZS5jb20="}
+def test_a_chat_file_parts_id_is_not_read_as_text_and_its_data_is_read_decoded() -> None:
+    """The id names a stored file (unread: tests/test_stored_content_by_id.py), not text; the data sent whole is read
+    as the text it decodes to (tests/test_file_sent_whole.py: before 2026-12-04 it was not read at all)."""
+    file = {"file_id": "file-bob@example.com", "file_data": "data:text/plain;base64,YWxpY2VAZXhhbXBsZS5jb20="}
     chat = {"model": "m", "messages": [{"role": "user", "content": [{"type": "file", "file": file}]}]}
-    assert read_request("chat", orjson.dumps(chat)).texts == ()
+    assert read_request("chat", orjson.dumps(chat)).texts == ("alice@example.com",)
 
 
 def test_a_file_named_by_an_address_is_refused_where_its_zone_forbids_the_purpose(vllm: Any, make_proxy: Any) -> None:

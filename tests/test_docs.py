@@ -76,6 +76,6 @@ def test_readme_says_nowhere_that_oip_header_fields_go_unread() -> None:
     """Since 2026-12-03 an OIP or KServe V1 request's header fields are read (tests/test_oip_header_fields*.py, the
     KServe ones); "Design choices" still listed them among what is not read, beside the Detectors section saying
     they are."""
-    not_read = README[README.index("- **Images, audio and files are not read**") :].split("\n- **", 1)[0]
+    not_read = README[README.index("- **Images and audio are not read**") :].split("\n- **", 1)[0]
     assert "nor request headers" not in not_read
     assert "header fields are read" in not_read

@@ -70,10 +70,11 @@ def test_content_named_by_id_is_unread(vllm, make_proxy, call) -> None:  # type:
 
 
 def test_a_file_sent_whole_and_a_prompt_without_an_id_are_read_as_before(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A file sent whole is read itself (tests/test_file_sent_whole.py): a text file holding nothing found is clean."""
     server, upstream = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=upstream)
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
-    whole = {"type": "file", "file": {"filename": "notes.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQK"}}
+    whole = {"type": "file", "file": {"filename": "notes.txt", "file_data": "data:text/plain;base64,bm90ZXMK"}}
     assert _chat(client, whole, "ads").http_response.headers["x-data-labels"] == ""
     reply = client.completions.with_raw_response.create(
         model=SERVED, prompt="hello", extra_headers={"x-purpose": "ads"}

@@ -10,6 +10,7 @@ protocol is one module and one line in each table.
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import hashlib
 import json
@@ -17,6 +18,7 @@ import re
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
@@ -375,10 +377,19 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
                         payloads = key == "input" or id(item) in printed_as_repr
                         whole = rendered_strings(printed, out, payloads=payloads) and whole
                         children = [child for child in children if child is not printed]
-            elif block == "file":  # a chat file part: its data is not read, its name is (as an `input_file`'s)
-                name = _file_name(item.get("file"))
+            elif block == "file":  # a chat file part: its name and its data, as a server that reads it does
+                file = item.get("file")
+                name = _file_name(file)
                 if name:
                     children.append(name)
+                if type(file) is dict and "file_data" in file:
+                    whole = _file_read(file["file_data"], children) and whole
+            elif (
+                block == "input_file" and "file_data" in item
+            ):  # a Responses file: its data read decoded, not as base64
+                sent = item["file_data"]
+                children = [child for child in children if child is not sent]
+                whole = _file_read(sent, children) and whole
             elif block is None and item.get("role", "user") != "user" and type(item.get("content")) is list:
                 # vLLM prints a tool result outside a user message as the Python repr of its blocks: an
                 # image's `source` (its link, its base64) is text the model reads there
@@ -483,6 +494,53 @@ def _file_name(file: Any) -> str | None:
         return None
     name = file.get("filename")
     return name if type(name) is str else None
+
+
+def _file_read(data: Any, out: list[Any]) -> bool:
+    """Into `out`, the text of a file sent whole (a chat `file` part's `file_data`, an `input_file`'s): a server that
+    takes one reads its text to the model (OpenAI, a PDF's text; KServe hands a custom model the part as sent). False
+    when it is no text the proxy reads (`file_text`): then unread, `scan:truncated`."""
+    if type(data) is not str:
+        return data is None
+    text = file_text(data)
+    if text is None:
+        return False
+    if text:
+        out.append(text)
+    return True
+
+
+# what a PDF's bytes begin with: its text is in streams a server parses (most compressed, or strings in hex), never
+# text read as written, so one is unread whatever its bytes decode to
+_PDF: Final = b"%PDF-"
+
+
+def file_text(data: str) -> str | None:
+    """The text of a file sent whole: a data URL (`data:text/plain;base64,...`; percent-encoded when it says no
+    `;base64`), or bare base64, decoded as `base64.b64decode` does (characters outside the alphabet dropped), read as
+    text when it is UTF-8 (`utf8_text`) and holds no NUL; None for a file that is no text the proxy reads: a PDF, binary
+    data, or base64 that does not decode."""
+    header, comma, payload = data.partition(",") if data.startswith("data:") else ("", "", data)
+    try:
+        if comma and not header.endswith(";base64"):
+            raw = unquote_to_bytes(payload)
+        else:
+            raw = binascii.a2b_base64(payload.encode("utf-8", "surrogateescape"))
+    except ValueError:  # (binascii.Error is one)
+        return None
+    if raw.startswith(_PDF) or b"\x00" in raw:  # (a NUL: binary, an image or an archive, whatever else it holds)
+        return None
+    return utf8_text(raw)
+
+
+def utf8_text(raw: bytes) -> str | None:
+    """`raw` as text when it is UTF-8 but for at most one character in 8 (read replaced, so a stray byte hides
+    nothing), else None: binary data (an image, an archive), which no text detector reads."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = raw.decode("utf-8", "replace")
+        return decoded if decoded.count("\ufffd") * 8 <= len(decoded) else None
 
 
 def _standard_role(role: Any) -> bool:

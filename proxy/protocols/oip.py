@@ -45,6 +45,7 @@ from proxy.protocols import (
     reply_json,
     reprinted_numbers,
     request_json_as_utf8,
+    utf8_text,
 )
 
 log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
@@ -763,12 +764,9 @@ def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None 
             raw = binascii.a2b_base64(text, strict_mode=True)
         except binascii.Error:
             continue
-        try:
-            texts.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            decoded = raw.decode("utf-8", "replace")
-            if decoded.count("\ufffd") * 8 <= len(decoded):
-                texts.append(decoded)
+        decoded = utf8_text(raw)
+        if decoded is not None:
+            texts.append(decoded)
     end = len(texts)  # (the elements and their base64 decoded: a runtime parses JSON escapes as it reads their numbers)
     for index in range(start, end):
         text = texts[index]
