@@ -73,9 +73,11 @@ def edges(store: Path) -> list[tuple[str, str, str, str]]:
 
 
 # a forbidden address wherever Triton's generate reads one: the text input, a field of another input or parameter, a
-# field's name, one of `parameters`, a list's element
+# field's name, one of `parameters`, a list's element; a `data_labels` field beside `parameters`, which Triton hands the
+# model as any field (only `parameters.data_labels` is the labels)
 FORBIDDEN = {
     "text_input": {"text_input": f"write to {ADDRESS}"},
+    "data_labels field": {"text_input": "hi", "data_labels": ADDRESS},
     "field": {"text_input": "hi", "bad_words": ["x", ADDRESS]},
     "field name": {"text_input": "hi", ADDRESS: 1},
     "parameter": {"text_input": "hi", "parameters": {"stop": ADDRESS, "temperature": 0}},
@@ -182,9 +184,9 @@ def test_a_generate_body_holding_tensors_and_other_fields_is_refused() -> None:
         read_request(target, orjson.dumps({"inputs": tensors, "text_input": ADDRESS}), None)
 
 
-def observed(pieces: list[bytes], content_type: str = "text/event-stream") -> Outcome:
+def observed(pieces: list[bytes], content_type: str = "text/event-stream", detectors: Detectors = EMAIL) -> Outcome:
     outcome = Outcome(started_ns=1)
-    observer = GenerateObserver(outcome, EMAIL, True)
+    observer = GenerateObserver(outcome, detectors, True)
     observer.head(200, {"content-type": content_type}.get)
     for piece in pieces:
         observer.chunk(piece)
@@ -202,6 +204,48 @@ def test_events_are_read_however_their_bytes_are_split() -> None:
         assert split.output_digest == whole.output_digest and split.content == whole.content == ("[pii:email]",)
     assert whole.response_model == "m:1" and whole.first_token_ns
     assert not observed([b'data: {"model_name":"m","model_version":"1"}\n\n']).first_token_ns  # no output yet
+
+
+CARD = "4111 1111 1111 1111"
+CARDS = Detectors([DetectorSpec("credit_card")])
+TOKENS = ["4111", " 1111", " 1111", " 1111"]  # the card, a group an event
+REASONS = ["None", "None", "None", "length"]  # vLLM's backend's `finish_reason` in each event (`str(None)` until done)
+
+
+def test_each_streamed_output_runs_together_apart_from_the_others() -> None:
+    """vLLM's Triton backend sends `finish_reason` (`return_finish_reason: true`) in every event beside the token:
+    run into the content, a card streamed a group an event read `4111None 1111None...`, no card. Each output is a text
+    of its own over the events: the content's, and beside it each other's."""
+    generated = b"".join(b"data: " + orjson.dumps({"model_name": "m", "text_output": token, "finish_reason": reason})
+                         + b"\n\n" for token, reason in zip(TOKENS, REASONS, strict=True))  # fmt: skip
+    outcome = observed([generated], detectors=CARDS)
+    assert outcome.output_detected == {"pii:credit_card"}
+    assert outcome.content == ("[pii:credit_card]",)  # the content: the card alone, no finish reason between
+    # the other output's text is read, run together too: a card in it is found
+    beside = b"".join(b"data: " + orjson.dumps({"text_output": "x", "note": token}) + b"\n\n" for token in TOKENS)
+    assert observed([beside], detectors=CARDS).output_detected == {"pii:credit_card"}
+
+
+def test_each_streamed_tensor_runs_together_apart_from_the_others() -> None:
+    """So too with MLServer's streamed inference responses: each output tensor a text of its own over the events."""
+
+    def tensors(token: str, reason: str) -> bytes:
+        outputs = [{"name": name, "datatype": "BYTES", "shape": [1], "data": [value]}
+                   for name, value in (("output", token), ("finish_reason", reason))]  # fmt: skip
+        return b"data: " + orjson.dumps({"model_name": "m", "outputs": outputs}) + b"\n\n"
+
+    outcome = observed([b"".join(map(tensors, TOKENS, REASONS))], detectors=CARDS)
+    assert outcome.output_detected == {"pii:credit_card"}
+    assert outcome.content == ("[pii:credit_card]",)  # the content: the card alone, no finish reason between
+
+
+def test_a_generate_output_named_outputs_is_read() -> None:
+    """A Triton model's output named `outputs` (its strings, a list of them) is a generate response's output, not an
+    inference response's tensors: read, not dropped as no tensor."""
+    reply = {"model_name": "m", "model_version": "1", "outputs": [ADDRESS, "x"]}
+    assert observed([orjson.dumps(reply)], "application/json").output_detected == {"pii:email"}
+    event = b"data: " + orjson.dumps(reply) + b"\n\n"
+    assert observed([event]).output_detected == {"pii:email"}
 
 
 def test_mlservers_inference_response_events_are_read_as_one_text() -> None:

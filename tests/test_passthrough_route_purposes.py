@@ -9,6 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from proxy.protocols import ADAPTERS, HTTP_ADAPTERS
 from tests.harness import proxy_error, serving
 
 CONFIG = """
@@ -73,14 +74,15 @@ def test_unread_bodies_pass_where_no_route_limits_purposes_or_forward_says_so(up
 
 
 def test_an_oip_path_is_decided_by_its_model_s_route(upstream, make_proxy) -> None:  # type: ignore[no-untyped-def]
-    """A path naming its model (`/v2/models/{name}/...`) is decided by that model's route, read or not."""
+    """A path naming its model (`/v2/models/{name}/...`) is decided by that model's route, read or not: Triton's
+    `/trace/setting`, which no adapter reads (its `/generate` is read since 2026-12-04)."""
     url, reached = upstream
     proxy = make_proxy(CONFIG, wait="started", UPSTREAM=url)
-    generate = {"text_input": "summarise my chart"}
-    denied = httpx.post(f"{proxy.url}/v2/models/medical-lora/generate", json=generate, headers={"x-purpose": "ads"})
+    path = "/v2/models/medical-lora/trace/setting"
+    assert next(a for a in HTTP_ADAPTERS if a.match("POST", path)) is ADAPTERS["passthrough"]  # read by none
+    setting = {"trace_level": ["TIMESTAMPS"], "trace_file": "summarise-my-chart.json"}
+    denied = httpx.post(f"{proxy.url}{path}", json=setting, headers={"x-purpose": "ads"})
     assert denied.status_code == 403 and proxy_error(denied)["code"] == "purpose_denied", denied.text
-    allowed = httpx.post(
-        f"{proxy.url}/v2/models/medical-lora/generate", json=generate, headers={"x-purpose": "clinical"}
-    )
+    allowed = httpx.post(f"{proxy.url}{path}", json=setting, headers={"x-purpose": "clinical"})
     assert allowed.status_code == 200, allowed.text
-    assert reached.count("/v2/models/medical-lora/generate") == 1
+    assert reached.count(path) == 1

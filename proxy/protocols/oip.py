@@ -897,13 +897,15 @@ class RestReplyObserver:
 
 
 def read_reply(
-    text: OutputText, detectors: Detectors, reply: dict[str, Any], binary: bytes, whole: bool = True
-) -> str | None:
+    text: OutputText, detectors: Detectors, reply: dict[str, Any], binary: bytes,
+    streamed: Callable[[Any, list[str]], None] | None = None,
+) -> str | None:  # fmt: skip
     """An OIP inference reply's JSON (and binary section) read into `text`: its model (`observe_reply_meta`), the strings
     of its outputs, their names and its parameters beside them; a reply naming no `outputs`, its strings as unknown.
-    Returns the digest of its tensors (None for none, or data the proxy cannot digest). `whole` False: one event of a
-    streamed reply (MLServer's `infer_stream`), whose outputs' strings continue the reply's text rather than each being
-    a piece of its own, so a value a model streams over two events (`alice@` then `example.com`) is read whole."""
+    Returns the digest of its tensors (None for none, or data the proxy cannot digest). `streamed`: one event of a
+    streamed reply (MLServer's `infer_stream`), each output's name and strings handed to it, which continues that
+    output's text with them rather than make each a piece of its own, so a value a model streams over two events
+    (`alice@` then `example.com`) is read whole, and not run into another output's strings between."""
     observe_reply_meta(text.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
     found = reply.get("outputs")
     if not isinstance(found, list):  # none of the fields the output is in
@@ -913,18 +915,17 @@ def read_reply(
         found = []
     outputs = [o for o in found if isinstance(o, dict)]
     dumped = [_data_json(output) for output in outputs]
-    read = functools.partial(_tensor_texts, outputs, dumped, binary, request=False)
-    if whole:
-        text.add_tensors(read)
+    if streamed is None:
+        text.add_tensors(functools.partial(_tensor_texts, outputs, dumped, binary, request=False))
     else:
-        texts: list[str] = []
-        try:
-            if not read(texts):
+        for output, data in zip(outputs, dumped):  # noqa: B905 (`strict=`: zip called as Python, not a compiled loop)
+            texts: list[str] = []
+            try:
+                if not _tensor_texts([output], [data], binary, texts, request=False):
+                    text.unread()
+            except InvalidRequest:  # BYTES that are not whole elements: those before are read
                 text.unread()
-        except InvalidRequest:  # BYTES that are not whole elements: those before are read
-            text.unread()
-        for piece in texts:
-            text.add(piece)
+            streamed(output.get("name"), texts)
     aside_names(text, detectors, outputs)
     aside_parameters(text, ("parameters",), reply.get("parameters"))
     for at, output in enumerate(outputs):

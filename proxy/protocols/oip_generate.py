@@ -49,17 +49,28 @@ _PATHS: Final = {
 }
 # an inference request's fields (MLServer's `InferenceRequest`, which drops any other)
 _INFERENCE_FIELDS: Final = frozenset({"id", "parameters", "inputs", "outputs"})
-# a generate request's fields the proxy takes for itself: the parameters are read apart, the labels are its own
-_GENERATE_FRAMING: Final = frozenset({"parameters", LABELS_PARAMETER})
+# a generate request's fields read apart: the parameters. A `data_labels` beside them is no label: Triton hands it to
+# the model as it does any field (a parameter, or the input of that name), so it is read as one
+_GENERATE_FRAMING: Final = frozenset({"parameters"})
+# ... and of its parameters, the labels (`parameters.data_labels`, as `/infer`'s)
 _LABELS_ONLY: Final = frozenset({LABELS_PARAMETER})
 # a generate reply's fields that are not outputs
 _REPLY_FRAMING: Final = frozenset({"model_name", "model_version", "id"})
+# the `OutputText.aside` key of a streamed reply's output, by its name, other than the one whose text is the content
+_OUTPUT: Final = "output"
+# the output whose text is a streamed generate reply's content when an event holds it (Triton's LLM backends')
+_TEXT_OUTPUT: Final = "text_output"
+
+
+def tensor_list(value: Any) -> bool:
+    """Whether a value is a list of tensor objects: a request's `inputs`, a response's `outputs`. Any other value under
+    that name is a generate request's or response's field (a Triton model's input or output named so)."""
+    return type(value) is list and all(type(tensor) is dict for tensor in value)
 
 
 def inference_form(data: dict[str, Any]) -> bool:
     """Whether a body is an OIP inference request (MLServer's): its `inputs` a list of tensor objects."""
-    inputs = data.get("inputs")
-    return type(inputs) is list and all(type(tensor) is dict for tensor in inputs)
+    return tensor_list(data.get("inputs"))
 
 
 def read_request(target: Target, body: bytes, header_length: str | None) -> Request:
@@ -109,15 +120,18 @@ def generate_request(model: str, version: str | None, data: dict[str, Any], stre
 class GenerateObserver(SseObserver):
     """A generate or streamed inference reply: one JSON object, or SSE events of them, each an inference response
     (`outputs`: `oip.read_reply`) or a generate response (its fields but `_REPLY_FRAMING` outputs, their strings
-    read, their names beside them). An event `{"error": ...}` is the upstream's error in band. A streamed reply's
-    outputs run together as one text (a token an event), so a value streamed over two events is read whole."""
+    read, their names beside them). An event `{"error": ...}` is the upstream's error in band. Each output of a
+    streamed reply runs together over its events as one text (a token an event), so a value streamed over two events
+    is read whole: one output's (`text_output`, else the first an event holds) is the content, each other one's is read
+    beside it (`_streamed`), never run into the content (vLLM's backend sends a `finish_reason` in every event)."""
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
         self._digest: str | None = None  # a whole inference response's tensors' (`oip.read_reply`)
+        self._content: Any = None  # the name of the output whose text is a stream's content, once an event held one
 
     def whole(self, reply: dict[str, Any]) -> None:
-        if type(reply.get("outputs")) is list:
+        if tensor_list(reply.get("outputs")):
             self._digest = read_reply(self._text, self.detectors, reply, b"")
         elif "error" in reply:
             self._text.add_unknown(reply)
@@ -126,8 +140,10 @@ class GenerateObserver(SseObserver):
 
     def event(self, event: dict[str, Any]) -> None:
         outputs = event.get("outputs")
-        if type(outputs) is list:
-            read_reply(self._text, self.detectors, event, b"", whole=False)
+        if tensor_list(outputs):
+            if self._content is None and outputs:
+                self._content = outputs[0].get("name")
+            read_reply(self._text, self.detectors, event, b"", self._streamed)
             wrote = bool(outputs)
         elif "error" in event:
             self.in_band_error()
@@ -152,12 +168,26 @@ class GenerateObserver(SseObserver):
             strings: list[str] = []
             if not _strings(value, strings):
                 text.unread()
-            for piece in strings:
-                text.add(piece)
             if whole:
+                for piece in strings:
+                    text.add(piece)
                 text.end_piece()
+                continue
+            if self._content is None:
+                self._content = _TEXT_OUTPUT if _TEXT_OUTPUT in reply else name
+            self._streamed(name, strings)
         aside_name_list(text, self.detectors, names)
         return bool(names)
+
+    def _streamed(self, name: Any, strings: list[str]) -> None:
+        """An output's strings in one event of a stream: the content's continue the reply's text, any other output's
+        continue that output's own text, read beside the content (`OutputText.aside`, a key each output)."""
+        text = self._text
+        if name == self._content:
+            for piece in strings:
+                text.add(piece)
+        elif strings:
+            text.aside((_OUTPUT, name), strings[0] if len(strings) == 1 else "".join(strings))
 
     def finish(self) -> None:
         super().finish()

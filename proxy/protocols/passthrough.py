@@ -72,7 +72,7 @@ class Adapter:
         `/v2/repository/models/{m}/load` loads a model, vLLM's `/sleep` drops its weights, llama.cpp's
         `/slots/{id}?action=erase` a slot's cache), as gRPC's methods but the data-free ones are opaque with an
         empty message; only Triton's repository index without a body carries nothing."""
-        check_version(target.version)  # `/v2/models/m/versions/02/generate` is Triton's version 2, as for infer
+        check_version(target.version)  # `/v2/models/m/versions/02/stats` is Triton's version 2, as for infer
         return Request(
             target.model,
             target.operation,
