@@ -218,9 +218,10 @@ def test_each_streamed_output_runs_together_apart_from_the_others() -> None:
     of its own over the events: the content's, and beside it each other's."""
     generated = b"".join(b"data: " + orjson.dumps({"model_name": "m", "text_output": token, "finish_reason": reason})
                          + b"\n\n" for token, reason in zip(TOKENS, REASONS, strict=True))  # fmt: skip
-    outcome = observed([generated], detectors=CARDS)
-    assert outcome.output_detected == {"pii:credit_card"}
-    assert outcome.content == ("[pii:credit_card]",)  # the content: the card alone, no finish reason between
+    for at in range(len(generated)):  # (0: whole) the same however the bytes are split
+        outcome = observed([generated[:at], generated[at:]], detectors=CARDS)
+        assert outcome.output_detected == {"pii:credit_card"}, at
+        assert outcome.content == ("[pii:credit_card]",), at  # the content: the card alone, no finish reason between
     # the other output's text is read, run together too: a card in it is found
     beside = b"".join(b"data: " + orjson.dumps({"text_output": "x", "note": token}) + b"\n\n" for token in TOKENS)
     assert observed([beside], detectors=CARDS).output_detected == {"pii:credit_card"}
