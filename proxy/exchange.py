@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import dataclasses
 import logging
 import time
@@ -640,10 +641,11 @@ class Exchange:
 
     # -- the end
 
-    def finish(self, error: ProxyError | str | None = None) -> None:
+    def finish(self, error: ProxyError | str | None = None, *, along: Durable | None = None) -> None:
         """Record the call: once, whatever path it took. `error`: why it failed, if it did. Called again with an error
         while its record waits for the durable write its reply waits for (`recorded`), the call ended so after all: its
-        client left, or the drain cut it, and never got the reply (`_unanswered`)."""
+        client left, or the drain cut it, and never got the reply (`_unanswered`). `along`: another write its reply
+        waits for (`finish_with`), its record held for it as for its own."""
         if self._finished:
             if error is not None and self.held:
                 self._unanswered(error)
@@ -697,7 +699,7 @@ class Exchange:
             stats.decided(decision.action)
         self._checkpoint_from_response()
         labels = self.edge_labels()
-        self._durable = runtime.sinks.on_end(call, decision, outcome, labels)
+        self._durable = runtime.sinks.on_end(call, decision, outcome, labels, along)
         if decision.forwards and self._sequences:
             sequences = runtime.sequences
             for sequence in self._sequences:  # its output too, which the model's state may keep
@@ -710,6 +712,16 @@ class Exchange:
             # answered before it was written (a background response, `queued`: no status it ends with came)
             unread = outcome.error_type or not outcome.finish_reasons
             runtime.stored.remember(outcome.response_id, labels | {TRUNCATED} if unread else labels)
+
+    def finish_with(self, other: Exchange, error: ProxyError) -> None:
+        """Record the call and `other`, which its answer answers too (a stream's denied message: the stream's status
+        is its refusal's), with `error`: each record held for both their writes (`FanOut._hold`), let go together by
+        `other.recorded(self)`. Held for its own alone, one with no write pending went out at once, and a client that
+        left in the other's wait had it recorded as answered, with a status that never went out."""
+        gate: Durable = concurrent.futures.Future()  # holds this one's record until `other`'s holds it too
+        self.finish(error, along=gate)
+        other.finish(error, along=self._durable)  # this one's write, and the gate
+        gate.set_result(None)  # this one's now held for its own write only, till `other.recorded(self)` marks it
 
     @property
     def held(self) -> bool:
@@ -770,9 +782,10 @@ class Exchange:
         durable = self._durable
         return self._rediscovered is not None or (durable is not None and not durable.done())
 
-    async def recorded(self) -> None:
+    async def recorded(self, *answered_with: Exchange) -> None:
         """Wait until a new flow's first record is durable. Shielded: a client that leaves cancels
-        the wait, never the write. A store failure is logged by its sink, never fails the call."""
+        the wait, never the write. A store failure is logged by its sink, never fails the call.
+        `answered_with`: calls whose answer this one's is (`finish(along=)`): their records are let go with this one's."""
         durable = self._durable
         if durable is None or durable.done():
             if self._rediscovered is not None:
@@ -781,8 +794,9 @@ class Exchange:
         # the record held for this write (`FanOut._hold`) is let go here, as the caller hands the answer over (its
         # statement after this await), not when the write completes, two turns of the loop before (`FanOut.awaited`)
         sinks = self.pipeline.runtime.sinks
-        outcome = self.outcome
-        sinks.awaited(outcome)
+        calls = (self, *answered_with)
+        for one in calls:
+            sinks.awaited(one.outcome)
         cancelled = True
         try:
             if self._rediscovered is not None:
@@ -796,7 +810,9 @@ class Exchange:
             cancelled = False
         finally:
             # a wait cancelled (its client left, the drain cut it): once the caller has said so in it (`_unanswered`)
-            sinks.let_go(outcome, durable.done(), later=cancelled)
+            for one in calls:
+                written = one._durable
+                sinks.let_go(one.outcome, written is not None and written.done(), later=cancelled)
 
     async def _rediscovery(self) -> None:
         """The metadata round `_rediscover` asked for, `METADATA_TIMEOUT_S` at most (it is the round's own bound)."""

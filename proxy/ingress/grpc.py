@@ -981,11 +981,15 @@ class GrpcIngress:
         with the lineage as trailers."""
         code = _STATUS.get(error.grpc_code, grpc.StatusCode.UNKNOWN)
         answered = ex.refused or ex  # a stream ended by a denied message: it is that message's answer
-        for one in (answered, ex) if answered is not ex else (ex,):
+        for one in (ex, answered) if answered is not ex else (ex,):
             if one.outcome.status is None:
                 one.outcome.status = code.value[0]
-            one.finish(error)
-            await one.recorded()
+        if answered is ex:
+            ex.finish(error)
+            await ex.recorded()
+        else:  # one status answers both: their records go as it does (`finish_with`)
+            ex.finish_with(answered, error)
+            await answered.recorded(ex)
         if error.initial:  # the upstream's, before its status (`_upstream_error`)
             try:
                 await context.send_initial_metadata(error.initial)

@@ -216,14 +216,20 @@ class FanOut:
         for sink in self._sinks.values():
             sink.start()
 
-    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+    def on_end(
+        self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str],
+        along: Durable | None = None,
+    ) -> Durable | None:  # fmt: skip
         """Record one call: the durable sinks now; the others on the loop's next turn, or, while a durable write the
-        reply waits for is in flight, once it is done (`_hold`)."""
+        reply waits for is in flight, once it is done (`_hold`). `along`: another call's write its reply waits for too
+        (a stream's, whose status answers its denied message): the record is held for it as for its own."""
         durable: Durable | None = None
         for sink in self._durable:
             future = self._one(sink, call, decision, outcome, output_labels)
             if future is not None:
                 durable = future if durable is None else _both(durable, future)
+        if along is not None and not along.done():
+            durable = along if durable is None else _both(durable, along)
         if durable is not None and not durable.done() and self._hold(durable, call, decision, outcome, output_labels):
             return durable
         self._queue(call, decision, outcome, output_labels)
