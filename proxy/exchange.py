@@ -719,9 +719,11 @@ class Exchange:
         `other.recorded(self)`. Held for its own alone, one with no write pending went out at once, and a client that
         left in the other's wait had it recorded as answered, with a status that never went out."""
         gate: Durable = concurrent.futures.Future()  # holds this one's record until `other`'s holds it too
-        self.finish(error, along=gate)
-        other.finish(error, along=self._durable)  # this one's write, and the gate
-        gate.set_result(None)  # this one's now held for its own write only, till `other.recorded(self)` marks it
+        try:
+            self.finish(error, along=gate)
+            other.finish(error, along=self._durable)  # this one's write, and the gate
+        finally:  # this one's now held for its own write only, till `other.recorded(self)` marks it (never for good)
+            gate.set_result(None)
 
     @property
     def held(self) -> bool:
