@@ -148,13 +148,16 @@ class Exchange:
         peer: tuple[str, ...] = (),
         deferred: bool = False,
         fields: Callable[[], str | None] | None = None,
+        body_fields: Callable[[], tuple[str | None, bool]] | None = None,
     ) -> Upstream:
         """Read the request, identify the caller (key, or `peer`: what a client certificate proves),
         label, decide. Returns the upstream to forward to; a denial is raised as its ProxyError (and
         recorded when the ingress finishes the call). `deferred`: the ingress calls `forwarded()` once the
         request is handed to the upstream, which does then what only the record and the reply need. `fields`: what
         builds the text the server hands the model beside the body (an OIP request's header fields, `oip.header_text`),
-        read with it for labels, never captured nor digested, and called only where it is read (`Pipeline.call`)."""
+        read with it for labels, never captured nor digested, and called only where it is read (`Pipeline.call`);
+        `body_fields`: what builds the text of the body's fields only KServe's OpenAI data plane hands its model
+        (`kserve.openai_fields`), read apart from both, as `Pipeline.call` says."""
         pipeline = self.pipeline
         try:
             if pipeline.known_purposes is not None:  # an unknown purpose: refused before anything else is read
@@ -178,6 +181,7 @@ class Exchange:
                 not deferred,
                 self.key_memo,
                 fields,
+                body_fields,
             )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
             error.caller = pipeline.caller_name(header, peer, self.x_api_key)

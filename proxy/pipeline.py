@@ -310,6 +310,7 @@ class Pipeline:
         recorded: bool = True,
         memo: KeyMemo | None = None,
         fields: Callable[[], str | None] | None = None,
+        body_fields: Callable[[], tuple[str | None, bool]] | None = None,
     ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
         `recorded` False: what only the record needs (the input's digest, its captured content) is left to
@@ -319,7 +320,9 @@ class Pipeline:
         digested: any header may hold a credential (`X-Auth-Token`, `api-key`, ...), and a digest is of the content, so
         the same tensors sent with another `User-Agent` or token have one digest. Called only where the model is handed
         them (`_fields_read`): a call routed to vLLM, or to an upstream with `headers_to_model: false`, has no text
-        built."""
+        built. `body_fields`: what builds the text of an OpenAI call's body fields that only KServe's OpenAI data plane
+        hands its model, and whether it is all of them (`kserve.openai_fields`), read as `fields` is but apart from the
+        header fields (`_body_fields_read`)."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -358,6 +361,9 @@ class Pipeline:
         if len(labels) > MAX_CALL_LABELS:
             raise carried_too_many(len(labels))
         beside = self._fields_read(request, protocol, header, trace, fields)
+        handed = self._body_fields_read(request, protocol, body_fields)
+        if handed is not None and not handed[1]:  # some not read: `scan:truncated`, as the request's own past its limit
+            request = dataclasses.replace(request, unscanned=True)
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -366,7 +372,7 @@ class Pipeline:
             key_sha256=self.key_digest(header, x_api_key, memo),
             purpose=purpose or None,
             labels=labels,
-            detected=self._detected(request, beside),
+            detected=self._detected(request, beside, None if handed is None else handed[0]),
             input_digest=(request.digest or text_digest(request.texts)) if recorded else request.digest,
             params=request.params,
             stream=request.stream,
@@ -418,10 +424,12 @@ class Pipeline:
             return ("[withheld: a detected value is written with JSON escapes]",)
         return masked
 
-    def _detected(self, request: Request, beside: str | None = None) -> frozenset[str]:
+    def _detected(self, request: Request, beside: str | None = None, handed: str | None = None) -> frozenset[str]:
         """What the detectors find in the request's content. Its readings (the texts, where parts meet, the
         texts with escapes decoded, the names beside them) share one limit, `limits.scan_max_chars`: the request's, not
-        each's. `beside`: what the server hands the model beside the body (`_beside_labels`), read on its own."""
+        each's. `beside`: what the server hands the model beside the body (`_beside_labels`), read on its own; `handed`:
+        the body's fields only KServe's OpenAI data plane hands it (`_body_fields_read`), read on their own, as any
+        text (never as header fields: a value holding a line `cookie: ts=1512555012` is not a cookie)."""
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
         names = request.names
@@ -442,6 +450,8 @@ class Pipeline:
                 found = found | reading.scan_all(names)
         if beside is not None:
             found = found | self._beside_labels(beside)
+        if handed is not None:
+            found = found | self.detectors.scan(handed)
         return found | _TRUNCATED if request.unscanned else found
 
     def _names_detected(self, names: tuple[str, ...]) -> frozenset[str]:
@@ -480,6 +490,20 @@ class Pipeline:
         routed = self.policy.route(request.model)
         return routed is not None and routed[1].name in reached
 
+    def _reaches_kserve_openai(self, request: Request, protocol: str) -> bool:
+        """Whether an OpenAI call may reach KServe's OpenAI data plane (`_to_kserve`), whose model is handed its header
+        fields and its request object whole."""
+        return self.kserve_openai and protocol == "openai" and self._to_kserve(request)
+
+    def _body_fields_read(
+        self, request: Request, protocol: str, body_fields: Callable[[], tuple[str | None, bool]] | None
+    ) -> tuple[str | None, bool] | None:
+        """The body fields an OpenAI call's model is handed where the call may reach KServe's OpenAI data plane, and
+        whether that is all of them (`kserve.openai_fields`); None where none is (not built: a call to vLLM)."""
+        if body_fields is None or not self._reaches_kserve_openai(request, protocol):
+            return None
+        return body_fields()
+
     def _fields_read(
         self,
         request: Request,
@@ -496,7 +520,7 @@ class Pipeline:
         false`)."""
         if protocol in _FIELDS_TO_MODEL:
             passed_on = request.operation != "passthrough"
-        elif self.kserve_openai and protocol == "openai" and self._to_kserve(request):
+        elif self._reaches_kserve_openai(request, protocol):
             passed_on = True
         else:
             return None

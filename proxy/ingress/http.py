@@ -324,16 +324,6 @@ def _trace_id(lower: bytes, value: bytes) -> bool:
     return form is not None and form.fullmatch(value) is not None
 
 
-def _kserve_openai_text(headers: list[tuple[bytes, bytes]], body: bytes) -> str | None:
-    """What KServe's OpenAI data plane hands its model beside what the OpenAI adapter reads: the call's header fields
-    (`_oip_header_text`) and its body's fields that no other server reads (`kserve.openai_fields`: `user`, `metadata`,
-    ...), the body parsed again for them, as only a call that may reach KServe is (`Pipeline._fields_read`)."""
-    fields, unread = _oip_header_text(headers), openai_fields(body)
-    if fields is None or unread is None:
-        return fields if unread is None else unread
-    return fields + "\n" + unread
-
-
 def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
     """`oip.header_text` of a request's fields as received: names matched in their lower-case bytes (`lower_name`'s
     table), only the fields read decoded (most calls: a `User-Agent`, or none). A field its `Connection` field names is
@@ -493,11 +483,13 @@ class HttpIngress:
             # plane (`context["headers"]`: where a KServe upstream may be sent the call, which its body's model says,
             # `Pipeline._to_kserve`). Built and read only where its route's model is handed them (`Pipeline._fields_read`)
             fields: Callable[[], str | None] | None = None
+            body_fields: Callable[[], tuple[str | None, bool]] | None = None
             if adapter.name in _HEADERS_TO_MODEL:
                 fields = functools.partial(_oip_header_text, request.headers)
             elif ex.pipeline.kserve_openai and adapter.name == "openai":  # its body's fields too (`openai_fields`)
-                fields = functools.partial(_kserve_openai_text, request.headers, read)
-            upstream = ex.admit(read, header, conn.peer, True, fields)  # completed once sent: `_forward`
+                fields = functools.partial(_oip_header_text, request.headers)
+                body_fields = functools.partial(openai_fields, read)
+            upstream = ex.admit(read, header, conn.peer, True, fields, body_fields)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:
             failure = error

@@ -113,20 +113,21 @@ def openai_unprefixed(method: str, path: str) -> str | None:
     return rest if parts is not None and parts[1] == "" else None
 
 
-def openai_fields(body: bytes) -> str | None:
+def openai_fields(body: bytes) -> tuple[str | None, bool]:
     """The fields of an OpenAI call's body that the OpenAI adapter does not read, as KServe's OpenAI data plane hands
     them to its model (`create_chat_completion(request, raw_request, context)`: the request object, which keeps the
     fields it does not know, and the raw request): `user`, `metadata`, `safety_identifier` and the rest of `NOT_DATA`,
     numbers (a `seed`, a field of the caller's own), and every top-level key (a field named `alice@example.com`) but
     `model`, which names the model that runs. Read as a V1 body's other keys are (`parameter_strings`: their strings
-    and numbers as text, their names), a line each; None for none. Never digested: the digest is that of what every
-    server reads. Read only for a call that may reach KServe (`Pipeline._fields_read`), beside its header fields."""
+    and numbers as text, their names), a line each, None for none; and whether that is all of them (False: past
+    `_MAX_SCAN_STRINGS` the rest is unread, `scan:truncated`). Never digested: the digest is that of what every server
+    reads. Read only for a call that may reach KServe (`Pipeline._body_fields_read`), apart from its header fields."""
     try:
         data = load_request_json(body)
     except InvalidRequest:  # read by the adapter as UTF-8 (`Exchange._read_as_utf8`): the same here
         utf8 = request_json_as_utf8(body)
         if utf8 is None:
-            return None
+            return None, True
         data = load_request_json(utf8)
     others: dict[str, Any] = {}
     for key, value in data.items():
@@ -137,8 +138,8 @@ def openai_fields(body: bytes) -> str | None:
     others.pop("model", None)
     texts: list[str] = []
     names: list[str] = []
-    parameter_strings(others, texts, frozenset(), names=names)
-    return "\n".join(names + texts) if names or texts else None
+    whole = parameter_strings(others, texts, frozenset(), names=names)
+    return ("\n".join(names + texts) if names or texts else None), whole
 
 
 def _declared_json(content_type: str | None) -> bool:

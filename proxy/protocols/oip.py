@@ -421,8 +421,11 @@ def parameter_strings(
             whole = add_name(key, keys) and whole
         if kind is str or kind is list or kind is dict:
             whole = _strings(value, out, numbers=True) and whole
-        elif (kind is int or kind is float) and len(out) < _MAX_SCAN_STRINGS:
-            out.append(number_text(value))
+        elif kind is int or kind is float:  # (past the limit unread, as a string there is)
+            if len(out) < _MAX_SCAN_STRINGS:
+                out.append(number_text(value))
+            else:
+                whole = False
     return whole
 
 

@@ -25,8 +25,8 @@ listen: {http: "127.0.0.1:0"}
 upstreams: [{name: vllm, url: "${VLLM}", protocol: openai}, {name: kserve, url: "${KSERVE}", protocol: kserve}]
 routes: [{model: "${SERVED}", upstream: vllm}, {model: other, upstream: kserve}]
 policy: {anonymous: allow, default_purpose: care}
-zones: [{name: personal, labels: ["pii:email", "pii:credit_card"], allow_purposes: [care]}]
-detectors: [email, credit_card]
+zones: [{name: personal, labels: ["pii:email", "pii:credit_card", "pii:ip_address", "pii:phone"], allow_purposes: [care]}]
+detectors: [email, credit_card, ip_address, phone]
 telemetry: {exporter: none}
 lineage: {store: "${STORE}"}
 """
@@ -38,6 +38,10 @@ FIELDS: dict[str, dict[str, Any]] = {
     "metadata": {"metadata": {"note": f"for {ADDRESS}"}},
     "a number of the caller's own": {"account": 4111111111111111},
     "a key of the caller's own": {ADDRESS: True},
+    # a value written as a header field's line is a value, not that field: read as a User-Agent, an address after a
+    # product's `/` was taken for its version, and a cookie's number for a time (`oip.header_labels`), both unread
+    "a value written as a User-Agent": {"user": "user-agent: client/203.0.113.7"},
+    "a value written as a cookie": {"metadata": {"phone": "cookie: ts=1512555012"}},
 }
 
 
@@ -63,7 +67,9 @@ def test_an_openai_calls_body_fields_are_read_where_kserve_hands_them_to_its_mod
         reply = client.chat.completions.with_raw_response.create(
             model="other", messages=MESSAGES, extra_body=FIELDS[field]
         )
-        assert reply.headers["x-data-labels"] in ("pii:email", "pii:credit_card"), reply.headers  # one of them
+        assert reply.headers["x-data-labels"] in ("pii:email", "pii:credit_card", "pii:ip_address", "pii:phone"), (
+            reply.headers
+        )  # one of them
         plain_call = client.chat.completions.with_raw_response.create(model="other", messages=MESSAGES)
         assert plain_call.headers["x-data-labels"] == ""
     assert len(kserve.data_requests()) == 2 and len(vllm.data_requests()) == 1
@@ -86,3 +92,27 @@ def test_a_user_field_reaches_the_real_kserve_server_only_where_read(
     assert reply.headers["x-data-labels"] == "pii:email", reply.headers
     lines = log.read_text().splitlines()
     assert len(lines) == before + 1 and json.loads(lines[-1])["user"] == ADDRESS  # the model got it; the denied one not
+
+
+def test_body_fields_past_the_reading_limit_are_labelled_unread(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """Past 10,000 strings (`_MAX_SCAN_STRINGS`) the body's other fields are not read: what is not read is
+    `scan:truncated`, as a request's own texts past the limit are. Before, the rest went on unlabelled for any purpose:
+    an address in `user`, or a card sent as a number, after a `metadata` of 5,000 keys and values."""
+    kserve = VllmLike(models=[{"id": "other", "object": "model", "created": 1, "owned_by": "kserve"}])
+    metadata = {f"k{index}": "v" for index in range(5_000)}  # 10,000 strings, read
+    with serving(loop_thread, kserve_openai(kserve)) as kserving:
+        proxy = make_proxy(MIXED, wait="probed", VLLM=kserving, KSERVE=kserving, SERVED=SERVED)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+        for after in ({"user": ADDRESS}, {"account": 4111111111111111}):  # a string, and a number (a V1 parameter's)
+            reply = client.chat.completions.with_raw_response.create(
+                model="other", messages=MESSAGES, extra_body={"metadata": metadata, **after}
+            )
+            assert reply.headers["x-data-labels"] == "scan:truncated", reply.headers
+        within = dict(list(metadata.items())[:4_999])  # one string fewer: read, no more
+        reply = client.chat.completions.with_raw_response.create(
+            model="other", messages=MESSAGES, extra_body={"metadata": within, "user": ADDRESS}
+        )
+        assert reply.headers["x-data-labels"] == "pii:email", reply.headers
+    assert len(kserve.data_requests()) == 3
