@@ -60,6 +60,16 @@ FILES = {
     "a PDF": (f"data:application/pdf;base64,{PDF}", "scan:truncated"),
     "an image": (f"data:image/png;base64,{PNG}", "scan:truncated"),
     "not base64": ("data:text/plain;base64,YWxpY2U", "scan:truncated"),
+    # a data URL's `base64` in any case, or with a parameter after it, says base64 as `;base64` does (WHATWG's reading,
+    # a custom model's `b64decode`): before 2026-12-04 its base64 was read as the text it stands as, unlabelled
+    "text as a data URL saying BASE64": (f"data:text/plain;BASE64,{TEXT}", "pii:email"),
+    "text as a data URL with base64 then a name": (f"data:text/plain;base64;name=minutes.txt,{TEXT}", "pii:email"),
+    # a byte that is not UTF-8 read as U+FFFD broke the address, which a server dropping that byte reads whole: some
+    # of the file unread, `scan:truncated` (before: read broken, found nothing, unlabelled)
+    "text with a byte not UTF-8": (
+        base64.b64encode(b"write to alice\xff@example.com").decode(),
+        "scan:truncated",
+    ),
 }
 
 

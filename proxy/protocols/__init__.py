@@ -499,15 +499,16 @@ def _file_name(file: Any) -> str | None:
 def _file_read(data: Any, out: list[Any]) -> bool:
     """Into `out`, the text of a file sent whole (a chat `file` part's `file_data`, an `input_file`'s): a server that
     takes one reads its text to the model (OpenAI, a PDF's text; KServe hands a custom model the part as sent). False
-    when it is no text the proxy reads (`file_text`): then unread, `scan:truncated`."""
+    when it is no text the proxy reads (`file_text`), or not all of it: then unread, `scan:truncated`."""
     if type(data) is not str:
         return data is None
-    text = file_text(data)
-    if text is None:
+    read = file_text(data)
+    if read is None:
         return False
+    text, whole = read
     if text:
         out.append(text)
-    return True
+    return whole
 
 
 # what a PDF's bytes begin with: its text is in streams a server parses (most compressed, or strings in hex), never
@@ -515,14 +516,15 @@ def _file_read(data: Any, out: list[Any]) -> bool:
 _PDF: Final = b"%PDF-"
 
 
-def file_text(data: str) -> str | None:
+def file_text(data: str) -> tuple[str, bool] | None:
     """The text of a file sent whole: a data URL (`data:text/plain;base64,...`; percent-encoded when it says no
     `;base64`), or bare base64, decoded as `base64.b64decode` does (characters outside the alphabet dropped), read as
-    text when it is UTF-8 (`utf8_text`) and holds no NUL; None for a file that is no text the proxy reads: a PDF, binary
-    data, or base64 that does not decode."""
+    text when it is UTF-8 (`utf8_text`) and holds no NUL, with whether every byte was (False: some not UTF-8, read as
+    U+FFFD, where a server that drops them reads `alice@example.com` the proxy read broken); None for a file that is no
+    text the proxy reads: a PDF, binary data, or base64 that does not decode."""
     header, comma, payload = data.partition(",") if data.startswith("data:") else ("", "", data)
     try:
-        if comma and not header.endswith(";base64"):
+        if comma and not _says_base64(header):
             raw = unquote_to_bytes(payload)
         else:
             raw = binascii.a2b_base64(payload.encode("utf-8", "surrogateescape"))
@@ -530,7 +532,19 @@ def file_text(data: str) -> str | None:
         return None
     if raw.startswith(_PDF) or b"\x00" in raw:  # (a NUL: binary, an image or an archive, whatever else it holds)
         return None
-    return utf8_text(raw)
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text = utf8_text(raw)
+        return None if text is None else (text, False)
+
+
+def _says_base64(header: str) -> bool:
+    """Whether a data URL's header (`data:text/plain;base64`) says its data is base64: a parameter `base64` in any case
+    and with white space about it (`;BASE64`, `; base64`: WHATWG's data URL reading; a parameter after it, as a custom
+    model's `split(",")` and `b64decode` reads it too). Before 2026-12-04 only `;base64` at the end was: the base64
+    of `;BASE64,...` was read as the text it stands as, where no detector finds anything."""
+    return any(parameter.strip(" \t\n\r\f").lower() == "base64" for parameter in header.split(";")[1:])
 
 
 def utf8_text(raw: bytes) -> str | None:
