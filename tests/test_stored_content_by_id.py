@@ -49,6 +49,16 @@ CALLS = {
     "responses input_file by id": lambda client, purpose: _responses(
         client, {"input": [{"role": "user", "content": [ASK, {"type": "input_file", "file_id": "file-1"}]}]}, purpose
     ),
+    # a file the server fetches (OpenAI's `input_file.file_url`): read by the model, never seen by the proxy
+    "responses input_file by url": lambda client, purpose: _responses(
+        client,
+        {
+            "input": [
+                {"role": "user", "content": [ASK, {"type": "input_file", "file_url": "https://example.com/a.pdf"}]}
+            ]
+        },
+        purpose,
+    ),
     "responses stored prompt": lambda client, purpose: _responses(
         client, {"prompt": {"id": "pmpt_1", "variables": {"topic": "billing"}}}, purpose
     ),

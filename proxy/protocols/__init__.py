@@ -861,8 +861,8 @@ def token_ids(value: Any) -> bool:
 def unread_parts(messages: Any) -> bool:
     """Whether a message (a chat's, or a Responses input's) holds a part whose content the proxy cannot read: a prompt
     given as embeddings (vLLM's `prompt_embeds` content part), or a file the server stores, named by its id (a chat
-    `file` part's `file.file_id`, an `input_file`'s `file_id`): the server reads that file's text to its model, as it
-    puts a stored conversation before the input."""
+    `file` part's `file.file_id`, an `input_file`'s `file_id`), or one it fetches (an `input_file`'s `file_url`): the
+    server reads that file's text to its model, as it puts a stored conversation before the input."""
     for message in messages if type(messages) is list else ():
         content = message.get("content") if type(message) is dict else None
         if type(content) is list:
@@ -877,7 +877,9 @@ def _unread_part(part: dict[str, Any]) -> bool:
     if kind == "file":
         file = part.get("file")
         return type(file) is dict and file.get("file_id") is not None
-    return kind == "prompt_embeds" or (kind == "input_file" and part.get("file_id") is not None)
+    if kind == "input_file":
+        return part.get("file_id") is not None or part.get("file_url") is not None
+    return kind == "prompt_embeds"
 
 
 def placed_strings(value: Any, out: dict[tuple[Any, ...], list[str]]) -> None:
