@@ -53,6 +53,7 @@ from proxy.protocols.oip import (
     parameter_strings,
 )
 from proxy.protocols.openai import ADAPTER as OPENAI
+from proxy.protocols.openai import CONTENT_KEYS
 
 PREFIX: Final = "/v1/models/"
 # KServe's OpenAI data plane's routes, `/openai/v1/chat/completions`, ... (`KSERVE_OPENAI_ROUTE_PREFIX`'s default)
@@ -117,7 +118,9 @@ def openai_fields(body: bytes) -> tuple[str | None, bool]:
     """The fields of an OpenAI call's body that the OpenAI adapter does not read, as KServe's OpenAI data plane hands
     them to its model (`create_chat_completion(request, raw_request, context)`: the request object, which keeps the
     fields it does not know, and the raw request): `user`, `metadata`, `safety_identifier` and the rest of `NOT_DATA`,
-    numbers (a `seed`, a field of the caller's own), and every top-level key (a field named `alice@example.com`) but
+    numbers (a `seed`, a field of the caller's own), an object or a list but a call's content and what templates print
+    (`openai.CONTENT_KEYS`: a field of the caller's own, `{"context": {"url": ...}}`, whose keys, numbers and members
+    named as framing the adapter does not read), and every top-level key (a field named `alice@example.com`) but
     `model`, which names the model that runs. Read as a V1 body's other keys are (`parameter_strings`: their strings
     and numbers as text, their names), a line each, None for none; and whether that is all of them (False: past
     `_MAX_SCAN_STRINGS` the rest is unread, `scan:truncated`). Never digested: the digest is that of what every server
@@ -131,7 +134,7 @@ def openai_fields(body: bytes) -> tuple[str | None, bool]:
         data = load_request_json(utf8)
     others: dict[str, Any] = {}
     for key, value in data.items():
-        if key in NOT_DATA or not (type(value) is str or type(value) is list or type(value) is dict):
+        if not _read_by_adapter(key, value):
             others[key] = value
         elif key:  # read by the adapter, its name not
             others[key] = None
@@ -140,6 +143,15 @@ def openai_fields(body: bytes) -> tuple[str | None, bool]:
     names: list[str] = []
     whole = parameter_strings(others, texts, frozenset(), names=names)
     return ("\n".join(names + texts) if names or texts else None), whole
+
+
+def _read_by_adapter(key: str, value: Any) -> bool:
+    """Whether the OpenAI adapter reads a body's top-level field as every server reads it: a string, a call's content
+    or what templates print (`CONTENT_KEYS`), not `NOT_DATA`."""
+    if key in NOT_DATA:
+        return False
+    kind = type(value)
+    return kind is str or ((kind is list or kind is dict) and key in CONTENT_KEYS)
 
 
 def _declared_json(content_type: str | None) -> bool:

@@ -130,6 +130,14 @@ _RENDERED: Final = {
     "embedding": frozenset(),
     "rerank": frozenset(),
 }
+# the top-level keys whose objects and lists the adapter reads as a server does, whatever server it is: a call's content
+# (messages, an input, a prompt: their framing, a part's type or link, not read) and what templates print whole (every
+# key, number and string read). Another object or list (a field of the caller's own: `{"context": {"url": ...}}`) is
+# read as content is, its framing-named members, keys and numbers not: no vLLM reads it, but KServe's OpenAI data plane
+# hands its model the request whole (`kserve.openai_fields` reads it all). `text` is rendered by the Responses API only
+CONTENT_KEYS: Final = frozenset({"messages", "input", "prompt", "instructions"}) | (
+    frozenset().union(*_RENDERED.values()) - {"text"}
+)
 # llama.cpp's native request fields -> gen_ai.request.<name>: `n_predict` is its token limit (`max_tokens` when it is
 # not given, as llama.cpp reads them)
 _NATIVE_PARAMS: Final = {

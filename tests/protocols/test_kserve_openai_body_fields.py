@@ -38,6 +38,10 @@ FIELDS: dict[str, dict[str, Any]] = {
     "metadata": {"metadata": {"note": f"for {ADDRESS}"}},
     "a number of the caller's own": {"account": 4111111111111111},
     "a key of the caller's own": {ADDRESS: True},
+    # an object of the caller's own, which KServe keeps whole: the OpenAI adapter reads it as content, a member named
+    # as framing (a link's `url`, a `type`) and its numbers not
+    "a member of the caller's object named as framing": {"context": {"url": ADDRESS}},
+    "a number in the caller's object": {"context": {"account": 4111111111111111}},
     # a value written as a header field's line is a value, not that field: read as a User-Agent, an address after a
     # product's `/` was taken for its version, and a cookie's number for a time (`oip.header_labels`), both unread
     "a value written as a User-Agent": {"user": "user-agent: client/203.0.113.7"},
