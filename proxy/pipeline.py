@@ -322,7 +322,7 @@ class Pipeline:
         them (`_fields_read`): a call routed to vLLM, or to an upstream with `headers_to_model: false`, has no text
         built. `body_fields`: what builds the text of an OpenAI call's body fields that only KServe's OpenAI data plane
         hands its model, and whether it is all of them (`kserve.openai_fields`), read as `fields` is but apart from the
-        header fields (`_body_fields_read`)."""
+        header fields (`_detected`)."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -361,9 +361,11 @@ class Pipeline:
         if len(labels) > MAX_CALL_LABELS:
             raise carried_too_many(len(labels))
         beside = self._fields_read(request, protocol, header, trace, fields)
-        handed = self._body_fields_read(request, protocol, body_fields)
-        if handed is not None and not handed[1]:  # some not read: `scan:truncated`, as the request's own past its limit
-            request = dataclasses.replace(request, unscanned=True)
+        handed: str | None = None  # (built only where the call may reach KServe's OpenAI data plane)
+        if body_fields is not None and self._reaches_kserve_openai(request, protocol):
+            handed, whole = body_fields()
+            if not whole:  # some not read: `scan:truncated`, as the request's own texts past their limit
+                request = dataclasses.replace(request, unscanned=True)
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -372,7 +374,7 @@ class Pipeline:
             key_sha256=self.key_digest(header, x_api_key, memo),
             purpose=purpose or None,
             labels=labels,
-            detected=self._detected(request, beside, None if handed is None else handed[0]),
+            detected=self._detected(request, beside, handed),
             input_digest=(request.digest or text_digest(request.texts)) if recorded else request.digest,
             params=request.params,
             stream=request.stream,
@@ -428,7 +430,7 @@ class Pipeline:
         """What the detectors find in the request's content. Its readings (the texts, where parts meet, the
         texts with escapes decoded, the names beside them) share one limit, `limits.scan_max_chars`: the request's, not
         each's. `beside`: what the server hands the model beside the body (`_beside_labels`), read on its own; `handed`:
-        the body's fields only KServe's OpenAI data plane hands it (`_body_fields_read`), read on their own, as any
+        the body's fields only KServe's OpenAI data plane hands it (`kserve.openai_fields`), read on their own, as any
         text (never as header fields: a value holding a line `cookie: ts=1512555012` is not a cookie)."""
         if not self.detectors:
             return _NONE  # nothing is scanned, so nothing is said about what was not
@@ -494,15 +496,6 @@ class Pipeline:
         """Whether an OpenAI call may reach KServe's OpenAI data plane (`_to_kserve`), whose model is handed its header
         fields and its request object whole."""
         return self.kserve_openai and protocol == "openai" and self._to_kserve(request)
-
-    def _body_fields_read(
-        self, request: Request, protocol: str, body_fields: Callable[[], tuple[str | None, bool]] | None
-    ) -> tuple[str | None, bool] | None:
-        """The body fields an OpenAI call's model is handed where the call may reach KServe's OpenAI data plane, and
-        whether that is all of them (`kserve.openai_fields`); None where none is (not built: a call to vLLM)."""
-        if body_fields is None or not self._reaches_kserve_openai(request, protocol):
-            return None
-        return body_fields()
 
     def _fields_read(
         self,

@@ -124,7 +124,7 @@ def openai_fields(body: bytes) -> tuple[str | None, bool]:
     `model`, which names the model that runs. Read as a V1 body's other keys are (`parameter_strings`: their strings
     and numbers as text, their names), a line each, None for none; and whether that is all of them (False: past
     `_MAX_SCAN_STRINGS` the rest is unread, `scan:truncated`). Never digested: the digest is that of what every server
-    reads. Read only for a call that may reach KServe (`Pipeline._body_fields_read`), apart from its header fields."""
+    reads. Read only for a call that may reach KServe (`Pipeline.call`), apart from its header fields."""
     try:
         data = load_request_json(body)
     except InvalidRequest:  # read by the adapter as UTF-8 (`Exchange._read_as_utf8`): the same here
