@@ -7,6 +7,8 @@ them; a name that labels is labelled however many plain calls came before, and t
 from __future__ import annotations
 
 import json
+import random
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from proxy.config.loader import load
-from proxy.detectors import _REMEMBERED_KEPT
+from proxy.detectors import _REMEMBERED_KEPT, Detectors
 from proxy.flow import Outcome
 from proxy.pipeline import Pipeline
 from proxy.protocols.oip import read_rest_request
@@ -149,3 +151,50 @@ def test_an_input_named_with_an_address_is_refused_after_many_plain_calls_to_the
         client.infer("echo", [features(ADDRESS)], headers=ads)
     assert denied.value.status() == "StatusCode.PERMISSION_DENIED", denied.value
     assert httpx.post(url, json=rest_body("x"), headers=ads, timeout=60).status_code == 200  # and plain ones still go
+
+
+# Differential: names made of pieces that tell the readings apart (a line end a reply's short output is read with,
+# anchors, folds, escapes, controls, values split across names), through the memo warm and cold, against the detectors'
+# plain reading of the joined names (what a request holding only them was read as before it was remembered)
+PIECES = (
+    "a", "x", "0", "4", "@", ".", " ", "\n", "\r", "\x85", "\u2028", "\x00", "\u200b", "\u0301", "\uff20", "%40",
+    "\\u0040", "\u0664", "-", "secret", "project", "hidden", "alice", "example.com", "4111111111111111", "10.0.0.1",
+    "+1 415 555 0100", "DE89370400440532013000", "::1",
+)  # fmt: skip
+PATTERNS = (
+    r"^hidden\Z", r"hidden$", r"\Ax", r"a\Z", r"x(?=\n)", r"(?<=\n)x", r"[^\n]{5}\Z", r"t\s+p",
+    r"(?m)^a$", r"\n\Z",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", [24, 1_000_000])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_names_remembered_or_not_are_found_as_the_detectors_read_them(tmp_path: Path, pattern: str, limit: int) -> None:
+    """However the memo was filled (a reply's output names first, a request's, or none), a request of names alone is
+    found what the detectors find in its names read whole (`scan_all`), within the scan limit too. One custom pattern
+    a configuration: with several, one of them finds something in nearly every text, and nothing is remembered."""
+    path = tmp_path / "proxy.yaml"
+    custom = json.dumps({"name": "proj", "pattern": pattern})
+    path.write_text(re.sub(r"\{name: proj[^}]*\}", lambda _: custom, CONFIG) + f"limits: {{scan_max_chars: {limit}}}\n")
+    p = offline_pipeline(load(path))
+    fresh = Detectors(p.config.detectors, limit)  # (a memo of its own, never asked)
+    chosen = random.Random(limit)
+    labelled = 0
+    for _ in range(300):
+        names = tuple(
+            "".join(chosen.choice(PIECES) for _ in range(chosen.randint(1, 4))) for _ in range(chosen.randint(1, 3))
+        )
+        if chosen.random() < 0.5:  # a reply naming its outputs so, read first
+            reply = PB["ModelInferResponse"](model_name="m")
+            for name in names:
+                reply.outputs.add(name=name, datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
+            observer = ReplyObserver(Outcome(started_ns=1), p.detectors, False)
+            observer.body(reply.SerializeToString())
+            observer.finish()
+        expected = fresh.scan_all(names)
+        labelled += "pii:proj" in expected
+        for _ in range(2):  # cold, then warm
+            assert over_grpc(p, *names) == over_rest(p, *names) == expected, names
+    # both ways taken: names found, and names skipped (but where every short name's reply reading finds something)
+    remembered = p.detectors._found_nothing.kept.values()
+    assert labelled and (True in remembered or pattern == r"\n\Z"), (labelled, len(remembered))
