@@ -21,6 +21,7 @@ from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.oip import RestReplyObserver
+from proxy.protocols.oip_generate import GenerateObserver
 from proxy.protocols.oip_grpc import MODEL_INFER, MODEL_STREAM_INFER, ReplyObserver
 from proxy.record.store import SqliteStore
 from tests.harness import ProxyHandle
@@ -195,6 +196,49 @@ def test_a_stream_message_naming_the_calls_model_alone_is_mlservers_and_any_outp
         assert outcome.error_type == (error and "upstream_error") and outcome.output_detected == {"pii:email"}
 
 
+# a runtime whose stream names an output `secret`, then one `project`, a reply each (a call's input holds neither: its
+# labels are its output's too)
+SPANNER = (
+    NAMER
+    + """
+    async def predict_stream(self, payloads):
+        async for payload in payloads:
+            for name in ("secret", "project"):
+                yield InferenceResponse(model_name=self.name, outputs=[
+                    ResponseOutput(name=name, datatype="INT32", shape=[1], data=[7])])
+"""
+)
+PROJECT = CONFIG.replace('labels: ["pii:email"]', 'labels: ["pii:proj"]').replace(
+    "detectors: [email]", 'detectors: [{name: proj, pattern: "secret\\\\s+project"}]'
+)
+
+
+@pytest.mark.realserver
+def test_the_real_mlservers_rest_stream_is_read_its_names_as_one_text(
+    otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    """MLServer's `/infer_stream` names an output `secret`, then one `project`: one text of the stream's names, as over
+    gRPC, where each event's alone found nothing and was passed over (the output unlabelled)."""
+    body = {"inputs": [{"name": "parts", "datatype": "BYTES", "shape": [2], "data": PARTS}]}
+    with mlserver_runtime(tmp_path / "mlserver", SPANNER, "namer") as (rest, grpc_address):
+        proxy = make_proxy(PROJECT, wait="probed", REST=rest, GRPC=grpc_address, OTLP=f"http://127.0.0.1:{otlp.port}")
+        with httpx.stream("POST", f"{proxy.url}/v2/models/namer/infer_stream", json=body, timeout=60) as reply:
+            events = [orjson.loads(line[6:]) for line in reply.iter_lines() if line.startswith("data: ")]
+        assert reply.status_code == 200 and [[o["name"] for o in e["outputs"]] for e in events] == [
+            ["secret"],
+            ["project"],
+        ]
+        with grpc.insecure_channel(proxy.grpc) as channel:
+            stream = channel.stream_stream(MODEL_STREAM_INFER, request_serializer=lambda m: m.SerializeToString(),
+                                           response_deserializer=service_pb2.ModelInferResponse.FromString)  # fmt: skip
+            streamed = stream(iter([grpc_request(PARTS)]), timeout=60)
+            assert [[output.name for output in message.outputs] for message in streamed] == [["secret"], ["project"]]
+            grpc_trace = dict(streamed.initial_metadata())["x-trace-id"]
+    for trace_id in (reply.headers["x-trace-id"], grpc_trace):
+        span = otlp.by_trace(trace_id).attributes
+        assert "error.type" not in span and span.get("lineage.output.labels") == ["pii:proj"], (trace_id, span)
+
+
 def rest_reply(outputs: list[dict[str, Any]], detectors: Detectors = EMAIL) -> Outcome:
     outcome = Outcome(started_ns=1)
     observer = RestReplyObserver(outcome, detectors, True, None)
@@ -267,6 +311,30 @@ def test_a_streams_names_are_read_as_one_text_though_the_first_found_nothing() -
             observer.stream_message(message.SerializeToString())
         observer.finish()
         assert outcome.output_detected == {"pii:proj"}
+
+
+def test_a_rest_streams_names_are_read_as_one_text_though_the_first_found_nothing() -> None:
+    """So too over REST: MLServer's `/infer_stream` events (inference responses) and Triton's `/generate_stream` events
+    (an output a key), each event's names a line apart from the last's. Checked by each event alone, `secret` then
+    `project` were both passed over, as found nothing in before, the output unlabelled."""
+    detectors = Detectors([DetectorSpec(name="proj", pattern=r"secret\s+project")])
+
+    def tensors(name: str) -> dict[str, Any]:
+        return {"model_name": "m", "outputs": [{"name": name, "datatype": "FP32", "shape": [1], "data": [1.0]}]}
+
+    def generated(name: str) -> dict[str, Any]:
+        return {"model_name": "m", name: "x"}  # (a generate response's output: a key, its value the output's text)
+
+    for event in (tensors, generated):
+        for names, found in ((("secret", "project", "OUTPUT0"), {"pii:proj"}), (("secret", "OUTPUT0"), set())):
+            for _ in range(2):  # the memo cold, then warm
+                outcome = Outcome(started_ns=1)
+                observer = GenerateObserver(outcome, detectors, False)
+                observer.head(200, {"content-type": "text/event-stream"}.get)
+                for name in names:
+                    observer.chunk(b"data: " + orjson.dumps(event(name)) + b"\n\n")
+                observer.finish()
+                assert outcome.output_detected == found, (event, names)
 
 
 @pytest.mark.interpreted  # (it counts the scans by patching one: the module interpreted)

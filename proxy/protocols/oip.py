@@ -901,14 +901,15 @@ class RestReplyObserver:
 
 def read_reply(
     text: OutputText, detectors: Detectors, reply: dict[str, Any], binary: bytes,
-    streamed: Callable[[Any, list[str]], None] | None = None,
+    streamed: Callable[[Any, list[str]], None] | None = None, names: StreamNames | None = None,
 ) -> str | None:  # fmt: skip
     """An OIP inference reply's JSON (and binary section) read into `text`: its model (`observe_reply_meta`), the strings
     of its outputs, their names and its parameters beside them; a reply naming no `outputs`, its strings as unknown.
     Returns the digest of its tensors (None for none, or data the proxy cannot digest). `streamed`: one event of a
     streamed reply (MLServer's `infer_stream`), each output's name and strings handed to it, which continues that
     output's text with them rather than make each a piece of its own, so a value a model streams over two events
-    (`alice@` then `example.com`) is read whole, and not run into another output's strings between."""
+    (`alice@` then `example.com`) is read whole, and not run into another output's strings between; `names`, the
+    stream's output names so far (`StreamNames`)."""
     observe_reply_meta(text.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
     found = reply.get("outputs")
     if not isinstance(found, list):  # none of the fields the output is in
@@ -929,7 +930,7 @@ def read_reply(
             except InvalidRequest:  # BYTES that are not whole elements: those before are read
                 text.unread()
             streamed(output.get("name"), texts)
-    aside_names(text, detectors, outputs)
+    aside_names(text, detectors, outputs, names)
     aside_parameters(text, ("parameters",), reply.get("parameters"))
     for at, output in enumerate(outputs):
         aside_parameters(text, (at, "parameters"), output.get("parameters"))
@@ -961,24 +962,55 @@ def aside_parameters(text: OutputText, key: tuple[Any, ...], parameters: Any) ->
 OUTPUT_NAMES: Final = ("names",)  # the `OutputText.aside` key of a reply's tensor names (`aside_names`)
 
 
-def aside_names(text: OutputText, detectors: Detectors, outputs: list[Any]) -> None:
+def aside_names(text: OutputText, detectors: Detectors, outputs: list[Any], stream: StreamNames | None = None) -> None:
     """A reply's output names, and a datatype none of the protocol's, read beside the content (`OutputText.aside`) as a
     request's are (`tensor_names`): MLServer and KServe's model server send the names their runtime gives (a custom
     runtime may name an output from its input), and its client reads them, so before 2026-12-04 an output named
     `alice@example.com` reached the client with the output unlabelled. Names in which the detectors found nothing
-    before (`OUTPUT0`, on every call) are not read again (`Detectors.finds_nothing`)."""
+    before (`OUTPUT0`, on every call) are not read again (`Detectors.finds_nothing`). `stream`: the reply is one
+    message of a stream, whose names are read together (`StreamNames`)."""
     names: list[str] = []
     if not tensor_names(outputs, names):
         text.unread()
-    aside_name_list(text, detectors, names)
+    aside_name_list(text, detectors, names, stream)
 
 
-def aside_name_list(text: OutputText, detectors: Detectors, names: list[str]) -> None:
+def aside_name_list(
+    text: OutputText, detectors: Detectors, names: list[str], stream: StreamNames | None = None
+) -> None:
     """`aside_names` of names read already (a Triton generate reply's output names are its JSON keys)."""
-    if names:
+    if names:  # (a whole reply: the one message of its stream)
+        read = (StreamNames() if stream is None else stream).to_read(detectors, names)
+        if read is not None:
+            text.aside(OUTPUT_NAMES, read)
+
+
+class StreamNames:
+    """The output names of a reply's messages (a stream's replies over gRPC, its events over REST), each message's a
+    line apart from the last's, as one text beside the content (`OUTPUT_NAMES`). The first message's are not read where
+    the detectors found nothing in them before (`Detectors.finds_nothing`: `OUTPUT0`, on every call), but a later
+    message's are read with them, as a pattern may span the two (found nothing in apart, `secret` then `project` were
+    both passed over: over REST until 2026-12-04, each event's names being checked alone)."""
+
+    def __init__(self) -> None:
+        self._named = False  # the first message's names came
+        self._unread = ""  # they were not read
+        self._read = False  # some were read: the next come a line after them
+
+    def to_read(self, detectors: Detectors, names: list[str]) -> str | None:
+        """What of a message's `names` (some) is read now, beside what was read before; None for nothing."""
         joined = names[0] if len(names) == 1 else "\n".join(names)
-        if not detectors.finds_nothing(joined):
-            text.aside(OUTPUT_NAMES, joined)
+        if not self._named:
+            self._named = True
+            if detectors.finds_nothing(joined):
+                self._unread = joined
+                return None
+        elif self._unread:
+            joined, self._unread = self._unread + "\n" + joined, ""
+        if self._read:
+            return "\n" + joined
+        self._read = True
+        return joined
 
 
 def observe_reply_meta(outcome: Outcome, model: Any, version: Any, reply_id: Any) -> None:

@@ -24,6 +24,7 @@ from proxy.protocols.oip import (
 from proxy.protocols.oip import (
     HEADER_LENGTH,
     LABELS_PARAMETER,
+    StreamNames,
     _json_part,
     _request_json,
     _strings,
@@ -129,6 +130,7 @@ class GenerateObserver(SseObserver):
         super().__init__(outcome, detectors, capture)
         self._digest: str | None = None  # a whole inference response's tensors' (`oip.read_reply`)
         self._content: Any = None  # the name of the output whose text is a stream's content, once an event held one
+        self._names = StreamNames()  # (a stream's events' output names, read together)
 
     def whole(self, reply: dict[str, Any]) -> None:
         if tensor_list(reply.get("outputs")):
@@ -143,7 +145,7 @@ class GenerateObserver(SseObserver):
         if tensor_list(outputs):
             if self._content is None and outputs:
                 self._content = outputs[0].get("name")
-            read_reply(self._text, self.detectors, event, b"", self._streamed)
+            read_reply(self._text, self.detectors, event, b"", self._streamed, self._names)
             wrote = bool(outputs)
         elif "error" in event:
             self.in_band_error()
@@ -176,7 +178,7 @@ class GenerateObserver(SseObserver):
             if self._content is None:
                 self._content = _TEXT_OUTPUT if _TEXT_OUTPUT in reply else name
             self._streamed(name, strings)
-        aside_name_list(text, self.detectors, names)
+        aside_name_list(text, self.detectors, names, None if whole else self._names)
         return bool(names)
 
     def _streamed(self, name: Any, strings: list[str]) -> None:

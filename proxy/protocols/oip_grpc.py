@@ -35,6 +35,7 @@ from proxy.protocols.oip import (
     TENSOR_FRAMING_PARAMETERS,
     TENSOR_TEXT_IF_STRING,
     U64,
+    StreamNames,
     add_decoded_texts,
     add_name,
     bytes_tensor_strings,
@@ -698,8 +699,7 @@ class ReplyObserver:
         self._text: OutputText | None = None
         self._digest = SHA256.copy()
         self._seen = False
-        self._named = False  # the reply's first names came (`_aside_names`)
-        self._unread_names = ""  # they were not read, the detectors having found nothing in them before
+        self._names = StreamNames()  # its outputs' names (a stream's messages', read together)
         # the model the call names (`Exchange`): MLServer's bare stream replies name it in their field 1, where
         # Triton's ModelStreamInferResponse holds an error message (`stream_message`)
         self.model = ""
@@ -811,22 +811,13 @@ class ReplyObserver:
 
     def _aside_names(self, names: list[str]) -> None:
         """The outputs' names (a stream's, each message's a line apart from the last's), read beside the content as
-        over REST (`oip.aside_names`: those the detectors found nothing in before are not read again, and a reply
+        over REST (`oip.StreamNames`: those the detectors found nothing in before are not read again, and a reply
         without text then has none made); past `_MAX_STRINGS` of a message, `scan:truncated`."""
         if len(names) >= _MAX_STRINGS:
             self._output().unread()
-        joined = names[0] if len(names) == 1 else "\n".join(names)
-        if not self._named:  # the reply's first names: not read when the detectors found nothing in them before
-            self._named = True
-            if self.detectors.finds_nothing(joined):
-                self._unread_names = joined
-                return
-        elif self._unread_names:
-            # a later stream message's: read with the first ones, which were not, as one text (a pattern may span
-            # them: found nothing in apart, `secret` then `project` were both passed over)
-            joined, self._unread_names = self._unread_names + "\n" + joined, ""
-        text = self._output()
-        text.aside(OUTPUT_NAMES, "\n" + joined if text.has_aside(OUTPUT_NAMES) else joined)
+        read = self._names.to_read(self.detectors, names)
+        if read is not None:
+            self._output().aside(OUTPUT_NAMES, read)
 
     def _output(self) -> OutputText:
         """The reply's text, made when its first text (or what could not be read) comes."""
