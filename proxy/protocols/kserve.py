@@ -53,7 +53,7 @@ from proxy.protocols.oip import (
     parameter_strings,
 )
 from proxy.protocols.openai import ADAPTER as OPENAI
-from proxy.protocols.openai import CONTENT_KEYS
+from proxy.protocols.openai import CONTENT_KEYS, NUMBER_PARAMS
 
 PREFIX: Final = "/v1/models/"
 # KServe's OpenAI data plane's routes, `/openai/v1/chat/completions`, ... (`KSERVE_OPENAI_ROUTE_PREFIX`'s default)
@@ -118,7 +118,8 @@ def openai_fields(body: bytes) -> tuple[str | None, bool]:
     """The fields of an OpenAI call's body that the OpenAI adapter does not read, as KServe's OpenAI data plane hands
     them to its model (`create_chat_completion(request, raw_request, context)`: the request object, which keeps the
     fields it does not know, and the raw request): `user`, `metadata`, `safety_identifier` and the rest of `NOT_DATA`,
-    numbers (a `seed`, a field of the caller's own), an object or a list but a call's content and what templates print
+    numbers (a field of the caller's own; not a parameter's every server takes as a number, `openai.NUMBER_PARAMS`: a
+    `seed`, `max_tokens`), an object or a list but a call's content and what templates print
     (`openai.CONTENT_KEYS`: a field of the caller's own, `{"context": {"url": ...}}`, whose keys, numbers and members
     named as framing the adapter does not read), and every top-level key (a field named `alice@example.com`) but
     `model`, which names the model that runs. Read as a V1 body's other keys are (`parameter_strings`: their strings
@@ -134,9 +135,9 @@ def openai_fields(body: bytes) -> tuple[str | None, bool]:
         data = load_request_json(utf8)
     others: dict[str, Any] = {}
     for key, value in data.items():
-        if not _read_by_adapter(key, value):
+        if not _read_by_adapter(key, value) and not _a_number_param(key, value):
             others[key] = value
-        elif key:  # read by the adapter, its name not
+        elif key:  # read by the adapter, or a parameter (`seed`): its name, not its value
             others[key] = None
     others.pop("model", None)
     texts: list[str] = []
@@ -152,6 +153,13 @@ def _read_by_adapter(key: str, value: Any) -> bool:
         return False
     kind = type(value)
     return kind is str or ((kind is list or kind is dict) and key in CONTENT_KEYS)
+
+
+def _a_number_param(key: str, value: Any) -> bool:
+    """Whether a body's top-level field is a number of a parameter every server takes as one (`openai.NUMBER_PARAMS`:
+    `seed`, `max_tokens`, ...): not read as text, where a number of the caller's own field is."""
+    kind = type(value)
+    return (kind is int or kind is float) and key in NUMBER_PARAMS
 
 
 def _declared_json(content_type: str | None) -> bool:

@@ -138,6 +138,11 @@ _RENDERED: Final = {
 CONTENT_KEYS: Final = frozenset({"messages", "input", "prompt", "instructions"}) | (
     frozenset().union(*_RENDERED.values()) - {"text"}
 )
+# the request parameters every server takes as numbers (`_PARAMS`: a `seed`, `max_tokens`), its request type checking
+# them (vLLM's and KServe's `ChatCompletionRequest`): a number under one is that parameter, which the adapter records,
+# not a text. `kserve.openai_fields` reads no such number: read as a field of the caller's own is, a 32-bit `seed`
+# (`2147483647`, most random ones) was a phone number, refused where a zone forbids phones
+NUMBER_PARAMS: Final = frozenset(_PARAMS) - {"stop", "encoding_format"}
 # llama.cpp's native request fields -> gen_ai.request.<name>: `n_predict` is its token limit (`max_tokens` when it is
 # not given, as llama.cpp reads them)
 _NATIVE_PARAMS: Final = {

@@ -120,3 +120,37 @@ def test_body_fields_past_the_reading_limit_are_labelled_unread(
         )
         assert reply.headers["x-data-labels"] == "pii:email", reply.headers
     assert len(kserve.data_requests()) == 3
+
+
+# an ordinary call's numeric parameters as clients send them: a random 32-bit `seed` (most have 9 or 10 digits), its
+# largest, a 64-bit one, and the token limits beside them
+SEEDS = (2147483647, 3735928559, 123456789, 4111111111111111)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_calls_numeric_parameters_are_no_text_where_kserve_is_handed_them(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], seed: int
+) -> None:
+    """A parameter every server takes as a number (`seed`, `max_tokens`, ...) is that parameter, not text: read as a
+    field of the caller's own, `seed=2147483647` (or any of nine digits or more) was a phone number, and a call to a
+    KServe route refused `pii:phone` for a purpose the zone forbids phones for, where the same call to vLLM went on."""
+    kserve = VllmLike(models=[{"id": "other", "object": "model", "created": 1, "owned_by": "kserve"}])
+    with serving(loop_thread, kserve_openai(kserve)) as kserving:
+        proxy = make_proxy(MIXED, wait="probed", VLLM=kserving, KSERVE=kserving, SERVED=SERVED)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+        reply = client.chat.completions.with_raw_response.create(
+            model="other",
+            messages=MESSAGES,
+            seed=seed,
+            max_tokens=1024,
+            max_completion_tokens=100_000_000,
+            temperature=0.7,
+            extra_headers={"x-purpose": "ads"},
+        )
+        assert reply.headers["x-data-labels"] == "", reply.headers
+        # the same number in a field of the caller's own is still read: a custom model may read it as a phone's
+        with pytest.raises(openai.PermissionDeniedError, match="pii:phone"):
+            client.chat.completions.create(
+                model="other", messages=MESSAGES, extra_headers={"x-purpose": "ads"}, extra_body={"account": 2147483647}
+            )
+    assert len(kserve.data_requests()) == 1
