@@ -114,14 +114,15 @@ def openai_unprefixed(method: str, path: str) -> str | None:
     return rest if parts is not None and parts[1] == "" else None
 
 
-def openai_fields(body: bytes) -> tuple[str | None, bool]:
+def openai_fields(body: bytes, operation: str) -> tuple[str | None, bool]:
     """The fields of an OpenAI call's body that the OpenAI adapter does not read, as KServe's OpenAI data plane hands
     them to its model (`create_chat_completion(request, raw_request, context)`: the request object, which keeps the
     fields it does not know, and the raw request): `user`, `metadata`, `safety_identifier` and the rest of `NOT_DATA`,
     numbers (a field of the caller's own; not a parameter's every server takes as a number, `openai.NUMBER_PARAMS`: a
-    `seed`, `max_tokens`), an object or a list but a call's content and what templates print
-    (`openai.CONTENT_KEYS`: a field of the caller's own, `{"context": {"url": ...}}`, whose keys, numbers and members
-    named as framing the adapter does not read), and every top-level key (a field named `alice@example.com`) but
+    `seed`, `max_tokens`), an object or a list but a call's content and what its API's templates print
+    (`openai.CONTENT_KEYS` of its `operation`: a field of the caller's own, `{"context": {"url": ...}}`, or named as
+    another API's, a `tools` beside a text completion's `prompt`, whose keys, numbers and members named as framing the
+    adapter does not read), and every top-level key (a field named `alice@example.com`) but
     `model`, which names the model that runs. Read as a V1 body's other keys are (`parameter_strings`: their strings
     and numbers as text, their names), a line each, None for none; and whether that is all of them (False: past
     `_MAX_SCAN_STRINGS` the rest is unread, `scan:truncated`). Never digested: the digest is that of what every server
@@ -134,8 +135,9 @@ def openai_fields(body: bytes) -> tuple[str | None, bool]:
             return None, True
         data = load_request_json(utf8)
     others: dict[str, Any] = {}
+    content = CONTENT_KEYS[operation]
     for key, value in data.items():
-        if not _read_by_adapter(key, value) and not _a_number_param(key, value):
+        if not _read_by_adapter(key, value, content) and not _a_number_param(key, value):
             others[key] = value
         elif key:  # read by the adapter, or a parameter (`seed`): its name, not its value
             others[key] = None
@@ -146,13 +148,13 @@ def openai_fields(body: bytes) -> tuple[str | None, bool]:
     return ("\n".join(names + texts) if names or texts else None), whole
 
 
-def _read_by_adapter(key: str, value: Any) -> bool:
-    """Whether the OpenAI adapter reads a body's top-level field as every server reads it: a string, a call's content
-    or what templates print (`CONTENT_KEYS`), not `NOT_DATA`."""
+def _read_by_adapter(key: str, value: Any, content: frozenset[str]) -> bool:
+    """Whether the OpenAI adapter reads a body's top-level field as every server reads it: a string, the call's content
+    or what its API's templates print (`content`, `CONTENT_KEYS` of its operation), not `NOT_DATA`."""
     if key in NOT_DATA:
         return False
     kind = type(value)
-    return kind is str or ((kind is list or kind is dict) and key in CONTENT_KEYS)
+    return kind is str or ((kind is list or kind is dict) and key in content)
 
 
 def _a_number_param(key: str, value: Any) -> bool:

@@ -130,14 +130,22 @@ _RENDERED: Final = {
     "embedding": frozenset(),
     "rerank": frozenset(),
 }
-# the top-level keys whose objects and lists the adapter reads as a server does, whatever server it is: a call's content
-# (messages, an input, a prompt: their framing, a part's type or link, not read) and what templates print whole (every
-# key, number and string read). Another object or list (a field of the caller's own: `{"context": {"url": ...}}`) is
-# read as content is, its framing-named members, keys and numbers not: no vLLM reads it, but KServe's OpenAI data plane
-# hands its model the request whole (`kserve.openai_fields` reads it all). `text` is rendered by the Responses API only
-CONTENT_KEYS: Final = frozenset({"messages", "input", "prompt", "instructions"}) | (
-    frozenset().union(*_RENDERED.values()) - {"text"}
-)
+# by operation, the top-level keys whose objects and lists the adapter reads as that API's servers do: its content
+# (messages, an input, a prompt: their framing, a part's type or link, not read) and what its templates print whole
+# (`_RENDERED`: every key, number and string read). Another object or list (a field of the caller's own:
+# `{"context": {"url": ...}}`, or one named as another API's, a `tools` beside a text completion's `prompt`) is read as
+# content is, its framing-named members, keys and numbers not: no vLLM reads it, but KServe's OpenAI data plane hands
+# its model the request whole (`kserve.openai_fields` reads it all). llama.cpp's own endpoints: every API's content
+_CONTENT: Final = {
+    "chat": frozenset({"messages"}),
+    "text_completion": frozenset({"prompt"}),
+    "embeddings": frozenset({"input", "messages"}),  # vLLM's embeddings take a chat's messages too
+    "responses": frozenset({"input", "instructions", "prompt"}),
+}
+_ANY_CONTENT: Final = frozenset().union(*_CONTENT.values())
+CONTENT_KEYS: Final = {
+    operation: _CONTENT.get(operation, _ANY_CONTENT) | rendered for operation, rendered in _RENDERED.items()
+}
 # the request parameters every server takes as numbers (`_PARAMS`: a `seed`, `max_tokens`), its request type checking
 # them (vLLM's and KServe's `ChatCompletionRequest`): a number under one is that parameter, which the adapter records,
 # not a text. `kserve.openai_fields` reads no such number: read as a field of the caller's own is, a 32-bit `seed`

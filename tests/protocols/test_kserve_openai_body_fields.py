@@ -154,3 +154,53 @@ def test_a_calls_numeric_parameters_are_no_text_where_kserve_is_handed_them(
                 model="other", messages=MESSAGES, extra_headers={"x-purpose": "ads"}, extra_body={"account": 2147483647}
             )
     assert len(kserve.data_requests()) == 1
+
+
+# a field of the caller's own named as another API's content or template field (a chat's `tools`, a Responses call's
+# `input`): no server of this API reads it, KServe's request object keeps it
+def _completion(client: openai.OpenAI, extra: dict[str, Any], **headers: str) -> Any:
+    return client.completions.with_raw_response.create(
+        model="other", prompt="hi", extra_body=extra, extra_headers=headers
+    )
+
+
+def _chat(client: openai.OpenAI, extra: dict[str, Any], **headers: str) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model="other", messages=MESSAGES, extra_body=extra, extra_headers=headers
+    )
+
+
+def _embedding(client: openai.OpenAI, extra: dict[str, Any], **headers: str) -> Any:
+    return client.embeddings.with_raw_response.create(
+        model="other", input="hi", extra_body=extra, extra_headers=headers
+    )
+
+
+ANOTHER_APIS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
+    "a completion's tools": (_completion, {"tools": [{"type": "function", "function": {"url": ADDRESS}}]}),
+    "a completion's messages": (_completion, {"messages": [{"role": "user", "content": [{"url": ADDRESS}]}]}),
+    "a chat's input": (_chat, {"input": {"url": ADDRESS}}),
+    "a chat's prompt": (_chat, {"prompt": [{"type": ADDRESS}]}),
+    "a chat's instructions": (_chat, {"instructions": [{"file_id": ADDRESS}]}),
+    "an embedding's response_format": (_embedding, {"response_format": {"url": ADDRESS}}),
+}
+
+
+@pytest.mark.parametrize("field", list(ANOTHER_APIS))
+def test_a_field_named_as_another_apis_content_is_read_whole(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], field: str
+) -> None:
+    """Only a call's own content and what its own API's templates print are left to the OpenAI adapter: `tools` beside
+    a text completion's `prompt` is a field of the caller's own, which the adapter reads as content (a member named as
+    framing, `url`, `type`, `file_id`, not), and KServe keeps in the request object it hands its model. Before, the
+    keys of every API were left to the adapter: `{"tools": [{"function": {"url": "alice@example.com"}}]}` beside a
+    prompt reached the KServe model unread, for any purpose."""
+    call, extra = ANOTHER_APIS[field]
+    kserve = VllmLike(models=[{"id": "other", "object": "model", "created": 1, "owned_by": "kserve"}])
+    with serving(loop_thread, kserve_openai(kserve)) as kserving:
+        proxy = make_proxy(MIXED, wait="probed", VLLM=kserving, KSERVE=kserving, SERVED=SERVED)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+        with pytest.raises(openai.PermissionDeniedError, match="pii:email"):
+            call(client, extra, **{"x-purpose": "ads"})
+        assert call(client, extra).headers["x-data-labels"] == "pii:email"
+    assert len(kserve.data_requests()) == 1
