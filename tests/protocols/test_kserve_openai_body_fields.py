@@ -204,3 +204,26 @@ def test_a_field_named_as_another_apis_content_is_read_whole(
             call(client, extra, **{"x-purpose": "ads"})
         assert call(client, extra).headers["x-data-labels"] == "pii:email"
     assert len(kserve.data_requests()) == 1
+
+
+@pytest.mark.realserver
+def test_a_32_bit_seed_reaches_the_real_kserve_server_for_a_purpose_phones_are_forbidden_for(
+    kserve_llm: tuple[str, Path],  # noqa: F811  (the fixture imported above)
+    make_proxy: Callable[..., ProxyHandle],
+) -> None:
+    """KServe's own model server is handed the `seed` as the number it is; a phone number in a field of the caller's
+    own is still refused (before: both refused `pii:phone`)."""
+    url, log = kserve_llm
+    config = REAL_CONFIG.replace('"pii:email"', '"pii:email", "pii:phone"').replace("[email]", "[email, phone]")
+    proxy = make_proxy(config, wait="probed", KSERVE=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    ads = {"x-purpose": "ads"}
+    before = log.read_text().count("\n") if log.exists() else 0
+    reply = client.chat.completions.with_raw_response.create(
+        model="llm", messages=MESSAGES, seed=2147483647, extra_headers=ads
+    )
+    assert reply.headers["x-data-labels"] == "", reply.headers
+    with pytest.raises(openai.PermissionDeniedError, match="pii:phone"):
+        client.chat.completions.create(model="llm", messages=MESSAGES, extra_headers=ads, extra_body={"n0": 2147483647})
+    lines = log.read_text().splitlines()
+    assert len(lines) == before + 1 and json.loads(lines[-1])["seed"] == 2147483647
