@@ -405,8 +405,28 @@ def _phones(t: _Text) -> Iterator[tuple[int, int]]:
             start += 1
         if t.before(start) in _WORDISH or t.before(start) in b"+." or t.after(end) in _WORDISH or t.after(end) == 46:
             continue
-        if 9 <= sum(48 <= b <= 57 for b in t.raw[start:end]) <= 15:
-            yield start, end
+        if not 9 <= sum(48 <= b <= 57 for b in t.raw[start:end]) <= 15:
+            continue
+        if (t.before(start) == 45 or t.after(end) == 45) and _in_uuid(t.raw, start, end):
+            continue
+        yield start, end
+
+
+_UUID: Final = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX_OR_DASH: Final = frozenset(b"0123456789abcdefABCDEF-")
+
+
+def _in_uuid(raw: bytes, start: int, end: int) -> bool:
+    """Whether `raw[start:end]` lies in a UUID (8-4-4-4-12 hex digits standing alone): a uuid4's groups of digits
+    read as a phone (`9bdc24bc-0068-4187-9491-f176b0fe97e3`: 0.22 % of random ones), and request ids, users, cache
+    keys and metadata are UUIDs, read where they reach a model (KServe's OpenAI data plane)."""
+    first = start
+    while first > 0 and start - first <= 36 and raw[first - 1] in _HEX_OR_DASH:
+        first -= 1
+    last = end
+    while last < len(raw) and last - end <= 36 and raw[last] in _HEX_OR_DASH:
+        last += 1
+    return last - first == 36 and _UUID.fullmatch(raw, first, last) is not None
 
 
 def _ipv4s(t: _Text) -> Iterator[tuple[int, int]]:
