@@ -24,7 +24,7 @@ from proxy.record.store import SqliteStore
 from tests.harness import LoopThread, ProxyHandle, proxy_error, serving
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.real import mlserver_runtime
-from tests.servers.triton_generate import MODEL, TritonGenerate
+from tests.servers.triton_generate import MANY, MODEL, TritonGenerate
 from tests.test_refusals_recorded import AccessLines, access_lines
 
 CONFIG = """
@@ -344,3 +344,21 @@ def test_the_real_mlservers_stream_is_checked_read_and_passed_on_event_by_event(
     assert span["lineage.output.labels"] == ["pii:email"] and "error.type" not in span, span
     assert span["lineage.checkpoint"] == "streamer" and span["lineage.protocol"] == "oip", span
     assert edges(tmp_path / "lineage.db")[-1] == ("", "streamer", "pii:email", "allow")
+
+
+def test_tritons_200_error_to_a_generate_is_recorded_as_the_upstreams_error(
+    proxy: ProxyHandle, otlp: OtlpReceiver, access: AccessLines, tmp_path: Path
+) -> None:
+    """Triton answers `/generate` for a model that sent more than one response (a decoupled one) 200 and `{"error":
+    ...}`: its status goes out with the first response, the error after. Before, the call was recorded as one that
+    ended well (no `error.type`, no code in the access line)."""
+    reply = httpx.post(f"{proxy.url}/v2/models/{MODEL}/versions/1/generate", json={"text_input": "__many__ hi"},
+                       timeout=30)  # fmt: skip
+    assert reply.status_code == 200 and reply.json() == {"error": MANY}, reply.text
+    span = otlp.by_trace(reply.headers["x-trace-id"]).attributes
+    assert span["error.type"] == "upstream_error", span
+    line = access.of(reply.headers["x-trace-id"])
+    assert (line.status, line.code) == (200, "upstream_error")  # type: ignore[attr-defined]
+    assert [(inputs, outputs, decision) for inputs, _, outputs, decision in edges(tmp_path / "lineage.db")] == [
+        ("", "", "allow")
+    ]

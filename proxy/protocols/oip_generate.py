@@ -135,7 +135,8 @@ class GenerateObserver(SseObserver):
     def whole(self, reply: dict[str, Any]) -> None:
         if tensor_list(reply.get("outputs")):
             self._digest = read_reply(self._text, self.detectors, reply, b"")
-        elif "error" in reply:
+        elif "error" in reply:  # Triton's answer, 200, to a `/generate` its model answered other than once
+            self.in_band_error()
             self._text.add_unknown(reply)
         else:
             self._generated(reply, True)

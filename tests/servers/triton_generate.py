@@ -10,7 +10,9 @@ gets 400 `{"error": "..."}` as `application/json`. Model metadata (`GET /v2/mode
 The model joins the words of its `text_input` with `@` (`alice example.com` -> `alice@example.com`: an address in
 the output only) and streams it a word or a separator an event. Hooks, chosen by `text_input`:
 - `__gated__` anywhere: each event after the first waits for the test's `release()` (the stream in lockstep);
-- `__error__` anywhere: one event, then the error in band.
+- `__error__` anywhere: one event, then the error in band;
+- `__many__` anywhere: `/generate` answers as Triton does a model that sent more than one response, 200
+  `{"error": ...}` (its `GenerateRequestClass`: the status goes with the first response, the error after it).
 Every generate request received is kept in `received` (path, body), so tests can assert what reached it.
 """
 
@@ -25,6 +27,10 @@ from aiohttp import web
 
 MODEL = "ensemble"
 VERSION = "1"
+MANY = (
+    "generate expects model to produce exactly 1 response, use generate stream for model that generates various "
+    "number of responses"
+)  # (Triton's words)
 
 
 @dataclass
@@ -75,7 +81,13 @@ class TritonGenerate:
         text = data.get("text_input") if isinstance(data, dict) else None
         if not isinstance(text, str):
             return web.json_response({"error": "expected 'text_input' in the generate request"}, status=400)
-        pieces = "@".join(text.replace("__gated__", "").replace("__error__", "").split())
+        pieces = "@".join(text.replace("__gated__", "").replace("__error__", "").replace("__many__", "").split())
+        if how == "generate" and "__many__" in text:  # chunked, as Triton sends every generate reply
+            many = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await many.prepare(request)
+            await many.write(orjson.dumps({"error": MANY}))
+            await many.write_eof()
+            return many
         if how == "generate":
             return web.json_response({"model_name": MODEL, "model_version": VERSION, "text_output": pieces})
         reply = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
