@@ -350,18 +350,14 @@ def _pass(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str,
     ]
 
 
-def _reply_metadata(
-    context: grpc.aio.ServicerContext[Any, Any],
-    upstream_initial: Iterable[tuple[str, str | bytes]] | None,
-    trailing: Metadata,
-) -> list[tuple[str, str | bytes]]:
+def _reply_metadata(context: grpc.aio.ServicerContext[Any, Any], trailing: Metadata) -> None:
     """A unary reply's metadata: the lineage (with the upstream's trailers) as trailing metadata, which
     grpc.aio sends in the one batch that carries the reply and the status. grpc.aio cannot hold initial
     metadata back for that batch (it sends it empty there; `send_initial_metadata` is a batch of its own,
-    a round through grpc's core per call), so initial metadata is sent only when the upstream sent some:
-    returned, for the handler to send (`send_initial_metadata`) before it returns the reply."""
+    a round through grpc's core per call), so initial metadata is sent only when the upstream sent some, by the
+    handler, before the call is recorded: a client that leaves in that round (its cancel, its deadline, the drain's
+    cut) is recorded gone (`_Ends.unsent`), where, recorded first, it was recorded as answered."""
     context.set_trailing_metadata(tuple(trailing))
-    return _pass(upstream_initial)
 
 
 def _rpc(method: str) -> dict[str, Any]:
@@ -990,11 +986,6 @@ class GrpcIngress:
         else:  # one status answers both: their records go as it does (`finish_with`)
             ex.finish_with(answered, error)
             await answered.recorded(ex)
-        if error.initial:  # the upstream's, before its status (`_upstream_error`)
-            try:
-                await context.send_initial_metadata(error.initial)
-            except Exception:  # the client is gone: grpc's abort below ends the call as it can
-                pass
         await context.abort(code, error.message, (*error.trailers, *answered.lineage_headers()))
         raise AssertionError("unreachable: abort raises")
 
@@ -1109,6 +1100,7 @@ class GrpcIngress:
         ex, header = self._exchange(adapter, target, method, received, context)
         failure: BaseException | None = None
         held = 0
+        unsent = False  # the upstream's initial metadata could not be sent: the client is gone
         try:
             self._bound_metadata(ex, received, method)
             held = self._hold(ex.pipeline, len(request))
@@ -1128,16 +1120,23 @@ class GrpcIngress:
                 raise
             ex.head(0, header)
             ex.whole(reply)
+            passed = _pass(initial)
+            if passed:  # before the record (`_reply_metadata`)
+                try:
+                    await context.send_initial_metadata(passed)
+                except Exception:
+                    unsent = True
+                    raise
             await ex.end()
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         self.held -= held
         if failure is not None:  # an ended call's `close` has nothing left to do (`end` recorded it)
             request = rpc = None  # (and the upstream's call, which keeps it): not held as the call ends (`_Ends.close`)
-            await self._ends(ex, context).close(failure)  # raises what failed
-        passed = _reply_metadata(context, initial, (*_pass(trailing), *ex.lineage_headers()))
-        if passed:
-            await context.send_initial_metadata(passed)
+            ends = self._ends(ex, context)
+            ends.unsent = unsent
+            await ends.close(failure)  # raises what failed
+        _reply_metadata(context, (*_pass(trailing), *ex.lineage_headers()))
         self._free_after_reply((rpc, ex, initial, trailing, received))
         return reply
 
@@ -1395,6 +1394,7 @@ class GrpcIngress:
         ex, header = self._exchange(adapter, target, method, received, context)
         failure: BaseException | None = None
         held = 0
+        unsent = False  # the upstream's initial metadata could not be sent: the client is gone
         try:
             held, upstream = self._admit_data_free(ex, header, received, method, adapter, target, request, context)
             rpc = self._unary(ex, upstream, method, request, received, context)
@@ -1405,13 +1405,20 @@ class GrpcIngress:
             except grpc.aio.AioRpcError as exc:
                 raise _upstream_error(ex, exc, context) from None
             ex.outcome.status = 0
+            passed = _pass(initial)
+            if passed:  # before the record (`_reply_metadata`)
+                try:
+                    await context.send_initial_metadata(passed)
+                except Exception:
+                    unsent = True
+                    raise
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         self.held -= held
-        await self._ends(ex, context).close(failure)  # raises what failed
-        passed = _reply_metadata(context, initial, (*_pass(trailing), ("x-trace-id", ex.trace.trace_id_hex)))
-        if passed:
-            await context.send_initial_metadata(passed)
+        ends = self._ends(ex, context)
+        ends.unsent = unsent
+        await ends.close(failure)  # raises what failed
+        _reply_metadata(context, (*_pass(trailing), ("x-trace-id", ex.trace.trace_id_hex)))
         return reply
 
     async def watch(
@@ -1784,6 +1791,8 @@ class _Ends:
                     context = self._context
                     error.caller = ex.pipeline.caller_name(_read(context).found.get, self._ingress._peer(context))
                 try:
+                    if error.initial:  # the upstream's, before its status (`_upstream_error`) and the record
+                        await self._initial(error.initial)
                     await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
                 except asyncio.CancelledError:  # while its answer waited for the record's write: it never went out
                     self._gone()
@@ -1796,6 +1805,15 @@ class _Ends:
                 ex.refused.finish(CLIENT_GONE)
         if error is not None:
             raise error
+
+    async def _initial(self, metadata: Metadata) -> None:
+        """Send the upstream's initial metadata before an error status: a client gone meanwhile (grpc could not send
+        it, or cancelled the handler in the round) is recorded so (`_gone`), grpc's abort then ending the call as it
+        can (`_reply_metadata`)."""
+        try:
+            await self._context.send_initial_metadata(metadata)
+        except Exception:
+            self._gone()
 
     def _gone(self) -> None:
         """The call ended by grpc's cancel (its client left, its deadline passed, the drain cut it), or by a reply grpc
