@@ -322,3 +322,54 @@ def test_a_stream_of_short_pieces_reads_each_character_about_once(monkeypatch: p
     scanner.feed("ple.org ")
     assert scanner.found == {"pii:email"}
     assert sum(read) <= 1.1 * 20_030
+
+
+# -- many strings, many parts: read up to MAX_STRINGS, not walked whole
+
+
+def test_a_list_of_many_strings_is_read_up_to_the_limit() -> None:
+    """The limit of strings was checked once an object or list was walked, then every string of that list was taken:
+    a 16 MB list of one-character strings went whole into the texts (4,000,000 of them, each digested, masked and
+    joined: 1.5 s on the event loop). Now at most `MAX_STRINGS` are taken, the rest `scan:truncated`; a string after
+    many values that are no strings is still read."""
+    from proxy.protocols.openai import read_request
+
+    many = protocols.MAX_STRINGS * 3
+    for extra in (["a"] * many, {f"k{i}": "v" for i in range(many)}):
+        request = read_request("chat", orjson.dumps({"model": "m", "messages": [], "extra": extra}))
+        assert len(request.texts) == protocols.MAX_STRINGS
+        assert request.unscanned
+    numbers_first = [1] * many + ["ana@example.org"]
+    request = read_request("chat", orjson.dumps({"model": "m", "messages": [], "extra": numbers_first}))
+    assert request.texts == ("ana@example.org",)
+    assert not request.unscanned
+
+
+@pytest.mark.parametrize("path", ["openai", "anthropic"])
+def test_parts_past_the_limit_are_not_joined(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """Every content part was read for where parts meet (`join_text_parts`), whatever their number: 533,333 text parts
+    (16 MB) were read in Python several times over, 1.2 s on the event loop. Past `MAX_STRINGS` messages and parts
+    none are joined, and the request is `scan:truncated` (its texts are read up to that limit as before)."""
+    from proxy.protocols import anthropic, openai
+
+    reads = 0
+    for name in ("_part_text", "_block_text"):
+        read = getattr(protocols, name)
+
+        def counting(part: Any, read: Callable[[Any], Any] = read) -> Any:
+            nonlocal reads
+            reads += 1
+            return read(part)
+
+        monkeypatch.setattr(protocols, name, counting)
+    parts = [{"type": "text", "text": "ab"}] * (protocols.MAX_STRINGS * 3)
+    body = orjson.dumps({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": parts}]})
+    request = openai.read_request("chat", body) if path == "openai" else anthropic.read_request(body)
+    assert request.joined == ()
+    assert request.unscanned
+    assert reads == 0
+    parts = parts[: protocols.MAX_STRINGS // 2]  # within the limit: joined as before
+    body = orjson.dumps({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": parts}]})
+    request = openai.read_request("chat", body) if path == "openai" else anthropic.read_request(body)
+    assert request.joined and not request.unscanned
+    assert reads >= len(parts)

@@ -365,7 +365,7 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
             if len(item) == 2 and type(text := item.get("content")) is str and _standard_role(item.get("role")):
                 if text:
                     out.append(text)
-                while stack and type(stack[-1]) is str:  # the strings after it, as below
+                while stack and type(stack[-1]) is str and len(out) < MAX_STRINGS:  # the strings after it, as below
                     out.append(stack.pop())
                 continue
             children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
@@ -407,6 +407,13 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
         else:
             continue
         index = len(children)
+        room = MAX_STRINGS - len(out)
+        if index > room:  # more than the strings still taken: the children up to the first string past them
+            taken, cut = _taken(children, room)
+            whole = whole and not cut
+            taken.reverse()
+            stack.extend(taken)
+            index = 0
         while index:  # last first (a stack); not reversed(): mypyc cannot compile it over this list
             index -= 1
             child = children[index]
@@ -416,9 +423,30 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
                     stack.append(child)
             elif kind is dict or kind is list:
                 stack.append(child)
-        while stack and type(stack[-1]) is str:  # strings in document order, as they come off the stack
+        # strings in document order, as they come off the stack, up to the limit (a list of millions of one-character
+        # strings went into `out` whole, each then digested, masked and joined: the limit was checked only above)
+        while stack and type(stack[-1]) is str and len(out) < MAX_STRINGS:
             out.append(stack.pop())
     return whole and not (stack and any(map(_holds_text, stack)))  # what is left over may hold no text at all
+
+
+def _taken(children: list[Any], room: int) -> tuple[list[Any], bool]:
+    """The strings, objects and lists of `children` (a JSON object's values or a list's items) in order, up to the
+    string past the first `room`, and whether there is one (then never read): `user_strings` takes at most `room`
+    strings more, so a walk of a list of millions of strings stops at `room`, where it pushed every one."""
+    taken: list[Any] = []
+    strings = 0
+    for child in children:
+        kind = type(child)
+        if kind is str:
+            if child:
+                if strings == room:
+                    return taken, True
+                strings += 1
+                taken.append(child)
+        elif kind is dict or kind is list:
+            taken.append(child)
+    return taken, False
 
 
 # content blocks engines print whole, keys and all: a tool call's `input` (vLLM json.dumps it into the call's
@@ -676,7 +704,7 @@ def _block_text_vllm(block: Any) -> str | _Moved | None:
     return _block_text(block)
 
 
-def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) -> tuple[Run, ...]:
+def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) -> tuple[tuple[Run, ...], bool]:
     """The runs of texts the model may read run together, for the detectors to scan where they meet
     (`boundary_windows`) as well as each piece: a message's consecutive text parts (templates print them
     with nothing between: Qwen2-VL's, which vLLM uses for OpenAI-style content; Gemma 3's trims each
@@ -685,7 +713,11 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
     (vLLM's string format), so each part is scanned on its own too. `blocks`: Anthropic content blocks
     (`_block_text`), where the text blocks around a tool use, a tool result or thinking are consecutive
     once the server has taken those out, and a message's thinking blocks are its reasoning, joined; the system's
-    texts also without those beginning `x-anthropic-billing-header`, which vLLM leaves out."""
+    texts also without those beginning `x-anthropic-billing-header`, which vLLM leaves out. With the runs, whether
+    they are all there: messages and parts past `MAX_STRINGS` are not joined (`_past_limit`), the request then
+    `unscanned` (its texts, read up to that limit, are read so too)."""
+    if _past_limit(messages, system):
+        return (), False
     read: Read = _block_text if blocks else _part_text
     runs: list[Run] = []
     systems: list[str] = []
@@ -728,8 +760,33 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
             if 1 < len(kept) < len(systems):
                 _runs(kept, runs)
     if not runs:  # (plain string contents, as most calls are)
-        return ()
-    return tuple(dict.fromkeys(runs))  # each once (vLLM's and llama.cpp's readings share most runs)
+        return (), True
+    return tuple(dict.fromkeys(runs)), True  # each once (vLLM's and llama.cpp's readings share most runs)
+
+
+def _past_limit(messages: Any, system: Any) -> bool:
+    """Whether the messages, their content parts and the blocks in those (a tool result's, a document's) are more than
+    `MAX_STRINGS` together: counted no further than that. Each was read in Python, several times over, whatever the
+    limit (a 16 MB body of 533,333 two-character text parts: 1.2 s on the event loop, 0.1 s of it parsing)."""
+    count = len(system) if type(system) is list else 0
+    for message in messages if type(messages) is list else ():
+        count += 1
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list:
+            count += len(content)
+            for part in content:
+                if count > MAX_STRINGS:
+                    return True
+                if type(part) is dict:
+                    inner = part.get("content")
+                    if type(inner) is list:
+                        count += len(inner)
+                    source = part.get("source")
+                    if type(source) is dict and type(source.get("content")) is list:
+                        count += len(source["content"])
+        if count > MAX_STRINGS:
+            return True
+    return count > MAX_STRINGS
 
 
 # the start of a system text block vLLM's Messages API leaves out of the system prompt (Claude Code's per-request

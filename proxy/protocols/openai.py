@@ -174,16 +174,16 @@ def read_request(operation: str, body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if operation == "chat" and not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    joined = join_text_parts(data.get("messages") if operation != "responses" else data.get("input"))
+    joined, all_joined = join_text_parts(data.get("messages") if operation != "responses" else data.get("input"))
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them (most calls: none)
-    whole = request_strings(data, _RENDERED[operation], texts, reprinted)
+    whole = request_strings(data, _RENDERED[operation], texts, reprinted) and all_joined
     # token ids (vLLM, llama.cpp), prompt embeddings and a template of the request's own: what the model reads
     # there, the proxy cannot
-    unread = "prompt_embeds" in data or unread_parts(data.get("messages")) or own_template(data)
+    # (a request already cut short is not looked through again: its parts may be millions)
     whole = (
         whole
-        and not unread
+        and not ("prompt_embeds" in data or unread_parts(data.get("messages")) or own_template(data))
         and not (token_ids(data.get("prompt")) or token_ids(data.get("input")) or token_ids(data.get("content")))
     )
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
@@ -236,8 +236,10 @@ def read_native(operation: str, body: bytes) -> Request:
     texts: list[str] = []
     reprinted: list[str] = []
     whole = request_strings(_without_media(data), _RENDERED[operation], texts, reprinted)
-    unread = "prompt_embeds" in data or unread_parts(messages) or own_template(data)
-    whole = whole and not unread and not any(token_ids(data.get(key)) for key in _NATIVE_TOKENS)
+    joined, all_joined = join_text_parts(messages) if messages is not None else ((), True)
+    whole = whole and all_joined
+    whole = whole and not ("prompt_embeds" in data or unread_parts(messages) or own_template(data))
+    whole = whole and not any(token_ids(data.get(key)) for key in _NATIVE_TOKENS)
     names = _NATIVE_PARAMS
     limit = "n_predict" if "n_predict" in data else "max_tokens"
     params: list[tuple[str, Any]] = []
@@ -248,9 +250,7 @@ def read_native(operation: str, body: bytes) -> Request:
     lora = data.get("lora")
     return Request(model, _GEN_AI_OPERATION[operation], data.get("stream") is True, tuple(texts), tuple(params),
                    unscanned=not whole, version=None if lora is None else lora_version(lora),
-                   joined=join_text_parts(messages) if messages is not None else (),
-                   decoded=unescaped(body, texts, reprinted),
-                   unrouted=not model)  # fmt: skip
+                   joined=joined, decoded=unescaped(body, texts, reprinted), unrouted=not model)  # fmt: skip
 
 
 def _without_media(data: dict[str, Any]) -> dict[str, Any]:
