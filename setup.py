@@ -49,6 +49,7 @@ COMPILED = [
     "proxy/protocols/openai.py",
     "proxy/protocols/passthrough.py",
     "proxy/protocols/sse.py",
+    "proxy/protocols/tgi.py",
     "proxy/record/access.py",
     "proxy/record/edges.py",
     "proxy/record/export.py",

@@ -1153,6 +1153,8 @@ class Adapter:
 
 
 _LORA: Final = "lora:"
+# a TGI call's version naming the LoRA adapter it asks for (`parameters.adapter_id`, `tgi.read_request`)
+TGI_ADAPTER: Final = "adapter:"
 _NONE: Final = "none"
 _SCALES_UNKNOWN: Final = "+lora:?"  # a checkpoint's name once the scales were set and not read since
 log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
@@ -1176,7 +1178,12 @@ class ServedModels:
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None:
         found = self._served.get(model) or self._served.get("*")
-        if version is None or self._adapters is None or found is None or not version.startswith(_LORA):
+        if version is None or found is None:
+            return found
+        if version.startswith(TGI_ADAPTER):  # TGI's model with the adapter a call names (TGI lists none)
+            return Checkpoint(f"{found.name}+lora:{version[len(TGI_ADAPTER) :]}", found.source, found.name,
+                              found.provider)  # fmt: skip
+        if self._adapters is None or not version.startswith(_LORA):
             return found
         named = version[len(_LORA) :]
         if not named:  # `"lora": []` names none: llama-server applies its own scales, as without the field
