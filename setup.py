@@ -46,6 +46,7 @@ COMPILED = [
     "proxy/protocols/oip.py",
     "proxy/protocols/oip_generate.py",
     "proxy/protocols/oip_grpc.py",
+    "proxy/protocols/ollama.py",
     "proxy/protocols/openai.py",
     "proxy/protocols/passthrough.py",
     "proxy/protocols/sse.py",

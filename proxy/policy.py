@@ -358,7 +358,7 @@ def _decide(call: Call, policy: Policy) -> Decision:
                   "in shared memory), so no zone can be checked on it; it is refused while zones are configured "
                   "(policy.passthrough: forward allows it)")  # fmt: skip
     if denial is None and call.opaque and not call.model and not policy.opaque_unrouted_allowed:
-        # vLLM's `/invocations` and `/pooling`, Ollama's `/api/chat`, a router's `/completion`: the model is the one
+        # vLLM's `/invocations` and `/pooling`, a router's `/completion`: the model is the one
         # the unread body names, not the "*" route's, so a route's purposes could not be checked on it
         denial = ("endpoint_denied", "policy.passthrough",
                   "this call carries data the proxy does not read, which may name any model, so no route's purposes "

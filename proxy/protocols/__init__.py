@@ -1599,7 +1599,7 @@ def _parse_int(digits: str) -> int | float:
 
 
 def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[Adapter, ...], Mapping[str, Dialect]]:
-    from proxy.protocols import anthropic, kserve, oip, oip_generate, oip_grpc, openai, passthrough, tgi
+    from proxy.protocols import anthropic, kserve, oip, oip_generate, oip_grpc, ollama, openai, passthrough, tgi
 
     adapters: dict[ProtocolName, Adapter] = {
         "openai": openai.ADAPTER,
@@ -1610,9 +1610,10 @@ def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[A
         "passthrough": passthrough.ADAPTER,
     }
     # in match order; passthrough matches anything. OIP's LLM paths are OIP's (`oip`, its span attributes `oip.ADAPTER`'s),
-    # TGI's native API OpenAI's (`openai`, as llama.cpp's native endpoints are: its upstreams are `protocol: openai`)
-    http = (openai.ADAPTER, anthropic.ADAPTER, oip.ADAPTER, oip_generate.ADAPTER, tgi.ADAPTER, kserve.ADAPTER,
-            passthrough.ADAPTER)  # fmt: skip
+    # TGI's and Ollama's native APIs OpenAI's (`openai`, as llama.cpp's native endpoints are: their upstreams are
+    # `protocol: openai`)
+    http = (openai.ADAPTER, anthropic.ADAPTER, oip.ADAPTER, oip_generate.ADAPTER, tgi.ADAPTER, ollama.ADAPTER,
+            kserve.ADAPTER, passthrough.ADAPTER)  # fmt: skip
     dialects: dict[str, Dialect] = {
         "openai": openai.DIALECT,
         "oip": oip.DIALECT,

@@ -16,6 +16,10 @@ SSE defines (`data`, `event`, `id`, `retry`), a comment nor white space (a page 
 `error: {...}` line, the upstream's error in band); past
 `_MOST_REFUSED` events that are no JSON, the rest of the reply is not read.
 
+A reply whose Content-Type is `application/x-ndjson` (Ollama's native streams) is JSON lines: each line, ended as an
+event stream's are and split anywhere across chunks as they are, one JSON object, read as an event (`event`) as it
+comes; a line that is no JSON object is not read (`scan:truncated`), as an event's data that is none.
+
 A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
 (chunked, or until close), or over `limits.buffer_max_bytes`. One whose Content-Type is not
 `text/event-stream` and whose first byte but white space is `{` is kept as it passes (at most
@@ -47,6 +51,7 @@ _BOM: Final = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: a client's UTF-8 decod
 _FIELDS: Final = (b"event:", b"id:", b"retry:", b":")
 _BARE_FIELDS: Final = frozenset({b"data", b"event", b"id", b"retry"})
 _ERROR: Final = b"error:"  # llama.cpp's error in a stream (`SseObserver._error_line`)
+_NDJSON: Final = "application/x-ndjson"  # a reply of JSON lines, an object a line (Ollama's streams)
 
 
 # distinct alternative tokens read from a reply's logprobs (`SseObserver.alternatives`): a model's vocabulary is some
@@ -111,10 +116,14 @@ class SseObserver:
         # the distinct tokens a reply's logprobs gave as the model's alternatives, read once each (`alternatives`);
         # None until a reply gives some (most ask for no logprobs)
         self._alternatives: set[str] | None = None
+        self._lines = False  # a reply of JSON lines (`_NDJSON`), not an event stream
 
     def head(self, status: int, header: Header) -> None:
         kind = header("content-type")
         self._sniff = kind is None or not kind.lower().startswith("text/event-stream")
+        if kind is not None and self._sniff and kind.lower().startswith(_NDJSON):
+            self._sniff = False
+            self._lines = True
 
     def body(self, data: bytes) -> None:
         if not self._read_whole(data):  # not a JSON object: an event stream, whatever its Content-Type says, as
@@ -167,6 +176,11 @@ class SseObserver:
             self._fresh = False
             if lines[0].startswith(_BOM):
                 lines[0] = lines[0][3:]
+        if self._lines:
+            self._json_lines(lines)
+            if self._partial_size > MAX_LINE:
+                self._give_up()
+            return
         over = self.ended  # (before this piece, or at a blank line in it)
         for line in lines:
             if line.startswith(b"data:"):
@@ -187,6 +201,18 @@ class SseObserver:
                 over = self.ended
         if self._partial_size > MAX_LINE:
             self._give_up()
+
+    def _json_lines(self, lines: list[bytes]) -> None:
+        """Whole lines of a reply of JSON lines (`_NDJSON`): each one's object read as an event, a blank line skipped,
+        any other line not read (`_refuse`)."""
+        for line in lines:
+            if VISIBLE.search(line) is None:
+                continue
+            reply = reply_json(line, self._text)
+            if isinstance(reply, dict):
+                self.event(reply)
+            elif not self._refuse():
+                return
 
     def _keep(self, data: bytes) -> None:
         """A piece of a reply that is not an event stream (as its Content-Type says), kept to be read whole
@@ -338,7 +364,9 @@ class SseObserver:
             self._partial.clear()
             if self._fresh and last.startswith(_BOM):
                 last = last[3:]
-            if last.startswith(b"data:"):
+            if self._lines:  # the last line, without its line end
+                self._json_lines([last])
+            elif last.startswith(b"data:"):
                 self._data_line(last)
             elif last:
                 self._field(last)

@@ -1,0 +1,185 @@
+"""Ollama's native API (`docs/api.md`): `/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`, read as the
+OpenAI ones are (every string of the body but its parameters).
+
+`POST /api/chat` takes `{"model", "messages": [{"role", "content", "images": [base64], "tool_calls", "thinking"}],
+"tools", "format": "json" | <schema>, "options": {...}, "stream"}`; `/api/generate` `{"model", "prompt", "suffix",
+"system", "template", "context": [token ids], "images", "format", "options", "raw", "stream"}`; `/api/embed`
+`{"model", "input": str | [str]}`, `/api/embeddings` `{"model", "prompt"}`. A chat or a generate call streams unless
+its `stream` is false: JSON lines (`application/x-ndjson`, read as they pass: `sse.SseObserver`), each
+`{"model", "message": {"content", "thinking", "tool_calls"}, "done": false}` (a generate's `"response"`), the last
+`"done": true` with `done_reason` and the counts; `{"error": ...}` is the upstream's error. Images (base64) are skipped
+as a chat's `image_url` is; a generate's `context`, the token ids of an earlier exchange, is text the proxy cannot
+read (`scan:truncated`); the template a call gives is read as text. The model is the body's, required as Ollama
+requires it; its checkpoint is what the upstream's `/v1/models` names (`protocol: openai`, `openai.Dialect`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from proxy.detectors import Detectors
+from proxy.errors import InvalidRequest
+from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import (
+    Header,
+    Request,
+    Target,
+    join_text_parts,
+    load_request_json,
+    request_json_as_utf8,
+    request_strings,
+    token_ids,
+    unescaped,
+)
+from proxy.protocols.openai import _param
+from proxy.protocols.sse import SseObserver
+
+# path -> its target (Target.operation: gen_ai.operation.name)
+_TARGETS: Final = {
+    "/api/chat": Target("chat"),
+    "/api/generate": Target("text_completion"),
+    "/api/embed": Target("embeddings"),
+    "/api/embeddings": Target("embeddings"),
+}
+_STREAMED: Final = frozenset({"chat", "text_completion"})  # the operations that stream unless told not to
+# the fields a chat template prints whole (every key, number and string read): tool definitions, the output's schema
+_RENDERED: Final = frozenset({"tools", "format"})
+# `options` -> gen_ai.request.<name>
+_OPTIONS: Final = {
+    "num_predict": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "seed": "seed",
+    "stop": "stop_sequences",
+}
+_IMAGES: Final = "images"  # base64 images, a message's or a generate's: no text a detector reads
+_NOT_READ: Final = frozenset({_IMAGES, "keep_alive"})  # (`keep_alive`: a duration, `"5m"`)
+
+
+def read_request(target: Target, body: bytes) -> Request:
+    """A native body: its `model` required; every string but `images`, `keep_alive` and the parameters read
+    (`request_strings`: messages' contents, thinking and tool calls, `prompt`, `suffix`, `system`, `template`, `input`,
+    `options.stop`), `tools` and `format` whole; a generate's `context` (token ids) unread."""
+    data = load_request_json(body)
+    model = data.get("model")
+    if type(model) is not str or not model:
+        raise InvalidRequest("'model' is required and must be a string", param="model")
+    operation = target.operation
+    messages = data.get("messages")
+    if operation == "chat" and type(messages) is not list:
+        raise InvalidRequest("'messages' is required and must be a list", param="messages")
+    texts: list[str] = []
+    read = {key: value for key, value in data.items() if key not in _NOT_READ}
+    if type(messages) is list:
+        read["messages"] = [_without_images(message) for message in messages]
+    whole = request_strings(read, _RENDERED, texts)
+    whole = whole and not token_ids(data.get("context"))
+    options = data.get("options")
+    params: list[tuple[str, Any]] = []
+    for key, value in options.items() if type(options) is dict else ():
+        name = _OPTIONS.get(key)
+        if name is not None and value is not None:
+            params.append((name, _param(name, value)))
+    stream = operation in _STREAMED and data.get("stream") is not False
+    return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
+                   joined=join_text_parts(messages) if type(messages) is list else (),
+                   decoded=unescaped(body, texts))  # fmt: skip
+
+
+def _without_images(message: Any) -> Any:
+    if type(message) is dict and _IMAGES in message:
+        return {key: value for key, value in message.items() if key != _IMAGES}
+    return message
+
+
+class OllamaObserver(SseObserver):
+    """An Ollama reply, whole or JSON lines: the content is `message.content` (a chat's) or `response` (a generate's),
+    a stream's run together; the model's `thinking` and its tool calls (a call's name, its arguments as the JSON text
+    its client has) read beside it. `done_reason` is the finish reason, `prompt_eval_count` and `eval_count` the usage;
+    `{"error": ...}` the upstream's error (in a stream, in band). An embedding reply's vectors hold no text."""
+
+    def whole(self, reply: dict[str, Any]) -> None:
+        if not self._read(reply, False):
+            self._text.add_unknown(reply)
+
+    def event(self, event: dict[str, Any]) -> None:
+        if "error" in event:
+            self.in_band_error()
+            self._text.add_unknown(event)
+        elif not self._read(event, True):
+            self._text.add_unknown(event)
+
+    def _read(self, reply: dict[str, Any], streamed: bool) -> bool:
+        """A reply or a line of one; False when it holds none of the fields Ollama writes output in."""
+        self.identify(reply)
+        message = reply.get("message")
+        source = message if type(message) is dict else reply
+        text = source.get("content") if source is message else reply.get("response")
+        if type(text) is str:
+            if streamed:
+                if text:
+                    self.first_chunk()
+                self._text.add(text)
+            else:
+                self._text.add_output(text)
+        thinking = source.get("thinking")
+        if type(thinking) is str and thinking:
+            if streamed:
+                self.first_chunk()
+            self._text.aside(("thinking",), thinking)
+        self._tool_calls(source.get("tool_calls"), streamed)
+        if reply.get("done") is True:
+            self.stopped = True
+            reason = reply.get("done_reason")
+            if type(reason) is str:
+                self.outcome.finish_reasons = (reason,)
+            self.usage(reply, "prompt_eval_count", "eval_count")
+        return type(text) is str or "embeddings" in reply or "embedding" in reply or "done" in reply
+
+    def _tool_calls(self, calls: Any, streamed: bool) -> None:
+        """Each tool call whole (Ollama streams a call in one line): its function's name, and its arguments, an
+        object, as JSON text (`OutputText.json_text`), a line apart from the call before."""
+        for call in calls if type(calls) is list else ():
+            function = call.get("function") if type(call) is dict else None
+            if type(function) is not dict:
+                continue
+            if streamed:
+                self.first_chunk()
+            arguments = function.get("arguments")
+            written = arguments if type(arguments) is str else self._text.json_text(arguments)
+            name = function.get("name")
+            self._text.aside_strings(("tool_calls",), [name if type(name) is str else "", written or ""], apart=True)
+
+    def done(self) -> None:
+        if self.outcome.first_token_ns:
+            self._text.end_piece()
+
+
+class Adapter:
+    """Ollama's native API: POST /api/chat, /api/generate, /api/embed, /api/embeddings."""
+
+    name: ProtocolName = "openai"
+    dialect = "openai"  # the upstream's `/v1/models`, read by `openai.Dialect`
+    status_attribute = "http.response.status_code"
+    provider: str | None = "ollama"
+
+    def merge(self, listings: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError("Ollama's native API has no merged listing")
+
+    def match(self, method: str, path: str) -> Target | None:
+        return _TARGETS.get(path) if method == "POST" else None
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return read_request(target, body)
+
+    def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
+        return request_json_as_utf8(body)
+
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> OllamaObserver:
+        return OllamaObserver(outcome, detectors, capture)
+
+
+ADAPTER = Adapter()

@@ -1,0 +1,105 @@
+"""An Ollama-like server (Ollama's `docs/api.md`, `server/routes.go`), for tests: Ollama itself does not run here.
+
+`POST /api/chat` (`{"model", "messages", "stream"}`) and `/api/generate` (`{"model", "prompt", "stream"}`) stream
+unless `stream` is false: JSON lines (`application/x-ndjson`), `{"model", "created_at", "message": {"role":
+"assistant", "content"}, "done": false}` (a generate's `"response"`) a token a line, then `"done": true` with
+`done_reason` and the counts (a generate's with its `context`, token ids); not streamed, one JSON object of them. An
+error after the 200 head is a line `{"error": ...}`; a model it does not have is 404 `{"error": "model ... not
+found"}`. `/api/embed` answers `{"model", "embeddings"}`, `/api/embeddings` `{"embedding"}`; `GET /v1/models` lists
+its model as Ollama's OpenAI-compatible API does (`llama3.2:latest`, `owned_by: library`).
+
+The model joins the words of the last message's `content` (a generate's `prompt`) with `@` (`alice example.com` ->
+`alice@example.com`: an address in the output only) and streams it a word or a separator a line. Hooks, in that text:
+- `__gated__`: each line after the first waits for the test's `release()` (the stream in lockstep);
+- `__error__`: one line, then the error in band.
+Every call received is kept in `received` (path, body), so tests can assert what reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+MODEL = "llama3.2"
+TAGGED = f"{MODEL}:latest"
+CREATED = "2026-12-04T10:00:00.000000Z"
+
+
+@dataclass
+class Ollama:
+    received: list[tuple[str, bytes]] = field(default_factory=list)
+    url: str = ""  # where it serves, once it does
+    _gate: asyncio.Semaphore | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v1/models", self.models)
+        for path in ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings"):
+            app.router.add_post(path, self.call)
+        return app
+
+    def release(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let a gated stream send its next line (called from the test's thread)."""
+        loop.call_soon_threadsafe(self._gated().release)
+
+    def _gated(self) -> asyncio.Semaphore:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(0)
+        return self._gate
+
+    async def models(self, request: web.Request) -> web.Response:
+        entry = {"id": TAGGED, "object": "model", "created": 1764842400, "owned_by": "library"}
+        return web.json_response({"object": "list", "data": [entry]})
+
+    async def call(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.received.append((request.path, body))
+        try:
+            data: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return web.json_response({"error": "invalid character looking for beginning of value"}, status=400)
+        model = data.get("model") if isinstance(data, dict) else None
+        if model not in (MODEL, TAGGED):
+            return web.json_response({"error": f"model '{model}' not found"}, status=404)
+        if request.path == "/api/embed":
+            return web.json_response({"model": model, "embeddings": [[0.1, -0.2, 0.3]], "total_duration": 1})
+        if request.path == "/api/embeddings":
+            return web.json_response({"embedding": [0.1, -0.2, 0.3]})
+        chat = request.path == "/api/chat"
+        text = data["messages"][-1]["content"] if chat else data.get("prompt", "")
+        words = text.replace("__gated__", "").replace("__error__", "").split()
+        tokens = [t for t in "@".join(words).replace("@", "\0@\0").split("\0") if t]
+        if data.get("stream") is False:
+            return web.json_response(self._line(model, chat, "".join(tokens), len(words), len(tokens)))
+        reply = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await reply.prepare(request)
+        for at, token in enumerate(tokens):
+            if at and "__gated__" in text:
+                await self._gated().acquire()
+            await reply.write(orjson.dumps(self._line(model, chat, token)) + b"\n")
+            if "__error__" in text:
+                await reply.write(b'{"error":"an error was encountered while running the model: unexpected EOF"}\n')
+                break
+        else:
+            await reply.write(orjson.dumps(self._line(model, chat, "", len(words), len(tokens))) + b"\n")
+        await reply.write_eof()
+        return reply
+
+    def _line(self, model: str, chat: bool, text: str, prompt: int | None = None, written: int = 0) -> dict[str, Any]:
+        """A reply, or a line of one; the last (`prompt` given) with what ends it."""
+        line: dict[str, Any] = {"model": model, "created_at": CREATED}
+        if chat:
+            line["message"] = {"role": "assistant", "content": text}
+        else:
+            line["response"] = text
+        line["done"] = prompt is not None
+        if prompt is not None:
+            line.update(done_reason="stop", total_duration=5, load_duration=1, prompt_eval_count=prompt,
+                        prompt_eval_duration=1, eval_count=written, eval_duration=2)  # fmt: skip
+            if not chat:
+                line["context"] = [128006, 882, 128007]
+        return line
