@@ -235,3 +235,17 @@ def test_a_streamed_tool_call_and_thinking_label_the_output() -> None:
 
 def test_a_line_that_is_no_json_is_unread() -> None:
     assert observed([b"<html>\n"]).output_detected == {"scan:truncated"}
+
+
+def test_messages_and_parts_past_the_limit_leave_the_request_unread() -> None:
+    """As an OpenAI chat's (`join_text_parts`): past `MAX_STRINGS` messages and parts nothing is joined, and what was
+    not joined is content not read, `scan:truncated` (merged beside the limit, the adapter first took the runs and
+    the flag for one value)."""
+    from proxy.protocols import MAX_STRINGS
+
+    target = ADAPTER.match("POST", "/api/chat")
+    assert target is not None
+    many: list[dict[str, Any]] = [{}] * MAX_STRINGS  # (no string in them: only the count of messages is past)
+    many.append({"role": "user", "content": "ab"})
+    assert ADAPTER.read(target, orjson.dumps({"model": MODEL, "messages": many}), {}.get).unscanned
+    assert not ADAPTER.read(target, orjson.dumps({"model": MODEL, "messages": many[-3:]}), {}.get).unscanned

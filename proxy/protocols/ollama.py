@@ -84,9 +84,9 @@ def read_request(target: Target, body: bytes) -> Request:
         if name is not None and value is not None:
             params.append((name, _param(name, value)))
     stream = operation in _STREAMED and data.get("stream") is not False
-    return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
-                   joined=join_text_parts(messages) if type(messages) is list else (),
-                   decoded=unescaped(body, texts))  # fmt: skip
+    joined, all_joined = join_text_parts(messages) if type(messages) is list else ((), True)
+    return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not (whole and all_joined),
+                   joined=joined, decoded=unescaped(body, texts))  # fmt: skip
 
 
 def _without_images(message: Any) -> Any:
