@@ -395,3 +395,27 @@ def test_small_integers_beside_a_large_one_are_read_in_c(monkeypatch: pytest.Mon
     data = protocols.load_request_json(body)
     assert data["extra"][0] == 41111111111111111111111 and len(data["extra"]) == 20_001
     assert calls == 0
+
+
+@pytest.mark.parametrize("path", ["openai", "anthropic", "llama.cpp native"])
+def test_many_top_level_fields_are_read_up_to_the_limit(path: str) -> None:
+    """A request's top-level fields are read one by one (`request_strings`), and a field that is a string was taken
+    without the limit counted: a body of a million string fields went whole into the texts (18 MB: 1,200,000 texts,
+    each digested, masked and joined), where a list or an object of them was read up to `MAX_STRINGS`. Now those past
+    it are not read, the request `scan:truncated`; at the limit, every one is read."""
+    from proxy.protocols import anthropic, openai
+
+    def read(fields: dict[str, str]) -> Any:
+        if path == "anthropic":
+            return anthropic.read_request(orjson.dumps({"model": "m", "max_tokens": 1, "messages": [], **fields}))
+        if path == "openai":
+            return openai.read_request("chat", orjson.dumps({"model": "m", "messages": [], **fields}))
+        return openai.read_native("completion", orjson.dumps({"prompt": "hi", **fields}))
+
+    taken = protocols.MAX_STRINGS - (path == "llama.cpp native")  # (its prompt is a text too)
+    request = read({f"k{i}": "v" for i in range(3 * protocols.MAX_STRINGS)})
+    assert len(request.texts) == protocols.MAX_STRINGS
+    assert request.unscanned
+    request = read({f"k{i}": "v" for i in range(taken - 1)} | {"last": "ana@example.org"})
+    assert len(request.texts) == protocols.MAX_STRINGS and request.texts[-1] == "ana@example.org"
+    assert not request.unscanned

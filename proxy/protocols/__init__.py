@@ -367,6 +367,10 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
     into `out` when it is None)."""
     if type(value) is str:
         if value:
+            # counted as any string is: a request's top-level fields each come here (`request_strings`), and a body of
+            # a million string fields went whole into `out`, where a list of them was read up to the limit
+            if len(out) >= MAX_STRINGS:
+                return False
             out.append(value)
         return True
     stack = [value]  # (its methods called as they are: compiled, a bound method is a call through Python)
