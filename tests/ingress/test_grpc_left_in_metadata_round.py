@@ -7,7 +7,10 @@ stream's does, and a client that leaves in it is recorded gone.
 
 The round is one trip through grpc's core: a client's cancel lands in it by chance (a raw HTTP/2 client that resets the
 stream on the upstream's headers has them only once the round is over). So here grpc's own context is wrapped: as the
-handler sends the metadata, the client cancels its call, and the send waits for grpc to cancel the handler."""
+handler sends the metadata, the client cancels its call, and the send waits for grpc to cancel the handler; or it fails
+as grpc's batch does on a call whose client is gone before grpc has cancelled its handler (ExecuteBatchError: whichever
+of the two grpc's core reports first), which is the client's leaving too, not the proxy's internal error, nor the
+upstream's status."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc._cython import cygrpc
 
 from proxy.ingress.grpc import GrpcIngress
 from proxy.logs import ACCESS
@@ -38,26 +42,35 @@ Call = concurrent.futures.Future[Any]
 
 class _Leaving:
     """grpc's context for a handler, but for `send_initial_metadata`: the client cancels its call first, and the send
-    waits until grpc cancels the handler for it, as a cancel that arrives during the round does."""
+    waits until grpc cancels the handler for it, as a cancel that arrives during the round does; or (`how`: refused)
+    fails at once, as grpc's batch does when its core has the cancel before the handler's is asked for."""
 
-    def __init__(self, context: Any, call: Call) -> None:
-        self._context, self._call = context, call
+    def __init__(self, context: Any, call: Call, how: str) -> None:
+        self._context, self._call, self._how = context, call, how
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
 
     async def send_initial_metadata(self, metadata: Any) -> None:
         (await asyncio.wrap_future(self._call)).cancel()
+        if self._how == "refused":  # grpc's batch failed: the call's client side is gone
+            raise cygrpc.ExecuteBatchError('Failed "execute_batch": (SendInitialMetadataOperation,)')
         await asyncio.Event().wait()  # until grpc cancels the handler
 
 
+@pytest.fixture(params=["cancelled", "refused"])
+def how(request: pytest.FixtureRequest) -> str:
+    """How the send meets the client's leaving: grpc cancels the handler, or grpc's batch fails first."""
+    return str(request.param)
+
+
 @pytest.fixture
-def call(monkeypatch: pytest.MonkeyPatch) -> Call:
+def call(monkeypatch: pytest.MonkeyPatch, how: str) -> Call:
     made: Call = concurrent.futures.Future()
 
     def leaving(handler: Any) -> Any:
         async def handle(self: GrpcIngress, adapter: Any, target: Any, method: str, requests: Any, context: Any) -> Any:
-            return await handler(self, adapter, target, method, requests, _Leaving(context, made))
+            return await handler(self, adapter, target, method, requests, _Leaving(context, made, how))
 
         return handle
 
@@ -75,10 +88,17 @@ def channel(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any, call: 
 @pytest.mark.parametrize("method", [INFER, READY], ids=["infer", "ready"])
 @pytest.mark.parametrize("end", ["ok", "abort"])
 def test_a_client_that_leaves_while_the_upstreams_metadata_is_sent_is_recorded_gone(
-    channel: grpc.Channel, call: Call, otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture, method: str, end: str
+    channel: grpc.Channel,
+    call: Call,
+    otlp: OtlpReceiver,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    end: str,
+    how: str,
 ) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS)
-    trace_id, traceparent = traced(1 if end == "ok" else 2, 0x1EF70000 if method == INFER else 0x1EF80000)
+    n = (1 if end == "ok" else 2) + (2 if how == "refused" else 0)
+    trace_id, traceparent = traced(n, 0x1EF70000 if method == INFER else 0x1EF80000)
     request = _request() if method == INFER else b"\x0a\x04held"
     made = channel.unary_unary(method).future(request, metadata=(("x-end", end), ("traceparent", traceparent)))
     call.set_result(made)
