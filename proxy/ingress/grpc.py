@@ -1791,9 +1791,11 @@ class _Ends:
                     context = self._context
                     error.caller = ex.pipeline.caller_name(_read(context).found.get, self._ingress._peer(context))
                 try:
-                    if error.initial:  # the upstream's, before its status (`_upstream_error`) and the record
-                        await self._initial(error.initial)
-                    await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
+                    # the upstream's initial metadata, before its status (`_upstream_error`) and the record
+                    unsent = await self._initial(error.initial) if error.initial else None
+                    if unsent is None:
+                        await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
+                    error = unsent  # the client is gone (recorded so): no status to send it; grpc's error goes on
                 except asyncio.CancelledError:  # while its answer waited for the record's write: it never went out
                     self._gone()
                     raise
@@ -1806,14 +1808,18 @@ class _Ends:
         if error is not None:
             raise error
 
-    async def _initial(self, metadata: Metadata) -> None:
-        """Send the upstream's initial metadata before an error status: a client gone meanwhile (grpc could not send
-        it, or cancelled the handler in the round) is recorded so (`_gone`), grpc's abort then ending the call as it
-        can (`_reply_metadata`)."""
+    async def _initial(self, metadata: Metadata) -> BaseException | None:
+        """Send the upstream's initial metadata before an error status (`_reply_metadata`); None once sent. A client gone
+        meanwhile is recorded so (`_gone`): grpc cancelled the handler in the round (raised), or could not send it
+        (returned: what grpc raised, for the handler to raise as a reply's unsent is, `unsent`). Such a call is not
+        then answered (`_abort`): that waited for its record's write and sent a status to no one, and a drain's cut
+        that met the wait was counted twice (`_cancelled`: "2 gRPC call(s) ... cut off" for one)."""
         try:
             await self._context.send_initial_metadata(metadata)
-        except Exception:
+        except Exception as exc:
             self._gone()
+            return exc
+        return None
 
     def _gone(self) -> None:
         """The call ended by grpc's cancel (its client left, its deadline passed, the drain cut it), or by a reply grpc

@@ -19,6 +19,7 @@ import pytest
 from tritonclient.grpc import service_pb2
 
 from proxy.errors import ProxyError
+from proxy.exchange import DRAIN_CUT
 from proxy.flow import Outcome
 from proxy.ingress.grpc import GrpcIngress
 from proxy.logs import ACCESS
@@ -266,6 +267,46 @@ def test_why_a_cancelled_call_ended(
     with pytest.raises(how):
         asyncio.run(cancelled())
     assert (ended.outcome.status, ended.errors) == (status.value[0], [error_type])
+
+
+class _Unsendable(_Context):
+    """A call the drain's cut ended as its upstream's initial metadata was to go before its error status: grpc could
+    not send it (ExecuteBatchError), and cancels the handler at its next wait."""
+
+    async def send_initial_metadata(self, metadata: object) -> None:
+        raise _WriteFailed("Failed execute_batch: (SendInitialMetadataOperation,)")
+
+    async def abort(self, code: grpc.StatusCode, details: str, trailers: tuple[tuple[str, str], ...]) -> None:
+        self.aborted = (code, details, trailers)
+        raise asyncio.CancelledError
+
+
+class _Held(_Ended):
+    held = True  # its record waits for its write (a new flow's)
+
+
+@pytest.mark.interpreted  # (as above)
+def test_a_call_the_cut_ends_as_the_upstreams_initial_metadata_goes_is_counted_once_and_not_answered() -> None:
+    """The upstream's initial metadata that grpc could not send (the drain's cut ended the call) ends the call there:
+    recorded as the drain's, counted once in the drain's log line, and answered no status (its client is gone); grpc's
+    error goes on to grpc. It went on to be answered: the cut met that answer too, and counted the call again."""
+    ingress = GrpcIngress.__new__(GrpcIngress)
+    ingress._generation, ingress._cutting, ingress._cut = 0, {0}, 0
+    ended = _Held()
+    context = _Unsendable(None)
+    failed = ProxyError("model busy")
+    failed.initial = (("x-upstream-request-id", "r-17"),)
+
+    async def cut() -> None:
+        await ingress._ends(ended, context).close(failed)  # type: ignore[arg-type]
+
+    raised: type[BaseException] | None = None
+    try:
+        asyncio.run(cut())
+    except (_WriteFailed, asyncio.CancelledError) as exc:
+        raised = type(exc)
+    assert (ingress._cut, ended.errors, context.aborted, raised) == (1, [DRAIN_CUT], (), _WriteFailed)
+    assert ended.outcome.status == grpc.StatusCode.UNAVAILABLE.value[0]
 
 
 @pytest.mark.interpreted  # (as above)
