@@ -68,7 +68,7 @@ from proxy.flow import (
 from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.policy import refused_by_head
-from proxy.protocols import STREAM_ERROR, Adapter, Header, Observer, Request, Target
+from proxy.protocols import STREAM_ERROR, Adapter, Header, NotItsBody, Observer, Request, Target, passthrough
 from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.oip_grpc import ReplyObserver as GrpcReplyObserver
 from proxy.protocols.sse import SseObserver
@@ -171,6 +171,9 @@ class Exchange:
                 read = self.adapter.read(self.target, body, header)
             except InvalidRequest as refused:  # (no call in the common path: a try costs nothing till it raises)
                 read = self._read_as_utf8(body, header, refused)
+            except NotItsBody:
+                self.pass_through()
+                read = self.adapter.read(self.target, body, header)
             call = self.call = pipeline.call(
                 read,
                 self.adapter.name,
@@ -207,6 +210,13 @@ class Exchange:
             self._observe(call)
         return upstream
 
+    def pass_through(self) -> None:
+        """The call, on a path other servers serve too (`Target.shared`), is passthrough's from here (its decision, its
+        record, its reply passed on unread), as a path's no adapter reads: its body is not of its adapter's API
+        (`NotItsBody`), or in a content coding the proxy does not read."""
+        adapter = self.adapter = passthrough.ADAPTER
+        self.target = adapter.match("POST", "/")  # (a shared path names no model: the `"*"` route's call)
+
     def _read_as_utf8(self, body: bytes, header: Header, refused: InvalidRequest) -> Request:
         """`body`, which the adapter `refused`, read again by it as UTF-8 when it is JSON in a form servers read all
         the same (a UTF-8 byte order mark first, UTF-16 or UTF-32: `Adapter.as_utf8_json`), so what the server hands
@@ -225,8 +235,8 @@ class Exchange:
         `admit` applies (`Pipeline.call`, `decide`), and recorded as such a refusal after the body is, the body's
         labels aside. A passthrough call is left to its body (its refusal as unread data comes first)."""
         pipeline, adapter, target = self.pipeline, self.adapter, self.target
-        if adapter.name == "passthrough":
-            return
+        if adapter.name == "passthrough" or (target.shared and not pipeline.policy.opaque_allowed):
+            return  # (a shared path's body may be passthrough's: `NotItsBody`)
         try:
             if pipeline.known_purposes is not None:
                 pipeline.check_purpose(header, peer, self.x_api_key)

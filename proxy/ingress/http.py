@@ -459,7 +459,13 @@ class HttpIngress:
             expect = request.header("expect")
             if expect is not None and not request.expects and list_members(expect):  # 417: one it cannot meet
                 raise ExpectationFailed(f"unsupported Expect: {echoed(expect)} (only 100-continue)", param="expect")
-            coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
+            try:
+                coding = _coding(request.header("content-encoding"), adapter.name != "passthrough")
+            except InvalidRequest:
+                if not target.shared:
+                    raise
+                ex.pass_through()  # (a body another server's may be in a coding the proxy does not read: forwarded so)
+                adapter, target, coding = ex.adapter, ex.target, None
             body = request.received()
             if body is None:
                 if request.expects and not pipeline.policy.audit:

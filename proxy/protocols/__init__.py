@@ -1050,11 +1050,14 @@ class Target:
     bodiless_data_free: bool = False
     # its body may name no model (llama.cpp's native endpoints): then it is the `"*"` route's (`Request.unrouted`)
     model_optional: bool = False
+    # a path other servers serve too, with bodies of their own (`POST /`, `/generate`: TGI's, and Ray Serve's, BentoML's,
+    # SGLang's, vLLM's old server's): a body not of the adapter's API is passthrough's (`NotItsBody`)
+    shared: bool = False
 
     def __init__(
         self, operation: str, model: str = "", version: str | None = None, carries_data: bool = True,
         stream: bool = False, listing: bool = False, rediscover: bool = False, bodiless_data_free: bool = False,
-        model_optional: bool = False,
+        model_optional: bool = False, shared: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "operation", operation)
         object.__setattr__(self, "model", model)
@@ -1065,6 +1068,13 @@ class Target:
         object.__setattr__(self, "rediscover", rediscover)
         object.__setattr__(self, "bodiless_data_free", bodiless_data_free)
         object.__setattr__(self, "model_optional", model_optional)
+        object.__setattr__(self, "shared", shared)
+
+
+class NotItsBody(Exception):
+    """Raised by an adapter's `read` for a body that is not of its API, on a path other servers serve too
+    (`Target.shared`): the call is passthrough's, its body forwarded unread as any path's no adapter reads
+    (`policy.passthrough` decides), as it was before the adapter read the path (`Exchange.admit`)."""
 
 
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)

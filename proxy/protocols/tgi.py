@@ -21,6 +21,7 @@ from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
     Header,
+    NotItsBody,
     Request,
     Target,
     load_request_json,
@@ -33,12 +34,14 @@ from proxy.protocols import (
 from proxy.protocols.openai import TGI_ADAPTER, _param
 from proxy.protocols.sse import SseObserver
 
-_GENERATE: Final = Target("generate", model_optional=True)
+# paths other servers serve too (`Target.shared`): a body that is not TGI's is passthrough's, as before TGI's were read
+_GENERATE: Final = Target("generate", model_optional=True, shared=True)
 _TARGETS: Final = {
     "/generate": _GENERATE,
-    "/generate_stream": Target("generate", stream=True, model_optional=True),
+    "/generate_stream": Target("generate", stream=True, model_optional=True, shared=True),
     "/": _GENERATE,  # the compat route: its body's `stream` says whether it streams
 }
+_INPUTS: Final = "inputs"
 # TGI's generate parameters -> gen_ai.request.<name>
 _PARAMS: Final = {
     "max_new_tokens": "max_tokens",
@@ -62,8 +65,16 @@ def read_request(target: Target, body: bytes) -> Request:
     """A `/generate`, `/generate_stream` or `/` body: `inputs` and every other string TGI may hand the model (its
     own fields, and any the caller added, which it drops: read all the same, as `request_strings` reads a body),
     `parameters`' strings but the adapter's name, its grammar whole. A `model` is optional: TGI reads none, but a
-    call naming one goes by that model's route; one naming none is the `"*"` route's (`unrouted`)."""
-    data = load_request_json(body)
+    call naming one goes by that model's route; one naming none is the `"*"` route's (`unrouted`). A body that is no
+    JSON object whose `inputs` is a string, which TGI refuses (422), is another server's on these paths (an image to
+    a Ray Serve or BentoML app's `/`, SGLang's `{"text", "input_ids"}`, vLLM's old `{"prompt"}` to `/generate`):
+    `NotItsBody`, forwarded unread or refused as before TGI's API was read."""
+    try:
+        data = load_request_json(body)
+    except InvalidRequest:
+        raise NotItsBody from None
+    if type(data.get(_INPUTS)) is not str:
+        raise NotItsBody
     model = data.get("model")
     if model is None:
         model = ""
