@@ -9,6 +9,7 @@ read) refused 400 where it used to be forwarded, and one that is (SGLang's) read
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -131,3 +132,30 @@ def test_a_tgi_body_is_still_read_where_passthrough_forwards(
             span = otlp.by_trace(allowed.headers["x-trace-id"]).attributes
             assert span["gen_ai.operation.name"] == "generate" and span["gen_ai.provider.name"] == "tgi", span
         assert [path for path, _ in tgi.received] == ["/", "/generate", "/generate_stream"]
+
+
+def test_a_call_at_a_shared_path_is_left_to_its_body_while_unread_data_is_refused(
+    app: App, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A client asking for `100 Continue` with no purpose: its head alone would be refused `purpose_required` as a TGI
+    call, but its body, not TGI's, is refused first as data the proxy does not read, which the same request sent whole
+    is told (`refused_by_head`'s promise): so it gets its 100, and that refusal once its body is in."""
+    config = CONFIG.replace("default_purpose: care, ", "")
+    proxy = make_proxy(config, UPSTREAM=app.url, PASSTHROUGH="auto", OTLP=f"http://127.0.0.1:{otlp.port}")
+    whole = httpx.post(f"{proxy.url}/", content=PNG, headers={"content-type": "image/png"}, timeout=30)
+    assert whole.status_code == 403 and proxy_error(whole)["code"] == "endpoint_denied", whole.text
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(PNG))  # fmt: skip
+        got = b""
+        while b"\r\n\r\n" not in got:
+            piece = sock.recv(65536)
+            assert piece, got
+            got += piece
+        assert got.startswith(b"HTTP/1.1 100 "), got[:200]
+        sock.sendall(PNG)
+        got = got.partition(b"\r\n\r\n")[2]
+        while b"endpoint_denied" not in got and (piece := sock.recv(65536)):
+            got += piece
+    assert got.startswith(b"HTTP/1.1 403 ") and b'"endpoint_denied"' in got, got[:400]
+    assert app.received == []
