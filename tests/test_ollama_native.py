@@ -233,6 +233,26 @@ def test_a_streamed_tool_call_and_thinking_label_the_output() -> None:
     assert observed([thought + b"\n"]).output_detected == {"pii:email"}
 
 
+def test_the_alternatives_a_reply_weighed_label_its_output() -> None:
+    """`logprobs` and `top_logprobs` (Ollama 0.12.11 on, `api/types.go`'s `Logprob`): each line's, or a whole reply's,
+    `logprobs` give the tokens the model weighed beside the one it wrote, text the client has that the content does
+    not hold, read as an OpenAI reply's are (`SseObserver.alternatives`)."""
+    weighed = [{"token": "hello", "logprob": -0.1, "bytes": [104, 101, 108, 108, 111],
+                "top_logprobs": [{"token": "hello", "logprob": -0.1}, {"token": ADDRESS, "logprob": -2.5}]}]  # fmt: skip
+    line = {"model": MODEL, "message": {"role": "assistant", "content": "hello"}, "done": False, "logprobs": weighed}
+    assert observed([orjson.dumps(line) + b"\n"]).output_detected == {"pii:email"}
+    generated = {"model": MODEL, "response": "hello", "done": True, "done_reason": "stop", "logprobs": weighed}
+    assert observed([orjson.dumps(generated) + b"\n"]).output_detected == {"pii:email"}
+    outcome = Outcome(started_ns=1)
+    whole = OllamaObserver(outcome, EMAIL, True)  # a reply not streamed (`"stream": false`)
+    whole.head(200, {"content-type": "application/json; charset=utf-8"}.get)
+    whole.body(orjson.dumps({**line, "done": True}))
+    whole.finish()
+    assert outcome.output_detected == {"pii:email"} and outcome.content == ("hello",)
+    alone = {**line, "logprobs": [{"token": "hello", "logprob": -0.1, "top_logprobs": [{"token": "hi"}]}]}
+    assert observed([orjson.dumps(alone) + b"\n"]).output_detected == frozenset()
+
+
 def test_a_line_that_is_no_json_is_unread() -> None:
     assert observed([b"<html>\n"]).output_detected == {"scan:truncated"}
 

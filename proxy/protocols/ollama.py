@@ -98,7 +98,7 @@ def _without_images(message: Any) -> Any:
 class OllamaObserver(SseObserver):
     """An Ollama reply, whole or JSON lines: the content is `message.content` (a chat's) or `response` (a generate's),
     a stream's run together; the model's `thinking` and its tool calls (a call's name, its arguments as the JSON text
-    its client has) read beside it. `done_reason` is the finish reason, `prompt_eval_count` and `eval_count` the usage;
+    its client has) read beside it, and the tokens it weighed beside those it wrote (`logprobs`' `top_logprobs`). `done_reason` is the finish reason, `prompt_eval_count` and `eval_count` the usage;
     `{"error": ...}` the upstream's error (in a stream, in band). An embedding reply's vectors hold no text."""
 
     def whole(self, reply: dict[str, Any]) -> None:
@@ -131,6 +131,9 @@ class OllamaObserver(SseObserver):
                 self.first_chunk()
             self._text.aside(("thinking",), thinking)
         self._tool_calls(source.get("tool_calls"), streamed)
+        logprobs = reply.get("logprobs")
+        if logprobs:  # asked for with `logprobs` and `top_logprobs`: `[{"token", "top_logprobs": [{"token"}]}]`
+            self.alternatives(("logprobs",), logprobs)
         if reply.get("done") is True:
             self.stopped = True
             reason = reply.get("done_reason")
