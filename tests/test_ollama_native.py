@@ -188,11 +188,21 @@ def test_an_error_line_in_a_stream_is_recorded_as_the_upstreams_error(proxy: Pro
 
 
 def test_a_call_naming_no_model_is_refused_400_and_never_forwarded(ollama: Ollama, proxy: ProxyHandle) -> None:
-    for path, body in (("/api/chat", {"messages": []}), ("/api/generate", {"prompt": "hi", "model": 1}),
-                       ("/api/chat", {"model": MODEL})):  # fmt: skip
+    for path, body in (("/api/chat", {"messages": []}), ("/api/generate", {"prompt": "hi", "model": 1})):
         reply = httpx.post(f"{proxy.url}{path}", json=body, timeout=30)
         assert reply.status_code == 400 and proxy_error(reply)["code"] == "invalid_request", reply.text
     assert ollama.received == []
+
+
+def test_a_chat_without_messages_loads_the_model(ollama: Ollama, proxy: ProxyHandle) -> None:
+    """`{"model"}` alone, or `"messages": null`, is how Ollama is told to load a model (as `[]`: `docs/api.md`); it
+    answers `done_reason: "load"`, nothing generated. It was refused 400 ('messages' is required)."""
+    for body in ({"model": MODEL}, {"model": MODEL, "messages": None}, {"model": MODEL, "messages": []}):
+        reply = httpx.post(f"{proxy.url}/api/chat", json=body, timeout=30)
+        assert reply.status_code == 200 and reply.json()["done_reason"] == "load", reply.text
+    assert len(ollama.received) == 3
+    reply = httpx.post(f"{proxy.url}/api/chat", json={"model": MODEL, "messages": "hi"}, timeout=30)
+    assert reply.status_code == 400 and proxy_error(reply)["param"] == "messages", reply.text
 
 
 def test_the_ingress_picks_the_ollama_adapter() -> None:

@@ -69,8 +69,9 @@ def read_request(target: Target, body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     operation = target.operation
     messages = data.get("messages")
-    if operation == "chat" and type(messages) is not list:
-        raise InvalidRequest("'messages' is required and must be a list", param="messages")
+    if operation == "chat" and messages is not None and type(messages) is not list:
+        # (none, or null: Ollama loads the model and answers `done_reason: "load"`, as for `[]`)
+        raise InvalidRequest("'messages' must be a list", param="messages")
     texts: list[str] = []
     read = {key: value for key, value in data.items() if key not in _NOT_READ}
     if type(messages) is list:

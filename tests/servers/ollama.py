@@ -70,6 +70,8 @@ class Ollama:
         if request.path == "/api/embeddings":
             return web.json_response({"embedding": [0.1, -0.2, 0.3]})
         chat = request.path == "/api/chat"
+        if chat and not data.get("messages"):  # none, null or []: the model loaded, nothing generated
+            return web.json_response({**self._line(model, chat, "", 0), "done_reason": "load"})
         text = data["messages"][-1]["content"] if chat else data.get("prompt", "")
         words = text.replace("__gated__", "").replace("__error__", "").split()
         tokens = [t for t in "@".join(words).replace("@", "\0@\0").split("\0") if t]
