@@ -1,7 +1,8 @@
 """A route's purposes on bodies the proxy does not read. A path no adapter reads goes by the `"*"` route, but its
 body names the model that runs: vLLM's `/invocations` (SageMaker's path, a chat, completion or embedding body by
-its shape), `/pooling` and `/score`, Ollama's `/api/chat`. With no zone configured, `policy.passthrough: auto`
-forwarded them, so a model a route keeps to some purposes ran for any other one named in such a body."""
+its shape), `/pooling` and `/score` (and Ollama's `/api/chat`, read since 2026-12-04: decided by the route of the
+model its body names). With no zone configured, `policy.passthrough: auto` forwarded them, so a model a route keeps to
+some purposes ran for any other one named in such a body."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def upstream(loop_thread):  # type: ignore[no-untyped-def]
         yield url, reached
 
 
-@pytest.mark.parametrize("path", ["/invocations", "/pooling", "/api/chat"])
+@pytest.mark.parametrize("path", ["/invocations", "/pooling", "/score"])
 def test_an_unread_body_is_refused_while_a_route_limits_purposes(upstream, make_proxy, path: str) -> None:  # type: ignore[no-untyped-def]
     url, reached = upstream
     proxy = make_proxy(CONFIG, wait="started", UPSTREAM=url)
@@ -62,6 +63,14 @@ def test_an_unread_body_is_refused_while_a_route_limits_purposes(upstream, make_
     assert proxy_error(unread)["code"] == "endpoint_denied"
     assert "route" in proxy_error(unread)["message"]
     assert path not in reached
+
+
+def test_an_ollama_chat_is_decided_by_the_route_of_the_model_it_names(upstream, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    url, reached = upstream
+    proxy = make_proxy(CONFIG, wait="started", UPSTREAM=url)
+    reply = httpx.post(f"{proxy.url}/api/chat", json=CHAT, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
+    assert "/api/chat" not in reached
 
 
 def test_unread_bodies_pass_where_no_route_limits_purposes_or_forward_says_so(upstream, make_proxy) -> None:  # type: ignore[no-untyped-def]
