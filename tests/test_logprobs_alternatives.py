@@ -125,6 +125,9 @@ def test_past_the_distinct_alternatives_read_the_rest_is_said_to_be_unread() -> 
     assert read(ResponsesObserver, response(many)).output_detected == frozenset()
     past = read(ResponsesObserver, response_stream([*many[:2], entry("t", "w0", "w1"), *many[2:], ENTRIES[1]]))
     assert past.output_detected == {TRUNCATED}
+    # one whole reply past them: the bound is the alternatives' own, not `MAX_STRINGS` (a reading of every string
+    # bounded by it took the 10,001st of one reply's for content not read), and holds within a reply
+    assert read(ResponsesObserver, response([*many, ENTRIES[1]])).output_detected == {TRUNCATED}
 
 
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}

@@ -59,10 +59,11 @@ _NDJSON: Final = "application/x-ndjson"  # a reply of JSON lines, an object a li
 _MOST_ALTERNATIVES: Final = 65_536
 
 
-def _alternative_tokens(entries: Any, seen: set[str], found: list[str]) -> None:
+def _alternative_tokens(entries: Any, seen: set[str], found: list[str]) -> bool:
     """Into `found`, each token of `entries`' `top_logprobs` that is not the entry's own `token` nor in `seen`; llama.cpp's
     native `completion_probabilities` entries too: their `top_probs` (`post_sampling_probs`), or, from servers before
-    2025, `{"content": <the token written>, "probs": [{"tok_str": <an alternative>, "prob": ...}]}`."""
+    2025, `{"content": <the token written>, "probs": [{"tok_str": <an alternative>, "prob": ...}]}`. False when a new
+    one came past `_MOST_ALTERNATIVES` (it and the rest not read)."""
     for entry in entries if type(entries) is list else ():
         if type(entry) is not dict:
             continue
@@ -76,8 +77,11 @@ def _alternative_tokens(entries: Any, seen: set[str], found: list[str]) -> None:
         for alternative in top if type(top) is list else ():
             token = alternative.get(field) if type(alternative) is dict else None
             if type(token) is str and token and token != chosen and token not in seen:
+                if len(seen) >= _MOST_ALTERNATIVES:
+                    return False
                 seen.add(token)
                 found.append(token)
+    return True
 
 
 class SseObserver:
@@ -413,20 +417,30 @@ class SseObserver:
             self._text.unread()
             return
         found: list[str] = []
+        whole = True
         if type(logprobs) is dict:  # a chat choice's (`content`, `refusal`), a completion choice's (`top_logprobs`)
             for field in ("content", "refusal"):
-                _alternative_tokens(logprobs.get(field), seen, found)
+                whole = whole and _alternative_tokens(logprobs.get(field), seen, found)
             top = logprobs.get("top_logprobs")
-            for alternatives in top if type(top) is list else ():  # a completion's: a token -> logprob map a token
+            for alternatives in top if type(top) is list and whole else ():  # a completion's: a token -> logprob map
                 if type(alternatives) is dict:
                     for token in alternatives:
                         if type(token) is str and token and token not in seen:
+                            if len(seen) >= _MOST_ALTERNATIVES:
+                                whole = False
+                                break
                             seen.add(token)
                             found.append(token)
         else:  # a Responses output text's; llama.cpp's native `completion_probabilities`
-            _alternative_tokens(logprobs, seen, found)
-        if found:
-            self._text.aside_strings(key, found, apart=True)
+            whole = _alternative_tokens(logprobs, seen, found)
+        if not whole:
+            self._text.unread()
+        if (
+            found
+        ):  # (tokens, each a string already: read as they are, `_MOST_ALTERNATIVES` their bound, not `MAX_STRINGS`)
+            text = self._text
+            joined = "\n".join(found)
+            text.aside(key, "\n" + joined if text.has_aside(key) else joined)
 
     def first_chunk(self) -> None:
         """Output the model wrote came, streamed: its content, or what it wrote beside it first (reasoning, a tool
