@@ -107,7 +107,12 @@ ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer
 NOT_DATA: Final = frozenset(
     {"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options", "previous_response_id"}
 )
-MAX_STRINGS: Final = 10_000
+# the texts a request is read up to (past them `scan:truncated`), bounding the work of the event loop per text (each is
+# read, digested, scanned and, captured, masked: ~1 us compiled, ~4 us more masked). Not fewer: a coding agent's turn
+# of a tool call is a dozen texts (ids, a call's input keys and values, its result's blocks, all printed to the model),
+# so 10,000 were reached by a session of ~830 Anthropic tool calls, 270 KiB; 65,536 texts are more than a session's
+# ~1,000,000 characters that `limits.scan_max_chars` reads hold, at a dozen characters or more a text
+MAX_STRINGS: Final = 65_536
 # error.type of a call whose upstream answered with an error in band, the call going on: a request of a gRPC stream
 # (Triton's ModelStreamInferResponse.error_message), an event of an HTTP stream after its 200 head (`data:
 # {"error": ...}`, an `error` event, a Responses stream ending `response.failed`)
