@@ -16,6 +16,8 @@ from proxy.errors import ConfigError
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import ADAPTERS, DIALECTS, HTTP_ADAPTERS, Adapter, OutputText, Target, text_digest
 from proxy.protocols.oip_generate import ADAPTER as OIP_GENERATE
+from proxy.protocols.ollama import ADAPTER as OLLAMA
+from proxy.protocols.tgi import ADAPTER as TGI
 
 
 def dispatch(method: str, path: str) -> tuple[Adapter, Target]:
@@ -60,7 +62,8 @@ def test_grpc_adapter_is_not_an_http_adapter() -> None:
     assert HTTP_ADAPTERS[1] is ADAPTERS["anthropic"]
     assert HTTP_ADAPTERS[2] is ADAPTERS["oip"]
     assert HTTP_ADAPTERS[3] is OIP_GENERATE and OIP_GENERATE.name == "oip"  # OIP's LLM paths: OIP's calls
-    assert HTTP_ADAPTERS[4] is ADAPTERS["kserve"]
+    assert HTTP_ADAPTERS[4] is TGI and HTTP_ADAPTERS[5] is OLLAMA  # native LLM APIs: OpenAI-compatible servers' calls
+    assert HTTP_ADAPTERS[6] is ADAPTERS["kserve"]
     assert HTTP_ADAPTERS[-1] is ADAPTERS["passthrough"]  # matches anything: last
 
 
@@ -108,12 +111,20 @@ def test_other_methods_on_inference_paths_match_no_inference_adapter(method: str
 
 
 @pytest.mark.parametrize(
-    "path", ["/v2/models/iris/versions/3/ready", "/v2/models/iris", "/v1/chat", "/v1/chat/completions/", "/"]
+    "path", ["/v2/models/iris/versions/3/ready", "/v2/models/iris", "/v1/chat", "/v1/chat/completions/"]
 )
 def test_post_to_other_paths_falls_through_to_passthrough(path: str) -> None:
     adapter, target = dispatch("POST", path)
     assert adapter is ADAPTERS["passthrough"]
     assert target.operation == "passthrough"
+
+
+@pytest.mark.parametrize("path", ["/", "/generate", "/generate_stream"])
+def test_tgi_s_shared_paths_are_tgi_s_and_left_to_the_body(path: str) -> None:
+    """TGI's native paths are any server's too: dispatched to TGI's adapter, a body not TGI's goes to passthrough
+    (`Target.shared`; tests/test_tgi_native_shared_paths.py)."""
+    adapter, target = dispatch("POST", path)
+    assert adapter is TGI and target.shared
 
 
 @settings(max_examples=150, deadline=None)
