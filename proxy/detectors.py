@@ -253,6 +253,8 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         pos = end
         if t.before(start) in _CARD_JOINED or t.after(end) in _CARD_JOINED:
             continue  # part of a longer number, or of a word: a hex id's digits (`…3a7535740003305…`), a UUID's
+        if t.before(start) == 46 and t.before(start - 1) == 48 and _DIGITS.fullmatch(classes, start, end) is not None:
+            continue  # a decimal number's fraction: a double's 15-17 digits (`-0.07967057352398446`) pass Luhn 1 in 10
         if _card(t.raw[start:end]):
             yield start, end
             continue
@@ -394,22 +396,55 @@ def _phones(t: _Text) -> Iterator[tuple[int, int]]:
     if t.classes[pos:stop].translate(_DIALS).find(b"000000000") < 0:
         return
     while (m := _PHONE.search(t.classes, pos, stop)) is not None:
-        start, end = m.span()
-        pos = end
-        # take in a leading "+", "(" or "+1 (": the candidate pattern starts at the first digit
-        while start > 0 and t.classes[start - 1] in b"+( ":
-            if t.classes[start - 1] == 32 and (start < 2 or t.classes[start - 2] not in b"+(0"):
-                break
-            start -= 1
-        while t.classes[start] == 32:
-            start += 1
-        if t.before(start) in _WORDISH or t.before(start) in b"+." or t.after(end) in _WORDISH or t.after(end) == 46:
-            continue
-        if not 9 <= sum(48 <= b <= 57 for b in t.raw[start:end]) <= 15:
-            continue
-        if (t.before(start) == 45 or t.after(end) == 45) and _in_uuid(t.raw, start, end):
-            continue
-        yield start, end
+        pos = m.end()
+        phone = _phone(t, m.start(), pos)
+        if phone is not None:
+            yield phone
+
+
+def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The phone a match of `_PHONE` at `start:end` is, with what leads it; None when it is none (a part of a word or
+    of a longer number, too few or too many digits, a UUID's digits, a decimal number, a date and time)."""
+    # take in a leading "+", "(" or "+1 (": the candidate pattern starts at the first digit
+    while start > 0 and t.classes[start - 1] in b"+( ":
+        if t.classes[start - 1] == 32 and (start < 2 or t.classes[start - 2] not in b"+(0"):
+            break
+        start -= 1
+    while t.classes[start] == 32:
+        start += 1
+    if t.before(start) in _WORDISH or t.before(start) in b"+." or t.after(end) in _WORDISH or t.after(end) == 46:
+        return None
+    if not 9 <= sum(48 <= b <= 57 for b in t.raw[start:end]) <= 15:
+        return None
+    if (t.before(start) == 45 or t.after(end) == 45) and _in_uuid(t.raw, start, end):
+        return None
+    if _DECIMAL.fullmatch(t.classes, start, end) is not None:
+        return None  # a decimal number (`-0.0870868541`, `-124.203753`): a float, a score, a coordinate
+    if (t.before(start) == 58 or t.after(end) == 58) and _in_datetime(t.raw, start, end):
+        return None
+    return start, end
+
+
+# a phone candidate that is two runs of digits with one dot between them (a tuple's first, after its `(`) is a decimal
+# number, not a phone; one written so, `0301.2345678`, is not found (a phone's dotted forms split it more: `415.555.2671`)
+_DECIMAL: Final = re.compile(rb"\(?0+\.0+")
+# a date and time as ISO 8601, RFC 3339, SQL, logs and Python's `str(datetime)` write them (`2024-01-15 12:30:45`,
+# `2024-01-15T09:31:48.218123-05:00`, `15.01.2024 12:30`), or a time alone with its fraction and offset
+_DATETIME: Final = re.compile(
+    rb"(?<![0-9])(?:(?:[0-9]{4}([-./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12][0-9]|3[01])"
+    rb"|(?:0?[1-9]|[12][0-9]|3[01])([-./])(?:0?[1-9]|[12][0-9]|3[01])\2(?:[0-9]{4}|[0-9]{2}))[T ])?"
+    rb"(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,9})?)?(?: ?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?))?"
+)
+
+
+def _in_datetime(raw: bytes, start: int, end: int) -> bool:
+    """Whether `raw[start:end]`, a phone candidate with a colon beside it, lies in a date and time (`_DATETIME`): the
+    date and its hour (`2024-01-15 12`: ten digits) or a time's seconds, fraction and offset (`48.218123-05`) read as a
+    phone, and a fifth of log lines and timestamps with a fraction and an offset were one."""
+    for found in _DATETIME.finditer(raw, max(0, start - 20), min(len(raw), end + 24)):
+        if found.start() <= start and end <= found.end():
+            return True
+    return False
 
 
 _UUID: Final = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -27,19 +27,10 @@ def searched_phones(t: _Text) -> Iterator[tuple[int, int]]:
     """`_phones` without its check first: `_PHONE` searched for at every digit."""
     pos, stop = t.first, t.stop
     while (m := detectors._PHONE.search(t.classes, pos, stop)) is not None:
-        start, end = m.span()
-        pos = end
-        while start > 0 and t.classes[start - 1] in b"+( ":
-            if t.classes[start - 1] == 32 and (start < 2 or t.classes[start - 2] not in b"+(0"):
-                break
-            start -= 1
-        while t.classes[start] == 32:
-            start += 1
-        wordish = detectors._WORDISH
-        if t.before(start) in wordish or t.before(start) in b"+." or t.after(end) in wordish or t.after(end) == 46:
-            continue
-        if 9 <= sum(48 <= b <= 57 for b in t.raw[start:end]) <= 15:
-            yield start, end
+        pos = m.end()
+        phone = detectors._phone(t, m.start(), pos)  # (each candidate read as `_phones` reads it)
+        if phone is not None:
+            yield phone
 
 
 def searched_ibans(t: _Text) -> Iterator[tuple[int, int]]:
