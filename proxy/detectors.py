@@ -383,7 +383,19 @@ def _issued(first: bytes) -> bool:
 
 def _card(candidate: bytes) -> bool:
     digits = candidate.translate(None, _NOT_DIGITS)
-    return 13 <= len(digits) <= 19 and _luhn(digits)
+    return 13 <= len(digits) <= 19 and _may_start(digits) and _luhn(digits)
+
+
+def _may_start(digits: bytes) -> bool:
+    """Whether a payment card of this many digits may start so: of those beginning with 1 or 2, only UATP's and
+    enRoute's (15 digits), Mir's (2200-2204) and Mastercard's (2221-2720). Unix times in milliseconds, microseconds
+    and nanoseconds (13, 16 and 19 digits beginning with 1 until 2033) and Snowflake ids (X's and Discord's, 18 and 19
+    digits beginning with 1 or 2) passed Luhn 1 time in 10."""
+    if digits[0] == 49 or (
+        digits[0] == 50 and not (b"2200" <= digits[:4] <= b"2204" or b"2221" <= digits[:4] <= b"2720")
+    ):
+        return len(digits) == 15
+    return True
 
 
 _NOT_DIGITS: Final = bytes(byte for byte in range(256) if not 48 <= byte <= 57)
