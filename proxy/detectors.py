@@ -255,7 +255,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue  # part of a longer number, or of a word: a hex id's digits (`…3a7535740003305…`), a UUID's
         if t.before(start) == 46 and t.before(start - 1) == 48 and _DIGITS.fullmatch(classes, start, end) is not None:
             continue  # a decimal number's fraction: a double's 15-17 digits (`-0.07967057352398446`) pass Luhn 1 in 10
-        if _card(t.raw[start:end]):
+        if _card(t.raw[start:end]) and not _international_phone(t, start, end):
             yield start, end
             continue
         within = _card_within(t.raw, start, end)
@@ -292,6 +292,13 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue
         if _card(t.raw[start:end]):
             yield start, end
+
+
+def _international_phone(t: _Text, start: int, end: int) -> bool:
+    """Whether a run of digits is a phone in international form: after a `+`, at most 15 digits (E.164's most; no
+    card is written after a `+`). 13-15 digits (`+49 151 12345678`, `+55 11 98765 4321`, `+86 13812345678`) passed
+    Luhn 1 time in 10, so a tenth of German, Brazilian, Chinese mobiles were cards too."""
+    return t.before(start) == 43 and t.classes.count(48, start, end) <= 15
 
 
 def _in_ipv6(t: _Text, start: int, end: int) -> bool:
@@ -430,16 +437,19 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     if (t.before(start) == 45 or t.after(end) == 45) and _in_uuid(t.raw, start, end):
         return None
-    if _DECIMAL.fullmatch(t.classes, start, end) is not None:
+    first = start + 1 if t.raw[start] == 40 else start  # (after a `(`: a tuple's first)
+    if _DECIMAL.fullmatch(t.classes, first, end) is not None:
         return None  # a decimal number (`-0.0870868541`, `-124.203753`): a float, a score, a coordinate
+    if _IPV4.fullmatch(t.classes, first, end) is not None and _octets(t.raw[first:end].split(b".")):
+        return None  # an IPv4 address (`192.168.10.254`: the `ip_address` detector's, when configured)
     if (t.before(start) == 58 or t.after(end) == 58) and _in_datetime(t.raw, start, end):
         return None
     return start, end
 
 
-# a phone candidate that is two runs of digits with one dot between them (a tuple's first, after its `(`) is a decimal
-# number, not a phone; one written so, `0301.2345678`, is not found (a phone's dotted forms split it more: `415.555.2671`)
-_DECIMAL: Final = re.compile(rb"\(?0+\.0+")
+# a phone candidate that is two runs of digits with one dot between them is a decimal number, not a phone; one written
+# so, `0301.2345678`, is not found (a phone's dotted forms split it more: `415.555.2671`)
+_DECIMAL: Final = re.compile(rb"0+\.0+")
 # a date and time as ISO 8601, RFC 3339, SQL, logs and Python's `str(datetime)` write them (`2024-01-15 12:30:45`,
 # `2024-01-15T09:31:48.218123-05:00`, `15.01.2024 12:30`), or a time alone with its fraction and offset
 _DATETIME: Final = re.compile(
@@ -484,8 +494,23 @@ def _ipv4s(t: _Text) -> Iterator[tuple[int, int]]:
         if t.before(start) in _WORDISH or t.before(start) == 46 or t.after(end) in _WORDISH or t.after(end) == 46:
             continue
         parts = t.raw[start:end].split(b".")
-        if all(int(p) <= 255 and (p == b"0" or not p.startswith(b"0")) for p in parts):
+        if _octets(parts) and not _nobodys(parts):
             yield start, end
+
+
+def _octets(parts: list[bytes]) -> bool:
+    """Whether the four parts of an `_IPV4` candidate are an address's octets: 0-255, no leading zero."""
+    return all(int(p) <= 255 and (p == b"0" or not p.startswith(b"0")) for p in parts)
+
+
+def _nobodys(parts: list[bytes]) -> bool:
+    """Whether an IPv4 address is every host's own, no one's: loopback (127.0.0.0/8), unspecified (0.0.0.0) or the
+    broadcast address, as code and configs are full of (`127.0.0.1:8080`, `--host 0.0.0.0`)."""
+    return parts[0] == b"127" or parts in (_UNSPECIFIED, _BROADCAST)
+
+
+_UNSPECIFIED: Final = [b"0"] * 4
+_BROADCAST: Final = [b"255"] * 4
 
 
 def _ipv6s(t: _Text) -> Iterator[tuple[int, int]]:
@@ -496,11 +521,30 @@ def _ipv6s(t: _Text) -> Iterator[tuple[int, int]]:
         candidate = t.raw[start:end]
         if candidate.count(b":") < 2 or len(candidate) < 6 or t.before(start) in _LETTERS or t.after(end) in _LETTERS:
             continue
+        if _slice(t, start, end):
+            continue
         try:
             ipaddress.IPv6Address(candidate.decode())
         except ValueError:
             continue
         yield start, end
+
+
+def _slice(t: _Text, start: int, end: int) -> bool:
+    """Whether an IPv6 candidate of decimal digits and colons is a subscript's extended slice (`arr[100::200]`,
+    `x[::1000]`: valid IPv6 addresses), between brackets that a name, a call or another subscript opens; an address
+    in brackets is in a URL or after an `@` (`http://[2001::1]:80/`)."""
+    raw = t.raw
+    return (
+        start >= 2
+        and raw[start - 1] == 91  # `[`
+        and raw[end : end + 1] == b"]"
+        and (t.classes[start - 2] in _WORDISH or raw[start - 2] in b")]")
+        and _SLICE.fullmatch(t.classes, start, end) is not None
+    )
+
+
+_SLICE: Final = re.compile(rb"[0:]+")
 
 
 def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
