@@ -414,16 +414,39 @@ def _phones(t: _Text) -> Iterator[tuple[int, int]]:
     # seldom has: looked for at C speed first (a search for `_PHONE` is tried at each digit)
     if t.classes[pos:stop].translate(_DIALS).find(b"000000000") < 0:
         return
+    yield from _phones_searched(t)
+
+
+def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
+    """`_phones` without its check first: `_PHONE` searched for at every digit."""
+    pos, stop = t.first, t.stop
     while (m := _PHONE.search(t.classes, pos, stop)) is not None:
         pos = m.end()
+        address = _ipv4_ahead(t, m.start())
+        if address > 0:  # an IPv4 address, and what follows it (`10.96.36.188 443/TCP`): a phone is after it, if any
+            pos = address
+            continue
         phone = _phone(t, m.start(), pos)
         if phone is not None:
             yield phone
 
 
+def _ipv4_ahead(t: _Text, start: int) -> int:
+    """Where the IPv4 address at `start` ends (a phone candidate's first digit; -1 when it starts none): one of nine
+    digits or more (`192.168.10.254`) was a `pii:phone` too, where only phones were looked for."""
+    found = _IPV4.match(t.classes, start)
+    if found is None or t.before(start) in _WORDISH or t.before(start) == 46:
+        return -1
+    end = found.end()
+    if t.after(end) in _WORDISH or t.after(end) == 46 or not _octets(t.raw[start:end].split(b".")):
+        return -1
+    return end
+
+
 def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     """The phone a match of `_PHONE` at `start:end` is, with what leads it; None when it is none (a part of a word or
-    of a longer number, too few or too many digits, a UUID's digits, a decimal number, a date and time)."""
+    of a longer number, too few or too many digits, a UUID's digits, a decimal number, a US postal code, a date and
+    time)."""
     # take in a leading "+", "(" or "+1 (": the candidate pattern starts at the first digit
     while start > 0 and t.classes[start - 1] in b"+( ":
         if t.classes[start - 1] == 32 and (start < 2 or t.classes[start - 2] not in b"+(0"):
@@ -440,8 +463,8 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     first = start + 1 if t.raw[start] == 40 else start  # (after a `(`: a tuple's first)
     if _DECIMAL.fullmatch(t.classes, first, end) is not None:
         return None  # a decimal number (`-0.0870868541`, `-124.203753`): a float, a score, a coordinate
-    if _IPV4.fullmatch(t.classes, first, end) is not None and _octets(t.raw[first:end].split(b".")):
-        return None  # an IPv4 address (`192.168.10.254`: the `ip_address` detector's, when configured)
+    if _ZIP_PLUS_FOUR.fullmatch(t.classes, first, end) is not None and _after_a_state(t, first):
+        return None  # a US postal code (`Springfield, IL 62704-1234`)
     if (t.before(start) == 58 or t.after(end) == 58) and _in_datetime(t.raw, start, end):
         return None
     return start, end
@@ -450,6 +473,24 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
 # a phone candidate that is two runs of digits with one dot between them is a decimal number, not a phone; one written
 # so, `0301.2345678`, is not found (a phone's dotted forms split it more: `415.555.2671`)
 _DECIMAL: Final = re.compile(rb"0+\.0+")
+# a US postal code, ZIP+4, after a state's code (`_after_a_state`): as a Brazilian mobile is written, 5-4
+_ZIP_PLUS_FOUR: Final = re.compile(rb"00000-0000")
+_US_STATES: Final = frozenset(
+    b"AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA "
+    b"RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI AA AE AP".split()
+)
+
+
+def _after_a_state(t: _Text, start: int) -> bool:
+    """Whether a state's code and a space stand before `start`, as in an address (`Springfield, IL 62704-1234`)."""
+    return (
+        start >= 3
+        and t.raw[start - 1] == 32
+        and t.raw[start - 3 : start - 1] in _US_STATES
+        and (t.before(start - 3) not in _WORDISH)
+    )
+
+
 # a date and time as ISO 8601, RFC 3339, SQL, logs and Python's `str(datetime)` write them (`2024-01-15 12:30:45`,
 # `2024-01-15T09:31:48.218123-05:00`, `15.01.2024 12:30`), or a time alone with its fraction and offset
 _DATETIME: Final = re.compile(

@@ -1,7 +1,8 @@
 """What code, configs and phone numbers hold that was taken for another kind of value. An extended slice (`arr[100::200]`,
 `x[::1000]`) is a valid IPv6 address, and was a `pii:ip_address`; so were the loopback and unspecified addresses every
 server snippet holds (`127.0.0.1:8080`, `--host 0.0.0.0`), which are no one's. An IPv4 address of nine digits or more
-(`192.168.10.254`) was a `pii:phone` too, where only phones were looked for. And an international phone of 13-15 digits
+(`192.168.10.254`, `10.96.36.188 443` with its port) was a `pii:phone` too, where only phones were looked for,
+and so was a US address's ZIP+4 (`Springfield, IL 62704-1234`). And an international phone of 13-15 digits
 (`+49 151 12345678`) passed Luhn 1 time in 10: a tenth of German, Brazilian, Chinese mobiles were `pii:credit_card`
 too, refused where cards are forbidden and phones allowed. IPv6 addresses in brackets in URLs, addresses that are
 someone's, dotted phones and cards are still found."""
@@ -64,6 +65,27 @@ def test_ipv4_addresses_are_no_phones() -> None:
     assert labelled == []  # before: all 5,000
 
 
+@pytest.mark.parametrize(
+    "text", ["ClusterIP 10.96.36.188 443/TCP", "listening on 192.168.10.254 8080", "(192.168.100.200)"]
+)
+def test_an_ipv4_address_and_a_port_are_no_phone(text: str) -> None:
+    assert PHONE.scan(text) == frozenset()  # before: pii:phone (`10.96.36.188 443`: 13 digits)
+
+
+STATES = ["CA", "IL", "NY", "TX", "WA", "PA", "MA", "DC"]
+
+
+def test_us_addresses_with_zip_plus_four_are_no_phones() -> None:
+    draw = random.Random(DRAW_SEED)
+    addresses = [
+        f"{draw.randrange(1, 9999)} Main St, Springfield, {draw.choice(STATES)} {draw.randrange(10**5):05d}-"
+        f"{draw.randrange(10**4):04d}"
+        for _ in range(5000)
+    ]
+    labelled = [address for address in addresses if PHONE.scan(f"ship to {address}, USA")]
+    assert labelled == []  # before: all 5,000
+
+
 def _international_mobiles(draw: random.Random) -> list[str]:
     def digits(count: int) -> str:
         return "".join(draw.choice("0123456789") for _ in range(count))
@@ -93,6 +115,10 @@ def test_international_phones_are_no_cards() -> None:
         ("call 06.12.34.56.78", {"pii:phone"}),  # five
         ("call 10.247.156.263", {"pii:phone"}),  # four, that are no address (263)
         ("call +49 151 12345678, card 5555 5555 5555 4444", {"pii:phone", "pii:credit_card"}),
+        ("host 1.2.3.4 415 555 2671", {"pii:phone"}),  # a phone after an address
+        ("ligue 98765-4321", {"pii:phone"}),  # a Brazilian mobile, written as a ZIP+4 is
+        ("SP 98765-4321", {"pii:phone"}),  # after a Brazilian state's code
+        ("call 62704-1234 now", {"pii:phone"}),
     ],
 )
 def test_phones_and_cards_beside_them_are_found(text: str, labels: set[str]) -> None:

@@ -1,6 +1,7 @@
 """The detectors' cheap checks before their searches (a text with no character any finder looks for; prose with
 years in it for the phone and IBAN finders) rule out only what finds nothing: the labels, the values found and the
-streamed labels are those of the finders searching everything, written here as they were before the checks."""
+streamed labels are those of the finders searching everything, written here as they were before the checks (the
+phone finder's own search, `_phones_searched`, is its search without them)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,6 @@ WITH_KEYS = Detectors(
     [DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")]
     + [DetectorSpec("api-key", r"sk-[A-Za-z0-9]{20,}")]
 )
-
-
-def searched_phones(t: _Text) -> Iterator[tuple[int, int]]:
-    """`_phones` without its check first: `_PHONE` searched for at every digit."""
-    pos, stop = t.first, t.stop
-    while (m := detectors._PHONE.search(t.classes, pos, stop)) is not None:
-        pos = m.end()
-        phone = detectors._phone(t, m.start(), pos)  # (each candidate read as `_phones` reads it)
-        if phone is not None:
-            yield phone
 
 
 def searched_ibans(t: _Text) -> Iterator[tuple[int, int]]:
@@ -54,7 +45,7 @@ def searched_ibans(t: _Text) -> Iterator[tuple[int, int]]:
     yield from detectors._joined_ibans(t)  # (searched by `_ibans` after the same check first)
 
 
-SEARCHED = {detectors._phones: searched_phones, detectors._ibans: searched_ibans}
+SEARCHED = {detectors._phones: detectors._phones_searched, detectors._ibans: searched_ibans}
 
 
 def everything(found_by: Detectors, text: str) -> list[Found]:
