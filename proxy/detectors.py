@@ -390,7 +390,15 @@ def _issued(first: bytes) -> bool:
 
 def _card(candidate: bytes) -> bool:
     digits = candidate.translate(None, _NOT_DIGITS)
-    return 13 <= len(digits) <= 19 and _may_start(digits) and _luhn(digits)
+    return 13 <= len(digits) <= 19 and _may_start(digits) and _luhn(digits) and not _isbn(digits)
+
+
+def _isbn(digits: bytes) -> bool:
+    """Whether ASCII digits are an ISBN-13 (978 or 979, its check digit right): no card of 13 digits begins with 9
+    (a Luhn-valid one passed as a card 1 time in 10), no phone's country code is 978 or 979."""
+    if len(digits) != 13 or digits[:3] not in (b"978", b"979"):
+        return False
+    return (sum(digits[0::2]) - 48 * 7 + 3 * (sum(digits[1::2]) - 48 * 6)) % 10 == 0  # weights 1, 3, 1, ...
 
 
 def _may_start(digits: bytes) -> bool:
@@ -456,8 +464,11 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         start += 1
     if t.before(start) in _WORDISH or t.before(start) in b"+." or t.after(end) in _WORDISH or t.after(end) == 46:
         return None
-    if not 9 <= sum(48 <= b <= 57 for b in t.raw[start:end]) <= 15:
+    digits = sum(48 <= b <= 57 for b in t.raw[start:end])
+    if not 9 <= digits <= 15:
         return None
+    if digits == 13 and t.raw[start] != 43 and _isbn(t.raw[start:end].translate(None, _NOT_DIGITS)):
+        return None  # a book's ISBN-13 (`978-0-306-40615-7`): no phone's country code is 978 or 979
     if (t.before(start) == 45 or t.after(end) == 45) and _in_uuid(t.raw, start, end):
         return None
     first = start + 1 if t.raw[start] == 40 else start  # (after a `(`: a tuple's first)

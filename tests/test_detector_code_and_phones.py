@@ -2,7 +2,8 @@
 `x[::1000]`) is a valid IPv6 address, and was a `pii:ip_address`; so were the loopback and unspecified addresses every
 server snippet holds (`127.0.0.1:8080`, `--host 0.0.0.0`), which are no one's. An IPv4 address of nine digits or more
 (`192.168.10.254`, `10.96.36.188 443` with its port) was a `pii:phone` too, where only phones were looked for,
-and so was a US address's ZIP+4 (`Springfield, IL 62704-1234`). And an international phone of 13-15 digits
+and so was a US address's ZIP+4 (`Springfield, IL 62704-1234`) and a book's ISBN-13 (`978-0-306-40615-7`, a card
+too 1 time in 10). And an international phone of 13-15 digits
 (`+49 151 12345678`) passed Luhn 1 time in 10: a tenth of German, Brazilian, Chinese mobiles were `pii:credit_card`
 too, refused where cards are forbidden and phones allowed. IPv6 addresses in brackets in URLs, addresses that are
 someone's, dotted phones and cards are still found."""
@@ -123,3 +124,21 @@ def test_international_phones_are_no_cards() -> None:
 )
 def test_phones_and_cards_beside_them_are_found(text: str, labels: set[str]) -> None:
     assert PHONE_AND_CARD.scan(text) == labels
+
+
+def _isbn(draw: random.Random) -> str:
+    """An ISBN-13 as books print it, 978 or 979, its check digit computed (weights 1, 3, 1, ...)."""
+    body = draw.choice(["978", "979"]) + "".join(draw.choice("0123456789") for _ in range(9))
+    check = -sum(int(digit) * (3 if i % 2 else 1) for i, digit in enumerate(body)) % 10
+    return f"{body[:3]}-{body[3]}-{body[4:8]}-{body[8:]}-{check}"
+
+
+def test_isbns_are_no_phones_or_cards() -> None:
+    draw = random.Random(DRAW_SEED)
+    isbns = [_isbn(draw) for _ in range(5000)]
+    labelled = [isbn for isbn in isbns if PHONE_AND_CARD.scan(f"ISBN {isbn}")]
+    assert labelled == []  # before: all 5,000 phones, 496 cards too
+    assert PHONE_AND_CARD.scan("ISBN 978-0-306-40615-7") == frozenset()  # a book's, as printed
+    assert PHONE_AND_CARD.scan("ISBN 9780306406157") == frozenset()
+    assert PHONE_AND_CARD.scan("ISBN 978-0-306-40615-8") == {"pii:phone"}  # its check digit wrong: no ISBN
+    assert PHONE_AND_CARD.scan("call +9780306406157") == {"pii:phone"}  # after a `+`
