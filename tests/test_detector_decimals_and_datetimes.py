@@ -155,3 +155,31 @@ def test_cards_beginning_with_1_or_2_that_are_issued_are_found(start: str) -> No
     """UATP (15 digits, 1...), enRoute (15, 2014 and 2149), Mir (2200-2204), Mastercard (2221-2720); and others."""
     card = _luhn_completed(start)
     assert CARD.scan(f"card {card}") == {"pii:credit_card"}, card
+
+
+def _streamed(detectors: Detectors, text: str, draw: random.Random) -> set[str]:
+    scanner = detectors.stream()
+    at = 0
+    while at < len(text):
+        size = draw.randrange(1, 400)
+        scanner.feed(text[at : at + size])
+        at += size
+    scanner.end_text()
+    return scanner.found
+
+
+def test_a_reply_streaming_decimals_is_read_as_whole() -> None:
+    """A stream scanner reads each piece with the tail of what it read before: a tail cut inside a decimal read its
+    fraction alone (`…0.|0123456789`: a phone). It starts after white space now, as the reply read whole is read."""
+    draw = random.Random(DRAW_SEED)
+    replies = [
+        orjson.dumps([round(draw.gauss(0, 0.05), 10) for _ in range(300)]).decode().replace(",", ", ")
+        + " and "
+        + ", ".join(repr(draw.gauss(0, 1)) for _ in range(100))
+        for _ in range(200)
+    ]
+    assert [reply for reply in replies if PHONE_AND_CARD.scan(reply)] == []
+    labelled = [reply for reply in replies if _streamed(PHONE_AND_CARD, reply, draw)]
+    assert labelled == []  # before: 123 of 200
+    with_phone = replies[0][:2000] + " call 415 555 2671 " + replies[1][:2000]
+    assert _streamed(PHONE_AND_CARD, with_phone, draw) == {"pii:phone"}
