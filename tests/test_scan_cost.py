@@ -375,6 +375,39 @@ def test_parts_past_the_limit_are_not_joined(monkeypatch: pytest.MonkeyPatch, pa
     assert reads >= len(parts)
 
 
+@pytest.mark.parametrize("path", ["openai", "responses", "anthropic", "native"])
+def test_a_body_too_small_to_pass_the_limit_has_its_messages_not_counted(
+    monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Counting messages and parts against the limit (`_past_limit`) walked every call's messages, +105 Python
+    instructions a chat call; a body of fewer bytes than two a message or part cannot be past it, and is not counted.
+    A body past it still is (`test_parts_past_the_limit_are_not_joined`)."""
+    from proxy.protocols import anthropic, openai
+
+    counted = 0
+    past_limit = protocols._past_limit
+
+    def counting(messages: Any, system: Any) -> bool:
+        nonlocal counted
+        counted += 1
+        return past_limit(messages, system)
+
+    monkeypatch.setattr(protocols, "_past_limit", counting)
+    messages = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    key = "input" if path == "responses" else "messages"
+    small = orjson.dumps({"model": "m", "max_tokens": 1, key: messages})
+    large = orjson.dumps({"model": "m", "max_tokens": 1, key: messages * protocols.MAX_STRINGS})
+    for body, expected in ((small, 0), (large, 1)):
+        counted = 0
+        if path == "anthropic":
+            anthropic.read_request(body)
+        elif path == "native":
+            openai.read_native("apply_template", body)
+        else:
+            openai.read_request("responses" if path == "responses" else "chat", body)
+        assert counted == expected
+
+
 # -- integers read again
 
 

@@ -727,7 +727,9 @@ def _block_text_vllm(block: Any) -> str | _Moved | None:
     return _block_text(block)
 
 
-def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) -> tuple[tuple[Run, ...], bool]:
+def join_text_parts(
+    messages: Any, system: Any = None, *, blocks: bool = False, size: int | None = None
+) -> tuple[tuple[Run, ...], bool]:
     """The runs of texts the model may read run together, for the detectors to scan where they meet
     (`boundary_windows`) as well as each piece: a message's consecutive text parts (templates print them
     with nothing between: Qwen2-VL's, which vLLM uses for OpenAI-style content; Gemma 3's trims each
@@ -738,8 +740,10 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
     once the server has taken those out, and a message's thinking blocks are its reasoning, joined; the system's
     texts also without those beginning `x-anthropic-billing-header`, which vLLM leaves out. With the runs, whether
     they are all there: messages and parts past `MAX_STRINGS` are not joined (`_past_limit`), the request then
-    `unscanned` (its texts, read up to that limit, are read so too)."""
-    if _past_limit(messages, system):
+    `unscanned` (its texts, read up to that limit, are read so too). `size`: the bytes of the body they were parsed
+    from; one of `_UNCOUNTED_BODY_BYTES` or fewer cannot hold that many (each is a JSON value and a comma, two bytes at
+    least), so a call's messages are not counted one by one (most calls: +105 Python instructions, counted)."""
+    if (size is None or size > _UNCOUNTED_BODY_BYTES) and _past_limit(messages, system):
         return (), False
     read: Read = _block_text if blocks else _part_text
     runs: list[Run] = []
@@ -785,6 +789,10 @@ def join_text_parts(messages: Any, system: Any = None, *, blocks: bool = False) 
     if not runs:  # (plain string contents, as most calls are)
         return (), True
     return tuple(dict.fromkeys(runs)), True  # each once (vLLM's and llama.cpp's readings share most runs)
+
+
+# the largest body `join_text_parts` need not count the messages and parts of: each of them two bytes at least
+_UNCOUNTED_BODY_BYTES: Final = 2 * MAX_STRINGS
 
 
 def _past_limit(messages: Any, system: Any) -> bool:

@@ -85,7 +85,7 @@ def read_request(target: Target, body: bytes) -> Request:
         if name is not None and value is not None:
             params.append((name, _param(name, value)))
     stream = operation in _STREAMED and data.get("stream") is not False
-    joined, all_joined = join_text_parts(messages) if type(messages) is list else ((), True)
+    joined, all_joined = join_text_parts(messages, size=len(body)) if type(messages) is list else ((), True)
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not (whole and all_joined),
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
 

@@ -174,7 +174,9 @@ def read_request(operation: str, body: bytes) -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if operation == "chat" and not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    joined, all_joined = join_text_parts(data.get("messages") if operation != "responses" else data.get("input"))
+    joined, all_joined = join_text_parts(
+        data.get("messages") if operation != "responses" else data.get("input"), size=len(body)
+    )
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them (most calls: none)
     whole = request_strings(data, _RENDERED[operation], texts, reprinted) and all_joined
@@ -236,7 +238,7 @@ def read_native(operation: str, body: bytes) -> Request:
     texts: list[str] = []
     reprinted: list[str] = []
     whole = request_strings(_without_media(data), _RENDERED[operation], texts, reprinted)
-    joined, all_joined = join_text_parts(messages) if messages is not None else ((), True)
+    joined, all_joined = join_text_parts(messages, size=len(body)) if messages is not None else ((), True)
     whole = whole and all_joined
     whole = whole and not ("prompt_embeds" in data or unread_parts(messages) or own_template(data))
     whole = whole and not any(token_ids(data.get(key)) for key in _NATIVE_TOKENS)
