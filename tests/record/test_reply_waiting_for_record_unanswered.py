@@ -72,6 +72,22 @@ def access_line(caplog: pytest.LogCaptureFixture, trace_id: str) -> Any:
     return lines[0]
 
 
+def stream_gives_up(
+    loop_thread: Any, proxy: Any, channel: grpc.Channel, sent: Iterator[bytes], traced: tuple[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> tuple[grpc.RpcError, list[Any]]:  # fmt: skip
+    """`sent` streamed (ModelStreamInfer) with the store's write lock held, its client's deadline passing while the
+    answer waits for the record's write; returns the client's error and, once the proxy ended the call too and its
+    sinks were flushed, the access lines of the call's trace (`traced`: its id and the metadata carrying it)."""
+    trace_id, metadata = traced
+    with write_locked(Path(proxy.process.config.lineage.store)):
+        with pytest.raises(grpc.RpcError) as caught:
+            list(channel.stream_stream(SERVICE + "ModelStreamInfer")(sent, metadata=metadata, timeout=GIVES_UP_S))
+        until(lambda: proxy.process._grpc.calls == 0)  # the proxy ended it too (its own copy of the deadline)
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    return caught.value, [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
+
+
 def test_an_http_client_that_gives_up_while_its_reply_waits_for_the_record_is_recorded_as_gone(
     tmp_path: Path, vllm: Any, make_proxy: Any, otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -223,23 +239,14 @@ def test_a_streams_denied_message_whose_denial_waits_for_the_record_keeps_its_de
     caplog.set_level(logging.INFO, logger=ACCESS)
     config = GRPC_CONFIG + "zones:\n  - {name: health, labels: [health], allow_purposes: [research]}\n"
     with proxied(loop_thread, otlp, make_proxy, config, Echoing()) as proxy:
-        store = Path(proxy.process.config.lineage.store)
-        trace_id, metadata = _traceparent(0x7A13)
         labelled = service_pb2.ModelInferRequest.FromString(_request())
         labelled.parameters["data_labels"].string_param = "health"
         sent = iter([_request(), labelled.SerializeToString()])
         with grpc.insecure_channel(proxy.grpc) as channel:
             # the stream's own flow written first: only the denial's waits
             assert list(channel.stream_stream(SERVICE + "ModelStreamInfer")(iter([_request()]), timeout=10))
-            with write_locked(store):
-                with pytest.raises(grpc.RpcError) as caught:
-                    list(
-                        channel.stream_stream(SERVICE + "ModelStreamInfer")(sent, metadata=metadata, timeout=GIVES_UP_S)
-                    )
-                until(lambda: proxy.process._grpc.calls == 0)  # the proxy ended it too (its own copy of the deadline)
-        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        loop_thread.run(proxy.process.runtime.sinks.flush())
-        lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
+            caught, lines = stream_gives_up(loop_thread, proxy, channel, sent, _traceparent(0x7A13), caplog)
+        assert caught.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         deadline = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
         # the stream (its own record: it ended at the deadline, not OK) and its denied message, each with the denial's
         # code it was recorded (and counted) with

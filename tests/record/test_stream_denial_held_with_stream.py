@@ -7,7 +7,6 @@ had the stream recorded so, and the refusal recorded as answered with the denial
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,9 +16,8 @@ from tritonclient.grpc import service_pb2
 from proxy.logs import ACCESS
 from tests.ingress.grpc_proxied import proxied
 from tests.ingress.test_grpc import SERVICE, _request, _traceparent
-from tests.record.test_reply_waiting_for_record_unanswered import GIVES_UP_S, Echoing, write_locked
+from tests.record.test_reply_waiting_for_record_unanswered import GIVES_UP_S, Echoing, stream_gives_up
 from tests.record.test_reply_waiting_for_record_unanswered import GRPC_CONFIG as CONFIG
-from tests.record.test_store_waits import until
 from tests.test_metrics import samples
 
 ZONED = CONFIG + "zones:\n  - {name: health, labels: [health], allow_purposes: [research]}\n"
@@ -37,8 +35,6 @@ def test_a_streams_refusal_known_is_recorded_as_the_status_its_client_got_when_t
 ) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS)
     with proxied(loop_thread, otlp, make_proxy, ZONED, Echoing()) as proxy:
-        store = Path(proxy.process.config.lineage.store)
-        trace_id, metadata = _traceparent(0x7A21)
         with grpc.insecure_channel(proxy.grpc) as channel:
             # the refusal's flow (`other` and `health`, denied) written first, by a stream denied at its second
             # message; the stream's own flow of the next (`other` alone) is new: only its write waits
@@ -47,15 +43,8 @@ def test_a_streams_refusal_known_is_recorded_as_the_status_its_client_got_when_t
                                                                          timeout=10))  # fmt: skip
             assert first.value.code() == grpc.StatusCode.PERMISSION_DENIED
             sent = iter([_request(), labelled("other"), labelled("health")])
-            with write_locked(store):
-                with pytest.raises(grpc.RpcError) as caught:
-                    list(
-                        channel.stream_stream(SERVICE + "ModelStreamInfer")(sent, metadata=metadata, timeout=GIVES_UP_S)
-                    )
-                until(lambda: proxy.process._grpc.calls == 0)  # the proxy ended it too (its own copy of the deadline)
-        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        loop_thread.run(proxy.process.runtime.sinks.flush())
-        lines = [r for r in caplog.records if r.name == ACCESS and getattr(r, "trace_id", None) == trace_id]
+            caught, lines = stream_gives_up(loop_thread, proxy, channel, sent, _traceparent(0x7A21), caplog)
+        assert caught.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         deadline = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
         # the stream and its denied message, each with the status its client got, not PERMISSION_DENIED, which never
         # went out; each keeps the denial's code it was recorded (and counted) with before the wait
