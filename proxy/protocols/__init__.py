@@ -1440,10 +1440,15 @@ class OutputText:
         if not user_strings(value, texts):
             self.unread()
         if texts:
-            text = texts[0] if len(texts) == 1 else "\n".join(texts)
-            if apart and self._asides is not None and key in self._asides:
-                text = "\n" + text
-            self.aside(key, text)
+            self.aside_lines(key, texts, apart)
+
+    def aside_lines(self, key: Hashable, texts: list[str], apart: bool = True) -> None:
+        """`texts`, strings already (a reply's logprobs alternatives), a line each beside the content under `key`, as
+        `aside_strings` reads them: `apart` from the key's last one (a line between)."""
+        text = texts[0] if len(texts) == 1 else "\n".join(texts)
+        if apart and self._asides is not None and key in self._asides:
+            text = "\n" + text
+        self.aside(key, text)
 
     def add_pieces(self, texts: list[str], whole: bool) -> None:
         """Outputs, each its own piece (`add_tensors`, read already); `whole` False: some were not read."""

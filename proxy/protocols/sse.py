@@ -435,12 +435,9 @@ class SseObserver:
             whole = _alternative_tokens(logprobs, seen, found)
         if not whole:
             self._text.unread()
-        if (
-            found
-        ):  # (tokens, each a string already: read as they are, `_MOST_ALTERNATIVES` their bound, not `MAX_STRINGS`)
-            text = self._text
-            joined = "\n".join(found)
-            text.aside(key, "\n" + joined if text.has_aside(key) else joined)
+        # tokens, each a string already: read as they are, their bound `_MOST_ALTERNATIVES`, not `MAX_STRINGS`
+        if found:
+            self._text.aside_lines(key, found)
 
     def first_chunk(self) -> None:
         """Output the model wrote came, streamed: its content, or what it wrote beside it first (reasoning, a tool
