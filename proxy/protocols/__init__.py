@@ -407,9 +407,7 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
                     children.append(name)
                 if type(file) is dict and "file_data" in file:
                     whole = _file_read(file["file_data"], children) and whole
-            elif (
-                block == "input_file" and "file_data" in item
-            ):  # a Responses file: its data read decoded, not as base64
+            elif block == "input_file" and "file_data" in item:  # a Responses file: read decoded, not as base64
                 sent = item["file_data"]
                 children = [child for child in children if child is not sent]
                 whole = _file_read(sent, children) and whole
