@@ -706,14 +706,14 @@ class ProxyProcess:
         if spans_changed(old.telemetry, new.telemetry):
             previous = self.runtime.sinks.swap(SPANS, spans)
             if previous is not None:
-                self._retire(previous.stop())
+                self._retire(self.runtime.sinks.stop_retired(previous))
         if new.lineage.openlineage != old.lineage.openlineage:
             sink = self._openlineage(new)
             if sink is not None:
                 sink.start()
             previous = self.runtime.sinks.swap("openlineage", sink)
             if previous is not None:
-                self._retire(previous.stop())
+                self._retire(self.runtime.sinks.stop_retired(previous))
         if new.upstreams != old.upstreams or new.routes != old.routes:
             previous_book = self.book
             self.book = self.runtime.book = self._book(new)

@@ -117,6 +117,7 @@ class Counts:
 
 
 LOST: Final = "lineage_proxy_sink_records_lost_total"
+UNFLUSHED: Final = "lineage_proxy_sink_flush_failures_total"
 # how long a failing sink must go without a failure, besides a turn of calls it recorded, for its outage to end: a sink
 # failing now and then (every other call, each call a turn) is one outage, logged once a kind, not twice a failure
 SETTLE_S: Final = 60.0
@@ -158,6 +159,7 @@ class FanOut:
         # the calls each sink raised on, by sink name, for the process's life (a reload's new sink counts on), and the
         # sinks failing now: set only on a failure, so the per-call path costs nothing more
         self._lost: dict[str, int] = {}
+        self._unflushed: dict[str, int] = {}  # the flushes and stops each sink raised in, by sink name (`_unfinished`)
         self._outages: dict[str, Outage] = {}
         self._clock = clock
         self.settle_s = SETTLE_S
@@ -388,17 +390,30 @@ class FanOut:
             try:
                 await sink.flush()
             except Exception:
-                log.exception("record sink %s failed to flush", sink.name)
+                self._unfinished(sink.name, "flush")
 
     async def stop(self) -> None:
         self._release_all()
         self._run_later()
-        for sink in self._sinks.values():
-            try:
-                await sink.stop()
-            except Exception:
-                log.exception("record sink %s failed to stop cleanly", sink.name)
+        for sink in tuple(self._sinks.values()):
+            await self.stop_retired(sink)
         self._say_still_failing()
+
+    async def stop_retired(self, sink: Recorder) -> None:
+        """Stop `sink` (one of these at the stop, or one a reload replaced, `swap`): a stop that raises is logged and
+        counted as the fan-out's own stop counts it. A reload's was a task no one awaited: its failure went unsaid (or
+        said as an asyncio "exception was never retrieved" once collected), and at the stop unsaid altogether."""
+        try:
+            await sink.stop()
+        except Exception:
+            self._unfinished(sink.name, "stop")
+
+    def _unfinished(self, name: str, what: str) -> None:
+        """A sink's flush or stop raised (in an `except`): what it held then may not be written; each is counted (the
+        process goes on after a flush, and after a reload's stop) and logged with its traceback."""
+        self._unflushed[name] = self._unflushed.get(name, 0) + 1
+        log.exception("record sink %s failed to %s: what it held may be lost (counted in %s{sink=\"%s\"})", name, what,
+                      UNFLUSHED, name)  # fmt: skip
 
     def _say_still_failing(self) -> None:
         """The sinks still failing as the process stops, with what they lost since their failing began."""
@@ -416,7 +431,7 @@ class FanOut:
         lines: list[str] = []
         for sink in self._sinks.values():
             lines.extend(sink.metrics())
-        return lines + self._lost_lines()
+        return lines + self._lost_lines() + self._unflushed_lines()
 
     def _lost_lines(self) -> list[str]:
         """The calls each sink raised on, 0 for a sink that never did, and on for one a reload removed."""
@@ -425,6 +440,16 @@ class FanOut:
             f"# HELP {LOST} Calls a record sink raised on: their record in it is lost (the call went on).",
             f"# TYPE {LOST} counter",
             *(f'{LOST}{{sink="{name}"}} {self._lost.get(name, 0)}' for name in names),
+        ]
+
+    def _unflushed_lines(self) -> list[str]:
+        """The flushes and stops each sink raised in, as `_lost_lines` has its calls."""
+        names = sorted(self._sinks.keys() | self._unflushed.keys())
+        return [
+            f"# HELP {UNFLUSHED} Flushes and stops of a record sink that raised (a reload's stop of the sink it "
+            "replaced included): what the sink held then may not be written; its ERROR line says why.",
+            f"# TYPE {UNFLUSHED} counter",
+            *(f'{UNFLUSHED}{{sink="{name}"}} {self._unflushed.get(name, 0)}' for name in names),
         ]
 
 

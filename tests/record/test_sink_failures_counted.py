@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -289,3 +290,81 @@ def test_a_sink_recording_again_at_stop_but_within_settle_s_is_said_so(caplog: p
         "record sink flaky recorded again at shutdown, 5 s after its last failure: the records of 1 calls were lost in "
         "it meanwhile (1 in this process)"
     )
+
+
+class Unflushable(Flaky):
+    """A sink whose flush and stop raise `failure` (a spool on a disk that filled, a connection the database dropped
+    as its last batch went out): what it held then may be lost."""
+
+    name = "openlineage"  # made by `ProxyProcess._openlineage`: a reload that changes lineage.openlineage replaces it
+
+    async def flush(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    async def stop(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+def with_openlineage(snapshot_interval_s: int) -> str:
+    """CONFIG with an OpenLineage sink, its settings told apart by `snapshot_interval_s`."""
+    openlineage = f"openlineage: {{transport: {{type: console}}, snapshot_interval_s: {snapshot_interval_s}}}"
+    return CONFIG.replace('lineage: {store: "${STORE}"}', f'lineage: {{store: "${{STORE}}", {openlineage}}}')
+
+
+def _unflushed(text: str, sink: str) -> int | None:
+    found = re.search(rf'^lineage_proxy_sink_flush_failures_total\{{sink="{sink}"\}} (\d+)$', text, re.M)
+    return int(found[1]) if found else None
+
+
+def test_a_sink_whose_flush_or_stop_raises_is_counted_and_said_a_reload_s_too(
+    vllm: tuple[VllmLike, str],
+    make_proxy: Any,
+    loop_thread: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    """A sink's flush or stop that raised was logged and never counted; and the stop of the sink a reload replaced
+    ran as a task no one awaited, so its failure was never said by the proxy (asyncio's "Task exception was never
+    retrieved", at best, once the task was collected), nor at the proxy's stop, whose gather took it in silence. Now
+    each is logged and counted in lineage_proxy_sink_flush_failures_total{sink}, every sink there from the start."""
+    _, url = vllm
+    made: list[Unflushable] = []
+
+    def unflushable(config: Config) -> Recorder | None:
+        if config.lineage.openlineage is None:
+            return None
+        made.append(Unflushable())
+        return made[-1]
+
+    monkeypatch.setattr(ProxyProcess, "_openlineage", staticmethod(unflushable))
+    monkeypatch.chdir(tmp_path)  # the default spool, checked at start, in the test's directory
+    caplog.set_level(logging.ERROR, logger="lineage_proxy.record")
+    proxy = make_proxy(with_openlineage(60), UPSTREAM=url)
+    assert _unflushed(proxy.process.metrics_text(), "openlineage") == 0
+    assert _unflushed(proxy.process.metrics_text(), "edges") == 0
+
+    made[0].failure = OSError(28, "No space left on device")
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    assert _unflushed(proxy.process.metrics_text(), "openlineage") == 1
+    assert _said(caplog) == [
+        "record sink openlineage failed to flush: what it held may be lost (counted in "
+        'lineage_proxy_sink_flush_failures_total{sink="openlineage"})'
+    ]
+
+    path = tmp_path / "reloaded.yaml"
+    path.write_text(with_openlineage(30).replace("${UPSTREAM}", url).replace("${STORE}", str(tmp_path / "lineage.db")))
+
+    async def reload() -> bool:
+        return proxy.process.reload(str(path))
+
+    assert loop_thread.run(reload())
+    assert len(made) == 2  # the first replaced, its stop raising
+    assert until(lambda: _unflushed(proxy.process.metrics_text(), "openlineage") == 2), proxy.process.metrics_text()
+    assert _said(caplog)[-1] == (
+        "record sink openlineage failed to stop: what it held may be lost (counted in "
+        'lineage_proxy_sink_flush_failures_total{sink="openlineage"})'
+    )
+    assert "OSError: [Errno 28] No space left on device" in caplog.text  # with its traceback
