@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -112,3 +113,20 @@ def iris_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     when a test first needs it; its tests only ask it (no repository loads or unloads). (http url, grpc host:port)"""
     with mlserver(tmp_path_factory.mktemp("mlserver")) as urls:
         yield urls
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs (root only: skipped elsewhere, but in CI, where .ci/run runs as root)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        why = f"cannot mount a tmpfs here: {done.stderr.decode().strip()}"
+        if os.environ.get("LP_REQUIRE_REAL_SERVERS") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import threading
@@ -265,3 +266,15 @@ def offline_pipeline(config: Config, sequences_kept: int | None = None) -> Pipel
     if sequences_kept is not None:
         runtime.sequences = StoredReplies(most=sequences_kept)
     return Pipeline(config, runtime)
+
+
+def fill(disk: Path) -> None:
+    """Every byte of the disk taken."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)

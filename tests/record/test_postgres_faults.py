@@ -5,14 +5,12 @@ a password rotated in its file. Each against the real PostgreSQL the other store
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import os
 import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from proxy.record.edges import EdgeAggregator
 from proxy.record.journal import PROBE_WAIT_S, Journal, JournaledStore
 from proxy.record.postgres import PostgresStore
 from proxy.record.store import flat
-from tests.harness import LoopThread, ServeProcess
+from tests.harness import LoopThread, ServeProcess, fill
 from tests.record.test_postgres import CONFIG, KEY, ROOT, calls, cli, counts, start
 from tests.servers.postgres import PostgresServer
 
@@ -122,35 +120,6 @@ def test_a_journal_that_cannot_be_written_never_wedges_the_database_path(
     assert counts(url) == {tuple(KEY): 3, tuple(NEW): 2}  # applied once, whatever the replays
     assert again.integrity().intact
     again.close()
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 512 KiB tmpfs (root only: skipped elsewhere, but in CI, where .ci/run runs as root)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        why = f"cannot mount a tmpfs here: {done.stderr.decode().strip()}"
-        if os.environ.get("LP_REQUIRE_REAL_SERVERS") == "1":
-            pytest.fail(why)
-        pytest.skip(why)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> None:
-    """Every byte of the disk taken."""
-    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
 
 
 def test_a_journal_on_a_full_disk_never_wedges_the_database_path(postgres: PostgresServer, tiny_disk: Path) -> None:
