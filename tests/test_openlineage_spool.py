@@ -24,7 +24,8 @@ from proxy.config.model import OpenLineage
 from proxy.flow import ALLOW, Call, Decision, Outcome, TraceContext
 from proxy.record.openlineage import OpenLineageRecorder
 from proxy.record.store import SqliteStore
-from tests.harness import LoopThread, ServeProcess, dead_port
+from tests.harness import LoopThread, ServeProcess, dead_port, fill
+from tests.held import until
 from tests.servers.vllm_like import SERVED
 
 COPY = str(Path(__file__).resolve().parents[1])  # this checkout: the `serve` subprocess imports it
@@ -302,6 +303,50 @@ def test_past_spool_max_events_the_rest_are_dropped_counted_and_said(
     assert sink.counts["dropped"] == 1
     (said,) = [r.getMessage() for r in caplog.records if "could not be spooled" in r.getMessage()]
     assert said.startswith("openlineage: 1 count events (3 calls) for ") and "(spool_max_events 1); lost" in said
+
+
+def test_a_spool_on_a_full_disk_says_so_and_what_its_earlier_files_keep(
+    loop_thread: LoopThread, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop whose spool file could not be written (a real full disk) said its count events were lost "(spool_max_events
+    100000)", a bound they were far below, as if raising it would have kept them; and "lost" of the counts that the
+    backlog file written during the outage still held, which the next start sends. Now it says why, and what stays."""
+    spool = tiny_disk / "spool"
+    sink = OpenLineageRecorder(OpenLineage(snapshot_interval_s=0.05, spool=str(spool)), transport=Down())
+
+    async def outage() -> None:
+        sink.start()
+        on_end(sink, "team-a", 2)
+
+    loop_thread.run(outage())
+    assert until(lambda: list(spool.glob("*.jsonl")))  # the backlog file, written at a snapshot the backend failed
+    fill(tiny_disk)
+
+    async def stop() -> None:
+        on_end(sink, "team-a")  # (on the loop, as the snapshots are taken)
+        await sink.stop()
+
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        loop_thread.run(stop())
+    (said,) = [r for r in caplog.records if "could not be spooled" in r.getMessage()]
+    assert said.levelno == logging.ERROR
+    assert said.getMessage().endswith(
+        f"could not be spooled (the spool {spool} could not be written: OSError: [Errno 28] No space left on device); "
+        "lost, but for what the spool's earlier files hold of them (kept, for the next start)"
+    ), said.getMessage()
+    assert sink.counts["dropped"] > 0
+
+    (tiny_disk / "filler").unlink()
+    kept = Kept()
+    again = OpenLineageRecorder(OpenLineage(snapshot_interval_s=3600.0, spool=str(spool)), transport=kept)
+
+    async def restart() -> None:
+        again.start()
+        await again.stop()
+
+    loop_thread.run(restart())
+    assert sum(counted(kept.events)) == 2  # the backlog file's counts, sent by the next start
+    assert list(spool.glob("*.jsonl")) == []
 
 
 def test_a_spool_file_that_is_not_one_is_set_aside_not_removed(

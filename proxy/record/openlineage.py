@@ -444,21 +444,24 @@ class OpenLineageRecorder:
         kept = owed[: self._settings.spool_max_events]
         lost = owed[len(kept) :]
         written = not kept
+        why, level, but = f"spool_max_events {self._settings.spool_max_events}", logging.WARNING, ""
         if kept:
             try:
                 path = self._spool.write(_entry(key, event, count) for key, event, count in kept)
             except (OSError, ValueError) as exc:
                 lost = owed
-                log.error("openlineage: cannot write the spool %s (%s)", self._spool.directory, _error(exc))
+                # (the spool_max_events of a write that failed were said to be why: a full disk read as a bound to raise)
+                why, level = f"the spool {self._spool.directory} could not be written: {_error(exc)}", logging.ERROR
+                if claimed or self._backlog.path is not None:  # kept below (`unclaim`, `let_go`)
+                    but = ", but for what the spool's earlier files hold of them (kept, for the next start)"
             else:
                 written = True
                 log.warning("openlineage: %d count events (%d calls) spooled to %s, for %s at the next start",
                             len(kept), sum(count for _, _, count in kept), path, self._target)  # fmt: skip
         if lost:
             self.counts.add("dropped", len(lost))
-            log.warning("openlineage: %d count events (%d calls) for %s could not be spooled (spool_max_events "
-                        "%d); lost", len(lost), sum(count for _, _, count in lost), self._target,
-                        self._settings.spool_max_events)  # fmt: skip
+            log.log(level, "openlineage: %d count events (%d calls) for %s could not be spooled (%s); lost%s", len(lost),
+                    sum(count for _, _, count in lost), self._target, why, but)  # fmt: skip
         if written:  # what the claimed files held and was not sent is in the new file (or said lost)
             _Spool.release(claimed)
             self._backlog.remove()  # so is what the backlog file held
