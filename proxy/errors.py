@@ -72,19 +72,39 @@ class ProxyError(Exception):
             {"error": {"message": self.message, "type": self.error_type, "code": self.code, "param": self.param}}
         )
 
-    def oip_body(self) -> bytes:
-        """OIP v2 REST's error shape, `{"error": "<message>"}` (Triton's, MLServer's, KServe's), with the code and
-        type beside it: tritonclient and MLServer's client raise InferenceServerException with `error` as its
-        message, which must be a string (an object there made its `str()` raise TypeError)."""
-        return orjson.dumps({"error": self.message, "code": self.code, "type": self.error_type, "param": self.param})
+    def oip_body(self, type_key: str = "type") -> bytes:
+        """OIP v2 REST's error shape, `{"error": "<message>"}` (Triton's, MLServer's, KServe's, Ollama's), with the
+        code and type beside it: tritonclient and MLServer's client raise InferenceServerException with `error` as its
+        message, which must be a string (an object there made its `str()` raise TypeError). TGI's names the type
+        `error_type` (`type_key`)."""
+        return orjson.dumps({"error": self.message, "code": self.code, type_key: self.error_type, "param": self.param})
 
     def http_body(self, path: str) -> bytes:
         """The error shape of the API `path` (percent-decoded, no query) belongs to: OIP v2 REST's for `/v2` and
         `/v2/...`, and for KServe V1's `/v1/models/{name}:predict` and `:explain` (KServe answers `{"error": "..."}`
-        there too), else OpenAI's (the Anthropic paths' too)."""
-        if path == "/v2" or path.startswith("/v2/") or _kserve_v1_call(path):
+        there too), and for Ollama's `/api/...`; TGI's, `{"error": "<message>", "error_type"}`, for its native
+        paths; else OpenAI's (the Anthropic paths' too). An object as `error` reached the `ollama` client as its
+        `ResponseError.error` (a dict where a string is typed), and huggingface_hub as a 403 that blamed the
+        caller's token, the reason a dict's repr on its last line."""
+        if path == "/v2" or path.startswith("/v2/") or _kserve_v1_call(path) or path.startswith(_OLLAMA):
             return self.oip_body()
+        if _tgi_native(path):
+            return self.oip_body(_TGI_TYPE)
         return self.body()
+
+
+# Ollama's API, every path of it: its client raises `ResponseError` with a reply's `error` as the reason, a string
+_OLLAMA: Final = "/api/"
+# TGI's clients (huggingface_hub's `InferenceClient`, `text_generation`) raise an error of the reply's `error_type`
+# with its `error`, a string, as the message
+_TGI_TYPE: Final = "error_type"
+
+
+def _tgi_native(path: str) -> bool:
+    """Whether `path` is one of TGI's native paths (`/generate`, `/generate_stream`, `/`)."""
+    from proxy.protocols.tgi import NATIVE_PATHS  # (here: that module raises this one's errors)
+
+    return path in NATIVE_PATHS
 
 
 def _kserve_v1_call(path: str) -> bool:

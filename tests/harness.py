@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -25,6 +26,7 @@ from proxy.config import Config, parse
 from proxy.pipeline import Pipeline, Runtime, StoredReplies
 from proxy.protocols import Fetch
 from proxy.protocols.kserve import v1_call_path
+from proxy.protocols.tgi import NATIVE_PATHS as TGI_NATIVE_PATHS
 from proxy.record.sinks import FanOut
 from proxy.server import Bound, ProxyProcess
 
@@ -130,14 +132,26 @@ def proxy_before(
 def proxy_error(reply: Any) -> dict[str, Any]:
     """The proxy's error reply (an httpx.Response) as `message`, `code`, `type` and `param`, checked to be in the
     shape of the API its request's path belongs to: OIP v2 REST's (`{"error": "<message>", "code": ...}`) on
-    `/v2` and `/v2/...` and KServe V1's calls, the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
+    `/v2` and `/v2/...`, KServe V1's calls and Ollama's `/api/...`, TGI's (its type `error_type`) on its native
+    paths, the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
     answer = reply.json()
     path = reply.request.url.path
-    if path == "/v2" or path.startswith("/v2/") or v1_call_path(path):  # (KServe V1's calls)
-        assert isinstance(answer["error"], str), answer  # what tritonclient raises with
+    if path == "/v2" or path.startswith("/v2/") or v1_call_path(path) or path.startswith("/api/"):
+        assert isinstance(answer["error"], str), answer  # what tritonclient and the ollama client raise with
         return {"message": answer["error"], "code": answer["code"], "type": answer["type"], "param": answer["param"]}
+    if path in TGI_NATIVE_PATHS:
+        assert isinstance(answer["error"], str), answer  # what huggingface_hub raises with
+        return {"message": answer["error"], "code": answer["code"], "type": answer["error_type"],
+                "param": answer["param"]}  # fmt: skip
     assert isinstance(answer["error"], dict), answer
     return dict(answer["error"])
+
+
+def traced(**headers: str) -> tuple[str, dict[str, str]]:
+    """A trace id of the test's own and the headers that carry it (`traceparent`, with `headers`): for a client that
+    keeps the reply's headers from its caller (huggingface_hub's, ollama's), the call's span is found by it."""
+    trace_id = secrets.token_hex(16)
+    return trace_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01", **headers}
 
 
 def dead_port() -> int:

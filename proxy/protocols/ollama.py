@@ -103,15 +103,22 @@ class OllamaObserver(SseObserver):
     `{"error": ...}` the upstream's error (in a stream, in band). An embedding reply's vectors hold no text."""
 
     def whole(self, reply: dict[str, Any]) -> None:
-        if not self._read(reply, False):
+        if "error" in reply:
+            self._error(reply)
+        elif not self._read(reply, False):
             self._text.add_unknown(reply)
 
     def event(self, event: dict[str, Any]) -> None:
         if "error" in event:
-            self.in_band_error()
-            self._text.add_unknown(event)
+            self._error(event)
         elif not self._read(event, True):
             self._text.add_unknown(event)
+
+    def _error(self, reply: dict[str, Any]) -> None:
+        """`{"error": ...}` after a 200 head: a stream's line, or the whole reply (a stream whose one line it is, read
+        whole when it came sized), which the `ollama` client raises `ResponseError` at either way."""
+        self.in_band_error()
+        self._text.add_unknown(reply)
 
     def _read(self, reply: dict[str, Any], streamed: bool) -> bool:
         """A reply or a line of one; False when it holds none of the fields Ollama writes output in."""

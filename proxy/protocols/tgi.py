@@ -41,6 +41,7 @@ _TARGETS: Final = {
     "/generate_stream": Target("generate", stream=True, model_optional=True, shared=True),
     "/": _GENERATE,  # the compat route: its body's `stream` says whether it streams
 }
+NATIVE_PATHS: Final = frozenset(_TARGETS)  # (a refusal on them is in TGI's error shape: `ProxyError.http_body`)
 _INPUTS: Final = "inputs"
 # TGI's generate parameters -> gen_ai.request.<name>
 _PARAMS: Final = {

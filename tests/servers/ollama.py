@@ -11,7 +11,9 @@ its model as Ollama's OpenAI-compatible API does (`llama3.2:latest`, `owned_by: 
 The model joins the words of the last message's `content` (a generate's `prompt`) with `@` (`alice example.com` ->
 `alice@example.com`: an address in the output only) and streams it a word or a separator a line. Hooks, in that text:
 - `__gated__`: each line after the first waits for the test's `release()` (the stream in lockstep);
-- `__error__`: one line, then the error in band.
+- `__error__`: one line, then the error in band;
+- `__failed__`: the error alone, 200, a stream of that one line sent sized (`Content-Length`), as a server that
+  failed before it wrote a token and after it wrote its head (an older Ollama's, or one behind another proxy).
 Every call received is kept in `received` (path, body), so tests can assert what reached it.
 """
 
@@ -75,6 +77,9 @@ class Ollama:
         text = data["messages"][-1]["content"] if chat else data.get("prompt", "")
         words = text.replace("__gated__", "").replace("__error__", "").split()
         tokens = [t for t in "@".join(words).replace("@", "\0@\0").split("\0") if t]
+        if "__failed__" in text:
+            failed = b'{"error":"an error was encountered while running the model: CUDA error"}\n'
+            return web.Response(body=failed, content_type="application/x-ndjson")
         if data.get("stream") is False:
             return web.json_response(self._line(model, chat, "".join(tokens), len(words), len(tokens)))
         reply = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})

@@ -8,7 +8,9 @@ with `parameters.details`: `finish_reason`, `generated_tokens`, `seed`, `prefill
 null}`), the last with the whole text and its details, an error after the 200 head as `data: {"error", "error_type"}`;
 `POST /` takes the same body with `"stream"`, and answers a list of one `/generate` reply, or streams as
 `/generate_stream`. A body TGI refuses (no JSON object, no string `inputs`) gets 422 `{"error", "error_type":
-"validation"}`. `GET /info` (`model_id`, `model_sha`: the checkpoint) and `GET /v1/models` as TGI's.
+"validation"}`. `GET /info` (`model_id`, `model_sha`: the checkpoint) and `GET /v1/models` as TGI's. `POST
+/v1/chat/completions` (huggingface_hub's `InferenceClient.chat_completion`): OpenAI's chat, the last message's words
+joined the same way, whole or streamed (a `chat.completion.chunk` a token, then `data: [DONE]`).
 
 The model joins the words of its `inputs` with `@` (`alice example.com` -> `alice@example.com`: an address in the
 output only) and streams it a word or a separator a token; its `best_of` other sequence is the words joined with `.`.
@@ -46,6 +48,7 @@ class Tgi:
         app.router.add_post("/generate", self.generate)
         app.router.add_post("/generate_stream", self.generate)
         app.router.add_post("/", self.generate)
+        app.router.add_post("/v1/chat/completions", self.chat)
         return app
 
     def release(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -91,7 +94,7 @@ class Tgi:
             return web.json_response([reply] if request.path == "/" else reply)
         stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await stream.prepare(request)
-        tokens = [t for t in text.replace("@", "\0@\0").split("\0") if t]
+        tokens = _tokens(text)
         for at, token in enumerate(tokens):
             if at and "__gated__" in inputs:
                 await self._gated().acquire()
@@ -111,10 +114,36 @@ class Tgi:
         await stream.write_eof()
         return stream
 
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.received.append((request.path, body))
+        data = orjson.loads(body)
+        tokens = _tokens("@".join(data["messages"][-1]["content"].split()))
+        reply: dict[str, Any] = {"id": "", "created": 0, "model": MODEL_ID, "system_fingerprint": "3.3.6-native"}
+        if not data.get("stream"):
+            choice = {"index": 0, "message": {"role": "assistant", "content": "".join(tokens)}, "finish_reason": "stop"}
+            usage = {"prompt_tokens": 2, "completion_tokens": len(tokens), "total_tokens": 2 + len(tokens)}
+            return web.json_response({**reply, "object": "chat.completion", "choices": [choice], "usage": usage})
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        for token in tokens:
+            choice = {"index": 0, "delta": {"role": "assistant", "content": token}, "finish_reason": None}
+            chunk = {**reply, "object": "chat.completion.chunk", "choices": [choice]}
+            await stream.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        await stream.write(b"data: [DONE]\n\n")
+        await stream.write_eof()
+        return stream
+
+
+def _tokens(text: str) -> list[str]:
+    """The tokens the model streams `text` as: a word or a separator a token."""
+    return [token for token in text.replace("@", "\0@\0").split("\0") if token]
+
 
 def _details(text: str, parameters: dict[str, Any], words: list[str]) -> dict[str, Any]:
-    tokens = [{"id": 100 + at, "text": token, "logprob": -0.5, "special": False}
-              for at, token in enumerate(text.replace("@", "\0@\0").split("\0")) if token]  # fmt: skip
+    tokens = [
+        {"id": 100 + at, "text": token, "logprob": -0.5, "special": False} for at, token in enumerate(_tokens(text))
+    ]
     details: dict[str, Any] = {
         "finish_reason": "length", "generated_tokens": len(tokens), "seed": None,
         "prefill": [{"id": 1, "text": word, "logprob": None} for word in words], "tokens": tokens,
