@@ -1125,38 +1125,57 @@ class Detectors:
         t = _Text(text)
         return _apart([Found(s, e, label) for label, finder, *_ in self._finders for s, e in finder(t)])
 
-    def mask(self, text: str) -> str:
+    def mask(self, text: str, limit: int | None = None) -> str:
         """`text` with every detected value replaced by `[pii:<kind>]` (for captured content). When its folded
         form (what `scan` reads) shows other values, that form is captured instead, masked, with the values
         only the text's own form showed masked in it too, where they stand: a fullwidth or zero-width-split
         value is masked whole, never half. Otherwise the text keeps its own characters. What `scan` reads is
-        what is captured: at most max_chars characters (of the folded form too); what is past them, and the
-        last `_LONGEST` characters before, where a value may have been cut in two, is not captured but
-        `NOT_CAPTURED` stands for it."""
-        cut = len(text) > self.max_chars
+        what is captured: at most max_chars characters (of the folded form too), or `limit` when fewer (what is
+        left of a call's `CAPTURE_MAX_CHARS`, `mask_texts`); what is past them, and the last `_LONGEST`
+        characters before, where a value may have been cut in two, is not captured but `NOT_CAPTURED` (or
+        `NOT_CAPTURED_PAST_BOUND`, cut by `limit`) stands for it."""
+        bound = self.max_chars if limit is None or limit >= self.max_chars else max(limit, 0)
+        cut = len(text) > bound
         if cut:
-            text = text[: self.max_chars]
+            text = text[:bound]
         if not self._finders or not text:
             out = text
         elif text.isascii() and not _escapes(text) and _CONTROL.search(text) is None:
             out = self._masked(text, self.findings(text))
         else:
-            out, cut_fold = self._mask_folded(text)
+            out, cut_fold = self._mask_folded(text, bound)
             cut = cut or cut_fold
-        return out[: max(0, len(out) - _LONGEST)] + NOT_CAPTURED if cut else out
+        if not cut:
+            return out
+        return out[: max(0, len(out) - _LONGEST)] + (
+            NOT_CAPTURED if bound == self.max_chars else NOT_CAPTURED_PAST_BOUND
+        )
 
-    def _mask_folded(self, text: str) -> tuple[str, bool]:
-        """`mask` of a text that is not ASCII or holds an escaped `@` or `.`; and whether its folded form was cut."""
+    def mask_texts(self, texts: Sequence[str]) -> tuple[str, ...]:
+        """Each text masked (`mask`) within `CAPTURE_MAX_CHARS` characters together (a call's input): the one they
+        run out in cut there, the texts after it not captured (nothing of them is read)."""
+        masked: list[str] = []
+        left = CAPTURE_MAX_CHARS
+        for text in texts:
+            masked.append(self.mask(text, left))
+            left -= len(text)
+            if left < 0:
+                break
+        return tuple(masked)
+
+    def _mask_folded(self, text: str, limit: int) -> tuple[str, bool]:
+        """`mask` of a text that is not ASCII or holds an escaped `@` or `.`, its folded form at most `limit`
+        characters; and whether its folded form was cut."""
         found = self.findings(text)
-        fold, cut, spans = self._fold_around(text, found)
+        fold, cut, spans = self._fold_around(text, found, limit)
         in_fold = self.findings(fold) if fold != text else found
         if sorted(f.label for f in in_fold) == sorted(f.label for f in found):
             return self._masked(text, found), False
         # what only the text's own form showed is masked where it stands in the folded form
         return self._masked(fold, _apart(in_fold + spans)), cut
 
-    def _fold_around(self, text: str, found: list[Found]) -> tuple[str, bool, list[Found]]:
-        """`text` folded (at most max_chars characters of it, and whether some was cut) a stretch at a time:
+    def _fold_around(self, text: str, found: list[Found], limit: int) -> tuple[str, bool, list[Found]]:
+        """`text` folded (at most `limit` characters of it, and whether some was cut) a stretch at a time:
         between the values in `found` and each of them on its own, so where each stands in the fold is known
         (`folded` folds in pieces too). A stretch of ASCII without escapes is its own fold, kept as it is."""
         raw = text.encode("utf-8", "surrogatepass")
@@ -1169,7 +1188,7 @@ class Detectors:
         stretches.append((raw[position:], None))
         pieces: list[bytes] = []
         spans: list[Found] = []
-        left = self.max_chars  # characters the fold may still take
+        left = limit  # characters the fold may still take
         width = 0  # its bytes so far
         for part, label in stretches:
             if part.isascii() and b"%" not in part and b"&" not in part and b"\\" not in part and not _controls(part):
@@ -1220,6 +1239,14 @@ class Detectors:
 
 # what stands for the end of a captured text past the scan limit, where the scan did not read (`Detectors.mask`)
 NOT_CAPTURED: Final = "[not captured: past limits.scan_max_chars]"
+# what stands for the end of a call's captured text past CAPTURE_MAX_CHARS (`Detectors.mask_texts`)
+NOT_CAPTURED_PAST_BOUND: Final = "[not captured: past 65,536 characters a call]"
+# The most characters of a call's input texts together, and of its output, masked and captured: a span holds 16 KiB of
+# them (`spans.VALUE_MAX_BYTES`, cut so for Jaeger), and masking what it then cuts away was work on the event loop
+# for nothing, every other call on the worker waiting (10,000 texts of 1.5 KB: 2 s). Four times as many characters,
+# so that masked (a value of up to `_LONGEST` characters becomes its label) they still fill the span but when most of
+# them are values.
+CAPTURE_MAX_CHARS: Final = 65_536
 # the most characters a built-in value takes up (an address: 64 before its `@`, 256 after), so the most a
 # value cut at the scan limit leaves before it
 _LONGEST: Final = 320

@@ -17,7 +17,7 @@ from typing import Final
 
 from proxy.checkpoints import CheckpointBook
 from proxy.config import BUILTIN_DETECTORS, Config, Upstream
-from proxy.detectors import TRUNCATED, Detectors
+from proxy.detectors import CAPTURE_MAX_CHARS, TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError, UnknownPurpose, echoed
 from proxy.flow import (
     AUDIT_DENY,
@@ -413,11 +413,12 @@ class Pipeline:
         """The input text as captured (`telemetry.capture_content`), masked. A value split across content
         parts is in no part to mask: such a call's content is withheld rather than captured half-masked; so is one written
         with JSON escapes or as a tool call's argument number the server prints otherwise (`Request.decoded`)."""
-        mask = self.detectors.mask
-        masked = tuple(mask(t) for t in request.texts)
+        masked = self.detectors.mask_texts(request.texts)
         if request.joined:
-            split = boundary_windows([[mask(piece) for piece in run] for run in request.joined])
-            if self.detectors.scan_all(split) - _TRUNCATED:
+            runs = _captured_runs(self.detectors, request, masked)
+            if runs is None:
+                return ("[withheld: content parts past 65,536 characters could not be checked for split values]",)
+            if self.detectors.scan_all(boundary_windows(runs)) - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
             numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))
@@ -664,3 +665,43 @@ class PipelineRef:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.current = pipeline
+
+
+def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ...]) -> list[list[str]] | None:
+    """The request's runs of parts the model reads together (`Request.joined`) as they are captured, for
+    `boundary_windows`: a part that is one of its texts as that text was captured (`masked`: cut at the call's
+    `CAPTURE_MAX_CHARS`), empty when past them; one trimmed masked as far as its text was; any other (vLLM's
+    `Tool result: ` before a text) masked on its own, within `CAPTURE_MAX_CHARS` characters together. Masking each
+    part again read the whole request twice or three times over (a run's parts, then trimmed). None: parts of the
+    last kind past that bound, not looked at, so whether a value is split across them is not known."""
+    captured: dict[str, str] = {}  # a text: as captured
+    read: dict[str, int] = {}  # a text trimmed: how much of its text was masked, at most
+    left = CAPTURE_MAX_CHARS
+    for index, text in enumerate(request.texts):
+        if index < len(masked):
+            captured.setdefault(text, masked[index])
+        else:
+            captured.setdefault(text, "")
+        trimmed = text.strip()
+        read[trimmed] = max(read.get(trimmed, 0), min(len(text), max(left, 0)))
+        left -= len(text)
+    others = CAPTURE_MAX_CHARS  # characters the parts of no text may still take
+    fresh: dict[str, str] = {}  # parts masked here, each once
+    runs: list[list[str]] = []
+    for run in request.joined:
+        pieces: list[str] = []
+        for piece in run:
+            out = captured.get(piece)
+            if out is None:
+                out = fresh.get(piece)
+            if out is None:
+                limit = read.get(piece)
+                if limit is None:
+                    others -= len(piece)
+                    if others < 0:
+                        return None
+                    limit = len(piece)
+                out = fresh[piece] = detectors.mask(piece, limit) if limit else ""
+            pieces.append(out)
+        runs.append(pieces)
+    return runs

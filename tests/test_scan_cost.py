@@ -452,3 +452,48 @@ def test_many_top_level_fields_are_read_up_to_the_limit(path: str) -> None:
     request = read({f"k{i}": "v" for i in range(taken - 1)} | {"last": "ana@example.org"})
     assert len(request.texts) == protocols.MAX_STRINGS and request.texts[-1] == "ana@example.org"
     assert not request.unscanned
+
+
+def test_capturing_a_call_of_many_texts_masks_a_bounded_share_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each text was masked up to max_chars, however many: 10,000 texts of 1.5 KB (a 15 MiB body) took 2 s of the
+    event loop to mask, every other call on the worker waiting, for a span that keeps 16 KiB of them. A call's
+    texts are masked within CAPTURE_MAX_CHARS characters together, the parts where they meet too; the rest is not
+    captured but marked so."""
+    calls: list[int] = []
+    findings = Detectors.findings
+
+    def counting(self: Detectors, text: str) -> list[detectors.Found]:
+        calls.append(len(text))
+        return findings(self, text)
+
+    from proxy.protocols.openai import read_request
+
+    monkeypatch.setattr(Detectors, "findings", counting)
+    part = "mail ana@example.org " * 70  # 1,470 characters
+    parts = [{"type": "text", "text": f"{index} {part}"} for index in range(10_000)]
+    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": parts}]})
+    request = read_request("chat", body)
+    assert len(request.texts) == 10_000 and request.joined
+    content = pipeline(tmp_path, 1_000_000)._content(request)
+    assert sum(calls) <= 2 * detectors.CAPTURE_MAX_CHARS  # the texts, then the trimmed parts where they meet
+    assert content[-1].endswith(detectors.NOT_CAPTURED_PAST_BOUND) and "ana@" not in "".join(content)
+    assert content[0] == "0 " + "mail [pii:email] " * 70  # what is captured is as it was
+
+
+def test_a_captured_reply_is_masked_only_as_far_as_a_call_captures() -> None:
+    """A reply was captured and masked up to the scan limit (1,000,000 characters) for a span that keeps 16 KiB of
+    it; it is kept and masked up to CAPTURE_MAX_CHARS, the rest marked not captured."""
+    from proxy.protocols.openai import ReplyObserver
+
+    outcome = Outcome(started_ns=0)
+    observer = ReplyObserver(outcome, Detectors([DetectorSpec("email")]), True)
+    piece = "mail ana@example.org " * 10
+    observer.chunk(b"".join(
+        b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": piece}}]}) + b"\n\n" for _ in range(2000)
+    ))  # fmt: skip
+    observer.finish()
+    (content,) = outcome.content
+    assert len(content) < detectors.CAPTURE_MAX_CHARS and content.endswith(detectors.NOT_CAPTURED_PAST_BOUND)
+    assert "ana@" not in content and outcome.output_detected == {"pii:email"}  # the whole reply read for labels

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from proxy.detectors import CAPTURE_MAX_CHARS, NOT_CAPTURED_PAST_BOUND
 from tests.harness import ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import VllmLike
@@ -97,4 +98,7 @@ def test_captured_content_is_cut_to_the_bound_and_stays_the_schemas_json(
     captured = json.loads(a["gen_ai.input.messages"])  # JSON still, cut as texts
     texts = [part["content"] for part in captured[0]["parts"]]
     assert len(texts) == 1 and texts[0].startswith("a" * 10_000)
-    assert len(MARK.sub("", texts[0])) + _left_out(texts[0]) == 100_000
+    # what was captured is cut, counted: the call's first CAPTURE_MAX_CHARS characters masked, the text they run out in
+    # cut 320 characters before (where a value may have been cut in two) and marked, nothing after it masked
+    captured_chars = 60_000 + (CAPTURE_MAX_CHARS - 60_000 - 320) + len(NOT_CAPTURED_PAST_BOUND)
+    assert len(MARK.sub("", texts[0])) + _left_out(texts[0]) == captured_chars

@@ -23,7 +23,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from proxy.config import Upstream
-from proxy.detectors import TRUNCATED, Detectors, StreamScanner, read_edges
+from proxy.detectors import CAPTURE_MAX_CHARS, TRUNCATED, Detectors, StreamScanner, read_edges
 from proxy.errors import InvalidRequest, RequestTooLarge, echoed
 from proxy.flow import Checkpoint, Outcome, ProtocolName
 
@@ -1263,7 +1263,8 @@ class OutputText:
         self._first_places: dict[tuple[Any, ...], list[str]] | None = None
         self._events = False
         self._room = detectors.max_chars  # how much of it is kept (with a scanner), at most the scan limit
-        self._keep = detectors.max_chars + 1  # what is captured: what `mask` reads, and a character to say it cut
+        # what is captured: what `mask` reads (the scan limit, or a call's CAPTURE_MAX_CHARS), and a character to say it cut
+        self._keep = min(detectors.max_chars, CAPTURE_MAX_CHARS) + 1
         # the JSON text `reply_json` read last (a whole reply, or an event; until `finish`): read again only when a
         # value in it is written with a double that may have been an integer past 64 bits (`json_text`)
         self.source: bytes | None = None
@@ -1479,7 +1480,7 @@ class OutputText:
             self.outcome.output_detected = found | {TRUNCATED} if self._unread else found
         if self._capture:
             text = "".join(self._capture)
-            self.outcome.content = (masker.mask(text) if masker is not None else text,)
+            self.outcome.content = (masker.mask(text, CAPTURE_MAX_CHARS) if masker is not None else text,)
 
     def _found(self) -> frozenset[str]:
         """The labels of the output and the asides (each a text of its own)."""
