@@ -165,6 +165,27 @@ def test_an_error_line_raises_and_is_recorded(proxy: ProxyHandle, otlp: OtlpRece
     assert otlp.by_trace(trace_id).attributes["error.type"] == "upstream_error"
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_an_error_that_is_null_is_an_answer(
+    proxy: ProxyHandle, otlp: OtlpReceiver, tmp_path: Path, stream: bool
+) -> None:
+    """`"error": null` beside a reply's fields (a server that writes every field of its type) is no error: the client
+    raises only at one that is set, and the reply is read and recorded as any answer (before: read whole, or as a
+    line, `upstream_error` and its content not read as output, its finish reason and usage lost)."""
+    trace_id, headers = traced()
+    client = Client(host=proxy.url, headers=headers)
+    if stream:
+        parts = list(client.chat(MODEL, said("__nullerror__ alice example.com"), stream=True))
+        content = "".join(part.message.content or "" for part in parts)
+    else:
+        content = client.chat(MODEL, said("__nullerror__ alice example.com")).message.content or ""
+    assert content == ADDRESS
+    span = otlp.by_trace(trace_id).attributes
+    assert "error.type" not in span and span["gen_ai.response.finish_reasons"] == ["stop"], span
+    assert span["lineage.output.labels"] == ["pii:email"] and span["gen_ai.usage.output_tokens"] == 3, span
+    assert edges(tmp_path / "lineage.db") == [("", TAGGED, "pii:email", "allow")]
+
+
 def test_a_dead_upstream_raises_with_the_proxys_reason(
     otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
 ) -> None:

@@ -103,20 +103,22 @@ class OllamaObserver(SseObserver):
     `{"error": ...}` the upstream's error (in a stream, in band). An embedding reply's vectors hold no text."""
 
     def whole(self, reply: dict[str, Any]) -> None:
-        if "error" in reply:
+        if reply.get("error"):
             self._error(reply)
         elif not self._read(reply, False):
             self._text.add_unknown(reply)
 
     def event(self, event: dict[str, Any]) -> None:
-        if "error" in event:
+        if event.get("error"):
             self._error(event)
         elif not self._read(event, True):
             self._text.add_unknown(event)
 
     def _error(self, reply: dict[str, Any]) -> None:
         """`{"error": ...}` after a 200 head: a stream's line, or the whole reply (a stream whose one line it is, read
-        whole when it came sized), which the `ollama` client raises `ResponseError` at either way."""
+        whole when it came sized), which the `ollama` client raises `ResponseError` at either way. Only an `error`
+        that is set, as the client reads it (`if err := part.get('error')`): `"error": null` beside a reply's fields
+        (a server that writes every field of its type) is an answer, read as one."""
         self.in_band_error()
         self._text.add_unknown(reply)
 

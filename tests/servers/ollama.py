@@ -13,7 +13,9 @@ The model joins the words of the last message's `content` (a generate's `prompt`
 - `__gated__`: each line after the first waits for the test's `release()` (the stream in lockstep);
 - `__error__`: one line, then the error in band;
 - `__failed__`: the error alone, 200, a stream of that one line sent sized (`Content-Length`), as a server that
-  failed before it wrote a token and after it wrote its head (an older Ollama's, or one behind another proxy).
+  failed before it wrote a token and after it wrote its head (an older Ollama's, or one behind another proxy);
+- `__nullerror__`: each line, or the whole reply, has `"error": null` beside its fields, as a server that writes
+  every field of its reply's type (no error: the `ollama` client raises only at an `error` that is set).
 Every call received is kept in `received` (path, body), so tests can assert what reached it.
 """
 
@@ -75,29 +77,32 @@ class Ollama:
         if chat and not data.get("messages"):  # none, null or []: the model loaded, nothing generated
             return web.json_response({**self._line(model, chat, "", 0), "done_reason": "load"})
         text = data["messages"][-1]["content"] if chat else data.get("prompt", "")
-        words = text.replace("__gated__", "").replace("__error__", "").split()
+        words = text.replace("__gated__", "").replace("__error__", "").replace("__nullerror__", "").split()
         tokens = [t for t in "@".join(words).replace("@", "\0@\0").split("\0") if t]
         if "__failed__" in text:
             failed = b'{"error":"an error was encountered while running the model: CUDA error"}\n'
             return web.Response(body=failed, content_type="application/x-ndjson")
+        extra: dict[str, Any] = {"error": None} if "__nullerror__" in text else {}
         if data.get("stream") is False:
-            return web.json_response(self._line(model, chat, "".join(tokens), len(words), len(tokens)))
+            return web.json_response(self._line(model, chat, "".join(tokens), len(words), len(tokens), **extra))
         reply = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await reply.prepare(request)
         for at, token in enumerate(tokens):
             if at and "__gated__" in text:
                 await self._gated().acquire()
-            await reply.write(orjson.dumps(self._line(model, chat, token)) + b"\n")
+            await reply.write(orjson.dumps(self._line(model, chat, token, **extra)) + b"\n")
             if "__error__" in text:
                 await reply.write(b'{"error":"an error was encountered while running the model: unexpected EOF"}\n')
                 break
         else:
-            await reply.write(orjson.dumps(self._line(model, chat, "", len(words), len(tokens))) + b"\n")
+            await reply.write(orjson.dumps(self._line(model, chat, "", len(words), len(tokens), **extra)) + b"\n")
         await reply.write_eof()
         return reply
 
-    def _line(self, model: str, chat: bool, text: str, prompt: int | None = None, written: int = 0) -> dict[str, Any]:
-        """A reply, or a line of one; the last (`prompt` given) with what ends it."""
+    def _line(
+        self, model: str, chat: bool, text: str, prompt: int | None = None, written: int = 0, **extra: Any
+    ) -> dict[str, Any]:
+        """A reply, or a line of one; the last (`prompt` given) with what ends it; `extra` after its fields."""
         line: dict[str, Any] = {"model": model, "created_at": CREATED}
         if chat:
             line["message"] = {"role": "assistant", "content": text}
@@ -109,4 +114,5 @@ class Ollama:
                         prompt_eval_duration=1, eval_count=written, eval_duration=2)  # fmt: skip
             if not chat:
                 line["context"] = [128006, 882, 128007]
+        line.update(extra)
         return line
