@@ -25,7 +25,7 @@ from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_oip_generate_endpoints import edges
 from tests.test_ollama_native import ADDRESS, CONFIG
 from tests.test_refusals_recorded import AccessLines
-from tests.test_tgi_native_clients import DENIED
+from tests.test_tgi_native_clients import DENIED, HEAD_OVER
 
 # the fixtures of test_ollama_native: the server, the proxy in front of it, the access lines
 ollama = native.ollama
@@ -103,6 +103,18 @@ def test_a_forbidden_call_raises_with_the_proxys_reason(
     assert str(raised.value) == f"{DENIED} (status code: 403)"
     assert ollama.received == []
     assert otlp.by_trace(trace_id).attributes["lineage.decision"] == "deny"
+
+
+def test_a_head_over_the_limit_raises_with_the_proxys_reason(ollama: Ollama, proxy: ProxyHandle) -> None:
+    """A head the connection refuses itself (431, before it is parsed whole) answers in Ollama's shape too: its
+    target, read whole before the field that is over the limit, says whose API it is (before: OpenAI's shape, and
+    `ResponseError.error` a dict)."""
+    client = Client(host=proxy.url, headers={"x-big": "a" * HEAD_OVER})
+    with pytest.raises(ResponseError) as raised:
+        client.chat(MODEL, said("hi"))
+    assert raised.value.status_code == 431 and isinstance(raised.value.error, str), raised.value
+    assert "limits.max_header_bytes" in raised.value.error, raised.value
+    assert ollama.received == []
 
 
 @pytest.mark.parametrize("operation", ["chat", "generate"])

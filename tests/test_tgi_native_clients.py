@@ -29,6 +29,7 @@ proxy = native.proxy
 access = native.access
 
 DENIED = "purpose 'ads' is not allowed for data labelled 'pii:email' (zone personal allows: care)"
+HEAD_OVER = 40 * 1024  # a header field's bytes: over limits.max_header_bytes (32 KiB by default)
 
 
 def test_a_call_is_answered_as_tgi_answers_and_recorded(
@@ -61,6 +62,17 @@ def test_a_forbidden_call_raises_with_the_proxys_reason(
     assert raised.value.__cause__.response.status_code == 403  # type: ignore[union-attr]
     assert tgi.received == []
     assert otlp.by_trace(trace_id).attributes["lineage.decision"] == "deny"
+
+
+def test_a_head_over_the_limit_raises_with_the_proxys_reason(tgi: Tgi, proxy: ProxyHandle) -> None:
+    """A head the connection refuses itself (431, before it is parsed whole) answers in TGI's shape too: its target,
+    read whole before the field that is over the limit, says whose API it is (before: OpenAI's shape, a dict's repr
+    in huggingface_hub's HfHubHTTPError)."""
+    client = InferenceClient(base_url=proxy.url, headers={"x-big": "a" * HEAD_OVER})
+    with pytest.raises(TextGenerationError, match=r"limits\.max_header_bytes") as raised:
+        client.text_generation("hi")
+    assert raised.value.__cause__.response.status_code == 431  # type: ignore[union-attr]
+    assert tgi.received == []
 
 
 def test_a_stream_reaches_the_client_token_by_token(
