@@ -86,18 +86,28 @@ class ProxyError(Exception):
         paths; else OpenAI's (the Anthropic paths' too). An object as `error` reached the `ollama` client as its
         `ResponseError.error` (a dict where a string is typed), and huggingface_hub as a 403 that blamed the
         caller's token, the reason a dict's repr on its last line."""
-        if path == "/v2" or path.startswith("/v2/") or _kserve_v1_call(path) or path.startswith(_OLLAMA):
+        if path == "/v2" or path.startswith("/v2/") or _kserve_v1_call(path) or _ollama(path):
             return self.oip_body()
         if _tgi_native(path):
             return self.oip_body(_TGI_TYPE)
         return self.body()
 
 
-# Ollama's API, every path of it: its client raises `ResponseError` with a reply's `error` as the reason, a string
+# Ollama's API: its client raises `ResponseError` with a reply's `error` as the reason, a string
 _OLLAMA: Final = "/api/"
 # TGI's clients (huggingface_hub's `InferenceClient`, `text_generation`) raise an error of the reply's `error_type`
 # with its `error`, a string, as the message
 _TGI_TYPE: Final = "error_type"
+
+
+def _ollama(path: str) -> bool:
+    """Whether `path` is one of Ollama's: `/api/<name>`, one segment (`/api/chat`, `/api/tags`, ...), or a blob's
+    (`/api/blobs/<digest>`). A deeper one is another server's (Open WebUI's OpenAI-compatible
+    `/api/chat/completions`, called with OpenAI's SDK, which reads `code` from an `error` object)."""
+    if not path.startswith(_OLLAMA):
+        return False
+    rest = path[len(_OLLAMA) :]
+    return "/" not in rest or rest.startswith("blobs/")
 
 
 def _tgi_native(path: str) -> bool:

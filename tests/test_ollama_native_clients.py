@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import openai
 import orjson
 import pytest
 from ollama import AsyncClient, ChatResponse, Client, ResponseError
@@ -209,3 +210,14 @@ def test_a_dead_upstream_raises_with_the_proxys_reason(
     assert raised.value.status_code == 502 and isinstance(raised.value.error, str), raised.value
     assert "upstream" in raised.value.error, raised.value
     assert otlp.by_trace(trace_id).attributes["error.type"] == "upstream_unavailable"
+
+
+def test_a_deeper_api_path_is_another_servers_and_keeps_the_openai_shape(ollama: Ollama, proxy: ProxyHandle) -> None:
+    """Only Ollama's own paths (`/api/<name>`) answer in its shape: Open WebUI's OpenAI-compatible
+    `/api/chat/completions`, called with OpenAI's SDK, gets the OpenAI shape, whose `code` the SDK reads (before:
+    every `/api/...` path got Ollama's, and `code` was None)."""
+    client = openai.OpenAI(base_url=f"{proxy.url}/api", api_key="unused", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.code == "endpoint_denied", raised.value
+    assert ollama.received == []
