@@ -501,9 +501,18 @@ def _ipv4_ahead(t: _Text, start: int) -> int:
     if found is None or t.before(start) in _WORDISH or t.before(start) == 46:
         return -1
     end = found.end()
-    if t.after(end) in _WORDISH or t.after(end) == 46 or not _octets(t.raw[start:end].split(b".")):
+    if _joined_after(t, end) or not _octets(t.raw[start:end].split(b".")):
         return -1
     return end
+
+
+def _joined_after(t: _Text, end: int) -> bool:
+    """Whether what follows a phone or an IPv4 address ending at `end` joins it to more of a number or a word: a
+    digit, a letter or `_`, or a dot before one (`555.123.4567.89`, `10.1.2.3.4`). A dot before white space or
+    the text's end is a sentence's full stop (`Call me at 555-123-4567.`, a CJK `。` read as `.`): before
+    2026-12-04 it joined too, and no phone or address ending a sentence was found."""
+    after = t.after(end)
+    return after in _WORDISH or (after == 46 and t.after(end + 1) in _WORDISH)
 
 
 def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
@@ -517,7 +526,7 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         start -= 1
     while t.classes[start] == 32:
         start += 1
-    if t.before(start) in _WORDISH or t.before(start) in b"+." or t.after(end) in _WORDISH or t.after(end) == 46:
+    if t.before(start) in _WORDISH or t.before(start) in b"+." or _joined_after(t, end):
         return None
     digits = t.classes.count(48, start, end)  # (every digit is `0` there: counted in C)
     if not 9 <= digits <= 15:
@@ -598,7 +607,7 @@ def _ipv4s(t: _Text) -> Iterator[tuple[int, int]]:
     while (m := _IPV4.search(t.classes, pos, stop)) is not None:
         start, end = m.span()
         pos = end
-        if t.before(start) in _WORDISH or t.before(start) == 46 or t.after(end) in _WORDISH or t.after(end) == 46:
+        if t.before(start) in _WORDISH or t.before(start) == 46 or _joined_after(t, end):
             continue
         parts = t.raw[start:end].split(b".")
         if _octets(parts) and not _nobodys(parts):
@@ -1318,11 +1327,17 @@ def _read_once(stretch: str) -> str:
     none of the characters escapes start with. Else the stretch less the characters the detectors drop: a folded one's
     escapes, decoded, would be decoded twice (`alice\\u002540example.com` read as `alice@example.com`, where read whole
     it is `alice%40example.com`), and one cut at its end (`\\u005cu00`) read as it does not with what follows; the marks
-    over its ASCII characters read as the fold reads them."""
+    over its ASCII characters read as the fold reads them. So is a stretch ending in an HTML escape its `;` may follow
+    (`_ESCAPE_CUT`): a reply streamed as `alice&#64` and `;example.com` was read `alice@;example.com`, no address."""
     reading = folded(stretch, _MOST_FOLDED * len(stretch) + _MOST_FOLDED)[0]
-    if "\\" in reading or "%" in reading or "&" in reading:
+    if "\\" in reading or "%" in reading or "&" in reading or _ESCAPE_CUT.search(stretch) is not None:
         return _MARKED_ASCII.sub(_unmarked, stretch.translate(_DROPPED))
     return reading
+
+
+# an HTML escape of `@` or `.` by its number at a stretch's end, without its optional `;`: what follows may still
+# belong to it (`&#64` then `;example.com`, or then `0`, `&#640`, no escape), so the stretch is not read as decoded
+_ESCAPE_CUT: Final = re.compile(r"&#(?:0*(?:64|46)|[xX]0*(?:40|2[eE]))\Z")
 
 
 def _reading(text: str, chars: int, at_end: bool) -> tuple[str, str | None]:
