@@ -258,6 +258,12 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 pos = beside
                 yield within
                 continue
+            if within is None or not _set_apart(t, start, beside, within):
+                within = _card_alone(t, start, end)
+            if within is not None:
+                pos = within[1]
+                yield within
+                continue
             pos = _searched_on(t, start, end)
             continue  # part of a longer number, or of a word: a hex id's digits (`…3a7535740003305…`), a UUID's
         if t.before(start) == 46 and t.before(start - 1) == 48 and _DIGITS.fullmatch(classes, start, end) is not None:
@@ -304,9 +310,9 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
 def _run_beside(t: _Text, start: int, end: int) -> int:
     """Where the run of groups of digits a card candidate cut off at its 19th digit ends (`4111 1111 1111 1111 1227
     123`: a card, its expiry and its code), for `_card_within` to find the card in; -1 when it is joined to a word or
-    a longer number, or goes on past `_CARD_RUN`'s seven groups (a table's row). Skipped as part of a longer number,
-    a card with its expiry after it (MMYY) was never read. Only a card followed by an expiry (`_EXPIRY`) is taken
-    from such a run: five random groups of four were a card and a number beside it 1 time in 6 (3,250 of 20,000),
+    a longer number, or goes on past `_CARD_RUN`'s eight groups (a table's row). Skipped as part of a longer number,
+    a card with its expiry after it (MMYY) was never read. Only a card followed by an expiry (`_EXPIRY`), or one the
+    rest of the run sets apart (`_set_apart`), is taken from such a run: five random groups of four were a card and a number beside it 1 time in 6 (3,250 of 20,000),
     with the expiry's month checked 1 in 90 (218), as no run of five read before."""
     if t.before(start) in _CARD_JOINED or t.after(end) != 48:
         return -1
@@ -319,11 +325,69 @@ def _run_beside(t: _Text, start: int, end: int) -> int:
     return last
 
 
-# a card's groups and the numbers beside them (`_run_beside`), as _CARD joins them; what goes on is a row's
-_CARD_RUN: Final = re.compile(rb"0+(?:[ -]0+){1,6}")
+# a card's groups and the numbers beside them (`_run_beside`), as _CARD joins them (two cards of four groups side by
+# side, at most); what goes on is a row's
+_CARD_RUN: Final = re.compile(rb"0+(?:[ -]0+){1,7}")
 _CARD_RUN_MOST: Final = 48
 # what follows a card in such a run: its expiry, MMYY, and its code, if any
 _EXPIRY: Final = re.compile(rb"[ -](?:0[1-9]|1[0-2])[0-9]{2}(?:[ -][0-9]{3,4})?")
+
+
+def _set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:
+    """Whether a card in groups split by single spaces at the start or the end of a run of numbers (`_run_beside`:
+    `start:end`) is told apart from the rest of the run: written as cards are (4-4-4-4 or 4-6-5, its first digits a
+    card's: `_issued`), and the rest a card written so too (two cards side by side, `4111 1111 1111 1111 5500 0000
+    0000 0004`), or numbers none of four digits (`order 12345 4111 1111 1111 1111`). Before 2026-12-04 the run was
+    read as one longer number and no card in it was found. A row of groups of four alone is not (`1234 4111 1111 1111
+    1111`): five random such groups held a card 1 time in 6 (`_run_beside`)."""
+    raw = t.raw
+    if not _card_shaped(raw[card[0] : card[1]]):
+        return False
+    rest = raw[start : card[0] - 1] if card[1] == end else raw[card[1] + 1 : end]
+    if raw[card[0] - 1 : card[0]] == b"-" or raw[card[1] : card[1] + 1] == b"-" or b"-" in rest:
+        return False  # (joined by dashes: one number; a card written with dashes among numbers is `_card_alone`'s)
+    return (_card_shaped(rest) and _card(rest)) or 4 not in map(len, rest.split(b" "))
+
+
+def _card_shaped(candidate: bytes) -> bool:
+    """Whether digits split by single spaces are grouped as cards are (4-4-4-4, 4-6-5), their first four a card's."""
+    return list(map(len, candidate.split(b" "))) in ([4, 4, 4, 4], [4, 6, 5]) and _issued(candidate[:4])
+
+
+def _card_alone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The first card written without spaces (one block of 13-19 digits, or groups joined by dashes) that starts in
+    a run of numbers a card candidate split by spaces joined (`start:end`), read as it is alone: `order 12345
+    4111111111111111`, `4111-1111-1111-1111 5500-0000-0000-0004`. Before 2026-12-04 the run was read as one longer
+    number and no card in it was found."""
+    classes = t.classes
+    token = start
+    if t.before(start) in _CARD_JOINED:  # (its first numbers end a word: the card is after them, if any)
+        token = classes.find(b" ", start, end) + 1
+        if token == 0:
+            return None
+    last = min(len(classes), end + _CARD_ALONE_MOST)
+    if classes.find(b"-", token, last) < 0 and classes.find(_THIRTEEN, token, last) < 0:
+        return None  # (no dash and no 13 digits in a row: no such card, found at C speed; a row of numbers seldom has)
+    # (one search: within the candidate, only a space stands before a number but at its start)
+    while (alone := _CARD_ALONE.search(classes, token, last)) is not None:
+        span = alone.span()
+        if span[0] > end:
+            return None
+        if (
+            t.after(span[1]) not in _CARD_JOINED
+            and _card(t.raw[span[0] : span[1]])
+            and not _international_phone(t, *span)
+        ):
+            return span
+        token = span[1]
+    return None
+
+
+# a card written without spaces: digits joined by single dashes, starting and ending where its digits and dashes do;
+# and the most characters it takes up
+_CARD_ALONE: Final = re.compile(rb"(?<![0-])0(?:-?0){12,18}(?![0-])")
+_CARD_ALONE_MOST: Final = 37
+_THIRTEEN: Final = b"0" * 13
 
 
 def _international_phone(t: _Text, start: int, end: int) -> bool:
@@ -488,10 +552,38 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
             pos = address
             continue
         phone = _phone(t, m.start(), pos)
+        if phone is None and t.classes.count(48, m.start(), pos) > 15:
+            phone = _phone_among(t, m.start(), pos)
+            if phone is not None:
+                pos = phone[1]
         if phone is not None:
             yield phone
         else:
             pos = _searched_on(t, m.start(), pos)
+
+
+def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The first phone written with dashes, dots or brackets (`555-123-4567`, `(555) 123-4567`) among the numbers a
+    candidate of too many digits for one joined by spaces: two phones side by side (`555-123-4567 555-987-6543`), a
+    date before one (`2024-01-15 555-123-4567`). Before 2026-12-04 the candidate was refused whole and neither was
+    found. Each piece between spaces of nine digits or more (`_PHONE_PIECE`) is read as it is alone; one of digits
+    and spaces only is not (`10 20 30 40 50 60`: a table's row, no phones), nor one after a sign (`-124.203753`)."""
+    classes = t.classes
+    if _WRITTEN_AS_A_PHONE.search(classes, start, end) is None:  # (spaced digits alone: a row's, read at C speed)
+        return None
+    for piece in _PHONE_PIECE.finditer(classes, start, end):
+        first, stop = piece.span()
+        if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None:
+            phone = _phone(t, first, stop)
+            if phone is not None:
+                return phone
+    return None
+
+
+# a piece of a phone candidate that may be one alone: nine digits or more from where a number starts, split by at
+# most one of a phone's separators (an area code in brackets and the space after it are its piece's: `(555) 123-4567`)
+_PHONE_PIECE: Final = re.compile(rb"(?<![0).-])\(?0(?:(?:\) |[().-])?0){8,}")
+_WRITTEN_AS_A_PHONE: Final = re.compile(rb"[().-]")
 
 
 def _ipv4_ahead(t: _Text, start: int) -> int:

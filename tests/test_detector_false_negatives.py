@@ -1,7 +1,9 @@
 """False negatives: values as people write them that the detectors did not find, so they reached a model unlabelled,
 for any purpose. A phone or an IPv4 address at a sentence's end (`Call me at 555-123-4567.`, a CJK full stop `。`
 read as `.`) was read as joined by its dot to more of a number; an address HTML-escaped by its number (`alice&#64;…`)
-in a reply streamed with its pieces cut between the escape and its `;` was read `alice@;example.com`."""
+in a reply streamed with its pieces cut between the escape and its `;` was read `alice@;example.com`. Two phones or
+two cards side by side, split by one space (`555-123-4567 555-987-6543`), or a card after a number (`order 12345 4111
+1111 1111 1111`), were read as one number too long to be either, and none of them was found."""
 
 from __future__ import annotations
 
@@ -30,9 +32,9 @@ policy:
   default_purpose: assistant
 zones:
   - name: contact
-    labels: [pii:phone]
+    labels: [pii:phone, pii:credit_card]
     allow_purposes: [assistant]
-detectors: [phone]
+detectors: [phone, credit_card]
 lineage:
   store: ${STORE}
 """
@@ -71,19 +73,66 @@ def test_a_dot_joining_more_digits_still_joins(text: str) -> None:
     assert ALL.scan(text) == frozenset()
 
 
-def test_a_call_with_a_phone_ending_a_sentence_is_refused_for_a_purpose_its_zone_forbids(
-    vllm: Any, make_proxy: Any
+@pytest.mark.parametrize(
+    ("content", "label"),
+    [
+        ("Please call me back at 555-123-4567.", "pii:phone"),
+        ("Call 555-123-4567 555-987-6543 after five", "pii:phone"),
+        ("Charge order 12345 4111 1111 1111 1111 today", "pii:credit_card"),
+    ],
+)
+def test_a_call_holding_such_a_value_is_refused_for_a_purpose_its_zone_forbids(
+    vllm: Any, make_proxy: Any, content: str, label: str
 ) -> None:
     server, url = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=url)
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
-    messages: list[Any] = [{"role": "user", "content": "Please call me back at 555-123-4567."}]
-    with pytest.raises(openai.PermissionDeniedError) as refused:  # before: answered, the phone read by the model
+    messages: list[Any] = [{"role": "user", "content": content}]
+    with pytest.raises(openai.PermissionDeniedError) as refused:  # before: answered, the value read by the model
         client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"})
     assert proxy_error(refused.value.response)["code"] == "purpose_denied"
     assert not server.data_requests()  # nothing reached the model
     allowed = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)
-    assert "pii:phone" in allowed.http_response.headers["x-data-labels"].split(",")
+    assert label in allowed.http_response.headers["x-data-labels"].split(",")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("call 555-123-4567 555-987-6543", "call [pii:phone] [pii:phone]"),
+        ("call (555) 123-4567 (555) 987-6543 now", "call [pii:phone] [pii:phone] now"),
+        ("call 555.123.4567 555.987.6543.", "call [pii:phone] [pii:phone]."),
+        ("call 555-123-4567 555-987-6543 555-111-2222", "call [pii:phone] [pii:phone] [pii:phone]"),
+        ("on 2024-01-15 555-123-4567", "on 2024-01-15 [pii:phone]"),
+        ("4111 1111 1111 1111 5500 0000 0000 0004", "[pii:credit_card] [pii:credit_card]"),
+        ("4111111111111111 5500000000000004", "[pii:credit_card] [pii:credit_card]"),
+        ("4111-1111-1111-1111 5500-0000-0000-0004", "[pii:credit_card] [pii:credit_card]"),
+        ("order 12345 4111 1111 1111 1111", "order 12345 [pii:credit_card]"),
+        ("order #12345 4111111111111111", "order #12345 [pii:credit_card]"),
+        ("order 12345 3782 822463 10005", "order 12345 [pii:credit_card]"),  # an Amex, 4-6-5
+        ("card 4111 1111 1111 1111 12345", "card [pii:credit_card] 12345"),
+        ("COVID19 4111111111111111 5500000000000004", "COVID19 [pii:credit_card] [pii:credit_card]"),
+    ],
+)
+def test_values_side_by_side_or_after_a_number_are_each_found(text: str, masked: str) -> None:
+    assert ALL.scan(text) == {masked[masked.index("[") + 1 : masked.index("]")]}  # before: none
+    assert ALL.mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "row 10 20 30 40 50 60 70 80 90 100 110",  # a table's row: no phone in it
+        "dates 2024-01-15 2024-01-16 2024-01-17",
+        "-0.0870868541 -124.203753 -0.0870868541",  # decimal numbers
+        "37.7749295 -122.4194155 37.7749295",
+        "row 1234 4111 1111 1111 1111",  # groups of four alone: a row (five random ones hold a card 1 in 6), as before
+        "4111 1111 1111 1111 5500 0000 0000 0005",  # the second no card: a row of eight, as before
+        "12345 4111 1111 1111 1112",  # no Luhn
+    ],
+)
+def test_rows_of_numbers_stay_clean(text: str) -> None:
+    assert ALL.scan(text) == frozenset()
 
 
 @pytest.mark.parametrize("escaped", ["alice&#64;example.com", "alice&#x40;example.com", "alice@example&#46;com"])
