@@ -497,3 +497,64 @@ def test_a_captured_reply_is_masked_only_as_far_as_a_call_captures() -> None:
     (content,) = outcome.content
     assert len(content) < detectors.CAPTURE_MAX_CHARS and content.endswith(detectors.NOT_CAPTURED_PAST_BOUND)
     assert "ana@" not in content and outcome.output_detected == {"pii:email"}  # the whole reply read for labels
+
+
+# -- a stream of events no adapter reads
+
+
+def _unknown_events(kind: str) -> tuple[Any, Outcome, bytes, bytes]:
+    """An observer of `kind`'s stream, with one event of it holding none of the API's fields, and a known one."""
+    from proxy.protocols.anthropic import MessagesObserver
+    from proxy.protocols.ollama import OllamaObserver
+    from proxy.protocols.openai import ReplyObserver
+    from proxy.protocols.tgi import TgiObserver
+
+    outcome = Outcome(started_ns=0)
+    if kind == "ollama":
+        observer: Any = OllamaObserver(outcome, EMAIL, False)
+        observer.head(200, lambda name: "application/x-ndjson" if name == "content-type" else None)
+        return observer, outcome, b"{}\n", orjson.dumps({"response": " mail ana@example.org"}) + b"\n"
+    observer = {"openai": ReplyObserver, "anthropic": MessagesObserver, "tgi": TgiObserver}[kind](outcome, EMAIL, False)
+    observer.head(200, lambda name: "text/event-stream" if name == "content-type" else None)
+    known = {
+        "openai": {"choices": [{"index": 0, "delta": {"content": " mail ana@example.org"}}]},
+        "anthropic": {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": " ana@example.org"},
+        },
+        "tgi": {"token": {"id": 1, "text": " mail ana@example.org", "special": False}},
+    }[kind]
+    return observer, outcome, b'data: {"type":"x"}\n\n', b"data: " + orjson.dumps(known) + b"\n\n"
+
+
+@pytest.mark.parametrize("kind", ["ollama", "openai", "anthropic", "tgi"])
+def test_events_no_adapter_reads_are_read_up_to_the_limit(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Each streamed event holding none of its API's fields was walked for its strings (`add_unknown`), whatever their
+    number: a 16 MB Ollama stream of `{}` lines (5.6 M of them) held the loop 16.8 s (116 ms a 64 KiB read), an SSE
+    stream of `data: {}` events 6 s. Past `MAX_STRINGS` of them the rest of the reply is not read, and its output is
+    `scan:truncated`; fewer are read, and so is a known event after them."""
+    walked = 0
+    add_unknown = protocols.OutputText.add_unknown
+
+    def counting(self: Any, reply: dict[str, Any]) -> None:
+        nonlocal walked
+        walked += 1
+        add_unknown(self, reply)
+
+    monkeypatch.setattr(protocols.OutputText, "add_unknown", counting)
+    observer, outcome, unknown, known = _unknown_events(kind)
+    observer.chunk(unknown * 1000 + known)
+    observer.finish()
+    assert walked == 1000
+    assert outcome.output_detected == {"pii:email"}
+
+    walked = 0
+    observer, outcome, unknown, known = _unknown_events(kind)
+    many = unknown * (protocols.MAX_STRINGS * 2)
+    for at in range(0, len(many), 65_536):
+        observer.chunk(many[at : at + 65_536])
+    observer.chunk(known)
+    observer.finish()
+    assert walked == protocols.MAX_STRINGS
+    assert outcome.output_detected == {TRUNCATED}  # the known event past them was not read either

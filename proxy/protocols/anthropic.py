@@ -176,7 +176,7 @@ class MessagesObserver(SseObserver):
         elif kind != "ping":  # no event of the API's (`error` is the one other it names)
             if kind == "error":
                 self.in_band_error()
-            self._text.add_unknown(event)
+            self.unknown(event)
 
     def _start(self, index: int, block: dict[str, Any]) -> None:
         """A block's start: Anthropic's holds no text (`"text": ""`, `"input": {}`, `"thinking": ""`); what

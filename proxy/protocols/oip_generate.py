@@ -150,7 +150,7 @@ class GenerateObserver(SseObserver):
             wrote = bool(outputs)
         elif "error" in event:
             self.in_band_error()
-            self._text.add_unknown(event)
+            self.unknown(event)
             return
         else:
             wrote = self._generated(event, False)

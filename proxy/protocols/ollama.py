@@ -112,7 +112,7 @@ class OllamaObserver(SseObserver):
         if event.get("error"):
             self._error(event)
         elif not self._read(event, True):
-            self._text.add_unknown(event)
+            self.unknown(event)
 
     def _error(self, reply: dict[str, Any]) -> None:
         """`{"error": ...}` after a 200 head: a stream's line, or the whole reply (a stream whose one line it is, read
@@ -120,7 +120,7 @@ class OllamaObserver(SseObserver):
         that is set, as the client reads it (`if err := part.get('error')`): `"error": null` beside a reply's fields
         (a server that writes every field of its type) is an answer, read as one."""
         self.in_band_error()
-        self._text.add_unknown(reply)
+        self.unknown(reply)
 
     def _read(self, reply: dict[str, Any], streamed: bool) -> bool:
         """A reply or a line of one; False when it holds none of the fields Ollama writes output in."""

@@ -443,7 +443,7 @@ class ReplyObserver(SseObserver):
             # vLLM's, TGI's, OpenAI's errors (a truthy `error`, as the SDK reads it)
             if event.get("error") or event.get("object") == "error":
                 self.in_band_error()
-            self._text.add_unknown(event)
+            self.unknown(event)
             return
         if event.get("error"):  # beside its choices (OpenRouter's mid-stream error): the openai SDK raises at it too
             self.in_band_error()
@@ -845,7 +845,7 @@ class ResponsesObserver(SseObserver):
         else:  # no event of the API's (`error` is the one other it names)
             if kind == "error":
                 self.in_band_error()
-            self._text.add_unknown(event)
+            self.unknown(event)
 
     def _done(self, kind: str, event: dict[str, Any], value: Any) -> None:
         """An event that ends an item's text, a part of it, or what is beside it (`_DONE_TEXTS`), holding it whole:

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
-from proxy.protocols import STREAM_ERROR, VISIBLE, Header, OutputText, ends_early, reply_json
+from proxy.protocols import MAX_STRINGS, STREAM_ERROR, VISIBLE, Header, OutputText, ends_early, reply_json
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole, and of an event's data
 _BRACE: Final = ord("{")
@@ -103,6 +103,7 @@ class SseObserver:
         self._kept: list[bytes] | None = None
         self._kept_size = 0
         self._refused = 0  # JSON texts no reader reads (`reply_json`)
+        self._unknown = 0  # events holding none of the fields the API writes output in (`unknown`)
         self._ended_early = False  # a reply kept whole whose JSON ends before its value does (`_read_kept`)
         self._arrays = False  # a reply that is a JSON array is the API's, read whole (`array`)
         self._fresh = True  # no line read yet: a byte order mark that begins the stream is dropped
@@ -215,6 +216,8 @@ class SseObserver:
             reply = reply_json(line, self._text)
             if isinstance(reply, dict):
                 self.event(reply)
+                if self._partial is None:  # past `unknown`'s bound: the rest is not read
+                    return
             elif not self._refuse():
                 return
 
@@ -271,7 +274,7 @@ class SseObserver:
             reply = reply_json(payload, self._text)
             if isinstance(reply, dict):
                 self._read_event(reply)
-                return True
+                return self._partial is not None  # (None: past `unknown`'s bound, the rest is not read)
             self._event = bytearray(payload)
             self._event_lines = 1
             return True
@@ -294,7 +297,7 @@ class SseObserver:
             reply = reply_json(bytes(event), self._text)
             if isinstance(reply, dict):
                 self._read_event(reply)
-                return True
+                return self._partial is not None
         return self._refuse()
 
     def _read_event(self, reply: dict[str, Any]) -> None:
@@ -340,7 +343,7 @@ class SseObserver:
         self.in_band_error()
         reply = reply_json(payload, self._text) if payload[:1] == b"{" else None
         if isinstance(reply, dict):
-            self._text.add_unknown(reply)
+            self.unknown(reply)
         else:
             self._text.unread()
 
@@ -438,6 +441,17 @@ class SseObserver:
         # tokens, each a string already: read as they are, their bound `_MOST_ALTERNATIVES`, not `MAX_STRINGS`
         if found:
             self._text.aside_lines(key, found)
+
+    def unknown(self, event: dict[str, Any]) -> None:
+        """A streamed event holding none of the fields its API writes output in (an error; a server compatible with
+        the API in name only): its strings read as `OutputText.add_unknown` reads them, for `MAX_STRINGS` such events a
+        reply. Each costs a walk of its own (a million `{}` lines of an Ollama stream, 3 MB, held the loop 10 s); past
+        them the rest of the reply is not read (`_give_up`), as past `_MOST_REFUSED` events that are no JSON."""
+        self._unknown += 1
+        if self._unknown > MAX_STRINGS:
+            self._give_up()
+            return
+        self._text.add_unknown(event)
 
     def first_chunk(self) -> None:
         """Output the model wrote came, streamed: its content, or what it wrote beside it first (reasoning, a tool

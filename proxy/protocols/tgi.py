@@ -143,7 +143,7 @@ class TgiObserver(SseObserver):
         if type(token) is not dict:
             if "error" in event:
                 self.in_band_error()
-            self._text.add_unknown(event)
+            self.unknown(event)
             return
         text = token.get("text")
         if type(text) is str and text:
