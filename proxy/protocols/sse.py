@@ -61,6 +61,9 @@ _NO_OP_LINES: Final = re.compile(rb"(?:\n(?::[^\n]*|[ \t]+))+(?=\n)")  # (a run 
 _BLANK_LINES: Final = re.compile(rb"\n\n\n+")
 # the same in JSON lines: a line of white space, or none, is no line of the reply (`_json_lines` skips it)
 _NO_OP_JSON_LINES: Final = re.compile(rb"(?:\n[ \t]*)+(?=\n)")
+# where a read may hold such lines (most hold none: no line of the API's begins so)
+_NO_OP: Final = re.compile(rb"\n[: \t]|\n\n\n")
+_JSON_LINES_NO_OP: Final = re.compile(rb"\n[\n \t]")
 
 
 # distinct alternative tokens read from a reply's logprobs (`SseObserver.alternatives`): a model's vocabulary is some
@@ -181,7 +184,7 @@ class SseObserver:
             partial.append(data)
             data = b"".join(partial)
             partial.clear()
-        if b"\n:" in data or b"\n " in data or b"\n\t" in data or b"\n\n\n" in data or self._lines:
+        if (_JSON_LINES_NO_OP if self._lines else _NO_OP).search(data) is not None:  # (one search in C a read)
             data = self._framing_dropped(data)
         lines = data.split(b"\n")
         last = lines.pop()
@@ -223,8 +226,8 @@ class SseObserver:
         """`data`, whole lines from its first line end on, without those that change nothing (`_NO_OP_LINES`): each
         would be a Python step. Its last line end is kept, so the line after it is still a line's start."""
         if self._lines:
-            return _NO_OP_JSON_LINES.sub(b"", data) if b"\n\n" in data or b"\n " in data or b"\n\t" in data else data
-        if b"\n:" in data or b"\n " in data or b"\n\t" in data:
+            return _NO_OP_JSON_LINES.sub(b"", data)
+        if b"\n:" in data or b"\n " in data or b"\n\t" in data:  # (blank lines alone: not searched for these)
             data = _NO_OP_LINES.sub(b"", data)
         return _BLANK_LINES.sub(b"\n\n", data) if b"\n\n\n" in data else data
 
