@@ -310,7 +310,8 @@ def test_a_spool_on_a_full_disk_says_so_and_what_its_earlier_files_keep(
 ) -> None:
     """A stop whose spool file could not be written (a real full disk) said its count events were lost "(spool_max_events
     100000)", a bound they were far below, as if raising it would have kept them; and "lost" of the counts that the
-    backlog file written during the outage still held, which the next start sends. Now it says why, and what stays."""
+    backlog file written during the outage still held, which the next start sends. Now it says why, and how many events
+    and calls stay (those counted dropped, and said lost, were those too)."""
     spool = tiny_disk / "spool"
     sink = OpenLineageRecorder(OpenLineage(snapshot_interval_s=0.05, spool=str(spool)), transport=Down())
 
@@ -330,11 +331,13 @@ def test_a_spool_on_a_full_disk_says_so_and_what_its_earlier_files_keep(
         loop_thread.run(stop())
     (said,) = [r for r in caplog.records if "could not be spooled" in r.getMessage()]
     assert said.levelno == logging.ERROR
+    # the stop's two count events: the backlog file's (2 calls), kept there, and the last call's, lost
     assert said.getMessage().endswith(
-        f"could not be spooled (the spool {spool} could not be written: OSError: [Errno 28] No space left on device); "
-        "lost, but for what the spool's earlier files hold of them (kept, for the next start)"
+        f"1 count events (1 calls) for ? could not be spooled (the spool {spool} could not be written: OSError: "
+        "[Errno 28] No space left on device); lost; 1 more (2 calls) are in the spool's earlier files, kept for the next "
+        "start"
     ), said.getMessage()
-    assert sink.counts["dropped"] > 0
+    assert sink.counts["dropped"] == 1  # the one lost (2 before 2026-12-04: the one the next start sends too)
 
     (tiny_disk / "filler").unlink()
     kept = Kept()
@@ -347,6 +350,61 @@ def test_a_spool_on_a_full_disk_says_so_and_what_its_earlier_files_keep(
     loop_thread.run(restart())
     assert sum(counted(kept.events)) == 2  # the backlog file's counts, sent by the next start
     assert list(spool.glob("*.jsonl")) == []
+
+
+def test_a_spool_on_a_full_disk_that_loses_nothing_says_so(
+    loop_thread: LoopThread, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No call since the backlog file's last write: all the stop could not spool is in that file. The line said them
+    all lost, and they were counted dropped."""
+    spool = tiny_disk / "spool"
+    sink = OpenLineageRecorder(OpenLineage(snapshot_interval_s=0.05, spool=str(spool)), transport=Down())
+
+    async def outage() -> None:
+        sink.start()
+        on_end(sink, "team-a", 2)
+
+    loop_thread.run(outage())
+    assert until(lambda: list(spool.glob("*.jsonl")))
+    fill(tiny_disk)
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        loop_thread.run(sink.stop())
+    (said,) = [r.getMessage() for r in caplog.records if "could not be spooled" in r.getMessage()]
+    assert said.startswith("openlineage: the 1 count events (2 calls) for ? not sent could not be spooled (the spool ")
+    assert said.endswith("); they are in the spool's earlier files, kept for the next start")
+    assert sink.counts["dropped"] == 0
+
+
+def test_a_spool_on_a_full_disk_keeps_the_earlier_run_s_file_it_claimed(
+    loop_thread: LoopThread, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spool file an earlier run wrote, claimed by a recorder whose backend is still down and whose disk filled:
+    its stop cannot write its own file, so the earlier one stays, for the next start. Its events were said lost and
+    counted dropped with the rest; they are the ones the next start sends."""
+    spool = tiny_disk / "spool"
+    first = OpenLineageRecorder(OpenLineage(snapshot_interval_s=3600.0, spool=str(spool)), transport=Down())
+
+    async def run(sink: OpenLineageRecorder, labels: str, calls: int) -> None:
+        sink.start()
+        on_end(sink, labels, calls)
+        await sink.stop()
+
+    loop_thread.run(run(first, "team-a", 4))
+    (earlier,) = spool.glob("*.jsonl")
+    fill(tiny_disk)
+    second = OpenLineageRecorder(OpenLineage(snapshot_interval_s=3600.0, spool=str(spool)), transport=Down())
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        loop_thread.run(run(second, "team-b", 3))
+    (said,) = [r.getMessage() for r in caplog.records if "could not be spooled" in r.getMessage()]
+    assert said.startswith("openlineage: 1 count events (3 calls) for ? could not be spooled (the spool ")
+    assert said.endswith("; lost; 1 more (4 calls) are in the spool's earlier files, kept for the next start")
+    assert second.counts["dropped"] == 1
+    assert list(spool.glob("*.jsonl")) == [earlier]
+
+    (tiny_disk / "filler").unlink()
+    kept = Kept()
+    loop_thread.run(run(OpenLineageRecorder(OpenLineage(spool=str(spool)), transport=kept), "team-c", 0))
+    assert counted(kept.events) == [4]  # what the line said kept
 
 
 def test_a_spool_file_that_is_not_one_is_set_aside_not_removed(

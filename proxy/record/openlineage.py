@@ -444,30 +444,47 @@ class OpenLineageRecorder:
         kept = owed[: self._settings.spool_max_events]
         lost = owed[len(kept) :]
         written = not kept
-        why, level, but = f"spool_max_events {self._settings.spool_max_events}", logging.WARNING, ""
         if kept:
             try:
                 path = self._spool.write(_entry(key, event, count) for key, event, count in kept)
             except (OSError, ValueError) as exc:
-                lost = owed
-                # (the spool_max_events of a write that failed were said to be why: a full disk read as a bound to raise)
-                why, level = f"the spool {self._spool.directory} could not be written: {_error(exc)}", logging.ERROR
-                if claimed or self._backlog.path is not None:  # kept below (`unclaim`, `let_go`)
-                    but = ", but for what the spool's earlier files hold of them (kept, for the next start)"
+                self._unspooled(owed, claimed, exc)
+                lost = []
             else:
                 written = True
                 log.warning("openlineage: %d count events (%d calls) spooled to %s, for %s at the next start",
-                            len(kept), sum(count for _, _, count in kept), path, self._target)  # fmt: skip
+                            len(kept), _calls(kept), path, self._target)  # fmt: skip
         if lost:
             self.counts.add("dropped", len(lost))
-            log.log(level, "openlineage: %d count events (%d calls) for %s could not be spooled (%s); lost%s", len(lost),
-                    sum(count for _, _, count in lost), self._target, why, but)  # fmt: skip
+            log.warning("openlineage: %d count events (%d calls) for %s could not be spooled (spool_max_events %d); "
+                        "lost", len(lost), _calls(lost), self._target, self._settings.spool_max_events)  # fmt: skip
         if written:  # what the claimed files held and was not sent is in the new file (or said lost)
             _Spool.release(claimed)
             self._backlog.remove()  # so is what the backlog file held
         else:
             _Spool.unclaim(claimed)  # kept for the next start: nothing more is lost than could not be written
             self._backlog.let_go()
+
+    def _unspooled(self, owed: list[tuple[EdgeKey, RunEvent, int]], claimed: list[_Claimed], error: Exception) -> None:
+        """The stop's spool file could not be written (a full disk): `owed` is lost but for the events the spool's
+        earlier files hold, which stay for the next start (`unclaim`, `let_go`): the backlog file's last write and the
+        files this recorder claimed. Those are neither counted dropped nor said lost: the next start sends them (the
+        line said every one lost, and the count of dropped events had them too)."""
+        earlier = set(self._spool.runs) if claimed else set()
+        if self._backlog.path is not None:
+            earlier |= self._backlog.runs
+        kept = [item for item in owed if item[1].run.runId in earlier]
+        lost = [item for item in owed if item[1].run.runId not in earlier]
+        self.counts.add("dropped", len(lost))
+        why = f"the spool {self._spool.directory} could not be written: {_error(error)}"
+        if not lost:
+            log.error("openlineage: the %d count events (%d calls) for %s not sent could not be spooled (%s); they are "
+                      "in the spool's earlier files, kept for the next start", len(kept), _calls(kept), self._target,
+                      why)  # fmt: skip
+            return
+        still = f"; {len(kept)} more ({_calls(kept)} calls) are in the spool's earlier files, kept for the next start"
+        log.error("openlineage: %d count events (%d calls) for %s could not be spooled (%s); lost%s", len(lost),
+                  _calls(lost), self._target, why, still if kept else "")  # fmt: skip
 
     def metrics(self) -> Iterable[str]:
         counts = self.counts
@@ -551,10 +568,12 @@ class OpenLineageRecorder:
                     return  # the stop's spool file has it
                 sealed = self._seal()
                 owed = list(self._retry) + [(key, event, count) for key, (event, count, _, _) in sealed.items()]
-            runs = frozenset(event.run.runId for _, event, _ in owed)
-            if runs == self._backlog.runs:
-                return  # nothing new held since the last write (`_seal` made no event)
             kept = owed[: self._settings.spool_max_events]
+            # the runs the file would hold (`_unspooled` counts those of the stop's it holds): past spool_max_events
+            # not all that is owed
+            runs = frozenset(event.run.runId for _, event, _ in kept)
+            if runs == self._backlog.runs:
+                return  # nothing new held since the last write (`_seal` made no event), or none it has room for
             try:
                 if kept:
                     self._backlog.write(_entry(key, event, count) for key, event, count in kept)
@@ -1136,6 +1155,11 @@ class _Backlog:
             os.close(self.fd)
         self.path = None
         self.fd = None
+
+
+def _calls(events: Iterable[tuple[EdgeKey, RunEvent, int]]) -> int:
+    """The calls count events count."""
+    return sum(count for _, _, count in events)
 
 
 def _status(exc: BaseException) -> object:
