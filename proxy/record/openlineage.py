@@ -66,7 +66,7 @@ from proxy.config.loader import redact_userinfo
 from proxy.files import sync_directory
 from proxy.flow import DENY, Call, Decision, Outcome, digest_cut
 from proxy.record.edges import FLOWS_KEPT_BYTES, edge_key, flow_size
-from proxy.record.sinks import Counts, StopOnce
+from proxy.record.sinks import Counts, StopOnce, raised_at
 from proxy.record.store import EdgeKey, split_labels
 
 log = logging.getLogger("lineage_proxy.openlineage")
@@ -502,6 +502,39 @@ class OpenLineageRecorder:
     # -- the sender thread's side
 
     def _send_loop(self) -> None:
+        """`_send_all`; should it raise (not a failed send, which `_emit` takes: a custom transport's SystemExit, a
+        bug), the thread holds what comes for the stop rather than ending (`_hold_all`). Ended, it said nothing (not
+        even threading's traceback, for a SystemExit), counted no outage, wrote no backlog file, and a flush waited
+        for it forever; the counts were spooled only by a clean stop."""
+        try:
+            self._send_all()
+        except BaseException as failure:  # (a SystemExit too: in this thread it only ended the thread)
+            self.counts.add("outages")  # one that lasts, as for a transport it cannot build
+            # where it was raised, not its traceback: what openlineage-python raises may quote the URL, its password too
+            log.error("openlineage: the thread sending events to %s failed (%s, raised at %s); no more events will "
+                      "be sent: their counts are held, and written to the spool at the stop for the next start",
+                      self._target, _error(failure), "{}:{} in {}".format(*raised_at(failure)))  # fmt: skip
+            self._hold_all()
+
+    def _hold_all(self) -> None:
+        """What comes until the stop, not sent: the snapshots' counts held (by `_take`), for the stop's spool
+        (`_collect`); the flushes answered."""
+        with self._lock:
+            if self._sending_new:  # the failure came as a new flow's event was sent
+                self._sending_new = False
+                self.counts.add("failed")
+        while True:
+            item = self._take(None, True)
+            if item is None:
+                return
+            if isinstance(item, _Barrier):
+                item.done.set_result(None)
+            elif isinstance(item, _NewFlow):  # marked as being sent by `_take`
+                with self._lock:
+                    self._sending_new = False
+                self.counts.add("failed")
+
+    def _send_all(self) -> None:
         transport = self._transport
         if transport is None:
             try:

@@ -140,12 +140,19 @@ class Outage:
 def _kind(error: BaseException) -> tuple[str, str, int]:
     """A failure's kind: its type and where it was raised (the innermost frame), not its message, which may name
     the call (an id, a value), so that one broken sink is one line however many calls it fails on."""
+    filename, line, _ = raised_at(error)
+    return type(error).__qualname__, filename, line
+
+
+def raised_at(error: BaseException) -> tuple[str, int, str]:
+    """Where `error` was raised: its innermost frame's file, line and function ("", 0, "" when it has none)."""
     tb = error.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     if tb is None:
-        return type(error).__qualname__, "", 0
-    return type(error).__qualname__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        return "", 0, ""
+    code = tb.tb_frame.f_code
+    return code.co_filename, tb.tb_lineno, code.co_name
 
 
 class FanOut:
