@@ -1264,6 +1264,15 @@ class Detectors:
                 break
         return tuple(masked)
 
+    def mask_edges(self, text: str, width: int) -> str:
+        """`text`'s first and its last `width` characters, each masked as on its own (`mask`), `NOT_CAPTURED_PAST_BOUND`
+        between them: a part not captured whole as the parts captured beside it meet it (`boundary_windows`), a value
+        split there seen whole. At most 2 x (`width` + `_LONGEST`) characters of it are masked."""
+        edge = width + _LONGEST
+        if len(text) <= 2 * edge:
+            return self.mask(text)
+        return self.mask(text, edge) + self.mask(text[-edge:])
+
     def _mask_folded(self, text: str, limit: int) -> tuple[str, bool]:
         """`mask` of a text that is not ASCII or holds an escaped `@` or `.`, its folded form at most `limit`
         characters; and whether its folded form was cut."""

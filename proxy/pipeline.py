@@ -17,7 +17,7 @@ from typing import Final
 
 from proxy.checkpoints import CheckpointBook
 from proxy.config import BUILTIN_DETECTORS, Config, Upstream
-from proxy.detectors import CAPTURE_MAX_CHARS, TRUNCATED, Detectors
+from proxy.detectors import CAPTURE_MAX_CHARS, NOT_CAPTURED, NOT_CAPTURED_PAST_BOUND, TRUNCATED, Detectors
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError, UnknownPurpose, echoed
 from proxy.flow import (
     AUDIT_DENY,
@@ -44,7 +44,7 @@ from proxy.labels import (
 from proxy.memo import Memo
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
-from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
+from proxy.protocols import SHA256, WHOLE_MAX, WINDOW_WIDEST, Header, Request, boundary_windows, text_digest
 from proxy.protocols.oip import KEY_BIN, header_labels, named_fields, passed_key_text, tracestate_text
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
@@ -672,8 +672,10 @@ def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ..
     `boundary_windows`: a part that is one of its texts as that text was captured (`masked`: cut at the call's
     `CAPTURE_MAX_CHARS`), empty when past them; one trimmed masked as far as its text was; any other (vLLM's
     `Tool result: ` before a text) masked on its own, within `CAPTURE_MAX_CHARS` characters together. Masking each
-    part again read the whole request twice or three times over (a run's parts, then trimmed). None: parts of the
-    last kind past that bound, not looked at, so whether a value is split across them is not known."""
+    part again read the whole request twice or three times over (a run's parts, then trimmed). A part not captured
+    whole beside a part whose edge there is captured is its head and tail as they are (`Detectors.mask_edges`), within
+    the same bound. None: parts of the last two kinds past that bound, not looked at, so whether a value is split
+    across them is not known."""
     captured: dict[str, str] = {}  # a text: as captured
     read: dict[str, int] = {}  # a text trimmed: how much of its text was masked, at most
     left = CAPTURE_MAX_CHARS
@@ -703,5 +705,24 @@ def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ..
                     limit = len(piece)
                 out = fresh[piece] = detectors.mask(piece, limit) if limit else ""
             pieces.append(out)
+        # a part not captured whole beside one whose edge there is captured: as it is at that edge (its own head and
+        # tail, masked), so a value split there is seen whole, not half captured beside a marker (or nothing)
+        shown = [bool(out) and not out.startswith(_CUT_MARKERS) for out in pieces]
+        whole = [
+            not part or (seen and not out.endswith(_CUT_MARKERS))
+            for part, out, seen in zip(run, pieces, shown, strict=True)
+        ]
+        for index, piece in enumerate(run):
+            if whole[index]:
+                continue
+            if (index > 0 and whole[index - 1]) or (index + 1 < len(run) and shown[index + 1]):
+                others -= min(len(piece), 2 * WINDOW_WIDEST)
+                if others < 0:
+                    return None
+                pieces[index] = detectors.mask_edges(piece, WINDOW_WIDEST)
         runs.append(pieces)
     return runs
+
+
+# how a captured text ends (or, past the bound, is) when it was not captured whole
+_CUT_MARKERS: Final = (NOT_CAPTURED, NOT_CAPTURED_PAST_BOUND)

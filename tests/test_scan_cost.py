@@ -477,7 +477,8 @@ def test_capturing_a_call_of_many_texts_masks_a_bounded_share_of_them(
     request = read_request("chat", body)
     assert len(request.texts) == 10_000 and request.joined
     content = pipeline(tmp_path, 1_000_000)._content(request)
-    assert sum(calls) <= 2 * detectors.CAPTURE_MAX_CHARS  # the texts, then the trimmed parts where they meet
+    # the texts, then the trimmed parts where they meet, and the edges of the part the bound cuts (beside parts captured)
+    assert sum(calls) <= 3 * detectors.CAPTURE_MAX_CHARS
     assert content[-1].endswith(detectors.NOT_CAPTURED_PAST_BOUND) and "ana@" not in "".join(content)
     assert content[0] == "0 " + "mail [pii:email] " * 70  # what is captured is as it was
 

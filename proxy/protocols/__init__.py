@@ -856,7 +856,7 @@ def _runs(parts: list[Any], runs: list[Run], read: Read = _part_text) -> None:
 
 
 _REACH = 256  # characters either side of a part boundary that a value split there can span (an address's most)
-_WIDEST = 4096  # how far either side of a boundary a window is widened to white space, at most
+WINDOW_WIDEST: Final = 4096  # how far either side of a boundary a window is widened to white space, at most
 _SPACE = re.compile(r"\s")  # white space as `str.isspace` says
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
@@ -864,7 +864,7 @@ _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
     """Around the boundaries inside each run, the text as it reads joined: at least `_REACH` characters
     either side, widened to white space so no word is cut (a cut would read as a word's edge, and a token
-    longer than the reach, a custom pattern's, stays whole) but no further than `_WIDEST` characters from
+    longer than the reach, a custom pattern's, stays whole) but no further than `WINDOW_WIDEST` characters from
     the boundary (a run without white space was a walk to its end from every boundary: 14 s for 40 KB of
     four-character parts), overlapping windows merged so the text scanned again is never more than the
     run. Text is looked at once: where a window ends is looked for from where the one before ended. A long
@@ -873,7 +873,7 @@ def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
     for given in runs:
         # each part as the detectors read it near its edges: a run of characters they drop (zero-width spaces) takes no
         # room in a window, which reaches as far in what is read from where the parts meet as in plain text
-        run = [read_edges(part, _WIDEST) for part in given]
+        run = [read_edges(part, WINDOW_WIDEST) for part in given]
         whole = "".join(run)
         size = len(whole)
         spans: list[list[int]] = []
@@ -894,8 +894,8 @@ def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
             if spans and back <= reached:  # in the window before
                 start = spans[-1][0]
             else:
-                start = _space_before(whole, max(first - _WIDEST, reached, 0), max(back, 0))
-            reached = _space_after(whole, max(min(at + _REACH, size), reached), min(at + _WIDEST, size))
+                start = _space_before(whole, max(first - WINDOW_WIDEST, reached, 0), max(back, 0))
+            reached = _space_after(whole, max(min(at + _REACH, size), reached), min(at + WINDOW_WIDEST, size))
             if spans and start <= spans[-1][1]:
                 spans[-1][1] = reached
             else:

@@ -1,0 +1,91 @@
+"""Captured content past a call's CAPTURE_MAX_CHARS, read where a consumer reads it (a real proxy, its spans
+at a real OTLP receiver): no detected value is captured unmasked where the bound falls, not even half of one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+
+from proxy.detectors import CAPTURE_MAX_CHARS
+from tests.harness import ProxyHandle
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import VllmLike
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: u, url: "${UPSTREAM}", protocol: openai, checkpoint: org/w}]
+routes: [{model: "*", upstream: u}]
+policy: {anonymous: allow, default_purpose: assistant}
+detectors: [email]
+telemetry: {exporter: otlp, endpoint: "http://127.0.0.1:${OTLP}", capture_content: true}
+lineage: {store: null}
+"""
+
+# an address of 133 characters, masked to 11: text of them masked still fits the span's 16 KiB, so what is
+# captured near the bound is there to read
+_LONG_ADDRESS = "a" * 60 + "@" + "b" * 60 + ".example.org"
+
+
+def _captured(proxy: ProxyHandle, otlp: OtlpReceiver, path: str, body: dict[str, object]) -> str:
+    sent = httpx.post(f"{proxy.url}{path}", json=body, timeout=30)
+    assert sent.status_code == 200, sent.text
+    messages = json.loads(otlp.by_trace(sent.headers["x-trace-id"]).attributes["gen_ai.input.messages"])
+    return "\n".join(part["content"] for message in messages for part in message["parts"] if part["type"] == "text")
+
+
+def _filled(size: int) -> str:
+    """Addresses up to `size` characters (each masked when captured), white space to fill the rest."""
+    count = size // (len(_LONG_ADDRESS) + 1)
+    return (" ".join([_LONG_ADDRESS] * count)).ljust(size)
+
+
+def test_a_value_split_across_parts_where_the_bound_falls_is_not_half_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """An address split across two text parts the model reads run together, its first half in the last part
+    captured whole, its second in the part the bound cuts before it shows: the first half was captured as it
+    was, the part after it only a marker (a run's part past the bound read as captured, so nothing split
+    was seen)."""
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    first = _filled(CAPTURE_MAX_CHARS - 40) + " write to john.smith@"
+    second = "example.org today " + "z" * 2000
+    assert len(first) < CAPTURE_MAX_CHARS < len(first) + 320  # the second part's start is not captured
+    parts = [{"type": "text", "text": first}, {"type": "text", "text": second}]
+    captured = _captured(
+        proxy, otlp, "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": parts}]}
+    )
+    assert "john.smith" not in captured, captured[-300:]
+    assert captured == "[withheld: a detected value is split across content parts]"
+
+
+def test_a_tool_result_as_vllm_reads_it_past_the_bound_withholds_the_content(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """vLLM reads a tool result in an assistant's content as the text part `Tool result: <content>`, run together
+    with the text blocks around it: a part that is none of the call's texts, masked on its own. Past
+    CAPTURE_MAX_CHARS of such parts it is not looked at, so whether a value is split where it meets the text
+    beside it is not known: the content is withheld, not captured with what may be half a value."""
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    # three results: the call's texts within the bound, all captured whole; as vLLM reads them, past it
+    assistant = [
+        {"type": "text", "text": "write to john.smith@"},
+        *(
+            {"type": "tool_result", "tool_use_id": f"t{n}", "content": f"{n}{'z' * 21_820} example.org"}
+            for n in range(3)
+        ),
+        {"type": "text", "text": "done"},
+    ]
+    body = {
+        "model": "m",
+        "max_tokens": 16,
+        "messages": [{"role": "assistant", "content": assistant}, {"role": "user", "content": "go on"}],
+    }
+    captured = _captured(proxy, otlp, "/v1/messages", body)
+    assert captured == "[withheld: content parts past 65,536 characters could not be checked for split values]"
+    # one within the bound is looked at, and captured (nothing split where it meets the text beside it)
+    del assistant[2:4]
+    assert "john.smith@" in _captured(proxy, otlp, "/v1/messages", body)
