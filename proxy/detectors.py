@@ -1233,24 +1233,27 @@ class Detectors:
         value is masked whole, never half. Otherwise the text keeps its own characters. What `scan` reads is
         what is captured: at most max_chars characters (of the folded form too), or `limit` when fewer (what is
         left of a call's `CAPTURE_MAX_CHARS`, `mask_texts`); what is past them, and the last `_LONGEST`
-        characters before, where a value may have been cut in two, is not captured but `NOT_CAPTURED` (or
+        characters before as they read (`_read_back`), where a value may have been cut in two, is not captured but `NOT_CAPTURED` (or
         `NOT_CAPTURED_PAST_BOUND`, cut by `limit`) stands for it."""
         bound = self.max_chars if limit is None or limit >= self.max_chars else max(limit, 0)
         cut = len(text) > bound
         if cut:
             text = text[:bound]
+        plain = True  # whether it reads as it stands
         if not self._finders or not text:
             out = text
         elif text.isascii() and not _escapes(text) and _CONTROL.search(text) is None:
             out = self._masked(text, self.findings(text))
         else:
+            plain = False
             out, cut_fold = self._mask_folded(text, bound)
             cut = cut or cut_fold
         if not cut:
             return out
-        return out[: max(0, len(out) - _LONGEST)] + (
-            NOT_CAPTURED if bound == self.max_chars else NOT_CAPTURED_PAST_BOUND
-        )
+        # a value cut there is in its last _LONGEST characters as read: in a text that reads otherwise than it stands,
+        # more of its own (a zero-width space between each character of an address, an `@` written `&#000…64;`)
+        kept = len(out) - (_LONGEST if plain else _read_back(out, _LONGEST))
+        return out[: max(0, kept)] + (NOT_CAPTURED if bound == self.max_chars else NOT_CAPTURED_PAST_BOUND)
 
     def mask_texts(self, texts: Sequence[str]) -> tuple[str, ...]:
         """Each text masked (`mask`) within `CAPTURE_MAX_CHARS` characters together (a call's input): the one they
@@ -1360,6 +1363,27 @@ CAPTURE_MAX_CHARS: Final = 65_536
 # the most characters a built-in value takes up (an address: 64 before its `@`, 256 after), so the most a
 # value cut at the scan limit leaves before it
 _LONGEST: Final = 320
+
+
+def _read_back(text: str, chars: int) -> int:
+    """How many of `text`'s last characters hold at least `chars` characters as the detectors read them (all of it,
+    when it reads as fewer): where a value cut at its end may start. An ever longer stretch is read, at most twice as
+    far as needed; it is counted low, never high (what may be an escape cut at either end of it counts nothing), so
+    a cut value is never counted as more than it reads."""
+    size = chars
+    while size < len(text):
+        stretch = _ESCAPE_CUT_AT_END.sub("", _ESCAPE_REST_AT_START.sub("", text[-size:], count=1), count=1)
+        if len(folded(stretch, _MOST_FOLDED * len(stretch) + _MOST_FOLDED)[0]) >= chars:
+            return size
+        size *= 2
+    return len(text)
+
+
+# the start of a stretch that may be the rest of an escape begun before it (`%4|0`, `&#00|064;`, `&com|mat;`,
+# `\\u|0040`): its zeros any number, else a few characters (the longest rest: `\\ud835\\udfd2` less its `\\`)
+_ESCAPE_REST_AT_START: Final = re.compile(r"\A#?[xX]?0*[0-9A-Za-z;\\]{0,11}")
+# the end of a stretch that may be an escape it cuts (`%4`, `&#000`, `&peri`, `\\ud835\\udf`)
+_ESCAPE_CUT_AT_END: Final = re.compile(r"[%&\\]#?[xX]?0*[0-9A-Za-z\\]{0,10}\Z")
 
 
 def _apart(spans: list[Found]) -> list[Found]:

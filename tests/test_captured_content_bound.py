@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from proxy.detectors import CAPTURE_MAX_CHARS
 from tests.harness import ProxyHandle
@@ -39,6 +40,36 @@ def _filled(size: int) -> str:
     """Addresses up to `size` characters (each masked when captured), white space to fill the rest."""
     count = size // (len(_LONG_ADDRESS) + 1)
     return (" ".join([_LONG_ADDRESS] * count)).ljust(size)
+
+
+_ZERO_WIDTH = "\u200b" * 60
+# an address as the detectors read it whole (`john.smith@example.org`), written so that its characters take up more
+# room than they read: a zero-width space between each; an `@` written as an escape padded with zeros
+_STRETCHED = {
+    "zero-width": _ZERO_WIDTH.join("john.smith@example.org"),
+    "escaped": "john.smith&#" + "0" * 1000 + "64;example.org",
+}
+
+
+@pytest.mark.parametrize("form", sorted(_STRETCHED))
+def test_a_value_read_folded_where_the_bound_cuts_its_text_is_not_half_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver, form: str
+) -> None:
+    """The bound cuts a text inside an address that reads as one only folded. What is captured of a cut text ends
+    the 320 characters before the cut (the most a value takes up) earlier: 320 of its own characters, where the
+    address's before the cut took up 600 or more, so its start was captured as it stands (`john.smit` between
+    zero-width spaces; `john.smith&#000…`)."""
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    value = _STRETCHED[form]
+    before = CAPTURE_MAX_CHARS - 600  # the bound 600 characters into the value
+    text = _filled(before - 1) + " " + value
+    assert len(text) > CAPTURE_MAX_CHARS
+    captured = _captured(
+        proxy, otlp, "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": text}]}
+    )
+    assert captured.endswith("[not captured: past 65,536 characters a call]"), captured[-200:]
+    assert "john" not in captured.replace("\u200b", ""), captured[-200:]
 
 
 def test_a_value_split_across_parts_where_the_bound_falls_is_not_half_captured(
