@@ -1121,6 +1121,7 @@ class Detectors:
         # the characters of the class bytes the finders need (`0` is every digit): a text with none of them is
         # skipped before its class string is made, a search for each costing a memchr; empty with a custom pattern
         self._marks = () if None in groups else tuple(chr(byte) for byte in range(128) if _CLASSES[byte] in groups)
+        self._patterns = None in groups  # whether a custom pattern is one of them
         self.max_chars = max_chars
         # bytes of a reply passed on as it arrives kept to be read whole (`protocols.WHOLE_MAX`, or
         # `limits.buffer_max_bytes` when larger: `Pipeline`)
@@ -1253,6 +1254,8 @@ class Detectors:
         # a value cut there is in its last _LONGEST characters as read: in a text that reads otherwise than it stands,
         # more of its own (a zero-width space between each character of an address, an `@` written `&#000…64;`)
         kept = len(out) - (_LONGEST if plain else _read_back(out, _LONGEST))
+        if self._patterns:  # a custom pattern's value may be longer: the token it may be is not captured either
+            kept = _token_start(out, kept)
         return out[: max(0, kept)] + (NOT_CAPTURED if bound == self.max_chars else NOT_CAPTURED_PAST_BOUND)
 
     def mask_texts(self, texts: Sequence[str]) -> tuple[str, ...]:
@@ -1360,9 +1363,21 @@ NOT_CAPTURED_PAST_BOUND: Final = "[not captured: past 65,536 characters a call]"
 # so that masked (a value of up to `_LONGEST` characters becomes its label) they still fill the span but when most of
 # them are values.
 CAPTURE_MAX_CHARS: Final = 65_536
+# how far either side of where two parts meet a window is widened to white space, at most (`boundary_windows`), and
+# a text cut before a value a custom pattern found may be cut further back (`Detectors.mask`): a token of one, longer
+# than a built-in value, stays whole up to this many characters
+WINDOW_WIDEST: Final = 4096
 # the most characters a built-in value takes up (an address: 64 before its `@`, 256 after), so the most a
 # value cut at the scan limit leaves before it
 _LONGEST: Final = 320
+
+
+def _token_start(text: str, end: int) -> int:
+    """Where the token that `text[:end]` ends in starts: just after the white space last before `end`, looked for
+    `WINDOW_WIDEST` characters back at most (that far back, when there is none)."""
+    start = max(0, end - WINDOW_WIDEST)
+    space = max(text.rfind(" ", start, end), text.rfind("\n", start, end), text.rfind("\t", start, end))
+    return space + 1 if space >= 0 else start
 
 
 def _read_back(text: str, chars: int) -> int:

@@ -17,7 +17,14 @@ from typing import Final
 
 from proxy.checkpoints import CheckpointBook
 from proxy.config import BUILTIN_DETECTORS, Config, Upstream
-from proxy.detectors import CAPTURE_MAX_CHARS, NOT_CAPTURED, NOT_CAPTURED_PAST_BOUND, TRUNCATED, Detectors
+from proxy.detectors import (
+    CAPTURE_MAX_CHARS,
+    NOT_CAPTURED,
+    NOT_CAPTURED_PAST_BOUND,
+    TRUNCATED,
+    WINDOW_WIDEST,
+    Detectors,
+)
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError, UnknownPurpose, echoed
 from proxy.flow import (
     AUDIT_DENY,
@@ -44,7 +51,7 @@ from proxy.labels import (
 from proxy.memo import Memo
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
-from proxy.protocols import SHA256, WHOLE_MAX, WINDOW_WIDEST, Header, Request, boundary_windows, text_digest
+from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
 from proxy.protocols.oip import KEY_BIN, header_labels, named_fields, passed_key_text, tracestate_text
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context

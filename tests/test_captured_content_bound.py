@@ -120,3 +120,29 @@ def test_a_tool_result_as_vllm_reads_it_past_the_bound_withholds_the_content(
     # one within the bound is looked at, and captured (nothing split where it meets the text beside it)
     del assistant[2:4]
     assert "john.smith@" in _captured(proxy, otlp, "/v1/messages", body)
+
+
+def test_a_value_of_a_custom_pattern_where_the_bound_cuts_its_text_is_not_half_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """A custom pattern's value may be longer than the 320 characters a built-in one takes up at most, the ones a
+    cut text ends early: a 575-character JWT the bound cuts 500 characters in had its first 180 captured. The
+    token it may be (up to white space, 4,096 characters back at most) is not captured either."""
+    _, upstream = vllm
+    config = CONFIG.replace(
+        "detectors: [email]", "detectors: [email, {name: jwt, pattern: 'eyJ[\\w-]+\\.[\\w-]+\\.[\\w-]+'}]"
+    )
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=str(otlp.port))
+    token = (
+        "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0" * 10 + ".SflKxwRJSMeKKF2QT4fw"
+    )
+    whole = _captured(
+        proxy, otlp, "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": f"a {token} b"}]}
+    )
+    assert whole == "a [pii:jwt] b"  # the pattern finds it
+    text = _filled(CAPTURE_MAX_CHARS - 501) + " " + token
+    captured = _captured(
+        proxy, otlp, "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": text}]}
+    )
+    assert captured.endswith("[not captured: past 65,536 characters a call]"), captured[-200:]
+    assert "eyJ" not in captured, captured[-300:]

@@ -23,7 +23,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from proxy.config import Upstream
-from proxy.detectors import CAPTURE_MAX_CHARS, TRUNCATED, Detectors, StreamScanner, read_edges
+from proxy.detectors import CAPTURE_MAX_CHARS, TRUNCATED, WINDOW_WIDEST, Detectors, StreamScanner, read_edges
 from proxy.errors import InvalidRequest, RequestTooLarge, echoed
 from proxy.flow import Checkpoint, Outcome, ProtocolName
 
@@ -856,7 +856,6 @@ def _runs(parts: list[Any], runs: list[Run], read: Read = _part_text) -> None:
 
 
 _REACH = 256  # characters either side of a part boundary that a value split there can span (an address's most)
-WINDOW_WIDEST: Final = 4096  # how far either side of a boundary a window is widened to white space, at most
 _SPACE = re.compile(r"\s")  # white space as `str.isspace` says
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
