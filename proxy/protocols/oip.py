@@ -24,10 +24,11 @@ import orjson
 
 from proxy.config import Upstream
 from proxy.detectors import TRUNCATED, Detectors
-from proxy.errors import InvalidRequest, echoed
+from proxy.errors import InvalidRequest, RequestTooLarge, echoed
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     _REPRINTED,
+    MAX_STRINGS,
     NOT_JSON,
     SHA256,
     VISIBLE,
@@ -412,6 +413,8 @@ def parameter_strings(
     whole = True
     keys = out if names is None else names
     for key, value in parameters.items():
+        if not whole:  # past a limit: read no further (a dict of 1.3 M parameters was walked whole, 1.2 s)
+            return False
         kind = type(value)
         if key in framing:
             if kind is str and value and key in strings:  # it reaches MLServer's runtime all the same: read
@@ -608,6 +611,9 @@ def inference_request(
 ) -> Request:
     """An OIP inference request's JSON (`data`, holding `NaN` or infinities: `constants`) and binary section read."""
     inputs = data.get("inputs")
+    outputs = data.get("outputs")
+    if type(inputs) is list:
+        check_count(len(inputs) + (len(outputs) if type(outputs) is list else 0))
     if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
         raise InvalidRequest("'inputs' is required and must be a list of tensors", param="inputs")
     parameters = data.get("parameters")
@@ -616,7 +622,8 @@ def inference_request(
         given = tensor.get("parameters")
         if isinstance(given, dict) and LABELS_PARAMETER in given:
             labels += labels_parameter(given[LABELS_PARAMETER])
-    declared = sum(size for size in map(_binary_size, inputs) if size is not None)
+    sizes = [_binary_size(tensor) for tensor in inputs]
+    declared = sum(size for size in sizes if size is not None)
     if declared != len(binary):
         raise InvalidRequest(f"the inputs' binary_data_size add up to {declared} bytes, but {len(binary)} bytes "
                              f"follow the JSON ({HEADER_LENGTH}): each byte must belong to exactly one input",
@@ -625,13 +632,12 @@ def inference_request(
     names: list[str] = []  # the tensors' and the parameters' (`Request.names`)
     reprinted: list[str] = []  # numbers of elements holding JSON as a runtime parsing them prints them (most: none)
     dumped = [(_constants_json if constants else _data_json)(tensor) for tensor in inputs]
-    whole = _tensor_texts(inputs, dumped, binary, texts, request=True, reprinted=reprinted)
+    whole = _tensor_texts(inputs, dumped, binary, texts, request=True, reprinted=reprinted, sizes=sizes)
     if isinstance(parameters, dict) and parameters:
         whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS, TEXT_IF_STRING, names) and whole
     for given in (tensor.get("parameters") for tensor in inputs):
         if isinstance(given, dict) and given:
             whole = parameter_strings(given, texts, TENSOR_FRAMING_PARAMETERS, TENSOR_TEXT_IF_STRING, names) and whole
-    outputs = data.get("outputs")
     for requested in outputs if isinstance(outputs, list) else ():  # MLServer hands a requested output's
         given = requested.get("parameters") if isinstance(requested, dict) else None  # parameters to the model too
         if isinstance(given, dict) and given:
@@ -648,6 +654,22 @@ def inference_request(
                    None if shared else _tensor_digest(inputs, dumped, binary), opaque=shared,
                    unscanned=not whole, sequence=sequence, starts=starts, decoded=tuple(reprinted),
                    names=tuple(names))  # fmt: skip
+
+
+TENSORS: Final = "tensors (inputs and requested outputs together)"  # what `check_count` counts
+
+
+def check_count(count: int, what: str = TENSORS) -> None:
+    """Refuse a request of more than `MAX_STRINGS` tensors (inputs and requested outputs together; over gRPC, of
+    parameters too: `what`), as a body of too many JSON objects is (`load_request_value`): each is read in Python
+    several times over, whatever the scan limits (whether it is in shared memory, its binary section's size, its
+    labels, its data for the digest), and a tensor left unread could not be passed on: its bytes of the binary
+    section, its shared-memory region, its `data_labels` decide how the rest is read and what the call is. 278,000
+    tensors of one element (16 MB) held the loop 1.4-2.3 s; Triton's and MLServer's clients send one tensor an input,
+    a handful a call."""
+    if count > MAX_STRINGS:
+        raise RequestTooLarge(f"an inference request of over {MAX_STRINGS:,} {what}: more than the proxy reads in "
+                              "one request")  # fmt: skip
 
 
 # the protocol's datatypes: framing. KServe's model server hands its model any other string as an input's datatype (upper
@@ -701,6 +723,7 @@ def _tensor_texts(
     texts: list[str],
     request: bool,
     reprinted: list[str] | None = None,
+    sizes: list[int | None] | None = None,
 ) -> bool:
     """The strings of the tensors, from the binary section and from JSON `data`, into `texts`: with the
     binary-tensor extension each tensor's `parameters.binary_data_size` bytes follow the JSON in tensor
@@ -708,11 +731,13 @@ def _tensor_texts(
     default); JSON `data` is read whatever the datatype (MLServer does not check data against it) and
     beside a binary part too (MLServer reads no binary part, only `data`). In a `request` an object in
     `data` is an InvalidRequest, and base64 and JSON-escaped elements are read decoded too (`add_decoded_texts`; the
-    numbers of elements holding JSON into `reprinted`). False when some of it was past a scan limit."""
+    numbers of elements holding JSON into `reprinted`; `sizes`, each tensor's `_binary_size` when known already).
+    False when some of it was past a scan limit."""
     whole = True
     offset = 0
-    for tensor, data in zip(tensors, dumped):  # noqa: B905 (`strict=`: zip called as Python, not a compiled loop)
-        size = _binary_size(tensor)
+    if sizes is None:
+        sizes = [_binary_size(tensor) for tensor in tensors]
+    for tensor, data, size in zip(tensors, dumped, sizes):  # noqa: B905 (`strict=`: zip called as Python)
         start = len(texts)
         if size is not None:
             if tensor.get("datatype") == "BYTES":

@@ -24,7 +24,7 @@ from typing import Any, Final
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import SHA256, STREAM_ERROR, Header, OutputText, Request, Target
+from proxy.protocols import MAX_STRINGS, SHA256, STREAM_ERROR, Header, OutputText, Request, Target
 from proxy.protocols.oip import (
     FRAMING_PARAMETERS,
     LABELS_PARAMETER,
@@ -39,6 +39,7 @@ from proxy.protocols.oip import (
     add_decoded_texts,
     add_name,
     bytes_tensor_strings,
+    check_count,
     check_version,
     labels_parameter,
     named_datatype,
@@ -565,6 +566,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
     declared: list[bool] = []  # each tensor's `content_type: base64`
     sequence_id: object = None
     starts = False
+    tensors = parameters = 0  # (`check_count`: each is walked in Python, a message of a million took seconds)
     pos, end = 0, len(buf)
     try:
         while pos < end:  # `_spans`, written out: a generator and a tuple a field cost more than the reading
@@ -580,6 +582,9 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
             pos = stop
             number = tag >> 3
             if number == 5:
+                tensors += 1
+                if tensors > MAX_STRINGS:
+                    check_count(tensors)
                 datatype, in_shared, in_contents, base64 = _tensor(buf, view, start, stop, texts, digest, labels, names)
                 datatypes.append(datatype)
                 declared.append(base64)
@@ -598,6 +603,9 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
             elif number == 3 and stop > start:  # the id: MLServer hands it to the runtime, Triton to the backend
                 texts.append(_string(buf, start, stop))
             elif number == 4:
+                parameters += 1
+                if parameters > MAX_STRINGS:  # every one read to find `data_labels`: none left unread, refused
+                    check_count(parameters, "parameters")
                 key, text = _parameter(buf, start, stop)
                 if key == LABELS_PARAMETER:
                     if text is None:
@@ -620,6 +628,9 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                     if key:
                         add_name(key, names)
             elif number == 6:
+                tensors += 1
+                if tensors > MAX_STRINGS:
+                    check_count(tensors)
                 shared = _requested_output(buf, start, stop, texts, names) or shared
     except WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
