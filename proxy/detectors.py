@@ -337,16 +337,25 @@ def _set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:
     """Whether a card in groups split by single spaces at the start or the end of a run of numbers (`_run_beside`:
     `start:end`) is told apart from the rest of the run: written as cards are (4-4-4-4 or 4-6-5, its first digits a
     card's: `_issued`), and the rest a card written so too (two cards side by side, `4111 1111 1111 1111 5500 0000
-    0000 0004`), or numbers none of four digits (`order 12345 4111 1111 1111 1111`). Before 2026-12-04 the run was
-    read as one longer number and no card in it was found. A row of groups of four alone is not (`1234 4111 1111 1111
-    1111`): five random such groups held a card 1 time in 6 (`_run_beside`)."""
+    0000 0004`), or numbers none of four digits (`order 12345 4111 1111 1111 1111`), a date among them (`_ISO_DATE`,
+    since 2026-12-05). Before 2026-12-04 the run was read as one longer number and no card in it was found. A row of
+    groups of four alone is not (`1234 4111 1111 1111 1111`): five random such groups held a card 1 time in 6
+    (`_run_beside`)."""
     raw = t.raw
     if not _card_shaped(raw[card[0] : card[1]]):
         return False
     rest = raw[start : card[0] - 1] if card[1] == end else raw[card[1] + 1 : end]
-    if raw[card[0] - 1 : card[0]] == b"-" or raw[card[1] : card[1] + 1] == b"-" or b"-" in rest:
+    if raw[card[0] - 1 : card[0]] == b"-" or raw[card[1] : card[1] + 1] == b"-":
         return False  # (joined by dashes: one number; a card written with dashes among numbers is `_card_alone`'s)
-    return (_card_shaped(rest) and _card(rest)) or 4 not in map(len, rest.split(b" "))
+    numbers = rest.split(b" ")
+    if b"-" in rest and not all(b"-" not in number or _ISO_DATE.fullmatch(number) for number in numbers):
+        return False
+    return (_card_shaped(rest) and _card(rest)) or 4 not in map(len, numbers)
+
+
+# a date as a statement's or a log's rows write it before a card (`2024-01-15 4111 1111 1111 1111`): a number of
+# its own, of no four digits (before 2026-12-05 its dashes joined the run into one number, and no card was found)
+_ISO_DATE: Final = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _card_shaped(candidate: bytes) -> bool:
@@ -571,8 +580,13 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     classes = t.classes
     if _WRITTEN_AS_A_PHONE.search(classes, start, end) is None:  # (spaced digits alone: a row's, read at C speed)
         return None
-    for piece in _PHONE_PIECE.finditer(classes, start, end):
+    # (the candidate ends within `_PHONE`'s reach, maybe inside a piece: its last piece is read whole, to where its
+    # digits and separators end, as it is alone: `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111
+    # 555-123-4567`; before 2026-12-05 only its part within reach was, and no phone was found)
+    for piece in _PHONE_PIECE.finditer(classes, start, min(len(classes), end + _PHONE_PIECE_PAST)):
         first, stop = piece.span()
+        if first >= end:
+            break
         if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None:
             phone = _phone(t, first, stop)
             if phone is not None:
@@ -584,6 +598,9 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
 # most one of a phone's separators (an area code in brackets and the space after it are its piece's: `(555) 123-4567`)
 _PHONE_PIECE: Final = re.compile(rb"(?<![0).-])\(?0(?:(?:\) |[().-])?0){8,}")
 _WRITTEN_AS_A_PHONE: Final = re.compile(rb"[().-]")
+# the most characters a piece that is a phone (15 digits, a separator between each two) takes up past a candidate's
+# end: the piece search reaches no further, so it stays linear in a run of numbers joined by separators
+_PHONE_PIECE_PAST: Final = 29
 
 
 def _ipv4_ahead(t: _Text, start: int) -> int:
