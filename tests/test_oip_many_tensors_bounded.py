@@ -8,21 +8,30 @@ are read no further than the scan limit (they were walked whole: 1.3 M of them, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import grpc
 import numpy as np
 import orjson
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from proxy.detectors import TRUNCATED
 from proxy.errors import RequestTooLarge
+from proxy.flow import Outcome
+from proxy.logs import ACCESS
 from proxy.protocols import MAX_STRINGS, oip, oip_grpc
 from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.harness import LoopThread, ProxyHandle, serving
-from tests.protocols.test_oip_grpc import infer_request
+from tests.ingress.grpc_proxied import proxied, recorded, traced
+from tests.ingress.test_grpc_streams import CONFIG as GRPC_CONFIG
+from tests.protocols.test_oip_grpc import EMAIL, PB, infer_request
+from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_oip_rest_error_shape import CONFIG, oip_server
 
 BIG_CONFIG = CONFIG.replace("max_body_bytes: 4096", "max_body_bytes: 33554432")
@@ -130,3 +139,200 @@ def test_a_model_infer_request_of_more_parameters_than_read_is_refused() -> None
     assert read_infer_request(_grpc_body(1, parameters=MAX_STRINGS)).unscanned  # read, past the scan limit
     with pytest.raises(RequestTooLarge, match="over 65,536 parameters"):
         read_infer_request(_grpc_body(1, parameters=MAX_STRINGS + 1))
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    """Each call of `module.name` counted (a list of ones: its length)."""
+    calls: list[int] = []
+    counted = getattr(module, name)
+
+    def counting(*args: Any) -> Any:
+        calls.append(1)
+        return counted(*args)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+def _tensor_parameters(request: Any, count: int, start: int = 0) -> None:
+    for index in range(start, start + count):
+        request.inputs[0].parameters[f"t{index}"].int64_param = index
+
+
+def test_a_tensors_parameters_count_with_the_requests_and_past_the_bound_are_refused_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """200,000 parameters on one input were read whole (1.7-1.9 s), where the request's own were refused past 65,536."""
+    read = _counting(monkeypatch, oip_grpc, "_parameter")
+    many = infer_request(model_name="m")
+    many.inputs.add(name="i", datatype="INT32", shape=[1]).contents.int_contents.append(1)
+    _tensor_parameters(many, 2 * MAX_STRINGS)
+    with pytest.raises(RequestTooLarge, match="over 65,536 parameters"):
+        read_infer_request(many.SerializeToString())
+    assert len(read) == MAX_STRINGS  # read no further (131,072 before, and the call passed on)
+    # the request's, its tensors' and its requested outputs' together: at the bound read, past it refused
+    split = infer_request(model_name="m")
+    split.inputs.add(name="i", datatype="INT32", shape=[1]).contents.int_contents.append(1)
+    _tensor_parameters(split, MAX_STRINGS // 2)
+    for index in range(MAX_STRINGS // 4):
+        split.parameters[f"p{index}"].int64_param = index
+    output = split.outputs.add(name="o")
+    for index in range(MAX_STRINGS // 4):
+        output.parameters[f"o{index}"].int64_param = index
+    assert read_infer_request(split.SerializeToString()).unscanned  # read, past the scan limit
+    output.parameters["one-more"].int64_param = 1
+    with pytest.raises(RequestTooLarge, match="over 65,536 parameters"):
+        read_infer_request(split.SerializeToString())
+
+
+def test_a_model_infer_requests_parameter_texts_stop_at_the_scan_limit() -> None:
+    """Past the scan limit a request parameter's text was appended all the same (65,536 of them), where REST's stop."""
+    for place in ("request", "tensor", "output"):
+        request = infer_request(model_name="m")
+        request.inputs.add(name="i", datatype="INT32", shape=[1]).contents.int_contents.append(1)
+        request.outputs.add(name="o")
+        parameters = {"request": request.parameters, "tensor": request.inputs[0].parameters,
+                      "output": request.outputs[0].parameters}[place]  # fmt: skip
+        for index in range(3 * oip_grpc._MAX_STRINGS):
+            parameters[f"p{index}"].string_param = f"text {index}"
+        parameters["data_labels"].string_param = "read-after-the-rest"  # labels past the limit: read all the same
+        read = read_infer_request(request.SerializeToString())
+        assert read.unscanned, place  # scan:truncated
+        assert len(read.texts) <= oip_grpc._MAX_STRINGS, (place, len(read.texts))  # 30,000 before
+        if place != "output":  # (a requested output's `data_labels` are no input's)
+            assert read.labels == ("read-after-the-rest",), place
+
+
+def _reply(outputs: int, named: bool = False) -> bytes:
+    reply = PB["ModelInferResponse"](model_name="m")
+    for _ in range(outputs):
+        reply.outputs.add(name="o" if named else "", datatype="INT32", shape=[1]).contents.int_contents.append(1)
+    return bytes(reply.SerializeToString())
+
+
+def _grpc_read(body: bytes) -> Outcome:
+    outcome = Outcome(started_ns=0)
+    observer = oip_grpc.ReplyObserver(outcome, EMAIL, False)
+    observer.body(body)
+    observer.finish()
+    return outcome
+
+
+def test_a_model_infer_reply_of_more_outputs_than_read_is_read_no_further_and_said_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reply of a million tiny outputs was read whole in Python (7 s); a reply cannot be refused once the model ran."""
+    walked = _counting(monkeypatch, oip_grpc, "_tensor")
+    whole = _grpc_read(_reply(MAX_STRINGS))  # at the bound: read
+    assert TRUNCATED not in whole.output_detected and whole.output_digest is not None
+    walked.clear()
+    cut = _grpc_read(_reply(2 * MAX_STRINGS))
+    assert len(walked) == MAX_STRINGS  # read no further (131,072 before)
+    assert TRUNCATED in cut.output_detected
+    assert cut.output_digest is None  # (of some of the outputs only, it would stand for the reply)
+    assert cut.response_model == "m"
+
+
+def test_a_model_infer_replys_parameters_are_read_no_further_than_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    read = _counting(monkeypatch, oip_grpc, "_parameter")
+    reply = PB["ModelInferResponse"](model_name="m")
+    output = reply.outputs.add(name="o", datatype="INT32", shape=[1])
+    for index in range(MAX_STRINGS):
+        output.parameters[f"o{index}"].int64_param = index
+        reply.parameters[f"r{index}"].int64_param = index
+    outcome = _grpc_read(reply.SerializeToString())
+    assert len(read) == MAX_STRINGS  # the output's and the reply's together (131,072 before)
+    assert TRUNCATED in outcome.output_detected and outcome.output_digest is None
+
+
+def test_a_rest_reply_of_more_outputs_than_read_is_read_no_further_and_said_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    dumped = _counting(monkeypatch, oip, "_data_json")
+
+    def read(outputs: int) -> Outcome:
+        outcome = Outcome(started_ns=0)
+        observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+        tensors = [{"name": "", "shape": [1], "datatype": "INT32", "data": [1]}] * outputs
+        observer.body(orjson.dumps({"model_name": "m", "outputs": tensors}))
+        observer.finish()
+        return outcome
+
+    whole = read(MAX_STRINGS)  # at the bound: read
+    assert TRUNCATED not in whole.output_detected and whole.output_digest is not None
+    dumped.clear()
+    cut = read(2 * MAX_STRINGS)
+    assert len(dumped) == MAX_STRINGS  # read no further (131,072 before)
+    assert TRUNCATED in cut.output_detected and cut.output_digest is None
+    assert cut.response_model == "m"
+
+
+ZONE = """detectors: [email]
+zones:
+  - name: personal
+    labels: [pii:email, scan:truncated]
+    allow_purposes: [assistant]
+"""
+MANY_CONFIG = GRPC_CONFIG + ZONE
+INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+class ManyOutputs(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A model answering with twice `MAX_STRINGS` outputs; the requests that reached it counted."""
+
+    def __init__(self) -> None:
+        self.reached = 0
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return grpc.unary_unary_rpc_method_handler(self._infer) if details.method == INFER else None
+
+    async def _infer(self, request: bytes, context: Any) -> bytes:
+        self.reached += 1
+        return _reply(2 * MAX_STRINGS)  # unnamed: its names are not what is past a limit
+
+
+@pytest.fixture
+def many_outputs(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[Any, ManyOutputs]]:
+    upstream = ManyOutputs()
+    with proxied(loop_thread, otlp, make_proxy, MANY_CONFIG, upstream) as proxy:
+        client = grpcclient.InferenceServerClient(proxy.grpc)
+        try:
+            yield client, upstream
+        finally:
+            client.close()
+
+
+def _one_input() -> Any:
+    tensor = grpcclient.InferInput("i", [1], "INT32")
+    tensor.set_data_from_numpy(np.ones(1, dtype=np.int32))
+    return tensor
+
+
+def test_through_a_proxy_a_tensors_many_parameters_are_refused_and_recorded(
+    many_outputs: tuple[Any, ManyOutputs], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    client, upstream = many_outputs
+    tensor = _one_input()
+    for index in range(MAX_STRINGS + 1):  # on the input, none on the request
+        tensor._get_tensor().parameters[f"t{index}"].int64_param = index
+    trace_id, parent = traced(0, 0x0A1F_0000)
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer("m", [tensor], headers={"traceparent": parent})
+    assert refused.value.status() == "StatusCode.RESOURCE_EXHAUSTED", refused.value
+    assert "an inference request of over 65,536 parameters" in refused.value.message()
+    assert upstream.reached == 0
+    span, line = recorded(otlp, caplog, trace_id)
+    assert span.attributes["error.type"] == "request_too_large" and "65,536 parameters" in span.status_message
+    assert line.status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+
+
+def test_through_a_proxy_a_reply_of_many_outputs_is_passed_on_whole_and_said_unread(
+    many_outputs: tuple[Any, ManyOutputs], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    client, upstream = many_outputs
+    trace_id, parent = traced(1, 0x0A1F_0000)
+    answer = client.infer("m", [_one_input()], headers={"traceparent": parent})
+    assert len(answer.get_response().outputs) == 2 * MAX_STRINGS  # passed on whole
+    span, line = recorded(otlp, caplog, trace_id)
+    assert line.status == 0 and "scan:truncated" in span.attributes["lineage.output.labels"]
+    assert "lineage.output.digest" not in span.attributes  # (a digest of some of them would stand for the reply)

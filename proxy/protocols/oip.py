@@ -934,7 +934,9 @@ def read_reply(
     streamed reply (MLServer's `infer_stream`), each output's name and strings handed to it, which continues that
     output's text with them rather than make each a piece of its own, so a value a model streams over two events
     (`alice@` then `example.com`) is read whole, and not run into another output's strings between; `names`, the
-    stream's output names so far (`StreamNames`)."""
+    stream's output names so far (`StreamNames`). Past `MAX_STRINGS` outputs, each read in Python several times over (a
+    million: a minute), the rest is passed on unread, `scan:truncated`, and no digest is made (only some were read): a
+    reply cannot be refused once the model ran, as a request of so many tensors is (`check_count`)."""
     observe_reply_meta(text.outcome, reply.get("model_name"), reply.get("model_version"), reply.get("id"))
     found = reply.get("outputs")
     if not isinstance(found, list):  # none of the fields the output is in
@@ -942,6 +944,10 @@ def read_reply(
         if binary:  # bytes no output claims
             text.unread()
         found = []
+    cut = len(found) > MAX_STRINGS
+    if cut:
+        text.unread()
+        found = found[:MAX_STRINGS]
     outputs = [o for o in found if isinstance(o, dict)]
     dumped = [_data_json(output) for output in outputs]
     if streamed is None:
@@ -959,6 +965,8 @@ def read_reply(
     aside_parameters(text, ("parameters",), reply.get("parameters"))
     for at, output in enumerate(outputs):
         aside_parameters(text, (at, "parameters"), output.get("parameters"))
+    if cut:
+        return None
     try:
         return _tensor_digest(outputs, dumped, binary)
     except InvalidRequest:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from proxy.detectors import Detectors
-from proxy.errors import InvalidRequest
+from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import MAX_STRINGS, SHA256, STREAM_ERROR, Header, OutputText, Request, Target
 from proxy.protocols.oip import (
@@ -409,15 +409,16 @@ _DOUBLE: Final = struct.Struct("<d")
 
 def _tensor(
     buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash,
-    labels: list[str] | None = None, names: list[str] | None = None,
-) -> tuple[str, bool, bool, bool]:  # fmt: skip
+    labels: list[str] | None = None, names: list[str] | None = None, parameters: int = 0,
+) -> tuple[str, bool, bool, bool, int]:  # fmt: skip
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
     (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
     type), each also decoded when the tensor declares `content_type: base64` (`_declared_base64`, as over REST)
     and, into `labels` (an input's), the labels its `data_labels` parameter declares, into `names` its name and a
     datatype none of the protocol's (`oip.tensor_names`); returns the datatype,
     whether its data is in a shared-memory region (which the proxy cannot read), whether its `contents` hold any
-    bytes (`read_infer_request`: beside raw contents), and whether it declares base64."""
+    bytes (`read_infer_request`: beside raw contents), whether it declares base64, and `parameters`, the parameters
+    of its message read so far, with its own (`_count_parameter`)."""
     datatype = ""
     shared = False
     filled = False
@@ -448,6 +449,7 @@ def _tensor(
         elif key == _NAME and names is not None and stop > pos and len(names) < _MAX_STRINGS:
             names.append(_string(buf, pos, stop))
         elif key == _PARAMETERS:
+            parameters = _count_parameter(parameters)
             name, text = _parameter(buf, pos, stop)
             shared = shared or name == SHARED_MEMORY
             if name == LABELS_PARAMETER and labels is not None:  # the labels of this input's data
@@ -458,7 +460,7 @@ def _tensor(
                 if text is None:
                     text = _parameter_number(buf, pos, stop)
                 if text:
-                    texts.append(text)
+                    _add_text(text, texts)
                 if name and names is not None:  # (its name too: `oip.parameter_strings`)
                     add_name(name, names)
             else:
@@ -472,10 +474,31 @@ def _tensor(
     if base64:
         _declared_base64(texts, start)
     if strings is not None:
-        texts += strings
+        texts += strings[: max(_MAX_STRINGS - len(texts), 0)]
     if names is not None and datatype and not named_datatype(datatype) and len(names) < _MAX_STRINGS:
         names.append(datatype)  # none of the protocol's: KServe hands it to the model (`oip.tensor_names`)
-    return datatype, shared, filled, base64
+    return datatype, shared, filled, base64, parameters
+
+
+PARAMETERS: Final = "parameters (the request's, its tensors' and its requested outputs' together)"  # `check_count`'s
+
+
+def _count_parameter(parameters: int) -> int:
+    """One parameter more of a message (its own, its tensors', its requested outputs'): each is read in Python, to find
+    `data_labels` and shared memory, whatever the scan limits, so none can be left unread and passed on; past
+    `MAX_STRINGS` a request is refused (`check_count`) and a reply read no further (`ReplyObserver._response`). 200,000
+    parameters on one input held the loop 1.7-1.9 s, where the request's own were refused past 65,536."""
+    parameters += 1
+    if parameters > MAX_STRINGS:
+        check_count(parameters, PARAMETERS)
+    return parameters
+
+
+def _add_text(text: str, texts: list[str]) -> None:
+    """A parameter's text into `texts`, unless they hold `_MAX_STRINGS` already: the message is then read on (for its
+    labels) and `scan:truncated` (`_raw_strings`), as a REST request's parameters past the scan limit are."""
+    if len(texts) < _MAX_STRINGS:
+        texts.append(text)
 
 
 def _declared_base64(texts: list[str], start: int) -> None:
@@ -507,27 +530,31 @@ def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
         pos = stop
 
 
-def _requested_output(buf: bytes, start: int, stop: int, texts: list[str], names: list[str]) -> bool:
+def _requested_output(
+    buf: bytes, start: int, stop: int, texts: list[str], names: list[str], parameters: int = 0
+) -> tuple[bool, int]:
     """An InferRequestedOutputTensor: into `texts`, its parameters' strings and numbers but the protocol's own
     (MLServer hands a requested output's parameters to the model with the request, as an input's), into `names` its
-    name (`oip.tensor_names`); whether its result is to be written to a shared-memory region."""
+    name (`oip.tensor_names`); whether its result is to be written to a shared-memory region, and `parameters`, the
+    request's read so far with its own (`_count_parameter`)."""
     shared = False
     for number, first, last in _spans(buf, start, stop):
         if number == 1 and last > first and len(names) < _MAX_STRINGS:
             names.append(_string(buf, first, last))
         elif number == 2:
+            parameters = _count_parameter(parameters)
             name, text = _parameter(buf, first, last)
             shared = shared or name == SHARED_MEMORY
             if name not in TENSOR_FRAMING_PARAMETERS:
                 if text is None:
                     text = _parameter_number(buf, first, last)
                 if text:
-                    texts.append(text)
+                    _add_text(text, texts)
                 if name:  # (its name too: `oip.parameter_strings`)
                     add_name(name, names)
             elif text and name in TENSOR_TEXT_IF_STRING:  # a string under a framing name: MLServer hands it on
-                texts.append(text)
-    return shared
+                _add_text(text, texts)
+    return shared, parameters
 
 
 def _raw_strings(
@@ -585,7 +612,8 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                 tensors += 1
                 if tensors > MAX_STRINGS:
                     check_count(tensors)
-                datatype, in_shared, in_contents, base64 = _tensor(buf, view, start, stop, texts, digest, labels, names)
+                read = _tensor(buf, view, start, stop, texts, digest, labels, names, parameters)  # (a line each:
+                datatype, in_shared, in_contents, base64, parameters = read  # a call over two is three lines run)
                 datatypes.append(datatype)
                 declared.append(base64)
                 shared = shared or in_shared
@@ -603,9 +631,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
             elif number == 3 and stop > start:  # the id: MLServer hands it to the runtime, Triton to the backend
                 texts.append(_string(buf, start, stop))
             elif number == 4:
-                parameters += 1
-                if parameters > MAX_STRINGS:  # every one read to find `data_labels`: none left unread, refused
-                    check_count(parameters, "parameters")
+                parameters = _count_parameter(parameters)  # every one read to find `data_labels`: none left unread
                 key, text = _parameter(buf, start, stop)
                 if key == LABELS_PARAMETER:
                     if text is None:
@@ -613,7 +639,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                     labels += labels_parameter(text)  # a list: a tuple grown entry by entry is quadratic
                 elif key in REQUEST_FRAMING_PARAMETERS:  # a string there reaches MLServer's runtime (`TEXT_IF_STRING`)
                     if text:
-                        texts.append(text)
+                        _add_text(text, texts)
                     if key in SEQUENCE_PARAMETERS:  # (a stateful model's requests)
                         value = _parameter_value(buf, start, stop)
                         if key == "sequence_id":
@@ -623,15 +649,16 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                 else:  # a backend reads them, and the runtime their names (`parameter_strings`)
                     if text is None:
                         text = _parameter_number(buf, start, stop)
-                    if text:
-                        texts.append(text)
+                    if text:  # (past the scan limit unread, as over REST: `scan:truncated`)
+                        _add_text(text, texts)
                     if key:
                         add_name(key, names)
             elif number == 6:
                 tensors += 1
                 if tensors > MAX_STRINGS:
                     check_count(tensors)
-                shared = _requested_output(buf, start, stop, texts, names) or shared
+                in_shared, parameters = _requested_output(buf, start, stop, texts, names, parameters)
+                shared = shared or in_shared
     except WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
     if raws and filled:
@@ -710,6 +737,7 @@ class ReplyObserver:
         self._text: OutputText | None = None
         self._digest = SHA256.copy()
         self._seen = False
+        self._cut = False  # a message past `MAX_STRINGS` tensors or parameters was read no further (`_response`)
         self._names = StreamNames()  # its outputs' names (a stream's messages', read together)
         # the model the call names (`Exchange`): MLServer's bare stream replies name it in their field 1, where
         # Triton's ModelStreamInferResponse holds an error message (`stream_message`)
@@ -771,8 +799,9 @@ class ReplyObserver:
         names: list[str] = []  # the outputs' (`oip.aside_names`)
         datatypes: list[str] = []
         raws: list[memoryview] = []
+        parameters = 0  # (`_count_parameter`; its tensors are `datatypes`: past either bound, read no further)
         pos = start
-        whole = True
+        whole = framed = True
         try:
             while pos < stop:  # `_spans`, written out (as in `read_infer_request`)
                 key = buf[pos]
@@ -787,7 +816,11 @@ class ReplyObserver:
                 pos = last
                 number = key >> 3
                 if number == 5:
-                    datatypes.append(_tensor(buf, view, first, last, texts, self._digest, None, names)[0])
+                    if len(datatypes) >= MAX_STRINGS:  # (as a request's: `check_count`)
+                        check_count(len(datatypes) + 1)
+                    read = _tensor(buf, view, first, last, texts, self._digest, None, names, parameters)
+                    datatypes.append(read[0])
+                    parameters = read[4]
                     self._seen = True
                 elif number == 6:
                     raw = view[first:last]
@@ -801,6 +834,7 @@ class ReplyObserver:
                 elif number == 3:
                     rid = _string(buf, first, last)
                 elif number == 4:  # the reply's own parameters: read beside the content, as over REST
+                    parameters = _count_parameter(parameters)
                     name, text = _parameter(buf, first, last)
                     if name not in FRAMING_PARAMETERS:
                         if text is None:
@@ -808,8 +842,11 @@ class ReplyObserver:
                         if text or name:  # its name too, as over REST (`oip.parameter_strings`)
                             self._output().aside(("parameters", name), f"{name}\n{text}" if text else name)
         except WireError:  # not a message the walker reads to its end: what it read is kept, the rest said unread
-            whole = False
-        else:
+            whole = framed = False
+        except RequestTooLarge:  # past `MAX_STRINGS` outputs or parameters, each read in Python (a million: 7 s): a
+            whole = False  # reply cannot be refused once the model ran, so it is passed on, read no further, its
+            self._cut = True  # output `scan:truncated` and its tensors not digested (only some were)
+        if framed:
             observe_reply_meta(self.outcome, model, version, rid)
         try:  # after the tensors' bytes_contents, read on the walk: their raw contents
             whole = _raw_strings(raws, datatypes, texts) and whole
@@ -842,7 +879,7 @@ class ReplyObserver:
             self._text.finish(self.detectors)
         elif self.detectors:  # no text: nothing found, as a scan of none finds (`OutputText.finish`)
             self.outcome.output_detected = _NOTHING
-        self.outcome.output_digest = "sha256:" + self._digest.hexdigest() if self._seen else None
+        self.outcome.output_digest = "sha256:" + self._digest.hexdigest() if self._seen and not self._cut else None
 
 
 _TARGETS: Final = {

@@ -33,7 +33,7 @@ def reference_read(buf: bytes) -> Request:
     try:
         for number, start, stop in oip._spans(buf, 0, len(buf)):
             if number == 5:
-                datatype, in_shared, in_contents, base64 = oip._tensor(
+                datatype, in_shared, in_contents, base64, _ = oip._tensor(
                     buf, view, start, stop, texts, digest, None, names
                 )
                 datatypes.append(datatype)
@@ -64,7 +64,7 @@ def reference_read(buf: bytes) -> Request:
                     if key:  # its name (read since it was the reference)
                         names.append(key)
             elif number == 6:
-                shared = oip._requested_output(buf, start, stop, texts, names) or shared
+                shared = oip._requested_output(buf, start, stop, texts, names)[0] or shared
     except oip.WireError as exc:
         raise InvalidRequest(f"ModelInferRequest is not a valid protobuf message: {exc}") from None
     if raws and filled:
