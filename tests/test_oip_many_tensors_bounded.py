@@ -336,3 +336,31 @@ def test_through_a_proxy_a_reply_of_many_outputs_is_passed_on_whole_and_said_unr
     span, line = recorded(otlp, caplog, trace_id)
     assert line.status == 0 and "scan:truncated" in span.attributes["lineage.output.labels"]
     assert "lineage.output.digest" not in span.attributes  # (a digest of some of them would stand for the reply)
+
+
+def test_raw_contents_past_the_bound_are_refused_in_a_request_and_read_no_further_in_a_reply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A million empty `raw_input_contents` (2 MB) were each read in Python, 3.4 s, and the call passed on; a reply's
+    `raw_output_contents` likewise. One belongs to each tensor: more than the tensors a request may hold are none's."""
+    request = infer_request(model_name="m")
+    request.inputs.add(name="i", datatype="INT32", shape=[1])
+    request.raw_input_contents.extend([b""] * MAX_STRINGS)
+    assert read_infer_request(request.SerializeToString()).digest is not None  # at the bound: read
+    request.raw_input_contents.append(b"")
+    with pytest.raises(RequestTooLarge, match="over 65,536 raw contents"):
+        read_infer_request(request.SerializeToString())
+    matched: list[int] = []
+    raw_strings = oip_grpc._raw_strings
+
+    def counted(raws: list[memoryview], *args: Any) -> bool:
+        matched.append(len(raws))
+        return raw_strings(raws, *args)
+
+    monkeypatch.setattr(oip_grpc, "_raw_strings", counted)
+    reply = PB["ModelInferResponse"](model_name="m")
+    reply.raw_output_contents.extend([b"\x01\x00\x00\x00"] * (2 * MAX_STRINGS))
+    outcome = _grpc_read(reply.SerializeToString())
+    assert matched == [MAX_STRINGS]  # read no further ([131,072] before)
+    assert TRUNCATED in outcome.output_detected and outcome.output_digest is None
+    assert outcome.response_model == "m"

@@ -483,6 +483,9 @@ def _tensor(
 PARAMETERS: Final = "parameters (the request's, its tensors' and its requested outputs' together)"  # `check_count`'s
 
 
+RAW_CONTENTS: Final = "raw contents"  # (`check_count`: one a tensor, counted apart from the tensors)
+
+
 def _count_parameter(parameters: int) -> int:
     """One parameter more of a message (its own, its tensors', its requested outputs'): each is read in Python, to find
     `data_labels` and shared memory, whatever the scan limits, so none can be left unread and passed on; past
@@ -612,14 +615,15 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                 tensors += 1
                 if tensors > MAX_STRINGS:
                     check_count(tensors)
-                read = _tensor(buf, view, start, stop, texts, digest, labels, names, parameters)  # (a line each:
-                datatype, in_shared, in_contents, base64, parameters = read  # a call over two is three lines run)
+                datatype, in_shared, in_contents, base64, parameters = _tensor(buf, view, start, stop, texts, digest, labels, names, parameters)  # fmt: skip
                 datatypes.append(datatype)
                 declared.append(base64)
                 shared = shared or in_shared
                 filled = filled or in_contents
                 seen = True
             elif number == 7:
+                if len(raws) >= MAX_STRINGS:  # one an input (`_raw_strings`): 1 M empty ones were read, 3.4 s
+                    check_count(len(raws) + 1, RAW_CONTENTS)
                 raw = view[start:stop]
                 digest.update(raw)
                 seen = True
@@ -818,11 +822,12 @@ class ReplyObserver:
                 if number == 5:
                     if len(datatypes) >= MAX_STRINGS:  # (as a request's: `check_count`)
                         check_count(len(datatypes) + 1)
-                    read = _tensor(buf, view, first, last, texts, self._digest, None, names, parameters)
-                    datatypes.append(read[0])
-                    parameters = read[4]
+                    datatype, _, _, _, parameters = _tensor(buf, view, first, last, texts, self._digest, None, names, parameters)  # fmt: skip
+                    datatypes.append(datatype)
                     self._seen = True
                 elif number == 6:
+                    if len(raws) >= MAX_STRINGS:
+                        check_count(len(raws) + 1, RAW_CONTENTS)
                     raw = view[first:last]
                     self._digest.update(raw)
                     self._seen = True
@@ -843,9 +848,9 @@ class ReplyObserver:
                             self._output().aside(("parameters", name), f"{name}\n{text}" if text else name)
         except WireError:  # not a message the walker reads to its end: what it read is kept, the rest said unread
             whole = framed = False
-        except RequestTooLarge:  # past `MAX_STRINGS` outputs or parameters, each read in Python (a million: 7 s): a
-            whole = False  # reply cannot be refused once the model ran, so it is passed on, read no further, its
-            self._cut = True  # output `scan:truncated` and its tensors not digested (only some were)
+        except RequestTooLarge:  # past `MAX_STRINGS` outputs, raw contents or parameters, each read in Python (a
+            whole = False  # million outputs: 7 s): a reply cannot be refused once the model ran, so it is passed on,
+            self._cut = True  # read no further, its output `scan:truncated`, its tensors undigested (only some read)
         if framed:
             observe_reply_meta(self.outcome, model, version, rid)
         try:  # after the tensors' bytes_contents, read on the walk: their raw contents
