@@ -364,3 +364,27 @@ def test_raw_contents_past_the_bound_are_refused_in_a_request_and_read_no_furthe
     assert matched == [MAX_STRINGS]  # read no further ([131,072] before)
     assert TRUNCATED in outcome.output_detected and outcome.output_digest is None
     assert outcome.response_model == "m"
+
+
+def test_a_rest_replys_parameters_are_read_no_further_than_the_bound_across_its_outputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each output's parameters were bounded alone (the scan limit), not the reply's: 250 outputs of 10,000 each (21 MB)
+    took 1 s of Python beyond the parse."""
+    read: list[int] = []
+    strings = oip.parameter_strings
+
+    def counted(parameters: dict[str, Any], out: list[str], *args: Any) -> bool:
+        whole = strings(parameters, out, *args)
+        read.append(len(out))
+        return whole
+
+    monkeypatch.setattr(oip, "parameter_strings", counted)
+    parameters = {f"p{index}": index for index in range(oip._MAX_SCAN_STRINGS)}
+    tensors = [{"name": "", "shape": [1], "datatype": "INT32", "data": [1], "parameters": parameters}] * 100
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    observer.body(orjson.dumps({"model_name": "m", "outputs": tensors}))
+    observer.finish()
+    assert TRUNCATED in outcome.output_detected
+    assert sum(read) <= MAX_STRINGS + oip._MAX_SCAN_STRINGS, sum(read)  # 1,000,000 before

@@ -962,9 +962,12 @@ def read_reply(
                 text.unread()
             streamed(output.get("name"), texts)
     aside_names(text, detectors, outputs, names)
-    aside_parameters(text, ("parameters",), reply.get("parameters"))
+    read = aside_parameters(text, ("parameters",), reply.get("parameters"))
     for at, output in enumerate(outputs):
-        aside_parameters(text, (at, "parameters"), output.get("parameters"))
+        if read > MAX_STRINGS:  # (each output's are bounded alone: 250 outputs' 2.5 M parameters took 2.5 s)
+            text.unread()
+            break
+        read += aside_parameters(text, (at, "parameters"), output.get("parameters"))
     if cut:
         return None
     try:
@@ -973,23 +976,25 @@ def read_reply(
         return None  # not a tensor the proxy can digest; forwarded all the same
 
 
-def aside_parameters(text: OutputText, key: tuple[Any, ...], parameters: Any) -> None:
+def aside_parameters(text: OutputText, key: tuple[Any, ...], parameters: Any) -> int:
     """A reply's or an output's `parameters` but the protocol's own (`FRAMING_PARAMETERS`: `content_type`, `headers`, a
     sequence's), read beside the content (`OutputText.aside`), their numbers too, as a request's are: a runtime answers
     there as well as in its tensors (MLServer's `Parameters` take any field, Triton's Python backend gives a response
-    parameters), and its client reads them."""
+    parameters), and its client reads them. Returns the number of texts read (their names and values), which
+    `read_reply` bounds across a reply."""
     if type(parameters) is not dict:
-        return
+        return 0
     for name in parameters:  # (most are the protocol's alone, MLServer's `content_type`: no list made for them)
         if name not in FRAMING_PARAMETERS:
             break
     else:
-        return
+        return 0
     texts: list[str] = []
     if not parameter_strings(parameters, texts):
         text.unread()
     if texts:
         text.aside(key, "\n".join(texts))
+    return len(texts)
 
 
 OUTPUT_NAMES: Final = ("names",)  # the `OutputText.aside` key of a reply's tensor names (`aside_names`)
