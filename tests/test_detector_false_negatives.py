@@ -15,30 +15,22 @@ import pytest
 
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
+from tests.configs import ONE_UPSTREAM_STORED
 from tests.harness import proxy_error
 from tests.servers.vllm_like import SERVED
 
 ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
+CONFIG = (
+    ONE_UPSTREAM_STORED
+    + """
 zones:
   - name: contact
     labels: [pii:phone, pii:credit_card]
     allow_purposes: [assistant]
 detectors: [phone, credit_card]
-lineage:
-  store: ${STORE}
 """
+)
 
 
 @pytest.mark.parametrize(
