@@ -1303,7 +1303,12 @@ class Detectors:
         fold, cut, spans = self._fold_around(text, found, limit)
         in_fold = self.findings(fold) if fold != text else found
         if sorted(f.label for f in in_fold) == sorted(f.label for f in found):
-            return self._masked(text, found), False
+            if not cut:
+                return self._masked(text, found), False
+            # its fold ran past `limit` (NFKC made it longer: `\ufdfa` 18 times): of its own form, only what the fold
+            # read before it was cut is captured, not a value past there that reads as one only folded (`＠`)
+            read = text[: _read_within(text, limit)]
+            return self._masked(read, self.findings(read)), True
         # what only the text's own form showed is masked where it stands in the folded form
         return self._masked(fold, _apart(in_fold + spans)), cut
 
@@ -1395,6 +1400,22 @@ def _token_start(text: str, end: int) -> int:
     start = max(0, end - WINDOW_WIDEST)
     space = max(text.rfind(" ", start, end), text.rfind("\n", start, end), text.rfind("\t", start, end))
     return space + 1 if space >= 0 else start
+
+
+def _read_within(text: str, chars: int) -> int:
+    """How many of `text`'s first characters read as at most `chars` characters as the detectors read them: it is
+    folded `_READ_PIECE` characters at a time, so the work stays bounded by `chars` (an NFKC that makes it 18 times
+    longer); each piece counted on its own, counted high, never low (an escape or a mark a piece's edge splits reads
+    as written, longer than as one), so no more is taken than was read."""
+    size = 0
+    for at in range(0, len(text), _READ_PIECE):
+        size += len(folded(text[at : at + _READ_PIECE], _MOST_FOLDED * _READ_PIECE)[0])
+        if size > chars:
+            return at
+    return len(text)
+
+
+_READ_PIECE: Final = 256  # (fewer than `_LONGEST`: no more is left out of a capture than its cut leaves out anyway)
 
 
 def _read_back(text: str, chars: int) -> int:

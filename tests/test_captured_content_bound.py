@@ -146,3 +146,23 @@ def test_a_value_of_a_custom_pattern_where_the_bound_cuts_its_text_is_not_half_c
     )
     assert captured.endswith("[not captured: past 65,536 characters a call]"), captured[-200:]
     assert "eyJ" not in captured, captured[-300:]
+
+
+def test_a_value_past_where_a_text_s_fold_reaches_the_bound_is_not_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """A text within CAPTURE_MAX_CHARS whose fold (what the detectors read) is longer than it: `\\ufdfa` reads as 18
+    characters, so 4,000 of them read as 72,000, the fold cut at the bound before the address after them. That
+    address reads as one only folded (`＠`); the fold found nothing, as the text's own form did, so the text was
+    captured whole as it stands, the address with it, unmasked (the call was labelled pii:email all the same). What
+    is captured of its own form ends where the fold was cut."""
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    text = "\ufdfa" * 4000 + " write to john.smith\uff20example.org"
+    assert len(text) < CAPTURE_MAX_CHARS
+    captured = _captured(
+        proxy, otlp, "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": text}]}
+    )
+    assert "john" not in captured, captured[-200:]
+    assert captured.startswith("\ufdfa" * 3000), captured[:100]  # what was read, captured as it stands
+    assert captured.endswith("[not captured: past 65,536 characters a call]"), captured[-200:]
