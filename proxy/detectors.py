@@ -1271,8 +1271,9 @@ class Detectors:
         # a value cut there is in its last _LONGEST characters as read: in a text that reads otherwise than it stands,
         # more of its own (a zero-width space between each character of an address, an `@` written `&#000…64;`)
         kept = len(out) - (_LONGEST if plain else _read_back(out, _LONGEST))
-        if self._patterns:  # a custom pattern's value may be longer: the token it may be is not captured either
-            kept = _token_start(out, kept)
+        if self._patterns:  # a custom pattern's value may be longer: the token it may be is not captured either, nor
+            # what it may be when it holds white space (a PEM key's lines): the most the windows where parts meet read
+            kept = min(_token_start(out, kept), len(out) - WINDOW_WIDEST)
         return out[: max(0, kept)] + (NOT_CAPTURED if bound == self.max_chars else NOT_CAPTURED_PAST_BOUND)
 
     def mask_texts(self, texts: Sequence[str]) -> tuple[str, ...]:
@@ -1290,8 +1291,9 @@ class Detectors:
     def mask_edges(self, text: str, width: int) -> str:
         """`text`'s first and its last `width` characters, each masked as on its own (`mask`), `NOT_CAPTURED_PAST_BOUND`
         between them: a part not captured whole as the parts captured beside it meet it (`boundary_windows`), a value
-        split there seen whole. At most 2 x (`width` + `_LONGEST`) characters of it are masked."""
-        edge = width + _LONGEST
+        split there seen whole. At most 2 x (`width` + `_LONGEST`) characters of it are masked, and `WINDOW_WIDEST` more
+        either side with a custom pattern: what a cut head leaves out before its end (`mask`), so `width` are shown."""
+        edge = width + _LONGEST + (WINDOW_WIDEST if self._patterns else 0)
         if len(text) <= 2 * edge:
             return self.mask(text)
         return self.mask(text, edge) + self.mask(text[-edge:])

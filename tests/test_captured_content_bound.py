@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from proxy.detectors import CAPTURE_MAX_CHARS
 from tests.harness import ProxyHandle
@@ -146,6 +148,35 @@ def test_a_value_of_a_custom_pattern_where_the_bound_cuts_its_text_is_not_half_c
     )
     assert captured.endswith("[not captured: past 65,536 characters a call]"), captured[-200:]
     assert "eyJ" not in captured, captured[-300:]
+
+
+def test_a_value_of_a_custom_pattern_holding_white_space_where_the_bound_cuts_its_text_is_not_half_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """A custom pattern's value may hold white space: a PEM private key, lines of 64 characters between its BEGIN and
+    END lines. A cut text ended before the word the cut fell in, the key's line: the bound 1,000 characters into a
+    key had its first 14 lines captured. What the cut may fall in, up to 4,096 characters back, is not captured."""
+    _, upstream = vllm
+    pattern = r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----"
+    config = CONFIG.replace("detectors: [email]", f"detectors: [email, {{name: private_key, pattern: '{pattern}'}}]")
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=str(otlp.port))
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+    lines = key.splitlines()[1:-1]
+    assert len(key) > 1600 and len(lines) > 20
+
+    def captured(text: str) -> str:
+        body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+        return _captured(proxy, otlp, "/v1/chat/completions", body)
+
+    assert captured(f"my key:\n{key}") == "my key:\n[pii:private_key]\n"  # the pattern finds it
+    cut = captured(_filled(CAPTURE_MAX_CHARS - 1001) + " my key:\n" + key)
+    assert cut.endswith("[not captured: past 65,536 characters a call]"), cut[-200:]
+    assert [line for line in lines if line in cut] == [], cut[-300:]
+    assert "PRIVATE KEY" not in cut, cut[-300:]
 
 
 def test_a_value_past_where_a_text_s_fold_reaches_the_bound_is_not_captured(
