@@ -680,8 +680,9 @@ def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ..
     `CAPTURE_MAX_CHARS`), empty when past them; one trimmed masked as far as its text was; any other (vLLM's
     `Tool result: ` before a text) masked on its own, within `CAPTURE_MAX_CHARS` characters together. Masking each
     part again read the whole request twice or three times over (a run's parts, then trimmed). A part not captured
-    whole beside a part whose edge there is captured is its head and tail as they are (`Detectors.mask_edges`), within
-    the same bound. None: parts of the last two kinds past that bound, not looked at, so whether a value is split
+    whole beside a part whose edge there is captured is its head and tail as they are (`Detectors.mask_edges`), and so
+    is each part beyond it while those between are shorter than a window reads (`WINDOW_WIDEST`), within the same
+    bound. None: parts of the last two kinds past that bound, not looked at, so whether a value is split
     across them is not known."""
     captured: dict[str, str] = {}  # a text: as captured
     read: dict[str, int] = {}  # a text trimmed: how much of its text was masked, at most
@@ -713,20 +714,25 @@ def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ..
                 out = fresh[piece] = detectors.mask(piece, limit) if limit else ""
             pieces.append(out)
         # a part not captured whole beside one whose edge there is captured: as it is at that edge (its own head and
-        # tail, masked), so a value split there is seen whole, not half captured beside a marker (or nothing)
+        # tail, masked), so a value split there is seen whole, not half captured beside a marker (or nothing); so is
+        # the part beyond one shorter than a window reads from that edge, and on (a value split over three parts)
         shown = [bool(out) and not out.startswith(_CUT_MARKERS) for out in pieces]
         whole = [
             not part or (seen and not out.endswith(_CUT_MARKERS))
             for part, out, seen in zip(run, pieces, shown, strict=True)
         ]
-        for index, piece in enumerate(run):
-            if whole[index]:
-                continue
-            if (index > 0 and whole[index - 1]) or (index + 1 < len(run) and shown[index + 1]):
-                others -= min(len(piece), 2 * WINDOW_WIDEST)
-                if others < 0:
-                    return None
-                pieces[index] = detectors.mask_edges(piece, WINDOW_WIDEST)
+        edged = [False] * len(run)
+        for order, edge_captured in ((range(len(run)), whole), (range(len(run) - 1, -1, -1), shown)):
+            reach = 0  # how far on a window reads from the last edge captured, in this direction
+            for index in order:
+                piece = run[index]
+                if reach > 0 and not whole[index] and not edged[index]:
+                    others -= min(len(piece), 2 * WINDOW_WIDEST)
+                    if others < 0:
+                        return None
+                    pieces[index] = detectors.mask_edges(piece, WINDOW_WIDEST)
+                    edged[index] = True
+                reach = WINDOW_WIDEST if edge_captured[index] else reach - len(piece)
         runs.append(pieces)
     return runs
 

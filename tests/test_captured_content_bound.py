@@ -94,6 +94,27 @@ def test_a_value_split_across_parts_where_the_bound_falls_is_not_half_captured(
     assert captured == "[withheld: a detected value is split across content parts]"
 
 
+def test_a_value_split_over_three_parts_where_the_bound_falls_is_not_half_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """An address split over three text parts run together: its start ending the last part captured whole, the bound
+    in the short part after it, the address's end in the part after that. The part the bound cut was looked at as it
+    is beside the part captured, but not the one beyond it, so 'john.smith@' + 'mmm…' read as no address and
+    'write to john.smith@' was captured beside the marker. The parts beyond a short one are looked at too, as far as a
+    window where parts meet reads."""
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    first = _filled(CAPTURE_MAX_CHARS - 40) + " write to john.smith@"
+    second, third = "m" * 40, ".example.org today " + "z" * 2000
+    assert len(first) < CAPTURE_MAX_CHARS < len(first) + len(second)  # the bound falls in the second part
+    parts = [{"type": "text", "text": text} for text in (first, second, third)]
+    captured = _captured(
+        proxy, otlp, "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": parts}]}
+    )
+    assert "john.smith" not in captured, captured[-300:]
+    assert captured == "[withheld: a detected value is split across content parts]"
+
+
 def test_a_tool_result_as_vllm_reads_it_past_the_bound_withholds_the_content(
     vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
 ) -> None:
