@@ -132,11 +132,12 @@ def proxy_before(
 def proxy_error(reply: Any) -> dict[str, Any]:
     """The proxy's error reply (an httpx.Response) as `message`, `code`, `type` and `param`, checked to be in the
     shape of the API its request's path belongs to: OIP v2 REST's (`{"error": "<message>", "code": ...}`) on
-    `/v2` and `/v2/...`, KServe V1's calls and Ollama's `/api/...`, TGI's (its type `error_type`) on its native
+    `/v2` and `/v2/...`, KServe V1's calls and Ollama's `/api/<name>`, TGI's (its type `error_type`) on its native
     paths, the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
     answer = reply.json()
     path = reply.request.url.path
-    if path == "/v2" or path.startswith("/v2/") or v1_call_path(path) or path.startswith("/api/"):
+    ollama = path.startswith("/api/") and ("/" not in path[5:] or path.startswith("/api/blobs/"))
+    if path == "/v2" or path.startswith("/v2/") or v1_call_path(path) or ollama:
         assert isinstance(answer["error"], str), answer  # what tritonclient and the ollama client raise with
         return {"message": answer["error"], "code": answer["code"], "type": answer["type"], "param": answer["param"]}
     if path in TGI_NATIVE_PATHS:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import proxy.config
-from proxy.detectors import Detectors
+from proxy.detectors import CAPTURE_MAX_CHARS, NOT_CAPTURED_PAST_BOUND, Detectors
 from proxy.errors import ConfigError
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import ADAPTERS, DIALECTS, HTTP_ADAPTERS, Adapter, OutputText, Target, text_digest
@@ -195,14 +195,22 @@ def test_captured_output_keeps_its_pieces_joined_not_an_object_each(pieces: int)
     """With capture_content, a stream of short pieces (a token each) is kept as runs joined once each, not a
     string object a piece (100k two-character pieces held 5.9 MB; up to ~58 MB at the default scan limit)."""
     outcome = Outcome(started_ns=0)
-    text = OutputText(outcome, Detectors([]), capture=True)
+    detectors = Detectors([])
+    text = OutputText(outcome, detectors, capture=True)
     for n in range(pieces):
         text.add(f"{n % 100:02d}")
     kept = text._capture
     assert kept is not None and len(kept) <= pieces // 256 + 256
     text.end_piece()
-    text.finish()
-    assert outcome.content == ("".join(f"{n % 100:02d}" for n in range(pieces)),)
+    text.finish(detectors)  # as the observers finish it
+    written = "".join(f"{n % 100:02d}" for n in range(pieces))
+    if len(written) <= CAPTURE_MAX_CHARS:
+        assert outcome.content == (written,)
+    else:  # past a call's capture bound: what is kept is cut, 320 characters early, and says so
+        (content,) = outcome.content
+        assert content.endswith(NOT_CAPTURED_PAST_BOUND), content[-100:]
+        kept_text = content[: -len(NOT_CAPTURED_PAST_BOUND)]
+        assert written.startswith(kept_text) and len(kept_text) == CAPTURE_MAX_CHARS - 320, len(kept_text)
 
 
 def test_output_text_with_no_text_leaves_no_digest() -> None:
