@@ -410,11 +410,12 @@ def _international_phone(t: _Text, start: int, end: int) -> bool:
 def _searched_on(t: _Text, start: int, end: int) -> int:
     """Where the search for a card or a phone goes on after a candidate that is none: after its first space when
     it starts with a word's last digits (`COVID19 4111 1111 1111 1111`, `ref A1 415-555-2671`, a hex id's
-    `…f176b0fe97e3 415-555-2671`), as the value after the word is searched for alone; else at its end. Searched on
+    `…f176b0fe97e3 415-555-2671`) or a time's minutes after a colon (`at 10:30 555-123-4567`, since 2026-12-05: the
+    phone was found with them and masked `10:[pii:phone]`), as the value after is searched for alone; else at its end. Searched on
     from its end, the value the word's digits ran into was never read. An IBAN's groups after its country and check
     digits (`DE89 3704 0044 …`, `NO93 8601 1117 947`) are searched on from the end: an account's number, no card or
     phone."""
-    if t.before(start) in _LETTERS and not _iban_head(t, start):
+    if (t.before(start) in _LETTERS and not _iban_head(t, start)) or t.before(start) == 58:
         gap = t.classes.find(b" ", start, end)
         if gap > 0:
             return gap + 1
@@ -560,15 +561,25 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
         if address > 0:  # an IPv4 address, and what follows it (`10.96.36.188 443/TCP`): a phone is after it, if any
             pos = address
             continue
-        phone = _phone(t, m.start(), pos)
-        if phone is None and t.classes.count(48, m.start(), pos) > 15:
-            phone = _phone_among(t, m.start(), pos)
+        row = _ROW_ON.match(t.classes, pos).end()  # (matches, if only ""; past `pos` when the candidate was cut)
+        phone = _phone(t, m.start(), pos) if row == pos else None  # (cut: a window of a row, no value alone)
+        if phone is None and (row > pos or t.classes.count(48, m.start(), pos) > 15):
+            phone = _phone_among(t, m.start(), row)
             if phone is not None:
                 pos = phone[1]
         if phone is not None:
             yield phone
+        elif row > pos:
+            pos = row  # a row of numbers, none of its pieces a phone alone: no tail of it is read as one either
         else:
             pos = _searched_on(t, m.start(), pos)
+
+
+# the rest of a run of digits and a phone's separators that a phone candidate was cut in (`_PHONE` reaches 26
+# characters), to its last digit. A candidate cut so that is no phone is a row (dates, versions, token ids written with
+# spaces), read by `_phone_among` piece by piece and then skipped whole: before 2026-12-05 the search went on at the
+# cut, and the row's tail was a phone (`2024-01-15 2024-01-16 2024-[pii:phone]`, `15339 1917 11 1095 374 264 [pii:phone]`)
+_ROW_ON: Final = re.compile(rb"(?:[ ().-]*+0)*+")
 
 
 def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
@@ -580,13 +591,11 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     classes = t.classes
     if _WRITTEN_AS_A_PHONE.search(classes, start, end) is None:  # (spaced digits alone: a row's, read at C speed)
         return None
-    # (the candidate ends within `_PHONE`'s reach, maybe inside a piece: its last piece is read whole, to where its
-    # digits and separators end, as it is alone: `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111
-    # 555-123-4567`; before 2026-12-05 only its part within reach was, and no phone was found)
-    for piece in _PHONE_PIECE.finditer(classes, start, min(len(classes), end + _PHONE_PIECE_PAST)):
+    # (`end` is where the row the candidate was cut in ends, `_ROW_ON`: its last piece is read whole, as it is alone,
+    # `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111 555-123-4567`; before 2026-12-05 only its part within
+    # `_PHONE`'s reach was, and no phone was found)
+    for piece in _PHONE_PIECE.finditer(classes, start, end):
         first, stop = piece.span()
-        if first >= end:
-            break
         if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None:
             phone = _phone(t, first, stop)
             if phone is not None:
@@ -598,9 +607,6 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
 # most one of a phone's separators (an area code in brackets and the space after it are its piece's: `(555) 123-4567`)
 _PHONE_PIECE: Final = re.compile(rb"(?<![0).-])\(?0(?:(?:\) |[().-])?0){8,}")
 _WRITTEN_AS_A_PHONE: Final = re.compile(rb"[().-]")
-# the most characters a piece that is a phone (15 digits, a separator between each two) takes up past a candidate's
-# end: the piece search reaches no further, so it stays linear in a run of numbers joined by separators
-_PHONE_PIECE_PAST: Final = 29
 
 
 def _ipv4_ahead(t: _Text, start: int) -> int:
@@ -637,6 +643,8 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         start += 1
     if t.before(start) in _WORDISH or t.before(start) in b"+." or _joined_after(t, end):
         return None
+    if t.before(start) == 58 and t.classes.find(b" ", start, end) >= 0:
+        return None  # its first digits a time's minutes (`at 10:30 555-123-4567`): the phone is after them (`_searched_on`)
     digits = t.classes.count(48, start, end)  # (every digit is `0` there: counted in C)
     if not 9 <= digits <= 15:
         return None

@@ -1,0 +1,46 @@
+"""False positives users hit: ordinary text read as a phone, so a call holding it was refused where `pii:phone` is
+forbidden. Past a candidate of 26 characters (`_PHONE`'s reach) that was none, the search went on at the cut and read
+the tail of a row of numbers as a phone (four ISO dates, a list of token ids written with spaces); a time's minutes
+before a phone were masked with it (`10:[pii:phone]`); a Windows build number (`10.0.22631.2861`) and a GB IBAN's
+account digits were phones. A stream scanner read the end of each window as the end of the text, so a value cut
+there (`version 1.2.3.4.` | `5`) was found streamed where the whole text holds none."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+
+ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-15 2024-01-16 2024-01-17 2024-01-18",
+        "dates 2024-01-15 2024-01-16 2024-01-17 2024-01-18 2024-01-19 2024-01-20",
+        "15339 1917 11 1095 374 264 1296 1234 4111",  # token ids written with spaces
+        "tokens [15339 1917 11 1095 374 264 1296 1234 4111 2041 13 578]",
+        "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+    ],
+)
+def test_a_row_past_a_long_candidate_is_no_phone(text: str) -> None:
+    assert ALL.scan(text) == frozenset()  # before: pii:phone, the row's tail past the 26th character
+    assert ALL.mask(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("at 10:30 555-123-4567", "at 10:30 [pii:phone]"),  # before: `at 10:[pii:phone]`, the minutes hidden
+        ("meeting 09:15 (555) 123-4567 ok", "meeting 09:15 [pii:phone] ok"),
+        ("tel:555-123-4567", "tel:[pii:phone]"),  # joined by the colon, no space: still one
+        # a phone at the end of a long row is still found: the row's pieces are each read as alone
+        ("on 2024-01-15 2024-01-16 2024-01-17 555-123-4567", "on 2024-01-15 2024-01-16 2024-01-17 [pii:phone]"),
+        ("ids 15339 1917 11 1095 374 264 call 555-123-4567", "ids 15339 1917 11 1095 374 264 call [pii:phone]"),
+    ],
+)
+def test_a_phone_is_masked_as_far_as_it_goes(text: str, masked: str) -> None:
+    assert ALL.scan(text) == {"pii:phone"}
+    assert ALL.mask(text) == masked
