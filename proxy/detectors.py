@@ -417,9 +417,14 @@ def _searched_on(t: _Text, start: int, end: int) -> int:
     phone."""
     if (t.before(start) in _LETTERS and not _iban_head(t, start)) or t.before(start) == 58:
         gap = t.classes.find(b" ", start, end)
-        if gap > 0:
+        if gap > 0 and not (start >= 6 and _ISO_WEEK.fullmatch(t.raw, start - 6, gap) is not None):
             return gap + 1
     return end
+
+
+# an ISO week date (`2024-W03-1`): a date, as `_ISO_DATE`, so the numbers after it are a row as after one (before
+# 2026-12-05 `2024-W03-1 12345 67890` was searched on after the date, and `12345 67890` was a phone)
+_ISO_WEEK: Final = re.compile(rb"[0-9]{4}-W[0-9]{2}(?:-[1-7])?")
 
 
 def _iban_head(t: _Text, start: int) -> bool:
@@ -652,9 +657,13 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None  # a book's ISBN-13 (`978-0-306-40615-7`): no phone's country code is 978 or 979
     if (t.before(start) == 45 or t.after(end) == 45) and _in_uuid(t.raw, start, end):
         return None
+    if t.before(start) == 32 and _in_iban(t, start, end):
+        return None
     first = start + 1 if t.raw[start] == 40 else start  # (after a `(`: a tuple's first)
     if _DECIMAL.fullmatch(t.classes, first, end) is not None:
         return None  # a decimal number (`-0.0870868541`, `-124.203753`): a float, a score, a coordinate
+    if _version(t, start, end):
+        return None
     if _ZIP_PLUS_FOUR.fullmatch(t.classes, first, end) is not None and _after_a_state(t, first):
         return None  # a US postal code (`Springfield, IL 62704-1234`)
     if (t.before(start) == 58 or t.after(end) == 58) and _in_datetime(t.raw, start, end):
@@ -665,6 +674,21 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
 # a phone candidate that is two runs of digits with one dot between them is a decimal number, not a phone; one written
 # so, `0301.2345678`, is not found (a phone's dotted forms split it more: `415.555.2671`)
 _DECIMAL: Final = re.compile(rb"0+\.0+")
+# four runs of digits joined by dots (`_version`)
+_FOUR_DOTTED: Final = re.compile(rb"0+\.0+\.0+\.0+")
+
+
+def _version(t: _Text, start: int, end: int) -> bool:
+    """Whether a phone candidate is a version or a build number of four dotted parts, as Windows (`10.0.22631.2861`),
+    .NET (`4.0.30319.42000`) and browsers (`120.0.6099.109`) write them: a part of five digits or more, or a part but
+    the first of one digit. A phone written with dots has parts of two to four digits, but a leading `1`
+    (`1.555.123.4567`), and one after a `+` is a phone. Before 2026-12-05 such a build number was a `pii:phone`."""
+    if t.raw[start] == 43 or _FOUR_DOTTED.fullmatch(t.classes, start, end) is None:
+        return False
+    sizes = list(map(len, t.classes[start:end].split(b".")))
+    return max(sizes) >= 5 or 1 in sizes[1:]
+
+
 # a US postal code, ZIP+4, after a state's code (`_after_a_state`): as a Brazilian mobile is written, 5-4
 _ZIP_PLUS_FOUR: Final = re.compile(rb"00000-0000")
 _US_STATES: Final = frozenset(
@@ -792,18 +816,35 @@ def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
     while (m := _IBAN.search(t.classes, pos, stop)) is not None:
         start, end = m.start() - 2, m.end()
         pos = end
-        if start < 0 or t.classes[start] not in _LETTERS or t.classes[start + 1] not in _LETTERS:
-            continue
-        if t.before(start) in _WORDISH or t.after(end) in _WORDISH:
-            continue
-        compact = t.raw[start:end].replace(b" ", b"").decode()
-        if not 15 <= len(compact) <= 34:
-            continue
-        if not compact.isupper() and _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact):
-            continue
-        if _mod97(compact):
+        if _iban(t, start, end):
             yield start, end
     yield from _joined_ibans(t)
+
+
+def _iban(t: _Text, start: int, end: int) -> bool:
+    """Whether a match of `_IBAN` (from the two characters before it, `start`) is an IBAN."""
+    if start < 0 or t.classes[start] not in _LETTERS or t.classes[start + 1] not in _LETTERS:
+        return False
+    if t.before(start) in _WORDISH or t.after(end) in _WORDISH:
+        return False
+    compact = t.raw[start:end].replace(b" ", b"").decode()
+    if not 15 <= len(compact) <= 34:
+        return False
+    if not compact.isupper() and _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact):
+        return False
+    return _mod97(compact)
+
+
+def _in_iban(t: _Text, start: int, end: int) -> bool:
+    """Whether a phone candidate after a space is the account digits of an IBAN whose country and check digits stand
+    one or two groups before it (`GB82 WEST 1234 5698 7654 32`, a bank's letters between): before 2026-12-05 they were
+    a `pii:phone` too. (After its first group alone, `DE89 3704 …`, the candidate is refused as a word's digits.)"""
+    for head in (start - 10, start - 5):
+        if head >= 0 and _iban_head(t, head + 2):
+            found = _IBAN.match(t.classes, head + 2)
+            if found is not None and found.end() >= end and _iban(t, head, found.end()):
+                return True
+    return False
 
 
 def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:

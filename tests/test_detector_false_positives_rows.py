@@ -7,6 +7,8 @@ there (`version 1.2.3.4.` | `5`) was found streamed where the whole text holds n
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from proxy.config import DetectorSpec
@@ -43,4 +45,36 @@ def test_a_row_past_a_long_candidate_is_no_phone(text: str) -> None:
 )
 def test_a_phone_is_masked_as_far_as_it_goes(text: str, masked: str) -> None:
     assert ALL.scan(text) == {"pii:phone"}
+    assert ALL.mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Windows 10.0.22631.2861 build",
+        "OS Build 10.0.19045.3803",
+        ".NET 4.0.30319.42000 runtime",
+        "Chrome/120.0.6099.109 Safari",
+        "kernel 6.1.7601.24545",
+        "week 2024-W03-1 12345 67890",  # an ISO week date and numbers after it: a row, as after 2024-01-15
+    ],
+)
+def test_build_numbers_and_a_week_date_are_no_phone(text: str) -> None:
+    assert ALL.scan(text) == frozenset()  # before: pii:phone
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("pay GB82 WEST 1234 5698 7654 32 now", "pay [pii:iban] now"),  # before: pii:phone as well
+        ("call 1.555.123.4567 now", "call [pii:phone] now"),  # dotted phones stay phones
+        ("call +44.20.7946.0958 now", "call [pii:phone] now"),
+        ("call 555.123.4567 now", "call [pii:phone] now"),
+        ("call 06.12.34.56.78 now", "call [pii:phone] now"),
+        # a wrong check digit: no IBAN, and its digits read as they were
+        ("GB82 WEST 1234 5698 7654 33 or 555-123-4567", "GB82 WEST [pii:phone] or [pii:phone]"),
+    ],
+)
+def test_an_ibans_digits_are_no_phone_and_dotted_phones_stay(text: str, masked: str) -> None:
+    assert ALL.scan(text) == set(re.findall(r"\[(pii:\w+)\]", masked))
     assert ALL.mask(text) == masked
