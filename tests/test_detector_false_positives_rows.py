@@ -41,6 +41,7 @@ def test_a_row_past_a_long_candidate_is_no_phone(text: str) -> None:
         # a phone at the end of a long row is still found: the row's pieces are each read as alone
         ("on 2024-01-15 2024-01-16 2024-01-17 555-123-4567", "on 2024-01-15 2024-01-16 2024-01-17 [pii:phone]"),
         ("ids 15339 1917 11 1095 374 264 call 555-123-4567", "ids 15339 1917 11 1095 374 264 call [pii:phone]"),
+        ("week 2024-W03-1 555-123-4567", "week 2024-W03-1 [pii:phone]"),  # after a week date, as after 2024-01-15
     ],
 )
 def test_a_phone_is_masked_as_far_as_it_goes(text: str, masked: str) -> None:
@@ -78,3 +79,33 @@ def test_build_numbers_and_a_week_date_are_no_phone(text: str) -> None:
 def test_an_ibans_digits_are_no_phone_and_dotted_phones_stay(text: str, masked: str) -> None:
     assert ALL.scan(text) == set(re.findall(r"\[(pii:\w+)\]", masked))
     assert ALL.mask(text) == masked
+
+
+_PAD = "the model wrote this reply for you, which is long enough to be read at once, so here: " * 2
+STREAMED = [
+    "version 1.2.3.4.5 out",  # cut after `1.2.3.4.`: an IPv4 address
+    "-0.0870868541 -124.203753 -0.0870868541",  # cut after `-124.`: `203753 -0.0870868541` a phone
+    "id 9bdc24bc-0068-4187-9491-f176b0fe97e3 done",  # a UUID's first groups a phone
+    "tokens 15339 1917 11 1095 374 264 1296 1234 4111",  # a row's first numbers a phone
+    "row 1234 4111 1111 1111 1111",  # a row's last four groups a card
+    "pay GB82 WEST 1234 5698 7654 32 ok",  # an IBAN's account digits a phone
+    "ISBN 978-0-306-40615-7 x",
+    "card 4111 1111 1111 1111 exp",
+    "call 555 123 4567 now",
+]
+
+
+@pytest.mark.parametrize("body", STREAMED)
+@pytest.mark.parametrize("after", ["", " " + _PAD])
+def test_a_reply_streamed_finds_what_it_finds_whole_however_cut(body: str, after: str) -> None:
+    text = _PAD + body + after
+    whole = ALL.scan_output(text)
+    differ = []
+    for cut in range(len(_PAD) - 5, len(text) + 1):
+        scanner = ALL.stream()
+        scanner.feed(text[:cut])
+        scanner.feed(text[cut:])
+        scanner.end_text()
+        if scanner.found != whole:
+            differ.append((text[:cut][-24:], sorted(scanner.found)))
+    assert not differ, (sorted(whole), differ)  # before: found streamed at some cuts what the whole text holds not
