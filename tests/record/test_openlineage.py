@@ -266,13 +266,18 @@ def test_a_hung_backend_fills_the_queue_drops_are_counted_and_the_counts_catch_u
         return asyncio.Event()
 
     backend.hold = loop_thread.run(hold())
-    proxy = make_proxy(config(f'{{url: "{url}", queue_size: 2, snapshot_interval_s: 600}}'), UPSTREAM=upstream)
+    # the held send outlasts the calls however slow the machine (the default 5 s timeout did not, on a busy CI
+    # host: the sender timed out and took a fourth event)
+    transport = f'{{type: http, url: "{url}", timeout: 120}}'
+    proxy = make_proxy(
+        config(f"{{transport: {transport}, queue_size: 2, snapshot_interval_s: 600}}"), UPSTREAM=upstream
+    )
     slowest = 0.0
     for index in range(8):
         began = time.perf_counter()
         chat(proxy, **{"x-data-labels": f"set-{index}"})
         slowest = max(slowest, time.perf_counter() - began)
-    assert slowest < 1.0  # the sender is stuck in an HTTP request with a 5 s timeout; calls are not
+    assert slowest < 1.0  # the sender is stuck in an HTTP request; calls are not
     dropped = metric(proxy, 'lineage_proxy_openlineage_events_total{result="dropped"}')
     assert dropped >= 5  # at most one in flight and two queued
 
