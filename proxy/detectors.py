@@ -345,7 +345,9 @@ def _set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:
     if not _card_shaped(raw[card[0] : card[1]]):
         return False
     rest = raw[start : card[0] - 1] if card[1] == end else raw[card[1] + 1 : end]
-    if raw[card[0] - 1 : card[0]] == b"-" or raw[card[1] : card[1] + 1] == b"-":
+    # (not `raw[card[0] - 1 : card[0]]`: compiled by mypyc, a bytes slice whose start, made positive, is past its end
+    # raises SystemError, "Negative size passed to PyBytes_FromStringAndSize", where Python gives b"")
+    if (card[0] > 0 and raw[card[0] - 1] == 45) or raw[card[1] : card[1] + 1] == b"-":
         return False  # (joined by dashes: one number; a card written with dashes among numbers is `_card_alone`'s)
     numbers = rest.split(b" ")
     if b"-" in rest and not all(b"-" not in number or _ISO_DATE.fullmatch(number) for number in numbers):
