@@ -88,7 +88,9 @@ def test_a_product_version_or_a_hops_address_labels_nothing(tmp_path: Path, fiel
         ([("User-Agent", "App/1.0 (host 203.0.113.7)")], {"pii:ip_address"}),  # an address that is no version
         ([("User-Agent", "App/1.0 (call +1 415 555 0132)")], {"pii:phone"}),
         ([("X-Note", "120.0.0.0")], {"pii:ip_address"}),  # another field: read as ever
-        ([("X-Note", "Chrome/120.0.6099.144")], {"pii:phone"}),
+        # a product version as a phone is written: another field reads it as ever (a build number of four dotted
+        # parts, `Chrome/120.0.6099.144`, is no phone anywhere since 2026-12-04)
+        ([("X-Note", "App/555.123.4567")], {"pii:phone"}),
     ],
     ids=[
         "ua-email",
