@@ -418,8 +418,8 @@ def _searched_on(t: _Text, start: int, end: int) -> int:
     from its end, the value the word's digits ran into was never read. An IBAN's groups after its country and check
     digits (`DE89 3704 0044 …`, `NO93 8601 1117 947`) are searched on from the end: an account's number, no card or
     phone."""
-    if _minutes_before(t, start, end) > 0:
-        return _minutes_before(t, start, end) + 1
+    if (gap := _minutes_before(t, start, end)) > 0:
+        return gap + 1
     if t.before(start) in _LETTERS and not _iban_head(t, start):
         gap = t.classes.find(b" ", start, end)
         if gap > 0:
@@ -1461,14 +1461,14 @@ class Detectors:
 
 # what stands for the end of a captured text past the scan limit, where the scan did not read (`Detectors.mask`)
 NOT_CAPTURED: Final = "[not captured: past limits.scan_max_chars]"
-# what stands for the end of a call's captured text past CAPTURE_MAX_CHARS (`Detectors.mask_texts`)
-NOT_CAPTURED_PAST_BOUND: Final = "[not captured: past 65,536 characters a call]"
 # The most characters of a call's input texts together, and of its output, masked and captured: a span holds 16 KiB of
 # them (`spans.VALUE_MAX_BYTES`, cut so for Jaeger), and masking what it then cuts away was work on the event loop
 # for nothing, every other call on the worker waiting (10,000 texts of 1.5 KB: 2 s). Four times as many characters,
 # so that masked (a value of up to `_LONGEST` characters becomes its label) they still fill the span but when most of
 # them are values.
 CAPTURE_MAX_CHARS: Final = 65_536
+# what stands for the end of a call's captured text past CAPTURE_MAX_CHARS (`Detectors.mask_texts`)
+NOT_CAPTURED_PAST_BOUND: Final = f"[not captured: past {CAPTURE_MAX_CHARS:,} characters a call]"
 # how far either side of where two parts meet a window is widened to white space, at most (`boundary_windows`), and
 # a text cut before a value a custom pattern found may be cut further back (`Detectors.mask`): a token of one, longer
 # than a built-in value, stays whole up to this many characters

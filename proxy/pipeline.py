@@ -424,7 +424,7 @@ class Pipeline:
         if request.joined:
             runs = _captured_runs(self.detectors, request, masked)
             if runs is None:
-                return ("[withheld: content parts past 65,536 characters could not be checked for split values]",)
+                return (_UNCHECKED_PARTS,)
             if self.detectors.scan_all(boundary_windows(runs)) - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
@@ -737,5 +737,9 @@ def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ..
     return runs
 
 
+# what is captured of a call whose parts past the bound could not be checked for split values (`_captured_runs`)
+_UNCHECKED_PARTS: Final = (
+    f"[withheld: content parts past {CAPTURE_MAX_CHARS:,} characters could not be checked for split values]"
+)
 # how a captured text ends (or, past the bound, is) when it was not captured whole
 _CUT_MARKERS: Final = (NOT_CAPTURED, NOT_CAPTURED_PAST_BOUND)
