@@ -338,7 +338,7 @@ def _set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:
     `start:end`) is told apart from the rest of the run: written as cards are (4-4-4-4 or 4-6-5, its first digits a
     card's: `_issued`), and the rest a card written so too (two cards side by side, `4111 1111 1111 1111 5500 0000
     0000 0004`), or numbers none of four digits (`order 12345 4111 1111 1111 1111`), a date among them (`_ISO_DATE`,
-    since 2026-12-05). Before 2026-12-04 the run was read as one longer number and no card in it was found. A row of
+    since 2026-12-04). Before 2026-12-04 the run was read as one longer number and no card in it was found. A row of
     groups of four alone is not (`1234 4111 1111 1111 1111`): five random such groups held a card 1 time in 6
     (`_run_beside`)."""
     raw = t.raw
@@ -356,7 +356,7 @@ def _set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:
 
 
 # a date as a statement's or a log's rows write it before a card (`2024-01-15 4111 1111 1111 1111`): a number of
-# its own, of no four digits (before 2026-12-05 its dashes joined the run into one number, and no card was found)
+# its own, of no four digits (before 2026-12-04 its dashes joined the run into one number, and no card was found)
 _ISO_DATE: Final = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -413,7 +413,7 @@ def _searched_on(t: _Text, start: int, end: int) -> int:
     """Where the search for a card or a phone goes on after a candidate that is none: after its first space when
     it starts with a word's last digits (`COVID19 4111 1111 1111 1111`, `ref A1 415-555-2671`, a hex id's
     `…f176b0fe97e3 415-555-2671`) or a time's minutes before a phone (`at 10:30 555-123-4567`, `_minutes_before`,
-    since 2026-12-05: the phone was found with them and masked `10:[pii:phone]`), as the value after is searched for
+    since 2026-12-04: the phone was found with them and masked `10:[pii:phone]`), as the value after is searched for
     alone; else at its end. Searched on
     from its end, the value the word's digits ran into was never read. An IBAN's groups after its country and check
     digits (`DE89 3704 0044 …`, `NO93 8601 1117 947`) are searched on from the end: an account's number, no card or
@@ -597,7 +597,7 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
 def _in_week_date(t: _Text, start: int) -> bool:
     """Whether a phone candidate starts in an ISO week date (`2024-W03-1`): a date, as `_ISO_DATE`, so the numbers
     after it are read as after one (`_phone_among`: `2024-W03-1 555-123-4567` holds a phone), then searched on from the
-    candidate's end (before 2026-12-05 they were searched as after a word, and `2024-W03-1 12345 67890` held a phone).
+    candidate's end (before 2026-12-04 they were searched as after a word, and `2024-W03-1 12345 67890` held a phone).
     A card after one is searched for as after a word."""
     gap = t.classes.find(b" ", start, start + 5)
     return start >= 6 and gap > 0 and _ISO_WEEK.fullmatch(t.raw, start - 6, gap) is not None
@@ -608,7 +608,7 @@ _ISO_WEEK: Final = re.compile(rb"[0-9]{4}-W[0-9]{2}(?:-[1-7])?")
 
 # the rest of a run of digits and a phone's separators that a phone candidate was cut in (`_PHONE` reaches 26
 # characters), to its last digit. A candidate cut so that is no phone is a row (dates, versions, token ids written with
-# spaces), read by `_phone_among` piece by piece and then skipped whole: before 2026-12-05 the search went on at the
+# spaces), read by `_phone_among` piece by piece and then skipped whole: before 2026-12-04 the search went on at the
 # cut, and the row's tail was a phone (`2024-01-15 2024-01-16 2024-[pii:phone]`, `15339 1917 11 1095 374 264 [pii:phone]`)
 _ROW_ON: Final = re.compile(rb"(?:[ ().-]*+0)*+")
 
@@ -623,7 +623,7 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     if _WRITTEN_AS_A_PHONE.search(classes, start, end) is None:  # (spaced digits alone: a row's, read at C speed)
         return None
     # (`end` is where the row the candidate was cut in ends, `_ROW_ON`: its last piece is read whole, as it is alone,
-    # `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111 555-123-4567`; before 2026-12-05 only its part within
+    # `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111 555-123-4567`; before 2026-12-04 only its part within
     # `_PHONE`'s reach was, and no phone was found)
     for piece in _PHONE_PIECE.finditer(classes, start, end):
         first, stop = piece.span()
@@ -708,7 +708,7 @@ def _version(t: _Text, start: int, end: int) -> bool:
     """Whether a phone candidate is a version or a build number of four dotted parts, as Windows (`10.0.22631.2861`),
     .NET (`4.0.30319.42000`) and browsers (`120.0.6099.109`) write them: a part of five digits or more, or a part but
     the first of one digit. A phone written with dots has parts of two to four digits, but a leading `1`
-    (`1.555.123.4567`), and one after a `+` is a phone. Before 2026-12-05 such a build number was a `pii:phone`."""
+    (`1.555.123.4567`), and one after a `+` is a phone. Before 2026-12-04 such a build number was a `pii:phone`."""
     if t.raw[start] == 43 or _FOUR_DOTTED.fullmatch(t.classes, start, end) is None:
         return False
     sizes = list(map(len, t.classes[start:end].split(b".")))
@@ -863,7 +863,7 @@ def _iban(t: _Text, start: int, end: int) -> bool:
 
 def _in_iban(t: _Text, start: int, end: int) -> bool:
     """Whether a phone candidate after a space is the account digits of an IBAN whose country and check digits stand
-    one or two groups before it (`GB82 WEST 1234 5698 7654 32`, a bank's letters between): before 2026-12-05 they were
+    one or two groups before it (`GB82 WEST 1234 5698 7654 32`, a bank's letters between): before 2026-12-04 they were
     a `pii:phone` too. (After its first group alone, `DE89 3704 …`, the candidate is refused as a word's digits.)"""
     for head in (start - 10, start - 5):
         if head >= 0 and _iban_head(t, head + 2):
@@ -1631,7 +1631,7 @@ def _tail_at_a_gap(end: str) -> str:
     (`…0.|0123456789`) was a phone, a UUID's last groups (`…-|4187-9491-f176b0fe97e3`) too, so two thirds of replies
     streaming numbers were labelled, clean read whole. Nor does it start among numbers split by white space, or an
     IBAN's groups (`_GROUPS_BEFORE`): a row's last four numbers were a card, an IBAN's account digits a phone (since
-    2026-12-05)."""
+    2026-12-04)."""
     cut = len(end) - _OVERLAP
     if cut <= 0:
         return end

@@ -44,7 +44,7 @@ def test_a_window_is_read_and_its_end_kept_as_scan_and_read_end_did(pieces: list
         window = new._tail + piece
         if not window:
             continue
-        new._read_window(window, hold=False)  # (its end held back since 2026-12-05: test_detector_false_positives_rows)
+        new._read_window(window, hold=False)  # (its end held back since 2026-12-04: test_detector_false_positives_rows)
         _old_read_window(old, old._tail + piece)
         assert new._tail == old._tail
         assert new._found == old._found

@@ -54,7 +54,7 @@ def test_scan_output_reads_the_end_of_a_short_text_and_the_limit() -> None:
     assert detectors.scan_output("call +1 (415) 555-2671 now") == {"pii:phone"}
     assert detectors.scan_output("x" * 20 + " ana@example.org") == {"pii:email"}
     assert detectors.scan_output("order 42") == {"pii:line_end"}  # a short piece's end is read as a newline
-    # a long one's last token too, since 2026-12-05 (it waits for the next piece or the end: `_unended`), but one
+    # a long one's last token too, since 2026-12-04 (it waits for the next piece or the end: `_unended`), but one
     # longer than the overlap, read as it stands
     assert detectors.scan_output("x" * 200 + " 42") == {"pii:line_end"}
     assert detectors.scan_output("x" * 200 + "42") == frozenset()
