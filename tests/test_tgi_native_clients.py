@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import InferenceClient
-from huggingface_hub.errors import GenerationError, TextGenerationError
+from huggingface_hub.errors import GenerationError, HfHubHTTPError, TextGenerationError
 
 from tests import test_tgi_native as native
 from tests.harness import LoopThread, ProxyHandle, dead_port, traced
@@ -114,8 +114,10 @@ def test_a_chat_completion_is_read_as_an_openai_chat(tgi: Tgi, proxy: ProxyHandl
     chunks = list(client.chat_completion([{"role": "user", "content": "alice example.com"}], stream=True))
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == ADDRESS
     denied = InferenceClient(base_url=proxy.url, headers={"x-purpose": "ads"})
-    with pytest.raises(Exception, match=DENIED.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(HfHubHTTPError, match=DENIED.replace("(", r"\(").replace(")", r"\)")) as raised:
         denied.chat_completion([{"role": "user", "content": f"to {ADDRESS}"}])
+    # OpenAI's path keeps OpenAI's error shape, TGI's own paths aside
+    assert raised.value.response is not None and raised.value.response.json()["error"]["message"] == DENIED
     assert [path for path, _ in tgi.received] == ["/v1/chat/completions"] * 2
 
 
