@@ -314,7 +314,7 @@ def _run_beside(t: _Text, start: int, end: int) -> int:
     a card with its expiry after it (MMYY) was never read. Only a card followed by an expiry (`_EXPIRY`), or one the
     rest of the run sets apart (`_set_apart`), is taken from such a run: five random groups of four were a card and a number beside it 1 time in 6 (3,250 of 20,000),
     with the expiry's month checked 1 in 90 (218), as no run of five read before."""
-    if t.before(start) in _CARD_JOINED or t.after(end) != 48:
+    if t.before(start) in _CARD_JOINED or t.after(end) not in _RUN_GOES_ON:
         return -1
     run = _CARD_RUN.match(t.classes, start, min(len(t.classes), start + _CARD_RUN_MOST))
     if run is None:
@@ -325,6 +325,9 @@ def _run_beside(t: _Text, start: int, end: int) -> int:
     return last
 
 
+# what follows a card candidate cut off at its 19th digit in a run: a digit, or a dash that ends its last group (`4111
+# 1111 1111 1111 555-123-4567`: a card, then a phone written with dashes; before 2026-12-04 no card was found)
+_RUN_GOES_ON: Final = frozenset(b"0-")
 # a card's groups and the numbers beside them (`_run_beside`), as _CARD joins them (two cards of four groups side by
 # side, at most); what goes on is a row's
 _CARD_RUN: Final = re.compile(rb"0+(?:[ -]0+){1,7}")
@@ -349,10 +352,25 @@ def _set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:
     # raises SystemError, "Negative size passed to PyBytes_FromStringAndSize", where Python gives b"")
     if (card[0] > 0 and raw[card[0] - 1] == 45) or raw[card[1] : card[1] + 1] == b"-":
         return False  # (joined by dashes: one number; a card written with dashes among numbers is `_card_alone`'s)
+    if _phone_set_apart(t, start, end, card):
+        return True
     numbers = rest.split(b" ")
     if b"-" in rest and not all(b"-" not in number or _ISO_DATE.fullmatch(number) for number in numbers):
         return False
     return (_card_shaped(rest) and _card(rest)) or 4 not in map(len, numbers)
+
+
+def _phone_set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:
+    """Whether the rest of a card's run (`_set_apart`) is one phone written with dashes, dots or brackets, as it is alone
+    (`4111 1111 1111 1111 555-123-4567`, `555-123-4567 4111 1111 1111 1111`): before 2026-12-04 the run was one number
+    and only the phone was found."""
+    first, last = (start, card[0] - 1) if card[1] == end else (card[1] + 1, end)
+    if (
+        _PHONE_PIECE.fullmatch(t.classes, first, last) is None
+        or _WRITTEN_AS_A_PHONE.search(t.classes, first, last) is None
+    ):
+        return False  # (one number so written, as `_phone_among` reads one: `2024-01-15 1234` is a date and a number)
+    return _phone(t, first, last) == (first, last)
 
 
 # a date as a statement's or a log's rows write it before a card (`2024-01-15 4111 1111 1111 1111`): a number of
@@ -430,9 +448,12 @@ def _searched_on(t: _Text, start: int, end: int) -> int:
 def _minutes_before(t: _Text, start: int, end: int) -> int:
     """Where a candidate after a colon whose first digits are a time's minutes, and the rest written as a phone (`at
     10:30 555-123-4567`, `09:15 (555) 123-4567`), has the white space after them; -1 when it is not so. Numbers split by
-    spaces alone after a time (`12:30 1234 5678 9012`) are read with its minutes, as before."""
+    spaces alone after a time, `HH:MM` (`12:30 1234 5678 9012`), are read without its minutes too: before 2026-12-04
+    they were read with them, and masked `12:[pii:phone]`."""
     if t.before(start) != 58:
         return -1
+    if t.before(start - 1) == 48 and start + 2 < end and t.classes[start + 1] == 48 and t.classes[start + 2] == 32:
+        return start + 2  # (a time's two digits of minutes, then a space)
     gap = t.classes.find(b" ", start, end)
     if gap < 0 or _WRITTEN_AS_A_PHONE.search(t.classes, gap, end) is None:
         return -1
@@ -534,7 +555,19 @@ def _issued(first: bytes) -> bool:
 
 def _card(candidate: bytes) -> bool:
     digits = candidate.translate(None, _NOT_DIGITS)
-    return 13 <= len(digits) <= 19 and _may_start(digits) and _luhn(digits) and not _isbn(digits)
+    return (
+        13 <= len(digits) <= 19
+        and _may_start(digits)
+        and _luhn(digits)
+        and not _isbn(digits)
+        and _SHORT_GROUP.search(candidate) is None
+    )
+
+
+# a group of one or two digits but a card's last: cards are written in groups of four (4-4-4-4, 4-4-4-4-3, 4-4-4-1),
+# 4-6-5, 4-6-4 or in one block, never digit by digit or in pairs (a short group ends one: 4-4-4-4-2). Before 2026-12-04
+# a row of small numbers, `0 0 0 0 0 0 0 0 0 0 0 0 0 0 0`, `23 24 25 26 27 28 29`, was a card 1 time in 10
+_SHORT_GROUP: Final = re.compile(rb"(?<![0-9])[0-9]{1,2}[ -]")
 
 
 def _isbn(digits: bytes) -> bool:
@@ -618,16 +651,26 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     candidate of too many digits for one joined by spaces: two phones side by side (`555-123-4567 555-987-6543`), a
     date before one (`2024-01-15 555-123-4567`). Before 2026-12-04 the candidate was refused whole and neither was
     found. Each piece between spaces of nine digits or more (`_PHONE_PIECE`) is read as it is alone; one of digits
-    and spaces only is not (`10 20 30 40 50 60`: a table's row, no phones), nor one after a sign (`-124.203753`)."""
+    and spaces only is not (`10 20 30 40 50 60`: a table's row, no phones), nor one after a sign (`-124.203753`).
+    Since 2026-12-04 a piece of 10-15 digits alone is read as it is alone too (`_bare_phone`: two mobiles side by
+    side, `13800138000 13800138000`), and so is a phone in international form, split by spaces after its `+`, before a
+    phone written with dashes, dots or brackets (`+44 20 7946 0958 555-123-4567`): before, neither was found."""
     classes = t.classes
-    if _WRITTEN_AS_A_PHONE.search(classes, start, end) is None:  # (spaced digits alone: a row's, read at C speed)
-        return None
+    written = _WRITTEN_AS_A_PHONE.search(classes, start, end)
+    if written is None:  # (spaced digits alone: a row's, unless it holds a run of ten digits; read at C speed)
+        if classes.find(_TEN, start, end) < 0:
+            return None
+    elif t.before(start) == 43:  # (`+44 20 7946 0958 555-…`: the spaces before the number written so end the first)
+        gap = classes.rfind(b" ", start, written.start())
+        phone = _phone(t, start, gap) if gap > start else None
+        if phone is not None:
+            return phone
     # (`end` is where the row the candidate was cut in ends, `_ROW_ON`: its last piece is read whole, as it is alone,
     # `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111 555-123-4567`; before 2026-12-04 only its part within
     # `_PHONE`'s reach was, and no phone was found)
     for piece in _PHONE_PIECE.finditer(classes, start, end):
         first, stop = piece.span()
-        if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None:
+        if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None or _bare_phone(t, first, stop):
             phone = _phone(t, first, stop)
             if phone is not None:
                 return phone
@@ -638,6 +681,19 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
 # most one of a phone's separators (an area code in brackets and the space after it are its piece's: `(555) 123-4567`)
 _PHONE_PIECE: Final = re.compile(rb"(?<![0).-])\(?0(?:(?:\) |[().-])?0){8,}")
 _WRITTEN_AS_A_PHONE: Final = re.compile(rb"[().-]")
+_TEN: Final = b"0" * 10
+
+
+def _bare_phone(t: _Text, first: int, stop: int) -> bool:
+    """Whether a piece of a candidate (`_phone_among`) is digits alone, 10-15 of them, as a phone with its area code
+    is written without separators (`13800138000`, `07911123456`), not beginning with three zeros as none does (a
+    zero-padded count's, `0000052340`). Nine bare digits beside another number are a count's more often
+    (`4461192 142758144`, `123456789 123456789`)."""
+    return (
+        10 <= stop - first <= 15
+        and t.classes.count(48, first, stop) == stop - first
+        and t.raw[first : first + 3] != b"000"
+    )
 
 
 def _ipv4_ahead(t: _Text, start: int) -> int:
