@@ -319,8 +319,11 @@ class Exchange:
                 unknown = self._purpose_unknown(header)
                 if unknown is not None:
                     return unknown
-        read = self.adapter.read(self.target, body, header)
-        more = self.pipeline.call(read, self.adapter.name, header, self.trace, call.peer, self.x_api_key)
+        # read as a later message (`Target.later`), and without what only a record needs (its digest, its captured
+        # content) or the key's digest: the stream's record and decision keep its first message's (the same metadata)
+        target = self.target
+        read = self.adapter.read(target.later or target, body, header)
+        more = self.pipeline.call(read, self.adapter.name, header, self.trace, call.peer, recorded=False, keyed=False)
         if more.model != call.model or more.model_version != call.model_version:
             # decided and recorded for one model and version (its checkpoint): a stream never changes them
             # quoted as a refusal names a model (`quoted_name`): a name as long as the message, echoed whole, made a

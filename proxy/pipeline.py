@@ -318,6 +318,7 @@ class Pipeline:
         memo: KeyMemo | None = None,
         fields: Callable[[], str | None] | None = None,
         body_fields: Callable[[], tuple[str | None, bool]] | None = None,
+        keyed: bool = True,
     ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
         `recorded` False: what only the record needs (the input's digest, its captured content) is left to
@@ -329,7 +330,8 @@ class Pipeline:
         them (`_fields_read`): a call routed to vLLM, or to an upstream with `headers_to_model: false`, has no text
         built. `body_fields`: what builds the text of an OpenAI call's body fields that only KServe's OpenAI data plane
         hands its model, and whether it is all of them (`kserve.openai_fields`), read as `fields` is but apart from the
-        header fields (`_detected`)."""
+        header fields (`_detected`). `keyed` False: no key digest (a stream's later message, whose metadata is the
+        stream's, keyed by its first: `Exchange.readmit`)."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -378,7 +380,7 @@ class Pipeline:
             operation=request.operation,
             model=request.model,
             trace=trace,
-            key_sha256=self.key_digest(header, x_api_key, memo),
+            key_sha256=self.key_digest(header, x_api_key, memo) if keyed else None,
             purpose=purpose or None,
             labels=labels,
             detected=self._detected(request, beside, handed),

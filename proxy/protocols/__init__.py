@@ -1063,11 +1063,14 @@ class Target:
     # a path other servers serve too, with bodies of their own (`POST /`, `/generate`: TGI's, and Ray Serve's, BentoML's,
     # SGLang's, vLLM's old server's): a body not of the adapter's API is passthrough's (`NotItsBody`)
     shared: bool = False
+    # what a stream's later messages are read as (`Exchange.readmit`), where that differs: a target whose reading leaves
+    # out what only the stream's record needs, which is its first message's (the input's digest)
+    later: Target | None = None
 
     def __init__(
         self, operation: str, model: str = "", version: str | None = None, carries_data: bool = True,
         stream: bool = False, listing: bool = False, rediscover: bool = False, bodiless_data_free: bool = False,
-        model_optional: bool = False, shared: bool = False,
+        model_optional: bool = False, shared: bool = False, later: Target | None = None,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "operation", operation)
         object.__setattr__(self, "model", model)
@@ -1079,6 +1082,7 @@ class Target:
         object.__setattr__(self, "bodiless_data_free", bodiless_data_free)
         object.__setattr__(self, "model_optional", model_optional)
         object.__setattr__(self, "shared", shared)
+        object.__setattr__(self, "later", later)
 
 
 class NotItsBody(Exception):

@@ -70,6 +70,8 @@ HEALTH_CHECK: Final = "/grpc.health.v1.Health/Check"
 HEALTH_WATCH: Final = "/grpc.health.v1.Health/Watch"
 _HEALTH: Final = Target("health", carries_data=False)
 _HEALTH_WATCH: Final = Target("health", carries_data=False, stream=True)  # a reply stream (`GrpcIngress.watch`)
+# a ModelStreamInfer's later message (`Target.later`): read undigested
+_LATER: Final = Target("infer", stream=True)
 
 _MAX_STRINGS: Final = 10_000
 _MAX_FIELD: Final = (1 << 29) - 1  # protobuf's largest field number
@@ -408,7 +410,7 @@ _DOUBLE: Final = struct.Struct("<d")
 
 
 def _tensor(
-    buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash,
+    buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash | None,
     labels: list[str] | None = None, names: list[str] | None = None, parameters: int = 0,
 ) -> tuple[str, bool, bool, bool, int]:  # fmt: skip
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
@@ -436,7 +438,8 @@ def _tensor(
         else:
             key, pos, stop = _field(buf, pos, end)
         if key == _CONTENTS:
-            digest.update(view[pos:stop])
+            if digest is not None:
+                digest.update(view[pos:stop])
             size = stop - pos
             filled = filled or size > 0
             if not (1 < size < 130 and buf[pos] in _PACKED and buf[pos + 1] == size - 2):
@@ -578,17 +581,18 @@ def _raw_strings(
     return whole and len(texts) < _MAX_STRINGS
 
 
-def read_infer_request(buf: bytes, stream: bool = False) -> Request:
+def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) -> Request:
     """A ModelInferRequest's model, version (in canonical form, `check_version`), labels, scannable text
     (base64 elements decoded too) and content digest. `buf` as gRPC gives it: bytes. `stream`: a message of a
-    ModelStreamInfer stream (a streamed call: `gen_ai.request.stream`)."""
+    ModelStreamInfer stream (a streamed call: `gen_ai.request.stream`). `digested` False: no digest (a stream's
+    later message, `Exchange.readmit`: the stream's record has its first message's)."""
     view = memoryview(buf)
     model = version = ""
     labels: list[str] = []
     texts: list[str] = []
     names: list[str] = []  # the inputs', requested outputs' and parameters' (`Request.names`)
     datatypes: list[str] = []
-    digest = SHA256.copy()
+    digest = SHA256.copy() if digested else None
     raws: list[memoryview] = []
     seen = False
     shared = False  # a tensor in shared memory: data the proxy cannot read (policy.passthrough decides)
@@ -625,7 +629,8 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
                 if len(raws) >= MAX_STRINGS:  # one an input (`_raw_strings`): 1 M empty ones were read, 3.4 s
                     check_count(len(raws) + 1, RAW_CONTENTS)
                 raw = view[start:stop]
-                digest.update(raw)
+                if digest is not None:
+                    digest.update(raw)
                 seen = True
                 raws.append(raw)
             elif number == 1:
@@ -679,7 +684,7 @@ def read_infer_request(buf: bytes, stream: bool = False) -> Request:
         whole = add_decoded_texts(texts, 0, reprinted) and whole
     sequence = sequence_key(model, sequence_id)
     return Request(model, "infer", stream, tuple(texts), (), tuple(labels), version or None,
-                   "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
+                   "sha256:" + digest.hexdigest() if digest is not None and seen and not shared else None, opaque=shared,
                    unscanned=not whole, sequence=sequence, starts=starts and sequence is not None,
                    decoded=tuple(reprinted), names=tuple(names))  # fmt: skip
 
@@ -889,7 +894,7 @@ class ReplyObserver:
 
 _TARGETS: Final = {
     MODEL_INFER: Target("infer"),
-    MODEL_STREAM_INFER: Target("infer", stream=True),
+    MODEL_STREAM_INFER: Target("infer", stream=True, later=_LATER),
     **{SERVICE + m: Target("metadata", carries_data=False) for m in _DATA_FREE},
     HEALTH_CHECK: _HEALTH,
     HEALTH_WATCH: _HEALTH_WATCH,
@@ -915,7 +920,7 @@ class Adapter:
             return Request(read_model_name(body), target.operation)
         if target is PASSTHROUGH:  # decided before its messages are read, which it never is: opaque
             return Request("", "passthrough", opaque=True)
-        return read_infer_request(body, target.stream)
+        return read_infer_request(body, target.stream, target is not _LATER)
 
     def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
         return None  # (protobuf, which servers read as it is read here)
