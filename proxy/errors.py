@@ -85,12 +85,25 @@ class ProxyError(Exception):
         there too), and for Ollama's `/api/...`; TGI's, `{"error": "<message>", "error_type"}`, for its native
         paths; else OpenAI's (the Anthropic paths' too). An object as `error` reached the `ollama` client as its
         `ResponseError.error` (a dict where a string is typed), and huggingface_hub as a 403 that blamed the
-        caller's token, the reason a dict's repr on its last line."""
+        caller's token, the reason a dict's repr on its last line. An absolute-form target's (`http://host/api/chat`,
+        refused) is its path's, `/api/chat`."""
+        if path[:1] != "/":
+            path = _origin_path(path)
         if path == "/v2" or path.startswith("/v2/") or _kserve_v1_call(path) or _ollama(path):
             return self.oip_body()
         if _tgi_native(path):
             return self.oip_body(_TGI_TYPE)
         return self.body()
+
+
+def _origin_path(target: str) -> str:
+    """The path of an absolute-form target (`http://host:port/api/chat` -> `/api/chat`; `http://host` -> `/`, as RFC
+    9112 §3.2.2 reads it); '' for what is neither (`*`, an authority)."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or not scheme:
+        return ""
+    at = rest.find("/")
+    return rest[at:] if at >= 0 else "/"
 
 
 # Ollama's API: its client raises `ResponseError` with a reply's `error` as the reason, a string

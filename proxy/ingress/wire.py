@@ -232,13 +232,17 @@ class HttpConnection(asyncio.Protocol):
             parsing = self.parsing
             if parsing is not None and not parsing.method:  # a head still open
                 over = self._head_over(parsing)
+                line_read = False
                 if parsing is open_head:
                     self._head_fed += len(data)  # llhttp may be buffering one long line
                     if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
                         over = HeaderTooLarge(
                             f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")  # fmt: skip
+                        # its line is read: a target past MAX_TARGET is refused (414) as it comes, and the rest of a
+                        # line (a method llhttp knows, its version) is a few bytes, not max_header_bytes (>= 1024)
+                        line_read = True
                 if over is not None:
-                    self._refuse(over)
+                    self._refuse(over, line_read)
         if len(self.queue) >= PIPELINE_DEPTH and self._reading:
             self._reading = False
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -270,9 +274,10 @@ class HttpConnection(asyncio.Protocol):
         _wake(request._waiter)
         return True
 
-    def _refuse(self, error: ProxyError) -> None:
+    def _refuse(self, error: ProxyError, line_read: bool = False) -> None:
         """Malformed framing, or a head over the limits: answered after the requests before it, then the
-        connection closes. A request whose head was read has a malformed body: it fails."""
+        connection closes. A request whose head was read has a malformed body: it fails. `line_read`: a head's request
+        line is known to be whole, though none of its fields was read whole (its first one over the limits)."""
         self.server.framing_error(self, error)
         request = self.parsing
         if request is not None and request.method:
@@ -281,7 +286,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             if request is not None:  # a head refused: the fields it got so far are never read
                 request.headers.clear()
-                if request.head_size > len(request.target):  # a field came after it: the target is whole
+                if line_read or request.head_size > len(request.target):  # a field came after it: the target is whole
                     self._refused_path = request.path
             self.queue.append(error)
         # no request is read after it: what still comes is dropped as it arrives (`_broken`). Reading goes on, not

@@ -1,0 +1,86 @@
+"""The error shape of a refusal the connection makes itself, on Ollama's and TGI's native paths: the path that decides
+is the one its request line names, also when no field of its head was read whole (its first field over the head's
+limit: before 2026-12-04 answered in OpenAI's shape, the target whole all the same) and when it is written in
+absolute form (`POST http://host/api/chat`, refused: before 2026-12-04 in OpenAI's shape, its path's API unread)."""
+
+from __future__ import annotations
+
+import select
+import socket
+
+import orjson
+import pytest
+
+from tests import test_ollama_native as native
+from tests.harness import ProxyHandle
+from tests.servers.ollama import MODEL, Ollama
+from tests.test_refusals_recorded import ask
+
+# the fixtures of test_ollama_native: the server, the proxy in front of it (limits.max_header_bytes: 32 KiB)
+ollama = native.ollama
+proxy = native.proxy
+
+PIECE = 8 * 1024
+# what a head whose first field never ends sends after its line at most: its reads are counted from the second one
+# on (the first, which began it, may hold a few hundred KiB), and refused past max_header_bytes and MAX_TARGET together
+FIELD_MOST = 4 * 1024 * 1024
+
+
+def sent_in_pieces(port: int, line: bytes) -> tuple[int, bytes]:
+    """The status and body of the answer to `line` then one field that never ends, sent a piece at a time (the head
+    open across reads) until the answer is there to read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(line + b"\r\nX-Big: ")
+        try:
+            for _ in range(FIELD_MOST // PIECE):
+                if select.select([sock], [], [], 0)[0]:  # the answer (or the close) is in
+                    break
+                sock.sendall(b"a" * PIECE)
+        except (BrokenPipeError, ConnectionResetError):  # refused: the answer is in
+            pass
+        reply = b""
+        try:
+            while piece := sock.recv(65536):
+                reply += piece
+        except ConnectionResetError:
+            pass
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split(b"\r\n", 1)[0].split()[1]), body
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/generate"])
+def test_a_head_whose_first_field_is_over_the_limit_answers_in_its_paths_shape(
+    ollama: Ollama, proxy: ProxyHandle, path: str
+) -> None:
+    status, body = sent_in_pieces(proxy.bound.http.port, f"POST {path} HTTP/1.1".encode())
+    answer = orjson.loads(body)
+    assert status == 431 and isinstance(answer["error"], str), answer  # Ollama's shape, what its client raises with
+    assert "limits.max_header_bytes" in answer["error"] and answer["code"] == "invalid_request", answer
+    assert ollama.received == []
+
+
+def test_a_head_whose_first_field_is_over_the_limit_elsewhere_keeps_the_openai_shape(proxy: ProxyHandle) -> None:
+    status, body = sent_in_pieces(proxy.bound.http.port, b"POST /v1/chat/completions HTTP/1.1")
+    answer = orjson.loads(body)
+    assert status == 431 and answer["error"]["code"] == "invalid_request", answer
+
+
+@pytest.mark.parametrize(
+    ("target", "ollamas"),
+    [("/api/chat", True), ("/api/chat?x=1", True), ("/v1/chat/completions", False)],
+    ids=["ollama", "ollama-query", "openai"],
+)
+def test_an_absolute_target_is_refused_in_its_paths_shape(
+    ollama: Ollama, proxy: ProxyHandle, target: str, ollamas: bool
+) -> None:
+    body = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False})
+    host = f"127.0.0.1:{proxy.bound.http.port}".encode()
+    wire = b"POST http://%s%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (
+        host, target.encode(), host, len(body), body
+    )  # fmt: skip
+    status, _, raw = ask(proxy.bound.http.port, wire)
+    answer = orjson.loads(raw)
+    assert status == 400, answer
+    message = answer["error"] if ollamas else answer["error"]["message"]
+    assert isinstance(message, str) and "not a forward proxy" in message, answer  # a string in Ollama's shape
+    assert ollama.received == []
