@@ -71,6 +71,7 @@ from proxy.policy import refused_by_head
 from proxy.protocols import STREAM_ERROR, Adapter, Header, NotItsBody, Observer, Request, Target, passthrough
 from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.oip_grpc import ReplyObserver as GrpcReplyObserver
+from proxy.protocols.ollama import OllamaObserver
 from proxy.protocols.sse import SseObserver
 from proxy.record.sinks import Durable
 
@@ -271,10 +272,13 @@ class Exchange:
 
     def _observe(self, call: Call) -> None:
         """The reply's observer, made once the call is forwarded; a gRPC one is told the model the call names, by
-        which it tells MLServer's bare stream replies from Triton's errors (`oip_grpc.ReplyObserver.stream_message`)."""
+        which it tells MLServer's bare stream replies from Triton's errors (`oip_grpc.ReplyObserver.stream_message`);
+        an Ollama one whether the call streams, which says how its client reads an `error` (`OllamaObserver._error`)."""
         observer = self.adapter.observer(self.target, self.outcome, self.pipeline.detectors, bool(call.content))
         if isinstance(observer, GrpcReplyObserver):
             observer.model = call.model
+        elif isinstance(observer, OllamaObserver):  # whether its client reads the reply line by line
+            observer.streamed = call.stream
         self._observer = observer
 
     def _resolve(self, upstream: Upstream) -> None:

@@ -221,3 +221,40 @@ def test_a_deeper_api_path_is_another_servers_and_keeps_the_openai_shape(ollama:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert raised.value.code == "endpoint_denied", raised.value
     assert ollama.received == []
+
+
+@pytest.mark.parametrize("operation", ["chat", "generate"])
+def test_an_error_beside_a_whole_replys_fields_is_the_answer_the_client_returns(
+    proxy: ProxyHandle, otlp: OtlpReceiver, tmp_path: Path, operation: str
+) -> None:
+    """A call that did not stream, answered whole with an `error` that is set beside the reply's fields: the `ollama`
+    client returns the fields as its answer (it never reads `error` there), and the call is recorded as that answer
+    (before 2026-12-04: `upstream_error`, its content not read as output, its labels and usage lost)."""
+    trace_id, headers = traced()
+    client = Client(host=proxy.url, headers=headers)
+    if operation == "chat":
+        content = client.chat(MODEL, said("__warned__ alice example.com")).message.content
+    else:
+        content = client.generate(MODEL, "__warned__ alice example.com").response
+    assert content == ADDRESS
+    span = otlp.by_trace(trace_id).attributes
+    assert "error.type" not in span and span["gen_ai.response.finish_reasons"] == ["stop"], span
+    assert span["lineage.output.labels"] == ["pii:email"] and span["gen_ai.usage.output_tokens"] == 3, span
+    assert edges(tmp_path / "lineage.db") == [("", TAGGED, "pii:email", "allow")]
+
+
+def test_an_error_beside_a_streamed_lines_fields_raises_and_is_recorded(proxy: ProxyHandle, otlp: OtlpReceiver) -> None:
+    """The same reply streamed: the client raises at its first line, and the call is the upstream's error."""
+    trace_id, headers = traced()
+    with pytest.raises(ResponseError, match="ran out of memory"):
+        list(Client(host=proxy.url, headers=headers).chat(MODEL, said("__warned__ alice example.com"), stream=True))
+    assert otlp.by_trace(trace_id).attributes["error.type"] == "upstream_error"
+
+
+def test_an_error_alone_in_a_whole_reply_is_the_upstreams_error(proxy: ProxyHandle, otlp: OtlpReceiver) -> None:
+    """`{"error"}` alone, 200, to a call that did not stream: no answer (the client's `ChatResponse` wants a
+    `message`, and raises), recorded as the upstream's error."""
+    trace_id, headers = traced()
+    with pytest.raises(Exception, match="message"):
+        Client(host=proxy.url, headers=headers).chat(MODEL, said("__failed__ alice example.com"))
+    assert otlp.by_trace(trace_id).attributes["error.type"] == "upstream_error"

@@ -102,8 +102,14 @@ class OllamaObserver(SseObserver):
     its client has) read beside it, and the tokens it weighed beside those it wrote (`logprobs`' `top_logprobs`). `done_reason` is the finish reason, `prompt_eval_count` and `eval_count` the usage;
     `{"error": ...}` the upstream's error (in a stream, in band). An embedding reply's vectors hold no text."""
 
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+        super().__init__(outcome, detectors, capture)
+        # the call asked for a stream (its `stream` not false: `Exchange._observe`), which the `ollama` client reads
+        # line by line, raising at an `error` that is set; a reply it did not ask to stream it reads whole
+        self.streamed = False
+
     def whole(self, reply: dict[str, Any]) -> None:
-        if reply.get("error"):
+        if reply.get("error") and (self.streamed or not _holds_output(reply)):
             self._error(reply)
         elif not self._read(reply, False):
             self._text.add_unknown(reply)
@@ -118,7 +124,10 @@ class OllamaObserver(SseObserver):
         """`{"error": ...}` after a 200 head: a stream's line, or the whole reply (a stream whose one line it is, read
         whole when it came sized), which the `ollama` client raises `ResponseError` at either way. Only an `error`
         that is set, as the client reads it (`if err := part.get('error')`): `"error": null` beside a reply's fields
-        (a server that writes every field of its type) is an answer, read as one."""
+        (a server that writes every field of its type) is an answer, read as one; and so is a whole reply to a call
+        that did not stream with an `error` set beside its output, which the client returns as its answer (it reads
+        the reply's fields, `ChatResponse(**r.json())`, and never its `error`). That `error` alone is no answer (the
+        client's `ChatResponse` wants a `message`; a generate's is empty): the upstream's error."""
         self.in_band_error()
         self.unknown(reply)
 
@@ -169,6 +178,13 @@ class OllamaObserver(SseObserver):
     def done(self) -> None:
         if self.outcome.first_token_ns:
             self._text.end_piece()
+
+
+def _holds_output(reply: dict[str, Any]) -> bool:
+    """Whether a whole reply holds a field Ollama writes output in (as `OllamaObserver._read` reads it)."""
+    message = reply.get("message")
+    text = message.get("content") if type(message) is dict else reply.get("response")
+    return type(text) is str or "embeddings" in reply or "embedding" in reply or "done" in reply
 
 
 class Adapter:

@@ -15,7 +15,9 @@ The model joins the words of the last message's `content` (a generate's `prompt`
 - `__failed__`: the error alone, 200, a stream of that one line sent sized (`Content-Length`), as a server that
   failed before it wrote a token and after it wrote its head (an older Ollama's, or one behind another proxy);
 - `__nullerror__`: each line, or the whole reply, has `"error": null` beside its fields, as a server that writes
-  every field of its reply's type (no error: the `ollama` client raises only at an `error` that is set).
+  every field of its reply's type (no error: the `ollama` client raises only at an `error` that is set);
+- `__warned__`: each line, or the whole reply, has an `error` that is set beside its fields (the `ollama` client
+  raises at such a line of a stream, and returns a whole reply's fields as its answer).
 Every call received is kept in `received` (path, body), so tests can assert what reached it.
 """
 
@@ -31,6 +33,7 @@ from aiohttp import web
 MODEL = "llama3.2"
 TAGGED = f"{MODEL}:latest"
 CREATED = "2026-12-04T10:00:00.000000Z"
+WARNING = "the model ran out of memory and answered on the CPU"  # `__warned__`'s error, set beside the fields
 
 
 @dataclass
@@ -77,12 +80,20 @@ class Ollama:
         if chat and not data.get("messages"):  # none, null or []: the model loaded, nothing generated
             return web.json_response({**self._line(model, chat, "", 0), "done_reason": "load"})
         text = data["messages"][-1]["content"] if chat else data.get("prompt", "")
-        words = text.replace("__gated__", "").replace("__error__", "").replace("__nullerror__", "").split()
+        words = (
+            text.replace("__gated__", "")
+            .replace("__error__", "")
+            .replace("__nullerror__", "")
+            .replace("__warned__", "")
+            .split()
+        )
         tokens = [t for t in "@".join(words).replace("@", "\0@\0").split("\0") if t]
         if "__failed__" in text:
             failed = b'{"error":"an error was encountered while running the model: CUDA error"}\n'
             return web.Response(body=failed, content_type="application/x-ndjson")
         extra: dict[str, Any] = {"error": None} if "__nullerror__" in text else {}
+        if "__warned__" in text:
+            extra["error"] = WARNING
         if data.get("stream") is False:
             return web.json_response(self._line(model, chat, "".join(tokens), len(words), len(tokens), **extra))
         reply = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
