@@ -65,6 +65,9 @@ class ProxyError(Exception):
         self.trailers: tuple[tuple[str, str | bytes], ...] = ()
         # and its initial metadata, when no reply passed it on: sent before the status
         self.initial: tuple[tuple[str, str | bytes], ...] = ()
+        # the path whose API's error shape its HTTP answer takes, when not its request's (`http_body`): '' (OpenAI's)
+        # for a refusal at `/` of a call that is not TGI's (`ingress.http.shape_root`)
+        self.shaped_as: str | None = None
 
     def body(self) -> bytes:
         """The OpenAI error shape, so OpenAI SDKs raise typed errors carrying the message."""
@@ -86,8 +89,10 @@ class ProxyError(Exception):
         paths; else OpenAI's (the Anthropic paths' too). An object as `error` reached the `ollama` client as its
         `ResponseError.error` (a dict where a string is typed), and huggingface_hub as a 403 that blamed the
         caller's token, the reason a dict's repr on its last line. An absolute-form target's (`http://host/api/chat`,
-        refused) is its path's, `/api/chat`."""
-        if path[:1] != "/":
+        refused) is its path's, `/api/chat`. `shaped_as`, when set, is the path that decides."""
+        if self.shaped_as is not None:
+            path = self.shaped_as
+        elif path[:1] != "/":
             path = _origin_path(path)
         if path == "/v2" or path.startswith("/v2/") or _kserve_v1_call(path) or _ollama(path):
             return self.oip_body()
@@ -124,7 +129,8 @@ def _ollama(path: str) -> bool:
 
 
 def _tgi_native(path: str) -> bool:
-    """Whether `path` is one of TGI's native paths (`/generate`, `/generate_stream`, `/`)."""
+    """Whether `path` is one of TGI's native paths (`/generate`, `/generate_stream`, `/`: other apps' root too, whose
+    refusals are shaped as OpenAI's by `shaped_as`)."""
     from proxy.protocols.tgi import NATIVE_PATHS  # (here: that module raises this one's errors)
 
     return path in NATIVE_PATHS

@@ -133,14 +133,15 @@ def proxy_error(reply: Any) -> dict[str, Any]:
     """The proxy's error reply (an httpx.Response) as `message`, `code`, `type` and `param`, checked to be in the
     shape of the API its request's path belongs to: OIP v2 REST's (`{"error": "<message>", "code": ...}`) on
     `/v2` and `/v2/...`, KServe V1's calls and Ollama's `/api/<name>`, TGI's (its type `error_type`) on its native
-    paths, the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
+    paths (at `/`, of a call that is TGI's), the OpenAI one (`{"error": {"message": ...}}`) elsewhere."""
     answer = reply.json()
     path = reply.request.url.path
     ollama = path.startswith("/api/") and ("/" not in path[5:] or path.startswith("/api/blobs/"))
     if path == "/v2" or path.startswith("/v2/") or v1_call_path(path) or ollama:
         assert isinstance(answer["error"], str), answer  # what tritonclient and the ollama client raise with
         return {"message": answer["error"], "code": answer["code"], "type": answer["type"], "param": answer["param"]}
-    if path in TGI_NATIVE_PATHS:
+    if path in TGI_NATIVE_PATHS and (path != "/" or isinstance(answer["error"], str)):
+        # (`/` is other apps' root too: a refusal there is in TGI's shape only when the call is TGI's, `shape_root`)
         assert isinstance(answer["error"], str), answer  # what huggingface_hub raises with
         return {"message": answer["error"], "code": answer["code"], "type": answer["error_type"],
                 "param": answer["param"]}  # fmt: skip

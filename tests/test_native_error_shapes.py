@@ -1,15 +1,19 @@
 """The error shape of a refusal the connection makes itself, on Ollama's and TGI's native paths: the path that decides
 is the one its request line names, also when no field of its head was read whole (its first field over the head's
 limit: before 2026-12-04 answered in OpenAI's shape, the target whole all the same) and when it is written in
-absolute form (`POST http://host/api/chat`, refused: before 2026-12-04 in OpenAI's shape, its path's API unread)."""
+absolute form (`POST http://host/api/chat`, refused: before 2026-12-04 in OpenAI's shape, its path's API unread). At
+`/`, TGI's compat route and other apps' root, TGI's shape only for a call that is TGI's (before 2026-12-04 always)."""
 
 from __future__ import annotations
 
 import select
 import socket
 
+import httpx
 import orjson
 import pytest
+from huggingface_hub import InferenceClient
+from huggingface_hub.errors import TextGenerationError
 
 from tests import test_ollama_native as native
 from tests.harness import ProxyHandle
@@ -83,4 +87,31 @@ def test_an_absolute_target_is_refused_in_its_paths_shape(
     assert status == 400, answer
     message = answer["error"] if ollamas else answer["error"]["message"]
     assert isinstance(message, str) and "not a forward proxy" in message, answer  # a string in Ollama's shape
+    assert ollama.received == []
+
+
+# `/`: TGI's compat route, and the root of other apps (a Ray Serve or BentoML app's); the upstream here is no TGI (it
+# serves no `/info`)
+HEAD_OVER = b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (40 * 1024) + b"\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def test_a_refusal_at_the_root_of_an_app_that_is_not_tgi_is_in_the_openai_shape(
+    ollama: Ollama, proxy: ProxyHandle
+) -> None:
+    """A body that is not TGI's (no `inputs`), data the proxy does not read, refused while zones are configured; and a
+    head over the limit, its body unread, in front of an upstream that is no TGI: OpenAI's shape (before 2026-12-04
+    TGI's, whatever app served `/`)."""
+    reply = httpx.post(f"{proxy.url}/", json={"text": "hi"}, timeout=30)
+    assert reply.status_code == 403 and reply.json()["error"]["code"] == "endpoint_denied", reply.text
+    status, _, raw = ask(proxy.bound.http.port, HEAD_OVER)
+    assert status == 431 and orjson.loads(raw)["error"]["code"] == "invalid_request", raw
+    assert ollama.received == []
+
+
+def test_a_tgi_body_refused_at_the_root_is_in_tgis_shape(ollama: Ollama, proxy: ProxyHandle) -> None:
+    """A body that is TGI's says the call is, whatever the upstream is: huggingface_hub's `text_generation` raises with
+    the reason."""
+    client = InferenceClient(base_url=proxy.url, headers={"x-purpose": "ads"})
+    with pytest.raises(TextGenerationError, match="purpose 'ads' is not allowed"):
+        client.text_generation(f"write to {native.ADDRESS}")
     assert ollama.received == []

@@ -54,6 +54,7 @@ from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
 from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.passthrough import index_flags_only
+from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, first_places, keep, lower_name
 from proxy.transport.pool import Response as UpstreamResponse
@@ -398,6 +399,24 @@ def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exc
     raise AssertionError("the passthrough adapter matches every path")
 
 
+def shape_root(error: ProxyError, request: Request, path: str, pipeline: Pipeline) -> None:
+    """`/` is TGI's compat route (huggingface_hub's `text_generation` posts there) and the root of other apps (a Ray
+    Serve or BentoML app's): a refusal there is in TGI's error shape when the call is TGI's, and in OpenAI's otherwise
+    (`ProxyError.shaped_as`). The call is TGI's when its body, if in, is (`tgi_body`: TGI's `inputs`); else when the
+    upstream `/` goes to (the route of a call naming no model) is TGI, as its metadata says (`/info`)."""
+    if path != "/":
+        return
+    body = request.received()
+    if body is not None:
+        tgi = tgi_body(body)
+    else:
+        matched = pipeline.policy.route("")
+        found = pipeline.runtime.book.resolve(matched[1], "", learn=False) if matched is not None else None
+        tgi = found is not None and found.provider == "tgi"
+    if not tgi:
+        error.shaped_as = ""
+
+
 class HttpIngress:
     """One per process: the request handler for the http listener."""
 
@@ -543,6 +562,7 @@ class HttpIngress:
         if conn.replying:
             conn.abort()
         else:
+            shape_root(error, request, request.path, ex.pipeline)
             conn.error(request, error, ex.lineage_headers(), keep_alive=keep_alive)
 
     @staticmethod
@@ -573,6 +593,7 @@ class HttpIngress:
         ex.outcome.status = error.status
         ex.finish(error)
         await ex.recorded()
+        shape_root(error, request, request.path or conn.refused_path, pipeline)
         return ex.lineage_headers()
 
     async def _data_free(

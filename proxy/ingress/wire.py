@@ -148,7 +148,7 @@ class HttpConnection(asyncio.Protocol):
         self._broken = False  # the parser failed or the client's body was refused: read no more
         # the path of a head refused before it was parsed whole (`_refuse`), when its target was read whole: all its
         # answer keeps of it, for the error shape of its API (`error`), not read by its record; "" when none was
-        self._refused_path = ""
+        self.refused_path = ""
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
@@ -287,7 +287,7 @@ class HttpConnection(asyncio.Protocol):
             if request is not None:  # a head refused: the fields it got so far are never read
                 request.headers.clear()
                 if line_read or request.head_size > len(request.target):  # a field came after it: the target is whole
-                    self._refused_path = request.path
+                    self.refused_path = request.path
             self.queue.append(error)
         # no request is read after it: what still comes is dropped as it arrives (`_broken`). Reading goes on, not
         # paused, so a client that leaves is heard of while a request before the refused one is served, and its
@@ -655,7 +655,7 @@ class HttpConnection(asyncio.Protocol):
         (`request` empty), in the error shape of its target's API when that was read whole (`_refuse`)."""
         self.write(error_reply(error, lineage, keep_alive=keep_alive and self.keeps_alive(request),
                                head=request.method == "HEAD", http10=request.version == "1.0",
-                               path=request.path or self._refused_path))  # fmt: skip
+                               path=request.path or self.refused_path))  # fmt: skip
 
     async def _refused(self, request: Request, error: ProxyError) -> None:
         """Answer a request the connection refuses itself, then close: recorded first by the server's

@@ -62,6 +62,15 @@ _PARAMETERS: Final = "parameters"
 _NONE: Final[frozenset[str]] = frozenset()  # no top-level field is printed whole
 
 
+def tgi_body(body: bytes) -> bool:
+    """Whether `body` is TGI's, as `read_request` reads one: a JSON object whose `inputs` is a string."""
+    try:
+        data = load_request_json(body)
+    except InvalidRequest:
+        return False
+    return type(data.get(_INPUTS)) is str
+
+
 def read_request(target: Target, body: bytes) -> Request:
     """A `/generate`, `/generate_stream` or `/` body: `inputs` and every other string TGI may hand the model (its
     own fields, and any the caller added, which it drops: read all the same, as `request_strings` reads a body),
