@@ -93,7 +93,7 @@ class ProxyError(Exception):
         if self.shaped_as is not None:
             path = self.shaped_as
         elif path[:1] != "/":
-            path = _origin_path(path)
+            path = origin_path(path)
         if path == "/v2" or path.startswith("/v2/") or _kserve_v1_call(path) or _ollama(path):
             return self.oip_body()
         if _tgi_native(path):
@@ -101,7 +101,7 @@ class ProxyError(Exception):
         return self.body()
 
 
-def _origin_path(target: str) -> str:
+def origin_path(target: str) -> str:
     """The path of an absolute-form target (`http://host:port/api/chat` -> `/api/chat`; `http://host` -> `/`, as RFC
     9112 §3.2.2 reads it); '' for what is neither (`*`, an authority)."""
     scheme, sep, rest = target.partition("://")

@@ -71,8 +71,8 @@ def test_a_head_whose_first_field_is_over_the_limit_elsewhere_keeps_the_openai_s
 
 @pytest.mark.parametrize(
     ("target", "ollamas"),
-    [("/api/chat", True), ("/api/chat?x=1", True), ("/v1/chat/completions", False)],
-    ids=["ollama", "ollama-query", "openai"],
+    [("/api/chat", True), ("/api/chat?x=1", True), ("/v1/chat/completions", False), ("", False), ("/", False)],
+    ids=["ollama", "ollama-query", "openai", "no-path", "root-not-tgi"],
 )
 def test_an_absolute_target_is_refused_in_its_paths_shape(
     ollama: Ollama, proxy: ProxyHandle, target: str, ollamas: bool

@@ -32,6 +32,7 @@ from proxy.errors import (
     RequestTooLarge,
     UpstreamUnavailable,
     echoed,
+    origin_path,
 )
 from proxy.exchange import CLIENT_GONE, CODINGS, DRAIN_CUT, Exchange, zlib_header
 from proxy.flow import quoted_name
@@ -403,8 +404,9 @@ def shape_root(error: ProxyError, request: Request, path: str, pipeline: Pipelin
     """`/` is TGI's compat route (huggingface_hub's `text_generation` posts there) and the root of other apps (a Ray
     Serve or BentoML app's): a refusal there is in TGI's error shape when the call is TGI's, and in OpenAI's otherwise
     (`ProxyError.shaped_as`). The call is TGI's when its body, if in, is (`tgi_body`: TGI's `inputs`); else when the
-    upstream `/` goes to (the route of a call naming no model) is TGI, as its metadata says (`/info`)."""
-    if path != "/":
+    upstream `/` goes to (the route of a call naming no model) is TGI, as its metadata says (`/info`). (An
+    absolute-form target's, refused, is its path's.)"""
+    if path != "/" and (path[:1] == "/" or origin_path(path) != "/"):
         return
     body = request.received()
     if body is not None:
