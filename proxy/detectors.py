@@ -1250,6 +1250,7 @@ class Detectors:
 
     def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000, keep_max: int = 16 << 20) -> None:
         finders: list[tuple[str, Finder, bytes, int, str]] = []
+        customs: list[re.Pattern[str]] = []
         for spec in specs:
             label = f"pii:{spec.name}"
             if spec.pattern is None:
@@ -1257,7 +1258,9 @@ class Detectors:
                 if spec.name == "email":
                     _address_patterns()  # made now, not in a call
             else:
-                finders.append((label, _custom(re.compile(spec.pattern)), b"", 0, ""))
+                custom = re.compile(spec.pattern)
+                customs.append(custom)
+                finders.append((label, _custom(custom), b"", 0, ""))
         self._finders = tuple(finders)
         # the finders by the class byte every match of theirs contains: a text without it skips them all at once.
         # A byte is looked for as an int (a memchr: ~50 ns for a kilobyte, where `b"0" in` took ~400); a custom
@@ -1270,6 +1273,7 @@ class Detectors:
         # skipped before its class string is made, a search for each costing a memchr; empty with a custom pattern
         self._marks = () if None in groups else tuple(chr(byte) for byte in range(128) if _CLASSES[byte] in groups)
         self._patterns = None in groups  # whether a custom pattern is one of them
+        self._customs = tuple(customs)  # (`_before_custom`)
         self.max_chars = max_chars
         # bytes of a reply passed on as it arrives kept to be read whole (`protocols.WHOLE_MAX`, or
         # `limits.buffer_max_bytes` when larger: `Pipeline`)
@@ -1387,7 +1391,9 @@ class Detectors:
         bound = self.max_chars if limit is None or limit >= self.max_chars else max(limit, 0)
         cut = len(text) > bound
         if cut:
-            text = text[:bound]
+            # a custom pattern's value the cut falls in may be longer than what is left out before it: the text is
+            # cut before it too
+            text = text[: self._before_custom(text, bound) if self._customs else bound]
         plain = True  # whether it reads as it stands
         if not self._finders or not text:
             out = text
@@ -1407,6 +1413,22 @@ class Detectors:
             kept = min(_token_start(out, kept), len(out) - WINDOW_WIDEST)
         return out[: max(0, kept)] + (NOT_CAPTURED if bound == self.max_chars else NOT_CAPTURED_PAST_BOUND)
 
+    def _before_custom(self, text: str, bound: int) -> int:
+        """Where `text` cut at `bound` is cut: before any value of a custom pattern (as the detectors find it, in the
+        text up to `max_chars`) that starts before `bound` and ends past what a cut leaves out before it (`_LONGEST`
+        and `WINDOW_WIDEST` characters), however long it is; else at `bound`."""
+        reading = text[: self.max_chars]
+        near = bound - _LONGEST - WINDOW_WIDEST
+        cut = bound
+        for pattern in self._customs:
+            for found in pattern.finditer(reading):
+                if found.start() >= cut:
+                    break
+                if found.end() > near:
+                    cut = found.start()
+                    break
+        return cut
+
     def mask_texts(self, texts: Sequence[str]) -> tuple[str, ...]:
         """Each text masked (`mask`) within `CAPTURE_MAX_CHARS` characters together (a call's input): the one they
         run out in cut there, the texts after it not captured (nothing of them is read)."""
@@ -1424,10 +1446,15 @@ class Detectors:
         between them: a part not captured whole as the parts captured beside it meet it (`boundary_windows`), a value
         split there seen whole. At most 2 x (`width` + `_LONGEST`) characters of it are masked, and `WINDOW_WIDEST` more
         either side with a custom pattern: what a cut head leaves out before its end (`mask`), so `width` are shown."""
-        edge = width + _LONGEST + (WINDOW_WIDEST if self._patterns else 0)
+        edge = self.edge_width(width)
         if len(text) <= 2 * edge:
             return self.mask(text)
         return self.mask(text, edge) + self.mask(text[-edge:])
+
+    def edge_width(self, width: int) -> int:
+        """How many characters of each edge `mask_edges` masks to show `width`: twice as many of a part are masked at
+        most (`_captured_runs` charges a part that many)."""
+        return width + _LONGEST + (WINDOW_WIDEST if self._patterns else 0)
 
     def _mask_folded(self, text: str, limit: int) -> tuple[str, bool]:
         """`mask` of a text that is not ASCII or holds an escaped `@` or `.`, its folded form at most `limit`

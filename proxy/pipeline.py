@@ -729,7 +729,8 @@ def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ..
             for index in order:
                 piece = run[index]
                 if reach > 0 and not whole[index] and not edged[index]:
-                    others -= min(len(piece), 2 * WINDOW_WIDEST)
+                    # what `mask_edges` masks of it: its first and last `edge_width` characters
+                    others -= min(len(piece), 2 * detectors.edge_width(WINDOW_WIDEST))
                     if others < 0:
                         return None
                     pieces[index] = detectors.mask_edges(piece, WINDOW_WIDEST)

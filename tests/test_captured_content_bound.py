@@ -218,3 +218,66 @@ def test_a_value_past_where_a_text_s_fold_reaches_the_bound_is_not_captured(
     assert "john" not in captured, captured[-200:]
     assert captured.startswith("\ufdfa" * 3000), captured[:100]  # what was read, captured as it stands
     assert captured.endswith("[not captured: past 65,536 characters a call]"), captured[-200:]
+
+
+_PEM_PATTERN = r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----"
+
+
+def _long_key(lines: int) -> str:
+    """A PEM private key's shape, `lines` lines of 64 base64 characters between its BEGIN and END lines (an 8192-bit
+    RSA key has some 100: over 6,000 characters)."""
+    body = [f"{n:04d}" + "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"[:60] for n in range(lines)]
+    return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(body) + "\n-----END PRIVATE KEY-----\n"
+
+
+def test_a_custom_pattern_s_value_longer_than_what_a_cut_leaves_out_is_not_half_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """A custom pattern's value longer than the 4,096 characters (and 320) a cut text leaves out before the cut: a
+    PEM key of 100 lines (6,500 characters), the bound 5,000 characters into it, had its first 13 lines captured.
+    A text is cut before a value of a custom pattern the cut falls in, however long."""
+    _, upstream = vllm
+    config = CONFIG.replace(
+        "detectors: [email]", f"detectors: [email, {{name: private_key, pattern: '{_PEM_PATTERN}'}}]"
+    )
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=str(otlp.port))
+    key = _long_key(100)
+    lines = key.splitlines()[1:-1]
+    assert len(key) > 6000
+
+    def captured(text: str) -> str:
+        body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+        return _captured(proxy, otlp, "/v1/chat/completions", body)
+
+    assert captured(f"my key:\n{key}") == "my key:\n[pii:private_key]\n"  # the pattern finds it
+    head = _filled(CAPTURE_MAX_CHARS - 5001) + " my key:\n"
+    cut = captured(head + key)
+    assert cut.endswith("[not captured: past 65,536 characters a call]"), cut[-200:]
+    assert [line for line in lines if line in cut] == [], cut[-300:]
+    assert "PRIVATE KEY" not in cut, cut[-300:]
+
+
+def test_parts_shown_by_their_edges_are_charged_what_is_masked_of_them(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """A part past the bound beside a part captured is looked at by its edges (`mask_edges`): 4,096 characters and the
+    320 a cut leaves out before them, each side, 8,832 masked, where it was charged 8,192 against the bound's 65,536
+    characters: eight such parts were masked, 70,656 characters (with a custom pattern, 136,192), the call's content
+    captured. Charged what is masked, the eighth is past the bound: the content is withheld (seven are within it)."""
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+
+    def body(runs: int) -> dict[str, object]:
+        messages: list[dict[str, object]] = [
+            {"role": "user", "content": "hi"},  # captured: where it is a part of a run past the bound, so is it
+            {"role": "user", "content": _filled(CAPTURE_MAX_CHARS)},
+        ]
+        for n in range(runs):
+            parts = [{"type": "text", "text": "hi"}, {"type": "text", "text": f"{n} " + "z" * 20_000}]
+            messages.append({"role": "user", "content": parts})
+        return {"model": "m", "messages": messages}
+
+    seven = _captured(proxy, otlp, "/v1/chat/completions", body(7))
+    assert seven.startswith("hi\n") and seven.endswith("[not captured: past 65,536 characters a call]"), seven[-100:]
+    eight = _captured(proxy, otlp, "/v1/chat/completions", body(8))
+    assert eight == "[withheld: content parts past 65,536 characters could not be checked for split values]"
