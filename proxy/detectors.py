@@ -1283,6 +1283,11 @@ class Detectors:
     def __bool__(self) -> bool:
         return bool(self._finders)
 
+    @property
+    def patterns(self) -> bool:
+        """Whether a custom pattern is among them: one whose value may be of any length."""
+        return self._patterns
+
     def finds_nothing(self, text: str) -> bool:
         """Whether the detectors find nothing in `text`, every character read, both as a reply's output is read (a
         new `stream()` fed it whole: `scan_output`) and as a request's one text is (`scan`, `scan_all`): a short

@@ -427,7 +427,10 @@ class Pipeline:
             runs = _captured_runs(self.detectors, request, masked)
             if runs is None:
                 return (_UNCHECKED_PARTS,)
-            if self.detectors.scan_all(boundary_windows(runs)) - _TRUNCATED:
+            # a custom pattern's value may be longer than a window reads where parts meet (a PEM key, its lines
+            # apart): the runs are read joined whole, as captured (within the bound, so is this)
+            joins = ["".join(run) for run in runs] if self.detectors.patterns else boundary_windows(runs)
+            if self.detectors.scan_all(joins) - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
             numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))

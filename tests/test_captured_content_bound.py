@@ -281,3 +281,38 @@ def test_parts_shown_by_their_edges_are_charged_what_is_masked_of_them(
     assert seven.startswith("hi\n") and seven.endswith("[not captured: past 65,536 characters a call]"), seven[-100:]
     eight = _captured(proxy, otlp, "/v1/chat/completions", body(8))
     assert eight == "[withheld: content parts past 65,536 characters could not be checked for split values]"
+
+
+def test_a_custom_pattern_s_value_split_across_parts_is_not_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """A PEM key split across two text parts the model reads run together, no bound near: where the parts meet was
+    read in a window widened to the nearest white space, a key's line from there, so 500 characters of it held
+    neither its BEGIN nor its END line, and each part, masked on its own, held no key either: both halves were
+    captured. With a custom pattern, whose value may be any length, the parts are read joined whole as captured."""
+    _, upstream = vllm
+    config = CONFIG.replace(
+        "detectors: [email]", f"detectors: [email, {{name: private_key, pattern: '{_PEM_PATTERN}'}}]"
+    )
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=str(otlp.port))
+    key = _long_key(20)
+    half = len(key) // 2
+    parts = [{"type": "text", "text": "my key:\n" + key[:half]}, {"type": "text", "text": key[half:] + "thanks"}]
+    sent = httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": parts}]},
+        timeout=30,
+    )
+    assert sent.status_code == 200, sent.text
+    span = otlp.by_trace(sent.headers["x-trace-id"])
+    assert "pii:private_key" in span.attributes["lineage.input.labels"]  # the call is labelled so
+    messages = json.loads(span.attributes["gen_ai.input.messages"])
+    captured = "\n".join(part["content"] for message in messages for part in message["parts"])
+    assert "PRIVATE KEY" not in captured and key.splitlines()[3] not in captured, captured[:300]
+    assert captured == "[withheld: a detected value is split across content parts]"
+    # parts that hold no split value are captured as ever, each masked on its own
+    parts = [{"type": "text", "text": f"my key:\n{key}"}, {"type": "text", "text": "thanks"}]
+    assert (
+        _captured(proxy, otlp, "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": parts}]})
+        == "my key:\n[pii:private_key]\n\nthanks"
+    )
