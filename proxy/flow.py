@@ -195,13 +195,16 @@ class Call:
     # a body read that names no model (llama.cpp's native endpoints): the "*" route's, which the model it runs may be
     # one a route limits (`policy.passthrough`: refused where `opaque_unrouted_allowed` is not)
     unrouted: bool = False
+    # the characters of the input texts when `content` is not captured whole (past `CAPTURE_MAX_CHARS`), else 0: what
+    # a span that cuts the content says it left out counts from these, the call's, not from what was captured
+    content_chars: int = 0
 
     def __init__(
         self, protocol: ProtocolName, operation: str, model: str, trace: TraceContext, key_sha256: str | None = None,
         purpose: str | None = None, labels: frozenset[str] = frozenset(), detected: frozenset[str] = frozenset(),
         input_digest: str | None = None, params: tuple[tuple[str, Any], ...] = (), stream: bool = False,
         model_version: str | None = None, content: tuple[str, ...] = (), carries_data: bool = True,
-        opaque: bool = False, peer: tuple[str, ...] = (), unrouted: bool = False,
+        opaque: bool = False, peer: tuple[str, ...] = (), unrouted: bool = False, content_chars: int = 0,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "protocol", protocol)
         object.__setattr__(self, "operation", operation)
@@ -220,6 +223,7 @@ class Call:
         object.__setattr__(self, "opaque", opaque)
         object.__setattr__(self, "peer", peer)
         object.__setattr__(self, "unrouted", unrouted)
+        object.__setattr__(self, "content_chars", content_chars)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -303,6 +307,8 @@ class Outcome:
     output_digest: str | None = None
     output_detected: frozenset[str] = frozenset()
     content: tuple[str, ...] = ()
+    # the characters of the output when `content` is not captured whole, else 0 (as `Call.content_chars`)
+    content_chars: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     clock_ns: int = 0  # the wall clock less the monotonic one at the call's start (`now_ns`)
     # the TCP peer's address and port (an IPv6 one bare), its connection's, made once for it (`client_of`); None: not
@@ -315,7 +321,7 @@ class Outcome:
         checkpoint_source: str | None = None, checkpoint_parent: str | None = None, provider: str | None = None,
         response_model: str | None = None, response_id: str | None = None, finish_reasons: tuple[str, ...] = (),
         input_tokens: int | None = None, output_tokens: int | None = None, output_digest: str | None = None,
-        output_detected: frozenset[str] = frozenset(), content: tuple[str, ...] = (),
+        output_detected: frozenset[str] = frozenset(), content: tuple[str, ...] = (), content_chars: int = 0,
         extra: dict[str, Any] | None = None, clock_ns: int = 0, client: tuple[str, int] | None = None,
     ) -> None:  # fmt: skip
         self.started_ns = started_ns
@@ -337,6 +343,7 @@ class Outcome:
         self.output_digest = output_digest
         self.output_detected = output_detected
         self.content = content
+        self.content_chars = content_chars
         self.extra = {} if extra is None else extra
         self.clock_ns = clock_ns
         self.client = client

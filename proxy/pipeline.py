@@ -375,6 +375,11 @@ class Pipeline:
             handed, whole = body_fields()
             if not whole:  # some not read: `scan:truncated`, as the request's own texts past their limit
                 request = dataclasses.replace(request, unscanned=True)
+        content: tuple[str, ...] = ()
+        chars = 0
+        if recorded and self.capture and trace.sampled:
+            content = self._content(request)
+            chars = _content_chars(request.texts)
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -388,10 +393,11 @@ class Pipeline:
             params=request.params,
             stream=request.stream,
             model_version=request.version,
-            content=self._content(request) if recorded and self.capture and trace.sampled else (),
+            content=content,
             opaque=request.opaque,
             unrouted=request.unrouted,
             peer=peer,
+            content_chars=chars,
         )
 
     def _unseen(self, request: Request, labels: frozenset[str]) -> tuple[Request, frozenset[str]]:
@@ -417,6 +423,7 @@ class Pipeline:
             object.__setattr__(call, "input_digest", text_digest(request.texts))
         if self.capture and call.trace.sampled:
             object.__setattr__(call, "content", self._content(request))
+            object.__setattr__(call, "content_chars", _content_chars(request.texts))
 
     def _content(self, request: Request) -> tuple[str, ...]:
         """The input text as captured (`telemetry.capture_content`), masked. A value split across content
@@ -677,6 +684,12 @@ class PipelineRef:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.current = pipeline
+
+
+def _content_chars(texts: tuple[str, ...]) -> int:
+    """`Call.content_chars`: the input texts' characters when they are not all captured (`CAPTURE_MAX_CHARS`), else 0."""
+    size = sum(map(len, texts))
+    return size if size > CAPTURE_MAX_CHARS else 0
 
 
 def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ...]) -> list[list[str]] | None:

@@ -98,7 +98,15 @@ def test_captured_content_is_cut_to_the_bound_and_stays_the_schemas_json(
     captured = json.loads(a["gen_ai.input.messages"])  # JSON still, cut as texts
     texts = [part["content"] for part in captured[0]["parts"]]
     assert len(texts) == 1 and texts[0].startswith("a" * 10_000)
-    # what was captured is cut, counted: the call's first CAPTURE_MAX_CHARS characters masked, the text they run out in
-    # cut 320 characters before (where a value may have been cut in two) and marked, nothing after it masked
+    # the call's first CAPTURE_MAX_CHARS characters are masked, the text they run out in cut 320 characters before
+    # (where a value may have been cut in two) and marked, nothing after it masked; what the span cuts of that is
+    # counted from the call's characters, 100,000: before 2026-12-04 it said 65,262, what was captured
     captured_chars = 60_000 + (CAPTURE_MAX_CHARS - 60_000 - 320) + len(NOT_CAPTURED_PAST_BOUND)
-    assert len(MARK.sub("", texts[0])) + _left_out(texts[0]) == captured_chars
+    assert len(MARK.sub("", texts[0])) + _left_out(texts[0]) == 100_000 > captured_chars
+    # so is the output's: the reply echoes a prompt of 100,000 characters after its six words
+    b = _post(proxy, otlp, {"model": "m", "messages": [{"role": "user", "content": "a" * 100_000}]})
+    (reply,) = json.loads(b["gen_ai.output.messages"])[0]["parts"]
+    assert reply["content"].startswith("w0 w1 w2 w3 w4 w5 echo: aaa")
+    assert (
+        len(MARK.sub("", reply["content"])) + _left_out(reply["content"]) == len("w0 w1 w2 w3 w4 w5 echo: ") + 100_000
+    )

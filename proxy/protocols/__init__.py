@@ -1484,6 +1484,8 @@ class OutputText:
         if self._capture:
             text = "".join(self._capture)
             self.outcome.content = (masker.mask(text, CAPTURE_MAX_CHARS) if masker is not None else text,)
+            if self._keep <= 0:  # not all kept: the output's characters, all that were added (`_add`)
+                self.outcome.content_chars = len(text) - self._keep
 
     def _found(self) -> frozenset[str]:
         """The labels of the output and the asides (each a text of its own)."""

@@ -284,9 +284,9 @@ class SpanRecorder:
         }
         # the captured messages cut as texts, within a value's bound together: their JSON cut short is no JSON
         if call.content:
-            attrs[INPUT_MESSAGES] = _bounded_content(call.content)
+            attrs[INPUT_MESSAGES] = _bounded_content(call.content, whole=call.content_chars)
         if outcome.content:
-            attrs[OUTPUT_MESSAGES] = _bounded_content(outcome.content, outcome)
+            attrs[OUTPUT_MESSAGES] = _bounded_content(outcome.content, outcome, whole=outcome.content_chars)
         attrs["lineage.span.cut"] = True
         name, status, message = _naming(call, decision, attrs)
         return encode_span(
@@ -432,9 +432,12 @@ def _content_json(texts: tuple[str, ...], outcome: Outcome | None) -> str:
     return input_messages(texts) if outcome is None else output_messages(texts, outcome)
 
 
-def _bounded_content(texts: tuple[str, ...], outcome: Outcome | None = None, text: str | None = None) -> str:
+def _bounded_content(
+    texts: tuple[str, ...], outcome: Outcome | None = None, text: str | None = None, whole: int = 0
+) -> str:
     """Captured texts as their JSON (`input_messages`; with the outcome, `output_messages`; `text` when made already)
-    within VALUE_MAX_BYTES: the texts cut together (`_cut_texts`), not the JSON, which cut short reads as nothing."""
+    within VALUE_MAX_BYTES: the texts cut together (`_cut_texts`), not the JSON, which cut short reads as nothing.
+    `whole`: the call's characters they were captured from, when not all were (`Call.content_chars`)."""
     if text is None:
         text = _content_json(texts, outcome)
     if len(text) <= _SHORT_CHARS:
@@ -444,22 +447,25 @@ def _bounded_content(texts: tuple[str, ...], outcome: Outcome | None = None, tex
     while size > VALUE_MAX_BYTES:
         # the texts' characters in proportion to the bytes over, and one fewer at least each time
         chars = max(min(chars - 1, chars * (VALUE_MAX_BYTES - _MARK_ROOM) // size), 0)
-        text = _content_json(_cut_texts(texts, chars), outcome)
+        text = _content_json(_cut_texts(texts, chars, whole), outcome)
         size = len(text.encode("utf-8", "replace"))
     return text
 
 
-def _cut_texts(texts: tuple[str, ...], chars: int = VALUE_CUT_CHARS) -> tuple[str, ...]:
+def _cut_texts(texts: tuple[str, ...], chars: int = VALUE_CUT_CHARS, whole: int = 0) -> tuple[str, ...]:
     """Captured texts cut to `chars` characters together, the last one kept marked with the characters left out
-    (its own and those of the texts after it)."""
+    (its own and those of the texts after it; of a call not captured whole, its `whole` characters less those
+    kept, as masked)."""
     kept: list[str] = []
+    shown = 0
     for index, text in enumerate(texts):
         if len(text) > chars:
             left = len(text) - chars + sum(len(rest) for rest in texts[index + 1 :])
-            kept.append(text[:chars] + _cut_mark(left))
+            kept.append(text[:chars] + _cut_mark(max(left, whole - shown - chars)))
             break
         kept.append(text)
         chars -= len(text)
+        shown += len(text)
     return tuple(kept)
 
 
@@ -555,9 +561,9 @@ def _call_attributes(call: Call, outcome: Outcome) -> dict[str, Any]:
     if outcome.output_tokens is not None:
         attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
     if call.content:
-        attrs[INPUT_MESSAGES] = _bounded_content(call.content)
+        attrs[INPUT_MESSAGES] = _bounded_content(call.content, whole=call.content_chars)
     if outcome.content:
-        attrs[OUTPUT_MESSAGES] = _bounded_content(outcome.content, outcome)
+        attrs[OUTPUT_MESSAGES] = _bounded_content(outcome.content, outcome, whole=outcome.content_chars)
     if outcome.first_token_ns:
         attrs["gen_ai.response.time_to_first_chunk"] = (outcome.first_token_ns - outcome.started_ns) / 1e9
     client = outcome.client
@@ -629,12 +635,12 @@ def _call_parts(call: Call, outcome: Outcome, parts: list[bytes]) -> list[bytes]
     if call.content:  # each a length read, but for one over _SHORT_CHARS characters (`_bounded_content`)
         text = input_messages(call.content)
         if len(text) > _SHORT_CHARS:
-            text = _bounded_content(call.content, None, text)
+            text = _bounded_content(call.content, None, text, call.content_chars)
         parts.append(_INPUT_MESSAGES.string(text))
     if outcome.content:
         text = output_messages(outcome.content, outcome)
         if len(text) > _SHORT_CHARS:
-            text = _bounded_content(outcome.content, outcome, text)
+            text = _bounded_content(outcome.content, outcome, text, outcome.content_chars)
         parts.append(_OUTPUT_MESSAGES.string(text))
     if outcome.first_token_ns:
         parts.append(span_attribute("gen_ai.response.time_to_first_chunk", _ttft(outcome)))
