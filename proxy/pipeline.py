@@ -375,11 +375,7 @@ class Pipeline:
             handed, whole = body_fields()
             if not whole:  # some not read: `scan:truncated`, as the request's own texts past their limit
                 request = dataclasses.replace(request, unscanned=True)
-        content: tuple[str, ...] = ()
-        chars = 0
-        if recorded and self.capture and trace.sampled:
-            content = self._content(request)
-            chars = _content_chars(request.texts)
+        content = self._content(request) if recorded and self.capture and trace.sampled else ()
         return Call(
             protocol=protocol,
             operation=request.operation,
@@ -397,7 +393,7 @@ class Pipeline:
             opaque=request.opaque,
             unrouted=request.unrouted,
             peer=peer,
-            content_chars=chars,
+            content_chars=_content_chars(request.texts) if content else 0,
         )
 
     def _unseen(self, request: Request, labels: frozenset[str]) -> tuple[Request, frozenset[str]]:
