@@ -23,8 +23,11 @@ import proxy.ingress.grpc as grpc_ingress
 from proxy.logs import ACCESS
 from tests.ingress.grpc_proxied import proxied, recorded
 from tests.ingress.test_grpc import CONFIG, SERVICE, _request, _traceparent
+from tests.ingress.test_grpc_left_before_request import CANCEL
 from tests.record.test_reply_waiting_for_record_unanswered import Answering
 from tests.record.test_store_waits import until
+from tests.servers.h2_hostile import RST_STREAM, HostileClient
+from tests.servers.h2_wire import frame
 from tests.servers.otlp_receiver import OtlpReceiver
 
 # it replaces `_reply_metadata`, which the compiled module calls directly (tests/conftest.py)
@@ -58,14 +61,24 @@ def test_a_unary_call_reset_after_its_handler_has_the_reply_is_recorded_as_answe
             until(lambda: len(seen) == 1)
             go.clear()
             reached.clear()
-            future = infer.future(_request(), metadata=reset_md)
+        # the reset call on raw HTTP/2, so its RST_STREAM is known read by the listener before the handler returns
+        # (a PING acknowledged after it): with grpc's client, `future.cancel()` then releasing the handler, the reset
+        # could reach the listener after the reply went, a call answered, and the test held whichever came first
+        hostile = HostileClient(int(proxy.grpc.rsplit(":", 1)[1]))
+        try:
+            stream = hostile.open(SERVICE + "ModelInfer", *((k, v.encode()) for k, v in reset_md))
+            message = _request()
+            hostile.data(stream, b"\x00" + len(message).to_bytes(4, "big") + message, end=True)
             assert reached.wait(30)
-            future.cancel()  # RST_STREAM: the client's call ends CANCELLED, no reply
+            with hostile._send:
+                hostile.sock.sendall(frame(RST_STREAM, 0, stream, CANCEL.to_bytes(4, "big")))
+            hostile.ping()  # the listener has read the reset: grpc's core has the call cancelled
             go.set()
-            assert future.cancelled()
-            with pytest.raises(grpc.FutureCancelledError):
-                future.result()
             until(lambda: proxy.process._grpc.calls == 0 and len(seen) == 2)
+            hostile.ping()  # anything sent on the stream before this acknowledgement has been read
+            assert stream not in hostile.replied  # the client never got the reply the call is recorded as answering
+        finally:
+            hostile.close()
         loop_thread.run(proxy.process.runtime.sinks.flush())
     answered_span, answered_line = recorded(otlp, caplog, answered_trace)
     span, line = recorded(otlp, caplog, reset_trace)
