@@ -602,22 +602,8 @@ def read_rest_request(
     `/infer_stream`, `/generate`, `/generate_stream`)."""
     check_version(version)
     head, binary = _json_part(body, header_length)
-    if len(head) > _NAMES_COUNTED_FROM:
-        check_count(head.count(_NAME_KEY), _NAMED)
     data, constants = _request_json(head)
     return inference_request(model, version, data, constants, binary, operation, stream)
-
-
-# A request of over MAX_STRINGS tensors (`check_count`) is refused before its JSON is parsed when it holds more keys
-# "name" than that (each tensor has one; counted in C, in the body as sent): parsed first, 278,000 one-element inputs
-# (16 MB) held the loop 0.33-0.63 s to be refused, now 10-15 ms. A key in a string is not counted (its quotes are
-# escaped); one written with white space before its colon is not either (the parse then counts the tensors); a tensor
-# parameter named "name" is (its tensor counts twice). A body of fewer bytes than MAX_STRINGS + 1 such keys: not counted.
-_NAME_KEY: Final = b'"name":'
-_NAMES_COUNTED_FROM: Final = len(_NAME_KEY) * MAX_STRINGS
-_NAMED: Final = (
-    'tensors (inputs and requested outputs together; counted as the keys "name" its JSON holds, one a tensor)'
-)
 
 
 def inference_request(
