@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import select
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import orjson
@@ -15,9 +17,11 @@ import pytest
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import TextGenerationError
 
+from proxy.protocols import tgi
 from tests import test_ollama_native as native
 from tests.harness import ProxyHandle
 from tests.servers.ollama import MODEL, Ollama
+from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_refusals_recorded import ask
 
 # the fixtures of test_ollama_native: the server, the proxy in front of it (limits.max_header_bytes: 32 KiB)
@@ -115,3 +119,63 @@ def test_a_tgi_body_refused_at_the_root_is_in_tgis_shape(ollama: Ollama, proxy: 
     with pytest.raises(TextGenerationError, match="purpose 'ads' is not allowed"):
         client.text_generation(f"write to {native.ADDRESS}")
     assert ollama.received == []
+
+
+def test_a_body_of_too_many_containers_refused_at_the_root_is_answered(ollama: Ollama, proxy: ProxyHandle) -> None:
+    """A body at `/` the proxy refuses before it parses it (over 1,000,000 JSON objects and arrays, 413): answered
+    (before 2026-12-04 `shape_root` parsed it again to tell whether it was TGI's, which raised the same refusal
+    again: the connection closed with no answer, an internal error logged). Not read, it is shaped as the upstream
+    says, no TGI here: OpenAI's."""
+    body = b'{"inputs": "hi", "a": [' + b"[]," * 1_000_001 + b"[]]}"
+    reply = httpx.post(f"{proxy.url}/", content=body, headers={"Content-Type": "application/json"}, timeout=60)
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "request_too_large", reply.text
+    assert ollama.received == []
+
+
+@pytest.mark.interpreted  # counts calls a compiled module makes directly (tests/conftest.py)
+def test_an_unidentified_callers_large_body_at_the_root_is_not_parsed_to_shape_its_refusal(
+    ollama: Ollama, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller the proxy does not know (anonymous calls denied) is refused before a body over 1 MiB is parsed
+    (`READ_UNIDENTIFIED_MAX`: reading one costs the event loop up to seconds): its refusal at `/` is shaped without
+    parsing it either (before 2026-12-04 `shape_root` parsed it, for TGI's `inputs`)."""
+    parsed: list[int] = []
+    load = tgi.load_request_json
+
+    def counted(body: bytes, what: str = "request body") -> dict[str, Any]:
+        parsed.append(len(body))
+        return load(body, what)
+
+    monkeypatch.setattr(tgi, "load_request_json", counted)
+    denied = make_proxy(
+        native.CONFIG.replace("anonymous: allow", "anonymous: deny"),
+        UPSTREAM=ollama.url,
+        OTLP=f"http://127.0.0.1:{otlp.port}",
+    )
+    body = orjson.dumps({"inputs": "a" * (2 << 20), "parameters": {"max_new_tokens": 8}, "stream": False})
+    reply = httpx.post(f"{denied.url}/", content=body, headers={"Content-Type": "application/json"}, timeout=60)
+    assert reply.status_code == 401 and parsed == [], (parsed, reply.text[:200])
+    # its body unread, the upstream `/` goes to decides its shape: no TGI here, OpenAI's
+    assert reply.json()["error"]["code"] == "invalid_api_key" and ollama.received == [], reply.text
+
+
+@pytest.mark.interpreted  # counts calls a compiled module makes directly (tests/conftest.py)
+def test_a_large_tgi_body_refused_at_the_root_is_in_tgis_shape_read_once(
+    ollama: Ollama, proxy: ProxyHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TGI body over 1 MiB that TGI's adapter read, then refused (its purpose not allowed for what it holds): TGI's
+    shape, which the adapter that read it says, the body not parsed again (before 2026-12-04 `shape_root` parsed it a
+    second time)."""
+    parsed: list[int] = []
+    load = tgi.load_request_json
+
+    def counted(body: bytes, what: str = "request body") -> dict[str, Any]:
+        parsed.append(len(body))
+        return load(body, what)
+
+    monkeypatch.setattr(tgi, "load_request_json", counted)
+    body = orjson.dumps({"inputs": f"write to {native.ADDRESS} " + "a" * (2 << 20), "parameters": {}, "stream": False})
+    headers = {"Content-Type": "application/json", "x-purpose": "ads"}
+    reply = httpx.post(f"{proxy.url}/", content=body, headers=headers, timeout=60)
+    assert reply.status_code == 403 and isinstance(reply.json()["error"], str), reply.text[:300]
+    assert parsed == [len(body)] and ollama.received == []

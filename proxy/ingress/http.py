@@ -34,7 +34,7 @@ from proxy.errors import (
     echoed,
     origin_path,
 )
-from proxy.exchange import CLIENT_GONE, CODINGS, DRAIN_CUT, Exchange, zlib_header
+from proxy.exchange import CLIENT_GONE, CODINGS, DRAIN_CUT, READ_UNIDENTIFIED_MAX, Exchange, zlib_header
 from proxy.flow import quoted_name
 from proxy.ingress.wire import (
     FORWARD_PROXY_HINT,
@@ -400,16 +400,23 @@ def _exchange(pipeline: Pipeline, method: str, path: str, header: Header) -> Exc
     raise AssertionError("the passthrough adapter matches every path")
 
 
-def shape_root(error: ProxyError, request: Request, path: str, pipeline: Pipeline) -> None:
+def shape_root(
+    error: ProxyError, request: Request, path: str, pipeline: Pipeline, read_by: Adapter | None = None
+) -> None:
     """`/` is TGI's compat route (huggingface_hub's `text_generation` posts there) and the root of other apps (a Ray
     Serve or BentoML app's): a refusal there is in TGI's error shape when the call is TGI's, and in OpenAI's otherwise
-    (`ProxyError.shaped_as`). The call is TGI's when its body, if in, is (`tgi_body`: TGI's `inputs`); else when the
-    upstream `/` goes to (the route of a call naming no model) is TGI, as its metadata says (`/info`). (An
-    absolute-form target's, refused, is its path's.)"""
+    (`ProxyError.shaped_as`). The call is TGI's when the adapter that read its body as a call (`read_by`) is TGI's
+    (passthrough's for a body that is not); a body in that none read, refused before (its caller, its purpose, its
+    JSON), when it is TGI's (`tgi_body`: TGI's `inputs`), parsed only up to `READ_UNIDENTIFIED_MAX` (a larger one an
+    unknown caller sends is refused unparsed, and so is it shaped); else when the upstream `/` goes to (the route
+    of a call naming no model) is TGI, as its metadata says (`/info`). (An absolute-form target's, refused, is its
+    path's.)"""
     if path != "/" and (path[:1] == "/" or origin_path(path) != "/"):
         return
-    body = request.received()
-    if body is not None:
+    body = request.received() if read_by is None else None
+    if read_by is not None:
+        tgi = read_by.provider == "tgi"
+    elif body is not None and len(body) <= READ_UNIDENTIFIED_MAX:
         tgi = tgi_body(body)
     else:
         matched = pipeline.policy.route("")
@@ -553,6 +560,9 @@ class HttpIngress:
         is cut instead."""
         # the status the client gets: this error's, unless the upstream's reply head is already on its way
         ex.outcome.status = ex.outcome.status if conn.replying else error.status
+        # the adapter that read its body as a call, if one did (`shape_root`): `finish` makes a call of one refused
+        # before, for its record
+        read_by = ex.adapter if ex.call is not None and request.complete else None
         if ex.call is None and error.caller is None:  # refused before it was read: its caller, when the key says
             error.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
         ex.finish(error)
@@ -564,7 +574,7 @@ class HttpIngress:
         if conn.replying:
             conn.abort()
         else:
-            shape_root(error, request, request.path, ex.pipeline)
+            shape_root(error, request, request.path, ex.pipeline, read_by)
             conn.error(request, error, ex.lineage_headers(), keep_alive=keep_alive)
 
     @staticmethod
