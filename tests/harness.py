@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
 import secrets
 import socket
@@ -140,13 +141,42 @@ def proxy_error(reply: Any) -> dict[str, Any]:
     if path == "/v2" or path.startswith("/v2/") or v1_call_path(path) or ollama:
         assert isinstance(answer["error"], str), answer  # what tritonclient and the ollama client raise with
         return {"message": answer["error"], "code": answer["code"], "type": answer["type"], "param": answer["param"]}
-    if path in TGI_NATIVE_PATHS and (path != "/" or isinstance(answer["error"], str)):
+    tgis = path != "/" or _root_tgis(reply)
+    if path in TGI_NATIVE_PATHS and (tgis or (tgis is None and isinstance(answer["error"], str))):
         # (`/` is other apps' root too: a refusal there is in TGI's shape only when the call is TGI's, `shape_root`)
         assert isinstance(answer["error"], str), answer  # what huggingface_hub raises with
         return {"message": answer["error"], "code": answer["code"], "type": answer["error_type"],
                 "param": answer["param"]}  # fmt: skip
     assert isinstance(answer["error"], dict), answer
     return dict(answer["error"])
+
+
+class _Twice(Exception):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise _Twice
+    return dict(pairs)
+
+
+def _root_tgis(reply: Any) -> bool | None:
+    """Whether a refusal at `/` must be in TGI's shape, by the body sent (`shape_root`): a JSON object whose `inputs` is a
+    string, each key once, is TGI's, any other body not; None (either shape) where the proxy may not have read it (413,
+    431, over 1 MiB, a content coding, a body streamed)."""
+    request = reply.request
+    try:
+        content = request.content
+    except Exception:  # httpx.RequestNotRead: a streamed body
+        return None
+    if reply.status_code in (413, 431) or len(content) > 1 << 20 or "content-encoding" in request.headers:
+        return None
+    try:
+        data = json.loads(content, object_pairs_hook=_pairs)
+    except (ValueError, _Twice):  # (UnicodeDecodeError is a ValueError)
+        return False
+    return type(data) is dict and type(data.get("inputs")) is str
 
 
 def traced(**headers: str) -> tuple[str, dict[str, str]]:
