@@ -20,7 +20,7 @@ import pytest
 from ollama import AsyncClient, ChatResponse, Client, ResponseError
 
 from tests import test_ollama_native as native
-from tests.harness import LoopThread, ProxyHandle, dead_port, traced
+from tests.harness import LoopThread, ProxyHandle, dead_port, serving, traced
 from tests.servers.ollama import MODEL, TAGGED, Ollama
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_oip_generate_endpoints import edges
@@ -258,3 +258,41 @@ def test_an_error_alone_in_a_whole_reply_is_the_upstreams_error(proxy: ProxyHand
     with pytest.raises(Exception, match="message"):
         Client(host=proxy.url, headers=headers).chat(MODEL, said("__failed__ alice example.com"))
     assert otlp.by_trace(trace_id).attributes["error.type"] == "upstream_error"
+
+
+# whole replies to a chat that did not stream, an `error` set beside fields that are no chat's answer: the `ollama`
+# client's `ChatResponse` wants a `message` (a `role` in it), and raises pydantic's `ValidationError` without one
+NO_CHAT_ANSWER = {
+    "done": {"model": TAGGED, "created_at": "2026-12-04T10:00:00Z", "done": True, "done_reason": "stop"},
+    "response": {"model": TAGGED, "response": "hi", "done": True},
+    "message without role": {"model": TAGGED, "message": {"content": "hi"}, "done": True},
+}
+
+
+@pytest.mark.parametrize("fields", list(NO_CHAT_ANSWER.values()), ids=list(NO_CHAT_ANSWER))
+def test_an_error_beside_fields_that_are_no_chats_answer_is_the_upstreams_error(
+    loop_thread: LoopThread,
+    otlp: OtlpReceiver,
+    make_proxy: Callable[..., ProxyHandle],
+    fields: dict[str, Any],
+) -> None:
+    """The client raises at such a reply (no answer), so the call is recorded as the upstream's error, as one whose
+    `error` is alone (before 2026-12-04 recorded as an answer that ended well, `done` or a generate's `response`
+    taken for a chat's output)."""
+    from aiohttp import web
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": TAGGED, "object": "model", "owned_by": "x"}]})
+
+    async def chat(request: web.Request) -> web.Response:
+        return web.json_response({**fields, "error": "the model ran out of memory"})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/api/chat", chat)
+    with serving(loop_thread, app) as url:
+        proxy = make_proxy(CONFIG, wait="probed", UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        trace_id, headers = traced()
+        with pytest.raises(Exception, match="message"):
+            Client(host=proxy.url, headers=headers).chat(MODEL, said("hi"))
+    assert otlp.by_trace(trace_id).attributes.get("error.type") == "upstream_error", otlp.by_trace(trace_id).attributes

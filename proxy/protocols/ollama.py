@@ -102,14 +102,15 @@ class OllamaObserver(SseObserver):
     its client has) read beside it, and the tokens it weighed beside those it wrote (`logprobs`' `top_logprobs`). `done_reason` is the finish reason, `prompt_eval_count` and `eval_count` the usage;
     `{"error": ...}` the upstream's error (in a stream, in band). An embedding reply's vectors hold no text."""
 
-    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
+    def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, chat: bool = False) -> None:
         super().__init__(outcome, detectors, capture)
+        self.chat = chat  # a chat's reply (`/api/chat`), which its client reads as a `ChatResponse`: a `message` in it
         # the call asked for a stream (its `stream` not false: `Exchange._observe`), which the `ollama` client reads
         # line by line, raising at an `error` that is set; a reply it did not ask to stream it reads whole
         self.streamed = False
 
     def whole(self, reply: dict[str, Any]) -> None:
-        if reply.get("error") and (self.streamed or not _holds_output(reply)):
+        if reply.get("error") and (self.streamed or not _holds_output(reply, self.chat)):
             self._error(reply)
         elif not self._read(reply, False):
             self._text.add_unknown(reply)
@@ -180,11 +181,14 @@ class OllamaObserver(SseObserver):
             self._text.end_piece()
 
 
-def _holds_output(reply: dict[str, Any]) -> bool:
-    """Whether a whole reply holds a field Ollama writes output in (as `OllamaObserver._read` reads it)."""
-    message = reply.get("message")
-    text = message.get("content") if type(message) is dict else reply.get("response")
-    return type(text) is str or "embeddings" in reply or "embedding" in reply or "done" in reply
+def _holds_output(reply: dict[str, Any], chat: bool) -> bool:
+    """Whether a whole reply holds a field Ollama writes output in (as `OllamaObserver._read` reads it), which its
+    client returns as an answer: a chat's, a `message` with its `role` (without one the client's `ChatResponse` raises
+    pydantic's `ValidationError`, whatever else the reply holds: `done`, a `response`)."""
+    if chat:
+        message = reply.get("message")
+        return type(message) is dict and type(message.get("role")) is str
+    return type(reply.get("response")) is str or "embeddings" in reply or "embedding" in reply or "done" in reply
 
 
 class Adapter:
@@ -208,7 +212,7 @@ class Adapter:
         return request_json_as_utf8(body)
 
     def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> OllamaObserver:
-        return OllamaObserver(outcome, detectors, capture)
+        return OllamaObserver(outcome, detectors, capture, target.operation == "chat")
 
 
 ADAPTER = Adapter()
