@@ -98,6 +98,10 @@ def _class_table() -> bytes:
 # (`Final`, here and below: compiled, each constant read per call is a C static, not a lookup in the module's dict)
 _CLASSES: Final = _class_table()
 _WORDISH: Final = frozenset(b"0aAxX_")
+# what, beyond a run of underscores, makes it part of a word (`snake_case`, `card_4111...`): a digit, a letter, one
+# that is not ASCII. A run with none of them on one side is Markdown's emphasis (`_alice@example.com_`, `__4111 1111
+# 1111 1111__`), which a model reads past as it reads past `*`: `_Text.before` and `after` read it as punctuation
+_WORD: Final = frozenset(b"0aAxX~")
 _LETTERS: Final = frozenset(b"aAxX")
 # what joins a run of digits to more of a number or a word, so the run is no card: a digit, a dash, an ASCII letter or
 # an underscore (as a phone's neighbours are read)
@@ -147,10 +151,32 @@ class _Text:
         self.stop = min(len(self.classes), last + _DIGIT_MATCH)
 
     def before(self, index: int) -> int:
-        return self.classes[index - 1] if index > 0 else 32
+        """The class of the byte before `index` (a space at the start); an underscore there, with no word beyond
+        its run (`_emphasis`), as punctuation."""
+        if index <= 0:
+            return 32
+        byte = self.classes[index - 1]
+        if byte == 95:
+            first = index - 1
+            while first > 0 and self.classes[first - 1] == 95:
+                first -= 1
+            if first == 0 or self.classes[first - 1] not in _WORD:
+                return 35
+        return byte
 
     def after(self, index: int) -> int:
-        return self.classes[index] if index < len(self.classes) else 32
+        """The class of the byte at `index` (a space past the end); an underscore there as in `before`."""
+        size = len(self.classes)
+        if index >= size:
+            return 32
+        byte = self.classes[index]
+        if byte == 95:
+            last = index + 1
+            while last < size and self.classes[last] == 95:
+                last += 1
+            if last == size or self.classes[last] not in _WORD:
+                return 35
+        return byte
 
 
 # Each finder yields (start, end) of validated values in a _Text.
@@ -228,7 +254,7 @@ _SPACELESS_BEFORE: Final = re.compile(
 _IDN_TLD_SET: Final = frozenset(_IDN_TLDS.split())
 # the first two bytes of each in UTF-8, in either case: where a top-level domain that is not ASCII may start
 _IDN_HEADS: Final = frozenset(form.encode()[:2] for tld in _IDN_TLD_SET for form in (tld, tld.upper()))
-_ASCII_TLD: Final = re.compile(r"[A-Za-z]{2,24}(?![0-9A-Za-z_])")
+_ASCII_TLD: Final = re.compile(r"[A-Za-z]{2,24}(?![0-9A-Za-z]|_+[^\W_])")  # (underscores then no word: `_WORD`)
 _ADDRESSES: list[re.Pattern[str]] = []  # `_address_patterns`, made once
 # the class string with every byte a local part may hold (`_EMAIL_WIDE`) as `l`, the rest `#`
 _LOCAL_RUNS: Final = bytes(108 if byte in b"aAxX0._%+~-" else 35 for byte in range(256))
@@ -1000,7 +1026,7 @@ def _address(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     """The address in what `_EMAIL_WIDE` found, read in its characters: a local part of letters, marks, digits and
     `._%+-` (from the last letter of a script without spaces, if ASCII follows it); labels of letters, marks,
     digits and dashes; and the last of them that is a top-level domain ends it: 2-24 ASCII letters (then no ASCII
-    letter, digit or `_`, as `_EMAIL`'s) or one of `_IDN_TLDS` (`例子.中国.谢谢`: the ideographic full stop ending
+    letter or digit, nor underscores before a word, as `_emails` reads it) or one of `_IDN_TLDS` (`例子.中国.谢谢`: the ideographic full stop ending
     a sentence is read as `.`). A candidate with no label that may start one is not read at all (`é@é.é@é.…`)."""
     raw, classes = t.raw, t.classes
     dot = classes.find(b".", classes.find(b"@", start, end), end)
@@ -1030,6 +1056,8 @@ def _address(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     if spaceless is not None:
         first = spaceless.end()
     last = domain.end()
+    while last > at + 1 and text[last - 1] == "_":  # Markdown's emphasis closing it, `_jörg@exämple.de_` (`_WORD`)
+        last -= 1
     dot = text.rfind(".", at, last)
     while dot > at:
         # ASCII letters that a letter of another script follows end an address of ASCII only (`…@example.com谢谢`),
