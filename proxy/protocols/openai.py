@@ -129,6 +129,7 @@ _RENDERED: Final = {
     "detokenize": frozenset(),
     "embedding": frozenset(),
     "rerank": frozenset(),
+    "generate": frozenset(),  # TGI's native API (`tgi.read_request`: its grammar whole, as a parameter; `_CONTENT`)
 }
 # by operation, the top-level keys whose objects and lists the adapter reads as that API's servers do: its content
 # (messages, an input, a prompt: their framing, a part's type or link, not read) and what its templates print whole
@@ -141,6 +142,7 @@ _CONTENT: Final = {
     "text_completion": frozenset({"prompt"}),
     "embeddings": frozenset({"input", "messages"}),  # vLLM's embeddings take a chat's messages too
     "responses": frozenset({"input", "instructions", "prompt"}),
+    "generate": frozenset({"parameters"}),  # TGI's: `inputs` a string; `parameters`, read by its adapter
 }
 _ANY_CONTENT: Final = frozenset().union(*_CONTENT.values())
 CONTENT_KEYS: Final = {
