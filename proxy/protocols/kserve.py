@@ -11,14 +11,16 @@ escapes decoded too), any other key as OIP parameters are (strings and numbers a
 `data`, the model's reply). KServe parses a body as JSON for the `Content-Type`s it lists, compared whole
 (`_JSON_TYPES`: `application/octet-stream` is one), for none, and for a binary CloudEvent's whose body is JSON; any
 other reaches the model as its raw bytes: when its type says JSON (`application/json; charset=utf-8`) read as JSON,
-or as text when it is none; when it says text (`text/plain`), read as that text; else data the proxy does not read
-(opaque, as OIP tensors in shared memory: `policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]]`,
+or as text when it is none; when it says text (`text/plain`), read as that text (both in the `charset` the type
+names, as the model may decode them: `_charset`); else data the proxy does not read (opaque, as OIP tensors in shared
+memory: `policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]]`,
 `"text"`) reaches a custom model as that value: read as `instances` are. KServe's OpenAI data plane, under
 `/openai/v1`, is OpenAI's API (`openai_unprefixed`; the ingress gives the prefix back: `http._upstream_target`).
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import urllib.parse
 from typing import Any, Final, TypeGuard
@@ -192,32 +194,101 @@ def _declared_text(content_type: str | None) -> bool:
     return content_type is not None and content_type.partition(";")[0].strip().lower().startswith("text/")
 
 
-def _utf8(content_type: str | None) -> bool:
-    """Whether the text this `Content-Type` types is UTF-8 as far as it says: no `charset`, or UTF-8's or ASCII's."""
-    if content_type is None or "charset" not in content_type.lower():
-        return True
+def _charset(content_type: str | None) -> str | None:
+    """The codec the `charset` this `Content-Type` names is in Python (`codecs.lookup`'s name: `iso8859-1` for
+    `latin-1`), for a model that decodes the body by it: None for none, or UTF-8's or ASCII's (the body is read as
+    UTF-8); "" for one Python has no text codec for, a slow one (`_SLOW_CODECS`), or several charsets that differ."""
+    if content_type is None:
+        return None
+    if content_type in _CHARSETS:
+        return _CHARSETS[content_type]
+    found = _parsed_charset(content_type)
+    if len(_CHARSETS) < _MOST_CHARSETS:
+        _CHARSETS[content_type] = found
+    return found
+
+
+# `_charset`'s answers by `Content-Type`, as clients send a few (`application/json; charset=utf-8`): parsed once each,
+# up to `_MOST_CHARSETS` of them (then parsed each time)
+_CHARSETS: Final[dict[str, str | None]] = {}
+_MOST_CHARSETS: Final = 256
+
+
+def _parsed_charset(content_type: str) -> str | None:
+    """`_charset`, parsed from the `Content-Type`."""
+    if "charset" not in content_type.lower():
+        return None
+    found: str | None = None
     for parameter in content_type.split(";")[1:]:
         name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _UTF8_NAMES:
-            return False
-    return True
+        if name.strip().lower() != "charset":
+            continue
+        value = value.strip().strip('"').lower()
+        codec = None if value in _UTF8_NAMES else _codec(value)
+        if codec is not None and codec in _UTF8_CODECS:
+            codec = None
+        if found is not None and codec != found:
+            return ""
+        found = codec
+    return found
 
 
-# the `charset` values a body is read by as it is (UTF-8's names, and ASCII's, a part of it)
+def _codec(charset: str) -> str:
+    """Python's name for the text codec `charset` names; "" for none, or a slow one (`_SLOW_CODECS`)."""
+    try:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError):  # (ValueError: a NUL in the name)
+        return ""
+    return info.name if info._is_text_encoding and info.name not in _SLOW_CODECS else ""
+
+
+# the `charset` values a body is read by as it is (UTF-8's names, and ASCII's, a part of it), and their codecs' names
 _UTF8_NAMES: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+_UTF8_CODECS: Final = frozenset({"utf-8", "ascii"})
+# codecs Python decodes in Python, in time quadratic in the text (`punycode`; `idna` decodes by it), or that decode
+# nothing (`undefined`): a body in them is read as one in a charset Python does not know
+_SLOW_CODECS: Final = frozenset({"punycode", "idna", "undefined"})
 
 
-def _raw(model: str, operation: str, body: bytes, content_type: str | None, text: bool) -> Request:
+def _decoded(body: bytes, charset: str) -> tuple[str, bool]:
+    """`body` decoded by the codec `charset` (`_charset`), and whether it was text in it: bytes that are not read as
+    U+FFFD (False). No more characters than bytes: a codec decodes a byte to a character at most."""
+    try:
+        return body.decode(charset), True
+    except UnicodeError:
+        pass
+    try:
+        return body.decode(charset, "replace"), False
+    except UnicodeError:  # (a codec that fails whatever its error handler)
+        return body.decode("utf-8", "replace"), False
+
+
+def _raw(model: str, operation: str, body: bytes, content_type: str | None, text: bool, json_typed: bool) -> Request:
     """A body that is no JSON, which KServe's model server hands the model as its raw bytes: read as the text its
     `Content-Type` says it is (`text`: one that says JSON, `application/json; charset=utf-8`, or text, `text/plain`),
-    as UTF-8; bytes that are not UTF-8 read as U+FFFD, and a text its type says is in another `charset` (the model may
-    decode it so: UTF-16 read as UTF-8 hides what it says), the call labelled `scan:truncated`. With any other type
-    (`image/png`), data the proxy does not read (`policy.passthrough`)."""
+    as UTF-8, or in the `charset` it names, as a model may decode it (`text/plain; charset=utf-16`, `latin-1`,
+    `shift_jis`: `_charset`); bytes that are not text in it read as U+FFFD, the call labelled `scan:truncated`, as is one
+    in a `charset` Python does not know (read as UTF-8). One whose type says JSON (`json_typed`) and that is JSON once
+    decoded so (`application/json; charset=utf-16`) is also read as that JSON: its strings, escapes decoded, beside
+    the text. With any other type (`image/png`), data the proxy does not read (`policy.passthrough`)."""
     digest = bytes_digest(body) if body else None
     if not text:
         return Request(model, operation, digest=digest, opaque=True)
+    charset = _charset(content_type)
+    if charset:
+        read, whole = _decoded(body, charset)
+        if json_typed:
+            try:  # (escapes and all, as a model that parses the text it decoded reads it)
+                parsed = read_request(model, operation, read.encode("utf-8", "surrogatepass"), None)
+            except InvalidRequest:
+                pass
+            else:
+                return Request(model, operation, texts=(read,) if read else (), digest=digest,
+                               unscanned=not whole or parsed.unscanned, decoded=parsed.texts + parsed.decoded,
+                               names=parsed.names)  # fmt: skip
+        return Request(model, operation, texts=(read,) if read else (), digest=digest, unscanned=not whole)
     try:
-        read, whole = body.decode("utf-8"), _utf8(content_type)
+        read, whole = body.decode("utf-8"), charset is None
     except UnicodeDecodeError:
         read, whole = body.decode("utf-8", "replace"), False
     return Request(model, operation, texts=(read,) if read else (), digest=digest, unscanned=not whole)
@@ -248,7 +319,7 @@ def read_request(
     not say it is (a binary CloudEvent's body is parsed as JSON whatever it says: `_binary_cloudevent`)."""
     declared_json = _declared_json(content_type)
     if not declared_json and not _binary_cloudevent(header):
-        return _raw(model, operation, body, content_type, _declared_text(content_type))
+        return _raw(model, operation, body, content_type, _declared_text(content_type), False)
     try:
         value = load_request_value(body, "request body")
     except InvalidRequest:
@@ -256,7 +327,7 @@ def read_request(
         # whole (`_JSON_TYPES`); for any other, or a binary CloudEvent's, the model gets its bytes
         if (content_type is None or content_type in _JSON_TYPES) and not _binary_cloudevent(header):
             raise
-        return _raw(model, operation, body, content_type, declared_json or _declared_text(content_type))
+        return _raw(model, operation, body, content_type, declared_json or _declared_text(content_type), declared_json)
     envelope: dict[str, Any] | None = None
     if _structured(value):
         envelope = {name: item for name, item in value.items() if name != "data"}  # (the model gets `data` alone)
@@ -288,8 +359,27 @@ def read_request(
         whole = parameter_strings(others, texts, frozenset(), names=names) and whole
     if envelope is not None:  # (its attributes: read as parameters are)
         whole = parameter_strings(envelope, texts, frozenset(), names=names) and whole
+    if content_type is not None and content_type not in _JSON_TYPES and _charset(content_type):
+        # the model gets the raw bytes, and may decode them by the `charset` named (`application/json; charset=utf-7`:
+        # `+AEA-` is `@` in it): what it reads so, when other text than their UTF-8, is read beside (`decoded`)
+        other = _other_reading(model, operation, body, content_type, header)
+        if other is not None:
+            reprinted.extend(other.texts + other.decoded)
+            names.extend(other.names)
+            whole = whole and not other.unscanned
     return Request(model, operation, texts=tuple(texts), digest=digest, unscanned=not whole,
                    decoded=tuple(reprinted), names=tuple(names))  # fmt: skip
+
+
+def _other_reading(model: str, operation: str, body: bytes, content_type: str, header: Header | None) -> Request | None:
+    """A JSON body KServe hands the model as raw bytes (its `Content-Type` is not one it parses), read in the `charset`
+    its type names (`_raw`) when that is other text than its UTF-8 (`latin-1` bytes that are UTF-8 too, UTF-7's
+    `+AEA-`); None when it is the same text, or names no charset Python knows (the JSON is read as it parses), or the
+    request is a binary CloudEvent (whose JSON data KServe parses, whatever charset its type names)."""
+    if _binary_cloudevent(header):
+        return None
+    other = _raw(model, operation, body, content_type, True, True)
+    return None if other.texts == (body.decode("utf-8", "replace"),) and not other.unscanned else other
 
 
 class ReplyObserver(RestReplyObserver):

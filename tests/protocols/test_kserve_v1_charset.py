@@ -1,0 +1,130 @@
+"""A KServe V1 body KServe's model server hands its model as raw bytes, whose `Content-Type` names a `charset` other
+than UTF-8's: a model decodes it so (`text/plain; charset=utf-16`, `latin-1`, `shift_jis`). The proxy read it as UTF-8
+all the same and labelled it `scan:truncated`: UTF-16's `é` read as UTF-8 is no letter, so `andré@example.com` was no
+address to the detectors, and with a zone forbidding `pii:email` for the purpose the call reached the model (only
+labelled). Now it is read in the charset it names, when Python has a codec for it: the text the model decodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy.protocols import bytes_digest
+from proxy.protocols.kserve import read_request
+from tests.harness import ProxyHandle, proxy_error
+from tests.protocols.test_kserve_v1 import CONFIG, seen
+from tests.servers.real import kserve_model_server
+
+ADDRESS = "andré@example.com"
+FULLWIDTH = (
+    "ａｌｉｃｅ＠ｅｘａｍｐｌｅ．ｃｏｍ"  # (an address to a model, and to the detectors, which read it in NFKC form)
+)
+# a custom KServe model that decodes the raw bytes it is handed by the charset their `Content-Type` names (UTF-8 for
+# none), and writes down what it read (one JSON line a call)
+DECODING = """
+import json, sys
+import kserve
+
+
+class Decoding(kserve.Model):
+    def __init__(self, name):
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        if isinstance(payload, bytes):
+            fields = {name.lower(): value for name, value in (headers or {}).items()}
+            charset = "utf-8"
+            for parameter in fields.get("content-type", "").split(";")[1:]:
+                name, _, value = parameter.partition("=")
+                if name.strip().lower() == "charset":
+                    charset = value.strip().strip('"')
+            payload = payload.decode(charset, "replace")
+        with open("seen.jsonl", "a") as log:
+            log.write(json.dumps(payload) + "\\n")
+        return {"predictions": [payload]}
+
+
+if __name__ == "__main__":
+    kserve.ModelServer(http_port=int(sys.argv[1]), enable_grpc=False, workers=1).start([Decoding("echo")])
+"""
+
+
+@pytest.fixture(scope="module")
+def kserve_decoding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    workdir = tmp_path_factory.mktemp("kserve-charset")
+    with kserve_model_server(workdir, DECODING, "echo") as url:
+        yield url, workdir / "seen.jsonl"
+
+
+CASES = [
+    ("text/plain; charset=utf-16", f"write to {ADDRESS} today", "utf-16"),
+    ("text/plain; charset=ISO-8859-1", f"write to {ADDRESS} today", "latin-1"),
+    ("text/csv; charset=windows-1252", f"name,address\nAndré,{ADDRESS}\n", "cp1252"),
+    ("text/plain; charset=Shift_JIS", f"write to {FULLWIDTH} today", "shift_jis"),
+    ("application/json; charset=utf-16", f"write to {ADDRESS} today", "utf-16"),  # (no JSON: raw bytes too)
+]
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize(("content_type", "text", "codec"), CASES, ids=[case[0] for case in CASES])
+def test_an_address_in_a_text_of_another_charset_is_refused_where_its_zone_forbids_it(
+    kserve_decoding: tuple[str, Path], make_proxy: Callable[..., ProxyHandle], content_type: str, text: str, codec: str
+) -> None:
+    url, log = kserve_decoding
+    body = text.encode(codec)
+    headers = {"content-type": content_type}
+    direct = httpx.post(f"{url}/v1/models/echo:predict", content=body, headers=headers, timeout=60)
+    assert direct.status_code == 200 and seen(log)[-1] == text, direct.text  # the model decoded it by its charset
+    proxy = make_proxy(CONFIG, wait="probed", KSERVE=url, PASSTHROUGH="forward")
+    before = len(seen(log))
+    refused = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=body,
+                         headers={**headers, "x-purpose": "ads"}, timeout=60)  # fmt: skip
+    # before: 200, the address reaching the model, the call labelled `scan:truncated` alone
+    assert refused.status_code == 403, refused.text
+    error = proxy_error(refused)
+    assert error["code"] == "purpose_denied" and "pii:email" in error["message"], error
+    assert len(seen(log)) == before
+    allowed = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=body, headers=headers, timeout=60)
+    assert allowed.status_code == 200, allowed.text
+    labels = allowed.headers["x-data-labels"].split(",")
+    assert "pii:email" in labels and "scan:truncated" not in labels, labels
+    assert seen(log)[-1] == text
+
+
+def test_a_text_is_read_in_the_charset_its_type_names() -> None:
+    """Decoded by Python's codec for the charset (any name `codecs.lookup` knows), the digest that of the bytes; bytes
+    that are not text in it read as U+FFFD and the call labelled `scan:truncated`, as is a text in a charset Python
+    has no codec for (read as UTF-8), or a slow one (`punycode`), or under two charsets that differ."""
+    for content_type, codec in (("text/plain; charset=utf-16le", "utf-16-le"), ('text/plain;charset="UTF-16LE"',
+                                "utf-16-le"), ("text/plain; charset=latin1", "latin-1"),
+                                ("text/plain; charset=utf-32", "utf-32"), ("text/plain; charset=EUC-JP", "euc-jp"),
+                                ("application/json; charset=utf-16le", "utf-16-le")):  # fmt: skip
+        body = ADDRESS.encode(codec)
+        read = read_request("m", "predict", body, content_type, {}.get)
+        assert read.texts == (ADDRESS,) and not read.unscanned, content_type
+        assert not read.opaque and read.digest == bytes_digest(body), content_type
+    broken = read_request("m", "predict", ADDRESS.encode("utf-16-le") + b"\x00", "text/plain; charset=utf-16le", {}.get)
+    assert broken.texts == (ADDRESS + "\ufffd",) and broken.unscanned
+    for content_type in ("text/plain; charset=x-unknown", "text/plain; charset=punycode", "text/plain; charset=zlib",
+                         "text/plain; charset=latin1; charset=utf-16"):  # fmt: skip
+        read = read_request("m", "predict", ADDRESS.encode(), content_type, {}.get)
+        assert read.texts == (ADDRESS,) and read.unscanned, content_type
+
+
+def test_json_in_another_charset_is_read_as_the_model_decodes_it() -> None:
+    """A JSON-typed body KServe hands over raw is read as the JSON it is in the charset its type names too: a
+    UTF-16 body's strings with their escapes decoded, and a body that is JSON in UTF-8 as well as in its charset
+    (`charset=utf-7`, where `+AEA-` is `@`) read both ways."""
+    utf16 = '{"instances": ["alice\\u0040example.com"]}'.encode("utf-16")
+    read = read_request("m", "predict", utf16, "application/json; charset=utf-16", {}.get)
+    assert "alice@example.com" in read.decoded and not read.unscanned and read.digest == bytes_digest(utf16)
+    utf7 = read_request("m", "predict", b'{"instances": ["alice+AEA-example.com"]}', "application/json; charset=utf-7")
+    assert utf7.texts == ("alice+AEA-example.com",) and "alice@example.com" in utf7.decoded
+    plain = read_request("m", "predict", b'{"instances": ["alice@example.com"]}', "application/json; charset=latin-1")
+    assert plain.texts == ("alice@example.com",) and plain.decoded == ()  # the same text either way: read once
+    kserve_parses = read_request("m", "predict", b'{"instances": ["alice+AEA-example.com"]}', "application/json")
+    assert kserve_parses.decoded == ()  # a type KServe parses: the model gets the JSON, whatever charset
