@@ -269,8 +269,8 @@ def _raw(model: str, operation: str, body: bytes, content_type: str | None, text
     as UTF-8, or in the `charset` it names, as a model may decode it (`text/plain; charset=utf-16`, `latin-1`,
     `shift_jis`: `_charset`); bytes that are not text in it read as U+FFFD, the call labelled `scan:truncated`, as is one
     in a `charset` Python does not know (read as UTF-8). One whose type says JSON (`json_typed`) and that is JSON once
-    decoded so (`application/json; charset=utf-16`) is also read as that JSON: its strings, escapes decoded, beside
-    the text. With any other type (`image/png`), data the proxy does not read (`policy.passthrough`)."""
+    decoded so (`application/json; charset=utf-16`) is read as that JSON (its strings, escapes decoded, as a JSON
+    body is read), its digest the bytes'. With any other type (`image/png`), data the proxy does not read (`policy.passthrough`)."""
     digest = bytes_digest(body) if body else None
     if not text:
         return Request(model, operation, digest=digest, opaque=True)
@@ -278,14 +278,13 @@ def _raw(model: str, operation: str, body: bytes, content_type: str | None, text
     if charset:
         read, whole = _decoded(body, charset)
         if json_typed:
-            try:  # (escapes and all, as a model that parses the text it decoded reads it)
+            try:  # (escapes and all, as a model that parses the text it decoded reads it; the digest the bytes')
                 parsed = read_request(model, operation, read.encode("utf-8", "surrogatepass"), None)
             except InvalidRequest:
                 pass
             else:
-                return Request(model, operation, texts=(read,) if read else (), digest=digest,
-                               unscanned=not whole or parsed.unscanned, decoded=parsed.texts + parsed.decoded,
-                               names=parsed.names)  # fmt: skip
+                return Request(model, operation, texts=parsed.texts, digest=digest, decoded=parsed.decoded,
+                               unscanned=not whole or parsed.unscanned, names=parsed.names)  # fmt: skip
         return Request(model, operation, texts=(read,) if read else (), digest=digest, unscanned=not whole)
     try:
         read, whole = body.decode("utf-8"), charset is None
@@ -376,10 +375,10 @@ def _other_reading(model: str, operation: str, body: bytes, content_type: str, h
     its type names (`_raw`) when that is other text than its UTF-8 (`latin-1` bytes that are UTF-8 too, UTF-7's
     `+AEA-`); None when it is the same text, or names no charset Python knows (the JSON is read as it parses), or the
     request is a binary CloudEvent (whose JSON data KServe parses, whatever charset its type names)."""
-    if _binary_cloudevent(header):
+    charset = _charset(content_type)
+    if not charset or _binary_cloudevent(header) or _decoded(body, charset)[0] == body.decode("utf-8", "replace"):
         return None
-    other = _raw(model, operation, body, content_type, True, True)
-    return None if other.texts == (body.decode("utf-8", "replace"),) and not other.unscanned else other
+    return _raw(model, operation, body, content_type, True, True)
 
 
 class ReplyObserver(RestReplyObserver):
