@@ -123,6 +123,9 @@ class MessagesObserver(SseObserver):
             self._text.end_piece()
         self._reason(reply.get("stop_reason"))
 
+    def erred(self, event: dict[str, Any]) -> bool:
+        return event.get("type") == "error"
+
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "content_block_delta":

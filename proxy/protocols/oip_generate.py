@@ -141,6 +141,9 @@ class GenerateObserver(SseObserver):
         else:
             self._generated(reply, True)
 
+    def erred(self, event: dict[str, Any]) -> bool:
+        return not tensor_list(event.get("outputs")) and "error" in event
+
     def event(self, event: dict[str, Any]) -> None:
         outputs = event.get("outputs")
         if tensor_list(outputs):

@@ -115,6 +115,9 @@ class OllamaObserver(SseObserver):
         elif not self._read(reply, False):
             self._text.add_unknown(reply)
 
+    def erred(self, event: dict[str, Any]) -> bool:
+        return bool(event.get("error"))
+
     def event(self, event: dict[str, Any]) -> None:
         if event.get("error"):
             self._error(event)

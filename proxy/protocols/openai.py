@@ -436,6 +436,11 @@ class ReplyObserver(SseObserver):
         elif not self._native(reply, False) and not (self._embeddings and isinstance(reply.get("data"), list)):
             self._text.add_unknown(reply)  # none of the fields the output is in
 
+    def erred(self, event: dict[str, Any]) -> bool:
+        return bool(event.get("error")) or (
+            not isinstance(event.get("choices"), list) and event.get("object") == "error"
+        )
+
     def event(self, event: dict[str, Any]) -> None:
         self._meta(event)
         choices = event.get("choices")
@@ -769,6 +774,9 @@ class ResponsesObserver(SseObserver):
         if not read and item.get("type") not in _ITEMS_UNREAD:
             self._text.aside_strings(("item", at), {key: value for key, value in item.items() if key not in _ITEM_IDS})
         return pieces
+
+    def erred(self, event: dict[str, Any]) -> bool:
+        return event.get("type") in ("error", "response.failed")
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")

@@ -147,6 +147,9 @@ class TgiObserver(SseObserver):
                     self._top_tokens(sequence.get("top_tokens"))
             self._top_tokens(details.get("top_tokens"))
 
+    def erred(self, event: dict[str, Any]) -> bool:
+        return type(event.get("token")) is not dict and "error" in event
+
     def event(self, event: dict[str, Any]) -> None:
         token = event.get("token")
         if type(token) is not dict:
