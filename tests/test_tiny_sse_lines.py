@@ -59,6 +59,28 @@ def test_data_lines_that_open_no_event_are_read_up_to_the_limit(line: bytes) -> 
     assert EMAIL in outcome.output_detected and observer.ended
 
 
+@pytest.mark.interpreted
+@pytest.mark.parametrize("line", [b"data: x\n", b"data:\n"])
+def test_an_event_of_many_data_lines_is_kept_up_to_the_limit(line: bytes) -> None:
+    """An event's `data:` lines are kept to be read joined at its end: each a Python step, 16 MB of them after `data: {`
+    held the loop 3.2 s. Past `MAX_STRINGS` lines the event, and the rest of the reply, is not read; an event of fewer
+    (pretty-printed JSON) is read as before."""
+    from proxy.protocols import sse
+
+    observer, outcome = observer_of("openai")
+    stream = b"data: {\n" + line * (MAX_STRINGS * 8) + b"\n" + CHAT
+    steps = python_lines(lambda: _streamed(observer, stream, READ), sse.__file__)
+    assert steps < 16 * MAX_STRINGS  # 524,288 lines: 8 steps a line before
+    assert outcome.output_detected == {TRUNCATED}
+    observer, outcome = observer_of("openai")
+    pretty = orjson.dumps(
+        {"choices": [{"index": 0, "delta": {"content": " ana@example.org"}}]}, option=orjson.OPT_INDENT_2
+    )
+    lines = pretty.replace(b"{\n", b"{\n" + b"\n" * 5_000).split(b"\n")  # (blank data lines inside the object)
+    _streamed(observer, b"".join(b"data: " + one + b"\n" for one in lines) + b"\ndata: [DONE]\n\n", READ)
+    assert outcome.output_detected == {EMAIL} and observer.ended
+
+
 # -- `event:` lines that name no event
 
 

@@ -383,7 +383,7 @@ class SseObserver:
         """A `data:` line; False once the rest of the reply is not read. An event's data is its `data:` lines joined
         by LF (WHATWG EventSource; pretty-printed JSON comes so): a line that is a JSON object alone is read as the
         event at once (an event in one line, as most are), one that is not opens an event whose lines are kept to be
-        read joined at its end (`_dispatch`)."""
+        read joined at its end (`_dispatch`), up to `MAX_LINE` bytes and `MAX_STRINGS` lines."""
         event = self._event
         if event is None:
             payload = line[5:].strip()
@@ -407,7 +407,8 @@ class SseObserver:
         event += b"\n"
         event += line[6:] if line[5:6] == b" " else line[5:]  # (one space after the colon is no part of the value)
         self._event_lines += 1
-        if len(event) > MAX_LINE:
+        # (past MAX_STRINGS lines too: each is a Python step, and 16 MB of `data: x` lines after `data: {` took 3.2 s)
+        if len(event) > MAX_LINE or self._event_lines > MAX_STRINGS:
             self._give_up()
             return False
         return True
