@@ -268,6 +268,7 @@ class OpenLineageRecorder:
         self._thread = threading.Thread(target=self._send_loop, name="openlineage-sender", daemon=True)
         self._task: asyncio.Task[None] | None = None
         self._stop_once = StopOnce()
+        self._stopping = False  # `stop` was called: a flush from then on does nothing
         self._down = False
         # events by what became of them, and outages; a reload's new recorder counts on from these (FanOut.swap)
         self.counts = Counts("sent", "failed", "dropped", "outages")
@@ -358,7 +359,11 @@ class OpenLineageRecorder:
 
     async def flush(self) -> None:
         """Send this window's counts now and wait until everything queued before has been handed over.
-        Flush and stop may wait for room in the queue; calls never do."""
+        Flush and stop may wait for room in the queue; calls never do. Once the stop has begun, nothing: a flush of
+        the fan-out reaches a sink a reload retired meanwhile, whose sender ends at the stop's marker (or once the stop
+        has what it did not send); its barrier behind it was never answered, the flush waited for good."""
+        if self._stopping:
+            return
         snapshot = self._take_window()
         if snapshot is not None:
             await asyncio.to_thread(self._queue.put, snapshot)
@@ -369,6 +374,7 @@ class OpenLineageRecorder:
     async def stop(self) -> None:
         """`_stop`, once (`StopOnce`): a second stop neither waits for a stuck sender again nor says twice
         what it did not send."""
+        self._stopping = True
         await self._stop_once.run(self._stop)
 
     async def _stop(self) -> None:
@@ -415,6 +421,7 @@ class OpenLineageRecorder:
 
         with self._lock, self._queue.mutex:
             self._closed = True
+            self._queue.not_empty.notify()  # a sender waiting for an item ends, once the queue is empty (`_take`)
             owed = list(self._retry)
             if self._inflight is not None:
                 owed.append(self._inflight)
@@ -514,6 +521,7 @@ class OpenLineageRecorder:
             log.error("openlineage: the thread sending events to %s failed (%s, raised at %s); no more events will "
                       "be sent: their counts are held, and written to the spool at the stop for the next start",
                       self._target, _error(failure), "{}:{} in {}".format(*raised_at(failure)))  # fmt: skip
+            self._close(STOP_WAIT_S)  # never used again: left open, async_http's thread and connection outlived it
             self._hold_all()
 
     def _hold_all(self) -> None:
@@ -538,7 +546,7 @@ class OpenLineageRecorder:
         transport = self._transport
         if transport is None:
             try:
-                transport = get_default_factory().create(
+                transport = self._transport = get_default_factory().create(
                     _without_userinfo(copy.deepcopy(dict(self._settings.transport)))
                 )
             except Exception as exc:
@@ -581,10 +589,18 @@ class OpenLineageRecorder:
         if transport is not None:
             if self._owed():  # a last try, within stop's wait; the first failure ends it
                 self._send_snapshot(transport, None, last=True)
-            try:
-                transport.close()
-            except Exception as exc:
-                log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
+            self._close()
+
+    def _close(self, timeout: float = -1) -> None:
+        """Close the transport (its sockets, files, and async_http's and kafka's own threads), once; by the sender.
+        `timeout`: how long what it still holds may take to go out (-1: as long as it takes)."""
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        try:
+            transport.close(timeout)
+        except Exception as exc:
+            log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
 
     def _save_backlog(self) -> None:
         """While the backend fails, what this recorder holds to send again, in its backlog file in the spool (the
@@ -720,8 +736,10 @@ class OpenLineageRecorder:
         taking it means when `sending` (a transport to send with): a snapshot's counts held, a new flow's event
         marked as being sent. Raises queue.Empty when `timeout` passes first."""
         with self._queue.not_empty:
-            self._queue.not_empty.wait_for(self._queued, timeout)
+            self._queue.not_empty.wait_for(self._queued_or_closed, timeout)
         with self._lock:
+            if self._closed and not self._queue.queue:
+                return None  # the stop has what is not sent (`_collect`): as its marker, which a full queue refused
             item = self._queue.get_nowait()  # the one waited for: only this thread takes items
             if sending and isinstance(item, _Snapshot):
                 self._hold(item.flows, item.start)
@@ -729,8 +747,8 @@ class OpenLineageRecorder:
                 self._sending_new = True
         return item
 
-    def _queued(self) -> bool:
-        return bool(self._queue.queue)  # under the queue's mutex (`_take`)
+    def _queued_or_closed(self) -> bool:
+        return bool(self._queue.queue) or self._closed  # under the queue's mutex (`_take`)
 
     def _owed(self) -> bool:
         return bool(self._retry or self._held or self._sealed)
