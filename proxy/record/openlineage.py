@@ -56,7 +56,7 @@ import attr
 import orjson
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import DatasetFacet, JobFacet, RunFacet, job_type_job, nominal_time_run
-from openlineage.client.transport import Transport, get_default_factory
+from openlineage.client.transport import AsyncHttpTransport, Transport, get_default_factory
 from openlineage.client.transport.http import TokenProvider
 from openlineage.client.uuid import generate_new_uuid
 
@@ -270,6 +270,11 @@ class OpenLineageRecorder:
         self._stop_once = StopOnce()
         self._stopping = False  # `stop` was called: a flush from then on does nothing
         self._down = False
+        # an async_http transport, whose emit only queues the event for its own worker: its events are counted as its
+        # stats say (`_tally`, from the sender and from `metrics`), from the counts seen so far (success, failed)
+        self._async: AsyncHttpTransport | None = None
+        self._tallied = (0, 0)
+        self._tally_lock = threading.Lock()
         # events by what became of them, and outages; a reload's new recorder counts on from these (FanOut.swap)
         self.counts = Counts("sent", "failed", "dropped", "outages")
 
@@ -494,6 +499,7 @@ class OpenLineageRecorder:
                   _calls(lost), self._target, why, still if kept else "")  # fmt: skip
 
     def metrics(self) -> Iterable[str]:
+        self._tally()
         counts = self.counts
         return (
             "# HELP lineage_proxy_openlineage_events_total OpenLineage events by what became of them.",
@@ -554,6 +560,8 @@ class OpenLineageRecorder:
                 # the error, not its traceback: what openlineage-python raises may quote the URL, its password too
                 log.error("openlineage: cannot build the %s transport (%s); no events will be sent", self._target,
                           _error(exc))  # fmt: skip
+        if isinstance(transport, AsyncHttpTransport):
+            self._async = transport
         if transport is not None:
             self._load_spool()
             if self._retry:  # what an earlier run spooled goes out first, before any new event
@@ -601,6 +609,31 @@ class OpenLineageRecorder:
             transport.close(timeout)
         except Exception as exc:
             log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
+        self._tally(closed=True)
+
+    def _tally(self, *, closed: bool = False) -> None:
+        """Count what an async_http transport's worker did with the events it was handed since the last tally (its
+        `get_stats()`): sent once the backend took them, failed once it gave up on them (its own retries; they are not
+        sent again, nor spooled: it says how many, never which). `closed`: the transport is closed, the events it
+        still had never go out (failed). Its emit returns once the event is queued: counted sent then, every event
+        was, the backend down or answering 500."""
+        with self._tally_lock:
+            transport = self._async
+            if transport is None:
+                return
+            stats = transport.get_stats()
+            success, failed = stats["success"], stats["failed"]
+            if closed:
+                failed += stats["pending"]
+                self._async = None
+            sent, lost = success - self._tallied[0], failed - self._tallied[1]
+            self._tallied = (success, failed)
+            if lost > 0:
+                self.counts.add("failed", lost)
+                self._failing(f"{lost} events the async_http transport gave up on", kept=False)
+            if sent > 0:
+                self.counts.add("sent", sent)
+                self._taking()
 
     def _save_backlog(self) -> None:
         """While the backend fails, what this recorder holds to send again, in its backlog file in the spool (the
@@ -925,21 +958,32 @@ class OpenLineageRecorder:
                             self._target, event.job.name, redact_userinfo(str(exc)))  # fmt: skip
                 return True
             self.counts.add("failed")
-            if not self._down:
-                self._down = True
-                self.counts.add("outages")
-                log.warning(
-                    "openlineage: cannot send events to %s (%s); logged once per outage, counts are kept for the "
-                    "next snapshot, calls are not slowed",
-                    self._target,
-                    redact_userinfo(str(exc)),
-                )
+            with self._tally_lock:
+                self._failing(redact_userinfo(str(exc)))
             return False
+        if self._async is not None:
+            self._tally()  # queued by the transport, not sent yet: counted as its worker reports
+            return True
         self.counts.add("sent")
+        with self._tally_lock:
+            self._taking()
+        return True
+
+    def _failing(self, why: str, *, kept: bool = True) -> None:
+        """The backend did not take an event: an outage begins, unless one is on (under `_tally_lock`). `kept`: the
+        event is sent again (not an async_http transport's, which says how many it gave up on, never which)."""
+        if not self._down:
+            self._down = True
+            self.counts.add("outages")
+            then = "counts are kept for the next snapshot" if kept else "those events are lost (see its log)"
+            log.warning("openlineage: cannot send events to %s (%s); logged once per outage, %s, calls are not slowed",
+                        self._target, why, then)  # fmt: skip
+
+    def _taking(self) -> None:
+        """The backend took an event: an outage ends (under `_tally_lock`)."""
         if self._down:
             self._down = False
             log.warning("openlineage: %s takes events again", self._target)
-        return True
 
     def _event(
         self, key: EdgeKey, facts: _Facts, at: float, *, window: tuple[float, float] | None = None, count: int = 0
