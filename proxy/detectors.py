@@ -135,6 +135,10 @@ class _Text:
     """The UTF-8 bytes of a text and their class string, same length, same offsets; and the stretch of it the
     finders whose every match starts with a digit search (`digits`): all of it unless `scan` narrowed it."""
 
+    # the end of the last run of numbers `_listed` read, and where a number in it that is no phone's starts (-1: none)
+    run_end: int = -1
+    unlisted: int = -1
+
     def __init__(self, text: str) -> None:
         self.wide = not text.isascii()
         # (ASCII is its own UTF-8: encoded without the codec lookup an error handler costs)
@@ -264,7 +268,8 @@ _AT_NEAR: Final = re.compile(rb"@(?:[^@]{0,319}+@)*+")  # (possessive: no state 
 
 
 def _cards(t: _Text) -> Iterator[tuple[int, int]]:
-    """Luhn-valid numbers of 13-19 digits: split by single spaces or dashes in any grouping, not inside a word; as
+    """Luhn-valid numbers of 13-19 digits: split by single spaces or dashes in groups of three digits or more but the
+    last (`_SHORT_GROUP`), not inside a word; as
     four groups of four by dots or slashes; as four groups of four (or 4-6-5) by colons, bars or pluses, or by tabs,
     newlines, commas, underscores or wider white space, only if they start as payment cards do and the same
     separator joins no more numbers to them (nor are they an IPv6 address's groups, `fe80::4111:1111:1111:1111`, or
@@ -683,20 +688,24 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     phone written with dashes, dots or brackets (`+44 20 7946 0958 555-123-4567`): before, neither was found."""
     classes = t.classes
     written = _WRITTEN_AS_A_PHONE.search(classes, start, end)
-    if written is None:  # (spaced digits alone: a row's, unless it holds a run of ten digits; read at C speed)
-        if classes.find(_TEN, start, end) < 0:
-            return None
-    elif t.before(start) == 43:  # (`+44 20 7946 0958 555-…`: the spaces before the number written so end the first)
-        gap = classes.rfind(b" ", start, written.start())
+    ten = classes.find(_TEN, start, end)
+    if written is None and ten < 0:  # (spaced digits alone: a row's, unless it holds a run of ten digits; at C speed)
+        return None
+    if t.before(start) == 43:  # (`+44 20 7946 0958 555-…`, `+44 … 13800138000`: the spaces before the next end it)
+        gap = classes.rfind(b" ", start, written.start() if written is not None else ten)
         phone = _phone(t, start, gap) if gap > start else None
         if phone is not None:
             return phone
+    # (bare pieces are read only in a list of phones, `_listed`: in a row with other numbers they are a table's)
+    listed = ten >= 0 and _listed(t, start, end)
+    if written is None and not listed:
+        return None
     # (`end` is where the row the candidate was cut in ends, `_ROW_ON`: its last piece is read whole, as it is alone,
     # `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111 555-123-4567`; before 2026-12-04 only its part within
     # `_PHONE`'s reach was, and no phone was found)
     for piece in _PHONE_PIECE.finditer(classes, start, end):
         first, stop = piece.span()
-        if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None or _bare_phone(t, first, stop):
+        if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None or (listed and _bare_phone(t, first, stop)):
             phone = _phone(t, first, stop)
             if phone is not None:
                 return phone
@@ -720,6 +729,33 @@ def _bare_phone(t: _Text, first: int, stop: int) -> bool:
         and t.classes.count(48, first, stop) == stop - first
         and t.raw[first : first + 3] != b"000"
     )
+
+
+def _listed(t: _Text, start: int, end: int) -> bool:
+    """Whether a run of numbers (`_phone_among`'s) is a list of phones from `start`: every number in it, split by
+    single spaces, a piece a phone may be alone (`_PHONE_PIECE`), as in `13800138000 13912345678`, but a country's
+    code after a `+` (`+86 13812345678 13800138000`). A row of command output holds other numbers among its long ones
+    (`stat -c '%s %X %Y %Z'`'s `28 1796420988 1676635049 1676635049`, `free -b`'s, `df -B1`'s, `/proc/net/dev`'s):
+    each of its sizes and times of ten digits or more was a `pii:phone` on 2026-12-04, as none was before (216 phones
+    in 15 such outputs were 1,164), and are none again. What is read of a run is kept (`_Text.unlisted`) and read
+    again only past the number found no phone's: a list of n phones, one found a call, is read once, not n times."""
+    if t.run_end != end or 0 <= t.unlisted < start:
+        t.run_end = end
+        t.unlisted = _unlisted(t, start, end)
+    return t.unlisted < 0
+
+
+def _unlisted(t: _Text, start: int, end: int) -> int:
+    """Where the first number of a run from `start` that is no phone's piece starts (`_listed`); -1 when none is."""
+    classes = t.classes
+    pos = start
+    if t.before(start) == 43 and classes.find(b" ", start, end) > 0:
+        pos = classes.find(b" ", start, end) + 1
+    for piece in _PHONE_PIECE.finditer(classes, pos, end):
+        if piece.start() != pos:
+            return pos
+        pos = piece.end() + 1
+    return pos if pos <= end else -1
 
 
 def _ipv4_ahead(t: _Text, start: int) -> int:
