@@ -1089,11 +1089,17 @@ def _address(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         start += 1
     while end < len(raw) and 0x80 <= raw[end] < 0xC0:
         end += 1
-    after = end  # and the character after it, that ends the top-level domain
-    while after < len(raw) and (after == end or 0x80 <= raw[after] < 0xC0):
+    # and what ends the top-level domain or joins it to a word (`_ASCII_TLD`): the character after it, past a run of
+    # underscores (`_WORD`). With one character only, `jörg@exämple.de_backup` was an address ending `de`, where
+    # `alice@example.com_backup` is none
+    tail = end
+    while tail < len(raw) and raw[tail] == 95:
+        tail += 1
+    after = tail
+    while after < len(raw) and (after == tail or 0x80 <= raw[after] < 0xC0):
         after += 1
     text = raw[start:after].decode("utf-8", "surrogatepass")
-    size = len(text) - (1 if after > end else 0)
+    size = len(text) - (tail - end) - (1 if after > tail else 0)
     at = text.find("@")
     local_run, domain_run = _address_patterns()
     local = local_run.search(text, 0, at)
@@ -1105,8 +1111,6 @@ def _address(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     if spaceless is not None:
         first = spaceless.end()
     last = domain.end()
-    while last > at + 1 and text[last - 1] == "_":  # Markdown's emphasis closing it, `_jörg@exämple.de_` (`_WORD`)
-        last -= 1
     dot = text.rfind(".", at, last)
     while dot > at:
         # ASCII letters that a letter of another script follows end an address of ASCII only (`…@example.com谢谢`),

@@ -68,6 +68,11 @@ def test_a_value_in_underscores_emphasis_is_found(text: str, label: str) -> None
         "client_8.8.8.8",
         "tel_415-555-2671",
         "alice@example.com_backup",
+        # an address that is not ASCII: its top-level domain was read with the one character after it, an underscore,
+        # with no word beyond it seen, and was found (2026-12-04)
+        "jörg@exämple.de_backup",
+        "alice@exämple.de_backup",
+        "schreib jörg@exämple.de__init",
         "__init__ and _private_ names",
     ],
 )
