@@ -522,7 +522,7 @@ class HttpIngress:
                 fields = functools.partial(_oip_header_text, request.headers)
             elif ex.pipeline.kserve_openai and adapter.name == "openai":  # its body's fields too (`openai_fields`)
                 fields = functools.partial(_oip_header_text, request.headers)
-                body_fields = functools.partial(openai_fields, read, target.operation)
+                body_fields = functools.partial(openai_fields, read, target.operation, adapter.provider)
             upstream = ex.admit(read, header, conn.peer, True, fields, body_fields)  # completed once sent: `_forward`
             await self._forward(request, conn, ex, upstream, body, observe=ex.observes)  # the bytes as they came
         except ProxyError as error:

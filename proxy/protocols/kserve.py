@@ -116,7 +116,7 @@ def openai_unprefixed(method: str, path: str) -> str | None:
     return rest if parts is not None and parts[1] == "" else None
 
 
-def openai_fields(body: bytes, operation: str) -> tuple[str | None, bool]:
+def openai_fields(body: bytes, operation: str, provider: str | None = "openai") -> tuple[str | None, bool]:
     """The fields of an OpenAI call's body that the OpenAI adapter does not read, as KServe's OpenAI data plane hands
     them to its model (`create_chat_completion(request, raw_request, context)`: the request object, which keeps the
     fields it does not know, and the raw request): `user`, `metadata`, `safety_identifier` and the rest of `NOT_DATA`,
@@ -128,7 +128,10 @@ def openai_fields(body: bytes, operation: str) -> tuple[str | None, bool]:
     `model`, which names the model that runs. Read as a V1 body's other keys are (`parameter_strings`: their strings
     and numbers as text, their names), a line each, None for none; and whether that is all of them (False: past
     `_MAX_SCAN_STRINGS` the rest is unread, `scan:truncated`). Never digested: the digest is that of what every server
-    reads. Read only for a call that may reach KServe (`Pipeline.call`), apart from its header fields."""
+    reads. Read only for a call that may reach KServe (`Pipeline.call`), apart from its header fields. An Ollama call
+    (its adapter's `provider`) is read as its adapter reads it: every object and list its content (`ollama.read_request`:
+    `options`, a generate's `context` of token ids, `images`), where read as an OpenAI call's of the same operation its
+    `options.seed` (`2147483647`) was a phone number and four token ids a card (before 2026-12-04)."""
     try:
         data = load_request_json(body)
     except InvalidRequest:  # read by the adapter as UTF-8 (`Exchange._read_as_utf8`): the same here
@@ -137,7 +140,7 @@ def openai_fields(body: bytes, operation: str) -> tuple[str | None, bool]:
             return None, True
         data = load_request_json(utf8)
     others: dict[str, Any] = {}
-    content = CONTENT_KEYS[operation]
+    content = CONTENT_KEYS[operation] if provider != "ollama" else None
     for key, value in data.items():
         if not _read_by_adapter(key, value, content) and not _a_number_param(key, value):
             others[key] = value
@@ -150,13 +153,14 @@ def openai_fields(body: bytes, operation: str) -> tuple[str | None, bool]:
     return ("\n".join(names + texts) if names or texts else None), whole
 
 
-def _read_by_adapter(key: str, value: Any, content: frozenset[str]) -> bool:
+def _read_by_adapter(key: str, value: Any, content: frozenset[str] | None) -> bool:
     """Whether the OpenAI adapter reads a body's top-level field as every server reads it: a string, the call's content
-    or what its API's templates print (`content`, `CONTENT_KEYS` of its operation), not `NOT_DATA`."""
+    or what its API's templates print (`content`, `CONTENT_KEYS` of its operation; None: every object and list, as
+    Ollama's adapter reads them), not `NOT_DATA`."""
     if key in NOT_DATA:
         return False
     kind = type(value)
-    return kind is str or ((kind is list or kind is dict) and key in content)
+    return kind is str or ((kind is list or kind is dict) and (content is None or key in content))
 
 
 def _a_number_param(key: str, value: Any) -> bool:
