@@ -10,10 +10,12 @@ from typing import Any
 import openai
 import pytest
 
+import proxy.detectors as detectors
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
 from tests.harness import proxy_error
 from tests.servers.vllm_like import SERVED
+from tests.test_scan_cost import python_lines
 
 ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
 
@@ -96,3 +98,16 @@ def test_an_address_in_emphasis_is_refused_where_its_zone_forbids_the_purpose(vl
     assert not server.data_requests()  # nothing reached the model
     allowed = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)
     assert "pii:email" in allowed.http_response.headers["x-data-labels"].split(",")
+
+
+@pytest.mark.interpreted  # (counts the lines of Python the module runs)
+@pytest.mark.parametrize("value", ["4111111111111111", "415-555-2671", "é a@é.de"])
+def test_a_long_run_of_underscores_beside_values_is_read_in_steps_that_do_not_grow_with_it(value: str) -> None:
+    """Where a run of underscores beside a value starts and ends is found in C (`_run_start`): read a byte at a time in
+    Python, ~8 times a card, 1,000 underscores beside each of 1,000 cards cost 1.6 s, ~2,000 lines of Python a card."""
+
+    def lines(run: int) -> int:
+        text = (value + "_" * run + " ") * 50
+        return python_lines(lambda: ALL.scan(text), detectors.__file__)
+
+    assert lines(4000) < 2 * lines(10) + 200
