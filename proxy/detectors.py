@@ -101,7 +101,7 @@ _WORDISH: Final = frozenset(b"0aAxX_")
 # what, beyond a run of underscores, makes it part of a word (`snake_case`, `card_4111...`): a digit, a letter, one
 # that is not ASCII. A run with none of them on one side is Markdown's emphasis (`_alice@example.com_`, `__4111 1111
 # 1111 1111__`), which a model reads past as it reads past `*`: `_Text.before` and `after` read it as punctuation
-_WORD: Final = frozenset(b"0aAxX~")
+_WORD: Final = frozenset(b"0aAxX~")  # (`~`: if a letter, a mark or a digit, `_a_letter_at`)
 _LETTERS: Final = frozenset(b"aAxX")
 # what joins a run of digits to more of a number or a word, so the run is no card: a digit, a dash, an ASCII letter or
 # an underscore (as a phone's neighbours are read)
@@ -164,7 +164,10 @@ class _Text:
         byte = self.classes[index - 1]
         if byte == 95:
             first = _run_start(self.classes, index - 1)
-            if first == 0 or self.classes[first - 1] not in _WORD:
+            if first == 0:
+                return 35
+            beyond = self.classes[first - 1]
+            if beyond not in _WORD or (beyond == 126 and not _a_letter_before(self.raw, first)):
                 return 35
         return byte
 
@@ -176,9 +179,29 @@ class _Text:
         byte = self.classes[index]
         if byte == 95:
             last = _run_end(self.classes, index + 1)
-            if last == size or self.classes[last] not in _WORD:
+            if last == size:
+                return 35
+            beyond = self.classes[last]
+            if beyond not in _WORD or (beyond == 126 and not _a_letter_at(self.raw, last)):
                 return 35
         return byte
+
+
+# a character that is not ASCII beyond a run of underscores joins it to a word if a letter, a mark or a digit
+# (`straße_4111…`, `नमस्ते_4111…`), not if a quotation mark, a bracket or an emoji: read as a letter whatever it was,
+# `“_8.8.8.8_”`, `「_4111 1111 1111 1111_」` and `_alice@example.com_🙂` were not found (2026-12-04)
+def _a_letter_at(raw: bytes, index: int) -> bool:
+    """Whether the character whose UTF-8 starts at `index` is a letter, a mark or a digit."""
+    char = raw[index : index + 4].decode("utf-8", "replace")
+    return unicodedata.category(char[0])[0] in "LMN"
+
+
+def _a_letter_before(raw: bytes, index: int) -> bool:
+    """Whether the character whose UTF-8 ends at `index` is a letter, a mark or a digit."""
+    lead = index - 1
+    while lead > 0 and index - lead < 4 and 0x80 <= raw[lead] < 0xC0:
+        lead -= 1
+    return _a_letter_at(raw, lead)
 
 
 # Where a run of underscores starts, or ends, counted in C, in steps that double, then halve: read a byte at a time in

@@ -56,6 +56,11 @@ lineage:
         ("host _8.8.8.8_", "pii:ip_address"),
         ("pay _DE89370400440532013000_", "pii:iban"),
         ("é _4111 1111 1111 1111_", "pii:credit_card"),  # in a text that is not ASCII
+        # beside punctuation that is not ASCII, read as a letter before 2026-12-04 (an emphasis in quotation marks)
+        ("“_8.8.8.8_”", "pii:ip_address"),
+        ("«_+1 415 555 2671_»", "pii:phone"),
+        ("「_4111 1111 1111 1111_」", "pii:credit_card"),
+        ("write to _alice@example.com_🙂", "pii:email"),
     ],
 )
 def test_a_value_in_underscores_emphasis_is_found(text: str, label: str) -> None:
@@ -75,6 +80,9 @@ def test_a_value_in_underscores_emphasis_is_found(text: str, label: str) -> None
         "jörg@exämple.de_backup",
         "alice@exämple.de_backup",
         "schreib jörg@exämple.de__init",
+        "straße_4111111111111111",  # a letter that is not ASCII beyond the underscore, or a mark, joins it as before
+        "नमस्ते_4111111111111111",
+        "_4111111111111111_é",
         "__init__ and _private_ names",
     ],
 )
