@@ -121,6 +121,20 @@ UNFLUSHED: Final = "lineage_proxy_sink_flush_failures_total"
 # how long a failing sink must go without a failure, besides a turn of calls it recorded, for its outage to end: a sink
 # failing now and then (every other call, each call a turn) is one outage, logged once a kind, not twice a failure
 SETTLE_S: Final = 60.0
+# how long the fan-out waits for a sink's stop (`stop_retired`): past the built-in sinks' own bounds, 5 s to spare (the
+# openlineage sink's stop waits up to 3 x 5 s for its sender, then writes its spool; the edge store's up to 3 x 5 s)
+SINK_STOP_WAIT_S: Final = 20.0
+
+
+def _stopped_late(name: str, stopping: asyncio.Future[None]) -> None:
+    """A sink's stop the fan-out gave up waiting for (`stop_retired`) ended: its failure is said, not left to asyncio's
+    "exception was never retrieved"."""
+    if stopping.cancelled():
+        return
+    failure = stopping.exception()
+    if failure is not None:
+        log.error("record sink %s failed to stop, after the proxy gave up waiting for it: %s", name,
+                  f"{type(failure).__name__}: {failure}")  # fmt: skip
 
 
 class Outage:
@@ -170,6 +184,7 @@ class FanOut:
         self._outages: dict[str, Outage] = {}
         self._clock = clock
         self.settle_s = SETTLE_S
+        self.stop_wait_s = SINK_STOP_WAIT_S  # how long a sink's stop is waited for (`stop_retired`)
         # the calls ended since the loop's last turn, for the deferred sinks (`_run_later`): four lists in step, no
         # tuple made and freed a call
         self._calls: list[Call] = []
@@ -409,9 +424,20 @@ class FanOut:
     async def stop_retired(self, sink: Recorder) -> None:
         """Stop `sink` (one of these at the stop, or one a reload replaced, `swap`): a stop that raises is logged and
         counted as the fan-out's own stop counts it. A reload's was a task no one awaited: its failure went unsaid (or
-        said as an asyncio "exception was never retrieved" once collected), and at the stop unsaid altogether."""
+        said as an asyncio "exception was never retrieved" once collected), and at the stop unsaid altogether.
+        Waited for `stop_wait_s` at most: a stop still running then (a sink's own whose wait has no end) is logged and
+        counted as one that raised, and left to go on; it held the proxy's stop for good."""
+        stopping = asyncio.ensure_future(sink.stop())
+        done, _ = await asyncio.wait((stopping,), timeout=self.stop_wait_s)
+        if not done:
+            self._unflushed[sink.name] = self._unflushed.get(sink.name, 0) + 1
+            log.error("record sink %s did not stop within %gs; the proxy goes on without waiting for it: what it held "
+                      "may be lost (counted in %s{sink=\"%s\"})", sink.name, self.stop_wait_s, UNFLUSHED,
+                      sink.name)  # fmt: skip
+            stopping.add_done_callback(functools.partial(_stopped_late, sink.name))
+            return
         try:
-            await sink.stop()
+            stopping.result()
         except Exception:
             self._unfinished(sink.name, "stop")
 

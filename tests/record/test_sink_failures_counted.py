@@ -368,3 +368,76 @@ def test_a_sink_whose_flush_or_stop_raises_is_counted_and_said_a_reload_s_too(
         'lineage_proxy_sink_flush_failures_total{sink="openlineage"})'
     )
     assert "OSError: [Errno 28] No space left on device" in caplog.text  # with its traceback
+
+
+class Unstoppable(Flaky):
+    """A sink whose stop waits until `release` is set: a custom sink's stop on a backend that never answers."""
+
+    name = "openlineage"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.stopping = False
+
+    async def stop(self) -> None:
+        self.stopping = True
+        await self.release.wait()
+        raise OSError(5, "Input/output error")  # its stop's end, long after the proxy gave up on it: said, not lost
+
+
+def test_a_sink_whose_stop_never_returns_is_given_up_on_said_and_counted_a_reload_s_too(
+    vllm: tuple[VllmLike, str],
+    make_proxy: Any,
+    loop_thread: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    """The fan-out awaited a sink's stop (a reload's, the proxy's) with no bound of its own: a sink whose stop never
+    returned held the proxy's stop for good, unsaid, uncounted. Now it is given up on after `stop_wait_s`, logged and
+    counted in lineage_proxy_sink_flush_failures_total{sink}, and the proxy's stop goes on."""
+    _, url = vllm
+    made: list[Unstoppable] = []
+
+    def unstoppable(config: Config) -> Recorder | None:
+        if config.lineage.openlineage is None:
+            return None
+        made.append(Unstoppable())
+        return made[-1]
+
+    monkeypatch.setattr(ProxyProcess, "_openlineage", staticmethod(unstoppable))
+    monkeypatch.chdir(tmp_path)  # the default spool, checked at start, in the test's directory
+    caplog.set_level(logging.ERROR, logger="lineage_proxy.record")
+    proxy = make_proxy(with_openlineage(60), UPSTREAM=url)
+    sinks = proxy.process.runtime.sinks
+    sinks.stop_wait_s = 0.2
+    path = tmp_path / "reloaded.yaml"
+    path.write_text(with_openlineage(30).replace("${UPSTREAM}", url).replace("${STORE}", str(tmp_path / "lineage.db")))
+
+    async def reload() -> bool:
+        return proxy.process.reload(str(path))
+
+    def release() -> None:
+        for sink in made:
+            loop_thread.loop.call_soon_threadsafe(sink.release.set)
+
+    try:
+        assert loop_thread.run(reload())
+        assert len(made) == 2  # the first replaced: its stop (a task) never returns
+        assert until(lambda: made[0].stopping)
+        assert until(lambda: _unflushed(proxy.process.metrics_text(), "openlineage") == 1), proxy.process.metrics_text()
+        assert _said(caplog)[-1] == (
+            "record sink openlineage did not stop within 0.2s; the proxy goes on without waiting for it: what it held "
+            'may be lost (counted in lineage_proxy_sink_flush_failures_total{sink="openlineage"})'
+        )
+        loop_thread.run(proxy.process.stop())  # (waited for good)
+        assert made[1].stopping
+        assert _said(caplog).count(_said(caplog)[-1]) == 2  # the proxy's own stop gave up on the second
+    finally:
+        release()
+    assert until(lambda: sum("after the proxy gave up waiting for it" in line for line in _said(caplog)) == 2)
+    assert _said(caplog)[-1] == (
+        "record sink openlineage failed to stop, after the proxy gave up waiting for it: OSError: [Errno 5] "
+        "Input/output error"
+    )
