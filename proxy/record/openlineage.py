@@ -607,7 +607,8 @@ class OpenLineageRecorder:
             return
         try:
             transport.close(timeout)
-        except Exception as exc:
+        except BaseException as exc:  # a SystemExit too: raised on the failed sender, it ended the thread before
+            # `_hold_all`, and a flush waited for it forever
             log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
         self._tally(closed=True)
 

@@ -68,3 +68,30 @@ def test_a_sending_thread_that_fails_is_said_counted_and_its_counts_spooled(
 
     loop_thread.run(next_start())
     assert counted(kept.events) == [2]
+
+
+class ExitsOnClose(Exits):
+    """`Exits`, whose close ends the thread it runs on too (the same library's sys.exit)."""
+
+    kind = "exits-on-close"
+
+    def close(self, timeout: float = -1) -> bool:
+        raise SystemExit(4)
+
+
+def test_a_failed_sending_thread_whose_transport_s_close_fails_too_still_answers_flushes_and_spools(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """The failed thread closes its transport before it holds what comes for the stop (`_hold_all`): a close that
+    raised what no close should (a SystemExit) ended the thread there, and a flush waited for it forever again."""
+    _, upstream = vllm
+    spool = tmp_path / "spool"
+    transport = f"{{type: {__name__}.ExitsOnClose}}"
+    with caplog.at_level(logging.ERROR, logger="lineage_proxy.openlineage"):
+        proxy = make_proxy(config(f"{{transport: {transport}, spool: {spool}}}"), UPSTREAM=upstream)
+        chat(proxy)  # the new flow's event: the thread fails on it, then its transport's close
+        chat(proxy)
+        loop_thread.run(asyncio.wait_for(sink(proxy).flush(), 10))  # (waited forever)
+    assert any("transport failed to close (SystemExit: 4)" in r.getMessage() for r in caplog.records), caplog.text
+    loop_thread.run(proxy.process.stop())
+    assert sorted(spooled_runs(spool).values()) == [("user-interaction", 2)]
