@@ -94,6 +94,7 @@ SET_ASIDE_FAILURES: Final = 2
 # ~8 KiB (64 labels of 128 characters), a checkpoint's name 512 characters (`printable_name`)
 NAME_MAX: Final = 255
 STOP_WAIT_S = 5.0  # at shutdown, how long the events still queued may take to go out
+TALLY_S: Final = 1.0  # while an async_http transport has events pending, how often the sender reads its stats
 
 
 def _facet_schema(name: str) -> str:
@@ -569,9 +570,14 @@ class OpenLineageRecorder:
                 self._spool_sent()
                 self._save_backlog()
         while True:
-            try:  # with counts to send again: after an interval without a snapshot too
-                item = self._take(self._settings.snapshot_interval_s if self._owed() else None, transport is not None)
+            # with counts to send again: after an interval without a snapshot too; with an async_http transport's
+            # events pending, after TALLY_S, to count what became of them (`_tally`): read only as the next event went
+            # out, at a scrape or at its close, an idle proxy no one scraped said and counted none the backend failed
+            timeout = self._settings.snapshot_interval_s if self._owed() else TALLY_S if self._pending() else None
+            try:
+                item = self._take(timeout, transport is not None)
             except queue.Empty:
+                self._tally()
                 if transport is not None:
                     self._send_snapshot(transport, None)
                     self._spool_sent()
@@ -611,6 +617,11 @@ class OpenLineageRecorder:
             # `_hold_all`, and a flush waited for it forever
             log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
         self._tally(closed=True)
+
+    def _pending(self) -> bool:
+        """Whether an async_http transport has events it has not sent nor given up on (its `get_stats()`)."""
+        transport = self._async
+        return transport is not None and transport.get_stats()["pending"] > 0
 
     def _tally(self, *, closed: bool = False) -> None:
         """Count what an async_http transport's worker did with the events it was handed since the last tally (its

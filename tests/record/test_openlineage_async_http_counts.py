@@ -6,6 +6,7 @@ took them, failed once the transport gave up on them (its own retries), and an o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,3 +63,22 @@ def test_async_http_events_to_a_dead_backend_are_counted_failed(
     assert (metric(proxy, SENT), metric(proxy, OUTAGES)) == (0, 1)
     loop_thread.run(sink(proxy).stop())  # its count event: failed too
     assert (metric(proxy, SENT), metric(proxy, FAILED)) == (0, 2)
+
+
+def test_async_http_events_a_backend_fails_are_counted_and_said_with_no_scrape_nor_event_after(
+    vllm: Any, answers_500: tuple[Failing, str], make_proxy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The transport's stats were read only as the sender handed it another event, at a /metrics scrape and at its
+    close: a proxy no one scrapes, idle after the backend failed an event, neither counted it nor said the outage
+    until its next event, or its stop. The sender reads them while the transport has events pending."""
+    _, upstream = vllm
+    backend, url = answers_500
+    transport = f'{{type: async_http, url: "{url}", retry: {{total: 0}}}}'
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+        chat(proxy)  # the new flow's event: the backend fails it
+        assert until(lambda: backend.failed == 1)
+        recorder = sink(proxy)
+        assert until(lambda: recorder.counts["failed"] == 1), recorder.counts["failed"]  # (not without a scrape)
+        assert any("cannot send events to async_http " in r.getMessage() for r in caplog.records)
+    assert (recorder.counts["sent"], recorder.counts["outages"]) == (0, 1)
