@@ -371,11 +371,29 @@ class OpenLineageRecorder:
         if self._stopping:
             return
         snapshot = self._take_window()
-        if snapshot is not None:
-            await asyncio.to_thread(self._queue.put, snapshot)
+        if snapshot is not None and not await asyncio.to_thread(self._put_open, snapshot):
+            self.counts.add("dropped", len(snapshot.flows))
+            log.warning("openlineage: the counts of %d flows (%d calls) a flush was queueing for %s when the stop gave "
+                        "up on its sender are lost", len(snapshot.flows), sum(count for _, count, _ in snapshot.flows),
+                        self._target)  # fmt: skip
+            return
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        await asyncio.to_thread(self._queue.put, _Barrier(done))
-        await asyncio.wrap_future(done)
+        if await asyncio.to_thread(self._put_open, _Barrier(done)):
+            await asyncio.wrap_future(done)
+
+    def _put_open(self, item: _Item) -> bool:
+        """Put `item` in the queue, waiting for room, unless the stop has taken what is not sent (`_collect`), before
+        or meanwhile: False then. A flush waiting for room as the stop gave up on a stuck sender put its snapshot once
+        the sender took the next item: the stop had spooled what it found, the sender only held these, lost unsaid."""
+        with self._queue.not_full:  # the queue's mutex, under which `_collect` closes and wakes this wait
+            while not self._closed and self._queue._qsize() >= self._queue.maxsize > 0:
+                self._queue.not_full.wait()
+            if self._closed:
+                return False
+            self._queue._put(item)  # as `Queue.put` does, under its mutex with the check above
+            self._queue.unfinished_tasks += 1
+            self._queue.not_empty.notify()
+        return True
 
     async def stop(self) -> None:
         """`_stop`, once (`StopOnce`): a second stop neither waits for a stuck sender again nor says twice
@@ -428,6 +446,7 @@ class OpenLineageRecorder:
         with self._lock, self._queue.mutex:
             self._closed = True
             self._queue.not_empty.notify()  # a sender waiting for an item ends, once the queue is empty (`_take`)
+            self._queue.not_full.notify_all()  # a flush waiting for room queues nothing more (`_put_open`)
             owed = list(self._retry)
             if self._inflight is not None:
                 owed.append(self._inflight)

@@ -139,3 +139,35 @@ def test_a_sink_retired_by_a_reload_while_the_sinks_flush_lets_the_flush_end(
     loop_thread.loop.call_soon_threadsafe(gate.open.set)
     flushing.result(10)  # (waited for good)
     assert len(backend.wait_for(2)) == 2  # the new flow's event and its count, sent at the stop
+
+
+def test_a_flush_waiting_for_room_as_the_stop_gives_up_ends_its_counts_counted_dropped(
+    vllm: Any, held: tuple[HeldMarquez, str], make_proxy: Any, loop_thread: LoopThread, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A flush already waiting for room in the full queue (the backend hangs) when the stop gives up on the sender:
+    the stop spooled what it found, not the counts the flush held; the flush waited as long as the backend hung, then
+    queued them where the sender, the stop's taking done, only held them: lost, unsaid, uncounted. Now the flush ends
+    as the stop takes what is not sent, its counts counted dropped and said."""
+    monkeypatch.setattr(openlineage, "STOP_WAIT_S", 0.2)
+    monkeypatch.chdir(tmp_path)  # the default spool
+    _, upstream = vllm
+    backend, url = held
+    proxy = make_proxy(config(f'{{url: "{url}", snapshot_interval_s: 600, queue_size: 1}}'), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    try:
+        chat(proxy)
+        assert backend.arrived.wait(10)  # the sender is held in the first new flow's event
+        chat(proxy, **{"x-data-labels": "health"})  # the second's waits in the queue, full
+        dropped = recorder.counts["dropped"]
+        flushing = asyncio.run_coroutine_threadsafe(recorder.flush(), loop_thread.loop)
+        assert until(lambda: not recorder._window)  # the flush has the window's counts, waiting for room
+        with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+            loop_thread.run(recorder.stop())  # gives up on the sender
+            flushing.result(10)  # (waited until the backend answered)
+        assert recorder.counts["dropped"] - dropped == 2  # the two flows' count events (were lost uncounted)
+        (said,) = [r.getMessage() for r in caplog.records if "a flush" in r.getMessage()]
+        assert said.startswith("openlineage: the counts of 2 flows (2 calls) a flush was queueing for http ")
+    finally:
+        release(loop_thread, backend)
+    assert until(lambda: not recorder._thread.is_alive())
