@@ -110,3 +110,25 @@ def test_captured_content_is_cut_to_the_bound_and_stays_the_schemas_json(
     assert (
         len(MARK.sub("", reply["content"])) + _left_out(reply["content"]) == len("w0 w1 w2 w3 w4 w5 echo: ") + 100_000
     )
+
+
+def test_a_streamed_output_s_cut_counts_from_all_its_characters(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """A streamed reply past the capture bound, a word an event: what the span says it cut counts from every
+    character of the output. Before 2026-12-04 the count stopped at the event the bound fell in (65,539 of a
+    93,898-character reply), the events after it not counted."""
+    server, upstream = vllm
+    server.reply_words = 15_000
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    body = {"model": "m", "messages": HI, "stream": True}
+    with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", json=body, timeout=30) as sent:
+        assert sent.status_code == 200
+        events = sent.read().count(b"data: ")
+        trace = sent.headers["x-trace-id"]
+    assert events > 15_000
+    reply = " ".join([f"w{i}" for i in range(15_000)] + ["echo:", "hi"])
+    assert len(reply) > CAPTURE_MAX_CHARS
+    (part,) = json.loads(otlp.by_trace(trace).attributes["gen_ai.output.messages"])[0]["parts"]
+    assert reply.startswith(MARK.sub("", part["content"]))
+    assert len(MARK.sub("", part["content"])) + _left_out(part["content"]) == len(reply)

@@ -1316,12 +1316,14 @@ class OutputText:
                 scanner = self._stream()
             scanner.feed(text)
         capture = self._capture
-        if capture is not None and self._keep > 0:
-            capture.append(text[: self._keep])
+        if capture is not None:
+            if self._keep > 0:
+                capture.append(text[: self._keep])
+                if len(capture) - self._joined >= _CAPTURE_RUN:  # short pieces (a token a piece): joined, each once
+                    capture[self._joined :] = ["".join(capture[self._joined :])]
+                    self._joined += 1
+            # counted past what is kept too: all the output's characters (`Outcome.content_chars`)
             self._keep -= len(text)
-            if len(capture) - self._joined >= _CAPTURE_RUN:  # short pieces (a token a piece): joined, each once
-                capture[self._joined :] = ["".join(capture[self._joined :])]
-                self._joined += 1
 
     def _hash_pieces(self, digest: hashlib._Hash) -> None:
         """The pieces not hashed yet, hashed as one text."""
