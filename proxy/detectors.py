@@ -1552,9 +1552,10 @@ class Detectors:
 
     def _before_custom(self, text: str, bound: int) -> int:
         """Where `text` cut at `bound` is cut: before any value of a custom pattern (as the detectors find it, in the
-        text up to `max_chars`) that starts before `bound` and ends past what a cut leaves out before it (`_LONGEST`
-        and `WINDOW_WIDEST` characters), however long it is; else at `bound`."""
-        reading = text[: self.max_chars]
+        text up to `CAPTURE_MAX_CHARS` past `bound`, within `max_chars`) that starts before `bound` and ends past what
+        a cut leaves out before it (`_LONGEST` and `WINDOW_WIDEST` characters); else at `bound`. Read to `max_chars`,
+        each text a call cuts (and each part `mask_edges` shows) was read to the scan limit: four times it a call."""
+        reading = text[: min(self.max_chars, bound + CAPTURE_MAX_CHARS)]
         near = bound - _LONGEST - WINDOW_WIDEST
         cut = bound
         for pattern in self._customs:
