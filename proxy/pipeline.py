@@ -431,9 +431,15 @@ class Pipeline:
             if runs is None:
                 return (_UNCHECKED_PARTS,)
             # a custom pattern's value may be longer than a window reads where parts meet (a PEM key, its lines
-            # apart): the runs are read joined whole, as captured (within the bound, so is this)
-            joins = ["".join(run) for run in runs] if self.detectors.patterns else boundary_windows(runs)
-            if self.detectors.scan_all(joins) - _TRUNCATED:
+            # apart): the runs are read joined whole, as captured (within the bound, so is this); when that reading
+            # ran past the scan limit, where the parts meet is read too, as without one (a split address past it)
+            if self.detectors.patterns:
+                split = self.detectors.scan_all(["".join(run) for run in runs])
+                if TRUNCATED in split:
+                    split = split | self.detectors.scan_all(boundary_windows(runs))
+            else:
+                split = self.detectors.scan_all(boundary_windows(runs))
+            if split - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
             numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))

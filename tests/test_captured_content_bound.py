@@ -316,3 +316,27 @@ def test_a_custom_pattern_s_value_split_across_parts_is_not_captured(
         _captured(proxy, otlp, "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": parts}]})
         == "my key:\n[pii:private_key]\n\nthanks"
     )
+
+
+def test_a_value_split_across_parts_past_the_scan_limit_of_their_run_is_not_captured_with_a_custom_pattern(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """With a custom pattern the parts run together are read joined whole, but only as far as the scan limit: an
+    address split across the last two parts of a run longer than that was not seen and was captured, a half in each
+    (where the parts meet, read as without a custom pattern, it is)."""
+    _, upstream = vllm
+    config = CONFIG.replace(
+        "detectors: [email]",
+        "detectors: [email, {name: token, pattern: 'sk-[a-z0-9]{20}'}]\nlimits: {scan_max_chars: 8000}",
+    )
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=str(otlp.port))
+    parts = [
+        {"type": "text", "text": "word " * 1000},
+        {"type": "text", "text": "word " * 700},
+        {"type": "text", "text": "hello john.smith@exa"},
+        {"type": "text", "text": "mple.org bye"},
+    ]
+    body = {"model": "m", "messages": [{"role": "user", "content": parts}]}
+    captured = _captured(proxy, otlp, "/v1/chat/completions", body)
+    assert "john" not in captured, captured[-100:]
+    assert captured == "[withheld: a detected value is split across content parts]"
