@@ -110,7 +110,7 @@ def test_the_last_event_line_before_data_names_its_event(read: int) -> None:
     line, or before an `event:` line that names it otherwise, is not."""
     untyped = b'data: {"error": {"type": "overloaded_error", "message": "busy"}}\n\n'
     cases = {
-        b"event: error\n\nevent: message_stop\n" + untyped: None,  # a `message_stop` (untyped data)
+        b"event: ping\n\nevent: message_stop\n" + untyped: None,  # a `message_stop` (untyped data)
         b"event: error\nevent: ping\n" + untyped: None,
         b"event: ping\n\n\nevent: ping\nevent: error\n" + untyped: STREAM_ERROR,
         b"event: ping\n: c\nevent: error\nid: 2\n" + untyped: STREAM_ERROR,
@@ -120,6 +120,33 @@ def test_the_last_event_line_before_data_names_its_event(read: int) -> None:
         observer, outcome = observer_of("anthropic")
         _streamed(observer, b"event: ping\ndata: {}\n\n" + stream, read)
         assert outcome.error_type == error, stream
+
+
+DELTA = b'data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "raise error"}}\n'
+
+
+@pytest.mark.parametrize("read", [1, 2, 3, 7, 64, READ])
+def test_an_anthropic_event_named_error_is_the_upstreams_error_whatever_its_data(read: int) -> None:
+    """The SDK (its SSE decoder dispatches an event at a blank line once it has a name, data or none) raises at an
+    event named `error` whatever its data: none (alone between blank lines, which names no event in the WHATWG
+    reading, and was dropped in C as naming none), no JSON, or read before the `event:` line came. Before 2026-12-04
+    each was recorded as a success; a name another `event:` line replaces, or one no blank line ends, is no error."""
+    cases = {
+        b"event: error\n\n": STREAM_ERROR,
+        b"\nevent:error\n\n" + DELTA: STREAM_ERROR,
+        b"event: ping\nevent: error\n\n\n": STREAM_ERROR,
+        b"event: error\ndata: overloaded\n\n": STREAM_ERROR,
+        DELTA + b"event: error\n\n": STREAM_ERROR,
+        b"event: error\nevent: ping\n\n" + b"event: x\n\n" * 3: None,
+        b"event:  error\n\nevent: errors\n\n\nevent: error\n": None,
+    }
+    for stream, error in cases.items():
+        observer, outcome = observer_of("anthropic")
+        _streamed(observer, b"event: content_block_delta\n" + DELTA + b"\n" + stream + b"event: x\n\n" * 2, read)
+        assert outcome.error_type == error, stream
+    observer, outcome = observer_of("anthropic")
+    _streamed(observer, b"event: content_block_delta\n" + DELTA + b"\nevent: error\n", read)  # (no blank line after)
+    assert outcome.error_type is None
 
 
 # -- past where a reply is read

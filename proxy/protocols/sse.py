@@ -83,6 +83,9 @@ _NO_OP: Final = re.compile(rb"\n(?:[: \tir]|\n\n|data\n|event(?:\n|:[^\n]*\n(?:\
 _EVENT_RUN: Final = re.compile(rb"\nevent:[^\n]*\nevent:")  # (searched for first: a literal to look for)
 _EVENT_RUNS: Final = re.compile(rb"(?:\nevent:[^\n]*)+(?=\nevent:)")
 _LONE_EVENTS: Final = re.compile(rb"\n\n(?:event:[^\n]*\n\n)+")  # (each with the blank line after it)
+# one of them that an Anthropic client raises at all the same (its SSE decoder dispatches a named event without data)
+_LONE_ERROR: Final = re.compile(rb"\n\nevent: ?error\n\n")
+_ERROR_NAMES: Final = frozenset({b"event:error", b"event: error"})  # (an `event:` line naming `error`)
 _JSON_LINES_NO_OP: Final = re.compile(rb"\n[\n \t]")
 # the piece of a line kept, past where a reply is read (`_late_errors`), to be looked at whole: an error's line is short
 _MOST_TAIL: Final = 65_536
@@ -252,7 +255,14 @@ class SseObserver:
                 if self._event is not None and not self._dispatch():
                     self._late_errors(data)
                     break
-                self._name = None
+                if self._name is not None:  # (an event named: the name ends with it)
+                    # with `typed_by_name`, an event named `error` is the upstream's error whatever its data: the SDK's
+                    # decoder dispatches a named event at its blank line, data or none, and raises at one named `error`
+                    # (none, data that is no JSON, or read before the name came: each passed as a success before
+                    # 2026-12-04)
+                    if self._name in _ERROR_NAMES and self.typed_by_name:
+                        self.in_band_error()
+                    self._name = None
                 over = self.ended
         if self._partial_size > MAX_LINE:
             self._give_up()
@@ -268,6 +278,8 @@ class SseObserver:
         if b"\nevent:" in data:  # (runs first: a run between blank lines is then one line between them)
             if _EVENT_RUN.search(data) is not None:
                 data = _EVENT_RUNS.sub(b"", data)
+            if self.typed_by_name and _LONE_ERROR.search(data) is not None:  # (as a blank line ends one, below)
+                self.in_band_error()
             data = _LONE_EVENTS.sub(b"\n\n", data)
         return _BLANK_LINES.sub(b"\n\n", data) if b"\n\n\n" in data else data
 
@@ -368,7 +380,7 @@ class SseObserver:
         elif line.startswith(b"data:"):
             payload = line[5:].strip()
         elif line.startswith(b"event:"):
-            return self.typed_by_name and (line[7:] if line[6:7] == b" " else line[6:]) == b"error"
+            return self.typed_by_name and line in _ERROR_NAMES
         else:
             return line.startswith(_ERROR)
         if payload[:1] != b"{":
