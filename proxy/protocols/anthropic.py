@@ -177,7 +177,7 @@ class MessagesObserver(SseObserver):
         elif kind == "message_stop":
             self.ended = True
         elif kind != "ping":  # no event of the API's (`error` is the one other it names)
-            if kind == "error":
+            if self.erred(event):
                 self.in_band_error()
             self.unknown(event)
 

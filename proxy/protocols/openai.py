@@ -448,7 +448,7 @@ class ReplyObserver(SseObserver):
             if self._native(event, True):
                 return
             # vLLM's, TGI's, OpenAI's errors (a truthy `error`, as the SDK reads it)
-            if event.get("error") or event.get("object") == "error":
+            if self.erred(event):
                 self.in_band_error()
             self.unknown(event)
             return
@@ -853,7 +853,7 @@ class ResponsesObserver(SseObserver):
             if field is not None:  # (`response.content_part.done` read its citations above)
                 self._done(kind, event, event.get(field))
         else:  # no event of the API's (`error` is the one other it names)
-            if kind == "error":
+            if self.erred(event):  # (`error`: `response.failed` is read above)
                 self.in_band_error()
             self.unknown(event)
 

@@ -153,7 +153,7 @@ class TgiObserver(SseObserver):
     def event(self, event: dict[str, Any]) -> None:
         token = event.get("token")
         if type(token) is not dict:
-            if "error" in event:
+            if self.erred(event):
                 self.in_band_error()
             self.unknown(event)
             return
