@@ -184,6 +184,21 @@ def test_an_error_past_where_a_reply_is_read_is_the_upstreams_error(kind: str, r
     assert outcome.error_type is None
 
 
+@pytest.mark.parametrize(
+    "late",
+    [b'data: {"error": {"message": "bad \\ud800"}}\n\n', b'data: {"error": {"message": "late", "param": NaN}}\n\n'],
+)
+def test_an_error_orjson_refuses_past_where_a_reply_is_read_is_the_upstreams_error(late: bytes) -> None:
+    """Its JSON read as the events before it are (`reply_json`: a lone surrogate escape, `NaN`, as Python's `json`
+    reads them, and the SDK raises at it); before, orjson alone read it, and the call was recorded a success."""
+    observer, outcome = observer_of("openai")
+    _streamed(observer, late, READ)  # (read where the reply is read: the upstream's error)
+    assert outcome.error_type == STREAM_ERROR
+    observer, outcome = observer_of("openai")
+    _streamed(observer, _given_up("openai") + late + b"data: [DONE]\n\n", READ)
+    assert outcome.error_type == STREAM_ERROR and TRUNCATED in outcome.output_detected
+
+
 @pytest.mark.interpreted  # (a smaller MAX_LINE, patched)
 @pytest.mark.parametrize("end", [b"", b"\n"])
 @pytest.mark.parametrize("read", [7, 4096, READ])
@@ -250,6 +265,35 @@ def test_the_openai_sdk_raises_at_an_error_after_events_no_adapter_reads(setup_f
     span = setup.otlp.by_trace(raw.headers["x-trace-id"])
     assert span.attributes.get("error.type") == "upstream_error"
     assert TRUNCATED in span.attributes["lineage.output.labels"]
+
+
+def test_the_openai_sdk_raises_at_an_error_it_reads_with_a_lone_surrogate_after_events_no_adapter_reads(
+    setup_for: Any,  # noqa: F811
+) -> None:
+    """orjson refuses the error's JSON (a lone surrogate escape), Python's `json` reads it, and the SDK raises."""
+    setup = setup_for()
+    unknown = b'data: {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": null}\n\n'
+    failed = b'data: {"error": {"code": 502, "message": "provider failed \\ud800"}}\n\n'
+    many = unknown * (MAX_STRINGS + 100)
+    setup.upstream.reply = Reply([many[at : at + READ] for at in range(0, len(many), READ)] + [failed + b"data: [DONE]\n\n"],
+                                 content_type="text/event-stream")  # fmt: skip
+    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=60, max_retries=0)
+    raised = ""
+    try:
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        try:
+            for _ in raw.parse():
+                pass
+        except openai.APIError as error:
+            raised = str(error)
+    finally:
+        client.close()
+    assert "provider failed" in raised
+    setup.loop_thread.run(setup.proxy.process.runtime.sinks.flush())
+    span = setup.otlp.by_trace(raw.headers["x-trace-id"])
+    assert span.attributes.get("error.type") == "upstream_error"
 
 
 @pytest.mark.parametrize("unit", [b"data: x\n", b"event: x\n", b"event: x\n\n"])

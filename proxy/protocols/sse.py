@@ -34,8 +34,6 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-import orjson
-
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
 from proxy.protocols import MAX_STRINGS, STREAM_ERROR, VISIBLE, Header, OutputText, ends_early, reply_json
@@ -385,10 +383,8 @@ class SseObserver:
             return line.startswith(_ERROR)
         if payload[:1] != b"{":
             return False
-        try:
-            reply = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return False
+        # (read as an event is, `reply_json`: what orjson refuses and the client reads, a lone surrogate escape, NaN)
+        reply = reply_json(payload, self._text)
         return type(reply) is dict and self.erred(reply)
 
     def _data_line(self, line: bytes) -> bool:
@@ -443,7 +439,8 @@ class SseObserver:
         """An event's data, read as its API's clients read it: with `typed_by_name`, data without a `type` has the
         type its `event:` line names (anthropic-sdk-python: `if "type" not in data: data["type"] = sse.event`,
         its client then has its text), and an event named `error` is the upstream's error, whatever its data says
-        (the SDK raises it). An `event:` line after the event's data comes too late to name it."""
+        (the SDK raises it). An `event:` line after the event's data comes too late to type it (one naming `error` is
+        the upstream's error all the same, at the blank line that ends the event)."""
         name = self._name
         if name is not None and self.typed_by_name:
             value = name[7:] if name[6:7] == b" " else name[6:]
