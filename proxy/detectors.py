@@ -354,7 +354,11 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue  # part of a longer number, or of a word: a hex id's digits (`…3a7535740003305…`), a UUID's
         if t.before(start) == 46 and t.before(start - 1) == 48 and _DIGITS.fullmatch(classes, start, end) is not None:
             continue  # a decimal number's fraction: a double's 15-17 digits (`-0.07967057352398446`) pass Luhn 1 in 10
-        if _card(t.raw[start:end]) and not _international_phone(t, start, end):
+        candidate = t.raw[start:end]
+        if _card(candidate) and not _international_phone(t, start, end):
+            yield start, end
+            continue
+        if _spelled_out(t, start, end, candidate):
             yield start, end
             continue
         within = _card_within(t.raw, start, end)
@@ -651,9 +655,106 @@ def _card(candidate: bytes) -> bool:
 
 
 # a group of one or two digits but a card's last: cards are written in groups of four (4-4-4-4, 4-4-4-4-3, 4-4-4-1),
-# 4-6-5, 4-6-4 or in one block, never digit by digit or in pairs (a short group ends one: 4-4-4-4-2). Before 2026-12-04
-# a row of small numbers, `0 0 0 0 0 0 0 0 0 0 0 0 0 0 0`, `23 24 25 26 27 28 29`, was a card 1 time in 10
+# 4-6-5, 4-6-4 or in one block (a short group ends one: 4-4-4-4-2); one written digit by digit or in pairs, as people
+# and speech-to-text write one, is `_spelled_out`'s. Before 2026-12-04 a row of small numbers, `0 0 0 0 0 0 0 0 0 0 0 0
+# 0 0 0`, `23 24 25 26 27 28 29`, was a card 1 time in 10
 _SHORT_GROUP: Final = re.compile(rb"(?<![0-9])[0-9]{1,2}[ -]")
+
+
+def _spelled_out(t: _Text, start: int, end: int, candidate: bytes) -> bool:
+    """Whether a card candidate (`candidate`, its bytes) that `_card` refused for a group of one or two digits before
+    its last is a card written digit by digit or in pairs, as a person or a speech-to-text system writes one (`4 1 1 1
+    1 1 1 1 1 1 1 1 1 1 1 1`, `41 11 11 11 11 11 11 11`, `4111 1111 1111 11 11`): the whole run of numbers (none more beside it, split by a
+    space), in groups of four digits at most split by spaces or by dashes alone, its first digits an issuer's and its
+    length one of that issuer's cards (`_ISSUERS`), Luhn-valid, neither one digit or group throughout nor counting up
+    or down by one (`23 24 25 26 27 28 29`), not in brackets (an array's row, `[4 1 1 … 1]`) nor on a line after one
+    ending in four numbers or more (a matrix's or a table's row, `_ROW_ENDS`; a matrix's first row without brackets
+    may be one). Since 2026-12-04; the same day, before, no such card was found."""
+    digits = candidate.translate(None, _NOT_DIGITS)
+    # (most rows of numbers end here: no issuer's first digits, or no length of theirs, or Luhn)
+    issued = _ISSUED.get(len(digits))
+    if issued is None or issued.match(digits) is None or not _luhn(digits):
+        return False
+    if (t.before(start) == 32 and t.before(start - 1) == 48) or (t.after(end) == 32 and t.after(end + 1) == 48):
+        return False  # (a window of a longer run: a row's)
+    raw = t.raw
+    if (start > 0 and raw[start - 1] in _BRACKETS) or (end < len(raw) and raw[end] in _BRACKETS):
+        return False
+    sep = b"-" if 45 in candidate else b" "
+    if (sep == b"-" and 32 in candidate) or _SHORT_GROUP.search(candidate) is None:
+        return False
+    groups = candidate.split(sep)
+    if max(map(len, groups)) > 4 or groups.count(groups[0]) == len(groups) or digits.count(digits[0]) == len(digits):
+        return False
+    steps = {int(groups[i + 1]) - int(groups[i]) for i in range(len(groups) - 1)}
+    if steps == {1} or steps == {-1} or _international_phone(t, start, end):
+        return False
+    # the line before, if it ends near: the line after is not read, as a reply streamed may not hold it yet (a stream
+    # scanner reads what it has, and 128 characters before it at least, `_OVERLAP`: both are within them)
+    line = t.classes.rfind(b"\n", max(0, start - _LINE_NEAR), start)
+    if line <= 0:
+        return True
+    row = _ROW_ENDS.search(t.classes, max(0, line - _ROW_NEAR), line)
+    if row is None:
+        return True
+    before = t.raw[row.start() : row.end()].translate(None, _NOT_DIGITS)  # (two such cards on lines of their own)
+    issued = _ISSUED.get(len(before))
+    return issued is not None and issued.match(before) is not None and _luhn(before)
+
+
+# a line's end of four numbers or more split by white space or commas (brackets after: an array's), as a matrix's or a
+# table's rows end, found within `_ROW_NEAR` characters of the line's end (`_spelled_out`); and how far from a card
+# written digit by digit the line before may end
+_ROW_ENDS: Final = re.compile(rb"0+(?:(?:[ \t]+|[ \t]*,[ \t]*)0+){3,}[ \t\]),]*\Z")
+_ROW_NEAR: Final = 48
+_LINE_NEAR: Final = 64
+# what an array's rows are written between (numpy's `[[4 1 1 …]`, a list's `(…)`): no card stands so
+_BRACKETS: Final = frozenset(b"[]()")
+# payment cards' first digits (their issuers' identification numbers) and the lengths cards so starting have, as the
+# networks publish them: Visa; Mastercard; American Express; Discover; JCB; Diners Club; UnionPay; Mir; Maestro;
+# RuPay; InstaPayment; Dankort; Verve. A card written digit by digit or in pairs (`_spelled_out`) must be one of them
+_ISSUERS: Final = (
+    (b"4", b"4", frozenset((13, 16, 19))),
+    (b"51", b"55", frozenset((16,))),
+    (b"2221", b"2720", frozenset((16,))),
+    (b"34", b"34", frozenset((15,))),
+    (b"37", b"37", frozenset((15,))),
+    (b"6011", b"6011", frozenset(range(16, 20))),
+    (b"644", b"649", frozenset(range(16, 20))),
+    (b"65", b"65", frozenset(range(16, 20))),
+    (b"3528", b"3589", frozenset(range(16, 20))),
+    (b"300", b"305", frozenset(range(14, 20))),
+    (b"3095", b"3095", frozenset(range(14, 20))),
+    (b"36", b"36", frozenset(range(14, 20))),
+    (b"38", b"39", frozenset(range(16, 20))),
+    (b"62", b"62", frozenset(range(16, 20))),
+    (b"2200", b"2204", frozenset(range(16, 20))),
+    (b"5018", b"5018", frozenset(range(13, 20))),
+    (b"5020", b"5020", frozenset(range(13, 20))),
+    (b"5038", b"5038", frozenset(range(13, 20))),
+    (b"5893", b"5893", frozenset(range(13, 20))),
+    (b"6304", b"6304", frozenset(range(13, 20))),
+    (b"6759", b"6759", frozenset(range(13, 20))),
+    (b"6761", b"6763", frozenset(range(13, 20))),
+    (b"60", b"60", frozenset((16,))),
+    (b"508", b"508", frozenset((16,))),
+    (b"637", b"639", frozenset((16,))),
+    (b"5019", b"5019", frozenset((16,))),
+    (b"5060", b"5061", frozenset((16, 18, 19))),
+)
+
+
+def _issued_by_length() -> dict[int, re.Pattern[bytes]]:
+    """For each length a card has, a pattern of the first digits of the issuers whose cards have it (`_ISSUERS`)."""
+    prefixes: dict[int, list[bytes]] = {}
+    for low, high, lengths in _ISSUERS:
+        for number in range(int(low), int(high) + 1):
+            for length in lengths:
+                prefixes.setdefault(length, []).append(str(number).zfill(len(low)).encode())
+    return {length: re.compile(b"|".join(sorted(set(found)))) for length, found in prefixes.items()}
+
+
+_ISSUED: Final = _issued_by_length()
 
 
 def _isbn(digits: bytes) -> bool:

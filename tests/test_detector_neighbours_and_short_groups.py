@@ -3,7 +3,9 @@
 found; two bare mobiles side by side (`13800138000 13800138000`) and a phone in international form before another
 (`+44 20 7946 0958 555-123-4567`) were not both found; a row of single digits or pairs (`0 0 0 0 0 0 0 0 0 0 0 0 0 0
 0`, `23 24 25 26 27 28 29`) was a card, as no card is written; a time before numbers split by spaces was masked with
-its minutes, `12:[pii:phone]`."""
+its minutes, `12:[pii:phone]`. A card written digit by digit or in pairs (`4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1`, `41 11 11
+11 11 11 11 11`), as a person or a speech-to-text system writes one, was no card once single digits and pairs were
+none: it is, when it starts as an issuer's cards do and has a length theirs have, and is no row's."""
 
 from __future__ import annotations
 
@@ -45,14 +47,29 @@ def test_values_side_by_side_are_each_masked_as_far_as_they_go(text: str, masked
     [
         "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0",  # before: pii:credit_card
         "23 24 25 26 27 28 29",
-        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
-        "41 11 11 11 11 11 11 11",
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",  # (a run longer than any card: a row's)
+        "1 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",  # (a window of a longer run: the card is not the whole run)
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 12 27",  # (a known miss: an expiry after it makes the run a row's)
+        "[4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]",  # an array's row
+        "[[4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]\n [5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4]]",
+        "0 1 1 0\n4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n1 0 0 1",  # a matrix's rows, without brackets
+        "2 7 1 8 2 8 1 8 2 8\n5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4",
+        "3 4 5 6 7 8 9 10 11 12 13",  # counting, 15 digits from 34: as an Amex's
+        "45 44 43 42 41 40 39 38",  # counting down, 16 from 4
+        "4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4",  # one digit throughout
+        "1 0 1 1 0 1 0 0 1 1 1 0 1 0 1 1",  # a binary vector: no issuer's
+        "9 7 8 0 3 0 6 4 0 6 1 5 7",  # no issuer's (an ISBN)
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",  # 17 digits: no Visa has
+        "3 7 8 2 8 2 2 4 6 3 1 0 0 0 5 0",  # 16 digits from 37: no Amex has
+        "5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 5",  # Luhn fails
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\t4 1 1 1",
+        "+4 1 1 1 1 1 1 1 1 1 1 1 1 1 1",  # after a `+`: a phone's, at most 15 digits
         "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  # a hex dump's bytes
         "0-0-0-0-0-0-0-0-0-0-0-0-0-0-0",
         "23 24 25 26 27 28 29\n30 31",  # a calendar's weeks
     ],
 )
-def test_single_digits_and_pairs_are_no_card(text: str) -> None:
+def test_single_digits_and_pairs_are_no_card_unless_a_whole_card_an_issuers(text: str) -> None:
     assert CARDS_ONLY.scan(text) == frozenset()
 
 
@@ -77,6 +94,42 @@ def test_cards_as_they_are_written_are_still_found(card: str) -> None:
     assert CARDS_ONLY.scan(f"pay with {card} today") == {"pii:credit_card"}
 
 
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",  # before: none of these
+        "41 11 11 11 11 11 11 11",
+        "4111 1111 1111 11 11",
+        "5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4",  # Mastercard
+        "55 00 00 00 00 00 00 04",
+        "3 7 8 2 8 2 2 4 6 3 1 0 0 0 5",  # Amex, 15 digits
+        "37 82 82 24 63 10 00 5",
+        "6 0 1 1 1 1 1 1 1 1 1 1 1 1 1 7",  # Discover
+        "3 5 3 0 1 1 1 3 3 3 3 0 0 0 0 0",  # JCB
+        "3 0 5 6 9 3 0 9 0 2 5 9 0 4",  # Diners, 14 digits
+        "6 2 1 2 3 4 5 6 7 8 9 0 1 2 3 2",  # UnionPay
+        "2 2 2 1 0 0 0 0 0 0 0 0 0 0 0 9",  # Mastercard's 2-series
+        "4 2 2 2 2 2 2 2 2 2 2 2 2",  # Visa's 13 digits
+        "4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1",
+    ],
+)
+@pytest.mark.parametrize(("before", "after"), [("", ""), ("my card is ", " thanks"), ("card:\n", "\nexpires soon")])
+def test_a_card_written_digit_by_digit_or_in_pairs_is_found(card: str, before: str, after: str) -> None:
+    digits = card.replace(" ", "").replace("-", "")
+    doubled = [sum(divmod(2 * int(d), 10)) if (len(digits) - i) % 2 == 0 else int(d) for i, d in enumerate(digits)]
+    assert sum(doubled) % 10 == 0  # (Luhn-valid)
+    text = before + card + after
+    assert CARDS_ONLY.scan(text) == {"pii:credit_card"}
+    assert CARDS_ONLY.mask(text) == f"{before}[pii:credit_card]{after}"
+    assert "pii:credit_card" in ALL.scan(text)  # (15 digits or fewer are a phone too, as before: masked whole)
+    assert re.fullmatch(rf"{re.escape(before)}\[pii:\w+\]{re.escape(after)}", ALL.mask(text))
+
+
+def test_two_cards_written_digit_by_digit_on_lines_of_their_own_are_each_found() -> None:
+    text = "cards:\n4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4\n"
+    assert ALL.mask(text) == "cards:\n[pii:credit_card]\n[pii:credit_card]\n"
+
+
 _PAD = "the model wrote this reply for you, which is long enough to be read at once, so here: " * 2
 
 
@@ -90,6 +143,16 @@ _PAD = "the model wrote this reply for you, which is long enough to be read at o
         "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
         "23 24 25 26 27 28 29",
         "12:30 1234 5678 9012",
+        "my card is 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "41 11 11 11 11 11 11 11",
+        "4111 1111 1111 11 11",
+        "1 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "0 1 1 0\n4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n1 0 0 1",
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "1 0 0 1 1 0 1 0 1 1 0 0 1 0 1 1 0 1 0 1 1 0 1 0 1 0 0 1 1 0 1 1 0 1\n4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "cards:\n4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4",
+        "1 2 3 4\n" + "x" * 70 + " 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "[[4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]\n [5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4]]",
     ],
 )
 @pytest.mark.parametrize("after", ["", " ok " + _PAD])
