@@ -10,11 +10,15 @@ none: it is, when it starts as an issuer's cards do and has a length theirs have
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import openai
 import pytest
 
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
+from tests.harness import proxy_error
+from tests.servers.vllm_like import SERVED
 
 ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
 CARDS_ONLY = Detectors([DetectorSpec("credit_card")])
@@ -168,3 +172,40 @@ def test_a_reply_streamed_finds_what_it_finds_whole_however_cut(body: str, after
         if scanner.found != whole:
             differ.append((text[:cut][-24:], sorted(scanner.found)))
     assert not differ, (sorted(whole), differ)
+
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: vllm
+    url: ${UPSTREAM}
+routes:
+  - model: "*"
+    upstream: vllm
+policy:
+  anonymous: allow
+  default_purpose: assistant
+zones:
+  - name: payment
+    labels: [pii:credit_card]
+    allow_purposes: [assistant]
+detectors: [credit_card]
+lineage:
+  store: ${STORE}
+"""
+
+
+@pytest.mark.parametrize("card", ["4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", "41 11 11 11 11 11 11 11", "4111 1111 1111 11 11"])
+def test_a_card_dictated_digit_by_digit_is_refused_where_its_zone_forbids_the_purpose(
+    vllm: Any, make_proxy: Any, card: str
+) -> None:
+    server, url = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    messages: Any = [{"role": "user", "content": f"Book the flight, my card is {card}, thanks."}]
+    with pytest.raises(openai.PermissionDeniedError) as refused:  # before: sent on, unlabelled
+        client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"})
+    assert proxy_error(refused.value.response)["code"] == "purpose_denied"
+    assert not server.data_requests()  # nothing reached the model
+    allowed = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)
+    assert "pii:credit_card" in allowed.http_response.headers["x-data-labels"].split(",")
