@@ -51,7 +51,17 @@ from proxy.labels import (
 from proxy.memo import Memo
 from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
-from proxy.protocols import SHA256, WHOLE_MAX, Header, Request, boundary_windows, text_digest
+from proxy.protocols import (
+    CUSTOM_JOINS_MAX_CHARS,
+    CUSTOM_REACH,
+    CUSTOM_WIDEST,
+    SHA256,
+    WHOLE_MAX,
+    Header,
+    Request,
+    boundary_windows,
+    text_digest,
+)
 from proxy.protocols.oip import KEY_BIN, header_labels, named_fields, passed_key_text, tracestate_text
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
@@ -231,6 +241,9 @@ class Pipeline:
         # what is kept of a reply passed on as it arrives: at least WHOLE_MAX, and as much as is buffered
         keep = max(WHOLE_MAX, config.limits.buffer_max_bytes)
         self.detectors = Detectors(config.detectors, config.limits.scan_max_chars, keep)
+        # the custom patterns alone, read farther where parts meet on a limit of their own (`_detected`); None without one
+        customs = [spec for spec in config.detectors if spec.pattern is not None]
+        self.customs = Detectors(customs, CUSTOM_JOINS_MAX_CHARS) if customs else None
         self.capture = config.telemetry.capture_content
         self.client_address = config.logging.client_address  # the ingress hands each call its client (`Outcome.client`)
         self.sample_ratio = config.telemetry.sample_ratio if config.telemetry.exporter != "none" else 0.0
@@ -468,6 +481,10 @@ class Pipeline:
             found = reading.scan_all(request.texts) if request.texts else _NONE
             if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
                 found = found | reading.scan_all(boundary_windows(request.joined))
+                # a custom pattern's value may be longer, white space in it: read farther, on a limit of its own
+                if self.customs is not None:
+                    windows = boundary_windows(request.joined, CUSTOM_REACH, CUSTOM_WIDEST)
+                    found = found | self.customs.reading().scan_all(windows)
             if request.decoded:
                 found = found | reading.scan_all(request.decoded)
             if names:

@@ -856,23 +856,33 @@ def _runs(parts: list[Any], runs: list[Run], read: Read = _part_text) -> None:
 
 
 _REACH = 256  # characters either side of a part boundary that a value split there can span (an address's most)
+# how far either side of where parts meet a custom pattern's value is read, its window on to white space `_REACH`
+# characters further at most: a value of up to this many characters split there is found, white space or newlines
+# in it (a PEM key's lines) or not
+CUSTOM_REACH: Final = 4096
+CUSTOM_WIDEST: Final = CUSTOM_REACH + _REACH
+# the most characters of where parts meet read for custom patterns, a call: its own limit, not `limits.scan_max_chars`
+# (read in windows of 2 x CUSTOM_REACH it spent that three times over on a call of many parts); past it, `scan:truncated`
+CUSTOM_JOINS_MAX_CHARS: Final = 262_144
 _SPACE = re.compile(r"\s")  # white space as `str.isspace` says
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
 
-def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
+def boundary_windows(
+    runs: tuple[Run, ...] | list[list[str]], reach: int = _REACH, widest: int = WINDOW_WIDEST
+) -> list[str]:
     """Around the boundaries inside each run, the text as it reads joined: at least `_REACH` characters
     either side, widened to white space so no word is cut (a cut would read as a word's edge, and a token
     longer than the reach, a custom pattern's, stays whole) but no further than `WINDOW_WIDEST` characters from
     the boundary (a run without white space was a walk to its end from every boundary: 14 s for 40 KB of
     four-character parts), overlapping windows merged so the text scanned again is never more than the
     run. Text is looked at once: where a window ends is looked for from where the one before ended. A long
-    message costs no second full scan."""
+    message costs no second full scan. `reach` and `widest` for custom patterns: `CUSTOM_REACH`, `CUSTOM_WIDEST`."""
     windows: list[str] = []
     for given in runs:
         # each part as the detectors read it near its edges: a run of characters they drop (zero-width spaces) takes no
         # room in a window, which reaches as far in what is read from where the parts meet as in plain text
-        run = [read_edges(part, WINDOW_WIDEST) for part in given]
+        run = [read_edges(part, widest) for part in given]
         whole = "".join(run)
         size = len(whole)
         spans: list[list[int]] = []
@@ -883,18 +893,18 @@ def boundary_windows(runs: tuple[Run, ...] | list[list[str]]) -> list[str]:
         while index < parts:
             at += len(run[index])
             first = at
-            # the boundaries that follow within 2 x _REACH of the one before are in its window: only the last
+            # the boundaries that follow within 2 x `reach` of the one before are in its window: only the last
             # of them moves where the window ends
-            while index + 1 < parts and len(run[index + 1]) <= 2 * _REACH:
+            while index + 1 < parts and len(run[index + 1]) <= 2 * reach:
                 index += 1
                 at += len(run[index])
             index += 1
-            back = first - _REACH
+            back = first - reach
             if spans and back <= reached:  # in the window before
                 start = spans[-1][0]
             else:
-                start = _space_before(whole, max(first - WINDOW_WIDEST, reached, 0), max(back, 0))
-            reached = _space_after(whole, max(min(at + _REACH, size), reached), min(at + WINDOW_WIDEST, size))
+                start = _space_before(whole, max(first - widest, reached, 0), max(back, 0))
+            reached = _space_after(whole, max(min(at + reach, size), reached), min(at + widest, size))
             if spans and start <= spans[-1][1]:
                 spans[-1][1] = reached
             else:
