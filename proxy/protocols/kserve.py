@@ -21,7 +21,10 @@ memory: `policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]
 from __future__ import annotations
 
 import codecs
+import encodings
+import encodings.aliases
 import json
+import pkgutil
 import urllib.parse
 from typing import Any, Final, TypeGuard
 
@@ -238,10 +241,19 @@ def _parsed_charset(content_type: str) -> str | None:
 
 
 def _codec(charset: str) -> str:
-    """Python's name for the text codec `charset` names; "" for none, or a slow one (`_SLOW_CODECS`)."""
+    """Python's name for the text codec `charset` names; "" for none, or a slow one (`_SLOW_CODECS`). Only a name
+    Python's `encodings` knows is looked up, and in its normal form (`_CODEC_NAMES`): `codecs.lookup` keeps every name
+    it did not find for good (`encodings.search_function`'s cache), each after an import tried along `sys.path`, so
+    callers naming a charset of their own each call took a process's memory without bound. A name over 40 characters,
+    IANA's longest, is none (`normalize_encoding` reads it a character at a time)."""
+    if len(charset) > 40:
+        return ""
+    name = encodings.normalize_encoding(charset)
+    if name not in _CODEC_NAMES and name.replace(".", "_") not in _CODEC_NAMES:
+        return ""
     try:
-        info = codecs.lookup(charset)
-    except (LookupError, ValueError):  # (ValueError: a NUL in the name)
+        info = codecs.lookup(name)
+    except LookupError:  # (a module of `encodings` that is no codec: `aliases`; `mbcs` off Windows)
         return ""
     return info.name if info._is_text_encoding and info.name not in _SLOW_CODECS else ""
 
@@ -252,6 +264,10 @@ _UTF8_CODECS: Final = frozenset({"utf-8", "ascii"})
 # codecs Python decodes in Python, in time quadratic in the text (`punycode`; `idna` decodes by it), or that decode
 # nothing (`undefined`): a body in them is read as one in a charset Python does not know
 _SLOW_CODECS: Final = frozenset({"punycode", "idna", "undefined"})
+# the charset names `encodings` has a codec for, in `encodings.normalize_encoding`'s form: its aliases and modules
+_CODEC_NAMES: Final = frozenset(encodings.aliases.aliases) | frozenset(
+    module.name for module in pkgutil.iter_modules(encodings.__path__)
+)
 
 
 def _decoded(body: bytes, charset: str) -> tuple[str, bool]:
@@ -262,9 +278,31 @@ def _decoded(body: bytes, charset: str) -> tuple[str, bool]:
     except UnicodeError:
         pass
     try:
-        return body.decode(charset, "replace"), False
+        return body.decode(charset, _REPLACING), False
     except UnicodeError:  # (a codec that fails whatever its error handler)
         return body.decode("utf-8", "replace"), False
+
+
+def _replaced(error: UnicodeError) -> tuple[str, int]:
+    """`_decoded`'s error handler: "replace"'s, U+FFFD for bytes that are no text, for a body's first `_MOST_REPLACED`;
+    past them the rest of it is not read (one U+FFFD; the call is `scan:truncated` already). Every codec but UTF-8's,
+    ASCII's and Latin-1's calls its handler once for each, at a third of a microsecond: 16 MB of them (`\\x81` in
+    windows-1252, `\\x80` in UTF-7, lone surrogates in UTF-16) held the event loop 5-7 s. The count is kept on the
+    error, which a codec makes once for a body and hands over each time (one that made a new one each time would have
+    all replaced, as "replace" does)."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    count: int = getattr(error, _REPLACED_COUNT, 0) + 1
+    setattr(error, _REPLACED_COUNT, count)
+    return "\ufffd", error.end if count <= _MOST_REPLACED else len(error.object)
+
+
+# `_replaced`'s name among Python's error handlers, the attribute it counts in, and the most bytes (or runs of them) it
+# replaces
+_REPLACING: Final = "lineage-proxy-replace"
+_REPLACED_COUNT: Final = "lineage_proxy_replaced"
+_MOST_REPLACED: Final = 65_536
+codecs.register_error(_REPLACING, _replaced)
 
 
 def _raw(model: str, operation: str, body: bytes, content_type: str | None, text: bool, json_typed: bool) -> Request:

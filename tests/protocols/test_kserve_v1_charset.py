@@ -6,6 +6,7 @@ labelled). Now it is read in the charset it names, when Python has a codec for i
 
 from __future__ import annotations
 
+import encodings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -128,3 +129,48 @@ def test_json_in_another_charset_is_read_as_the_model_decodes_it() -> None:
     assert plain.texts == ("alice@example.com",) and plain.decoded == ()  # the same text either way: read once
     kserve_parses = read_request("m", "predict", b'{"instances": ["alice+AEA-example.com"]}', "application/json")
     assert kserve_parses.decoded == ()  # a type KServe parses: the model gets the JSON, whatever charset
+
+
+@pytest.mark.parametrize(
+    ("content_type", "codec", "unit"),
+    [
+        ("text/plain; charset=windows-1252", "cp1252", b"\x81"),
+        ("text/plain; charset=utf-7", "utf-7", b"\x80"),
+        ("text/plain; charset=utf-16le", "utf-16-le", b"\x00\xd8"),
+        ("application/json; charset=utf-16le", "utf-16-le", b"\x00\xd8"),
+    ],
+)
+def test_bytes_not_text_in_the_charset_are_replaced_up_to_a_bound(content_type: str, codec: str, unit: bytes) -> None:
+    """Bytes that are no text in the charset read as U+FFFD, each a call of Python's error handler in these codecs:
+    past 65,536 of them (`kserve._MOST_REPLACED`) the rest of the body is not read (the call `scan:truncated` already). Before, 16 MB
+    of `\\x81` in windows-1252 (or `\\x80` in UTF-7, lone surrogates in UTF-16) held the event loop 7 s: here, the text
+    read was as long as the body's bad bytes."""
+    few = ADDRESS.encode(codec) + unit * 3 + ADDRESS.encode(codec)
+    read = read_request("m", "predict", few, content_type, {}.get)
+    assert read.texts == (ADDRESS + "\ufffd" * 3 + ADDRESS,) and read.unscanned  # (as "replace" reads them)
+    body = ADDRESS.encode(codec) + unit * (65_536 * 4) + ADDRESS.encode(codec)
+    read = read_request("m", "predict", body, content_type, {}.get)
+    # before: ADDRESS, 262,144 U+FFFD and ADDRESS again
+    assert read.texts == (ADDRESS + "\ufffd" * (65_536 + 1),), len(read.texts[0])
+    assert read.unscanned and read.digest == bytes_digest(body)
+
+
+def test_a_charset_python_does_not_know_is_not_kept_by_python() -> None:
+    """`codecs.lookup` keeps each name it does not find for good (`encodings`' cache), after an import tried along
+    `sys.path`: a caller naming a new charset each call took the proxy's memory without bound (20,000 calls with
+    4 KB names: 76 MB). Only the names `encodings` has are looked up, in their normal form; one over 40 characters is
+    none (read as UTF-8, `scan:truncated`)."""
+    cache: dict[str, object] = encodings._cache  # type: ignore[attr-defined]
+    before = len(cache)
+    for number in range(300):  # (past the 256 `Content-Type`s `_charset` keeps answers for)
+        read = read_request("m", "predict", b"hi", f"text/plain; charset=x-{number}-{'a' * 1000}", {}.get)
+        assert read.texts == ("hi",) and read.unscanned
+    assert len(cache) == before  # before: 300 more
+    for number in range(50):
+        read = read_request("m", "predict", b"hi", f"text/plain; charset=UTF{'-' * number}8", {}.get)
+        assert read.texts == ("hi",) and read.unscanned == (number > 36), number  # (UTF-8 in 40 characters or less)
+    for content_type, codec in (("text/plain; charset=ISO_8859-1:1987", "latin-1"), ("text/plain; charset=csKOI8R",
+                                "koi8-r"), ("text/plain; charset=ANSI_X3.4-1968", "ascii")):  # fmt: skip
+        body = (ADDRESS if codec == "latin-1" else "andrey@example.com").encode(codec)
+        read = read_request("m", "predict", body, content_type, {}.get)
+        assert read.texts == (body.decode(codec),) and not read.unscanned, content_type
