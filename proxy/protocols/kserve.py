@@ -226,6 +226,8 @@ def _parsed_charset(content_type: str) -> str | None:
     if "charset" not in content_type.lower():
         return None
     found: str | None = None
+    # whether a `charset` came before (UTF-8's is None too: `charset=utf-8; charset=utf-16` was read as UTF-16 alone)
+    named = False
     for parameter in content_type.split(";")[1:]:
         name, _, value = parameter.partition("=")
         if name.strip().lower() != "charset":
@@ -234,9 +236,9 @@ def _parsed_charset(content_type: str) -> str | None:
         codec = None if value in _UTF8_NAMES else _codec(value)
         if codec is not None and codec in _UTF8_CODECS:
             codec = None
-        if found is not None and codec != found:
+        if named and codec != found:
             return ""
-        found = codec
+        found, named = codec, True
     return found
 
 

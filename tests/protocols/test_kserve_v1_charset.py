@@ -174,3 +174,16 @@ def test_a_charset_python_does_not_know_is_not_kept_by_python() -> None:
         body = (ADDRESS if codec == "latin-1" else "andrey@example.com").encode(codec)
         read = read_request("m", "predict", body, content_type, {}.get)
         assert read.texts == (body.decode(codec),) and not read.unscanned, content_type
+
+
+def test_utf8_then_another_charset_is_two_charsets_that_differ() -> None:
+    """A type naming two charsets that differ is read as UTF-8 and labelled `scan:truncated` (a model may take either):
+    UTF-8's (or ASCII's) first too. Before, `charset=utf-8; charset=utf-16` was read as UTF-16 alone, clean, where the
+    UTF-8 text (to a model that takes the first) was an address: the call reached a model whose zone forbids it."""
+    body = b"write to alice@example.com now!!"  # (an even length: no U+FFFD in UTF-16)
+    for content_type in ("text/plain; charset=utf-8; charset=utf-16", "text/plain; charset=US-ASCII;charset=utf-16le",
+                         "text/plain; charset=utf-16; charset=utf-8"):  # fmt: skip
+        read = read_request("m", "predict", body, content_type, {}.get)
+        assert read.texts == (body.decode(),) and read.unscanned, content_type  # before: the first two, CJK, clean
+    read = read_request("m", "predict", body, "text/plain; charset=utf-8; charset=UTF8", {}.get)
+    assert read.texts == (body.decode(),) and not read.unscanned  # (the same charset twice)
