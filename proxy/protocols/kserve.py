@@ -177,16 +177,26 @@ def _declared_json(content_type: str | None) -> bool:
     """Whether this `Content-Type` says the body is JSON (its media type, any case, parameters aside; none: it is), so
     text. A request with several `Content-Type` fields (the proxy reads them joined, `a, b`) is an InvalidRequest:
     KServe's model server reads the last one alone, so `text/plain` then `application/json` would be raw bytes to
-    the proxy and JSON to the model."""
+    the proxy and JSON to the model; so would `text/plain; charset=utf-8` then `application/json` (`_several`)."""
     if content_type is None:
         return True
     media = content_type.partition(";")[0]
-    if "," in media:
+    if "," in content_type and _several(content_type):
         raise InvalidRequest(f"several Content-Type fields ({echoed(content_type)}): KServe's model server reads the "
                              "last one alone, so the body could be read otherwise than lineage-proxy decided on; send "
                              "one", param="content-type")  # fmt: skip
     media = media.strip().lower()
     return media in _JSON_TYPES or media.endswith("+json")
+
+
+def _several(content_type: str) -> bool:
+    """Whether this `Content-Type` is several fields joined (`a, b`): a comma outside a quoted parameter value (where
+    one must be), or after an opening quote left unclosed. Before 2026-12-04 only a comma in the media type told,
+    so a first field with parameters (`text/plain; charset=utf-8` then `application/json`) was read as text alone."""
+    outside = content_type.split('"')
+    if len(outside) % 2 == 0:  # (an odd count of quotes: the last is open)
+        return True
+    return any(index % 2 == 0 and "," in part for index, part in enumerate(outside))
 
 
 def _binary_cloudevent(header: Header | None) -> bool:
