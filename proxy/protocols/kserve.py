@@ -412,14 +412,20 @@ def read_request(
         whole = parameter_strings(others, texts, frozenset(), names=names) and whole
     if envelope is not None:  # (its attributes: read as parameters are)
         whole = parameter_strings(envelope, texts, frozenset(), names=names) and whole
-    if content_type is not None and content_type not in _JSON_TYPES and _charset(content_type):
-        # the model gets the raw bytes, and may decode them by the `charset` named (`application/json; charset=utf-7`:
-        # `+AEA-` is `@` in it): what it reads so, when other text than their UTF-8, is read beside (`decoded`)
-        other = _other_reading(model, operation, body, content_type, header)
-        if other is not None:
-            reprinted.extend(other.texts + other.decoded)
-            names.extend(other.names)
-            whole = whole and not other.unscanned
+    if content_type is not None and content_type not in _JSON_TYPES:
+        charset = _charset(content_type)
+        if charset:
+            # the model gets the raw bytes, and may decode them by the `charset` named (`application/json;
+            # charset=utf-7`: `+AEA-` is `@` in it): what it reads so, when other text than their UTF-8, is read
+            # beside (`decoded`)
+            other = _other_reading(model, operation, body, content_type, header)
+            if other is not None:
+                reprinted.extend(other.texts + other.decoded)
+                names.extend(other.names)
+                whole = whole and not other.unscanned
+        elif charset is not None and not _binary_cloudevent(header):
+            # one Python does not know (or two that differ): the model may read other text in it, as it may a text's
+            whole = False
     return Request(model, operation, texts=tuple(texts), digest=digest, unscanned=not whole,
                    decoded=tuple(reprinted), names=tuple(names))  # fmt: skip
 

@@ -187,3 +187,19 @@ def test_utf8_then_another_charset_is_two_charsets_that_differ() -> None:
         assert read.texts == (body.decode(),) and read.unscanned, content_type  # before: the first two, CJK, clean
     read = read_request("m", "predict", body, "text/plain; charset=utf-8; charset=UTF8", {}.get)
     assert read.texts == (body.decode(),) and not read.unscanned  # (the same charset twice)
+
+
+def test_json_under_a_charset_python_does_not_know_is_labelled_unscanned() -> None:
+    """A JSON body KServe hands over raw, under a charset Python has no codec for (or two that differ), is read as
+    the JSON it is in UTF-8 and labelled `scan:truncated`, as a text in such a charset is: the model may decode it
+    into other text. Before, it was called clean. A binary CloudEvent's JSON KServe parses as UTF-8 itself."""
+    body = b'{"instances": ["alice@example.com"]}'
+    for content_type in ("application/json; charset=x-unknown", "application/json; charset=utf-8; charset=utf-16"):
+        read = read_request("m", "predict", body, content_type, {}.get)
+        assert read.texts == ("alice@example.com",) and read.unscanned, content_type  # before: not unscanned
+    for content_type in ("application/json; charset=utf-8", "application/json; charset=latin-1"):
+        read = read_request("m", "predict", body, content_type, {}.get)
+        assert read.texts == ("alice@example.com",) and not read.unscanned, content_type
+    event = {"ce-specversion": "1.0", "ce-source": "s", "ce-type": "t", "ce-id": "1"}.get
+    read = read_request("m", "predict", body, "application/json; charset=x-unknown", event)
+    assert read.texts == ("alice@example.com",) and not read.unscanned
