@@ -23,13 +23,14 @@ stays: a tab or a line break parts a value), with every decimal digit as its ASC
 (Arabic-Indic `٤` and Devanagari `४` are `4`), dashes as `-` and ideographic full stops as `.` (IDNA reads
 them so in a domain), and without the combining marks drawn over an ASCII character (a strikethrough's `4̶`, a
 keycap's `4️⃣`: the model reads the `4`). In any text, `@` written as `%40`, `&#64;`, `&#x40;` or `&commat;` is read as `@`, `.`
-written as `%2E`, `&#46;`, `&#x2E;` or `&period;` as `.`, and any character JSON escapes (`\\u0040`, `\\u00f6`, `\\n`) as
+written as `%2E`, `&#46;`, `&#x2E;` or `&period;` as `.` (`%2540`, `%252E`: escaped again for a URL, too), and any character JSON escapes (`\\u0040`, `\\u00f6`, `\\n`) as
 that character, a surrogate pair as its one character, then read as the rest of a text is (a tool call's arguments
 are JSON in a string, which its client parses: `alice\\u0040example.com` and `alice\\uff20example.com` are addresses to
 it). Only a text that is not
 ASCII or holds such an escape pays for this. An address may have letters that are not ASCII in its local part and
 domain (`jörg@exämple.de`, `用户@例子.中国`): found where the class string shows one, then read again in its own
-characters (`_address`).
+characters (`_address`); and a quoted local part (`"john doe"@example.com`) or an IP address for a domain
+(`user@[192.168.0.1]`): `_odd_addresses`.
 """
 
 from __future__ import annotations
@@ -314,6 +315,92 @@ _IDN_TLD_SET: Final = frozenset(_IDN_TLDS.split())
 # the first two bytes of each in UTF-8, in either case: where a top-level domain that is not ASCII may start
 _IDN_HEADS: Final = frozenset(form.encode()[:2] for tld in _IDN_TLD_SET for form in (tld, tld.upper()))
 _ASCII_TLD: Final = re.compile(r"[A-Za-z]{2,24}(?![0-9A-Za-z]|_+[^\W_])")  # (underscores then no word: `_WORD`)
+# the top-level domains of ASCII letters (the Public Suffix List's ICANN section, 2023-02-09): a domain ending in one
+# ends an address with underscores and a word after it, as a file's name does (`alice@example.com_2024.csv`,
+# `report_alice@example.com_v2.pdf`: a host's name holds no `_`), where one ending in other letters is a word joined
+# on (`x@self.weight_t`, Python's `@`: the one such in Python's library, site-packages and /usr/share/doc,
+# `A@sps.diags_array`)
+_ASCII_TLD_NAMES: Final = """
+aaa aarp abarth abb abbott abbvie abc able abogado abudhabi ac academy accenture accountant accountants aco actor ad
+ads adult ae aeg aero aetna af afl africa ag agakhan agency ai aig airbus airforce airtel akdn al alfaromeo alibaba
+alipay allfinanz allstate ally alsace alstom am amazon americanexpress americanfamily amex amfam amica amsterdam
+analytics android anquan anz ao aol apartments app apple aq aquarelle ar arab aramco archi army arpa art arte as asda
+asia associates at athleta attorney au auction audi audible audio auspost author auto autos avianca aw aws ax axa az
+azure ba baby baidu banamex bananarepublic band bank bar barcelona barclaycard barclays barefoot bargains baseball
+basketball bauhaus bayern bb bbc bbt bbva bcg bcn be beats beauty beer bentley berlin best bestbuy bet bf bg bh bharti
+bi bible bid bike bing bingo bio biz bj black blackfriday blockbuster blog bloomberg blue bm bms bmw bn bnpparibas bo
+boats boehringer bofa bom bond boo book booking bosch bostik boston bot boutique box br bradesco bridgestone broadway
+broker brother brussels bs bt build builders business buy buzz bv bw by bz bzh ca cab cafe cal call calvinklein cam
+camera camp canon capetown capital capitalone car caravan cards care career careers cars casa case cash casino cat
+catering catholic cba cbn cbre cbs cc cd center ceo cern cf cfa cfd cg ch chanel channel charity chase chat cheap
+chintai christmas chrome church ci cipriani circle cisco citadel citi citic city cityeats cl claims cleaning click
+clinic clinique clothing cloud club clubmed cm cn co coach codes coffee college cologne com comcast commbank community
+company compare computer comsec condos construction consulting contact contractors cooking cookingchannel cool coop
+corsica country coupon coupons courses cpa cr credit creditcard creditunion cricket crown crs cruise cruises cu
+cuisinella cv cw cx cy cymru cyou cz dabur dad dance data date dating datsun day dclk dds de deal dealer deals degree
+delivery dell deloitte delta democrat dental dentist desi design dev dhl diamonds diet digital direct directory
+discount discover dish diy dj dk dm dnp do docs doctor dog domains dot download drive dtv dubai dunlop dupont durban
+dvag dvr dz earth eat ec eco edeka edu education ee eg email emerck energy engineer engineering enterprises epson
+equipment ericsson erni es esq estate et etisalat eu eurovision eus events exchange expert exposed express extraspace
+fage fail fairwinds faith family fan fans farm farmers fashion fast fedex feedback ferrari ferrero fi fiat fidelity
+fido film final finance financial fire firestone firmdale fish fishing fit fitness fj flickr flights flir florist
+flowers fly fm fo foo food foodnetwork football ford forex forsale forum foundation fox fr free fresenius frl frogans
+frontdoor frontier ftr fujitsu fun fund furniture futbol fyi ga gal gallery gallo gallup game games gap garden gay gb
+gbiz gd gdn ge gea gent genting george gf gg ggee gh gi gift gifts gives giving gl glass gle global globo gm gmail
+gmbh gmo gmx gn godaddy gold goldpoint golf goo goodyear goog google gop got gov gp gq gr grainger graphics gratis
+green gripe grocery group gs gt gu guardian gucci guge guide guitars guru gw gy hair hamburg hangout haus hbo hdfc
+hdfcbank health healthcare help helsinki here hermes hgtv hiphop hisamitsu hitachi hiv hk hkt hm hn hockey holdings
+holiday homedepot homegoods homes homesense honda horse hospital host hosting hot hoteles hotels hotmail house how hr
+hsbc ht hu hughes hyatt hyundai ibm icbc ice icu id ie ieee ifm ikano il im imamat imdb immo immobilien in inc
+industries infiniti info ing ink institute insurance insure int international intuit investments io ipiranga iq ir
+irish is ismaili ist istanbul it itau itv jaguar java jcb je jeep jetzt jewelry jio jll jmp jnj jo jobs joburg jot joy
+jp jpmorgan jprs juegos juniper kaufen kddi ke kerryhotels kerrylogistics kerryproperties kfh kg ki kia kids kim
+kinder kindle kitchen kiwi km kn koeln komatsu kosher kp kpmg kpn kr krd kred kuokgroup kw ky kyoto kz la lacaixa
+lamborghini lamer lancaster lancia land landrover lanxess lasalle lat latino latrobe law lawyer lb lc lds lease
+leclerc lefrak legal lego lexus lgbt li lidl life lifeinsurance lifestyle lighting like lilly limited limo lincoln
+linde link lipsy live living lk llc llp loan loans locker locus lol london lotte lotto love lpl lplfinancial lr ls lt
+ltd ltda lu lundbeck luxe luxury lv ly ma macys madrid maif maison makeup man management mango map market marketing
+markets marriott marshalls maserati mattel mba mc mckinsey md me med media meet melbourne meme memorial men menu
+merckmsd mg mh miami microsoft mil mini mint mit mitsubishi mk ml mlb mls mma mn mo mobi mobile moda moe moi mom
+monash money monster mormon mortgage moscow moto motorcycles mov movie mp mq mr ms msd mt mtn mtr mu museum music
+mutual mv mw mx my mz na nab nagoya name natura navy nba nc ne nec net netbank netflix network neustar new news next
+nextdirect nexus nf nfl ng ngo nhk ni nico nike nikon ninja nissan nissay nl no nokia northwesternmutual norton now
+nowruz nowtv nr nra nrw ntt nu nyc nz obi observer office okinawa olayan olayangroup oldnavy ollo om omega one ong
+onion onl online ooo open oracle orange org organic origins osaka otsuka ott ovh pa page panasonic paris pars partners
+parts party passagens pay pccw pe pet pf pfizer ph pharmacy phd philips phone photo photography photos physio pics
+pictet pictures pid pin ping pink pioneer pizza pk pl place play playstation plumbing plus pm pn pnc pohl poker
+politie porn post pr pramerica praxi press prime pro prod productions prof progressive promo properties property
+protection pru prudential ps pt pub pw pwc py qa qpon quebec quest racing radio re read realestate realtor realty
+recipes red redstone redumbrella rehab reise reisen reit reliance ren rent rentals repair report republican rest
+restaurant review reviews rexroth rich richardli ricoh ril rio rip ro rocher rocks rodeo rogers room rs rsvp ru rugby
+ruhr run rw rwe ryukyu sa saarland safe safety sakura sale salon samsclub samsung sandvik sandvikcoromant sanofi sap
+sarl sas save saxo sb sbi sbs sc sca scb schaeffler schmidt scholarships school schule schwarz science scot sd se
+search seat secure security seek select sener services seven sew sex sexy sfr sg sh shangrila sharp shaw shell shia
+shiksha shoes shop shopping shouji show showtime si silk sina singles site sj sk ski skin sky skype sl sling sm smart
+smile sn sncf so soccer social softbank software sohu solar solutions song sony soy spa space sport spot sr srl ss st
+stada staples star statebank statefarm stc stcgroup stockholm storage store stream studio study style su sucks
+supplies supply support surf surgery suzuki sv swatch swiss sx sy sydney systems sz tab taipei talk taobao target
+tatamotors tatar tattoo tax taxi tc tci td tdk team tech technology tel temasek tennis teva tf tg th thd theater
+theatre tiaa tickets tienda tiffany tips tires tirol tj tjmaxx tjx tk tkmaxx tl tm tmall tn to today tokyo tools top
+toray toshiba total tours town toyota toys tr trade trading training travel travelchannel travelers travelersinsurance
+trust trv tt tube tui tunes tushu tv tvs tw tz ua ubank ubs ug uk unicom university uno uol ups us uy uz va vacations
+vana vanguard vc ve vegas ventures verisign versicherung vet vg vi viajes video vig viking villas vin vip virgin visa
+vision viva vivo vlaanderen vn vodka volkswagen volvo vote voting voto voyage vu vuelos wales walmart walter wang
+wanggou watch watches weather weatherchannel webcam weber website wedding weibo weir wf whoswho wien wiki williamhill
+win windows wine winners wme wolterskluwer woodside work works world wow ws wtc wtf xbox xerox xfinity xihuan xin xxx
+xyz yachts yahoo yamaxun yandex ye yodobashi yoga yokohama you youtube yt yun zappos zara zero zip zm zone zuerich zw
+"""  # (split by white space)
+_ASCII_TLDS: Final = frozenset(_ASCII_TLD_NAMES.split())
+# the same joined by underscores to a word (`_address`: `_ASCII_TLD` refuses it)
+_ASCII_TLD_JOINED: Final = re.compile(r"[A-Za-z]{2,24}(?=_+[^\W_])")
+# what RFC 5321 lets an address hold besides a dot-atom local part and a domain of names, that a model reads as one
+# as well: a quoted local part (`"john doe"@example.com`: printable characters, `\\` escaping the next one) and an
+# IP address in brackets (`user@[192.168.0.1]`, `user@[IPv6:2001:db8::1]`); where one may be is found by one search
+_ODD_ADDRESS: Final = re.compile(rb'"@|@\[')
+_QUOTED_LOCAL: Final = re.compile(rb'"(?:[ !#-\[\]-~\x80-\xff]|\\[ -~]){1,62}"@\Z')  # (UTF-8 too: RFC 6531)
+_IP_LITERAL: Final = re.compile(rb"\[(?:([0-9]{1,3}(?:\.[0-9]{1,3}){3})|[iI][pP][vV]6:([0-9A-Fa-f:.]{2,45}))\]")
+_DOMAIN: Final = re.compile(rb"[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
+_LOCAL_BYTES: Final = frozenset(b"aAxX0._%+-")  # (the class bytes of `_EMAIL`'s local part)
 _ADDRESSES: list[re.Pattern[str]] = []  # `_address_patterns`, made once
 # the class string with every byte a local part may hold (`_EMAIL_WIDE`) as `l`, the rest `#`
 _LOCAL_RUNS: Final = bytes(108 if byte in b"aAxX0._%+~-" else 35 for byte in range(256))
@@ -1197,9 +1284,52 @@ def _emails(t: _Text) -> Iterator[tuple[int, int]]:
     for near in _AT_NEAR.finditer(classes):
         position, end = max(0, near.start() - 64), min(size, near.end() + 255)
         while (found := _EMAIL.search(classes, position, end)) is not None:
-            if t.after(found.end()) not in _WORDISH:
+            if t.after(found.end()) not in _WORDISH or _ends(t, found.end()):
                 yield found.span()
             position = found.end(1)
+    if _ODD_ADDRESS.search(t.raw) is not None:
+        yield from _odd_addresses(t)
+
+
+def _ends(t: _Text, end: int) -> bool:
+    """Whether an address's domain ends at `end`: no word joins it there, or underscores do after a top-level domain
+    (`alice@example.com_2024.csv`: `_ASCII_TLDS`)."""
+    after = t.after(end)
+    if after not in _WORDISH:
+        return True
+    if after != 95:
+        return False
+    dot = t.raw.rfind(b".", 0, end)
+    return t.raw[dot + 1 : end].lower().decode("ascii", "replace") in _ASCII_TLDS
+
+
+def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:
+    """Addresses with a quoted local part or an IP address for a domain (`_ODD_ADDRESS`), each from its local part to
+    its domain's end; a local part before brackets, and a domain of names, of ASCII (`_EMAIL`'s)."""
+    raw, classes = t.raw, t.classes
+    for odd in _ODD_ADDRESS.finditer(raw):
+        if raw[odd.start()] == 34:  # `"@`: the quoted local part before it, then a domain of names
+            at = odd.start() + 1
+            local = _QUOTED_LOCAL.search(raw, max(0, at - 64), at + 1)
+            domain = _DOMAIN.match(classes, at + 1)
+            if local is not None and domain is not None and _ends(t, domain.end()):
+                yield local.start(), domain.end()
+            continue
+        at = odd.start()  # `@[`: a local part as `_EMAIL` reads one, then an IP address in brackets
+        start = at
+        while start > 0 and at - start <= 64 and classes[start - 1] in _LOCAL_BYTES:
+            start -= 1
+        literal = _IP_LITERAL.match(raw, at + 1)
+        if start == at or at - start > 64 or literal is None:
+            continue
+        try:
+            if literal.group(1) is not None:
+                ipaddress.IPv4Address(literal.group(1).decode())
+            else:
+                ipaddress.IPv6Address(literal.group(2).decode())
+        except ValueError:
+            continue
+        yield start, literal.end()
 
 
 def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:
@@ -1220,9 +1350,11 @@ def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:
                 address = _address(t, start, stop)
                 if address is not None:
                     yield address
-            elif t.after(stop) not in _WORDISH and _EMAIL.fullmatch(classes, start, stop) is not None:
+            elif _ends(t, stop) and _EMAIL.fullmatch(classes, start, stop) is not None:
                 yield start, stop  # all ASCII: read as `_EMAIL` reads it
         at = classes.find(b"@", at + 1)
+    if _ODD_ADDRESS.search(t.raw) is not None:
+        yield from _odd_addresses(t)
 
 
 def _address(t: _Text, start: int, end: int) -> tuple[int, int] | None:
@@ -1268,6 +1400,10 @@ def _address(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         # ASCII letters that a letter of another script follows end an address of ASCII only (`…@example.com谢谢`),
         # not one that has others (`会議@東京。Zoomで参加`: `@` reads "at", the full stop ends a sentence)
         tld = _ASCII_TLD.match(text, dot + 1)
+        if tld is None:  # (underscores then a word after a top-level domain end it: `_ends`)
+            tld = _ASCII_TLD_JOINED.match(text, dot + 1)
+            if tld is not None and tld.group().lower() not in _ASCII_TLDS:
+                tld = None
         if tld is not None and tld.end() <= last and (tld.end() == last or text[first:dot].isascii()):
             last = tld.end()
             break
@@ -1366,12 +1502,14 @@ _FOLD: Final[dict[int, str | None]] = {
     **dict.fromkeys(map(ord, _STOPS), "."),
     **_DECIMALS,
 }
-# `@` and `.` escaped for a URL or in HTML, as a browser (or a model) reads them, and any character escaped as JSON
+# `@` and `.` escaped for a URL (twice or three times too, `%2540`: a URL's escaped in a URL's query, as a redirect's
+# `next=` is, which a model reads as a browser reads the URL once decoded) or in HTML, as a browser (or a model) reads
+# them, and any character escaped as JSON
 # writes it (`\u0040`, `j\u00f6rg`, a card's `\u0034`), as a JSON parser reads a tool call's arguments (one
 # alternation that starts with `%`, `&` or a backslash, no group: `re` then skips to those characters at C speed,
 # four times faster than with a group first)
 _ESCAPE: Final = re.compile(
-    r"%(?:40|2[eE])|&#(?:0*(?:64|46)(?![0-9])|[xX]0*(?:40|2[eE])(?![0-9a-fA-F]));?|&(?:commat|period);"
+    r"%(?:25){0,2}(?:40|2[eE])|&#(?:0*(?:64|46)(?![0-9])|[xX]0*(?:40|2[eE])(?![0-9a-fA-F]));?|&(?:commat|period);"
     r"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[tnrf]"
 )
 # JSON's short escapes of white space (`\\n`, as every JSON encoder writes a newline): the character, as `\\u000a` is
@@ -1402,7 +1540,7 @@ def _holds_any(text: str, marks: tuple[str, ...]) -> bool:
 def _escapes(text: str) -> bool:
     # one-character searches first: they are a memchr, a few times faster than searching for "%40" or "&#"
     return (
-        ("%" in text and ("%40" in text or "%2E" in text or "%2e" in text))
+        ("%" in text and ("%40" in text or "%2E" in text or "%2e" in text or "%25" in text))
         or ("&" in text and ("&#" in text or "&commat;" in text or "&period;" in text))
         or ("\\" in text and _json_escapes(text))  # JSON's escapes (a tool call's arguments)
     )

@@ -1,0 +1,137 @@
+"""Address forms the `email` detector did not find, so a call holding one reached a model unlabelled, for a purpose its
+zone forbids (a hunt, 2026-12-04): an address a file's name goes on after with underscores (`alice@example.com_2024.csv`,
+`report_alice@example.com_v2.pdf`), a quoted local part (`"john doe"@example.com`), an IP address for a domain
+(`user@[192.168.0.1]`, `user@[IPv6:2001:db8::1]`), and `@` or `.` escaped twice for a URL (`alice%2540example.com`).
+A domain that is no top-level one before the underscores is still a word joined on (`x@self.weight_t`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from tests.harness import proxy_error
+from tests.servers.vllm_like import SERVED
+
+EMAIL = Detectors([DetectorSpec("email")])
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: vllm
+    url: ${UPSTREAM}
+routes:
+  - model: "*"
+    upstream: vllm
+policy:
+  anonymous: allow
+  default_purpose: assistant
+zones:
+  - name: personal
+    labels: [pii:email]
+    allow_purposes: [assistant]
+detectors: [email]
+lineage:
+  store: ${STORE}
+"""
+
+FOUND = [
+    ("attached alice@example.com_2024.csv", "attached [pii:email]_2024.csv"),
+    ("see report_alice@example.com_v2.pdf", "see [pii:email]_v2.pdf"),
+    ("alice@example.com_backup", "[pii:email]_backup"),
+    ("bob@mail.example.co.uk__1.txt", "[pii:email]__1.txt"),
+    ('write to "john doe"@example.com today', "write to [pii:email] today"),
+    ('write to "john.doe"@example.com.', "write to [pii:email]."),
+    ('"a\\"b"@example.com', "[pii:email]"),  # a quoted pair
+    ("mail user@[192.168.0.1] now", "mail [pii:email] now"),
+    ("mail user@[IPv6:2001:db8::1]", "mail [pii:email]"),
+    ("https://x.test/?to=alice%2540example.com&a=1", "https://x.test/?to=[pii:email]&a=1"),
+    ("alice%252540example%252Ecom", "[pii:email]"),  # three times
+    ("alice%2540example.com_2024.csv", "[pii:email]_2024.csv"),
+]
+
+
+@pytest.mark.parametrize(("text", "masked"), FOUND)
+def test_the_address_is_found_and_masked_whole(text: str, masked: str) -> None:
+    assert EMAIL.scan(text) == {"pii:email"}  # before: frozenset()
+    assert EMAIL.mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "é alice@example.com_2024.csv",  # in a text that is not ASCII
+        "schreib jörg@exämple.de_2024.csv",
+        "schreib jörg@exämple.de_backup",
+        'é "john doe"@example.com',
+        '"jörg müller"@example.de',  # a quoted local part in UTF-8 (RFC 6531)
+        "é user@[192.168.0.1]",
+        "é alice%2540example.com",
+    ],
+)
+def test_the_address_is_found_in_a_text_that_is_not_ascii(text: str) -> None:
+    assert EMAIL.scan(text) == {"pii:email"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "y = x@self.weight_t",  # Python's `@` before a name that is no top-level domain
+        "y = A@sps.diags_array(d)",
+        "é y = x@self.weight_t",
+        "x@[999.1.1.1]",  # no IP address
+        "x@[1.2.3]",
+        "x@[IPv6:2001:db8::zz]",
+        "a@[1.2.3.4",
+        '"" @example.com',
+        '"john doe" @example.com',
+        "50%25 off, 100%25 sure",  # an escaped `%` before anything else stays one
+        "a%2541b.com",
+        "see %2540 and %252E alone",
+    ],
+)
+def test_look_alikes_are_no_address(text: str) -> None:
+    assert EMAIL.scan(text) == frozenset()
+
+
+@pytest.mark.parametrize("value", [text for text, _ in FOUND])
+@pytest.mark.parametrize("before", ["", "é "])  # in a text that is not ASCII too
+def test_streamed_the_address_is_found_however_cut(value: str, before: str) -> None:
+    text = (
+        "the model wrote this reply for you, which is long enough to be read at once: " * 3 + before + value + " thanks"
+    )
+    assert EMAIL.scan_output(text) == {"pii:email"}
+    start = text.index(value)
+    for cut in range(start, start + len(value) + 1):
+        scanner = EMAIL.stream()
+        scanner.feed(text[:cut])
+        scanner.feed(text[cut:])
+        scanner.end_text()
+        assert scanner.found == {"pii:email"}, cut
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "Summarise alice@example.com_2024.csv for me",
+        'Draft a reply to "john doe"@example.com about the invoice.',
+        "Draft a reply to user@[192.168.0.1] about the invoice.",
+        "Open https://x.test/login?next=%2Finbox%3Fto%3Dalice%2540example.com",
+    ],
+)
+def test_a_call_holding_one_is_refused_where_its_zone_forbids_the_purpose(
+    vllm: Any, make_proxy: Any, content: str
+) -> None:
+    server, url = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    messages: Any = [{"role": "user", "content": content}]
+    with pytest.raises(openai.PermissionDeniedError) as refused:  # before: answered, the address read by the model
+        client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"})
+    assert proxy_error(refused.value.response)["code"] == "purpose_denied"
+    assert not server.data_requests()  # nothing reached the model
+    allowed = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)
+    assert "pii:email" in allowed.http_response.headers["x-data-labels"].split(",")
