@@ -11,10 +11,12 @@ from typing import Any
 import openai
 import pytest
 
+import proxy.detectors as detectors
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
 from tests.harness import proxy_error
 from tests.servers.vllm_like import SERVED
+from tests.test_scan_cost import python_lines
 
 EMAIL = Detectors([DetectorSpec("email")])
 
@@ -84,6 +86,8 @@ def test_the_address_is_found_in_a_text_that_is_not_ascii(text: str) -> None:
         "é y = x@self.weight_t",
         "x@[999.1.1.1]",  # no IP address
         "x@[1.2.3]",
+        "x@[1.2.3.4.]",
+        "x@[01.2.3.4]",
         "x@[IPv6:2001:db8::zz]",
         "a@[1.2.3.4",
         '"" @example.com',
@@ -95,6 +99,13 @@ def test_the_address_is_found_in_a_text_that_is_not_ascii(text: str) -> None:
 )
 def test_look_alikes_are_no_address(text: str) -> None:
     assert EMAIL.scan(text) == frozenset()
+
+
+@pytest.mark.interpreted  # (lines of Python counted)
+@pytest.mark.parametrize("text", ['"@' * 100_000, '"a b"@x' * 30_000, "a@[" * 60_000, "a@[1.2.3.4.5] " * 15_000])
+def test_text_dense_with_what_starts_one_costs_no_python_per_one(text: str) -> None:
+    lines = python_lines(lambda: (EMAIL.scan(text), EMAIL.findings(text)), detectors.__file__)
+    assert lines < 2_000  # (one search of each form: `_odd_addresses`)
 
 
 @pytest.mark.parametrize("value", [text for text, _ in FOUND])
