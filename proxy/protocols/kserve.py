@@ -25,6 +25,7 @@ import encodings
 import encodings.aliases
 import json
 import pkgutil
+import sys
 import urllib.parse
 from typing import Any, Final, TypeGuard
 
@@ -218,15 +219,18 @@ def _charset(content_type: str | None) -> str | None:
     if content_type is None:
         return None
     if content_type in _CHARSETS:
-        return _CHARSETS[content_type]
-    found = _parsed_charset(content_type)
-    if len(_CHARSETS) < _MOST_CHARSETS:
-        _CHARSETS[content_type] = found
+        found = _CHARSETS.pop(content_type)  # (put back last: the latest used)
+    else:
+        found = _parsed_charset(content_type)
+        if len(_CHARSETS) >= _MOST_CHARSETS:
+            del _CHARSETS[next(iter(_CHARSETS))]
+    _CHARSETS[content_type] = found
     return found
 
 
-# `_charset`'s answers by `Content-Type`, as clients send a few (`application/json; charset=utf-8`): parsed once each,
-# up to `_MOST_CHARSETS` of them (then parsed each time)
+# `_charset`'s answers by `Content-Type`, as clients send a few (`application/json; charset=utf-8`): the
+# `_MOST_CHARSETS` used last, the least lately used dropped (the key is the caller's: before 2026-12-04 none was once
+# 256 types of a caller's own were kept, and every other type was parsed on each call)
 _CHARSETS: Final[dict[str, str | None]] = {}
 _MOST_CHARSETS: Final = 256
 
@@ -238,18 +242,29 @@ def _parsed_charset(content_type: str) -> str | None:
     found: str | None = None
     # whether a `charset` came before (UTF-8's is None too: `charset=utf-8; charset=utf-16` was read as UTF-16 alone)
     named = False
+    plain = False  # whether one was a `charset`, not RFC 2231's `charset*` alone
     for parameter in content_type.split(";")[1:]:
         name, _, value = parameter.partition("=")
-        if name.strip().lower() != "charset":
+        name = name.strip().lower()
+        value = value.strip().strip('"')
+        if name == "charset*":
+            # RFC 2231's `charset*=utf-8'en'utf-16`, which Python's `email` reads, where HTTP's parsers see no
+            # charset: a model may read either (before 2026-12-04 it was not read)
+            value = urllib.parse.unquote(value.split("'", 2)[-1])
+        elif name.startswith("charset*"):
+            return ""  # (RFC 2231's continuations, `charset*0`: not joined here)
+        elif name != "charset":
             continue
-        value = value.strip().strip('"').lower()
+        else:
+            plain = True
+        value = value.lower()
         codec = None if value in _UTF8_NAMES else _codec(value)
         if codec is not None and codec in _UTF8_CODECS:
             codec = None
         if named and codec != found:
             return ""
         found, named = codec, True
-    return found
+    return "" if found is not None and not plain else found  # (`charset*` alone: UTF-8 to a model that skips it)
 
 
 def _codec(charset: str) -> str:
@@ -273,9 +288,11 @@ def _codec(charset: str) -> str:
 # the `charset` values a body is read by as it is (UTF-8's names, and ASCII's, a part of it), and their codecs' names
 _UTF8_NAMES: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 _UTF8_CODECS: Final = frozenset({"utf-8", "ascii"})
-# codecs Python decodes in Python, in time quadratic in the text (`punycode`; `idna` decodes by it), or that decode
-# nothing (`undefined`): a body in them is read as one in a charset Python does not know
-_SLOW_CODECS: Final = frozenset({"punycode", "idna", "undefined"})
+# codecs Python decodes in Python, in time quadratic in the text (`punycode`; `idna` decodes by it), that decode
+# nothing (`undefined`), or Python's literal escapes, no text a client sends (`unicode-escape` warns of an escape it
+# does not know, an error under `-W error`: before 2026-12-04 the call answered 500): a body in them is read as one in
+# a charset Python does not know
+_SLOW_CODECS: Final = frozenset({"punycode", "idna", "undefined", "unicode-escape", "raw-unicode-escape"})
 # the charset names `encodings` has a codec for, in `encodings.normalize_encoding`'s form: its aliases and modules
 _CODEC_NAMES: Final = frozenset(encodings.aliases.aliases) | frozenset(
     module.name for module in pkgutil.iter_modules(encodings.__path__)
@@ -293,6 +310,44 @@ def _decoded(body: bytes, charset: str) -> tuple[str, bool]:
         return body.decode(charset, _REPLACING), False
     except UnicodeError:  # (a codec that fails whatever its error handler)
         return body.decode("utf-8", "replace"), False
+
+
+def _readings(body: bytes, charset: str) -> tuple[tuple[str, bool], ...]:
+    """`body` as a model may decode it by the codec `charset` (`_charset`), each reading with whether it is read whole:
+    one (`_decoded`), but UTF-16's or UTF-32's without a byte-order mark, read both ways: Python's codec reads it in its
+    machine's order (little-endian), RFC 2781 big-endian (Java, ICU, Go's x/text); before 2026-12-04 `alice@...` in
+    big-endian was read as CJK alone, clean. Bytes that are no text in one order are whole while they are text in the
+    other and that reading ran to its end (no more than `_MOST_REPLACED` of them, as a model that decodes it so reads
+    them: U+FFFD); one reading where both are the same text. At most twice the work of one."""
+    first, whole = _decoded(body, charset)
+    other = _OTHER_ORDER.get(charset)
+    if other is None or body.startswith(_MARKS[charset]):
+        return ((first, whole),)
+    second, other_whole = _decoded(body, other)
+    if second == first:
+        return ((first, whole and other_whole),)
+    either = whole or other_whole
+    return (
+        (first, either and (whole or not _cut(first))),
+        (second, either and (other_whole or not _cut(second))),
+    )
+
+
+def _cut(read: str) -> bool:
+    """Whether a reading `_decoded` replaced bytes of may have stopped short (`_MOST_REPLACED` U+FFFD and more)."""
+    return read.count("\ufffd") > _MOST_REPLACED
+
+
+# the codecs Python reads a body without a byte-order mark in its machine's order (`_readings`): the other order's, and
+# the marks that say which
+_OTHER_ORDER: Final = {
+    "utf-16": "utf-16-be" if sys.byteorder == "little" else "utf-16-le",
+    "utf-32": "utf-32-be" if sys.byteorder == "little" else "utf-32-le",
+}
+_MARKS: Final = {
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+}
 
 
 def _replaced(error: UnicodeError) -> tuple[str, int]:
@@ -330,21 +385,41 @@ def _raw(model: str, operation: str, body: bytes, content_type: str | None, text
         return Request(model, operation, digest=digest, opaque=True)
     charset = _charset(content_type)
     if charset:
-        read, whole = _decoded(body, charset)
-        if json_typed:
-            try:  # (escapes and all, as a model that parses the text it decoded reads it; the digest the bytes')
-                parsed = read_request(model, operation, read.encode("utf-8", "surrogatepass"), None)
-            except InvalidRequest:
-                pass
-            else:
-                return Request(model, operation, texts=parsed.texts, digest=digest, decoded=parsed.decoded,
-                               unscanned=not whole or parsed.unscanned, names=parsed.names)  # fmt: skip
-        return Request(model, operation, texts=(read,) if read else (), digest=digest, unscanned=not whole)
+        return _in_charset(model, operation, _readings(body, charset), digest, json_typed)
     try:
         read, whole = body.decode("utf-8"), charset is None
     except UnicodeDecodeError:
         read, whole = body.decode("utf-8", "replace"), False
     return Request(model, operation, texts=(read,) if read else (), digest=digest, unscanned=not whole)
+
+
+def _in_charset(
+    model: str, operation: str, readings: tuple[tuple[str, bool], ...], digest: str | None, json_typed: bool
+) -> Request:
+    """`_raw`'s reading of a body in a charset (`_readings`: UTF-16 without a byte-order mark both ways, each in
+    `texts`): each reading that is JSON, where its type says JSON, as that JSON (escapes and all, as a model that parses
+    the text it decoded reads it), else as text; the digest the bytes'."""
+    texts: list[str] = []
+    decoded: list[str] = []
+    names: list[str] = []
+    whole = True
+    for read, read_whole in readings:
+        whole = whole and read_whole
+        if json_typed:
+            try:
+                parsed = read_request(model, operation, read.encode("utf-8", "surrogatepass"), None)
+            except InvalidRequest:
+                pass
+            else:
+                texts.extend(parsed.texts)
+                decoded.extend(parsed.decoded)
+                names.extend(parsed.names)
+                whole = whole and not parsed.unscanned
+                continue
+        if read:
+            texts.append(read)
+    return Request(model, operation, texts=tuple(texts), digest=digest, unscanned=not whole, decoded=tuple(decoded),
+                   names=tuple(names))  # fmt: skip
 
 
 def _structured(value: Any) -> TypeGuard[dict[str, Any]]:
@@ -418,7 +493,7 @@ def read_request(
             # the model gets the raw bytes, and may decode them by the `charset` named (`application/json;
             # charset=utf-7`: `+AEA-` is `@` in it): what it reads so, when other text than their UTF-8, is read
             # beside (`decoded`)
-            other = _other_reading(model, operation, body, content_type, header)
+            other = _other_reading(model, operation, body, charset, header)
             if other is not None:
                 reprinted.extend(other.texts + other.decoded)
                 names.extend(other.names)
@@ -430,15 +505,16 @@ def read_request(
                    decoded=tuple(reprinted), names=tuple(names))  # fmt: skip
 
 
-def _other_reading(model: str, operation: str, body: bytes, content_type: str, header: Header | None) -> Request | None:
+def _other_reading(model: str, operation: str, body: bytes, charset: str, header: Header | None) -> Request | None:
     """A JSON body KServe hands the model as raw bytes (its `Content-Type` is not one it parses), read in the `charset`
-    its type names (`_raw`) when that is other text than its UTF-8 (`latin-1` bytes that are UTF-8 too, UTF-7's
-    `+AEA-`); None when it is the same text, or names no charset Python knows (the JSON is read as it parses), or the
-    request is a binary CloudEvent (whose JSON data KServe parses, whatever charset its type names)."""
-    charset = _charset(content_type)
-    if not charset or _binary_cloudevent(header) or _decoded(body, charset)[0] == body.decode("utf-8", "replace"):
+    its type names (`_charset`; `_in_charset`, decoded once: before 2026-12-04 twice) where that is other text than its
+    UTF-8 (`latin-1` bytes that are UTF-8 too, UTF-7's `+AEA-`); None when it is the same text, or the request is a
+    binary CloudEvent (whose JSON data KServe parses, whatever charset its type names). Not digested."""
+    if _binary_cloudevent(header):
         return None
-    return _raw(model, operation, body, content_type, True, True)
+    utf8 = body.decode("utf-8", "replace")
+    readings = tuple(reading for reading in _readings(body, charset) if reading[0] != utf8)
+    return _in_charset(model, operation, readings, None, True) if readings else None
 
 
 class ReplyObserver(RestReplyObserver):

@@ -6,14 +6,16 @@ labelled). Now it is read in the charset it names, when Python has a codec for i
 
 from __future__ import annotations
 
+import codecs
 import encodings
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from proxy.protocols import bytes_digest
+from proxy.protocols import bytes_digest, kserve
 from proxy.protocols.kserve import read_request
 from tests.harness import ProxyHandle, proxy_error
 from tests.protocols.test_kserve_v1 import CONFIG, seen
@@ -26,8 +28,10 @@ FULLWIDTH = (
 # a custom KServe model that decodes the raw bytes it is handed by the charset their `Content-Type` names (UTF-8 for
 # none), and writes down what it read (one JSON line a call)
 DECODING = """
-import json, sys
+import codecs, json, sys
 import kserve
+
+MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)
 
 
 class Decoding(kserve.Model):
@@ -43,6 +47,9 @@ class Decoding(kserve.Model):
                 name, _, value = parameter.partition("=")
                 if name.strip().lower() == "charset":
                     charset = value.strip().strip('"')
+            # RFC 2781 (Java, ICU, Go's x/text): UTF-16 or UTF-32 without a byte-order mark is big-endian
+            if charset.lower().replace("-", "") in ("utf16", "utf32") and not payload.startswith(MARKS):
+                charset += "-be"
             payload = payload.decode(charset, "replace")
         with open("seen.jsonl", "a") as log:
             log.write(json.dumps(payload) + "\\n")
@@ -67,11 +74,15 @@ CASES = [
     ("text/csv; charset=windows-1252", f"name,address\nAndré,{ADDRESS}\n", "cp1252"),
     ("text/plain; charset=Shift_JIS", f"write to {FULLWIDTH} today", "shift_jis"),
     ("application/json; charset=utf-16", f"write to {ADDRESS} today", "utf-16"),  # (no JSON: raw bytes too)
+    # without a byte-order mark, big-endian to the model (RFC 2781), little-endian to Python: read both ways
+    ("text/plain; charset=utf-16", f"write to {ADDRESS} today", "utf-16-be"),
+    ("text/plain; charset=UTF-32", f"write to {ADDRESS} today", "utf-32-be"),
+    ("application/json; charset=utf-16", f'{{"instances": ["{ADDRESS}"]}}', "utf-16-be"),
 ]
 
 
 @pytest.mark.realserver
-@pytest.mark.parametrize(("content_type", "text", "codec"), CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(("content_type", "text", "codec"), CASES, ids=[f"{case[0]}-{case[2]}" for case in CASES])
 def test_an_address_in_a_text_of_another_charset_is_refused_where_its_zone_forbids_it(
     kserve_decoding: tuple[str, Path], make_proxy: Callable[..., ProxyHandle], content_type: str, text: str, codec: str
 ) -> None:
@@ -203,3 +214,95 @@ def test_json_under_a_charset_python_does_not_know_is_labelled_unscanned() -> No
     event = {"ce-specversion": "1.0", "ce-source": "s", "ce-type": "t", "ce-id": "1"}.get
     read = read_request("m", "predict", body, "application/json; charset=x-unknown", event)
     assert read.texts == ("alice@example.com",) and not read.unscanned
+
+
+@pytest.mark.parametrize(("content_type", "codec"), [("text/plain; charset=utf-16", "utf-16-be"),
+                         ("text/plain; charset=utf-32", "utf-32-be"), ("application/json; charset=UTF-16",
+                         "utf-16-be"), ("application/json; charset=utf-32", "utf-32-be")])  # fmt: skip
+def test_utf16_without_a_byte_order_mark_is_read_in_both_byte_orders(content_type: str, codec: str) -> None:
+    """UTF-16 (or UTF-32) without a byte-order mark is little-endian to Python's codec, big-endian to a model that
+    follows RFC 2781 (Java, ICU, Go's x/text): read both ways, so a value either would read is found. Before, it was
+    read little-endian alone: `write to alice@example.com` in big-endian was CJK to the proxy, clean (UTF-32's
+    code points past U+10FFFF, U+FFFD), and the address reached a model whose zone forbids it."""
+    text = "write to alice@example.com now"
+    body = (f'{{"instances": ["{text}"]}}' if content_type.startswith("application/") else text).encode(codec)
+    read = read_request("m", "predict", body, content_type, {}.get)
+    assert text in read.texts and not read.unscanned, read.texts  # before: CJK alone (U+FFFD, unscanned)
+    assert read.digest == bytes_digest(body)
+    little = read_request("m", "predict", body.decode(codec).encode(codec[:6] + "-le"), content_type, {}.get)
+    assert little.texts[0] == text and not little.unscanned  # (Python's reading first)
+    mark = codecs.BOM_UTF16_BE if codec == "utf-16-be" else codecs.BOM_UTF32_BE
+    for marked in (mark + body, body.decode(codec).encode(codec[:6])):  # a mark says which: read one way
+        read = read_request("m", "predict", marked, content_type, {}.get)
+        assert len(read.texts) == 1 and text in read.texts[0] and not read.unscanned, read.texts
+
+
+def test_a_reading_cut_short_in_one_byte_order_is_unscanned() -> None:
+    """A body that is text in one byte order and not in the other is whole while the other reading is read to its
+    end (its bytes that are no text as U+FFFD, as a model decoding it so reads them); past `kserve._MOST_REPLACED`
+    of them the rest of that reading is unread: labelled `scan:truncated`, the text read being an address after them."""
+    # `\xd8\x00`: a lone surrogate big-endian (U+FFFD to a model), `Ø` little-endian
+    few = b"\xd8\x00" * 3 + "alice@example.com".encode("utf-16-be")
+    read = read_request("m", "predict", few, "text/plain; charset=utf-16", {}.get)
+    assert "\ufffd" * 3 + "alice@example.com" in read.texts and not read.unscanned, read.texts
+    many = b"\xd8\x00" * 70_000 + "alice@example.com".encode("utf-16-be")
+    read = read_request("m", "predict", many, "text/plain; charset=utf-16", {}.get)
+    # before: read little-endian alone, `Ø` and CJK, clean
+    assert read.unscanned and not any("alice" in text for text in read.texts)
+
+
+@pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
+def test_the_other_reading_of_a_json_body_decodes_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UTF-8 JSON body under another charset is decoded in it once (compared with its UTF-8 and read from that),
+    not twice: before, `_other_reading` decoded it to compare and `_raw` decoded it again."""
+    calls: list[str] = []
+    decoded = kserve._decoded
+
+    def counted(body: bytes, charset: str) -> tuple[str, bool]:
+        calls.append(charset)
+        return decoded(body, charset)
+
+    monkeypatch.setattr(kserve, "_decoded", counted)
+    read = read_request("m", "predict", b'{"instances": ["alice+AEA-example.com"]}', "application/json; charset=utf-7")
+    assert "alice@example.com" in read.decoded and calls == ["utf-7"], calls  # before: ["utf-7", "utf-7"]
+
+
+def test_the_charsets_kept_are_the_latest_used() -> None:
+    """`_charset` keeps its answers for the `Content-Type`s used last (256 of them): once 256 types of a caller's own
+    filled it, every other type was parsed on each call, for good. Now the least lately used goes."""
+    for number in range(300):
+        read_request("m", "predict", b"hi", f"text/plain; charset=utf-8; x={number}", {}.get)
+    kept = "text/plain; charset=utf-16; kept=yes"  # (a type no other test sends)
+    for number in range(1_000):
+        read_request("m", "predict", ADDRESS.encode("utf-16"), kept, {}.get)
+        read_request("m", "predict", b"hi", f"text/plain; charset=latin-1; y={number}", {}.get)
+        assert kept in kserve._CHARSETS, number  # before: never kept
+        assert len(kserve._CHARSETS) <= kserve._MOST_CHARSETS
+    assert kserve._CHARSETS[kept] == "utf-16"
+
+
+@pytest.mark.parametrize("codec", ["unicode-escape", "raw-unicode-escape", "Unicode_Escape"])
+def test_python_escape_codecs_are_no_charset(codec: str) -> None:
+    """`unicode-escape` and `raw-unicode-escape` are Python's literal escapes, no text any client sends: read as UTF-8,
+    labelled `scan:truncated`, as a charset Python has no codec for. Before, `\\q` in `unicode-escape` raised a
+    DeprecationWarning from the codec, an error under `-W error`: the call answered 500."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read = read_request("m", "predict", b"write \\q to alice\\x40example.com", f"text/plain; charset={codec}")
+    assert read.texts == ("write \\q to alice\\x40example.com",) and read.unscanned
+
+
+def test_an_rfc2231_charset_is_a_charset_that_differs() -> None:
+    """RFC 2231's `charset*=utf-8''utf-16` is a charset to a model that reads it (Python's `email`) and none to one
+    that does not (HTTP's parsers: UTF-8): one that names another than UTF-8's, or than the `charset` beside it, is
+    two charsets that differ, read as UTF-8 and labelled `scan:truncated`. Before, it was ignored: read as UTF-8,
+    clean, where the model read UTF-16. Continuations (`charset*0`) are not joined: the same."""
+    body = "write to alice@example.com".encode("utf-16-le")  # (UTF-8 too, NULs between its letters)
+    for content_type in ("text/plain; charset*=utf-8''utf-16le", "text/plain; charset*=''UTF%2D16LE",
+                         "text/plain; charset=latin-1; charset*=utf-8'en'utf-16le", "text/plain; charset*0=utf-16le"):  # fmt: skip
+        read = read_request("m", "predict", body, content_type, {}.get)
+        assert read.unscanned, content_type  # before: clean
+    same = read_request("m", "predict", body, "text/plain; charset=utf-16le; charset*=utf-8''utf-16le", {}.get)
+    assert same.texts == ("write to alice@example.com",) and not same.unscanned
+    utf8 = read_request("m", "predict", b"alice@example.com", "text/plain; charset*=utf-8''utf-8", {}.get)
+    assert utf8.texts == ("alice@example.com",) and not utf8.unscanned
