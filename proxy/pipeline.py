@@ -450,6 +450,9 @@ class Pipeline:
                 split = self.detectors.scan_all(_joined_within(runs, self.detectors.max_chars))
                 if TRUNCATED in split:
                     split = split | self.detectors.scan_all(boundary_windows(runs))
+                    if self.customs is not None:  # and farther for custom patterns, as `_detected` reads there
+                        windows = boundary_windows(runs, CUSTOM_REACH, CUSTOM_WIDEST)
+                        split = split | self.customs.scan_all(windows)
             else:
                 split = self.detectors.scan_all(boundary_windows(runs))
             if split - _TRUNCATED:

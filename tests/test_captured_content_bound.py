@@ -340,3 +340,38 @@ def test_a_value_split_across_parts_past_the_scan_limit_of_their_run_is_not_capt
     captured = _captured(proxy, otlp, "/v1/chat/completions", body)
     assert "john" not in captured, captured[-100:]
     assert captured == "[withheld: a detected value is split across content parts]"
+
+
+def test_a_custom_value_split_across_parts_past_the_scan_limit_of_their_run_is_not_captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """A PEM key split mid-line across the last two parts of a run the scan limit cuts: its joined read is cut
+    before the key, so where the parts meet is read as well, in windows that stop at a line's end, where no key
+    is whole: the call was labelled `pii:private_key` (where parts meet is read farther for custom patterns) and its
+    key captured all the same, a half in each part (since 9799b8f). Where the parts meet is read as detection reads it."""
+    _, upstream = vllm
+    config = CONFIG.replace(
+        "detectors: [email]",
+        f"detectors: [email, {{name: private_key, pattern: '{_PEM_PATTERN}'}}]\nlimits: {{scan_max_chars: 8000}}",
+    )
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=str(otlp.port))
+    key = _long_key(20)
+    cut = key.index("\n", len(key) // 2) - 30  # mid-line
+    parts = [
+        {"type": "text", "text": "word " * 1000},
+        {"type": "text", "text": "word " * 700},
+        {"type": "text", "text": "my key:\n" + key[:cut]},
+        {"type": "text", "text": key[cut:] + "thanks"},
+    ]
+    sent = httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": parts}]},
+        timeout=30,
+    )
+    assert sent.status_code == 200, sent.text
+    span = otlp.by_trace(sent.headers["x-trace-id"])
+    assert "pii:private_key" in span.attributes["lineage.input.labels"]  # the call is labelled so
+    messages = json.loads(span.attributes["gen_ai.input.messages"])
+    captured = "\n".join(part["content"] for message in messages for part in message["parts"])
+    assert "PRIVATE KEY" not in captured and key.splitlines()[3] not in captured, captured[-300:]
+    assert captured == "[withheld: a detected value is split across content parts]"
