@@ -727,9 +727,11 @@ def _joined_within(runs: list[list[str]], limit: int) -> list[str]:
             if limit < 0:
                 break
         joins.append("".join(taken))
-        limit -= 1  # the line between runs
         if limit < 0:
             break
+        # the line between runs: a run ending at the limit is followed by a piece of the next, so the reading says it
+        # was cut (it read no further, and said nothing, an address split in the next run captured)
+        limit -= 1
     return joins
 
 

@@ -375,3 +375,24 @@ def test_a_custom_value_split_across_parts_past_the_scan_limit_of_their_run_is_n
     captured = "\n".join(part["content"] for message in messages for part in message["parts"])
     assert "PRIVATE KEY" not in captured and key.splitlines()[3] not in captured, captured[-300:]
     assert captured == "[withheld: a detected value is split across content parts]"
+
+
+def test_a_value_split_in_a_run_after_one_the_scan_limit_ends_in_is_not_captured_with_a_custom_pattern(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    """The runs are read joined as far as the scan limit: a run that ends exactly there left the runs after it unread,
+    and the reading, no longer than the limit, did not say it was cut: an address split across the parts of the next
+    message was captured, a half in each."""
+    _, upstream = vllm
+    config = CONFIG.replace(
+        "detectors: [email]",
+        "detectors: [email, {name: token, pattern: 'sk-[a-z0-9]{20}'}]\nlimits: {scan_max_chars: 8000}",
+    )
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=str(otlp.port))
+    words = ("word " * 800).strip() + "s"  # 4,000 characters, white space only within (no trimmed copy of the run)
+    first = [{"type": "text", "text": words}, {"type": "text", "text": words}]  # 8,000 characters joined
+    second = [{"type": "text", "text": "hello john.smith@exa"}, {"type": "text", "text": "mple.org bye"}]
+    body = {"model": "m", "messages": [{"role": "user", "content": first}, {"role": "user", "content": second}]}
+    captured = _captured(proxy, otlp, "/v1/chat/completions", body)
+    assert "john" not in captured, captured[-100:]
+    assert captured == "[withheld: a detected value is split across content parts]"
