@@ -449,7 +449,7 @@ class Pipeline:
             if self.detectors.patterns:
                 split = self.detectors.scan_all(_joined_within(runs, self.detectors.max_chars))
                 if TRUNCATED in split:
-                    split = (split - _TRUNCATED) | self.detectors.scan_all(boundary_windows(runs))
+                    split = split | self.detectors.scan_all(boundary_windows(runs))
                     if self.customs is not None:  # and farther for custom patterns, as `_detected` reads there
                         windows = boundary_windows(runs, CUSTOM_REACH, CUSTOM_WIDEST)
                         split = split | self.customs.scan_all(windows)
@@ -457,10 +457,6 @@ class Pipeline:
                 split = self.detectors.scan_all(boundary_windows(runs))
             if split - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
-            # where parts meet was not all read (the scan limit, a call's, where each text is captured as far as its
-            # own): a value split there past it would be captured, a half in each part
-            if split:
-                return (_UNREAD_PARTS,)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
             numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))
             if numbers and self.detectors.scan_all(numbers) - _TRUNCATED:  # (`reprinted_numbers`)
@@ -807,6 +803,5 @@ def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ..
 _UNCHECKED_PARTS: Final = (
     f"[withheld: content parts past {CAPTURE_MAX_CHARS:,} characters could not be checked for split values]"
 )
-_UNREAD_PARTS: Final = "[withheld: content parts past limits.scan_max_chars could not be checked for split values]"
 # how a captured text ends (or, past the bound, is) when it was not captured whole
 _CUT_MARKERS: Final = (NOT_CAPTURED, NOT_CAPTURED_PAST_BOUND)
