@@ -241,9 +241,11 @@ class Pipeline:
         # what is kept of a reply passed on as it arrives: at least WHOLE_MAX, and as much as is buffered
         keep = max(WHOLE_MAX, config.limits.buffer_max_bytes)
         self.detectors = Detectors(config.detectors, config.limits.scan_max_chars, keep)
-        # the custom patterns alone, read farther where parts meet on a limit of their own (`_detected`); None without one
+        # the custom patterns alone, read farther where parts meet on a limit of their own (`_detected`), never below
+        # the scan limit: a call the scan reads whole is read whole there too; None without one
         customs = [spec for spec in config.detectors if spec.pattern is not None]
-        self.customs = Detectors(customs, CUSTOM_JOINS_MAX_CHARS) if customs else None
+        joins = max(CUSTOM_JOINS_MAX_CHARS, config.limits.scan_max_chars)
+        self.customs = Detectors(customs, joins) if customs else None
         self.capture = config.telemetry.capture_content
         self.client_address = config.logging.client_address  # the ingress hands each call its client (`Outcome.client`)
         self.sample_ratio = config.telemetry.sample_ratio if config.telemetry.exporter != "none" else 0.0

@@ -35,9 +35,6 @@ detectors: [email, {{name: private_key, pattern: '{_PEM}'}}]
 lineage: {{store: null}}
 """
 
-# the most characters of where parts meet read for custom patterns, a call (README: 262,144)
-_BUDGET = 262_144
-
 
 def _key(lines: int) -> str:
     """A PEM private key's shape: `lines` lines of 64 base64 characters."""
@@ -67,23 +64,24 @@ def test_a_pem_key_split_mid_line_across_parts_is_refused_where_its_zone_forbids
     assert allowed.http_response.headers["x-data-labels"].split(",") == ["pii:private_key"]
 
 
-def test_where_parts_meet_past_its_limit_is_scan_truncated(vllm: Any, make_proxy: Any) -> None:
+def test_where_parts_meet_is_read_for_custom_patterns_as_far_as_the_scan_reads(vllm: Any, make_proxy: Any) -> None:
     """33 messages of two parts without white space, each read whole where its parts meet (each part within 4,096
-    characters of the other): 262,144 characters with the newlines between them, and a character more."""
+    characters of the other): 262,145 characters read there for the custom pattern, which the scan's default limit
+    (1,000,000) reads whole; before, that reading's limit was 262,144 and such a call `scan:truncated` with a custom
+    pattern, read whole without one. A call past the scan's limit is `scan:truncated` as ever."""
     _, url = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=url)
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
 
-    def labels(last: int) -> list[str]:
+    def labels(messages: int) -> list[str]:
         # (each message its own: runs alike are read once)
-        messages = [message for n in range(32) for message in _parts(f"{n:04d}" + "z" * 3996, "z" * 4000)]
-        messages += _parts("z" * 3056, "z" * last)
-        sent = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)  # type: ignore[arg-type]
+        sent_messages = [message for n in range(messages) for message in _parts(f"{n:04d}" + "z" * 3996, "z" * 4000)]
+        sent_messages += _parts("z" * 3056, "z" * 3057)
+        sent = client.chat.completions.with_raw_response.create(model=SERVED, messages=sent_messages)  # type: ignore[arg-type]
         return [label for label in sent.http_response.headers["x-data-labels"].split(",") if label]
 
-    assert _BUDGET == 32 * 8000 + 3056 + 3056 + 32  # the windows, and a newline between each two
-    assert labels(3056) == []  # 262,144 characters: read whole
-    assert labels(3057) == [TRUNCATED]
+    assert labels(32) == []  # 32 * 8000 + 3056 + 3057 + 32 = 262,145 characters where parts meet
+    assert labels(140) == [TRUNCATED]  # 1,126,113 characters of text: past the scan's limit
 
 
 _CUSTOM = {

@@ -861,8 +861,10 @@ _REACH = 256  # characters either side of a part boundary that a value split the
 # in it (a PEM key's lines) or not
 CUSTOM_REACH: Final = 4096
 CUSTOM_WIDEST: Final = CUSTOM_REACH + _REACH
-# the most characters of where parts meet read for custom patterns, a call: its own limit, not `limits.scan_max_chars`
-# (read in windows of 2 x CUSTOM_REACH it spent that three times over on a call of many parts); past it, `scan:truncated`
+# the fewest characters of where parts meet read for custom patterns, a call: a limit of its own, `limits.scan_max_chars`
+# when that is more (read in windows of 2 x CUSTOM_REACH it spent the scan's three times over on a call of many parts;
+# below the scan's, a call of 70 parts of 4,000 characters was `scan:truncated` with a custom pattern, whole without);
+# past it, `scan:truncated`
 CUSTOM_JOINS_MAX_CHARS: Final = 262_144
 _SPACE = re.compile(r"\s")  # white space as `str.isspace` says
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
