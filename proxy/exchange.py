@@ -695,12 +695,17 @@ class Exchange:
                 stats.failed(outcome.error_type)
         elif isinstance(error, ProxyError):
             if error.failed:  # (not an upstream's gRPC status a server's span counts no error: `UpstreamStatus`)
-                stats.failed(error.code)
                 if decision is None or decision.forwards:  # a denial's type is its decision's code
-                    outcome.error_type = outcome.error_type or error.code
+                    # a type it has already (an upstream's 5xx, then cut) stays, and is what is counted: as its record
+                    kind = outcome.error_type or error.code
+                    outcome.error_type = kind
+                    stats.failed(kind)
+                else:
+                    stats.failed(error.code)
         else:
-            outcome.error_type = outcome.error_type or error
-            stats.failed(error)
+            kind = outcome.error_type or error
+            outcome.error_type = kind
+            stats.failed(kind)
         outcome.ended_ns = outcome.now_ns()
         if outcome.forwarded_ns and not outcome.upstream_ns:  # a stream that ended without a last event
             outcome.upstream_ns = outcome.ended_ns
