@@ -57,7 +57,8 @@ class AccessRecorder:
             "operation": call.operation,
             "checkpoint": outcome.checkpoint or "",
             "decision": decision.action,
-            "code": decision.code or outcome.error_type or "",
+            # how the call failed, as its span's `error.type`; else a refusal's code (an audit-deny's: what it would be)
+            "code": outcome.error_type or decision.code or "",
             # why: the rule that decided a refusal (or an audit-deny) and the reason its caller was given, as its span
             # and edge hold them (bounded: a reason quotes what a caller sent by its first characters)
             "rule": decision.rule or "",
