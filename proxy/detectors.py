@@ -399,8 +399,16 @@ _ASCII_TLD_JOINED: Final = re.compile(r"[A-Za-z]{2,24}(?=_+[^\W_])")
 _ODD_ADDRESS: Final = re.compile(rb'"@|@\[')
 # (each matched from its `"` or `@` with its domain, at C speed: text dense with `"@` or `@[` costs no Python per one;
 # the local part before brackets as `_EMAIL` reads it, at most 64 characters back)
+# Its first and last characters are no white space nor `,:;=+(){}[]<>`: between two strings in code, the `"` that
+# closes one and the `"` that opens a domain (`["@gmail.com", "@yahoo.com"]`, `"Email: " + user + "@example.com"`)
+# were one (2026-12-04)
+_QUOTED_EDGE: Final = rb"(?:[0-9A-Za-z\x80-\xff!#$%&'*./?^_`|~-]|\\[ -~])"
 _QUOTED: Final = re.compile(
-    rb'"(?:[ !#-\[\]-~\x80-\xff]|\\[ -~]){1,62}"@[0-9A-Za-z-]{1,63}(?:\.[0-9A-Za-z-]{1,63})*\.[A-Za-z]{2,24}'
+    rb'"'
+    + _QUOTED_EDGE
+    + rb"(?:(?:[ !#-\[\]-~\x80-\xff]|\\[ -~]){0,60}"
+    + _QUOTED_EDGE
+    + rb')?"@[0-9A-Za-z-]{1,63}(?:\.[0-9A-Za-z-]{1,63})*\.[A-Za-z]{2,24}'
 )  # (UTF-8 in the quotes too: RFC 6531)
 _OCTET: Final = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IP_LITERAL: Final = re.compile(

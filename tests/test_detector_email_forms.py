@@ -101,6 +101,32 @@ def test_look_alikes_are_no_address(text: str) -> None:
     assert EMAIL.scan(text) == frozenset()
 
 
+# the gap between two strings in code, read as a quoted local part: its `"` closes one string and the `"` before `@`
+# opens the next, a domain (`"@gmail.com"`), so code that lists or joins one was a `pii:email` (2026-12-04, review)
+CODE_BETWEEN_STRINGS = [
+    'domains = ["@gmail.com", "@yahoo.com"]',
+    '["@gmail.com","@yahoo.com"]',
+    '{"suffix": "@company.com"}',
+    'print("Email: " + user + "@example.com")',
+    'email = "user" + str(i) + "@example.com"',
+    'to = "x"+user+"@example.com"',
+    'Url("http", host="google.com", path="", fragment="@evil.com/")',  # (urllib3's tests)
+]
+
+
+@pytest.mark.parametrize("text", CODE_BETWEEN_STRINGS)
+@pytest.mark.parametrize("before", ["", "é "])
+def test_code_between_two_strings_is_no_quoted_local_part(text: str, before: str) -> None:
+    assert EMAIL.scan(before + text) == frozenset()  # before: {"pii:email"}
+
+
+@pytest.mark.parametrize(
+    "text", ['"john.doe."@example.com', '"a b c"@example.com', '"x" then "a\\"b"@example.com', '"1 2"@example.com']
+)
+def test_a_quoted_local_part_is_still_found(text: str) -> None:
+    assert EMAIL.scan(text) == {"pii:email"}
+
+
 @pytest.mark.interpreted  # (lines of Python counted)
 @pytest.mark.parametrize("text", ['"@' * 100_000, '"a b"@x' * 30_000, "a@[" * 60_000, "a@[1.2.3.4.5] " * 15_000])
 def test_text_dense_with_what_starts_one_costs_no_python_per_one(text: str) -> None:
@@ -122,6 +148,21 @@ def test_streamed_the_address_is_found_however_cut(value: str, before: str) -> N
         scanner.feed(text[cut:])
         scanner.end_text()
         assert scanner.found == {"pii:email"}, cut
+
+
+def test_a_call_with_code_listing_domains_is_answered(vllm: Any, make_proxy: Any) -> None:
+    server, url = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    content = "Why does this reject my address?\n" + "\n".join(CODE_BETWEEN_STRINGS)
+    messages: Any = [{"role": "user", "content": content}]
+    # before: refused 403 purpose_denied, a `pii:email` found between two strings
+    answered = client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}
+    )
+    assert answered.http_response.status_code == 200
+    assert "pii:email" not in answered.http_response.headers.get("x-data-labels", "").split(",")
+    assert server.data_requests()  # the model read it
 
 
 @pytest.mark.parametrize(
