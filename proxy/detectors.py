@@ -414,6 +414,8 @@ _OCTET: Final = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IP_LITERAL: Final = re.compile(
     rb"@\[(?:" + _OCTET + rb"(?:\." + _OCTET + rb"){3}|[iI][pP][vV]6:([0-9A-Fa-f:.]{2,45}))\]"
 )  # (an IPv4 address's octets checked here: a match has no Python to run)
+# what a local part a file's name goes on after ends in no more than a word does (`_ends`)
+_LOCAL_ENDS: Final = frozenset(b"+-.%")
 _LOCAL_PART: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}\Z")
 _ADDRESSES: list[re.Pattern[str]] = []  # `_address_patterns`, made once
 # the class string with every byte a local part may hold (`_EMAIL_WIDE`) as `l`, the rest `#`
@@ -1307,14 +1309,17 @@ def _emails(t: _Text) -> Iterator[tuple[int, int]]:
 
 def _ends(t: _Text, end: int) -> bool:
     """Whether an address's domain ends at `end`: no word joins it there, or underscores do after a top-level domain
-    (`alice@example.com_2024.csv`: `_ASCII_TLDS`)."""
+    (`alice@example.com_2024.csv`: `_ASCII_TLDS`) and a local part that ends in no `+`, `-`, `.` or `%`: Ruby's
+    `"k: "+@k.to_s`, `-@k.to_i` (an instance variable, `to` Tonga's domain) were addresses (2026-12-04)."""
     after = t.after(end)
     if after not in _WORDISH:
         return True
     if after != 95:
         return False
     dot = t.raw.rfind(b".", 0, end)
-    return t.raw[dot + 1 : end].lower().decode("ascii", "replace") in _ASCII_TLDS
+    if t.raw[dot + 1 : end].lower().decode("ascii", "replace") not in _ASCII_TLDS:
+        return False
+    return t.raw[t.raw.rfind(b"@", 0, dot) - 1] not in _LOCAL_ENDS
 
 
 def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:

@@ -120,6 +120,17 @@ def test_code_between_two_strings_is_no_quoted_local_part(text: str, before: str
     assert EMAIL.scan(before + text) == frozenset()  # before: {"pii:email"}
 
 
+# Ruby's instance variables converted (`.to_s`, `.to_i`: `to` is Tonga's domain) after a `+` or `-`: a local part of
+# punctuation only, joined on by underscores to a word, was an address (2026-12-04, review)
+RUBY = ['puts "k: "+@k.to_s', 's = "Total: "+@total.to_s+" items"', "a = -@k.to_i", "sum+@x.to_f"]
+
+
+@pytest.mark.parametrize("text", RUBY)
+@pytest.mark.parametrize("before", ["", "é "])
+def test_a_local_part_of_punctuation_joined_on_by_underscores_is_none(text: str, before: str) -> None:
+    assert EMAIL.scan(before + text) == frozenset()  # before: {"pii:email"}
+
+
 @pytest.mark.parametrize(
     "text", ['"john.doe."@example.com', '"a b c"@example.com', '"x" then "a\\"b"@example.com', '"1 2"@example.com']
 )
@@ -154,7 +165,7 @@ def test_a_call_with_code_listing_domains_is_answered(vllm: Any, make_proxy: Any
     server, url = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=url)
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
-    content = "Why does this reject my address?\n" + "\n".join(CODE_BETWEEN_STRINGS)
+    content = "Why does this reject my address?\n" + "\n".join(CODE_BETWEEN_STRINGS + RUBY)
     messages: Any = [{"role": "user", "content": content}]
     # before: refused 403 purpose_denied, a `pii:email` found between two strings
     answered = client.chat.completions.with_raw_response.create(
