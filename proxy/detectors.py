@@ -403,13 +403,12 @@ _ODD_ADDRESS: Final = re.compile(rb'"@|@\[')
 # closes one and the `"` that opens a domain (`["@gmail.com", "@yahoo.com"]`, `"Email: " + user + "@example.com"`)
 # were one (2026-12-04)
 _QUOTED_EDGE: Final = rb"(?:[0-9A-Za-z\x80-\xff!#$%&'*./?^_`|~-]|\\[ -~])"
-_QUOTED: Final = re.compile(
-    rb'"'
-    + _QUOTED_EDGE
-    + rb"(?:(?:[ !#-\[\]-~\x80-\xff]|\\[ -~]){0,60}"
-    + _QUOTED_EDGE
-    + rb')?"@[0-9A-Za-z-]{1,63}(?:\.[0-9A-Za-z-]{1,63})*\.[A-Za-z]{2,24}'
-)  # (UTF-8 in the quotes too: RFC 6531)
+_QUOTED_PART: Final = _QUOTED_EDGE + rb"(?:(?:[ !#-\[\]-~\x80-\xff]|\\[ -~]){0,60}" + _QUOTED_EDGE + rb")?"
+_QUOTED_DOMAIN: Final = rb"@[0-9A-Za-z-]{1,63}(?:\.[0-9A-Za-z-]{1,63})*\.[A-Za-z]{2,24}"
+_QUOTED: Final = re.compile(rb'"' + _QUOTED_PART + rb'"' + _QUOTED_DOMAIN)  # (UTF-8 in the quotes too: RFC 6531)
+# the same in JSON in a string, its quotes escaped: a tool call's arguments, `{"to": "\\"john doe\\"@example.com"}`, were
+# read with none (2026-12-04)
+_QUOTED_ESCAPED: Final = re.compile(rb'\\"' + _QUOTED_PART + rb'\\"' + _QUOTED_DOMAIN)
 _OCTET: Final = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IP_LITERAL: Final = re.compile(
     rb"@\[(?:" + _OCTET + rb"(?:\." + _OCTET + rb"){3}|[iI][pP][vV]6:([0-9A-Fa-f:.]{2,45}))\]"
@@ -1329,6 +1328,10 @@ def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:
     for quoted in _QUOTED.finditer(raw):
         if _ends(t, quoted.end()):
             yield quoted.span()
+    if b'\\"@' in raw:
+        for quoted in _QUOTED_ESCAPED.finditer(raw):
+            if _ends(t, quoted.end()):
+                yield quoted.span()
     for literal in _IP_LITERAL.finditer(raw):
         at = literal.start()
         local = _LOCAL_PART.search(t.classes, max(0, at - 64), at)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import openai
+import orjson
 import pytest
 
 import proxy.detectors as detectors
@@ -48,6 +49,7 @@ FOUND = [
     ('write to "john doe"@example.com today', "write to [pii:email] today"),
     ('write to "john.doe"@example.com.', "write to [pii:email]."),
     ('"a\\"b"@example.com', "[pii:email]"),  # a quoted pair
+    ('{"to": "\\"john doe\\"@example.com"}', '{"to": "[pii:email]"}'),  # in JSON in a string (review)
     ("mail user@[192.168.0.1] now", "mail [pii:email] now"),
     ("mail user@[IPv6:2001:db8::1]", "mail [pii:email]"),
     ("https://x.test/?to=alice%2540example.com&a=1", "https://x.test/?to=[pii:email]&a=1"),
@@ -159,6 +161,36 @@ def test_streamed_the_address_is_found_however_cut(value: str, before: str) -> N
         scanner.feed(text[cut:])
         scanner.end_text()
         assert scanner.found == {"pii:email"}, cut
+
+
+# a quoted local part in JSON in a string, a tool call's arguments (`{"to": "\\"john doe\\"@example.com"}`): its quotes
+# escaped, it was not found (2026-12-04, review)
+@pytest.mark.parametrize("address", ['"john doe"@example.com', '"a b"@example.com_2024.csv', '"j.doe."@example.co.uk'])
+@pytest.mark.parametrize("before", ["", "é "])
+def test_a_quoted_local_part_in_json_in_a_string_is_found(address: str, before: str) -> None:
+    arguments = orjson.dumps({"to": address, "note": before}).decode()
+    assert EMAIL.scan(arguments) == {"pii:email"}  # before: frozenset()
+    assert "john" not in EMAIL.mask(arguments) and "doe" not in EMAIL.mask(arguments)
+    assert orjson.loads(EMAIL.mask(arguments))["to"].startswith("[pii:email]")  # (the JSON masked, still JSON)
+
+
+def test_a_tool_calls_arguments_with_a_quoted_local_part_are_refused(vllm: Any, make_proxy: Any) -> None:
+    server, url = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    arguments = orjson.dumps({"to": '"john doe"@example.com', "subject": "invoice"}).decode()
+    messages: list[Any] = [
+        {"role": "user", "content": "mail the invoice"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "send", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sent"},
+    ]  # fmt: skip
+    with pytest.raises(openai.PermissionDeniedError) as refused:  # before: answered, the address read by the model
+        client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"})
+    assert proxy_error(refused.value.response)["code"] == "purpose_denied"
+    assert not server.data_requests()  # nothing reached the model
+    allowed = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)
+    assert "pii:email" in allowed.http_response.headers["x-data-labels"].split(",")
 
 
 def test_a_call_with_code_listing_domains_is_answered(vllm: Any, make_proxy: Any) -> None:
