@@ -1416,7 +1416,7 @@ def _address(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         tld = _ASCII_TLD.match(text, dot + 1)
         if tld is None:  # (underscores then a word after a top-level domain end it: `_ends`)
             tld = _ASCII_TLD_JOINED.match(text, dot + 1)
-            if tld is not None and tld.group().lower() not in _ASCII_TLDS:
+            if tld is not None and (tld.group().lower() not in _ASCII_TLDS or ord(text[at - 1]) in _LOCAL_ENDS):
                 tld = None
         if tld is not None and tld.end() <= last and (tld.end() == last or text[first:dot].isascii()):
             last = tld.end()
