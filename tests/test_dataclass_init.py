@@ -68,6 +68,7 @@ def _sample(annotation: str, i: int) -> Any:
         "TraceContext": trace,
         "Upstream": Upstream(name=f"u{i}", url=f"http://127.0.0.1:{9000 + i}"),
         "ProtocolName": "oip",
+        "Target": Target(f"op{i}"),  # a stream's later messages' (`Target.later`)
     }
     assert kind in samples, f"no sample for {annotation!r}: add one"
     return samples[kind]
