@@ -415,6 +415,14 @@ _IP_LITERAL: Final = re.compile(
 )  # (an IPv4 address's octets checked here: a match has no Python to run)
 # what a local part a file's name goes on after ends in no more than a word does (`_ends`)
 _LOCAL_ENDS: Final = frozenset(b"+-.%")
+# what a file's name goes on with after an address's top-level domain (`_ends`): underscores, then digits or words
+# joined by `_` or `-` and a file's extension (2-5 letters or digits, more after a dot: `.tar.gz`), then no word, `(`,
+# `[` nor `.` and a name. Any word was one since 2026-12-04, and Python's unspaced matrix products with an attribute
+# after a top-level domain were addresses (`x@self.in_proj_weight[…]`, `q@k.to_dense()`, `w@np.ai_weights`)
+_FILE_NAME_AFTER: Final = re.compile(
+    rb"_+(?:[0-9]+|[0-9A-Za-z\x80-\xff]+(?:[_-][0-9A-Za-z\x80-\xff]+)*(?:\.[0-9A-Za-z]{2,5})+)"
+    rb"(?![0-9A-Za-z_\x80-\xff(\[]|\.[A-Za-z_])"
+)
 _LOCAL_PART: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}\Z")
 _ADDRESSES: list[re.Pattern[str]] = []  # `_address_patterns`, made once
 # the class string with every byte a local part may hold (`_EMAIL_WIDE`) as `l`, the rest `#`
@@ -1309,7 +1317,8 @@ def _emails(t: _Text) -> Iterator[tuple[int, int]]:
 def _ends(t: _Text, end: int) -> bool:
     """Whether an address's domain ends at `end`: no word joins it there, or underscores do after a top-level domain
     (`alice@example.com_2024.csv`: `_ASCII_TLDS`) and a local part that ends in no `+`, `-`, `.` or `%`: Ruby's
-    `"k: "+@k.to_s`, `-@k.to_i` (an instance variable, `to` Tonga's domain) were addresses (2026-12-04)."""
+    `"k: "+@k.to_s`, `-@k.to_i` (an instance variable, `to` Tonga's domain) were addresses (2026-12-04); and they
+    go on as a file's name does (`_FILE_NAME_AFTER`): `x@self.in_proj_weight[…]` was one."""
     after = t.after(end)
     if after not in _WORDISH:
         return True
@@ -1318,7 +1327,7 @@ def _ends(t: _Text, end: int) -> bool:
     dot = t.raw.rfind(b".", 0, end)
     if t.raw[dot + 1 : end].lower().decode("ascii", "replace") not in _ASCII_TLDS:
         return False
-    return t.raw[t.raw.rfind(b"@", 0, dot) - 1] not in _LOCAL_ENDS
+    return t.raw[t.raw.rfind(b"@", 0, dot) - 1] not in _LOCAL_ENDS and _FILE_NAME_AFTER.match(t.raw, end) is not None
 
 
 def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:
@@ -1416,7 +1425,11 @@ def _address(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         tld = _ASCII_TLD.match(text, dot + 1)
         if tld is None:  # (underscores then a word after a top-level domain end it: `_ends`)
             tld = _ASCII_TLD_JOINED.match(text, dot + 1)
-            if tld is not None and (tld.group().lower() not in _ASCII_TLDS or ord(text[at - 1]) in _LOCAL_ENDS):
+            if tld is not None and (
+                tld.group().lower() not in _ASCII_TLDS
+                or ord(text[at - 1]) in _LOCAL_ENDS
+                or _FILE_NAME_AFTER.match(raw, start + len(text[: tld.end()].encode("utf-8", "surrogatepass"))) is None
+            ):
                 tld = None
         if tld is not None and tld.end() <= last and (tld.end() == last or text[first:dot].isascii()):
             last = tld.end()

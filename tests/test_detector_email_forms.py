@@ -44,8 +44,11 @@ lineage:
 FOUND = [
     ("attached alice@example.com_2024.csv", "attached [pii:email]_2024.csv"),
     ("see report_alice@example.com_v2.pdf", "see [pii:email]_v2.pdf"),
-    ("alice@example.com_backup", "[pii:email]_backup"),
     ("bob@mail.example.co.uk__1.txt", "[pii:email]__1.txt"),
+    ("alice@example.com_2024", "[pii:email]_2024"),  # digits, or words and an extension (`_FILE_NAME_AFTER`)
+    ("alice@example.com_backup.csv.", "[pii:email]_backup.csv."),
+    ("alice@example.com_2024_q1-final.tar.gz", "[pii:email]_2024_q1-final.tar.gz"),
+    ("(report_alice@example.com_v2.PDF)", "([pii:email]_v2.PDF)"),
     ('write to "john doe"@example.com today', "write to [pii:email] today"),
     ('write to "john.doe"@example.com.', "write to [pii:email]."),
     ('"a\\"b"@example.com', "[pii:email]"),  # a quoted pair
@@ -69,7 +72,7 @@ def test_the_address_is_found_and_masked_whole(text: str, masked: str) -> None:
     [
         "é alice@example.com_2024.csv",  # in a text that is not ASCII
         "schreib jörg@exämple.de_2024.csv",
-        "schreib jörg@exämple.de_backup",
+        "schreib jörg@exämple.de_backup.txt",
         'é "john doe"@example.com',
         '"jörg müller"@example.de',  # a quoted local part in UTF-8 (RFC 6531)
         "é user@[192.168.0.1]",
@@ -133,6 +136,44 @@ def test_a_local_part_ending_in_punctuation_joined_on_by_underscores_is_none(tex
     assert EMAIL.scan(before + text) == frozenset()  # before: {"pii:email"}
 
 
+# Python's matrix products written without spaces, an attribute after a top-level domain (`.in` India's, `.io`, `.to`,
+# `.ai`, `.co`): labelled since the file-name form was found (6f23474), so a call asking about such code was refused
+# where a zone forbids its purpose; a file's name goes on with digits or an extension (2026-12-04, review)
+MATRIX_PRODUCTS = [
+    "p=x@self.in_proj_weight[i*e:(i+1)*e].T",  # (PyTorch's MultiheadAttention)
+    "y = x@self.io_read(z)",
+    "q@k.to_dense()",
+    "w@np.ai_weights",
+    "out=h@self.co_attn.weight",
+    "y=x@self.in_proj_weight.T",
+    "y=(x@self.in_proj_weight.t())",
+    "s=x@self.to_q.weight.T",
+    "h=x@self.me_w+self.b",
+    "z=a@self.ai_proj_1",
+    "alice@example.com_backup",  # a word with no extension: no file's name read so either
+]
+
+
+@pytest.mark.parametrize("text", MATRIX_PRODUCTS)
+@pytest.mark.parametrize("before", ["", "é "])
+def test_a_matrix_product_with_an_attribute_after_a_top_level_domain_is_none(text: str, before: str) -> None:
+    assert EMAIL.scan(before + text) == frozenset()  # before: {"pii:email"}
+
+
+@pytest.mark.parametrize("value", MATRIX_PRODUCTS)
+@pytest.mark.parametrize("before", ["", "é "])
+def test_streamed_a_matrix_product_is_none_however_cut(value: str, before: str) -> None:
+    text = "the model wrote this code for you, which is long enough to be read at once: " * 3 + before + value + "\n"
+    assert EMAIL.scan_output(text) == frozenset()
+    start = text.index(value)
+    for cut in range(start, start + len(value) + 1):
+        scanner = EMAIL.stream()
+        scanner.feed(text[:cut])
+        scanner.feed(text[cut:])
+        scanner.end_text()
+        assert scanner.found == set(), cut
+
+
 @pytest.mark.parametrize(
     "text", ['"john.doe."@example.com', '"a b c"@example.com', '"x" then "a\\"b"@example.com', '"1 2"@example.com']
 )
@@ -191,6 +232,22 @@ def test_a_tool_calls_arguments_with_a_quoted_local_part_are_refused(vllm: Any, 
     assert not server.data_requests()  # nothing reached the model
     allowed = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)
     assert "pii:email" in allowed.http_response.headers["x-data-labels"].split(",")
+
+
+def test_a_call_asking_about_multihead_attention_is_answered(vllm: Any, make_proxy: Any) -> None:
+    server, url = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    content = "What does this line of MultiheadAttention do?\n" + "\n".join(MATRIX_PRODUCTS)
+    messages: Any = [{"role": "user", "content": content}]
+    # before: refused 403 purpose_denied, `x@self.in` read as an address with a file's name after it
+    answered = client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}
+    )
+    assert answered.http_response.status_code == 200
+    assert "pii:email" not in answered.http_response.headers.get("x-data-labels", "").split(",")
+    assert answered.parse().choices[0].message.content
+    assert server.data_requests()  # the model read it
 
 
 def test_a_call_with_code_listing_domains_is_answered(vllm: Any, make_proxy: Any) -> None:
