@@ -141,6 +141,9 @@ class _Text:
     run_from: int = -1
     run_end: int = -1
     unlisted: int = -1
+    # the bytes at its start a stream scanner's window read in the window before (its tail, `StreamScanner`): a card
+    # written digit by digit there was judged there, with the lines before it this window may not hold (`_spelled_out`)
+    reread: int = 0
 
     def __init__(self, text: str) -> None:
         self.wide = not text.isascii()
@@ -779,7 +782,10 @@ def _spelled_out(t: _Text, start: int, end: int, candidate: bytes) -> bool:
     length one of that issuer's cards (`_ISSUERS`), Luhn-valid, neither one digit or group throughout nor counting up
     or down by one (`23 24 25 26 27 28 29`), not in brackets (an array's row, `[4 1 1 … 1]`) nor on a line after one
     ending in four numbers or more (a matrix's or a table's row, `_ROW_ENDS`; a matrix's first row without brackets
-    may be one). Since 2026-12-04; the same day, before, no such card was found."""
+    may be one). Since 2026-12-04; the same day, before, no such card was found. One a stream scanner's window holds
+    whole in what it read before (`_Text.reread`) was judged in the window before, with the lines before it: judged
+    again without them, a matrix's row at the tail's start was a card streamed, none whole (32 of 544 cuts of a
+    matrix of 17 rows)."""
     digits = candidate.translate(None, _NOT_DIGITS)
     # (most rows of numbers end here: no issuer's first digits, or no length of theirs, or Luhn)
     issued = _ISSUED.get(len(digits))
@@ -799,6 +805,8 @@ def _spelled_out(t: _Text, start: int, end: int, candidate: bytes) -> bool:
     steps = {int(groups[i + 1]) - int(groups[i]) for i in range(len(groups) - 1)}
     if steps == {1} or steps == {-1} or _international_phone(t, start, end):
         return False
+    if end <= t.reread:
+        return False  # (judged in the window before: `_Text.reread`)
     # the line before, if it ends near: the line after is not read, as a reply streamed may not hold it yet (a stream
     # scanner reads what it has, and 128 characters before it at least, `_OVERLAP`: both are within them)
     line = t.classes.rfind(b"\n", max(0, start - _LINE_NEAR), start)
@@ -1702,9 +1710,9 @@ class Detectors:
             self._found_nothing.keep(text, kept, len(text) + _REMEMBERED_ENTRY)
         return kept is True
 
-    def scan(self, text: str, limit: int | None = None) -> frozenset[str]:
+    def scan(self, text: str, limit: int | None = None, reread: str = "") -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
-        see the module doc)."""
+        see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail)."""
         if not self._finders or not text:
             return _NOTHING
         if limit is None:
@@ -1719,22 +1727,26 @@ class Detectors:
         if not text.isascii() or _escapes(text):
             text, cut_fold = folded(text, limit)
             cut = cut or cut_fold
-        return self._find(text, cut)
+        return self._find(text, cut, reread)
 
-    def scan_unfolded(self, text: str) -> frozenset[str]:
+    def scan_unfolded(self, text: str, reread: str = "") -> frozenset[str]:
         """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
         characters (a stream scanner's window, whose end it then reads as it stands too: `StreamScanner`)."""
-        return self._find(text, False) if self._finders and text else _NOTHING
+        return self._find(text, False, reread) if self._finders and text else _NOTHING
 
-    def _find(self, text: str, cut: bool) -> frozenset[str]:
+    def _find(self, text: str, cut: bool, reread: str = "") -> frozenset[str]:
         """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
-        it was read (`scan`)."""
+        it was read (`scan`); `reread`, what it starts with that a stream scanner read before (`_Text.reread`)."""
         if self._marks and not _holds_any(text, self._marks):
             return _ONLY_TRUNCATED if cut else _NOTHING  # nothing any finder looks for: not translated at all
         found: set[str] = {TRUNCATED} if cut else set()
         t = _Text(text)
         if _CONTROL_CLASS in t.classes:  # (a memchr) `alice\x00@example.com`: read without them (an ASCII text)
             t = _Text(_without_controls(text))
+        if reread:
+            tail = reread.encode("utf-8", "surrogatepass")
+            if t.raw.startswith(tail):  # (as it is read: a tail is kept as the detectors read it)
+                t.reread = len(tail)
         classes = t.classes
         # the class string as text, for the finders needing digits: compiled, a str's `find` and `count` are calls in
         # C, a bytes' are calls through Python that parse their arguments (which cost more than a reply's searches)
@@ -2240,19 +2252,20 @@ class StreamScanner:
         text's end, and keeps the end of what it read as the detectors read it for the next. A window of ASCII without
         escapes (most) is found so once, not again by `scan` and `_read_end` (`scan_unfolded`), and its end is kept as
         it stands unless it holds a control character (`_read_end` of a plain window cost ~5 times the slice)."""
+        reread = self._tail  # (what `window` starts with)
         held = _unended(window) if hold else len(window)
         if held < len(window):
             self._waiting = [window[held:]]
             self._waiting_size = len(window) - held
             window = window[:held]
         if window.isascii() and not _escapes(window):
-            self._found |= self._detectors.scan_unfolded(window)
+            self._found |= self._detectors.scan_unfolded(window, reread)
             end = window[-2 * self.OVERLAP :]
             if not _controls(end.encode("ascii")):
                 self._tail = _tail_at_a_gap(end)
                 return
         else:
-            self._found |= self._detectors.scan(window, len(window))
+            self._found |= self._detectors.scan(window, len(window), reread)
         self._tail = _tail_at_a_gap(_read_end(window, 2 * self.OVERLAP))
 
     def end_text(self) -> None:

@@ -209,3 +209,58 @@ def test_a_card_dictated_digit_by_digit_is_refused_where_its_zone_forbids_the_pu
     assert not server.data_requests()  # nothing reached the model
     allowed = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)
     assert "pii:credit_card" in allowed.http_response.headers["x-data-labels"].split(",")
+
+
+# a matrix of single digits, 16 a row: the middle row is a card's digits (UnionPay's, Luhn-valid), after a row as every
+# row is, so read whole it is none
+_ROWS = [
+    "2 7 2 7 2 3 5 1 8 9 9 5 2 6 6 4",
+    "4 3 9 0 7 5 1 4 7 6 7 0 6 4 7 8",
+    "2 5 2 3 6 1 1 5 2 7 8 7 8 2 7 2",
+    "0 3 6 5 4 7 4 0 6 1 3 0 9 5 6 4",
+    "3 4 6 5 7 5 4 1 5 0 4 3 9 1 9 4",
+    "0 4 5 1 6 7 4 8 4 5 2 7 0 1 6 7",
+    "5 0 7 3 2 5 2 3 7 2 4 5 3 3 9 0",
+    "9 7 4 7 7 7 5 6 6 1 3 5 0 5 1 6",
+]
+_MATRIX = "\n".join([*_ROWS, "6 2 2 7 4 4 6 9 7 9 0 4 8 7 5 7", *_ROWS]) + "\n"
+
+
+@pytest.mark.parametrize("matrix", [_MATRIX, _MATRIX.replace(" ", "\u00a0")])  # (no-break spaces: read folded)
+def test_a_matrix_row_a_stream_scanner_reads_again_at_its_tails_start_is_no_card(matrix: str) -> None:
+    # before: a stream scanner's tail started at the card-like row's line (all its 256 characters numbers), which was
+    # read again without the row before it, and was a card (32 of 544 cuts; 8 read folded)
+    assert CARDS_ONLY.scan("6 2 2 7 4 4 6 9 7 9 0 4 8 7 5 7") == {"pii:credit_card"}
+    assert CARDS_ONLY.scan_output(matrix) == frozenset()
+    differ = []
+    for cut in range(1, len(matrix)):
+        scanner = CARDS_ONLY.stream()
+        scanner.feed(matrix[:cut])
+        scanner.feed(matrix[cut:])
+        scanner.end_text()
+        if scanner.found:
+            differ.append(cut)
+    for size in (128, 256):
+        scanner = CARDS_ONLY.stream()
+        for at in range(0, len(matrix), size):
+            scanner.feed(matrix[at : at + size])
+        scanner.end_text()
+        if scanner.found:
+            differ.append(-size)
+    assert not differ
+
+
+def test_a_card_written_digit_by_digit_after_a_long_reply_streamed_is_still_found() -> None:
+    # (what a window read again is skipped only where it was read whole before)
+    text = _PAD * 3 + "so: 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n" + _MATRIX
+    missed = []
+    for cut in range(len(_PAD) * 3 - 40, len(_PAD) * 3 + 60):
+        for size in (1, 128, 300):
+            scanner = CARDS_ONLY.stream()
+            scanner.feed(text[:cut])
+            for at in range(cut, len(text), size):
+                scanner.feed(text[at : at + size])
+            scanner.end_text()
+            if scanner.found != {"pii:credit_card"}:
+                missed.append((cut, size))
+    assert not missed
