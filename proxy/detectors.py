@@ -820,10 +820,11 @@ def _spelled_out(t: _Text, start: int, end: int, candidate: bytes) -> bool:
     return issued is not None and issued.match(before) is not None and _luhn(before)
 
 
-# a line's end of four numbers or more split by white space or commas (brackets after: an array's), as a matrix's or a
-# table's rows end, found within `_ROW_NEAR` characters of the line's end (`_spelled_out`); and how far from a card
-# written digit by digit the line before may end
-_ROW_ENDS: Final = re.compile(rb"0+(?:(?:[ \t]+|[ \t]*,[ \t]*)0+){3,}[ \t\]),]*\Z")
+# a line's end of four numbers or more split by white space or commas (brackets after: an array's; a CR, a CRLF line
+# end's, as a Windows text's or a CSV's rows end: before, a matrix's every row so ended was unprotected, one of 38 a
+# card), as a matrix's or a table's rows end, found within `_ROW_NEAR` characters of the line's end (`_spelled_out`); and
+# how far from a card written digit by digit the line before may end
+_ROW_ENDS: Final = re.compile(rb"0+(?:(?:[ \t]+|[ \t]*,[ \t]*)0+){3,}[ \t\]),\r]*\Z")
 _ROW_NEAR: Final = 48
 _LINE_NEAR: Final = 64
 # what an array's rows are written between (numpy's `[[4 1 1 …]`, a list's `(…)`): no card stands so

@@ -264,3 +264,22 @@ def test_a_card_written_digit_by_digit_after_a_long_reply_streamed_is_still_foun
             if scanner.found != {"pii:credit_card"}:
                 missed.append((cut, size))
     assert not missed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 2 3 4\r\n5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4\r\n",  # before: pii:credit_card (a CRLF line end's CR: no row's end)
+        "0 1 1 0\r\n4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\r\n1 0 0 1",
+        _MATRIX.replace("\n", "\r\n"),
+        "[[1, 2, 3, 4],\r\n [5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4]]",
+    ],
+)
+def test_a_matrix_row_after_a_row_ending_in_crlf_is_no_card(text: str) -> None:
+    assert CARDS_ONLY.scan(text) == frozenset()
+    assert CARDS_ONLY.scan_output(text) == frozenset()
+
+
+def test_cards_written_digit_by_digit_on_lines_of_their_own_ending_in_crlf_are_each_found() -> None:
+    text = "cards:\r\n4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\r\n5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4\r\n"
+    assert ALL.mask(text) == "cards:\r\n[pii:credit_card]\r\n[pii:credit_card]\r\n"
