@@ -1785,6 +1785,10 @@ class Detectors:
     def scan_all(self, texts: Iterable[str]) -> frozenset[str]:
         return self.scan("\n".join(texts)) if self._finders else frozenset()
 
+    def scan_windows(self, windows: Sequence[str], before: Sequence[int]) -> frozenset[str]:
+        """`Reading.scan_windows` with no limit shared."""
+        return self.reading().scan_windows(windows, before) if self._finders else frozenset()
+
     def reading(self) -> Reading:
         """Scans that share one limit of max_chars characters: a request's (or a reply's) several readings
         of its content (each text, where parts meet, with escapes decoded) together, not each."""
@@ -2042,8 +2046,9 @@ class Reading:
         self._detectors = detectors
         self.left = detectors.max_chars
 
-    def scan_all(self, texts: Sequence[str]) -> frozenset[str]:
-        """The labels found in `texts` read run together (a newline between), as far as the limit goes."""
+    def scan_all(self, texts: Sequence[str], reread: str = "") -> frozenset[str]:
+        """The labels found in `texts` read run together (a newline between), as far as the limit goes; `reread`:
+        what they start with that was read before (`Detectors.scan`)."""
         if not texts or not self._detectors:
             return frozenset()
         left = self.left
@@ -2058,7 +2063,17 @@ class Reading:
                     break
             texts = kept
         self.left = max(0, left - size)
-        return self._detectors.scan("\n".join(texts), left)
+        return self._detectors.scan("\n".join(texts), left, reread)
+
+    def scan_windows(self, windows: Sequence[str], before: Sequence[int]) -> frozenset[str]:
+        """The labels found in the windows read where parts meet (`boundary_windows`), each read on its own, its
+        characters before its first boundary (`before`) as read before: they are a part's, read whole with it, with
+        what stands before them, which the window does not hold. Read run together, a window started at a matrix's
+        row after a row, and it was a card written digit by digit (`_spelled_out`), none in the part read whole."""
+        found: frozenset[str] = frozenset()
+        for window, reread in zip(windows, before, strict=True):
+            found = found | self.scan_all((window,), window[:reread])
+        return found
 
 
 # the most characters NFKC makes of one (`\ufdfa`): a text folded with this many times its length as the limit is

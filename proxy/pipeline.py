@@ -451,12 +451,14 @@ class Pipeline:
             if self.detectors.patterns:
                 split = self.detectors.scan_all(_joined_within(runs, self.detectors.max_chars))
                 if TRUNCATED in split:
-                    split = split | self.detectors.scan_all(boundary_windows(runs))
+                    before: list[int] = []
+                    split = split | self.detectors.scan_windows(boundary_windows(runs, before=before), before)
                     if self.customs is not None:  # and farther for custom patterns, as `_detected` reads there
                         windows = boundary_windows(runs, CUSTOM_REACH, CUSTOM_WIDEST)
                         split = split | self.customs.scan_all(windows)
             else:
-                split = self.detectors.scan_all(boundary_windows(runs))
+                before = []
+                split = self.detectors.scan_windows(boundary_windows(runs, before=before), before)
             if split - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
@@ -485,7 +487,8 @@ class Pipeline:
             reading = self.detectors.reading()
             found = reading.scan_all(request.texts) if request.texts else _NONE
             if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
-                found = found | reading.scan_all(boundary_windows(request.joined))
+                before: list[int] = []
+                found = found | reading.scan_windows(boundary_windows(request.joined, before=before), before)
                 # a custom pattern's value may be longer, white space in it: read farther, on a limit of its own
                 if self.customs is not None:
                     windows = boundary_windows(request.joined, CUSTOM_REACH, CUSTOM_WIDEST)

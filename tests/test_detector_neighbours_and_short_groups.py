@@ -283,3 +283,19 @@ def test_a_matrix_row_after_a_row_ending_in_crlf_is_no_card(text: str) -> None:
 def test_cards_written_digit_by_digit_on_lines_of_their_own_ending_in_crlf_are_each_found() -> None:
     text = "cards:\r\n4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\r\n5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4\r\n"
     assert ALL.mask(text) == "cards:\r\n[pii:credit_card]\r\n[pii:credit_card]\r\n"
+
+
+def test_a_matrix_in_a_content_part_is_no_card_where_the_parts_meet(vllm: Any, make_proxy: Any) -> None:
+    # a text part holding a matrix whose row 256 characters before its end is a card's digits (after a row, so none),
+    # and a text part after it: the window read where the parts meet started at that row, without the row before it
+    server, url = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    matrix = "\n".join([*_ROWS, "6 2 2 7 4 4 6 9 7 9 0 4 8 7 5 7", *_ROWS[:7]]) + "\n"
+    for content in [matrix + "thanks", [{"type": "text", "text": matrix}, {"type": "text", "text": "thanks"}]]:
+        messages: Any = [{"role": "user", "content": content}]
+        reply = client.chat.completions.with_raw_response.create(
+            model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}
+        )  # before: the parts refused, purpose_denied, labelled pii:credit_card
+        assert "pii:credit_card" not in reply.http_response.headers.get("x-data-labels", "").split(",")
+    assert len(server.data_requests()) == 2

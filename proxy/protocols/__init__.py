@@ -871,7 +871,10 @@ _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
 
 def boundary_windows(
-    runs: tuple[Run, ...] | list[list[str]], reach: int = _REACH, widest: int = WINDOW_WIDEST
+    runs: tuple[Run, ...] | list[list[str]],
+    reach: int = _REACH,
+    widest: int = WINDOW_WIDEST,
+    before: list[int] | None = None,
 ) -> list[str]:
     """Around the boundaries inside each run, the text as it reads joined: at least `_REACH` characters
     either side, widened to white space so no word is cut (a cut would read as a word's edge, and a token
@@ -879,7 +882,9 @@ def boundary_windows(
     the boundary (a run without white space was a walk to its end from every boundary: 14 s for 40 KB of
     four-character parts), overlapping windows merged so the text scanned again is never more than the
     run. Text is looked at once: where a window ends is looked for from where the one before ended. A long
-    message costs no second full scan. `reach` and `widest` for custom patterns: `CUSTOM_REACH`, `CUSTOM_WIDEST`."""
+    message costs no second full scan. `reach` and `widest` for custom patterns: `CUSTOM_REACH`, `CUSTOM_WIDEST`.
+    `before`, when given, is given each window's characters before its first boundary: in a part, read whole with the
+    part (`Reading.scan_windows`)."""
     windows: list[str] = []
     for given in runs:
         # each part as the detectors read it near its edges: a run of characters they drop (zero-width spaces) takes no
@@ -911,6 +916,8 @@ def boundary_windows(
                 spans[-1][1] = reached
             else:
                 spans.append([start, reached])
+                if before is not None:
+                    before.append(first - start)
         windows.extend(whole[start:end] for start, end in spans)
     return windows
 
