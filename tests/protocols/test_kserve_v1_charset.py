@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import encodings
+import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from proxy.protocols import bytes_digest, kserve
 from proxy.protocols.kserve import read_request
 from tests.harness import ProxyHandle, proxy_error
 from tests.protocols.test_kserve_v1 import CONFIG, seen
+from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.real import kserve_model_server
 
 ADDRESS = "andré@example.com"
@@ -227,7 +229,8 @@ def test_utf16_without_a_byte_order_mark_is_read_in_both_byte_orders(content_typ
     text = "write to alice@example.com now"
     body = (f'{{"instances": ["{text}"]}}' if content_type.startswith("application/") else text).encode(codec)
     read = read_request("m", "predict", body, content_type, {}.get)
-    assert text in read.texts and not read.unscanned, read.texts  # before: CJK alone (U+FFFD, unscanned)
+    # before: CJK alone (U+FFFD, unscanned); the other order's reading beside the texts (`decoded`: never captured)
+    assert text in read.decoded and not read.unscanned, read
     assert read.digest == bytes_digest(body)
     little = read_request("m", "predict", body.decode(codec).encode(codec[:6] + "-le"), content_type, {}.get)
     assert little.texts[0] == text and not little.unscanned  # (Python's reading first)
@@ -244,11 +247,11 @@ def test_a_reading_cut_short_in_one_byte_order_is_unscanned() -> None:
     # `\xd8\x00`: a lone surrogate big-endian (U+FFFD to a model), `Ø` little-endian
     few = b"\xd8\x00" * 3 + "alice@example.com".encode("utf-16-be")
     read = read_request("m", "predict", few, "text/plain; charset=utf-16", {}.get)
-    assert "\ufffd" * 3 + "alice@example.com" in read.texts and not read.unscanned, read.texts
+    assert "\ufffd" * 3 + "alice@example.com" in read.decoded and not read.unscanned, read
     many = b"\xd8\x00" * 70_000 + "alice@example.com".encode("utf-16-be")
     read = read_request("m", "predict", many, "text/plain; charset=utf-16", {}.get)
     # before: read little-endian alone, `Ø` and CJK, clean
-    assert read.unscanned and not any("alice" in text for text in read.texts)
+    assert read.unscanned and not any("alice" in text for text in read.texts + read.decoded)
 
 
 @pytest.mark.interpreted  # patches what a compiled module calls directly (tests/conftest.py)
@@ -306,3 +309,35 @@ def test_an_rfc2231_charset_is_a_charset_that_differs() -> None:
     assert same.texts == ("write to alice@example.com",) and not same.unscanned
     utf8 = read_request("m", "predict", b"alice@example.com", "text/plain; charset*=utf-8''utf-8", {}.get)
     assert utf8.texts == ("alice@example.com",) and not utf8.unscanned
+
+
+def _swapped(text: str) -> str:
+    """`text`'s UTF-16 read in the other byte order: what a reading in the wrong order holds, back as it was written."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-be", "replace")
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_the_reading_in_the_other_byte_order_is_not_captured_unmasked(
+    kserve_decoding: tuple[str, Path], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver, codec: str
+) -> None:
+    """UTF-16 without a byte-order mark is read both ways; the reading in the order it was not written in holds its
+    address byte-swapped (`andré@example.com` as CJK), which no detector reads, so none masks it there. With
+    `capture_content`, the span had that reading beside the masked one: the address, a byte swap away. The reading in
+    the other order is read beside the text, as one with JSON escapes decoded is: an address in it withholds the
+    content, and it is not captured."""
+    url, _ = kserve_decoding
+    telemetry = 'telemetry: {exporter: otlp, endpoint: "http://127.0.0.1:${OTLP}", capture_content: true}'
+    config = CONFIG.replace("telemetry: {exporter: none}", telemetry)
+    proxy = make_proxy(config, wait="probed", KSERVE=url, PASSTHROUGH="forward", OTLP=str(otlp.port))
+    body = f"write to {ADDRESS} today".encode(codec)
+    sent = httpx.post(f"{proxy.url}/v1/models/echo:predict", content=body,
+                      headers={"content-type": "text/plain; charset=utf-16"}, timeout=60)  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    assert "pii:email" in sent.headers["x-data-labels"].split(","), sent.headers
+    messages = json.loads(otlp.by_trace(sent.headers["x-trace-id"]).attributes["gen_ai.input.messages"])
+    captured = [part["content"] for message in messages for part in message["parts"]]
+    for text in captured:  # before: the other reading captured whole, the address in it byte-swapped
+        assert ADDRESS not in text and ADDRESS not in _swapped(text), captured
+    if codec == "utf-16-le":  # (Python's reading: masked as ever)
+        assert captured == ["write to [pii:email] today"], captured
