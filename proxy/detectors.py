@@ -36,6 +36,7 @@ characters (`_address`); and a quoted local part (`"john doe"@example.com`) or a
 from __future__ import annotations
 
 import ipaddress
+import mimetypes
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -427,6 +428,22 @@ _FILE_NAME_AFTER: Final = re.compile(
     rb"(?![0-9A-Za-z_\x80-\xff(\[]|\.[A-Za-z_])"
 )
 _LOCAL_PART: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}\Z")
+# Python's unspaced matrix products read as addresses (`attn=q@k.transpose(-2,-1)`, `t=X@self.coef+b`,
+# `V=omega@np.linalg.inv(S)`; 2026-12-04), so a call asking about such code was refused where a zone forbids
+# `pii:email` for its purpose (`_code`): a domain directly followed by one of these is a call or an index
+_CALL_OR_INDEX: Final = frozenset(b"([")
+# a local part glued to one of these before it (`=X@`, `(h@`, `*a@`) is code, unless the domain ends in a top-level
+# domain mail is sent to: a delegated one (`_ASCII_TLDS`, `_IDN_TLD_SET`) or a name used privately (`bob@corp.local`)
+_CODE_BEFORE: Final = frozenset(b"=+-*/(%,[")
+_MAIL_TLDS: Final = _ASCII_TLDS | frozenset(
+    ("local", "internal", "corp", "lan", "home", "localdomain", "test", "example", "invalid")
+)
+# and glued so, a file's name after an address (`_FILE_NAME_AFTER`) ends in a file's extension Python knows (its
+# `mimetypes` table, without the system's files), not an attribute (`y=x@self.in_proj.bias`)
+_KNOWN: Final = mimetypes.MimeTypes()
+_EXTENSIONS: Final = frozenset(
+    extension[1:].lower().encode() for table in (_KNOWN.types_map[1], _KNOWN.encodings_map) for extension in table
+)
 _ADDRESSES: list[re.Pattern[str]] = []  # `_address_patterns`, made once
 # the class string with every byte a local part may hold (`_EMAIL_WIDE`) as `l`, the rest `#`
 _LOCAL_RUNS: Final = bytes(108 if byte in b"aAxX0._%+~-" else 35 for byte in range(256))
@@ -1316,7 +1333,9 @@ def _emails(t: _Text) -> Iterator[tuple[int, int]]:
     for near in _AT_NEAR.finditer(classes):
         position, end = max(0, near.start() - 64), min(size, near.end() + 255)
         while (found := _EMAIL.search(classes, position, end)) is not None:
-            if t.after(found.end()) not in _WORDISH or _ends(t, found.end()):
+            if (t.after(found.end()) not in _WORDISH or _ends(t, found.end())) and not _code(
+                t, found.start(), found.end()
+            ):
                 yield found.span()
             position = found.end(1)
     if _ODD_ADDRESS.search(t.raw) is not None:
@@ -1337,6 +1356,33 @@ def _ends(t: _Text, end: int) -> bool:
     if t.raw[dot + 1 : end].lower().decode("ascii", "replace") not in _ASCII_TLDS:
         return False
     return t.raw[t.raw.rfind(b"@", 0, dot) - 1] not in _LOCAL_ENDS and _FILE_NAME_AFTER.match(t.raw, end) is not None
+
+
+def _code(t: _Text, start: int, end: int) -> bool:
+    """Whether what reads as an address from `start` to `end` is code. Its top-level domain no delegated one nor a
+    private mail name (`_MAIL_TLDS`), it is where its domain is directly followed by `(` or `[`, a call or an index
+    (`q@k.transpose(-2,-1)`, `P@np.linalg.solve(A,b)`), or where its local part is glued to an operator, `=`, `(`,
+    `,` or `[` before it (`=X@`, `(h@`, `*a@`: `t=X@self.coef+b`). Glued so, it is also where a call or an index
+    follows whatever its top-level domain (`out=x@w.to(device)`: RFC 5322's comment after an address,
+    `dinsdale@example.com(bar)`, is no call), and where a file's name goes on after it with no extension Python knows
+    (`y=x@self.in_proj.bias`; `_EXTENSIONS`). Checked once per address found."""
+    raw = t.raw
+    size = len(raw)
+    called = end < size and raw[end] in _CALL_OR_INDEX
+    glued = start > 0 and raw[start - 1] in _CODE_BEFORE
+    if called and glued:
+        return True
+    if not called and not glued:
+        return False
+    dot = raw.rfind(b".", start, end)
+    tld = raw[dot + 1 : end].decode("utf-8", "replace").lower()
+    if tld not in _MAIL_TLDS and tld not in _IDN_TLD_SET:
+        return True
+    if glued and end < size and raw[end] == 95:
+        name = _FILE_NAME_AFTER.match(raw, end)
+        if name is not None and b"." in name.group():
+            return name.group().rpartition(b".")[2].lower() not in _EXTENSIONS
+    return False
 
 
 def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:
@@ -1380,9 +1426,9 @@ def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:
             start, stop = found.span()
             if 126 in classes[start:stop]:  # `~`: a character that is not ASCII in it
                 address = _address(t, start, stop)
-                if address is not None:
+                if address is not None and not _code(t, address[0], address[1]):
                     yield address
-            elif _ends(t, stop) and _EMAIL.fullmatch(classes, start, stop) is not None:
+            elif _ends(t, stop) and _EMAIL.fullmatch(classes, start, stop) is not None and not _code(t, start, stop):
                 yield start, stop  # all ASCII: read as `_EMAIL` reads it
         at = classes.find(b"@", at + 1)
     if _ODD_ADDRESS.search(t.raw) is not None:

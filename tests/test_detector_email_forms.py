@@ -58,6 +58,17 @@ FOUND = [
     ("https://x.test/?to=alice%2540example.com&a=1", "https://x.test/?to=[pii:email]&a=1"),
     ("alice%252540example%252Ecom", "[pii:email]"),  # three times
     ("alice%2540example.com_2024.csv", "[pii:email]_2024.csv"),
+    # glued to `=`, `(` or `[` as code's operands are, an address with a top-level domain mail is sent to is one still
+    # (`_code`): a delegated one, or a private mail name
+    ("?email=bob@corp.local", "?email=[pii:email]"),
+    ("mailto=alice@example.com", "mailto=[pii:email]"),
+    ("to=bob@foo.xyz", "to=[pii:email]"),
+    ("(alice@example.com)", "([pii:email])"),
+    ("[bob@example.org]", "[[pii:email]]"),
+    ("x=bob@corp.internal;", "x=[pii:email];"),
+    ("f=alice@example.com_2024.csv", "f=[pii:email]_2024.csv"),  # a file's extension Python knows
+    ("<(foo) dinsdale@example.com(bar)>", "<(foo) [pii:email](bar)>"),  # RFC 5322's comment after one: no call
+    ("Foo x@example.com[],", "Foo [pii:email][],"),  # (Python's email tests)
 ]
 
 
@@ -153,14 +164,56 @@ MATRIX_PRODUCTS = [
     "alice@example.com_backup",  # a word with no extension: no file's name read so either
 ]
 
+# the same with any top-level domain (`_code`): a domain directly followed by `(` or `[` (a call, an index), or a local
+# part glued to an operator, `=`, `(`, `,` or `[` with no delegated top-level domain, or a file's name after one with
+# no extension Python knows. Code assistants receive these all day (nanoGPT's attention, least squares, projections);
+# every one but `out=(h@W.T).sum()` and those with no `.` after `@` was a `pii:email` (2026-12-04, helper emailcode2)
+ML_CODE = [
+    "att=(q@k.transpose(-2,-1))*(1.0/math.sqrt(k.size(-1)))",  # (nanoGPT's CausalSelfAttention)
+    "attn=q@k.transpose(-2,-1)",
+    "scores=Q@K.transpose(1,2)/math.sqrt(d_k)",
+    "t=X@self.coef+b",
+    "u=u+P@np.linalg.solve(A,b)",
+    "V=omega@np.linalg.inv(S)",
+    "y=x@self.in_proj.bias",
+    "out=(h@W.T).sum()",
+    "logits=x@self.wte.weight.T",
+    "proj=(x@self.proj.weight.t())",
+    "z=x@self.fc.weight.T+self.fc.bias",
+    "emb=tok@self.embedding.weight",
+    "loss=((X@self.theta-y)**2).mean()",
+    "pred=sigmoid(X@self.weights)",
+    "out=x@w.to(device)",
+    "y=A@x.flatten()",
+    "res=A@B.sum(axis=0)",
+    "v=V@np.diag(s)@U.T",
+    "proj=pts@cam.intrinsics.T",
+    "h=F.gelu(x@self.w1.weight.T)@self.w2.weight.T",
+    "mu=W@self.mean_vec",
+    "Q=x@self.query.weight",
+    "k=x@self.key.weight",
+    "x=x@self.rot.matrix",
+    "beta=np.linalg.inv(X.T@X)@X.T@y",
+    "grad=X.T@(X@w-y)/n",
+    "cov=Xc.T@Xc/(n-1)",
+    "w=w-lr*X@grad.mean(0)",
+    "f=lambda x:x@self.A.T",
+    "e=[v@M.norm for v in vs]",
+    "s=(a@b.conj()).real",
+    "H=J@self.hess.inv",
+    "x=np.clip(x@self.W.T,0,1)",
+    "d=dict(k=q@self.keys.T)",
+    "assert_allclose(A, L@D@L.conjugate().T, atol=atol)",  # (SciPy's tests)
+]
 
-@pytest.mark.parametrize("text", MATRIX_PRODUCTS)
+
+@pytest.mark.parametrize("text", MATRIX_PRODUCTS + ML_CODE)
 @pytest.mark.parametrize("before", ["", "é "])
 def test_a_matrix_product_with_an_attribute_after_a_top_level_domain_is_none(text: str, before: str) -> None:
     assert EMAIL.scan(before + text) == frozenset()  # before: {"pii:email"}
 
 
-@pytest.mark.parametrize("value", MATRIX_PRODUCTS)
+@pytest.mark.parametrize("value", MATRIX_PRODUCTS + ML_CODE)
 @pytest.mark.parametrize("before", ["", "é "])
 def test_streamed_a_matrix_product_is_none_however_cut(value: str, before: str) -> None:
     text = "the model wrote this code for you, which is long enough to be read at once: " * 3 + before + value + "\n"
@@ -241,6 +294,22 @@ def test_a_call_asking_about_multihead_attention_is_answered(vllm: Any, make_pro
     content = "What does this line of MultiheadAttention do?\n" + "\n".join(MATRIX_PRODUCTS)
     messages: Any = [{"role": "user", "content": content}]
     # before: refused 403 purpose_denied, `x@self.in` read as an address with a file's name after it
+    answered = client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}
+    )
+    assert answered.http_response.status_code == 200
+    assert "pii:email" not in answered.http_response.headers.get("x-data-labels", "").split(",")
+    assert answered.parse().choices[0].message.content
+    assert server.data_requests()  # the model read it
+
+
+def test_a_call_asking_about_attention_code_is_answered(vllm: Any, make_proxy: Any) -> None:
+    server, url = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    content = "Why is my attention slow?\n```python\nattn=q@k.transpose(-2,-1)\n" + "\n".join(ML_CODE) + "\n```"
+    messages: Any = [{"role": "user", "content": content}]
+    # before: refused 403 purpose_denied, `q@k.transpose` read as an address
     answered = client.chat.completions.with_raw_response.create(
         model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}
     )
