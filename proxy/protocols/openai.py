@@ -646,6 +646,8 @@ class ReplyObserver(SseObserver):
 # streamed output: the deltas of an item's text (a whole reply's content parts: a message's text, a reasoning
 # item's) and of what a tool call holds (`_ITEM_TEXTS`); and the deltas of what the model wrote beside them
 # (`OutputText.aside`)
+# what a Responses event that is the upstream's error holds, past where the reply is read (`late_words`)
+_LATE_WORDS: Final = (b"error", b"response.failed")
 _NO_PART: Final = object()  # `ResponsesObserver._part` before a delta of the open item came (no `content_index` is it)
 _ITEM_DELTAS = (
     "response.output_text.delta",
@@ -777,6 +779,9 @@ class ResponsesObserver(SseObserver):
 
     def erred(self, event: dict[str, Any]) -> bool:
         return event.get("type") in ("error", "response.failed")
+
+    def late_words(self) -> tuple[bytes, ...]:
+        return _LATE_WORDS  # (`response.failed` holds no `error`)
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")

@@ -56,13 +56,13 @@ _BARE_FIELDS: Final = frozenset({b"data", b"event", b"id", b"retry"})
 _ERROR: Final = b"error:"  # llama.cpp's error in a stream (`SseObserver._error_line`)
 _NDJSON: Final = "application/x-ndjson"  # a reply of JSON lines, an object a line (Ollama's streams)
 # whole lines that change nothing, dropped in C (`_framing_dropped`) before the lines are read one by one in Python:
-# comments, lines of white space, `id` and `retry` lines (the proxy reads neither) and `data` and `event` without a
-# colon (`_BARE_FIELDS`) after a line end (`\n:...`, `\n  `, `\nid: 7`), and blank lines after a blank line (the first
-# ends the event; those after it end none). They were a Python step each, whatever their number: 16 MB of `:`
-# comments, one a line, took 1.7 s of the event loop, of blank lines 0.4 s, of lines of a space 2.3 s (compiled);
-# of `id: 1` lines 2.0 s (interpreted)
+# comments, lines of white space, `id` and `retry` lines (the proxy reads neither) and `data` without a colon after a
+# line end (`\n:...`, `\n  `, `\nid: 7`), and blank lines after a blank line (the first ends the event; those after it
+# end none); not `event` without a colon, an `event:` line naming none that replaces the name before it (`_BARE_EVENT`).
+# They were a Python step each, whatever their number: 16 MB of `:` comments, one a line, took 1.7 s of the event loop,
+# of blank lines 0.4 s, of lines of a space 2.3 s (compiled); of `id: 1` lines 2.0 s (interpreted)
 _NO_OP_LINES: Final = re.compile(
-    rb"(?:\n(?::[^\n]*|[ \t]+|(?:id|retry)(?::[^\n]*)?|data|event))+(?=\n)"
+    rb"(?:\n(?::[^\n]*|[ \t]+|(?:id|retry)(?::[^\n]*)?|data))+(?=\n)"
 )  # (a run of them: one match)
 _BLANK_LINES: Final = re.compile(rb"\n\n\n+")
 # the same in JSON lines: a line of white space, or none, is no line of the reply (`_json_lines` skips it)
@@ -81,11 +81,24 @@ _NO_OP: Final = re.compile(rb"\n(?:[: \tir]|\n\n|data\n|event(?:\n|:[^\n]*\n(?:\
 _EVENT_RUN: Final = re.compile(rb"\nevent:[^\n]*\nevent:")  # (searched for first: a literal to look for)
 _EVENT_RUNS: Final = re.compile(rb"(?:\nevent:[^\n]*)+(?=\nevent:)")
 _LONE_EVENTS: Final = re.compile(rb"\n\n(?:event:[^\n]*\n\n)+")  # (each with the blank line after it)
+# `event` without a colon: its value is empty (the SDK's decoder: `event\n` sets the name to ""), so it names no event
+# and ends the name an `event: error` line before it gave (dropped as changing nothing before 2026-12-04)
+_BARE_EVENT: Final = re.compile(rb"\nevent(?=\n)")
 # one of them that an Anthropic client raises at all the same (its SSE decoder dispatches a named event without data)
 _LONE_ERROR: Final = re.compile(rb"\n\nevent: ?error\n\n")
 _ERROR_NAMES: Final = frozenset({b"event:error", b"event: error"})  # (an `event:` line naming `error`)
+# past where a reply is read (`_late_errors`): what an event (a JSON line) that is the upstream's error holds
+# (`late_words`: a Responses `response.failed` event need hold no `error`), each looked for apart (`bytes.find`: an
+# alternation in `re` read 16 MB ten times slower) ...
+_LATE_WORDS: Final = (b"error",)
+# ... and the lines of such an event, as the SDK's decoder reads them: `data` lines' values (none: an empty one),
+# `event` lines (the last names the event; one without a colon names none), llama.cpp's `error:` line
+_LATE_DATA: Final = re.compile(rb"^data(?::([^\n]*))?$", re.M)
+_LATE_NAME: Final = re.compile(rb"^event(?::[^\n]*)?$", re.M)
+_LATE_ERROR_LINE: Final = re.compile(rb"^error:", re.M)
 _JSON_LINES_NO_OP: Final = re.compile(rb"\n[\n \t]")
-# the piece of a line kept, past where a reply is read (`_late_errors`), to be looked at whole: an error's line is short
+# the piece of an event (a JSON line) kept across reads, past where a reply is read (`_late_errors`), to be looked at
+# whole: an error's event is short
 _MOST_TAIL: Final = 65_536
 
 
@@ -157,10 +170,12 @@ class SseObserver:
         # None until a reply gives some (most ask for no logprobs)
         self._alternatives: set[str] | None = None
         self._lines = False  # a reply of JSON lines (`_NDJSON`), not an event stream
-        # past where the reply is read (`_give_up`), its lines holding `error` are looked at (`_late_errors`): the
-        # piece of a line not yet whole (None: in a line past `_MOST_TAIL`, not looked at), and how many were
+        # past where the reply is read (`_give_up`), its events holding `error` are looked at (`_late_errors`): the
+        # open event's text from its first line, at most `_MOST_TAIL` bytes (a JSON line's); `_skipping` to its end, in
+        # an event (a line) not looked at, of which `_tail` holds from its last line end on; how many were looked at
         self._watching = False
-        self._tail: bytes | None = b""
+        self._tail = b""
+        self._skipping = True
         self._late = 0
 
     def head(self, status: int, header: Header) -> None:
@@ -192,11 +207,6 @@ class SseObserver:
         if self._sniff or self._kept is not None:  # not an event stream, or not yet known to be one
             self._keep(data)
             return
-        partial = self._partial
-        if partial is None:  # gave up on this reply
-            if self._watching:
-                self._late_errors(data)
-            return
         if self._after_cr:  # a CRLF split between two pieces is one line end
             self._after_cr = False
             if data[:1] == b"\n":
@@ -204,12 +214,16 @@ class SseObserver:
         if _CR in data:  # CRLF, or a bare CR, ends a line too (WHATWG EventSource)
             self._after_cr = data[-1] == _CR
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        partial = self._partial
+        if partial is None:  # gave up on this reply
+            if self._watching:
+                self._late_errors(data)
+            return
         if _LF not in data:  # a piece of a line
             partial.append(data)
             self._partial_size += len(data)
             if self._partial_size > MAX_LINE:
                 self._give_up()
-                self._tail = None
             return
         if partial:
             partial.append(data)
@@ -228,29 +242,35 @@ class SseObserver:
                 lines[0] = lines[0][3:]
         if self._lines:
             if not self._json_lines(lines):
+                self._skipping = False  # (the read's lines again)
                 self._late_errors(data)
             elif self._partial_size > MAX_LINE:
                 self._give_up()
-                self._tail = None
             return
         over = self.ended  # (before this piece, or at a blank line in it)
         for line in lines:
             if line.startswith(b"data:"):
                 if not self._data_line(line):
-                    self._late_errors(data)  # (the read's lines again: those after this one were not read)
+                    self._late_after(lines, line, last)
                     break
                 if self.ended and not over:  # the last event: the reply ends with the blank line that ends it
                     self.ended = False
                     self._ending = True
             elif line:
                 if not self._field(line):
-                    self._late_errors(data)
+                    self._late_after(lines, line, last)
                     break
             else:  # a blank line ends the event
                 if self._ending:
                     self._ending = False
                     self.ended = True
                 if self._event is not None and not self._dispatch():
+                    # (the event ended: named `error`, the upstream's; the read's events again from its first blank
+                    # line, the one that ended this event or one before it)
+                    if self._name in _ERROR_NAMES and self.typed_by_name:
+                        self.in_band_error()
+                    self._name = None
+                    self._tail = b"\n"
                     self._late_errors(data)
                     break
                 if self._name is not None:  # (an event named: the name ends with it)
@@ -264,7 +284,6 @@ class SseObserver:
                 over = self.ended
         if self._partial_size > MAX_LINE:
             self._give_up()
-            self._tail = None
 
     def _framing_dropped(self, data: bytes) -> bytes:
         """`data`, whole lines from its first line end on, without those that change nothing (`_NO_OP_LINES`): each
@@ -273,6 +292,8 @@ class SseObserver:
             return _NO_OP_JSON_LINES.sub(b"", data)
         if _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
             data = _NO_OP_LINES.sub(b"", data)
+        if b"\nevent\n" in data:  # (an `event:` line naming none, read as one)
+            data = _BARE_EVENT.sub(b"\nevent:", data)
         if b"\nevent:" in data:  # (runs first: a run between blank lines is then one line between them)
             if _EVENT_RUN.search(data) is not None:
                 data = _EVENT_RUNS.sub(b"", data)
@@ -327,39 +348,131 @@ class SseObserver:
     def _give_up(self, watch: bool = True) -> None:
         """A line or an event's data past MAX_LINE, or a reply past `Detectors.keep_max`: the rest of the reply is not
         read (it passes all the same), and what it held is content the proxy did not read. `watch`: an event stream's
-        (or JSON lines'), whose rest is looked at for the upstream's error all the same (`_late_errors`)."""
+        (or JSON lines'), whose rest is looked at for the upstream's error all the same (`_late_errors`), from the end
+        of the event (the line) it stopped in."""
         self._partial = None
         self._partial_size = 0
         self._event = None
         self._text.unread()
         self._watching = watch
 
+    def _late_after(self, lines: list[bytes], line: bytes, last: bytes) -> None:
+        """The reading stopped at `line`, one of a read's `lines` (`last`: its line not yet whole): the rest of the read
+        is looked at, from the end of the event `line` is in, which is not (its data not read whole); the name it has
+        so far (`_name`) is its name unless an `event` line after it says another."""
+        # (the first line equal to it: one before it at most, whose event is looked at again)
+        self._tail = b"\n"
+        self._late_errors(b"\n".join([*lines[lines.index(line) + 1 :], last]))
+
     def _late_errors(self, data: bytes) -> None:
-        """A piece of a reply past where it is read (`_give_up`): an error the upstream sends in it is one its client
-        sees all the same (the SDK raises it), so the call's outcome is `upstream_error` (`in_band_error`). Its whole
-        lines holding `error` (found in C: no step a line) are looked at (`_late_line`), for `MAX_STRINGS` of them a
-        reply; the others pass unlooked at. Before 2026-12-04 nothing past that point was looked at."""
+        """A piece of a reply past where it is read (`_give_up`), its line ends made LF: an error the upstream sends in
+        it is one its client sees all the same (the SDK raises it), so the call's outcome is `upstream_error`
+        (`in_band_error`). An event is looked at once it ends (a blank line), as the SDK's decoder dispatches it then,
+        and only one holding `error` or `response.failed` (found in C: no step a line or an event; `_LATE_WORDS`),
+        for `MAX_STRINGS` of them a reply (`_late_event`); an event longer than `_MOST_TAIL` bytes across pieces, or
+        the one the reading stopped in, is not. Before 2026-12-04 nothing past that point was looked at."""
         if self.outcome.error_type or self._late >= MAX_STRINGS:
             self._watching = False
             return
-        if _CR in data:  # (a CRLF is a blank line more, which changes nothing here)
-            data = data.replace(b"\r", b"\n")
+        if self._lines:
+            self._late_json_lines(data)
+            return
+        data = self._tail + data
+        start = 0
+        if self._skipping:  # (`_tail`: from its last line end, or none when in a line longer than `_MOST_TAIL`)
+            blank = data.find(b"\n\n")
+            first = data.find(b"\n")
+            if self.typed_by_name and first >= 0:  # (the name of the event not looked at: the SDK raises at `error`)
+                names = _LATE_NAME.findall(data, first + 1, blank if blank >= 0 else len(data))
+                if names:
+                    self._name = names[-1]
+            if blank < 0:  # (still in it)
+                end = data.rfind(b"\n")
+                self._tail = data[end:] if end >= 0 and len(data) - end <= _MOST_TAIL else b""
+                return
+            self._skipping = False
+            if self._name in _ERROR_NAMES and self.typed_by_name:
+                self.in_band_error()
+                self._watching = False
+                return
+            self._name = None
+            start = blank + 2
+        cut = data.rfind(b"\n\n")
+        for word in self.late_words() if cut >= start else ():  # (an event holding two is looked at twice)
+            at = data.find(word, start, cut)
+            while at >= 0 and self._late < MAX_STRINGS:
+                begin = data.rfind(b"\n\n", start, at)  # (the event holding it: from the blank line before)
+                stop = data.find(b"\n\n", at)
+                self._late += 1
+                if self._late_event(data[begin + 2 if begin >= 0 else start : stop], True):
+                    self.in_band_error()
+                    self._watching = False
+                    return
+                at = data.find(word, stop, cut)
+        if self._late >= MAX_STRINGS:
+            self._watching = False
+            return
+        rest = data[cut + 2 :] if cut >= start else data[start:]
+        if len(rest) <= _MOST_TAIL:
+            self._tail = rest
+            return
+        self._skipping = True  # (an event too long to look at: to its end)
+        end = rest.rfind(b"\n")
+        self._tail = rest[end:] if end >= 0 and len(rest) - end <= _MOST_TAIL else b""
+        if self.typed_by_name:
+            names = _LATE_NAME.findall(rest)
+            self._name = names[-1] if names else None
+
+    def _late_end(self) -> None:
+        """The reply's last event past where it is read, which no blank line ended: its data looked at as one read
+        where the reply is read is (at once, or at the reply's end), its name not (the SDK dispatches no event then)."""
         tail = self._tail
-        if tail is None:  # in a line past `_MOST_TAIL`, not looked at: to its end
+        if self.outcome.error_type or self._skipping or not tail or self._late >= MAX_STRINGS:
+            return
+        if self._lines:
+            self._late_json_lines(b"\n")
+        elif any(word in tail for word in self.late_words()) and self._late_event(tail, False):
+            self.in_band_error()
+
+    def _late_event(self, event: bytes, ended: bool) -> bool:
+        """Whether an event past where the reply is read (its lines, without the blank line that ends it) is the
+        upstream's error, as its client reads it (the SDK's SSE decoder: its `data` lines joined by LF, its name the
+        last `event` line's, one without a colon naming none): its data, read as JSON, an event `erred` says is one,
+        an Anthropic event named `error` (`typed_by_name`: the SDK raises at it, whatever its data) once it `ended`,
+        or one holding llama.cpp's `error:` line (`_error_line`)."""
+        if _LATE_ERROR_LINE.search(event) is not None:
+            return True
+        if ended and self.typed_by_name:
+            names = _LATE_NAME.findall(event)
+            if names and names[-1] in _ERROR_NAMES:
+                return True
+        payload = b"\n".join(_LATE_DATA.findall(event)).strip()  # (one value: itself)
+        if payload[:1] != b"{":
+            return False
+        # (read as an event is, `reply_json`: what orjson refuses and the client reads, a lone surrogate escape, NaN)
+        reply = reply_json(payload, self._text)
+        return type(reply) is dict and self.erred(reply)
+
+    def _late_json_lines(self, data: bytes) -> None:
+        """`_late_errors` of JSON lines (`_NDJSON`): each whole line holding `error` read as an event is, one past
+        `_MOST_TAIL` bytes across pieces not looked at."""
+        if self._skipping:  # (in a line too long to look at: to its end)
             start = data.find(b"\n")
             if start < 0:
                 return
             data = data[start:]
-        elif tail:
-            data = tail + data
+            self._skipping = False
+        else:
+            data = self._tail + data
         end = data.rfind(b"\n") + 1
-        rest = data[end:]
-        self._tail = rest if len(rest) <= _MOST_TAIL else None
+        rest = self._tail = data[end:]
+        self._skipping = len(rest) > _MOST_TAIL
         at = data.find(b"error", 0, end)
         while at >= 0:
             stop = data.find(b"\n", at)
             self._late += 1
-            if self._late_line(data[data.rfind(b"\n", 0, at) + 1 : stop]):
+            reply = reply_json(data[data.rfind(b"\n", 0, at) + 1 : stop].strip(), self._text)
+            if type(reply) is dict and self.erred(reply):
                 self.in_band_error()
                 self._watching = False
                 return
@@ -367,25 +480,6 @@ class SseObserver:
                 self._watching = False
                 return
             at = data.find(b"error", stop, end)
-
-    def _late_line(self, line: bytes) -> bool:
-        """Whether a whole line past where the reply is read is the upstream's error, as a client reads it: an event's
-        data (a JSON line's) that `erred` says is one, an Anthropic event named `error` (`typed_by_name`: the SDK
-        raises at it, whatever its data; here whether or not data follows it), llama.cpp's `error:` line
-        (`_error_line`). An error in an event of many `data:` lines is not seen."""
-        if self._lines:
-            payload = line.strip()
-        elif line.startswith(b"data:"):
-            payload = line[5:].strip()
-        elif line.startswith(b"event:"):
-            return self.typed_by_name and line in _ERROR_NAMES
-        else:
-            return line.startswith(_ERROR)
-        if payload[:1] != b"{":
-            return False
-        # (read as an event is, `reply_json`: what orjson refuses and the client reads, a lone surrogate escape, NaN)
-        reply = reply_json(payload, self._text)
-        return type(reply) is dict and self.erred(reply)
 
     def _data_line(self, line: bytes) -> bool:
         """A `data:` line; False once the rest of the reply is not read. An event's data is its `data:` lines joined
@@ -467,6 +561,8 @@ class SseObserver:
         is not read; 16 MB of `x` lines took 4 s, a Python step each)."""
         if line.startswith(b"event:"):
             self._name = line
+        elif line == b"event":  # (an empty name: `_BARE_EVENT`)
+            self._name = b"event:"
         elif not line.startswith(_FIELDS) and line not in _BARE_FIELDS and VISIBLE.search(line) is not None:
             if not line.startswith(_ERROR):
                 return self._refuse()
@@ -514,8 +610,8 @@ class SseObserver:
                 self._data_line(last)
             elif last:
                 self._field(last)
-        elif self._watching and self._tail:  # the last line, past where the reply is read
-            self._late_errors(b"\n")
+        elif self._watching:  # the last event (line), past where the reply is read
+            self._late_end()
         if self._event is not None:  # an event the reply ended in (before its blank line): read, as it passed
             self._dispatch()
         self.done()
@@ -646,8 +742,12 @@ class SseObserver:
 
     def erred(self, event: dict[str, Any]) -> bool:
         """Whether an event (its data read as JSON) is the upstream's error, as `event` would say (`in_band_error`):
-        asked of an event past where the reply is read (`_late_line`)."""
+        asked of an event past where the reply is read (`_late_event`)."""
         return False
+
+    def late_words(self) -> tuple[bytes, ...]:
+        """What an event `erred` says is an error holds, one of them at least, as its JSON text (`_late_errors`)."""
+        return _LATE_WORDS
 
     def event(self, event: dict[str, Any]) -> None:
         """One streamed event."""
