@@ -15,31 +15,14 @@ import pytest
 import proxy.detectors as detectors
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
+from tests.configs import EMAIL_ZONE_STORED
 from tests.harness import proxy_error
 from tests.servers.vllm_like import SERVED
 from tests.test_scan_cost import python_lines
 
 EMAIL = Detectors([DetectorSpec("email")])
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
-zones:
-  - name: personal
-    labels: [pii:email]
-    allow_purposes: [assistant]
-detectors: [email]
-lineage:
-  store: ${STORE}
-"""
+CONFIG = EMAIL_ZONE_STORED
 
 FOUND = [
     ("attached alice@example.com_2024.csv", "attached [pii:email]_2024.csv"),

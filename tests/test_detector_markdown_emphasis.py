@@ -13,31 +13,14 @@ import pytest
 import proxy.detectors as detectors
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
+from tests.configs import EMAIL_ZONE_STORED
 from tests.harness import proxy_error
 from tests.servers.vllm_like import SERVED
 from tests.test_scan_cost import python_lines
 
 ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: vllm
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: vllm
-policy:
-  anonymous: allow
-  default_purpose: assistant
-zones:
-  - name: personal
-    labels: [pii:email]
-    allow_purposes: [assistant]
-detectors: [email]
-lineage:
-  store: ${STORE}
-"""
+CONFIG = EMAIL_ZONE_STORED
 
 
 @pytest.mark.parametrize(
