@@ -36,7 +36,6 @@ characters (`_address`); and a quoted local part (`"john doe"@example.com`) or a
 from __future__ import annotations
 
 import ipaddress
-import mimetypes
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -433,16 +432,43 @@ _LOCAL_PART: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}\Z")
 # `pii:email` for its purpose (`_code`): a domain directly followed by one of these is a call or an index
 _CALL_OR_INDEX: Final = frozenset(b"([")
 # a local part glued to one of these before it (`=X@`, `(h@`, `*a@`) is code, unless the domain ends in a top-level
-# domain mail is sent to: a delegated one (`_ASCII_TLDS`, `_IDN_TLD_SET`) or a name used privately (`bob@corp.local`)
+# domain mail is sent to: a delegated one (`_ASCII_TLDS`, `_IDN_TLD_SET`, an A-label `xn--…`: `_code`) or a name used
+# privately (`bob@corp.local`; RFC 6762's appendix G, RFC 6761, RFC 9476). Without `intranet`, `private` and A-labels,
+# `user=bob@mail.intranet` and `email=jane@example.xn--p1ai` were code (2026-12-04, review)
 _CODE_BEFORE: Final = frozenset(b"=+-*/(%,[")
 _MAIL_TLDS: Final = _ASCII_TLDS | frozenset(
-    ("local", "internal", "corp", "lan", "home", "localdomain", "test", "example", "invalid")
+    (
+        "local",
+        "internal",
+        "intranet",
+        "private",
+        "corp",
+        "lan",
+        "home",
+        "localdomain",
+        "localhost",
+        "alt",
+        "test",
+        "example",
+        "invalid",
+    )
 )
-# and glued so, a file's name after an address (`_FILE_NAME_AFTER`) ends in a file's extension Python knows (its
-# `mimetypes` table, without the system's files), not an attribute (`y=x@self.in_proj.bias`)
-_KNOWN: Final = mimetypes.MimeTypes()
+# and glued so, a file's name after an address (`_FILE_NAME_AFTER`) ends in a file's extension (2-5 characters), not
+# an attribute (`y=x@self.in_proj.bias`): Python 3.11's `mimetypes` table and the files mail and exports are named
+# with that it lacks (`.log`, `.md`, `.docx`, `.yaml`, `.webp`). Written here, not read from `mimetypes`: its
+# `MimeTypes()` read the system's mime.types files at import (`mimetypes.init()`), and its table differs by Python
 _EXTENSIONS: Final = frozenset(
-    extension[1:].lower().encode() for table in (_KNOWN.types_map[1], _KNOWN.encodings_map) for extension in table
+    b"""
+3g2 3gp 3gpp 3gpp2 aac adts ai aif aifc aiff ass au avi avif bat bcpio bin bmp br bz2 cdf cpio csh css csv dll doc
+dot dvi eml eps etx exe gif gtar gz h5 hdf heic heif htm html ico ief jpe jpeg jpg js json ksh latex loas m1v m3u m3u8
+man me mht mhtml mif mjs mov movie mp2 mp3 mp4 mpa mpe mpeg mpg ms n3 nc nq nt nws obj oda opus p12 p7c pbm pdf pfx
+pgm pl png pnm pot ppa ppm pps ppt ps pwz py pyc pyo qt ra ram ras rdf rgb roff rtx sgm sgml sh shar snd so src srt
+svg swf tar tcl tex texi tif tiff tr trig tsv txt ustar vcf vtt wasm wav webm wiz wsdl xbm xlb xls xml xpdl xpm xsl
+xwd xz zip
+log md yaml yml toml ini cfg conf jsonl ndjson arrow docx docm xlsx xlsm pptx odt ods odp
+odg rtf epub 7z rar tgz tbz2 txz zst lz lzma lz4 webp jxl psd dng flac ogg oga ogv m4a m4v mkv wma wmv flv mbox msg
+ics ical sql db db3 bak tmp orig pgp gpg asc pem crt cer der p7s p7m ipynb xhtml
+""".split()
 )
 _ADDRESSES: list[re.Pattern[str]] = []  # `_address_patterns`, made once
 # the class string with every byte a local part may hold (`_EMAIL_WIDE`) as `l`, the rest `#`
@@ -1364,7 +1390,7 @@ def _code(t: _Text, start: int, end: int) -> bool:
     (`q@k.transpose(-2,-1)`, `P@np.linalg.solve(A,b)`), or where its local part is glued to an operator, `=`, `(`,
     `,` or `[` before it (`=X@`, `(h@`, `*a@`: `t=X@self.coef+b`). Glued so, it is also where a call or an index
     follows whatever its top-level domain (`out=x@w.to(device)`: RFC 5322's comment after an address,
-    `dinsdale@example.com(bar)`, is no call), and where a file's name goes on after it with no extension Python knows
+    `dinsdale@example.com(bar)`, is no call), and where a file's name goes on after it with no extension a file has
     (`y=x@self.in_proj.bias`; `_EXTENSIONS`). Checked once per address found."""
     raw = t.raw
     size = len(raw)
@@ -1376,7 +1402,9 @@ def _code(t: _Text, start: int, end: int) -> bool:
         return False
     dot = raw.rfind(b".", start, end)
     tld = raw[dot + 1 : end].decode("utf-8", "replace").lower()
-    if tld not in _MAIL_TLDS and tld not in _IDN_TLD_SET:
+    # (an A-label's match ends at its `xn`, `_EMAIL`'s: `jane@example.xn--p1ai`, Russia's `рф`)
+    a_label = tld.startswith("xn") and raw.startswith(b"--", dot + 3)
+    if tld not in _MAIL_TLDS and tld not in _IDN_TLD_SET and not a_label:
         return True
     if glued and end < size and raw[end] == 95:
         name = _FILE_NAME_AFTER.match(raw, end)

@@ -6,6 +6,9 @@ A domain that is no top-level one before the underscores is still a word joined 
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
 from typing import Any
 
 import openai
@@ -52,6 +55,16 @@ FOUND = [
     ("f=alice@example.com_2024.csv", "f=[pii:email]_2024.csv"),  # a file's extension Python knows
     ("<(foo) dinsdale@example.com(bar)>", "<(foo) [pii:email](bar)>"),  # RFC 5322's comment after one: no call
     ("Foo x@example.com[],", "Foo [pii:email][],"),  # (Python's email tests)
+    # glued so, a file's name with an extension files are named with that Python 3.11's `mimetypes` table lacks, and a
+    # private mail name RFC 6762 lists, were code (2026-12-04, review)
+    ("f=alice@example.com_export.log", "f=[pii:email]_export.log"),
+    ("path=alice@example.com_notes.md", "path=[pii:email]_notes.md"),
+    ("(alice@example.com_cv.docx)", "([pii:email]_cv.docx)"),
+    ("cfg=alice@example.com_prod.yaml", "cfg=[pii:email]_prod.yaml"),
+    ("a,alice@example.com_2024.xlsx", "a,[pii:email]_2024.xlsx"),
+    ("img=alice@example.com_avatar.webp", "img=[pii:email]_avatar.webp"),
+    ("user=bob@mail.intranet", "user=[pii:email]"),
+    ("user=bob@corp.private", "user=[pii:email]"),
 ]
 
 
@@ -222,6 +235,25 @@ def test_a_quoted_local_part_is_still_found(text: str) -> None:
 def test_text_dense_with_what_starts_one_costs_no_python_per_one(text: str) -> None:
     lines = python_lines(lambda: (EMAIL.scan(text), EMAIL.findings(text)), detectors.__file__)
     assert lines < 2_000  # (one search of each form: `_odd_addresses`)
+
+
+# an A-label top-level domain (`xn--p1ai`, Russia's `рф`) glued so was code: its match ends at `xn` (2026-12-04, review)
+A_LABELS = ["email=jane@example.xn--p1ai", "=jane@EXAMPLE.XN--P1AI", "(jane@пример.xn--p1ai)", "to=a@b.xn--80asehdb"]
+
+
+@pytest.mark.parametrize("text", A_LABELS)
+def test_an_address_with_an_a_label_top_level_domain_is_found(text: str) -> None:
+    assert EMAIL.scan(text) == {"pii:email"}  # before: frozenset()
+    assert EMAIL.scan_output("a reply long enough to be read at once, more or less: " * 3 + text) == {"pii:email"}
+
+
+def test_reading_no_system_mime_types_file_at_import() -> None:
+    # `mimetypes.MimeTypes()` at import called `mimetypes.init()`: it read the system's mime.types files, and the
+    # extensions known differed by Python (2026-12-04, review)
+    code = "import mimetypes, proxy.detectors; print(mimetypes.inited)"
+    root = pathlib.Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"  # before: True
 
 
 @pytest.mark.parametrize("value", [text for text, _ in FOUND])
