@@ -453,6 +453,14 @@ _MAIL_TLDS: Final = _ASCII_TLDS | frozenset(
         "invalid",
     )
 )
+# and glued so and followed by `(` or `[`, it is code unless its top-level domain is one of these, no Python name
+# (`out=x@w.to(device)`, `x@df.at[i]` are code): `email=alice@example.com(work)`, RFC 5322's
+# `(alice@example.com(home))` and `cc=alice@example.com[0]` were (2026-12-04, review)
+_COMMENTED_TLDS: Final = frozenset(("com", "org", "net", "edu", "gov", "mil")) | frozenset(
+    tld
+    for tld in _ASCII_TLDS
+    if len(tld) == 2 and tld not in ("to", "at", "in", "is", "as", "do", "id", "it", "me", "my", "no", "so")
+)
 # and glued so, a file's name after an address (`_FILE_NAME_AFTER`) ends in a file's extension (2-5 characters), not
 # an attribute (`y=x@self.in_proj.bias`): Python 3.11's `mimetypes` table and the files mail and exports are named
 # with that it lacks (`.log`, `.md`, `.docx`, `.yaml`, `.webp`). Written here, not read from `mimetypes`: its
@@ -1389,19 +1397,19 @@ def _code(t: _Text, start: int, end: int) -> bool:
     private mail name (`_MAIL_TLDS`), it is where its domain is directly followed by `(` or `[`, a call or an index
     (`q@k.transpose(-2,-1)`, `P@np.linalg.solve(A,b)`), or where its local part is glued to an operator, `=`, `(`,
     `,` or `[` before it (`=X@`, `(h@`, `*a@`: `t=X@self.coef+b`). Glued so, it is also where a call or an index
-    follows whatever its top-level domain (`out=x@w.to(device)`: RFC 5322's comment after an address,
-    `dinsdale@example.com(bar)`, is no call), and where a file's name goes on after it with no extension a file has
+    follows, its top-level domain none of `_COMMENTED_TLDS` (`out=x@w.to(device)`: RFC 5322's comment after an
+    address, `dinsdale@example.com(bar)`, is no call), and where a file's name goes on after it with no extension a file has
     (`y=x@self.in_proj.bias`; `_EXTENSIONS`). Checked once per address found."""
     raw = t.raw
     size = len(raw)
     called = end < size and raw[end] in _CALL_OR_INDEX
     glued = start > 0 and raw[start - 1] in _CODE_BEFORE
-    if called and glued:
-        return True
     if not called and not glued:
         return False
     dot = raw.rfind(b".", start, end)
     tld = raw[dot + 1 : end].decode("utf-8", "replace").lower()
+    if called and glued:
+        return tld not in _COMMENTED_TLDS
     # (an A-label's match ends at its `xn`, `_EMAIL`'s: `jane@example.xn--p1ai`, Russia's `рф`)
     a_label = tld.startswith("xn") and raw.startswith(b"--", dot + 3)
     if tld not in _MAIL_TLDS and tld not in _IDN_TLD_SET and not a_label:

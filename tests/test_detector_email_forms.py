@@ -65,6 +65,11 @@ FOUND = [
     ("img=alice@example.com_avatar.webp", "img=[pii:email]_avatar.webp"),
     ("user=bob@mail.intranet", "user=[pii:email]"),
     ("user=bob@corp.private", "user=[pii:email]"),
+    # glued so and followed by `(` or `[`, a top-level domain no Python name is spelled as: a comment or an index
+    ("email=alice@example.com(work)", "email=[pii:email](work)"),
+    ("(alice@example.com(home))", "([pii:email](home))"),  # RFC 5322's comment
+    ("cc=alice@example.com[0]", "cc=[pii:email][0]"),
+    ("(alice@example.de(home))", "([pii:email](home))"),
 ]
 
 
@@ -180,6 +185,7 @@ ML_CODE = [
     "loss=((X@self.theta-y)**2).mean()",
     "pred=sigmoid(X@self.weights)",
     "out=x@w.to(device)",
+    "v=x@df.at[0]",
     "y=A@x.flatten()",
     "res=A@B.sum(axis=0)",
     "v=V@np.diag(s)@U.T",
