@@ -4,6 +4,7 @@ not a line of it alone. The SDKs' reading is the openai SDK's SSE decoder (the a
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import openai
@@ -155,3 +156,41 @@ def test_a_late_responses_failed_event_is_the_upstreams_error(setup_for: Any) ->
     assert (
         span.attributes.get("error.type") == "upstream_error" and TRUNCATED in span.attributes["lineage.output.labels"]
     )
+
+
+@pytest.mark.parametrize("read", [READ - 5, 4000])
+def test_the_reading_stops_at_its_line_not_an_equal_one_before_it(read: int) -> None:
+    """The 65,537th event no adapter reads, `data: x` as the events before it in the same read: the rest is looked at
+    from the end of its event, not of the first of them (until 2026-12-04: there, its `event: error` was taken for
+    that event's, the upstream's error, though no blank line ended it or an `event` line renamed it)."""
+    head = b"data: x\n\n" * MAX_STRINGS
+    for tail, error in {
+        b"event: error\ndata: x\n": None,
+        b"event: error\ndata: x\nevent: ping\n\n": None,
+        b"event: error\ndata: x\n\n": STREAM_ERROR,
+        b"event: ping\ndata: x\n\nevent: error\n\n": STREAM_ERROR,
+    }.items():
+        assert sdk_raises("anthropic", head + tail) == (error is not None)
+        outcome = fed("anthropic", b"", head + tail, read)
+        assert outcome.error_type == error and TRUNCATED in outcome.output_detected, tail
+
+
+def test_an_event_never_ended_past_where_a_reply_is_read_costs_no_object_a_line() -> None:
+    """16 MB of `event: error` lines past where the reply is read, no blank line ending their event: the name it has
+    is the last line's, found at once (until 2026-12-04 a list of them all, an object a line, each read: 3.1 s of the
+    event loop, and thrice the memory); the SDK raises at it once a blank line ends it, not before."""
+    observer, outcome = observer_of("anthropic")
+    head = _given_up("anthropic")
+    for at in range(0, len(head), READ):
+        observer.chunk(head[at : at + READ])
+    names = b"event: error\n" * (16_000_000 // 13)
+    tracemalloc.start()
+    try:
+        for at in range(0, len(names), READ):
+            observer.chunk(names[at : at + READ])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * READ and outcome.error_type is None
+    observer.chunk(b"\n")
+    assert outcome.error_type == STREAM_ERROR

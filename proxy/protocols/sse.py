@@ -94,7 +94,9 @@ _LATE_WORDS: Final = (b"error",)
 # ... and the lines of such an event, as the SDK's decoder reads them: `data` lines' values (none: an empty one),
 # `event` lines (the last names the event; one without a colon names none), llama.cpp's `error:` line
 _LATE_DATA: Final = re.compile(rb"^data(?::([^\n]*))?$", re.M)
-_LATE_NAME: Final = re.compile(rb"^event(?::[^\n]*)?$", re.M)
+# the last `event` line of such lines, found at once (a match from where they begin): each found, a list of them,
+# was an object a line, and 16 MB of `event: error` lines in an event never ended took 3.1 s of the event loop
+_LATE_NAME: Final = re.compile(rb"(?s:.*)^(event(?::[^\n]*)?)$", re.M)
 _LATE_ERROR_LINE: Final = re.compile(rb"^error:", re.M)
 _JSON_LINES_NO_OP: Final = re.compile(rb"\n[\n \t]")
 # the piece of an event (a JSON line) kept across reads, past where a reply is read (`_late_errors`), to be looked at
@@ -360,9 +362,14 @@ class SseObserver:
         """The reading stopped at `line`, one of a read's `lines` (`last`: its line not yet whole): the rest of the read
         is looked at, from the end of the event `line` is in, which is not (its data not read whole); the name it has
         so far (`_name`) is its name unless an `event` line after it says another."""
-        # (the first line equal to it: one before it at most, whose event is looked at again)
+        # `line` itself, not the first line equal to it (until 2026-12-04): from an event before it, read already,
+        # whose end was then taken for its own, its `event: error` the upstream's error though no blank line ended it
+        # (a line of one byte is one object however many there are: the first of them)
+        at = 0
+        while lines[at] is not line:
+            at += 1
         self._tail = b"\n"
-        self._late_errors(b"\n".join([*lines[lines.index(line) + 1 :], last]))
+        self._late_errors(b"\n".join([*lines[at + 1 :], last]))
 
     def _late_errors(self, data: bytes) -> None:
         """A piece of a reply past where it is read (`_give_up`), its line ends made LF: an error the upstream sends in
@@ -382,10 +389,12 @@ class SseObserver:
         if self._skipping:  # (`_tail`: from its last line end, or none when in a line longer than `_MOST_TAIL`)
             blank = data.find(b"\n\n")
             first = data.find(b"\n")
-            if self.typed_by_name and first >= 0:  # (the name of the event not looked at: the SDK raises at `error`)
-                names = _LATE_NAME.findall(data, first + 1, blank if blank >= 0 else len(data))
-                if names:
-                    self._name = names[-1]
+            end = blank if blank >= 0 else len(data)
+            # (the name of the event not looked at: the SDK raises at `error`; an `event` line looked for first, with `find`)
+            if self.typed_by_name and first >= 0 and data.find(b"\nevent", first, end) >= 0:
+                found = _LATE_NAME.match(data, first + 1, end)
+                if found is not None:
+                    self._name = found[1]
             if blank < 0:  # (still in it)
                 end = data.rfind(b"\n")
                 self._tail = data[end:] if end >= 0 and len(data) - end <= _MOST_TAIL else b""
@@ -420,8 +429,8 @@ class SseObserver:
         end = rest.rfind(b"\n")
         self._tail = rest[end:] if end >= 0 and len(rest) - end <= _MOST_TAIL else b""
         if self.typed_by_name:
-            names = _LATE_NAME.findall(rest)
-            self._name = names[-1] if names else None
+            found = _LATE_NAME.match(rest)
+            self._name = found[1] if found is not None else None
 
     def _late_end(self) -> None:
         """The reply's last event past where it is read, which no blank line ended: its data looked at as one read
@@ -443,8 +452,8 @@ class SseObserver:
         if _LATE_ERROR_LINE.search(event) is not None:
             return True
         if ended and self.typed_by_name:
-            names = _LATE_NAME.findall(event)
-            if names and names[-1] in _ERROR_NAMES:
+            found = _LATE_NAME.match(event)
+            if found is not None and found[1] in _ERROR_NAMES:
                 return True
         payload = b"\n".join(_LATE_DATA.findall(event)).strip()  # (one value: itself)
         if payload[:1] != b"{":
