@@ -308,50 +308,29 @@ def test_a_tool_calls_arguments_with_a_quoted_local_part_are_refused(vllm: Any, 
     assert "pii:email" in allowed.http_response.headers["x-data-labels"].split(",")
 
 
-def test_a_call_asking_about_multihead_attention_is_answered(vllm: Any, make_proxy: Any) -> None:
+# code a code assistant is sent, each refused 403 purpose_denied before: `x@self.in` read as an address with a file's
+# name after it; `q@k.transpose` read as an address; a `pii:email` found between two strings
+CODE_ASKED_ABOUT = {
+    "multihead attention": "What does this line of MultiheadAttention do?\n" + "\n".join(MATRIX_PRODUCTS),
+    "attention code": "Why is my attention slow?\n```python\nattn=q@k.transpose(-2,-1)\n"
+    + "\n".join(ML_CODE)
+    + "\n```",
+    "code listing domains": "Why does this reject my address?\n" + "\n".join(CODE_BETWEEN_STRINGS + RUBY),
+}
+
+
+@pytest.mark.parametrize("content", CODE_ASKED_ABOUT.values(), ids=CODE_ASKED_ABOUT.keys())
+def test_a_call_asking_about_code_is_answered(content: str, vllm: Any, make_proxy: Any) -> None:
     server, url = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=url)
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
-    content = "What does this line of MultiheadAttention do?\n" + "\n".join(MATRIX_PRODUCTS)
     messages: Any = [{"role": "user", "content": content}]
-    # before: refused 403 purpose_denied, `x@self.in` read as an address with a file's name after it
     answered = client.chat.completions.with_raw_response.create(
         model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}
     )
     assert answered.http_response.status_code == 200
     assert "pii:email" not in answered.http_response.headers.get("x-data-labels", "").split(",")
     assert answered.parse().choices[0].message.content
-    assert server.data_requests()  # the model read it
-
-
-def test_a_call_asking_about_attention_code_is_answered(vllm: Any, make_proxy: Any) -> None:
-    server, url = vllm
-    proxy = make_proxy(CONFIG, UPSTREAM=url)
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
-    content = "Why is my attention slow?\n```python\nattn=q@k.transpose(-2,-1)\n" + "\n".join(ML_CODE) + "\n```"
-    messages: Any = [{"role": "user", "content": content}]
-    # before: refused 403 purpose_denied, `q@k.transpose` read as an address
-    answered = client.chat.completions.with_raw_response.create(
-        model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}
-    )
-    assert answered.http_response.status_code == 200
-    assert "pii:email" not in answered.http_response.headers.get("x-data-labels", "").split(",")
-    assert answered.parse().choices[0].message.content
-    assert server.data_requests()  # the model read it
-
-
-def test_a_call_with_code_listing_domains_is_answered(vllm: Any, make_proxy: Any) -> None:
-    server, url = vllm
-    proxy = make_proxy(CONFIG, UPSTREAM=url)
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
-    content = "Why does this reject my address?\n" + "\n".join(CODE_BETWEEN_STRINGS + RUBY)
-    messages: Any = [{"role": "user", "content": content}]
-    # before: refused 403 purpose_denied, a `pii:email` found between two strings
-    answered = client.chat.completions.with_raw_response.create(
-        model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}
-    )
-    assert answered.http_response.status_code == 200
-    assert "pii:email" not in answered.http_response.headers.get("x-data-labels", "").split(",")
     assert server.data_requests()  # the model read it
 
 
