@@ -480,7 +480,11 @@ class ProxyProcess:
             pid = os.getpid()
             self._beats.serve(self._index, pid, markers._started(pid) or 0)
         http = await self._serve(
-            ingress.handle, http_addr, self._tls.context if self._tls is not None else None, ingress.record_refusal
+            ingress.handle,
+            http_addr,
+            self._tls.context if self._tls is not None else None,
+            ingress.record_refusal,
+            ingress.record_unserved,
         )
         self._http = self._servers[-1]
         admin = None
@@ -542,8 +546,8 @@ class ProxyProcess:
                         else "")  # fmt: skip
 
     async def _serve(self, handler: Any, address: Address, ssl_context: ssl.SSLContext | None = None,
-                     record_refusal: Any = None) -> Address:  # fmt: skip
-        server = HttpServer(handler, self.config.limits, record_refusal)
+                     record_refusal: Any = None, record_unserved: Any = None) -> Address:  # fmt: skip
+        server = HttpServer(handler, self.config.limits, record_refusal, record_unserved)
         if ssl_context is not None:
             server.on_handshake_failure = self.metrics.tls_handshake_failed
         sock = bind(address, reuse_port=self._reuse_port)

@@ -591,6 +591,23 @@ class HttpIngress:
         ended.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
         return ended
 
+    def record_unserved(self, request: Request, conn: HttpConnection) -> None:
+        """Record a request pipelined behind another, its head read (its body too, or part of it), whose client left
+        before it was served (`HttpConnection._unserved`): the call had begun, and ends as one whose client left while
+        it was still arriving does (`_unread`), nothing of it read or forwarded, no one answered."""
+        pipeline = self.ref.current
+        ex = _exchange(pipeline, request.method, request.path, request.header)
+        if pipeline.client_address:
+            ex.outcome.client = conn.client
+        if conn.cut:
+            ended: ProxyError = DrainCut(
+                "lineage-proxy stopped before this request was served (limits.drain_timeout_s)"
+            )
+        else:
+            ended = LeftUnread("the client left before its request was served (pipelined behind one not yet answered)")
+        ended.caller = pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
+        ex.finish(ended)
+
     async def record_refusal(self, request: Request, error: ProxyError, conn: HttpConnection) -> list[tuple[str, str]]:
         """Record a request the connection refuses before any handler sees it (`wire.py`: malformed framing, a
         head over the limits, a request line it does not speak, past the connection cap) as any refusal is:

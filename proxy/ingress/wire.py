@@ -635,7 +635,22 @@ class HttpConnection(asyncio.Protocol):
                     self._deadline = self._head_started + server.header_timeout_s
                 else:
                     self._arm(server.idle_timeout_s)
+        if self.lost and self.queue:
+            self._unserved()
         self._close()
+
+    def _unserved(self) -> None:
+        """The requests pipelined behind the one served when its client left (each one's head read, some whole): never
+        served, each recorded as a call its client left (`HttpServer.record_unserved`): the call had begun."""
+        record = self.server.record_unserved
+        queue, self.queue = self.queue, collections.deque()
+        for item in queue:
+            if record is not None and isinstance(item, Request):  # (a head refused, unanswered, made no call)
+                try:
+                    record(item, self)
+                except Exception:
+                    log.exception("could not record a request its client left unserved (%s %s)", item.method,
+                                  item.target)  # fmt: skip
 
     def keeps_alive(self, request: Request) -> bool:
         """Whether the reply to `request` leaves the connection open (else it says `Connection: close`)."""
@@ -999,16 +1014,27 @@ def error_reply(
 Handler = Callable[[Request, HttpConnection], Awaitable[None]]
 # records a request a connection refuses before any handler sees it; returns the lineage headers of its answer
 RecordRefusal = Callable[[Request, ProxyError, HttpConnection], Awaitable[list[tuple[str, str]]]]
+# records a request its client left before it was served (pipelined behind another): no one is answered
+RecordUnserved = Callable[[Request, HttpConnection], None]
 
 
 class HttpServer:
     """One listener's connections, with the limits every connection obeys."""
 
-    def __init__(self, handler: Handler, limits: Limits, record_refusal: RecordRefusal | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        limits: Limits,
+        record_refusal: RecordRefusal | None = None,
+        record_unserved: RecordUnserved | None = None,
+    ) -> None:
         self.handler = handler
         # what records the requests a connection refuses itself (framing, the head's limits, the connection cap):
         # `HttpIngress.record_refusal` on the proxy's listener; none on the admin one
         self.record_refusal = record_refusal
+        # what records a request pipelined behind another whose client left before it was served
+        # (`HttpIngress.record_unserved`); none on the admin one
+        self.record_unserved = record_unserved
         self.set_limits(limits)
         self.connections: set[HttpConnection] = set()
         self.refused = 0
