@@ -81,6 +81,8 @@ _monotonic_ns: Final = time.monotonic_ns
 
 CLIENT_GONE: Final = "client_disconnected"
 DRAIN_CUT: Final = "drain_timeout"  # a call still running when the drain's time ran out (SIGTERM)
+# an event stream its upstream ended in good order (chunked) before its API's last event (`Exchange.unfinished`)
+UPSTREAM_INCOMPLETE: Final = "upstream_incomplete"
 INTERNAL: Final = "internal_error"
 
 _observer_failures = [0]  # logged once per process, counted always
@@ -578,6 +580,12 @@ class Exchange:
         if isinstance(observer, SseObserver):
             return observer.cut_short()
         return isinstance(observer, RestReplyObserver) and observer.cut_short()
+
+    def unfinished(self) -> bool:
+        """A reply its upstream ended in good order (chunked) has ended: whether it was an event stream that ended
+        before its API's last event, any finish or stop reason and any error in band (`SseObserver.unfinished`)."""
+        observer = self._observer
+        return isinstance(observer, SseObserver) and observer.unfinished()
 
     def stream_message(self, message: bytes) -> None:
         """One message of a streamed gRPC reply (each message is whole)."""

@@ -34,7 +34,15 @@ from proxy.errors import (
     echoed,
     origin_path,
 )
-from proxy.exchange import CLIENT_GONE, CODINGS, DRAIN_CUT, READ_UNIDENTIFIED_MAX, Exchange, zlib_header
+from proxy.exchange import (
+    CLIENT_GONE,
+    CODINGS,
+    DRAIN_CUT,
+    READ_UNIDENTIFIED_MAX,
+    UPSTREAM_INCOMPLETE,
+    Exchange,
+    zlib_header,
+)
 from proxy.flow import quoted_name
 from proxy.ingress.wire import (
     FORWARD_PROXY_HINT,
@@ -860,7 +868,14 @@ class HttpIngress:
                         await conn.drain()
                 else:
                     waiting = resp.more()
-                    if waiting is None:  # the reply's end
+                    if (
+                        waiting is None
+                    ):  # the reply's end (one that came at its API's last event, or its size, ended the loop)
+                        if not resp.until_close and ex.unfinished():
+                            # its last chunk came before its event stream's end: the upstream ended it incomplete, and
+                            # so does the client's body, whose SDK ends it without an error (the openai SDK's
+                            # iteration ends as at `[DONE]`)
+                            ex.finish(UPSTREAM_INCOMPLETE)
                         break
                     await waiting
         except _UPSTREAM_BROKE as exc:

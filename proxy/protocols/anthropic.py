@@ -99,6 +99,10 @@ class MessagesObserver(SseObserver):
         self._room = detectors.max_chars  # what may wait
         self._cached = 0  # prompt tokens read from or written to the cache, as the reply's usage gave them (`_usage`)
 
+    def ends_with_event(self) -> bool:
+        """Its streams end with `message_stop`."""
+        return True
+
     def whole(self, reply: dict[str, Any]) -> None:
         self._message(reply)
         content = reply.get("content")

@@ -399,6 +399,10 @@ class ReplyObserver(SseObserver):
         self._later: dict[int, bytearray] = {}  # choice index -> its text waiting for its turn (UTF-8)
         self._room = detectors.max_chars  # what may wait
 
+    def ends_with_event(self) -> bool:
+        """Its streams end with `data: [DONE]` (llama.cpp's native stream: an event whose `stop` is true)."""
+        return True
+
     def array(self, reply: list[Any]) -> None:
         """llama.cpp's native embeddings reply, `[{"index": 0, "embedding": [...]}]`: vectors, no text; any strings
         in it are scanned, as an unknown reply's are."""
@@ -723,6 +727,10 @@ class ResponsesObserver(SseObserver):
         self._open_parts: dict[int, int] | None = None
         self._last_done: str | None = None
         self._last_done_item = -1
+
+    def ends_with_event(self) -> bool:
+        """Its streams end with `response.completed` (`response.incomplete`, `response.failed`)."""
+        return True
 
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)

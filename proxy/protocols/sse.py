@@ -640,6 +640,19 @@ class SseObserver:
         return (not self.ended and not self._ending and not self.stopped and not self._sniff and self._kept is None
                 and self._partial is not None and not outcome.finish_reasons and not outcome.error_type)  # fmt: skip
 
+    def ends_with_event(self) -> bool:
+        """Whether the API's streams end with an event of their own (`data: [DONE]`, `message_stop`,
+        `response.completed`), so that a stream its upstream ends in good order without it, or a finish or stop reason,
+        is incomplete (`unfinished`); not Triton's `generate_stream`, which just ends."""
+        return False
+
+    def unfinished(self) -> bool:
+        """At the end of a reply its upstream ended in good order (a chunked reply's last chunk): whether it was an
+        event stream of an API whose streams end with an event (`ends_with_event`) that ended before it, as
+        `cut_short` tells (no finish or stop reason, no error in band, read to its end). Not a reply kept to be read
+        whole (JSON)."""
+        return self._kept is None and self.ends_with_event() and self.cut_short()
+
     # -- shared by the subclasses
 
     def identify(self, reply: dict[str, Any]) -> None:
