@@ -703,13 +703,17 @@ def _minutes_before(t: _Text, start: int, end: int) -> int:
     """Where a candidate after a colon whose first digits are a time's minutes, and the rest written as a phone (`at
     10:30 555-123-4567`, `09:15 (555) 123-4567`), has the white space after them; -1 when it is not so. Numbers split by
     spaces alone after a time, `HH:MM` (`12:30 1234 5678 9012`), are read without its minutes too: before 2026-12-04
-    they were read with them, and masked `12:[pii:phone]`."""
+    they were read with them, and masked `12:[pii:phone]`. After a word's colon, a first group without a dot is no
+    minutes but the phone's (`Phone:555 123-4567`, `Fax:(555) 123-4567`: before 2026-12-05 it was read as minutes, and no phone was found);
+    one with a dot is still read apart (`M:155.90 (148.35%)`, `arXiv:2412.20317 (2024)`)."""
     if t.before(start) != 58:
         return -1
     if t.before(start - 1) == 48 and start + 2 < end and t.classes[start + 1] == 48 and t.classes[start + 2] == 32:
         return start + 2  # (a time's two digits of minutes, then a space)
     gap = t.classes.find(b" ", start, end)
     if gap < 0 or _WRITTEN_AS_A_PHONE.search(t.classes, gap, end) is None:
+        return -1
+    if t.before(start - 1) != 48 and t.classes.find(b".", start, gap) < 0:
         return -1
     return gap
 
@@ -1149,7 +1153,29 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None  # a US postal code (`Springfield, IL 62704-1234`)
     if (t.before(start) == 58 or t.after(end) == 58) and _in_datetime(t.raw, start, end):
         return None
+    if t.classes.count(32, start, end) >= 3 and _counted(t.raw[start:end]):
+        return None
+    if digits == 15 and _AMEX.fullmatch(t.classes, start, end) is not None and _card(t.raw[start:end]):
+        return None  # an American Express card as written, 4-6-5 (`3782 822463 10005`): before 2026-12-05 a phone too
     return start, end
+
+
+def _counted(candidate: bytes) -> bool:
+    """Whether a phone candidate is four numbers or more split by single spaces alone that count up or down by one
+    (`23 24 25 26 27 28 29`, a calendar's week) or are one number throughout (`0 0 0 0 0 0 0 0 0 0`): no one's phone.
+    Before 2026-12-05 each was a `pii:phone`; a phone dictated digit by digit (`5 5 5 1 2 3 4 5 6 7`) still is."""
+    if _DIGITS_SPACED.fullmatch(candidate) is None:
+        return False
+    groups = candidate.split(b" ")
+    if groups.count(groups[0]) == len(groups):
+        return True
+    steps = {int(groups[i + 1]) - int(groups[i]) for i in range(len(groups) - 1)}
+    return steps == {1} or steps == {-1}
+
+
+_DIGITS_SPACED: Final = re.compile(rb"[0-9]+(?: [0-9]+)+")
+# a card of 15 digits in American Express's groups, split by single spaces or dashes (`_phone`): none is a phone
+_AMEX: Final = re.compile(rb"0000(?P<sep>[ -])000000(?P=sep)00000")
 
 
 # a phone candidate that is two runs of digits with one dot between them is a decimal number, not a phone; one written

@@ -32,3 +32,45 @@ def test_a_matrix_split_by_spaces_nfkc_reads_as_spaces_streamed_finds_what_it_fi
     matrix = _MATRIX.replace(" ", space)
     assert ALL.scan_output(matrix) == frozenset()
     assert _streamed_differ(ALL, matrix) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Phone:555 123-4567", [("555 123-4567", "pii:phone")]),  # before: none (`555` read as a time's minutes)
+        ("Fax:(555) 123-4567", [("(555) 123-4567", "pii:phone")]),  # before: none
+        ("3782 822463 10005", [("3782 822463 10005", "pii:credit_card")]),  # before: a phone too
+        ("3782-822463-10005", [("3782-822463-10005", "pii:credit_card")]),
+        ("pay with 3782 822463 10005 thanks", [("3782 822463 10005", "pii:credit_card")]),
+        ("23 24 25 26 27 28 29", []),  # before: a phone (a calendar's week)
+        ("0 1 2 3 4 5 6 7 8 9", []),
+        ("45 44 43 42 41 40 39", []),
+        ("2 2 2 2 2 2 2 2 2", []),
+        ("00 00 00 00 00 00", []),
+        # as before
+        ("Phone: 555 123-4567", [("555 123-4567", "pii:phone")]),
+        ("at 10:30 555-123-4567", [("555-123-4567", "pii:phone")]),
+        ("12:30 1234 5678 9012", [("1234 5678 9012", "pii:phone")]),
+        ("M:155.90 (148.35%)", []),
+        ("arXiv:2412.20317 (2024)", []),
+        ("call 5 5 5 1 2 3 4 5 6 7", [("5 5 5 1 2 3 4 5 6 7", "pii:phone")]),  # dictated digit by digit
+        ("06 12 34 56 78", [("06 12 34 56 78", "pii:phone")]),
+        ("3782 822463 10006", [("3782 822463 10006", "pii:phone")]),  # Luhn fails: no card
+    ],
+)
+def test_glued_labels_amex_cards_and_counting_runs(text: str, found: list[tuple[str, str]]) -> None:
+    raw = text.encode()
+    assert [(raw[f.start : f.end].decode(), f.label) for f in ALL.findings(text)] == found
+    assert ALL.scan(text) == {label for _, label in found}
+
+
+_PAD = "The reply goes on for a while with words and no numbers at all in it, to be cut anywhere. "
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["Phone:555 123-4567", "Fax:(555) 123-4567", "3782 822463 10005", "23 24 25 26 27 28 29", "2 2 2 2 2 2 2 2 2"],
+)
+def test_these_streamed_find_what_they_find_whole_at_every_cut(body: str) -> None:
+    assert _streamed_differ(ALL, _PAD + body + " ok " + _PAD) == []
+    assert _streamed_differ(ALL, _PAD + body) == []
