@@ -526,8 +526,8 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             yield start, end
             continue
         within = _card_within(t.raw, start, end)
-        if within is not None:
-            yield within
+        if within is not None and not (within[0] == start and t.before(start) == 46 and t.before(start - 1) == 48):
+            yield within  # (not a decimal's fraction before a number, `0.0602574471507 0.04`, as it is alone)
     pos = t.first
     while (grouped := _CARD_GROUPED.search(classes, pos, stop)) is not None:
         start, end = grouped.span()
@@ -819,7 +819,15 @@ def _card(candidate: bytes) -> bool:
         and _luhn(digits)
         and not _isbn(digits)
         and _SHORT_GROUP.search(candidate) is None
+        and _LONG_GROUP.search(candidate) is None
     )
+
+
+# a group of nine digits or more beside another: no card is written so (its groups are of six at most, or it is one
+# block; eight, where a zero-width space is dropped from a group, `4111\u200b1111 1111 1111`), a row's numbers are
+# (`ls -l --time-style=+%s`'s size and time, `4096 1796419815`: 1 in 10 a card, every such listing labelled, before
+# 2026-12-05)
+_LONG_GROUP: Final = re.compile(rb"[0-9]{9}[ -]|[ -][0-9]{9}")
 
 
 # a group of one or two digits but a card's last: cards are written in groups of four (4-4-4-4, 4-4-4-4-3, 4-4-4-1),
@@ -1068,6 +1076,7 @@ def _bare_phone(t: _Text, first: int, stop: int) -> bool:
         10 <= stop - first <= 15
         and t.classes.count(48, first, stop) == stop - first
         and t.raw[first : first + 3] != b"000"
+        and not _unix_time(t.raw[first:stop])  # (`1733356800 1733443200`: two times, a phone each before 2026-12-05)
     )
 
 
@@ -1153,20 +1162,28 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None  # a US postal code (`Springfield, IL 62704-1234`)
     if (t.before(start) == 58 or t.after(end) == 58) and _in_datetime(t.raw, start, end):
         return None
-    if t.classes.count(32, start, end) >= 3 and _counted(t.raw[start:end]):
+    if t.classes.count(32, start, end) > 0 and _counted(t.raw[start:end]):
         return None
+    gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) == 3 else -1
+    if gap > 0 and _ipv4_ahead(t, gap + 1) == end:
+        return None  # a number, then an IPv4 address (`1234 10.0.0.1`): before 2026-12-05 a phone
     if digits == 15 and _AMEX.fullmatch(t.classes, start, end) is not None and _card(t.raw[start:end]):
         return None  # an American Express card as written, 4-6-5 (`3782 822463 10005`): before 2026-12-05 a phone too
     return start, end
 
 
 def _counted(candidate: bytes) -> bool:
-    """Whether a phone candidate is four numbers or more split by single spaces alone that count up or down by one
-    (`23 24 25 26 27 28 29`, a calendar's week) or are one number throughout (`0 0 0 0 0 0 0 0 0 0`): no one's phone.
+    """Whether a phone candidate is numbers split by single spaces alone that are a row's, no one's phone: four or more
+    that count up or down by one (`23 24 25 26 27 28 29`, a calendar's week) or are one number throughout (`0 0 0 0 0 0
+    0 0 0 0`), or a Unix time in seconds among them (`_unix_time`: `ls -l --time-style=+%s`'s `4563 1733356800`).
     Before 2026-12-05 each was a `pii:phone`; a phone dictated digit by digit (`5 5 5 1 2 3 4 5 6 7`) still is."""
     if _DIGITS_SPACED.fullmatch(candidate) is None:
         return False
     groups = candidate.split(b" ")
+    if groups[0][:2] != b"00" and any(map(_unix_time, groups)):  # (`0044 1632960123`: a country's code before)
+        return True
+    if len(groups) < 4:
+        return False
     if groups.count(groups[0]) == len(groups):
         return True
     steps = {int(groups[i + 1]) - int(groups[i]) for i in range(len(groups) - 1)}
@@ -1174,6 +1191,15 @@ def _counted(candidate: bytes) -> bool:
 
 
 _DIGITS_SPACED: Final = re.compile(rb"[0-9]+(?: [0-9]+)+")
+
+
+def _unix_time(number: bytes) -> bool:
+    """Whether ten digits beginning with 1 are one: a Unix time in seconds (2001-09 to 2033-05). No phone written
+    without separators is so, but where no area code begins with 1 (the NANP's) or a 1 begins eleven (China's
+    mobiles); one beside other numbers is a row's (command output, logs), not found as a phone since 2026-12-05."""
+    return len(number) == 10 and number[0] == 49
+
+
 # a card of 15 digits in American Express's groups, split by single spaces or dashes (`_phone`): none is a phone
 _AMEX: Final = re.compile(rb"0000(?P<sep>[ -])000000(?P=sep)00000")
 

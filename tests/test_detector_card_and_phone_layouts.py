@@ -74,3 +74,43 @@ _PAD = "The reply goes on for a while with words and no numbers at all in it, to
 def test_these_streamed_find_what_they_find_whole_at_every_cut(body: str) -> None:
     assert _streamed_differ(ALL, _PAD + body + " ok " + _PAD) == []
     assert _streamed_differ(ALL, _PAD + body) == []
+
+
+_LS = """total 24
+drwxr-xr-x 2 root     root      4096 1778311769 PackageKit
+drwxr-xr-x 2 root     root      4096 1796419815 UPower
+-rw-r--r-- 1 root     root      3040 1685030075 adduser.conf
+-rw-r--r-- 1 root     root       833 1676058853 appstream.conf
+-rw-r--r-- 1 root     root      4563 1733356800 env
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1733356800 1733443200",  # before: two phones (two Unix times)
+        "-rw-r--r-- 1 root root 4563 1733356800 env",  # before: a phone (`ls -l --time-style=+%s`)
+        _LS,  # before: cards (`4096 1796419815`, a size and a time, 1 in 10 Luhn-valid) and phones
+        "1234 10.0.0.1",  # before: a phone
+        "x 0.0602574471507 0.0459481099263 y",  # before: a card (a decimal's fraction before a number)
+    ],
+)
+def test_command_output_times_and_fractions_are_no_phone_nor_card(text: str) -> None:
+    assert ALL.scan(text) - {"pii:ip_address"} == frozenset()
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("555-123-4567 1234 10.0.0.1", [("555-123-4567", "pii:phone"), ("10.0.0.1", "pii:ip_address")]),
+        # as before: a Unix time alone is as a phone alone; a phone after a country's code; two mobiles side by side
+        ("created 1733356800 ok", [("1733356800", "pii:phone")]),
+        ("0044 1632960123", [("0044 1632960123", "pii:phone")]),
+        ("13800138000 13912345678", [("13800138000", "pii:phone"), ("13912345678", "pii:phone")]),
+        ("4111 1111 1111 1111 1227 123", [("4111 1111 1111 1111", "pii:credit_card")]),
+    ],
+)
+def test_values_beside_times_and_addresses_are_found_as_far_as_they_go(text: str, found: list[tuple[str, str]]) -> None:
+    raw = text.encode()
+    assert [(raw[f.start : f.end].decode(), f.label) for f in ALL.findings(text)] == found
