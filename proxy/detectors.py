@@ -418,14 +418,24 @@ _IP_LITERAL: Final = re.compile(
 )  # (an IPv4 address's octets checked here: a match has no Python to run)
 # what a local part a file's name goes on after ends in no more than a word does (`_ends`)
 _LOCAL_ENDS: Final = frozenset(b"+-.%")
-# what a file's name goes on with after an address's top-level domain (`_ends`): underscores, then digits or words
-# joined by `_` or `-` and a file's extension (2-5 letters or digits, more after a dot: `.tar.gz`), then no word, `(`,
-# `[` nor `.` and a name. Any word was one since 2026-12-04, and Python's unspaced matrix products with an attribute
-# after a top-level domain were addresses (`x@self.in_proj_weight[…]`, `q@k.to_dense()`, `w@np.ai_weights`)
+# what a file's name goes on with after an address's top-level domain (`_ends`): underscores, then words joined by
+# `_` or `-` and a file's extension (2-5 letters or digits, more after a dot: `.tar.gz`; or a longer one of
+# `_LONG_EXTENSIONS`), or the last of them holding a digit (`_2024`, `_v2`, `_backup_2024`), then a copy's number
+# (`(1)`) or not, then no word, `(`, `[` nor `.` and a name. Any word was one since 2026-12-04, and Python's unspaced
+# matrix products with an attribute after a top-level domain were addresses (`x@self.in_proj_weight[…]`,
+# `q@k.to_dense()`, `w@np.ai_weights`); `alice@example.com_v2`, `…_backup_2024`, `…_2024.csv(1)` and
+# `…_export.parquet` were none until 2026-12-05
+_LONG_EXTENSIONS: Final = (
+    b"parquet feather pickle sqlite sqlite3 backup torrent numbers keynote markdown msgpack safetensors gnumeric"
+)
 _FILE_NAME_AFTER: Final = re.compile(
-    rb"_+(?:[0-9]+|[0-9A-Za-z\x80-\xff]+(?:[_-][0-9A-Za-z\x80-\xff]+)*(?:\.[0-9A-Za-z]{2,5})+)"
+    rb"_+(?:[0-9A-Za-z\x80-\xff]+(?:[_-][0-9A-Za-z\x80-\xff]+)*(?:\.(?:[0-9A-Za-z]{2,5}|(?i:"
+    + _LONG_EXTENSIONS.replace(b" ", b"|")
+    + rb")))+|(?:[0-9A-Za-z\x80-\xff]+[_-])*[A-Za-z\x80-\xff]*[0-9][0-9A-Za-z\x80-\xff]*)(?:\([0-9]{1,3}\))?"
     rb"(?![0-9A-Za-z_\x80-\xff(\[]|\.[A-Za-z_])"
 )
+# the rest of an A-label top-level domain after its `xn` (`_a_label_end`)
+_A_LABEL_REST: Final = re.compile(rb"--[0-9A-Za-z]+(?:-[0-9A-Za-z]+)*")
 _LOCAL_PART: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}\Z")
 # Python's unspaced matrix products read as addresses (`attn=q@k.transpose(-2,-1)`, `t=X@self.coef+b`,
 # `V=omega@np.linalg.inv(S)`; 2026-12-04), so a call asking about such code was refused where a zone forbids
@@ -477,6 +487,7 @@ log md yaml yml toml ini cfg conf jsonl ndjson arrow docx docm xlsx xlsm pptx od
 odg rtf epub 7z rar tgz tbz2 txz zst lz lzma lz4 webp jxl psd dng flac ogg oga ogv m4a m4v mkv wma wmv flv mbox msg
 ics ical sql db db3 bak tmp orig pgp gpg asc pem crt cer der p7s p7m ipynb xhtml
 """.split()
+    + _LONG_EXTENSIONS.split()
 )
 _ADDRESSES: list[re.Pattern[str]] = []  # `_address_patterns`, made once
 # the class string with every byte a local part may hold (`_EMAIL_WIDE`) as `l`, the rest `#`
@@ -1419,13 +1430,23 @@ def _emails(t: _Text) -> Iterator[tuple[int, int]]:
     for near in _AT_NEAR.finditer(classes):
         position, end = max(0, near.start() - 64), min(size, near.end() + 255)
         while (found := _EMAIL.search(classes, position, end)) is not None:
-            if (t.after(found.end()) not in _WORDISH or _ends(t, found.end())) and not _code(
-                t, found.start(), found.end()
-            ):
-                yield found.span()
+            last = found.end()
+            if last < size and classes[last] == 45:  # (`-`: an A-label's rest, `xn--p1ai`)
+                last = _a_label_end(t.raw, last)
+            if (t.after(last) not in _WORDISH or _ends(t, last)) and not _code(t, found.start(), last):
+                yield found.start(), last
             position = found.end(1)
     if _ODD_ADDRESS.search(t.raw) is not None:
         yield from _odd_addresses(t)
+
+
+def _a_label_end(raw: bytes, end: int) -> int:
+    """Where a top-level domain that `_EMAIL` read up to `end` ends: past its A-label's rest if it is one (`.xn` then
+    `--p1ai`, Russia's `рф`), at `end` otherwise. `jane@example.xn--p1ai` was masked up to `xn` (2026-12-05)."""
+    if raw[end - 3 : end].lower() != b".xn":
+        return end
+    rest = _A_LABEL_REST.match(raw, end)
+    return end if rest is None else rest.end()
 
 
 def _ends(t: _Text, end: int) -> bool:
@@ -1462,14 +1483,15 @@ def _code(t: _Text, start: int, end: int) -> bool:
     tld = raw[dot + 1 : end].decode("utf-8", "replace").lower()
     if called and glued:
         return tld not in _COMMENTED_TLDS
-    # (an A-label's match ends at its `xn`, `_EMAIL`'s: `jane@example.xn--p1ai`, Russia's `рф`)
-    a_label = tld.startswith("xn") and raw.startswith(b"--", dot + 3)
-    if tld not in _MAIL_TLDS and tld not in _IDN_TLD_SET and not a_label:
+    if tld not in _MAIL_TLDS and tld not in _IDN_TLD_SET and not tld.startswith("xn--"):  # (an A-label: `_a_label_end`)
         return True
     if glued and end < size and raw[end] == 95:
         name = _FILE_NAME_AFTER.match(raw, end)
-        if name is not None and b"." in name.group():
-            return name.group().rpartition(b".")[2].lower() not in _EXTENSIONS
+        if name is not None:
+            if b"." in name.group():
+                return name.group().rpartition(b".")[2].partition(b"(")[0].lower() not in _EXTENSIONS
+            # (words then digits with no extension are a name's, `z=a@self.ai_proj_1`; digits alone a file's)
+            return not name.group().lstrip(b"_").partition(b"(")[0].isdigit()
     return False
 
 
@@ -1514,10 +1536,17 @@ def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:
             start, stop = found.span()
             if 126 in classes[start:stop]:  # `~`: a character that is not ASCII in it
                 address = _address(t, start, stop)
-                if address is not None and not _code(t, address[0], address[1]):
-                    yield address
-            elif _ends(t, stop) and _EMAIL.fullmatch(classes, start, stop) is not None and not _code(t, start, stop):
-                yield start, stop  # all ASCII: read as `_EMAIL` reads it
+                if address is not None:
+                    first, last = address
+                    if last < size and classes[last] == 45:
+                        last = _a_label_end(t.raw, last)
+                    if not _code(t, first, last):
+                        yield first, last
+            elif _EMAIL.fullmatch(classes, start, stop) is not None:  # all ASCII: read as `_EMAIL` reads it
+                if stop < size and classes[stop] == 45:
+                    stop = _a_label_end(t.raw, stop)
+                if _ends(t, stop) and not _code(t, start, stop):
+                    yield start, stop
         at = classes.find(b"@", at + 1)
     if _ODD_ADDRESS.search(t.raw) is not None:
         yield from _odd_addresses(t)

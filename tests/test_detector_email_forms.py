@@ -70,6 +70,17 @@ FOUND = [
     ("(alice@example.com(home))", "([pii:email](home))"),  # RFC 5322's comment
     ("cc=alice@example.com[0]", "cc=[pii:email][0]"),
     ("(alice@example.de(home))", "([pii:email](home))"),
+    # a file's name after one, words then digits, a copy's number or an extension longer than 5 characters: none were
+    # found (2026-12-05, helper email)
+    ("alice@example.com_v2", "[pii:email]_v2"),
+    ("alice@example.com_backup_2024", "[pii:email]_backup_2024"),
+    ("alice@example.com_2024.csv(1)", "[pii:email]_2024.csv(1)"),
+    ("alice@example.com_export.parquet", "[pii:email]_export.parquet"),
+    ("f=alice@example.com_export.parquet", "f=[pii:email]_export.parquet"),
+    # an A-label top-level domain masked whole, not up to its `xn` (2026-12-05, helper email)
+    ("jane@example.xn--p1ai", "[pii:email]"),
+    ("email=jane@example.xn--p1ai.", "email=[pii:email]."),
+    ("to=a@b.xn--80asehdb", "to=[pii:email]"),
 ]
 
 
@@ -251,6 +262,14 @@ A_LABELS = ["email=jane@example.xn--p1ai", "=jane@EXAMPLE.XN--P1AI", "(jane@пр
 def test_an_address_with_an_a_label_top_level_domain_is_found(text: str) -> None:
     assert EMAIL.scan(text) == {"pii:email"}  # before: frozenset()
     assert EMAIL.scan_output("a reply long enough to be read at once, more or less: " * 3 + text) == {"pii:email"}
+
+
+@pytest.mark.parametrize("text", A_LABELS)
+@pytest.mark.parametrize("before", ["", "é "])
+def test_an_a_label_top_level_domain_is_masked_whole(text: str, before: str) -> None:
+    masked = EMAIL.mask(before + text + " ok")
+    assert masked.endswith("[pii:email] ok") or masked.endswith("[pii:email]) ok")  # before: `[pii:email]--p1ai`
+    assert "p1ai" not in masked.lower() and "80asehdb" not in masked
 
 
 def test_reading_no_system_mime_types_file_at_import() -> None:
