@@ -466,11 +466,45 @@ _MAIL_TLDS: Final = _ASCII_TLDS | frozenset(
 # and glued so and followed by `(` or `[`, it is code unless its top-level domain is one of these, no Python name
 # (`out=x@w.to(device)`, `x@df.at[i]` are code): `email=alice@example.com(work)`, RFC 5322's
 # `(alice@example.com(home))` and `cc=alice@example.com[0]` were (2026-12-04, review)
+_PYTHON_COUNTRIES: Final = frozenset(("to", "at", "in", "is", "as", "do", "id", "it", "me", "my", "no", "so"))
 _COMMENTED_TLDS: Final = frozenset(("com", "org", "net", "edu", "gov", "mil")) | frozenset(
-    tld
-    for tld in _ASCII_TLDS
-    if len(tld) == 2 and tld not in ("to", "at", "in", "is", "as", "do", "id", "it", "me", "my", "no", "so")
+    tld for tld in _ASCII_TLDS if len(tld) == 2 and tld not in _PYTHON_COUNTRIES
 )
+# delegated top-level domains that are the names of attributes and methods of tensors, arrays, frames and models, and
+# seldom take mail: glued so (`y=x@self.weight.data`) or followed by `(` or `[` with these or `_PYTHON_COUNTRIES`
+# (`y = x@w.to(device)`), an address is a matrix product, unless the name it is assigned to is a mail's (`_MAIL_KEYS`).
+# Both were addresses until 2026-12-05
+_ATTRIBUTE_TLDS: Final = frozenset(
+    ("data", "to", "dot", "map", "fit", "new", "run", "show", "read", "save", "open", "next", "select", "call")
+)
+_CALLED_TLDS: Final = _ATTRIBUTE_TLDS | _PYTHON_COUNTRIES
+# a name that an address glued to `=` is assigned to, that holds one (`user=bob@corp.acme`, `?to=…`, `reply_to=…`): an
+# address then, whatever its top-level domain (`_code`); a made-up private one was code until 2026-12-05
+_MAIL_KEYS: Final = frozenset(
+    (
+        "email",
+        "mail",
+        "user",
+        "username",
+        "login",
+        "to",
+        "from",
+        "cc",
+        "bcc",
+        "sender",
+        "recipient",
+        "rcpt",
+        "addr",
+        "address",
+        "contact",
+        "account",
+        "owner",
+        "author",
+        "admin",
+        "reply",
+    )
+)
+_KEY_BEFORE: Final = re.compile(rb"[0-9A-Za-z_-]{1,40}\Z")
 # and glued so, a file's name after an address (`_FILE_NAME_AFTER`) ends in a file's extension (2-5 characters), not
 # an attribute (`y=x@self.in_proj.bias`): Python 3.11's `mimetypes` table and the files mail and exports are named
 # with that it lacks (`.log`, `.md`, `.docx`, `.yaml`, `.webp`). Written here, not read from `mimetypes`: its
@@ -1483,9 +1517,14 @@ def _code(t: _Text, start: int, end: int) -> bool:
     tld = raw[dot + 1 : end].decode("utf-8", "replace").lower()
     if called and glued:
         return tld not in _COMMENTED_TLDS
-    if tld not in _MAIL_TLDS and tld not in _IDN_TLD_SET and not tld.startswith("xn--"):  # (an A-label: `_a_label_end`)
+    mail = tld in _MAIL_TLDS or tld in _IDN_TLD_SET or tld.startswith("xn--")  # (an A-label: `_a_label_end`)
+    if called:
+        return not mail or tld in _CALLED_TLDS
+    if _mail_key(raw, start - 1):
+        return False
+    if not mail or tld in _ATTRIBUTE_TLDS:
         return True
-    if glued and end < size and raw[end] == 95:
+    if end < size and raw[end] == 95:
         name = _FILE_NAME_AFTER.match(raw, end)
         if name is not None:
             if b"." in name.group():
@@ -1493,6 +1532,18 @@ def _code(t: _Text, start: int, end: int) -> bool:
             # (words then digits with no extension are a name's, `z=a@self.ai_proj_1`; digits alone a file's)
             return not name.group().lstrip(b"_").partition(b"(")[0].isdigit()
     return False
+
+
+def _mail_key(raw: bytes, glue: int) -> bool:
+    """Whether the `=` at `glue` assigns to a name that holds an address (`_MAIL_KEYS`: `user=`, `reply_to=`,
+    `EmailAddress=`)."""
+    if raw[glue] != 61:
+        return False
+    key = _KEY_BEFORE.search(raw, max(0, glue - 40), glue)
+    if key is None:
+        return False
+    name = key.group().lower()
+    return b"mail" in name or any(part.decode() in _MAIL_KEYS for part in name.replace(b"-", b"_").split(b"_"))
 
 
 def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:

@@ -81,6 +81,12 @@ FOUND = [
     ("jane@example.xn--p1ai", "[pii:email]"),
     ("email=jane@example.xn--p1ai.", "email=[pii:email]."),
     ("to=a@b.xn--80asehdb", "to=[pii:email]"),
+    # glued to `=` after a name that holds an address, a made-up private top-level domain (`.acme`) or one that is
+    # an attribute's name (`.data`): read as a matrix product until 2026-12-05 (helper email)
+    ("user=bob@corp.acme", "user=[pii:email]"),
+    ("?reply_to=bob@corp.acme&x=1", "?reply_to=[pii:email]&x=1"),
+    ("EmailAddress=bob@corp.acme;", "EmailAddress=[pii:email];"),
+    ("email=jane@corp.data", "email=[pii:email]"),
 ]
 
 
@@ -217,6 +223,13 @@ ML_CODE = [
     "x=np.clip(x@self.W.T,0,1)",
     "d=dict(k=q@self.keys.T)",
     "assert_allclose(A, L@D@L.conjugate().T, atol=atol)",  # (SciPy's tests)
+    # a delegated top-level domain that is an attribute's name (`.data`, `.to`, `.dot`), glued, or spaced and then
+    # called or indexed: addresses until 2026-12-05 (helper email)
+    "y=x@self.weight.data",
+    "w=x@self.w.data+b",
+    "y = x@w.to(device)",
+    "v = x@df.at[0]",
+    "z = a@np.dot(b, c)",
 ]
 
 
