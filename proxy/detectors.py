@@ -407,15 +407,23 @@ _ODD_ADDRESS: Final = re.compile(rb'"@|@\[')
 # were one (2026-12-04)
 _QUOTED_EDGE: Final = rb"(?:[0-9A-Za-z\x80-\xff!#$%&'*./?^_`|~-]|\\[ -~])"
 _QUOTED_PART: Final = _QUOTED_EDGE + rb"(?:(?:[ !#-\[\]-~\x80-\xff]|\\[ -~]){0,60}" + _QUOTED_EDGE + rb")?"
-_QUOTED_DOMAIN: Final = rb"@[0-9A-Za-z-]{1,63}(?:\.[0-9A-Za-z-]{1,63})*\.[A-Za-z]{2,24}"
+# (its labels UTF-8 too, its top-level domain ASCII: `"jörg"@exämple.de` was none until 2026-12-05)
+_QUOTED_DOMAIN: Final = rb"@[0-9A-Za-z\x80-\xff-]{1,63}(?:\.[0-9A-Za-z\x80-\xff-]{1,63})*\.[A-Za-z]{2,24}"
 _QUOTED: Final = re.compile(rb'"' + _QUOTED_PART + rb'"' + _QUOTED_DOMAIN)  # (UTF-8 in the quotes too: RFC 6531)
 # the same in JSON in a string, its quotes escaped: a tool call's arguments, `{"to": "\\"john doe\\"@example.com"}`, were
 # read with none (2026-12-04)
 _QUOTED_ESCAPED: Final = re.compile(rb'\\"' + _QUOTED_PART + rb'\\"' + _QUOTED_DOMAIN)
 _OCTET: Final = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IP_LITERAL: Final = re.compile(
-    rb"@\[(?:" + _OCTET + rb"(?:\." + _OCTET + rb"){3}|[iI][pP][vV]6:([0-9A-Fa-f:.]{2,45}))\]"
-)  # (an IPv4 address's octets checked here: a match has no Python to run)
+    rb"@\[(?:"
+    + _OCTET
+    + rb"(?:\."
+    + _OCTET
+    + rb"){3}|[iI][pP][vV]6:([0-9A-Fa-f:.]{2,45})|([0-9A-Fa-f.]*:[0-9A-Fa-f:.]+))\]"
+)  # (an IPv4 address's octets checked here: a match has no Python to run; an IPv6 one without its `IPv6:` tag,
+# `alice@[2001:db8::1]`, parsed, is one too since 2026-12-05)
+# a quoted local part that ends where an IP address in brackets starts (`"a b"@[1.2.3.4]`: none until 2026-12-05)
+_QUOTED_LOCAL: Final = re.compile(rb'"' + _QUOTED_PART + rb'"\Z')
 # what a local part a file's name goes on after ends in no more than a word does (`_ends`)
 _LOCAL_ENDS: Final = frozenset(b"+-.%")
 # what a file's name goes on with after an address's top-level domain (`_ends`): underscores, then words joined by
@@ -1548,7 +1556,8 @@ def _mail_key(raw: bytes, glue: int) -> bool:
 
 def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:
     """Addresses with a quoted local part or an IP address for a domain (`_ODD_ADDRESS`), each from its local part to
-    its domain's end; a local part before brackets, and a domain of names, of ASCII (`_EMAIL`'s)."""
+    its domain's end; a local part before brackets of ASCII (`_EMAIL`'s), quoted, or with letters that are not ASCII
+    (`_wide_local`), and a domain of names ending in an ASCII top-level one."""
     raw = t.raw
     for quoted in _QUOTED.finditer(raw):
         if _ends(t, quoted.end()):
@@ -1559,16 +1568,37 @@ def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:
                 yield quoted.span()
     for literal in _IP_LITERAL.finditer(raw):
         at = literal.start()
-        local = _LOCAL_PART.search(t.classes, max(0, at - 64), at)
-        if local is None:
-            continue
-        six = literal.group(1)
+        six = literal.group(1) or literal.group(2)
         if six is not None:
             try:
                 ipaddress.IPv6Address(six.decode())
             except ValueError:
                 continue
-        yield local.start(), literal.end()
+        first = -1
+        if at > 0 and raw[at - 1] == 34:  # (`"`)
+            before = _QUOTED_LOCAL.search(raw, max(0, at - 256), at)
+            if before is not None:
+                first = before.start()
+        if first < 0:
+            local = _LOCAL_PART.search(t.classes, max(0, at - 64), at)
+            first = at if local is None else local.start()
+            if t.wide and first > 0 and raw[first - 1] >= 0x80:
+                first = _wide_local(raw, first, at)
+        if first < at:
+            yield first, literal.end()
+
+
+def _wide_local(raw: bytes, first: int, at: int) -> int:
+    """Where a local part before an IP address in brackets starts when letters that are not ASCII are in it
+    (`jörg@[1.2.3.4]` was masked from `rg` until 2026-12-05): read back in its characters, at most 64 of them."""
+    start = max(0, at - 256)
+    while start < first and 0x80 <= raw[start] < 0xC0:  # (a UTF-8 continuation byte: on to where a character starts)
+        start += 1
+    text = raw[start:at].decode("utf-8", "surrogatepass")
+    local = _address_patterns()[0].search(text, max(0, len(text) - 64))
+    if local is None:
+        return first
+    return start + len(text[: local.start()].encode("utf-8", "surrogatepass"))
 
 
 def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:
