@@ -40,6 +40,7 @@ import concurrent.futures
 import contextlib
 import copy
 import fcntl
+import functools
 import logging
 import os
 import queue
@@ -57,6 +58,7 @@ import orjson
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import DatasetFacet, JobFacet, RunFacet, job_type_job, nominal_time_run
 from openlineage.client.transport import AsyncHttpTransport, Transport, get_default_factory
+from openlineage.client.transport.composite import CompositeTransport
 from openlineage.client.transport.http import TokenProvider
 from openlineage.client.uuid import generate_new_uuid
 
@@ -94,7 +96,9 @@ SET_ASIDE_FAILURES: Final = 2
 # ~8 KiB (64 labels of 128 characters), a checkpoint's name 512 characters (`printable_name`)
 NAME_MAX: Final = 255
 STOP_WAIT_S = 5.0  # at shutdown, how long the events still queued may take to go out
-TALLY_S: Final = 1.0  # while an async_http transport has events pending, how often the sender reads its stats
+# of the stop's wait for the sender, what is kept for the sender to count what an async_http transport it closes (cut
+# short then: its own retries take ~9 s) did not send, and end
+CLOSE_SPARE_S: Final = 1.0
 
 
 def _facet_schema(name: str) -> str:
@@ -202,6 +206,22 @@ class _Barrier:
 _Item = _NewFlow | _Snapshot | _Barrier | None
 
 
+class _Handed:
+    """An event `_emit` handed to async_http transports (one, or several inside a composite one), which post it on
+    their own threads later: counted once each has reported what became of its copy (`_reported`), sent when one took
+    it, else failed. `disowned`: counted otherwise (the emit raised after queueing it: failed, and sent again), or
+    counted already; what the transports report of it is not counted."""
+
+    __slots__ = ("disowned", "queued", "reported", "returned", "taken")
+
+    def __init__(self) -> None:
+        self.queued = 0  # copies queued by async_http transports
+        self.reported = 0  # of those, the ones they reported sent or given up on
+        self.taken = False  # one of them was taken by the backend
+        self.returned = False  # the emit returned
+        self.disowned = False
+
+
 class _Tally:
     __slots__ = ("count", "facts")
 
@@ -271,11 +291,14 @@ class OpenLineageRecorder:
         self._stop_once = StopOnce()
         self._stopping = False  # `stop` was called: a flush from then on does nothing
         self._down = False
-        # an async_http transport, whose emit only queues the event for its own worker: its events are counted as its
-        # stats say (`_tally`, from the sender and from `metrics`), from the counts seen so far (success, failed)
-        self._async: AsyncHttpTransport | None = None
-        self._tallied = (0, 0)
-        self._tally_lock = threading.Lock()
+        # the async_http transports (the transport, or those inside a composite one), whose emit only queues the event
+        # for their own worker: their events are counted as each worker reports it (`_watch`, `_reported`); the event
+        # being emitted, whose copies they queue (`_queued`, the sender's); by each copy queued, its event
+        self._async: tuple[AsyncHttpTransport, ...] = ()
+        self._handing: _Handed | None = None
+        self._handed: dict[int, _Handed] = {}
+        self._tally_lock = threading.Lock()  # counts and outages (`_failing`, `_taking`), `_handed`
+        self._stop_by: float | None = None  # monotonic: when the stop gives up waiting for the sender
         # events by what became of them, and outages; a reload's new recorder counts on from these (FanOut.swap)
         self.counts = Counts("sent", "failed", "dropped", "outages")
 
@@ -411,6 +434,8 @@ class OpenLineageRecorder:
             if snapshot is not None:
                 await asyncio.to_thread(self._queue.put, snapshot, True, STOP_WAIT_S)
                 snapshot = None  # queued: counted with the queue below
+            # before the marker: the sender closes its transport by then (`_close`), the join waits as long
+            self._stop_by = time.monotonic() + STOP_WAIT_S
             await asyncio.to_thread(self._queue.put, None, True, STOP_WAIT_S)
         except queue.Full:
             pass  # the sender is stuck on a dead backend: said below
@@ -519,7 +544,6 @@ class OpenLineageRecorder:
                   _calls(lost), self._target, why, still if kept else "")  # fmt: skip
 
     def metrics(self) -> Iterable[str]:
-        self._tally()
         counts = self.counts
         return (
             "# HELP lineage_proxy_openlineage_events_total OpenLineage events by what became of them.",
@@ -580,23 +604,19 @@ class OpenLineageRecorder:
                 # the error, not its traceback: what openlineage-python raises may quote the URL, its password too
                 log.error("openlineage: cannot build the %s transport (%s); no events will be sent", self._target,
                           _error(exc))  # fmt: skip
-        if isinstance(transport, AsyncHttpTransport):
-            self._async = transport
         if transport is not None:
+            self._watch(transport)
             self._load_spool()
             if self._retry:  # what an earlier run spooled goes out first, before any new event
                 self._send_snapshot(transport, None)
                 self._spool_sent()
                 self._save_backlog()
         while True:
-            # with counts to send again: after an interval without a snapshot too; with an async_http transport's
-            # events pending, after TALLY_S, to count what became of them (`_tally`): read only as the next event went
-            # out, at a scrape or at its close, an idle proxy no one scraped said and counted none the backend failed
-            timeout = self._settings.snapshot_interval_s if self._owed() else TALLY_S if self._pending() else None
+            # with counts to send again: after an interval without a snapshot too
+            timeout = self._settings.snapshot_interval_s if self._owed() else None
             try:
                 item = self._take(timeout, transport is not None)
             except queue.Empty:
-                self._tally()
                 if transport is not None:
                     self._send_snapshot(transport, None)
                     self._spool_sent()
@@ -622,11 +642,14 @@ class OpenLineageRecorder:
         if transport is not None:
             if self._owed():  # a last try, within stop's wait; the first failure ends it
                 self._send_snapshot(transport, None, last=True)
-            self._close()
+            stop_by = self._stop_by  # set before the stop's marker, which ended the loop above
+            self._close(-1 if stop_by is None else max(0.0, stop_by - time.monotonic() - CLOSE_SPARE_S))
 
     def _close(self, timeout: float = -1) -> None:
         """Close the transport (its sockets, files, and async_http's and kafka's own threads), once; by the sender.
-        `timeout`: how long what it still holds may take to go out (-1: as long as it takes)."""
+        `timeout`: how long what it still holds may take to go out (-1: as long as it takes); at the stop, what is
+        left of its wait for the sender: an async_http transport's own retries (~9 s) outlasted it, and what it then
+        held was counted by no one before the process ended (`_unreported`)."""
         transport, self._transport = self._transport, None
         if transport is None:
             return
@@ -635,36 +658,76 @@ class OpenLineageRecorder:
         except BaseException as exc:  # a SystemExit too: raised on the failed sender, it ended the thread before
             # `_hold_all`, and a flush waited for it forever
             log.error("openlineage: the %s transport failed to close (%s)", self._target, _error(exc))
-        self._tally(closed=True)
+        self._unreported()
 
-    def _pending(self) -> bool:
-        """Whether an async_http transport has events it has not sent nor given up on (its `get_stats()`)."""
-        transport = self._async
-        return transport is not None and transport.get_stats()["pending"] > 0
+    def _watch(self, transport: Transport) -> None:
+        """Count the events of each async_http transport in `transport` (itself, or inside a composite or transform
+        one) as its worker reports each (`_reported`): its emit returns once the event is queued. Its `get_stats()` has
+        only totals, read now and then: an outage that began and ended between two reads went unsaid, a composite
+        transport's were counted sent as queued, and an event its emit queued and then raised on was counted twice."""
+        parts = tuple(_async_parts(transport))
+        for part in parts:
+            hooks = vars(part)  # the instance's own, in front of its methods: each called by the transport itself
+            hooks["_add_event"] = functools.partial(self._queued, part._add_event)
+            hooks["_mark_success"] = functools.partial(self._reported, part._mark_success, True)
+            hooks["_mark_failed"] = functools.partial(self._reported, part._mark_failed, False)
+        self._async = parts
 
-    def _tally(self, *, closed: bool = False) -> None:
-        """Count what an async_http transport's worker did with the events it was handed since the last tally (its
-        `get_stats()`): sent once the backend took them, failed once it gave up on them (its own retries; they are not
-        sent again, nor spooled: it says how many, never which). `closed`: the transport is closed, the events it
-        still had never go out (failed). Its emit returns once the event is queued: counted sent then, every event
-        was, the backend down or answering 500."""
+    def _queued(self, add: Any, request: Any) -> None:
+        """An async_http transport queues a copy of the event being emitted (on the sender, in `_emit`)."""
+        handing = self._handing
+        if handing is not None:
+            with self._tally_lock:
+                handing.queued += 1
+                self._handed[id(request)] = handing
+        add(request)
+
+    def _reported(self, mark: Any, taken: bool, request: Any) -> Any:
+        """An async_http transport's worker reports a copy sent (`taken`) or given up on (its own retries): its event
+        is counted once every copy is reported and its emit returned, so that outages are said as they come."""
+        released = mark(request)
         with self._tally_lock:
-            transport = self._async
-            if transport is None:
-                return
-            stats = transport.get_stats()
-            success, failed = stats["success"], stats["failed"]
-            if closed:
-                failed += stats["pending"]
-                self._async = None
-            sent, lost = success - self._tallied[0], failed - self._tallied[1]
-            self._tallied = (success, failed)
-            if lost > 0:
-                self.counts.add("failed", lost)
-                self._failing(f"{lost} events the async_http transport gave up on", kept=False)
-            if sent > 0:
-                self.counts.add("sent", sent)
-                self._taking()
+            handed = self._handed.pop(id(request), None)
+            if handed is not None:
+                handed.reported += 1
+                handed.taken = handed.taken or taken
+                if handed.returned and handed.reported == handed.queued:
+                    self._settle(handed)
+        return released
+
+    def _settle(self, handed: _Handed) -> None:
+        """Count an event handed to async_http transports (under `_tally_lock`), once: sent when one of them took it,
+        failed when they gave it up (not sent again, nor spooled: the proxy no longer holds it)."""
+        if handed.disowned:
+            return
+        handed.disowned = True
+        if handed.taken:
+            self.counts.add("sent")
+            self._taking()
+        else:
+            self.counts.add("failed")
+            self._failing("the async_http transport gave an event up", kept=False)
+
+    def _unreported(self) -> None:
+        """The async_http transports are closed: the events they had not reported (still queued, or retried when the
+        stop's close cut them short) never go out: counted dropped, and said (one taken by one of them, sent)."""
+        with self._tally_lock:
+            left = {id(handed): handed for handed in self._handed.values()}.values()
+            self._handed = {}
+            self._async = ()
+            dropped = 0
+            for handed in left:
+                if handed.disowned or not handed.returned:
+                    continue
+                if handed.taken:
+                    self._settle(handed)
+                    continue
+                handed.disowned = True
+                dropped += 1
+        if dropped:
+            self.counts.add("dropped", dropped)
+            log.warning("openlineage: %d events the async_http transport of %s still held when closed were not sent; "
+                        "dropped", dropped, self._target)  # fmt: skip
 
     def _save_backlog(self) -> None:
         """While the backend fails, what this recorder holds to send again, in its backlog file in the spool (the
@@ -979,9 +1042,14 @@ class OpenLineageRecorder:
         """Send one event: False when it is to be sent again (the backend did not take it). One the backend
         refused for what it is (`_refused`) is dropped: sent again, it would be refused again, and a refused
         count event kept first in line held back every later count."""
+        handing = self._handing = _Handed() if self._async else None
         try:
             transport.emit(event)
         except Exception as exc:
+            self._handing = None
+            if handing is not None:
+                with self._tally_lock:  # counted here, and sent again: what the transports report of it is not
+                    handing.disowned = True
             self._busy = _status(exc) in _BUSY
             if _refused(exc):
                 self.counts.add("dropped")
@@ -992,9 +1060,14 @@ class OpenLineageRecorder:
             with self._tally_lock:
                 self._failing(redact_userinfo(str(exc)))
             return False
-        if self._async is not None:
-            self._tally()  # queued by the transport, not sent yet: counted as its worker reports
-            return True
+        self._handing = None
+        if handing is not None:
+            with self._tally_lock:
+                handing.returned = True
+                if handing.queued:  # not sent yet: counted as their workers report (`_reported`)
+                    if handing.reported == handing.queued:
+                        self._settle(handing)
+                    return True
         self.counts.add("sent")
         with self._tally_lock:
             self._taking()
@@ -1281,6 +1354,19 @@ class _Backlog:
             os.close(self.fd)
         self.path = None
         self.fd = None
+
+
+def _async_parts(transport: Transport) -> Iterable[AsyncHttpTransport]:
+    """The async_http transports `transport` is or holds (a composite's, a transform's, at any depth)."""
+    if isinstance(transport, AsyncHttpTransport):
+        yield transport
+    elif isinstance(transport, CompositeTransport):
+        for part in transport.transports:
+            yield from _async_parts(part)
+    else:
+        inner = getattr(transport, "transport", None)  # a transform transport's
+        if isinstance(inner, Transport):
+            yield from _async_parts(inner)
 
 
 def _calls(events: Iterable[tuple[EdgeKey, RunEvent, int]]) -> int:

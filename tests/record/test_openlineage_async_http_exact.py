@@ -1,0 +1,189 @@
+"""openlineage-python's async_http transport queues each event and returns; its own thread posts it later. The proxy
+counted its events from `get_stats()`, totals read now and then (at each event, each second while some were pending,
+at a scrape): an outage that began and ended between two reads went unsaid, uncounted; an event its emit queued and
+then raised on was counted sent and failed; inside a composite transport none of that was read, every event counted
+sent as queued; and at the stop its own retries (~9 s) outlasted the sender's 5 s wait, what it still held counted by
+no one. Now each copy of an event is counted as the transport's thread reports it, and what the stop's close cuts
+short is counted dropped and said. Real backends on 127.0.0.1 (aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from openlineage.client.transport.async_http import AsyncHttpTransport
+
+from tests.harness import LoopThread, start_app
+from tests.held import until
+from tests.record.test_openlineage import Marquez, chat, config, marquez, metric, sink
+from tests.record.test_openlineage_async_http_counts import answers_500
+from tests.test_openlineage_single_try import Failing
+
+__all__ = ["answers_500", "marquez"]  # the fixtures, imported
+
+
+class Told:
+    """Answers each event as the test says (`answer`: the nth to arrive, from 0), or at once once `rest` is set."""
+
+    def __init__(self) -> None:
+        self.arrived: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
+        self.rest: int | None = None
+        self._cond = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/v1/lineage", self._lineage)
+        return app
+
+    async def _lineage(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._loop = asyncio.get_running_loop()
+        told: asyncio.Future[int] = self._loop.create_future()
+        with self._cond:
+            if self.rest is not None:
+                told.set_result(self.rest)
+            self.arrived.append((body, told))
+            self._cond.notify_all()
+        return web.Response(status=await told)
+
+    def wait_for(self, count: int) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.arrived) >= count, 10), len(self.arrived)
+
+    def answer(self, n: int, status: int) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.arrived[n][1].set_result, status)
+
+    def answer_rest(self, status: int) -> None:
+        with self._cond:
+            self.rest = status
+            for n, (_, told) in enumerate(self.arrived):
+                if not told.done():
+                    self.answer(n, status)
+
+
+@pytest.fixture
+def told(loop_thread: LoopThread) -> Iterator[tuple[Told, str]]:
+    server = Told()
+    runner, port = loop_thread.run(start_app(server.app()))
+    yield server, f"http://127.0.0.1:{port}"
+    server.answer_rest(201)
+    loop_thread.run(runner.cleanup())
+
+
+def _stats(proxy: Any) -> dict[str, int]:
+    transport = sink(proxy)._transport
+    assert isinstance(transport, AsyncHttpTransport)
+    return transport.get_stats()
+
+
+def test_an_outage_that_begins_and_ends_between_two_reads_of_the_stats_is_counted_and_said(
+    vllm: Any, told: tuple[Told, str], make_proxy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, upstream = vllm
+    backend, url = told
+    transport = f'{{type: async_http, url: "{url}", retry: {{total: 0}}}}'
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+        recorder = sink(proxy)
+        chat(proxy)  # a new flow's event: the backend fails it, an outage
+        backend.wait_for(1)
+        backend.answer(0, 500)
+        assert until(lambda: recorder.counts["outages"] == 1)
+        chat(proxy, **{"x-data-labels": "health"})  # two more: both pending as the sender reads the stats after each
+        chat(proxy, **{"x-data-labels": "finance"})
+        backend.wait_for(3)
+        backend.answer(1, 201)  # the backend is back: takes one (the outage ends) ...
+        assert until(lambda: _stats(proxy)["success"] == 1)
+        backend.answer(2, 500)  # ... then fails the next: a second outage, before the stats were read again
+        assert until(lambda: recorder.counts["failed"] == 2), recorder.counts["failed"]
+        backend.answer_rest(201)
+    # before: outages 1, and the outage was taken for over ('takes events again' the last line) though it goes on
+    assert (recorder.counts["sent"], recorder.counts["outages"]) == (1, 2)
+    lines = [r.getMessage() for r in caplog.records]
+    said = ["down" if "cannot send" in line else "up" for line in lines if "cannot send" in line or "again" in line]
+    assert said == ["down", "up", "down"], lines
+
+
+class QueuesThenRaises(AsyncHttpTransport):
+    """openlineage-python's async_http transport by dotted path, whose emit queues the event (its thread posts it) and
+    then raises: a wrapper's check after the hand-over, or async_http's own emit finding its thread dead."""
+
+    kind = "queues-then-raises"
+
+    def emit(self, event: Any) -> None:
+        super().emit(event)
+        raise RuntimeError("queued, then failed")
+
+
+def test_an_event_an_async_transport_queues_then_raises_on_is_counted_once(
+    vllm: Any, marquez: tuple[Marquez, str], make_proxy: Any
+) -> None:
+    _, upstream = vllm
+    backend, url = marquez
+    transport = f'{{type: {__name__}.QueuesThenRaises, url: "{url}", retry: {{total: 0}}}}'
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    chat(proxy)  # the new flow's event: queued, posted, taken; the emit raised
+    backend.wait_for(1)
+    assert until(lambda: _stats(proxy)["success"] == 1)
+    # before: sent 1 (the transport's stats) and failed 1 (the emit's error), for one event
+    assert (metric(proxy, 'lineage_proxy_openlineage_events_total{result="sent"}'),
+            metric(proxy, 'lineage_proxy_openlineage_events_total{result="failed"}')) == (0, 1)  # fmt: skip
+
+
+def test_async_http_inside_a_composite_transport_is_counted_as_its_thread_reports(
+    vllm: Any, answers_500: tuple[Failing, str], make_proxy: Any
+) -> None:
+    _, upstream = vllm
+    backend, url = answers_500
+    transport = f'{{type: composite, transports: [{{type: async_http, url: "{url}", retry: {{total: 0}}}}]}}'
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    chat(proxy)
+    assert until(lambda: backend.failed == 1)
+    assert until(lambda: recorder.counts["failed"] == 1), recorder.counts["failed"]
+    assert (recorder.counts["sent"], recorder.counts["outages"]) == (0, 1)  # before: sent 1, failed 0, no outage
+
+
+def test_a_composite_of_two_async_http_transports_counts_an_event_one_takes_sent_once(
+    vllm: Any, answers_500: tuple[Failing, str], marquez: tuple[Marquez, str], make_proxy: Any
+) -> None:
+    _, upstream = vllm
+    failing, down = answers_500
+    taking, up = marquez
+    parts = f'{{type: async_http, url: "{down}", retry: {{total: 0}}}}, {{type: async_http, url: "{up}"}}'
+    proxy = make_proxy(config(f"{{transport: {{type: composite, transports: [{parts}]}}, snapshot_interval_s: 600}}"),
+                       UPSTREAM=upstream)  # fmt: skip
+    recorder = sink(proxy)
+    chat(proxy)
+    taking.wait_for(1)
+    assert until(lambda: failing.failed == 1)
+    assert until(lambda: recorder.counts["sent"] == 1)
+    assert (recorder.counts["failed"], recorder.counts["outages"]) == (0, 0)
+
+
+def test_what_async_http_still_retries_at_the_stop_is_counted_dropped_and_said(
+    vllm: Any, answers_500: tuple[Failing, str], make_proxy: Any, loop_thread: LoopThread,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Its own retries (here 4 s, then 8 s) outlast the stop's 5 s wait for the sender, which closed the transport
+    waiting as long as they took: the stop returned with nothing counted, the process ended, the events unsaid."""
+    _, upstream = vllm
+    backend, url = answers_500
+    transport = f'{{type: async_http, url: "{url}", retry: {{total: 2, backoff_factor: 4}}}}'
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    chat(proxy)
+    assert until(lambda: backend.failed == 1)  # its first try; the next in 4 s
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        loop_thread.run(recorder.stop())  # the flow's count event too: queued, then retried
+    # before: dropped 0, failed 0, nothing said (the sender still closing, past the stop)
+    assert recorder.counts["dropped"] == 2, (recorder.counts["dropped"], recorder.counts["failed"])
+    assert recorder.counts["sent"] == 0
+    assert any("2 events the async_http transport" in r.getMessage() for r in caplog.records)
