@@ -124,6 +124,10 @@ SETTLE_S: Final = 60.0
 # how long the fan-out waits for a sink's stop (`stop_retired`): past the built-in sinks' own bounds, 5 s to spare (the
 # openlineage sink's stop waits up to 3 x 5 s for its sender, then writes its spool; the edge store's up to 3 x 5 s)
 SINK_STOP_WAIT_S: Final = 20.0
+# what the fan-out waits past a sink's own stop bound (`stop_bound_s`, which it says when it is set by configuration: the
+# spans sink's `export_timeout_s`, up to an hour), for it to count and say what it did not write: the fan-out gave up at
+# 20 s on a spans sink told to wait 30 s, and the process ended with its spans counted nowhere, their line unsaid
+SINK_STOP_SPARE_S: Final = 5.0
 
 
 def _stopped_late(name: str, stopping: asyncio.Future[None]) -> None:
@@ -427,12 +431,16 @@ class FanOut:
         said as an asyncio "exception was never retrieved" once collected), and at the stop unsaid altogether.
         Waited for `stop_wait_s` at most: a stop still running then (a sink's own whose wait has no end) is logged and
         counted as one that raised, and left to go on; it held the proxy's stop for good."""
+        wait = self.stop_wait_s
+        bound = getattr(sink, "stop_bound_s", 0.0)  # a sink's own, set by configuration (`SINK_STOP_SPARE_S`)
+        if isinstance(bound, (int, float)) and bound > 0 and bound + SINK_STOP_SPARE_S > wait:
+            wait = float(bound) + SINK_STOP_SPARE_S
         stopping = asyncio.ensure_future(sink.stop())
-        done, _ = await asyncio.wait((stopping,), timeout=self.stop_wait_s)
+        done, _ = await asyncio.wait((stopping,), timeout=wait)
         if not done:
             self._unflushed[sink.name] = self._unflushed.get(sink.name, 0) + 1
             log.error("record sink %s did not stop within %gs; the proxy goes on without waiting for it: what it held "
-                      "may be lost (counted in %s{sink=\"%s\"})", sink.name, self.stop_wait_s, UNFLUSHED,
+                      "may be lost (counted in %s{sink=\"%s\"})", sink.name, wait, UNFLUSHED,
                       sink.name)  # fmt: skip
             stopping.add_done_callback(functools.partial(_stopped_late, sink.name))
             return

@@ -197,6 +197,9 @@ class SpanRecorder:
         # a stop waits for the exporter as long as one export may take: what is unsent by then is counted
         # and logged, not waited for
         self.queue = BoundedExporter(sink, max_queue=telemetry.queue_size, stop_timeout_s=telemetry.export_timeout_s)
+        # how long its stop waits at most (then counts and says what is not exported): the fan-out waits past it
+        # (`FanOut.stop_retired`), an export_timeout_s over its 20 s too
+        self.stop_bound_s = telemetry.export_timeout_s
         self.counts = self.queue.counts  # a reload's new recorder counts on from these (FanOut.swap)
         # the blocks (and decisions, `_flow_block`) by flow key, at most FLOW_BLOCKS_KEPT of them and FLOW_BYTES_KEPT
         self._blocks = Memo(FLOW_BLOCKS_KEPT, FLOW_BYTES_KEPT)
