@@ -1902,7 +1902,8 @@ class Detectors:
     def __init__(self, specs: Iterable[DetectorSpec], max_chars: int = 1_000_000, keep_max: int = 16 << 20) -> None:
         finders: list[tuple[str, Finder, bytes, int, str]] = []
         customs: list[re.Pattern[str]] = []
-        for spec in specs:
+        specs_read = tuple(specs)
+        for spec in specs_read:
             label = f"pii:{spec.name}"
             if spec.pattern is None:
                 finders.extend((label, finder, *_NEEDS[finder]) for finder in _BUILTIN[spec.name])
@@ -1925,6 +1926,14 @@ class Detectors:
         self._marks = () if None in groups else tuple(chr(byte) for byte in range(128) if _CLASSES[byte] in groups)
         self._patterns = None in groups  # whether a custom pattern is one of them
         self._customs = tuple(customs)  # (`_before_custom`)
+        # the custom patterns alone, which a stream scanner reads again farther back (`_PatternStreamScanner`): these
+        # detectors themselves when they are all there is; None without one
+        self._long: Detectors | None = None
+        if customs:
+            if len(customs) == len(finders):
+                self._long = self
+            else:
+                self._long = Detectors([spec for spec in specs_read if spec.pattern is not None], max_chars, keep_max)
         self.max_chars = max_chars
         # bytes of a reply passed on as it arrives kept to be read whole (`protocols.WHOLE_MAX`, or
         # `limits.buffer_max_bytes` when larger: `Pipeline`)
@@ -2183,7 +2192,10 @@ class Detectors:
         return b"".join(out).decode("utf-8", "surrogatepass")
 
     def stream(self) -> StreamScanner:
-        return StreamScanner(self)
+        """A scanner of a text that arrives in pieces; with a custom pattern, one reading it again farther back for
+        those patterns (`_PatternStreamScanner`): an ordinary stream does no work for them."""
+        long = self._long
+        return StreamScanner(self) if long is None else _PatternStreamScanner(self, long)
 
     def scan_output(self, text: str) -> frozenset[str]:
         """What a new `stream()` finds in `text` fed to it whole and ended (`feed`, `end_text`, `found`), found
@@ -2477,9 +2489,13 @@ class StreamScanner:
     @property
     def found(self) -> set[str]:
         """The labels of everything fed so far (what waits read as the end: what is fed after is read with it again)."""
+        self._settle()
+        return self._found
+
+    def _settle(self) -> None:
+        """Reads what waits, as the end of what was fed (`found`)."""
         if self._waiting:
             self._read(hold=False)
-        return self._found
 
     def feed(self, piece: str) -> None:
         if not piece:
@@ -2544,3 +2560,94 @@ class StreamScanner:
         if self._waiting:
             self._read(hold=False)
         self._tail = ""
+
+
+# the most characters, as the detectors read them, of a value of a custom pattern that a streamed reply's record finds
+# wherever its pieces were cut, as in the reply read whole (`_PatternStreamScanner`)
+STREAM_VALUE_MAX: Final = WINDOW_WIDEST
+# how much further back the tail it reads again with the next batch starts, at most, so as to start after white space
+_LONG_GAP: Final = 256
+
+
+class _PatternStreamScanner(StreamScanner):
+    """A stream scanner of detectors with a custom pattern, whose value may be longer than the overlap a stream is
+    read with (a PEM key: 26 lines, 1,700 characters): those patterns alone (`long`) are read again in windows of their
+    own, a batch of at least `STREAM_VALUE_MAX` new characters after the last `STREAM_VALUE_MAX` read before (as the
+    detectors read them, from the white space up to `_LONG_GAP` before them), so a value of theirs up to that long is
+    found however the reply was cut, for twice their reading of the text. Before 2026-12-05 a PEM key streamed in
+    pieces that a batch's end (4,096 characters) cut was not found, where the same reply read whole was."""
+
+    def __init__(self, detectors: Detectors, long: Detectors) -> None:
+        super().__init__(detectors)
+        self._long = long
+        self._long_tail = ""
+        self._long_waiting: list[str] = []  # pieces not read yet for the custom patterns
+        self._long_size = 0
+        # a text ended whose newline is read only with what is fed after it, as the stream scanner reads it (`end_text`)
+        self._newline_next = False
+
+    def feed(self, piece: str) -> None:
+        scanned = self._scanned
+        super().feed(piece)
+        taken = self._scanned - scanned  # (what the scan limit lets be read of it)
+        if taken > 0:
+            if self._newline_next:
+                self._newline_next = False
+                self._long_waiting.append("\n")
+                self._long_size += 1
+            self._long_waiting.append(piece if taken == len(piece) else piece[:taken])
+            self._long_size += taken
+            if self._long_size >= STREAM_VALUE_MAX:
+                self._long_read(True)
+
+    def _long_read(self, hold: bool) -> None:
+        """Reads the tail and what waits for the custom patterns, but for the end that may be a value cut there
+        (`_unended`, as `_read_window` holds it), and keeps the end of what it read for the next."""
+        window = self._long_tail + "".join(self._long_waiting)
+        self._long_waiting = []
+        self._long_size = 0
+        held = _unended(window) if hold else len(window)
+        if held < len(window):
+            self._long_waiting = [window[held:]]
+            self._long_size = len(window) - held
+            window = window[:held]
+        # (read as `_read_window` reads its window: as many characters as it has, as the detectors read them)
+        self._found |= self._long.scan(window, len(window))
+        self._long_tail = _long_tail(_read_end(window, STREAM_VALUE_MAX + _LONG_GAP))
+
+    def _settle(self) -> None:
+        super()._settle()
+        if self._long_waiting:
+            self._long_read(False)
+
+    def end_text(self) -> None:
+        """The newline after the text is read when the stream scanner reads it: now, with what waits there; else
+        with what is fed next, if anything (its end read as it stands, as `scan_output` reads a text ending in a
+        token longer than the overlap: a pattern of `[0-9]\\n` found no more in the text streamed than whole)."""
+        now = bool(self._waiting)
+        super().end_text()
+        ended = self._long_waiting[-1] if self._long_waiting else self._long_tail
+        if ended and not ended.endswith("\n"):
+            if now:
+                self._long_waiting.append("\n")
+                self._long_size += 1
+            else:
+                self._newline_next = True
+
+    def cut(self) -> None:
+        super().cut()
+        if self._long_waiting:
+            self._long_read(False)
+        self._long_tail = ""
+        self._newline_next = False
+
+
+def _long_tail(end: str) -> str:
+    """The tail a `_PatternStreamScanner` reads again of `end` (the last `STREAM_VALUE_MAX` + `_LONG_GAP` characters
+    of what it read, as the detectors read them): its last `STREAM_VALUE_MAX` characters from just after the white
+    space nearest before them, or all of it when there is none."""
+    cut = len(end) - STREAM_VALUE_MAX
+    if cut <= 0:
+        return end
+    gap = max(end.rfind(" ", 0, cut), end.rfind("\n", 0, cut), end.rfind("\t", 0, cut))
+    return end[gap + 1 :] if gap >= 0 else end
