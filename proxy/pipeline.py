@@ -53,12 +53,11 @@ from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
 from proxy.protocols import (
     CUSTOM_JOINS_MAX_CHARS,
-    CUSTOM_REACH,
-    CUSTOM_WIDEST,
     SHA256,
     WHOLE_MAX,
     Header,
     Request,
+    both_boundary_windows,
     boundary_windows,
     text_digest,
 )
@@ -452,10 +451,12 @@ class Pipeline:
                 split = self.detectors.scan_all(_joined_within(runs, self.detectors.max_chars))
                 if TRUNCATED in split:
                     before: list[int] = []
-                    split = split | self.detectors.scan_windows(boundary_windows(runs, before=before), before)
-                    if self.customs is not None:  # and farther for custom patterns, as `_detected` reads there
-                        windows = boundary_windows(runs, CUSTOM_REACH, CUSTOM_WIDEST)
-                        split = split | self.customs.scan_all(windows)
+                    if self.customs is None:
+                        split = split | self.detectors.scan_windows(boundary_windows(runs, before=before), before)
+                    else:  # and farther for custom patterns, as `_detected` reads there
+                        windows, farther = both_boundary_windows(runs, before)
+                        split = split | self.detectors.scan_windows(windows, before)
+                        split = split | self.customs.scan_all(farther)
             else:
                 before = []
                 split = self.detectors.scan_windows(boundary_windows(runs, before=before), before)
@@ -488,11 +489,12 @@ class Pipeline:
             found = reading.scan_all(request.texts) if request.texts else _NONE
             if request.joined:  # where parts meet, read as joined (never more text than the parts themselves)
                 before: list[int] = []
-                found = found | reading.scan_windows(boundary_windows(request.joined, before=before), before)
-                # a custom pattern's value may be longer, white space in it: read farther, on a limit of its own
-                if self.customs is not None:
-                    windows = boundary_windows(request.joined, CUSTOM_REACH, CUSTOM_WIDEST)
-                    found = found | self.customs.reading().scan_all(windows)
+                if self.customs is None:
+                    found = found | reading.scan_windows(boundary_windows(request.joined, before=before), before)
+                else:  # a custom pattern's value may be longer, white space in it: read farther, on a limit of its own
+                    windows, farther = both_boundary_windows(request.joined, before)
+                    found = found | reading.scan_windows(windows, before)
+                    found = found | self.customs.reading().scan_all(farther)
             if request.decoded:
                 found = found | reading.scan_all(request.decoded)
             if names:
