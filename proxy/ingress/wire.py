@@ -58,6 +58,8 @@ from proxy.transport.http11 import keep
 
 log = logging.getLogger("lineage_proxy.http")
 
+# how a request line ends before its LF (`HttpConnection._head_read`)
+_LINE_ENDS: Final = (b" HTTP/1.1\r", b" HTTP/1.0\r", b" HTTP/1.1", b" HTTP/1.0")
 MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default line limits
 SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this long is cut off (nginx's send_timeout)
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
@@ -155,6 +157,7 @@ class HttpConnection(asyncio.Protocol):
         self._deadline: float | None = None  # loop time past which an idle or slow connection is closed
         self._head_started = 0.0  # when the request head being read began (its header timeout runs from then)
         self._head_fed = 0  # bytes fed while one request head stayed open (llhttp buffers a header line itself)
+        self._begun = 0  # the requests that began in the read being parsed
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
@@ -193,7 +196,9 @@ class HttpConnection(asyncio.Protocol):
             return
         parsing = self.parsing
         open_head = parsing if parsing is not None and not parsing.method else None
-        if parsing is None:  # a request starts this read: its line says its version (`on_headers_complete`)
+        self._begun = 0
+        began = parsing is None
+        if began:  # a request starts this read: its line says its version (`on_headers_complete`)
             end = data.find(b"\r\n")
             self._line_11 = end > 0 and data.endswith(b" HTTP/1.1", 0, end)
         try:
@@ -235,18 +240,34 @@ class HttpConnection(asyncio.Protocol):
                 line_read = False
                 if parsing is open_head:
                     self._head_fed += len(data)  # llhttp may be buffering one long line
-                    if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
-                        over = HeaderTooLarge(
-                            f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")  # fmt: skip
-                        # its line is read: a target past MAX_TARGET is refused (414) as it comes, and the rest of a
-                        # line (a method llhttp knows, its version) is a few bytes, not max_header_bytes (>= 1024)
-                        line_read = True
+                else:  # it began in this read: its bytes in it (before 2026-12-05 not counted until the next read)
+                    self._head_fed = self._head_read(parsing, data, began and self._begun == 1)
+                if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
+                    over = HeaderTooLarge(
+                        f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")  # fmt: skip
+                    # its line is read: a target past MAX_TARGET is refused (414) as it comes, and the rest of a
+                    # line (a method llhttp knows, its version) is a few bytes, not max_header_bytes (>= 1024)
+                    line_read = True
                 if over is not None:
                     self._refuse(over, line_read)
         if len(self.queue) >= PIPELINE_DEPTH and self._reading:
             self._reading = False
             self.transport.pause_reading()  # type: ignore[union-attr]
         self._kick()
+
+    @staticmethod
+    def _head_read(request: Request, data: bytes, first: bool) -> int:
+        """The bytes of a request head still open that began in the read `data` (`first`: at its start, the only
+        request in it): those llhttp holds past the fields it handed over (`head_size`, with the target) are the ones
+        after the last line end, once that end is the head's own. One that began after another request in the read
+        has its own once a field of it was read, or its request line ended there; else its line is not whole, and only
+        its target is held, counted by `on_url` (414)."""
+        end = data.rfind(b"\n")
+        if end < 0:
+            return len(data) if first else 0
+        if first or request.head_size > len(request.target) or data.endswith(_LINE_ENDS, 0, end):
+            return request.head_size + len(data) - end - 1
+        return 0
 
     def _take_upgrade_body(self, data: bytes) -> bool:
         """The Content-Length body of a request that asked to upgrade (llhttp does not read it); whether it is
@@ -320,6 +341,7 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
+        self._begun += 1
         self.parsing = Request()
         self._head_fed = 0
         self._head_started = self.server.now()
