@@ -157,7 +157,6 @@ class HttpConnection(asyncio.Protocol):
         self._deadline: float | None = None  # loop time past which an idle or slow connection is closed
         self._head_started = 0.0  # when the request head being read began (its header timeout runs from then)
         self._head_fed = 0  # bytes fed while one request head stayed open (llhttp buffers a header line itself)
-        self._begun = 0  # the requests that began in the read being parsed
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
@@ -196,9 +195,7 @@ class HttpConnection(asyncio.Protocol):
             return
         parsing = self.parsing
         open_head = parsing if parsing is not None and not parsing.method else None
-        self._begun = 0
-        began = parsing is None
-        if began:  # a request starts this read: its line says its version (`on_headers_complete`)
+        if parsing is None:  # a request starts this read: its line says its version (`on_headers_complete`)
             end = data.find(b"\r\n")
             self._line_11 = end > 0 and data.endswith(b" HTTP/1.1", 0, end)
         try:
@@ -241,7 +238,7 @@ class HttpConnection(asyncio.Protocol):
                 if parsing is open_head:
                     self._head_fed += len(data)  # llhttp may be buffering one long line
                 else:  # it began in this read: its bytes in it (before 2026-12-05 not counted until the next read)
-                    self._head_fed = self._head_read(parsing, data, began and self._begun == 1)
+                    self._head_fed = self._head_read(parsing, data)
                 if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
                     over = HeaderTooLarge(
                         f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")  # fmt: skip
@@ -256,16 +253,14 @@ class HttpConnection(asyncio.Protocol):
         self._kick()
 
     @staticmethod
-    def _head_read(request: Request, data: bytes, first: bool) -> int:
-        """The bytes of a request head still open that began in the read `data` (`first`: at its start, the only
-        request in it): those llhttp holds past the fields it handed over (`head_size`, with the target) are the ones
-        after the last line end, once that end is the head's own. One that began after another request in the read
-        has its own once a field of it was read, or its request line ended there; else its line is not whole, and only
-        its target is held, counted by `on_url` (414)."""
+    def _head_read(request: Request, data: bytes) -> int:
+        """The bytes of a request head still open that began in the read `data`: those llhttp holds past the fields it
+        handed over (`head_size`, with the target) are the ones after the last line end, once that end is the head's
+        own: a field of it was read, or its request line ended there. Else its line is not whole, and only its target
+        is held, counted by `on_url` (414): what comes before it in the read (a request before it, pipelined) is
+        not counted."""
         end = data.rfind(b"\n")
-        if end < 0:
-            return len(data) if first else 0
-        if first or request.head_size > len(request.target) or data.endswith(_LINE_ENDS, 0, end):
+        if end >= 0 and (request.head_size > len(request.target) or data.endswith(_LINE_ENDS, 0, end)):
             return request.head_size + len(data) - end - 1
         return 0
 
@@ -341,7 +336,6 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
-        self._begun += 1
         self.parsing = Request()
         self._head_fed = 0
         self._head_started = self.server.now()

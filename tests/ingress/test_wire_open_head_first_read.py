@@ -59,3 +59,16 @@ def test_an_open_head_under_the_limit_waits_for_the_rest(proxy: ProxyHandle) -> 
         sock.sendall(b"\r\nConnection: close\r\n\r\n")
         reply = read_all(sock)
     assert reply.count(b"HTTP/1.1 200") == 2, reply[:400]
+
+
+def test_a_body_before_an_open_head_in_the_same_read_is_not_counted_toward_it(proxy: ProxyHandle) -> None:
+    """A request whose body has no line end, pipelined in one write with the first bytes of the next request (its
+    request line not whole yet): the body is the first request's, not the open head's, and both are served."""
+    limit = proxy.config.limits.max_header_bytes
+    body = b"x" * (3 * limit)  # no line end
+    post = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with connect(proxy, timeout=10) as sock:
+        sock.sendall(post + b"GET /heal")
+        sock.sendall(b"thz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = read_all(sock)
+    assert reply.count(b"HTTP/1.1 200") == 2, reply[:400]
