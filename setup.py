@@ -42,6 +42,7 @@ COMPILED = [
     "proxy/policy.py",
     "proxy/protocols/__init__.py",
     "proxy/protocols/anthropic.py",
+    "proxy/protocols/charsets.py",
     "proxy/protocols/kserve.py",
     "proxy/protocols/oip.py",
     "proxy/protocols/oip_generate.py",

@@ -27,6 +27,7 @@ from proxy.config import Upstream
 from proxy.detectors import CAPTURE_MAX_CHARS, TRUNCATED, WINDOW_WIDEST, Detectors, StreamScanner, read_edges
 from proxy.errors import InvalidRequest, RequestTooLarge, echoed
 from proxy.flow import Checkpoint, Outcome, ProtocolName
+from proxy.protocols.charsets import codec_of, readings
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -1295,6 +1296,10 @@ class OutputText:
     """Incremental digest, detection and (optional) capture of reply text as it passes; and detection of
     the text the model wrote beside it (`aside`)."""
 
+    # the codec of the `charset` the reply's `Content-Type` names (`charsets.codec_of`, set by its observer's `head`:
+    # `declare`): None for none, or UTF-8's; "" for one Python does not know (`reply_json` reads a whole reply in it)
+    charset: str | None = None
+
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, digests: bool = True) -> None:
         """`digests` False: the output's digest is the observer's own (of the reply's tensors, not its text)."""
         self.outcome = outcome
@@ -1323,6 +1328,11 @@ class OutputText:
         # the JSON text `reply_json` read last (a whole reply, or an event; until `finish`): read again only when a
         # value in it is written with a double that may have been an integer past 64 bits (`json_text`)
         self.source: bytes | None = None
+
+    def declare(self, content_type: str | None) -> None:
+        """The reply's `Content-Type`: the `charset` it names, when one (`charset`)."""
+        if content_type is not None and "charset" in content_type.lower():
+            self.charset = codec_of(content_type)
 
     def add(self, text: str) -> None:
         if text:
@@ -1567,14 +1577,51 @@ def reply_json(data: bytes, text: OutputText, whole: bool = False) -> Any:
     than can be read (orjson's 1,024 levels, then Python's stack), which the caller says was not read. orjson reads
     it; what orjson refuses but a client reads all the same is read as that client reads it (`_client_json`). `text`
     keeps the JSON text (a reference), for a value written with a large double (`json_text`). `whole`: `data` is a
-    whole reply's body (not an event's data), which a client may read in UTF-16 or UTF-32 (`_client_json`)."""
+    whole reply's body (not an event's data), which a client may read in UTF-16 or UTF-32 (`_client_json`), or in the
+    `charset` its type names (`_in_charset`)."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         text.source = None  # (read by Python's `json`: its integers have their digits)
-        return _client_json(data, text, whole)
+        value = _client_json(data, text, whole)
+        return _in_charset(data, text, value) if text.charset is not None and whole else value
     text.source = data
+    if text.charset is not None and whole:  # (one check of a reply that names none)
+        return _in_charset(data, text, value)
     return value
+
+
+def _in_charset(data: bytes, text: OutputText, value: Any) -> Any:
+    """A whole reply whose type names a `charset` other than UTF-8's (`OutputText.charset`), as a client that decodes
+    it so reads it too (`requests`' `.json()` and `.text`; the openai SDK reads `value`, UTF-8 or UTF-16 and UTF-32 by
+    their zero bytes): each reading in it (`charsets.readings`, as a KServe V1 request body is read) that is other JSON
+    than `value` has its strings read beside the output; one that is no JSON, its text; and where `value` is none
+    (`NOT_JSON`: Shift_JIS's `\\` second bytes), the first JSON reading is the reply. Bytes that are no text in it, or
+    a charset Python does not know (or two that differ), leave the output `scan:truncated`. Before 2026-12-05 a reply
+    was read as UTF-8 alone: `alice+AEA-example.com` under `charset=utf-7`, `alice@example.com` to `requests`, was
+    clean."""
+    charset = text.charset
+    if not charset:
+        text.unread()
+        return value
+    for index, (read, whole) in enumerate(readings(data, charset)):
+        if not whole:
+            text.unread()
+        try:
+            other = json.loads(read, parse_int=_parse_int)
+            same = other == value
+        except (ValueError, RecursionError):
+            text.aside((_CHARSET, index), read)
+            continue
+        if value is NOT_JSON:
+            value = other
+            text.source = None  # (read by Python's `json`)
+        elif not same:
+            text.aside_strings((_CHARSET, index), other)
+    return value
+
+
+_CHARSET: Final = "charset"  # the `OutputText.aside` key of a reply's reading in its charset (`_in_charset`)
 
 
 # a double as orjson writes one of 10^18 or more (`1.2345678901234569e+23`; the `+` optional: it writes integers'

@@ -12,7 +12,7 @@ escapes decoded too), any other key as OIP parameters are (strings and numbers a
 (`_JSON_TYPES`: `application/octet-stream` is one), for none, and for a binary CloudEvent's whose body is JSON; any
 other reaches the model as its raw bytes: when its type says JSON (`application/json; charset=utf-8`) read as JSON,
 or as text when it is none; when it says text (`text/plain`), read as that text (both in the `charset` the type
-names, as the model may decode them: `_charset`); else data the proxy does not read (opaque, as OIP tensors in shared
+names, as the model may decode them: `codec_of`); else data the proxy does not read (opaque, as OIP tensors in shared
 memory: `policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]]`,
 `"text"`) reaches a custom model as that value: read as `instances` are. KServe's OpenAI data plane, under
 `/openai/v1`, is OpenAI's API (`openai_unprefixed`; the ingress gives the prefix back: `http._upstream_target`).
@@ -20,12 +20,7 @@ memory: `policy.passthrough` decides). A JSON body that is no object (`[[1, "a"]
 
 from __future__ import annotations
 
-import codecs
-import encodings
-import encodings.aliases
 import json
-import pkgutil
-import sys
 import urllib.parse
 from typing import Any, Final, TypeGuard
 
@@ -50,6 +45,7 @@ from proxy.protocols import (
     reply_json,
     request_json_as_utf8,
 )
+from proxy.protocols.charsets import codec_of, readings
 from proxy.protocols.oip import (
     ModelVersions,
     RestReplyObserver,
@@ -212,180 +208,20 @@ def _declared_text(content_type: str | None) -> bool:
     return content_type is not None and content_type.partition(";")[0].strip().lower().startswith("text/")
 
 
-def _charset(content_type: str | None) -> str | None:
-    """The codec the `charset` this `Content-Type` names is in Python (`codecs.lookup`'s name: `iso8859-1` for
-    `latin-1`), for a model that decodes the body by it: None for none, or UTF-8's or ASCII's (the body is read as
-    UTF-8); "" for one Python has no text codec for, a slow one (`_SLOW_CODECS`), or several charsets that differ."""
-    if content_type is None:
-        return None
-    if content_type in _CHARSETS:
-        found = _CHARSETS.pop(content_type)  # (put back last: the latest used)
-    else:
-        found = _parsed_charset(content_type)
-        if len(_CHARSETS) >= _MOST_CHARSETS:
-            del _CHARSETS[next(iter(_CHARSETS))]
-    _CHARSETS[content_type] = found
-    return found
-
-
-# `_charset`'s answers by `Content-Type`, as clients send a few (`application/json; charset=utf-8`): the
-# `_MOST_CHARSETS` used last, the least lately used dropped (the key is the caller's: before 2026-12-04 none was once
-# 256 types of a caller's own were kept, and every other type was parsed on each call)
-_CHARSETS: Final[dict[str, str | None]] = {}
-_MOST_CHARSETS: Final = 256
-
-
-def _parsed_charset(content_type: str) -> str | None:
-    """`_charset`, parsed from the `Content-Type`."""
-    if "charset" not in content_type.lower():
-        return None
-    found: str | None = None
-    # whether a `charset` came before (UTF-8's is None too: `charset=utf-8; charset=utf-16` was read as UTF-16 alone)
-    named = False
-    plain = False  # whether one was a `charset`, not RFC 2231's `charset*` alone
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        name = name.strip().lower()
-        value = value.strip().strip('"')
-        if name == "charset*":
-            # RFC 2231's `charset*=utf-8'en'utf-16`, which Python's `email` reads, where HTTP's parsers see no
-            # charset: a model may read either (before 2026-12-04 it was not read)
-            value = urllib.parse.unquote(value.split("'", 2)[-1])
-        elif name.startswith("charset*"):
-            return ""  # (RFC 2231's continuations, `charset*0`: not joined here)
-        elif name != "charset":
-            continue
-        else:
-            plain = True
-        value = value.lower()
-        codec = None if value in _UTF8_NAMES else _codec(value)
-        if codec is not None and codec in _UTF8_CODECS:
-            codec = None
-        if named and codec != found:
-            return ""
-        found, named = codec, True
-    return "" if found is not None and not plain else found  # (`charset*` alone: UTF-8 to a model that skips it)
-
-
-def _codec(charset: str) -> str:
-    """Python's name for the text codec `charset` names; "" for none, or a slow one (`_SLOW_CODECS`). Only a name
-    Python's `encodings` knows is looked up, and in its normal form (`_CODEC_NAMES`): `codecs.lookup` keeps every name
-    it did not find for good (`encodings.search_function`'s cache), each after an import tried along `sys.path`, so
-    callers naming a charset of their own each call took a process's memory without bound. A name over 40 characters,
-    IANA's longest, is none (`normalize_encoding` reads it a character at a time)."""
-    if len(charset) > 40:
-        return ""
-    name = encodings.normalize_encoding(charset)
-    if name not in _CODEC_NAMES and name.replace(".", "_") not in _CODEC_NAMES:
-        return ""
-    try:
-        info = codecs.lookup(name)
-    except LookupError:  # (a module of `encodings` that is no codec: `aliases`; `mbcs` off Windows)
-        return ""
-    return info.name if info._is_text_encoding and info.name not in _SLOW_CODECS else ""
-
-
-# the `charset` values a body is read by as it is (UTF-8's names, and ASCII's, a part of it), and their codecs' names
-_UTF8_NAMES: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
-_UTF8_CODECS: Final = frozenset({"utf-8", "ascii"})
-# codecs Python decodes in Python, in time quadratic in the text (`punycode`; `idna` decodes by it), that decode
-# nothing (`undefined`), or Python's literal escapes, no text a client sends (`unicode-escape` warns of an escape it
-# does not know, an error under `-W error`: before 2026-12-04 the call answered 500): a body in them is read as one in
-# a charset Python does not know
-_SLOW_CODECS: Final = frozenset({"punycode", "idna", "undefined", "unicode-escape", "raw-unicode-escape"})
-# the charset names `encodings` has a codec for, in `encodings.normalize_encoding`'s form: its aliases and modules
-_CODEC_NAMES: Final = frozenset(encodings.aliases.aliases) | frozenset(
-    module.name for module in pkgutil.iter_modules(encodings.__path__)
-)
-
-
-def _decoded(body: bytes, charset: str) -> tuple[str, bool]:
-    """`body` decoded by the codec `charset` (`_charset`), and whether it was text in it: bytes that are not read as
-    U+FFFD (False). No more characters than bytes: a codec decodes a byte to a character at most."""
-    try:
-        return body.decode(charset), True
-    except UnicodeError:
-        pass
-    try:
-        return body.decode(charset, _REPLACING), False
-    except UnicodeError:  # (a codec that fails whatever its error handler)
-        return body.decode("utf-8", "replace"), False
-
-
-def _readings(body: bytes, charset: str) -> tuple[tuple[str, bool], ...]:
-    """`body` as a model may decode it by the codec `charset` (`_charset`), each reading with whether it is read whole:
-    one (`_decoded`), but UTF-16's or UTF-32's without a byte-order mark, read both ways: Python's codec reads it in its
-    machine's order (little-endian), RFC 2781 big-endian (Java, ICU, Go's x/text); before 2026-12-04 `alice@...` in
-    big-endian was read as CJK alone, clean. Bytes that are no text in one order are whole while they are text in the
-    other and that reading ran to its end (no more than `_MOST_REPLACED` of them, as a model that decodes it so reads
-    them: U+FFFD); one reading where both are the same text. At most twice the work of one."""
-    first, whole = _decoded(body, charset)
-    other = _OTHER_ORDER.get(charset)
-    if other is None or body.startswith(_MARKS[charset]):
-        return ((first, whole),)
-    second, other_whole = _decoded(body, other)
-    if second == first:
-        return ((first, whole and other_whole),)
-    either = whole or other_whole
-    return (
-        (first, either and (whole or not _cut(first))),
-        (second, either and (other_whole or not _cut(second))),
-    )
-
-
-def _cut(read: str) -> bool:
-    """Whether a reading `_decoded` replaced bytes of may have stopped short (`_MOST_REPLACED` U+FFFD and more)."""
-    return read.count("\ufffd") > _MOST_REPLACED
-
-
-# the codecs Python reads a body without a byte-order mark in its machine's order (`_readings`): the other order's, and
-# the marks that say which
-_OTHER_ORDER: Final = {
-    "utf-16": "utf-16-be" if sys.byteorder == "little" else "utf-16-le",
-    "utf-32": "utf-32-be" if sys.byteorder == "little" else "utf-32-le",
-}
-_MARKS: Final = {
-    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
-    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
-}
-
-
-def _replaced(error: UnicodeError) -> tuple[str, int]:
-    """`_decoded`'s error handler: "replace"'s, U+FFFD for bytes that are no text, for a body's first `_MOST_REPLACED`;
-    past them the rest of it is not read (one U+FFFD; the call is `scan:truncated` already). Every codec but UTF-8's,
-    ASCII's and Latin-1's calls its handler once for each, at a third of a microsecond: 16 MB of them (`\\x81` in
-    windows-1252, `\\x80` in UTF-7, lone surrogates in UTF-16) held the event loop 5-7 s. The count is kept on the
-    error, which a codec makes once for a body and hands over each time (one that made a new one each time would have
-    all replaced, as "replace" does)."""
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    count: int = getattr(error, _REPLACED_COUNT, 0) + 1
-    setattr(error, _REPLACED_COUNT, count)
-    return "\ufffd", error.end if count <= _MOST_REPLACED else len(error.object)
-
-
-# `_replaced`'s name among Python's error handlers, the attribute it counts in, and the most bytes (or runs of them) it
-# replaces
-_REPLACING: Final = "lineage-proxy-replace"
-_REPLACED_COUNT: Final = "lineage_proxy_replaced"
-_MOST_REPLACED: Final = 65_536
-codecs.register_error(_REPLACING, _replaced)
-
-
 def _raw(model: str, operation: str, body: bytes, content_type: str | None, text: bool, json_typed: bool) -> Request:
     """A body that is no JSON, which KServe's model server hands the model as its raw bytes: read as the text its
     `Content-Type` says it is (`text`: one that says JSON, `application/json; charset=utf-8`, or text, `text/plain`),
     as UTF-8, or in the `charset` it names, as a model may decode it (`text/plain; charset=utf-16`, `latin-1`,
-    `shift_jis`: `_charset`); bytes that are not text in it read as U+FFFD, the call labelled `scan:truncated`, as is one
+    `shift_jis`: `codec_of`); bytes that are not text in it read as U+FFFD, the call labelled `scan:truncated`, as is one
     in a `charset` Python does not know (read as UTF-8). One whose type says JSON (`json_typed`) and that is JSON once
     decoded so (`application/json; charset=utf-16`) is read as that JSON (its strings, escapes decoded, as a JSON
     body is read), its digest the bytes'. With any other type (`image/png`), data the proxy does not read (`policy.passthrough`)."""
     digest = bytes_digest(body) if body else None
     if not text:
         return Request(model, operation, digest=digest, opaque=True)
-    charset = _charset(content_type)
+    charset = codec_of(content_type)
     if charset:
-        return _in_charset(model, operation, _readings(body, charset), digest, json_typed)
+        return _in_charset(model, operation, readings(body, charset), digest, json_typed)
     try:
         read, whole = body.decode("utf-8"), charset is None
     except UnicodeDecodeError:
@@ -396,7 +232,7 @@ def _raw(model: str, operation: str, body: bytes, content_type: str | None, text
 def _in_charset(
     model: str, operation: str, readings: tuple[tuple[str, bool], ...], digest: str | None, json_typed: bool
 ) -> Request:
-    """`_raw`'s reading of a body in a charset (`_readings`: UTF-16 without a byte-order mark both ways): each reading
+    """`_raw`'s reading of a body in a charset (`readings`: UTF-16 without a byte-order mark both ways): each reading
     that is JSON, where its type says JSON, as that JSON (escapes and all, as a model that parses the text it decoded
     reads it), else as text; the digest the bytes'. The first reading (Python's) is the `texts`; one in the other byte
     order is read beside them (`decoded`), as text with escapes decoded is: it holds the first's values byte-swapped
@@ -493,7 +329,7 @@ def read_request(
     if envelope is not None:  # (its attributes: read as parameters are)
         whole = parameter_strings(envelope, texts, frozenset(), names=names) and whole
     if content_type is not None and content_type not in _JSON_TYPES:
-        charset = _charset(content_type)
+        charset = codec_of(content_type)
         if charset:
             # the model gets the raw bytes, and may decode them by the `charset` named (`application/json;
             # charset=utf-7`: `+AEA-` is `@` in it): what it reads so, when other text than their UTF-8, is read
@@ -512,14 +348,14 @@ def read_request(
 
 def _other_reading(model: str, operation: str, body: bytes, charset: str, header: Header | None) -> Request | None:
     """A JSON body KServe hands the model as raw bytes (its `Content-Type` is not one it parses), read in the `charset`
-    its type names (`_charset`; `_in_charset`, decoded once: before 2026-12-04 twice) where that is other text than its
+    its type names (`codec_of`; `_in_charset`, decoded once: before 2026-12-04 twice) where that is other text than its
     UTF-8 (`latin-1` bytes that are UTF-8 too, UTF-7's `+AEA-`); None when it is the same text, or the request is a
     binary CloudEvent (whose JSON data KServe parses, whatever charset its type names). Not digested."""
     if _binary_cloudevent(header):
         return None
     utf8 = body.decode("utf-8", "replace")
-    readings = tuple(reading for reading in _readings(body, charset) if reading[0] != utf8)
-    return _in_charset(model, operation, readings, None, True) if readings else None
+    others = tuple(reading for reading in readings(body, charset) if reading[0] != utf8)
+    return _in_charset(model, operation, others, None, True) if others else None
 
 
 class ReplyObserver(RestReplyObserver):
@@ -535,7 +371,7 @@ class ReplyObserver(RestReplyObserver):
         super().__init__(outcome, detectors, capture, None)
 
     def head(self, status: int, header: Header) -> None:
-        pass  # (no binary extension in V1: its JSON is the whole body)
+        self._text.declare(header("content-type"))  # (no binary extension in V1: its JSON is the whole body)
 
     def _read(self, data: bytes) -> None:
         reply = reply_json(data, self._text, True)

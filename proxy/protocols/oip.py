@@ -860,6 +860,7 @@ class RestReplyObserver:
 
     def head(self, status: int, header: Header) -> None:
         self._header_length = header(HEADER_LENGTH.lower())
+        self._text.declare(header("content-type"))
 
     def body(self, data: bytes) -> None:
         self._read(data)

@@ -37,6 +37,7 @@ from typing import Any, Final
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
 from proxy.protocols import MAX_STRINGS, STREAM_ERROR, VISIBLE, Header, OutputText, ends_early, reply_json
+from proxy.protocols.charsets import codec_of
 
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole, and of an event's data
 _BRACE: Final = ord("{")
@@ -182,8 +183,14 @@ class SseObserver:
 
     def head(self, status: int, header: Header) -> None:
         kind = header("content-type")
-        self._sniff = kind is None or not kind.lower().startswith("text/event-stream")
-        if kind is not None and self._sniff and kind.lower().startswith(_NDJSON):
+        if kind is None:
+            self._sniff = True
+            return
+        lowered = kind.lower()
+        if "charset" in lowered:  # (a whole reply is read in it too: `reply_json`)
+            self._text.charset = codec_of(kind)
+        self._sniff = not lowered.startswith("text/event-stream")
+        if self._sniff and lowered.startswith(_NDJSON):
             self._sniff = False
             self._lines = True
 

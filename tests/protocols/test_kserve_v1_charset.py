@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proxy.protocols import bytes_digest, kserve
+from proxy.protocols import bytes_digest, charsets
 from proxy.protocols.kserve import read_request
 from tests.harness import ProxyHandle, proxy_error
 from tests.protocols.test_kserve_v1 import CONFIG, seen
@@ -155,7 +155,7 @@ def test_json_in_another_charset_is_read_as_the_model_decodes_it() -> None:
 )
 def test_bytes_not_text_in_the_charset_are_replaced_up_to_a_bound(content_type: str, codec: str, unit: bytes) -> None:
     """Bytes that are no text in the charset read as U+FFFD, each a call of Python's error handler in these codecs:
-    past 65,536 of them (`kserve._MOST_REPLACED`) the rest of the body is not read (the call `scan:truncated` already). Before, 16 MB
+    past 65,536 of them (`charsets.MOST_REPLACED`) the rest of the body is not read (the call `scan:truncated` already). Before, 16 MB
     of `\\x81` in windows-1252 (or `\\x80` in UTF-7, lone surrogates in UTF-16) held the event loop 7 s: here, the text
     read was as long as the body's bad bytes."""
     few = ADDRESS.encode(codec) + unit * 3 + ADDRESS.encode(codec)
@@ -175,7 +175,7 @@ def test_a_charset_python_does_not_know_is_not_kept_by_python() -> None:
     none (read as UTF-8, `scan:truncated`)."""
     cache: dict[str, object] = encodings._cache  # type: ignore[attr-defined]
     before = len(cache)
-    for number in range(300):  # (past the 256 `Content-Type`s `_charset` keeps answers for)
+    for number in range(300):  # (past the 256 `Content-Type`s `charsets.codec_of` keeps answers for)
         read = read_request("m", "predict", b"hi", f"text/plain; charset=x-{number}-{'a' * 1000}", {}.get)
         assert read.texts == ("hi",) and read.unscanned
     assert len(cache) == before  # before: 300 more
@@ -242,7 +242,7 @@ def test_utf16_without_a_byte_order_mark_is_read_in_both_byte_orders(content_typ
 
 def test_a_reading_cut_short_in_one_byte_order_is_unscanned() -> None:
     """A body that is text in one byte order and not in the other is whole while the other reading is read to its
-    end (its bytes that are no text as U+FFFD, as a model decoding it so reads them); past `kserve._MOST_REPLACED`
+    end (its bytes that are no text as U+FFFD, as a model decoding it so reads them); past `charsets.MOST_REPLACED`
     of them the rest of that reading is unread: labelled `scan:truncated`, the text read being an address after them."""
     # `\xd8\x00`: a lone surrogate big-endian (U+FFFD to a model), `Ø` little-endian
     few = b"\xd8\x00" * 3 + "alice@example.com".encode("utf-16-be")
@@ -259,19 +259,19 @@ def test_the_other_reading_of_a_json_body_decodes_it_once(monkeypatch: pytest.Mo
     """A UTF-8 JSON body under another charset is decoded in it once (compared with its UTF-8 and read from that),
     not twice: before, `_other_reading` decoded it to compare and `_raw` decoded it again."""
     calls: list[str] = []
-    decoded = kserve._decoded
+    decoded = charsets.decoded
 
     def counted(body: bytes, charset: str) -> tuple[str, bool]:
         calls.append(charset)
         return decoded(body, charset)
 
-    monkeypatch.setattr(kserve, "_decoded", counted)
+    monkeypatch.setattr(charsets, "decoded", counted)
     read = read_request("m", "predict", b'{"instances": ["alice+AEA-example.com"]}', "application/json; charset=utf-7")
     assert "alice@example.com" in read.decoded and calls == ["utf-7"], calls  # before: ["utf-7", "utf-7"]
 
 
 def test_the_charsets_kept_are_the_latest_used() -> None:
-    """`_charset` keeps its answers for the `Content-Type`s used last (256 of them): once 256 types of a caller's own
+    """`charsets.codec_of` keeps its answers for the `Content-Type`s used last (256 of them): once 256 types of a caller's own
     filled it, every other type was parsed on each call, for good. Now the least lately used goes."""
     for number in range(300):
         read_request("m", "predict", b"hi", f"text/plain; charset=utf-8; x={number}", {}.get)
@@ -279,9 +279,9 @@ def test_the_charsets_kept_are_the_latest_used() -> None:
     for number in range(1_000):
         read_request("m", "predict", ADDRESS.encode("utf-16"), kept, {}.get)
         read_request("m", "predict", b"hi", f"text/plain; charset=latin-1; y={number}", {}.get)
-        assert kept in kserve._CHARSETS, number  # before: never kept
-        assert len(kserve._CHARSETS) <= kserve._MOST_CHARSETS
-    assert kserve._CHARSETS[kept] == "utf-16"
+        assert kept in charsets.CHARSETS, number  # before: never kept
+        assert len(charsets.CHARSETS) <= charsets.MOST_CHARSETS
+    assert charsets.CHARSETS[kept] == "utf-16"
 
 
 @pytest.mark.parametrize("codec", ["unicode-escape", "raw-unicode-escape", "Unicode_Escape"])

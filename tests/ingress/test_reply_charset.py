@@ -1,0 +1,97 @@
+"""A whole reply whose `Content-Type` names a `charset` other than UTF-8's: `requests`' `.json()` and `.text` decode it
+by that charset (the openai SDK reads the bytes as UTF-8, or UTF-16 and UTF-32 by their zero bytes). The proxy read
+every reply as UTF-8 alone: under `charset=utf-7` the model's `bob+AEA-example.org` is `bob@example.org` to
+`requests`, and the call was recorded clean; under `charset=shift_jis` a `\\` second byte (表 is 0x95 0x5C) made the
+UTF-8 reading no JSON, so the reply was passed on unread (`scan:truncated`), the address the client read not
+`pii:email`; under a charset Python does not know, clean. It is read as those clients read it too, with the bounds a
+KServe V1 request body in a charset has (`proxy.protocols.charsets`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from proxy.config import DetectorSpec
+from proxy.detectors import TRUNCATED, Detectors
+from proxy.flow import Outcome
+from proxy.protocols.kserve import ReplyObserver
+from tests.harness import LoopThread, ProxyHandle
+from tests.ingress.test_compressed_replies_read import CONFIG, OUT
+from tests.ingress.test_model_output_labels import stored_output_labels
+from tests.servers.raw_origin import proxy_in_front, request_body
+
+# charset -> (the model's content in it, the labels the call's output gets, whether `requests` reads OUT)
+CASES: dict[str, tuple[bytes, str, bool]] = {
+    "utf-7": (b"write to " + OUT.replace("@", "+AEA-").encode(), "pii:email", True),  # (before: clean)
+    "shift_jis": (("表 " + OUT).encode("shift_jis"), "pii:email", True),  # (before: scan:truncated alone)
+    "x-unknown": (OUT.encode(), "pii:email," + TRUNCATED, True),  # (before: pii:email alone)
+    "utf-8": (("表 " + OUT).encode(), "pii:email", True),  # (the control: unchanged)
+}
+SEEN: dict[str, Any] = {}
+
+
+def chat(content: bytes) -> bytes:
+    reply = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "@@"}, "finish_reason": "stop"}]}  # fmt: skip
+    return orjson.dumps(reply).replace(b"@@", content)
+
+
+async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    await request_body(head, reader)
+    charset = SEEN["charset"]
+    body = chat(CASES[charset][0])
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=%s\r\nContent-Length: %d\r\n\r\n%s"
+                 % (charset.encode(), len(body), body))  # fmt: skip
+    await writer.drain()
+    return True
+
+
+@pytest.fixture
+def proxy(make_proxy, loop_thread: LoopThread) -> Iterator[ProxyHandle]:  # type: ignore[no-untyped-def]
+    with proxy_in_front(loop_thread, make_proxy, CONFIG, answer) as handle:
+        yield handle
+
+
+@pytest.mark.parametrize("charset", list(CASES))
+def test_a_reply_in_a_declared_charset_is_read_as_requests_reads_it(
+    proxy: ProxyHandle, loop_thread: LoopThread, tmp_path: Path, charset: str
+) -> None:
+    SEEN["charset"] = charset
+    flow = f"flow-{charset}"
+    reply = requests.post(f"{proxy.url}/v1/chat/completions", json={"model": "m", "messages": [
+        {"role": "user", "content": "hi"}]}, headers={"x-data-labels": flow}, timeout=10)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    if charset != "x-unknown":  # (requests' decode fails for a charset Python does not know: .json() of the bytes)
+        assert reply.encoding == charset
+    assert (OUT in reply.json()["choices"][0]["message"]["content"]) is CASES[charset][2]  # the client read it
+    labels = CASES[charset][1]
+    assert reply.headers["x-data-labels"] == f"{flow},{labels}"
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    assert stored_output_labels(tmp_path / "lineage.db")[flow] == [flow, *labels.split(",")]
+
+
+def test_a_kserve_v1_reply_in_a_declared_charset_is_read_in_it() -> None:
+    """KServe V1's reply observer (a custom model's `predict` may answer its own response with a charset)."""
+    detectors = Detectors([DetectorSpec("email")])
+
+    def observed(body: bytes, content_type: str) -> Outcome:
+        outcome = Outcome(started_ns=1)
+        observer = ReplyObserver(outcome, detectors, True)
+        observer.head(200, {"content-type": content_type}.get)
+        observer.body(body)
+        observer.finish()
+        return outcome
+
+    utf7 = b'{"predictions": ["' + OUT.replace("@", "+AEA-").encode() + b'"]}'
+    assert observed(utf7, "application/json; charset=UTF-7").output_detected == {"pii:email"}  # before: set()
+    assert observed(utf7, "application/json").output_detected == set()  # (not an address to any client)
+    latin1 = '{"predictions": ["andré.' + OUT + '"]}'
+    # the UTF-8 reading replaces é (scan:truncated, as before); requests' reading has the address whole
+    assert observed(latin1.encode("latin-1"), "application/json; charset=latin-1").output_detected == {
+        "pii:email", TRUNCATED}  # fmt: skip
