@@ -187,9 +187,11 @@ class SseObserver:
             self._sniff = True
             return
         lowered = kind.lower()
-        if "charset" in lowered:  # (a whole reply is read in it too: `reply_json`)
-            self._text.charset = codec_of(kind)
         self._sniff = not lowered.startswith("text/event-stream")
+        # a whole reply is read in the charset its type names too (`reply_json`); an event stream's events are UTF-8
+        # to every SSE client, whatever it names
+        if self._sniff and "charset" in lowered:
+            self._text.charset = codec_of(kind)
         if self._sniff and lowered.startswith(_NDJSON):
             self._sniff = False
             self._lines = True

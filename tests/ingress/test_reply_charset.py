@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import orjson
 import pytest
 import requests
@@ -22,7 +23,7 @@ from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.kserve import ReplyObserver
 from tests.harness import LoopThread, ProxyHandle
-from tests.ingress.test_compressed_replies_read import CONFIG, OUT
+from tests.ingress.test_compressed_replies_read import CONFIG, OUT, STREAM
 from tests.ingress.test_model_output_labels import stored_output_labels
 from tests.servers.raw_origin import proxy_in_front, request_body
 
@@ -45,6 +46,12 @@ def chat(content: bytes) -> bytes:
 async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
     await request_body(head, reader)
     charset = SEEN["charset"]
+    if charset == "stream":  # an event stream naming UTF-7: its events are UTF-8 to SSE clients
+        body = STREAM.replace(b"bob@exa", b"bob+AEA-exa")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-7\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))  # fmt: skip
+        await writer.drain()
+        return True
     body = chat(CASES[charset][0])
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=%s\r\nContent-Length: %d\r\n\r\n%s"
                  % (charset.encode(), len(body), body))  # fmt: skip
@@ -74,6 +81,19 @@ def test_a_reply_in_a_declared_charset_is_read_as_requests_reads_it(
     assert reply.headers["x-data-labels"] == f"{flow},{labels}"
     loop_thread.run(proxy.process.runtime.sinks.flush())
     assert stored_output_labels(tmp_path / "lineage.db")[flow] == [flow, *labels.split(",")]
+
+
+def test_an_event_stream_naming_a_charset_is_read_as_utf8_as_sse_clients_read_it(
+    proxy: ProxyHandle, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    SEEN["charset"] = "stream"
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+    stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True,
+                                            extra_headers={"x-data-labels": "flow-stream"})  # fmt: skip
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "write to bob+AEA-example.org"  # (the SDK decodes events as UTF-8)
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    assert stored_output_labels(tmp_path / "lineage.db")["flow-stream"] == ["flow-stream"]
 
 
 def test_a_kserve_v1_reply_in_a_declared_charset_is_read_in_it() -> None:
