@@ -390,6 +390,7 @@ class ReplyObserver(SseObserver):
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, embeddings: bool = False) -> None:
         super().__init__(outcome, detectors, capture)
+        self.json_every_event = True  # (the openai SDK: `sse.json()` for each event but `[DONE]`)
         self._embeddings = embeddings  # an embeddings reply's `data` (vectors, no text) is its output
         self._arrays = embeddings  # llama.cpp's native `/embeddings` answers with a JSON array of them
         self._reasons: dict[int, str] = {}  # choice index -> its finish reason (the last given)
@@ -703,6 +704,7 @@ class ResponsesObserver(SseObserver):
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
+        self.json_every_event = True  # (the openai SDK: `sse.json()` for each event but `[DONE]`)
         self._item: int | None = None  # the output item whose text is read as it comes
         self._closed = False  # its response.output_item.done came
         self._later: dict[int, bytearray] = {}  # output_index -> its text waiting for its turn (UTF-8)

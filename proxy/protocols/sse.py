@@ -31,6 +31,7 @@ as JSON, else as an event stream.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Final
 
@@ -75,7 +76,14 @@ _NO_OP_LINE: Final = re.compile(rb"\n(?:[: \t]|(?:id|retry)[:\n]|(?:data|event)\
 # `\n[: \t]|\n\n\n` (the whole of `_NO_OP_LINE`'s: 0-45 %); and an `event:` line before a blank line or another
 # (`_EVENT_RUNS`, `_LONE_EVENTS`), which an Anthropic or Responses stream's every event line is tried for: a read of
 # 32 Anthropic events 3.5 -> 4.2 us, of a chat's or of one event none more (the alternatives after one `\n`)
-_NO_OP: Final = re.compile(rb"\n(?:[: \tir]|\n\n|data\n|event(?:\n|:[^\n]*\n(?:\n|event:)))")
+# A line of one byte too (`_ONE_BYTE_LINE`).
+_NO_OP: Final = re.compile(rb"\n(?:[: \tir]|[^\n]\n|\n\n|data(?::[ \t]*)?\n|event(?:\n|:[^\n]*\n(?:\n|event:)))")
+# a whole line of one byte (`x`), which the SDK's decoder ignores (a field it does not know, a comment) and the observer
+# refuses (`_field`): given a space after it, which changes neither, in the copy the observer reads, so that each is an
+# object of its own (CPython's one-byte bytes is one object however many such lines a read is split into) and the line
+# the reading stopped at is found by what it is, not by an equal one before it (`_late_after`); no such line in an
+# ordinary read: no Python step more there (the search for it is `_NO_OP`'s, in C)
+_ONE_BYTE_LINE: Final = re.compile(rb"^[^\n](?=\n)", re.M)
 # `event:` lines that name no event, each a Python step (16 MB of `event: x` lines took 0.5-0.8 s of the event loop,
 # of `event: x` and a blank line 0.6-0.8 s): all but the last of a run (the last names the event), and one between
 # blank lines (no event is open after a blank line, and the next ends the event it would name before any data)
@@ -100,9 +108,32 @@ _LATE_DATA: Final = re.compile(rb"^data(?::([^\n]*))?$", re.M)
 _LATE_NAME: Final = re.compile(rb"(?s:.*)^(event(?::[^\n]*)?)$", re.M)
 _LATE_ERROR_LINE: Final = re.compile(rb"^error:", re.M)
 _JSON_LINES_NO_OP: Final = re.compile(rb"\n[\n \t]")
+# an event the openai SDK's decoder dispatches whose data is empty or white space, at which its `json.loads` raises
+# (`json_every_event`): after a blank line, lines none of which is a `data:` line with a value (`_CONTENT`), one of them
+# a bare `data` line or one without a value, an `id` or `event` line with one, a `retry` line with a number (the decoder
+# dispatches an event at a blank line once it has data, a name, an id or a retry); its first such line found first
+# (none of the lines before it is one: no backtracking into them)
+_CONTENT = rb"data:[ \t]*[^ \t\n]"
+_DISPATCHING = rb"(?:data(?::[ \t]*)?|(?:id|event)(?::[^ \n]|: [^\n])[^\n]*|retry: ?[0-9]+)\n"
+_EMPTY_EVENT: Final = re.compile(
+    rb"\n\n(?:(?!"
+    + _CONTENT
+    + rb"|"
+    + _DISPATCHING
+    + rb")[^\n]+\n)*"
+    + _DISPATCHING
+    + rb"(?:(?!"
+    + _CONTENT
+    + rb")[^\n]+\n)*\n"
+)
 # the piece of an event (a JSON line) kept across reads, past where a reply is read (`_late_errors`), to be looked at
 # whole: an error's event is short
 _MOST_TAIL: Final = 65_536
+# `SseObserver._ending`: the event being read holds the API's last event (`ended` at its blank line), or the upstream's
+# error (`in_band_error`), which its client's SDK sees only once the event is dispatched, at that blank line: one the
+# reply ends in before it is none (the SDK's decoder dispatches no event at the body's end; `finish`)
+_ENDS: Final = 1
+_HELD: Final = 2
 
 
 # distinct alternative tokens read from a reply's logprobs (`SseObserver.alternatives`): a model's vocabulary is some
@@ -135,6 +166,15 @@ def _alternative_tokens(entries: Any, seen: set[str], found: list[str]) -> bool:
     return True
 
 
+def _json_text(data: bytes | bytearray) -> bool:
+    """Whether `data` is a JSON text as the openai SDK reads one (UTF-8, Python's `json.loads`)."""
+    try:
+        json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        return False
+    return True
+
+
 class SseObserver:
     """Base of the observers of SSE-streamed JSON replies: subclasses read one event (`event`) and a
     whole reply (`body`), and say at `done` what they kept for the end."""
@@ -159,7 +199,7 @@ class SseObserver:
         self._arrays = False  # a reply that is a JSON array is the API's, read whole (`array`)
         self._fresh = True  # no line read yet: a byte order mark that begins the stream is dropped
         self._after_cr = False  # the last piece ended in CR: a LF that begins the next is that line end's
-        self._ending = False  # the API's last event was read from its `data:` line: `ended` at its blank line
+        self._ending = 0  # `_ENDS`, `_HELD`: what the event being read holds, known at its blank line
         self.stopped = False  # the model said it finished in an event with no finish reason (llama.cpp's `stop`)
         # the data of an event whose first `data:` line was no JSON text alone: its lines joined by LF, read once
         # the event ends (a blank line, or the reply's end); None while no such event is open
@@ -173,6 +213,9 @@ class SseObserver:
         # None until a reply gives some (most ask for no logprobs)
         self._alternatives: set[str] | None = None
         self._lines = False  # a reply of JSON lines (`_NDJSON`), not an event stream
+        # the API's client parses every event it is given as JSON, and raises at one that is none (the openai SDK:
+        # `sse.json()` for each but `[DONE]`): such an event is the upstream's error (`_dispatch`, `_EMPTY_EVENT`)
+        self.json_every_event = False
         # past where the reply is read (`_give_up`), its events holding `error` are looked at (`_late_errors`): the
         # open event's text from its first line, at most `_MOST_TAIL` bytes (a JSON line's); `_skipping` to its end, in
         # an event (a line) not looked at, of which `_tail` holds from its last line end on; how many were looked at
@@ -266,20 +309,21 @@ class SseObserver:
                     break
                 if self.ended and not over:  # the last event: the reply ends with the blank line that ends it
                     self.ended = False
-                    self._ending = True
+                    self._ending |= _ENDS
             elif line:
                 if not self._field(line):
                     self._late_after(lines, line, last)
                     break
             else:  # a blank line ends the event
-                if self._ending:
-                    self._ending = False
-                    self.ended = True
+                if self._ending:  # (an error it held is now the SDK's: it stays)
+                    if self._ending != _HELD:
+                        self.ended = True
+                    self._ending = 0
                 if self._event is not None and not self._dispatch():
                     # (the event ended: named `error`, the upstream's; the read's events again from its first blank
                     # line, the one that ended this event or one before it)
                     if self._name in _ERROR_NAMES and self.typed_by_name:
-                        self.in_band_error()
+                        self._stream_error()
                     self._name = None
                     self._tail = b"\n"
                     self._late_errors(data)
@@ -290,7 +334,7 @@ class SseObserver:
                     # (none, data that is no JSON, or read before the name came: each passed as a success before
                     # 2026-12-04)
                     if self._name in _ERROR_NAMES and self.typed_by_name:
-                        self.in_band_error()
+                        self._stream_error()
                     self._name = None
                 over = self.ended
         if self._partial_size > MAX_LINE:
@@ -301,6 +345,8 @@ class SseObserver:
         would be a Python step. Its last line end is kept, so the line after it is still a line's start."""
         if self._lines:
             return _NO_OP_JSON_LINES.sub(b"", data)
+        if self.json_every_event and _EMPTY_EVENT.search(data) is not None:  # (before its lines are dropped)
+            self._stream_error()
         if _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
             data = _NO_OP_LINES.sub(b"", data)
         if b"\nevent\n" in data:  # (an `event:` line naming none, read as one)
@@ -309,8 +355,9 @@ class SseObserver:
             if _EVENT_RUN.search(data) is not None:
                 data = _EVENT_RUNS.sub(b"", data)
             if self.typed_by_name and _LONE_ERROR.search(data) is not None:  # (as a blank line ends one, below)
-                self.in_band_error()
+                self._stream_error()
             data = _LONE_EVENTS.sub(b"\n\n", data)
+        data = _ONE_BYTE_LINE.sub(b"\\g<0> ", data)
         return _BLANK_LINES.sub(b"\n\n", data) if b"\n\n\n" in data else data
 
     def _json_lines(self, lines: list[bytes]) -> bool:
@@ -364,6 +411,7 @@ class SseObserver:
         self._partial = None
         self._partial_size = 0
         self._event = None
+        self._ending &= _ENDS  # (an error the event being read held stands: its blank line is not looked for)
         self._text.unread()
         self._watching = watch
 
@@ -373,7 +421,7 @@ class SseObserver:
         so far (`_name`) is its name unless an `event` line after it says another."""
         # `line` itself, not the first line equal to it (until 2026-12-04): from an event before it, read already,
         # whose end was then taken for its own, its `event: error` the upstream's error though no blank line ended it
-        # (a line of one byte is one object however many there are: the first of them)
+        # (a line of one byte, one object however many there are, is one no more: `_ONE_BYTE_LINE`)
         at = 0
         while lines[at] is not line:
             at += 1
@@ -410,7 +458,7 @@ class SseObserver:
                 return
             self._skipping = False
             if self._name in _ERROR_NAMES and self.typed_by_name:
-                self.in_band_error()
+                self._stream_error()
                 self._watching = False
                 return
             self._name = None
@@ -423,7 +471,7 @@ class SseObserver:
                 stop = data.find(b"\n\n", at)
                 self._late += 1
                 if self._late_event(data[begin + 2 if begin >= 0 else start : stop], True):
-                    self.in_band_error()
+                    self._stream_error()
                     self._watching = False
                     return
                 at = data.find(word, stop, cut)
@@ -442,15 +490,17 @@ class SseObserver:
             self._name = found[1] if found is not None else None
 
     def _late_end(self) -> None:
-        """The reply's last event past where it is read, which no blank line ended: its data looked at as one read
-        where the reply is read is (at once, or at the reply's end), its name not (the SDK dispatches no event then)."""
+        """The reply's last event (line) past where it is read, which no blank line (line end) ended: a JSON line is
+        read as where the reply is read; of an event, only llama.cpp's `error:` line (`_error_line`): its data and its
+        name are not the upstream's error, as where the reply is read (the SDK's decoder dispatches no event at the
+        body's end; until 2026-12-05 its data was read as one)."""
         tail = self._tail
         if self.outcome.error_type or self._skipping or not tail or self._late >= MAX_STRINGS:
             return
         if self._lines:
             self._late_json_lines(b"\n")
-        elif any(word in tail for word in self.late_words()) and self._late_event(tail, False):
-            self.in_band_error()
+        elif _LATE_ERROR_LINE.search(tail) is not None:
+            self._stream_error()
 
     def _late_event(self, event: bytes, ended: bool) -> bool:
         """Whether an event past where the reply is read (its lines, without the blank line that ends it) is the
@@ -491,7 +541,7 @@ class SseObserver:
             self._late += 1
             reply = reply_json(data[data.rfind(b"\n", 0, at) + 1 : stop].strip(), self._text)
             if type(reply) is dict and self.erred(reply):
-                self.in_band_error()
+                self._stream_error()
                 self._watching = False
                 return
             if self._late >= MAX_STRINGS:
@@ -513,6 +563,14 @@ class SseObserver:
                 else:
                     if payload:  # no object, which an event is: not read (nor parsed), and said to be
                         self._text.unread()
+                        # no JSON text: the SDK raises at the event once its blank line dispatches it (`_HELD`); an
+                        # array's first line is read joined to the event's others, as an object's is (`_dispatch`)
+                        if self.json_every_event and not self.outcome.error_type and not _json_text(payload):
+                            if payload[0] == _BRACKET:
+                                self._event = bytearray(payload)
+                                self._event_lines = 1
+                                return True
+                            self.in_band_error()
                     # an event no adapter reads, as one `unknown` does not (a Python step each: 16 MB of `data: x`
                     # lines took 0.8 s of the event loop); the events after them are read, up to the bound
                     return self._unread_event()
@@ -533,9 +591,10 @@ class SseObserver:
             return False
         return True
 
-    def _dispatch(self) -> bool:
+    def _dispatch(self, ended: bool = True) -> bool:
         """The end of an event whose data did not read alone: its lines joined, read as one JSON text; False once
-        the rest of the reply is not read (`_refuse`)."""
+        the rest of the reply is not read (`_refuse`). Not `ended` by a blank line (the reply's end): an error it holds
+        is none (`_HELD`)."""
         event = self._event
         self._event = None
         if event is None:
@@ -544,7 +603,13 @@ class SseObserver:
             reply = reply_json(bytes(event), self._text)
             if isinstance(reply, dict):
                 self._read_event(reply)
+                if ended:  # (an error it held is the SDK's: the blank line came)
+                    self._ending = 0
                 return self._partial is not None
+        if self.json_every_event and not _json_text(event):  # the SDK's `json.loads` raises at its data
+            self.in_band_error()
+            if ended:
+                self._ending = 0
         return self._refuse()
 
     def _read_event(self, reply: dict[str, Any]) -> None:
@@ -591,7 +656,7 @@ class SseObserver:
         """llama.cpp's server sends an error in a stream it has begun as a line of its own, `error: {...}` (then `data:
         [DONE]`): no field SSE defines, so its clients ignore it and see a stream that ended well. It is the
         upstream's error in band (`in_band_error`), its strings read as an error event's are."""
-        self.in_band_error()
+        self._stream_error()
         reply = reply_json(payload, self._text) if payload[:1] == b"{" else None
         if isinstance(reply, dict):
             self.unknown(reply)
@@ -631,7 +696,13 @@ class SseObserver:
         elif self._watching:  # the last event (line), past where the reply is read
             self._late_end()
         if self._event is not None:  # an event the reply ended in (before its blank line): read, as it passed
-            self._dispatch()
+            self._dispatch(False)
+        if self._ending and self._ending & _HELD and not self._lines and not self._fresh:
+            # the upstream's error in an event the reply ended in: the SDK's decoder never dispatches it (no blank line
+            # ended it), and the client sees none (until 2026-12-05 it was recorded `upstream_error`)
+            self._ending &= _ENDS
+            if self.outcome.error_type == STREAM_ERROR:
+                self.outcome.error_type = None
         self.done()
         self._text.finish(self.detectors)
 
@@ -646,8 +717,10 @@ class SseObserver:
             self._read_kept()
             return self._ended_early
         outcome = self.outcome
-        return (not self.ended and not self._ending and not self.stopped and not self._sniff and self._kept is None
-                and self._partial is not None and not outcome.finish_reasons and not outcome.error_type)  # fmt: skip
+        # (an error an event the reply ended in held is none: `finish`)
+        return (not self.ended and not self._ending & _ENDS and not self.stopped and not self._sniff
+                and self._kept is None and self._partial is not None and not outcome.finish_reasons
+                and (not outcome.error_type or (self._ending & _HELD != 0 and not self._fresh)))  # fmt: skip
 
     def ends_with_event(self) -> bool:
         """Whether the API's streams end with an event of their own (`data: [DONE]`, `message_stop`,
@@ -736,7 +809,14 @@ class SseObserver:
 
     def in_band_error(self) -> None:
         """An error the upstream sent in the stream: the call is recorded with `error.type` `STREAM_ERROR`, unless
-        something else ended it (`Exchange.finish`)."""
+        something else ended it (`Exchange.finish`). Read in an event's data, it is the SDK's once a blank line ends the
+        event (`_HELD`): not when the reply ends before it (`finish`)."""
+        if not self.outcome.error_type:
+            self.outcome.error_type = STREAM_ERROR
+            self._ending |= _HELD
+
+    def _stream_error(self) -> None:
+        """`in_band_error` where the event it is in has ended (or is no event: llama.cpp's `error:` line)."""
         if not self.outcome.error_type:
             self.outcome.error_type = STREAM_ERROR
 
