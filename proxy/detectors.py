@@ -766,8 +766,8 @@ def _minutes_before(t: _Text, start: int, end: int) -> int:
     gap = t.classes.find(b" ", start, end)
     if gap < 0 or _WRITTEN_AS_A_PHONE.search(t.classes, gap, end) is None:
         return -1
-    if t.before(start - 1) != 48 and t.classes.find(b".", start, gap) < 0:
-        return -1
+    if t.before(start - 1) != 48 and t.classes.find(b".", start, gap) < 0 and t.classes.count(48, gap, end) < 9:
+        return -1  # (a word's number before a whole phone is its own, `Room:12 555-123-4567`)
     return gap
 
 
@@ -1105,7 +1105,10 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     for piece in _PHONE_PIECE.finditer(classes, start, end):
         first, stop = piece.span()
         if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None or (
-            _bare_phone(t, first, stop) and _listed(t, start, end)  # (bare pieces are read only in a list of phones)
+            # (bare pieces are read only in a list of phones; a Unix time's ten digits only after a `+`, `_unix_time`)
+            _bare_phone(t, first, stop)
+            and _listed(t, start, end)
+            and (t.before(start) == 43 or not _unix_time(t.raw[first:stop]))
         ):
             phone = _phone(t, first, stop)
             if phone is not None:
@@ -1129,7 +1132,6 @@ def _bare_phone(t: _Text, first: int, stop: int) -> bool:
         10 <= stop - first <= 15
         and t.classes.count(48, first, stop) == stop - first
         and t.raw[first : first + 3] != b"000"
-        and not _unix_time(t.raw[first:stop])  # (`1733356800 1733443200`: two times, a phone each before 2026-12-05)
     )
 
 
@@ -1219,7 +1221,9 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) == 3 else -1
     if gap > 0 and _ipv4_ahead(t, gap + 1) == end:
-        return None  # a number, then an IPv4 address (`1234 10.0.0.1`): before 2026-12-05 a phone
+        # a number, then an IPv4 address (`1234 10.0.0.1`): before 2026-12-05 a phone; the numbers before it are read
+        # alone (`555 123 4567 10.0.0.1`, a contact line, is a phone: since a763e6e none was found)
+        return _phone(t, start, gap)
     if digits == 15 and _AMEX.fullmatch(t.classes, start, end) is not None and _card(t.raw[start:end]):
         return None  # an American Express card as written, 4-6-5 (`3782 822463 10005`): before 2026-12-05 a phone too
     return start, end
@@ -1247,9 +1251,10 @@ _DIGITS_SPACED: Final = re.compile(rb"[0-9]+(?: [0-9]+)+")
 
 
 def _unix_time(number: bytes) -> bool:
-    """Whether ten digits beginning with 1 are one: a Unix time in seconds (2001-09 to 2033-05). No phone written
-    without separators is so, but where no area code begins with 1 (the NANP's) or a 1 begins eleven (China's
-    mobiles); one beside other numbers is a row's (command output, logs), not found as a phone since 2026-12-05."""
+    """Whether ten digits beginning with 1 are one: a Unix time in seconds (2001-09 to 2033-05). One beside other
+    numbers is a row's (command output, logs), not found as a phone since 2026-12-05; so is a phone so written where an
+    area code begins with 1 (the UK's and Germany's after their country's code without its `+`, `44 1632960123`,
+    `49 1512345678`; Brazil's `1134567890`), but after a `+` (`+44 1632960123 1632960124`, `_phone_among`)."""
     return len(number) == 10 and number[0] == 49
 
 

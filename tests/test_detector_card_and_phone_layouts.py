@@ -114,3 +114,31 @@ def test_command_output_times_and_fractions_are_no_phone_nor_card(text: str) -> 
 def test_values_beside_times_and_addresses_are_found_as_far_as_they_go(text: str, found: list[tuple[str, str]]) -> None:
     raw = text.encode()
     assert [(raw[f.start : f.end].decode(), f.label) for f in ALL.findings(text)] == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before (a763e6e): no phone, the IPv4 address after it made the whole line none
+        ("555 123 4567 10.0.0.1", [("555 123 4567", "pii:phone"), ("10.0.0.1", "pii:ip_address")]),
+        ("Tel 555 123 4567 10.0.0.1 ok", [("555 123 4567", "pii:phone"), ("10.0.0.1", "pii:ip_address")]),
+        # before (ad2a275): the word's number was masked with the phone (`Room:[pii:phone]`)
+        ("Room:12 555-123-4567", [("555-123-4567", "pii:phone")]),
+        ("Ext:12 (555) 123-4567", [("(555) 123-4567", "pii:phone")]),
+        # before (a763e6e): none, each piece read as a Unix time though a `+` leads the list
+        ("+44 1632960123 1632960124", [("1632960123", "pii:phone"), ("1632960124", "pii:phone")]),
+        ("+49 1512345678 1512345679", [("1512345678", "pii:phone"), ("1512345679", "pii:phone")]),
+        # as before
+        ("1234 10.0.0.1", [("10.0.0.1", "pii:ip_address")]),
+        ("Phone:555 123-4567", [("555 123-4567", "pii:phone")]),
+        ("Tel:020 7946-0958", [("020 7946-0958", "pii:phone")]),
+        ("1733356800 1733443200", []),
+    ],
+)
+def test_a_phone_before_an_address_after_a_number_or_after_a_plus_is_found(
+    text: str, found: list[tuple[str, str]]
+) -> None:
+    raw = text.encode()
+    assert [(raw[f.start : f.end].decode(), f.label) for f in ALL.findings(text)] == found
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+    assert _streamed_differ(ALL, _PAD + text) == []
