@@ -2453,7 +2453,7 @@ def read_edges(text: str, chars: int) -> str:
 
 def _unended(window: str) -> int:
     """Where the end of a stream scanner's window that may be a value cut there starts: its last token (no white space
-    after it) and the numbers before it split by spaces or tabs (`… 1234 5698 7`), at most `_OVERLAP` characters
+    after it) and the numbers before it split by spaces or tabs, one or more (`… 1234 5698 7`), at most `_OVERLAP` characters
     (`len(window)` when none, or when the token is longer: read as before). Read as the window's end, it was read as
     the text's, and the text streamed found what the text whole holds not: `version 1.2.3.4.` | `5` an IPv4 address,
     `-124.` | `203753` or a UUID's first groups a phone, a row's first numbers (`15339 1917 11 ` | `1095 …`) a phone;
@@ -2468,8 +2468,9 @@ def _unended(window: str) -> int:
 
 # the end `_unended` holds back, read backwards: the last token, and numbers before it each after a space or a tab, or
 # a space NFKC reads as one (no-break, en, em, thin, ideographic: before 2026-12-05 a matrix's numbers split by no-break
-# spaces, cut in a row, were read to the cut, and a row's first ten digits were a `pii:phone` at 220 of 543 cuts)
-_UNENDED: Final = re.compile(r"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000][0-9().+/:-]+(?=\s|\Z))*")
+# spaces, cut in a row, were read to the cut, and a row's first ten digits were a `pii:phone` at 220 of 543 cuts); one
+# or more of them, as a table's aligned columns are split (before 2026-12-05 one only: 84 of 543 cuts with two spaces)
+_UNENDED: Final = re.compile(r"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[0-9().+/:-]+(?=\s|\Z))*")
 
 
 class StreamScanner:
