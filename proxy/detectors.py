@@ -1219,7 +1219,7 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     if t.classes.count(32, start, end) > 0 and _counted(t.raw[start:end]):
         return None
-    gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) == 3 else -1
+    gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) >= 3 else -1
     if gap > 0 and _ipv4_ahead(t, gap + 1) == end:
         # a number, then an IPv4 address (`1234 10.0.0.1`): before 2026-12-05 a phone; the numbers before it are read
         # alone (`555 123 4567 10.0.0.1`, a contact line, is a phone: since a763e6e none was found)

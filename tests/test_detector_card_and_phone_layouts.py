@@ -122,6 +122,8 @@ def test_values_beside_times_and_addresses_are_found_as_far_as_they_go(text: str
         # before (a763e6e): no phone, the IPv4 address after it made the whole line none
         ("555 123 4567 10.0.0.1", [("555 123 4567", "pii:phone"), ("10.0.0.1", "pii:ip_address")]),
         ("Tel 555 123 4567 10.0.0.1 ok", [("555 123 4567", "pii:phone"), ("10.0.0.1", "pii:ip_address")]),
+        # before: the phone's dots and the address's were more than the address's, and the phone ran over it, no address
+        ("555.123.4567 10.0.0.1", [("555.123.4567", "pii:phone"), ("10.0.0.1", "pii:ip_address")]),
         # before (ad2a275): the word's number was masked with the phone (`Room:[pii:phone]`)
         ("Room:12 555-123-4567", [("555-123-4567", "pii:phone")]),
         ("Ext:12 (555) 123-4567", [("(555) 123-4567", "pii:phone")]),
