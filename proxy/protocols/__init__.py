@@ -1547,9 +1547,24 @@ class OutputText:
             self.outcome.output_detected = found | {TRUNCATED} if self._unread else found
         if self._capture:
             text = "".join(self._capture)
-            self.outcome.content = (masker.mask(text, CAPTURE_MAX_CHARS) if masker is not None else text,)
+            if masker is None:
+                self.outcome.content = (text,)
+            elif self.charset and self._asides is not None and self._in_charset_found(masker):
+                self.outcome.content = (_WITHHELD_CHARSET,)
+            else:
+                self.outcome.content = (masker.mask(text, CAPTURE_MAX_CHARS),)
             if self._keep <= 0:  # not all kept: the output's characters, all that were added (`_add`)
                 self.outcome.content_chars = len(text) - self._keep
+
+    def _in_charset_found(self, masker: Detectors) -> bool:
+        """Whether a reading of the reply in its charset read beside the output (`_in_charset`) holds a detected value:
+        no captured text (the UTF-8 reading) holds it to mask, so the content is withheld (`_WITHHELD_CHARSET`), as a
+        request's is when a value stands only in a reading beside it. Before 2026-12-05 a span captured
+        `bob+AEA-example.org`, `bob@example.org` to `requests` under `charset=utf-7`, unmasked."""
+        assert self._asides is not None
+        texts = [kept.decode("utf-8", "surrogatepass") for key, kept in self._asides.items()
+                 if isinstance(key, tuple) and len(key) == 2 and key[0] == _CHARSET]  # fmt: skip
+        return bool(texts) and bool(masker.scan_all(texts) - {TRUNCATED})
 
     def _found(self) -> frozenset[str]:
         """The labels of the output and the asides (each a text of its own)."""
@@ -1622,6 +1637,8 @@ def _in_charset(data: bytes, text: OutputText, value: Any) -> Any:
 
 
 _CHARSET: Final = "charset"  # the `OutputText.aside` key of a reply's reading in its charset (`_in_charset`)
+# the captured output of a reply with a detected value in that reading (`OutputText._in_charset_found`)
+_WITHHELD_CHARSET: Final = "[withheld: a detected value is read in the charset the reply's type names]"
 
 
 # a double as orjson writes one of 10^18 or more (`1.2345678901234569e+23`; the `+` optional: it writes integers'

@@ -25,7 +25,8 @@ from proxy.protocols.kserve import ReplyObserver
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.test_compressed_replies_read import CONFIG, OUT, STREAM
 from tests.ingress.test_model_output_labels import stored_output_labels
-from tests.servers.raw_origin import proxy_in_front, request_body
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.raw_origin import proxy_in_front, raw_origin, request_body
 
 # charset -> (the model's content in it, the labels the call's output gets, whether `requests` reads OUT)
 CASES: dict[str, tuple[bytes, str, bool]] = {
@@ -115,3 +116,58 @@ def test_a_kserve_v1_reply_in_a_declared_charset_is_read_in_it() -> None:
     # the UTF-8 reading replaces é (scan:truncated, as before); requests' reading has the address whole
     assert observed(latin1.encode("latin-1"), "application/json; charset=latin-1").output_detected == {
         "pii:email", TRUNCATED}  # fmt: skip
+
+
+CAPTURING = CONFIG.replace(
+    "lineage:", 'telemetry: {exporter: otlp, endpoint: "${OTLP}", capture_content: true}\nlineage:'
+)
+# charset -> the model's content in it: an address to `requests` (`.text`), not in the UTF-8 reading
+HIDDEN: dict[str, bytes] = {
+    "utf-7": b"write to " + OUT.replace("@", "+AEA-").encode(),
+    # (a second address in it beside one in both readings: masked in the UTF-8 reading, the other not)
+    "UTF-7": b"write to alice@example.com and " + OUT.replace("@", "+AEA-").encode(),
+}
+
+
+@pytest.fixture
+def capturing(make_proxy, loop_thread: LoopThread, otlp: OtlpReceiver) -> Iterator[ProxyHandle]:  # type: ignore[no-untyped-def]
+    async def answered(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        await request_body(head, reader)
+        charset = SEEN["charset"]
+        body = chat(HIDDEN[charset])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=%s\r\nContent-Length: %d\r\n\r\n%s"
+                     % (charset.encode(), len(body), body))  # fmt: skip
+        await writer.drain()
+        return True
+
+    server, port = loop_thread.run(raw_origin(answered)())
+    try:
+        yield make_proxy(CAPTURING, UPSTREAM=f"http://127.0.0.1:{port}", OTLP=f"http://127.0.0.1:{otlp.port}")
+    finally:
+
+        async def close() -> None:
+            server.close()
+
+        loop_thread.run(close())
+
+
+@pytest.mark.parametrize("charset", list(HIDDEN))
+def test_an_address_only_the_charset_reading_holds_is_not_captured(
+    capturing: ProxyHandle, otlp: OtlpReceiver, charset: str
+) -> None:
+    """With `capture_content`, the span's captured output is the UTF-8 reading, masked; an address only the reading in
+    the reply's charset holds (`bob+AEA-example.org`, `bob@example.org` to `requests`) is in no text the masker reads:
+    the span carried it, readable to anyone who decodes it so, where the call's labels said `pii:email` (the request
+    side withholds such content). Now withheld, as a request's is."""
+    SEEN["charset"] = charset
+    reply = requests.post(f"{capturing.url}/v1/chat/completions", json={"model": "m", "messages": [
+        {"role": "user", "content": "hi"}]}, timeout=10)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    assert OUT in reply.json()["choices"][0]["message"]["content"]  # (what `requests` reads)
+    assert "pii:email" in reply.headers["x-data-labels"].split(","), reply.headers
+    span = otlp.by_trace(reply.headers["x-trace-id"])
+    messages = orjson.loads(span.attributes["gen_ai.output.messages"])
+    captured = "".join(part["content"] for message in messages for part in message["parts"])
+    # before: "write to bob+AEA-example.org" (and "write to [pii:email] and bob+AEA-example.org")
+    assert "+AEA-" not in captured and "example" not in captured, captured
+    assert captured.startswith("[withheld:"), captured
