@@ -58,8 +58,8 @@ from proxy.transport.http11 import keep
 
 log = logging.getLogger("lineage_proxy.http")
 
-# how a request line ends before its LF (`HttpConnection._head_read`)
-_LINE_ENDS: Final = (b" HTTP/1.1\r", b" HTTP/1.0\r", b" HTTP/1.1", b" HTTP/1.0")
+# how a request line ends after its target, before its LF (`HttpConnection._head_read`)
+_LINE_ENDS: Final = frozenset({b" HTTP/1.1\r", b" HTTP/1.0\r", b" HTTP/1.1", b" HTTP/1.0"})
 MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default line limits
 SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this long is cut off (nginx's send_timeout)
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
@@ -260,7 +260,15 @@ class HttpConnection(asyncio.Protocol):
         is held, counted by `on_url` (414): what comes before it in the read (a request before it, pipelined) is
         not counted."""
         end = data.rfind(b"\n")
-        if end >= 0 and (request.head_size > len(request.target) or data.endswith(_LINE_ENDS, 0, end)):
+        if end < 0:
+            return 0
+        if request.head_size > len(request.target):
+            return request.head_size + len(data) - end - 1
+        # its request line, when it ended there: its whole target then its version (before 2026-12-05 any line ending
+        # ` HTTP/1.1` was taken for it, a pipelined body's too: the body's bytes after it were counted, a false 431)
+        start = data.rfind(b"\n", 0, end) + 1
+        method, _, rest = data[start:end].partition(b" ")
+        if method and rest.startswith(request.target.encode("latin-1")) and rest[len(request.target) :] in _LINE_ENDS:
             return request.head_size + len(data) - end - 1
         return 0
 

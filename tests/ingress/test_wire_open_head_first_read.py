@@ -6,11 +6,14 @@ in one write, then waited, held that memory until the header timeout (30 s here)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import LoopThread, ProxyHandle, serving
+from proxy.config.model import Limits
+from proxy.ingress.wire import MAX_TARGET, HttpConnection, HttpServer, Request
+from tests.harness import FakeTransport, LoopThread, ProxyHandle, serving
 from tests.ingress.test_wire import CONFIG, Origin, connect, read_all
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -72,3 +75,68 @@ def test_a_body_before_an_open_head_in_the_same_read_is_not_counted_toward_it(pr
         sock.sendall(b"thz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         reply = read_all(sock)
     assert reply.count(b"HTTP/1.1 200") == 2, reply[:400]
+
+
+@pytest.mark.parametrize("ending", [b"\r\n", b"\n"])
+def test_a_body_line_like_a_request_line_does_not_count_toward_the_open_head_after_it(
+    proxy: ProxyHandle, ending: bytes
+) -> None:
+    """A body whose last line end follows ` HTTP/1.1` (a text quoting a request line), then more of it than the head
+    limit without a line end, pipelined in one write with the first bytes of the next request: the bytes after that
+    line end are the body's, not the open head's (whose request line is not whole yet). They were counted toward it,
+    and the second request was refused 431 (`_head_read` read the body's line as the head's request line)."""
+    limit = proxy.config.limits.max_header_bytes
+    body = b"it said GET / HTTP/1.1" + ending + b"x" * (2 * limit + 8192)  # its last line end, then none
+    post = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with connect(proxy, timeout=10) as sock:
+        sock.sendall(post + b"GET /heal")
+        sock.sendall(b"thz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = read_all(sock)
+    assert reply.count(b"HTTP/1.1 200") == 2, reply[:400]  # before: 200, then 431
+
+
+def _served(reads: list[bytes], count: int, limit: int) -> list[str]:
+    """The targets of the `count` requests a handler gets, then the errors refused ones are answered with, the bytes
+    fed to a connection (`limits.max_header_bytes` = `limit`) in `reads`."""
+    seen: list[str] = []
+
+    async def main() -> None:
+        done = asyncio.Event()
+
+        async def handler(req: Request, conn: HttpConnection) -> None:
+            seen.append(req.target)
+            await conn.body(req)
+            conn.reply(req, 200, b"text/plain", b"ok")
+            if len(seen) == count:
+                done.set()
+
+        conn = HttpServer(handler, Limits(max_header_bytes=limit))()
+        transport = FakeTransport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        for data in reads:
+            conn.data_received(data)
+        refused = [type(item).__name__ for item in conn.queue if not isinstance(item, Request)]
+        await asyncio.wait_for(done.wait(), 10)
+        seen.extend(refused)
+        conn.connection_lost(None)
+
+    asyncio.run(main())
+    return seen
+
+
+def test_pipelined_heads_up_to_the_limit_are_served_wherever_the_reads_split() -> None:
+    """A request whose body quotes a request line then runs on past the limit without a line end, then one whose head
+    is exactly `limits.max_header_bytes` (its target and fields as counted): split into two reads at every byte, both
+    are served; a byte more in the second head is refused 431 wherever the split falls."""
+    limit = 1024
+    body = b"it said GET /b HTTP/1.1\r\n" + b"x" * (limit + MAX_TARGET + 1)
+    first = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    # as counted: the target "/b" (2), each field's name and value and 4 (`Host: x` 9, `Connection: close` 19), and
+    # `X-Pad` (9 and its value) filling the rest
+    second = b"GET /b HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\nConnection: close\r\n\r\n" % (b"p" * (limit - 39))
+    data = first + second
+    for cut in range(1, len(data)):
+        assert _served([data[:cut], data[cut:]], 2, limit) == ["/a", "/b"], cut
+    over = first + second.replace(b"X-Pad: ", b"X-Pad: p")
+    for cut in range(len(first) - 64, len(over), 7):
+        assert _served([over[:cut], over[cut:]], 1, limit) == ["/a", "HeaderTooLarge"], cut
