@@ -99,6 +99,8 @@ STOP_WAIT_S = 5.0  # at shutdown, how long the events still queued may take to g
 # of the stop's wait for the sender, what is kept for the sender to count what an async_http transport it closes (cut
 # short then: its own retries take ~9 s) did not send, and end
 CLOSE_SPARE_S: Final = 1.0
+# an async_http transport's own per-event methods, which `_watch` puts its counting in front of
+_HOOKED: Final = ("_add_event", "_mark_success", "_mark_failed")
 
 
 def _facet_schema(name: str) -> str:
@@ -666,6 +668,14 @@ class OpenLineageRecorder:
         only totals, read now and then: an outage that began and ended between two reads went unsaid, a composite
         transport's were counted sent as queued, and an event its emit queued and then raised on was counted twice."""
         parts = tuple(_async_parts(transport))
+        missing = sorted({name for part in parts for name in _HOOKED if not callable(getattr(part, name, None))})
+        if missing or not all(hasattr(part, "__dict__") for part in parts):
+            # private methods (openlineage-python 1.54): a release that renamed them made the hooks raise, and the
+            # sender thread failed, no event sent again; counted as the emit returns, as before 2026-12-04
+            log.warning("openlineage: the async_http transport of %s has no %s to watch (openlineage-python changed); "
+                        "its events are counted sent once queued, not as its thread reports them", self._target,
+                        ", ".join(missing) or "instance attributes")  # fmt: skip
+            return
         for part in parts:
             hooks = vars(part)  # the instance's own, in front of its methods: each called by the transport itself
             hooks["_add_event"] = functools.partial(self._queued, part._add_event)

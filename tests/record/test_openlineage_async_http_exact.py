@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,3 +188,59 @@ def test_what_async_http_still_retries_at_the_stop_is_counted_dropped_and_said(
     assert recorder.counts["dropped"] == 2, (recorder.counts["dropped"], recorder.counts["failed"])
     assert recorder.counts["sent"] == 0
     assert any("2 events the async_http transport" in r.getMessage() for r in caplog.records)
+
+
+# a later openlineage-python that renamed the private per-event methods the proxy watches (`_watch`): its own code
+# calls them by their new names, the old ones are gone
+_RENAMED = {"_add_event": "_track_added", "_mark_success": "_track_taken", "_mark_failed": "_track_given_up"}
+
+
+def _renamed(code: types.CodeType) -> types.CodeType:
+    consts = tuple(_renamed(const) if isinstance(const, types.CodeType) else const for const in code.co_consts)
+    return code.replace(co_names=tuple(_RENAMED.get(name, name) for name in code.co_names), co_consts=consts)
+
+
+def _calling_renamed(function: Any) -> Any:
+    return types.FunctionType(_renamed(function.__code__), function.__globals__, function.__name__,
+                              function.__defaults__, function.__closure__)  # fmt: skip
+
+
+class _Gone:
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        raise AttributeError("renamed")
+
+
+class Renamed(AsyncHttpTransport):
+    """async_http as a release that renamed `_add_event`, `_mark_success` and `_mark_failed` would be."""
+
+    kind = "renamed-async-http"
+    _track_added = AsyncHttpTransport._add_event
+    _track_taken = AsyncHttpTransport._mark_success
+    _track_given_up = AsyncHttpTransport._mark_failed
+    _add_event = _mark_success = _mark_failed = _Gone()
+    emit = _calling_renamed(AsyncHttpTransport.emit)
+    _process_event = _calling_renamed(AsyncHttpTransport._process_event)
+
+
+def test_an_async_http_transport_without_the_methods_watched_is_counted_as_queued_and_its_events_still_go_out(
+    vllm: Any, marquez: tuple[Marquez, str], make_proxy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Watching its private methods raised: the sender thread failed (an ERROR), and no event went out again."""
+    _, upstream = vllm
+    backend, url = marquez
+    transport = f'{{type: composite, transports: [{{type: {__name__}.Renamed, url: "{url}"}}]}}'
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+        recorder = sink(proxy)
+        chat(proxy)
+        chat(proxy, **{"x-data-labels": "health"})
+        backend.wait_for(2)  # before: none sent, the sender thread failed
+        assert until(lambda: recorder.counts["sent"] == 2), recorder.counts["sent"]
+    assert (recorder.counts["failed"], recorder.counts["outages"]) == (0, 0)
+    said = [r for r in caplog.records if r.name == "lineage_proxy.openlineage"]
+    assert not [r.getMessage() for r in said if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in said].count(
+        "openlineage: the async_http transport of "
+        f"{recorder._target} has no _add_event, _mark_failed, _mark_success to watch (openlineage-python changed); "
+        "its events are counted sent once queued, not as its thread reports them"
+    ) == 1
