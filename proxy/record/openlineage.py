@@ -676,12 +676,24 @@ class OpenLineageRecorder:
                         "its events are counted sent once queued, not as its thread reports them", self._target,
                         ", ".join(missing) or "instance attributes")  # fmt: skip
             return
+        for other in _other_parts(transport) if parts else ():
+            # a composite's other transports (http, file ...): one whose emit returned took the event, and it is sent
+            # whatever its async_http ones report (it was counted failed, an outage said, when they failed it)
+            vars(other)["emit"] = functools.partial(self._took, other.emit)
         for part in parts:
             hooks = vars(part)  # the instance's own, in front of its methods: each called by the transport itself
             hooks["_add_event"] = functools.partial(self._queued, part._add_event)
             hooks["_mark_success"] = functools.partial(self._reported, part._mark_success, True)
             hooks["_mark_failed"] = functools.partial(self._reported, part._mark_failed, False)
         self._async = parts
+
+    def _took(self, emit: Any, event: Any) -> None:
+        """A composite's transport other than async_http took the event being emitted (on the sender, in `_emit`)."""
+        emit(event)
+        handing = self._handing
+        if handing is not None:
+            with self._tally_lock:
+                handing.taken = True
 
     def _queued(self, add: Any, request: Any) -> None:
         """An async_http transport queues a copy of the event being emitted (on the sender, in `_emit`)."""
@@ -1377,6 +1389,22 @@ def _async_parts(transport: Transport) -> Iterable[AsyncHttpTransport]:
         inner = getattr(transport, "transport", None)  # a transform transport's
         if isinstance(inner, Transport):
             yield from _async_parts(inner)
+
+
+def _other_parts(transport: Transport, inside: bool = False) -> Iterable[Transport]:
+    """The transports other than async_http inside a composite `transport` is or holds (at any depth; through
+    transform ones, whose emit hands on to theirs)."""
+    if isinstance(transport, AsyncHttpTransport):
+        return
+    if isinstance(transport, CompositeTransport):
+        for part in transport.transports:
+            yield from _other_parts(part, True)
+        return
+    inner = getattr(transport, "transport", None)  # a transform transport's
+    if isinstance(inner, Transport):
+        yield from _other_parts(inner, inside)
+    elif inside and hasattr(transport, "__dict__"):
+        yield transport
 
 
 def _calls(events: Iterable[tuple[EdgeKey, RunEvent, int]]) -> int:

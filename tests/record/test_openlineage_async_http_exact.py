@@ -244,3 +244,22 @@ def test_an_async_http_transport_without_the_methods_watched_is_counted_as_queue
         f"{recorder._target} has no _add_event, _mark_failed, _mark_success to watch (openlineage-python changed); "
         "its events are counted sent once queued, not as its thread reports them"
     ) == 1
+
+
+def test_a_composite_whose_http_transport_took_the_event_counts_it_sent_though_its_async_http_one_failed_it(
+    vllm: Any, answers_500: tuple[Failing, str], marquez: tuple[Marquez, str], make_proxy: Any
+) -> None:
+    """The event went out (the http transport's backend took it): counted failed, an outage said, before."""
+    _, upstream = vllm
+    failing, down = answers_500
+    taking, up = marquez
+    parts = f'{{type: http, url: "{up}"}}, {{type: async_http, url: "{down}", retry: {{total: 0}}}}'
+    proxy = make_proxy(config(f"{{transport: {{type: composite, transports: [{parts}]}}, snapshot_interval_s: 600}}"),
+                       UPSTREAM=upstream)  # fmt: skip
+    recorder = sink(proxy)
+    chat(proxy)
+    taking.wait_for(1)
+    assert until(lambda: failing.failed == 1)
+    assert until(lambda: recorder.counts["sent"] + recorder.counts["failed"] == 1)
+    # before: sent 0, failed 1, outages 1
+    assert (recorder.counts["sent"], recorder.counts["failed"], recorder.counts["outages"]) == (1, 0, 0)
