@@ -656,6 +656,14 @@ class OpenLineageRecorder:
         if transport is None:
             return
         try:
+            if timeout >= 0 and self._async and transport is not self._async[0]:
+                # a composite's close gives each of its transports the whole timeout, one after the other: two
+                # async_http ones still retrying took twice what is left of the stop's wait. So they are waited for
+                # within it, together, and closed in what is left then
+                deadline = time.monotonic() + timeout
+                for part in self._async:
+                    part.wait_for_completion(max(0.0, deadline - time.monotonic()))
+                timeout = max(0.0, deadline - time.monotonic())
             transport.close(timeout)
         except BaseException as exc:  # a SystemExit too: raised on the failed sender, it ended the thread before
             # `_hold_all`, and a flush waited for it forever

@@ -263,3 +263,27 @@ def test_a_composite_whose_http_transport_took_the_event_counts_it_sent_though_i
     assert until(lambda: recorder.counts["sent"] + recorder.counts["failed"] == 1)
     # before: sent 0, failed 1, outages 1
     assert (recorder.counts["sent"], recorder.counts["failed"], recorder.counts["outages"]) == (1, 0, 0)
+
+
+def test_a_composite_of_two_retrying_async_http_transports_is_closed_within_the_stops_wait(
+    vllm: Any, answers_500: tuple[Failing, str], make_proxy: Any, loop_thread: LoopThread,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A composite's close gives each of its transports the whole timeout, one after the other: two still retrying
+    took twice what is left of the stop's 5 s wait, the stop gave up on the sender (its events said not sent, as a
+    stuck sender's) and returned before what they held was counted."""
+    _, upstream = vllm
+    backend, url = answers_500
+    part = f'{{type: async_http, url: "{url}", retry: {{total: 2, backoff_factor: 4}}}}'
+    transport = f"{{type: composite, transports: [{part}, {part}]}}"
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    chat(proxy)
+    assert until(lambda: backend.failed == 2)  # each transport's first try; the next in 4 s
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        loop_thread.run(recorder.stop())  # the flow's count event too: queued by both, then retried
+    # before: dropped 0 as the stop returned, and 'events not sent to composite at shutdown'
+    assert (recorder.counts["dropped"], recorder.counts["sent"]) == (2, 0)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("2 events the async_http transport" in line for line in said), said
+    assert not any("not sent to composite at shutdown" in line for line in said), said
