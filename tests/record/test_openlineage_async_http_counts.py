@@ -1,8 +1,9 @@
 """openlineage-python's async_http transport takes an event onto its own queue and returns: its emit never fails, a
 worker thread posts the event later and counts what became of it (`get_stats()`: success, failed, pending). The
 proxy took emit's return for the backend's word: with the backend answering 500, or gone, every event was counted
-`sent`, none failed, no outage. Now the events of such a transport are counted from its stats: sent once the backend
-took them, failed once the transport gave up on them (its own retries), and an outage when it fails them."""
+`sent`, none failed, no outage. Now the events of such a transport are counted as its worker reports each (since
+2026-12-05; from its stats before): sent once the backend took them, failed once the transport gave up on them (its
+own retries), and an outage when it fails them."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_async_http_events_a_backend_fails_are_counted_and_said_with_no_scrape_n
 ) -> None:
     """The transport's stats were read only as the sender handed it another event, at a /metrics scrape and at its
     close: a proxy no one scrapes, idle after the backend failed an event, neither counted it nor said the outage
-    until its next event, or its stop. The sender reads them while the transport has events pending."""
+    until its next event, or its stop. Each is counted as the transport's worker reports it (`_reported`)."""
     _, upstream = vllm
     backend, url = answers_500
     transport = f'{{type: async_http, url: "{url}", retry: {{total: 0}}}}'
