@@ -662,7 +662,9 @@ class OpenLineageRecorder:
                 # within it, together, and closed in what is left then
                 deadline = time.monotonic() + timeout
                 for part in self._async:
-                    part.wait_for_completion(max(0.0, deadline - time.monotonic()))
+                    wait = getattr(part, "wait_for_completion", None)  # public, but a later release may rename it
+                    if callable(wait):
+                        wait(max(0.0, deadline - time.monotonic()))
                 timeout = max(0.0, deadline - time.monotonic())
             transport.close(timeout)
         except BaseException as exc:  # a SystemExit too: raised on the failed sender, it ended the thread before
