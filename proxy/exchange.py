@@ -564,6 +564,10 @@ class Exchange:
             self._left -= len(data)
             if self._left <= 0:
                 self.outcome.upstream_ns = self.outcome.now_ns()
+                if observer is not None and self.unfinished():
+                    # a sized event stream whose last byte came before its API's last event: ended incomplete, as a
+                    # chunked one is (`HttpIngress._streamed_reply`), counted at `finish` as the call's type
+                    self.outcome.error_type = UPSTREAM_INCOMPLETE
                 return True
         elif observer is not None and observer.ended and (not self._coding or self._inflater.eof):
             # (a compressed reply ends where its coding does: its last event may come before the coding's end, as

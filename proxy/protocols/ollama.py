@@ -109,6 +109,10 @@ class OllamaObserver(SseObserver):
         # line by line, raising at an `error` that is set; a reply it did not ask to stream it reads whole
         self.streamed = False
 
+    def ends_with_event(self) -> bool:
+        """Its streams (JSON lines) end with the line whose `done` is true (`stopped`)."""
+        return True
+
     def whole(self, reply: dict[str, Any]) -> None:
         if reply.get("error") and (self.streamed or not _holds_output(reply, self.chat)):
             self._error(reply)

@@ -125,6 +125,10 @@ class TgiObserver(SseObserver):
         super().__init__(outcome, detectors, capture)
         self._arrays = True  # the compat route answers a list of replies
 
+    def ends_with_event(self) -> bool:
+        """Its streams end with the event whose `generated_text` is set (`stopped`)."""
+        return True
+
     def array(self, reply: list[Any]) -> None:
         for item in reply:
             if type(item) is dict:
@@ -163,8 +167,9 @@ class TgiObserver(SseObserver):
             self._text.add(text)
         self._top_tokens(event.get("top_tokens"))
         whole = event.get("generated_text")
-        if type(whole) is str:
+        if type(whole) is str:  # the stream's last event (its `details` only when the call asked for them)
             self._text.aside(("generated_text",), whole)
+            self.stopped = True
         details = event.get("details")
         if type(details) is dict:
             self._details(details)
