@@ -717,11 +717,11 @@ class SseObserver:
             self._read_kept()
             return self._ended_early
         outcome = self.outcome
-        # (an error an event the reply ended in held is none: `finish`; an API whose streams have no last event,
-        # `ends_with_event`: the close is its end, as far as can be told)
+        # (an error an event the reply ended in held is none, an NDJSON line's is: `finish`; an API whose streams have
+        # no last event, `ends_with_event`: the close is its end, as far as can be told)
         return (not self.ended and not self._ending & _ENDS and not self.stopped and not self._sniff
                 and self._kept is None and self._partial is not None and not outcome.finish_reasons
-                and (not outcome.error_type or (self._ending & _HELD != 0 and not self._fresh))
+                and (not outcome.error_type or (self._ending & _HELD != 0 and not self._lines and not self._fresh))
                 and self.ends_with_event())  # fmt: skip
 
     def ends_with_event(self) -> bool:
