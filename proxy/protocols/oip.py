@@ -470,6 +470,17 @@ def _strings(data: Any, out: list[str], tensor: dict[str, Any] | None = None, nu
 BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the rest is forwarded unscanned)
 
 
+def not_utf8_element(raw: bytes, out: list[str]) -> None:
+    """A BYTES element that is not UTF-8, into `out`: read replaced, and, unless it holds a NUL (binary data, an
+    image, or UTF-16, which the replaced reading finds without its NULs), as Latin-1 too. A BYTES element reaches the
+    model as bytes, which it may decode in a legacy charset: `jörg@exämple.de` written in Latin-1 or Windows-1252
+    (their letters are Latin-1's) read replaced has U+FFFD for `ö` and `ä`, no address, and reached the model for a
+    purpose its zone forbids (before 2026-12-05). Only an element that is not UTF-8 pays for it."""
+    out.append(str(raw, "utf-8", "replace"))
+    if b"\x00" not in raw:
+        out.append(str(raw, "latin-1"))
+
+
 def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:
     """Decode a raw BYTES tensor (each element: 4-byte little-endian length, then the bytes), at most
     `BYTES_SCANNED` bytes of it; False when some of it was left unread (the call is then labelled
@@ -484,7 +495,10 @@ def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:
         if offset + length > end:
             break
         taken = min(length, budget)
-        out.append(str(raw[offset : offset + taken], "utf-8", "replace"))
+        try:
+            out.append(str(raw[offset : offset + taken], "utf-8"))
+        except UnicodeDecodeError:
+            not_utf8_element(bytes(raw[offset : offset + taken]), out)
         budget -= taken
         whole = whole and taken == length
         offset += length

@@ -43,6 +43,7 @@ from proxy.protocols.oip import (
     check_version,
     labels_parameter,
     named_datatype,
+    not_utf8_element,
     number_text,
     observe_reply_meta,
     sequence_key,
@@ -532,7 +533,10 @@ def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
         else:
             key, pos, stop = _field(buf, pos, end)
         if key == _BYTES_CONTENTS and len(texts) < _MAX_STRINGS:
-            texts.append(buf[pos:stop].decode("utf-8", "replace"))
+            try:
+                texts.append(buf[pos:stop].decode("utf-8"))
+            except UnicodeDecodeError:
+                not_utf8_element(buf[pos:stop], texts)
         pos = stop
 
 

@@ -359,8 +359,8 @@ def test_bytes_tensor_strings() -> None:
     assert bytes_tensor_strings(raw_bytes(b"hello", b"", "wörld".encode()), out) is True  # all of it read
     assert out == ["hello", "", "wörld"]
     out = []
-    bytes_tensor_strings(raw_bytes(b"\xff\xfeok"), out)  # invalid UTF-8 replaced
-    assert out == ["\ufffd\ufffdok"]
+    bytes_tensor_strings(raw_bytes(b"\xff\xfeok", b"\xff\x00ok"), out)  # invalid UTF-8 replaced, and as Latin-1
+    assert out == ["\ufffd\ufffdok", "\xff\xfeok", "\ufffd\x00ok"]  # (but with a NUL: binary)
     # bytes that are not whole elements would reach the model unscanned: refused, never skipped
     for broken in (
         raw_bytes(b"ok") + struct.pack("<I", 10) + b"short",  # an element shorter than its length

@@ -1,0 +1,67 @@
+"""An OIP BYTES element reaches the model as bytes, which it may decode in a legacy charset: an address with letters
+that are not ASCII written in Latin-1 (or Windows-1252, whose letters are Latin-1's) was read as UTF-8 with U+FFFD
+for them, no address, and `jörg@exämple.de` reached the model over gRPC for a purpose its zone forbids. An element
+that is not UTF-8 is now read as Latin-1 too, unless it holds a NUL (binary data: an image)."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+import tritonclient.grpc as triton
+from tritonclient.utils import InferenceServerException
+
+from proxy.protocols.oip import read_rest_request
+from proxy.protocols.oip_grpc import read_infer_request
+from tests.protocols.test_oip_grpc import infer_request, raw_bytes
+from tests.test_oip_sequences import CONFIG
+
+ADDRESS = "jörg@exämple.de"
+LATIN1 = ADDRESS.encode("latin-1")
+# the zone of the sequences' tests, holding addresses too
+ZONED = CONFIG.replace("labels: [health]", 'labels: [health, "pii:email"]') + "detectors: [email]\n"
+
+
+def _element(value: bytes) -> list[triton.InferInput]:
+    tensor = triton.InferInput("TEXT", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([value], dtype=np.object_))
+    return [tensor]
+
+
+def test_a_latin1_address_in_an_element_is_refused_before_the_model(faithful, make_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    address, log = faithful
+    proxy = make_proxy(ZONED, OIP_GRPC=address, STORE=str(tmp_path / "lineage.db"))
+    client = triton.InferenceServerClient(proxy.grpc)
+    for value in (LATIN1, ADDRESS.encode("cp1252"), b"Gr\xfc\xdfe an " + LATIN1):
+        with pytest.raises(InferenceServerException) as caught:
+            client.infer("echo", _element(value), headers={"x-purpose": "ads"})
+        assert caught.value.status() == "StatusCode.PERMISSION_DENIED", caught.value
+        assert "pii:email" in (caught.value.message() or "")
+    assert log.read_text() == ""  # nothing reached the model
+    allowed = client.infer("echo", _element(LATIN1), headers={"x-purpose": "care"})
+    assert allowed.as_numpy("TEXT").tolist() == [LATIN1]  # the model gets the bytes as sent
+    plain = client.infer("echo", _element("Grüße".encode("latin-1")), headers={"x-purpose": "ads"})
+    assert plain.as_numpy("TEXT").tolist() == ["Grüße".encode("latin-1")]  # text holding no address goes through
+
+
+def test_an_element_that_is_not_utf8_is_read_as_latin1_too() -> None:
+    request = infer_request(model_name="echo")
+    request.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(LATIN1)
+    assert ADDRESS in read_infer_request(request.SerializeToString()).texts
+    request = infer_request(model_name="echo")
+    request.inputs.add(name="TEXT", datatype="BYTES", shape=[2])
+    request.raw_input_contents.append(raw_bytes(b"plain", LATIN1))
+    assert read_infer_request(request.SerializeToString()).texts == ("plain", "j\ufffdrg@ex\ufffdmple.de", ADDRESS)
+    # REST's binary tensor data, the same elements
+    head = orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1],
+                                     "parameters": {"binary_data_size": len(LATIN1) + 4}}]})  # fmt: skip
+    rest = read_rest_request("echo", None, head + raw_bytes(LATIN1), str(len(head)))
+    assert ADDRESS in rest.texts
+
+
+def test_binary_and_utf8_elements_are_read_once() -> None:
+    image = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"
+    request = infer_request(model_name="echo")
+    tensor = request.inputs.add(name="TEXT", datatype="BYTES", shape=[2])
+    tensor.contents.bytes_contents.extend([image, ADDRESS.encode()])
+    assert read_infer_request(request.SerializeToString()).texts == (image.decode("utf-8", "replace"), ADDRESS)
