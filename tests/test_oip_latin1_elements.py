@@ -1,9 +1,12 @@
-"""An OIP BYTES element reaches the model as bytes, which it may decode in a legacy charset: an address with letters
-that are not ASCII written in Latin-1 (or Windows-1252, whose letters are Latin-1's) was read as UTF-8 with U+FFFD
-for them, no address, and `jörg@exämple.de` reached the model over gRPC for a purpose its zone forbids. An element
-that is not UTF-8 is now read as Latin-1 too, unless it holds a NUL (binary data: an image)."""
+"""An OIP BYTES element reaches the model as bytes, which it may decode in another charset: an address with letters
+that are not ASCII written in Latin-1 (or Windows-1252, whose letters are Latin-1's), UTF-16 or UTF-32 was read as
+UTF-8 with U+FFFD for them, no address, and `jörg@exämple.de` reached the model over gRPC for a purpose its zone
+forbids. An element that is not UTF-8 is now read as Latin-1 too, or, holding a NUL, in UTF-16's and UTF-32's byte
+orders it is text in (binary data, an image, is text in none)."""
 
 from __future__ import annotations
+
+import random
 
 import numpy as np
 import orjson
@@ -32,7 +35,14 @@ def test_a_latin1_address_in_an_element_is_refused_before_the_model(faithful, ma
     address, log = faithful
     proxy = make_proxy(ZONED, OIP_GRPC=address, STORE=str(tmp_path / "lineage.db"))
     client = triton.InferenceServerClient(proxy.grpc)
-    for value in (LATIN1, ADDRESS.encode("cp1252"), b"Gr\xfc\xdfe an " + LATIN1):
+    wide = [ADDRESS.encode(codec) for codec in ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be")]
+    for value in (
+        LATIN1,
+        ADDRESS.encode("cp1252"),
+        b"Gr\xfc\xdfe an " + LATIN1,
+        *wide,
+        "用户@例子.中国".encode("utf-16"),
+    ):
         with pytest.raises(InferenceServerException) as caught:
             client.infer("echo", _element(value), headers={"x-purpose": "ads"})
         assert caught.value.status() == "StatusCode.PERMISSION_DENIED", caught.value
@@ -59,8 +69,17 @@ def test_an_element_that_is_not_utf8_is_read_as_latin1_too() -> None:
     assert ADDRESS in rest.texts
 
 
+def test_an_element_in_utf16_or_utf32_is_read_so_too() -> None:
+    for codec in ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"):
+        request = infer_request(model_name="echo")
+        request.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(
+            ADDRESS.encode(codec)
+        )
+        assert ADDRESS in read_infer_request(request.SerializeToString()).texts, codec
+
+
 def test_binary_and_utf8_elements_are_read_once() -> None:
-    image = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"
+    image = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + random.Random(7).randbytes(4096)  # text in no charset
     request = infer_request(model_name="echo")
     tensor = request.inputs.add(name="TEXT", datatype="BYTES", shape=[2])
     tensor.contents.bytes_contents.extend([image, ADDRESS.encode()])

@@ -471,14 +471,25 @@ BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the re
 
 
 def not_utf8_element(raw: bytes, out: list[str]) -> None:
-    """A BYTES element that is not UTF-8, into `out`: read replaced, and, unless it holds a NUL (binary data, an
-    image, or UTF-16, which the replaced reading finds without its NULs), as Latin-1 too. A BYTES element reaches the
-    model as bytes, which it may decode in a legacy charset: `jörg@exämple.de` written in Latin-1 or Windows-1252
-    (their letters are Latin-1's) read replaced has U+FFFD for `ö` and `ä`, no address, and reached the model for a
-    purpose its zone forbids (before 2026-12-05). Only an element that is not UTF-8 pays for it."""
+    """A BYTES element that is not UTF-8, into `out`: read replaced, and as Latin-1 too or, when it holds a NUL, in
+    each of UTF-16's and UTF-32's byte orders it is text in (binary data, an image, is text in none). A BYTES element
+    reaches the model as bytes, which it may decode in another charset: `jörg@exämple.de` written in Latin-1 or
+    Windows-1252 (their letters are Latin-1's), UTF-16 or UTF-32, read replaced has U+FFFD for `ö` and `ä` (and,
+    without its NULs, as the detectors read it, only an ASCII address is whole), no address, and reached the model for
+    a purpose its zone forbids (before 2026-12-05). Only an element that is not UTF-8 pays for it."""
     out.append(str(raw, "utf-8", "replace"))
     if b"\x00" not in raw:
         out.append(str(raw, "latin-1"))
+        return
+    for codec in _WIDE_CODECS:
+        try:
+            out.append(str(raw, codec))
+        except UnicodeDecodeError:
+            pass
+
+
+# a BYTES element's charsets that hold NULs (`not_utf8_element`): without a byte-order mark Python's reads little-endian
+_WIDE_CODECS: Final = ("utf-16", "utf-16-be", "utf-32", "utf-32-be")
 
 
 def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:

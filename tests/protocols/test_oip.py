@@ -359,8 +359,9 @@ def test_bytes_tensor_strings() -> None:
     assert bytes_tensor_strings(raw_bytes(b"hello", b"", "wörld".encode()), out) is True  # all of it read
     assert out == ["hello", "", "wörld"]
     out = []
-    bytes_tensor_strings(raw_bytes(b"\xff\xfeok", b"\xff\x00ok"), out)  # invalid UTF-8 replaced, and as Latin-1
-    assert out == ["\ufffd\ufffdok", "\xff\xfeok", "\ufffd\x00ok"]  # (but with a NUL: binary)
+    # invalid UTF-8 replaced, and as Latin-1; with a NUL, in UTF-16 and UTF-32 (an odd length: neither)
+    bytes_tensor_strings(raw_bytes(b"\xff\xfeok", b"\xff\x00ok!", "ök".encode("utf-16-le")), out)
+    assert out == ["\ufffd\ufffdok", "\xff\xfeok", "\ufffd\x00ok!", "\ufffd\x00k\x00", "ök", "\uf600\u6b00"]
     # bytes that are not whole elements would reach the model unscanned: refused, never skipped
     for broken in (
         raw_bytes(b"ok") + struct.pack("<I", 10) + b"short",  # an element shorter than its length
