@@ -479,13 +479,16 @@ _COMMENTED_TLDS: Final = frozenset(("com", "org", "net", "edu", "gov", "mil")) |
     tld for tld in _ASCII_TLDS if len(tld) == 2 and tld not in _PYTHON_COUNTRIES
 )
 # delegated top-level domains that are the names of attributes and methods of tensors, arrays, frames and models, and
-# seldom take mail: glued so (`y=x@self.weight.data`) or followed by `(` or `[` with these or `_PYTHON_COUNTRIES`
-# (`y = x@w.to(device)`), an address is a matrix product, unless the name it is assigned to is a mail's (`_MAIL_KEYS`).
-# Both were addresses until 2026-12-05
+# seldom take mail: glued to an operator or `=` (`_OPERATORS`: `y=x@self.weight.data`) or followed by `(` or `[` with
+# these or `_PYTHON_COUNTRIES` but Python's keywords, no attribute's name (`y = x@w.to(device)`), an address is a
+# matrix product, unless the name it is assigned to is a mail's (`_MAIL_KEYS`). Both were addresses until 2026-12-05;
+# glued to `(`, `[` or `,` (prose, a Markdown link, a CSV row: `(bob@firma.to)`, `alice,alice@shop.new,2024`), or
+# `.in`, `.is`, `.as` called (`bob@company.in(office)`, `bob@firma.is[1]`), they were none that day (review)
 _ATTRIBUTE_TLDS: Final = frozenset(
     ("data", "to", "dot", "map", "fit", "new", "run", "show", "read", "save", "open", "next", "select", "call")
 )
-_CALLED_TLDS: Final = _ATTRIBUTE_TLDS | _PYTHON_COUNTRIES
+_CALLED_TLDS: Final = _ATTRIBUTE_TLDS | (_PYTHON_COUNTRIES - frozenset(("in", "is", "as")))
+_OPERATORS: Final = frozenset(b"=+-*/%")
 # a name that an address glued to `=` is assigned to, that holds one (`user=bob@corp.acme`, `?to=…`, `reply_to=…`): an
 # address then, whatever its top-level domain (`_code`); a made-up private one was code until 2026-12-05
 _MAIL_KEYS: Final = frozenset(
@@ -513,6 +516,8 @@ _MAIL_KEYS: Final = frozenset(
     )
 )
 _KEY_BEFORE: Final = re.compile(rb"[0-9A-Za-z_-]{1,40}\Z")
+# its words, split at `_`, `-` and camelCase (`replyTo`, `toAddress`: none until 2026-12-05, review)
+_KEY_WORD: Final = re.compile(rb"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 # and glued so, a file's name after an address (`_FILE_NAME_AFTER`) ends in a file's extension (2-5 characters), not
 # an attribute (`y=x@self.in_proj.bias`): Python 3.11's `mimetypes` table and the files mail and exports are named
 # with that it lacks (`.log`, `.md`, `.docx`, `.yaml`, `.webp`). Written here, not read from `mimetypes`: its
@@ -1522,7 +1527,8 @@ def _code(t: _Text, start: int, end: int) -> bool:
     (`y=x@self.in_proj.bias`; `_EXTENSIONS`). Checked once per address found."""
     raw = t.raw
     size = len(raw)
-    called = end < size and raw[end] in _CALL_OR_INDEX
+    # (`[^`: a Markdown footnote, `bob@firma.at[^1]`, no index: none until 2026-12-05, review)
+    called = end < size and raw[end] in _CALL_OR_INDEX and raw[end + 1 : end + 2] != b"^"
     glued = start > 0 and raw[start - 1] in _CODE_BEFORE
     if not called and not glued:
         return False
@@ -1535,7 +1541,7 @@ def _code(t: _Text, start: int, end: int) -> bool:
         return not mail or tld in _CALLED_TLDS
     if _mail_key(raw, start - 1):
         return False
-    if not mail or tld in _ATTRIBUTE_TLDS:
+    if not mail or (tld in _ATTRIBUTE_TLDS and raw[start - 1] in _OPERATORS):
         return True
     if end < size and raw[end] == 95:
         name = _FILE_NAME_AFTER.match(raw, end)
@@ -1548,15 +1554,19 @@ def _code(t: _Text, start: int, end: int) -> bool:
 
 
 def _mail_key(raw: bytes, glue: int) -> bool:
-    """Whether the `=` at `glue` assigns to a name that holds an address (`_MAIL_KEYS`: `user=`, `reply_to=`,
-    `EmailAddress=`)."""
+    """Whether the `=` at `glue` assigns to a name that holds an address: `mail` in it, or its last word, or its last
+    two joined, one of `_MAIL_KEYS` (`user=`, `reply_to=`, `replyTo=`, `user_name=`, `EmailAddress=`). Any word was
+    one until 2026-12-05 (review): `user_emb=u@self.proj.weight`, `to_dev=x@self.proj.weight` were addresses."""
     if raw[glue] != 61:
         return False
     key = _KEY_BEFORE.search(raw, max(0, glue - 40), glue)
     if key is None:
         return False
-    name = key.group().lower()
-    return b"mail" in name or any(part.decode() in _MAIL_KEYS for part in name.replace(b"-", b"_").split(b"_"))
+    name = key.group()
+    if b"mail" in name.lower():
+        return True
+    words = [word.lower().decode() for word in _KEY_WORD.findall(name)]
+    return len(words) > 0 and (words[-1] in _MAIL_KEYS or "".join(words[-2:]) in _MAIL_KEYS)
 
 
 def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:

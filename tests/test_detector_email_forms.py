@@ -92,6 +92,17 @@ FOUND = [
     ("mail alice@[2001:db8::1] now", "mail [pii:email] now"),
     ('write "a b"@[1.2.3.4]', "write [pii:email]"),
     ('<"Fred Perfect"@[127.0.0.1]>', "<[pii:email]>"),  # (Python's email tests)
+    # a top-level domain that is an attribute's name glued to `(`, `[` or `,` (prose, a Markdown link, a CSV row), one
+    # that is a Python keyword (`in`, `is`: no attribute's name) or any before a Markdown footnote (`[^1]`), and a
+    # camelCase name that holds one: none were found after b6560f0 (2026-12-05, helper revemail)
+    ("(bob@firma.to)", "([pii:email])"),
+    ("[bob@example.to](mailto:bob@example.to)", "[[pii:email]](mailto:[pii:email])"),
+    ("alice,alice@shop.new,2024", "alice,[pii:email],2024"),
+    ("mail bob@company.in(office)", "mail [pii:email](office)"),
+    ("see bob@firma.is[1]", "see [pii:email][1]"),
+    ("Contact bob@firma.at[^1] now", "Contact [pii:email][^1] now"),
+    ("replyTo=bob@corp.acme", "replyTo=[pii:email]"),
+    ("toAddress=bob@corp.acme", "toAddress=[pii:email]"),
 ]
 
 
@@ -262,6 +273,12 @@ ML_CODE = [
     "y = x@w.to(device)",
     "v = x@df.at[0]",
     "z = a@np.dot(b, c)",
+    # glued to `=` after a name whose first word only is a mail's (`user_`, `to_`, `owner_`): addresses after b6560f0
+    # (2026-12-05, helper revemail)
+    "user_emb=u@self.proj.weight",
+    "to_dev=x@self.proj.weight",
+    "owner_logits=o@self.head.weight",
+    "userEmb=u@self.W.data",
 ]
 
 
