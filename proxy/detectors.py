@@ -424,6 +424,8 @@ _IP_LITERAL: Final = re.compile(
 # `alice@[2001:db8::1]`, parsed, is one too since 2026-12-05)
 # a quoted local part that ends where an IP address in brackets starts (`"a b"@[1.2.3.4]`: none until 2026-12-05)
 _QUOTED_LOCAL: Final = re.compile(rb'"' + _QUOTED_PART + rb'"\Z')
+# the same in JSON in a string, its quotes escaped (`{"to": "\\"john doe\\"@[192.0.2.1]"}`: none until 2026-12-05, review)
+_QUOTED_LOCAL_ESCAPED: Final = re.compile(rb'\\"' + _QUOTED_PART + rb'\\"\Z')
 # what a local part a file's name goes on after ends in no more than a word does (`_ends`)
 _LOCAL_ENDS: Final = frozenset(b"+-.%")
 # what a file's name goes on with after an address's top-level domain (`_ends`): underscores, then words joined by
@@ -1589,11 +1591,7 @@ def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:
                 ipaddress.IPv6Address(six.decode())
             except ValueError:
                 continue
-        first = -1
-        if at > 0 and raw[at - 1] == 34:  # (`"`)
-            before = _QUOTED_LOCAL.search(raw, max(0, at - 256), at)
-            if before is not None:
-                first = before.start()
+        first = _quoted_local(raw, at) if at > 1 and raw[at - 1] == 34 else -1  # (`"`)
         if first < 0:
             local = _LOCAL_PART.search(t.classes, max(0, at - 64), at)
             first = at if local is None else local.start()
@@ -1603,17 +1601,51 @@ def _odd_addresses(t: _Text) -> Iterator[tuple[int, int]]:
             yield first, literal.end()
 
 
+def _quoted_local(raw: bytes, at: int) -> int:
+    """Where a quoted local part that ends at the `"` before the `@` at `at` starts (`"a b"@[1.2.3.4]`, in JSON
+    `\\"a b\\"@[…]`), -1 if none does: tried once, from the last `"` before it that is no quoted pair's (that none
+    holds; in JSON, the last escaped once), at most 128 bytes back (its longest). Searched for from 256 bytes back,
+    each `"` there read up to 60 characters on, a megabyte of `\\"a \\"@[1.2.3.4]` took 8 s (2026-12-05, review)."""
+    low = max(0, at - 128)
+    escaped = _backslashes(raw, at - 1, low) % 2 == 1  # (its last `"` escaped: in JSON)
+    quote = raw.rfind(b'"', low, at - 1)
+    while quote >= 0:
+        run = _backslashes(raw, quote, low)
+        if escaped and run == 1:
+            return quote - 1 if _QUOTED_LOCAL_ESCAPED.fullmatch(raw, quote - 1, at) is not None else -1
+        if run % 2 == 0:
+            if escaped:
+                return -1
+            return quote if _QUOTED_LOCAL.fullmatch(raw, quote, at) is not None else -1
+        quote = raw.rfind(b'"', low, quote - run)
+    return -1
+
+
+def _backslashes(raw: bytes, end: int, low: int) -> int:
+    """How many `\\` are right before `end`, back to `low` at most."""
+    start = end
+    while start > low and raw[start - 1] == 92:
+        start -= 1
+    return end - start
+
+
 def _wide_local(raw: bytes, first: int, at: int) -> int:
     """Where a local part before an IP address in brackets starts when letters that are not ASCII are in it
-    (`jörg@[1.2.3.4]` was masked from `rg` until 2026-12-05): read back in its characters, at most 64 of them."""
+    (`jörg@[1.2.3.4]` was masked from `rg` until 2026-12-05): read back in its characters, at most 64 of them, from
+    the last letter of a script without spaces if ASCII follows it, as `_address` reads one (`会議室でtanaka@[…]` was
+    masked from `会`, 2026-12-05, review)."""
     start = max(0, at - 256)
     while start < first and 0x80 <= raw[start] < 0xC0:  # (a UTF-8 continuation byte: on to where a character starts)
         start += 1
-    text = raw[start:at].decode("utf-8", "surrogatepass")
-    local = _address_patterns()[0].search(text, max(0, len(text) - 64))
+    text = raw[start : at + 1].decode("utf-8", "surrogatepass")  # (with its `@`: `_SPACELESS_BEFORE` looks for it)
+    local = _address_patterns()[0].search(text, max(0, len(text) - 65), len(text) - 1)
     if local is None:
         return first
-    return start + len(text[: local.start()].encode("utf-8", "surrogatepass"))
+    head = local.start()
+    spaceless = _SPACELESS_BEFORE.search(text, head)
+    if spaceless is not None:
+        head = spaceless.end()
+    return start + len(text[:head].encode("utf-8", "surrogatepass"))
 
 
 def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:

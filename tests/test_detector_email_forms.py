@@ -21,7 +21,7 @@ from proxy.detectors import Detectors
 from tests.configs import EMAIL_ZONE_STORED
 from tests.harness import proxy_error
 from tests.servers.vllm_like import SERVED
-from tests.test_scan_cost import python_lines
+from tests.test_scan_cost import Counted, python_lines
 
 EMAIL = Detectors([DetectorSpec("email")])
 
@@ -161,6 +161,10 @@ WIDE_FOUND = [
     ("jörg@[1.2.3.4]", "[pii:email]"),
     ("an müller.jörg@[IPv6:2001:db8::1]!", "an [pii:email]!"),
     ('"jörg"@[2001:db8::1]', "[pii:email]"),
+    # an ASCII local part after a letter of a script written without spaces, as before a domain: since 8d919bb the
+    # text before it was masked with it, up to 64 characters (2026-12-05, helper revemail)
+    ("会議室でtanaka@[1.2.3.4]", "会議室で[pii:email]"),
+    ("请发到alice@[2001:db8::1]。", "请发到[pii:email]。"),
 ]
 
 
@@ -303,7 +307,14 @@ def test_streamed_a_matrix_product_is_none_however_cut(value: str, before: str) 
 
 
 @pytest.mark.parametrize(
-    "text", ['"john.doe."@example.com', '"a b c"@example.com', '"x" then "a\\"b"@example.com', '"1 2"@example.com']
+    "text",
+    [
+        '"john.doe."@example.com',
+        '"a b c"@example.com',
+        '"x" then "a\\"b"@example.com',
+        '"1 2"@example.com',
+        '"a\\\\"@[192.0.2.1]',  # (a quoted pair, `\\`, its last: no escaped quote, 2026-12-05, helper revemail)
+    ],
 )
 def test_a_quoted_local_part_is_still_found(text: str) -> None:
     assert EMAIL.scan(text) == {"pii:email"}
@@ -314,6 +325,39 @@ def test_a_quoted_local_part_is_still_found(text: str) -> None:
 def test_text_dense_with_what_starts_one_costs_no_python_per_one(text: str) -> None:
     lines = python_lines(lambda: (EMAIL.scan(text), EMAIL.findings(text)), detectors.__file__)
     assert lines < 2_000  # (one search of each form: `_odd_addresses`)
+
+
+class CountedWhole(Counted):
+    """`Counted`, its `fullmatch` counted too."""
+
+    def fullmatch(self, string: bytes, pos: int = 0, endpos: int = sys.maxsize) -> Any:
+        self.read += min(endpos, len(string)) - pos
+        return self.pattern.fullmatch(string, pos, endpos)
+
+
+@pytest.mark.interpreted  # (the module's patterns replaced)
+@pytest.mark.parametrize(
+    "unit",
+    [
+        'x"a\\"@[1.2.3.4]',
+        '"a\\"@[1.2.3.4]',
+        '\\"a\\"@[1.2.3.4]',
+        '\\"a \\"@[1.2.3.4]',
+        'a\\"@[1.2.3.4]',
+        '"\\"\\"@[::1]',
+    ],
+)
+def test_a_quoted_local_part_before_brackets_is_tried_from_one_quote(
+    unit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a quoted local part before an IP address (8d919bb) was looked for 256 bytes back at each `"@[`, from every `"`
+    # there up to 60 characters on: a megabyte of `\"a \"@[1.2.3.4]` took 8 s, of `"a\"@[1.2.3.4]` 3 s (2026-12-05,
+    # helper revemail)
+    plain, escaped = CountedWhole(detectors._QUOTED_LOCAL), CountedWhole(detectors._QUOTED_LOCAL_ESCAPED)
+    monkeypatch.setattr(detectors, "_QUOTED_LOCAL", plain)
+    monkeypatch.setattr(detectors, "_QUOTED_LOCAL_ESCAPED", escaped)
+    EMAIL.scan(unit * 2_000)
+    assert plain.read + escaped.read < 2 * len(unit) * 2_000  # before: 256 or 512 a unit
 
 
 # an A-label top-level domain (`xn--p1ai`, Russia's `рф`) glued so was code: its match ends at `xn` (2026-12-04, review)
@@ -361,7 +405,17 @@ def test_streamed_the_address_is_found_however_cut(value: str, before: str) -> N
 
 # a quoted local part in JSON in a string, a tool call's arguments (`{"to": "\\"john doe\\"@example.com"}`): its quotes
 # escaped, it was not found (2026-12-04, review)
-@pytest.mark.parametrize("address", ['"john doe"@example.com', '"a b"@example.com_2024.csv', '"j.doe."@example.co.uk'])
+@pytest.mark.parametrize(
+    "address",
+    [
+        '"john doe"@example.com',
+        '"a b"@example.com_2024.csv',
+        '"j.doe."@example.co.uk',
+        # before an IP address in brackets, found unescaped since 8d919bb, escaped not (2026-12-05, helper revemail)
+        '"john doe"@[192.0.2.1]',
+        '"john doe"@[2001:db8::1]',
+    ],
+)
 @pytest.mark.parametrize("before", ["", "é "])
 def test_a_quoted_local_part_in_json_in_a_string_is_found(address: str, before: str) -> None:
     arguments = orjson.dumps({"to": address, "note": before}).decode()
