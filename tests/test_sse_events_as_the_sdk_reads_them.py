@@ -28,11 +28,11 @@ DONE = b"data: [DONE]\n\n"
 ERROR = b'data: {"error": {"message": "overloaded", "type": "InternalServerError", "code": 500}}'
 
 
-def through_sdk(setup: Any, body: bytes, framing: str = "chunked") -> tuple[int, str, Any]:
-    """`body` (an event stream, a piece a line) through the proxy to the openai SDK's chat stream: the chunks it gave,
-    the type of what it raised (`""`: nothing), the call's span."""
-    pieces = [line + b"\n" for line in body.split(b"\n")]
-    pieces[-1] = pieces[-1][:-1]
+def through_sdk(setup: Any, body: bytes, framing: str = "chunked", split: bool = True) -> tuple[int, str, Any]:
+    """`body` (an event stream, a piece a line, or one piece unless `split`) through the proxy to the openai SDK's chat
+    stream: the chunks it gave, the type of what it raised (`""`: nothing), the call's span."""
+    pieces = [line + b"\n" for line in body.split(b"\n")] if split else [body]
+    pieces[-1] = pieces[-1][:-1] if split else pieces[-1]
     setup.upstream.reply = Reply([p for p in pieces if p], framing=framing, content_type="text/event-stream")
     client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=30, max_retries=0)
     got = 0
@@ -64,6 +64,9 @@ def through_sdk(setup: Any, body: bytes, framing: str = "chunked") -> tuple[int,
         (b"data\ndata: " + CHUNK[6:], ""),  # (its lines joined, `\n{...}`: JSON)
         (b"id: 7\n" + CHUNK, ""),
         (b"data: [1,\ndata: 2]\n\n", ""),  # (JSON, no object: the SDK passes it on)
+        (b"data: 1\ndata: 2\n\n", "JSONDecodeError"),  # (each line JSON alone, `1\n2` none; helper revsse)
+        (b"data: 1\ndata: " + CHUNK[6:], "JSONDecodeError"),  # (`1\n{...}`: none)
+        (b"data: 1\n\n", ""),
         (b": ping\nretry\n\n", ""),  # (nothing to dispatch)
         (ERROR + b"\n\n", "APIError"),
     ],
@@ -109,3 +112,15 @@ def test_the_reading_stops_at_its_one_byte_line_not_an_equal_one_before_it(read:
     observer, outcome = observer_of("anthropic")
     _streamed(observer, tail + b"event: error\n\n", read)
     assert outcome.error_type == STREAM_ERROR
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-piece", "a-piece-a-line"])
+@pytest.mark.parametrize("framing", ["sized", "chunked"])
+@pytest.mark.parametrize("after", [b"data: x\n\n", b"id: 7\n\n", ERROR + b"\n\n"], ids=["no-json", "empty", "error"])
+def test_an_event_after_done_is_none(setup_for: Any, after: bytes, framing: str, split: bool) -> None:  # noqa: F811
+    """The openai SDK breaks out of its events at `[DONE]`: an event after it, passed on in the piece that holds it or
+    in a sized reply's rest, is none it raises at. Before 2026-12-05 (helper revsse) each was `upstream_error`: the
+    first two since 917f8e9, an error event since before it."""
+    got, raised, span = through_sdk(setup_for(), CHUNK + DONE + after, framing, split)
+    assert (got, raised) == (1, "")
+    assert span.attributes.get("error.type") is None

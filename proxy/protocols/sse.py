@@ -126,6 +126,8 @@ _EMPTY_EVENT: Final = re.compile(
     + _CONTENT
     + rb")[^\n]+\n)*\n"
 )
+# `[DONE]` (`_data_line`) before such an event in a read: the SDK stops there
+_DONE_LINE: Final = re.compile(rb"(?:\A|\n)data:[ \t\x0b\x0c]*\[DONE\]")  # (a read begins at a line's start)
 # the piece of an event (a JSON line) kept across reads, past where a reply is read (`_late_errors`), to be looked at
 # whole: an error's event is short
 _MOST_TAIL: Final = 65_536
@@ -134,6 +136,9 @@ _MOST_TAIL: Final = 65_536
 # reply ends in before it is none (the SDK's decoder dispatches no event at the body's end; `finish`)
 _ENDS: Final = 1
 _HELD: Final = 2
+# ... or `[DONE]` to a client that stops there (`json_every_event`: the openai SDK breaks out of its events at it, in
+# the piece that holds it too): past its blank line nothing is the upstream's error (`_past_done`)
+_STOPS: Final = 4
 
 
 # distinct alternative tokens read from a reply's logprobs (`SseObserver.alternatives`): a model's vocabulary is some
@@ -216,6 +221,10 @@ class SseObserver:
         # the API's client parses every event it is given as JSON, and raises at one that is none (the openai SDK:
         # `sse.json()` for each but `[DONE]`): such an event is the upstream's error (`_dispatch`, `_EMPTY_EVENT`)
         self.json_every_event = False
+        # past the blank line that ends `[DONE]` (`_STOPS`), which its client's SDK reads nothing after: what follows
+        # (in the piece that holds it, a sized reply's rest) is read for the record's labels, but no error in it is the
+        # upstream's (an event no JSON, an empty one, `data: {"error": ...}`: until 2026-12-05 `upstream_error`)
+        self._past_done = False
         # past where the reply is read (`_give_up`), its events holding `error` are looked at (`_late_errors`): the
         # open event's text from its first line, at most `_MOST_TAIL` bytes (a JSON line's); `_skipping` to its end, in
         # an event (a line) not looked at, of which `_tail` holds from its last line end on; how many were looked at
@@ -316,6 +325,8 @@ class SseObserver:
                     break
             else:  # a blank line ends the event
                 if self._ending:  # (an error it held is now the SDK's: it stays)
+                    if self._ending & _STOPS:
+                        self._past_done = True
                     if self._ending != _HELD:
                         self.ended = True
                     self._ending = 0
@@ -345,8 +356,11 @@ class SseObserver:
         would be a Python step. Its last line end is kept, so the line after it is still a line's start."""
         if self._lines:
             return _NO_OP_JSON_LINES.sub(b"", data)
-        if self.json_every_event and _EMPTY_EVENT.search(data) is not None:  # (before its lines are dropped)
-            self._stream_error()
+        if self.json_every_event:  # (before its lines are dropped)
+            found = _EMPTY_EVENT.search(data)
+            # (not one after `[DONE]`, which the SDK does not read: `_STOPS`)
+            if found is not None and _DONE_LINE.search(data, 0, found.start() + 1) is None:
+                self._stream_error()
         if _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
             data = _NO_OP_LINES.sub(b"", data)
         if b"\nevent\n" in data:  # (an `event:` line naming none, read as one)
@@ -560,13 +574,17 @@ class SseObserver:
             if not payload or payload[0] != _BRACE:
                 if payload.startswith(b"[DONE]"):  # (`[DONE]x` too: the openai SDKs stop at any data so begun)
                     self.ended = True
+                    if self.json_every_event:
+                        self._ending |= _STOPS
                 else:
                     if payload:  # no object, which an event is: not read (nor parsed), and said to be
                         self._text.unread()
                         # no JSON text: the SDK raises at the event once its blank line dispatches it (`_HELD`); an
-                        # array's first line is read joined to the event's others, as an object's is (`_dispatch`)
-                        if self.json_every_event and not self.outcome.error_type and not _json_text(payload):
-                            if payload[0] == _BRACKET:
+                        # array's first line is read joined to the event's others, as an object's is (`_dispatch`),
+                        # and so is a JSON text (`1`: `data: 1`, `data: 2` is `1\n2`, no JSON text, until 2026-12-05
+                        # passed as a success)
+                        if self.json_every_event and not self.outcome.error_type:
+                            if payload[0] == _BRACKET or _json_text(payload):
                                 self._event = bytearray(payload)
                                 self._event_lines = 1
                                 return True
@@ -606,10 +624,13 @@ class SseObserver:
                 if ended:  # (an error it held is the SDK's: the blank line came)
                     self._ending = 0
                 return self._partial is not None
-        if self.json_every_event and not _json_text(event):  # the SDK's `json.loads` raises at its data
-            self.in_band_error()
-            if ended:
-                self._ending = 0
+        if self.json_every_event:
+            if not _json_text(event):  # the SDK's `json.loads` raises at its data
+                self.in_band_error()
+                if ended:
+                    self._ending = 0
+            elif self._event_lines == 1:  # (a JSON text alone, `data: 1`: passed as one that opens no event is)
+                return self._unread_event()
         return self._refuse()
 
     def _read_event(self, reply: dict[str, Any]) -> None:
@@ -813,13 +834,13 @@ class SseObserver:
         """An error the upstream sent in the stream: the call is recorded with `error.type` `STREAM_ERROR`, unless
         something else ended it (`Exchange.finish`). Read in an event's data, it is the SDK's once a blank line ends the
         event (`_HELD`): not when the reply ends before it (`finish`)."""
-        if not self.outcome.error_type:
+        if not self.outcome.error_type and not self._past_done:
             self.outcome.error_type = STREAM_ERROR
             self._ending |= _HELD
 
     def _stream_error(self) -> None:
         """`in_band_error` where the event it is in has ended (or is no event: llama.cpp's `error:` line)."""
-        if not self.outcome.error_type:
+        if not self.outcome.error_type and not self._past_done:
             self.outcome.error_type = STREAM_ERROR
 
     def usage(self, usage: Any, input_key: str = "input_tokens", output_key: str = "output_tokens") -> None:
