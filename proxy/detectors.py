@@ -574,6 +574,11 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 pos = within[1]
                 yield within
                 continue
+            dictated = _dictated_run(t, start) if t.after(end) == 48 else -1
+            if dictated > 0 and _spelled_out(t, start, dictated, t.raw[start:dictated]):
+                pos = dictated
+                yield start, dictated
+                continue
             pos = _searched_on(t, start, end)
             continue  # part of a longer number, or of a word: a hex id's digits (`…3a7535740003305…`), a UUID's
         if t.before(start) == 46 and t.before(start - 1) == 48 and _DIGITS.fullmatch(classes, start, end) is not None:
@@ -914,8 +919,10 @@ def _spelled_out(t: _Text, start: int, end: int, candidate: bytes) -> bool:
     issued = _ISSUED.get(len(digits))
     if issued is None or issued.match(digits) is None or not _luhn(digits):
         return False
-    if (t.before(start) == 32 and t.before(start - 1) == 48) or (t.after(end) == 32 and t.after(end + 1) == 48):
-        return False  # (a window of a longer run: a row's)
+    if (t.before(start) == 32 and t.before(start - 1) == 48) or (
+        t.after(end) == 32 and t.after(end + 1) == 48 and not _expiry_after(t, end)
+    ):
+        return False  # (a window of a longer run: a row's, unless the rest is the card's expiry)
     raw = t.raw
     if (start > 0 and raw[start - 1] in _BRACKETS) or (end < len(raw) and raw[end] in _BRACKETS):
         return False
@@ -941,6 +948,35 @@ def _spelled_out(t: _Text, start: int, end: int, candidate: bytes) -> bool:
     before = t.raw[row.start() : row.end()].translate(None, _NOT_DIGITS)  # (two such cards on lines of their own)
     issued = _ISSUED.get(len(before))
     return issued is not None and issued.match(before) is not None and _luhn(before)
+
+
+def _dictated_run(t: _Text, start: int) -> int:
+    """Where a run of 13-19 single digits split by single spaces from `start` ends when an expiry follows it
+    (`_expiry_after`: `4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 12 27`, a card dictated with its expiry, cut by `_CARD` at its
+    19th digit inside the expiry); -1 when not so. Since 2026-12-05: before, no card was found in such a run."""
+    if t.before(start) in _CARD_JOINED:
+        return -1
+    run = _DICTATED.match(t.classes, start)
+    if run is None or not _expiry_after(t, run.end()):
+        return -1
+    return run.end()
+
+
+def _expiry_after(t: _Text, end: int) -> bool:
+    """Whether what follows a card written digit by digit (`_spelled_out`) is its expiry alone, MM YY or MMYY
+    (its code after it, if any): no more numbers joined to it, as a row's are. (`MM/YY` after it is still missed: its
+    candidate ends at the slash, and a check there cost every candidate of a run of small numbers a line.)"""
+    expiry = _SPOKEN_EXPIRY.match(t.raw, end)
+    if expiry is None:
+        return False
+    last = expiry.end()
+    return t.after(last) not in _CARD_JOINED and not (t.after(last) == 32 and t.after(last + 1) == 48)
+
+
+# a run of single digits split by single spaces, as long as a card (`_dictated_run`); an expiry after a card so
+# written: a month, then its year's last two digits, after a space or nothing, and a code of 3-4 digits
+_DICTATED: Final = re.compile(rb"0(?: 0(?!0)){12,18}(?= )")
+_SPOKEN_EXPIRY: Final = re.compile(rb" (?:0[1-9]|1[0-2]) ?[0-9]{2}(?: [0-9]{3,4})?(?![0-9/])")
 
 
 # a line's end of four numbers or more split by white space or commas (brackets after: an array's; a CR, a CRLF line
