@@ -1,5 +1,5 @@
 """Cards and phones the card sittings of 2026-12-04/05 still missed (2026-12-05, helper cards2): a card dictated digit
-by digit with its expiry after it on the same line."""
+by digit with its expiry after it on the same line; one dictated with commas between its digits."""
 
 from __future__ import annotations
 
@@ -46,4 +46,42 @@ def test_a_card_dictated_with_its_expiry_is_found(text: str, found: list[tuple[s
     [f"pay {DICTATED} 12 27 please", f"pay {DICTATED} 1227 123", f"{DICTATED} 12 27 5 6"],
 )
 def test_these_streamed_find_what_they_find_whole_at_every_cut(body: str) -> None:
+    assert _streamed_differ(ALL, body) == []
+
+
+COMMAS = ",".join(DICTATED.split())
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before: none
+        (COMMAS, [(COMMAS, "pii:credit_card")]),
+        (f"card: {COMMAS}.", [(COMMAS, "pii:credit_card")]),
+        (", ".join(DICTATED.split()), [(", ".join(DICTATED.split()), "pii:credit_card")]),
+        # a row's: more numbers joined, a label's column, an array, after a header or a row, one digit throughout,
+        # counting, Luhn fails, a decimal after
+        (f"{COMMAS},2", []),
+        (f"x,{COMMAS}", []),
+        (f"2,{COMMAS}", []),
+        (f"[{', '.join(DICTATED.split())}]", []),
+        (f"a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p\n{COMMAS}", []),
+        (f"1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16\n{COMMAS}", []),
+        (",".join("4" * 16), []),
+        ("4,5,6,7,8,9,0,1,2,3,4,5,6,7,8,9", []),
+        ("4,1,1,1,1,1,1,1,1,1,1,1,1,1,1,2", []),
+        (f"{COMMAS}.5", []),
+        (f"0.{COMMAS}", []),
+    ],
+)
+def test_a_card_dictated_with_commas_is_found(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+
+
+@pytest.mark.parametrize(
+    "body",
+    # (the second: its first 13 digits are a Visa's, Luhn-valid; all 16 are not)
+    [f"pay {COMMAS} now", "pay " + ",".join("4111111111002123") + " now", f"a,b,c,d,e,f\n{COMMAS}\n1,2"],
+)
+def test_cards_with_commas_streamed_find_what_they_find_whole_at_every_cut(body: str) -> None:
     assert _streamed_differ(ALL, body) == []
