@@ -1,5 +1,5 @@
 """Cards and phones the card sittings of 2026-12-04/05 still missed (2026-12-05, helper cards2): a card dictated digit
-by digit with its expiry after it on the same line; one dictated with commas between its digits."""
+by digit with its expiry after it on the same line; one dictated with commas or tabs between its digits."""
 
 from __future__ import annotations
 
@@ -84,4 +84,29 @@ def test_a_card_dictated_with_commas_is_found(text: str, found: list[tuple[str, 
     [f"pay {COMMAS} now", "pay " + ",".join("4111111111002123") + " now", f"a,b,c,d,e,f\n{COMMAS}\n1,2"],
 )
 def test_cards_with_commas_streamed_find_what_they_find_whole_at_every_cut(body: str) -> None:
+    assert _streamed_differ(ALL, body) == []
+
+
+TABS = "\t".join(DICTATED.split())
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        (TABS, [(TABS, "pii:credit_card")]),  # before: none
+        (f"pay\n{TABS}\nthanks", [(TABS, "pii:credit_card")]),
+        # a row's: more numbers joined, a label's column, after a header or a row
+        (f"{TABS}\t2", []),
+        (f"x\t{TABS}", []),
+        (f"a\tb\tc\td\n{TABS}", []),
+        (f"1\t2\t3\t4\n{TABS}", []),
+        ("\t".join("4" * 16), []),
+    ],
+)
+def test_a_card_dictated_with_tabs_is_found(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+
+
+@pytest.mark.parametrize("body", [f"pay\n{TABS}\nnow", "pay " + "\t".join("4111111111002123") + " now"])
+def test_cards_with_tabs_streamed_find_what_they_find_whole_at_every_cut(body: str) -> None:
     assert _streamed_differ(ALL, body) == []
