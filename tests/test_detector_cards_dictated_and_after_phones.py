@@ -1,5 +1,5 @@
 """Cards and phones the card sittings of 2026-12-04/05 still missed (2026-12-05, helper cards2): a card dictated digit
-by digit with its expiry after it on the same line; one dictated with commas or tabs between its digits."""
+by digit with its expiry after it on the same line; one dictated with commas or tabs between its digits; a card after a CN mobile."""
 
 from __future__ import annotations
 
@@ -109,4 +109,30 @@ def test_a_card_dictated_with_tabs_is_found(text: str, found: list[tuple[str, st
 
 @pytest.mark.parametrize("body", [f"pay\n{TABS}\nnow", "pay " + "\t".join("4111111111002123") + " now"])
 def test_cards_with_tabs_streamed_find_what_they_find_whole_at_every_cut(body: str) -> None:
+    assert _streamed_differ(ALL, body) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before: none (the candidate from the mobile's digits was cut at the card's second group, searched on after it)
+        ("13800138000 4111 1111 1111 1111", [("4111 1111 1111 1111", "pii:credit_card")]),
+        ("call 13800138000 4111 1111 1111 1111 ok", [("4111 1111 1111 1111", "pii:credit_card")]),
+        # as before
+        ("13800138000 13800138000 4111 1111 1111 1111", [("4111 1111 1111 1111", "pii:credit_card")]),
+        ("13800138000 4111111111111111", [("13800138000", "pii:phone"), ("4111111111111111", "pii:credit_card")]),
+        (
+            "4111111111111111 4111 1111 1111 1111",
+            [("4111111111111111", "pii:credit_card"), ("4111 1111 1111 1111", "pii:credit_card")],
+        ),
+        ("1234567890 1 1 1 1 1 1 1 1 1", []),
+        ("13800138000 4111 1111 1111 1112", []),
+    ],
+)
+def test_a_card_after_a_long_number_is_found(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+
+
+@pytest.mark.parametrize("body", ["call 13800138000 4111 1111 1111 1111 ok", "13800138000 13800138000 4111 1111 1111"])
+def test_a_card_after_a_long_number_streamed_finds_what_it_finds_whole_at_every_cut(body: str) -> None:
     assert _streamed_differ(ALL, body) == []
