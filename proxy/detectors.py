@@ -1171,7 +1171,7 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     # each phone of a list of the other kind, 8,000 phones took 16 s, bare, or 1.3 s, written)
     lead = _WRITTEN_OR_TEN.search(classes, start, end)
     if lead is None:  # (spaced digits alone: a row's, unless it holds a run of ten digits; read at C speed)
-        return None
+        return _phone_after_card(t, start, end)
     if t.before(start) == 43:  # (`+44 20 7946 0958 555-…`, `+44 … 13800138000`: the spaces before the next end it)
         written = _WRITTEN_AS_A_PHONE.search(classes, start, end)
         gap = classes.rfind(b" ", start, written.start() if written is not None else lead.start())
@@ -1199,6 +1199,26 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
             if phone is not None:
                 return phone
     return None
+
+
+def _phone_after_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The phone split by spaces that is the rest of a run of numbers after a card in four groups of four (`4111 1111
+    1111 1111 555 123 4567`), read as it is alone, its first group not of four (a row of groups of four is a table's,
+    no card and phone); None when the run is not so. Since 2026-12-05: before, the run was a row's, and only the card
+    was found."""
+    classes = t.classes
+    if (
+        not classes.startswith(_CARD_FOURS, start)
+        or classes.startswith(b"0000", start + 20)
+        or t.before(start) in _CARD_JOINED
+        or not _card(t.raw[start : start + 19])
+    ):
+        return None
+    phone = _phone(t, start + 20, end)
+    return phone if phone == (start + 20, end) else None
+
+
+_CARD_FOURS: Final = b"0000 0000 0000 0000 "
 
 
 # a piece of a phone candidate that may be one alone: nine digits or more from where a number starts, split by at

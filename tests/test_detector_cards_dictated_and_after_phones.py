@@ -1,5 +1,6 @@
 """Cards and phones the card sittings of 2026-12-04/05 still missed (2026-12-05, helper cards2): a card dictated digit
-by digit with its expiry after it on the same line; one dictated with commas or tabs between its digits; a card after a CN mobile."""
+by digit with its expiry after it on the same line; one dictated with commas or tabs between its digits; a card after
+a CN mobile; a phone split by spaces after a card."""
 
 from __future__ import annotations
 
@@ -135,4 +136,35 @@ def test_a_card_after_a_long_number_is_found(text: str, found: list[tuple[str, s
 
 @pytest.mark.parametrize("body", ["call 13800138000 4111 1111 1111 1111 ok", "13800138000 13800138000 4111 1111 1111"])
 def test_a_card_after_a_long_number_streamed_finds_what_it_finds_whole_at_every_cut(body: str) -> None:
+    assert _streamed_differ(ALL, body) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before: the card alone (the run was a row's for phones)
+        (
+            "4111 1111 1111 1111 555 123 4567",
+            [("4111 1111 1111 1111", "pii:credit_card"), ("555 123 4567", "pii:phone")],
+        ),
+        (
+            "pay 4111 1111 1111 1111 555 123 4567 ok",
+            [("4111 1111 1111 1111", "pii:credit_card"), ("555 123 4567", "pii:phone")],
+        ),
+        # as before: groups of four after it (a table's row), a number before it, as written with dashes
+        ("4111 1111 1111 1111 1234 5678 9012", []),
+        ("1 1 4111 1111 1111 1111 555 123 4567", []),
+        ("4111 1111 1111 1111 12 34", [("4111 1111 1111 1111", "pii:credit_card")]),
+        (
+            "4111 1111 1111 1111 555-123-4567",
+            [("4111 1111 1111 1111", "pii:credit_card"), ("555-123-4567", "pii:phone")],
+        ),
+    ],
+)
+def test_a_phone_split_by_spaces_after_a_card_is_found(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+
+
+@pytest.mark.parametrize("body", ["pay 4111 1111 1111 1111 555 123 4567 ok", "4111 1111 1111 1111 1234 5678 9012"])
+def test_a_phone_after_a_card_streamed_finds_what_it_finds_whole_at_every_cut(body: str) -> None:
     assert _streamed_differ(ALL, body) == []
