@@ -24,9 +24,9 @@ comes; a line that is no JSON object is not read (`scan:truncated`), as an event
 
 A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
 (chunked, or until close), or over `limits.buffer_max_bytes`. One whose Content-Type is not
-`text/event-stream` and whose first byte but white space is `{` is kept as it passes (at most
-`Detectors.keep_max` bytes; nothing is held back from the client) and read at `finish` as a whole reply is (`body`):
-as JSON, else as an event stream.
+`text/event-stream` and whose first byte but white space is `{` (or a NUL, or a UTF-16 or UTF-32 byte order mark's:
+JSON in them) is kept as it passes (at most `Detectors.keep_max` bytes; nothing is held back from the client) and read
+at `finish` as a whole reply is (`body`): as JSON, else as an event stream.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from proxy.protocols.charsets import codec_of
 MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole, and of an event's data
 _BRACE: Final = ord("{")
 _BRACKET: Final = ord("[")
+_WIDE: Final = 0xFE  # a byte of it or past it begins a UTF-16 or UTF-32 byte order mark, never UTF-8 text (`_keep`)
 # b"\r" and b"\n" as ints: `in` is then a memchr (a bytes needle is first tried as an int, and fails with a
 # formatted TypeError each time)
 _CR: Final = 13
@@ -411,7 +412,10 @@ class SseObserver:
             if found is not None:
                 self._sniff = False
                 first = data[found.start()]
-                if first != _BRACE and not (first == _BRACKET and self._arrays):
+                # (a NUL, or a UTF-16 or UTF-32 byte order mark's first byte: JSON in UTF-16 or UTF-32 may begin so,
+                # which a whole reply is read as too, `reply_json`; before 2026-12-05 one in big-endian, with a mark or
+                # white space first, was read as an event stream: `scan:truncated` where read whole it was not)
+                if first != _BRACE and first != 0 and first < _WIDE and not (first == _BRACKET and self._arrays):
                     self._kept = None
                     if kept:
                         kept.append(data)
