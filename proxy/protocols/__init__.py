@@ -1299,6 +1299,10 @@ class OutputText:
     # the codec of the `charset` the reply's `Content-Type` names (`charsets.codec_of`, set by its observer's `head`:
     # `declare`): None for none, or UTF-8's; "" for one Python does not know (`reply_json` reads a whole reply in it)
     charset: str | None = None
+    # a whole reply's readings in that charset that differ from its JSON (`_in_charset`), each a text or a JSON value
+    # (whether it is one) under its key: read beside the content at `finish`, after all the reply's own fields
+    # (`aside_later`); None while there are none
+    _later: list[tuple[Hashable, Any, bool]] | None = None
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, digests: bool = True) -> None:
         """`digests` False: the output's digest is the observer's own (of the reply's tensors, not its text)."""
@@ -1411,6 +1415,28 @@ class OutputText:
             self._room -= len(text)
         else:
             self._aside_first(key, text, kept)
+
+    def aside_later(self, key: Hashable, value: Any, strings: bool) -> None:
+        """`aside` of a text (`strings` False) or `aside_strings` of a JSON value, at `finish`: after the reply's own
+        fields beside its content (tool calls, reasoning), so a reading of the whole reply in its charset
+        (`_in_charset`: UTF-16's in the other byte order, as long as the reply) takes what room they leave. Before
+        2026-12-05 it was kept first, and on a reply of 1.2 MB in UTF-16 the address in a tool call's arguments was
+        past the scan limit (`scan:truncated` alone)."""
+        later = self._later
+        if later is None:
+            later = self._later = []
+        later.append((key, value, strings))
+
+    def _aside_later_now(self) -> None:
+        """What waited for `finish` (`aside_later`), read beside the content now, in the order it came."""
+        later = self._later
+        self._later = None
+        if later is not None:
+            for key, value, strings in later:
+                if strings:
+                    self.aside_strings(key, value)
+                else:
+                    self.aside(key, value)
 
     def has_aside(self, key: Hashable) -> bool:
         """Whether text was read beside the content under `key` (`aside`): an event that ends what deltas streamed
@@ -1537,6 +1563,8 @@ class OutputText:
 
     def finish(self, masker: Detectors | None = None) -> None:
         self.source = None
+        if self._later is not None:  # (a whole reply's readings in its charset: `aside_later`)
+            self._aside_later_now()
         digest = self._hash
         if self._seen and digest is not None:
             if self._unhashed:
@@ -1610,7 +1638,8 @@ def _in_charset(data: bytes, text: OutputText, value: Any) -> Any:
     """A whole reply whose type names a `charset` other than UTF-8's (`OutputText.charset`), as a client that decodes
     it so reads it too (`requests`' `.json()` and `.text`; the openai SDK reads `value`, UTF-8 or UTF-16 and UTF-32 by
     their zero bytes): each reading in it (`charsets.readings`, as a KServe V1 request body is read) that is other JSON
-    than `value` has its strings read beside the output; one that is no JSON, its text; and where `value` is none
+    than `value` has its strings read beside the output, one that is no JSON its text, each after the reply's own
+    fields are (`OutputText.aside_later`); and where `value` is none
     (`NOT_JSON`: Shift_JIS's `\\` second bytes), the first JSON reading is the reply. Bytes that are no text in it, or
     a charset Python does not know (or two that differ), leave the output `scan:truncated`. Before 2026-12-05 a reply
     was read as UTF-8 alone: `alice+AEA-example.com` under `charset=utf-7`, `alice@example.com` to `requests`, was
@@ -1626,13 +1655,13 @@ def _in_charset(data: bytes, text: OutputText, value: Any) -> Any:
             other = json.loads(read, parse_int=_parse_int)
             same = other == value
         except (ValueError, RecursionError):
-            text.aside((_CHARSET, index), read)
+            text.aside_later((_CHARSET, index), read, False)
             continue
         if value is NOT_JSON:
             value = other
             text.source = None  # (read by Python's `json`)
         elif not same:
-            text.aside_strings((_CHARSET, index), other)
+            text.aside_later((_CHARSET, index), other, True)
     return value
 
 
