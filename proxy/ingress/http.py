@@ -601,8 +601,9 @@ class HttpIngress:
 
     def record_unserved(self, request: Request, conn: HttpConnection) -> None:
         """Record a request pipelined behind another, its head read (its body too, or part of it), whose client left
-        before it was served (`HttpConnection._unserved`): the call had begun, and ends as one whose client left while
-        it was still arriving does (`_unread`), nothing of it read or forwarded, no one answered."""
+        before it was served, or behind the reply that closed its connection for the drain (`HttpConnection._unserved`):
+        the call had begun, and ends as one whose client left while it was still arriving does (`_unread`), or one the
+        drain cut, nothing of it read or forwarded, no one answered."""
         pipeline = self.ref.current
         ex = _exchange(pipeline, request.method, request.path, request.header)
         if pipeline.client_address:
@@ -610,6 +611,11 @@ class HttpIngress:
         if conn.cut:
             ended: ProxyError = DrainCut(
                 "lineage-proxy stopped before this request was served (limits.drain_timeout_s)"
+            )
+        elif conn.draining and not conn.lost:
+            ended = DrainCut(
+                "lineage-proxy stopped (SIGTERM) before this request was served: it was pipelined behind the reply "
+                "that closed the connection for the drain"
             )
         else:
             ended = LeftUnread("the client left before its request was served (pipelined behind one not yet answered)")

@@ -18,7 +18,9 @@ Sockets and bytes only; what a request means is the handler's business (`http.py
 - past `limits.max_connections`, a new connection's first request gets 503 `overloaded` and the
   connection is closed, so the calls in flight keep their file descriptors;
 - `shutdown` stops accepting, closes idle connections, lets requests in flight finish (their replies
-  say `Connection: close`) and aborts what is left after the drain timeout.
+  say `Connection: close`; one pipelined behind a reply that had gone out saying keep-alive is served too, as
+  its client awaits it; what is pipelined behind a reply saying close is recorded `drain_timeout`, unserved)
+  and aborts what is left after the drain timeout.
 """
 
 from __future__ import annotations
@@ -145,6 +147,10 @@ class HttpConnection(asyncio.Protocol):
         self.lost = False
         self.closing = False  # close once the request being served is answered
         self.cut = False  # closed by the drain (SIGTERM) with a request still being served
+        self.draining = False  # the drain (SIGTERM) closes it (`shutdown`), not an internal error
+        # the drain began as the reply to the request being served was going out, saying keep-alive: its client,
+        # which may have pipelined the next request already, is owed that one's reply (`shutdown`)
+        self._owed = False
         self.over_cap = False
         self.replying = False  # the reply to the request being served has started
         self._broken = False  # the parser failed or the client's body was refused: read no more
@@ -650,22 +656,27 @@ class HttpConnection(asyncio.Protocol):
                     self._upgrade_body = None
             if stop:
                 break
-            if not item.keep_alive or self.closing or item.too_large or not item.complete:
+            if not item.keep_alive or item.too_large or not item.complete:
                 self._broken = self._broken or not item.complete  # a body still coming is dropped while closing
                 break
+            if self.closing:  # its reply said `Connection: close`, but for one that went out before the drain
+                if not self._owed:
+                    break
+                self._owed = False
             if not self.queue:
                 open_head = self.parsing is not None and not self.parsing.method
                 if open_head:  # a pipelined head still coming: its header timeout runs from its first byte
                     self._deadline = self._head_started + server.header_timeout_s
                 else:
                     self._arm(server.idle_timeout_s)
-        if self.lost and self.queue:
+        if self.queue and (self.lost or self.draining):
             self._unserved()
         self._close()
 
     def _unserved(self) -> None:
-        """The requests pipelined behind the one served when its client left (each one's head read, some whole): never
-        served, each recorded as a call its client left (`HttpServer.record_unserved`): the call had begun."""
+        """The requests pipelined behind the one served when its client left, or behind the reply that closed the
+        connection for the drain (each one's head read, some whole): never served, each recorded as a call its client
+        left, or the drain cut (`HttpServer.record_unserved`): the call had begun."""
         record = self.server.record_unserved
         queue, self.queue = self.queue, collections.deque()
         for item in queue:
@@ -744,8 +755,11 @@ class HttpConnection(asyncio.Protocol):
         self.abort()
 
     def shutdown(self) -> None:
-        """Stop after the request being served; an idle connection closes now."""
+        """Stop after the request being served (and the next one, when its reply had gone out saying keep-alive: its
+        client awaits that one's; its own says `Connection: close`); an idle connection closes now."""
         self.closing = True
+        self.draining = True
+        self._owed = self.serving is not None and self.replying
         if self.serving is None and not self.queue:
             if self._wake is not None and not self._wake.done():
                 _wake(self._wake)  # the serve loop closes

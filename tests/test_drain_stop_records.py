@@ -1,0 +1,150 @@
+"""What a stop (SIGTERM, `lineage-proxy serve` in a subprocess) leaves recorded, and how long it waits.
+
+- Requests pipelined behind the reply the drain began during: that reply's head had gone out saying keep-alive, so its
+  client awaits the next reply; the next request (read before the drain) is served, its reply saying
+  `Connection: close`, and what is pipelined behind that one is never served and recorded `drain_timeout`. Before
+  2026-12-05 both were dropped without a span or an access line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.harness import LoopThread, ServeProcess, start_app
+from tests.servers.otlp_receiver import OtlpReceiver
+
+COPY = str(Path(__file__).resolve().parents[1])  # this checkout: the `serve` subprocess imports it
+HOLD = "hold"  # a chat message the upstream answers with its first event, then waits (`Upstream.gate`)
+
+
+class Upstream:
+    """An OpenAI-compatible upstream: a chat saying `HOLD` is streamed, its first event sent, the rest once `gate` is
+    set; any other chat is answered whole at once."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if body["messages"][0]["content"] != HOLD:
+            return web.json_response({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]})  # fmt: skip
+        reply = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await reply.prepare(request)
+        await reply.write(_event("hello", None))
+        await self.gate.wait()
+        await reply.write(_event(" there", "stop") + b"data: [DONE]\n\n")
+        await reply.write_eof()
+        return reply
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]})
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/v1/models", self.models)
+        return app
+
+
+def _event(content: str, finish: str | None) -> bytes:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "model": "m",
+             "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]}  # fmt: skip
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def _post(trace_id: str, content: str) -> bytes:
+    body = orjson.dumps({"model": "m", "stream": content == HOLD, "messages": [{"role": "user", "content": content}]})
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"traceparent: 00-%s-00000000000000a1-01\r\nContent-Length: %d\r\n\r\n%s"
+            % (trace_id.encode(), len(body), body))  # fmt: skip
+
+
+@pytest.fixture
+def upstream(loop_thread: LoopThread) -> Iterator[tuple[Upstream, str]]:
+    server = Upstream()
+    runner, port = loop_thread.run(start_app(server.app()))
+    yield server, f"http://127.0.0.1:{port}"
+    loop_thread.loop.call_soon_threadsafe(server.gate.set)
+    loop_thread.run(runner.cleanup())
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., ServeProcess]]:
+    started: list[ServeProcess] = []
+
+    def start(config: str) -> ServeProcess:
+        started.append(ServeProcess(config, "--log-level", "info", env={"PYTHONPATH": COPY}))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(30)
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = sock.recv(65536)
+        assert chunk, got
+        got += chunk
+    return got
+
+
+def test_requests_pipelined_behind_a_reply_the_drain_began_during_are_served_or_recorded(
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    loop_thread: LoopThread,
+) -> None:  # fmt: skip
+    server, url = upstream
+    config = tmp_path / "proxy.yaml"
+    config.write_text(f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "{url}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
+lineage: {{store: null}}
+logging: {{access: true, format: json}}
+""")
+    proxy = serve(str(config))
+    host, port = proxy.addresses["http"].rsplit(":", 1)
+    first, second, third, idle_one = (f"{0x5D0 + n:032x}" for n in range(4))
+    with (
+        socket.create_connection((host, int(port)), timeout=30) as idle,
+        socket.create_connection((host, int(port)), timeout=30) as sock,
+    ):
+        idle.sendall(_post(idle_one, "hi"))  # a kept-alive connection, idle by the stop: the drain closes it
+        assert b"200 OK" in _read_head(idle)
+        sock.sendall(_post(first, HOLD) + _post(second, "hi") + _post(third, "hi"))
+        head = _read_head(sock)  # the first reply's head went out before the drain: it keeps the connection open
+        assert b"200 OK" in head and b"connection: close" not in head.lower()
+        proxy.signal(signal.SIGTERM)
+        while idle.recv(65536):  # the drain has begun: its idle connection is closed (with the rest read)
+            pass
+        loop_thread.loop.call_soon_threadsafe(server.gate.set)
+        got = head
+        while chunk := sock.recv(65536):
+            got += chunk
+        assert proxy.proc.wait(30) == 0
+    # the first reply, whole, then the second's, which closes the connection: the client awaited it
+    assert got.count(b"HTTP/1.1 200 OK") == 2, got
+    assert b"data: [DONE]" in got
+    second_reply = got[got.rindex(b"HTTP/1.1 200 OK") :]
+    assert f"x-trace-id: {second}".encode() in second_reply.lower() and b"connection: close" in second_reply.lower()
+    spans = otlp.wait_for(lambda spans: {first, second, third} <= {s.trace_id for s in spans})
+    ended = {s.trace_id: (s.attributes["lineage.decision"], s.attributes.get("error.type")) for s in spans}
+    assert ended[first] == ("allow", None) and ended[second] == ("allow", None)
+    assert ended[third] == ("deny", "drain_timeout")  # never served: the drain closed its connection before it
+    lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
+    access = {line.get("trace_id"): line.get("code") for line in lines if line.get("logger") == "lineage_proxy.access"}
+    assert (access.get(second, "none"), access.get(third, "none")) == ("", "drain_timeout"), lines
