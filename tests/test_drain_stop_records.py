@@ -4,6 +4,8 @@
   client awaits the next reply; the next request (read before the drain) is served, its reply saying
   `Connection: close`, and what is pipelined behind that one is never served and recorded `drain_timeout`. Before
   2026-12-05 both were dropped without a span or an access line.
+- The record sinks stop at once: a stalled OTLP collector (the spans sink waits `export_timeout_s` for it) no longer
+  holds the OpenLineage sink's stop (its own bound against a hung backend) until it is done.
 """
 
 from __future__ import annotations
@@ -148,3 +150,72 @@ logging: {{access: true, format: json}}
     lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
     access = {line.get("trace_id"): line.get("code") for line in lines if line.get("logger") == "lineage_proxy.access"}
     assert (access.get(second, "none"), access.get(third, "none")) == ("", "drain_timeout"), lines
+
+
+class HungBackend:
+    """An OpenLineage HTTP endpoint that takes each request and never answers (until the test ends)."""
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+
+    async def lineage(self, request: web.Request) -> web.Response:
+        await self.released.wait()
+        return web.Response(status=201)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/v1/lineage", self.lineage)
+        return app
+
+
+@pytest.fixture
+def hung_backend(loop_thread: LoopThread) -> Iterator[str]:
+    backend = HungBackend()
+    runner, port = loop_thread.run(start_app(backend.app()))
+    yield f"http://127.0.0.1:{port}"
+    loop_thread.loop.call_soon_threadsafe(backend.released.set)
+    loop_thread.run(runner.cleanup())
+
+
+@pytest.fixture
+def stalled_collector() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver(hang=True)  # takes each export and answers none (for 30 s, or until it stops)
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+def test_the_sinks_stop_at_once_a_stalled_collector_holds_no_other_sink(
+    upstream: tuple[Upstream, str], stalled_collector: OtlpReceiver, hung_backend: str,
+    serve: Callable[..., ServeProcess], tmp_path: Path,
+) -> None:  # fmt: skip
+    """The spans sink waits up to `export_timeout_s` (60 s) for its stalled collector; the OpenLineage sink's stop,
+    its sender stuck on a hung backend, ends within its own bound (5 s) meanwhile, its line said, instead of after the
+    spans sink's: the stop took the sum of the sinks' bounds (64 s with an async_http transport's 4 s)."""
+    _, url = upstream
+    config = tmp_path / "proxy.yaml"
+    config.write_text(f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "{url}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{stalled_collector.port}", export_timeout_s: 60}}
+lineage:
+  store: null
+  openlineage: {{transport: {{type: http, url: "{hung_backend}", timeout: 600, retry: {{total: 0}}}}, spool: {tmp_path / "spool"}}}
+""")
+    proxy = serve(str(config))
+    host, port = proxy.addresses["http"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(_post(trace_id := f"{0x5E0:032x}", "hi"))
+        assert b"200 OK" in _read_head(sock)
+    proxy.signal(signal.SIGTERM)
+    # the OpenLineage sink says what its hung backend did not take: within its own bound (the wait here is only a
+    # failure's), while the spans sink still waits for its collector (its line not said yet)
+    line = proxy.wait_log("at shutdown", timeout=20)
+    assert "openlineage: 1 events not sent to http " in line, line
+    said = "".join(proxy.stderr)
+    assert "spans not exported at shutdown" not in said, said
+    stalled_collector.release()  # the collector answers: the spans sink's stop ends, and the process
+    assert proxy.proc.wait(30) == 0
+    assert stalled_collector.by_trace(trace_id).attributes["lineage.decision"] == "allow"

@@ -84,6 +84,11 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         self._server.start()
         return self.port
 
+    def release(self) -> None:
+        """A hanging receiver answers the exports it holds, and those to come."""
+        if self._hang is not None:
+            self._hang.set()
+
     def stop(self) -> None:
         if self._hang is not None:
             self._hang.set()
