@@ -476,20 +476,30 @@ def not_utf8_element(raw: bytes, out: list[str]) -> None:
     reaches the model as bytes, which it may decode in another charset: `jörg@exämple.de` written in Latin-1 or
     Windows-1252 (their letters are Latin-1's), UTF-16 or UTF-32, read replaced has U+FFFD for `ö` and `ä` (and,
     without its NULs, as the detectors read it, only an ASCII address is whole), no address, and reached the model for
-    a purpose its zone forbids (before 2026-12-05). Only an element that is not UTF-8 pays for it."""
+    a purpose its zone forbids (before 2026-12-05). Only an element that is not UTF-8 pays for it. A wide reading with
+    control characters (`_BINARY_CONTROL`) is binary data's (quiet audio, a string table's offsets: its `@`s and
+    enclosed or fullwidth digits gave it `pii:` labels), not taken; the other readings take at most `BYTES_SCANNED`
+    bytes (a gRPC `bytes_contents` element is unbounded: 64 MB read three to five times over)."""
     out.append(str(raw, "utf-8", "replace"))
+    if len(raw) > BYTES_SCANNED:
+        raw = raw[:BYTES_SCANNED]
     if b"\x00" not in raw:
         out.append(str(raw, "latin-1"))
         return
     for codec in _WIDE_CODECS:
         try:
-            out.append(str(raw, codec))
+            text = str(raw, codec)
         except UnicodeDecodeError:
-            pass
+            continue
+        if _BINARY_CONTROL.search(text.rstrip("\x00")) is None:
+            out.append(text)
 
 
 # a BYTES element's charsets that hold NULs (`not_utf8_element`): without a byte-order mark Python's reads little-endian
 _WIDE_CODECS: Final = ("utf-16", "utf-16-be", "utf-32", "utf-32-be")
+# a control character but white space: a wide reading holding one (but NULs at its end, a C string's) is binary data,
+# not text (`not_utf8_element`)
+_BINARY_CONTROL: Final = re.compile("[\x00-\x08\x0e-\x1f]")
 
 
 def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:
