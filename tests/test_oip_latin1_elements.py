@@ -6,6 +6,7 @@ orders it is text in (binary data, an image, is text in none)."""
 
 from __future__ import annotations
 
+import base64
 import random
 
 import numpy as np
@@ -143,3 +144,19 @@ def test_an_element_is_read_again_up_to_its_first_mib() -> None:
         assert len(texts[0]) == len(element)  # (each byte that is not UTF-8 a U+FFFD)
         assert len(texts) > 1
         assert all(len(text) <= BYTES_SCANNED for text in texts[1:])
+
+
+def test_a_base64_element_decoding_to_latin1_is_read_as_latin1_too() -> None:
+    """MLServer's base64 codec hands the model an element declared `content_type: base64` as the bytes it decodes to,
+    as a BYTES element sent so: bytes that are not UTF-8 were read replaced only (`unbase64`), and `jörg@exämple.de`
+    in Latin-1 (or UTF-16) so sent reached the model, over REST's JSON and over gRPC."""
+    for raw in (LATIN1, ADDRESS.encode("utf-16")):
+        encoded = base64.b64encode(raw).decode()
+        head = orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": [encoded],
+                                         "parameters": {"content_type": "base64"}}]})  # fmt: skip
+        assert ADDRESS in read_rest_request("echo", None, head, None).texts
+        request = infer_request(model_name="echo")
+        tensor = request.inputs.add(name="TEXT", datatype="BYTES", shape=[1])
+        tensor.parameters["content_type"].string_param = "base64"
+        tensor.contents.bytes_contents.append(encoded.encode())
+        assert ADDRESS in read_infer_request(request.SerializeToString()).texts

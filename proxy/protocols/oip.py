@@ -798,9 +798,7 @@ def _declared_base64(data: Any, texts: list[str], tensor: dict[str, Any] | None)
     whole = _strings(data, encoded, tensor)
     for text in encoded:
         texts.append(text)
-        decoded = unbase64(text)
-        if decoded != text:
-            texts.append(decoded)
+        unbase64(text, texts)
     return whole
 
 
@@ -855,15 +853,24 @@ def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:
     return parameters if isinstance(parameters, dict) else {}
 
 
-def unbase64(text: str) -> str:
-    """An element declared base64 as the text it encodes, decoded leniently (characters outside the
+def unbase64(text: str, out: list[str]) -> None:
+    """An element declared base64 as the text it encodes, into `out`, decoded leniently (characters outside the
     alphabet dropped, so `dG86\nIGFs…` is still an address): all that MLServer's strict codec decodes, and
-    what a runtime calling `b64decode` without `validate` decodes; as it is when it does not decode (then
-    that is what the model is given)."""
+    what a runtime calling `b64decode` without `validate` decodes; nothing when it does not decode (then
+    what the model is given is the element as sent), or decodes to itself. Bytes that are not UTF-8 are read as a
+    BYTES element sent so is (`not_utf8_element`): the model is given the bytes (before 2026-12-05 read replaced
+    only, a Latin-1 `jörg@exämple.de` so sent had no address)."""
     try:
-        return binascii.a2b_base64(text.encode("utf-8", "surrogateescape")).decode("utf-8", "replace")
+        raw = binascii.a2b_base64(text.encode("utf-8", "surrogateescape"))
     except ValueError:
-        return text
+        return
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        not_utf8_element(raw, out)
+        return
+    if decoded != text:
+        out.append(decoded)
 
 
 def _binary_size(tensor: dict[str, Any]) -> int | None:

@@ -513,10 +513,7 @@ def _declared_base64(texts: list[str], start: int) -> None:
     (`oip.unbase64`: a `b64decode` without `validate` drops a MIME line break, which MLServer's strict codec
     and `add_decoded_texts` do not decode)."""
     for index in range(start, len(texts)):
-        text = texts[index]
-        decoded = unbase64(text)
-        if decoded != text:
-            texts.append(decoded)
+        unbase64(texts[index], texts)
 
 
 def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
