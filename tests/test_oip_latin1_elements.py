@@ -17,6 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
+from proxy.protocols.kserve import read_request
 from proxy.protocols.oip import BYTES_SCANNED, not_utf8_element, read_rest_request
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.protocols.test_oip_grpc import infer_request, raw_bytes
@@ -160,3 +161,15 @@ def test_a_base64_element_decoding_to_latin1_is_read_as_latin1_too() -> None:
         tensor.parameters["content_type"].string_param = "base64"
         tensor.contents.bytes_contents.append(encoded.encode())
         assert ADDRESS in read_infer_request(request.SerializeToString()).texts
+
+
+def test_a_base64_value_read_decoded_as_text_is_read_as_latin1_too() -> None:
+    """A base64 value read decoded because it is text (`add_decoded_texts`: UTF-8 but for at most one character in 8):
+    a KServe V1 instance's `b64`, an OIP element MLServer's codec would decode. One that is not UTF-8 was read
+    replaced only: `write to jörg@exämple.de` in Latin-1 had no address, as a BYTES element so sent had."""
+    for raw in (b"write to " + LATIN1, ("write to " + ADDRESS).encode("utf-16-le")):
+        encoded = base64.b64encode(raw).decode()
+        body = orjson.dumps({"instances": [{"b64": encoded}]})
+        assert "write to " + ADDRESS in read_request("echo", "predict", body, "application/json").texts
+        head = orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": [encoded]}]})
+        assert "write to " + ADDRESS in read_rest_request("echo", None, head, None).texts

@@ -495,6 +495,7 @@ def not_utf8_element(raw: bytes, out: list[str]) -> None:
             out.append(text)
 
 
+_REPLACEMENT: Final = "\ufffd".encode()  # U+FFFD in UTF-8: a reading holding it without them was not UTF-8
 # a BYTES element's charsets that hold NULs (`not_utf8_element`): without a byte-order mark Python's reads little-endian
 _WIDE_CODECS: Final = ("utf-16", "utf-16-be", "utf-32", "utf-32-be")
 # a control character but white space: a wide reading holding one (but NULs at its end, a C string's) is binary data,
@@ -815,8 +816,9 @@ def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None 
     MLServer decodes an input whose model-settings declare `content_type: base64` although the request
     does not say so, so any element its codec would decode (`b64decode(validate=True)`: the alphabet only, whole padded quads) is
     scanned decoded too when that is text: UTF-8 but for at most one character in 8 (read replaced, so a
-    stray byte hides nothing). Binary data (an image) is not read: it would only spend the scan budget.
-    Under 8 characters an element holds nothing the detectors find."""
+    stray byte hides nothing), and, not UTF-8, as Latin-1 or UTF-16/32 too (`not_utf8_element`: before 2026-12-05 a
+    KServe V1 instance's `b64` holding `jörg@exämple.de` in Latin-1 had no address). Binary data (an image) is not
+    read: it would only spend the scan budget. Under 8 characters an element holds nothing the detectors find."""
     for index in range(start, len(texts)):
         text = texts[index]
         if len(text) < 8 or len(text) & 3 or _BASE64.fullmatch(text) is None:
@@ -826,7 +828,11 @@ def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None 
         except binascii.Error:
             continue
         decoded = utf8_text(raw)
-        if decoded is not None:
+        if decoded is None:
+            continue
+        if "\ufffd" in decoded and _REPLACEMENT not in raw:  # not UTF-8: read as a BYTES element so sent is
+            not_utf8_element(raw, texts)
+        else:
             texts.append(decoded)
     end = len(texts)  # (the elements and their base64 decoded: a runtime parses JSON escapes as it reads their numbers)
     for index in range(start, end):
