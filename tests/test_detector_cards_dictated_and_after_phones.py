@@ -88,6 +88,32 @@ def test_cards_with_commas_streamed_find_what_they_find_whole_at_every_cut(body:
     assert _streamed_differ(ALL, body) == []
 
 
+# (helper revcards2) a list of single digits split by a comma and a space longer than a card: its last 13-19 were read
+# as a card alone, the number and the `, ` before them not seen (one of 56 random lists of 30 such digits labelled)
+LONG_LIST = "3, 3, 1, 8, 0, 8, 0, 6, 8, 5, 9, 4, 9, 9, 2, 4, 8, 3, 6, 2, 8, 5, 4, 4, 5, 9, 0, 5, 9, 7"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LONG_LIST,
+        "values: " + LONG_LIST + ".",
+        "3, 3, 8, 7, 5, 0, 0, 4, 7, 4, 3, 9, 5, 7, 5, 5, 1, 3, 1, 3",
+        f"2, {', '.join(DICTATED.split())}",
+        f"12, {', '.join(DICTATED.split())}",
+        f"0.5, {', '.join(DICTATED.split())}",
+    ],
+)
+def test_the_tail_of_a_longer_list_with_commas_and_spaces_is_no_card(text: str) -> None:
+    # before (2026-12-05, 954a192): the last 19 of the first three, the 16 after `2, ` and `12, `, were a card
+    assert _found(text) == []
+
+
+@pytest.mark.parametrize("body", [f"pay {LONG_LIST} now", f"a\n{LONG_LIST}\nb"])
+def test_a_longer_list_with_commas_and_spaces_streamed_finds_what_it_finds_whole(body: str) -> None:
+    assert _streamed_differ(ALL, body) == []
+
+
 TABS = "\t".join(DICTATED.split())
 
 
