@@ -586,14 +586,16 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue  # part of a longer number, or of a word: a hex id's digits (`…3a7535740003305…`), a UUID's
         if t.before(start) == 46 and t.before(start - 1) == 48 and _DIGITS.fullmatch(classes, start, end) is not None:
             continue  # a decimal number's fraction: a double's 15-17 digits (`-0.07967057352398446`) pass Luhn 1 in 10
-        candidate = t.raw[start:end]
+        candidate, expiring = t.raw[start:end], classes[end - 3] == 32 or classes[end - 5] == 32
         if _card(candidate) and not _international_phone(t, start, end):
             yield start, end
             continue
         if _spelled_out(t, start, end, candidate):
             yield start, end
             continue
-        within = _card_within(t.raw, start, end)
+        # (a last group of two digits or four: an expiry's too, after a card of 13-15 digits dictated, `_dictated_within`;
+        # tested on a line already run, as a run of `1 1 1 …` runs no line more a candidate)
+        within = _dictated_within(t, start, end) if expiring else _card_within(t.raw, start, end)
         if within is not None and not (within[0] == start and t.before(start) == 46 and t.before(start - 1) == 48):
             pos = max(pos, within[1])
             yield within  # (not a decimal's fraction before a number, `0.0602574471507 0.04`, as it is alone)
@@ -1004,6 +1006,17 @@ def _dictated_run(t: _Text, start: int) -> int:
     if run is None or not _expiry_after(t, run.end()):
         return -1
     return run.end()
+
+
+def _dictated_within(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The card of a candidate ending in a group of two digits or four (`_cards`): one dictated digit by digit, its
+    expiry after it (`_dictated_run`: `3 7 8 2 8 2 2 4 6 3 1 0 0 0 5 12 27`, a card of 13-15 digits and its expiry,
+    19 digits at most, not cut inside the expiry as a 16-digit card's is), or `_card_within`'s. Since 2026-12-05
+    (helper revcards2); before, no card of 13-15 digits so dictated with its expiry was found."""
+    dictated = _dictated_run(t, start)
+    if dictated > 0 and _spelled_out(t, start, dictated, t.raw[start:dictated]):
+        return start, dictated
+    return _card_within(t.raw, start, end)
 
 
 def _expiry_after(t: _Text, end: int) -> bool:

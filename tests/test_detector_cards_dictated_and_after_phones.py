@@ -42,9 +42,40 @@ def test_a_card_dictated_with_its_expiry_is_found(text: str, found: list[tuple[s
     assert _found(text) == found
 
 
+AMEX = " ".join("378282246310005")
+VISA13 = " ".join("4222222222222")
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # (helper revcards2) before: none (a card of 13-15 digits and its expiry make a candidate of 19 digits at
+        # most, not cut inside the expiry as a 16-digit card's is, and only a cut one was read for its expiry)
+        (f"{AMEX} 12 27", [(AMEX, "pii:credit_card")]),
+        (f"card {AMEX} 1227 thanks", [(AMEX, "pii:credit_card")]),
+        (f"{AMEX} 12 27 1234", [(AMEX, "pii:credit_card")]),
+        (f"{VISA13} 12 27", [(VISA13, "pii:credit_card")]),
+        (f"{VISA13} 1227", [(VISA13, "pii:credit_card")]),
+        # as before: more numbers after (a row's), no month, Luhn fails
+        (f"{AMEX} 12 27 5", []),
+        (f"{AMEX} 13 27", []),
+        (f"{AMEX[:-1]}6 12 27", []),
+        (f"1 {AMEX} 12 27", []),
+    ],
+)
+def test_a_shorter_card_dictated_with_its_expiry_is_found(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+
+
 @pytest.mark.parametrize(
     "body",
-    [f"pay {DICTATED} 12 27 please", f"pay {DICTATED} 1227 123", f"{DICTATED} 12 27 5 6"],
+    [
+        f"pay {DICTATED} 12 27 please",
+        f"pay {DICTATED} 1227 123",
+        f"{DICTATED} 12 27 5 6",
+        f"pay {AMEX} 12 27 1234 ok",
+        f"pay {VISA13} 1227 now",
+    ],
 )
 def test_these_streamed_find_what_they_find_whole_at_every_cut(body: str) -> None:
     assert _streamed_differ(ALL, body) == []
