@@ -219,3 +219,53 @@ lineage:
     stalled_collector.release()  # the collector answers: the spans sink's stop ends, and the process
     assert proxy.proc.wait(30) == 0
     assert stalled_collector.by_trace(trace_id).attributes["lineage.decision"] == "allow"
+
+
+def test_a_reply_that_closed_its_connection_itself_before_the_drain_is_followed_by_no_other(
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    loop_thread: LoopThread,
+) -> None:  # fmt: skip
+    """An HTTP/1.0 client asking keep-alive gets a stream whose body ends with the connection (no length, no chunks:
+    its reply says `Connection: close` as its head goes out). The drain beginning during it owes the client nothing
+    more: the request pipelined behind it is recorded `drain_timeout`, unserved. It was served, its reply written
+    after the first's unframed body, which the client read as part of it."""
+    server, url = upstream
+    config = tmp_path / "proxy.yaml"
+    config.write_text(f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "{url}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
+lineage: {{store: null}}
+logging: {{access: true, format: json}}
+""")
+    proxy = serve(str(config))
+    host, port = proxy.addresses["http"].rsplit(":", 1)
+    first, second, idle_one = (f"{0x5F0 + n:032x}" for n in range(3))
+
+    def http10(trace_id: str, content: str) -> bytes:
+        return _post(trace_id, content).replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\nConnection: keep-alive\r\n", 1)
+
+    with (
+        socket.create_connection((host, int(port)), timeout=30) as idle,
+        socket.create_connection((host, int(port)), timeout=30) as sock,
+    ):
+        idle.sendall(_post(idle_one, "hi"))
+        assert b"200 OK" in _read_head(idle)
+        sock.sendall(http10(first, HOLD) + http10(second, "hi"))
+        head = _read_head(sock)  # its body ends with the connection: the head says so before the drain
+        assert b"200 OK" in head and b"connection: close" in head.lower() and b"content-length" not in head.lower()
+        proxy.signal(signal.SIGTERM)
+        while idle.recv(65536):  # the drain has begun
+            pass
+        loop_thread.loop.call_soon_threadsafe(server.gate.set)
+        got = head
+        while chunk := sock.recv(65536):
+            got += chunk
+        assert proxy.proc.wait(30) == 0
+    assert got.count(b" 200 OK") == 1 and got.endswith(b"data: [DONE]\n\n"), got  # the first reply alone, whole
+    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans})
+    ended = {s.trace_id: (s.attributes["lineage.decision"], s.attributes.get("error.type")) for s in spans}
+    assert ended[first] == ("allow", None)
+    assert ended[second] == ("deny", "drain_timeout")  # never served

@@ -757,9 +757,11 @@ class HttpConnection(asyncio.Protocol):
     def shutdown(self) -> None:
         """Stop after the request being served (and the next one, when its reply had gone out saying keep-alive: its
         client awaits that one's; its own says `Connection: close`); an idle connection closes now."""
+        # (not when that reply closes the connection itself, `closing` already: a stream to an HTTP/1.0 client, its
+        # body ending with the connection, which a next reply written after it would have joined)
+        self._owed = self.serving is not None and self.replying and not self.closing
         self.closing = True
         self.draining = True
-        self._owed = self.serving is not None and self.replying
         if self.serving is None and not self.queue:
             if self._wake is not None and not self._wake.done():
                 _wake(self._wake)  # the serve loop closes
