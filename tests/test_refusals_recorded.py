@@ -226,3 +226,61 @@ def test_every_refusal_says_deny_and_names_a_caller_whose_key_is_valid(
     code = "request_too_large" if status == 413 else "invalid_request"
     assert orjson.loads(body)["error"]["code"] == code
     assert_recorded(otlp, access, fields, status, code, "app")
+
+
+def _get_models(trace_id: str, extra: str = "") -> str:
+    return f"GET /v1/models HTTP/1.1\r\n{extra}{AUTH}\r\ntraceparent: 00-{trace_id}-00000000000000a1-01\r\n\r\n"
+
+
+def assert_unserved(otlp: OtlpReceiver, access: AccessLines, trace_id: str, code: str) -> None:
+    """A request pipelined behind one whose answer closed the connection: never served nor answered, recorded refused
+    as that one was, with no status."""
+    a = otlp.by_trace(trace_id).attributes
+    assert (a["lineage.decision"], a["error.type"], a["lineage.caller"]) == ("deny", code, "app"), a
+    assert "http.response.status_code" not in a, a
+    line = access.of(trace_id)
+    assert (line.decision, line.code, line.status) == ("deny", code, 0)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("refused", ["two-hosts", "no-host", "cap"])
+def test_a_request_pipelined_behind_one_the_connection_refuses_is_recorded_as_refused(
+    vllm: Any, otlp: OtlpReceiver, make_proxy: Any, access: AccessLines, refused: str
+) -> None:
+    """The connection closes with its refusal (a head it does not take, the connection cap): what was pipelined behind
+    it is never served, and recorded with the refusal's code, unanswered. It was dropped without a span or an access
+    line (recorded `drain_timeout` when the drain had begun)."""
+    _, upstream = vllm
+    cap = "1" if refused == "cap" else "1000"
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}", MAX_CONNECTIONS=cap)
+    port = proxy.bound.http.port
+    first, second = "5eed00000000000000000000000005a1", "5eed00000000000000000000000005a2"
+    host = {"two-hosts": "Host: x\r\nHost: y\r\n", "no-host": "", "cap": "Host: x\r\n"}[refused]
+    wire = (_get_models(first, host) + _get_models(second, "Host: x\r\n")).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
+        held.sendall(f"GET /v1/models HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n\r\n".encode())
+        assert held.recv(65536).startswith(b"HTTP/1.1 200 ")  # with the cap at 1, the next connection is past it
+        got, fields, _ = ask(port, wire)
+    code = "overloaded" if refused == "cap" else "invalid_request"
+    assert (got, fields["x-trace-id"]) == (503 if refused == "cap" else 400, first)
+    assert_recorded(otlp, access, fields, got, code, "app")
+    assert_unserved(otlp, access, second, code)
+
+
+@pytest.mark.interpreted  # patches a method the compiled handler calls directly (tests/conftest.py)
+def test_a_request_pipelined_behind_an_internal_error_is_recorded_as_one(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An internal error's answer closes the connection (its state is unknown): the request pipelined behind it is
+    recorded `internal_error`, unanswered. It was dropped without a span or an access line."""
+    from proxy.ingress.http import HttpIngress
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(HttpIngress, "_data_free", broken)
+    first, second = "5eed00000000000000000000000005b1", "5eed00000000000000000000000005b2"
+    got, fields, _ = ask(
+        proxy.bound.http.port, (_get_models(first, "Host: x\r\n") + _get_models(second, "Host: x\r\n")).encode()
+    )
+    assert (got, fields["x-trace-id"]) == (500, first)
+    assert_unserved(otlp, access, second, "internal_error")

@@ -558,6 +558,7 @@ class HttpIngress:
                 failure = None
             if internal:
                 conn.closing = True  # the connection's state is unknown: it ends with this answer
+                conn.closed_by = ProxyError  # what is pipelined behind it is recorded so (`record_unserved`)
 
     @staticmethod
     async def _failed(
@@ -601,9 +602,10 @@ class HttpIngress:
 
     def record_unserved(self, request: Request, conn: HttpConnection) -> None:
         """Record a request pipelined behind another, its head read (its body too, or part of it), whose client left
-        before it was served, or behind the reply that closed its connection for the drain (`HttpConnection._unserved`):
-        the call had begun, and ends as one whose client left while it was still arriving does (`_unread`), or one the
-        drain cut, nothing of it read or forwarded, no one answered."""
+        before it was served, or behind the reply that closed its connection for the drain, or for a refusal or an
+        internal error (`HttpConnection._unserved`): the call had begun, and ends as one whose client left while it was
+        still arriving does (`_unread`), or one the drain cut, or refused as the one before it, with no status, nothing
+        of it read or forwarded, no one answered."""
         pipeline = self.ref.current
         ex = _exchange(pipeline, request.method, request.path, request.header)
         if pipeline.client_address:
@@ -612,7 +614,15 @@ class HttpIngress:
             ended: ProxyError = DrainCut(
                 "lineage-proxy stopped before this request was served (limits.drain_timeout_s)"
             )
-        elif conn.draining and not conn.lost:
+        elif conn.lost:
+            ended = LeftUnread("the client left before its request was served (pipelined behind one not yet answered)")
+        elif conn.closed_by is not None:
+            # the connection closed with its answer to the one before it (a refusal, an internal error): refused as it
+            ended = conn.closed_by(
+                f"lineage-proxy closed the connection before this request was served: it was pipelined behind one "
+                f"answered {conn.closed_by.code}, after which the connection closes"
+            )
+        elif conn.draining:
             ended = DrainCut(
                 "lineage-proxy stopped (SIGTERM) before this request was served: it was pipelined behind the reply "
                 "that closed the connection for the drain"

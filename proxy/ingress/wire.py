@@ -151,6 +151,9 @@ class HttpConnection(asyncio.Protocol):
         # the drain began as the reply to the request being served was going out, saying keep-alive: its client,
         # which may have pipelined the next request already, is owed that one's reply (`shutdown`)
         self._owed = False
+        # what closed the connection before the requests pipelined behind the one served (a refusal of its own, an
+        # internal error): the class of their record's error (`HttpServer.record_unserved`)
+        self.closed_by: type[ProxyError] | None = None
         self.over_cap = False
         self.replying = False  # the reply to the request being served has started
         self._broken = False  # the parser failed or the client's body was refused: read no more
@@ -635,6 +638,7 @@ class HttpConnection(asyncio.Protocol):
                 if self.over_cap:
                     refusal = Overloaded("lineage-proxy is at its connection limit; retry shortly")
                 if refusal is not None:
+                    self.closed_by = type(refusal)
                     await self._refused(item, refusal)
                     self._broken = not item.complete  # its body may still come: dropped while closing
                 else:
@@ -647,6 +651,7 @@ class HttpConnection(asyncio.Protocol):
             except (ConnectionError, asyncio.CancelledError):
                 pass
             except Exception:
+                self.closed_by = ProxyError
                 log.exception("internal error serving %s %s", item.method, item.target)
             finally:
                 self.serving = None
@@ -669,14 +674,15 @@ class HttpConnection(asyncio.Protocol):
                     self._deadline = self._head_started + server.header_timeout_s
                 else:
                     self._arm(server.idle_timeout_s)
-        if self.queue and (self.lost or self.draining):
+        if self.queue and (self.lost or self.draining or self.closed_by is not None):
             self._unserved()
         self._close()
 
     def _unserved(self) -> None:
         """The requests pipelined behind the one served when its client left, or behind the reply that closed the
-        connection for the drain (each one's head read, some whole): never served, each recorded as a call its client
-        left, or the drain cut (`HttpServer.record_unserved`): the call had begun."""
+        connection for the drain, or for a refusal or an internal error (`closed_by`) (each one's head read, some
+        whole): never served, each recorded as a call its client left, the drain cut, or refused as the one before it
+        was (`HttpServer.record_unserved`): the call had begun."""
         record = self.server.record_unserved
         queue, self.queue = self.queue, collections.deque()
         for item in queue:
