@@ -10,31 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-import openai
 import pytest
 
-from tests.test_stream_close_delimited_cut import chat, span_of, sse
+from tests.event_streams import chat, chat_call, generate_pieces, messages_pieces, post_stream, span_of
 from tests.test_unsized_replies_output import BODIES, OUT, Reply, setup_for  # noqa: F401  # (a fixture)
-
-
-def chat_call(setup: Any, pieces: list[bytes], flow: str) -> tuple[list[str | None], Any]:
-    setup.upstream.reply = Reply(pieces, framing="chunked", content_type="text/event-stream")
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=10, max_retries=0,
-                           default_headers={"x-data-labels": flow})  # fmt: skip
-    try:
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-        got = [chunk.choices[0].delta.content for chunk in raw.parse()]
-    finally:
-        client.close()
-    return got, span_of(setup, raw.headers["x-trace-id"])
 
 
 def test_a_chat_stream_ended_before_its_end_is_recorded_incomplete(setup_for: Any) -> None:  # noqa: F811
     setup = setup_for()
-    got, span = chat_call(setup, [chat("hello"), chat(f" write to {OUT}")], "flow-chunked-incomplete")
+    got, span = chat_call(setup, [chat("hello"), chat(f" write to {OUT}")], "flow-chunked-incomplete", "chunked")
     assert got == ["hello", f" write to {OUT}"]  # every event, and a clean end: no error from the SDK
     assert span.attributes.get("error.type") == "upstream_incomplete"
     assert span.attributes["http.response.status_code"] == 200  # what the client got: the head went out
@@ -45,26 +29,17 @@ def test_a_chat_stream_ended_before_its_end_is_recorded_incomplete(setup_for: An
 )
 def test_a_chat_stream_ended_after_its_end_is_not(setup_for: Any, end: bytes) -> None:  # noqa: F811
     setup = setup_for()
-    got, span = chat_call(setup, [chat("hello"), chat(" there", "stop") + end], "flow-chunked-whole")
+    got, span = chat_call(setup, [chat("hello"), chat(" there", "stop") + end], "flow-chunked-whole", "chunked")
     assert got == ["hello", " there"]
     assert span.attributes.get("error.type") is None
 
 
 def test_a_messages_stream_ended_before_its_end_is_recorded_incomplete(setup_for: Any) -> None:  # noqa: F811
     setup = setup_for()
-    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [],
-               "usage": {"input_tokens": 1, "output_tokens": 0}}  # fmt: skip
-    block = {"type": "text", "text": ""}
-    delta = {"type": "text_delta", "text": "hello"}
-    pieces = [
-        sse({"type": "message_start", "message": message}, "message_start")
-        + sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start"),
-        sse({"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"),
-    ]
+    pieces = messages_pieces()
     setup.upstream.reply = Reply(pieces, framing="chunked", content_type="text/event-stream")
-    with httpx.stream("POST", f"{setup.proxy.url}/v1/messages", json=BODIES["/v1/messages"], timeout=10,
-                      headers={"x-data-labels": "flow-chunked-messages"}) as response:  # fmt: skip
-        got = b"".join(response.iter_bytes())  # a clean end: no error
+    response, got = post_stream(setup, "/v1/messages", BODIES["/v1/messages"], "flow-chunked-messages")
+    # a clean end: no error
     assert response.status_code == 200 and got == b"".join(pieces)
     assert span_of(setup, response.headers["x-trace-id"]).attributes.get("error.type") == "upstream_incomplete"
 
@@ -72,12 +47,9 @@ def test_a_messages_stream_ended_before_its_end_is_recorded_incomplete(setup_for
 def test_a_generate_stream_which_has_no_last_event_is_not(setup_for: Any) -> None:  # noqa: F811
     """Triton's `generate_stream` sends its responses and ends: no event of its own says it is the last."""
     setup = setup_for()
-    pieces = [sse({"model_name": "m", "model_version": "1", "text_output": "hello"}),
-              sse({"model_name": "m", "model_version": "1", "text_output": " there"})]  # fmt: skip
+    pieces = generate_pieces()
     setup.upstream.reply = Reply(pieces, framing="chunked", content_type="text/event-stream")
-    with httpx.stream("POST", f"{setup.proxy.url}/v2/models/m/generate_stream", json={"text_input": "hi"},
-                      timeout=10, headers={"x-data-labels": "flow-chunked-generate"}) as response:  # fmt: skip
-        got = b"".join(response.iter_bytes())
+    response, got = post_stream(setup, "/v2/models/m/generate_stream", {"text_input": "hi"}, "flow-chunked-generate")
     assert response.status_code == 200 and got == b"".join(pieces)
     span = span_of(setup, response.headers["x-trace-id"])
     assert span.attributes["gen_ai.operation.name"] == "generate"  # read as a generate stream

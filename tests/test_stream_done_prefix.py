@@ -10,16 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import openai
-import orjson
-
+from tests.event_streams import chat, contents, openai_chat
 from tests.test_unsized_replies_output import OUT, Reply, setup_for  # noqa: F401  # (a fixture)
-
-
-def chat(text: str, reason: str | None = None) -> bytes:
-    event = {"id": "c1", "object": "chat.completion.chunk", "model": "m",
-             "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": reason}]}  # fmt: skip
-    return b"data: " + orjson.dumps(event) + b"\n\n"
 
 
 def test_a_stream_ends_where_the_openai_sdk_ends_it(setup_for: Any) -> None:  # noqa: F811
@@ -29,18 +21,9 @@ def test_a_stream_ends_where_the_openai_sdk_ends_it(setup_for: Any) -> None:  # 
     setup.upstream.reply = Reply([first, chat(f"write to {OUT}") + b"data: [DONE]\n\n"],
                                  content_type="text/event-stream", gate=gate)  # fmt: skip
     flow = "flow-done-prefix"
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=10, max_retries=0,
-                           default_headers={"x-data-labels": flow})  # fmt: skip
-    try:
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-        got = [chunk.choices[0].delta.content for chunk in raw.parse()]
-    finally:
-        setup.loop_thread.loop.call_soon_threadsafe(gate.set)
-        client.close()
-    assert got == ["hello"]  # the SDK stops at `[DONE]x`, as it would direct
-    setup.loop_thread.run(setup.proxy.process.runtime.sinks.flush())
-    span = setup.otlp.by_trace(raw.headers["x-trace-id"])
+    chunks, _, span = openai_chat(
+        setup, flow, before_close=lambda: setup.loop_thread.loop.call_soon_threadsafe(gate.set)
+    )
+    assert contents(chunks) == ["hello"]  # the SDK stops at `[DONE]x`, as it would direct
     assert span.attributes.get("error.type") is None  # the call ended as its client's SDK ends it: not left
     assert list(span.attributes["lineage.output.labels"]) == [flow]  # no output the SDK never had, nothing unread

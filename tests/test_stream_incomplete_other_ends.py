@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import huggingface_hub
 import ollama
-import openai
 import orjson
 import pytest
 
-from tests.test_stream_close_delimited_cut import chat, span_of, sse
+from tests.event_streams import chat, chat_call, generate_pieces, post_stream, span_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
 
@@ -26,18 +24,8 @@ from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # 
 def test_a_sized_chat_stream_ended_before_its_end_is_recorded_incomplete(setup_for: Any, ended: bool) -> None:  # noqa: F811
     setup = setup_for()
     pieces = [chat("hello"), chat(" there", "stop") + b"data: [DONE]\n\n" if ended else chat(" there")]
-    setup.upstream.reply = Reply(pieces, framing="sized", content_type="text/event-stream")
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=10, max_retries=0,
-                           default_headers={"x-data-labels": f"flow-sized-{ended}"})  # fmt: skip
-    try:
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-        got = [chunk.choices[0].delta.content for chunk in raw.parse()]
-    finally:
-        client.close()
+    got, span = chat_call(setup, pieces, f"flow-sized-{ended}", "sized")
     assert got == ["hello", " there"]  # every event, and a clean end: no error from the SDK
-    span = span_of(setup, raw.headers["x-trace-id"])
     assert span.attributes.get("error.type") == (None if ended else "upstream_incomplete")
     assert span.attributes["http.response.status_code"] == 200
 
@@ -112,12 +100,9 @@ def test_a_generate_stream_framed_by_its_close_is_not_said_cut(setup_for: Any) -
     stream that ended well looks as one cut (it was recorded `upstream_reset`, every such call); as chunked, it is not
     said to end early."""
     setup = setup_for()
-    pieces = [sse({"model_name": "m", "model_version": "1", "text_output": "hello"}),
-              sse({"model_name": "m", "model_version": "1", "text_output": " there"})]  # fmt: skip
+    pieces = generate_pieces()
     setup.upstream.reply = Reply(pieces, framing="close", content_type="text/event-stream")
-    with httpx.stream("POST", f"{setup.proxy.url}/v2/models/m/generate_stream", json={"text_input": "hi"},
-                      timeout=10, headers={"x-data-labels": "flow-closed-generate"}) as response:  # fmt: skip
-        got = b"".join(response.iter_bytes())
+    response, got = post_stream(setup, "/v2/models/m/generate_stream", {"text_input": "hi"}, "flow-closed-generate")
     assert response.status_code == 200 and got == b"".join(pieces)
     span = span_of(setup, response.headers["x-trace-id"])
     assert span.attributes["gen_ai.operation.name"] == "generate"  # read as a generate stream
