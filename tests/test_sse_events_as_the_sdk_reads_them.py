@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import openai
 import orjson
 import pytest
 
 from proxy.detectors import TRUNCATED
 from proxy.protocols import STREAM_ERROR
+from tests.event_streams import openai_chat
 from tests.test_scan_cost import _streamed
 from tests.test_sse_late_events import sdk_raises
 from tests.test_tiny_sse_lines import observer_of
@@ -34,22 +34,8 @@ def through_sdk(setup: Any, body: bytes, framing: str = "chunked", split: bool =
     pieces = [line + b"\n" for line in body.split(b"\n")] if split else [body]
     pieces[-1] = pieces[-1][:-1] if split else pieces[-1]
     setup.upstream.reply = Reply([p for p in pieces if p], framing=framing, content_type="text/event-stream")
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=30, max_retries=0)
-    got = 0
-    raised = ""
-    try:
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-        try:
-            for _ in raw.parse():
-                got += 1
-        except Exception as error:  # (a JSONDecodeError, an APIError)
-            raised = type(error).__name__
-    finally:
-        client.close()
-    setup.loop_thread.run(setup.proxy.process.runtime.sinks.flush())
-    return got, raised, setup.otlp.by_trace(raw.headers["x-trace-id"])
+    chunks, raised, span = openai_chat(setup, timeout=30, catch=Exception)  # (a JSONDecodeError, an APIError)
+    return len(chunks), type(raised).__name__ if raised is not None else "", span
 
 
 @pytest.mark.parametrize(

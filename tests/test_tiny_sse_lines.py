@@ -15,6 +15,7 @@ import pytest
 from proxy.detectors import TRUNCATED
 from proxy.flow import Outcome
 from proxy.protocols import MAX_STRINGS, STREAM_ERROR
+from tests.event_streams import openai_chat
 from tests.test_scan_cost import EMAIL as EMAIL_ONLY
 from tests.test_scan_cost import Counted, _streamed, python_lines
 from tests.test_unsized_replies_output import EMAIL, Reply, setup_for  # noqa: F401  # (a fixture)
@@ -242,31 +243,22 @@ def test_lines_holding_error_past_where_a_reply_is_read_are_looked_at_up_to_the_
 # -- through the proxy, with the openai SDK
 
 
-def test_the_openai_sdk_raises_at_an_error_after_events_no_adapter_reads(setup_for: Any) -> None:  # noqa: F811
-    """The SDK is given every chunk, then raises at the error; the call is recorded `upstream_error`."""
-    setup = setup_for()
+def _error_after_unread_events(setup: Any, failed: bytes) -> tuple[int, str, Any]:
+    """`MAX_STRINGS` + 100 chunks no adapter reads, then the error event `failed`, through the proxy to the openai
+    SDK: the chunks it gave, what it raised (an APIError's text), the call's span."""
     unknown = b'data: {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": null}\n\n'
-    failed = b'data: {"error": {"code": 502, "message": "provider failed"}}\n\n'
     many = unknown * (MAX_STRINGS + 100)
     setup.upstream.reply = Reply([many[at : at + READ] for at in range(0, len(many), READ)] + [failed + b"data: [DONE]\n\n"],
                                  content_type="text/event-stream")  # fmt: skip
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=60, max_retries=0)
-    got = 0
-    raised = ""
-    try:
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-        try:
-            for _ in raw.parse():
-                got += 1
-        except openai.APIError as error:
-            raised = str(error)
-    finally:
-        client.close()
+    chunks, raised, span = openai_chat(setup, timeout=60, catch=openai.APIError)
+    return len(chunks), str(raised) if raised is not None else "", span
+
+
+def test_the_openai_sdk_raises_at_an_error_after_events_no_adapter_reads(setup_for: Any) -> None:  # noqa: F811
+    """The SDK is given every chunk, then raises at the error; the call is recorded `upstream_error`."""
+    failed = b'data: {"error": {"code": 502, "message": "provider failed"}}\n\n'
+    got, raised, span = _error_after_unread_events(setup_for(), failed)
     assert got == MAX_STRINGS + 100 and "provider failed" in raised
-    setup.loop_thread.run(setup.proxy.process.runtime.sinks.flush())
-    span = setup.otlp.by_trace(raw.headers["x-trace-id"])
     assert span.attributes.get("error.type") == "upstream_error"
     assert TRUNCATED in span.attributes["lineage.output.labels"]
 
@@ -275,28 +267,9 @@ def test_the_openai_sdk_raises_at_an_error_it_reads_with_a_lone_surrogate_after_
     setup_for: Any,  # noqa: F811
 ) -> None:
     """orjson refuses the error's JSON (a lone surrogate escape), Python's `json` reads it, and the SDK raises."""
-    setup = setup_for()
-    unknown = b'data: {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": null}\n\n'
     failed = b'data: {"error": {"code": 502, "message": "provider failed \\ud800"}}\n\n'
-    many = unknown * (MAX_STRINGS + 100)
-    setup.upstream.reply = Reply([many[at : at + READ] for at in range(0, len(many), READ)] + [failed + b"data: [DONE]\n\n"],
-                                 content_type="text/event-stream")  # fmt: skip
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=60, max_retries=0)
-    raised = ""
-    try:
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-        try:
-            for _ in raw.parse():
-                pass
-        except openai.APIError as error:
-            raised = str(error)
-    finally:
-        client.close()
+    _, raised, span = _error_after_unread_events(setup_for(), failed)
     assert "provider failed" in raised
-    setup.loop_thread.run(setup.proxy.process.runtime.sinks.flush())
-    span = setup.otlp.by_trace(raw.headers["x-trace-id"])
     assert span.attributes.get("error.type") == "upstream_error"
 
 
