@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import LoopThread, ProxyHandle, serving
-from tests.ingress.test_wire import CONFIG, Origin, Replies, _until, connect, get, on_loop, only_connection, read_all
+from tests.harness import LoopThread, ProxyHandle
+from tests.ingress.test_wire import (
+    Origin,
+    Replies,
+    _until,
+    connect,
+    get,
+    on_loop,
+    only_connection,
+    origin,
+    proxy,
+    read_all,
+)
 
-
-@pytest.fixture
-def origin(loop_thread: LoopThread) -> Iterator[tuple[Origin, str]]:
-    server = Origin()
-    with serving(loop_thread, server.app()) as url:
-        yield server, url
-
-
-@pytest.fixture
-def proxy(origin, make_proxy) -> ProxyHandle:  # type: ignore[no-untyped-def]
-    return make_proxy(CONFIG, UPSTREAM=origin[1])
+__all__ = ["origin", "proxy"]  # the fixtures, imported
 
 
 @pytest.mark.parametrize(

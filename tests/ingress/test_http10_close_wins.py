@@ -4,24 +4,12 @@ request's `keep-alive` alone, so the proxy answered `Connection: keep-alive` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.harness import LoopThread, ProxyHandle, serving
-from tests.ingress.test_wire import CONFIG, Origin, Replies, connect, read_all
+from tests.harness import ProxyHandle
+from tests.ingress.test_wire import Replies, connect, origin, proxy, read_all
 
-
-@pytest.fixture
-def origin(loop_thread: LoopThread) -> Iterator[tuple[Origin, str]]:
-    server = Origin()
-    with serving(loop_thread, server.app()) as url:
-        yield server, url
-
-
-@pytest.fixture
-def proxy(origin, make_proxy) -> ProxyHandle:  # type: ignore[no-untyped-def]
-    return make_proxy(CONFIG, UPSTREAM=origin[1])
+__all__ = ["origin", "proxy"]  # the fixtures, imported
 
 
 @pytest.mark.parametrize("path", ["/a", "/healthz"], ids=["forwarded", "own-reply"])

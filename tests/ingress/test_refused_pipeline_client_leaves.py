@@ -6,24 +6,13 @@ and the upstream call (a generation) ran on to its end or to timeout_s, for nobo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import LoopThread, ProxyHandle, serving
-from tests.ingress.test_wire import CONFIG, Origin, _until, connect, get, on_loop, only_connection
+from tests.harness import LoopThread, ProxyHandle
+from tests.ingress.test_wire import Origin, _until, connect, get, on_loop, only_connection, origin, proxy
 
-
-@pytest.fixture
-def origin(loop_thread: LoopThread) -> Iterator[tuple[Origin, str]]:
-    server = Origin()
-    with serving(loop_thread, server.app()) as url:
-        yield server, url
-
-
-@pytest.fixture
-def proxy(origin, make_proxy) -> ProxyHandle:  # type: ignore[no-untyped-def]
-    return make_proxy(CONFIG, UPSTREAM=origin[1])
+__all__ = ["origin", "proxy"]  # the fixtures, imported
 
 
 @pytest.mark.parametrize(

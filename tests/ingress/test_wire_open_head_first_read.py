@@ -7,32 +7,21 @@ in one write, then waited, held that memory until the header timeout (30 s here)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from proxy.config.model import Limits
 from proxy.ingress.wire import MAX_TARGET, HttpConnection, HttpServer, Request
-from tests.harness import FakeTransport, LoopThread, ProxyHandle, serving
-from tests.ingress.test_wire import CONFIG, Origin, connect, read_all
+from tests.harness import FakeTransport, ProxyHandle
+from tests.ingress.test_wire import connect, origin, proxy, read_all
+
+__all__ = ["origin", "proxy"]  # the fixtures, imported
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 CASES = {
     "first-field": b"",  # the head's only field is the open one
     "after-a-field": b"Host: x\r\n",
 }
-
-
-@pytest.fixture
-def origin(loop_thread: LoopThread) -> Iterator[tuple[Origin, str]]:
-    server = Origin()
-    with serving(loop_thread, server.app()) as url:
-        yield server, url
-
-
-@pytest.fixture
-def proxy(origin, make_proxy) -> ProxyHandle:  # type: ignore[no-untyped-def]
-    return make_proxy(CONFIG, UPSTREAM=origin[1])
 
 
 @pytest.mark.parametrize("before", ["none", "pipelined"])
