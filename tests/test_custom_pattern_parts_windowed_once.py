@@ -13,26 +13,9 @@ import orjson
 import pytest
 
 import proxy.protocols as protocols
-from proxy.config import parse
 from proxy.protocols.openai import read_request
 from proxy.record.spans import trace_context
-from tests.harness import offline_pipeline
-
-_PEM = r"-----BEGIN PRIVATE KEY-----\n(?:[0-9A-Za-z+/]{64}\n)+-----END PRIVATE KEY-----"
-
-
-def _pipeline(detectors: str) -> Any:
-    return offline_pipeline(
-        parse(f"""
-listen: {{http: 127.0.0.1:0}}
-upstreams: [{{name: u, url: http://127.0.0.1:1}}]
-routes: [{{model: "*", upstream: u}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-detectors: {detectors}
-telemetry: {{exporter: none}}
-lineage: {{store: null}}
-""")
-    )
+from tests.test_custom_pattern_split_across_parts import _PEM, _pipeline
 
 
 def _call(pipeline: Any, texts: list[str]) -> frozenset[str]:
