@@ -78,6 +78,23 @@ def told(loop_thread: LoopThread) -> Iterator[tuple[Told, str]]:
     loop_thread.run(runner.cleanup())
 
 
+def _proxy(vllm: Any, make_proxy: Any, transport: str) -> tuple[Any, Any]:
+    """A proxy in front of `vllm` whose OpenLineage events go through `transport` (its YAML), and its recorder."""
+    _, upstream = vllm
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    return proxy, sink(proxy)
+
+
+def _one_event_through_a_composite(vllm: Any, make_proxy: Any, parts: str, failing: Failing, taking: Marquez) -> Any:
+    """A proxy whose transport is a composite of `parts`, one chat call: its event taken by `taking`, failed by
+    `failing`. The proxy's recorder."""
+    proxy, recorder = _proxy(vllm, make_proxy, f"{{type: composite, transports: [{parts}]}}")
+    chat(proxy)
+    taking.wait_for(1)
+    assert until(lambda: failing.failed == 1)
+    return recorder
+
+
 def _stats(proxy: Any) -> dict[str, int]:
     transport = sink(proxy)._transport
     assert isinstance(transport, AsyncHttpTransport)
@@ -87,12 +104,10 @@ def _stats(proxy: Any) -> dict[str, int]:
 def test_an_outage_that_begins_and_ends_between_two_reads_of_the_stats_is_counted_and_said(
     vllm: Any, told: tuple[Told, str], make_proxy: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, upstream = vllm
     backend, url = told
     transport = f'{{type: async_http, url: "{url}", retry: {{total: 0}}}}'
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
-        proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-        recorder = sink(proxy)
+        proxy, recorder = _proxy(vllm, make_proxy, transport)
         chat(proxy)  # a new flow's event: the backend fails it, an outage
         backend.wait_for(1)
         backend.answer(0, 500)
@@ -126,10 +141,9 @@ class QueuesThenRaises(AsyncHttpTransport):
 def test_an_event_an_async_transport_queues_then_raises_on_is_counted_once(
     vllm: Any, marquez: tuple[Marquez, str], make_proxy: Any
 ) -> None:
-    _, upstream = vllm
     backend, url = marquez
     transport = f'{{type: {__name__}.QueuesThenRaises, url: "{url}", retry: {{total: 0}}}}'
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    proxy, _ = _proxy(vllm, make_proxy, transport)
     chat(proxy)  # the new flow's event: queued, posted, taken; the emit raised
     backend.wait_for(1)
     assert until(lambda: _stats(proxy)["success"] == 1)
@@ -141,11 +155,9 @@ def test_an_event_an_async_transport_queues_then_raises_on_is_counted_once(
 def test_async_http_inside_a_composite_transport_is_counted_as_its_thread_reports(
     vllm: Any, answers_500: tuple[Failing, str], make_proxy: Any
 ) -> None:
-    _, upstream = vllm
     backend, url = answers_500
     transport = f'{{type: composite, transports: [{{type: async_http, url: "{url}", retry: {{total: 0}}}}]}}'
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
+    proxy, recorder = _proxy(vllm, make_proxy, transport)
     chat(proxy)
     assert until(lambda: backend.failed == 1)
     assert until(lambda: recorder.counts["failed"] == 1), recorder.counts["failed"]
@@ -155,16 +167,10 @@ def test_async_http_inside_a_composite_transport_is_counted_as_its_thread_report
 def test_a_composite_of_two_async_http_transports_counts_an_event_one_takes_sent_once(
     vllm: Any, answers_500: tuple[Failing, str], marquez: tuple[Marquez, str], make_proxy: Any
 ) -> None:
-    _, upstream = vllm
     failing, down = answers_500
     taking, up = marquez
     parts = f'{{type: async_http, url: "{down}", retry: {{total: 0}}}}, {{type: async_http, url: "{up}"}}'
-    proxy = make_proxy(config(f"{{transport: {{type: composite, transports: [{parts}]}}, snapshot_interval_s: 600}}"),
-                       UPSTREAM=upstream)  # fmt: skip
-    recorder = sink(proxy)
-    chat(proxy)
-    taking.wait_for(1)
-    assert until(lambda: failing.failed == 1)
+    recorder = _one_event_through_a_composite(vllm, make_proxy, parts, failing, taking)
     assert until(lambda: recorder.counts["sent"] == 1)
     assert (recorder.counts["failed"], recorder.counts["outages"]) == (0, 0)
 
@@ -175,11 +181,9 @@ def test_what_async_http_still_retries_at_the_stop_is_counted_dropped_and_said(
 ) -> None:  # fmt: skip
     """Its own retries (here 4 s, then 8 s) outlast the stop's 5 s wait for the sender, which closed the transport
     waiting as long as they took: the stop returned with nothing counted, the process ended, the events unsaid."""
-    _, upstream = vllm
     backend, url = answers_500
     transport = f'{{type: async_http, url: "{url}", retry: {{total: 2, backoff_factor: 4}}}}'
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
+    proxy, recorder = _proxy(vllm, make_proxy, transport)
     chat(proxy)
     assert until(lambda: backend.failed == 1)  # its first try; the next in 4 s
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
@@ -226,12 +230,10 @@ def test_an_async_http_transport_without_the_methods_watched_is_counted_as_queue
     vllm: Any, marquez: tuple[Marquez, str], make_proxy: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Watching its private methods raised: the sender thread failed (an ERROR), and no event went out again."""
-    _, upstream = vllm
     backend, url = marquez
     transport = f'{{type: composite, transports: [{{type: {__name__}.Renamed, url: "{url}"}}]}}'
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
-        proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-        recorder = sink(proxy)
+        proxy, recorder = _proxy(vllm, make_proxy, transport)
         chat(proxy)
         chat(proxy, **{"x-data-labels": "health"})
         backend.wait_for(2)  # before: none sent, the sender thread failed
@@ -250,16 +252,10 @@ def test_a_composite_whose_http_transport_took_the_event_counts_it_sent_though_i
     vllm: Any, answers_500: tuple[Failing, str], marquez: tuple[Marquez, str], make_proxy: Any
 ) -> None:
     """The event went out (the http transport's backend took it): counted failed, an outage said, before."""
-    _, upstream = vllm
     failing, down = answers_500
     taking, up = marquez
     parts = f'{{type: http, url: "{up}"}}, {{type: async_http, url: "{down}", retry: {{total: 0}}}}'
-    proxy = make_proxy(config(f"{{transport: {{type: composite, transports: [{parts}]}}, snapshot_interval_s: 600}}"),
-                       UPSTREAM=upstream)  # fmt: skip
-    recorder = sink(proxy)
-    chat(proxy)
-    taking.wait_for(1)
-    assert until(lambda: failing.failed == 1)
+    recorder = _one_event_through_a_composite(vllm, make_proxy, parts, failing, taking)
     assert until(lambda: recorder.counts["sent"] + recorder.counts["failed"] == 1)
     # before: sent 0, failed 1, outages 1
     assert (recorder.counts["sent"], recorder.counts["failed"], recorder.counts["outages"]) == (1, 0, 0)
@@ -272,12 +268,10 @@ def test_a_composite_of_two_retrying_async_http_transports_is_closed_within_the_
     """A composite's close gives each of its transports the whole timeout, one after the other: two still retrying
     took twice what is left of the stop's 5 s wait, the stop gave up on the sender (its events said not sent, as a
     stuck sender's) and returned before what they held was counted."""
-    _, upstream = vllm
     backend, url = answers_500
     part = f'{{type: async_http, url: "{url}", retry: {{total: 2, backoff_factor: 4}}}}'
     transport = f"{{type: composite, transports: [{part}, {part}]}}"
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
+    proxy, recorder = _proxy(vllm, make_proxy, transport)
     chat(proxy)
     assert until(lambda: backend.failed == 2)  # each transport's first try; the next in 4 s
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
