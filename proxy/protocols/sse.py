@@ -24,8 +24,8 @@ comes; a line that is no JSON object is not read (`scan:truncated`), as an event
 
 A reply passed on as it arrives need not be an event stream: a JSON reply without a Content-Length
 (chunked, or until close), or over `limits.buffer_max_bytes`. One whose Content-Type is not
-`text/event-stream` and whose first byte but white space is `{` (or a NUL, or a UTF-16 or UTF-32 byte order mark's:
-JSON in them) is kept as it passes (at most `Detectors.keep_max` bytes; nothing is held back from the client) and read
+`text/event-stream` and whose first byte but white space is `{` (or whose first bytes begin JSON in UTF-16 or UTF-32,
+a NUL or a byte order mark's byte first; not a binary reply so begun) is kept as it passes (at most `Detectors.keep_max` bytes; nothing is held back from the client) and read
 at `finish` as a whole reply is (`body`): as JSON, else as an event stream.
 """
 
@@ -44,6 +44,7 @@ MAX_LINE = 16 * 1024 * 1024  # bytes of one line kept while it is not yet whole,
 _BRACE: Final = ord("{")
 _BRACKET: Final = ord("[")
 _WIDE: Final = 0xFE  # a byte of it or past it begins a UTF-16 or UTF-32 byte order mark, never UTF-8 text (`_keep`)
+_HEAD: Final = 64  # bytes of a reply so begun, or a NUL, that tell whether it is JSON in UTF-16 or UTF-32 (`_keep`)
 # b"\r" and b"\n" as ints: `in` is then a memchr (a bytes needle is first tried as an int, and fails with a
 # formatted TypeError each time)
 _CR: Final = 13
@@ -207,6 +208,9 @@ class SseObserver:
         self._sniff = False
         self._kept: list[bytes] | None = None
         self._kept_size = 0
+        # the first bytes of a reply whose first byte but white space is a NUL or a byte order mark's, while too few
+        # to tell whether they begin JSON in UTF-16 or UTF-32 (`_keep`); else None
+        self._head: bytes | None = None
         self._refused = 0  # JSON texts no reader reads (`reply_json`)
         self._unknown = 0  # events holding none of the fields the API writes output in (`unknown`)
         self._ended_early = False  # a reply kept whole whose JSON ends before its value does (`_read_kept`)
@@ -408,20 +412,40 @@ class SseObserver:
         if kept is None:
             kept = self._kept = []
         if self._sniff:
-            found = VISIBLE.search(data, 3 if not kept and data.startswith(_BOM) else 0)
-            if found is not None:
-                self._sniff = False
-                first = data[found.start()]
-                # (a NUL, or a UTF-16 or UTF-32 byte order mark's first byte: JSON in UTF-16 or UTF-32 may begin so,
-                # which a whole reply is read as too, `reply_json`; before 2026-12-05 one in big-endian, with a mark or
-                # white space first, was read as an event stream: `scan:truncated` where read whole it was not)
-                if first != _BRACE and first != 0 and first < _WIDE and not (first == _BRACKET and self._arrays):
-                    self._kept = None
-                    if kept:
-                        kept.append(data)
-                        data = b"".join(kept)
-                    self.chunk(data)
-                    return
+            head = self._head
+            stream = False
+            if head is None:
+                found = VISIBLE.search(data, 3 if not kept and data.startswith(_BOM) else 0)
+                if found is not None:
+                    self._sniff = False
+                    first = data[found.start()]
+                    # (a NUL, or a UTF-16 or UTF-32 byte order mark's first byte: JSON in UTF-16 or UTF-32 may begin so,
+                    # which a whole reply is read as too, `reply_json`; before 2026-12-05 one in big-endian, with a mark
+                    # or white space first, was read as an event stream: `scan:truncated` where read whole it was not)
+                    if first == 0 or first >= _WIDE:
+                        head = b"".join(kept)[:_HEAD] + data[:_HEAD] if kept else data[:_HEAD]
+                    elif first != _BRACE and not (first == _BRACKET and self._arrays):
+                        stream = True
+            else:  # (fewer than `_HEAD` bytes: `_wide_json_start` could not tell)
+                head += data[: _HEAD - len(head)]
+            if head is not None:
+                # kept only when the reply begins as such JSON does (a binary reply, an MP3's `\xff\xfb` or a gRPC-web
+                # frame's `\x00`, is read as before 2026-12-05: kept whole it held 16 MiB, a 2 MB one 0.2 s at its end)
+                wide = _wide_json_start(head, self._arrays)
+                if wide is None and len(head) < _HEAD:  # (too few of its bytes yet to tell)
+                    self._head = head
+                    self._sniff = True
+                else:
+                    self._head = None
+                    self._sniff = False
+                    stream = wide is False
+            if stream:
+                self._kept = None
+                if kept:
+                    kept.append(data)
+                    data = b"".join(kept)
+                self.chunk(data)
+                return
         size = self._kept_size = self._kept_size + len(data)
         if size > self.detectors.keep_max:
             self._kept = None
@@ -702,6 +726,9 @@ class SseObserver:
         kept = self._kept
         if kept is not None:
             self._kept = None
+            if self._head is not None:  # (too short to tell: read whole, as JSON, else as an event stream)
+                self._head = None
+                self._sniff = False
             if kept and not self._sniff:
                 data = kept[0] if len(kept) == 1 else b"".join(kept)
                 kept.clear()
@@ -901,3 +928,18 @@ class SseObserver:
 
     def done(self) -> None:
         """The stream is over: read what was kept for the end, in order."""
+
+
+def _wide_json_start(head: bytes, arrays: bool) -> bool | None:
+    """Whether a reply's first bytes `head`, its first byte but white space a NUL or a byte order mark's, begin JSON in
+    UTF-16 or UTF-32 as Python's `json.loads` of the bytes reads them (`json.detect_encoding`): an object, or an array
+    where the API answers so (`arrays`), after white space. None when they are too few to tell (or white space alone)."""
+    if len(head) < 4:  # (`json.detect_encoding` tells UTF-32 from UTF-16 by four)
+        return None
+    encoding = json.detect_encoding(head)
+    if encoding.startswith("utf-8"):
+        return False
+    text = head.decode(encoding, "ignore").lstrip(" \t\r\n")  # (a last unit cut off dropped)
+    if not text:
+        return None
+    return text[0] == "{" or (arrays and text[0] == "[")
