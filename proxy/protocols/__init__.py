@@ -1709,9 +1709,21 @@ def _exact_value(source: bytes | None, value: Any) -> tuple[Any] | None:
 def ends_early(data: bytes) -> bool:
     """Whether `data`, which no reader read as JSON (`reply_json`), is a JSON text cut before its end: what a reply
     framed by its connection's close holds when the close came before the rest. Only on that failure path: a whole
-    reply is parsed once."""
+    reply is parsed once. JSON in UTF-16 or UTF-32 (`_wide_json_text`) is read as its client reads it, to its last
+    whole character (before 2026-12-05 as UTF-8: it broke off at its first byte, and a cut one was never said to be)."""
     if data.startswith(b"\xef\xbb\xbf"):  # a byte order mark, which a client's decode drops
         data = data[3:]
+    else:
+        encoding = json.detect_encoding(data)
+        if not encoding.startswith("utf-8"):
+            unit = 2 if "16" in encoding else 4
+            try:
+                text = data[: len(data) - len(data) % unit].decode(encoding, "surrogatepass")
+            except UnicodeDecodeError:  # (no text in it: no JSON cut)
+                return False
+            if text and "\ud800" <= text[-1] <= "\udbff":  # (a pair's first half, its second cut off)
+                text = text[:-1]
+            data = text.encode("utf-8", "surrogatepass")
     try:
         orjson.loads(data)
     except orjson.JSONDecodeError as exc:
