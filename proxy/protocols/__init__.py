@@ -1721,7 +1721,7 @@ def ends_early(data: bytes) -> bool:
                 text = data[: len(data) - len(data) % unit].decode(encoding, "surrogatepass")
             except UnicodeDecodeError:  # (no text in it: no JSON cut)
                 return False
-            if text and "\ud800" <= text[-1] <= "\udbff":  # (a pair's first half, its second cut off)
+            if text and 0xD800 <= ord(text[-1]) <= 0xDBFF:  # (a pair's first half, its second cut off)
                 text = text[:-1]
             data = text.encode("utf-8", "surrogatepass")
     try:
