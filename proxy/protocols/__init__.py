@@ -1303,6 +1303,9 @@ class OutputText:
     # (whether it is one) under its key: read beside the content at `finish`, after all the reply's own fields
     # (`aside_later`); None while there are none
     _later: list[tuple[Hashable, Any, bool]] | None = None
+    # whether those readings were not all read, past the scan limit (`_aside_later_now`): the captured content is
+    # withheld then, as when a value is found in them (`finish`)
+    _later_cut: bool = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, digests: bool = True) -> None:
         """`digests` False: the output's digest is the observer's own (of the reply's tensors, not its text)."""
@@ -1437,6 +1440,8 @@ class OutputText:
                     self.aside_strings(key, value)
                 else:
                     self.aside(key, value)
+            # (read last, they are what the limit cuts, if anything is: so `scan:truncated` says they were)
+            self._later_cut = self._unread
 
     def has_aside(self, key: Hashable) -> bool:
         """Whether text was read beside the content under `key` (`aside`): an event that ends what deltas streamed
@@ -1577,6 +1582,8 @@ class OutputText:
             text = "".join(self._capture)
             if masker is None:
                 self.outcome.content = (text,)
+            elif self.charset and self._later_cut:
+                self.outcome.content = (_WITHHELD_CHARSET_UNREAD,)
             elif self.charset and self._asides is not None and self._in_charset_found(masker):
                 self.outcome.content = (_WITHHELD_CHARSET,)
             else:
@@ -1668,6 +1675,9 @@ def _in_charset(data: bytes, text: OutputText, value: Any) -> Any:
 _CHARSET: Final = "charset"  # the `OutputText.aside` key of a reply's reading in its charset (`_in_charset`)
 # the captured output of a reply with a detected value in that reading (`OutputText._in_charset_found`)
 _WITHHELD_CHARSET: Final = "[withheld: a detected value is read in the charset the reply's type names]"
+# the captured output of a reply whose reading in that charset was cut by the scan limit (`OutputText._later_cut`):
+# what it holds is not known
+_WITHHELD_CHARSET_UNREAD: Final = "[withheld: the reply as read in the charset its type names is past the scan limit]"
 
 
 # a double as orjson writes one of 10^18 or more (`1.2345678901234569e+23`; the `+` optional: it writes integers'

@@ -22,6 +22,7 @@ from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.kserve import ReplyObserver
+from proxy.protocols.openai import ReplyObserver as OpenAiReplyObserver
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.test_compressed_replies_read import CONFIG, OUT, STREAM
 from tests.ingress.test_model_output_labels import stored_output_labels
@@ -173,3 +174,24 @@ def test_an_address_only_the_charset_reading_holds_is_not_captured(
     # before: "write to bob+AEA-example.org" (and "write to [pii:email] and bob+AEA-example.org")
     assert "+AEA-" not in captured and "example" not in captured, captured
     assert captured.startswith("[withheld:"), captured
+
+
+def test_a_reply_whose_charset_reading_the_scan_limit_cut_has_its_captured_output_withheld() -> None:
+    """The reply's reading in its charset is read after its own fields (70125f0); where those fill the scan limit, it
+    is not read, and what it holds is not known: the captured output (the UTF-8 reading, `bob+AEA-example.org`, an
+    address to `requests`) is withheld, as when a value is found in it. Before: captured as sent, the output
+    `scan:truncated` alone."""
+    outcome = Outcome(started_ns=1)
+    observer = OpenAiReplyObserver(outcome, Detectors([DetectorSpec("email")], max_chars=2000), True)
+    observer.head(200, {"content-type": "application/json; charset=utf-7"}.get)
+    reply = {
+        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": "write to bob+AEA-example.org",
+            "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "y" * 3000}}],
+        }}],
+    }  # fmt: skip
+    observer.body(orjson.dumps(reply))
+    observer.finish()
+    assert TRUNCATED in outcome.output_detected, outcome.output_detected
+    assert outcome.content is not None and outcome.content[0].startswith("[withheld:"), outcome.content
