@@ -144,6 +144,11 @@ class _Text:
     # the bytes at its start a stream scanner's window read in the window before (its tail, `StreamScanner`): a card
     # written digit by digit there was judged there, with the lines before it this window may not hold (`_spelled_out`)
     reread: int = 0
+    # a stream scanner's window (`StreamScanner`): the character before it as the detectors read it ("" at the text's
+    # start), and whether more may follow its end; a custom pattern reads them (`_custom`), so that `^`, `\b` and a
+    # lookbehind at its start, `$` and `\Z` at its end, match where they do in the text read whole
+    ahead: str = ""
+    more: bool = False
 
     def __init__(self, text: str) -> None:
         self.wide = not text.isascii()
@@ -1872,8 +1877,22 @@ def _address_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
 def _custom(pattern: re.Pattern[str]) -> Finder:
     def find(t: _Text) -> Iterator[tuple[int, int]]:
         text = t.raw.decode("utf-8", "surrogatepass")
-        for m in pattern.finditer(text):
-            start = len(text[: m.start()].encode("utf-8", "surrogatepass"))
+        # a window of a stream (`_Text.ahead`, `_Text.more`): searched from after the character before it (a search's
+        # `pos` is no string's start for `^`, `\A`, `\b`), and a match ending at its end (or before its last newline,
+        # where `$` matches too), where more follows, is no match yet (read again with what follows, or as the end:
+        # `StreamScanner`). Before 2026-12-05 `^SECRET` matched a window starting mid-text, `SECRET $` one ending at a
+        # piece's edge, none in the text read whole
+        ahead = t.ahead
+        skip = len(ahead)
+        if skip:
+            text = ahead + text
+        end = len(text) + 1
+        if t.more:
+            end = len(text) - 1 if text.endswith("\n") else len(text)
+        for m in pattern.finditer(text, skip):
+            if m.end() >= end:
+                continue
+            start = len(text[skip : m.start()].encode("utf-8", "surrogatepass"))
             yield start, start + len(m.group().encode("utf-8", "surrogatepass"))
 
     return find
@@ -2124,9 +2143,12 @@ class Detectors:
             self._found_nothing.keep(text, kept, len(text) + _REMEMBERED_ENTRY)
         return kept is True
 
-    def scan(self, text: str, limit: int | None = None, reread: str = "") -> frozenset[str]:
+    def scan(
+        self, text: str, limit: int | None = None, reread: str = "", before: str = "", more: bool = False
+    ) -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
-        see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail)."""
+        see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail); `before`
+        and `more`: a stream scanner's window's (`_Text.ahead`)."""
         if not self._finders or not text:
             return _NOTHING
         if limit is None:
@@ -2141,14 +2163,14 @@ class Detectors:
         if not text.isascii() or _escapes(text):
             text, cut_fold = folded(text, limit)
             cut = cut or cut_fold
-        return self._find(text, cut, reread)
+        return self._find(text, cut, reread, before, more)
 
-    def scan_unfolded(self, text: str, reread: str = "") -> frozenset[str]:
+    def scan_unfolded(self, text: str, reread: str = "", before: str = "", more: bool = False) -> frozenset[str]:
         """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
         characters (a stream scanner's window, whose end it then reads as it stands too: `StreamScanner`)."""
-        return self._find(text, False, reread) if self._finders and text else _NOTHING
+        return self._find(text, False, reread, before, more) if self._finders and text else _NOTHING
 
-    def _find(self, text: str, cut: bool, reread: str = "") -> frozenset[str]:
+    def _find(self, text: str, cut: bool, reread: str = "", before: str = "", more: bool = False) -> frozenset[str]:
         """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
         it was read (`scan`); `reread`, what it starts with that a stream scanner read before (`_Text.reread`)."""
         if self._marks and not _holds_any(text, self._marks):
@@ -2161,6 +2183,10 @@ class Detectors:
             tail = reread.encode("utf-8", "surrogatepass")
             if t.raw.startswith(tail):  # (as it is read: a tail is kept as the detectors read it)
                 t.reread = len(tail)
+        if before:
+            t.ahead = before
+        if more:
+            t.more = True
         classes = t.classes
         # the class string as text, for the finders needing digits: compiled, a str's `find` and `count` are calls in
         # C, a bytes' are calls through Python that parse their arguments (which cost more than a reply's searches)
@@ -2367,15 +2393,15 @@ class Detectors:
         if cut:
             text = text[:limit]
         # a short piece waits, and so does a longer one's last token (`_unended`): its end is read, with the newline
-        # `end_text` puts after it
-        if not text.endswith("\n") and (len(text) < _OVERLAP or _unended(text) < len(text)):
+        # `end_text` puts after it; with a custom pattern, always (`StreamScanner.end_text`)
+        if not text.endswith("\n") and (len(text) < _OVERLAP or self._patterns or _unended(text) < len(text)):
             if len(text) >= _OVERLAP and not _plain(text):  # (read in two windows, the second of them read folded)
                 scanner = self.stream()
                 scanner.feed(text)
                 scanner.end_text()
                 return frozenset(scanner.found | {TRUNCATED} if cut else scanner.found)
             text += "\n"
-        found = self.scan(text, len(text))
+        found = self.scan(text, _MOST_FOLDED * len(text))  # (all of it: the limit counts characters as they come)
         return found | _ONLY_TRUNCATED if cut else found
 
 
@@ -2646,6 +2672,10 @@ class StreamScanner:
         self._waiting: list[str] = []  # short pieces not read yet
         self._waiting_size = 0
         self._found: set[str] = set()
+        self._before = ""  # the character before the tail as the detectors read it, "" at the text's start
+        # whether the end of what was read, with a custom pattern, was read as not the end (`_Text.more`): read again
+        # as the end, if asked for so, or as the text's (`found`, `end_text`)
+        self._open = False
 
     @property
     def found(self) -> set[str]:
@@ -2655,7 +2685,7 @@ class StreamScanner:
 
     def _settle(self) -> None:
         """Reads what waits, as the end of what was fed (`found`)."""
-        if self._waiting:
+        if self._waiting or self._open:
             self._read(hold=False)
 
     def feed(self, piece: str) -> None:
@@ -2697,15 +2727,21 @@ class StreamScanner:
             self._waiting = [window[held:]]
             self._waiting_size = len(window) - held
             window = window[:held]
+        self._open = hold and self._detectors.patterns
         if window.isascii() and not _escapes(window):
-            self._found |= self._detectors.scan_unfolded(window, reread)
+            self._found |= self._detectors.scan_unfolded(window, reread, self._before, hold)
             end = window[-2 * self.OVERLAP :]
             if not _controls(end.encode("ascii")):
                 self._tail = _tail_at_a_gap(end)
+                self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
                 return
         else:
-            self._found |= self._detectors.scan(window, len(window), reread)
-        self._tail = _tail_at_a_gap(_read_end(window, 2 * self.OVERLAP))
+            # (all of it, however long it reads: the scan limit counts characters as they are fed. Read with a limit of
+            # its length, a window holding U+FDFA was `scan:truncated` before 2026-12-05)
+            self._found |= self._detectors.scan(window, _MOST_FOLDED * len(window), reread, self._before, hold)
+        end = _read_end(window, 2 * self.OVERLAP)
+        self._tail = _tail_at_a_gap(end)
+        self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
 
     def end_text(self) -> None:
         """What was fed is a whole text (an output): its end reads as an end, not run on into the next (a
@@ -2713,14 +2749,19 @@ class StreamScanner:
         if self._waiting:
             if not self._waiting[-1].endswith("\n"):
                 self._waiting.append("\n")
+        elif self._open:  # (read again, as its end, with the newline: `found`)
+            if not self._tail.endswith("\n"):
+                self._waiting = ["\n"]
+                self._waiting_size = 1
         elif self._tail and not self._tail.endswith("\n"):
             self._tail += "\n"
 
     def cut(self) -> None:
         """What is fed next is a text of its own, not read run together with what came before."""
-        if self._waiting:
+        if self._waiting or self._open:
             self._read(hold=False)
         self._tail = ""
+        self._before = ""
 
 
 # the most characters, as the detectors read them, of a value of a custom pattern that a streamed reply's record finds
@@ -2746,6 +2787,8 @@ class _PatternStreamScanner(StreamScanner):
         self._long_size = 0
         # a text ended whose newline is read only with what is fed after it, as the stream scanner reads it (`end_text`)
         self._newline_next = False
+        self._long_before = ""  # (as `_before`, `_open` are for the stream scanner's tail)
+        self._long_open = False
 
     def feed(self, piece: str) -> None:
         scanned = self._scanned
@@ -2772,20 +2815,23 @@ class _PatternStreamScanner(StreamScanner):
             self._long_waiting = [window[held:]]
             self._long_size = len(window) - held
             window = window[:held]
-        # (read as `_read_window` reads its window: as many characters as it has, as the detectors read them)
-        self._found |= self._long.scan(window, len(window))
-        self._long_tail = _long_tail(_read_end(window, STREAM_VALUE_MAX + _LONG_GAP))
+        # (read as `_read_window` reads its window: all of it, as the detectors read it)
+        self._found |= self._long.scan(window, _MOST_FOLDED * len(window), "", self._long_before, hold)
+        self._long_open = hold
+        end = _read_end(window, STREAM_VALUE_MAX + _LONG_GAP)
+        self._long_tail = _long_tail(end)
+        self._long_before = _before_tail(window, end, self._long_tail, STREAM_VALUE_MAX + _LONG_GAP, self._long_before)
 
     def _settle(self) -> None:
         super()._settle()
-        if self._long_waiting:
+        if self._long_waiting or self._long_open:
             self._long_read(False)
 
     def end_text(self) -> None:
         """The newline after the text is read when the stream scanner reads it: now, with what waits there; else
         with what is fed next, if anything (its end read as it stands, as `scan_output` reads a text ending in a
         token longer than the overlap: a pattern of `[0-9]\\n` found no more in the text streamed than whole)."""
-        now = bool(self._waiting)
+        now = bool(self._waiting) or self._open
         super().end_text()
         ended = self._long_waiting[-1] if self._long_waiting else self._long_tail
         if ended and not ended.endswith("\n"):
@@ -2797,10 +2843,22 @@ class _PatternStreamScanner(StreamScanner):
 
     def cut(self) -> None:
         super().cut()
-        if self._long_waiting:
+        if self._long_waiting or self._long_open:
             self._long_read(False)
         self._long_tail = ""
+        self._long_before = ""
         self._newline_next = False
+
+
+def _before_tail(window: str, end: str, tail: str, chars: int, before: str) -> str:
+    """The character before `tail`, the end of `end` (the last `chars` characters of `window` as the detectors read
+    them): `before` (the one before `window`) when the tail is all of the window."""
+    if len(tail) < len(end):
+        return end[len(end) - len(tail) - 1]
+    if len(end) < chars:
+        return before
+    longer = _read_end(window, chars + 1)
+    return longer[0] if len(longer) > chars else before
 
 
 def _long_tail(end: str) -> str:

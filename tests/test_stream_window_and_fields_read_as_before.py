@@ -29,8 +29,9 @@ _OLD = Detectors([DetectorSpec(name="email"), DetectorSpec(name="phone")])
 
 
 def _old_read_window(scanner: StreamScanner, window: str) -> None:
-    """The pair `_read_window` replaced (as of 8a92474^; its end kept from a gap since, `_tail_at_a_gap`)."""
-    scanner._found |= _OLD.scan(window, len(window))
+    """The pair `_read_window` replaced (as of 8a92474^; its end kept from a gap since, `_tail_at_a_gap`; read whole
+    however long it reads since 2026-12-05, not `scan:truncated` past its length: test_stream_window_edges_read_as_whole)."""
+    scanner._found |= _OLD.scan(window, 18 * len(window))
     scanner._tail = _tail_at_a_gap(_read_end(window, 2 * scanner.OVERLAP))
 
 
