@@ -2674,8 +2674,11 @@ class StreamScanner:
         self._found: set[str] = set()
         self._before = ""  # the character before the tail as the detectors read it, "" at the text's start
         # whether the end of what was read, with a custom pattern, was read as not the end (`_Text.more`): read again
-        # as the end, if asked for so, or as the text's (`found`, `end_text`)
+        # as the end, if asked for so, or as the text's (`found`, `end_text`); not by a `_PatternStreamScanner`'s, whose
+        # custom patterns are read again so farther back (its tail read alone again, a local part cut at its start was
+        # an address)
         self._open = False
+        self._reopens = detectors.patterns
 
     @property
     def found(self) -> set[str]:
@@ -2685,8 +2688,20 @@ class StreamScanner:
 
     def _settle(self) -> None:
         """Reads what waits, as the end of what was fed (`found`)."""
-        if self._waiting or self._open:
+        if self._waiting:
             self._read(hold=False)
+        elif self._open:
+            self._reread("")
+
+    def _reread(self, ending: str) -> None:
+        """Reads the tail again, `ending` after it, as the end, for the custom patterns alone (`_open`): a match they
+        found at the end of a window read as not the end. (Read alone again, the tail read for every detector found
+        what it holds cut at its start: a local part the text holds longer, an address.)"""
+        self._open = False
+        long = self._detectors._long
+        window = self._tail + ending
+        if long is not None and window:
+            self._found |= long.scan(window, _MOST_FOLDED * len(window), "", self._before)
 
     def feed(self, piece: str) -> None:
         if not piece:
@@ -2727,7 +2742,7 @@ class StreamScanner:
             self._waiting = [window[held:]]
             self._waiting_size = len(window) - held
             window = window[:held]
-        self._open = hold and self._detectors.patterns
+        self._open = hold and self._reopens
         if window.isascii() and not _escapes(window):
             self._found |= self._detectors.scan_unfolded(window, reread, self._before, hold)
             end = window[-2 * self.OVERLAP :]
@@ -2749,17 +2764,18 @@ class StreamScanner:
         if self._waiting:
             if not self._waiting[-1].endswith("\n"):
                 self._waiting.append("\n")
-        elif self._open:  # (read again, as its end, with the newline: `found`)
-            if not self._tail.endswith("\n"):
-                self._waiting = ["\n"]
-                self._waiting_size = 1
-        elif self._tail and not self._tail.endswith("\n"):
-            self._tail += "\n"
+        else:
+            ending = "" if not self._tail or self._tail.endswith("\n") else "\n"
+            if self._open:  # (its end read again as the end, with the newline)
+                self._reread(ending)
+            self._tail += ending
 
     def cut(self) -> None:
         """What is fed next is a text of its own, not read run together with what came before."""
-        if self._waiting or self._open:
+        if self._waiting:
             self._read(hold=False)
+        elif self._open:
+            self._reread("")
         self._tail = ""
         self._before = ""
 
@@ -2781,12 +2797,11 @@ class _PatternStreamScanner(StreamScanner):
 
     def __init__(self, detectors: Detectors, long: Detectors) -> None:
         super().__init__(detectors)
+        self._reopens = False
         self._long = long
         self._long_tail = ""
         self._long_waiting: list[str] = []  # pieces not read yet for the custom patterns
         self._long_size = 0
-        # a text ended whose newline is read only with what is fed after it, as the stream scanner reads it (`end_text`)
-        self._newline_next = False
         self._long_before = ""  # (as `_before`, `_open` are for the stream scanner's tail)
         self._long_open = False
 
@@ -2795,10 +2810,6 @@ class _PatternStreamScanner(StreamScanner):
         super().feed(piece)
         taken = self._scanned - scanned  # (what the scan limit lets be read of it)
         if taken > 0:
-            if self._newline_next:
-                self._newline_next = False
-                self._long_waiting.append("\n")
-                self._long_size += 1
             self._long_waiting.append(piece if taken == len(piece) else piece[:taken])
             self._long_size += taken
             if self._long_size >= STREAM_VALUE_MAX:
@@ -2828,18 +2839,15 @@ class _PatternStreamScanner(StreamScanner):
             self._long_read(False)
 
     def end_text(self) -> None:
-        """The newline after the text is read when the stream scanner reads it: now, with what waits there; else
-        with what is fed next, if anything (its end read as it stands, as `scan_output` reads a text ending in a
-        token longer than the overlap: a pattern of `[0-9]\\n` found no more in the text streamed than whole)."""
-        now = bool(self._waiting) or self._open
+        """The newline after the text is read for the custom patterns with its end, which a window read as not the
+        end (`_long_open`) is read again as, as `scan_output` reads a text with a custom pattern (before 2026-12-05
+        only when the stream scanner read it then: `SECRET \\Z` was found in a text ending `SECRET ` fed whole, not in
+        short pieces)."""
         super().end_text()
         ended = self._long_waiting[-1] if self._long_waiting else self._long_tail
         if ended and not ended.endswith("\n"):
-            if now:
-                self._long_waiting.append("\n")
-                self._long_size += 1
-            else:
-                self._newline_next = True
+            self._long_waiting.append("\n")
+            self._long_size += 1
 
     def cut(self) -> None:
         super().cut()
@@ -2847,7 +2855,6 @@ class _PatternStreamScanner(StreamScanner):
             self._long_read(False)
         self._long_tail = ""
         self._long_before = ""
-        self._newline_next = False
 
 
 def _before_tail(window: str, end: str, tail: str, chars: int, before: str) -> str:

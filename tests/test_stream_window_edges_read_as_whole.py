@@ -114,3 +114,27 @@ def test_a_window_ending_in_a_newline_is_not_the_text_end(pattern: str, found: s
     _every_cut(Detectors([DetectorSpec("c", pattern)]), text, found, plain=True)
     long = "x " * 2200 + "SECRET\n" + "more words"
     _every_cut(Detectors([DetectorSpec("email"), DetectorSpec("c", pattern)]), long, found, step=5)
+
+
+def test_the_end_read_again_is_read_for_the_patterns_alone() -> None:
+    """The end of a text, read as not the end, is read again as the end for the custom patterns alone: read again for
+    every detector, its tail (from the token before its white space, cut inside 200 `q`s) held a local part of 64
+    characters or fewer, and the text fed whole was `pii:email` (adfeddf), not read whole as a request's text."""
+    text = "x " * 10 + "q" * 200 + "bob@example.com " + "q" * 200 + "\u00e9"
+    assert not Detectors([DetectorSpec("email")]).scan(text + "\n")
+    # (cut 415 or later, as in the two pieces, it is an address still, a pattern or not: its tail then starts inside
+    # the `q`s whatever it is read with)
+    detectors = Detectors([DetectorSpec("email"), DetectorSpec("c", r"SECRET")])
+    assert set(detectors.scan_output(text)) == set()
+    for make in (detectors.stream, lambda: StreamScanner(detectors)):
+        for sizes in ([len(text)], [1], [7, 3], [129], [300]):
+            assert _streamed(make(), text, sizes) == set(), sizes
+
+
+@pytest.mark.parametrize(("pattern", "found"), [(r"SECRET \Z", set()), (r"SECRET \n\Z", {"pii:c"})])
+def test_a_text_end_is_read_with_its_newline_in_any_pieces(pattern: str, found: set[str]) -> None:
+    """With a custom pattern, a text's end is read with the newline after it, streamed and whole: before 2026-12-05,
+    read whole or fed in pieces of 129 characters or more, without it (`SECRET \\Z`: `pii:c`), in shorter ones with it
+    (none). Fails on main before adfeddf."""
+    _every_cut(Detectors([DetectorSpec("c", pattern)]), "x " * 100 + "SECRET ", found, plain=True)
+    _every_cut(Detectors([DetectorSpec("email"), DetectorSpec("c", pattern)]), "x " * 2200 + "SECRET ", found, step=3)
