@@ -438,7 +438,8 @@ class Pipeline:
     def _content(self, request: Request) -> tuple[str, ...]:
         """The input text as captured (`telemetry.capture_content`), masked. A value split across content
         parts is in no part to mask: such a call's content is withheld rather than captured half-masked; so is one written
-        with JSON escapes or as a tool call's argument number the server prints otherwise (`Request.decoded`)."""
+        with JSON escapes or as a tool call's argument number the server prints otherwise, or in an OIP element that is
+        not UTF-8 read in another charset (`Request.decoded`, `oip.not_utf8_element`)."""
         masked = self.detectors.mask_texts(request.texts)
         if request.joined:
             runs = _captured_runs(self.detectors, request, masked)
@@ -463,6 +464,8 @@ class Pipeline:
             if split - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
+            if any(_REPLACED in text for text in request.texts):  # an element not UTF-8, read in another charset too
+                return (_WITHHELD_CHARSET,)
             numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))
             if numbers and self.detectors.scan_all(numbers) - _TRUNCATED:  # (`reprinted_numbers`)
                 return ("[withheld: a detected value is written as a number the server prints otherwise]",)
@@ -806,6 +809,11 @@ def _captured_runs(detectors: Detectors, request: Request, masked: tuple[str, ..
     return runs
 
 
+# what is captured of a call one of whose texts is not UTF-8 (an OIP element, captured with U+FFFD for what is not) and
+# one of whose readings in another charset (`oip.not_utf8_element`) holds a detected value: no captured text holds it
+# to mask (before 2026-12-05 a span captured `j\ufffdrg@ex\ufffdmple.de` beside `[pii:email]`, its Latin-1 reading)
+_WITHHELD_CHARSET: Final = "[withheld: a detected value is read in a charset other than UTF-8]"
+_REPLACED: Final = "\ufffd"
 # what is captured of a call whose parts past the bound could not be checked for split values (`_captured_runs`)
 _UNCHECKED_PARTS: Final = (
     f"[withheld: content parts past {CAPTURE_MAX_CHARS:,} characters could not be checked for split values]"

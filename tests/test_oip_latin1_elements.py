@@ -61,16 +61,17 @@ def test_a_latin1_address_in_an_element_is_refused_before_the_model(faithful, ma
 def test_an_element_that_is_not_utf8_is_read_as_latin1_too() -> None:
     request = infer_request(model_name="echo")
     request.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(LATIN1)
-    assert ADDRESS in read_infer_request(request.SerializeToString()).texts
+    assert read_infer_request(request.SerializeToString()).decoded == (ADDRESS,)  # (read beside the texts)
     request = infer_request(model_name="echo")
     request.inputs.add(name="TEXT", datatype="BYTES", shape=[2])
     request.raw_input_contents.append(raw_bytes(b"plain", LATIN1))
-    assert read_infer_request(request.SerializeToString()).texts == ("plain", "j\ufffdrg@ex\ufffdmple.de", ADDRESS)
+    read = read_infer_request(request.SerializeToString())
+    assert (read.texts, read.decoded) == (("plain", "j\ufffdrg@ex\ufffdmple.de"), (ADDRESS,))
     # REST's binary tensor data, the same elements
     head = orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1],
                                      "parameters": {"binary_data_size": len(LATIN1) + 4}}]})  # fmt: skip
     rest = read_rest_request("echo", None, head + raw_bytes(LATIN1), str(len(head)))
-    assert ADDRESS in rest.texts
+    assert ADDRESS in rest.decoded
 
 
 def test_an_element_in_utf16_or_utf32_is_read_so_too() -> None:
@@ -79,7 +80,7 @@ def test_an_element_in_utf16_or_utf32_is_read_so_too() -> None:
         request.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(
             ADDRESS.encode(codec)
         )
-        assert ADDRESS in read_infer_request(request.SerializeToString()).texts, codec
+        assert ADDRESS in read_infer_request(request.SerializeToString()).decoded, codec
 
 
 def test_binary_and_utf8_elements_are_read_once() -> None:
@@ -117,12 +118,14 @@ def test_binary_elements_read_as_utf16_gain_no_labels() -> None:
     for binary in (_quiet_audio(), _string_table()):
         request = infer_request(model_name="echo")
         request.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(binary)
-        texts = read_infer_request(request.SerializeToString()).texts
+        read = read_infer_request(request.SerializeToString())
+        texts = read.texts + read.decoded
         assert detectors.scan_all(texts) == detectors.scan_all((binary.decode("utf-8", "replace"),)) == frozenset()
     # text in UTF-16 ended by a NUL (a C string's) is still read so
     out: list[str] = []
-    not_utf8_element((ADDRESS + "\x00").encode("utf-16-le"), out)
-    assert ADDRESS + "\x00" in out
+    beside: list[str] = []
+    not_utf8_element((ADDRESS + "\x00").encode("utf-16-le"), out, beside)
+    assert ADDRESS + "\x00" in beside
 
 
 def test_quiet_audio_goes_through(faithful, make_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -141,10 +144,10 @@ def test_an_element_is_read_again_up_to_its_first_mib() -> None:
     for element in (b"a" * (3 << 20) + b"\xff", b"A\x00" * (3 << 19) + b"\xff\x00"):
         request = infer_request(model_name="echo")
         request.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(element)
-        texts = read_infer_request(request.SerializeToString()).texts
-        assert len(texts[0]) == len(element)  # (each byte that is not UTF-8 a U+FFFD)
-        assert len(texts) > 1
-        assert all(len(text) <= BYTES_SCANNED for text in texts[1:])
+        read = read_infer_request(request.SerializeToString())
+        assert len(read.texts) == 1 and len(read.texts[0]) == len(element)  # (each byte not UTF-8 a U+FFFD)
+        assert read.decoded
+        assert all(len(text) <= BYTES_SCANNED for text in read.decoded)
 
 
 def test_a_base64_element_decoding_to_latin1_is_read_as_latin1_too() -> None:
@@ -155,12 +158,12 @@ def test_a_base64_element_decoding_to_latin1_is_read_as_latin1_too() -> None:
         encoded = base64.b64encode(raw).decode()
         head = orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": [encoded],
                                          "parameters": {"content_type": "base64"}}]})  # fmt: skip
-        assert ADDRESS in read_rest_request("echo", None, head, None).texts
+        assert ADDRESS in read_rest_request("echo", None, head, None).decoded
         request = infer_request(model_name="echo")
         tensor = request.inputs.add(name="TEXT", datatype="BYTES", shape=[1])
         tensor.parameters["content_type"].string_param = "base64"
         tensor.contents.bytes_contents.append(encoded.encode())
-        assert ADDRESS in read_infer_request(request.SerializeToString()).texts
+        assert ADDRESS in read_infer_request(request.SerializeToString()).decoded
 
 
 def test_a_base64_value_read_decoded_as_text_is_read_as_latin1_too() -> None:
@@ -170,6 +173,6 @@ def test_a_base64_value_read_decoded_as_text_is_read_as_latin1_too() -> None:
     for raw in (b"write to " + LATIN1, ("write to " + ADDRESS).encode("utf-16-le")):
         encoded = base64.b64encode(raw).decode()
         body = orjson.dumps({"instances": [{"b64": encoded}]})
-        assert "write to " + ADDRESS in read_request("echo", "predict", body, "application/json").texts
+        assert "write to " + ADDRESS in read_request("echo", "predict", body, "application/json").decoded
         head = orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": [encoded]}]})
-        assert "write to " + ADDRESS in read_rest_request("echo", None, head, None).texts
+        assert "write to " + ADDRESS in read_rest_request("echo", None, head, None).decoded

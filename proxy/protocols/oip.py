@@ -470,21 +470,27 @@ def _strings(data: Any, out: list[str], tensor: dict[str, Any] | None = None, nu
 BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the rest is forwarded unscanned)
 
 
-def not_utf8_element(raw: bytes, out: list[str]) -> None:
-    """A BYTES element that is not UTF-8, into `out`: read replaced, and as Latin-1 too or, when it holds a NUL, in
-    each of UTF-16's and UTF-32's byte orders it is text in (binary data, an image, is text in none). A BYTES element
+def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> None:
+    """A BYTES element that is not UTF-8, into `out`, read replaced; into `beside`, as Latin-1 too or, when it holds a
+    NUL, in each of UTF-16's and UTF-32's byte orders it is text in (binary data, an image, is text in none). A BYTES element
     reaches the model as bytes, which it may decode in another charset: `jörg@exämple.de` written in Latin-1 or
     Windows-1252 (their letters are Latin-1's), UTF-16 or UTF-32, read replaced has U+FFFD for `ö` and `ä` (and,
     without its NULs, as the detectors read it, only an ASCII address is whole), no address, and reached the model for
     a purpose its zone forbids (before 2026-12-05). Only an element that is not UTF-8 pays for it. A wide reading with
     control characters (`_BINARY_CONTROL`) is binary data's (quiet audio, a string table's offsets: its `@`s and
     enclosed or fullwidth digits gave it `pii:` labels), not taken; the other readings take at most `BYTES_SCANNED`
-    bytes (a gRPC `bytes_contents` element is unbounded: 64 MB read three to five times over)."""
+    bytes (a gRPC `bytes_contents` element is unbounded: 64 MB read three to five times over).
+
+    An element is one text of `out` (the one captured, counted against the texts' bound): the other readings go
+    `beside` it (a request's `Request.decoded`: scanned, not captured, counted nor digested; a value found only
+    there withholds the captured content). Before 2026-12-05 they were texts too: a span captured an element's
+    U+FFFD reading unmasked beside its masked Latin-1 one, and 6,000 Latin-1 `bytes_contents` elements filled the
+    10,000 texts a gRPC request is read to (`scan:truncated`, ~1,000 elements unread)."""
     out.append(str(raw, "utf-8", "replace"))
     if len(raw) > BYTES_SCANNED:
         raw = raw[:BYTES_SCANNED]
     if b"\x00" not in raw:
-        out.append(str(raw, "latin-1"))
+        beside.append(str(raw, "latin-1"))
         return
     for codec in _WIDE_CODECS:
         try:
@@ -492,7 +498,7 @@ def not_utf8_element(raw: bytes, out: list[str]) -> None:
         except UnicodeDecodeError:
             continue
         if _BINARY_CONTROL.search(text.rstrip("\x00")) is None:
-            out.append(text)
+            beside.append(text)
 
 
 _REPLACEMENT: Final = "\ufffd".encode()  # U+FFFD in UTF-8: a reading holding it without them was not UTF-8
@@ -503,11 +509,12 @@ _WIDE_CODECS: Final = ("utf-16", "utf-16-be", "utf-32", "utf-32-be")
 _BINARY_CONTROL: Final = re.compile("[\x00-\x08\x0e-\x1f]")
 
 
-def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:
+def bytes_tensor_strings(raw: bytes | memoryview, out: list[str], beside: list[str] | None = None) -> bool:
     """Decode a raw BYTES tensor (each element: 4-byte little-endian length, then the bytes), at most
     `BYTES_SCANNED` bytes of it; False when some of it was left unread (the call is then labelled
     `scan:truncated`). Contents that do not split into such elements are an InvalidRequest: bytes past
-    the last whole element would reach the model unscanned."""
+    the last whole element would reach the model unscanned. An element's other readings go `beside`
+    (`not_utf8_element`; None: into `out`, a reply's)."""
     offset, end, budget, whole = 0, len(raw), BYTES_SCANNED, True
     while offset + 4 <= end:
         if budget <= 0 or len(out) >= _MAX_SCAN_STRINGS:
@@ -520,7 +527,7 @@ def bytes_tensor_strings(raw: bytes | memoryview, out: list[str]) -> bool:
         try:
             out.append(str(raw[offset : offset + taken], "utf-8"))
         except UnicodeDecodeError:
-            not_utf8_element(bytes(raw[offset : offset + taken]), out)
+            not_utf8_element(bytes(raw[offset : offset + taken]), out, out if beside is None else beside)
         budget -= taken
         whole = whole and taken == length
         offset += length
@@ -666,7 +673,9 @@ def inference_request(
                              param="binary_data_size")  # fmt: skip
     texts: list[str] = []
     names: list[str] = []  # the tensors' and the parameters' (`Request.names`)
-    reprinted: list[str] = []  # numbers of elements holding JSON as a runtime parsing them prints them (most: none)
+    # numbers of elements holding JSON as a runtime parsing them prints them, the other readings of elements that are
+    # not UTF-8 (`not_utf8_element`): read beside the texts (`Request.decoded`), never captured (most: none)
+    reprinted: list[str] = []
     dumped = [(_constants_json if constants else _data_json)(tensor) for tensor in inputs]
     whole = _tensor_texts(inputs, dumped, binary, texts, request=True, reprinted=reprinted, sizes=sizes)
     if isinstance(parameters, dict) and parameters:
@@ -767,8 +776,9 @@ def _tensor_texts(
     default); JSON `data` is read whatever the datatype (MLServer does not check data against it) and
     beside a binary part too (MLServer reads no binary part, only `data`). In a `request` an object in
     `data` is an InvalidRequest, and base64 and JSON-escaped elements are read decoded too (`add_decoded_texts`; the
-    numbers of elements holding JSON into `reprinted`; `sizes`, each tensor's `_binary_size` when known already).
-    False when some of it was past a scan limit."""
+    numbers of elements holding JSON into `reprinted`, and so the other readings of elements that are not UTF-8,
+    `not_utf8_element`; `sizes`, each tensor's `_binary_size` when known already). False when some of it was past a
+    scan limit."""
     whole = True
     offset = 0
     if sizes is None:
@@ -777,13 +787,13 @@ def _tensor_texts(
         start = len(texts)
         if size is not None:
             if tensor.get("datatype") == "BYTES":
-                whole = bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts) and whole
+                whole = bytes_tensor_strings(memoryview(binary)[offset : offset + size], texts, reprinted) and whole
             offset += size
         # only numbers, booleans and nulls when orjson wrote no '"' and no '{': then not walked in Python
         walk = _QUOTE in data or _BRACE in data if data is not None else "data" in tensor
         refuse = tensor if request else None
         if walk and _parameters(tensor).get("content_type") == "base64":  # MLServer's codec: the model reads it decoded
-            whole = _declared_base64(tensor.get("data"), texts, refuse) and whole
+            whole = _declared_base64(tensor.get("data"), texts, refuse, reprinted) and whole
             continue
         if walk:
             whole = _strings(tensor.get("data"), texts, refuse) and whole
@@ -792,14 +802,16 @@ def _tensor_texts(
     return whole
 
 
-def _declared_base64(data: Any, texts: list[str], tensor: dict[str, Any] | None) -> bool:
+def _declared_base64(
+    data: Any, texts: list[str], tensor: dict[str, Any] | None, beside: list[str] | None = None
+) -> bool:
     """The strings of data declared `content_type: base64`, each as sent (a server that ignores content_type
-    gives the model that) and decoded (`unbase64`)."""
+    gives the model that) and decoded (`unbase64`; other readings `beside`)."""
     encoded: list[str] = []
     whole = _strings(data, encoded, tensor)
     for text in encoded:
         texts.append(text)
-        unbase64(text, texts)
+        unbase64(text, texts, beside)
     return whole
 
 
@@ -816,8 +828,8 @@ def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None 
     MLServer decodes an input whose model-settings declare `content_type: base64` although the request
     does not say so, so any element its codec would decode (`b64decode(validate=True)`: the alphabet only, whole padded quads) is
     scanned decoded too when that is text: UTF-8 but for at most one character in 8 (read replaced, so a
-    stray byte hides nothing), and, not UTF-8, as Latin-1 or UTF-16/32 too (`not_utf8_element`: before 2026-12-05 a
-    KServe V1 instance's `b64` holding `jörg@exämple.de` in Latin-1 had no address). Binary data (an image) is not
+    stray byte hides nothing), and, not UTF-8, as Latin-1 or UTF-16/32 too, into `reprinted` (`not_utf8_element`:
+    before 2026-12-05 a KServe V1 instance's `b64` holding `jörg@exämple.de` in Latin-1 had no address). Binary data (an image) is not
     read: it would only spend the scan budget. Under 8 characters an element holds nothing the detectors find."""
     for index in range(start, len(texts)):
         text = texts[index]
@@ -831,7 +843,7 @@ def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None 
         if decoded is None:
             continue
         if "\ufffd" in decoded and _REPLACEMENT not in raw:  # not UTF-8: read as a BYTES element so sent is
-            not_utf8_element(raw, texts)
+            not_utf8_element(raw, texts, texts if reprinted is None else reprinted)
         else:
             texts.append(decoded)
     end = len(texts)  # (the elements and their base64 decoded: a runtime parses JSON escapes as it reads their numbers)
@@ -859,13 +871,13 @@ def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:
     return parameters if isinstance(parameters, dict) else {}
 
 
-def unbase64(text: str, out: list[str]) -> None:
+def unbase64(text: str, out: list[str], beside: list[str] | None = None) -> None:
     """An element declared base64 as the text it encodes, into `out`, decoded leniently (characters outside the
     alphabet dropped, so `dG86\nIGFs…` is still an address): all that MLServer's strict codec decodes, and
     what a runtime calling `b64decode` without `validate` decodes; nothing when it does not decode (then
     what the model is given is the element as sent), or decodes to itself. Bytes that are not UTF-8 are read as a
     BYTES element sent so is (`not_utf8_element`): the model is given the bytes (before 2026-12-05 read replaced
-    only, a Latin-1 `jörg@exämple.de` so sent had no address)."""
+    only, a Latin-1 `jörg@exämple.de` so sent had no address); its other readings go `beside` (None: into `out`)."""
     try:
         raw = binascii.a2b_base64(text.encode("utf-8", "surrogateescape"))
     except ValueError:
@@ -873,7 +885,7 @@ def unbase64(text: str, out: list[str]) -> None:
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError:
-        not_utf8_element(raw, out)
+        not_utf8_element(raw, out, out if beside is None else beside)
         return
     if decoded != text:
         out.append(decoded)

@@ -413,6 +413,7 @@ _DOUBLE: Final = struct.Struct("<d")
 def _tensor(
     buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash | None,
     labels: list[str] | None = None, names: list[str] | None = None, parameters: int = 0,
+    beside: list[str] | None = None,
 ) -> tuple[str, bool, bool, bool, int]:  # fmt: skip
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
     (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
@@ -421,7 +422,8 @@ def _tensor(
     datatype none of the protocol's (`oip.tensor_names`); returns the datatype,
     whether its data is in a shared-memory region (which the proxy cannot read), whether its `contents` hold any
     bytes (`read_infer_request`: beside raw contents), whether it declares base64, and `parameters`, the parameters
-    of its message read so far, with its own (`_count_parameter`)."""
+    of its message read so far, with its own (`_count_parameter`). The other readings of an element that is not UTF-8
+    go `beside` (`oip.not_utf8_element`; None: into `texts`, a reply's)."""
     datatype = ""
     shared = False
     filled = False
@@ -444,7 +446,7 @@ def _tensor(
             size = stop - pos
             filled = filled or size > 0
             if not (1 < size < 130 and buf[pos] in _PACKED and buf[pos + 1] == size - 2):
-                _contents(buf, pos, stop, texts)  # unless all it holds is one packed field, under 128 bytes
+                _contents(buf, pos, stop, texts, beside)  # unless all it holds is one packed field, under 128 bytes
         elif key == _DATATYPE:
             try:
                 datatype = buf[pos:stop].decode("utf-8")
@@ -476,7 +478,7 @@ def _tensor(
                     strings.append(text)
         pos = stop
     if base64:
-        _declared_base64(texts, start)
+        _declared_base64(texts, start, beside)
     if strings is not None:
         texts += strings[: max(_MAX_STRINGS - len(texts), 0)]
     if names is not None and datatype and not named_datatype(datatype) and len(names) < _MAX_STRINGS:
@@ -508,17 +510,18 @@ def _add_text(text: str, texts: list[str]) -> None:
         texts.append(text)
 
 
-def _declared_base64(texts: list[str], start: int) -> None:
+def _declared_base64(texts: list[str], start: int, beside: list[str] | None = None) -> None:
     """After `texts[start:]`, each as a runtime decoding the base64 its tensor declares reads it, leniently
     (`oip.unbase64`: a `b64decode` without `validate` drops a MIME line break, which MLServer's strict codec
-    and `add_decoded_texts` do not decode)."""
+    and `add_decoded_texts` do not decode); other readings `beside`."""
     for index in range(start, len(texts)):
-        unbase64(texts[index], texts)
+        unbase64(texts[index], texts, beside)
 
 
-def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
-    """InferTensorContents: its `bytes_contents`, as text; its numbers are stepped over (packed: one field
-    for each kind; unpacked: runs in C, `_field`)."""
+def _contents(buf: bytes, pos: int, end: int, texts: list[str], beside: list[str] | None) -> None:
+    """InferTensorContents: its `bytes_contents`, as text, one text an element (its other readings, not UTF-8,
+    `beside`, None: into `texts`: `oip.not_utf8_element`); its numbers are stepped over (packed: one field for each kind; unpacked: runs
+    in C, `_field`)."""
     while pos < end:
         key = buf[pos]
         length = buf[pos + 1] if pos + 1 < end else 0x80
@@ -533,7 +536,7 @@ def _contents(buf: bytes, pos: int, end: int, texts: list[str]) -> None:
             try:
                 texts.append(buf[pos:stop].decode("utf-8"))
             except UnicodeDecodeError:
-                not_utf8_element(buf[pos:stop], texts)
+                not_utf8_element(buf[pos:stop], texts, texts if beside is None else beside)
         pos = stop
 
 
@@ -565,20 +568,22 @@ def _requested_output(
 
 
 def _raw_strings(
-    raws: list[memoryview], datatypes: list[str], texts: list[str], declared: list[bool] | None = None
-) -> bool:
+    raws: list[memoryview], datatypes: list[str], texts: list[str], declared: list[bool] | None = None,
+    beside: list[str] | None = None,
+) -> bool:  # fmt: skip
     """raw_*_contents[i] belongs to the i-th tensor, wherever the fields stand on the wire (protobuf
     allows any order): match them up only once the whole message is read; `declared[i]`: the i-th tensor
-    declares base64 (`_declared_base64`). False when some of it was past a scan limit."""
+    declares base64 (`_declared_base64`); other readings of elements `beside` (`oip.not_utf8_element`). False when
+    some of it was past a scan limit."""
     if "BYTES" not in datatypes:  # numbers only, most calls: no raw contents to read as strings
         return len(texts) < _MAX_STRINGS
     whole = True
     for index, (raw, datatype) in enumerate(zip(raws, datatypes)):  # noqa: B905 (`strict=`: zip called as Python)
         if datatype == "BYTES":
             start = len(texts)
-            whole = bytes_tensor_strings(raw, texts) and whole
+            whole = bytes_tensor_strings(raw, texts, beside) and whole
             if declared is not None and declared[index]:
-                _declared_base64(texts, start)
+                _declared_base64(texts, start, beside)
     return whole and len(texts) < _MAX_STRINGS
 
 
@@ -592,6 +597,9 @@ def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) 
     labels: list[str] = []
     texts: list[str] = []
     names: list[str] = []  # the inputs', requested outputs' and parameters' (`Request.names`)
+    # the numbers of elements holding JSON, as a runtime prints them (`add_decoded_texts`), and the other readings of
+    # elements that are not UTF-8 (`oip.not_utf8_element`): read beside the texts (`Request.decoded`), not captured
+    reprinted: list[str] = []
     datatypes: list[str] = []
     digest = SHA256.copy() if digested else None
     raws: list[memoryview] = []
@@ -620,7 +628,7 @@ def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) 
                 tensors += 1
                 if tensors > MAX_STRINGS:
                     check_count(tensors)
-                datatype, in_shared, in_contents, base64, parameters = _tensor(buf, view, start, stop, texts, digest, labels, names, parameters)  # fmt: skip
+                datatype, in_shared, in_contents, base64, parameters = _tensor(buf, view, start, stop, texts, digest, labels, names, parameters, reprinted)  # fmt: skip
                 datatypes.append(datatype)
                 declared.append(base64)
                 shared = shared or in_shared
@@ -676,11 +684,10 @@ def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) 
         # hold no element, not to the i-th input: raw text would reach a BYTES input read here as another's numbers
         raise InvalidRequest("contents and raw_input_contents in one request: an input's data is in one or the "
                              "other, for every input alike", param="raw_input_contents")  # fmt: skip
-    whole = _raw_strings(raws, datatypes, texts, declared if any(declared) else None) and len(names) < _MAX_STRINGS
+    whole = _raw_strings(raws, datatypes, texts, declared if any(declared) else None, reprinted) and len(names) < _MAX_STRINGS  # fmt: skip
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
-    reprinted: list[str] = []  # (`add_decoded_texts`: the numbers of elements holding JSON, as a runtime prints them)
     if texts:  # every text here is a tensor's: MLServer may decode any (base64, JSON)
         whole = add_decoded_texts(texts, 0, reprinted) and whole
     sequence = sequence_key(model, sequence_id)

@@ -231,7 +231,7 @@ def test_numeric_tensors_are_not_walked_in_python(monkeypatch: pytest.MonkeyPatc
     [
         ("YWxpY2VAZXhhbXBsZS5jb20=", "alice@example.com"),
         ("dG86IGFsaWNlQGV4YW1wbGUuY29t", "to: alice@example.com"),
-        # a stray byte that is not UTF-8: read replaced, and as Latin-1 (`oip.not_utf8_element`)
+        # a stray byte that is not UTF-8: read replaced, and as Latin-1 beside (`oip.not_utf8_element`, `decoded`)
         ("/2FsaWNlQGV4YW1wbGUuY29t", ("\ufffdalice@example.com", "\xffalice@example.com")),
         # binary (an image's compressed bytes): not text, not read
         ("YQXWzHavQAMl6U1YjOURvlv9u3O0N9xR7KQ5F9ekPj1bshrEabXn304XiZ1KrgrftDDw8LM2oiQu8aItJb0uUw==", None),
@@ -251,12 +251,13 @@ def test_base64_elements_are_scanned_decoded_when_no_content_type_says_so(
     expected = (element, decoded) if isinstance(decoded, str) else (element, *(decoded or ()))
     for tensor in ({"name": "text", "shape": [1], "datatype": "BYTES", "data": [element]},
                    {"name": "n", "shape": [1], "datatype": "INT64", "data": [[element]]}):  # fmt: skip
-        texts = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None).texts
-        assert texts == expected
+        read = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
+        assert read.texts + read.decoded == expected
     raw = raw_bytes(element.encode())
     body, length = binary_request([{"name": "b", "datatype": "BYTES", "shape": [1],
                                     "parameters": {"binary_data_size": len(raw)}}], raw)  # fmt: skip
-    assert read_rest_request("m", None, body, length).texts == expected
+    read = read_rest_request("m", None, body, length)
+    assert read.texts + read.decoded == expected
 
 
 @pytest.mark.parametrize("version", ["02", "002", "00", "+2", "-1", " 2", "2 ", "2abc", "1.0", "0x10", "\t7"])

@@ -25,6 +25,7 @@ def reference_read(buf: bytes) -> Request:
     labels: list[str] = []
     texts: list[str] = []
     names: list[str] = []  # the tensors' and parameters' names (read since it was the reference)
+    decoded: list[str] = []  # the other readings of elements that are not UTF-8 (read beside since it was)
     datatypes: list[str] = []
     digest = SHA256.copy()
     raws: list[memoryview] = []
@@ -34,7 +35,7 @@ def reference_read(buf: bytes) -> Request:
         for number, start, stop in oip._spans(buf, 0, len(buf)):
             if number == 5:
                 datatype, in_shared, in_contents, base64, _ = oip._tensor(
-                    buf, view, start, stop, texts, digest, None, names
+                    buf, view, start, stop, texts, digest, None, names, 0, decoded
                 )
                 datatypes.append(datatype)
                 declared.append(base64)
@@ -70,14 +71,14 @@ def reference_read(buf: bytes) -> Request:
     if raws and filled:
         raise InvalidRequest("contents and raw_input_contents in one request: an input's data is in one or the "
                              "other, for every input alike", param="raw_input_contents")  # fmt: skip
-    whole = oip._raw_strings(raws, datatypes, texts, declared)
+    whole = oip._raw_strings(raws, datatypes, texts, declared, decoded)
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
-    oip.add_decoded_texts(texts, 0)
+    oip.add_decoded_texts(texts, 0, decoded)
     return Request(model, "infer", False, tuple(texts), (), tuple(labels), version or None,
                    "sha256:" + digest.hexdigest() if seen and not shared else None, opaque=shared,
-                   unscanned=not whole, names=tuple(names))  # fmt: skip
+                   unscanned=not whole, decoded=tuple(decoded), names=tuple(names))  # fmt: skip
 
 
 def reference_reply(data: bytes) -> Outcome:
