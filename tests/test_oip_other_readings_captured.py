@@ -107,3 +107,28 @@ def test_many_latin1_elements_through_the_proxy(faithful, make_proxy, tmp_path) 
     plain = client.infer("echo", _elements(*elements[:-1]), headers={"x-purpose": "ads"})  # all read, none held
     assert len(plain.as_numpy("TEXT")) == 5999
     assert log.read_text().count("\n") == 1
+
+
+def _output(otlp: OtlpReceiver, trace_id: str) -> str:
+    """The call's captured output (`gen_ai.output.messages`), its one part."""
+    messages = orjson.loads(otlp.by_trace(trace_id).attributes["gen_ai.output.messages"])
+    content: str = messages[0]["parts"][0]["content"]
+    return content
+
+
+def test_an_output_elements_other_readings_are_not_captured(faithful, make_proxy, otlp) -> None:  # type: ignore[no-untyped-def]
+    """The model's reply (here the element echoed): its elements' other readings were pieces of the captured output,
+    run into the next (`…ex\ufffdmple.dewrite to jörg@exämple.de…`), the address captured unmasked though the output
+    was labelled `pii:email`. They are read beside it now: the output is withheld, or captured once as read replaced."""
+    client = _client(faithful, make_proxy, otlp)
+    for n, value in enumerate((SENTENCE.encode("latin-1"), SENTENCE.encode("utf-16"))):
+        trace_id, parent = traced(n, 0x0E1C0)
+        client.infer("echo", _elements(value), headers={"x-purpose": "care", "traceparent": parent})
+        span = otlp.by_trace(trace_id)
+        assert "pii:email" in span.attributes["lineage.output.labels"]
+        assert _output(otlp, trace_id) == WITHHELD, value
+    value = "Grüße aus Köln".encode("latin-1")
+    trace_id, parent = traced(2, 0x0E1C0)
+    client.infer("echo", _elements(value), headers={"x-purpose": "care", "traceparent": parent})
+    assert _output(otlp, trace_id).startswith(value.decode("utf-8", "replace"))
+    assert "Grüße" not in _output(otlp, trace_id)

@@ -1306,6 +1306,8 @@ class OutputText:
     # whether those readings were not all read, past the scan limit (`_aside_later_now`): the captured content is
     # withheld then, as when a value is found in them (`finish`)
     _later_cut: bool = False
+    # whether an output's element was read in other charsets beside it (`aside_readings`)
+    _other_readings: bool = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, digests: bool = True) -> None:
         """`digests` False: the output's digest is the observer's own (of the reply's tensors, not its text)."""
@@ -1418,6 +1420,15 @@ class OutputText:
             self._room -= len(text)
         else:
             self._aside_first(key, text, kept)
+
+    def aside_readings(self, readings: list[str]) -> None:
+        """An output's elements read in other charsets (an OIP BYTES element that is not UTF-8: `oip.not_utf8_element`),
+        beside the output as it is captured (read replaced), a line each: scanned, neither digested nor captured; a
+        detected value in them withholds the captured output (`_WITHHELD_READING`). Before 2026-12-05 they were pieces
+        of the output: a span captured an echoed Latin-1 `jörg@exämple.de` unmasked beside its U+FFFD reading."""
+        self._other_readings = True
+        for text in readings:
+            self.aside(_READINGS, text + "\n")
 
     def aside_later(self, key: Hashable, value: Any, strings: bool) -> None:
         """`aside` of a text (`strings` False) or `aside_strings` of a JSON value, at `finish`: after the reply's own
@@ -1586,19 +1597,21 @@ class OutputText:
                 self.outcome.content = (_WITHHELD_CHARSET_UNREAD,)
             elif self.charset and self._asides is not None and self._in_charset_found(masker):
                 self.outcome.content = (_WITHHELD_CHARSET,)
+            elif self._other_readings and self._asides is not None and self._in_charset_found(masker, _READINGS[0]):
+                self.outcome.content = (_WITHHELD_READING,)
             else:
                 self.outcome.content = (masker.mask(text, CAPTURE_MAX_CHARS),)
             if self._keep <= 0:  # not all kept: the output's characters, all that were added (`_add`)
                 self.outcome.content_chars = len(text) - self._keep
 
-    def _in_charset_found(self, masker: Detectors) -> bool:
+    def _in_charset_found(self, masker: Detectors, kind: str = "charset") -> bool:
         """Whether a reading of the reply in its charset read beside the output (`_in_charset`) holds a detected value:
         no captured text (the UTF-8 reading) holds it to mask, so the content is withheld (`_WITHHELD_CHARSET`), as a
         request's is when a value stands only in a reading beside it. Before 2026-12-05 a span captured
         `bob+AEA-example.org`, `bob@example.org` to `requests` under `charset=utf-7`, unmasked."""
         assert self._asides is not None
         texts = [kept.decode("utf-8", "surrogatepass") for key, kept in self._asides.items()
-                 if isinstance(key, tuple) and len(key) == 2 and key[0] == _CHARSET]  # fmt: skip
+                 if isinstance(key, tuple) and len(key) == 2 and key[0] == kind]  # fmt: skip
         return bool(texts) and bool(masker.scan_all(texts) - {TRUNCATED})
 
     def _found(self) -> frozenset[str]:
@@ -1678,6 +1691,10 @@ _WITHHELD_CHARSET: Final = "[withheld: a detected value is read in the charset t
 # the captured output of a reply whose reading in that charset was cut by the scan limit (`OutputText._later_cut`):
 # what it holds is not known
 _WITHHELD_CHARSET_UNREAD: Final = "[withheld: the reply as read in the charset its type names is past the scan limit]"
+# the `OutputText.aside` key of an output's elements read in other charsets (`aside_readings`), and its captured output
+# when a detected value stands in them
+_READINGS: Final = ("other charsets", 0)
+_WITHHELD_READING: Final = "[withheld: a detected value is read in a charset other than UTF-8]"
 
 
 # a double as orjson writes one of 10^18 or more (`1.2345678901234569e+23`; the `+` optional: it writes integers'

@@ -814,6 +814,7 @@ class ReplyObserver:
         model = version = rid = ""
         texts: list[str] = []
         names: list[str] = []  # the outputs' (`oip.aside_names`)
+        beside: list[str] = []  # their elements' other readings (`oip.not_utf8_element`, `OutputText.aside_readings`)
         datatypes: list[str] = []
         raws: list[memoryview] = []
         parameters = 0  # (`_count_parameter`; its tensors are `datatypes`: past either bound, read no further)
@@ -835,7 +836,7 @@ class ReplyObserver:
                 if number == 5:
                     if len(datatypes) >= MAX_STRINGS:  # (as a request's: `check_count`)
                         check_count(len(datatypes) + 1)
-                    datatype, _, _, _, parameters = _tensor(buf, view, first, last, texts, self._digest, None, names, parameters)  # fmt: skip
+                    datatype, _, _, _, parameters = _tensor(buf, view, first, last, texts, self._digest, None, names, parameters, beside)  # fmt: skip
                     datatypes.append(datatype)
                     self._seen = True
                 elif number == 6:
@@ -867,11 +868,13 @@ class ReplyObserver:
         if framed:
             observe_reply_meta(self.outcome, model, version, rid)
         try:  # after the tensors' bytes_contents, read on the walk: their raw contents
-            whole = _raw_strings(raws, datatypes, texts) and whole
+            whole = _raw_strings(raws, datatypes, texts, None, beside) and whole
         except InvalidRequest:  # BYTES that are not whole elements: those before are kept
             whole = False
         if texts or not whole:
             self._output().add_pieces(texts, whole)
+        if beside:
+            self._output().aside_readings(beside)
         if names:
             self._aside_names(names)
 

@@ -89,6 +89,7 @@ def reference_reply(data: bytes) -> Outcome:
     model = version = rid = ""
     texts: list[str] = []
     names: list[str] = []  # the outputs' (read since it was the reference)
+    beside: list[str] = []  # their elements' other readings (read beside since it was)
     datatypes: list[str] = []
     raws: list[memoryview] = []
     parameters: list[tuple[str, str]] = []
@@ -96,7 +97,7 @@ def reference_reply(data: bytes) -> Outcome:
     try:
         for number, first, last in oip._spans(data, 0, len(data)):
             if number == 5:
-                datatypes.append(oip._tensor(data, view, first, last, texts, digest, None, names)[0])
+                datatypes.append(oip._tensor(data, view, first, last, texts, digest, None, names, 0, beside)[0])
                 seen = True
             elif number == 6:
                 raw = view[first:last]
@@ -120,7 +121,7 @@ def reference_reply(data: bytes) -> Outcome:
     else:
         observe_reply_meta(outcome, model, version, rid)
     try:
-        whole = oip._raw_strings(raws, datatypes, texts) and whole
+        whole = oip._raw_strings(raws, datatypes, texts, None, beside) and whole
     except InvalidRequest:
         whole = False
     if parameters or texts or names or not whole:
@@ -129,6 +130,8 @@ def reference_reply(data: bytes) -> Outcome:
             found.aside(("parameters", name), text)
         if texts or not whole:
             found.add_pieces(texts, whole)
+        if beside:
+            found.aside_readings(beside)
         if names:
             found.aside(oip.OUTPUT_NAMES, "\n".join(names))
     if found is not None:
