@@ -20,6 +20,8 @@ from tritonclient.utils import InferenceServerException
 
 from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
+from proxy.flow import Outcome
+from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.ingress.grpc_proxied import traced
 from tests.protocols.test_oip_grpc import infer_request
@@ -132,3 +134,19 @@ def test_an_output_elements_other_readings_are_not_captured(faithful, make_proxy
     client.infer("echo", _elements(value), headers={"x-purpose": "care", "traceparent": parent})
     assert _output(otlp, trace_id).startswith(value.decode("utf-8", "replace"))
     assert "Grüße" not in _output(otlp, trace_id)
+
+
+def test_a_rest_replys_other_readings_are_not_captured() -> None:
+    """The same over REST (a binary output, as tritonclient.http asks for): the element's Latin-1 reading was a
+    piece of the output, the address captured unmasked; now it is read beside it, the output withheld."""
+    email = Detectors([DetectorSpec("email")])
+    for value, content in ((SENTENCE.encode("latin-1"), WITHHELD), (b"Gr\xfc\xdfe", "Gr\ufffd\ufffde")):
+        element = len(value).to_bytes(4, "little") + value
+        head = orjson.dumps({"model_name": "echo", "outputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1],
+                             "parameters": {"binary_data_size": len(element)}}]})  # fmt: skip
+        outcome = Outcome(started_ns=0)
+        observer = RestReplyObserver(outcome, email, True, str(len(head)))
+        observer.body(head + element)
+        observer.finish()
+        assert outcome.content == (content,)
+        assert ("pii:email" in outcome.output_detected) is (content == WITHHELD)

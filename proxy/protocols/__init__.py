@@ -1497,15 +1497,19 @@ class OutputText:
         """Some of the reply's text was past a read limit: its labels say `scan:truncated`."""
         self._unread = True
 
-    def add_tensors(self, read: Callable[[list[str]], bool]) -> None:
-        """The strings of a reply's output tensors, each its own piece. `read` fills the list and says
-        whether it read them all; BYTES that are not whole elements (InvalidRequest) keep those before."""
+    def add_tensors(self, read: Callable[[list[str], list[str]], bool]) -> None:
+        """The strings of a reply's output tensors, each its own piece. `read` fills the first list (and the second
+        with its elements' other readings, `aside_readings`) and says whether it read them all; BYTES that are not
+        whole elements (InvalidRequest) keep those before."""
         texts: list[str] = []
+        beside: list[str] = []
         try:
-            whole = read(texts)
+            whole = read(texts, beside)
         except InvalidRequest:
             whole = False
         self.add_pieces(texts, whole)
+        if beside:
+            self.aside_readings(beside)
 
     def add_unknown(self, reply: dict[str, Any]) -> None:
         """A reply, or a streamed event, in which its adapter found none of the fields it reads the output from (a

@@ -677,7 +677,7 @@ def inference_request(
     # not UTF-8 (`not_utf8_element`): read beside the texts (`Request.decoded`), never captured (most: none)
     reprinted: list[str] = []
     dumped = [(_constants_json if constants else _data_json)(tensor) for tensor in inputs]
-    whole = _tensor_texts(inputs, dumped, binary, texts, request=True, reprinted=reprinted, sizes=sizes)
+    whole = _tensor_texts(inputs, dumped, binary, texts, reprinted, request=True, sizes=sizes)
     if isinstance(parameters, dict) and parameters:
         whole = parameter_strings(parameters, texts, REQUEST_FRAMING_PARAMETERS, TEXT_IF_STRING, names) and whole
     for given in (tensor.get("parameters") for tensor in inputs):
@@ -766,8 +766,8 @@ def _tensor_texts(
     dumped: list[bytes | None],
     binary: bytes,
     texts: list[str],
-    request: bool,
     reprinted: list[str] | None = None,
+    request: bool = False,
     sizes: list[int | None] | None = None,
 ) -> bool:
     """The strings of the tensors, from the binary section and from JSON `data`, into `texts`: with the
@@ -777,8 +777,8 @@ def _tensor_texts(
     beside a binary part too (MLServer reads no binary part, only `data`). In a `request` an object in
     `data` is an InvalidRequest, and base64 and JSON-escaped elements are read decoded too (`add_decoded_texts`; the
     numbers of elements holding JSON into `reprinted`, and so the other readings of elements that are not UTF-8,
-    `not_utf8_element`; `sizes`, each tensor's `_binary_size` when known already). False when some of it was past a
-    scan limit."""
+    `not_utf8_element`, a reply's too, read beside its output: `OutputText.aside_readings`; `sizes`, each tensor's
+    `_binary_size` when known already). False when some of it was past a scan limit."""
     whole = True
     offset = 0
     if sizes is None:
@@ -1012,16 +1012,19 @@ def read_reply(
     outputs = [o for o in found if isinstance(o, dict)]
     dumped = [_data_json(output) for output in outputs]
     if streamed is None:
-        text.add_tensors(functools.partial(_tensor_texts, outputs, dumped, binary, request=False))
+        text.add_tensors(functools.partial(_tensor_texts, outputs, dumped, binary))
     else:
         for output, data in zip(outputs, dumped):  # noqa: B905 (`strict=`: zip called as Python, not a compiled loop)
             texts: list[str] = []
+            beside: list[str] = []  # (its elements' other readings: `not_utf8_element`)
             try:
-                if not _tensor_texts([output], [data], binary, texts, request=False):
+                if not _tensor_texts([output], [data], binary, texts, beside):
                     text.unread()
             except InvalidRequest:  # BYTES that are not whole elements: those before are read
                 text.unread()
             streamed(output.get("name"), texts)
+            if beside:
+                text.aside_readings(beside)
     aside_names(text, detectors, outputs, names)
     read = aside_parameters(text, ("parameters",), reply.get("parameters"))
     for at, output in enumerate(outputs):
