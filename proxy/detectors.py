@@ -1228,7 +1228,8 @@ def _phone_after_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     was found."""
     classes = t.classes
     if (
-        not classes.startswith(_CARD_FOURS, start)
+        end <= start + 20  # (no number after the card: `4111 1111 1111 1111 ` ending a text)
+        or not classes.startswith(_CARD_FOURS, start)
         or classes.startswith(b"0000", start + 20)
         or t.before(start) in _CARD_JOINED
         or not _card(t.raw[start : start + 19])

@@ -225,3 +225,12 @@ def test_a_phone_split_by_spaces_after_a_card_is_found(text: str, found: list[tu
 @pytest.mark.parametrize("body", ["pay 4111 1111 1111 1111 555 123 4567 ok", "4111 1111 1111 1111 1234 5678 9012"])
 def test_a_phone_after_a_card_streamed_finds_what_it_finds_whole_at_every_cut(body: str) -> None:
     assert _streamed_differ(ALL, body) == []
+
+
+@pytest.mark.parametrize("text", ["4111 1111 1111 1111 ", "pay 4111 1111 1111 1111 ", "4111 1111 1111 1111  \n"])
+def test_a_card_in_four_groups_then_white_space_ending_the_text_is_a_card(text: str) -> None:
+    """A card in groups of four, a space after it and then the text's end: no phone after it to read (a15864f read
+    one past the text's end: IndexError, the call's scan raised)."""
+    detectors = Detectors([DetectorSpec("phone"), DetectorSpec("credit_card")])
+    assert detectors.scan_all([text]) == {"pii:credit_card"}
+    assert detectors.scan_all([text, "x"]) == {"pii:credit_card"}
