@@ -145,10 +145,11 @@ class _Text:
     # written digit by digit there was judged there, with the lines before it this window may not hold (`_spelled_out`)
     reread: int = 0
     # a stream scanner's window (`StreamScanner`): the character before it as the detectors read it ("" at the text's
-    # start), and whether more may follow its end; a custom pattern reads them (`_custom`), so that `^`, `\b` and a
-    # lookbehind at its start, `$` and `\Z` at its end, match where they do in the text read whole
+    # start), and, when more may follow its end, how many of its last characters are read again with it (0: none
+    # follows); a custom pattern reads them (`_custom`), so that `^`, `\b` and a lookbehind at its start, `$` and `\Z` at
+    # its end, match where they do in the text read whole
     ahead: str = ""
-    more: bool = False
+    more: int = 0
 
     def __init__(self, text: str) -> None:
         self.wide = not text.isascii()
@@ -1888,10 +1889,14 @@ def _custom(pattern: re.Pattern[str]) -> Finder:
         if skip:
             text = ahead + text
         end = len(text) + 1
+        again = 0  # (where what is read again starts: a match starting before it is not read again, so counts now)
         if t.more:
             end = len(text) - 1 if text.endswith("\n") else len(text)
+            again = len(text) - t.more
         for m in pattern.finditer(text, skip):
-            if m.end() >= end:
+            # (before 2026-12-05 one longer than that was skipped too, and never read again: `SECRET\S*` before a
+            # token of 5,000 characters was found whole, not streamed)
+            if m.end() >= end and m.start() >= again:
                 continue
             start = len(text[skip : m.start()].encode("utf-8", "surrogatepass"))
             yield start, start + len(m.group().encode("utf-8", "surrogatepass"))
@@ -2145,7 +2150,7 @@ class Detectors:
         return kept is True
 
     def scan(
-        self, text: str, limit: int | None = None, reread: str = "", before: str = "", more: bool = False
+        self, text: str, limit: int | None = None, reread: str = "", before: str = "", more: int = 0
     ) -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
         see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail); `before`
@@ -2166,12 +2171,12 @@ class Detectors:
             cut = cut or cut_fold
         return self._find(text, cut, reread, before, more)
 
-    def scan_unfolded(self, text: str, reread: str = "", before: str = "", more: bool = False) -> frozenset[str]:
+    def scan_unfolded(self, text: str, reread: str = "", before: str = "", more: int = 0) -> frozenset[str]:
         """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
         characters (a stream scanner's window, whose end it then reads as it stands too: `StreamScanner`)."""
         return self._find(text, False, reread, before, more) if self._finders and text else _NOTHING
 
-    def _find(self, text: str, cut: bool, reread: str = "", before: str = "", more: bool = False) -> frozenset[str]:
+    def _find(self, text: str, cut: bool, reread: str = "", before: str = "", more: int = 0) -> frozenset[str]:
         """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
         it was read (`scan`); `reread`, what it starts with that a stream scanner read before (`_Text.reread`)."""
         if self._marks and not _holds_any(text, self._marks):
@@ -2187,7 +2192,7 @@ class Detectors:
         if before:
             t.ahead = before
         if more:
-            t.more = True
+            t.more = more
         classes = t.classes
         # the class string as text, for the finders needing digits: compiled, a str's `find` and `count` are calls in
         # C, a bytes' are calls through Python that parse their arguments (which cost more than a reply's searches)
@@ -2680,6 +2685,10 @@ class StreamScanner:
         # an address)
         self._open = False
         self._reopens = detectors.patterns
+        # how many of a window's last characters the next reads again, with a custom pattern (`_Text.more`): a
+        # `_PatternStreamScanner`'s stream scanner leaves its custom patterns' matches at a window's end to its own
+        # re-reading, however long
+        self._again = self.OVERLAP
 
     @property
     def found(self) -> set[str]:
@@ -2745,7 +2754,7 @@ class StreamScanner:
             window = window[:held]
         self._open = hold and self._reopens
         if window.isascii() and not _escapes(window):
-            self._found |= self._detectors.scan_unfolded(window, reread, self._before, hold)
+            self._found |= self._detectors.scan_unfolded(window, reread, self._before, self._again if hold else 0)
             end = window[-2 * self.OVERLAP :]
             if not _controls(end.encode("ascii")):
                 self._tail = _tail_at_a_gap(end)
@@ -2754,7 +2763,8 @@ class StreamScanner:
         else:
             # (all of it, however long it reads: the scan limit counts characters as they are fed. Read with a limit of
             # its length, a window holding U+FDFA was `scan:truncated` before 2026-12-05)
-            self._found |= self._detectors.scan(window, _MOST_FOLDED * len(window), reread, self._before, hold)
+            more = self._again if hold else 0
+            self._found |= self._detectors.scan(window, _MOST_FOLDED * len(window), reread, self._before, more)
         end = _read_end(window, 2 * self.OVERLAP)
         self._tail = _tail_at_a_gap(end)
         self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
@@ -2799,6 +2809,7 @@ class _PatternStreamScanner(StreamScanner):
     def __init__(self, detectors: Detectors, long: Detectors) -> None:
         super().__init__(detectors)
         self._reopens = False
+        self._again = _MOST_FOLDED * detectors.max_chars + 1  # (all of a window: `_Text.more`)
         self._long = long
         self._long_tail = ""
         self._long_waiting: list[str] = []  # pieces not read yet for the custom patterns
@@ -2828,7 +2839,8 @@ class _PatternStreamScanner(StreamScanner):
             self._long_size = len(window) - held
             window = window[:held]
         # (read as `_read_window` reads its window: all of it, as the detectors read it)
-        self._found |= self._long.scan(window, _MOST_FOLDED * len(window), "", self._long_before, hold)
+        more = STREAM_VALUE_MAX if hold else 0  # (the tail holds the last `STREAM_VALUE_MAX`: `_long_tail`)
+        self._found |= self._long.scan(window, _MOST_FOLDED * len(window), "", self._long_before, more)
         self._long_open = hold
         end = _read_end(window, STREAM_VALUE_MAX + _LONG_GAP)
         self._long_tail = _long_tail(end)

@@ -138,3 +138,15 @@ def test_a_text_end_is_read_with_its_newline_in_any_pieces(pattern: str, found: 
     (none). Fails on main before adfeddf."""
     _every_cut(Detectors([DetectorSpec("c", pattern)]), "x " * 100 + "SECRET ", found, plain=True)
     _every_cut(Detectors([DetectorSpec("email"), DetectorSpec("c", pattern)]), "x " * 2200 + "SECRET ", found, step=3)
+
+
+def test_a_match_longer_than_what_is_read_again_counts_at_a_window_end() -> None:
+    """A match ending at a window's end whose start the next window does not read again (a `_PatternStreamScanner`'s
+    last 4,096 characters, the stream scanner's last 128) counts there: before, `SECRET\\S*` before a token of 5,000
+    characters was found whole, not streamed in pieces of 1, 100, 4,096 or 5,000; by the stream scanner itself, before
+    one of 300, not in pieces of 129."""
+    detectors = Detectors([DetectorSpec("c", r"SECRET\S*")])
+    _every_cut(detectors, "intro SECRET" + "x" * 5000 + " tail words here", {"pii:c"}, step=211)
+    _every_cut(detectors, "intro SECRET" + "x" * 300 + " tail words here", {"pii:c"}, plain=True)
+    both = Detectors([DetectorSpec("email"), DetectorSpec("c", r"SECRET\S*")])
+    _every_cut(both, "intro SECRET" + "x" * 10000 + " tail", {"pii:c"}, step=997)
