@@ -6,9 +6,11 @@ makes longer (U+FDFA: 18 characters) was `scan:truncated`, read with a limit of 
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
-from proxy.config import DetectorSpec
+from proxy.config import BUILTIN_DETECTORS, DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors, StreamScanner
 
 
@@ -150,3 +152,23 @@ def test_a_match_longer_than_what_is_read_again_counts_at_a_window_end() -> None
     _every_cut(detectors, "intro SECRET" + "x" * 300 + " tail words here", {"pii:c"}, plain=True)
     both = Detectors([DetectorSpec("email"), DetectorSpec("c", r"SECRET\S*")])
     _every_cut(both, "intro SECRET" + "x" * 10000 + " tail", {"pii:c"}, step=997)
+
+
+@pytest.mark.parametrize("custom", [False, True])
+def test_a_window_is_folded_within_the_scan_limit(custom: bool) -> None:
+    """A window is read as NFKC folds it, up to 18 times its length (U+FDFA), but no further than the scan limit: a
+    million U+FDFA in one piece held 74 MB at once to read (203 MB with a custom pattern) since 5f1a094, 8 MB
+    before it and now; what the limit leaves unread is `scan:truncated`, as it was before 5f1a094."""
+    specs = [DetectorSpec(name) for name in BUILTIN_DETECTORS]
+    detectors = Detectors(specs + ([DetectorSpec("c", r"SECRET")] if custom else []))
+    tracemalloc.start()
+    try:
+        scanner = detectors.stream()
+        scanner.feed("\ufdfa" * 1_000_000)
+        scanner.end_text()
+        found = scanner.found
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == {TRUNCATED}
+    assert peak < 40_000_000, peak
