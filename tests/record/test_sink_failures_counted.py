@@ -363,6 +363,8 @@ def test_a_sink_whose_flush_or_stop_raises_is_counted_and_said_a_reload_s_too(
     assert loop_thread.run(reload())
     assert len(made) == 2  # the first replaced, its stop raising
     assert until(lambda: _unflushed(proxy.process.metrics_text(), "openlineage") == 2), proxy.process.metrics_text()
+    # (counted, then said with its traceback: the line may come a moment after the count, on the loop's thread)
+    assert until(lambda: len(_said(caplog)) == 2), _said(caplog)
     assert _said(caplog)[-1] == (
         "record sink openlineage failed to stop: what it held may be lost (counted in "
         'lineage_proxy_sink_flush_failures_total{sink="openlineage"})'
