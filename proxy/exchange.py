@@ -172,8 +172,13 @@ class Exchange:
                 pipeline.identify_only(header, peer, self.x_api_key)
             try:
                 read = self.adapter.read(self.target, body, header)
-            except InvalidRequest as refused:  # (no call in the common path: a try costs nothing till it raises)
-                read = self._read_as_utf8(body, header, refused)
+            except InvalidRequest:  # (no call in the common path: a try costs nothing till it raises)
+                as_utf8 = self._read_as_utf8(body, header)
+                if as_utf8 is None:
+                    # refused as it was, raised again here: raised from a variable of a frame its traceback holds (a
+                    # parameter), it would hold that frame, and so the frames of its callers, in a reference cycle
+                    raise
+                read = as_utf8
             except NotItsBody:
                 self.pass_through()
                 read = self.adapter.read(self.target, body, header)
@@ -220,15 +225,16 @@ class Exchange:
         adapter = self.adapter = passthrough.ADAPTER
         self.target = adapter.match("POST", "/")  # (a shared path names no model: the `"*"` route's call)
 
-    def _read_as_utf8(self, body: bytes, header: Header, refused: InvalidRequest) -> Request:
-        """`body`, which the adapter `refused`, read again by it as UTF-8 when it is JSON in a form servers read all
+    def _read_as_utf8(self, body: bytes, header: Header) -> Request | None:
+        """`body`, which the adapter refused, read again by it as UTF-8 when it is JSON in a form servers read all
         the same (a UTF-8 byte order mark first, UTF-16 or UTF-32: `Adapter.as_utf8_json`), so what the server hands
         the model is read for labels; the bytes forwarded are those sent. Refused again, it is refused with what that
-        reading found wrong (its JSON, as the server reads it, may lack a field); in no such form, as it was. Never a
-        gRPC message: protobuf read as UTF-16 text is another message (another model's, holding nothing)."""
+        reading found wrong (its JSON, as the server reads it, may lack a field); in no such form, None (`admit`
+        refuses it as it was). Never a gRPC message: protobuf read as UTF-16 text is another message (another
+        model's, holding nothing)."""
         utf8 = self.adapter.as_utf8_json(body, header)
         if utf8 is None:
-            raise refused
+            return None
         return self.adapter.read(self.target, utf8, header)
 
     def refuse_at_head(self, header: Header, peer: tuple[str, ...] = ()) -> None:
