@@ -47,7 +47,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -214,9 +214,10 @@ class _Handed:
     it, else failed. `disowned`: counted otherwise (the emit raised after queueing it: failed, and sent again), or
     counted already; what the transports report of it is not counted."""
 
-    __slots__ = ("disowned", "queued", "reported", "returned", "taken")
+    __slots__ = ("accepted", "disowned", "queued", "reported", "returned", "taken")
 
     def __init__(self) -> None:
+        self.accepted = False  # a transport inside a composite one took it or queued it (its emit returned)
         self.queued = 0  # copies queued by async_http transports
         self.reported = 0  # of those, the ones they reported sent or given up on
         self.taken = False  # one of them was taken by the backend
@@ -297,6 +298,10 @@ class OpenLineageRecorder:
         # for their own worker: their events are counted as each worker reports it (`_watch`, `_reported`); the event
         # being emitted, whose copies they queue (`_queued`, the sender's); by each copy queued, its event
         self._async: tuple[AsyncHttpTransport, ...] = ()
+        # the emits of the transports inside a composite one are watched (`_took`), or the async_http ones' reports:
+        # each event emitted is then followed (`_handing`)
+        self._watched = False
+        self._said_partly = False  # `_partly` said it once
         self._handing: _Handed | None = None
         self._handed: dict[int, _Handed] = {}
         self._tally_lock = threading.Lock()  # counts and outages (`_failing`, `_taking`), `_handed`
@@ -677,7 +682,16 @@ class OpenLineageRecorder:
         one) as its worker reports each (`_reported`): its emit returns once the event is queued. Its `get_stats()` has
         only totals, read now and then: an outage that began and ended between two reads went unsaid, a composite
         transport's were counted sent as queued, and an event its emit queued and then raised on was counted twice."""
-        parts = tuple(_async_parts(transport))
+        found = list(_parts(transport))  # (one walk of it: there were two)
+        parts = tuple(part for part, _ in found if isinstance(part, AsyncHttpTransport))
+        for part, inside in found:
+            # a composite's transports: one whose emit returned took the event (an async_http one queued it), which is
+            # not sent again if a later one fails it (`_partly`); and, but for async_http ones, it is sent whatever
+            # its async_http ones report (it was counted failed, an outage said, when they failed it)
+            if inside and hasattr(part, "__dict__"):
+                taken = not isinstance(part, AsyncHttpTransport)
+                vars(part)["emit"] = functools.partial(self._took, part.emit, taken)
+                self._watched = True
         missing = sorted({name for part in parts for name in _HOOKED if not callable(getattr(part, name, None))})
         if missing or not all(hasattr(part, "__dict__") for part in parts):
             # private methods (openlineage-python 1.54): a release that renamed them made the hooks raise, and the
@@ -686,24 +700,34 @@ class OpenLineageRecorder:
                         "its events are counted sent once queued, not as its thread reports them", self._target,
                         ", ".join(missing) or "instance attributes")  # fmt: skip
             return
-        for other in _other_parts(transport) if parts else ():
-            # a composite's other transports (http, file ...): one whose emit returned took the event, and it is sent
-            # whatever its async_http ones report (it was counted failed, an outage said, when they failed it)
-            vars(other)["emit"] = functools.partial(self._took, other.emit)
         for part in parts:
             hooks = vars(part)  # the instance's own, in front of its methods: each called by the transport itself
             hooks["_add_event"] = functools.partial(self._queued, part._add_event)
             hooks["_mark_success"] = functools.partial(self._reported, part._mark_success, True)
             hooks["_mark_failed"] = functools.partial(self._reported, part._mark_failed, False)
         self._async = parts
+        self._watched = self._watched or bool(parts)
 
-    def _took(self, emit: Any, event: Any) -> None:
-        """A composite's transport other than async_http took the event being emitted (on the sender, in `_emit`)."""
+    def _took(self, emit: Any, taken: bool, event: Any) -> None:
+        """A composite's transport took the event being emitted (`taken`), or an async_http one queued it (on the
+        sender, in `_emit`)."""
         emit(event)
         handing = self._handing
         if handing is not None:
             with self._tally_lock:
-                handing.taken = True
+                handing.accepted = True
+                handing.taken = handing.taken or taken
+
+    def _partly(self, exc: Exception) -> None:
+        """A composite transport raised on an event one of its transports took (or queued): one with
+        `continue_on_failure: false` stops at the first that fails, and raises. Not sent again, which would send it a
+        second time to those that took it (the same run: a receiver summing counts counted its calls twice), as when
+        `continue_on_failure: true` (openlineage-python then logs the failure and returns). Said once."""
+        if not self._said_partly:
+            self._said_partly = True
+            log.warning("openlineage: a transport of %s failed an event another of its transports took (%s); not sent "
+                        "again, which would send it twice to that one; said once", self._target,
+                        redact_userinfo(str(exc)))  # fmt: skip
 
     def _queued(self, add: Any, request: Any) -> None:
         """An async_http transport queues a copy of the event being emitted (on the sender, in `_emit`)."""
@@ -1074,24 +1098,26 @@ class OpenLineageRecorder:
         """Send one event: False when it is to be sent again (the backend did not take it). One the backend
         refused for what it is (`_refused`) is dropped: sent again, it would be refused again, and a refused
         count event kept first in line held back every later count."""
-        handing = self._handing = _Handed() if self._async else None
+        handing = self._handing = _Handed() if self._watched else None
         try:
             transport.emit(event)
         except Exception as exc:
-            self._handing = None
-            if handing is not None:
-                with self._tally_lock:  # counted here, and sent again: what the transports report of it is not
-                    handing.disowned = True
-            self._busy = _status(exc) in _BUSY
-            if _refused(exc):
-                self.counts.add("dropped")
-                log.warning("openlineage: %s refused an event of job %.200r (%s); dropped, not sent again",
-                            self._target, event.job.name, redact_userinfo(str(exc)))  # fmt: skip
-                return True
-            self.counts.add("failed")
-            with self._tally_lock:
-                self._failing(redact_userinfo(str(exc)))
-            return False
+            if handing is None or not handing.accepted:
+                self._handing = None
+                if handing is not None:
+                    with self._tally_lock:  # counted here, and sent again: what the transports report of it is not
+                        handing.disowned = True
+                self._busy = _status(exc) in _BUSY
+                if _refused(exc):
+                    self.counts.add("dropped")
+                    log.warning("openlineage: %s refused an event of job %.200r (%s); dropped, not sent again",
+                                self._target, event.job.name, redact_userinfo(str(exc)))  # fmt: skip
+                    return True
+                self.counts.add("failed")
+                with self._tally_lock:
+                    self._failing(redact_userinfo(str(exc)))
+                return False
+            self._partly(exc)  # a composite raised after one of its transports took it: counted as if it returned
         self._handing = None
         if handing is not None:
             with self._tally_lock:
@@ -1388,33 +1414,21 @@ class _Backlog:
         self.fd = None
 
 
-def _async_parts(transport: Transport) -> Iterable[AsyncHttpTransport]:
-    """The async_http transports `transport` is or holds (a composite's, a transform's, at any depth)."""
+def _parts(transport: Transport, inside: bool = False) -> Iterator[tuple[Transport, bool]]:
+    """The transports `transport` is or holds that send events themselves, each with whether it is inside a composite
+    one: async_http ones at any depth (`transport` too), others inside a composite (through transform ones, whose emit
+    hands on to theirs)."""
     if isinstance(transport, AsyncHttpTransport):
-        yield transport
+        yield transport, inside
     elif isinstance(transport, CompositeTransport):
         for part in transport.transports:
-            yield from _async_parts(part)
+            yield from _parts(part, True)
     else:
         inner = getattr(transport, "transport", None)  # a transform transport's
         if isinstance(inner, Transport):
-            yield from _async_parts(inner)
-
-
-def _other_parts(transport: Transport, inside: bool = False) -> Iterable[Transport]:
-    """The transports other than async_http inside a composite `transport` is or holds (at any depth; through
-    transform ones, whose emit hands on to theirs)."""
-    if isinstance(transport, AsyncHttpTransport):
-        return
-    if isinstance(transport, CompositeTransport):
-        for part in transport.transports:
-            yield from _other_parts(part, True)
-        return
-    inner = getattr(transport, "transport", None)  # a transform transport's
-    if isinstance(inner, Transport):
-        yield from _other_parts(inner, inside)
-    elif inside and hasattr(transport, "__dict__"):
-        yield transport
+            yield from _parts(inner, inside)
+        elif inside:
+            yield transport, inside
 
 
 def _calls(events: Iterable[tuple[EdgeKey, RunEvent, int]]) -> int:

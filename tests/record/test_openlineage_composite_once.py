@@ -1,0 +1,52 @@
+"""A composite transport with `continue_on_failure: false` stops at the first of its transports that fails and raises:
+the transports before it have taken the event (an `async_http` one queued it, its thread posts it). The proxy counted
+it failed and sent it again whole, so each of those posted it a second time, the same run (a receiver summing count
+events counted its calls twice). Now an event one of the composite's transports took is not sent again: as with
+`continue_on_failure: true`, where openlineage-python reports a part's failure and returns. Real backends on 127.0.0.1
+(aiohttp), openlineage-python's own composite, http and async_http transports."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from tests.harness import LoopThread
+from tests.held import until
+from tests.record.test_openlineage import Marquez, chat, config, marquez, sink
+from tests.record.test_openlineage_async_http_counts import answers_500
+from tests.test_openlineage_single_try import Failing
+
+__all__ = ["answers_500", "marquez"]  # the fixtures, imported
+
+
+# the last: async_http as a release without the private methods watched would be, its events counted as queued
+@pytest.mark.parametrize("first", ["http", "async_http", "tests.record.test_openlineage_async_http_exact.Renamed"])
+def test_an_event_a_fail_fast_composite_raised_on_after_one_transport_took_it_is_not_sent_to_that_one_twice(
+    vllm: Any, marquez: tuple[Marquez, str], answers_500: tuple[Failing, str], make_proxy: Any,
+    loop_thread: LoopThread, caplog: pytest.LogCaptureFixture, first: str,
+) -> None:  # fmt: skip
+    taking, up = marquez
+    failing, down = answers_500
+    parts = f'{{type: {first}, url: "{up}"}}, {{type: http, url: "{down}", retry: {{total: 0}}}}'
+    transport = f"{{type: composite, continue_on_failure: false, transports: [{parts}]}}"
+    _, upstream = vllm
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        chat(proxy)  # the new flow's event: the first transport takes it, the second fails it, the composite raises
+        taking.wait_for(1)
+        assert until(lambda: failing.failed == 1)
+        loop_thread.run(recorder.flush())  # its count event: the same
+        taking.wait_for(2)
+        assert until(lambda: failing.failed == 2)
+        failing.up.set()
+        loop_thread.run(recorder.flush())  # before: the count event sent again, to both
+        loop_thread.run(recorder.stop())  # an async_http transport's thread has posted all it holds once closed
+    runs = [event["run"]["runId"] for event in taking.events]
+    assert len(runs) == len(set(runs)) == 2, runs  # before: 3, the count event's run twice
+    assert failing.events == []
+    assert (recorder.counts["sent"], recorder.counts["failed"]) == (2, 0)  # before: 1 and 2
+    said = [r.getMessage() for r in caplog.records if "another of its transports took" in r.getMessage()]
+    assert len(said) == 1, said  # said once, not for each event
