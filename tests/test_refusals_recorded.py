@@ -284,3 +284,27 @@ def test_a_request_pipelined_behind_an_internal_error_is_recorded_as_one(
     )
     assert (got, fields["x-trace-id"]) == (500, first)
     assert_unserved(otlp, access, second, "internal_error")
+
+
+def _post_keep(path: str, trace_id: str, body: bytes, method: str = "POST") -> str:
+    return (f"{method} {path} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\ntraceparent: 00-{trace_id}-00000000000000a1-01\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body.decode()}")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [("POST", CHAT, 413, "request_too_large"), ("GET", "/v1/models", 400, "invalid_request")],
+    ids=["too-large-413", "get-with-too-large-body-400"],
+)
+def test_a_request_pipelined_behind_a_body_over_the_limit_is_recorded_as_refused(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, method: str, path: str, status: int, code: str
+) -> None:
+    """A body over limits.max_body_bytes is answered (413, or 400 when its target takes no body), and the connection
+    closes: the request pipelined behind it is never served, and recorded refused as that one was, unanswered. Until
+    2026-12-05 it was dropped without a span or an access line."""
+    first, second = "5eed00000000000000000000000005c1", "5eed00000000000000000000000005c2"
+    wire = _post_keep(path, first, b" " * 70_000, method) + _get_models(second, "Host: x\r\n")
+    got, fields, _ = ask(proxy.bound.http.port, wire.encode())
+    assert (got, fields["x-trace-id"]) == (status, first)
+    assert_recorded(otlp, access, fields, status, code, "app")
+    assert_unserved(otlp, access, second, code)

@@ -709,7 +709,13 @@ class HttpConnection(asyncio.Protocol):
               keep_alive: bool = True) -> None:  # fmt: skip
         """The contract's error reply to `request` (`keep_alive=False`: and the connection closes); to a head refused
         (`request` empty), in the error shape of its target's API when that was read whole (`_refuse`)."""
-        self.write(error_reply(error, lineage, keep_alive=keep_alive and self.keeps_alive(request),
+        keep_alive = keep_alive and self.keeps_alive(request)
+        if not keep_alive and not self.closing and self.closed_by is None:
+            # the connection closes with this answer (a body over the limit, one refused before it was all in): what is
+            # pipelined behind it is recorded refused as this one (`HttpServer.record_unserved`); before 2026-12-05
+            # behind a 413 it was dropped with no record
+            self.closed_by = type(error)
+        self.write(error_reply(error, lineage, keep_alive=keep_alive,
                                head=request.method == "HEAD", http10=request.version == "1.0",
                                path=request.path or self.refused_path))  # fmt: skip
 
