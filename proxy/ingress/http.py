@@ -627,6 +627,14 @@ class HttpIngress:
                 "lineage-proxy stopped (SIGTERM) before this request was served: it was pipelined behind the reply "
                 "that closed the connection for the drain"
             )
+        elif conn.closing:
+            # behind a reply framed by the connection's close (a stream to an HTTP/1.0 client, which has no chunked
+            # coding): no reply can follow that one's body on the connection
+            ended = InvalidRequest(
+                "lineage-proxy closed the connection before this request was served: it was pipelined behind a reply "
+                "whose body ends with the connection (a stream to an HTTP/1.0 client); send it again on a new "
+                "connection, or speak HTTP/1.1"
+            )
         else:
             ended = LeftUnread("the client left before its request was served (pipelined behind one not yet answered)")
         ended.caller = pipeline.caller_name(request.header, conn.peer, ex.x_api_key)

@@ -674,15 +674,16 @@ class HttpConnection(asyncio.Protocol):
                     self._deadline = self._head_started + server.header_timeout_s
                 else:
                     self._arm(server.idle_timeout_s)
-        if self.queue and (self.lost or self.draining or self.closed_by is not None):
+        # (`closing` alone: its reply closed the connection itself, a stream to an HTTP/1.0 client framed by its close)
+        if self.queue and (self.lost or self.closing or self.closed_by is not None):
             self._unserved()
         self._close()
 
     def _unserved(self) -> None:
         """The requests pipelined behind the one served when its client left, or behind the reply that closed the
-        connection for the drain, or for a refusal or an internal error (`closed_by`) (each one's head read, some
-        whole): never served, each recorded as a call its client left, the drain cut, or refused as the one before it
-        was (`HttpServer.record_unserved`): the call had begun."""
+        connection for the drain, or for a refusal or an internal error (`closed_by`), or by its framing (each one's
+        head read, some whole): never served, each recorded as a call its client left, the drain cut, or refused as
+        the one before it was (`HttpServer.record_unserved`): the call had begun."""
         record = self.server.record_unserved
         queue, self.queue = self.queue, collections.deque()
         for item in queue:
