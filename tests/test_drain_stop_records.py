@@ -15,6 +15,7 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -269,3 +270,59 @@ logging: {{access: true, format: json}}
     ended = {s.trace_id: (s.attributes["lineage.decision"], s.attributes.get("error.type")) for s in spans}
     assert ended[first] == ("allow", None)
     assert ended[second] == ("deny", "drain_timeout")  # never served
+
+
+def test_a_request_head_only_partly_arrived_when_the_drain_closes_its_connection_is_recorded(
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    loop_thread: LoopThread,
+) -> None:  # fmt: skip
+    """A request head only partly read when the drain closes its connection (pipelined behind the reply the drain began
+    during, or the first on a connection otherwise idle) is recorded `drain_timeout`, `deny`, no status: its method and
+    path when its request line came whole, no field of it read (anonymous, a new trace), as a head refused unread is.
+    Both were dropped with no span, access line or metric."""
+    server, url = upstream
+    config = tmp_path / "proxy.yaml"
+    config.write_text(f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "{url}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
+lineage: {{store: null}}
+logging: {{access: true, format: json}}
+""")
+    proxy = serve(str(config))
+    host, port = proxy.addresses["http"].rsplit(":", 1)
+    first = f"{0x5E0:032x}"
+    with (
+        socket.create_connection((host, int(port)), timeout=30) as lone,
+        socket.create_connection((host, int(port)), timeout=30) as sock,
+    ):
+        lone.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")  # read before the next connection's request is
+        sock.sendall(_post(first, HOLD) + b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        head = _read_head(sock)  # the first reply's head went out before the drain: its client awaits the next
+        assert b"200 OK" in head and b"connection: close" not in head.lower()
+        proxy.signal(signal.SIGTERM)
+        assert lone.recv(65536) == b""  # the drain has begun: it closes the connection with a head partly read
+        loop_thread.loop.call_soon_threadsafe(server.gate.set)
+        got = head
+        while chunk := sock.recv(65536):
+            got += chunk
+        assert proxy.proc.wait(30) == 0
+    assert got.count(b" 200 OK") == 1 and got.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"), got  # the first alone, whole
+
+    def cut(spans: list[Any]) -> dict[str, Any]:
+        return {s.name: s for s in spans if s.attributes.get("error.type") == "drain_timeout"}
+
+    spans = otlp.wait_for(lambda spans: len(cut(spans)) == 2)
+    heads = cut(spans)
+    assert set(heads) == {"embeddings", "passthrough"}, heads  # POST /v1/embeddings, GET /v1/models (its lines whole)
+    for span in heads.values():
+        a = span.attributes
+        assert (a["lineage.decision"], a["lineage.caller"]) == ("deny", "anonymous"), a
+        assert "http.response.status_code" not in a, a
+        assert span.trace_id != first
+    assert otlp.by_trace(first).attributes["lineage.decision"] == "allow"
+    lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
+    codes = [line.get("code") for line in lines if line.get("logger") == "lineage_proxy.access"]
+    assert sorted(codes) == ["", "drain_timeout", "drain_timeout"], lines

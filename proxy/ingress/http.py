@@ -600,20 +600,24 @@ class HttpIngress:
         ended.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
         return ended
 
-    def record_unserved(self, request: Request, conn: HttpConnection) -> None:
+    def record_unserved(self, request: Request, conn: HttpConnection, whole: bool) -> None:
         """Record a request pipelined behind another, its head read (its body too, or part of it), whose client left
         before it was served, or behind the reply that closed its connection for the drain, or for a refusal or an
         internal error (`HttpConnection._unserved`): the call had begun, and ends as one whose client left while it was
         still arriving does (`_unread`), or one the drain cut, or refused as the one before it, with no status, nothing
-        of it read or forwarded, no one answered."""
+        of it read or forwarded, no one answered. Not `whole`: a head only partly read when the drain closed its
+        connection (`HttpConnection._head_cut`), recorded `drain_timeout`."""
         pipeline = self.ref.current
         ex = _exchange(pipeline, request.method, request.path, request.header)
         if pipeline.client_address:
             ex.outcome.client = conn.client
-        if conn.cut:
+        if not whole:  # its head not all read: the drain closed the connection (`HttpConnection._head_cut`)
             ended: ProxyError = DrainCut(
-                "lineage-proxy stopped before this request was served (limits.drain_timeout_s)"
+                "lineage-proxy stopped (SIGTERM) before this request's head had arrived whole: the drain closed its "
+                "connection"
             )
+        elif conn.cut:
+            ended = DrainCut("lineage-proxy stopped before this request was served (limits.drain_timeout_s)")
         elif conn.lost:
             ended = LeftUnread("the client left before its request was served (pipelined behind one not yet answered)")
         elif conn.closed_by is not None:

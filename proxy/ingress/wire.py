@@ -677,6 +677,8 @@ class HttpConnection(asyncio.Protocol):
         # (`closing` alone: its reply closed the connection itself, a stream to an HTTP/1.0 client framed by its close)
         if self.queue and (self.lost or self.closing or self.closed_by is not None):
             self._unserved()
+        if self.draining:
+            self._head_cut()
         self._close()
 
     def _unserved(self) -> None:
@@ -689,10 +691,30 @@ class HttpConnection(asyncio.Protocol):
         for item in queue:
             if record is not None and isinstance(item, Request):  # (a head refused, unanswered, made no call)
                 try:
-                    record(item, self)
+                    record(item, self, True)
                 except Exception:
                     log.exception("could not record a request its client left unserved (%s %s)", item.method,
                                   item.target)  # fmt: skip
+
+    def _head_cut(self) -> None:
+        """A request head only partly arrived when the drain (SIGTERM) closes the connection (the client's bytes were
+        read, the call had begun): recorded `drain_timeout`, unserved (`HttpServer.record_unserved`), as a head
+        refused unread is, its method and path when its request line came whole, nothing of its fields read (a
+        client that left meanwhile made no call). Before 2026-12-05 it was dropped with no record."""
+        request = self.parsing
+        record = self.server.record_unserved
+        if request is None or request.method or (self.lost and not self.cut) or record is None:
+            return
+        request.headers.clear()  # not whole: no field of it is read, its key neither
+        if request.head_size > len(request.target):  # a field came after its request line: that line is whole
+            request.method = _method(self.parser.get_method())
+        else:
+            request.target = ""
+        self.parsing = None
+        try:
+            record(request, self, False)
+        except Exception:
+            log.exception("could not record a request head the drain cut (%s %s)", request.method, request.target)
 
     def keeps_alive(self, request: Request) -> bool:
         """Whether the reply to `request` leaves the connection open (else it says `Connection: close`)."""
@@ -779,6 +801,7 @@ class HttpConnection(asyncio.Protocol):
             if self._wake is not None and not self._wake.done():
                 _wake(self._wake)  # the serve loop closes
             else:
+                self._head_cut()
                 self._close()
 
     # -- timers
@@ -1068,7 +1091,7 @@ Handler = Callable[[Request, HttpConnection], Awaitable[None]]
 # records a request a connection refuses before any handler sees it; returns the lineage headers of its answer
 RecordRefusal = Callable[[Request, ProxyError, HttpConnection], Awaitable[list[tuple[str, str]]]]
 # records a request its client left before it was served (pipelined behind another): no one is answered
-RecordUnserved = Callable[[Request, HttpConnection], None]
+RecordUnserved = Callable[[Request, HttpConnection, bool], None]  # (the bool: its head was read whole)
 
 
 class HttpServer:
