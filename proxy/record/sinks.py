@@ -424,8 +424,10 @@ class FanOut:
         for, counted and logged as alone (`stop_retired`, which raises nothing but a cancellation)."""
         self._release_all()
         self._run_later()
-        await asyncio.gather(*[self.stop_retired(sink) for sink in tuple(self._sinks.values())])
-        self._say_still_failing()
+        try:
+            await asyncio.gather(*[self.stop_retired(sink) for sink in tuple(self._sinks.values())])
+        finally:  # (cancelled too: what the failing sinks lost is said all the same)
+            self._say_still_failing()
 
     async def stop_retired(self, sink: Recorder) -> None:
         """Stop `sink` (one of these at the stop, or one a reload replaced, `swap`): a stop that raises is logged and
@@ -437,7 +439,11 @@ class FanOut:
         bound = getattr(sink, "stop_bound_s", 0.0)  # a sink's own, set by configuration (`SINK_STOP_SPARE_S`)
         if isinstance(bound, (int, float)) and bound > 0 and bound + SINK_STOP_SPARE_S > wait:
             wait = float(bound) + SINK_STOP_SPARE_S
-        stopping = asyncio.ensure_future(sink.stop())
+        try:  # a `stop` that raises as it is called (a plain function's), or returns no awaitable, is counted as one
+            stopping = asyncio.ensure_future(sink.stop())  # that raised: it left the fan-out's stop unfinished
+        except Exception:
+            self._unfinished(sink.name, "stop")
+            return
         done, _ = await asyncio.wait((stopping,), timeout=wait)
         if not done:
             self._unflushed[sink.name] = self._unflushed.get(sink.name, 0) + 1

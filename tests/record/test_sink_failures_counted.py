@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import logging
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -443,3 +444,47 @@ def test_a_sink_whose_stop_never_returns_is_given_up_on_said_and_counted_a_reloa
         "record sink openlineage failed to stop, after the proxy gave up waiting for it: OSError: [Errno 5] "
         "Input/output error"
     )
+
+
+class SyncStop(Flaky):
+    """A sink whose `stop` is a plain function (not a coroutine function), raising as it is called."""
+
+    def stop(self) -> None:  # type: ignore[override]
+        raise OSError(5, "Input/output error")
+
+
+def test_a_sink_whose_plain_stop_raises_leaves_the_stop_to_say_the_sinks_still_failing(
+    vllm: tuple[VllmLike, str],
+    make_proxy: Any,
+    loop_thread: LoopThread,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sink's `stop` that raises as it is called (a plain function, not a coroutine's) is counted and said as any
+    sink's failed stop; the fan-out's stop goes on and says the sinks still failing. It raised out of the fan-out's
+    stop: the still-failing sink's losses went unsaid."""
+    _, url = vllm
+    failing = SyncStop()
+    failing.failure = OSError(28, "No space left on device")
+    built = ProxyProcess._sinks
+
+    def with_it(config: Config, metrics: Metrics) -> list[Recorder]:
+        return [*built(config, metrics), failing]
+
+    monkeypatch.setattr(ProxyProcess, "_sinks", staticmethod(with_it))
+    caplog.set_level(logging.WARNING, logger="lineage_proxy.record")
+    proxy = make_proxy(CONFIG, UPSTREAM=url)
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        body = b'{"model": "%s", "messages": [{"role": "user", "content": "hi"}]}' % SERVED.encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    assert until(lambda: _lost(proxy.process.metrics_text(), "flaky") == 1)
+    loop_thread.run(proxy.process.stop())
+    said = _said(caplog)
+    assert any(line.startswith("record sink flaky failed to stop") for line in said), said
+    assert said[-1] == (
+        "record sink flaky was still failing at shutdown: the records of 1 calls were lost in it since it began failing "
+        "(1 in this process)"
+    ), said
+    assert 'lineage_proxy_sink_flush_failures_total{sink="flaky"} 1' in proxy.process.metrics_text()
