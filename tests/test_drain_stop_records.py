@@ -326,3 +326,34 @@ logging: {{access: true, format: json}}
     lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
     codes = [line.get("code") for line in lines if line.get("logger") == "lineage_proxy.access"]
     assert sorted(codes) == ["", "drain_timeout", "drain_timeout"], lines
+
+
+def test_spans_lost_in_an_outage_still_on_at_the_stop_are_said(
+    upstream: tuple[Upstream, str], stalled_collector: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path
+) -> None:
+    """The collector stalls on an export, then shuts abruptly: the export fails, the outage begins (its line says so,
+    not how many spans it loses), and the stop comes before the collector is back. The stop's line says the spans the
+    outage lost. It said nothing (nothing was queued or in flight at the stop): those spans were counted, never said."""
+    _, url = upstream
+    config = tmp_path / "proxy.yaml"
+    config.write_text(f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "{url}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{stalled_collector.port}", export_timeout_s: 2}}
+lineage: {{store: null}}
+""")
+    proxy = serve(str(config))
+    host, port = proxy.addresses["http"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(_post(f"{0x5E8:032x}", "hi"))
+        assert b"200 OK" in _read_head(sock)
+    stalled_collector.cut()  # abruptly: the export it holds is cut, and it answers no more
+    proxy.wait_log("span export failed", timeout=20)
+    proxy.signal(signal.SIGTERM)
+    assert proxy.proc.wait(30) == 0
+    said = "".join(proxy.stderr)
+    assert (
+        "ERROR proxy" in said and "1 spans not exported at shutdown: the collector has failed since before the " in said
+    ), said

@@ -468,6 +468,7 @@ class BoundedExporter:
         self._outage = False
         self._rejecting = False  # a collector's partial success was logged (once)
         self._lost_before_outage = 0  # spans failed or dropped before the outage began
+        self._outage_error: Exception | None = None  # what began the outage (said at shutdown if it has not ended)
         self._next_probe = 0.0
         # dropped: spans refused because the queue was full, or left in it at shutdown; failed: spans the sink
         # could not deliver. A reload's new exporter counts on from these (`Counts`)
@@ -569,6 +570,7 @@ class BoundedExporter:
                 first = not self._outage
                 if first:  # the counts carry on across reloads: the outage's losses are what they grew by since
                     self._lost_before_outage = self.failed + self.dropped - len(batch)
+                    self._outage_error = exc
                 self._outage = True
             if first:
                 log.error("span export failed (%s); dropping spans until the collector is back", _short(exc))
@@ -651,8 +653,14 @@ class BoundedExporter:
             self._discard_queued()
             lost, self._stop_lost = self._stop_lost, 0
             error = self._stop_error
+            outage = self._outage_error if self._outage else None
+            if outage is not None:  # and what the outage lost before the stop (its line said it began, not how many)
+                lost = self.failed + self.dropped - self._lost_before_outage
+                self._outage = False
         if lost:
-            if error is not None:
+            if outage is not None:
+                reason = f"the collector has failed since before the stop ({_short(error or outage)})"
+            elif error is not None:
                 reason = _short(error)
             elif in_flight:
                 reason = f"an export was still in flight after {timeout:g} s (the collector is slow or not answering)"
