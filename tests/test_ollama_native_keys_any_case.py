@@ -1,0 +1,81 @@
+"""Ollama reads a body with Go's `encoding/json`, which takes a key for a struct field whatever its case (`Tools` is
+`tools`; `ſ` is `s` and the Kelvin sign `k` too, Unicode's simple folding), the last such key winning. The proxy reads
+Ollama's fields by name: before 2026-12-05 `"Tools"` with an address in a schema's key was read as a field of no
+meaning (its keys unread) and reached the model as `tools`, for a purpose the address's zone forbids; `"Context"`
+(token ids) left the call without `scan:truncated`, and `"Model"` beside `"model"` had the call routed and recorded
+for one model and served by another. Such a key is refused, 400, and nothing reaches Ollama."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import test_ollama_native as native
+from tests.harness import ProxyHandle, proxy_error
+from tests.servers.ollama import MODEL, Ollama
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.test_ollama_native import ADDRESS
+
+# the fixtures of test_ollama_native: the server, the proxy in front of it
+ollama = native.ollama
+proxy = native.proxy
+
+
+def tools(key: str) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {ADDRESS: {"type": "string"}}}  # the address a key, printed to the model
+    return {key: [{"type": "function", "function": {"name": "mail", "parameters": schema}}]}
+
+
+def chat(**more: Any) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], **more}
+
+
+def called(arguments_key: str = "arguments", calls_key: str = "tool_calls") -> dict[str, Any]:
+    call = {"function": {"name": "mail", arguments_key: {ADDRESS: "sent"}}}
+    messages = [{"role": "assistant", "content": "", calls_key: [call]}, {"role": "user", "content": "hi"}]
+    return {"model": MODEL, "messages": messages}
+
+
+SPELT = {
+    "Tools": ("/api/chat", chat(**tools("Tools")), "tools"),
+    "TOOLS": ("/api/chat", chat(**tools("TOOLS")), "tools"),
+    "long s": ("/api/chat", chat(**tools("tool\u017f")), "tools"),
+    "Format": ("/api/chat", chat(Format={"type": "object", "properties": {ADDRESS: {}}}), "format"),
+    "Arguments": ("/api/chat", called(arguments_key="Arguments"), "arguments"),
+    "Tool_Calls": ("/api/chat", called(calls_key="Tool_Calls"), "tool_calls"),
+    "Kelvin sign": ("/api/generate", {"model": MODEL, "prompt": "hi", "\u212aeep_alive": ADDRESS}, "keep_alive"),
+    "Context": ("/api/generate", {"model": MODEL, "prompt": "hi", "Context": [15339, 1917]}, "context"),
+    "Model": ("/api/chat", chat(Model="other-model"), "model"),
+}
+
+
+@pytest.mark.parametrize("call", list(SPELT.values()), ids=list(SPELT))
+def test_a_key_go_takes_for_a_field_it_is_not_spelt_as_is_refused(
+    ollama: Ollama, proxy: ProxyHandle, otlp: OtlpReceiver, call: tuple[str, dict[str, Any], str]
+) -> None:
+    path, body, field = call
+    sent = json.dumps(body, ensure_ascii=False).encode()
+    reply = httpx.post(f"{proxy.url}{path}", content=sent, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 400, reply.text
+    error = proxy_error(reply)
+    assert error["code"] == "invalid_request" and f"write it '{field}'" in error["message"], error
+    assert ollama.received == []  # nothing reached the model
+    span = otlp.by_trace(reply.headers["x-trace-id"]).attributes
+    assert span["lineage.decision"] == "deny", span  # recorded as refused
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/generate"])
+def test_keys_spelt_as_ollama_spells_them_are_read_as_before(ollama: Ollama, proxy: ProxyHandle, path: str) -> None:
+    """The same calls spelt as Ollama's clients spell them: the address found (refused for `ads`, 403), a generate's
+    `context` unread (`scan:truncated`, forwarded for `care`)."""
+    body = chat(**tools("tools")) if path == "/api/chat" else {"model": MODEL, "prompt": "hi", "context": [15339]}
+    reply = httpx.post(f"{proxy.url}{path}", json=body, headers={"x-purpose": "ads"}, timeout=30)
+    if path == "/api/chat":
+        assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
+        assert ollama.received == []
+    else:
+        assert reply.status_code == 200 and reply.headers["x-data-labels"] == "scan:truncated", reply.text
+        assert len(ollama.received) == 1
