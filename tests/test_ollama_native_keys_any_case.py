@@ -11,12 +11,15 @@ import json
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from tests import test_ollama_native as native
+from tests.configs import EMAIL_ZONE_STORED
 from tests.harness import ProxyHandle, proxy_error
 from tests.servers.ollama import MODEL, Ollama
 from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import SERVED
 from tests.test_ollama_native import ADDRESS
 
 # the fixtures of test_ollama_native: the server, the proxy in front of it
@@ -79,3 +82,28 @@ def test_keys_spelt_as_ollama_spells_them_are_read_as_before(ollama: Ollama, pro
     else:
         assert reply.status_code == 200 and reply.headers["x-data-labels"] == "scan:truncated", reply.text
         assert len(ollama.received) == 1
+
+
+@pytest.mark.parametrize(
+    "more",
+    [tools("Tools"), {"Response_Format": {"type": "json_schema", "json_schema": {"schema": {"properties": {ADDRESS: {}}}}}},
+     {"Model": "other-model"}, {"\u017ftream": True}],
+    ids=["Tools", "Response_Format", "Model", "long s"],
+)  # fmt: skip
+def test_a_top_level_key_go_takes_for_an_openai_field_is_refused(vllm, make_proxy, more: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    """Ollama's OpenAI-compatible API reads its body with Go too (`"Tools"` is its `tools`, printed to the model): such
+    a key, sent as the openai SDK sends a body's extra fields, is refused before anything is forwarded."""
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hi"}], extra_body=more,
+                                       extra_headers={"x-purpose": "ads"})  # fmt: skip
+    assert refused.value.code == "invalid_request" and "Go's encoding/json" in refused.value.message
+    assert server.data_requests() == []
+    exact = {key.lower().replace("\u017f", "s"): value for key, value in more.items()}
+    if "model" not in exact and "stream" not in exact:  # spelt as the SDK spells it, the address is read: refused 403
+        with pytest.raises(openai.PermissionDeniedError):
+            client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hi"}],
+                                           extra_body=exact, extra_headers={"x-purpose": "ads"})  # fmt: skip
+        assert server.data_requests() == []

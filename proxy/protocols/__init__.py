@@ -317,6 +317,22 @@ def unescaped(body: bytes, texts: Iterable[str], reprinted: list[str] | None = N
     return decoded + tuple(reprinted) if reprinted else decoded
 
 
+def named_as_fields(item: dict[str, Any], fields: frozenset[str]) -> None:
+    """Refuse a key of `item` that Go's `encoding/json` (Ollama's server, its OpenAI-compatible API too) takes for
+    one of `fields` without being it: Go matches a key to a field whatever its case (`Tools` is `tools`), `ſ` for `s`
+    and the Kelvin sign for `k` too (Unicode's simple folding), the last such key winning; the proxy reads these
+    fields by name. `fields` are ASCII and lower case."""
+    if fields.issuperset(item):  # (most bodies: every key one of them, looked up in C)
+        return
+    for key in item:
+        if key not in fields:
+            field = key.lower().replace("\u017f", "s")  # (`str.lower` gives the Kelvin sign's `k`, not `ſ`'s `s`)
+            if field in fields:
+                raise InvalidRequest(f"key {echoed(key)} is read as {field!r} by servers that read JSON with Go's "
+                                     f"encoding/json (Ollama), whatever its case: write it {field!r}",
+                                     param=field)  # fmt: skip
+
+
 def request_strings(
     data: dict[str, Any], rendered: frozenset[str], out: list[str], reprinted: list[str] | None = None
 ) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from proxy.detectors import Detectors
-from proxy.errors import InvalidRequest, echoed
+from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
     Header,
@@ -26,6 +26,7 @@ from proxy.protocols import (
     Target,
     join_text_parts,
     load_request_json,
+    named_as_fields,
     request_json_as_utf8,
     request_strings,
     token_ids,
@@ -59,8 +60,8 @@ _IMAGES: Final = "images"  # base64 images, a message's or a generate's: no text
 _NOT_READ: Final = frozenset({_IMAGES, "keep_alive"})  # (`keep_alive`: a duration, `"5m"`)
 # The JSON names of Ollama's request types (`api/types.go`: the requests, `Message`, `ToolCall`, `ToolCallFunction`).
 # Ollama reads a body with Go's `encoding/json`, which takes a key for a field whatever its case (`Tools`, `FORMAT`),
-# `ſ` for `s` and the Kelvin sign for `k` too: such a key is refused, as the proxy reads these fields by name
-# (`Tools` was read as a field of no meaning, its keys and numbers unread, and printed to the model as `tools`).
+# `ſ` for `s` and the Kelvin sign for `k` too: such a key is refused (`named_as_fields`), as the proxy reads these fields
+# by name (`Tools` was read as a field of no meaning, its keys and numbers unread, and printed to the model as `tools`).
 _FIELDS: Final = frozenset({
     "model", "messages", "prompt", "suffix", "system", "template", "context", "input", "stream", "raw", "format",
     "keep_alive", "images", "options", "tools", "think", "truncate", "shift", "dimensions", "logprobs", "top_logprobs",
@@ -74,7 +75,7 @@ def read_request(target: Target, body: bytes) -> Request:
     (`request_strings`: messages' contents, thinking and tool calls, `prompt`, `suffix`, `system`, `template`, `input`,
     `options.stop`), `tools` and `format` whole; a generate's `context` (token ids) unread."""
     data = load_request_json(body)
-    _named_as_fields(data)
+    named_as_fields(data, _FIELDS)
     model = data.get("model")
     if type(model) is not str or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
@@ -103,27 +104,18 @@ def read_request(target: Target, body: bytes) -> Request:
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
 
 
-def _named_as_fields(item: dict[str, Any]) -> None:
-    """Refuse a key of `item` that Go's `encoding/json` takes for one of `_FIELDS` without being it."""
-    for key in item:
-        if key not in _FIELDS and key.lower().replace("\u017f", "s") in _FIELDS:
-            field = key.lower().replace("\u017f", "s")
-            raise InvalidRequest(f"key {echoed(key)} is Ollama's {field!r} (Go reads JSON keys whatever their case): "
-                                 f"write it {field!r}", param=field)  # fmt: skip
-
-
 def _message_named_as_fields(message: Any) -> None:
-    """`_named_as_fields` for a message, its tool calls and their functions."""
+    """`named_as_fields` for a message, its tool calls and their functions."""
     if type(message) is not dict:
         return
-    _named_as_fields(message)
+    named_as_fields(message, _FIELDS)
     calls = message.get("tool_calls")
     for call in calls if type(calls) is list else ():
         if type(call) is dict:
-            _named_as_fields(call)
+            named_as_fields(call, _FIELDS)
             function = call.get("function")
             if type(function) is dict:
-                _named_as_fields(function)
+                named_as_fields(function, _FIELDS)
 
 
 def _without_images(message: Any) -> Any:

@@ -20,6 +20,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
+    NOT_DATA,
     Fetch,
     Header,
     MetadataIncomplete,
@@ -28,6 +29,7 @@ from proxy.protocols import (
     Target,
     join_text_parts,
     load_request_json,
+    named_as_fields,
     own_template,
     request_json_as_utf8,
     request_strings,
@@ -153,6 +155,13 @@ CONTENT_KEYS: Final = {
 # not a text. `kserve.openai_fields` reads no such number: read as a field of the caller's own is, a 32-bit `seed`
 # (`2147483647`, most random ones) was a phone number, refused where a zone forbids phones
 NUMBER_PARAMS: Final = frozenset(_PARAMS) - {"stop", "encoding_format"}
+# the top-level keys this adapter reads by name (its content, what templates print whole, the parameters, the keys it
+# skips or takes as token ids, a template, a stored reply): one spelt otherwise, that Go's `encoding/json` takes for it
+# (`Tools`: Ollama's OpenAI-compatible API), is refused (`named_as_fields`), as it would be read as another field
+_NAMED: Final = frozenset({
+    "model", "stream", "lora", "prompt_embeds", "chat_template", "previous_response", "conversation", "content",
+    "logit_bias", "logit_bias_type", *NOT_DATA, *_PARAMS, *_ANY_CONTENT, *(key for keys in _RENDERED.values() for key in keys),
+})  # fmt: skip
 # llama.cpp's native request fields -> gen_ai.request.<name>: `n_predict` is its token limit (`max_tokens` when it is
 # not given, as llama.cpp reads them)
 _NATIVE_PARAMS: Final = {
@@ -171,6 +180,7 @@ _NATIVE_TOKENS = ("prompt", "content", "tokens", "input", "query", "documents", 
 def read_request(operation: str, body: bytes) -> Request:
     """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest."""
     data = load_request_json(body)
+    named_as_fields(data, _NAMED)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
