@@ -107,3 +107,17 @@ def test_a_top_level_key_go_takes_for_an_openai_field_is_refused(vllm, make_prox
             client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hi"}],
                                            extra_body=exact, extra_headers={"x-purpose": "ads"})  # fmt: skip
         assert server.data_requests() == []
+
+
+def test_a_top_level_key_go_takes_for_a_messages_api_field_is_refused(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Ollama's Anthropic-compatible API (`/v1/messages`) reads its body with Go too: `"Tools"` is its `tools`."""
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    schema = {"type": "object", "properties": {ADDRESS: {"type": "string"}}}
+    body = {"model": SERVED, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    for key, status, code in (("Tools", 400, "invalid_request"), ("tools", 403, "purpose_denied")):
+        tool = {"name": "mail", "description": "sends mail", "input_schema": schema}
+        reply = httpx.post(f"{proxy.url}/v1/messages", json={**body, key: [tool]}, headers={"x-purpose": "ads"},
+                           timeout=30)  # fmt: skip
+        assert reply.status_code == status and reply.json()["error"]["code"] == code, reply.text
+    assert server.data_requests() == []

@@ -19,6 +19,7 @@ from proxy.protocols import (
     Target,
     join_text_parts,
     load_request_json,
+    named_as_fields,
     own_template,
     request_json_as_utf8,
     request_strings,
@@ -42,10 +43,15 @@ _RENDERED = frozenset({"tools", "tool_choice", "chat_template_kwargs", "output_c
 # usage counts of the prompt Anthropic's `input_tokens` leaves out (`MessagesObserver._usage`)
 _CACHED_INPUT: Final = ("cache_read_input_tokens", "cache_creation_input_tokens")
 _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}
+# the top-level keys read by name: one spelt otherwise that Go's `encoding/json` takes for it (`"Tools"`: Ollama's
+# Anthropic-compatible API) is refused (`named_as_fields`), as it would be read as another field
+_NAMED: Final = frozenset({"model", "messages", "system", "stream", "stop_sequences", "metadata", "thinking",
+                           "chat_template", *_RENDERED, *_PARAMS})  # fmt: skip
 
 
 def read_request(body: bytes, operation: str = "chat") -> Request:
     data = load_request_json(body)
+    named_as_fields(data, _NAMED)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
