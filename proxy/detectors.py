@@ -1214,7 +1214,9 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
             # (bare pieces are read only in a list of phones; a Unix time's ten digits only after a `+`, `_unix_time`)
             _bare_phone(t, first, stop)
             and _listed(t, start, end)
-            and (t.before(start) == 43 or not _unix_time(t.raw[first:stop]))
+            and (
+                t.before(start) == 43 or not _unix_time(t.raw[first:stop]) or _called(t, start) or _dated(t, start, end)
+            )
         ):
             phone = _phone(t, first, stop)
             if phone is not None:
@@ -1344,7 +1346,7 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None  # a US postal code (`Springfield, IL 62704-1234`)
     if (t.before(start) == 58 or t.after(end) == 58) and _in_datetime(t.raw, start, end):
         return None
-    if t.classes.count(32, start, end) > 0 and _counted(t.raw[start:end]):
+    if t.classes.count(32, start, end) > 0 and _counted(t, start, end):
         return None
     gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) >= 3 else -1
     if gap > 0 and _ipv4_ahead(t, gap + 1) == end:
@@ -1356,16 +1358,17 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _counted(candidate: bytes) -> bool:
+def _counted(t: _Text, start: int, end: int) -> bool:
     """Whether a phone candidate is numbers split by single spaces alone that are a row's, no one's phone: four or more
     that count up or down by one (`23 24 25 26 27 28 29`, a calendar's week) or are one number throughout (`0 0 0 0 0 0
-    0 0 0 0`), or a Unix time in seconds among them (`_unix_time`: `ls -l --time-style=+%s`'s `4563 1733356800`).
-    Before 2026-12-05 each was a `pii:phone`; a phone dictated digit by digit (`5 5 5 1 2 3 4 5 6 7`) still is."""
-    if _DIGITS_SPACED.fullmatch(candidate) is None:
+    0 0 0 0`), or a Unix time in seconds among them (`_unix_time`: `ls -l --time-style=+%s`'s `4563 1733356800`) where
+    no word of a phone's leads them (`_called`: `call 44 1632960123`, a UK number after its country's code, is a
+    phone). Before 2026-12-05 each was a `pii:phone`; a phone dictated digit by digit (`5 5 5 1 2 3 4 5 6 7`) still is."""
+    if _DIGITS_SPACED.fullmatch(t.raw, start, end) is None:
         return False
-    groups = candidate.split(b" ")
+    groups = t.raw[start:end].split(b" ")
     if groups[0][:2] != b"00" and any(map(_unix_time, groups)):  # (`0044 1632960123`: a country's code before)
-        return True
+        return not _called(t, start)
     if len(groups) < 4:
         return False
     if groups.count(groups[0]) == len(groups):
@@ -1378,11 +1381,46 @@ _DIGITS_SPACED: Final = re.compile(rb"[0-9]+(?: [0-9]+)+")
 
 
 def _unix_time(number: bytes) -> bool:
-    """Whether ten digits beginning with 1 are one: a Unix time in seconds (2001-09 to 2033-05). One beside other
-    numbers is a row's (command output, logs), not found as a phone since 2026-12-05; so is a phone so written where an
-    area code begins with 1 (the UK's and Germany's after their country's code without its `+`, `44 1632960123`,
-    `49 1512345678`; Brazil's `1134567890`), but after a `+` (`+44 1632960123 1632960124`, `_phone_among`)."""
-    return len(number) == 10 and number[0] == 49
+    """Whether ten digits beginning with 1 are one: a Unix time in seconds (2001-09 to 2033-05), but Australia's
+    national numbers (`1300…` and `1800…`, 11 days each of 2011-03 and 2027-01). One beside other numbers is a row's
+    (command output, logs), not found as a phone since 2026-12-05; so is a phone so written where an area code begins
+    with 1 (the UK's and Germany's after their country's code without its `+`, `44 1632960123`, `49 1512345678`), but
+    after a `+` (`+44 1632960123 1632960124`, `_phone_among`) or a word of a phone's (`call 44 1632960123`,
+    `_called`). Since 2026-12-05 Australia's, `1800123456 1300654321`, are phones: before, none was found."""
+    return len(number) == 10 and number[0] == 49 and number[:4] != b"1300" and number[:4] != b"1800"
+
+
+def _dated(t: _Text, start: int, end: int) -> bool:
+    """Whether a list of bare phones (`_phone_among`: every number in its run from `start` one's piece) whose pieces
+    include a Unix time in seconds (`_unix_time`) holds none of 2009 or later (`1230768000`), as a line of times alone
+    prints some (`stat -c '%X %Y %Z'`, `1733356800 1733443200`, an old file's atime recent): its numbers are phones.
+    Since 2026-12-05: Brazil's São Paulo numbers, `1134567890 1134567891` (2005-06 to 2006-10 as times), were none. A
+    row holding another number (`ls -l --time-style=+%s`'s `4563 1133356800`, a file of 2005) is read as before
+    (`_counted`): its times go back to 2001."""
+    raw = t.raw
+    for piece in _PHONE_PIECE.finditer(t.classes, start, end):
+        number = raw[piece.start() : piece.end()]
+        if _unix_time(number) and number >= b"1230768000":
+            return False
+    return True
+
+
+def _called(t: _Text, start: int) -> bool:
+    """Whether the word before a phone candidate at `start`, past spaces and a `:` or `.` after it, names a phone
+    (`call 44 1632960123`, `Tel.: 49 1512345678`): its numbers are a phone's, not a row of command output's."""
+    raw = t.raw
+    end = start
+    while end > 0 and raw[end - 1] in b" :.":
+        end -= 1
+    first = end
+    while first > 0 and t.classes[first - 1] in _LETTERS:
+        first -= 1
+    return end - first <= 9 and raw[first:end].lower() in _PHONE_WORDS and t.before(first) not in _WORDISH
+
+
+_PHONE_WORDS: Final = frozenset(
+    (b"call", b"phone", b"phones", b"tel", b"telephone", b"mobile", b"mob", b"cell", b"fax", b"dial", b"sms", b"ring")
+)
 
 
 # a card of 15 digits in American Express's groups, split by single spaces or dashes (`_phone`): none is a phone

@@ -1,0 +1,53 @@
+"""Phones and cards the detector sitting of 2026-12-05 still missed or mislabelled (helper phones): a phone written
+internationally without its `+` whose digits read as a Unix time in seconds (`44 1632960123`, `1134567890 1134567891`,
+`1800123456 1300654321`) was none since command output's times beside other numbers were made no phone; the rows of
+`ls -l --time-style=+%s` and `stat` stay none."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from tests.test_detector_card_and_phone_layouts import _LS, _PAD, _streamed_differ
+
+ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
+
+
+def _found(text: str) -> list[tuple[str, str]]:
+    raw = text.encode()
+    return [(raw[f.start : f.end].decode(), f.label) for f in ALL.findings(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before: none of these was found (each ten digits beginning with 1, read as a Unix time beside a number)
+        ("call 44 1632960123", [("44 1632960123", "pii:phone")]),  # the UK, after a word of a phone's
+        ("Tel.: 49 1512345678", [("49 1512345678", "pii:phone")]),  # a German mobile
+        ("phone 1632960123 1632960124", [("1632960123", "pii:phone"), ("1632960124", "pii:phone")]),
+        # Brazil's São Paulo landlines: as times, 2005-12, older than any a line of times alone holds
+        ("1134567890 1134567891", [("1134567890", "pii:phone"), ("1134567891", "pii:phone")]),
+        # Australia's national numbers: `1800…` and `1300…` are no times (11 days each of 2027-01 and 2011-03)
+        ("1800123456 1300654321", [("1800123456", "pii:phone"), ("1300654321", "pii:phone")]),
+        # as before: a number alone is a phone; times beside other numbers, without a word of a phone's, are a row's
+        ("call 1800123456 or 1300654321", [("1800123456", "pii:phone"), ("1300654321", "pii:phone")]),
+        ("44 1632960123", []),
+        ("recall 44 1632960123", []),
+        ("1733356800 1733443200", []),
+        ("1134567890 1733356800", []),  # (a line of times whose one is of 2009 or later: an old file's `stat`)
+        ("-rw-r--r-- 1 root root 44 1733356800 env", []),
+        ("-rw-r--r-- 1 root root 4563 1133356800 env", []),  # (a file of 2005: times beside a size go back to 2001)
+        ("28 1796420988 1676635049 1676635049 /usr/bin/FileCheck-14", []),
+        ("1122334455 1796419814 1796419814", []),
+    ],
+)
+def test_international_phones_without_a_plus_are_told_from_unix_times(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+    assert _streamed_differ(ALL, _PAD + text) == []
+
+
+def test_ls_rows_of_unix_times_hold_nothing() -> None:
+    assert ALL.scan_output(_LS) == frozenset()
+    assert _streamed_differ(ALL, _LS) == []
