@@ -637,6 +637,11 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         if _card(t.raw[start:end]):
             yield start, end
     pos = t.first
+    while (after_phone := _PHONE_THEN_CARD.search(classes, pos, stop)) is not None:
+        pos = after_phone.end()
+        if _phone_before_card(t, after_phone.start(), pos) is not None:
+            yield pos - 19, pos
+    pos = t.first
     while (listed := _LISTED_DIGITS.search(classes, pos, stop)) is not None:
         start, end = listed.span()
         pos = end
@@ -1192,7 +1197,7 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     # each phone of a list of the other kind, 8,000 phones took 16 s, bare, or 1.3 s, written)
     lead = _WRITTEN_OR_TEN.search(classes, start, end)
     if lead is None:  # (spaced digits alone: a row's, unless it holds a run of ten digits; read at C speed)
-        return _phone_after_card(t, start, end)
+        return _phone_after_card(t, start, end) or _phone_before_card(t, start, end)
     if t.before(start) == 43:  # (`+44 20 7946 0958 555-…`, `+44 … 13800138000`: the spaces before the next end it)
         written = _WRITTEN_AS_A_PHONE.search(classes, start, end)
         gap = classes.rfind(b" ", start, written.start() if written is not None else lead.start())
@@ -1243,6 +1248,33 @@ def _phone_after_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:
 
 
 _CARD_FOURS: Final = b"0000 0000 0000 0000 "
+
+
+def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The phone split by spaces that a run of numbers ending in a card in four groups of four begins with (`555 123
+    4567 4111 1111 1111 1111`), read as it is alone, its first group not of four (a row of groups of four is a table's);
+    None when the run is not so. Since 2026-12-05: before, the run was a row's, and neither was found (`_cards` finds
+    the card, `_PHONE_THEN_CARD`)."""
+    card = end - 19
+    if (
+        card <= start + 9  # (nine digits at least before the card)
+        or t.classes.startswith(b"0000", start)
+        or not t.classes.startswith(_FOURS_ENDING, card - 1)
+        or t.after(end) in _CARD_JOINED
+        or not _card(t.raw[card:end])
+    ):
+        return None
+    phone = _phone(t, start, card - 1)
+    return phone if phone == (start, card - 1) else None
+
+
+_FOURS_ENDING: Final = b" 0000 0000 0000 0000"
+
+
+# a run of numbers split by single spaces that ends in four groups of four (`555 123 4567 4111 1111 1111 1111`: a
+# phone, then a card, `_phone_before_card`), searched for at C speed apart from `_CARD`'s candidates, which cut such a
+# run at a card's 19 digits (before 2026-12-05 no card so written was found)
+_PHONE_THEN_CARD: Final = re.compile(rb"(?<!0)(?<!0 )0+(?: 0+){1,14} 0000 0000 0000 0000(?!0| 0)")
 
 
 # a piece of a phone candidate that may be one alone: nine digits or more from where a number starts, split by at

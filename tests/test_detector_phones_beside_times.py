@@ -51,3 +51,45 @@ def test_international_phones_without_a_plus_are_told_from_unix_times(text: str,
 def test_ls_rows_of_unix_times_hold_nothing() -> None:
     assert ALL.scan_output(_LS) == frozenset()
     assert _streamed_differ(ALL, _LS) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before: neither was found (the run one longer number, a row's)
+        (
+            "555 123 4567 4111 1111 1111 1111",
+            [("555 123 4567", "pii:phone"), ("4111 1111 1111 1111", "pii:credit_card")],
+        ),
+        (
+            "call 555 123 4567 4111 1111 1111 1111 ok",
+            [("555 123 4567", "pii:phone"), ("4111 1111 1111 1111", "pii:credit_card")],
+        ),
+        (
+            "020 7946 0958 4111 1111 1111 1111",
+            [("020 7946 0958", "pii:phone"), ("4111 1111 1111 1111", "pii:credit_card")],
+        ),
+        (
+            "06 12 34 56 78 5500 0000 0000 0004",
+            [("06 12 34 56 78", "pii:phone"), ("5500 0000 0000 0004", "pii:credit_card")],
+        ),
+        (
+            "5 5 5 1 2 3 4 5 6 7 4111 1111 1111 1111.",
+            [("5 5 5 1 2 3 4 5 6 7", "pii:phone"), ("4111 1111 1111 1111", "pii:credit_card")],
+        ),
+        # as before: a row of groups of four, a card failing Luhn, a run going on, a word's, a date's: none
+        ("1234 5678 9012 4111 1111 1111 1111", []),
+        ("555 123 4567 4111 1111 1111 1112", []),
+        ("555 123 4567 4111 1111 1111 1111 12", []),
+        ("x555 123 4567 4111 1111 1111 1111", []),
+        ("2024 01 15 4111 1111 1111 1111", []),
+        (
+            "4111 1111 1111 1111 555 123 4567",
+            [("4111 1111 1111 1111", "pii:credit_card"), ("555 123 4567", "pii:phone")],
+        ),
+    ],
+)
+def test_a_phone_split_by_spaces_before_a_card_hides_neither(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+    assert _streamed_differ(ALL, _PAD + text) == []
