@@ -1197,7 +1197,7 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     # each phone of a list of the other kind, 8,000 phones took 16 s, bare, or 1.3 s, written)
     lead = _WRITTEN_OR_TEN.search(classes, start, end)
     if lead is None:  # (spaced digits alone: a row's, unless it holds a run of ten digits; read at C speed)
-        return _phone_after_card(t, start, end) or _phone_before_card(t, start, end)
+        return _phone_after_card(t, start, end) or _phone_before_card(t, start, end) or _phones_alike(t, start, end)
     if t.before(start) == 43:  # (`+44 20 7946 0958 555-…`, `+44 … 13800138000`: the spaces before the next end it)
         written = _WRITTEN_AS_A_PHONE.search(classes, start, end)
         gap = classes.rfind(b" ", start, written.start() if written is not None else lead.start())
@@ -1261,6 +1261,7 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
         or t.classes.startswith(b"0000", start)
         or not t.classes.startswith(_FOURS_ENDING, card - 1)
         or t.after(end) in _CARD_JOINED
+        or not _issued(t.raw[card : card + 4])
         or not _card(t.raw[card:end])
     ):
         return None
@@ -1269,6 +1270,30 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
 
 
 _FOURS_ENDING: Final = b" 0000 0000 0000 0000"
+
+
+def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The first of two phones or more split by spaces alike that a run of numbers is, one after another (`555 123
+    4567 555 123 4568`: 3-3-4 twice; `020 7946 0958 020 7946 0959`), read as it is alone (the next is read so from
+    its end, as a candidate of its own); None when the run is not so. Each phone is grouped as phones are written
+    (`_PHONE_LAYOUTS`): pairs repeated are a row's, `12 34 56 78 90 12 34 56 78 90`, and so are numbers of one
+    length, `48201 48202 48203 48204`. Since 2026-12-05: before, the run was a row's, and no phone in it was found."""
+    if end - start > _PHONES_ALIKE_MOST:
+        return None
+    sizes = tuple(map(len, t.classes[start:end].split(b" ")))
+    for layout in _PHONE_LAYOUTS:
+        if len(sizes) > len(layout) and layout * (len(sizes) // len(layout)) == sizes:
+            stop = start + sum(layout) + len(layout) - 1
+            phone = _phone(t, start, stop)
+            return phone if phone == (start, stop) else None
+    return None
+
+
+# the most characters a run of phones alike takes up (`_phones_alike`): four phones of 12 digits in three groups
+_PHONES_ALIKE_MOST: Final = 4 * 15 + 3
+# phones' groups as they are written split by spaces: North America's (`555 123 4567`), the UK's (`020 7946 0958`,
+# `0161 496 0000`, `01632 960123`, `07700 900 123`), and none other (numbers in a row of a table are alike as often)
+_PHONE_LAYOUTS: Final[tuple[tuple[int, ...], ...]] = ((3, 3, 4), (3, 4, 4), (4, 3, 4), (5, 6), (5, 3, 3))
 
 
 # a run of numbers split by single spaces that ends in four groups of four (`555 123 4567 4111 1111 1111 1111`: a

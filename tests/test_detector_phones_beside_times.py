@@ -83,6 +83,7 @@ def test_ls_rows_of_unix_times_hold_nothing() -> None:
         ("555 123 4567 4111 1111 1111 1111 12", []),
         ("x555 123 4567 4111 1111 1111 1111", []),
         ("2024 01 15 4111 1111 1111 1111", []),
+        ("341 4527 362 65 9074 4463 6887 9224", []),  # (Luhn-valid, but no card begins with 9: a table's row)
         (
             "4111 1111 1111 1111 555 123 4567",
             [("4111 1111 1111 1111", "pii:credit_card"), ("555 123 4567", "pii:phone")],
@@ -90,6 +91,33 @@ def test_ls_rows_of_unix_times_hold_nothing() -> None:
     ],
 )
 def test_a_phone_split_by_spaces_before_a_card_hides_neither(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+    assert _streamed_differ(ALL, _PAD + text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before: none was found (the run one longer number, a row's)
+        ("555 123 4567 555 123 4568", [("555 123 4567", "pii:phone"), ("555 123 4568", "pii:phone")]),
+        (
+            "call 555 123 4567 555 123 4568 555 123 4569 ok",
+            [("555 123 4567", "pii:phone"), ("555 123 4568", "pii:phone"), ("555 123 4569", "pii:phone")],
+        ),
+        ("020 7946 0958 020 7946 0959", [("020 7946 0958", "pii:phone"), ("020 7946 0959", "pii:phone")]),
+        ("01632 960123 01632 960124", [("01632 960123", "pii:phone"), ("01632 960124", "pii:phone")]),
+        # as before: one alone; counting pairs are none, a French mobile is one; rows of numbers alike are none
+        ("UK 020 7946 0958", [("020 7946 0958", "pii:phone")]),
+        ("01 02 03 04 05", []),
+        ("06 12 34 56 78", [("06 12 34 56 78", "pii:phone")]),
+        ("12 34 56 78 90 12 34 56 78 90", []),
+        ("48201 48202 48203 48204", []),
+        ("77101 136 470 5483 72266 851 234 6237", []),
+        ("555 123 4567 555 123 456", []),
+    ],
+)
+def test_phones_split_by_spaces_alike_on_one_line_are_each_found(text: str, found: list[tuple[str, str]]) -> None:
     assert _found(text) == found
     assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
     assert _streamed_differ(ALL, _PAD + text) == []
