@@ -1031,9 +1031,10 @@ def _dictated_within(t: _Text, start: int, end: int) -> tuple[int, int] | None:
 
 
 def _expiry_after(t: _Text, end: int) -> bool:
-    """Whether what follows a card written digit by digit (`_spelled_out`) is its expiry alone, MM YY or MMYY
-    (its code after it, if any): no more numbers joined to it, as a row's are. (`MM/YY` after it is still missed: its
-    candidate ends at the slash, and a check there cost every candidate of a run of small numbers a line.)"""
+    """Whether what follows a card written digit by digit (`_spelled_out`) is its expiry alone, MM YY, MMYY, MM/YY or
+    MM/YYYY (its code after it, if any): no more numbers joined to it, as a row's are. A candidate ending at the slash
+    of `MM/YY` ends in a group of two digits, and is read with `_dictated_within` as one ending at `MM YY` is: before
+    2026-12-05 `4 1 1 … 1 12/27` was no card (read as `MM YY` only)."""
     expiry = _SPOKEN_EXPIRY.match(t.raw, end)
     if expiry is None:
         return False
@@ -1042,9 +1043,10 @@ def _expiry_after(t: _Text, end: int) -> bool:
 
 
 # a run of single digits split by single spaces, as long as a card (`_dictated_run`); an expiry after a card so
-# written: a month, then its year's last two digits, after a space or nothing, and a code of 3-4 digits
+# written: a month, then its year's last two digits (or four, after a slash), after a space, a slash or nothing, and
+# a code of 3-4 digits
 _DICTATED: Final = re.compile(rb"0(?: 0(?!0)){12,18}(?= )")
-_SPOKEN_EXPIRY: Final = re.compile(rb" (?:0[1-9]|1[0-2]) ?[0-9]{2}(?: [0-9]{3,4})?(?![0-9/])")
+_SPOKEN_EXPIRY: Final = re.compile(rb" (?:0[1-9]|1[0-2])(?:/(?:20)?|[ ]?)[0-9]{2}(?: [0-9]{3,4})?(?![0-9/])")
 
 
 # a line's end of four numbers or more split by white space or commas (brackets after: an array's; a CR, a CRLF line

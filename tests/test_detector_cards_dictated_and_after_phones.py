@@ -29,9 +29,9 @@ DICTATED = "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"
         (f"card {DICTATED} 1227 thanks", [(DICTATED, "pii:credit_card")]),
         (f"{DICTATED} 1227", [(DICTATED, "pii:credit_card")]),
         (f"{DICTATED} 12 27 123", [(DICTATED, "pii:credit_card")]),
+        (f"{DICTATED} 12/27", [(DICTATED, "pii:credit_card")]),  # (a known miss until 2026-12-05, helper phones)
         # as before: more numbers after (a row's), no month, no issuer's length, Luhn fails
         (f"{DICTATED} 12 27 5", []),
-        (f"{DICTATED} 12/27", []),  # (a known miss: a slash ends the candidate, `_expiry_after`)
         (f"{DICTATED} 13 27", []),
         (f"{DICTATED} 1 12 27", []),
         ("4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 2 12 27", []),

@@ -121,3 +121,32 @@ def test_phones_split_by_spaces_alike_on_one_line_are_each_found(text: str, foun
     assert _found(text) == found
     assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
     assert _streamed_differ(ALL, _PAD + text) == []
+
+
+_DICTATED = "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before: none (an expiry after a card dictated was read as `MM YY` or `MMYY` only)
+        (f"card {_DICTATED} 12/27", [(_DICTATED, "pii:credit_card")]),
+        (f"{_DICTATED} 12/27 123", [(_DICTATED, "pii:credit_card")]),
+        (f"{_DICTATED} 12/2027", [(_DICTATED, "pii:credit_card")]),
+        ("3 7 8 2 8 2 2 4 6 3 1 0 0 0 5 12/27", [("3 7 8 2 8 2 2 4 6 3 1 0 0 0 5", "pii:credit_card")]),
+        # as before: `MM YY`, a second card dictated on the next line; a date, a month past 12, more numbers: none
+        (f"{_DICTATED} 12 27", [(_DICTATED, "pii:credit_card")]),
+        (
+            f"card one: {_DICTATED}\ncard two: 5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4",
+            [(_DICTATED, "pii:credit_card"), ("5 5 0 0 0 0 0 0 0 0 0 0 0 0 0 4", "pii:credit_card")],
+        ),
+        (f"{_DICTATED} 12/27/2024", []),
+        (f"{_DICTATED} 13/27", []),
+        (f"{_DICTATED} 12/27 1 2", []),
+        ("1 2 3 4 5 6 7 8 9 1 2 3 4 5 6 7 12/27", []),
+    ],
+)
+def test_an_expiry_with_a_slash_after_a_card_dictated_hides_it_no_more(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+    assert _streamed_differ(ALL, _PAD + text) == []
