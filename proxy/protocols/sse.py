@@ -211,6 +211,9 @@ class SseObserver:
         # the first bytes of a reply whose first byte but white space is a NUL or a byte order mark's, while too few
         # to tell whether they begin JSON in UTF-16 or UTF-32 (`_keep`); else None
         self._head: bytes | None = None
+        # a reply kept whole (`_kept`) that begins as no JSON does, for its text in the `charset` its type names
+        # (`OutputText.charset`), which `requests`' `.text` reads: read in it at its end, then as an event stream
+        self._plain = False
         self._refused = 0  # JSON texts no reader reads (`reply_json`)
         self._unknown = 0  # events holding none of the fields the API writes output in (`unknown`)
         self._ended_early = False  # a reply kept whole whose JSON ends before its value does (`_read_kept`)
@@ -439,6 +442,12 @@ class SseObserver:
                     self._head = None
                     self._sniff = False
                     stream = wide is False
+            if stream and self._text.charset:
+                # text in the charset its type names (`text/plain; charset=utf-16`): kept, to be read in it as a whole
+                # reply is (`body`); before 2026-12-05 one passed on as it arrives was read as an event stream alone,
+                # its UTF-8 lines no fields, and an address `requests`' `.text` reads in it was missed
+                self._plain = True
+                stream = False
             if stream:
                 self._kept = None
                 if kept:
@@ -450,6 +459,12 @@ class SseObserver:
         if size > self.detectors.keep_max:
             self._kept = None
             self._sniff = False
+            if self._plain:  # (its reading in its charset not whole: read as an event stream from its start)
+                self._plain = False
+                self._text.unread()
+                kept.append(data)
+                self.chunk(b"".join(kept))
+                return
             self._give_up(False)
             return
         kept.append(data)
@@ -775,8 +790,10 @@ class SseObserver:
         `MAX_LINE`): where it ended was not read, and it is labelled `scan:truncated` already. A reply kept to be read
         whole (JSON, not an event stream) is read now: cut short when its JSON ends before its value does."""
         if self._kept is not None:
+            plain = self._plain
             self._read_kept()
-            return self._ended_early
+            if not plain or self._ended_early:  # (a plain one is read as an event stream then: below)
+                return self._ended_early
         outcome = self.outcome
         # (an error an event the reply ended in held is none, an NDJSON line's is: `finish`; an API whose streams have
         # no last event, `ends_with_event`: the close is its end, as far as can be told)
@@ -796,6 +813,8 @@ class SseObserver:
         event stream of an API whose streams end with an event (`ends_with_event`) that ended before it, as
         `cut_short` tells (no finish or stop reason, no error in band, read to its end). Not a reply kept to be read
         whole (JSON)."""
+        if self._plain and self._kept is not None:  # (kept for its charset, read now: then as an event stream)
+            self._read_kept()
         return self._kept is None and self.ends_with_event() and self.cut_short()
 
     # -- shared by the subclasses
