@@ -1781,7 +1781,8 @@ def ends_early(data: bytes) -> bool:
 def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
     """A lone surrogate escape (`JSON.parse`, Python's `json`), a byte order mark before the JSON and an integer of
     more than 4,300 digits (`fetch().json()`), `NaN` (Python's `json`); bytes that are not UTF-8 each as U+FFFD (a
-    browser's `fetch().json()`), `text` then labelled `scan:truncated`, as what they stood for was not read. JSON in
+    browser's `fetch().json()`), `text` then labelled `scan:truncated`, as what they stood for was not read (but in a
+    `whole` reply whose type names a charset Python knows, read in it too: `_in_charset` says whether it was). JSON in
     UTF-16 or UTF-32 (zero bytes in its first four, or their byte order mark), a `whole` reply's body, as Python's
     `json.loads` of the bytes reads it (httpx's `Response.json()`, so the openai SDK's; tritonclient's rapidjson
     reads UTF-8 only); never an event's data, which SSE clients decode as UTF-8."""
@@ -1802,7 +1803,9 @@ def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
         value = json.loads(decoded, parse_int=_parse_int)
     except (ValueError, RecursionError):
         return NOT_JSON
-    if replaced:
+    if replaced and not (whole and text.charset):
+        # (a whole reply in a charset Python knows is read in it too, `_in_charset`, which says whether that reading,
+        # `requests`' `.json()`, was whole: before 2026-12-05 a Latin-1 `andré` was `scan:truncated` from this one)
         text.unread()
     return value
 

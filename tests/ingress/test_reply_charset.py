@@ -34,6 +34,8 @@ CASES: dict[str, tuple[bytes, str, bool]] = {
     "utf-7": (b"write to " + OUT.replace("@", "+AEA-").encode(), "pii:email", True),  # (before: clean)
     "shift_jis": (("表 " + OUT).encode("shift_jis"), "pii:email", True),  # (before: scan:truncated alone)
     "x-unknown": (OUT.encode(), "pii:email," + TRUNCATED, True),  # (before: pii:email alone)
+    # (before: pii:email,scan:truncated, from its UTF-8 reading's U+FFFD: `requests` reads it whole)
+    "latin-1": (("andré " + OUT).encode("latin-1"), "pii:email", True),
     "utf-8": (("表 " + OUT).encode(), "pii:email", True),  # (the control: unchanged)
 }
 SEEN: dict[str, Any] = {}
@@ -116,9 +118,14 @@ def test_a_kserve_v1_reply_in_a_declared_charset_is_read_in_it() -> None:
     assert observed(utf7, "application/json; charset=UTF-7").content[0].startswith("[withheld:")
     assert observed(utf7, "application/json").output_detected == set()  # (not an address to any client)
     latin1 = '{"predictions": ["andré.' + OUT + '"]}'
-    # the UTF-8 reading replaces é (scan:truncated, as before); requests' reading has the address whole
-    assert observed(latin1.encode("latin-1"), "application/json; charset=latin-1").output_detected == {
-        "pii:email", TRUNCATED}  # fmt: skip
+    # the UTF-8 reading replaces é, requests' reading has it and the address whole: what the client reads is read
+    # whole (before: scan:truncated too, from the UTF-8 reading)
+    assert observed(latin1.encode("latin-1"), "application/json; charset=latin-1").output_detected == {"pii:email"}
+    # (no charset named: the UTF-8 reading is the client's, its U+FFFD unread)
+    assert observed(latin1.encode("latin-1"), "application/json").output_detected == {"pii:email", TRUNCATED}
+    # (bytes that are no text in the charset named: unread still)
+    assert observed(b'{"predictions": ["\xff\xfe ' + OUT.encode() + b'"]}', "application/json; charset=shift_jis"
+                    ).output_detected == {"pii:email", TRUNCATED}  # fmt: skip
 
 
 CAPTURING = CONFIG.replace(
