@@ -42,6 +42,8 @@ def test_a_latin1_address_in_an_element_is_refused_before_the_model(faithful, ma
     wide = [ADDRESS.encode(codec) for codec in ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be")]
     for value in (
         LATIN1,
+        LATIN1 + b"\x00",  # (a C string's NUL after it: read in UTF-16's orders alone, before 2026-12-05 let through)
+        ADDRESS.encode("utf-16-le") + b"\xff",  # (one odd byte: text in no wide codec whole, before let through)
         ADDRESS.encode("cp1252"),
         b"Gr\xfc\xdfe an " + LATIN1,
         *wide,
@@ -91,6 +93,23 @@ def test_binary_and_utf8_elements_are_read_once() -> None:
     assert read_infer_request(request.SerializeToString()).texts == (image.decode("utf-8", "replace"), ADDRESS)
 
 
+def test_an_element_with_a_nul_is_read_as_latin1_or_to_its_last_whole_unit_too() -> None:
+    """An element holding a NUL was read in UTF-16's and UTF-32's orders alone: Latin-1 text ended by a C string's NUL
+    (`jörg@exämple.de\\0`, CJK in UTF-16, no address) and UTF-16 text with one odd byte after it (no UTF-16 reading:
+    truncated data) were read as nothing but U+FFFD. Now read as Latin-1 too where that reading holds no control
+    character (but NULs at its end), and in the wide codecs to their last whole unit."""
+    for element in (LATIN1 + b"\x00", LATIN1 + b"\x00\x00\x00", ADDRESS.encode("utf-16-le") + b"\xff",
+                    ADDRESS.encode("utf-16-be") + b"\x00", ADDRESS.encode("utf-32-le") + b"\x00\x00"):  # fmt: skip
+        out: list[str] = []
+        beside: list[str] = []
+        not_utf8_element(element, out, beside)
+        assert any(ADDRESS in text for text in beside), (element, beside)
+    # Latin-1 text with a NUL among its letters is binary data's reading (a control character): not taken
+    beside = []
+    not_utf8_element(b"j\xf6rg\x00@ex\xe4mple.de\x01", [], beside)
+    assert not any("\xf6" in text for text in beside), beside
+
+
 def _quiet_audio() -> bytes:
     """Half a second of quiet 16-bit PCM, a 200 Hz tone under noise: binary data with NULs that is UTF-16 without
     errors (no sample falls among the surrogates), as which its samples near 64 read as `@` and those near 0x660,
@@ -115,7 +134,8 @@ def test_binary_elements_read_as_utf16_gain_no_labels() -> None:
     surrogates), and read so has control characters (its small numbers), which text in them has none of: such a
     reading is not taken, and the data gained `pii:` labels that refused ordinary calls."""
     detectors = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
-    for binary in (_quiet_audio(), _string_table()):
+    # (odd lengths too: read to their last whole unit, since 2026-12-05, and as Latin-1, each with control characters)
+    for binary in (_quiet_audio(), _string_table(), _quiet_audio() + b"\x00", _string_table()[:-1]):
         request = infer_request(model_name="echo")
         request.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(binary)
         read = read_infer_request(request.SerializeToString())

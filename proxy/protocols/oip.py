@@ -472,7 +472,8 @@ BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the re
 
 def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> None:
     """A BYTES element that is not UTF-8, into `out`, read replaced; into `beside`, as Latin-1 too or, when it holds a
-    NUL, in each of UTF-16's and UTF-32's byte orders it is text in (binary data, an image, is text in none). A BYTES element
+    NUL, in each of UTF-16's and UTF-32's byte orders it is text in to its last whole code unit, and as Latin-1 where
+    that is text with NULs at its end only (binary data, an image, is text in none). A BYTES element
     reaches the model as bytes, which it may decode in another charset: `jörg@exämple.de` written in Latin-1 or
     Windows-1252 (their letters are Latin-1's), UTF-16 or UTF-32, read replaced has U+FFFD for `ö` and `ä` (and,
     without its NULs, as the detectors read it, only an ASCII address is whole), no address, and reached the model for
@@ -489,21 +490,29 @@ def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> None:
     out.append(str(raw, "utf-8", "replace"))
     if len(raw) > BYTES_SCANNED:
         raw = raw[:BYTES_SCANNED]
+    latin = str(raw, "latin-1")
     if b"\x00" not in raw:
-        beside.append(str(raw, "latin-1"))
+        beside.append(latin)
         return
-    for codec in _WIDE_CODECS:
+    size = len(raw)
+    for codec, unit in _WIDE_CODECS:
+        whole = size - size % unit  # (to its last whole unit: one odd byte after UTF-16 text made it none)
         try:
-            text = str(raw, codec)
+            text = str(raw if whole == size else raw[:whole], codec)
         except UnicodeDecodeError:
             continue
         if _BINARY_CONTROL.search(text.rstrip("\x00")) is None:
             beside.append(text)
+    # Latin-1 too, as text ended by a C string's NULs is (before 2026-12-05 an element holding a NUL was read in the
+    # wide codecs alone: `jörg@exämple.de` then a NUL, CJK in UTF-16, reached the model); binary data's has controls
+    if _BINARY_CONTROL.search(latin.rstrip("\x00")) is None:
+        beside.append(latin)
 
 
 _REPLACEMENT: Final = "\ufffd".encode()  # U+FFFD in UTF-8: a reading holding it without them was not UTF-8
 # a BYTES element's charsets that hold NULs (`not_utf8_element`): without a byte-order mark Python's reads little-endian
-_WIDE_CODECS: Final = ("utf-16", "utf-16-be", "utf-32", "utf-32-be")
+# (each with its code unit's bytes)
+_WIDE_CODECS: Final = (("utf-16", 2), ("utf-16-be", 2), ("utf-32", 4), ("utf-32-be", 4))
 # a control character but white space: a wide reading holding one (but NULs at its end, a C string's) is binary data,
 # not text (`not_utf8_element`)
 _BINARY_CONTROL: Final = re.compile("[\x00-\x08\x0e-\x1f]")
