@@ -2341,6 +2341,30 @@ class Detectors:
         t = _Text(text)
         return _apart([Found(s, e, label) for label, finder, *_ in self._finders for s, e in finder(t)])
 
+    def stands_apart(self, readings: Sequence[str], texts: Sequence[str]) -> bool:
+        """Whether `readings` (other readings of `texts`: an element's in another charset) hold a detected value that
+        `texts` do not, which masking them (`mask`) would leave captured: one of their values (`findings`) that is none
+        of the texts', or, theirs taken out, one their scan still finds (a folded form's, a custom pattern's). Before
+        2026-12-05 any value in them withheld the whole content, an ASCII address both held beside one stray byte too."""
+        known: set[str] = set()
+        for text in texts:
+            raw = text.encode("utf-8", "surrogatepass")
+            for found in self.findings(text):
+                known.add(raw[found.start : found.end].decode("utf-8", "surrogatepass"))
+        rest: list[str] = []
+        for reading in readings:
+            raw = reading.encode("utf-8", "surrogatepass")
+            kept: list[bytes] = []
+            at = 0
+            for found in self.findings(reading):
+                if raw[found.start : found.end].decode("utf-8", "surrogatepass") not in known:
+                    return True
+                kept.append(raw[at : found.start])
+                at = found.end
+            kept.append(raw[at:])
+            rest.append(b"\n".join(kept).decode("utf-8", "surrogatepass"))
+        return bool(self.scan_all(rest) - {TRUNCATED})
+
     def mask(self, text: str, limit: int | None = None) -> str:
         """`text` with every detected value replaced by `[pii:<kind>]` (for captured content). When its folded
         form (what `scan` reads) shows other values, that form is captured instead, masked, with the values

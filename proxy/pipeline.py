@@ -465,7 +465,10 @@ class Pipeline:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
             if any(_REPLACED in text for text in request.texts):  # an element not UTF-8, read in another charset too
-                return (_WITHHELD_CHARSET,)
+                # (withheld where a value stands in another reading alone: one the texts hold too is masked in them)
+                if self.detectors.stands_apart(request.decoded, request.texts):
+                    return (_WITHHELD_CHARSET,)
+                return masked
             numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))
             if numbers and self.detectors.scan_all(numbers) - _TRUNCATED:  # (`reprinted_numbers`)
                 return ("[withheld: a detected value is written as a number the server prints otherwise]",)

@@ -150,3 +150,23 @@ def test_a_rest_replys_other_readings_are_not_captured() -> None:
         observer.finish()
         assert outcome.content == (content,)
         assert ("pii:email" in outcome.output_detected) is (content == WITHHELD)
+
+
+def test_a_value_both_readings_hold_is_masked_not_withheld(faithful, make_proxy, otlp) -> None:  # type: ignore[no-untyped-def]
+    """An ASCII address with one stray byte beside it: the element's U+FFFD reading holds the address as its Latin-1
+    reading does, so masking the captured text hides it; the whole input and output were withheld all the same. Only
+    a value that stands in the other reading alone withholds them now (`jörg@exämple.de` beside it still does)."""
+    client = _client(faithful, make_proxy, otlp)
+    value = b"write to bob@example.org \xff"
+    trace_id, parent = traced(1, 0x0E1D0)
+    client.infer("echo", _elements(value), headers={"x-purpose": "care", "traceparent": parent})
+    span = otlp.by_trace(trace_id)
+    assert "pii:email" in span.attributes["lineage.input.labels"]
+    assert "pii:email" in span.attributes["lineage.output.labels"]
+    assert _captured(otlp, trace_id) == ["write to [pii:email] \ufffd"]  # before: [WITHHELD]
+    assert _output(otlp, trace_id).startswith("write to [pii:email] \ufffd")  # before: WITHHELD (the echo's output)
+    both = b"write to bob@example.org and " + SENTENCE.encode("latin-1")
+    trace_id, parent = traced(2, 0x0E1D0)
+    client.infer("echo", _elements(both), headers={"x-purpose": "care", "traceparent": parent})
+    assert _captured(otlp, trace_id) == [WITHHELD]
+    assert _output(otlp, trace_id) == WITHHELD

@@ -1615,24 +1615,30 @@ class OutputText:
                 self.outcome.content = (text,)
             elif self.charset and self._later_cut:
                 self.outcome.content = (_WITHHELD_CHARSET_UNREAD,)
-            elif self.charset and self._asides is not None and self._in_charset_found(masker):
+            elif self.charset and self._asides is not None and self._in_charset_found(masker, [text]):
                 self.outcome.content = (_WITHHELD_CHARSET,)
-            elif self._other_readings and self._asides is not None and self._in_charset_found(masker, _READINGS[0]):
+            elif (
+                self._other_readings
+                and self._asides is not None
+                and self._in_charset_found(masker, [text], _READINGS[0])
+            ):
                 self.outcome.content = (_WITHHELD_READING,)
             else:
                 self.outcome.content = (masker.mask(text, CAPTURE_MAX_CHARS),)
             if self._keep <= 0:  # not all kept: the output's characters, all that were added (`_add`)
                 self.outcome.content_chars = len(text) - self._keep
 
-    def _in_charset_found(self, masker: Detectors, kind: str = "charset") -> bool:
+    def _in_charset_found(self, masker: Detectors, captured: list[str], kind: str = "charset") -> bool:
         """Whether a reading of the reply in its charset read beside the output (`_in_charset`) holds a detected value:
         no captured text (the UTF-8 reading) holds it to mask, so the content is withheld (`_WITHHELD_CHARSET`), as a
         request's is when a value stands only in a reading beside it. Before 2026-12-05 a span captured
-        `bob+AEA-example.org`, `bob@example.org` to `requests` under `charset=utf-7`, unmasked."""
+        `bob+AEA-example.org`, `bob@example.org` to `requests` under `charset=utf-7`, unmasked. A value the `captured`
+        text holds too is masked in it (`Detectors.stands_apart`): before 2026-12-05 it withheld the output too."""
         assert self._asides is not None
         texts = [kept.decode("utf-8", "surrogatepass") for key, kept in self._asides.items()
                  if isinstance(key, tuple) and len(key) == 2 and key[0] == kind]  # fmt: skip
-        return bool(texts) and bool(masker.scan_all(texts) - {TRUNCATED})
+        # (a value the captured text holds too is masked in it: withheld only for one that stands in them alone)
+        return bool(texts) and bool(masker.scan_all(texts) - {TRUNCATED}) and masker.stands_apart(texts, captured)
 
     def _found(self) -> frozenset[str]:
         """The labels of the output and the asides (each a text of its own)."""

@@ -121,6 +121,16 @@ def test_a_kserve_v1_reply_in_a_declared_charset_is_read_in_it() -> None:
     # the UTF-8 reading replaces é, requests' reading has it and the address whole: what the client reads is read
     # whole (before: scan:truncated too, from the UTF-8 reading)
     assert observed(latin1.encode("latin-1"), "application/json; charset=latin-1").output_detected == {"pii:email"}
+    # an address both readings hold is masked in the captured UTF-8 reading (before: the output withheld); one that
+    # stands in the charset's reading alone (`andré.bob@…`, `jörg@exämple.de`) still withholds it
+    spaced = '{"predictions": ["andré ' + OUT + '"]}'
+    assert observed(spaced.encode("latin-1"), "application/json; charset=latin-1").content == (
+        "andr\ufffd [pii:email]",
+    )
+    for alone in (latin1, '{"predictions": ["' + OUT + ' to jörg@exämple.de"]}'):
+        assert (
+            observed(alone.encode("latin-1"), "application/json; charset=latin-1").content[0].startswith("[withheld:")
+        )
     # (no charset named: the UTF-8 reading is the client's, its U+FFFD unread)
     assert observed(latin1.encode("latin-1"), "application/json").output_detected == {"pii:email", TRUNCATED}
     # (bytes that are no text in the charset named: unread still)
