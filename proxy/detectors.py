@@ -496,6 +496,17 @@ _ATTRIBUTE_TLDS: Final = frozenset(
     ("data", "to", "dot", "map", "fit", "new", "run", "show", "read", "save", "open", "next", "select", "call")
 )
 _CALLED_TLDS: Final = _ATTRIBUTE_TLDS | (_PYTHON_COUNTRIES - frozenset(("in", "is", "as")))
+# an address read so is one still where it is named as mail is (`_named`): a local part of 2 characters or more, a
+# domain whose first label has 3 or more and none that is a Python name's (`self`, `cls`, an `_`: `x@self.w.data`,
+# `v = x@df.at[0]`); and, followed by `(` or `[`, where it stands in prose (`_in_prose`): first in the text or a line, or
+# after a space that no operator, `=`, `,` or opening bracket, nor one of these keywords, is before.
+# `write to alice@gmx.at(home)`, `bob@uni.no(office)`, `x=bob@corp.data` and `x=alice@example.com_v2` were code until
+# 2026-12-05 (helper emails)
+_CODE_NAMES: Final = frozenset((b"self", b"cls"))
+_CODE_KEYWORDS: Final = frozenset(
+    (b"return", b"yield", b"lambda", b"await", b"assert", b"del", b"else", b"elif", b"print")
+)
+_OPERAND_BEFORE: Final = frozenset(b"=+-*/%(,[<>&|^~@{")
 _OPERATORS: Final = frozenset(b"=+-*/%")
 # a name that an address glued to `=` is assigned to, that holds one (`user=bob@corp.acme`, `?to=…`, `reply_to=…`): an
 # address then, whatever its top-level domain (`_code`); a made-up private one was code until 2026-12-05
@@ -1757,19 +1768,55 @@ def _code(t: _Text, start: int, end: int) -> bool:
         return tld not in _COMMENTED_TLDS
     mail = tld in _MAIL_TLDS or tld in _IDN_TLD_SET or tld.startswith("xn--")  # (an A-label: `_a_label_end`)
     if called:
-        return not mail or tld in _CALLED_TLDS
+        return not mail or (tld in _CALLED_TLDS and not (_in_prose(raw, start) and _named(raw, start, dot)))
     if _mail_key(raw, start - 1):
         return False
-    if not mail or (tld in _ATTRIBUTE_TLDS and raw[start - 1] in _OPERATORS):
+    if not mail or (tld in _ATTRIBUTE_TLDS and raw[start - 1] in _OPERATORS and not _named(raw, start, dot)):
         return True
     if end < size and raw[end] == 95:
         name = _FILE_NAME_AFTER.match(raw, end)
         if name is not None:
             if b"." in name.group():
                 return name.group().rpartition(b".")[2].partition(b"(")[0].lower() not in _EXTENSIONS
-            # (words then digits with no extension are a name's, `z=a@self.ai_proj_1`; digits alone a file's)
-            return not name.group().lstrip(b"_").partition(b"(")[0].isdigit()
+            # (words then digits with no extension are a name's, `z=a@self.ai_proj_1`, unless the address is named as
+            # mail is, `x=alice@example.com_v2`; digits alone a file's)
+            return not name.group().lstrip(b"_").partition(b"(")[0].isdigit() and not _named(raw, start, dot)
     return False
+
+
+def _named(raw: bytes, start: int, dot: int) -> bool:
+    """Whether the address from `start`, its top-level domain after the `.` at `dot`, is named as mail is, not as
+    Python's operands and attributes are: a local part of 2 characters or more, a first label of its domain of 3 or
+    more, and no label `self`, `cls` or with `_` in it (`_CODE_NAMES`)."""
+    at = raw.find(b"@", start, dot)
+    if at - start < 2:
+        return False
+    domain = raw[at + 1 : dot]
+    labels = domain.split(b".")
+    if len(labels[0]) < 3 or b"_" in domain:
+        return False
+    return all(label.lower() not in _CODE_NAMES for label in labels)
+
+
+def _in_prose(raw: bytes, start: int) -> bool:
+    """Whether the local part at `start` stands as a word of prose does: first in the text or a line, or after spaces
+    that no operator, `=`, `,` or opening bracket (`_OPERAND_BEFORE`; a colon may end a word of prose), nor a keyword
+    of `_CODE_KEYWORDS`, is before (`v = x@df.at[0]`, `return emb@model.to(device)` are code)."""
+    if start == 0 or raw[start - 1] in b"\n\r":
+        return True
+    if raw[start - 1] not in b" \t":
+        return False
+    end = start - 1
+    while end > 0 and raw[end - 1] in b" \t\r\n":
+        end -= 1
+    if end == 0:
+        return True
+    if raw[end - 1] in _OPERAND_BEFORE:
+        # (but a list's bullet or a quote's mark first in a line: `- bob@uni.no(office)`, `> …`)
+        line = raw.rfind(b"\n", 0, end - 1) + 1
+        return raw[end - 1] in b"-*>" and raw[line : end - 1].strip() == b""
+    word = _KEY_BEFORE.search(raw, max(0, end - 40), end)
+    return word is None or word.group() not in _CODE_KEYWORDS
 
 
 def _mail_key(raw: bytes, glue: int) -> bool:

@@ -103,6 +103,16 @@ FOUND = [
     ("Contact bob@firma.at[^1] now", "Contact [pii:email][^1] now"),
     ("replyTo=bob@corp.acme", "replyTo=[pii:email]"),
     ("toAddress=bob@corp.acme", "toAddress=[pii:email]"),
+    # a top-level domain that is a Python name's (`.at`, `.it`, `.no`) before `(` or `[` in prose, and one that is an
+    # attribute's name, or a file's name without extension after one, glued to `=` with a domain named as mail's is:
+    # read as code until 2026-12-05 (helper emails)
+    ("write to alice@gmx.at(home)", "write to [pii:email](home)"),
+    ("bob@firma.it[1]", "[pii:email][1]"),
+    ("bob@uni.no(office)", "[pii:email](office)"),
+    ("Contact: bob@tuwien.ac.at(office)", "Contact: [pii:email](office)"),
+    ("x=bob@corp.data", "x=[pii:email]"),
+    ("x=alice@example.com_v2", "x=[pii:email]_v2"),
+    ("user=alice@example.com_v2", "user=[pii:email]_v2"),
 ]
 
 
@@ -110,6 +120,13 @@ FOUND = [
 def test_the_address_is_found_and_masked_whole(text: str, masked: str) -> None:
     assert EMAIL.scan(text) == {"pii:email"}  # before: frozenset()
     assert EMAIL.mask(text) == masked
+
+
+@pytest.mark.parametrize("text", ["- bob@uni.no(office)", "Write to:\n  * bob@firma.it[1]\n> alice@gmx.at(home)"])
+def test_an_address_in_a_list_or_a_quote_before_a_bracket_is_found(text: str) -> None:
+    # a list's bullet or a quote's mark first in a line is no operator (2026-12-05, helper emails)
+    assert EMAIL.scan(text) == {"pii:email"}  # before: frozenset()
+    assert "@" not in EMAIL.mask(text)
 
 
 @pytest.mark.parametrize(
@@ -283,6 +300,16 @@ ML_CODE = [
     "to_dev=x@self.proj.weight",
     "owner_logits=o@self.head.weight",
     "userEmb=u@self.W.data",
+    # spaced, after an operator, `=`, `,` or a keyword, or with a domain named as Python's operands are (`df`, `self`):
+    # code still once an address in prose before `(` or `[` was one (2026-12-05, helper emails)
+    "return emb@model.to(device)",
+    "out = emb@model.to(device)",
+    "f(a, emb@model.to(dev))",
+    "x@df.at[0]",
+    "y=emb@self.proj.data",
+    "y=h@weights.data",
+    "z=ab@self.ai_proj_1",
+    "z=ab@np.ai_proj_1",
 ]
 
 
