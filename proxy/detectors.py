@@ -450,7 +450,7 @@ _FILE_NAME_AFTER: Final = re.compile(
     + rb")))+|(?:[0-9A-Za-z\x80-\xff]+[_-])*[A-Za-z\x80-\xff]*[0-9][0-9A-Za-z\x80-\xff]*)(?:\([0-9]{1,3}\))?"
     rb"(?![0-9A-Za-z_\x80-\xff(\[]|\.[A-Za-z_])"
 )
-# the rest of an A-label top-level domain after its `xn` (`_a_label_end`)
+# the rest of an A-label top-level domain after its `xn` (`_domain_end`)
 _A_LABEL_REST: Final = re.compile(rb"--[0-9A-Za-z]+(?:-[0-9A-Za-z]+)*")
 _LOCAL_PART: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}\Z")
 # Python's unspaced matrix products read as addresses (`attn=q@k.transpose(-2,-1)`, `t=X@self.coef+b`,
@@ -1712,23 +1712,26 @@ def _emails(t: _Text) -> Iterator[tuple[int, int]]:
     for near in _AT_NEAR.finditer(classes):
         position, end = max(0, near.start() - 64), min(size, near.end() + 255)
         while (found := _EMAIL.search(classes, position, end)) is not None:
-            last = found.end()
-            if last < size and classes[last] == 45:  # (`-`: an A-label's rest, `xn--p1ai`)
-                last = _a_label_end(t.raw, last)
-            if (t.after(last) not in _WORDISH or _ends(t, last)) and not _code(t, found.start(), last):
+            last = _domain_end(t, found.end())
+            if last >= 0 and _ends(t, last) and not _code(t, found.start(), last):
                 yield found.start(), last
             position = found.end(1)
     if _ODD_ADDRESS.search(t.raw) is not None:
         yield from _odd_addresses(t)
 
 
-def _a_label_end(raw: bytes, end: int) -> int:
-    """Where a top-level domain that `_EMAIL` read up to `end` ends: past its A-label's rest if it is one (`.xn` then
-    `--p1ai`, Russia's `рф`), at `end` otherwise. `jane@example.xn--p1ai` was masked up to `xn` (2026-12-05)."""
-    if raw[end - 3 : end].lower() != b".xn":
+def _domain_end(t: _Text, end: int) -> int:
+    """Where a top-level domain that `_EMAIL` or `_address` read up to `end` ends: past its A-label's rest if it is one
+    (`.xn` then `--p1ai`, Russia's `рф`), at `end` otherwise; -1 if a word joins the A-label's rest on (`_ends`: a
+    file's name may, `jane@example.xn--p1ai_2024.csv`). `jane@example.xn--p1ai` was masked up to `xn` (2026-12-05);
+    this was written at each of the three places an address's end is read until 2026-12-05 (helper emails)."""
+    raw = t.raw
+    if end >= len(raw) or raw[end] != 45 or raw[end - 3 : end].lower() != b".xn":
         return end
     rest = _A_LABEL_REST.match(raw, end)
-    return end if rest is None else rest.end()
+    if rest is None:
+        return end
+    return rest.end() if _ends(t, rest.end()) else -1
 
 
 def _ends(t: _Text, end: int) -> bool:
@@ -1742,7 +1745,8 @@ def _ends(t: _Text, end: int) -> bool:
     if after != 95:
         return False
     dot = t.raw.rfind(b".", 0, end)
-    if t.raw[dot + 1 : end].lower().decode("ascii", "replace") not in _ASCII_TLDS:
+    tld = t.raw[dot + 1 : end].lower().decode("ascii", "replace")
+    if tld not in _ASCII_TLDS and not tld.startswith("xn--"):  # (an A-label: `_domain_end`)
         return False
     return t.raw[t.raw.rfind(b"@", 0, dot) - 1] not in _LOCAL_ENDS and _FILE_NAME_AFTER.match(t.raw, end) is not None
 
@@ -1766,7 +1770,7 @@ def _code(t: _Text, start: int, end: int) -> bool:
     tld = raw[dot + 1 : end].decode("utf-8", "replace").lower()
     if called and glued:
         return tld not in _COMMENTED_TLDS
-    mail = tld in _MAIL_TLDS or tld in _IDN_TLD_SET or tld.startswith("xn--")  # (an A-label: `_a_label_end`)
+    mail = tld in _MAIL_TLDS or tld in _IDN_TLD_SET or tld.startswith("xn--")  # (an A-label: `_domain_end`)
     if called:
         return not mail or (tld in _CALLED_TLDS and not (_in_prose(raw, start) and _named(raw, start, dot)))
     if _mail_key(raw, start - 1):
@@ -1930,14 +1934,12 @@ def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:
                 address = _address(t, start, stop)
                 if address is not None:
                     first, last = address
-                    if last < size and classes[last] == 45:
-                        last = _a_label_end(t.raw, last)
-                    if not _code(t, first, last):
+                    last = _domain_end(t, last)
+                    if last >= 0 and not _code(t, first, last):
                         yield first, last
             elif _EMAIL.fullmatch(classes, start, stop) is not None:  # all ASCII: read as `_EMAIL` reads it
-                if stop < size and classes[stop] == 45:
-                    stop = _a_label_end(t.raw, stop)
-                if _ends(t, stop) and not _code(t, start, stop):
+                stop = _domain_end(t, stop)
+                if stop >= 0 and _ends(t, stop) and not _code(t, start, stop):
                     yield start, stop
         at = classes.find(b"@", at + 1)
     if _ODD_ADDRESS.search(t.raw) is not None:

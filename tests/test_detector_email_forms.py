@@ -81,6 +81,10 @@ FOUND = [
     ("jane@example.xn--p1ai", "[pii:email]"),
     ("email=jane@example.xn--p1ai.", "email=[pii:email]."),
     ("to=a@b.xn--80asehdb", "to=[pii:email]"),
+    # and then a file's name: none was found (2026-12-05, helper emails)
+    ("jane@example.xn--p1ai_2024.csv", "[pii:email]_2024.csv"),
+    ("see jane@EXAMPLE.XN--P1AI_backup.txt", "see [pii:email]_backup.txt"),
+    ("a@b.xn--80asehdb_v2", "[pii:email]_v2"),
     # glued to `=` after a name that holds an address, a made-up private top-level domain (`.acme`) or one that is
     # an attribute's name (`.data`): read as a matrix product until 2026-12-05 (helper email)
     ("user=bob@corp.acme", "user=[pii:email]"),
@@ -151,6 +155,8 @@ def test_the_address_is_found_in_a_text_that_is_not_ascii(text: str) -> None:
         "y = x@self.weight_t",  # Python's `@` before a name that is no top-level domain
         "y = A@sps.diags_array(d)",
         "é y = x@self.weight_t",
+        "y = x@self.xn--p1ai_proj",  # an A-label a word joins on, no file's name (2026-12-05, helper emails)
+        "é jane@example.xn--p1ai_foo",
         "x@[999.1.1.1]",  # no IP address
         "x@[1.2.3]",
         "x@[1.2.3.4.]",
