@@ -1709,15 +1709,44 @@ def _emails(t: _Text) -> Iterator[tuple[int, int]]:
         return
     classes = t.classes
     size = len(classes)
+    glued = _glued_ahead(t)
     for near in _AT_NEAR.finditer(classes):
         position, end = max(0, near.start() - 64), min(size, near.end() + 255)
         while (found := _EMAIL.search(classes, position, end)) is not None:
             last = _domain_end(t, found.end())
-            if last >= 0 and _ends(t, last) and not _code(t, found.start(), last):
+            if (
+                last >= 0
+                and _ends(t, last)
+                and not (glued and found.start() == 0)
+                and not (t.more and _unfinished(classes, found.start(), last))
+                and not _code(t, found.start(), last)
+            ):
                 yield found.start(), last
             position = found.end(1)
     if _ODD_ADDRESS.search(t.raw) is not None:
         yield from _odd_addresses(t)
+
+
+def _glued_ahead(t: _Text) -> bool:
+    """Whether a stream scanner's window (`_Text.ahead`) starts just after a character a local part holds: a local part
+    found at its start is the end of a longer one, cut there, which the text read whole holds (and, longer than 64,
+    is none). Before 2026-12-05 `q` * 200 + `bob@example.com` streamed was an address at some cuts (helper emails)."""
+    ahead = t.ahead
+    return ahead != "" and ahead.isascii() and (ahead.isalnum() or ahead in "._%+-")
+
+
+def _unfinished(classes: bytes, start: int, end: int) -> bool:
+    """Whether an address found from `start` to `end` in a stream scanner's window that more follows (`_Text.more`)
+    may go on in what follows: it ends at the window's end, or but for underscores, within what the scanner reads
+    again with what follows (`_OVERLAP`), or as the text's end (`StreamScanner._mail_open`). Read as found, a
+    top-level domain cut there (`…@example.co` | `mqqq…`) was an address the text read whole holds none of
+    (2026-12-05, helper emails)."""
+    size = len(classes)
+    if size - start > _OVERLAP:
+        return False
+    while end < size and classes[end] == 95:
+        end += 1
+    return end == size
 
 
 def _domain_end(t: _Text, end: int) -> int:
@@ -1924,10 +1953,11 @@ def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:
     classes = t.classes
     size = len(classes)
     runs = classes.translate(_LOCAL_RUNS)
+    glued = _glued_ahead(t)
     at = classes.find(b"@")
     while at >= 0:
         start = max(at - 64, runs.rfind(b"#", max(0, at - 64), at) + 1)
-        found = _EMAIL_WIDE.match(classes, start, min(size, at + 256))
+        found = None if glued and start == 0 else _EMAIL_WIDE.match(classes, start, min(size, at + 256))
         if found is not None:
             start, stop = found.span()
             if 126 in classes[start:stop]:  # `~`: a character that is not ASCII in it
@@ -1935,11 +1965,16 @@ def _wide_emails(t: _Text) -> Iterator[tuple[int, int]]:
                 if address is not None:
                     first, last = address
                     last = _domain_end(t, last)
-                    if last >= 0 and not _code(t, first, last):
+                    if last >= 0 and not (t.more and _unfinished(classes, first, last)) and not _code(t, first, last):
                         yield first, last
             elif _EMAIL.fullmatch(classes, start, stop) is not None:  # all ASCII: read as `_EMAIL` reads it
                 stop = _domain_end(t, stop)
-                if stop >= 0 and _ends(t, stop) and not _code(t, start, stop):
+                if (
+                    stop >= 0
+                    and _ends(t, stop)
+                    and not (t.more and _unfinished(classes, start, stop))
+                    and not _code(t, start, stop)
+                ):
                     yield start, stop
         at = classes.find(b"@", at + 1)
     if _ODD_ADDRESS.search(t.raw) is not None:
@@ -2265,6 +2300,14 @@ class Detectors:
                 self._long = self
             else:
                 self._long = Detectors([spec for spec in specs_read if spec.pattern is not None], max_chars, keep_max)
+        # the `email` finder alone, which a stream scanner reads its tail again with as the text's end where its window
+        # ended in an address that may go on (`_unfinished`, `StreamScanner._mail_open`); None without it
+        self._mail: Detectors | None = None
+        if any(spec.name == "email" and spec.pattern is None for spec in specs_read):
+            if len(finders) == 1:
+                self._mail = self
+            else:
+                self._mail = Detectors([DetectorSpec("email")], max_chars, keep_max)
         self.max_chars = max_chars
         # bytes of a reply passed on as it arrives kept to be read whole (`protocols.WHOLE_MAX`, or
         # `limits.buffer_max_bytes` when larger: `Pipeline`)
@@ -2862,6 +2905,8 @@ class StreamScanner:
         # an address)
         self._open = False
         self._reopens = detectors.patterns
+        # whether the tail holds `@`, read as not the end: read again as the end for `email` alone (`_unfinished`)
+        self._mail_open = False
         # how many of a window's last characters the next reads again, with a custom pattern (`_Text.more`): a
         # `_PatternStreamScanner`'s stream scanner leaves its custom patterns' matches at a window's end to its own
         # re-reading, however long
@@ -2877,18 +2922,24 @@ class StreamScanner:
         """Reads what waits, as the end of what was fed (`found`)."""
         if self._waiting:
             self._read(hold=False)
-        elif self._open:
+        elif self._open or self._mail_open:
             self._reread("")
 
     def _reread(self, ending: str) -> None:
         """Reads the tail again, `ending` after it, as the end, for the custom patterns alone (`_open`): a match they
         found at the end of a window read as not the end. (Read alone again, the tail read for every detector found
         what it holds cut at its start: a local part the text holds longer, an address.)"""
-        self._open = False
+        custom, self._open = self._open, False
+        mail, self._mail_open = self._mail_open, False
         long = self._detectors._long
         window = self._tail + ending
-        if long is not None and window:
+        if custom and long is not None and window:
             self._found |= long.scan(window, _fold_limit(len(window), long.max_chars), "", self._before)
+        mail_detectors = self._detectors._mail
+        if mail and mail_detectors is not None and window:
+            self._found |= mail_detectors.scan(
+                window, _fold_limit(len(window), mail_detectors.max_chars), "", self._before
+            )
 
     def feed(self, piece: str) -> None:
         if not piece:
@@ -2936,6 +2987,7 @@ class StreamScanner:
             if not _controls(end.encode("ascii")):
                 self._tail = _tail_at_a_gap(end)
                 self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
+                self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
                 return
         else:
             # (all of it, however long it reads: the scan limit counts characters as they are fed. Read with a limit of
@@ -2946,6 +2998,7 @@ class StreamScanner:
         end = _read_end(window, 2 * self.OVERLAP)
         self._tail = _tail_at_a_gap(end)
         self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
+        self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
 
     def end_text(self) -> None:
         """What was fed is a whole text (an output): its end reads as an end, not run on into the next (a
@@ -2955,7 +3008,7 @@ class StreamScanner:
                 self._waiting.append("\n")
         else:
             ending = "" if not self._tail or self._tail.endswith("\n") else "\n"
-            if self._open:  # (its end read again as the end, with the newline)
+            if self._open or self._mail_open:  # (its end read again as the end, with the newline)
                 self._reread(ending)
             self._tail += ending
 
@@ -2963,7 +3016,7 @@ class StreamScanner:
         """What is fed next is a text of its own, not read run together with what came before."""
         if self._waiting:
             self._read(hold=False)
-        elif self._open:
+        elif self._open or self._mail_open:
             self._reread("")
         self._tail = ""
         self._before = ""

@@ -524,3 +524,33 @@ def test_a_call_holding_one_is_refused_where_its_zone_forbids_the_purpose(
     assert not server.data_requests()  # nothing reached the model
     allowed = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)
     assert "pii:email" in allowed.http_response.headers["x-data-labels"].split(",")
+
+
+# a stream scanner's window that starts inside a local part longer than 64 characters (`q` * 200 + `bob@…`), or ends
+# inside a top-level domain or a run of underscores that a word goes on after (`…@example.co` | `mqqq…`): the text read
+# whole holds no address, and streamed one was found at some cuts (2026-12-05, helper emails)
+STREAM_CUTS = [
+    ("x x " + "q" * 200 + "bob@example.com" + "q" * 200 + " é", range(400, 440)),
+    ("q" * 200 + "%40bob@example.com" + "q" * 200, range(200, 240)),
+    ("q" * 200 + "\ufdfabob@example.com" + "q" * 200, range(200, 240)),
+    ("%40 " + "q" * 200 + "bob@example.com\ufdfa" + "q" * 200, range(240, 270)),
+    ("é\n\ufdfa" + "q" * 200 + "\u200bbob@example.com\n" + "q" * 200, range(380, 420)),
+    ("y" * 150 + "/bob@example.com_foo", range(150, 172)),
+    ("y" * 150 + "/bob@example.com" + "y" * 150, range(150, 172)),
+    # and found, as read whole: read again as the end when the window ended in it
+    ("y" * 150 + "/bob@example.com", range(150, 167)),
+    ("y" * 150 + "/bob@example.com_", range(150, 168)),
+    ("é" + "y" * 150 + "/bob@exa%40mple.com", range(150, 172)),
+    ("y" * 150 + "/bob@example.com_2024.csv", range(150, 177)),
+]
+
+
+@pytest.mark.parametrize(("text", "cuts"), STREAM_CUTS)
+def test_streamed_an_address_cut_in_a_long_token_is_read_as_whole(text: str, cuts: range) -> None:
+    whole = EMAIL.scan_output(text)
+    for cut in cuts:
+        for scanner in (EMAIL.stream(), detectors.StreamScanner(EMAIL)):
+            scanner.feed(text[:cut])
+            scanner.feed(text[cut:])
+            scanner.end_text()
+            assert scanner.found == whole, cut  # before: {"pii:email"} where whole is none, at some cuts
