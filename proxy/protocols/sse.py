@@ -110,26 +110,26 @@ _LATE_DATA: Final = re.compile(rb"^data(?::([^\n]*))?$", re.M)
 _LATE_NAME: Final = re.compile(rb"(?s:.*)^(event(?::[^\n]*)?)$", re.M)
 _LATE_ERROR_LINE: Final = re.compile(rb"^error:", re.M)
 _JSON_LINES_NO_OP: Final = re.compile(rb"\n[\n \t]")
-# an event the openai SDK's decoder dispatches whose data is empty or white space, at which its `json.loads` raises
-# (`json_every_event`): after a blank line, lines none of which is a `data:` line with a value (`_CONTENT`), one of them
-# a bare `data` line or one without a value, an `id` or `event` line with one, a `retry` line with a number (the decoder
-# dispatches an event at a blank line once it has data, a name, an id or a retry); its first such line found first
-# (none of the lines before it is one: no backtracking into them)
-_CONTENT = rb"data:[ \t]*[^ \t\n]"
-_DISPATCHING = rb"(?:data(?::[ \t]*)?|(?:id|event)(?::[^ \n]|: [^\n])[^\n]*|retry: ?[0-9]+)\n"
-_EMPTY_EVENT: Final = re.compile(
-    rb"\n\n(?:(?!"
-    + _CONTENT
-    + rb"|"
-    + _DISPATCHING
-    + rb")[^\n]+\n)*"
-    + _DISPATCHING
-    + rb"(?:(?!"
-    + _CONTENT
-    + rb")[^\n]+\n)*\n"
-)
-# `[DONE]` (`_data_line`) before such an event in a read: the SDK stops there
-_DONE_LINE: Final = re.compile(rb"(?:\A|\n)data:[ \t\x0b\x0c]*\[DONE\]")  # (a read begins at a line's start)
+# what the openai SDK's SSE decoder dispatches without data, at which its `json.loads` raises (`json_every_event`,
+# `_sdk_events`): it dispatches an event at a blank line once the event has a name (its last `event` line's value, one
+# space after the colon dropped), a `data` line, or a retry (a `retry` line whose value `int` reads), or once an id was
+# given (the last `id` line's value holding no NUL: kept from event to event, until an empty one); data that is white
+# space alone is none to `json.loads`. A line that may make it so: `id`, `retry`, `event`, a `data` line with no value
+_SDK_LINE: Final = re.compile(rb"^(?:id|retry|event|data(?::[ \t]*)?$)", re.M)
+_SDK_CONTENT: Final = re.compile(rb"^data:[ \t]*[^ \t\n]", re.M)
+_SDK_RETRY: Final = re.compile(rb"^retry:[ \t\x0b\x0c\x1c-\x1f]*[+-]?[0-9](?:_?[0-9])*[ \t\x0b\x0c\x1c-\x1f]*$", re.M)
+_SDK_ID: Final = re.compile(rb"(?s:.*)^id(?::([^\n\x00]*))?$", re.M)  # (the last without a NUL)
+# `[DONE]` as the SDK reads it: the event's data begins so (one space after the colon dropped); it stops there
+_DONE_LINE: Final = re.compile(rb"^data: ?\[DONE\]", re.M)
+# what the event the SDK's decoder has open holds (`_sdk_events`): a name, a `data` line, one with a value, a retry,
+# `[DONE]`; and whether an id was given (kept across events); -1 once nothing more need be looked at
+_SDK_NAMED: Final = 1
+_SDK_DATA: Final = 2
+_SDK_CONTENT_LINE: Final = 4
+_SDK_RETRIES: Final = 8
+_SDK_DONE: Final = 16
+_SDK_ID_GIVEN: Final = 32
+_SDK_DISPATCHES: Final = _SDK_NAMED | _SDK_DATA | _SDK_RETRIES | _SDK_ID_GIVEN
 # the piece of an event (a JSON line) kept across reads, past where a reply is read (`_late_errors`), to be looked at
 # whole: an error's event is short
 _MOST_TAIL: Final = 65_536
@@ -171,14 +171,6 @@ def _alternative_tokens(entries: Any, seen: set[str], found: list[str]) -> bool:
                 seen.add(token)
                 found.append(token)
     return True
-
-
-def _may_dispatch_empty(data: bytes) -> bool:
-    """Whether `data` may hold a line `_EMPTY_EVENT` begins with (`_DISPATCHING`), looked for with `in` (in C, far faster
-    than the search, which tries each blank line: 16 MB of blank lines took 0.7 s of the event loop before that search,
-    3.0 s with it; helper revsse)."""
-    return (b"\nid:" in data or b"\nevent:" in data or b"\nretry:" in data or b"\ndata\n" in data or b"\ndata:\n" in data
-            or b" \n" in data or b"\t\n" in data)  # fmt: skip
 
 
 def _json_text(data: bytes | bytearray) -> bool:
@@ -235,8 +227,12 @@ class SseObserver:
         self._alternatives: set[str] | None = None
         self._lines = False  # a reply of JSON lines (`_NDJSON`), not an event stream
         # the API's client parses every event it is given as JSON, and raises at one that is none (the openai SDK:
-        # `sse.json()` for each but `[DONE]`): such an event is the upstream's error (`_dispatch`, `_EMPTY_EVENT`)
+        # `sse.json()` for each but `[DONE]`): such an event is the upstream's error (`_dispatch`, `_sdk_events`)
         self.json_every_event = False
+        # what the SDK's decoder holds at the last line end read (`_SDK_NAMED` ...), for `_sdk_events`; and how many
+        # events it dispatched none at that were looked at
+        self._sdk = 0
+        self._sdk_quiet = 0
         # past the blank line that ends `[DONE]` (`_STOPS`), which its client's SDK reads nothing after: what follows
         # (in the piece that holds it, a sized reply's rest) is read for the record's labels, but no error in it is the
         # upstream's (an event no JSON, an empty one, `data: {"error": ...}`: until 2026-12-05 `upstream_error`)
@@ -308,6 +304,10 @@ class SseObserver:
             partial.append(data)
             data = b"".join(partial)
             partial.clear()
+        # (an ordinary read, `data:` lines with values ending at a blank line, holds no line that may make the SDK
+        # dispatch an event without data, and leaves none open)
+        if self.json_every_event and (self._sdk or not data.endswith(b"\n\n") or _SDK_LINE.search(data) is not None):
+            self._sdk_events(data)
         if (_JSON_LINES_NO_OP if self._lines else _NO_OP).search(data) is not None:  # (one search in C a read)
             data = self._framing_dropped(data)
         lines = data.split(b"\n")
@@ -367,16 +367,91 @@ class SseObserver:
         if self._partial_size > MAX_LINE:
             self._give_up()
 
+    def _sdk_events(self, data: bytes) -> None:
+        """A read's whole lines (from a line's start; line ends made LF), as the openai SDK's decoder reads them: an event
+        it dispatches at a blank line without data (`_SDK_LINE`) is the upstream's error (its `json.loads` raises),
+        unless it stopped at `[DONE]` before it. What its decoder holds at the read's last line end is kept for the next
+        (`_sdk`), so that where the reads are cut changes nothing. An event with data is read where its lines are
+        (`_data_line`). Looked at in C but for the events that hold such a line (each a Python step: past `MAX_STRINGS`
+        of them at which the SDK dispatches nothing, the rest is not looked at) or that follow an id. Before 2026-12-05
+        an empty event was found only whole in a read, after a blank line, and the id an earlier event gave not kept."""
+        state = self._sdk
+        if state < 0 or self.outcome.error_type or self._past_done:
+            self._sdk = -1
+            return
+        end = data.rfind(b"\n") + 1
+        pos = 0
+        while pos < end:
+            if not state:  # (nothing open, no id: on to the first line that may change that)
+                found = _SDK_LINE.search(data, pos, end)
+                at = found.start() if found is not None else end
+                cut = data.rfind(b"\n\n", pos, at)
+                start = cut + 2 if cut >= 0 else pos + 1 if data[pos] == _LF else pos  # (the event it is in)
+                if _DONE_LINE.search(data, pos, start) is not None:  # (the SDK stops there)
+                    state = -1
+                    break
+                if found is None:  # (what the event open at the end holds)
+                    state = self._sdk_lines(data, start, end, 0) if start < end else 0
+                    break
+                pos = start
+            if data[pos] == _LF:
+                blank = pos
+            else:
+                cut = data.find(b"\n\n", pos, end)
+                blank = cut + 1 if cut >= 0 else end
+                state = self._sdk_lines(data, pos, blank, state)
+                if blank == end:  # (the event goes on in the next read)
+                    break
+            if state & _SDK_DONE:
+                state = -1
+                break
+            if state & _SDK_DISPATCHES and not state & _SDK_CONTENT_LINE:
+                self._stream_error()
+                state = -1
+                break
+            if not state & (_SDK_DISPATCHES | _SDK_CONTENT_LINE):
+                self._sdk_quiet += 1
+                if self._sdk_quiet > MAX_STRINGS:
+                    state = -1
+                    break
+            state &= _SDK_ID_GIVEN
+            pos = blank + 1
+        self._sdk = state
+
+    @staticmethod
+    def _sdk_lines(data: bytes, start: int, end: int, state: int) -> int:
+        """`state` (`_sdk`) past `data[start:end]`, lines of one event (none blank), as the SDK's decoder reads them."""
+        if data.find(b"event", start, end) >= 0:
+            found = _LATE_NAME.match(data, start, end)
+            if found is not None:
+                value = found[1][6:]
+                named = value[1:] if value[:1] == b" " else value
+                state = state | _SDK_NAMED if named else state & ~_SDK_NAMED
+        if data.find(b"data", start, end) >= 0:
+            found = _LATE_DATA.search(data, start, end)
+            if found is not None:
+                if not state & _SDK_DATA:  # (its first `data` line: the SDK stops at an event whose data begins so)
+                    first = found[1] or b""
+                    if (first[1:] if first[:1] == b" " else first).startswith(b"[DONE]"):
+                        state |= _SDK_DONE
+                    state |= _SDK_DATA
+                if not state & _SDK_CONTENT_LINE and _SDK_CONTENT.search(data, found.start(), end) is not None:
+                    state |= _SDK_CONTENT_LINE
+        if data.find(b"retry", start, end) >= 0 and _SDK_RETRY.search(data, start, end) is not None:
+            state |= _SDK_RETRIES
+        if data.find(b"id", start, end) >= 0:
+            found = _SDK_ID.match(data, start, end)
+            if found is not None:
+                value = found[1] or b""
+                given = value[1:] if value[:1] == b" " else value
+                state = state | _SDK_ID_GIVEN if given else state & ~_SDK_ID_GIVEN
+        return state
+
     def _framing_dropped(self, data: bytes) -> bytes:
         """`data`, whole lines from its first line end on, without those that change nothing (`_NO_OP_LINES`): each
         would be a Python step. Its last line end is kept, so the line after it is still a line's start."""
         if self._lines:
             return _NO_OP_JSON_LINES.sub(b"", data)
-        if self.json_every_event and _may_dispatch_empty(data):  # (before its lines are dropped)
-            found = _EMPTY_EVENT.search(data)
-            # (not one after `[DONE]`, which the SDK does not read: `_STOPS`)
-            if found is not None and _DONE_LINE.search(data, 0, found.start() + 1) is None:
-                self._stream_error()
         if _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
             data = _NO_OP_LINES.sub(b"", data)
         if b"\nevent\n" in data:  # (an `event:` line naming none, read as one)
