@@ -120,6 +120,7 @@ _SDK_CONTENT: Final = re.compile(rb"^data:[ \t]*[^ \t\n]", re.M)
 _SDK_RETRY: Final = re.compile(rb"^retry:[ \t\x0b\x0c\x1c-\x1f]*[+-]?[0-9](?:_?[0-9])*[ \t\x0b\x0c\x1c-\x1f]*$", re.M)
 _SDK_ID: Final = re.compile(rb"(?s:.*)^id(?::([^\n\x00]*))?$", re.M)  # (the last without a NUL)
 # `[DONE]` as the SDK reads it: the event's data begins so (one space after the colon dropped); it stops there
+_DONES: Final = (b"data:[DONE]", b"data: [DONE]")  # (`_data_line`)
 _DONE_LINE: Final = re.compile(rb"^data: ?\[DONE\]", re.M)
 # what the event the SDK's decoder has open holds (`_sdk_events`): a name, a `data` line, one with a value, a retry,
 # `[DONE]`; and whether an id was given (kept across events); -1 once nothing more need be looked at
@@ -699,7 +700,9 @@ class SseObserver:
         if event is None:
             payload = line[5:].strip()
             if not payload or payload[0] != _BRACE:
-                if payload.startswith(b"[DONE]"):  # (`[DONE]x` too: the openai SDKs stop at any data so begun)
+                # (`[DONE]x` too: the openai SDKs stop at any data so begun; to them, past one space after the colon
+                # (`data:  [DONE]`) it is data that is no JSON, which they raise at: `_DONES`; until 2026-12-05 the end)
+                if payload.startswith(b"[DONE]") and (not self.json_every_event or line.startswith(_DONES)):
                     self.ended = True
                     if self.json_every_event:
                         self._ending |= _STOPS
