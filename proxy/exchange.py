@@ -537,6 +537,8 @@ class Exchange:
         if observer is not None:
             try:
                 observer.body(body)
+                if isinstance(observer, SseObserver) and observer.unfinished_whole() and not self.outcome.error_type:
+                    self.outcome.error_type = UPSTREAM_INCOMPLETE  # (counted at `finish` as the call's type)
             except Exception:
                 self._observer_failed()
 
@@ -593,9 +595,12 @@ class Exchange:
 
     def unfinished(self) -> bool:
         """A reply its upstream ended in good order (chunked) has ended: whether it was an event stream that ended
-        before its API's last event, any finish or stop reason and any error in band (`SseObserver.unfinished`)."""
+        before its API's last event, any finish or stop reason and any error in band (`SseObserver.unfinished`), or JSON
+        that ended before its value did (`RestReplyObserver.cut_short` too)."""
         observer = self._observer
-        return isinstance(observer, SseObserver) and observer.unfinished()
+        if isinstance(observer, SseObserver):
+            return observer.unfinished()
+        return isinstance(observer, RestReplyObserver) and observer.cut_short()
 
     def stream_message(self, message: bytes) -> None:
         """One message of a streamed gRPC reply (each message is whole)."""

@@ -889,11 +889,20 @@ class SseObserver:
     def unfinished(self) -> bool:
         """At the end of a reply its upstream ended in good order (a chunked reply's last chunk): whether it was an
         event stream of an API whose streams end with an event (`ends_with_event`) that ended before it, as
-        `cut_short` tells (no finish or stop reason, no error in band, read to its end). Not a reply kept to be read
-        whole (JSON)."""
+        `cut_short` tells (no finish or stop reason, no error in band, read to its end); or a reply kept to be read whole
+        (JSON) whose JSON ends before its value does, as one framed by its close is cut (`cut_short`: until 2026-12-05
+        that one alone was said to be). A plain-text reply kept for its charset is read now, then as an event stream."""
         if self._plain and self._kept is not None:  # (kept for its charset, read now: then as an event stream)
             self._read_kept()
-        return self._kept is None and self.ends_with_event() and self.cut_short()
+        if self._kept is not None:
+            return self.cut_short()
+        return self.ends_with_event() and self.cut_short()
+
+    def unfinished_whole(self) -> bool:
+        """At the end of a reply read whole (sized, `body`): whether it was JSON lines (`_NDJSON`: Ollama's stream, sent
+        with a `Content-Length`) that ended before its API's last line, as `unfinished` tells of one passed on as it
+        arrives (until 2026-12-05 recorded as a call that ended well)."""
+        return self._lines and self.unfinished()
 
     # -- shared by the subclasses
 
