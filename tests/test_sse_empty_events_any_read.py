@@ -41,6 +41,10 @@ STREAMS = [
     (CHUNK + b"event: x\nevent\n\n" + DONE, False),  # (found as one whole in a read before 2026-12-05)
     (CHUNK + b"\n\n\n" + DONE, False),
     (b"id: 7\r\n\r\n" + CHUNK + DONE, True),
+    (CHUNK + b"event: \n\n" + DONE, False),  # (one space after the colon: no name)
+    (CHUNK + b"event:  \n\n" + DONE, True),
+    (CHUNK + b"id: \n\n" + DONE, False),
+    (CHUNK + b"id:  \n\n" + DONE, True),
 ]
 
 

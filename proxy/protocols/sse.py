@@ -425,8 +425,8 @@ class SseObserver:
         if data.find(b"event", start, end) >= 0:
             found = _LATE_NAME.match(data, start, end)
             if found is not None:
-                value = found[1][6:]
-                named = value[1:] if value[:1] == b" " else value
+                line = found[1]  # (`event`, `event:`, `event: `: no name; no slice past its end, which mypyc refuses)
+                named = len(line) > 7 or (len(line) == 7 and line[6:7] != b" ")
                 state = state | _SDK_NAMED if named else state & ~_SDK_NAMED
         if data.find(b"data", start, end) >= 0:
             found = _LATE_DATA.search(data, start, end)
@@ -444,7 +444,7 @@ class SseObserver:
             found = _SDK_ID.match(data, start, end)
             if found is not None:
                 value = found[1] or b""
-                given = value[1:] if value[:1] == b" " else value
+                given = len(value) > 1 or (len(value) == 1 and value != b" ")  # (one space after the colon dropped)
                 state = state | _SDK_ID_GIVEN if given else state & ~_SDK_ID_GIVEN
         return state
 
