@@ -470,7 +470,7 @@ def _strings(data: Any, out: list[str], tensor: dict[str, Any] | None = None, nu
 BYTES_SCANNED = 1 << 20  # bytes of each BYTES tensor read for detectors (the rest is forwarded unscanned)
 
 
-def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> None:
+def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> bool:
     """A BYTES element that is not UTF-8, into `out`, read replaced; into `beside`, as Latin-1 too or, when it holds a
     NUL, in each of UTF-16's and UTF-32's byte orders it is text in to its last whole code unit, and as Latin-1 where
     that is text with NULs at its end only (binary data, an image, is text in none). A BYTES element
@@ -486,19 +486,24 @@ def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> None:
     `beside` it (a request's `Request.decoded`: scanned, not captured, counted nor digested; a value found only
     there withholds the captured content). Before 2026-12-05 they were texts too: a span captured an element's
     U+FFFD reading unmasked beside its masked Latin-1 one, and 6,000 Latin-1 `bytes_contents` elements filled the
-    10,000 texts a gRPC request is read to (`scan:truncated`, ~1,000 elements unread)."""
-    out.append(str(raw, "utf-8", "replace"))
-    if len(raw) > BYTES_SCANNED:
+    10,000 texts a gRPC request is read to (`scan:truncated`, ~1,000 elements unread).
+
+    Its reading replaced takes `BYTES_SCANNED` bytes too: False when the element is longer (some of it unread, the
+    call `scan:truncated`). Before 2026-12-05 it was made whole: a 64 MB gRPC `bytes_contents` element not UTF-8 was
+    read as 64 M characters, two bytes each (U+FFFD is no Latin-1 character), 300 MB held at once with its copies."""
+    whole = len(raw) <= BYTES_SCANNED
+    if not whole:
         raw = raw[:BYTES_SCANNED]
+    out.append(str(raw, "utf-8", "replace"))
     latin = str(raw, "latin-1")
     if b"\x00" not in raw:
         beside.append(latin)
-        return
+        return whole
     size = len(raw)
     for codec, unit in _WIDE_CODECS:
-        whole = size - size % unit  # (to its last whole unit: one odd byte after UTF-16 text made it none)
+        cut = size - size % unit  # (to its last whole unit: one odd byte after UTF-16 text made it none)
         try:
-            text = str(raw if whole == size else raw[:whole], codec)
+            text = str(raw if cut == size else raw[:cut], codec)
         except UnicodeDecodeError:
             continue
         if _BINARY_CONTROL.search(text.rstrip("\x00")) is None:
@@ -507,6 +512,7 @@ def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> None:
     # wide codecs alone: `jörg@exämple.de` then a NUL, CJK in UTF-16, reached the model); binary data's has controls
     if _BINARY_CONTROL.search(latin.rstrip("\x00")) is None:
         beside.append(latin)
+    return whole
 
 
 _REPLACEMENT: Final = "\ufffd".encode()  # U+FFFD in UTF-8: a reading holding it without them was not UTF-8
@@ -851,7 +857,7 @@ def _declared_base64(
     whole = _strings(data, encoded, tensor)
     for text in encoded:
         texts.append(text)
-        unbase64(text, texts, beside)
+        whole = unbase64(text, texts, beside) and whole
     return whole
 
 
@@ -871,6 +877,7 @@ def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None 
     stray byte hides nothing), and, not UTF-8, as Latin-1 or UTF-16/32 too, into `reprinted` (`not_utf8_element`:
     before 2026-12-05 a KServe V1 instance's `b64` holding `jörg@exämple.de` in Latin-1 had no address). Binary data (an image) is not
     read: it would only spend the scan budget. Under 8 characters an element holds nothing the detectors find."""
+    whole = True
     for index in range(start, len(texts)):
         text = texts[index]
         if len(text) < 8 or len(text) & 3 or _BASE64.fullmatch(text) is None:
@@ -883,7 +890,7 @@ def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None 
         if decoded is None:
             continue
         if "\ufffd" in decoded and _REPLACEMENT not in raw:  # not UTF-8: read as a BYTES element so sent is
-            not_utf8_element(raw, texts, texts if reprinted is None else reprinted)
+            whole = not_utf8_element(raw, texts, texts if reprinted is None else reprinted) and whole
         else:
             texts.append(decoded)
     end = len(texts)  # (the elements and their base64 decoded: a runtime parses JSON escapes as it reads their numbers)
@@ -894,12 +901,12 @@ def add_decoded_texts(texts: list[str], start: int, reprinted: list[str] | None 
             if unescaped != text:
                 texts.append(unescaped)
     if reprinted is None:
-        return True
+        return whole
     for index in range(start, end):
         text = texts[index]
         if text[:1] in _JSON_FIRST and _REPRINTED.search(text) is not None and not reprinted_numbers(text, reprinted):
             return False
-    return True
+    return whole
 
 
 # what a JSON text may begin with (white space, then a value): an element otherwise is no JSON a runtime parses
@@ -911,24 +918,25 @@ def _parameters(tensor: dict[str, Any]) -> dict[str, Any]:
     return parameters if isinstance(parameters, dict) else {}
 
 
-def unbase64(text: str, out: list[str], beside: list[str] | None = None) -> None:
+def unbase64(text: str, out: list[str], beside: list[str] | None = None) -> bool:
     """An element declared base64 as the text it encodes, into `out`, decoded leniently (characters outside the
     alphabet dropped, so `dG86\nIGFs…` is still an address): all that MLServer's strict codec decodes, and
     what a runtime calling `b64decode` without `validate` decodes; nothing when it does not decode (then
     what the model is given is the element as sent), or decodes to itself. Bytes that are not UTF-8 are read as a
     BYTES element sent so is (`not_utf8_element`): the model is given the bytes (before 2026-12-05 read replaced
-    only, a Latin-1 `jörg@exämple.de` so sent had no address); its other readings go `beside` (None: into `out`)."""
+    only, a Latin-1 `jörg@exämple.de` so sent had no address); its other readings go `beside` (None: into `out`).
+    False when some of it was left unread (`not_utf8_element`)."""
     try:
         raw = binascii.a2b_base64(text.encode("utf-8", "surrogateescape"))
     except ValueError:
-        return
+        return True
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError:
-        not_utf8_element(raw, out, out if beside is None else beside)
-        return
+        return not_utf8_element(raw, out, out if beside is None else beside)
     if decoded != text:
         out.append(decoded)
+    return True
 
 
 def _binary_size(tensor: dict[str, Any]) -> int | None:

@@ -14,6 +14,7 @@ Field numbers: protos/grpc_predict_v2.proto.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import math
 import re
@@ -26,6 +27,7 @@ from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import MAX_STRINGS, SHA256, STREAM_ERROR, Header, OutputText, Request, Target
 from proxy.protocols.oip import (
+    BYTES_SCANNED,
     FRAMING_PARAMETERS,
     LABELS_PARAMETER,
     OUTPUT_NAMES,
@@ -414,7 +416,7 @@ def _tensor(
     buf: bytes, view: memoryview, pos: int, end: int, texts: list[str], digest: hashlib._Hash | None,
     labels: list[str] | None = None, names: list[str] | None = None, parameters: int = 0,
     beside: list[str] | None = None,
-) -> tuple[str, bool, bool, bool, int]:  # fmt: skip
+) -> tuple[str, bool, bool, bool, int, bool]:  # fmt: skip
     """An Infer{Input,Output}Tensor: hash its `contents`, collect its `bytes_contents` whatever the datatype
     (MLServer gives the model whichever contents field is set; the others are numbers by their protobuf
     type), each also decoded when the tensor declares `content_type: base64` (`_declared_base64`, as over REST)
@@ -422,9 +424,11 @@ def _tensor(
     datatype none of the protocol's (`oip.tensor_names`); returns the datatype,
     whether its data is in a shared-memory region (which the proxy cannot read), whether its `contents` hold any
     bytes (`read_infer_request`: beside raw contents), whether it declares base64, and `parameters`, the parameters
-    of its message read so far, with its own (`_count_parameter`). The other readings of an element that is not UTF-8
+    of its message read so far, with its own (`_count_parameter`), and whether its elements were read whole (False: one
+    past `BYTES_SCANNED`: `_contents`). The other readings of an element that is not UTF-8
     go `beside` (`oip.not_utf8_element`; None: into `texts`, a reply's)."""
     datatype = ""
+    whole = True
     shared = False
     filled = False
     base64 = False
@@ -446,7 +450,9 @@ def _tensor(
             size = stop - pos
             filled = filled or size > 0
             if not (1 < size < 130 and buf[pos] in _PACKED and buf[pos + 1] == size - 2):
-                _contents(buf, pos, stop, texts, beside)  # unless all it holds is one packed field, under 128 bytes
+                whole = (
+                    _contents(buf, pos, stop, texts, beside) and whole
+                )  # unless all it holds is one packed field, under 128 bytes
         elif key == _DATATYPE:
             try:
                 datatype = buf[pos:stop].decode("utf-8")
@@ -478,12 +484,12 @@ def _tensor(
                     strings.append(text)
         pos = stop
     if base64:
-        _declared_base64(texts, start, beside)
+        whole = _declared_base64(texts, start, beside) and whole
     if strings is not None:
         texts += strings[: max(_MAX_STRINGS - len(texts), 0)]
     if names is not None and datatype and not named_datatype(datatype) and len(names) < _MAX_STRINGS:
         names.append(datatype)  # none of the protocol's: KServe hands it to the model (`oip.tensor_names`)
-    return datatype, shared, filled, base64, parameters
+    return datatype, shared, filled, base64, parameters, whole
 
 
 PARAMETERS: Final = "parameters (the request's, its tensors' and its requested outputs' together)"  # `check_count`'s
@@ -510,18 +516,23 @@ def _add_text(text: str, texts: list[str]) -> None:
         texts.append(text)
 
 
-def _declared_base64(texts: list[str], start: int, beside: list[str] | None = None) -> None:
+def _declared_base64(texts: list[str], start: int, beside: list[str] | None = None) -> bool:
     """After `texts[start:]`, each as a runtime decoding the base64 its tensor declares reads it, leniently
     (`oip.unbase64`: a `b64decode` without `validate` drops a MIME line break, which MLServer's strict codec
-    and `add_decoded_texts` do not decode); other readings `beside`."""
+    and `add_decoded_texts` do not decode); other readings `beside`. False when some was left unread."""
+    whole = True
     for index in range(start, len(texts)):
-        unbase64(texts[index], texts, beside)
+        whole = unbase64(texts[index], texts, beside) and whole
+    return whole
 
 
-def _contents(buf: bytes, pos: int, end: int, texts: list[str], beside: list[str] | None) -> None:
+def _contents(buf: bytes, pos: int, end: int, texts: list[str], beside: list[str] | None) -> bool:
     """InferTensorContents: its `bytes_contents`, as text, one text an element (its other readings, not UTF-8,
     `beside`, None: into `texts`: `oip.not_utf8_element`); its numbers are stepped over (packed: one field for each kind; unpacked: runs
-    in C, `_field`)."""
+    in C, `_field`). An element is read up to `BYTES_SCANNED` bytes: False when one was longer (the rest unread). Before
+    2026-12-05 each was read whole, and one not UTF-8 read replaced whole too: a 64 MB element of Latin-1 bytes held
+    336 MB at once (its copy, the failed decoding's buffer, 64 M characters of two bytes each), 0.75 s."""
+    whole = True
     while pos < end:
         key = buf[pos]
         length = buf[pos + 1] if pos + 1 < end else 0x80
@@ -533,11 +544,38 @@ def _contents(buf: bytes, pos: int, end: int, texts: list[str], beside: list[str
         else:
             key, pos, stop = _field(buf, pos, end)
         if key == _BYTES_CONTENTS and len(texts) < _MAX_STRINGS:
-            try:
-                texts.append(buf[pos:stop].decode("utf-8"))
-            except UnicodeDecodeError:
-                not_utf8_element(buf[pos:stop], texts, texts if beside is None else beside)
+            if stop - pos > BYTES_SCANNED:  # read up to the bound, as a REST tensor is (`oip.bytes_tensor_strings`)
+                whole = False
+                element = buf[pos : pos + BYTES_SCANNED]
+                if _utf8(buf, pos, stop):  # (not final: a character cut at the bound is left unread)
+                    texts.append(codecs.utf_8_decode(element, "strict", False)[0])
+                else:
+                    not_utf8_element(element, texts, texts if beside is None else beside)
+            else:
+                element = buf[pos:stop]  # (once: it was sliced again for its other readings)
+                try:
+                    texts.append(element.decode("utf-8"))
+                except UnicodeDecodeError:
+                    not_utf8_element(element, texts, texts if beside is None else beside)
         pos = stop
+    return whole
+
+
+def _utf8(buf: bytes, pos: int, stop: int) -> bool:
+    """Whether `buf[pos:stop]` is UTF-8, decoded `BYTES_SCANNED` bytes at a time and let go (decoded at once, 64 MB not
+    UTF-8 held 134 MB, the decoder's buffer): an element is read in its other readings when it is not UTF-8 anywhere,
+    as a short one is (`not_utf8_element`)."""
+    view = memoryview(buf)
+    while pos < stop:
+        end = min(pos + BYTES_SCANNED, stop)
+        try:
+            used = codecs.utf_8_decode(view[pos:end], "strict", end == stop)[1]
+        except UnicodeDecodeError:
+            return False
+        if used == 0:  # (a character cut at `end` is read with the next bytes: none of 1 MiB is no UTF-8)
+            return False
+        pos += used
+    return True
 
 
 def _requested_output(
@@ -583,7 +621,7 @@ def _raw_strings(
             start = len(texts)
             whole = bytes_tensor_strings(raw, texts, beside) and whole
             if declared is not None and declared[index]:
-                _declared_base64(texts, start, beside)
+                whole = _declared_base64(texts, start, beside) and whole
     return whole and len(texts) < _MAX_STRINGS
 
 
@@ -609,6 +647,7 @@ def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) 
     declared: list[bool] = []  # each tensor's `content_type: base64`
     sequence_id: object = None
     starts = False
+    cut = False  # an element read in part (`_tensor`)
     tensors = parameters = 0  # (`check_count`: each is walked in Python, a message of a million took seconds)
     pos, end = 0, len(buf)
     try:
@@ -628,7 +667,8 @@ def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) 
                 tensors += 1
                 if tensors > MAX_STRINGS:
                     check_count(tensors)
-                datatype, in_shared, in_contents, base64, parameters = _tensor(buf, view, start, stop, texts, digest, labels, names, parameters, reprinted)  # fmt: skip
+                datatype, in_shared, in_contents, base64, parameters, read = _tensor(buf, view, start, stop, texts, digest, labels, names, parameters, reprinted)  # fmt: skip
+                cut = cut or not read
                 datatypes.append(datatype)
                 declared.append(base64)
                 shared = shared or in_shared
@@ -684,7 +724,7 @@ def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) 
         # hold no element, not to the i-th input: raw text would reach a BYTES input read here as another's numbers
         raise InvalidRequest("contents and raw_input_contents in one request: an input's data is in one or the "
                              "other, for every input alike", param="raw_input_contents")  # fmt: skip
-    whole = _raw_strings(raws, datatypes, texts, declared if any(declared) else None, reprinted) and len(names) < _MAX_STRINGS  # fmt: skip
+    whole = _raw_strings(raws, datatypes, texts, declared if any(declared) else None, reprinted) and len(names) < _MAX_STRINGS and not cut  # fmt: skip
     if not model:
         raise InvalidRequest("model_name is required", param="model_name")
     check_version(version)
@@ -836,7 +876,8 @@ class ReplyObserver:
                 if number == 5:
                     if len(datatypes) >= MAX_STRINGS:  # (as a request's: `check_count`)
                         check_count(len(datatypes) + 1)
-                    datatype, _, _, _, parameters = _tensor(buf, view, first, last, texts, self._digest, None, names, parameters, beside)  # fmt: skip
+                    datatype, _, _, _, parameters, read = _tensor(buf, view, first, last, texts, self._digest, None, names, parameters, beside)  # fmt: skip
+                    whole = read and whole
                     datatypes.append(datatype)
                     self._seen = True
                 elif number == 6:

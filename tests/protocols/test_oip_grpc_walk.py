@@ -34,7 +34,7 @@ def reference_read(buf: bytes) -> Request:
     try:
         for number, start, stop in oip._spans(buf, 0, len(buf)):
             if number == 5:
-                datatype, in_shared, in_contents, base64, _ = oip._tensor(
+                datatype, in_shared, in_contents, base64, _, _ = oip._tensor(
                     buf, view, start, stop, texts, digest, None, names, 0, decoded
                 )
                 datatypes.append(datatype)
