@@ -121,3 +121,41 @@ def test_a_top_level_key_go_takes_for_a_messages_api_field_is_refused(vllm, make
                            timeout=30)  # fmt: skip
         assert reply.status_code == status and reply.json()["error"]["code"] == code, reply.text
     assert server.data_requests() == []
+
+
+@pytest.mark.parametrize(
+    "block",
+    [{"type": "tool_use", "id": "t1", "name": "mail", "Input": {ADDRESS: 1}},
+     {"Type": "tool_use", "id": "t1", "name": "mail", "input": {ADDRESS: 1}},
+     {"type": "tool_use", "id": "t1", "name": "mail", "INPUT": {ADDRESS: 1}}],
+    ids=["Input", "Type", "INPUT"],
+)  # fmt: skip
+def test_a_content_block_key_go_takes_for_a_messages_api_field_is_refused(vllm, make_proxy, block) -> None:  # type: ignore[no-untyped-def]
+    """Ollama's Anthropic-compatible API decodes each message and its content blocks into structs too (`MessageParam`,
+    `ContentBlock`): a tool_use block's `"Input"` is its `input`, the arguments its template prints whole, keys and
+    numbers; read as a field of no meaning, the address in a key went unread (and `"Type"` left the block's `input` read
+    as content is, its keys unread)."""
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    messages = [{"role": "user", "content": "mail bob"}, {"role": "assistant", "content": [block]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sent"}]}]  # fmt: skip
+    body = {"model": SERVED, "max_tokens": 8, "messages": messages}
+    reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "invalid_request", reply.text
+    assert "Go's encoding/json" in reply.json()["error"]["message"], reply.text
+    exact = {"type": "tool_use", "id": "t1", "name": "mail", "input": {ADDRESS: 1}}  # as the SDK spells it: read, 403
+    messages[1] = {"role": "assistant", "content": [exact]}
+    reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 403 and reply.json()["error"]["code"] == "purpose_denied", reply.text
+    assert server.data_requests() == []
+
+
+def test_a_message_key_go_takes_for_a_messages_api_field_is_refused(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A message's `"Content"` is its `content` to Go (`MessageParam`): refused as a block's key is."""
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    block = {"type": "tool_use", "id": "t1", "name": "mail", "input": {"to": 1}}
+    body = {"model": SERVED, "max_tokens": 8, "messages": [{"role": "assistant", "Content": [block]}]}
+    reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 400 and "write it 'content'" in reply.json()["error"]["message"], reply.text
+    assert server.data_requests() == []

@@ -47,6 +47,10 @@ _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "t
 # Anthropic-compatible API) is refused (`named_as_fields`), as it would be read as another field
 _NAMED: Final = frozenset({"model", "messages", "system", "stream", "stop_sequences", "metadata", "thinking",
                            "chat_template", *_RENDERED, *_PARAMS})  # fmt: skip
+# the JSON names of a message's and a content block's fields (Ollama's `MessageParam`, `ContentBlock`: structs, their
+# keys matched as the body's are): a tool_use block's `"Input"` is its `input`, printed whole (keys and numbers)
+_BLOCK_NAMED: Final = frozenset({"role", "content", "type", "text", "citations", "source", "id", "name", "input",
+                                 "tool_use_id", "is_error", "thinking", "signature"})  # fmt: skip
 
 
 def read_request(body: bytes, operation: str = "chat") -> Request:
@@ -57,6 +61,13 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
+    for message in data["messages"]:
+        if type(message) is dict:
+            named_as_fields(message, _BLOCK_NAMED)
+            blocks = message.get("content")
+            for block in blocks if type(blocks) is list else ():
+                if type(block) is dict:
+                    named_as_fields(block, _BLOCK_NAMED)
     joined, all_joined = join_text_parts(data["messages"], data.get("system"), blocks=True, size=len(body))
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them, beside the texts (most: none)
