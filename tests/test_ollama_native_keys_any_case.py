@@ -159,3 +159,30 @@ def test_a_message_key_go_takes_for_a_messages_api_field_is_refused(vllm, make_p
     reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=30)
     assert reply.status_code == 400 and "write it 'content'" in reply.json()["error"]["message"], reply.text
     assert server.data_requests() == []
+
+
+@pytest.mark.parametrize(
+    "spelt", [("Text", "content", "type"), ("text", "Content", "type"), ("text", "content", "Type")],
+    ids=["part's Text", "message's Content", "part's Type"],
+)  # fmt: skip
+def test_a_responses_input_key_go_takes_for_a_field_is_refused(vllm, make_proxy, spelt: tuple[str, str, str]) -> None:  # type: ignore[no-untyped-def]
+    """Ollama's Responses API decodes each input item and its content parts into structs (`ResponsesInputMessage`,
+    `ResponsesTextContent`) and runs a message's text parts together: `alice@` and `"Text": "example.com"` reached its
+    model as the address, which the proxy, reading only `text` as a part's, read as two texts, neither an address."""
+    text, content, kind = spelt
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0)
+    local, domain = ADDRESS.split("@")
+
+    def parts(text: str, kind: str) -> list[dict[str, Any]]:
+        return [{"type": "input_text", "text": f"{local}@"}, {kind: "input_text", text: domain}]
+
+    spelt_input = [{"type": "message", "role": "user", content: parts(text, kind)}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=SERVED, input=spelt_input, extra_headers={"x-purpose": "ads"})  # type: ignore[arg-type]
+    assert refused.value.code == "invalid_request" and "Go's encoding/json" in refused.value.message
+    exact = [{"type": "message", "role": "user", "content": parts("text", "type")}]  # the parts joined: the address
+    with pytest.raises(openai.PermissionDeniedError):
+        client.responses.create(model=SERVED, input=exact, extra_headers={"x-purpose": "ads"})  # type: ignore[arg-type]
+    assert server.data_requests() == []

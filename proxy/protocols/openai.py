@@ -162,6 +162,12 @@ _NAMED: Final = frozenset({
     "model", "stream", "lora", "prompt_embeds", "chat_template", "previous_response", "conversation", "content",
     "logit_bias", "logit_bias_type", *NOT_DATA, *_PARAMS, *_ANY_CONTENT, *(key for keys in _RENDERED.values() for key in keys),
 })  # fmt: skip
+# the JSON names of a Responses input item's and content part's fields (Ollama's `ResponsesInputMessage`,
+# `ResponsesFunctionCall`, `ResponsesTextContent`, ...: structs, their keys matched as the body's are): Ollama runs a
+# message's text parts together, so a part's `"Text"` or a message's `"Content"` is refused as a body's `"Tools"` is
+_INPUT_NAMED: Final = frozenset({"type", "role", "content", "id", "call_id", "name", "arguments", "output", "status",
+                                 "summary", "encrypted_content", "text", "detail", "file_id", "image_url", "file_data",
+                                 "file_url", "filename"})  # fmt: skip
 # llama.cpp's native request fields -> gen_ai.request.<name>: `n_predict` is its token limit (`max_tokens` when it is
 # not given, as llama.cpp reads them)
 _NATIVE_PARAMS: Final = {
@@ -209,6 +215,7 @@ def read_request(operation: str, body: bytes) -> Request:
     stream = data.get("stream") is True
     builds_on, stored = None, False
     if operation == "responses":
+        _input_named_as_fields(data.get("input"))
         builds_on, stored = _state(data)
         previous = data.get("previous_response")
         if previous is not None:  # vLLM's: a previous response carried whole (what it builds on, as an id's)
@@ -230,6 +237,18 @@ def read_request(operation: str, body: bytes) -> Request:
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
                    decoded=unescaped(body, texts, reprinted), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _input_named_as_fields(items: Any) -> None:
+    """`named_as_fields` for a Responses call's input items and their content parts (a message's, or a tool call's
+    output given as parts)."""
+    for item in items if type(items) is list else ():
+        if type(item) is dict:
+            named_as_fields(item, _INPUT_NAMED)
+            for parts in (item.get("content"), item.get("output")):
+                for part in parts if type(parts) is list else ():
+                    if type(part) is dict:
+                        named_as_fields(part, _INPUT_NAMED)
 
 
 def read_native(operation: str, body: bytes) -> Request:
