@@ -161,6 +161,11 @@ NUMBER_PARAMS: Final = frozenset(_PARAMS) - {"stop", "encoding_format"}
 _NAMED: Final = frozenset({
     "model", "stream", "lora", "prompt_embeds", "chat_template", "previous_response", "conversation", "content",
     "logit_bias", "logit_bias_type", *NOT_DATA, *_PARAMS, *_ANY_CONTENT, *(key for keys in _RENDERED.values() for key in keys),
+    # and the other parameters OpenAI's SDKs send (read as any field is): a body of them all takes `named_as_fields`'
+    # quick check, in C, where one such key sent the call through its loop (8 keys: 123 Python instructions, not 8)
+    "parallel_tool_calls", "store", "reasoning_effort", "reasoning", "logprobs", "top_logprobs", "modalities", "audio",
+    "service_tier", "prediction", "function_call", "verbosity", "web_search_options", "include", "truncation",
+    "background", "max_tool_calls", "echo", "best_of", "suffix",
 })  # fmt: skip
 # the JSON names of a Responses input item's and content part's fields (Ollama's `ResponsesInputMessage`,
 # `ResponsesFunctionCall`, `ResponsesTextContent`, ...: structs, their keys matched as the body's are): Ollama runs a
