@@ -48,9 +48,10 @@ _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "t
 _NAMED: Final = frozenset({"model", "messages", "system", "stream", "stop_sequences", "metadata", "thinking",
                            "chat_template", *_RENDERED, *_PARAMS})  # fmt: skip
 # the JSON names of a message's and a content block's fields (Ollama's `MessageParam`, `ContentBlock`: structs, their
-# keys matched as the body's are): a tool_use block's `"Input"` is its `input`, printed whole (keys and numbers)
+# keys matched as the body's are): a tool_use block's `"Input"` is its `input`, printed whole (keys and numbers). With
+# `cache_control` (no field of Ollama's: a coding agent marks its blocks so), such blocks take the quick check, in C
 _BLOCK_NAMED: Final = frozenset({"role", "content", "type", "text", "citations", "source", "id", "name", "input",
-                                 "tool_use_id", "is_error", "thinking", "signature"})  # fmt: skip
+                                 "tool_use_id", "is_error", "thinking", "signature", "cache_control"})  # fmt: skip
 
 
 def read_request(body: bytes, operation: str = "chat") -> Request:
