@@ -682,9 +682,7 @@ class Pipeline:
         checked. Returns the caller's name (None: anonymous, where allowed)."""
         name = self._name(self.key_digest(header, x_api_key), peer)
         if name == UNKNOWN_KEY:
-            unknown = DENIAL_ERRORS["invalid_api_key"]("unknown API key")
-            unknown.caller = UNKNOWN_KEY
-            raise unknown
+            raise _unknown_key()
         if name is None and not self.policy.anonymous_allowed and not self.policy.audit:
             raise DENIAL_ERRORS["invalid_api_key"](self.policy.missing_key(peer))
         return name
@@ -823,3 +821,12 @@ _UNCHECKED_PARTS: Final = (
 )
 # how a captured text ends (or, past the bound, is) when it was not captured whole
 _CUT_MARKERS: Final = (NOT_CAPTURED, NOT_CAPTURED_PAST_BOUND)
+
+
+def _unknown_key() -> ProxyError:
+    """The refusal of a key no caller owns, recorded as the unknown key's. Made here, not in the frame that raises it:
+    a variable of that frame holding it, its traceback would hold the frame, and so the frames of its callers (the
+    request handler's, its body), in a reference cycle left to the collector (before 2026-12-05)."""
+    unknown = DENIAL_ERRORS["invalid_api_key"]("unknown API key")
+    unknown.caller = UNKNOWN_KEY
+    return unknown

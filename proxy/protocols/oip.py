@@ -614,10 +614,22 @@ def _request_json(head: bytes) -> tuple[dict[str, Any], bool]:
     as strictly as `load_request_json` reads otherwise: UTF-8, no key twice in an object."""
     try:
         return load_request_json(head, "inference request"), False
-    except InvalidRequest as exc:
-        if _CONSTANT.search(head) is None:
+    except InvalidRequest:
+        data = _with_constants(head) if _CONSTANT.search(head) is not None else None
+        if data is None:
+            # refused as it was, raised again here: kept in a variable of a frame its traceback holds, it would hold
+            # that frame, and so the frames of its callers (the request handler's, its body), in a reference cycle
+            # (before 2026-12-05)
             raise
-        refused = exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("inference request must be a JSON object")
+    return data, True
+
+
+def _with_constants(head: bytes) -> Any:
+    """`head` read by Python's `json` (`_request_json`), which takes `NaN` and the infinities; None when it is no such
+    JSON, or is JSON holding none of them (refused for something else, the words in a string): what orjson said is the
+    reason."""
     used: list[str] = []
     try:
         data = json.loads(head.decode("utf-8"), object_pairs_hook=_no_duplicates,
@@ -626,13 +638,9 @@ def _request_json(head: bytes) -> tuple[dict[str, Any], bool]:
         raise InvalidRequest(
             f"inference request: key {echoed(duplicate.args[0])} appears twice in one object"
         ) from None
-    except (ValueError, RecursionError):  # (UnicodeDecodeError too): what orjson said is the reason
-        raise refused from None
-    if not used:  # refused for something else (the words in a string): as it was
-        raise refused
-    if not isinstance(data, dict):
-        raise InvalidRequest("inference request must be a JSON object")
-    return data, True
+    except (ValueError, RecursionError):  # (UnicodeDecodeError too)
+        return None
+    return data if used else None
 
 
 def _constant(used: list[str], name: str) -> float:

@@ -3,7 +3,9 @@ cyclic garbage collector: the failure kept in a local after its `except` block h
 the frame. (In the pure build, 300 refused 4 MiB bodies peaked at 224 MiB RSS, against 72 MiB before.) Nor may a
 frame the failure passed through hold it: a body not JSON, refused again as it was after the adapter's reading as
 UTF-8 found it in no such form, was raised from a parameter of `Exchange._read_as_utf8` (before 2026-12-05), a cycle
-that held the handler's frame with it."""
+that held the handler's frame with it; nor one kept in a variable of the frame that raised it (the unknown key of a
+body too large to read unidentified, an OIP request refused as orjson read it though it holds `NaN`, before
+2026-12-05)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 
 from tests.configs import ONE_UPSTREAM
+from tests.conftest import KEYS, sha
 
 _PAD = b" " * 4096
 
@@ -30,19 +33,68 @@ _PAD = b" " * 4096
 def test_a_refused_calls_frame_is_not_left_in_a_reference_cycle(vllm, make_proxy, body, headers) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
     proxy = make_proxy(ONE_UPSTREAM, UPSTREAM=upstream)
+    assert _handle_frames_left(f"{proxy.url}/v1/chat/completions", body, headers, 400) == []
+
+
+# a caller with a key, anonymous calls denied
+_KEYED = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams:
+  - name: vllm
+    url: ${{UPSTREAM}}
+routes:
+  - model: "*"
+    upstream: vllm
+callers:
+  - name: glasses
+    api_key_sha256: {sha(KEYS["glasses"])}
+    purposes: [assistant]
+policy:
+  default_purpose: assistant
+"""
+_KEY = {"Authorization": f"Bearer {KEYS['glasses']}"}
+_NAN = b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [NaN]}]'
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status"),
+    [
+        # over 1 MiB: its key is checked before it is read (`Pipeline.identify_only`), a key no caller owns
+        (
+            "/v1/chat/completions",
+            b'{"model": "m", "messages": []}' + b" " * (2 << 20),
+            {"Authorization": "Bearer no"},
+            401,
+        ),
+        # refused by orjson, read again by `json` for its NaN, which finds it no JSON: refused as orjson said
+        ("/v2/models/m/infer", _NAN + b", oops" + _PAD, _KEY, 400),
+        # JSON to `json`, holding no NaN but in a string: refused as orjson said (a lone surrogate)
+        ("/v2/models/m/infer", _NAN[:-1] + b', "parameters": {"s": "NaN \\ud800"}}' + _PAD, _KEY, 400),
+    ],
+    ids=["unknown-key-large-body", "oip-nan-not-json", "oip-nan-in-a-string"],
+)
+def test_a_refusal_raised_from_a_variable_leaves_no_frame_in_a_reference_cycle(  # type: ignore[no-untyped-def]
+    vllm, make_proxy, path, body, headers, status
+) -> None:
+    _, upstream = vllm
+    proxy = make_proxy(_KEYED, UPSTREAM=upstream)
+    assert _handle_frames_left(f"{proxy.url}{path}", body, headers, status) == []
+
+
+def _handle_frames_left(url: str, body: bytes, headers: dict[str, str], status: int) -> list[object]:
+    """The request handler's frames that 3 calls refused with `status` left in reference cycles."""
     with httpx.Client(timeout=30) as client:
         gc.collect()
         gc.disable()
         try:
             for _ in range(3):
-                reply = client.post(f"{proxy.url}/v1/chat/completions", content=body,
-                                    headers={"Content-Type": "application/json", **headers})  # fmt: skip
-                assert reply.status_code == 400, reply.text
+                reply = client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+                assert reply.status_code == status, reply.text
             gc.set_debug(gc.DEBUG_SAVEALL)
             gc.collect()
-            cyclic = [o for o in gc.garbage if type(o).__name__ == "frame" and o.f_code.co_name == "handle"]
+            # compiled, handle() has no frame object: none is found there, as it should be
+            return [o for o in gc.garbage if type(o).__name__ == "frame" and o.f_code.co_name == "handle"]
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
             gc.enable()
-    assert cyclic == []  # compiled, handle() has no frame object: it passes there as it should
