@@ -211,8 +211,8 @@ _Item = _NewFlow | _Snapshot | _Barrier | None
 class _Handed:
     """An event `_emit` handed to async_http transports (one, or several inside a composite one), which post it on
     their own threads later: counted once each has reported what became of its copy (`_reported`), sent when one took
-    it, else failed. `disowned`: counted otherwise (the emit raised after queueing it: failed, and sent again), or
-    counted already; what the transports report of it is not counted."""
+    it, else failed. `disowned`: counted otherwise (the emit raised before any transport took or queued it: failed, and
+    sent again), or counted already; what the transports report of it is not counted."""
 
     __slots__ = ("accepted", "disowned", "queued", "reported", "returned", "taken")
 
@@ -719,14 +719,15 @@ class OpenLineageRecorder:
                 handing.taken = handing.taken or taken
 
     def _partly(self, exc: Exception) -> None:
-        """A composite transport raised on an event one of its transports took (or queued): one with
-        `continue_on_failure: false` stops at the first that fails, and raises. Not sent again, which would send it a
-        second time to those that took it (the same run: a receiver summing counts counted its calls twice), as when
-        `continue_on_failure: true` (openlineage-python then logs the failure and returns). Said once."""
+        """The transport raised on an event one of its transports took, or queued: a composite one with
+        `continue_on_failure: false` stops at the first that fails, and raises; an async_http one may queue it and then
+        raise (a wrapper's check after the hand-over). Not sent again, which would send it a second time to those that
+        took it (the same run: a receiver summing counts counted its calls twice), as when `continue_on_failure: true`
+        (openlineage-python then logs the failure and returns). Said once."""
         if not self._said_partly:
             self._said_partly = True
-            log.warning("openlineage: a transport of %s failed an event another of its transports took (%s); not sent "
-                        "again, which would send it twice to that one; said once", self._target,
+            log.warning("openlineage: %s failed an event one of its transports took or queued (%s); not sent again, "
+                        "which would send it twice to that one; said once", self._target,
                         redact_userinfo(str(exc)))  # fmt: skip
 
     def _queued(self, add: Any, request: Any) -> None:
@@ -1102,7 +1103,9 @@ class OpenLineageRecorder:
         try:
             transport.emit(event)
         except Exception as exc:
-            if handing is None or not handing.accepted:
+            # one an async_http transport queued (its emit raised after: a wrapper's check) is posted by its thread:
+            # sent again, it was posted twice (before 2026-12-05)
+            if handing is None or not (handing.accepted or handing.queued):
                 self._handing = None
                 if handing is not None:
                     with self._tally_lock:  # counted here, and sent again: what the transports report of it is not
@@ -1117,7 +1120,7 @@ class OpenLineageRecorder:
                 with self._tally_lock:
                     self._failing(redact_userinfo(str(exc)))
                 return False
-            self._partly(exc)  # a composite raised after one of its transports took it: counted as if it returned
+            self._partly(exc)  # raised after one of its transports took it or queued it: counted as if it returned
         self._handing = None
         if handing is not None:
             with self._tally_lock:

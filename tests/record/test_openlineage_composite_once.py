@@ -48,5 +48,35 @@ def test_an_event_a_fail_fast_composite_raised_on_after_one_transport_took_it_is
     assert len(runs) == len(set(runs)) == 2, runs  # before: 3, the count event's run twice
     assert failing.events == []
     assert (recorder.counts["sent"], recorder.counts["failed"]) == (2, 0)  # before: 1 and 2
-    said = [r.getMessage() for r in caplog.records if "another of its transports took" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "one of its transports took or queued" in r.getMessage()]
     assert len(said) == 1, said  # said once, not for each event
+
+
+_QUEUES_THEN_RAISES = "tests.record.test_openlineage_async_http_exact.QueuesThenRaises"
+
+
+# alone, and first in a fail-fast composite (which raises what it raised, the next transport never tried)
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_event_an_async_transport_queued_then_raised_on_is_not_sent_again(
+    vllm: Any, marquez: tuple[Marquez, str], answers_500: tuple[Failing, str], make_proxy: Any,
+    loop_thread: LoopThread, inside: bool,
+) -> None:  # fmt: skip
+    taking, up = marquez
+    failing, down = answers_500
+    transport = f'{{type: {_QUEUES_THEN_RAISES}, url: "{up}", retry: {{total: 0}}}}'
+    if inside:
+        parts = f'{transport}, {{type: http, url: "{down}", retry: {{total: 0}}}}'
+        transport = f"{{type: composite, continue_on_failure: false, transports: [{parts}]}}"
+    _, upstream = vllm
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    chat(proxy)  # the new flow's event: queued (its thread posts it), then the emit raised
+    taking.wait_for(1)
+    loop_thread.run(recorder.flush())  # its count event: the same
+    taking.wait_for(2)
+    loop_thread.run(recorder.flush())  # before: the count event sent again, queued and posted a second time
+    loop_thread.run(recorder.stop())  # an async_http transport's thread has posted all it holds once closed
+    runs = [event["run"]["runId"] for event in taking.events]
+    assert len(runs) == len(set(runs)) == 2, runs  # before: 3, the count event's run twice
+    assert failing.events == []
+    assert (recorder.counts["sent"], recorder.counts["failed"]) == (2, 0)  # before: 0 and 2 (the second flush's too)
