@@ -485,9 +485,10 @@ class HttpConnection(asyncio.Protocol):
         """Count `size` bytes more held for `request` while it is served (its body decompressed to be read: the
         budget counted the compressed bytes), given back with its body; past `limits.bodies_max_bytes` the request
         is refused with 503 (`Overloaded`, raised), as a body that would pass it is."""
-        refused = self._count(request, size)
-        if refused is not None:
-            raise refused
+        if not self.hold_if_room(request, size):
+            # made as it is raised: kept in a variable of this frame, which its traceback holds, the refusal would hold
+            # the frame, and so the request and its callers' frames, in a reference cycle (before 2026-12-05)
+            raise self.server.over_budget()
 
     def hold_if_room(self, request: Request, size: int) -> bool:
         """Count `size` bytes as held for `request` (and in `HttpServer.held`), given back with its body once its reply

@@ -4,12 +4,13 @@ the frame. (In the pure build, 300 refused 4 MiB bodies peaked at 224 MiB RSS, a
 frame the failure passed through hold it: a body not JSON, refused again as it was after the adapter's reading as
 UTF-8 found it in no such form, was raised from a parameter of `Exchange._read_as_utf8` (before 2026-12-05), a cycle
 that held the handler's frame with it; nor one kept in a variable of the frame that raised it (the unknown key of a
-body too large to read unidentified, an OIP request refused as orjson read it though it holds `NaN`, before
-2026-12-05)."""
+body too large to read unidentified, an OIP request refused as orjson read it though it holds `NaN`, a compressed
+body whose decoding passes `limits.bodies_max_bytes`, before 2026-12-05)."""
 
 from __future__ import annotations
 
 import gc
+import gzip
 
 import httpx
 import pytest
@@ -79,6 +80,17 @@ def test_a_refusal_raised_from_a_variable_leaves_no_frame_in_a_reference_cycle( 
     _, upstream = vllm
     proxy = make_proxy(_KEYED, UPSTREAM=upstream)
     assert _handle_frames_left(f"{proxy.url}{path}", body, headers, status) == []
+
+
+def test_a_body_whose_decoding_passes_the_bodies_budget_leaves_no_frame_in_a_reference_cycle(  # type: ignore[no-untyped-def]
+    vllm, make_proxy
+) -> None:
+    _, upstream = vllm
+    proxy = make_proxy(ONE_UPSTREAM + "limits: {max_body_bytes: 65536, bodies_max_bytes: 65536}\n", UPSTREAM=upstream)
+    decoded = b'{"model": "m", "messages": []}'
+    body = gzip.compress(decoded.ljust(65530))  # held with its compressed bytes: over the budget, 503
+    headers = {"Content-Encoding": "gzip"}
+    assert _handle_frames_left(f"{proxy.url}/v1/chat/completions", body, headers, 503) == []
 
 
 def _handle_frames_left(url: str, body: bytes, headers: dict[str, str], status: int) -> list[object]:
