@@ -680,10 +680,7 @@ class HttpIngress:
         else:  # none for a model no route serves; for a call naming none, an OIP server's (`_serving_upstream`)
             upstream = None if target.model else _serving_upstream(pipeline, request.path)
         if upstream is None:
-            missing = ModelNotFound(f"no route for {echoed(request.path)} (no route for model {quoted_name(target.model)} and no '*' "
-                                    "route)")  # fmt: skip
-            missing.caller = caller
-            raise missing
+            raise _no_route(request.path, target.model, caller)
         ex.admit_data_free(upstream, caller)
         ex.outcome.extra.update({"http.request.method": request.method, "url.path": request.path})
         if body is None:
@@ -999,6 +996,15 @@ def _reached(policy: Policy, model: str, lister: str, answered: set[str]) -> boo
         return False
     owner = routed[1].name
     return owner == lister or owner not in answered
+
+
+def _no_route(path: str, model: str, caller: str | None) -> ModelNotFound:
+    """The refusal of a call that carries no data (`_data_free`) to a model no route serves, recorded as `caller`'s.
+    Made here, not in the frame that raises it: a variable of that frame holding it, its traceback would hold the frame,
+    and so the request handler's, in a reference cycle left to the collector (before 2026-12-05)."""
+    missing = ModelNotFound(f"no route for {echoed(path)} (no route for model {quoted_name(model)} and no '*' route)")
+    missing.caller = caller
+    return missing
 
 
 def _coding(encoding: str | None, reads_body: bool) -> str | None:

@@ -5,7 +5,8 @@ frame the failure passed through hold it: a body not JSON, refused again as it w
 UTF-8 found it in no such form, was raised from a parameter of `Exchange._read_as_utf8` (before 2026-12-05), a cycle
 that held the handler's frame with it; nor one kept in a variable of the frame that raised it (the unknown key of a
 body too large to read unidentified, an OIP request refused as orjson read it though it holds `NaN`, a compressed
-body whose decoding passes `limits.bodies_max_bytes`, before 2026-12-05)."""
+body whose decoding passes `limits.bodies_max_bytes`, a call carrying no data to a model no route serves, before
+2026-12-05)."""
 
 from __future__ import annotations
 
@@ -93,14 +94,26 @@ def test_a_body_whose_decoding_passes_the_bodies_budget_leaves_no_frame_in_a_ref
     assert _handle_frames_left(f"{proxy.url}/v1/chat/completions", body, headers, 503) == []
 
 
-def _handle_frames_left(url: str, body: bytes, headers: dict[str, str], status: int) -> list[object]:
+def test_a_data_free_call_to_a_model_no_route_serves_leaves_no_frame_in_a_reference_cycle(  # type: ignore[no-untyped-def]
+    vllm, make_proxy
+) -> None:
+    _, upstream = vllm
+    proxy = make_proxy(ONE_UPSTREAM.replace('model: "*"', 'model: "m"'), UPSTREAM=upstream)
+    assert _handle_frames_left(f"{proxy.url}/v1/models/zzz", None, {}, 404, method="GET") == []
+
+
+def _handle_frames_left(
+    url: str, body: bytes | None, headers: dict[str, str], status: int, method: str = "POST"
+) -> list[object]:
     """The request handler's frames that 3 calls refused with `status` left in reference cycles."""
     with httpx.Client(timeout=30) as client:
         gc.collect()
         gc.disable()
         try:
             for _ in range(3):
-                reply = client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+                reply = client.request(
+                    method, url, content=body, headers={"Content-Type": "application/json", **headers}
+                )
                 assert reply.status_code == status, reply.text
             gc.set_debug(gc.DEBUG_SAVEALL)
             gc.collect()
