@@ -357,3 +357,47 @@ lineage: {{store: null}}
     assert (
         "ERROR proxy" in said and "1 spans not exported at shutdown: the collector has failed since before the " in said
     ), said
+
+
+def test_a_head_refused_behind_the_reply_the_drain_began_during_is_recorded_once(
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    loop_thread: LoopThread,
+) -> None:  # fmt: skip
+    """A malformed head pipelined behind the reply the drain began during (its head out, saying keep-alive: the head
+    refused is answered, 400, within the drain) is recorded once, as the refusal it is. It was recorded a second time,
+    `drain_timeout`, as a head the drain cut partly read: the refused head stayed the one being parsed."""
+    server, url = upstream
+    config = tmp_path / "proxy.yaml"
+    config.write_text(f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "{url}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
+lineage: {{store: null}}
+logging: {{access: true, format: json}}
+""")
+    proxy = serve(str(config))
+    host, port = proxy.addresses["http"].rsplit(":", 1)
+    first = f"{0x5EA:032x}"
+    with (
+        socket.create_connection((host, int(port)), timeout=30) as idle,
+        socket.create_connection((host, int(port)), timeout=30) as sock,
+    ):
+        idle.sendall(b"\r\n")  # accepted (and read) before the next connection's bytes are
+        sock.sendall(_post(first, HOLD) + b"GET /v1/models HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+        head = _read_head(sock)
+        assert b"200 OK" in head and b"connection: close" not in head.lower()
+        proxy.signal(signal.SIGTERM)
+        assert idle.recv(65536) == b""  # the drain has begun
+        loop_thread.loop.call_soon_threadsafe(server.gate.set)
+        got = head
+        while chunk := sock.recv(65536):
+            got += chunk
+        assert proxy.proc.wait(30) == 0
+    assert got.count(b" 200 OK") == 1 and got.count(b"HTTP/1.1 400 ") == 1, got  # the refused head answered
+    lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
+    codes = [line.get("code") for line in lines if line.get("logger") == "lineage_proxy.access"]
+    assert sorted(codes) == ["", "invalid_request"], lines
+    spans = otlp.wait_for(lambda spans: len(spans) >= 2)
+    assert sorted(str(s.attributes.get("error.type")) for s in spans) == ["None", "invalid_request"], spans

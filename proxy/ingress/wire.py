@@ -704,7 +704,9 @@ class HttpConnection(asyncio.Protocol):
         client that left meanwhile made no call). Before 2026-12-05 it was dropped with no record."""
         request = self.parsing
         record = self.server.record_unserved
-        if request is None or request.method or (self.lost and not self.cut) or record is None:
+        # (`_broken`: nothing more was read, and `parsing` is a head refused (`_refuse`), recorded as its refusal when
+        # answered; before 2026-12-05 it was recorded a second time here, `drain_timeout`)
+        if request is None or request.method or self._broken or (self.lost and not self.cut) or record is None:
             return
         request.headers.clear()  # not whole: no field of it is read, its key neither
         if request.head_size > len(request.target):  # a field came after its request line: that line is whole
