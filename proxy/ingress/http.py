@@ -30,6 +30,7 @@ from proxy.errors import (
     ModelNotFound,
     ProxyError,
     RequestTooLarge,
+    UpstreamTimeout,
     UpstreamUnavailable,
     echoed,
     origin_path,
@@ -618,6 +619,13 @@ class HttpIngress:
             )
         elif conn.cut:
             ended = DrainCut("lineage-proxy stopped before this request was served (limits.drain_timeout_s)")
+        elif conn.lost and conn.closed_by is not None:
+            # the proxy cut the connection, the reply before it broken off by its upstream (`_broke`): its client did
+            # not leave (before 2026-12-05 recorded `client_disconnected`)
+            ended = conn.closed_by(
+                f"lineage-proxy cut the connection before this request was served: it was pipelined behind a reply "
+                f"its upstream broke off ({conn.closed_by.code})"
+            )
         elif conn.lost:
             ended = LeftUnread("the client left before its request was served (pipelined behind one not yet answered)")
         elif conn.closed_by is not None:
@@ -929,6 +937,9 @@ class HttpIngress:
             extra={"trace_id": ex.trace.trace_id_hex},
         )
         ex.finish(error)
+        # what is pipelined behind it is recorded so (`record_unserved`): the proxy cut the connection, its client did
+        # not leave
+        conn.closed_by = UpstreamTimeout if isinstance(exc, TimeoutError) else UpstreamUnavailable
         conn.abort()
 
 
