@@ -620,11 +620,12 @@ class HttpIngress:
         elif conn.cut:
             ended = DrainCut("lineage-proxy stopped before this request was served (limits.drain_timeout_s)")
         elif conn.lost and conn.closed_by is not None:
-            # the proxy cut the connection, the reply before it broken off by its upstream (`_broke`): its client did
-            # not leave (before 2026-12-05 recorded `client_disconnected`)
+            # the proxy ended the connection (the reply before it broken off by its upstream, `_broke`, or an answer
+            # that closes it), whatever the client did after: not its client leaving (before 2026-12-05 recorded
+            # `client_disconnected` after an upstream's break)
             ended = conn.closed_by(
-                f"lineage-proxy cut the connection before this request was served: it was pipelined behind a reply "
-                f"its upstream broke off ({conn.closed_by.code})"
+                f"lineage-proxy ended the connection before this request was served: it was pipelined behind a call "
+                f"that ended {conn.closed_by.code} (a reply its upstream broke off, or an answer closing the connection)"
             )
         elif conn.lost:
             ended = LeftUnread("the client left before its request was served (pipelined behind one not yet answered)")

@@ -78,6 +78,6 @@ logging: {{access: true}}
     a = otlp.by_trace(second).attributes
     assert (a["lineage.decision"], a["error.type"]) == ("deny", "upstream_unavailable"), a
     assert "http.response.status_code" not in a, a  # never answered
-    assert "upstream broke off" in a["lineage.reason"], a
+    assert "pipelined behind a call that ended upstream_unavailable" in a["lineage.reason"], a
     line = access.of(second)
     assert (line.decision, line.code, line.status) == ("deny", "upstream_unavailable", 0)  # type: ignore[attr-defined]
