@@ -59,6 +59,7 @@ from proxy.protocols import (
     Request,
     both_boundary_windows,
     boundary_windows,
+    json_unescaped,
     text_digest,
 )
 from proxy.protocols.oip import KEY_BIN, header_labels, named_fields, passed_key_text, tracestate_text
@@ -464,13 +465,19 @@ class Pipeline:
             if split - _TRUNCATED:
                 return ("[withheld: a detected value is split across content parts]",)
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
+            numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))
+            printed = bool(numbers) and bool(self.detectors.scan_all(numbers) - _TRUNCATED)  # (`reprinted_numbers`)
             if any(_REPLACED in text for text in request.texts):  # an element not UTF-8, read in another charset too
                 # (withheld where a value stands in another reading alone: one the texts hold too is masked in them)
                 if self.detectors.stands_apart(request.decoded, request.texts):
                     return (_WITHHELD_CHARSET,)
-                return masked
-            numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))
-            if numbers and self.detectors.scan_all(numbers) - _TRUNCATED:  # (`reprinted_numbers`)
+                # but not a value written with JSON escapes or as a number printed otherwise, which no captured text
+                # shows to mask: `stands_apart` took it for the same value another text holds plain (568f274 captured
+                # `bob\u0040example.org` beside `[pii:email]` so, until 2026-12-05)
+                escaped = [json_unescaped(text) for text in request.texts if "\\u" in text]
+                if not printed and not (escaped and self.detectors.scan_all(escaped) - _TRUNCATED):
+                    return masked
+            if printed:
                 return ("[withheld: a detected value is written as a number the server prints otherwise]",)
             return ("[withheld: a detected value is written with JSON escapes]",)
         return masked
