@@ -504,15 +504,27 @@ def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> bool:
         cut = size - size % unit  # (to its last whole unit: one odd byte after UTF-16 text made it none)
         try:
             text = str(raw if cut == size else raw[:cut], codec)
-        except UnicodeDecodeError:
-            continue
-        if _BINARY_CONTROL.search(text.rstrip("\x00")) is None:
-            beside.append(text)
+        except UnicodeDecodeError as error:
+            # a C string before bytes that are no text in it (a lone surrogate after its NUL) is read to that NUL: before
+            # 2026-12-05 such bytes after it made the reading none, and the address before them reached the model
+            text = str(raw[: error.start], codec) if error.start > 0 else ""
+            if "\x00" not in text:
+                continue
+        _c_string(text, beside)
     # Latin-1 too, as text ended by a C string's NULs is (before 2026-12-05 an element holding a NUL was read in the
     # wide codecs alone: `jörg@exämple.de` then a NUL, CJK in UTF-16, reached the model); binary data's has controls
-    if _BINARY_CONTROL.search(latin.rstrip("\x00")) is None:
-        beside.append(latin)
+    _c_string(latin, beside)
     return whole
+
+
+def _c_string(text: str, beside: list[str]) -> None:
+    """`text`, a reading of a BYTES element holding a NUL, into `beside` as a C string is read, to its first NUL, where
+    that holds no control character but white space (binary data's reading holds some). Before 2026-12-05 the whole
+    reading was taken only without one but NULs at its end: a byte after the NUL (`jörg@exämple.de\\0\\1`) made it
+    none, and the address a model reading the C string reads reached it unlabelled."""
+    head = text.partition("\x00")[0]
+    if head and _BINARY_CONTROL.search(head) is None:
+        beside.append(head)
 
 
 _REPLACEMENT: Final = "\ufffd".encode()  # U+FFFD in UTF-8: a reading holding it without them was not UTF-8
