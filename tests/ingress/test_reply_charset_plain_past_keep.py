@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 import tracemalloc
 
+import pytest
+
 from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
@@ -59,3 +61,28 @@ def test_an_event_stream_typed_as_text_past_keep_max_is_still_read_as_one() -> N
     assert outcome.output_detected == {"pii:email", TRUNCATED}  # (its reading in its charset not whole)
     assert outcome.content == ("write to [pii:email]",)
     assert outcome.finish_reasons == ("stop",)
+
+
+@pytest.mark.interpreted  # (counts what a compiled module calls directly)
+def test_a_plain_reply_kept_whole_is_read_as_an_event_stream_a_piece_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `keep_max`, at its end: read in its charset whole, then as an event stream a piece at a time (before,
+    1 MiB at once through the framing's substitutions; 15 MiB of a binary reply held the event loop 1 s)."""
+    read: list[int] = []
+    framing = ReplyObserver._framing_dropped
+
+    def counted(self: ReplyObserver, data: bytes) -> bytes:
+        read.append(len(data))
+        return framing(self, data)
+
+    monkeypatch.setattr(ReplyObserver, "_framing_dropped", counted)
+    detectors = Detectors([DetectorSpec("email")], keep_max=4 * KEEP)
+    observer, outcome = _observer(detectors)
+    rng = random.Random(2)
+    text = ("Grüße, bob@example.org\n" * 3000).encode("latin-1")
+    for _ in range(KEEP // PIECE):
+        observer.chunk(rng.randbytes(PIECE - 1) + b"\n")
+    observer.chunk(text)
+    assert read == []  # (kept)
+    observer.finish()
+    assert read and max(read) <= PIECE, max(read)
+    assert outcome.output_detected == {"pii:email", TRUNCATED}
