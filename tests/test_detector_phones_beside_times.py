@@ -40,6 +40,12 @@ def _found(text: str) -> list[tuple[str, str]]:
         ("-rw-r--r-- 1 root root 4563 1133356800 env", []),  # (a file of 2005: times beside a size go back to 2001)
         ("28 1796420988 1676635049 1676635049 /usr/bin/FileCheck-14", []),
         ("1122334455 1796419814 1796419814", []),
+        # Australia's ranges are times too (2011-03, 2027-01-15 to 27) beside a size or a recent time: before (helper
+        # revphones), `ls -l --time-style=+%s` of a file of those days, or of 1.3 GB, held a phone
+        ("-rw-r--r-- 1 root root 4563 1800123456 env", []),
+        ("4563 1300654321", []),
+        ("1733356800 1800123456", []),
+        ("-rw-r--r-- 1 root root 1300123456 1733356800 big.iso", []),
     ],
 )
 def test_international_phones_without_a_plus_are_told_from_unix_times(text: str, found: list[tuple[str, str]]) -> None:
