@@ -1281,7 +1281,8 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
     ):
         return None
     phone = _phone(t, start, card - 1)
-    return phone if phone == (start, card - 1) else None
+    # (its `+` taken in, `+1 555 123 4567 4111 …`: before (helper revphones), neither was found)
+    return phone if phone == (start, card - 1) or (phone == (start - 1, card - 1) and t.before(start) == 43) else None
 
 
 _FOURS_ENDING: Final = b" 0000 0000 0000 0000"

@@ -83,8 +83,18 @@ def test_ls_rows_of_unix_times_hold_nothing() -> None:
             "5 5 5 1 2 3 4 5 6 7 4111 1111 1111 1111.",
             [("5 5 5 1 2 3 4 5 6 7", "pii:phone"), ("4111 1111 1111 1111", "pii:credit_card")],
         ),
+        # in international form, its `+` taken in: before (helper revphones), neither was found
+        (
+            "+1 555 123 4567 4111 1111 1111 1111",
+            [("+1 555 123 4567", "pii:phone"), ("4111 1111 1111 1111", "pii:credit_card")],
+        ),
+        (
+            "tel: +44 20 7946 0958 4111 1111 1111 1111 ok",
+            [("+44 20 7946 0958", "pii:phone"), ("4111 1111 1111 1111", "pii:credit_card")],
+        ),
         # as before: a row of groups of four, a card failing Luhn, a run going on, a word's, a date's: none
         ("1234 5678 9012 4111 1111 1111 1111", []),
+        ("+1234 5678 9012 4111 1111 1111 1111", []),
         ("555 123 4567 4111 1111 1111 1112", []),
         ("555 123 4567 4111 1111 1111 1111 12", []),
         ("x555 123 4567 4111 1111 1111 1111", []),
