@@ -1300,16 +1300,30 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     for layout in _PHONE_LAYOUTS:
         if len(sizes) > len(layout) and layout * (len(sizes) // len(layout)) == sizes:
             stop = start + sum(layout) + len(layout) - 1
+            for first in range(start, end, stop + 1 - start):
+                if not _begins_as_phones(t.raw, first, layout == _NORTH_AMERICAN):
+                    return None
             phone = _phone(t, start, stop)
             return phone if phone == (start, stop) else None
     return None
+
+
+def _begins_as_phones(raw: bytes, first: int, north_american: bool) -> bool:
+    """Whether a phone of `_phones_alike` at `first`, in North America's layout or the UK's, begins as they do:
+    North America's area code with 2-9 (`555 123 4567`), the UK's with 0 and then 1-9 (`020 7946 0958`, `01632
+    960123`). Until 2026-12-05 (helper revphones) any digits were read so, and a row of sizes was two phones, `128 256
+    1024 128 256 2048`, `1024 512 2048 1024 512 2048`, `10240 204800 10240 204800`."""
+    if north_american:
+        return 50 <= raw[first] <= 57
+    return raw[first] == 48 and raw[first + 1] != 48
 
 
 # the most characters a run of phones alike takes up (`_phones_alike`): four phones of 12 digits in three groups
 _PHONES_ALIKE_MOST: Final = 4 * 15 + 3
 # phones' groups as they are written split by spaces: North America's (`555 123 4567`), the UK's (`020 7946 0958`,
 # `0161 496 0000`, `01632 960123`, `07700 900 123`), and none other (numbers in a row of a table are alike as often)
-_PHONE_LAYOUTS: Final[tuple[tuple[int, ...], ...]] = ((3, 3, 4), (3, 4, 4), (4, 3, 4), (5, 6), (5, 3, 3))
+_NORTH_AMERICAN: Final = (3, 3, 4)
+_PHONE_LAYOUTS: Final[tuple[tuple[int, ...], ...]] = (_NORTH_AMERICAN, (3, 4, 4), (4, 3, 4), (5, 6), (5, 3, 3))
 
 
 # a run of numbers split by single spaces that ends in four groups of four (`555 123 4567 4111 1111 1111 1111`: a

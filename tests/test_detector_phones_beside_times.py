@@ -131,6 +131,12 @@ def test_a_phone_split_by_spaces_before_a_card_hides_neither(text: str, found: l
         ("48201 48202 48203 48204", []),
         ("77101 136 470 5483 72266 851 234 6237", []),
         ("555 123 4567 555 123 456", []),
+        # a table's sizes in those layouts, no area code as phones begin (helper revphones: two phones each before)
+        ("128 256 1024 128 256 2048", []),
+        ("1024 512 2048 1024 512 2048", []),
+        ("10240 204800 10240 204800", []),
+        ("020 7946 0958 120 7946 0959", []),
+        ("555 123 4567 155 123 4568", []),
     ],
 )
 def test_phones_split_by_spaces_alike_on_one_line_are_each_found(text: str, found: list[tuple[str, str]]) -> None:
