@@ -1501,13 +1501,17 @@ def _dated(t: _Text, start: int, end: int) -> bool:
 
 def _called(t: _Text, start: int) -> bool:
     """Whether the word before a phone candidate at `start`, past spaces and a `:` or `.` after it, names a phone
-    (`call 44 1632960123`, `Tel.: 49 1512345678`): its numbers are a phone's, not a row of command output's."""
+    (`call 44 1632960123`, `Tel.: 49 1512345678`): its numbers are a phone's, not a row of command output's. Read
+    back four characters at most, then ten (helper revphones: read back to the word's start, and then past all the
+    spaces, for each number of a list after 20,000 letters or spaces, 1,000 Unix times after them took 3.7 s, 6.7 s)."""
     raw = t.raw
     end = start
-    while end > 0 and raw[end - 1] in b" :.":
+    low = max(start - 4, 0)
+    while end > low and raw[end - 1] in b" :.":
         end -= 1
     first = end
-    while first > 0 and t.classes[first - 1] in _LETTERS:
+    low = max(end - 10, 0)
+    while first > low and t.classes[first - 1] in _LETTERS:
         first -= 1
     return end - first <= 9 and raw[first:end].lower() in _PHONE_WORDS and t.before(first) not in _WORDISH
 
