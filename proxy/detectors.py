@@ -1501,24 +1501,39 @@ def _dated(t: _Text, start: int, end: int) -> bool:
 
 def _called(t: _Text, start: int) -> bool:
     """Whether the word before a phone candidate at `start`, past spaces and a `:` or `.` after it, names a phone
-    (`call 44 1632960123`, `Tel.: 49 1512345678`): its numbers are a phone's, not a row of command output's. Read
-    back four characters at most, then ten (helper revphones: read back to the word's start, and then past all the
-    spaces, for each number of a list after 20,000 letters or spaces, 1,000 Unix times after them took 3.7 s, 6.7 s)."""
+    (`call 44 1632960123`, `Tel.: 49 1512345678`; a word for its number between, `Phone number: 44 1632960123`, `Tel.
+    No.: 49 1512345678`, and Europe's words, `Telefon: 49 1512345678`, `Handy: …`, since 2026-12-05, helper
+    revphones): its numbers are a phone's, not a row of command output's. Read back four characters at most, then 14
+    (helper revphones: read back to the word's start, and then past all the spaces, for each number of a list after
+    20,000 letters or spaces, 1,000 Unix times after them took 3.7 s, 6.7 s)."""
+    first, end = _word_before(t, start)
+    if end - first <= 6 and t.raw[first:end].lower() in _NUMBER_WORDS:
+        first, end = _word_before(t, first)
+    return end - first <= 13 and t.raw[first:end].lower() in _PHONE_WORDS and t.before(first) not in _WORDISH
+
+
+def _word_before(t: _Text, start: int) -> tuple[int, int]:
+    """Where the word before `start`, past up to four spaces, `:` or `.`, starts and ends; of 14 letters when longer."""
     raw = t.raw
     end = start
     low = max(start - 4, 0)
     while end > low and raw[end - 1] in b" :.":
         end -= 1
     first = end
-    low = max(end - 10, 0)
+    low = max(end - 14, 0)
     while first > low and t.classes[first - 1] in _LETTERS:
         first -= 1
-    return end - first <= 9 and raw[first:end].lower() in _PHONE_WORDS and t.before(first) not in _WORDISH
+    return first, end
 
 
+# words of a phone's (`_called`), English and, since 2026-12-05, Europe's spelt in ASCII (German, Dutch, the Nordics',
+# Polish, Italian, Spanish, Portuguese)
 _PHONE_WORDS: Final = frozenset(
-    (b"call", b"phone", b"phones", b"tel", b"telephone", b"mobile", b"mob", b"cell", b"fax", b"dial", b"sms", b"ring")
+    b"call phone phones tel telephone mobile mob cell fax dial sms ring"
+    b" telefon telefono telefoon handy mobil celular telefonnummer tlf whatsapp".split()
 )
+# a word for a phone's number after a word of a phone's (`_called`: `Phone number:`, `Tel. No.:`, `Tel. Nr.`)
+_NUMBER_WORDS: Final = frozenset((b"number", b"no", b"nr", b"num", b"nummer"))
 
 
 # a card of 15 digits in American Express's groups, split by single spaces or dashes (`_phone`): none is a phone

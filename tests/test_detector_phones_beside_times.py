@@ -30,6 +30,14 @@ def _found(text: str) -> list[tuple[str, str]]:
         ("1134567890 1134567891", [("1134567890", "pii:phone"), ("1134567891", "pii:phone")]),
         # Australia's national numbers: `1800…` and `1300…` are no times (11 days each of 2027-01 and 2011-03)
         ("1800123456 1300654321", [("1800123456", "pii:phone"), ("1300654321", "pii:phone")]),
+        # a word for its number between, Europe's words (helper revphones: none was found before)
+        ("Phone number: 44 1632960123", [("44 1632960123", "pii:phone")]),
+        ("Tel. No.: 49 1512345678", [("49 1512345678", "pii:phone")]),
+        ("Telefon: 49 1512345678", [("49 1512345678", "pii:phone")]),
+        ("Handy 49 1512345678", [("49 1512345678", "pii:phone")]),
+        ("serial number: 1733356800 4563", []),
+        ("No. 1733356800 4563", []),
+        ("xtelefonnummer 1733356800 4563", []),
         # as before: a number alone is a phone; times beside other numbers, without a word of a phone's, are a row's
         ("call 1800123456 or 1300654321", [("1800123456", "pii:phone"), ("1300654321", "pii:phone")]),
         ("44 1632960123", []),
