@@ -21,6 +21,7 @@ from tests.servers.ollama import MODEL, Ollama
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED
 from tests.test_ollama_native import ADDRESS
+from tests.test_tool_arguments_exponent_numbers import CONFIG as CARD_ZONE
 
 # the fixtures of test_ollama_native: the server, the proxy in front of it
 ollama = native.ollama
@@ -186,3 +187,81 @@ def test_a_responses_input_key_go_takes_for_a_field_is_refused(vllm, make_proxy,
     with pytest.raises(openai.PermissionDeniedError):
         client.responses.create(model=SERVED, input=exact, extra_headers={"x-purpose": "ads"})  # type: ignore[arg-type]
     assert server.data_requests() == []
+
+
+def _tool_call_chat(**spelt: str) -> dict[str, Any]:
+    """An assistant's tool call whose arguments hold a card written with an exponent (Ollama prints the number as Go
+    parses it, `4111111111111111`), then the user's turn; `spelt`: a key of the message, the call or its function
+    written otherwise (`arguments="Arguments"`)."""
+    names = {"arguments": "arguments", "function": "function", "tool_calls": "tool_calls", **spelt}
+    function = {"name": "pay", names["arguments"]: '{"card": 4.111111111111111e15}'}
+    call = {"id": "c1", "type": "function", names["function"]: function}
+    assistant = {"role": "assistant", "content": "", names["tool_calls"]: [call]}
+    return {"model": SERVED, "messages": [assistant, {"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize(
+    ("spelt", "field"),
+    [({"arguments": "Arguments"}, "arguments"), ({"arguments": "ARGUMENTS"}, "arguments"),
+     ({"function": "Function"}, "function"), ({"tool_calls": "Tool_Calls"}, "tool_calls"),
+     ({"tool_calls": "tool_call\u017f"}, "tool_calls")],
+    ids=["Arguments", "ARGUMENTS", "Function", "Tool_Calls", "long s"],
+)  # fmt: skip
+def test_a_tool_call_key_go_takes_for_a_chat_field_is_refused(vllm, make_proxy, spelt, field) -> None:  # type: ignore[no-untyped-def]
+    """Ollama's OpenAI-compatible chat decodes each message, its tool calls and their functions into structs
+    (`Message`, `ToolCall`): a function's `"Arguments"` is its `arguments`, whose numbers Ollama parses and prints to
+    the model (`4.111111111111111e15` as the card `4111111111111111`); the proxy reads a number written with an
+    exponent as printed again only under `arguments`, so the call went through for a purpose the card's zone forbids."""
+    server, upstream = vllm
+    proxy = make_proxy(CARD_ZONE, UPSTREAM=upstream)
+    spelt_body, exact_body = _tool_call_chat(**spelt), _tool_call_chat()
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=spelt_body, headers={"x-purpose": "marketing"},
+                       timeout=30)  # fmt: skip
+    assert reply.status_code == 400, reply.text
+    error = proxy_error(reply)
+    assert error["code"] == "invalid_request" and f"write it '{field}'" in error["message"], error
+    assert "Go's encoding/json" in error["message"], error
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=exact_body, headers={"x-purpose": "marketing"},
+                       timeout=30)  # fmt: skip
+    assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text  # the card read
+    assert server.data_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [({"role": "user", "Content": f"mail {ADDRESS}"}, "content"),
+     ({"ROLE": "user", "content": "hi"}, "role"),
+     ({"role": "user", "content": [{"type": "text", "Text": ADDRESS}]}, "text"),
+     ({"role": "user", "content": [{"Type": "text", "text": ADDRESS}]}, "type"),
+     ({"role": "user", "content": [{"type": "image_url", "Image_Url": {"url": "data:image/png;base64,AA=="}}]},
+      "image_url")],
+    ids=["message's Content", "message's ROLE", "part's Text", "part's Type", "part's Image_Url"],
+)  # fmt: skip
+def test_a_message_or_part_key_go_takes_for_a_chat_field_is_refused(vllm, make_proxy, message, field) -> None:  # type: ignore[no-untyped-def]
+    """A chat message's `"Content"` is Go's `content` (`Message`), and a content part's `"Text"`, `"Type"` or
+    `"Image_Url"` its field to a server that decodes parts into structs: refused as a tool call's keys are."""
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    body = {"model": SERVED, "messages": [{"role": "system", "content": "be brief"}, message]}
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 400, reply.text
+    error = proxy_error(reply)
+    assert error["code"] == "invalid_request" and f"write it '{field}'" in error["message"], error
+    assert server.data_requests() == []
+
+
+def test_an_ordinary_chat_is_read_as_before(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Messages, parts and tool calls spelt as OpenAI's SDK spells them (and the keys it sends beside them: `refusal`,
+    `audio`, `name`) are forwarded for a purpose their zones allow, as before."""
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0)
+    call = {"id": "c1", "type": "function", "function": {"name": "mail", "arguments": '{"to": "bob"}'}}
+    messages: Any = [
+        {"role": "system", "content": "be brief", "name": "ops"},
+        {"role": "user", "content": [{"type": "text", "text": "mail bob"}]},
+        {"role": "assistant", "content": None, "refusal": None, "audio": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sent"},
+    ]
+    reply = client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "ads"})
+    assert reply.choices and len(server.data_requests()) == 1

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from operator import is_not
 from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
@@ -331,6 +332,39 @@ def named_as_fields(item: dict[str, Any], fields: frozenset[str]) -> None:
                 raise InvalidRequest(f"key {echoed(key)} is read as {field!r} by servers that read JSON with Go's "
                                      f"encoding/json (Ollama), whatever its case: write it {field!r}",
                                      param=field)  # fmt: skip
+
+
+# the values an object holds when nothing in it is an object or a list (`nested_named_as_fields`' quick check)
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_VALUES: Final = dict.values  # (bound once: one lookup a call, not two)
+_FLAT: Final = chain.from_iterable
+
+
+def nested_named_as_fields(items: Any, fields: frozenset[str], inner: frozenset[str]) -> None:
+    """`named_as_fields` for each object in `items` (a list: messages, input items) and each object under its `inner`
+    keys (a list of them: content parts, blocks, tool calls; or one: a call's function), and under theirs: Go decodes
+    these into structs too (Ollama's `Message`, `ToolCall`, an Anthropic `ContentBlock`), a key spelt otherwise taken
+    for a field. Items of scalars only whose keys are all `fields` (most chat messages: a role and a text) are looked
+    at together, in C, whatever their number; an object whose keys are all `fields` and none `inner` (most parts) is
+    passed over."""
+    try:
+        if _SCALARS.issuperset(map(type, _FLAT(map(_VALUES, items)))) and fields.issuperset(_FLAT(items)):
+            return
+    except TypeError:  # not a list of objects (`dict.values` refuses another value): looked at one by one, below
+        pass
+    leaf = fields - inner
+    stack: list[Any] = [items]
+    while stack:
+        value = stack.pop()
+        if type(value) is dict:
+            if not leaf.issuperset(value):
+                named_as_fields(value, fields)
+                for key in inner.intersection(value):
+                    child = value[key]
+                    if type(child) is list or type(child) is dict:
+                        stack.append(child)
+        elif type(value) is list:
+            stack.extend(value)
 
 
 def request_strings(

@@ -30,6 +30,7 @@ from proxy.protocols import (
     join_text_parts,
     load_request_json,
     named_as_fields,
+    nested_named_as_fields,
     own_template,
     request_json_as_utf8,
     request_strings,
@@ -173,6 +174,15 @@ _NAMED: Final = frozenset({
 _INPUT_NAMED: Final = frozenset({"type", "role", "content", "id", "call_id", "name", "arguments", "output", "status",
                                  "summary", "encrypted_content", "text", "detail", "file_id", "image_url", "file_data",
                                  "file_url", "filename"})  # fmt: skip
+# the JSON names of a chat message's, its tool calls', their functions' and content parts' fields (Ollama's `Message`,
+# `ToolCall`: structs, their keys matched as the body's are; Go servers that decode parts so too), and the other keys
+# OpenAI's SDKs send there: a function's `"Arguments"` is Go's `arguments`, whose numbers Ollama prints as it parses
+# them (`4.111111111111111e15` a card), which the proxy reads so only under `arguments`: refused as a body's `"Tools"` is
+_MESSAGE_NAMED: Final = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "reasoning",
+                                   "reasoning_content", "refusal", "audio", "function_call", "id", "index", "type",
+                                   "function", "arguments", "text", "image_url", "input_audio", "file",
+                                   "cache_control"})  # fmt: skip
+_MESSAGE_INNER: Final = frozenset({"content", "tool_calls", "function"})  # (where those objects are, under a message)
 # llama.cpp's native request fields -> gen_ai.request.<name>: `n_predict` is its token limit (`max_tokens` when it is
 # not given, as llama.cpp reads them)
 _NATIVE_PARAMS: Final = {
@@ -195,8 +205,11 @@ def read_request(operation: str, body: bytes) -> Request:
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
-    if operation == "chat" and not isinstance(data.get("messages"), list):
-        raise InvalidRequest("'messages' is required and must be a list", param="messages")
+    if operation == "chat":
+        messages = data.get("messages")
+        if not isinstance(messages, list):
+            raise InvalidRequest("'messages' is required and must be a list", param="messages")
+        nested_named_as_fields(messages, _MESSAGE_NAMED, _MESSAGE_INNER)
     joined, all_joined = join_text_parts(
         data.get("messages") if operation != "responses" else data.get("input"), size=len(body)
     )
