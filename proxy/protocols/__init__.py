@@ -340,8 +340,8 @@ _VALUES: Final = dict.values  # (bound once: one lookup a call, not two)
 _FLAT: Final = chain.from_iterable
 
 
-def nested_named_as_fields(items: Any, fields: frozenset[str], inner: frozenset[str]) -> None:
-    """`named_as_fields` for each object in `items` (a list: messages, input items) and each object under its `inner`
+def nested_named_as_fields(items: list[Any], fields: frozenset[str], inner: frozenset[str]) -> None:
+    """`named_as_fields` for each object in `items` (messages, input items) and each object under its `inner`
     keys (a list of them: content parts, blocks, tool calls; or one: a call's function), and under theirs: Go decodes
     these into structs too (Ollama's `Message`, `ToolCall`, an Anthropic `ContentBlock`), a key spelt otherwise taken
     for a field. Items of scalars only whose keys are all `fields` (most chat messages: a role and a text) are looked
@@ -353,18 +353,18 @@ def nested_named_as_fields(items: Any, fields: frozenset[str], inner: frozenset[
     except TypeError:  # not a list of objects (`dict.values` refuses another value): looked at one by one, below
         pass
     leaf = fields - inner
-    stack: list[Any] = [items]
+    stack = list(items)
     while stack:
         value = stack.pop()
-        if type(value) is dict:
-            if not leaf.issuperset(value):
+        if type(value) is dict and not leaf.issuperset(value):  # (most parts: every key a field, none `inner`)
+            if not fields.issuperset(value):
                 named_as_fields(value, fields)
-                for key in inner.intersection(value):
-                    child = value[key]
-                    if type(child) is list or type(child) is dict:
-                        stack.append(child)
-        elif type(value) is list:
-            stack.extend(value)
+            for key in inner.intersection(value):
+                child = value[key]
+                if type(child) is list:
+                    stack.extend(child)
+                elif type(child) is dict:
+                    stack.append(child)
 
 
 def request_strings(

@@ -20,6 +20,7 @@ from proxy.protocols import (
     join_text_parts,
     load_request_json,
     named_as_fields,
+    nested_named_as_fields,
     own_template,
     request_json_as_utf8,
     request_strings,
@@ -52,6 +53,7 @@ _NAMED: Final = frozenset({"model", "messages", "system", "stream", "stop_sequen
 # `cache_control` (no field of Ollama's: a coding agent marks its blocks so), such blocks take the quick check, in C
 _BLOCK_NAMED: Final = frozenset({"role", "content", "type", "text", "citations", "source", "id", "name", "input",
                                  "tool_use_id", "is_error", "thinking", "signature", "cache_control"})  # fmt: skip
+_BLOCKS: Final = frozenset({"content"})  # (a message's blocks, a tool result's)
 
 
 def read_request(body: bytes, operation: str = "chat") -> Request:
@@ -62,13 +64,7 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    for message in data["messages"]:
-        if type(message) is dict:
-            named_as_fields(message, _BLOCK_NAMED)
-            blocks = message.get("content")
-            for block in blocks if type(blocks) is list else ():
-                if type(block) is dict:
-                    named_as_fields(block, _BLOCK_NAMED)
+    nested_named_as_fields(data["messages"], _BLOCK_NAMED, _BLOCKS)
     joined, all_joined = join_text_parts(data["messages"], data.get("system"), blocks=True, size=len(body))
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them, beside the texts (most: none)

@@ -27,6 +27,7 @@ from proxy.protocols import (
     join_text_parts,
     load_request_json,
     named_as_fields,
+    nested_named_as_fields,
     request_json_as_utf8,
     request_strings,
     token_ids,
@@ -68,6 +69,7 @@ _FIELDS: Final = frozenset({
     "debug_render_only", "role", "content", "thinking", "tool_calls", "tool_name", "tool_call_id", "id", "function",
     "index", "name", "arguments",
 })  # fmt: skip
+_INNER: Final = frozenset({"tool_calls", "function"})  # (a message's tool calls, a call's function: structs too)
 
 
 def read_request(target: Target, body: bytes) -> Request:
@@ -87,8 +89,7 @@ def read_request(target: Target, body: bytes) -> Request:
     texts: list[str] = []
     read = {key: value for key, value in data.items() if key not in _NOT_READ}
     if type(messages) is list:
-        for message in messages:
-            _message_named_as_fields(message)
+        nested_named_as_fields(messages, _FIELDS, _INNER)
         read["messages"] = [_without_images(message) for message in messages]
     whole = request_strings(read, _RENDERED, texts)
     whole = whole and not token_ids(data.get("context"))
@@ -102,20 +103,6 @@ def read_request(target: Target, body: bytes) -> Request:
     joined, all_joined = join_text_parts(messages, size=len(body)) if type(messages) is list else ((), True)
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not (whole and all_joined),
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
-
-
-def _message_named_as_fields(message: Any) -> None:
-    """`named_as_fields` for a message, its tool calls and their functions."""
-    if type(message) is not dict:
-        return
-    named_as_fields(message, _FIELDS)
-    calls = message.get("tool_calls")
-    for call in calls if type(calls) is list else ():
-        if type(call) is dict:
-            named_as_fields(call, _FIELDS)
-            function = call.get("function")
-            if type(function) is dict:
-                named_as_fields(function, _FIELDS)
 
 
 def _without_images(message: Any) -> Any:

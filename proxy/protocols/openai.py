@@ -174,6 +174,7 @@ _NAMED: Final = frozenset({
 _INPUT_NAMED: Final = frozenset({"type", "role", "content", "id", "call_id", "name", "arguments", "output", "status",
                                  "summary", "encrypted_content", "text", "detail", "file_id", "image_url", "file_data",
                                  "file_url", "filename"})  # fmt: skip
+_PARTS: Final = frozenset({"content", "output"})  # (a message's parts, a tool call's output given as parts)
 # the JSON names of a chat message's, its tool calls', their functions' and content parts' fields (Ollama's `Message`,
 # `ToolCall`: structs, their keys matched as the body's are; Go servers that decode parts so too), and the other keys
 # OpenAI's SDKs send there: a function's `"Arguments"` is Go's `arguments`, whose numbers Ollama prints as it parses
@@ -233,7 +234,9 @@ def read_request(operation: str, body: bytes) -> Request:
     stream = data.get("stream") is True
     builds_on, stored = None, False
     if operation == "responses":
-        _input_named_as_fields(data.get("input"))
+        items = data.get("input")
+        if type(items) is list:  # (not a string)
+            nested_named_as_fields(items, _INPUT_NAMED, _PARTS)
         builds_on, stored = _state(data)
         previous = data.get("previous_response")
         if previous is not None:  # vLLM's: a previous response carried whole (what it builds on, as an id's)
@@ -255,18 +258,6 @@ def read_request(operation: str, body: bytes) -> Request:
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
                    decoded=unescaped(body, texts, reprinted), builds_on=builds_on, stored=stored)  # fmt: skip
-
-
-def _input_named_as_fields(items: Any) -> None:
-    """`named_as_fields` for a Responses call's input items and their content parts (a message's, or a tool call's
-    output given as parts)."""
-    for item in items if type(items) is list else ():
-        if type(item) is dict:
-            named_as_fields(item, _INPUT_NAMED)
-            for parts in (item.get("content"), item.get("output")):
-                for part in parts if type(parts) is list else ():
-                    if type(part) is dict:
-                        named_as_fields(part, _INPUT_NAMED)
 
 
 def read_native(operation: str, body: bytes) -> Request:
