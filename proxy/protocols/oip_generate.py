@@ -19,9 +19,7 @@ from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Header, Request, Target
 from proxy.protocols.oip import (
-    ADAPTER as INFER,
-)
-from proxy.protocols.oip import (
+    _MANY_TENSORS_FROM,
     HEADER_LENGTH,
     LABELS_PARAMETER,
     StreamNames,
@@ -37,8 +35,12 @@ from proxy.protocols.oip import (
     observe_reply_meta,
     parameter_strings,
     read_reply,
+    refuse_many_tensors,
     rest_sequence,
     split_path,
+)
+from proxy.protocols.oip import (
+    ADAPTER as INFER,
 )
 from proxy.protocols.sse import SseObserver
 
@@ -81,6 +83,8 @@ def read_request(target: Target, body: bytes, header_length: str | None) -> Requ
     every field, and the proxy cannot tell which of the two it goes to."""
     check_version(target.version)
     head, binary = _json_part(body, header_length)
+    if len(head) > _MANY_TENSORS_FROM and target.operation == "infer":  # (a generate path's `inputs` may be one input)
+        refuse_many_tensors(head)  # before 2026-12-05 parsed whole: 278,000 one-element inputs (16 MB) 1-1.3 s
     data, constants = _request_json(head)
     if target.operation == "infer" or inference_form(data):
         if target.operation != "infer" and not _INFERENCE_FIELDS.issuperset(data):
