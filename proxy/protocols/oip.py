@@ -482,7 +482,8 @@ def not_utf8_element(raw: bytes, out: list[str], beside: list[str]) -> bool:
     a purpose its zone forbids (before 2026-12-05). Only an element that is not UTF-8 pays for it. A wide reading with
     control characters (`_BINARY_CONTROL`) is binary data's (quiet audio, a string table's offsets: its `@`s and
     enclosed or fullwidth digits gave it `pii:` labels), not taken; the other readings take at most `BYTES_SCANNED`
-    bytes (a gRPC `bytes_contents` element is unbounded: 64 MB read three to five times over).
+    bytes (a KServe V1 `b64` decoded is unbounded; a gRPC `bytes_contents` element was before 2026-12-05, when one of
+    64 MB was read three to five times over: it is now cut there first, `oip_grpc._contents`).
 
     An element is one text of `out` (the one captured, counted against the texts' bound): the other readings go
     `beside` it (a request's `Request.decoded`: scanned, not captured, counted nor digested; a value found only
