@@ -364,9 +364,14 @@ def test_bytes_tensor_strings() -> None:
     assert bytes_tensor_strings(raw_bytes(b"hello", b"", "wörld".encode()), out) is True  # all of it read
     assert out == ["hello", "", "wörld"]
     out = []
-    # invalid UTF-8 replaced, and as Latin-1; with a NUL, in UTF-16 and UTF-32 (an odd length: neither)
+    # invalid UTF-8 replaced, and as Latin-1; with a NUL, in UTF-16 and UTF-32 to their last whole code unit (an odd
+    # length's last byte unread) where that is text, and as Latin-1 to the first NUL, as a C string is read
     bytes_tensor_strings(raw_bytes(b"\xff\xfeok", b"\xff\x00ok!", "ök".encode("utf-16-le")), out)
-    assert out == ["\ufffd\ufffdok", "\xff\xfeok", "\ufffd\x00ok!", "\ufffd\x00k\x00", "ök", "\uf600\u6b00"]
+    assert out == [
+        *("\ufffd\ufffdok", "\xff\xfeok"),
+        *("\ufffd\x00ok!", "\xff\u6b6f", "\uff00\u6f6b", "\xff"),
+        *("\ufffd\x00k\x00", "ök", "\uf600\u6b00", "ö"),
+    ]
     # bytes that are not whole elements would reach the model unscanned: refused, never skipped
     for broken in (
         raw_bytes(b"ok") + struct.pack("<I", 10) + b"short",  # an element shorter than its length
