@@ -859,7 +859,7 @@ class ProxyProcess:
         server = self._http
         connections = list(server.connections) if server is not None else []
         for conn in connections:
-            conn.shutdown()
+            conn.shutdown(reload=True)  # (what it leaves unserved is recorded with the reload's reason, not SIGTERM's)
         log.info("reload: listen.tls client authentication changed; %d open TLS connection(s) closed for new "
                  "handshakes", len(connections))  # fmt: skip
 

@@ -607,13 +607,20 @@ class HttpIngress:
         internal error (`HttpConnection._unserved`): the call had begun, and ends as one whose client left while it was
         still arriving does (`_unread`), or one the drain cut, or refused as the one before it, with no status, nothing
         of it read or forwarded, no one answered. Not `whole`: a head only partly read when the drain closed its
-        connection (`HttpConnection._head_cut`), recorded `drain_timeout`."""
+        connection (`HttpConnection._head_cut`), recorded `drain_timeout`. A reload that changed `listen.tls` client
+        authentication closing the connection (`conn.reloaded`) is recorded as the drain's closing is, its reason the
+        reload's (before 2026-12-05 SIGTERM's, though the process went on)."""
         pipeline = self.ref.current
         ex = _exchange(pipeline, request.method, request.path, request.header)
         if pipeline.client_address:
             ex.outcome.client = conn.client
-        if not whole:  # its head not all read: the drain closed the connection (`HttpConnection._head_cut`)
+        if not whole and conn.reloaded and not conn.cut:
             ended: ProxyError = DrainCut(
+                "lineage-proxy closed the connection before this request's head had arrived whole, for a reload that "
+                "changed listen.tls client authentication (requests are identified on new connections); send it again"
+            )
+        elif not whole:  # its head not all read: the drain closed the connection (`HttpConnection._head_cut`)
+            ended = DrainCut(
                 "lineage-proxy stopped (SIGTERM) before this request's head had arrived whole: the drain closed its "
                 "connection"
             )
@@ -634,6 +641,11 @@ class HttpIngress:
             ended = conn.closed_by(
                 f"lineage-proxy closed the connection before this request was served: it was pipelined behind one "
                 f"answered {conn.closed_by.code}, after which the connection closes"
+            )
+        elif conn.draining and conn.reloaded:
+            ended = DrainCut(
+                "lineage-proxy closed the connection before this request was served: it was pipelined behind the reply "
+                "that closed the connection for a reload that changed listen.tls client authentication; send it again"
             )
         elif conn.draining:
             ended = DrainCut(

@@ -148,6 +148,9 @@ class HttpConnection(asyncio.Protocol):
         self.closing = False  # close once the request being served is answered
         self.cut = False  # closed by the drain (SIGTERM) with a request still being served
         self.draining = False  # the drain (SIGTERM) closes it (`shutdown`), not an internal error
+        # not the drain but a reload that changed `listen.tls` client authentication closes it (`shutdown(reload=True)`):
+        # what it cuts unserved is recorded with the reload's reason, not SIGTERM's (`HttpServer.record_unserved`)
+        self.reloaded = False
         # the drain began as the reply to the request being served was going out, saying keep-alive: its client,
         # which may have pipelined the next request already, is owed that one's reply (`shutdown`)
         self._owed = False
@@ -166,6 +169,10 @@ class HttpConnection(asyncio.Protocol):
         self._deadline: float | None = None  # loop time past which an idle or slow connection is closed
         self._head_started = 0.0  # when the request head being read began (its header timeout runs from then)
         self._head_fed = 0  # bytes fed while one request head stayed open (llhttp buffers a header line itself)
+        # the request line of the head left open by the last read came whole (its line end read): kept as each read
+        # leaves a head open, for the record of one the drain cuts (`_head_cut`), which has no other way to know it
+        # (llhttp hands a field over only as the next begins, the target in pieces; nothing per ordinary call)
+        self._line_in = False
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
@@ -246,8 +253,11 @@ class HttpConnection(asyncio.Protocol):
                 line_read = False
                 if parsing is open_head:
                     self._head_fed += len(data)  # llhttp may be buffering one long line
+                    # (a line end in what the parser took of a head whose line was not whole ends that line)
+                    self._line_in = self._line_in or b"\n" in data
                 else:  # it began in this read: its bytes in it (before 2026-12-05 not counted until the next read)
                     self._head_fed = self._head_read(parsing, data)
+                    self._line_in = self._line_ended(data)
                 if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
                     over = HeaderTooLarge(
                         f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")  # fmt: skip
@@ -280,6 +290,17 @@ class HttpConnection(asyncio.Protocol):
         if method and rest.startswith(request.target.encode("latin-1")) and rest[len(request.target) :] in _LINE_ENDS:
             return request.head_size + len(data) - end - 1
         return 0
+
+    def _line_ended(self, data: bytes) -> bool:
+        """Whether the request line of the head left open, which began in the read `data`, ended in it: a line end
+        after its method and target, the last of them in the read (the head is its end: an earlier request pipelined in
+        the same read, its body, comes before it)."""
+        request = self.parsing
+        if request is None or not request.target:
+            return False
+        line = self.parser.get_method() + b" " + request.target.encode("latin-1")
+        at = data.rfind(line)
+        return at >= 0 and data.find(b"\n", at + len(line)) >= 0
 
     def _take_upgrade_body(self, data: bytes) -> bool:
         """The Content-Length body of a request that asked to upgrade (llhttp does not read it); whether it is
@@ -709,11 +730,16 @@ class HttpConnection(asyncio.Protocol):
         if request is None or request.method or self._broken or (self.lost and not self.cut) or record is None:
             return
         request.headers.clear()  # not whole: no field of it is read, its key neither
-        if request.head_size > len(request.target):  # a field came after its request line: that line is whole
+        # its request line came whole (`_line_in`, kept as each read left it open). Before 2026-12-05 only once a field
+        # had been handed over (`head_size`), which llhttp does as the next one begins: a head cut after its line, or
+        # its one field, was recorded with no method or path
+        if self._line_in or request.head_size > len(request.target):
             request.method = _method(self.parser.get_method())
         else:
             request.target = ""
         self.parsing = None
+        if self.cut or not self.reloaded:
+            self.server.heads_cut += 1  # said by the drain's warning (`HttpServer.shutdown`)
         try:
             record(request, self, False)
         except Exception:
@@ -792,9 +818,12 @@ class HttpConnection(asyncio.Protocol):
             return
         self.abort()
 
-    def shutdown(self) -> None:
+    def shutdown(self, reload: bool = False) -> None:
         """Stop after the request being served (and the next one, when its reply had gone out saying keep-alive: its
-        client awaits that one's; its own says `Connection: close`); an idle connection closes now."""
+        client awaits that one's; its own says `Connection: close`); an idle connection closes now. `reload`: a reload
+        that changed `listen.tls` client authentication closes it, not the drain (SIGTERM), which may follow."""
+        if not self.draining:
+            self.reloaded = reload  # (what closed it first: the drain after a reload finds it closing already)
         # (not when that reply closes the connection itself, `closing` already: a stream to an HTTP/1.0 client, its
         # body ending with the connection, which a next reply written after it would have joined)
         self._owed = self.serving is not None and self.replying and not self.closing
@@ -1118,6 +1147,7 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self.refused = 0
         self.framing_errors = 0
+        self.heads_cut = 0  # request heads still arriving the drain closed (`HttpConnection._head_cut`), said by it
         self.held = 0  # bytes of request bodies held, all connections together (`HttpConnection._keep`)
         self.bodies_refused = 0
         self._server: asyncio.Server | None = None
@@ -1341,11 +1371,19 @@ class HttpServer:
             if conn.serving is not None and not conn.lost:
                 conn.cut = True  # its call is recorded as `drain_timeout`, not as the client's leaving
                 cut += 1
+            conn._head_cut()  # a head pipelined behind it, partly read: recorded (and counted) now
             conn.abort()
         self.connections.clear()
+        # the heads still arriving it closed, unserved (before 2026-12-05 not counted: a drain that cut only those said
+        # nothing)
+        heads = self.heads_cut
+        also = f", and {heads} request head(s) still arriving (recorded drain_timeout, unserved)" if heads else ""
         if cut and self.hurried.is_set():
-            log.warning("drain: %d HTTP call(s) still running were cut off (cut short by %s)", cut, self.hurried_by)
+            log.warning("drain: %d HTTP call(s) still running were cut off (cut short by %s)%s", cut, self.hurried_by,
+                        also)  # fmt: skip
         elif cut:
-            log.warning(
-                "drain: %d HTTP call(s) still running after %gs were cut off (limits.drain_timeout_s)", cut, timeout
-            )
+            log.warning("drain: %d HTTP call(s) still running after %gs were cut off (limits.drain_timeout_s)%s", cut,
+                        timeout, also)  # fmt: skip
+        elif heads:
+            log.warning("drain: %d HTTP request head(s) still arriving were cut off (recorded drain_timeout, unserved)",
+                        heads)  # fmt: skip
