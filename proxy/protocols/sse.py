@@ -115,10 +115,15 @@ _JSON_LINES_NO_OP: Final = re.compile(rb"\n[\n \t]")
 # `_sdk_events`): it dispatches an event at a blank line once the event has a name (its last `event` line's value, one
 # space after the colon dropped), a `data` line, or a retry (a `retry` line whose value `int` reads), or once an id was
 # given (the last `id` line's value holding no NUL: kept from event to event, until an empty one); data that is white
-# space alone is none to `json.loads`. A line that may make it so: `id`, `retry`, `event`, a `data` line with no value
-_SDK_LINE: Final = re.compile(rb"^(?:id|retry|event|data(?::[ \t]*)?$)", re.M)
+# space alone is none to `json.loads`. A line that may make it so: `id`, `retry`, `event`, a `data` line with no value;
+# not an `event` line right before a `data:` line with one, whose event the SDK dispatches with data (a Responses
+# stream names each of its events: each was looked at in Python, +~315 instructions an event; helper revsse)
+_SDK_LINE: Final = re.compile(rb"^(?:id|retry|event(?![^\n]*\ndata:[ \t]*[^ \t\n])|data(?::[ \t]*)?$)", re.M)
 _SDK_CONTENT: Final = re.compile(rb"^data:[ \t]*[^ \t\n]", re.M)
-_SDK_RETRY: Final = re.compile(rb"^retry:[ \t\x0b\x0c\x1c-\x1f]*[+-]?[0-9](?:_?[0-9])*[ \t\x0b\x0c\x1c-\x1f]*$", re.M)
+# a retry as `int` reads it: ASCII white space around it (not `\x1c`-`\x1f`, which `str.isspace` counts and `int`
+# refuses: an empty event the SDK never raised at was `upstream_error`); a line past ASCII is read by `int` (`_wide_retry`)
+_SDK_RETRY: Final = re.compile(rb"^retry:[ \t\x0b\x0c]*[+-]?[0-9](?:_?[0-9])*[ \t\x0b\x0c]*$", re.M)
+_SDK_WIDE_RETRY: Final = re.compile(rb"^retry:([^\n]*[\x80-\xff][^\n]*)$", re.M)
 _SDK_ID: Final = re.compile(rb"(?s:.*)^id(?::([^\n\x00]*))?$", re.M)  # (the last without a NUL)
 # `[DONE]` as the SDK reads it: the event's data begins so (one space after the colon dropped); it stops there
 _DONES: Final = (b"data:[DONE]", b"data: [DONE]")  # (`_data_line`)
@@ -173,6 +178,18 @@ def _alternative_tokens(entries: Any, seen: set[str], found: list[str]) -> bool:
                 seen.add(token)
                 found.append(token)
     return True
+
+
+def _wide_retry(data: bytes, start: int, end: int) -> bool:
+    """Whether a `retry` line in `data[start:end]` holding bytes past ASCII is a retry to the openai SDK's decoder, its
+    `int` of the value (digits and white space past ASCII too: `retry: \u0665`, `retry: 5\u00a0`; helper revsse)."""
+    for found in _SDK_WIDE_RETRY.finditer(data, start, end):
+        try:
+            int(found[1].decode("utf-8"))
+        except ValueError:  # (no number; no UTF-8, at which the SDK's decode of the line raises)
+            continue
+        return True
+    return False
 
 
 def _json_text(data: bytes | bytearray) -> bool:
@@ -439,7 +456,9 @@ class SseObserver:
                     state |= _SDK_DATA
                 if not state & _SDK_CONTENT_LINE and _SDK_CONTENT.search(data, found.start(), end) is not None:
                     state |= _SDK_CONTENT_LINE
-        if data.find(b"retry", start, end) >= 0 and _SDK_RETRY.search(data, start, end) is not None:
+        if data.find(b"retry", start, end) >= 0 and (
+            _SDK_RETRY.search(data, start, end) is not None or _wide_retry(data, start, end)
+        ):
             state |= _SDK_RETRIES
         if data.find(b"id", start, end) >= 0:
             found = _SDK_ID.match(data, start, end)
