@@ -1811,10 +1811,14 @@ def ends_early(data: bytes) -> bool:
             if text and 0xD800 <= ord(text[-1]) <= 0xDBFF:  # (a pair's first half, its second cut off)
                 text = text[:-1]
             data = text.encode("utf-8", "surrogatepass")
+    # (read as its client's `json.loads` has it, bytes that are not UTF-8 each U+FFFD: orjson says where such bytes are,
+    # a cut within a character's bytes too, at 0; and where it ends, in characters: before 2026-12-05 compared with its
+    # length in bytes, a reply holding text past ASCII before its cut was never said to be; helper revsse)
+    text = data.decode("utf-8", "replace")
     try:
-        orjson.loads(data)
+        orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        return bool(exc.pos >= len(data.rstrip(b" \t\r\n")))  # orjson: "unexpected end of data"
+        return bool(exc.pos >= len(text.rstrip(" \t\r\n")))  # orjson: "unexpected end of data"
     return False
 
 
