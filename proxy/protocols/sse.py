@@ -137,6 +137,10 @@ _SDK_RETRIES: Final = 8
 _SDK_DONE: Final = 16
 _SDK_ID_GIVEN: Final = 32
 _SDK_DISPATCHES: Final = _SDK_NAMED | _SDK_DATA | _SDK_RETRIES | _SDK_ID_GIVEN
+# an ordinary event open at a read's end (a read ending at its `data:` line, with a value, not `[DONE]`; its blank line
+# in the next): known in C, as its blank line is (each was two Python steps, +~300 instructions an event; helper revsse)
+_SDK_OPEN: Final = _SDK_DATA | _SDK_CONTENT_LINE
+_SDK_OPEN_DATA: Final = re.compile(rb"(?:\A\n?|\n\n)data:(?! ?\[DONE\])[ \t]*[^ \t\n][^\n]*\n\Z")
 # the piece of an event (a JSON line) kept across reads, past where a reply is read (`_late_errors`), to be looked at
 # whole: an error's event is short
 _MOST_TAIL: Final = 65_536
@@ -395,8 +399,15 @@ class SseObserver:
         of them at which the SDK dispatches nothing, the rest is not looked at) or that follow an id. Before 2026-12-05
         an empty event was found only whole in a read, after a blank line, and the id an earlier event gave not kept."""
         state = self._sdk
+        if state == _SDK_OPEN and data[0] == _LF:  # (an ordinary event's blank line: dispatched with data)
+            state = self._sdk = 0
+            if len(data) == 1:
+                return
         if state < 0 or self.outcome.error_type or self._past_done:
             self._sdk = -1
+            return
+        if not state and _SDK_OPEN_DATA.search(data) is not None and _SDK_LINE.search(data) is None:
+            self._sdk = _SDK_OPEN  # (no line that may make an event dispatched without data; one open, ordinary)
             return
         end = data.rfind(b"\n") + 1
         pos = 0
