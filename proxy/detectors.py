@@ -509,7 +509,13 @@ _CODE_KEYWORDS: Final = frozenset(
     (b"return", b"yield", b"lambda", b"await", b"assert", b"del", b"else", b"elif", b"print")
 )
 _OPERAND_BEFORE: Final = frozenset(b"=+-*/%(,[<>&|^~@{")
+# the character before a stream scanner's window (`_Text.ahead`) after which what starts it may stand in prose: none
+# (the text's start), a line's end, white space (what is before it unknown)
+_PROSE_AHEAD: Final = frozenset(("", "\n", "\r", " ", "\t"))
 _OPERATORS: Final = frozenset(b"=+-*/%")
+# the classes of what may go on after an address a stream scanner's window ends in (`_unfinished`): a file's name after
+# underscores, a domain's next label after `.` or `-`
+_ADDRESS_GOES_ON: Final = frozenset(b"0aAxX_.-")
 # a name that an address glued to `=` is assigned to, that holds one (`user=bob@corp.acme`, `?to=…`, `reply_to=…`): an
 # address then, whatever its top-level domain (`_code`); a made-up private one was code until 2026-12-05
 _MAIL_KEYS: Final = frozenset(
@@ -1780,14 +1786,17 @@ def _glued_ahead(t: _Text) -> bool:
 
 def _unfinished(classes: bytes, start: int, end: int) -> bool:
     """Whether an address found from `start` to `end` in a stream scanner's window that more follows (`_Text.more`)
-    may go on in what follows: it ends at the window's end, or but for underscores, within what the scanner reads
+    may go on in what follows: it ends at the window's end, or but for what may go on after it (`_ADDRESS_GOES_ON`),
+    within what the scanner reads
     again with what follows (`_OVERLAP`), or as the text's end (`StreamScanner._mail_open`). Read as found, a
     top-level domain cut there (`…@example.co` | `mqqq…`) was an address the text read whole holds none of
     (2026-12-05, helper emails)."""
     size = len(classes)
     if size - start > _OVERLAP:
         return False
-    while end < size and classes[end] == 95:
+    # (but for underscores only, a file's name cut, `_2024.csv` | `ale`, and a domain's next label, `.` | `cc…`, were
+    # found in the window, none read whole, until 2026-12-05, helper revemails)
+    while end < size and classes[end] in _ADDRESS_GOES_ON:
         end += 1
     return end == size
 
@@ -1844,7 +1853,7 @@ def _code(t: _Text, start: int, end: int) -> bool:
         return tld not in _COMMENTED_TLDS
     mail = tld in _MAIL_TLDS or tld in _IDN_TLD_SET or tld.startswith("xn--")  # (an A-label: `_domain_end`)
     if called:
-        return not mail or (tld in _CALLED_TLDS and not (_in_prose(raw, start) and _named(raw, start, dot)))
+        return not mail or (tld in _CALLED_TLDS and not (_in_prose(raw, start, t.ahead) and _named(raw, start, dot)))
     if _mail_key(raw, start - 1):
         return False
     if not mail or (tld in _ATTRIBUTE_TLDS and raw[start - 1] in _OPERATORS and not _named(raw, start, dot)):
@@ -1874,11 +1883,16 @@ def _named(raw: bytes, start: int, dot: int) -> bool:
     return all(label.lower() not in _CODE_NAMES for label in labels)
 
 
-def _in_prose(raw: bytes, start: int) -> bool:
+def _in_prose(raw: bytes, start: int, ahead: str) -> bool:
     """Whether the local part at `start` stands as a word of prose does: first in the text or a line, or after spaces
     that no operator, `=`, `,` or opening bracket (`_OPERAND_BEFORE`; a colon may end a word of prose), nor a keyword
-    of `_CODE_KEYWORDS`, is before (`v = x@df.at[0]`, `return emb@model.to(device)` are code)."""
-    if start == 0 or raw[start - 1] in b"\n\r":
+    of `_CODE_KEYWORDS`, is before (`v = x@df.at[0]`, `return emb@model.to(device)` are code). At the start of a stream
+    scanner's window, by the character before it (`_Text.ahead`): a tail that starts in a long token,
+    `…(alice@gmx.at(home)`, `…=emb@model.to(d)`, read its operand as first in the text until 2026-12-05 (helper
+    revemails)."""
+    if start == 0:
+        return ahead in _PROSE_AHEAD
+    if raw[start - 1] in b"\n\r":
         return True
     if raw[start - 1] not in b" \t":
         return False
@@ -1886,11 +1900,16 @@ def _in_prose(raw: bytes, start: int) -> bool:
     while end > 0 and raw[end - 1] in b" \t\r\n":
         end -= 1
     if end == 0:
-        return True
+        return ahead in _PROSE_AHEAD
     if raw[end - 1] in _OPERAND_BEFORE:
-        # (but a list's bullet or a quote's mark first in a line: `- bob@uni.no(office)`, `> …`)
-        line = raw.rfind(b"\n", 0, end - 1) + 1
-        return raw[end - 1] in b"-*>" and raw[line : end - 1].strip() == b""
+        # (but a list's bullet or a quote's mark first in a line: `- bob@uni.no(office)`, `> …`. Looked for back to the
+        # line's start, a line of a megabyte of `= ab@cde.to(` took 1.5 s until 2026-12-05, helper revemails)
+        if raw[end - 1] not in b"-*>":
+            return False
+        end -= 1
+        while end > 0 and raw[end - 1] in b" \t":
+            end -= 1
+        return end == 0 or raw[end - 1] in b"\n\r"
     word = _KEY_BEFORE.search(raw, max(0, end - 40), end)
     return word is None or word.group() not in _CODE_KEYWORDS
 
@@ -2871,8 +2890,10 @@ def _tail_at_a_gap(end: str) -> str:
 
 # white space and the numbers and groups of four letters or digits (an IBAN's, `GB82 WEST 1234`) just before it,
 # each after white space, and the token before them, read backwards from the white space: where a tail that would
-# start after it starts instead
-_GROUPS_BEFORE: Final = re.compile(r"\s(?:(?:[0-9().+/:-]+|[0-9A-Za-z]{4})\s)*\S*")
+# start after it starts instead. The white space is its whole run: after a run, a tail started with none of the token
+# before, and an operand after `=` and a newline and an indent (`out =\n    emb@model.to(device)`) read first in it
+# was an address in prose (`_in_prose`) until 2026-12-05 (helper revemails)
+_GROUPS_BEFORE: Final = re.compile(r"\s+(?:(?:[0-9().+/:-]+|[0-9A-Za-z]{4})\s)*\S*")
 
 
 def _read_end(text: str, chars: int) -> str:
