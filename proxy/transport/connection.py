@@ -74,7 +74,10 @@ class Connection(asyncio.Protocol):
         if exc is None:
             self.parser.feed_eof()
         if self.lost is None:  # a protocol error that aborted the connection stays the reason
-            self.lost = exc or UpstreamClosed("the upstream closed the connection")
+            # kept without its traceback (`_fail`)
+            self.lost = (
+                UpstreamClosed("the upstream closed the connection") if exc is None else exc.with_traceback(None)
+            )
         if self.idle and self.on_idle_lost is not None:
             self.on_idle_lost(self)
         self._wake()
@@ -148,7 +151,12 @@ class Connection(asyncio.Protocol):
             self._waiter = None
 
     def _fail(self, exc: BaseException) -> None:
-        self.lost = exc
+        # kept without its traceback, which holds the frames it was raised through (`data_received`'s, holding
+        # this connection), nor the error it was raised while handling (the reply parser's refusals are raised
+        # `from None` in llhttp's error's handler), whose traceback holds them too: reference cycles that kept
+        # them for the collector
+        exc.__context__ = None
+        self.lost = exc.with_traceback(None)
         self.parser.keep_alive = False
         if self.transport is not None:
             self.transport.abort()

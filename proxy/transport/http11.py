@@ -294,9 +294,10 @@ class ReplyParser:
                 return
             # what a callback refused, kept by it (`_refusing`): not the error's __context__, which Python sets
             # to whatever exception is being handled when llhttp raises (wire.py's `_refusing` says more)
-            refused, self._raised = self._raised, None
-            if isinstance(exc, HttpParserCallbackError) and refused is not None:
-                raise refused from None
+            # (raised as taken, not from a variable of this frame, which its traceback holds: a reference cycle)
+            if isinstance(exc, HttpParserCallbackError) and self._raised is not None:
+                raise self._taken() from None
+            self._raised = None
             raise self._refusal(str(exc), data) from None
         if self.buffered != buffered or self.done:
             self._idle = 0
@@ -318,6 +319,12 @@ class ReplyParser:
         """A callback's refusal, kept for `_execute`: llhttp stops and raises its own error."""
         self._raised = error
         return error
+
+    def _taken(self) -> UpstreamProtocolError:
+        """The callback's refusal `_execute` raises, no longer kept."""
+        refused, self._raised = self._raised, None
+        assert refused is not None
+        return refused
 
     def _status_line(self, data: bytes = b"") -> bytes:
         """The status line being read, for messages (at most 60 bytes)."""

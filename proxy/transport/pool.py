@@ -212,8 +212,11 @@ def _reusable(conn: Connection) -> bool:
 
 
 def _broken(exc: BaseException) -> BaseException:
+    """What a call raises for its connection's `lost`: a copy of the proxy's own errors, not the one the connection
+    keeps, whose traceback would hold the raising frames, which hold the connection (a reference cycle that kept
+    the call's frames and the body it forwarded for the collector)."""
     if isinstance(exc, UpstreamProtocolError | UpstreamClosed):
-        return exc
+        return type(exc)(*exc.args)
     return UpstreamClosed(f"the upstream connection broke: {type(exc).__name__}: {exc}")
 
 
