@@ -1135,7 +1135,10 @@ class GrpcIngress:
             request = rpc = None  # (and the upstream's call, which keeps it): not held as the call ends (`_Ends.close`)
             ends = self._ends(ex, context)
             ends.unsent = unsent
-            await ends.close(failure)  # raises what failed
+            try:
+                await ends.close(failure)  # raises what failed
+            finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+                failure = None
         _reply_metadata(context, (*_pass(trailing), *ex.lineage_headers()))
         self._free_after_reply((rpc, ex, initial, trailing, received))
         return reply
@@ -1233,7 +1236,11 @@ class GrpcIngress:
             await _stop(rpc, writer, complete)
             failed = _relay_failure(ex, context, ended, relayed, initial=not sent_metadata)
             if failed is not None:
-                raise quiet.failure(ex, ended) or failed
+                relayed = None  # (neither kept by this frame, which the traceback of what it raises holds: a cycle)
+                try:
+                    raise quiet.failure(ex, ended) or failed
+                finally:
+                    failed = None
             if not sent_metadata:  # no reply carried the upstream's initial metadata: it goes before the status
                 initial = _pass(await rpc.initial_metadata())
                 if initial:
@@ -1251,7 +1258,10 @@ class GrpcIngress:
             failure = exc
         self._let_go(holding)
         first = b""  # refused before the writer took it: not held as the call ends (`_Ends.close`)
-        await ends.close(failure)
+        try:
+            await ends.close(failure)
+        finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+            failure = None
 
     async def _no_messages(
         self, adapter: Adapter, target: Target, method: str, context: grpc.aio.ServicerContext[Any, Any]
@@ -1275,7 +1285,10 @@ class GrpcIngress:
             context.set_trailing_metadata(tuple(ex.lineage_headers()))
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
-        await self._ends(ex, context).close(failure)  # raises what failed
+        try:
+            await self._ends(ex, context).close(failure)  # raises what failed
+        finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+            failure = None
 
     async def _pump(
         self,
@@ -1417,7 +1430,10 @@ class GrpcIngress:
         self.held -= held
         ends = self._ends(ex, context)
         ends.unsent = unsent
-        await ends.close(failure)  # raises what failed
+        try:
+            await ends.close(failure)  # raises what failed
+        finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+            failure = None
         _reply_metadata(context, (*_pass(trailing), ("x-trace-id", ex.trace.trace_id_hex)))
         return reply
 
@@ -1493,7 +1509,10 @@ class GrpcIngress:
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         self.held -= held
-        await ends.close(failure)  # raises what failed
+        try:
+            await ends.close(failure)  # raises what failed
+        finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+            failure = None
 
     async def passthrough(self, method: str, requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Any other method, unary or streaming alike (the wire does not tell them apart): its messages
@@ -1560,13 +1579,20 @@ class GrpcIngress:
             await _stop(rpc, writer, complete)
             failed = _relay_failure(ex, context, ended, relayed, passed_on=True)
             if failed is not None:
-                raise quiet.failure(ex, ended) or failed
+                relayed = None  # (neither kept by this frame, which the traceback of what it raises holds: a cycle)
+                try:
+                    raise quiet.failure(ex, ended) or failed
+                finally:
+                    failed = None
             context.set_trailing_metadata((*_pass(await rpc.trailing_metadata()), *ex.lineage_headers()))
             await ex.end()  # a new flow's first edge is durable before the client has the status
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         self._let_go(holding)
-        await ends.close(failure)
+        try:
+            await ends.close(failure)
+        finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+            failure = None
 
 
 class _Quiet:
@@ -1806,7 +1832,10 @@ class _Ends:
             if ex.refused is not None:  # the client left before its stream's denial was answered
                 ex.refused.finish(CLIENT_GONE)
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+                error = None
 
     async def _initial(self, metadata: Metadata) -> BaseException | None:
         """Send the upstream's initial metadata before an error status (`_reply_metadata`); None once sent. A client gone

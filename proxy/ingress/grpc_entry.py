@@ -4,12 +4,19 @@ grpc.aio asks `inspect.iscoroutinefunction` of a call's handler on every call. O
 once; of a method mypyc compiled (bound in a `functools.partial`) it first checks that the object looks like a
 function (`inspect._signature_is_functionlike`): ~95 Python instructions a call. A Python coroutine function that
 awaits the compiled handler costs about a third of that (`python -m benchmarks.work`).
+
+An abort (`context.abort`, how the ingress answers every refusal) raises the AbortError grpc keeps (`abort_exception`
+of the call's state, which the servicer context holds): it leaves here without the traceback it gathered in the
+proxy's frames, which hold that context (a reference cycle that kept every refused call's frames, its request and
+context, for the collector). grpc requires that very error back, and logs nothing of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from grpc.aio import AbortError
 
 Handler = Callable[[Any, Any], Coroutine[Any, Any, Any]]
 
@@ -18,7 +25,11 @@ def bound3(handler: Callable[..., Coroutine[Any, Any, Any]], first: Any, second:
     """`handler(first, second, third, request, context)` as grpc.aio's handler of a method."""
 
     async def call(request: Any, context: Any) -> Any:
-        return await handler(first, second, third, request, context)
+        try:
+            return await handler(first, second, third, request, context)
+        except AbortError as aborted:
+            aborted.__traceback__ = None
+            raise
 
     return call
 
@@ -27,6 +38,10 @@ def bound1(handler: Callable[..., Coroutine[Any, Any, Any]], first: Any) -> Hand
     """`handler(first, request, context)` as grpc.aio's handler of a method."""
 
     async def call(request: Any, context: Any) -> Any:
-        return await handler(first, request, context)
+        try:
+            return await handler(first, request, context)
+        except AbortError as aborted:
+            aborted.__traceback__ = None
+            raise
 
     return call

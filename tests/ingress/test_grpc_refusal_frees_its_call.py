@@ -1,0 +1,124 @@
+"""A gRPC call refused, or left by its client, leaves none of the proxy's frames in a reference cycle for the
+collector. A refusal is answered by grpc's abort, whose error grpc keeps with the call's state (which the servicer
+context, held by every handler frame, holds): it gathered a traceback through the proxy's frames (`grpc_entry`'s
+`call` now drops it). A call its client left ended with the cancel kept in variables (the handler's `failure`, a
+stream's `relayed` and `failed`, `_Ends.close`'s `error`) of the frames its traceback held. Before 2026-12-05 each
+such call left its handler's frames (`call`, `unary` or `stream`, `close`, `_abort`) in cycles. Run interpreted,
+where frames exist."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.harness import LoopThread, ProxyHandle
+from tests.ingress.grpc_proxied import proxied
+from tests.ingress.test_grpc import _request
+from tests.ingress.test_grpc_metadata_limit import INFER, Counting, labels
+from tests.ingress.test_grpc_streams import CONFIG, SERVICE
+from tests.servers.otlp_receiver import OtlpReceiver
+
+MANY = [("x-data-labels", "pii")] * 24  # over limits.max_headers: HeaderTooLarge
+OVER = [("x-data-labels", labels(64))]  # over the 8 KiB an upstream's grpc takes: RequestTooLarge (`raise over`)
+
+
+@pytest.fixture
+def proxy(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[ProxyHandle]:
+    with proxied(loop_thread, otlp, make_proxy, CONFIG + "limits: {max_headers: 20}\n", Counting()) as proxy:
+        yield proxy
+
+
+class Silent(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """An upstream that never answers: its client's deadline ends the call, and the proxy's handler is cancelled."""
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if details.method == INFER:
+            return grpc.unary_unary_rpc_method_handler(self._never)
+        if details.method == SERVICE + "ModelStreamInfer":
+            return grpc.stream_stream_rpc_method_handler(self._never_streaming)
+        return None
+
+    async def _never(self, request: bytes, context: Any) -> bytes:
+        await asyncio.Event().wait()
+        return b""
+
+    async def _never_streaming(self, requests: Any, context: Any) -> None:
+        async for _ in requests:
+            await asyncio.Event().wait()
+
+
+@pytest.fixture
+def silent(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[ProxyHandle]:
+    with proxied(loop_thread, otlp, make_proxy, CONFIG, Silent()) as proxy:
+        yield proxy
+
+
+def _unary(channel: grpc.Channel, metadata: list[tuple[str, str]], timeout: float) -> None:
+    channel.unary_unary(INFER)(_request(), timeout=timeout, metadata=metadata)
+
+
+def _stream(channel: grpc.Channel, metadata: list[tuple[str, str]], timeout: float) -> None:
+    list(channel.stream_stream(SERVICE + "ModelStreamInfer")(iter([_request()]), timeout=timeout, metadata=metadata))
+
+
+@pytest.mark.interpreted
+@pytest.mark.parametrize(
+    ("call", "metadata", "code"),
+    [(_unary, MANY, grpc.StatusCode.INVALID_ARGUMENT), (_unary, OVER, grpc.StatusCode.RESOURCE_EXHAUSTED),
+     (_stream, MANY, grpc.StatusCode.INVALID_ARGUMENT), (_stream, OVER, grpc.StatusCode.RESOURCE_EXHAUSTED)],
+    ids=["unary-many-entries", "unary-over-upstream-bound", "stream-many-entries", "stream-over-upstream-bound"],
+)  # fmt: skip
+def test_a_refused_grpc_call_leaves_no_frame_in_a_reference_cycle(
+    proxy: ProxyHandle,
+    call: Callable[[grpc.Channel, list[tuple[str, str]], float], None],
+    metadata: list[tuple[str, str]],
+    code: grpc.StatusCode,
+) -> None:
+    assert _frames_left(proxy, call, metadata, code) == []
+
+
+@pytest.mark.interpreted
+@pytest.mark.parametrize("call", [_unary, _stream], ids=["unary", "stream"])
+def test_a_grpc_call_its_client_leaves_leaves_no_frame_in_a_reference_cycle(
+    silent: ProxyHandle, call: Callable[[grpc.Channel, list[tuple[str, str]], float], None]
+) -> None:
+    # the client's deadline passes while the upstream is silent: the proxy's handler is cancelled
+    assert _frames_left(silent, call, [], grpc.StatusCode.DEADLINE_EXCEEDED, timeout=0.5) == []
+
+
+def _frames_left(
+    proxy: ProxyHandle,
+    call: Callable[[grpc.Channel, list[tuple[str, str]], float], None],
+    metadata: list[tuple[str, str]],
+    code: grpc.StatusCode,
+    timeout: float = 10,
+) -> list[str]:
+    """The proxy's frames that 3 calls ended with `code` left in reference cycles (their functions' names)."""
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(3):
+                with pytest.raises(grpc.RpcError) as refused:
+                    call(channel, metadata, timeout)
+                assert refused.value.code() == code, refused.value
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            left = [
+                o.f_code.co_name for o in gc.garbage if type(o).__name__ == "frame" and _proxys(o.f_code.co_filename)
+            ]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    return left
+
+
+def _proxys(filename: str) -> bool:
+    """Whether a frame's code is the proxy's own (not grpc's, asyncio's or the test's)."""
+    return "/proxy/" in filename
