@@ -631,7 +631,10 @@ class Exchange:
     def upstream_failed(self, exc: BaseException) -> ProxyError:
         """Map a transport failure to the contract's error: the one place for both transports."""
         if self._forwarding:  # `forwarded` itself failed (the proxy's fault, not the upstream's): raised as it is
-            raise exc
+            try:
+                raise exc
+            finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+                del exc
         self.forwarded()  # a request that never left is recorded as one that did
         decision = self.decision
         upstream = decision.upstream if decision is not None else None

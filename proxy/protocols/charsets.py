@@ -161,7 +161,10 @@ def _replaced(error: UnicodeError) -> tuple[str, int]:
     error, which a codec makes once for a body and hands over each time (one that made a new one each time would have
     all replaced, as "replace" does)."""
     if not isinstance(error, UnicodeDecodeError):
-        raise error
+        try:
+            raise error
+        finally:  # not kept by this frame, which its traceback holds (a reference cycle)
+            del error
     count: int = getattr(error, _REPLACED_COUNT, 0) + 1
     setattr(error, _REPLACED_COUNT, count)
     return "\ufffd", error.end if count <= MOST_REPLACED else len(error.object)
