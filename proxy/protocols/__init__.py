@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress, repeat
 from operator import is_not
 from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
@@ -337,7 +337,10 @@ def named_as_fields(item: dict[str, Any], fields: frozenset[str]) -> None:
 # the values an object holds when nothing in it is an object or a list (`nested_named_as_fields`' quick check)
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 _VALUES: Final = dict.values  # (bound once: one lookup a call, not two)
+_GET: Final = dict.get
 _FLAT: Final = chain.from_iterable
+_DICT: Final = frozenset({dict}).__contains__  # (a type's test in C, for `map` and `compress`)
+_LIST: Final = frozenset({list}).__contains__
 
 
 def nested_named_as_fields(items: list[Any], fields: frozenset[str], inner: frozenset[str]) -> None:
@@ -345,26 +348,29 @@ def nested_named_as_fields(items: list[Any], fields: frozenset[str], inner: froz
     keys (a list of them: content parts, blocks, tool calls; or one: a call's function), and under theirs: Go decodes
     these into structs too (Ollama's `Message`, `ToolCall`, an Anthropic `ContentBlock`), a key spelt otherwise taken
     for a field. Items of scalars only whose keys are all `fields` (most chat messages: a role and a text) are looked
-    at together, in C, whatever their number; an object whose keys are all `fields` and none `inner` (most parts) is
-    passed over."""
+    at together, in C, whatever their number; the rest a level at a time (items, then what is under their `inner`
+    keys, then under theirs), each level's keys (each once) and children gathered in C: its work grows with the levels,
+    the `inner` keys present and the keys not `fields`, not with the objects (a 200-message agent history: three
+    levels)."""
     try:
         if _SCALARS.issuperset(map(type, _FLAT(map(_VALUES, items)))) and fields.issuperset(_FLAT(items)):
             return
-    except TypeError:  # not a list of objects (`dict.values` refuses another value): looked at one by one, below
+    except TypeError:  # not a list of objects (`dict.values` refuses another value): looked at level by level, below
         pass
-    leaf = fields - inner
-    stack = list(items)
-    while stack:
-        value = stack.pop()
-        if type(value) is dict and not leaf.issuperset(value):  # (most parts: every key a field, none `inner`)
-            if not fields.issuperset(value):
-                named_as_fields(value, fields)
-            for key in inner.intersection(value):
-                child = value[key]
-                if type(child) is list:
-                    stack.extend(child)
-                elif type(child) is dict:
-                    stack.append(child)
+    level = items
+    while level:
+        if not all(map(_DICT, map(type, level))):  # (a list in a list, a string: no struct of Go's, passed over)
+            level = list(compress(level, map(_DICT, map(type, level))))
+        keys = dict.fromkeys(
+            _FLAT(level)
+        )  # (the level's keys, each once, in body order: an unknown one looked at once)
+        named_as_fields(keys, fields)
+        children: list[Any] = []
+        for key in inner.intersection(keys):
+            found: list[Any] = list(map(_GET, level, repeat(key)))
+            children.extend(_FLAT(compress(found, map(_LIST, map(type, found)))))
+            children.extend(compress(found, map(_DICT, map(type, found))))
+        level = children
 
 
 def request_strings(
