@@ -1463,6 +1463,8 @@ def _counted(t: _Text, start: int, end: int) -> bool:
     groups = t.raw[start:end].split(b" ")
     if groups[0][:2] != b"00" and any(map(_unix_time, groups)):  # (`0044 1632960123`: a country's code before)
         return not _called(t, start)
+    if (groups[0][0] != 48 or len(groups[0]) == 1) and any(map(_old_unix_time, groups)):
+        return not _called(t, start)  # (a first group of `0` and more is a trunk's: `030 123456789`, Berlin's)
     if len(groups) < 4:
         return False
     if groups.count(groups[0]) == len(groups):
@@ -1483,6 +1485,16 @@ def _unix_time(number: bytes) -> bool:
     1300654321`). (Australia's were no times at all for a few hours of 2026-12-05: `ls -l --time-style=+%s`'s
     `4563 1800123456`, a file of 2027-01-15, was a phone again.)"""
     return len(number) == 10 and number[0] == 49
+
+
+def _old_unix_time(number: bytes) -> bool:
+    """Whether nine digits not beginning with 0 are a Unix time in seconds (1973-03 to 2001-09): `ls -l
+    --time-style=+%s`'s of a file dated 1980, a zip archive's epoch (`737 315561600`), as Python's wheels and other
+    zipped files unpacked keep. Beside another number, split by spaces alone, no phone's layout holds such a group
+    but one after a country's code without its `+` (`351 912345678`, `33 612345678`: read as a row's too, as `44
+    1632960123` is, unless a word of a phone's leads them, `_called`) or a trunk's `0` (`030 123456789`, `_counted`).
+    Until 2026-12-05 (helper phones2) each was a `pii:phone`: 30,425 in `ls -lR --time-style=+%s /usr/lib /etc`."""
+    return len(number) == 9 and number[0] != 48
 
 
 def _dated(t: _Text, start: int, end: int) -> bool:

@@ -180,3 +180,40 @@ def test_an_expiry_with_a_slash_after_a_card_dictated_hides_it_no_more(text: str
     assert _found(text) == found
     assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
     assert _streamed_differ(ALL, _PAD + text) == []
+
+
+# `ls -l --time-style=+%s` of files dated 1980, a zip archive's epoch, as unpacked wheels keep them: a size, then nine
+# digits (a Unix time of 1973-03 to 2001-09)
+_LS_1980 = """total 16
+-rw-r--r-- 1 root root  737 315561600 x.yaml
+-rw-r--r-- 1 root root 4563 315532800 RECORD
+-rw-r--r-- 1 root root    0 315561600 __init__.py
+-rw-r--r-- 1 root root   44 315561600 py.typed
+-rw-r--r-- 1 root root  411 315561600 630
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before (helper phones2): each was a phone; 30,425 in `ls -lR --time-style=+%s /usr/lib /etc`
+        ("-rw-r--r-- 1 root root 737 315561600 x.yaml", []),
+        ("-rw-r--r-- 1 root root 0 315561600 __init__.py", []),
+        ("12345 315561600", []),
+        ("351 912345678", []),  # (Portugal's mobile after its code without a `+`: read as `44 1632960123` is)
+        # as before: after a `+`, a word of a phone's, a trunk's `0`; nine digits alone
+        ("+351 912345678", [("+351 912345678", "pii:phone")]),
+        ("call 351 912345678", [("351 912345678", "pii:phone")]),
+        ("Tel: 33 612345678", [("33 612345678", "pii:phone")]),
+        ("030 123456789", [("030 123456789", "pii:phone")]),
+        ("id 315561600 ok", [("315561600", "pii:phone")]),
+    ],
+)
+def test_a_size_then_a_unix_time_of_nine_digits_is_no_phone(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+
+
+def test_ls_rows_of_files_dated_1980_hold_nothing() -> None:
+    assert ALL.scan_output(_LS_1980) == frozenset()
+    assert _streamed_differ(ALL, _LS_1980) == []
