@@ -1136,12 +1136,14 @@ def _may_start(digits: bytes) -> bool:
     """Whether a payment card of this many digits may start so: of those beginning with 1 or 2, only UATP's and
     enRoute's (15 digits), Mir's (2200-2204) and Mastercard's (2221-2720). Unix times in milliseconds, microseconds
     and nanoseconds (13, 16 and 19 digits beginning with 1 until 2033) and Snowflake ids (X's and Discord's, 18 and 19
-    digits beginning with 1 or 2) passed Luhn 1 time in 10."""
+    digits beginning with 1 or 2) passed Luhn 1 time in 10. None begins with 0 (ISO/IEC 7812's industry 0 issues no
+    payment card): a phone's trunk `0` began one, two UK mobiles side by side (`07700 900 123 07700 900 124`) were the
+    card `07700 900 123 07700 900` and no phone until 2026-12-05 (helper phones2)."""
     if digits[0] == 49 or (
         digits[0] == 50 and not (b"2200" <= digits[:4] <= b"2204" or b"2221" <= digits[:4] <= b"2720")
     ):
         return len(digits) == 15
-    return True
+    return digits[0] != 48
 
 
 _NOT_DIGITS: Final = bytes(byte for byte in range(256) if not 48 <= byte <= 57)

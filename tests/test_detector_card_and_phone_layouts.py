@@ -162,3 +162,16 @@ def test_numbers_split_by_runs_of_spaces_streamed_find_what_they_find_whole(text
     # row, the row's first ten digits were read as the text's end, a `pii:phone` (84 of 543 cuts of the matrix)
     assert ALL.scan_output(text) == frozenset()
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # before (helper phones2): each a card, Luhn-valid; no payment card begins with 0 (ISO/IEC 7812's industry 0)
+        "0770090012307700900",
+        "07700 900 123 07700 900",
+        "0411 1111 1111 1116",
+    ],
+)
+def test_no_card_begins_with_0(text: str) -> None:
+    assert "pii:credit_card" not in ALL.scan(text)

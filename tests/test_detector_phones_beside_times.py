@@ -131,6 +131,8 @@ def test_a_phone_split_by_spaces_before_a_card_hides_neither(text: str, found: l
         ),
         ("020 7946 0958 020 7946 0959", [("020 7946 0958", "pii:phone"), ("020 7946 0959", "pii:phone")]),
         ("01632 960123 01632 960124", [("01632 960123", "pii:phone"), ("01632 960124", "pii:phone")]),
+        # before (helper phones2): the card `07700 900 123 07700 900` (Luhn-valid; no card begins with 0), no phone
+        ("07700 900 123 07700 900 124", [("07700 900 123", "pii:phone"), ("07700 900 124", "pii:phone")]),
         # as before: one alone; counting pairs are none, a French mobile is one; rows of numbers alike are none
         ("UK 020 7946 0958", [("020 7946 0958", "pii:phone")]),
         ("01 02 03 04 05", []),
