@@ -143,6 +143,11 @@ class _Text:
     unlisted: int = -1
     # where the last number of that run read as a Unix time of 2009 or later starts (`_dated`; -1: none, -2: not read)
     recent: int = -2
+    # the last run of phones alike `_phones_alike` read (where it ends; -1: none), where its next phone starts and
+    # how many characters each takes up: each after its first is read alone, not with the rest of the run again
+    alike_end: int = -1
+    alike_next: int = -1
+    alike_size: int = 0
     # the bytes at its start a stream scanner's window read in the window before (its tail, `StreamScanner`): a card
     # written digit by digit there was judged there, with the lines before it this window may not hold (`_spelled_out`)
     reread: int = 0
@@ -1215,6 +1220,8 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     Since 2026-12-04 a piece of 10-15 digits alone is read as it is alone too (`_bare_phone`: two mobiles side by
     side, `13800138000 13800138000`), and so is a phone in international form, split by spaces after its `+`, before a
     phone written with dashes, dots or brackets (`+44 20 7946 0958 555-123-4567`): before, neither was found."""
+    if end == t.alike_end and start == t.alike_next:  # (the next of a run of phones alike, `_phones_alike`)
+        return _next_alike(t, start)
     classes = t.classes
     # (the first of a phone's separators or of ten digits in a row, one search: each searched to the run's end for
     # each phone of a list of the other kind, 8,000 phones took 16 s, bare, or 1.3 s, written)
@@ -1299,39 +1306,59 @@ _FOURS_ENDING: Final = b" 0000 0000 0000 0000"
 def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     """The first of two phones or more split by spaces alike that a run of numbers is, one after another (`555 123
     4567 555 123 4568`: 3-3-4 twice; `020 7946 0958 020 7946 0959`), read as it is alone (the next is read so from
-    its end, as a candidate of its own); None when the run is not so. Each phone is grouped as phones are written
-    (`_PHONE_LAYOUTS`): pairs repeated are a row's, `12 34 56 78 90 12 34 56 78 90`, and so are numbers of one
-    length, `48201 48202 48203 48204`. Since 2026-12-05: before, the run was a row's, and no phone in it was found."""
-    if end - start > _PHONES_ALIKE_MOST:
-        return None
-    sizes = tuple(map(len, t.classes[start:end].split(b" ")))
-    for layout in _PHONE_LAYOUTS:
-        if len(sizes) > len(layout) and layout * (len(sizes) // len(layout)) == sizes:
-            stop = start + sum(layout) + len(layout) - 1
-            for first in range(start, end, stop + 1 - start):
-                if not _begins_as_phones(t.raw, first, layout == _NORTH_AMERICAN):
-                    return None
-            phone = _phone(t, start, stop)
-            return phone if phone == (start, stop) else None
+    its end, as a candidate of its own, `_next_alike`); None when the run is not so. Each phone is grouped as phones
+    are written (`_PHONE_LAYOUTS`): pairs repeated are a row's, `12 34 56 78 90 12 34 56 78 90`, and so are numbers of
+    one length, `48201 48202 48203 48204`. Since 2026-12-05: before, the run was a row's, and no phone in it was found;
+    five or more (a run of 64 characters or more), and the first after a country's code and its `+` (`+1 555 123 4567
+    555 123 4568`), were none until 2026-12-05 (helper phones2). The run is read once, at C speed."""
+    classes = t.classes
+    first = start
+    if t.before(start) == 43:  # (`+1 555 123 4567 555 …`: the country's code is the first phone's alone)
+        first = classes.find(b" ", start, min(end, start + 4)) + 1
+        if first == 0:
+            return None
+    for phone in _ALIKE_CLASSES:
+        size = len(phone)
+        count, rest = divmod(end + 1 - first, size + 1)
+        if (
+            rest != 0
+            or count < 2
+            or not classes.startswith(phone, end - size)
+            or classes.count(phone + b" ", first, end - size) != count - 1
+        ):
+            continue  # (not `count` phones of this layout, split by single spaces, from `first` to `end`)
+        leads = t.raw[first : end : size + 1]
+        if phone == _ALIKE_CLASSES[0]:  # (North America's)
+            if leads.translate(None, b"23456789"):
+                return None
+        elif leads.count(48) != count or b"0" in t.raw[first + 1 : end : size + 1]:
+            return None
+        stop = first + size
+        found = _phone(t, start, stop)
+        if found is None or found[1] != stop or not (found[0] == start or (found[0] == start - 1 and first > start)):
+            return None
+        t.alike_end, t.alike_next, t.alike_size = end, stop + 1, size
+        return found
     return None
 
 
-def _begins_as_phones(raw: bytes, first: int, north_american: bool) -> bool:
-    """Whether a phone of `_phones_alike` at `first`, in North America's layout or the UK's, begins as they do:
-    North America's area code with 2-9 (`555 123 4567`), the UK's with 0 and then 1-9 (`020 7946 0958`, `01632
-    960123`). Until 2026-12-05 (helper revphones) any digits were read so, and a row of sizes was two phones, `128 256
-    1024 128 256 2048`, `1024 512 2048 1024 512 2048`, `10240 204800 10240 204800`."""
-    if north_american:
-        return 50 <= raw[first] <= 57
-    return raw[first] == 48 and raw[first + 1] != 48
+def _next_alike(t: _Text, start: int) -> tuple[int, int] | None:
+    """The phone of a run of phones alike (`_phones_alike`) that starts at `start`, the next after one found."""
+    stop = start + t.alike_size
+    t.alike_next = stop + 1
+    found = _phone(t, start, stop)
+    return found if found == (start, stop) else None
 
 
-# the most characters a run of phones alike takes up (`_phones_alike`): four phones of 12 digits in three groups
-_PHONES_ALIKE_MOST: Final = 4 * 15 + 3
-# phones' groups as they are written split by spaces: North America's (`555 123 4567`), the UK's (`020 7946 0958`,
-# `0161 496 0000`, `01632 960123`, `07700 900 123`), and none other (numbers in a row of a table are alike as often)
+# phones' groups as they are written split by spaces: North America's (`555 123 4567`, its area code beginning with
+# 2-9), the UK's (`020 7946 0958`, `0161 496 0000`, `01632 960123`, `07700 900 123`, beginning with 0, then 1-9), and
+# none other (numbers in a row of a table are alike as often). Until 2026-12-05 (helper revphones) any digits were read
+# so, and a row of sizes was two phones, `128 256 1024 128 256 2048`, `1024 512 2048 1024 512 2048`, `10240 204800
+# 10240 204800`
 _NORTH_AMERICAN: Final = (3, 3, 4)
 _PHONE_LAYOUTS: Final[tuple[tuple[int, ...], ...]] = (_NORTH_AMERICAN, (3, 4, 4), (4, 3, 4), (5, 6), (5, 3, 3))
+# each as the class string reads it (`000 000 0000`)
+_ALIKE_CLASSES: Final = tuple(b" ".join(b"0" * size for size in layout) for layout in _PHONE_LAYOUTS)
 
 
 # a run of numbers split by single spaces that ends in four groups of four (`555 123 4567 4111 1111 1111 1111`: a

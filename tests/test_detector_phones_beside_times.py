@@ -131,6 +131,14 @@ def test_a_phone_split_by_spaces_before_a_card_hides_neither(text: str, found: l
         ),
         ("020 7946 0958 020 7946 0959", [("020 7946 0958", "pii:phone"), ("020 7946 0959", "pii:phone")]),
         ("01632 960123 01632 960124", [("01632 960123", "pii:phone"), ("01632 960124", "pii:phone")]),
+        # before (helper phones2): none, five or more (64 characters) or after a `+` and a country's code
+        (" ".join(["555 123 4567"] * 5), [("555 123 4567", "pii:phone")] * 5),
+        (" ".join(["020 7946 0958"] * 6), [("020 7946 0958", "pii:phone")] * 6),
+        ("+1 555 123 4567 555 123 4568", [("+1 555 123 4567", "pii:phone"), ("555 123 4568", "pii:phone")]),
+        (
+            "call +1 555 123 4567 555 123 4568 555 123 4569 ok",
+            [("+1 555 123 4567", "pii:phone"), ("555 123 4568", "pii:phone"), ("555 123 4569", "pii:phone")],
+        ),
         # before (helper phones2): the card `07700 900 123 07700 900` (Luhn-valid; no card begins with 0), no phone
         ("07700 900 123 07700 900 124", [("07700 900 123", "pii:phone"), ("07700 900 124", "pii:phone")]),
         # as before: one alone; counting pairs are none, a French mobile is one; rows of numbers alike are none
@@ -147,6 +155,8 @@ def test_a_phone_split_by_spaces_before_a_card_hides_neither(text: str, found: l
         ("10240 204800 10240 204800", []),
         ("020 7946 0958 120 7946 0959", []),
         ("555 123 4567 155 123 4568", []),
+        (" ".join(["555 123 4567"] * 5) + " 155 123 4568", []),
+        ("(555 123 4567 555 123 4568", []),
     ],
 )
 def test_phones_split_by_spaces_alike_on_one_line_are_each_found(text: str, found: list[tuple[str, str]]) -> None:

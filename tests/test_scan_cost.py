@@ -743,3 +743,13 @@ lineage: {{store: {tmp_path / "lineage.db"}}}
     monkeypatch.setattr(Detectors, "scan_all", recording)
     assert masker._content(request)[-1].endswith(detectors.NOT_CAPTURED_PAST_BOUND)
     assert read[0] <= masker.detectors.max_chars + len(part) + 1  # the runs joined (then where they meet, as ever)
+
+
+def test_a_run_of_phones_alike_is_read_once() -> None:
+    """A run of phones split by spaces alike (`555 123 4567 555 123 4568 …`, `_phones_alike`) is read once, not to its
+    end again for each of its phones: each costs as many lines however long the run (helper phones2: runs of five or
+    more were none, 63 characters their most)."""
+    short = python_lines(partial(ALL.findings, "555 123 4567 " * 100), detectors.__file__)
+    long = python_lines(partial(ALL.findings, "555 123 4567 " * 2000), detectors.__file__)
+    assert long < 22 * short  # (20 times the phones: 15,868 and 316,468 lines)
+    assert len(ALL.findings("555 123 4567 " * 2000)) == 2000
