@@ -185,7 +185,10 @@ _DICTATED = "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"
         (f"{_DICTATED} 12/27/2024", []),
         (f"{_DICTATED} 13/27", []),
         (f"{_DICTATED} 12/27 1 2", []),
-        ("1 2 3 4 5 6 7 8 9 1 2 3 4 5 6 7 12/27", []),
+        # (a month 00, a word joined: the card is Luhn-valid, so only the expiry's reading keeps it none; the case
+        # this replaces, `1 2 3 … 7 12/27`, failed Luhn, and was none whatever the expiry was read as, helper phones2)
+        (f"{_DICTATED} 00/27", []),
+        (f"{_DICTATED} 12/27x", []),
     ],
 )
 def test_an_expiry_with_a_slash_after_a_card_dictated_hides_it_no_more(text: str, found: list[tuple[str, str]]) -> None:
