@@ -292,15 +292,28 @@ class HttpConnection(asyncio.Protocol):
         return 0
 
     def _line_ended(self, data: bytes) -> bool:
-        """Whether the request line of the head left open, which began in the read `data`, ended in it: a line end
-        after its method and target, the last of them in the read (the head is its end: an earlier request pipelined in
-        the same read, its body, comes before it)."""
+        """Whether the request line of the head left open, which began in the read `data`, ended in it. The last space
+        and target in the read are the head's own (it is the read's end: a request pipelined before it in the read, its
+        body, come first), or in a field of it, its line whole: a line end after them, or no method before them (llhttp
+        takes any number of spaces after the method, "GET  /v1/models"). A field that ends the read with the method
+        and target is taken for the line, not whole. (Before 2026-12-05 the method, one space and the target were
+        looked for: a line with more spaces was taken as not whole, or as whole from an earlier request's line in the
+        read, "GET /v1/models ..." then "GET   /"; its head cut recorded without, or with, its method and path.)"""
         request = self.parsing
         if request is None or not request.target:
             return False
-        line = self.parser.get_method() + b" " + request.target.encode("latin-1")
-        at = data.rfind(line)
-        return at >= 0 and data.find(b"\n", at + len(line)) >= 0
+        if request.head_size > len(request.target):  # a field of it was handed over: its line is whole
+            return True
+        target = b" " + request.target.encode("latin-1")
+        at = data.rfind(target)
+        if at < 0:
+            return False
+        if data.find(b"\n", at + len(target)) >= 0:
+            return True
+        start = at
+        while start > 0 and data[start - 1] == 32:  # (the spaces after the method)
+            start -= 1
+        return not data.endswith(self.parser.get_method(), 0, start)
 
     def _take_upgrade_body(self, data: bytes) -> bool:
         """The Content-Length body of a request that asked to upgrade (llhttp does not read it); whether it is
