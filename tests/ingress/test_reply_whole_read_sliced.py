@@ -1,0 +1,99 @@
+"""A whole reply that is no JSON object is read as an event stream (`SseObserver.body`), as is a reply kept whole that
+began as JSON does and is none (`_read_kept`): before 2026-12-05 in one `chunk` call over all of it, 15 MiB of a binary
+`text/plain` reply holding the event loop 0.7 s in the framing's substitutions. It is read `_PIECE` bytes at a time,
+each slice ending at a line end, and finds what the whole found (an address across a slice's edge too)."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import TRUNCATED, Detectors
+from proxy.flow import Outcome
+from proxy.protocols.openai import ReplyObserver
+
+PIECE = 64 << 10
+
+
+def _observer(kind: str) -> tuple[ReplyObserver, Outcome]:
+    outcome = Outcome(started_ns=1)
+    observer = ReplyObserver(outcome, Detectors([DetectorSpec("email")]), True)
+    observer.head(200, {"content-type": kind}.get)
+    return observer, outcome
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    read: list[int] = []
+    chunk = ReplyObserver.chunk
+
+    def counted(self: ReplyObserver, data: bytes) -> None:
+        read.append(len(data))
+        chunk(self, data)
+
+    monkeypatch.setattr(ReplyObserver, "chunk", counted)
+    return read
+
+
+@pytest.mark.interpreted  # (counts what a compiled module calls directly)
+def test_a_sized_reply_that_is_no_json_is_read_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    read = _counted(monkeypatch)
+    observer, outcome = _observer("text/plain")
+    body = random.Random(3).randbytes(1 << 20)
+    observer.body(body)
+    observer.finish()
+    assert len(read) > 1 and max(read) <= PIECE, (len(read), max(read))  # before: one read of 1 MiB
+    assert sum(read) == len(body)
+    assert TRUNCATED in outcome.output_detected
+
+
+@pytest.mark.interpreted  # (counts what a compiled module calls directly)
+def test_a_kept_reply_that_begins_as_json_and_is_none_is_read_a_slice_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    observer, outcome = _observer("application/json")
+    rng = random.Random(4)
+    pieces = [b"{" + rng.randbytes(PIECE - 1)] + [rng.randbytes(PIECE) for _ in range(15)]
+    for piece in pieces:
+        observer.chunk(piece)  # (kept: its end may make it JSON)
+    read = _counted(monkeypatch)
+    assert observer.unfinished() is False
+    observer.finish()
+    assert len(read) > 1 and max(read) <= PIECE, (len(read), max(read))  # before: one read of 1 MiB
+    assert sum(read) == sum(map(len, pieces))
+    assert TRUNCATED in outcome.output_detected
+
+
+def _event(content: str, reason: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": reason}
+    return b"data: " + orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "choices": [choice]}) + b"\n\n"
+
+
+def _stream(address_at: int, line_end: bytes) -> bytes:
+    """An event stream whose event holding an address straddles `address_at` bytes (a slice's edge), its events'
+    lines ended by `line_end`, and a `: comment` line longer than a slice before it."""
+    head = (_event("filler text " * 8) * 200).replace(b"\n", line_end)
+    comment = b": " + b"x" * (PIECE + 100) + line_end + line_end
+    stream = head + comment
+    held = _event("write to bob@example.org now").replace(b"\n", line_end)
+    pad = address_at - len(stream) - held.index(b"example")
+    stream += _event("p" * pad).replace(b"\n", line_end) if pad > 0 else b""
+    return stream + held + _event("", "stop").replace(b"\n", line_end) + b"data: [DONE]" + line_end * 2
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("address_at", [2 * PIECE, 3 * PIECE + 7])
+def test_a_reply_read_a_slice_at_a_time_finds_what_read_whole_did(line_end: bytes, address_at: int) -> None:
+    stream = _stream(address_at, line_end)
+    assert len(stream) > address_at > PIECE
+    whole, whole_outcome = _observer("text/event-stream")
+    whole.chunk(stream)  # (read in one call: as a sized reply was before)
+    whole.finish()
+    sliced, sliced_outcome = _observer("text/plain")
+    sliced.body(stream)
+    sliced.finish()
+    assert sliced_outcome.output_detected == whole_outcome.output_detected == {"pii:email"}
+    assert sliced_outcome.content == whole_outcome.content
+    assert sliced_outcome.finish_reasons == whole_outcome.finish_reasons == ("stop",)
