@@ -301,7 +301,10 @@ class OpenLineageRecorder:
         # the emits of the transports inside a composite one are watched (`_took`), or the async_http ones' reports:
         # each event emitted is then followed (`_handing`)
         self._watched = False
-        self._said_partly = False  # `_partly` said it once
+        self._said_partly = False  # `_partly` said it once (an event queued, then raised on)
+        # a composite's transport fails the events one before it took (`_partly`): an outage of its backend, counted and
+        # said as one, until an emit returns (all its transports took the event)
+        self._part_down = False
         self._handing: _Handed | None = None
         self._handed: dict[int, _Handed] = {}
         self._tally_lock = threading.Lock()  # counts and outages (`_failing`, `_taking`), `_handed`
@@ -718,12 +721,25 @@ class OpenLineageRecorder:
                 handing.accepted = True
                 handing.taken = handing.taken or taken
 
-    def _partly(self, exc: Exception) -> None:
+    def _partly(self, exc: Exception, accepted: bool) -> None:
         """The transport raised on an event one of its transports took, or queued: a composite one with
         `continue_on_failure: false` stops at the first that fails, and raises; an async_http one may queue it and then
         raise (a wrapper's check after the hand-over). Not sent again, which would send it a second time to those that
         took it (the same run: a receiver summing counts counted its calls twice), as when `continue_on_failure: true`
-        (openlineage-python then logs the failure and returns). Said once."""
+        (openlineage-python then logs the failure and returns). `accepted`: a composite's transport took it, so a later
+        one failed it: that one's backend is down, an outage counted and said (until 2026-12-05 said once for the
+        process's life, never counted: `outages_total` stayed 0 while it failed every event); ended by an emit that
+        returns (`_emit`). Else said once."""
+        if accepted:
+            with self._tally_lock:
+                if self._part_down:
+                    return
+                self._part_down = True
+                self.counts.add("outages")
+            log.warning("openlineage: %s failed an event one of its transports took or queued (%s): a later one cannot "
+                        "send events; logged once per outage, counted in outages_total; not sent again, which would "
+                        "send it twice to the one that took it", self._target, redact_userinfo(str(exc)))  # fmt: skip
+            return
         if not self._said_partly:
             self._said_partly = True
             log.warning("openlineage: %s failed an event one of its transports took or queued (%s); not sent again, "
@@ -1120,7 +1136,12 @@ class OpenLineageRecorder:
                 with self._tally_lock:
                     self._failing(redact_userinfo(str(exc)))
                 return False
-            self._partly(exc)  # raised after one of its transports took it or queued it: counted as if it returned
+            # raised after one of its transports took it or queued it: counted as if it returned
+            self._partly(exc, handing.accepted)
+        else:
+            if self._part_down:  # (all of a composite's transports took it)
+                self._part_down = False
+                log.warning("openlineage: all the transports of %s take events again", self._target)
         self._handing = None
         if handing is not None:
             with self._tally_lock:

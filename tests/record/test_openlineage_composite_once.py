@@ -14,7 +14,7 @@ import pytest
 
 from tests.harness import LoopThread
 from tests.held import until
-from tests.record.test_openlineage import Marquez, chat, config, marquez, sink
+from tests.record.test_openlineage import Marquez, chat, config, marquez, metric, sink
 from tests.record.test_openlineage_async_http_counts import answers_500
 from tests.test_openlineage_single_try import Failing
 
@@ -80,3 +80,40 @@ def test_an_event_an_async_transport_queued_then_raised_on_is_not_sent_again(
     assert len(runs) == len(set(runs)) == 2, runs  # before: 3, the count event's run twice
     assert failing.events == []
     assert (recorder.counts["sent"], recorder.counts["failed"]) == (2, 0)  # before: 0 and 2 (the second flush's too)
+
+
+@pytest.mark.parametrize("first", ["http", "async_http"])
+def test_a_later_transport_of_a_fail_fast_composite_that_keeps_failing_is_an_outage(
+    vllm: Any, marquez: tuple[Marquez, str], answers_500: tuple[Failing, str], make_proxy: Any,
+    loop_thread: LoopThread, caplog: pytest.LogCaptureFixture, first: str,
+) -> None:  # fmt: skip
+    """Before 2026-12-05 the events it failed were counted sent (the first took them) and said once for the process's
+    life: `outages_total` stayed 0 while its backend was down, and one that came back and went down again was unsaid."""
+    taking, up = marquez
+    failing, down = answers_500
+    parts = f'{{type: {first}, url: "{up}"}}, {{type: http, url: "{down}", retry: {{total: 0}}}}'
+    transport = f"{{type: composite, continue_on_failure: false, transports: [{parts}]}}"
+    _, upstream = vllm
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    outages = "lineage_proxy_openlineage_outages_total"
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        chat(proxy)  # the new flow's event: the first takes it, the second fails it
+        loop_thread.run(recorder.flush())  # its count event: the same
+        taking.wait_for(2)
+        assert until(lambda: failing.failed == 2)
+        assert metric(proxy, outages) == 1  # before: 0
+        failing.up.set()
+        chat(proxy)
+        loop_thread.run(recorder.flush())  # taken by both: the outage ends
+        assert until(lambda: len(failing.events) == 1)
+        failing.up.clear()
+        chat(proxy)
+        loop_thread.run(recorder.flush())  # failed by the second again: a new outage
+        assert until(lambda: failing.failed == 3)
+        assert metric(proxy, outages) == 2  # before: 0
+        loop_thread.run(recorder.stop())
+    said = [r.getMessage() for r in caplog.records if "counted in outages_total" in r.getMessage()]
+    assert len(said) == 2, said  # once an outage, not an event
+    assert any("take events again" in r.getMessage() for r in caplog.records)
+    assert recorder.counts["failed"] == 0  # (the first took each: not sent again)
