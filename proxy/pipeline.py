@@ -467,14 +467,19 @@ class Pipeline:
         if request.decoded and self.detectors.scan_all(request.decoded) - _TRUNCATED:
             numbers = tuple(text for text in request.decoded if _PRINTED_NUMBER.fullmatch(text))
             printed = bool(numbers) and bool(self.detectors.scan_all(numbers) - _TRUNCATED)  # (`reprinted_numbers`)
-            if any(_REPLACED in text for text in request.texts):  # an element not UTF-8, read in another charset too
-                # (withheld where a value stands in another reading alone: one the texts hold too is masked in them)
-                if self.detectors.stands_apart(request.decoded, request.texts):
+            if any(_REPLACED in text for text in request.texts):  # an element not UTF-8, read in another charset too?
+                escaped = [json_unescaped(text) for text in request.texts if "\\u" in text]
+                # (withheld where a value stands in another charset's reading alone: one the texts hold too is masked in
+                # them). Those readings are what is decoded but the escapes' and the numbers': a chat message holding
+                # U+FFFD itself and a value written with escapes alone was withheld as read in another charset (until
+                # 2026-12-05), the wrong cause
+                apart = set(escaped).union(numbers)
+                readings = [text for text in request.decoded if text not in apart]
+                if readings and self.detectors.stands_apart(readings, request.texts):
                     return (_WITHHELD_CHARSET,)
                 # but not a value written with JSON escapes or as a number printed otherwise, which no captured text
                 # shows to mask: `stands_apart` took it for the same value another text holds plain (568f274 captured
                 # `bob\u0040example.org` beside `[pii:email]` so, until 2026-12-05)
-                escaped = [json_unescaped(text) for text in request.texts if "\\u" in text]
                 if not printed and not (escaped and self.detectors.scan_all(escaped) - _TRUNCATED):
                     return masked
             if printed:

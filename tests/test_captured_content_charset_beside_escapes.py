@@ -43,3 +43,25 @@ def test_a_reprinted_number_beside_its_plain_form_and_a_replacement_character_is
     content = pipe._content(request)
     assert not any("4.111111111111111e15" in part for part in content), content
     assert len(content) == 1 and content[0].startswith("[withheld:") and "number" in content[0], content
+
+
+def _beside(arguments: str, text: str) -> dict[str, object]:
+    body = chat(arguments)
+    body["messages"].insert(0, {"role": "user", "content": text})  # type: ignore[attr-defined]
+    return body
+
+
+def test_a_value_written_with_escapes_alone_beside_a_replacement_character_is_withheld_for_its_escapes() -> None:
+    """A chat message holding U+FFFD itself is no text read in another charset: before 2026-12-05 such a call's content
+    was withheld as `read in a charset other than UTF-8` (any text holding U+FFFD was taken for a non-UTF-8 element's)."""
+    pipe = offline_pipeline(parse(CONFIG))
+    request = read_request("chat", orjson.dumps(_beside('{"to": "bob\\u0040example.org"}', "hello \ufffd")))
+    assert pipe._content(request) == ("[withheld: a detected value is written with JSON escapes]",)
+
+
+def test_a_reprinted_number_alone_beside_a_replacement_character_is_withheld_for_its_printing() -> None:
+    pipe = offline_pipeline(parse(CONFIG))
+    request = read_request("chat", orjson.dumps(_beside('{"card": 4.111111111111111e15}', "hello \ufffd")))
+    assert pipe._content(request) == (
+        "[withheld: a detected value is written as a number the server prints otherwise]",
+    )
