@@ -1119,7 +1119,9 @@ class GrpcIngress:
                     raise unforwarded[0] from None
                 raise
             ex.head(0, header)
-            ex.whole(reply)
+            if ex.whole(reply):  # (a gRPC reply's observer reads it whole: never)
+                while ex.more():
+                    pass
             passed = _pass(initial)
             if passed:  # before the record (`_reply_metadata`)
                 try:

@@ -811,7 +811,10 @@ class HttpIngress:
                     data = await resp.read()
                 except Exception as exc:
                     raise ex.upstream_failed(exc) from None
-            ex.whole(data)
+            more = ex.whole(data)
+            while more:  # a reply read as an event stream a slice a loop turn (`Exchange.more`)
+                await asyncio.sleep(0)
+                more = ex.more()
             ex.finish()
             small = len(data) < 65536  # a small reply goes in one write (one send), head and body joined once
             head, _ = self._head(request, conn, ex, resp, len(data), data if small else b"")

@@ -210,6 +210,11 @@ class SseObserver:
     """Base of the observers of SSE-streamed JSON replies: subclasses read one event (`event`) and a
     whole reply (`body`), and say at `done` what they kept for the end."""
 
+    # a whole reply read as an event stream a slice at a time (`_read_sliced`), and where its next slice begins: read
+    # on by `more`, a slice a loop turn (`Exchange.more`); None once read to its end (class defaults: no work a call)
+    rest: bytes | None = None
+    _rest_at: int = 0
+
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
         self.detectors = detectors
@@ -290,23 +295,43 @@ class SseObserver:
             self._read_sliced(data)
 
     def _read_sliced(self, data: bytes) -> None:
-        """A whole reply (or one kept whole) that is no JSON object, read as an event stream: at most `_PIECE` bytes at
-        a time, each slice ending at a line end (a line longer than one: to its end), so that its lines are read as the
-        whole's would be. In one `chunk` call, 15 MiB of a binary reply held the event loop 0.7-1 s in the framing's
-        substitutions over all of it (badffd4, until 2026-12-05)."""
-        size = len(data)
-        at = 0
-        while size - at > _PIECE:
+        """A whole reply (or one kept whole) that is no JSON object, read as an event stream: its first slice, the rest
+        by `more` (a slice a loop turn: `Exchange.more`), or at its end (`_drain`). In one `chunk` call, 15 MiB of a
+        binary reply held the event loop 0.7-1 s in the framing's substitutions over all of it (badffd4, until
+        2026-12-05)."""
+        if len(data) <= _PIECE:
+            self.chunk(data)
+            return
+        self.rest = data
+        self._rest_at = 0
+        self.more()
+
+    def more(self) -> bool:
+        """Read the next slice of a whole reply (`_read_sliced`): at most `_PIECE` bytes, ending at a line end (a line
+        longer than that: to its end), so that its lines are read as the whole's would be. Whether slices remain."""
+        data = self.rest
+        if data is None:
+            return False
+        at = self._rest_at
+        end = len(data)
+        if end - at > _PIECE:
             stop = at + _PIECE
-            end = max(data.rfind(b"\n", at, stop), data.rfind(b"\r", at, stop)) + 1
-            if end <= at:  # (a line longer than a slice: to its end, as read whole)
+            cut = max(data.rfind(b"\n", at, stop), data.rfind(b"\r", at, stop)) + 1
+            if cut <= at:  # (a line longer than a slice: to its end, as read whole)
                 found = _LINE_END.search(data, stop)
-                if found is None:
-                    break
-                end = found.end()
-            self.chunk(data[at:end])
-            at = end
-        self.chunk(data[at:] if at else data)
+                cut = found.end() if found is not None else end
+            end = cut
+        if end == len(data):
+            self.rest = None
+        else:
+            self._rest_at = end
+        self.chunk(data[at:end] if at or end < len(data) else data)
+        return self.rest is not None
+
+    def _drain(self) -> None:
+        """The slices of a whole reply not read yet (`more`), read now: at its end, or where what it says is asked."""
+        while self.more():
+            pass
 
     def _read_whole(self, data: bytes) -> bool:
         """Read a whole reply; False when it is not a JSON object (then read as an event stream, which says what of
@@ -888,8 +913,11 @@ class SseObserver:
                         self._text.unread()
                     else:  # no JSON object: an event stream after all, as a whole reply is read (`body`)
                         self._read_sliced(data)
+                        self._drain()
 
     def finish(self) -> None:
+        if self.rest is not None:
+            self._drain()
         self._read_kept()
         if self._partial:
             last = b"".join(self._partial)
@@ -922,6 +950,8 @@ class SseObserver:
         upstream sent in it. Not a reply the observer stopped reading (`_give_up`: past what is kept, or a line past
         `MAX_LINE`): where it ended was not read, and it is labelled `scan:truncated` already. A reply kept to be read
         whole (JSON, not an event stream) is read now: cut short when its JSON ends before its value does."""
+        if self.rest is not None:
+            self._drain()
         if self._kept is not None:
             plain = self._plain
             self._read_kept()
@@ -947,6 +977,8 @@ class SseObserver:
         `cut_short` tells (no finish or stop reason, no error in band, read to its end); or a reply kept to be read whole
         (JSON) whose JSON ends before its value does, as one framed by its close is cut (`cut_short`: until 2026-12-05
         that one alone was said to be). A plain-text reply kept for its charset is read now, then as an event stream."""
+        if self.rest is not None:
+            self._drain()
         if self._plain and self._kept is not None:  # (kept for its charset, read now: then as an event stream)
             self._read_kept()
         if self._kept is not None:
@@ -957,7 +989,7 @@ class SseObserver:
         """At the end of a reply read whole (sized, `body`): whether it was JSON lines (`_NDJSON`: Ollama's stream, sent
         with a `Content-Length`) that ended before its API's last line, as `unfinished` tells of one passed on as it
         arrives (until 2026-12-05 recorded as a call that ended well)."""
-        return self._lines and self.unfinished()
+        return self._lines and self.unfinished()  # (`unfinished` reads what `more` has not)
 
     # -- shared by the subclasses
 

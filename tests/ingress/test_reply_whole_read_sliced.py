@@ -5,8 +5,11 @@ each slice ending at a line end, and finds what the whole found (an address acro
 
 from __future__ import annotations
 
+import asyncio
 import random
+from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -14,6 +17,9 @@ from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.openai import ReplyObserver
+from tests.harness import LoopThread
+from tests.ingress.test_compressed_replies_read import BODY, CONFIG
+from tests.servers.raw_origin import proxy_in_front, request_body
 
 PIECE = 64 << 10
 
@@ -97,3 +103,42 @@ def test_a_reply_read_a_slice_at_a_time_finds_what_read_whole_did(line_end: byte
     assert sliced_outcome.output_detected == whole_outcome.output_detected == {"pii:email"}
     assert sliced_outcome.content == whole_outcome.content
     assert sliced_outcome.finish_reasons == whole_outcome.finish_reasons == ("stop",)
+
+
+# an event stream sent sized as `text/plain` (read whole, no JSON object: an event stream), 1 MiB, an address near
+# its end
+SIZED_STREAM = _event("filler text") * ((1 << 20) // len(_event("filler text"))) + _event("write to bob@example.org")
+
+
+async def _answer_sized(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    await request_body(head, reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(SIZED_STREAM))
+    writer.write(SIZED_STREAM)
+    await writer.drain()
+    return True
+
+
+@pytest.mark.interpreted  # (patches what a compiled module calls directly)
+def test_a_sized_reply_read_as_an_event_stream_lets_the_loop_turn_between_its_slices(
+    make_proxy: Any, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each slice in a loop turn of its own (`Exchange.more`): before 2026-12-05 the whole reply was read in one, what
+    else the loop had to do (other calls, their replies) waiting behind it."""
+    turned: list[bool] = []  # for each slice after the first: whether the loop turned since the one before
+    chunk = ReplyObserver.chunk
+    marks: list[list[bool]] = []  # one a slice: set by a callback the loop runs once it turns
+
+    def counted(self: ReplyObserver, data: bytes) -> None:
+        if marks:
+            turned.append(marks[-1][0])
+        marks.append([False])
+        asyncio.get_running_loop().call_soon(marks[-1].__setitem__, 0, True)
+        chunk(self, data)
+
+    monkeypatch.setattr(ReplyObserver, "chunk", counted)
+    with proxy_in_front(loop_thread, make_proxy, CONFIG, _answer_sized) as proxy:
+        reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=BODY, timeout=30)
+    assert reply.status_code == 200 and reply.content == SIZED_STREAM
+    assert reply.headers["x-data-labels"] == "pii:email"  # (read to its end before its head was sent)
+    assert len(turned) >= 10, len(turned)  # before: none (one read of 1 MiB)
+    assert all(turned), turned
