@@ -1824,7 +1824,10 @@ def ends_early(data: bytes) -> bool:
     try:
         orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        return bool(exc.pos >= len(text.rstrip(" \t\r\n")))  # orjson: "unexpected end of data"
+        # orjson: "unexpected end of data"; white space alone began no JSON text: the client's `json.loads` raises at it
+        # as at an empty body (until 2026-12-05 an OIP reply of `\n` was recorded cut; helper sse2)
+        end = len(text.rstrip(" \t\r\n"))
+        return bool(end and exc.pos >= end)
     return False
 
 
