@@ -119,7 +119,12 @@ _JSON_LINES_NO_OP: Final = re.compile(rb"\n[\n \t]")
 # space alone is none to `json.loads`. A line that may make it so: `id`, `retry`, `event`, a `data` line with no value;
 # not an `event` line right before a `data:` line with one, whose event the SDK dispatches with data (a Responses
 # stream names each of its events: each was looked at in Python, +~315 instructions an event; helper revsse)
-_SDK_LINE: Final = re.compile(rb"^(?:id|retry|event(?![^\n]*\ndata:[ \t]*[^ \t\n])|data(?::[ \t]*)?$)", re.M)
+# and a `data:` line with a value followed in its event by another (`_SDK_JOINED`)
+_SDK_LINE: Final = re.compile(
+    rb"^(?:id|retry|event(?![^\n]*\ndata:[ \t]*[^ \t\n])|data(?::[ \t]*)?$"
+    rb"|data:[ \t]*[^ \t\n][^\n]*\n(?:[^\n]+\n)*?data:[ \t]*[^ \t\n])",
+    re.M,
+)
 _SDK_CONTENT: Final = re.compile(rb"^data:[ \t]*[^ \t\n]", re.M)
 # a retry as `int` reads it: ASCII white space around it (not `\x1c`-`\x1f`, which `str.isspace` counts and `int`
 # refuses: an empty event the SDK never raised at was `upstream_error`); a line past ASCII is read by `int` (`_wide_retry`)
@@ -137,6 +142,11 @@ _SDK_CONTENT_LINE: Final = 4
 _SDK_RETRIES: Final = 8
 _SDK_DONE: Final = 16
 _SDK_ID_GIVEN: Final = 32
+# the event's data so far is one JSON object, read alone (`_data_line`), in an earlier read; a value came after it in
+# the event (`data: {...}` then `data: {...}`): the SDK joins its lines by LF, and its `json.loads` raises at them
+# ("Extra data", as at any JSON text with more than white space after it; helper sse2)
+_SDK_ALONE: Final = 64
+_SDK_JOINED: Final = 128
 _SDK_DISPATCHES: Final = _SDK_NAMED | _SDK_DATA | _SDK_RETRIES | _SDK_ID_GIVEN
 # an ordinary event open at a read's end (a read ending at its `data:` line, with a value, not `[DONE]`; its blank line
 # in the next): known in C, as its blank line is (each was two Python steps, +~300 instructions an event; helper revsse)
@@ -372,10 +382,16 @@ class SseObserver:
             partial.append(data)
             data = b"".join(partial)
             partial.clear()
-        # (an ordinary read, `data:` lines with values ending at a blank line, holds no line that may make the SDK
-        # dispatch an event without data, and leaves none open)
-        if self.json_every_event and (self._sdk or not data.endswith(b"\n\n") or _SDK_LINE.search(data) is not None):
-            self._sdk_events(data)
+        if self.json_every_event:
+            if not data.isascii():  # (the SDK's decoder decodes each line as UTF-8: `_undecodable`)
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    self._undecodable(data, error.start)
+            # (an ordinary read, `data:` lines with values ending at a blank line, holds no line that may make the SDK
+            # dispatch an event without data, and leaves none open)
+            if self._sdk or not data.endswith(b"\n\n") or _SDK_LINE.search(data) is not None:
+                self._sdk_events(data)
         if (_JSON_LINES_NO_OP if self._lines else _NO_OP).search(data) is not None:  # (one search in C a read)
             data = self._framing_dropped(data)
         lines = data.split(b"\n")
@@ -454,6 +470,9 @@ class SseObserver:
         if not state and _SDK_OPEN_DATA.search(data) is not None and _SDK_LINE.search(data) is None:
             self._sdk = _SDK_OPEN  # (no line that may make an event dispatched without data; one open, ordinary)
             return
+        if state & _SDK_CONTENT_LINE and self._event is None:
+            # (the open event's data so far one JSON object, read alone: `_SDK_JOINED` at a value after it)
+            state |= _SDK_ALONE
         end = data.rfind(b"\n") + 1
         pos = 0
         while pos < end:
@@ -480,13 +499,14 @@ class SseObserver:
             if state & _SDK_DONE:
                 state = -1
                 break
-            if state & _SDK_DISPATCHES and not state & _SDK_CONTENT_LINE:
+            if (state & _SDK_DISPATCHES and not state & _SDK_CONTENT_LINE) or state & _SDK_JOINED:
                 self._stream_error()
                 state = -1
                 break
             if not state & (_SDK_DISPATCHES | _SDK_CONTENT_LINE):
                 self._sdk_quiet += 1
-                if self._sdk_quiet > MAX_STRINGS:
+                if self._sdk_quiet > MAX_STRINGS:  # (the rest not looked at: said to be, since 2026-12-05)
+                    self._text.unread()
                     state = -1
                     break
             state &= _SDK_ID_GIVEN
@@ -510,8 +530,19 @@ class SseObserver:
                     if (first[1:] if first[:1] == b" " else first).startswith(b"[DONE]"):
                         state |= _SDK_DONE
                     state |= _SDK_DATA
-                if not state & _SDK_CONTENT_LINE and _SDK_CONTENT.search(data, found.start(), end) is not None:
-                    state |= _SDK_CONTENT_LINE
+                if not state & _SDK_CONTENT_LINE:
+                    content = _SDK_CONTENT.search(data, found.start(), end)
+                    if content is not None:
+                        state |= _SDK_CONTENT_LINE
+                        stop = data.find(b"\n", content.end(), end)
+                        stop = end if stop < 0 else stop
+                        # (a value after it in the event: its data joined is JSON only if this one is none alone)
+                        if _SDK_CONTENT.search(data, stop, end) is not None:
+                            value = data[content.end() - 1 : stop]
+                            if value[0] == _BRACE and _json_text(value):
+                                state |= _SDK_JOINED
+                elif state & _SDK_ALONE and _SDK_CONTENT.search(data, start, end) is not None:
+                    state |= _SDK_JOINED
         if data.find(b"retry", start, end) >= 0 and (
             _SDK_RETRY.search(data, start, end) is not None or _wide_retry(data, start, end)
         ):
@@ -523,6 +554,19 @@ class SseObserver:
                 given = len(value) > 1 or (len(value) == 1 and value != b" ")  # (one space after the colon dropped)
                 state = state | _SDK_ID_GIVEN if given else state & ~_SDK_ID_GIVEN
         return state
+
+    def _undecodable(self, data: bytes, at: int) -> None:
+        """A read's whole lines (from a line's start; line ends made LF) that are not UTF-8 from `at` on: the openai SDK's
+        decoder decodes each line as UTF-8 as it comes (`raw_line.decode("utf-8")`), and raises `UnicodeDecodeError` at
+        one that is not, a comment too, unless it stopped at `[DONE]` before it (at its event's blank line): the
+        upstream's error. A line not yet whole is looked at once it is. Before 2026-12-05 none was (helper sse2)."""
+        if self.outcome.error_type or self._past_done or data.find(b"\n", at) < 0:  # (in the line not yet whole)
+            return
+        done = _DONE_LINE.search(data, 0, at)
+        # (the blank line of `[DONE]`'s event before it: the SDK stopped there)
+        begin = done.start() if done is not None else 0 if self._ending & _STOPS else -1
+        if begin < 0 or (b"\n" + data[:at]).find(b"\n\n", begin) < 0:
+            self._stream_error()
 
     def _framing_dropped(self, data: bytes) -> bytes:
         """`data`, whole lines from its first line end on, without those that change nothing (`_NO_OP_LINES`): each
@@ -924,6 +968,11 @@ class SseObserver:
             self._partial.clear()
             if self._fresh and last.startswith(_BOM):
                 last = last[3:]
+            if self.json_every_event and not last.isascii():  # (the SDK's decoder decodes it at the body's end)
+                try:
+                    last.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    self._undecodable(last + b"\n", error.start)
             if self._lines:  # the last line, without its line end
                 self._json_lines([last])
             elif last.startswith(b"data:"):
