@@ -225,6 +225,13 @@ class Exchange:
         adapter = self.adapter = passthrough.ADAPTER
         self.target = adapter.match("POST", "/")  # (a shared path names no model: the `"*"` route's call)
 
+    def query_read(self) -> None:
+        """The call, a GET or HEAD whose target has a query while zones are configured, is passthrough's call of the
+        model its path names, its query its request (`passthrough.QueryAdapter`), for `admit` to read and decide."""
+        target = self.target
+        self.adapter = passthrough.QUERY
+        self.target = Target("passthrough", target.model, target.version)
+
     def _read_as_utf8(self, body: bytes, header: Header) -> Request | None:
         """`body`, which the adapter refused, read again by it as UTF-8 when it is JSON in a form servers read all
         the same (a UTF-8 byte order mark first, UTF-16 or UTF-32: `Adapter.as_utf8_json`), so what the server hands

@@ -17,7 +17,7 @@ import re
 import zlib
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import orjson
 
@@ -63,7 +63,7 @@ from proxy.protocols.kserve import ADAPTER as KSERVE
 from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
 from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
-from proxy.protocols.passthrough import index_flags_only
+from proxy.protocols.passthrough import index_flags_only, query_pairs
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, first_places, keep, lower_name
@@ -149,7 +149,7 @@ def _names_version(target: str) -> bool:
     """Whether the query of an OIP model's path names a `model_version`, read as MLServer (FastAPI) reads it:
     the handler's argument the path does not hold comes from the query (`?model_version=1` on
     `/v2/models/{name}/infer` runs version 1)."""
-    return any(key == "model_version" for key, _ in parse_qsl(target.partition("?")[2], keep_blank_values=True))
+    return any(key == "model_version" for key, _ in query_pairs(target))
 
 
 def forward_fields(
@@ -491,6 +491,14 @@ class HttpIngress:
                 if request.content_length or request.header("transfer-encoding") is not None:
                     raise InvalidRequest(f"a {method} request may not carry a body here: lineage-proxy forwards no "
                                          "data it does not read and decide on")  # fmt: skip
+                if ("?" in request.target and (method == "GET" or method == "HEAD") and pipeline.config.zones
+                        and not target.listing and not request.target.endswith("?")):  # fmt: skip
+                    # its query is its request (`passthrough.QueryAdapter`): read, decided as any call's data (not a
+                    # listing's, `GET /v1/models?limit=20`, which asks each upstream for its list; nor an empty one)
+                    ex.query_read()
+                    upstream = ex.admit(request.target.encode("latin-1"), header, conn.peer, True)
+                    await self._forward(request, conn, ex, upstream, b"", observe=False)
+                    return
                 await self._data_free(request, conn, ex, pipeline, adapter, target)
                 return
             expect = request.header("expect")

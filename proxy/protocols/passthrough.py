@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
@@ -27,6 +28,13 @@ _INDEX_FLAGS_MAX: Final = 256
 # llama.cpp's `POST /lora-adapters` sets the scales every request without its own `lora` gets: what serves changes
 _LORA_SCALES_PATH: Final = "/lora-adapters"
 _LORA_SCALES: Final = Target("passthrough", rediscover=True)
+
+
+def query_pairs(target: str) -> list[tuple[str, str]]:
+    """The names and values of a request target's query, as the servers read them (Starlette and FastAPI, MLServer's,
+    KServe's, Ray Serve's and BentoML's apps; aiohttp and Werkzeug alike): percent-decoded as UTF-8 (an escape that is
+    not, U+FFFD), `+` a space, a key as often as it is repeated, a name without `=` a blank value."""
+    return parse_qsl(target.partition("?")[2], keep_blank_values=True)
 
 
 def index_flags_only(body: bytes) -> bool:
@@ -50,7 +58,8 @@ class Adapter:
     provider: str | None = None
 
     def match(self, method: str, path: str) -> Target:
-        """Anything: GET, HEAD and OPTIONS carry no data (metadata, health, files); other methods may."""
+        """Anything: GET, HEAD and OPTIONS carry no data (metadata, health, files; but a GET's or HEAD's query while
+        zones are configured, `QueryAdapter`); other methods may."""
         if method == "POST" and path == _INDEX_PATH:
             return _INDEX
         if method == "POST" and path == _LORA_SCALES_PATH:
@@ -88,6 +97,20 @@ class Adapter:
         return None  # forwarded as it came: nothing is read from the reply
 
 
+class QueryAdapter(Adapter):
+    """A GET's or HEAD's query, while zones are configured (`HttpIngress.handle`): custom model apps run a model on a
+    GET (a FastAPI, Ray Serve or BentoML app's `@app.get("/predict")`, an MLServer custom runtime's GET handler),
+    handing it the query's parameters, so the query is the call's request, read as passthrough's call of the model its
+    path names. Its names and values are the input's texts (`query_pairs`), bounded as the request target is
+    (`wire.MAX_TARGET`, 414); the reply is passed on unread, as passthrough's."""
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        """`body`: the request target, as received (latin-1, `wire.Request.target`)."""
+        check_version(target.version)
+        texts = tuple(text for pair in query_pairs(body.decode("latin-1")) for text in pair if text)
+        return Request(target.model, target.operation, version=target.version, texts=texts)
+
+
 class NothingServed:
     """A passthrough upstream says nothing about its weights: only a pin names them."""
 
@@ -114,4 +137,5 @@ class Dialect:
 
 
 ADAPTER = Adapter()
+QUERY = QueryAdapter()
 DIALECT = Dialect()
