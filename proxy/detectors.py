@@ -961,12 +961,22 @@ def _card(candidate: bytes) -> bool:
     digits = candidate.translate(None, _NOT_DIGITS)
     return (
         13 <= len(digits) <= 19
-        and _may_start(digits)
+        and (_may_start(digits) or (digits[0] == 48 and len(digits) == len(candidate) and _zero_padded(digits)))
         and _luhn(digits)
         and not _isbn(digits)
         and _SHORT_GROUP.search(candidate) is None
         and _LONG_GROUP.search(candidate) is None
     )
+
+
+def _zero_padded(digits: bytes) -> bool:
+    """Whether digits alone beginning with 0 are a card padded with zeros to a fixed width, as a record's field holds
+    one (`PAN=0004111111111111111`): after its zeros, an issuer's first digits and one of its lengths (`_ISSUERS`).
+    From 77a2169 (no card begins with 0) until 2026-12-05 (helper revphones2) none was found; before, any Luhn-valid
+    run was. Zeros before spaced groups are not (`07700 900 123 07700 900`: two UK mobiles, `_may_start`)."""
+    rest = digits.lstrip(b"0")
+    issued = _ISSUED.get(len(rest))
+    return issued is not None and issued.match(rest) is not None and _may_start(rest)
 
 
 # a group of nine digits or more beside another: no card is written so (its groups are of six at most, or it is one

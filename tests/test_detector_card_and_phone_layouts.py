@@ -175,3 +175,19 @@ def test_numbers_split_by_runs_of_spaces_streamed_find_what_they_find_whole(text
 )
 def test_no_card_begins_with_0(text: str) -> None:
     assert "pii:credit_card" not in ALL.scan(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "card"),
+    [
+        # before (helper revphones2): none since 77a2169 (no card begins with 0); before it, each was one. A record's
+        # fixed-width field pads its card with zeros: after them, an issuer's first digits and one of its lengths
+        ("PAN=0004111111111111111;", "0004111111111111111"),
+        ("card 04111111111111111 ok", "04111111111111111"),
+        ("05500000000000004", "05500000000000004"),
+        ("0378282246310005", "0378282246310005"),
+    ],
+)
+def test_a_card_padded_with_zeros_is_one(text: str, card: str) -> None:
+    assert [(text[f.start : f.end], f.label) for f in ALL.findings(text)] == [(card, "pii:credit_card")]
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
