@@ -1327,12 +1327,20 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         first = classes.find(b" ", start, min(end, start + 4)) + 1
         if first == 0:
             return None
+    # (a stream scanner's window that starts in the run, its tail, `StreamScanner`: the run read back from its end,
+    # as its start may be a phone's later group; before (helper revphones2), a run longer than the tail, 257
+    # characters, found whole, was none streamed, one cut in four)
+    cut = t.reread > start and classes.count(32, 0, start) == start
+    lead = first
     for phone in _ALIKE_CLASSES:
         size = len(phone)
+        if cut:
+            first = lead + (end + 1 - lead) % (size + 1)
         count, rest = divmod(end + 1 - first, size + 1)
         if (
             rest != 0
             or count < 2
+            or (first > lead and classes[first - 1] != 32)
             or not classes.startswith(phone, end - size)
             or classes.count(phone + b" ", first, end - size) != count - 1
         ):
@@ -1344,8 +1352,9 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         elif leads.count(48) != count or b"0" in t.raw[first + 1 : end : size + 1]:
             return None
         stop = first + size
-        found = _phone(t, start, stop)
-        if found is None or found[1] != stop or not (found[0] == start or (found[0] == start - 1 and first > start)):
+        begin = first if cut else start
+        found = _phone(t, begin, stop)
+        if found is None or found[1] != stop or not (found[0] == begin or (found[0] == start - 1 and first > start)):
             return None
         t.alike_end, t.alike_next, t.alike_size = end, stop + 1, size
         return found
