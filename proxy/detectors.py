@@ -2952,8 +2952,15 @@ def _tail_at_a_gap(end: str) -> str:
 # each after white space, and the token before them, read backwards from the white space: where a tail that would
 # start after it starts instead. The white space is its whole run: after a run, a tail started with none of the token
 # before, and an operand after `=` and a newline and an indent (`out =\n    emb@model.to(device)`) read first in it
-# was an address in prose (`_in_prose`) until 2026-12-05 (helper revemails)
-_GROUPS_BEFORE: Final = re.compile(r"\s+(?:(?:[0-9().+/:-]+|[0-9A-Za-z]{4})\s)*\S*")
+# was an address in prose (`_in_prose`) until 2026-12-05 (helper revemails). A number followed by a comma or a
+# semicolon is one of them, the one just before the white space only (a list of decimals split so was read back to a
+# decimal cut, `…0.|0123456789`, a phone): a tail started with it (`0 1733356800,` | …), and a Unix time read
+# without the number before it was a phone, none read whole. A token holding `@` takes the token before it too: a
+# tail that started with it (`x = mb@mel.to(` | `\n`…, `return emb@model.to(`) read its operand as first in the
+# text, an address in prose (2026-12-05, helper detfuzz)
+_GROUPS_BEFORE: Final = re.compile(
+    r"\s+(?:[,;][0-9().+/:-]+\s)?(?:(?:[0-9().+/:-]+|[0-9A-Za-z]{4})\s)*(?:\S*@\S*\s+\S+|\S*)"
+)
 
 
 def _read_end(text: str, chars: int) -> str:

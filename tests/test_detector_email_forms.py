@@ -619,6 +619,29 @@ def test_streamed_code_glued_in_a_long_token_is_no_address(text: str) -> None:
             assert scanner.found == set(), cut  # before: {"pii:email"} at some cuts
 
 
+# and one whose operator or keyword stands before it on its line, a window's tail cut after it (at the white space
+# after its token): the tail started with the operand, read as first in the text, in prose, where the text read whole
+# holds none (2026-12-05, helper detfuzz)
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = mb@mel.to(\n",
+        "out = emb@model.to(\n    device)\n",
+        "return emb@model.to(\n",
+        "y = emb@model.to( ",
+    ],
+)
+def test_streamed_code_whose_operator_the_tail_cut_off_is_no_address(code: str) -> None:
+    text = code + "word " * 40
+    assert EMAIL.scan_output(text) == frozenset()
+    for cut in range(1, len(text)):
+        for scanner in (EMAIL.stream(), detectors.StreamScanner(EMAIL)):
+            scanner.feed(text[:cut])
+            scanner.feed(text[cut:])
+            scanner.end_text()
+            assert scanner.found == set(), cut  # before: {"pii:email"} at some 70 cuts each
+
+
 class _ReadBytes(bytes):
     """Bytes that count how many of them `rfind` reads."""
 

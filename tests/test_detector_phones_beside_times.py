@@ -247,3 +247,21 @@ def test_a_run_of_phones_alike_longer_than_a_stream_tail_is_found_streamed(text:
     # next window's tail starts in the run, at a phone's later group)
     assert ALL.scan_output(text) == frozenset({"pii:phone"})
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0 1733356800, " + _PAD * 2,
+        "4563 1733356800, " + _PAD * 2,
+        "44 1733356800; " + _PAD * 2,
+        "1134567890 1733356800, " + _PAD * 2,
+        "-rw-r--r-- 1 root root 44 1733356800, env " + _PAD * 2,
+        _PAD * 2 + "4563 1733356800, " + _PAD * 2,
+    ],
+)
+def test_a_time_beside_a_number_then_a_comma_streamed_is_read_as_whole(text: str) -> None:
+    # a stream scanner's tail started with `1733356800,` (a number then a comma was no number before it, as one then a
+    # bracket was): the time read without the number before it was a phone at some cuts (2026-12-05, helper detfuzz)
+    assert ALL.scan_output(text) == frozenset()
+    assert _streamed_differ(ALL, text) == []
