@@ -2955,12 +2955,11 @@ def _tail_at_a_gap(end: str) -> str:
 # was an address in prose (`_in_prose`) until 2026-12-05 (helper revemails). A number followed by a comma or a
 # semicolon is one of them, the one just before the white space only (a list of decimals split so was read back to a
 # decimal cut, `…0.|0123456789`, a phone): a tail started with it (`0 1733356800,` | …), and a Unix time read
-# without the number before it was a phone, none read whole. A token holding `@` takes the token before it too: a
-# tail that started with it (`x = mb@mel.to(` | `\n`…, `return emb@model.to(`) read its operand as first in the
-# text, an address in prose (2026-12-05, helper detfuzz)
-_GROUPS_BEFORE: Final = re.compile(
-    r"\s+(?:[,;][0-9().+/:-]+\s)?(?:(?:[0-9().+/:-]+|[0-9A-Za-z]{4})\s)*(?:\S*@\S*\s+\S+|\S*)"
-)
+# without the number before it was a phone, none read whole. A token holding `@` takes the token before it too,
+# and the numbers before that: a tail that started with it (`x = mb@mel.to(` | `\n`…, `return emb@model.to(`)
+# read its operand as first in the text, an address in prose (2026-12-05, helper detfuzz)
+_NUMBERS_BEFORE: Final = r"(?:[,;][0-9().+/:-]+\s)?(?:(?:[0-9().+/:-]+|[0-9A-Za-z]{4})\s)*"
+_GROUPS_BEFORE: Final = re.compile(rf"\s+{_NUMBERS_BEFORE}(?:[^\s@]*@\S*\s+{_NUMBERS_BEFORE})*\S*")
 
 
 def _read_end(text: str, chars: int) -> str:

@@ -629,6 +629,8 @@ def test_streamed_code_glued_in_a_long_token_is_no_address(text: str) -> None:
         "out = emb@model.to(\n    device)\n",
         "return emb@model.to(\n",
         "y = emb@model.to( ",
+        "x = mb@mel.to(\n@ ",
+        "= mb@del.to(\n@ @Dgate().T ",
     ],
 )
 def test_streamed_code_whose_operator_the_tail_cut_off_is_no_address(code: str) -> None:

@@ -265,3 +265,11 @@ def test_a_time_beside_a_number_then_a_comma_streamed_is_read_as_whole(text: str
     # bracket was): the time read without the number before it was a phone at some cuts (2026-12-05, helper detfuzz)
     assert ALL.scan_output(text) == frozenset()
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize("text", ["0 1733356800 a@b " + _PAD * 2, "4 1632960123\n@ onsume " + _PAD * 2])
+def test_a_time_beside_a_number_before_a_token_holding_an_at_sign_streamed_is_read_as_whole(text: str) -> None:
+    # a tail that takes the token before one holding `@` takes the numbers before that too: it started with the time,
+    # a phone at some cuts, none whole (2026-12-05, helper detfuzz: the first reading of 63c3a74)
+    assert ALL.scan_output(text) == frozenset()
+    assert _streamed_differ(ALL, text) == []
