@@ -2943,7 +2943,14 @@ def _tail_at_a_gap(end: str) -> str:
     gap = max(end.rfind(" ", 0, cut), end.rfind("\n", 0, cut), end.rfind("\t", 0, cut))
     if gap >= 0:
         before = _GROUPS_BEFORE.match(end[gap::-1])  # (matches: `end[gap]` is white space)
-        return end[gap + 1 - (before.end() if before is not None else 1) :]
+        start = gap + 1 - (before.end() if before is not None else 1)
+        if start == 0 and len(end) == 2 * _OVERLAP:
+            # read back to where `end` was cut, maybe inside a value: from the first white space then (groups of four
+            # letters read back over prose of four-letter words: `41111111 1111 1111 word word …` cut at `4111|1111`
+            # was a phone, until 2026-12-05, helper detfuzz)
+            first = _FIRST_GAP.match(end)  # (matches, if only "")
+            start = first.end() if first is not None else 0
+        return end[start:]
     # none: a shorter end is all the window read, which starts where the tail before it did, or where the text does
     return end if len(end) < 2 * _OVERLAP else end[cut:]
 
@@ -2960,6 +2967,10 @@ def _tail_at_a_gap(end: str) -> str:
 # read its operand as first in the text, an address in prose (2026-12-05, helper detfuzz)
 _NUMBERS_BEFORE: Final = r"(?:[,;][0-9().+/:-]+\s)?(?:(?:[0-9().+/:-]+|[0-9A-Za-z]{4})\s)*"
 _GROUPS_BEFORE: Final = re.compile(rf"\s+{_NUMBERS_BEFORE}(?:[^\s@]*@\S*\s+{_NUMBERS_BEFORE})*\S*")
+
+
+# the first run of white space and what is before it (`_tail_at_a_gap`)
+_FIRST_GAP: Final = re.compile(r"\S*\s*")
 
 
 def _read_end(text: str, chars: int) -> str:

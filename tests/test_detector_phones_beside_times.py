@@ -273,3 +273,11 @@ def test_a_time_beside_a_number_before_a_token_holding_an_at_sign_streamed_is_re
     # a phone at some cuts, none whole (2026-12-05, helper detfuzz: the first reading of 63c3a74)
     assert ALL.scan_output(text) == frozenset()
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize("text", ["41111111 1111 1111 " + "word " * 60, "41111111 1111 1111\n" + "word " * 60])
+def test_a_tail_read_back_over_four_letter_words_starts_at_white_space(text: str) -> None:
+    # a stream tail read back over groups of four (an IBAN's, and prose's four-letter words) to where the window's end
+    # was cut, inside the card: `1111 1111 1111` and on, a phone at 5 cuts, none whole (2026-12-05, helper detfuzz)
+    assert ALL.scan_output(text) == {"pii:credit_card"}
+    assert _streamed_differ(ALL, text) == []
