@@ -1502,10 +1502,19 @@ class GrpcIngress:
                     ex.outcome.status = 0
             if not complete:
                 rpc.cancel()
-            if isinstance(relayed, grpc.aio.AioRpcError):
-                raise _upstream_error(ex, relayed, context, initial=False)
             if relayed is not None:
-                raise relayed
+                # (not kept by this frame, which the traceback of what it raises holds: a cycle)
+                failed: BaseException | None
+                failed = (
+                    _upstream_error(ex, relayed, context, initial=False)
+                    if isinstance(relayed, grpc.aio.AioRpcError)
+                    else relayed
+                )
+                relayed = None
+                try:
+                    raise failed
+                finally:
+                    failed = None
             trailing = [] if rpc.cancelled() else _pass(await rpc.trailing_metadata())
             context.set_trailing_metadata((*trailing, ("x-trace-id", ex.trace.trace_id_hex)))
         except (Exception, asyncio.CancelledError) as exc:

@@ -17,8 +17,10 @@ import grpc
 import pytest
 
 from tests.harness import LoopThread, ProxyHandle
-from tests.ingress.grpc_proxied import proxied
+from tests.ingress.grpc_proxied import proxied, traced
 from tests.ingress.test_grpc import _request
+from tests.ingress.test_grpc_health_checked import CONFIG as HEALTH_CONFIG
+from tests.ingress.test_grpc_health_watched import WATCH, Watched
 from tests.ingress.test_grpc_metadata_limit import INFER, Counting, labels
 from tests.ingress.test_grpc_streams import CONFIG, SERVICE
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -89,6 +91,47 @@ def test_a_grpc_call_its_client_leaves_leaves_no_frame_in_a_reference_cycle(
 ) -> None:
     # the client's deadline passes while the upstream is silent: the proxy's handler is cancelled
     assert _frames_left(silent, call, [], grpc.StatusCode.DEADLINE_EXCEEDED, timeout=0.5) == []
+
+
+class Failing(Watched):
+    """A health watch the upstream ends with an error status after its first: an upstream's error (`_upstream_error`)."""
+
+    async def _watch(self, request: bytes, context: Any) -> None:
+        await context.write(self.status)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "going away")
+
+
+@pytest.fixture(params=[Watched, Failing], ids=["client-leaves", "upstream-fails"])
+def watched(
+    request: pytest.FixtureRequest, loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any
+) -> Iterator[tuple[ProxyHandle, grpc.StatusCode]]:
+    async def made() -> Watched:
+        made: Watched = request.param()  # its Events on the test loop
+        return made
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED if request.param is Watched else grpc.StatusCode.UNAVAILABLE
+    with proxied(loop_thread, otlp, make_proxy, HEALTH_CONFIG, loop_thread.run(made())) as proxy:
+        yield proxy, code
+
+
+@pytest.mark.interpreted
+def test_a_health_watch_ended_by_its_client_or_upstream_leaves_no_frame_in_a_reference_cycle(
+    watched: tuple[ProxyHandle, grpc.StatusCode], otlp: OtlpReceiver
+) -> None:
+    # the upstream sends its status, then nothing (the client's deadline passes, the proxy's watch is cancelled) or an
+    # error status: what ended the relay (`relayed`) was raised again by `watch`, which kept it. Each call's span is
+    # waited for, so that its handler has ended
+    proxy, code = watched
+    calls = iter(range(3))
+
+    def watch(channel: grpc.Channel, metadata: list[tuple[str, str]], timeout: float) -> None:
+        trace_id, traceparent = traced(next(calls), 0x5A7D_0000)
+        try:
+            list(channel.unary_stream(WATCH)(b"", timeout=timeout, metadata=[("traceparent", traceparent)]))
+        finally:
+            otlp.by_trace(trace_id)
+
+    assert _frames_left(proxy, watch, [], code, timeout=0.5 if code is grpc.StatusCode.DEADLINE_EXCEEDED else 10) == []
 
 
 def _frames_left(
