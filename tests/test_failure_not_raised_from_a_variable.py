@@ -1,7 +1,8 @@
 """A failure raised again as it is is not raised from a variable of the frame raising it, which its traceback holds:
 that frame and what it holds would wait for the collector in a reference cycle. `Exchange.upstream_failed` passing on
 a failure of the proxy's own deferred work (`forwarded`), and the charset reader's error handler given an error it
-does not replace (one not decoding), each held it so before 2026-12-05. (Compiled, their frames hold no locals.)"""
+does not replace (one not decoding), each held it so before 2026-12-05. Run interpreted: compiled, their frames hold no
+locals, and the tests could not fail."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 
 from proxy.protocols.charsets import _REPLACING
 from tests.test_forwarded_first import admitted, pipeline
+
+pytestmark = pytest.mark.interpreted
 
 
 def _frames_holding(error: BaseException, name: str) -> list[str]:
