@@ -92,6 +92,10 @@ UNKNOWN_PURPOSE_REASON: Final = f"x-purpose names a purpose the config does not 
 READ_UNIDENTIFIED_MAX: Final = 1 << 20  # bytes of a body the proxy reads before it knows the caller may make calls
 
 
+# what `upstream_failed` leaves in its variable once it has raised the failure it passes on (`upstream_failed`)
+_PASSED_ON: Final = RuntimeError("passed on")
+
+
 class Exchange:
     """The life of one call. Not thread-safe: it lives on the event loop that serves the call."""
 
@@ -660,8 +664,10 @@ class Exchange:
         if self._forwarding:  # `forwarded` itself failed (the proxy's fault, not the upstream's): raised as it is
             try:
                 raise exc
-            finally:  # not kept by this frame, which its traceback holds (a reference cycle)
-                del exc
+            finally:  # not kept by this frame, which its traceback holds (a reference cycle); not `del exc`, which
+                # mypyc compiles wrong for a parameter (it crashed the process here, and made every other use of
+                # `exc` an UnboundLocalError)
+                exc = _PASSED_ON
         self.forwarded()  # a request that never left is recorded as one that did
         decision = self.decision
         upstream = decision.upstream if decision is not None else None

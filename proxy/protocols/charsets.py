@@ -153,6 +153,10 @@ _MARKS: Final = {
 }
 
 
+# what `_replaced` leaves in its variable once it has raised an error it does not replace
+_UNREPLACED: Final = UnicodeError("not replaced")
+
+
 def _replaced(error: UnicodeError) -> tuple[str, int]:
     """`decoded`'s error handler: "replace"'s, U+FFFD for bytes that are no text, for a body's first `MOST_REPLACED`;
     past them the rest of it is not read (one U+FFFD; the call is `scan:truncated` already). Every codec but UTF-8's,
@@ -163,8 +167,9 @@ def _replaced(error: UnicodeError) -> tuple[str, int]:
     if not isinstance(error, UnicodeDecodeError):
         try:
             raise error
-        finally:  # not kept by this frame, which its traceback holds (a reference cycle)
-            del error
+        finally:  # not kept by this frame, which its traceback holds (a reference cycle); not `del error`, which
+            # mypyc compiles wrong for a parameter (a crash here, and every other use of `error` an UnboundLocalError)
+            error = _UNREPLACED
     count: int = getattr(error, _REPLACED_COUNT, 0) + 1
     setattr(error, _REPLACED_COUNT, count)
     return "\ufffd", error.end if count <= MOST_REPLACED else len(error.object)
