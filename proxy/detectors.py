@@ -148,6 +148,8 @@ class _Text:
     alike_end: int = -1
     alike_next: int = -1
     alike_size: int = 0
+    # where its last phone ends: its end, or a card's space after them (`_phone_before_card`)
+    alike_last: int = -1
     # the bytes at its start a stream scanner's window read in the window before (its tail, `StreamScanner`): a card
     # written digit by digit there was judged there, with the lines before it this window may not hold (`_spelled_out`)
     reread: int = 0
@@ -1298,7 +1300,7 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
     card = end - 19
     if (
         card <= start + 9  # (nine digits at least before the card)
-        or t.classes.startswith(b"0000", start)
+        or (t.classes.startswith(b"0000", start) and not _in_tail(t, start))
         or not t.classes.startswith(_FOURS_ENDING, card - 1)
         or t.after(end) in _CARD_JOINED
         or not _issued(t.raw[card : card + 4])
@@ -1307,7 +1309,14 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
         return None
     phone = _phone(t, start, card - 1)
     # (its `+` taken in, `+1 555 123 4567 4111 …`: before (helper revphones), neither was found)
-    return phone if phone == (start, card - 1) or (phone == (start - 1, card - 1) and t.before(start) == 43) else None
+    if phone == (start, card - 1) or (phone == (start - 1, card - 1) and t.before(start) == 43):
+        return phone
+    # (phones alike before the card, `555 123 4567 555 123 4568 4111 …`: read as a run of their own, the next of them
+    # to the card's space, `_next_alike`; before (helper phones3), neither a phone nor the card was found)
+    phone = _phones_alike(t, start, card - 1)
+    if phone is not None:
+        t.alike_end = end
+    return phone
 
 
 _FOURS_ENDING: Final = b" 0000 0000 0000 0000"
@@ -1330,7 +1339,7 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     # (a stream scanner's window that starts in the run, its tail, `StreamScanner`: the run read back from its end,
     # as its start may be a phone's later group; before (helper revphones2), a run longer than the tail, 257
     # characters, found whole, was none streamed, one cut in four)
-    cut = t.reread > start and classes.count(32, 0, start) == start
+    cut = _in_tail(t, start)
     lead = first
     for phone in _ALIKE_CLASSES:
         size = len(phone)
@@ -1356,14 +1365,22 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         found = _phone(t, begin, stop)
         if found is None or found[1] != stop or not (found[0] == begin or (found[0] == start - 1 and first > start)):
             return None
-        t.alike_end, t.alike_next, t.alike_size = end, stop + 1, size
+        t.alike_end, t.alike_next, t.alike_size, t.alike_last = end, stop + 1, size, end
         return found
     return None
+
+
+def _in_tail(t: _Text, start: int) -> bool:
+    """Whether a run of numbers at `start` starts a stream scanner's window, in its tail (`StreamScanner`): only spaces
+    before it, read in the window before, so its first number may be a phone's later group."""
+    return t.reread > start and t.classes.count(32, 0, start) == start
 
 
 def _next_alike(t: _Text, start: int) -> tuple[int, int] | None:
     """The phone of a run of phones alike (`_phones_alike`) that starts at `start`, the next after one found."""
     stop = start + t.alike_size
+    if stop > t.alike_last:
+        return None  # (past its last phone: the card after them, `_phone_before_card`)
     t.alike_next = stop + 1
     found = _phone(t, start, stop)
     return found if found == (start, stop) else None
@@ -1382,8 +1399,10 @@ _ALIKE_CLASSES: Final = tuple(b" ".join(b"0" * size for size in layout) for layo
 
 # a run of numbers split by single spaces that ends in four groups of four (`555 123 4567 4111 1111 1111 1111`: a
 # phone, then a card, `_phone_before_card`), searched for at C speed apart from `_CARD`'s candidates, which cut such a
-# run at a card's 19 digits (before 2026-12-05 no card so written was found)
-_PHONE_THEN_CARD: Final = re.compile(rb"(?<!0)(?<!0 )0+(?: 0+){1,14} 0000 0000 0000 0000(?!0| 0)")
+# run at a card's 19 digits (before 2026-12-05 no card so written was found); numbers lazily, as many as the run
+# holds, one try of the card's 20 characters after each (until helper phones3 at most 15: a card after six phones
+# alike, `555 123 4567 … 4111 1111 1111 1111`, was none)
+_PHONE_THEN_CARD: Final = re.compile(rb"(?<!0)(?<!0 )0+(?: 0+)+? 0000 0000 0000 0000(?!0| 0)")
 
 
 # a piece of a phone candidate that may be one alone: nine digits or more from where a number starts, split by at

@@ -281,3 +281,53 @@ def test_a_tail_read_back_over_four_letter_words_starts_at_white_space(text: str
     # was cut, inside the card: `1111 1111 1111` and on, a phone at 5 cuts, none whole (2026-12-05, helper detfuzz)
     assert ALL.scan_output(text) == {"pii:credit_card"}
     assert _streamed_differ(ALL, text) == []
+
+
+_CARD = "4111 1111 1111 1111"
+
+
+@pytest.mark.parametrize(
+    ("text", "phones"),
+    [
+        # before (helper phones3): neither a phone nor the card was found (one phone before the card: both were)
+        (f"555 123 4567 555 123 4568 {_CARD}", ["555 123 4567", "555 123 4568"]),
+        (" ".join(["555 123 4567"] * 5) + f" {_CARD}", ["555 123 4567"] * 5),
+        (" ".join(["555 123 4567"] * 6) + f" {_CARD}", ["555 123 4567"] * 6),  # (six: the phones alone before)
+        (f"020 7946 0958 020 7946 0959 {_CARD}", ["020 7946 0958", "020 7946 0959"]),
+        (f"call +1 555 123 4567 555 123 4568 {_CARD} ok", ["+1 555 123 4567", "555 123 4568"]),
+        # as before: one phone before the card
+        (f"555 123 4567 {_CARD}", ["555 123 4567"]),
+    ],
+)
+def test_a_card_after_a_run_of_phones_alike_is_found(text: str, phones: list[str]) -> None:
+    assert _found(text) == [(phone, "pii:phone") for phone in phones] + [(_CARD, "pii:credit_card")]
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+    assert _streamed_differ(ALL, _PAD + text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # as before: no Luhn-valid card, a row of groups of four, numbers alike of no phone's layout: nothing
+        "555 123 4567 555 123 4568 4111 1111 1111 1112",
+        "555 123 4567 555 123 4568 1111 1111 1111 1111",
+        "1234 5678 9012 4111 1111 1111 1111",
+        "128 256 1024 128 256 2048 4111 1111 1111 1111",
+    ],
+)
+def test_numbers_before_a_card_alike_of_no_phone_stay_as_they_were(text: str) -> None:
+    assert _found(text) == []
+
+
+def test_lines_of_phones_alike_then_a_card_each_hold_both() -> None:
+    line = " ".join(["555 123 4567"] * 5) + f" {_CARD}"
+    found = ALL.findings("\n".join([line] * 10_000))
+    assert [f.label for f in found].count("pii:credit_card") == 10_000  # before (helper phones3): 0, and no phone
+    assert len(found) == 60_000
+
+
+@pytest.mark.parametrize("text", ["555 123 4567 " * 40 + _CARD + " ok", "020 7946 0958 " * 40 + _CARD])
+def test_a_card_after_a_run_of_phones_alike_longer_than_a_stream_tail_is_found_streamed(text: str) -> None:
+    # before (helper phones3): none whole, a phone streamed at 106 of 541 cuts (103 of 578)
+    assert ALL.scan_output(text) == frozenset({"pii:phone", "pii:credit_card"})
+    assert _streamed_differ(ALL, text) == []

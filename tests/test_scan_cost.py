@@ -753,3 +753,13 @@ def test_a_run_of_phones_alike_is_read_once() -> None:
     long = python_lines(partial(ALL.findings, "555 123 4567 " * 2000), detectors.__file__)
     assert long < 22 * short  # (20 times the phones: 15,868 and 316,468 lines)
     assert len(ALL.findings("555 123 4567 " * 2000)) == 2000
+
+
+def test_a_run_of_phones_alike_then_a_card_is_read_once() -> None:
+    """Phones alike then a card (`555 123 4567 555 123 4568 4111 1111 1111 1111`, `_phone_before_card`): the run is read
+    once, each phone after its first alone, however long the run (helper phones3: before, none was found)."""
+    card = "4111 1111 1111 1111"
+    short = python_lines(partial(ALL.findings, "555 123 4567 " * 100 + card), detectors.__file__)
+    long = python_lines(partial(ALL.findings, "555 123 4567 " * 2000 + card), detectors.__file__)
+    assert long < 22 * short
+    assert len(ALL.findings("555 123 4567 " * 2000 + card)) == 2001
