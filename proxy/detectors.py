@@ -1585,40 +1585,67 @@ def _dated(t: _Text, start: int, end: int) -> bool:
 
 
 def _called(t: _Text, start: int) -> bool:
-    """Whether the word before a phone candidate at `start`, past spaces and a `:` or `.` after it, names a phone
+    """Whether a word before a phone candidate at `start`, past spaces and a `:`, `.` or `,` after it, names a phone
     (`call 44 1632960123`, `Tel.: 49 1512345678`; a word for its number between, `Phone number: 44 1632960123`, `Tel.
     No.: 49 1512345678`, and Europe's words, `Telefon: 49 1512345678`, `Handy: …`, since 2026-12-05, helper
-    revphones): its numbers are a phone's, not a row of command output's. Read back four characters at most, then 14
-    (helper revphones: read back to the word's start, and then past all the spaces, for each number of a list after
-    20,000 letters or spaces, 1,000 Unix times after them took 3.7 s, 6.7 s)."""
-    first, end = _word_before(t, start)
-    if end - first <= 6 and t.raw[first:end].lower() in _NUMBER_WORDS:
-        first, end = _word_before(t, first)
-    return end - first <= 13 and t.raw[first:end].lower() in _PHONE_WORDS and t.before(first) not in _WORDISH
+    revphones): its numbers are a phone's, not a row of command output's. Since 2026-12-05 (helper phones3) up to two
+    short words may stand between (`call me at 33 612345678`, `phone me on 44 1632960123`), and words not spelt in
+    ASCII name one too (`Tél: 33 612345678`, `Телефон`, `電話`): before, only the word just before was read, of ASCII
+    letters. Three words back at most, each read back 24 bytes at most (helper revphones: read back to the word's
+    start, and then past all the spaces, for each number of a list after 20,000 letters or spaces, 1,000 Unix times
+    after them took 3.7 s, 6.7 s)."""
+    raw = t.raw
+    end = start
+    for _ in range(3):
+        first, end = _word_before(t, end)
+        if first == end:
+            return False
+        word = raw[first:end]
+        word = word.lower() if word.isascii() else word.decode("utf-8", "replace").lower().encode()
+        if word in _PHONE_WORDS and not _joined_before(t, first):
+            return True
+        if end - first > 6 or _joined_before(t, first):
+            return False  # (only short words between, `me at`, `number`; a word's end is none)
+        end = first
+    return False
+
+
+def _joined_before(t: _Text, first: int) -> bool:
+    """Whether the word read back to `first` (`_word_before`) goes on before it: a letter, a digit or `_` there."""
+    before = t.before(first)
+    return before in _WORDISH or (before == 126 and _a_letter_before(t.raw, first))
 
 
 def _word_before(t: _Text, start: int) -> tuple[int, int]:
-    """Where the word before `start`, past up to four spaces, `:` or `.`, starts and ends; of 14 letters when longer."""
+    """Where the word before `start`, past up to six bytes of spaces, `:`, `.`, `,` or a full-width colon, starts and
+    ends; of its last 24 bytes when longer (its letters ASCII's or not, `~`)."""
     raw = t.raw
     end = start
-    low = max(start - 4, 0)
-    while end > low and raw[end - 1] in b" :.":
-        end -= 1
+    low = max(start - 6, 0)
+    while end > low:
+        if raw[end - 1] in b" :.,":
+            end -= 1
+        elif end >= 3 and raw.startswith(_WIDE_COLON, end - 3):
+            end -= 3
+        else:
+            break
     first = end
-    low = max(end - 14, 0)
-    while first > low and t.classes[first - 1] in _LETTERS:
+    low = max(end - 24, 0)
+    while first > low and t.classes[first - 1] in _WORD_LETTERS:
         first -= 1
     return first, end
 
 
+_WIDE_COLON: Final = "\uff1a".encode()
+_WORD_LETTERS: Final = frozenset(b"aAxX~")
 # words of a phone's (`_called`), English and, since 2026-12-05, Europe's spelt in ASCII (German, Dutch, the Nordics',
-# Polish, Italian, Spanish, Portuguese)
+# Polish, Italian, Spanish, Portuguese); French, Spanish, Portuguese, Russian, Japanese and Chinese as they are spelt
+# since 2026-12-05 (helper phones3)
 _PHONE_WORDS: Final = frozenset(
     b"call phone phones tel telephone mobile mob cell fax dial sms ring"
     b" telefon telefono telefoon handy mobil celular telefonnummer tlf whatsapp".split()
+    + "tél téléphone teléfono telefone телефон тел 電話 电话 電話番号 电话号码".encode().split()
 )
-# a word for a phone's number after a word of a phone's (`_called`: `Phone number:`, `Tel. No.:`, `Tel. Nr.`)
-_NUMBER_WORDS: Final = frozenset((b"number", b"no", b"nr", b"num", b"nummer"))
 
 
 # a card of 15 digits in American Express's groups, split by single spaces or dashes (`_phone`): none is a phone

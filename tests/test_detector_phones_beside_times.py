@@ -331,3 +331,42 @@ def test_a_card_after_a_run_of_phones_alike_longer_than_a_stream_tail_is_found_s
     # before (helper phones3): none whole, a phone streamed at 106 of 541 cuts (103 of 578)
     assert ALL.scan_output(text) == frozenset({"pii:phone", "pii:credit_card"})
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        # before (helper phones3): none (only the word just before was read, of ASCII letters)
+        ("call me at 33 612345678", "33 612345678"),
+        ("phone me on 44 1632960123", "44 1632960123"),
+        ("Tél: 33 612345678", "33 612345678"),
+        ("Телефон: 7 912345678", "7 912345678"),
+        ("電話: 81 901234567", "81 901234567"),
+        ("電話：81 901234567", "81 901234567"),
+        ("please call us, at 44 1632960123 today", "44 1632960123"),
+        # as before: the word just before, a word for its number between
+        ("Téléphone: 33 612345678", "33 612345678"),
+        ("Phone number: 44 1632960123", "44 1632960123"),
+        ("Tel. No.: 49 1512345678", "49 1512345678"),
+    ],
+)
+def test_a_word_of_a_phones_a_few_words_back_or_not_in_ascii_names_one(text: str, phone: str) -> None:
+    assert _found(text) == [(phone, "pii:phone")]
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a word of a phone's joined to more, three short words between, a long word between: a row's numbers still
+        "recall me at 33 612345678",
+        "xtéléphone 33 612345678",  # (before (helper phones3): a phone, `phone` read after the `é`)
+        "телефонный 33 612345678",
+        "call me at once on 33 612345678",
+        "phone inventory: 4563 1733356800",
+        "serial number: 1733356800 4563",
+        "-rw-r--r-- 1 root root 4563 1733356800 telephone",
+    ],
+)
+def test_a_word_of_a_phones_too_far_back_or_joined_names_none(text: str) -> None:
+    assert _found(text) == []

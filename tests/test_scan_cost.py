@@ -763,3 +763,15 @@ def test_a_run_of_phones_alike_then_a_card_is_read_once() -> None:
     long = python_lines(partial(ALL.findings, "555 123 4567 " * 2000 + card), detectors.__file__)
     assert long < 22 * short
     assert len(ALL.findings("555 123 4567 " * 2000 + card)) == 2001
+
+
+def test_words_read_back_before_a_list_of_unix_times_are_a_few() -> None:
+    """A word of a phone's a few words back (`call me at 33 612345678`, `Телефон: …`, `_called`, helper phones3) is
+    read back three words and 24 bytes each at most, for each number of a list: as few lines after 4,000 letters not
+    in ASCII or 4,000 short words as after ASCII letters."""
+    plain = python_lines(partial(ALL.findings, "a" * 4000 + " " + "2733356800 " * 200 + "x 1"), detectors.__file__)
+    for text in ("я" * 4000 + " " + "1733356800 " * 200, " me" * 4000 + " " + "1733356800 " * 200):
+        steps = python_lines(partial(ALL.findings, text), detectors.__file__)
+        assert steps < 2 * plain, text[:2]
+    assert ALL.findings("Телефон: 1733356800 1733443200") != []
+    assert ALL.findings("call me at 1733356800 1733443200") != []
