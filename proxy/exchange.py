@@ -229,12 +229,22 @@ class Exchange:
         adapter = self.adapter = passthrough.ADAPTER
         self.target = adapter.match("POST", "/")  # (a shared path names no model: the `"*"` route's call)
 
-    def query_read(self) -> None:
-        """The call, a GET or HEAD whose target has a query while zones are configured, is passthrough's call of the
-        model its path names, its query its request (`passthrough.QueryAdapter`), for `admit` to read and decide."""
+    def query_read(self, query: str, header: Header) -> bool:
+        """Whether the call, a GET or HEAD whose target has a query (`query`: the request target) while zones are
+        configured, carries data: labels the detectors find in the query's names and values, or that its caller
+        declares (`x-data-labels`). If so, it is now passthrough's call of the model its path names, its query its
+        request (`passthrough.QueryAdapter`), for `admit` to read and decide; else it carries no data, as a GET
+        without a query (a probe's, a scrape's, a list's `?limit=20`: no purpose needed, no route but the one a call
+        carrying no data takes)."""
+        declared = header("x-data-labels")
+        if declared is None or not declared.strip():
+            texts = passthrough.query_texts(query)
+            if not texts or not self.pipeline.detectors.scan_all(texts):
+                return False
         target = self.target
         self.adapter = passthrough.QUERY
         self.target = Target("passthrough", target.model, target.version)
+        return True
 
     def _read_as_utf8(self, body: bytes, header: Header) -> Request | None:
         """`body`, which the adapter refused, read again by it as UTF-8 when it is JSON in a form servers read all

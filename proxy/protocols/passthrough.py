@@ -37,6 +37,12 @@ def query_pairs(target: str) -> list[tuple[str, str]]:
     return parse_qsl(target.partition("?")[2], keep_blank_values=True)
 
 
+def query_texts(target: str) -> tuple[str, ...]:
+    """A request target's query's names and values (`query_pairs`), the empty ones left out: what `QueryAdapter`
+    reads."""
+    return tuple(text for pair in query_pairs(target) for text in pair if text)
+
+
 def index_flags_only(body: bytes) -> bool:
     """Whether a repository index request's body is a JSON object of its `ready` flag only (`{"ready": true}`, as
     Triton reads it; `{}`, which MLServer needs when no flag is given): the servers read only that flag from it, and
@@ -107,8 +113,9 @@ class QueryAdapter(Adapter):
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         """`body`: the request target, as received (latin-1, `wire.Request.target`)."""
         check_version(target.version)
-        texts = tuple(text for pair in query_pairs(body.decode("latin-1")) for text in pair if text)
-        return Request(target.model, target.operation, version=target.version, texts=texts)
+        return Request(
+            target.model, target.operation, version=target.version, texts=query_texts(body.decode("latin-1"))
+        )
 
 
 class NothingServed:
