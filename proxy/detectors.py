@@ -1589,8 +1589,8 @@ def _called(t: _Text, start: int) -> bool:
     (`call 44 1632960123`, `Tel.: 49 1512345678`; a word for its number between, `Phone number: 44 1632960123`, `Tel.
     No.: 49 1512345678`, and Europe's words, `Telefon: 49 1512345678`, `Handy: …`, since 2026-12-05, helper
     revphones): its numbers are a phone's, not a row of command output's. Since 2026-12-05 (helper phones3) up to two
-    short words may stand between (`call me at 33 612345678`, `phone me on 44 1632960123`), and words not spelt in
-    ASCII name one too (`Tél: 33 612345678`, `Телефон`, `電話`): before, only the word just before was read, of ASCII
+    words that lead to a number may stand between (`_BETWEEN_WORDS`: `call me at 33 612345678`, `phone me on 44
+    1632960123`), and words not spelt in ASCII name one too (`Tél: 33 612345678`, `Телефон`, `電話`): before, only the word just before was read, of ASCII
     letters. Three words back at most, each read back 24 bytes at most (helper revphones: read back to the word's
     start, and then past all the spaces, for each number of a list after 20,000 letters or spaces, 1,000 Unix times
     after them took 3.7 s, 6.7 s)."""
@@ -1604,8 +1604,11 @@ def _called(t: _Text, start: int) -> bool:
         word = word.lower() if word.isascii() else word.decode("utf-8", "replace").lower().encode()
         if word in _PHONE_WORDS and not _joined_before(t, first):
             return True
-        if end - first > 6 or _joined_before(t, first):
-            return False  # (only short words between, `me at`, `number`; a word's end is none)
+        if word not in _BETWEEN_WORDS or _joined_before(t, first):
+            # (only words that lead to a number between, `me at`, `number`; a word's end is none. Until helper
+            # revphones3 any word of six bytes at most: a word of a phone's naming another thing was one, `ring
+            # buffer 4563 1733356800`, `cell size: …`, `SMS sent …`, `the phone costs 1733356800 1733443200`)
+            return False
         end = first
     return False
 
@@ -1636,6 +1639,9 @@ def _word_before(t: _Text, start: int) -> tuple[int, int]:
     return first, end
 
 
+# words that may stand between a word of a phone's and its number (`_called`): `call me at`, `phone us on`, `Phone
+# number:`, `Tel. No.:`, `Tel. Nr.`
+_BETWEEN_WORDS: Final = frozenset(b"me us at on to is via by number no nr num nummer".split())
 _WIDE_COLON: Final = "\uff1a".encode()
 _WORD_LETTERS: Final = frozenset(b"aAxX~")
 # words of a phone's (`_called`), English and, since 2026-12-05, Europe's spelt in ASCII (German, Dutch, the Nordics',

@@ -366,6 +366,16 @@ def test_a_word_of_a_phones_a_few_words_back_or_not_in_ascii_names_one(text: str
         "phone inventory: 4563 1733356800",
         "serial number: 1733356800 4563",
         "-rw-r--r-- 1 root root 4563 1733356800 telephone",
+        # a word of a phone's naming another thing, a word not leading to a number between (before (helper
+        # revphones3): each a phone, any word of six bytes at most read past)
+        "ring buffer 4563 1733356800",
+        "ring buffer: 1733356800 1733443200",
+        "cell size: 4563 1733356800",
+        "SMS sent 4563 1733356800",
+        "fax sent at 1733356800 1733443200",
+        "the phone costs 1733356800 1733443200",
+        "call. Done: 1733356800 1733443200",
+        "dial tone 0 315561600",
     ],
 )
 def test_a_word_of_a_phones_too_far_back_or_joined_names_none(text: str) -> None:
