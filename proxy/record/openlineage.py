@@ -729,12 +729,17 @@ class OpenLineageRecorder:
         (openlineage-python then logs the failure and returns). `accepted`: a composite's transport took it, so a later
         one failed it: that one's backend is down, an outage counted and said (until 2026-12-05 said once for the
         process's life, never counted: `outages_total` stayed 0 while it failed every event); ended by an emit that
-        returns (`_emit`). Else said once."""
+        returns (`_emit`); one that follows an outage of them all (`_failing`) goes on as that one, not counted or said
+        again, nor said ended (until 2026-12-05 the first's return said 'takes events again' while the later one's
+        backend was down, and counted another). Else said once."""
         if accepted:
             with self._tally_lock:
                 if self._part_down:
                     return
                 self._part_down = True
+                if self._down:  # (not ended by `_taking`: the later one's backend is down still)
+                    self._down = False
+                    return
                 self.counts.add("outages")
             log.warning("openlineage: %s failed an event one of its transports took or queued (%s): a later one cannot "
                         "send events; logged once per outage, counted in outages_total; not sent again, which would "
@@ -1134,6 +1139,9 @@ class OpenLineageRecorder:
                     return True
                 self.counts.add("failed")
                 with self._tally_lock:
+                    if self._part_down:  # an outage of a later one, now of them all: the same outage, said and counted
+                        self._part_down = False
+                        self._down = True
                     self._failing(redact_userinfo(str(exc)))
                 return False
             # raised after one of its transports took it or queued it: counted as if it returned

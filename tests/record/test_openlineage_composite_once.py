@@ -16,9 +16,9 @@ from tests.harness import LoopThread
 from tests.held import until
 from tests.record.test_openlineage import Marquez, chat, config, marquez, metric, sink
 from tests.record.test_openlineage_async_http_counts import answers_500
-from tests.test_openlineage_single_try import Failing
+from tests.test_openlineage_single_try import Failing, failing
 
-__all__ = ["answers_500", "marquez"]  # the fixtures, imported
+__all__ = ["answers_500", "failing", "marquez"]  # the fixtures, imported
 
 
 # the last: async_http as a release without the private methods watched would be, its events counted as queued
@@ -117,3 +117,38 @@ def test_a_later_transport_of_a_fail_fast_composite_that_keeps_failing_is_an_out
     assert len(said) == 2, said  # once an outage, not an event
     assert any("take events again" in r.getMessage() for r in caplog.records)
     assert recorder.counts["failed"] == 0  # (the first took each: not sent again)
+
+
+def test_an_outage_of_every_transport_then_of_a_later_one_alone_is_one_outage(
+    vllm: Any, failing: tuple[Failing, str], answers_500: tuple[Failing, str], make_proxy: Any,
+    loop_thread: LoopThread, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Both backends down, then the first back while the second stays down: one outage, said ended once both take
+    events. Before 2026-12-05 (9b8fa0c) the first's return ended it ('takes events again', while the second was down)
+    and began another, counted twice in `outages_total`."""
+    first, first_url = failing
+    second, second_url = answers_500
+    once = "retry: {total: 0}"
+    parts = f'{{type: http, url: "{first_url}", {once}}}, {{type: http, url: "{second_url}", {once}}}'
+    transport = f"{{type: composite, continue_on_failure: false, transports: [{parts}]}}"
+    _, upstream = vllm
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    outages = "lineage_proxy_openlineage_outages_total"
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        chat(proxy)  # the new flow's event: the first fails it (the composite stops there), kept to be sent again
+        assert until(lambda: first.failed == 1)
+        assert until(lambda: recorder.counts["failed"] == 1)
+        first.up.set()
+        loop_thread.run(recorder.flush())  # sent again: the first takes it, the second fails it
+        first.wait_for(1)
+        assert until(lambda: second.failed == 1)
+        second.up.set()
+        chat(proxy)
+        loop_thread.run(recorder.flush())  # taken by both: the outage ends
+        assert until(lambda: len(second.events) == 1)
+        loop_thread.run(recorder.stop())
+    assert metric(proxy, outages) == 1  # before: 2
+    said = [r.getMessage() for r in caplog.records]
+    ended = [m for m in said if "again" in m and "take" in m and "not sent again" not in m]
+    assert len(ended) == 1 and "all the transports" in ended[0], said  # before: 'takes events again' while down too
