@@ -821,9 +821,16 @@ class HttpIngress:
                 except Exception as exc:
                     raise ex.upstream_failed(exc) from None
             more = ex.whole(data)
-            while more:  # a reply read as an event stream a slice a loop turn (`Exchange.more`)
-                await asyncio.sleep(0)
-                more = ex.more()
+            try:
+                while more:  # a reply read as an event stream a slice a loop turn (`Exchange.more`)
+                    await asyncio.sleep(0)
+                    more = ex.more()
+            except asyncio.CancelledError:
+                # its client left, or the drain cut it: the rest read on so too before the call is recorded (`_gone`),
+                # not all in one turn at `finish` (until 2026-12-05); cancelled again, `finish` reads what is left
+                while ex.more():
+                    await asyncio.sleep(0)
+                raise
             ex.finish()
             small = len(data) < 65536  # a small reply goes in one write (one send), head and body joined once
             head, _ = self._head(request, conn, ex, resp, len(data), data if small else b"")

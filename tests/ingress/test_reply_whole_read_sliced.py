@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.openai import ReplyObserver
 from tests.harness import LoopThread
+from tests.held import until
 from tests.ingress.test_compressed_replies_read import BODY, CONFIG
 from tests.servers.raw_origin import proxy_in_front, request_body
 
@@ -142,3 +144,42 @@ def test_a_sized_reply_read_as_an_event_stream_lets_the_loop_turn_between_its_sl
     assert reply.headers["x-data-labels"] == "pii:email"  # (read to its end before its head was sent)
     assert len(turned) >= 10, len(turned)  # before: none (one read of 1 MiB)
     assert all(turned), turned
+
+
+@pytest.mark.interpreted  # (patches what a compiled module calls directly)
+def test_a_client_that_leaves_while_the_slices_are_read_leaves_the_rest_read_a_slice_a_loop_turn(
+    make_proxy: Any, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its client gone (its FIN) at the third slice, the handler is cancelled at its wait for the next loop turn: before
+    2026-12-05 (b6a1c75) `finish` then read every slice left in that turn (`SseObserver._drain`), the loop held as it
+    was before; now they are read on a slice a loop turn before the call is recorded, whole."""
+    turned: list[bool] = []
+    read: list[int] = []
+    chunk = ReplyObserver.chunk
+    marks: list[list[bool]] = []
+    client: list[socket.socket] = []
+
+    def counted(self: ReplyObserver, data: bytes) -> None:
+        if marks:
+            turned.append(marks[-1][0])
+        marks.append([False])
+        asyncio.get_running_loop().call_soon(marks[-1].__setitem__, 0, True)
+        read.append(len(data))
+        if len(read) == 3:
+            client[0].shutdown(socket.SHUT_WR)  # its FIN: the proxy hears it gone on a later turn
+        chunk(self, data)
+
+    monkeypatch.setattr(ReplyObserver, "chunk", counted)
+    body = orjson.dumps(BODY)
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    with (
+        proxy_in_front(loop_thread, make_proxy, CONFIG, _answer_sized) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock,
+    ):
+        client.append(sock)
+        sock.sendall(request)
+        assert sock.recv(65536) == b""  # it left before its reply: nothing sent to it
+        assert until(lambda: not proxy.process._http.connections)
+    assert sum(read) == len(SIZED_STREAM)  # read whole, to its address near the end
+    assert len(turned) >= 10 and all(turned), turned  # before: the slices after the third in one turn
