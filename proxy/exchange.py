@@ -230,17 +230,19 @@ class Exchange:
         self.target = adapter.match("POST", "/")  # (a shared path names no model: the `"*"` route's call)
 
     def query_read(self, query: str, header: Header) -> bool:
-        """Whether the call, a GET or HEAD whose target has a query (`query`: the request target) while zones are
-        configured, carries data: labels the detectors find in the query's names and values, or that its caller
-        declares (`x-data-labels`). If so, it is now passthrough's call of the model its path names, its query its
-        request (`passthrough.QueryAdapter`), for `admit` to read and decide; else it carries no data, as a GET
+        """Whether the call, a GET or HEAD (`query`: its request target) while zones are configured, carries data:
+        labels the detectors find in its path (but an API's known one) or its query's names and values, or that its
+        caller declares (`x-data-labels`). If so, it is now passthrough's call of the model its path names, its path
+        and query its request (`passthrough.QueryAdapter`), for `admit` to read and decide; else it carries no data, as a GET
         without a query (a probe's, a scrape's, a list's `?limit=20`: no purpose needed, no route but the one a call
         carrying no data takes)."""
+        texts = passthrough.get_texts(query)
         declared = header("x-data-labels")
         if declared is None or not declared.strip():
-            texts = passthrough.query_texts(query)
             if not texts or not self.pipeline.detectors.scan_all(texts):
                 return False
+        elif not texts and not query.partition("?")[2]:
+            return False  # (nothing it could be declared of: an API's known path without a query)
         target = self.target
         self.adapter = passthrough.QUERY
         self.target = Target("passthrough", target.model, target.version)

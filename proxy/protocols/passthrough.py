@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
@@ -41,6 +41,28 @@ def query_texts(target: str) -> tuple[str, ...]:
     """A request target's query's names and values (`query_pairs`), the empty ones left out: what `QueryAdapter`
     reads."""
     return tuple(text for pair in query_pairs(target) for text in pair if text)
+
+
+# GET paths of the APIs' and servers' own (models, files, health, metadata, statistics, llama.cpp's `/slots/{id}`,
+# Ollama's `/api/…`): a call's data is not in them, so they are not scanned (`get_texts`)
+_KNOWN_GET_PREFIXES: Final = ("/v1/", "/v2/", "/api/", "/slots/")
+_KNOWN_GET: Final = frozenset({
+    "/", "/v1", "/v2", "/api", "/health", "/healthz", "/ready", "/readyz", "/live", "/livez", "/metrics", "/info",
+    "/props", "/slots", "/ping", "/version", "/docs", "/redoc", "/openapi.json", "/favicon.ico",
+})  # fmt: skip
+
+
+def get_texts(target: str) -> tuple[str, ...]:
+    """What a GET's or HEAD's request target hands a custom model app (`QueryAdapter`): its percent-decoded path (a
+    FastAPI app's `@app.get("/predict/{text}")` reads a segment), but an API's known GET path (`_KNOWN_GET`), then its
+    query's names and values (`query_texts`)."""
+    path, _, query = target.partition("?")
+    texts = query_texts(target) if query else ()
+    if "%" in path:
+        path = unquote(path)
+    if path in _KNOWN_GET or path.startswith(_KNOWN_GET_PREFIXES):
+        return texts
+    return (path, *texts)
 
 
 def index_flags_only(body: bytes) -> bool:
@@ -107,15 +129,13 @@ class QueryAdapter(Adapter):
     """A GET's or HEAD's query, while zones are configured (`HttpIngress.handle`): custom model apps run a model on a
     GET (a FastAPI, Ray Serve or BentoML app's `@app.get("/predict")`, an MLServer custom runtime's GET handler),
     handing it the query's parameters, so the query is the call's request, read as passthrough's call of the model its
-    path names. Its names and values are the input's texts (`query_pairs`), bounded as the request target is
-    (`wire.MAX_TARGET`, 414); the reply is passed on unread, as passthrough's."""
+    path names. Its path, but an API's known one, and its query's names and values are the input's texts
+    (`get_texts`), bounded as the request target is (`wire.MAX_TARGET`, 414); the reply is passed on unread, as passthrough's."""
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         """`body`: the request target, as received (latin-1, `wire.Request.target`)."""
         check_version(target.version)
-        return Request(
-            target.model, target.operation, version=target.version, texts=query_texts(body.decode("latin-1"))
-        )
+        return Request(target.model, target.operation, version=target.version, texts=get_texts(body.decode("latin-1")))
 
 
 class NothingServed:

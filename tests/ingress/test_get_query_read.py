@@ -81,7 +81,9 @@ def test_allowed_it_is_forwarded_and_recorded_as_a_call_carrying_data(
     assert _reached(upstream, "/predict") == [b"GET /predict?q=write+to+alice%40example.com&n=1"]  # as it came
     (span,) = otlp.wait_for(lambda spans: len(spans) == 1)
     assert span.attributes["lineage.input.labels"] == ["pii:email"]
-    assert span.attributes["lineage.input.digest"] == text_digest(["q", "write to alice@example.com", "n", "1"])
+    assert span.attributes["lineage.input.digest"] == text_digest(
+        ["/predict", "q", "write to alice@example.com", "n", "1"]
+    )  # (its path too)
     loop_thread.run(proxy.process.runtime.sinks.flush())
     assert stored_output_labels(tmp_path / "lineage.db")["pii:email"] == ["pii:email"]
 

@@ -1,0 +1,56 @@
+"""A GET's or HEAD's path is data too, while zones are configured: a FastAPI app's `@app.get("/predict/{text}")` runs
+its model on a path segment. Before 2026-12-05 `GET /predict/alice@example.com` for a purpose the address's zone
+forbids reached the upstream (200). Now its percent-decoded path is scanned as its query is (`test_get_query_read`),
+for paths that are not an API's known GET paths (`/v1/…`, `/v2/…`, `/api/…`, probes, listings): a label found makes
+it a call carrying data, decided by the policy; none, a call carrying no data as before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import ProxyHandle, proxy_error
+from tests.ingress.test_unusual_http_held import CONFIG, _raw
+from tests.ingress.test_unusual_http_held import upstream as upstream  # (the fixture: any path answered 200)
+
+DENIED = {"x-purpose": "marketing"}
+
+
+@pytest.fixture
+def proxy(make_proxy: Any, upstream: tuple[str, list[bytes]]) -> Iterator[ProxyHandle]:
+    yield make_proxy(CONFIG, wait="started", UPSTREAM=upstream[0])
+
+
+@pytest.mark.parametrize("path", ["/predict/alice@example.com", "/predict/alice%40example.com", "/alice@example.com"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_forbidden_address_in_a_get_path_is_refused(
+    proxy: ProxyHandle, upstream: tuple[str, list[bytes]], method: str, path: str
+) -> None:
+    refused = httpx.request(method, f"{proxy.url}{path}", headers=DENIED, timeout=30)
+    assert refused.status_code == 403, refused.text  # before: 200, forwarded
+    assert refused.headers["x-lineage-decision"] == "deny"
+    if method == "GET":
+        assert proxy_error(refused)["code"] == "purpose_denied"
+    assert not [r for r in upstream[1] if b"alice" in r]
+
+
+def test_a_raw_request_line_and_an_allowed_one(proxy: ProxyHandle, upstream: tuple[str, list[bytes]]) -> None:
+    line = b"GET /predict/alice@example.com HTTP/1.1\r\nHost: x\r\nx-purpose: marketing\r\nConnection: close\r\n\r\n"
+    assert _raw(proxy.url, line).startswith(b"HTTP/1.1 403 ")
+    assert not [r for r in upstream[1] if b"alice" in r]
+    allowed = httpx.get(f"{proxy.url}/predict/alice@example.com", timeout=30)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["x-lineage-decision"] == "allow"
+    assert allowed.headers["x-data-labels"] == "pii:email"
+
+
+@pytest.mark.parametrize("path", ["/predict/hello", "/health", "/slots/0", "/v1/files/file-abc", "/v1/models"])
+def test_a_path_without_a_label_carries_no_data_as_before(
+    proxy: ProxyHandle, upstream: tuple[str, list[bytes]], path: str
+) -> None:
+    answered = httpx.get(f"{proxy.url}{path}", headers=DENIED, timeout=30)
+    assert answered.status_code == 200, answered.text
+    assert "x-lineage-decision" not in answered.headers
