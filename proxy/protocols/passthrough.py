@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Final
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
@@ -39,8 +39,13 @@ def query_pairs(target: str) -> list[tuple[str, str]]:
 
 def query_texts(target: str) -> tuple[str, ...]:
     """A request target's query's names and values (`query_pairs`), the empty ones left out: what `QueryAdapter`
-    reads."""
-    return tuple(text for pair in query_pairs(target) for text in pair if text)
+    reads; when there are several, then the query decoded whole (`+` a space) and the names and values joined, for
+    what is cut between them (`?alice=@example.com`, `?q=alice&x=@example.com`: an app joining them hands its model
+    the address)."""
+    texts = tuple(text for pair in query_pairs(target) for text in pair if text)
+    if len(texts) < 2:
+        return texts
+    return (*texts, unquote_plus(target.partition("?")[2]), "".join(texts))
 
 
 # GET paths of the APIs' and servers' own (models, files, health, metadata, statistics, llama.cpp's `/slots/{id}`,

@@ -54,3 +54,20 @@ def test_a_path_without_a_label_carries_no_data_as_before(
     answered = httpx.get(f"{proxy.url}{path}", headers=DENIED, timeout=30)
     assert answered.status_code == 200, answered.text
     assert "x-lineage-decision" not in answered.headers
+
+
+# an address cut between a name and its value, or between two parameters: an app joining them (or reading the raw
+# query) hands the model the address; the query's names and values are scanned each apart, and together
+SPLIT = ["alice=@example.com", "q=alice&x=@example.com", "q=alice&x=%40example.com"]
+
+
+@pytest.mark.parametrize("query", SPLIT)
+def test_an_address_split_across_a_query_is_refused(
+    proxy: ProxyHandle, upstream: tuple[str, list[bytes]], query: str
+) -> None:
+    refused = httpx.get(f"{proxy.url}/predict?{query}", headers=DENIED, timeout=30)
+    assert refused.status_code == 403, refused.text  # before: 200, forwarded
+    assert proxy_error(refused)["code"] == "purpose_denied"
+    line = f"GET /predict?{query} HTTP/1.1\r\nHost: x\r\nx-purpose: marketing\r\nConnection: close\r\n\r\n"
+    assert _raw(proxy.url, line.encode()).startswith(b"HTTP/1.1 403 ")
+    assert not [r for r in upstream[1] if b"example" in r]

@@ -82,8 +82,10 @@ def test_allowed_it_is_forwarded_and_recorded_as_a_call_carrying_data(
     (span,) = otlp.wait_for(lambda spans: len(spans) == 1)
     assert span.attributes["lineage.input.labels"] == ["pii:email"]
     assert span.attributes["lineage.input.digest"] == text_digest(
-        ["/predict", "q", "write to alice@example.com", "n", "1"]
-    )  # (its path too)
+        # its path, names and values, then the query whole and its names and values joined (what is cut between them)
+        ["/predict", "q", "write to alice@example.com", "n", "1", "q=write to alice@example.com&n=1",
+         "qwrite to alice@example.comn1"]
+    )  # fmt: skip
     loop_thread.run(proxy.process.runtime.sinks.flush())
     assert stored_output_labels(tmp_path / "lineage.db")["pii:email"] == ["pii:email"]
 
