@@ -181,5 +181,7 @@ def test_a_client_that_leaves_while_the_slices_are_read_leaves_the_rest_read_a_s
         sock.sendall(request)
         assert sock.recv(65536) == b""  # it left before its reply: nothing sent to it
         assert until(lambda: not proxy.process._http.connections)
-    assert sum(read) == len(SIZED_STREAM)  # read whole, to its address near the end
+        # read whole, to its address near the end: the rest a slice a loop turn after its connection is gone, so waited
+        # for before the proxy stops (under load the stop came first, 458,500 of 1,048,668 bytes read)
+        assert until(lambda: sum(read) == len(SIZED_STREAM))
     assert len(turned) >= 10 and all(turned), turned  # before: the slices after the third in one turn
