@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import openai
@@ -545,15 +546,22 @@ STREAM_CUTS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "cuts"), STREAM_CUTS)
-def test_streamed_an_address_cut_in_a_long_token_is_read_as_whole(text: str, cuts: range) -> None:
-    whole = EMAIL.scan_output(text)
+def _streamed_found(text: str, cuts: Iterable[int]) -> Iterator[tuple[int, set[str]]]:
+    """At each cut, what `text` fed in two pieces is found to hold, by the scanner a stream gets (`EMAIL.stream()`, a
+    custom pattern's batches too when one is configured) and by the plain `StreamScanner`."""
     for cut in cuts:
         for scanner in (EMAIL.stream(), detectors.StreamScanner(EMAIL)):
             scanner.feed(text[:cut])
             scanner.feed(text[cut:])
             scanner.end_text()
-            assert scanner.found == whole, cut  # before: {"pii:email"} where whole is none, at some cuts
+            yield cut, scanner.found
+
+
+@pytest.mark.parametrize(("text", "cuts"), STREAM_CUTS)
+def test_streamed_an_address_cut_in_a_long_token_is_read_as_whole(text: str, cuts: range) -> None:
+    whole = EMAIL.scan_output(text)
+    for cut, found in _streamed_found(text, cuts):
+        assert found == whole, cut  # before: {"pii:email"} where whole is none, at some cuts
 
 
 # and cut inside what goes on after the address: a file's name (`_2024.csv` | `ale`), a domain's next label (`.` |
@@ -569,12 +577,8 @@ def test_streamed_an_address_cut_in_a_long_token_is_read_as_whole(text: str, cut
 )
 def test_streamed_an_address_cut_in_what_goes_on_after_it_is_read_as_whole(text: str) -> None:
     whole = EMAIL.scan_output(text)
-    for cut in range(140, len(text)):
-        for scanner in (EMAIL.stream(), detectors.StreamScanner(EMAIL)):
-            scanner.feed(text[:cut])
-            scanner.feed(text[cut:])
-            scanner.end_text()
-            assert scanner.found == whole, cut  # before: {"pii:email"} where whole is none, at some cuts
+    for cut, found in _streamed_found(text, range(140, len(text))):
+        assert found == whole, cut  # before: {"pii:email"} where whole is none, at some cuts
 
 
 # a product in code whose operand stands after a run of white space (a continuation line, two spaces): the tail a stream
@@ -592,12 +596,8 @@ def test_streamed_an_address_cut_in_what_goes_on_after_it_is_read_as_whole(text:
 def test_streamed_code_after_a_run_of_white_space_is_no_address(code: str) -> None:
     text = "w " * 80 + code + "z" * 130 + " tail"
     assert EMAIL.scan_output(text) == frozenset()
-    for cut in range(1, len(text), 7):
-        for scanner in (EMAIL.stream(), detectors.StreamScanner(EMAIL)):
-            scanner.feed(text[:cut])
-            scanner.feed(text[cut:])
-            scanner.end_text()
-            assert scanner.found == set(), cut  # before: {"pii:email"} at some cuts
+    for cut, found in _streamed_found(text, range(1, len(text), 7)):
+        assert found == set(), cut  # before: {"pii:email"} at some cuts
 
 
 # and one glued to `(` or `=` in a long token, that the tail a stream scanner reads again starts with (no white space
@@ -611,12 +611,8 @@ def test_streamed_code_after_a_run_of_white_space_is_no_address(code: str) -> No
 )
 def test_streamed_code_glued_in_a_long_token_is_no_address(text: str) -> None:
     assert EMAIL.scan_output(text) == frozenset()
-    for cut in range(1, len(text)):
-        for scanner in (EMAIL.stream(), detectors.StreamScanner(EMAIL)):
-            scanner.feed(text[:cut])
-            scanner.feed(text[cut:])
-            scanner.end_text()
-            assert scanner.found == set(), cut  # before: {"pii:email"} at some cuts
+    for cut, found in _streamed_found(text, range(1, len(text))):
+        assert found == set(), cut  # before: {"pii:email"} at some cuts
 
 
 # and one whose operator or keyword stands before it on its line, a window's tail cut after it (at the white space
@@ -636,12 +632,8 @@ def test_streamed_code_glued_in_a_long_token_is_no_address(text: str) -> None:
 def test_streamed_code_whose_operator_the_tail_cut_off_is_no_address(code: str) -> None:
     text = code + "word " * 40
     assert EMAIL.scan_output(text) == frozenset()
-    for cut in range(1, len(text)):
-        for scanner in (EMAIL.stream(), detectors.StreamScanner(EMAIL)):
-            scanner.feed(text[:cut])
-            scanner.feed(text[cut:])
-            scanner.end_text()
-            assert scanner.found == set(), cut  # before: {"pii:email"} at some 70 cuts each
+    for cut, found in _streamed_found(text, range(1, len(text))):
+        assert found == set(), cut  # before: {"pii:email"} at some 70 cuts each
 
 
 class _ReadBytes(bytes):
