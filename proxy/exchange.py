@@ -238,11 +238,11 @@ class Exchange:
         carrying no data takes)."""
         texts = passthrough.get_texts(query)
         declared = header("x-data-labels")
-        if declared is None or not declared.strip():
-            if not texts or not self.pipeline.detectors.scan_all(texts):
-                return False
-        elif not texts and not query.partition("?")[2]:
-            return False  # (nothing it could be declared of: an API's known path without a query)
+        # (an API's own path without a query: nothing it could be declared of, only a label found in it)
+        if (declared is None or not declared.strip() or passthrough.api_get(query)) and (
+            not texts or not self.pipeline.detectors.scan_all(texts)
+        ):
+            return False
         target = self.target
         self.adapter = passthrough.QUERY
         self.target = Target("passthrough", target.model, target.version)

@@ -48,13 +48,17 @@ def query_texts(target: str) -> tuple[str, ...]:
     return (*texts, unquote_plus(target.partition("?")[2]), "".join(texts))
 
 
-# GET paths of the APIs' and servers' own (models, files, health, metadata, statistics, llama.cpp's `/slots/{id}`,
-# Ollama's `/api/…`): a call's data is not in them, so they are not scanned (`get_texts`)
-_KNOWN_GET_PREFIXES: Final = ("/v1/", "/v2/", "/api/", "/slots/")
+# GET paths of the APIs' and servers' own (models, health, metadata, statistics, Ollama's `/api/tags`): a call's data is
+# not in them, so they are not scanned (`get_texts`). Those under an API's prefix with more segments are: a custom
+# app's own routes (`@app.get("/api/predict/{text}")`) and a trailing segment (`/v1/models/{id}`) may hold data
 _KNOWN_GET: Final = frozenset({
     "/", "/v1", "/v2", "/api", "/health", "/healthz", "/ready", "/readyz", "/live", "/livez", "/metrics", "/info",
-    "/props", "/slots", "/ping", "/version", "/docs", "/redoc", "/openapi.json", "/favicon.ico",
+    "/props", "/slots", "/ping", "/version", "/docs", "/redoc", "/openapi.json", "/favicon.ico", "/v1/models",
+    "/v2/health/ready", "/v2/health/live", "/api/tags", "/api/ps", "/api/version",
 })  # fmt: skip
+# (a path under these, without a query, takes no label its caller declares, only one found in it: an SDK's
+# `default_headers` on `models.retrieve`, `files.retrieve`, a Triton client's model readiness: `api_get`)
+_KNOWN_GET_PREFIXES: Final = ("/v1/", "/v2/", "/api/", "/slots/")
 
 
 def get_texts(target: str) -> tuple[str, ...]:
@@ -65,9 +69,16 @@ def get_texts(target: str) -> tuple[str, ...]:
     texts = query_texts(target) if query else ()
     if "%" in path:
         path = unquote(path)
-    if path in _KNOWN_GET or path.startswith(_KNOWN_GET_PREFIXES):
+    if path in _KNOWN_GET:
         return texts
     return (path, *texts)
+
+
+def api_get(target: str) -> bool:
+    """Whether a GET's or HEAD's request target is an API's own path without a query, or an empty one (`_KNOWN_GET`, or under
+    `_KNOWN_GET_PREFIXES`): a label its caller declares is not of it, only one the detectors find in it."""
+    path, _, query = target.partition("?")
+    return not query and (path in _KNOWN_GET or path.startswith(_KNOWN_GET_PREFIXES))
 
 
 def index_flags_only(body: bytes) -> bool:

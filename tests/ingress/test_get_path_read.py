@@ -71,3 +71,54 @@ def test_an_address_split_across_a_query_is_refused(
     line = f"GET /predict?{query} HTTP/1.1\r\nHost: x\r\nx-purpose: marketing\r\nConnection: close\r\n\r\n"
     assert _raw(proxy.url, line.encode()).startswith(b"HTTP/1.1 403 ")
     assert not [r for r in upstream[1] if b"example" in r]
+
+
+# under an API's prefix: a custom app's own GET routes (`@app.get("/api/predict/{text}")`, `/v1/predict/{text}`) and an
+# API's known path with a trailing segment that is data (`/v1/models/{id}`): the address reached the upstream (200),
+# every path under `/v1/`, `/v2/`, `/api/` and `/slots/` left unscanned; only an API's exact known GET paths are
+UNDER_A_PREFIX = [
+    "/api/predict/alice@example.com",
+    "/v1/predict/alice%40example.com",
+    "/v1/models/alice@example.com",
+    "/v2/models/alice@example.com/ready",
+    "/slots/alice@example.com",
+]
+
+
+@pytest.mark.parametrize("path", UNDER_A_PREFIX)
+def test_a_forbidden_address_in_a_path_under_an_api_prefix_is_refused(
+    proxy: ProxyHandle, upstream: tuple[str, list[bytes]], path: str
+) -> None:
+    refused = httpx.get(f"{proxy.url}{path}", headers=DENIED, timeout=30)
+    assert refused.status_code == 403, refused.text  # before: 200, forwarded
+    assert proxy_error(refused)["code"] == "purpose_denied"
+    assert not [r for r in upstream[1] if b"alice" in r]
+
+
+# an API's own ids under its prefixes hold no label: scanned, they still carry no data
+KNOWN_IDS = [
+    "/v2/models/resnet50/versions/1/ready",
+    "/v2/models/m/versions/20240101/stats",
+    "/v1/responses/resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b/input_items",
+    "/v1/files/file-XjGxS3KTG0uNmNOK362iJua3/content",
+    "/v1/models/ft:gpt-4o-mini-2024-07-18:org:custom:9abc123",
+    "/api/tags",
+]
+
+
+@pytest.mark.parametrize("path", KNOWN_IDS)
+def test_an_api_path_with_its_ids_carries_no_data(
+    proxy: ProxyHandle, upstream: tuple[str, list[bytes]], path: str
+) -> None:
+    answered = httpx.get(f"{proxy.url}{path}", headers=DENIED, timeout=30)
+    assert answered.status_code == 200, answered.text
+    assert "x-lineage-decision" not in answered.headers
+
+
+# (holds before and after: a label its caller declares, an SDK's `default_headers`, is not of an API's own path,
+# scanned and found holding none)
+@pytest.mark.parametrize("path", ["/v1/models/gpt-4o", "/v2/models/m/versions/1/ready", "/health?", "/v1/files/f-1"])
+def test_a_declared_label_is_not_of_an_api_path(proxy: ProxyHandle, path: str) -> None:
+    answered = httpx.get(f"{proxy.url}{path}", headers={**DENIED, "x-data-labels": "pii:email"}, timeout=30)
+    assert answered.status_code == 200, answered.text
+    assert "x-lineage-decision" not in answered.headers
