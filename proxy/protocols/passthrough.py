@@ -48,13 +48,15 @@ def query_texts(target: str) -> tuple[str, ...]:
     return (*texts, unquote_plus(target.partition("?")[2]), "".join(texts))
 
 
-# GET paths of the APIs' and servers' own (models, health, metadata, statistics, Ollama's `/api/tags`): a call's data is
-# not in them, so they are not scanned (`get_texts`). Those under an API's prefix with more segments are: a custom
-# app's own routes (`@app.get("/api/predict/{text}")`) and a trailing segment (`/v1/models/{id}`) may hold data
+# GET paths of the APIs' and servers' own (models, health, metadata, statistics, Ollama's `/api/tags`, llama.cpp's
+# `/models` and `/lora-adapters`, vLLM's `/server_info`, SGLang's `/get_model_info`): a call's data is not in them, so
+# they are not scanned (`get_texts`). Those under an API's prefix with more segments are: a custom app's own routes
+# (`@app.get("/api/predict/{text}")`) and a trailing segment (`/v1/models/{id}`) may hold data
 _KNOWN_GET: Final = frozenset({
     "/", "/v1", "/v2", "/api", "/health", "/healthz", "/ready", "/readyz", "/live", "/livez", "/metrics", "/info",
     "/props", "/slots", "/ping", "/version", "/docs", "/redoc", "/openapi.json", "/favicon.ico", "/v1/models",
     "/v2/health/ready", "/v2/health/live", "/api/tags", "/api/ps", "/api/version",
+    "/models", "/lora-adapters", "/server_info", "/is_sleeping", "/load", "/get_model_info", "/get_server_info",
 })  # fmt: skip
 # (a path under these, without a query, takes no label its caller declares, only one found in it: an SDK's
 # `default_headers` on `models.retrieve`, `files.retrieve`, a Triton client's model readiness: `api_get`)

@@ -122,3 +122,14 @@ def test_a_declared_label_is_not_of_an_api_path(proxy: ProxyHandle, path: str) -
     answered = httpx.get(f"{proxy.url}{path}", headers={**DENIED, "x-data-labels": "pii:email"}, timeout=30)
     assert answered.status_code == 200, answered.text
     assert "x-lineage-decision" not in answered.headers
+
+
+# a server's own metadata GET outside those prefixes (llama.cpp's `/models`, the openai SDK's `models.list()` with a
+# base_url without `/v1`, and `/lora-adapters`; vLLM's `/server_info`; SGLang's `/get_model_info`) with a label its
+# caller declares: after f7b9d53 a call carrying data (403 for this purpose; 404 model_not_found without a `"*"`
+# route), though it carries none, as before
+@pytest.mark.parametrize("path", ["/models", "/lora-adapters", "/server_info", "/get_model_info"])
+def test_a_declared_label_is_not_of_a_server_metadata_path(proxy: ProxyHandle, path: str) -> None:
+    answered = httpx.get(f"{proxy.url}{path}", headers={**DENIED, "x-data-labels": "pii:email"}, timeout=30)
+    assert answered.status_code == 200, answered.text  # before: 403 purpose_denied
+    assert "x-lineage-decision" not in answered.headers
