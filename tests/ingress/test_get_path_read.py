@@ -117,7 +117,9 @@ def test_an_api_path_with_its_ids_carries_no_data(
 
 # (holds before and after: a label its caller declares, an SDK's `default_headers`, is not of an API's own path,
 # scanned and found holding none)
-@pytest.mark.parametrize("path", ["/v1/models/gpt-4o", "/v2/models/m/versions/1/ready", "/health?", "/v1/files/f-1"])
+@pytest.mark.parametrize(
+    "path", ["/v1/models/gpt-4o", "/v2/models/m/versions/1/ready", "/health?", "/v1/files/f-1", "/openai/v1/models/m"]
+)
 def test_a_declared_label_is_not_of_an_api_path(proxy: ProxyHandle, path: str) -> None:
     answered = httpx.get(f"{proxy.url}{path}", headers={**DENIED, "x-data-labels": "pii:email"}, timeout=30)
     assert answered.status_code == 200, answered.text
