@@ -50,8 +50,9 @@ def query_texts(target: str) -> tuple[str, ...]:
 
 # GET paths of the APIs' and servers' own (models, health, metadata, statistics, Ollama's `/api/tags`, llama.cpp's
 # `/models` and `/lora-adapters`, vLLM's `/server_info`, SGLang's `/get_model_info`): a call's data is not in them, so
-# they are not scanned (`get_texts`). Those under an API's prefix with more segments are: a custom app's own routes
-# (`@app.get("/api/predict/{text}")`) and a trailing segment (`/v1/models/{id}`) may hold data
+# they are not scanned (`get_texts`), nor OIP's (`/v2/…`: a model's name and version, which a timestamp often is,
+# `versions/1733390000`, a phone number to the detectors). Those under another API's prefix with more segments are:
+# a custom app's own routes (`@app.get("/api/predict/{text}")`) and a trailing segment (`/v1/models/{id}`) may hold data
 _KNOWN_GET: Final = frozenset({
     "/", "/v1", "/v2", "/api", "/health", "/healthz", "/ready", "/readyz", "/live", "/livez", "/metrics", "/info",
     "/props", "/slots", "/ping", "/version", "/docs", "/redoc", "/openapi.json", "/favicon.ico", "/v1/models",
@@ -61,24 +62,25 @@ _KNOWN_GET: Final = frozenset({
 # (a path under these, without a query, takes no label its caller declares, only one found in it: an SDK's
 # `default_headers` on `models.retrieve`, `files.retrieve`, a Triton client's model readiness: `api_get`)
 _KNOWN_GET_PREFIXES: Final = ("/v1/", "/v2/", "/api/", "/slots/")
+_OIP_PREFIX: Final = "/v2/"
 
 
 def get_texts(target: str) -> tuple[str, ...]:
     """What a GET's or HEAD's request target hands a custom model app (`QueryAdapter`): its percent-decoded path (a
-    FastAPI app's `@app.get("/predict/{text}")` reads a segment), but an API's known GET path (`_KNOWN_GET`), then its
-    query's names and values (`query_texts`)."""
+    FastAPI app's `@app.get("/predict/{text}")` reads a segment), but an API's known GET path (`_KNOWN_GET`) or OIP's
+    (`/v2/…`), then its query's names and values (`query_texts`)."""
     path, _, query = target.partition("?")
     texts = query_texts(target) if query else ()
     if "%" in path:
         path = unquote(path)
-    if path in _KNOWN_GET:
+    if path in _KNOWN_GET or path.startswith(_OIP_PREFIX):
         return texts
     return (path, *texts)
 
 
 def api_get(target: str) -> bool:
-    """Whether a GET's or HEAD's request target is an API's own path without a query, or an empty one (`_KNOWN_GET`, or under
-    `_KNOWN_GET_PREFIXES`): a label its caller declares is not of it, only one the detectors find in it."""
+    """Whether a GET's or HEAD's request target is an API's own path without a query, or an empty one (`_KNOWN_GET`,
+    or under `_KNOWN_GET_PREFIXES`): a label its caller declares is not of it, only one the detectors find in it."""
     path, _, query = target.partition("?")
     return not query and (path in _KNOWN_GET or path.startswith(_KNOWN_GET_PREFIXES))
 

@@ -73,14 +73,14 @@ def test_an_address_split_across_a_query_is_refused(
     assert not [r for r in upstream[1] if b"example" in r]
 
 
-# under an API's prefix: a custom app's own GET routes (`@app.get("/api/predict/{text}")`, `/v1/predict/{text}`) and an
+# under an API's prefix but OIP's: a custom app's own GET routes (`@app.get("/api/predict/{text}")`, `/v1/predict/{text}`) and an
 # API's known path with a trailing segment that is data (`/v1/models/{id}`): the address reached the upstream (200),
-# every path under `/v1/`, `/v2/`, `/api/` and `/slots/` left unscanned; only an API's exact known GET paths are
+# every path under `/v1/`, `/v2/`, `/api/` and `/slots/` left unscanned; now only an API's exact known GET paths and
+# OIP's `/v2/…` (a model's name and version) are
 UNDER_A_PREFIX = [
     "/api/predict/alice@example.com",
     "/v1/predict/alice%40example.com",
     "/v1/models/alice@example.com",
-    "/v2/models/alice@example.com/ready",
     "/slots/alice@example.com",
 ]
 
@@ -135,3 +135,22 @@ def test_a_declared_label_is_not_of_a_server_metadata_path(proxy: ProxyHandle, p
     answered = httpx.get(f"{proxy.url}{path}", headers={**DENIED, "x-data-labels": "pii:email"}, timeout=30)
     assert answered.status_code == 200, answered.text  # before: 403 purpose_denied
     assert "x-lineage-decision" not in answered.headers
+
+
+# OIP's paths are a model's name and version, often a timestamp (a TensorFlow export's directory, `1733390000`), which
+# the phone detector labels: scanned, a model's readiness was a call carrying data (403 for this purpose)
+PHONE = CONFIG.replace("labels: [pii:email]", "labels: [pii:email, pii:phone]").replace(
+    "detectors: [email]", "detectors: [email, phone]"
+)
+
+
+@pytest.mark.parametrize("path", ["/v2/models/m/versions/1733390000/ready", "/v2/models/m/versions/1733390000"])
+def test_an_oip_version_that_looks_like_a_phone_number_carries_no_data(
+    make_proxy: Any, upstream: tuple[str, list[bytes]], path: str
+) -> None:
+    proxy = make_proxy(PHONE, wait="started", UPSTREAM=upstream[0])
+    answered = httpx.get(f"{proxy.url}{path}", headers=DENIED, timeout=30)
+    assert answered.status_code == 200, answered.text
+    assert "x-lineage-decision" not in answered.headers
+    refused = httpx.get(f"{proxy.url}/predict/4155551234", headers=DENIED, timeout=30)  # (the detector reads it so)
+    assert refused.status_code == 403, refused.text
