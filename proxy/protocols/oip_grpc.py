@@ -316,7 +316,8 @@ def _string(buf: bytes, start: int, stop: int) -> str:
 
 
 def _parameter(buf: bytes, pos: int, end: int) -> tuple[str, str | None]:
-    """A map<string, InferParameter> entry: (key, string_param or None)."""
+    """A map<string, InferParameter> entry: (key, string_param or None), its string_param only when that is the member
+    of its oneof set last (`_string_param`)."""
     name, text = "", None
     while pos < end:
         key = buf[pos]
@@ -330,12 +331,44 @@ def _parameter(buf: bytes, pos: int, end: int) -> tuple[str, str | None]:
             key, pos, stop = _field(buf, pos, end)
         if key == 0x0A:  # key
             name = _string(buf, pos, stop)
-        elif key == 0x12:  # value: an InferParameter, whose string_param is field 3
-            for number, first, last in _spans(buf, pos, stop):
-                if number == 3:
-                    text = _string(buf, first, last)
+        elif key == 0x12:  # value: an InferParameter (two are merged, as protobuf merges them)
+            text = _string_param(buf, pos, stop, text)
         pos = stop
     return name, text
+
+
+def _string_param(buf: bytes, pos: int, end: int, text: str | None) -> str | None:
+    """An InferParameter's string_param (field 3), None when another member of its oneof (bool 1, int64 2, double 4,
+    uint64 5) comes after it: protobuf keeps the member parsed last, so `{string_param: "x", int64_param:
+    2025550123}` is the number to Triton and MLServer (its runtime's `parameters`). Before 2026-12-05 the string was
+    read and the number, a phone or a card, reached the model unread (`_parameter_number` reads it). `text`: what
+    an earlier value of the same entry left (a map entry's values are merged)."""
+    while pos < end:
+        key, pos = _key(buf, pos, end)
+        wire = key & 7
+        if wire == 2:
+            length, pos = _length(buf, pos, end)
+            stop = pos + length
+            if stop > end:
+                raise WireError("truncated length-delimited field")
+            if key == 0x1A:
+                text = _string(buf, pos, stop)
+            pos = stop
+        elif wire == 0:
+            _, pos = _varint(buf, pos, end)
+            if key == 0x08 or key == 0x10 or key == 0x28:
+                text = None
+        elif wire == 1 or wire == 5:
+            pos += 8 if wire == 1 else 4
+            if pos > end:
+                raise WireError("truncated fixed-width field")
+            if key == 0x21:
+                text = None
+        elif wire == 3:
+            pos = _skip_group(buf, pos, end, key >> 3, 1)
+        else:
+            raise WireError(f"unsupported wire type {wire}")
+    return text
 
 
 def _parameter_value(buf: bytes, pos: int, end: int) -> object:
