@@ -28,6 +28,7 @@ from tests.harness import LoopThread, ServeProcess, start_app
 from tests.servers.otlp_receiver import OtlpReceiver
 
 COPY = str(Path(__file__).resolve().parents[1])  # this checkout: the `serve` subprocess imports it
+LOGGED = "lineage: {store: null}\nlogging: {access: true, format: json}\n"  # no lineage store, access lines as JSON
 HOLD = "hold"  # a chat message the upstream answers with its first event, then waits (`Upstream.gate`)
 
 
@@ -84,11 +85,14 @@ def upstream(loop_thread: LoopThread) -> Iterator[tuple[Upstream, str]]:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., ServeProcess]]:
+def serve(tmp_path: Path) -> Iterator[Callable[[str], ServeProcess]]:
+    """Starts `lineage-proxy serve` on a config's text (written to `tmp_path / "proxy.yaml"`, which a reload reads)."""
     started: list[ServeProcess] = []
 
     def start(config: str) -> ServeProcess:
-        started.append(ServeProcess(config, "--log-level", "info", env={"PYTHONPATH": COPY}))
+        path = tmp_path / "proxy.yaml"
+        path.write_text(config)
+        started.append(ServeProcess(str(path), "--log-level", "info", env={"PYTHONPATH": COPY}))
         return started[-1]
 
     yield start
@@ -96,6 +100,25 @@ def serve() -> Iterator[Callable[..., ServeProcess]]:
         if process.proc.poll() is None:
             process.proc.kill()
             process.proc.wait(30)
+
+
+def _config(
+    url: str, collector: int, telemetry: str = "", rest: str = LOGGED, listen: str = '{http: "127.0.0.1:0"}'
+) -> str:
+    """A config's text: `url` its one upstream (any model, anonymous calls allowed), spans exported to the OTLP
+    receiver on `collector` (`telemetry`, more of its fields), `listen` and what follows (`rest`) as given."""
+    return f"""
+listen: {listen}
+upstreams: [{{name: llm, url: "{url}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{collector}"{telemetry}}}
+{rest}"""
+
+
+def _connect(proxy: ServeProcess) -> socket.socket:
+    host, port = proxy.addresses["http"].rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=30)
 
 
 def _read_head(sock: socket.socket) -> bytes:
@@ -107,40 +130,47 @@ def _read_head(sock: socket.socket) -> bytes:
     return got
 
 
+def _held_head(sock: socket.socket) -> bytes:
+    """The head of a reply `HOLD` asked for, gone out before the drain: it keeps its connection open."""
+    head = _read_head(sock)
+    assert b"200 OK" in head and b"connection: close" not in head.lower()
+    return head
+
+
+def _to_close(sock: socket.socket, head: bytes, server: Upstream, loop_thread: LoopThread) -> bytes:
+    """What `sock` reads after `head` until its connection closes, the upstream's held stream let go on."""
+    loop_thread.loop.call_soon_threadsafe(server.gate.set)
+    got = head
+    while chunk := sock.recv(65536):
+        got += chunk
+    return got
+
+
+def _json_lines(proxy: ServeProcess) -> list[Any]:
+    return [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
+
+
+def _ended(spans: list[Any]) -> dict[str, tuple[Any, Any]]:
+    """Each span's trace id: its decision and error type."""
+    return {s.trace_id: (s.attributes["lineage.decision"], s.attributes.get("error.type")) for s in spans}
+
+
 def test_requests_pipelined_behind_a_reply_the_drain_began_during_are_served_or_recorded(
-    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess],
     loop_thread: LoopThread,
 ) -> None:  # fmt: skip
     server, url = upstream
-    config = tmp_path / "proxy.yaml"
-    config.write_text(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
-lineage: {{store: null}}
-logging: {{access: true, format: json}}
-""")
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
+    proxy = serve(_config(url, otlp.port))
     first, second, third, idle_one = (f"{0x5D0 + n:032x}" for n in range(4))
-    with (
-        socket.create_connection((host, int(port)), timeout=30) as idle,
-        socket.create_connection((host, int(port)), timeout=30) as sock,
-    ):
+    with _connect(proxy) as idle, _connect(proxy) as sock:
         idle.sendall(_post(idle_one, "hi"))  # a kept-alive connection, idle by the stop: the drain closes it
         assert b"200 OK" in _read_head(idle)
         sock.sendall(_post(first, HOLD) + _post(second, "hi") + _post(third, "hi"))
-        head = _read_head(sock)  # the first reply's head went out before the drain: it keeps the connection open
-        assert b"200 OK" in head and b"connection: close" not in head.lower()
+        head = _held_head(sock)  # the first reply's head went out before the drain: it keeps the connection open
         proxy.signal(signal.SIGTERM)
         while idle.recv(65536):  # the drain has begun: its idle connection is closed (with the rest read)
             pass
-        loop_thread.loop.call_soon_threadsafe(server.gate.set)
-        got = head
-        while chunk := sock.recv(65536):
-            got += chunk
+        got = _to_close(sock, head, server, loop_thread)
         assert proxy.proc.wait(30) == 0
     # the first reply, whole, then the second's, which closes the connection: the client awaited it
     assert got.count(b"HTTP/1.1 200 OK") == 2, got
@@ -148,10 +178,10 @@ logging: {{access: true, format: json}}
     second_reply = got[got.rindex(b"HTTP/1.1 200 OK") :]
     assert f"x-trace-id: {second}".encode() in second_reply.lower() and b"connection: close" in second_reply.lower()
     spans = otlp.wait_for(lambda spans: {first, second, third} <= {s.trace_id for s in spans})
-    ended = {s.trace_id: (s.attributes["lineage.decision"], s.attributes.get("error.type")) for s in spans}
+    ended = _ended(spans)
     assert ended[first] == ("allow", None) and ended[second] == ("allow", None)
     assert ended[third] == ("deny", "drain_timeout")  # never served: the drain closed its connection before it
-    lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
+    lines = _json_lines(proxy)
     access = {line.get("trace_id"): line.get("code") for line in lines if line.get("logger") == "lineage_proxy.access"}
     assert (access.get(second, "none"), access.get(third, "none")) == ("", "drain_timeout"), lines
 
@@ -191,26 +221,18 @@ def stalled_collector() -> Iterator[OtlpReceiver]:
 
 def test_the_sinks_stop_at_once_a_stalled_collector_holds_no_other_sink(
     upstream: tuple[Upstream, str], stalled_collector: OtlpReceiver, hung_backend: str,
-    serve: Callable[..., ServeProcess], tmp_path: Path,
+    serve: Callable[[str], ServeProcess], tmp_path: Path,
 ) -> None:  # fmt: skip
     """The spans sink waits up to `export_timeout_s` (60 s) for its stalled collector; the OpenLineage sink's stop,
     its sender stuck on a hung backend, ends within its own bound (5 s) meanwhile, its line said, instead of after the
     spans sink's: the stop took the sum of the sinks' bounds (64 s with an async_http transport's 4 s)."""
     _, url = upstream
-    config = tmp_path / "proxy.yaml"
-    config.write_text(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{stalled_collector.port}", export_timeout_s: 60}}
-lineage:
+    lineage = f"""lineage:
   store: null
   openlineage: {{transport: {{type: http, url: "{hung_backend}", timeout: 600, retry: {{total: 0}}}}, spool: {tmp_path / "spool"}}}
-""")
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
+"""
+    proxy = serve(_config(url, stalled_collector.port, ", export_timeout_s: 60", lineage))
+    with _connect(proxy) as sock:
         sock.sendall(_post(trace_id := f"{0x5E0:032x}", "hi"))
         assert b"200 OK" in _read_head(sock)
     proxy.signal(signal.SIGTERM)
@@ -226,7 +248,7 @@ lineage:
 
 
 def test_a_reply_that_closed_its_connection_itself_before_the_drain_is_followed_by_no_other(
-    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess],
     loop_thread: LoopThread,
 ) -> None:  # fmt: skip
     """An HTTP/1.0 client asking keep-alive gets a stream whose body ends with the connection (no length, no chunks:
@@ -234,27 +256,13 @@ def test_a_reply_that_closed_its_connection_itself_before_the_drain_is_followed_
     more: the request pipelined behind it is recorded `drain_timeout`, unserved. It was served, its reply written
     after the first's unframed body, which the client read as part of it."""
     server, url = upstream
-    config = tmp_path / "proxy.yaml"
-    config.write_text(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
-lineage: {{store: null}}
-logging: {{access: true, format: json}}
-""")
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
+    proxy = serve(_config(url, otlp.port))
     first, second, idle_one = (f"{0x5F0 + n:032x}" for n in range(3))
 
     def http10(trace_id: str, content: str) -> bytes:
         return _post(trace_id, content).replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\nConnection: keep-alive\r\n", 1)
 
-    with (
-        socket.create_connection((host, int(port)), timeout=30) as idle,
-        socket.create_connection((host, int(port)), timeout=30) as sock,
-    ):
+    with _connect(proxy) as idle, _connect(proxy) as sock:
         idle.sendall(_post(idle_one, "hi"))
         assert b"200 OK" in _read_head(idle)
         sock.sendall(http10(first, HOLD) + http10(second, "hi"))
@@ -263,20 +271,17 @@ logging: {{access: true, format: json}}
         proxy.signal(signal.SIGTERM)
         while idle.recv(65536):  # the drain has begun
             pass
-        loop_thread.loop.call_soon_threadsafe(server.gate.set)
-        got = head
-        while chunk := sock.recv(65536):
-            got += chunk
+        got = _to_close(sock, head, server, loop_thread)
         assert proxy.proc.wait(30) == 0
     assert got.count(b" 200 OK") == 1 and got.endswith(b"data: [DONE]\n\n"), got  # the first reply alone, whole
     spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans})
-    ended = {s.trace_id: (s.attributes["lineage.decision"], s.attributes.get("error.type")) for s in spans}
+    ended = _ended(spans)
     assert ended[first] == ("allow", None)
     assert ended[second] == ("deny", "drain_timeout")  # never served
 
 
 def test_a_request_head_only_partly_arrived_when_the_drain_closes_its_connection_is_recorded(
-    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess],
     loop_thread: LoopThread,
 ) -> None:  # fmt: skip
     """A request head only partly read when the drain closes its connection (pipelined behind the reply the drain began
@@ -284,33 +289,15 @@ def test_a_request_head_only_partly_arrived_when_the_drain_closes_its_connection
     path when its request line came whole, no field of it read (anonymous, a new trace), as a head refused unread is.
     Both were dropped with no span, access line or metric."""
     server, url = upstream
-    config = tmp_path / "proxy.yaml"
-    config.write_text(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
-lineage: {{store: null}}
-logging: {{access: true, format: json}}
-""")
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
+    proxy = serve(_config(url, otlp.port))
     first = f"{0x5E0:032x}"
-    with (
-        socket.create_connection((host, int(port)), timeout=30) as lone,
-        socket.create_connection((host, int(port)), timeout=30) as sock,
-    ):
+    with _connect(proxy) as lone, _connect(proxy) as sock:
         lone.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")  # read before the next connection's request is
         sock.sendall(_post(first, HOLD) + b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Ty")
-        head = _read_head(sock)  # the first reply's head went out before the drain: its client awaits the next
-        assert b"200 OK" in head and b"connection: close" not in head.lower()
+        head = _held_head(sock)  # the first reply's head went out before the drain: its client awaits the next
         proxy.signal(signal.SIGTERM)
         assert lone.recv(65536) == b""  # the drain has begun: it closes the connection with a head partly read
-        loop_thread.loop.call_soon_threadsafe(server.gate.set)
-        got = head
-        while chunk := sock.recv(65536):
-            got += chunk
+        got = _to_close(sock, head, server, loop_thread)
         assert proxy.proc.wait(30) == 0
     assert got.count(b" 200 OK") == 1 and got.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"), got  # the first alone, whole
 
@@ -328,30 +315,20 @@ logging: {{access: true, format: json}}
         assert "http.response.status_code" not in a, a
         assert span.trace_id != first
     assert otlp.by_trace(first).attributes["lineage.decision"] == "allow"
-    lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
+    lines = _json_lines(proxy)
     codes = [line.get("code") for line in lines if line.get("logger") == "lineage_proxy.access"]
     assert sorted(codes) == ["", "drain_timeout", "drain_timeout"], lines
 
 
 def test_spans_lost_in_an_outage_still_on_at_the_stop_are_said(
-    upstream: tuple[Upstream, str], stalled_collector: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path
+    upstream: tuple[Upstream, str], stalled_collector: OtlpReceiver, serve: Callable[[str], ServeProcess]
 ) -> None:
     """The collector stalls on an export, then shuts abruptly: the export fails, the outage begins (its line says so,
     not how many spans it loses), and the stop comes before the collector is back. The stop's line says the spans the
     outage lost. It said nothing (nothing was queued or in flight at the stop): those spans were counted, never said."""
     _, url = upstream
-    config = tmp_path / "proxy.yaml"
-    config.write_text(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{stalled_collector.port}", export_timeout_s: 2}}
-lineage: {{store: null}}
-""")
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
+    proxy = serve(_config(url, stalled_collector.port, ", export_timeout_s: 2", "lineage: {store: null}\n"))
+    with _connect(proxy) as sock:
         sock.sendall(_post(f"{0x5E8:032x}", "hi"))
         assert b"200 OK" in _read_head(sock)
     stalled_collector.cut()  # abruptly: the export it holds is cut, and it answers no more
@@ -365,43 +342,25 @@ lineage: {{store: null}}
 
 
 def test_a_head_refused_behind_the_reply_the_drain_began_during_is_recorded_once(
-    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess],
     loop_thread: LoopThread,
 ) -> None:  # fmt: skip
     """A malformed head pipelined behind the reply the drain began during (its head out, saying keep-alive: the head
     refused is answered, 400, within the drain) is recorded once, as the refusal it is. It was recorded a second time,
     `drain_timeout`, as a head the drain cut partly read: the refused head stayed the one being parsed."""
     server, url = upstream
-    config = tmp_path / "proxy.yaml"
-    config.write_text(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
-lineage: {{store: null}}
-logging: {{access: true, format: json}}
-""")
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
+    proxy = serve(_config(url, otlp.port))
     first = f"{0x5EA:032x}"
-    with (
-        socket.create_connection((host, int(port)), timeout=30) as idle,
-        socket.create_connection((host, int(port)), timeout=30) as sock,
-    ):
+    with _connect(proxy) as idle, _connect(proxy) as sock:
         idle.sendall(b"\r\n")  # accepted (and read) before the next connection's bytes are
         sock.sendall(_post(first, HOLD) + b"GET /v1/models HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
-        head = _read_head(sock)
-        assert b"200 OK" in head and b"connection: close" not in head.lower()
+        head = _held_head(sock)
         proxy.signal(signal.SIGTERM)
         assert idle.recv(65536) == b""  # the drain has begun
-        loop_thread.loop.call_soon_threadsafe(server.gate.set)
-        got = head
-        while chunk := sock.recv(65536):
-            got += chunk
+        got = _to_close(sock, head, server, loop_thread)
         assert proxy.proc.wait(30) == 0
     assert got.count(b" 200 OK") == 1 and got.count(b"HTTP/1.1 400 ") == 1, got  # the refused head answered
-    lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
+    lines = _json_lines(proxy)
     codes = [line.get("code") for line in lines if line.get("logger") == "lineage_proxy.access"]
     assert sorted(codes) == ["", "invalid_request"], lines
     spans = otlp.wait_for(lambda spans: len(spans) >= 2)
@@ -409,31 +368,20 @@ logging: {{access: true, format: json}}
 
 
 def test_a_head_cut_after_its_request_line_is_recorded_with_its_method_and_path_and_counted(
-    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess]
 ) -> None:
     """A request head whose line came whole, but no field of it handed over (llhttp hands one over only as the next
     begins), is recorded with its method and path when the drain closes its connection: it was recorded with
     neither (`passthrough`) unless a field and the start of the next had come. A line not whole is recorded with
     none. The drain's warning counts the heads it cut: it said nothing of them."""
     _, url = upstream
-    config = tmp_path / "proxy.yaml"
-    config.write_text(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
-lineage: {{store: null}}
-logging: {{access: true, format: json}}
-""")
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
+    proxy = serve(_config(url, otlp.port))
     heads = [b"POST /v1/embeddings HTTP/1.1\r\n", b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n", b"POST /v1/emb"]
     with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.create_connection((host, int(port)), timeout=30)) for _ in heads]
+        socks = [stack.enter_context(_connect(proxy)) for _ in heads]
         for sock, head in zip(socks, heads, strict=True):
             sock.sendall(head)
-        with socket.create_connection((host, int(port)), timeout=30) as last:  # read after the heads before it
+        with _connect(proxy) as last:  # read after the heads before it
             last.sendall(_post(f"{0x5EC:032x}", "hi"))
             assert b"200 OK" in _read_head(last)
         proxy.signal(signal.SIGTERM)
@@ -451,7 +399,7 @@ logging: {{access: true, format: json}}
 
 
 def test_what_a_reload_changing_client_authentication_leaves_unserved_is_recorded_with_its_reason(
-    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path,
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess], tmp_path: Path,
     loop_thread: LoopThread,
 ) -> None:  # fmt: skip
     """A reload that changes `listen.tls` client authentication closes the TLS connections open (after the reply being
@@ -465,35 +413,23 @@ def test_what_a_reload_changing_client_authentication_leaves_unserved_is_recorde
     (tmp_path / "two").mkdir()
     ca1, ca2 = Authority(tmp_path / "one", "client CA one"), Authority(tmp_path / "two", "client CA two")
     glasses = ca1.issue("glasses", common_name="glasses")
-    config = tmp_path / "proxy.yaml"
-    text = f"""
-listen:
-  http: "127.0.0.1:0"
-  tls: {{cert: "{server_pair.cert}", key: "{server_pair.key}", client_ca: "CLIENT_CA"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
-lineage: {{store: null}}
-logging: {{access: true, format: json}}
-"""
-    config.write_text(text.replace("CLIENT_CA", str(ca1.pair.cert)))
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
+    tls = f'{{cert: "{server_pair.cert}", key: "{server_pair.key}", client_ca: "CLIENT_CA"}}'
+    text = _config(url, otlp.port, listen=f'{{http: "127.0.0.1:0", tls: {tls}}}')
+    proxy = serve(text.replace("CLIENT_CA", str(ca1.pair.cert)))
+    host = proxy.addresses["http"].rsplit(":", 1)[0]
     context = ssl.create_default_context(cafile=str(server_ca.pair.cert))
     context.load_cert_chain(str(glasses.cert), str(glasses.key))
     first, second, third = (f"{0x5EE + n:032x}" for n in range(3))
     with (
-        context.wrap_socket(socket.create_connection((host, int(port)), timeout=30), server_hostname=host) as lone,
-        context.wrap_socket(socket.create_connection((host, int(port)), timeout=30), server_hostname=host) as sock,
+        context.wrap_socket(_connect(proxy), server_hostname=host) as lone,
+        context.wrap_socket(_connect(proxy), server_hostname=host) as sock,
     ):
         lone.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
         assert b"200 OK" in _read_head(lone)
         lone.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Ty")  # read before the next connection's
         sock.sendall(_post(first, HOLD) + _post(second, "hi") + _post(third, "hi"))
-        head = _read_head(sock)  # its head went out before the reload: its client awaits the next reply
-        assert b"200 OK" in head and b"connection: close" not in head.lower()
-        config.write_text(text.replace("CLIENT_CA", str(ca2.pair.cert)))
+        head = _held_head(sock)  # its head went out before the reload: its client awaits the next reply
+        (tmp_path / "proxy.yaml").write_text(text.replace("CLIENT_CA", str(ca2.pair.cert)))
         proxy.signal(signal.SIGHUP)
         proxy.wait_log("client authentication changed")
         with contextlib.suppress(ssl.SSLError, ConnectionError):
@@ -513,7 +449,7 @@ logging: {{access: true, format: json}}
     assert sorted(s.name for s in cut(spans)) == ["chat", "embeddings"], spans
     assert third in {s.trace_id for s in cut(spans)}
     assert proxy.proc.poll() is None  # the process goes on
-    lines = [orjson.loads(line) for line in proxy.stderr if line.startswith("{")]
+    lines = _json_lines(proxy)
     reasons = [str(line.get("reason")) for line in lines if line.get("code") == "drain_timeout"]
     assert len(reasons) == 2, lines
     assert all("for a reload that changed listen.tls client authentication" in r for r in reasons), reasons
@@ -524,27 +460,13 @@ logging: {{access: true, format: json}}
 
 
 def test_the_drains_warning_counts_the_heads_it_cut(
-    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[..., ServeProcess], tmp_path: Path
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess]
 ) -> None:
     """The drain's warning says the request heads still arriving it cut (one on a connection otherwise idle, one
     pipelined behind the call its time ran out on) with the calls it cut off: it counted the calls alone."""
     _, url = upstream
-    config = tmp_path / "proxy.yaml"
-    config.write_text(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{url}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
-lineage: {{store: null}}
-limits: {{drain_timeout_s: 0.5}}
-""")
-    proxy = serve(str(config))
-    host, port = proxy.addresses["http"].rsplit(":", 1)
-    with (
-        socket.create_connection((host, int(port)), timeout=30) as lone,
-        socket.create_connection((host, int(port)), timeout=30) as sock,
-    ):
+    proxy = serve(_config(url, otlp.port, rest="lineage: {store: null}\nlimits: {drain_timeout_s: 0.5}\n"))
+    with _connect(proxy) as lone, _connect(proxy) as sock:
         lone.sendall(b"GET /v1/models HTTP/1.1\r\nHo")  # read before the next connection's request is
         sock.sendall(_post(f"{0x5F8:032x}", HOLD) + b"POST /v1/embeddings HTTP/1.1\r\nHo")
         assert b"200 OK" in _read_head(sock)  # its stream holds (the upstream's gate stays shut): the drain cuts it
