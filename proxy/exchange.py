@@ -564,8 +564,7 @@ class Exchange:
                 if isinstance(observer, SseObserver):
                     if observer.rest is not None:
                         return True
-                    if observer.unfinished_whole() and not self.outcome.error_type:
-                        self.outcome.error_type = UPSTREAM_INCOMPLETE  # (counted at `finish` as the call's type)
+                    self._whole_read(observer)
             except Exception:
                 self._observer_failed()
         return False
@@ -579,11 +578,16 @@ class Exchange:
         try:
             if observer.more():
                 return True
-            if observer.unfinished_whole() and not self.outcome.error_type:
-                self.outcome.error_type = UPSTREAM_INCOMPLETE
+            self._whole_read(observer)
         except Exception:
             self._observer_failed()
         return False
+
+    def _whole_read(self, observer: SseObserver) -> None:
+        """A whole reply read to its end as an event stream (`whole`, `more`): one that ended before its API's last
+        event is `upstream_incomplete` (counted at `finish` as the call's type), unless the call has a type already."""
+        if observer.unfinished_whole() and not self.outcome.error_type:
+            self.outcome.error_type = UPSTREAM_INCOMPLETE
 
     @property
     def finished(self) -> bool:
