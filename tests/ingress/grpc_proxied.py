@@ -9,10 +9,29 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
+import tritonclient.grpc as grpcclient
 
 from proxy.logs import ACCESS
 from tests.harness import LoopThread, ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+class Answering(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A model answering each ModelInfer with `reply` (a serialized ModelInferResponse; none, empty); the requests
+    that reached it counted."""
+
+    def __init__(self, reply: bytes = b"") -> None:
+        self.reply = reply
+        self.reached = 0
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return grpc.unary_unary_rpc_method_handler(self._infer) if details.method == INFER else None
+
+    async def _infer(self, request: bytes, context: Any) -> bytes:
+        self.reached += 1
+        return self.reply
 
 
 @contextlib.contextmanager
@@ -42,6 +61,23 @@ def proxied(
         loop_thread.run(proxy.process.stop())
     finally:
         loop_thread.run(server.stop(None))
+
+
+@contextlib.contextmanager
+def triton_client(
+    loop_thread: LoopThread,
+    otlp: OtlpReceiver,
+    make_proxy: Callable[..., ProxyHandle],
+    config: str,
+    handler: grpc.GenericRpcHandler,
+) -> Iterator[Any]:
+    """A tritonclient gRPC client of the proxy `proxied` starts in front of `handler`, closed after."""
+    with proxied(loop_thread, otlp, make_proxy, config, handler) as proxy:
+        client = grpcclient.InferenceServerClient(proxy.grpc)
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 def traced(n: int, base: int) -> tuple[str, str]:
