@@ -28,7 +28,7 @@ from proxy.protocols import MAX_STRINGS, oip, oip_grpc
 from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.harness import LoopThread, ProxyHandle, serving
-from tests.ingress.grpc_proxied import proxied, recorded, traced
+from tests.ingress.grpc_proxied import Answering, recorded, traced, triton_client
 from tests.ingress.test_grpc_streams import CONFIG as GRPC_CONFIG
 from tests.protocols.test_oip_grpc import EMAIL, PB, infer_request
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -284,32 +284,14 @@ zones:
     allow_purposes: [assistant]
 """
 MANY_CONFIG = GRPC_CONFIG + ZONE
-INFER = "/inference.GRPCInferenceService/ModelInfer"
-
-
-class ManyOutputs(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """A model answering with twice `MAX_STRINGS` outputs; the requests that reached it counted."""
-
-    def __init__(self) -> None:
-        self.reached = 0
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        return grpc.unary_unary_rpc_method_handler(self._infer) if details.method == INFER else None
-
-    async def _infer(self, request: bytes, context: Any) -> bytes:
-        self.reached += 1
-        return _reply(2 * MAX_STRINGS)  # unnamed: its names are not what is past a limit
 
 
 @pytest.fixture
-def many_outputs(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[Any, ManyOutputs]]:
-    upstream = ManyOutputs()
-    with proxied(loop_thread, otlp, make_proxy, MANY_CONFIG, upstream) as proxy:
-        client = grpcclient.InferenceServerClient(proxy.grpc)
-        try:
-            yield client, upstream
-        finally:
-            client.close()
+def many_outputs(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[Any, Answering]]:
+    """A model answering with twice `MAX_STRINGS` outputs, unnamed (its names are not what is past a limit)."""
+    upstream = Answering(_reply(2 * MAX_STRINGS))
+    with triton_client(loop_thread, otlp, make_proxy, MANY_CONFIG, upstream) as client:
+        yield client, upstream
 
 
 def _one_input() -> Any:
@@ -319,7 +301,7 @@ def _one_input() -> Any:
 
 
 def test_through_a_proxy_a_tensors_many_parameters_are_refused_and_recorded(
-    many_outputs: tuple[Any, ManyOutputs], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+    many_outputs: tuple[Any, Answering], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS)
     client, upstream = many_outputs
@@ -338,7 +320,7 @@ def test_through_a_proxy_a_tensors_many_parameters_are_refused_and_recorded(
 
 
 def test_through_a_proxy_a_reply_of_many_outputs_is_passed_on_whole_and_said_unread(
-    many_outputs: tuple[Any, ManyOutputs], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+    many_outputs: tuple[Any, Answering], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS)
     client, upstream = many_outputs
