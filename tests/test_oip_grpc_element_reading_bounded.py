@@ -9,7 +9,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
@@ -21,10 +20,10 @@ from proxy.protocols import oip_grpc
 from proxy.protocols.oip import BYTES_SCANNED
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.harness import LoopThread
-from tests.ingress.grpc_proxied import proxied, recorded, traced
+from tests.ingress.grpc_proxied import Answering, recorded, traced, triton_client
 from tests.protocols.test_oip_grpc import EMAIL, PB, infer_request
 from tests.servers.otlp_receiver import OtlpReceiver
-from tests.test_oip_many_tensors_bounded import INFER, MANY_CONFIG
+from tests.test_oip_many_tensors_bounded import MANY_CONFIG
 
 # an element of Latin-1 bytes (not UTF-8) twice the bytes read of it, an address first
 LONG = b"alice@example.com " + b"\xe9" * (2 * BYTES_SCANNED)
@@ -62,35 +61,18 @@ def test_a_replys_long_element_not_utf8_is_read_up_to_the_bound() -> None:
     assert TRUNCATED in outcome.output_detected and outcome.response_model == "m"
 
 
-class LongOutput(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """A model answering one BYTES element of `LONG`; the requests that reached it counted."""
-
-    def __init__(self) -> None:
-        self.reached = 0
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        return grpc.unary_unary_rpc_method_handler(self._infer) if details.method == INFER else None
-
-    async def _infer(self, request: bytes, context: Any) -> bytes:
-        self.reached += 1
-        reply = PB["ModelInferResponse"](model_name="m")
-        reply.outputs.add(name="o", datatype="BYTES", shape=[1]).contents.bytes_contents.append(LONG)
-        return bytes(reply.SerializeToString())
-
-
 @pytest.fixture
-def long_output(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[Any, LongOutput]]:
-    upstream = LongOutput()
-    with proxied(loop_thread, otlp, make_proxy, MANY_CONFIG, upstream) as proxy:
-        client = grpcclient.InferenceServerClient(proxy.grpc)
-        try:
-            yield client, upstream
-        finally:
-            client.close()
+def long_output(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[Any, Answering]]:
+    """A model answering one BYTES element of `LONG`."""
+    reply = PB["ModelInferResponse"](model_name="m")
+    reply.outputs.add(name="o", datatype="BYTES", shape=[1]).contents.bytes_contents.append(LONG)
+    upstream = Answering(bytes(reply.SerializeToString()))
+    with triton_client(loop_thread, otlp, make_proxy, MANY_CONFIG, upstream) as client:
+        yield client, upstream
 
 
 def test_through_a_proxy_the_request_and_the_reply_are_said_read_in_part(
-    long_output: tuple[Any, LongOutput], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
+    long_output: tuple[Any, Answering], otlp: OtlpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS)
     client, upstream = long_output
