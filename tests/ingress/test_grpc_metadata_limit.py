@@ -21,13 +21,12 @@ import pytest
 
 from proxy.logs import ACCESS
 from tests.harness import LoopThread
-from tests.ingress.grpc_proxied import proxied, recorded, traced
+from tests.ingress.grpc_proxied import INFER, Answering, proxied, recorded, traced
 from tests.ingress.test_grpc import _request
-from tests.ingress.test_grpc_streams import CONFIG, SERVICE
+from tests.ingress.test_grpc_streams import CONFIG
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_reload import reload
 
-INFER = SERVICE + "ModelInfer"
 CALLS = 30
 BASE = 0x3E7A_0000
 
@@ -37,16 +36,7 @@ def labels(n: int) -> str:
     return ",".join(f"{i:02d}" + "x" * 126 for i in range(n))
 
 
-class Counting(grpc.GenericRpcHandler):  # type: ignore[misc]
-    def __init__(self) -> None:
-        self.reached = 0
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        return grpc.unary_unary_rpc_method_handler(self._infer) if details.method == INFER else None
-
-    async def _infer(self, request: bytes, context: Any) -> bytes:
-        self.reached += 1
-        return b""
+Counting = Answering  # a model answering each ModelInfer with nothing, the requests that reached it counted
 
 
 @pytest.fixture
