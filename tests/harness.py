@@ -33,6 +33,17 @@ from proxy.server import Bound, ProxyProcess
 
 T = TypeVar("T")
 
+# the end of a config: the zone most tests hold calls against (`pii:email`, allowed for `assistant` alone), the email
+# detector, the lineage store `make_proxy` gives
+EMAIL_ZONE = """zones:
+  - name: personal
+    labels: [pii:email]
+    allow_purposes: [assistant]
+detectors: [email]
+lineage:
+  store: ${STORE}
+"""
+
 
 class FakeTransport:
     """Stands in for a socket's transport, for a connection driven through asyncio's Protocol calls with no
