@@ -12,7 +12,8 @@ from aiohttp import web
 
 from tests.harness import proxy_error, serving
 
-CONFIG = """
+# the config's start: one upstream, `up`, every model's
+UP = """
 listen: {http: 127.0.0.1:0}
 upstreams:
   - name: up
@@ -21,7 +22,10 @@ upstreams:
 routes:
   - model: "*"
     upstream: up
-zones:
+"""
+CONFIG = (
+    UP
+    + """zones:
   - name: health
     labels: [health]
     allow_purposes: [assistant]
@@ -30,6 +34,7 @@ policy:
 lineage:
   store: ${STORE}
 """
+)
 # no zone, a route that limits its model's purposes
 ROUTED = """
 listen: {http: 127.0.0.1:0}
