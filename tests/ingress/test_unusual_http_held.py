@@ -20,28 +20,17 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.harness import proxy_error, serving
+from tests.harness import EMAIL_ZONE, proxy_error, serving
+from tests.test_passthrough_bodiless_post import UP
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: up
-    url: ${UPSTREAM}
-    checkpoint: base@1
-routes:
-  - model: "*"
-    upstream: up
-policy:
+CONFIG = (
+    UP
+    + """policy:
   anonymous: allow
   default_purpose: assistant
-zones:
-  - name: personal
-    labels: [pii:email]
-    allow_purposes: [assistant]
-detectors: [email]
-lineage:
-  store: ${STORE}
 """
+    + EMAIL_ZONE
+)
 ADDRESS = b"alice@example.com"
 CHAT = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "write to alice@example.com"}]})
 DENIED = {"x-purpose": "marketing"}
