@@ -12,10 +12,11 @@ import orjson
 import pytest
 
 from proxy.protocols.openai import read_request
-from tests.harness import proxy_error
+from tests.harness import EMAIL_ZONE, proxy_error
 from tests.servers.vllm_like import SERVED
 
-CONFIG = """
+CONFIG = (
+    """
 listen: {http: 127.0.0.1:0}
 upstreams:
   - name: vllm
@@ -26,14 +27,9 @@ routes:
 policy:
   anonymous: allow
   default_purpose: assistant
-zones:
-  - name: personal
-    labels: [pii:email]
-    allow_purposes: [assistant]
-detectors: [email]
-lineage:
-  store: ${STORE}
 """
+    + EMAIL_ZONE
+)
 
 FILE = {"filename": "alice@example.com.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQK"}
 
