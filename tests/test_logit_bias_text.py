@@ -14,10 +14,11 @@ import orjson
 import pytest
 
 from proxy.protocols.openai import read_request
-from tests.harness import proxy_error
+from tests.harness import EMAIL_ZONE, proxy_error
 
 OUT = "bob@example.org"
-CONFIG = """
+CONFIG = (
+    """
 listen: {http: 127.0.0.1:0}
 upstreams:
   - name: llamacpp
@@ -28,14 +29,9 @@ routes:
 policy:
   anonymous: allow
   default_purpose: assistant
-zones:
-  - name: personal
-    labels: [pii:email]
-    allow_purposes: [assistant]
-detectors: [email]
-lineage:
-  store: ${STORE}
 """
+    + EMAIL_ZONE
+)
 MESSAGES = [{"role": "user", "content": "Name one colour."}]
 
 
