@@ -16,11 +16,12 @@ import httpx
 import openai
 import pytest
 
-from tests.harness import ProxyHandle, proxy_error
+from tests.harness import EMAIL_ZONE, ProxyHandle, proxy_error
 from tests.ingress.test_unusual_http_held import upstream as upstream  # (the fixture: any path answered 200)
 
 # no `"*"` route, no default purpose: a data call naming no model is 404, one with no purpose 403 `purpose_required`
-CONFIG = """
+CONFIG = (
+    """
 listen: {http: 127.0.0.1:0}
 upstreams:
   - name: oip
@@ -37,14 +38,9 @@ routes:
     upstream: llm
 policy:
   anonymous: allow
-zones:
-  - name: personal
-    labels: [pii:email]
-    allow_purposes: [assistant]
-detectors: [email]
-lineage:
-  store: ${STORE}
 """
+    + EMAIL_ZONE
+)
 # an OIP server's, naming no model: the first OIP upstream's without a `"*"` route (`_serving_upstream`), or a model's
 OIP_PROBES = [
     "/v2/health/ready?x=1",
