@@ -21,6 +21,7 @@ from proxy.protocols import MAX_STRINGS, oip
 from proxy.protocols.oip import read_rest_request
 from tests.harness import LoopThread, ProxyHandle, serving
 from tests.servers.otlp_receiver import OtlpReceiver
+from tests.test_oip_rest_error_shape import CONFIG as ERROR_SHAPE_CONFIG
 from tests.test_oip_rest_error_shape import oip_server
 
 
@@ -69,29 +70,10 @@ def test_bodies_of_other_shapes_are_parsed_and_counted_as_before() -> None:
     assert read.unscanned and read.digest is not None
 
 
-CONFIG = """
-listen:
-  http: 127.0.0.1:0
-upstreams:
-  - name: triton
-    url: ${UPSTREAM}
-    protocol: oip
-    discovery_interval_s: 3600
-routes:
-  - model: m
-    upstream: triton
-    purposes: [assistant]
-policy:
-  anonymous: allow
-limits:
-  max_body_bytes: 33554432
-telemetry:
-  exporter: otlp
-  endpoint: ${OTLP}
-  protocol: grpc
-lineage:
-  store: ${STORE}
-"""
+# test_oip_rest_error_shape's, bodies up to 32 MiB, spans exported
+CONFIG = ERROR_SHAPE_CONFIG.replace("max_body_bytes: 4096", "max_body_bytes: 33554432").replace(
+    "exporter: none", "exporter: otlp\n  endpoint: ${OTLP}\n  protocol: grpc"
+)
 
 
 def test_through_a_proxy_the_request_is_refused_and_recorded(
