@@ -18,6 +18,7 @@ from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.protocols import MAX_STRINGS, Target, oip
 from proxy.protocols.oip import BYTES_SCANNED, bytes_tensor_strings, read_rest_request
 from proxy.protocols.oip_generate import read_request
+from tests.test_oip_many_tensors_unparsed import _parsed, _tiny
 
 
 class _Walked:
@@ -56,29 +57,17 @@ def test_a_body_of_few_objects_is_walked_over_its_first_bytes_only(monkeypatch: 
         read_rest_request("m", None, b'{"inputs": [' + braces + b"," + many + b"1]}", None)
     assert len(walked) == 1 and walked[0] <= 8 << 20  # (its first 8 MiB: 13 MB before)
     # tritonclient's one-element inputs, spaced as `requests` writes them, fall within it
-    tiny = [{"name": f"i{index}", "shape": [1], "datatype": "FP32", "data": [1.0]} for index in range(MAX_STRINGS + 1)]
+    tiny = _tiny(MAX_STRINGS + 1)
     spaced = orjson.dumps({"inputs": tiny}, option=orjson.OPT_INDENT_2)
     with pytest.raises(RequestTooLarge, match="over 65,536 tensors"):
         read_rest_request("m", None, spaced, None)
     assert len(walked) == 2
 
 
-def _parsed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    heads: list[bytes] = []
-    load = oip.load_request_json
-
-    def counted(head: bytes, *args: Any) -> dict[str, Any]:
-        heads.append(head)
-        return load(head, *args)
-
-    monkeypatch.setattr(oip, "load_request_json", counted)
-    return heads
-
-
 @pytest.mark.interpreted
 def test_an_infer_stream_request_of_more_tensors_than_read_is_refused_unparsed(monkeypatch: pytest.MonkeyPatch) -> None:
     parsed = _parsed(monkeypatch)
-    tiny = [{"name": f"i{index}", "shape": [1], "datatype": "FP32", "data": [1.0]} for index in range(278_000)]
+    tiny = _tiny(278_000)
     stream = Target("infer", "m", None, stream=True)  # MLServer's `/infer_stream`
     with pytest.raises(RequestTooLarge, match="over 65,536 tensors"):
         read_request(stream, orjson.dumps({"inputs": tiny}), None)
