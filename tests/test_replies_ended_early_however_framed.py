@@ -33,6 +33,24 @@ def test_a_sized_ollama_stream_ended_before_its_done_line_is_recorded_incomplete
     assert _last_span(setup).attributes.get("error.type") == (None if ended else "upstream_incomplete")
 
 
+@pytest.mark.parametrize("ended", [False, True], ids=["before-its-end", "at-its-end"])
+def test_a_sized_ollama_stream_longer_than_a_slice_ended_before_its_done_line_is_recorded_incomplete(
+    setup_for: Any,  # noqa: F811
+    ended: bool,
+) -> None:
+    """The same, its lines over 64 KiB: read a slice a loop turn (`Exchange.more`), its end judged after the last."""
+    setup = setup_for()
+    lines = [_line(f"{n:04d}" + "x" * 96) for n in range(1_000)]
+    pieces_ = lines + ([_line("", done=True)] if ended else [])
+    assert sum(map(len, lines)) > 64 << 10
+    setup.upstream.reply = Reply(pieces_, framing="sized", content_type="application/x-ndjson")
+    client = ollama.Client(host=setup.proxy.url, headers={"x-data-labels": f"flow-ollama-sliced-{ended}"})
+    got = [part.message.content for part in client.chat(model="m", messages=[{"role": "user", "content": "hi"}],
+                                                         stream=True)]  # fmt: skip
+    assert len(got) == 1_000 + ended and got[-1] == ("" if ended else "0999" + "x" * 96)
+    assert _last_span(setup).attributes.get("error.type") == (None if ended else "upstream_incomplete")
+
+
 @pytest.mark.parametrize(
     ("framing", "cut", "recorded"),
     [("chunked", True, "upstream_incomplete"), ("close", True, "upstream_reset"), ("chunked", False, None)],
