@@ -153,13 +153,22 @@ def _frames_left(
             gc.set_debug(gc.DEBUG_SAVEALL)
             gc.collect()
             left = [
-                o.f_code.co_name for o in gc.garbage if type(o).__name__ == "frame" and _proxys(o.f_code.co_filename)
+                o.f_code.co_name
+                for o in gc.garbage
+                if type(o).__name__ == "frame" and _proxys(o.f_code.co_filename) and o.f_code.co_name not in _BACKGROUND
             ]
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
             gc.enable()
     return left
+
+
+# a proxy's background tasks, not a call's: an earlier test's proxy (the loop is shared), stopped, may leave their
+# frames for the same collection (`['_sweep', '_flush_loop']` seen run beside other gRPC test files)
+_BACKGROUND = frozenset({
+    "_sweep", "_flush_loop", "_snapshot_loop", "_publish_metrics", "_beat", "_keep_fresh", "_reload_queued",
+})  # fmt: skip
 
 
 def _proxys(filename: str) -> bool:
