@@ -265,3 +265,36 @@ def test_an_ordinary_chat_is_read_as_before(vllm, make_proxy) -> None:  # type: 
     ]
     reply = client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "ads"})
     assert reply.choices and len(server.data_requests()) == 1
+
+
+# a 1x1 PNG, as an image block's base64 source carries one
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+@pytest.mark.parametrize(
+    "source",
+    [{"type": "base64", "media_type": "image/png", "Data": PIXEL},
+     {"Type": "base64", "media_type": "image/png", "data": PIXEL},
+     {"type": "base64", "Media_Type": "image/png", "data": PIXEL},
+     {"type": "url", "URL": "https://example.com/a.png"}],
+    ids=["Data", "Type", "Media_Type", "URL"],
+)  # fmt: skip
+def test_an_image_source_key_go_takes_for_a_messages_api_field_is_refused(vllm, make_proxy, source) -> None:  # type: ignore[no-untyped-def]
+    """An image block's `source` is a struct of Go's too in Ollama's Anthropic-compatible API (`ImageSource`: `type`,
+    `media_type`, `data`, `url`; it decodes `data` as the image when `type` is `base64`): a key spelt otherwise is
+    refused as a block's is, nothing forwarded; spelt as the SDK spells it, the image is forwarded. (Ollama's system
+    blocks, a tool result's blocks and a tool use's `input` are maps to Go, their keys matched exactly: not structs.)"""
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    image = {"type": "image", "source": source}
+    body = {"model": SERVED, "max_tokens": 8,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}]}  # fmt: skip
+    reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "invalid_request", reply.text
+    field = next(key.lower() for key in source if key != key.lower())
+    assert f"write it '{field}'" in reply.json()["error"]["message"], reply.text
+    assert server.data_requests() == []
+    image["source"] = {key.lower(): value for key, value in source.items()}
+    reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert len(server.data_requests()) == 1

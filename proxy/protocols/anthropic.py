@@ -50,10 +50,13 @@ _NAMED: Final = frozenset({"model", "messages", "system", "stream", "stop_sequen
                            "chat_template", *_RENDERED, *_PARAMS})  # fmt: skip
 # the JSON names of a message's and a content block's fields (Ollama's `MessageParam`, `ContentBlock`: structs, their
 # keys matched as the body's are): a tool_use block's `"Input"` is its `input`, printed whole (keys and numbers). With
-# `cache_control` (no field of Ollama's: a coding agent marks its blocks so), such blocks take the quick check, in C
+# `cache_control` (no field of Ollama's: a coding agent marks its blocks so), such blocks take the quick check, in C.
+# An image block's `source` is a struct of Go's too (`ImageSource`: `type`, `media_type`, `data`, `url`; Ollama decodes
+# `data` as the image when `type` is `base64`), its keys checked with the blocks' (one set for every level)
 _BLOCK_NAMED: Final = frozenset({"role", "content", "type", "text", "citations", "source", "id", "name", "input",
-                                 "tool_use_id", "is_error", "thinking", "signature", "cache_control"})  # fmt: skip
-_BLOCKS: Final = frozenset({"content"})  # (a message's blocks, a tool result's)
+                                 "tool_use_id", "is_error", "thinking", "signature", "cache_control", "media_type",
+                                 "data", "url"})  # fmt: skip
+_BLOCKS: Final = frozenset({"content", "source"})  # (a message's blocks, a tool result's; an image's source)
 
 
 def read_request(body: bytes, operation: str = "chat") -> Request:
