@@ -67,11 +67,11 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    nested_named_as_fields(data["messages"], _BLOCK_NAMED, _BLOCKS)
+    walked = nested_named_as_fields(data["messages"], _BLOCK_NAMED, _BLOCKS)
     joined, all_joined = join_text_parts(data["messages"], data.get("system"), blocks=True, size=len(body))
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them, beside the texts (most: none)
-    whole = request_strings(data, _RENDERED, texts, reprinted) and all_joined
+    whole = request_strings(data, _RENDERED, texts, reprinted) and all_joined and walked
     params: list[tuple[str, Any]] = [
         (name, value)
         for key, name in _PARAMS.items()

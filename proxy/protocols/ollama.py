@@ -88,10 +88,11 @@ def read_request(target: Target, body: bytes) -> Request:
         raise InvalidRequest("'messages' must be a list", param="messages")
     texts: list[str] = []
     read = {key: value for key, value in data.items() if key not in _NOT_READ}
+    walked = True  # (the messages' objects past `MAX_STRINGS` not looked at: unscanned)
     if type(messages) is list:
-        nested_named_as_fields(messages, _FIELDS, _INNER)
+        walked = nested_named_as_fields(messages, _FIELDS, _INNER)
         read["messages"] = [_without_images(message) for message in messages]
-    whole = request_strings(read, _RENDERED, texts)
+    whole = request_strings(read, _RENDERED, texts) and walked
     whole = whole and not token_ids(data.get("context"))
     options = data.get("options")
     params: list[tuple[str, Any]] = []

@@ -206,17 +206,18 @@ def read_request(operation: str, body: bytes) -> Request:
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
+    walked = True  # (the messages' objects past `MAX_STRINGS` not looked at: unscanned)
     if operation == "chat":
         messages = data.get("messages")
         if not isinstance(messages, list):
             raise InvalidRequest("'messages' is required and must be a list", param="messages")
-        nested_named_as_fields(messages, _MESSAGE_NAMED, _MESSAGE_INNER)
+        walked = nested_named_as_fields(messages, _MESSAGE_NAMED, _MESSAGE_INNER)
     joined, all_joined = join_text_parts(
         data.get("messages") if operation != "responses" else data.get("input"), size=len(body)
     )
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them (most calls: none)
-    whole = request_strings(data, _RENDERED[operation], texts, reprinted) and all_joined
+    whole = request_strings(data, _RENDERED[operation], texts, reprinted) and all_joined and walked
     # token ids (vLLM, llama.cpp), prompt embeddings and a template of the request's own: what the model reads
     # there, the proxy cannot
     # (a request already cut short is not looked through again: its parts may be millions)
@@ -236,7 +237,7 @@ def read_request(operation: str, body: bytes) -> Request:
     if operation == "responses":
         items = data.get("input")
         if type(items) is list:  # (not a string)
-            nested_named_as_fields(items, _INPUT_NAMED, _PARTS)
+            whole = nested_named_as_fields(items, _INPUT_NAMED, _PARTS) and whole
         builds_on, stored = _state(data)
         previous = data.get("previous_response")
         if previous is not None:  # vLLM's: a previous response carried whole (what it builds on, as an id's)
