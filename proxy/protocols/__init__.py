@@ -767,20 +767,18 @@ Read = Callable[[Any], str | _Moved | None]  # a part's text; `_MOVED`; None: it
 
 
 def _block_text(block: Any) -> str | _Moved | None:
-    """An Anthropic content block as vLLM and llama.cpp put a message's content to the template: a text
-    block is text; an image (a link or base64) parts the text around it; every other block is taken out
-    (a tool use becomes a call, a tool result a message of its own, thinking the message's reasoning;
-    redacted thinking and blocks they do not know are dropped)."""
+    """An Anthropic content block as servers put a message's content to the template: a text block is text;
+    every other block is taken out (a tool use becomes a call, a tool result a message of its own, thinking the
+    message's reasoning; redacted thinking and blocks they do not know are dropped), an image too: Ollama runs a
+    message's (and a tool result's) text blocks together and hands its images apart. (vLLM and llama.cpp put an image
+    between the texts around it: read joined, each also on its own, those are read as they read them too. Before
+    2026-12-05 an image parted them, and `"alice@"`, an image, `"example.com"` reached Ollama's model as the address.)"""
     if type(block) is str:
         return block
     kind = block.get("type") if type(block) is dict else None
     if kind == "text":
         text = block.get("text")
         return text if type(text) is str else _MOVED
-    if kind == "image":
-        source = block.get("source")
-        if type(source) is dict and source.get("type") in ("base64", "url"):  # (llama.cpp drops others)
-            return None
     return _MOVED
 
 

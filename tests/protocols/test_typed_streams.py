@@ -237,15 +237,18 @@ def test_where_parts_meet_is_read_whole_words_and_never_more_than_the_parts() ->
     assert jwt.scan_all(boundary_windows((("send " + token[:450], token[450:] + " now"),))) == {"pii:jwt"}
 
 
-def test_an_image_parts_the_text_blocks_around_it_and_a_user_side_result_image_is_not_read() -> None:
-    """What stays in the content between text blocks (an image, its placeholder) keeps them apart; a tool
-    result's image in a user message is an image (vLLM drops it, llama.cpp passes it as one): not text."""
+def test_text_blocks_around_an_image_are_joined_and_a_user_side_result_image_is_not_read() -> None:
+    """An image between text blocks does not keep them apart: Ollama runs a message's text blocks together and hands
+    its images apart (vLLM and llama.cpp print the image between them: each block is read alone too; before
+    2026-12-05 they were read so only); a tool result's image in a user message is an image (vLLM drops it, llama.cpp
+    passes it as one): not text."""
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo"}}
     body = {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "alice@exa"}, image, {"type": "text", "text": "mple.com"},
         {"type": "tool_result", "tool_use_id": "t", "content": [image, {"type": "text", "text": "ok"}]}]}]}  # fmt: skip
     request = read_messages(orjson.dumps(body))
-    assert request.joined == () and request.texts[:2] == ("alice@exa", "mple.com") and "ok" in request.texts
+    assert request.joined == (("alice@exa", "mple.com"),) and request.texts[:2] == ("alice@exa", "mple.com")
+    assert "ok" in request.texts
     assert not any("iVBOR" in text or "png" in text for text in request.texts)
 
 
