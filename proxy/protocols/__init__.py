@@ -481,6 +481,15 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
                 sent = item["file_data"]
                 children = [child for child in children if child is not sent]
                 whole = _file_read(sent, children) and whole
+            elif block == _WEB_SEARCH_RESULTS:
+                # Ollama prints each result's title and `url` (`- title: url`), and content that is an object (not an
+                # error) as JSON, keys and numbers too: read so (before 2026-12-05 a url, framing, was not read)
+                results = item.get("content")
+                if type(results) is list:
+                    children.extend([r["url"] for r in results if type(r) is dict and type(r.get("url")) is str])
+                elif type(results) is dict and results.get("type") != "web_search_tool_result_error":
+                    whole = rendered_strings(results, out) and whole
+                    children = [child for child in children if child is not results]
             elif block is None and item.get("role", "user") != "user" and type(item.get("content")) is list:
                 # vLLM prints a tool result outside a user message as the Python repr of its blocks: an
                 # image's `source` (its link, its base64) is text the model reads there
@@ -542,6 +551,8 @@ def _taken(children: list[Any], room: int) -> tuple[list[Any], bool]:
 
 # content blocks engines print whole, keys and all: a tool call's `input` (vLLM json.dumps it into the call's
 # arguments, llama.cpp dumps it), a tool's result (vLLM prints an assistant-side one as a Python repr)
+# an Anthropic web search's results block (Ollama's Anthropic-compatible API prints it as a tool message's text)
+_WEB_SEARCH_RESULTS: Final = "web_search_tool_result"
 _PRINTED_WHOLE: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "tool_result", "mcp_tool_result"})
 
 
