@@ -31,6 +31,7 @@ at `finish` as a whole reply is (`body`): as JSON, else as an event stream.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import Any, Final
@@ -55,6 +56,7 @@ _LF: Final = 10
 # well-formed reply has none, and each costs a failed parse or two (16 MiB of `data: {` lines held the loop 5 s);
 # the output is labelled `scan:truncated` from the first
 _MOST_REFUSED: Final = 16
+_JSON_SPACE: Final = b" \t"  # JSON's white space in a line (its LF and CR end it)
 _BOM: Final = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: a client's UTF-8 decode drops it before the JSON
 # the fields SSE defines but `data` (read apart), with a value and without: framing, as a comment (`:`) is
 _FIELDS: Final = (b"event:", b"id:", b"retry:", b":")
@@ -250,6 +252,11 @@ class SseObserver:
     # on by `more`, a slice a loop turn (`Exchange.more`); None once read to its end (class defaults: no work a call)
     rest: bytes | None = None
     _rest_at: int = 0
+    # past where the reply is read (`_give_up`), the rest as the openai SDK's decoder decodes it, UTF-8 (`_late_utf8`):
+    # None unless `json_every_event` (a class default: no work a call)
+    _utf8: codecs.IncrementalDecoder | None = None
+    _late_stops = False  # a `[DONE]` line came: the SDK stops at the blank line that ends its event
+    _late_lf = False  # the piece before ended in a line end
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -395,6 +402,8 @@ class SseObserver:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         partial = self._partial
         if partial is None:  # gave up on this reply
+            if self._utf8 is not None:
+                self._late_utf8(data)
             if self._watching:
                 self._late_errors(data)
             return
@@ -551,7 +560,8 @@ class SseObserver:
         if data.find(b"data", start, end) >= 0:
             found = _LATE_DATA.search(data, start, end)
             if found is not None:
-                if not state & _SDK_DATA:  # (its first `data` line: the SDK stops at an event whose data begins so)
+                before = state & _SDK_DATA  # (a `data` line earlier in the event, in an earlier read)
+                if not before:  # (its first `data` line: the SDK stops at an event whose data begins so)
                     first = found[1] or b""
                     if (first[1:] if first[:1] == b" " else first).startswith(b"[DONE]"):
                         state |= _SDK_DONE
@@ -560,6 +570,10 @@ class SseObserver:
                     content = _SDK_CONTENT.search(data, found.start(), end)
                     if content is not None:
                         state |= _SDK_CONTENT_LINE
+                        # (`[DONE]` after a `data` line with no value: the data is `\n[DONE]`, no `[DONE]` to the SDK,
+                        # no JSON to its `json.loads`, where the observer would take the line for the end: `_data_line`)
+                        if (before or content.start() > found.start()) and _DONE_LINE.match(data, content.start()):
+                            state |= _SDK_JOINED
                         stop = data.find(b"\n", content.end(), end)
                         stop = end if stop < 0 else stop
                         # (a value after it in the event: its data joined is JSON only if this one is none alone)
@@ -700,12 +714,55 @@ class SseObserver:
         read (it passes all the same), and what it held is content the proxy did not read. `watch`: an event stream's
         (or JSON lines'), whose rest is looked at for the upstream's error all the same (`_late_errors`), from the end
         of the event (the line) it stopped in."""
+        partial = self._partial
+        if watch and partial is not None and self.json_every_event:
+            # (the SDK decodes each line as UTF-8 all the same, past `MAX_LINE` too: the line not yet whole so far)
+            self._utf8 = codecs.getincrementaldecoder("utf-8")()
+            self._late_stops = bool(self._ending & _STOPS)
+            for piece in partial:
+                self._late_utf8(piece)
         self._partial = None
         self._partial_size = 0
         self._event = None
         self._ending &= _ENDS  # (an error the event being read held stands: its blank line is not looked for)
         self._text.unread()
         self._watching = watch
+
+    def _late_utf8(self, data: bytes, last: bool = False) -> None:
+        """A piece of a reply past where it is read (`_give_up`), its line ends made LF (`last`: its end), as the openai
+        SDK's decoder decodes each line, UTF-8: bytes that are none are the upstream's error (`_undecodable`), unless the
+        SDK stopped before them (`_late_done`). A sequence cut at a line end is none, as in a line alone. A few steps a
+        piece, none a line. Before 2026-12-05 nothing past where a reply is read was decoded: a line past `MAX_LINE`
+        holding `\\xff` passed as a success (helper sse3)."""
+        decoder = self._utf8
+        if decoder is None:
+            return
+        try:
+            decoder.decode(data, last)
+        except UnicodeDecodeError as error:
+            self._utf8 = None
+            # (its bytes from the piece before, kept by the decoder, counted in `error.start`)
+            at = max(error.start - len(decoder.getstate()[0]), 0)
+            if not self.outcome.error_type and not self._past_done and not self._late_done(data, at):
+                self._stream_error()
+            return
+        if (self._late_stops or b"[DONE]" in data) and self._late_done(data, len(data)):
+            self._utf8 = None  # (nothing more is looked at)
+
+    def _late_done(self, data: bytes, end: int) -> bool:
+        """Whether the SDK stopped before `data[end]` (`_late_utf8`): at the blank line that ends the event of a `[DONE]`
+        line (`_late_stops`: one in a piece before, or in the line the reading stopped in; a `[DONE]` cut between
+        pieces is not found)."""
+        if self._late_stops:
+            stopped = (data[:1] == b"\n" and self._late_lf) or data.find(b"\n\n", 0, end) >= 0
+        else:
+            done = _DONE_LINE.search(data, 0, end)
+            if done is None:
+                return False
+            self._late_stops = True
+            stopped = data.find(b"\n\n", done.start(), end) >= 0
+        self._late_lf = data.endswith(b"\n")
+        return stopped
 
     def _late_after(self, lines: list[bytes], line: bytes, last: bytes) -> None:
         """The reading stopped at `line`, one of a read's `lines` (`last`: its line not yet whole): the rest of the read
@@ -848,7 +905,10 @@ class SseObserver:
         read joined at its end (`_dispatch`), up to `MAX_LINE` bytes and `MAX_STRINGS` lines."""
         event = self._event
         if event is None:
-            payload = line[5:].strip()
+            # (JSON's white space in a line, as its clients' `json.loads` reads it: not `\x0b`, `\x0c`, which `strip()`
+            # drops too; `data: {...}\x0b` was read as the event, `data: \x0b` as none, each passed as a success where
+            # the SDK raised, until 2026-12-05)
+            payload = line[5:].strip(_JSON_SPACE)
             if not payload or payload[0] != _BRACE:
                 # (`[DONE]x` too: the openai SDKs stop at any data so begun; to them, past one space after the colon
                 # (`data:  [DONE]`) it is data that is no JSON, which they raise at: `_DONES`; until 2026-12-05 the end)
@@ -1007,6 +1067,8 @@ class SseObserver:
                 self._field(last)
         elif self._watching:  # the last event (line), past where the reply is read
             self._late_end()
+        if self._utf8 is not None:  # (a sequence the body ends in, cut: its last line's decode raises)
+            self._late_utf8(b"", True)
         if self._event is not None:  # an event the reply ended in (before its blank line): read, as it passed
             self._dispatch(False)
         if self._ending and self._ending & _HELD and not self._lines and not self._fresh:
