@@ -20,6 +20,7 @@ from tests.event_streams import openai_chat
 from tests.test_scan_cost import _streamed
 from tests.test_sse_empty_events_any_read import sdk_raises
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
+from tests.test_stream_close_delimited_cut import span_of
 from tests.test_tiny_sse_lines import observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
@@ -104,3 +105,60 @@ def test_a_line_past_max_line_no_utf8_through_the_sdk(setup_for: Any, stream: by
     _, raised, span = openai_chat(setup, timeout=60, catch=Exception)
     assert type(raised).__name__ == "UnicodeDecodeError"
     assert span.attributes.get("error.type") == "upstream_error"
+
+
+# -- the Anthropic SDK (not in the venv, nor in the test extra): its decoder, anthropic-sdk-python 0.121.0's
+# `_streaming.SSEDecoder.iter_bytes`, splits the body into events (`_iter_chunks`), each into lines at CR and LF alone
+# (`bytes.splitlines`), and decodes every line as UTF-8 (`raw_line.decode("utf-8")`), a comment too, to the body's end
+
+EVENT = (b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0,'
+         b' "delta": {"type": "text_delta", "text": "hi"}}\n\n')  # fmt: skip
+STOP = b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+
+
+def anthropic_lines_raise(stream: bytes) -> bool:
+    """Whether the Anthropic SDK's decoder raises at `stream` decoding its lines (its `_iter_chunks`, then each chunk's
+    `splitlines()` decoded as UTF-8)."""
+    chunks, data = [], b""
+    for line in stream.splitlines(keepends=True):
+        data += line
+        if data.endswith((b"\r\r", b"\n\n", b"\r\n\r\n")):
+            chunks.append(data)
+            data = b""
+    chunks += [data] if data else []
+    try:
+        for chunk in chunks:
+            for raw_line in chunk.splitlines():
+                raw_line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+ANTHROPIC = [
+    (EVENT + b": \xff\n\n" + STOP, True),
+    (EVENT + b'event: content_block_delta\ndata: {"text": "\xff"}\n\n' + STOP, True),
+    (EVENT + STOP + b"\xc3", True),  # (at the body's end)
+    (EVENT + b": " + LONG + b"\xff\n\n" + STOP, True),
+    (EVENT + b": \xff" + LONG + b"\n\n" + STOP, True),
+    (EVENT + b"data: [DONE]\n\n\xff\n\n" + STOP, True),  # (no end to it)
+    (EVENT + b": \xc3\xa9\n\n" + STOP, False),
+    (EVENT + b": " + LONG + b"\n\n" + STOP, False),
+]
+
+
+@pytest.mark.parametrize(("stream", "raises"), ANTHROPIC)
+def test_an_anthropic_stream_is_decoded_as_its_sdk_decodes_it(setup_for: Any, stream: bytes, raises: bool) -> None:  # noqa: F811
+    """Before 2026-12-05 an Anthropic stream's lines were not decoded: one that is no UTF-8 passed as a success where
+    the SDK's decode raised."""
+    assert anthropic_lines_raise(stream) is raises
+    for read in (len(stream), 1, 3) if len(stream) < MAX_LINE else (len(stream), 65_536):
+        observer, outcome = observer_of("anthropic")
+        _streamed(observer, stream, read)
+        assert (outcome.error_type == STREAM_ERROR) is raises, read
+    if len(stream) < MAX_LINE:
+        setup = setup_for()
+        response, _ = setup.call("/v1/messages", "flow-sse3", Reply([stream], content_type="text/event-stream"))
+        assert response.status_code == 200
+        span = span_of(setup, response.headers["x-trace-id"])
+        assert span.attributes.get("error.type") == ("upstream_error" if raises else None)

@@ -417,7 +417,14 @@ class SseObserver:
             partial.append(data)
             data = b"".join(partial)
             partial.clear()
-        if self.json_every_event:
+        # (the openai SDK's branch last: its ordinary read runs no jump past the other's)
+        if not self.json_every_event:
+            if self.typed_by_name and not data.isascii():  # (the Anthropic SDK's decoder decodes each line too)
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    self._undecodable(data, error.start)
+        else:
             if not data.isascii():  # (the SDK's decoder decodes each line as UTF-8: `_undecodable`)
                 try:
                     data.decode("utf-8")
@@ -602,7 +609,7 @@ class SseObserver:
         upstream's error. A line not yet whole is looked at once it is. Before 2026-12-05 none was (helper sse2)."""
         if self.outcome.error_type or self._past_done or data.find(b"\n", at) < 0:  # (in the line not yet whole)
             return
-        done = _DONE_LINE.search(data, 0, at)
+        done = _DONE_LINE.search(data, 0, at) if self.json_every_event else None  # (no end to the Anthropic SDK)
         # (the blank line of `[DONE]`'s event before it: the SDK stopped there)
         begin = done.start() if done is not None else 0 if self._ending & _STOPS else -1
         if begin < 0 or (b"\n" + data[:at]).find(b"\n\n", begin) < 0:
@@ -715,7 +722,7 @@ class SseObserver:
         (or JSON lines'), whose rest is looked at for the upstream's error all the same (`_late_errors`), from the end
         of the event (the line) it stopped in."""
         partial = self._partial
-        if watch and partial is not None and self.json_every_event:
+        if watch and partial is not None and (self.json_every_event or self.typed_by_name):
             # (the SDK decodes each line as UTF-8 all the same, past `MAX_LINE` too: the line not yet whole so far)
             self._utf8 = codecs.getincrementaldecoder("utf-8")()
             self._late_stops = bool(self._ending & _STOPS)
@@ -752,7 +759,9 @@ class SseObserver:
     def _late_done(self, data: bytes, end: int) -> bool:
         """Whether the SDK stopped before `data[end]` (`_late_utf8`): at the blank line that ends the event of a `[DONE]`
         line (`_late_stops`: one in a piece before, or in the line the reading stopped in; a `[DONE]` cut between
-        pieces is not found)."""
+        pieces is not found). Never to the Anthropic SDK, which reads on to the body's end."""
+        if not self.json_every_event:
+            return False
         if self._late_stops:
             stopped = (data[:1] == b"\n" and self._late_lf) or data.find(b"\n\n", 0, end) >= 0
         else:
@@ -1054,7 +1063,9 @@ class SseObserver:
             self._partial.clear()
             if self._fresh and last.startswith(_BOM):
                 last = last[3:]
-            if self.json_every_event and not last.isascii():  # (the SDK's decoder decodes it at the body's end)
+            if (
+                self.json_every_event or self.typed_by_name
+            ) and not last.isascii():  # (the SDK's decoder decodes it at the body's end)
                 try:
                     last.decode("utf-8")
                 except UnicodeDecodeError as error:
