@@ -661,6 +661,14 @@ class HttpIngress:
                 "lineage-proxy stopped (SIGTERM) before this request was served: it was pipelined behind the reply "
                 "that closed the connection for the drain"
             )
+        elif conn.upgraded:
+            # behind a request asking to upgrade (`Connection: Upgrade`), served as it is and answered closing the
+            # connection (`HttpConnection.upgraded`); before 2026-12-05 dropped unread with no record
+            ended = InvalidRequest(
+                "lineage-proxy closed the connection before this request was served: it was pipelined behind one "
+                "asking to upgrade the connection (lineage-proxy does not switch protocols, and closes it after that "
+                "one's answer); send it again on a new connection"
+            )
         elif conn.closing:
             # behind a reply framed by the connection's close (a stream to an HTTP/1.0 client, which has no chunked
             # coding): no reply can follow that one's body on the connection

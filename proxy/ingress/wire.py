@@ -174,6 +174,9 @@ class HttpConnection(asyncio.Protocol):
         # (llhttp hands a field over only as the next begins, the target in pieces; nothing per ordinary call)
         self._line_in = False
         self._upgrade_body: Request | None = None  # a request that asked to upgrade, its body still coming
+        # a request asking to upgrade was read (`data_received`): the connection closes once it is answered, and what
+        # is pipelined behind it is read until then, with a parser of its own, and recorded unserved (`_unserved`)
+        self.upgraded = False
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
         self._closes = False  # the last request read closes the connection (`Connection: close`, or HTTP/1.0)
@@ -205,8 +208,10 @@ class HttpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._upgrade_body is not None:
-            self._take_upgrade_body(data)
-            return
+            rest = self._take_upgrade_body(data)
+            if not rest:
+                return
+            data = rest  # what follows its body: requests pipelined behind it
         if self._broken:
             return
         parsing = self.parsing
@@ -219,26 +224,44 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as upgrade:
             # the client asks to switch protocols (`Upgrade: h2c`); the proxy does not, and serves the request as
             # it is (RFC 9110 §7.8), then closes the connection. llhttp stops at its head as if it had no body:
-            # a Content-Length body is taken here; a chunked one is refused. No request is read after it (`_broken`)
+            # a Content-Length body is taken here; a chunked one is refused. What follows it is read with a new parser
+            # until it is answered, the requests in it recorded unserved (`upgraded`); before 2026-12-05 none was read
+            # after it (`_broken`), a request pipelined behind it dropped with no record
             self._broken = True
             last = self.queue[-1] if self.queue else None  # llhttp stops right after the upgrade request's head
-            if isinstance(last, Request):
+            rest = b""
+            if isinstance(last, Request) and not self.upgraded:  # (one pipelined behind another: not read past)
                 last.keep_alive = False
                 if any(name.lower() == b"transfer-encoding" for name, _ in last.headers):
                     last.failed = InvalidRequest("a request asking to upgrade its connection may not carry a "
                                                  "chunked body (lineage-proxy does not switch protocols)")  # fmt: skip
-                elif last.content_length:
-                    last.complete = False
-                    self._upgrade_body = last
-                    if not self._take_upgrade_body(data[upgrade.args[0] :]):  # more of it to come
-                        self._reading = True
-                        self.transport.resume_reading()  # type: ignore[union-attr]
+                else:
+                    self.upgraded = True
+                    self._broken = False
+                    self.parser = httptools.HttpRequestParser(self)
+                    if last.content_length:
+                        last.complete = False
+                        self._upgrade_body = last
+                        taken = self._take_upgrade_body(data[upgrade.args[0] :])
+                        if taken is None:  # more of it to come
+                            self._reading = True
+                            self.transport.resume_reading()  # type: ignore[union-attr]
+                        else:
+                            rest = taken
+                    else:
+                        rest = data[upgrade.args[0] :]
+            if rest:
+                self.data_received(rest)
         except httptools.HttpParserError as exc:
             # what a callback refused, kept by it: not the error's __context__, which Python sets to whatever
             # exception was being handled when llhttp's error was raised (in the compiled build, one an
             # awaiting coroutine's `except` block still holds: an upstream's 502 answered a 414)
             cause, self._raised = self._raised, None
-            if cause is None and self.parsing is None and self._closes:
+            if self.upgraded:
+                # what follows a request asking to upgrade is no request (the protocol it asked for, sent before the
+                # answer): not read, nor refused; the requests read before it are recorded unserved
+                self._broken = True
+            elif cause is None and self.parsing is None and self._closes:
                 # bytes after a request that closes the connection (llhttp's "Data after `Connection: close`") are
                 # no request, nor a malformed one: not read (RFC 9112 §9.6), that request answered, the connection
                 # then closed. Reading goes on, what comes dropped, so a client leaving is still heard of (the upstream
@@ -315,9 +338,10 @@ class HttpConnection(asyncio.Protocol):
             start -= 1
         return not data.endswith(self.parser.get_method(), 0, start)
 
-    def _take_upgrade_body(self, data: bytes) -> bool:
-        """The Content-Length body of a request that asked to upgrade (llhttp does not read it); whether it is
-        all in. (A return value, not `_upgrade_body` read again by the caller: mypy keeps the attribute
+    def _take_upgrade_body(self, data: bytes) -> bytes | None:
+        """The Content-Length body of a request that asked to upgrade (llhttp does not read it): None while more of it
+        is to come, else what `data` holds after it (requests pipelined behind it), b"" when that is dropped (the body
+        refused). (A return value, not `_upgrade_body` read again by the caller: mypy keeps the attribute
         narrowed across this call, and the compiled build checks that type, None or not.)"""
         request = self._upgrade_body
         assert request is not None and request.content_length is not None
@@ -328,18 +352,18 @@ class HttpConnection(asyncio.Protocol):
             if request.too_large:  # answered with 413 (as `on_body`): nothing of it is kept
                 self._drop(request)
                 self._upgrade_body = None
-                return True
+                return b""
             if not self._keep(request, piece):
                 self._upgrade_body = None
-                return True
+                return b""
             if request._waiter is not None:
                 self._arm(self.server.header_timeout_s)
         if request.size < request.content_length:
-            return False
-        self._upgrade_body = None  # what follows is dropped: the connection closes after this request
+            return None
+        self._upgrade_body = None
         request.complete = True
         _wake(request._waiter)
-        return True
+        return data[need:] if 0 < need < len(data) else b""
 
     def _refuse(self, error: ProxyError, line_read: bool = False) -> None:
         """Malformed framing, or a head over the limits: answered after the requests before it, then the
@@ -694,6 +718,7 @@ class HttpConnection(asyncio.Protocol):
                 self._release(item)
                 if self._upgrade_body is item:  # answered before its body was all in: the rest is dropped unkept
                     self._upgrade_body = None
+                    self._broken = True
             if stop:
                 break
             if not item.keep_alive or item.too_large or not item.complete:
@@ -709,8 +734,10 @@ class HttpConnection(asyncio.Protocol):
                     self._deadline = self._head_started + server.header_timeout_s
                 else:
                     self._arm(server.idle_timeout_s)
+        if self.upgraded:  # the request asking to upgrade was answered: nothing more is read
+            self._broken = True
         # (`closing` alone: its reply closed the connection itself, a stream to an HTTP/1.0 client framed by its close)
-        if self.queue and (self.lost or self.closing or self.closed_by is not None):
+        if self.queue and (self.lost or self.closing or self.closed_by is not None or self.upgraded):
             self._unserved()
         if self.draining:
             self._head_cut()
