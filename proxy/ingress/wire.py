@@ -60,8 +60,6 @@ from proxy.transport.http11 import keep
 
 log = logging.getLogger("lineage_proxy.http")
 
-# how a request line ends after its target, before its LF (`HttpConnection._head_read`)
-_LINE_ENDS: Final = frozenset({b" HTTP/1.1\r", b" HTTP/1.0\r", b" HTTP/1.1", b" HTTP/1.0"})
 MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default line limits
 SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this long is cut off (nginx's send_timeout)
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
@@ -279,8 +277,8 @@ class HttpConnection(asyncio.Protocol):
                     # (a line end in what the parser took of a head whose line was not whole ends that line)
                     self._line_in = self._line_in or b"\n" in data
                 else:  # it began in this read: its bytes in it (before 2026-12-05 not counted until the next read)
-                    self._head_fed = self._head_read(parsing, data)
                     self._line_in = self._line_ended(data)
+                    self._head_fed = self._head_read(parsing, data, self._line_in)
                 if self._head_fed > self.server.max_header_bytes + MAX_TARGET:
                     over = HeaderTooLarge(
                         f"the request head is over limits.max_header_bytes ({self.server.max_header_bytes})")  # fmt: skip
@@ -295,24 +293,18 @@ class HttpConnection(asyncio.Protocol):
         self._kick()
 
     @staticmethod
-    def _head_read(request: Request, data: bytes) -> int:
+    def _head_read(request: Request, data: bytes, line_in: bool) -> int:
         """The bytes of a request head still open that began in the read `data`: those llhttp holds past the fields it
-        handed over (`head_size`, with the target) are the ones after the last line end, once that end is the head's
-        own: a field of it was read, or its request line ended there. Else its line is not whole, and only its target
-        is held, counted by `on_url` (414): what comes before it in the read (a request before it, pipelined) is
-        not counted."""
+        handed over (`head_size`, with the target) are the ones after the last line end, once its request line is
+        whole (`line_in`: `_line_ended`, the one decision of it). Else only its target is held, counted by `on_url`
+        (414): what comes before it in the read (a request before it, pipelined, its body) is not counted. (Before
+        2026-12-05 this decided apart, a line of the method, one space, the target and the version: a line with more
+        spaces after its method, "GET  /v1/models HTTP/1.1", was taken as not whole, the fields after it in the read
+        not counted, and a head over the limits refused 431 one read later, if one came.)"""
         end = data.rfind(b"\n")
-        if end < 0:
+        if end < 0 or not line_in:
             return 0
-        if request.head_size > len(request.target):
-            return request.head_size + len(data) - end - 1
-        # its request line, when it ended there: its whole target then its version (before 2026-12-05 any line ending
-        # ` HTTP/1.1` was taken for it, a pipelined body's too: the body's bytes after it were counted, a false 431)
-        start = data.rfind(b"\n", 0, end) + 1
-        method, _, rest = data[start:end].partition(b" ")
-        if method and rest.startswith(request.target.encode("latin-1")) and rest[len(request.target) :] in _LINE_ENDS:
-            return request.head_size + len(data) - end - 1
-        return 0
+        return request.head_size + len(data) - end - 1
 
     def _line_ended(self, data: bytes) -> bool:
         """Whether the request line of the head left open, which began in the read `data`, ended in it. The last space

@@ -129,3 +129,35 @@ def test_pipelined_heads_up_to_the_limit_are_served_wherever_the_reads_split() -
     over = first + second.replace(b"X-Pad: ", b"X-Pad: p")
     for cut in range(len(first) - 64, len(over), 7):
         assert _served([over[:cut], over[cut:]], 1, limit) == ["/a", "HeaderTooLarge"], cut
+
+
+@pytest.mark.parametrize("spaces", [1, 2, 3])
+@pytest.mark.parametrize("before", [b"", HEALTH], ids=["none", "pipelined"])
+@pytest.mark.parametrize("fields", list(CASES))
+def test_an_open_head_past_the_limit_is_refused_in_its_first_read_however_many_spaces_its_line_has(
+    spaces: int, before: bytes, fields: str
+) -> None:
+    """Whether the request line of a head still open ended in the read that began it is one decision (`_line_ended`),
+    which both its bytes' count (`_head_read`) and its record when the drain cuts it (`_head_cut`) read. The count
+    decided apart, looking for the method, one space, the target and the version: with more spaces after the method
+    (which llhttp takes), the line was taken as not whole, the field after it in the read not counted, and the head,
+    past the limits in that one read (its first field), was refused 431 only once another read came (a client waiting:
+    408 after the header timeout)."""
+    limit = 1024
+    line = b"GET" + b" " * spaces + b"/b HTTP/1.1\r\n"
+    head = line + CASES[fields] + b"X-Big: " + b"a" * (limit + MAX_TARGET + 1)  # no line end
+
+    async def main() -> tuple[list[str], int]:
+        async def handler(req: Request, conn: HttpConnection) -> None:
+            conn.reply(req, 200, b"text/plain", b"ok")
+
+        server = HttpServer(handler, Limits(max_header_bytes=limit))
+        conn = server()
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+        conn.data_received(before + head)  # one read, nothing after it
+        queued = [type(item).__name__ if not isinstance(item, Request) else item.target for item in conn.queue]
+        conn.connection_lost(None)
+        return queued, server.framing_errors
+
+    queued, errors = asyncio.run(main())
+    assert queued[-1:] == ["HeaderTooLarge"] and errors == 1, (queued, errors)
