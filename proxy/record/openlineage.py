@@ -214,10 +214,12 @@ class _Handed:
     it, else failed. `disowned`: counted otherwise (the emit raised before any transport took or queued it: failed, and
     sent again), or counted already; what the transports report of it is not counted."""
 
-    __slots__ = ("accepted", "disowned", "queued", "reported", "returned", "taken")
+    __slots__ = ("accepted", "disowned", "queued", "refused", "reported", "returned", "taken")
 
     def __init__(self) -> None:
         self.accepted = False  # a transport inside a composite one took it or queued it (its emit returned)
+        # what a transport inside a composite one raised on it, when the composite went on (`continue_on_failure: true`)
+        self.refused: Exception | None = None
         self.queued = 0  # copies queued by async_http transports
         self.reported = 0  # of those, the ones they reported sent or given up on
         self.taken = False  # one of them was taken by the backend
@@ -713,8 +715,16 @@ class OpenLineageRecorder:
 
     def _took(self, emit: Any, taken: bool, event: Any) -> None:
         """A composite's transport took the event being emitted (`taken`), or an async_http one queued it (on the
-        sender, in `_emit`)."""
-        emit(event)
+        sender, in `_emit`). One that raises is kept (`_Handed.refused`), for a composite that goes on past it and
+        returns (`continue_on_failure: true`, openlineage-python's default): its backend is down (`_emit`)."""
+        try:
+            emit(event)
+        except Exception as exc:
+            handing = self._handing
+            if handing is not None:
+                with self._tally_lock:
+                    handing.refused = exc
+            raise
         handing = self._handing
         if handing is not None:
             with self._tally_lock:
@@ -731,7 +741,8 @@ class OpenLineageRecorder:
         process's life, never counted: `outages_total` stayed 0 while it failed every event); ended by an emit that
         returns (`_emit`); one that follows an outage of them all (`_failing`) goes on as that one, not counted or said
         again, nor said ended (until 2026-12-05 the first's return said 'takes events again' while the later one's
-        backend was down, and counted another). Else said once."""
+        backend was down, and counted another). Also called, `accepted`, for a composite that went on past the one that
+        failed it and returned (`continue_on_failure: true`, `_emit`). Else said once."""
         if accepted:
             with self._tally_lock:
                 if self._part_down:
@@ -741,7 +752,7 @@ class OpenLineageRecorder:
                     self._down = False
                     return
                 self.counts.add("outages")
-            log.warning("openlineage: %s failed an event one of its transports took or queued (%s): a later one cannot "
+            log.warning("openlineage: %s failed an event one of its transports took or queued (%s): another cannot "
                         "send events; logged once per outage, counted in outages_total; not sent again, which would "
                         "send it twice to the one that took it", self._target, redact_userinfo(str(exc)))  # fmt: skip
             return
@@ -1147,7 +1158,12 @@ class OpenLineageRecorder:
             # raised after one of its transports took it or queued it: counted as if it returned
             self._partly(exc, handing.accepted)
         else:
-            if self._part_down:  # (all of a composite's transports took it)
+            if handing is not None and handing.refused is not None:
+                # a composite that goes on past one of its transports failing it (`continue_on_failure: true`, the
+                # default), another taking it: that one's backend is down, an outage as in a fail-fast composite.
+                # Before 2026-12-05 no outage was counted (openlineage-python's own WARNING for each event alone)
+                self._partly(handing.refused, True)
+            elif self._part_down:  # (all of a composite's transports took it)
                 self._part_down = False
                 log.warning("openlineage: all the transports of %s take events again", self._target)
         self._handing = None

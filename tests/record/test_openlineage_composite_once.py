@@ -152,3 +152,46 @@ def test_an_outage_of_every_transport_then_of_a_later_one_alone_is_one_outage(
     said = [r.getMessage() for r in caplog.records]
     ended = [m for m in said if "again" in m and "take" in m and "not sent again" not in m]
     assert len(ended) == 1 and "all the transports" in ended[0], said  # before: 'takes events again' while down too
+
+
+# `continue_on_failure` true, and left out (openlineage-python's default: true); the one that fails first or last
+@pytest.mark.parametrize("goes_on", ["continue_on_failure: true, ", ""], ids=["true", "default"])
+@pytest.mark.parametrize(("taker", "down_first"), [("http", False), ("async_http", False), ("http", True)])
+def test_a_transport_a_composite_goes_on_past_that_keeps_failing_is_an_outage(
+    vllm: Any, marquez: tuple[Marquez, str], answers_500: tuple[Failing, str], make_proxy: Any,
+    loop_thread: LoopThread, caplog: pytest.LogCaptureFixture, goes_on: str, taker: str, down_first: bool,
+) -> None:  # fmt: skip
+    """A composite that goes on past a transport failing an event (`continue_on_failure: true`) logs it and returns,
+    another having taken it: before 2026-12-05 the proxy counted no outage (`outages_total` 0, no WARNING of its own)
+    while that one's backend failed every event. Now one outage, as in a fail-fast composite: said once, ended when all
+    take an event, a new one when it fails again."""
+    taking, up = marquez
+    failing, down = answers_500
+    parts = [f'{{type: {taker}, url: "{up}"}}', f'{{type: http, url: "{down}", retry: {{total: 0}}}}']
+    if down_first:
+        parts.reverse()
+    transport = f"{{type: composite, {goes_on}transports: [{', '.join(parts)}]}}"
+    _, upstream = vllm
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    outages = "lineage_proxy_openlineage_outages_total"
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        chat(proxy)  # the new flow's event: one takes it, the other fails it, the composite returns
+        loop_thread.run(recorder.flush())  # its count event: the same
+        taking.wait_for(2)
+        assert until(lambda: failing.failed == 2)
+        assert until(lambda: metric(proxy, outages) == 1)  # before: 0
+        failing.up.set()
+        chat(proxy)
+        loop_thread.run(recorder.flush())  # taken by both: the outage ends
+        assert until(lambda: len(failing.events) == 1)
+        failing.up.clear()
+        chat(proxy)
+        loop_thread.run(recorder.flush())  # failed by it again: a new outage
+        assert until(lambda: failing.failed == 3)
+        assert until(lambda: metric(proxy, outages) == 2)  # before: 0
+        loop_thread.run(recorder.stop())
+    said = [r.getMessage() for r in caplog.records if "counted in outages_total" in r.getMessage()]
+    assert len(said) == 2, said  # once an outage, not an event
+    assert any("take events again" in r.getMessage() for r in caplog.records)
+    assert recorder.counts["failed"] == 0  # (another took each: not sent again, as openlineage-python does not)
