@@ -743,7 +743,13 @@ class HttpConnection(asyncio.Protocol):
         record = self.server.record_unserved
         queue, self.queue = self.queue, collections.deque()
         for item in queue:
-            if record is not None and isinstance(item, Request):  # (a head refused, unanswered, made no call)
+            if not isinstance(item, Request):  # (a head refused, unanswered, made no call)
+                continue
+            # what was read of its body is given back (`HttpServer.held`): taken off the queue here, `connection_lost`
+            # never saw it, and before 2026-12-05 it stayed counted for the process's life (a budget that shrank with
+            # each such request, until every body was refused 503)
+            self._release(item)
+            if record is not None:
                 try:
                     record(item, self, True)
                 except Exception:

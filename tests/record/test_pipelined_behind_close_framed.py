@@ -10,6 +10,8 @@ import socket
 from typing import Any
 
 from tests.harness import LoopThread
+from tests.held import until
+from tests.ingress.test_bodies_budget import held
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_drain_stop_records import HOLD, Upstream, _post, upstream
 from tests.test_refusals_recorded import AccessLines, access
@@ -51,3 +53,5 @@ logging: {{access: true}}
     line = access.of(second)
     assert (line.decision, line.code, line.status) == ("deny", "invalid_request", 0)  # type: ignore[attr-defined]
     assert otlp.by_trace(first).attributes["lineage.decision"] == "allow"
+    assert until(lambda: not proxy.process._http.connections)
+    assert held(proxy) == 0  # the body read of the one never served is given back (before 2026-12-05 kept counted)

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tests.harness import LoopThread, ProxyHandle
+from tests.held import until
+from tests.ingress.test_bodies_budget import held
 from tests.ingress.test_wire import _until, on_loop, only_connection
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_drain_stop_records import Upstream, _post, upstream
@@ -72,3 +74,5 @@ logging: {{access: true}}
     line = access.of(second)
     assert (line.decision, line.code, line.status) == ("deny", "invalid_request", 0)  # type: ignore[attr-defined]
     assert otlp.by_trace(first).attributes["lineage.decision"] == "allow"
+    assert until(lambda: not proxy.process._http.connections)
+    assert held(proxy) == 0  # the body read of the one never served is given back
