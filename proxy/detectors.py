@@ -159,6 +159,11 @@ class _Text:
     # its end, match where they do in the text read whole
     ahead: str = ""
     more: int = 0
+    # where the white space ends a stream scanner's window with numbers held back after it starts (-1: none, `_unended`):
+    # a phone or a card ending there is read with them in the next window, not as the run's end (read so, the first
+    # phones of `555 123 4567 ` x30 then `1111 4111 1111 1111 1111` were a phone, none whole, until 2026-12-05, helper
+    # detfuzz2)
+    runs_on: int = -1
 
     def __init__(self, text: str) -> None:
         self.wide = not text.isascii()
@@ -1290,6 +1295,8 @@ def _phone_after_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:
 
 
 _CARD_FOURS: Final = b"0000 0000 0000 0000 "
+# the labels of the numbers a run of them may go on past (`_Text.runs_on`)
+_RUN_LABELS: Final = frozenset(("pii:phone", "pii:credit_card"))
 
 
 def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:
@@ -1300,6 +1307,7 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
     card = end - 19
     if (
         card <= start + 9  # (nine digits at least before the card)
+        or _ends_a_window(t, end)
         or (t.classes.startswith(b"0000", start) and not _in_tail(t, start))
         or not t.classes.startswith(_FOURS_ENDING, card - 1)
         or t.after(end) in _CARD_JOINED
@@ -1331,6 +1339,8 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     five or more (a run of 64 characters or more), and the first after a country's code and its `+` (`+1 555 123 4567
     555 123 4568`), were none until 2026-12-05 (helper phones2). The run is read once, at C speed."""
     classes = t.classes
+    if _ends_a_window(t, end):
+        return None
     first = start
     if t.before(start) == 43:  # (`+1 555 123 4567 555 …`: the country's code is the first phone's alone)
         first = classes.find(b" ", start, min(end, start + 4)) + 1
@@ -1368,6 +1378,15 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         t.alike_end, t.alike_next, t.alike_size, t.alike_last = end, stop + 1, size, end
         return found
     return None
+
+
+def _ends_a_window(t: _Text, end: int) -> bool:
+    """Whether a run of numbers ending at `end` ends a stream scanner's window, numbers held back after it
+    (`_Text.runs_on`): a run longer than the end a window holds back (`_unended`), read again with what follows,
+    from its end (`_in_tail`). Read as ending here, its end at the cut, a run the text
+    holds longer was phones alike (`555 123 4567 ` x30 then `1111 4111 1111 1111 1111`: none whole, a phone streamed
+    at 118 of 413 cuts), or phones and a card after them, none whole, until 2026-12-05 (helper detfuzz2)."""
+    return end >= t.runs_on >= 0
 
 
 def _in_tail(t: _Text, start: int) -> bool:
@@ -2513,11 +2532,17 @@ class Detectors:
         return kept is True
 
     def scan(
-        self, text: str, limit: int | None = None, reread: str = "", before: str = "", more: int = 0
+        self,
+        text: str,
+        limit: int | None = None,
+        reread: str = "",
+        before: str = "",
+        more: int = 0,
+        runs_on: bool = False,
     ) -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
         see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail); `before`
-        and `more`: a stream scanner's window's (`_Text.ahead`)."""
+        and `more`: a stream scanner's window's (`_Text.ahead`); `runs_on`: numbers follow its end (`_Text.runs_on`)."""
         if not self._finders or not text:
             return _NOTHING
         if limit is None:
@@ -2532,14 +2557,18 @@ class Detectors:
         if not text.isascii() or _escapes(text):
             text, cut_fold = folded(text, limit)
             cut = cut or cut_fold
-        return self._find(text, cut, reread, before, more)
+        return self._find(text, cut, reread, before, more, runs_on)
 
-    def scan_unfolded(self, text: str, reread: str = "", before: str = "", more: int = 0) -> frozenset[str]:
+    def scan_unfolded(
+        self, text: str, reread: str = "", before: str = "", more: int = 0, runs_on: bool = False
+    ) -> frozenset[str]:
         """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
         characters (a stream scanner's window, whose end it then reads as it stands too: `StreamScanner`)."""
-        return self._find(text, False, reread, before, more) if self._finders and text else _NOTHING
+        return self._find(text, False, reread, before, more, runs_on) if self._finders and text else _NOTHING
 
-    def _find(self, text: str, cut: bool, reread: str = "", before: str = "", more: int = 0) -> frozenset[str]:
+    def _find(
+        self, text: str, cut: bool, reread: str = "", before: str = "", more: int = 0, runs_on: bool = False
+    ) -> frozenset[str]:
         """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
         it was read (`scan`); `reread`, what it starts with that a stream scanner read before (`_Text.reread`)."""
         if self._marks and not _holds_any(text, self._marks):
@@ -2556,6 +2585,8 @@ class Detectors:
             t.ahead = before
         if more:
             t.more = more
+        if runs_on:
+            t.runs_on = len(t.classes.rstrip())
         classes = t.classes
         # the class string as text, for the finders needing digits: compiled, a str's `find` and `count` are calls in
         # C, a bytes' are calls through Python that parse their arguments (which cost more than a reply's searches)
@@ -2585,7 +2616,9 @@ class Detectors:
                         stretch = classes[max(0, t.first - back) : t.stop].translate(table)
                         if stretch.decode("ascii").find(needle) < 0:
                             continue
-                for _ in finder(t):
+                for _, end in finder(t):
+                    if end >= t.runs_on >= 0 and label in _RUN_LABELS:
+                        continue  # (a number whose run goes on after the window: read with it, `_Text.runs_on`)
                     found.add(label)
                     break
         return frozenset(found) if found else _NOTHING
@@ -3062,7 +3095,14 @@ def _unended(window: str) -> int:
     unended = _UNENDED.match(end)  # (matches, if only "")
     size = unended.end() if unended is not None else 0
     if size == len(end) and len(end) < len(window):
-        return len(window)
+        token = _FIRST_GAP.match(end)  # (matches: the last token, and the white space before it)
+        if token is None or token.end() == len(end):
+            return len(window)
+        # (numbers split by spaces fill it, their run longer: held from the first after white space in it, its first
+        # cut; read to the window's end, a run the text holds longer was read as ending there, and `555 123 4567 ` x30
+        # then `1111 4111 1111 1111 1111` cut in the run was a phone, none whole, until 2026-12-05, helper detfuzz2)
+        first = _FIRST_GAP.match(window[-_OVERLAP:])  # (matches, if only "")
+        return len(window) - len(end) + (first.end() if first is not None else 0)
     return len(window) - size
 
 
@@ -3071,6 +3111,13 @@ def _unended(window: str) -> int:
 # spaces, cut in a row, were read to the cut, and a row's first ten digits were a `pii:phone` at 220 of 543 cuts); one
 # or more of them, as a table's aligned columns are split (before 2026-12-05 one only: 84 of 543 cuts with two spaces)
 _UNENDED: Final = re.compile(r"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[0-9().+/:-]+(?=\s|\Z))*")
+
+
+# a number, then spaces or tabs up to a window's end where `_unended` holds back a number after them: the run of numbers
+# goes on on its line (`_Text.runs_on`). Not past a newline: a card written digit by digit before a matrix's first row,
+# its run ended, is read where it ends
+_NUMBER_FIRST: Final = "0123456789().+/:-"
+_RUNS_ON: Final = re.compile(r"[0-9().+/:-][ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+\Z")
 
 
 class StreamScanner:
@@ -3169,13 +3216,20 @@ class StreamScanner:
         it stands unless it holds a control character (`_read_end` of a plain window cost ~5 times the slice)."""
         reread = self._tail  # (what `window` starts with)
         held = _unended(window) if hold else len(window)
+        runs_on = (
+            held < len(window)
+            and window[held] in _NUMBER_FIRST
+            and _RUNS_ON.search(window, max(0, held - _OVERLAP), held) is not None
+        )
         if held < len(window):
             self._waiting = [window[held:]]
             self._waiting_size = len(window) - held
             window = window[:held]
         self._open = hold and self._reopens
         if window.isascii() and not _escapes(window):
-            self._found |= self._detectors.scan_unfolded(window, reread, self._before, self._again if hold else 0)
+            self._found |= self._detectors.scan_unfolded(
+                window, reread, self._before, self._again if hold else 0, runs_on
+            )
             end = window[-2 * self.OVERLAP :]
             if not _controls(end.encode("ascii")):
                 self._tail = _tail_at_a_gap(end)
@@ -3187,7 +3241,7 @@ class StreamScanner:
             # its length, a window holding U+FDFA was `scan:truncated` before 2026-12-05)
             more = self._again if hold else 0
             limit = _fold_limit(len(window), self._detectors.max_chars)
-            self._found |= self._detectors.scan(window, limit, reread, self._before, more)
+            self._found |= self._detectors.scan(window, limit, reread, self._before, more, runs_on)
         end = _read_end(window, 2 * self.OVERLAP)
         self._tail = _tail_at_a_gap(end)
         self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
