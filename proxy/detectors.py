@@ -150,6 +150,9 @@ class _Text:
     alike_size: int = 0
     # where its last phone ends: its end, or a card's space after them (`_phone_before_card`)
     alike_last: int = -1
+    # where each of a run of phones written alike or not ends, by where it starts, when they are not alike
+    # (`alike_size` 0, `_phones_written`)
+    alike_stops: dict[int, int] = {}
     # the bytes at its start a stream scanner's window read in the window before (its tail, `StreamScanner`): a card
     # written digit by digit there was judged there, with the lines before it this window may not hold (`_spelled_out`)
     reread: int = 0
@@ -1308,7 +1311,7 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
     if (
         card <= start + 9  # (nine digits at least before the card)
         or _ends_a_window(t, end)
-        or (t.classes.startswith(b"0000", start) and not _in_tail(t, start))
+        or (t.classes.startswith(b"0000 ", start) and not _in_tail(t, start))
         or not t.classes.startswith(_FOURS_ENDING, card - 1)
         or t.after(end) in _CARD_JOINED
         or not _issued(t.raw[card : card + 4])
@@ -1321,10 +1324,59 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
         return phone
     # (phones alike before the card, `555 123 4567 555 123 4568 4111 …`: read as a run of their own, the next of them
     # to the card's space, `_next_alike`; before (helper phones3), neither a phone nor the card was found)
-    phone = _phones_alike(t, start, card - 1)
+    phone = _phones_alike(t, start, card - 1) or _phones_written(t, start, card - 1)
     if phone is not None:
         t.alike_end = end
     return phone
+
+
+def _phones_written(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The first of two phones or more split by spaces, each as one of `_PHONE_LAYOUTS` is written and begun, not all
+    alike (`555 123 4567 020 7946 0958`), that a run of numbers before a card is (`_phone_before_card`); the next are
+    read from their ends, one after another (`_next_alike`). Read back from the run's end, layout by layout (none of
+    them ends as another does: one reading only), so that a stream scanner's window starting in the run, a phone's
+    later group first (`_in_tail`), reads it as the text whole does. Before 2026-12-05 (helper detfuzz2) neither these
+    phones nor the card after them was found, the run read as a table's row."""
+    if t.before(start) == 43:
+        return None
+    sizes = [len(group) for group in t.classes[start:end].split(b" ")]
+    cut = _in_tail(t, start)
+    stops: dict[int, int] = {}
+    count = len(sizes)
+    stop = end
+    while count > 0:
+        layout = _layout_ending(sizes, count)
+        if layout is None:
+            break
+        first = stop - sum(layout) - len(layout) + 1
+        lead = t.raw[first]
+        if not (lead in b"23456789" if layout == _NORTH_AMERICAN else lead == 48 and t.raw[first + 1] != 48):
+            return None
+        stops[first] = stop
+        stop = first - 1
+        count -= len(layout)
+    if (count > 0 and not (cut and _layout_cut(sizes, count))) or len(stops) < 2:
+        return None
+    first = stop + 1
+    if _phone(t, first, stops[first]) != (first, stops[first]):
+        return None  # (the next are read so one after another, `_next_alike`, as `_phones_alike`'s are)
+    t.alike_next, t.alike_size, t.alike_last, t.alike_stops = stops[first] + 1, 0, end, stops
+    return first, stops[first]
+
+
+def _layout_cut(sizes: list[int], count: int) -> bool:
+    """Whether the first `count` of `sizes` are a phone's later groups, where a stream scanner's window cut it (a
+    layout's last groups, not all of them: `_in_tail`): more before them, a row's numbers (`12 12 … 555 123 4567 …`),
+    the run is no phones', as whole."""
+    return any(count < len(layout) and tuple(sizes[:count]) == layout[-count:] for layout in _PHONE_LAYOUTS)
+
+
+def _layout_ending(sizes: list[int], count: int) -> tuple[int, ...] | None:
+    """The layout of `_PHONE_LAYOUTS` whose groups' lengths the first `count` of `sizes` end with (one at most)."""
+    for layout in _PHONE_LAYOUTS:
+        if count >= len(layout) and tuple(sizes[count - len(layout) : count]) == layout:
+            return layout
+    return None
 
 
 _FOURS_ENDING: Final = b" 0000 0000 0000 0000"
@@ -1397,7 +1449,7 @@ def _in_tail(t: _Text, start: int) -> bool:
 
 def _next_alike(t: _Text, start: int) -> tuple[int, int] | None:
     """The phone of a run of phones alike (`_phones_alike`) that starts at `start`, the next after one found."""
-    stop = start + t.alike_size
+    stop = start + t.alike_size if t.alike_size else t.alike_stops.get(start, t.alike_last + 1)
     if stop > t.alike_last:
         return None  # (past its last phone: the card after them, `_phone_before_card`)
     t.alike_next = stop + 1

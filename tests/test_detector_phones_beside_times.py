@@ -312,3 +312,37 @@ def test_a_run_not_of_phones_alike_cut_in_it_streamed_holds_no_phone() -> None:
     text = "555 123 4567 " * 30 + "1111 " + _CARD
     assert _found(text) == [(_CARD, "pii:credit_card")]
     assert [cut for cut, labels in _streamed_differ(ALL, text) if "pii:phone" in labels] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before (helper detfuzz2): none of these (phones not alike, or a UK number of five digits first, then a card)
+        (
+            "tel 555 123 4567 020 7946 0958 " + _CARD,
+            [("555 123 4567", "pii:phone"), ("020 7946 0958", "pii:phone"), (_CARD, "pii:credit_card")],
+        ),
+        (
+            "020 7946 0958 555 123 4567 01632 960123 " + _CARD,
+            [
+                ("020 7946 0958", "pii:phone"),
+                ("555 123 4567", "pii:phone"),
+                ("01632 960123", "pii:phone"),
+                (_CARD, "pii:credit_card"),
+            ],
+        ),
+        ("01632 960123 " + _CARD, [("01632 960123", "pii:phone"), (_CARD, "pii:credit_card")]),
+        (
+            "01632 960123 555 123 4567 " * 10 + _CARD,
+            [("01632 960123", "pii:phone"), ("555 123 4567", "pii:phone")] * 10 + [(_CARD, "pii:credit_card")],
+        ),
+        # as before: a number before them no phone's, a group of four first (a table's row), Luhn failing: none
+        ("12 555 123 4567 020 7946 0958 " + _CARD, []),
+        ("1234 555 123 4567 020 7946 0958 " + _CARD, []),
+        ("555 123 4567 020 7946 0958 4111 1111 1111 1112", []),
+        ("155 123 4567 020 7946 0958 " + _CARD, []),
+    ],
+)
+def test_a_card_after_phones_not_alike_is_found_and_the_phones(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
