@@ -1442,9 +1442,12 @@ def _ends_a_window(t: _Text, end: int) -> bool:
 
 
 def _in_tail(t: _Text, start: int) -> bool:
-    """Whether a run of numbers at `start` starts a stream scanner's window, in its tail (`StreamScanner`): only spaces
-    before it, read in the window before, so its first number may be a phone's later group."""
-    return t.reread > start and t.classes.count(32, 0, start) == start
+    """Whether a run of numbers at `start` starts a stream scanner's window, in its tail (`StreamScanner`), read in the
+    window before, so its first number may be a phone's later group: a tail starts so only where it was cut in a run
+    (`_tail_at_a_gap`). White space first, the tail holds the run from its start: read so, as whole (before 2026-12-05,
+    helper detfuzz2, it was read back from its end, and `1234 555 123 4567 555 123 4568 4111 1111 1111 1111` held
+    whole in a tail after white space, the rest in short pieces, was phones and a card, none whole)."""
+    return start == 0 < t.reread
 
 
 def _next_alike(t: _Text, start: int) -> tuple[int, int] | None:

@@ -346,3 +346,22 @@ def test_a_run_not_of_phones_alike_cut_in_it_streamed_holds_no_phone() -> None:
 def test_a_card_after_phones_not_alike_is_found_and_the_phones(text: str, found: list[tuple[str, str]]) -> None:
     assert _found(text) == found
     assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
+
+
+@pytest.mark.parametrize("run", ["1234 555 123 4567 020 7946 0958 ", "1234 555 123 4567 555 123 4568 "])
+def test_a_run_whole_in_a_streams_tail_after_white_space_is_read_from_its_start(run: str) -> None:
+    # before (helper detfuzz2): a tail holding the run and the white space before it, the rest in short pieces, read
+    # the run back from its end as if cut there (`_in_tail`): phones and the card at 17 cuts each, none whole
+    text = _PAD * 2 + "\n   " + run + _CARD + "\nand so on " + _PAD
+    whole = ALL.scan_output(text)
+    assert whole == set()
+    differ = []
+    for cut in range(len(_PAD) * 2, len(text)):
+        scanner = ALL.stream()
+        scanner.feed(text[:cut])
+        for at in range(cut, len(text), 5):
+            scanner.feed(text[at : at + 5])
+        scanner.end_text()
+        if scanner.found != whole:
+            differ.append(cut)
+    assert differ == []
