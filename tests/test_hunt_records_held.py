@@ -15,7 +15,10 @@ was a defect; kept as regressions.
 - an upstream that answers (413, Connection: close) before the request's body is all sent: 413 to the client and on
   the record;
 - an upstream's own `x-trace-id` and `x-lineage-*` reply fields: dropped, the client's `x-trace-id` names the
-  proxy's span.
+  proxy's span;
+- an upstream that resets before its head (502 `upstream_unavailable`), after it, after an event, before a chunked
+  JSON reply's last chunk (the client's connection cut, 200 `upstream_reset`), after `[DONE]` (the reply whole);
+- two calls at once under one `traceparent`: a span each, of its own span id and labels.
 
 The upstream is a raw asyncio server (each data reply scripted) on the proxy's loop; clients are raw sockets, httpx
 and the openai SDK; the spans are the OTLP receiver's."""
@@ -352,3 +355,67 @@ def test_an_upstream_s_own_trace_and_lineage_fields_do_not_reach_the_client(setu
         ["allow"], [""], ["m"]]  # fmt: skip
     (trace,) = headers.get_list("x-trace-id")
     assert status_and_error(setup.span(trace)) == (200, None)
+
+
+@pytest.mark.parametrize("stage", ["before_head", "after_head", "after_first_event", "after_done", "json_unended"])
+def test_an_upstream_that_resets_is_recorded_as_the_client_saw_it(setup: Setup, stage: str) -> None:
+    """Before its head: 502 `upstream_unavailable` to the client and on the record; after the head went out: the
+    client's connection cut, 200 `upstream_reset`; after `[DONE]` the reply was whole (the proxy ended it there)."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        await read_body(reader, setup.upstream.head)
+        if stage == "json_unended":  # a chunked JSON reply, whole but for its last chunk
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            writer.write(head + b"%x\r\n%s\r\n" % (len(CHAT), CHAT))
+        elif stage != "before_head":
+            writer.write(STREAM_HEAD)
+        if stage in ("after_first_event", "after_done"):
+            writer.write(event(orjson.dumps(CHUNK)))
+        if stage == "after_done":
+            writer.write(event(orjson.dumps(LAST)) + event(b"[DONE]"))
+        await writer.drain()
+        writer.transport.abort()
+        return False
+
+    setup.upstream.scripts.append(script)
+    sock = setup.socket()
+    sock.sendall(chat_request(stage != "json_unended"))
+    ends = {"before_head": b"}}", "after_done": b"\r\n0\r\n\r\n"}  # a whole reply: the connection is kept
+    got = b""
+    while not (stage in ends and got.endswith(ends[stage])):
+        data = sock.recv(65536)
+        if not data:  # the client's connection cut
+            assert stage not in ends, got
+            break
+        got += data
+    sock.close()
+    span = setup.span(trace_of(got))
+    expected = {"before_head": (502, "upstream_unavailable"), "after_done": (200, None)}
+    assert status_and_error(span) == expected.get(stage, (200, "upstream_reset"))
+    assert got.startswith(b"HTTP/1.1 502 " if stage == "before_head" else b"HTTP/1.1 200 ")
+
+
+def test_two_calls_under_one_trace_id_leave_a_span_each(setup: Setup) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        await read_body(reader, setup.upstream.head)
+        writer.write(sized(b"200 OK", CHAT))
+        return True
+
+    setup.upstream.scripts += [script, script]
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    replies: list[httpx.Response] = []
+
+    def call(labels: str) -> None:
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"traceparent": traceparent, "x-data-labels": labels}
+        replies.append(httpx.post(f"{setup.proxy.url}/v1/chat/completions", json=body, headers=headers, timeout=10))
+
+    threads = [threading.Thread(target=call, args=(labels,)) for labels in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert [(r.status_code, r.headers["x-trace-id"]) for r in replies] == [(200, traceparent[3:35])] * 2
+    spans = setup.spans(2)
+    assert len(spans) == 2 and len({span.span_id for span in spans}) == 2
+    assert sorted(tuple(span.attributes["lineage.input.labels"]) for span in spans) == [("a",), ("b",)]
