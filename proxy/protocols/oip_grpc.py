@@ -390,7 +390,10 @@ def _parameter_value(buf: bytes, pos: int, end: int) -> object:
                     value = field
                 elif kind == 3 and isinstance(field, memoryview):
                     value = _text(field)
-                elif kind == 4:  # a double: no sequence id
+                elif kind == 4 and form == 1:  # a double: no sequence id
+                    # (as a double only: a field 4 of another wire type is an unknown field to protobuf, which keeps
+                    # the member before it; before 2026-12-05 it was read as a double here, and a `sequence_id` so
+                    # followed named no sequence to the proxy and sequence 5 to Triton: its labels were not carried)
                     value = None
     return value
 
@@ -873,8 +876,15 @@ class ReplyObserver:
             # the message holds: read as one too where it is one (a version string seldom frames as a message)
             responses = [(start, stop) for start, stop in responses if _frames(data, start, stop)]
             error = None
-        for start, stop in responses:
-            self._response(data, start, stop)
+        if len(responses) > 1:
+            # a non-repeated message field given twice is one message to protobuf, the two merged (as their bytes
+            # together parse): Triton's client reads one ModelInferResponse, whose raw contents belong to the outputs
+            # of both parts by their order. Read part by part (before 2026-12-05), a BYTES output in the first and its
+            # raw contents in the second were never matched up, and their text passed unread
+            joined = b"".join([data[start:stop] for start, stop in responses])
+            self._response(joined, 0, len(joined))
+        elif responses:
+            self._response(data, responses[0][0], responses[0][1])
         if error is not None and not self.outcome.error_type:
             self.outcome.error_type = STREAM_ERROR
         return error
