@@ -49,3 +49,25 @@ def test_what_ollama_prints_of_web_search_results_is_read(vllm, make_proxy, resu
         answered = client.post("/v1/messages", headers=headers, json=body)
         assert answered.status_code == 200 and answered.headers["x-data-labels"] == "", answered.text
         assert len(server.data_requests()) == 1
+
+
+# content that is a number: Ollama prints it as its JSON too (`formatWebSearchToolResultContent`'s `default` case, a
+# float64 to Go: 4111111111111111 is printed so), which the proxy did not read, numbers being no user text: a card
+# number reached the model for a purpose its zone forbids (200) (helper revollama2)
+CARD = CONFIG.replace("labels: [pii:email]", "labels: [pii:email, pii:credit_card]").replace(
+    "detectors: [email]", "detectors: [email, credit_card]"
+)
+
+
+def test_web_search_result_content_that_is_a_number_is_read(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CARD, UPSTREAM=upstream)
+    headers = {"x-purpose": "ads", "anthropic-version": "2023-06-01"}
+    with httpx.Client(base_url=proxy.url, timeout=10) as client:
+        refused = client.post("/v1/messages", headers=headers, json=_request(4111111111111111))
+        assert refused.status_code == 403, refused.text  # before: 200, forwarded
+        assert "pii:credit_card" in refused.json()["error"]["message"]
+        assert server.data_requests() == []
+        answered = client.post("/v1/messages", headers=headers, json=_request(7))
+        assert answered.status_code == 200 and answered.headers["x-data-labels"] == "", answered.text
+        assert len(server.data_requests()) == 1

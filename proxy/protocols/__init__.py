@@ -483,11 +483,14 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
                 whole = _file_read(sent, children) and whole
             elif block == _WEB_SEARCH_RESULTS:
                 # Ollama prints each result's title and `url` (`- title: url`), and content that is an object (not an
-                # error) as JSON, keys and numbers too: read so (before 2026-12-05 a url, framing, was not read)
+                # error) or a number as JSON, keys and numbers too: read so (before 2026-12-05 a url, framing, was not
+                # read, nor such a number)
                 results = item.get("content")
                 if type(results) is list:
                     children.extend([r["url"] for r in results if type(r) is dict and type(r.get("url")) is str])
-                elif type(results) is dict and results.get("type") != "web_search_tool_result_error":
+                elif (type(results) is dict and results.get("type") != "web_search_tool_result_error") or (
+                    type(results) is int or type(results) is float  # (printed as JSON too: a card number)
+                ):
                     whole = rendered_strings(results, out) and whole
                     children = [child for child in children if child is not results]
             elif block is None and item.get("role", "user") != "user" and type(item.get("content")) is list:
