@@ -757,13 +757,18 @@ _TEXT_PARTS = {
 }
 
 
-def _part_text(part: Any) -> str | None:
+def _part_text(part: Any) -> str | _Moved | None:
+    """A content part's text; a Responses `input_image` taken out (`_MOVED`): Ollama's Responses API runs a message's
+    text parts together and hands its images apart (vLLM prints one between: each part is also read alone). Before
+    2026-12-05 an image parted them, and `"ana@exa"`, an image, `"mple.org"` reached Ollama's model as the address."""
     if type(part) is str:
         return part
     if type(part) is dict:
         kind = part.get("type")
         field = _TEXT_PARTS.get(kind) if type(kind) is str else None  # (a hostile `type` may be a list)
-        text = part.get(field) if field is not None else None
+        if field is None:
+            return _MOVED if kind == "input_image" else None
+        text = part.get(field)
         return text if type(text) is str else None
     return None
 
