@@ -437,7 +437,8 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
     is skipped: the string values of `_STRING_FRAMING` keys (a role only when it is a standard one) and
     binary payloads (`_PAYLOADS`); a framing key whose value is an object or a list is walked, so a
     user's own key named `id` or `url` hides nothing. Iterative: no nesting is too deep. At most
-    `MAX_STRINGS` are taken: False when some were left (the adapter marks the request `unscanned`). A tool call's
+    `MAX_STRINGS` are taken, and as many objects and lists looked at (three more a string taken): False when some were
+    left (the adapter marks the request `unscanned`). A tool call's
     `arguments` string's numbers written with an exponent go to `reprinted` as servers print them (`reprinted_numbers`;
     into `out` when it is None)."""
     if type(value) is str:
@@ -451,7 +452,18 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
     stack = [value]  # (its methods called as they are: compiled, a bound method is a call through Python)
     whole = True
     printed_as_repr: set[int] = set()  # ids of the tool results in messages not the user's
+    # the objects and lists still looked at: `MAX_STRINGS`, as `nested_named_as_fields` does, and three more for each
+    # string taken (a message, its blocks' list, a block: as many strings as are read are never past it). Before
+    # 2026-12-05 every one was, only strings counted: 999,000 empty blocks took 1.2-3.1 s of the event loop, interpreted
+    objects = MAX_STRINGS
+    credited = len(out)  # (the strings taken before: not this value's)
     while stack and len(out) < MAX_STRINGS:
+        if not objects:
+            objects = 3 * (len(out) - credited)
+            credited = len(out)
+            if not objects:
+                return False  # (past the objects looked at: the rest unread, text or not)
+        objects -= 1
         item = stack.pop()
         if type(item) is dict:
             # a plain chat message (most of them): its content, the role being framing
@@ -511,8 +523,8 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
             continue
         index = len(children)
         room = MAX_STRINGS - len(out)
-        if index > room:  # more than the strings still taken: the children up to the first string past them
-            taken, cut = _taken(children, room)
+        if index > room or index > objects:  # more than the strings or objects still taken: those up to the first past
+            taken, cut = _taken(children, room, objects + 3 * room)  # (as many as the strings to come may allow)
             whole = whole and not cut
             taken.reverse()
             stack.extend(taken)
@@ -533,12 +545,14 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
     return whole and not (stack and any(map(_holds_text, stack)))  # what is left over may hold no text at all
 
 
-def _taken(children: list[Any], room: int) -> tuple[list[Any], bool]:
+def _taken(children: list[Any], room: int, objects: int) -> tuple[list[Any], bool]:
     """The strings, objects and lists of `children` (a JSON object's values or a list's items) in order, up to the
-    string past the first `room`, and whether there is one (then never read): `user_strings` takes at most `room`
-    strings more, so a walk of a list of millions of strings stops at `room`, where it pushed every one."""
+    string past the first `room` or the object or list past the first `objects`, and whether there is one (then never
+    read): `user_strings` takes at most `room` strings more and looks at `objects` more, so a walk of a list of millions
+    of strings (or of empty objects: before 2026-12-05, each was pushed) stops there, where it pushed every one."""
     taken: list[Any] = []
     strings = 0
+    containers = 0
     for child in children:
         kind = type(child)
         if kind is str:
@@ -548,6 +562,9 @@ def _taken(children: list[Any], room: int) -> tuple[list[Any], bool]:
                 strings += 1
                 taken.append(child)
         elif kind is dict or kind is list:
+            if containers == objects:
+                return taken, True
+            containers += 1
             taken.append(child)
     return taken, False
 
@@ -1141,8 +1158,7 @@ def own_template(data: dict[str, Any]) -> bool:
 
 def _holds_text(value: Any) -> bool:
     found: list[str] = []
-    user_strings(value, found)
-    return bool(found)
+    return not user_strings(value, found) or bool(found)  # (one not looked at whole may: said to)
 
 
 def _text_source(key: str, value: Any) -> bool:
