@@ -394,6 +394,7 @@ def request_strings(
     templates print whole (tool definitions, schemas, template arguments): `rendered_strings`; the
     rest (messages, prompts, inputs) `user_strings` (`reprinted` as there). False when some were past `MAX_STRINGS`."""
     whole = True
+    objects = [MAX_STRINGS]  # (the objects and lists `user_strings` still looks at: the fields' together)
     for key, value in data.items():
         kind = type(value)
         if (kind is not str and kind is not list and kind is not dict) or key in NOT_DATA:
@@ -401,7 +402,7 @@ def request_strings(
         if key in rendered:
             whole = rendered_strings(value, out) and whole
         else:
-            whole = user_strings(value, out, reprinted) and whole
+            whole = user_strings(value, out, reprinted, objects) and whole
             if kind is dict and key in _TOKENIZED_KEYS:  # (a dict's key compared only: most bodies have no dict here)
                 whole = tokenized_keys(value, out, data.get(_TOKENIZED_BY) == "tokens") and whole
     return whole
@@ -432,7 +433,9 @@ def tokenized_keys(value: dict[str, Any], out: list[str], every: bool = False) -
     return True
 
 
-def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None) -> bool:
+def user_strings(
+    value: Any, out: list[str], reprinted: list[str] | None = None, budget: list[int] | None = None
+) -> bool:
     """Every user-data string in a JSON value (messages, prompts, documents), in document order. Framing
     is skipped: the string values of `_STRING_FRAMING` keys (a role only when it is a standard one) and
     binary payloads (`_PAYLOADS`); a framing key whose value is an object or a list is walked, so a
@@ -440,7 +443,8 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
     `MAX_STRINGS` are taken, and as many objects and lists looked at (three more a string taken): False when some were
     left (the adapter marks the request `unscanned`). A tool call's
     `arguments` string's numbers written with an exponent go to `reprinted` as servers print them (`reprinted_numbers`;
-    into `out` when it is None)."""
+    into `out` when it is None). `budget`: the objects still looked at, shared by several values (a request's fields),
+    left as this one leaves it."""
     if type(value) is str:
         if value:
             # counted as any string is: a request's top-level fields each come here (`request_strings`), and a body of
@@ -455,14 +459,16 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
     # the objects and lists still looked at: `MAX_STRINGS`, as `nested_named_as_fields` does, and three more for each
     # string taken (a message, its blocks' list, a block: as many strings as are read are never past it). Before
     # 2026-12-05 every one was, only strings counted: 999,000 empty blocks took 1.2-3.1 s of the event loop, interpreted
-    objects = MAX_STRINGS
+    objects = MAX_STRINGS if budget is None else budget[0]
     credited = len(out)  # (the strings taken before: not this value's)
     while stack and len(out) < MAX_STRINGS:
         if not objects:
             objects = 3 * (len(out) - credited)
             credited = len(out)
-            if not objects:
-                return False  # (past the objects looked at: the rest unread, text or not)
+            if not objects:  # past the objects looked at: the rest unread, text or not
+                if budget is not None:
+                    budget[0] = 0
+                return False
         objects -= 1
         item = stack.pop()
         if type(item) is dict:
@@ -542,6 +548,8 @@ def user_strings(value: Any, out: list[str], reprinted: list[str] | None = None)
         # strings went into `out` whole, each then digested, masked and joined: the limit was checked only above)
         while stack and type(stack[-1]) is str and len(out) < MAX_STRINGS:
             out.append(stack.pop())
+    if budget is not None:
+        budget[0] = objects
     return whole and not (stack and any(map(_holds_text, stack)))  # what is left over may hold no text at all
 
 
