@@ -800,10 +800,11 @@ class HttpConnection(asyncio.Protocol):
         """The contract's error reply to `request` (`keep_alive=False`: and the connection closes); to a head refused
         (`request` empty), in the error shape of its target's API when that was read whole (`_refuse`)."""
         keep_alive = keep_alive and self.keeps_alive(request)
-        if not keep_alive and not self.closing and self.closed_by is None:
+        if not keep_alive and request.keep_alive and not self.closing and self.closed_by is None:
             # the connection closes with this answer (a body over the limit, one refused before it was all in): what is
             # pipelined behind it is recorded refused as this one (`HttpServer.record_unserved`); before 2026-12-05
-            # behind a 413 it was dropped with no record
+            # behind a 413 it was dropped with no record. Not when the request closes it itself: one asking to upgrade
+            # (`upgraded`), the one behind it recorded as behind that (before 2026-12-05 refused with this one's code)
             self.closed_by = type(error)
         self.write(error_reply(error, lineage, keep_alive=keep_alive,
                                head=request.method == "HEAD", http10=request.version == "1.0",

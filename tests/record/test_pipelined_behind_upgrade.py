@@ -76,3 +76,38 @@ logging: {{access: true}}
     assert otlp.by_trace(first).attributes["lineage.decision"] == "allow"
     assert until(lambda: not proxy.process._http.connections)
     assert held(proxy) == 0  # the body read of the one never served is given back
+
+
+def test_one_behind_an_upgrade_request_the_proxy_refuses_is_recorded_unserved_as_behind_the_upgrade(
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, make_proxy: Any, access: AccessLines
+) -> None:
+    """The request asking to upgrade refused by the proxy itself (its model routed nowhere, 404): the connection closes
+    for the upgrade asked, not for that refusal, and the one behind it, which is not refused for anything of its own,
+    is recorded as behind an upgrade request (`invalid_request`). Before 2026-12-05 the refusal's answer, closing the
+    connection, was taken as what closed it (`HttpConnection.closed_by`): the one behind was recorded refused with the
+    first one's code (`model_not_found`), the reason 'behind one answered 404'."""
+    _, url = upstream
+    proxy = make_proxy(f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "{url}"}}]
+routes: [{{model: "m", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
+lineage: {{store: null}}
+logging: {{access: true}}
+""")
+    first, second = f"{0x5FE:032x}", f"{0x5FF:032x}"
+    asking = _post(first, "hi").replace(b"Host: x\r\n", b"Host: x\r\n" + UPGRADE, 1).replace(b'"m"', b'"z"', 1)
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(asking + _post(second, "hi"))
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 404") and b"connection: close" in got.lower(), got
+    refused = otlp.by_trace(first).attributes
+    assert refused["lineage.decision"] == "deny" and refused["error.type"] != "invalid_request", refused
+    a = otlp.by_trace(second).attributes
+    assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: model_not_found
+    assert "upgrade" in a["lineage.reason"], a
+    line = access.of(second)
+    assert (line.decision, line.code, line.status) == ("deny", "invalid_request", 0)  # type: ignore[attr-defined]
