@@ -60,6 +60,7 @@ from proxy.transport.http11 import keep
 
 log = logging.getLogger("lineage_proxy.http")
 
+_VERSION_TAIL: Final = 9  # len(b"HTTP/1.1\r"): what may follow a request line's target and spaces before its line end
 MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default line limits
 SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this long is cut off (nginx's send_timeout)
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
@@ -324,6 +325,15 @@ class HttpConnection(asyncio.Protocol):
         if at < 0:
             return False
         if data.find(b"\n", at + len(target)) >= 0:
+            return True
+        # a line still open ends the read: its target, spaces (llhttp takes several), a piece of its version ("HTTP/1.1\r"
+        # at most). More after it is a field's, its line whole (before 2026-12-05 an open field "X-Big: GET /v1/models
+        # aaaa...", its method and target in it, was taken for the line: its bytes not counted, a head over the limits
+        # refused 431 only once another read came)
+        end = at + len(target)
+        while end < len(data) and data[end] == 32:
+            end += 1
+        if len(data) - end > _VERSION_TAIL:
             return True
         start = at
         while start > 0 and data[start - 1] == 32:  # (the spaces after the method)

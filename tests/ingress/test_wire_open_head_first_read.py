@@ -161,3 +161,34 @@ def test_an_open_head_past_the_limit_is_refused_in_its_first_read_however_many_s
 
     queued, errors = asyncio.run(main())
     assert queued[-1:] == ["HeaderTooLarge"] and errors == 1, (queued, errors)
+
+
+@pytest.mark.parametrize(
+    "value", [b"GET /b ", b"GET  /b ", b"x GET /b "], ids=["method-target", "two-spaces", "inside"]
+)
+@pytest.mark.parametrize("before", [b"", HEALTH], ids=["none", "pipelined"])
+def test_an_open_first_field_holding_the_method_and_target_is_refused_in_its_first_read(
+    value: bytes, before: bytes
+) -> None:
+    """The head's one field, still open, past the limits in the read that began the head, its value holding the
+    method and the target ("X-Big: GET /b aaaa..."): the last " /b" in the read is the field's, with "GET" before it,
+    and was taken for the request line, not whole (`_line_ended`): the field's bytes were not counted and the head was
+    refused 431 only once another read came (a waiting client: 408 at the header timeout). A request line still open
+    ends the read (its target, a piece of its version after it): the field's bytes after the target say it is none."""
+    limit = 1024
+    head = b"GET /b HTTP/1.1\r\nX-Big: " + value + b"a" * (limit + MAX_TARGET + 1)  # no line end
+
+    async def main() -> tuple[list[str], int]:
+        async def handler(req: Request, conn: HttpConnection) -> None:
+            conn.reply(req, 200, b"text/plain", b"ok")
+
+        server = HttpServer(handler, Limits(max_header_bytes=limit))
+        conn = server()
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+        conn.data_received(before + head)  # one read, nothing after it
+        queued = [type(item).__name__ if not isinstance(item, Request) else item.target for item in conn.queue]
+        conn.connection_lost(None)
+        return queued, server.framing_errors
+
+    queued, errors = asyncio.run(main())
+    assert queued[-1:] == ["HeaderTooLarge"] and errors == 1, (queued, errors)
