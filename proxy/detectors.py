@@ -1311,7 +1311,7 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
     if (
         card <= start + 9  # (nine digits at least before the card)
         or _ends_a_window(t, end)
-        or (t.classes.startswith(b"0000 ", start) and not _in_tail(t, start))
+        or (t.classes.startswith(b"0000", start) and not _uk_five_first(t, start) and not _in_tail(t, start))
         or not t.classes.startswith(_FOURS_ENDING, card - 1)
         or t.after(end) in _CARD_JOINED
         or not _issued(t.raw[card : card + 4])
@@ -1328,6 +1328,20 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
     if phone is not None:
         t.alike_end = end
     return phone
+
+
+def _uk_five_first(t: _Text, start: int) -> bool:
+    """Whether a run of numbers before a card starts with a UK number whose first group is of five digits, grouped as
+    one is written (`01632 960123`, `07700 900 123`): the one first group of four digits or more a phone's, not a
+    row's (`_phone_before_card`). Read as any group of five digits or more (helper detfuzz2), an order's number and
+    the next before a card were a phone, none before: `order 12345 67890 4111 …`, `qty 10000 200 3000 4111 …`, until
+    2026-12-05 (helper revdetfuzz2)."""
+    classes = t.classes
+    return (
+        (classes.startswith(b"00000 000000 ", start) or classes.startswith(b"00000 000 000 ", start))
+        and t.raw[start] == 48
+        and t.raw[start + 1] != 48
+    )
 
 
 def _phones_written(t: _Text, start: int, end: int) -> tuple[int, int] | None:

@@ -365,3 +365,27 @@ def test_a_run_whole_in_a_streams_tail_after_white_space_is_read_from_its_start(
         if scanner.found != whole:
             differ.append(cut)
     assert differ == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # before (helper revdetfuzz2): each of these was a phone too, the run's numbers read as one (any first group of
+        # five digits or more was let through as a UK number's, `01632 960123`)
+        ("order 12345 67890 " + _CARD, [(_CARD, "pii:credit_card")]),
+        ("Ref 98765 43210 " + _CARD, [(_CARD, "pii:credit_card")]),
+        ("po 55512 34567 " + _CARD, [(_CARD, "pii:credit_card")]),
+        ("55555 5555555 " + _CARD, [(_CARD, "pii:credit_card")]),
+        ("qty 10000 200 3000 " + _CARD, []),
+        ("lot 12345 123 4567 " + _CARD, []),
+        ("00123 456789 " + _CARD, []),
+        ("order 12345 12346 12347 " + _CARD, []),
+        ("inv 01234 98765 43210 " + _CARD, []),
+        # as since helper detfuzz2: a UK number of five digits first, as it is written
+        ("01632 960123 " + _CARD, [("01632 960123", "pii:phone"), (_CARD, "pii:credit_card")]),
+        ("07700 900 123 " + _CARD, [("07700 900 123", "pii:phone"), (_CARD, "pii:credit_card")]),
+    ],
+)
+def test_a_run_of_order_numbers_before_a_card_holds_no_phone(text: str, found: list[tuple[str, str]]) -> None:
+    assert _found(text) == found
+    assert _streamed_differ(ALL, _PAD + text + " ok " + _PAD) == []
