@@ -132,6 +132,11 @@ class Found:
         object.__setattr__(self, "label", label)
 
 
+# `_Text.alike_stops` until a run of phones not alike is read: one dict, never written to (a default of `{}` mypyc makes
+# anew for each `_Text`, each scan, with a warning at build; helper revdetfuzz2)
+_NO_STOPS: Final[dict[int, int]] = {}
+
+
 class _Text:
     """The UTF-8 bytes of a text and their class string, same length, same offsets; and the stretch of it the
     finders whose every match starts with a digit search (`digits`): all of it unless `scan` narrowed it."""
@@ -152,7 +157,7 @@ class _Text:
     alike_last: int = -1
     # where each of a run of phones written alike or not ends, by where it starts, when they are not alike
     # (`alike_size` 0, `_phones_written`)
-    alike_stops: dict[int, int] = {}
+    alike_stops: dict[int, int] = _NO_STOPS
     # the bytes at its start a stream scanner's window read in the window before (its tail, `StreamScanner`): a card
     # written digit by digit there was judged there, with the lines before it this window may not hold (`_spelled_out`)
     reread: int = 0

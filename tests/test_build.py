@@ -99,6 +99,48 @@ def test_no_except_name_holds_a_compiled_exception_and_another():
     assert not found, found
 
 
+def _final_names(tree: ast.Module) -> set[str]:
+    return {
+        node.target.id
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and ast.unparse(node.annotation).partition("[")[0] == "Final"
+    }
+
+
+def _stored_once(value: ast.expr, finals: set[str]) -> bool:
+    """mypyc's `is_constant`: a literal, a negated number, a tuple of such, True/False/None, a `Final` global."""
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+        value = value.operand
+    if isinstance(value, ast.Tuple):
+        return all(_stored_once(item, finals) for item in value.elts)
+    return isinstance(value, ast.Constant) or (isinstance(value, ast.Name) and value.id in finals)
+
+
+def test_no_compiled_class_defaults_an_attribute_to_what_mypyc_builds_for_each_instance():
+    """A compiled class's attribute default that is no constant (`alike_stops: dict[int, int] = {}`) is evaluated
+    anew in each instance's setup, with mypyc's warning "Unsupported default attribute value" at build: a dict made
+    for every `_Text`, that is every scan a call runs, where the source shares one (helper revdetfuzz2: detectors'
+    `_Text.alike_stops` since e650c20). A dataclass's fields are its own machinery's, not these."""
+    found = []
+    for source in _setup_list():
+        tree = ast.parse((ROOT / source).read_text())
+        finals = _final_names(tree)
+        for cls in ast.walk(tree):
+            if not isinstance(cls, ast.ClassDef) or any("dataclass" in ast.unparse(d) for d in cls.decorator_list):
+                continue
+            for node in cls.body:
+                if (
+                    isinstance(node, ast.AnnAssign)
+                    and node.value is not None
+                    and not ast.unparse(node.annotation).startswith(("ClassVar", "Final"))
+                    and not _stored_once(node.value, finals)
+                ):
+                    found.append(f"{source}:{node.lineno}: {cls.name}: {ast.unparse(node)}")
+    assert not found, found
+
+
 def test_the_readme_names_the_number_of_modules_a_compiled_build_has():
     """`lineage-proxy --version` after `pip install .` says `compiled: N modules`, N what setup.py lists: the README's
     example is what an operator checks a fresh install against (it said 29 while a build compiled 30)."""
