@@ -603,6 +603,10 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # grpc's C core writes lines of its own to stderr at its INFO level unless told otherwise (one a failed TLS
+    # handshake, each retry of an exporter's or upstream's channel), which are not the proxy's log lines, nor JSON
+    # under logging.format: json; its errors it still writes. Before grpc is imported; a user's own setting wins
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     args = build_parser().parse_args(argv)
     _validate(args)
     try:

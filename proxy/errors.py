@@ -27,14 +27,14 @@ def echoed(given: str) -> str:
 
 # what OpenSSL says when the server at an https:// URL answers in plain HTTP (3.0: WRONG_VERSION_NUMBER; 3.2 on:
 # RECORD_LAYER_FAILURE; a few bytes of a plain reply read as a record's length: PACKET_LENGTH_TOO_LONG)
-_PLAINTEXT_REASONS: Final = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+PLAINTEXT_REASONS: Final = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
 
 
 def plaintext_hint(exc: BaseException) -> str:
     """What to add to a failure to reach an upstream whose TLS handshake met a plain-HTTP server (an `https://` url
     for a server that speaks `http://`): OpenSSL's words alone ("wrong version number") do not say it. Else ''."""
     for cause in (exc, exc.__cause__, exc.__context__):
-        if isinstance(cause, ssl.SSLError) and cause.reason in _PLAINTEXT_REASONS:
+        if isinstance(cause, ssl.SSLError) and cause.reason in PLAINTEXT_REASONS:
             return " (the upstream answered in plain HTTP, not TLS: if it serves http, write its url with http://)"
     return ""
 

@@ -6,7 +6,8 @@
 class ExportRefused(ConnectionError):
     """The backend answered a batch with an error status; `retryable` per the OTLP spec."""
 
-    def __init__(self, status: str, retryable: bool, retry_after_s: float | None = None) -> None:
+    def __init__(self, status: str, retryable: bool, retry_after_s: float | None = None, hint: str = "") -> None:
         super().__init__(f"OTLP export answered {status}")
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.hint = hint  # what to do, said after the status however long that is

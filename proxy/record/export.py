@@ -27,6 +27,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from proxy import __version__
+from proxy.errors import PLAINTEXT_REASONS
 from proxy.record import ExportRefused
 from proxy.record.otlp import encode_request
 from proxy.record.sinks import Counts
@@ -258,7 +259,8 @@ class OtlpGrpcSink:
         # as OpenTelemetry's SDKs take `https://api.honeycomb.io`; else OTLP/gRPC's own, 4317
         host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
         target = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 4317)}"
-        if grpc_secure(endpoint, options):
+        self._secure = grpc_secure(endpoint, options)
+        if self._secure:
             credentials = grpc.ssl_channel_credentials(root_certificates=grpc_roots(options))
             self._channel = grpc.secure_channel(target, credentials, options=GRPC_CHANNEL_OPTIONS)
         else:
@@ -289,11 +291,20 @@ class OtlpGrpcSink:
             except grpc.RpcError as exc:
                 code = exc.code() if callable(getattr(exc, "code", None)) else None
                 name = code.name if code is not None else "UNKNOWN"
-                raise ExportRefused(f"{name}: {exc.details() if callable(getattr(exc, 'details', None)) else exc}",
-                                    name in RETRYABLE_GRPC) from exc  # fmt: skip
+                details = str(exc.details() if callable(getattr(exc, "details", None)) else exc)
+                raise ExportRefused(f"{name}: {details}", name in RETRYABLE_GRPC,
+                                    hint=self._plaintext_hint(details)) from exc  # fmt: skip
 
         retrying(once, self._timeout_s)
         return rejected(answer[-1]) if answer and isinstance(answer[-1], bytes) else None
+
+    def _plaintext_hint(self, details: str) -> str:
+        """What to do when this sink's TLS handshake met a collector speaking plain gRPC (grpc says OpenSSL's
+        `WRONG_VERSION_NUMBER` alone): an endpoint without a scheme is spoken over TLS, as the spec has it."""
+        if not self._secure or not any(reason in details for reason in PLAINTEXT_REASONS):
+            return ""
+        return (" (the collector answered in plain gRPC, not TLS: an endpoint without a scheme is spoken over TLS; "
+                "for a plaintext collector write the endpoint with http://, or set telemetry.insecure: true)")  # fmt: skip
 
     def close(self) -> None:
         self._channel.close()
@@ -673,4 +684,4 @@ class BoundedExporter:
 def _short(exc: Exception) -> str:
     text = getattr(exc, "details", None)
     detail = text() if callable(text) else str(exc)
-    return f"{type(exc).__name__}: {detail}"[:300]
+    return f"{type(exc).__name__}: {detail}"[:300] + (exc.hint if isinstance(exc, ExportRefused) else "")
