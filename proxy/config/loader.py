@@ -109,6 +109,20 @@ def _http_url(url: str) -> SplitResult | None:
     return parts if parts is not None and parts.scheme in ("http", "https") and parts.hostname else None
 
 
+def _got(value: Any) -> str:
+    """What a value of the wrong kind is, for its problem (`region: [eu]`: `, got a list`): its kind, never its
+    text (a URL with a password, a key written where a mapping goes: the problem is logged at a reload)."""
+    if isinstance(value, dict):
+        return ", got a mapping"
+    if isinstance(value, list):
+        return ", got a list"
+    if value is None or isinstance(value, bool):
+        return f", got {str(value).lower() if value is not None else 'null'}"
+    if isinstance(value, str):
+        return ", got ''" if value == "" else ", got a string"
+    return ", got a number" if isinstance(value, int | float) else ""
+
+
 def _verbatim(value: Any) -> Any:
     if isinstance(value, str):
         return Verbatim(value)
@@ -348,7 +362,7 @@ class _Reader:
         if value is None and optional:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
-            self.problem(path, "expected a non-empty string")
+            self.problem(path, "expected a non-empty string" + _got(value))
             return None
         if isinstance(value, str) and "\x00" in value:  # no file name, address or header holds one
             self.problem(path, "holds a NUL character")
@@ -482,7 +496,7 @@ class _Reader:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            self.problem(path, "expected a mapping")
+            self.problem(path, "expected a mapping" + _got(value))
             return {}
         for key in value:
             if key not in known:
@@ -501,7 +515,7 @@ class _Reader:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.problem(path, "expected a list")
+            self.problem(path, "expected a list" + _got(value))
             return []
         out = []
         for index, raw in enumerate(value):
