@@ -4,7 +4,9 @@ Collector's docs write it), which the exporter speaks over TLS as the OpenTeleme
 Found by a first user's afternoon (helper huntuser): grpc's C core wrote its own lines to stderr, one a retry
 (`I1205 07:45:40.162627 11717 ssl_transport_security.cc:2563] Handshake failed ...`), so under `logging.format: json`
 stderr was no longer one JSON object a line; and the proxy's one line said OpenSSL's `WRONG_VERSION_NUMBER`, not what
-to do (write the endpoint with http://, or telemetry.insecure: true)."""
+to do (write the endpoint with http://, or telemetry.insecure: true). Over http/protobuf an `https://` endpoint whose
+collector serves plain HTTP likewise said `SSLError: [SSL: WRONG_VERSION_NUMBER]` alone, where an upstream's says
+what to do (README, Use it)."""
 
 from __future__ import annotations
 
@@ -17,28 +19,37 @@ import orjson
 import pytest
 
 from tests.harness import ServeProcess, dead_port
+from tests.servers.otlp_http_receiver import OtlpHttpReceiver
 from tests.servers.otlp_receiver import OtlpReceiver
 
+# each protocol's plaintext collector, the endpoint its exporter speaks TLS to, and what the line must advise
+PROTOCOLS = {
+    "grpc": ("{port}", ("plain gRPC", "http://", "telemetry.insecure: true")),
+    "http/protobuf": ("https://{port}", ("plain HTTP", "http://")),
+}
 
-@pytest.fixture
-def plaintext_collector() -> Iterator[int]:
-    receiver = OtlpReceiver()
+
+@pytest.fixture(params=list(PROTOCOLS))
+def plaintext_collector(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    receiver = OtlpReceiver() if request.param == "grpc" else OtlpHttpReceiver()
     port = receiver.start()
     try:
-        yield port
+        yield request.param, port
     finally:
         receiver.stop()
 
 
 def test_tls_to_a_plaintext_collector_is_said_in_json_lines_with_what_to_do(
-    tmp_path: Path, plaintext_collector: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, plaintext_collector: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    protocol, port = plaintext_collector
+    endpoint, advice = PROTOCOLS[protocol]
     config = tmp_path / "proxy.yaml"
     config.write_text(
         "listen: {http: '127.0.0.1:0'}\n"
         f"upstreams: [{{name: m, url: 'http://127.0.0.1:{dead_port()}'}}]\n"
         "routes: [{model: '*', upstream: m}]\npolicy: {anonymous: allow}\nlineage: {store: null}\n"
-        f"telemetry: {{exporter: otlp, protocol: grpc, endpoint: '127.0.0.1:{plaintext_collector}', "
+        f"telemetry: {{exporter: otlp, protocol: {protocol}, endpoint: '{endpoint.format(port=f'127.0.0.1:{port}')}', "
         "export_timeout_s: 1}\nlogging: {format: json}\n"
     )
     for key in ("GRPC_VERBOSITY", "GRPC_TRACE"):  # as a user's shell has them: unset
@@ -56,4 +67,4 @@ def test_tls_to_a_plaintext_collector_is_said_in_json_lines_with_what_to_do(
     for line in proxy.stderr:
         assert line.startswith("{"), f"not a JSON line: {line!r}"
     message = orjson.loads(failed)["message"]
-    assert "plain" in message and "http://" in message and "telemetry.insecure: true" in message, message
+    assert all(words in message for words in advice), message

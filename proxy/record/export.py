@@ -684,4 +684,14 @@ class BoundedExporter:
 def _short(exc: Exception) -> str:
     text = getattr(exc, "details", None)
     detail = text() if callable(text) else str(exc)
-    return f"{type(exc).__name__}: {detail}"[:300] + (exc.hint if isinstance(exc, ExportRefused) else "")
+    return f"{type(exc).__name__}: {detail}"[:300] + _advice(exc)
+
+
+def _advice(exc: Exception) -> str:
+    """What to do, said after a failure's cut text: a TLS handshake that met a plaintext collector (OpenSSL's
+    `WRONG_VERSION_NUMBER` alone does not say it). Else ''."""
+    if isinstance(exc, ExportRefused):
+        return exc.hint
+    if isinstance(exc, ssl.SSLError) and exc.reason in PLAINTEXT_REASONS:
+        return " (the collector answered in plain HTTP, not TLS: if it serves http, write its endpoint with http://)"
+    return ""
