@@ -806,7 +806,8 @@ class _Reader:
         if digest is not None:
             digest = digest.lower()
             if not _SHA256_HEX.fullmatch(digest):
-                self.problem(f"{path}.api_key_sha256", "expected 64 hex digits (sha256 of the key, never the key)")
+                self.problem(f"{path}.api_key_sha256", "expected 64 hex digits (sha256 of the key, never the key: "
+                             "`printf %s KEY | sha256sum` prints it)")  # fmt: skip
         purposes = self.purposes(f"{path}.purposes", section.get("purposes"))
         default = self.purpose(f"{path}.default_purpose", section.get("default_purpose"))
         if default is not None and purposes is not None and default not in purposes:
