@@ -48,7 +48,7 @@ from proxy.config.model import (
     kserve_openai_url,
 )
 from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, names_protocol, telemetry_from_env
-from proxy.config.yamlfile import StrictLoader, not_utf8, surrogate, surrogates, written
+from proxy.config.yamlfile import StrictLoader, not_utf8, surrogate, surrogates, tab_hint, written
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
@@ -188,6 +188,7 @@ def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None 
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         hint = UNQUOTED_VARIABLE if mark and text[mark.index - 1 : mark.index + 1] == "${" else ""
+        hint = hint or tab_hint(text, mark)
         raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}{hint}"]) from exc
     unwritable: list[str] = []
     surrogates(raw, "", unwritable)

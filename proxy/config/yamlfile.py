@@ -194,3 +194,13 @@ def node_surrogates(root: yaml.Node | None, source: str) -> list[str]:
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(reversed(node.value))
     return found
+
+
+def tab_hint(text: str, mark: Any) -> str:
+    """What to add to YAML's error at a tab (`found character '\\t' that cannot start any token`), which names no
+    cure: an editor's tab where YAML takes spaces only. Else ''."""
+    return (
+        " (a tab, which YAML does not take here: write spaces)"
+        if mark and text[mark.index : mark.index + 1] == "\t"
+        else ""
+    )
