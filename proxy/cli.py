@@ -371,6 +371,21 @@ def _positive(text: str) -> int:
     return value
 
 
+MAX_WORKERS = 256
+
+
+def _workers(text: str) -> int:
+    """`--workers`: at least 1, at most `MAX_WORKERS` (a slip such as 99999 would fork processes until the machine
+    is out of them: before 2026-12-05 it started hundreds, holding the machine minutes before it failed)."""
+    value = _positive(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_WORKERS}, not {value} (a worker a core is the most that helps: this machine has "
+            f"{os.cpu_count() or 1})"
+        )
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -398,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, metavar="PATH",
                        help="the YAML config (its keys: the README's Configuration by example; `lineage-proxy demo` "
                        "prints the path of a sample one to start from)")  # fmt: skip
-    serve.add_argument("--workers", type=_positive, default=1, metavar="N",
-                       help="processes sharing the ports (SO_REUSEPORT; default 1)")  # fmt: skip
+    serve.add_argument("--workers", type=_workers, default=1, metavar="N",
+                       help=f"processes sharing the ports (SO_REUSEPORT; default 1, at most {MAX_WORKERS})")  # fmt: skip
     serve.add_argument("--log-level", choices=levels,
                        help="log verbosity on stderr (default: the config's logging.level, else info)")  # fmt: skip
     serve.set_defaults(func=cmd_serve, subparser=serve)

@@ -132,6 +132,7 @@ def test_every_option_of_every_command_has_help_text() -> None:
     ("args", "message"),
     [
         (("serve", "--config", "x.yaml", "--workers", "0"), "--workers: must be at least 1, not 0"),
+        (("serve", "--config", "x.yaml", "--workers", "99999"), "--workers: at most 256, not 99999"),
         (("demo", "--port", "70000"), "--port: a port is 0-65535, not 70000"),
         (("edges", "--store", "x.db", "--decision", "bogus"), "--decision: invalid choice: 'bogus'"),
     ],
