@@ -50,10 +50,10 @@ def _items_history(calls: int) -> list[Any]:
 
 
 WALKS = {
-    "chat": (_chat_history, openai._MESSAGE_NAMED, openai._MESSAGE_INNER),
-    "ollama": (_chat_history, ollama._FIELDS, ollama._INNER),
-    "anthropic": (_blocks_history, anthropic._BLOCK_NAMED, anthropic._BLOCKS),
-    "responses": (_items_history, openai._INPUT_NAMED, openai._PARTS),
+    "chat": (_chat_history, openai._MESSAGE_NAMED, openai._MESSAGE_INNER, None),
+    "ollama": (_chat_history, ollama._FIELDS, ollama._INNER, None),
+    "anthropic": (_blocks_history, anthropic._MESSAGE_NAMED, anthropic._CONTENT, anthropic._BELOW),
+    "responses": (_items_history, openai._INPUT_NAMED, openai._PARTS, None),
 }
 
 
@@ -62,18 +62,18 @@ WALKS = {
 def test_the_walk_costs_no_python_per_message(api: str) -> None:
     """Each object was looked at in Python (a 200-message chat history: 20,732 instructions of the walk, a tenth of
     `read_request`'s); now a level of them at a time, its keys and children gathered in C."""
-    history, fields, inner = WALKS[api]
+    history, fields, inner, below = WALKS[api]
     walk = protocols.nested_named_as_fields
     lines = {
-        calls: python_lines(partial(walk, history(calls), fields, inner), protocols.__file__) for calls in (10, 1_000)
+        calls: python_lines(partial(walk, history(calls), fields, inner, below), protocols.__file__)
+        for calls in (10, 1_000)
     }
     assert lines[1_000] == lines[10] < 80, lines
 
 
 def _refused(walk: str, items: list[Any]) -> str:
-    _, fields, inner = WALKS[walk]
     with pytest.raises(InvalidRequest) as refused:
-        protocols.nested_named_as_fields(items, fields, inner)
+        protocols.nested_named_as_fields(items, *WALKS[walk][1:])
     return str(refused.value.param)
 
 
@@ -83,8 +83,9 @@ def test_a_key_go_takes_for_a_field_is_refused_at_every_depth_whatever_sits_besi
     assert _refused("chat", [*beside, {"role": "assistant", "tool_calls": [*beside, call]}]) == "arguments"
     assert _refused("chat", [{"role": "user", "content": [*beside, {"type": "text", "Text": "x"}]}]) == "text"
     assert _refused("ollama", [{"role": "assistant", "tool_calls": [{"function": {"Name": "pay"}}]}]) == "name"
-    result = {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "Text": "x"}]}
-    assert _refused("anthropic", [{"role": "user", "content": [result]}]) == "text"
+    assert _refused("anthropic", [{"role": "user", "content": [*beside, {"type": "text", "Text": "x"}]}]) == "text"
+    image = {"type": "image", "source": {"type": "base64", "Data": "x"}}
+    assert _refused("anthropic", [{"role": "user", "content": [image]}]) == "data"
     output = {"type": "computer_call_output", "call_id": "c", "output": {"type": "input_image", "Image_Url": "x"}}
     assert _refused("responses", [output]) == "image_url"
 
@@ -101,6 +102,11 @@ def test_what_is_no_struct_of_go_is_passed_over() -> None:
                                          *WALKS[walk][1:])  # fmt: skip
     use = {"type": "tool_use", "id": "t", "name": "run", "input": own}
     protocols.nested_named_as_fields([{"role": "assistant", "content": [use]}], *WALKS["anthropic"][1:])
+    # (a tool result's blocks are maps to Go, exact keys; a message's, a block's, a source's keys of no field of theirs)
+    result = {"type": "tool_result", "tool_use_id": "t", "content": [own, {"type": "text", "text": "x", **own}]}
+    image = {"type": "image", "source": {"type": "base64", "data": "x", "Text": "y", "Content": "z"}}
+    message = {"role": "user", "content": [result, image, {"type": "text", "text": "x", "Data": "y"}], "URL": "z"}
+    protocols.nested_named_as_fields([message], *WALKS["anthropic"][1:])
     item = {"type": "local_shell_call", "call_id": "c", "action": own}
     protocols.nested_named_as_fields([item, [own]], *WALKS["responses"][1:])
 

@@ -21,7 +21,7 @@ from proxy.protocols import openai as openai_protocol
 from tests.servers.vllm_like import SERVED
 from tests.test_agent_session_read_whole import CONFIG
 
-BLOCKS = (anthropic._BLOCK_NAMED, anthropic._BLOCKS)
+BLOCKS = (anthropic._MESSAGE_NAMED, anthropic._CONTENT, anthropic._BELOW)
 
 
 def _messages(count: int) -> list[Any]:
@@ -33,42 +33,48 @@ def _blocks(count: int) -> list[Any]:
     return [{"role": "user", "content": [{"type": "text"} for _ in range(count - 1)]}]
 
 
-def _results(count: int) -> list[Any]:
-    """One message of tool results, each of one block: `count` objects in all (an odd number)."""
-    return [{"role": "user", "content": [{"type": "tool_result", "content": [{"type": "text"}]}
+def _sources(count: int) -> list[Any]:
+    """One message of images, each with its source: `count` objects in all (an odd number)."""
+    return [{"role": "user", "content": [{"type": "image", "source": {"type": "base64"}}
                                          for _ in range((count - 1) // 2)]}]  # fmt: skip
 
 
-@pytest.mark.parametrize("shape", [_messages, _blocks, _results], ids=["messages", "blocks", "results"])
+# the key Go takes for a field of the last object's level (a message's, a block's, an image source's)
+_SPELT = {"messages": ("Content", "content"), "blocks": ("Text", "text"), "sources": ("Data", "data")}
+
+
+@pytest.mark.parametrize("shape", [_messages, _blocks, _sources], ids=list(_SPELT))
 def test_the_walk_looks_at_no_more_than_the_limit(shape: Any) -> None:
-    """As many objects as the limit (the results' shape: one fewer) are looked at, every one: a key Go takes for a
-    field in the last refused; one more, and the walk says it left some, a key in the last one not looked at."""
+    """As many objects as the limit (the sources' shape: one fewer) are looked at, every one: a key Go takes for a
+    field of the last one's level refused; one more, and the walk says it left some, a key in the last one not looked
+    at."""
+    key, field = _SPELT[shape.__name__.strip("_")]
     at_limit = shape(MAX_STRINGS)
     assert nested_named_as_fields(at_limit, *BLOCKS) is True
     past = shape(MAX_STRINGS + 2)
     assert nested_named_as_fields(past, *BLOCKS) is False
     last = at_limit[-1] if shape is _messages else at_limit[0]["content"][-1]
-    if shape is _results:
-        last = last["content"][-1]
-    last["Text"] = "alice@example.com"
-    with pytest.raises(InvalidRequest, match="write it 'text'"):
+    if shape is _sources:
+        last = last["source"]
+    last[key] = "alice@example.com"
+    with pytest.raises(InvalidRequest, match=f"write it '{field}'"):
         nested_named_as_fields(at_limit, *BLOCKS)
     last = past[-1] if shape is _messages else past[0]["content"][-1]
-    if shape is _results:
-        last = last["content"][-1]
-    last["Text"] = "alice@example.com"  # (past the limit: not looked at)
+    if shape is _sources:
+        last = last["source"]
+    last[key] = "alice@example.com"  # (past the limit: not looked at)
     assert nested_named_as_fields(past, *BLOCKS) is False
 
 
 def test_a_million_tiny_objects_are_not_all_looked_at() -> None:
     """A body's worth (a million objects and arrays, the most a body may hold): the walk stops at the limit, whatever
     the API's fields."""
-    walks = [(openai_protocol._MESSAGE_NAMED, openai_protocol._MESSAGE_INNER),
-             (ollama_protocol._FIELDS, ollama_protocol._INNER), BLOCKS]  # fmt: skip
-    for fields, inner in walks:
+    walks = [(openai_protocol._MESSAGE_NAMED, openai_protocol._MESSAGE_INNER, None),
+             (ollama_protocol._FIELDS, ollama_protocol._INNER, None), BLOCKS]  # fmt: skip
+    for fields, inner, below in walks:
         calls = [{"tool_calls": [{"function": {}}], "content": [{}]} for _ in range(199_000)]
         calls[-1]["tool_calls"][0]["function"]["Name"] = "past the limit"  # (not looked at)
-        assert nested_named_as_fields(calls, fields, inner) is False
+        assert nested_named_as_fields(calls, fields, inner, below) is False
 
 
 def test_a_chat_past_the_walks_limit_is_scan_truncated(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]

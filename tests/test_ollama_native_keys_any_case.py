@@ -298,3 +298,30 @@ def test_an_image_source_key_go_takes_for_a_messages_api_field_is_refused(vllm, 
     reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=30)
     assert reply.status_code == 200, reply.text
     assert len(server.data_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"role": "user", "content": "hi", "URL": "x"},
+     {"role": "user", "content": "hi", "Text": "x", "Source": "y"},
+     {"role": "user", "content": [{"type": "text", "text": "hi", "Data": "x", "Media_Type": "y"}]},
+     {"role": "user", "content": [{"type": "text", "text": "what is it?"},
+                                  {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                               "data": PIXEL, "Text": "x", "Content": "y"}}]},
+     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                   "content": [{"type": "text", "text": "sent", "Text": "x", "Input": {"a": 1}}]}]},
+     {"role": "user", "content": [{"type": "text", "text": "hi", "Cache_Control": {"type": "ephemeral"}}]}],
+    ids=["message URL", "message Text", "text block Data", "source Text", "tool result block Text", "Cache_Control"],
+)  # fmt: skip
+def test_a_key_go_matches_to_no_field_at_its_level_is_forwarded(vllm, make_proxy, message) -> None:  # type: ignore[no-untyped-def]
+    """Each level of a Messages API body is its own struct to Go (`MessageParam`: `role`, `content`; `ContentBlock`;
+    an image's `ImageSource`: `type`, `media_type`, `data`, `url`), and a tool result's blocks are maps (exact keys):
+    a key that is no field of its level's struct in any case is ignored by Ollama, so it is forwarded, read as user
+    text as any unknown key is. Before 2026-12-05 one field set served every level and the walk went into a tool
+    result's blocks: a message's `"URL"`, a text block's `"Data"` were refused, 400."""
+    server, upstream = vllm
+    proxy = make_proxy(EMAIL_ZONE_STORED, UPSTREAM=upstream)
+    body = {"model": SERVED, "max_tokens": 8, "messages": [message]}
+    reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-purpose": "ads"}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert len(server.data_requests()) == 1

@@ -334,6 +334,8 @@ def named_as_fields(item: dict[str, Any], fields: frozenset[str]) -> None:
                                      param=field)  # fmt: skip
 
 
+# the fields (JSON names) and the inner keys of the objects under a key, by key (`nested_named_as_fields`' `below`)
+Levels = dict[str, tuple[frozenset[str], frozenset[str]]]
 # the values an object holds when nothing in it is an object or a list (`nested_named_as_fields`' quick check)
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 _VALUES: Final = dict.values  # (bound once: one lookup a call, not two)
@@ -343,7 +345,9 @@ _DICT: Final = frozenset({dict}).__contains__  # (a type's test in C, for `map` 
 _LIST: Final = frozenset({list}).__contains__
 
 
-def nested_named_as_fields(items: list[Any], fields: frozenset[str], inner: frozenset[str]) -> bool:
+def nested_named_as_fields(
+    items: list[Any], fields: frozenset[str], inner: frozenset[str], below: Levels | None = None
+) -> bool:
     """`named_as_fields` for each object in `items` (messages, input items) and each object under its `inner`
     keys (a list of them: content parts, blocks, tool calls; or one: a call's function), and under theirs: Go decodes
     these into structs too (Ollama's `Message`, `ToolCall`, an Anthropic `ContentBlock`), a key spelt otherwise taken
@@ -353,7 +357,9 @@ def nested_named_as_fields(items: list[Any], fields: frozenset[str], inner: froz
     the `inner` keys present and the keys not `fields`, not with the objects (a 200-message agent history: three
     levels). At most `MAX_STRINGS` values are looked at, the levels' together: False when some were left (the adapter
     marks the request `unscanned`, as for texts past the limit). Before 2026-12-05 every one was, 0.17-0.4 s of the
-    event loop for a body of a million tiny objects."""
+    event loop for a body of a million tiny objects. `below`: the fields and inner keys of the objects under a key, when
+    they are another struct than the one they are under (an Anthropic block's `source`); without it, or for a key it
+    does not name, `fields` and `inner` serve every level."""
     whole = True
     if len(items) > MAX_STRINGS:
         items = items[:MAX_STRINGS]
@@ -364,8 +370,13 @@ def nested_named_as_fields(items: list[Any], fields: frozenset[str], inner: froz
     except TypeError:  # not a list of objects (`dict.values` refuses another value): looked at level by level, below
         pass
     level = items
+    named = fields
+    within = inner
+    others: list[tuple[list[Any], frozenset[str], frozenset[str]]] = []  # (levels of other structs, `below`'s)
     room = MAX_STRINGS
-    while level:
+    while level or others:
+        if not level:
+            level, named, within = others.pop()
         if len(level) > room:  # (past the values looked at: the rest unread, a slice from the start)
             level = level[:room]
             whole = False
@@ -375,12 +386,19 @@ def nested_named_as_fields(items: list[Any], fields: frozenset[str], inner: froz
         keys = dict.fromkeys(
             _FLAT(level)
         )  # (the level's keys, each once, in body order: an unknown one looked at once)
-        named_as_fields(keys, fields)
+        named_as_fields(keys, named)
         children: list[Any] = []
-        for key in inner.intersection(keys):
+        for key in within.intersection(keys):
             found: list[Any] = list(map(_GET, level, repeat(key)))
-            children.extend(_FLAT(compress(found, map(_LIST, map(type, found)))))
-            children.extend(compress(found, map(_DICT, map(type, found))))
+            if below is not None and key in below:  # (another struct's: a level of its own)
+                struct = below[key]
+                others.append((
+                    [*_FLAT(compress(found, map(_LIST, map(type, found)))),
+                     *compress(found, map(_DICT, map(type, found)))],
+                    struct[0], struct[1]))  # fmt: skip
+            else:
+                children.extend(_FLAT(compress(found, map(_LIST, map(type, found)))))
+                children.extend(compress(found, map(_DICT, map(type, found))))
         level = children
     return whole
 

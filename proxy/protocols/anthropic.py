@@ -48,15 +48,20 @@ _PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "t
 # Anthropic-compatible API) is refused (`named_as_fields`), as it would be read as another field
 _NAMED: Final = frozenset({"model", "messages", "system", "stream", "stop_sequences", "metadata", "thinking",
                            "chat_template", *_RENDERED, *_PARAMS})  # fmt: skip
-# the JSON names of a message's and a content block's fields (Ollama's `MessageParam`, `ContentBlock`: structs, their
-# keys matched as the body's are): a tool_use block's `"Input"` is its `input`, printed whole (keys and numbers). With
-# `cache_control` (no field of Ollama's: a coding agent marks its blocks so), such blocks take the quick check, in C.
-# An image block's `source` is a struct of Go's too (`ImageSource`: `type`, `media_type`, `data`, `url`; Ollama decodes
-# `data` as the image when `type` is `base64`), its keys checked with the blocks' (one set for every level)
-_BLOCK_NAMED: Final = frozenset({"role", "content", "type", "text", "citations", "source", "id", "name", "input",
-                                 "tool_use_id", "is_error", "thinking", "signature", "cache_control", "media_type",
-                                 "data", "url"})  # fmt: skip
-_BLOCKS: Final = frozenset({"content", "source"})  # (a message's blocks, a tool result's; an image's source)
+# the JSON names of a message's fields, a content block's, an image source's: each level a struct of Go's in Ollama's
+# Anthropic-compatible API (`MessageParam`, `ContentBlock`, `ImageSource`), its keys matched as the body's are, so a key
+# Go takes for a field of its level is refused: a tool_use block's `"Input"` is its `input`, printed whole (keys and
+# numbers); a source's `"Data"` its image. Only its level's fields (before 2026-12-05 one set served every level: a
+# message's `"URL"`, a text block's `"Data"` were refused, though Go ignores them there). A tool result's blocks, a
+# system block, a tool use's `input` are maps to Go (exact keys), citations unread: not walked
+_MESSAGE_NAMED: Final = frozenset({"role", "content"})
+_BLOCK_NAMED: Final = frozenset({"type", "text", "citations", "source", "id", "name", "input", "tool_use_id", "content",
+                                 "is_error", "thinking", "signature"})  # fmt: skip
+_SOURCE_NAMED: Final = frozenset({"type", "media_type", "data", "url"})
+_NONE: Final[frozenset[str]] = frozenset()
+_CONTENT: Final = frozenset({"content"})  # (a message's blocks)
+# (a message's blocks: `ContentBlock`s, their sources within; a block's source: an `ImageSource`)
+_BELOW: Final = {"content": (_BLOCK_NAMED, frozenset({"source"})), "source": (_SOURCE_NAMED, _NONE)}
 
 
 def read_request(body: bytes, operation: str = "chat") -> Request:
@@ -67,7 +72,7 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     if not isinstance(data.get("messages"), list):
         raise InvalidRequest("'messages' is required and must be a list", param="messages")
-    walked = nested_named_as_fields(data["messages"], _BLOCK_NAMED, _BLOCKS)
+    walked = nested_named_as_fields(data["messages"], _MESSAGE_NAMED, _CONTENT, _BELOW)
     joined, all_joined = join_text_parts(data["messages"], data.get("system"), blocks=True, size=len(body))
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them, beside the texts (most: none)
