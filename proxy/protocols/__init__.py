@@ -404,21 +404,28 @@ def nested_named_as_fields(
 
 
 def request_strings(
-    data: dict[str, Any], rendered: frozenset[str], out: list[str], reprinted: list[str] | None = None
+    data: dict[str, Any],
+    rendered: frozenset[str],
+    out: list[str],
+    reprinted: list[str] | None = None,
+    budget: list[int] | None = None,
 ) -> bool:
     """Every string of a request body that may reach the model, in body order: each top-level value but
     the parameters (numbers, booleans, null) and `NOT_DATA`, so a field the proxy does not know (an
     engine's own, a new API's) is scanned, not skipped. Values under `rendered` keys are what chat
     templates print whole (tool definitions, schemas, template arguments): `rendered_strings`; the
-    rest (messages, prompts, inputs) `user_strings` (`reprinted` as there). False when some were past `MAX_STRINGS`."""
+    rest (messages, prompts, inputs) `user_strings` (`reprinted` as there). False when some were past `MAX_STRINGS`.
+    `budget`: the objects looked at, shared with the caller's other reads (`user_strings`'), as there."""
     whole = True
-    objects = [MAX_STRINGS]  # (the objects and lists `user_strings` still looks at: the fields' together)
+    # (the objects and lists `user_strings` and `rendered_strings` still look at, the fields' together, and the strings
+    # taken before that were counted for more: `budget`'s)
+    objects = [MAX_STRINGS, 0] if budget is None else budget
     for key, value in data.items():
         kind = type(value)
         if (kind is not str and kind is not list and kind is not dict) or key in NOT_DATA:
             continue
         if key in rendered:
-            whole = rendered_strings(value, out) and whole
+            whole = rendered_strings(value, out, budget=objects) and whole
         else:
             whole = user_strings(value, out, reprinted, objects) and whole
             if kind is dict and key in _TOKENIZED_KEYS:  # (a dict's key compared only: most bodies have no dict here)
@@ -461,8 +468,8 @@ def user_strings(
     `MAX_STRINGS` are taken, and as many objects and lists looked at (three more a string taken): False when some were
     left (the adapter marks the request `unscanned`). A tool call's
     `arguments` string's numbers written with an exponent go to `reprinted` as servers print them (`reprinted_numbers`;
-    into `out` when it is None). `budget`: the objects still looked at, shared by several values (a request's fields),
-    left as this one leaves it."""
+    into `out` when it is None). `budget`: the objects still looked at and the strings taken before that were counted
+    for more (`len(out)` then), shared by several values (a request's fields), left as this one leaves it."""
     if type(value) is str:
         if value:
             # counted as any string is: a request's top-level fields each come here (`request_strings`), and a body of
@@ -478,7 +485,7 @@ def user_strings(
     # string taken (a message, its blocks' list, a block: as many strings as are read are never past it). Before
     # 2026-12-05 every one was, only strings counted: 999,000 empty blocks took 1.2-3.1 s of the event loop, interpreted
     objects = MAX_STRINGS if budget is None else budget[0]
-    credited = len(out)  # (the strings taken before: not this value's)
+    credited = len(out) if budget is None else budget[1]  # (the strings taken before that were counted for more)
     while stack and len(out) < MAX_STRINGS:
         if not objects:
             objects = 3 * (len(out) - credited)
@@ -486,6 +493,7 @@ def user_strings(
             if not objects:  # past the objects looked at: the rest unread, text or not
                 if budget is not None:
                     budget[0] = 0
+                    budget[1] = credited
                 return False
         objects -= 1
         item = stack.pop()
@@ -504,7 +512,9 @@ def user_strings(
                     printed = item.get(key)
                     if type(printed) is dict or type(printed) is list:
                         payloads = key == "input" or id(item) in printed_as_repr
-                        whole = rendered_strings(printed, out, payloads=payloads) and whole
+                        shared = [objects, credited]  # (counted as this walk's: `objects` goes on from it)
+                        whole = rendered_strings(printed, out, payloads=payloads, budget=shared) and whole
+                        objects, credited = shared[0], shared[1]
                         children = [child for child in children if child is not printed]
             elif block == "file":  # a chat file part: its name and its data, as a server that reads it does
                 file = item.get("file")
@@ -527,7 +537,9 @@ def user_strings(
                 elif (type(results) is dict and results.get("type") != "web_search_tool_result_error") or (
                     type(results) is int or type(results) is float  # (printed as JSON too: a card number)
                 ):
-                    whole = rendered_strings(results, out) and whole
+                    shared = [objects, credited]
+                    whole = rendered_strings(results, out, budget=shared) and whole
+                    objects, credited = shared[0], shared[1]
                     children = [child for child in children if child is not results]
             elif block is None and item.get("role", "user") != "user" and type(item.get("content")) is list:
                 # vLLM prints a tool result outside a user message as the Python repr of its blocks: an
@@ -537,7 +549,9 @@ def user_strings(
             if type(arguments) is dict or type(arguments) is list:
                 # a tool call's arguments as a JSON object, not a string of it: llama.cpp prints them as JSON
                 # (`args.dump()`), keys and numbers too, as a tool call's `input` is
-                whole = rendered_strings(arguments, out) and whole
+                shared = [objects, credited]
+                whole = rendered_strings(arguments, out, budget=shared) and whole
+                objects, credited = shared[0], shared[1]
                 children = [child for child in children if child is not arguments]
             elif type(arguments) is str and _REPRINTED.search(arguments) is not None:
                 whole = reprinted_numbers(arguments, out if reprinted is None else reprinted) and whole
@@ -568,6 +582,7 @@ def user_strings(
             out.append(stack.pop())
     if budget is not None:
         budget[0] = objects
+        budget[1] = credited
     return whole and not (stack and any(map(_holds_text, stack)))  # what is left over may hold no text at all
 
 
@@ -748,28 +763,48 @@ def _payload(key: str, value: Any) -> bool:
     return key in _PAYLOADS and not _text_source(key, value)
 
 
-def rendered_strings(value: Any, out: list[str], *, payloads: bool = True) -> bool:
+def rendered_strings(value: Any, out: list[str], *, payloads: bool = True, budget: list[int] | None = None) -> bool:
     """Every string, object key and number of a JSON value, as text, in document order: what a chat
     template prints with `tojson` (tool definitions, JSON schemas, template arguments), where no key is
     framing, a property may be named `url` and an enum may hold a card number. `payloads=False` skips
-    binary payloads (`_PAYLOADS`: an image in a tool's result). False when some were past `MAX_STRINGS`."""
+    binary payloads (`_PAYLOADS`: an image in a tool's result). False when some were past `MAX_STRINGS`, or past the
+    objects and lists looked at: as many, and three more a string taken, as `user_strings` looks at (`budget`: shared
+    with it, a request's fields' together). Before 2026-12-05 every one was: `"tools": [{}] * 999000` took 0.4-0.8 s
+    of the event loop, interpreted, read as whole."""
     stack = [value]
+    objects = MAX_STRINGS if budget is None else budget[0]
+    credited = len(out) if budget is None else budget[1]  # (the strings taken before that were counted for more)
     while stack and len(out) < MAX_STRINGS:
         item = stack.pop()
         kind = type(item)
         if kind is str:
             if item:
                 out.append(item)
-        elif kind is dict:
-            for key, child in reversed(item.items()):
-                if not payloads and _payload(key, child):
-                    continue
-                stack.append(child)
-                stack.append(key)
-        elif kind is list:
-            stack.extend(reversed(item))
+        elif kind is dict or kind is list:
+            if not objects:
+                objects = 3 * (len(out) - credited)
+                credited = len(out)
+                if not objects:  # past the objects looked at: the rest unread, text or not
+                    if budget is not None:
+                        budget[0] = 0
+                        budget[1] = credited
+                    return False
+            objects -= 1
+            if kind is dict:
+                for key, child in reversed(item.items()):
+                    if not payloads and _payload(key, child):
+                        continue
+                    stack.append(child)
+                    stack.append(key)
+            else:
+                stack.extend(reversed(item))
         elif kind is int or kind is float:
             out.append(repr(item))
+    if budget is not None:
+        budget[0] = objects
+        budget[1] = credited
+    if len(stack) > objects:  # (past the strings, more values left than objects still looked at: not all gone over)
+        return False
     return not (stack and any(map(_holds_scalar, stack)))  # what is left over may hold nothing that prints
 
 

@@ -20,6 +20,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
+    MAX_STRINGS,
     Header,
     NotItsBody,
     Request,
@@ -92,19 +93,22 @@ def read_request(target: Target, body: bytes) -> Request:
         raise InvalidRequest("'model' must be a string (or left out: the '*' route's model)", param="model")
     texts: list[str] = []
     parameters = data.get("parameters")
-    whole = request_strings({key: value for key, value in data.items() if key != _PARAMETERS}, _NONE, texts)
+    budget = [MAX_STRINGS, 0]  # (the objects looked at: the body's, its parameters' too, as `request_strings` counts)
+    whole = request_strings(
+        {key: value for key, value in data.items() if key != _PARAMETERS}, _NONE, texts, None, budget
+    )
     given: dict[str, Any] = parameters if type(parameters) is dict else {}
     if parameters is not None and not given:  # no object: a value TGI refuses (422), read all the same
-        whole = user_strings(parameters, texts) and whole
+        whole = user_strings(parameters, texts, None, budget) and whole
     params: list[tuple[str, Any]] = []
     version = None
     for key, value in given.items():
         if key == _ADAPTER:
             version = TGI_ADAPTER + value if type(value) is str and value else None
         elif key == _GRAMMAR:
-            whole = rendered_strings(value, texts) and whole
+            whole = rendered_strings(value, texts, budget=budget) and whole
         else:
-            whole = user_strings(value, texts) and whole
+            whole = user_strings(value, texts, None, budget) and whole
             name = _PARAMS.get(key)
             if name is not None and value is not None:
                 params.append((name, _param(name, value)))
