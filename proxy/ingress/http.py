@@ -623,8 +623,15 @@ class HttpIngress:
         ex = _exchange(pipeline, request.method, request.path, request.header)
         if pipeline.client_address:
             ex.outcome.client = conn.client
-        if not whole and conn.reloaded and not conn.cut:
-            ended: ProxyError = DrainCut(
+        if not whole and conn.upgraded and not conn.draining:
+            # its head partly read when the one asking to upgrade before it was answered (`HttpConnection._head_cut`)
+            ended: ProxyError = InvalidRequest(
+                "lineage-proxy closed the connection before this request's head had arrived whole: it was pipelined "
+                "behind one asking to upgrade the connection (lineage-proxy does not switch protocols, and closes it "
+                "after that one's answer); send it again on a new connection"
+            )
+        elif not whole and conn.reloaded and not conn.cut:
+            ended = DrainCut(
                 "lineage-proxy closed the connection before this request's head had arrived whole, for a reload that "
                 "changed listen.tls client authentication (requests are identified on new connections); send it again"
             )
@@ -661,6 +668,15 @@ class HttpIngress:
                 "lineage-proxy stopped (SIGTERM) before this request was served: it was pipelined behind the reply "
                 "that closed the connection for the drain"
             )
+        elif conn.closing:
+            # behind a reply framed by the connection's close (a stream to an HTTP/1.0 client, which has no chunked
+            # coding): no reply can follow that one's body on the connection. Before any upgrade request read behind
+            # it, itself among them (until 2026-12-05 recorded as pipelined behind one asking to upgrade)
+            ended = InvalidRequest(
+                "lineage-proxy closed the connection before this request was served: it was pipelined behind a reply "
+                "whose body ends with the connection (a stream to an HTTP/1.0 client); send it again on a new "
+                "connection, or speak HTTP/1.1"
+            )
         elif conn.upgraded:
             # behind a request asking to upgrade (`Connection: Upgrade`), served as it is and answered closing the
             # connection (`HttpConnection.upgraded`); before 2026-12-05 dropped unread with no record
@@ -668,14 +684,6 @@ class HttpIngress:
                 "lineage-proxy closed the connection before this request was served: it was pipelined behind one "
                 "asking to upgrade the connection (lineage-proxy does not switch protocols, and closes it after that "
                 "one's answer); send it again on a new connection"
-            )
-        elif conn.closing:
-            # behind a reply framed by the connection's close (a stream to an HTTP/1.0 client, which has no chunked
-            # coding): no reply can follow that one's body on the connection
-            ended = InvalidRequest(
-                "lineage-proxy closed the connection before this request was served: it was pipelined behind a reply "
-                "whose body ends with the connection (a stream to an HTTP/1.0 client); send it again on a new "
-                "connection, or speak HTTP/1.1"
             )
         else:
             ended = LeftUnread("the client left before its request was served (pipelined behind one not yet answered)")

@@ -226,6 +226,10 @@ class HttpConnection(asyncio.Protocol):
             # a Content-Length body is taken here; a chunked one is refused. What follows it is read with a new parser
             # until it is answered, the requests in it recorded unserved (`upgraded`); before 2026-12-05 none was read
             # after it (`_broken`), a request pipelined behind it dropped with no record
+            # a request before it in this read was refused (its body: `_drop`): no read after this one is read, as
+            # with no upgrade request behind it (before 2026-12-05 that request cleared `_broken`: reading went on
+            # behind the refusal, and its bodies counted against limits.bodies_max_bytes until it was answered)
+            refused = self._broken
             self._broken = True
             last = self.queue[-1] if self.queue else None  # llhttp stops right after the upgrade request's head
             rest = b""
@@ -242,7 +246,9 @@ class HttpConnection(asyncio.Protocol):
                         last.complete = False
                         self._upgrade_body = last
                         taken = self._take_upgrade_body(data[upgrade.args[0] :])
-                        if taken is None:  # more of it to come
+                        if taken is None and refused:  # never served: the rest of its body is not read
+                            self._upgrade_body = None
+                        elif taken is None:  # more of it to come
                             self._reading = True
                             self.transport.resume_reading()  # type: ignore[union-attr]
                         else:
@@ -251,6 +257,8 @@ class HttpConnection(asyncio.Protocol):
                         rest = data[upgrade.args[0] :]
             if rest:
                 self.data_received(rest)
+            if refused:
+                self._broken = True
         except httptools.HttpParserError as exc:
             # what a callback refused, kept by it: not the error's __context__, which Python sets to whatever
             # exception was being handled when llhttp's error was raised (in the compiled build, one an
@@ -286,7 +294,11 @@ class HttpConnection(asyncio.Protocol):
                     # its line is read: a target past MAX_TARGET is refused (414) as it comes, and the rest of a
                     # line (a method llhttp knows, its version) is a few bytes, not max_header_bytes (>= 1024)
                     line_read = True
-                if over is not None:
+                if over is not None and self.upgraded:
+                    # behind a request asking to upgrade nothing is refused, never answered: dropped, not counted
+                    # malformed, as a head over the limits that completes in the read (before 2026-12-05 counted)
+                    self._broken = True
+                elif over is not None:
                     self._refuse(over, line_read)
         if len(self.queue) >= PIPELINE_DEPTH and self._reading:
             self._reading = False
@@ -736,13 +748,16 @@ class HttpConnection(asyncio.Protocol):
                     self._deadline = self._head_started + server.header_timeout_s
                 else:
                     self._arm(server.idle_timeout_s)
-        if self.upgraded:  # the request asking to upgrade was answered: nothing more is read
-            self._broken = True
         # (`closing` alone: its reply closed the connection itself, a stream to an HTTP/1.0 client framed by its close)
         if self.queue and (self.lost or self.closing or self.closed_by is not None or self.upgraded):
             self._unserved()
-        if self.draining:
-            self._head_cut()
+        if self.draining or self.upgraded:
+            self._head_cut()  # (behind an upgrade request: before 2026-12-05 a head partly read was dropped unrecorded)
+        if self.upgraded:
+            # the request asking to upgrade was answered: nothing more is read, its body neither (never served, it
+            # was given back by `_unserved`: before 2026-12-05 the rest of it was counted again, for the process's life)
+            self._broken = True
+            self._upgrade_body = None
         self._close()
 
     def _unserved(self) -> None:
@@ -770,7 +785,9 @@ class HttpConnection(asyncio.Protocol):
         """A request head only partly arrived when the drain (SIGTERM) closes the connection (the client's bytes were
         read, the call had begun): recorded `drain_timeout`, unserved (`HttpServer.record_unserved`), as a head
         refused unread is, its method and path when its request line came whole, nothing of its fields read (a
-        client that left meanwhile made no call). Before 2026-12-05 it was dropped with no record."""
+        client that left meanwhile made no call). Before 2026-12-05 it was dropped with no record. So too one only
+        partly arrived when the request asking to upgrade before it is answered (`upgraded`: the connection closes),
+        recorded refused as behind that one (before 2026-12-05 dropped with no record)."""
         request = self.parsing
         record = self.server.record_unserved
         # (`_broken`: nothing more was read, and `parsing` is a head refused (`_refuse`), recorded as its refusal when
@@ -786,7 +803,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             request.target = ""
         self.parsing = None
-        if self.cut or not self.reloaded:
+        if self.draining and (self.cut or not self.reloaded):
             self.server.heads_cut += 1  # said by the drain's warning (`HttpServer.shutdown`)
         try:
             record(request, self, False)
