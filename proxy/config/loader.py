@@ -270,7 +270,10 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     _, sep, rest = text.partition("://")
     if sep:  # `http://host:port`: a listener would fail to start, a grpc upstream never resolve, after `check` said ok
         address = rest.split("/", 1)[0].rpartition("@")[2] or "host:port"
-        raise ValueError(f"expected host:port without a scheme, got {redact_userinfo(text)!r} (write {address!r})")
+        raise ValueError(f"expected host:port without a scheme, got {shown_url(text)!r} (write {address!r})")
+    if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
+        address = text.rpartition("@")[2] or "host:port"
+        raise ValueError(f"a host:port holds no user or password, got {redact_userinfo(text)!r} (write {address!r})")
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
     else:
@@ -654,10 +657,10 @@ class _Reader:
             parts = _http_url(url)
             if parts is None:
                 port_problem = _url_port_problem(url)
-                self.problem(f"{path}.url", f"{port_problem} in {redact_userinfo(url)!r}" if port_problem else
-                             f"expected an http:// or https:// URL, got {redact_userinfo(url)!r}")  # fmt: skip
+                self.problem(f"{path}.url", f"{port_problem} in {shown_url(url)!r}" if port_problem else
+                             f"expected an http:// or https:// URL, got {shown_url(url)!r}")  # fmt: skip
             elif "@" in parts.netloc or parts.query or parts.fragment:  # none of them is sent: said, not dropped
-                self.problem(f"{path}.url", f"a user, password, query or fragment in {redact_userinfo(url)!r} is not "
+                self.problem(f"{path}.url", f"a user, password, query or fragment in {shown_url(url)!r} is not "
                              "sent to the upstream: give its key as api_key, and the URL as scheme://host:port/path")  # fmt: skip
             scheme = parts.scheme if parts is not None else ""
             url = url.rstrip("/")
@@ -977,8 +980,8 @@ class _Reader:
             url = f"http://{endpoint}" if grpc_target else endpoint
             if _http_url(url) is None:
                 port_problem = _url_port_problem(url)
-                self.problem(path, f"{port_problem} in {redact_userinfo(endpoint)!r}" if port_problem else
-                             f"expected an http:// or https:// URL, got {redact_userinfo(endpoint)!r}")  # fmt: skip
+                self.problem(path, f"{port_problem} in {shown_url(endpoint)!r}" if port_problem else
+                             f"expected an http:// or https:// URL, got {shown_url(endpoint)!r}")  # fmt: skip
         return endpoint
 
     def flat_values(self, path: str, mapping: dict[Any, Any]) -> dict[Any, Any]:
@@ -1131,7 +1134,7 @@ class _Reader:
             url = transport.get("url")
             parts = _split(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-                shown = redact_userinfo(url) if isinstance(url, str) else url
+                shown = shown_url(url) if isinstance(url, str) else url
                 port_problem = _url_port_problem(url) if isinstance(url, str) else None
                 self.problem(path if url_given else f"{path}.url", f"{port_problem} in {shown!r}" if port_problem
                              else f"expected an http(s):// URL, got {shown!r}")  # fmt: skip
@@ -1300,6 +1303,17 @@ def redact_userinfo(text: str) -> str:
     may be a token, entirely): for a URL in a log line or a config problem, and for an error that quotes
     one. A text that starts with a userinfo is taken as a URL missing its `scheme://`."""
     return _USERINFO.sub(lambda m: f"{m[1]}{m[2].partition(':')[0]}:***@" if ":" in m[2] else f"{m[1]}***@", text)
+
+
+def shown_url(text: str) -> str:
+    """A URL as a config problem quotes it: its password hidden (`redact_userinfo`), and its query and fragment
+    (`?***`): a query may hold a key (`?key=...`, as some APIs and collectors take theirs), and a reload logs
+    problems."""
+    shown = redact_userinfo(text)
+    for mark in ("#", "?"):
+        head, sep, _ = shown.partition(mark)
+        shown = head + (f"{mark}***" if sep else "")
+    return shown
 
 
 def read_secret(path: str) -> bytes:
