@@ -1021,6 +1021,11 @@ class _Reader:
             else host_sidecar(),
         )
         self.store_url(lineage)
+        postgres = lineage.store is not None and lineage.store.startswith(("postgresql://", "postgres://"))
+        for key in ("journal", "journal_max_rows") if not postgres else ():
+            if key in s.values:  # as the model's default, never read: a SQLite store (or none) has no journal
+                self.warnings.append(f"lineage.{key}: never used: only a PostgreSQL lineage.store (postgresql://...) "
+                                     "has a journal (remove it)")  # fmt: skip
         if lineage.integrity_key_file is not None:
             problem = key_problem(lineage.integrity_key_file)
             if problem is not None:
