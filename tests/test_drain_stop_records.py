@@ -337,7 +337,7 @@ def test_spans_lost_in_an_outage_still_on_at_the_stop_are_said(
     assert proxy.proc.wait(30) == 0
     said = "".join(proxy.stderr)
     assert (
-        "ERROR proxy" in said and "1 spans not exported at shutdown: the collector has failed since before the " in said
+        "ERROR proxy" in said and "1 span not exported at shutdown: the collector has failed since before the " in said
     ), said
 
 

@@ -602,7 +602,9 @@ class BoundedExporter:
                       "lineage_proxy_spans_export_failed_total)", refused, len(batch), partly[1][:300] if partly else "")  # fmt: skip
         if recovered:
             lost = self.failed + self.dropped - self._lost_before_outage
-            log.warning("span export recovered; %d spans were lost during the outage", lost)
+            log.warning(
+                "span export recovered; %s %s lost during the outage", _spans(lost), "was" if lost == 1 else "were"
+            )
         return True
 
     def _run(self) -> None:
@@ -677,8 +679,13 @@ class BoundedExporter:
                 reason = f"an export was still in flight after {timeout:g} s (the collector is slow or not answering)"
             else:
                 reason = f"not sent within {timeout:g} s"
-            log.error("%d spans not exported at shutdown: %s", lost, reason)
+            log.error("%s not exported at shutdown: %s", _spans(lost), reason)
         self._sink.close()
+
+
+def _spans(n: int) -> str:
+    """`1 span`, `2 spans`: for a loss's line (it said `1 spans`)."""
+    return "1 span" if n == 1 else f"{n} spans"
 
 
 def _short(exc: Exception) -> str:
