@@ -68,3 +68,41 @@ def test_tls_to_a_plaintext_collector_is_said_in_json_lines_with_what_to_do(
         assert line.startswith("{"), f"not a JSON line: {line!r}"
     message = orjson.loads(failed)["message"]
     assert all(words in message for words in advice), message
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "certificate", "said", "unsaid"),
+    [
+        ("{addr}", False, "an endpoint without a scheme is spoken over TLS; for a plaintext collector write the "
+                          "endpoint with http://", "certificate"),
+        ("https://{addr}", False, "an https:// endpoint is spoken over TLS; for a plaintext collector write the "
+                                  "endpoint with http://", "without a scheme"),
+        ("http://{addr}", True, "an http:// endpoint given a certificate, telemetry.certificate or "
+                                "OTEL_EXPORTER_OTLP_CERTIFICATE, is spoken over TLS; for a plaintext collector give none",
+         "write the endpoint with http://"),
+    ],
+)  # fmt: skip
+def test_the_advice_fits_what_made_the_grpc_export_tls(
+    tmp_path: Path, endpoint: str, certificate: bool, said: str, unsaid: str
+) -> None:
+    """Reviewing 3621091 (helper revuser): its advice was one sentence whatever made the export TLS, so an
+    `https://` endpoint was told `an endpoint without a scheme is spoken over TLS`, and an `http://` one given a
+    certificate (which the spec has speak TLS) was told to write the endpoint with http://, as it was already."""
+    from proxy.record import ExportRefused
+    from proxy.record.export import OtlpGrpcSink, SinkOptions
+    from proxy.record.otlp import encode_resource, encode_scope
+    from tests.certs import Authority
+
+    receiver = OtlpReceiver()
+    port = receiver.start()
+    options = SinkOptions(certificate=str(Authority(tmp_path).pair.cert) if certificate else None)
+    sink = OtlpGrpcSink(endpoint.format(addr=f"127.0.0.1:{port}"), 1.0, encode_resource({}), encode_scope("t", "0"),
+                        options)  # fmt: skip
+    try:
+        with pytest.raises(ExportRefused) as refused:
+            sink.send([])
+    finally:
+        sink.close()
+        receiver.stop()
+    assert "plain gRPC" in refused.value.hint and said in refused.value.hint, refused.value.hint
+    assert unsaid not in refused.value.hint, refused.value.hint

@@ -260,6 +260,7 @@ class OtlpGrpcSink:
         host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
         target = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 4317)}"
         self._secure = grpc_secure(endpoint, options)
+        self._scheme = parts.scheme if "://" in endpoint else ""  # what made it TLS, for `_plaintext_hint`
         if self._secure:
             credentials = grpc.ssl_channel_credentials(root_certificates=grpc_roots(options))
             self._channel = grpc.secure_channel(target, credentials, options=GRPC_CHANNEL_OPTIONS)
@@ -300,10 +301,16 @@ class OtlpGrpcSink:
 
     def _plaintext_hint(self, details: str) -> str:
         """What to do when this sink's TLS handshake met a collector speaking plain gRPC (grpc says OpenSSL's
-        `WRONG_VERSION_NUMBER` alone): an endpoint without a scheme is spoken over TLS, as the spec has it."""
+        `WRONG_VERSION_NUMBER` alone), by what made it TLS (`grpc_secure`): an endpoint without a scheme, as the spec
+        has it, an https:// one, or an http:// one given a certificate."""
         if not self._secure or not any(reason in details for reason in PLAINTEXT_REASONS):
             return ""
-        return (" (the collector answered in plain gRPC, not TLS: an endpoint without a scheme is spoken over TLS; "
+        if self._scheme == "http":
+            return (" (the collector answered in plain gRPC, not TLS: an http:// endpoint given a certificate, "
+                    "telemetry.certificate or OTEL_EXPORTER_OTLP_CERTIFICATE, is spoken over TLS; for a plaintext "
+                    "collector give none, or set telemetry.insecure: true)")  # fmt: skip
+        said = "an https:// endpoint" if self._scheme == "https" else "an endpoint without a scheme"
+        return (f" (the collector answered in plain gRPC, not TLS: {said} is spoken over TLS; "
                 "for a plaintext collector write the endpoint with http://, or set telemetry.insecure: true)")  # fmt: skip
 
     def close(self) -> None:
