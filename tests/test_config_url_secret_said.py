@@ -88,3 +88,36 @@ def test_addresses_and_urls_without_a_key_read_as_before() -> None:
                    env={})  # fmt: skip
     assert config.upstreams[0].grpc == "triton.internal:8001"
     assert config.telemetry.endpoint == "https://c:4318/?tenant=a"
+
+
+def env_problems(text: str, env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(LISTEN + text, env=env)
+    return list(caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("config", "said"),
+    [
+        (
+            UPSTREAM + BASE + "telemetry: {exporter: otlp, endpoint: 'http://c:4318', insecure: '${KEY}'}\n",
+            "telemetry.insecure: expected true or false, got '${KEY}' as expanded",
+        ),
+        (
+            UPSTREAM + BASE + "limits: {max_body_bytes: '${KEY}'}\n",
+            "limits.max_body_bytes: expected a number, got '${KEY}' as expanded",
+        ),
+        (
+            UPSTREAM + BASE + "logging: {format: '${KEY}'}\n",
+            "logging.format: must be one of",
+        ),
+    ],
+    ids=["boolean", "number", "choice"],
+)
+def test_a_value_a_variable_made_is_said_by_its_variable_never_its_text(config: str, said: str) -> None:
+    """A variable's value set in the wrong key (an API key in `insecure: ${KEY}`) is never quoted: its problem names
+    the variable as written (found reviewing 992dcc9: `got 's3cretXYZ'`)."""
+    found = env_problems(config, {"KEY": SECRET})
+    assert any(said in problem for problem in found), found
+    assert not any(SECRET in problem for problem in found), found
+    assert any("'${KEY}' as expanded" in problem for problem in found), found

@@ -123,6 +123,14 @@ def _got(value: Any) -> str:
     return ", got a number" if isinstance(value, int | float) else ""
 
 
+def _shown(raw: Any, value: Any) -> str:
+    """A value quoted in its problem: as written, when a ${VAR} made it (`'${KEY}' as expanded`: the variable's
+    value may be a secret set in the wrong key, and the problem is logged at a reload), else as it is."""
+    if isinstance(raw, str) and raw != value and "${" in raw:
+        return f"{raw!r} as expanded"
+    return repr(value)
+
+
 def _verbatim(value: Any) -> Any:
     if isinstance(value, str):
         return Verbatim(value)
@@ -409,16 +417,16 @@ class _Reader:
         return value
 
     def number(self, path: str, value: Any, *, minimum: float = 0.0, maximum: float | None = None) -> float | None:
-        value = self.expand(path, value)
+        raw, value = value, self.expand(path, value)
         try:
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
         except (TypeError, ValueError, OverflowError):  # (an integer past a float's range: `1` and 400 zeros)
-            self.problem(path, f"expected a number, got {value!r}")
+            self.problem(path, f"expected a number, got {_shown(raw, value)}")
             return None
         if not math.isfinite(number):  # `.nan` passes every bound; `1e400` is infinite
-            self.problem(path, f"expected a finite number, got {value!r}")
+            self.problem(path, f"expected a finite number, got {_shown(raw, value)}")
             return None
         if number < minimum or (maximum is not None and number > maximum):
             bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
@@ -440,12 +448,12 @@ class _Reader:
         return int(number)
 
     def boolean(self, path: str, value: Any) -> bool | None:
-        value = self.expand(path, value)
+        raw, value = value, self.expand(path, value)
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        self.problem(path, f"expected true or false, got {value!r}")
+        self.problem(path, f"expected true or false, got {_shown(raw, value)}")
         return None
 
     def choice(self, path: str, value: Any, options: tuple[str, ...]) -> str | None:
@@ -455,7 +463,7 @@ class _Reader:
             return None
         text = self.string(path, value)
         if text is not None and text not in options:
-            self.problem(path, f"must be one of {', '.join(options)}, got {text!r}")
+            self.problem(path, f"must be one of {', '.join(options)}, got {_shown(value, text)}")
             return None
         return text
 
