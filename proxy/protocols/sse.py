@@ -607,13 +607,20 @@ class SseObserver:
         decoder decodes each line as UTF-8 as it comes (`raw_line.decode("utf-8")`), and raises `UnicodeDecodeError` at
         one that is not, a comment too, unless it stopped at `[DONE]` before it (at its event's blank line): the
         upstream's error. A line not yet whole is looked at once it is. Before 2026-12-05 none was (helper sse2)."""
-        if self.outcome.error_type or self._past_done or data.find(b"\n", at) < 0:  # (in the line not yet whole)
-            return
+        # (an error held in the open event (`_HELD`), which the reply's end without a blank line drops, is no error: the
+        # decode raises whether a blank line comes or not; `data: x`, then `\xff` a read after it, and the body's end
+        # passed as a success until 2026-12-05, helper revsse3)
+        held = self._ending & _HELD
+        if (self.outcome.error_type and not held) or self._past_done or data.find(b"\n", at) < 0:
+            return  # (`data.find`: in the line not yet whole)
         done = _DONE_LINE.search(data, 0, at) if self.json_every_event else None  # (no end to the Anthropic SDK)
         # (the blank line of `[DONE]`'s event before it: the SDK stopped there)
         begin = done.start() if done is not None else 0 if self._ending & _STOPS else -1
         if begin < 0 or (b"\n" + data[:at]).find(b"\n\n", begin) < 0:
-            self._stream_error()
+            if held:
+                self._ending &= ~_HELD
+            else:
+                self._stream_error()
 
     def _framing_dropped(self, data: bytes) -> bytes:
         """`data`, whole lines from its first line end on, without those that change nothing (`_NO_OP_LINES`): each
