@@ -1221,8 +1221,10 @@ class SseObserver:
     def in_band_error(self) -> None:
         """An error the upstream sent in the stream: the call is recorded with `error.type` `STREAM_ERROR`, unless
         something else ended it (`Exchange.finish`). Read in an event's data, it is the SDK's once a blank line ends the
-        event (`_HELD`): not when the reply ends before it (`finish`)."""
-        if not self.outcome.error_type and not self._past_done:
+        event (`_HELD`): not when the reply ends before it (`finish`). Nor in an event whose data begins `[DONE]`
+        (`_STOPS`), which the SDK never parses: `data: [DONE]`, then `data: x` (or, since 2026-12-05, `data: \x0b`) in
+        its event was `upstream_error` where the SDK stopped, until 2026-12-05 (helper revsse3)."""
+        if not self.outcome.error_type and not self._past_done and not self._ending & _STOPS:
             self.outcome.error_type = STREAM_ERROR
             self._ending |= _HELD
 
