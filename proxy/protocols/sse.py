@@ -100,8 +100,17 @@ _LONE_EVENTS: Final = re.compile(rb"\n\n(?:event:[^\n]*\n\n)+")  # (each with th
 # and ends the name an `event: error` line before it gave (dropped as changing nothing before 2026-12-04)
 _BARE_EVENT: Final = re.compile(rb"\nevent(?=\n)")
 # one of them that an Anthropic client raises at all the same (its SSE decoder dispatches a named event without data)
-_LONE_ERROR: Final = re.compile(rb"\n\nevent: ?error\n\n")
+_LONE_ERROR: Final = re.compile(
+    rb"\n\nevent: ?(?:error|message_start|message_delta|message_stop|content_block_(?:start|delta|stop)|completion)\n\n"
+)  # (and one of `_PARSED_NAMES`, which it parses as JSON: no data is none)
 _ERROR_NAMES: Final = frozenset({b"event:error", b"event: error"})  # (an `event:` line naming `error`)
+# the events whose data the Anthropic SDK parses as JSON (`sse.json()` in `Stream.__stream__`, anthropic-sdk-python
+# 0.121.0; not its Managed Agents' names): at one whose data is none, none at all or two objects joined, it raises
+# (`_parsed`; helper revsse3)
+_PARSED_NAMES: Final = frozenset(
+    {b"message_start", b"message_delta", b"message_stop", b"content_block_start", b"content_block_delta",
+     b"content_block_stop", b"completion"}
+)  # fmt: skip
 # past where a reply is read (`_late_errors`): what an event (a JSON line) that is the upstream's error holds
 # (`late_words`: a Responses `response.failed` event need hold no `error`), each looked for apart (`bytes.find`: an
 # alternation in `re` read 16 MB ten times slower) ...
@@ -257,6 +266,10 @@ class SseObserver:
     _utf8: codecs.IncrementalDecoder | None = None
     _late_stops = False  # a `[DONE]` line came: the SDK stops at the blank line that ends its event
     _late_lf = False  # the piece before ended in a line end
+    # with `typed_by_name`, the open event's data as the Anthropic SDK parses it at the blank line that ends it, when
+    # named one of `_PARSED_NAMES`: 0 none (or white space), 1 one JSON object, 2 no JSON, 3 not judged (even: the SDK raises) (an array, a
+    # JSON text alone); a class default (no work a call)
+    _parsed = 0
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -475,8 +488,8 @@ class SseObserver:
                 if self._event is not None and not self._dispatch():
                     # (the event ended: named `error`, the upstream's; the read's events again from its first blank
                     # line, the one that ended this event or one before it)
-                    if self._name in _ERROR_NAMES and self.typed_by_name:
-                        self._stream_error()
+                    if self._name is not None and self.typed_by_name:
+                        self._named_end()
                     self._name = None
                     self._tail = b"\n"
                     self._late_errors(data)
@@ -485,10 +498,16 @@ class SseObserver:
                     # with `typed_by_name`, an event named `error` is the upstream's error whatever its data: the SDK's
                     # decoder dispatches a named event at its blank line, data or none, and raises at one named `error`
                     # (none, data that is no JSON, or read before the name came: each passed as a success before
-                    # 2026-12-04)
-                    if self._name in _ERROR_NAMES and self.typed_by_name:
-                        self._stream_error()
+                    # 2026-12-04); so is one of `_PARSED_NAMES` whose data is no JSON (until 2026-12-05)
+                    if self.typed_by_name:
+                        parsed = self._parsed
+                        self._parsed = 0
+                        # (`_named_end`, inline: an ordinary event's data is one object, `parsed` 1)
+                        if self._name in _ERROR_NAMES or (not parsed & 1 and self._named_parsed()):
+                            self._stream_error()
                     self._name = None
+                elif self._parsed:  # (an event not named: its data is no later event's)
+                    self._parsed = 0
                 over = self.ended
         if self._partial_size > MAX_LINE:
             self._give_up()
@@ -926,6 +945,8 @@ class SseObserver:
             # the SDK raised, until 2026-12-05)
             payload = line[5:].strip(_JSON_SPACE)
             if not payload or payload[0] != _BRACE:
+                if payload and self.typed_by_name:
+                    self._parsed_not_object(payload)
                 # (`[DONE]x` too: the openai SDKs stop at any data so begun; to them, past one space after the colon
                 # (`data:  [DONE]`) it is data that is no JSON, which they raise at: `_DONES`; until 2026-12-05 the end)
                 if payload.startswith(b"[DONE]") and (not self.json_every_event or line.startswith(_DONES)):
@@ -980,6 +1001,8 @@ class SseObserver:
                 if ended:  # (an error it held is the SDK's: the blank line came)
                     self._ending = 0
                 return self._partial is not None
+        if self.typed_by_name:  # (its first line `{`: no object joined is no JSON)
+            self._parsed = 2
         if self.json_every_event:
             if not _json_text(event):  # the SDK's `json.loads` raises at its data
                 self.in_band_error()
@@ -989,6 +1012,29 @@ class SseObserver:
                 return self._unread_event()
         return self._refuse()
 
+    def _parsed_not_object(self, payload: bytes) -> None:
+        """A `data:` line of an Anthropic stream (`typed_by_name`) whose value is no JSON object (`_parsed`): an array
+        begun, or a JSON text alone, is not judged (the SDK's reading of one is not an error it raises at once)."""
+        if not self._parsed and (_json_text(payload) or (payload[0] == _BRACKET and not payload.startswith(b"[DONE]"))):
+            self._parsed = 3
+        else:
+            self._parsed = 2
+
+    def _named_end(self) -> None:
+        """The blank line that ends an event of an Anthropic stream (`typed_by_name`) that is named: one named `error`
+        is the upstream's error whatever its data, and so is one the SDK parses as JSON (`_PARSED_NAMES`) whose data is
+        none (`_parsed`), which it raises at: `event: content_block_delta` with `data: x`, with no data, or with two
+        objects was a success until 2026-12-05 (helper revsse3)."""
+        parsed = self._parsed
+        self._parsed = 0
+        if self._name in _ERROR_NAMES or (not parsed & 1 and self._named_parsed()):
+            self._stream_error()
+
+    def _named_parsed(self) -> bool:
+        """Whether the open event's name is one the Anthropic SDK parses the data of (`_PARSED_NAMES`)."""
+        name = self._name
+        return name is not None and (name[7:] if name[6:7] == b" " else name[6:]) in _PARSED_NAMES
+
     def _read_event(self, reply: dict[str, Any]) -> None:
         """An event's data, read as its API's clients read it: with `typed_by_name`, data without a `type` has the
         type its `event:` line names (anthropic-sdk-python: `if "type" not in data: data["type"] = sse.event`,
@@ -996,12 +1042,14 @@ class SseObserver:
         (the SDK raises it). An `event:` line after the event's data comes too late to type it (one naming `error` is
         the upstream's error all the same, at the blank line that ends the event)."""
         name = self._name
-        if name is not None and self.typed_by_name:
-            value = name[7:] if name[6:7] == b" " else name[6:]
-            if "type" not in reply:
-                reply["type"] = value.decode("utf-8", "replace")
-            elif value == b"error" and reply["type"] != "error":
-                self.in_band_error()
+        if self.typed_by_name:
+            self._parsed = 2 if self._parsed else 1  # (a second object in the event: joined, no JSON)
+            if name is not None:
+                value = name[7:] if name[6:7] == b" " else name[6:]
+                if "type" not in reply:
+                    reply["type"] = value.decode("utf-8", "replace")
+                elif value == b"error" and reply["type"] != "error":
+                    self.in_band_error()
         self.event(reply)
 
     def _refuse(self) -> bool:
