@@ -752,6 +752,7 @@ class SseObserver:
             # (the SDK decodes each line as UTF-8 all the same, past `MAX_LINE` too: the line not yet whole so far)
             self._utf8 = codecs.getincrementaldecoder("utf-8")()
             self._late_stops = bool(self._ending & _STOPS)
+            self._late_lf = True  # (the line not yet whole begins at a line's start)
             for piece in partial:
                 self._late_utf8(piece)
         self._partial = None
@@ -781,6 +782,7 @@ class SseObserver:
             return
         if (self._late_stops or b"[DONE]" in data) and self._late_done(data, len(data)):
             self._utf8 = None  # (nothing more is looked at)
+        self._late_lf = data.endswith(b"\n")
 
     def _late_done(self, data: bytes, end: int) -> bool:
         """Whether the SDK stopped before `data[end]` (`_late_utf8`): at the blank line that ends the event of a `[DONE]`
@@ -791,12 +793,13 @@ class SseObserver:
         if self._late_stops:
             stopped = (data[:1] == b"\n" and self._late_lf) or data.find(b"\n\n", 0, end) >= 0
         else:
-            done = _DONE_LINE.search(data, 0, end)
+            # (from 1 when the piece begins in a line: `^` matches at 0 all the same; `data: [DONE]` inside a line past
+            # `MAX_LINE`, at a piece's start, stopped the check until 2026-12-05, helper revsse3)
+            done = _DONE_LINE.search(data, 0 if self._late_lf else 1, end)
             if done is None:
                 return False
             self._late_stops = True
             stopped = data.find(b"\n\n", done.start(), end) >= 0
-        self._late_lf = data.endswith(b"\n")
         return stopped
 
     def _late_after(self, lines: list[bytes], line: bytes, last: bytes) -> None:
