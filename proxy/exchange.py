@@ -583,6 +583,19 @@ class Exchange:
             self._observer_failed()
         return False
 
+    def ending(self) -> bool:
+        """A reply passed on as it arrives has ended (its last chunk, or its close): one its observer kept whole is read
+        now (`SseObserver.ending`); True when it reads on as an event stream, which the caller reads a slice a loop turn
+        (`more`) before it asks whether the reply ended early (`unfinished`, `cut_short`)."""
+        observer = self._observer
+        if not isinstance(observer, SseObserver) or self._finished:
+            return False
+        try:
+            return observer.ending()
+        except Exception:
+            self._observer_failed()
+        return False
+
     def _whole_read(self, observer: SseObserver) -> None:
         """A whole reply read to its end as an event stream (`whole`, `more`): one that ended before its API's last
         event is `upstream_incomplete` (counted at `finish` as the call's type), unless the call has a type already."""

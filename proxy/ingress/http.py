@@ -836,17 +836,8 @@ class HttpIngress:
                     data = await resp.read()
                 except Exception as exc:
                     raise ex.upstream_failed(exc) from None
-            more = ex.whole(data)
-            try:
-                while more:  # a reply read as an event stream a slice a loop turn (`Exchange.more`)
-                    await asyncio.sleep(0)
-                    more = ex.more()
-            except asyncio.CancelledError:
-                # its client left, or the drain cut it: the rest read on so too before the call is recorded (`_gone`),
-                # not all in one turn at `finish` (until 2026-12-05); cancelled again, `finish` reads what is left
-                while ex.more():
-                    await asyncio.sleep(0)
-                raise
+            if ex.whole(data):  # a reply read as an event stream a slice a loop turn (`Exchange.more`)
+                await _read_on(ex)
             ex.finish()
             small = len(data) < 65536  # a small reply goes in one write (one send), head and body joined once
             head, _ = self._head(request, conn, ex, resp, len(data), data if small else b"")
@@ -952,6 +943,8 @@ class HttpIngress:
                     if (
                         waiting is None
                     ):  # the reply's end (one that came at its API's last event, or its size, ended the loop)
+                        if ex.ending():  # kept whole and no JSON: read as an event stream a slice a loop turn
+                            await _read_on(ex)
                         if not resp.until_close and ex.unfinished():
                             # its last chunk came before its event stream's end: the upstream ended it incomplete, and
                             # so does the client's body, whose SDK ends it without an error (the openai SDK's
@@ -989,6 +982,21 @@ class HttpIngress:
         # not leave
         conn.closed_by = UpstreamTimeout if isinstance(exc, TimeoutError) else UpstreamUnavailable
         conn.abort()
+
+
+async def _read_on(ex: Exchange) -> None:
+    """The slices of a reply its observer reads on (`Exchange.whole`, `Exchange.ending`), one a loop turn (before
+    2026-12-05 all of it in one turn). Its client left, or the drain cut it: the rest read on so too before the call is
+    recorded (`_gone`), not all in one turn at `finish`; cancelled again, `finish` reads what is left."""
+    try:
+        while True:
+            await asyncio.sleep(0)
+            if not ex.more():
+                return
+    except asyncio.CancelledError:
+        while ex.more():
+            await asyncio.sleep(0)
+        raise
 
 
 def _gone(conn: HttpConnection, ex: Exchange) -> None:

@@ -243,3 +243,49 @@ def test_a_client_that_leaves_while_the_slices_are_read_leaves_the_rest_read_a_s
         # for before the proxy stops (under load the stop came first, 458,500 of 1,048,668 bytes read)
         assert until(lambda: sum(read) == len(SIZED_STREAM))
     assert len(turned) >= 10 and all(turned), turned  # before: the slices after the third in one turn
+
+
+# a chunked JSON reply that is none (begun `{`: kept whole, to be read at its end), an event stream after its first line
+KEPT_STREAM = b"{}\n" + SIZED_STREAM
+
+
+async def _answer_chunked(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    await request_body(head, reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for at in range(0, len(KEPT_STREAM), PIECE):
+        piece = KEPT_STREAM[at : at + PIECE]
+        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    return True
+
+
+@pytest.mark.interpreted  # (patches what a compiled module calls directly)
+def test_a_chunked_reply_kept_whole_that_is_no_json_is_read_a_slice_a_loop_turn_at_its_end(
+    make_proxy: Any, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept whole as it passed (it began as JSON does), read at its last chunk (`Exchange.ending`): before 2026-12-05 all
+    of it in that loop turn (`unfinished`), 15 MB of binary after a `{` 0.5 s; now its slices a loop turn each, as a
+    sized reply's (`_read_on`), before the call is recorded."""
+    turned: list[bool] = []
+    read: list[int] = []
+    chunk = ReplyObserver.chunk
+    marks: list[list[bool]] = []
+
+    def counted(self: ReplyObserver, data: bytes) -> None:
+        if self._kept is None and not self._sniff:  # (read at its end: not a piece kept as it passed)
+            if marks:
+                turned.append(marks[-1][0])
+            marks.append([False])
+            asyncio.get_running_loop().call_soon(marks[-1].__setitem__, 0, True)
+            read.append(len(data))
+        chunk(self, data)
+
+    monkeypatch.setattr(ReplyObserver, "chunk", counted)
+    with proxy_in_front(loop_thread, make_proxy, CONFIG, _answer_chunked) as proxy:
+        reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=BODY, timeout=30)
+        assert reply.status_code == 200 and reply.content == KEPT_STREAM
+        assert sum(read) == len(KEPT_STREAM)  # (read before its body ended: its last chunk waits for the record)
+    assert len(turned) >= 10, len(turned)
+    assert all(turned), turned  # before: none (every slice in the turn that read the last chunk)
