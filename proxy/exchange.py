@@ -99,6 +99,11 @@ _PASSED_ON: Final = RuntimeError("passed on")
 class Exchange:
     """The life of one call. Not thread-safe: it lives on the event loop that serves the call."""
 
+    # a sized reply passed on as it arrives, kept whole and no JSON, whose last byte came (`chunk`): its observer reads
+    # on, a slice a loop turn (`more`), and whether it ended early is told after (`read_on_ended`). A class default: no
+    # work a call
+    reads_on = False
+
     def __init__(
         self,
         pipeline: Pipeline,
@@ -596,6 +601,13 @@ class Exchange:
             self._observer_failed()
         return False
 
+    def read_on_ended(self) -> None:
+        """A sized reply its observer read on (`reads_on`) has been read: one that ended before its API's last event is
+        `upstream_incomplete`, as `chunk` tells one read in the turn of its last byte (before 2026-12-05 every such)."""
+        self.reads_on = False
+        if self._observer is not None and self.unfinished():
+            self.outcome.error_type = UPSTREAM_INCOMPLETE
+
     def _whole_read(self, observer: SseObserver) -> None:
         """A whole reply read to its end as an event stream (`whole`, `more`): one that ended before its API's last
         event is `upstream_incomplete` (counted at `finish` as the call's type), unless the call has a type already."""
@@ -632,7 +644,9 @@ class Exchange:
             self._left -= len(data)
             if self._left <= 0:
                 self.outcome.upstream_ns = self.outcome.now_ns()
-                if observer is not None and self.unfinished():
+                if observer is not None and self.ending():
+                    self.reads_on = True  # (whether it ended early is told once it is read: `read_on_ended`)
+                elif observer is not None and self.unfinished():
                     # a sized event stream whose last byte came before its API's last event: ended incomplete, as a
                     # chunked one is (`HttpIngress._streamed_reply`), counted at `finish` as the call's type
                     self.outcome.error_type = UPSTREAM_INCOMPLETE

@@ -925,6 +925,9 @@ class HttpIngress:
             first = resp.buffered()
             last = ex.chunk(first) if first else False
         if first and last:
+            if ex.reads_on:  # (sized, kept whole and no JSON: read a slice a loop turn)
+                await _read_on(ex)
+                ex.read_on_ended()
             await ex.end()
         conn.write(head + _frame(first, chunked) if first else head)
         try:
@@ -934,6 +937,9 @@ class HttpIngress:
                 chunk = resp.buffered()
                 if chunk:
                     if ex.chunk(chunk):
+                        if ex.reads_on:  # (sized, kept whole and no JSON: read a slice a loop turn)
+                            await _read_on(ex)
+                            ex.read_on_ended()
                         await ex.end()
                     conn.write(_frame(chunk, chunked))
                     if conn.must_drain():

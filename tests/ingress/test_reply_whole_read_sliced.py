@@ -261,13 +261,27 @@ async def _answer_chunked(head: bytes, reader: asyncio.StreamReader, writer: asy
     return True
 
 
+async def _answer_sized_kept(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    await request_body(head, reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(KEPT_STREAM))
+    for at in range(0, len(KEPT_STREAM), PIECE):
+        writer.write(KEPT_STREAM[at : at + PIECE])
+        await writer.drain()
+    return True
+
+
+# a sized reply past `limits.buffer_max_bytes` is passed on as it arrives, kept whole as a chunked one is
+SMALL_BUFFER = CONFIG.replace("detectors: [email]", "detectors: [email]\nlimits: {buffer_max_bytes: 65536}")
+
+
 @pytest.mark.interpreted  # (patches what a compiled module calls directly)
-def test_a_chunked_reply_kept_whole_that_is_no_json_is_read_a_slice_a_loop_turn_at_its_end(
-    make_proxy: Any, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("sized", [False, True])
+def test_a_reply_kept_whole_that_is_no_json_is_read_a_slice_a_loop_turn_at_its_end(
+    make_proxy: Any, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch, sized: bool
 ) -> None:
-    """Kept whole as it passed (it began as JSON does), read at its last chunk (`Exchange.ending`): before 2026-12-05 all
-    of it in that loop turn (`unfinished`), 15 MB of binary after a `{` 0.5 s; now its slices a loop turn each, as a
-    sized reply's (`_read_on`), before the call is recorded."""
+    """Kept whole as it passed (it began as JSON does), read at its last chunk (`Exchange.ending`), or its last byte, sized
+    (`Exchange.reads_on`): before 2026-12-05 all of it in that loop turn (`unfinished`), 15 MB of binary after a `{` 0.5
+    s; now its slices a loop turn each, as a sized reply's read whole (`_read_on`), before the call is recorded."""
     turned: list[bool] = []
     read: list[int] = []
     chunk = ReplyObserver.chunk
@@ -283,7 +297,8 @@ def test_a_chunked_reply_kept_whole_that_is_no_json_is_read_a_slice_a_loop_turn_
         chunk(self, data)
 
     monkeypatch.setattr(ReplyObserver, "chunk", counted)
-    with proxy_in_front(loop_thread, make_proxy, CONFIG, _answer_chunked) as proxy:
+    config, answer = (SMALL_BUFFER, _answer_sized_kept) if sized else (CONFIG, _answer_chunked)
+    with proxy_in_front(loop_thread, make_proxy, config, answer) as proxy:
         reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=BODY, timeout=30)
         assert reply.status_code == 200 and reply.content == KEPT_STREAM
         assert sum(read) == len(KEPT_STREAM)  # (read before its body ended: its last chunk waits for the record)
