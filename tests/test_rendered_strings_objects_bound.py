@@ -67,3 +67,28 @@ def test_bodies_of_many_tools_are_read_whole() -> None:
     tools = [{"type": "function", "function": {"name": f"f{n}", "parameters": schema}} for n in range(5_000)]
     read = openai_protocol.read_request("chat", orjson.dumps({**CHAT, "tools": tools}))
     assert not read.unscanned and "f4999" in read.texts
+
+
+@pytest.mark.parametrize("scalar", [None, True, False], ids=["null", "true", "false"])
+def test_nulls_and_booleans_are_counted_as_values_looked_at(scalar: Any) -> None:
+    """null, true and false print nothing the proxy reads, but each is a value looked at: counted as an object is, so a
+    tool's list of 3,000,000 nulls (15 MB) is not walked to its end (before: 1.4 s of the event loop interpreted, every
+    one, read as whole) and an address after them is said not read (the request `scan:truncated`). Under the bound, the
+    address is read."""
+    at_limit: list[Any] = [[scalar] * (MAX_STRINGS - 2), ADDRESS]
+    out: list[str] = []
+    assert rendered_strings(at_limit, out) is True and out == [ADDRESS]
+    assert rendered_strings([[scalar] * 3_000_000, ADDRESS], []) is False  # before: True, all looked at
+    body = {**CHAT, "tools": [[scalar] * 999_000, ADDRESS]}
+    assert openai_protocol.read_request("chat", orjson.dumps(body)).unscanned  # before: read whole
+
+
+def test_what_is_left_past_the_strings_is_looked_at_within_the_objects() -> None:
+    """Past `MAX_STRINGS` strings, what is left is looked at for anything that prints (when nothing does, the value was
+    read whole) within the values still looked at: `"tools": [["a"] * 65,536, [{}] * 999,000]` had all 999,000 looked
+    at (0.6 s of the event loop interpreted, the case the bound is for) and was read whole; now past them it is said
+    not read whole. A few empty objects left are still looked at: read whole."""
+    assert rendered_strings([["a"] * MAX_STRINGS, [{}] * 999_000], []) is False  # before: True, 999,000 looked at
+    out: list[str] = []
+    assert rendered_strings([["a"] * MAX_STRINGS, [{}] * 9], out) is True and len(out) == MAX_STRINGS
+    assert rendered_strings([["a"] * MAX_STRINGS, [{}] * 9, ADDRESS], []) is False
