@@ -794,6 +794,11 @@ class HttpConnection(asyncio.Protocol):
         # answered; before 2026-12-05 it was recorded a second time here, `drain_timeout`)
         if request is None or request.method or self._broken or (self.lost and not self.cut) or record is None:
             return
+        if self.upgraded and (not request.target or self.parser.get_method() == b"PRI"):
+            # behind one asking to upgrade: the protocol it asked for, sent before its answer, is no request (the HTTP/2
+            # preface is one to llhttp until its last line, "PRI * HTTP/2.0", RFC 9113 §3.4), nor a head with no target
+            # yet ("PR"); before 2026-12-05 (helper revrecords3) recorded as a request cut, PRI "*", or with no path
+            return
         request.headers.clear()  # not whole: no field of it is read, its key neither
         # its request line came whole (`_line_in`, kept as each read left it open). Before 2026-12-05 only once a field
         # had been handed over (`head_size`), which llhttp does as the next one begins: a head cut after its line, or
