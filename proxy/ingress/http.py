@@ -668,10 +668,11 @@ class HttpIngress:
                 "lineage-proxy stopped (SIGTERM) before this request was served: it was pipelined behind the reply "
                 "that closed the connection for the drain"
             )
-        elif conn.closing:
+        elif conn.closing and not conn.upgrade_answered:
             # behind a reply framed by the connection's close (a stream to an HTTP/1.0 client, which has no chunked
             # coding): no reply can follow that one's body on the connection. Before any upgrade request read behind
-            # it, itself among them (until 2026-12-05 recorded as pipelined behind one asking to upgrade)
+            # it, itself among them (until 2026-12-05 recorded as pipelined behind one asking to upgrade); not when
+            # that reply was the upgrade request's own (`closing` too: recorded as behind it, helper revrecords3)
             ended = InvalidRequest(
                 "lineage-proxy closed the connection before this request was served: it was pipelined behind a reply "
                 "whose body ends with the connection (a stream to an HTTP/1.0 client); send it again on a new "

@@ -176,6 +176,9 @@ class HttpConnection(asyncio.Protocol):
         # a request asking to upgrade was read (`data_received`): the connection closes once it is answered, and what
         # is pipelined behind it is read until then, with a parser of its own, and recorded unserved (`_unserved`)
         self.upgraded = False
+        # that request was answered (its reply said `Connection: close` itself, `closing`): what is behind it is
+        # recorded as behind it, not as behind a reply framed by the connection's close (`HttpServer.record_unserved`)
+        self.upgrade_answered = False
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
         self._closes = False  # the last request read closes the connection (`Connection: close`, or HTTP/1.0)
@@ -737,6 +740,9 @@ class HttpConnection(asyncio.Protocol):
                 break
             if not item.keep_alive or item.too_large or not item.complete:
                 self._broken = self._broken or not item.complete  # a body still coming is dropped while closing
+                # (nothing is read behind one that closes the connection itself but one asking to upgrade)
+                if self.upgraded:
+                    self.upgrade_answered = not item.keep_alive
                 break
             if self.closing:  # its reply said `Connection: close`, but for one that went out before the drain
                 if not self._owed:
