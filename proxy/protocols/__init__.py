@@ -1953,9 +1953,10 @@ def _fails_early(data: bytes, encoding: str, strict: bool) -> bool:
     """Whether large `data` is no JSON text as read in `encoding` (bytes that are none each U+FFFD) by Python's `json`
     (`strict`: by orjson), as its first `_JSON_HEAD` bytes tell alone: a syntax error in them at least `_JSON_REACH`
     characters before their end is the whole's, and where it is, as both read left to right and look no further past
-    where they fail (but `json`'s unterminated string, said where it began). False when they cannot tell (JSON so far,
-    or an error near their end). Spares decoding all of it: 15 MB of binary after a `{` took 0.13 s (`_client_json`),
-    its `ends_early` 0.3 s more, in one loop turn (until 2026-12-05)."""
+    where they fail (but `json`'s unterminated string and orjson's number past a double's range, said where they
+    began). False when they cannot tell (JSON so far, or an error near their end). Spares decoding all of it: 15 MB
+    of binary after a `{` took 0.13 s (`_client_json`), its `ends_early` 0.3 s more, in one loop turn (until
+    2026-12-05)."""
     head = codecs.getincrementaldecoder(encoding)("replace").decode(data[:_JSON_HEAD])  # (a last character cut: held)
     try:
         if strict:
@@ -1963,7 +1964,10 @@ def _fails_early(data: bytes, encoding: str, strict: bool) -> bool:
         else:
             json.loads(head, parse_int=_parse_int)
     except json.JSONDecodeError as exc:  # (orjson's too, a subclass)
-        return exc.pos + _JSON_REACH < len(head) and (strict or not exc.msg.startswith("Unterminated string"))
+        # (orjson's number past a double's range is said where it began, as is `json`'s unterminated string: digits
+        # their end cuts may be the whole's finite number, `1` then 2,000 zeros then `e-1995`)
+        late = "number is infinity" if strict else "Unterminated string"
+        return exc.pos + _JSON_REACH < len(head) and not exc.msg.startswith(late)
     except (ValueError, RecursionError):  # (nested past a parser's depth: told by the whole)
         return False
     return False

@@ -18,6 +18,7 @@ import pytest
 from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
+from proxy.protocols import ends_early
 from proxy.protocols.openai import ReplyObserver
 from tests.harness import LoopThread
 from tests.held import until
@@ -130,6 +131,26 @@ def test_a_large_reply_whose_first_bytes_are_json_is_read_whole_as_before(kept: 
             assert TRUNCATED in outcome.output_detected and "pii:email" not in outcome.output_detected
         else:
             assert outcome.output_detected == {"pii:email", TRUNCATED}, outcome.output_detected
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_kept_reply_whose_long_number_crosses_its_first_64_kib_is_told_cut_as_the_whole_is(cut: bool) -> None:
+    """orjson says a number of more digits than a double holds is infinity, where it begins: its first 64 KiB alone
+    (`_fails_early`), which end within 2,000 digits that an exponent past them makes finite, said no JSON far before
+    their end, and a JSON reply so cut was read as an event stream, not cut (`unfinished` False, until 2026-12-05)."""
+    content = "x" * (63 << 10) + " bob@x.org"
+    number = b"1" + b"0" * 2000 + b"e-1995"  # (1e5: past a double's range where its digits are cut)
+    reply = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "%s"}}], "usage": {"n": %s}}'
+    body = reply % (content.encode(), number)
+    assert body.index(number) < PIECE < body.index(number) + 2000  # (the number's digits cross the first 64 KiB)
+    data = body[:-2] if cut else body
+    assert ends_early(data) is cut
+    observer, outcome = _observer("application/json")
+    for at in range(0, len(data), PIECE):
+        observer.chunk(data[at : at + PIECE])
+    assert observer.unfinished() is cut
+    observer.finish()
+    assert ("pii:email" in outcome.output_detected) is not cut, outcome.output_detected
 
 
 def _event(content: str, reason: str | None = None) -> bytes:
