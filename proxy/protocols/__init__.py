@@ -488,12 +488,8 @@ def user_strings(
     credited = len(out) if budget is None else budget[1]  # (the strings taken before that were counted for more)
     while stack and len(out) < MAX_STRINGS:
         if not objects:
-            objects = 3 * (len(out) - credited)
-            credited = len(out)
+            objects, credited = _refilled(out, credited, budget), len(out)
             if not objects:  # past the objects looked at: the rest unread, text or not
-                if budget is not None:
-                    budget[0] = 0
-                    budget[1] = credited
                 return False
         objects -= 1
         item = stack.pop()
@@ -784,12 +780,8 @@ def rendered_strings(value: Any, out: list[str], *, payloads: bool = True, budge
         # every other value is counted: an object, a list, and null, true, false, a number too (before 2026-12-05 only
         # objects and lists were: a tool's 3,000,000 nulls took 1.4 s of the event loop, interpreted, read as whole)
         if not objects:
-            objects = 3 * (len(out) - credited)
-            credited = len(out)
+            objects, credited = _refilled(out, credited, budget), len(out)
             if not objects:  # past the values looked at: the rest unread, text or not
-                if budget is not None:
-                    budget[0] = 0
-                    budget[1] = credited
                 return False
         objects -= 1
         if kind is dict:
@@ -807,6 +799,17 @@ def rendered_strings(value: Any, out: list[str], *, payloads: bool = True, budge
         budget[1] = credited
     # what is left over (past the strings) may hold nothing that prints: looked at within the values still looked at
     return not (stack and _holds_scalar(stack, objects))
+
+
+def _refilled(out: list[str], credited: int, budget: list[int] | None) -> int:
+    """The values `user_strings` and `rendered_strings` may look at once those they had are spent: three for each
+    string taken since `credited`. None (0): the reading stops there, said in `budget`, the request's other fields'
+    share, when it has one."""
+    objects = 3 * (len(out) - credited)
+    if not objects and budget is not None:
+        budget[0] = 0
+        budget[1] = len(out)
+    return objects
 
 
 def _holds_scalar(value: Any, room: int) -> bool:
