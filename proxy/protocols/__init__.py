@@ -765,8 +765,8 @@ def rendered_strings(value: Any, out: list[str], *, payloads: bool = True, budge
     framing, a property may be named `url` and an enum may hold a card number. `payloads=False` skips
     binary payloads (`_PAYLOADS`: an image in a tool's result). False when some were past `MAX_STRINGS`, or past the
     objects and lists looked at (nulls, booleans and numbers counted as they are): as many, and three more a string
-    taken, as `user_strings` looks at (`budget`: shared with it, a request's fields' together). Before 2026-12-05 every one was: `"tools": [{}] * 999000` took 0.4-0.8 s
-    of the event loop, interpreted, read as whole."""
+    taken, as `user_strings` looks at (`budget`: shared with it, a request's fields' together). Before 2026-12-05
+    every one was: `"tools": [{}] * 999000` took 0.4-0.8 s of the event loop, interpreted, read as whole."""
     stack = [value]
     objects = MAX_STRINGS if budget is None else budget[0]
     credited = len(out) if budget is None else budget[1]  # (the strings taken before that were counted for more)

@@ -252,6 +252,11 @@ def _json_text(data: bytes | bytearray) -> bool:
     return True
 
 
+def _event_name(line: bytes) -> bytes:
+    """An `event:` line's name (`event: x` or `event:x`), as the SDKs' decoders read it."""
+    return line[7:] if line[6:7] == b" " else line[6:]
+
+
 class SseObserver:
     """Base of the observers of SSE-streamed JSON replies: subclasses read one event (`event`) and a
     whole reply (`body`), and say at `done` what they kept for the end."""
@@ -504,11 +509,7 @@ class SseObserver:
                     # (none, data that is no JSON, or read before the name came: each passed as a success before
                     # 2026-12-04); so is one of `_PARSED_NAMES` whose data is no JSON (until 2026-12-05)
                     if self.typed_by_name:
-                        parsed = self._parsed
-                        self._parsed = 0
-                        # (`_named_end`, inline: an ordinary event's data is one object, `parsed` 1)
-                        if self._name in _ERROR_NAMES or (not parsed & 1 and self._named_parsed()):
-                            self._stream_error()
+                        self._named_end()
                     self._name = None
                 elif self._parsed:  # (an event not named: its data is no later event's)
                     self._parsed = 0
@@ -1040,7 +1041,7 @@ class SseObserver:
     def _named_parsed(self) -> bool:
         """Whether the open event's name is one the Anthropic SDK parses the data of (`_PARSED_NAMES`)."""
         name = self._name
-        return name is not None and (name[7:] if name[6:7] == b" " else name[6:]) in _PARSED_NAMES
+        return name is not None and _event_name(name) in _PARSED_NAMES
 
     def _read_event(self, reply: dict[str, Any]) -> None:
         """An event's data, read as its API's clients read it: with `typed_by_name`, data without a `type` has the
@@ -1052,7 +1053,7 @@ class SseObserver:
         if self.typed_by_name:
             self._parsed = 2 if self._parsed else 1  # (a second object in the event: joined, no JSON)
             if name is not None:
-                value = name[7:] if name[6:7] == b" " else name[6:]
+                value = _event_name(name)
                 if "type" not in reply:
                     reply["type"] = value.decode("utf-8", "replace")
                 elif value == b"error" and reply["type"] != "error":
