@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.harness import LoopThread, ProxyHandle, dead_port, proxy_error, serving
-from tests.servers.real import need, stop, wait_http
+from tests.harness import LoopThread, ProxyHandle, proxy_error, serving
+from tests.servers.real import mlserver_serving
 
 CONFIG = """
 listen:
@@ -153,25 +152,14 @@ class Model(MLModel):
 @pytest.fixture
 def loading_mlserver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """MLServer serving `good`, and `slow` loading until `gate` exists: its URL, and the gate's path."""
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     root = tmp_path / "models"
     for name, slow in (("good", False), ("slow", True)):
         (root / name).mkdir(parents=True)
         (root / name / "model.py").write_text(SLOW)
         settings = {"name": name, "implementation": "model.Model", "parameters": {"extra": {"slow": slow}}}
         (root / name / "model-settings.json").write_text(json.dumps(settings))
-    http_port = dead_port()
-    (root / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": dead_port(), "metrics_port": dead_port(), "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(tmp_path / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/good/ready", proc)
-            yield f"http://127.0.0.1:{http_port}", root / "slow" / "gate"
-        finally:
-            stop(proc)
+    with mlserver_serving(root, "/v2/models/good/ready") as (http, grpc_address):
+        yield http, root / "slow" / "gate"
 
 
 @pytest.mark.realserver

@@ -5,7 +5,6 @@ proxy checked (the path's, or the latest) has to be the one served."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +13,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.harness import dead_port, proxy_error, serving
-from tests.servers.real import need, stop, wait_http
+from tests.harness import proxy_error, serving
+from tests.servers.real import mlserver_serving
 
 # Answers with the version that ran
 ECHO = """
@@ -33,26 +32,17 @@ class Echo(MLModel):
 @pytest.fixture(scope="module")
 def versioned_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """MLServer serving versions 1 and 2 of `echo`."""
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     root = tmp_path_factory.mktemp("mlserver") / "models"
     for version in ("1", "2"):
         (root / f"echo-{version}").mkdir(parents=True)
         (root / f"echo-{version}" / "echo.py").write_text(ECHO)
         settings = {"name": "echo", "implementation": "echo.Echo", "parameters": {"version": version}}
         (root / f"echo-{version}" / "model-settings.json").write_text(json.dumps(settings))
-    http_port = dead_port()
-    (root / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": dead_port(), "metrics_port": dead_port(), "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(root.parent / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            for version in ("1", "2"):
-                wait_http(f"http://127.0.0.1:{http_port}/v2/models/echo/versions/{version}/ready", proc)
-            yield f"http://127.0.0.1:{http_port}"
-        finally:
-            stop(proc)
+    with mlserver_serving(root, "/v2/models/echo/versions/1/ready", "/v2/models/echo/versions/2/ready") as (
+        http,
+        grpc_address,
+    ):
+        yield http
 
 
 PURE_CONFIG = """

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import dead_port
-from tests.servers.real import need, stop, wait_http
+from tests.servers.real import mlserver_serving
 
 ECHO = """
 from mlserver import MLModel
@@ -54,24 +52,12 @@ BODY = b'{"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": ["
 @pytest.fixture(scope="module")
 def mlserver_logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """MLServer serving `echo`, its access log on (`debug`); its URL and its log."""
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     root = tmp_path_factory.mktemp("mlserver") / "models"
     (root / "echo").mkdir(parents=True)
     (root / "echo" / "echo.py").write_text(ECHO)
     (root / "echo" / "model-settings.json").write_text(json.dumps({"name": "echo", "implementation": "echo.Echo"}))
-    http_port = dead_port()
-    (root / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": dead_port(), "metrics_port": dead_port(), "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None, "debug": True,
-    }))  # fmt: skip
-    log_path = root.parent / "mlserver.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/echo/ready", proc)
-            yield f"http://127.0.0.1:{http_port}", log_path
-        finally:
-            stop(proc)
+    with mlserver_serving(root, "/v2/models/echo/ready", debug=True) as (http, grpc_address):
+        yield http, root.parent / "mlserver.log"
 
 
 def infer_from(port: int, source: str, extra: bytes) -> bytes:

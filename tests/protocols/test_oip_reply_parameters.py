@@ -7,7 +7,6 @@ parameters (`content_type`, `headers`, a sequence's) are not read, as in a reque
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import httpx
 import pytest
 
 from proxy.protocols.oip_grpc import MODEL_INFER
-from tests.harness import dead_port
 from tests.protocols.test_oip_grpc import PB, infer_request
-from tests.servers.real import need, stop, wait_http
+from tests.servers.real import mlserver_serving
 from tests.test_unsized_replies_output import stored_output_labels
 
 E = "alice@example.com"
@@ -65,24 +63,13 @@ lineage:
 @pytest.fixture(scope="module")
 def explain_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """MLServer serving `explain` (the model above) over REST and gRPC."""
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     root = tmp_path_factory.mktemp("mlserver") / "models"
     (root / "explain").mkdir(parents=True)
     (root / "explain" / "explain.py").write_text(EXPLAIN)
     settings = {"name": "explain", "implementation": "explain.Explain"}
     (root / "explain" / "model-settings.json").write_text(json.dumps(settings))
-    http_port, grpc_port = dead_port(), dead_port()
-    (root / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": grpc_port, "metrics_port": dead_port(), "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(root.parent / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/explain/ready", proc)
-            yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-        finally:
-            stop(proc)
+    with mlserver_serving(root, "/v2/models/explain/ready") as (http, grpc_address):
+        yield http, grpc_address
 
 
 def _rest(url: str, where: str, flow: str) -> str:

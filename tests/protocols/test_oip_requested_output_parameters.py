@@ -7,7 +7,6 @@ region's) are not read; a number is, as its decimal text."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +17,9 @@ import pytest
 
 from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import MODEL_INFER, read_infer_request
-from tests.harness import dead_port, proxy_error
+from tests.harness import proxy_error
 from tests.protocols.test_oip_grpc import PB, infer_request
-from tests.servers.real import need, stop, wait_http
+from tests.servers.real import mlserver_serving
 
 E = "alice@example.com"
 # answers with what its requested outputs' parameters gave it, and notes each call it was given in a file beside it
@@ -71,25 +70,14 @@ lineage:
 @pytest.fixture(scope="module")
 def listen_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """MLServer serving `listen` (the model above) over REST and gRPC; and the file of the calls it was given."""
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     root = tmp_path_factory.mktemp("mlserver") / "models"
     (root / "listen").mkdir(parents=True)
     (root / "listen" / "listen.py").write_text(LISTEN)
     (root / "listen" / "model-settings.json").write_text(
         json.dumps({"name": "listen", "implementation": "listen.Listen"})
     )
-    http_port, grpc_port = dead_port(), dead_port()
-    (root / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": grpc_port, "metrics_port": dead_port(), "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(root.parent / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/listen/ready", proc)
-            yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", root / "listen" / "calls.log"
-        finally:
-            stop(proc)
+    with mlserver_serving(root, "/v2/models/listen/ready") as (http, grpc_address):
+        yield http, grpc_address, root / "listen" / "calls.log"
 
 
 REST_BODY = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}],

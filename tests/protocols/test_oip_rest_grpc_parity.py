@@ -13,7 +13,6 @@ model is read as the server behind the proxy reads it (real MLServer, serving bo
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 
 import grpc
@@ -24,10 +23,9 @@ import pytest
 from proxy.errors import InvalidRequest
 from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import MODEL_INFER, read_infer_request
-from tests.harness import dead_port
 from tests.protocols.test_oip_grpc import PB, infer_request, raw_bytes
 from tests.protocols.test_oip_upstreams import ECHO
-from tests.servers.real import need, stop, wait_http
+from tests.servers.real import mlserver_serving
 
 E = "alice@example.com"
 
@@ -89,23 +87,12 @@ def test_elements_declared_base64_are_read_decoded_as_over_rest(raw: bool) -> No
 @pytest.fixture(scope="module")
 def both_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """MLServer serving `plain` (the Echo model: it answers with what it was given) over REST and gRPC."""
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     root = tmp_path_factory.mktemp("mlserver") / "models"
     (root / "plain").mkdir(parents=True)
     (root / "plain" / "echo.py").write_text(ECHO)
     (root / "plain" / "model-settings.json").write_text(json.dumps({"name": "plain", "implementation": "echo.Echo"}))
-    http_port, grpc_port = dead_port(), dead_port()
-    (root / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": grpc_port, "metrics_port": dead_port(), "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(root.parent / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/plain/ready", proc)
-            yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-        finally:
-            stop(proc)
+    with mlserver_serving(root, "/v2/models/plain/ready") as (http, grpc_address):
+        yield http, grpc_address
 
 
 CONFIG = """

@@ -17,11 +17,11 @@ import grpc
 import httpx
 import pytest
 
-from tests.harness import dead_port, proxy_error
+from tests.harness import proxy_error
 from tests.protocols.test_oip_grpc import (  # messages in a pool of their own (tritonclient's is the default)
     simple_infer,
 )
-from tests.servers.real import need, stop, wait_http
+from tests.servers.real import mlserver_serving
 
 E = "alice@example.com"
 
@@ -49,7 +49,6 @@ class Echo(MLModel):
 def echo_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """MLServer serving `echo` (its model-settings declare input `text` base64, as MLServer's docs show)
     and `plain` (no declared inputs), both the Echo model above."""
-    mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
     root = tmp_path_factory.mktemp("mlserver") / "models"
     declared = [{"name": "text", "datatype": "BYTES", "shape": [-1], "parameters": {"content_type": "base64"}}]
     for name, inputs in (("echo", declared), ("plain", [])):
@@ -58,19 +57,8 @@ def echo_mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         (root / name / "model-settings.json").write_text(
             json.dumps({"name": name, "implementation": "echo.Echo", "inputs": inputs})
         )
-    http_port = dead_port()
-    (root / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": dead_port(), "metrics_port": dead_port(), "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(root.parent / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(root)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/plain/ready", proc)
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/echo/ready", proc)
-            yield f"http://127.0.0.1:{http_port}"
-        finally:
-            stop(proc)
+    with mlserver_serving(root, "/v2/models/plain/ready", "/v2/models/echo/ready") as (http, grpc_address):
+        yield http
 
 
 MLSERVER_CONFIG = """

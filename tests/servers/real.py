@@ -10,9 +10,10 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,12 +31,16 @@ def need(*names: str) -> list[str]:
     pytest.skip(message)
 
 
+class Exited(RuntimeError):
+    """A server process ended before it was ready."""
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     """Poll a readiness URL of a subprocess we do not control (it offers no other ready signal)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+            raise Exited(f"server exited with {proc.returncode} before it was ready")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -46,42 +51,56 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -
 
 
 @contextmanager
+def served(
+    started: Callable[[], tuple[list[str], list[str]]], log_path: Path, *, logs: tuple[Path, ...] = (), **popen: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server that takes no port 0, run until each of its readiness URLs answers 200; stopped at the end.
+
+    `started()` picks its ports free just before (`dead_port`) and gives its command and readiness URLs. Another
+    process may take such a port before the server binds it (a client's ephemeral port: the ranges overlap), so when
+    the server ends before it is ready saying so in `log_path` (or one of `logs`), it is started again on fresh ports.
+    """
+    for attempt in range(1, 6):
+        command, urls = started()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
+        try:
+            for url in urls:
+                wait_http(url, proc)
+        except Exited as exited:
+            stop(proc)
+            said = "".join(path.read_text(errors="replace") for path in (log_path, *logs) if path.exists())
+            if "address already in use" in said.lower() and attempt < 5:
+                continue
+            raise Exited(f"{exited}; {command[0]} said:\n{said[-3000:]}") from None
+        except BaseException:
+            stop(proc)
+            raise
+        break
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextmanager
 def llama_cpp_server(log_path: Path, started: list[subprocess.Popen[bytes]] | None = None) -> Iterator[str]:
     """`started`: the server's process is put in it (a test that stops and continues it)."""
     python, model = need("LP_LLAMA_PYTHON", "LP_LLAMA_MODEL")
-    port = dead_port()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                model,
-                "--model_alias",
-                "smollm2",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "1024",
-                "--n_threads",
-                "1",
-                "--seed",
-                "7",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    port = 0
+
+    def command() -> tuple[list[str], list[str]]:
+        nonlocal port
+        port = dead_port()
+        return [
+            python, "-m", "llama_cpp.server", "--model", model, "--model_alias", "smollm2", "--host", "127.0.0.1",
+            "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--seed", "7",
+        ], [f"http://127.0.0.1:{port}/v1/models"]  # fmt: skip
+
+    with served(command, log_path) as proc:
         if started is not None:
             started.append(proc)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/v1/models", proc)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(30)
+        yield f"http://127.0.0.1:{port}"
 
 
 IRIS_TRAIN = """
@@ -123,22 +142,28 @@ def mlserver_runtime(workdir: Path, source: str, name: str = "echo") -> Iterator
 
 @contextmanager
 def _mlserver_started(workdir: Path, name: str) -> Iterator[tuple[str, str]]:
-    """MLServer started on `workdir/models` (its model directories written), on free loopback ports, until `name`
-    is ready; stopped at the end."""
+    with mlserver_serving(workdir / "models", f"/v2/models/{name}/ready") as addresses:
+        yield addresses
+
+
+@contextmanager
+def mlserver_serving(root: Path, *ready: str, **settings: Any) -> Iterator[tuple[str, str]]:
+    """MLServer started on `root` (its model directories written), on free loopback ports, until each of the `ready`
+    paths answers 200 (its log: root's parent's mlserver.log); stopped at the end. Yields (http url, grpc host:port).
+    `settings`: more of its settings.json."""
     mlserver_bin, _ = need("LP_MLSERVER", "LP_MLSERVER_PYTHON")
-    http_port, grpc_port, metrics_port = dead_port(), dead_port(), dead_port()
-    (workdir / "models" / "settings.json").write_text(json.dumps({
-        "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port, "host": "127.0.0.1",
-        "parallel_workers": 0, "metrics_endpoint": None,
-    }))  # fmt: skip
-    with open(workdir / "mlserver.log", "wb") as log:
-        proc = subprocess.Popen([mlserver_bin, "start", str(workdir / "models")], stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "MLSERVER_PARALLEL_WORKERS": "0"})  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{http_port}/v2/models/{name}/ready", proc)
-            yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-        finally:
-            stop(proc)
+    ports: list[int] = []
+
+    def command() -> tuple[list[str], list[str]]:
+        ports[:] = dead_port(), dead_port(), dead_port()
+        (root / "settings.json").write_text(json.dumps({
+            "http_port": ports[0], "grpc_port": ports[1], "metrics_port": ports[2], "host": "127.0.0.1",
+            "parallel_workers": 0, "metrics_endpoint": None, **settings,
+        }))  # fmt: skip
+        return [mlserver_bin, "start", str(root)], [f"http://127.0.0.1:{ports[0]}{path}" for path in ready]
+
+    with served(command, root.parent / "mlserver.log", env={**os.environ, "MLSERVER_PARALLEL_WORKERS": "0"}):
+        yield f"http://127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"
 
 
 @contextmanager
@@ -149,14 +174,15 @@ def kserve_model_server(workdir: Path, source: str, name: str) -> Iterator[str]:
     (python,) = need("LP_KSERVE_PYTHON")
     script = workdir / "kserve_model.py"
     script.write_text(source)
-    port = dead_port()
-    with open(workdir / "kserve.log", "wb") as log:
-        proc = subprocess.Popen([python, str(script), str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/v1/models/{name}", proc)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop(proc)
+    port = 0
+
+    def command() -> tuple[list[str], list[str]]:
+        nonlocal port
+        port = dead_port()
+        return [python, str(script), str(port)], [f"http://127.0.0.1:{port}/v1/models/{name}"]
+
+    with served(command, workdir / "kserve.log", cwd=workdir):
+        yield f"http://127.0.0.1:{port}"
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -202,15 +228,20 @@ def nginx_gateway(workdir: Path, prefix: str, target: str) -> Iterator[str]:
         if os.environ.get("LP_REQUIRE_REAL_SERVERS") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    port = dead_port()
     conf = workdir / "nginx.conf"
     temp = " ".join(
         f"{kind}_temp_path {workdir}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    conf.write_text(f"""
+    errors = workdir / "nginx-error.log"
+    port = 0
+
+    def command() -> tuple[list[str], list[str]]:
+        nonlocal port
+        port = dead_port()
+        conf.write_text(f"""
 worker_processes 1;
 pid {workdir}/nginx.pid;
-error_log {workdir}/nginx-error.log warn;
+error_log {errors} warn;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
@@ -222,11 +253,9 @@ http {{
     }}
 }}
 """)
-    with open(workdir / "nginx.log", "wb") as log:
-        proc = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "nginx-error.log"),
-                                 "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{port}/ready", proc)
-            yield f"http://127.0.0.1:{port}{prefix}"
-        finally:
-            stop(proc)
+        return [nginx, "-p", str(workdir), "-c", str(conf), "-e", str(errors), "-g", "daemon off;"], [
+            f"http://127.0.0.1:{port}/ready"
+        ]
+
+    with served(command, workdir / "nginx.log", logs=(errors,)):
+        yield f"http://127.0.0.1:{port}{prefix}"
