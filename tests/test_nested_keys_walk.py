@@ -50,10 +50,10 @@ def _items_history(calls: int) -> list[Any]:
 
 
 WALKS = {
-    "chat": (_chat_history, openai._MESSAGE_NAMED, openai._MESSAGE_INNER, None),
-    "ollama": (_chat_history, ollama._FIELDS, ollama._INNER, None),
+    "chat": (_chat_history, openai._MESSAGE_NAMED, openai._MESSAGE_INNER, openai._MESSAGE_BELOW),
+    "ollama": (_chat_history, ollama._MESSAGE_FIELDS, ollama._CALLS, ollama._BELOW),
     "anthropic": (_blocks_history, anthropic._MESSAGE_NAMED, anthropic._CONTENT, anthropic._BELOW),
-    "responses": (_items_history, openai._INPUT_NAMED, openai._PARTS, None),
+    "responses": (_items_history, openai._INPUT_NAMED, openai._PARTS, openai._INPUT_BELOW),
 }
 
 
@@ -61,14 +61,15 @@ WALKS = {
 @pytest.mark.parametrize("api", list(WALKS))
 def test_the_walk_costs_no_python_per_message(api: str) -> None:
     """Each object was looked at in Python (a 200-message chat history: 20,732 instructions of the walk, a tenth of
-    `read_request`'s); now a level of them at a time, its keys and children gathered in C."""
+    `read_request`'s); now a level of them at a time, its keys and children gathered in C. A chat's four levels, each
+    its own struct's since 2026-12-05 (messages, parts, tool calls, functions): 100 lines whatever their number."""
     history, fields, inner, below = WALKS[api]
     walk = protocols.nested_named_as_fields
     lines = {
         calls: python_lines(partial(walk, history(calls), fields, inner, below), protocols.__file__)
         for calls in (10, 1_000)
     }
-    assert lines[1_000] == lines[10] < 80, lines
+    assert lines[1_000] == lines[10] < 110, lines
 
 
 def _refused(walk: str, items: list[Any]) -> str:

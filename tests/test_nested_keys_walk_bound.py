@@ -69,8 +69,8 @@ def test_the_walk_looks_at_no_more_than_the_limit(shape: Any) -> None:
 def test_a_million_tiny_objects_are_not_all_looked_at() -> None:
     """A body's worth (a million objects and arrays, the most a body may hold): the walk stops at the limit, whatever
     the API's fields."""
-    walks = [(openai_protocol._MESSAGE_NAMED, openai_protocol._MESSAGE_INNER, None),
-             (ollama_protocol._FIELDS, ollama_protocol._INNER, None), BLOCKS]  # fmt: skip
+    walks = [(openai_protocol._MESSAGE_NAMED, openai_protocol._MESSAGE_INNER, openai_protocol._MESSAGE_BELOW),
+             (ollama_protocol._MESSAGE_FIELDS, ollama_protocol._CALLS, ollama_protocol._BELOW), BLOCKS]  # fmt: skip
     for fields, inner, below in walks:
         calls = [{"tool_calls": [{"function": {}}], "content": [{}]} for _ in range(199_000)]
         calls[-1]["tool_calls"][0]["function"]["Name"] = "past the limit"  # (not looked at)

@@ -59,17 +59,29 @@ _OPTIONS: Final = {
 }
 _IMAGES: Final = "images"  # base64 images, a message's or a generate's: no text a detector reads
 _NOT_READ: Final = frozenset({_IMAGES, "keep_alive"})  # (`keep_alive`: a duration, `"5m"`)
-# The JSON names of Ollama's request types (`api/types.go`: the requests, `Message`, `ToolCall`, `ToolCallFunction`).
-# Ollama reads a body with Go's `encoding/json`, which takes a key for a field whatever its case (`Tools`, `FORMAT`),
-# `ſ` for `s` and the Kelvin sign for `k` too: such a key is refused (`named_as_fields`), as the proxy reads these fields
-# by name (`Tools` was read as a field of no meaning, its keys and numbers unread, and printed to the model as `tools`).
-_FIELDS: Final = frozenset({
-    "model", "messages", "prompt", "suffix", "system", "template", "context", "input", "stream", "raw", "format",
-    "keep_alive", "images", "options", "tools", "think", "truncate", "shift", "dimensions", "logprobs", "top_logprobs",
-    "debug_render_only", "role", "content", "thinking", "tool_calls", "tool_name", "tool_call_id", "id", "function",
-    "index", "name", "arguments",
-})  # fmt: skip
-_INNER: Final = frozenset({"tool_calls", "function"})  # (a message's tool calls, a call's function: structs too)
+# The JSON names of Ollama's request types' fields (`api/types.go`), a struct's at each level: a request's (by operation:
+# `ChatRequest`, `GenerateRequest`, `/api/embed`'s `EmbedRequest` and `/api/embeddings`' `EmbeddingRequest` together),
+# a chat message's (`Message`), its tool calls' (`ToolCall`) and their functions' (`ToolCallFunction`; `arguments` an
+# ordered map, exact keys). Ollama reads a body with Go's `encoding/json`, which takes a key for a field whatever its
+# case (`Tools`, `FORMAT`), `ſ` for `s` and the Kelvin sign for `k` too: such a key is refused (`named_as_fields`), as the
+# proxy reads these fields by name (`Tools` was read as a field of no meaning, its keys and numbers unread, and printed
+# to the model as `tools`). Only its level's fields (before 2026-12-05 one set served every level: a message's `"Model"`,
+# a chat's `"Prompt"` were refused, though Go ignores them there; helper nativekeys)
+_SHARED: Final = ("model", "stream", "format", "keep_alive", "options", "think", "truncate", "shift",
+                  "_debug_render_only", "logprobs", "top_logprobs")  # fmt: skip
+_REQUEST_FIELDS: Final = {
+    "chat": frozenset({*_SHARED, "messages", "tools"}),
+    "text_completion": frozenset({*_SHARED, "prompt", "suffix", "system", "template", "context", "raw", "images"}),
+    "embeddings": frozenset({"model", "input", "prompt", "keep_alive", "truncate", "dimensions", "options"}),
+}
+_MESSAGE_FIELDS: Final = frozenset({"role", "content", "thinking", "images", "tool_calls", "tool_name", "tool_call_id"})
+_NONE: Final[frozenset[str]] = frozenset()
+_CALLS: Final = frozenset({"tool_calls"})  # (a message's tool calls: structs, their functions within)
+# (a message's tool calls: `ToolCall`s; a call's function: a `ToolCallFunction`)
+_BELOW: Final = {
+    "tool_calls": (frozenset({"id", "function"}), frozenset({"function"})),
+    "function": (frozenset({"index", "name", "arguments"}), _NONE),
+}
 
 
 def read_request(target: Target, body: bytes) -> Request:
@@ -77,11 +89,11 @@ def read_request(target: Target, body: bytes) -> Request:
     (`request_strings`: messages' contents, thinking and tool calls, `prompt`, `suffix`, `system`, `template`, `input`,
     `options.stop`), `tools` and `format` whole; a generate's `context` (token ids) unread."""
     data = load_request_json(body)
-    named_as_fields(data, _FIELDS)
+    operation = target.operation
+    named_as_fields(data, _REQUEST_FIELDS[operation])
     model = data.get("model")
     if type(model) is not str or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
-    operation = target.operation
     messages = data.get("messages")
     if operation == "chat" and messages is not None and type(messages) is not list:
         # (none, or null: Ollama loads the model and answers `done_reason: "load"`, as for `[]`)
@@ -90,7 +102,8 @@ def read_request(target: Target, body: bytes) -> Request:
     read = {key: value for key, value in data.items() if key not in _NOT_READ}
     walked = True  # (the messages' objects past `MAX_STRINGS` not looked at: unscanned)
     if type(messages) is list:
-        walked = nested_named_as_fields(messages, _FIELDS, _INNER)
+        if operation == "chat":  # (a generate's, an embed's: no field of their requests', ignored by Ollama)
+            walked = nested_named_as_fields(messages, _MESSAGE_FIELDS, _CALLS, _BELOW)
         read["messages"] = [_without_images(message) for message in messages]
     whole = request_strings(read, _RENDERED, texts) and walked
     whole = whole and not token_ids(data.get("context"))

@@ -168,22 +168,33 @@ _NAMED: Final = frozenset({
     "service_tier", "prediction", "function_call", "verbosity", "web_search_options", "include", "truncation",
     "background", "max_tool_calls", "echo", "best_of", "suffix",
 })  # fmt: skip
-# the JSON names of a Responses input item's and content part's fields (Ollama's `ResponsesInputMessage`,
-# `ResponsesFunctionCall`, `ResponsesTextContent`, ...: structs, their keys matched as the body's are): Ollama runs a
-# message's text parts together, so a part's `"Text"` or a message's `"Content"` is refused as a body's `"Tools"` is
-_INPUT_NAMED: Final = frozenset({"type", "role", "content", "id", "call_id", "name", "arguments", "output", "status",
-                                 "summary", "encrypted_content", "text", "detail", "file_id", "image_url", "file_data",
-                                 "file_url", "filename"})  # fmt: skip
+# the JSON names of a Responses input item's fields and a content part's, each level a struct of Go's in Ollama's
+# Responses API (an item: `ResponsesInputMessage`, `ResponsesFunctionCall`, `ResponsesFunctionCallOutput`,
+# `ResponsesReasoningInput`, `ResponsesWebSearchCall`, told apart by `type`, their fields together; a part, a message's
+# or an output's: `ResponsesTextContent`, `ResponsesImageContent`, `ResponsesFileContent`, ...; openai/responses.go),
+# their keys matched as the body's are: Ollama runs a message's text parts together, so a part's `"Text"` or a message's
+# `"Content"` is refused as a body's `"Tools"` is. Only its level's fields (before 2026-12-05 one set served both: an
+# item's `"Text"`, a part's `"Role"` were refused, though Go ignores them there; helper nativekeys)
+_INPUT_NAMED: Final = frozenset({"type", "role", "content", "id", "call_id", "name", "arguments", "output", "summary",
+                                 "encrypted_content", "status", "action"})  # fmt: skip
+_PART_NAMED: Final = frozenset({"type", "text", "detail", "file_id", "image_url", "file_data", "file_url", "filename"})
+_NO_FIELDS: Final[frozenset[str]] = frozenset()
 _PARTS: Final = frozenset({"content", "output"})  # (a message's parts, a tool call's output given as parts)
-# the JSON names of a chat message's, its tool calls', their functions' and content parts' fields (Ollama's `Message`,
-# `ToolCall`: structs, their keys matched as the body's are; Go servers that decode parts so too), and the other keys
-# OpenAI's SDKs send there: a function's `"Arguments"` is Go's `arguments`, whose numbers Ollama prints as it parses
-# them (`4.111111111111111e15` a card), which the proxy reads so only under `arguments`: refused as a body's `"Tools"` is
-_MESSAGE_NAMED: Final = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "reasoning",
-                                   "reasoning_content", "refusal", "audio", "function_call", "id", "index", "type",
-                                   "function", "arguments", "text", "image_url", "input_audio", "file",
-                                   "cache_control"})  # fmt: skip
-_MESSAGE_INNER: Final = frozenset({"content", "tool_calls", "function"})  # (where those objects are, under a message)
+_INPUT_BELOW: Final = {"content": (_PART_NAMED, _NO_FIELDS), "output": (_PART_NAMED, _NO_FIELDS)}
+# the JSON names of a chat message's fields, its tool calls', their functions' and its content parts' (Ollama's
+# `Message`, `ToolCall` and its `Function`: structs, their keys matched as the body's are; Ollama reads a part as a map,
+# exact keys, but Go servers that decode parts into structs read them so too), each level against its own: a function's
+# `"Arguments"` is Go's `arguments`, whose numbers Ollama prints as it parses them (`4.111111111111111e15` a card), which
+# the proxy reads so only under `arguments`: refused as a body's `"Tools"` is. Before 2026-12-05 one set served every
+# level, with the other keys OpenAI's SDKs send there: a message's `"Text"` or `"Refusal"`, a part's `"Role"` were
+# refused, though Go ignores them there (helper nativekeys)
+_MESSAGE_NAMED: Final = frozenset({"role", "content", "reasoning", "tool_calls", "name", "tool_call_id"})
+_MESSAGE_INNER: Final = frozenset({"content", "tool_calls"})  # (where those objects are, under a message)
+_MESSAGE_BELOW: Final = {
+    "content": (frozenset({"type", "text", "image_url", "input_audio", "file", "refusal"}), _NO_FIELDS),
+    "tool_calls": (frozenset({"id", "index", "type", "function"}), frozenset({"function"})),
+    "function": (frozenset({"name", "arguments"}), _NO_FIELDS),
+}
 # llama.cpp's native request fields -> gen_ai.request.<name>: `n_predict` is its token limit (`max_tokens` when it is
 # not given, as llama.cpp reads them)
 _NATIVE_PARAMS: Final = {
@@ -211,7 +222,7 @@ def read_request(operation: str, body: bytes) -> Request:
         messages = data.get("messages")
         if not isinstance(messages, list):
             raise InvalidRequest("'messages' is required and must be a list", param="messages")
-        walked = nested_named_as_fields(messages, _MESSAGE_NAMED, _MESSAGE_INNER)
+        walked = nested_named_as_fields(messages, _MESSAGE_NAMED, _MESSAGE_INNER, _MESSAGE_BELOW)
     joined, all_joined = join_text_parts(
         data.get("messages") if operation != "responses" else data.get("input"), size=len(body)
     )
@@ -237,7 +248,7 @@ def read_request(operation: str, body: bytes) -> Request:
     if operation == "responses":
         items = data.get("input")
         if type(items) is list:  # (not a string)
-            whole = nested_named_as_fields(items, _INPUT_NAMED, _PARTS) and whole
+            whole = nested_named_as_fields(items, _INPUT_NAMED, _PARTS, _INPUT_BELOW) and whole
         builds_on, stored = _state(data)
         previous = data.get("previous_response")
         if previous is not None:  # vLLM's: a previous response carried whole (what it builds on, as an id's)
