@@ -357,7 +357,8 @@ def test_a_list_of_many_strings_is_read_up_to_the_limit() -> None:
     """The limit of strings was checked once an object or list was walked, then every string of that list was taken:
     a 16 MB list of one-character strings went whole into the texts (4,000,000 of them, each digested, masked and
     joined: 1.5 s on the event loop). Now at most `MAX_STRINGS` are taken, the rest `scan:truncated`; a string after
-    many values that are no strings is still read."""
+    many values that are no strings is still read, within the values looked at (a request's numbers are counted as
+    objects are since 2026-12-05: past them, `scan:truncated`)."""
     from proxy.protocols.openai import read_request
 
     many = protocols.MAX_STRINGS * 3
@@ -365,10 +366,12 @@ def test_a_list_of_many_strings_is_read_up_to_the_limit() -> None:
         request = read_request("chat", orjson.dumps({"model": "m", "messages": [], "extra": extra}))
         assert len(request.texts) == protocols.MAX_STRINGS
         assert request.unscanned
-    numbers_first = [1] * many + ["ana@example.org"]
+    numbers_first = [1] * (protocols.MAX_STRINGS // 2) + ["ana@example.org"]
     request = read_request("chat", orjson.dumps({"model": "m", "messages": [], "extra": numbers_first}))
     assert request.texts == ("ana@example.org",)
     assert not request.unscanned
+    past = [1] * many + ["ana@example.org"]
+    assert read_request("chat", orjson.dumps({"model": "m", "messages": [], "extra": past})).unscanned
 
 
 @pytest.mark.parametrize("path", ["openai", "anthropic"])

@@ -13,8 +13,13 @@ from typing import Any
 import orjson
 import pytest
 
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from proxy.flow import Outcome
 from proxy.protocols import MAX_STRINGS, anthropic, user_strings
 from proxy.protocols import openai as openai_protocol
+from proxy.protocols.oip import RestReplyObserver
+from proxy.protocols.openai import ReplyObserver
 
 ADDRESS = "alice@example.com"
 
@@ -64,3 +69,64 @@ def test_the_objects_are_counted_across_a_requests_fields() -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     body.update({f"x{n}": [{}] * 62_000 for n in range(16)})
     assert openai_protocol.read_request("chat", orjson.dumps(body)).unscanned
+
+
+@pytest.mark.parametrize("scalar", [None, True, False, 0, 1.5], ids=["null", "true", "false", "int", "float"])
+def test_nulls_booleans_and_a_requests_numbers_are_counted_as_values_looked_at(scalar: Any) -> None:
+    """null, true, false and a request's numbers hold no user text, but each is a value looked at: counted as an object
+    is, as `rendered_strings` counts them, so lists of millions of them (one list, or lists of 60,000 each: under the
+    strings and objects still taken, each list went over item by item) are not gone over to their end (before: 2-5 s
+    of the event loop interpreted for a 60 MB body, every one, read whole) and an address after them is said not read
+    (`scan:truncated`). Under the bound, the address is read (helper nullbound2)."""
+    out: list[str] = []
+    assert user_strings([[scalar] * (MAX_STRINGS - 2), ADDRESS], out) is True and out == [ADDRESS]
+    assert user_strings([[scalar] * (MAX_STRINGS - 1), ADDRESS], []) is False  # before: True, all looked at
+    assert user_strings([scalar] * 3_000_000 + [ADDRESS], []) is False  # before: True
+    assert user_strings([[scalar] * 60_000] * 200 + [ADDRESS], []) is False  # before: True, 12,000,000 gone over
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "extra": [[scalar] * 60_000] * 200}
+    assert openai_protocol.read_request("chat", orjson.dumps(body)).unscanned  # before: read whole
+
+
+def test_nulls_among_many_texts_under_the_limits_are_read_whole() -> None:
+    """Each string taken lets three values more be looked at, nulls too: tool-call messages with a null content and
+    texts among nulls are read whole (held before and after)."""
+    calls = [{"role": "assistant", "content": None, "tool_calls": [{"id": f"c{n}", "type": "function",
+                                                                    "function": {"name": "f", "arguments": "{}"}}]}
+             for n in range(16_000)]  # fmt: skip
+    assert not openai_protocol.read_request("chat", orjson.dumps({"model": "m", "messages": calls})).unscanned
+    texts: list[Any] = [[f"t{n}", None, None] for n in range(20_000)]
+    out: list[str] = []
+    assert user_strings(texts, out) is True and len(out) == 20_000
+    assert user_strings(["a"] * 30_000 + [None] * 60_000 + [ADDRESS], []) is True
+
+
+def reply_labels(observer: Any, reply: Any) -> frozenset[str]:
+    observer.head(200, lambda name: "application/json" if name == "content-type" else None)
+    observer.body(orjson.dumps(reply))
+    observer.finish()
+    labels: frozenset[str] = observer.outcome.output_detected
+    return labels
+
+
+@pytest.mark.parametrize("tokens", [2, 64], ids=["pooled", "per-token"])
+def test_a_replys_numbers_are_not_counted(tokens: int) -> None:
+    """A reply's numbers are its vectors, read whole as before (held before and after): llama.cpp's native embeddings
+    reply (2 x 4,096 floats; 64 token vectors of 4,096, pooling none), and an OIP or unknown reply of 1,000,000
+    numbers (`aside_strings`, `add_unknown`: `numbers=False`), an address after them read."""
+    detectors = Detectors((DetectorSpec("email"),), 100_000)
+    native = [{"index": n, "embedding": [[0.125] * 4096] * (tokens // 2)} for n in range(2)]
+    embeddings = ReplyObserver(Outcome(started_ns=0), detectors, False, embeddings=True)
+    assert reply_labels(embeddings, native) == frozenset()
+    unknown = {"result": [0.5] * 1_000_000, "note": ADDRESS}
+    oip = RestReplyObserver(Outcome(started_ns=0), detectors, False, None)
+    assert reply_labels(oip, unknown) == {"pii:email"}
+    chat = ReplyObserver(Outcome(started_ns=0), detectors, False)
+    assert reply_labels(chat, unknown) == {"pii:email"}
+
+
+def test_a_replys_nulls_are_counted_as_a_requests_are() -> None:
+    """An unknown reply's nulls are values looked at: a million of them before an address are not gone over, the
+    reply `scan:truncated` (before: every one gone over, read whole)."""
+    detectors = Detectors((DetectorSpec("email"),), 100_000)
+    nulls = {"result": [None] * 1_000_000, "note": ADDRESS}
+    assert "scan:truncated" in reply_labels(ReplyObserver(Outcome(started_ns=0), detectors, False), nulls)

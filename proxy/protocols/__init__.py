@@ -459,7 +459,11 @@ def tokenized_keys(value: dict[str, Any], out: list[str], every: bool = False) -
 
 
 def user_strings(
-    value: Any, out: list[str], reprinted: list[str] | None = None, budget: list[int] | None = None
+    value: Any,
+    out: list[str],
+    reprinted: list[str] | None = None,
+    budget: list[int] | None = None,
+    numbers: bool = True,
 ) -> bool:
     """Every user-data string in a JSON value (messages, prompts, documents), in document order. Framing
     is skipped: the string values of `_STRING_FRAMING` keys (a role only when it is a standard one) and
@@ -469,7 +473,9 @@ def user_strings(
     left (the adapter marks the request `unscanned`). A tool call's
     `arguments` string's numbers written with an exponent go to `reprinted` as servers print them (`reprinted_numbers`;
     into `out` when it is None). `budget`: the objects still looked at and the strings taken before that were counted
-    for more (`len(out)` then), shared by several values (a request's fields), left as this one leaves it."""
+    for more (`len(out)` then), shared by several values (a request's fields), left as this one leaves it. A null,
+    true or false is a value looked at, counted as an object is, and a number too unless `numbers` is False (a reply's
+    element: an unknown reply's vectors, llama.cpp's embeddings, are read whole, their numbers not counted)."""
     if type(value) is str:
         if value:
             # counted as any string is: a request's top-level fields each come here (`request_strings`), and a body of
@@ -558,7 +564,14 @@ def user_strings(
         index = len(children)
         room = MAX_STRINGS - len(out)
         if index > room or index > objects:  # more than the strings or objects still taken: those up to the first past
-            taken, cut = _taken(children, room, objects + 3 * room)  # (as many as the strings to come may allow)
+            # (objects and lists: as many as the strings to come may allow; nulls, booleans, numbers: as many as the
+            # strings taken so far allow now, counted here as they are never pushed)
+            credit = 3 * (len(out) - credited)
+            taken, cut, skipped = _taken(children, room, objects + 3 * room, objects + credit, numbers)
+            if skipped > objects:  # (the strings taken counted for more, as the refill at the top would)
+                objects += credit
+                credited = len(out)
+            objects -= skipped
             whole = whole and not cut
             taken.reverse()
             stack.extend(taken)
@@ -572,6 +585,10 @@ def user_strings(
                     stack.append(child)
             elif kind is dict or kind is list:
                 stack.append(child)
+            elif numbers or (kind is not int and kind is not float):
+                # null, true, false (a number in a request): a value looked at, counted as an object is (no more than
+                # `objects` here). Before 2026-12-05 none was: 200 lists of 60,000 nulls took 2-5 s interpreted, whole
+                objects -= 1
         # strings in document order, as they come off the stack, up to the limit (a list of millions of one-character
         # strings went into `out` whole, each then digested, masked and joined: the limit was checked only above)
         while stack and type(stack[-1]) is str and len(out) < MAX_STRINGS:
@@ -582,28 +599,35 @@ def user_strings(
     return whole and not (stack and any(map(_holds_text, stack)))  # what is left over may hold no text at all
 
 
-def _taken(children: list[Any], room: int, objects: int) -> tuple[list[Any], bool]:
+def _taken(children: list[Any], room: int, objects: int, scalars: int, numbers: bool) -> tuple[list[Any], bool, int]:
     """The strings, objects and lists of `children` (a JSON object's values or a list's items) in order, up to the
-    string past the first `room` or the object or list past the first `objects`, and whether there is one (then never
-    read): `user_strings` takes at most `room` strings more and looks at `objects` more, so a walk of a list of millions
-    of strings (or of empty objects: before 2026-12-05, each was pushed) stops there, where it pushed every one."""
+    string past the first `room`, the object or list past the first `objects` or the null, boolean (or number, with
+    `numbers`) past the first `scalars`; whether there is one (then never read); and the nulls, booleans and numbers
+    gone over: `user_strings` takes at most `room` strings more and looks at `objects` more, so a walk of a list of
+    millions of strings (or of empty objects, of nulls: before 2026-12-05, each was pushed, or gone over uncounted)
+    stops there, where it went over every one."""
     taken: list[Any] = []
     strings = 0
     containers = 0
+    skipped = 0
     for child in children:
         kind = type(child)
         if kind is str:
             if child:
                 if strings == room:
-                    return taken, True
+                    return taken, True, skipped
                 strings += 1
                 taken.append(child)
         elif kind is dict or kind is list:
             if containers == objects:
-                return taken, True
+                return taken, True, skipped
             containers += 1
             taken.append(child)
-    return taken, False
+        elif numbers or (kind is not int and kind is not float):
+            if skipped == scalars:
+                return taken, True, skipped
+            skipped += 1
+    return taken, False, skipped
 
 
 # content blocks engines print whole, keys and all: a tool call's `input` (vLLM json.dumps it into the call's
@@ -1693,7 +1717,7 @@ class OutputText:
         streamed in pieces is found where they meet. At most `MAX_STRINGS` of them, within the scan limit: past
         either, `scan:truncated`."""
         texts: list[str] = []
-        if not user_strings(reply, texts):
+        if not user_strings(reply, texts, numbers=False):  # (its numbers not counted: a reply's vectors read whole)
             self.unread()
         if not texts or self._detectors is None:
             return
@@ -1719,7 +1743,7 @@ class OutputText:
         each value is whole (an error), not a piece of one (a delta), so it is not run into the key's last one
         (a line between). Past `MAX_STRINGS` of them, `scan:truncated`."""
         texts: list[str] = []
-        if not user_strings(value, texts):
+        if not user_strings(value, texts, numbers=False):  # (as `add_unknown`: llama.cpp's embeddings read whole)
             self.unread()
         if texts:
             self.aside_lines(key, texts, apart)
