@@ -510,9 +510,10 @@ class _Reader:
         if not isinstance(value, dict):
             self.problem(path, "expected a mapping" + _got(value))
             return {}
-        for key in value:
+        for index, key in enumerate(value):
             if key not in known:
-                self.problem(f"{path}.{key}" if path else str(key), f"unknown key (known: {', '.join(known)})")
+                shown = shown_key(key, index)
+                self.problem(f"{path}.{shown}" if path else shown, f"unknown key (known: {', '.join(known)})")
         for key in required:
             if value.get(key) is None:
                 self.problem(f"{path}.{key}" if path else key, "is required")
@@ -1327,6 +1328,24 @@ def shown_url(text: str) -> str:
         head, sep, _ = shown.partition(mark)
         shown = head + (f"{mark}***" if sep else "")
     return shown
+
+
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9_. -]{1,64}")
+_KEY_WORD = re.compile(r"[A-Za-z0-9]+")
+_MIXED_WORD = re.compile(r"(?=.*[A-Za-z])(?=.*[0-9]).{9,}")
+
+
+def shown_key(key: Any, index: int) -> str:
+    """An unknown key as its problem names it: as written when it is shaped like a config key (words of letters
+    or digits, `max_conections`, `api_key_sha256`), else by its place and length only (`<key 3: 51 characters>`):
+    a token or a URL pasted where a key goes (`sk-proj-...:`, a missing `api_key: `) would be quoted in a
+    problem a reload logs. A word over 24 characters, or over 8 mixing letters and digits, is a secret's shape."""
+    text = str(key)
+    if _KEY_SHAPE.fullmatch(text) and all(
+        len(word) <= 24 and not _MIXED_WORD.fullmatch(word) for word in _KEY_WORD.findall(text)
+    ):
+        return text
+    return f"<key {index + 1}: {len(text)} character{'' if len(text) == 1 else 's'}>"
 
 
 def read_secret(path: str) -> bytes:
