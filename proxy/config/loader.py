@@ -987,10 +987,16 @@ class _Reader:
         if endpoint is not None:
             grpc_target = protocol == "grpc" and "://" not in endpoint
             url = f"http://{endpoint}" if grpc_target else endpoint
-            if _http_url(url) is None:
+            parts = _http_url(url)
+            if parts is None:
                 port_problem = _url_port_problem(url)
                 self.problem(path, f"{port_problem} in {shown_url(endpoint)!r}" if port_problem else
                              f"expected an http:// or https:// URL, got {shown_url(endpoint)!r}")  # fmt: skip
+            elif (
+                "@" in parts.netloc
+            ):  # neither sink sends a userinfo (each connects to the host alone): said, not dropped
+                self.problem(path, f"a user or password in {shown_url(endpoint)!r} is not sent to the collector: give "
+                             "its credentials as telemetry.headers (authorization: Basic ...)")  # fmt: skip
         return endpoint
 
     def flat_values(self, path: str, mapping: dict[Any, Any]) -> dict[Any, Any]:
