@@ -30,12 +30,13 @@ def echoed(given: str) -> str:
 PLAINTEXT_REASONS: Final = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
 
 
-def plaintext_hint(exc: BaseException) -> str:
-    """What to add to a failure to reach an upstream whose TLS handshake met a plain-HTTP server (an `https://` url
-    for a server that speaks `http://`): OpenSSL's words alone ("wrong version number") do not say it. Else ''."""
+def plaintext_hint(exc: BaseException, peer: str = "upstream", setting: str = "url") -> str:
+    """What to add to a failure to reach a `peer` (an upstream; the span exporter's collector) whose TLS handshake met
+    a plain-HTTP server (an `https://` `setting` for a server that speaks `http://`): OpenSSL's words alone ("wrong
+    version number") do not say it. Else ''."""
     for cause in (exc, exc.__cause__, exc.__context__):
         if isinstance(cause, ssl.SSLError) and cause.reason in PLAINTEXT_REASONS:
-            return " (the upstream answered in plain HTTP, not TLS: if it serves http, write its url with http://)"
+            return f" (the {peer} answered in plain HTTP, not TLS: if it serves http, write its {setting} with http://)"
     return ""
 
 

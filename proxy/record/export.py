@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from proxy import __version__
-from proxy.errors import PLAINTEXT_REASONS
+from proxy.errors import PLAINTEXT_REASONS, plaintext_hint
 from proxy.record import ExportRefused
 from proxy.record.otlp import encode_request
 from proxy.record.sinks import Counts
@@ -706,6 +706,4 @@ def _advice(exc: Exception) -> str:
     `WRONG_VERSION_NUMBER` alone does not say it). Else ''."""
     if isinstance(exc, ExportRefused):
         return exc.hint
-    if isinstance(exc, ssl.SSLError) and exc.reason in PLAINTEXT_REASONS:
-        return " (the collector answered in plain HTTP, not TLS: if it serves http, write its endpoint with http://)"
-    return ""
+    return plaintext_hint(exc, "collector", "endpoint")
