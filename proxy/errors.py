@@ -189,6 +189,14 @@ class ExpectationFailed(InvalidRequest):
     status = 417
 
 
+class LengthRequired(InvalidRequest):
+    """A request to a path whose adapter reads a body, sent with neither Content-Length nor Transfer-Encoding: by
+    RFC 9112 §6.3 its body is empty and what follows it the next request, so the JSON it meant to send would be read
+    as a malformed request (two refusals for one call)."""
+
+    status = 411
+
+
 class Unauthenticated(ProxyError):
     code = "invalid_api_key"
     status = 401

@@ -27,6 +27,7 @@ from proxy.errors import (
     ExpectationFailed,
     InvalidRequest,
     LeftUnread,
+    LengthRequired,
     ModelNotFound,
     ProxyError,
     RequestTooLarge,
@@ -102,6 +103,7 @@ def _tokens(value: str | None) -> frozenset[bytes]:
     return tokens
 
 
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})  # the methods whose request carries a body here
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
 _TOKENS: Final[dict[str, frozenset[bytes]]] = {}
 _TOKENS_VALUE_MAX: Final = 256  # characters (bytes) of a Connection value kept
@@ -502,6 +504,17 @@ class HttpIngress:
                     return
                 await self._data_free(request, conn, ex, pipeline, adapter, target)
                 return
+            if (
+                request.content_length is None
+                and method in _BODY_METHODS
+                and adapter.name != "passthrough"
+                and (request.header("transfer-encoding") is None)
+            ):
+                # neither Content-Length nor Transfer-Encoding: an empty body by RFC 9112 §6.3, where an adapter reads
+                # one (a passthrough path's POST may carry none: its path is its request). The connection closes with
+                # the answer (`HttpConnection.on_headers_complete`): the body the client meant is not read as a request
+                raise LengthRequired(f"a {method} request here carries a body: send it with a Content-Length, or "
+                                     "Transfer-Encoding: chunked")  # fmt: skip
             expect = request.header("expect")
             if expect is not None and not request.expects and list_members(expect):  # 417: one it cannot meet
                 raise ExpectationFailed(f"unsupported Expect: {echoed(expect)} (only 100-continue)", param="expect")

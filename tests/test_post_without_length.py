@@ -1,0 +1,78 @@
+"""A POST with neither Content-Length nor Transfer-Encoding to a path whose adapter reads a body is answered 411 once,
+recorded once, and the connection closes with the answer: by RFC 9112 §6.3 its body is empty and what follows it the
+next request, so before 2026-12-05 the JSON the client meant to send was read as a second, malformed request (two
+400s, both recorded). A passthrough path's POST may carry no body (its path is its request): served, not refused."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.test_refusals_recorded import AUTH, BODY, CONFIG, AccessLines, access_lines, assert_recorded, errors
+
+
+@pytest.fixture
+def access() -> Iterator[AccessLines]:
+    yield from access_lines()
+
+
+@pytest.fixture
+def proxy(vllm: Any, otlp: OtlpReceiver, make_proxy: Any) -> Any:
+    _, upstream = vllm
+    return make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+
+
+def exchange(port: int, wire: bytes) -> list[bytes]:
+    """The replies to `wire` on one connection, read until the proxy closes it: each reply's status, and all it got."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(wire)
+        got = b""
+        while piece := sock.recv(65536):
+            got += piece
+    return re.findall(rb"HTTP/1\.1 \d{3} ", got), got
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v2/models/m/infer"])
+def test_a_body_path_without_a_length_is_411_once(
+    proxy: Any,
+    otlp: OtlpReceiver,
+    access: AccessLines,
+    path: str,
+) -> None:
+    wire = f"POST {path} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\nContent-Type: application/json\r\n\r\n".encode() + BODY
+    lines, got = exchange(proxy.bound.http.port, wire)
+    assert len(lines) == 1 and lines[0].startswith(b"HTTP/1.1 411 "), got
+    head, _, body = got.partition(b"\r\n\r\n")
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower().decode()] = value.strip().decode("latin-1")
+    assert fields["connection"] == "close"
+    error = orjson.loads(body)["error"]  # (OIP's shape: the message alone)
+    assert "Content-Length" in (error if isinstance(error, str) else error["message"])
+    assert_recorded(otlp, access, fields, 411, "invalid_request", "app")
+    assert errors(proxy, "invalid_request") == 1
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_a_passthrough_request_without_a_length_is_served_and_closes(proxy: Any, method: str) -> None:
+    """vLLM's `/sleep` takes a POST with no body (curl -X POST sends no length): forwarded, not refused; the
+    connection closes with its answer, what follows it unread."""
+    wire = f"{method} /sleep HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    lines, got = exchange(proxy.bound.http.port, wire)
+    assert len(lines) == 1 and not lines[0].startswith(b"HTTP/1.1 411 "), got
+    assert errors(proxy, "invalid_request") == 0
+
+
+def test_a_zero_length_is_a_length(proxy: Any) -> None:
+    wire = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n{AUTH}\r\nContent-Length: 0\r\n\r\n".encode()
+    lines, got = exchange(
+        proxy.bound.http.port, wire + b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert lines == [b"HTTP/1.1 400 ", b"HTTP/1.1 401 "], got  # (the GET carries no key)
