@@ -326,10 +326,12 @@ def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, ...]:
     return identities_from_auth_context(auth) if auth else ()
 
 
-# an upstream's metadata keys never passed on (`_pass`): transport's, and those only the proxy sets (`x-lineage-*` too)
+# an upstream's metadata keys never passed on (`_pass`): transport's, and those only the proxy sets (`x-lineage-*` too;
+# the upstream's trace context, which names its span or a trace of its own, as `http.OWNED` says)
 _NOT_PASSED: Final = frozenset(
-    {"content-type", "grpc-status", "x-data-labels", "x-trace-id", "x-data-labels-bin", "x-trace-id-bin"}
-)
+    {"content-type", "grpc-status", "x-data-labels", "x-trace-id", "x-data-labels-bin", "x-trace-id-bin",
+     "traceparent", "traceresponse"}
+)  # fmt: skip
 
 
 def _pass(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[tuple[str, str | bytes]]:

@@ -81,8 +81,10 @@ HOP_BY_HOP = frozenset(
         b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length", b"expect",
     }
 )  # fmt: skip
-# reply headers only the proxy may set: an upstream's own are dropped, never passed off as the proxy's
-OWNED = frozenset({b"x-data-labels", b"x-trace-id"})
+# reply headers only the proxy may set: an upstream's own are dropped, never passed off as the proxy's. Its trace
+# context too (`traceparent`, level 2's `traceresponse`): it names the upstream's span, or a trace of its own, where the
+# reply's trace is the proxy's (`x-trace-id`)
+OWNED = frozenset({b"x-data-labels", b"x-trace-id", b"traceparent", b"traceresponse"})
 NO_BODY_STATUSES: Final = frozenset({204, 304})
 # how an upstream fails mid-reply (a client that leaves is a ConnectionResetError from the writes)
 _UPSTREAM_BROKE = (UpstreamClosed, UpstreamProtocolError, TimeoutError)
