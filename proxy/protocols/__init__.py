@@ -354,9 +354,10 @@ def nested_named_as_fields(
     for a field. Items of scalars only whose keys are all `fields` (most chat messages: a role and a text) are looked
     at together, in C, whatever their number; the rest a level at a time (items, then what is under their `inner`
     keys, then under theirs), each level's keys (each once) and children gathered in C: its work grows with the levels,
-    the `inner` keys present and the keys not `fields`, not with the objects (a 200-message agent history: three
-    levels). At most `MAX_STRINGS` values are looked at, the levels' together: False when some were left (the adapter
-    marks the request `unscanned`, as for texts past the limit). Before 2026-12-05 every one was, 0.17-0.4 s of the
+    the `inner` keys present and the keys not `fields`, not with the objects (a 200-message chat agent history: four
+    levels, its messages, their parts, their tool calls and the calls' functions, each a struct of its own). At most
+    `MAX_STRINGS` values are looked at, the levels' together: False when some were left (the adapter marks the request
+    `unscanned`, as for texts past the limit). Before 2026-12-05 every one was, 0.17-0.4 s of the
     event loop for a body of a million tiny objects. `below`: the fields and inner keys of the objects under a key, when
     they are another struct than the one they are under (an Anthropic block's `source`); without it, or for a key it
     does not name, `fields` and `inner` serve every level."""
