@@ -631,16 +631,32 @@ class HttpIngress:
         internal error (`HttpConnection._unserved`): the call had begun, and ends as one whose client left while it was
         still arriving does (`_unread`), or one the drain cut, or refused as the one before it, with no status, nothing
         of it read or forwarded, no one answered. Not `whole`: a head only partly read when the drain closed its
-        connection (`HttpConnection._head_cut`), recorded `drain_timeout`. A reload that changed `listen.tls` client
+        connection (`HttpConnection._head_cut`), recorded `drain_timeout`, or when the reply before it closed it,
+        recorded as one whole behind that reply is. A reload that changed `listen.tls` client
         authentication closing the connection (`conn.reloaded`) is recorded as the drain's closing is, its reason the
         reload's (before 2026-12-05 SIGTERM's, though the process went on)."""
         pipeline = self.ref.current
         ex = _exchange(pipeline, request.method, request.path, request.header)
         if pipeline.client_address:
             ex.outcome.client = conn.client
-        if not whole and conn.upgraded and not conn.draining:
+        if not whole and not conn.draining and conn.closed_by is not None:
+            # its head partly read when the answer before it closed the connection (a refusal, an internal error),
+            # refused as that one was (before 2026-12-05 dropped unrecorded, or said behind an upgrade request between)
+            ended: ProxyError = conn.closed_by(
+                f"lineage-proxy closed the connection before this request's head had arrived whole: it was pipelined "
+                f"behind one answered {conn.closed_by.code}, after which the connection closes; send it again on a new "
+                f"connection"
+            )
+        elif not whole and not conn.draining and conn.closing and not conn.upgrade_answered:
+            # behind a reply framed by the connection's close (an HTTP/1.0 stream), an upgrade request between or not
+            ended = InvalidRequest(
+                "lineage-proxy closed the connection before this request's head had arrived whole: it was pipelined "
+                "behind a reply whose body ends with the connection (a stream to an HTTP/1.0 client); send it again on "
+                "a new connection, or speak HTTP/1.1"
+            )
+        elif not whole and conn.upgraded and not conn.draining:
             # its head partly read when the one asking to upgrade before it was answered (`HttpConnection._head_cut`)
-            ended: ProxyError = InvalidRequest(
+            ended = InvalidRequest(
                 "lineage-proxy closed the connection before this request's head had arrived whole: it was pipelined "
                 "behind one asking to upgrade the connection (lineage-proxy does not switch protocols, and closes it "
                 "after that one's answer); send it again on a new connection"

@@ -269,8 +269,10 @@ class HttpConnection(asyncio.Protocol):
             cause, self._raised = self._raised, None
             if self.upgraded:
                 # what follows a request asking to upgrade is no request (the protocol it asked for, sent before the
-                # answer): not read, nor refused; the requests read before it are recorded unserved
+                # answer): not read, nor refused; the requests read before it are recorded unserved (and no head is
+                # being read: not one cut when that one is answered, `_head_cut`)
                 self._broken = True
+                self.parsing = None
             elif cause is None and self.parsing is None and self._closes:
                 # bytes after a request that closes the connection (llhttp's "Data after `Connection: close`") are
                 # no request, nor a malformed one: not read (RFC 9112 §9.6), that request answered, the connection
@@ -301,6 +303,7 @@ class HttpConnection(asyncio.Protocol):
                     # behind a request asking to upgrade nothing is refused, never answered: dropped, not counted
                     # malformed, as a head over the limits that completes in the read (before 2026-12-05 counted)
                     self._broken = True
+                    self.parsing = None  # (nor recorded as a head cut, `_head_cut`)
                 elif over is not None:
                     self._refuse(over, line_read)
         if len(self.queue) >= PIPELINE_DEPTH and self._reading:
@@ -396,6 +399,9 @@ class HttpConnection(asyncio.Protocol):
                 request.headers.clear()
                 if line_read or request.head_size > len(request.target):  # a field came after it: the target is whole
                     self.refused_path = request.path
+                # no head is being read: recorded as its refusal once answered, not as one cut (`_head_cut`, which
+                # before 2026-12-05 told it by `_broken`, also set by a body refused with a head read after it)
+                self.parsing = None
             self.queue.append(error)
         # no request is read after it: what still comes is dropped as it arrives (`_broken`). Reading goes on, not
         # paused, so a client that leaves is heard of while a request before the refused one is served, and its
@@ -766,8 +772,11 @@ class HttpConnection(asyncio.Protocol):
         # (`closing` alone: its reply closed the connection itself, a stream to an HTTP/1.0 client framed by its close)
         if self.queue and (self.lost or self.closing or self.closed_by is not None or self.upgraded):
             self._unserved()
-        if self.draining or self.upgraded:
-            self._head_cut()  # (behind an upgrade request: before 2026-12-05 a head partly read was dropped unrecorded)
+        # a head partly read behind the reply that closed the connection: the drain's, an upgrade request's, a refusal's
+        # or an internal error's (`closed_by`), a reply framed by the connection's close (`closing`, an HTTP/1.0 stream);
+        # before 2026-12-05 dropped unrecorded behind the last two (and behind an upgrade request, before that date)
+        if self.draining or self.upgraded or self.closing or self.closed_by is not None:
+            self._head_cut()
         if self.upgraded:
             # the request asking to upgrade was answered: nothing more is read, its body neither (never served, it
             # was given back by `_unserved`: before 2026-12-05 the rest of it was counted again, for the process's life)
@@ -802,12 +811,15 @@ class HttpConnection(asyncio.Protocol):
         refused unread is, its method and path when its request line came whole, nothing of its fields read (a
         client that left meanwhile made no call). Before 2026-12-05 it was dropped with no record. So too one only
         partly arrived when the request asking to upgrade before it is answered (`upgraded`: the connection closes),
-        recorded refused as behind that one (before 2026-12-05 dropped with no record)."""
+        or the answer that closes the connection goes out (a refusal, an internal error: `closed_by`; a reply framed by
+        its close: `closing`), recorded refused as behind that one (before 2026-12-05 dropped with no record). A head
+        refused (`_refuse`), or dropped behind an upgrade request, is no longer `parsing`: recorded as its refusal when
+        answered (before 2026-12-05 a second time here, `drain_timeout`), or not at all."""
         request = self.parsing
         record = self.server.record_unserved
-        # (`_broken`: nothing more was read, and `parsing` is a head refused (`_refuse`), recorded as its refusal when
-        # answered; before 2026-12-05 it was recorded a second time here, `drain_timeout`)
-        if request is None or request.method or self._broken or (self.lost and not self.cut) or record is None:
+        # (not `_broken`, as before 2026-12-05: a body refused, 413 or 503, sets it too, and a head read after that body
+        # in the same read, pipelined, was dropped unrecorded)
+        if request is None or request.method or (self.lost and not self.cut) or record is None:
             return
         if self.upgraded and (not request.target or self.parser.get_method() == b"PRI"):
             # behind one asking to upgrade: the protocol it asked for, sent before its answer, is no request (the HTTP/2
