@@ -214,7 +214,7 @@ class _Handed:
     it, else failed. `disowned`: counted otherwise (the emit raised before any transport took or queued it: failed, and
     sent again), or counted already; what the transports report of it is not counted."""
 
-    __slots__ = ("accepted", "disowned", "queued", "refused", "reported", "returned", "taken")
+    __slots__ = ("accepted", "disowned", "gave_up", "queued", "refused", "reported", "returned", "taken")
 
     def __init__(self) -> None:
         self.accepted = False  # a transport inside a composite one took it or queued it (its emit returned)
@@ -223,6 +223,8 @@ class _Handed:
         self.queued = 0  # copies queued by async_http transports
         self.reported = 0  # of those, the ones they reported sent or given up on
         self.taken = False  # one of them was taken by the backend
+        # an async_http transport gave its copy up (its backend down) while another transport took it (`_settle`)
+        self.gave_up = False
         self.returned = False  # the emit returned
         self.disowned = False
 
@@ -307,6 +309,9 @@ class OpenLineageRecorder:
         # a composite's transport fails the events one before it took (`_partly`): an outage of its backend, counted and
         # said as one, until an emit returns (all its transports took the event)
         self._part_down = False
+        # that outage was begun by an async_http transport giving its copy of an event up (`_settle`): ended by a copy
+        # of its reported sent, not by an emit returning (which says nothing of its backend)
+        self._part_async = False
         self._handing: _Handed | None = None
         self._handed: dict[int, _Handed] = {}
         self._tally_lock = threading.Lock()  # counts and outages (`_failing`, `_taking`), `_handed`
@@ -745,22 +750,29 @@ class OpenLineageRecorder:
         failed it and returned (`continue_on_failure: true`, `_emit`). Else said once."""
         if accepted:
             with self._tally_lock:
-                if self._part_down:
-                    return
-                self._part_down = True
-                if self._down:  # (not ended by `_taking`: the later one's backend is down still)
-                    self._down = False
-                    return
-                self.counts.add("outages")
-            log.warning("openlineage: %s failed an event one of its transports took or queued (%s): another cannot "
-                        "send events; logged once per outage, counted in outages_total; not sent again, which would "
-                        "send it twice to the one that took it", self._target, redact_userinfo(str(exc)))  # fmt: skip
+                self._part_failing(redact_userinfo(str(exc)), False)
             return
         if not self._said_partly:
             self._said_partly = True
             log.warning("openlineage: %s failed an event one of its transports took or queued (%s); not sent again, "
                         "which would send it twice to that one; said once", self._target,
                         redact_userinfo(str(exc)))  # fmt: skip
+
+    def _part_failing(self, why: str, reported: bool) -> None:
+        """One of a composite's transports failed an event another took or queued: its backend is down, an outage
+        begins (said and counted once), unless one is on (under `_tally_lock`; `_partly`, `_settle`). `reported`: an
+        async_http one gave its copy up, on its own thread (`_part_async`)."""
+        if self._part_down:
+            return
+        self._part_down = True
+        self._part_async = reported
+        if self._down:  # (not ended by `_taking`: the later one's backend is down still)
+            self._down = False
+            return
+        self.counts.add("outages")
+        log.warning("openlineage: %s failed an event one of its transports took or queued (%s): another cannot send "
+                    "events; logged once per outage, counted in outages_total; not sent again, which would send it "
+                    "twice to the one that took it", self._target, why)  # fmt: skip
 
     def _queued(self, add: Any, request: Any) -> None:
         """An async_http transport queues a copy of the event being emitted (on the sender, in `_emit`)."""
@@ -780,6 +792,7 @@ class OpenLineageRecorder:
             if handed is not None:
                 handed.reported += 1
                 handed.taken = handed.taken or taken
+                handed.gave_up = handed.gave_up or not taken
                 if handed.returned and handed.reported == handed.queued:
                     self._settle(handed)
         return released
@@ -791,8 +804,17 @@ class OpenLineageRecorder:
             return
         handed.disowned = True
         if handed.taken:
-            self.counts.add("sent")
-            self._taking()
+            if handed.gave_up:
+                # an async_http transport of a composite gave its copy up, another taking it: its backend is down, an
+                # outage as for a composite's http transport that fails it (`_partly`). Before 2026-12-05 counted sent
+                # alone: no outage while that backend failed every event (it reports on its own thread, after the emit)
+                self._part_failing("the async_http transport gave an event up", True)
+            else:
+                self._taking()
+                if self._part_down and self._part_async and handed.refused is None:  # every transport took it
+                    self._part_down = False
+                    log.warning("openlineage: all the transports of %s take events again", self._target)
+            self.counts.add("sent")  # (after the outage: one waiting for it sees the outage counted)
         else:
             self.counts.add("failed")
             self._failing("the async_http transport gave an event up", kept=False)
@@ -1163,7 +1185,9 @@ class OpenLineageRecorder:
                 # default), another taking it: that one's backend is down, an outage as in a fail-fast composite.
                 # Before 2026-12-05 no outage was counted (openlineage-python's own WARNING for each event alone)
                 self._partly(handing.refused, True)
-            elif self._part_down:  # (all of a composite's transports took it)
+            elif self._part_down and not self._part_async:  # (all of a composite's transports took it)
+                # (not an outage of an async_http one: ended once a copy of its is reported sent, `_settle`; an emit
+                # returning says nothing of its backend)
                 self._part_down = False
                 log.warning("openlineage: all the transports of %s take events again", self._target)
         self._handing = None
