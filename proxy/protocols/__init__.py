@@ -92,14 +92,21 @@ class Request:
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that
 # is not a standard one is data: chat templates print it). Not ids: some templates print a tool call's id
 # (Kimi-K2's `<|tool_call_begin|>{{ id }}`, `## Return of {{ tool_call_id }}`), so ids are scanned.
-# Ciphertext a server hands out and takes back (`encrypted_content`: a search result's page, reasoning) is none:
-# kilobytes of base64 a result, which no detector can read.
+# Ciphertext a server hands out and takes back (`encrypted_content`: an Anthropic search result's page) is none:
+# kilobytes of base64 a result, which no detector can read. But a Responses reasoning item's (`_REASONING_ITEM`).
 _STRING_FRAMING = frozenset(
     {
         "role", "type", "model", "status", "object", "url", "file_id", "detail", "format", "media_type", "mime_type",
         "encoding_format", "encrypted_content", "encrypted_index",
     }
 )  # fmt: skip
+# a Responses input reasoning item, whose `encrypted_content` is read as text: Ollama's Responses API makes it the next
+# assistant message's thinking (`FromResponsesRequest`: `pendingThinking = v.EncryptedContent`), which its renderers
+# print to the model, and hands its own thinking out there as plain text. Before 2026-12-05 it was framing, unread: an
+# address in it reached the model for any purpose. OpenAI's is base64, in which the detectors found no label in 2,000
+# random strings of 1-4 KB (helper encrypted)
+_REASONING_ITEM: Final = "reasoning"
+_CIPHERTEXT: Final = "encrypted_content"
 # keys whose values are binary payloads (images, audio, files as base64 or links) that text detectors cannot
 # read, whatever their shape: skipped inside messages
 _PAYLOADS = frozenset({"image_url", "input_audio", "file", "source", "cache_control"})
@@ -508,8 +515,14 @@ def user_strings(
                 while stack and type(stack[-1]) is str and len(out) < MAX_STRINGS:  # the strings after it, as below
                     out.append(stack.pop())
                 continue
-            children: list[Any] = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
             block = item.get("type")
+            children: list[Any]
+            if block == _REASONING_ITEM:  # its `encrypted_content` too, where it stands (`_REASONING_ITEM`)
+                children = [
+                    v for k, v in item.items() if k == _CIPHERTEXT or k not in FRAMING_KEYS or not _framing(k, v)
+                ]
+            else:
+                children = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
             if type(block) is str and block in _PRINTED_WHOLE:  # a tool call's input, a tool's result: printed as JSON
                 for key in ("input", "content"):  # a call's input whole; a result's content but its images
                     printed = item.get(key)
