@@ -242,14 +242,15 @@ class Exchange:
         without a query (a probe's, a scrape's, a list's `?limit=20`: no purpose needed, no route but the one a call
         carrying no data takes)."""
         texts = passthrough.get_texts(query)
+        target = self.target
         declared = header("x-data-labels")
-        # (an API's own path without a query: nothing it could be declared of, only a label found in it)
-        if (declared is None or not declared.strip() or passthrough.api_get(query)) and (
+        # (an API's own path without a query, or a listing, `?limit=20`: nothing it could be declared of, only a label
+        # found in it)
+        if (declared is None or not declared.strip() or target.listing or passthrough.api_get(query)) and (
             not texts or not self.pipeline.detectors.scan_all(texts)
         ):
             return False
-        target = self.target
-        self.adapter = passthrough.QUERY
+        self.adapter = passthrough.QueryAdapter(texts)  # (read once: `admit` reads these)
         self.target = Target("passthrough", target.model, target.version)
         return True
 

@@ -495,12 +495,13 @@ class HttpIngress:
                 if request.content_length or request.header("transfer-encoding") is not None:
                     raise InvalidRequest(f"a {method} request may not carry a body here: lineage-proxy forwards no "
                                          "data it does not read and decide on")  # fmt: skip
-                if ((method == "GET" or method == "HEAD") and pipeline.config.zones and not target.listing
+                if ((method == "GET" or method == "HEAD") and pipeline.config.zones
+                        and (not target.listing or "?" in request.target)
                         and ex.query_read(request.target, header)):  # fmt: skip
                     # its path (`@app.get("/predict/{text}")`) and query are its request (`passthrough.QueryAdapter`),
-                    # labelled: read, decided as any call's data (not a listing's, `GET /v1/models?limit=20`, which asks
-                    # each upstream for its list; nor one no label is found in or declared for: a probe's, a scrape's,
-                    # an API's known GET path's, carrying no data)
+                    # labelled: read, decided as any call's data (a listing's query too, a label found in it: the
+                    # listing asks each upstream with it; not one no label is found in or declared for: a probe's, a
+                    # scrape's, an API's known GET path's, a listing's `?limit=20`, carrying no data)
                     upstream = ex.admit(request.target.encode("latin-1"), header, conn.peer, True)
                     await self._forward(request, conn, ex, upstream, b"", observe=False)
                     return

@@ -7,6 +7,7 @@ model's route), else the call goes to the `"*"` route.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
@@ -43,9 +44,14 @@ def query_texts(target: str) -> tuple[str, ...]:
     what is cut between them (`?alice=@example.com`, `?q=alice&x=@example.com`: an app joining them hands its model
     the address)."""
     texts = tuple(text for pair in query_pairs(target) for text in pair if text)
-    if len(texts) < 2:
+    whole = unquote_plus(target.partition("?")[2])
+    # (the names and values joined as the decoded query's pieces between its `&` and `=`, those a value's escapes
+    # write too: `?q=alice%26x%3D%40example.com` hands the app `alice&x=@example.com`, read as `?q=alice&x=@example.com`
+    # is; before 2026-12-05 the pairs' own texts were joined, `qalice&x=@example.com`, no address, helper getquery)
+    joined = whole.replace("&", "").replace("=", "")
+    if len(texts) < 2 and joined == "".join(texts):
         return texts
-    return (*texts, unquote_plus(target.partition("?")[2]), "".join(texts))
+    return (*texts, whole, joined)
 
 
 # GET paths of the APIs' and servers' own (models, health, metadata, statistics, Ollama's `/api/tags`, llama.cpp's
@@ -63,6 +69,24 @@ _KNOWN_GET: Final = frozenset({
 # `default_headers` on `models.retrieve`, `files.retrieve`, a Triton client's model readiness: `api_get`)
 _KNOWN_GET_PREFIXES: Final = ("/v1/", "/v2/", "/api/", "/slots/")
 _OIP_PREFIX: Final = "/v2/"
+# a path segment that is an id: ASCII letters and digits in parts joined by `-`, one of them holding a letter
+# (`m-1733390000`, `file-4155551234`, `1733390000-x`); read with `_` for its dashes when a part is a run of nine digits
+# or more (`_ids_read`), as the phone detector reads a run glued to a word by an underscore (`m_1733390000`: no phone).
+# A phone written as one (`555-123-4567`, `x-415-555-1234`: no part of nine digits) is read as it came
+_ID_SEGMENT: Final = re.compile(r"(?<![^/])(?=[0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+(?![^/])")
+_LONG_PART: Final = re.compile(r"(?<![^-])[0-9]{9,}(?![^-])")
+
+
+def _id_read(segment: re.Match[str]) -> str:
+    text = segment.group()
+    return text.replace("-", "_") if _LONG_PART.search(text) is not None else text
+
+
+def _ids_read(path: str) -> str:
+    """A GET's path as the detectors read it: its ids' runs of digits glued by `-` to a word (`_ID_SEGMENT`) are read as
+    glued by `_`, an id's, not a phone's (before 2026-12-05 `/v1/models/m-1733390000`, a model's name with a
+    timestamp, was `pii:phone`, helper getquery)."""
+    return _ID_SEGMENT.sub(_id_read, path) if "-" in path else path
 
 
 def get_texts(target: str) -> tuple[str, ...]:
@@ -75,7 +99,7 @@ def get_texts(target: str) -> tuple[str, ...]:
         path = unquote(path)
     if path in _KNOWN_GET or path.startswith(_OIP_PREFIX):
         return texts
-    return (path, *texts)
+    return (_ids_read(path), *texts)
 
 
 def api_get(target: str) -> bool:
@@ -152,10 +176,15 @@ class QueryAdapter(Adapter):
     path names. Its path, but an API's known one, and its query's names and values are the input's texts
     (`get_texts`), bounded as the request target is (`wire.MAX_TARGET`, 414); the reply is passed on unread, as passthrough's."""
 
+    def __init__(self, texts: tuple[str, ...] | None = None) -> None:
+        # the target's texts as `Exchange.query_read` read them (`get_texts`), so it is parsed once; None: read here
+        self.texts = texts
+
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         """`body`: the request target, as received (latin-1, `wire.Request.target`)."""
         check_version(target.version)
-        return Request(target.model, target.operation, version=target.version, texts=get_texts(body.decode("latin-1")))
+        texts = self.texts if self.texts is not None else get_texts(body.decode("latin-1"))
+        return Request(target.model, target.operation, version=target.version, texts=texts)
 
 
 class NothingServed:
@@ -184,5 +213,4 @@ class Dialect:
 
 
 ADAPTER = Adapter()
-QUERY = QueryAdapter()
 DIALECT = Dialect()
