@@ -75,6 +75,7 @@ _OIP_PREFIX: Final = "/v2/"
 # A phone written as one (`555-123-4567`, `x-415-555-1234`: no part of nine digits) is read as it came
 _ID_SEGMENT: Final = re.compile(r"(?<![^/])(?=[0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+(?![^/])")
 _LONG_PART: Final = re.compile(r"(?<![^-])[0-9]{9,}(?![^-])")
+_NINE_DIGITS: Final = re.compile(r"[0-9]{9}")  # (a path without them is read as it came, not searched for ids)
 
 
 def _id_read(segment: re.Match[str]) -> str:
@@ -86,7 +87,9 @@ def _ids_read(path: str) -> str:
     """A GET's path as the detectors read it: its ids' runs of digits glued by `-` to a word (`_ID_SEGMENT`) are read as
     glued by `_`, an id's, not a phone's (before 2026-12-05 `/v1/models/m-1733390000`, a model's name with a
     timestamp, was `pii:phone`, helper getquery)."""
-    return _ID_SEGMENT.sub(_id_read, path) if "-" in path else path
+    if "-" not in path or _NINE_DIGITS.search(path) is None:
+        return path
+    return _ID_SEGMENT.sub(_id_read, path)
 
 
 def get_texts(target: str) -> tuple[str, ...]:
