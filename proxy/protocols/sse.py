@@ -274,8 +274,8 @@ class SseObserver:
     _late_stops = False  # a `[DONE]` line came: the SDK stops at the blank line that ends its event
     _late_lf = False  # the piece before ended in a line end
     # with `typed_by_name`, the open event's data as the Anthropic SDK parses it at the blank line that ends it, when
-    # named one of `_PARSED_NAMES`: 0 none (or white space), 1 one JSON object, 2 no JSON, 3 not judged (even: the SDK raises) (an array, a
-    # JSON text alone); a class default (no work a call)
+    # named one of `_PARSED_NAMES`: 0 none (or white space), 1 one JSON object, 2 none or no object (even: the SDK
+    # raises); a class default (no work a call)
     _parsed = 0
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
@@ -954,7 +954,11 @@ class SseObserver:
             payload = line[5:].strip(_JSON_SPACE)
             if not payload or payload[0] != _BRACE:
                 if payload and self.typed_by_name:
-                    self._parsed_not_object(payload)
+                    # (no object, joined or not: the Anthropic SDK fails at one it parses, `json.loads` raising at no JSON,
+                    # and an array, a number, a string, `null` no event: `MessageStream`'s `accumulate_event` raises
+                    # `TypeError`, a client reading `event.type` `AttributeError`; an array, a JSON text alone were not
+                    # judged until 2026-12-05, helper sse4)
+                    self._parsed = 2
                 # (`[DONE]x` too: the openai SDKs stop at any data so begun; to them, past one space after the colon
                 # (`data:  [DONE]`) it is data that is no JSON, which they raise at: `_DONES`; until 2026-12-05 the end)
                 if payload.startswith(b"[DONE]") and (not self.json_every_event or line.startswith(_DONES)):
@@ -1019,14 +1023,6 @@ class SseObserver:
             elif self._event_lines == 1:  # (a JSON text alone, `data: 1`: passed as one that opens no event is)
                 return self._unread_event()
         return self._refuse()
-
-    def _parsed_not_object(self, payload: bytes) -> None:
-        """A `data:` line of an Anthropic stream (`typed_by_name`) whose value is no JSON object (`_parsed`): an array
-        begun, or a JSON text alone, is not judged (the SDK's reading of one is not an error it raises at once)."""
-        if not self._parsed and (_json_text(payload) or (payload[0] == _BRACKET and not payload.startswith(b"[DONE]"))):
-            self._parsed = 3
-        else:
-            self._parsed = 2
 
     def _named_end(self) -> None:
         """The blank line that ends an event of an Anthropic stream (`typed_by_name`) that is named: one named `error`
