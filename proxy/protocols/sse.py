@@ -171,6 +171,14 @@ _SDK_OPEN: Final = _SDK_DATA | _SDK_CONTENT_LINE
 # (matched at the last line's start, after a blank line or at the read's: `_open_data`; searched for, Python's `re` tried
 # the pattern at every byte, 5.9 us a 259-byte read; helper ssefast)
 _SDK_OPEN_DATA: Final = re.compile(rb"data:(?! ?\[DONE\])[ \t]*[^ \t\n][^\n]*\n\Z")
+# past where a reply is read, the event the openai SDK's decoder has open (`_late_done`): no `data` line, one, a first
+# one that is a `[DONE]` line (it stops at the event's blank line), a `[DONE]` line after another (it raises there); the
+# bytes of a line's start kept across pieces, that a `[DONE]` line cut between them is found (`data: [DONE]`: 12)
+_LATE_NONE: Final = 0
+_LATE_DATA_LINE: Final = 1
+_LATE_STOPS: Final = 2
+_LATE_JOINED: Final = 3
+_LATE_HEAD: Final = 16
 # the piece of an event (a JSON line) kept across reads, past where a reply is read (`_late_errors`), to be looked at
 # whole: an error's event is short
 _MOST_TAIL: Final = 65_536
@@ -271,8 +279,14 @@ class SseObserver:
     # past where the reply is read (`_give_up`), the rest as the openai SDK's decoder decodes it, UTF-8 (`_late_utf8`):
     # None unless `json_every_event` (a class default: no work a call)
     _utf8: codecs.IncrementalDecoder | None = None
-    _late_stops = False  # a `[DONE]` line came: the SDK stops at the blank line that ends its event
-    _late_lf = False  # the piece before ended in a line end
+    # the event open there as the SDK's decoder holds it (`_late_done`): `_LATE_NONE` ... `_LATE_JOINED`; and the first
+    # bytes of the line not yet whole at the piece before's end (the piece after read from that line's start: a
+    # `data: [DONE]` line cut between pieces was not found, until 2026-12-05)
+    _late_open = 0
+    _late_line = b""
+    # where in the last piece the SDK stopped (after `[DONE]`'s blank line), -1 before: `_late_errors` reads to there
+    # (an error event after it was `upstream_error` where the SDK stopped cleanly, until 2026-12-05)
+    _late_cut = -1
     # with `typed_by_name`, the open event's data as the Anthropic SDK parses it at the blank line that ends it, when
     # named one of `_PARSED_NAMES`: 0 none (or white space), 1 one JSON object, 2 none or no object (even: the SDK
     # raises); a class default (no work a call)
@@ -427,6 +441,10 @@ class SseObserver:
             if self._utf8 is not None:
                 self._late_utf8(data)
             if self._watching:
+                stop = self._late_cut
+                if stop >= 0:  # (the SDK stopped at `[DONE]` in this piece: no error after it is one it sees)
+                    self._watching = False
+                    data = data[:stop]
                 self._late_errors(data)
             return
         if _LF not in data:  # a piece of a line
@@ -756,8 +774,12 @@ class SseObserver:
         if watch and partial is not None and (self.json_every_event or self.typed_by_name):
             # (the SDK decodes each line as UTF-8 all the same, past `MAX_LINE` too: the line not yet whole so far)
             self._utf8 = codecs.getincrementaldecoder("utf-8")()
-            self._late_stops = bool(self._ending & _STOPS)
-            self._late_lf = True  # (the line not yet whole begins at a line's start)
+            # (the open event: `[DONE]`'s, or one a `data` line came in, as `_sdk_events` tracks it; the line not yet
+            # whole begins at a line's start)
+            sdk = self._sdk
+            stops = self._ending & _STOPS
+            data = self._event is not None or (sdk > 0 and sdk & _SDK_DATA)
+            self._late_open = _LATE_STOPS if stops else _LATE_DATA_LINE if data else _LATE_NONE
             for piece in partial:
                 self._late_utf8(piece)
         self._partial = None
@@ -785,27 +807,65 @@ class SseObserver:
             if not self.outcome.error_type and not self._past_done and not self._late_done(data, at):
                 self._stream_error()
             return
-        if (self._late_stops or b"[DONE]" in data) and self._late_done(data, len(data)):
+        if self.json_every_event and self._late_done(data, len(data)):
             self._utf8 = None  # (nothing more is looked at)
-        self._late_lf = data.endswith(b"\n")
 
     def _late_done(self, data: bytes, end: int) -> bool:
-        """Whether the SDK stopped before `data[end]` (`_late_utf8`): at the blank line that ends the event of a `[DONE]`
-        line (`_late_stops`: one in a piece before, or in the line the reading stopped in; a `[DONE]` cut between
-        pieces is not found). Never to the Anthropic SDK, which reads on to the body's end."""
+        """Whether the openai SDK stopped before `data[end]` (`_late_utf8`), or raised: at the blank line that ends the
+        event whose first `data` line is a `[DONE]` line, or at one whose `[DONE]` line came after another `data` line
+        (its data joined, `x\\n[DONE]`, is no `[DONE]` to it, and no JSON: the upstream's error, recorded here). Read from
+        the start of the line the piece before ended in (`_late_line`), the open event's state kept (`_late_open`), so
+        that where the pieces are cut changes nothing; a few steps a piece, none a line or an event but those holding
+        `[DONE]`. Until 2026-12-05 a `[DONE]` line cut between pieces was not found (a line no UTF-8 after it was
+        `upstream_error`), and one after `data: x` in its event was taken for the end (helper sse4). Never to the
+        Anthropic SDK, which reads on to the body's end."""
         if not self.json_every_event:
             return False
-        if self._late_stops:
-            stopped = (data[:1] == b"\n" and self._late_lf) or data.find(b"\n\n", 0, end) >= 0
+        head = self._late_line
+        text = head + data if head else data  # (from a line's start)
+        # (whole lines alone: the one not yet whole is read from its start in the next piece)
+        whole = text.rfind(b"\n", 0, end + len(head)) + 1
+        self._late_line = text[whole : whole + _LATE_HEAD]
+        state = self._late_open
+        if text[:1] == b"\n":
+            blank = 0
         else:
-            # (from 1 when the piece begins in a line: `^` matches at 0 all the same; `data: [DONE]` inside a line past
-            # `MAX_LINE`, at a piece's start, stopped the check until 2026-12-05, helper revsse3)
-            done = _DONE_LINE.search(data, 0 if self._late_lf else 1, end)
+            cut = text.find(b"\n\n", 0, whole)
+            blank = cut + 1 if cut >= 0 else -1
+        if state < _LATE_STOPS:  # (the open event's lines, to its blank line: its first `data` line, a `[DONE]` line)
+            stop = blank if blank >= 0 else whole
+            at = 0
+            if state == _LATE_NONE:
+                found = _LATE_DATA.search(text, 0, stop)
+                if found is not None:
+                    state = _LATE_STOPS if _DONE_LINE.match(text, found.start()) is not None else _LATE_DATA_LINE
+                    at = found.end()
+            if state == _LATE_DATA_LINE and _DONE_LINE.search(text, at, stop) is not None:
+                state = _LATE_JOINED
+        pos = blank + 1
+        while blank >= 0:  # (an event ended at `blank`)
+            if state == _LATE_STOPS:
+                self._late_open = state
+                self._late_cut = max(blank + 1 - len(head), 0)
+                return True
+            if state == _LATE_JOINED:
+                self._late_open = state
+                self._stream_error()
+                return True
+            # (the next event holding a `[DONE]` line, or the one open at the last line end)
+            done = _DONE_LINE.search(text, pos, whole)
+            line = done.start() if done is not None else whole
+            cut = text.rfind(b"\n\n", pos - 1, line)
+            data_line = _LATE_DATA.search(text, cut + 2 if cut >= 0 else pos, line) is not None
             if done is None:
-                return False
-            self._late_stops = True
-            stopped = data.find(b"\n\n", done.start(), end) >= 0
-        return stopped
+                state = _LATE_DATA_LINE if data_line else _LATE_NONE
+                break
+            state = _LATE_JOINED if data_line else _LATE_STOPS
+            cut = text.find(b"\n\n", line, whole)
+            blank = cut + 1 if cut >= 0 else -1
+            pos = blank + 1
+        self._late_open = state
+        return False
 
     def _late_after(self, lines: list[bytes], line: bytes, last: bytes) -> None:
         """The reading stopped at `line`, one of a read's `lines` (`last`: its line not yet whole): the rest of the read
@@ -818,7 +878,27 @@ class SseObserver:
         while lines[at] is not line:
             at += 1
         self._tail = b"\n"
-        self._late_errors(b"\n".join([*lines[at + 1 :], last]))
+        rest = b"\n".join([*lines[at + 1 :], last])
+        if self._utf8 is not None:
+            # (the SDK's stop at `[DONE]` looked for from `line`'s end, not from `last`, which `_give_up` read alone (its
+            # lines, UTF-8 already); the event `line` is in holds a `data` line when it is one or one came after the
+            # read's last blank line before it: an error event after `[DONE]`'s blank line in the read was
+            # `upstream_error` where the SDK stopped cleanly, until 2026-12-05, helper sse4)
+            if self._late_open != _LATE_STOPS:
+                begin = at
+                while begin > 0 and lines[begin - 1]:
+                    begin -= 1
+                if any(lines[index].startswith(b"data:") for index in range(begin, at + 1)):
+                    self._late_open = _LATE_DATA_LINE
+                elif begin > 0:
+                    self._late_open = _LATE_NONE
+            self._late_line = b""
+            if self._late_done(rest, len(rest)):
+                self._utf8 = None
+                if self._late_cut >= 0:
+                    self._watching = False
+                    rest = rest[: self._late_cut]
+        self._late_errors(rest)
 
     def _late_errors(self, data: bytes) -> None:
         """A piece of a reply past where it is read (`_give_up`), its line ends made LF: an error the upstream sends in
