@@ -279,9 +279,9 @@ class SseObserver:
     # past where the reply is read (`_give_up`), the rest as the openai SDK's decoder decodes it, UTF-8 (`_late_utf8`):
     # None unless `json_every_event` (a class default: no work a call)
     _utf8: codecs.IncrementalDecoder | None = None
-    # the event open there as the SDK's decoder holds it (`_late_done`): `_LATE_NONE` ... `_LATE_JOINED`; and the first
-    # bytes of the line not yet whole at the piece before's end (the piece after read from that line's start: a
-    # `data: [DONE]` line cut between pieces was not found, until 2026-12-05)
+    # the event open there as the SDK's decoder holds it (`_late_done`): `_LATE_NONE` ... `_LATE_JOINED`; and the line end
+    # before the line not yet whole at the piece before's end with that line's first bytes (the piece after read from
+    # there: a `data: [DONE]` line cut between pieces was not found, until 2026-12-05)
     _late_open = 0
     _late_line = b""
     # where in the last piece the SDK stopped (after `[DONE]`'s blank line), -1 before: `_late_errors` reads to there
@@ -441,10 +441,6 @@ class SseObserver:
             if self._utf8 is not None:
                 self._late_utf8(data)
             if self._watching:
-                stop = self._late_cut
-                if stop >= 0:  # (the SDK stopped at `[DONE]` in this piece: no error after it is one it sees)
-                    self._watching = False
-                    data = data[:stop]
                 self._late_errors(data)
             return
         if _LF not in data:  # a piece of a line
@@ -780,6 +776,7 @@ class SseObserver:
             stops = self._ending & _STOPS
             data = self._event is not None or (sdk > 0 and sdk & _SDK_DATA)
             self._late_open = _LATE_STOPS if stops else _LATE_DATA_LINE if data else _LATE_NONE
+            self._late_line = b"\n"  # (`_late_done` reads from a line end)
             for piece in partial:
                 self._late_utf8(piece)
         self._partial = None
@@ -804,11 +801,19 @@ class SseObserver:
             self._utf8 = None
             # (its bytes from the piece before, kept by the decoder, counted in `error.start`)
             at = max(error.start - len(decoder.getstate()[0]), 0)
-            if not self.outcome.error_type and not self._past_done and not self._late_done(data, at):
+            if (
+                not self.outcome.error_type
+                and not self._past_done
+                and not (self.json_every_event and self._late_done(data, at))
+            ):
                 self._stream_error()
             return
         if self.json_every_event and self._late_done(data, len(data)):
             self._utf8 = None  # (nothing more is looked at)
+            stop = self._late_cut
+            if stop >= 0 and self._watching:  # (the SDK stopped at `[DONE]`: no error after it is one it sees)
+                self._watching = False
+                self._late_errors(data[:stop])
 
     def _late_done(self, data: bytes, end: int) -> bool:
         """Whether the openai SDK stopped before `data[end]` (`_late_utf8`), or raised: at the blank line that ends the
@@ -819,19 +824,20 @@ class SseObserver:
         `[DONE]`. Until 2026-12-05 a `[DONE]` line cut between pieces was not found (a line no UTF-8 after it was
         `upstream_error`), and one after `data: x` in its event was taken for the end (helper sse4). Never to the
         Anthropic SDK, which reads on to the body's end."""
-        if not self.json_every_event:
+        # (from the line end before the line the piece before ended in: whole lines alone, the one not yet whole read
+        # again from there with the next piece)
+        text = self._late_line + data
+        whole = text.rfind(b"\n", 0, end + len(text) - len(data)) + 1
+        self._late_line = text[whole - 1 if whole else 0 : whole + _LATE_HEAD]
+        if self._late_open < _LATE_STOPS and text.find(b"[DONE]", 0, whole) < 0:  # (most pieces: whether the event
+            cut = text.rfind(b"\n\n", 0, whole)  # open at the last line end has a `data` line, from its start)
+            # (`cut + 2`: 1 when there is none, after the line end `text` begins with)
+            if cut >= 0 or self._late_open == _LATE_NONE:
+                self._late_open = _LATE_DATA_LINE if _LATE_DATA.search(text, cut + 2, whole) else _LATE_NONE
             return False
-        head = self._late_line
-        text = head + data if head else data  # (from a line's start)
-        # (whole lines alone: the one not yet whole is read from its start in the next piece)
-        whole = text.rfind(b"\n", 0, end + len(head)) + 1
-        self._late_line = text[whole : whole + _LATE_HEAD]
         state = self._late_open
-        if text[:1] == b"\n":
-            blank = 0
-        else:
-            cut = text.find(b"\n\n", 0, whole)
-            blank = cut + 1 if cut >= 0 else -1
+        cut = text.find(b"\n\n", 0, whole)
+        blank = cut + 1 if cut >= 0 else -1
         if state < _LATE_STOPS:  # (the open event's lines, to its blank line: its first `data` line, a `[DONE]` line)
             stop = blank if blank >= 0 else whole
             at = 0
@@ -846,7 +852,7 @@ class SseObserver:
         while blank >= 0:  # (an event ended at `blank`)
             if state == _LATE_STOPS:
                 self._late_open = state
-                self._late_cut = max(blank + 1 - len(head), 0)
+                self._late_cut = max(blank + 1 - len(text) + len(data), 0)
                 return True
             if state == _LATE_JOINED:
                 self._late_open = state
@@ -892,7 +898,7 @@ class SseObserver:
                     self._late_open = _LATE_DATA_LINE
                 elif begin > 0:
                     self._late_open = _LATE_NONE
-            self._late_line = b""
+            self._late_line = b"\n"  # (the line end of `line`)
             if self._late_done(rest, len(rest)):
                 self._utf8 = None
                 if self._late_cut >= 0:
