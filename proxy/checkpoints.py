@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown, plaintext_hint
-from proxy.flow import CONFIG, NAME_MAX_CHARS, Checkpoint
+from proxy.flow import CONFIG, NAME_MAX_CHARS, UPSTREAM, Checkpoint
 from proxy.logs import escaped
 from proxy.protocols import DIALECTS, Catalog, Fetch, MetadataIncomplete
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
@@ -283,10 +283,11 @@ class CheckpointBook:
 
     def __init__(
         self, upstreams: Iterable[Upstream], fetch: Fetch, models: dict[str, set[str]] | None = None,
-        changes: Changes | None = None,
+        changes: Changes | None = None, limits: Iterable[tuple[str, str, frozenset[str]]] = (),
     ) -> None:  # fmt: skip
         """`models`: upstream name -> the model names its routes name (asked about every round); `changes`: those the
-        workers share, if not `share_changes`'s (tests)."""
+        workers share, if not `share_changes`'s (tests); `limits`: the routes that limit their model's purposes, as
+        (upstream name, model, purposes), whose weights hold every name served by them (`held`)."""
         self._upstreams = {u.name: u for u in upstreams}
         self._fetch = fetch
         self._pins = {u.name: Checkpoint(u.checkpoint, CONFIG) for u in self._upstreams.values() if u.checkpoint}
@@ -333,6 +334,12 @@ class CheckpointBook:
                            if other != name and other in self._named and server(o) == server(u)))
             for name, u in self._upstreams.items()
         }  # fmt: skip
+        self._limits = tuple((name, model, purposes) for name, model, purposes in limits if name in self._upstreams)
+        # checkpoint -> the routes (model, purposes) whose model it serves, of those that limit their purposes: a call
+        # served by it is held to each (`Pipeline.decide`), by whatever name it reached them. Made when what serves is
+        # read (`_hold`), never per call; empty without such routes, so an ordinary call pays one truth test
+        self.held: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+        self._hold()
 
     # -- hot path
 
@@ -400,6 +407,19 @@ class CheckpointBook:
             return (f"caller {caller!r} is waiting for upstream {name!r}'s metadata to be asked about "
                     f"{WAITING_PER_CALLER} other model names already, not about {model!r} yet")  # fmt: skip
         return f"upstream {name!r}'s metadata is being asked about model {model!r}"
+
+    def _hold(self) -> None:
+        """Make `held` anew from what the metadata says now serves each limited route's model."""
+        if not self._limits:
+            return
+        held: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+        for name, model, purposes in self._limits:
+            found = self.resolve(self._upstreams[name], model, learn=False)
+            # a pin names what its upstream serves for every name, not which names are the same weights (an upstream
+            # of LoRA adapters pinned to their base): only the metadata's names hold one another
+            if found is not None and found.source == UPSTREAM:
+                held[found.name] = (*held.get(found.name, ()), (model, purposes))
+        self.held = held
 
     def stale(self, name: str) -> bool:
         """Whether upstream `name` was told to change what serves through the proxy (`changed`) since the last round
@@ -502,6 +522,7 @@ class CheckpointBook:
         again, asked for now; the event that wakes its discovery (None when none runs)."""
         self._changes[upstream.name] += 1
         known.scales_unknown()
+        self._hold()  # the limited routes' models are served by weights not known now: held as such
         self.incomplete[upstream.name] = True
         event = self._wake.get(upstream.name)
         if event is None:
@@ -527,6 +548,7 @@ class CheckpointBook:
             if name in previous._down_gap:  # down still: probes back off as they did
                 self._down_gap[name], self._probe_after[name] = previous._down_gap[name], previous._probe_after[name]
             self._changes[name] = int(previous.stale(name))  # read before it: as stale as it was (its catalogs too)
+        self._hold()
         self._settle()
 
     # -- background
@@ -627,6 +649,7 @@ class CheckpointBook:
         self.reachable[name] = ok
         self.incomplete[name] = incomplete
         self.probed[name] = True
+        self._hold()
         now = time.monotonic()
         self._quiet_until[name] = now + NUDGE_GAP_S
         if ok:

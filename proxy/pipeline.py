@@ -27,15 +27,19 @@ from proxy.detectors import (
 )
 from proxy.errors import DENIAL_ERRORS, InvalidRequest, ProxyError, UnknownPurpose, echoed
 from proxy.flow import (
+    ALLOW,
     AUDIT_DENY,
     DENY,
     KNOWN_PURPOSES,
+    REROUTE,
     UNKNOWN_KEY,
+    UPSTREAM,
     Call,
     Decision,
     KeyMemo,
     ProtocolName,
     TraceContext,
+    quoted_name,
 )
 from proxy.labels import (
     MAX_CALL_LABELS,
@@ -190,6 +194,8 @@ def carried_too_many(count: int) -> InvalidRequest:
 # the protocols whose servers hand their model a call's header fields with its request (MLServer, KServe's model
 # server; Triton those a forward pattern names): the ingresses read them (`beside`), the pipeline those sent or not
 # as the call decides (`Pipeline._passed_on`)
+# decisions a route's purposes may still refuse where its weights serve the call by another name (`Pipeline._held`)
+_HELD_ACTIONS: Final = frozenset({ALLOW, REROUTE})
 _FIELDS_TO_MODEL: Final = frozenset({"oip", "oip-grpc", "kserve"})
 
 
@@ -612,6 +618,8 @@ class Pipeline:
 
     def decide(self, call: Call) -> Decision:
         decision = decide(call, self.policy, self._served)
+        if self.runtime.book.held and decision.action in _HELD_ACTIONS:
+            decision = self._held(call, decision)
         if self.require_record and decision.forwards:
             decision = self._unrecorded(decision)
         if decision.approved is False:
@@ -628,6 +636,28 @@ class Pipeline:
         decision = dataclasses.replace(decision, approved=self.policy.unapproved(flow) is None)
         if decision.approved is False and before.approved is not False:
             self._unapproved(call, decision)
+        return decision
+
+    def _held(self, call: Call, decision: Decision) -> Decision:
+        """A call going through is held to the purposes of every route whose model the weights serving it serve (the
+        checkpoint book's `held`, made when metadata is read): a name the upstream serves with a route's weights
+        (Ollama's `llama3:latest` for `llama3`, another of vLLM's served model names, any name a one-model server
+        answers) reaches those weights for the route's purposes only, whichever route it matched. Applied after the
+        pure `decide`, as the weights are what the upstream's metadata says, runtime state no policy input carries;
+        in audit mode it goes through as audit-deny, like every other refusal."""
+        upstream = decision.upstream
+        assert upstream is not None
+        book = self.runtime.book
+        found = book.resolve(upstream, call.model, call.model_version, learn=False)
+        if found is None or found.source != UPSTREAM:  # (a pin: see `CheckpointBook._hold`)
+            return decision
+        purpose = decision.purpose
+        for model, purposes in book.held.get(found.name, ()):
+            if purpose not in purposes:
+                reason = (f"model {quoted_name(call.model)} is served by the weights of model {quoted_name(model)} "
+                          f"({quoted_name(found.name)}), which may not be used for purpose {purpose!r} "
+                          f"(route allows: {', '.join(sorted(purposes)) or 'none'})")  # fmt: skip
+                return refuse(decision, self.policy, "purpose_denied", f"route:{model}", reason)
         return decision
 
     def _unrecorded(self, decision: Decision) -> Decision:

@@ -402,7 +402,9 @@ class ProxyProcess:
 
             self.channels = GrpcChannels()
         fetcher = self.channels.model_metadata if self.channels is not None else None
-        return CheckpointBook(config.upstreams, Fetch(self.pool.get_json, fetcher), models)
+        limits = [(route.upstream, route.model, route.purposes) for route in config.routes
+                  if route.model != "*" and route.purposes is not None]  # fmt: skip
+        return CheckpointBook(config.upstreams, Fetch(self.pool.get_json, fetcher), models, limits=limits)
 
     @classmethod
     def _sinks(cls, config: Config, metrics: Metrics) -> list[Recorder]:
