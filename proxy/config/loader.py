@@ -1325,11 +1325,17 @@ def redact_userinfo(text: str) -> str:
     return _USERINFO.sub(lambda m: f"{m[1]}{m[2].partition(':')[0]}:***@" if ":" in m[2] else f"{m[1]}***@", text)
 
 
+# a `user:password@` whose password holds a `/`, `?` or `#` written unescaped (`ops:s3cr/et@host`), up to the last
+# `@`: `urlsplit` (and `_USERINFO`) end the authority at the first of them. A port (digits, then a path or query) is not
+# one: `http://h:8000/v1?user=a@b` holds no password
+_RESERVED_USERINFO = re.compile(r"(^|//)([^/?#@:\s]*):(?![0-9]*[/?#])\S*@")
+
+
 def shown_url(text: str) -> str:
-    """A URL as a config problem quotes it: its password hidden (`redact_userinfo`), and its query and fragment
-    (`?***`): a query may hold a key (`?key=...`, as some APIs and collectors take theirs), and a reload logs
-    problems."""
-    shown = redact_userinfo(text)
+    """A URL as a config problem quotes it: its password hidden (`redact_userinfo`; one holding a `/`, `?` or `#`
+    too, to the last `@`), and its query and fragment (`?***`): a query may hold a key (`?key=...`, as some APIs and
+    collectors take theirs), and a reload logs problems."""
+    shown = redact_userinfo(_RESERVED_USERINFO.sub(r"\1\2:***@", text))
     for mark in ("#", "?"):
         head, sep, _ = shown.partition(mark)
         shown = head + (f"{mark}***" if sep else "")
