@@ -43,7 +43,13 @@ def test_a_password_with_a_reserved_character_is_hidden(config: str, path: str, 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://collector:4318/v1/traces?user=a@b", "http://h:8000/v1/models/a@b", "https://c/x@y", "triton:8001"],
+    [
+        "http://collector:4318/v1/traces?user=a@b",
+        "http://h:8000/v1/models/a@b",
+        "https://c/x@y",
+        "triton:8001",
+        "http://[::1]:8000/v1/models/a@b",
+    ],
 )
 def test_an_at_past_the_port_is_quoted_as_before(url: str) -> None:
     assert shown_url(url) == url.partition("?")[0] + ("?***" if "?" in url else "")

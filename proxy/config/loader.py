@@ -1328,7 +1328,7 @@ def redact_userinfo(text: str) -> str:
 # a `user:password@` whose password holds a `/`, `?` or `#` written unescaped (`ops:s3cr/et@host`), up to the last
 # `@`: `urlsplit` (and `_USERINFO`) end the authority at the first of them. A port (digits, then a path or query) is not
 # one: `http://h:8000/v1?user=a@b` holds no password
-_RESERVED_USERINFO = re.compile(r"(^|//)([^/?#@:\s]*):(?![0-9]*[/?#])\S*@")
+_RESERVED_USERINFO = re.compile(r"(^|//)([^/?#@:\s[]*):(?![0-9]*[/?#])\S*@")
 
 
 def shown_url(text: str) -> str:
