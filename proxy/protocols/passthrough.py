@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import Fetch, Header, Request, Target, _no_duplicates, bytes_digest
+from proxy.protocols import Fetch, Header, Request, Target, _no_duplicates, bytes_digest, text_digest
 from proxy.protocols.oip import check_version, split_path
 
 _NO_DATA_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -76,6 +76,11 @@ _OIP_PREFIX: Final = "/v2/"
 _ID_SEGMENT: Final = re.compile(r"(?<![^/])(?=[0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+(?![^/])")
 _LONG_PART: Final = re.compile(r"(?<![^-])[0-9]{9,}(?![^-])")
 _NINE_DIGITS: Final = re.compile(r"[0-9]{9}")  # (a path without them is read as it came, not searched for ids)
+# where a path's segments are an API's resources' ids (`/v1/models/{id}`, `/v1/files/{id}/content`, KServe V1's
+# `/v1/models/{name}`): only there is an id read so. Elsewhere a segment is what a custom app hands its model
+# (`@app.get("/predict/{text}")`, `/api/predict/{text}`), read as sent, as a body's text is: `tel-4155551234` is a
+# phone there (from 2026-12-05's first change until the second, read as an id and forwarded, helper revgetquery)
+_ID_PREFIX: Final = "/v1/"
 
 
 def _id_read(segment: re.Match[str]) -> str:
@@ -86,8 +91,8 @@ def _id_read(segment: re.Match[str]) -> str:
 def _ids_read(path: str) -> str:
     """A GET's path as the detectors read it: its ids' runs of digits glued by `-` to a word (`_ID_SEGMENT`) are read as
     glued by `_`, an id's, not a phone's (before 2026-12-05 `/v1/models/m-1733390000`, a model's name with a
-    timestamp, was `pii:phone`, helper getquery)."""
-    if "-" not in path or _NINE_DIGITS.search(path) is None:
+    timestamp, was `pii:phone`, helper getquery); under `_ID_PREFIX` only."""
+    if "-" not in path or not path.startswith(_ID_PREFIX) or _NINE_DIGITS.search(path) is None:
         return path
     return _ID_SEGMENT.sub(_id_read, path)
 
@@ -187,7 +192,23 @@ class QueryAdapter(Adapter):
         """`body`: the request target, as received (latin-1, `wire.Request.target`)."""
         check_version(target.version)
         texts = self.texts if self.texts is not None else get_texts(body.decode("latin-1"))
-        return Request(target.model, target.operation, version=target.version, texts=texts)
+        return Request(
+            target.model, target.operation, version=target.version, texts=texts, digest=_sent_digest(body, texts)
+        )
+
+
+def _sent_digest(target: bytes, texts: tuple[str, ...]) -> str | None:
+    """The input's digest when its path was read with ids (`_ids_read`): that of the path as sent, not as scanned
+    (`m-1733390000`, not `m_1733390000`: a digest no one holding what was sent could match, from 2026-12-05's first
+    change until its second, helper revgetquery); else None, the texts' own."""
+    if not texts or "_" not in texts[0]:  # (a path read with ids has one: `target` may write its dash `%2D`)
+        return None
+    path = target.decode("latin-1").partition("?")[0]
+    if "%" in path:
+        path = unquote(path)
+    if texts[0] == path or texts[0] != _ids_read(path):
+        return None
+    return text_digest((path, *texts[1:]))
 
 
 class NothingServed:

@@ -98,12 +98,9 @@ def phones(make_proxy: Any, upstream: tuple[str, list[bytes]]) -> Iterator[Proxy
 
 # an id whose digits are glued by `-` to a part holding a letter, as an underscore glues them (`m_1733390000`, no phone
 # to the detectors): a model's or file's name with a timestamp. Before: `pii:phone`, refused 403 for this purpose
-IDS = [
-    "/v1/models/m-1733390000",
-    "/api/m-1733390000/x",
-    "/slots/1733390000-x",
-    "/v1/files/file-4155551234/content",
-]
+# (under `/v1/` only: `/api/m-1733390000/x`, `/slots/1733390000-x`, a custom app's route, are read as sent since helper
+# revgetquery, `test_get_path_ids_bounds`)
+IDS = ["/v1/models/m-1733390000", "/v1/files/file-4155551234/content"]
 
 
 @pytest.mark.parametrize("path", IDS)
