@@ -499,9 +499,9 @@ class HttpIngress:
                         and (not target.listing or "?" in request.target)
                         and ex.query_read(request.target, header)):  # fmt: skip
                     # its path (`@app.get("/predict/{text}")`) and query are its request (`passthrough.QueryAdapter`),
-                    # labelled: read, decided as any call's data (a listing's query too, a label found in it: the
-                    # listing asks each upstream with it; not one no label is found in or declared for: a probe's, a
-                    # scrape's, an API's known GET path's, a listing's `?limit=20`, carrying no data)
+                    # labelled: read, decided as any call's data (a listing's query too, a label found in it: then the
+                    # `"*"` route's call, to its upstream alone, not merged; not one no label is found in or declared
+                    # for: a probe's, a scrape's, an API's known GET path's, a listing's `?limit=20`, carrying no data)
                     upstream = ex.admit(request.target.encode("latin-1"), header, conn.peer, True)
                     await self._forward(request, conn, ex, upstream, b"", observe=False)
                     return
