@@ -16,7 +16,7 @@ import pytest
 from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
-from proxy.protocols import MAX_STRINGS, anthropic, user_strings
+from proxy.protocols import MAX_STRINGS, anthropic, placed_strings, user_strings
 from proxy.protocols import openai as openai_protocol
 from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.openai import ReplyObserver
@@ -130,3 +130,36 @@ def test_a_replys_nulls_are_counted_as_a_requests_are() -> None:
     detectors = Detectors((DetectorSpec("email"),), 100_000)
     nulls = {"result": [None] * 1_000_000, "note": ADDRESS}
     assert "scan:truncated" in reply_labels(ReplyObserver(Outcome(started_ns=0), detectors, False), nulls)
+
+
+def test_what_is_left_past_the_strings_is_looked_at_within_one_bound() -> None:
+    """Past `MAX_STRINGS` strings, what is left is looked at for text in one walk, within one reading's values: each
+    left value had a bound of its own, so 65,536 texts then 200 lists of 60,000 nulls went over every null (2 s
+    interpreted) and were read whole (helper revnullbound2)."""
+    left: list[Any] = ["t"] * MAX_STRINGS + [[None] * 60_000] * 200
+    out: list[str] = []
+    assert user_strings(left, out) is False and len(out) == MAX_STRINGS  # before: True, 12,000,000 gone over
+    assert user_strings(["t"] * MAX_STRINGS + [[None] * 30_000] * 2, []) is True  # within the bound: read whole
+    extra: list[Any] = ["t"] * (MAX_STRINGS - 1) + [[None] * 60_000] * 200
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "extra": extra}
+    assert openai_protocol.read_request("chat", orjson.dumps(body)).unscanned  # before: read whole
+
+
+def test_an_unknown_replys_strings_are_placed_within_the_values_looked_at() -> None:
+    """`add_unknown` places the strings it read (`placed_strings`, for a stream's pieces): within the values
+    `user_strings` may look at, nulls counted, numbers gone over as there but not each made a place. Before, every
+    value was placed: an unknown reply of a text and 200 lists of 60,000 nulls took 18 s interpreted there, after
+    `user_strings` had stopped at 65,536 (helper revnullbound2)."""
+    places: dict[tuple[Any, ...], list[str]] = {}
+    placed_strings([ADDRESS] + [None] * 70_000 + ["past"], places, 1)
+    assert places == {(0,): [ADDRESS]}  # before: "past" placed too, every null gone over
+    places = {}
+    placed_strings({"result": [[None] * 60_000] * 200, "note": ADDRESS}, places, 1)
+    assert places == {("note",): [ADDRESS]}  # (read by `user_strings` too) now without going over 12,000,000 nulls
+    places = {}
+    placed_strings({"v": [0.5] * 100_000, "note": ADDRESS, "n": [None] * 1_000}, places, 1)
+    assert places == {("note",): [ADDRESS]}  # (numbers not counted, as a reply's are not: held before and after)
+    detectors = Detectors((DetectorSpec("email"),), 100_000)
+    nulls = {"note": ADDRESS, "result": [[None] * 60_000] * 200}
+    labels = reply_labels(ReplyObserver(Outcome(started_ns=0), detectors, False), nulls)
+    assert labels == {"pii:email", "scan:truncated"}
