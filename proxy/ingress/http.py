@@ -751,6 +751,8 @@ class HttpIngress:
         `body`: one already read (a repository index's flags, `index_flags_only`), forwarded as it came."""
         caller = pipeline.identify_only(request.header, conn.peer, ex.x_api_key)
         if target.listing:
+            if request.method == "HEAD":  # the GET's answer without its body: the span says which request it was
+                ex.outcome.extra.update({"http.request.method": "HEAD", "url.path": request.path})
             await self._listing(request, conn, ex, pipeline, adapter, caller)
             return
         matched = pipeline.policy.route(target.model)

@@ -1189,7 +1189,7 @@ _MODELS: Final = Target("models", carries_data=False, listing=True)
 
 class Adapter:
     """OpenAI-compatible HTTP: POST /v1/chat/completions, /v1/completions, /v1/embeddings; and
-    GET /v1/models, answered with every OpenAI upstream's models."""
+    GET (and HEAD) /v1/models, answered with every OpenAI upstream's models."""
 
     name: ProtocolName = "openai"
     dialect = "openai"
@@ -1199,7 +1199,8 @@ class Adapter:
     def match(self, method: str, path: str) -> Target | None:
         if method == "POST":
             return _TARGETS.get(path)
-        return _MODELS if method == "GET" and path == "/v1/models" else None
+        # a HEAD is the GET without its body (RFC 9110): the listing too, answered with the GET's fields
+        return _MODELS if (method == "GET" or method == "HEAD") and path == "/v1/models" else None
 
     def merge(self, listings: list[Any]) -> dict[str, Any]:
         """One `/v1/models` list from several upstreams': each model once, first upstream first."""
