@@ -330,10 +330,13 @@ class _Reader:
             self.problem(node, path, "expected a mapping")
             return None
         out: dict[str, yaml.Node] = {}
-        for key, value in node.value:
+        for index, (key, value) in enumerate(node.value):
             name = key.value if isinstance(key, yaml.ScalarNode) else "?"
             if name not in known:
-                self.problem(key, f"{path}.{name}" if path else name, f"unknown key (known: {', '.join(known)})")
+                from proxy.config.yamlfile import shown_key  # here: proxy.config imports us
+
+                shown = shown_key(name, index)  # a secret pasted where a key goes is not quoted: a reload logs this
+                self.problem(key, f"{path}.{shown}" if path else shown, f"unknown key (known: {', '.join(known)})")
                 continue
             out[name] = value
         return out

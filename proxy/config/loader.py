@@ -48,7 +48,7 @@ from proxy.config.model import (
     kserve_openai_url,
 )
 from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, names_protocol, telemetry_from_env
-from proxy.config.yamlfile import StrictLoader, not_utf8, surrogate, surrogates, tab_hint, written
+from proxy.config.yamlfile import StrictLoader, not_utf8, shown_key, surrogate, surrogates, tab_hint, written
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
@@ -1340,24 +1340,6 @@ def shown_url(text: str) -> str:
         head, sep, _ = shown.partition(mark)
         shown = head + (f"{mark}***" if sep else "")
     return shown
-
-
-_KEY_SHAPE = re.compile(r"[A-Za-z0-9_. -]{1,64}")
-_KEY_WORD = re.compile(r"[A-Za-z0-9]+")
-_MIXED_WORD = re.compile(r"(?=.*[A-Za-z])(?=.*[0-9]).{9,}")
-
-
-def shown_key(key: Any, index: int) -> str:
-    """An unknown key as its problem names it: as written when it is shaped like a config key (words of letters
-    or digits, `max_conections`, `api_key_sha256`), else by its place and length only (`<key 3: 51 characters>`):
-    a token or a URL pasted where a key goes (`sk-proj-...:`, a missing `api_key: `) would be quoted in a
-    problem a reload logs. A word over 24 characters, or over 8 mixing letters and digits, is a secret's shape."""
-    text = str(key)
-    if _KEY_SHAPE.fullmatch(text) and all(
-        len(word) <= 24 and not _MIXED_WORD.fullmatch(word) for word in _KEY_WORD.findall(text)
-    ):
-        return text
-    return f"<key {index + 1}: {len(text)} character{'' if len(text) == 1 else 's'}>"
 
 
 def read_secret(path: str) -> bytes:

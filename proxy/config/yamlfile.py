@@ -10,6 +10,7 @@ names (`&a [*a]`) never ends.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -41,6 +42,25 @@ def written(value: Any) -> Any:
     """`value` as the file wrote it: the text of a number read where a string is expected (a label, purpose, model,
     name, region, header), as the baseline reads every scalar; any other value as it is."""
     return value.text if isinstance(value, WrittenInt | WrittenFloat) else value
+
+
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9_. -]{1,64}")
+_KEY_WORD = re.compile(r"[A-Za-z0-9]+")
+_MIXED_WORD = re.compile(r"(?=.*[A-Za-z])(?=.*[0-9]).{9,}")
+
+
+def shown_key(key: Any, index: int, *, quoted: bool = False) -> str:
+    """A key a problem names (an unknown one, one given twice, in the config or the baseline): as written when it is
+    shaped like a config key (words of letters or digits, `max_conections`, `api_key_sha256`; `quoted`: in quotes,
+    `'zones'`), else by its place in its mapping and its length only (`<key 3: 51 characters>`): a token or a URL
+    pasted where a key goes (`sk-proj-...:`, a missing `api_key: `) would be quoted in a problem a reload logs. A
+    word over 24 characters, or over 8 mixing letters and digits, is a secret's shape."""
+    text = str(key)
+    if _KEY_SHAPE.fullmatch(text) and all(
+        len(word) <= 24 and not _MIXED_WORD.fullmatch(word) for word in _KEY_WORD.findall(text)
+    ):
+        return repr(text) if quoted else text
+    return f"<key {index + 1}: {len(text)} character{'' if len(text) == 1 else 's'}>"
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -89,7 +109,7 @@ class StrictLoader(yaml.SafeLoader):
     def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:  # its anchor's name or None (stubs: a dict)
         node = super().compose_mapping_node(anchor)
         seen: dict[Any, yaml.Node] = {}
-        for key, _ in node.value:
+        for index, (key, _) in enumerate(node.value):
             if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE:
                 continue  # a complex key is refused when loaded (unhashable); the baseline reads none
             identity = self._identity(key)
@@ -98,7 +118,7 @@ class StrictLoader(yaml.SafeLoader):
                 raise ComposerError(
                     "while composing a mapping",
                     node.start_mark,
-                    f"duplicate key {key.value!r} (first on line {first.start_mark.line + 1}): only the last "
+                    f"duplicate key {shown_key(key.value, index, quoted=True)} (first on line {first.start_mark.line + 1}): only the last "
                     "would be read",
                     key.start_mark,
                 )
