@@ -1,7 +1,7 @@
 """A port written with a character that is a digit but no decimal one (`²`, `①`: `str.isdigit` is true of them, `int`
 refuses them) is a problem named at its path, as any malformed address or URL is. The check a URL's port got for its
-range (`_url_port_problem`) read such a port with `int` and raised: `check` and `serve` ended in a traceback, and no
-other problem of the file was said."""
+range (`_url_problem`, then `_url_port_problem`) read such a port with `int` and raised: `check` and `serve` ended in
+a traceback, and no other problem of the file was said."""
 
 from __future__ import annotations
 

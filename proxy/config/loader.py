@@ -92,9 +92,39 @@ def _missing_packages(transport: Mapping[str, Any]) -> list[str]:
     return missing
 
 
+# what follows the `@` of a userinfo: a host, a name or an IPv6 address in brackets, and its port
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{0,5})?")
+SLASHED_PASSWORD = "a password holding '/' must be percent-encoded as %2F (and an '@' in a path's first segment as %40)"
+
+
+def _slashed_userinfo(url: str) -> tuple[int, int] | None:
+    """Where a `user:password@` whose password holds a `/` written unescaped begins, and where its `@` is: `urlsplit`
+    ends the authority at the `/`, so `http://ops:12/34@collector:4318` is host `ops`, port 12 and path
+    `/34@collector:4318` (the credentials dropped, the wrong host used; one of letters, `ops:s3cr/et@`, a port it
+    refuses). Taken for one when the authority so read holds a `:` and no `@`, and the path's first segment holds an
+    `@` followed by a host[:port]; an `@` further along a path (`/v1/models/a@b`, a model's name) is not. None else."""
+    start = url.find("://") + 3 if "://" in url else 0
+    slash = url.find("/", start)
+    if slash < 0:
+        return None
+    head = url[start:slash]
+    if "@" in head or ":" not in head or head.startswith("[") or "?" in head or "#" in head:
+        return None
+    end = slash + 1
+    while end < len(url) and url[end] not in "/?#":
+        end += 1
+    at = url.rfind("@", slash + 1, end)
+    if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, end):
+        return None
+    return start, at
+
+
 def _split(url: str) -> SplitResult | None:
     """`url`'s parts, or None if it is no URL the proxy can connect to: `http://[::1` (an unclosed IPv6 address) or
-    a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on."""
+    a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or one whose
+    password holds a `/` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host)."""
+    if _slashed_userinfo(url) is not None:
+        return None
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (read for the ValueError it raises)
@@ -260,8 +290,11 @@ def _port_range(port: str, zero_ok: bool) -> str:
     return f"the port must be 1-65535{' (or 0: any free port)' if zero_ok else ''}, got {port}"
 
 
-def _url_port_problem(url: str) -> str | None:
-    """For a URL `_split` refuses: the port range when its port is digits out of range, else None."""
+def _url_problem(url: str) -> str | None:
+    """For a URL `_split` refuses: how to write a password holding a `/` (`_slashed_userinfo`), the port range when
+    its port is digits out of range, else None."""
+    if _slashed_userinfo(url) is not None:
+        return SLASHED_PASSWORD
     try:
         netloc = urlsplit(url).netloc
     except ValueError:
@@ -665,8 +698,8 @@ class _Reader:
         if url is not None:
             parts = _http_url(url)
             if parts is None:
-                port_problem = _url_port_problem(url)
-                self.problem(f"{path}.url", f"{port_problem} in {shown_url(url)!r}" if port_problem else
+                url_problem = _url_problem(url)
+                self.problem(f"{path}.url", f"{url_problem} in {shown_url(url)!r}" if url_problem else
                              f"expected an http:// or https:// URL, got {shown_url(url)!r}")  # fmt: skip
             elif "@" in parts.netloc or parts.query or parts.fragment:  # none of them is sent: said, not dropped
                 self.problem(f"{path}.url", f"a user, password, query or fragment in {shown_url(url)!r} is not "
@@ -989,8 +1022,8 @@ class _Reader:
             url = f"http://{endpoint}" if grpc_target else endpoint
             parts = _http_url(url)
             if parts is None:
-                port_problem = _url_port_problem(url)
-                self.problem(path, f"{port_problem} in {shown_url(endpoint)!r}" if port_problem else
+                url_problem = _url_problem(url)
+                self.problem(path, f"{url_problem} in {shown_url(endpoint)!r}" if url_problem else
                              f"expected an http:// or https:// URL, got {shown_url(endpoint)!r}")  # fmt: skip
             elif (
                 "@" in parts.netloc
@@ -1155,8 +1188,8 @@ class _Reader:
             parts = _split(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
                 shown = shown_url(url) if isinstance(url, str) else url
-                port_problem = _url_port_problem(url) if isinstance(url, str) else None
-                self.problem(path if url_given else f"{path}.url", f"{port_problem} in {shown!r}" if port_problem
+                url_problem = _url_problem(url) if isinstance(url, str) else None
+                self.problem(path if url_given else f"{path}.url", f"{url_problem} in {shown!r}" if url_problem
                              else f"expected an http(s):// URL, got {shown!r}")  # fmt: skip
                 return False
         try:
@@ -1335,6 +1368,10 @@ def shown_url(text: str) -> str:
     """A URL as a config problem quotes it: its password hidden (`redact_userinfo`; one holding a `/`, `?` or `#`
     too, to the last `@`), and its query and fragment (`?***`): a query may hold a key (`?key=...`, as some APIs and
     collectors take theirs), and a reload logs problems."""
+    slashed = _slashed_userinfo(text)  # (one of digits before its `/` too, which `_RESERVED_USERINFO` takes for a port)
+    if slashed is not None:
+        start, at = slashed
+        text = text[:start] + text[start:at].partition(":")[0] + ":***" + text[at:]
     shown = redact_userinfo(_RESERVED_USERINFO.sub(r"\1\2:***@", text))
     for mark in ("#", "?"):
         head, sep, _ = shown.partition(mark)
