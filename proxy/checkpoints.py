@@ -335,10 +335,13 @@ class CheckpointBook:
             for name, u in self._upstreams.items()
         }  # fmt: skip
         self._limits = tuple((name, model, purposes) for name, model, purposes in limits if name in self._upstreams)
-        # checkpoint -> the routes (model, purposes) whose model it serves, of those that limit their purposes: a call
-        # served by it is held to each (`Pipeline.decide`), by whatever name it reached them. Made when what serves is
-        # read (`_hold`), never per call; empty without such routes, so an ordinary call pays one truth test
-        self.held: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+        # upstream name -> checkpoint -> the routes (model, purposes) whose model it serves there, of those that limit
+        # their purposes: a call served by it is held to each (`Pipeline.decide`), by whatever name it reached them.
+        # Per server (the route's upstream and those reaching its server, `_siblings`): a checkpoint's name is the
+        # weights only where it is listed (KServe's vLLM lists every model's root as /mnt/models; llama-server the path
+        # it was started with). Made when what serves is read (`_hold`), never per call; empty without such routes, so
+        # an ordinary call pays one truth test
+        self.held: dict[str, dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
         self._hold()
 
     # -- hot path
@@ -412,13 +415,15 @@ class CheckpointBook:
         """Make `held` anew from what the metadata says now serves each limited route's model."""
         if not self._limits:
             return
-        held: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+        held: dict[str, dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
         for name, model, purposes in self._limits:
             found = self.resolve(self._upstreams[name], model, learn=False)
             # a pin names what its upstream serves for every name, not which names are the same weights (an upstream
             # of LoRA adapters pinned to their base): only the metadata's names hold one another
             if found is not None and found.source == UPSTREAM:
-                held[found.name] = (*held.get(found.name, ()), (model, purposes))
+                for reaching in self._siblings[name]:
+                    served = held.setdefault(reaching, {})
+                    served[found.name] = (*served.get(found.name, ()), (model, purposes))
         self.held = held
 
     def stale(self, name: str) -> bool:

@@ -196,6 +196,7 @@ def carried_too_many(count: int) -> InvalidRequest:
 # as the call decides (`Pipeline._passed_on`)
 # decisions a route's purposes may still refuse where its weights serve the call by another name (`Pipeline._held`)
 _HELD_ACTIONS: Final = frozenset({ALLOW, REROUTE})
+_NOT_HELD: Final[dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
 _FIELDS_TO_MODEL: Final = frozenset({"oip", "oip-grpc", "kserve"})
 
 
@@ -648,11 +649,14 @@ class Pipeline:
         upstream = decision.upstream
         assert upstream is not None
         book = self.runtime.book
+        if upstream.name not in book.held:  # no limited route's weights on its server
+            return decision
         found = book.resolve(upstream, call.model, call.model_version, learn=False)
         if found is None or found.source != UPSTREAM:  # (a pin: see `CheckpointBook._hold`)
             return decision
         purpose = decision.purpose
-        for model, purposes in book.held.get(found.name, ()):
+        # read after `resolve`, which makes `held` anew when another worker changed what the server serves
+        for model, purposes in book.held.get(upstream.name, _NOT_HELD).get(found.name, ()):
             if purpose not in purposes:
                 reason = (f"model {quoted_name(call.model)} is served by the weights of model {quoted_name(model)} "
                           f"({quoted_name(found.name)}), which may not be used for purpose {purpose!r} "

@@ -137,3 +137,61 @@ def test_a_route_of_its_own_without_purposes_is_held_too_and_audit_lets_it_throu
                 assert _calls(server) == ["/v1/chat/completions"]
                 span = otlp.by_trace(reply.headers["x-trace-id"]).attributes
                 assert span["lineage.rule"] == f"route:{SERVED}", span
+
+
+TWO_SERVERS = """
+listen: {http: "127.0.0.1:0"}
+upstreams:
+  - {name: a, url: "${A}", protocol: openai}
+  - {name: b, url: "${B}", protocol: openai}
+routes:
+  - {model: medical, upstream: a, purposes: [care]}
+  - {model: "*", upstream: b}
+policy: {anonymous: allow}
+"""
+# KServe mounts every InferenceService's weights at /mnt/models, which vLLM there lists as each model's `root`
+KSERVE_ROOT = {"object": "model", "created": 1, "owned_by": "vllm", "root": "/mnt/models", "parent": None}
+# llama-server lists the model by the path it was started with: every container started as `-m /models/model.gguf`
+LLAMA_PATH = {**LLAMA_SERVER, "id": "/models/model.gguf"}
+
+
+@pytest.mark.parametrize(
+    ("on_a", "on_b", "call"),
+    [
+        pytest.param({"id": "medical", **KSERVE_ROOT}, {"id": "chat", **KSERVE_ROOT}, "chat", id="kserve-vllm-root"),
+        pytest.param(LLAMA_PATH, LLAMA_PATH, "chat", id="llama-server-path"),
+    ],
+)
+def test_a_checkpoint_name_another_server_also_lists_is_not_the_routes_weights(
+    loop_thread: LoopThread,
+    make_proxy: Callable[..., ProxyHandle],
+    on_a: dict[str, object],
+    on_b: dict[str, object],
+    call: str,
+) -> None:
+    """A checkpoint's name is the weights only on the server that lists it: another server listing the same name (a
+    path every container mounts its own weights at) serves other weights, which the route's purposes do not bind."""
+    for held, held_url in _served(loop_thread, [on_a]):
+        for other, url in _served(loop_thread, [on_b]):
+            proxy = make_proxy(TWO_SERVERS, A=held_url, B=url)
+            client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "ads"})
+            reply = client.chat.completions.create(model=call, messages=[{"role": "user", "content": "hi"}])
+            assert reply.choices[0].message.content
+            assert _calls(other) == ["/v1/chat/completions"] and _calls(held) == []
+            with pytest.raises(openai.PermissionDeniedError):  # the route's own weights are still held
+                client.chat.completions.create(model="medical", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_another_upstream_name_of_the_same_server_is_held(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """Two upstream names reaching one server (`localhost` and `127.0.0.1`) reach the same weights: a name the `"*"`
+    route sends through the other is held to the route's purposes all the same."""
+    entry = {"object": "model", "created": 1, "owned_by": "vllm", "root": ROOT, "parent": None}
+    for server, url in _served(loop_thread, [{"id": SERVED, **entry}, {"id": "assistant", **entry}]):
+        config = TWO_SERVERS.replace("model: medical", f"model: {SERVED}")
+        proxy = make_proxy(config, A=url, B=url.replace("127.0.0.1", "localhost"))
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "ads"})
+        with pytest.raises(openai.PermissionDeniedError):
+            client.chat.completions.create(model="assistant", messages=[{"role": "user", "content": "hi"}])
+        assert _calls(server) == []
