@@ -661,7 +661,12 @@ class Pipeline:
                 reason = (f"model {quoted_name(call.model)} is served by the weights of model {quoted_name(model)} "
                           f"({quoted_name(found.name)}), which may not be used for purpose {purpose!r} "
                           f"(route allows: {', '.join(sorted(purposes)) or 'none'})")  # fmt: skip
-                return refuse(decision, self.policy, "purpose_denied", f"route:{model}", reason)
+                refused = refuse(decision, self.policy, "purpose_denied", f"route:{model}", reason)
+                if decision.approved is None:  # (no baseline, or a call carrying no data)
+                    return refused
+                # judged as the denial it is, as `verify` judges its edge: not as the flow it was decided as
+                flow = boundary_flow(call, refused, self._served)
+                return dataclasses.replace(refused, approved=self.policy.unapproved(flow) is None)
         return decision
 
     def _unrecorded(self, decision: Decision) -> Decision:

@@ -7,6 +7,7 @@ the model's route forbids."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -195,3 +196,32 @@ def test_another_upstream_name_of_the_same_server_is_held(
         with pytest.raises(openai.PermissionDeniedError):
             client.chat.completions.create(model="assistant", messages=[{"role": "user", "content": "hi"}])
         assert _calls(server) == []
+
+
+BASELINE = """version: 1
+flows:
+  - caller: anonymous
+    purpose: ads
+"""
+
+
+def test_a_held_refusal_is_judged_as_the_denial_it_is(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    """The baseline's verdict on a call the weights' route refuses is that of the denial recorded (no entry approves
+    it: `verify` lists its edge), not of the allowed flow the call was first decided as (approved here): the span said
+    `lineage.approved=true` and `lineage_proxy_unapproved_flows_total` did not count it."""
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text(BASELINE)
+    config = CONFIG + f'lineage: {{store: "${{STORE}}", baseline: "{baseline}"}}\n'
+    entry = {"object": "model", "created": 1, "owned_by": "vllm", "root": ROOT, "parent": None}
+    for _, url in _served(loop_thread, [{"id": SERVED, **entry}, {"id": "assistant", **entry}]):
+        proxy = make_proxy(config, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+        body = {"model": "assistant", "messages": [{"role": "user", "content": "hi"}]}
+        reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"x-purpose": "ads"}, timeout=30)
+        assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
+        span = otlp.by_trace(reply.headers["x-trace-id"]).attributes
+        assert span["lineage.rule"] == f"route:{SERVED}" and span["lineage.approved"] is False, span  # was: True
+        metrics = httpx.get(f"{proxy.url}/metrics", timeout=10).text
+        counted = [line for line in metrics.splitlines() if line.startswith("lineage_proxy_unapproved_flows_total")]
+        assert counted and float(counted[0].split()[-1]) == 1.0, counted
