@@ -642,11 +642,17 @@ class HttpIngress:
             ex.outcome.client = conn.client
         if not whole and not conn.draining and conn.closed_by is not None:
             # its head partly read when the answer before it closed the connection (a refusal, an internal error),
-            # refused as that one was (before 2026-12-05 dropped unrecorded, or said behind an upgrade request between)
+            # refused as that one was (before 2026-12-05 dropped unrecorded, or said behind an upgrade request between);
+            # or when the proxy cut it (`lost`: a reply its upstream broke off, `_broke`), as a whole one behind it is
+            behind = (
+                f"a call that ended {conn.closed_by.code} (a reply its upstream broke off, or an answer closing the "
+                f"connection)"
+                if conn.lost
+                else f"one answered {conn.closed_by.code}, after which the connection closes"
+            )
             ended: ProxyError = conn.closed_by(
                 f"lineage-proxy closed the connection before this request's head had arrived whole: it was pipelined "
-                f"behind one answered {conn.closed_by.code}, after which the connection closes; send it again on a new "
-                f"connection"
+                f"behind {behind}; send it again on a new connection"
             )
         elif not whole and not conn.draining and conn.closing and not conn.upgrade_answered:
             # behind a reply framed by the connection's close (an HTTP/1.0 stream), an upgrade request between or not

@@ -818,8 +818,14 @@ class HttpConnection(asyncio.Protocol):
         request = self.parsing
         record = self.server.record_unserved
         # (not `_broken`, as before 2026-12-05: a body refused, 413 or 503, sets it too, and a head read after that body
-        # in the same read, pipelined, was dropped unrecorded)
-        if request is None or request.method or (self.lost and not self.cut) or record is None:
+        # in the same read, pipelined, was dropped unrecorded). `lost` with `closed_by`: the proxy cut the connection (a
+        # reply its upstream broke off, `_broke`), not its client (before 2026-12-05, helper revrecords4, dropped so)
+        if (
+            request is None
+            or request.method
+            or (self.lost and not self.cut and self.closed_by is None)
+            or record is None
+        ):
             return
         if self.upgraded and (not request.target or self.parser.get_method() == b"PRI"):
             # behind one asking to upgrade: the protocol it asked for, sent before its answer, is no request (the HTTP/2

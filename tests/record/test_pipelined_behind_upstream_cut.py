@@ -81,3 +81,45 @@ logging: {{access: true}}
     assert "pipelined behind a call that ended upstream_unavailable" in a["lineage.reason"], a
     line = access.of(second)
     assert (line.decision, line.code, line.status) == ("deny", "upstream_unavailable", 0)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("cut", [b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Ty", b"POST /v1/embedd"],
+                         ids=["in-fields", "in-line"])  # fmt: skip
+def test_a_head_partly_read_behind_a_reply_the_upstream_broke_off_is_recorded_so(
+    cutting: str, otlp: OtlpReceiver, make_proxy: Any, cut: bytes
+) -> None:
+    """A head only partly read when the proxy aborts the connection for the upstream's break is recorded as a whole one
+    behind it is (`upstream_unavailable`, `deny`, no status), its path when its line came whole; before 2026-12-05
+    (helper revrecords4) dropped with no record, `_head_cut` taking the abort for its client's leaving."""
+    proxy = make_proxy(f"""
+listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: llm, url: "{cutting}"}}]
+routes: [{{model: "*", upstream: llm}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
+lineage: {{store: null}}
+""")
+    line_whole = b"\n" in cut
+    first = f"{0x5FC + (0 if line_whole else 1):032x}"
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(_post(first, True) + cut)
+        got = b""
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+        except ConnectionResetError:
+            pass
+    assert got.count(b" 200 OK") == 1, got
+    assert otlp.by_trace(first).attributes["error.type"] == "upstream_reset"
+
+    def others(spans: list[Any]) -> list[Any]:
+        return [s for s in spans if s.trace_id != first]
+
+    spans = others(otlp.wait_for(lambda spans: len(others(spans)) == 1))  # before 2026-12-05 none
+    a = spans[0].attributes
+    assert (a["lineage.decision"], a["error.type"], a["lineage.caller"]) == ("deny", "upstream_unavailable",
+                                                                             "anonymous"), a  # fmt: skip
+    assert "http.response.status_code" not in a, a  # never answered
+    assert spans[0].name == ("embeddings" if line_whole else "passthrough"), spans[0].name  # its path: its line whole
+    reason = a["lineage.reason"]
+    assert "arrived whole" in reason and "broke off" in reason and "answered" not in reason, reason
