@@ -761,8 +761,12 @@ class OpenLineageRecorder:
     def _part_failing(self, why: str, reported: bool) -> None:
         """One of a composite's transports failed an event another took or queued: its backend is down, an outage
         begins (said and counted once), unless one is on (under `_tally_lock`; `_partly`, `_settle`). `reported`: an
-        async_http one gave its copy up, on its own thread (`_part_async`)."""
+        async_http one gave its copy up, on its own thread (`_part_async`): one on already, begun by an http one's
+        failing, now ends as an async one's does, not when an emit returns (before 2026-12-05, helper revrecords4, the
+        http one's recovery ended it, said all take events again while the async one failed each, and it counted
+        another)."""
         if self._part_down:
+            self._part_async = self._part_async or reported
             return
         self._part_down = True
         self._part_async = reported
@@ -1187,9 +1191,12 @@ class OpenLineageRecorder:
                 self._partly(handing.refused, True)
             elif self._part_down and not self._part_async:  # (all of a composite's transports took it)
                 # (not an outage of an async_http one: ended once a copy of its is reported sent, `_settle`; an emit
-                # returning says nothing of its backend)
-                self._part_down = False
-                log.warning("openlineage: all the transports of %s take events again", self._target)
+                # returning says nothing of its backend). Under the lock: one an async one's thread made its own
+                # meanwhile (`_part_failing`) is not ended here
+                with self._tally_lock:
+                    if self._part_down and not self._part_async:
+                        self._part_down = False
+                        log.warning("openlineage: all the transports of %s take events again", self._target)
         self._handing = None
         if handing is not None:
             with self._tally_lock:

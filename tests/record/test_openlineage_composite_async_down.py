@@ -17,9 +17,9 @@ from tests.harness import LoopThread
 from tests.held import until
 from tests.record.test_openlineage import Marquez, chat, config, marquez, metric, sink
 from tests.record.test_openlineage_async_http_counts import answers_500
-from tests.test_openlineage_single_try import Failing
+from tests.test_openlineage_single_try import Failing, failing
 
-__all__ = ["answers_500", "marquez"]  # the fixtures, imported
+__all__ = ["answers_500", "failing", "marquez"]  # the fixtures, imported
 
 
 @pytest.mark.parametrize("goes_on", ["continue_on_failure: true, ", ""], ids=["true", "default"])
@@ -61,3 +61,47 @@ def test_an_async_transport_a_composite_goes_on_past_that_keeps_failing_is_an_ou
     assert len(said) == 2, said  # once an outage, not an event
     assert any("take events again" in r.getMessage() for r in caplog.records)
     assert recorder.counts["failed"] == 0  # (http took each: not sent again, as openlineage-python does not)
+
+
+def test_an_async_transports_outage_begun_inside_an_http_ones_is_not_said_ended_when_that_one_recovers(
+    vllm: Any, marquez: tuple[Marquez, str], answers_500: tuple[Failing, str], failing: tuple[Failing, str],
+    make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """An http transport's backend goes down (an outage), then an async_http one's, then the http one's comes back while
+    the async one still gives its copies up: the outage goes on, one, until that one's copy is reported sent. Before
+    2026-12-05 (helper revrecords4) the http one's recovery ended it ('all the transports ... take events again', said
+    while the async one failed each event) and the async one's next given-up copy counted a second outage."""
+    taking, up = marquez
+    sync_down, sync_url = failing
+    async_down, async_url = answers_500
+    async_down.up.set()  # (up at first)
+    parts = [f'{{type: http, url: "{up}"}}', f'{{type: http, url: "{sync_url}", retry: {{total: 0}}}}',
+             f'{{type: async_http, url: "{async_url}", retry: {{total: 0}}}}']  # fmt: skip
+    _, upstream = vllm
+    transport = f"{{type: composite, transports: [{', '.join(parts)}]}}"
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    outages = "lineage_proxy_openlineage_outages_total"
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        chat(proxy)  # the http one's backend down: an outage
+        assert until(lambda: recorder.counts["sent"] == 1)
+        assert metric(proxy, outages) == 1
+        async_down.up.clear()  # the async one's too
+        loop_thread.run(recorder.flush())
+        assert until(lambda: async_down.failed == 1)
+        assert until(lambda: recorder.counts["sent"] == 2)
+        sync_down.up.set()  # the http one's back, the async one's still down
+        chat(proxy)
+        loop_thread.run(recorder.flush())
+        assert until(lambda: async_down.failed == 2)
+        assert until(lambda: recorder.counts["sent"] == 3)
+        assert metric(proxy, outages) == 1  # before: 2
+        assert not any("take events again" in r.getMessage() for r in caplog.records)  # before: said
+        async_down.up.set()  # all back: the outage ends
+        chat(proxy)
+        loop_thread.run(recorder.flush())
+        assert until(lambda: recorder.counts["sent"] == 4)
+        assert until(lambda: any("take events again" in r.getMessage() for r in caplog.records))
+        assert metric(proxy, outages) == 1
+        loop_thread.run(recorder.stop())
+    assert recorder.counts["failed"] == 0
