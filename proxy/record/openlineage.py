@@ -821,6 +821,10 @@ class OpenLineageRecorder:
             self.counts.add("sent")  # (after the outage: one waiting for it sees the outage counted)
         else:
             self.counts.add("failed")
+            if self._part_down:  # an outage of one of them, now of them all: the same outage, as in `_emit` (before
+                # 2026-12-05, helper revrecords4, a second counted after one an async_http one's giving up began)
+                self._part_down = False
+                self._down = True
             self._failing("the async_http transport gave an event up", kept=False)
 
     def _unreported(self) -> None:

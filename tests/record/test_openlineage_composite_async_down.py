@@ -105,3 +105,39 @@ def test_an_async_transports_outage_begun_inside_an_http_ones_is_not_said_ended_
         assert metric(proxy, outages) == 1
         loop_thread.run(recorder.stop())
     assert recorder.counts["failed"] == 0
+
+
+def test_an_async_transports_outage_that_becomes_one_of_them_all_is_counted_once(
+    vllm: Any, marquez: tuple[Marquez, str], answers_500: tuple[Failing, str], failing: tuple[Failing, str],
+    make_proxy: Any, loop_thread: LoopThread, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """An async_http transport's backend down while an http one takes each event (an outage), then the http one's too:
+    the event is failed, and the outage, now of them all, is the same one (as when a composite's http transports fail
+    one after the other, `_emit`), not a second counted. Before 2026-12-05 (helper revrecords4) `_settle` began another."""
+    sync_down, sync_url = failing
+    async_down, async_url = answers_500
+    sync_down.up.set()  # (up at first)
+    parts = [f'{{type: http, url: "{sync_url}", retry: {{total: 0}}}}',
+             f'{{type: async_http, url: "{async_url}", retry: {{total: 0}}}}']  # fmt: skip
+    _, upstream = vllm
+    transport = f"{{type: composite, transports: [{', '.join(parts)}]}}"
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    recorder = sink(proxy)
+    outages = "lineage_proxy_openlineage_outages_total"
+    with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
+        chat(proxy)  # the async one's backend down, the http one takes it: an outage
+        assert until(lambda: async_down.failed == 1)
+        assert until(lambda: recorder.counts["sent"] == 1)
+        assert metric(proxy, outages) == 1
+        sync_down.up.clear()  # the http one's too: the event failed, the same outage
+        loop_thread.run(recorder.flush())
+        assert until(lambda: async_down.failed == 2 and sync_down.failed == 1)
+        assert until(lambda: recorder.counts["failed"] == 1)
+        assert metric(proxy, outages) == 1  # before: 2
+        sync_down.up.set()  # the http one's back, the async one's still down: the same outage goes on
+        chat(proxy)
+        loop_thread.run(recorder.flush())
+        assert until(lambda: async_down.failed == 3)
+        assert until(lambda: recorder.counts["sent"] == 2)
+        assert metric(proxy, outages) == 1
+        loop_thread.run(recorder.stop())
