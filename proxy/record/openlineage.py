@@ -815,7 +815,10 @@ class OpenLineageRecorder:
                 self._part_failing("the async_http transport gave an event up", True)
             else:
                 self._taking()
-                if self._part_down and self._part_async and handed.refused is None:  # every transport took it
+                # every transport took it: its copies all reported sent (not one the stop cut unreported, `_unreported`:
+                # before 2026-12-05, helper revrecords4, said to take events again as the proxy stopped)
+                every = handed.refused is None and handed.reported == handed.queued
+                if self._part_down and self._part_async and every:
                     self._part_down = False
                     log.warning("openlineage: all the transports of %s take events again", self._target)
             self.counts.add("sent")  # (after the outage: one waiting for it sees the outage counted)
