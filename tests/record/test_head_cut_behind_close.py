@@ -67,3 +67,29 @@ def test_a_head_partly_read_behind_the_reply_closing_its_connection_is_recorded_
     assert spans[0].trace_id not in (first, second)
     assert until(lambda: not proxy.process._http.connections)
     assert held(proxy) == 0
+
+
+def test_a_head_partly_read_behind_a_body_refused_over_the_bodies_budget_is_recorded_with_its_cause(
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, make_proxy: Any, loop_thread: LoopThread,
+) -> None:  # fmt: skip
+    """The 503 variant (a body over `limits.bodies_max_bytes`, the one before it still held, in the same read): the head
+    cut behind it is recorded `overloaded`, as the refused one is (helper revrecords4: covered, no change)."""
+    server, url = upstream
+    loop_thread.loop.call_soon_threadsafe(server.gate.set)
+    proxy = make_proxy(_config(url, otlp, "limits: {max_body_bytes: 300, bodies_max_bytes: 300}\n"))
+    first, second = f"{0x9A0:032x}", f"{0x9A1:032x}"
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(_post(first, "y" * 120) + _post(second, "x" * 200) + CUT)  # 2 bodies over 300 together
+        got = _read_all(sock)
+    assert got.count(b"HTTP/1.1 200") == 1 and b"HTTP/1.1 503" in got, got
+
+    def cut(spans: list[Any]) -> list[Any]:
+        return [s for s in spans if s.name == "embeddings"]
+
+    spans = cut(otlp.wait_for(lambda spans: len(cut(spans)) == 1))
+    a = spans[0].attributes
+    assert (a["lineage.decision"], a["error.type"]) == ("deny", "overloaded"), a
+    assert "http.response.status_code" not in a, a
+    assert "answered overloaded" in a["lineage.reason"] and "arrived whole" in a["lineage.reason"], a
+    assert until(lambda: not proxy.process._http.connections)
+    assert held(proxy) == 0
