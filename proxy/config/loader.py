@@ -93,8 +93,14 @@ def _missing_packages(transport: Mapping[str, Any]) -> list[str]:
 
 
 # what follows the `@` of a userinfo: a host, a name or an IPv6 address in brackets, and its port
-_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{0,5})?")
+# (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`)
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?)(?::[0-9]{0,5})?")
 SLASHED_PASSWORD = "a password holding '/' must be percent-encoded as %2F (and an '@' in a path's first segment as %40)"
+# a password holding a `?` or `#` after digits: `urlsplit` reads a query or fragment (`_slashed_userinfo`)
+_MARKED_PASSWORD = {
+    "?": "a password holding '?' must be percent-encoded as %3F (and an '@' in a query as %40)",
+    "#": "a password holding '#' must be percent-encoded as %23 (and an '@' in a fragment as %40)",
+}
 
 
 def _slashed_userinfo(url: str) -> tuple[int, int] | None:
@@ -102,19 +108,26 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
     ends the authority at the `/`, so `http://ops:12/34@collector:4318` is host `ops`, port 12 and path
     `/34@collector:4318` (the credentials dropped, the wrong host used; one of letters, `ops:s3cr/et@`, a port it
     refuses). Taken for one when the authority so read holds a `:` and no `@`, and the path's first segment holds an
-    `@` followed by a host[:port]; an `@` further along a path (`/v1/models/a@b`, a model's name) is not. None else."""
+    `@` followed by a host[:port]; an `@` further along a path (`/v1/models/a@b`, a model's name) is not. A `?` or `#`
+    so (`http://ops:12?34@collector:4318`: host `ops`, port 12, a query or fragment `34@collector:4318`, which a
+    telemetry endpoint or an OpenLineage url loaded before 2026-12-05) alike, but for a query's `key=value` pairs
+    (`?user=alice@example.com`). None else (helper revmisc: the `?`, `#` and a host holding `_`)."""
     start = url.find("://") + 3 if "://" in url else 0
-    slash = url.find("/", start)
-    if slash < 0:
+    slash = start
+    while slash < len(url) and url[slash] not in "/?#":
+        slash += 1
+    if slash == len(url):
         return None
     head = url[start:slash]
-    if "@" in head or ":" not in head or head.startswith("[") or "?" in head or "#" in head:
+    if "@" in head or ":" not in head or head.startswith("["):
         return None
     end = slash + 1
     while end < len(url) and url[end] not in "/?#":
         end += 1
     at = url.rfind("@", slash + 1, end)
     if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, end):
+        return None
+    if url[slash] == "?" and ("=" in url[slash + 1 : at] or "&" in url[slash + 1 : at]):
         return None
     return start, at
 
@@ -291,10 +304,12 @@ def _port_range(port: str, zero_ok: bool) -> str:
 
 
 def _url_problem(url: str) -> str | None:
-    """For a URL `_split` refuses: how to write a password holding a `/` (`_slashed_userinfo`), the port range when
-    its port is digits out of range, else None."""
-    if _slashed_userinfo(url) is not None:
-        return SLASHED_PASSWORD
+    """For a URL `_split` refuses: how to write a password holding a `/`, `?` or `#` (`_slashed_userinfo`), the port
+    range when its port is digits out of range, else None."""
+    slashed = _slashed_userinfo(url)
+    if slashed is not None:  # said for the first of `/?#` that ends what `urlsplit` reads as the authority
+        mark = next((url[at] for at in range(slashed[0], slashed[1]) if url[at] in "/?#"), "/")
+        return _MARKED_PASSWORD.get(mark, SLASHED_PASSWORD)
     try:
         netloc = urlsplit(url).netloc
     except ValueError:
