@@ -746,12 +746,13 @@ def inference_request(
 
 TENSORS: Final = "tensors (inputs and requested outputs together)"  # what `check_count` counts
 _WS: Final = rb"[ \t\n\r]*+"  # JSON's white space (`_json_value`)
+_JSON_STRING: Final = rb'"(?:[^"\\]++|\\.)*+"'  # one JSON string, its escapes too
 
 
 def _json_value(depth: int) -> bytes:
     """A pattern of one JSON value nested at most `depth` levels, each string matched whole (its escapes too), so
     that in JSON nothing inside a string is read as structure; possessive, so it never backtracks."""
-    string, scalar = rb'"(?:[^"\\]++|\\.)*+"', rb"[-+.0-9A-Za-z]++"
+    string, scalar = _JSON_STRING, rb"[-+.0-9A-Za-z]++"
     if depth == 0:
         return b"(?:" + string + b"|" + scalar + b")"
     inner = _json_value(depth - 1)
@@ -790,6 +791,43 @@ def refuse_many_tensors(head: bytes) -> None:
         and _MANY_TENSORS.match(head, 0, _MANY_TENSORS_UPTO) is not None
     ):
         check_count(MAX_STRINGS + 1)  # (refused: `_MANY_TENSORS`)
+
+
+# a reply body whose `outputs` list holds more than `MAX_STRINGS` values (each nested at most three levels, as a
+# server writes an output: its data flat), its members before `outputs` too (none of them `outputs`: so it is walked
+# once, not again as a member when it holds fewer): matched in C, so that only its first
+# `MAX_STRINGS` + 1 outputs are parsed (`many_outputs`). orjson built all of a million tiny outputs (63 MB) to have
+# all but 65,536 passed over, 3.3-5 s; 1.3 M of `{"data":[1]}` (16 MiB, buffered whole by default) 4.2 s
+_MANY_OUTPUTS: Final = re.compile(
+    _WS + rb"\{" + _WS
+    + b'(?:(?!"outputs"' + _WS + b":)" + _JSON_STRING + _WS + b":" + _WS + _json_value(3) + _WS + b"," + _WS + b")*+"
+    + rb'"outputs"' + _WS + b":" + _WS + rb"\[" + _WS
+    + b"(?:" + _json_value(3) + _WS + b"," + _WS + b"){" + str(MAX_STRINGS).encode() + b"}" + _json_value(3)
+)  # fmt: skip
+
+
+# what follows a reply's `MAX_STRINGS` + 1st output when its JSON is whole, in the shape `_MANY_OUTPUTS` matched: so a
+# reply framed by its connection's close is told whole (`RestReplyObserver.cut_short`) in C, not by parsing it
+_OUTPUTS_END: Final = re.compile(
+    b"(?:" + _WS + b"," + _WS + _json_value(3) + b")*+" + _WS + rb"\]" + _WS
+    + b"(?:," + _WS + _JSON_STRING + _WS + b":" + _WS + _json_value(3) + _WS + b")*+" + rb"\}" + _WS
+)  # fmt: skip
+
+
+def many_outputs(head: bytes) -> bytes:
+    """A reply's JSON cut after its first `MAX_STRINGS` + 1 outputs (`_MANY_OUTPUTS`), its lists and object closed, so
+    that `read_reply` reads it as one of too many outputs (the first `MAX_STRINGS` read, `scan:truncated`, no
+    digest) without the rest being built: fields after `outputs` are unread with them. `head` itself when not so
+    matched over its first `_MANY_TENSORS_UPTO` bytes past `outputs` (read whole, as before), or when too few of those
+    bytes are braces and brackets (counted in C) for so many outputs (a large tensor's flat data: not walked)."""
+    if len(head) < _MANY_TENSORS_FROM:
+        return head
+    found = head.find(b'"outputs"')
+    end = found + _MANY_TENSORS_UPTO
+    if found < 0 or head.count(b"{", found, end) + head.count(b"[", found, end) <= MAX_STRINGS:
+        return head
+    matched = _MANY_OUTPUTS.match(head, 0, end)
+    return head if matched is None else head[: matched.end()] + b"]}"
 
 
 def check_count(count: int, what: str = TENSORS) -> None:
@@ -1008,6 +1046,10 @@ class RestReplyObserver:
         self._kept: list[bytes] | None = None  # the pieces of a reply passed on as it arrives
         self._kept_size = 0  # their bytes; -1 once past `detectors.keep_max`
         self._ended_early = False  # a reply whose JSON ends before its value does (`cut_short`)
+        self._cut_head: bytes | None = (
+            None  # a reply's JSON read only up to its outputs past the bound (`many_outputs`)
+        )
+        self._cut_at = 0  # where it was cut
 
     def head(self, status: int, header: Header) -> None:
         self._header_length = header(HEADER_LENGTH.lower())
@@ -1024,11 +1066,14 @@ class RestReplyObserver:
         except InvalidRequest:
             self._unread(data)
             return
-        reply = reply_json(head, self._text, True)
+        read = many_outputs(head)
+        reply = reply_json(read, self._text, True)
         if not isinstance(reply, dict):
             self._ended_early = reply is NOT_JSON and ends_early(head)
             self._unread(data)
             return
+        if read is not head:  # (whether the rest ends as JSON: asked only of a reply framed by its close, `cut_short`)
+            self._cut_head, self._cut_at = head, len(read) - 2
         self.outcome.output_digest = read_reply(self._text, self.detectors, reply, binary)
 
     def _unread(self, data: bytes) -> None:
@@ -1066,6 +1111,10 @@ class RestReplyObserver:
         """At the end of a reply framed by its connection's close (which HTTP cannot tell from a cut), read now:
         whether its JSON ends before its value does."""
         self._read_kept()
+        head = self._cut_head
+        if head is not None:  # its outputs past the bound unparsed: whole if the rest ends so, else as a whole reply is
+            self._cut_head = None
+            return _OUTPUTS_END.fullmatch(head, self._cut_at) is None and ends_early(head)
         return self._ended_early
 
     def finish(self) -> None:

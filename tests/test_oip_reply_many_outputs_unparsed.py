@@ -1,0 +1,150 @@
+"""An OIP REST reply of more outputs than the proxy reads: a reply cannot be refused once the model ran, so its first
+`MAX_STRINGS` outputs are read, the reply passed on whole, its output `scan:truncated`. orjson built every output
+first, to have all but 65,536 passed over: a million tiny outputs (63 MB) held the event loop 3.1-3.3 s (CPU,
+interpreted), 1.3 M of `{"data":[1]}` in the 16 MiB a reply is buffered by default 1.7-4.2 s. Their first
+`MAX_STRINGS` + 1 are now found in the bytes (a match in C) and only those parsed: 0.3-0.4 s, most of it the reading
+of the 65,536 that always were read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import tritonclient.http as httpclient
+
+from proxy.detectors import TRUNCATED
+from proxy.flow import Outcome
+from proxy.protocols import MAX_STRINGS, oip
+from tests.harness import LoopThread, ProxyHandle
+from tests.protocols.test_oip_grpc import EMAIL
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.raw_origin import proxy_in_front, request_body
+
+ADDRESS = "alice@example.com"
+
+
+def _outputs(count: int) -> list[dict[str, Any]]:
+    """`count` tiny outputs as a server writes them, the first holding an address."""
+    tiny = [{"name": f"o{index}", "datatype": "BYTES", "shape": [1], "data": ["x"]} for index in range(count)]
+    tiny[0]["data"] = [ADDRESS]
+    return tiny
+
+
+def _body(count: int, **fields: Any) -> bytes:
+    return orjson.dumps({"model_name": "m", "model_version": "1", **fields, "outputs": _outputs(count)})
+
+
+def _read(body: bytes) -> Outcome:
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    observer.body(body)
+    observer.finish()
+    return outcome
+
+
+@pytest.mark.interpreted  # (counts what a compiled module hands to a function of its own)
+def test_a_reply_of_a_million_tiny_outputs_has_only_those_read_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+    read_reply = oip.read_reply
+
+    def counting(text: Any, detectors: Any, reply: dict[str, Any], *args: Any) -> str | None:
+        built.append(len(reply["outputs"]))
+        return read_reply(text, detectors, reply, *args)
+
+    monkeypatch.setattr(oip, "read_reply", counting)
+    cut = _read(_body(1_000_000))
+    assert built == [MAX_STRINGS + 1]  # one past the bound, to say so (1,000,000 before)
+    assert cut.output_detected == {"pii:email", TRUNCATED}  # the first read, the rest not
+    assert cut.response_model == "m:1"
+    built.clear()
+    whole = _read(_body(MAX_STRINGS))  # at the bound: parsed whole, as before
+    assert built == [MAX_STRINGS]
+    assert whole.response_model == "m:1" and "pii:email" in whole.output_detected
+
+
+def test_only_the_outputs_are_cut_and_the_fields_before_them_are_read() -> None:
+    parameters = {"sequence_end": True, "note": {"by": ["bob@example.org"]}}
+    body = _body(MAX_STRINGS + 2, id="r1", parameters=parameters).replace(b",", b" ,\n ")
+    cut = orjson.loads(oip.many_outputs(body))
+    assert cut["parameters"] == parameters and cut["id"] == "r1"
+    assert cut["outputs"] == _outputs(MAX_STRINGS + 2)[: MAX_STRINGS + 1]
+    outcome = _read(body)
+    assert outcome.output_detected == {"pii:email", TRUNCATED}  # the parameters' address read beside them
+    assert outcome.response_model == "m:1"
+
+
+def _closed(body: bytes) -> tuple[bool, Outcome]:
+    """A reply framed by its connection's close (kept as it passed, read at its end): whether it is said cut short."""
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    for at in range(0, len(body), 1 << 20):
+        observer.chunk(body[at : at + (1 << 20)])
+    cut = observer.cut_short()
+    observer.finish()
+    return cut, outcome
+
+
+@pytest.mark.parametrize("after", [b"", b' , "parameters" : {"a": [1]} '])
+def test_a_reply_of_many_outputs_framed_by_its_close_is_told_whole_or_cut(after: bytes) -> None:
+    body = _body(MAX_STRINGS + 10)[:-1] + after + b"}\n"
+    assert oip.many_outputs(body) is not body  # (its outputs past the bound unparsed)
+    said_cut, outcome = _closed(body)
+    assert not said_cut and outcome.output_detected == {"pii:email", TRUNCATED}
+    for end in (len(body) - 2, len(body) - len(after) - 3, len(body) - 100):  # its brace, its list's end, an output's
+        cut, outcome = _closed(body[:end])
+        assert cut, end  # (read as a whole reply is: the JSON ends before its value does)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _body(MAX_STRINGS),  # at the bound
+        orjson.dumps({"outputs": [{"name": "o", "datatype": "FP32", "shape": [1 << 17], "data": [1.5] * (1 << 17)}]}),
+        orjson.dumps({"outputs": [{"data": [[[1]]]}] * (MAX_STRINGS + 1)}),  # deeper than a server writes: read whole
+        orjson.dumps({"model_name": "m", "results": [{"data": [1]}] * (MAX_STRINGS + 1)}),  # no `outputs`
+    ],
+    ids=["at-the-bound", "large-tensor", "deep-outputs", "no-outputs"],
+)
+def test_a_reply_not_matched_as_too_many_outputs_is_parsed_whole(body: bytes) -> None:
+    assert oip.many_outputs(body) is body
+
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: triton, url: "${UPSTREAM}", protocol: oip, checkpoint: "m@1"}]
+routes: [{model: m, upstream: triton}]
+policy: {anonymous: allow, default_purpose: assistant}
+detectors: [email]
+lineage: {store: "${STORE}"}
+"""
+MANY = _body(200_000)  # 11.6 MB: under `limits.buffer_max_bytes`, so read whole
+
+
+async def _answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    await request_body(head, reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(MANY))
+    writer.write(MANY)
+    await writer.drain()
+    return True
+
+
+def test_tritonclient_gets_a_reply_of_many_outputs_whole_and_the_record_says_it_was_not_all_read(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    spans = f"telemetry: {{exporter: otlp, endpoint: 'http://127.0.0.1:{otlp.port}'}}\n"
+    with proxy_in_front(loop_thread, make_proxy, CONFIG + spans, _answer) as proxy:
+        client = httpclient.InferenceServerClient(proxy.url.removeprefix("http://"), network_timeout=120)
+        try:
+            tensor = httpclient.InferInput("i", [1], "BYTES")
+            tensor.set_data_from_numpy(np.array([b"hi"], dtype=object), binary_data=False)
+            answer = client.infer("m", [tensor])
+        finally:
+            client.close()
+    assert answer.get_response() == orjson.loads(MANY)  # passed on whole
+    (span,) = otlp.wait_for(lambda found: len(found) == 1)
+    labels = span.attributes["lineage.output.labels"]
+    assert "pii:email" in labels and TRUNCATED in labels
