@@ -1465,8 +1465,10 @@ def _in_tail(t: _Text, start: int) -> bool:
     window before, so its first number may be a phone's later group: a tail starts so only where it was cut in a run
     (`_tail_at_a_gap`). White space first, the tail holds the run from its start: read so, as whole (before 2026-12-05,
     helper detfuzz2, it was read back from its end, and `1234 555 123 4567 555 123 4568 4111 1111 1111 1111` held
-    whole in a tail after white space, the rest in short pieces, was phones and a card, none whole)."""
-    return start == 0 < t.reread
+    whole in a tail after white space, the rest in short pieces, was phones and a card, none whole). Nor does a window
+    the text starts (`_Text.ahead` ""), its tail all it read: `"1 " + "555 123 4567 " * 40` cut past the first window
+    was read back from its end, phones, none whole, until 2026-12-05 (helper detfuzz3)."""
+    return start == 0 < t.reread and t.ahead != ""
 
 
 def _next_alike(t: _Text, start: int) -> tuple[int, int] | None:
@@ -3088,9 +3090,11 @@ def _reading(text: str, chars: int, at_end: bool) -> tuple[str, str | None]:
         size *= 2
 
 
-def _tail_at_a_gap(end: str) -> str:
+def _tail_at_a_gap(end: str, window: str = "", ahead: str = "") -> str:
     """The tail a stream scanner keeps of `end` (the last `2 * _OVERLAP` characters of what it read, as the detectors
-    read them): its last `_OVERLAP` characters, or more, from just after the white space nearest before them. Cut
+    read them): its last `_OVERLAP` characters, or more, from just after the white space nearest before them; read back
+    to where `end` was cut, in a run of numbers, from the run's start in `window` (`end` its end, as it stands) if near
+    (`_held_run`; `ahead`: the character before `window`). Cut
     inside a value, its end was read alone, as the text read whole does not read it: a decimal's fraction
     (`…0.|0123456789`) was a phone, a UUID's last groups (`…-|4187-9491-f176b0fe97e3`) too, so two thirds of replies
     streaming numbers were labelled, clean read whole. Nor does it start among numbers split by white space, or an
@@ -3107,11 +3111,42 @@ def _tail_at_a_gap(end: str) -> str:
             # read back to where `end` was cut, maybe inside a value: from the first white space then (groups of four
             # letters read back over prose of four-letter words: `41111111 1111 1111 word word …` cut at `4111|1111`
             # was a phone, until 2026-12-05, helper detfuzz)
+            run = _held_run(window, ahead) if window else -1
+            if run >= 0:
+                return window[run:]
             first = _FIRST_GAP.match(end)  # (matches, if only "")
             start = first.end() if first is not None else 0
         return end[start:]
     # none: a shorter end is all the window read, which starts where the tail before it did, or where the text does
     return end if len(end) < 2 * _OVERLAP else end[cut:]
+
+
+def _held_run(window: str, before: str) -> int:
+    """Where in `window` a stream tail read back to where its last `2 * _OVERLAP` characters were cut starts instead
+    (`_tail_at_a_gap`: a run of numbers longer than them): at the token before the run, found within `_RUN_HELD`
+    characters more, or at the window's start when the run starts there (the text's start, `before` "", or the tail
+    before it started at a token, not at a number where it was cut in the run); -1 when the run goes on further. Its
+    start held, the next window reads the run as the text whole does. Cut in it, the window read its card candidates
+    from its first number, a phone's later group (`"555 123 4567 " * 30 + "1111 " + card`: no card at 31 of 413 cuts,
+    the card alone whole; `"12 " * 100` then two phones and a card: the card at 6 of 529, none whole), and a number or
+    a word joined before the run unseen (`"1 " + "555 123 4567 " * 40`: phones at 393 of 521 cuts, none whole) until
+    2026-12-05 (helper detfuzz3). A longer run is read from the cut, as before."""
+    low = max(0, len(window) - 2 * _OVERLAP - _RUN_HELD)
+    cut = len(window) - _OVERLAP
+    gap = max(window.rfind(" ", low, cut), window.rfind("\n", low, cut), window.rfind("\t", low, cut))
+    if gap < 0:
+        return -1
+    back = _GROUPS_BEFORE.match(window[low : gap + 1][::-1])  # (matches: `window[gap]` is white space)
+    start = gap + 1 - (back.end() if back is not None else 1)
+    if start > low or (start == 0 and (before == "" or _A_NUMBER.match(window) is None)):
+        return start
+    return -1
+
+
+# how many characters more than its `2 * _OVERLAP` a stream tail reads back for the start of a run of numbers it was
+# cut in (`_held_run`), and a number first in a window (where a tail was cut in a run, `_tail_at_a_gap`)
+_RUN_HELD: Final = 1024
+_A_NUMBER: Final = re.compile(r"[0-9().+/:-]+\s")
 
 
 # white space and the numbers and groups of four letters or digits (an IBAN's, `GB82 WEST 1234`) just before it,
@@ -3306,7 +3341,7 @@ class StreamScanner:
             )
             end = window[-2 * self.OVERLAP :]
             if not _controls(end.encode("ascii")):
-                self._tail = _tail_at_a_gap(end)
+                self._tail = _tail_at_a_gap(end, window, self._before)  # (the run held from its start, if near)
                 self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
                 self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
                 return
@@ -3430,6 +3465,8 @@ def _before_tail(window: str, end: str, tail: str, chars: int, before: str) -> s
         return end[len(end) - len(tail) - 1]
     if len(end) < chars:
         return before
+    if len(tail) > len(end):  # (a run of numbers held from its start, `_held_run`: `window` as it stands)
+        return window[-len(tail) - 1] if len(tail) < len(window) else before
     longer = _read_end(window, chars + 1)
     return longer[0] if len(longer) > chars else before
 
