@@ -420,10 +420,17 @@ class CheckpointBook:
             found = self.resolve(self._upstreams[name], model, learn=False)
             # a pin names what its upstream serves for every name, not which names are the same weights (an upstream
             # of LoRA adapters pinned to their base): only the metadata's names hold one another
-            if found is not None and found.source == UPSTREAM:
-                for reaching in self._siblings[name]:
-                    served = held.setdefault(reaching, {})
-                    served[found.name] = (*served.get(found.name, ()), (model, purposes))
+            if found is None or found.source != UPSTREAM:
+                continue
+            # and the checkpoints the same metadata lists as the same weights (Ollama's tags of one digest): on this
+            # server alone, as the name itself
+            known = self._known[name]
+            catalog = known.fresh.get(model, known.base)
+            same = (found.name, *(catalog.twins(found.name) if catalog is not None else ()))
+            for reaching in self._siblings[name]:
+                served = held.setdefault(reaching, {})
+                for checkpoint in same:
+                    served[checkpoint] = (*served.get(checkpoint, ()), (model, purposes))
         self.held = held
 
     def stale(self, name: str) -> bool:

@@ -15,7 +15,7 @@ import pytest
 from ollama import Client, ResponseError
 
 from tests.harness import LoopThread, ProxyHandle, proxy_error, serving
-from tests.servers.ollama import MODEL, TAGGED, Ollama
+from tests.servers.ollama import DIGEST, MODEL, TAGGED, Ollama
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 from tests.test_llama_lora import LLAMA_SERVER
@@ -82,6 +82,31 @@ def test_denial_recorded_with_the_route_that_holds_the_weights(
     assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
     span = otlp.by_trace(reply.headers["x-trace-id"]).attributes
     assert span["lineage.decision"] == "deny" and span["lineage.rule"] == f"route:{MODEL}", span
+
+
+COPY = f"{MODEL}:3b"  # another tag of the same weights (one digest in `/api/tags`), as `ollama cp` also makes
+OTHER = "mistral:latest"  # other weights on the same server
+
+
+@pytest.mark.parametrize(("routed", "called"), [(COPY, TAGGED), (COPY, MODEL), (MODEL, COPY), (TAGGED, COPY)])
+def test_ollama_tags_of_one_digest_are_held_to_the_route_of_either(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], routed: str, called: str
+) -> None:
+    """Ollama's `/api/tags` lists each name with its digest: `llama3.2:3b` and `llama3.2:latest` of one digest are the
+    same weights, so a call for either is held to a route's purposes of the other (before 2026-12-05 it matched the
+    `"*"` route and was forwarded for any purpose). A name of another digest on the server is the `"*"` route's."""
+    server = Ollama(tags={COPY: DIGEST, OTHER: "b" * 64})
+    with serving(loop_thread, server.app()) as url:
+        proxy = _proxy(make_proxy, otlp, url, routed)
+        ads = Client(host=proxy.url, headers={"x-purpose": "ads"})
+        with pytest.raises(ResponseError) as raised:
+            ads.chat(model=called, messages=[{"role": "user", "content": "hi"}])
+        assert raised.value.status_code == 403 and "route allows: care" in raised.value.error, raised.value.error
+        assert server.received == []  # nothing reached the weights
+        assert ads.chat(model=OTHER, messages=[{"role": "user", "content": "hi"}]).message.content
+        care = Client(host=proxy.url, headers={"x-purpose": "care"})
+        assert care.chat(model=called, messages=[{"role": "user", "content": "hi"}]).message.content
+        assert [path for path, _ in server.received] == ["/api/chat", "/api/chat"]
 
 
 def test_vllm_served_model_names_share_the_route_purposes(

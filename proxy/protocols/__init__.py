@@ -1504,6 +1504,11 @@ class Catalog(Protocol):
         (`Checkpoint.unsure`); itself where nothing does."""
         ...
 
+    def twins(self, checkpoint: str) -> tuple[str, ...]:
+        """The other checkpoints this upstream's metadata says are the same weights as `checkpoint` (Ollama's tags of
+        one digest: `llama3:8b` and `llama3:latest`, an `ollama cp` copy); read when metadata is, never per call."""
+        ...
+
 
 class Dialect(Protocol):
     """What an upstream speaks (`upstreams[].protocol`): how to learn which checkpoints it serves."""

@@ -1313,6 +1313,9 @@ class ModelVersions:
     def scales_unknown(self) -> ModelVersions:
         return self  # nothing a call does not name itself (its version) chooses the weights that serve it
 
+    def twins(self, checkpoint: str) -> tuple[str, ...]:
+        return ()  # (a model's versions are other weights)
+
     def resolve(self, model: str, version: str | None) -> Checkpoint | None:
         made = self._made.get(model)
         if made is not None:

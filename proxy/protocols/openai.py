@@ -1246,11 +1246,14 @@ class ServedModels:
     `lora_version`) the ones it applies."""
 
     def __init__(
-        self, served: dict[str, Checkpoint], adapters: dict[int, str] | None = None, base: Checkpoint | None = None
-    ) -> None:
+        self, served: dict[str, Checkpoint], adapters: dict[int, str] | None = None, base: Checkpoint | None = None,
+        twins: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:  # fmt: skip
+        """`twins`: checkpoint -> the other checkpoints listed as the same weights (Ollama's tags of one digest)."""
         self._served = served
         self._adapters = adapters
         self._base = base
+        self._twins = twins or {}
         self.unready: frozenset[str] = frozenset()  # one listing names every model: none is asked about alone
         self.missing: frozenset[str] = frozenset()
 
@@ -1274,6 +1277,9 @@ class ServedModels:
             if int(ident) in self._adapters:  # (an id it has not loaded: ignored, or the request refused)
                 scales[int(ident)] = float(scale)
         return with_adapters(self._base or found, self._adapters, scales)
+
+    def twins(self, checkpoint: str) -> tuple[str, ...]:
+        return self._twins.get(checkpoint, ())
 
     def scales_unknown(self) -> ServedModels:
         """The scales set (`POST /lora-adapters`) and not read since: a call without its own `lora` is served by the
@@ -1333,6 +1339,8 @@ class Dialect:
         _unlisted(data, entries, served)
         if "*" in served and entries[0].get("owned_by") == "llamacpp":  # llama-server, one model: its adapters
             return await _llama_adapters(upstream, fetch, served)
+        if any(_by_ollama(entry) for entry in entries):
+            return ServedModels(served, twins=await _ollama_twins(upstream, fetch, served))
         return ServedModels(served)
 
 
@@ -1384,6 +1392,40 @@ def _unlisted(data: list[Any], entries: list[dict[str, Any]], served: dict[str, 
         name, _, tag = entry["id"].rpartition(":")
         if tag == "latest" and name and name not in served and entry.get("owned_by") == _ollama_namespace(name):
             served[name] = served[entry["id"]]
+
+
+def _by_ollama(entry: dict[str, Any]) -> bool:
+    """Whether a model list's entry is one Ollama writes: `NAME:TAG`, owned by the namespace Ollama gives NAME."""
+    name, _, tag = entry["id"].rpartition(":")
+    return bool(name and tag) and entry.get("owned_by") == _ollama_namespace(name)
+
+
+async def _ollama_twins(upstream: Upstream, fetch: Fetch, served: dict[str, Checkpoint]) -> dict[str, tuple[str, ...]]:
+    """Ollama's tags of one model (`GET /api/tags`: `{"models": [{"name": "llama3:8b", "digest": "365c..."}]}`): the
+    names listed with one digest are the same weights (`llama3:8b` and `llama3:latest`, a copy `ollama cp` made), each
+    checkpoint -> the others'. Nothing when it does not answer (each name its own weights, as its model list says)."""
+    try:
+        listed = await fetch.get_json(upstream, "/api/tags")
+    except Exception:
+        return {}
+    models = listed.get("models") if type(listed) is dict else None
+    by_digest: dict[str, list[str]] = {}
+    for item in models if type(models) is list else ():
+        if type(item) is not dict:
+            continue
+        name, digest = item.get("name", item.get("model")), item.get("digest")
+        if type(name) is str and type(digest) is str and digest and name in served:
+            checkpoint = served[name].name
+            same = by_digest.setdefault(digest, [])
+            if checkpoint not in same:
+                same.append(checkpoint)
+    twins: dict[str, tuple[str, ...]] = {}
+    for same in by_digest.values():
+        for checkpoint in same:
+            others = tuple(other for other in same if other != checkpoint)
+            if others:
+                twins[checkpoint] = others
+    return twins
 
 
 def _answers_any_name(entry: dict[str, Any]) -> bool:

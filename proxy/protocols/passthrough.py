@@ -224,6 +224,9 @@ class NothingServed:
     def scales_unknown(self) -> NothingServed:
         return self
 
+    def twins(self, checkpoint: str) -> tuple[str, ...]:
+        return ()
+
 
 class Dialect:
     """Any HTTP answer to `GET /` means the upstream is up; there is no metadata to read."""

@@ -6,7 +6,9 @@ unless `stream` is false: JSON lines (`application/x-ndjson`), `{"model", "creat
 `done_reason` and the counts (a generate's with its `context`, token ids); not streamed, one JSON object of them. An
 error after the 200 head is a line `{"error": ...}`; a model it does not have is 404 `{"error": "model ... not
 found"}`. `/api/embed` answers `{"model", "embeddings"}`, `/api/embeddings` `{"embedding"}`; `GET /v1/models` lists
-its model as Ollama's OpenAI-compatible API does (`llama3.2:latest`, `owned_by: library`).
+its model as Ollama's OpenAI-compatible API does (`llama3.2:latest`, `owned_by: library`), and `GET /api/tags` with
+its digest (`{"models": [{"name", "model", "digest", ...}]}`); `tags` adds names, each with its digest (`DIGEST`: a
+tag of the same weights, as `llama3.2:3b` or an `ollama cp` copy), listed and served as the model.
 
 The model joins the words of the last message's `content` (a generate's `prompt`) with `@` (`alice example.com` ->
 `alice@example.com`: an address in the output only) and streams it a word or a separator a line. Hooks, in that text:
@@ -33,6 +35,7 @@ from aiohttp import web
 MODEL = "llama3.2"
 TAGGED = f"{MODEL}:latest"
 CREATED = "2026-12-04T10:00:00.000000Z"
+DIGEST = "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72"  # the model's (`/api/tags`)
 WARNING = "the model ran out of memory and answered on the CPU"  # `__warned__`'s error, set beside the fields
 
 
@@ -40,11 +43,13 @@ WARNING = "the model ran out of memory and answered on the CPU"  # `__warned__`'
 class Ollama:
     received: list[tuple[str, bytes]] = field(default_factory=list)
     url: str = ""  # where it serves, once it does
+    tags: dict[str, str] = field(default_factory=dict)  # other names listed -> their digest
     _gate: asyncio.Semaphore | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/api/tags", self.listed_tags)
         for path in ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings"):
             app.router.add_post(path, self.call)
         return app
@@ -59,8 +64,17 @@ class Ollama:
         return self._gate
 
     async def models(self, request: web.Request) -> web.Response:
-        entry = {"id": TAGGED, "object": "model", "created": 1764842400, "owned_by": "library"}
-        return web.json_response({"object": "list", "data": [entry]})
+        data = [{"id": name, "object": "model", "created": 1764842400, "owned_by": "library"} for name in self._names()]
+        return web.json_response({"object": "list", "data": data})
+
+    async def listed_tags(self, request: web.Request) -> web.Response:
+        digests = {TAGGED: DIGEST, **self.tags}
+        models = [{"name": name, "model": name, "modified_at": CREATED, "size": 2019393189, "digest": digests[name],
+                   "details": {"format": "gguf", "family": "llama"}} for name in self._names()]  # fmt: skip
+        return web.json_response({"models": models})
+
+    def _names(self) -> list[str]:
+        return [TAGGED, *self.tags]
 
     async def call(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -70,7 +84,7 @@ class Ollama:
         except orjson.JSONDecodeError:
             return web.json_response({"error": "invalid character looking for beginning of value"}, status=400)
         model = data.get("model") if isinstance(data, dict) else None
-        if model not in (MODEL, TAGGED):
+        if model not in (MODEL, TAGGED) and model not in self.tags:
             return web.json_response({"error": f"model '{model}' not found"}, status=404)
         if request.path == "/api/embed":
             return web.json_response({"model": model, "embeddings": [[0.1, -0.2, 0.3]], "total_duration": 1})
