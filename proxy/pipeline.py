@@ -622,7 +622,7 @@ class Pipeline:
         if self.runtime.book.held and decision.action in _HELD_ACTIONS:
             decision = self._held(call, decision)
         if self.require_record and decision.forwards:
-            decision = self._unrecorded(decision)
+            decision = self._unrecorded(call, decision)
         if decision.approved is False:
             self._unapproved(call, decision)
         return decision
@@ -661,24 +661,29 @@ class Pipeline:
                 reason = (f"model {quoted_name(call.model)} is served by the weights of model {quoted_name(model)} "
                           f"({quoted_name(found.name)}), which may not be used for purpose {purpose!r} "
                           f"(route allows: {', '.join(sorted(purposes)) or 'none'})")  # fmt: skip
-                refused = refuse(decision, self.policy, "purpose_denied", f"route:{model}", reason)
-                if decision.approved is None:  # (no baseline, or a call carrying no data)
-                    return refused
-                # judged as the denial it is, as `verify` judges its edge: not as the flow it was decided as
-                flow = boundary_flow(call, refused, self._served)
-                return dataclasses.replace(refused, approved=self.policy.unapproved(flow) is None)
+                return self._judged(call, decision, refuse(decision, self.policy, "purpose_denied",
+                                                           f"route:{model}", reason))  # fmt: skip
         return decision
 
-    def _unrecorded(self, decision: Decision) -> Decision:
+    def _judged(self, call: Call, decision: Decision, refused: Decision) -> Decision:
+        """`refused`, the refusal `decide` made of the call it first decided as `decision`, judged by the baseline as
+        the denial it is, as `verify` judges its edge: not as the flow it was decided as (approved or not)."""
+        if decision.approved is None:  # (no baseline, or a call carrying no data)
+            return refused
+        flow = boundary_flow(call, refused, self._served)
+        return dataclasses.replace(refused, approved=self.policy.unapproved(flow) is None)
+
+    def _unrecorded(self, call: Call, decision: Decision) -> Decision:
         """A forwarded call of a `require_record` zone is refused while nothing can record it. Applied
         here, after the pure `decide`, because store health is runtime state no policy input carries;
-        in audit mode it goes through as audit-deny, like every other refusal."""
+        in audit mode it goes through as audit-deny, like every other refusal. Judged as the denial it is (`_judged`)."""
         zones = [name for name in decision.zones if name in self.require_record]
         if not zones or decision.action == AUDIT_DENY or self.runtime.recording():
             return decision
         reason = (f"zone {zones[0]} requires every call to be recorded, and the lineage store cannot record now "
                   "(its database and journal both refuse writes)")  # fmt: skip
-        return refuse(decision, self.policy, "record_unavailable", f"zone:{zones[0]}", reason)
+        return self._judged(call, decision, refuse(decision, self.policy, "record_unavailable", f"zone:{zones[0]}",
+                                                   reason))  # fmt: skip
 
     def _served(self, upstream: Upstream, model: str, version: str | None) -> str | Unknown | None:
         """The checkpoint an upstream serves, when a pin or its metadata already says (never waits). With

@@ -62,3 +62,45 @@ def test_a_refusal_after_the_decision_is_recorded_with_its_own_flow_s_verdict(
     metrics = httpx.get(f"{proxy.url}/metrics", timeout=10).text
     counted = [line for line in metrics.splitlines() if line.startswith("lineage_proxy_unapproved_flows_total")]
     assert counted and float(counted[0].split()[-1]) == 1.0, counted
+
+
+UNRECORDED = """listen: {{http: "127.0.0.1:0"}}
+upstreams: [{{name: up, url: "{url}"}}]
+routes: [{{model: "*", upstream: up}}]
+zones:
+  - {{name: recorded-data, labels: [recorded], allow_purposes: [assistant], require_record: true}}
+policy: {{anonymous: allow, default_purpose: assistant}}
+telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp}"}}
+lineage: {{store: "${{STORE}}", baseline: "{baseline}"}}
+"""
+RECORDED_BASELINE = """version: 1
+flows:
+  - caller: anonymous
+    purpose: assistant
+    labels: [recorded]
+"""
+
+
+def test_a_call_refused_as_unrecorded_is_judged_as_the_denial_it_is(
+    vllm: tuple[VllmLike, str], make_proxy: Any, otlp: OtlpReceiver, tmp_path: Path
+) -> None:
+    """A `require_record` zone's call refused while the store and journal both refuse writes (503
+    `record_unavailable`) is judged as the denial it is (no entry approves it), not as the allowed flow the baseline
+    approves: the span said `lineage.approved=true` and the unapproved flows were not counted."""
+    server, url = vllm
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text(RECORDED_BASELINE)
+    proxy = make_proxy(UNRECORDED.format(url=url, otlp=otlp.port, baseline=baseline))
+    # what the edge aggregator answers while its store and journal both refuse writes (as in test_enforcement)
+    proxy.process.runtime.recording = lambda: False
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"x-data-labels": "recorded"}, timeout=10,
+                       json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert reply.status_code == 503 and reply.json()["error"]["code"] == "record_unavailable", reply.text
+    assert server.data_requests() == []
+    span = otlp.by_trace(reply.headers["x-trace-id"]).attributes
+    assert span["lineage.decision"] == "deny" and span["lineage.rule"] == "zone:recorded-data", span
+    assert span["lineage.approved"] is False, span  # was: True, the verdict of the allowed flow it never made
+
+    metrics = httpx.get(f"{proxy.url}/metrics", timeout=10).text
+    counted = [line for line in metrics.splitlines() if line.startswith("lineage_proxy_unapproved_flows_total")]
+    assert counted and float(counted[0].split()[-1]) == 1.0, counted
