@@ -560,9 +560,10 @@ class GrpcIngress:
         # connects again for its next call), as an idle HTTP/1.1 connection is
         idle_ms = grpc_ms(limits.idle_timeout_s)
         # a call's metadata is bounded by limits.max_header_bytes, as an HTTP request's head is: grpc's soft and hard
-        # limits alike, so that grpc takes every call under it and refuses every call over it (RESOURCE_EXHAUSTED,
-        # before any handler runs). grpc's defaults (8 KiB soft, 16 KiB hard) refused calls in between at random:
-        # 64 labels of 128 characters in x-data-labels, which the labels' grammar allows, failed one call in five
+        # limits alike, so that grpc takes every call under it and refuses every call over it (RESOURCE_EXHAUSTED; grpc
+        # 1.85 starts such a call first: its handler runs and sees a cancel, recorded as a client that left). grpc's
+        # defaults (8 KiB soft, 16 KiB hard) refused calls in between at random: 64 labels of 128 characters in
+        # x-data-labels, which the labels' grammar allows, failed one call in five
         metadata = min(limits.max_header_bytes, 2**31 - 1)
         # past limits.max_connections, grpc closes a new connection as it accepts it (the client gets UNAVAILABLE):
         # unbounded, one client opening connections held a file descriptor each until the process could accept none.
