@@ -885,7 +885,9 @@ class SseObserver:
             at += 1
         self._tail = b"\n"
         rest = b"\n".join([*lines[at + 1 :], last])
-        if self._utf8 is not None:
+        # (not to the Anthropic SDK, which reads on to the body's end: an error event after a `[DONE]` event in the read
+        # the reading stopped in was a success where it raised, 2026-12-05, helper revsse4)
+        if self._utf8 is not None and self.json_every_event:
             # (the SDK's stop at `[DONE]` looked for from `line`'s end, not from `last`, which `_give_up` read alone (its
             # lines, UTF-8 already); the event `line` is in holds a `data` line when it is one or one came after the
             # read's last blank line before it: an error event after `[DONE]`'s blank line in the read was
