@@ -169,10 +169,12 @@ def sdk_fails(reads: list[bytes]) -> bool:
     return False
 
 
-@pytest.mark.parametrize("index", [0, 7, 14])
+@pytest.mark.parametrize("index", [7, 10, 14, 15])
 def test_done_past_max_line_through_the_sdk(setup_for: Any, index: int) -> None:  # noqa: F811
-    """The same through the proxy to the openai SDK, the stream sent in pieces of 64 KiB and there cut (a check: these
-    passed before 2026-12-05 too, the proxy's reads of a local upstream holding the long line whole)."""
+    """The same through the proxy to the openai SDK, the stream sent in pieces of 64 KiB and there cut. Where the proxy's
+    reads of the local upstream are cut is not the test's to say (a `[DONE]` cut between pieces is seldom cut so in
+    them): before 2026-12-05 these four failed in most runs (of 4 runs, 7 and 10 in 3, 14 and 15 in 4; the 0 this test
+    had instead in none: helper revsse4), and since pass in every run, as all 16 cases do."""
     pieces, raises = SPLIT_DONE[index]
     setup = setup_for()
     setup.upstream.reply = Reply(_split_long(pieces), framing="chunked", content_type="text/event-stream")
