@@ -776,6 +776,7 @@ class SseObserver:
             stops = self._ending & _STOPS
             data = self._event is not None or (sdk > 0 and sdk & _SDK_DATA)
             self._late_open = _LATE_STOPS if stops else _LATE_DATA_LINE if data else _LATE_NONE
+            self._late_sdk()
             self._late_line = b"\n"  # (`_late_done` reads from a line end)
             for piece in partial:
                 self._late_utf8(piece)
@@ -814,6 +815,22 @@ class SseObserver:
             if stop >= 0 and self._watching:  # (the SDK stopped at `[DONE]`: no error after it is one it sees)
                 self._watching = False
                 self._late_errors(data[:stop])
+
+    def _late_sdk(self) -> None:
+        """The event open at the end of the read the reading stopped in (`_late_open`), as `_sdk_events` read it when it
+        did: a bare `data` line is one of its `data` lines, which `_framing_dropped` takes out of the lines `_give_up` and
+        `_late_after` see (`data`, then `data: [DONE]` past where the reply is read, was taken for the end where the SDK
+        joins `\n[DONE]` and raises), and `data` then `data: [DONE]` before the reading stopped is joined (taken for the
+        end too, until 2026-12-05, helper revsse4)."""
+        sdk = self._sdk
+        if sdk <= 0:  # (not read so, or nothing more looked at)
+            return
+        if sdk & _SDK_JOINED:
+            self._late_open = _LATE_JOINED
+        elif sdk & _SDK_DONE:
+            self._late_open = _LATE_STOPS
+        elif sdk & _SDK_DATA and self._late_open == _LATE_NONE:
+            self._late_open = _LATE_DATA_LINE
 
     def _late_done(self, data: bytes, end: int) -> bool:
         """Whether the openai SDK stopped before `data[end]` (`_late_utf8`), or raised: at the blank line that ends the
@@ -906,6 +923,8 @@ class SseObserver:
                 if self._late_cut >= 0:
                     self._watching = False
                     rest = rest[: self._late_cut]
+            else:
+                self._late_sdk()
         self._late_errors(rest)
 
     def _late_errors(self, data: bytes) -> None:
