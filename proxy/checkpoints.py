@@ -298,6 +298,7 @@ class CheckpointBook:
         # upstreams that answered their model list but not the rest of what names what serves (llama.cpp's LoRA
         # adapters: `MetadataIncomplete`) in their last round: up (ready), their checkpoints those read before
         self.incomplete: dict[str, bool] = {name: False for name in self._upstreams}
+        self._unread: dict[str, str] = {}  # of those, what was not read (`MetadataIncomplete.what`), last said
         # upstreams told to change what serves through the proxy (`changed`: a `POST /lora-adapters` relayed) how many
         # times, and how many of those a round that answered whole began after (`refresh`): fewer, what was read before
         # is known stale (its catalogs made `scales_unknown`, its metadata incomplete) until a round reads it again
@@ -387,7 +388,8 @@ class CheckpointBook:
             self.nudge(upstream)
             if known.base is None:
                 if self.incomplete.get(name):
-                    return f"upstream {name!r} answered its model list but not its LoRA adapters (they are asked again)"
+                    unread = self._unread.get(name, "LoRA adapters (/lora-adapters)")
+                    return f"upstream {name!r} answered its model list but not its {unread} (asked again)"
                 if self.probed.get(name):
                     return f"upstream {name!r} did not answer its metadata (it is asked again)"
                 return f"upstream {name!r} has not answered its metadata yet"
@@ -423,15 +425,24 @@ class CheckpointBook:
             if found is None or found.source != UPSTREAM:
                 continue
             # and the checkpoints the same metadata lists as the same weights (Ollama's tags of one digest): on this
-            # server alone, as the name itself
-            known = self._known[name]
-            catalog = known.fresh.get(model, known.base)
-            same = (found.name, *(catalog.twins(found.name) if catalog is not None else ()))
+            # server alone, as the name itself; by every catalog kept, not the model's alone: a name made since its
+            # round (`ollama cp`) resolves through the round that asked about it, which lists it with the same digest
+            same = [found.name]
+            for catalog in self._catalogs(name):
+                same.extend(twin for twin in catalog.twins(found.name) if twin not in same)
             for reaching in self._siblings[name]:
                 served = held.setdefault(reaching, {})
                 for checkpoint in same:
                     served[checkpoint] = (*served.get(checkpoint, ()), (model, purposes))
         self.held = held
+
+    def _catalogs(self, name: str) -> list[Catalog]:
+        """The catalogs kept of upstream `name` (its full round's, and those of rounds since), each once."""
+        known = self._known[name]
+        catalogs: dict[int, Catalog] = {id(known.base): known.base} if known.base is not None else {}
+        for catalog in known.fresh.values():
+            catalogs.setdefault(id(catalog), catalog)
+        return list(catalogs.values())
 
     def stale(self, name: str) -> bool:
         """Whether upstream `name` was told to change what serves through the proxy (`changed`) since the last round
@@ -612,6 +623,7 @@ class CheckpointBook:
             # it answers (ready: /readyz, `upstream_up`), but what serves its calls is not known now: the checkpoints
             # read before stay (none yet: its calls' checkpoint is unknown), never its base model alone; said on change
             ok = incomplete = True
+            self._unread[name] = partial.what
             known.due = True  # the next round, soon (`_keep_fresh`), asks about every name again
             if self.stale(name):
                 if not self._said_stale.get(name):

@@ -1237,6 +1237,7 @@ _NONE: Final = "none"
 _SCALES_UNKNOWN: Final = "+lora:?"  # a checkpoint's name once the scales were set and not read since
 log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
 _KEYLESS: set[str] = set()  # upstreams whose /lora-adapters refused the proxy its key, said once (`_llama_adapters`)
+_TAGLESS: set[str] = set()  # upstreams whose /api/tags refused the proxy, said once (`_ollama_twins`)
 
 
 class ServedModels:
@@ -1403,11 +1404,24 @@ def _by_ollama(entry: dict[str, Any]) -> bool:
 async def _ollama_twins(upstream: Upstream, fetch: Fetch, served: dict[str, Checkpoint]) -> dict[str, tuple[str, ...]]:
     """Ollama's tags of one model (`GET /api/tags`: `{"models": [{"name": "llama3:8b", "digest": "365c..."}]}`): the
     names listed with one digest are the same weights (`llama3:8b` and `llama3:latest`, a copy `ollama cp` made), each
-    checkpoint -> the others'. Nothing when it does not answer (each name its own weights, as its model list says)."""
+    checkpoint -> the others'. Nothing where there is none (404: a listing that only looks like Ollama's) or a gateway
+    lets `/v1/` through alone (401, 403: said once): each name its own weights, as its model list says. Any other
+    failure is not known now (`MetadataIncomplete`): the twins read before stay, never dropped for a round."""
     try:
         listed = await fetch.get_json(upstream, "/api/tags")
-    except Exception:
-        return {}
+    except MetadataStatus as status:
+        if status.status == 401 or status.status == 403:
+            if upstream.name not in _TAGLESS:
+                _TAGLESS.add(upstream.name)
+                log.warning("upstream %s: Ollama's /api/tags answered %d: its tags of one digest are not known as one "
+                            "set of weights (a call for another tag of a route's model is not held to its purposes)",
+                            upstream.name, status.status)  # fmt: skip
+            return {}
+        if status.status == 404:
+            return {}
+        raise MetadataIncomplete("tags (/api/tags)", str(status)) from status
+    except Exception as exc:  # a reset, a timeout: what it serves was read, not which names are the same weights
+        raise MetadataIncomplete("tags (/api/tags)", str(exc) or type(exc).__name__) from exc
     models = listed.get("models") if type(listed) is dict else None
     by_digest: dict[str, list[str]] = {}
     for item in models if type(models) is list else ():
