@@ -2021,6 +2021,17 @@ def ends_early(data: bytes) -> bool:
     return False
 
 
+def no_json_head(head: bytes) -> bool:
+    """Whether a whole reply (no `charset` named) longer than `_JSON_HEAD` bytes that begins with `head` (at least its
+    first `_JSON_HEAD` bytes) is no JSON text as its first bytes tell alone (`_fails_early`), to orjson and to a client's
+    `json` (UTF-8, no byte order mark): `reply_json` then says `NOT_JSON` (its text's `source` None), and `ends_early`
+    False, as read whole. Spares orjson's UTF-8 check of all of it (64 MB 0.15 s in one loop turn) and a kept reply's
+    pieces joined first (0.08 s), until 2026-12-05."""
+    if head.startswith(codecs.BOM_UTF8) or not json.detect_encoding(head).startswith("utf-8"):
+        return False
+    return _fails_early(head, "utf-8", True) and _fails_early(head, "utf-8-sig", False)
+
+
 def _fails_early(data: bytes, encoding: str, strict: bool) -> bool:
     """Whether large `data` is no JSON text as read in `encoding` (bytes that are none each U+FFFD) by Python's `json`
     (`strict`: by orjson), as its first `_JSON_HEAD` bytes tell alone: a syntax error in them at least `_JSON_REACH`
