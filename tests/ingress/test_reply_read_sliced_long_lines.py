@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from proxy.detectors import TRUNCATED
+from proxy.protocols import ends_early
 from proxy.protocols.openai import ReplyObserver
 from tests.harness import LoopThread
 from tests.ingress.test_compressed_replies_read import BODY, CONFIG
@@ -165,3 +166,22 @@ def test_a_kept_reply_s_line_without_an_end_is_read_a_slice_a_loop_turn(
     assert max(read) <= PIECE, max(read)  # before: the 2 MiB line in one read
     assert len(turned) >= 30, len(turned)
     assert all(turned), turned  # before: the line's slice and those after it in one turn
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32-le"])
+def test_a_large_wide_reply_no_json_by_its_first_characters_is_not_decoded_whole_to_say_it_is_not_cut(
+    encoding: str,
+) -> None:
+    """A kept reply in UTF-16 or UTF-32 (or one whose type names such a charset) that no reader read as JSON is asked
+    whether it is JSON cut (`ends_early`): it was decoded and encoded as UTF-8 whole before its first characters were
+    looked at (16 MiB of UTF-16 text 43 ms in one loop turn, until 2026-12-05). A cut one is still said to be."""
+    text = "hello bob@example.org caf\u00e9 \U0001f600\n" * 200_000
+    data = text.encode(encoding, "surrogatepass")
+    peak = _peak(lambda: assert_not_cut(data))
+    assert peak < 2 * MIB, peak  # before: the whole decoded and encoded, 46 MB
+    cut = orjson.dumps({"a": text}).decode().encode(encoding, "surrogatepass")[: -len("a\n".encode(encoding)) - 8]
+    assert ends_early(cut) is True
+
+
+def assert_not_cut(data: bytes) -> None:
+    assert ends_early(data) is False
