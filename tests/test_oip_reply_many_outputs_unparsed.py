@@ -19,6 +19,7 @@ import tritonclient.http as httpclient
 from proxy.detectors import TRUNCATED
 from proxy.flow import Outcome
 from proxy.protocols import MAX_STRINGS, oip
+from proxy.protocols.oip_generate import GenerateObserver
 from tests.harness import LoopThread, ProxyHandle
 from tests.protocols.test_oip_grpc import EMAIL
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -75,6 +76,23 @@ def test_only_the_outputs_are_cut_and_the_fields_before_them_are_read() -> None:
     outcome = _read(body)
     assert outcome.output_detected == {"pii:email", TRUNCATED}  # the parameters' address read beside them
     assert outcome.response_model == "m:1"
+
+
+def test_a_reply_of_more_bytes_outputs_than_read_is_recorded_without_a_digest() -> None:
+    """As README says, and as over gRPC: a digest of the outputs read, some of them only, would stand for the reply.
+    Before 2026-12-05 a cut reply of BYTES outputs had their text's (one of numbers none), here as a whole reply and
+    as an event of MLServer's `/infer_stream`."""
+    whole = _read(_body(3))
+    assert whole.output_digest is not None and whole.output_detected == {"pii:email"}
+    cut = _read(_body(MAX_STRINGS + 1))
+    assert cut.output_detected == {"pii:email", TRUNCATED}
+    assert cut.output_digest is None
+    outcome = Outcome(started_ns=0)
+    stream = GenerateObserver(outcome, EMAIL, False)
+    stream.event({"model_name": "m", "outputs": [{"name": "o", "datatype": "BYTES", "shape": [1], "data": ["hi"]}]})
+    stream.event({"model_name": "m", "outputs": _outputs(MAX_STRINGS + 1)})
+    stream.finish()
+    assert outcome.output_detected == {"pii:email", TRUNCATED} and outcome.output_digest is None
 
 
 def _closed(body: bytes) -> tuple[bool, Outcome]:
@@ -148,3 +166,4 @@ def test_tritonclient_gets_a_reply_of_many_outputs_whole_and_the_record_says_it_
     (span,) = otlp.wait_for(lambda found: len(found) == 1)
     labels = span.attributes["lineage.output.labels"]
     assert "pii:email" in labels and TRUNCATED in labels
+    assert "lineage.output.digest" not in span.attributes  # (only some of it read)

@@ -1736,6 +1736,13 @@ class OutputText:
         """Some of the reply's text was past a read limit: its labels say `scan:truncated`."""
         self._unread = True
 
+    def undigested(self) -> None:
+        """Only some of the reply's outputs are read (`oip.read_reply` past `MAX_STRINGS`): no digest is made, as a
+        digest of those would stand for the reply (before 2026-12-05 a cut reply of BYTES outputs had their text's)."""
+        self._hash = None
+        self._unhashed.clear()
+        self._unhashed_size = 0
+
     def add_tensors(self, read: Callable[[list[str], list[str]], bool]) -> None:
         """The strings of a reply's output tensors, each its own piece. `read` fills the first list (and the second
         with its elements' other readings, `aside_readings`) and says whether it read them all; BYTES that are not

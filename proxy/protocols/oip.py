@@ -1148,6 +1148,7 @@ def read_reply(
     cut = len(found) > MAX_STRINGS
     if cut:
         text.unread()
+        text.undigested()  # (nor of their text: a BYTES reply's)
         found = found[:MAX_STRINGS]
     outputs = [o for o in found if isinstance(o, dict)]
     dumped = [_data_json(output) for output in outputs]
