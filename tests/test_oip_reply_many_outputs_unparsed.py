@@ -8,6 +8,7 @@ of the 65,536 that always were read."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +94,20 @@ def test_a_reply_of_more_bytes_outputs_than_read_is_recorded_without_a_digest() 
     stream.event({"model_name": "m", "outputs": _outputs(MAX_STRINGS + 1)})
     stream.finish()
     assert outcome.output_detected == {"pii:email", TRUNCATED} and outcome.output_digest is None
+
+
+@pytest.mark.parametrize("key", [b'"outputs"', b'"output\\u0073"', b'"\\u006futputs"'])
+def test_a_reply_naming_outputs_again_after_many_is_read_as_its_client_reads_it(key: bytes) -> None:
+    """JSON's last member of a name is the one a client reads (Python's `json`, tritonclient's): a second `outputs`
+    after a list of too many is the reply's. Cut after the first list, its address was passed over, the record saying
+    `scan:truncated` of a reply whose client read one output (before 2026-12-05 it was read so)."""
+    address = b'[{"name": "o", "datatype": "BYTES", "shape": [1], "data": ["bob@example.org"]}]'
+    body = _body(MAX_STRINGS + 1).replace(ADDRESS.encode(), b"x")[:-1] + b", " + key + b": " + address + b"}"
+    assert len(json.loads(body)["outputs"]) == 1  # (what its client reads)
+    assert oip.many_outputs(body) is body
+    assert _read(body).output_detected == {"pii:email"}
+    later = body.replace(key + b": " + address, b'"parameters": {"a": "\\"a\\\\"}')  # escapes, no `outputs`: cut
+    assert oip.many_outputs(later) is not later
 
 
 def _closed(body: bytes) -> tuple[bool, Outcome]:
