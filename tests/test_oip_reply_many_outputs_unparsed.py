@@ -110,6 +110,22 @@ def test_a_reply_naming_outputs_again_after_many_is_read_as_its_client_reads_it(
     assert oip.many_outputs(later) is not later
 
 
+def test_a_reply_of_many_outputs_in_a_charset_is_read_as_its_client_reads_it() -> None:
+    """A type naming a charset (`requests` decodes the body in it before `json.loads`) may make the rest other JSON:
+    under UTF-7, `"+AG8-utputs"` is `"outputs"`, the list its client reads. Cut after the first list, its address was
+    passed over (before 2026-12-05); so a reply in a charset is parsed whole, read in it too."""
+    address = b'[{"name": "o", "datatype": "BYTES", "shape": [1], "data": ["bob@example.org"]}]'
+    body = _body(MAX_STRINGS + 1).replace(ADDRESS.encode(), b"x")[:-1] + b', "+AG8-utputs": ' + address + b"}"
+    assert len(json.loads(body.decode("utf-7"))["outputs"]) == 1  # (what its client reads)
+    assert oip.many_outputs(body) is not body  # (read as UTF-8, cut)
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    observer.head(200, lambda name: "application/json; charset=utf-7" if name == "content-type" else None)
+    observer.body(body)
+    observer.finish()
+    assert "pii:email" in outcome.output_detected
+
+
 def _closed(body: bytes) -> tuple[bool, Outcome]:
     """A reply framed by its connection's close (kept as it passed, read at its end): whether it is said cut short."""
     outcome = Outcome(started_ns=0)

@@ -1076,6 +1076,10 @@ class RestReplyObserver:
             self._unread(data)
             return
         read = many_outputs(head)
+        if read is not head and self._text.charset is not None:
+            # read in the charset its type names, as its client reads it (`_in_charset`), its rest may be other JSON
+            # (`"+AG8-utputs"`, `"outputs"` in UTF-7): parsed whole
+            read = head
         reply = reply_json(read, self._text, True)
         if not isinstance(reply, dict):
             self._ended_early = reply is NOT_JSON and ends_early(head)
