@@ -24,10 +24,11 @@ PARSED = {"message_start", "message_delta", "message_stop", "content_block_start
           "content_block_stop", "completion"}  # fmt: skip
 
 
-def anthropic_sdk_raises(stream: bytes) -> bool:
+def anthropic_sdk_raises(stream: bytes, objects: bool = False) -> bool:
     """Whether the Anthropic SDK raises at `stream`: its decoder (`_iter_chunks`, each chunk's lines decoded as UTF-8,
     fields as the WHATWG EventSource reads them) and `__stream__`'s parse of the events it names (no id nor retry
-    in these streams)."""
+    in these streams); with `objects`, also where such an event's JSON is no object (`MessageStream`'s
+    `accumulate_event` raises `TypeError`, a client reading `event.type` `AttributeError`)."""
     chunks, data = [], b""
     for line in stream.splitlines(keepends=True):
         data += line
@@ -48,7 +49,9 @@ def anthropic_sdk_raises(stream: bytes) -> bool:
                     if event == "error":
                         return True
                     if event in PARSED:
-                        json.loads(value)
+                        parsed = json.loads(value)
+                        if objects and type(parsed) is not dict:
+                            return True
                     continue
                 if line.startswith(":"):
                     continue
@@ -89,12 +92,18 @@ STREAMS = [
 @pytest.mark.parametrize(("stream", "raises"), STREAMS)
 def test_an_event_the_anthropic_sdk_parses_is_json(setup_for: Any, stream: bytes, raises: bool) -> None:  # noqa: F811
     assert anthropic_sdk_raises(stream) is raises
+    observed_as_the_sdk_reads_it(setup_for, stream, raises, "flow-revsse3")
+
+
+def observed_as_the_sdk_reads_it(make_setup: Any, stream: bytes, fails: bool, flow: str) -> None:
+    """The observer at `stream` read whole, a byte a read and three bytes a read, then a call through the proxy that
+    `make_setup` makes answered with it: a stream error (`upstream_error` on its span) where `fails`, else none."""
     for read in (len(stream), 1, 3):
         observer, outcome = observer_of("anthropic")
         _streamed(observer, stream, read)
-        assert (outcome.error_type == STREAM_ERROR) is raises, read
-    setup = setup_for()
-    response, _ = setup.call("/v1/messages", "flow-revsse3", Reply([stream], content_type="text/event-stream"))
+        assert (outcome.error_type == STREAM_ERROR) is fails, read
+    setup = make_setup()
+    response, _ = setup.call("/v1/messages", flow, Reply([stream], content_type="text/event-stream"))
     assert response.status_code == 200
     span = span_of(setup, response.headers["x-trace-id"])
-    assert span.attributes.get("error.type") == ("upstream_error" if raises else None)
+    assert span.attributes.get("error.type") == ("upstream_error" if fails else None)

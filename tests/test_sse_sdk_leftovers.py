@@ -22,45 +22,11 @@ from openai._streaming import SSEDecoder
 from proxy.protocols import STREAM_ERROR
 from proxy.protocols.sse import MAX_LINE
 from tests.event_streams import openai_chat
-from tests.test_anthropic_parsed_events import PARSED
-from tests.test_scan_cost import _streamed
+from tests.test_anthropic_parsed_events import anthropic_sdk_raises, observed_as_the_sdk_reads_it
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, ERROR
 from tests.test_sse_sdk_remaining_cases import EVENT, STOP
-from tests.test_stream_close_delimited_cut import span_of
 from tests.test_tiny_sse_lines import observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
-
-
-def anthropic_sdk_fails(stream: bytes) -> bool:
-    """Whether the Anthropic SDK fails at `stream` (LF line ends, UTF-8, no id nor retry): its decoder's events, and for
-    each it parses (`PARSED`) `json.loads` of its data, which must be an object (`accumulate_event`)."""
-    name: str | None = None
-    lines: list[str] = []
-    for line in stream.decode("utf-8").split("\n"):
-        if not line:
-            if name is None and not lines:
-                continue
-            event, value, name, lines = name, "\n".join(lines), None, []
-            if event == "error":
-                return True
-            if event in PARSED:
-                try:
-                    parsed = json.loads(value)
-                except ValueError:
-                    return True
-                if type(parsed) is not dict:
-                    return True
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "event":
-            name = value
-        elif field == "data":
-            lines.append(value)
-    return False
-
 
 DELTA = b"event: content_block_delta\n"
 ANTHROPIC = [
@@ -81,16 +47,8 @@ ANTHROPIC = [
 @pytest.mark.parametrize(("stream", "fails"), ANTHROPIC)
 def test_an_anthropic_event_it_parses_is_an_object(setup_for: Any, stream: bytes, fails: bool) -> None:  # noqa: F811
     """Before 2026-12-05 an array or a JSON text alone in such an event passed as a success."""
-    assert anthropic_sdk_fails(stream) is fails
-    for read in (len(stream), 1, 3):
-        observer, outcome = observer_of("anthropic")
-        _streamed(observer, stream, read)
-        assert (outcome.error_type == STREAM_ERROR) is fails, read
-    setup = setup_for()
-    response, _ = setup.call("/v1/messages", "flow-sse4", Reply([stream], content_type="text/event-stream"))
-    assert response.status_code == 200
-    span = span_of(setup, response.headers["x-trace-id"])
-    assert span.attributes.get("error.type") == ("upstream_error" if fails else None)
+    assert anthropic_sdk_raises(stream, objects=True) is fails
+    observed_as_the_sdk_reads_it(setup_for, stream, fails, "flow-sse4")
 
 
 # -- the openai SDK past where the observer stops reading (a line past `MAX_LINE`): its decoder (`SSEDecoder`) joins an
