@@ -15,8 +15,9 @@ import pytest
 
 from tests.harness import LoopThread
 from tests.held import until
-from tests.record.test_openlineage import Marquez, chat, config, marquez, metric, sink
+from tests.record.test_openlineage import Marquez, chat, marquez, metric
 from tests.record.test_openlineage_async_http_counts import answers_500
+from tests.record.test_openlineage_composite_once import OUTAGES, composite
 from tests.test_openlineage_single_try import Failing, failing
 
 __all__ = ["answers_500", "failing", "marquez"]  # the fixtures, imported
@@ -33,18 +34,14 @@ def test_an_async_transport_a_composite_goes_on_past_that_keeps_failing_is_an_ou
     parts = [f'{{type: http, url: "{up}"}}', f'{{type: async_http, url: "{down}", retry: {{total: 0}}}}']
     if down_first:
         parts.reverse()
-    transport = f"{{type: composite, {goes_on}transports: [{', '.join(parts)}]}}"
-    _, upstream = vllm
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
-    outages = "lineage_proxy_openlineage_outages_total"
+    proxy, recorder = composite(make_proxy, vllm, parts, goes_on)
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
         chat(proxy)  # the new flow's event: http takes it, async_http queues it, its thread then gives it up
         loop_thread.run(recorder.flush())  # its count event: the same
         taking.wait_for(2)
         assert until(lambda: failing.failed == 2)
         assert until(lambda: recorder.counts["sent"] == 2)  # (counted once both copies are reported)
-        assert metric(proxy, outages) == 1  # before: 0
+        assert metric(proxy, OUTAGES) == 1  # before: 0
         failing.up.set()
         chat(proxy)
         loop_thread.run(recorder.flush())  # taken by both: the outage ends
@@ -55,7 +52,7 @@ def test_an_async_transport_a_composite_goes_on_past_that_keeps_failing_is_an_ou
         loop_thread.run(recorder.flush())  # failed by it again: a new outage
         assert until(lambda: failing.failed == 3)
         assert until(lambda: recorder.counts["sent"] == 4)
-        assert metric(proxy, outages) == 2  # before: 0
+        assert metric(proxy, OUTAGES) == 2  # before: 0
         loop_thread.run(recorder.stop())
     said = [r.getMessage() for r in caplog.records if "counted in outages_total" in r.getMessage()]
     assert len(said) == 2, said  # once an outage, not an event
@@ -77,15 +74,11 @@ def test_an_async_transports_outage_begun_inside_an_http_ones_is_not_said_ended_
     async_down.up.set()  # (up at first)
     parts = [f'{{type: http, url: "{up}"}}', f'{{type: http, url: "{sync_url}", retry: {{total: 0}}}}',
              f'{{type: async_http, url: "{async_url}", retry: {{total: 0}}}}']  # fmt: skip
-    _, upstream = vllm
-    transport = f"{{type: composite, transports: [{', '.join(parts)}]}}"
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
-    outages = "lineage_proxy_openlineage_outages_total"
+    proxy, recorder = composite(make_proxy, vllm, parts)
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
         chat(proxy)  # the http one's backend down: an outage
         assert until(lambda: recorder.counts["sent"] == 1)
-        assert metric(proxy, outages) == 1
+        assert metric(proxy, OUTAGES) == 1
         async_down.up.clear()  # the async one's too
         loop_thread.run(recorder.flush())
         assert until(lambda: async_down.failed == 1)
@@ -95,14 +88,14 @@ def test_an_async_transports_outage_begun_inside_an_http_ones_is_not_said_ended_
         loop_thread.run(recorder.flush())
         assert until(lambda: async_down.failed == 2)
         assert until(lambda: recorder.counts["sent"] == 3)
-        assert metric(proxy, outages) == 1  # before: 2
+        assert metric(proxy, OUTAGES) == 1  # before: 2
         assert not any("take events again" in r.getMessage() for r in caplog.records)  # before: said
         async_down.up.set()  # all back: the outage ends
         chat(proxy)
         loop_thread.run(recorder.flush())
         assert until(lambda: recorder.counts["sent"] == 4)
         assert until(lambda: any("take events again" in r.getMessage() for r in caplog.records))
-        assert metric(proxy, outages) == 1
+        assert metric(proxy, OUTAGES) == 1
         loop_thread.run(recorder.stop())
     assert recorder.counts["failed"] == 0
 
@@ -119,25 +112,21 @@ def test_an_async_transports_outage_that_becomes_one_of_them_all_is_counted_once
     sync_down.up.set()  # (up at first)
     parts = [f'{{type: http, url: "{sync_url}", retry: {{total: 0}}}}',
              f'{{type: async_http, url: "{async_url}", retry: {{total: 0}}}}']  # fmt: skip
-    _, upstream = vllm
-    transport = f"{{type: composite, transports: [{', '.join(parts)}]}}"
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
-    outages = "lineage_proxy_openlineage_outages_total"
+    proxy, recorder = composite(make_proxy, vllm, parts)
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
         chat(proxy)  # the async one's backend down, the http one takes it: an outage
         assert until(lambda: async_down.failed == 1)
         assert until(lambda: recorder.counts["sent"] == 1)
-        assert metric(proxy, outages) == 1
+        assert metric(proxy, OUTAGES) == 1
         sync_down.up.clear()  # the http one's too: the event failed, the same outage
         loop_thread.run(recorder.flush())
         assert until(lambda: async_down.failed == 2 and sync_down.failed == 1)
         assert until(lambda: recorder.counts["failed"] == 1)
-        assert metric(proxy, outages) == 1  # before: 2
+        assert metric(proxy, OUTAGES) == 1  # before: 2
         sync_down.up.set()  # the http one's back, the async one's still down: the same outage goes on
         chat(proxy)
         loop_thread.run(recorder.flush())
         assert until(lambda: async_down.failed == 3)
         assert until(lambda: recorder.counts["sent"] == 2)
-        assert metric(proxy, outages) == 1
+        assert metric(proxy, OUTAGES) == 1
         loop_thread.run(recorder.stop())

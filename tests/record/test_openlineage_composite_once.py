@@ -12,13 +12,28 @@ from typing import Any
 
 import pytest
 
-from tests.harness import LoopThread
+from proxy.record.openlineage import OpenLineageRecorder
+from tests.harness import LoopThread, ProxyHandle
 from tests.held import until
 from tests.record.test_openlineage import Marquez, chat, config, marquez, metric, sink
 from tests.record.test_openlineage_async_http_counts import answers_500
 from tests.test_openlineage_single_try import Failing, failing
 
 __all__ = ["answers_500", "failing", "marquez"]  # the fixtures, imported
+
+OUTAGES = "lineage_proxy_openlineage_outages_total"
+FAIL_FAST = "continue_on_failure: false, "
+
+
+def composite(
+    make_proxy: Any, vllm: Any, parts: list[str], goes_on: str = ""
+) -> tuple[ProxyHandle, OpenLineageRecorder]:
+    """A proxy in front of `vllm` whose OpenLineage transport is a composite of `parts` (`goes_on`: its
+    `continue_on_failure` field and a comma, or nothing), and its recorder."""
+    transport = f"{{type: composite, {goes_on}transports: [{', '.join(parts)}]}}"
+    _, upstream = vllm
+    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
+    return proxy, sink(proxy)
 
 
 # the last: async_http as a release without the private methods watched would be, its events counted as queued
@@ -29,11 +44,8 @@ def test_an_event_a_fail_fast_composite_raised_on_after_one_transport_took_it_is
 ) -> None:  # fmt: skip
     taking, up = marquez
     failing, down = answers_500
-    parts = f'{{type: {first}, url: "{up}"}}, {{type: http, url: "{down}", retry: {{total: 0}}}}'
-    transport = f"{{type: composite, continue_on_failure: false, transports: [{parts}]}}"
-    _, upstream = vllm
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
+    parts = [f'{{type: {first}, url: "{up}"}}', f'{{type: http, url: "{down}", retry: {{total: 0}}}}']
+    proxy, recorder = composite(make_proxy, vllm, parts, FAIL_FAST)
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
         chat(proxy)  # the new flow's event: the first transport takes it, the second fails it, the composite raises
         taking.wait_for(1)
@@ -91,18 +103,14 @@ def test_a_later_transport_of_a_fail_fast_composite_that_keeps_failing_is_an_out
     life: `outages_total` stayed 0 while its backend was down, and one that came back and went down again was unsaid."""
     taking, up = marquez
     failing, down = answers_500
-    parts = f'{{type: {first}, url: "{up}"}}, {{type: http, url: "{down}", retry: {{total: 0}}}}'
-    transport = f"{{type: composite, continue_on_failure: false, transports: [{parts}]}}"
-    _, upstream = vllm
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
-    outages = "lineage_proxy_openlineage_outages_total"
+    parts = [f'{{type: {first}, url: "{up}"}}', f'{{type: http, url: "{down}", retry: {{total: 0}}}}']
+    proxy, recorder = composite(make_proxy, vllm, parts, FAIL_FAST)
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
         chat(proxy)  # the new flow's event: the first takes it, the second fails it
         loop_thread.run(recorder.flush())  # its count event: the same
         taking.wait_for(2)
         assert until(lambda: failing.failed == 2)
-        assert metric(proxy, outages) == 1  # before: 0
+        assert metric(proxy, OUTAGES) == 1  # before: 0
         failing.up.set()
         chat(proxy)
         loop_thread.run(recorder.flush())  # taken by both: the outage ends
@@ -111,7 +119,7 @@ def test_a_later_transport_of_a_fail_fast_composite_that_keeps_failing_is_an_out
         chat(proxy)
         loop_thread.run(recorder.flush())  # failed by the second again: a new outage
         assert until(lambda: failing.failed == 3)
-        assert metric(proxy, outages) == 2  # before: 0
+        assert metric(proxy, OUTAGES) == 2  # before: 0
         loop_thread.run(recorder.stop())
     said = [r.getMessage() for r in caplog.records if "counted in outages_total" in r.getMessage()]
     assert len(said) == 2, said  # once an outage, not an event
@@ -129,12 +137,8 @@ def test_an_outage_of_every_transport_then_of_a_later_one_alone_is_one_outage(
     first, first_url = failing
     second, second_url = answers_500
     once = "retry: {total: 0}"
-    parts = f'{{type: http, url: "{first_url}", {once}}}, {{type: http, url: "{second_url}", {once}}}'
-    transport = f"{{type: composite, continue_on_failure: false, transports: [{parts}]}}"
-    _, upstream = vllm
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
-    outages = "lineage_proxy_openlineage_outages_total"
+    parts = [f'{{type: http, url: "{first_url}", {once}}}', f'{{type: http, url: "{second_url}", {once}}}']
+    proxy, recorder = composite(make_proxy, vllm, parts, FAIL_FAST)
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
         chat(proxy)  # the new flow's event: the first fails it (the composite stops there), kept to be sent again
         assert until(lambda: first.failed == 1)
@@ -148,7 +152,7 @@ def test_an_outage_of_every_transport_then_of_a_later_one_alone_is_one_outage(
         loop_thread.run(recorder.flush())  # taken by both: the outage ends
         assert until(lambda: len(second.events) == 1)
         loop_thread.run(recorder.stop())
-    assert metric(proxy, outages) == 1  # before: 2
+    assert metric(proxy, OUTAGES) == 1  # before: 2
     said = [r.getMessage() for r in caplog.records]
     ended = [m for m in said if "again" in m and "take" in m and "not sent again" not in m]
     assert len(ended) == 1 and "all the transports" in ended[0], said  # before: 'takes events again' while down too
@@ -170,17 +174,13 @@ def test_a_transport_a_composite_goes_on_past_that_keeps_failing_is_an_outage(
     parts = [f'{{type: {taker}, url: "{up}"}}', f'{{type: http, url: "{down}", retry: {{total: 0}}}}']
     if down_first:
         parts.reverse()
-    transport = f"{{type: composite, {goes_on}transports: [{', '.join(parts)}]}}"
-    _, upstream = vllm
-    proxy = make_proxy(config(f"{{transport: {transport}, snapshot_interval_s: 600}}"), UPSTREAM=upstream)
-    recorder = sink(proxy)
-    outages = "lineage_proxy_openlineage_outages_total"
+    proxy, recorder = composite(make_proxy, vllm, parts, goes_on)
     with caplog.at_level(logging.WARNING, logger="lineage_proxy.openlineage"):
         chat(proxy)  # the new flow's event: one takes it, the other fails it, the composite returns
         loop_thread.run(recorder.flush())  # its count event: the same
         taking.wait_for(2)
         assert until(lambda: failing.failed == 2)
-        assert until(lambda: metric(proxy, outages) == 1)  # before: 0
+        assert until(lambda: metric(proxy, OUTAGES) == 1)  # before: 0
         failing.up.set()
         chat(proxy)
         loop_thread.run(recorder.flush())  # taken by both: the outage ends
@@ -189,7 +189,7 @@ def test_a_transport_a_composite_goes_on_past_that_keeps_failing_is_an_outage(
         chat(proxy)
         loop_thread.run(recorder.flush())  # failed by it again: a new outage
         assert until(lambda: failing.failed == 3)
-        assert until(lambda: metric(proxy, outages) == 2)  # before: 0
+        assert until(lambda: metric(proxy, OUTAGES) == 2)  # before: 0
         loop_thread.run(recorder.stop())
     said = [r.getMessage() for r in caplog.records if "counted in outages_total" in r.getMessage()]
     assert len(said) == 2, said  # once an outage, not an event
