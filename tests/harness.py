@@ -45,6 +45,22 @@ lineage:
 """
 
 
+# the head of a config: one llama.cpp server (`${UPSTREAM}`) for every model, anonymous calls for `assistant`; a zone,
+# detectors and the store to append (`EMAIL_ZONE`)
+LLAMACPP_HEAD = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: llamacpp
+    url: ${UPSTREAM}
+routes:
+  - model: "*"
+    upstream: llamacpp
+policy:
+  anonymous: allow
+  default_purpose: assistant
+"""
+
+
 class FakeTransport:
     """Stands in for a socket's transport, for a connection driven through asyncio's Protocol calls with no
     socket: keeps what is written (`written`) and whether it was closed, and does nothing else."""

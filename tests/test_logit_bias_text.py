@@ -14,24 +14,10 @@ import orjson
 import pytest
 
 from proxy.protocols.openai import read_request
-from tests.harness import EMAIL_ZONE, proxy_error
+from tests.harness import EMAIL_ZONE, LLAMACPP_HEAD, proxy_error
 
 OUT = "bob@example.org"
-CONFIG = (
-    """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: llamacpp
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: llamacpp
-policy:
-  anonymous: allow
-  default_purpose: assistant
-"""
-    + EMAIL_ZONE
-)
+CONFIG = LLAMACPP_HEAD + EMAIL_ZONE
 MESSAGES = [{"role": "user", "content": "Name one colour."}]
 
 

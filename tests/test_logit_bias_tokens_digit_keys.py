@@ -13,21 +13,12 @@ import orjson
 import pytest
 
 from proxy.protocols.openai import read_request
-from tests.harness import proxy_error
+from tests.harness import LLAMACPP_HEAD, proxy_error
 
 CARD = "4111111111111111"
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: llamacpp
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: llamacpp
-policy:
-  anonymous: allow
-  default_purpose: assistant
-zones:
+CONFIG = (
+    LLAMACPP_HEAD
+    + """zones:
   - name: payment
     labels: [pii:credit_card]
     allow_purposes: [assistant]
@@ -35,6 +26,7 @@ detectors: [credit_card]
 lineage:
   store: ${STORE}
 """
+)
 MESSAGES = [{"role": "user", "content": "Name one colour."}]
 
 

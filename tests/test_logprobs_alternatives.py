@@ -18,6 +18,7 @@ from proxy.detectors import Detectors
 from proxy.flow import Outcome
 from proxy.protocols.openai import ReplyObserver, ResponsesObserver
 from proxy.protocols.sse import _MOST_ALTERNATIVES
+from tests.harness import LLAMACPP_HEAD
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
 DETECTORS = Detectors((DetectorSpec("email"), DetectorSpec("codename", r"\bFalcon\b")), 1_000_000)
@@ -154,22 +155,13 @@ def test_through_the_proxy_an_address_offered_as_an_alternative_labels_the_outpu
     assert set(span) == set(edge) == {flow, EMAIL}
 
 
-REAL_CONFIG = """
-listen:
-  http: 127.0.0.1:0
-upstreams:
-  - name: llamacpp
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: llamacpp
-policy:
-  anonymous: allow
-  default_purpose: assistant
-detectors: [{name: weighed, pattern: "${PATTERN}"}]
+REAL_CONFIG = (
+    LLAMACPP_HEAD
+    + """detectors: [{name: weighed, pattern: "${PATTERN}"}]
 lineage:
   store: ${STORE}
 """
+)
 
 
 @pytest.mark.realserver

@@ -6,22 +6,15 @@ from __future__ import annotations
 import openai
 import pytest
 
-CONFIG = """
-listen:
-  http: 127.0.0.1:0
-upstreams:
-  - name: llamacpp
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: llamacpp
-policy:
-  anonymous: allow
-  default_purpose: assistant
-detectors: [email]
+from tests.harness import LLAMACPP_HEAD
+
+CONFIG = (
+    LLAMACPP_HEAD
+    + """detectors: [email]
 lineage:
   store: ${STORE}
 """
+)
 
 pytestmark = pytest.mark.realserver
 MESSAGES = [{"role": "user", "content": "Name one colour."}]

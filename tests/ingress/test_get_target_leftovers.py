@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from proxy.protocols import passthrough
-from tests.harness import EMAIL_ZONE, ProxyHandle, proxy_error
+from tests.harness import EMAIL_ZONE, LLAMACPP_HEAD, ProxyHandle, proxy_error
 from tests.ingress.test_get_path_read import PHONE
 from tests.ingress.test_unusual_http_held import CONFIG, _raw
 from tests.ingress.test_unusual_http_held import upstream as upstream  # (the fixture: any path answered 200)
@@ -147,21 +147,7 @@ def test_a_labelled_get_target_is_read_once(
     assert calls == ["/predict?q=alice@example.com"]  # before: twice (`Exchange.query_read`, `QueryAdapter.read`)
 
 
-LLAMA = (
-    """
-listen: {http: 127.0.0.1:0}
-upstreams:
-  - name: llamacpp
-    url: ${UPSTREAM}
-routes:
-  - model: "*"
-    upstream: llamacpp
-policy:
-  anonymous: allow
-  default_purpose: assistant
-"""
-    + EMAIL_ZONE
-)
+LLAMA = LLAMACPP_HEAD + EMAIL_ZONE
 
 
 @pytest.mark.realserver
