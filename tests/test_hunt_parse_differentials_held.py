@@ -28,7 +28,6 @@ first two and trailing bytes (400, as above), and keys Go takes for a field are 
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import gzip
 import struct
@@ -39,9 +38,9 @@ import orjson
 import pytest
 
 from tests.harness import LoopThread, ProxyHandle
-from tests.ingress.test_compressed_replies_read import CHAT, CONFIG
-from tests.ingress.test_request_json_utf16 import LLAMA_CONFIG
-from tests.servers.raw_origin import proxy_in_front, request_body
+from tests.ingress.test_compressed_replies_read import CONFIG
+from tests.ingress.test_request_json_utf16 import FORWARDED, LLAMA_CONFIG, answer  # (the raw origin keeping the bodies)
+from tests.servers.raw_origin import proxy_in_front
 from tests.servers.real import kserve_model_server, mlserver_runtime
 from tests.test_oip_request_id_reaches_model import CONFIG as MLSERVER_CONFIG
 from tests.test_oip_tensor_names_reach_model import KSERVE_CONFIG
@@ -95,15 +94,6 @@ REFUSED = {
     "text/plain": 403, "form-urlencoded": 403, "no type": 403, "+json type": 403, "charset=utf-16 over utf-8": 403,
     "gzip": 403, "gzip, gzip": 400, "gzip, identity": 400,
 }  # fmt: skip
-FORWARDED: list[bytes] = []  # the bodies the raw origin got
-
-
-async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    FORWARDED.append(await request_body(head, reader))
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                 % (len(CHAT), CHAT))  # fmt: skip
-    await writer.drain()
-    return True
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from proxy.flow import Outcome
 from proxy.protocols import MAX_STRINGS, oip
 from proxy.protocols.oip_generate import GenerateObserver
 from tests.harness import LoopThread, ProxyHandle
+from tests.ingress.test_request_json_utf16 import OIP_RAW_CONFIG
 from tests.protocols.test_oip_grpc import EMAIL
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.raw_origin import proxy_in_front, request_body
@@ -162,14 +163,6 @@ def test_a_reply_not_matched_as_too_many_outputs_is_parsed_whole(body: bytes) ->
     assert oip.many_outputs(body) is body
 
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams: [{name: triton, url: "${UPSTREAM}", protocol: oip, checkpoint: "m@1"}]
-routes: [{model: m, upstream: triton}]
-policy: {anonymous: allow, default_purpose: assistant}
-detectors: [email]
-lineage: {store: "${STORE}"}
-"""
 MANY = _body(200_000)  # 11.6 MB: under `limits.buffer_max_bytes`, so read whole
 
 
@@ -185,7 +178,7 @@ def test_tritonclient_gets_a_reply_of_many_outputs_whole_and_the_record_says_it_
     loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
 ) -> None:
     spans = f"telemetry: {{exporter: otlp, endpoint: 'http://127.0.0.1:{otlp.port}'}}\n"
-    with proxy_in_front(loop_thread, make_proxy, CONFIG + spans, _answer) as proxy:
+    with proxy_in_front(loop_thread, make_proxy, OIP_RAW_CONFIG + spans, _answer) as proxy:
         client = httpclient.InferenceServerClient(proxy.url.removeprefix("http://"), network_timeout=120)
         try:
             tensor = httpclient.InferInput("i", [1], "BYTES")
