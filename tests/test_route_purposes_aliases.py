@@ -19,6 +19,9 @@ from tests.servers.ollama import DIGEST, MODEL, TAGGED, Ollama
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 from tests.test_llama_lora import LLAMA_SERVER
+from tests.test_ollama_native import ollama
+
+__all__ = ["ollama"]  # the fixture, imported
 
 CONFIG = """
 listen: {http: "127.0.0.1:0"}
@@ -30,14 +33,6 @@ routes:
 policy: {anonymous: allow}
 telemetry: {exporter: otlp, endpoint: "${OTLP}", protocol: grpc}
 """
-
-
-@pytest.fixture
-def ollama(loop_thread: LoopThread) -> Iterator[Ollama]:
-    server = Ollama()
-    with serving(loop_thread, server.app()) as url:
-        server.url = url
-        yield server
 
 
 def _served(loop_thread: LoopThread, models: list[dict[str, object]]) -> Iterator[tuple[VllmLike, str]]:
