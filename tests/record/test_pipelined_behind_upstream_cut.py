@@ -52,27 +52,36 @@ def _post(trace_id: str, stream: bool) -> bytes:
             % (trace_id.encode(), len(body), body))  # fmt: skip
 
 
-def test_a_request_pipelined_behind_a_reply_the_upstream_broke_off_is_not_recorded_as_its_client_leaving(
-    cutting: str, otlp: OtlpReceiver, make_proxy: Any, access: AccessLines
-) -> None:
-    proxy = make_proxy(f"""
+def _config(cutting: str, otlp: OtlpReceiver) -> str:
+    return f"""
 listen: {{http: "127.0.0.1:0"}}
 upstreams: [{{name: llm, url: "{cutting}"}}]
 routes: [{{model: "*", upstream: llm}}]
 policy: {{anonymous: allow, default_purpose: assistant}}
 telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
 lineage: {{store: null}}
-logging: {{access: true}}
-""")
-    first, second = f"{0x5FA:032x}", f"{0x5FB:032x}"
-    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
-        sock.sendall(_post(first, True) + _post(second, False))
+"""
+
+
+def _sent_on_one_connection(port: int, data: bytes) -> bytes:
+    """`data` sent on one connection to the proxy, and all it wrote back before closing or resetting it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
         got = b""
         try:
             while chunk := sock.recv(65536):
                 got += chunk
         except ConnectionResetError:
             pass
+    return got
+
+
+def test_a_request_pipelined_behind_a_reply_the_upstream_broke_off_is_not_recorded_as_its_client_leaving(
+    cutting: str, otlp: OtlpReceiver, make_proxy: Any, access: AccessLines
+) -> None:
+    proxy = make_proxy(_config(cutting, otlp) + "logging: {access: true}\n")
+    first, second = f"{0x5FA:032x}", f"{0x5FB:032x}"
+    got = _sent_on_one_connection(proxy.bound.http.port, _post(first, True) + _post(second, False))
     assert got.count(b" 200 OK") == 1, got
     assert otlp.by_trace(first).attributes["error.type"] == "upstream_reset"
     a = otlp.by_trace(second).attributes
@@ -91,24 +100,10 @@ def test_a_head_partly_read_behind_a_reply_the_upstream_broke_off_is_recorded_so
     """A head only partly read when the proxy aborts the connection for the upstream's break is recorded as a whole one
     behind it is (`upstream_unavailable`, `deny`, no status), its path when its line came whole; before 2026-12-05
     (helper revrecords4) dropped with no record, `_head_cut` taking the abort for its client's leaving."""
-    proxy = make_proxy(f"""
-listen: {{http: "127.0.0.1:0"}}
-upstreams: [{{name: llm, url: "{cutting}"}}]
-routes: [{{model: "*", upstream: llm}}]
-policy: {{anonymous: allow, default_purpose: assistant}}
-telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}
-lineage: {{store: null}}
-""")
+    proxy = make_proxy(_config(cutting, otlp))
     line_whole = b"\n" in cut
     first = f"{0x5FC + (0 if line_whole else 1):032x}"
-    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
-        sock.sendall(_post(first, True) + cut)
-        got = b""
-        try:
-            while chunk := sock.recv(65536):
-                got += chunk
-        except ConnectionResetError:
-            pass
+    got = _sent_on_one_connection(proxy.bound.http.port, _post(first, True) + cut)
     assert got.count(b" 200 OK") == 1, got
     assert otlp.by_trace(first).attributes["error.type"] == "upstream_reset"
 
