@@ -41,7 +41,7 @@ from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.test_compressed_replies_read import CONFIG
 from tests.ingress.test_request_json_utf16 import FORWARDED, LLAMA_CONFIG, answer  # (the raw origin keeping the bodies)
 from tests.servers.raw_origin import proxy_in_front
-from tests.servers.real import kserve_model_server, mlserver_runtime
+from tests.servers.real import kserve_echo, kserve_model_server, mlserver_echo, mlserver_runtime
 from tests.test_oip_request_id_reaches_model import CONFIG as MLSERVER_CONFIG
 from tests.test_oip_tensor_names_reach_model import KSERVE_CONFIG
 
@@ -145,43 +145,11 @@ def test_llama_cpp_python_reads_no_form_the_proxy_forwards(llama: str, make_prox
 
 
 # a runtime answering with what MLServer handed it: its inputs' data
-MLSERVER_ECHO = """
-import json
-from mlserver import MLModel
-from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
-
-
-class Echo(MLModel):
-    async def load(self) -> bool:
-        return True
-
-    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        seen = [tensor.data.model_dump() for tensor in payload.inputs]
-        return InferenceResponse(model_name=self.name, outputs=[
-            ResponseOutput(name="seen", datatype="BYTES", shape=[1], data=[json.dumps(seen).encode()])])
-"""
+MLSERVER_ECHO = mlserver_echo("[tensor.data.model_dump() for tensor in payload.inputs]")
 # a KServe model answering with what KServe's model server handed it: its inputs' data
-KSERVE_ECHO = """
-import json
-import sys
-import kserve
-
-
-class Echo(kserve.Model):
-    def __init__(self, name):
-        super().__init__(name)
-        self.ready = True
-
-    async def predict(self, payload, headers=None, response_headers=None):
-        seen = json.dumps([[item.decode() if isinstance(item, bytes) else item for item in tensor.data]
-                           for tensor in payload.inputs])
-        output = kserve.InferOutput(name="seen", shape=[1], datatype="BYTES", data=[seen])
-        return kserve.InferResponse(response_id="r", model_name=self.name, infer_outputs=[output])
-
-
-if __name__ == "__main__":
-    kserve.ModelServer(http_port=int(sys.argv[1]), enable_grpc=False, workers=1).start([Echo("kecho")])
-"""
+KSERVE_ECHO = kserve_echo(
+    "[[item.decode() if isinstance(item, bytes) else item for item in tensor.data] for tensor in payload.inputs]"
+)
 
 
 def infer(text: str) -> bytes:

@@ -24,51 +24,21 @@ from proxy.protocols.oip import read_rest_request
 from proxy.protocols.oip_grpc import read_infer_request
 from tests.harness import ProxyHandle, proxy_error
 from tests.protocols.test_oip_grpc import infer_request
-from tests.servers.real import kserve_model_server, mlserver_runtime
+from tests.servers.real import kserve_echo, kserve_model_server, mlserver_echo, mlserver_runtime
 from tests.test_oip_request_id_reaches_model import CONFIG
 
 ADDRESS = "alice@example.com"
 # a runtime that answers with the names MLServer handed it: the inputs' and the requested outputs'
-ECHO = """
-import json
-from mlserver import MLModel
-from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
-
-
-class Echo(MLModel):
-    async def load(self) -> bool:
-        return True
-
-    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        seen = {"inputs": [tensor.name for tensor in payload.inputs],
-                "outputs": [tensor.name for tensor in payload.outputs or []]}
-        return InferenceResponse(model_name=self.name, outputs=[
-            ResponseOutput(name="seen", datatype="BYTES", shape=[1], data=[json.dumps(seen).encode()])])
-"""
+ECHO = mlserver_echo(
+    '{"inputs": [tensor.name for tensor in payload.inputs], "outputs": [tensor.name for tensor in payload.outputs or []]}'
+)
 
 
 # a KServe model that answers with the names and datatypes KServe's model server handed it (its V2 REST protocol)
-KSERVE_ECHO = """
-import json
-import sys
-import kserve
-
-
-class Echo(kserve.Model):
-    def __init__(self, name):
-        super().__init__(name)
-        self.ready = True
-
-    async def predict(self, payload, headers=None, response_headers=None):
-        seen = {"inputs": [[tensor.name, tensor.datatype] for tensor in payload.inputs],
-                "outputs": [tensor.name for tensor in payload.request_outputs or []]}
-        output = kserve.InferOutput(name="seen", shape=[1], datatype="BYTES", data=[json.dumps(seen)])
-        return kserve.InferResponse(response_id="r", model_name=self.name, infer_outputs=[output])
-
-
-if __name__ == "__main__":
-    kserve.ModelServer(http_port=int(sys.argv[1]), enable_grpc=False, workers=1).start([Echo("kecho")])
-"""
+KSERVE_ECHO = kserve_echo(
+    '{"inputs": [[tensor.name, tensor.datatype] for tensor in payload.inputs],'
+    ' "outputs": [tensor.name for tensor in payload.request_outputs or []]}'
+)
 KSERVE_CONFIG = """
 listen: {http: "127.0.0.1:0"}
 upstreams:

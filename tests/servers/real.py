@@ -140,6 +140,52 @@ def mlserver_runtime(workdir: Path, source: str, name: str = "echo") -> Iterator
         yield addresses
 
 
+def mlserver_echo(seen: str) -> str:
+    """For `mlserver_runtime`: a runtime that answers with `seen` (a Python expression over `payload`, MLServer's
+    `InferenceRequest`), JSON in one BYTES output `seen`: what MLServer handed it."""
+    return f"""
+import json
+from mlserver import MLModel
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+
+
+class Echo(MLModel):
+    async def load(self) -> bool:
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        seen = {seen}
+        return InferenceResponse(model_name=self.name, outputs=[
+            ResponseOutput(name="seen", datatype="BYTES", shape=[1], data=[json.dumps(seen).encode()])])
+"""
+
+
+def kserve_echo(seen: str) -> str:
+    """For `kserve_model_server`: a KServe model `kecho` (its V2 REST protocol) that answers with `seen` (a Python
+    expression over `payload`, KServe's `InferRequest`), JSON in one BYTES output `seen`: what KServe's model server
+    handed it."""
+    return f"""
+import json
+import sys
+import kserve
+
+
+class Echo(kserve.Model):
+    def __init__(self, name):
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        seen = {seen}
+        output = kserve.InferOutput(name="seen", shape=[1], datatype="BYTES", data=[json.dumps(seen)])
+        return kserve.InferResponse(response_id="r", model_name=self.name, infer_outputs=[output])
+
+
+if __name__ == "__main__":
+    kserve.ModelServer(http_port=int(sys.argv[1]), enable_grpc=False, workers=1).start([Echo("kecho")])
+"""
+
+
 @contextmanager
 def _mlserver_started(workdir: Path, name: str) -> Iterator[tuple[str, str]]:
     with mlserver_serving(workdir / "models", f"/v2/models/{name}/ready") as addresses:
