@@ -333,6 +333,24 @@ def test_a_number_or_a_word_joined_before_a_long_run_streamed_is_read_as_whole(t
 
 
 @pytest.mark.parametrize(
+    ("text", "whole"),
+    [
+        ("555 123 4567 " * 30 + "1  " + "555 123 4567 " * 100 + "1111 " + _CARD, frozenset()),
+        ("555 123 4567 " * 30 + "\r\n" + "555 123 4567 " * 100 + "1111 " + _CARD, frozenset({"pii:phone"})),
+        ("12 " * 150 + "1  " + "12 " * 400 + "555 123 4567 020 7946 0958 " + _CARD + " ok", frozenset()),
+    ],
+)
+def test_a_run_after_two_white_spaces_back_in_a_long_window_streamed_is_read_as_whole(
+    text: str, whole: frozenset[str]
+) -> None:
+    # before (helper revdetfuzz3): the card streamed at 21, 21 and 18 cuts, none whole. The run starts after the two
+    # white spaces (`_GROUPS_BEFORE` reads numbers back over one at a time), but 8df2af6 took numbers and white space
+    # alone back to where a window of more than 1,280 characters looks as a longer run and read it from the cut
+    assert ALL.scan_output(text) == whole
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
     ("text", "found"),
     [
         # before (helper detfuzz2): none of these (phones not alike, or a UK number of five digits first, then a card)
