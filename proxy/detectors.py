@@ -3090,11 +3090,12 @@ def _reading(text: str, chars: int, at_end: bool) -> tuple[str, str | None]:
         size *= 2
 
 
-def _tail_at_a_gap(end: str, window: str = "", ahead: str = "") -> str:
+def _tail_at_a_gap(end: str, window: str = "", ahead: str = "", folded: bool = False) -> str:
     """The tail a stream scanner keeps of `end` (the last `2 * _OVERLAP` characters of what it read, as the detectors
     read them): its last `_OVERLAP` characters, or more, from just after the white space nearest before them; read back
     to where `end` was cut, in a run of numbers, from the run's start in `window` (`end` its end, as it stands) if near
-    (`_held_run`; `ahead`: the character before `window`). Cut
+    (`_held_run`; `ahead`: the character before `window`; `folded`: `window` as it stands, not as the detectors read
+    it, its end so read again as far as the run is looked for). Cut
     inside a value, its end was read alone, as the text read whole does not read it: a decimal's fraction
     (`…0.|0123456789`) was a phone, a UUID's last groups (`…-|4187-9491-f176b0fe97e3`) too, so two thirds of replies
     streaming numbers were labelled, clean read whole. Nor does it start among numbers split by white space, or an
@@ -3111,9 +3112,17 @@ def _tail_at_a_gap(end: str, window: str = "", ahead: str = "") -> str:
             # read back to where `end` was cut, maybe inside a value: from the first white space then (groups of four
             # letters read back over prose of four-letter words: `41111111 1111 1111 word word …` cut at `4111|1111`
             # was a phone, until 2026-12-05, helper detfuzz)
-            run = _held_run(window, ahead) if window else -1
-            if run >= 0:
-                return window[run:]
+            if folded and window:
+                # (a window holding other than ASCII: until 2026-12-05, helper revdetfuzz3, its tail was cut in the run,
+                # and `’ ` then 30 phones alike, `1111` and a card, read whole, was no card)
+                reading, whole = _reading(window, 2 * _OVERLAP + _RUN_HELD, True)
+                run = _held_run(reading if whole is None else whole, ahead if whole is not None else " ")
+                if run > 0 or (run == 0 and whole is not None):
+                    return (reading if whole is None else whole)[run:]
+            else:
+                run = _held_run(window, ahead) if window else -1
+                if run >= 0:
+                    return window[run:]
             first = _FIRST_GAP.match(end)  # (matches, if only "")
             start = first.end() if first is not None else 0
         return end[start:]
@@ -3360,8 +3369,12 @@ class StreamScanner:
             limit = _fold_limit(len(window), self._detectors.max_chars)
             self._found |= self._detectors.scan(window, limit, reread, self._before, more, runs_on)
         end = _read_end(window, 2 * self.OVERLAP)
-        self._tail = _tail_at_a_gap(end)
-        self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
+        self._tail = _tail_at_a_gap(end, window, self._before, True)
+        if len(self._tail) > len(end):  # (a run held from its start, as the detectors read the window)
+            longer = _read_end(window, len(self._tail) + 1)
+            self._before = longer[0] if len(longer) > len(self._tail) else self._before
+        else:
+            self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
         self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
 
     def end_text(self) -> None:
