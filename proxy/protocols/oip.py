@@ -814,13 +814,15 @@ _OUTPUTS_END: Final = re.compile(
 )  # fmt: skip
 
 
-def many_outputs(head: bytes) -> bytes:
+def many_outputs(head: bytes, ends: bool = False) -> bytes:
     """A reply's JSON cut after its first `MAX_STRINGS` + 1 outputs (`_MANY_OUTPUTS`), its lists and object closed, so
     that `read_reply` reads it as one of too many outputs (the first `MAX_STRINGS` read, `scan:truncated`, no
     digest) without the rest being built: fields after `outputs` are unread with them (but a reply whose rest may name
     `outputs` again is read whole: its client reads that list). `head` itself when not so
     matched over its first `_MANY_TENSORS_UPTO` bytes past `outputs` (read whole, as before), or when too few of those
-    bytes are braces and brackets (counted in C) for so many outputs (a large tensor's flat data: not walked)."""
+    bytes are braces and brackets (counted in C) for so many outputs (a large tensor's flat data: not walked).
+    `ends`: cut only when the rest is whole JSON in the shape matched (`_OUTPUTS_END`, in C), as a whole reply is read
+    where whether it was cut short is told by its JSON alone (`oip_generate.GenerateObserver.large_json`)."""
     if len(head) < _MANY_TENSORS_FROM:
         return head
     found = head.find(b'"outputs"')
@@ -835,6 +837,8 @@ def many_outputs(head: bytes) -> bytes:
     # reads (the last of a name), not these: such a reply is parsed whole, as before. Searched in C, 9 ms a 16 MiB rest
     # (a `\` first: `find` of one byte is `memchr`'s, of `\u` 23 ms)
     if head.find(b'"outputs"', cut) >= 0 or (head.find(b"\\", cut) >= 0 and head.find(b"\\u", cut) >= 0):
+        return head
+    if ends and _OUTPUTS_END.fullmatch(head, cut) is None:  # (13 ns a byte of the rest: 0.76 s of 59 MB)
         return head
     return head[:cut] + b"]}"
 

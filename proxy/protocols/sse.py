@@ -60,6 +60,9 @@ _PIECE: Final = 64 << 10  # bytes of a whole reply read as an event stream at a 
 # bytes of a whole reply past which its first `_JSON_HEAD` are asked first whether it is JSON (`no_json_head`): an
 # ordinary reply is read by orjson alone
 _HEAD_FIRST: Final = 1 << 20
+# bytes of an event's data, or a whole reply, past which it is read by `large_json` (a subclass's: MLServer's replies of
+# over `MAX_STRINGS` outputs are read in their first ones, `oip_generate`); as `oip._MANY_TENSORS_FROM`, `{},` an output
+_LARGE: Final = 3 * MAX_STRINGS
 # b"\r" and b"\n" as ints: `in` is then a memchr (a bytes needle is first tried as an int, and fails with a
 # formatted TypeError each time)
 _CR: Final = 13
@@ -462,7 +465,7 @@ class SseObserver:
             self._text.source = None  # (as `reply_json` leaves it)
             self._refused += 1
             return False
-        reply = reply_json(data, self._text, True)
+        reply = reply_json(data, self._text, True) if len(data) < _LARGE else self.large_json(data, True)
         if isinstance(reply, dict):
             self.whole(reply)
             return True
@@ -1136,7 +1139,7 @@ class SseObserver:
                     # lines took 0.8 s of the event loop); the events after them are read, up to the bound
                     return self._unread_event()
                 return True
-            reply = reply_json(payload, self._text)
+            reply = reply_json(payload, self._text) if len(payload) < _LARGE else self.large_json(payload, False)
             if isinstance(reply, dict):
                 self._read_event(reply)
                 return self._partial is not None  # (None: past `unknown`'s bound, the rest is not read)
@@ -1161,7 +1164,8 @@ class SseObserver:
         if event is None:
             return True
         if self._event_lines > 1:  # (one line was read already, and was no JSON object)
-            reply = reply_json(bytes(event), self._text)
+            joined = bytes(event)
+            reply = reply_json(joined, self._text) if len(joined) < _LARGE else self.large_json(joined, False)
             if isinstance(reply, dict):
                 self._read_event(reply)
                 if ended:  # (an error it held is the SDK's: the blank line came)
@@ -1507,6 +1511,11 @@ class SseObserver:
         return indices[-1]
 
     # -- what a subclass reads
+
+    def large_json(self, data: bytes, whole: bool) -> Any:
+        """A large event's data, or whole reply (`whole`), of `_LARGE` bytes or more, read as JSON (`reply_json`); a subclass
+        may read less of it where its client would read what it reads the same."""
+        return reply_json(data, self._text, whole)
 
     def whole(self, reply: dict[str, Any]) -> None:
         """A reply that was not streamed."""
