@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import httpx
 import orjson
@@ -22,6 +24,7 @@ from tests.harness import LoopThread, ProxyHandle
 from tests.protocols.test_oip_grpc import EMAIL
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.raw_origin import proxy_in_front, request_body
+from tests.servers.real import mlserver_runtime
 
 ADDRESS = "alice@example.com"
 COUNT = 200_000  # (11.6 MB: an event under `sse.MAX_LINE`, a reply under `limits.buffer_max_bytes`)
@@ -162,6 +165,7 @@ policy: {anonymous: allow, default_purpose: assistant}
 detectors: [email]
 lineage: {store: "${STORE}"}
 """
+PROMPT = {"inputs": [{"name": "prompt", "datatype": "BYTES", "shape": [1], "data": ["hi"]}]}
 EVENT = b"data: " + _body(_outputs(COUNT)) + b"\n\n"
 
 
@@ -189,8 +193,7 @@ def proxied(
 def test_an_infer_stream_event_of_many_outputs_is_passed_on_whole_and_said_not_all_read(
     proxied: ProxyHandle, otlp: OtlpReceiver, parsed: list[int]
 ) -> None:
-    request = {"inputs": [{"name": "prompt", "datatype": "BYTES", "shape": [1], "data": ["hi"]}]}
-    with httpx.stream("POST", f"{proxied.url}/v2/models/m/infer_stream", json=request, timeout=120) as reply:
+    with httpx.stream("POST", f"{proxied.url}/v2/models/m/infer_stream", json=PROMPT, timeout=120) as reply:
         assert reply.status_code == 200
         received = reply.read()
     assert received == EVENT  # passed on whole, unchanged
@@ -199,3 +202,62 @@ def test_an_infer_stream_event_of_many_outputs_is_passed_on_whole_and_said_not_a
     assert "pii:email" in labels and TRUNCATED in labels
     assert "lineage.output.digest" not in span.attributes  # (only some of it read)
     assert parsed == [MAX_STRINGS + 1]  # (200,000 before)
+
+
+# a real MLServer runtime whose `predict_stream` answers one event of `MAX_STRINGS` + 2 tiny outputs, the first holding
+# an address, then one ordinary event
+MANY_STREAMER = """
+from mlserver import MLModel
+from mlserver.codecs import StringCodec
+from mlserver.types import InferenceResponse
+
+
+class Echo(MLModel):  # (the class `mlserver_runtime` loads)
+    async def load(self) -> bool:
+        return True
+
+    async def predict_stream(self, payloads):
+        async for payload in payloads:
+            outputs = [StringCodec.encode_output(f"o{at}", ["x"]) for at in range(MANY)]
+            outputs[0] = StringCodec.encode_output("o0", ["alice@example.com"])
+            yield InferenceResponse(model_name=self.name, outputs=outputs)
+            yield InferenceResponse(model_name=self.name, outputs=[StringCodec.encode_output("o", ["done"])])
+""".replace("MANY", str(MAX_STRINGS + 2))
+REAL_CONFIG = """
+listen: {http: "127.0.0.1:0"}
+upstreams: [{name: mlserver, url: "${UPSTREAM}", protocol: oip}]
+routes: [{model: "*", upstream: mlserver}]
+policy: {anonymous: allow, default_purpose: assistant}
+detectors: [email]
+telemetry: {exporter: otlp, endpoint: "${OTLP}", protocol: grpc}
+lineage: {store: "${STORE}"}
+"""
+
+
+_UUID: Final = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _events(body: bytes) -> list[Any]:
+    """An event stream's events, each response's own ids (a UUID: `id`, `Ce-Id`, `Ce-Requestid`) written `ID`."""
+    return [orjson.loads(line[6:]) for line in _UUID.sub(b"ID", body).splitlines() if line.startswith(b"data: ")]
+
+
+@pytest.mark.realserver
+@pytest.mark.interpreted
+def test_the_real_mlservers_event_of_many_outputs_is_passed_on_whole_and_said_not_all_read(
+    tmp_path: Path, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], parsed: list[int]
+) -> None:
+    with mlserver_runtime(tmp_path / "mlserver", MANY_STREAMER, "many") as (rest, _):
+        direct = httpx.post(f"{rest}/v2/models/many/infer_stream", json=PROMPT, timeout=120).content
+        proxy = make_proxy(REAL_CONFIG, wait="probed", UPSTREAM=rest, OTLP=f"http://127.0.0.1:{otlp.port}")
+        with httpx.stream("POST", f"{proxy.url}/v2/models/many/infer_stream", json=PROMPT, timeout=120) as reply:
+            assert reply.status_code == 200, reply.read()
+            trace_id = reply.headers["x-trace-id"]
+            received = reply.read()
+    # passed on whole, unchanged: MLServer's bytes as it sends them without the proxy, but each response's own ids
+    assert _UUID.sub(b"ID", received) == _UUID.sub(b"ID", direct)
+    assert [len(event["outputs"]) for event in _events(received)] == [MAX_STRINGS + 2, 1]
+    span = otlp.by_trace(trace_id).attributes
+    assert "pii:email" in span["lineage.output.labels"] and TRUNCATED in span["lineage.output.labels"], span
+    assert "lineage.output.digest" not in span and "error.type" not in span, span
+    assert parsed == [MAX_STRINGS + 1, 1]  # (65,538 and 1 before)
