@@ -417,6 +417,8 @@ class SseObserver:
             cut = max(data.rfind(b"\n", at, stop), data.rfind(b"\r", at, stop)) + 1
             # (before 2026-12-05 a line longer than a slice was read to its end: 64 MB without a line end in one turn)
             end = cut if cut > at else stop
+        if self._partial_size + (end - at) > MAX_LINE:  # (rare: a line near `MAX_LINE` open)
+            data, at, end = self._line_past_max(data, at, end)
         if end < len(data):
             self._rest_at = end
         elif self._pieces is None:
@@ -425,6 +427,35 @@ class SseObserver:
             self._next_piece()
         self.chunk(data[at:end] if at or end < len(data) else data)
         return self.rest is not None
+
+    def _line_past_max(self, data: bytes, at: int, end: int) -> tuple[bytes, int, int]:
+        """The slice `data[at:end]` (`more`) that would take the line open past `MAX_LINE`, to the line's end when the
+        reply holds one: a whole reply's lines are whole, and one past it that ends is read, as read whole (to its end in
+        one turn, pieces kept apart joined up to it). A slice holding a line end, or a line that never ends (not read
+        then: `_give_up`), as it is. Until 2026-12-05 (0325842) a slice past it ended the reading: the line's address
+        and the finish reason after it were not on the record."""
+        if data.find(_LF, at, end) >= 0 or data.find(_CR, at, end) >= 0:
+            return data, at, end
+        lf = data.find(_LF, end)
+        cr = data.find(_CR, end, lf if lf >= 0 else len(data))
+        if cr >= 0 or lf >= 0:
+            return data, at, cr + 1 if cr >= 0 else lf + 1
+        pieces = self._pieces
+        if pieces is None:  # (no line end in the rest of the reply)
+            return data, at, end
+        last = self._piece + 1
+        while last < len(pieces) and _LF not in pieces[last] and _CR not in pieces[last]:
+            last += 1
+        if last == len(pieces):
+            return data, at, end
+        joined = b"".join([data[at:], *pieces[self._piece + 1 : last + 1]])
+        for index in range(self._piece, last):
+            pieces[index] = b""
+        pieces[last] = self.rest = joined
+        self._piece = last
+        lf = joined.find(_LF, len(data) - at)
+        cr = joined.find(_CR, len(data) - at, lf if lf >= 0 else len(joined))
+        return joined, 0, cr + 1 if cr >= 0 else lf + 1
 
     def _next_piece(self) -> None:
         """The piece of a kept reply after the one read to its end (`_pieces`), those after it joined up to a slice's

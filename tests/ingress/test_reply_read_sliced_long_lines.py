@@ -13,9 +13,12 @@ import httpx
 import orjson
 import pytest
 
-from proxy.detectors import TRUNCATED
+from proxy.config import DetectorSpec
+from proxy.detectors import TRUNCATED, Detectors
+from proxy.flow import Outcome
 from proxy.protocols import ends_early
 from proxy.protocols.openai import ReplyObserver
+from proxy.protocols.sse import MAX_LINE
 from tests.harness import LoopThread
 from tests.ingress.test_compressed_replies_read import BODY, CONFIG
 from tests.ingress.test_reply_whole_read_sliced import PIECE, _counted, _event, _observer, _peak
@@ -185,3 +188,38 @@ def test_a_large_wide_reply_no_json_by_its_first_characters_is_not_decoded_whole
 
 def assert_not_cut(data: bytes) -> None:
     assert ends_early(data) is False
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("kept", [0, PIECE, 5 * MIB])
+def test_a_whole_reply_s_line_past_max_line_that_ends_is_read_as_before(line_end: bytes, kept: int) -> None:
+    """A whole reply (or one kept whole: `buffer_max_bytes` above 16 MiB) holds its lines whole: one past `MAX_LINE`
+    that ends is read, as it was when a line longer than a slice was read to its end. Sliced, its piece past `MAX_LINE`
+    ended the reading (`_give_up`): its address and the finish reason after it not on the record (0325842, until
+    2026-12-05). In pieces that came apart (`kept`: their size) too. A line past it without an end is still not read."""
+    big = _event("write to bob@example.org " + "x" * (MAX_LINE + MIB))
+    stream = (_event("hi") + big + _event("", "stop") + b"data: [DONE]\n\n").replace(b"\n", line_end)
+    expected, expected_outcome = _observer("text/event-stream")
+    expected.chunk(stream)  # (read in one call: its lines whole)
+    expected.finish()
+    assert "pii:email" in expected_outcome.output_detected
+    outcome = Outcome(started_ns=1)
+    observer = ReplyObserver(outcome, Detectors([DetectorSpec("email")], keep_max=66 * MIB), True)
+    observer.head(200, {"content-type": "application/json" if kept else "text/plain"}.get)
+    if kept:
+        data = b"{" + line_end + stream  # (begun as JSON does: kept, read at its end)
+        for at in range(0, len(data), kept):
+            observer.chunk(data[at : at + kept])
+        observer.ending()
+        while observer.more():
+            pass
+        assert observer.unfinished() is False
+    else:
+        observer.body(stream)
+        while observer.more():
+            pass
+    observer.finish()
+    assert outcome.finish_reasons == expected_outcome.finish_reasons == ("stop",)  # before: ()
+    expected_found = expected_outcome.output_detected | ({TRUNCATED} if kept else set())  # (`{` no field)
+    assert outcome.output_detected == expected_found  # before: `scan:truncated` alone
+    assert outcome.error_type == expected_outcome.error_type
