@@ -69,6 +69,7 @@ def test_a_line_longer_than_a_slice_is_read_a_slice_at_a_time(
     assert outcome.error_type == expected_outcome.error_type
 
 
+@pytest.mark.interpreted  # (patches `_late_utf8`, which compiled `chunk` and `_give_up` call directly)
 def test_a_line_without_an_end_is_read_a_slice_at_a_time_past_where_the_reply_is_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
