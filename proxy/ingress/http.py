@@ -515,7 +515,9 @@ class HttpIngress:
             ):
                 # neither Content-Length nor Transfer-Encoding: an empty body by RFC 9112 §6.3, where an adapter reads
                 # one (a passthrough path's POST may carry none: its path is its request). The connection closes with
-                # the answer (`HttpConnection.on_headers_complete`): the body the client meant is not read as a request
+                # the answer: the body the client meant is not served as a request (what follows a request whose
+                # length is given, or that no adapter reads, is the next request, as RFC 9112 has it)
+                request.keep_alive = False
                 raise LengthRequired(f"a {method} request here carries a body: send it with a Content-Length, or "
                                      "Transfer-Encoding: chunked")  # fmt: skip
             expect = request.header("expect")

@@ -434,10 +434,6 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
-        if self._closes and not self.upgraded:
-            # bytes after a request that closes the connection, which llhttp did not know closes it (a POST with no
-            # length): no request, not read (`data_received` drops what comes)
-            raise ConnectionAbortedError("data after a request that closes the connection")
         self.parsing = Request()
         self._head_fed = 0
         self._head_started = self.server.now()
@@ -508,11 +504,6 @@ class HttpConnection(asyncio.Protocol):
         length = fields.get("content-length")
         if length is not None:
             request.content_length = int(length)  # llhttp has checked it is one number (a second is refused)
-        elif request.method in _BODY_METHODS and "transfer-encoding" not in fields:
-            # RFC 9112 §6.3: no body, and what follows is the next request; but a body the client meant to send
-            # would be read as one (a malformed request, refused and recorded again): the connection closes with
-            # the answer, and nothing after it is read (`on_message_begin`; a path that reads a body answers 411)
-            request.keep_alive = False
         expect = fields.get("expect")
         if expect is not None:
             request.expects = list_members(expect) == _CONTINUE
@@ -1186,7 +1177,6 @@ def list_members(value: str) -> set[str]:
 
 
 _CONTINUE: Final = {"100-continue"}
-_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})  # a request of these without a length closes its connection
 
 
 def _add(parts: list[bytes | bytearray], piece: bytes) -> None:
