@@ -36,7 +36,7 @@ from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
 from proxy.record.access import AccessRecorder
 from proxy.record.edges import EdgeAggregator
-from proxy.record.sinks import FanOut, Recorder
+from proxy.record.sinks import FanOut, Lingering, Recorder
 from proxy.record.spans import SPANS, SpanRecorder, span_exporter_tls
 from proxy.record.store import SPOOL, require_spool_directory
 from proxy.record.stores import PasswordFile, open_store, spool_unopenable
@@ -710,9 +710,15 @@ class ProxyProcess:
         if new.limits != old.limits:
             self._apply_limits(old.limits, new.limits)
         if spans_changed(old.telemetry, new.telemetry):
-            previous = self.runtime.sinks.swap(SPANS, spans)
-            if previous is not None:
-                self._retire(self.runtime.sinks.stop_retired(previous))
+            sinks, kept = self.runtime.sinks, None
+            current = sinks.get(SPANS)
+            calls = self.runtime.stats.in_flight + sinks.pending()
+            if spans is None and current is not None and calls > 0:
+                # the exporter turned off: the spans of the calls in flight still go out by it (`_lingered`)
+                kept = Lingering(current, time.monotonic_ns(), calls, self._lingered)
+            previous = sinks.swap(SPANS, spans if kept is None else kept)
+            if previous is not None and (kept is None or previous is not kept.sink):
+                self._retire(sinks.stop_retired(previous))
         if new.lineage.openlineage != old.lineage.openlineage:
             sink = self._openlineage(new)
             if sink is not None:
@@ -755,6 +761,14 @@ class ProxyProcess:
         task = asyncio.get_running_loop().create_task(stopping)
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
+
+    def _lingered(self, lingering: Lingering) -> None:
+        """The calls in flight as a reload turned the span exporter off are all recorded: it stops now (unless a
+        reload since put another in its place, which stopped it)."""
+        sinks = self.runtime.sinks
+        if sinks.get(SPANS) is lingering:
+            sinks.swap(SPANS, None)
+            self._retire(sinks.stop_retired(lingering))
 
     def _kept_at_start(self, new: Config) -> tuple[Config, list[str]]:
         """`new` with what the lineage store reads at start as the config in force has it, and the settings so kept

@@ -307,6 +307,11 @@ class FanOut:
         else:
             self._release(key)
 
+    def pending(self) -> int:
+        """The records of calls that ended not yet given to the other sinks (this turn's, and those held for their
+        durable write): each still goes to every one of them (`Lingering` counts them)."""
+        return len(self._calls) + len(self._held)
+
     def holds(self, outcome: Outcome) -> bool:
         """Whether the call's record waits for its durable write (`_hold`): its outcome may still change."""
         return id(outcome) in self._held
@@ -500,6 +505,51 @@ class FanOut:
             f"# TYPE {UNFLUSHED} counter",
             *(f'{UNFLUSHED}{{sink="{name}"}} {self._unflushed.get(name, 0)}' for name in names),
         ]
+
+
+class Lingering:
+    """A sink a reload removed, kept for the calls in flight as it applied (begun under the config that named it)
+    until each is recorded: their records still go to it, a call's begun since never; then `done` is called (which
+    stops it). Before 2026-12-05 a reload that turned the span exporter off (`telemetry.exporter: none`) lost the spans
+    of the calls in flight then (a stream spanning the reload), neither exported nor counted nor said."""
+
+    durable = False
+
+    def __init__(self, sink: Recorder, since_ns: int, calls: int, done: Callable[[Lingering], None]) -> None:
+        """`since_ns`: the monotonic clock's as the reload applied; `calls`: how many began before it and are not yet
+        recorded (in flight, and `FanOut.pending`)."""
+        self.sink = sink
+        self.counts = _counts(sink)  # (`FanOut.swap`: the same counts go on, not carried into themselves)
+        self.stop_bound_s = getattr(sink, "stop_bound_s", 0.0)
+        self._since_ns = since_ns
+        self._left = calls
+        self._done = done
+
+    @property
+    def name(self) -> str:
+        return self.sink.name
+
+    def start(self) -> None:
+        pass  # started as the sink it keeps
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+        if self._left <= 0 or outcome.started_ns - outcome.clock_ns >= self._since_ns:
+            return None  # begun since the reload (its monotonic start): the config in force names no such sink
+        self._left -= 1
+        try:
+            return self.sink.on_end(call, decision, outcome, output_labels)
+        finally:
+            if self._left == 0:
+                self._done(self)
+
+    async def flush(self) -> None:
+        await self.sink.flush()
+
+    async def stop(self) -> None:
+        await self.sink.stop()
+
+    def metrics(self) -> Iterable[str]:
+        return self.sink.metrics()
 
 
 def _counts(sink: Any) -> Counts | None:

@@ -1,0 +1,69 @@
+"""A reload that turns the span exporter off (`telemetry.exporter: none`) keeps it for the calls in flight as it
+applies: they began under the config that exports their spans. Before, a stream spanning such a reload ended with no
+span, neither exported nor counted nor said (under load, 100 of 100 streams in flight at the reload).
+A call begun since is not exported, though its caller's traceparent says sampled; the exporter stops (its spans flushed)
+once the last call in flight at the reload is recorded, before the proxy's own stop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+
+from proxy.record.spans import SPANS
+from tests.harness import LoopThread
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: vllm, url: "${UPSTREAM}"}]
+routes: [{model: "*", upstream: vllm}]
+policy: {anonymous: allow, default_purpose: assistant}
+TELEMETRY
+lineage: {store: "${STORE}"}
+"""
+
+
+def traceparent() -> tuple[str, str]:
+    trace_id = os.urandom(16).hex()
+    return trace_id, f"00-{trace_id}-{os.urandom(8).hex()}-01"
+
+
+def test_a_stream_in_flight_as_a_reload_turns_the_exporter_off_is_still_exported(
+    vllm: Any, otlp: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    server, upstream = vllm
+    exporting = f'telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}'
+    proxy = make_proxy(CONFIG.replace("TELEMETRY", exporting), UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0, timeout=10)
+    streamed, header = traceparent()
+    stream = client.chat.completions.create(model="m", stream=True, extra_headers={"traceparent": header},
+                                            messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
+    server.release(loop_thread.loop)
+    chunks = iter(stream)
+    next(chunks)  # the stream is in flight
+
+    off = tmp_path / "off.yaml"
+    off.write_text(CONFIG.replace("TELEMETRY", "telemetry: {exporter: none}").replace("${UPSTREAM}", upstream)
+                   .replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
+
+    async def reload() -> bool:
+        return bool(proxy.process.reload(str(off)))
+
+    assert loop_thread.run(reload())
+    since, header = traceparent()  # a call begun after the reload, its caller's trace sampled
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"traceparent": header},
+                       json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert reply.status_code == 200
+    for _ in range(20):
+        server.release(loop_thread.loop)
+    assert list(chunks)
+
+    # exported as the stream is recorded, by the exporter it began under, which then stops (before: no span at all)
+    spans = otlp.wait_for(lambda spans: len(spans) >= 1)
+    assert [span.trace_id for span in spans] == [streamed]
+    assert proxy.process.runtime.sinks.get(SPANS) is None
+    loop_thread.run(proxy.process.stop())
+    assert [span.trace_id for span in otlp.spans] == [streamed]  # never the call begun since
