@@ -710,22 +710,12 @@ class ProxyProcess:
         if new.limits != old.limits:
             self._apply_limits(old.limits, new.limits)
         if spans_changed(old.telemetry, new.telemetry):
-            sinks, kept = self.runtime.sinks, None
-            current = sinks.get(SPANS)
-            calls = self.runtime.stats.in_flight + sinks.pending()
-            if spans is None and current is not None and calls > 0:
-                # the exporter turned off: the spans of the calls in flight still go out by it (`_lingered`)
-                kept = Lingering(current, time.monotonic_ns(), calls, self._lingered)
-            previous = sinks.swap(SPANS, spans if kept is None else kept)
-            if previous is not None and (kept is None or previous is not kept.sink):
-                self._retire(sinks.stop_retired(previous))
+            self._replace(SPANS, spans)
         if new.lineage.openlineage != old.lineage.openlineage:
             sink = self._openlineage(new)
             if sink is not None:
                 sink.start()
-            previous = self.runtime.sinks.swap("openlineage", sink)
-            if previous is not None:
-                self._retire(self.runtime.sinks.stop_retired(previous))
+            self._replace("openlineage", sink)
         if new.upstreams != old.upstreams or new.routes != old.routes:
             previous_book = self.book
             self.book = self.runtime.book = self._book(new)
@@ -762,12 +752,26 @@ class ProxyProcess:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
+    def _replace(self, name: str, sink: Recorder | None) -> None:
+        """Put `sink` in place of the sink called `name` (a reload), stopping the one replaced. One the reload removes
+        (the span exporter turned off, `lineage.openlineage` taken out) is kept for the calls in flight, begun under
+        the config that named it, until each is recorded (`Lingering`, `_lingered`)."""
+        sinks, kept = self.runtime.sinks, None
+        current = sinks.get(name)
+        calls = self.runtime.stats.in_flight + sinks.pending()
+        if sink is None and current is not None and calls > 0:
+            kept = Lingering(current, time.monotonic_ns(), calls, self._lingered)
+        previous = sinks.swap(name, sink if kept is None else kept)
+        if previous is not None and (kept is None or previous is not kept.sink):
+            self._retire(sinks.stop_retired(previous))
+
     def _lingered(self, lingering: Lingering) -> None:
-        """The calls in flight as a reload turned the span exporter off are all recorded: it stops now (unless a
-        reload since put another in its place, which stopped it)."""
+        """The calls in flight as a reload removed a sink are all recorded: it stops now (unless a reload since put
+        another in its place, which stopped it)."""
         sinks = self.runtime.sinks
-        if sinks.get(SPANS) is lingering:
-            sinks.swap(SPANS, None)
+        name = lingering.name
+        if sinks.get(name) is lingering:
+            sinks.swap(name, None)
             self._retire(sinks.stop_retired(lingering))
 
     def _kept_at_start(self, new: Config) -> tuple[Config, list[str]]:

@@ -2,10 +2,12 @@
 applies: they began under the config that exports their spans. Before, a stream spanning such a reload ended with no
 span, neither exported nor counted nor said (under load, 100 of 100 streams in flight at the reload).
 A call begun since is not exported, though its caller's traceparent says sampled; the exporter stops (its spans flushed)
-once the last call in flight at the reload is recorded, before the proxy's own stop."""
+once the last call in flight at the reload is recorded, before the proxy's own stop. So is the OpenLineage sink a reload
+takes out (`lineage.openlineage` removed)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -67,3 +69,38 @@ def test_a_stream_in_flight_as_a_reload_turns_the_exporter_off_is_still_exported
     assert proxy.process.runtime.sinks.get(SPANS) is None
     loop_thread.run(proxy.process.stop())
     assert [span.trace_id for span in otlp.spans] == [streamed]  # never the call begun since
+
+
+def test_a_stream_in_flight_as_a_reload_takes_openlineage_out_is_still_counted_there(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    """The same for `lineage.openlineage` taken out by a reload: the stream's call was counted nowhere but the store."""
+    server, upstream = vllm
+    events = tmp_path / "events.jsonl"
+    transport = f'{{type: file, log_file_path: "{events}", append: true}}'
+    sending = f'lineage: {{store: "${{STORE}}", openlineage: {{transport: {transport}}}}}'
+    text = CONFIG.replace('lineage: {store: "${STORE}"}', sending).replace("TELEMETRY", "telemetry: {exporter: none}")
+    proxy = make_proxy(text, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0, timeout=10)
+    stream = client.chat.completions.create(model="m", stream=True,
+                                            messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
+    server.release(loop_thread.loop)
+    chunks = iter(stream)
+    next(chunks)  # the stream is in flight
+
+    out = tmp_path / "out.yaml"
+    out.write_text(CONFIG.replace("TELEMETRY", "telemetry: {exporter: none}").replace("${UPSTREAM}", upstream)
+                   .replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
+
+    async def reload() -> bool:
+        return bool(proxy.process.reload(str(out)))
+
+    assert loop_thread.run(reload())
+    for _ in range(20):
+        server.release(loop_thread.loop)
+    assert list(chunks)
+    loop_thread.run(proxy.process.stop())
+    # its flow's event, and its count (before: no event at all)
+    sent = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
+    counted = [event["run"]["facets"].get("lineageProxy_count", {}).get("count", 0) for event in sent]
+    assert len(sent) == 2 and sum(counted) == 1, sent
