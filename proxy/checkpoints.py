@@ -343,6 +343,11 @@ class CheckpointBook:
         # it was started with). Made when what serves is read (`_hold`), never per call; empty without such routes, so
         # an ordinary call pays one truth test
         self.held: dict[str, dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
+        # upstream name -> the limiting routes (model, purposes) on its server whose weights are not known yet: their
+        # upstream's metadata has not answered whole since start (or since a reload added it). Any other name a call
+        # sends there may be one of them (`Pipeline._held` refuses it, retryable, until it is known); such an upstream
+        # is in `held` too (no checkpoint held yet), so an ordinary call still pays one truth test
+        self.unheld: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
         self._hold()
 
     # -- hot path
@@ -418,8 +423,15 @@ class CheckpointBook:
         if not self._limits:
             return
         held: dict[str, dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
+        unheld: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
         for name, model, purposes in self._limits:
             found = self.resolve(self._upstreams[name], model, learn=False)
+            if found is None and self._known[name].base is None and name in self._named:
+                # its metadata has not answered whole: which names run on the route's weights is not known yet
+                for reaching in self._siblings[name]:
+                    held.setdefault(reaching, {})
+                    unheld[reaching] = (*unheld.get(reaching, ()), (model, purposes))
+                continue
             # a pin names what its upstream serves for every name, not which names are the same weights (an upstream
             # of LoRA adapters pinned to their base): only the metadata's names hold one another
             if found is None or found.source != UPSTREAM:
@@ -434,7 +446,7 @@ class CheckpointBook:
                 served = held.setdefault(reaching, {})
                 for checkpoint in same:
                     served[checkpoint] = (*served.get(checkpoint, ()), (model, purposes))
-        self.held = held
+        self.held, self.unheld = held, unheld
 
     def _catalogs(self, name: str) -> list[Catalog]:
         """The catalogs kept of upstream `name` (its full round's, and those of rounds since), each once."""

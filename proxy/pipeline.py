@@ -653,6 +653,9 @@ class Pipeline:
             return decision
         found = book.resolve(upstream, call.model, call.model_version, learn=False)
         if found is None or found.source != UPSTREAM:  # (a pin: see `CheckpointBook._hold`)
+            unheld = book.unheld.get(upstream.name) if found is None else None
+            if unheld is not None:
+                return self._unheld(call, decision, unheld)
             return decision
         purpose = decision.purpose
         # read after `resolve`, which makes `held` anew when another worker changed what the server serves
@@ -663,6 +666,33 @@ class Pipeline:
                           f"(route allows: {', '.join(sorted(purposes)) or 'none'})")  # fmt: skip
                 return self._judged(call, decision, refuse(decision, self.policy, "purpose_denied",
                                                            f"route:{model}", reason))  # fmt: skip
+        return decision
+
+    def _unheld(
+        self, call: Call, decision: Decision, unheld: tuple[tuple[str, frozenset[str]], ...]
+    ) -> Decision:  # fmt: skip
+        """A call going through to a server where a route limits its model's purposes and the server's metadata has
+        not answered yet (`CheckpointBook.unheld`): the weights its name runs on may be that route's, so it is refused
+        as a call whose checkpoint is not known (503 `checkpoint_unknown`, retryable: the metadata is asked again at
+        most once a second), whatever `lineage.on_unapproved` says: a route's purposes are enforced, not a baseline's
+        verdict. A name such a route names itself is held to that route's purposes already, and goes on; so does a
+        call whose purpose every such route allows."""
+        model = call.model
+        for limited, _ in unheld:
+            if model == limited:
+                return decision
+        purpose = decision.purpose
+        for limited, purposes in unheld:
+            if purpose not in purposes:
+                upstream = decision.upstream
+                assert upstream is not None
+                why = self.runtime.book.why_unknown(upstream, model, decision.caller or "anonymous")
+                reason = (f"model {quoted_name(model)} may be served by the weights of model {quoted_name(limited)}, "
+                          f"which may not be used for purpose {purpose!r} (route allows: "
+                          f"{', '.join(sorted(purposes)) or 'none'}), and which weights serve it is not known yet: "
+                          f"{why}; retry shortly")  # fmt: skip
+                refused = refuse(decision, self.policy, "checkpoint_unknown", f"route:{limited}", reason)
+                return self._judged(call, decision, refused)
         return decision
 
     def _judged(self, call: Call, decision: Decision, refused: Decision) -> Decision:

@@ -8,7 +8,8 @@ error after the 200 head is a line `{"error": ...}`; a model it does not have is
 found"}`. `/api/embed` answers `{"model", "embeddings"}`, `/api/embeddings` `{"embedding"}`; `GET /v1/models` lists
 its model as Ollama's OpenAI-compatible API does (`llama3.2:latest`, `owned_by: library`), and `GET /api/tags` with
 its digest (`{"models": [{"name", "model", "digest", ...}]}`); `tags` adds names, each with its digest (`DIGEST`: a
-tag of the same weights, as `llama3.2:3b` or an `ollama cp` copy), listed and served as the model.
+tag of the same weights, as `llama3.2:3b` or an `ollama cp` copy), listed and served as the model. A metadata path
+in `down` (`/v1/models`, `/api/tags`) answers 503 until the test takes it out (a server starting, or failing).
 
 The model joins the words of the last message's `content` (a generate's `prompt`) with `@` (`alice example.com` ->
 `alice@example.com`: an address in the output only) and streams it a word or a separator a line. Hooks, in that text:
@@ -44,6 +45,7 @@ class Ollama:
     received: list[tuple[str, bytes]] = field(default_factory=list)
     url: str = ""  # where it serves, once it does
     tags: dict[str, str] = field(default_factory=dict)  # other names listed -> their digest
+    down: set[str] = field(default_factory=set)  # metadata paths answering 503 for now
     _gate: asyncio.Semaphore | None = None
 
     def app(self) -> web.Application:
@@ -64,10 +66,14 @@ class Ollama:
         return self._gate
 
     async def models(self, request: web.Request) -> web.Response:
+        if request.path in self.down:
+            return web.json_response({"error": "server busy, please try again"}, status=503)
         data = [{"id": name, "object": "model", "created": 1764842400, "owned_by": "library"} for name in self._names()]
         return web.json_response({"object": "list", "data": data})
 
     async def listed_tags(self, request: web.Request) -> web.Response:
+        if request.path in self.down:
+            return web.json_response({"error": "server busy, please try again"}, status=503)
         digests = {TAGGED: DIGEST, **self.tags}
         models = [{"name": name, "model": name, "modified_at": CREATED, "size": 2019393189, "digest": digests[name],
                    "details": {"format": "gguf", "family": "llama"}} for name in self._names()]  # fmt: skip
