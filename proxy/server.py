@@ -600,6 +600,12 @@ class ProxyProcess:
         # backend that hangs, up to its stop's bound) is waited for, or `asyncio.run`'s end would cancel it and
         # its events would be lost without a word
         await asyncio.gather(self.runtime.sinks.stop(), *self._retiring, return_exceptions=True)
+        # and a sink a reload kept for its calls in flight (`Lingering`), whose last record the sinks' stop gave it (one
+        # held for its durable write, or cut by the drain): retired as it stopped (`_lingered`), after the list above
+        retiring = [task for task in self._retiring if not task.done()]
+        while retiring:
+            await asyncio.gather(*retiring, return_exceptions=True)
+            retiring = [task for task in self._retiring if not task.done()]
         if self.metrics.shared is not None:  # what the sinks counted since the publisher's last turn
             self._publish()
 

@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 
 from proxy.record.spans import SPANS
 from tests.harness import LoopThread
+from tests.servers.otlp_receiver import OtlpReceiver
 
 CONFIG = """
 listen: {http: 127.0.0.1:0}
@@ -104,3 +106,46 @@ def test_a_stream_in_flight_as_a_reload_takes_openlineage_out_is_still_counted_t
     sent = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
     counted = [event["run"]["facets"].get("lineageProxy_count", {}).get("count", 0) for event in sent]
     assert len(sent) == 2 and sum(counted) == 1, sent
+
+
+def test_a_stream_in_flight_as_a_reload_turns_the_exporter_off_then_cut_by_the_stop_is_waited_for(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stream still in flight at the stop, cut by the drain: its record (held for its flow's durable write) reaches
+    the kept exporter as the sinks stop, which then stops it (`_lingered`): a task the proxy's stop had not listed,
+    so not waited for. The proxy's stop returned with that exporter still stopping (its collector stalled: the span
+    neither exported nor yet counted and said), and `asyncio.run`'s end cancelled it."""
+    server, upstream = vllm
+    stalled = OtlpReceiver(hang=True)  # takes each export and answers none (until it stops)
+    stalled.start()
+    try:
+        limits = "limits: {drain_timeout_s: 0.2}"  # the stream is never let go: the drain cuts it
+        exporting = f'telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{stalled.port}", export_timeout_s: 1}}'
+        proxy = make_proxy(CONFIG.replace("TELEMETRY", f"{exporting}\n{limits}"), UPSTREAM=upstream)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0, timeout=10)
+        stream = client.chat.completions.create(model="m", stream=True,
+                                                messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
+        server.release(loop_thread.loop)
+        chunks = iter(stream)
+        next(chunks)  # the stream is in flight (its client kept: it never leaves)
+
+        off = tmp_path / "off.yaml"
+        off.write_text(CONFIG.replace("TELEMETRY", f"telemetry: {{exporter: none}}\n{limits}")
+                       .replace("${UPSTREAM}", upstream).replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
+
+        async def reload() -> bool:
+            return bool(proxy.process.reload(str(off)))
+
+        assert loop_thread.run(reload())
+        assert proxy.process.runtime.sinks.get(SPANS) is not None  # kept for the stream
+
+        async def stop() -> list[Any]:
+            await proxy.process.stop()
+            return [task for task in proxy.process._retiring if not task.done()]  # as the stop returns
+
+        assert loop_thread.run(stop()) == []  # before: the kept exporter's stop, still running
+        assert proxy.process.runtime.sinks.get(SPANS) is None
+        assert "1 span not exported at shutdown" in caplog.text  # (before: not yet said)
+        stream.close()
+    finally:
+        stalled.stop()
