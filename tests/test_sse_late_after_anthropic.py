@@ -3,15 +3,17 @@
 4d3700d made `_late_after` look for the openai SDK's stop at `[DONE]` in the rest of that read, for any stream with
 `_utf8` set, the Anthropic one's too: a `data: [DONE]` event there stopped the watch, and an `error` event after it (or
 a line no UTF-8 in a later read) passed as a success where the Anthropic SDK, which reads on to the body's end, raises.
-The reference is `anthropic_sdk_fails`, a copy of what the SDK does (the SDK is not in the venv)."""
+The reference is `anthropic_sdk_raises` (tests/test_anthropic_parsed_events.py), a copy of what the SDK does (the SDK
+is not in the venv)."""
 
 from __future__ import annotations
 
 import pytest
 
 from proxy.protocols import STREAM_ERROR
+from tests.test_anthropic_parsed_events import anthropic_sdk_raises
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK
-from tests.test_sse_sdk_leftovers import LONG, _split_long, anthropic_sdk_fails, sdk_fails
+from tests.test_sse_sdk_leftovers import LONG, _split_long, sdk_fails
 from tests.test_sse_sdk_remaining_cases import EVENT, STOP
 from tests.test_tiny_sse_lines import observer_of
 
@@ -35,7 +37,7 @@ CASES = [
 @pytest.mark.parametrize(("reads", "raises"), CASES)
 def test_no_done_to_the_anthropic_sdk_where_reading_stops(reads: list[bytes], raises: bool) -> None:
     """Before the fix the first three passed as a success."""
-    assert anthropic_sdk_fails(b"".join(reads)) is raises
+    assert anthropic_sdk_raises(b"".join(reads), objects=True) is raises
     observer, outcome = observer_of("anthropic")
     for read in reads:
         observer.chunk(read)
