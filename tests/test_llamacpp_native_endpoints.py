@@ -202,7 +202,8 @@ def test_token_ids_are_unread(llama, make_proxy) -> None:  # type: ignore[no-unt
 def test_a_native_call_is_routed_by_the_model_its_body_names(llama, make_proxy) -> None:  # type: ignore[no-untyped-def]
     """A body naming a model goes by that model's route (its purposes); one naming none by the `"*"` route, as a
     call whose path names no model does: refused while a route limits its model's purposes (the model the server
-    runs may be that one), unless `policy.passthrough: forward`."""
+    runs may be that one), unless `policy.passthrough: forward`, which sends it, held to the purposes of the route
+    whose model the one-model server runs."""
     url, reached = llama
     proxy = make_proxy(LIMITED, UPSTREAM=url)
     named = {"model": "smollm", "prompt": "hello", "n_predict": 4}
@@ -217,7 +218,12 @@ def test_a_native_call_is_routed_by_the_model_its_body_names(llama, make_proxy) 
     assert "names no model" in proxy_error(unrouted)["message"]
     assert [body for _, body in reached] == [named]
     forward = make_proxy(LIMITED, UPSTREAM=url, PASSTHROUGH="forward")
-    sent = httpx.post(f"{forward.url}/completion", json=unnamed, headers={"x-purpose": "ads"}, timeout=30)
+    # sent by the "*" route, to a one-model server, whose model runs for a call naming none: held to that model's
+    # route (its weights, 353cfef), so not for `ads`; for a purpose the route allows, forwarded
+    held = httpx.post(f"{forward.url}/completion", json=unnamed, headers={"x-purpose": "ads"}, timeout=30)
+    assert held.status_code == 403 and proxy_error(held)["code"] == "purpose_denied", held.text
+    assert "weights of model 'smollm'" in proxy_error(held)["message"]
+    sent = httpx.post(f"{forward.url}/completion", json=unnamed, headers={"x-purpose": "assistant"}, timeout=30)
     assert sent.status_code == 200 and sent.headers["x-lineage-decision"] == "allow", sent.text
     assert [body for _, body in reached] == [named, unnamed]
 
