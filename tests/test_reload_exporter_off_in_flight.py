@@ -35,28 +35,38 @@ def traceparent() -> tuple[str, str]:
     return trace_id, f"00-{trace_id}-{os.urandom(8).hex()}-01"
 
 
+def in_flight(proxy: Any, server: Any, loop_thread: LoopThread, headers: dict[str, str] | None = None) -> Any:
+    """A stream through `proxy`, its first chunk read (the upstream holds the rest till released): its chunks."""
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0, timeout=10)
+    stream = client.chat.completions.create(model="m", stream=True, extra_headers=headers or {},
+                                            messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
+    server.release(loop_thread.loop)
+    chunks = iter(stream)
+    next(chunks)
+    return stream, chunks
+
+
+def reloaded(proxy: Any, loop_thread: LoopThread, tmp_path: Path, upstream: str, telemetry: str) -> None:
+    """`proxy` reloaded to CONFIG with `telemetry` in its place (no OpenLineage sink)."""
+    path = tmp_path / "reloaded.yaml"
+    path.write_text(CONFIG.replace("TELEMETRY", telemetry).replace("${UPSTREAM}", upstream)
+                    .replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
+
+    async def reload() -> bool:
+        return bool(proxy.process.reload(str(path)))
+
+    assert loop_thread.run(reload())
+
+
 def test_a_stream_in_flight_as_a_reload_turns_the_exporter_off_is_still_exported(
     vllm: Any, otlp: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
 ) -> None:
     server, upstream = vllm
     exporting = f'telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{otlp.port}"}}'
     proxy = make_proxy(CONFIG.replace("TELEMETRY", exporting), UPSTREAM=upstream)
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0, timeout=10)
     streamed, header = traceparent()
-    stream = client.chat.completions.create(model="m", stream=True, extra_headers={"traceparent": header},
-                                            messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
-    server.release(loop_thread.loop)
-    chunks = iter(stream)
-    next(chunks)  # the stream is in flight
-
-    off = tmp_path / "off.yaml"
-    off.write_text(CONFIG.replace("TELEMETRY", "telemetry: {exporter: none}").replace("${UPSTREAM}", upstream)
-                   .replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
-
-    async def reload() -> bool:
-        return bool(proxy.process.reload(str(off)))
-
-    assert loop_thread.run(reload())
+    _, chunks = in_flight(proxy, server, loop_thread, {"traceparent": header})  # the stream is in flight
+    reloaded(proxy, loop_thread, tmp_path, upstream, "telemetry: {exporter: none}")
     since, header = traceparent()  # a call begun after the reload, its caller's trace sampled
     reply = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"traceparent": header},
                        json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
@@ -83,21 +93,8 @@ def test_a_stream_in_flight_as_a_reload_takes_openlineage_out_is_still_counted_t
     sending = f'lineage: {{store: "${{STORE}}", openlineage: {{transport: {transport}}}}}'
     text = CONFIG.replace('lineage: {store: "${STORE}"}', sending).replace("TELEMETRY", "telemetry: {exporter: none}")
     proxy = make_proxy(text, UPSTREAM=upstream)
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0, timeout=10)
-    stream = client.chat.completions.create(model="m", stream=True,
-                                            messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
-    server.release(loop_thread.loop)
-    chunks = iter(stream)
-    next(chunks)  # the stream is in flight
-
-    out = tmp_path / "out.yaml"
-    out.write_text(CONFIG.replace("TELEMETRY", "telemetry: {exporter: none}").replace("${UPSTREAM}", upstream)
-                   .replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
-
-    async def reload() -> bool:
-        return bool(proxy.process.reload(str(out)))
-
-    assert loop_thread.run(reload())
+    _, chunks = in_flight(proxy, server, loop_thread)  # the stream is in flight
+    reloaded(proxy, loop_thread, tmp_path, upstream, "telemetry: {exporter: none}")
     for _ in range(20):
         server.release(loop_thread.loop)
     assert list(chunks)
@@ -122,21 +119,8 @@ def test_a_stream_in_flight_as_a_reload_turns_the_exporter_off_then_cut_by_the_s
         limits = "limits: {drain_timeout_s: 0.2}"  # the stream is never let go: the drain cuts it
         exporting = f'telemetry: {{exporter: otlp, endpoint: "http://127.0.0.1:{stalled.port}", export_timeout_s: 1}}'
         proxy = make_proxy(CONFIG.replace("TELEMETRY", f"{exporting}\n{limits}"), UPSTREAM=upstream)
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0, timeout=10)
-        stream = client.chat.completions.create(model="m", stream=True,
-                                                messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
-        server.release(loop_thread.loop)
-        chunks = iter(stream)
-        next(chunks)  # the stream is in flight (its client kept: it never leaves)
-
-        off = tmp_path / "off.yaml"
-        off.write_text(CONFIG.replace("TELEMETRY", f"telemetry: {{exporter: none}}\n{limits}")
-                       .replace("${UPSTREAM}", upstream).replace("${STORE}", str(tmp_path / "lineage.db")))  # fmt: skip
-
-        async def reload() -> bool:
-            return bool(proxy.process.reload(str(off)))
-
-        assert loop_thread.run(reload())
+        stream, _ = in_flight(proxy, server, loop_thread)  # its client kept: it never leaves
+        reloaded(proxy, loop_thread, tmp_path, upstream, f"telemetry: {{exporter: none}}\n{limits}")
         assert proxy.process.runtime.sinks.get(SPANS) is not None  # kept for the stream
 
         async def stop() -> list[Any]:
