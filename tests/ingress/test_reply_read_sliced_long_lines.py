@@ -21,7 +21,7 @@ from proxy.protocols.openai import ReplyObserver
 from proxy.protocols.sse import MAX_LINE
 from tests.harness import LoopThread
 from tests.ingress.test_compressed_replies_read import BODY, CONFIG
-from tests.ingress.test_reply_whole_read_sliced import PIECE, _counted, _event, _observer, _peak
+from tests.ingress.test_reply_whole_read_sliced import PIECE, _counted, _event, _observer, _peak, slices_turned
 from tests.servers.raw_origin import proxy_in_front, request_body
 
 MIB = 1 << 20
@@ -148,21 +148,7 @@ async def _answer_chunked(head: bytes, reader: asyncio.StreamReader, writer: asy
 def test_a_kept_reply_s_line_without_an_end_is_read_a_slice_a_loop_turn(
     make_proxy: Any, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    turned: list[bool] = []
-    read: list[int] = []
-    chunk = ReplyObserver.chunk
-    marks: list[list[bool]] = []
-
-    def counted(self: ReplyObserver, data: bytes) -> None:
-        if self._kept is None and not self._sniff:  # (read at its end: not a piece kept as it passed)
-            if marks:
-                turned.append(marks[-1][0])
-            marks.append([False])
-            asyncio.get_running_loop().call_soon(marks[-1].__setitem__, 0, True)
-            read.append(len(data))
-        chunk(self, data)
-
-    monkeypatch.setattr(ReplyObserver, "chunk", counted)
+    turned, read = slices_turned(monkeypatch, at_end=True)
     with proxy_in_front(loop_thread, make_proxy, CONFIG, _answer_chunked) as proxy:
         reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=BODY, timeout=30)
         assert reply.status_code == 200 and reply.content == KEPT_LINE

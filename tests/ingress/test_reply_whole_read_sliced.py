@@ -76,6 +76,28 @@ def test_a_kept_reply_that_begins_as_json_and_is_none_is_read_a_slice_at_a_time(
     assert TRUNCATED in outcome.output_detected
 
 
+def slices_turned(monkeypatch: pytest.MonkeyPatch, at_end: bool = False) -> tuple[list[bool], list[int]]:
+    """`ReplyObserver.chunk` watched: for each slice after the first, whether the loop turned since the one before (a
+    callback the loop runs once it turns sets its mark), and each slice's length. `at_end`: only the slices a kept
+    reply is read in at its end, not the pieces kept as they passed."""
+    turned: list[bool] = []
+    read: list[int] = []
+    chunk = ReplyObserver.chunk
+    marks: list[list[bool]] = []
+
+    def counted(self: ReplyObserver, data: bytes) -> None:
+        if not at_end or (self._kept is None and not self._sniff):
+            if marks:
+                turned.append(marks[-1][0])
+            marks.append([False])
+            asyncio.get_running_loop().call_soon(marks[-1].__setitem__, 0, True)
+            read.append(len(data))
+        chunk(self, data)
+
+    monkeypatch.setattr(ReplyObserver, "chunk", counted)
+    return turned, read
+
+
 def _peak(read: Any) -> int:
     """The most Python memory `read()` held at once beyond what it began with."""
     tracemalloc.start()
@@ -205,18 +227,7 @@ def test_a_sized_reply_read_as_an_event_stream_lets_the_loop_turn_between_its_sl
 ) -> None:
     """Each slice in a loop turn of its own (`Exchange.more`): before 2026-12-05 the whole reply was read in one, what
     else the loop had to do (other calls, their replies) waiting behind it."""
-    turned: list[bool] = []  # for each slice after the first: whether the loop turned since the one before
-    chunk = ReplyObserver.chunk
-    marks: list[list[bool]] = []  # one a slice: set by a callback the loop runs once it turns
-
-    def counted(self: ReplyObserver, data: bytes) -> None:
-        if marks:
-            turned.append(marks[-1][0])
-        marks.append([False])
-        asyncio.get_running_loop().call_soon(marks[-1].__setitem__, 0, True)
-        chunk(self, data)
-
-    monkeypatch.setattr(ReplyObserver, "chunk", counted)
+    turned, _ = slices_turned(monkeypatch)
     with proxy_in_front(loop_thread, make_proxy, CONFIG, _answer_sized) as proxy:
         reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=BODY, timeout=30)
     assert reply.status_code == 200 and reply.content == SIZED_STREAM
@@ -303,21 +314,7 @@ def test_a_reply_kept_whole_that_is_no_json_is_read_a_slice_a_loop_turn_at_its_e
     """Kept whole as it passed (it began as JSON does), read at its last chunk (`Exchange.ending`), or its last byte, sized
     (`Exchange.reads_on`): before 2026-12-05 all of it in that loop turn (`unfinished`), 15 MB of binary after a `{` 0.5
     s; now its slices a loop turn each, as a sized reply's read whole (`_read_on`), before the call is recorded."""
-    turned: list[bool] = []
-    read: list[int] = []
-    chunk = ReplyObserver.chunk
-    marks: list[list[bool]] = []
-
-    def counted(self: ReplyObserver, data: bytes) -> None:
-        if self._kept is None and not self._sniff:  # (read at its end: not a piece kept as it passed)
-            if marks:
-                turned.append(marks[-1][0])
-            marks.append([False])
-            asyncio.get_running_loop().call_soon(marks[-1].__setitem__, 0, True)
-            read.append(len(data))
-        chunk(self, data)
-
-    monkeypatch.setattr(ReplyObserver, "chunk", counted)
+    turned, read = slices_turned(monkeypatch, at_end=True)
     config, answer = (SMALL_BUFFER, _answer_sized_kept) if sized else (CONFIG, _answer_chunked)
     with proxy_in_front(loop_thread, make_proxy, config, answer) as proxy:
         reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=BODY, timeout=30)
