@@ -423,8 +423,19 @@ class Exchange:
             trace = self.trace.sibling()
             refused = self.refused = Exchange(pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
             refused.outcome.client = self.outcome.client
+            # decided now, as a denied message's is (`readmit`): however it ends (answered, its client gone, the drain
+            # cut), it is recorded so; before 2026-12-05 it was decided only by the refusal it was finished with, and
+            # one finished as its client left (`_Ends`: a string) left no record at all
+            refused.unknown_purpose(error)
             return error
         return None
+
+    def unknown_purpose(self, error: ProxyError) -> None:
+        """This call, refused for a purpose `policy.known_purposes` does not list (`Pipeline.check_purpose`): a flow of
+        its caller's (`error.caller`), under UNKNOWN_PURPOSE, never the purpose as sent."""
+        self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace)
+        self.decision = Decision(DENY, None, error.caller, UNKNOWN_PURPOSE, code=error.code, rule=KNOWN_PURPOSES,
+                                 reason=UNKNOWN_PURPOSE_REASON)  # fmt: skip
 
     def _went_on(self, read: Request, decision: Decision) -> None:
         """A stream's later message, let through: the OIP sequence it goes on with holds the stream's labels."""
@@ -814,9 +825,8 @@ class Exchange:
             outcome.upstream_ns = outcome.ended_ns
         call = self.call
         if call is None and isinstance(error, UnknownPurpose):  # a flow of its caller's, under no purpose it named
-            call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace)
-            decision = self.decision = Decision(DENY, None, error.caller, UNKNOWN_PURPOSE, code=error.code,
-                                                rule=KNOWN_PURPOSES, reason=UNKNOWN_PURPOSE_REASON)  # fmt: skip
+            self.unknown_purpose(error)
+            call, decision = self.call, self.decision
         elif call is None and isinstance(error, ProxyError):  # refused before it was read: no data went anywhere
             call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace,
                                     carries_data=False)  # fmt: skip
