@@ -642,10 +642,13 @@ class HttpIngress:
         ex = _exchange(pipeline, request.method, request.path, request.header)
         if pipeline.client_address:
             ex.outcome.client = conn.client
-        if not whole and not conn.draining and conn.closed_by is not None:
+        if not whole and not conn.cut and conn.closed_by is not None:
             # its head partly read when the answer before it closed the connection (a refusal, an internal error),
             # refused as that one was (before 2026-12-05 dropped unrecorded, or said behind an upgrade request between);
-            # or when the proxy cut it (`lost`: a reply its upstream broke off, `_broke`), as a whole one behind it is
+            # or when the proxy cut it (`lost`: a reply its upstream broke off, `_broke`), as a whole one behind it is.
+            # So too when a drain began while that answer waited for its record's write: the answer closed the
+            # connection, not the drain, which cut nothing unless its time ran out (`cut`); before 2026-12-05 (helper
+            # grpcrecord) recorded `drain_timeout`, and counted in the drain's warning (`HttpConnection._head_cut`)
             behind = (
                 f"a call that ended {conn.closed_by.code} (a reply its upstream broke off, or an answer closing the "
                 f"connection)"

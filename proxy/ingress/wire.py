@@ -832,8 +832,10 @@ class HttpConnection(asyncio.Protocol):
         else:
             request.target = ""
         self.parsing = None
-        if self.draining and (self.cut or not self.reloaded):
-            self.server.heads_cut += 1  # said by the drain's warning (`HttpServer.shutdown`)
+        # said by the drain's warning (`HttpServer.shutdown`); not one behind an answer that closed the connection
+        # (`closed_by`), recorded with its cause, unless the drain's time ran out first (`cut`)
+        if self.draining and (self.cut or (not self.reloaded and self.closed_by is None)):
+            self.server.heads_cut += 1
         try:
             record(request, self, False)
         except Exception:
