@@ -348,6 +348,10 @@ class CheckpointBook:
         # sends there may be one of them (`Pipeline._held` refuses it, retryable, until it is known); such an upstream
         # is in `held` too (no checkpoint held yet), so an ordinary call still pays one truth test
         self.unheld: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+        # the limiting routes a reload added or changed (`inherit`) whose upstream has not answered a whole round of
+        # this book since: what the book replaced read may not name their model (a model pulled or loaded since, not
+        # routed then), so until their upstream answers they are `unheld` when their model is not resolved
+        self._unasked: set[tuple[str, str, frozenset[str]]] = set()
         self._hold()
 
     # -- hot path
@@ -426,8 +430,13 @@ class CheckpointBook:
         unheld: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
         for name, model, purposes in self._limits:
             found = self.resolve(self._upstreams[name], model, learn=False)
-            if found is None and self._known[name].base is None and name in self._named:
-                # its metadata has not answered whole: which names run on the route's weights is not known yet
+            if (
+                found is None
+                and name in self._named
+                and (self._known[name].base is None or (name, model, purposes) in self._unasked)
+            ):
+                # its metadata has not answered whole (since start, or since a reload added or changed the route):
+                # which names run on the route's weights is not known yet
                 for reaching in self._siblings[name]:
                     held.setdefault(reaching, {})
                     unheld[reaching] = (*unheld.get(reaching, ()), (model, purposes))
@@ -583,6 +592,8 @@ class CheckpointBook:
             if name in previous._down_gap:  # down still: probes back off as they did
                 self._down_gap[name], self._probe_after[name] = previous._down_gap[name], previous._probe_after[name]
             self._changes[name] = int(previous.stale(name))  # read before it: as stale as it was (its catalogs too)
+        kept = set(previous._limits)
+        self._unasked = {limit for limit in self._limits if limit not in kept}
         self._hold()
         self._settle()
 
@@ -655,6 +666,8 @@ class CheckpointBook:
         else:
             ok = True
             known.answered(catalog, asked, taken, full, self._routed.get(name, frozenset()))
+            if full and self._unasked:  # the routes a reload added there are asked about now: held as it says
+                self._unasked = {limit for limit in self._unasked if limit[0] != name}
             if full:
                 self._read[name] = max(self._read[name], began)
                 # scales a change would make stale (`scales_unknown` makes a catalog of its own): watched from now on

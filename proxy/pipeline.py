@@ -666,6 +666,10 @@ class Pipeline:
                           f"(route allows: {', '.join(sorted(purposes)) or 'none'})")  # fmt: skip
                 return self._judged(call, decision, refuse(decision, self.policy, "purpose_denied",
                                                            f"route:{model}", reason))  # fmt: skip
+        # a route a reload added whose model what was read does not name: a name read before may be its weights
+        unheld = book.unheld.get(upstream.name)
+        if unheld is not None:
+            return self._unheld(call, decision, unheld)
         return decision
 
     def _unheld(
@@ -675,15 +679,14 @@ class Pipeline:
         not answered yet (`CheckpointBook.unheld`): the weights its name runs on may be that route's, so it is refused
         as a call whose checkpoint is not known (503 `checkpoint_unknown`, retryable: the metadata is asked again at
         most once a second), whatever `lineage.on_unapproved` says: a route's purposes are enforced, not a baseline's
-        verdict. A name such a route names itself is held to that route's purposes already, and goes on; so does a
-        call whose purpose every such route allows."""
+        verdict. A name such a route names itself is held to that route's purposes already (by `decide`), not to the
+        others': it may be their weights too (two limited routes naming one model's two tags), held to every route's
+        once known, so it is refused for a purpose another such route forbids as any other name is. A call whose
+        purpose every such route allows goes on."""
         model = call.model
-        for limited, _ in unheld:
-            if model == limited:
-                return decision
         purpose = decision.purpose
         for limited, purposes in unheld:
-            if purpose not in purposes:
+            if purpose not in purposes and model != limited:
                 upstream = decision.upstream
                 assert upstream is not None
                 why = self.runtime.book.why_unknown(upstream, model, decision.caller or "anonymous")
