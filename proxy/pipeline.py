@@ -659,9 +659,16 @@ class Pipeline:
             return decision
         purpose = decision.purpose
         # read after `resolve`, which makes `held` anew when another worker changed what the server serves
-        for model, purposes in book.held.get(upstream.name, _NOT_HELD).get(found.name, ()):
+        routes = book.held.get(upstream.name, _NOT_HELD).get(found.name)
+        how = "is served by"
+        if routes is None and call.model_version is not None:
+            # its own LoRA adapters (or none of the server's) on a base a limited route's model runs on: other weights
+            # no route names, made of that route's (`CheckpointBook.bases`), held to its purposes
+            routes = book.bases.get(upstream.name, _NOT_HELD).get(found.parent or found.name)
+            how = "applies its own LoRA adapters to"
+        for model, purposes in routes or ():
             if purpose not in purposes:
-                reason = (f"model {quoted_name(call.model)} is served by the weights of model {quoted_name(model)} "
+                reason = (f"model {quoted_name(call.model)} {how} the weights of model {quoted_name(model)} "
                           f"({quoted_name(found.name)}), which may not be used for purpose {purpose!r} "
                           f"(route allows: {', '.join(sorted(purposes)) or 'none'})")  # fmt: skip
                 return self._judged(call, decision, refuse(decision, self.policy, "purpose_denied",

@@ -1,0 +1,90 @@
+"""A call that applies its own LoRA adapters (llama.cpp's `lora` field, TGI's `parameters.adapter_id`) runs the
+server's base weights with those adapters: other weights than its route's model, recorded as such
+(`org/gemma-3+lora:sql.gguf:1`), but made of the base a purpose-limited route's model runs on. No route names the
+adapters, so their purposes are not known: the call is held to the purposes of every limited route whose model runs
+on that base there. Before 2026-12-05 it was held to its own route's alone, so a caller that may not use the route's
+weights for ads reached them for ads by adding an adapter (or dropping the server's default one) to a call for any
+other name the server answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import openai
+import pytest
+from huggingface_hub import InferenceClient
+from huggingface_hub.errors import TextGenerationError
+
+from tests.harness import LoopThread, ProxyHandle, serving, traced
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.tgi import CHECKPOINT, MODEL_ID, Tgi
+from tests.servers.vllm_like import VllmLike
+from tests.test_llama_lora import BASE, DEFAULT, llama_server
+
+__all__ = ["llama_server"]  # the fixture, imported
+
+CONFIG = """
+listen: {http: "127.0.0.1:0"}
+upstreams:
+  - {name: up, url: "${UPSTREAM}", protocol: openai}
+routes:
+  - {model: "${MODEL}", upstream: up, purposes: [care]}
+  - {model: "*", upstream: up}
+policy: {anonymous: allow}
+telemetry: {exporter: otlp, endpoint: "${OTLP}", protocol: grpc}
+"""
+HI = [{"role": "user", "content": "hi"}]
+
+# the call's own `lora` -> the weights it runs (the server applies /lora/med.gguf at 0.5 by default)
+LORAS = {
+    "its own adapter": ([{"id": 0, "scale": 1}], f"{DEFAULT}+lora:sql.gguf:1"),
+    "none of the server's": ([{"id": 1, "scale": 0}], BASE),
+}
+
+
+@pytest.mark.parametrize("lora", list(LORAS), ids=list(LORAS))
+def test_a_llama_call_applying_its_own_adapters_is_held_to_the_route_of_their_base(
+    llama_server: tuple[VllmLike, str], otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], lora: str
+) -> None:
+    server, url = llama_server
+    proxy = make_proxy(CONFIG, UPSTREAM=url, MODEL=BASE, OTLP=f"http://127.0.0.1:{otlp.port}")
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "ads"})
+    extra = {"lora": LORAS[lora][0]}
+    before = len(server.data_requests())
+    with pytest.raises(openai.PermissionDeniedError) as raised:  # was: forwarded for ads
+        client.chat.completions.create(model="anything", messages=HI, extra_body=extra)  # type: ignore[arg-type]
+    assert raised.value.code == "purpose_denied", raised.value.message
+    assert "its own LoRA adapters" in raised.value.message and "route allows: care" in raised.value.message
+    assert len(server.data_requests()) == before  # nothing reached the weights
+    care = client.with_options(default_headers={"x-purpose": "care"})
+    reply = care.chat.completions.with_raw_response.create(model="anything", messages=HI, extra_body=extra)  # type: ignore[arg-type]
+    assert reply.headers["x-lineage-checkpoint"] == LORAS[lora][1].replace(f"{DEFAULT}+", f"{BASE}+")
+
+
+@pytest.fixture
+def tgi(loop_thread: LoopThread) -> Iterator[Tgi]:
+    server = Tgi()
+    with serving(loop_thread, server.app()) as url:
+        server.url = url
+        yield server
+
+
+def test_a_tgi_call_naming_an_adapter_is_held_to_the_route_of_its_base(
+    tgi: Tgi, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    # TGI's native call names no model: sent by the "*" route (held to the route whose model the server runs)
+    config = CONFIG.replace("policy: {anonymous: allow}", "policy: {anonymous: allow, passthrough: forward}")
+    proxy = make_proxy(config, UPSTREAM=tgi.url, MODEL=MODEL_ID, OTLP=f"http://127.0.0.1:{otlp.port}")
+    ads = InferenceClient(base_url=proxy.url, headers={"x-purpose": "ads"})
+    with pytest.raises(TextGenerationError) as raised:  # was: forwarded for ads
+        ads.text_generation("hi", adapter_id="predibase/customer_support", max_new_tokens=4)
+    assert "its own LoRA adapters" in str(raised.value) and "route allows: care" in str(raised.value), raised.value
+    with pytest.raises(TextGenerationError):  # the server's base, without an adapter: held as before
+        ads.text_generation("hi", max_new_tokens=4)
+    assert tgi.received == []
+    trace_id, headers = traced(**{"x-purpose": "care"})
+    care = InferenceClient(base_url=proxy.url, headers=headers)
+    assert care.text_generation("hi", adapter_id="predibase/customer_support", max_new_tokens=4)
+    assert len(tgi.received) == 1
+    span = otlp.by_trace(trace_id).attributes
+    assert span["lineage.checkpoint"] == f"{CHECKPOINT}+lora:predibase/customer_support", span
