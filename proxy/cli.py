@@ -18,7 +18,7 @@ from proxy.errors import ConfigError
 
 if TYPE_CHECKING:
     from proxy.baseline import Flow
-    from proxy.config import Caller, Upstream
+    from proxy.config import Caller, Config, Upstream
     from proxy.flow import Call, Decision
     from proxy.policy import Policy, Unknown
 
@@ -178,7 +178,7 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from proxy.flow import Call, TraceContext
     from proxy.labels import PURPOSE_GRAMMAR, format_labels, is_label, normalize, parse_labels
     from proxy.pipeline import known_labels, known_purposes, unknown_purpose
-    from proxy.policy import Policy, Served, boundary_flow, decide, pinned
+    from proxy.policy import Policy, Served, boundary_flow, decide, pinned, refuse
 
     key_sha: str | None = None
     peer: tuple[str, ...] = ()
@@ -233,6 +233,10 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         forwarded = decide(call, policy, anything)
         reason = _unknown_reason(call, forwarded, audit=decision.action != "deny")
         fits = ", ".join(_approved_checkpoints(policy, boundary_flow(call, forwarded, anything))) or "none"
+    weights = _route_weights(config, call, decision) if decision.action in ("allow", "reroute") else None
+    if weights is not None and not args.checkpoint:  # as serve decides before the server's metadata has answered
+        decision = refuse(decision, policy, "checkpoint_unknown", weights[0], weights[1])
+        reason = weights[1]
     print(f"decision:  {decision.action}")
     if decision.code:
         print(f"code:      {decision.code}")
@@ -252,7 +256,9 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         spoken, other = ("gRPC", "HTTP") if upstream.url is None else ("HTTP", "gRPC")
         print(f"listener:  {spoken} only: on the {other} listener this call is refused (502 / UNAVAILABLE "
               f"upstream_unavailable, rule upstream:{upstream.name})")  # fmt: skip
-    if decision.code == "checkpoint_unknown":
+    if weights is not None:
+        print(f"weights:   {weights[2]}")
+    if decision.code == "checkpoint_unknown" and fits:
         print("checkpoint: not known (serve takes it from the upstream's metadata; --checkpoint C names it)")
         print(f"approved:  once the metadata names one of: {fits}")
     elif decision.approved is not None:
@@ -268,6 +274,42 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
             why = f"{finding.kind}: {finding.message}" if finding is not None else "-"
             print(f"approved:  no, {why} (lineage.on_unapproved: {config.lineage.on_unapproved})")
     return 0 if decision.action != "deny" else 2
+
+
+def _route_weights(config: Config, call: Call, decision: Decision) -> tuple[str, str, str] | None:
+    """A forwarded call that serve holds to the purposes of a purpose-limited route on its upstream's server whose
+    weights its model may run on (`Pipeline._held`): (rule, reason, what serve does), or None. `check` asks no
+    upstream, so which names run on the route's weights is not known here, as in serve before the server's metadata
+    has answered: it refuses the call then (503 `checkpoint_unknown`, retryable), and once it has, 403 `purpose_denied`
+    where the metadata says the name runs on those weights, else forwards it."""
+    from proxy.checkpoints import metadata_names, server
+    from proxy.flow import quoted_name
+
+    upstream = decision.upstream
+    if upstream is None:
+        return None
+    upstreams = {u.name: u for u in config.upstreams}
+    reached = server(upstream)
+    for route in config.routes:
+        limited = upstreams.get(route.upstream)
+        if route.model == "*" or route.purposes is None or route.model == call.model or limited is None:
+            continue
+        if decision.purpose in route.purposes or not metadata_names(limited):
+            continue
+        # on the route's upstream, or another whose metadata names its checkpoints reaching the same server
+        if limited.name != upstream.name and not (metadata_names(upstream) and server(limited) == reached):
+            continue
+        allows = ", ".join(sorted(route.purposes)) or "none"
+        reason = (f"model {quoted_name(call.model)} may be served by the weights of model {quoted_name(route.model)} "
+                  f"on upstream {limited.name}'s server, which may not be used for purpose {decision.purpose!r} "
+                  f"(route allows: {allows}); check asks no upstream, so which weights serve it is not known here, "
+                  "as in serve before that server's metadata has answered")  # fmt: skip
+        does = (f"serve refuses this call 503 checkpoint_unknown (rule route:{route.model}, retryable) until upstream "
+                f"{limited.name}'s metadata has answered; then 403 purpose_denied if it says model "
+                f"{quoted_name(call.model)} runs on the weights of model {quoted_name(route.model)} (or applies its "
+                "own LoRA adapters to them), else it forwards it")  # fmt: skip
+        return f"route:{route.model}", reason, does
+    return None
 
 
 def _unnamed(upstream: Upstream, model: str, version: str | None) -> str | Unknown | None:

@@ -57,7 +57,8 @@ def test_a_llama_call_applying_its_own_adapters_is_held_to_the_route_of_their_ba
     assert "its own LoRA adapters" in raised.value.message and "route allows: care" in raised.value.message
     assert len(server.data_requests()) == before  # nothing reached the weights
     care = client.with_options(default_headers={"x-purpose": "care"})
-    reply = care.chat.completions.with_raw_response.create(model="anything", messages=HI, extra_body=extra)  # type: ignore[arg-type]
+    chat = care.chat.completions.with_raw_response
+    reply = chat.create(model="anything", messages=HI, extra_body=extra)  # type: ignore[arg-type]
     assert reply.headers["x-lineage-checkpoint"] == LORAS[lora][1].replace(f"{DEFAULT}+", f"{BASE}+")
 
 
