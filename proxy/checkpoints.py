@@ -352,10 +352,6 @@ class CheckpointBook:
         # this book since: what the book replaced read may not name their model (a model pulled or loaded since, not
         # routed then), so until their upstream answers they are `unheld` when their model is not resolved
         self._unasked: set[tuple[str, str, frozenset[str]]] = set()
-        # upstream name -> base weights -> the limiting routes whose model runs on them there (with the server's own
-        # LoRA adapters or not: a checkpoint's parent, else itself): a call applying its own adapters (a llama.cpp
-        # `lora`, TGI's `adapter_id`) runs other weights made of that base, and is held to those routes too
-        self.bases: dict[str, dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
         self._hold()
 
     # -- hot path
@@ -431,7 +427,6 @@ class CheckpointBook:
         if not self._limits:
             return
         held: dict[str, dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
-        bases: dict[str, dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
         unheld: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
         for name, model, purposes in self._limits:
             found = self.resolve(self._upstreams[name], model, learn=False)
@@ -456,14 +451,11 @@ class CheckpointBook:
             same = [found.name]
             for catalog in self._catalogs(name):
                 same.extend(twin for twin in catalog.twins(found.name) if twin not in same)
-            base = found.parent or found.name
             for reaching in self._siblings[name]:
                 served = held.setdefault(reaching, {})
                 for checkpoint in same:
                     served[checkpoint] = (*served.get(checkpoint, ()), (model, purposes))
-                under = bases.setdefault(reaching, {})
-                under[base] = (*under.get(base, ()), (model, purposes))
-        self.held, self.bases, self.unheld = held, bases, unheld
+        self.held, self.unheld = held, unheld
 
     def _catalogs(self, name: str) -> list[Catalog]:
         """The catalogs kept of upstream `name` (its full round's, and those of rounds since), each once."""

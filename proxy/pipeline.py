@@ -659,13 +659,16 @@ class Pipeline:
             return decision
         purpose = decision.purpose
         # read after `resolve`, which makes `held` anew when another worker changed what the server serves
-        routes = book.held.get(upstream.name, _NOT_HELD).get(found.name)
+        served = book.held.get(upstream.name, _NOT_HELD)
+        routes = served.get(found.name)
         how = "is served by"
         if routes is None and call.model_version is not None:
-            # its own LoRA adapters (or none of the server's) on a base a limited route's model runs on: other weights
-            # no route names, made of that route's (`CheckpointBook.bases`), held to its purposes
-            routes = book.bases.get(upstream.name, _NOT_HELD).get(found.parent or found.name)
-            how = "applies its own LoRA adapters to"
+            # its own LoRA adapters (a llama.cpp `lora`, TGI's `adapter_id`) on the base its name runs on: other
+            # weights no route names, made of those its name runs on without them, held to their routes' purposes
+            plain = book.resolve(upstream, call.model, None, learn=False)
+            if plain is not None and (found.parent or found.name) == (plain.parent or plain.name):
+                routes = served.get(plain.name)
+                how = "applies its own LoRA adapters to"
         for model, purposes in routes or ():
             if purpose not in purposes:
                 reason = (f"model {quoted_name(call.model)} {how} the weights of model {quoted_name(model)} "
