@@ -95,7 +95,10 @@ def _missing_packages(transport: Mapping[str, Any]) -> list[str]:
 # what follows the `@` of a userinfo: a host, a name or an IPv6 address in brackets, and its port
 # (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`)
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?)(?::[0-9]{0,5})?")
-SLASHED_PASSWORD = "a password holding '/' must be percent-encoded as %2F (and an '@' in a path's first segment as %40)"
+SLASHED_PASSWORD = (
+    "a password holding '/' must be percent-encoded as %2F (a user's too), and an '@' in a path as %40 (an '@' after a"
+    " '/' and before a host[:port] reads as the end of a user:password as much as a path's)"
+)
 # a password holding a `?` or `#` after digits: `urlsplit` reads a query or fragment (`_slashed_userinfo`)
 _MARKED_PASSWORD = {
     "?": "a password holding '?' must be percent-encoded as %3F (and an '@' in a query as %40)",
@@ -104,14 +107,15 @@ _MARKED_PASSWORD = {
 
 
 def _slashed_userinfo(url: str) -> tuple[int, int] | None:
-    """Where a `user:password@` whose password holds a `/` written unescaped begins, and where its `@` is: `urlsplit`
-    ends the authority at the `/`, so `http://ops:12/34@collector:4318` is host `ops`, port 12 and path
+    """Where a `user:password@` whose password (or user) holds a `/` written unescaped begins, and where its `@` is:
+    `urlsplit` ends the authority at the `/`, so `http://ops:12/34@collector:4318` is host `ops`, port 12 and path
     `/34@collector:4318` (the credentials dropped, the wrong host used; one of letters, `ops:s3cr/et@`, a port it
-    refuses). Taken for one when the authority so read holds a `:` and no `@`, and the path's first segment holds an
-    `@` followed by a host[:port]; an `@` further along a path (`/v1/models/a@b`, a model's name) is not. A `?` or `#`
-    so (`http://ops:12?34@collector:4318`: host `ops`, port 12, a query or fragment `34@collector:4318`, which a
-    telemetry endpoint or an OpenLineage url loaded before 2026-12-05) alike, but for a query's `key=value` pairs
-    (`?user=alice@example.com`). None else (helper revmisc: the `?`, `#` and a host holding `_`)."""
+    refuses). Taken for one when a segment of the path (before a `?` or `#`) holds an `@` followed by a host[:port]:
+    `/34/56@collector:4318` (a password of several `/`), `/er:pw@vllm:8000` (a user holding one) and
+    `/alice@example.com/v1` alike, which is a path by RFC 3986 but cannot be told from a password's (before 2026-12-05
+    only the first segment was, so a password of several `/` loaded with the wrong host). An `@` that is the path's is
+    written `%40`. A `?` or `#` after digits (`http://ops:12?34@collector:4318`: host `ops`, port 12, a query or
+    fragment `34@collector:4318`) alike, but for a query's `key=value` pairs (`?user=alice@example.com`). None else."""
     start = url.find("://") + 3 if "://" in url else 0
     slash = start
     while slash < len(url) and url[slash] not in "/?#":
@@ -119,7 +123,23 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
     if slash == len(url):
         return None
     head = url[start:slash]
-    if "@" in head or ":" not in head or head.startswith("["):
+    if "@" in head or head.startswith("["):
+        return None
+    if url[slash] == "/":  # every segment of the path: the last `@` that reads as a userinfo's end
+        end = slash
+        while end < len(url) and url[end] not in "?#":
+            end += 1
+        found = -1
+        segment = slash + 1
+        while segment <= end:
+            stop = url.find("/", segment, end)
+            stop = end if stop < 0 else stop
+            at = url.rfind("@", segment, stop)
+            if at >= 0 and _HOST_PORT.fullmatch(url, at + 1, stop):
+                found = at
+            segment = stop + 1
+        return (start, found) if found >= 0 else None
+    if ":" not in head:
         return None
     end = slash + 1
     while end < len(url) and url[end] not in "/?#":
@@ -127,7 +147,7 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
     at = url.rfind("@", slash + 1, end)
     if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, end):
         return None
-    if url[slash] == "?" and ("=" in url[slash + 1 : at] or "&" in url[slash + 1 : at]):
+    if "=" in url[slash + 1 : at] or "&" in url[slash + 1 : at]:
         return None
     return start, at
 
@@ -1386,7 +1406,8 @@ def shown_url(text: str) -> str:
     slashed = _slashed_userinfo(text)  # (one of digits before its `/` too, which `_RESERVED_USERINFO` takes for a port)
     if slashed is not None:
         start, at = slashed
-        text = text[:start] + text[start:at].partition(":")[0] + ":***" + text[at:]
+        userinfo = text[start:at]  # one without a `:` may be a token (`redact_userinfo`): hidden whole
+        text = text[:start] + (userinfo.partition(":")[0] + ":***" if ":" in userinfo else "***") + text[at:]
     shown = redact_userinfo(_RESERVED_USERINFO.sub(r"\1\2:***@", text))
     for mark in ("#", "?"):
         head, sep, _ = shown.partition(mark)
