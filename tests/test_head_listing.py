@@ -1,7 +1,9 @@
 """`HEAD /v1/models` (and on KServe's OpenAI prefix) is the listing's GET without its body (RFC 9110 section 9.3.2): with several upstreams and no
 `"*"` route it was read as a call for no model (passthrough's) and answered 404 `model_not_found`, denied, where the
 GET answers the merged listing 200. It is answered as the GET is, with the GET's fields (the Content-Length of the
-body the GET sends) and no body; with one upstream it is forwarded to it as a HEAD, as before."""
+body the GET sends) and no body. With one upstream it was forwarded to it as a HEAD, which a FastAPI server (vLLM's,
+llama-cpp-python's) answers 405, routing the GET alone (before 2026-12-05): it is asked the GET, and its answer's head
+is the HEAD's, as the merged listing's is."""
 
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def test_a_head_of_the_merged_listing_is_answered_as_its_get_without_the_body(
     assert headed[2] == b""
 
 
-def test_a_head_of_one_upstreams_listing_is_forwarded_to_it(make_proxy: Any, loop_thread: LoopThread) -> None:
+def test_a_head_of_one_upstreams_listing_is_its_get_without_the_body(make_proxy: Any, loop_thread: LoopThread) -> None:
     first = VllmLike(models=[_entry("other")])
     with serving(loop_thread, first.app()) as first_url:
         proxy = make_proxy(ONE.format(first=first_url))
@@ -77,4 +79,19 @@ def test_a_head_of_one_upstreams_listing_is_forwarded_to_it(make_proxy: Any, loo
         headed = _exchange(proxy.url, "HEAD", "/v1/models")
     assert got[0] == headed[0] == 200
     assert headed[1]["content-length"] == str(len(got[2]))
+    assert headed[2] == b""
+
+
+@pytest.mark.realserver
+def test_a_head_of_one_fastapi_upstreams_listing_is_answered_not_405(llama: str, make_proxy: Any) -> None:
+    """llama-cpp-python (FastAPI) answers `HEAD /v1/models` 405; through the proxy it is the GET's head."""
+    assert _exchange(llama, "HEAD", "/v1/models")[0] == 405
+    proxy = make_proxy(ONE.format(first=llama))
+    got = _exchange(proxy.url, "GET", "/v1/models")
+    headed = _exchange(proxy.url, "HEAD", "/v1/models")
+    assert got[0] == 200 and b'"data"' in got[2]
+    assert headed[0] == 200  # was 405, forwarded as a HEAD
+    assert headed[1]["content-type"] == got[1]["content-type"]
+    assert headed[1]["content-length"] == str(len(got[2]))
+    assert headed[1].get("x-lineage-decision") != "deny"
     assert headed[2] == b""

@@ -271,7 +271,8 @@ def test_a_head_reply_with_a_body_anyway_leaves_the_next_call_its_own(setup: Set
 
     setup.upstream.scripts += [head, head, chat]
     with httpx.Client(base_url=setup.proxy.url, timeout=10) as client:  # one connection to the proxy
-        first, second = client.head("/v1/models"), client.head("/v1/models")
+        # (a model's own entry: forwarded as a HEAD; the listing's HEAD is asked as its GET since 2026-12-05)
+        first, second = client.head("/v1/models/m"), client.head("/v1/models/m")
         third = client.post("/v1/chat/completions", content=chat_request(False).split(b"\r\n\r\n", 1)[1],
                             headers={"content-type": "application/json"})  # fmt: skip
     assert (first.status_code, first.content, second.status_code, second.content) == (200, b"", 200, b"")

@@ -795,6 +795,9 @@ class HttpIngress:
         kserve = _listers(pipeline, KSERVE.dialect)
         if len(openai) == 1 and not kserve:
             ex.admit_data_free(openai[0], caller)
+            if request.method == "HEAD":
+                await self._listing_head(request, conn, ex, openai[0])
+                return
             await self._forward(request, conn, ex, openai[0], b"", observe=False)
             return
         ex.admit_data_free(None, caller)  # several lists answer: none is the call's (read whole: a drain cuts it)
@@ -810,6 +813,36 @@ class HttpIngress:
         ex.finish()
         fields = b"x-trace-id: %s\r\n" % ex.trace.trace_id_hex.encode()
         conn.reply(request, 200, b"application/json", orjson.dumps(answer), fields)
+
+    async def _listing_head(self, request: Request, conn: HttpConnection, ex: Exchange, upstream: Upstream) -> None:
+        """`HEAD` of one upstream's listing: its GET's answer, head only (RFC 9110 section 9.3.2), as the merged
+        listing's is. Forwarded as a HEAD (before 2026-12-05), a FastAPI server, vLLM's or llama-cpp-python's, answered
+        405: it routes the GET alone."""
+        try:
+            fields = forward_fields(request, ex, upstream.api_key, False, conn.forwarded, not upstream.fields_to_model)
+        except InvalidRequest as refused:  # recorded as the refusal it is, nothing sent
+            raise ex.refuse(refused, "connection") from None
+        request.headers.clear()
+        try:
+            target = _upstream_target(request, ex.adapter, upstream)
+            resp = await self.pool.request(upstream, "GET", target, fields, b"", ex.forwarded)
+        except Exception as exc:
+            raise ex.upstream_failed(exc) from None
+        try:
+            ex.head(resp.status, resp.headers.get, resp.content_length, None)
+            data = resp.complete()
+            if data is None:
+                try:
+                    data = await resp.read()
+                except Exception as exc:
+                    raise ex.upstream_failed(exc) from None
+            ex.finish()
+            head, _ = self._head(request, conn, ex, resp, len(data))  # (a HEAD's: the GET's Content-Length, no body)
+            if ex.recording:
+                await ex.recorded()
+            conn.write(head)
+        finally:
+            resp.release()
 
     async def _listings(
         self, request: Request, adapter: Adapter, upstreams: list[Upstream], unreached: set[str]
