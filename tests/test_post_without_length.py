@@ -80,3 +80,37 @@ def test_a_zero_length_is_a_length(proxy: Any) -> None:
         proxy.bound.http.port, wire + b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     assert lines == [b"HTTP/1.1 400 ", b"HTTP/1.1 401 "], got  # (the GET carries no key)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/sleep", "/v2/models/m/infer"])
+def test_a_delete_with_a_body_and_no_length_is_answered_and_its_body_refused_as_the_next_request(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, path: str
+) -> None:
+    """RFC 9112 section 6.3: a DELETE with neither Content-Length nor Transfer-Encoding has no body, and the bytes its
+    client meant as one are the next request. The DELETE is answered (forwarded: its upstream's answer), the JSON
+    behind it refused once with 400, the connection closed: a client reading one reply has the DELETE's, as the RFC
+    has it. The refusal's answer, span and log say why (before 2026-12-05: llhttp's `Invalid method encountered`
+    alone, so the record of a second call the client never meant named no cause)."""
+    wire = f"DELETE {path} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\nContent-Type: application/json\r\n\r\n".encode() + BODY
+    lines, got = exchange(proxy.bound.http.port, wire)
+    assert len(lines) == 2 and lines[1] == b"HTTP/1.1 400 " and lines[0] != b"HTTP/1.1 400 ", got
+    head, _, body = got[got.index(b"HTTP/1.1 400 ") :].partition(b"\r\n\r\n")
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower().decode()] = value.strip().decode("latin-1")
+    assert fields["connection"] == "close"
+    message = orjson.loads(body)["error"]["message"]
+    said = "after a DELETE sent with neither Content-Length nor Transfer-Encoding, which has no body by RFC 9112"
+    assert said in message, message
+    assert_recorded(otlp, access, fields, 400, "invalid_request", "anonymous")
+    assert said in otlp.by_trace(fields["x-trace-id"]).status_message
+    assert errors(proxy, "invalid_request") == 1
+
+
+def test_a_get_before_a_malformed_request_is_not_named(proxy: Any) -> None:
+    """A GET's body has no meaning (RFC 9110 section 9.3.1): bytes after one are not said to be its."""
+    wire = f"GET /v1/models HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n\r\n".encode() + BODY
+    lines, got = exchange(proxy.bound.http.port, wire)
+    assert len(lines) == 2 and lines[1] == b"HTTP/1.1 400 ", got
+    assert b"RFC 9112" not in got and b"Invalid method" in got

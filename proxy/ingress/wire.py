@@ -182,6 +182,8 @@ class HttpConnection(asyncio.Protocol):
         self._raised: ProxyError | None = None  # what a parser callback refused (`_refusing`)
         self._line_11 = False  # the request whose head is being read began this read with an HTTP/1.1 line
         self._closes = False  # the last request read closes the connection (`Connection: close`, or HTTP/1.0)
+        # the method of the last request head read if it had neither Content-Length nor Transfer-Encoding, else ""
+        self._unframed = ""
         # the connection's loop, kept: `asyncio.get_running_loop()` costs as much as the future it would make
         self._loop = asyncio.get_running_loop()
         self._outbox = outbox(self._loop)  # every write goes through it, in order (`proxy.transport.batch`)
@@ -280,7 +282,7 @@ class HttpConnection(asyncio.Protocol):
                 # call cancelled) while that request is served
                 self._broken = True
             else:
-                self._refuse(cause if cause is not None else _malformed(exc, data))
+                self._refuse(cause if cause is not None else _malformed(exc, data, self._unframed))
         else:
             parsing = self.parsing
             if parsing is not None and not parsing.method:  # a head still open
@@ -504,6 +506,11 @@ class HttpConnection(asyncio.Protocol):
         length = fields.get("content-length")
         if length is not None:
             request.content_length = int(length)  # llhttp has checked it is one number (a second is refused)
+            self._unframed = ""
+        elif "transfer-encoding" in fields or request.method == "GET" or request.method == "HEAD":
+            self._unframed = ""
+        else:  # RFC 9112 §6.3: no body; bytes sent as one are the next request (`_malformed` says so of them)
+            self._unframed = request.method
         expect = fields.get("expect")
         if expect is not None:
             request.expects = list_members(expect) == _CONTINUE
@@ -1077,11 +1084,19 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
-def _malformed(exc: Exception, data: bytes) -> ProxyError:
+def _malformed(exc: Exception, data: bytes, unframed: str = "") -> ProxyError:
+    """`unframed`: the method of the request before, when it had neither Content-Length nor Transfer-Encoding: RFC 9112
+    section 6.3 gives it no body, so a body sent behind it is read as this request. It is answered (as the RFC has it,
+    whatever the method: a DELETE's, an OPTIONS' too; not said after a GET or HEAD, whose body has no meaning), then
+    this one is refused, saying why (before 2026-12-05 the second answer, and its record, named llhttp's complaint
+    alone)."""
     if data.startswith(b"\x16\x03"):  # a TLS handshake record: llhttp's "Invalid method encountered" named no cause
         return InvalidRequest("malformed HTTP request: a TLS handshake (ClientHello) where HTTP was expected: the client "
                               "speaks https:// to a listener serving plain HTTP (no listen.tls)")  # fmt: skip
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "bad framing"
+    if unframed:
+        text += (f" (after a {unframed} sent with neither Content-Length nor Transfer-Encoding, which has no body by "
+                 "RFC 9112 section 6.3: bytes sent as its body are read as the next request; send a Content-Length)")  # fmt: skip
     return InvalidRequest(f"malformed HTTP request: {text}")
 
 
