@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.test_workers import WAIT_S, Serve, alive
 from tests.test_workers_stalled_restarted import CONFIG, ROOT, STALL_S, in_flight, slow_call
+
+
+def state(pid: int) -> str:
+    """A process's state letter and the kernel function it sleeps in (/proc), for a failure's message."""
+    try:
+        return f"{Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]} in {Path(f'/proc/{pid}/wchan').read_text()}"
+    except OSError as exc:
+        return f"gone ({exc.strerror})"
 
 
 def test_a_worker_stalled_in_its_drain_is_killed_and_the_stop_ends(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -44,7 +54,13 @@ def test_a_worker_stalled_in_its_drain_is_killed_and_the_stop_ends(vllm, tmp_pat
         assert f"(pid {draining}) has not turned its event loop" in said, said
         assert "the proxy is stopping: it is not restarted." in said, said
         serve.proc.send_signal(signal.SIGUSR1)  # the other worker's drain cut short: its slow calls would hold 60 s
-        assert serve.proc.wait(WAIT_S) == 0, "".join(serve.err)
+        try:
+            code = serve.proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:  # why it did not end: its processes, and every line they wrote
+            left = {pid: state(pid) for pid in serve.children()}
+            pytest.fail(f"the supervisor still runs {WAIT_S:g}s after SIGUSR1 (its state {state(serve.proc.pid)}); "
+                        f"its workers left (pid: state): {left}; stderr:\n{''.join(serve.err)}")  # fmt: skip
+        assert code == 0, "".join(serve.err)
         assert not alive(draining)
     finally:
         serve.end()
