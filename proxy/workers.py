@@ -936,7 +936,13 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     def signal_children(signum: int) -> None:
         for child in children.values():
             if child.pid is not None and child.is_alive():
-                os.kill(child.pid, signum)
+                # gone all the same when this handler interrupted the main thread's reap of it, between the `waitpid`
+                # that reaped it and multiprocessing's noting its exit code: `is_alive` saw none (its own `waitpid`,
+                # nothing to reap). The ProcessLookupError came out there, in multiprocessing's `poll`, which took it
+                # for "not exited yet": that exit code was never noted, the supervisor waited for the worker for good,
+                # and the workers after it were not signalled (a stop that never ended)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signum)
 
     # SIGHUPs, numbered as they come; those whose load runs (`follow_reload`); the latest whose load was applied to
     # `running`. The signal handler takes no lock (it may have interrupted the thread that holds it, or itself)
