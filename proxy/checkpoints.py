@@ -592,7 +592,9 @@ class CheckpointBook:
             if name in previous._down_gap:  # down still: probes back off as they did
                 self._down_gap[name], self._probe_after[name] = previous._down_gap[name], previous._probe_after[name]
             self._changes[name] = int(previous.stale(name))  # read before it: as stale as it was (its catalogs too)
-        kept = set(previous._limits)
+        # a route the replaced book was still waiting to hear about (a reload before it added it) waits here too: what
+        # was read then was read before the route was added all the same
+        kept = set(previous._limits).difference(previous._unasked)
         self._unasked = {limit for limit in self._limits if limit not in kept}
         self._hold()
         self._settle()

@@ -138,3 +138,34 @@ def test_two_limited_routes_hold_a_route_s_own_name_to_the_others_until_known(
             assert _chat(proxy, name, "care").status_code == 200
         assert _chat(proxy, MISTRAL, "research").status_code == 200  # other weights: its own route's purposes
         assert len(server.received) == 4
+
+
+def test_a_second_reload_before_the_server_answers_keeps_the_route_unheld(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    """A reload that keeps a route the reload before it added, before the server answered a round since, keeps it
+    waiting for one: what the book read was read before the route was added either way (before 2026-12-05 the second
+    book took the route as one read before, and `llama3.2:latest` was forwarded for ads for good while the metadata
+    failed)."""
+    server = Ollama()
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(BEFORE.format(url=url, otlp=otlp.port, routes=""))
+        server.tags[COPY] = DIGEST  # `ollama pull llama3.2:3b` after the proxy read its metadata
+        server.down.add("/v1/models")
+        reloaded = tmp_path / "reloaded.yaml"
+        reloaded.write_text(BEFORE.format(url=url, otlp=otlp.port, routes=LIMITED.format()))
+        assert loop_thread.run(_reload(proxy, reloaded))
+        assert proxy.process.book.unheld
+        other = '  - {model: "mistral", upstream: up}\n'  # a second reload, the limited route as it was
+        reloaded.write_text(BEFORE.format(url=url, otlp=otlp.port, routes=LIMITED.format() + other))
+        assert loop_thread.run(_reload(proxy, reloaded))
+        reply = _chat(proxy, TAGGED, "ads")
+        assert reply.status_code == 503, reply.text  # was: 200, forwarded for ads to the route's weights
+        assert proxy_error(reply)["code"] == "checkpoint_unknown", reply.text
+        assert server.received == []
+        server.down.clear()
+        loop_thread.run(proxy.process.book.refresh(proxy.process.config.upstreams[0]))
+        assert not proxy.process.book.unheld
+        reply = _chat(proxy, TAGGED, "ads")
+        assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
+        assert server.received == []
