@@ -425,8 +425,13 @@ class Exchange:
             refused.outcome.client = self.outcome.client
             # decided now, as a denied message's is (`readmit`): however it ends (answered, its client gone, the drain
             # cut), it is recorded so; before 2026-12-05 it was decided only by the refusal it was finished with, and
-            # one finished as its client left (`_Ends`: a string) left no record at all
-            refused.unknown_purpose(error)
+            # one finished as its client left (`_Ends`: a string) left no record at all. Only an unknown purpose's: the
+            # key, checked first, refuses as an opening's is recorded (`refused_unread`: no edge, its own code), never
+            # as a known_purposes denial with an edge under UNKNOWN_PURPOSE (helper revgrpcrecord)
+            if isinstance(error, UnknownPurpose):
+                refused.unknown_purpose(error)
+            else:
+                refused.refused_unread(error)
             return error
         return None
 
@@ -436,6 +441,13 @@ class Exchange:
         self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace)
         self.decision = Decision(DENY, None, error.caller, UNKNOWN_PURPOSE, code=error.code, rule=KNOWN_PURPOSES,
                                  reason=UNKNOWN_PURPOSE_REASON)  # fmt: skip
+
+    def refused_unread(self, error: ProxyError) -> None:
+        """This call, refused before its request was read (`error`, its caller `error.caller`): no data went anywhere, so
+        no lineage edge; a denial for `lineage_proxy_decisions_total` too."""
+        self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace, carries_data=False)
+        self.decision = Decision(DENY, None, error.caller, code=error.code, reason=error.message)
+        self.pipeline.runtime.stats.decided(DENY)
 
     def _went_on(self, read: Request, decision: Decision) -> None:
         """A stream's later message, let through: the OIP sequence it goes on with holds the stream's labels."""
@@ -828,10 +840,8 @@ class Exchange:
             self.unknown_purpose(error)
             call, decision = self.call, self.decision
         elif call is None and isinstance(error, ProxyError):  # refused before it was read: no data went anywhere
-            call = self.call = Call(self.adapter.name, self.target.operation, self.target.model, self.trace,
-                                    carries_data=False)  # fmt: skip
-            decision = self.decision = Decision(DENY, None, error.caller, code=error.code, reason=error.message)
-            stats.decided(DENY)  # refused: a denial for `lineage_proxy_decisions_total` too
+            self.refused_unread(error)
+            call, decision = self.call, self.decision
         if call is None or decision is None:
             return  # a client gone before its request was read: counted
         if call.carries_data:  # counted as recorded: an upstream's max_queue 503 was decided allow, recorded deny
