@@ -110,7 +110,7 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
     """Where a `user:password@` whose password (or user) holds a `/` written unescaped begins, and where its `@` is:
     `urlsplit` ends the authority at the `/`, so `http://ops:12/34@collector:4318` is host `ops`, port 12 and path
     `/34@collector:4318` (the credentials dropped, the wrong host used; one of letters, `ops:s3cr/et@`, a port it
-    refuses). Taken for one when a segment of the path (before a `?` or `#`) holds an `@` followed by a host[:port]:
+    refuses). Taken for one when a segment of the path (or of a query or fragment: the comment below) holds an `@` followed by a host[:port]:
     `/34/56@collector:4318` (a password of several `/`), `/er:pw@vllm:8000` (a user holding one) and
     `/alice@example.com/v1` alike, which is a path by RFC 3986 but cannot be told from a password's (before 2026-12-05
     only the first segment was, so a password of several `/` loaded with the wrong host). An `@` that is the path's is
@@ -125,31 +125,30 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
     head = url[start:slash]
     if "@" in head or head.startswith("["):
         return None
-    if url[slash] == "/":  # every segment of the path: the last `@` that reads as a userinfo's end
-        end = slash
-        while end < len(url) and url[end] not in "?#":
-            end += 1
-        found = -1
-        segment = slash + 1
-        while segment <= end:
-            stop = url.find("/", segment, end)
-            stop = end if stop < 0 else stop
-            at = url.rfind("@", segment, stop)
-            if at >= 0 and _HOST_PORT.fullmatch(url, at + 1, stop):
-                found = at
-            segment = stop + 1
-        return (start, found) if found >= 0 else None
-    if ":" not in head:
+    if url[slash] != "/" and ":" not in head:
         return None
-    end = slash + 1
-    while end < len(url) and url[end] not in "/?#":
-        end += 1
-    at = url.rfind("@", slash + 1, end)
-    if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, end):
-        return None
-    if "=" in url[slash + 1 : at] or "&" in url[slash + 1 : at]:
-        return None
-    return start, at
+    # every piece of what follows, split at `/`, `?` and `#` alike (a password may hold several, in any order:
+    # `12/34?56`, `12?34/56`): the last `@` that reads as a userinfo's end, but for one in a query of `key=value`
+    # pairs (`?user=alice@example.com`; before 2026-12-05 a path's pieces alone were, or the first piece after a `?`
+    # or `#`, so `http://ops:12/34?56@collector:4318` loaded with host `ops`)
+    query = -1  # where the query begins (its `?`), once one has
+    fragment = False
+    found = -1
+    stop = slash  # the `/`, `?` or `#` before each piece
+    while stop < len(url):
+        if url[stop] == "#":
+            fragment, query = True, -1  # (a fragment is no query)
+        elif url[stop] == "?" and not fragment and query < 0:
+            query = stop
+        piece = stop = stop + 1
+        while stop < len(url) and url[stop] not in "/?#":
+            stop += 1
+        at = url.rfind("@", piece, stop)
+        if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, stop):
+            continue
+        if query < 0 or (url.find("=", query, at) < 0 and url.find("&", query, at) < 0):
+            found = at
+    return (start, found) if found >= 0 else None
 
 
 def _split(url: str) -> SplitResult | None:
@@ -327,9 +326,9 @@ def _url_problem(url: str) -> str | None:
     """For a URL `_split` refuses: how to write a password holding a `/`, `?` or `#` (`_slashed_userinfo`), the port
     range when its port is digits out of range, else None."""
     slashed = _slashed_userinfo(url)
-    if slashed is not None:  # said for the first of `/?#` that ends what `urlsplit` reads as the authority
-        mark = next((url[at] for at in range(slashed[0], slashed[1]) if url[at] in "/?#"), "/")
-        return _MARKED_PASSWORD.get(mark, SLASHED_PASSWORD)
+    if slashed is not None:  # said for each of `/?#` it holds, the first (which ends `urlsplit`'s authority) first
+        marks = dict.fromkeys(url[at] for at in range(slashed[0], slashed[1]) if url[at] in "/?#")
+        return "; ".join(_MARKED_PASSWORD.get(mark, SLASHED_PASSWORD) for mark in marks or "/")
     try:
         netloc = urlsplit(url).netloc
     except ValueError:
