@@ -114,3 +114,22 @@ def test_a_get_before_a_malformed_request_is_not_named(proxy: Any) -> None:
     lines, got = exchange(proxy.bound.http.port, wire)
     assert len(lines) == 2 and lines[1] == b"HTTP/1.1 400 ", got
     assert b"RFC 9112" not in got and b"Invalid method" in got
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost x\r\n\r\n",
+        b"GET /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ],
+    ids=["invalid header", "two lengths"],
+)
+def test_a_malformed_request_with_its_own_request_line_after_a_delete_is_not_named_its_body(
+    proxy: Any, second: bytes
+) -> None:
+    """A request whose line was read (a method and a target: a request of its own, pipelined) but whose fields are
+    malformed is refused for them alone: not said to be the DELETE's body (helper revconfigurl)."""
+    wire = f"DELETE /v1/chat/completions HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n\r\n".encode() + second
+    lines, got = exchange(proxy.bound.http.port, wire)
+    assert len(lines) == 2 and lines[1] == b"HTTP/1.1 400 ", got
+    assert b"malformed HTTP request" in got and b"RFC 9112" not in got, got

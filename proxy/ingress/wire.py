@@ -282,7 +282,10 @@ class HttpConnection(asyncio.Protocol):
                 # call cancelled) while that request is served
                 self._broken = True
             else:
-                self._refuse(cause if cause is not None else _malformed(exc, data, self._unframed))
+                # (bytes read as a request line, a target read, are a request of their own: not the body of the one before)
+                parsing = self.parsing
+                unframed = self._unframed if parsing is None or not parsing.target else ""
+                self._refuse(cause if cause is not None else _malformed(exc, data, unframed))
         else:
             parsing = self.parsing
             if parsing is not None and not parsing.method:  # a head still open
