@@ -7,9 +7,11 @@ is the HEAD's, as the merged listing's is."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.harness import LoopThread, serving
@@ -95,3 +97,54 @@ def test_a_head_of_one_fastapi_upstreams_listing_is_answered_not_405(llama: str,
     assert headed[1]["content-length"] == str(len(got[2]))
     assert headed[1].get("x-lineage-decision") != "deny"
     assert headed[2] == b""
+
+
+def test_a_head_of_one_upstreams_listing_does_not_wait_for_its_body(make_proxy: Any, loop_thread: LoopThread) -> None:
+    """The GET's body is no HEAD's: an upstream whose listing body breaks off after its head (sent chunked) gives the
+    GET its 200 head, and the HEAD that head, not 502 (before, the HEAD read the whole body first: helper
+    revconfigurl)."""
+
+    async def start() -> tuple[asyncio.Server, int]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while head := await reader.readuntil(b"\r\n\r\n"):
+                    if b"x-cut: 1" in head.lower():  # the calls the test makes: a head, a piece, then the cut
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                     b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"dat\r\n")  # fmt: skip
+                        await writer.drain()
+                        break
+                    body = orjson.dumps({"object": "list", "data": [_entry("m")]})
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(body), body))  # fmt: skip
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        return server, server.sockets[0].getsockname()[1]
+
+    server, port = loop_thread.run(start())
+    try:
+        proxy = make_proxy(ONE.format(first=f"http://127.0.0.1:{port}"))
+        host, proxy_port = proxy.url.removeprefix("http://").split(":")
+        got = []
+        for method in ("GET", "HEAD"):
+            with socket.create_connection((host, int(proxy_port)), timeout=30) as sock:
+                sock.sendall(
+                    f"{method} /v1/models HTTP/1.1\r\nHost: x\r\nx-cut: 1\r\nConnection: close\r\n\r\n".encode()
+                )
+                received = b""
+                while chunk := sock.recv(65536):
+                    received += chunk
+            got.append(received)
+    finally:
+
+        async def close() -> None:
+            server.close()
+
+        loop_thread.run(close())
+    assert got[0].startswith(b"HTTP/1.1 200 "), got[0]  # the GET: its head, then the cut
+    assert got[1].startswith(b"HTTP/1.1 200 "), got[1]  # was 502: the HEAD waited for the body
+    assert got[1].endswith(b"\r\n\r\n"), got[1]

@@ -830,14 +830,12 @@ class HttpIngress:
             raise ex.upstream_failed(exc) from None
         try:
             ex.head(resp.status, resp.headers.get, resp.content_length, None)
-            data = resp.complete()
-            if data is None:
-                try:
-                    data = await resp.read()
-                except Exception as exc:
-                    raise ex.upstream_failed(exc) from None
+            # the body is no HEAD's: not waited for (a GET's cut or slow body, or one past limits.buffer_max_bytes,
+            # which the GET streams, made the HEAD wait, or answered 502), read off apart from the call (bounded)
+            if resp.complete() is None:
+                resp.read_off()
             ex.finish()
-            head, _ = self._head(request, conn, ex, resp, len(data))  # (a HEAD's: the GET's Content-Length, no body)
+            head, _ = self._head(request, conn, ex, resp, None)  # (a HEAD's: the GET's Content-Length, no body)
             if ex.recording:
                 await ex.recorded()
             conn.write(head)
