@@ -669,6 +669,16 @@ class Pipeline:
             if plain is not None and (found.parent or found.name) == (plain.parent or plain.name):
                 routes = served.get(plain.name)
                 how = "applies its own LoRA adapters to"
+        parent = found.parent
+        if routes is None and parent is not None:
+            # an adapter the metadata lists as a model of its own on a base (vLLM's `parent`: the base's served name),
+            # or weights whose base is named (llama.cpp's, TGI's: its checkpoint): held to the routes of that base
+            routes = served.get(parent)
+            if routes is None:
+                base = book.resolve(upstream, parent, None, learn=False)
+                if base is not None and base.source == UPSTREAM and base.name != found.name:
+                    routes = served.get(base.name)
+            how = "is a LoRA adapter on"
         for model, purposes in routes or ():
             if purpose not in purposes:
                 reason = (f"model {quoted_name(call.model)} {how} the weights of model {quoted_name(model)} "

@@ -18,7 +18,7 @@ from huggingface_hub.errors import TextGenerationError
 from tests.harness import LoopThread, ProxyHandle, serving, traced
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.tgi import CHECKPOINT, MODEL_ID, Tgi
-from tests.servers.vllm_like import VllmLike
+from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 from tests.test_llama_lora import BASE, DEFAULT, llama_server
 
 __all__ = ["llama_server"]  # the fixture, imported
@@ -39,6 +39,11 @@ HI = [{"role": "user", "content": "hi"}]
 LORAS = {
     "its own adapter": ([{"id": 0, "scale": 1}], f"{DEFAULT}+lora:sql.gguf:1"),
     "none of the server's": ([{"id": 1, "scale": 0}], BASE),
+    # read as llama-server's nlohmann json reads them (`get<int>`, `get<float>`); before 2026-12-05 the proxy read no
+    # adapter in each, recorded org/gemma-3 (every adapter at 0) where sql.gguf ran
+    "an id written as a float": ([{"id": 0.0, "scale": 1}], f"{DEFAULT}+lora:sql.gguf:1"),
+    "an id past 32 bits": ([{"id": 4294967296, "scale": 1}], f"{DEFAULT}+lora:sql.gguf:1"),
+    "a scale written as true": ([{"id": 0, "scale": True}], f"{DEFAULT}+lora:sql.gguf:1"),
 }
 
 
@@ -89,3 +94,50 @@ def test_a_tgi_call_naming_an_adapter_is_held_to_the_route_of_its_base(
     assert len(tgi.received) == 1
     span = otlp.by_trace(trace_id).attributes
     assert span["lineage.checkpoint"] == f"{CHECKPOINT}+lora:predibase/customer_support", span
+
+
+# vLLM's listing: the base under its served name (or its root, without --served-model-name) and an adapter listed as a
+# model of its own, its `parent` the base's name
+_BASE = {"object": "model", "created": 1, "owned_by": "vllm", "root": ROOT, "parent": None}
+_ADAPTER = {"id": "sql-lora", "object": "model", "created": 1, "owned_by": "vllm", "root": "/adapters/sql-lora"}
+VLLM = {
+    "served name": (SERVED, [{"id": SERVED, **_BASE}, {**_ADAPTER, "parent": SERVED}]),
+    "root": (ROOT, [{"id": ROOT, **_BASE}, {**_ADAPTER, "parent": ROOT}]),
+}
+
+
+@pytest.mark.parametrize("named", list(VLLM), ids=list(VLLM))
+def test_a_vllm_adapter_listed_on_a_limited_routes_base_is_held_to_its_purposes(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], named: str
+) -> None:
+    base, models = VLLM[named]
+    server = VllmLike(models=models)
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url, MODEL=base, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "ads"})
+        with pytest.raises(openai.PermissionDeniedError) as raised:  # was: forwarded for ads, 200
+            client.chat.completions.create(model="sql-lora", messages=HI)
+        assert raised.value.code == "purpose_denied", raised.value.message
+        assert "LoRA adapter on the weights of model" in raised.value.message, raised.value.message
+        assert "route allows: care" in raised.value.message
+        assert server.data_requests() == []
+        care = client.with_options(default_headers={"x-purpose": "care"})
+        reply = care.chat.completions.with_raw_response.create(model="sql-lora", messages=HI)
+        assert reply.headers["x-lineage-checkpoint"] == "/adapters/sql-lora"
+        assert len(server.data_requests()) == 1
+
+
+def test_a_route_on_a_vllm_adapter_does_not_hold_its_base(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """The adapter's purposes bind the adapter's weights (its root), not the base it runs on: the base, another of
+    the server's models, goes on for any purpose."""
+    server = VllmLike()
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url, MODEL="sql-lora", OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "ads"})
+        reply = client.chat.completions.with_raw_response.create(model=SERVED, messages=HI)
+        assert reply.headers["x-lineage-checkpoint"] == ROOT
+        with pytest.raises(openai.PermissionDeniedError):
+            client.chat.completions.create(model="sql-lora", messages=HI)
+        assert len(server.data_requests()) == 1

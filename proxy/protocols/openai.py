@@ -333,16 +333,34 @@ def lora_version(lora: Any) -> str:
     for item in lora:
         # read as llama.cpp's json_value reads them: an id or a scale missing or not a number is its default, -1 (no
         # adapter: ignored, or the request refused by older servers) and 0
-        ident = item.get("id") if type(item) is dict else None
-        if type(ident) is int and ident >= 0:
+        ident = _lora_id(item.get("id")) if type(item) is dict else -1
+        if ident >= 0:
             scales[ident] = _scale(item.get("scale"))
     if lora and not scales:
         return _LORA + _NONE  # every adapter at 0
     return _LORA + ",".join(f"{ident}={scales[ident]!r}" for ident in sorted(scales))
 
 
+def _lora_id(value: Any) -> int:
+    """A LoRA adapter's id as llama.cpp reads it (nlohmann json's `get<int>`): a JSON integer cut to its low 32 bits
+    (4294967296 is 0), a number with a fraction truncated (0.0 and 0.9 are 0), `true` 1 and `false` 0; anything else,
+    or a number no int holds (UB in C++: x86 makes it INT_MIN), -1, no adapter."""
+    if type(value) is bool:
+        return 1 if value else 0
+    if type(value) is int:
+        if -(1 << 63) <= value < 1 << 64:  # (JSON's int64 or uint64; a wider one is read as a double)
+            return ((value + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+        return -1
+    if type(value) is float and math.isfinite(value) and -2147483649.0 < value < 2147483648.0:
+        return int(value)
+    return -1
+
+
 def _scale(value: Any) -> float:
-    """A LoRA scale as llama.cpp reads it: a JSON number, else 0."""
+    """A LoRA scale as llama.cpp reads it (nlohmann json's `get<float>`): a JSON number, `true` 1 and `false` 0, else
+    0."""
+    if type(value) is bool:
+        return 1.0 if value else 0.0
     if type(value) is int or type(value) is float:
         scale = float(value)
         return scale if math.isfinite(scale) else 0.0
