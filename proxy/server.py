@@ -27,6 +27,7 @@ import orjson
 from proxy import logs, markers
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, Limits, Telemetry, Tls, Upstream, load, read_secret
+from proxy.config.loader import load_handed
 from proxy.errors import ConfigError, StartupError
 from proxy.files import off_loop
 from proxy.ingress.http import HttpIngress
@@ -609,20 +610,21 @@ class ProxyProcess:
         if self.metrics.shared is not None:  # what the sinks counted since the publisher's last turn
             self._publish()
 
-    def reload_soon(self, path: str) -> None:
+    def reload_soon(self, path: str, handover: str | None = None) -> None:
         """A SIGHUP: `reload`, its file (and those it names: a baseline, keys, certificates) read and checked on a
         thread of its own, applied on the loop once read. Read on the loop, a file slow to come (a hung mount, a
         FIFO) held every call and the stop itself (its signal is a callback of the loop) for as long. SIGHUPs that
-        come while one loads are one more load, after it (the file as it is then)."""
+        come while one loads are one more load, after it (the file as it is then). `handover`: a `--workers` worker's,
+        where its supervisor hands over the config it read once for every worker (`loader.hand_over`), read instead."""
         self._reload_again = True
         if self._reloading is None and not self._closing:
-            self._reloading = asyncio.get_running_loop().create_task(self._reload_queued(path))
+            self._reloading = asyncio.get_running_loop().create_task(self._reload_queued(path, handover))
 
-    async def _reload_queued(self, path: str) -> None:
+    async def _reload_queued(self, path: str, handover: str | None = None) -> None:
         try:
             while self._reload_again and not self._closing:
                 self._reload_again = False
-                loading = off_loop(lambda: self._load(path), "lineage-proxy-reload")
+                loading = off_loop(lambda: self._load(path, handover), "lineage-proxy-reload")
                 try:
                     # (shielded: a stop's cancel leaves its outcome to `_dropped`, not to no one)
                     new, files = await asyncio.shield(loading)
@@ -656,11 +658,11 @@ class ProxyProcess:
         finally:
             self._reloading = None
 
-    def _load(self, path: str) -> tuple[Config, ReloadFiles]:
+    def _load(self, path: str, handover: str | None = None) -> tuple[Config, ReloadFiles]:
         """The config at `path` and the TLS files it names that a reload reads again (on a thread: `reload_soon`), and
         the span exporter of its changed telemetry, which reads its CA bundle as it is built (`_exporter`; built on
         the loop, a bundle slow to come held every call and the stop)."""
-        new = load(path)
+        new = load(path) if handover is None else load_handed(handover, path)
         files = ReloadFiles(new, self._tls is not None)
         if not self._closing:  # (a stop cancels the reload: one built as it comes is left unapplied, its thread idle)
             files.unbuilt = self._exporter(self._kept_at_start(new)[0], files)

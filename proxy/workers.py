@@ -1,7 +1,8 @@
 """Running the proxy: one process, or a supervisor with N worker processes sharing the listen ports.
 
-Signals: SIGTERM/SIGINT drain in-flight calls and exit 0; SIGHUP reloads the config (each worker
-validates and swaps it in, or refuses it and keeps the old one); one that comes while a process is still
+Signals: SIGTERM/SIGINT drain in-flight calls and exit 0; SIGHUP reloads the config (the supervisor
+reads the file once and hands the same bytes to every worker, `hand_over`; each worker validates and swaps it in,
+or refuses it and keeps the old one); one that comes while a process is still
 starting is held, and the reload done once it serves (`hold_sighup`): its default action would end the
 process. A SIGTERM/SIGINT while a process starts stops it: while the config loads it ends the start there
 (`cmd_serve`: a load blocked on a FIFO too), then it is blocked until this module holds it (`hold_stop`),
@@ -55,7 +56,8 @@ from typing import BinaryIO, Final
 
 from proxy import files, logs, markers, metrics
 from proxy.checkpoints import METADATA_TIMEOUT_S, share_changes
-from proxy.config import Address, Config, load
+from proxy.config import Address, Config
+from proxy.config.loader import hand_over, load_handed
 from proxy.errors import ConfigError, StartupError
 from proxy.record.store import SchemaTooNew
 from proxy.record.stores import open_waits_s, read_errors, shown
@@ -206,6 +208,8 @@ class ForkGate:
 
 
 FORK_GATE: Final = ForkGate()
+# a `--workers` supervisor's read of the config for a reload, in its workers' metrics directory (`hand_over`)
+HANDOVER: Final = "reload-config"
 
 # the supervisor's own loop looks at its workers' beats every 0.2 s or so; a look this much later than the one before
 # (the whole process group stopped and continued: a terminal's Ctrl-Z and `fg`, `docker pause`) starts the watch again
@@ -563,8 +567,15 @@ async def start_process(process: ProxyProcess, *, reuse_port: bool = False) -> B
 
 
 async def _serve(
-    config_path: str, config: Config, ports: Bound | None, ready: Connection | None, claims: list[Claim]
+    config_path: str,
+    config: Config,
+    ports: Bound | None,
+    ready: Connection | None,
+    claims: list[Claim],
+    handover: str | None = None,
 ) -> int:
+    """Serve until told to stop. `handover`: in a `--workers` worker, where its supervisor hands over the config a
+    SIGHUP reloads (`hand_over`): read once for every worker, not by each."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -607,7 +618,7 @@ async def _serve(
     # sight, a full collection walks only what came after (#12). Once: a reload's objects are collected as usual
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    loop.add_signal_handler(signal.SIGHUP, lambda: process.reload_soon(config_path))
+    loop.add_signal_handler(signal.SIGHUP, lambda: process.reload_soon(config_path, handover))
     if ready is not None:
         log.info("serving %s", bound.describe())
         ready.send(("ready", bound.describe()))
@@ -616,7 +627,7 @@ async def _serve(
         announce(bound)
     if _take_held_sighup():
         log.info("a SIGHUP came while starting: reloading now")
-        process.reload_soon(config_path)
+        process.reload_soon(config_path, handover)
     await stop.wait()
     release(claims)  # the listeners close now: a new proxy may start while this one drains
     log.info("stopping: draining in-flight calls (at most %gs)", process.config.limits.drain_timeout_s)
@@ -700,7 +711,7 @@ def _worker_main(
     metrics.share(metrics_dir)  # a scrape of any worker sums every worker's series
     install_uvloop()
     try:
-        code = asyncio.run(_serve(config_path, config, ports, ready, []))
+        code = asyncio.run(_serve(config_path, config, ports, ready, [], os.path.join(metrics_dir, HANDOVER)))
     except StartupError as exc:
         ready.send(("error", str(exc)))  # the supervisor reports it, once
         ready.close()
@@ -774,6 +785,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     context = multiprocessing.get_context("fork")
     # the workers' metric files (prometheus-client multiprocess mode); removed when the supervisor exits
     metrics_dir = tempfile.mkdtemp(prefix="lineage-proxy-metrics-")
+    # the config a reload read, once for every process (`hand_over`): beside the metric files (private, removed so too)
+    handover = os.path.join(metrics_dir, HANDOVER)
     counted = metrics.Supervisor(metrics_dir)  # workers restarted, their calls lost, the supervisor's log lines dropped
     try:  # an earlier run on this record that did not stop is said here, and counted
         marker = markers.begin(config, "supervisor")
@@ -934,7 +947,8 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             metrics.process_gone(child.pid, metrics_dir)
 
     def signal_children(signum: int) -> None:
-        for child in children.values():
+        # (a copy: a reload's thread signals too, while the main thread adds and removes workers)
+        for child in list(children.values()):
             if child.pid is not None and child.is_alive():
                 # gone all the same when this handler interrupted the main thread's reap of it, between the `waitpid`
                 # that reaped it and multiprocessing's noting its exit code: `is_alive` saw none (its own `waitpid`,
@@ -944,47 +958,69 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signum)
 
-    # SIGHUPs, numbered as they come; those whose load runs (`follow_reload`); the latest whose load was applied to
-    # `running`. The signal handler takes no lock (it may have interrupted the thread that holds it, or itself)
+    # SIGHUPs' reads of the config, numbered as they hand it over to the workers (`hand_over`, one at a time:
+    # `handing`); those whose load runs (`follow_reload`); the latest whose load was applied to `running`. The signal
+    # handler takes no lock (it may have interrupted the thread that holds it, or itself)
     tickets = itertools.count(1)
     loading: set[int] = set()
     applied = [0]
+    handing = threading.Lock()  # a SIGHUP's read and hand-over, then its signal to the workers
     reloading = threading.Lock()  # the loads' threads, as each applies its config
 
-    def follow_reload(taken: int) -> None:
-        """The supervisor's share of SIGHUP `taken`: the config its workers reload to, as they apply it (the workers
-        validate and log it themselves; this keeps restarts where they are). On a thread of its own: a load that
-        waits on a file (a hung mount, a FIFO) held the signal handler, so the supervisor no longer stopped,
-        restarted its workers, nor passed the next signals on. A load that ends after a later one's is not applied."""
+    def follow_reload() -> None:
+        """A SIGHUP: the config file read once (`hand_over`), then the workers told to reload what was read, and
+        the config they reload to put in `running`, as they apply it (the workers validate and log it themselves;
+        this keeps restarts where they are). Each worker read the file itself before: written in place meanwhile, or
+        changed between their reads, it left them on different configs until the next SIGHUP. On a thread of its own:
+        a load that waits on a file (a hung mount, a FIFO) held the signal handler, so the supervisor no longer
+        stopped, restarted its workers, nor passed the next signals on. A load that ends after a later one's is not
+        applied; hand-overs are numbered in the order they read the file, so what `running` ends with is what
+        the workers were handed last."""
         nonlocal running
-        # no worker is forked amid it (but while it waits on a FIFO), nor before what it ends with is in `running`
-        # and `loading`: a worker forked after it runs its config, and is not one behind it
-        with FORK_GATE:
-            try:
-                with files.released_while_waiting(FORK_GATE):
-                    new = load(config_path)
-                    # the files it names read again as a worker's reload reads them, and refused by its rule: a
-                    # worker restarted later runs what its siblings do (before, one they refused for a file renewed
-                    # badly since the load ran it, with the old config's siblings: or failed its every start)
-                    read = ReloadFiles.in_supervisor(running, new)
-                with reloading:
-                    if taken > applied[0]:
-                        applied[0] = taken
-                        reloaded = as_reloaded(running, new, read)
-                        if reloaded is not None:
-                            running = reloaded
-            except ConfigError:
-                pass
-            finally:
-                loading.discard(taken)  # (after `running`: `spawn` reads them in the other order)
+        handing.acquire()  # (before the gate: a read waiting for it must not hold forks)
+        handed = False
+        taken = 0
+        try:
+            # no worker is forked amid it (but while it waits on a FIFO), nor before what it ends with is in `running`
+            # and `loading`: a worker forked after it runs its config, and is not one behind it
+            with FORK_GATE:
+                try:
+                    with files.released_while_waiting(FORK_GATE):
+                        try:
+                            hand_over(config_path, handover)
+                        except OSError as exc:  # not written (a full disk): each worker reads the file itself
+                            log.error("reload: cannot hand the config over to the workers (%s): each reads %s "
+                                      "itself", exc, config_path)  # fmt: skip
+                            with contextlib.suppress(OSError):
+                                os.unlink(handover)  # (`load_handed` reads the file when none is handed over)
+                        taken = next(tickets)
+                        loading.add(taken)  # (before the signal: a worker forked from now on is told to reload too)
+                        signal_children(signal.SIGHUP)
+                        handing.release()
+                        handed = True
+                        new = load_handed(handover, config_path)
+                        # the files it names read again as a worker's reload reads them, and refused by its rule: a
+                        # worker restarted later runs what its siblings do (before, one they refused for a file renewed
+                        # badly since the load ran it, with the old config's siblings: or failed its every start)
+                        read = ReloadFiles.in_supervisor(running, new)
+                    with reloading:
+                        if taken > applied[0]:
+                            applied[0] = taken
+                            reloaded = as_reloaded(running, new, read)
+                            if reloaded is not None:
+                                running = reloaded
+                except ConfigError:
+                    pass
+                finally:
+                    loading.discard(taken)  # (after `running`: `spawn` reads them in the other order)
+        finally:
+            if not handed:
+                handing.release()
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping, interrupts
         if signum == signal.SIGHUP:
-            signal_children(signal.SIGHUP)
-            taken = next(tickets)
-            loading.add(taken)
-            threading.Thread(target=follow_reload, args=(taken,), name="reload", daemon=True).start()
+            threading.Thread(target=follow_reload, name="reload", daemon=True).start()
             return
         stopping = True
         FORK_GATE.stop()  # a worker being started waits for no reload's load: it is not started (`spawn`)

@@ -27,16 +27,16 @@ routes: [{model: "*", upstream: vllm}]
 policy: {anonymous: allow, default_purpose: assistant}
 lineage: {store: "STORE"}
 """
-# the supervisor's `load` (the one `follow_reload` calls) waits for a writer on $LP_TEST_HOLD_LOAD first, then loads;
-# the workers' own loads (forks of the supervisor, other pids) do not wait. Its wait holds no lock of the proxy's
+# the supervisor's read of the reloaded config (`hand_over`, the one `follow_reload` calls, the workers reading what it
+# hands over) waits for a writer on $LP_TEST_HOLD_LOAD first, then reads; its wait holds no lock of the proxy's
 SITECUSTOMIZE = """
 import os, select
 import proxy.workers
 
 _SUPERVISOR = os.getpid()
-_load = proxy.workers.load
+_hand_over = proxy.workers.hand_over
 
-def load(path, *args, **kwargs):
+def hand_over(path, *args, **kwargs):
     if os.getpid() == _SUPERVISOR:
         fd = os.open(os.environ["LP_TEST_HOLD_LOAD"], os.O_RDONLY | os.O_NONBLOCK)
         try:
@@ -46,9 +46,9 @@ def load(path, *args, **kwargs):
                 pass
         finally:
             os.close(fd)
-    return _load(path, *args, **kwargs)
+    return _hand_over(path, *args, **kwargs)
 
-proxy.workers.load = load
+proxy.workers.hand_over = hand_over
 """
 
 

@@ -6,6 +6,7 @@ takes the model's field default: this module writes none of its own, so the two 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import importlib.util
@@ -238,7 +239,55 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+        raise ConfigError([_unreadable(path, exc)]) from exc
+    return load_bytes(data, path, env)
+
+
+def _unreadable(path: str | os.PathLike[str], exc: OSError) -> str:
+    return f"{path}: cannot read: {exc.strerror or exc}"
+
+
+# what `hand_over` writes first: the config's bytes follow, or why the file could not be read
+HANDED: Final = b"="
+UNREAD: Final = b"!"
+
+
+def hand_over(path: str, handover: str) -> None:
+    """A `--workers` supervisor's read of the config at `path` for a reload (SIGHUP), once for every process: its bytes
+    (or why it could not be read) written whole to `handover`, a file of its own, replaced at once (rename), which each
+    worker loads (`load_handed`). Each worker read the file itself before: one written in place meanwhile (an editor,
+    config management) or changed between their reads left them on different configs until the next SIGHUP, the same
+    call decided differently by the worker the kernel gave its connection to. A FIFO is read as `read_bytes` reads it."""
+    try:
+        data = HANDED + read_bytes(path)
+    except OSError as exc:
+        data = UNREAD + _unreadable(path, exc).encode("utf-8", "surrogateescape")
+    writing = f"{handover}.{os.getpid()}.tmp"
+    try:
+        with open(writing, "wb") as file:
+            file.write(data)
+        os.replace(writing, handover)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(writing)
+        raise
+
+
+def load_handed(handover: str, path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """The config a `--workers` supervisor read from `path` for the latest reload (`hand_over`), validated as `load`
+    validates the file, its problems said of `path`. With none handed over yet (a SIGHUP sent to a worker alone
+    before any to its supervisor) the file at `path` itself."""
+    try:
+        data = Path(handover).read_bytes()
+    except FileNotFoundError:
+        return load(path, env)
+    if data.startswith(UNREAD):
+        raise ConfigError([data[1:].decode("utf-8", "surrogateescape")])
+    return load_bytes(data[1:], path, env)
+
+
+def load_bytes(data: bytes, path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Validate the bytes of the config file at `path` (`load`)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,0 +1,126 @@
+"""`serve --workers N`: a SIGHUP gives every worker the same config. Each worker read the config file itself: a file
+written in place (an editor, config management) or changed between the workers' reads left them on different configs
+until the next SIGHUP, the same call decided differently by the worker the kernel gave its connection to; a config
+handed over through a FIFO reached one reader of the three (the supervisor and two workers), the others refused an
+empty file. The supervisor now reads it once and hands the same bytes to every worker (`loader.hand_over`).
+
+Which config a worker runs shows in its own lines: the reload changes `logging.format`, which a worker applies before
+it says `reloaded`, so its line is JSON under the config handed over and text under the one written after it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import orjson
+
+from tests.test_workers import WAIT_S, Serve
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: origin, url: "UPSTREAM"}]
+routes: [{model: "*", upstream: origin}]
+policy: {anonymous: allow, default_purpose: PURPOSE}
+lineage: {store: "STORE"}
+limits: {drain_timeout_s: 2}
+logging: {format: FORMAT}
+"""
+
+
+def _reloaded(serve: Serve, config: Path) -> list[dict[str, str]]:
+    """The workers' `reloaded` lines, each as a JSON object (one written in text fails here: another config)."""
+    lines = serve.wait(f"reloaded {config}", 2)
+    records = []
+    for line in lines:
+        assert line.startswith("{"), f"a worker reloaded another config (its line in text):\n{''.join(serve.err)}"
+        records.append(orjson.loads(line))
+    return records
+
+
+def test_a_config_written_between_the_workers_reads_is_not_what_one_of_them_runs(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    text = CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
+    config.write_text(text.replace("FORMAT", "text").replace("PURPOSE", "assistant"))
+    serve = Serve.workers(config, env={"TMPDIR": str(tmp_path)})
+    try:
+        serve.ready()
+        serve.wait("lineage_proxy: serving http=", 3)
+        held, other = serve.children()
+        # one worker's read held: stopped before the SIGHUP, it takes it (and reads) only once continued
+        os.kill(held, signal.SIGSTOP)
+        try:
+            config.write_text(text.replace("FORMAT", "json").replace("PURPOSE", "support"))
+            serve.proc.send_signal(signal.SIGHUP)
+            serve.wait(f'"message":"reloaded {config}"', 1)  # the other worker read it, and runs it
+            # written in place, after that read and before the held worker's: the next SIGHUP's
+            config.write_text(text.replace("FORMAT", "text").replace("PURPOSE", "analytics"))
+        finally:
+            os.kill(held, signal.SIGCONT)
+        records = _reloaded(serve, config)
+        assert {record["process"] for record in records} == {"worker-1", "worker-2"}, records
+        # a worker restarted later runs it too (the supervisor's `running`): its lines in JSON
+        os.kill(other, signal.SIGKILL)
+        serve.wait("restarting it")
+        serve.wait('"message":"serving http=', 1)
+        assert serve.stop() == 0, "".join(serve.err)
+    finally:
+        serve.end()
+
+
+def test_a_config_handed_over_through_a_fifo_reaches_every_worker(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, upstream = vllm
+    config = tmp_path / "proxy.pipe"
+    os.mkfifo(config)
+    text = CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
+
+    def write(content: str) -> threading.Thread:
+        def writing() -> None:
+            with open(config, "w") as pipe:  # waits for a reader; its close is the reader's end of file
+                pipe.write(content)
+
+        thread = threading.Thread(target=writing, daemon=True)
+        thread.start()
+        return thread
+
+    start = write(text.replace("FORMAT", "text").replace("PURPOSE", "assistant"))
+    serve = Serve.workers(config, env={"TMPDIR": str(tmp_path)})
+    try:
+        serve.ready()
+        start.join(WAIT_S)
+        serve.wait("lineage_proxy: serving http=", 3)
+        serve.proc.send_signal(signal.SIGHUP)
+        reload = write(text.replace("FORMAT", "json").replace("PURPOSE", "support"))  # written once, as for one process
+        records = _reloaded(serve, config)
+        assert {record["process"] for record in records} == {"worker-1", "worker-2"}, records
+        reload.join(WAIT_S)
+        assert serve.stop() == 0, "".join(serve.err)
+    finally:
+        serve.end()  # (a failed test's writer still waiting is a daemon thread)
+    assert "reload refused" not in "".join(serve.err), "".join(serve.err)
+
+
+def test_a_config_that_cannot_be_read_is_refused_by_every_worker_in_the_words_of_the_file(tmp_path: Path) -> None:
+    from proxy.config.loader import hand_over, load, load_handed
+    from proxy.errors import ConfigError
+
+    config, handover = tmp_path / "proxy.yaml", str(tmp_path / "handed")
+    config.write_text(CONFIG.replace("UPSTREAM", "http://127.0.0.1:9").replace("STORE", str(tmp_path / "l.db"))
+                      .replace("FORMAT", "json").replace("PURPOSE", "support"))  # fmt: skip
+    assert load_handed(handover, str(config)) == load(config)  # none handed over yet: the file itself
+    hand_over(str(config), handover)
+    config.unlink()
+    assert load_handed(handover, str(config)).policy.default_purpose == "support"  # what was handed over
+    hand_over(str(config), handover)  # gone: why, handed over
+    try:
+        load(config)
+    except ConfigError as exc:
+        said = exc.problems
+    try:
+        load_handed(handover, str(config))
+    except ConfigError as exc:
+        assert exc.problems == said and "cannot read" in said[0], (exc.problems, said)
+    else:
+        raise AssertionError("a config that could not be read was loaded")
