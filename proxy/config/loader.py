@@ -281,6 +281,8 @@ def load_handed(handover: str, path: str | os.PathLike[str], env: Mapping[str, s
         data = Path(handover).read_bytes()
     except FileNotFoundError:
         return load(path, env)
+    except OSError as exc:  # (a worker at its limit of open files: refused saying so, as `load` refuses the file)
+        raise ConfigError([f"{path}: cannot read the config handed over ({handover}): {exc.strerror or exc}"]) from exc
     if data.startswith(UNREAD):
         raise ConfigError([data[1:].decode("utf-8", "surrogateescape")])
     return load_bytes(data[1:], path, env)
