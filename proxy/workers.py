@@ -980,6 +980,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         handing.acquire()  # (before the gate: a read waiting for it must not hold forks)
         handed = False
         taken = 0
+        data: bytes | None = None  # what it handed over: loaded here, whatever a later SIGHUP's hand-over writes
         try:
             # no worker is forked amid it (but while it waits on a FIFO), nor before what it ends with is in `running`
             # and `loading`: a worker forked after it runs its config, and is not one behind it
@@ -987,7 +988,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 try:
                     with files.released_while_waiting(FORK_GATE):
                         try:
-                            hand_over(config_path, handover)
+                            data = hand_over(config_path, handover)
                         except OSError as exc:  # not written (a full disk): each worker reads the file itself
                             log.error("reload: cannot hand the config over to the workers (%s): each reads %s "
                                       "itself", exc, config_path)  # fmt: skip
@@ -998,7 +999,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                         signal_children(signal.SIGHUP)
                         handing.release()
                         handed = True
-                        new = load_handed(handover, config_path)
+                        new = load_handed(handover, config_path, data=data)
                         # the files it names read again as a worker's reload reads them, and refused by its rule: a
                         # worker restarted later runs what its siblings do (before, one they refused for a file renewed
                         # badly since the load ran it, with the old config's siblings: or failed its every start)

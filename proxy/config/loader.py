@@ -252,12 +252,13 @@ HANDED: Final = b"="
 UNREAD: Final = b"!"
 
 
-def hand_over(path: str, handover: str) -> None:
+def hand_over(path: str, handover: str) -> bytes:
     """A `--workers` supervisor's read of the config at `path` for a reload (SIGHUP), once for every process: its bytes
     (or why it could not be read) written whole to `handover`, a file of its own, replaced at once (rename), which each
     worker loads (`load_handed`). Each worker read the file itself before: one written in place meanwhile (an editor,
     config management) or changed between their reads left them on different configs until the next SIGHUP, the same
-    call decided differently by the worker the kernel gave its connection to. A FIFO is read as `read_bytes` reads it."""
+    call decided differently by the worker the kernel gave its connection to. A FIFO is read as `read_bytes` reads it.
+    Returns what it wrote (`load_handed`'s `data`: the supervisor's own load of it, whatever a later hand-over writes)."""
     try:
         data = HANDED + read_bytes(path)
     except OSError as exc:
@@ -271,18 +272,28 @@ def hand_over(path: str, handover: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(writing)
         raise
+    return data
 
 
-def load_handed(handover: str, path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+def load_handed(
+    handover: str, path: str | os.PathLike[str], env: Mapping[str, str] | None = None, data: bytes | None = None
+) -> Config:
     """The config a `--workers` supervisor read from `path` for the latest reload (`hand_over`), validated as `load`
     validates the file, its problems said of `path`. With none handed over yet (a SIGHUP sent to a worker alone
-    before any to its supervisor) the file at `path` itself."""
+    before any to its supervisor) the file at `path` itself. `data`: what one `hand_over` wrote (the supervisor's,
+    which loads what it handed over: read again, the file may hold a later SIGHUP's by then)."""
+    if data is not None:
+        return _handed(data, path, env)
     try:
         data = Path(handover).read_bytes()
     except FileNotFoundError:
         return load(path, env)
     except OSError as exc:  # (a worker at its limit of open files: refused saying so, as `load` refuses the file)
         raise ConfigError([f"{path}: cannot read the config handed over ({handover}): {exc.strerror or exc}"]) from exc
+    return _handed(data, path, env)
+
+
+def _handed(data: bytes, path: str | os.PathLike[str], env: Mapping[str, str] | None) -> Config:
     if data.startswith(UNREAD):
         raise ConfigError([data[1:].decode("utf-8", "surrogateescape")])
     return load_bytes(data[1:], path, env)
