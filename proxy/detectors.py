@@ -172,6 +172,9 @@ class _Text:
     # phones of `555 123 4567 ` x30 then `1111 4111 1111 1111 1111` were a phone, none whole, until 2026-12-05, helper
     # detfuzz2)
     runs_on: int = -1
+    # a stream scanner's window whose tail was cut in a run of numbers that, read whole, is no phones alike (its
+    # start, read in a window before, no phone's: `_run_unaligned`): not read so back from its end either
+    unaligned: bool = False
 
     def __init__(self, text: str) -> None:
         self.wide = not text.isascii()
@@ -1360,6 +1363,8 @@ def _phones_written(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     sizes = [len(group) for group in t.classes[start:end].split(b" ")]
     cut = _in_tail(t, start)
+    if cut and t.unaligned:
+        return None  # (as `_phones_alike`)
     stops: dict[int, int] = {}
     count = len(sizes)
     stop = end
@@ -1421,6 +1426,8 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     # as its start may be a phone's later group; before (helper revphones2), a run longer than the tail, 257
     # characters, found whole, was none streamed, one cut in four)
     cut = _in_tail(t, start)
+    if cut and t.unaligned:
+        return None  # (a run longer than a tail holds that read whole is none: `_run_unaligned`)
     lead = first
     for phone in _ALIKE_CLASSES:
         size = len(phone)
@@ -2615,10 +2622,12 @@ class Detectors:
         before: str = "",
         more: int = 0,
         runs_on: bool = False,
+        unaligned: bool = False,
     ) -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
         see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail); `before`
-        and `more`: a stream scanner's window's (`_Text.ahead`); `runs_on`: numbers follow its end (`_Text.runs_on`)."""
+        and `more`: a stream scanner's window's (`_Text.ahead`); `runs_on`: numbers follow its end (`_Text.runs_on`);
+        `unaligned`: the run its tail was cut in is no phones alike (`_Text.unaligned`)."""
         if not self._finders or not text:
             return _NOTHING
         if limit is None:
@@ -2633,17 +2642,30 @@ class Detectors:
         if not text.isascii() or _escapes(text):
             text, cut_fold = folded(text, limit)
             cut = cut or cut_fold
-        return self._find(text, cut, reread, before, more, runs_on)
+        return self._find(text, cut, reread, before, more, runs_on, unaligned)
 
     def scan_unfolded(
-        self, text: str, reread: str = "", before: str = "", more: int = 0, runs_on: bool = False
+        self,
+        text: str,
+        reread: str = "",
+        before: str = "",
+        more: int = 0,
+        runs_on: bool = False,
+        unaligned: bool = False,
     ) -> frozenset[str]:
         """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
         characters (a stream scanner's window, whose end it then reads as it stands too: `StreamScanner`)."""
-        return self._find(text, False, reread, before, more, runs_on) if self._finders and text else _NOTHING
+        return self._find(text, False, reread, before, more, runs_on, unaligned) if self._finders and text else _NOTHING
 
     def _find(
-        self, text: str, cut: bool, reread: str = "", before: str = "", more: int = 0, runs_on: bool = False
+        self,
+        text: str,
+        cut: bool,
+        reread: str = "",
+        before: str = "",
+        more: int = 0,
+        runs_on: bool = False,
+        unaligned: bool = False,
     ) -> frozenset[str]:
         """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
         it was read (`scan`); `reread`, what it starts with that a stream scanner read before (`_Text.reread`)."""
@@ -2657,6 +2679,7 @@ class Detectors:
             tail = reread.encode("utf-8", "surrogatepass")
             if t.raw.startswith(tail):  # (as it is read: a tail is kept as the detectors read it)
                 t.reread = len(tail)
+                t.unaligned = unaligned
         if before:
             t.ahead = before
         if more:
@@ -3130,6 +3153,47 @@ def _tail_at_a_gap(end: str, window: str = "", ahead: str = "", folded: bool = F
     return end if len(end) < 2 * _OVERLAP else end[cut:]
 
 
+def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
+    """Whether the run of numbers a stream scanner's tail starts in (the end of `read`, its window as the detectors
+    read it; `ahead`: the character before the window) is, read whole, no phones alike (`_Text.unaligned`): its start
+    (in `read`, or `carried`, the same of the tail before, for a run going on from the window's start) is no phone of
+    a layout (`_PHONE_LAYOUTS`) after white space or at the text's start, or an ASCII letter is joined before it, or it
+    holds two spaces. The next window reads it back from its end (`_in_tail`) only if not. False where unsure.
+    Before 2026-12-05 (helper detfuzz4) a run longer than a tail holds from its start (`_held_run`) was read so,
+    whatever began it: `"1 " + "555 123 4567 " * 120` streamed was phones at 154 of 1,561 two-piece cuts, a card
+    then that run phones and the card at 176, `x555 …` phones at 156, none whole."""
+    if not "0" <= tail[:1] <= "9" or not read.endswith(tail):
+        return False
+    cut = len(read) - len(tail)
+    start = len(read[:cut].rstrip(_DIGITS_AND_SPACE))
+    spaces = _SPACES.match(read, start)  # (matches, if only "")
+    first = spaces.end() if spaces is not None else start
+    if start == 0 and ahead != "":
+        # (the run goes on from the window before, its start read there; two spaces in it, it is no phones alike)
+        return first == 0 and (carried or read.find("  ", 0, cut) >= 0)
+    if start > 0:
+        joined = read[start - 1]
+        if first == start and joined in _ASCII_LETTERS:
+            return True  # (a letter joined before it, `x555 123 4567 …`: read whole, it is no phones alike)
+        if joined in _RUN_CHARACTERS if first > start else joined not in "\n\r\t":
+            return False  # (a number's character or white space then spaces, or another joined before it: unsure)
+    if len(read) - first < len(_LAYOUT_LONGEST):
+        return False  # (its first phone not all read yet)
+    # (two spaces in it: no phones alike; else its first phone one of a layout's)
+    return read.find("  ", first, cut) >= 0 or _LAYOUT_FIRST.match(read, first) is None
+
+
+_DIGITS_AND_SPACE: Final = "0123456789 "
+_ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SPACES: Final = re.compile(" *")
+# a phone of one of `_PHONE_LAYOUTS` split by spaces, a space after it (`_run_unaligned`), and the longest of them
+_LAYOUT_FIRST: Final = re.compile(
+    r"(?:[0-9]{3} [0-9]{3} [0-9]{4}|[0-9]{3} [0-9]{4} [0-9]{4}|[0-9]{4} [0-9]{3} [0-9]{4}|[0-9]{5} [0-9]{6}"
+    r"|[0-9]{5} [0-9]{3} [0-9]{3}) "
+)
+_LAYOUT_LONGEST: Final = "555 1234 5678 "
+
+
 def _held_run(window: str, before: str) -> int:
     """Where in `window` a stream tail read back to where its last `2 * _OVERLAP` characters were cut starts instead
     (`_tail_at_a_gap`: a run of numbers longer than them): at the token before the run, found within `_RUN_HELD`
@@ -3265,6 +3329,7 @@ class StreamScanner:
         self._waiting_size = 0
         self._found: set[str] = set()
         self._before = ""  # the character before the tail as the detectors read it, "" at the text's start
+        self._unaligned = False  # the run the tail was cut in read whole is no phones alike (`_run_unaligned`)
         # whether the end of what was read, with a custom pattern, was read as not the end (`_Text.more`): read again
         # as the end, if asked for so, or as the text's (`found`, `end_text`); not by a `_PatternStreamScanner`'s, whose
         # custom patterns are read again so farther back (its tail read alone again, a local part cut at its start was
@@ -3354,11 +3419,12 @@ class StreamScanner:
         self._open = hold and self._reopens
         if window.isascii() and not _escapes(window):
             self._found |= self._detectors.scan_unfolded(
-                window, reread, self._before, self._again if hold else 0, runs_on
+                window, reread, self._before, self._again if hold else 0, runs_on, self._unaligned
             )
             end = window[-2 * self.OVERLAP :]
             if not _controls(end.encode("ascii")):
-                self._tail = _tail_at_a_gap(end, window, self._before)  # (the run held from its start, if near)
+                self._tail = tail = _tail_at_a_gap(end, window, self._before)  # (the run held from its start, if near)
+                self._unaligned = "0" <= tail[:1] <= "9" and _run_unaligned(window, tail, self._before, self._unaligned)
                 self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
                 self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
                 return
@@ -3367,9 +3433,15 @@ class StreamScanner:
             # its length, a window holding U+FDFA was `scan:truncated` before 2026-12-05)
             more = self._again if hold else 0
             limit = _fold_limit(len(window), self._detectors.max_chars)
-            self._found |= self._detectors.scan(window, limit, reread, self._before, more, runs_on)
+            self._found |= self._detectors.scan(window, limit, reread, self._before, more, runs_on, self._unaligned)
         end = _read_end(window, 2 * self.OVERLAP)
         self._tail = _tail_at_a_gap(end, window, self._before, True)
+        if "0" <= self._tail[:1] <= "9":  # (the window as the detectors read it, all of it: the run's start in it)
+            reading, whole = _reading(window, len(window), True)
+            read = reading if whole is None else whole
+            self._unaligned = _run_unaligned(read, self._tail, self._before, self._unaligned)
+        else:
+            self._unaligned = False
         if len(self._tail) > len(end):  # (a run held from its start, as the detectors read the window)
             longer = _read_end(window, len(self._tail) + 1)
             self._before = longer[0] if len(longer) > len(self._tail) else self._before
@@ -3397,6 +3469,7 @@ class StreamScanner:
             self._reread("")
         self._tail = ""
         self._before = ""
+        self._unaligned = False
 
 
 # the most characters, as the detectors read them, of a value of a custom pattern that a streamed reply's record finds
