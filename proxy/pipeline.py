@@ -247,6 +247,8 @@ class Pipeline:
         self.policy = Policy.compile(config)
         # what is kept of a reply passed on as it arrives: at least WHOLE_MAX, and as much as is buffered
         keep = max(WHOLE_MAX, config.limits.buffer_max_bytes)
+        # read a call (`HttpIngress._forward`) as a native attribute, not through the config's dataclasses
+        self.buffer_max_bytes = config.limits.buffer_max_bytes
         self.detectors = Detectors(config.detectors, config.limits.scan_max_chars, keep)
         # the custom patterns alone, read farther where parts meet on a limit of their own (`_detected`), never below
         # the scan limit: a call the scan reads whole is read whole there too; None without one

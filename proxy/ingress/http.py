@@ -897,7 +897,7 @@ class HttpIngress:
             ex.head(resp.status, resp.headers.get, resp.content_length, coding)
             streamed = (
                 resp.content_length is None
-                or resp.content_length > ex.pipeline.config.limits.buffer_max_bytes
+                or resp.content_length > ex.pipeline.buffer_max_bytes
                 or (resp.headers.get("Content-Type") or "").lower().startswith("text/event-stream")  # RFC 9110 §8.3.1
                 # a reply read whole is held until its client has taken it, counted as request bodies are: past
                 # limits.bodies_max_bytes it is passed on as it arrives (clients that do not read replies of up to

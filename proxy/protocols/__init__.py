@@ -1388,70 +1388,69 @@ Header = Callable[[str], str | None]
 WHOLE_MAX = 16 * 1024 * 1024
 
 
-class Observer(Protocol):
+class Observer:
     """Watches a reply go by and fills the call's Outcome. Observing never fails forwarding: an
-    observer ignores what it cannot read."""
+    observer ignores what it cannot read.
 
-    @property
-    def ended(self) -> bool:
-        """True once the reply's last event went by (SSE `data: [DONE]`): the record can be made
-        before the client has that event, even if the upstream's body has not ended yet."""
-        ...
+    A native base class, not a Protocol: every observer derives from it (`sse.SseObserver`, `oip.RestReplyObserver`,
+    `oip_grpc.ReplyObserver`), so compiled, a call on an `Observer` is a call through its vtable (on a Protocol it was
+    a method looked up by name and called through Python's calling convention, a few hundred instructions each)."""
 
-    def head(self, status: int, header: Header) -> None: ...
+    # True once the reply's last event went by (SSE `data: [DONE]`): the record can be made before the client has
+    # that event, even if the upstream's body has not ended yet
+    ended: bool = False
+
+    def head(self, status: int, header: Header) -> None:
+        raise NotImplementedError
 
     def body(self, data: bytes) -> None:
         """The whole reply, read before it is sent."""
-        ...
+        raise NotImplementedError
 
     def chunk(self, data: bytes) -> None:
         """A piece of a reply passed on as it arrives: an event stream is read as it passes; any other reply
         (no Content-Length, or over `limits.buffer_max_bytes`) is kept, at most `Detectors.keep_max` bytes, and read
         at `finish` as `body` reads a whole one."""
-        ...
+        raise NotImplementedError
 
-    def finish(self) -> None: ...
+    def finish(self) -> None:
+        raise NotImplementedError
 
 
-class Adapter(Protocol):
-    """One wire protocol as the ingresses see it."""
+class Adapter:
+    """One wire protocol as the ingresses see it.
 
-    @property
-    def name(self) -> ProtocolName: ...
+    A native base class, not a Protocol: every adapter derives from it and sets its four attributes in its class body,
+    so compiled, a call or an attribute read on an `Adapter` goes through its vtable, as on an `Observer`."""
 
-    @property
-    def status_attribute(self) -> str:
-        """The span attribute for the reply's status (`http.response.status_code`, ...)."""
-        ...
+    name: ProtocolName
+    # the span attribute for the reply's status (`http.response.status_code`, ...)
+    status_attribute: str
+    # `gen_ai.provider.name` when neither the config nor the upstream's metadata names the engine: the GenAI
+    # conventions' provider whose API this protocol is (their attributes follow its flavour); None for none
+    provider: str | None
+    # the upstream protocol (`upstreams[].protocol`) this adapter's calls are served by
+    dialect: str
 
-    @property
-    def provider(self) -> str | None:
-        """`gen_ai.provider.name` when neither the config nor the upstream's metadata names the engine: the GenAI
-        conventions' provider whose API this protocol is (their attributes follow its flavour); None for none."""
-        ...
-
-    def match(self, method: str, path: str) -> Target | None: ...
+    def match(self, method: str, path: str) -> Target | None:
+        raise NotImplementedError
 
     def read(self, target: Target, body: bytes, header: Header) -> Request:
         """Read one request body; malformed input is an InvalidRequest naming what is wrong."""
-        ...
+        raise NotImplementedError
 
     def as_utf8_json(self, body: bytes, header: Header) -> bytes | None:
         """A request body `read` refused, as UTF-8 for `read` to read again when it is JSON in a form the servers
         behind read all the same (`request_json_as_utf8`); None where they read it as `read` does (protobuf is no text:
         its bytes read as UTF-16 would be another message)."""
-        ...
+        raise NotImplementedError
 
-    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> Observer | None: ...
-
-    @property
-    def dialect(self) -> str:
-        """The upstream protocol (`upstreams[].protocol`) this adapter's calls are served by."""
-        ...
+    def observer(self, target: Target, outcome: Outcome, detectors: Detectors, capture: bool) -> Observer | None:
+        raise NotImplementedError
 
     def merge(self, listings: list[Any]) -> dict[str, Any]:
         """One listing, as the JSON object answered, from several upstreams' (for `Target.listing`)."""
-        ...
+        raise NotImplementedError
 
 
 GetJson = Callable[[Upstream, str], Awaitable[Any]]

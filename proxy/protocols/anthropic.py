@@ -13,6 +13,7 @@ from typing import Any, Final
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import (
     Header,
     Request,
@@ -324,7 +325,7 @@ def x_api_key_path(path: str) -> bool:
     return path in X_API_KEY_PATHS or path.startswith("/v1/models/")
 
 
-class Adapter:
+class Adapter(AdapterBase):
     name: ProtocolName = "anthropic"
     dialect = "openai"
     status_attribute = "http.response.status_code"

@@ -45,6 +45,7 @@ from proxy.protocols import (
     reply_json,
     request_json_as_utf8,
 )
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.charsets import codec_of, readings
 from proxy.protocols.oip import (
     ModelVersions,
@@ -398,7 +399,7 @@ class ReplyObserver(RestReplyObserver):
         self.outcome.output_digest = bytes_digest(dumped)
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """KServe V1 over HTTP: `POST /v1/models/{name}:predict` and `:explain`; `GET /v1/models/{name}` (readiness,
     carrying no data, routed by the model it names). `GET /v1/models` is OpenAI's listing (`openai.Adapter`), with KServe
     V1's names beside it (this adapter's `merge`: `HttpIngress._listing`)."""

@@ -37,6 +37,7 @@ from proxy.protocols import (
     Fetch,
     Header,
     MetadataStatus,
+    Observer,
     OutputText,
     Request,
     Target,
@@ -50,6 +51,7 @@ from proxy.protocols import (
     request_json_as_utf8,
     utf8_text,
 )
+from proxy.protocols import Adapter as AdapterBase
 
 log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `CheckpointBook.refresh` logs it
 
@@ -1041,15 +1043,13 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
 
 
-class RestReplyObserver:
+class RestReplyObserver(Observer):
     """Fills an Outcome from an OIP REST inference reply (JSON, optionally with binary outputs): read
     whole, or, passed on as it arrives (no Content-Length, or over `limits.buffer_max_bytes`), kept as it
     passes, at most `Detectors.keep_max` bytes, and read so once it ended (past that: `scan:truncated`). Its
     JSON is read as a client reads it (`reply_json`); a reply that holds more than white space but no JSON object
     the proxy reads (a page of HTML, plain text, JSON nested too deeply) is passed on unread, its output labelled
     `scan:truncated`."""
-
-    ended = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, header_length: str | None) -> None:
         self.outcome = outcome
@@ -1281,7 +1281,7 @@ def observe_reply_meta(outcome: Outcome, model: Any, version: Any, reply_id: Any
         outcome.response_id = reply_id
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """OIP v2 REST inference: POST /v2/models/{name}[/versions/{v}]/infer."""
 
     name: ProtocolName = "oip"

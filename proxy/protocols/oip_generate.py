@@ -17,6 +17,7 @@ from typing import Any, Final
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import Header, Request, Target, reply_json
 from proxy.protocols.oip import (
     _MANY_TENSORS_FROM,
@@ -223,7 +224,7 @@ class GenerateObserver(SseObserver):
             self.outcome.output_digest = self._digest
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """OIP v2 REST's LLM paths: POST /v2/models/{name}[/versions/{v}]/generate, /generate_stream, /infer_stream."""
 
     name: ProtocolName = "oip"

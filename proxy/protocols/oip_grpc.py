@@ -25,7 +25,8 @@ from typing import Any, Final
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import MAX_STRINGS, SHA256, STREAM_ERROR, Header, OutputText, Request, Target
+from proxy.protocols import MAX_STRINGS, SHA256, STREAM_ERROR, Header, Observer, OutputText, Request, Target
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.oip import (
     BYTES_SCANNED,
     FRAMING_PARAMETERS,
@@ -816,10 +817,8 @@ def read_model_metadata(data: bytes) -> dict[str, object]:
     return {"name": name, "versions": versions, "platform": platform}
 
 
-class ReplyObserver:
+class ReplyObserver(Observer):
     """Fills an Outcome from ModelInferResponse bytes (or ModelStreamInferResponse, field 2 of it)."""
-
-    ended = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -996,7 +995,7 @@ _TARGETS: Final = {
 }
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """OIP v2 over gRPC: ModelInfer and ModelStreamInfer (one stream is one call); health and metadata
     RPCs carry no data (`read` gives the model they name, for routing)."""
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import (
     Header,
     Request,
@@ -227,7 +228,7 @@ def _holds_output(reply: dict[str, Any], chat: bool) -> bool:
     return type(reply.get("response")) is str or "embeddings" in reply or "embedding" in reply or "done" in reply
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """Ollama's native API: POST /api/chat, /api/generate, /api/embed, /api/embeddings."""
 
     name: ProtocolName = "openai"

@@ -39,6 +39,7 @@ from proxy.protocols import (
     unread_parts,
     user_strings,
 )
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.sse import SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
@@ -1205,7 +1206,7 @@ _TARGETS.update((path, Target(operation, model_optional=True)) for path, operati
 _MODELS: Final = Target("models", carries_data=False, listing=True)
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """OpenAI-compatible HTTP: POST /v1/chat/completions, /v1/completions, /v1/embeddings; and
     GET (and HEAD) /v1/models, answered with every OpenAI upstream's models."""
 

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.flow import Outcome, ProtocolName
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import Fetch, Header, Request, Target, _no_duplicates, bytes_digest, text_digest
 from proxy.protocols.oip import check_version, split_path
 
@@ -131,7 +132,7 @@ def index_flags_only(body: bytes) -> bool:
     return type(value) is dict and all(key == "ready" and type(flag) is bool for key, flag in value.items())
 
 
-class Adapter:
+class Adapter(AdapterBase):
     name: ProtocolName = "passthrough"
     dialect = "passthrough"
     status_attribute = "http.response.status_code"

@@ -44,6 +44,7 @@ from proxy.protocols import (
     STREAM_ERROR,
     VISIBLE,
     Header,
+    Observer,
     OutputText,
     ends_early,
     no_json_head,
@@ -281,7 +282,7 @@ def _event_name(line: bytes) -> bytes:
     return line[7:] if line[6:7] == b" " else line[6:]
 
 
-class SseObserver:
+class SseObserver(Observer):
     """Base of the observers of SSE-streamed JSON replies: subclasses read one event (`event`) and a
     whole reply (`body`), and say at `done` what they kept for the end."""
 

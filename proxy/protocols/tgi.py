@@ -32,6 +32,7 @@ from proxy.protocols import (
     unescaped,
     user_strings,
 )
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.openai import TGI_ADAPTER, _param
 from proxy.protocols.sse import SseObserver
 
@@ -210,7 +211,7 @@ def _tokens(value: Any) -> list[Any]:
     return [value] if type(value) is dict else []
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """TGI's native API: POST /generate, /generate_stream and / (its compat route)."""
 
     name: ProtocolName = "openai"
