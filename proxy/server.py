@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,7 +28,7 @@ import orjson
 from proxy import logs, markers
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, Limits, Telemetry, Tls, Upstream, load, read_secret
-from proxy.config.loader import load_handed
+from proxy.config.loader import Handed, Handover, load_handed
 from proxy.errors import ConfigError, StartupError
 from proxy.files import off_loop
 from proxy.ingress.http import HttpIngress
@@ -382,6 +383,7 @@ class ProxyProcess:
         self.bound: Bound | None = None
         self._reloading: asyncio.Task[None] | None = None  # a SIGHUP's load, off the loop (`reload_soon`)
         self._reload_again = False  # a SIGHUP came since that load began: the file is read again after it
+        self.handed: bytes | None = None  # a `--workers` worker's: the hand-over it runs (`reload_soon`)
         self._closing = False  # the drain is over: a load that ends now is not applied
         # with --workers: the beats every worker shares and this worker's slot in them (`Beats`; 0: one process)
         self._beats: Beats | None = _shared_beats[0] if _shared_beats and ports is not None else None
@@ -610,59 +612,87 @@ class ProxyProcess:
         if self.metrics.shared is not None:  # what the sinks counted since the publisher's last turn
             self._publish()
 
-    def reload_soon(self, path: str, handover: str | None = None) -> None:
+    def reload_soon(self, path: str, handover: Handover | None = None) -> None:
         """A SIGHUP: `reload`, its file (and those it names: a baseline, keys, certificates) read and checked on a
         thread of its own, applied on the loop once read. Read on the loop, a file slow to come (a hung mount, a
         FIFO) held every call and the stop itself (its signal is a callback of the loop) for as long. SIGHUPs that
         come while one loads are one more load, after it (the file as it is then). `handover`: a `--workers` worker's,
-        where its supervisor hands over the config it read once for every worker (`loader.hand_over`), read instead."""
+        where its supervisor hands over the config it read once for every worker (`loader.Handover`), read instead;
+        a worker that refuses it runs the last config the supervisor accepted, if it does not run it already (it took
+        two SIGHUPs at once: it would stay on the config before both, its siblings and supervisor on the first)."""
         self._reload_again = True
         if self._reloading is None and not self._closing:
             self._reloading = asyncio.get_running_loop().create_task(self._reload_queued(path, handover))
 
-    async def _reload_queued(self, path: str, handover: str | None = None) -> None:
+    async def _reload_queued(self, path: str, handover: Handover | None = None) -> None:
         try:
             while self._reload_again and not self._closing:
                 self._reload_again = False
-                loading = off_loop(lambda: self._load(path, handover), "lineage-proxy-reload")
-                try:
-                    # (shielded: a stop's cancel leaves its outcome to `_dropped`, not to no one)
-                    new, files = await asyncio.shield(loading)
-                except asyncio.CancelledError:
-                    loading.add_done_callback(_dropped)
-                    raise
-                except ConfigError as exc:
-                    self._refuse("Problems: " + "; ".join(exc.problems))
+                taken: list[Handed | None] = [None]  # the hand-over it loaded (`_load`)
+                refusal = await self._reload_one(path, partial(self._load, path, handover, taken))
+                handed = taken[0]
+                if refusal is None:
+                    if handed is not None:
+                        self.handed = handed.newest
                     continue
-                except Exception as exc:
-                    log.exception("reload: cannot load %s", path)
-                    self._refuse(f"cannot load {path}: {exc!r}")
+                accepted = handed.accepted if handed is not None else None
+                if handed is None or accepted is None or accepted in (self.handed, handed.newest) or self._closing:
+                    self._refuse(refusal)  # (the config in force is the last accepted, or none is)
                     continue
-                # said now: not after the TLS contexts' wait, nor as applied by its warning
-                refusal = self._refusal(new, files) or files.unbuilt
-                if refusal is not None:
-                    self._unused(files)
+                # the last config the supervisor accepted, which this worker does not run: its siblings do
+                if await self._reload_one(path, partial(self._load, path, None, None, accepted)) is None:
+                    self.handed = accepted
+                    log.error("reload refused: %s; running the last config the proxy accepted", refusal)
+                    self.metrics.reloads.labels("refused").inc()
+                else:
                     self._refuse(refusal)
-                    continue
-                try:
-                    await self._reload_tls(new, files)
-                    refusal = _unmade(new.upstreams, files)
-                    if refusal is not None:
-                        self._refuse(refusal)
-                    elif not self._closing:
-                        self.apply(new, path, files)
-                finally:
-                    self._unused(files)  # (its exporter, when the stop came first)
         except Exception:
             log.exception("reload of %s failed", path)
         finally:
             self._reloading = None
 
-    def _load(self, path: str, handover: str | None = None) -> tuple[Config, ReloadFiles]:
-        """The config at `path` and the TLS files it names that a reload reads again (on a thread: `reload_soon`), and
-        the span exporter of its changed telemetry, which reads its CA bundle as it is built (`_exporter`; built on
-        the loop, a bundle slow to come held every call and the stop)."""
-        new = load(path) if handover is None else load_handed(handover, path)
+    async def _reload_one(self, path: str, load_it: Callable[[], tuple[Config, ReloadFiles]]) -> str | None:
+        """One load (`load_it`, off the loop) checked and applied: why it was refused (not said yet), or None."""
+        loading = off_loop(load_it, "lineage-proxy-reload")
+        try:
+            # (shielded: a stop's cancel leaves its outcome to `_dropped`, not to no one)
+            new, files = await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            loading.add_done_callback(_dropped)
+            raise
+        except ConfigError as exc:
+            return "Problems: " + "; ".join(exc.problems)
+        except Exception as exc:
+            log.exception("reload: cannot load %s", path)
+            return f"cannot load {path}: {exc!r}"
+        # said now: not after the TLS contexts' wait, nor as applied by its warning
+        refusal = self._refusal(new, files) or files.unbuilt
+        if refusal is not None:
+            self._unused(files)
+            return refusal
+        try:
+            await self._reload_tls(new, files)
+            refusal = _unmade(new.upstreams, files)
+            if refusal is None and not self._closing:
+                refusal = self._apply(new, path, files)
+            return refusal
+        finally:
+            self._unused(files)  # (its exporter, when the stop came first)
+
+    def _load(
+        self, path: str, handover: Handover | None = None, taken: list[Handed | None] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[Config, ReloadFiles]:  # fmt: skip
+        """The config at `path` (or the newest `handover` holds, put in `taken`; or `data`, bytes handed over) and the
+        TLS files it names that a reload reads again (on a thread: `reload_soon`), and the span exporter of its changed
+        telemetry, which reads its CA bundle as it is built (`_exporter`; built on the loop, a bundle slow to come held
+        every call and the stop)."""
+        if data is None and handover is not None:
+            handed = handover.take()
+            if taken is not None:
+                taken[0] = handed
+            data = handed.newest if handed is not None else None  # (none handed over yet: the file itself)
+        new = load(path) if data is None else load_handed(data, path)
         files = ReloadFiles(new, self._tls is not None)
         if not self._closing:  # (a stop cancels the reload: one built as it comes is left unapplied, its thread idle)
             files.unbuilt = self._exporter(self._kept_at_start(new)[0], files)
@@ -680,7 +710,13 @@ class ProxyProcess:
         return self.apply(new, path)
 
     def apply(self, new: Config, path: str, files: ReloadFiles | None = None) -> bool:
-        """Swap in `new`, loaded from `path`, if it can be applied whole; otherwise keep the old one and say why.
+        """Swap in `new`, loaded from `path`, if it can be applied whole; otherwise keep the old one and say why
+        (`_apply`)."""
+        refusal = self._apply(new, path, files)
+        return True if refusal is None else self._refuse(refusal)
+
+    def _apply(self, new: Config, path: str, files: ReloadFiles | None = None) -> str | None:
+        """Swap in `new`, loaded from `path`, if it can be applied whole; otherwise keep the old one: why (not said).
         `files`: its TLS files, as read with it off the loop (None: read now, on the loop).
         Nothing is reported reloaded while a setting it changed is not in force, except those named in a warning
         (listen addresses, the metrics switch, the store, some limits). What a worker restarted since runs instead
@@ -692,7 +728,7 @@ class ProxyProcess:
         problem = self._refusal(new, files) or self._exporter(new, files)
         if problem is not None:
             self._unused(files)
-            return self._refuse(problem)
+            return problem
         # before the HTTP listener's TLS takes the files read: whether they were renewed in place (read: `_refusal`)
         new_grpc_server = self._grpc is not None and self._grpc_changed(old, new, files.listener)
         spans, files.spans = files.spans, None  # (built before anything was applied: `_exporter`)
@@ -746,7 +782,7 @@ class ProxyProcess:
         for warning in new.warnings:
             log.warning("reload: %s", warning)
         self.metrics.reloads.labels("ok").inc()
-        return True
+        return None
 
     def _certificate_expiry(self) -> None:
         """`lineage_proxy_tls_certificate_expiry_timestamp_seconds`: the listener's certificate as last read."""

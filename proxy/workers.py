@@ -57,7 +57,7 @@ from typing import BinaryIO, Final
 from proxy import files, logs, markers, metrics
 from proxy.checkpoints import METADATA_TIMEOUT_S, share_changes
 from proxy.config import Address, Config
-from proxy.config.loader import hand_over, load_handed
+from proxy.config.loader import Handover, hand_over, load_handed
 from proxy.errors import ConfigError, StartupError
 from proxy.record.store import SchemaTooNew
 from proxy.record.stores import open_waits_s, read_errors, shown
@@ -208,8 +208,6 @@ class ForkGate:
 
 
 FORK_GATE: Final = ForkGate()
-# a `--workers` supervisor's read of the config for a reload, in its workers' metrics directory (`hand_over`)
-HANDOVER: Final = "reload-config"
 
 # the supervisor's own loop looks at its workers' beats every 0.2 s or so; a look this much later than the one before
 # (the whole process group stopped and continued: a terminal's Ctrl-Z and `fg`, `docker pause`) starts the watch again
@@ -572,7 +570,7 @@ async def _serve(
     ports: Bound | None,
     ready: Connection | None,
     claims: list[Claim],
-    handover: str | None = None,
+    handover: Handover | None = None,
 ) -> int:
     """Serve until told to stop. `handover`: in a `--workers` worker, where its supervisor hands over the config a
     SIGHUP reloads (`hand_over`): read once for every worker, not by each."""
@@ -614,6 +612,8 @@ async def _serve(
     if bound is None:
         return _stopped_before_serving(ready)
     serving = process
+    if handover is not None:  # the last config its supervisor accepted, as it was forked: the one it runs
+        process.handed = handover.accepted
     # what start-up made (imports, the config, the pipeline) lives as long as the process: out of the collector's
     # sight, a full collection walks only what came after (#12). Once: a reload's objects are collected as usual
     gc.freeze()
@@ -695,6 +695,7 @@ def _worker_main(
     claims: list[Claim],
     logging_changed: bool,
     supervisor: int,
+    handover: Handover,
     marker: markers.Marker | None = None,
 ) -> None:
     # forked with _SIGNALS blocked (`spawn`) and the supervisor's handler in place: ours first
@@ -711,7 +712,7 @@ def _worker_main(
     metrics.share(metrics_dir)  # a scrape of any worker sums every worker's series
     install_uvloop()
     try:
-        code = asyncio.run(_serve(config_path, config, ports, ready, [], os.path.join(metrics_dir, HANDOVER)))
+        code = asyncio.run(_serve(config_path, config, ports, ready, [], handover))
     except StartupError as exc:
         ready.send(("error", str(exc)))  # the supervisor reports it, once
         ready.close()
@@ -785,14 +786,15 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
     context = multiprocessing.get_context("fork")
     # the workers' metric files (prometheus-client multiprocess mode); removed when the supervisor exits
     metrics_dir = tempfile.mkdtemp(prefix="lineage-proxy-metrics-")
-    # the config a reload read, once for every process (`hand_over`): beside the metric files (private, removed so too)
-    handover = os.path.join(metrics_dir, HANDOVER)
+    # the config a reload read, once for every process (`hand_over`): in memory, inherited by every worker forked
+    handover = Handover()
     counted = metrics.Supervisor(metrics_dir)  # workers restarted, their calls lost, the supervisor's log lines dropped
     try:  # an earlier run on this record that did not stop is said here, and counted
         marker = markers.begin(config, "supervisor")
     except BaseException:
         release([*claims, *reserved.values()])
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        handover.close()
         raise
     counted.unclean_stops.inc(markers.newly_found())
     # a POST /lora-adapters one worker relays makes every worker read the scales again (`checkpoints.Changes`)
@@ -863,9 +865,9 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 return "stopped", ""
             # a reload's load still running (`follow_reload`) has not put its config in `running` yet: the worker
             # reloads too, once it serves (a SIGHUP sent now is held until then), as its siblings do
-            behind = bool(loading)  # (read before `running`: a load that ends in between has updated it)
+            behind = loading[0]  # (read before `running`: a load that ends in between has updated it)
             args = (config_path, running, ports, send, metrics_dir, claims, running.logging != config.logging,
-                    os.getpid(), marker)  # fmt: skip
+                    os.getpid(), handover, marker)  # fmt: skip
             child = context.Process(target=_worker_main, args=args, name=f"worker-{index}")
             child.start()
             children[index] = child
@@ -958,65 +960,51 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signum)
 
-    # SIGHUPs' reads of the config, numbered as they hand it over to the workers (`hand_over`, one at a time:
-    # `handing`); those whose load runs (`follow_reload`); the latest whose load was applied to `running`. The signal
-    # handler takes no lock (it may have interrupted the thread that holds it, or itself)
-    tickets = itertools.count(1)
-    loading: set[int] = set()
-    applied = [0]
-    handing = threading.Lock()  # a SIGHUP's read and hand-over, then its signal to the workers
-    reloading = threading.Lock()  # the loads' threads, as each applies its config
+    # SIGHUPs one at a time, in the order they came, each from its read to its load's end (`follow_reload`): a
+    # hand-over carries the last config accepted before it; and whether a load runs (`spawn`: a worker forked while it
+    # waits on a FIFO missed its signal). The signal handler takes no lock (it may have interrupted the thread holding it)
+    handing = threading.Lock()
+    loading = [False]
 
     def follow_reload() -> None:
-        """A SIGHUP: the config file read once (`hand_over`), then the workers told to reload what was read, and
-        the config they reload to put in `running`, as they apply it (the workers validate and log it themselves;
-        this keeps restarts where they are). Each worker read the file itself before: written in place meanwhile, or
-        changed between their reads, it left them on different configs until the next SIGHUP. On a thread of its own:
-        a load that waits on a file (a hung mount, a FIFO) held the signal handler, so the supervisor no longer
-        stopped, restarted its workers, nor passed the next signals on. A load that ends after a later one's is not
-        applied; hand-overs are numbered in the order they read the file, so what `running` ends with is what
-        the workers were handed last."""
+        """A SIGHUP: the config file read once (`hand_over`) and handed over to the workers with the last config the
+        supervisor accepted (`Handover.put`), the workers told to reload (they validate and log it themselves), then
+        loaded here and checked by the workers' own rule (`as_reloaded`): `running`, what a worker started from now on
+        runs, is the config they reload to. A worker that refuses the newest config runs the last one accepted if it
+        does not run it (`ProxyProcess.reload_soon`): one that took two SIGHUPs at once (slow, or stopped), a valid
+        config then one refused, read only the second and stayed on the config before both, while its siblings and
+        the supervisor ran the first (before 2026-12-05). Each worker read the file itself before 2026-12-05: written
+        in place meanwhile, or changed between their reads, it left them on different configs until the next SIGHUP.
+        On a thread of its own: a load that waits on a file (a hung mount, a FIFO) held the signal handler, so the
+        supervisor no longer stopped, restarted its workers, nor passed the next signals on; the next SIGHUP's
+        hand-over waits for it (it must know whether this one was accepted)."""
         nonlocal running
-        handing.acquire()  # (before the gate: a read waiting for it must not hold forks)
-        handed = False
-        taken = 0
-        data: bytes | None = None  # what it handed over: loaded here, whatever a later SIGHUP's hand-over writes
-        try:
-            # no worker is forked amid it (but while it waits on a FIFO), nor before what it ends with is in `running`
-            # and `loading`: a worker forked after it runs its config, and is not one behind it
-            with FORK_GATE:
-                try:
-                    with files.released_while_waiting(FORK_GATE):
-                        try:
-                            data = hand_over(config_path, handover)
-                        except OSError as exc:  # not written (a full disk): each worker reads the file itself
-                            log.error("reload: cannot hand the config over to the workers (%s): each reads %s "
-                                      "itself", exc, config_path)  # fmt: skip
-                            with contextlib.suppress(OSError):
-                                os.unlink(handover)  # (`load_handed` reads the file when none is handed over)
-                        taken = next(tickets)
-                        loading.add(taken)  # (before the signal: a worker forked from now on is told to reload too)
-                        signal_children(signal.SIGHUP)
-                        handing.release()
-                        handed = True
-                        new = load_handed(handover, config_path, data=data)
-                        # the files it names read again as a worker's reload reads them, and refused by its rule: a
-                        # worker restarted later runs what its siblings do (before, one they refused for a file renewed
-                        # badly since the load ran it, with the old config's siblings: or failed its every start)
-                        read = ReloadFiles.in_supervisor(running, new)
-                    with reloading:
-                        if taken > applied[0]:
-                            applied[0] = taken
-                            reloaded = as_reloaded(running, new, read)
-                            if reloaded is not None:
-                                running = reloaded
-                except ConfigError:
-                    pass
-                finally:
-                    loading.discard(taken)  # (after `running`: `spawn` reads them in the other order)
-        finally:
-            if not handed:
-                handing.release()
+        # (`handing` before the gate: a read waiting for it must not hold forks.) No worker is forked amid it (but
+        # while it waits on a FIFO): one forked after it runs `running` and knows it runs `handover.accepted`, the two
+        # updated together; one forked before the signal is signalled too, one forked during the load (`loading`) too
+        with handing, FORK_GATE:
+            try:
+                with files.released_while_waiting(FORK_GATE):
+                    data = hand_over(config_path)
+                    try:
+                        handover.put(data, handover.accepted)
+                    except OSError as exc:  # (memory short): no worker is told, each keeps the config in force
+                        log.error("reload: cannot hand the config over to the workers (%s); the config in force "
+                                  "stays", exc)  # fmt: skip
+                        return
+                    loading[0] = True  # (before the signal: a worker forked from now on is told to reload too)
+                    signal_children(signal.SIGHUP)
+                    new = load_handed(data, config_path)
+                    # the files it names read again as a worker's reload reads them, and refused by its rule: a
+                    # worker restarted later runs what its siblings do (before, one they refused for a file renewed
+                    # badly since the load ran it, with the old config's siblings: or failed its every start)
+                    reloaded = as_reloaded(running, new, ReloadFiles.in_supervisor(running, new))
+                if reloaded is not None:
+                    running, handover.accepted = reloaded, data
+            except ConfigError:
+                pass  # (each worker says why)
+            finally:
+                loading[0] = False  # (after `running`: `spawn` reads them in the other order)
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping, interrupts
@@ -1111,4 +1099,5 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             marker.close()
         release([*claims, *reserved.values()])
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        handover.close()
     return 1 if failed and not stopping else 0

@@ -103,24 +103,60 @@ def test_a_config_handed_over_through_a_fifo_reaches_every_worker(vllm, tmp_path
 
 
 def test_a_config_that_cannot_be_read_is_refused_by_every_worker_in_the_words_of_the_file(tmp_path: Path) -> None:
-    from proxy.config.loader import hand_over, load, load_handed
+    from proxy.config.loader import Handover, hand_over, load, load_handed
     from proxy.errors import ConfigError
 
-    config, handover = tmp_path / "proxy.yaml", str(tmp_path / "handed")
+    config = tmp_path / "proxy.yaml"
     config.write_text(CONFIG.replace("UPSTREAM", "http://127.0.0.1:9").replace("STORE", str(tmp_path / "l.db"))
                       .replace("FORMAT", "json").replace("PURPOSE", "support"))  # fmt: skip
-    assert load_handed(handover, str(config)) == load(config)  # none handed over yet: the file itself
-    hand_over(str(config), handover)
-    config.unlink()
-    assert load_handed(handover, str(config)).policy.default_purpose == "support"  # what was handed over
-    hand_over(str(config), handover)  # gone: why, handed over
+    handover = Handover()
     try:
-        load(config)
-    except ConfigError as exc:
-        said = exc.problems
+        assert handover.take() is None  # none handed over yet (a worker loads the file itself)
+        read = hand_over(str(config))
+        handover.put(read, read)
+        config.unlink()
+        handed = handover.take()
+        assert handed is not None and handed.newest == read and handed.accepted == read
+        assert load_handed(handed.newest, str(config)).policy.default_purpose == "support"  # what was handed over
+        handover.put(hand_over(str(config)), read)  # gone: why, handed over, with the last config accepted
+        try:
+            load(config)
+        except ConfigError as exc:
+            said = exc.problems
+        handed = handover.take()
+        assert handed is not None and handed.accepted == read
+        try:
+            load_handed(handed.newest, str(config))
+        except ConfigError as exc:
+            assert exc.problems == said and "cannot read" in said[0], (exc.problems, said)
+        else:
+            raise AssertionError("a config that could not be read was loaded")
+    finally:
+        handover.close()
+
+
+def test_hand_overs_are_read_whole_whichever_record_they_overwrite() -> None:
+    from proxy.config import loader
+
+    handover = loader.Handover()
     try:
-        load_handed(handover, str(config))
-    except ConfigError as exc:
-        assert exc.problems == said and "cannot read" in said[0], (exc.problems, said)
-    else:
-        raise AssertionError("a config that could not be read was loaded")
+        for size in (10, loader._SPAN // 3, loader._SPAN // 2, loader._SPAN * 2, 10, loader._SPAN * 2, 7):
+            newest, accepted = b"=" + b"n" * size, b"=" + b"a" * (size // 2)
+            handover.put(newest, accepted if size % 2 else None)
+            handed = handover.take()
+            assert handed is not None and handed.newest == newest
+            assert handed.accepted == (accepted if size % 2 else None)
+        # a record being written under the reader's eyes (its bytes torn): read again, then refused saying so
+        _, offset = loader._HEADER.unpack(os.pread(handover.fd, loader._HEADER.size, 0))
+        os.pwrite(handover.fd, b"torn", offset + loader._RECORD.size + 2)
+        saved, loader._TRIES = loader._TRIES, 3
+        try:
+            handover.take()
+        except loader.ConfigError as exc:
+            assert "could not be read whole" in exc.problems[0], exc.problems
+        else:
+            raise AssertionError("a torn hand-over was read")
+        finally:
+            loader._TRIES = saved
+    finally:
+        handover.close()

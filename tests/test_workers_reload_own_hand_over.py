@@ -1,12 +1,15 @@
-"""`serve --workers N`: the supervisor's share of a SIGHUP (`follow_reload`) loads the config it handed over, not the
-hand-over file as it is once it loads. It read the file again after letting the next SIGHUP's hand-over go on: a
-reload to a valid config followed at once by one to a config refused (a bad edit, SIGHUP'd again) could have the
-first's load read the second's bytes, refuse them, and leave `running` on the config before both, while every worker
-ran the first: a worker restarted later ran the old config beside them (and the supervisor logged as it).
+"""`serve --workers N`: SIGHUPs are handed over one at a time, in the order they came, each once the supervisor has
+checked the one before it (`follow_reload`). The supervisor's share of a SIGHUP read the hand-over file again after
+letting the next SIGHUP's hand-over go on: a reload to a valid config followed at once by one to a config refused (a
+bad edit, SIGHUP'd again) could have the first's load read the second's bytes, refuse them, and leave `running` on the
+config before both, while every worker ran the first: a worker restarted later ran the old config beside them (and the
+supervisor logged as it).
 
-The supervisor's load of the first SIGHUP's config is held by a shim (sitecustomize) on a pipe the test writes to
-once the second SIGHUP's config is handed over and refused by the workers. Which config a process runs shows in its
-lines: JSON under the reloaded config, text under the one the proxy started with."""
+The supervisor's check of the first SIGHUP's config is held by a shim (sitecustomize) on a pipe the test writes to once
+the second SIGHUP was sent; then both are handed over, in order, the second with the first as the last config accepted:
+every worker runs the first (whether it took the two SIGHUPs apart or at once), and so does a worker restarted after.
+Which config a process runs shows in its lines: JSON under the reloaded config, text under the one the proxy started
+with."""
 
 from __future__ import annotations
 
@@ -66,18 +69,18 @@ def test_a_reload_followed_at_once_by_a_refused_one_leaves_the_supervisor_on_the
         reloaded = text.replace("FORMAT", "json").replace("PURPOSE", "support")
         config.write_text(reloaded)
         serve.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + WAIT_S  # handed over; the supervisor's own load waits
+        deadline = time.monotonic() + WAIT_S  # read; the supervisor's check of it waits
         while not _holding(serve.proc.pid, hold):
             assert serve.proc.poll() is None and time.monotonic() < deadline, "".join(serve.err)
             time.sleep(0.005)
-        serve.wait(f'"message":"reloaded {config}"', 2)  # every worker runs it
         config.write_text(reloaded + "bogus_key: 1\n")  # a bad edit, SIGHUP'd at once
         serve.proc.send_signal(signal.SIGHUP)
-        refused = serve.wait("reload refused", 2)  # handed over, and refused by every worker: they run the first
-        assert all(line.startswith("{") for line in refused), "".join(serve.err)
-        with open(hold, "w") as pipe:  # the first SIGHUP's load goes on, and ends
+        with open(hold, "w") as pipe:  # the first SIGHUP's check goes on, and ends
             pipe.write("go")
-        # a worker restarted now is forked once that load has ended (`FORK_GATE`), with `running`: the first's config
+        serve.wait(f'"message":"reloaded {config}"', 2)  # every worker runs the first
+        refused = serve.wait("reload refused", 2)  # and refuses the second, on the first
+        assert all(line.startswith("{") for line in refused), "".join(serve.err)
+        # a worker restarted now runs `running`: the first's config
         os.kill(first[0], signal.SIGKILL)
         restarted = serve.wait("serving http=", 4)[-1]
         assert restarted.startswith("{"), f"the worker restarted runs another config:\n{''.join(serve.err)}"

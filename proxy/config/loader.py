@@ -14,7 +14,11 @@ import math
 import os
 import re
 import shlex
+import struct
+import tempfile
+import time
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, fields
 from functools import partial
@@ -247,56 +251,118 @@ def _unreadable(path: str | os.PathLike[str], exc: OSError) -> str:
     return f"{path}: cannot read: {exc.strerror or exc}"
 
 
-# what `hand_over` writes first: the config's bytes follow, or why the file could not be read
+# what a hand-over's config bytes begin with: the config's bytes follow, or why the file could not be read
 HANDED: Final = b"="
 UNREAD: Final = b"!"
 
 
-def hand_over(path: str, handover: str) -> bytes:
-    """A `--workers` supervisor's read of the config at `path` for a reload (SIGHUP), once for every process: its bytes
-    (or why it could not be read) written whole to `handover`, a file of its own, replaced at once (rename), which each
-    worker loads (`load_handed`). Each worker read the file itself before: one written in place meanwhile (an editor,
-    config management) or changed between their reads left them on different configs until the next SIGHUP, the same
-    call decided differently by the worker the kernel gave its connection to. A FIFO is read as `read_bytes` reads it.
-    Returns what it wrote (`load_handed`'s `data`: the supervisor's own load of it, whatever a later hand-over writes)."""
+def hand_over(path: str) -> bytes:
+    """A `--workers` supervisor's read of the config at `path` for a reload (SIGHUP), once for every process: its bytes,
+    or why it could not be read, as `Handover.put` hands them to every worker (`load_handed` loads them). Each worker
+    read the file itself before: one written in place meanwhile (an editor, config management) or changed between
+    their reads left them on different configs until the next SIGHUP, the same call decided differently by the worker
+    the kernel gave its connection to. A FIFO is read as `read_bytes` reads it."""
     try:
-        data = HANDED + read_bytes(path)
+        return HANDED + read_bytes(path)
     except OSError as exc:
-        data = UNREAD + _unreadable(path, exc).encode("utf-8", "surrogateescape")
-    writing = f"{handover}.{os.getpid()}.tmp"
-    try:
-        with open(writing, "wb") as file:
-            file.write(data)
-        os.replace(writing, handover)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(writing)
-        raise
-    return data
+        return UNREAD + _unreadable(path, exc).encode("utf-8", "surrogateescape")
 
 
-def load_handed(
-    handover: str, path: str | os.PathLike[str], env: Mapping[str, str] | None = None, data: bytes | None = None
-) -> Config:
-    """The config a `--workers` supervisor read from `path` for the latest reload (`hand_over`), validated as `load`
-    validates the file, its problems said of `path`. With none handed over yet (a SIGHUP sent to a worker alone
-    before any to its supervisor) the file at `path` itself. `data`: what one `hand_over` wrote (the supervisor's,
-    which loads what it handed over: read again, the file may hold a later SIGHUP's by then)."""
-    if data is not None:
-        return _handed(data, path, env)
-    try:
-        data = Path(handover).read_bytes()
-    except FileNotFoundError:
-        return load(path, env)
-    except OSError as exc:  # (a worker at its limit of open files: refused saying so, as `load` refuses the file)
-        raise ConfigError([f"{path}: cannot read the config handed over ({handover}): {exc.strerror or exc}"]) from exc
-    return _handed(data, path, env)
-
-
-def _handed(data: bytes, path: str | os.PathLike[str], env: Mapping[str, str] | None) -> Config:
+def load_handed(data: bytes, path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """The config `hand_over` read from `path`, validated as `load` validates the file, its problems said of `path`."""
     if data.startswith(UNREAD):
         raise ConfigError([data[1:].decode("utf-8", "surrogateescape")])
     return load_bytes(data[1:], path, env)
+
+
+class Handed:
+    """One hand-over (`Handover.take`): the newest config the supervisor read (`hand_over`'s bytes) and the last one it
+    accepted (None: none since the proxy started), which a worker that refuses the newest runs instead."""
+
+    __slots__ = ("accepted", "newest")
+
+    def __init__(self, newest: bytes, accepted: bytes | None) -> None:
+        self.newest = newest
+        self.accepted = accepted
+
+
+# a hand-over's layout: a header at 0 (the hand-over's number, where its record is), then records, each its number,
+# the lengths of its two configs (NONE: no config accepted yet), a CRC-32 of them, then the configs' bytes
+_HEADER: Final = struct.Struct("<QQ")
+_RECORD: Final = struct.Struct("<QIII")
+_NONE: Final = 0xFFFFFFFF
+# records are written one after the other, from just past the header again once they would reach beyond this (or
+# twice the record): a reader whose record was overwritten meanwhile sees it by its number or CRC and reads again
+_SPAN: Final = 1 << 20
+_TRIES: Final = 2000  # a read that keeps meeting a hand-over being written: 2000 tries of 1 ms at most, then refused
+
+
+class Handover:
+    """Where a `--workers` supervisor hands the config it read for a reload to its workers: an anonymous memory file
+    (`memfd_create`; elsewhere a temporary file unlinked at once) made before any worker is forked, which each worker,
+    a restarted one too, inherits open. Nothing of it is on a file system: the config's bytes never rest on disk, and
+    nothing is left when the supervisor is killed (`kill -9`). Before 2026-12-05 it was a file `reload-config` in the
+    metrics' temporary directory, which stayed, the whole config in it, after a `kill -9` (a config given through a
+    FIFO to keep its secrets off disk among them).
+
+    Each hand-over carries the newest config read and the last one the supervisor accepted (`put`), written by the
+    supervisor alone (one at a time), read by the workers at any time with `os.pread` (`take`)."""
+
+    def __init__(self) -> None:
+        try:
+            self.fd = os.memfd_create(
+                "lineage-proxy-reload", os.MFD_CLOEXEC
+            )  # (a forked worker inherits it all the same)
+        except (AttributeError, OSError):
+            with tempfile.TemporaryFile() as file:  # (unlinked: O_TMPFILE, or at once)
+                self.fd = os.dup(file.fileno())
+        self.number = 0
+        # the last config the supervisor accepted, as `hand_over` read it (kept by the supervisor: a worker forked
+        # runs it); None: none since the proxy started
+        self.accepted: bytes | None = None
+        self._end = _HEADER.size
+
+    def put(self, newest: bytes, accepted: bytes | None) -> None:
+        """Hand over `newest` (`hand_over`'s bytes), with `accepted`, the last config the supervisor accepted. Raises
+        OSError when it cannot be written (memory short)."""
+        rest = newest + (accepted or b"")
+        length = _NONE if accepted is None else len(accepted)
+        number = self.number + 1
+        record = _RECORD.pack(number, len(newest), length, zlib.crc32(rest)) + rest
+        offset = self._end if self._end + len(record) <= max(_SPAN, 2 * len(record) + _HEADER.size) else _HEADER.size
+        _write(self.fd, record, offset)
+        _write(self.fd, _HEADER.pack(number, offset), 0)
+        self.number, self._end = number, offset + len(record)
+
+    def take(self) -> Handed | None:
+        """The latest hand-over (None: none yet); raises ConfigError when it cannot be read whole."""
+        for _ in range(_TRIES):
+            head = os.pread(self.fd, _HEADER.size, 0)
+            if len(head) < _HEADER.size:
+                return None  # nothing handed over yet
+            number, offset = _HEADER.unpack(head)
+            if number == 0:
+                return None
+            found = os.pread(self.fd, _RECORD.size, offset)
+            if len(found) == _RECORD.size:
+                seen, newest, accepted, crc = _RECORD.unpack(found)
+                size = newest + (0 if accepted == _NONE else accepted)
+                rest = os.pread(self.fd, size, offset + _RECORD.size) if seen == number else b""
+                if seen == number and len(rest) == size and zlib.crc32(rest) == crc:
+                    return Handed(rest[:newest], None if accepted == _NONE else rest[newest:])
+            time.sleep(0.001)  # being written: the supervisor writes a record in microseconds
+        raise ConfigError(["the config the supervisor handed over could not be read whole (it kept being written)"])
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _write(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def load_bytes(data: bytes, path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
