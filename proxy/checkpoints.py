@@ -348,6 +348,11 @@ class CheckpointBook:
         # sends there may be one of them (`Pipeline._held` refuses it, retryable, until it is known); such an upstream
         # is in `held` too (no checkpoint held yet), so an ordinary call still pays one truth test
         self.unheld: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+        # upstream name -> the limiting routes (model, purposes) on its server whose weights are a vLLM's base: vLLM
+        # serves one base and loads a LoRA adapter on it by name at run time (`POST /v1/load_lora_adapter`, a resolver
+        # plugin on the first call naming it), so a name its listing did not hold when read may run on them
+        # (`Pipeline._held` refuses it as `unheld`'s, retryable)
+        self.loading: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
         # the limiting routes a reload added or changed (`inherit`) whose upstream has not answered a whole round of
         # this book since: what the book replaced read may not name their model (a model pulled or loaded since, not
         # routed then), so until their upstream answers they are `unheld` when their model is not resolved
@@ -428,6 +433,7 @@ class CheckpointBook:
             return
         held: dict[str, dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {}
         unheld: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+        loading: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
         for name, model, purposes in self._limits:
             found = self.resolve(self._upstreams[name], model, learn=False)
             if (
@@ -455,7 +461,9 @@ class CheckpointBook:
                 served = held.setdefault(reaching, {})
                 for checkpoint in same:
                     served[checkpoint] = (*served.get(checkpoint, ()), (model, purposes))
-        self.held, self.unheld = held, unheld
+                if found.provider == "vllm" and found.parent is None:  # a vLLM's base (not an adapter on it)
+                    loading[reaching] = (*loading.get(reaching, ()), (model, purposes))
+        self.held, self.unheld, self.loading = held, unheld, loading
 
     def _catalogs(self, name: str) -> list[Catalog]:
         """The catalogs kept of upstream `name` (its full round's, and those of rounds since), each once."""

@@ -655,7 +655,8 @@ class Pipeline:
             return decision
         found = book.resolve(upstream, call.model, call.model_version, learn=False)
         if found is None or found.source != UPSTREAM:  # (a pin: see `CheckpointBook._hold`)
-            unheld = book.unheld.get(upstream.name) if found is None else None
+            # a name not read yet, or one a vLLM may load on a route's base (`CheckpointBook.loading`)
+            unheld = (book.unheld.get(upstream.name) or book.loading.get(upstream.name)) if found is None else None
             if unheld is not None:
                 return self._unheld(call, decision, unheld)
             return decision
@@ -698,9 +699,10 @@ class Pipeline:
         self, call: Call, decision: Decision, unheld: tuple[tuple[str, frozenset[str]], ...]
     ) -> Decision:  # fmt: skip
         """A call going through to a server where a route limits its model's purposes and the server's metadata has
-        not answered yet (`CheckpointBook.unheld`): the weights its name runs on may be that route's, so it is refused
-        as a call whose checkpoint is not known (503 `checkpoint_unknown`, retryable: the metadata is asked again at
-        most once a second), whatever `lineage.on_unapproved` says: a route's purposes are enforced, not a baseline's
+        not answered yet (`CheckpointBook.unheld`), or a vLLM whose listing does not hold its name (a LoRA adapter it
+        may load on the route's base: `CheckpointBook.loading`): the weights its name runs on may be that route's, so
+        it is refused as a call whose checkpoint is not known (503 `checkpoint_unknown`, retryable: the metadata is
+        asked again at most once a second), whatever `lineage.on_unapproved` says: a route's purposes are enforced, not a baseline's
         verdict. A name such a route names itself is held to that route's purposes already (by `decide`), not to the
         others': it may be their weights too (two limited routes naming one model's two tags), held to every route's
         once known, so it is refused for a purpose another such route forbids as any other name is. A call whose

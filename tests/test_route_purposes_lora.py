@@ -141,3 +141,31 @@ def test_a_route_on_a_vllm_adapter_does_not_hold_its_base(
         with pytest.raises(openai.PermissionDeniedError):
             client.chat.completions.create(model="sql-lora", messages=HI)
         assert len(server.data_requests()) == 1
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["loaded since the listing was read", "never listed"])
+def test_a_vllm_name_its_listing_does_not_hold_is_held_to_the_purposes_of_the_base(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], listed: bool
+) -> None:
+    """vLLM serves one base and loads a LoRA adapter on it by name at run time (`POST /v1/load_lora_adapter`, or a
+    LoRA resolver plugin on the first call naming it): a name its listing did not hold when it was read may run on the
+    limited route's base. Refused as one whose checkpoint is not known (503, the metadata asked again) for a purpose
+    the route does not allow; before 2026-12-05 forwarded for any purpose, each new name's first call at least."""
+    base, models = VLLM["served name"]
+    server = VllmLike(models=[models[0]])
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url, MODEL=base, OTLP=f"http://127.0.0.1:{otlp.port}")
+        if listed:
+            server.models.append(models[1])  # loaded at run time: the proxy read the listing before
+        client = openai.OpenAI(
+            base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "ads"}, max_retries=0
+        )
+        with pytest.raises(openai.InternalServerError) as raised:  # was: forwarded for ads, 200
+            client.chat.completions.create(model="sql-lora", messages=HI)
+        assert raised.value.status_code == 503 and raised.value.code == "checkpoint_unknown", raised.value.message
+        assert "may be served by the weights of model" in raised.value.message, raised.value.message
+        assert "route allows: care" in raised.value.message, raised.value.message
+        assert server.data_requests() == []
+        care = client.with_options(default_headers={"x-purpose": "care"})
+        care.chat.completions.create(model="sql-lora", messages=HI)
+        assert len(server.data_requests()) == 1
