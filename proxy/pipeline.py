@@ -681,6 +681,8 @@ class Pipeline:
                 base = book.resolve(upstream, parent, None, learn=False)
                 if base is not None and base.source == UPSTREAM and base.name != found.name:
                     routes = served.get(base.name)
+            if routes is None:  # a parent named otherwise: a vLLM runs its adapters on its one base all the same
+                routes = book.loading.get(upstream.name)
             how = "is a LoRA adapter on"
         for model, purposes in routes or ():
             if purpose not in purposes:

@@ -103,6 +103,9 @@ _ADAPTER = {"id": "sql-lora", "object": "model", "created": 1, "owned_by": "vllm
 VLLM = {
     "served name": (SERVED, [{"id": SERVED, **_BASE}, {**_ADAPTER, "parent": SERVED}]),
     "root": (ROOT, [{"id": ROOT, **_BASE}, {**_ADAPTER, "parent": ROOT}]),
+    # a parent that names neither (a base_model_name written unchecked: vLLM checks it with `is_base_model`, some of
+    # its forks do not): a vLLM serves one base, and runs the adapter on it all the same
+    "another name": (SERVED, [{"id": SERVED, **_BASE}, {**_ADAPTER, "parent": "meta-llama/Llama-3.1-8B"}]),
 }
 
 
