@@ -82,6 +82,22 @@ _NINE_DIGITS: Final = re.compile(r"[0-9]{9}")  # (a path without them is read as
 # (`@app.get("/predict/{text}")`, `/api/predict/{text}`), read as sent, as a body's text is: `tel-4155551234` is a
 # phone there (from 2026-12-05's first change until the second, read as an id and forwarded, helper revgetquery)
 _ID_PREFIX: Final = "/v1/"
+# OpenAI's resources under `_ID_PREFIX` that a GET names by id (`/v1/{resource}/…`, the API's reference), and the
+# collections whose next segment is one of their ids: `/v1/files/{file_id}/content`, `/v1/chat/completions/{id}`,
+# `/v1/fine_tuning/jobs/{id}/events`, `/v1/threads/{id}/runs/{id}/steps/{id}`, `/v1/vector_stores/{id}/files/{id}`,
+# `/v1/evals/{id}/runs/{id}/output_items/{id}`, `/v1/containers/{id}/files/{id}`, `/v1/conversations/{id}/items/{id}`.
+# A model's id is every segment after `/v1/models/` (`org/m-1733390000`, as the SDK sends a served model's name).
+# Any other path under `/v1/` is a custom route's or a passthrough's (`/v1/predict/tel-4155551234`), read as sent (before
+# 2026-12-05's third change its segments were read as ids, a phone there forwarded, helper reqreads)
+_ID_RESOURCES: Final = frozenset({
+    "models", "files", "batches", "responses", "chat", "fine_tuning", "vector_stores", "assistants", "threads", "evals",
+    "containers", "conversations", "videos",
+})  # fmt: skip
+_ID_COLLECTIONS: Final = frozenset({
+    "files", "batches", "responses", "completions", "jobs", "checkpoints", "permissions", "vector_stores",
+    "file_batches", "assistants", "threads", "messages", "runs", "steps", "evals", "output_items", "containers",
+    "conversations", "items", "videos",
+})  # fmt: skip
 
 
 def _id_read(segment: re.Match[str]) -> str:
@@ -92,10 +108,17 @@ def _id_read(segment: re.Match[str]) -> str:
 def _ids_read(path: str) -> str:
     """A GET's path as the detectors read it: its ids' runs of digits glued by `-` to a word (`_ID_SEGMENT`) are read as
     glued by `_`, an id's, not a phone's (before 2026-12-05 `/v1/models/m-1733390000`, a model's name with a
-    timestamp, was `pii:phone`, helper getquery); under `_ID_PREFIX` only."""
+    timestamp, was `pii:phone`, helper getquery); in an OpenAI resource's id segments only (`_ID_RESOURCES`)."""
     if "-" not in path or not path.startswith(_ID_PREFIX) or _NINE_DIGITS.search(path) is None:
         return path
-    return _ID_SEGMENT.sub(_id_read, path)
+    segments = path.split("/")  # ["", "v1", resource, ...]
+    if len(segments) < 4 or segments[2] not in _ID_RESOURCES:
+        return path
+    model = segments[2] == "models"
+    for at in range(3, len(segments)):
+        if model or segments[at - 1] in _ID_COLLECTIONS:
+            segments[at] = _ID_SEGMENT.sub(_id_read, segments[at])
+    return "/".join(segments)
 
 
 def get_texts(target: str) -> tuple[str, ...]:

@@ -1,0 +1,64 @@
+"""A labelled GET's reading, the leftovers (helper reqreads, 2026-12-05): a custom route under `/v1/` (not an OpenAI
+resource's) had its segments read as ids, so a phone glued to a word there was forwarded for a purpose its zone
+forbids; ids are read so only in an OpenAI resource's id segments (`/v1/models/{id}`, `/v1/batches/{id}`, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import ProxyHandle, proxy_error
+from tests.ingress.test_get_path_read import PHONE
+from tests.ingress.test_unusual_http_held import upstream as upstream  # (the fixture: any path answered 200)
+
+DENIED = {"x-purpose": "marketing"}
+
+
+@pytest.fixture
+def phones(make_proxy: Any, upstream: tuple[str, list[bytes]]) -> Iterator[ProxyHandle]:
+    yield make_proxy(PHONE, wait="started", UPSTREAM=upstream[0])
+
+
+# a custom route or passthrough path under `/v1/` that is not an OpenAI resource, or a segment of one that is no id.
+# Before: 200, read as an id and forwarded
+CUSTOM = [
+    "/v1/predict/tel-4155551234",
+    "/v1/predict/call%2D4155551234",
+    "/v1/users/bob-4155551234",
+    "/v1/chat/tel-4155551234",  # (`chat`'s ids are under `completions`)
+    "/v1/threads/thread-1/notes/tel-4155551234",  # (no collection of a thread's)
+]
+
+
+@pytest.mark.parametrize("path", CUSTOM)
+def test_a_phone_in_a_custom_route_under_v1_is_refused(
+    phones: ProxyHandle, upstream: tuple[str, list[bytes]], path: str
+) -> None:
+    refused = httpx.get(f"{phones.url}{path}", headers=DENIED, timeout=30)
+    assert refused.status_code == 403, refused.text  # before: 200
+    assert proxy_error(refused)["code"] == "purpose_denied"
+    assert not [r for r in upstream[1] if b"4155551234" in r]
+
+
+# (hold before and after) an OpenAI resource's id with a timestamp glued by `-`: no phone
+IDS = [
+    "/v1/models/m-1733390000",
+    "/v1/models/org/m-1733390000",
+    "/v1/files/file-4155551234/content",
+    "/v1/batches/batch-4155551234",
+    "/v1/responses/resp-4155551234/input_items",
+    "/v1/chat/completions/chatcmpl-4155551234",
+    "/v1/fine_tuning/jobs/ftjob-4155551234/events",
+    "/v1/threads/thread-4155551234/runs/run-1733390000/steps/step-1733390000",
+    "/v1/vector_stores/vs-4155551234/files/file-1733390000",
+]
+
+
+@pytest.mark.parametrize("path", IDS)
+def test_an_openai_resource_id_is_still_no_phone(phones: ProxyHandle, path: str) -> None:
+    answered = httpx.get(f"{phones.url}{path}", headers=DENIED, timeout=30)
+    assert answered.status_code == 200, answered.text
+    assert "x-lineage-decision" not in answered.headers
