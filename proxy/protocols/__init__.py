@@ -585,6 +585,13 @@ def user_strings(
             if skipped > objects:  # (the strings taken counted for more, as the refill at the top would)
                 objects += credit
                 credited = len(out)
+                if skipped > objects:
+                    # and the list's own strings before them (`_taken`), three values each, counted as credited now:
+                    # they go into `out` from the stack (before 2026-12-05 they earned nothing here, so
+                    # `["a"] * 30_000 + [None] * 70_000` and an address after them were cut, helper reqreads)
+                    own = (skipped - objects + 2) // 3
+                    objects += 3 * own
+                    credited += own
             objects -= skipped
             whole = whole and not cut
             taken.reverse()
@@ -618,8 +625,9 @@ def user_strings(
 def _taken(children: list[Any], room: int, objects: int, scalars: int, numbers: bool) -> tuple[list[Any], bool, int]:
     """The strings, objects and lists of `children` (a JSON object's values or a list's items) in order, up to the
     string past the first `room`, the object or list past the first `objects` or the null, boolean (or number, with
-    `numbers`) past the first `scalars`; whether there is one (then never read); and the nulls, booleans and numbers
-    gone over: `user_strings` takes at most `room` strings more and looks at `objects` more, so a walk of a list of
+    `numbers`) past the first `scalars` and three more for each string before it; whether there is one (then never
+    read); and the nulls, booleans and numbers gone over: `user_strings` takes at most `room` strings more and looks at
+    `objects` more, so a walk of a list of
     millions of strings (or of empty objects, of nulls: before 2026-12-05, each was pushed, or gone over uncounted)
     stops there, where it went over every one."""
     taken: list[Any] = []
@@ -640,7 +648,7 @@ def _taken(children: list[Any], room: int, objects: int, scalars: int, numbers: 
             containers += 1
             taken.append(child)
         elif numbers or (kind is not int and kind is not float):
-            if skipped == scalars:
+            if skipped == scalars + 3 * strings:  # (three more for each string of the list's before it)
                 return taken, True, skipped
             skipped += 1
     return taken, False, skipped
@@ -845,7 +853,8 @@ def _refilled(out: list[str], credited: int, budget: list[int] | None) -> int:
     """The values `user_strings` and `rendered_strings` may look at once those they had are spent: three for each
     string taken since `credited`. None (0): the reading stops there, said in `budget`, the request's other fields'
     share, when it has one."""
-    objects = 3 * (len(out) - credited)
+    # (none while strings counted as credited ahead, a list's before its nulls, `user_strings`, are not yet in `out`)
+    objects = max(3 * (len(out) - credited), 0)
     if not objects and budget is not None:
         budget[0] = 0
         budget[1] = len(out)
