@@ -37,12 +37,13 @@ from proxy.protocols import (
 from proxy.protocols.openai import _param
 from proxy.protocols.sse import SseObserver
 
+_EMBEDDING: Final = Target("embeddings")  # `/api/embeddings`' (its own fields: `_EMBEDDING_FIELDS`)
 # path -> its target (Target.operation: gen_ai.operation.name)
 _TARGETS: Final = {
     "/api/chat": Target("chat"),
     "/api/generate": Target("text_completion"),
     "/api/embed": Target("embeddings"),
-    "/api/embeddings": Target("embeddings"),
+    "/api/embeddings": _EMBEDDING,
 }
 _STREAMED: Final = frozenset({"chat", "text_completion"})  # the operations that stream unless told not to
 # the fields a chat template prints whole (every key, number and string read): tool definitions, the output's schema
@@ -61,7 +62,9 @@ _OPTIONS: Final = {
 _IMAGES: Final = "images"  # base64 images, a message's or a generate's: no text a detector reads
 _NOT_READ: Final = frozenset({_IMAGES, "keep_alive"})  # (`keep_alive`: a duration, `"5m"`)
 # The JSON names of Ollama's request types' fields (`api/types.go`), a struct's at each level: a request's (by operation:
-# `ChatRequest`, `GenerateRequest`, `/api/embed`'s `EmbedRequest` and `/api/embeddings`' `EmbeddingRequest` together),
+# `ChatRequest`, `GenerateRequest`, `/api/embed`'s `EmbedRequest`; `/api/embeddings`' `EmbeddingRequest` by its target,
+# `_EMBEDDING`: before 2026-12-05 the two together, so `/api/embed`'s `"Prompt"`, `/api/embeddings`' `"Input"`,
+# `"Truncate"`, `"Dimensions"`, which Go ignores there, were refused, helper reqreads),
 # a chat message's (`Message`), its tool calls' (`ToolCall`) and their functions' (`ToolCallFunction`; `arguments` an
 # ordered map, exact keys). Ollama reads a body with Go's `encoding/json`, which takes a key for a field whatever its
 # case (`Tools`, `FORMAT`), `ſ` for `s` and the Kelvin sign for `k` too: such a key is refused (`named_as_fields`), as the
@@ -73,8 +76,9 @@ _SHARED: Final = ("model", "stream", "format", "keep_alive", "options", "think",
 _REQUEST_FIELDS: Final = {
     "chat": frozenset({*_SHARED, "messages", "tools"}),
     "text_completion": frozenset({*_SHARED, "prompt", "suffix", "system", "template", "context", "raw", "images"}),
-    "embeddings": frozenset({"model", "input", "prompt", "keep_alive", "truncate", "dimensions", "options"}),
+    "embeddings": frozenset({"model", "input", "keep_alive", "truncate", "dimensions", "options"}),
 }
+_EMBEDDING_FIELDS: Final = frozenset({"model", "prompt", "keep_alive", "options"})
 _MESSAGE_FIELDS: Final = frozenset({"role", "content", "thinking", "images", "tool_calls", "tool_name", "tool_call_id"})
 _NONE: Final[frozenset[str]] = frozenset()
 _CALLS: Final = frozenset({"tool_calls"})  # (a message's tool calls: structs, their functions within)
@@ -91,7 +95,7 @@ def read_request(target: Target, body: bytes) -> Request:
     `options.stop`), `tools` and `format` whole; a generate's `context` (token ids) unread."""
     data = load_request_json(body)
     operation = target.operation
-    named_as_fields(data, _REQUEST_FIELDS[operation])
+    named_as_fields(data, _EMBEDDING_FIELDS if target is _EMBEDDING else _REQUEST_FIELDS[operation])
     model = data.get("model")
     if type(model) is not str or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
