@@ -67,6 +67,7 @@ from proxy.protocols import (
     text_digest,
 )
 from proxy.protocols.oip import KEY_BIN, header_labels, named_fields, passed_key_text, tracestate_text
+from proxy.protocols.passthrough import QueryRequest
 from proxy.record.sinks import FanOut
 from proxy.record.spans import trace_context
 
@@ -494,6 +495,8 @@ class Pipeline:
             if printed:
                 return ("[withheld: a detected value is written as a number the server prints otherwise]",)
             return ("[withheld: a detected value is written with JSON escapes]",)
+        if type(request) is QueryRequest:  # (a GET's path read with ids: shown as sent)
+            return request.as_sent(masked)
         return masked
 
     def _detected(self, request: Request, beside: str | None = None, handed: str | None = None) -> frozenset[str]:

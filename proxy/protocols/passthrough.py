@@ -216,15 +216,18 @@ class QueryAdapter(Adapter):
         """`body`: the request target, as received (latin-1, `wire.Request.target`)."""
         check_version(target.version)
         texts = self.texts if self.texts is not None else get_texts(body.decode("latin-1"))
-        return Request(
-            target.model, target.operation, version=target.version, texts=texts, digest=_sent_digest(body, texts)
+        sent = _sent_path(body, texts)
+        if sent is None:
+            return Request(target.model, target.operation, version=target.version, texts=texts)
+        request = QueryRequest(
+            target.model, target.operation, version=target.version, texts=texts, digest=text_digest((sent, *texts[1:]))
         )
+        object.__setattr__(request, "sent", sent)
+        return request
 
 
-def _sent_digest(target: bytes, texts: tuple[str, ...]) -> str | None:
-    """The input's digest when its path was read with ids (`_ids_read`): that of the path as sent, not as scanned
-    (`m-1733390000`, not `m_1733390000`: a digest no one holding what was sent could match, from 2026-12-05's first
-    change until its second, helper revgetquery); else None, the texts' own."""
+def _sent_path(target: bytes, texts: tuple[str, ...]) -> str | None:
+    """The path as sent (percent-decoded) when it was read with ids (`_ids_read`), the first of `texts`; else None."""
     if not texts or "_" not in texts[0]:  # (a path read with ids has one: `target` may write its dash `%2D`)
         return None
     path = target.decode("latin-1").partition("?")[0]
@@ -232,7 +235,33 @@ def _sent_digest(target: bytes, texts: tuple[str, ...]) -> str | None:
         path = unquote(path)
     if texts[0] == path or texts[0] != _ids_read(path):
         return None
-    return text_digest((path, *texts[1:]))
+    return path
+
+
+class QueryRequest(Request):
+    """A labelled GET's request whose path was read with ids (`_ids_read`): its texts as the detectors read them
+    (`m_1733390000`), `sent` its path as sent (`m-1733390000`), which its digest is of and its captured input shows
+    (`as_sent`): a digest or a capture of what was not sent matches nothing its caller holds (the digest from
+    2026-12-05's first change until its second, helper revgetquery; the capture until its fourth, helper reqreads)."""
+
+    sent: str
+
+    def as_sent(self, masked: tuple[str, ...]) -> tuple[str, ...]:
+        """`masked` (the texts masked as read, `Detectors.mask_texts`) with the path as sent: whole when nothing in it
+        was masked; else segment by segment, each masked one as masked, each other as sent (a path cut where the
+        capture ends, its segments not those read, is shown as masked)."""
+        if not masked:
+            return masked
+        read, shown = self.texts[0], masked[0]
+        if shown == read:
+            return (self.sent, *masked[1:])
+        parts, sent, cut = read.split("/"), self.sent.split("/"), shown.split("/")
+        if len(cut) != len(parts):
+            return masked
+        for at in range(len(parts)):  # (the path read and as sent have as many segments: `_ids_read` adds none)
+            if cut[at] == parts[at]:
+                cut[at] = sent[at]
+        return ("/".join(cut), *masked[1:])
 
 
 class NothingServed:

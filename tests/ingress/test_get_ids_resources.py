@@ -1,9 +1,11 @@
 """A labelled GET's reading, the leftovers (helper reqreads, 2026-12-05): a custom route under `/v1/` (not an OpenAI
 resource's) had its segments read as ids, so a phone glued to a word there was forwarded for a purpose its zone
-forbids; ids are read so only in an OpenAI resource's id segments (`/v1/models/{id}`, `/v1/batches/{id}`, ...)."""
+forbids; ids are read so only in an OpenAI resource's id segments (`/v1/models/{id}`, `/v1/batches/{id}`, ...). And a
+labelled GET's captured input showed its path as read (`m_1733390000`), not as sent."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from tests.harness import ProxyHandle, proxy_error
 from tests.ingress.test_get_path_read import PHONE
 from tests.ingress.test_unusual_http_held import upstream as upstream  # (the fixture: any path answered 200)
+from tests.servers.otlp_receiver import OtlpReceiver
 
 DENIED = {"x-purpose": "marketing"}
 
@@ -62,3 +65,35 @@ def test_an_openai_resource_id_is_still_no_phone(phones: ProxyHandle, path: str)
     answered = httpx.get(f"{phones.url}{path}", headers=DENIED, timeout=30)
     assert answered.status_code == 200, answered.text
     assert "x-lineage-decision" not in answered.headers
+
+
+@pytest.fixture
+def captured(make_proxy: Any, upstream: tuple[str, list[bytes]], otlp: OtlpReceiver) -> Iterator[ProxyHandle]:
+    spans = f"telemetry: {{exporter: otlp, endpoint: 'http://127.0.0.1:{otlp.port}', capture_content: true}}\n"
+    yield make_proxy(PHONE + spans, wait="started", UPSTREAM=upstream[0])
+
+
+def _captured_path(otlp: OtlpReceiver) -> str:
+    (span,) = otlp.wait_for(lambda spans: len(spans) == 1)
+    (message,) = json.loads(span.attributes["gen_ai.input.messages"])
+    path: str = message["parts"][0]["content"]
+    return path
+
+
+# a labelled GET's captured input shows its path as sent, masked where read values were found (before: as read,
+# `m_1733390000`, a path never sent, as its digest was until helper revgetquery)
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("/v1/models/m-1733390000?q=alice@example.com", "/v1/models/m-1733390000"),
+        ("/v1/models/m%2D1733390000?q=alice@example.com", "/v1/models/m-1733390000"),
+        ("/v1/files/file-4155551234/alice@example.com", "/v1/files/file-4155551234/[pii:email]"),
+    ],
+)
+def test_a_labelled_gets_captured_path_is_as_sent(
+    captured: ProxyHandle, otlp: OtlpReceiver, target: str, shown: str
+) -> None:
+    allowed = httpx.get(f"{captured.url}{target}", timeout=30)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["x-data-labels"] == "pii:email"
+    assert _captured_path(otlp) == shown  # before: `m_1733390000`, `file_4155551234`
