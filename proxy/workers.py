@@ -982,7 +982,13 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
         # (`handing` before the gate: a read waiting for it must not hold forks.) No worker is forked amid it (but
         # while it waits on a FIFO): one forked after it runs `running` and knows it runs `handover.accepted`, the two
         # updated together; one forked before the signal is signalled too, one forked during the load (`loading`) too
-        with handing, FORK_GATE:
+        if not handing.acquire(timeout=FORK_WAIT_S):  # (said: a load that never ends held it without a word)
+            log.warning("reload: a SIGHUP waits: the supervisor's load of the config of the one before it has not "
+                        "ended in %gs (a file on a hung mount, a FIFO not written?); the config in force stays, and this one is "
+                        "handed over to the workers once that load ends", FORK_WAIT_S)  # fmt: skip
+            handing.acquire()
+        with contextlib.ExitStack() as held, FORK_GATE:
+            held.callback(handing.release)
             try:
                 with files.released_while_waiting(FORK_GATE):
                     data = hand_over(config_path)
