@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.test_workers import WAIT_S, Serve
 
@@ -158,5 +160,39 @@ def test_hand_overs_are_read_whole_whichever_record_they_overwrite() -> None:
             raise AssertionError("a torn hand-over was read")
         finally:
             loader._TRIES = saved
+    finally:
+        handover.close()
+
+
+def test_without_memfd_a_hand_over_is_a_file_with_no_name_each_worker_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proxy.config import loader
+
+    def refused(*_args: object) -> int:  # (a seccomp profile that refuses memfd_create; a system without it)
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "memfd_create", refused)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    handover = loader.Handover()
+    try:
+        assert os.readlink(f"/proc/self/fd/{handover.fd}").endswith("(deleted)") and not list(tmp_path.iterdir())
+        handover.put(b"=secret-newest", b"=secret-accepted")
+        assert not list(tmp_path.iterdir())  # nothing named in the temporary directory
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # a worker forked after: it inherits the hand-over open
+            try:
+                handed = handover.take()
+                ok = handed is not None and (handed.newest, handed.accepted) == (b"=secret-newest", b"=secret-accepted")
+                os.write(write, b"ok" if ok else b"no")
+            finally:
+                os._exit(0)
+        os.close(write)
+        try:
+            assert os.read(read, 2) == b"ok"
+        finally:
+            os.close(read)
+            os.waitpid(child, 0)
     finally:
         handover.close()
