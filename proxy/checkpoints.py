@@ -43,7 +43,7 @@ from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown, plaintext_hint
 from proxy.flow import CONFIG, NAME_MAX_CHARS, UPSTREAM, Checkpoint
 from proxy.logs import escaped
-from proxy.protocols import DIALECTS, Catalog, Fetch, MetadataIncomplete
+from proxy.protocols import DIALECTS, LOADERS, Catalog, Fetch, MetadataIncomplete
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
 
 log = logging.getLogger("lineage_proxy.checkpoints")
@@ -396,8 +396,9 @@ class CheckpointBook:
         queued = self.want(upstream, model, caller, NUDGE_GAP_S)
         if self.stale(name):
             self.nudge(upstream)
-            return (f"upstream {name!r} was told to change its LoRA adapters' scales (POST /lora-adapters) and they "
-                    "could not be read since (they are asked again)")  # fmt: skip
+            return (f"upstream {name!r} was told to change its LoRA adapters through the proxy (POST /lora-adapters, "
+                    "or a load_lora_adapter or unload_lora_adapter) and they could not be read since (they are asked "
+                    "again)")  # fmt: skip
         if known.base is None or not self.reachable.get(name) or self.incomplete.get(name):
             self.nudge(upstream)
             if known.base is None:
@@ -461,7 +462,7 @@ class CheckpointBook:
                 served = held.setdefault(reaching, {})
                 for checkpoint in same:
                     served[checkpoint] = (*served.get(checkpoint, ()), (model, purposes))
-                if found.provider == "vllm" and found.parent is None:  # a vLLM's base (not an adapter on it)
+                if found.provider in LOADERS and found.parent is None:  # a vLLM's (SGLang's) base, not an adapter
                     loading[reaching] = (*loading.get(reaching, ()), (model, purposes))
         self.held, self.unheld, self.loading = held, unheld, loading
 
@@ -542,7 +543,8 @@ class CheckpointBook:
 
     def changed(self, upstream: Upstream) -> asyncio.Future[Any] | None:
         """`upstream` changed what serves through the proxy (a `POST /lora-adapters` it relayed, which sets a
-        llama-server's scales): a full round now, not at the next `discovery_interval_s`, of it and of every other
+        llama-server's scales; a vLLM's or SGLang's `load_lora_adapter` or `unload_lora_adapter`, which changes what
+        it lists): a full round now, not at the next `discovery_interval_s`, of it and of every other
         upstream reaching the same server (`server`: the scales are the server's, whichever name set them). Returns
         what is done once a round begun after this call has ended for each (answered or not); None when none runs."""
         seen = -1
@@ -680,8 +682,9 @@ class CheckpointBook:
                 self._unasked = {limit for limit in self._unasked if limit[0] != name}
             if full:
                 self._read[name] = max(self._read[name], began)
-                # scales a change would make stale (`scales_unknown` makes a catalog of its own): watched from now on
-                if shared is not None and catalog.scales_unknown() is not catalog:
+                # scales a change would make stale (`scales_unknown` makes a catalog of its own), or a listing a load
+                # or unload changes (`Catalog.loads`): watched from now on
+                if shared is not None and (catalog.loads or catalog.scales_unknown() is not catalog):
                     known.seen = max(known.seen, counted) if known.watch == slot else counted
                     known.watch = slot
                 else:

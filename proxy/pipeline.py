@@ -668,6 +668,7 @@ class Pipeline:
         served = book.held.get(upstream.name, _NOT_HELD)
         routes = served.get(found.name)
         how = "is served by"
+        weights = found.name  # the weights of the routes' model it runs on, as the refusal names them
         if routes is None and call.model_version is not None:
             # its own LoRA adapters (a llama.cpp `lora`, TGI's `adapter_id`) on the base its name runs on: other
             # weights no route names, made of those its name runs on without them, held to their routes' purposes
@@ -680,17 +681,23 @@ class Pipeline:
             # an adapter the metadata lists as a model of its own on a base (vLLM's `parent`: the base's served name),
             # or weights whose base is named (llama.cpp's, TGI's: its checkpoint): held to the routes of that base
             routes = served.get(parent)
+            weights = parent
             if routes is None:
                 base = book.resolve(upstream, parent, None, learn=False)
                 if base is not None and base.source == UPSTREAM and base.name != found.name:
                     routes = served.get(base.name)
+                    weights = base.name
             if routes is None:  # a parent named otherwise: a vLLM runs its adapters on its one base all the same
                 routes = book.loading.get(upstream.name)
+                weights = ""  # (each route's model's, below)
             how = "is a LoRA adapter on"
         for model, purposes in routes or ():
             if purpose not in purposes:
+                if not weights:  # the base a vLLM runs its adapters on: the route's model's weights there
+                    base = book.resolve(upstream, model, None, learn=False)
+                    weights = base.name if base is not None else model
                 reason = (f"model {quoted_name(call.model)} {how} the weights of model {quoted_name(model)} "
-                          f"({quoted_name(found.name)}), which may not be used for purpose {purpose!r} "
+                          f"({quoted_name(weights)}), which may not be used for purpose {purpose!r} "
                           f"(route allows: {', '.join(sorted(purposes)) or 'none'})")  # fmt: skip
                 return self._judged(call, decision, refuse(decision, self.policy, "purpose_denied",
                                                            f"route:{model}", reason))  # fmt: skip

@@ -8,13 +8,20 @@ other name the server answers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
 import openai
 import pytest
+from aiohttp import web
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import TextGenerationError
 
+from proxy import checkpoints
+from proxy.config import parse
+from proxy.protocols import Fetch
 from tests.harness import LoopThread, ProxyHandle, serving, traced
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.tgi import CHECKPOINT, MODEL_ID, Tgi
@@ -122,6 +129,8 @@ def test_a_vllm_adapter_listed_on_a_limited_routes_base_is_held_to_its_purposes(
             client.chat.completions.create(model="sql-lora", messages=HI)
         assert raised.value.code == "purpose_denied", raised.value.message
         assert "LoRA adapter on the weights of model" in raised.value.message, raised.value.message
+        # the base's weights, which the route's purposes bind (before 2026-12-05 the adapter's own: '/adapters/sql-lora')
+        assert f"the weights of model {base!r} ({ROOT!r})" in raised.value.message, raised.value.message
         assert "route allows: care" in raised.value.message
         assert server.data_requests() == []
         care = client.with_options(default_headers={"x-purpose": "care"})
@@ -172,3 +181,156 @@ def test_a_vllm_name_its_listing_does_not_hold_is_held_to_the_purposes_of_the_ba
         care = client.with_options(default_headers={"x-purpose": "care"})
         care.chat.completions.create(model="sql-lora", messages=HI)
         assert len(server.data_requests()) == 1
+
+
+# the load and unload are passthrough calls (their body not read): refused while a route limits purposes, unless so
+FORWARD = CONFIG.replace("policy: {anonymous: allow}", "policy: {anonymous: allow, passthrough: forward}")
+
+
+def test_a_vllm_adapter_loaded_through_the_proxy_is_held_at_once(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A `POST /v1/load_lora_adapter` (and `/v1/unload_lora_adapter`) relayed to a vLLM changes what it lists: its
+    metadata is read again before the reply goes out, as after llama.cpp's `POST /lora-adapters`, so the next call
+    for the adapter is held to the route on the base it runs on, and one after the unload is a name not known. Before
+    2026-12-05 the listing read before stood until the next round (`discovery_interval_s`): the new adapter's calls
+    got a retryable 503 for every purpose, and the unloaded one was forwarded as listed still."""
+    server = VllmLike(runtime_lora=True)  # (VLLM_ALLOW_RUNTIME_LORA_UPDATING)
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+        care = openai.OpenAI(
+            base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "care"}, max_retries=0
+        )
+        assert care.chat.completions.with_raw_response.create(model="sql-lora", messages=HI).status_code == 200
+        loaded = httpx.post(f"{proxy.url}/v1/load_lora_adapter", headers={"x-purpose": "care"}, timeout=10,
+                            json={"lora_name": "new-lora", "lora_path": "/adapters/new-lora"})  # fmt: skip
+        assert loaded.status_code == 200, loaded.text
+        assert loaded.text == "Success: LoRA adapter 'new-lora' added successfully."
+        reply = care.chat.completions.with_raw_response.create(model="new-lora", messages=HI)  # was: 503
+        assert reply.headers["x-lineage-checkpoint"] == "/adapters/new-lora"
+        ads = care.with_options(default_headers={"x-purpose": "ads"})
+        with pytest.raises(openai.PermissionDeniedError) as raised:  # was: 503 checkpoint_unknown
+            ads.chat.completions.create(model="new-lora", messages=HI)
+        assert raised.value.code == "purpose_denied" and "LoRA adapter on" in raised.value.message
+        unloaded = httpx.post(f"{proxy.url}/v1/unload_lora_adapter", headers={"x-purpose": "care"}, timeout=10,
+                              json={"lora_name": "sql-lora"})  # fmt: skip
+        assert unloaded.status_code == 200, unloaded.text
+        calls = len(server.data_requests())
+        with pytest.raises(openai.InternalServerError) as unknown:  # was: forwarded as listed still
+            ads.chat.completions.create(model="sql-lora", messages=HI)
+        assert unknown.value.status_code == 503 and unknown.value.code == "checkpoint_unknown", unknown.value.message
+        assert len(server.data_requests()) == calls
+
+
+def test_a_vllm_adapter_load_refused_by_the_server_reads_nothing_again(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A load the vLLM refuses (a name loaded already: 400) changed nothing: no round is asked for."""
+    server = VllmLike(runtime_lora=True)
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+        listings = sum(1 for r in server.requests if r.path == "/v1/models")
+        refused = httpx.post(f"{proxy.url}/v1/load_lora_adapter", headers={"x-purpose": "care"}, timeout=10,
+                             json={"lora_name": "sql-lora", "lora_path": "/adapters/sql-lora"})  # fmt: skip
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["message"] == "The lora adapter 'sql-lora' has already been loaded."
+        assert sum(1 for r in server.requests if r.path == "/v1/models") == listings
+
+
+ONE_VLLM = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: up, url: "http://127.0.0.1:1"}]
+routes: [{model: llama-3.1-8b, upstream: up, purposes: [care]}, {model: "*", upstream: up}]
+"""
+
+
+def test_a_vllm_adapter_loaded_in_one_worker_is_read_again_by_every_worker() -> None:
+    """`serve --workers N`: a load relayed by one worker makes what every worker read of that vLLM stale (read again
+    before a call of theirs is held to it), as a `POST /lora-adapters` does; before 2026-12-05 the others kept the
+    listing read before until their next round (a vLLM's catalog was not watched)."""
+    config = parse(ONE_VLLM, source="t.yaml")
+    (upstream,) = config.upstreams
+    listing = [{"id": SERVED, **_BASE}]
+    limits = [("up", SERVED, frozenset({"care"}))]
+
+    async def get_json(up: Any, path: str) -> Any:
+        if path == "/v1/models":
+            return {"object": "list", "data": list(listing)}
+        raise checkpoints.MetadataStatus(404, path)
+
+    async def main() -> None:
+        changes = checkpoints.Changes()
+        one, two = (
+            checkpoints.CheckpointBook([upstream], Fetch(get_json), changes=changes, limits=limits) for _ in "12"
+        )
+        for book in (one, two):
+            await book.refresh(upstream)
+            assert book.resolve(upstream, "new-lora", learn=False) is None and not book.stale("up")
+        listing.append({**_ADAPTER, "id": "new-lora", "root": "/adapters/new-lora", "parent": SERVED})
+        one.changed(upstream)  # (relayed in one worker: no round runs here)
+        assert two.resolve(upstream, SERVED, learn=False) is not None
+        assert two.stale("up") and two.incomplete["up"]  # was: neither, until two's next round
+        await two.refresh(upstream)
+        found = two.resolve(upstream, "new-lora", learn=False)
+        assert found is not None and found.name == "/adapters/new-lora" and found.parent == SERVED, found
+        assert not two.stale("up")
+
+    asyncio.run(main())
+
+
+@pytest.fixture
+def sglang(loop_thread: LoopThread) -> Iterator[tuple[VllmLike, str]]:
+    """SGLang's listing (`owned_by: sglang`; an adapter a model of its own, its `parent` the served name) and its
+    run-time LoRA endpoints (`POST /load_lora_adapter` `{"lora_name", "lora_path"}`, `/unload_lora_adapter`
+    `{"lora_name"}`), answering `LoRAUpdateOutput` (`success`, `error_message`, `loaded_adapters`), 400 on failure."""
+    server = VllmLike(models=[{"id": SERVED, **_BASE, "owned_by": "sglang"}])
+    app = server.app()
+
+    def answer(error: str = "") -> web.Response:
+        loaded = {m["id"]: m["root"] for m in server.models if m.get("parent") is not None}
+        reply = {"success": not error, "error_message": error, "loaded_adapters": loaded}
+        return web.json_response(reply, status=400 if error else 200)
+
+    async def load(request: web.Request) -> web.Response:
+        body = await request.json()
+        if any(m["id"] == body["lora_name"] for m in server.models):
+            return answer(f"Failed to load LoRA adapter {body['lora_name']}: already loaded")
+        server.models.append({**_ADAPTER, "owned_by": "sglang", "id": body["lora_name"], "root": body["lora_path"],
+                              "parent": SERVED})  # fmt: skip
+        return answer()
+
+    async def unload(request: web.Request) -> web.Response:
+        body = await request.json()
+        server.models[:] = [m for m in server.models if m["id"] != body["lora_name"] or m.get("parent") is None]
+        return answer()
+
+    app.router.add_post("/load_lora_adapter", load)
+    app.router.add_post("/unload_lora_adapter", unload)
+    with serving(loop_thread, app) as url:
+        yield server, url
+
+
+def test_an_sglang_adapter_is_held_as_a_vllm_one(
+    sglang: tuple[VllmLike, str], otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """SGLang lists and loads adapters on its one base as vLLM does: a name its listing does not hold is refused for a
+    purpose the base's route forbids as one not known yet (before 2026-12-05 forwarded for any purpose: only a vLLM's
+    base was `loading`), and one loaded through the proxy is held as listed at once."""
+    server, url = sglang
+    proxy = make_proxy(FORWARD, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+    ads = openai.OpenAI(
+        base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "ads"}, max_retries=0
+    )
+    with pytest.raises(openai.InternalServerError) as raised:  # was: forwarded for ads, 200
+        ads.chat.completions.create(model="sql-lora", messages=HI)
+    assert raised.value.status_code == 503 and raised.value.code == "checkpoint_unknown", raised.value.message
+    assert server.data_requests() == []
+    loaded = httpx.post(f"{proxy.url}/load_lora_adapter", headers={"x-purpose": "care"}, timeout=10,
+                        json={"lora_name": "sql-lora", "lora_path": "/adapters/sql-lora"})  # fmt: skip
+    assert loaded.status_code == 200 and loaded.json()["success"] is True, loaded.text
+    with pytest.raises(openai.PermissionDeniedError) as denied:  # was: 503 until the next round
+        ads.chat.completions.create(model="sql-lora", messages=HI)
+    assert f"the weights of model {SERVED!r} ({ROOT!r})" in denied.value.message, denied.value.message
+    care = ads.with_options(default_headers={"x-purpose": "care"})
+    reply = care.chat.completions.with_raw_response.create(model="sql-lora", messages=HI)
+    assert reply.headers["x-lineage-checkpoint"] == "/adapters/sql-lora"

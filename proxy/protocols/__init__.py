@@ -1494,6 +1494,12 @@ class MetadataIncomplete(Exception):
         self.why = why
 
 
+# the engines (`Checkpoint.provider`) that load a LoRA adapter on their one base by name at run time (vLLM's
+# `POST /v1/load_lora_adapter`, a resolver plugin; SGLang's `/load_lora_adapter`), listing it from then on as a model
+# whose `parent` is the base (`Catalog.loads`, `CheckpointBook.loading`)
+LOADERS: Final = frozenset({"vllm", "sglang"})
+
+
 class Catalog(Protocol):
     """What one upstream serves, as its metadata says."""
 
@@ -1503,6 +1509,9 @@ class Catalog(Protocol):
     # models asked about whose metadata the upstream answered "not found" (OIP: HTTP 404, gRPC NOT_FOUND; newer Triton
     # for a model not loaded, or unloaded): a name a route names is asked again soon, as an unready one, others are not
     missing: frozenset[str]
+    # its server loads and unloads LoRA adapters by name at run time, each listed as a model on its one base (vLLM's,
+    # SGLang's `load_lora_adapter`): with workers, a change another relayed is watched for (`CheckpointBook.resolve`)
+    loads: bool
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None: ...
 

@@ -1324,6 +1324,7 @@ class ModelVersions:
         self._versions = versions
         self.unready = unready  # models whose metadata answered an error but 404: not ready (`Catalog.unready`)
         self.missing = missing  # models whose metadata answered 404: not loaded (`Catalog.missing`)
+        self.loads = False  # (a model loaded is asked about by name: `Catalog.missing`)
         # model -> version asked ("": the latest) -> its checkpoint, made on the first call that asks: every
         # call resolves its checkpoint, and an answer's are immutable (bounded by the versions listed)
         self._made: dict[str, dict[str, Checkpoint]] = {}

@@ -20,6 +20,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
+    LOADERS,
     NOT_DATA,
     Fetch,
     Header,
@@ -1276,6 +1277,7 @@ class ServedModels:
         self._twins = twins or {}
         self.unready: frozenset[str] = frozenset()  # one listing names every model: none is asked about alone
         self.missing: frozenset[str] = frozenset()
+        self.loads = any(found.provider in LOADERS for found in served.values())  # (`Catalog.loads`)
 
     def resolve(self, model: str, version: str | None) -> Checkpoint | None:
         found = self._served.get(model) or self._served.get("*")

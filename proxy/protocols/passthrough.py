@@ -27,9 +27,13 @@ _INDEX: Final = Target("metadata", bodiless_data_free=True)
 # the longest index body read for its flags (`{"ready": false}` is 16 bytes; room for whitespace): a longer one is
 # not parsed, and stays an unread call
 _INDEX_FLAGS_MAX: Final = 256
-# llama.cpp's `POST /lora-adapters` sets the scales every request without its own `lora` gets: what serves changes
-_LORA_SCALES_PATH: Final = "/lora-adapters"
+# llama.cpp's `POST /lora-adapters` sets the scales every request without its own `lora` gets, and vLLM's
+# `/v1/load_lora_adapter` and `/v1/unload_lora_adapter` (SGLang's without `/v1`) add or take away an adapter its listing
+# names as a model on its base: what serves changes (a reply that succeeds has the metadata read again)
 _LORA_SCALES: Final = Target("passthrough", rediscover=True)
+_LORA_CHANGES: Final = frozenset({
+    "/lora-adapters", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/load_lora_adapter", "/unload_lora_adapter",
+})  # fmt: skip
 
 
 def query_pairs(target: str) -> list[tuple[str, str]]:
@@ -166,7 +170,7 @@ class Adapter(AdapterBase):
         zones are configured, `QueryAdapter`); other methods may."""
         if method == "POST" and path == _INDEX_PATH:
             return _INDEX
-        if method == "POST" and path == _LORA_SCALES_PATH:
+        if method == "POST" and path in _LORA_CHANGES:
             return _LORA_SCALES
         parts = split_path(path)
         model, version = (parts[0], parts[1]) if parts else ("", None)
@@ -270,6 +274,7 @@ class NothingServed:
     def __init__(self) -> None:
         self.unready: frozenset[str] = frozenset()
         self.missing: frozenset[str] = frozenset()
+        self.loads = False
 
     def resolve(self, model: str, version: str | None) -> None:
         return None

@@ -56,6 +56,8 @@ class VllmLike:
     # the events a streamed Responses reply sends instead of its own (each numbered as sent): a server that streams
     # otherwise than vLLM does
     response_events: list[dict[str, Any]] | None = None
+    # VLLM_ALLOW_RUNTIME_LORA_UPDATING=True: `POST /v1/load_lora_adapter` and `/v1/unload_lora_adapter` are served
+    runtime_lora: bool = False
 
     def app(self) -> web.Application:
         self.gate = asyncio.Queue()
@@ -71,6 +73,9 @@ class VllmLike:
         app.router.add_get("/health", self.health)
         app.router.add_post("/tokenize", self.tokenize)
         app.router.add_post("/pooling", self.tokenize)  # vLLM's /pooling: a path no adapter reads (its reply aside)
+        if self.runtime_lora:  # (vLLM serves them only with VLLM_ALLOW_RUNTIME_LORA_UPDATING set)
+            app.router.add_post("/v1/load_lora_adapter", self.load_lora)
+            app.router.add_post("/v1/unload_lora_adapter", self.unload_lora)
         return app
 
     def release(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -93,6 +98,32 @@ class VllmLike:
     async def list_models(self, request: web.Request) -> web.Response:
         await self._record(request)
         return web.json_response({"object": "list", "data": self.models})
+
+    async def load_lora(self, request: web.Request) -> web.Response:
+        """vLLM's `POST /v1/load_lora_adapter` (`OpenAIServingModels.load_lora_adapter`): `{"lora_name", "lora_path"}`;
+        the adapter is listed from then on as a model of its own, its `parent` the base's served name; a plain-text
+        200, or an error (400) when a field is missing or the name is loaded already."""
+        body = orjson.loads(await self._record(request))
+        name, path = body.get("lora_name"), body.get("lora_path")
+        if not name or not path:
+            return _error(400, "Both 'lora_name' and 'lora_path' must be provided.")
+        if any(model["id"] == name for model in self.models):
+            return _error(400, f"The lora adapter '{name}' has already been loaded.")
+        self.models.append({"id": name, "object": "model", "created": 1, "owned_by": "vllm", "root": path,
+                            "parent": self.models[0]["id"], "max_model_len": None})  # fmt: skip
+        return web.Response(text=f"Success: LoRA adapter '{name}' added successfully.")
+
+    async def unload_lora(self, request: web.Request) -> web.Response:
+        """vLLM's `POST /v1/unload_lora_adapter`: `{"lora_name"}`; 404 for an adapter not loaded."""
+        body = orjson.loads(await self._record(request))
+        name = body.get("lora_name")
+        if not name:
+            return _error(400, "'lora_name' needs to be provided to unload a LoRA adapter.")
+        loaded = [model for model in self.models if model["id"] == name and model.get("parent") is not None]
+        if not loaded:
+            return _error(404, f"The lora adapter '{name}' cannot be found.", "NotFoundError")
+        self.models.remove(loaded[0])
+        return web.Response(text=f"Success: LoRA adapter '{name}' removed successfully.")
 
     async def tokenize(self, request: web.Request) -> web.Response:
         body = orjson.loads(await self._record(request))
@@ -245,3 +276,9 @@ class VllmLike:
             await response.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
         await response.write_eof()
         return response
+
+
+def _error(status: int, message: str, kind: str = "BadRequestError") -> web.Response:
+    """vLLM's error body (`ErrorResponse`)."""
+    return web.json_response({"error": {"message": message, "type": kind, "param": None, "code": status}},
+                             status=status)  # fmt: skip
