@@ -32,3 +32,18 @@ def test_the_nulls_past_what_the_strings_earn_are_still_cut() -> None:
     assert user_strings(["a"] * 10 + [None] * (MAX_STRINGS - 1 + 30) + [ADDRESS], []) is True
     assert user_strings(["a"] * 10 + [None] * (MAX_STRINGS + 30) + [ADDRESS], []) is False
     assert user_strings(["a"] * 10 + [None] * 3_000_000 + [ADDRESS], []) is False
+
+
+# lists of nulls on top of a list's strings credited ahead (their own, before its nulls): the credit they had not yet
+# earned in `out` was negative there, so `_taken` went over every null and `credited` was reset to count them again.
+# Before the fix (helper revreqreads): read whole, 12,000,400 values looked at for 30,000 strings
+@pytest.mark.parametrize("tail", [70_000, 70_001])
+def test_lists_on_top_of_strings_credited_ahead_are_still_bounded(tail: int) -> None:
+    nulls = [[None] * 60_002 for _ in range(200)]
+    assert user_strings([*nulls, *(["a"] * 30_000), *([None] * tail)], []) is False  # before: True
+    out: list[str] = []
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "extra": [*nulls, *(["a"] * 30_000)]}
+    body["extra"] += [None] * tail
+    assert openai_protocol.read_request("chat", orjson.dumps(body)).unscanned  # before: read whole
+    # (the strings alone before the nulls: read whole, before and after)
+    assert user_strings([*(["a"] * 30_000), *([None] * tail), ADDRESS], out) is True and out[-1] == ADDRESS

@@ -580,11 +580,14 @@ def user_strings(
         if index > room or index > objects:  # more than the strings or objects still taken: those up to the first past
             # (objects and lists: as many as the strings to come may allow; nulls, booleans, numbers: as many as the
             # strings taken so far allow now, counted here as they are never pushed)
-            credit = 3 * (len(out) - credited)
+            # (none while a list's strings counted as credited ahead, below, are not yet in `out`: a negative credit let
+            # `_taken` go over every null of the lists on top of them, and reset `credited` to count them twice, so 200
+            # lists of 60,002 nulls before `["a"] * 30_000 + [None] * 70_000` were read whole, helper revreqreads)
+            credit = max(3 * (len(out) - credited), 0)
             taken, cut, skipped = _taken(children, room, objects + 3 * room, objects + credit, numbers)
             if skipped > objects:  # (the strings taken counted for more, as the refill at the top would)
                 objects += credit
-                credited = len(out)
+                credited = max(credited, len(out))
                 if skipped > objects:
                     # and the list's own strings before them (`_taken`), three values each, counted as credited now:
                     # they go into `out` from the stack (before 2026-12-05 they earned nothing here, so
