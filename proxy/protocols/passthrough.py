@@ -97,11 +97,18 @@ _ID_RESOURCES: Final = frozenset({
     "models", "files", "batches", "responses", "chat", "fine_tuning", "vector_stores", "assistants", "threads", "evals",
     "containers", "conversations", "videos",
 })  # fmt: skip
-_ID_COLLECTIONS: Final = frozenset({
-    "files", "batches", "responses", "completions", "jobs", "checkpoints", "permissions", "vector_stores",
-    "file_batches", "assistants", "threads", "messages", "runs", "steps", "evals", "output_items", "containers",
-    "conversations", "items", "videos",
-})  # fmt: skip
+# (a namespace's next segment is one of its collections: `/v1/chat/completions/{id}`, `/v1/fine_tuning/jobs/{id}`)
+_ID_NAMESPACES: Final = {"chat": frozenset({"completions"}), "fine_tuning": frozenset({"jobs", "checkpoints"})}
+# the collections an id's next segment may be, by the collection it is an id of (`/v1/threads/{id}/runs/{id}`): an id
+# is read so only where one stands, a collection's next segment with collections and ids in turn from the resource on
+# (until a later change of 2026-12-05 after any collection's name anywhere: `/v1/chat/messages/tel-4155551234` or
+# `/v1/batches/b/runs/tel-4155551234` was read as an id and forwarded, helper revreqreads)
+_ID_CHILDREN: Final = {
+    "checkpoints": frozenset({"permissions"}), "vector_stores": frozenset({"files", "file_batches"}),
+    "threads": frozenset({"messages", "runs"}), "runs": frozenset({"steps", "output_items"}),
+    "evals": frozenset({"runs"}), "containers": frozenset({"files"}), "conversations": frozenset({"items"}),
+}  # fmt: skip
+_NO_CHILDREN: Final[frozenset[str]] = frozenset()
 
 
 def _id_read(segment: re.Match[str]) -> str:
@@ -118,10 +125,23 @@ def _ids_read(path: str) -> str:
     segments = path.split("/")  # ["", "v1", resource, ...]
     if len(segments) < 4 or segments[2] not in _ID_RESOURCES:
         return path
-    model = segments[2] == "models"
-    for at in range(3, len(segments)):
-        if model or segments[at - 1] in _ID_COLLECTIONS:
+    collection = segments[2]
+    if collection == "models":
+        for at in range(3, len(segments)):
             segments[at] = _ID_SEGMENT.sub(_id_read, segments[at])
+        return "/".join(segments)
+    at = 3
+    if collection in _ID_NAMESPACES:  # (`chat`, `fine_tuning`: one of their collections next)
+        if segments[3] not in _ID_NAMESPACES[collection]:
+            return path
+        collection = segments[3]
+        at = 4
+    while at < len(segments):
+        segments[at] = _ID_SEGMENT.sub(_id_read, segments[at])
+        if at + 1 == len(segments) or segments[at + 1] not in _ID_CHILDREN.get(collection, _NO_CHILDREN):
+            break
+        collection = segments[at + 1]
+        at += 2
     return "/".join(segments)
 
 

@@ -46,6 +46,27 @@ def test_a_phone_in_a_custom_route_under_v1_is_refused(
     assert not [r for r in upstream[1] if b"4155551234" in r]
 
 
+# a collection's name where no collection stands (a namespace's segment, an id's other segment, a collection of another
+# resource's): the segment after it is no id. Before (helper revreqreads): 200, read as an id after any collection's name
+NO_ID_PLACE = [
+    "/v1/chat/messages/tel-4155551234",  # (`chat`'s collection is `completions`)
+    "/v1/fine_tuning/runs/tel-4155551234",
+    "/v1/batches/b/runs/tel-4155551234",  # (a batch has no runs)
+    "/v1/responses/items/tel-4155551234",  # (`items` there is a response's id; the next segment none)
+    "/v1/assistants/asst-1/files/tel-4155551234",
+]
+
+
+@pytest.mark.parametrize("path", NO_ID_PLACE)
+def test_a_phone_after_a_collections_name_where_no_id_stands_is_refused(
+    phones: ProxyHandle, upstream: tuple[str, list[bytes]], path: str
+) -> None:
+    refused = httpx.get(f"{phones.url}{path}", headers=DENIED, timeout=30)
+    assert refused.status_code == 403, refused.text  # before: 200
+    assert proxy_error(refused)["code"] == "purpose_denied"
+    assert not [r for r in upstream[1] if b"4155551234" in r]
+
+
 # (hold before and after) an OpenAI resource's id with a timestamp glued by `-`: no phone
 IDS = [
     "/v1/models/m-1733390000",
@@ -57,6 +78,11 @@ IDS = [
     "/v1/fine_tuning/jobs/ftjob-4155551234/events",
     "/v1/threads/thread-4155551234/runs/run-1733390000/steps/step-1733390000",
     "/v1/vector_stores/vs-4155551234/files/file-1733390000",
+    "/v1/vector_stores/vs-4155551234/file_batches/vsfb-1733390000/files",
+    "/v1/fine_tuning/checkpoints/ft-4155551234/permissions/cp-1733390000",
+    "/v1/evals/eval-4155551234/runs/run-1733390000/output_items/oi-1733390000",
+    "/v1/conversations/conv-4155551234/items/msg-1733390000",
+    "/v1/chat/completions/chatcmpl-4155551234/messages",
 ]
 
 
