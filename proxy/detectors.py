@@ -3157,8 +3157,8 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
     """Whether the run of numbers a stream scanner's tail starts in (the end of `read`, its window as the detectors
     read it; `ahead`: the character before the window) is, read whole, no phones alike (`_Text.unaligned`): its start
     (in `read`, or `carried`, the same of the tail before, for a run going on from the window's start) is no phone of
-    a layout (`_PHONE_LAYOUTS`) after white space or at the text's start, or an ASCII letter is joined before it, or it
-    holds two spaces. The next window reads it back from its end (`_in_tail`) only if not. False where unsure.
+    a layout (`_PHONE_LAYOUTS`) after white space or at the text's start, or an ASCII letter is joined before it. The
+    next window reads it back from its end (`_in_tail`) only if not. False where unsure (two spaces in it too).
     Before 2026-12-05 (helper detfuzz4) a run longer than a tail holds from its start (`_held_run`) was read so,
     whatever began it: `"1 " + "555 123 4567 " * 120` streamed was phones at 154 of 1,561 two-piece cuts, a card
     then that run phones and the card at 176, `x555 …` phones at 156, none whole."""
@@ -3168,9 +3168,13 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
     start = len(read[:cut].rstrip(_DIGITS_AND_SPACE))
     spaces = _SPACES.match(read, start)  # (matches, if only "")
     first = spaces.end() if spaces is not None else start
+    if read.find("  ", first, cut) >= 0:
+        # (two spaces in it: unsure. A card after them is found whole after a run of phones from them on, the run read
+        # from them as a card's (`_PHONE_THEN_CARD`): read here as no phones alike, `"1 " + "555 123 4567 " * 11 + " " +
+        # "555 123 4567 " * 129 + card` was no card at 275 of 1,844 cuts, none before, until 2026-12-05, helper revdetfuzz4)
+        return False
     if start == 0 and ahead != "":
-        # (the run goes on from the window before, its start read there; two spaces in it, it is no phones alike)
-        return first == 0 and (carried or read.find("  ", 0, cut) >= 0)
+        return first == 0 and carried  # (the run goes on from the window before, its start read there)
     if start > 0:
         joined = read[start - 1]
         if first == start and joined in _ASCII_LETTERS:
@@ -3179,8 +3183,7 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
             return False  # (a number's character or white space then spaces, or another joined before it: unsure)
     if len(read) - first < len(_LAYOUT_LONGEST):
         return False  # (its first phone not all read yet)
-    # (two spaces in it: no phones alike; else its first phone one of a layout's)
-    return read.find("  ", first, cut) >= 0 or _LAYOUT_FIRST.match(read, first) is None
+    return _LAYOUT_FIRST.match(read, first) is None  # (its first phone not one of a layout's)
 
 
 _DIGITS_AND_SPACE: Final = "0123456789 "

@@ -584,3 +584,23 @@ def test_a_run_begun_by_no_phone_streamed_in_pieces_alike_is_read_as_whole(text:
         scanner.feed(text[at : at + size])
     scanner.end_text()
     assert scanner.found == ALL.scan_output(text) == frozenset()
+
+
+@pytest.mark.parametrize("begun", ["1 ", "see ", "12 "])
+def test_a_card_after_phones_alike_past_two_spaces_in_a_long_run_streamed_is_found_at_every_cut(begun: str) -> None:
+    # (whole, the card is read after the phones from the two spaces on, `_PHONE_THEN_CARD`; before (helper
+    # revdetfuzz4) the run they are in was read as no phones alike streamed, its two spaces seen in the window before,
+    # and the card was missed at 275 of ~1,845 two-piece cuts, none before 1668dba; `\u00e9see …`, read whole in two
+    # windows, had no card at all)
+    text = begun + _PHONE * 11 + " " + _PHONE * 129 + _CARD + " ok"
+    assert "pii:credit_card" in ALL.scan_output(text)
+    assert "pii:credit_card" in ALL.scan_output("\u00e9" + text)
+    missed = []
+    for cut in range(1, len(text)):
+        scanner = ALL.stream()
+        scanner.feed(text[:cut])
+        scanner.feed(text[cut:])
+        scanner.end_text()
+        if "pii:credit_card" not in scanner.found:
+            missed.append(cut)
+    assert missed == []
