@@ -3157,8 +3157,8 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
     """Whether the run of numbers a stream scanner's tail starts in (the end of `read`, its window as the detectors
     read it; `ahead`: the character before the window) is, read whole, no phones alike (`_Text.unaligned`): its start
     (in `read`, or `carried`, the same of the tail before, for a run going on from the window's start) is no phone of
-    a layout (`_PHONE_LAYOUTS`) after white space or at the text's start, or an ASCII letter is joined before it. The
-    next window reads it back from its end (`_in_tail`) only if not. False where unsure (two spaces in it too).
+    a layout (`_PHONE_LAYOUTS`) after white space, an ASCII letter or at the text's start. The next window reads it
+    back from its end (`_in_tail`) only if not. False where unsure (two spaces in it too).
     Before 2026-12-05 (helper detfuzz4) a run longer than a tail holds from its start (`_held_run`) was read so,
     whatever began it: `"1 " + "555 123 4567 " * 120` streamed was phones at 154 of 1,561 two-piece cuts, a card
     then that run phones and the card at 176, `x555 …` phones at 156, none whole."""
@@ -3177,9 +3177,11 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
         return first == 0 and carried  # (the run goes on from the window before, its start read there)
     if start > 0:
         joined = read[start - 1]
-        if first == start and joined in _ASCII_LETTERS:
-            return True  # (a letter joined before it, `x555 123 4567 …`: read whole, it is no phones alike)
-        if joined in _RUN_CHARACTERS if first > start else joined not in "\n\r\t":
+        # (an ASCII letter joined before it is read as white space: read whole, `x555 123 4567 …` is no phones, but a
+        # card after them is found, the phones read from `555` as a card's run (`_PHONE_THEN_CARD`); taken for no
+        # phones alike, `x` + `555 123 4567 ` x120 + card was no card at 163 of 1,582 two-piece cuts, until
+        # 2026-12-05, helper revdetfuzz4)
+        if joined in _RUN_CHARACTERS if first > start else joined not in _BREAKS_OR_LETTERS:
             return False  # (a number's character or white space then spaces, or another joined before it: unsure)
     if len(read) - first < len(_LAYOUT_LONGEST):
         return False  # (its first phone not all read yet)
@@ -3187,7 +3189,7 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
 
 
 _DIGITS_AND_SPACE: Final = "0123456789 "
-_ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BREAKS_OR_LETTERS: Final = "\n\r\tABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SPACES: Final = re.compile(" *")
 # a phone of one of `_PHONE_LAYOUTS` split by spaces, a space after it (`_run_unaligned`), and the longest of them
 _LAYOUT_FIRST: Final = re.compile(
