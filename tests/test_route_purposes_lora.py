@@ -334,3 +334,41 @@ def test_an_sglang_adapter_is_held_as_a_vllm_one(
     care = ads.with_options(default_headers={"x-purpose": "care"})
     reply = care.chat.completions.with_raw_response.create(model="sql-lora", messages=HI)
     assert reply.headers["x-lineage-checkpoint"] == "/adapters/sql-lora"
+
+
+def test_a_vllm_adapter_changed_in_one_worker_is_not_known_in_another_until_read_again() -> None:
+    """A load or unload another worker relayed makes the adapters this worker read unknown until it reads them again,
+    as a `POST /lora-adapters` makes the scales unknown (`org/gemma-3+lora:?`): the call that finds the change goes out
+    before the round it wakes ends. Before 2026-12-05 (review revloadlora of 1cf3ca7) it resolved to the listing read
+    before: an adapter unloaded was forwarded as listed, and one loaded again under its name from another path (vLLM's
+    unload then load, or `load_inplace`) was recorded and held as the weights it no longer runs."""
+    config = parse(ONE_VLLM, source="t.yaml")
+    (upstream,) = config.upstreams
+    listing = [{"id": SERVED, **_BASE}, {**_ADAPTER, "parent": SERVED}]
+    limits = [("up", SERVED, frozenset({"care"}))]
+
+    async def get_json(up: Any, path: str) -> Any:
+        if path == "/v1/models":
+            return {"object": "list", "data": list(listing)}
+        raise checkpoints.MetadataStatus(404, path)
+
+    async def main() -> None:
+        changes = checkpoints.Changes()
+        one, two = (
+            checkpoints.CheckpointBook([upstream], Fetch(get_json), changes=changes, limits=limits) for _ in "12"
+        )
+        for book in (one, two):
+            await book.refresh(upstream)
+            found = book.resolve(upstream, "sql-lora", learn=False)
+            assert found is not None and found.name == "/adapters/sql-lora"
+        listing[1] = {**_ADAPTER, "root": "/adapters/sql-lora-v2", "parent": SERVED}  # unloaded, loaded again
+        one.changed(upstream)  # (relayed in one worker: no round runs here)
+        assert two.resolve(upstream, "sql-lora", learn=False) is None  # was: '/adapters/sql-lora', run no more
+        base = two.resolve(upstream, SERVED, learn=False)  # the base a load does not change: known as before
+        assert base is not None and base.name == ROOT
+        assert two.stale("up")
+        await two.refresh(upstream)
+        found = two.resolve(upstream, "sql-lora", learn=False)
+        assert found is not None and found.name == "/adapters/sql-lora-v2" and found.parent == SERVED, found
+
+    asyncio.run(main())

@@ -1309,6 +1309,12 @@ class ServedModels:
         (it names its scales). Made once a round, never per call: `resolve` finds it in `_served` as any other."""
         base = self._base
         if self._adapters is None or base is None:
+            if self.loads:
+                # a vLLM's (SGLang's) adapters loaded or unloaded (`load_lora_adapter`) and not read since: a name
+                # listed as one is not known now (as a name not listed is), its base is (a load does not change it)
+                kept = {model: found for model, found in self._served.items() if found.parent is None}
+                if len(kept) < len(self._served):
+                    return ServedModels(kept, twins=self._twins)
             return self  # no adapters read: none to scale (a POST naming none changes nothing)
         unknown = Checkpoint(base.name + _SCALES_UNKNOWN, base.source, base.name, base.provider, unsure=True)
         return ServedModels(dict.fromkeys(self._served, unknown), self._adapters, base)
