@@ -675,6 +675,7 @@ class Pipeline:
             plain = book.resolve(upstream, call.model, None, learn=False)
             if plain is not None and (found.parent or found.name) == (plain.parent or plain.name):
                 routes = served.get(plain.name)
+                weights = plain.name  # (not the call's own: its adapters applied)
                 how = "applies its own LoRA adapters to"
         parent = found.parent
         if routes is None and parent is not None:

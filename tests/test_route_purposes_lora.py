@@ -67,6 +67,9 @@ def test_a_llama_call_applying_its_own_adapters_is_held_to_the_route_of_their_ba
         client.chat.completions.create(model="anything", messages=HI, extra_body=extra)  # type: ignore[arg-type]
     assert raised.value.code == "purpose_denied", raised.value.message
     assert "its own LoRA adapters" in raised.value.message and "route allows: care" in raised.value.message
+    # the weights the route's model runs on, which its purposes bind (before 2026-12-05, review revloadlora of 1cf3ca7:
+    # the call's own, its adapters applied)
+    assert f"the weights of model {BASE!r} ({DEFAULT!r})," in raised.value.message, raised.value.message
     assert len(server.data_requests()) == before  # nothing reached the weights
     care = client.with_options(default_headers={"x-purpose": "care"})
     chat = care.chat.completions.with_raw_response
@@ -92,6 +95,7 @@ def test_a_tgi_call_naming_an_adapter_is_held_to_the_route_of_its_base(
     with pytest.raises(TextGenerationError) as raised:  # was: forwarded for ads
         ads.text_generation("hi", adapter_id="predibase/customer_support", max_new_tokens=4)
     assert "its own LoRA adapters" in str(raised.value) and "route allows: care" in str(raised.value), raised.value
+    assert f"the weights of model {MODEL_ID!r} ({CHECKPOINT!r})," in str(raised.value), raised.value  # (the route's)
     with pytest.raises(TextGenerationError):  # the server's base, without an adapter: held as before
         ads.text_generation("hi", max_new_tokens=4)
     assert tgi.received == []
