@@ -6,7 +6,9 @@ random lines of the SDKs' fields, cut in random reads. A stream counts when the 
 stream error, or the other way, and the proxy had recorded none where it stopped reading (what it read before is
 `test_sse_*`'s). The counts are a measure of the late path (`_late_errors`, `_late_done`), held as bounds: on
 2026-12-05 164 of 2,000 openai streams and 66 of 2,000 Anthropic ones (an event no JSON, an `id` then a blank line, a
-name alone, `data` then a `[DONE]` line; an `event: error` whose name a later line replaced)."""
+name alone, `data` then a `[DONE]` line; an `event: error` whose name a later line replaced); since the late path
+reads events as the SDKs' decoders do (`_LateEvents`, helper sselate2) 16 openai streams and no Anthropic one (the 16:
+data of the event the reading stopped in, not kept)."""
 
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ def mismatches(kind: str, seed: int = 1) -> list[int]:
 
 
 @pytest.mark.interpreted  # (a smaller MAX_LINE, patched)
-@pytest.mark.parametrize(("kind", "bound"), [("openai", 164), ("anthropic", 66)])
+@pytest.mark.parametrize(("kind", "bound"), [("openai", 16), ("anthropic", 0)])
 def test_late_records_against_the_sdks_on_fuzzed_streams(
     monkeypatch: pytest.MonkeyPatch, kind: str, bound: int
 ) -> None:

@@ -36,6 +36,8 @@ import json
 import re
 from typing import Any, Final
 
+import orjson
+
 from proxy.detectors import Detectors
 from proxy.flow import Outcome
 from proxy.protocols import (
@@ -188,13 +190,8 @@ _SDK_OPEN: Final = _SDK_DATA | _SDK_CONTENT_LINE
 # (matched at the last line's start, after a blank line or at the read's: `_open_data`; searched for, Python's `re` tried
 # the pattern at every byte, 5.9 us a 259-byte read; helper ssefast)
 _SDK_OPEN_DATA: Final = re.compile(rb"data:(?! ?\[DONE\])[ \t]*[^ \t\n][^\n]*\n\Z")
-# past where a reply is read, the event the openai SDK's decoder has open (`_late_done`): no `data` line, one, a first
-# one that is a `[DONE]` line (it stops at the event's blank line), a `[DONE]` line after another (it raises there); the
-# bytes of a line's start kept across pieces, that a `[DONE]` line cut between them is found (`data: [DONE]`: 12)
-_LATE_NONE: Final = 0
-_LATE_DATA_LINE: Final = 1
-_LATE_STOPS: Final = 2
-_LATE_JOINED: Final = 3
+# the first bytes of a line too long to keep, past where a reply is read (`_LateEvents`): its field, and whether its
+# value begins `[DONE]`
 _LATE_HEAD: Final = 16
 # the piece of an event (a JSON line) kept across reads, past where a reply is read (`_late_errors`), to be looked at
 # whole: an error's event is short
@@ -282,6 +279,330 @@ def _event_name(line: bytes) -> bytes:
     return line[7:] if line[6:7] == b" " else line[6:]
 
 
+# what `_LateEvents.feed` says of a piece: the SDK reads on, stopped cleanly (`[DONE]`), or raised
+_READS: Final = 0
+_STOPPED: Final = 1
+_RAISES: Final = 2
+_COLON: Final = ord(":")
+# the Anthropic SDK's name of an error event (`event: error`, one space after the colon dropped)
+_ERROR_NAME: Final = b"error"
+# what a JSON text (as Python's `json.loads` reads it: `NaN`, `Infinity` too) begins with, after white space
+_JSON_STARTS: Final = b'{["-0123456789tfnNI'
+_JSON_WHITE: Final = b" \t\n\r"
+# whole events of one `data` line each, an `event` line before it or none (`_LateEvents._plain`): most reads are only
+# these, judged a read at a time in C; and the field names that begin their lines, one space after the colon
+_PLAIN_EVENTS: Final = re.compile(rb"(?:(?:event:[^\n]*\n)?data:[^\n]*\n\n)+")
+_PLAIN_HEADS: Final = re.compile(rb"^(?:event:[^\n]*\n)?data: ?", re.M)
+_ERROR_EVENTS: Final = (b"event:error\n", b"event: error\n")
+# a block of more lines than this, none blank, is read in C (`_LateEvents._bulk`): the values of its `data` lines (one
+# space after the colon dropped)
+_BULK_LINES: Final = 16
+_BULK_DATA: Final = re.compile(rb"^data(?::(?: ?)([^\n]*))?$", re.M)
+
+
+class _LateEvents:
+    """Past where a reply is read (`SseObserver._give_up`), its events as the client's SDK decodes them, a line at a
+    time (its line ends made LF): the openai SDK's `SSEDecoder` and `Stream.__stream__` (`stops`), or the Anthropic
+    SDK's (anthropic-sdk-python 0.121.0). Each line is decoded as UTF-8 (bytes that are none raise, where the SDK reads
+    that far); `data` lines are joined by LF, the last `event` line names the event, an `id` without a NUL is kept from
+    event to event, a `retry` `int` reads counts; at a blank line the event is dispatched when it has data, a name, a
+    retry or an id given. The openai SDK then stops at data that begins `[DONE]`, and raises at any other that is no
+    JSON text or is the API's error (`erred`); the Anthropic SDK parses the data of the events it names
+    (`_PARSED_NAMES`: no JSON object raises), raises at one named `error`, and ignores the others, to the body's end.
+    An event's data past `_MOST_TAIL` bytes (as the one the reading stopped in) is not judged; its first bytes still
+    say whether it begins `[DONE]`. Until 2026-12-05 this was looked for in the events holding `error` alone, and
+    `[DONE]` apart (`_late_done`): 168 of 2,000 fuzzed openai streams and 72 of 2,000 Anthropic ones were recorded
+    otherwise than their SDK read them (an event no JSON, an id then a blank line, a name alone; helper sselate)."""
+
+    def __init__(self, stops: bool, words: tuple[bytes, ...]) -> None:
+        self.stops = stops
+        self.words = words  # (what the API's error holds: `late_words`, looked for before `erred` is asked)
+        self.utf8: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder("utf-8")()
+        self.pending = False  # (the decoder holds the first bytes of a sequence cut between pieces)
+        self.line = b""  # the line not yet whole (its first `_LATE_HEAD` bytes once past `_MOST_TAIL`: `long`)
+        self.long = False
+        self.data: list[bytes] = []  # the open event's `data` values
+        self.size = 0
+        self.unknown = False  # the open event's data is not all in `data` (past `_MOST_TAIL`, or read before)
+        # a `data` line beginning `[DONE]` after another in the open event: joined (`...\n[DONE]`), its data is no JSON
+        # text whatever the lines before held (`D` is none outside a string, and a line end none inside one)
+        self.joined = False
+        self.name = b""
+        self.retry = False
+        self.id = False  # (kept across events)
+        # events judged one by one (`_dispatch`, or holding what the API's error holds): past `MAX_STRINGS` of them, the
+        # rest is not (each a Python step or more: a stream of 16 MB of them held the event loop seconds)
+        self.judged = 0
+
+    def feed(self, observer: SseObserver, data: bytes, last: bool = False) -> None:
+        """A piece of the reply (`last`: its end); once the SDK stopped in it or raised (the upstream's error), nothing
+        more is read (`SseObserver._events`)."""
+        bad = -1  # (where the first byte no UTF-8 is, in `data`)
+        decoder = self.utf8
+        if decoder is not None and (last or self.pending or not data.isascii()):
+            try:
+                decoder.decode(data, last)
+                self.pending = decoder.getstate()[0] != b""
+            except UnicodeDecodeError as error:
+                # (its bytes from the piece before, kept by the decoder, counted in `error.start`)
+                bad = max(error.start - len(decoder.getstate()[0]), 0)
+                self.utf8 = None
+        if self.long:  # (in a line too long to keep: to its end)
+            end = data.find(b"\n")
+            if end < 0 or 0 <= bad < end:
+                if bad >= 0:
+                    self._over(observer, _RAISES)
+                return
+            self._field(self.line, True)
+            self.line = b""
+            self.long = False
+            data = data[end + 1 :]
+            bad = bad - end - 1 if bad >= 0 else -1
+        text = self.line + data if self.line else data
+        if bad < 0:
+            whole = text.rfind(b"\n") + 1
+        else:
+            bad += len(text) - len(data)
+            whole = text.rfind(b"\n", 0, bad) + 1
+        if whole and bad < 0 and (self.data or self.name or self.unknown):
+            # (the event open before this piece, to its blank line: read a line at a time; the events after it, as
+            # any others (`_plain`): a read of them all after it was a Python step or more an event, helper sselate2)
+            end = text.find(b"\n\n", 0, whole)
+            if end >= 0:
+                verdict = (self._lines(observer, text[:end]) if end else _READS) or self._dispatch(observer)
+                if verdict:
+                    self._over(observer, verdict)
+                    return
+                text = text[end + 2 :]
+                whole -= end + 2
+        if whole and (bad >= 0 or self.data or self.name or self.unknown or not self._plain(observer, text, whole)):
+            # (the whole lines, an event a block: all but the last end at a blank line; an ordinary event, a `data`
+            # line opening it, judged at once)
+            blocks = text[:whole].split(b"\n\n")
+            open_lines = blocks.pop()  # (none, or lines ending in a line end)
+            for block in blocks:
+                # (`data: ...` alone, or after `event: ...`, nothing open before: as `_lines` and `_dispatch` read it)
+                cut = block.find(b"\n")
+                name = b""
+                if self.data or self.name or self.unknown:
+                    line = b""
+                elif cut < 0:
+                    line = block if block.startswith(b"data:") else b""
+                elif (
+                    block.startswith(b"event:")
+                    and block.startswith(b"data:", cut + 1)
+                    and block.find(b"\n", cut + 1) < 0
+                ):
+                    line = block[cut + 1 :]
+                    name = block[7:cut] if block[6:7] == b" " else block[6:cut]
+                else:
+                    line = b""
+                if line:
+                    self.retry = False
+                    verdict = self._judge(observer, line[6:] if line[5:6] == b" " else line[5:], name, False)
+                else:
+                    verdict = self._lines(observer, block) or self._dispatch(observer)
+                if verdict:
+                    self._over(observer, verdict)
+                    return
+            if open_lines:
+                verdict = self._lines(observer, open_lines[:-1])
+                if verdict:
+                    self._over(observer, verdict)
+                    return
+        if bad >= 0:
+            self._over(observer, _RAISES)
+            return
+        rest = text[whole:]
+        if len(rest) > _MOST_TAIL:
+            self.line = rest[:_LATE_HEAD]
+            self.long = True
+        else:
+            self.line = rest
+
+    def _plain(self, observer: SseObserver, text: bytes, whole: int) -> bool:
+        """Whether the whole lines of `text` (to `whole`), nothing open before them, are events of one `data` line each
+        that the SDK reads on at (`_PLAIN_EVENTS`): each one JSON text (an object, to the Anthropic SDK), no `[DONE]`, no
+        Anthropic `error` event, none the API's error (`erred`, asked of those holding what it holds, `words`): judged
+        in C, a few steps a read, not one an event. False when not so known: they are read a line at a time."""
+        if _PLAIN_EVENTS.fullmatch(text, 0, whole) is None:
+            return False
+        body = text[:whole]
+        if self.stops:
+            if b"[DONE]" in body:
+                return False
+        elif _ERROR_EVENTS[0] in body or _ERROR_EVENTS[1] in body:
+            return False
+        values = _PLAIN_HEADS.sub(b"", body).split(b"\n\n")
+        values.pop()
+        try:
+            parsed = list(map(orjson.loads, values))
+        except orjson.JSONDecodeError:
+            return False
+        if not self.stops:
+            return set(map(type, parsed)) == {dict}
+        held: list[Any] = []
+        for word in self.words:
+            if word in body:
+                if self.judged >= MAX_STRINGS:  # (past the bound: `_judge` stops at once)
+                    return False
+                # (the objects of those holding it, found in C, counted toward `MAX_STRINGS`)
+                held += [one for value, one in zip(values, parsed, strict=True) if word in value and type(one) is dict]
+        if held:
+            # (one erred, or past the bound: read one by one, as `_judge` reads them; a stream of decoys holding the word
+            # was a Python step or more an event, helper sselate2)
+            if self.judged + len(held) > MAX_STRINGS or any(map(observer.erred, held)):
+                return False
+            self.judged += len(held)
+        self.retry = False
+        return True
+
+    @staticmethod
+    def _over(observer: SseObserver, verdict: int) -> None:
+        """The SDK stopped (`_STOPPED`) or raised (`_RAISES`): nothing more is read."""
+        observer._events = None
+        observer._watching = False  # (nor looked at for errors: `_late_errors`)
+        if verdict == _RAISES:
+            observer._stream_error()
+
+    def _lines(self, observer: SseObserver, block: bytes) -> int:
+        """Whole lines, without the line end after the last."""
+        if block.count(b"\n") >= _BULK_LINES and block[:1] != b"\n" and b"\n\n" not in block:
+            return self._bulk(block)
+        for line in block.split(b"\n"):
+            if line.startswith(b"data:"):
+                self._data(line[6:] if line[5:6] == b" " else line[5:], False)
+            elif line.startswith(b"event:"):
+                self.name = line[7:] if line[6:7] == b" " else line[6:]
+            elif line.startswith(
+                _ERROR
+            ):  # (llama.cpp's error, the upstream's as where the reply is read: `_error_line`)
+                return _RAISES
+            elif not line:  # (a blank line: the event ends)
+                verdict = self._dispatch(observer)
+                if verdict:
+                    return verdict
+            elif line[0] != _COLON:  # (a comment changes nothing)
+                self._field(line, False)
+        return _READS
+
+    def _bulk(self, block: bytes) -> int:
+        """Many lines of one event, none blank (`_lines`), read in C as `_lines` reads them one by one: the last `event`
+        line names it, the last `id` without a NUL is kept, a `retry` `int` reads counts, its `data` values joined (a
+        `[DONE]` one after another: `joined`), kept up to `_MOST_TAIL` bytes. A read of 16 MB of `data: x` or `event: x`
+        lines of an event never ended was a Python step a line (and an object), helper sselate2."""
+        if block.startswith(_ERROR) or b"\n" + _ERROR in block:  # (llama.cpp's error: `_lines`)
+            return _RAISES
+        if b"data" in block:
+            values = _BULK_DATA.findall(block)
+            if values:
+                joined = b"\n".join(values)
+                if b"\n[DONE]" in joined or (self.data and joined.startswith(b"[DONE]")):
+                    self.joined = True
+                if not (self.unknown and self.data):
+                    if self.data:
+                        joined = b"\n".join(self.data) + b"\n" + joined
+                    self.data = [joined[:_MOST_TAIL]]
+                    self.size = len(joined) + 1
+                    if self.size > _MOST_TAIL:
+                        self.unknown = True
+        if b"event" in block:
+            found = _LATE_NAME.match(block)
+            if found is not None:
+                self.name = _event_name(found[1]) if len(found[1]) > 6 else b""
+        if b"id" in block:
+            found = _SDK_ID.match(block)
+            if found is not None:
+                value = found[1] or b""
+                self.id = value not in (b"", b" ") and self.stops
+        if b"retry" in block and (_SDK_RETRY.search(block) is not None or _wide_retry(block, 0, len(block))):
+            self.retry = True
+        return _READS
+
+    def _field(self, line: bytes, long: bool) -> None:
+        """A line that is no comment nor blank (`long`: its first bytes alone), as `_lines` reads it: `data`, `event`,
+        `id`, `retry`, or a field the SDK ignores."""
+        field, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if field == b"data":
+            self._data(value, long)
+        elif field == b"event":
+            self.name = value
+        elif field == b"id":
+            if b"\x00" not in value:
+                self.id = value != b"" and self.stops  # (to the Anthropic SDK, an event it ignores)
+        elif field == b"retry" and not long:
+            try:
+                int(value.decode("utf-8"))
+            except ValueError:
+                return
+            self.retry = True
+
+    def _data(self, value: bytes, long: bool) -> None:
+        if self.data and value.startswith(b"[DONE]"):
+            self.joined = True
+        if self.unknown and self.data:
+            return
+        self.size += len(value) + 1
+        self.data.append(value)
+        if long or self.size > _MOST_TAIL:
+            self.unknown = True
+
+    def _dispatch(self, observer: SseObserver) -> int:
+        """A blank line: the event it ends, when the SDK dispatches it (or its data may have begun before: not judged),
+        judged (`_judge`)."""
+        data = self.data
+        name = self.name
+        unknown = self.unknown
+        if not data and not name and not self.retry and not self.id and not unknown:
+            return _READS
+        if name or self.retry or unknown:
+            self.name = b""
+            self.retry = False
+            self.unknown = False
+        if data:
+            self.data = []
+            self.size = 0
+        joined = self.joined
+        if joined:
+            self.joined = False
+            unknown = False  # (judged: never JSON)
+            data = [data[0][:_LATE_HEAD], b"[DONE]"]  # (its first bytes still say whether it begins `[DONE]`)
+        return self._judge(observer, data[0] if len(data) == 1 else b"\n".join(data), name, unknown)
+
+    def _judge(self, observer: SseObserver, text: bytes, name: bytes, unknown: bool) -> int:
+        """What the SDK makes of an event it dispatches, its data `text` (`unknown`: more than that), named `name`; past
+        `MAX_STRINGS` of them, nothing more is judged (`_STOPPED`)."""
+        self.judged += 1
+        if self.judged > MAX_STRINGS:
+            return _STOPPED
+        if self.stops:
+            if text.startswith(b"[DONE]"):
+                return _STOPPED
+        elif name == _ERROR_NAME:
+            return _RAISES
+        elif name not in _PARSED_NAMES:
+            return _READS
+        if unknown:  # (not judged: but data that no JSON text begins so is none, whatever follows)
+            head = text.lstrip(_JSON_WHITE)[:1]
+            return _RAISES if head and head not in _JSON_STARTS else _READS
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:  # (what orjson refuses, Python's `json`, the SDK's, may read: `NaN`, ...)
+            try:
+                parsed = json.loads(text.decode("utf-8"))
+            except (ValueError, RecursionError):
+                return _RAISES
+        if type(parsed) is not dict:
+            return _READS if self.stops else _RAISES
+        if self.stops:
+            for word in self.words:
+                if word in text:
+                    return _RAISES if observer.erred(parsed) else _READS
+        return _READS
+
+
 class SseObserver(Observer):
     """Base of the observers of SSE-streamed JSON replies: subclasses read one event (`event`) and a
     whole reply (`body`), and say at `done` what they kept for the end."""
@@ -297,17 +618,12 @@ class SseObserver(Observer):
     # a reply kept whole (`_keep`) read at its end by `ending`, the rest of it by `more`: told cut, or not, as one read
     # at `unfinished` or `cut_short` is (by its JSON alone: `_ended_early`)
     _kept_read = False
-    # past where the reply is read (`_give_up`), the rest as the openai SDK's decoder decodes it, UTF-8 (`_late_utf8`):
-    # None unless `json_every_event` (a class default: no work a call)
-    _utf8: codecs.IncrementalDecoder | None = None
-    # the event open there as the SDK's decoder holds it (`_late_done`): `_LATE_NONE` ... `_LATE_JOINED`; and the line end
-    # before the line not yet whole at the piece before's end with that line's first bytes (the piece after read from
-    # there: a `data: [DONE]` line cut between pieces was not found, until 2026-12-05)
-    _late_open = 0
-    _late_line = b""
-    # where in the last piece the SDK stopped (after `[DONE]`'s blank line), -1 before: `_late_errors` reads to there
-    # (an error event after it was `upstream_error` where the SDK stopped cleanly, until 2026-12-05)
-    _late_cut = -1
+    # past where the reply is read (`_give_up`), its events as the client's SDK reads them (`_LateEvents`): None but
+    # with `json_every_event` or `typed_by_name`, and once the SDK stopped or raised (a class default: no work a call)
+    _events: _LateEvents | None = None
+    # the read `_framing_dropped` was given last and what it gave (`_late_reread`)
+    _raw = b""
+    _framed = b""
     # with `typed_by_name`, the open event's data as the Anthropic SDK parses it at the blank line that ends it, when
     # named one of `_PARSED_NAMES`: 0 none (or white space), 1 one JSON object, 2 none or no object (even: the SDK
     # raises); a class default (no work a call)
@@ -520,9 +836,10 @@ class SseObserver(Observer):
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         partial = self._partial
         if partial is None:  # gave up on this reply
-            if self._utf8 is not None:
-                self._late_utf8(data)
-            if self._watching:
+            events = self._events
+            if events is not None:
+                events.feed(self, data)
+            elif self._watching:
                 self._late_errors(data)
             return
         if _LF not in data:  # a piece of a line
@@ -574,14 +891,14 @@ class SseObserver(Observer):
         for line in lines:
             if line.startswith(b"data:"):
                 if not self._data_line(line):
-                    self._late_after(lines, line, last)
+                    self._late_after(lines, line, last, data)
                     break
                 if self.ended and not over:  # the last event: the reply ends with the blank line that ends it
                     self.ended = False
                     self._ending |= _ENDS
             elif line:
                 if not self._field(line):
-                    self._late_after(lines, line, last)
+                    self._late_after(lines, line, last, data)
                     break
             else:  # a blank line ends the event
                 if self._ending:  # (an error it held is now the SDK's: it stays)
@@ -597,7 +914,10 @@ class SseObserver(Observer):
                         self._named_end()
                     self._name = None
                     self._tail = b"\n"
-                    self._late_errors(data)
+                    if self._events is not None:
+                        self._late_reread(data)
+                    else:
+                        self._late_errors(data)
                     break
                 if self._name is not None:  # (an event named: the name ends with it)
                     # with `typed_by_name`, an event named `error` is the upstream's error whatever its data: the SDK's
@@ -747,6 +1067,11 @@ class SseObserver(Observer):
         would be a Python step. Its last line end is kept, so the line after it is still a line's start."""
         if self._lines:
             return _NO_OP_JSON_LINES.sub(b"", data)
+        self._raw = data
+        self._framed = data = self._dropped(data)
+        return data
+
+    def _dropped(self, data: bytes) -> bytes:
         if _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
             data = _NO_OP_LINES.sub(b"", data)
         if b"\nevent\n" in data:  # (an `event:` line naming none, read as one)
@@ -850,18 +1175,37 @@ class SseObserver(Observer):
         of the event (the line) it stopped in."""
         partial = self._partial
         if watch and partial is not None and (self.json_every_event or self.typed_by_name):
-            # (the SDK decodes each line as UTF-8 all the same, past `MAX_LINE` too: the line not yet whole so far)
-            self._utf8 = codecs.getincrementaldecoder("utf-8")()
-            # (the open event: `[DONE]`'s, or one a `data` line came in, as `_sdk_events` tracks it; the line not yet
-            # whole begins at a line's start)
+            # (the SDK reads on: from the line not yet whole, which begins at a line's start, in the event open there as
+            # its decoder holds it)
+            self._events = events = _LateEvents(self.json_every_event, self.late_words())
             sdk = self._sdk
-            stops = self._ending & _STOPS
-            data = self._event is not None or (sdk > 0 and sdk & _SDK_DATA)
-            self._late_open = _LATE_STOPS if stops else _LATE_DATA_LINE if data else _LATE_NONE
-            self._late_sdk()
-            self._late_line = b"\n"  # (`_late_done` reads from a line end)
+            if sdk > 0 and sdk & _SDK_DONE:  # (its first `data` line `[DONE]`'s: the SDK stops, whatever follows)
+                events.data.append(b"[DONE]")
+                events.unknown = True
+            elif sdk > 0 and sdk & _SDK_JOINED:  # (a value, then another: `x\n[DONE]` too, no JSON joined)
+                events.data += (b"{}", b"{}")
+            elif self._ending & _STOPS:  # (`[DONE]`'s, read: its blank line not yet)
+                events.data.append(b"[DONE]")
+                events.unknown = True
+            elif self._event is not None:  # (an event whose data is not one JSON text alone, so far)
+                events.data.append(bytes(self._event[:_MOST_TAIL]))
+                events.unknown = len(self._event) > _MOST_TAIL
+            elif sdk > 0 and sdk & (_SDK_ALONE | _SDK_CONTENT_LINE):
+                # (a value, no `_event`: one JSON object read alone, as `_sdk_events` has it; one is as good as another)
+                events.data.append(b"{}")
+            elif sdk > 0 and sdk & _SDK_DATA:
+                events.data.append(b"")
+                events.unknown = True
+            if sdk > 0:
+                events.id = sdk & _SDK_ID_GIVEN != 0
+                events.retry = sdk & _SDK_RETRIES != 0
+                if sdk & _SDK_NAMED:
+                    events.name = b"?"
+            if self._name is not None:
+                events.name = _event_name(self._name)
+            watch = False
             for piece in partial:
-                self._late_utf8(piece)
+                self._late_read(piece)
         self._partial = None
         self._partial_size = 0
         self._event = None
@@ -869,145 +1213,58 @@ class SseObserver(Observer):
         self._text.unread()
         self._watching = watch
 
-    def _late_utf8(self, data: bytes, last: bool = False) -> None:
-        """A piece of a reply past where it is read (`_give_up`), its line ends made LF (`last`: its end), as the openai
-        SDK's decoder decodes each line, UTF-8: bytes that are none are the upstream's error (`_undecodable`), unless the
-        SDK stopped before them (`_late_done`). A sequence cut at a line end is none, as in a line alone. A few steps a
-        piece, none a line. Before 2026-12-05 nothing past where a reply is read was decoded: a line past `MAX_LINE`
-        holding `\\xff` passed as a success (helper sse3)."""
-        decoder = self._utf8
-        if decoder is None:
+    def _late_read(self, data: bytes, last: bool = False) -> None:
+        """A piece of a reply past where it is read, its line ends made LF (`last`: its end), as the client's SDK reads
+        it (`_LateEvents`): the upstream's error where it raises."""
+        events = self._events
+        if events is None:
             return
-        try:
-            decoder.decode(data, last)
-        except UnicodeDecodeError as error:
-            self._utf8 = None
-            # (its bytes from the piece before, kept by the decoder, counted in `error.start`)
-            at = max(error.start - len(decoder.getstate()[0]), 0)
-            if (
-                not self.outcome.error_type
-                and not self._past_done
-                and not (self.json_every_event and self._late_done(data, at))
-            ):
-                self._stream_error()
-            return
-        if self.json_every_event and self._late_done(data, len(data)):
-            self._utf8 = None  # (nothing more is looked at)
-            stop = self._late_cut
-            if stop >= 0 and self._watching:  # (the SDK stopped at `[DONE]`: no error after it is one it sees)
-                self._watching = False
-                self._late_errors(data[:stop])
+        events.feed(self, data, last)
 
-    def _late_sdk(self) -> None:
-        """The event open at the end of the read the reading stopped in (`_late_open`), as `_sdk_events` read it when it
-        did: a bare `data` line is one of its `data` lines, which `_framing_dropped` takes out of the lines `_give_up` and
-        `_late_after` see (`data`, then `data: [DONE]` past where the reply is read, was taken for the end where the SDK
-        joins `\n[DONE]` and raises), and `data` then `data: [DONE]` before the reading stopped is joined (taken for the
-        end too, until 2026-12-05, helper revsse4)."""
+    def _late_reread(self, data: bytes, named: bool = False) -> None:
+        """The reading stopped in the read `data` (framed: `_framing_dropped`): the SDK's reading of it again from its
+        start as it came, the event open there not judged (its data may have begun before), the events before the
+        stop read already judged again (as they were), `[DONE]`'s blank line passed before it stopped nothing after.
+        `named`: the event open at the read's start is the one the reading stopped in (no blank line before the stop),
+        its name so far (`_name`, perhaps from a read before) its name unless a line in the read names it otherwise."""
+        if self._past_done:
+            self._events = None
+            return
+        seed = self._events
+        events = self._events = _LateEvents(self.json_every_event, self.late_words())
+        events.unknown = True
+        if named and seed is not None:
+            # (as `_give_up` seeded it: its name, its first `data` line's first bytes (`[DONE]`'s too), its lines joined
+            # where the SDK raises at them, `retry`; the read's `data` lines before the stop, again, then change nothing
+            # but a `[DONE]` line after another: a `[DONE]` event cut at a line past `MAX_LINE` in one read, the error
+            # event after it was `upstream_error` where the SDK stopped, helper sselate2)
+            events.name = seed.name
+            events.retry = seed.retry
+            if seed.data and not seed.unknown and len(seed.data) > 1:  # (`_SDK_JOINED`)
+                events.data = seed.data
+                events.unknown = False
+            else:
+                events.data = seed.data[:1]
         sdk = self._sdk
-        if sdk <= 0:  # (not read so, or nothing more looked at)
-            return
-        if sdk & _SDK_JOINED:
-            self._late_open = _LATE_JOINED
-        elif sdk & _SDK_DONE:
-            self._late_open = _LATE_STOPS
-        elif sdk & _SDK_DATA and self._late_open == _LATE_NONE:
-            self._late_open = _LATE_DATA_LINE
+        events.id = sdk > 0 and sdk & _SDK_ID_GIVEN != 0
+        self._late_read(self._raw if self._framed is data else data)
 
-    def _late_done(self, data: bytes, end: int) -> bool:
-        """Whether the openai SDK stopped before `data[end]` (`_late_utf8`), or raised: at the blank line that ends the
-        event whose first `data` line is a `[DONE]` line, or at one whose `[DONE]` line came after another `data` line
-        (its data joined, `x\\n[DONE]`, is no `[DONE]` to it, and no JSON: the upstream's error, recorded here). Read from
-        the start of the line the piece before ended in (`_late_line`), the open event's state kept (`_late_open`), so
-        that where the pieces are cut changes nothing; a few steps a piece, none a line or an event but those holding
-        `[DONE]`. Until 2026-12-05 a `[DONE]` line cut between pieces was not found (a line no UTF-8 after it was
-        `upstream_error`), and one after `data: x` in its event was taken for the end (helper sse4). Never to the
-        Anthropic SDK, which reads on to the body's end."""
-        # (from the line end before the line the piece before ended in: whole lines alone, the one not yet whole read
-        # again from there with the next piece)
-        text = self._late_line + data
-        whole = text.rfind(b"\n", 0, end + len(text) - len(data)) + 1
-        self._late_line = text[whole - 1 if whole else 0 : whole + _LATE_HEAD]
-        if self._late_open < _LATE_STOPS and text.find(b"[DONE]", 0, whole) < 0:  # (most pieces: whether the event
-            cut = text.rfind(b"\n\n", 0, whole)  # open at the last line end has a `data` line, from its start)
-            # (`cut + 2`: 1 when there is none, after the line end `text` begins with)
-            if cut >= 0 or self._late_open == _LATE_NONE:
-                self._late_open = _LATE_DATA_LINE if _LATE_DATA.search(text, cut + 2, whole) else _LATE_NONE
-            return False
-        state = self._late_open
-        cut = text.find(b"\n\n", 0, whole)
-        blank = cut + 1 if cut >= 0 else -1
-        if state < _LATE_STOPS:  # (the open event's lines, to its blank line: its first `data` line, a `[DONE]` line)
-            stop = blank if blank >= 0 else whole
-            at = 0
-            if state == _LATE_NONE:
-                found = _LATE_DATA.search(text, 0, stop)
-                if found is not None:
-                    state = _LATE_STOPS if _DONE_LINE.match(text, found.start()) is not None else _LATE_DATA_LINE
-                    at = found.end()
-            if state == _LATE_DATA_LINE and _DONE_LINE.search(text, at, stop) is not None:
-                state = _LATE_JOINED
-        pos = blank + 1
-        while blank >= 0:  # (an event ended at `blank`)
-            if state == _LATE_STOPS:
-                self._late_open = state
-                self._late_cut = max(blank + 1 - len(text) + len(data), 0)
-                return True
-            if state == _LATE_JOINED:
-                self._late_open = state
-                self._stream_error()
-                return True
-            # (the next event holding a `[DONE]` line, or the one open at the last line end)
-            done = _DONE_LINE.search(text, pos, whole)
-            line = done.start() if done is not None else whole
-            cut = text.rfind(b"\n\n", pos - 1, line)
-            data_line = _LATE_DATA.search(text, cut + 2 if cut >= 0 else pos, line) is not None
-            if done is None:
-                state = _LATE_DATA_LINE if data_line else _LATE_NONE
-                break
-            state = _LATE_JOINED if data_line else _LATE_STOPS
-            cut = text.find(b"\n\n", line, whole)
-            blank = cut + 1 if cut >= 0 else -1
-            pos = blank + 1
-        self._late_open = state
-        return False
-
-    def _late_after(self, lines: list[bytes], line: bytes, last: bytes) -> None:
-        """The reading stopped at `line`, one of a read's `lines` (`last`: its line not yet whole): the rest of the read
-        is looked at, from the end of the event `line` is in, which is not (its data not read whole); the name it has
-        so far (`_name`) is its name unless an `event` line after it says another."""
+    def _late_after(self, lines: list[bytes], line: bytes, last: bytes, data: bytes) -> None:
+        """The reading stopped at `line`, one of a read's `lines` (`last`: its line not yet whole; `data`: the read):
+        the rest of the read is looked at, from the end of the event `line` is in, which is not (its data not read
+        whole); the name it has so far (`_name`) is its name unless an `event` line after it says another; to an SDK
+        the proxy reads as it does (`_LateEvents`), the read again (`_late_reread`)."""
         # `line` itself, not the first line equal to it (until 2026-12-04): from an event before it, read already,
         # whose end was then taken for its own, its `event: error` the upstream's error though no blank line ended it
         # (a line of one byte, one object however many there are, is one no more: `_ONE_BYTE_LINE`)
         at = 0
         while lines[at] is not line:
             at += 1
+        if self._events is not None:
+            self._late_reread(data, b"" not in lines[:at])
+            return
         self._tail = b"\n"
-        rest = b"\n".join([*lines[at + 1 :], last])
-        # (not to the Anthropic SDK, which reads on to the body's end: an error event after a `[DONE]` event in the read
-        # the reading stopped in was a success where it raised, 2026-12-05, helper revsse4)
-        if self._utf8 is not None and self.json_every_event:
-            # (the SDK's stop at `[DONE]` looked for from `line`'s end, not from `last`, which `_give_up` read alone (its
-            # lines, UTF-8 already); the event `line` is in holds a `data` line when it is one or one came after the
-            # read's last blank line before it: an error event after `[DONE]`'s blank line in the read was
-            # `upstream_error` where the SDK stopped cleanly, until 2026-12-05, helper sse4)
-            if self._late_open != _LATE_STOPS:
-                begin = at
-                while begin > 0 and lines[begin - 1]:
-                    begin -= 1
-                if any(lines[index].startswith(b"data:") for index in range(begin, at + 1)):
-                    self._late_open = _LATE_DATA_LINE
-                elif begin > 0:
-                    self._late_open = _LATE_NONE
-            self._late_line = b"\n"  # (the line end of `line`)
-            if self._late_done(rest, len(rest)):
-                self._utf8 = None
-                if self._late_cut >= 0:
-                    self._watching = False
-                    rest = rest[: self._late_cut]
-            else:
-                self._late_sdk()
-        self._late_errors(rest)
+        self._late_errors(b"\n".join([*lines[at + 1 :], last]))
 
     def _late_errors(self, data: bytes) -> None:
         """A piece of a reply past where it is read (`_give_up`), its line ends made LF: an error the upstream sends in
@@ -1368,8 +1625,8 @@ class SseObserver(Observer):
                 self._field(last)
         elif self._watching:  # the last event (line), past where the reply is read
             self._late_end()
-        if self._utf8 is not None:  # (a sequence the body ends in, cut: its last line's decode raises)
-            self._late_utf8(b"", True)
+        if self._events is not None:  # (a sequence the body ends in, cut: its last line's decode raises)
+            self._late_read(b"", True)
         if self._event is not None:  # an event the reply ended in (before its blank line): read, as it passed
             self._dispatch(False)
         if self._ending and self._ending & _HELD and not self._lines and not self._fresh:
