@@ -14,6 +14,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -31,6 +32,23 @@ logging: {format: FORMAT}
 """
 
 
+def config_for(vllm: Any, tmp_path: Path) -> tuple[Path, str]:
+    """proxy.yaml from CONFIG in front of `vllm` (its lines in text, its purpose `assistant`), and CONFIG with the
+    upstream and store filled in, its FORMAT and PURPOSE left for a reload's."""
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    text = CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
+    config.write_text(text.replace("FORMAT", "text").replace("PURPOSE", "assistant"))
+    return config, text
+
+
+def all_serving(serve: Serve) -> list[int]:
+    """The workers, once the supervisor and both workers serve."""
+    serve.ready()
+    serve.wait("lineage_proxy: serving http=", 3)
+    return serve.children()
+
+
 def _reloaded(serve: Serve, config: Path) -> list[dict[str, str]]:
     """The workers' `reloaded` lines, each as a JSON object (one written in text fails here: another config)."""
     lines = serve.wait(f"reloaded {config}", 2)
@@ -42,15 +60,10 @@ def _reloaded(serve: Serve, config: Path) -> list[dict[str, str]]:
 
 
 def test_a_config_written_between_the_workers_reads_is_not_what_one_of_them_runs(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    _, upstream = vllm
-    config = tmp_path / "proxy.yaml"
-    text = CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
-    config.write_text(text.replace("FORMAT", "text").replace("PURPOSE", "assistant"))
+    config, text = config_for(vllm, tmp_path)
     serve = Serve.workers(config, env={"TMPDIR": str(tmp_path)})
     try:
-        serve.ready()
-        serve.wait("lineage_proxy: serving http=", 3)
-        held, other = serve.children()
+        held, other = all_serving(serve)
         # one worker's read held: stopped before the SIGHUP, it takes it (and reads) only once continued
         os.kill(held, signal.SIGSTOP)
         try:

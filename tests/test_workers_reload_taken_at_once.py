@@ -14,19 +14,14 @@ import signal
 from pathlib import Path
 
 from tests.test_workers import Serve
-from tests.test_workers_reload_one_config import CONFIG
+from tests.test_workers_reload_one_config import all_serving, config_for
 
 
 def test_a_worker_taking_a_valid_then_a_refused_reload_at_once_runs_the_valid_one(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    _, upstream = vllm
-    config = tmp_path / "proxy.yaml"
-    text = CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
-    config.write_text(text.replace("FORMAT", "text").replace("PURPOSE", "assistant"))
+    config, text = config_for(vllm, tmp_path)
     serve = Serve.workers(config, env={"TMPDIR": str(tmp_path)})
     try:
-        serve.ready()
-        serve.wait("lineage_proxy: serving http=", 3)
-        held, _other = serve.children()
+        held, _other = all_serving(serve)
         reloaded = text.replace("FORMAT", "json").replace("PURPOSE", "support")
         os.kill(held, signal.SIGSTOP)
         try:
