@@ -52,33 +52,44 @@ proxy.workers.hand_over = hand_over
 """
 
 
+def held_workers(tmp_path: Path, sitecustomize: str, config: Path, **env: str) -> tuple[Serve, Path]:
+    """`serve --workers 2` on `config`, the shim `sitecustomize` on its path holding the supervisor's load on a pipe
+    (`$LP_TEST_HOLD_LOAD`) until the test writes to it; `env`, more of its environment. The process, and the pipe."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(sitecustomize)
+    hold = tmp_path / "hold.pipe"
+    os.mkfifo(hold)
+    root = str(Path(proxy.__file__).parents[1])  # the build this test runs
+    env = {"PYTHONPATH": os.pathsep.join([str(shim), root]), "LP_TEST_HOLD_LOAD": str(hold), **env}
+    return Serve.workers(config, 2, env), hold
+
+
+def wait_held(serve: Serve, hold: Path) -> None:
+    """The supervisor's load has begun, and waits on `hold`."""
+    deadline = time.monotonic() + WAIT_S
+    while not _holding(serve.proc.pid, hold):
+        assert serve.proc.poll() is None and time.monotonic() < deadline, "".join(serve.err)
+        time.sleep(0.005)
+
+
 def _workers_serving(serve: Serve) -> int:
     return sum(" worker-" in line and "lineage_proxy: serving" in line for line in serve.err)
 
 
 def test_a_worker_restarted_while_a_reload_loads_is_forked_once_the_load_has_ended(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, upstream = vllm
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    hold = tmp_path / "hold.pipe"
-    os.mkfifo(hold)
     config = tmp_path / "proxy.yaml"
     config_text = CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
     config.write_text(config_text)
-    root = str(Path(proxy.__file__).parents[1])  # the build this test runs
-    env = {"PYTHONPATH": os.pathsep.join([str(shim), root]), "LP_TEST_HOLD_LOAD": str(hold)}
-    serve = Serve.workers(config, 2, env)
+    serve, hold = held_workers(tmp_path, SITECUSTOMIZE, config)
     try:
         url = f"http://{serve.ready()['http']}"
         first = serve.children()
         assert len(first) == 2, first
         config.write_text(config_text + "logging: {access: true}\n")
         serve.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + WAIT_S  # the supervisor's load has begun, and waits
-        while not _holding(serve.proc.pid, hold):
-            assert serve.proc.poll() is None and time.monotonic() < deadline, "".join(serve.err)
-            time.sleep(0.005)
+        wait_held(serve, hold)  # the supervisor's load has begun, and waits
         os.kill(first[0], signal.SIGKILL)
         serve.wait("exited with -9; restarting it")
         with open(hold, "w") as pipe:  # the load goes on, and ends

@@ -9,40 +9,22 @@ the test writes to once the warning is said)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import time
 from pathlib import Path
 
-import proxy
-from tests.test_reload_load_waits import _holding
-from tests.test_workers import WAIT_S, Serve
-from tests.test_workers_reload_one_config import CONFIG
+from tests.test_workers_fork_after_load import held_workers, wait_held
+from tests.test_workers_reload_one_config import all_serving, config_for
 from tests.test_workers_reload_own_hand_over import SITECUSTOMIZE
 
 
 def test_a_sighup_waiting_for_a_load_that_does_not_end_is_said(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    _, upstream = vllm
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    hold = tmp_path / "hold.pipe"
-    os.mkfifo(hold)
-    config = tmp_path / "proxy.yaml"
-    text = CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
-    config.write_text(text.replace("FORMAT", "text").replace("PURPOSE", "assistant"))
-    root = str(Path(proxy.__file__).parents[1])  # the build this test runs
-    env = {"PYTHONPATH": os.pathsep.join([str(shim), root]), "LP_TEST_HOLD_LOAD": str(hold), "TMPDIR": str(tmp_path)}
-    serve = Serve.workers(config, 2, env)
+    config, text = config_for(vllm, tmp_path)
+    serve, hold = held_workers(tmp_path, SITECUSTOMIZE, config, TMPDIR=str(tmp_path))
     try:
-        serve.ready()
-        serve.wait("lineage_proxy: serving http=", 3)
+        all_serving(serve)
         config.write_text(text.replace("FORMAT", "text").replace("PURPOSE", "support"))
         serve.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + WAIT_S  # handed over; the supervisor's load of it waits
-        while not _holding(serve.proc.pid, hold):
-            assert serve.proc.poll() is None and time.monotonic() < deadline, "".join(serve.err)
-            time.sleep(0.005)
+        wait_held(serve, hold)  # handed over; the supervisor's load of it waits
         serve.wait(f"reloaded {config}", 2)  # both workers took the first
         reloaded = text.replace("FORMAT", "json").replace("PURPOSE", "analytics")
         config.write_text(reloaded)  # fixed, and SIGHUP'd again
