@@ -27,7 +27,8 @@ from proxy.exchange import Exchange
 from proxy.protocols import GRPC_ADAPTERS
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import Answering, proxied
-from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.test_reload import reload
 
 CONFIG = """
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
@@ -57,45 +58,59 @@ def message() -> bytes:
     return data
 
 
+def opened(process: Any) -> Exchange:
+    """A ModelStreamInfer opened through the proxy's own pipeline: its first message allowed and sent on."""
+    adapter = GRPC_ADAPTERS[0]
+    target = adapter.match("POST", oip_grpc.MODEL_STREAM_INFER)
+    assert target is not None
+    pipe = process.ref.current
+    ex = Exchange(pipe, adapter, target, pipe.trace(HEADER))
+    ex.admit(message(), HEADER, (), deferred=True)
+    ex.forwarded()
+    return ex
+
+
+def reloaded(tmp_path: Path, process: Any, otlp: OtlpReceiver, text: str) -> Path:
+    """`text` (CONFIG edited) as a config file for `process`'s own upstream, OTLP receiver and store."""
+    path = tmp_path / "reloaded.yaml"
+    path.write_text(text.replace("${UPSTREAM}", process.config.upstreams[0].grpc or "")
+                    .replace("${OTLP}", f"http://127.0.0.1:{otlp.port}")
+                    .replace("${STORE}", str(process.config.lineage.store)))  # fmt: skip
+    return path
+
+
+def ended_as_left(
+    loop_thread: LoopThread, otlp: OtlpReceiver, process: Any, ex: Exchange
+) -> tuple[list[ReceivedSpan], str]:
+    """`ex`, its later message refused, ended as the ingress ends it when the relay's write of a reply failed (grpc's
+    error for a client gone); then the spans received and the refused message's trace id, once it has two spans."""
+    refused = ex.refused
+    assert refused is not None
+    ends = process._grpc._ends(ex, Context())
+    ends.unsent = True
+
+    async def close() -> None:
+        await ends.close(cygrpc.ExecuteBatchError("the client is gone"))
+
+    with pytest.raises(cygrpc.ExecuteBatchError):
+        loop_thread.run(close())
+    loop_thread.run(process.runtime.sinks.flush())
+    trace_id = f"{refused.trace.trace_id:032x}"
+    return otlp.wait_for(lambda spans: len([s for s in spans if s.trace_id == trace_id]) == 2), trace_id
+
+
 def test_a_message_refused_for_a_purpose_a_reload_made_unknown_is_recorded_when_its_client_left(
     loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any, tmp_path: Path
 ) -> None:
     with proxied(loop_thread, otlp, make_proxy, CONFIG.replace("POLICY\n", ""), Answering()) as proxy:
         process = proxy.process
-        adapter = GRPC_ADAPTERS[0]
-        target = adapter.match("POST", oip_grpc.MODEL_STREAM_INFER)
-        assert target is not None
-        pipe = process.ref.current
-        ex = Exchange(pipe, adapter, target, pipe.trace(HEADER))
-        ex.admit(message(), HEADER, (), deferred=True)  # the stream's first message, allowed and sent on
-        ex.forwarded()
-        reloaded = tmp_path / "reloaded.yaml"
-        reloaded.write_text(CONFIG.replace("POLICY", "  known_purposes: [support]")
-                            .replace("${UPSTREAM}", process.config.upstreams[0].grpc or "")
-                            .replace("${OTLP}", f"http://127.0.0.1:{otlp.port}")
-                            .replace("${STORE}", str(process.config.lineage.store)))  # fmt: skip
-
-        async def reload() -> bool:
-            return bool(process.reload(str(reloaded)))
-
-        assert loop_thread.run(reload())
+        ex = opened(process)  # the stream's first message, allowed and sent on
+        text = CONFIG.replace("POLICY", "  known_purposes: [support]")
+        assert reload(proxy, loop_thread, reloaded(tmp_path, process, otlp, text))
         refusal = ex.readmit(message(), HEADER, process.ref.current)  # its next message, as `_pump` reads it
         assert refusal is not None and "unknown purpose 'ads'" in refusal.message
-        refused = ex.refused
-        assert refused is not None
         # the relay's write of a reply failed (grpc's error for a client gone): the stream ends as the ingress ends it
-        gone = cygrpc.ExecuteBatchError("the client is gone")
-        ends = process._grpc._ends(ex, Context())
-        ends.unsent = True
-
-        async def close() -> None:
-            await ends.close(gone)
-
-        with pytest.raises(cygrpc.ExecuteBatchError):
-            loop_thread.run(close())
-        loop_thread.run(process.runtime.sinks.flush())
-        trace_id = f"{refused.trace.trace_id:032x}"
-        spans = otlp.wait_for(lambda spans: len([s for s in spans if s.trace_id == trace_id]) == 2)
+        spans, trace_id = ended_as_left(loop_thread, otlp, process, ex)
     cancelled = grpc.StatusCode.CANCELLED.value[0]
     # the stream, and its refused message (before: no span for it)
     got = sorted((s.attributes["lineage.decision"], s.attributes.get("lineage.rule", ""), s.attributes["error.type"],

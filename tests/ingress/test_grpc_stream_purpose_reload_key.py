@@ -13,18 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import tritonclient.grpc as grpcclient
-from grpc._cython import cygrpc
 from tritonclient.utils import InferenceServerException
 
-import proxy.protocols.oip_grpc as oip_grpc
-from proxy.exchange import Exchange
-from proxy.protocols import GRPC_ADAPTERS
 from tests.harness import LoopThread
 from tests.ingress.grpc_proxied import Answering, proxied, traced
 from tests.ingress.test_grpc_stream_purpose_reload_gone import CONFIG as GONE
-from tests.ingress.test_grpc_stream_purpose_reload_gone import HEADER, Context, message
+from tests.ingress.test_grpc_stream_purpose_reload_gone import HEADER, ended_as_left, message, opened, reloaded
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_reload import reload
 
@@ -97,35 +92,12 @@ def test_a_later_message_refused_for_its_key_after_a_reload_is_recorded_when_its
     purpose's was before 136a664)."""
     with proxied(loop_thread, otlp, make_proxy, GONE.replace("POLICY\n", ""), Answering()) as proxy:
         process = proxy.process
-        adapter = GRPC_ADAPTERS[0]
-        target = adapter.match("POST", oip_grpc.MODEL_STREAM_INFER)
-        assert target is not None
-        pipe = process.ref.current
-        ex = Exchange(pipe, adapter, target, pipe.trace(HEADER))
-        ex.admit(message(), HEADER, (), deferred=True)
-        ex.forwarded()
-        reloaded = tmp_path / "reloaded.yaml"
-        reloaded.write_text(GONE.replace("POLICY", "  known_purposes: [support]")
-                            .replace("anonymous: allow", "anonymous: deny")
-                            .replace("${UPSTREAM}", process.config.upstreams[0].grpc or "")
-                            .replace("${OTLP}", f"http://127.0.0.1:{otlp.port}")
-                            .replace("${STORE}", str(process.config.lineage.store)))  # fmt: skip
-        assert reload(proxy, loop_thread, reloaded)
+        ex = opened(process)
+        text = GONE.replace("POLICY", "  known_purposes: [support]").replace("anonymous: allow", "anonymous: deny")
+        assert reload(proxy, loop_thread, reloaded(tmp_path, process, otlp, text))
         refusal = ex.readmit(message(), HEADER, process.ref.current)
         assert refusal is not None and refusal.code == "invalid_api_key", refusal
-        refused = ex.refused
-        assert refused is not None
-        ends = process._grpc._ends(ex, Context())
-        ends.unsent = True
-
-        async def close() -> None:
-            await ends.close(cygrpc.ExecuteBatchError("the client is gone"))
-
-        with pytest.raises(cygrpc.ExecuteBatchError):
-            loop_thread.run(close())
-        loop_thread.run(process.runtime.sinks.flush())
-        trace_id = f"{refused.trace.trace_id:032x}"
-        spans = otlp.wait_for(lambda spans: len([s for s in spans if s.trace_id == trace_id]) == 2)
+        spans, trace_id = ended_as_left(loop_thread, otlp, process, ex)
     got = sorted((s.attributes["lineage.decision"], s.attributes.get("lineage.rule", ""), s.attributes["error.type"])
                  for s in spans if s.trace_id == trace_id)  # fmt: skip
     assert got == [("allow", "", "client_disconnected"), ("deny", "", "client_disconnected")], got
