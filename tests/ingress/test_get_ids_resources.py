@@ -25,6 +25,14 @@ def phones(make_proxy: Any, upstream: tuple[str, list[bytes]]) -> Iterator[Proxy
     yield make_proxy(PHONE, wait="started", UPSTREAM=upstream[0])
 
 
+def _refused_unforwarded(phones: ProxyHandle, upstream: tuple[str, list[bytes]], path: str) -> None:
+    """A labelled GET of `path` (a phone in it) for a purpose the phone's zone forbids: refused, and not forwarded."""
+    refused = httpx.get(f"{phones.url}{path}", headers=DENIED, timeout=30)
+    assert refused.status_code == 403, refused.text  # before: 200
+    assert proxy_error(refused)["code"] == "purpose_denied"
+    assert not [r for r in upstream[1] if b"4155551234" in r]
+
+
 # a custom route or passthrough path under `/v1/` that is not an OpenAI resource, or a segment of one that is no id.
 # Before: 200, read as an id and forwarded
 CUSTOM = [
@@ -40,10 +48,7 @@ CUSTOM = [
 def test_a_phone_in_a_custom_route_under_v1_is_refused(
     phones: ProxyHandle, upstream: tuple[str, list[bytes]], path: str
 ) -> None:
-    refused = httpx.get(f"{phones.url}{path}", headers=DENIED, timeout=30)
-    assert refused.status_code == 403, refused.text  # before: 200
-    assert proxy_error(refused)["code"] == "purpose_denied"
-    assert not [r for r in upstream[1] if b"4155551234" in r]
+    _refused_unforwarded(phones, upstream, path)
 
 
 # a collection's name where no collection stands (a namespace's segment, an id's other segment, a collection of another
@@ -61,10 +66,7 @@ NO_ID_PLACE = [
 def test_a_phone_after_a_collections_name_where_no_id_stands_is_refused(
     phones: ProxyHandle, upstream: tuple[str, list[bytes]], path: str
 ) -> None:
-    refused = httpx.get(f"{phones.url}{path}", headers=DENIED, timeout=30)
-    assert refused.status_code == 403, refused.text  # before: 200
-    assert proxy_error(refused)["code"] == "purpose_denied"
-    assert not [r for r in upstream[1] if b"4155551234" in r]
+    _refused_unforwarded(phones, upstream, path)
 
 
 # (hold before and after) an OpenAI resource's id with a timestamp glued by `-`: no phone
