@@ -587,6 +587,19 @@ def test_a_run_begun_by_no_phone_streamed_in_pieces_alike_is_read_as_whole(text:
     assert scanner.found == ALL.scan_output(text) == frozenset()
 
 
+def _card_missed_at(text: str) -> list[int]:
+    """The cuts at which `text` fed in two pieces is found to hold no card."""
+    missed = []
+    for cut in range(1, len(text)):
+        scanner = ALL.stream()
+        scanner.feed(text[:cut])
+        scanner.feed(text[cut:])
+        scanner.end_text()
+        if "pii:credit_card" not in scanner.found:
+            missed.append(cut)
+    return missed
+
+
 @pytest.mark.parametrize("begun", ["1 ", "see ", "12 "])
 def test_a_card_after_phones_alike_past_two_spaces_in_a_long_run_streamed_is_found_at_every_cut(begun: str) -> None:
     # (whole, the card is read after the phones from the two spaces on, `_PHONE_THEN_CARD`; before (helper
@@ -596,15 +609,7 @@ def test_a_card_after_phones_alike_past_two_spaces_in_a_long_run_streamed_is_fou
     text = begun + _PHONE * 11 + " " + _PHONE * 129 + _CARD + " ok"
     assert "pii:credit_card" in ALL.scan_output(text)
     assert "pii:credit_card" in ALL.scan_output("\u00e9" + text)
-    missed = []
-    for cut in range(1, len(text)):
-        scanner = ALL.stream()
-        scanner.feed(text[:cut])
-        scanner.feed(text[cut:])
-        scanner.end_text()
-        if "pii:credit_card" not in scanner.found:
-            missed.append(cut)
-    assert missed == []
+    assert _card_missed_at(text) == []
 
 
 @pytest.mark.parametrize("word", ["x", "ab", "\uff21"])
@@ -616,12 +621,4 @@ def test_a_card_after_phones_a_letter_is_joined_to_in_a_long_run_streamed_is_fou
     text = word + _PHONE * 120 + _CARD + " ok"
     assert "pii:credit_card" in ALL.scan(text + "\n")
     assert "pii:credit_card" in ALL.scan_output(text)
-    missed = []
-    for cut in range(1, len(text)):
-        scanner = ALL.stream()
-        scanner.feed(text[:cut])
-        scanner.feed(text[cut:])
-        scanner.end_text()
-        if "pii:credit_card" not in scanner.found:
-            missed.append(cut)
-    assert missed == []
+    assert _card_missed_at(text) == []
