@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from tests import test_ollama_native as native
-from tests.harness import ProxyHandle, proxy_error
+from tests.harness import ProxyHandle
 from tests.servers.ollama import MODEL, Ollama
-from tests.test_case_keys_per_level import HEADERS, V, _sent
-from tests.test_ollama_native import ADDRESS
+from tests.test_case_keys_per_level import V, _forwarded_and_read, _refused
 
 ollama = native.ollama
 proxy = native.proxy
@@ -34,12 +32,7 @@ ELSEWHERE = {
 def test_a_key_of_the_other_embedding_structs_field_is_forwarded_and_read(
     ollama: Ollama, proxy: ProxyHandle, call: tuple[str, dict[str, Any]]
 ) -> None:
-    path, body = call
-    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, "bob"), headers=HEADERS, timeout=30)
-    assert reply.status_code == 200, reply.text  # before: 400
-    assert len(ollama.received) == 1
-    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, ADDRESS), headers=HEADERS, timeout=30)
-    assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
+    _forwarded_and_read(ollama, proxy, *call)  # before: 400
 
 
 # (hold before and after) a key Go takes for a field of its own struct, spelt otherwise: refused
@@ -58,7 +51,4 @@ OWN = {
 def test_a_key_of_its_own_structs_field_is_still_refused(
     ollama: Ollama, proxy: ProxyHandle, call: tuple[str, dict[str, Any]]
 ) -> None:
-    path, body = call
-    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, "bob"), headers=HEADERS, timeout=30)
-    assert reply.status_code == 400, reply.text
-    assert not ollama.received
+    _refused(ollama, proxy, *call)

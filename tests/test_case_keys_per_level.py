@@ -34,6 +34,26 @@ def _sent(body: dict[str, Any], value: str) -> bytes:
     return json.dumps(body, ensure_ascii=False).replace(V, value).encode()
 
 
+def _forwarded_and_read(ollama: Ollama, proxy: ProxyHandle, path: str, body: dict[str, Any]) -> None:
+    """`body` posted to `path` with a plain word under the key tested: forwarded; with the address: refused, not
+    forwarded."""
+    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, "bob"), headers=HEADERS, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert len(ollama.received) == 1
+    # read as user text as any key the proxy does not know: the address under it refused for `ads`
+    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, ADDRESS), headers=HEADERS, timeout=30)
+    assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
+    assert len(ollama.received) == 1
+
+
+def _refused(ollama: Ollama, proxy: ProxyHandle, path: str, body: dict[str, Any]) -> httpx.Response:
+    """`body` posted to `path` with a plain word under the key tested: refused 400, not forwarded; the reply."""
+    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, "bob"), headers=HEADERS, timeout=30)
+    assert reply.status_code == 400, reply.text
+    assert ollama.received == []
+    return reply
+
+
 def _native_call(**spelt: Any) -> dict[str, Any]:
     """An Ollama chat with a tool call; `message`, `call`, `function`: more keys at that level."""
     function = {"name": "mail", "arguments": {"to": "bob"}, **spelt.get("function", {})}
@@ -71,14 +91,7 @@ NATIVE_ELSEWHERE = {
 def test_a_native_key_of_another_levels_field_is_forwarded_and_read(
     ollama: Ollama, proxy: ProxyHandle, call: tuple[str, dict[str, Any]]
 ) -> None:
-    path, body = call
-    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, "bob"), headers=HEADERS, timeout=30)
-    assert reply.status_code == 200, reply.text
-    assert len(ollama.received) == 1
-    # read as user text as any key the proxy does not know: the address under it refused for `ads`
-    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, ADDRESS), headers=HEADERS, timeout=30)
-    assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
-    assert len(ollama.received) == 1
+    _forwarded_and_read(ollama, proxy, *call)
 
 
 # a key Go takes for a field of its own level: refused as before
@@ -106,11 +119,8 @@ def test_a_native_key_of_its_own_levels_field_is_refused(
     ollama: Ollama, proxy: ProxyHandle, call: tuple[str, dict[str, Any], str]
 ) -> None:
     path, body, field = call
-    reply = httpx.post(f"{proxy.url}{path}", content=_sent(body, "bob"), headers=HEADERS, timeout=30)
-    assert reply.status_code == 400, reply.text
-    error = proxy_error(reply)
+    error = proxy_error(_refused(ollama, proxy, path, body))
     assert error["code"] == "invalid_request" and f"write it '{field}'" in error["message"], error
-    assert ollama.received == []
 
 
 def _chat_call(**spelt: Any) -> dict[str, Any]:
