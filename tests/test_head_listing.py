@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from tests.harness import LoopThread, serving
+from tests.servers.raw_origin import raw_origin
 from tests.servers.vllm_like import VllmLike
 
 CONFIG = """listen: {{http: "127.0.0.1:0"}}
@@ -104,28 +105,19 @@ def test_a_head_of_one_upstreams_listing_does_not_wait_for_its_body(make_proxy: 
     GET its 200 head, and the HEAD that head, not 502 (before, the HEAD read the whole body first: helper
     revconfigurl)."""
 
-    async def start() -> tuple[asyncio.Server, int]:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                while head := await reader.readuntil(b"\r\n\r\n"):
-                    if b"x-cut: 1" in head.lower():  # the calls the test makes: a head, a piece, then the cut
-                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                     b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"dat\r\n")  # fmt: skip
-                        await writer.drain()
-                        break
-                    body = orjson.dumps({"object": "list", "data": [_entry("m")]})
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                                 % (len(body), body))  # fmt: skip
-                    await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                pass
-            finally:
-                writer.close()
+    async def answer(head: bytes, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if b"x-cut: 1" in head.lower():  # the calls the test makes: a head, a piece, then the cut
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"dat\r\n")  # fmt: skip
+            await writer.drain()
+            return False
+        body = orjson.dumps({"object": "list", "data": [_entry("m")]})
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))  # fmt: skip
+        await writer.drain()
+        return True
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        return server, server.sockets[0].getsockname()[1]
-
-    server, port = loop_thread.run(start())
+    server, port = loop_thread.run(raw_origin(answer, discovery=False)())
     try:
         proxy = make_proxy(ONE.format(first=f"http://127.0.0.1:{port}"))
         host, proxy_port = proxy.url.removeprefix("http://").split(":")

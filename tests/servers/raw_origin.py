@@ -19,14 +19,17 @@ LISTING = orjson.dumps({"object": "list", "data": [{"id": "m", "object": "model"
 Answer = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 
 
-def raw_origin(answer: Answer) -> Callable[[], Coroutine[Any, Any, tuple[asyncio.Server, int]]]:
-    """What starts the origin (as `harness.proxy_before` takes it): its server and port."""
+def raw_origin(
+    answer: Answer, *, discovery: bool = True
+) -> Callable[[], Coroutine[Any, Any, tuple[asyncio.Server, int]]]:
+    """What starts the origin (as `harness.proxy_before` takes it): its server and port. Without `discovery`, a GET's
+    head goes to `answer` as every other request's does."""
 
     async def start() -> tuple[asyncio.Server, int]:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 while head := await reader.readuntil(b"\r\n\r\n"):
-                    if head.startswith(b"GET"):  # the proxy's discovery
+                    if discovery and head.startswith(b"GET"):  # the proxy's discovery
                         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                                      % (len(LISTING), LISTING))  # fmt: skip
                         await writer.drain()
