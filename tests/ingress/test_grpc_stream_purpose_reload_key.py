@@ -23,16 +23,8 @@ from tests.ingress.test_grpc_stream_purpose_reload_gone import HEADER, ended_as_
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_reload import reload
 
-CONFIG = """
-listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
-upstreams: [{name: oip, grpc: "UPSTREAM", protocol: oip, checkpoint: held@1}]
-routes: [{model: "*", upstream: oip}]
-policy:
-  anonymous: ANONYMOUS
-POLICY
-telemetry: {exporter: otlp, endpoint: "OTLP"}
-lineage: {store: "STORE"}
-"""
+# the reload: `policy.known_purposes` in force (the stream's purpose not listed), its caller no longer let in
+RELOADED = GONE.replace("POLICY", "  known_purposes: [support]").replace("anonymous: allow", "anonymous: deny")
 
 
 def inputs(value: int) -> list[grpcclient.InferInput]:
@@ -48,10 +40,10 @@ def test_a_later_message_refused_for_its_key_after_a_reload_is_recorded_as_the_k
     faithful: tuple[str, Path], otlp: OtlpReceiver, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
 ) -> None:
     address, log = faithful
-    store = tmp_path / "lineage.db"
-    text = (CONFIG.replace("UPSTREAM", address).replace("OTLP", f"http://127.0.0.1:{otlp.port}")
-            .replace("STORE", str(store)))  # fmt: skip
-    proxy = make_proxy(text.replace("ANONYMOUS", "allow").replace("POLICY\n", ""), wait="none")
+    store = tmp_path / "lineage.db"  # (make_proxy's ${STORE})
+    proxy = make_proxy(
+        GONE.replace("POLICY\n", ""), wait="none", UPSTREAM=address, OTLP=f"http://127.0.0.1:{otlp.port}"
+    )
     trace_id, traceparent = traced(1, 0x7A10)
     client = grpcclient.InferenceServerClient(proxy.grpc)
     try:
@@ -61,9 +53,7 @@ def test_a_later_message_refused_for_its_key_after_a_reload_is_recorded_as_the_k
         client.async_stream_infer("simple", inputs(1))
         first = results.get(timeout=10)
         assert not isinstance(first, InferenceServerException), first
-        reloaded = tmp_path / "reloaded.yaml"
-        reloaded.write_text(text.replace("ANONYMOUS", "deny").replace("POLICY", "  known_purposes: [support]"))
-        assert reload(proxy, loop_thread, reloaded)
+        assert reload(proxy, loop_thread, reloaded(tmp_path, proxy.process, otlp, RELOADED))
         client.async_stream_infer("simple", inputs(2))
         error = results.get(timeout=10)
         client.stop_stream()
@@ -93,8 +83,7 @@ def test_a_later_message_refused_for_its_key_after_a_reload_is_recorded_when_its
     with proxied(loop_thread, otlp, make_proxy, GONE.replace("POLICY\n", ""), Answering()) as proxy:
         process = proxy.process
         ex = opened(process)
-        text = GONE.replace("POLICY", "  known_purposes: [support]").replace("anonymous: allow", "anonymous: deny")
-        assert reload(proxy, loop_thread, reloaded(tmp_path, process, otlp, text))
+        assert reload(proxy, loop_thread, reloaded(tmp_path, process, otlp, RELOADED))
         refusal = ex.readmit(message(), HEADER, process.ref.current)
         assert refusal is not None and refusal.code == "invalid_api_key", refusal
         spans, trace_id = ended_as_left(loop_thread, otlp, process, ex)
