@@ -314,6 +314,9 @@ class CheckpointBook:
         self._probe_after: dict[str, float] = {}
         self._down_gap: dict[str, float] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        # one round of an upstream at a time (`refresh`): a round's answer is applied over what the round before it
+        # applied, never the other way round, and the names it took are still waiting when it answers
+        self._rounds = {name: asyncio.Lock() for name in self._upstreams}
         self._tasks: list[asyncio.Task[None]] = []
         self._all_probed = asyncio.Event()
         self._named_probed = asyncio.Event()
@@ -632,7 +635,14 @@ class CheckpointBook:
         name kept as well (the routes' names, and the names it listed). A readiness probe's (`check`), when none of
         that is due, asks about no name: whether the upstream answers (the dialect's `discover` of no names: an OIP
         server's readiness, the openai dialect's model list), what was read before kept. True for such a light
-        round."""
+        round. A round of `upstream` being asked (its discovery's) ends first: this one begins after it, so what it
+        reads is applied last (rounds that overlapped applied in the order their answers came, an older one's failure
+        after a newer one's answer, and the second to answer a name both took raised KeyError)."""
+        async with self._rounds[upstream.name]:
+            return await self._round(upstream)
+
+    async def _round(self, upstream: Upstream) -> bool:
+        """`refresh`'s round, the upstream's lock held."""
         name = upstream.name
         known = self._known[name]
         taken = known.take()

@@ -7,6 +7,7 @@ such a call was forwarded for any purpose until a round answered: `llama3.2:late
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -169,3 +170,43 @@ def test_a_second_reload_before_the_server_answers_keeps_the_route_unheld(
         reply = _chat(proxy, TAGGED, "ads")
         assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text
         assert server.received == []
+
+
+def test_a_round_asked_for_while_discovery_s_round_is_out_begins_after_it(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    """A round asked for (`CheckpointBook.refresh`) while the book's discovery is asking the same upstream begins once
+    that round has ended, and what it reads is applied last. Before 2026-12-05 the two ran at once, each asking about
+    the names waiting, and the second to answer raised KeyError on a name the first had answered (the reload test
+    above failed so, now and then, when its `refresh` met a retry of the discovery's)."""
+    server = Ollama()
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(BEFORE.format(url=url, otlp=otlp.port, routes=""))
+        server.tags[COPY] = DIGEST
+        server.down.add("/v1/models")
+        reloaded = tmp_path / "reloaded.yaml"
+        reloaded.write_text(BEFORE.format(url=url, otlp=otlp.port, routes=LIMITED.format()))
+        assert loop_thread.run(_reload(proxy, reloaded))
+        book, upstream = proxy.process.book, proxy.process.config.upstreams[0]
+        reply = _chat(proxy, TAGGED, "ads")  # refused: `llama3.2:latest` waits to be asked about
+        assert reply.status_code == 503 and proxy_error(reply)["code"] == "checkpoint_unknown", reply.text
+        assert not book.reachable[upstream.name]
+        server.slow = True
+        server.down.clear()
+        loop_thread.run(server.asked.wait())  # the discovery's retry is out, held by the server
+
+        async def ask() -> asyncio.Task[bool]:
+            asked = asyncio.ensure_future(book.refresh(upstream))
+            await asyncio.sleep(0)  # it has begun: has taken the names waiting (or waits for its turn)
+            await server.let_through()  # the discovery's round answers first
+            await book.wait_reachable()  # and is applied
+            await server.let_through()  # then the round asked for
+            return asked
+
+        asked = loop_thread.run(ask())
+        loop_thread.run(asyncio.wait_for(asked, 30))  # was: KeyError 'llama3.2:latest'
+        server.slow = False
+        assert book.reachable[upstream.name] and not book.unheld
+        assert not any(task.done() for task in book._tasks)  # its discovery goes on
+        reply = _chat(proxy, TAGGED, "ads")
+        assert reply.status_code == 403 and proxy_error(reply)["code"] == "purpose_denied", reply.text

@@ -9,7 +9,9 @@ found"}`. `/api/embed` answers `{"model", "embeddings"}`, `/api/embeddings` `{"e
 its model as Ollama's OpenAI-compatible API does (`llama3.2:latest`, `owned_by: library`), and `GET /api/tags` with
 its digest (`{"models": [{"name", "model", "digest", ...}]}`); `tags` adds names, each with its digest (`DIGEST`: a
 tag of the same weights, as `llama3.2:3b` or an `ollama cp` copy), listed and served as the model. A metadata path
-in `down` (`/v1/models`, `/api/tags`) answers 503 until the test takes it out (a server starting, or failing).
+in `down` (`/v1/models`, `/api/tags`) answers 503 until the test takes it out (a server starting, or failing). While
+`slow` is set, each `GET /v1/models` waits for a `let_through()` of its own before it answers (first come first let
+through; `asked` is set as one waits): a round of the proxy's discovery held where the test wants it.
 
 The model joins the words of the last message's `content` (a generate's `prompt`) with `@` (`alice example.com` ->
 `alice@example.com`: an address in the output only) and streams it a word or a separator a line. Hooks, in that text:
@@ -47,6 +49,9 @@ class Ollama:
     tags: dict[str, str] = field(default_factory=dict)  # other names listed -> their digest
     down: set[str] = field(default_factory=set)  # metadata paths answering 503 for now
     _gate: asyncio.Semaphore | None = None
+    slow: bool = False  # each `GET /v1/models` waits for a `let_through()` before it answers
+    asked: asyncio.Event = field(default_factory=asyncio.Event)  # set as a `GET /v1/models` waits (`slow`)
+    _through: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -65,7 +70,14 @@ class Ollama:
             self._gate = asyncio.Semaphore(0)
         return self._gate
 
+    async def let_through(self) -> None:
+        """Let the first `GET /v1/models` waiting (or the next to come) answer (on the loop, `slow`)."""
+        self._through.release()
+
     async def models(self, request: web.Request) -> web.Response:
+        if self.slow:
+            self.asked.set()
+            await self._through.acquire()
         if request.path in self.down:
             return web.json_response({"error": "server busy, please try again"}, status=503)
         data = [{"id": name, "object": "model", "created": 1764842400, "owned_by": "library"} for name in self._names()]
