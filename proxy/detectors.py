@@ -176,11 +176,12 @@ class _Text:
     # start, read in a window before, no phone's: `_run_unaligned`): not read so back from its end either
     unaligned: bool = False
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, classes: bytes = b"") -> None:
         self.wide = not text.isascii()
         # (ASCII is its own UTF-8: encoded without the codec lookup an error handler costs)
         self.raw = text.encode("utf-8", "surrogatepass") if self.wide else text.encode()
-        self.classes = self.raw.translate(_CLASSES)
+        # `classes`: the class string its caller made of it already (`Detectors.scan_output`), else made here
+        self.classes = classes if classes else self.raw.translate(_CLASSES)
         self.first = 0
         self.stop = len(self.classes)
 
@@ -2666,13 +2667,15 @@ class Detectors:
         more: int = 0,
         runs_on: bool = False,
         unaligned: bool = False,
+        classes: bytes = b"",
     ) -> frozenset[str]:
         """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
-        it was read (`scan`); `reread`, what it starts with that a stream scanner read before (`_Text.reread`)."""
+        it was read (`scan`); `reread`, what it starts with that a stream scanner read before (`_Text.reread`);
+        `classes`, its class string when its caller made it (`scan_output`)."""
         if self._marks and not _holds_any(text, self._marks):
             return _ONLY_TRUNCATED if cut else _NOTHING  # nothing any finder looks for: not translated at all
         found: set[str] = {TRUNCATED} if cut else set()
-        t = _Text(text)
+        t = _Text(text, classes)
         if _CONTROL_CLASS in t.classes:  # (a memchr) `alice\x00@example.com`: read without them (an ASCII text)
             t = _Text(_without_controls(text))
         if reread:
@@ -2920,11 +2923,16 @@ class Detectors:
         # a short piece waits, and so does a longer one's last token (`_unended`): its end is read, with the newline
         # `end_text` puts after it; with a custom pattern, always (`StreamScanner.end_text`)
         if not text.endswith("\n") and (len(text) < _OVERLAP or self._patterns or _unended(text) < len(text)):
-            if len(text) >= _OVERLAP and not _plain(text):  # (read in two windows, the second of them read folded)
-                scanner = self.stream()
-                scanner.feed(text)
-                scanner.end_text()
-                return frozenset(scanner.found | {TRUNCATED} if cut else scanner.found)
+            if len(text) >= _OVERLAP:
+                classes = _plain_classes(text)
+                if not classes:  # (read in two windows, the second of them read folded)
+                    scanner = self.stream()
+                    scanner.feed(text)
+                    scanner.end_text()
+                    return frozenset(scanner.found | {TRUNCATED} if cut else scanner.found)
+                if self._finders:  # read as it stands, as `scan` reads it: its class string made once, not again
+                    found = self._find(text + "\n", False, classes=classes + b"\n")  # (LF is its own class)
+                    return found | _ONLY_TRUNCATED if cut else found
             text += "\n"
         found = self.scan(text, _fold_limit(len(text), limit))  # (all of it: the limit counts characters as they come)
         return found | _ONLY_TRUNCATED if cut else found
@@ -3059,6 +3067,15 @@ def _plain(text: str) -> bool:
     """Whether `text` reads as it stands: ASCII without escapes or control characters (most texts)."""
     # (controls looked for in the class string: one translate and a memchr, five times faster than `_CONTROL`'s search)
     return text.isascii() and not _escapes(text) and not _controls(text.encode("ascii"))
+
+
+def _plain_classes(text: str) -> bytes:
+    """The class string of `text` (not empty) when it reads as it stands (`_plain`), else empty: what `_plain` looked
+    for controls in, kept for the text's scan (`Detectors.scan_output`)."""
+    if not text.isascii() or _escapes(text):
+        return b""
+    classes = text.encode("ascii").translate(_CLASSES)
+    return b"" if _CONTROL_CLASS in classes else classes
 
 
 # what the detectors drop: a text without them reads as with them (`_read_once`)
