@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 # the modules every call runs, one shared library (calls between them are C calls)
 COMPILED = [
     "proxy/checkpoints.py",
+    "proxy/config/model.py",
     "proxy/detectors.py",
     "proxy/exchange.py",
     "proxy/flow.py",
