@@ -53,6 +53,8 @@ from proxy.protocols.oip import (
     _strings,
     _unreadable,
     add_decoded_texts,
+    many_values,
+    many_values_pattern,
     parameter_strings,
 )
 from proxy.protocols.openai import ADAPTER as OPENAI
@@ -66,6 +68,10 @@ _VERBS: Final = frozenset({"predict", "explain"})
 # custom model gets the whole body, so both are read as data, the digest the one a predictor reads
 DATA_KEYS: Final = ("inputs", "instances")
 OUTPUT_KEYS: Final = ("predictions", "explanations", "outputs")  # a reply's, as its client reads it (first found)
+# a reply whose output list holds more than `MAX_STRINGS` values: its first `MAX_STRINGS` + 1 found in its bytes and
+# parsed, with its other members (`oip.many_values`). orjson built a million tiny predictions (16 MiB) whole, 0.4-0.5 s
+_MANY_PREDICTIONS: Final = many_values_pattern(rb'"(?:predictions|explanations|outputs)"')
+_OUTPUTS_NAMED: Final = tuple(b'"' + key.encode() + b'"' for key in OUTPUT_KEYS)
 # the `Content-Type` values KServe's model server parses a body of as JSON (`JSON_HEADERS`: `application/octet-stream`
 # too; a body that is not JSON refused 400), compared whole, as it compares them: any other value, even
 # `application/json; charset=utf-8`, hands the model the raw bytes, but for a binary CloudEvent's (`_CLOUDEVENT`)
@@ -375,7 +381,13 @@ class ReplyObserver(RestReplyObserver):
         self._text.declare(header("content-type"))  # (no binary extension in V1: its JSON is the whole body)
 
     def _read(self, data: bytes) -> None:
-        reply = reply_json(data, self._text, True)
+        read, cut, closed = data, 0, -1
+        if self._text.charset is None:  # (one in a charset is read whole, in it: its rest may be other JSON)
+            read, cut, closed = many_values(data, _MANY_PREDICTIONS, _OUTPUTS_NAMED)
+        reply = reply_json(read, self._text, True)
+        if read is not data and _structured(reply):  # (the model's reply is its `data`: read whole, as before)
+            read = data
+            reply = reply_json(data, self._text, True)
         if reply is NOT_JSON or (type(reply) is not dict and type(reply) is not list):
             self._ended_early = reply is NOT_JSON and ends_early(data)
             self._unread(data)
@@ -395,6 +407,14 @@ class ReplyObserver(RestReplyObserver):
         dumped = _dumped(value)
         texts: list[str] = []
         whole = _strings(value, texts) if _QUOTE in dumped or _BRACE in dumped else True
+        if read is not data:
+            # its values past the first `MAX_STRINGS` + 1 unread: its labels whole where they hold no string (numbers
+            # are no labelled data), but no digest, which would stand for the reply (as an OIP reply so cut)
+            self._cut_head, self._cut_at = data, cut
+            self._text.add_pieces(texts, whole and data.find(b'"', cut, closed) < 0)
+            self._text.undigested()
+            self.outcome.output_digest = None
+            return
         self._text.add_pieces(texts, whole)
         self.outcome.output_digest = bytes_digest(dumped)
 

@@ -795,17 +795,22 @@ def refuse_many_tensors(head: bytes) -> None:
         check_count(MAX_STRINGS + 1)  # (refused: `_MANY_TENSORS`)
 
 
-# a reply body whose `outputs` list holds more than `MAX_STRINGS` values (each nested at most three levels, as a
-# server writes an output: its data flat), its members before `outputs` too (none of them `outputs`: so it is walked
-# once, not again as a member when it holds fewer): matched in C, so that only its first
-# `MAX_STRINGS` + 1 outputs are parsed (`many_outputs`). orjson built all of a million tiny outputs (63 MB) to have
+# a reply body whose list under `key` (`outputs`: an OIP reply's) holds more than `MAX_STRINGS` values (each nested at
+# most three levels, as a server writes an output: its data flat), its members before it too (none of them named `key`:
+# so it is walked once, not again as a member when it holds fewer): matched in C, so that only its first
+# `MAX_STRINGS` + 1 values are parsed (`many_values`). orjson built all of a million tiny outputs (63 MB) to have
 # all but 65,536 passed over, 3.3-5 s; 1.3 M of `{"data":[1]}` (16 MiB, buffered whole by default) 4.2 s
-_MANY_OUTPUTS: Final = re.compile(
-    _WS + rb"\{" + _WS
-    + b'(?:(?!"outputs"' + _WS + b":)" + _JSON_STRING + _WS + b":" + _WS + _json_value(3) + _WS + b"," + _WS + b")*+"
-    + rb'"outputs"' + _WS + b":" + _WS + rb"\[" + _WS
-    + b"(?:" + _json_value(3) + _WS + b"," + _WS + b"){" + str(MAX_STRINGS).encode() + b"}" + _json_value(3)
-)  # fmt: skip
+def many_values_pattern(key: bytes) -> re.Pattern[bytes]:
+    return re.compile(
+        _WS + rb"\{" + _WS
+        + b"(?:(?!" + key + _WS + b":)" + _JSON_STRING + _WS + b":" + _WS + _json_value(3) + _WS + b"," + _WS + b")*+"
+        + key + _WS + b":" + _WS + rb"\[" + _WS
+        + b"(?:" + _json_value(3) + _WS + b"," + _WS + b"){" + str(MAX_STRINGS).encode() + b"}" + _json_value(3)
+    )  # fmt: skip
+
+
+_MANY_OUTPUTS: Final = many_values_pattern(rb'"outputs"')
+_OUTPUTS_NAMED: Final = (b'"outputs"',)
 
 
 # what follows a reply's `MAX_STRINGS` + 1st output when its JSON is whole, in the shape `_MANY_OUTPUTS` matched: so a
@@ -814,35 +819,87 @@ _OUTPUTS_END: Final = re.compile(
     b"(?:" + _WS + b"," + _WS + _json_value(3) + b")*+" + _WS + rb"\]" + _WS
     + b"(?:," + _WS + _JSON_STRING + _WS + b":" + _WS + _json_value(3) + _WS + b")*+" + rb"\}" + _WS
 )  # fmt: skip
+# a JSON string read backwards (its bytes reversed): a quote its escape's backslash follows is in it (one followed by
+# backslashes outside a string, `\\"` before a string, is no JSON)
+_REVERSED_STRING: Final = rb'"(?:[^"\\]++|\\|"(?=\\))*+"'
+
+
+def _json_value_reversed(depth: int) -> bytes:
+    """`_json_value` of JSON text read backwards (its bytes reversed)."""
+    string, scalar = _REVERSED_STRING, rb"[-+.0-9A-Za-z]++"
+    if depth == 0:
+        return b"(?:" + string + b"|" + scalar + b")"
+    inner = _json_value_reversed(depth - 1)
+    items = inner + _WS + b"(?:," + _WS + inner + _WS + b")*+"
+    member = inner + _WS + b":" + _WS + string + _WS  # (a member backwards: its value, then its name)
+    members = member + b"(?:," + _WS + member + b")*+"
+    return (b"(?:" + string + b"|" + scalar + rb"|\]" + _WS + b"(?:" + items + rb")?\[|\}" + _WS + b"(?:" + members
+            + rb")?\{)")  # fmt: skip
+
+
+# the members after a reply's list, walked backwards from its last byte (its bytes reversed) to the `]` that ends the
+# list: each value nested at most three levels. Members are few and small (an OIP reply's `model_name`,
+# `model_version`, `id`, `parameters`; an embeddings reply's `model`, `usage`), so they are found from the end, not
+# by walking the list's millions of values to them (13 ns a byte: 0.2 s of 16 MiB)
+_MEMBERS_BEFORE_END: Final = re.compile(
+    _WS + rb"\}" + _WS + b"(?:" + _json_value_reversed(3) + _WS + b":" + _WS + _REVERSED_STRING + _WS + b"," + _WS
+    + rb")*+\]"
+)  # fmt: skip
+_MEMBERS_UPTO: Final = 1 << 16  # the bytes searched so, fewer than a list of `MAX_STRINGS` values holds (`v,` each)
+
+
+def _list_end(head: bytes, cut: int) -> int:
+    """Where the list cut at `cut` ends (its `]`): found from the reply's end past the members after it
+    (`_MEMBERS_BEFORE_END`), in its last `_MEMBERS_UPTO` bytes; -1 when not so found (members nested deeper,
+    longer; JSON that does not end as an object does)."""
+    size = len(head)
+    start = max(cut, size - _MEMBERS_UPTO)
+    matched = _MEMBERS_BEFORE_END.match(head[start:][::-1])
+    return -1 if matched is None else size - matched.end()
+
+
+def many_values(
+    head: bytes, pattern: re.Pattern[bytes] = _MANY_OUTPUTS, named: tuple[bytes, ...] = _OUTPUTS_NAMED,
+    ends: bool = False,
+) -> tuple[bytes, int, int]:  # fmt: skip
+    """A reply's JSON without its list's values past the first `MAX_STRINGS` + 1 (`pattern`, `many_values_pattern`):
+    those, then the members after the list (found from its end, `_list_end`), so that the reply is read as one of too
+    many values (`read_reply`: the first `MAX_STRINGS` read, `scan:truncated`, no digest) without the rest being
+    built. Returned with where the values were cut and where the list ended. `head` itself (and 0, -1) when not so
+    matched over its first `_MANY_TENSORS_UPTO` bytes past the first of `named` (read whole, as before), when too few
+    of those bytes are braces and brackets (counted in C) for so many values (a large tensor's flat data: not walked),
+    when its rest names one of `named` again (its client reads that list, the last of a name) or may (a `\\u`
+    escape), or when the members after the list are not found so (read whole, as before 2026-12-05, when they were
+    left unread: an OIP reply's `model_name` and `model_version` among them, the record's checkpoint). `ends`: cut
+    only when the rest is whole JSON in the shape matched (`_OUTPUTS_END`, in C), as a whole reply is read where
+    whether it was cut short is told by its JSON alone (`oip_generate.GenerateObserver.large_json`)."""
+    if len(head) < _MANY_TENSORS_FROM:
+        return head, 0, -1
+    found = min((at for at in (head.find(name) for name in named) if at >= 0), default=-1)
+    end = found + _MANY_TENSORS_UPTO
+    if found < 0 or head.count(b"{", found, end) + head.count(b"[", found, end) <= MAX_STRINGS:
+        return head, 0, -1
+    matched = pattern.match(head, 0, end)
+    if matched is None:
+        return head, 0, -1
+    cut = matched.end()
+    # a member of one of those names after them (so written, or with a `\u` escape: JSON has no other) would be the
+    # list its client reads (the last of a name), not these: such a reply is parsed whole, as before. Searched in C,
+    # 9 ms a 16 MiB rest (a `\` first: `find` of one byte is `memchr`'s, of `\u` 23 ms)
+    if any(head.find(name, cut) >= 0 for name in named) or (head.find(b"\\", cut) >= 0 and head.find(b"\\u", cut) >= 0):
+        return head, 0, -1
+    if ends and _OUTPUTS_END.fullmatch(head, cut) is None:  # (13 ns a byte of the rest: 0.76 s of 59 MB)
+        return head, 0, -1
+    closed = _list_end(head, cut)
+    if closed < 0:
+        return head, 0, -1
+    return head[:cut] + b"]" + head[closed + 1 :], cut, closed
 
 
 def many_outputs(head: bytes, ends: bool = False) -> bytes:
-    """A reply's JSON cut after its first `MAX_STRINGS` + 1 outputs (`_MANY_OUTPUTS`), its lists and object closed, so
-    that `read_reply` reads it as one of too many outputs (the first `MAX_STRINGS` read, `scan:truncated`, no
-    digest) without the rest being built: fields after `outputs` are unread with them (but a reply whose rest may name
-    `outputs` again is read whole: its client reads that list). `head` itself when not so
-    matched over its first `_MANY_TENSORS_UPTO` bytes past `outputs` (read whole, as before), or when too few of those
-    bytes are braces and brackets (counted in C) for so many outputs (a large tensor's flat data: not walked).
-    `ends`: cut only when the rest is whole JSON in the shape matched (`_OUTPUTS_END`, in C), as a whole reply is read
-    where whether it was cut short is told by its JSON alone (`oip_generate.GenerateObserver.large_json`)."""
-    if len(head) < _MANY_TENSORS_FROM:
-        return head
-    found = head.find(b'"outputs"')
-    end = found + _MANY_TENSORS_UPTO
-    if found < 0 or head.count(b"{", found, end) + head.count(b"[", found, end) <= MAX_STRINGS:
-        return head
-    matched = _MANY_OUTPUTS.match(head, 0, end)
-    if matched is None:
-        return head
-    cut = matched.end()
-    # a member `outputs` after them (so written, or with a `\u` escape: JSON has no other) would be the list its client
-    # reads (the last of a name), not these: such a reply is parsed whole, as before. Searched in C, 9 ms a 16 MiB rest
-    # (a `\` first: `find` of one byte is `memchr`'s, of `\u` 23 ms)
-    if head.find(b'"outputs"', cut) >= 0 or (head.find(b"\\", cut) >= 0 and head.find(b"\\u", cut) >= 0):
-        return head
-    if ends and _OUTPUTS_END.fullmatch(head, cut) is None:  # (13 ns a byte of the rest: 0.76 s of 59 MB)
-        return head
-    return head[:cut] + b"]}"
+    """An OIP reply's JSON cut after its first `MAX_STRINGS` + 1 outputs, the members after them kept (`many_values`);
+    `head` itself when not so cut."""
+    return many_values(head, _MANY_OUTPUTS, _OUTPUTS_NAMED, ends)[0]
 
 
 def check_count(count: int, what: str = TENSORS) -> None:
@@ -1079,7 +1136,7 @@ class RestReplyObserver(Observer):
         except InvalidRequest:
             self._unread(data)
             return
-        read = many_outputs(head)
+        read, cut, _ = many_values(head)
         if read is not head and self._text.charset is not None:
             # read in the charset its type names, as its client reads it (`_in_charset`), its rest may be other JSON
             # (`"+AG8-utputs"`, `"outputs"` in UTF-7): parsed whole
@@ -1090,7 +1147,7 @@ class RestReplyObserver(Observer):
             self._unread(data)
             return
         if read is not head:  # (whether the rest ends as JSON: asked only of a reply framed by its close, `cut_short`)
-            self._cut_head, self._cut_at = head, len(read) - 2
+            self._cut_head, self._cut_at = head, cut
         self.outcome.output_digest = read_reply(self._text, self.detectors, reply, binary)
 
     def _unread(self, data: bytes) -> None:

@@ -33,6 +33,7 @@ from proxy.protocols import (
     named_as_fields,
     nested_named_as_fields,
     own_template,
+    reply_json,
     request_json_as_utf8,
     request_strings,
     token_ids,
@@ -41,6 +42,7 @@ from proxy.protocols import (
     user_strings,
 )
 from proxy.protocols import Adapter as AdapterBase
+from proxy.protocols.oip import many_values, many_values_pattern
 from proxy.protocols.sse import SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
@@ -447,6 +449,10 @@ def _carried_messages(carrier: str, texts: list[str], reprinted: list[str]) -> b
     return user_strings(messages, texts, reprinted)
 
 
+_MANY_EMBEDDINGS: Final = many_values_pattern(rb'"data"')  # an embeddings reply's vectors (`large_json`)
+_DATA_NAMED: Final = (b'"data"',)
+
+
 class ReplyObserver(SseObserver):
     """Fills an Outcome from a chat/completion/embedding reply, whole (`body`) or streamed (`chunk`).
 
@@ -469,6 +475,20 @@ class ReplyObserver(SseObserver):
         self._finished = False  # its finish reason came
         self._later: dict[int, bytearray] = {}  # choice index -> its text waiting for its turn (UTF-8)
         self._room = detectors.max_chars  # what may wait
+
+    def large_json(self, data: bytes, whole: bool) -> Any:
+        """An embeddings reply of over `MAX_STRINGS` vectors read without those past the first `MAX_STRINGS` + 1
+        (`oip.many_values`), with its other members (its `model`, `usage` after them): its `data` is not read (vectors,
+        no text), so its record is the same; orjson built a million tiny ones (16 MiB) in one turn, 0.4-0.5 s. One
+        kept as it passed is so read only where its rest is whole JSON (`ends`: so one cut short is told so, as before);
+        one in a charset is read whole, in it."""
+        if self._embeddings and whole and self._text.charset is None:
+            read = many_values(data, _MANY_EMBEDDINGS, _DATA_NAMED, self._kept_size > 0)[0]
+            if read is not data:
+                reply = reply_json(read, self._text, True)
+                if type(reply) is dict:
+                    return reply
+        return reply_json(data, self._text, whole)
 
     def ends_with_event(self) -> bool:
         """Its streams end with `data: [DONE]` (llama.cpp's native stream: an event whose `stop` is true)."""

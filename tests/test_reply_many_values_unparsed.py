@@ -1,0 +1,172 @@
+"""Replies of a million tiny values held the event loop while orjson built them all, in one turn: a KServe V1 reply's
+`predictions`, an embeddings reply's `data` (0.4-0.5 s at 16 MiB, 1-2 s on a loaded machine). Their first
+`MAX_STRINGS` + 1 are now found in the bytes and parsed, with the members after the list (found from the reply's end),
+as an OIP `/infer` reply's `outputs` are (whose members after them were left unread until 2026-12-05: its `model_name`
+and `model_version`, the record's checkpoint, among them)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import openai
+import orjson
+import pytest
+
+from proxy.detectors import TRUNCATED
+from proxy.flow import Outcome
+from proxy.protocols import MAX_STRINGS, kserve, oip, sse
+from proxy.protocols import openai as openai_protocol
+from tests.configs import ONE_UPSTREAM
+from tests.harness import LoopThread, ProxyHandle
+from tests.protocols.test_oip_grpc import EMAIL
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.raw_origin import proxy_in_front, request_body
+
+ADDRESS = "alice@example.com"
+MILLION = 1_000_000
+
+
+def _json_type(name: str) -> str | None:
+    return "application/json" if name == "content-type" else None
+
+
+def _kserve(body: bytes) -> Outcome:
+    outcome = Outcome(started_ns=0)
+    observer = kserve.ReplyObserver(outcome, EMAIL, False)
+    observer.head(200, _json_type)
+    observer.body(body)
+    observer.finish()
+    return outcome
+
+
+def _embeddings(body: bytes, pieces: int = 0) -> tuple[Outcome, bool]:
+    """An embeddings reply read whole (sized), or kept in `pieces` as it passed and read at its close: its outcome,
+    and whether it was said cut short."""
+    outcome = Outcome(started_ns=0)
+    observer = openai_protocol.ReplyObserver(outcome, EMAIL, False, True)
+    observer.head(200, _json_type)
+    cut = False
+    if pieces:
+        size = -(-len(body) // pieces)
+        for at in range(0, len(body), size):
+            observer.chunk(body[at : at + size])
+        cut = observer.cut_short()
+    else:
+        observer.body(body)
+    observer.finish()
+    return outcome, cut
+
+
+def _parsed(monkeypatch: pytest.MonkeyPatch, *modules: Any) -> list[int]:
+    """The bytes of each JSON text `modules` hand `reply_json`."""
+    sizes: list[int] = []
+    reply_json = sse.reply_json
+
+    def counting(data: bytes, *args: Any) -> Any:
+        sizes.append(len(data))
+        return reply_json(data, *args)
+
+    for module in modules:
+        monkeypatch.setattr(module, "reply_json", counting, raising=False)
+    return sizes
+
+
+def _predictions(count: int, item: Any = (0.5,)) -> list[Any]:
+    values: list[Any] = [list(item)] * count
+    values[0] = [ADDRESS]
+    return values
+
+
+@pytest.mark.interpreted  # (counts what a compiled module hands to a function it imported)
+def test_a_kserve_reply_of_a_million_predictions_has_only_those_read_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = _parsed(monkeypatch, kserve)
+    body = orjson.dumps({"predictions": _predictions(MILLION)})  # 6.9 MB
+    outcome = _kserve(body)
+    assert len(parsed) == 1 and parsed[0] < len(body) // 10  # (the whole body before)
+    # numbers are no labelled data: those unread hold no string, so the labels are whole; no digest of a part
+    assert outcome.output_detected == {"pii:email"}
+    assert outcome.output_digest is None
+    parsed.clear()
+    whole = _kserve(orjson.dumps({"predictions": _predictions(MAX_STRINGS)}))  # at the bound: parsed whole
+    assert whole.output_detected == {"pii:email"} and whole.output_digest is not None
+
+
+def test_a_kserve_reply_cut_reads_the_members_after_its_predictions_and_says_what_it_left() -> None:
+    after = orjson.dumps({"predictions": _predictions(MAX_STRINGS + 5), "note": "bob@example.org"})
+    assert kserve.many_values(after, kserve._MANY_PREDICTIONS, kserve._OUTPUTS_NAMED)[0] is not after
+    assert _kserve(after.replace(ADDRESS.encode(), b"x")).output_detected == {"pii:email"}  # (the note's)
+    late = _predictions(MAX_STRINGS + 5)
+    late[-1] = ["bob@example.org"]  # a string past those read: unread, said so
+    assert _kserve(orjson.dumps({"predictions": late})).output_detected == {"pii:email", TRUNCATED}
+    again = orjson.dumps({"outputs": _predictions(MAX_STRINGS + 5), "predictions": [["bob@example.org"]]})
+    assert kserve.many_values(again, kserve._MANY_PREDICTIONS, kserve._OUTPUTS_NAMED)[0] is again  # its client's
+    assert "pii:email" in _kserve(again.replace(ADDRESS.encode(), b"x")).output_detected
+
+
+def _vectors(count: int) -> bytes:
+    data = [{"object": "embedding", "index": 0, "embedding": [0.5]}] * count
+    usage = {"prompt_tokens": 7, "total_tokens": 7}
+    return orjson.dumps({"object": "list", "data": data, "model": "emb-1", "usage": usage})  # (OpenAI's order)
+
+
+@pytest.mark.interpreted  # (counts what a compiled module hands to a function it imported)
+def test_an_embeddings_reply_of_a_million_vectors_has_only_those_read_parsed_and_its_model_after_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed = _parsed(monkeypatch, openai_protocol, sse)  # (sse's before 2026-12-05)
+    body = _vectors(MILLION)  # 47 MB
+    outcome, _ = _embeddings(body)
+    assert len(parsed) == 1 and parsed[0] < len(body) // 10  # (the whole body before)
+    assert outcome.response_model == "emb-1" and outcome.input_tokens == 7  # (after the vectors)
+    assert outcome.output_detected == frozenset()
+
+
+def test_an_embeddings_reply_kept_as_it_passed_is_told_whole_or_cut_short() -> None:
+    body = _vectors(MAX_STRINGS + 10)
+    outcome, cut = _embeddings(body, 7)
+    assert not cut and outcome.response_model == "emb-1"
+    # cut off after a vector's object: its rest ends as an object does, but not as this reply's JSON does
+    shorter = body[: body.rindex(b"]}", 0, len(body) // 2) + 2]
+    assert _embeddings(shorter, 7)[1]
+
+
+def test_an_oip_reply_cut_reads_its_model_and_parameters_after_its_outputs() -> None:
+    """Before 2026-12-05 the members after a cut reply's `outputs` were unread: its model (the record's checkpoint
+    `m:1`) was not recorded, an address in its parameters not read."""
+    outputs = [{"name": "o", "datatype": "FP32", "shape": [1], "data": [1.5]}] * (MAX_STRINGS + 5)
+    body = orjson.dumps({"outputs": outputs, "model_name": "m", "model_version": "1", "id": "r1",
+                         "parameters": {"note": "bob@example.org \\\"]"}})  # fmt: skip
+    assert len(orjson.loads(oip.many_outputs(body))["outputs"]) == MAX_STRINGS + 1
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    observer.body(body)
+    observer.finish()
+    assert outcome.response_model == "m:1" and outcome.response_id == "r1"
+    assert outcome.output_detected == {"pii:email", TRUNCATED}
+
+
+MANY_VECTORS = _vectors(300_000)  # 14 MB: under `limits.buffer_max_bytes`, so read whole
+
+
+async def _answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    await request_body(head, reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(MANY_VECTORS))
+    writer.write(MANY_VECTORS)
+    await writer.drain()
+    return True
+
+
+def test_the_openai_sdk_gets_an_embeddings_reply_of_many_vectors_whole_and_the_record_names_its_model(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    spans = f"telemetry: {{exporter: otlp, endpoint: 'http://127.0.0.1:{otlp.port}'}}\n"
+    with proxy_in_front(loop_thread, make_proxy, ONE_UPSTREAM + spans, _answer) as proxy:
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", timeout=120, max_retries=0)
+        answer = client.embeddings.create(model="emb-1", input="hello")
+    assert len(answer.data) == 300_000 and answer.model == "emb-1"  # passed on whole
+    (span,) = otlp.wait_for(lambda found: len(found) == 1)
+    assert span.attributes["gen_ai.response.model"] == "emb-1"
+    assert span.attributes["gen_ai.usage.input_tokens"] == 7
+    assert TRUNCATED not in span.attributes.get("lineage.output.labels", ())
