@@ -170,3 +170,28 @@ def test_the_openai_sdk_gets_an_embeddings_reply_of_many_vectors_whole_and_the_r
     assert span.attributes["gen_ai.response.model"] == "emb-1"
     assert span.attributes["gen_ai.usage.input_tokens"] == 7
     assert TRUNCATED not in span.attributes.get("lineage.output.labels", ())
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        {"parameters": {"a": {"b": {"c": {"note": "bob@example.org"}}}}},  # (nested four levels)
+        {"id": "r" * (1 << 17)},  # (past the last 64 KiB the members after them are looked for in)
+    ],
+    ids=["deep", "long"],
+)
+def test_an_oip_reply_cut_whose_members_after_its_outputs_are_not_found_is_not_parsed_whole(
+    after: dict[str, Any],
+) -> None:
+    """A reply whose members after its `outputs` are not found from its end (nested deeper than three levels, or
+    longer than the bytes searched) was parsed whole from 2026-12-05 (d12bd55: a million tiny outputs, 12 MiB, 1.2 s of
+    the loop's turn, where 0.08 s before it): it is cut as before, those members unread, its output `scan:truncated`."""
+    body = orjson.dumps({"outputs": [{"data": [1]}] * MILLION, **after})
+    cut = oip.many_outputs(body)
+    assert cut is not body and len(cut) < len(body) // 10
+    assert len(orjson.loads(cut)["outputs"]) == MAX_STRINGS + 1
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    observer.body(body)
+    observer.finish()
+    assert TRUNCATED in outcome.output_detected and outcome.output_digest is None

@@ -860,7 +860,7 @@ def _list_end(head: bytes, cut: int) -> int:
 
 def many_values(
     head: bytes, pattern: re.Pattern[bytes] = _MANY_OUTPUTS, named: tuple[bytes, ...] = _OUTPUTS_NAMED,
-    ends: bool = False,
+    ends: bool = False, after_unread: bool = False,
 ) -> tuple[bytes, int, int]:  # fmt: skip
     """A reply's JSON without its list's values past the first `MAX_STRINGS` + 1 (`pattern`, `many_values_pattern`):
     those, then the members after the list (found from its end, `_list_end`), so that the reply is read as one of too
@@ -869,8 +869,10 @@ def many_values(
     matched over its first `_MANY_TENSORS_UPTO` bytes past the first of `named` (read whole, as before), when too few
     of those bytes are braces and brackets (counted in C) for so many values (a large tensor's flat data: not walked),
     when its rest names one of `named` again (its client reads that list, the last of a name) or may (a `\\u`
-    escape), or when the members after the list are not found so (read whole, as before 2026-12-05, when they were
-    left unread: an OIP reply's `model_name` and `model_version` among them, the record's checkpoint). `ends`: cut
+    escape), or when the members after the list are not found so (read whole; but `after_unread`, an OIP reply's, is
+    cut all the same, those members unread, as all were before 2026-12-05: its output is `scan:truncated` already, and
+    a member after its outputs nested four levels, or past the bytes searched, had a million tiny outputs parsed
+    whole, 1.2 s, where 0.08 s). `ends`: cut
     only when the rest is whole JSON in the shape matched (`_OUTPUTS_END`, in C), as a whole reply is read where
     whether it was cut short is told by its JSON alone (`oip_generate.GenerateObserver.large_json`)."""
     if len(head) < _MANY_TENSORS_FROM:
@@ -892,14 +894,15 @@ def many_values(
         return head, 0, -1
     closed = _list_end(head, cut)
     if closed < 0:
-        return head, 0, -1
+        return (head[:cut] + b"]}", cut, -1) if after_unread else (head, 0, -1)
     return head[:cut] + b"]" + head[closed + 1 :], cut, closed
 
 
 def many_outputs(head: bytes, ends: bool = False) -> bytes:
-    """An OIP reply's JSON cut after its first `MAX_STRINGS` + 1 outputs, the members after them kept (`many_values`);
+    """An OIP reply's JSON cut after its first `MAX_STRINGS` + 1 outputs, the members after them kept where found
+    (`many_values`, `after_unread`);
     `head` itself when not so cut."""
-    return many_values(head, _MANY_OUTPUTS, _OUTPUTS_NAMED, ends)[0]
+    return many_values(head, _MANY_OUTPUTS, _OUTPUTS_NAMED, ends, True)[0]
 
 
 def check_count(count: int, what: str = TENSORS) -> None:
@@ -1136,7 +1139,7 @@ class RestReplyObserver(Observer):
         except InvalidRequest:
             self._unread(data)
             return
-        read, cut, _ = many_values(head)
+        read, cut, _ = many_values(head, after_unread=True)
         if read is not head and self._text.charset is not None:
             # read in the charset its type names, as its client reads it (`_in_charset`), its rest may be other JSON
             # (`"+AG8-utputs"`, `"outputs"` in UTF-7): parsed whole
