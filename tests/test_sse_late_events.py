@@ -15,7 +15,7 @@ from openai._streaming import SSEDecoder
 from proxy.detectors import TRUNCATED
 from proxy.protocols import MAX_STRINGS, STREAM_ERROR
 from tests.test_scan_cost import _streamed
-from tests.test_tiny_sse_lines import READ, _given_up, observer_of
+from tests.test_tiny_sse_lines import ERRORS, READ, _given_up, observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
 FAILED = b'event: response.failed\ndata: {"type":"response.failed","response":{"status":"failed"}}\n\n'
@@ -195,3 +195,16 @@ def test_an_event_never_ended_past_where_a_reply_is_read_costs_no_object_a_line(
     assert peak < 8 * READ and outcome.error_type is None
     observer.chunk(b"\n")
     assert outcome.error_type == STREAM_ERROR
+
+
+@pytest.mark.parametrize("kind", ["openai", "responses", "anthropic"])
+@pytest.mark.parametrize("line", [b": keep-alive\n", b"id: 1\n"])
+def test_an_error_past_more_late_events_than_are_judged_is_the_upstreams_error(kind: str, line: bytes) -> None:
+    """Past where the reply is read, 65,546 events each with a comment or an `id` line (read one by one, not in C),
+    then the upstream's error: the SDK raises at it, and the call is `upstream_error`. From 2026-12-05 (`_LateEvents`)
+    nothing was looked at past `MAX_STRINGS` events judged, and it passed as a success; it is now looked for as it was
+    before (`_late_errors`, helper revsselate2)."""
+    stream = (line + b'data: {"x": 1}\n\n') * (MAX_STRINGS + 10) + ERRORS[kind]
+    assert sdk_raises(kind, stream)
+    outcome = fed(kind, _given_up(kind), stream, READ)
+    assert outcome.error_type == STREAM_ERROR and TRUNCATED in outcome.output_detected

@@ -283,6 +283,8 @@ def _event_name(line: bytes) -> bytes:
 _READS: Final = 0
 _STOPPED: Final = 1
 _RAISES: Final = 2
+# past `MAX_STRINGS` events judged one by one: the rest looked at for the upstream's error alone (`_late_errors`)
+_BOUND: Final = 3
 _COLON: Final = ord(":")
 # the Anthropic SDK's name of an error event (`event: error`, one space after the colon dropped)
 _ERROR_NAME: Final = b"error"
@@ -333,6 +335,8 @@ class _LateEvents:
         # events judged one by one (`_dispatch`, or holding what the API's error holds): past `MAX_STRINGS` of them, the
         # rest is not (each a Python step or more: a stream of 16 MB of them held the event loop seconds)
         self.judged = 0
+        # of them, those holding what the API's error holds (`_late_errors`'s count, where it reads on past the bound)
+        self.worded = 0
 
     def feed(self, observer: SseObserver, data: bytes, last: bool = False) -> None:
         """A piece of the reply (`last`: its end); once the SDK stopped in it or raised (the upstream's error), nothing
@@ -371,7 +375,7 @@ class _LateEvents:
             if end >= 0:
                 verdict = (self._lines(observer, text[:end]) if end else _READS) or self._dispatch(observer)
                 if verdict:
-                    self._over(observer, verdict)
+                    self._over(observer, verdict, text[end + 2 :])
                     return
                 text = text[end + 2 :]
                 whole -= end + 2
@@ -380,7 +384,9 @@ class _LateEvents:
             # line opening it, judged at once)
             blocks = text[:whole].split(b"\n\n")
             open_lines = blocks.pop()  # (none, or lines ending in a line end)
+            at = 0  # (where the block after starts, in `text`)
             for block in blocks:
+                at += len(block) + 2
                 # (`data: ...` alone, or after `event: ...`, nothing open before: as `_lines` and `_dispatch` read it)
                 cut = block.find(b"\n")
                 name = b""
@@ -403,12 +409,12 @@ class _LateEvents:
                 else:
                     verdict = self._lines(observer, block) or self._dispatch(observer)
                 if verdict:
-                    self._over(observer, verdict)
+                    self._over(observer, verdict, text[at:])
                     return
             if open_lines:
                 verdict = self._lines(observer, open_lines[:-1])
                 if verdict:
-                    self._over(observer, verdict)
+                    self._over(observer, verdict, text[whole:])
                     return
         if bad >= 0:
             self._over(observer, _RAISES)
@@ -454,13 +460,28 @@ class _LateEvents:
             if self.judged + len(held) > MAX_STRINGS or any(map(observer.erred, held)):
                 return False
             self.judged += len(held)
+            self.worded += len(held)
         self.retry = False
         return True
 
     @staticmethod
-    def _over(observer: SseObserver, verdict: int) -> None:
-        """The SDK stopped (`_STOPPED`) or raised (`_RAISES`): nothing more is read."""
+    def _over(observer: SseObserver, verdict: int, rest: bytes = b"") -> None:
+        """The SDK stopped (`_STOPPED`) or raised (`_RAISES`): nothing more is read. Past `MAX_STRINGS` events judged
+        (`_BOUND`), the rest from `rest` (from an event's start) is looked at for the upstream's error alone, in C, as
+        before 2026-12-05 (`_late_errors`): an error event after 65,536 events holding a comment or an `id` line each
+        passed as a success where the SDK raised at it (helper revsselate2); those judged holding what the API's error
+        holds count toward its bound (`_late`), so that a stream of decoys is looked at no longer than before."""
+        events = observer._events
         observer._events = None
+        if verdict == _BOUND:
+            if events is not None:
+                observer._late = events.worded
+            observer._watching = True
+            observer._skipping = False
+            observer._name = None
+            observer._tail = b"\n"
+            observer._late_errors(rest)
+            return
         observer._watching = False  # (nor looked at for errors: `_late_errors`)
         if verdict == _RAISES:
             observer._stream_error()
@@ -573,10 +594,10 @@ class _LateEvents:
 
     def _judge(self, observer: SseObserver, text: bytes, name: bytes, unknown: bool) -> int:
         """What the SDK makes of an event it dispatches, its data `text` (`unknown`: more than that), named `name`; past
-        `MAX_STRINGS` of them, nothing more is judged (`_STOPPED`)."""
+        `MAX_STRINGS` of them, nothing more is judged (`_BOUND`)."""
         self.judged += 1
         if self.judged > MAX_STRINGS:
-            return _STOPPED
+            return _BOUND
         if self.stops:
             if text.startswith(b"[DONE]"):
                 return _STOPPED
@@ -599,6 +620,7 @@ class _LateEvents:
         if self.stops:
             for word in self.words:
                 if word in text:
+                    self.worded += 1
                     return _RAISES if observer.erred(parsed) else _READS
         return _READS
 
