@@ -260,5 +260,7 @@ def test_events_no_reader_reads_are_parsed_a_few_only(monkeypatch: pytest.Monkey
     for at in range(0, len(data), 1 << 16):
         observer.chunk(data[at : at + (1 << 16)])
     observer.finish()
-    assert 16 <= len(sizes) <= 2 * 16
+    # (and one more: past where the reading stops, the next event is judged as the client's SDK decodes it, which
+    # raises there, after which nothing more is looked at: `_LateEvents`, 91fb131)
+    assert 16 <= len(sizes) <= 2 * 16 + 1
     assert observer.outcome.output_detected == {"scan:truncated"}
