@@ -69,20 +69,20 @@ def test_a_line_longer_than_a_slice_is_read_a_slice_at_a_time(
     assert outcome.error_type == expected_outcome.error_type
 
 
-@pytest.mark.interpreted  # (patches `_late_utf8`, which compiled `chunk` and `_give_up` call directly)
+@pytest.mark.interpreted  # (patches `_late_read`, which compiled `chunk` and `_give_up` call directly)
 def test_a_line_without_an_end_is_read_a_slice_at_a_time_past_where_the_reply_is_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Past `MAX_LINE` the reply is no longer read (`_give_up`), the rest looked at as the openai SDK decodes it: a
     slice at a time too (before 2026-12-05 all of it in one, decoded and copied whole)."""
     lengths: list[int] = []
-    late = ReplyObserver._late_utf8
+    late = ReplyObserver._late_read
 
     def counted(self: ReplyObserver, data: bytes, last: bool = False) -> None:
         lengths.append(len(data))
         late(self, data, last)
 
-    monkeypatch.setattr(ReplyObserver, "_late_utf8", counted)
+    monkeypatch.setattr(ReplyObserver, "_late_read", counted)
     observer, outcome = _observer("text/plain")
     observer.json_every_event = True
     observer.body(b"data: " + b"x" * (20 * MIB))
