@@ -20,7 +20,7 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import TextGenerationError
 
 from proxy import checkpoints
-from proxy.config import parse
+from proxy.config import Upstream, parse
 from proxy.protocols import Fetch
 from tests.harness import LoopThread, ProxyHandle, serving, traced
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -248,13 +248,13 @@ routes: [{model: llama-3.1-8b, upstream: up, purposes: [care]}, {model: "*", ups
 """
 
 
-def test_a_vllm_adapter_loaded_in_one_worker_is_read_again_by_every_worker() -> None:
-    """`serve --workers N`: a load relayed by one worker makes what every worker read of that vLLM stale (read again
-    before a call of theirs is held to it), as a `POST /lora-adapters` does; before 2026-12-05 the others kept the
-    listing read before until their next round (a vLLM's catalog was not watched)."""
-    config = parse(ONE_VLLM, source="t.yaml")
-    (upstream,) = config.upstreams
-    listing = [{"id": SERVED, **_BASE}]
+def _two_workers_books(
+    listing: list[dict[str, Any]],
+) -> tuple[Upstream, Callable[[], tuple[checkpoints.CheckpointBook, checkpoints.CheckpointBook]]]:
+    """The one vLLM of `ONE_VLLM` and how to make two workers' books of it (made in the test's loop), sharing their
+    change counts as `serve --workers` does, its `/v1/models` answering `listing` as it stands, its route limited to
+    `care`."""
+    (upstream,) = parse(ONE_VLLM, source="t.yaml").upstreams
     limits = [("up", SERVED, frozenset({"care"}))]
 
     async def get_json(up: Any, path: str) -> Any:
@@ -262,11 +262,25 @@ def test_a_vllm_adapter_loaded_in_one_worker_is_read_again_by_every_worker() -> 
             return {"object": "list", "data": list(listing)}
         raise checkpoints.MetadataStatus(404, path)
 
-    async def main() -> None:
+    def books() -> tuple[checkpoints.CheckpointBook, checkpoints.CheckpointBook]:
         changes = checkpoints.Changes()
         one, two = (
             checkpoints.CheckpointBook([upstream], Fetch(get_json), changes=changes, limits=limits) for _ in "12"
         )
+        return one, two
+
+    return upstream, books
+
+
+def test_a_vllm_adapter_loaded_in_one_worker_is_read_again_by_every_worker() -> None:
+    """`serve --workers N`: a load relayed by one worker makes what every worker read of that vLLM stale (read again
+    before a call of theirs is held to it), as a `POST /lora-adapters` does; before 2026-12-05 the others kept the
+    listing read before until their next round (a vLLM's catalog was not watched)."""
+    listing = [{"id": SERVED, **_BASE}]
+    upstream, books = _two_workers_books(listing)
+
+    async def main() -> None:
+        one, two = books()
         for book in (one, two):
             await book.refresh(upstream)
             assert book.resolve(upstream, "new-lora", learn=False) is None and not book.stale("up")
@@ -346,21 +360,11 @@ def test_a_vllm_adapter_changed_in_one_worker_is_not_known_in_another_until_read
     before the round it wakes ends. Before 2026-12-05 (review revloadlora of 1cf3ca7) it resolved to the listing read
     before: an adapter unloaded was forwarded as listed, and one loaded again under its name from another path (vLLM's
     unload then load, or `load_inplace`) was recorded and held as the weights it no longer runs."""
-    config = parse(ONE_VLLM, source="t.yaml")
-    (upstream,) = config.upstreams
     listing = [{"id": SERVED, **_BASE}, {**_ADAPTER, "parent": SERVED}]
-    limits = [("up", SERVED, frozenset({"care"}))]
-
-    async def get_json(up: Any, path: str) -> Any:
-        if path == "/v1/models":
-            return {"object": "list", "data": list(listing)}
-        raise checkpoints.MetadataStatus(404, path)
+    upstream, books = _two_workers_books(listing)
 
     async def main() -> None:
-        changes = checkpoints.Changes()
-        one, two = (
-            checkpoints.CheckpointBook([upstream], Fetch(get_json), changes=changes, limits=limits) for _ in "12"
-        )
+        one, two = books()
         for book in (one, two):
             await book.refresh(upstream)
             found = book.resolve(upstream, "sql-lora", learn=False)
