@@ -81,7 +81,7 @@ def test_an_at_in_a_path_is_refused_saying_to_write_it_escaped(url: str) -> None
     "url",
     [
         "http://h:8000/v1@",
-        "http://h:8000/v1/traces?user=alice@example.com",
+        "http://h/v1/traces?user=alice@example.com",  # (after a port, since 2026-12-05 refused: ambiguous)
         "http://h:8000/a%40b/c",
         "http://h:8000",
         "http://[::1]:8000/v1/models/a@b",

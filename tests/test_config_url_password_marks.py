@@ -3,7 +3,9 @@
 holds a `?` or a `#` after digits (`http://ops:12?34@collector:4318`), which `urlsplit` reads as host `ops`, port 12
 and a query or fragment. They loaded (a telemetry endpoint, an OpenLineage url: a query is theirs to send), the
 credentials dropped and host `ops` used; they are refused, saying how to write the character, the password hidden.
-A query of `key=value` pairs holding an `@` (an address) loads as before (helper revmisc)."""
+A query of `key=value` pairs holding an `@` (an address) loads as before (helper revmisc), but after a `host:port`
+(`http://collector:4318?user=alice@example.com`), since 2026-12-05 refused as `http://ops:1/2?3=4@h` is: the two
+cannot be told apart (tests/test_config_url_userinfo_readings.py)."""
 
 from __future__ import annotations
 
@@ -67,9 +69,10 @@ def test_the_environments_endpoint_is_refused_so_too(name: str, password: str) -
 @pytest.mark.parametrize(
     "endpoint",
     [
-        "http://collector:4318?user=alice@example.com",
+        "http://collector?user=alice@example.com",
         "http://collector:4318/v1/traces?user=alice@example.com&team=ops",
-        "http://collector:4318?a=1&b=c@d:9",
+        "http://collector?a=1&b=c@d:9",
+        "http://collector.example.com/v1/traces?a=1&b=c@d:9",
         "http://collector:4318/v1/traces",
     ],
 )

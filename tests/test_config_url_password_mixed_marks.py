@@ -3,7 +3,8 @@ or a `#` before a `key=value` (`http://ops:12#a=b@...`): `urlsplit` reads host `
 query or fragment. A telemetry endpoint and an OpenLineage url (whose query is theirs to send) loaded so, the
 credentials dropped and host `ops` used (the first two before 2026-12-05, the third from 2026-12-05's any-segment
 change, which took a fragment's `=` for a query's pairs). They are refused, saying how to write each character, the
-password hidden; a query of pairs holding an `@` loads as before, but not when a userinfo's `@` comes before it."""
+password hidden; a query of pairs holding an `@` loads as before, but not when a userinfo's `@` comes before it, nor
+(since 2026-12-05) after a `host:port`, which cannot be told from a password (tests/test_config_url_userinfo_readings.py)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_a_password_holding_a_slash_and_a_mark_is_refused_never_read_as_another_
 
 @pytest.mark.parametrize(
     "url",
-    ["http://collector:4318/v1/traces?user=alice@example.com", "http://collector:4318/v1/traces?a=1&b=c@d:9"],
+    ["http://collector/v1/traces?user=alice@example.com", "http://collector.example.com/v1/traces?a=1&b=c@d:9"],
 )
 def test_a_query_of_pairs_after_a_path_holding_an_at_loads(url: str) -> None:
     assert parse(BASE + UPSTREAM + f"telemetry: {{exporter: otlp, endpoint: '{url}'}}\n", env={})

@@ -100,42 +100,44 @@ def _missing_packages(transport: Mapping[str, Any]) -> list[str]:
 # what follows the `@` of a userinfo: a host, a name or an IPv6 address in brackets, and its port
 # (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`)
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?)(?::[0-9]{0,5})?")
-SLASHED_PASSWORD = (
-    "a password holding '/' must be percent-encoded as %2F (a user's too), and an '@' in a path as %40 (an '@' after a"
-    " '/' and before a host[:port] reads as the end of a user:password as much as a path's)"
-)
-# a password holding a `?` or `#` after digits: `urlsplit` reads a query or fragment (`_slashed_userinfo`)
-_MARKED_PASSWORD = {
-    "?": "a password holding '?' must be percent-encoded as %3F (and an '@' in a query as %40)",
-    "#": "a password holding '#' must be percent-encoded as %23 (and an '@' in a fragment as %40)",
-}
+# a name of digits and dots alone that is no IPv4 address of four numbers (`20240620`, `001`, `1.5`): a resolver reads
+# it as an IPv4 address in fewer numbers, which no one writes for a host, while a version after a path's `@` is one
+# (Vertex AI's `.../models/claude-3-5-sonnet@20240620`)
+_NUMBERED = re.compile(r"[0-9.]+(?::[0-9]{0,5})?")
+_IPV4 = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}\.?(?::[0-9]{0,5})?")
+# how to write a user:password holding each of `/?#` (`_slashed_userinfo`: the reader ends the authority at the first),
+# and where an `@` after it is: its code, and the part of a URL it begins
+_MARKS: Final = {"/": ("%2F", "path"), "?": ("%3F", "query"), "#": ("%23", "fragment")}
+_AT_FORMS: Final = {"path": "scheme://host/a%40b", "query": "scheme://host/?a%40b", "fragment": "scheme://host/#a%40b"}
 
 
-def _slashed_userinfo(url: str) -> tuple[int, int] | None:
-    """Where a `user:password@` whose password (or user) holds a `/` written unescaped begins, and where its `@` is:
-    `urlsplit` ends the authority at the `/`, so `http://ops:12/34@collector:4318` is host `ops`, port 12 and path
-    `/34@collector:4318` (the credentials dropped, the wrong host used; one of letters, `ops:s3cr/et@`, a port it
-    refuses). Taken for one when a segment of the path (or of a query or fragment: the comment below) holds an `@` followed by a host[:port]:
-    `/34/56@collector:4318` (a password of several `/`), `/er:pw@vllm:8000` (a user holding one) and
-    `/alice@example.com/v1` alike, which is a path by RFC 3986 but cannot be told from a password's (before 2026-12-05
-    only the first segment was, so a password of several `/` loaded with the wrong host). An `@` that is the path's is
-    written `%40`. A `?` or `#` after digits (`http://ops:12?34@collector:4318`: host `ops`, port 12, a query or
-    fragment `34@collector:4318`) alike, but for a query's `key=value` pairs (`?user=alice@example.com`). None else."""
+def _slashed_userinfo(url: str, ends: str = "/?#") -> tuple[int, int] | None:
+    """Where a `user:password@` whose password or user holds a `/`, `?` or `#` written unescaped begins, and where its
+    `@` is: a URL reader ends the authority at the first of `ends` (urllib's, yarl's, urllib3's: `/?#`; libpq's, a
+    PostgreSQL store's: `/`), so `http://ops:12/34@collector:4318` is host `ops`, port 12 and path `/34@collector:4318`
+    (the credentials dropped, the wrong host used; one of letters, `ops:s3cr/et@`, a port it refuses). Taken for one
+    when a piece of what follows (split at `/`, `?` and `#` alike: `12/34?56`, `12?34/56`) ends in an `@` then a
+    host[:port], unless the text cannot be a userinfo and a host:
+    - a host of digits alone (`_NUMBERED`: `claude-3-5-sonnet@20240620`) is none: the `@` is the path's;
+    - a `:` in the authority the reader ends (`ops:12`, `h:8000`) makes it a password holding the mark, which may hold
+      any text (`http://ops:1/2?3=4@h`: before 2026-12-05 a query of `key=value` pairs was exempt, so it loaded with
+      host `ops`); so `http://h:8000/alice@example.com/v1` cannot be told from `ops:8000/alice` and is refused too;
+    - else the user would hold the mark (`us/er:pw@`, `tok/en@`, `us?er:pw@`: before 2026-12-05 a `?` or `#` only
+      after digits was, so `http://us?er:pw@h:4318` loaded with host `us`), which no user's name does after a dotted
+      name (`api.example.com/...`, `10.0.0.5/...`: a host's) unless a `:` follows (`first.last/x:pw@`), nor a `?`
+      before a query's `key=value` pairs (`?user=alice@example.com`).
+    An `@` that is the path's is written `%40`. None else."""
     start = url.find("://") + 3 if "://" in url else 0
     slash = start
-    while slash < len(url) and url[slash] not in "/?#":
+    while slash < len(url) and url[slash] not in ends:
         slash += 1
     if slash == len(url):
         return None
     head = url[start:slash]
     if "@" in head or head.startswith("["):
         return None
-    if url[slash] != "/" and ":" not in head:
-        return None
-    # every piece of what follows, split at `/`, `?` and `#` alike (a password may hold several, in any order:
-    # `12/34?56`, `12?34/56`): the last `@` that reads as a userinfo's end, but for one in a query of `key=value`
-    # pairs (`?user=alice@example.com`; before 2026-12-05 a path's pieces alone were, or the first piece after a `?`
-    # or `#`, so `http://ops:12/34?56@collector:4318` loaded with host `ops`)
+    password = ":" in head  # (else the user would hold the mark: none after a dotted name, but before a `:`)
+    dotted = not password and "." in head
     query = -1  # where the query begins (its `?`), once one has
     fragment = False
     found = -1
@@ -151,7 +153,11 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
         at = url.rfind("@", piece, stop)
         if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, stop):
             continue
-        if query < 0 or (url.find("=", query, at) < 0 and url.find("&", query, at) < 0):
+        if _NUMBERED.fullmatch(url, at + 1, stop) and not _IPV4.fullmatch(url, at + 1, stop):
+            continue
+        if dotted and url.find(":", slash, at) < 0:
+            continue
+        if password or query < 0 or (url.find("=", query, at) < 0 and url.find("&", query, at) < 0):
             found = at
     return (start, found) if found >= 0 else None
 
@@ -159,7 +165,7 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
 def _split(url: str) -> SplitResult | None:
     """`url`'s parts, or None if it is no URL the proxy can connect to: `http://[::1` (an unclosed IPv6 address) or
     a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or one whose
-    password holds a `/` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host)."""
+    user or password holds a `/`, `?` or `#` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host)."""
     if _slashed_userinfo(url) is not None:
         return None
     try:
@@ -450,13 +456,28 @@ def _port_range(port: str, zero_ok: bool) -> str:
     return f"the port must be 1-65535{' (or 0: any free port)' if zero_ok else ''}, got {port}"
 
 
+def _userinfo_hint(url: str, start: int, at: int) -> str:
+    """How to write the URL `_slashed_userinfo` found a userinfo in (from `start`, its `@` at `at`): each of `/?#` it
+    holds percent-encoded, the first (which ends the reader's authority) first, or the `@` (in a path, a query or a
+    fragment, as it is) as %40. Quotes nothing of the URL (its password)."""
+    marks = dict.fromkeys(url[index] for index in range(start, at) if url[index] in "/?#")
+    said = [
+        f"a password holding '{mark}' must be percent-encoded as {_MARKS[mark][0]} (a user's too), and an '@' in a"
+        f" {_MARKS[mark][1]} as %40"
+        for mark in marks
+    ]
+    place = "fragment" if "#" in marks else "query" if "?" in marks else "path"
+    code = _MARKS[next(iter(marks), "/")][0]
+    return (f"{'; '.join(said)} (an '@' before a host[:port] ends a user:password as much as a {place}'s: write "
+            f"scheme://user:pa{code}ss@host for credentials, {_AT_FORMS[place]} for a {place})")  # fmt: skip
+
+
 def _url_problem(url: str) -> str | None:
     """For a URL `_split` refuses: how to write a password holding a `/`, `?` or `#` (`_slashed_userinfo`), the port
     range when its port is digits out of range, else None."""
     slashed = _slashed_userinfo(url)
     if slashed is not None:  # said for each of `/?#` it holds, the first (which ends `urlsplit`'s authority) first
-        marks = dict.fromkeys(url[at] for at in range(slashed[0], slashed[1]) if url[at] in "/?#")
-        return "; ".join(_MARKED_PASSWORD.get(mark, SLASHED_PASSWORD) for mark in marks or "/")
+        return _userinfo_hint(url, *slashed)
     try:
         netloc = urlsplit(url).netloc
     except ValueError:
@@ -1345,15 +1366,8 @@ class _Reader:
             self.problem(f"{path}.type", f"unknown transport type {kind!r} (openlineage-python has: "
                          f"{', '.join(sorted(kinds))}; or the dotted path of your own Transport class)")  # fmt: skip
             return False
-        if kind == "http":
-            url = transport.get("url")
-            parts = _split(url) if isinstance(url, str) else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-                shown = shown_url(url) if isinstance(url, str) else url
-                url_problem = _url_problem(url) if isinstance(url, str) else None
-                self.problem(path if url_given else f"{path}.url", f"{url_problem} in {shown!r}" if url_problem
-                             else f"expected an http(s):// URL, got {shown!r}")  # fmt: skip
-                return False
+        if kind == "http" and not self.transport_url(path if url_given else f"{path}.url", transport.get("url")):
+            return False
         try:
             target = kinds.get(kind, kind)
             transport_class = import_from_string(target) if isinstance(target, str) else target
@@ -1367,6 +1381,17 @@ class _Reader:
         if missing:
             self.problem(path, f"this {kind} transport needs {', '.join(missing)}, not installed: "
                          f"pip install {' '.join(missing)}")  # fmt: skip
+            return False
+        return True
+
+    def transport_url(self, path: str, url: Any) -> bool:
+        """Whether an OpenLineage http transport's `url` is one its HTTP client reads as written; said when not."""
+        parts = _split(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            shown = shown_url(url) if isinstance(url, str) else url
+            url_problem = _url_problem(url) if isinstance(url, str) else None
+            self.problem(path, f"{url_problem} in {shown!r}" if url_problem
+                         else f"expected an http(s):// URL, got {shown!r}")  # fmt: skip
             return False
         return True
 

@@ -1,0 +1,193 @@
+"""A URL whose user or password holds a `/`, `?` or `#` written unescaped is read by urllib (the proxy's own pool, the
+OTLP and OpenLineage clients) and yarl (aiohttp) with another host: `http://us?er:pw@h:4318` is host `us` and a query,
+`http://ops:1/2?3=4@h` host `ops`, port 1 and a query of pairs. Until 2026-12-05 the first loaded as a telemetry
+endpoint or OpenLineage url (only a `?` or `#` after digits was looked for), the second at those too (a query of
+`key=value` pairs was taken for one). Each is refused, at every URL key, saying which form to write, the secret
+never shown. And an `@` that cannot end a userinfo loads: one before a version of digits (Vertex
+AI's `.../models/claude-3-5-sonnet@20240620`: no host is digits alone), and one after a dotted name (a host's, no
+user's start); until 2026-12-05 both were refused, to be written `%40`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import openai
+import pytest
+import yarl
+
+from proxy.config import parse
+from proxy.config.loader import shown_url
+from proxy.errors import ConfigError
+from tests.harness import LoopThread, ProxyHandle
+from tests.servers.raw_origin import proxy_in_front, request_body
+
+BASE = "listen: {http: '127.0.0.1:0'}\nroutes: [{model: '*', upstream: m}]\n"
+UPSTREAM = "upstreams: [{name: m, url: 'http://127.0.0.1:9'}]\n"
+OPENLINEAGE = UPSTREAM + "lineage: {store: null, openlineage: {transport: %s}}\n"
+PLACES = [
+    ("upstreams: [{name: m, url: '%s'}]\n", "upstreams[0].url"),
+    (UPSTREAM + "telemetry: {exporter: otlp, endpoint: '%s'}\n", "telemetry.endpoint"),
+    (UPSTREAM + "telemetry: {exporter: otlp, traces_endpoint: '%s'}\n", "telemetry.traces_endpoint"),
+    (UPSTREAM + "lineage: {store: null, openlineage: {url: '%s'}}\n", "lineage.openlineage.url"),
+    (OPENLINEAGE % "{type: http, url: '%s'}", "lineage.openlineage.transport.url"),
+]  # fmt: skip
+IDS = [
+    "upstream",
+    "otlp endpoint",
+    "traces endpoint",
+    "openlineage url",
+    "http transport",
+]
+ENDPOINTS = [
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.endpoint"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "telemetry.traces_endpoint"),
+]
+SLASH, QUERY, HASH = "as %2F (a user's too)", "as %3F (a user's too)", "as %23 (a user's too)"
+
+
+def _refused(config: str, path: str, secret: str, hints: list[str], env: dict[str, str] | None = None) -> str:
+    """The problem said of `path`, holding every hint and never the secret (nor any other problem)."""
+    with pytest.raises(ConfigError) as caught:
+        parse(BASE + config, env=env or {})
+    found = [problem for problem in caught.value.problems if problem.startswith(f"{path}:")]
+    assert found and all(hint in found[0] for hint in hints), caught.value.problems
+    assert not any(secret in problem for problem in caught.value.problems), caught.value.problems
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "hint"),
+    [
+        ("http://us?er:pw1z@collector:4318", "pw1z", QUERY),
+        ("https://us#er:pw1z@collector/v1/traces", "pw1z", HASH),
+        ("http://tok?en1z@collector:4318", "tok?en1z", QUERY),
+    ],
+)
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_a_user_holding_a_question_mark_or_hash_is_refused_at_every_url_key(
+    config: str, path: str, url: str, secret: str, hint: str
+) -> None:
+    assert urlsplit(url).hostname == yarl.URL(url).host in ("us", "tok")  # what each client would connect to
+    _refused(config % url, path, secret, [hint])
+
+
+@pytest.mark.parametrize(("name", "path"), ENDPOINTS)
+@pytest.mark.parametrize(("url", "secret"), [("http://us?er:pw1z@otel_collector:4318", "pw1z"),
+                                             ("http://ops:1/2?3=4@otel_collector:4318", "2?3=4")])  # fmt: skip
+def test_the_environments_endpoint_is_refused_so_too(name: str, path: str, url: str, secret: str) -> None:
+    _refused(UPSTREAM + "telemetry: {exporter: otlp}\n", path, secret, [QUERY], env={name: url})
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "hints"),
+    [
+        ("http://ops:1/2?3=4@h", "2?3=4", [SLASH, QUERY]),
+        ("http://ops:12/34?a=b&c=d@collector:4318", "34?a=b&c=d", [SLASH, QUERY]),
+        ("http://ops:12?a=b@collector:4318/v1", "12?a=b", [QUERY]),
+    ],
+)
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_a_password_read_as_a_query_of_pairs_is_refused(
+    config: str, path: str, url: str, secret: str, hints: list[str]
+) -> None:
+    assert urlsplit(url).hostname == yarl.URL(url).host == "ops"  # the credentials dropped, host `ops` used
+    problem = _refused(config % url, path, secret, hints)
+    assert "write scheme://user:pa%" in problem and "for credentials, scheme://host/" in problem, problem
+
+
+def test_a_password_written_escaped_is_read_with_its_host() -> None:
+    url = "http://ops:1%2F2%3F3=4@h"
+    assert urlsplit(url).hostname == yarl.URL(url).host == "h"
+    assert yarl.URL(url).password == "1/2?3=4"
+    config = parse(BASE + UPSTREAM + f"lineage: {{store: null, openlineage: {{url: '{url}'}}}}\n", env={})
+    assert config.lineage.openlineage is not None
+    assert urlsplit(config.lineage.openlineage.transport["url"]).hostname == "h"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://collector:4318/v1/traces?user=alice@example.com", "http://collector:4318?a=1&b=c@d:9"],
+)
+def test_a_query_of_pairs_after_a_port_is_refused_and_loads_escaped(url: str) -> None:
+    """It cannot be told from `ops:1/2?3=4@h` (a password `4318/v1/traces?user=alice`): the `@` is written %40."""
+    config = UPSTREAM + "telemetry: {exporter: otlp, endpoint: '%s'}\n"
+    problem = _refused(config % url, "telemetry.endpoint", "alice@", [QUERY])
+    assert "scheme://host/?a%40b for a query" in problem, problem
+    escaped = url.replace("@", "%40")
+    assert parse(BASE + config % escaped, env={}).telemetry.endpoint == escaped
+
+
+VERTEX = (
+    "https://us-east5-aiplatform.googleapis.com/v1/projects/p/locations/us-east5/publishers/anthropic/models/"
+    "claude-3-5-sonnet@20240620"
+)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        VERTEX,
+        VERTEX.replace(".com/", ".com:443/"),
+        "http://gateway:8080/v1/publishers/google/models/text-bison@001",
+        "http://h:8000/v1/models/m@1.5",
+        "https://api.example.com/users/alice@example.com",
+        "http://10.0.0.5/v1/models/a@b:9",
+    ],
+)
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_an_at_that_cannot_end_a_userinfo_loads(config: str, path: str, url: str) -> None:
+    """Before no host (digits alone: Vertex's model versions), or after a dotted name, which begins no user's name:
+    yarl and urlsplit read the host written first, as the config does."""
+    assert yarl.URL(url).host == urlsplit(url).hostname == url.split("//")[1].split("/")[0].split(":")[0]
+    assert parse(BASE + config % url, env={})
+    assert shown_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("http://ops:12/34@10.0.0.5:8000", "12/34"),
+        ("http://vllm/v1/models/a@b", "v1/models/a"),
+        ("http://first.last/x:pw1z@vllm:8000", "pw1z"),
+        ("http://ops:12/34@v2", "12/34"),
+    ],
+)
+def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
+    """An IPv4 address and a name are hosts; a single name may be a user's (`vllm/v1/models/a`, as `tok/en`), and a
+    `:` after a dotted name makes a user:password of it."""
+    problem = _refused(f"upstreams: [{{name: m, url: '{url}'}}]\n", "upstreams[0].url", secret, [SLASH])
+    assert "scheme://user:pa%2Fss@host for credentials, scheme://host/a%40b for a path" in problem, problem
+
+
+CONFIG = """listen: {http: "127.0.0.1:0"}
+upstreams: [{name: m, url: "${UPSTREAM}/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude@20240620"}]
+routes: [{model: "*", upstream: m}]
+policy: {anonymous: allow, default_purpose: assistant}
+"""
+REPLY = (
+    b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}'
+)
+
+
+def test_a_vertex_style_path_reaches_the_upstream_under_it(
+    make_proxy: Callable[..., ProxyHandle], loop_thread: LoopThread
+) -> None:
+    lines: list[bytes] = []
+
+    async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        lines.append(head.split(b"\r\n", 1)[0])
+        await request_body(head, reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(REPLY), REPLY))  # fmt: skip
+        await writer.drain()
+        return True
+
+    with proxy_in_front(loop_thread, make_proxy, CONFIG, answer) as proxy:
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+        got = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert got.choices[0].message.content == "ok"
+    path = b"/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude@20240620/v1/chat/completions"
+    assert lines == [b"POST " + path + b" HTTP/1.1"], lines
