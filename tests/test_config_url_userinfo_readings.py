@@ -2,8 +2,10 @@
 OTLP and OpenLineage clients) and yarl (aiohttp) with another host: `http://us?er:pw@h:4318` is host `us` and a query,
 `http://ops:1/2?3=4@h` host `ops`, port 1 and a query of pairs. Until 2026-12-05 the first loaded as a telemetry
 endpoint or OpenLineage url (only a `?` or `#` after digits was looked for), the second at those too (a query of
-`key=value` pairs was taken for one). Each is refused, at every URL key, saying which form to write, the secret
-never shown. And an `@` that cannot end a userinfo loads: one before a version of digits (Vertex
+`key=value` pairs was taken for one), and every URL key but the upstream's, the telemetry endpoints' and OpenLineage's
+own went unchecked: a composite OpenLineage transport's http urls, and a PostgreSQL `lineage.store` (libpq reads
+`postgresql://ops:12/34@db/lineage` as host `ops`, port 12). Each is refused by the one check, saying which form to
+write, the secret never shown. And an `@` that cannot end a userinfo loads: one before a version of digits (Vertex
 AI's `.../models/claude-3-5-sonnet@20240620`: no host is digits alone), and one after a dotted name (a host's, no
 user's start); until 2026-12-05 both were refused, to be written `%40`."""
 
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 import yarl
+from psycopg import conninfo
 
 from proxy.config import parse
 from proxy.config.loader import shown_url
@@ -32,6 +35,10 @@ PLACES = [
     (UPSTREAM + "telemetry: {exporter: otlp, traces_endpoint: '%s'}\n", "telemetry.traces_endpoint"),
     (UPSTREAM + "lineage: {store: null, openlineage: {url: '%s'}}\n", "lineage.openlineage.url"),
     (OPENLINEAGE % "{type: http, url: '%s'}", "lineage.openlineage.transport.url"),
+    (OPENLINEAGE % "{type: composite, transports: {marquez: {type: http, url: '%s'}}}",
+     "lineage.openlineage.transport.transports.marquez.url"),
+    (OPENLINEAGE % "{type: composite, transports: [{type: console}, {type: http, url: '%s'}]}",
+     "lineage.openlineage.transport.transports[1].url"),
 ]  # fmt: skip
 IDS = [
     "upstream",
@@ -39,6 +46,8 @@ IDS = [
     "traces endpoint",
     "openlineage url",
     "http transport",
+    "composite",
+    "composite list",
 ]
 ENDPOINTS = [
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.endpoint"),
@@ -159,6 +168,23 @@ def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
     `:` after a dotted name makes a user:password of it."""
     problem = _refused(f"upstreams: [{{name: m, url: '{url}'}}]\n", "upstreams[0].url", secret, [SLASH])
     assert "scheme://user:pa%2Fss@host for credentials, scheme://host/a%40b for a path" in problem, problem
+
+
+STORE = UPSTREAM + "lineage: {store: '%s'}\n"
+
+
+def test_a_postgresql_stores_password_holding_a_slash_is_refused() -> None:
+    url = "postgresql://ops:12/34@db:5432/lineage"
+    assert conninfo.conninfo_to_dict(url)["host"] == "ops"  # libpq's reading: port 12, database `34@db:5432/lineage`
+    problem = _refused(STORE % url, "lineage.store", "12/34", [SLASH])
+    assert "'postgresql://ops:***@db:5432/lineage'" in problem, problem
+
+
+def test_a_postgresql_stores_password_holding_a_question_mark_loads() -> None:
+    """libpq ends a userinfo at its `@` before any `/`: its `?` is the password's."""
+    url = "postgresql://ops:12?34@db:5432/lineage"
+    assert conninfo.conninfo_to_dict(url)["host"] == "db"
+    assert parse(BASE + STORE % url, env={}).lineage.store == url
 
 
 CONFIG = """listen: {http: "127.0.0.1:0"}
