@@ -220,16 +220,39 @@ def database_identity(url: str) -> str:
     return f"{given.get('host') or ''}:{given.get('port') or ''}/{given.get('dbname') or ''}"
 
 
+def _userinfo(url: str) -> tuple[int, int] | None:
+    """Where a URL's `user[:password]` begins and where its `@` is, as libpq reads it: up to the first `@` before any
+    `/`, so a `?` or `#` before it is the password's (`postgresql://lp:12?34@db/lineage`, which `urlsplit` reads as a
+    query: until 2026-12-05 logged as written), and on to a later `@` before a `?` (a password holding an `@`
+    unescaped, `p@ss`, which libpq ends at the first: hidden whole)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    start = len(scheme) + 3
+    authority = rest.partition("/")[0]
+    first = authority.find("@")
+    if first < 0:
+        return None
+    query = authority.find("?", first)  # (libpq's hosts end at one)
+    return start, start + authority.rfind("@", first, query if query >= 0 else len(authority))
+
+
 def redact(url: str) -> str:
     """The URL without its passwords (in the user part, or a `password=` / `sslpassword=` parameter), for
     messages and logs. Hosts are left as written: libpq accepts several (`h1:5432,h2:5433`)."""
+    userinfo = _userinfo(url)
+    shown = ""  # the user part as shown, its `@` too
+    if userinfo is not None:
+        start, at = userinfo
+        user, colon, _ = url[start:at].partition(":")
+        shown = f"{user}:***@" if colon else url[start : at + 1]
+        url = url[:start] + url[at + 1 :]  # taken apart without it: `urlsplit` ends it at a `?` or `#`
     try:
         parts = urlsplit(url)
-    except ValueError:  # no URL to take apart (`postgresql://[::1`, an unclosed IPv6 host): its user part goes whole
-        return _USERINFO.sub("//***@", url)
-    user, at, hosts = parts.netloc.rpartition("@")
-    if at and ":" in user:
-        parts = parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{hosts}")
+    except ValueError:  # no URL to take apart (`postgresql://[::1`, an unclosed IPv6 host): as written, less passwords
+        text = url if userinfo is None else url[: userinfo[0]] + shown + url[userinfo[0] :]
+        return _SECRET_QUERY.sub(lambda match: match[0].removesuffix(match[1]) + "***", text)
+    parts = parts._replace(netloc=shown + parts.netloc)
     if "password" in parts.query.lower():
         query = [
             (k, "***" if k.lower() in _SECRET_PARAMETERS else v)
@@ -245,19 +268,18 @@ def scrub(message: str, url: str) -> str:
     token: "pa%ss"`: a `%` in it not written `%25`)."""
     if url in message:
         message = message.replace(url, redact(url))
-    userinfo = _USERINFO.search(url)
+    userinfo = _userinfo(url)
     secrets = [match.group(1) for match in _SECRET_QUERY.finditer(url)]
     if userinfo is not None:
-        secrets.append(userinfo.group(1).partition(":")[2])
+        secrets.append(url[userinfo[0] : userinfo[1]].partition(":")[2])
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
     return message
 
 
-# a URL's passwords as written, where `urlsplit` may not read it: its user part (`user:password`, up to the last `@`
-# before the path) and its `password=` / `sslpassword=` parameters
-_USERINFO = re.compile(r"//([^/?#]*)@")
+# a URL's `password=` / `sslpassword=` parameters as written, where `urlsplit` may not read them (its user part:
+# `_userinfo`)
 _SECRET_QUERY = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
 
 

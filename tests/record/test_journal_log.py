@@ -35,3 +35,17 @@ def test_one_line_joins_lines_and_drops_blank_ones() -> None:
         "connection failed: refused; Is the server running?"
     )
     assert one_line(ValueError("one")) == "one"
+
+
+@pytest.mark.parametrize("password", ["12?34zq", "s3#crzq", "a?b#czq"])
+def test_the_outage_line_never_shows_a_password_holding_a_question_mark_or_hash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, password: str
+) -> None:
+    """libpq reads a userinfo up to its `@` before any `/` (`postgresql://lp:12?34@host/lp`: password `12?34`), where
+    `urlsplit` ends it at the `?` or `#`: the URL was logged as written (the log line quotes the store's URL)."""
+    caplog.set_level(logging.ERROR, logger="lineage_proxy.edges")
+    store = open_store(f"postgresql://lp:{password}@127.0.0.1:{free_port()}/lp", journal=str(tmp_path / "journal.db"))
+    store.close()
+    (failing,) = [record for record in caplog.records if "writes are failing" in record.getMessage()]
+    message = failing.getMessage()
+    assert "postgresql://lp:***@127.0.0.1:" in message and "zq" not in message, message

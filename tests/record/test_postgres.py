@@ -600,6 +600,27 @@ def test_redact_hides_a_password_in_the_query_string_too() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "password", "shown"),
+    [
+        ("postgresql://lp:12?34@db:5432/lineage", "12?34", "postgresql://lp:***@db:5432/lineage"),
+        ("postgres://lp:s3#cr@db/lineage?sslmode=require", "s3#cr", "postgres://lp:***@db/lineage?sslmode=require"),
+        ("postgresql://lp:a?b#c@h1,h2:5433/lineage?sslpassword=kz9", "a?b#c",
+         "postgresql://lp:***@h1,h2:5433/lineage?sslpassword=***"),
+        ("postgresql://lp:pw@db?dbname=lineage&application_name=a@b", "pw",
+         "postgresql://lp:***@db?dbname=lineage&application_name=a@b"),
+    ],
+)  # fmt: skip
+def test_redact_and_scrub_hide_a_password_as_libpq_reads_it(url: str, password: str, shown: str) -> None:
+    """libpq's userinfo ends at its first `@` before any `/`, so a `?` or `#` before it is the password's, where
+    `urlsplit` reads a query or fragment: such a password was shown as written."""
+    from proxy.record.postgres import scrub
+
+    assert psycopg.conninfo.conninfo_to_dict(url)["password"] == password
+    assert redact(url) == shown
+    assert scrub(f'invalid URI "{url}", token "{password}"', url) == f'invalid URI "{shown}", token "***"'
+
+
 def test_a_purge_or_a_start_never_signs_an_edited_fleet_record(
     postgres: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
