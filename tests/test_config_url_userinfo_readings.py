@@ -39,6 +39,12 @@ PLACES = [
      "lineage.openlineage.transport.transports.marquez.url"),
     (OPENLINEAGE % "{type: composite, transports: [{type: console}, {type: http, url: '%s'}]}",
      "lineage.openlineage.transport.transports[1].url"),
+    (OPENLINEAGE % "{type: async_http, url: '%s'}", "lineage.openlineage.transport.url"),
+    (OPENLINEAGE % "{type: composite, transports: [{type: async_http, url: '%s'}]}",
+     "lineage.openlineage.transport.transports[0].url"),
+    (OPENLINEAGE % ("{type: transform, transformer_class: openlineage.client.transport.transform."
+                    "JobNamespaceReplaceTransformer, transformer_properties: {new_job_namespace: n}, transport: "
+                    "{type: http, url: '%s'}}"), "lineage.openlineage.transport.transport.url"),
 ]  # fmt: skip
 IDS = [
     "upstream",
@@ -48,6 +54,9 @@ IDS = [
     "http transport",
     "composite",
     "composite list",
+    "async_http transport",
+    "composite async_http",
+    "transform",
 ]
 ENDPOINTS = [
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.endpoint"),

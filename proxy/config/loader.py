@@ -19,7 +19,7 @@ import tempfile
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, fields
 from functools import partial
 from pathlib import Path
@@ -97,17 +97,27 @@ def _missing_packages(transport: Mapping[str, Any]) -> list[str]:
     return missing
 
 
+# openlineage-python's transports that send to their `url` with an HTTP client (requests, httpx2)
+_URL_TRANSPORTS: Final = ("http", "async_http")
+
+
 def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    """The url of each http transport a composite transport holds (a composite's in it too), with its path: each is
-    read by its HTTP client as the top one's is (`_without_userinfo`), yet openlineage-python's config classes check
-    none (a URL whose password holds a `/` loaded, host `ops`, until 2026-12-05)."""
-    if transport.get("type") != "composite":
+    """The url of each http or async_http transport a composite transport (its `transports`) or a transform one (its
+    `transport`) holds, nested ones too, with its path: each is read by its HTTP client as the top one's is
+    (`_without_userinfo`), yet openlineage-python's config classes check none (a URL whose password holds a `/`
+    loaded, host `ops`, until 2026-12-05; an async_http one, or one a transform transport held, until the review)."""
+    kind = transport.get("type")
+    nested = transport.get("transports") if kind == "composite" else transport.get("transport")
+    if kind == "transform" and isinstance(nested, Mapping):
+        items: Iterable[tuple[str, Any]] = [(f"{path}.transport", nested)]
+    elif kind == "composite" and isinstance(nested, Mapping):
+        items = ((f"{path}.transports.{key}", item) for key, item in nested.items())
+    elif kind == "composite" and isinstance(nested, list):
+        items = ((f"{path}.transports[{index}]", item) for index, item in enumerate(nested))
+    else:
         return
-    nested = transport.get("transports")
-    items = nested.items() if isinstance(nested, Mapping) else enumerate(nested) if isinstance(nested, list) else ()
-    for key, item in items:
-        where = f"{path}.transports.{key}" if isinstance(nested, Mapping) else f"{path}.transports[{key}]"
-        if isinstance(item, Mapping) and item.get("type") == "http":
+    for where, item in items:
+        if isinstance(item, Mapping) and item.get("type") in _URL_TRANSPORTS:
             yield f"{where}.url", item.get("url")
         elif isinstance(item, Mapping):
             yield from _composite_urls(where, item)
@@ -1386,10 +1396,11 @@ class _Reader:
             self.problem(f"{path}.type", f"unknown transport type {kind!r} (openlineage-python has: "
                          f"{', '.join(sorted(kinds))}; or the dotted path of your own Transport class)")  # fmt: skip
             return False
-        if kind == "http" and not self.transport_url(path if url_given else f"{path}.url", transport.get("url")):
+        top = path if url_given else f"{path}.url"
+        if kind in _URL_TRANSPORTS and not self.transport_url(top, transport.get("url")):
             return False
         nested = [self.transport_url(where, url) for where, url in _composite_urls(path, transport)]
-        if not all(nested):  # (each said: a composite's http transports read their URLs as the top one does)
+        if not all(nested):  # (each said: a composite's or transform's http transports read their URLs as the top one)
             return False
         try:
             target = kinds.get(kind, kind)
