@@ -47,3 +47,21 @@ def test_tls_where_it_is_used_loads(tmp_path: Path, upstream: str) -> None:
     authority = Authority(tmp_path)
     config = parse(text(upstream, f"{{ca: '{authority.pair.cert}'}}"), env={})
     assert config.upstreams[0].tls is not None and config.upstreams[0].tls.ca == str(authority.pair.cert)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://ops:s3cr3tzq@model.internal:8000", "http://ops:***@model.internal:8000"),
+        ("http://model.internal:8000/v1?key=s3cr3tzq", "http://model.internal:8000/v1?***"),
+    ],
+)
+def test_the_problem_never_quotes_the_urls_secret(tmp_path: Path, url: str, shown: str) -> None:
+    """The url is refused for its userinfo or query too (said with it hidden); this problem quoted it as written."""
+    authority = Authority(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        parse(text(f'url: "{url}"', f"{{ca: '{authority.pair.cert}'}}"), env={})
+    assert f"upstreams[0].tls: the url {shown!r} is plain http, so this TLS is never used: write https://" in (
+        caught.value.problems
+    )
+    assert not any("s3cr3tzq" in problem for problem in caught.value.problems), caught.value.problems

@@ -948,7 +948,8 @@ class _Reader:
         if tls is not None and grpc is None and scheme == "http":
             # the scheme alone decides TLS over HTTP: the CA check and client certificate asked for would be
             # skipped, and calls sent in plaintext, without a word
-            self.problem(f"{path}.tls", f"the url {url!r} is plain http, so this TLS is never used: write https://")
+            self.problem(f"{path}.tls", f"the url {shown_url(url)!r} is plain http, so this TLS is never used: "
+                         "write https://")  # fmt: skip
         if name is None:
             return None
         return Upstream(  # with a bad protocol too, so references to it are still checked
