@@ -179,6 +179,14 @@ def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
     assert "scheme://user:pa%2Fss@host for credentials, scheme://host/a%40b for a path" in problem, problem
 
 
+@pytest.mark.parametrize("url", ["http://tok/en1z@collector:4318/v1/models/a@b", "http://us/er1z@h:1/a@b:2"])
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_a_token_holding_a_slash_is_hidden_before_a_later_at(config: str, path: str, url: str) -> None:
+    """Read to the path's `@` (`a@b`: it too may end a userinfo), the text before it holds the host's `:`, which
+    was taken for the end of a user's name: `tok/en1z@collector` was shown as one, the token with it."""
+    _refused(config % url, path, "1z", [SLASH])
+
+
 STORE = UPSTREAM + "lineage: {store: '%s'}\n"
 
 

@@ -1593,8 +1593,10 @@ def shown_url(text: str) -> str:
     slashed = _slashed_userinfo(text)  # (one of digits before its `/` too, which `_RESERVED_USERINFO` takes for a port)
     if slashed is not None:
         start, at = slashed
-        userinfo = text[start:at]  # one without a `:` may be a token (`redact_userinfo`): hidden whole
-        text = text[:start] + (userinfo.partition(":")[0] + ":***" if ":" in userinfo else "***") + text[at:]
+        # one without a `:` may be a token (`redact_userinfo`): hidden whole, as is one whose `:` follows an `@` (a
+        # host's port's, read to a later `@`: `tok/en@collector:4318/a@b`)
+        user, colon, _ = text[start:at].partition(":")
+        text = text[:start] + (f"{user}:***" if colon and "@" not in user else "***") + text[at:]
     shown = redact_userinfo(_RESERVED_USERINFO.sub(r"\1\2:***@", text))
     for mark in ("#", "?"):
         head, sep, _ = shown.partition(mark)
