@@ -81,6 +81,8 @@ def _refused(config: str, path: str, secret: str, hints: list[str], env: dict[st
         ("http://us?er:pw1z@collector:4318", "pw1z", QUERY),
         ("https://us#er:pw1z@collector/v1/traces", "pw1z", HASH),
         ("http://tok?en1z@collector:4318", "tok?en1z", QUERY),
+        ("http://us?er:cGFzcw1z==@collector:4318", "cGFzcw1z", QUERY),  # (a password's `=`: no query's pair)
+        ("http://us?er:p&w1z@collector/v1/traces", "p&w1z", QUERY),
     ],
 )
 @pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)

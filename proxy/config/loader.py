@@ -151,7 +151,8 @@ def _slashed_userinfo(url: str, ends: str = "/?#") -> tuple[int, int] | None:
     - else the user would hold the mark (`us/er:pw@`, `tok/en@`, `us?er:pw@`: before 2026-12-05 a `?` or `#` only
       after digits was, so `http://us?er:pw@h:4318` loaded with host `us`), which no user's name does after a dotted
       name (`api.example.com/...`, `10.0.0.5/...`: a host's) unless a `:` follows (`first.last/x:pw@`), nor a `?`
-      before a query's `key=value` pairs (`?user=alice@example.com`).
+      before a query's `key=value` pairs (`?user=alice@example.com`) whose first key holds no `:` (`us?er:cGFzcw==@`
+      and `us?er:p&w@` are a user and a password: until the review of 2026-12-05 they loaded with host `us`).
     An `@` that is the path's is written `%40`. None else."""
     start = url.find("://") + 3 if "://" in url else 0
     slash = start
@@ -183,7 +184,8 @@ def _slashed_userinfo(url: str, ends: str = "/?#") -> tuple[int, int] | None:
             continue
         if dotted and url.find(":", slash, at) < 0:
             continue
-        if password or query < 0 or (url.find("=", query, at) < 0 and url.find("&", query, at) < 0):
+        pair = min((end for end in (url.find("=", query, at), url.find("&", query, at)) if end >= 0), default=-1)
+        if password or query < 0 or pair < 0 or url.find(":", query, pair) >= 0:
             found = at
     return (start, found) if found >= 0 else None
 
