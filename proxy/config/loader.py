@@ -124,8 +124,9 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 
 
 # what follows the `@` of a userinfo: a host, a name or an IPv6 address in brackets, and its port
-# (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`)
-_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?)(?::[0-9]{0,5})?")
+# (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`; and letters not ASCII, an
+# IDN's, `bücher.example`, which every reader takes: until the review of 2026-12-05 one after `ops:12/34@` loaded)
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
 # a name of digits and dots alone that is no IPv4 address of four numbers (`20240620`, `001`, `1.5`): a resolver reads
 # it as an IPv4 address in fewer numbers, which no one writes for a host, while a version after a path's `@` is one
 # (Vertex AI's `.../models/claude-3-5-sonnet@20240620`)
