@@ -384,6 +384,7 @@ class ProxyProcess:
         self._reloading: asyncio.Task[None] | None = None  # a SIGHUP's load, off the loop (`reload_soon`)
         self._reload_again = False  # a SIGHUP came since that load began: the file is read again after it
         self.handed: bytes | None = None  # a `--workers` worker's: the hand-over it runs (`reload_soon`)
+        self.handed_number = 0  # and the number of the last hand-over it acted on (`Handover.latest`)
         self._closing = False  # the drain is over: a load that ends now is not applied
         # with --workers: the beats every worker shares and this worker's slot in them (`Beats`; 0: one process)
         self._beats: Beats | None = _shared_beats[0] if _shared_beats and ports is not None else None
@@ -619,7 +620,10 @@ class ProxyProcess:
         come while one loads are one more load, after it (the file as it is then). `handover`: a `--workers` worker's,
         where its supervisor hands over the config it read once for every worker (`loader.Handover`), read instead;
         a worker that refuses it runs the last config the supervisor accepted, if it does not run it already (it took
-        two SIGHUPs at once: it would stay on the config before both, its siblings and supervisor on the first)."""
+        two SIGHUPs at once: it would stay on the config before both, its siblings and supervisor on the first). A
+        worker acts on each hand-over once: a SIGHUP that finds none newer than the last it acted on (one sent to the
+        whole process group, which reaches it before the supervisor's hand-over) does nothing, said at DEBUG only;
+        before 2026-12-05 it reloaded the hand-over it had, a spurious `reload refused` line when that one was."""
         self._reload_again = True
         if self._reloading is None and not self._closing:
             self._reloading = asyncio.get_running_loop().create_task(self._reload_queued(path, handover))
@@ -628,9 +632,15 @@ class ProxyProcess:
         try:
             while self._reload_again and not self._closing:
                 self._reload_again = False
+                if handover is not None and handover.latest() <= self.handed_number:
+                    log.debug("reload: no new config handed over (a SIGHUP not from the supervisor: one sent to the "
+                              "whole process group?); the supervisor's follows its hand-over")  # fmt: skip
+                    continue
                 taken: list[Handed | None] = [None]  # the hand-over it loaded (`_load`)
                 refusal = await self._reload_one(path, partial(self._load, path, handover, taken))
                 handed = taken[0]
+                if handed is not None:
+                    self.handed_number = handed.number
                 if refusal is None:
                     if handed is not None:
                         self.handed = handed.newest

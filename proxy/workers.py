@@ -571,9 +571,11 @@ async def _serve(
     ready: Connection | None,
     claims: list[Claim],
     handover: Handover | None = None,
+    settled: int = 0,
 ) -> int:
     """Serve until told to stop. `handover`: in a `--workers` worker, where its supervisor hands over the config a
-    SIGHUP reloads (`hand_over`): read once for every worker, not by each."""
+    SIGHUP reloads (`hand_over`): read once for every worker, not by each; `settled`, the last hand-over `config`
+    reflects (`Handover.settled`): a SIGHUP reloads only a newer one."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -613,7 +615,7 @@ async def _serve(
         return _stopped_before_serving(ready)
     serving = process
     if handover is not None:  # the last config its supervisor accepted, as it was forked: the one it runs
-        process.handed = handover.accepted
+        process.handed, process.handed_number = handover.accepted, settled
     # what start-up made (imports, the config, the pipeline) lives as long as the process: out of the collector's
     # sight, a full collection walks only what came after (#12). Once: a reload's objects are collected as usual
     gc.freeze()
@@ -625,7 +627,7 @@ async def _serve(
         ready.close()
     else:
         announce(bound)
-    if _take_held_sighup():
+    if _take_held_sighup() and (handover is None or handover.latest() > settled):
         log.info("a SIGHUP came while starting: reloading now")
         process.reload_soon(config_path, handover)
     await stop.wait()
@@ -696,6 +698,7 @@ def _worker_main(
     logging_changed: bool,
     supervisor: int,
     handover: Handover,
+    settled: int,
     marker: markers.Marker | None = None,
 ) -> None:
     # forked with _SIGNALS blocked (`spawn`) and the supervisor's handler in place: ours first
@@ -712,7 +715,7 @@ def _worker_main(
     metrics.share(metrics_dir)  # a scrape of any worker sums every worker's series
     install_uvloop()
     try:
-        code = asyncio.run(_serve(config_path, config, ports, ready, [], handover))
+        code = asyncio.run(_serve(config_path, config, ports, ready, [], handover, settled))
     except StartupError as exc:
         ready.send(("error", str(exc)))  # the supervisor reports it, once
         ready.close()
@@ -866,8 +869,9 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             # a reload's load still running (`follow_reload`) has not put its config in `running` yet: the worker
             # reloads too, once it serves (a SIGHUP sent now is held until then), as its siblings do
             behind = loading[0]  # (read before `running`: a load that ends in between has updated it)
+            settled = handover.settled  # (so too: a hand-over said settled is one `running` reflects)
             args = (config_path, running, ports, send, metrics_dir, claims, running.logging != config.logging,
-                    os.getpid(), handover, marker)  # fmt: skip
+                    os.getpid(), handover, settled, marker)  # fmt: skip
             child = context.Process(target=_worker_main, args=args, name=f"worker-{index}")
             child.start()
             children[index] = child
@@ -1010,7 +1014,10 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             except ConfigError:
                 pass  # (each worker says why)
             finally:
-                loading[0] = False  # (after `running`: `spawn` reads them in the other order)
+                # (after `running`: `spawn` reads them in the other order). A worker forked from now on runs what
+                # this hand-over made, and a SIGHUP sent to the whole process group finds nothing newer for it to load
+                handover.settled = handover.number
+                loading[0] = False
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping, interrupts

@@ -34,23 +34,25 @@ WAIT_S = 30.0  # what any one step may take at most; a step that passes takes fa
 class Serve:
     """`lineage-proxy serve` (or a script) in a subprocess: its output lines as they come, its workers."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, *, own_group: bool = False) -> None:
         self.out: list[str] = []
         self.err: list[str] = []
         self._cond = threading.Condition()
         # SIGHUP, SIGINT and SIGQUIT as a terminal leaves them, even when the tests run under `nohup` (SIGHUP ignored:
         # a test reading when `serve` began from its ignoring SIGHUP would read it at once) or in a shell's
         # background job (SIGINT ignored: one sent there is lost); `env` execs the command, so the process is the
-        # command's
+        # command's. `own_group`: in a process group of its own (its pid), which a test may signal whole (`killpg`)
         args = ["env", "--default-signal=HUP,INT,QUIT", *args]
         self.proc = subprocess.Popen(args, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={**os.environ, **(env or {})})  # fmt: skip
+                                     env={**os.environ, **(env or {})}, process_group=0 if own_group else None)  # fmt: skip
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.proc.stderr, self.err), daemon=True).start()
 
     @classmethod
-    def workers(cls, config: Path, workers: int = 2, env: dict[str, str] | None = None) -> Serve:
-        return cls([sys.executable, "-m", "proxy", "serve", "--config", str(config), "--workers", str(workers)], env)
+    def workers(cls, config: Path, workers: int = 2, env: dict[str, str] | None = None, *,
+                own_group: bool = False) -> Serve:  # fmt: skip
+        args = [sys.executable, "-m", "proxy", "serve", "--config", str(config), "--workers", str(workers)]
+        return cls(args, env, own_group=own_group)
 
     def _pump(self, stream: Any, into: list[str]) -> None:
         for line in stream:

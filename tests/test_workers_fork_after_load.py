@@ -52,9 +52,12 @@ proxy.workers.hand_over = hand_over
 """
 
 
-def held_workers(tmp_path: Path, sitecustomize: str, config: Path, **env: str) -> tuple[Serve, Path]:
+def held_workers(
+    tmp_path: Path, sitecustomize: str, config: Path, *, own_group: bool = False, **env: str
+) -> tuple[Serve, Path]:
     """`serve --workers 2` on `config`, the shim `sitecustomize` on its path holding the supervisor's load on a pipe
-    (`$LP_TEST_HOLD_LOAD`) until the test writes to it; `env`, more of its environment. The process, and the pipe."""
+    (`$LP_TEST_HOLD_LOAD`) until the test writes to it; `env`, more of its environment (`own_group`: `Serve`'s). The
+    process, and the pipe."""
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(sitecustomize)
@@ -62,7 +65,7 @@ def held_workers(tmp_path: Path, sitecustomize: str, config: Path, **env: str) -
     os.mkfifo(hold)
     root = str(Path(proxy.__file__).parents[1])  # the build this test runs
     env = {"PYTHONPATH": os.pathsep.join([str(shim), root]), "LP_TEST_HOLD_LOAD": str(hold), **env}
-    return Serve.workers(config, 2, env), hold
+    return Serve.workers(config, 2, env, own_group=own_group), hold
 
 
 def wait_held(serve: Serve, hold: Path) -> None:

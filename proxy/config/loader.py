@@ -312,13 +312,15 @@ def load_handed(data: bytes, path: str | os.PathLike[str], env: Mapping[str, str
 
 class Handed:
     """One hand-over (`Handover.take`): the newest config the supervisor read (`hand_over`'s bytes) and the last one it
-    accepted (None: none since the proxy started), which a worker that refuses the newest runs instead."""
+    accepted (None: none since the proxy started), which a worker that refuses the newest runs instead; `number`, its
+    place among the hand-overs (1 the first)."""
 
-    __slots__ = ("accepted", "newest")
+    __slots__ = ("accepted", "newest", "number")
 
-    def __init__(self, newest: bytes, accepted: bytes | None) -> None:
+    def __init__(self, newest: bytes, accepted: bytes | None, number: int = 0) -> None:
         self.newest = newest
         self.accepted = accepted
+        self.number = number
 
 
 # a hand-over's layout: a header at 0 (the hand-over's number, where its record is), then records, each its number,
@@ -355,6 +357,9 @@ class Handover:
         # the last config the supervisor accepted, as `hand_over` read it (kept by the supervisor: a worker forked
         # runs it); None: none since the proxy started
         self.accepted: bytes | None = None
+        # the number of the last hand-over whose load the supervisor has ended (`accepted` is its outcome): a worker
+        # forked now runs what it made of every hand-over up to it, and acts only on those after it (`latest`)
+        self.settled = 0
         self._end = _HEADER.size
 
     def put(self, newest: bytes, accepted: bytes | None) -> None:
@@ -384,9 +389,17 @@ class Handover:
                 size = newest + (0 if accepted == _NONE else accepted)
                 rest = os.pread(self.fd, size, offset + _RECORD.size) if seen == number else b""
                 if seen == number and len(rest) == size and zlib.crc32(rest) == crc:
-                    return Handed(rest[:newest], None if accepted == _NONE else rest[newest:])
+                    return Handed(rest[:newest], None if accepted == _NONE else rest[newest:], number)
             time.sleep(0.001)  # being written: the supervisor writes a record in microseconds
         raise ConfigError(["the config the supervisor handed over could not be read whole (it kept being written)"])
+
+    def latest(self) -> int:
+        """The number of the latest hand-over (0: none yet), read without its config: one pread of the header, on a
+        worker's loop as a SIGHUP comes. A SIGHUP sent to the whole process group reaches a worker before the
+        supervisor's hand-over: one that finds no hand-over newer than the last it acted on does nothing (the
+        supervisor's own SIGHUP, sent once its hand-over is written whole, has it read the header again)."""
+        head = os.pread(self.fd, _HEADER.size, 0)
+        return _HEADER.unpack(head)[0] if len(head) == _HEADER.size else 0
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
