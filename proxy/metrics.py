@@ -127,6 +127,20 @@ def workers_stalled(found: int) -> tuple[str, str, str]:
             f"{WORKERS_STALLED} {found}")  # fmt: skip
 
 
+CONFIG_INFO = _P + "config_info"
+CONFIG_INFO_HELP = ("The config each process runs (with --workers N each worker serving), by the first 12 hex digits of "
+                    "the sha256 of its file's bytes as read (sha256sum's): 1.")  # fmt: skip
+
+
+def config_info(runs: Iterable[tuple[str, str]]) -> list[str]:
+    """The exposition lines of the config each process runs, (`process`, `digest`) as its lines name them: read by the
+    process answering a scrape as it answers (with `--workers N` from every worker's slot, `server.Beats.configs`),
+    never kept in a worker's series file, where a config replaced by a reload would stay beside the new one."""
+    lines = [f"# HELP {CONFIG_INFO} {CONFIG_INFO_HELP}", f"# TYPE {CONFIG_INFO} gauge"]
+    lines += [f'{CONFIG_INFO}{{process="{process}",digest="{digest}"}} 1' for process, digest in runs]
+    return lines
+
+
 def log_lines(dropped: int) -> tuple[str, str, str]:
     """The exposition lines of a process's log lines dropped (`proxy.logs.dropped`), as a sink's counters are."""
     return (f"# HELP {LOG_LINES_DROPPED} {LOG_LINES_DROPPED_HELP}", f"# TYPE {LOG_LINES_DROPPED} counter",

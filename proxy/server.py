@@ -28,12 +28,12 @@ import orjson
 from proxy import logs, markers
 from proxy.checkpoints import CheckpointBook
 from proxy.config import Address, Config, Limits, Telemetry, Tls, Upstream, load, read_secret
-from proxy.config.loader import Handed, Handover, load_handed
+from proxy.config.loader import CONFIG_DIGEST_CHARS, Handed, Handover, load_handed
 from proxy.errors import ConfigError, StartupError
 from proxy.files import off_loop
 from proxy.ingress.http import HttpIngress
 from proxy.ingress.wire import LISTEN_BACKLOG, HttpConnection, HttpServer, Request
-from proxy.metrics import Metrics, log_lines, unclean_stops, workers_stalled
+from proxy.metrics import Metrics, config_info, log_lines, unclean_stops, workers_stalled
 from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
 from proxy.record.access import AccessRecorder
@@ -69,51 +69,63 @@ class Beats:
     counted by readiness), then clears it once its record is flushed (`leave`); a readiness probe, whichever worker
     answers it, reads the other slots (`stalled`). The kernel gives a worker that is stopped (SIGSTOP), or whose loop is blocked, its share of the new
     connections all the same: its calls and probes wait, while the others' probes said ready. A worker that died is not
-    stalled (its connections go to the others): its slot is read as empty until it is started again."""
+    stalled (its connections go to the others): its slot is read as empty until it is started again.
+
+    Each slot also holds the digest of the config its worker runs (`Config.digest`, as it serves and after each reload
+    it applies: `runs`), so a scrape any worker answers names every serving worker's (`configs`)."""
 
     clock: Callable[[], int]  # CLOCK_MONOTONIC in ns (a test's own)
 
     def __init__(self, workers: int) -> None:
         # a file unlinked already, only its descriptor kept (inherited by fork): its memory is what the workers share
         self._file = tempfile.TemporaryFile(prefix="lineage-proxy-beats-")  # noqa: SIM115 (open for good)
-        self._file.truncate(24 * workers)
-        self._map = mmap.mmap(self._file.fileno(), 24 * workers)
+        self._file.truncate(8 * _SLOT * workers)
+        self._map = mmap.mmap(self._file.fileno(), 8 * _SLOT * workers)
         # per worker: its pid (0: none serves), its last beat (ns), when its process started (clock ticks since boot,
         # as /proc/PID/stat says: another process that took its pid since it died, an orphan the supervisor adopted
-        # as a container's pid 1, is not it; 0: not known)
+        # as a container's pid 1, is not it; 0: not known), the digest of the config it runs (its hex digits as a
+        # number; 0: not known)
         self._slots = memoryview(self._map).cast("q")
         self.workers = workers
         self.clock = time.monotonic_ns
 
-    def serve(self, index: int, pid: int, started: int) -> None:
-        """Worker `index` (1 to N), process `pid` started at `started` ticks, opens its HTTP listener now: from now on
-        the kernel gives it connections. The pid last: a slot whose pid is read is as new as it."""
-        self._slots[3 * index - 2] = self.clock()
-        self._slots[3 * index - 1] = started
-        self._slots[3 * index - 3] = pid
+    def serve(self, index: int, pid: int, started: int, digest: str = "") -> None:
+        """Worker `index` (1 to N), process `pid` started at `started` ticks, running the config of `digest`, opens
+        its HTTP listener now: from now on the kernel gives it connections. The pid last: a slot whose pid is read is
+        as new as it."""
+        at = _SLOT * (index - 1)
+        self._slots[at + 1] = self.clock()
+        self._slots[at + 2] = started
+        self._slots[at + 3] = int(digest, 16) if digest else 0
+        self._slots[at] = pid
 
     def beat(self, index: int) -> None:
         """Worker `index` turns its loop now."""
-        self._slots[3 * index - 2] = self.clock()
+        self._slots[_SLOT * (index - 1) + 1] = self.clock()
+
+    def runs(self, index: int, digest: str) -> None:
+        """Worker `index` runs the config of `digest` now (a reload applied)."""
+        self._slots[_SLOT * (index - 1) + 3] = int(digest, 16) if digest else 0
 
     def drain(self, index: int, pid: int) -> None:
         """Worker `index`, process `pid`, stops accepting: it is no longer one the kernel gives connections to (not
         counted by readiness), but still beats from its loop as it drains and flushes, and is still watched (a drain
         whose loop stalls would hold the stop for good): its pid negated."""
-        self._slots[3 * index - 3] = -pid
+        self._slots[_SLOT * (index - 1)] = -pid
 
     def leave(self, index: int) -> None:
         """Worker `index` has stopped (its drain and flush are over): no longer watched."""
-        self._slots[3 * index - 3] = 0
+        self._slots[_SLOT * (index - 1)] = 0
 
     def quiet_since(self, index: int, pid: int) -> int | None:
         """When worker `index` last said it turns its loop (CLOCK_MONOTONIC, ns; first as its HTTP listener opened),
         if the slot is `pid`'s (serving, or draining): None when it is not (that worker has not served yet, or has
         stopped). The pid first: a beat read after it is as new as the one that wrote it (`serve`)."""
-        held = self._slots[3 * index - 3]
+        at = _SLOT * (index - 1)
+        held = self._slots[at]
         if held != pid and held != -pid:
             return None
-        return self._slots[3 * index - 2]
+        return self._slots[at + 1]
 
     def stalled(self, index: int) -> list[str]:
         """The workers other than `index` that serve (their listeners open) and have not turned their loop for
@@ -121,12 +133,28 @@ class Beats:
         now = self.clock()
         found = []
         for other in range(1, self.workers + 1):
-            pid = self._slots[3 * other - 3]
-            if other == index or pid <= 0 or now - self._slots[3 * other - 2] < STALL_S * 1e9:
+            at = _SLOT * (other - 1)
+            pid = self._slots[at]
+            if other == index or pid <= 0 or now - self._slots[at + 1] < STALL_S * 1e9:
                 continue
-            if _serving_sibling(pid, self._slots[3 * other - 1]):
+            if _serving_sibling(pid, self._slots[at + 2]):
                 found.append(f"worker-{other} (pid {pid})")
         return found
+
+    def configs(self) -> list[tuple[str, str]]:
+        """The workers that serve (their listeners open, not draining), each as `worker-I` with the digest of the
+        config it runs ("": not known)."""
+        found = []
+        for index in range(1, self.workers + 1):
+            at = _SLOT * (index - 1)
+            if self._slots[at] > 0:  # (the pid first, as `quiet_since` reads it)
+                digest = self._slots[at + 3]
+                found.append((f"worker-{index}", f"{digest:0{CONFIG_DIGEST_CHARS}x}" if digest else ""))
+        return found
+
+
+# a worker's slot in `Beats`: its pid, its last beat, when its process started, the digest of the config it runs
+_SLOT: Final = 4
 
 
 def _serving_sibling(pid: int, started: int) -> bool:
@@ -484,7 +512,7 @@ class ProxyProcess:
         await self._first_probes()  # a certificate that cannot be read is said at once, not after the wait
         if self._beats is not None:  # it takes connections once its listener opens: stalled if its loop blocks then
             pid = os.getpid()
-            self._beats.serve(self._index, pid, markers._started(pid) or 0)
+            self._beats.serve(self._index, pid, markers._started(pid) or 0, self.config.digest)
         http = await self._serve(
             ingress.handle,
             http_addr,
@@ -652,7 +680,8 @@ class ProxyProcess:
                 # the last config the supervisor accepted, which this worker does not run: its siblings do
                 if await self._reload_one(path, partial(self._load, path, None, None, accepted)) is None:
                     self.handed = accepted
-                    log.error("reload refused: %s; running the last config the proxy accepted", refusal)
+                    log.error("reload refused: %s; running the last config the proxy accepted", refusal,
+                              extra={"config_sha256": self.config.digest})  # fmt: skip
                     self.metrics.reloads.labels("refused").inc()
                 else:
                     self._refuse(refusal)
@@ -786,9 +815,11 @@ class ProxyProcess:
                 self._grpc.end_retired_watches()  # relayed to a server the config may no longer name
         self.config = new
         self.ref.current = Pipeline(new, self.runtime)
+        if self._beats is not None:
+            self._beats.runs(self._index, new.digest)
         if new.logging != old.logging:
             logs.configure(new.logging)
-        log.info("reloaded %s", path)
+        log.info("reloaded %s", path, extra={"config_sha256": new.digest})
         for warning in new.warnings:
             log.warning("reload: %s", warning)
         self.metrics.reloads.labels("ok").inc()
@@ -863,7 +894,7 @@ class ProxyProcess:
             self._retire(spans.stop())
 
     def _refuse(self, why: str) -> bool:
-        log.error("reload refused; the old config stays in force. %s", why)
+        log.error("reload refused; the old config stays in force. %s", why, extra={"config_sha256": self.config.digest})
         self.metrics.reloads.labels("refused").inc()
         return False
 
@@ -998,14 +1029,17 @@ class ProxyProcess:
 
     def metrics_text(self) -> str:
         """Prometheus text exposition: with --workers N, every worker's series summed (proxy/metrics.py), and the
-        workers this one finds stalled now, as /readyz does (`lineage_proxy_workers_stalled`)."""
+        workers this one finds stalled now, as /readyz does (`lineage_proxy_workers_stalled`); the config each
+        process runs (`lineage_proxy_config_info`)."""
         book = self.book
         text = self.metrics.render(
             self._metric_lines(), sorted(book.reachable.items()), sorted(book.incomplete.items())
         )
         if self._beats is None:
-            return text
-        return text + "".join(line + "\n" for line in workers_stalled(len(self._beats.stalled(self._index))))
+            lines = config_info([("proxy", self.config.digest)])
+        else:
+            lines = [*workers_stalled(len(self._beats.stalled(self._index))), *config_info(self._beats.configs())]
+        return text + "".join(line + "\n" for line in lines)
 
     def _metric_lines(self) -> list[str]:
         """What the sinks count, the log lines this process dropped, the listeners' bodies held and the gRPC listener's

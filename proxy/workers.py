@@ -622,11 +622,11 @@ async def _serve(
     gc.set_threshold(*GC_THRESHOLDS)
     loop.add_signal_handler(signal.SIGHUP, lambda: process.reload_soon(config_path, handover))
     if ready is not None:
-        log.info("serving %s", bound.describe())
+        log.info("serving %s", bound.describe(), extra={"config_sha256": process.config.digest})
         ready.send(("ready", bound.describe()))
         ready.close()
     else:
-        announce(bound)
+        announce(bound, process.config.digest)
     if _take_held_sighup() and (handover is None or handover.latest() > settled):
         log.info("a SIGHUP came while starting: reloading now")
         process.reload_soon(config_path, handover)
@@ -663,10 +663,11 @@ async def _start_unless_stopped(process: ProxyProcess, stop: asyncio.Event, *, r
     return None
 
 
-def announce(bound: Bound) -> None:
-    """The one line scripts and tests wait for: the proxy is serving, on these addresses."""
+def announce(bound: Bound, digest: str = "") -> None:
+    """The one line scripts and tests wait for: the proxy is serving, on these addresses (`digest`: of the config this
+    process runs, said in its log line; a `--workers` supervisor serves none itself)."""
     print(f"lineage-proxy ready {bound.describe()}", flush=True)
-    log.info("serving %s", bound.describe())
+    log.info("serving %s", bound.describe(), extra={"config_sha256": digest} if digest else None)
 
 
 def run_single(config_path: str, config: Config) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import hashlib
 import importlib.util
 import math
 import os
@@ -427,6 +428,15 @@ def load_bytes(data: bytes, path: str | os.PathLike[str], env: Mapping[str, str]
 UNQUOTED_VARIABLE: Final = ' (a ${VAR} inside {...} or [...] is read by YAML before it is expanded: quote it, "${VAR}")'
 
 
+# how many hex digits of a config's sha256 name it (`config_digest`): as `sha256sum FILE | cut -c1-12` prints them
+CONFIG_DIGEST_CHARS: Final = 12
+
+
+def config_digest(data: bytes) -> str:
+    """The name a config's bytes go by in the proxy's lines and metrics (`Config.digest`): the start of their sha256."""
+    return hashlib.sha256(data).hexdigest()[:CONFIG_DIGEST_CHARS]
+
+
 def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None = None) -> Config:
     try:
         raw = yaml.load(text, Loader=StrictLoader)
@@ -441,7 +451,7 @@ def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None 
     if unwritable:  # before any check reads them: no later one, nor a printer, meets such a string
         raise ConfigError(unwritable)
     reader = _Reader(env if env is not None else {})
-    config = reader.config(raw, source)
+    config = reader.config(raw, source, config_digest(text.encode("utf-8", "surrogatepass")))
     if reader.problems or config is None:
         raise ConfigError(reader.problems or ["the configuration is empty"])
     return config
@@ -797,7 +807,7 @@ class _Reader:
 
     # -- sections
 
-    def config(self, raw: Any, source: str) -> Config | None:
+    def config(self, raw: Any, source: str, digest: str = "") -> Config | None:
         if raw is not None and not isinstance(raw, dict):
             kind = "a list" if isinstance(raw, list) else f"{raw!r}"
             self.problem(_TOP_LEVEL, f"expected a mapping of sections (listen, upstreams, routes, ...), got {kind}")
@@ -852,6 +862,7 @@ class _Reader:
             logging=logging,
             baseline=baseline,
             source=source,
+            digest=digest,
             warnings=tuple(self.warnings),
         )
 

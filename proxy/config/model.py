@@ -348,6 +348,9 @@ class Config:
     logging: Logging = Logging()
     baseline: Baseline | None = None  # lineage.baseline as read when the config was: a reload re-reads it
     source: str = field(default="<memory>", compare=False)
+    # the sha256 of the file's bytes as read (before `${VAR}` expansion), its first 12 hex digits (`sha256sum`'s): which
+    # config a process runs, in its reload lines and `lineage_proxy_config_info` ("": not read from text)
+    digest: str = field(default="", compare=False)
     # what is wrong soon rather than now (a certificate near its notAfter): said by `check`, at start and by a reload
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
