@@ -143,13 +143,18 @@ class Beats:
 
     def configs(self) -> list[tuple[str, str]]:
         """The workers that serve (their listeners open, not draining), each as `worker-I` with the digest of the
-        config it runs ("": not known)."""
+        config it runs ("": not known). One that died is not, as `stalled` reads it: its slot names it until the
+        supervisor reaps it, which waits while it starts another worker (before, it was shown serving the config it
+        died with, beside its siblings on a reload's since)."""
+        me = os.getpid()
         found = []
         for index in range(1, self.workers + 1):
             at = _SLOT * (index - 1)
-            if self._slots[at] > 0:  # (the pid first, as `quiet_since` reads it)
-                digest = self._slots[at + 3]
-                found.append((f"worker-{index}", f"{digest:0{CONFIG_DIGEST_CHARS}x}" if digest else ""))
+            pid = self._slots[at]  # (the pid first, as `quiet_since` reads it)
+            if pid <= 0 or (pid != me and not _serving_sibling(pid, self._slots[at + 2])):
+                continue
+            digest = self._slots[at + 3]
+            found.append((f"worker-{index}", f"{digest:0{CONFIG_DIGEST_CHARS}x}" if digest else ""))
         return found
 
 

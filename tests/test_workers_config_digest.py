@@ -8,14 +8,15 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import time
 from pathlib import Path
 
 import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import LoopThread
-from tests.test_workers import Serve
+from tests.harness import LoopThread, serving
+from tests.test_workers import WAIT_S, Serve, SlowMetadata, alive, config_file
 from tests.test_workers_reload_one_config import all_serving, config_for
 
 
@@ -34,8 +35,9 @@ def configs(text: str) -> dict[str, str]:
     return found
 
 
-def scraped(serve: Serve) -> dict[str, str]:
-    reply = httpx.get(f"http://{serve.ready()['http']}/metrics", timeout=10)
+def scraped(serve: Serve, address: str | None = None) -> dict[str, str]:
+    """`lineage_proxy_config_info` as a scrape of `address` (the HTTP listener's unless said) finds it."""
+    reply = httpx.get(f"http://{address or serve.ready()['http']}/metrics", timeout=10)
     assert reply.status_code == 200, reply.text
     return configs(reply.text)
 
@@ -76,3 +78,36 @@ def test_one_process_shows_the_digest_of_the_config_it_runs(make_proxy, vllm, lo
 
     assert loop_thread.run(reload())
     assert configs(proxy.process.metrics_text()) == {"proxy": sha256sum(config)}  # the new one's alone
+
+
+def test_a_worker_that_died_shows_no_config_while_the_supervisor_starts_another(  # type: ignore[no-untyped-def]
+    loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    """A worker that died is not reaped while the supervisor waits for another worker's start (up to
+    `worker_stall_s` + its grace): its slot still named it, and every scrape showed it serving the config it died with,
+    after a reload too, beside its siblings on the new one (`count by (digest)` said they differ). Found by the review
+    of the change that added the series (helper revworkers)."""
+    server = SlowMetadata()
+    with serving(loop_thread, server.app()) as upstream:
+        config = config_file(tmp_path, upstream)
+        config.write_text(config.read_text().replace("timeout_s: 10", "timeout_s: 60"))  # the start waits this long
+        serve = Serve.workers(config, 3)
+        try:
+            admin = serve.ready()["admin"]
+            serve.wait("lineage_proxy: serving http=", 4)
+            server.hang = True
+            first, second, _ = sorted(serve.children())
+            os.kill(first, signal.SIGKILL)  # restarted: its replacement waits for the upstream's metadata
+            serve.wait("waiting up to")
+            os.kill(second, signal.SIGKILL)  # dead, not reaped while the supervisor waits for that start
+            deadline = time.monotonic() + WAIT_S
+            while alive(second):
+                assert time.monotonic() < deadline, "a SIGKILLed worker still runs"
+            assert list(scraped(serve, admin).values()) == [sha256sum(config)]  # the one worker serving
+            config.write_text(config.read_text().replace("assistant", "support"))
+            serve.proc.send_signal(signal.SIGHUP)
+            serve.wait(f"reloaded {config}")
+            assert list(scraped(serve, admin).values()) == [sha256sum(config)]
+        finally:
+            server.hang = False
+            serve.end()
