@@ -972,7 +972,7 @@ class _Reader:
         doubled = _v1_base_warning(path, url) if url is not None and scheme and protocol == "openai" else None
         if doubled is not None:
             self.warnings.append(doubled)
-        if tls is not None and grpc is None and scheme == "http":
+        if tls is not None and grpc is None and url is not None and scheme == "http":
             # the scheme alone decides TLS over HTTP: the CA check and client certificate asked for would be
             # skipped, and calls sent in plaintext, without a word
             self.problem(f"{path}.tls", f"the url {shown_url(url)!r} is plain http, so this TLS is never used: "
